@@ -1,0 +1,49 @@
+"""crossent: exact cross-entropy and its information-theory family.
+
+Measures (``surprisal``, ``entropy``, ``cross_entropy``, ``kl_divergence``,
+``js_divergence``, ``perplexity``, ...) work on NumPy and on any Array-API array
+(PyTorch, JAX, CuPy) and return the same kind of array on the same device.  They are
+exact at the limits (``0 log 0 = 0``; ``p > 0`` with ``q = 0`` is ``+inf``), never clip
+or renormalise silently, and raise :class:`InputError` naming the argument, the row and
+the value when given something that is not a distribution.
+
+``import crossent`` imports neither torch nor jax.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import CrossentError, InputError, InputTypeError
+from .info import (
+    CrossEntropyDecomposition,
+    binary_cross_entropy,
+    binary_entropy,
+    cross_entropy,
+    cross_entropy_decomposition,
+    entropy,
+    js_divergence,
+    kl_divergence,
+    perplexity,
+    surprisal,
+)
+
+try:
+    __version__ = version("crossent")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CrossEntropyDecomposition",
+    "CrossentError",
+    "InputError",
+    "InputTypeError",
+    "__version__",
+    "binary_cross_entropy",
+    "binary_entropy",
+    "cross_entropy",
+    "cross_entropy_decomposition",
+    "entropy",
+    "js_divergence",
+    "kl_divergence",
+    "perplexity",
+    "surprisal",
+]

@@ -1,0 +1,317 @@
+"""Every input check in crossent, and its wording.
+
+Checks that only look at metadata (types, shapes, options) always run.  Checks that
+need a pass over the data (ranges, finiteness, normalisation) run unless the caller
+passes ``validate=False``.  The fast path of each data check is one or two reductions
+(no boolean temporaries of the input's size); only when a check fails is the data
+searched again, to name the first offending index and its value.
+
+Messages name the argument in backticks, the requirement, the value seen and the
+fix where one is known.  Indices are given in the caller's layout.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+
+from ._xp import Array, accumulation_dtype, device, size
+from .errors import InputError
+
+__all__ = [
+    "Form",
+    "check_axis",
+    "check_base",
+    "check_distribution",
+    "check_eps",
+    "check_form",
+    "check_log_distribution",
+    "check_logits",
+    "check_probabilities",
+    "check_same_classes",
+    "row_sum_tolerance",
+]
+
+Form = Literal["probs", "log_probs", "logits"]
+FORMS: tuple[str, ...] = ("probs", "log_probs", "logits")
+
+
+# --------------------------------------------------------------------------- options
+
+
+def check_base(base: float | None) -> float | None:
+    """Validate a logarithm base and return ``log(base)``, or None for nats."""
+    if base is None:
+        return None
+    if isinstance(base, bool) or not isinstance(base, int | float | np.integer | np.floating):
+        raise InputError(f"`base` must be a positive number other than 1, or None; got {base!r}")
+    value = float(base)
+    if not (math.isfinite(value) and value > 0 and value != 1):
+        raise InputError(
+            f"`base` must be a finite positive number other than 1 (2 for bits, None for "
+            f"nats); got {base!r}"
+        )
+    return math.log(value)
+
+
+def check_eps(eps: float | None, *, q_form: str = "probs") -> float | None:
+    """Validate the opt-in clipping floor of the compatibility ``eps=`` option."""
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
+        raise InputError(f"`eps` must be a number in (0, 1) or None; got {eps!r}")
+    value = float(eps)
+    if not (0 < value < 1):
+        raise InputError(f"`eps` must be in (0, 1) or None; got {eps!r}")
+    if q_form != "probs":
+        raise InputError(
+            f"`eps` clips probabilities and needs q_form='probs'; got q_form={q_form!r}. "
+            "Log-probabilities and logits never need clipping."
+        )
+    return value
+
+
+def check_form(form: str, *, name: str) -> Form:
+    """Validate an input-form keyword such as ``q_form``."""
+    if form not in FORMS:
+        raise InputError(
+            f"`{name}` must be one of 'probs', 'log_probs', 'logits'; got {form!r}. "
+            "crossent never guesses the form of an input from its values."
+        )
+    return form  # type: ignore[return-value]
+
+
+def check_axis(axis: int, ndim: int, *, name: str) -> int:
+    """Normalise ``axis`` for an array of ``ndim`` dimensions."""
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+        raise InputError(f"`axis` must be an integer; got {axis!r}")
+    if ndim == 0:
+        raise InputError(
+            f"`{name}` must have at least one dimension (the classes along `axis`); got a scalar"
+        )
+    if not -ndim <= axis < ndim:
+        raise InputError(f"`axis` {axis} is out of range for `{name}` with {ndim} dimensions")
+    return int(axis) % ndim
+
+
+def check_same_classes(
+    shape_a: tuple[int, ...], shape_b: tuple[int, ...], *, names: tuple[str, str], axis: int
+) -> tuple[int, ...]:
+    """Check that two inputs have the same number of classes and broadcastable batches.
+
+    ``shape_a`` and ``shape_b`` have their class axis last.  Batch dimensions broadcast
+    (a single ``q`` against many ``p`` rows); the class axis never does.  Returns the
+    broadcast batch shape.
+    """
+    a, b = names
+    if shape_a[-1] != shape_b[-1]:
+        raise InputError(
+            f"`{a}` and `{b}` must have the same number of classes along axis {axis}; "
+            f"got {shape_a[-1]} and {shape_b[-1]}"
+        )
+    try:
+        return tuple(np.broadcast_shapes(shape_a[:-1], shape_b[:-1]))
+    except ValueError:
+        raise InputError(
+            f"`{a}` and `{b}` have batch shapes {shape_a[:-1]} and {shape_b[:-1]} (class axis "
+            "removed), which do not broadcast"
+        ) from None
+
+
+# ------------------------------------------------------------------------ tolerances
+
+
+def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
+    r"""How far from 1 a row of ``classes`` probabilities of ``dtype`` may sum.
+
+    .. math:: \tau = 2\,\epsilon_{\text{storage}} + 4\,\epsilon_{\text{acc}}\sqrt{K}
+
+    A correctly normalised row differs from 1 by the rounding of each entry to the
+    storage dtype (at most :math:`\epsilon/2` of the total, whatever ``K``) plus the
+    error of the normaliser, a sum of ``K`` terms whose rounding errors grow like
+    :math:`\sqrt{K}\,\epsilon` in practice (Higham and Mary 2019,
+    doi:10.1137/18M1226312).  Frameworks accumulate float16 and bfloat16 sums in
+    float32, so :math:`\epsilon_{\text{acc}}` is float32's for those.  Float32 rows of
+    100 classes get 4.8e-6, float64 rows of 1000 classes 1.3e-13.
+    """
+    eps_storage = float(xp.finfo(dtype).eps) if xp.isdtype(dtype, "real floating") else 0.0
+    if not xp.isdtype(dtype, "real floating") or xp.finfo(dtype).bits >= 32:
+        eps_acc = eps_storage or float(np.finfo(np.float64).eps)
+    else:
+        eps_acc = float(np.finfo(np.float32).eps)
+    return 2 * eps_storage + 4 * eps_acc * math.sqrt(max(classes, 1))
+
+
+# ------------------------------------------------------------------------ data checks
+
+
+def _any(mask: Array, *, xp: ModuleType) -> bool:
+    return bool(xp.any(mask))
+
+
+def _first_index(mask: Array, *, xp: ModuleType) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask`` in C order."""
+    flat = xp.reshape(xp.astype(mask, xp.int8), (-1,))
+    position = int(xp.argmax(flat))
+    return tuple(int(i) for i in np.unravel_index(position, tuple(mask.shape)))
+
+
+def _caller_index(index: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
+    """Map an index into the class-axis-last layout back to the caller's layout."""
+    if axis is None or len(index) == 0:
+        return index
+    *batch, cls = index
+    batch.insert(axis, cls)
+    return tuple(batch)
+
+
+def _format_index(index: tuple[int, ...]) -> str:
+    return str(index[0]) if len(index) == 1 else str(index)
+
+
+def _describe_row(index: tuple[int, ...]) -> str:
+    if len(index) == 0:
+        return "the distribution"
+    return f"row {_format_index(index)}"
+
+
+def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int | None) -> None:
+    index = _first_index(mask, xp=xp)
+    value = float(x[index])
+    where = _format_index(_caller_index(index, axis))
+    raise InputError(message.format(value=value, index=where))
+
+
+def _check_entries(
+    x: Array, *, name: str, xp: ModuleType, axis: int | None, upper: float | None
+) -> None:
+    """Entries must be finite, >= 0 and (with ``upper``) <= upper."""
+    lo = xp.min(x) if size(x) else 0.0  # NaN propagates through min and max
+    hi = xp.max(x) if size(x) else 0.0
+    lo_ok = bool(lo >= 0)
+    hi_ok = bool(hi <= upper) if upper is not None else bool(xp.isfinite(hi))
+    if lo_ok and hi_ok:
+        return
+    if xp.isdtype(x.dtype, "real floating"):
+        if _any(xp.isnan(x), xp=xp):
+            _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=axis)
+        if _any(xp.isinf(x), xp=xp):
+            _fail_at(
+                x,
+                xp.isinf(x),
+                f"`{name}` must be finite; got {{value}} at index {{index}}",
+                xp=xp,
+                axis=axis,
+            )
+    if not lo_ok:
+        _fail_at(
+            x,
+            x < 0,
+            f"`{name}` must be non-negative (probabilities); got {{value!r}} at index {{index}}",
+            xp=xp,
+            axis=axis,
+        )
+    _fail_at(
+        x,
+        x > upper,
+        f"`{name}` must be probabilities in [0, 1]; got {{value!r}} at index {{index}}",
+        xp=xp,
+        axis=axis,
+    )
+
+
+def check_probabilities(x: Array, *, name: str, xp: ModuleType) -> None:
+    """Elementwise probabilities: finite, in [0, 1]."""
+    _check_entries(x, name=name, xp=xp, axis=None, upper=1.0)
+
+
+def _check_row_sums(
+    totals: Array, *, name: str, xp: ModuleType, dtype: Any, classes: int, what: str, hint: str
+) -> None:
+    tolerance = row_sum_tolerance(dtype, classes, xp=xp)
+    deviation = xp.abs(totals - 1)
+    if not _any(deviation > tolerance, xp=xp):
+        return
+    index = _first_index(deviation > tolerance, xp=xp)
+    total = float(totals[index])
+    raise InputError(
+        f"`{name}` must sum to 1 along `axis`; {_describe_row(index)} {what} {total!r} "
+        f"(|error| {abs(total - 1):.3g} > tolerance {tolerance:.3g} for {dtype} with "
+        f"{classes} classes). crossent never renormalises silently: {hint}, or pass "
+        "validate=False."
+    )
+
+
+def check_distribution(
+    x: Array, *, name: str, xp: ModuleType, axis: int, storage_dtype: Any
+) -> None:
+    """Probability vectors along the last axis: entries in [0, 1], rows summing to 1.
+
+    ``x`` has its class axis last; ``axis`` is where it was in the caller's layout;
+    ``storage_dtype`` is the caller's dtype, which sets the tolerance.
+    """
+    _check_entries(x, name=name, xp=xp, axis=axis, upper=1.0)
+    acc = accumulation_dtype(xp.float32, xp=xp, device=device(x))
+    totals = xp.sum(x, axis=-1, dtype=acc)
+    _check_row_sums(
+        totals,
+        name=name,
+        xp=xp,
+        dtype=storage_dtype,
+        classes=x.shape[-1],
+        what="sums to",
+        hint="normalise it first (p / p.sum(axis, keepdims=True))",
+    )
+
+
+def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> None:
+    hi = xp.max(x) if size(x) else 0.0
+    if bool(hi < math.inf):  # False for NaN and +inf
+        return
+    if _any(xp.isnan(x), xp=xp):
+        _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=axis)
+    _fail_at(
+        x,
+        x == math.inf,
+        f"`{name}` ({what}) must not be +inf; got +inf at index {{index}}",
+        xp=xp,
+        axis=axis,
+    )
+
+
+def check_log_distribution(
+    x: Array, *, name: str, xp: ModuleType, axis: int, lse: Array, storage_dtype: Any
+) -> None:
+    """Log-probability vectors along the last axis: no NaN or +inf, logsumexp = 0.
+
+    ``lse`` is the row-wise logsumexp (computed by the caller, who needs it anyway).
+    ``-inf`` entries (probability zero) are allowed.  ``log(sum p)`` differs from
+    ``sum p - 1`` only at second order, so the row-sum tolerance applies unchanged.
+    """
+    _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="log-probabilities")
+    _check_row_sums(
+        xp.exp(lse[..., 0]),
+        name=name,
+        xp=xp,
+        dtype=storage_dtype,
+        classes=x.shape[-1],
+        what="has exp-sum",
+        hint="normalise it first (log_p - logsumexp(log_p)), or pass the values as logits",
+    )
+
+
+def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
+    """Logits along the last axis: no NaN or +inf, and not a whole row of ``-inf``."""
+    _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="logits")
+    if size(x) == 0:
+        return
+    row_max = xp.max(x, axis=-1)
+    dead = row_max == -math.inf
+    if _any(dead, xp=xp):
+        index = _first_index(dead, xp=xp)
+        raise InputError(
+            f"`{name}` (logits) has {_describe_row(index)} entirely -inf, which is no distribution"
+        )

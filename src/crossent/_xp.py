@@ -1,0 +1,175 @@
+"""Array-namespace plumbing: the only module that imports ``array_api_compat``.
+
+Public functions infer the namespace once at their boundary with :func:`namespace`
+and pass ``xp`` on, keyword-only, to private helpers.  Python scalars and lists are
+NumPy input.  The precision policy lives here too:
+
+* integer and boolean input is computed in the namespace's default floating dtype;
+* float16 and bfloat16 are computed in float32, and results are float32;
+* reductions accumulate in float64 wherever the device offers it (NumPy, PyTorch,
+  CuPy, array-api-strict, JAX with ``jax_enable_x64``), and otherwise in the compute
+  dtype, so sums over 10^5 float32 terms keep float32 accuracy.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import array_api_compat.numpy as compat_numpy
+import numpy as np
+
+from .errors import InputTypeError
+
+__all__ = [
+    "Array",
+    "accumulation_dtype",
+    "compute_dtype",
+    "device",
+    "finalize",
+    "is_numpy",
+    "log_softmax",
+    "logsumexp",
+    "namespace",
+    "reduce_sum",
+    "size",
+]
+
+Array = Any
+"""Any Array-API array; the standard has no static type to name."""
+
+
+def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[Array]]:
+    """Return the array namespace of ``args`` and the arguments as arrays of it.
+
+    Arrays fix the namespace and device; Python scalars, lists and NumPy scalars are
+    converted into it.  With no array among the arguments the namespace is NumPy's.
+
+    Raises
+    ------
+    InputTypeError
+        Arguments from two different array libraries, or an argument that cannot be
+        read as a numeric array.
+    """
+    arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
+    try:
+        xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
+    except TypeError as exc:
+        kinds = ", ".join(f"`{n}`: {type(a).__name__}" for n, a in zip(names, args, strict=True))
+        raise InputTypeError(
+            f"arguments must come from one array library; got {kinds}. "
+            "Convert them to one library first."
+        ) from exc
+    where = device(arrays[0]) if arrays else None
+    converted = []
+    for name, arg in zip(names, args, strict=True):
+        if array_api_compat.is_array_api_obj(arg):
+            converted.append(arg)
+            continue
+        try:
+            as_numpy = np.asarray(arg)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
+        if as_numpy.dtype.kind not in "biuf":
+            raise InputTypeError(
+                f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
+            )
+        if as_numpy.dtype.kind == "b":
+            as_numpy = as_numpy.astype(np.int8)
+        converted.append(xp.asarray(as_numpy, device=where) if where is not None else as_numpy)
+    return xp, converted
+
+
+def is_numpy(xp: ModuleType) -> bool:
+    """Whether ``xp`` is NumPy (plain or through array-api-compat)."""
+    return bool(array_api_compat.is_numpy_namespace(xp))
+
+
+def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any:
+    """The floating dtype in which to compute on ``arrays``.
+
+    The promoted floating dtype of the arguments, at least float32; the namespace's
+    default floating dtype when every argument is integer or boolean.
+
+    Raises
+    ------
+    InputTypeError
+        A complex or non-numeric argument.
+    """
+    floating = []
+    for name, a in zip(names, arrays, strict=True):
+        if xp.isdtype(a.dtype, "real floating"):
+            floating.append(a.dtype)
+        elif not xp.isdtype(a.dtype, ("integral", "bool")):
+            raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
+    if not floating:
+        info = xp.__array_namespace_info__()
+        return info.default_dtypes(device=device(arrays[0]))["real floating"]
+    promoted = floating[0]
+    for dtype in floating[1:]:
+        promoted = xp.result_type(promoted, dtype)
+    if xp.finfo(promoted).bits < 32:
+        return xp.float32
+    return promoted
+
+
+def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
+    """float64 where the device supports it, else ``dtype``."""
+    supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
+    return supported.get("float64", dtype)
+
+
+def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
+    """Sum over the last axis, accumulating in float64 where available.
+
+    NumPy and PyTorch sum pairwise along a contiguous axis, but not along every
+    axis and not on every device; accumulating in float64 makes the float32 result
+    correctly rounded for any practical number of terms, whatever the layout.
+    """
+    acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
+    total = xp.sum(terms, axis=-1, dtype=acc)
+    return xp.astype(total, out_dtype) if total.dtype != out_dtype else total
+
+
+def logsumexp(x: Array, *, xp: ModuleType) -> Array:
+    r"""``log(sum(exp(x)))`` over the last axis, keeping it, computed stably.
+
+    .. math:: \operatorname{LSE}(x) = m + \log \sum_i e^{x_i - m}, \quad m = \max_i x_i
+
+    Shifting by the row maximum keeps every exponent <= 0, so nothing overflows and
+    the largest term is exactly 1 (no underflow of the whole sum).  Rows that are
+    entirely ``-inf`` give ``-inf``.
+    """
+    m = xp.max(x, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    s = xp.sum(xp.exp(x - m), axis=-1, keepdims=True)
+    return xp.log(s) + m
+
+
+def log_softmax(x: Array, *, xp: ModuleType) -> Array:
+    """``x - logsumexp(x)`` over the last axis: log-probabilities from logits."""
+    return x - logsumexp(x, xp=xp)
+
+
+def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:
+    """Convert nats to the requested unit and return a NumPy scalar for 0-d NumPy results.
+
+    Adding 0.0 turns the ``-0.0`` of a sum such as ``-(1 * log 1)`` into ``+0.0``.
+    """
+    if log_base is not None:
+        x = x / log_base
+    x = x + 0.0
+    if is_numpy(xp) and x.ndim == 0:
+        return x[()]
+    return x
+
+
+def device(x: Array) -> Any:
+    """The device of ``x``."""
+    return array_api_compat.device(x)
+
+
+def size(x: Array) -> int:
+    """Number of elements of ``x`` (``torch.Tensor.size`` is a method, not the standard's)."""
+    return int(array_api_compat.size(x))

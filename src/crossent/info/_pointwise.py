@@ -1,0 +1,199 @@
+"""Elementwise measures: surprisal, binary entropy and binary cross-entropy.
+
+Here each entry is a probability on its own (of an event, or of the positive class of
+a Bernoulli variable), so there is no class axis and no normalisation to check: each
+entry must be finite and in [0, 1].
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_base, check_eps, check_probabilities
+from .._xp import Array, compute_dtype, finalize, namespace
+from ..errors import InputError
+from ._kernels import binary_cross_terms, binary_entropy_terms, surprisal_terms
+
+__all__ = ["binary_cross_entropy", "binary_entropy", "surprisal"]
+
+
+def _probabilities(
+    *args: object, names: tuple[str, ...], validate: bool
+) -> tuple[ModuleType, list[Array], Any]:
+    xp, arrays = namespace(*args, names=names)
+    if len(arrays) > 1:
+        shapes = [tuple(a.shape) for a in arrays]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            listed = " and ".join(f"`{n}` {s}" for n, s in zip(names, shapes, strict=True))
+            raise InputError(f"shapes must broadcast; got {listed}") from None
+    dtype = compute_dtype(*arrays, xp=xp, names=names)
+    arrays = [xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays]
+    if validate:
+        for name, a in zip(names, arrays, strict=True):
+            check_probabilities(a, name=name, xp=xp)
+    return xp, arrays, dtype
+
+
+def surprisal(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
+    r"""Surprisal (self-information) of events of probability ``p``, elementwise.
+
+    .. math:: I(p) = -\log p, \qquad I(0) = +\infty
+
+    Parameters
+    ----------
+    p : array_like
+        Probabilities in [0, 1], any shape.
+    base : float, optional
+        None for nats (default), 2 for bits.
+    validate : bool, optional
+        Check that entries are finite and in [0, 1]. Default True.
+
+    Returns
+    -------
+    array, same shape as ``p``
+        A NumPy scalar for scalar input.
+
+    Raises
+    ------
+    InputError
+        NaN, infinite, negative or greater-than-one entries (index and value named),
+        or a bad ``base``.
+
+    See Also
+    --------
+    entropy : the expected surprisal.
+
+    References
+    ----------
+    .. [1] C. E. Shannon, "A Mathematical Theory of Communication", Bell System
+       Technical Journal 27 (1948), doi:10.1002/j.1538-7305.1948.tb01338.x.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> print(crossent.surprisal(0.125, base=2))  # 1 in 8: three bits
+    3.0
+    >>> print(crossent.surprisal([1.0, 0.5, 0.0], base=2))
+    [ 0.  1. inf]
+    """
+    log_base = check_base(base)
+    xp, (arr,), _ = _probabilities(p, names=("p",), validate=validate)
+    return finalize(surprisal_terms(arr, xp=xp), xp=xp, log_base=log_base)
+
+
+def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
+    r"""Entropy of Bernoulli variables with success probability ``p``, elementwise.
+
+    .. math:: h(p) = -p \log p - (1 - p) \log (1 - p)
+
+    Parameters
+    ----------
+    p : array_like
+        Probabilities in [0, 1], any shape.
+    base : float, optional
+        None for nats (default), 2 for bits.
+    validate : bool, optional
+        Check that entries are finite and in [0, 1]. Default True.
+
+    Returns
+    -------
+    array, same shape as ``p``
+
+    Raises
+    ------
+    InputError
+        Entries outside [0, 1], NaN or inf; a bad ``base``.
+
+    See Also
+    --------
+    entropy : the same for ``[p, 1 - p]`` along a class axis.
+    binary_cross_entropy
+
+    Notes
+    -----
+    :math:`\log(1-p)` is evaluated as ``log1p(-p)``, exact for small ``p``.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> print(crossent.binary_entropy([0.5, 1.0, 0.0], base=2))
+    [1. 0. 0.]
+    """
+    log_base = check_base(base)
+    xp, (arr,), _ = _probabilities(p, names=("p",), validate=validate)
+    return finalize(binary_entropy_terms(arr, xp=xp), xp=xp, log_base=log_base)
+
+
+def binary_cross_entropy(
+    p: object,
+    q: object,
+    /,
+    *,
+    base: float | None = None,
+    eps: float | None = None,
+    validate: bool = True,
+) -> Array:
+    r"""Binary cross-entropy of predicted probabilities ``q`` for targets ``p``, elementwise.
+
+    .. math:: \mathrm{BCE}(p, q) = -p \log q - (1 - p) \log (1 - q)
+
+    ``p`` is the true probability of the positive outcome (the label ``y`` in
+    {0, 1}, or a soft target in [0, 1]); ``q`` is the model's (``ŷ``).
+
+    Parameters
+    ----------
+    p : array_like
+        Targets in [0, 1].
+    q : array_like
+        Predicted probabilities in [0, 1]; broadcasts against ``p``.
+    base : float, optional
+        None for nats (default), 2 for bits.
+    eps : float, optional
+        Opt-in compatibility with tutorial code that clips ``q`` to
+        ``[eps, 1 - eps]``. **A distortion**: the true value at ``q = 0`` or
+        ``q = 1`` is ``+inf`` (or 0), not a large finite number.
+    validate : bool, optional
+        Check that both inputs are finite and in [0, 1]. Default True.
+
+    Returns
+    -------
+    array, the broadcast shape of ``p`` and ``q``
+        Unreduced: take the mean yourself.
+
+    Raises
+    ------
+    InputError
+        Entries outside [0, 1], NaN, inf, shapes that do not broadcast, bad options.
+
+    See Also
+    --------
+    cross_entropy : the same for distributions along a class axis.
+    torch.nn.functional.binary_cross_entropy : takes ``(input, target)``, the reverse
+        order, and clamps the logarithm at -100.
+
+    Notes
+    -----
+    :math:`\log(1-q)` is evaluated as ``log1p(-q)``, exact for small ``q``.
+    ``0 \log 0 = 0``, so a confident correct prediction (``p = q = 1``) costs 0.
+
+    Examples
+    --------
+    The seeds' examples (nats):
+
+    >>> import crossent
+    >>> print(crossent.binary_cross_entropy(1, [0.95, 0.5, 0.05]).round(4))
+    [0.0513 0.6931 2.9957]
+    >>> print(crossent.binary_cross_entropy(1, 0.0))  # exact: no epsilon
+    inf
+    """
+    log_base = check_base(base)
+    clip = check_eps(eps)
+    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
+    if clip is not None:
+        q_arr = xp.clip(q_arr, clip, 1.0 - clip)
+    return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
