@@ -47,6 +47,10 @@ __all__ = [
 _SCALE_EXPONENT = 64
 _LOG_SCALE = _SCALE_EXPONENT * math.log(2.0)
 
+# SciPy releases whose rel_entr computes x * log(x / y) overflow for subnormal y; newer
+# ones do not. Probed once, so the NumPy path pays for the repair only where needed.
+_REL_ENTR_OVERFLOWS = bool(np.isinf(special.rel_entr(1.0, 1e-310)))
+
 
 def _ones(x: Array, *, xp: ModuleType) -> Array:
     return xp.ones_like(x)
@@ -105,6 +109,8 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """
     if is_numpy(xp):
         terms = special.rel_entr(p, q)
+        if not _REL_ENTR_OVERFLOWS:
+            return terms
         overflowed = np.isposinf(terms) & (q > 0)
         if overflowed.any():  # p / q overflowed although q > 0: redo those with logs
             p_b, q_b = np.broadcast_arrays(p, q)
