@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 Form = Literal["probs", "log_probs", "logits"]
-FORMS: tuple[str, ...] = ("probs", "log_probs", "logits")
+_FORMS: tuple[str, ...] = ("probs", "log_probs", "logits")
 
 
 # --------------------------------------------------------------------------- options
@@ -76,7 +76,7 @@ def check_eps(eps: float | None, *, q_form: str = "probs") -> float | None:
 
 def check_form(form: str, *, name: str) -> Form:
     """Validate an input-form keyword such as ``q_form``."""
-    if form not in FORMS:
+    if form not in _FORMS:
         raise InputError(
             f"`{name}` must be one of 'probs', 'log_probs', 'logits'; got {form!r}. "
             "crossent never guesses the form of an input from its values."

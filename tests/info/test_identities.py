@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent
+
 from strategies import distribution_pairs, distributions
 
 EPS = np.finfo(np.float64).eps

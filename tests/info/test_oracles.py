@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import crossent
+
 import oracles
 from conftest import Backend
 from strategies import distribution_pairs, distributions

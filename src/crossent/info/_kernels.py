@@ -33,6 +33,7 @@ __all__ = [
     "binary_cross_terms",
     "binary_entropy_terms",
     "cross_terms",
+    "cross_terms_from_probs",
     "entropy_terms",
     "entropy_terms_from_log",
     "js_terms",

@@ -1,0 +1,88 @@
+"""Precision policy: low-precision inputs compute in float32, long float32 sums stay accurate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import crossent
+
+from conftest import Backend
+
+K = 100_000
+
+
+def _float32_rows() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    p = rng.dirichlet(np.ones(K), size=4).astype(np.float32)
+    q = rng.dirichlet(np.ones(K), size=4).astype(np.float32)
+    return p, q
+
+
+def test_sums_over_100k_float32_classes_keep_float32_accuracy(backend: Backend) -> None:
+    p, q = _float32_rows()
+    # Truth: the same float32 values in float64. A plain float32 running sum of 1e5
+    # terms can be off by ~1e5 * 6e-8 = 6e-3 relative; we ask for a few float32 ulps.
+    for f in (crossent.entropy, crossent.cross_entropy, crossent.kl_divergence):
+        args = (p,) if f is crossent.entropy else (p, q)
+        truth = f(*(a.astype(np.float64) for a in args), validate=False)
+        got = backend.to_numpy(f(*(backend.asarray(a) for a in args)))
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, truth, rtol=4 * np.finfo(np.float32).eps)
+
+
+def test_uniform_float32_over_100k_classes() -> None:
+    p = np.full(K, 1 / K, dtype=np.float32)
+    truth = float(-K * np.float64(p[0]) * np.log(np.float64(p[0])))  # of the float32 values
+    assert crossent.entropy(p) == pytest.approx(truth, rel=float(np.finfo(np.float32).eps))
+
+
+def test_jax_without_x64_accumulates_accurately_in_float32() -> None:
+    pytest.importorskip("jax")
+    # A fresh process: the test fixture enables x64, and JAX fixes that at start-up.
+    code = textwrap.dedent(
+        """
+        import numpy as np, jax.numpy as jnp, crossent
+        rng = np.random.default_rng(5)
+        p = rng.dirichlet(np.ones(100_000), size=4).astype(np.float32)
+        got = np.asarray(crossent.entropy(jnp.asarray(p)))
+        assert got.dtype == np.float32, got.dtype
+        truth = crossent.entropy(p.astype(np.float64), validate=False)
+        print(np.max(np.abs(got / truth - 1)))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(out.stdout) < 8 * np.finfo(np.float32).eps
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_half_precision_torch_computes_and_returns_float32(dtype_name: str) -> None:
+    torch = pytest.importorskip("torch")
+    dtype = getattr(torch, dtype_name)
+    rng = np.random.default_rng(6)
+    logits = torch.from_numpy(rng.normal(size=(8, 1000)) * 5).to(dtype)
+    target = torch.softmax(torch.from_numpy(rng.normal(size=(8, 1000))), dim=-1)
+    got = crossent.cross_entropy(target.to(torch.float32), logits, q_form="logits")
+    assert got.dtype == torch.float32
+    # The low-precision inputs, exactly widened, give the float32 answer.
+    exact = crossent.cross_entropy(target.double(), logits.double(), q_form="logits")
+    torch.testing.assert_close(got.double(), exact, rtol=1e-5, atol=1e-5)
+    # Against torch's own computation in the low-precision dtype, ours is no worse.
+    naive = -(target.to(dtype) * torch.log_softmax(logits, dim=-1)).sum(-1).double()
+    assert (got.double() - exact).abs().max() <= (naive - exact).abs().max()
+
+
+def test_half_precision_probabilities_use_their_own_tolerance() -> None:
+    torch = pytest.importorskip("torch")
+    p = torch.softmax(torch.randn(4, 1000, generator=torch.Generator().manual_seed(0)), -1)
+    got = crossent.entropy(p.to(torch.bfloat16))  # bf16 rows sum to 1 only to ~4e-3
+    assert got.dtype == torch.float32
+
+
+def test_float16_numpy_computes_in_float32() -> None:
+    p = np.array([0.25, 0.25, 0.5], dtype=np.float16)
+    assert crossent.entropy(p).dtype == np.float32

@@ -1,0 +1,73 @@
+"""The public surface: what crossent exports, documents, and does not import."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import crossent
+
+
+def _modules() -> list[str]:
+    return [
+        info.name
+        for info in pkgutil.walk_packages(crossent.__path__, prefix="crossent.")
+        if not info.name.endswith("__main__")
+    ]
+
+
+@pytest.mark.parametrize("name", ["crossent", *_modules()])
+def test_every_module_declares_all_and_it_matches_its_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    assert hasattr(module, "__all__"), f"{name} has no __all__"
+    public = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_")
+        and not inspect.ismodule(value)
+        and getattr(value, "__module__", name) == name
+    }
+    declared = set(module.__all__)
+    assert public <= declared, f"{name}: public but not in __all__: {public - declared}"
+    assert all(hasattr(module, attr) for attr in declared)
+
+
+def test_import_crossent_imports_no_torch_jax_or_matplotlib() -> None:
+    code = (
+        "import sys, crossent; crossent.entropy([0.5, 0.5]);"
+        "print(sorted(m for m in ('torch', 'jax', 'matplotlib', 'triton') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", [n for n in crossent.__all__ if callable(getattr(crossent, n))])
+def test_public_callables_have_numpydoc_docstrings(name: str) -> None:
+    obj = getattr(crossent, name)
+    doc = inspect.getdoc(obj) or ""
+    assert doc, name
+    if inspect.isfunction(obj):
+        for section in ("Parameters", "Returns", "Examples"):
+            assert f"\n{section}\n" in doc, f"{name} lacks {section}"
+        assert ".. math::" in doc, f"{name} lacks its formula"
+
+
+def test_arrays_are_positional_only_and_options_keyword_only() -> None:
+    for name in crossent.__all__:
+        obj = getattr(crossent, name)
+        if not inspect.isfunction(obj):
+            continue
+        for param in inspect.signature(obj).parameters.values():
+            if param.name in ("p", "q"):
+                assert param.kind is inspect.Parameter.POSITIONAL_ONLY, (name, param.name)
+            else:
+                assert param.kind is inspect.Parameter.KEYWORD_ONLY, (name, param.name)
+
+
+def test_version_is_a_string() -> None:
+    assert isinstance(crossent.__version__, str)
