@@ -19,9 +19,9 @@ from ._demo import run_demo
 
 __all__ = ["console_main", "main"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_INTERNAL = 3
+_EXIT_OK = 0
+_EXIT_USAGE = 2
+_EXIT_INTERNAL = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,14 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return _EXIT_USAGE
     try:
         if args.command == "demo":
             run_demo(sys.stdout)
-        return EXIT_OK
+        return _EXIT_OK
     except crossent.CrossentError as exc:
         print(f"crossent: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _EXIT_USAGE
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "with the command you ran (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
-        return EXIT_INTERNAL
+        return _EXIT_INTERNAL
 
 
 def console_main() -> None:
