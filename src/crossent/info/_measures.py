@@ -6,11 +6,13 @@ class axis, dtype, validation) and sums elementwise kernels over the class axis.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
 from .._checks import Form, check_axis, check_base, check_eps, check_form
 from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
+from ._blocks import evaluate_by_rows
 from ._kernels import (
     cross_terms,
     cross_terms_from_probs,
@@ -69,35 +71,54 @@ def _two_sides(
     return xp, side_p, side_q, dtype
 
 
-def _entropy_nats(side: Side, *, xp: ModuleType, dtype: Any) -> Array:
+def _sum_over_classes(
+    terms: Callable[..., Array], *sides: Side, xp: ModuleType, dtype: Any
+) -> Array:
+    """Sum ``terms(*sides)`` over the class axis (by blocks of rows on NumPy)."""
+    return evaluate_by_rows(
+        lambda *blocks: reduce_sum(terms(*blocks), xp=xp, out_dtype=dtype),
+        *sides,
+        xp=xp,
+        out_dtype=dtype,
+    )
+
+
+def _entropy_terms(side: Side) -> Array:
     if side.form == "probs":
-        terms = entropy_terms(side.values, xp=xp)
-    else:
-        terms = entropy_terms_from_log(side.log_probs(), xp=xp)
-    return reduce_sum(terms, xp=xp, out_dtype=dtype)
+        return entropy_terms(side.values, xp=side.xp)
+    return entropy_terms_from_log(side.log_probs(), xp=side.xp)
+
+
+def _cross_entropy_terms(side_p: Side, side_q: Side) -> Array:
+    if side_p.form == "probs" and side_q.form == "probs":
+        return cross_terms_from_probs(side_p.values, side_q.values, xp=side_p.xp)
+    return cross_terms(side_p.probs(), side_q.log_probs(), xp=side_p.xp)
+
+
+def _kl_terms(side_p: Side, side_q: Side) -> Array:
+    if side_p.form == "probs" and side_q.form == "probs":
+        return kl_terms(side_p.values, side_q.values, xp=side_p.xp)
+    return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
+
+
+def _js_terms(side_p: Side, side_q: Side) -> Array:
+    return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+
+
+def _entropy_nats(side: Side, *, xp: ModuleType, dtype: Any) -> Array:
+    return _sum_over_classes(_entropy_terms, side, xp=xp, dtype=dtype)
 
 
 def _cross_entropy_nats(
     side_p: Side, side_q: Side, *, xp: ModuleType, dtype: Any, eps: float | None = None
 ) -> Array:
     if eps is not None:
-        clipped = xp.clip(side_q.values, eps, 1.0)
-        return reduce_sum(
-            cross_terms_from_probs(side_p.probs(), clipped, xp=xp), xp=xp, out_dtype=dtype
-        )
-    if side_p.form == "probs" and side_q.form == "probs":
-        terms = cross_terms_from_probs(side_p.values, side_q.values, xp=xp)
-    else:
-        terms = cross_terms(side_p.probs(), side_q.log_probs(), xp=xp)
-    return reduce_sum(terms, xp=xp, out_dtype=dtype)
+        side_q = Side(xp.clip(side_q.values, eps, 1.0), "probs", xp)
+    return _sum_over_classes(_cross_entropy_terms, side_p, side_q, xp=xp, dtype=dtype)
 
 
 def _kl_nats(side_p: Side, side_q: Side, *, xp: ModuleType, dtype: Any) -> Array:
-    if side_p.form == "probs" and side_q.form == "probs":
-        terms = kl_terms(side_p.values, side_q.values, xp=xp)
-    else:
-        terms = kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=xp)
-    return reduce_sum(terms, xp=xp, out_dtype=dtype)
+    return _sum_over_classes(_kl_terms, side_p, side_q, xp=xp, dtype=dtype)
 
 
 # ------------------------------------------------------------------------------- public
@@ -411,8 +432,8 @@ def js_divergence(
     xp, side_p, side_q, dtype = _two_sides(
         p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
     )
-    terms = js_terms(side_p.probs(), side_q.probs(), xp=xp)
-    return finalize(reduce_sum(terms, xp=xp, out_dtype=dtype), xp=xp, log_base=log_base)
+    nats = _sum_over_classes(_js_terms, side_p, side_q, xp=xp, dtype=dtype)
+    return finalize(nats, xp=xp, log_base=log_base)
 
 
 def perplexity(
