@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ._xp import Array, accumulation_dtype, device, size
-from .errors import InputError
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "Form",
@@ -148,8 +148,22 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
 # ------------------------------------------------------------------------ data checks
 
 
+def _truth(value: Array) -> bool:
+    """``bool(value)``, explaining the failure for traced arrays (``jax.jit``, compiled code)."""
+    try:
+        return bool(value)
+    except Exception as exc:
+        if any(word in type(exc).__name__ for word in ("Tracer", "Concretization")):
+            raise InputTypeError(
+                "validation reads the values of its inputs, which a traced array (inside "
+                "jax.jit, jax.vmap or a compiled function) does not have; pass "
+                "validate=False there and validate outside, or before, the traced function"
+            ) from exc
+        raise
+
+
 def _any(mask: Array, *, xp: ModuleType) -> bool:
-    return bool(xp.any(mask))
+    return _truth(xp.any(mask))
 
 
 def _first_index(mask: Array, *, xp: ModuleType) -> tuple[int, ...]:
@@ -191,8 +205,8 @@ def _check_entries(
     """Entries must be finite, >= 0 and (with ``upper``) <= upper."""
     lo = xp.min(x) if size(x) else 0.0  # NaN propagates through min and max
     hi = xp.max(x) if size(x) else 0.0
-    lo_ok = bool(lo >= 0)
-    hi_ok = bool(hi <= upper) if upper is not None else bool(xp.isfinite(hi))
+    lo_ok = _truth(lo >= 0)
+    hi_ok = _truth(hi <= upper) if upper is not None else _truth(xp.isfinite(hi))
     if lo_ok and hi_ok:
         return
     if xp.isdtype(x.dtype, "real floating"):
@@ -269,7 +283,7 @@ def check_distribution(
 
 def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> None:
     hi = xp.max(x) if size(x) else 0.0
-    if bool(hi < math.inf):  # False for NaN and +inf
+    if _truth(hi < math.inf):  # False for NaN and +inf
         return
     if _any(xp.isnan(x), xp=xp):
         _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=axis)

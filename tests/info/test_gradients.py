@@ -94,3 +94,25 @@ def test_gradients_match_finite_differences(measure: object) -> None:
     p = torch.tensor(rng.dirichlet(np.ones(6), size=3), requires_grad=True)
     q = torch.tensor(rng.dirichlet(np.ones(6), size=3), requires_grad=True)
     assert torch.autograd.gradcheck(measure, (p, q), eps=1e-7, atol=1e-7, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "measure",
+    [
+        lambda y, z: crossent.cross_entropy(y, z, q_form="logits"),
+        lambda y, z: crossent.kl_divergence(y, z, q_form="logits"),
+        lambda y, z: crossent.js_divergence(y, z, q_form="logits"),
+        lambda y, z: crossent.entropy(z, p_form="logits"),
+    ],
+)
+def test_gradients_through_minus_inf_logits_are_finite(measure: object) -> None:
+    # A masked-out class (logit -inf) with no target mass: finite value, finite gradient,
+    # and no gradient into the masked logit.
+    torch = pytest.importorskip("torch")
+    z = torch.tensor([1.0, -float("inf"), 0.5], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    value = measure(y, z)  # type: ignore[operator]
+    assert torch.isfinite(value)
+    (grad,) = torch.autograd.grad(value, z)
+    assert torch.isfinite(grad).all()
+    assert grad[1] == 0

@@ -251,3 +251,14 @@ def test_inputs_are_never_written(backend: Backend) -> None:
         measure(p, q, p_form="logits", q_form="logits")  # type: ignore[operator]
     np.testing.assert_array_equal(backend.to_numpy(p), before[0])
     np.testing.assert_array_equal(backend.to_numpy(q), before[1])
+
+
+def test_validation_inside_jax_jit_explains_validate_false() -> None:
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    p = jnp.asarray([0.5, 0.5])
+    with pytest.raises(InputTypeError, match=r"traced array .* pass validate=False"):
+        jax.jit(lambda a: crossent.entropy(a))(p)
+    jitted = jax.jit(lambda a: crossent.entropy(a, validate=False))
+    assert float(jitted(p)) == pytest.approx(math.log(2))
