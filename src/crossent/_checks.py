@@ -199,14 +199,12 @@ def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int |
     raise InputError(message.format(value=value, index=where))
 
 
-def _check_entries(
-    x: Array, *, name: str, xp: ModuleType, axis: int | None, upper: float | None
-) -> None:
-    """Entries must be finite, >= 0 and (with ``upper``) <= upper."""
+def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> None:
+    """Entries must be probabilities: finite and in [0, 1]."""
     lo = xp.min(x) if size(x) else 0.0  # NaN propagates through min and max
     hi = xp.max(x) if size(x) else 0.0
     lo_ok = _truth(lo >= 0)
-    hi_ok = _truth(hi <= upper) if upper is not None else _truth(xp.isfinite(hi))
+    hi_ok = _truth(hi <= 1)
     if lo_ok and hi_ok:
         return
     if xp.isdtype(x.dtype, "real floating"):
@@ -230,7 +228,7 @@ def _check_entries(
         )
     _fail_at(
         x,
-        x > upper,
+        x > 1,
         f"`{name}` must be probabilities in [0, 1]; got {{value!r}} at index {{index}}",
         xp=xp,
         axis=axis,
@@ -239,7 +237,7 @@ def _check_entries(
 
 def check_probabilities(x: Array, *, name: str, xp: ModuleType) -> None:
     """Elementwise probabilities: finite, in [0, 1]."""
-    _check_entries(x, name=name, xp=xp, axis=None, upper=1.0)
+    _check_entries(x, name=name, xp=xp, axis=None)
 
 
 def _check_row_sums(
@@ -267,7 +265,7 @@ def check_distribution(
     ``x`` has its class axis last; ``axis`` is where it was in the caller's layout;
     ``storage_dtype`` is the caller's dtype, which sets the tolerance.
     """
-    _check_entries(x, name=name, xp=xp, axis=axis, upper=1.0)
+    _check_entries(x, name=name, xp=xp, axis=axis)
     acc = accumulation_dtype(xp.float32, xp=xp, device=device(x))
     totals = xp.sum(x, axis=-1, dtype=acc)
     _check_row_sums(
