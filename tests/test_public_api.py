@@ -57,13 +57,16 @@ def test_public_callables_have_numpydoc_docstrings(name: str) -> None:
         assert ".. math::" in doc, f"{name} lacks its formula"
 
 
+ARRAY_ARGUMENTS = ("p", "q", "logits", "labels", "targets")
+
+
 def test_arrays_are_positional_only_and_options_keyword_only() -> None:
     for name in crossent.__all__:
         obj = getattr(crossent, name)
         if not inspect.isfunction(obj):
             continue
         for param in inspect.signature(obj).parameters.values():
-            if param.name in ("p", "q"):
+            if param.name in ARRAY_ARGUMENTS:
                 assert param.kind is inspect.Parameter.POSITIONAL_ONLY, (name, param.name)
             else:
                 assert param.kind is inspect.Parameter.KEYWORD_ONLY, (name, param.name)

@@ -25,6 +25,13 @@ from .info import (
     perplexity,
     surprisal,
 )
+from .losses import (
+    LossParts,
+    softmax_cross_entropy,
+    softmax_cross_entropy_grad,
+    softmax_cross_entropy_with_targets,
+    softmax_cross_entropy_with_targets_grad,
+)
 
 try:
     __version__ = version("crossent")
@@ -36,6 +43,7 @@ __all__ = [
     "CrossentError",
     "InputError",
     "InputTypeError",
+    "LossParts",
     "__version__",
     "binary_cross_entropy",
     "binary_entropy",
@@ -45,5 +53,9 @@ __all__ = [
     "js_divergence",
     "kl_divergence",
     "perplexity",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_targets",
+    "softmax_cross_entropy_with_targets_grad",
     "surprisal",
 ]

@@ -22,16 +22,21 @@ from ._xp import Array, accumulation_dtype, device, size
 from .errors import InputError, InputTypeError
 
 __all__ = [
+    "REDUCTIONS",
     "Form",
     "check_axis",
     "check_base",
+    "check_class_weight",
     "check_distribution",
     "check_eps",
     "check_form",
+    "check_labels",
     "check_log_distribution",
     "check_logits",
     "check_probabilities",
+    "check_reduction",
     "check_same_classes",
+    "check_scalar",
     "row_sum_tolerance",
 ]
 
@@ -327,3 +332,95 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
         raise InputError(
             f"`{name}` (logits) has {_describe_row(index)} entirely -inf, which is no distribution"
         )
+
+
+# ------------------------------------------------------------------------ loss options
+
+REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none", "parts")
+
+
+def check_reduction(reduction: str) -> str:
+    """Validate ``reduction``."""
+    if reduction not in REDUCTIONS:
+        raise InputError(
+            f"`reduction` must be one of 'mean', 'sum', 'none', 'parts'; got {reduction!r}"
+        )
+    return reduction
+
+
+def check_scalar(
+    value: object, *, name: str, low: float, high: float = math.inf, low_open: bool = False
+) -> float:
+    """A finite real option in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(f"`{name}` must be a real number; got {value!r}")
+    number = float(value)
+    too_low = number <= low if low_open else number < low
+    if not math.isfinite(number) or too_low or number > high:
+        bracket = "(" if low_open else "["
+        upper = "inf)" if math.isinf(high) else f"{high:g}]"
+        raise InputError(f"`{name}` must be in {bracket}{low:g}, {upper}; got {value!r}")
+    return number
+
+
+def check_labels(
+    labels: Array,
+    *,
+    xp: ModuleType,
+    batch_shape: tuple[int, ...],
+    classes: int,
+    ignore_index: int | None,
+    validate: bool,
+) -> None:
+    """Integer class labels of shape ``batch_shape`` in ``[0, classes)`` or ``ignore_index``."""
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise InputTypeError(
+            f"`labels` must be integer class ids; got dtype {labels.dtype}. For probability "
+            "targets use the *_with_targets variant; for float ids, cast them first."
+        )
+    if tuple(labels.shape) != tuple(batch_shape):
+        raise InputError(
+            f"`labels` must have the batch shape of `logits` {tuple(batch_shape)} (the class "
+            f"axis removed); got {tuple(labels.shape)}"
+        )
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)
+    ):
+        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
+    if not validate or size(labels) == 0:
+        return
+    bad = (labels < 0) | (labels >= classes)
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+    if not _any(bad, xp=xp):
+        return
+    index = _first_index(bad, xp=xp)
+    value = int(labels[index])
+    lo, hi = int(xp.min(labels)), int(xp.max(labels))
+    allowed = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise InputError(
+        f"`labels` must be integers in [0, {classes}){allowed}; got values in [{lo}, {hi}] "
+        f"({_describe_row(index)} has {value})"
+    )
+
+
+def check_class_weight(weight: Array, *, xp: ModuleType, classes: int, validate: bool) -> None:
+    """Class weights: shape ``(classes,)``, finite and non-negative."""
+    if tuple(weight.shape) != (classes,):
+        raise InputError(
+            f"`weight` must have shape ({classes},), one weight per class; "
+            f"got {tuple(weight.shape)}"
+        )
+    if not validate:
+        return
+    lo, hi = xp.min(weight), xp.max(weight)
+    if _truth(lo >= 0) and _truth(hi < math.inf):
+        return
+    bad = ~((weight >= 0) & (weight < math.inf))
+    _fail_at(
+        weight,
+        bad,
+        "`weight` must be finite and non-negative; got {value!r} at index {index}",
+        xp=xp,
+        axis=None,
+    )

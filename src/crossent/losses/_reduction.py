@@ -1,0 +1,81 @@
+"""Reductions of per-example losses, and the (total, normaliser) pair for exact averaging.
+
+A weighted mean over a batch is ``sum(loss) / sum(example weights)``. Averaging such
+means over micro-batches or devices is wrong unless the normalisers are equal;
+``reduction='parts'`` returns both numbers, so callers sum totals and normalisers
+across steps or ranks and divide once.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from .._xp import Array, finalize, reduce_sum
+
+__all__ = ["LossParts", "reduce_loss", "scale_for_reduction"]
+
+
+class LossParts(NamedTuple):
+    """A loss as ``(total, normalizer)``: add these across batches, then divide once.
+
+    ``total`` is the sum of the per-example losses (in the requested unit);
+    ``normalizer`` the sum of the example weights (the count of non-ignored examples
+    without class weights). ``mean()`` gives what ``reduction='mean'`` would.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> a = crossent.softmax_cross_entropy([[2.0, 0.0]], [0], reduction="parts")
+    >>> b = crossent.softmax_cross_entropy([[0.0, 3.0], [1.0, 1.0]], [1, 0], reduction="parts")
+    >>> whole = crossent.softmax_cross_entropy([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]], [0, 1, 0])
+    >>> bool(abs((a.total + b.total) / (a.normalizer + b.normalizer) - whole) < 1e-15)
+    True
+    """
+
+    total: Any
+    normalizer: Any
+
+    def mean(self) -> Any:
+        """``total / normalizer``, and 0 when the normaliser is 0 (every example ignored)."""
+        return self.total / self.normalizer if self.normalizer else self.normalizer * 0.0
+
+
+def _safe_divide(total: Array, normalizer: Array, *, xp: ModuleType) -> Array:
+    positive = normalizer > 0
+    return xp.where(positive, total / xp.where(positive, normalizer, 1.0), xp.zeros_like(total))
+
+
+def reduce_loss(
+    loss: Array,
+    normalizer: Array,
+    *,
+    reduction: str,
+    xp: ModuleType,
+    log_base: float | None,
+    dtype: Any,
+) -> Any:
+    """Apply ``reduction`` to per-example ``loss`` (nats) and convert to the unit."""
+    if reduction == "none":
+        return finalize(loss, xp=xp, log_base=log_base)
+    total = reduce_sum(xp.reshape(loss, (-1,)), xp=xp, out_dtype=dtype)
+    if reduction == "sum":
+        return finalize(total, xp=xp, log_base=log_base)
+    if reduction == "parts":
+        return LossParts(
+            total=finalize(total, xp=xp, log_base=log_base),
+            normalizer=finalize(normalizer, xp=xp, log_base=None),
+        )
+    return finalize(_safe_divide(total, normalizer, xp=xp), xp=xp, log_base=log_base)
+
+
+def scale_for_reduction(
+    normalizer: Array, *, reduction: str, xp: ModuleType, log_base: float | None
+) -> Any:
+    """The factor by which per-example gradients are multiplied for ``reduction``."""
+    scale: Any = 1.0
+    if reduction == "mean":
+        scale = _safe_divide(xp.ones_like(normalizer), normalizer, xp=xp)
+    if log_base is not None:
+        scale = scale / log_base
+    return scale

@@ -1,0 +1,143 @@
+"""softmax_cross_entropy against torch.nn.functional.cross_entropy, every option combination."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import crossent
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+SHAPES = [(37, 11), (3, 50257), (1, 2), (64, 5)]
+OPTIONS = list(
+    itertools.product(
+        [False, True],  # class weights
+        [None, -100, 3],  # ignore_index
+        [0.0, 0.1, 1.0],  # label smoothing
+        ["mean", "sum", "none"],
+    )
+)
+
+
+def _case(shape: tuple[int, int], ignore_index: int | None, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    n, c = shape
+    logits = rng.normal(size=shape) * 3
+    labels = rng.integers(0, c, size=n)
+    if ignore_index is not None:
+        labels[rng.random(n) < 0.3] = ignore_index
+    weight = rng.uniform(0.1, 2.0, size=c)
+    return logits, labels, weight
+
+
+def _torch_loss(logits, labels, weight, ignore_index, smoothing, reduction):  # type: ignore[no-untyped-def]
+    return F.cross_entropy(
+        torch.from_numpy(logits),
+        torch.from_numpy(labels),
+        weight=None if weight is None else torch.from_numpy(weight),
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=smoothing,
+        reduction=reduction,
+    )
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(("weighted", "ignore_index", "smoothing", "reduction"), OPTIONS)
+def test_loss_and_gradient_match_torch_float64(
+    shape: tuple[int, int],
+    weighted: bool,
+    ignore_index: int | None,
+    smoothing: float,
+    reduction: str,
+) -> None:
+    if ignore_index == 3 and shape[1] <= 3:
+        pytest.skip("ignore_index 3 is a real class here")
+    logits, labels, weight = _case(shape, ignore_index, seed=hash((shape, weighted)) % 2**32)
+    w = weight if weighted else None
+    options = dict(
+        weight=w, ignore_index=ignore_index, label_smoothing=smoothing, reduction=reduction
+    )
+    z = torch.from_numpy(logits).requires_grad_(True)
+    expected = F.cross_entropy(
+        z,
+        torch.from_numpy(labels),
+        weight=None if w is None else torch.from_numpy(w),
+        ignore_index=-100 if ignore_index is None else ignore_index,
+        label_smoothing=smoothing,
+        reduction=reduction,
+    )
+    got = crossent.softmax_cross_entropy(logits, labels, **options)
+    if torch.isnan(expected).any():
+        # torch's mean over zero non-ignored rows is 0/0; crossent's is 0
+        assert reduction == "mean"
+        assert got == 0.0
+        return
+    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), z)
+    grad = crossent.softmax_cross_entropy_grad(logits, labels, **options)
+    np.testing.assert_allclose(grad, expected_grad.numpy(), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_low_precision_logits_return_float32_within_torch_float32_accuracy(dtype: str) -> None:
+    logits64, labels, weight = _case((37, 11), None, seed=1)
+    logits = torch.from_numpy(logits64).to(getattr(torch, dtype))
+    got = crossent.softmax_cross_entropy(
+        logits,
+        torch.from_numpy(labels),
+        label_smoothing=0.1,
+        weight=torch.from_numpy(weight).float(),
+    )
+    assert got.dtype == torch.float32
+    exact = F.cross_entropy(
+        logits.double(),
+        torch.from_numpy(labels),
+        label_smoothing=0.1,
+        weight=torch.from_numpy(weight),
+    )
+    torch.testing.assert_close(got.double(), exact, rtol=2e-6, atol=1e-6)
+
+
+def test_torch_layout_with_class_axis_1() -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(4, 7, 5, 3))  # (N, C, d1, d2)
+    labels = rng.integers(0, 7, size=(4, 5, 3))
+    z = torch.from_numpy(logits).requires_grad_(True)
+    expected = F.cross_entropy(z, torch.from_numpy(labels), label_smoothing=0.2)
+    got = crossent.softmax_cross_entropy(logits, labels, axis=1, label_smoothing=0.2)
+    np.testing.assert_allclose(got, expected.item(), rtol=1e-12)
+    (expected_grad,) = torch.autograd.grad(expected, z)
+    grad = crossent.softmax_cross_entropy_grad(logits, labels, axis=1, label_smoothing=0.2)
+    np.testing.assert_allclose(grad, expected_grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_soft_targets_without_weights_match_torch() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(9, 6))
+    targets = rng.dirichlet(np.ones(6), size=9)
+    for smoothing in (0.0, 0.3):
+        expected = F.cross_entropy(
+            torch.from_numpy(logits), torch.from_numpy(targets), label_smoothing=smoothing
+        )
+        got = crossent.softmax_cross_entropy_with_targets(
+            logits, targets, label_smoothing=smoothing
+        )
+        np.testing.assert_allclose(got, expected.item(), rtol=1e-12)
+
+
+def test_torch_tensors_in_torch_tensors_out_with_autograd() -> None:
+    z = torch.randn(
+        5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True
+    )
+    y = torch.tensor([0, 3, 1, 1, 2])
+    loss = crossent.softmax_cross_entropy(z, y, label_smoothing=0.1, z_loss=1e-3, soft_cap=5.0)
+    assert isinstance(loss, torch.Tensor)
+    (autograd,) = torch.autograd.grad(loss, z)
+    ours = crossent.softmax_cross_entropy_grad(
+        z.detach(), y, label_smoothing=0.1, z_loss=1e-3, soft_cap=5.0
+    )
+    torch.testing.assert_close(ours, autograd, rtol=1e-12, atol=1e-14)
