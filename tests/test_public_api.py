@@ -57,7 +57,7 @@ def test_public_callables_have_numpydoc_docstrings(name: str) -> None:
         assert ".. math::" in doc, f"{name} lacks its formula"
 
 
-ARRAY_ARGUMENTS = ("p", "q", "logits", "labels", "targets")
+ARRAY_ARGUMENTS = ("p", "q", "logits", "labels", "targets", "student_logits", "teacher")
 
 
 def test_arrays_are_positional_only_and_options_keyword_only() -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "Form",
     "check_axis",
     "check_base",
+    "check_broadcastable",
     "check_class_weight",
     "check_distribution",
     "check_eps",
@@ -33,6 +34,8 @@ __all__ = [
     "check_labels",
     "check_log_distribution",
     "check_logits",
+    "check_non_negative",
+    "check_not_nan",
     "check_probabilities",
     "check_reduction",
     "check_same_classes",
@@ -411,16 +414,43 @@ def check_class_weight(weight: Array, *, xp: ModuleType, classes: int, validate:
             f"`weight` must have shape ({classes},), one weight per class; "
             f"got {tuple(weight.shape)}"
         )
-    if not validate:
+    if validate:
+        check_non_negative(weight, name="weight", xp=xp)
+
+
+def check_non_negative(x: Array, *, name: str, xp: ModuleType) -> None:
+    """Weights: finite and non-negative (NaN fails too)."""
+    if size(x) == 0:
         return
-    lo, hi = xp.min(weight), xp.max(weight)
-    if _truth(lo >= 0) and _truth(hi < math.inf):
+    if _truth(xp.min(x) >= 0) and _truth(xp.max(x) < math.inf):
         return
-    bad = ~((weight >= 0) & (weight < math.inf))
     _fail_at(
-        weight,
-        bad,
-        "`weight` must be finite and non-negative; got {value!r} at index {index}",
+        x,
+        ~((x >= 0) & (x < math.inf)),
+        f"`{name}` must be finite and non-negative; got {{value!r}} at index {{index}}",
         xp=xp,
         axis=None,
     )
+
+
+def check_not_nan(x: Array, *, name: str, xp: ModuleType) -> None:
+    """No NaN anywhere (``+-inf`` allowed: a sigmoid logit of ``+inf`` means probability 1)."""
+    if size(x) == 0 or not xp.isdtype(x.dtype, "real floating"):
+        return
+    if _truth(xp.any(xp.isnan(x))):
+        _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=None)
+
+
+def check_broadcastable(
+    shape: tuple[int, ...], to: tuple[int, ...], *, name: str, target: str
+) -> None:
+    """``shape`` must broadcast to ``to`` without changing it."""
+    try:
+        result = tuple(np.broadcast_shapes(shape, to))
+    except ValueError:
+        result = None
+    if result != tuple(to):
+        raise InputError(
+            f"`{name}` of shape {tuple(shape)} must broadcast to the shape of `{target}` "
+            f"{tuple(to)}"
+        )

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from .._xp import Array, finalize, reduce_sum
 
-__all__ = ["LossParts", "reduce_loss", "scale_for_reduction"]
+__all__ = ["LossParts", "reduce_loss", "scale_for_reduction", "weighted_term"]
 
 
 class LossParts(NamedTuple):
@@ -39,6 +39,16 @@ class LossParts(NamedTuple):
     def mean(self) -> Any:
         """``total / normalizer``, and 0 when the normaliser is 0 (every example ignored)."""
         return self.total / self.normalizer if self.normalizer else self.normalizer * 0.0
+
+
+def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
+    """``coefficient * value`` with ``0 * inf = 0``: a term of weight 0 is absent.
+
+    Both ``where`` branches are evaluated, so the infinite values are replaced before the
+    product (no NaN, no floating-point warning, and a zero gradient through them).
+    """
+    present = coefficient != 0
+    return coefficient * xp.where(present, value, xp.zeros_like(value))
 
 
 def _safe_divide(total: Array, normalizer: Array, *, xp: ModuleType) -> Array:

@@ -54,7 +54,7 @@ from .._checks import (
 )
 from .._xp import Array, compute_dtype, device, namespace, reduce_sum
 from ..errors import InputError
-from ._reduction import reduce_loss, scale_for_reduction
+from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
     "softmax_cross_entropy",
@@ -177,7 +177,9 @@ def _label_terms(
         w_y = xp.reshape(w_y, shifted_y.shape)
         total_w = xp.sum(weight)
         smooth_b = (
-            xp.sum(_weighted(weight, rows.shifted, xp=xp), axis=-1, keepdims=True) if eps else None
+            xp.sum(weighted_term(weight, rows.shifted, xp=xp), axis=-1, keepdims=True)
+            if eps
+            else None
         )
     if eps:
         a = (1 - eps) * w_y + (eps / classes) * total_w
@@ -185,11 +187,6 @@ def _label_terms(
     else:
         a, b = w_y, w_y * shifted_y
     return a, b, w_y
-
-
-def _weighted(weight: Array, values: Array, *, xp: ModuleType) -> Array:
-    """``weight * values`` with ``0 * -inf = 0`` (a class of weight 0 does not count)."""
-    return xp.where(weight > 0, weight * values, xp.zeros_like(values))
 
 
 def _target_terms(
@@ -201,7 +198,7 @@ def _target_terms(
     smoothed = (1 - eps) * targets + eps / classes if eps else targets
     wt = smoothed if weight is None else weight * smoothed
     a = xp.sum(wt, axis=-1, keepdims=True)
-    b = xp.sum(_weighted(wt, rows.shifted, xp=xp), axis=-1, keepdims=True)
+    b = xp.sum(weighted_term(wt, rows.shifted, xp=xp), axis=-1, keepdims=True)
     # The example weight is that of the unsmoothed target (w_y for a one-hot row).
     omega = xp.ones_like(a) if weight is None else xp.sum(weight * targets, axis=-1, keepdims=True)
     return a, b, omega, wt
@@ -242,25 +239,33 @@ class _Problem:
     def normalizer(self) -> Array:
         return reduce_sum(self.xp.reshape(self.omega, (-1,)), xp=self.xp, out_dtype=self.dtype)
 
+    def reduce(self, loss: Array) -> Any:
+        """Reduce per-row losses (nats) as the options say."""
+        return reduce_loss(
+            loss,
+            self.normalizer(),
+            reduction=self.opts.reduction,
+            xp=self.xp,
+            log_base=self.opts.log_base,
+            dtype=self.dtype,
+        )
+
     def reduced_loss(self) -> Any:
         xp = self.xp
         loss = _loss(self.rows, self.a, self.b, self.omega, self.opts, xp=xp)
         if self.active is not None:
             loss = xp.where(self.active, loss, xp.zeros_like(loss))
-        return reduce_loss(
-            loss,
-            self.normalizer(),
-            reduction=self.opts.reduction,
-            xp=xp,
-            log_base=self.opts.log_base,
-            dtype=self.dtype,
-        )
+        return self.reduce(loss)
 
     def gradient(self, target_term: Array) -> Array:
         """``d loss / d logits`` given the target part ``w * t~`` of ``d loss / d z'``."""
+        grad = _grad_wrt_transformed(self.rows, self.a, self.omega, self.opts, xp=self.xp)
+        return self.finish_gradient(grad - target_term)
+
+    def finish_gradient(self, grad: Array) -> Array:
+        """From per-row ``d loss_i / d z'`` to ``d loss / d logits`` in the caller's layout."""
         xp = self.xp
-        grad = _grad_wrt_transformed(self.rows, self.a, self.omega, self.opts, xp=xp)
-        grad = _chain(grad - target_term, self.rows, self.opts, xp=xp)
+        grad = _chain(grad, self.rows, self.opts, xp=xp)
         grad = grad * scale_for_reduction(
             self.normalizer(), reduction=self.opts.reduction, xp=xp, log_base=self.opts.log_base
         )

@@ -1,0 +1,257 @@
+r"""Knowledge distillation: KL between teacher and student at a temperature, and its gradient.
+
+Hinton, Vinyals and Dean (2015) soften both distributions with a temperature
+:math:`T` and multiply the KL by :math:`T^2`. The reason is the gradient: with
+:math:`s = \operatorname{softmax}(z/T)` and :math:`t` the softened teacher,
+
+.. math:: \frac{\partial}{\partial z}\,D(t \,\|\, s) = \frac{s - t}{T}
+          \;\approx\; \frac{z - v}{C\,T^2} \qquad (T \to \infty)
+
+for zero-mean logits :math:`z` (student) and :math:`v` (teacher) over :math:`C`
+classes, since :math:`s - t \approx (z - v)/(CT)` there. Without the factor, raising
+:math:`T` would shrink the distillation gradients like :math:`1/T^2` against the
+hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
+
+``direction='forward'`` is :math:`D(t \| s)` (mean-seeking, the classic choice);
+``'reverse'`` is :math:`D(s \| t)` (mode-seeking), whose gradient is
+:math:`T\,s \odot (\log s - \log t - D(s \| t))`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._checks import (
+    check_axis,
+    check_base,
+    check_form,
+    check_reduction,
+    check_same_classes,
+    check_scalar,
+)
+from .._xp import Array, compute_dtype, log_softmax, namespace, reduce_sum
+from ..errors import InputError
+from ..info._kernels import kl_terms_from_log
+from ..info._sides import prepare
+from ._reduction import reduce_loss, scale_for_reduction
+
+__all__ = ["distillation_loss", "distillation_loss_grad"]
+
+_DIRECTIONS = ("forward", "reverse")
+
+
+def _setup(
+    student_logits: object,
+    teacher: object,
+    *,
+    axis: int,
+    temperature: float,
+    teacher_form: str,
+    direction: str,
+    reduction: str,
+    base: float | None,
+    validate: bool,
+) -> tuple[Any, ...]:
+    t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
+    form = check_form(teacher_form, name="teacher_form")
+    if direction not in _DIRECTIONS:
+        raise InputError(f"`direction` must be 'forward' or 'reverse'; got {direction!r}")
+    check_reduction(reduction)
+    log_base = check_base(base)
+    xp, (student, teacher_arr) = namespace(
+        student_logits, teacher, names=("student_logits", "teacher")
+    )
+    axis_s = check_axis(axis, student.ndim, name="student_logits")
+    axis_t = check_axis(axis, teacher_arr.ndim, name="teacher")
+    dims_s, dims_t = list(student.shape), list(teacher_arr.shape)
+    dims_s.append(dims_s.pop(axis_s))
+    dims_t.append(dims_t.pop(axis_t))
+    check_same_classes(tuple(dims_s), tuple(dims_t), names=("student_logits", "teacher"), axis=axis)
+    if tuple(student.shape) != tuple(teacher_arr.shape):
+        raise InputError(
+            f"`student_logits` and `teacher` must have the same shape; got "
+            f"{tuple(student.shape)} and {tuple(teacher_arr.shape)}"
+        )
+    dtype = compute_dtype(student, teacher_arr, xp=xp, names=("student_logits", "teacher"))
+    s_side = prepare(
+        student,
+        name="student_logits",
+        form="logits",
+        axis=axis_s,
+        xp=xp,
+        dtype=dtype,
+        validate=validate,
+    )
+    t_side = prepare(
+        teacher_arr, name="teacher", form=form, axis=axis_t, xp=xp, dtype=dtype, validate=validate
+    )
+    # Soften: softmax(z / T) for the student; softmax(log t / T) for the teacher, which is
+    # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
+    log_s = log_softmax(s_side.values / t, xp=xp)
+    log_t = log_softmax(t_side.log_probs() / t, xp=xp) if t != 1.0 else t_side.log_probs()
+    return xp, dtype, axis_s, t, log_s, log_t, log_base
+
+
+def _row_kl(xp: Any, log_s: Array, log_t: Array, direction: str, dtype: Any) -> Array:
+    if direction == "forward":
+        terms = kl_terms_from_log(log_t, log_s, xp=xp)
+    else:
+        terms = kl_terms_from_log(log_s, log_t, xp=xp)
+    return reduce_sum(terms, xp=xp, out_dtype=dtype)
+
+
+def distillation_loss(
+    student_logits: object,
+    teacher: object,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float = 1.0,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> Any:
+    r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
+
+    .. math:: L_i = T^2\,D\big(\operatorname{softmax}(v_i/T) \,\big\|\,
+              \operatorname{softmax}(z_i/T)\big) \quad \text{(forward)}
+
+    Parameters
+    ----------
+    student_logits : array, shape (*batch, C)
+        The student's logits :math:`z`.
+    teacher : array, shape (*batch, C)
+        The teacher, as logits :math:`v` (default), probabilities or log-probabilities
+        (``teacher_form``); softened as :math:`\operatorname{softmax}(\log t / T)`.
+    axis : int, optional
+        The class axis.
+    temperature : float > 0, optional
+        :math:`T`; the :math:`T^2` factor keeps gradient magnitudes comparable across
+        temperatures (module docstring).
+    teacher_form : {'logits', 'probs', 'log_probs'}, optional
+    direction : {'forward', 'reverse'}, optional
+        ``'forward'``: :math:`D(\text{teacher} \| \text{student})`; ``'reverse'``:
+        :math:`D(\text{student} \| \text{teacher})`.
+    reduction : {'mean', 'sum', 'none', 'parts'}, optional
+        ``'mean'`` averages over rows (PyTorch's ``kl_div(reduction='batchmean')``).
+    base : float, optional
+        None for nats, 2 for bits.
+    validate : bool, optional
+        Check logits, and the teacher as its form requires.
+
+    Returns
+    -------
+    array or LossParts
+
+    Raises
+    ------
+    InputError, InputTypeError
+        Invalid inputs or options; shapes that differ.
+
+    See Also
+    --------
+    distillation_loss_grad, crossent.kl_divergence
+
+    References
+    ----------
+    .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
+       Network", NIPS Deep Learning Workshop 2014, arXiv:1503.02531.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> student, teacher = [[1.0, 0.0, -1.0]], [[2.0, 0.5, 0.0]]
+    >>> a = crossent.distillation_loss(student, teacher)  # T = 1: the KL itself
+    >>> b = crossent.kl_divergence(teacher, student, p_form="logits", q_form="logits")
+    >>> bool(abs(a - b[0]) < 1e-15)
+    True
+    """
+    xp, dtype, _, t, log_s, log_t, log_base = _setup(
+        student_logits,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    loss = (t * t) * _row_kl(xp, log_s, log_t, direction, dtype)
+    count = reduce_sum(xp.reshape(xp.ones_like(loss), (-1,)), xp=xp, out_dtype=dtype)
+    return reduce_loss(loss, count, reduction=reduction, xp=xp, log_base=log_base, dtype=dtype)
+
+
+def distillation_loss_grad(
+    student_logits: object,
+    teacher: object,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float = 1.0,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> Array:
+    r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.
+
+    .. math:: \text{forward: } T\,(s - t), \qquad
+              \text{reverse: } T\,s \odot \big(\log s - \log t - D(s \,\|\, t)\big)
+
+    with :math:`s, t` the softened student and teacher; scaled for the reduction.
+
+    Parameters
+    ----------
+    student_logits, teacher, axis, temperature, teacher_form, direction, reduction, base, validate
+        As in :func:`distillation_loss`.
+
+    Returns
+    -------
+    array, the shape of ``student_logits``
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`distillation_loss`.
+
+    See Also
+    --------
+    distillation_loss
+
+    Examples
+    --------
+    >>> import crossent
+    >>> g = crossent.distillation_loss_grad([[0.0, 0.0]], [[0.25, 0.75]], teacher_form="probs")
+    >>> print(g)
+    [[ 0.25 -0.25]]
+    """
+    xp, dtype, axis_s, t, log_s, log_t, log_base = _setup(
+        student_logits,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    s = xp.exp(log_s)
+    if direction == "forward":
+        grad = t * (s - xp.exp(log_t))
+    else:
+        kl = _row_kl(xp, log_s, log_t, "reverse", dtype)[..., None]
+        finite = log_t > -float("inf")
+        diff = xp.where(
+            finite,
+            log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
+            xp.full_like(log_s, float("inf")),
+        )
+        grad = t * xp.where(s > 0, s * (diff - kl), xp.zeros_like(s))
+    count = reduce_sum(xp.reshape(xp.ones_like(grad[..., 0]), (-1,)), xp=xp, out_dtype=dtype)
+    grad = grad * scale_for_reduction(count, reduction=reduction, xp=xp, log_base=log_base)
+    return xp.moveaxis(grad, -1, axis_s) if axis_s != grad.ndim - 1 else grad

@@ -1,0 +1,209 @@
+r"""Softmax focal loss from logits with integer labels, and its gradient.
+
+With :math:`\ell = \log p_y \le 0` and :math:`m = (1 - p_y)^\gamma`:
+
+.. math:: \mathrm{FL} = -w_y\,m\,\ell, \qquad
+          \frac{\partial\,\mathrm{FL}}{\partial z} = w_y\,m\,(p - e_y)\,(1 - \gamma\,p_y\,r),
+          \qquad r = \frac{\ell}{1 - p_y} \in [-\infty, -1]
+
+:math:`\log(1 - p_y)` is ``log1mexp``\ (:math:`\ell`) and :math:`r` uses ``expm1``, so
+the loss and its gradient are finite for saturated logits and any :math:`\gamma \ge 0`
+(at :math:`p_y = 1` both are 0). With :math:`\gamma = 0` this is the weighted
+cross-entropy and its gradient :math:`w_y(p - e_y)`.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+from .._checks import check_scalar
+from .._xp import Array, device
+from ._softmax import _label_problem, _options
+
+__all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
+
+_LOG_HALF = -math.log(2.0)
+
+
+def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
+    """``log(1 - exp(a))`` for ``a <= 0`` (Maechler 2012): ``-inf`` at 0."""
+    near = a > _LOG_HALF
+    a_near = xp.where(near, a, xp.full_like(a, _LOG_HALF))
+    a_far = xp.where(near, xp.full_like(a, _LOG_HALF), a)
+    negative = xp.where(a_near < 0, -xp.expm1(a_near), xp.ones_like(a_near))
+    near_value = xp.where(a_near < 0, xp.log(negative), xp.full_like(a, -math.inf))
+    return xp.where(near, near_value, xp.log1p(-xp.exp(a_far)))
+
+
+def _focal_parts(
+    logits: object,
+    labels: object,
+    *,
+    gamma: float,
+    axis: int,
+    weight: object,
+    ignore_index: int | None,
+    reduction: str,
+    base: float | None,
+    validate: bool,
+) -> tuple[Any, Array, Array, Array, Array]:
+    """The problem, log p_y, the modulation m, and the safe labels."""
+    check_scalar(gamma, name="gamma", low=0.0)
+    opts = _options(
+        label_smoothing=0.0,
+        temperature=1.0,
+        z_loss=0.0,
+        soft_cap=None,
+        base=base,
+        reduction=reduction,
+    )
+    problem, safe, _ = _label_problem(
+        logits, labels, opts, axis=axis, weight=weight, ignore_index=ignore_index, validate=validate
+    )
+    xp, rows = problem.xp, problem.rows
+    log_p_y = xp.take_along_axis(rows.shifted, safe[..., None], axis=-1) - rows.ell
+    log_p_y = xp.minimum(log_p_y, xp.zeros_like(log_p_y))  # rounding may give +1 ulp
+    # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
+    modulation = xp.ones_like(log_p_y) if gamma == 0 else xp.exp(gamma * _log1mexp(log_p_y, xp=xp))
+    return problem, log_p_y, modulation, safe, problem.omega
+
+
+def softmax_focal_loss(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    gamma: float = 2.0,
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> Any:
+    r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
+
+    .. math:: \mathrm{FL}_i = -w_{y_i}\,(1 - p_{i,y_i})^\gamma \log p_{i,y_i},
+              \qquad p_i = \operatorname{softmax}(z_i)
+
+    Parameters
+    ----------
+    logits : array, shape (*batch, C) with the classes along ``axis``
+    labels : integer array, shape (*batch)
+    gamma : float >= 0, optional
+        Focusing parameter; 0 gives :func:`softmax_cross_entropy`.
+    axis, weight, ignore_index, reduction, base, validate
+        As in :func:`softmax_cross_entropy`; ``weight`` plays the role of the per-class
+        :math:`\alpha`, and the mean divides by the summed label weights.
+
+    Returns
+    -------
+    array or LossParts
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`softmax_cross_entropy`, and ``gamma < 0``.
+
+    See Also
+    --------
+    softmax_focal_loss_grad, sigmoid_focal_loss, softmax_cross_entropy
+
+    References
+    ----------
+    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense
+       Object Detection", ICCV 2017, arXiv:1708.02002.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> z, y = [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], [0, 2]
+    >>> bool(crossent.softmax_focal_loss(z, y, gamma=0.0) == crossent.softmax_cross_entropy(z, y))
+    True
+    >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
+    True
+    """
+    problem, log_p_y, modulation, _, omega = _focal_parts(
+        logits,
+        labels,
+        gamma=gamma,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    xp = problem.xp
+    loss = (omega * modulation * -log_p_y)[..., 0]
+    if problem.active is not None:
+        loss = xp.where(problem.active, loss, xp.zeros_like(loss))
+    return problem.reduce(loss)
+
+
+def softmax_focal_loss_grad(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    gamma: float = 2.0,
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> Array:
+    r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.
+
+    .. math:: \frac{\partial\,\mathrm{FL}}{\partial z} = w_y\,(1 - p_y)^\gamma\,(p - e_y)\,
+              \Big(1 - \gamma\,p_y\,\frac{\log p_y}{1 - p_y}\Big)
+
+    Parameters
+    ----------
+    logits, labels, gamma, axis, weight, ignore_index, reduction, base, validate
+        As in :func:`softmax_focal_loss`.
+
+    Returns
+    -------
+    array, the shape of ``logits``
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`softmax_focal_loss`.
+
+    See Also
+    --------
+    softmax_focal_loss
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> g = crossent.softmax_focal_loss_grad([[50.0, 0.0, 0.0]], [0], gamma=0.5)
+    >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
+    True
+    """
+    problem, log_p_y, modulation, safe, omega = _focal_parts(
+        logits,
+        labels,
+        gamma=gamma,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    xp, rows = problem.xp, problem.rows
+    p = xp.exp(rows.shifted - rows.ell)
+    p_y = xp.exp(log_p_y)
+    below_one = log_p_y < 0
+    safe_log = xp.where(below_one, log_p_y, -xp.ones_like(log_p_y))
+    ratio = xp.where(below_one, safe_log / -xp.expm1(safe_log), -xp.ones_like(log_p_y))
+    factor = omega * modulation * (1 - gamma * p_y * ratio)
+    is_target = xp.arange(p.shape[-1], device=device(p)) == safe[..., None]
+    p_minus_y = xp.where(is_target, p - 1, p)
+    return problem.finish_gradient(factor * p_minus_y)

@@ -1,0 +1,212 @@
+r"""Multi-class hinge losses: the margin philosophy the seeds contrast with cross-entropy.
+
+Cross-entropy is never satisfied: a correct example always has some loss and some
+gradient. A hinge loss is zero, with zero gradient, once the true class wins by the
+margin :math:`\Delta`:
+
+.. math::
+
+    \text{Crammer-Singer: } L = \max\big(0,\ \Delta + \max_{c \ne y} z_c - z_y\big),
+    \qquad
+    \text{Weston-Watkins: } L = \sum_{c \ne y} \max(0,\ \Delta + z_c - z_y)
+
+The gradients are subgradients; at a kink (a term exactly 0) crossent takes 0, and
+among tied runners-up Crammer-Singer takes the first.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._checks import check_scalar
+from .._xp import Array, device
+from ..errors import InputError
+from ._softmax import _label_problem, _options
+
+__all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
+
+_VARIANTS = ("crammer_singer", "weston_watkins")
+
+
+def _setup(
+    logits: object,
+    labels: object,
+    *,
+    margin: float,
+    variant: str,
+    axis: int,
+    ignore_index: int | None,
+    reduction: str,
+    validate: bool,
+) -> tuple[Any, Array, Array, Array]:
+    """The problem (for layout, masks and reduction), the margins and the target mask."""
+    delta = check_scalar(margin, name="margin", low=0.0)
+    if variant not in _VARIANTS:
+        raise InputError(f"`variant` must be 'crammer_singer' or 'weston_watkins'; got {variant!r}")
+    opts = _options(
+        label_smoothing=0.0,
+        temperature=1.0,
+        z_loss=0.0,
+        soft_cap=None,
+        base=None,
+        reduction=reduction,
+    )
+    problem, safe, _ = _label_problem(
+        logits, labels, opts, axis=axis, weight=None, ignore_index=ignore_index, validate=validate
+    )
+    xp, z = problem.xp, problem.rows.z
+    is_target = xp.arange(z.shape[-1], device=device(z)) == safe[..., None]
+    z_y = xp.take_along_axis(z, safe[..., None], axis=-1)
+    # margins[c] = delta + z_c - z_y for c != y; -inf on the target, so it never counts
+    margins = xp.where(is_target, xp.full_like(z, -math.inf), delta + z - z_y)
+    return problem, margins, is_target, z
+
+
+def multiclass_hinge_loss(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    margin: float = 1.0,
+    variant: str = "crammer_singer",
+    axis: int = -1,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Multi-class hinge loss of integer labels under scores (logits).
+
+    .. math:: L^{\mathrm{CS}} = \max\big(0,\ \Delta + \max_{c \ne y} z_c - z_y\big),
+              \qquad L^{\mathrm{WW}} = \sum_{c \ne y} \max(0,\ \Delta + z_c - z_y)
+
+    Parameters
+    ----------
+    logits : array, shape (*batch, C)
+        Class scores; no probabilities are implied.
+    labels : integer array, shape (*batch)
+    margin : float >= 0, optional
+        :math:`\Delta`, default 1.
+    variant : {'crammer_singer', 'weston_watkins'}, optional
+        Crammer-Singer penalises the strongest rival; Weston-Watkins every rival
+        inside the margin.
+    axis, ignore_index, reduction, validate
+        As in :func:`softmax_cross_entropy`; the mean is over non-ignored rows.
+
+    Returns
+    -------
+    array or LossParts
+        In the units of the scores (not nats: no ``base``).
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`softmax_cross_entropy`, and a bad ``margin`` or ``variant``.
+
+    See Also
+    --------
+    multiclass_hinge_loss_grad, softmax_cross_entropy
+    torch.nn.functional.multi_margin_loss : Weston-Watkins divided by ``C``.
+
+    References
+    ----------
+    .. [1] K. Crammer and Y. Singer, "On the Algorithmic Implementation of Multiclass
+       Kernel-based Vector Machines", JMLR 2 (2001) 265-292.
+    .. [2] J. Weston and C. Watkins, "Support Vector Machines for Multi-Class Pattern
+       Recognition", ESANN 1999.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> crossent.multiclass_hinge_loss([[3.0, 1.0, 0.5]], [0])  # wins by 2 > 1: satisfied
+    np.float64(0.0)
+    >>> print(crossent.multiclass_hinge_loss([[3.0, 2.5, 2.8]], [0], variant="weston_watkins"))
+    1.3
+    """
+    problem, margins, _, _ = _setup(
+        logits,
+        labels,
+        margin=margin,
+        variant=variant,
+        axis=axis,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    xp = problem.xp
+    hinge = xp.maximum(margins, xp.zeros_like(margins))
+    loss = xp.max(hinge, axis=-1) if variant == "crammer_singer" else xp.sum(hinge, axis=-1)
+    if problem.active is not None:
+        loss = xp.where(problem.active, loss, xp.zeros_like(loss))
+    return problem.reduce(loss)
+
+
+def multiclass_hinge_loss_grad(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    margin: float = 1.0,
+    variant: str = "crammer_singer",
+    axis: int = -1,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Array:
+    r"""A subgradient of :func:`multiclass_hinge_loss` with respect to ``logits``.
+
+    .. math::
+
+        g^{\mathrm{CS}} = [L > 0]\,(e_{r} - e_y),\quad r = \arg\max_{c \ne y} z_c;
+        \qquad
+        g^{\mathrm{WW}}_c = [\Delta + z_c - z_y > 0] \ (c \ne y),\quad
+        g^{\mathrm{WW}}_y = -\textstyle\sum_{c \ne y} g^{\mathrm{WW}}_c
+
+    Zero once the margin is met: satisfied examples stop pulling, unlike
+    cross-entropy's :math:`p - y`.
+
+    Parameters
+    ----------
+    logits, labels, margin, variant, axis, ignore_index, reduction, validate
+        As in :func:`multiclass_hinge_loss`.
+
+    Returns
+    -------
+    array, the shape of ``logits``
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`multiclass_hinge_loss`.
+
+    See Also
+    --------
+    multiclass_hinge_loss
+
+    Examples
+    --------
+    >>> import crossent
+    >>> print(crossent.multiclass_hinge_loss_grad([[3.0, 2.5, 2.8]], [0]))
+    [[-1.  0.  1.]]
+    """
+    problem, margins, is_target, z = _setup(
+        logits,
+        labels,
+        margin=margin,
+        variant=variant,
+        axis=axis,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    xp = problem.xp
+    violated = margins > 0
+    if variant == "crammer_singer":
+        rival = xp.argmax(margins, axis=-1)
+        is_rival = xp.arange(z.shape[-1], device=device(z)) == rival[..., None]
+        pull = xp.astype(is_rival & xp.any(violated, axis=-1, keepdims=True), z.dtype)
+    else:
+        pull = xp.astype(violated, z.dtype)
+    count = xp.sum(pull, axis=-1, keepdims=True)
+    grad = xp.where(is_target, -count, pull)
+    return problem.finish_gradient(grad)
