@@ -134,10 +134,11 @@ def test_sigmoid_focal_gamma_zero_is_cross_entropy() -> None:
 
 @pytest.mark.parametrize("gamma", [0.25, 0.5, 2.0])
 def test_focal_gradients_are_finite_for_saturated_logits(gamma: float) -> None:
-    x = np.array([40.0, -40.0, 800.0, -800.0, 40.0])
-    t = np.array([1.0, 0.0, 1.0, 0.0, 0.0])
+    x = np.array([40.0, -40.0, 800.0, -800.0, np.inf, -np.inf, 40.0])
+    t = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0])
     grad = crossent.sigmoid_focal_loss_grad(x, t, gamma=gamma, reduction="none")
     assert np.all(np.isfinite(grad))
+    assert np.all(grad[2:6] == 0)  # certain and right: no loss, no gradient
     assert grad[-1] > 0  # confidently wrong: pushed back
     z = np.array([[60.0, 0.0, 0.0], [800.0, -800.0, 0.0], [0.0, 50.0, 0.0]])
     grad = crossent.softmax_focal_loss_grad(z, [0, 0, 0], gamma=gamma, reduction="none")

@@ -141,3 +141,31 @@ def test_torch_tensors_in_torch_tensors_out_with_autograd() -> None:
         z.detach(), y, label_smoothing=0.1, z_loss=1e-3, soft_cap=5.0
     )
     torch.testing.assert_close(ours, autograd, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_at_50k_classes_is_no_worse_than_torch_in_that_dtype(dtype: str) -> None:
+    # |z| up to 20, V = 50k: loss and gradient against the float64 truth of the same
+    # (rounded) logits; torch computes in the low-precision dtype and rounds to it.
+    generator = torch.Generator().manual_seed(0)
+    logits = (torch.rand(64, 50_000, generator=generator, dtype=torch.float64) * 40 - 20).to(
+        getattr(torch, dtype)
+    )
+    labels = torch.randint(0, 50_000, (64,), generator=generator)
+    exact = logits.double().requires_grad_(True)
+    truth = F.cross_entropy(exact, labels, label_smoothing=0.1)
+    (truth_grad,) = torch.autograd.grad(truth, exact)
+    theirs = logits.clone().requires_grad_(True)
+    their_loss = F.cross_entropy(theirs, labels, label_smoothing=0.1)
+    (their_grad,) = torch.autograd.grad(their_loss, theirs)
+    ours = crossent.softmax_cross_entropy(logits, labels, label_smoothing=0.1)
+    our_grad = crossent.softmax_cross_entropy_grad(logits, labels, label_smoothing=0.1)
+    assert ours.dtype == torch.float32
+    assert our_grad.dtype == torch.float32
+    our_error = abs(ours.double() - truth).item()
+    their_error = abs(their_loss.double() - truth).item()
+    assert our_error <= their_error
+    assert our_error <= 1e-6 * truth.item()  # float32 accuracy, whatever the input dtype
+    assert (our_grad.double() - truth_grad).abs().max() <= (
+        their_grad.double() - truth_grad
+    ).abs().max()

@@ -21,7 +21,7 @@ is ``reduction='sum'`` divided by ``logits.size``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
 
@@ -471,6 +471,9 @@ def sigmoid_focal_loss_grad(
     xp = b.xp
     first, second = _bce_terms(b)
     bce = first + second
+    # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
+    huge = float(xp.finfo(b.dtype).max) / 4
+    b = replace(b, x=xp.clip(b.x, -huge, huge))
     log_q = _log_one_minus_pt(b)
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -softplus(b.x, xp=xp) - softplus(-b.x, xp=xp) - log_q
