@@ -67,6 +67,7 @@ def reduce_loss(
 ) -> Any:
     """Apply ``reduction`` to per-example ``loss`` (nats) and convert to the unit."""
     if reduction == "none":
+        loss = xp.astype(loss, dtype) if loss.dtype != dtype else loss
         return finalize(loss, xp=xp, log_base=log_base)
     total = reduce_sum(xp.reshape(loss, (-1,)), xp=xp, out_dtype=dtype)
     if reduction == "sum":

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from .._checks import (
     check_axis,
     check_base,
@@ -52,8 +54,9 @@ from .._checks import (
     check_reduction,
     check_scalar,
 )
-from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from .._xp import Array, compute_dtype, device, is_numpy, namespace, reduce_sum
 from ..errors import InputError
+from . import _cpu_kernels
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
@@ -102,7 +105,7 @@ class _Rows:
     """Per-row quantities of the transformed logits, class axis last."""
 
     z: Array  # the logits as given (compute dtype)
-    shifted: Array  # sigma = z' - m <= 0
+    shifted: Array | None  # sigma = z' - m <= 0 (None from the fused kernels)
     ell: Array  # log sum exp(sigma) >= 0, keepdims
     lse: Array  # m + ell, keepdims
 
@@ -156,32 +159,36 @@ def _prepare_weight(
     return xp.astype(w, dtype) if w.dtype != dtype else w
 
 
+def _label_statistics(
+    rows: _Rows, labels: Array, weight: Array | None, *, smoothing: bool, xp: ModuleType
+) -> tuple[Array, Array | None]:
+    """``z'_y - m`` and, for label smoothing, ``sum_c w_c (z'_c - m)``, keepdims."""
+    shifted_y = xp.take_along_axis(rows.shifted, labels[..., None], axis=-1)
+    if not smoothing:
+        return shifted_y, None
+    terms = rows.shifted if weight is None else weighted_term(weight, rows.shifted, xp=xp)
+    return shifted_y, xp.sum(terms, axis=-1, keepdims=True)
+
+
 def _label_terms(
-    rows: _Rows,
+    shifted_y: Array,
+    smooth_b: Array | None,
     labels: Array,
     weight: Array | None,
-    opts: _Options,
     *,
+    eps: float,
+    classes: int,
     xp: ModuleType,
 ) -> tuple[Array, Array, Array]:
     """A, B and omega for integer labels (ignored rows come with label 0, masked later)."""
-    shifted_y = xp.take_along_axis(rows.shifted, labels[..., None], axis=-1)
-    classes = rows.shifted.shape[-1]
-    eps = opts.label_smoothing
     if weight is None:
         w_y = xp.ones_like(shifted_y)
         total_w = float(classes)
-        smooth_b = xp.sum(rows.shifted, axis=-1, keepdims=True) if eps else None
     else:
-        w_y = xp.take(weight, xp.reshape(labels, (-1,)))
-        w_y = xp.reshape(w_y, shifted_y.shape)
+        w_y = xp.reshape(xp.take(weight, xp.reshape(labels, (-1,))), shifted_y.shape)
         total_w = xp.sum(weight)
-        smooth_b = (
-            xp.sum(weighted_term(weight, rows.shifted, xp=xp), axis=-1, keepdims=True)
-            if eps
-            else None
-        )
     if eps:
+        assert smooth_b is not None  # computed whenever smoothing is on
         a = (1 - eps) * w_y + (eps / classes) * total_w
         b = (1 - eps) * (w_y * shifted_y) + (eps / classes) * smooth_b
     else:
@@ -235,6 +242,7 @@ class _Problem:
     b: Array
     omega: Array  # example weights, keepdims; 0 on ignored rows
     active: Array | None  # rows that count (None: all of them)
+    fast_logits: Any = None  # (rows, classes) float32 NumPy view when the kernels apply
 
     def normalizer(self) -> Array:
         return reduce_sum(self.xp.reshape(self.omega, (-1,)), xp=self.xp, out_dtype=self.dtype)
@@ -283,10 +291,18 @@ def _label_problem(
     weight: object,
     ignore_index: int | None,
     validate: bool,
+    allow_fast: bool = False,
 ) -> tuple[_Problem, Array, Array | None]:
-    """The problem for integer labels, with the safe labels and the class weights."""
+    """The problem for integer labels, with the safe labels and the class weights.
+
+    ``allow_fast``: use the fused CPU kernels when they apply (NumPy float32 logits
+    with the classes last, no soft-capping, Numba installed).
+    """
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    z, normalised_axis, dtype = _prepare_logits(logits_arr, axis, xp=xp, validate=validate)
+    fast = allow_fast and _fast_path_applies(logits_arr, axis, opts, xp=xp)
+    z, normalised_axis, dtype = _prepare_logits(
+        logits_arr, axis, xp=xp, validate=validate and not fast
+    )
     classes = z.shape[-1]
     check_labels(
         labels_arr,
@@ -299,10 +315,21 @@ def _label_problem(
     w = _prepare_weight(
         weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits_arr
     )
-    rows = _rows(z, opts, xp=xp)
     active = None if ignore_index is None else labels_arr != ignore_index
     safe = labels_arr if active is None else xp.where(active, labels_arr, xp.zeros_like(labels_arr))
-    a, b, omega = _label_terms(rows, safe, w, opts, xp=xp)
+    smoothing = bool(opts.label_smoothing)
+    flat = None
+    if fast:
+        flat = xp.reshape(z, (-1, classes))
+        rows, shifted_y, smooth_b = _fast_rows(
+            flat, safe, w, opts, validate=validate, axis=normalised_axis, xp=xp
+        )
+    else:
+        rows = _rows(z, opts, xp=xp)
+        shifted_y, smooth_b = _label_statistics(rows, safe, w, smoothing=smoothing, xp=xp)
+    a, b, omega = _label_terms(
+        shifted_y, smooth_b, safe, w, eps=opts.label_smoothing, classes=classes, xp=xp
+    )
     if active is not None:
         omega = xp.where(active[..., None], omega, xp.zeros_like(omega))
     problem = _Problem(
@@ -315,8 +342,46 @@ def _label_problem(
         b=b,
         omega=omega,
         active=active,
+        fast_logits=flat,
     )
     return problem, safe, w
+
+
+def _fast_path_applies(logits: Array, axis: int, opts: _Options, *, xp: ModuleType) -> bool:
+    if not (is_numpy(xp) and opts.soft_cap is None and _cpu_kernels.available()):
+        return False
+    if logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
+        return False
+    return logits.dtype in (np.float32, np.float16) and bool(logits.flags.c_contiguous)
+
+
+def _fast_rows(
+    flat: Array,
+    labels: Array,
+    weight: Array | None,
+    opts: _Options,
+    *,
+    validate: bool,
+    axis: int,
+    xp: ModuleType,
+) -> tuple[_Rows, Array, Array | None]:
+    """Row statistics from the fused kernel, shaped like the generic path's (keepdims)."""
+    m, ell, shifted_y, total, poison = _cpu_kernels.row_statistics(
+        flat,
+        np.reshape(labels, (-1,)),
+        weight,
+        inv_temperature=1.0 / opts.temperature,
+        need_sum=bool(opts.label_smoothing),
+    )
+    if validate and (np.isnan(poison).any() or np.isneginf(m).any()):
+        # NaN or an infinity somewhere (or a row of -inf): the full check names it, or
+        # passes if the only infinities are allowed -inf logits.
+        check_logits(flat, name="logits", xp=xp, axis=axis)
+    shape = (*labels.shape, 1)
+    ell = np.reshape(ell, shape)
+    rows = _Rows(z=flat, shifted=None, ell=ell, lse=np.reshape(m, shape) + ell)
+    smooth_b = np.reshape(total, shape) if opts.label_smoothing else None
+    return rows, np.reshape(shifted_y, shape), smooth_b
 
 
 def _target_problem(
@@ -462,7 +527,14 @@ def softmax_cross_entropy(
         reduction=reduction,
     )
     problem, _, _ = _label_problem(
-        logits, labels, opts, axis=axis, weight=weight, ignore_index=ignore_index, validate=validate
+        logits,
+        labels,
+        opts,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        allow_fast=True,
     )
     return problem.reduced_loss()
 
@@ -536,18 +608,62 @@ def softmax_cross_entropy_grad(
         reduction=reduction,
     )
     problem, safe, w = _label_problem(
-        logits, labels, opts, axis=axis, weight=weight, ignore_index=ignore_index, validate=validate
+        logits,
+        labels,
+        opts,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        allow_fast=True,
     )
+    if problem.fast_logits is not None:
+        return _fast_gradient(problem, safe, w)
     xp, eps = problem.xp, opts.label_smoothing
-    classes = problem.rows.shifted.shape[-1]
+    z = problem.rows.z
+    classes = z.shape[-1]
     is_target = xp.arange(classes, device=device(safe)) == safe[..., None]
     # omega is w_y, the label's class weight (zero on ignored rows, whose gradient is zeroed)
-    target_term = xp.where(
-        is_target, (1 - eps) * problem.omega, xp.zeros_like(problem.rows.shifted)
-    )
+    target_term = xp.where(is_target, (1 - eps) * problem.omega, xp.zeros_like(z))
     if eps:
         target_term = target_term + (eps / classes) * (1.0 if w is None else w)
     return problem.gradient(target_term)
+
+
+def _fast_gradient(problem: _Problem, safe: Array, weight: Array | None) -> Array:
+    """The label gradient from the fused kernel, every option folded into row coefficients.
+
+    Row i is ``c_i p_i - r_i u - g_i e_{y_i}`` with ``c_i = (A_i + 2 lambda omega_i
+    LSE_i) s_i``, ``g_i = (1 - eps) omega_i s_i``, ``u = eps w / C`` and ``r_i = s_i``,
+    where ``s_i`` holds the reduction's scale, the temperature's ``1/T`` and the row mask.
+    """
+    opts, flat = problem.opts, problem.fast_logits
+    classes = flat.shape[1]
+    eps = opts.label_smoothing
+    scale = scale_for_reduction(
+        problem.normalizer(), reduction=opts.reduction, xp=np, log_base=opts.log_base
+    )
+    row_scale = np.full(flat.shape[0], float(scale) / opts.temperature)
+    if problem.active is not None:
+        row_scale = row_scale * np.reshape(problem.active, (-1,))
+    omega = np.reshape(problem.omega, (-1,)).astype(np.float64)
+    a = np.reshape(problem.a, (-1,)).astype(np.float64)
+    lse = np.reshape(problem.rows.lse, (-1,))
+    coef = a + 2 * opts.z_loss * omega * lse if opts.z_loss else a
+    uniform = None
+    if eps:
+        uniform = (eps / classes) * (np.ones(classes) if weight is None else weight)
+    grad = _cpu_kernels.write_gradient(
+        flat,
+        np.reshape(safe, (-1,)),
+        shift=lse,
+        inv_temperature=1.0 / opts.temperature,
+        p_coef=coef * row_scale,
+        target_coef=(1 - eps) * omega * row_scale,
+        uniform=uniform,
+        row_uniform=row_scale if eps else None,
+    )
+    return np.reshape(grad, (*problem.rows.lse.shape[:-1], classes))
 
 
 def _prepare_targets(

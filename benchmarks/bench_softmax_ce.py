@@ -1,0 +1,132 @@
+"""softmax_cross_entropy and its gradient against PyTorch on the CPU, side by side.
+
+    python benchmarks/bench_softmax_ce.py [--rows 4096] [--classes 32000] [--repeats 5]
+        [--no-compile]
+
+NumPy float32 logits (standard normal x 3) and integer labels; the same data go to
+torch as zero-copy tensors. Implementations run interleaved, each timed as the median
+of ``--repeats`` calls after a warm-up (which also compiles Numba and torch.compile).
+Anchors: torch eager ``F.cross_entropy`` (forward) and forward + backward (gradient),
+and the same under ``torch.compile``. The physical floor is one read of the logits
+(``np.add.reduce``). Peak extra memory of crossent's calls is measured with
+tracemalloc (NumPy's allocations; Numba kernels allocate nothing themselves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+import crossent
+from crossent.losses import _cpu_kernels
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _peak_mib(fn: Callable[[], object]) -> float:
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def main() -> None:
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - the name everyone reads
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--classes", type=int, default=32000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 3
+    labels = rng.integers(0, args.classes, args.rows)
+    z, y = torch.from_numpy(logits), torch.from_numpy(labels)
+
+    def torch_forward_backward(fn: Callable[..., torch.Tensor]) -> torch.Tensor:
+        leaf = z.detach().requires_grad_(True)
+        fn(leaf, y).backward()
+        return leaf.grad
+
+    cases: dict[str, dict[str, Callable[[], object]]] = {
+        "forward (mean loss)": {
+            "crossent": lambda: crossent.softmax_cross_entropy(logits, labels),
+            "crossent validate=False": lambda: crossent.softmax_cross_entropy(
+                logits, labels, validate=False
+            ),
+            "torch eager F.cross_entropy": lambda: F.cross_entropy(z, y),
+        },
+        "gradient (d mean loss / d logits)": {
+            "crossent softmax_cross_entropy_grad": lambda: crossent.softmax_cross_entropy_grad(
+                logits, labels
+            ),
+            "torch eager forward+backward": lambda: torch_forward_backward(F.cross_entropy),
+        },
+    }
+    if not args.no_compile:
+        compiled = torch.compile(F.cross_entropy)
+        cases["forward (mean loss)"]["torch.compile"] = lambda: compiled(z, y)
+        cases["gradient (d mean loss / d logits)"]["torch.compile forward+backward"] = lambda: (
+            torch_forward_backward(compiled)
+        )
+    floor = {"read the logits once (np.add.reduce)": lambda: np.add.reduce(logits, axis=None)}
+
+    ours = crossent.softmax_cross_entropy(logits, labels)
+    exact = crossent.softmax_cross_entropy(logits.astype(np.float64), labels)
+    theirs = F.cross_entropy(z, y).item()
+    grad = crossent.softmax_cross_entropy_grad(logits, labels)
+    print(
+        f"machine: {_cpu()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), NumPy {np.__version__}, "
+        f"fused kernels: {'Numba' if _cpu_kernels.available() else 'not installed'}"
+    )
+    print(
+        f"input: {args.rows} x {args.classes} float32 logits, {logits.nbytes / 2**20:.0f} MiB;"
+        f" median of {args.repeats} interleaved runs"
+    )
+    print(
+        f"accuracy vs float64: crossent |err| {abs(float(ours) - exact):.2e}, "
+        f"torch |err| {abs(theirs - exact):.2e}; gradient dtype {grad.dtype}\n"
+    )
+    print("| task | implementation | median s | crossent speed-up | peak extra MiB |")
+    print("|---|---|---:|---:|---:|")
+    for task, impls in [*cases.items(), ("floor", floor)]:
+        for fn in impls.values():
+            fn()  # warm-up and compilation
+        times: dict[str, list[float]] = {name: [] for name in impls}
+        for _ in range(args.repeats):
+            for name, fn in impls.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        ours_name = next(iter(impls))
+        for name, median in medians.items():
+            ratio = median / medians[ours_name]
+            peak = f"{_peak_mib(impls[name]):.1f}" if name.startswith("crossent") else "-"
+            print(f"| {task} | {name} | {median:.4f} | {ratio:.2f}x | {peak} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The fused CPU kernels (Numba) against the generic Array-API path, which is the fallback."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import crossent
+from crossent import InputError
+from crossent.losses import _cpu_kernels
+
+pytest.importorskip("numba")
+
+RNG = np.random.default_rng(31)
+LOGITS = (RNG.normal(size=(40, 300)) * 4).astype(np.float32)
+LABELS = RNG.integers(0, 300, size=40)
+LABELS[[3, 17]] = -100
+WEIGHT = RNG.uniform(0.1, 2.0, size=300).astype(np.float32)
+
+OPTIONS = [
+    {},
+    {"ignore_index": -100},
+    {"ignore_index": -100, "weight": WEIGHT, "label_smoothing": 0.15},
+    {"ignore_index": -100, "temperature": 1.7, "z_loss": 1e-3, "base": 2},
+    {"ignore_index": -100, "label_smoothing": 0.1, "reduction": "none"},
+    {"ignore_index": -100, "weight": WEIGHT, "reduction": "sum"},
+]
+
+
+@pytest.fixture
+def generic(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run a call with the kernels unavailable: the pure Array-API fallback."""
+
+    def run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with monkeypatch.context() as patch:
+            patch.setattr(_cpu_kernels, "available", lambda: False)
+            return fn(*args, **kwargs)
+
+    return run
+
+
+def _labels_for(options: dict) -> np.ndarray:
+    return LABELS if "ignore_index" in options else np.where(LABELS < 0, 0, LABELS)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_kernels_agree_with_the_generic_path(options: dict, generic) -> None:  # type: ignore[no-untyped-def]
+    labels = _labels_for(options)
+    fast = crossent.softmax_cross_entropy(LOGITS, labels, **options)
+    slow = generic(crossent.softmax_cross_entropy, LOGITS, labels, **options)
+    exact = crossent.softmax_cross_entropy(LOGITS.astype(np.float64), labels, **options)
+    assert np.asarray(fast).dtype == np.float32
+    # float32 results: both within a few float32 ulps of the float64 truth
+    np.testing.assert_allclose(fast, exact, rtol=4e-7, atol=1e-7)
+    np.testing.assert_allclose(slow, exact, rtol=4e-7, atol=1e-7)
+    grad_fast = crossent.softmax_cross_entropy_grad(LOGITS, labels, **options)
+    grad_slow = generic(crossent.softmax_cross_entropy_grad, LOGITS, labels, **options)
+    grad_exact = crossent.softmax_cross_entropy_grad(LOGITS.astype(np.float64), labels, **options)
+    assert grad_fast.dtype == np.float32
+    scale = np.abs(grad_exact).max()
+    np.testing.assert_allclose(grad_fast, grad_exact, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(grad_slow, grad_exact, rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_kernels_take_batched_and_float16_logits() -> None:
+    logits = LOGITS.reshape(4, 10, 300)
+    labels = np.where(LABELS < 0, 0, LABELS).reshape(4, 10)
+    got = crossent.softmax_cross_entropy(logits, labels, reduction="none")
+    assert got.shape == (4, 10)
+    np.testing.assert_allclose(
+        got,
+        crossent.softmax_cross_entropy(logits.astype(np.float64), labels, reduction="none"),
+        rtol=4e-7,
+    )
+    grad = crossent.softmax_cross_entropy_grad(logits, labels)
+    assert grad.shape == logits.shape
+    half = LOGITS.astype(np.float16)
+    labels = np.where(LABELS < 0, 0, LABELS)
+    got = crossent.softmax_cross_entropy(half, labels)
+    assert got.dtype == np.float32
+    assert got == pytest.approx(
+        crossent.softmax_cross_entropy(half.astype(np.float64), labels), rel=4e-7
+    )
+
+
+def test_kernel_limits_match_the_generic_path(generic) -> None:  # type: ignore[no-untyped-def]
+    z = np.array([[1e4, -1e4, 0.0], [0.0, -np.inf, 1.0], [-50.0, 50.0, 0.0]], dtype=np.float32)
+    y = np.array([0, 2, 0])
+    fast = crossent.softmax_cross_entropy(z, y, reduction="none")
+    exact = crossent.softmax_cross_entropy(z.astype(np.float64), y, reduction="none")
+    # float64 inside the kernel: correctly rounded here (the float32 generic path is
+    # within an ulp)
+    np.testing.assert_array_equal(fast, exact.astype(np.float32))
+    slow = generic(crossent.softmax_cross_entropy, z, y, reduction="none")
+    np.testing.assert_allclose(slow, exact, rtol=2 * np.finfo(np.float32).eps)
+    assert fast[0] == 0.0
+    assert fast[2] == pytest.approx(100.0, rel=1e-7)
+    assert crossent.softmax_cross_entropy(z, np.array([0, 1, 0]), reduction="none")[1] == np.inf
+    grad = crossent.softmax_cross_entropy_grad(z, y)
+    assert np.all(np.isfinite(grad))
+    assert grad[1, 1] == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern"),
+    [
+        (math.nan, r"`logits` contains NaN at index \(5, 7\)"),
+        (math.inf, r"`logits` \(logits\) must not be \+inf; got \+inf at index \(5, 7\)"),
+    ],
+)
+def test_fused_validation_names_the_entry(value: float, pattern: str) -> None:
+    bad = LOGITS.copy()
+    bad[5, 7] = value
+    labels = np.where(LABELS < 0, 0, LABELS)
+    with pytest.raises(InputError, match=pattern):
+        crossent.softmax_cross_entropy(bad, labels)
+    with pytest.raises(InputError, match=pattern):
+        crossent.softmax_cross_entropy_grad(bad, labels)
+    dead = LOGITS.copy()
+    dead[9] = -np.inf
+    with pytest.raises(InputError, match="row 9 entirely -inf"):
+        crossent.softmax_cross_entropy(dead, labels)
+
+
+def test_other_layouts_and_soft_capping_use_the_generic_path(generic) -> None:  # type: ignore[no-untyped-def]
+    labels = np.where(LABELS < 0, 0, LABELS)
+    for kwargs, logits in [
+        ({"axis": 0}, np.ascontiguousarray(LOGITS.T)),
+        ({}, np.asfortranarray(LOGITS)),
+        ({"soft_cap": 10.0}, LOGITS),
+    ]:
+        np.testing.assert_array_equal(
+            crossent.softmax_cross_entropy(logits, labels, **kwargs),
+            generic(crossent.softmax_cross_entropy, logits, labels, **kwargs),
+        )
+
+
+def test_import_crossent_does_not_import_numba() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, crossent; crossent.softmax_cross_entropy([[0.0, 1.0]], [1]); "
+        "print('numba' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # float64 input: no kernel, no import
