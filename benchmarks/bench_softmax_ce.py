@@ -6,6 +6,9 @@
 NumPy float32 logits (standard normal x 3) and integer labels; the same data go to
 torch as zero-copy tensors. Implementations run interleaved, each timed as the median
 of ``--repeats`` calls after a warm-up (which also compiles Numba and torch.compile).
+Each timed call follows a 0.3 s pause: PyTorch's OpenMP workers spin for a while after
+a call and, on 2 cores, steal time from whatever runs next (seen as a bimodal 0.4 s /
+0.9 s gradient time without the pause).
 Anchors: torch eager ``F.cross_entropy`` (forward) and forward + backward (gradient),
 and the same under ``torch.compile``. The physical floor is one read of the logits
 (``np.add.reduce``). Peak extra memory of crossent's calls is measured with
@@ -117,6 +120,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in impls}
         for _ in range(args.repeats):
             for name, fn in impls.items():
+                time.sleep(0.3)  # let the other library's worker threads stop spinning
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)

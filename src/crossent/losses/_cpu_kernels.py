@@ -94,23 +94,34 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         p = p * r + 1.0
         return p * bits_to_float64((bits + 1023) << 52)
 
+    @numba.njit(fastmath=True, inline="never")
+    def row_max(row):  # full fast-math (no NaN semantics) so that it vectorises to maxps
+        top = row[0]
+        for j in range(row.shape[0]):
+            top = max(top, row[j])
+        return top
+
     @numba.njit(parallel=True, fastmath=flags, cache=True)
     def row_statistics_kernel(
-        z, labels, weight, inv_t, need_sum, out_m, out_ell, out_zy, out_sum, out_poison
+        z, labels, weight, inv_t, need_sum, need_poison, out_m, out_ell, out_zy, out_sum, out_poison
     ):
         n, v = z.shape
         has_weight = weight.shape[0] == v
         for i in numba.prange(n):
             row = z[i]
-            top = row[0]
+            # A NaN may spoil row_max (compiled without NaN semantics); the poison sum
+            # (compiled with them) still flags the row, and the caller then checks fully.
+            # A NaN may spoil row_max (compiled without NaN semantics); the poison sum
+            # (compiled with them, in float32 for twice the SIMD width) still flags the
+            # row, and the caller then runs the full check.
+            m = np.float64(row_max(row)) * inv_t
             poison = row[0] * np.float32(0.0)
-            for j in range(v):  # in the input dtype: twice the SIMD width of float64
-                top = max(top, row[j])
-                poison += row[j] * np.float32(0.0)  # NaN iff some entry is NaN or infinite
-            m = np.float64(top) * inv_t
+            if need_poison:
+                for j in range(v):
+                    poison += row[j] * np.float32(0.0)  # NaN iff some entry is NaN or inf
             s = 0.0
             total = 0.0
-            if m > -np.inf:
+            if m != -np.inf:
                 for j in range(v):
                     s += exp_nonpositive(np.float64(row[j]) * inv_t - m)
                 if need_sum and has_weight:
@@ -158,11 +169,13 @@ def row_statistics(
     *,
     inv_temperature: float,
     need_sum: bool,
+    need_poison: bool = True,
 ) -> tuple[np.ndarray, ...]:
     """Per row of ``z`` (N x V, C-contiguous float32): m, ell, z'_y - m, sum w (z' - m), poison.
 
     ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller); the
-    weighted sum (a pass of its own) is computed only with ``need_sum``.
+    weighted sum (a pass of its own) is computed only with ``need_sum``, the poison flag
+    (another) only with ``need_poison``.
     """
     n = z.shape[0]
     outs = [np.empty(n) for _ in range(5)]
@@ -173,6 +186,7 @@ def row_statistics(
         weight64,
         float(inv_temperature),
         bool(need_sum),
+        bool(need_poison),
         *outs,
     )
     return tuple(outs)

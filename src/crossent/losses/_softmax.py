@@ -372,6 +372,7 @@ def _fast_rows(
         weight,
         inv_temperature=1.0 / opts.temperature,
         need_sum=bool(opts.label_smoothing),
+        need_poison=validate,
     )
     if validate and (np.isnan(poison).any() or np.isneginf(m).any()):
         # NaN or an infinity somewhere (or a row of -inf): the full check names it, or
