@@ -16,6 +16,7 @@ from .errors import CrossentError, InputError, InputTypeError
 from .info import (
     CrossEntropyDecomposition,
     binary_cross_entropy,
+    binary_cross_entropy_grad,
     binary_entropy,
     cross_entropy,
     cross_entropy_decomposition,
@@ -56,6 +57,7 @@ __all__ = [
     "LossParts",
     "__version__",
     "binary_cross_entropy",
+    "binary_cross_entropy_grad",
     "binary_entropy",
     "cross_entropy",
     "cross_entropy_decomposition",

@@ -9,11 +9,17 @@ from ._measures import (
     kl_divergence,
     perplexity,
 )
-from ._pointwise import binary_cross_entropy, binary_entropy, surprisal
+from ._pointwise import (
+    binary_cross_entropy,
+    binary_cross_entropy_grad,
+    binary_entropy,
+    surprisal,
+)
 
 __all__ = [
     "CrossEntropyDecomposition",
     "binary_cross_entropy",
+    "binary_cross_entropy_grad",
     "binary_entropy",
     "cross_entropy",
     "cross_entropy_decomposition",

@@ -30,6 +30,7 @@ from scipy import special
 from .._xp import Array, is_numpy
 
 __all__ = [
+    "binary_cross_grad_terms",
     "binary_cross_terms",
     "binary_entropy_terms",
     "cross_terms",
@@ -190,3 +191,14 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     second = -(one_minus_p * xp.log1p(-q_safe))
     second = xp.where(~q_below_one & (one_minus_p > 0), xp.full_like(second, math.inf), second)
     return cross_terms_from_probs(p, q, xp=xp) + second
+
+
+def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
+    one_minus_p = 1 - p
+    ones = xp.ones_like(q)
+    first = xp.where(p > 0, -p / xp.where(q > 0, q, ones), xp.zeros_like(q))
+    first = xp.where((p > 0) & (q == 0), xp.full_like(first, -math.inf), first)
+    second = xp.where(one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), xp.zeros_like(q))
+    second = xp.where((one_minus_p > 0) & (q == 1), xp.full_like(second, math.inf), second)
+    return first + second

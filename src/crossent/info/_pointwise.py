@@ -15,9 +15,14 @@ import numpy as np
 from .._checks import check_base, check_eps, check_probabilities
 from .._xp import Array, compute_dtype, finalize, namespace
 from ..errors import InputError
-from ._kernels import binary_cross_terms, binary_entropy_terms, surprisal_terms
+from ._kernels import (
+    binary_cross_grad_terms,
+    binary_cross_terms,
+    binary_entropy_terms,
+    surprisal_terms,
+)
 
-__all__ = ["binary_cross_entropy", "binary_entropy", "surprisal"]
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 
 
 def _probabilities(
@@ -197,3 +202,47 @@ def binary_cross_entropy(
     if clip is not None:
         q_arr = xp.clip(q_arr, clip, 1.0 - clip)
     return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+
+
+def binary_cross_entropy_grad(
+    p: object, q: object, /, *, base: float | None = None, validate: bool = True
+) -> Array:
+    r"""Gradient of :func:`binary_cross_entropy` with respect to the predictions ``q``.
+
+    .. math:: \frac{\partial\,\mathrm{BCE}}{\partial q} = -\frac{p}{q} + \frac{1-p}{1-q}
+              = \frac{q - p}{q\,(1 - q)}
+
+    Each term is 0 where its weight (``p`` or ``1 - p``) is 0, so the gradient is finite
+    wherever the loss is: at ``p = q = 0`` it is 1, at ``p = q = 1`` it is -1, and it is
+    ``-inf`` (``+inf``) only where ``q = 0 < p`` (``q = 1 > p``), where the loss is infinite.
+
+    Parameters
+    ----------
+    p, q, base, validate
+        As in :func:`binary_cross_entropy`.
+
+    Returns
+    -------
+    array, the broadcast shape of ``p`` and ``q``
+
+    Raises
+    ------
+    InputError
+        As in :func:`binary_cross_entropy`.
+
+    See Also
+    --------
+    binary_cross_entropy, sigmoid_cross_entropy_grad : the gradient with respect to logits,
+        :math:`\sigma(x) - p`, which is better conditioned.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> print(crossent.binary_cross_entropy_grad(1.0, [0.5, 0.8]))
+    [-2.   -1.25]
+    >>> print(crossent.binary_cross_entropy_grad(0.0, 0.0))  # finite at p = q = 0
+    1.0
+    """
+    log_base = check_base(base)
+    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
+    return finalize(binary_cross_grad_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
