@@ -77,3 +77,21 @@ def softmax(logits: Sequence[float]) -> list[float]:
     e = [mpmath.exp(v - m) for v in z]
     s = mpmath.fsum(e)
     return [float(v / s) for v in e]
+
+
+def _log_softmax_mp(logits: Sequence[float]) -> list[mpmath.mpf]:
+    z = _mp(logits)
+    lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
+    return [v - lse for v in z]
+
+
+def entropy_of_logits(logits: Sequence[float]) -> float:
+    """H(softmax(z)) without rounding the probabilities to floats on the way."""
+    log_p = _log_softmax_mp(logits)
+    return float(-mpmath.fsum(mpmath.exp(lp) * lp for lp in log_p))
+
+
+def cross_entropy_with_logits(p: Sequence[float], logits: Sequence[float]) -> float:
+    """H(P, softmax(z)) in mpmath throughout."""
+    log_q = _log_softmax_mp(logits)
+    return float(-mpmath.fsum(x * lq for x, lq in zip(_mp(p), log_q, strict=True) if x > 0))

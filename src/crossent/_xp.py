@@ -30,6 +30,7 @@ __all__ = [
     "finalize",
     "is_numpy",
     "log_softmax",
+    "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
     "reduce_sum",
@@ -132,24 +133,48 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     return xp.astype(total, out_dtype) if total.dtype != out_dtype else total
 
 
+def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
+    r"""``log(sum(exp(shifted)))`` over the last axis (kept) for rows whose maximum is 0.
+
+    .. math:: \ell = \operatorname{log1p}\Big(\sum_{c:\,\sigma_c < 0} e^{\sigma_c}
+              + (n_0 - 1)\Big), \qquad n_0 = \#\{c : \sigma_c = 0\}
+
+    The maximal terms are exactly 1 and are counted, not added, so that a row whose
+    other terms sum to :math:`\delta < \epsilon` gets :math:`\ell = \delta`, not the
+    :math:`\log(1 + \delta) = 0` of the plain formula (which loses the whole
+    log-partition of a near-deterministic softmax). Rows entirely ``-inf`` give ``-inf``.
+    """
+    at_max = shifted == 0
+    rest = xp.sum(xp.where(at_max, xp.zeros_like(shifted), xp.exp(shifted)), axis=-1, keepdims=True)
+    ties = xp.sum(xp.astype(at_max, shifted.dtype), axis=-1, keepdims=True)
+    return xp.log1p(rest + (ties - 1))
+
+
 def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     r"""``log(sum(exp(x)))`` over the last axis, keeping it, computed stably.
 
     .. math:: \operatorname{LSE}(x) = m + \log \sum_i e^{x_i - m}, \quad m = \max_i x_i
 
     Shifting by the row maximum keeps every exponent <= 0, so nothing overflows and
-    the largest term is exactly 1 (no underflow of the whole sum).  Rows that are
-    entirely ``-inf`` give ``-inf``.
+    the largest term is exactly 1; :func:`log_sum_exp_shifted` keeps the digits of the
+    others. Rows that are entirely ``-inf`` give ``-inf``.
     """
     m = xp.max(x, axis=-1, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    s = xp.sum(xp.exp(x - m), axis=-1, keepdims=True)
-    return xp.log(s) + m
+    return log_sum_exp_shifted(x - m, xp=xp) + m
 
 
 def log_softmax(x: Array, *, xp: ModuleType) -> Array:
-    """``x - logsumexp(x)`` over the last axis: log-probabilities from logits."""
-    return x - logsumexp(x, xp=xp)
+    """Log-probabilities from logits over the last axis: ``(x - m) - ell``.
+
+    Subtracting the maximum first and the (small) log-partition second keeps
+    ``log p`` of a near-certain class at ``-ell`` instead of rounding
+    ``x - (m + ell)`` to 0.
+    """
+    m = xp.max(x, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    shifted = x - m
+    return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
 
 def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:

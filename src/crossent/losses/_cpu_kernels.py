@@ -7,7 +7,8 @@ read) before gathering; at N = 4096, V = 32000 that traffic dominates. These ker
 read each row of logits once into cache and never allocate an N x V temporary:
 
 * :func:`row_statistics` returns, per row, :math:`m = \max_c z'_c`,
-  :math:`\ell = \log\sum_c e^{z'_c - m}`, :math:`z'_y - m` and
+  :math:`\ell = \log\sum_c e^{z'_c - m}` (as ``log1p`` of the non-maximal terms plus
+  the ties, like ``_xp.log_sum_exp_shifted``), :math:`z'_y - m` and
   :math:`\sum_c w_c (z'_c - m)` (for label smoothing), with :math:`z' = z/T`. The
   loss and every option are then computed by the same per-row formulas as the
   generic path (``_softmax.py``), so both paths share their meaning.
@@ -110,11 +111,10 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for i in numba.prange(n):
             row = z[i]
             # A NaN may spoil row_max (compiled without NaN semantics); the poison sum
-            # (compiled with them) still flags the row, and the caller then checks fully.
-            # A NaN may spoil row_max (compiled without NaN semantics); the poison sum
             # (compiled with them, in float32 for twice the SIMD width) still flags the
             # row, and the caller then runs the full check.
-            m = np.float64(row_max(row)) * inv_t
+            top = np.float64(row_max(row))
+            m = top * inv_t
             poison = row[0] * np.float32(0.0)
             if need_poison:
                 for j in range(v):
@@ -123,17 +123,33 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             total = 0.0
             if m != -np.inf:
                 for j in range(v):
-                    s += exp_nonpositive(np.float64(row[j]) * inv_t - m)
+                    # (x - top) is exact in float64 for float32 x, so the maximum gives
+                    # exactly 0 whatever fast-math contracts (x * inv_t - m could not).
+                    s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
                 if need_sum and has_weight:
                     for j in range(v):
                         if weight[j] != 0.0:
-                            total += weight[j] * (np.float64(row[j]) * inv_t - m)
+                            total += weight[j] * ((np.float64(row[j]) - top) * inv_t)
                 elif need_sum:
                     for j in range(v):
-                        total += np.float64(row[j]) * inv_t - m
+                        total += (np.float64(row[j]) - top) * inv_t
+            if s < 1.5:
+                # Near-deterministic row: log(1 + delta) has lost delta's digits. Count
+                # the maximal terms and log1p the others (a second pass from cache).
+                rest = 0.0
+                ties = 0.0
+                for j in range(v):
+                    d = (np.float64(row[j]) - top) * inv_t
+                    if d < 0.0:
+                        rest += exp_nonpositive(d)
+                    elif d == 0.0:
+                        ties += 1.0
+                ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
+            else:
+                ell = math.log(s)
             out_m[i] = m
-            out_ell[i] = math.log(s) if s > 0.0 else -np.inf
-            out_zy[i] = np.float64(row[labels[i]]) * inv_t - m
+            out_ell[i] = ell
+            out_zy[i] = (np.float64(row[labels[i]]) - top) * inv_t
             out_sum[i] = total
             out_poison[i] = poison
 

@@ -54,7 +54,15 @@ from .._checks import (
     check_reduction,
     check_scalar,
 )
-from .._xp import Array, compute_dtype, device, is_numpy, namespace, reduce_sum
+from .._xp import (
+    Array,
+    compute_dtype,
+    device,
+    is_numpy,
+    log_sum_exp_shifted,
+    namespace,
+    reduce_sum,
+)
 from ..errors import InputError
 from . import _cpu_kernels
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
@@ -122,7 +130,7 @@ def _rows(z: Array, opts: _Options, *, xp: ModuleType) -> _Rows:
     zt = _transform(z, opts, xp=xp)
     m = xp.max(zt, axis=-1, keepdims=True)
     shifted = zt - m
-    ell = xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    ell = log_sum_exp_shifted(shifted, xp=xp)
     return _Rows(z=z, shifted=shifted, ell=ell, lse=m + ell)
 
 
