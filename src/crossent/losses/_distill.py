@@ -22,17 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from .._checks import (
-    check_axis,
     check_base,
     check_form,
     check_reduction,
-    check_same_classes,
     check_scalar,
 )
-from .._xp import Array, compute_dtype, log_softmax, namespace, reduce_sum
+from .._xp import Array, log_softmax, namespace, reduce_sum
 from ..errors import InputError
 from ..info._kernels import kl_terms_from_log
-from ..info._sides import prepare
+from ..info._sides import prepare_pair
 from ._reduction import reduce_loss, scale_for_reduction
 
 __all__ = ["distillation_loss", "distillation_loss_grad"]
@@ -61,30 +59,21 @@ def _setup(
     xp, (student, teacher_arr) = namespace(
         student_logits, teacher, names=("student_logits", "teacher")
     )
-    axis_s = check_axis(axis, student.ndim, name="student_logits")
-    axis_t = check_axis(axis, teacher_arr.ndim, name="teacher")
-    dims_s, dims_t = list(student.shape), list(teacher_arr.shape)
-    dims_s.append(dims_s.pop(axis_s))
-    dims_t.append(dims_t.pop(axis_t))
-    check_same_classes(tuple(dims_s), tuple(dims_t), names=("student_logits", "teacher"), axis=axis)
-    if tuple(student.shape) != tuple(teacher_arr.shape):
+    s_side, t_side, dtype = prepare_pair(
+        student,
+        teacher_arr,
+        names=("student_logits", "teacher"),
+        forms=("logits", form),
+        axis=axis,
+        xp=xp,
+        validate=validate,
+    )
+    if tuple(student.shape) != tuple(teacher_arr.shape):  # no broadcasting of the batch
         raise InputError(
             f"`student_logits` and `teacher` must have the same shape; got "
             f"{tuple(student.shape)} and {tuple(teacher_arr.shape)}"
         )
-    dtype = compute_dtype(student, teacher_arr, xp=xp, names=("student_logits", "teacher"))
-    s_side = prepare(
-        student,
-        name="student_logits",
-        form="logits",
-        axis=axis_s,
-        xp=xp,
-        dtype=dtype,
-        validate=validate,
-    )
-    t_side = prepare(
-        teacher_arr, name="teacher", form=form, axis=axis_t, xp=xp, dtype=dtype, validate=validate
-    )
+    axis_s = axis % student.ndim
     # Soften: softmax(z / T) for the student; softmax(log t / T) for the teacher, which is
     # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
     log_s = log_softmax(s_side.values / t, xp=xp)

@@ -48,7 +48,6 @@ from .._checks import (
     check_axis,
     check_base,
     check_class_weight,
-    check_distribution,
     check_labels,
     check_logits,
     check_reduction,
@@ -64,6 +63,7 @@ from .._xp import (
     reduce_sum,
 )
 from ..errors import InputError
+from ..info._sides import prepare
 from . import _cpu_kernels
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
@@ -147,13 +147,13 @@ def _chain(grad: Array, rows: _Rows, opts: _Options, *, xp: ModuleType) -> Array
 def _prepare_logits(
     logits: Array, axis: int, *, xp: ModuleType, validate: bool, extra: tuple[Array, ...] = ()
 ) -> tuple[Array, int, Any]:
+    """Logits with the class axis last, in the compute dtype (of ``logits`` and ``extra``)."""
     normalised = check_axis(axis, logits.ndim, name="logits")
     dtype = compute_dtype(logits, *extra, xp=xp, names=("logits",) + ("targets",) * len(extra))
-    z = xp.moveaxis(logits, normalised, -1) if normalised != logits.ndim - 1 else logits
-    z = xp.astype(z, dtype) if z.dtype != dtype else z
-    if validate:
-        check_logits(z, name="logits", xp=xp, axis=normalised)
-    return z, normalised, dtype
+    side = prepare(
+        logits, name="logits", form="logits", axis=normalised, xp=xp, dtype=dtype, validate=validate
+    )
+    return side.values, normalised, dtype
 
 
 def _prepare_weight(
@@ -679,7 +679,7 @@ def _prepare_targets(
     logits: object, targets: object, axis: int, *, validate: bool
 ) -> tuple[ModuleType, Array, Array, int, Any, Array]:
     xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
-    if logits_arr.ndim != targets_arr.ndim:
+    if tuple(logits_arr.shape) != tuple(targets_arr.shape):
         raise InputError(
             f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
             f"and {tuple(targets_arr.shape)}"
@@ -687,20 +687,15 @@ def _prepare_targets(
     z, normalised_axis, dtype = _prepare_logits(
         logits_arr, axis, xp=xp, validate=validate, extra=(targets_arr,)
     )
-    t = (
-        xp.moveaxis(targets_arr, normalised_axis, -1)
-        if normalised_axis != z.ndim - 1
-        else targets_arr
-    )
-    if tuple(z.shape) != tuple(t.shape):
-        raise InputError(
-            f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
-            f"and {tuple(targets_arr.shape)}"
-        )
-    storage = t.dtype
-    t = xp.astype(t, dtype) if t.dtype != dtype else t
-    if validate:
-        check_distribution(t, name="targets", xp=xp, axis=normalised_axis, storage_dtype=storage)
+    t = prepare(
+        targets_arr,
+        name="targets",
+        form="probs",
+        axis=normalised_axis,
+        xp=xp,
+        dtype=dtype,
+        validate=validate,
+    ).values
     return xp, z, t, normalised_axis, dtype, logits_arr
 
 
