@@ -19,8 +19,8 @@ from types import ModuleType
 from typing import Any
 
 from .._checks import check_scalar
-from .._xp import Array, device
-from ._softmax import _label_problem, _options
+from .._xp import Array
+from ._softmax import _label_problem, _options, class_mask
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -204,6 +204,6 @@ def softmax_focal_loss_grad(
     safe_log = xp.where(below_one, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(below_one, safe_log / -xp.expm1(safe_log), -xp.ones_like(log_p_y))
     factor = omega * modulation * (1 - gamma * p_y * ratio)
-    is_target = xp.arange(p.shape[-1], device=device(p)) == safe[..., None]
+    is_target = class_mask(safe, p.shape[-1], xp=xp)
     p_minus_y = xp.where(is_target, p - 1, p)
     return problem.finish_gradient(factor * p_minus_y)

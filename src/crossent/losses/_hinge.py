@@ -20,9 +20,9 @@ import math
 from typing import Any
 
 from .._checks import check_scalar
-from .._xp import Array, device
+from .._xp import Array
 from ..errors import InputError
-from ._softmax import _label_problem, _options
+from ._softmax import _label_problem, _options, class_mask
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
 
@@ -56,7 +56,7 @@ def _setup(
         logits, labels, opts, axis=axis, weight=None, ignore_index=ignore_index, validate=validate
     )
     xp, z = problem.xp, problem.rows.z
-    is_target = xp.arange(z.shape[-1], device=device(z)) == safe[..., None]
+    is_target = class_mask(safe, z.shape[-1], xp=xp)
     z_y = xp.take_along_axis(z, safe[..., None], axis=-1)
     # margins[c] = delta + z_c - z_y for c != y; -inf on the target, so it never counts
     margins = xp.where(is_target, xp.full_like(z, -math.inf), delta + z - z_y)
@@ -203,7 +203,7 @@ def multiclass_hinge_loss_grad(
     violated = margins > 0
     if variant == "crammer_singer":
         rival = xp.argmax(margins, axis=-1)
-        is_rival = xp.arange(z.shape[-1], device=device(z)) == rival[..., None]
+        is_rival = class_mask(rival, z.shape[-1], xp=xp)
         pull = xp.astype(is_rival & xp.any(violated, axis=-1, keepdims=True), z.dtype)
     else:
         pull = xp.astype(violated, z.dtype)

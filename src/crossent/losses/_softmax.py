@@ -68,6 +68,7 @@ from . import _cpu_kernels
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
+    "class_mask",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_with_targets",
@@ -154,6 +155,11 @@ def _prepare_logits(
         logits, name="logits", form="logits", axis=normalised, xp=xp, dtype=dtype, validate=validate
     )
     return side.values, normalised, dtype
+
+
+def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
+    """``mask[..., c] = (c == ids[...])``: the one-hot pattern of integer ``ids``, as booleans."""
+    return xp.arange(classes, device=device(ids)) == ids[..., None]
 
 
 def _prepare_weight(
@@ -631,7 +637,7 @@ def softmax_cross_entropy_grad(
     xp, eps = problem.xp, opts.label_smoothing
     z = problem.rows.z
     classes = z.shape[-1]
-    is_target = xp.arange(classes, device=device(safe)) == safe[..., None]
+    is_target = class_mask(safe, classes, xp=xp)
     # omega is w_y, the label's class weight (zero on ignored rows, whose gradient is zeroed)
     target_term = xp.where(is_target, (1 - eps) * problem.omega, xp.zeros_like(z))
     if eps:
