@@ -48,7 +48,7 @@ def _focal_parts(
     reduction: str,
     base: float | None,
     validate: bool,
-) -> tuple[Any, Array, Array, Array, Array]:
+) -> tuple[Any, Array, Array, Array]:
     """The problem, log p_y, the modulation m, and the safe labels."""
     check_scalar(gamma, name="gamma", low=0.0)
     opts = _options(
@@ -67,7 +67,7 @@ def _focal_parts(
     log_p_y = xp.minimum(log_p_y, xp.zeros_like(log_p_y))  # rounding may give +1 ulp
     # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
     modulation = xp.ones_like(log_p_y) if gamma == 0 else xp.exp(gamma * _log1mexp(log_p_y, xp=xp))
-    return problem, log_p_y, modulation, safe, problem.omega
+    return problem, log_p_y, modulation, safe
 
 
 def softmax_focal_loss(
@@ -125,7 +125,7 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    problem, log_p_y, modulation, _, omega = _focal_parts(
+    problem, log_p_y, modulation, _ = _focal_parts(
         logits,
         labels,
         gamma=gamma,
@@ -137,7 +137,7 @@ def softmax_focal_loss(
         validate=validate,
     )
     xp = problem.xp
-    loss = (omega * modulation * -log_p_y)[..., 0]
+    loss = (problem.omega * modulation * -log_p_y)[..., 0]
     if problem.active is not None:
         loss = xp.where(problem.active, loss, xp.zeros_like(loss))
     return problem.reduce(loss)
@@ -186,7 +186,7 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    problem, log_p_y, modulation, safe, omega = _focal_parts(
+    problem, log_p_y, modulation, safe = _focal_parts(
         logits,
         labels,
         gamma=gamma,
@@ -203,7 +203,7 @@ def softmax_focal_loss_grad(
     below_one = log_p_y < 0
     safe_log = xp.where(below_one, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(below_one, safe_log / -xp.expm1(safe_log), -xp.ones_like(log_p_y))
-    factor = omega * modulation * (1 - gamma * p_y * ratio)
+    factor = problem.omega * modulation * (1 - gamma * p_y * ratio)
     is_target = class_mask(safe, p.shape[-1], xp=xp)
     p_minus_y = xp.where(is_target, p - 1, p)
     return problem.finish_gradient(factor * p_minus_y)

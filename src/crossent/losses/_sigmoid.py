@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -67,6 +68,16 @@ class _Binary:
 
     def ones(self) -> Array:
         return self.xp.ones_like(self.x)
+
+    @cached_property
+    def softplus_pos(self) -> Array:
+        """``sp(x) = -log(1 - sigma(x))``."""
+        return softplus(self.x, xp=self.xp)
+
+    @cached_property
+    def softplus_neg(self) -> Array:
+        """``sp(-x) = -log sigma(x)``."""
+        return softplus(-self.x, xp=self.xp)
 
     def normalizer(self) -> Array:
         w = self.ones() if self.weight is None else self.xp.broadcast_to(self.weight, self.x.shape)
@@ -149,15 +160,15 @@ def _bce_terms(b: _Binary) -> tuple[Array, Array]:
     """``(pi t sp(-x), (1 - t) sp(x))``, each 0 where its coefficient is."""
     xp = b.xp
     positive = b.t if b.pos_weight is None else b.pos_weight * b.t
-    return weighted_term(positive, softplus(-b.x, xp=xp), xp=xp), weighted_term(
-        1 - b.t, softplus(b.x, xp=xp), xp=xp
+    return weighted_term(positive, b.softplus_neg, xp=xp), weighted_term(
+        1 - b.t, b.softplus_pos, xp=xp
     )
 
 
 def _bce_grad(b: _Binary) -> Array:
     xp = b.xp
-    sigma = xp.exp(-softplus(-b.x, xp=xp))
-    sigma_neg = xp.exp(-softplus(b.x, xp=xp))
+    sigma = xp.exp(-b.softplus_neg)
+    sigma_neg = xp.exp(-b.softplus_pos)
     positive = b.t if b.pos_weight is None else b.pos_weight * b.t
     return (1 - b.t) * sigma - positive * sigma_neg
 
@@ -165,8 +176,8 @@ def _bce_grad(b: _Binary) -> Array:
 def _log_one_minus_pt(b: _Binary) -> Array:
     r"""``log(1 - p_t)`` with :math:`1 - p_t = t\sigma(-x) + (1-t)\sigma(x)`, in log space."""
     xp = b.xp
-    log_sig_neg = -softplus(b.x, xp=xp)  # log sigma(-x)
-    log_sig = -softplus(-b.x, xp=xp)  # log sigma(x)
+    log_sig_neg = -b.softplus_pos  # log sigma(-x)
+    log_sig = -b.softplus_neg  # log sigma(x)
     first = xp.where(
         b.t > 0,
         xp.log(xp.where(b.t > 0, b.t, b.ones())) + log_sig_neg,
@@ -476,7 +487,7 @@ def sigmoid_focal_loss_grad(
     b = replace(b, x=xp.clip(b.x, -huge, huge))
     log_q = _log_one_minus_pt(b)
     modulation = xp.exp(gamma_value * log_q)
-    log_ratio = -softplus(b.x, xp=xp) - softplus(-b.x, xp=xp) - log_q
+    log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
     grad = modulation * (focus + _bce_grad(b))
     alpha_t = _alpha_t(b, alpha_value)
