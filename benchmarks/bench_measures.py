@@ -17,7 +17,6 @@ import os
 import platform
 import statistics
 import time
-import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
@@ -26,31 +25,13 @@ import scipy.stats
 
 import crossent
 
+from _machine import peak_mib
+
 
 def _time(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _peak_bytes(fn: Callable[[], object]) -> int:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -100,7 +81,7 @@ def main() -> None:
         reference = statistics.median(times["scipy.stats.entropy"])
         for name, fn in impls.items():
             median = statistics.median(times[name])
-            peak = _peak_bytes(fn) / 2**20
+            peak = peak_mib(fn)
             print(f"| {measure} | {name} | {median:.3f} | {median / reference:.2f} | {peak:.0f} |")
 
 

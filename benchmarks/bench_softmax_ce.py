@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
-import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
@@ -30,25 +28,7 @@ import numpy as np
 import crossent
 from crossent.losses import _cpu_kernels
 
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _peak_mib(fn: Callable[[], object]) -> float:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak / 2**20
+from _machine import cpu_name, peak_mib
 
 
 def main() -> None:
@@ -100,7 +80,7 @@ def main() -> None:
     theirs = F.cross_entropy(z, y).item()
     grad = crossent.softmax_cross_entropy_grad(logits, labels)
     print(
-        f"machine: {_cpu()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), NumPy {np.__version__}, "
         f"fused kernels: {'Numba' if _cpu_kernels.available() else 'not installed'}"
     )
@@ -128,7 +108,7 @@ def main() -> None:
         ours_name = next(iter(impls))
         for name, median in medians.items():
             ratio = median / medians[ours_name]
-            peak = f"{_peak_mib(impls[name]):.1f}" if name.startswith("crossent") else "-"
+            peak = f"{peak_mib(impls[name]):.1f}" if name.startswith("crossent") else "-"
             print(f"| {task} | {name} | {median:.4f} | {ratio:.2f}x | {peak} |")
 
 

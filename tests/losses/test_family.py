@@ -11,6 +11,7 @@ import crossent
 from crossent import InputError
 
 from conftest import Backend
+from finite_differences import finite_difference
 
 RNG = np.random.default_rng(21)
 X = RNG.normal(size=(7, 4)) * 3  # logits
@@ -21,15 +22,6 @@ POS = RNG.uniform(0.5, 3.0, size=4)
 Z = RNG.normal(size=(6, 5)) * 2
 Y = np.array([0, 4, 2, 2, 1, 3])
 V = RNG.normal(size=(6, 5)) * 2  # teacher logits
-
-
-def _finite_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:  # type: ignore[no-untyped-def]
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
 
 
 def _naive_bce(
@@ -67,7 +59,7 @@ def test_sigmoid_cross_entropy_matches_torch() -> None:
 )
 def test_sigmoid_gradient_matches_finite_differences(options: dict) -> None:
     grad = crossent.sigmoid_cross_entropy_grad(X, SOFT, **options)
-    fd = _finite_difference(lambda x: float(crossent.sigmoid_cross_entropy(x, SOFT, **options)), X)
+    fd = finite_difference(lambda x: float(crossent.sigmoid_cross_entropy(x, SOFT, **options)), X)
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
 
 
@@ -113,7 +105,7 @@ def test_sigmoid_focal_matches_its_definition(gamma: float, alpha: float | None)
     got = crossent.sigmoid_focal_loss(X, SOFT, gamma=gamma, alpha=alpha, reduction="none")
     np.testing.assert_allclose(got, expected, rtol=1e-11)
     grad = crossent.sigmoid_focal_loss_grad(X, SOFT, gamma=gamma, alpha=alpha)
-    fd = _finite_difference(
+    fd = finite_difference(
         lambda x: float(crossent.sigmoid_focal_loss(x, SOFT, gamma=gamma, alpha=alpha)), X
     )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
@@ -155,7 +147,7 @@ def test_softmax_focal_matches_definition_and_finite_differences(gamma: float) -
     got = crossent.softmax_focal_loss(Z, Y, gamma=gamma, weight=weight, reduction="none")
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     grad = crossent.softmax_focal_loss_grad(Z, Y, gamma=gamma, weight=weight)
-    fd = _finite_difference(
+    fd = finite_difference(
         lambda z: float(crossent.softmax_focal_loss(z, Y, gamma=gamma, weight=weight)), Z
     )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
@@ -242,7 +234,7 @@ def test_distillation_gradient_matches_finite_differences(
     direction: str, temperature: float
 ) -> None:
     grad = crossent.distillation_loss_grad(Z, V, temperature=temperature, direction=direction)
-    fd = _finite_difference(
+    fd = finite_difference(
         lambda z: float(
             crossent.distillation_loss(z, V, temperature=temperature, direction=direction)
         ),
@@ -278,7 +270,7 @@ def test_hinge_matches_definition_and_finite_differences(variant: str, margin: f
     got = crossent.multiclass_hinge_loss(Z, Y, margin=margin, variant=variant, reduction="none")
     np.testing.assert_allclose(got, _naive_hinge(Z, Y, margin, variant), rtol=1e-15)
     grad = crossent.multiclass_hinge_loss_grad(Z, Y, margin=margin, variant=variant)
-    fd = _finite_difference(
+    fd = finite_difference(
         lambda z: float(crossent.multiclass_hinge_loss(z, Y, margin=margin, variant=variant)), Z
     )
     np.testing.assert_allclose(grad, fd, atol=1e-8)  # random logits: no kinks

@@ -14,6 +14,7 @@ from crossent import InputError, InputTypeError
 
 import oracles
 from conftest import Backend
+from finite_differences import finite_difference
 
 RNG = np.random.default_rng(11)
 LOGITS = RNG.normal(size=(6, 5)) * 2
@@ -39,15 +40,6 @@ OPTION_SETS = [
 ]
 
 
-def _finite_difference(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:  # type: ignore[no-untyped-def]
-    grad = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[index] = h
-        grad[index] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
-
-
 @pytest.mark.parametrize("options", OPTION_SETS)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_label_gradient_matches_finite_differences(options: dict, reduction: str) -> None:
@@ -55,7 +47,7 @@ def test_label_gradient_matches_finite_differences(options: dict, reduction: str
         return float(crossent.softmax_cross_entropy(z, LABELS, reduction=reduction, **options))
 
     grad = crossent.softmax_cross_entropy_grad(LOGITS, LABELS, reduction=reduction, **options)
-    np.testing.assert_allclose(grad, _finite_difference(loss, LOGITS), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, finite_difference(loss, LOGITS), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("options", OPTION_SETS)
@@ -64,7 +56,7 @@ def test_target_gradient_matches_finite_differences(options: dict) -> None:
         return float(crossent.softmax_cross_entropy_with_targets(z, TARGETS, **options))
 
     grad = crossent.softmax_cross_entropy_with_targets_grad(LOGITS, TARGETS, **options)
-    np.testing.assert_allclose(grad, _finite_difference(loss, LOGITS), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, finite_difference(loss, LOGITS), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("options", OPTION_SETS)
