@@ -26,7 +26,7 @@ PYTHON = BIN / ("python.exe" if sys.platform == "win32" else "python")
 # CPU wheel, while an unpinned torch pulls several GB of CUDA packages.
 REQUIREMENTS = {
     "demo": ["-e", "."],
-    "test": ["-e", ".[dev,jax,fast]", "torch==2.13.0"],
+    "test": ["-e", ".[dev,jax,fast,plot]", "torch==2.13.0"],
 }
 
 

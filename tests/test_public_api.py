@@ -57,7 +57,20 @@ def test_public_callables_have_numpydoc_docstrings(name: str) -> None:
         assert ".. math::" in doc, f"{name} lacks its formula"
 
 
-ARRAY_ARGUMENTS = ("p", "q", "logits", "labels", "targets", "student_logits", "teacher")
+ARRAY_ARGUMENTS = (
+    "p",
+    "q",
+    "logits",
+    "labels",
+    "targets",
+    "student_logits",
+    "teacher",
+    "probs",
+    "probs_a",
+    "probs_b",
+    "metric",
+    "diagram",
+)
 
 
 def test_arrays_are_positional_only_and_options_keyword_only() -> None:

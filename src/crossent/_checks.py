@@ -12,7 +12,10 @@ fix where one is known.  Indices are given in the caller's layout.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, Literal
 
@@ -40,6 +43,7 @@ __all__ = [
     "check_reduction",
     "check_same_classes",
     "check_scalar",
+    "row_offset",
     "row_sum_tolerance",
 ]
 
@@ -181,13 +185,33 @@ def _first_index(mask: Array, *, xp: ModuleType) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(position, tuple(mask.shape)))
 
 
+_ROW_OFFSET: contextvars.ContextVar[int] = contextvars.ContextVar("row_offset", default=0)
+
+
+@contextlib.contextmanager
+def row_offset(first_row: int) -> Iterator[None]:
+    """Within this block, messages number rows from ``first_row`` (for data seen in chunks)."""
+    token = _ROW_OFFSET.set(first_row)
+    try:
+        yield
+    finally:
+        _ROW_OFFSET.reset(token)
+
+
+def _shift_rows(index: tuple[int, ...]) -> tuple[int, ...]:
+    offset = _ROW_OFFSET.get()
+    if offset == 0 or len(index) == 0:
+        return index
+    return (index[0] + offset, *index[1:])
+
+
 def _caller_index(index: tuple[int, ...], axis: int | None) -> tuple[int, ...]:
     """Map an index into the class-axis-last layout back to the caller's layout."""
     if axis is None or len(index) == 0:
-        return index
+        return _shift_rows(index)
     *batch, cls = index
     batch.insert(axis, cls)
-    return tuple(batch)
+    return _shift_rows(tuple(batch))
 
 
 def _format_index(index: tuple[int, ...]) -> str:
@@ -197,7 +221,7 @@ def _format_index(index: tuple[int, ...]) -> str:
 def _describe_row(index: tuple[int, ...]) -> str:
     if len(index) == 0:
         return "the distribution"
-    return f"row {_format_index(index)}"
+    return f"row {_format_index(_shift_rows(index))}"
 
 
 def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int | None) -> None:

@@ -1,0 +1,377 @@
+"""Calibration error with a declared definition: scope, norm, binning, bins, estimator.
+
+Tools disagree silently on what "ECE" means.  Here every result carries its
+:class:`CalibrationSpec`, whose :attr:`~CalibrationSpec.definition` says it in words, and
+:data:`CALIBRATION_PRESETS` reproduces the conventions of other libraries by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..errors import InputError
+from ._binning import (
+    Binning,
+    BinStatistics,
+    Closed,
+    Norm,
+    assign_bins,
+    bin_statistics,
+    calibration_value,
+    check_bins,
+    quantile_edges,
+    squared_or_value,
+    uniform_edges,
+)
+from ._inputs import FloatArray, Predictions, as_predictions
+from ._rows import summarize
+
+__all__ = [
+    "CALIBRATION_PRESETS",
+    "CalibrationError",
+    "CalibrationSpec",
+    "Scope",
+    "calibration_error",
+    "calibration_error_of",
+    "check_spec",
+    "edges_for",
+    "error_from_statistics",
+    "scope_arrays",
+    "statistics_for",
+]
+
+Scope = Literal["top-label", "class-wise", "positive-class"]
+_SCOPES = ("top-label", "class-wise", "positive-class")
+
+_SCOPE_WORDS = {
+    "top-label": "top-label (confidence = max_k p_k, hit = argmax is the label)",
+    "class-wise": "class-wise (each class's p_k against [label = k], averaged over classes)",
+    "positive-class": "positive-class (confidence = p_1, hit = [label = 1])",
+}
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """What a calibration-error number means.
+
+    Attributes
+    ----------
+    scope : {"top-label", "class-wise", "positive-class"}
+        Which probabilities are binned: the top label's (Guo et al. 2017), each class's
+        one-vs-rest (Kumar et al. 2019's marginal error, averaged over classes as
+        :math:`(\\frac1K\\sum_k \\mathrm{CE}_k^p)^{1/p}`; the maximum over classes for
+        ``norm="max"``), or the positive class's in a binary problem.
+    norm : {"l1", "l2", "max"}
+        How the per-bin gaps are combined (see :func:`calibration_error`).
+    binning : {"uniform", "quantile"}
+        Equal-width bins on [0, 1], or equal-mass bins at the empirical quantiles.
+    bins : int
+        Number of bins.
+    closed : {"left", "right"}
+        ``[a, b)`` bins with the last closed (``numpy.histogram``), or ``(a, b]`` bins
+        with the first closed (scikit-learn's ``calibration_curve``).
+    estimator : {"plug-in", "debiased"}
+        The plug-in estimate, or Kumar, Liang and Ma's debiased L2 estimate.
+    """
+
+    scope: Scope = "top-label"
+    norm: Norm = "l1"
+    binning: Binning = "uniform"
+    bins: int = 15
+    closed: Closed = "left"
+    estimator: Literal["plug-in", "debiased"] = "plug-in"
+
+    @property
+    def definition(self) -> str:
+        """The definition in one line of words."""
+        width = "equal-width" if self.binning == "uniform" else "equal-mass"
+        ends = (
+            "[a, b) with the last bin closed"
+            if self.closed == "left"
+            else "(a, b] with the first bin closed"
+        )
+        return (
+            f"{self.norm.upper()} calibration error, {_SCOPE_WORDS[self.scope]}, "
+            f"{self.bins} {width} bins {ends}, {self.estimator} estimator"
+        )
+
+
+@dataclass(frozen=True)
+class CalibrationError:
+    """A calibration-error estimate and its definition; ``float(result)`` is the value.
+
+    Attributes
+    ----------
+    value : float
+        The estimate.
+    spec : CalibrationSpec
+        Its definition.
+    n : int
+        Number of examples.
+    edges : ndarray
+        Bin edges (``(bins + 1,)``; ``(classes, bins + 1)`` for the class-wise scope).
+    statistics : BinStatistics
+        Per-bin count, sum of confidences and hits, from which the value was computed.
+    """
+
+    value: float
+    spec: CalibrationSpec
+    n: int
+    edges: FloatArray = field(repr=False)
+    statistics: BinStatistics = field(repr=False)
+
+    def __float__(self) -> float:
+        return self.value
+
+
+def check_spec(
+    *,
+    bins: int,
+    binning: str,
+    norm: str,
+    scope: str,
+    debias: bool,
+    closed: str,
+) -> CalibrationSpec:
+    """Validate the options of :func:`calibration_error` and build their spec."""
+    count = check_bins(bins, binning, closed, norm)
+    if scope not in _SCOPES:
+        raise InputError(
+            f"`scope` must be 'top-label', 'class-wise' or 'positive-class'; got {scope!r}"
+        )
+    if not isinstance(debias, bool):
+        raise InputError(f"`debias` must be True or False; got {debias!r}")
+    if debias and norm != "l2":
+        raise InputError(
+            f"`debias=True` is defined for norm='l2' only (Kumar et al. 2019); got norm={norm!r}"
+        )
+    return CalibrationSpec(
+        scope=scope,  # type: ignore[arg-type]
+        norm=norm,  # type: ignore[arg-type]
+        binning=binning,  # type: ignore[arg-type]
+        bins=count,
+        closed=closed,  # type: ignore[arg-type]
+        estimator="debiased" if debias else "plug-in",
+    )
+
+
+def scope_arrays(predictions: Predictions, scope: Scope) -> tuple[FloatArray, FloatArray]:
+    """Confidences and hits for a scope: ``(n,)`` arrays, or ``(n, classes)`` class-wise."""
+    if scope == "positive-class" and predictions.classes != 2:
+        raise InputError(
+            "`scope='positive-class'` needs a binary problem (2 classes); got "
+            f"{predictions.classes} classes. Use 'top-label' or 'class-wise'."
+        )
+    if scope == "top-label":
+        rows = summarize(predictions)
+        return rows.confidence, rows.correct
+    if scope == "positive-class":
+        probs = np.concatenate([b.probs[:, 1] for b in predictions.blocks()] or [np.zeros(0)])
+        return probs, (predictions.labels == 1).astype(np.float64)
+    probs = predictions.probs()
+    hits = (predictions.labels[:, None] == np.arange(predictions.classes)).astype(np.float64)
+    return probs, hits
+
+
+def error_from_statistics(stats: BinStatistics, spec: CalibrationSpec) -> float:
+    """The value of ``spec`` from its per-bin statistics (``(bins,)`` or ``(classes, bins)``)."""
+    debias = spec.estimator == "debiased"
+    if stats.count.ndim == 1:
+        return calibration_value(stats, norm=spec.norm, debias=debias)
+    per_class = [
+        squared_or_value(stats.row(k), norm=spec.norm, debias=debias)
+        for k in range(stats.count.shape[0])
+    ]
+    if spec.norm == "max":
+        return float(np.max(per_class))
+    if spec.norm == "l1":
+        return float(np.mean(per_class))
+    return float(np.sqrt(max(float(np.mean(per_class)), 0.0)))
+
+
+def edges_for(confidence: FloatArray, spec: CalibrationSpec) -> FloatArray:
+    """Bin edges for each column of ``confidence`` (one row of edges per class if 2-D)."""
+    if confidence.ndim == 2:
+        return np.stack([edges_for(confidence[:, k], spec) for k in range(confidence.shape[1])])
+    if spec.binning == "uniform":
+        return uniform_edges(spec.bins)
+    return quantile_edges(confidence, spec.bins)
+
+
+def statistics_for(
+    confidence: FloatArray,
+    hits: FloatArray,
+    edges: FloatArray,
+    spec: CalibrationSpec,
+    weights: FloatArray | None = None,
+) -> BinStatistics:
+    """Per-bin statistics of the scope's arrays under fixed ``edges``."""
+    if confidence.ndim == 1:
+        index = assign_bins(confidence, edges, spec.closed)
+        return bin_statistics(index, confidence, hits, spec.bins, weights)
+    return BinStatistics.stack(
+        [
+            statistics_for(confidence[:, k], hits[:, k], edges[k], spec, weights)
+            for k in range(confidence.shape[1])
+        ]
+    )
+
+
+def calibration_error(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    bins: int = 15,
+    binning: str = "uniform",
+    norm: str = "l1",
+    scope: str = "top-label",
+    debias: bool = False,
+    closed: str = "left",
+    form: str = "probs",
+    validate: bool = True,
+) -> CalibrationError:
+    r"""Calibration error of predicted distributions, with its definition attached.
+
+    For bins :math:`B_b` of confidence, with :math:`n_b` examples, mean confidence
+    :math:`\bar c_b` and hit rate :math:`\bar h_b`:
+
+    .. math::
+
+        \mathrm{ECE}_{L1} = \sum_b \frac{n_b}{n}\,|\bar h_b - \bar c_b|, \qquad
+        \mathrm{ECE}_{L2} = \Big(\sum_b \frac{n_b}{n}(\bar h_b - \bar c_b)^2\Big)^{1/2},
+        \qquad \mathrm{MCE} = \max_b |\bar h_b - \bar c_b|.
+
+    The default is Guo et al. (2017)'s expected calibration error: top-label, L1,
+    15 equal-width bins.
+
+    Parameters
+    ----------
+    probs : array_like, shape (n, classes)
+        Predicted distributions, in the form named by ``form``.
+    labels : array_like of int, shape (n,)
+        True classes in ``[0, classes)``.
+    bins : int, default 15
+        Number of bins.
+    binning : {"uniform", "quantile"}, default "uniform"
+        Equal-width bins, or equal-mass bins at the empirical quantiles of the confidences.
+    norm : {"l1", "l2", "max"}, default "l1"
+        Combination of the per-bin gaps (above).
+    scope : {"top-label", "class-wise", "positive-class"}, default "top-label"
+        What is binned; see :class:`CalibrationSpec`.  "positive-class" needs 2 classes.
+    debias : bool, default False
+        Kumar, Liang and Ma (2019)'s debiased estimator (``norm="l2"`` only).  The
+        plug-in estimate is biased upward (a perfectly calibrated model scores
+        :math:`O(\sqrt{\text{bins}/n})`); the debiased one is near 0 for it.
+    closed : {"left", "right"}, default "left"
+        ``[a, b)`` bins with the last closed, or ``(a, b]`` bins with the first closed.
+        Either way a confidence of exactly 0 lands in the first bin and 1 in the last.
+    form : {"probs", "log_probs", "logits"}, default "probs"
+        What ``probs`` holds.  Never inferred from the values.
+    validate : bool, default True
+        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware tolerance,
+        labels in range).
+
+    Returns
+    -------
+    CalibrationError
+        ``.value`` (also ``float(result)``), ``.spec`` with its ``.definition``, and the
+        per-bin statistics.
+
+    Raises
+    ------
+    InputError
+        Invalid options, predictions or labels (naming the row and value).
+
+    See Also
+    --------
+    reliability_diagram : The per-bin data and its plot.
+    bootstrap_interval : A confidence interval for this estimate.
+    EvaluationState : The same bins accumulated over batches.
+    CALIBRATION_PRESETS : torchmetrics', scikit-learn's and netcal's conventions.
+
+    Notes
+    -----
+    Unlike torchmetrics, logits are never detected from values outside [0, 1]: pass
+    ``form="logits"``.  Unlike torchmetrics 1.9 (torchmetrics#3510) a confidence of exactly
+    1.0 is counted in the last bin.
+
+    References
+    ----------
+    Guo, Pleiss, Sun and Weinberger (2017), On Calibration of Modern Neural Networks,
+    arXiv:1706.04599.  Kumar, Liang and Ma (2019), Verified Uncertainty Calibration,
+    arXiv:1909.10155.
+
+    Examples
+    --------
+    torchmetrics' documented multiclass example (3 bins; 0.2000, 0.2082, 0.2333):
+
+    >>> import crossent
+    >>> probs = [[0.25, 0.20, 0.55], [0.55, 0.05, 0.40], [0.10, 0.30, 0.60], [0.90, 0.05, 0.05]]
+    >>> labels = [0, 1, 2, 0]
+    >>> [round(crossent.calibration_error(probs, labels, bins=3, norm=n).value, 4)
+    ...  for n in ("l1", "l2", "max")]
+    [0.2, 0.2082, 0.2333]
+    >>> crossent.calibration_error(probs, labels).spec.definition.split(",")[0]
+    'L1 calibration error'
+    """
+    spec = check_spec(
+        bins=bins, binning=binning, norm=norm, scope=scope, debias=debias, closed=closed
+    )
+    predictions = as_predictions(probs, labels, form=form, validate=validate)
+    return calibration_error_of(predictions, spec)
+
+
+def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> CalibrationError:
+    """:func:`calibration_error` on validated predictions."""
+    confidence, hits = scope_arrays(predictions, spec.scope)
+    edges = edges_for(confidence, spec)
+    stats = statistics_for(confidence, hits, edges, spec)
+    return CalibrationError(
+        value=error_from_statistics(stats, spec),
+        spec=spec,
+        n=predictions.n,
+        edges=edges,
+        statistics=stats,
+    )
+
+
+CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
+    "guo2017": {"bins": 15, "binning": "uniform", "norm": "l1", "scope": "top-label"},
+    "torchmetrics-multiclass": {
+        "bins": 15,
+        "binning": "uniform",
+        "scope": "top-label",
+        "closed": "left",
+    },
+    "torchmetrics-binary": {
+        "bins": 15,
+        "binning": "uniform",
+        "scope": "positive-class",
+        "closed": "left",
+    },
+    "sklearn": {"bins": 5, "binning": "uniform", "scope": "positive-class", "closed": "right"},
+    "netcal": {"bins": 10, "binning": "uniform", "norm": "l1", "scope": "top-label"},
+}
+"""Keyword sets for :func:`calibration_error` that reproduce other libraries' conventions.
+
+``"guo2017"``
+    The default: top-label, L1, 15 equal-width bins.
+``"torchmetrics-multiclass"`` / ``"torchmetrics-binary"``
+    ``multiclass_calibration_error`` (top-label) and ``binary_calibration_error``
+    (positive class: torchmetrics compares ``p_1`` with the label itself), 15 bins
+    ``[a, b)``; choose ``norm`` as there.  They differ from torchmetrics 1.9 only for a
+    confidence of exactly 1.0, which torchmetrics counts in a hidden extra bin
+    (torchmetrics#3510).
+``"sklearn"``
+    The bins of ``sklearn.calibration.calibration_curve`` (5 bins ``(a, b]`` on the
+    positive-class probability; ``binning="quantile"`` for ``strategy="quantile"``).
+``"netcal"``
+    ``netcal.metrics.ECE(bins=10)`` on multiclass confidences: top-label, 10 bins with
+    ``numpy.histogram`` semantics.
+
+Use as ``calibration_error(probs, labels, **CALIBRATION_PRESETS["sklearn"])``.
+"""

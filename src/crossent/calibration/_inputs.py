@@ -1,0 +1,174 @@
+"""Predictions and labels for evaluation: named form, validated once, read in row blocks.
+
+Evaluation runs on the host in float64.  Arrays from other libraries are read through
+``numpy.asarray`` (DLPack for device arrays that support it).  The input is validated
+once in its own dtype (no float64 copy of the whole matrix), and then offered in blocks
+of rows, each converted to float64 log-probabilities and probabilities, so memory stays
+at a few blocks whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .._checks import Form, check_form, check_labels, row_offset
+from .._xp import log_softmax, namespace
+from ..errors import InputError
+from ..info._kernels import safe_log
+from ..info._sides import prepare
+
+__all__ = [
+    "Block",
+    "Predictions",
+    "as_predictions",
+    "labels_array",
+    "to_log_probs_and_probs",
+]
+
+_BLOCK_ELEMENTS = 1 << 20
+"""Entries of the prediction matrix converted to float64 at a time (8 MiB)."""
+
+FloatArray = npt.NDArray[Any]
+"""float64 by convention; NumPy's stubs type reductions such as bincount loosely."""
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of rows in float64: log-probabilities, probabilities and labels."""
+
+    start: int
+    log_probs: FloatArray
+    probs: FloatArray
+    labels: IntArray
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Validated predictions ``(n, classes)`` of a named form and their integer labels."""
+
+    values: Any
+    form: Form
+    labels: IntArray
+
+    @property
+    def n(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def classes(self) -> int:
+        return int(self.values.shape[1])
+
+    def blocks(self, rows: int | None = None) -> Iterator[Block]:
+        """The rows in blocks of about ``_BLOCK_ELEMENTS`` entries (or ``rows`` rows)."""
+        step = rows or max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
+        for start in range(0, self.n, step):
+            chunk = np.asarray(self.values[start : start + step], dtype=np.float64)
+            log_probs, probs = to_log_probs_and_probs(chunk, self.form)
+            yield Block(start, log_probs, probs, self.labels[start : start + step])
+
+    def log_probs(self) -> FloatArray:
+        """All rows as float64 log-probabilities (an ``(n, classes)`` array)."""
+        return np.concatenate([b.log_probs for b in self.blocks()]) if self.n else _empty(self)
+
+    def probs(self) -> FloatArray:
+        """All rows as float64 probabilities (an ``(n, classes)`` array)."""
+        return np.concatenate([b.probs for b in self.blocks()]) if self.n else _empty(self)
+
+    def subset(self, rows: IntArray) -> Predictions:
+        """The predictions of the given rows (already validated)."""
+        return Predictions(np.asarray(self.values)[rows], self.form, self.labels[rows])
+
+
+def _empty(predictions: Predictions) -> FloatArray:
+    return np.zeros((0, predictions.classes))
+
+
+def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray, FloatArray]:
+    """Float64 rows of ``form`` as (log-probabilities, probabilities), exact at 0 and 1."""
+    if form == "probs":
+        return safe_log(values, xp=np), values
+    log_probs = log_softmax(values, xp=np) if form == "logits" else values
+    return log_probs, np.exp(log_probs)
+
+
+def _host(x: Any, name: str) -> Any:
+    """``x`` as a NumPy array without copying NumPy input; device arrays via DLPack."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, list | tuple | int | float | np.generic):
+        return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except Exception:
+        try:
+            return np.from_dlpack(x)
+        except Exception as exc:
+            raise InputError(
+                f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
+                "the CPU first"
+            ) from exc
+
+
+def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
+    """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
+    labels = _host(labels, "labels")
+    xp, (labels,) = namespace(labels, names=("labels",))
+    if labels.ndim != 1:
+        raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
+    check_labels(
+        labels, xp=xp, batch_shape=(n,), classes=classes, ignore_index=None, validate=validate
+    )
+    return np.asarray(labels, dtype=np.intp)
+
+
+def as_predictions(
+    values: Any,
+    labels: Any,
+    *,
+    form: str,
+    name: str = "probs",
+    validate: bool = True,
+    first_row: int = 0,
+) -> Predictions:
+    """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
+
+    ``first_row`` numbers the rows in error messages (for data read in chunks).
+    """
+    checked_form = check_form(form, name="form")
+    values = _host(values, name)
+    xp, (values,) = namespace(values, names=(name,))
+    if values.ndim != 2:
+        raise InputError(
+            f"`{name}` must have shape (n, classes), one row per example; got shape "
+            f"{tuple(values.shape)}"
+        )
+    if values.shape[1] < 1:
+        raise InputError(f"`{name}` must have at least one class; got shape {values.shape}")
+    if not xp.isdtype(values.dtype, "real floating"):
+        raise InputError(
+            f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
+        )
+    with row_offset(first_row):
+        label_ids = labels_array(
+            labels, n=values.shape[0], classes=values.shape[1], validate=validate
+        )
+        dtype = np.float64 if values.dtype == np.float64 else np.float32
+        if validate:
+            for start in range(0, values.shape[0], 1 << 16):
+                with row_offset(first_row + start):
+                    prepare(
+                        values[start : start + (1 << 16)],
+                        name=name,
+                        form=checked_form,
+                        axis=1,
+                        xp=xp,
+                        dtype=dtype,
+                        validate=True,
+                    )
+    return Predictions(values, checked_form, label_ids)

@@ -1,0 +1,213 @@
+"""Reliability diagrams: the per-bin data, and a matplotlib figure (extra ``plot``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from .._checks import check_scalar
+from ._error import CalibrationError, calibration_error
+from ._inputs import FloatArray
+
+__all__ = ["ReliabilityDiagram", "plot_reliability_diagram", "reliability_diagram"]
+
+
+@dataclass(frozen=True)
+class ReliabilityDiagram:
+    """Per-bin data of a reliability diagram (arrays of shape ``(bins,)``).
+
+    Attributes
+    ----------
+    lower, upper : ndarray
+        Bin edges.
+    confidence : ndarray
+        Mean confidence of the bin (NaN when empty).
+    accuracy : ndarray
+        Hit rate of the bin (NaN when empty).
+    count : ndarray of int
+        Examples in the bin.
+    accuracy_low, accuracy_high : ndarray
+        Jeffreys interval for the bin's hit rate at ``confidence_level`` (NaN when empty).
+    calibration : CalibrationError
+        The calibration error of these bins, with its definition.
+    """
+
+    lower: FloatArray
+    upper: FloatArray
+    confidence: FloatArray
+    accuracy: FloatArray
+    count: Any
+    accuracy_low: FloatArray
+    accuracy_high: FloatArray
+    confidence_level: float
+    calibration: CalibrationError
+
+
+def reliability_diagram(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    bins: int = 15,
+    binning: str = "uniform",
+    scope: str = "top-label",
+    closed: str = "left",
+    form: str = "probs",
+    confidence_level: float = 0.95,
+    validate: bool = True,
+) -> ReliabilityDiagram:
+    r"""The data of a reliability diagram: per bin, confidence, accuracy, count, interval.
+
+    .. math:: \bar c_b = \frac{1}{n_b}\sum_{i \in B_b} c_i, \qquad
+              \bar h_b = \frac{1}{n_b}\sum_{i \in B_b} h_i
+
+    The interval on each bin's accuracy is the Jeffreys interval,
+    :math:`\mathrm{Beta}(h + \tfrac12, n - h + \tfrac12)` quantiles (Brown, Cai and
+    DasGupta 2001, doi:10.1214/ss/1009213286), which behaves well for the small counts of
+    sparsely populated bins.
+
+    Parameters
+    ----------
+    probs, labels, bins, binning, closed, form, validate
+        As in :func:`calibration_error`.
+    scope : {"top-label", "positive-class"}, default "top-label"
+        One curve; the class-wise scope has one diagram per class.
+    confidence_level : float, default 0.95
+
+    Returns
+    -------
+    ReliabilityDiagram
+        Per-bin arrays and the :class:`CalibrationError` of the same bins.
+
+    Examples
+    --------
+    scikit-learn's ``calibration_curve`` documented example: ``prob_true`` is
+    [0, 0.5, 1] and ``prob_pred`` [0.2, 0.525, 0.85]:
+
+    >>> import numpy as np, crossent
+    >>> y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    >>> p1 = np.array([0.1, 0.2, 0.3, 0.4, 0.65, 0.7, 0.8, 0.9, 1.0])
+    >>> d = crossent.reliability_diagram(np.stack([1 - p1, p1], axis=1), y, bins=3,
+    ...     scope="positive-class", closed="right")
+    >>> d.accuracy.round(3).tolist(), d.confidence.round(3).tolist()
+    ([0.0, 0.5, 1.0], [0.2, 0.525, 0.85])
+    """
+    level = check_scalar(
+        confidence_level, name="confidence_level", low=0.0, high=1.0, low_open=True
+    )
+    if scope == "class-wise":
+        from ..errors import InputError
+
+        raise InputError(
+            "a reliability diagram shows one curve: use scope 'top-label' or 'positive-class'"
+        )
+    result = calibration_error(
+        probs,
+        labels,
+        bins=bins,
+        binning=binning,
+        scope=scope,
+        closed=closed,
+        form=form,
+        validate=validate,
+    )
+    stats = result.statistics
+    count = stats.count
+    with np.errstate(invalid="ignore"):
+        tail = (1.0 - level) / 2.0
+        low = scipy_stats.beta.ppf(tail, stats.hits + 0.5, count - stats.hits + 0.5)
+        high = scipy_stats.beta.isf(tail, stats.hits + 0.5, count - stats.hits + 0.5)
+    empty = count == 0
+    return ReliabilityDiagram(
+        lower=result.edges[:-1],
+        upper=result.edges[1:],
+        confidence=stats.mean_confidence(),
+        accuracy=stats.accuracy(),
+        count=count.astype(np.int64),
+        accuracy_low=np.where(empty, np.nan, np.where(stats.hits == 0, 0.0, low)),
+        accuracy_high=np.where(empty, np.nan, np.where(stats.hits == count, 1.0, high)),
+        confidence_level=level,
+        calibration=result,
+    )
+
+
+def plot_reliability_diagram(
+    diagram: ReliabilityDiagram, /, *, logit_axis: bool = False, title: str | None = None
+) -> Any:
+    r"""Draw a reliability diagram and the confidence histogram; returns the matplotlib Figure.
+
+    Top panel: accuracy :math:`\bar h_b` against mean confidence :math:`\bar c_b` per
+    non-empty bin with its interval band, the diagonal of perfect calibration
+
+    .. math:: \bar h_b = \bar c_b,
+
+    and the count written above each point.  Bottom panel: how many examples fall in each
+    bin.  Needs matplotlib (``pip install crossent[plot]``); the figure is created without
+    pyplot, so no display is needed.
+
+    Parameters
+    ----------
+    diagram : ReliabilityDiagram
+        From :func:`reliability_diagram`.
+    logit_axis : bool, default False
+        A logit-scaled confidence axis, which spreads out the 0.99+ region where modern
+        networks put much of their mass.
+    title : str, optional
+        Defaults to the calibration error and its norm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> logits, labels = rng.normal(size=(200, 3)) * 3, rng.integers(0, 3, size=200)
+    >>> diagram = crossent.reliability_diagram(logits, labels, form="logits", bins=10)
+    >>> figure = crossent.plot_reliability_diagram(diagram, logit_axis=True)  # doctest: +SKIP
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5, 6.5), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    shown = diagram.count > 0
+    conf, acc = diagram.confidence[shown], diagram.accuracy[shown]
+    lo, hi = diagram.accuracy_low[shown], diagram.accuracy_high[shown]
+    limits = (1e-4, 1 - 1e-4) if logit_axis else (0.0, 1.0)
+    top.plot(limits, limits, color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    top.fill_between(
+        conf, lo, hi, color="C0", alpha=0.2, label=f"{diagram.confidence_level:.0%} interval"
+    )
+    top.plot(conf, acc, marker="o", color="C0", label="accuracy per bin")
+    for x, y, n in zip(conf, acc, diagram.count[shown], strict=True):
+        top.annotate(
+            str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
+        )
+    top.set_ylabel("accuracy")
+    top.set_title(
+        title
+        or diagram.calibration.spec.definition.split(",")[0]
+        + f" = {diagram.calibration.value:.4f}",
+        fontsize=9,
+    )
+    top.legend(loc="upper left", fontsize=8)
+    widths = diagram.upper - diagram.lower
+    bottom.bar(
+        diagram.lower, diagram.count, width=widths, align="edge", color="C1", edgecolor="white"
+    )
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("count")
+    for axis in (top, bottom):
+        if logit_axis:
+            axis.set_xscale("logit")
+        axis.set_xlim(*limits)
+    if logit_axis:
+        top.set_yscale("logit")
+        top.set_ylim(*limits)
+    else:
+        top.set_ylim(0.0, 1.0)
+    return figure

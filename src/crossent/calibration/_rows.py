@@ -1,0 +1,81 @@
+"""Per-example summaries of a prediction: the numbers every evaluation metric averages.
+
+For a predicted distribution :math:`p` over classes and the true label :math:`y`:
+
+* surprisal (negative log-likelihood) :math:`-\\log p_y`;
+* Brier score :math:`\\sum_k (p_k - [k = y])^2`, computed as
+  :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` with :math:`1 - p_y = -\\operatorname{expm1}
+  (\\log p_y)`, so a near-certain correct prediction keeps its tiny score instead of
+  cancelling to 0;
+* spherical score :math:`p_y / \\lVert p \\rVert_2`;
+* top-label confidence :math:`\\max_k p_k`, the predicted class (the first maximum) and
+  whether it is correct;
+* the entropy of the prediction :math:`-\\sum_k p_k \\log p_k` (with :math:`0 \\log 0 = 0`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._inputs import Block, FloatArray, IntArray, Predictions
+
+__all__ = ["RowSummaries", "summarize", "summarize_block"]
+
+
+@dataclass(frozen=True)
+class RowSummaries:
+    """One float64 (or integer) value per example."""
+
+    surprisal: FloatArray
+    brier: FloatArray
+    spherical: FloatArray
+    entropy: FloatArray
+    confidence: FloatArray
+    predicted: IntArray
+    labels: IntArray
+
+    @property
+    def correct(self) -> FloatArray:
+        return (self.predicted == self.labels).astype(np.float64)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def summarize_block(block: Block) -> RowSummaries:
+    """The summaries of one block of rows."""
+    rows = np.arange(block.labels.shape[0])
+    log_probs, probs, labels = block.log_probs, block.probs, block.labels
+    log_p_label = log_probs[rows, labels]
+    p_label = probs[rows, labels]
+    others_squared = np.square(probs)
+    others_squared[rows, labels] = 0.0
+    brier = others_squared.sum(axis=1) + np.square(-np.expm1(log_p_label))
+    norm = np.sqrt(np.square(probs).sum(axis=1))
+    spherical = p_label / norm
+    terms = np.multiply(probs, log_probs, out=np.zeros_like(probs), where=probs > 0)
+    entropy = -terms.sum(axis=1)
+    predicted = np.argmax(log_probs, axis=1)
+    return RowSummaries(
+        surprisal=-log_p_label,
+        brier=brier,
+        spherical=spherical,
+        entropy=np.maximum(entropy, 0.0),
+        confidence=probs[rows, predicted],
+        predicted=predicted.astype(np.intp),
+        labels=labels,
+    )
+
+
+def summarize(predictions: Predictions) -> RowSummaries:
+    """The summaries of every row, computed block by block."""
+    parts = [summarize_block(block) for block in predictions.blocks()]
+    if not parts:
+        empty, no_ids = np.zeros(0), np.zeros(0, np.intp)
+        return RowSummaries(empty, empty, empty, empty, empty, no_ids, no_ids)
+    return RowSummaries(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("surprisal", "brier", "spherical", "entropy", "confidence", "predicted", "labels")

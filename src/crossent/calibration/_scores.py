@@ -1,0 +1,201 @@
+"""Proper scoring rules and accuracy of predicted distributions against integer labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_base
+from ..errors import InputError
+from ._inputs import FloatArray, as_predictions
+from ._rows import RowSummaries, summarize
+
+__all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_score"]
+
+
+def _reduce(values: FloatArray, reduction: str) -> Any:
+    if reduction == "none":
+        return values
+    if reduction != "mean":
+        raise InputError(f"`reduction` must be 'mean' or 'none'; got {reduction!r}")
+    if values.size == 0:
+        raise InputError("there are no examples to average (the input has 0 rows)")
+    return float(np.mean(values))  # pairwise summation
+
+
+def _rows(probs: Any, labels: Any, form: str, validate: bool) -> RowSummaries:
+    return summarize(as_predictions(probs, labels, form=form, validate=validate))
+
+
+def negative_log_likelihood(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    form: str = "probs",
+    base: float | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""The log score: the mean surprisal of the true labels.
+
+    .. math:: \mathrm{NLL} = -\frac1n \sum_i \log p_{i, y_i}
+
+    Parameters
+    ----------
+    probs : array_like, shape (n, classes)
+        Predicted distributions in the form named by ``form``.
+    labels : array_like of int, shape (n,)
+        True classes.
+    form : {"probs", "log_probs", "logits"}, default "probs"
+        What ``probs`` holds; never inferred.
+    base : float, optional
+        Logarithm base: None for nats, 2 for bits.
+    reduction : {"mean", "none"}, default "mean"
+        The mean (a float), or the per-example surprisals (an array).
+    validate : bool, default True
+        Check values and labels.
+
+    Returns
+    -------
+    float or ndarray
+        ``+inf`` when a true label has probability 0: no clipping.
+
+    See Also
+    --------
+    softmax_cross_entropy : The same quantity as a training loss from logits.
+    perplexity : ``exp`` of this value, for distributions.
+
+    Examples
+    --------
+    The exponential of the log score is the perplexity:
+
+    >>> import math, crossent
+    >>> probs, labels = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]], [0, 1]
+    >>> nll = crossent.negative_log_likelihood(probs, labels)
+    >>> round(nll, 6), round(math.exp(nll), 6) == round(1 / math.sqrt(0.7 * 0.8), 6)
+    (0.289909, True)
+    """
+    log_base = check_base(base)
+    values = _rows(probs, labels, form, validate).surprisal
+    if log_base is not None:
+        values = values / log_base
+    return _reduce(values, reduction)
+
+
+def brier_score(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    form: str = "probs",
+    scale: str = "sum",
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""The Brier score: squared distance between the prediction and the one-hot label.
+
+    .. math:: \mathrm{BS} = \frac1n \sum_i \sum_k (p_{ik} - [y_i = k])^2 \in [0, 2]
+
+    (Brier 1950), with ``scale="mean"`` dividing by the number of classes: for two
+    classes that is scikit-learn's ``brier_score_loss``, :math:`(p_1 - y)^2`, in [0, 1].
+
+    Parameters
+    ----------
+    probs, labels, form, reduction, validate
+        As in :func:`negative_log_likelihood`.
+    scale : {"sum", "mean"}, default "sum"
+        Sum over classes (Brier's original, in [0, 2]) or mean over classes.
+
+    Returns
+    -------
+    float or ndarray
+
+    Notes
+    -----
+    Each term is formed as :math:`\sum_{k \ne y} p_k^2 + (1 - p_y)^2` with
+    :math:`1 - p_y` from ``expm1`` of the log-probability, so near-certain correct
+    predictions keep their small score to full relative precision.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> crossent.brier_score([[0.7, 0.2, 0.1]], [0])
+    0.14
+    >>> round(crossent.brier_score([[0.25, 0.75]], [1], scale="mean"), 6)  # (1 - 0.75)^2
+    0.0625
+    """
+    rows = _rows(probs, labels, form, validate)
+    if scale not in ("sum", "mean"):
+        raise InputError(f"`scale` must be 'sum' or 'mean'; got {scale!r}")
+    values = rows.brier
+    if scale == "mean":
+        values = values / max(int(np.asarray(probs).shape[-1]), 1)
+    return _reduce(values, reduction)
+
+
+def spherical_score(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    form: str = "probs",
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""The spherical score, a proper scoring rule in [0, 1] where higher is better.
+
+    .. math:: S = \frac1n \sum_i \frac{p_{i, y_i}}{\lVert p_i \rVert_2}
+
+    Strictly proper (Gneiting and Raftery 2007, doi:10.1198/016214506000001437) and,
+    unlike the log score, finite when the true label has probability 0.
+
+    Parameters
+    ----------
+    probs, labels, form, reduction, validate
+        As in :func:`negative_log_likelihood`.
+
+    Returns
+    -------
+    float or ndarray
+
+    Examples
+    --------
+    >>> import crossent
+    >>> round(crossent.spherical_score([[0.5, 0.5]], [0]) ** 2, 12)  # (0.5 / sqrt(0.5))^2
+    0.5
+    """
+    return _reduce(_rows(probs, labels, form, validate).spherical, reduction)
+
+
+def accuracy(
+    probs: Any,
+    labels: Any,
+    /,
+    *,
+    form: str = "probs",
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Fraction of examples whose most probable class (the first, on ties) is the label.
+
+    .. math:: \mathrm{acc} = \frac1n \sum_i [\arg\max_k p_{ik} = y_i]
+
+    Parameters
+    ----------
+    probs, labels, form, reduction, validate
+        As in :func:`negative_log_likelihood`.
+
+    Returns
+    -------
+    float or ndarray
+        The fraction, or per-example 0/1 values with ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import crossent
+    >>> crossent.accuracy([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], [0, 0, 1])
+    0.3333333333333333
+    """
+    return _reduce(_rows(probs, labels, form, validate).correct, reduction)

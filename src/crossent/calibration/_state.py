@@ -1,0 +1,305 @@
+"""A mergeable evaluation state: fixed-size sums, never a list of predictions.
+
+:class:`EvaluationState` accumulates, batch by batch, the sums behind the log score,
+Brier and spherical scores, accuracy, the mean entropy, per-class cross-entropy and the
+calibration bins (:mod:`._binning`), plus the ``k`` most surprising examples.  Its size
+depends on the number of classes and bins only.  ``merge`` adds two states, so any split
+of the data followed by merging gives the one-shot result (counts exactly; sums up to
+floating-point reassociation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ._binning import (
+    FINE_CELLS,
+    BinStatistics,
+    assign_bins,
+    bin_statistics,
+    fine_cell,
+    fine_edges,
+    group_fine_cells,
+    uniform_edges,
+)
+from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
+from ._inputs import Block, FloatArray, IntArray, as_predictions
+from ._rows import summarize_block
+
+__all__ = [
+    "FINE_CELLS",
+    "EvaluationState",
+    "EvaluationSummary",
+]
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """The metrics of everything an :class:`EvaluationState` has seen.
+
+    Attributes
+    ----------
+    n, classes : int
+    accuracy : float
+    nll : float
+        Mean surprisal of the labels in nats; ``nll_bits`` in bits; ``perplexity`` is
+        ``exp(nll)``.
+    brier : float
+        Sum-over-classes Brier score, in [0, 2].
+    spherical : float
+    mean_entropy : float
+        Mean entropy of the predicted distributions, in nats.
+    calibration : CalibrationError
+    per_class_nll : ndarray, shape (classes,)
+        Mean surprisal of the examples of each true class (NaN for a class never seen).
+    per_class_count : ndarray of int, shape (classes,)
+    most_surprising : list of (int, float)
+        ``(row, surprisal)`` of the highest-surprisal examples, highest first.
+    """
+
+    n: int
+    classes: int
+    accuracy: float
+    nll: float
+    nll_bits: float
+    perplexity: float
+    brier: float
+    spherical: float
+    mean_entropy: float
+    calibration: CalibrationError
+    per_class_nll: FloatArray = field(repr=False)
+    per_class_count: IntArray = field(repr=False)
+    most_surprising: list[tuple[int, float]] = field(repr=False)
+
+
+class EvaluationState:
+    """Streaming evaluation of predicted distributions, mergeable across batches and workers.
+
+    Parameters
+    ----------
+    classes : int
+        Number of classes.
+    bins : int, default 15
+    binning : {"uniform", "quantile"}, default "uniform"
+        Equal-width bins (kept exactly), or equal-mass bins from a fine logit-spaced grid
+        (see :mod:`crossent.calibration._binning`; masses equal to within one fine cell).
+    closed : {"left", "right"}, default "left"
+        Bin membership at the edges (uniform bins only; see :func:`calibration_error`).
+    scope : {"top-label", "class-wise", "positive-class"}, default "top-label"
+    keep : int, default 10
+        How many of the most surprising examples to remember.
+
+    Examples
+    --------
+    Any split followed by ``merge`` gives the one-shot numbers:
+
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(1000, 5)) * 2
+    >>> labels = rng.integers(0, 5, size=1000)
+    >>> whole = crossent.EvaluationState(5).update(logits, labels, form="logits")
+    >>> left = crossent.EvaluationState(5).update(logits[:300], labels[:300], form="logits")
+    >>> right = crossent.EvaluationState(5).update(
+    ...     logits[300:], labels[300:], form="logits", first_row=300)
+    >>> a, b = whole.compute(), left.merge(right).compute()
+    >>> bool(np.isclose(a.nll, b.nll, rtol=1e-14))
+    True
+    >>> bool(np.isclose(a.calibration.value, b.calibration.value, rtol=1e-12))
+    True
+    >>> one_shot = crossent.negative_log_likelihood(logits, labels, form="logits")
+    >>> bool(np.isclose(a.nll, one_shot, rtol=1e-14))
+    True
+    """
+
+    def __init__(
+        self,
+        classes: int,
+        *,
+        bins: int = 15,
+        binning: str = "uniform",
+        closed: str = "left",
+        scope: str = "top-label",
+        keep: int = 10,
+    ) -> None:
+        if isinstance(classes, bool) or not isinstance(classes, int | np.integer) or classes < 1:
+            raise InputError(f"`classes` must be a positive integer; got {classes!r}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise InputError(f"`keep` must be a non-negative integer; got {keep!r}")
+        self._spec = check_spec(
+            bins=bins, binning=binning, norm="l1", scope=scope, debias=False, closed=closed
+        )
+        if scope == "positive-class" and classes != 2:
+            raise InputError(f"`scope='positive-class'` needs 2 classes; got classes={classes}")
+        self.classes = int(classes)
+        self.keep = keep
+        self.n = 0
+        self._sums = np.zeros(5)  # surprisal, brier, spherical, entropy, correct
+        self._class_count = np.zeros(self.classes, dtype=np.int64)
+        self._class_surprisal = np.zeros(self.classes)
+        cells = self._spec.bins if binning == "uniform" else FINE_CELLS + 2
+        shape = (self.classes, cells) if scope == "class-wise" else (cells,)
+        self._bins = BinStatistics.zeros(shape)
+        self._surprising: list[tuple[float, int]] = []
+
+    @property
+    def spec(self) -> CalibrationSpec:
+        """The binning of this state (``norm`` and ``debias`` are chosen at ``compute``)."""
+        return self._spec
+
+    # ------------------------------------------------------------------ accumulation
+
+    def update(
+        self,
+        probs: Any,
+        labels: Any,
+        /,
+        *,
+        form: str = "probs",
+        validate: bool = True,
+        first_row: int | None = None,
+    ) -> EvaluationState:
+        """Add a batch of predictions ``(batch, classes)`` and labels ``(batch,)``.
+
+        ``first_row`` is the index of the batch's first row in the whole data set, used
+        in error messages and for the most surprising examples; by default, the number
+        of rows this state has seen.  Returns the state, so calls chain.
+        """
+        start = self.n if first_row is None else int(first_row)
+        predictions = as_predictions(probs, labels, form=form, validate=validate, first_row=start)
+        if predictions.classes != self.classes:
+            raise InputError(
+                f"`probs` has {predictions.classes} classes; this state counts {self.classes}"
+            )
+        for block in predictions.blocks():
+            self._add_block(block, start)
+        self.n += predictions.n
+        return self
+
+    def _add_block(self, block: Block, start: int) -> None:
+        rows = summarize_block(block)
+        self._sums += [
+            rows.surprisal.sum(),
+            rows.brier.sum(),
+            rows.spherical.sum(),
+            rows.entropy.sum(),
+            rows.correct.sum(),
+        ]
+        self._class_count += np.bincount(rows.labels, minlength=self.classes)
+        self._class_surprisal += np.bincount(
+            rows.labels, weights=rows.surprisal, minlength=self.classes
+        )
+        scope = self._spec.scope
+        if scope == "top-label":
+            self._bins = self._bins + self._binned(rows.confidence, rows.correct)
+        elif scope == "positive-class":
+            self._bins = self._bins + self._binned(
+                block.probs[:, 1], (rows.labels == 1).astype(np.float64)
+            )
+        else:
+            self._bins = self._bins + BinStatistics.stack(
+                [
+                    self._binned(block.probs[:, k], (rows.labels == k).astype(np.float64))
+                    for k in range(self.classes)
+                ]
+            )
+        if self.keep:
+            top = np.argsort(-rows.surprisal, kind="stable")[: self.keep]
+            found = [(float(rows.surprisal[i]), start + block.start + int(i)) for i in top]
+            self._surprising = _top(self._surprising + found, self.keep)
+
+    def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
+        if self._spec.binning == "uniform":
+            index = assign_bins(confidence, uniform_edges(self._spec.bins), self._spec.closed)
+            return bin_statistics(index, confidence, hits, self._spec.bins)
+        return bin_statistics(fine_cell(confidence), confidence, hits, FINE_CELLS + 2)
+
+    def merge(self, other: EvaluationState) -> EvaluationState:
+        """A new state holding both states' data (neither input is changed)."""
+        if not isinstance(other, EvaluationState):
+            raise InputError(f"can only merge another EvaluationState; got {type(other).__name__}")
+        if (self.classes, self._spec, self.keep) != (other.classes, other._spec, other.keep):
+            raise InputError(
+                "cannot merge states with different classes, binning or `keep`: "
+                f"{self.classes}, {self._spec}, {self.keep} vs "
+                f"{other.classes}, {other._spec}, {other.keep}"
+            )
+        merged = EvaluationState.__new__(EvaluationState)
+        merged.__dict__.update(self.__dict__)
+        merged.n = self.n + other.n
+        merged._sums = self._sums + other._sums
+        merged._class_count = self._class_count + other._class_count
+        merged._class_surprisal = self._class_surprisal + other._class_surprisal
+        merged._bins = self._bins + other._bins
+        merged._surprising = _top(self._surprising + other._surprising, self.keep)
+        return merged
+
+    __add__ = merge
+
+    # ------------------------------------------------------------------ results
+
+    def calibration(self, *, norm: str = "l1", debias: bool = False) -> CalibrationError:
+        """The calibration error of the data seen, in the chosen norm."""
+        spec = check_spec(
+            bins=self._spec.bins,
+            binning=self._spec.binning,
+            norm=norm,
+            scope=self._spec.scope,
+            debias=debias,
+            closed=self._spec.closed,
+        )
+        stats, edges = self._bins, uniform_edges(spec.bins)
+        if spec.binning == "quantile":
+            stats, edges = _group(stats, spec.bins)
+        return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
+
+    def compute(self, *, norm: str = "l1", debias: bool = False) -> EvaluationSummary:
+        """All metrics of the data seen so far (the state is unchanged)."""
+        if self.n == 0:
+            raise InputError("the state has seen no examples; call update() first")
+        surprisal, brier, spherical, entropy, correct = self._sums / self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_class = np.where(
+                self._class_count > 0, self._class_surprisal / self._class_count, np.nan
+            )
+        return EvaluationSummary(
+            n=self.n,
+            classes=self.classes,
+            accuracy=float(correct),
+            nll=float(surprisal),
+            nll_bits=float(surprisal / math.log(2)),
+            perplexity=math.exp(surprisal) if surprisal < 709 else math.inf,
+            brier=float(brier),
+            spherical=float(spherical),
+            mean_entropy=float(entropy),
+            calibration=self.calibration(norm=norm, debias=debias),
+            per_class_nll=per_class,
+            per_class_count=self._class_count.copy(),
+            most_surprising=[(row, value) for value, row in self._surprising],
+        )
+
+
+def _top(items: list[tuple[float, int]], keep: int) -> list[tuple[float, int]]:
+    """The ``keep`` highest surprisals, ties broken by the lower row index."""
+    return sorted(items, key=lambda item: (-item[0], item[1]))[:keep]
+
+
+def _group(stats: BinStatistics, bins: int) -> tuple[BinStatistics, FloatArray]:
+    """Join fine cells into ``bins`` equal-mass groups (per class for the class-wise scope)."""
+    if stats.count.ndim == 2:
+        parts = [_group(stats.row(k), bins) for k in range(stats.count.shape[0])]
+        return BinStatistics.stack([p[0] for p in parts]), np.stack([p[1] for p in parts])
+    group = group_fine_cells(stats.count, bins)
+    grouped = BinStatistics(
+        np.bincount(group, weights=stats.count, minlength=bins),
+        np.bincount(group, weights=stats.confidence_sum, minlength=bins),
+        np.bincount(group, weights=stats.hits, minlength=bins),
+    )
+    cell_edges = fine_edges()
+    last_cell = np.searchsorted(group, np.arange(bins), side="right") - 1
+    inner = cell_edges[np.clip(last_cell[:-1] + 1, 0, cell_edges.size - 1)]
+    return grouped, np.concatenate([[0.0], inner, [1.0]])
