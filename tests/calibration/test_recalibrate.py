@@ -193,3 +193,28 @@ def test_histogram_binning_maps_to_smoothed_bin_rates_and_normalises() -> None:
 def test_bad_use_is_reported(make: object, message: str) -> None:
     with pytest.raises(crossent.InputError, match=message):
         make()  # type: ignore[operator]
+
+
+def test_probabilities_with_exact_zeros_fit_like_their_logits() -> None:
+    logits = np.array([[2.0, -np.inf, 0.0], [0.0, 1.0, -np.inf], [1.0, 0.5, -np.inf]] * 20)
+    labels = np.array([0, 1, 1] * 20)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    from_logits = crossent.TemperatureScaling(guard=False).fit(logits, labels)
+    from_probs = crossent.TemperatureScaling(guard=False).fit(probs, labels, form="probs")
+    assert from_probs.fitted_temperature_ == pytest.approx(
+        from_logits.fitted_temperature_, rel=1e-9
+    )
+    assert np.all(from_probs.transform(probs, form="probs")[:, 2][:3] >= 0)
+
+
+def test_cross_fitting_reads_subsets_lazily_from_a_memory_map(tmp_path: object) -> None:
+    """A memory-mapped input gives the same numbers as the array it holds."""
+    logits, labels = _calibrated(3000, 4, seed=9)
+    path = tmp_path / "logits.npy"  # type: ignore[operator]
+    np.save(path, (logits * 2).astype(np.float32))
+    mapped = np.load(path, mmap_mode="r")
+    in_memory = np.asarray(mapped)
+    assert crossent.recalibration_gap(mapped, labels) == crossent.recalibration_gap(
+        in_memory, labels
+    )

@@ -68,13 +68,22 @@ def test_brier_sum_form_matches_the_definition() -> None:
     assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=1e-12)
 
 
-def test_brier_mean_form_matches_sklearn_for_two_classes() -> None:
+def test_brier_matches_sklearn_multiclass_and_its_half_scale() -> None:
+    logits, labels = _data()
+    probs = _softmax(logits)
+    expected = sklearn_metrics.brier_score_loss(labels, probs, labels=range(4))
+    assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=1e-12)
+    halved = sklearn_metrics.brier_score_loss(labels, probs, labels=range(4), scale_by_half=True)
+    assert crossent.brier_score(probs, labels, scale="half") == pytest.approx(halved, rel=1e-12)
+
+
+def test_brier_half_scale_matches_sklearn_for_two_classes() -> None:
     rng = np.random.default_rng(3)
     p1 = rng.random(200)
     y = (rng.random(200) < p1).astype(int)
     expected = sklearn_metrics.brier_score_loss(y, p1)
     probs = np.stack([1 - p1, p1], axis=1)
-    assert crossent.brier_score(probs, y, scale="mean") == pytest.approx(expected, rel=1e-12)
+    assert crossent.brier_score(probs, y, scale="half") == pytest.approx(expected, rel=1e-12)
 
 
 def test_brier_of_a_near_certain_correct_prediction_keeps_its_precision() -> None:

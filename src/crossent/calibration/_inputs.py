@@ -40,59 +40,80 @@ IntArray = npt.NDArray[np.intp]
 
 @dataclass(frozen=True)
 class Block:
-    """A block of rows in float64: log-probabilities, probabilities and labels."""
+    """A block of rows in float64: probabilities, labels, and log-probabilities unless given
+    as probabilities (``log_probs`` is None then: use ``label_log_probs``)."""
 
     start: int
-    log_probs: FloatArray
+    log_probs: FloatArray | None
     probs: FloatArray
     labels: IntArray
+
+    def label_log_probs(self) -> FloatArray:
+        """``log p_y`` of each row (``-inf`` where the label has probability 0)."""
+        rows = np.arange(self.labels.shape[0])
+        if self.log_probs is not None:
+            return self.log_probs[rows, self.labels]
+        return safe_log(self.probs[rows, self.labels], xp=np)
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """Validated predictions ``(n, classes)`` of a named form and their integer labels."""
+    """Validated predictions ``(n, classes)`` of a named form and their integer labels.
+
+    ``rows``, when given, selects (sorted) rows of ``values`` lazily: blocks gather only
+    their own rows, so a subset of a memory-mapped file is never loaded whole.
+    ``labels`` are those of the selected rows.
+    """
 
     values: Any
     form: Form
     labels: IntArray
+    rows: IntArray | None = None
 
     @property
     def n(self) -> int:
-        return int(self.values.shape[0])
+        return int(self.labels.shape[0])
 
     @property
     def classes(self) -> int:
         return int(self.values.shape[1])
 
-    def blocks(self, rows: int | None = None) -> Iterator[Block]:
-        """The rows in blocks of about ``_BLOCK_ELEMENTS`` entries (or ``rows`` rows)."""
-        step = rows or max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
+    def raw_blocks(self) -> Iterator[tuple[int, FloatArray, IntArray]]:
+        """``(start, values, labels)`` blocks, the values in float64 and still in ``form``."""
+        step = max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
         for start in range(0, self.n, step):
-            chunk = np.asarray(self.values[start : start + step], dtype=np.float64)
-            log_probs, probs = to_log_probs_and_probs(chunk, self.form)
-            yield Block(start, log_probs, probs, self.labels[start : start + step])
+            chosen = (
+                self.values[start : start + step]
+                if self.rows is None
+                else self.values[self.rows[start : start + step]]
+            )
+            yield start, np.asarray(chosen, dtype=np.float64), self.labels[start : start + step]
 
-    def log_probs(self) -> FloatArray:
-        """All rows as float64 log-probabilities (an ``(n, classes)`` array)."""
-        return np.concatenate([b.log_probs for b in self.blocks()]) if self.n else _empty(self)
+    def blocks(self) -> Iterator[Block]:
+        """The rows in blocks of about ``_BLOCK_ELEMENTS`` entries, converted for metrics."""
+        for start, chunk, labels in self.raw_blocks():
+            log_probs, probs = to_log_probs_and_probs(chunk, self.form)
+            yield Block(start, log_probs, probs, labels)
 
     def probs(self) -> FloatArray:
         """All rows as float64 probabilities (an ``(n, classes)`` array)."""
         return np.concatenate([b.probs for b in self.blocks()]) if self.n else _empty(self)
 
     def subset(self, rows: IntArray) -> Predictions:
-        """The predictions of the given rows (already validated)."""
-        return Predictions(np.asarray(self.values)[rows], self.form, self.labels[rows])
+        """The predictions of the given sorted rows, selected lazily (already validated)."""
+        chosen = rows if self.rows is None else self.rows[rows]
+        return Predictions(self.values, self.form, self.labels[rows], chosen)
 
 
 def _empty(predictions: Predictions) -> FloatArray:
     return np.zeros((0, predictions.classes))
 
 
-def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray, FloatArray]:
-    """Float64 rows of ``form`` as (log-probabilities, probabilities), exact at 0 and 1."""
+def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray | None, FloatArray]:
+    """Float64 rows of ``form`` as (log-probabilities, probabilities); probabilities given
+    directly are not logged (None): most metrics need only their labels' logs."""
     if form == "probs":
-        return safe_log(values, xp=np), values
+        return None, values
     log_probs = log_softmax(values, xp=np) if form == "logits" else values
     return log_probs, np.exp(log_probs)
 

@@ -57,16 +57,15 @@ def _scores(values: FloatArray, form: str) -> FloatArray:
 def _nll_and_slope(predictions: Predictions, beta: float) -> tuple[float, float]:
     """Mean NLL at inverse temperature ``beta`` and its derivative in ``beta``, one pass."""
     total_nll, total_slope = 0.0, 0.0
-    for start in range(0, predictions.n, max(1, (1 << 20) // predictions.classes)):
-        stop = start + max(1, (1 << 20) // predictions.classes)
-        z = _scores(np.asarray(predictions.values[start:stop], dtype=np.float64), predictions.form)
-        labels = predictions.labels[start:stop]
+    for _, values, labels in predictions.raw_blocks():
+        z = _scores(values, predictions.form)
         z_label = z[np.arange(z.shape[0]), labels]
         scaled = beta * z
         top = scaled.max(axis=1, keepdims=True)
         weights = np.exp(scaled - top)
         partition = weights.sum(axis=1)
-        expected = np.sum(weights * z, axis=1, where=weights > 0) / partition
+        weighted = np.multiply(weights, z, out=np.zeros_like(z), where=weights > 0)
+        expected = weighted.sum(axis=1) / partition
         total_nll += float(np.sum(top[:, 0] + np.log(partition) - beta * z_label))
         total_slope += float(np.sum(expected - z_label))
     return total_nll / predictions.n, total_slope / predictions.n
@@ -76,7 +75,7 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
     if predictions.form == "logits":
         return
     for block in predictions.blocks():
-        worst = block.log_probs[np.arange(block.labels.shape[0]), block.labels]
+        worst = block.label_log_probs()
         if np.any(worst == -math.inf):
             row = block.start + int(np.argmax(worst == -math.inf))
             raise InputError(

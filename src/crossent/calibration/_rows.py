@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import special
 
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
@@ -47,22 +48,24 @@ class RowSummaries:
 def summarize_block(block: Block) -> RowSummaries:
     """The summaries of one block of rows."""
     rows = np.arange(block.labels.shape[0])
-    log_probs, probs, labels = block.log_probs, block.probs, block.labels
-    log_p_label = log_probs[rows, labels]
-    p_label = probs[rows, labels]
-    others_squared = np.square(probs)
-    others_squared[rows, labels] = 0.0
-    brier = others_squared.sum(axis=1) + np.square(-np.expm1(log_p_label))
-    norm = np.sqrt(np.square(probs).sum(axis=1))
-    spherical = p_label / norm
-    terms = np.multiply(probs, log_probs, out=np.zeros_like(probs), where=probs > 0)
-    entropy = -terms.sum(axis=1)
-    predicted = np.argmax(log_probs, axis=1)
+    probs, labels = block.probs, block.labels
+    log_p_label = block.label_log_probs()
+    squares = np.square(probs)
+    norm = np.sqrt(squares.sum(axis=1))
+    squares[rows, labels] = 0.0
+    brier = squares.sum(axis=1) + np.square(-np.expm1(log_p_label))
+    spherical = probs[rows, labels] / norm
+    if block.log_probs is None:
+        terms = special.entr(probs)
+    else:
+        terms = np.multiply(probs, block.log_probs, out=np.zeros_like(probs), where=probs > 0)
+        np.negative(terms, out=terms)
+    predicted = np.argmax(probs, axis=1)
     return RowSummaries(
         surprisal=-log_p_label,
         brier=brier,
         spherical=spherical,
-        entropy=np.maximum(entropy, 0.0),
+        entropy=np.maximum(terms.sum(axis=1), 0.0),
         confidence=probs[rows, predicted],
         predicted=predicted.astype(np.intp),
         labels=labels,

@@ -98,15 +98,16 @@ def brier_score(
 
     .. math:: \mathrm{BS} = \frac1n \sum_i \sum_k (p_{ik} - [y_i = k])^2 \in [0, 2]
 
-    (Brier 1950), with ``scale="mean"`` dividing by the number of classes: for two
-    classes that is scikit-learn's ``brier_score_loss``, :math:`(p_1 - y)^2`, in [0, 1].
+    Brier (1950)'s multi-category score, as scikit-learn's multiclass
+    ``brier_score_loss``.  ``scale="half"`` halves it into [0, 1]; for two classes that
+    is :math:`(p_1 - y)^2`, scikit-learn's binary ``brier_score_loss``.
 
     Parameters
     ----------
     probs, labels, form, reduction, validate
         As in :func:`negative_log_likelihood`.
-    scale : {"sum", "mean"}, default "sum"
-        Sum over classes (Brier's original, in [0, 2]) or mean over classes.
+    scale : {"sum", "half"}, default "sum"
+        The sum over classes (in [0, 2]) or half of it (in [0, 1]).
 
     Returns
     -------
@@ -123,15 +124,14 @@ def brier_score(
     >>> import crossent
     >>> crossent.brier_score([[0.7, 0.2, 0.1]], [0])
     0.14
-    >>> round(crossent.brier_score([[0.25, 0.75]], [1], scale="mean"), 6)  # (1 - 0.75)^2
+    >>> round(crossent.brier_score([[0.25, 0.75]], [1], scale="half"), 6)  # (1 - 0.75)^2
     0.0625
     """
-    rows = _rows(probs, labels, form, validate)
-    if scale not in ("sum", "mean"):
-        raise InputError(f"`scale` must be 'sum' or 'mean'; got {scale!r}")
-    values = rows.brier
-    if scale == "mean":
-        values = values / max(int(np.asarray(probs).shape[-1]), 1)
+    if scale not in ("sum", "half"):
+        raise InputError(f"`scale` must be 'sum' or 'half'; got {scale!r}")
+    values = _rows(probs, labels, form, validate).brier
+    if scale == "half":
+        values = values / 2
     return _reduce(values, reduction)
 
 

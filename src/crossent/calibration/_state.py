@@ -208,8 +208,10 @@ class EvaluationState:
                 ]
             )
         if self.keep:
-            top = np.argsort(-rows.surprisal, kind="stable")[: self.keep]
-            found = [(float(rows.surprisal[i]), start + block.start + int(i)) for i in top]
+            found = [
+                (float(rows.surprisal[i]), start + block.start + int(i))
+                for i in _candidates(rows.surprisal, self.keep)
+            ]
             self._surprising = _top(self._surprising + found, self.keep)
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
@@ -281,6 +283,17 @@ class EvaluationState:
             per_class_count=self._class_count.copy(),
             most_surprising=[(row, value) for value, row in self._surprising],
         )
+
+
+def _candidates(surprisal: FloatArray, keep: int) -> IntArray:
+    """Indices of the ``keep`` largest values, ties to the lower index, in O(n)."""
+    if surprisal.size > keep:
+        threshold = np.partition(surprisal, surprisal.size - keep)[surprisal.size - keep]
+        candidates = np.flatnonzero(surprisal >= threshold)
+    else:
+        candidates = np.arange(surprisal.size)
+    order = np.lexsort((candidates, -surprisal[candidates]))
+    return candidates[order[:keep]]
 
 
 def _top(items: list[tuple[float, int]], keep: int) -> list[tuple[float, int]]:
