@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Project tasks that work on a fresh clone with only Python >= 3.11 and the package index.
 
-    python3 tasks.py demo    # the main job: install crossent into .venv and run `crossent demo`
+    python3 tasks.py report  # the main job: install crossent into .venv, run `crossent report`
+    python3 tasks.py demo    # the seeds' worked examples (`crossent demo`)
     python3 tasks.py test    # install the test extras into .venv; ruff, mypy, pytest
 
 Both create ``.venv`` beside this file on first use and re-install only when
@@ -12,6 +13,8 @@ installed.  Extra arguments after ``test`` go to pytest.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -25,8 +28,9 @@ PYTHON = BIN / ("python.exe" if sys.platform == "win32" else "python")
 # What each task installs. torch is pinned: on the project's machines 2.13.0 is a local
 # CPU wheel, while an unpinned torch pulls several GB of CUDA packages.
 REQUIREMENTS = {
-    "demo": ["-e", "."],
-    "test": ["-e", ".[dev,jax,fast,plot]", "torch==2.13.0"],
+    "report": ["-e", ".[cli]"],
+    "demo": ["-e", ".[cli]"],
+    "test": ["-e", ".[dev,jax,fast,cli]", "torch==2.13.0"],
 }
 
 
@@ -58,20 +62,41 @@ def ensure_environment(task: str) -> None:
     stamp.write_text(digest.hexdigest())
 
 
+def report(args: list[str]) -> None:
+    ensure_environment("report")
+    _run(BIN / "crossent", "report", *args)
+
+
 def demo(args: list[str]) -> None:
     ensure_environment("demo")
     _run(BIN / "crossent", "demo", *args)
 
 
+def ensure_browser() -> None:
+    """Chromium for the HTML report's browser test: installed from Debian when running as
+    root on a Debian-like machine (CI), else the test skips.  CROSSENT_NO_BROWSER=1 opts out."""
+    if os.environ.get("CROSSENT_NO_BROWSER") or shutil.which("chromedriver"):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        print("note: no Chromium; the browser test of the HTML report will skip", file=sys.stderr)
+        return
+    command = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
+    print("+", " ".join(command), file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        print("note: Chromium did not install; the browser test will skip", file=sys.stderr)
+
+
 def test(args: list[str]) -> None:
     ensure_environment("test")
+    ensure_browser()
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "mypy")
     _run(PYTHON, "-m", "pytest", *args)
 
 
-TASKS = {"demo": demo, "test": test}
+TASKS = {"report": report, "demo": demo, "test": test}
 
 
 def main(argv: list[str]) -> int:

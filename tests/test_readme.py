@@ -18,6 +18,6 @@ def test_readme_quickstart_is_exactly_the_two_task_commands() -> None:
     text = README.read_text()
     block = text.split("## Quickstart", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in block.strip().splitlines()]
-    assert commands == ["python3 tasks.py demo", "python3 tasks.py test"]
+    assert commands == ["python3 tasks.py report", "python3 tasks.py test"]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python3 tasks.py test" in ci

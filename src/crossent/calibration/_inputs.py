@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from .._checks import Form, check_form, check_labels, row_offset
 from .._xp import log_softmax, namespace
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..info._kernels import safe_log
 from ..info._sides import prepare
 
@@ -140,6 +140,11 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
     labels = _host(labels, "labels")
     xp, (labels,) = namespace(labels, names=("labels",))
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise InputTypeError(
+            f"`labels` must be integer class ids; got dtype {labels.dtype}. Cast whole-number "
+            "floats with labels.astype(int) after checking them."
+        )
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     check_labels(

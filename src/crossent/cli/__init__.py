@@ -1,27 +1,39 @@
 """The ``crossent`` command: a thin layer over the public API.
 
 ``main(argv) -> int`` is the testable entry point; ``console_main`` is the installed
-script.  Exit codes: 0 ok; 2 usage or input error (a one-line message on stderr, no
-traceback); 3 an internal error (a short message asking for a report; the traceback
-only with ``--debug``).
+script.  Commands: ``report`` (the main job: a model's predictions, or the built-in
+example), ``explain`` (step-by-step tables for learners) and ``demo`` (the seeds'
+worked examples).
+
+Exit codes: 0 ok; 1 a gate failed (``--max-ece``, ``--max-nll``); 2 usage, input or
+file error (one or two lines on stderr, no traceback); 3 an internal error (a short
+message asking for a report; the traceback only with ``--debug``).  Output files are
+written atomically, so a failed run never leaves a partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import crossent
 
 from ._demo import run_demo
 
-__all__ = ["console_main", "main"]
+__all__ = ["EXIT_GATE", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "console_main", "main"]
 
-_EXIT_OK = 0
-_EXIT_USAGE = 2
-_EXIT_INTERNAL = 3
+EXIT_OK = 0
+EXIT_GATE = 1
+EXIT_USAGE = 2
+EXIT_INTERNAL = 3
+
+_PROGRESS_ENTRIES = 20_000_000
+"""Inputs with at least this many entries (rows x classes) show a progress bar."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +46,48 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", help="show the traceback of an internal error"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    report = commands.add_parser(
+        "report",
+        help="evaluate a model's predictions (or the built-in example)",
+        description="Accuracy, NLL, Brier score, calibration error with its interval and "
+        "definition, temperature scaling, per-class cross-entropy and the most surprising "
+        "examples. PATH is an .npz with 'labels' and exactly one of 'probs', 'logits', "
+        "'log_probs', or a .csv/.parquet file with a 'label' column and one column per "
+        "class (probabilities unless --logits or --log-probs). Without PATH: the built-in "
+        "example (softmax regression on scikit-learn's digits, its test split).",
+    )
+    report.add_argument("path", nargs="?", type=Path, metavar="PATH")
+    form = report.add_mutually_exclusive_group()
+    form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
+    form.add_argument(
+        "--log-probs", action="store_true", help="CSV/Parquet columns are log-probabilities"
+    )
+    report.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    report.add_argument("--output", type=Path, metavar="HTML", help="write an HTML report")
+    report.add_argument("--max-ece", type=float, metavar="X", help="exit 1 if ECE > X")
+    report.add_argument("--max-nll", type=float, metavar="X", help="exit 1 if NLL (nats) > X")
+    report.add_argument("--bins", type=int, default=15, help="calibration bins (default 15)")
+    report.add_argument(
+        "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
+    )
+    report.add_argument("--seed", type=int, default=0, help="bootstrap and fold seed")
+    report.add_argument("--top", type=int, default=10, help="most surprising examples shown")
+
+    explain = commands.add_parser(
+        "explain",
+        help="step-by-step cross-entropy tables for learners",
+        description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 | --logits 2,1,0.1 --label 0 "
+        "| --binary --y 1 --p 0.9; add --bits for bits and --temperature T to reshape.",
+    )
+    explain.add_argument("--p", help="true distribution P (or the binary p with --binary)")
+    explain.add_argument("--q", help="predicted distribution Q")
+    explain.add_argument("--logits", help="logits z (softmax gives the prediction)")
+    explain.add_argument("--label", type=int, help="the true class, with --logits")
+    explain.add_argument("--binary", action="store_true", help="binary cross-entropy of --y, --p")
+    explain.add_argument("--y", help="the binary label (0 or 1, or a soft value)")
+    explain.add_argument("--temperature", type=float, help="temperature T > 0")
+    explain.add_argument("--bits", action="store_true", help="in bits instead of nats")
+
     commands.add_parser(
         "demo",
         help="print the seeds' worked examples, computed by the library",
@@ -41,6 +95,99 @@ def _parser() -> argparse.ArgumentParser:
         "step by step, with the exact values beside the seeds' clipped ones.",
     )
     return parser
+
+
+def _console(*, stderr: bool = False) -> Any:
+    try:
+        from rich.console import Console
+    except ImportError as exc:
+        raise crossent.InputError(
+            "this command needs the cli extra: pip install 'crossent[cli]'"
+        ) from exc
+    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+
+
+def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int], None]], Any]:
+    """A ``progress(label, total) -> advance`` function, and the rich Progress (or None)."""
+    if not enabled:
+        return (lambda label, total: lambda step: None), None
+    from rich.progress import Progress
+
+    bar = Progress(console=_console(stderr=True), transient=True)
+
+    def progress(label: str, total: int) -> Callable[[int], None]:
+        task = bar.add_task(label, total=total)
+        return lambda step: bar.advance(task, step)
+
+    return progress, bar
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from ._builtin import builtin_dataset
+    from ._report import build_report
+    from ._sources import open_dataset
+
+    if args.bins < 1 or args.resamples < 1 or args.top < 0:
+        raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
+    console: Any = None if args.json else _console()
+    form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    if args.path is None:
+        if form is not None:
+            raise crossent.InputError("--logits/--log-probs need a PATH")
+        dataset = builtin_dataset()
+    else:
+        dataset = open_dataset(args.path, form=form)
+    try:
+        large = dataset.n * dataset.classes >= _PROGRESS_ENTRIES and sys.stderr.isatty()
+        progress, bar = _progress_factory(large)
+        try:
+            if bar is not None:
+                bar.start()
+            report = build_report(
+                dataset,
+                bins=args.bins,
+                resamples=args.resamples,
+                seed=args.seed,
+                top=args.top,
+                figures=args.output is not None,
+                progress=progress,
+            )
+        except crossent.InputError as exc:
+            where = "" if dataset.builtin else f"{dataset.source}: "
+            raise crossent.InputError(f"{where}{exc}") from exc
+        finally:
+            if bar is not None:
+                bar.stop()
+        if args.output is not None:
+            from ._files import write_atomically
+            from ._render import render_html
+
+            write_atomically(args.output, render_html(report))
+    finally:
+        dataset.close()
+    if args.json:
+        print(json.dumps(report.payload, indent=2, allow_nan=False))
+    else:
+        from ._render import render_terminal
+
+        render_terminal(report, console)
+        if args.output is not None:
+            console.print(f"HTML report written to {args.output}")
+    return _gates(report.payload, args)
+
+
+def _gates(payload: dict[str, Any], args: argparse.Namespace) -> int:
+    failures = []
+    ece = payload["ece"]["value"]
+    if args.max_ece is not None and not ece <= args.max_ece:
+        failures.append(f"calibration error {ece:.4f} > --max-ece {args.max_ece:g}")
+    nll = payload["nll_nats"]
+    if args.max_nll is not None and (nll is None or not nll <= args.max_nll):
+        shown = "inf" if nll is None else f"{nll:.4f}"
+        failures.append(f"NLL {shown} nats > --max-nll {args.max_nll:g}")
+    for failure in failures:
+        print(f"crossent: gate failed: {failure}", file=sys.stderr)
+    return EXIT_GATE if failures else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,14 +199,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return _EXIT_USAGE
+        return EXIT_USAGE
     try:
         if args.command == "demo":
             run_demo(sys.stdout)
-        return _EXIT_OK
+            return EXIT_OK
+        if args.command == "explain":
+            from ._explain import run_explain
+
+            run_explain(args, _console())
+            return EXIT_OK
+        return _run_report(args)
     except crossent.CrossentError as exc:
         print(f"crossent: error: {exc}", file=sys.stderr)
-        return _EXIT_USAGE
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"crossent: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -68,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "with the command you ran (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
-        return _EXIT_INTERNAL
+        return EXIT_INTERNAL
 
 
 def console_main() -> None:
