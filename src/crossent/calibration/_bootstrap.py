@@ -9,7 +9,7 @@ percentile intervals.  For calibration error the bin edges are those of the full
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,18 @@ import numpy as np
 
 from .._checks import check_base, check_scalar
 from ..errors import InputError
-from ._error import check_spec, edges_for, error_from_statistics, scope_arrays, statistics_for
+from ._binning import BinStatistics
+from ._error import (
+    CalibrationSpec,
+    bin_indices,
+    check_spec,
+    edges_for,
+    error_from_statistics,
+    scope_arrays,
+    statistics_for,
+)
 from ._inputs import FloatArray, as_predictions
+from ._parallel import ordered_map
 from ._rows import summarize
 
 __all__ = [
@@ -29,6 +39,9 @@ __all__ = [
     "resample_counts",
     "weighted_mean",
 ]
+
+_CHUNK = 25
+"""Bootstrap replicates per random stream (and per task on the thread pool)."""
 
 _METRICS = ("nll", "brier", "spherical", "accuracy", "calibration_error")
 
@@ -194,17 +207,23 @@ def bootstrap_interval(
     predictions = as_predictions(probs, labels, form=form, validate=validate)
     if predictions.n == 0:
         raise InputError("there are no examples to resample (the input has 0 rows)")
-    statistic = _statistic(metric, predictions, log_base, calibration_options)
-    value = statistic(np.ones(predictions.n))
-    replicates = np.array([statistic(w) for w in resample_counts(predictions.n, resamples, seed)])
+    value, replicates = _replicates(
+        metric, predictions, log_base, calibration_options, resamples=resamples, seed=seed
+    )
     low, high = _percentiles(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, metric)
 
 
-def _statistic(
-    metric: str, predictions: Any, log_base: float | None, options: dict[str, Any]
-) -> Callable[[FloatArray], float]:
-    """The metric as a function of per-example weights (all ones for the sample itself)."""
+def _replicates(
+    metric: str,
+    predictions: Any,
+    log_base: float | None,
+    options: dict[str, Any],
+    *,
+    resamples: int,
+    seed: int,
+) -> tuple[float, FloatArray]:
+    """The metric on the sample and on each bootstrap replicate."""
     if metric == "calibration_error":
         spec = check_spec(
             bins=options.pop("bins", 15),
@@ -215,8 +234,15 @@ def _statistic(
             closed=options.pop("closed", "left"),
         )
         conf, hits = scope_arrays(predictions, spec.scope)
-        edges = edges_for(conf, spec)
-        return lambda w: error_from_statistics(statistics_for(conf, hits, edges, spec, w), spec)
+        index = bin_indices(conf, edges_for(conf, spec), spec)
+        value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+        if conf.ndim == 1:
+            return value, _binned_replicates(conf, hits, index, spec, resamples, seed)
+        replicates = [
+            error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)
+            for w in resample_counts(predictions.n, resamples, seed)
+        ]
+        return value, np.array(replicates)
     rows = summarize(predictions)
     values = {
         "nll": rows.surprisal / (log_base or 1.0),
@@ -224,7 +250,51 @@ def _statistic(
         "spherical": rows.spherical,
         "accuracy": rows.correct,
     }[metric]
-    return lambda w: weighted_mean(w, values)
+    ones = np.ones(predictions.n)
+    replicates = [weighted_mean(w, values) for w in resample_counts(predictions.n, resamples, seed)]
+    return weighted_mean(ones, values), np.array(replicates)
+
+
+def _binned_replicates(
+    conf: FloatArray,
+    hits: FloatArray,
+    index: Any,
+    spec: CalibrationSpec,
+    resamples: int,
+    seed: int,
+) -> FloatArray:
+    """Calibration-error replicates, drawing the resample bin by bin.
+
+    Drawing ``n`` rows uniformly with replacement is the same, in distribution, as
+    drawing how many land in each bin (multinomial with the bins' shares) and then that
+    many rows uniformly from each bin.  Only the drawn rows' confidence and hit are read
+    (packed as one complex number), so a replicate costs ``n`` integer draws and one
+    gather instead of several passes over per-row weights.
+    """
+    n, bins = conf.shape[0], spec.bins
+    order = np.argsort(index, kind="stable")
+    packed = (conf + 1j * hits)[order]
+    sizes = np.bincount(index, minlength=bins)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+
+    def chunk(task: tuple[np.random.SeedSequence, int]) -> list[float]:
+        rng, values = np.random.default_rng(task[0]), []
+        for _ in range(task[1]):
+            drawn = rng.multinomial(n, sizes / n)
+            count, conf_sum, hit_sum = np.zeros(bins), np.zeros(bins), np.zeros(bins)
+            for b in np.flatnonzero(drawn):
+                rows = rng.integers(starts[b], starts[b] + sizes[b], size=drawn[b])
+                total = packed[rows].sum()
+                count[b], conf_sum[b], hit_sum[b] = drawn[b], total.real, total.imag
+            values.append(error_from_statistics(BinStatistics(count, conf_sum, hit_sum), spec))
+        return values
+
+    # Replicates in chunks of _CHUNK, each chunk with its own stream spawned from the
+    # seed: the same seed gives the same replicates on any number of threads.
+    counts = [min(_CHUNK, resamples - start) for start in range(0, resamples, _CHUNK)]
+    streams = np.random.SeedSequence(seed).spawn(len(counts))
+    parts = ordered_map(chunk, list(zip(streams, counts, strict=True)))
+    return np.array([value for part in parts for value in part])
 
 
 def compare_log_loss(

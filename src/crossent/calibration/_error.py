@@ -26,7 +26,7 @@ from ._binning import (
     squared_or_value,
     uniform_edges,
 )
-from ._inputs import FloatArray, Predictions, as_predictions
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions
 from ._rows import summarize
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "CalibrationError",
     "CalibrationSpec",
     "Scope",
+    "bin_indices",
     "calibration_error",
     "calibration_error_of",
     "check_spec",
@@ -201,20 +202,29 @@ def edges_for(confidence: FloatArray, spec: CalibrationSpec) -> FloatArray:
     return quantile_edges(confidence, spec.bins)
 
 
+def bin_indices(confidence: FloatArray, edges: FloatArray, spec: CalibrationSpec) -> IntArray:
+    """The bin of each confidence (per column, with that column's edges, if 2-D)."""
+    if confidence.ndim == 1:
+        return assign_bins(confidence, edges, spec.closed)
+    return np.stack(
+        [assign_bins(confidence[:, k], edges[k], spec.closed) for k in range(confidence.shape[1])],
+        axis=1,
+    )
+
+
 def statistics_for(
     confidence: FloatArray,
     hits: FloatArray,
-    edges: FloatArray,
+    index: IntArray,
     spec: CalibrationSpec,
     weights: FloatArray | None = None,
 ) -> BinStatistics:
-    """Per-bin statistics of the scope's arrays under fixed ``edges``."""
+    """Per-bin statistics of the scope's arrays, given each example's bin ``index``."""
     if confidence.ndim == 1:
-        index = assign_bins(confidence, edges, spec.closed)
         return bin_statistics(index, confidence, hits, spec.bins, weights)
     return BinStatistics.stack(
         [
-            statistics_for(confidence[:, k], hits[:, k], edges[k], spec, weights)
+            bin_statistics(index[:, k], confidence[:, k], hits[:, k], spec.bins, weights)
             for k in range(confidence.shape[1])
         ]
     )
@@ -329,7 +339,7 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
     """:func:`calibration_error` on validated predictions."""
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
-    stats = statistics_for(confidence, hits, edges, spec)
+    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)
     return CalibrationError(
         value=error_from_statistics(stats, spec),
         spec=spec,

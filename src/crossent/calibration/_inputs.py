@@ -9,9 +9,9 @@ at a few blocks whatever the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from .._xp import log_softmax, namespace
 from ..errors import InputError, InputTypeError
 from ..info._kernels import safe_log
 from ..info._sides import prepare
+from ._parallel import ordered_map
 
 __all__ = [
     "Block",
@@ -33,6 +34,7 @@ __all__ = [
 _BLOCK_ELEMENTS = 1 << 20
 """Entries of the prediction matrix converted to float64 at a time (8 MiB)."""
 
+_R = TypeVar("_R")
 FloatArray = npt.NDArray[Any]
 """float64 by convention; NumPy's stubs type reductions such as bincount loosely."""
 IntArray = npt.NDArray[np.intp]
@@ -78,22 +80,35 @@ class Predictions:
     def classes(self) -> int:
         return int(self.values.shape[1])
 
-    def raw_blocks(self) -> Iterator[tuple[int, FloatArray, IntArray]]:
-        """``(start, values, labels)`` blocks, the values in float64 and still in ``form``."""
+    def _spans(self) -> Iterator[tuple[int, int]]:
         step = max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
         for start in range(0, self.n, step):
-            chosen = (
-                self.values[start : start + step]
-                if self.rows is None
-                else self.values[self.rows[start : start + step]]
-            )
-            yield start, np.asarray(chosen, dtype=np.float64), self.labels[start : start + step]
+            yield start, min(start + step, self.n)
+
+    def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
+        start, stop = span
+        chosen = (
+            self.values[start:stop] if self.rows is None else self.values[self.rows[start:stop]]
+        )
+        return start, np.asarray(chosen, dtype=np.float64), self.labels[start:stop]
+
+    def _block(self, span: tuple[int, int]) -> Block:
+        start, chunk, labels = self._raw(span)
+        log_probs, probs = to_log_probs_and_probs(chunk, self.form)
+        return Block(start, log_probs, probs, labels)
+
+    def map_raw(self, function: Callable[[int, FloatArray, IntArray], _R]) -> Iterator[_R]:
+        """``function(start, values, labels)`` of each block, values in float64 and still in
+        ``form``; blocks run on all cores, results in block order."""
+        return ordered_map(lambda span: function(*self._raw(span)), self._spans())
+
+    def map_blocks(self, function: Callable[[Block], _R]) -> Iterator[_R]:
+        """``function(block)`` of each block converted for metrics, on all cores, in order."""
+        return ordered_map(lambda span: function(self._block(span)), self._spans())
 
     def blocks(self) -> Iterator[Block]:
         """The rows in blocks of about ``_BLOCK_ELEMENTS`` entries, converted for metrics."""
-        for start, chunk, labels in self.raw_blocks():
-            log_probs, probs = to_log_probs_and_probs(chunk, self.form)
-            yield Block(start, log_probs, probs, labels)
+        return self.map_blocks(lambda block: block)
 
     def probs(self) -> FloatArray:
         """All rows as float64 probabilities (an ``(n, classes)`` array)."""

@@ -54,21 +54,50 @@ def _scores(values: FloatArray, form: str) -> FloatArray:
     return values
 
 
-def _nll_and_slope(predictions: Predictions, beta: float) -> tuple[float, float]:
-    """Mean NLL at inverse temperature ``beta`` and its derivative in ``beta``, one pass."""
-    total_nll, total_slope = 0.0, 0.0
-    for _, values, labels in predictions.raw_blocks():
+def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
+    r"""Mean NLL at inverse temperature ``beta`` and its first two derivatives, in one pass.
+
+    With :math:`s = z - \max_k z_k` (so that every exponent is at most 0),
+    :math:`S = \sum_k e^{\beta s_k}` and :math:`E`, :math:`V` the mean and variance of
+    :math:`s` under :math:`\mathrm{softmax}(\beta s)`:
+    :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y`, :math:`f'' = V \ge 0`.
+    """
+
+    def block_moments(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
         z = _scores(values, predictions.form)
-        z_label = z[np.arange(z.shape[0]), labels]
-        scaled = beta * z
-        top = scaled.max(axis=1, keepdims=True)
-        weights = np.exp(scaled - top)
+        shifted = z - z.max(axis=1, keepdims=True)
+        label_shift = shifted[np.arange(z.shape[0]), labels]
+        weights = np.exp(beta * shifted)
         partition = weights.sum(axis=1)
-        weighted = np.multiply(weights, z, out=np.zeros_like(z), where=weights > 0)
-        expected = weighted.sum(axis=1) / partition
-        total_nll += float(np.sum(top[:, 0] + np.log(partition) - beta * z_label))
-        total_slope += float(np.sum(expected - z_label))
-    return total_nll / predictions.n, total_slope / predictions.n
+        mean = _weighted_row_sum(weights, shifted) / partition
+        shifted -= mean[:, None]
+        np.square(shifted, out=shifted)
+        variance = _weighted_row_sum(weights, shifted) / partition
+        return np.array(
+            [
+                np.sum(np.log(partition) - beta * label_shift),
+                np.sum(mean - label_shift),
+                np.sum(variance),
+            ]
+        )
+
+    total = np.zeros(3)
+    for part in predictions.map_raw(block_moments):
+        total += part
+    nll, slope, curvature = total / predictions.n
+    return float(nll), float(slope), float(max(curvature, 0.0))
+
+
+def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
+    """Row sums of ``weights * values``, a zero weight contributing 0 even where ``values``
+    is infinite (a score of -inf, probability 0): such rows are summed again, masked."""
+    with np.errstate(invalid="ignore"):
+        sums = np.einsum("ij,ij->i", weights, values)
+    redo = ~np.isfinite(sums)
+    if redo.any():
+        w, v = weights[redo], values[redo]
+        sums[redo] = np.multiply(w, v, out=np.zeros_like(v), where=w > 0).sum(axis=1)
+    return sums
 
 
 def _check_finite_label_scores(predictions: Predictions) -> None:
@@ -94,22 +123,43 @@ class _FitResult:
 
 
 def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float) -> _FitResult:
-    """Minimise the convex NLL over ``beta`` in ``[1/T_max, 1/T_min]``."""
-    lo, hi = math.log(1.0 / bounds[1]), math.log(1.0 / bounds[0])
-    evaluations: dict[float, tuple[float, float]] = {}
+    """Minimise the convex NLL over ``beta`` in ``[1/T_max, 1/T_min]``.
 
-    def slope(log_beta: float) -> float:
-        if log_beta not in evaluations:
-            evaluations[log_beta] = _nll_and_slope(predictions, math.exp(log_beta))
-        return evaluations[log_beta][1]
-
-    if slope(lo) >= 0:
-        return _FitResult(math.exp(lo), *evaluations[lo], len(evaluations), True)
-    if slope(hi) <= 0:
-        return _FitResult(math.exp(hi), *evaluations[hi], len(evaluations), True)
-    root = optimize.toms748(slope, lo, hi, xtol=xtol, full_output=False)
-    nll, gradient = evaluations.get(float(root)) or _nll_and_slope(predictions, math.exp(root))
-    return _FitResult(math.exp(root), nll, gradient, len(evaluations), False)
+    Safeguarded Newton on :math:`f'(\beta)` (Press et al., Numerical Recipes, ``rtsafe``):
+    a Newton step from the current point when it stays inside the bracket that holds the
+    sign change of :math:`f'`, a geometric bisection of the bracket otherwise.  ``f'`` is
+    non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
+    when a Newton step would cross it; if ``f'`` has not changed sign there, the minimiser
+    is at that bound.  The fit stops when the next Newton step is below ``xtol``
+    relative, typically after 4 to 6 passes over the data.
+    """
+    lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
+    known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
+    beta = 1.0
+    nll, slope, curvature = _moments(predictions, beta)
+    iterations = 1
+    for _ in range(200):
+        if slope > 0:
+            hi, known["hi"] = beta, True
+        elif slope < 0:
+            lo, known["lo"] = beta, True
+        newton = beta - slope / curvature if curvature > 0 else math.nan
+        if slope == 0 or abs(newton - beta) <= xtol * beta:
+            break  # the next step would not move beta: the current point is the optimum
+        if not lo < newton < hi:
+            side = "lo" if slope > 0 else "hi"
+            if not known[side]:
+                edge = lo if side == "lo" else hi
+                known[side] = True
+                edge_values = _moments(predictions, edge)
+                iterations += 1
+                if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
+                    return _FitResult(edge, *edge_values[:2], iterations, True)
+            newton = math.sqrt(lo * hi)
+        beta = newton
+        nll, slope, curvature = _moments(predictions, beta)
+        iterations += 1
+    return _FitResult(beta, nll, slope, iterations, False)
 
 
 def _folds(n: int, folds: int, seed: int) -> list[IntArray]:
@@ -125,7 +175,7 @@ def _cross_fitted_nll(
     for held_out in _folds(predictions.n, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
         beta = _fit_beta(predictions.subset(train), bounds, xtol).beta
-        nll, _ = _nll_and_slope(predictions.subset(held_out), beta)
+        nll = _moments(predictions.subset(held_out), beta)[0]
         total += nll * held_out.size
     return total / predictions.n
 
@@ -229,7 +279,7 @@ class TemperatureScaling:
         self.n_iter_ = result.iterations
         self.gradient_ = result.slope
         self.nll_after_ = result.nll
-        self.nll_before_ = _nll_and_slope(predictions, 1.0)[0]
+        self.nll_before_ = _moments(predictions, 1.0)[0]
         self.cross_fitted_nll_: float | None = None
         self.kept_identity_ = False
         self.temperature_ = self.fitted_temperature_
@@ -327,7 +377,7 @@ def recalibration_gap(
     predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
     _check_folds(folds, predictions.n)
     _check_finite_label_scores(predictions)
-    before = _nll_and_slope(predictions, 1.0)[0]
+    before = _moments(predictions, 1.0)[0]
     after = _cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
     gap = before - after
     return gap / math.log(base) if base is not None else gap

@@ -74,7 +74,7 @@ def summarize_block(block: Block) -> RowSummaries:
 
 def summarize(predictions: Predictions) -> RowSummaries:
     """The summaries of every row, computed block by block."""
-    parts = [summarize_block(block) for block in predictions.blocks()]
+    parts = list(predictions.map_blocks(summarize_block))
     if not parts:
         empty, no_ids = np.zeros(0), np.zeros(0, np.intp)
         return RowSummaries(empty, empty, empty, empty, empty, no_ids, no_ids)

@@ -29,7 +29,7 @@ from ._binning import (
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
 from ._inputs import Block, FloatArray, IntArray, as_predictions
-from ._rows import summarize_block
+from ._rows import RowSummaries, summarize_block
 
 __all__ = [
     "FINE_CELLS",
@@ -175,13 +175,12 @@ class EvaluationState:
             raise InputError(
                 f"`probs` has {predictions.classes} classes; this state counts {self.classes}"
             )
-        for block in predictions.blocks():
-            self._add_block(block, start)
+        for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+            self._add_block(block, rows, start)
         self.n += predictions.n
         return self
 
-    def _add_block(self, block: Block, start: int) -> None:
-        rows = summarize_block(block)
+    def _add_block(self, block: Block, rows: RowSummaries, start: int) -> None:
         self._sums += [
             rows.surprisal.sum(),
             rows.brier.sum(),

@@ -1,0 +1,76 @@
+"""`crossent report` at scale: 10^6 rows x 100 classes of float32 logits in one .npz.
+
+    python benchmarks/bench_report.py [--rows 1000000] [--classes 100] [--keep]
+
+Writes the file (uncompressed ``np.savez``; about 400 MB) into a temporary folder, then
+runs the installed ``crossent report FILE --json`` as a subprocess and reports its wall
+time and peak resident memory (``ru_maxrss`` of the child), with the targets of the
+issue: under 60 s and under 2 GB on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _machine import cpu_name
+
+
+def write_file(path: Path, rows: int, classes: int) -> None:
+    rng = np.random.default_rng(0)
+    logits = np.empty((rows, classes), dtype=np.float32)
+    labels = np.empty(rows, dtype=np.int64)
+    for start in range(0, rows, 100_000):
+        z = rng.normal(size=(min(100_000, rows - start), classes)).astype(np.float32) * 3
+        p = np.exp(0.7 * (z - z.max(axis=1, keepdims=True)))
+        p /= p.sum(axis=1, keepdims=True)
+        logits[start : start + z.shape[0]] = z
+        labels[start : start + z.shape[0]] = np.minimum(
+            (p.cumsum(axis=1) < rng.random((z.shape[0], 1))).sum(axis=1), classes - 1
+        )
+    np.savez(path, logits=logits, labels=labels)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=100)
+    args = parser.parse_args()
+    script = Path(sys.executable).with_name("crossent")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "predictions.npz"
+        write_file(path, args.rows, args.classes)
+        size = path.stat().st_size / 2**20
+        start = time.perf_counter()
+        out = subprocess.run(
+            [str(script), "report", str(path), "--json"], capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.exit(out.stderr)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    report = json.loads(out.stdout)
+    print(
+        f"# {args.rows} x {args.classes} float32 logits, {size:.0f} MiB .npz; {cpu_name()}, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"wall time {seconds:.1f} s (target < 60 s); peak RSS {peak:.0f} MiB (target < 2048)")
+    print(
+        f"accuracy {report['accuracy']:.4f}, NLL {report['nll_nats']:.4f} nats, "
+        f"ECE {report['ece']['value']:.4f} [{report['ece']['ci_low']:.4f}, "
+        f"{report['ece']['ci_high']:.4f}], T {report['temperature']['value']:.4f}, "
+        f"gap {report['recalibration_gap_nats']:.4f} nats"
+    )
+
+
+if __name__ == "__main__":
+    main()
