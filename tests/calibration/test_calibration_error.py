@@ -196,3 +196,14 @@ def test_bad_options_are_rejected(options: dict[str, object], message: str) -> N
     probs, labels = TORCHMETRICS_MULTICLASS
     with pytest.raises(crossent.InputError, match=message):
         crossent.calibration_error(probs, labels, **options)  # type: ignore[arg-type]
+
+
+def test_netcal_preset_matches_netcal_ece_including_confidences_of_one() -> None:
+    """Runs where netcal is importable (its metrics need only NumPy: `pip install --no-deps
+    netcal`); CI does not install it, because its other extras pull in pyro and gpytorch."""
+    netcal_metrics = pytest.importorskip("netcal.metrics")
+    probs, labels = _random_multiclass(3000, 3, seed=1)
+    probs[:50] = np.eye(3)[labels[:50]]  # confidences of exactly 1.0
+    expected = netcal_metrics.ECE(bins=10).measure(probs, labels)
+    ours = crossent.calibration_error(probs, labels, **crossent.CALIBRATION_PRESETS["netcal"])
+    assert ours.value == pytest.approx(expected, rel=1e-12)
