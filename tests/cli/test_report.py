@@ -201,3 +201,18 @@ def test_probability_zero_on_a_label_reports_inf_as_null(
         "predicted": 0,
     }
     assert main(["report", str(path), "--resamples", "20", "--max-nll", "5"]) == 1
+
+
+def test_long_runs_show_a_progress_bar_on_stderr_only(
+    capsys: pytest.CaptureFixture[str], npz_logits: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import crossent.cli
+
+    monkeypatch.setattr(crossent.cli, "_PROGRESS_ENTRIES", 0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["report", str(npz_logits), "--json", "--resamples", "20"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["n"] == 400  # stdout stays one JSON object
+    assert "evaluating" in err
