@@ -1,10 +1,12 @@
 """Seeded bootstrap confidence intervals and a paired comparison of two models' log loss.
 
 The resampling is the nonparametric bootstrap (Efron 1979): each replicate draws ``n``
-examples with replacement, implemented as multinomial counts per example so that every
-metric is a weighted sum over the per-example summaries computed once.  Intervals are
-percentile intervals.  For calibration error the bin edges are those of the full sample
-(for equal-mass bins this conditions on the edges).
+examples with replacement.  For the per-example scores that is a vector of multinomial
+counts, and the metric a weighted mean of the per-example values computed once.  For
+the calibration error of one curve (top-label, positive-class) each replicate is drawn
+bin by bin (see :func:`_binned_replicates`: the same distribution, and it reads only the
+drawn rows), on all cores.  Intervals are percentile intervals.  The bin edges are those
+of the full sample (for equal-mass bins this conditions on the edges).
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ def bootstrap_interval(
     resamples : int, default 1000
         Number of bootstrap replicates.
     seed : int, default 0
-        Seed of ``numpy.random.default_rng``; the same seed gives the same interval.
+        Seed of the resampling; the same seed gives the same interval, on any number of
+        threads.
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.
     base : float, optional
