@@ -75,6 +75,11 @@ def render_terminal(report: Report, console: Any) -> None:
             f"{p['recalibration_gap_nats']:.4f}",
         )
         console.print(scaled)
+        if t["at_bound"]:
+            console.print(
+                f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
+                "beyond it (labels nearly independent of the predictions, or separable data)"
+            )
     classes = Table(title="cross-entropy per true class")
     for column in ("class", "examples", "NLL (nats)"):
         classes.add_column(column, justify="right")

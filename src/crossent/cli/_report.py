@@ -26,6 +26,9 @@ FORMAT = 1
 
 BATCH_ROWS = 1 << 15
 
+_BOUNDS = (0.05, 20.0)
+"""The temperatures the fit may choose from (TemperatureScaling's default)."""
+
 
 @dataclass(frozen=True)
 class Report:
@@ -109,11 +112,11 @@ def _temperature(
     """The NLL-optimal temperature on the whole input, the metrics at it, and the gap."""
     advance = progress("temperature", 3)
     try:
-        scaler = crossent.TemperatureScaling(guard=False).fit(
+        scaler = crossent.TemperatureScaling(bounds=_BOUNDS, guard=False).fit(
             dataset.values, dataset.labels, form=dataset.form, validate=False
         )
-    except crossent.InputError as exc:  # a label with probability 0: NLL is inf at every T
-        return {"value": None, "nll_nats": None, "ece": None, "gap": None, "note": str(exc)}
+    except crossent.InputError:  # a label with probability 0: NLL is inf at every T
+        return {"value": None, "nll_nats": None, "ece": None, "gap": None, "at_bound": None}
     advance(1)
     state = crossent.EvaluationState(dataset.classes, bins=bins, keep=0)
     for _, values, labels in _batches(dataset):
@@ -194,6 +197,8 @@ def _payload(
             if temperature["nll_nats"] is not None
             else None,
             "ece": temperature["ece"],
+            "at_bound": temperature.get("at_bound"),
+            "bounds": list(_BOUNDS),
         },
         "recalibration_gap_nats": temperature["gap"],
         "most_surprising": most_surprising,
