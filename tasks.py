@@ -82,8 +82,12 @@ def ensure_browser() -> None:
         return
     command = ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]
     print("+", " ".join(command), file=sys.stderr, flush=True)
-    done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False)
-    if done.returncode != 0:
+    try:
+        done = subprocess.run(command, stdout=subprocess.DEVNULL, check=False, timeout=600)
+        installed = done.returncode == 0
+    except subprocess.TimeoutExpired:
+        installed = False
+    if not installed:
         print("note: Chromium did not install; the browser test will skip", file=sys.stderr)
 
 
