@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from .._checks import check_scalar
 from .._xp import log_softmax
@@ -397,6 +397,8 @@ def _finite_scores(predictions: Predictions, what: str) -> FloatArray:
 
 
 def _minimise(objective: Any, start: FloatArray) -> Any:
+    from scipy import optimize  # lazily: only the L-BFGS calibrators need it
+
     return optimize.minimize(objective, start, jac=True, method="L-BFGS-B")
 
 

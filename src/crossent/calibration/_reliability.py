@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from .._checks import check_scalar
+from ..errors import InputError
 from ._error import CalibrationError, calibration_error
 from ._inputs import FloatArray
 
@@ -99,8 +99,6 @@ def reliability_diagram(
         confidence_level, name="confidence_level", low=0.0, high=1.0, low_open=True
     )
     if scope == "class-wise":
-        from ..errors import InputError
-
         raise InputError(
             "a reliability diagram shows one curve: use scope 'top-label' or 'positive-class'"
         )
@@ -114,6 +112,8 @@ def reliability_diagram(
         form=form,
         validate=validate,
     )
+    from scipy import stats as scipy_stats  # lazily: importing scipy.stats takes 0.5 s
+
     stats = result.statistics
     count = stats.count
     with np.errstate(invalid="ignore"):

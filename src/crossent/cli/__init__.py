@@ -23,7 +23,13 @@ from typing import Any
 
 import crossent
 
+from ._builtin import builtin_dataset
 from ._demo import run_demo
+from ._explain import run_explain
+from ._files import write_atomically
+from ._render import render_html, render_terminal
+from ._report import build_report
+from ._sources import open_dataset
 
 __all__ = ["EXIT_GATE", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "console_main", "main"]
 
@@ -123,9 +129,6 @@ def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from ._builtin import builtin_dataset
-    from ._report import build_report
-    from ._sources import open_dataset
 
     if args.bins < 1 or args.resamples < 1 or args.top < 0:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
@@ -159,17 +162,12 @@ def _run_report(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.stop()
         if args.output is not None:
-            from ._files import write_atomically
-            from ._render import render_html
-
             write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
     if args.json:
         print(json.dumps(report.payload, indent=2, allow_nan=False))
     else:
-        from ._render import render_terminal
-
         render_terminal(report, console)
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
@@ -205,8 +203,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(sys.stdout)
             return EXIT_OK
         if args.command == "explain":
-            from ._explain import run_explain
-
             run_explain(args, _console())
             return EXIT_OK
         return _run_report(args)
