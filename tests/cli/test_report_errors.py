@@ -175,12 +175,10 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], npz_logits: Pat
 def test_an_internal_error_exits_3_with_a_short_message(
     capsys: pytest.CaptureFixture[str], npz_logits: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import crossent.cli._report as report
-
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(report, "build_report", broken)
+    monkeypatch.setattr(crossent.cli, "build_report", broken)
     assert main(["report", str(npz_logits)]) == 3
     err = capsys.readouterr().err
     assert "internal error (RuntimeError: boom)" in err
