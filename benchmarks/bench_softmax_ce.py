@@ -46,6 +46,7 @@ def main() -> None:
     logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 3
     labels = rng.integers(0, args.classes, args.rows)
     z, y = torch.from_numpy(logits), torch.from_numpy(labels)
+    buffer = np.empty_like(logits)  # the training-loop pattern: one gradient buffer, reused
 
     def torch_forward_backward(fn: Callable[..., torch.Tensor]) -> torch.Tensor:
         leaf = z.detach().requires_grad_(True)
@@ -63,6 +64,9 @@ def main() -> None:
         "gradient (d mean loss / d logits)": {
             "crossent softmax_cross_entropy_grad": lambda: crossent.softmax_cross_entropy_grad(
                 logits, labels
+            ),
+            "crossent grad into a reused out= buffer": lambda: crossent.softmax_cross_entropy_grad(
+                logits, labels, out=buffer
             ),
             "torch eager forward+backward": lambda: torch_forward_backward(F.cross_entropy),
         },

@@ -39,6 +39,7 @@ __all__ = [
     "check_logits",
     "check_non_negative",
     "check_not_nan",
+    "check_out",
     "check_probabilities",
     "check_reduction",
     "check_same_classes",
@@ -478,3 +479,21 @@ def check_broadcastable(
             f"`{name}` of shape {tuple(shape)} must broadcast to the shape of `{target}` "
             f"{tuple(to)}"
         )
+
+
+def check_out(out: object, logits: object, *, dtype: Any) -> None:
+    """A buffer for a result shaped like ``logits``: a C-contiguous, writable NumPy array of
+    ``dtype`` that does not overlap ``logits``."""
+    if not isinstance(out, np.ndarray) or not isinstance(logits, np.ndarray):
+        raise InputTypeError(
+            "`out` is supported when `logits` and `out` are NumPy arrays; got `out` of type "
+            f"{type(out).__name__} with `logits` of type {type(logits).__name__}"
+        )
+    if out.shape != logits.shape:
+        raise InputError(f"`out` must have the shape of `logits` {logits.shape}; got {out.shape}")
+    if out.dtype != np.dtype(dtype):
+        raise InputTypeError(f"`out` must have dtype {np.dtype(dtype)}; got {out.dtype}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise InputError("`out` must be a C-contiguous, writable array")
+    if np.may_share_memory(out, logits):
+        raise InputError("`out` must not overlap `logits`: crossent never overwrites its inputs")

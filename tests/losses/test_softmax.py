@@ -287,3 +287,33 @@ def test_logit_and_target_errors() -> None:
         crossent.softmax_cross_entropy_with_targets(LOGITS, TARGETS[:3])
     with pytest.raises(InputError, match="must have the same shape"):
         crossent.softmax_cross_entropy_with_targets(LOGITS, TARGETS[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.1, "reduction": "sum"}])
+def test_grad_into_out_equals_the_returned_gradient(dtype: type, options: dict) -> None:
+    """The fused path (float32) and the generic path (float64) write the same numbers."""
+    rng = np.random.default_rng(0)
+    logits = (rng.normal(size=(37, 11)) * 3).astype(dtype)
+    labels = rng.integers(0, 11, size=37)
+    expected = crossent.softmax_cross_entropy_grad(logits, labels, **options)
+    out = np.full_like(expected, np.nan)
+    result = crossent.softmax_cross_entropy_grad(logits, labels, out=out, **options)
+    assert result is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("make_out", "error", "message"),
+    [
+        (lambda z: np.empty((3, 4), np.float32), crossent.InputError, "shape of `logits`"),
+        (lambda z: np.empty((4, 3), np.float64), crossent.InputTypeError, "dtype float32"),
+        (lambda z: np.empty((3, 4), np.float32).T, crossent.InputError, "C-contiguous"),
+        (lambda z: z, crossent.InputError, "must not overlap `logits`"),
+        (lambda z: [[0.0] * 3] * 4, crossent.InputTypeError, "NumPy arrays"),
+    ],
+)
+def test_bad_out_is_rejected(make_out: object, error: type, message: str) -> None:
+    logits = np.zeros((4, 3), np.float32)
+    with pytest.raises(error, match=message):
+        crossent.softmax_cross_entropy_grad(logits, [0, 1, 2, 0], out=make_out(logits))  # type: ignore[operator]

@@ -218,10 +218,13 @@ def write_gradient(
     target_coef: np.ndarray,
     uniform: np.ndarray | None,
     row_uniform: np.ndarray | None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]``, as float32."""
-    out = np.empty(z.shape, dtype=np.float32)
+    - [c == labels[i]] * target_coef[i]``, as float32 (into ``out`` when given: C-contiguous
+    float32 of ``z``'s shape)."""
+    if out is None:
+        out = np.empty(z.shape, dtype=np.float32)
     _kernels()["gradient"](
         z,
         np.ascontiguousarray(labels, dtype=np.int64),

@@ -50,6 +50,7 @@ from .._checks import (
     check_class_weight,
     check_labels,
     check_logits,
+    check_out,
     check_reduction,
     check_scalar,
 )
@@ -569,6 +570,7 @@ def softmax_cross_entropy_grad(
     soft_cap: float | None = None,
     base: float | None = None,
     validate: bool = True,
+    out: Array | None = None,
 ) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
@@ -589,11 +591,16 @@ def softmax_cross_entropy_grad(
     temperature, z_loss, soft_cap, base, validate
         As in :func:`softmax_cross_entropy`. For ``'none'`` and ``'sum'`` each row
         gets the gradient of its own loss; for ``'parts'``, of the total.
+    out : numpy.ndarray, optional
+        A C-contiguous, writable NumPy array of the shape of ``logits`` and the result's
+        dtype (float32 for float32/float16 logits, else float64), not overlapping
+        ``logits``, to write the gradient into and return.  Reusing one buffer across
+        training steps saves allocating (and first-touching) an N x V array per call.
 
     Returns
     -------
     array, the shape of ``logits``
-        float32 for low-precision logits.
+        float32 for low-precision logits; ``out`` when given.
 
     Raises
     ------
@@ -632,8 +639,10 @@ def softmax_cross_entropy_grad(
         validate=validate,
         allow_fast=True,
     )
+    if out is not None:
+        check_out(out, logits, dtype=problem.dtype)
     if problem.fast_logits is not None:
-        return _fast_gradient(problem, safe, w)
+        return _fast_gradient(problem, safe, w, out=out)
     xp, eps = problem.xp, opts.label_smoothing
     z = problem.rows.z
     classes = z.shape[-1]
@@ -642,10 +651,16 @@ def softmax_cross_entropy_grad(
     target_term = xp.where(is_target, (1 - eps) * problem.omega, xp.zeros_like(z))
     if eps:
         target_term = target_term + (eps / classes) * (1.0 if w is None else w)
-    return problem.gradient(target_term)
+    gradient = problem.gradient(target_term)
+    if out is None:
+        return gradient
+    out[...] = gradient
+    return out
 
 
-def _fast_gradient(problem: _Problem, safe: Array, weight: Array | None) -> Array:
+def _fast_gradient(
+    problem: _Problem, safe: Array, weight: Array | None, *, out: Array | None = None
+) -> Array:
     """The label gradient from the fused kernel, every option folded into row coefficients.
 
     Row i is ``c_i p_i - r_i u - g_i e_{y_i}`` with ``c_i = (A_i + 2 lambda omega_i
@@ -677,8 +692,9 @@ def _fast_gradient(problem: _Problem, safe: Array, weight: Array | None) -> Arra
         target_coef=(1 - eps) * omega * row_scale,
         uniform=uniform,
         row_uniform=row_scale if eps else None,
+        out=None if out is None else np.reshape(out, flat.shape),
     )
-    return np.reshape(grad, (*problem.rows.lse.shape[:-1], classes))
+    return out if out is not None else np.reshape(grad, (*problem.rows.lse.shape[:-1], classes))
 
 
 def _prepare_targets(
