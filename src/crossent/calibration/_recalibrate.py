@@ -120,6 +120,7 @@ class _FitResult:
     slope: float
     iterations: int
     bound: bool
+    nll_at_one: float  # the NLL at T = 1, the fit's first evaluation
 
 
 def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float) -> _FitResult:
@@ -137,7 +138,7 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
     known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
     beta = 1.0
     nll, slope, curvature = _moments(predictions, beta)
-    iterations = 1
+    nll_at_one, iterations = nll, 1
     for _ in range(200):
         if slope > 0:
             hi, known["hi"] = beta, True
@@ -154,12 +155,12 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
                 edge_values = _moments(predictions, edge)
                 iterations += 1
                 if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
-                    return _FitResult(edge, *edge_values[:2], iterations, True)
+                    return _FitResult(edge, *edge_values[:2], iterations, True, nll_at_one)
             newton = math.sqrt(lo * hi)
         beta = newton
         nll, slope, curvature = _moments(predictions, beta)
         iterations += 1
-    return _FitResult(beta, nll, slope, iterations, False)
+    return _FitResult(beta, nll, slope, iterations, False, nll_at_one)
 
 
 def _folds(n: int, folds: int, seed: int) -> list[IntArray]:
@@ -279,7 +280,7 @@ class TemperatureScaling:
         self.n_iter_ = result.iterations
         self.gradient_ = result.slope
         self.nll_after_ = result.nll
-        self.nll_before_ = _moments(predictions, 1.0)[0]
+        self.nll_before_ = result.nll_at_one
         self.cross_fitted_nll_: float | None = None
         self.kept_identity_ = False
         self.temperature_ = self.fitted_temperature_
