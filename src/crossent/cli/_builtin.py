@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 import crossent
 
@@ -29,6 +28,8 @@ def train_softmax_regression(
     features: Any, labels: Any, *, classes: int, penalty: float
 ) -> tuple[Any, Any]:
     """Weights ``(features, classes)`` and bias minimising mean CE + penalty/2 * ||W||^2."""
+    from scipy import optimize  # lazily: every crossent command imports this module
+
     d = features.shape[1]
 
     def objective(params: Any) -> tuple[float, Any]:
