@@ -391,6 +391,11 @@ def check_scalar(
     return number
 
 
+_LOSS_FLOAT_HINT = (
+    "For probability targets use the *_with_targets variant; for float ids, cast them first."
+)
+
+
 def check_labels(
     labels: Array,
     *,
@@ -399,12 +404,15 @@ def check_labels(
     classes: int,
     ignore_index: int | None,
     validate: bool,
+    float_hint: str = _LOSS_FLOAT_HINT,
 ) -> None:
-    """Integer class labels of shape ``batch_shape`` in ``[0, classes)`` or ``ignore_index``."""
+    """Integer class labels of shape ``batch_shape`` in ``[0, classes)`` or ``ignore_index``.
+
+    ``float_hint`` ends the message for non-integer labels (what to do instead).
+    """
     if not xp.isdtype(labels.dtype, "integral"):
         raise InputTypeError(
-            f"`labels` must be integer class ids; got dtype {labels.dtype}. For probability "
-            "targets use the *_with_targets variant; for float ids, cast them first."
+            f"`labels` must be integer class ids; got dtype {labels.dtype}. {float_hint}"
         )
     if tuple(labels.shape) != tuple(batch_shape):
         raise InputError(

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .._checks import Form, check_form, check_labels, row_offset
-from .._xp import log_softmax, namespace
-from ..errors import InputError, InputTypeError
+from .._xp import compute_dtype, log_softmax, namespace
+from ..errors import InputError
 from ..info._kernels import safe_log
 from ..info._sides import prepare
 from ._parallel import ordered_map
@@ -155,15 +155,16 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
     labels = _host(labels, "labels")
     xp, (labels,) = namespace(labels, names=("labels",))
-    if not xp.isdtype(labels.dtype, "integral"):
-        raise InputTypeError(
-            f"`labels` must be integer class ids; got dtype {labels.dtype}. Cast whole-number "
-            "floats with labels.astype(int) after checking them."
-        )
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     check_labels(
-        labels, xp=xp, batch_shape=(n,), classes=classes, ignore_index=None, validate=validate
+        labels,
+        xp=xp,
+        batch_shape=(n,),
+        classes=classes,
+        ignore_index=None,
+        validate=validate,
+        float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
     )
     return np.asarray(labels, dtype=np.intp)
 
@@ -199,7 +200,7 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], validate=validate
         )
-        dtype = np.float64 if values.dtype == np.float64 else np.float32
+        dtype = compute_dtype(values, xp=xp, names=(name,))
         if validate:
             for start in range(0, values.shape[0], 1 << 16):
                 with row_offset(first_row + start):

@@ -31,6 +31,7 @@ from scipy import special
 from .._checks import check_scalar
 from .._xp import log_softmax
 from ..errors import InputError
+from ..info._kernels import safe_log
 from ._binning import assign_bins, check_bins, uniform_edges
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions
 
@@ -48,10 +49,7 @@ __all__ = [
 
 def _scores(values: FloatArray, form: str) -> FloatArray:
     """Float64 scores whose softmax is the prediction: logits as given, else log-probs."""
-    if form == "probs":
-        with np.errstate(divide="ignore"):
-            return np.log(values)
-    return values
+    return safe_log(values, xp=np) if form == "probs" else values
 
 
 def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
