@@ -294,15 +294,17 @@ class TemperatureScaling:
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs."""
         _check_fitted(self, "temperature_")
-        predictions = as_predictions(logits, np.zeros(_rows(logits), np.intp), form=form)
+        predictions = _unlabelled(logits, form)
         return _output(_scores_all(predictions) / self.temperature_, output)
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
         return self.fit(logits, labels, form=form).transform(logits, form=form)
 
 
-def _rows(values: Any) -> int:
-    return int(np.shape(values)[0]) if np.ndim(values) else 0
+def _unlabelled(values: Any, form: str) -> Predictions:
+    """Validated predictions to transform (they have no labels: placeholders of 0)."""
+    rows = int(np.shape(values)[0]) if np.ndim(values) else 0
+    return as_predictions(values, np.zeros(rows, np.intp), form=form)
 
 
 def _scores_all(predictions: Predictions) -> FloatArray:
@@ -447,7 +449,7 @@ class VectorScaling:
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         _check_fitted(self, "scale_")
-        predictions = as_predictions(logits, np.zeros(_rows(logits), np.intp), form=form)
+        predictions = _unlabelled(logits, form)
         return _output(
             _finite_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
         )
@@ -506,7 +508,7 @@ class PlattScaling:
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         _check_fitted(self, "slope_")
-        predictions = as_predictions(logits, np.zeros(_rows(logits), np.intp), form=form)
+        predictions = _unlabelled(logits, form)
         t = self.slope_ * self._log_odds(predictions) + self.intercept_
         return _output(np.stack([np.zeros_like(t), t], axis=1), output)
 
@@ -553,7 +555,7 @@ class HistogramBinning:
 
     def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
         _check_fitted(self, "rates_")
-        predictions = as_predictions(probs, np.zeros(_rows(probs), np.intp), form=form)
+        predictions = _unlabelled(probs, form)
         p = predictions.probs()
         if p.shape[1] != self.rates_.shape[0]:
             raise InputError(
