@@ -34,6 +34,7 @@ __all__ = [
     "check_distribution",
     "check_eps",
     "check_form",
+    "check_integer",
     "check_labels",
     "check_log_distribution",
     "check_logits",
@@ -389,6 +390,20 @@ def check_scalar(
         upper = "inf)" if math.isinf(high) else f"{high:g}]"
         raise InputError(f"`{name}` must be in {bracket}{low:g}, {upper}; got {value!r}")
     return number
+
+
+def check_integer(value: object, *, name: str, low: int | None = None) -> int:
+    """An integer option (Python or NumPy integer, not bool), at least ``low`` if given."""
+    wanted = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
+        low, f"an integer >= {low}"
+    )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or (low is not None and value < low)
+    ):
+        raise InputError(f"`{name}` must be {wanted}; got {value!r}")
+    return int(value)
 
 
 _LOSS_FLOAT_HINT = (

@@ -123,3 +123,23 @@ def test_calibration_interval_agrees_with_resampling_rows_by_hand(scope: str) ->
     width = high - low
     assert abs(ours.low - low) < 0.1 * width
     assert abs(ours.high - high) < 0.1 * width
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"seed": -1}, r"`seed` must be a non-negative integer; got -1"),
+        ({"seed": 1.5}, r"`seed` must be a non-negative integer"),
+        ({"resamples": np.int64(0)}, r"`resamples` must be a positive integer"),
+    ],
+)
+def test_resampling_integers_are_checked(options: dict[str, object], message: str) -> None:
+    logits, labels = _data(20)
+    with pytest.raises(crossent.InputError, match=message):
+        crossent.bootstrap_interval("nll", logits, labels, form="logits", **options)  # type: ignore[arg-type]
+
+
+def test_folds_below_two_are_rejected() -> None:
+    logits, labels = _data(20)
+    with pytest.raises(crossent.InputError, match=r"`folds` must be an integer >= 2; got 1"):
+        crossent.recalibration_gap(logits, labels, folds=1)

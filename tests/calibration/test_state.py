@@ -129,3 +129,22 @@ def test_merge_refuses_different_binnings_and_empty_compute_is_an_error() -> Non
         crossent.EvaluationState(3).compute()
     with pytest.raises(crossent.InputError, match="3 classes"):
         crossent.EvaluationState(4).update(*_data(5, 3, 0), form="logits")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"classes": 0}, r"`classes` must be a positive integer; got 0"),
+        ({"classes": True}, r"`classes` must be a positive integer; got True"),
+        ({"classes": 3, "keep": -1}, r"`keep` must be a non-negative integer; got -1"),
+        ({"classes": 3, "bins": 2.0}, r"`bins` must be a positive integer; got 2\.0"),
+    ],
+)
+def test_integer_options_are_checked(options: dict[str, object], message: str) -> None:
+    with pytest.raises(crossent.InputError, match=message):
+        crossent.EvaluationState(**options)  # type: ignore[arg-type]
+
+
+def test_numpy_integers_are_integer_options() -> None:
+    state = crossent.EvaluationState(np.int64(3), bins=np.int32(5), keep=np.int64(2))
+    assert (state.classes, state.spec.bins, state.keep) == (3, 5, 2)

@@ -31,6 +31,7 @@ from typing import Literal
 
 import numpy as np
 
+from .._checks import check_integer
 from ..errors import InputError
 from ._inputs import FloatArray, IntArray
 
@@ -62,15 +63,14 @@ _LOGIT_LIMIT = 16.0
 
 def check_bins(bins: object, binning: str, closed: str, norm: str) -> int:
     """Validate the binning options; returns the number of bins."""
-    if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 1:
-        raise InputError(f"`bins` must be a positive integer; got {bins!r}")
+    count = check_integer(bins, name="bins", low=1)
     if binning not in ("uniform", "quantile"):
         raise InputError(f"`binning` must be 'uniform' or 'quantile'; got {binning!r}")
     if closed not in ("left", "right"):
         raise InputError(f"`closed` must be 'left' or 'right'; got {closed!r}")
     if norm not in ("l1", "l2", "max"):
         raise InputError(f"`norm` must be 'l1', 'l2' or 'max'; got {norm!r}")
-    return int(bins)
+    return count
 
 
 def uniform_edges(bins: int) -> FloatArray:

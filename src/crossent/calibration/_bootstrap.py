@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_scalar
+from .._checks import check_base, check_integer, check_scalar
 from ..errors import InputError
 from ._binning import BinStatistics
 from ._error import (
@@ -86,10 +86,8 @@ def _check_resampling(confidence: float, resamples: int, seed: int) -> None:
     check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
     if confidence >= 1.0:
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise InputError(f"`resamples` must be a positive integer; got {resamples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"`seed` must be an integer; got {seed!r}")
+    check_integer(resamples, name="resamples", low=1)
+    check_integer(seed, name="seed", low=0)  # numpy's SeedSequence needs seed >= 0
 
 
 def resample_counts(n: int, resamples: int, seed: int) -> Iterator[FloatArray]:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .._checks import check_scalar
+from .._checks import check_integer, check_scalar
 from .._xp import log_softmax
 from ..errors import InputError
 from ..info._kernels import safe_log
@@ -180,8 +180,7 @@ def _cross_fitted_nll(
 
 
 def _check_folds(folds: int, n: int) -> None:
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise InputError(f"`folds` must be an integer >= 2; got {folds!r}")
+    check_integer(folds, name="folds", low=2)
     if n < folds:
         raise InputError(f"cross-fitting with {folds} folds needs at least {folds} rows; got {n}")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_integer
 from ..errors import InputError
 from ._binning import (
     FINE_CELLS,
@@ -126,10 +127,8 @@ class EvaluationState:
         scope: str = "top-label",
         keep: int = 10,
     ) -> None:
-        if isinstance(classes, bool) or not isinstance(classes, int | np.integer) or classes < 1:
-            raise InputError(f"`classes` must be a positive integer; got {classes!r}")
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-            raise InputError(f"`keep` must be a non-negative integer; got {keep!r}")
+        classes = check_integer(classes, name="classes", low=1)
+        keep = check_integer(keep, name="keep", low=0)
         self._spec = check_spec(
             bins=bins, binning=binning, norm="l1", scope=scope, debias=False, closed=closed
         )
