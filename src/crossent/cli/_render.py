@@ -24,6 +24,28 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline metrics as (label, formatted value), for both renderings."""
+    p, ece = payload, payload["ece"]
+    return [
+        ("accuracy", f"{p['accuracy']:.4f}"),
+        ("NLL (nats)", _fmt(p["nll_nats"])),
+        ("NLL (bits)", _fmt(p["nll_bits"])),
+        ("perplexity", _fmt(p["perplexity"], 3)),
+        ("Brier score (sum over classes, in [0, 2])", f"{p['brier']:.4f}"),
+        ("mean entropy of the predictions (nats)", f"{p['mean_entropy_nats']:.4f}"),
+        (
+            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
+            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
+        ),
+    ]
+
+
+def _definition(payload: dict[str, Any]) -> str:
+    ece = payload["ece"]
+    return f"{ece['definition']}; {ece['resamples']} resamples"
+
+
 def render_terminal(report: Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
@@ -37,25 +59,13 @@ def render_terminal(report: Report, console: Any) -> None:
         )
     else:
         console.print(f"[bold]{p['source']}[/bold] ({p['form']})")
-    ece = p["ece"]
     overview = Table(title=f"{p['n']} examples, {p['classes']} classes", show_header=False)
     overview.add_column("metric")
     overview.add_column("value", justify="right")
-    for name, value in (
-        ("accuracy", f"{p['accuracy']:.4f}"),
-        ("NLL (nats)", _fmt(p["nll_nats"])),
-        ("NLL (bits)", _fmt(p["nll_bits"])),
-        ("perplexity", _fmt(p["perplexity"], 3)),
-        ("Brier score (sum over classes, in [0, 2])", f"{p['brier']:.4f}"),
-        ("mean entropy of the predictions (nats)", f"{p['mean_entropy_nats']:.4f}"),
-        (
-            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
-            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
-        ),
-    ):
+    for name, value in _metric_rows(p):
         overview.add_row(name, value)
     console.print(overview)
-    console.print(f"calibration error: {ece['definition']}; {ece['resamples']} resamples.")
+    console.print(f"calibration error: {_definition(p)}.")
     t = p["temperature"]
     if t["value"] is None:
         console.print("temperature: not fitted (a label has probability 0, so NLL is inf)")
@@ -149,22 +159,12 @@ def _figures(report: Report) -> list[tuple[str, str]]:
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML page (figures as PNG data URIs, no script)."""
     p = report.payload
-    ece, t = p["ece"], p["temperature"]
+    t = p["temperature"]
     rows = [
         ("examples", str(p["n"])),
         ("classes", str(p["classes"])),
-        ("accuracy", f"{p['accuracy']:.4f}"),
-        ("NLL (nats)", _fmt(p["nll_nats"])),
-        ("NLL (bits)", _fmt(p["nll_bits"])),
-        ("perplexity", _fmt(p["perplexity"], 3)),
-        ("Brier score (sum over classes)", f"{p['brier']:.4f}"),
-        ("mean entropy (nats)", f"{p['mean_entropy_nats']:.4f}"),
-        (
-            "calibration error",
-            f"{ece['value']:.4f} [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}] "
-            f"({ece['confidence']:.0%} bootstrap, {ece['resamples']} resamples)",
-        ),
-        ("definition", ece["definition"]),
+        *_metric_rows(p),
+        ("definition", _definition(p)),
     ]
     if t["value"] is not None:
         rows += [
