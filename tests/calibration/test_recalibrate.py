@@ -218,3 +218,16 @@ def test_cross_fitting_reads_subsets_lazily_from_a_memory_map(tmp_path: object) 
     assert crossent.recalibration_gap(mapped, labels) == crossent.recalibration_gap(
         in_memory, labels
     )
+
+
+@pytest.mark.parametrize(
+    ("values", "form"),
+    [
+        (np.array([[0.5, 0.5], [1.0, 0.0], [0.3, 0.7]]), "probs"),
+        (np.array([[np.log(0.5)] * 2, [0.0, -np.inf], [np.log(0.3), np.log(0.7)]]), "log_probs"),
+    ],
+)
+def test_a_label_of_probability_zero_names_its_row(values: np.ndarray, form: str) -> None:
+    scaler = crossent.TemperatureScaling(guard=False)
+    with pytest.raises(crossent.InputError, match="row 1's label has probability 0"):
+        scaler.fit(values, np.array([0, 1, 1]), form=form)

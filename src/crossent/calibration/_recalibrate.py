@@ -101,10 +101,15 @@ def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
 def _check_finite_label_scores(predictions: Predictions) -> None:
     if predictions.form == "logits":
         return
-    for block in predictions.blocks():
-        worst = block.label_log_probs()
-        if np.any(worst == -math.inf):
-            row = block.start + int(np.argmax(worst == -math.inf))
+
+    def zero_label(start: int, values: FloatArray, labels: IntArray) -> int | None:
+        # Only the labels' entries matter: no log or exp of the whole block.
+        hit = values[np.arange(labels.shape[0]), labels] == (0.0 if form == "probs" else -math.inf)
+        return start + int(np.argmax(hit)) if hit.any() else None
+
+    form = predictions.form
+    for row in predictions.map_raw(zero_label):
+        if row is not None:
             raise InputError(
                 f"row {row}'s label has probability 0, so the NLL is +inf at every temperature "
                 "and no temperature can be fitted"
