@@ -21,11 +21,40 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _resident_kib() -> tuple[int, int] | None:
+    """(current, peak) resident set size in KiB from /proc/self/status, if readable."""
+    try:
+        with open("/proc/self/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _reset_peak_resident() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not allowed."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def peak_mib(fn: Callable[[], object]) -> float:
-    """Peak memory allocated during ``fn()`` as tracemalloc sees it (NumPy included), MiB."""
+    """Peak extra memory of ``fn()`` in MiB.
+
+    The larger of tracemalloc's peak (NumPy's heap allocations) and the rise of the
+    peak resident set size, which also sees anonymous mappings (crossent's large
+    results) and native allocations such as PyTorch's.
+    """
+    resident = _resident_kib() if _reset_peak_resident() else None
     tracemalloc.start()
     tracemalloc.reset_peak()
     fn()
-    peak = tracemalloc.get_traced_memory()[1]
+    traced = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    return peak / 2**20
+    after = _resident_kib()
+    if resident is None or after is None:
+        return traced
+    return max(traced, (after[1] - resident[0]) / 1024)

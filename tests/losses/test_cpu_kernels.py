@@ -147,3 +147,106 @@ def test_import_crossent_does_not_import_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # float64 input: no kernel, no import
+
+
+def test_kernel_exp_is_accurate_to_float64_over_its_whole_range() -> None:
+    # Rows [0, d]: the kernel's near-deterministic branch returns ell = log1p(e^d), so
+    # each row measures the inlined exp at one point d in [-708, 0] (documented relative
+    # error below 3e-13; np.exp is within an ulp of the truth).
+    d = np.concatenate(
+        [-np.geomspace(1e-7, 708, 4000), -RNG.uniform(0, 3, 4000), [0.0, -0.5 * math.log(2)]]
+    ).astype(np.float32)
+    z = np.stack([np.zeros_like(d), d], axis=1)
+    _, ell, *_ = _cpu_kernels.row_statistics(
+        z, np.zeros(len(d), dtype=np.int64), None, inv_temperature=1.0, need_sum=False
+    )
+    expected = np.log1p(np.exp(d.astype(np.float64)))
+    np.testing.assert_allclose(ell, expected, rtol=1e-12, atol=0)
+
+
+def test_kernel_log_partition_matches_scipy_in_float64() -> None:
+    from scipy.special import logsumexp
+
+    z = (RNG.standard_normal((64, 5000)) * RNG.uniform(0.1, 30, (64, 1))).astype(np.float32)
+    for temperature in (1.0, 0.37, 2.5):
+        m, ell, *_ = _cpu_kernels.row_statistics(
+            z, np.zeros(64, dtype=np.int64), None, inv_temperature=1 / temperature, need_sum=False
+        )
+        expected = logsumexp(z.astype(np.float64) / temperature, axis=1)
+        np.testing.assert_allclose(m + ell, expected, rtol=1e-13, atol=0)
+
+
+def test_kernel_gradient_is_the_correctly_rounded_softmax() -> None:
+    from scipy.special import softmax
+
+    z = (RNG.standard_normal((64, 3000)) * 6).astype(np.float32)
+    exact = softmax(z.astype(np.float64), axis=1)
+    got = _cpu_kernels.write_gradient(
+        z,
+        np.zeros(64, dtype=np.int64),
+        shift=np.log(np.exp(z.astype(np.float64)).sum(axis=1)),
+        inv_temperature=1.0,
+        p_coef=np.ones(64),
+        target_coef=np.zeros(64),
+        uniform=None,
+        row_uniform=None,
+    )
+    # float64 inside: each float32 entry is the rounding of the float64 softmax (an ulp
+    # apart at most where the truth sits on a rounding boundary)
+    np.testing.assert_array_max_ulp(got, exact.astype(np.float32), maxulp=1)
+
+
+def test_large_results_get_their_own_mapping_and_release_it() -> None:
+    import gc
+    import mmap
+    import weakref
+
+    small = _cpu_kernels.fresh_float32((3, 5))
+    assert small.flags.owndata
+    assert small.dtype == np.float32
+    big = _cpu_kernels.fresh_float32((64, 16384))  # 4 MiB: the mapping threshold
+    assert big.dtype == np.float32
+    assert big.shape == (64, 16384)
+    assert big.flags.c_contiguous
+    assert big.flags.writeable
+    base = big
+    while not isinstance(base, mmap.mmap):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    released = weakref.ref(base)
+    del base, big
+    gc.collect()
+    assert released() is None
+
+
+def test_a_mapped_gradient_equals_the_gradient_into_a_buffer() -> None:
+    z = (RNG.standard_normal((64, 16384)) * 3).astype(np.float32)
+    y = RNG.integers(0, 16384, size=64)
+    fresh = crossent.softmax_cross_entropy_grad(z, y, label_smoothing=0.1)
+    assert fresh.base is not None  # the mapped result, not np.empty
+    buffer = np.full_like(z, np.nan)
+    crossent.softmax_cross_entropy_grad(z, y, label_smoothing=0.1, out=buffer)
+    np.testing.assert_array_equal(fresh, buffer)
+    fresh[0, 0] = 1.0  # writable
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_every_position_of_a_bad_entry_makes_the_row_suspect(value: float) -> None:
+    # one row per position, so that vector bodies and scalar tails are both covered
+    v = 37
+    z = np.tile((RNG.standard_normal(v) * 5).astype(np.float32), (v + 1, 1))
+    z[np.arange(v), np.arange(v)] = value
+    suspect = _cpu_kernels.row_statistics(
+        z, np.zeros(v + 1, dtype=np.int64), None, inv_temperature=0.5, need_sum=False
+    )[-1]
+    np.testing.assert_array_equal(suspect, [True] * v + [False])
+
+
+def test_minus_infinity_is_suspect_only_when_the_whole_row_is() -> None:
+    z = (RNG.standard_normal((3, 37)) * 5).astype(np.float32)
+    z[0, [0, 5, 36]] = -np.inf  # masked classes: valid, no full check needed
+    z[1] = -np.inf
+    z[2, 1:] = -np.inf  # one finite entry left
+    suspect = _cpu_kernels.row_statistics(
+        z, np.zeros(3, dtype=np.int64), None, inv_temperature=1.0, need_sum=False
+    )[-1]
+    np.testing.assert_array_equal(suspect, [False, True, False])

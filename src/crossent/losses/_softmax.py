@@ -381,17 +381,15 @@ def _fast_rows(
     xp: ModuleType,
 ) -> tuple[_Rows, Array, Array | None]:
     """Row statistics from the fused kernel, shaped like the generic path's (keepdims)."""
-    m, ell, shifted_y, total, poison = _cpu_kernels.row_statistics(
+    m, ell, shifted_y, total, suspect = _cpu_kernels.row_statistics(
         flat,
         np.reshape(labels, (-1,)),
         weight,
         inv_temperature=1.0 / opts.temperature,
         need_sum=bool(opts.label_smoothing),
-        need_poison=validate,
     )
-    if validate and (np.isnan(poison).any() or np.isneginf(m).any()):
-        # NaN or an infinity somewhere (or a row of -inf): the full check names it, or
-        # passes if the only infinities are allowed -inf logits.
+    if validate and suspect.any():
+        # A NaN, +inf or a row of -inf may be there: the full check names it.
         check_logits(flat, name="logits", xp=xp, axis=axis)
     shape = (*labels.shape, 1)
     ell = np.reshape(ell, shape)
