@@ -16,7 +16,11 @@ read each row of logits once into cache and never allocate an N x V temporary:
   one pass, where the per-row coefficients fold in the options, the reduction and
   the temperature's chain rule.
 
-Rows are processed in parallel (``prange``), accumulating in float64. ``exp`` is
+Rows are processed in parallel (``prange``, blocks of consecutive rows), accumulating
+in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row
+i, so that reading the next row from memory overlaps the arithmetic on this one; the
+maximum is an integer max over order-preserving keys of the float32 bits, which
+vectorises without fast-math and keeps a NaN visible. ``exp`` is
 inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): Cody-Waite
 reduction :math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2`, a degree-10 Taylor
@@ -44,13 +48,12 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
-import mmap
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "fresh_float32", "row_statistics", "write_gradient"]
+__all__ = ["available", "row_statistics", "write_gradient"]
 
 
 @functools.cache
@@ -110,58 +113,100 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         p = p03 + r4 * (p47 + r4 * p810)
         return p * bits_to_float64((float64_to_bits(shifted) + 1023) << 52)
 
-    @numba.njit(fastmath=True, inline="never")
-    def row_max(row):  # full fast-math (no NaN semantics) so that it vectorises to maxps
-        top = row[0]
-        for j in range(row.shape[0]):
-            top = max(top, row[j])
-        return top
+    @intrinsic
+    def bits_to_float32(typingctx: Any, bits: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(types.int32), codegen
+
+    @numba.njit(inline="always")
+    def order_key(bits):
+        # float32 bits -> an int32 that orders like the float (an involution): integer
+        # max reductions vectorise without fast-math, and a positive NaN sorts above
+        # +inf, so it surfaces as the maximum instead of vanishing.
+        return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+    @numba.njit(inline="never")
+    def row_max_key(row_bits):
+        key = order_key(row_bits[0])
+        for j in range(row_bits.shape[0]):
+            key = max(key, order_key(row_bits[j]))
+        return key
 
     @numba.njit(parallel=True, fastmath=flags, cache=True)
     def row_statistics_kernel(
-        z, labels, weight, inv_t, need_sum, out_m, out_ell, out_zy, out_sum, out_suspect
+        z,
+        z_bits,
+        labels,
+        weight,
+        inv_t,
+        need_sum,
+        block,
+        out_m,
+        out_ell,
+        out_zy,
+        out_sum,
+        out_suspect,
     ):
         n, v = z.shape
         has_weight = weight.shape[0] == v
-        for i in numba.prange(n):
-            row = z[i]
-            # A NaN may be skipped by row_max (compiled without NaN semantics), but not
-            # by the exp-sum below, which the suspect flag reads.
-            top = np.float64(row_max(row))
-            m = top * inv_t
-            s = 0.0
-            total = 0.0
-            if m != -np.inf:
-                for j in range(v):
-                    # (x - top) is exact in float64 for float32 x, so the maximum gives
-                    # exactly 0 whatever fast-math contracts (x * inv_t - m could not).
-                    s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
-                if need_sum and has_weight:
+        # Each thread takes blocks of consecutive rows. The exp-sum of row i runs in the
+        # same loop as the maximum of row i + 1, so that row i + 1 streams in from
+        # memory while row i (already in cache) is exponentiated.
+        for b in numba.prange((n + block - 1) // block):
+            first = b * block
+            stop = min(n, first + block)
+            key = row_max_key(z_bits[first])
+            for i in range(first, stop):
+                row = z[i]
+                top = np.float64(bits_to_float32(order_key(key)))
+                m = top * inv_t
+                s = 0.0
+                total = 0.0
+                if m != -np.inf:
+                    if i + 1 < stop:
+                        following = z_bits[i + 1]
+                        key = order_key(following[0])
+                        for j in range(v):
+                            # (x - top) is exact in float64 for float32 x, so the maximum
+                            # gives exactly 0 whatever fast-math contracts.
+                            s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
+                            key = max(key, order_key(following[j]))
+                    else:
+                        for j in range(v):
+                            s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
+                elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
+                    key = row_max_key(z_bits[i + 1])
+                if m != -np.inf and need_sum:
+                    if has_weight:
+                        for j in range(v):
+                            if weight[j] != 0.0:
+                                total += weight[j] * ((np.float64(row[j]) - top) * inv_t)
+                    else:
+                        for j in range(v):
+                            total += (np.float64(row[j]) - top) * inv_t
+                if s < 1.5:
+                    # Near-deterministic row: log(1 + delta) has lost delta's digits.
+                    # Count the maximal terms and log1p the others (a pass from cache).
+                    rest = 0.0
+                    ties = 0.0
                     for j in range(v):
-                        if weight[j] != 0.0:
-                            total += weight[j] * ((np.float64(row[j]) - top) * inv_t)
-                elif need_sum:
-                    for j in range(v):
-                        total += (np.float64(row[j]) - top) * inv_t
-            if s < 1.5:
-                # Near-deterministic row: log(1 + delta) has lost delta's digits. Count
-                # the maximal terms and log1p the others (a second pass from cache).
-                rest = 0.0
-                ties = 0.0
-                for j in range(v):
-                    d = (np.float64(row[j]) - top) * inv_t
-                    if d < 0.0:
-                        rest += exp_nonpositive(d)
-                    elif d == 0.0:
-                        ties += 1.0
-                ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
-            else:
-                ell = math.log(s)
-            out_m[i] = m
-            out_ell[i] = ell
-            out_zy[i] = (np.float64(row[labels[i]]) - top) * inv_t
-            out_sum[i] = total
-            out_suspect[i] = not (math.isfinite(m) and math.isfinite(s))
+                        d = (np.float64(row[j]) - top) * inv_t
+                        if d < 0.0:
+                            rest += exp_nonpositive(d)
+                        elif d == 0.0:
+                            ties += 1.0
+                    ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
+                else:
+                    ell = math.log(s)
+                out_m[i] = m
+                out_ell[i] = ell
+                out_zy[i] = (np.float64(row[labels[i]]) - top) * inv_t
+                out_sum[i] = total
+                # Not finite exactly when the row holds a NaN (a positive NaN is the
+                # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
+                out_suspect[i] = not (math.isfinite(m) and math.isfinite(s))
 
     @numba.njit(parallel=True, fastmath=flags, cache=True)
     def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, out):
@@ -187,29 +232,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
 
 _EMPTY = np.zeros(0)
 
-#: Results at least this large get their own private anonymous mapping.
-_MAPPED_RESULT_BYTES = 4 * 2**20
-
-
-def fresh_float32(shape: tuple[int, ...]) -> np.ndarray:
-    """A new, uninitialised, writable C-contiguous float32 array for a kernel to fill.
-
-    Large results (4 MiB and up, NumPy's own huge-page threshold) live in a private
-    anonymous ``mmap`` rather than in ``np.empty``. NumPy asks the kernel for
-    transparent huge pages on such arrays; where THP ``defrag`` is ``madvise`` (common
-    on servers) the first touch may then stall in direct compaction. On the
-    benchmark's 4096 x 32000 gradient, interleaved with PyTorch, the median call took
-    0.88 s with ``np.empty`` (0.58-1.11 s) and 0.39 s with the mapping (0.39-0.44 s).
-    The mapping is released when the array is (it is the array's ``base``). Where
-    ``mmap`` has no ``MAP_PRIVATE`` (Windows), this is ``np.empty``.
-    """
-    nbytes = math.prod(shape) * 4
-    private = getattr(mmap, "MAP_PRIVATE", None)
-    anonymous = getattr(mmap, "MAP_ANONYMOUS", None)
-    if nbytes < _MAPPED_RESULT_BYTES or private is None or anonymous is None:
-        return np.empty(shape, dtype=np.float32)
-    mapping = mmap.mmap(-1, nbytes, flags=private | anonymous)
-    return np.frombuffer(mapping, dtype=np.float32).reshape(shape)
+#: Rows per parallel work item of the statistics kernel: its first row's maximum is a
+#: pass of its own, the others' are fused into the previous row's exp-sum.
+_ROWS_PER_BLOCK = 32
 
 
 def row_statistics(
@@ -231,10 +256,12 @@ def row_statistics(
     weight64 = _EMPTY if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     _kernels()["row_statistics"](
         z,
+        z.view(np.int32),
         np.ascontiguousarray(labels, dtype=np.int64),
         weight64,
         float(inv_temperature),
         bool(need_sum),
+        _ROWS_PER_BLOCK,
         *outs,
     )
     return tuple(outs)
@@ -256,7 +283,7 @@ def write_gradient(
     - [c == labels[i]] * target_coef[i]``, as float32 (into ``out`` when given: C-contiguous
     float32 of ``z``'s shape)."""
     if out is None:
-        out = fresh_float32(z.shape)
+        out = np.empty(z.shape, dtype=np.float32)
     _kernels()["gradient"](
         z,
         np.ascontiguousarray(labels, dtype=np.int64),
