@@ -241,3 +241,23 @@ def test_rows_at_block_boundaries_keep_their_own_maximum() -> None:
     np.testing.assert_array_equal(m[good], z[good].max(axis=1))
     expected = logsumexp(z[good].astype(np.float64), axis=1)
     np.testing.assert_allclose((m + ell)[good], expected, rtol=1e-13, atol=0)
+
+
+def test_the_integer_keyed_maximum_orders_negatives_and_signed_zeros() -> None:
+    z = np.array(
+        [
+            [-3.5, -1e-30, -7.0, -1e30],  # all negative: the maximum is the one nearest 0
+            [-0.0, 0.0, -1.0, -2.0],  # signed zeros: either is the maximum, 0 == -0
+            [-0.0, -np.inf, -5.0, -0.0],
+            [-np.inf, -np.inf, -3e38, -np.inf],
+        ],
+        dtype=np.float32,
+    )
+    m, ell, *_, suspect = _cpu_kernels.row_statistics(
+        z, np.zeros(4, dtype=np.int64), None, inv_temperature=1.0, need_sum=False
+    )
+    np.testing.assert_array_equal(m, z.max(axis=1))
+    assert not suspect.any()
+    with np.errstate(divide="ignore"):
+        expected = np.log(np.exp(z.astype(np.float64) - m[:, None]).sum(axis=1))
+    np.testing.assert_allclose(ell, expected, rtol=1e-13, atol=1e-300)
