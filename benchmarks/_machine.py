@@ -45,8 +45,8 @@ def peak_mib(fn: Callable[[], object]) -> float:
     """Peak extra memory of ``fn()`` in MiB.
 
     The larger of tracemalloc's peak (NumPy's heap allocations) and the rise of the
-    peak resident set size, which also sees anonymous mappings (crossent's large
-    results) and native allocations such as PyTorch's.
+    peak resident set size, which also sees anonymous mappings and native
+    allocations such as PyTorch's.
     """
     resident = _resident_kib() if _reset_peak_resident() else None
     tracemalloc.start()
