@@ -23,6 +23,7 @@ from .calibration import (
     LogLossComparison,
     PlattScaling,
     ReliabilityDiagram,
+    SmoothCalibrationError,
     TemperatureScaling,
     VectorScaling,
     accuracy,
@@ -34,6 +35,7 @@ from .calibration import (
     plot_reliability_diagram,
     recalibration_gap,
     reliability_diagram,
+    smooth_calibration_error,
     spherical_score,
 )
 from .errors import CrossentError, InputError, InputTypeError
@@ -89,6 +91,7 @@ __all__ = [
     "LossParts",
     "PlattScaling",
     "ReliabilityDiagram",
+    "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
     "__version__",
@@ -118,6 +121,7 @@ __all__ = [
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_grad",
+    "smooth_calibration_error",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_with_targets",

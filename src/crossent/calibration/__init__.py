@@ -11,6 +11,7 @@ from ._recalibrate import (
 )
 from ._reliability import ReliabilityDiagram, plot_reliability_diagram, reliability_diagram
 from ._scores import accuracy, brier_score, negative_log_likelihood, spherical_score
+from ._smooth import SmoothCalibrationError, smooth_calibration_error
 from ._state import EvaluationState, EvaluationSummary
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LogLossComparison",
     "PlattScaling",
     "ReliabilityDiagram",
+    "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
     "accuracy",
@@ -35,5 +37,6 @@ __all__ = [
     "plot_reliability_diagram",
     "recalibration_gap",
     "reliability_diagram",
+    "smooth_calibration_error",
     "spherical_score",
 ]

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import Form, check_form, check_labels, row_offset
+from .._checks import Form, check_form, check_labels, check_probabilities, row_offset
 from .._xp import compute_dtype, log_softmax, namespace
 from ..errors import InputError
 from ..info._kernels import safe_log
@@ -27,7 +27,9 @@ __all__ = [
     "Block",
     "Predictions",
     "as_predictions",
+    "binary_columns",
     "labels_array",
+    "renormalized",
     "to_log_probs_and_probs",
 ]
 
@@ -71,6 +73,8 @@ class Predictions:
     form: Form
     labels: IntArray
     rows: IntArray | None = None
+    renormalized: float | None = None
+    """The largest ``|row sum - 1|`` corrected by ``renormalize=True`` (None otherwise)."""
 
     @property
     def n(self) -> int:
@@ -117,7 +121,7 @@ class Predictions:
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
         chosen = rows if self.rows is None else self.rows[rows]
-        return Predictions(self.values, self.form, self.labels[rows], chosen)
+        return Predictions(self.values, self.form, self.labels[rows], chosen, self.renormalized)
 
 
 def _empty(predictions: Predictions) -> FloatArray:
@@ -169,6 +173,61 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
     return np.asarray(labels, dtype=np.intp)
 
 
+def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
+    r"""A 1-D binary prediction as the two-column matrix of classes 0 and 1.
+
+    ``probs`` :math:`p = P(y = 1)` becomes :math:`[1 - p, p]` in float64 (exact for
+    float32 input, and for :math:`p \ge 1/2` in float64); ``logits`` :math:`z`, the
+    log-odds of class 1, become :math:`[0, z]`, whose softmax is
+    :math:`[1 - \sigma(z), \sigma(z)]`.
+    """
+    xp, (values,) = namespace(values, names=(name,))
+    if not xp.isdtype(values.dtype, "real floating"):
+        raise InputError(
+            f"`{name}` must be a real floating array ({form}); got dtype {values.dtype}"
+        )
+    column = np.asarray(values, dtype=np.float64)
+    if form == "probs":
+        if validate:
+            check_probabilities(column, name=name, xp=np)
+        return np.stack([1.0 - column, column], axis=1)
+    if form == "logits":
+        return np.stack([np.zeros_like(column), column], axis=1)
+    raise InputError(
+        f"a one-dimensional `{name}` is the probability (form='probs') or the log-odds "
+        f"(form='logits') of class 1 in a binary problem; got form={form!r}"
+    )
+
+
+_RENORMALIZE_ROWS = 1 << 16
+
+
+def renormalized(values: Any, *, name: str) -> tuple[Any, float]:
+    """Each row of probabilities divided by its sum, and the largest ``|sum - 1|`` corrected.
+
+    Entries are checked first (finite, in [0, 1]); a row summing to 0 cannot be
+    renormalised and is an error.  The result keeps the input's dtype (float32 at least),
+    dividing in float64, so it sums to 1 within the dtype's rounding.
+    """
+    host = np.asarray(values)
+    out = np.empty(host.shape, dtype=np.result_type(host.dtype, np.float32))
+    largest = 0.0
+    for start in range(0, host.shape[0], _RENORMALIZE_ROWS):
+        chunk = np.asarray(host[start : start + _RENORMALIZE_ROWS], dtype=np.float64)
+        with row_offset(start):
+            check_probabilities(chunk, name=name, xp=np)
+        totals = chunk.sum(axis=1)
+        empty = np.flatnonzero(totals == 0)
+        if empty.size:
+            raise InputError(
+                f"`{name}` row {start + int(empty[0])} sums to 0 and cannot be renormalised"
+            )
+        if totals.size:
+            largest = max(largest, float(np.max(np.abs(totals - 1.0))))
+        out[start : start + _RENORMALIZE_ROWS] = chunk / totals[:, None]
+    return out, largest
+
+
 def as_predictions(
     values: Any,
     labels: Any,
@@ -177,17 +236,34 @@ def as_predictions(
     name: str = "probs",
     validate: bool = True,
     first_row: int = 0,
+    renormalize: bool = False,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
-    ``first_row`` numbers the rows in error messages (for data read in chunks).
+    A 1-D ``values`` is a binary prediction for class 1 (:func:`binary_columns`).
+    ``renormalize=True`` (probabilities only) divides each row by its sum first and records
+    the largest deviation corrected.  ``first_row`` numbers the rows in error messages
+    (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
+    if not isinstance(renormalize, bool):
+        raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
+    if renormalize and checked_form != "probs":
+        raise InputError(
+            f"`renormalize=True` divides probabilities by their row sums; got form={form!r} "
+            "(log-probabilities and logits are normalised by the softmax)"
+        )
     values = _host(values, name)
+    if getattr(values, "ndim", None) == 1:
+        values = binary_columns(values, checked_form, name=name, validate=validate)
+    correction: float | None = None
+    if renormalize and getattr(values, "ndim", None) == 2:
+        values, correction = renormalized(values, name=name)
     xp, (values,) = namespace(values, names=(name,))
     if values.ndim != 2:
         raise InputError(
-            f"`{name}` must have shape (n, classes), one row per example; got shape "
+            f"`{name}` must have shape (n, classes), one row per example (or (n,) for the "
+            f"probability of class 1 in a binary problem); got shape "
             f"{tuple(values.shape)}"
         )
     if values.shape[1] < 1:
@@ -213,4 +289,4 @@ def as_predictions(
                         dtype=dtype,
                         validate=True,
                     )
-    return Predictions(values, checked_form, label_ids)
+    return Predictions(values, checked_form, label_ids, renormalized=correction)
