@@ -70,6 +70,7 @@ ARRAY_ARGUMENTS = (
     "probs_b",
     "metric",
     "diagram",
+    "predictions",  # issue 14: crossent.report(predictions, labels, /, ...)
 )
 
 

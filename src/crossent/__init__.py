@@ -12,6 +12,7 @@ the value when given something that is not a distribution.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._report import Report, report
 from .calibration import (
     CALIBRATION_PRESETS,
     CalibrationError,
@@ -91,6 +92,7 @@ __all__ = [
     "LossParts",
     "PlattScaling",
     "ReliabilityDiagram",
+    "Report",
     "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
@@ -117,6 +119,7 @@ __all__ = [
     "plot_reliability_diagram",
     "recalibration_gap",
     "reliability_diagram",
+    "report",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",

@@ -27,7 +27,7 @@ from ._builtin import builtin_dataset
 from ._demo import run_demo
 from ._explain import run_explain
 from ._files import write_atomically
-from ._render import render_html, render_terminal
+from ._render import render_terminal
 from ._report import build_report
 from ._sources import open_dataset
 
@@ -152,7 +152,8 @@ def _run_report(args: argparse.Namespace) -> int:
                 resamples=args.resamples,
                 seed=args.seed,
                 top=args.top,
-                figures=args.output is not None,
+                max_ece=args.max_ece,
+                max_nll=args.max_nll,
                 progress=progress,
             )
         except crossent.InputError as exc:
@@ -162,29 +163,34 @@ def _run_report(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.stop()
         if args.output is not None:
-            write_atomically(args.output, render_html(report))
+            write_atomically(args.output, report.to_html())
     finally:
         dataset.close()
     if args.json:
-        print(json.dumps(report.payload, indent=2, allow_nan=False))
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         render_terminal(report, console)
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
-    return _gates(report.payload, args)
+    return _gates(report.to_dict())
 
 
-def _gates(payload: dict[str, Any], args: argparse.Namespace) -> int:
-    failures = []
-    ece = payload["ece"]["value"]
-    if args.max_ece is not None and not ece <= args.max_ece:
-        failures.append(f"calibration error {ece:.4f} > --max-ece {args.max_ece:g}")
-    nll = payload["nll_nats"]
-    if args.max_nll is not None and (nll is None or not nll <= args.max_nll):
-        shown = "inf" if nll is None else f"{nll:.4f}"
-        failures.append(f"NLL {shown} nats > --max-nll {args.max_nll:g}")
-    for failure in failures:
-        print(f"crossent: gate failed: {failure}", file=sys.stderr)
+_GATE_WORDS = {"max_ece": ("calibration error", "--max-ece"), "max_nll": ("NLL", "--max-nll")}
+
+
+def _gates(payload: dict[str, Any]) -> int:
+    failures = 0
+    for gate in payload["gates"]:
+        if gate["pass"]:
+            continue
+        failures += 1
+        what, flag = _GATE_WORDS[gate["name"]]
+        shown = "inf" if gate["value"] is None else f"{gate['value']:.4f}"
+        unit = " nats" if gate["name"] == "max_nll" else ""
+        print(
+            f"crossent: gate failed: {what} {shown}{unit} > {flag} {gate['threshold']:g}",
+            file=sys.stderr,
+        )
     return EXIT_GATE if failures else EXIT_OK
 
 

@@ -1,21 +1,13 @@
-"""How a report looks: rich tables on the terminal, and a self-contained HTML page.
-
-The HTML page embeds its figures as PNG data URIs and holds no script, so it opens
-anywhere, offline, and can be attached to a CI run as one file.
-"""
+"""How a report looks on the terminal: rich tables.  (The HTML page is the library's
+``Report.to_html``.)"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from typing import Any
 
-import numpy as np
+import crossent
 
-from ._report import Report
-
-__all__ = ["render_html", "render_terminal"]
+__all__ = ["render_terminal"]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -38,6 +30,10 @@ def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
             f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
         ),
+        (
+            "smooth calibration error (smECE)",
+            f"{p['smooth_ece']['value']:.4f}  (bandwidth {p['smooth_ece']['bandwidth']:.4f})",
+        ),
     ]
 
 
@@ -46,11 +42,27 @@ def _definition(payload: dict[str, Any]) -> str:
     return f"{ece['definition']}; {ece['resamples']} resamples"
 
 
-def render_terminal(report: Report, console: Any) -> None:
+def _gap(payload: dict[str, Any]) -> str:
+    gap = payload["recalibration_gap_nats"]
+    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
+
+
+def _columns_statement(columns: dict[str, Any]) -> str:
+    """One sentence naming the columns a table was read with."""
+    parts = [f"labels from column '{columns['label']}'"]
+    if columns.get("id"):
+        parts.append(f"row ids from '{columns['id']}'")
+    classes = columns.get("classes", [])
+    shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
+    parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
+    return "Columns used: " + "; ".join(parts) + "."
+
+
+def render_terminal(report: crossent.Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
 
-    p = report.payload
+    p = report.to_dict()
     if p["builtin_example"]:
         console.print(
             "[bold]This is the built-in example[/bold] (no file given): "
@@ -58,7 +70,11 @@ def render_terminal(report: Report, console: Any) -> None:
             + "."
         )
     else:
-        console.print(f"[bold]{p['source']}[/bold] ({p['form']})")
+        console.print(f"[bold]{p['source']}[/bold] ({p['form']})", markup=True)
+    if p.get("columns"):
+        console.print(_columns_statement(p["columns"]), markup=False)
+    for note in p["notes"]:
+        console.print(f"note: {note}.", markup=False)
     overview = Table(title=f"{p['n']} examples, {p['classes']} classes", show_header=False)
     overview.add_column("metric")
     overview.add_column("value", justify="right")
@@ -82,7 +98,7 @@ def render_terminal(report: Report, console: Any) -> None:
             f"{t['value']:.4f}",
             _fmt(t["nll_nats"]),
             f"{t['ece']:.4f}",
-            f"{p['recalibration_gap_nats']:.4f}",
+            _gap(p),
         )
         console.print(scaled)
         if t["at_bound"]:
@@ -91,128 +107,28 @@ def render_terminal(report: Report, console: Any) -> None:
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
     classes = Table(title="cross-entropy per true class")
-    for column in ("class", "examples", "NLL (nats)"):
+    for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
         classes.add_column(column, justify="right")
     for row in p["per_class"]:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
-        classes.add_row(row["name"], str(row["count"]), nll)
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        classes.add_row(
+            row["name"], str(row["count"]), accuracy, nll, f"{row['calibration_error']:.4f}"
+        )
     console.print(classes)
+    for gate in p["gates"]:
+        verdict = "pass" if gate["pass"] else "FAIL"
+        console.print(f"gate {gate['name']} <= {gate['threshold']:g}: {verdict}", markup=False)
     surprising = Table(title="most surprising examples (check these labels first)")
-    for column in ("row", "label", "predicted", "surprisal (nats)"):
+    has_id = any("id" in row for row in p["most_surprising"])
+    for column in (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]:
         surprising.add_column(column, justify="right")
     for row in p["most_surprising"]:
         surprising.add_row(
+            *([str(row.get("id", ""))] if has_id else []),
             str(row["index"]),
             report.class_names[row["label"]],
             report.class_names[row["predicted"]],
             _fmt(row["surprisal_nats"]),
         )
     console.print(surprising)
-
-
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figures(report: Report) -> list[tuple[str, str]]:
-    from matplotlib.figure import Figure
-
-    import crossent
-
-    if report.diagram is None or report.surprisal is None:
-        raise ValueError("the report was built without figures (figures=False)")
-    images = [
-        ("Reliability diagram", _png(crossent.plot_reliability_diagram(report.diagram))),
-    ]
-    confidence = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = confidence.subplots()
-    d = report.diagram
-    axis.bar(d.lower, d.count, width=d.upper - d.lower, align="edge", color="C1", edgecolor="white")
-    axis.set_xlabel("top-label confidence")
-    axis.set_ylabel("examples")
-    axis.set_xlim(0, 1)
-    images.append(("Confidence histogram", _png(confidence)))
-    surprisal = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = surprisal.subplots()
-    finite = report.surprisal[np.isfinite(report.surprisal)]
-    axis.hist(finite, bins=50, color="C2")
-    axis.set_yscale("log")
-    axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
-    axis.set_ylabel("examples")
-    images.append(("Surprisal histogram", _png(surprisal)))
-    per_class = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = per_class.subplots()
-    rows = report.payload["per_class"]
-    axis.bar(
-        [r["name"] for r in rows],
-        [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows],
-        color="C0",
-    )
-    axis.set_xlabel("true class")
-    axis.set_ylabel("mean NLL (nats)")
-    images.append(("Cross-entropy per class", _png(per_class)))
-    return images
-
-
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page (figures as PNG data URIs, no script)."""
-    p = report.payload
-    t = p["temperature"]
-    rows = [
-        ("examples", str(p["n"])),
-        ("classes", str(p["classes"])),
-        *_metric_rows(p),
-        ("definition", _definition(p)),
-    ]
-    if t["value"] is not None:
-        rows += [
-            ("fitted temperature", f"{t['value']:.4f}"),
-            ("NLL after temperature (nats)", _fmt(t["nll_nats"])),
-            ("calibration error after temperature", f"{t['ece']:.4f}"),
-            ("recalibration gap (nats, cross-fitted)", f"{p['recalibration_gap_nats']:.4f}"),
-        ]
-    table = "\n".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
-    )
-    surprising = "\n".join(
-        f"<tr><td>{r['index']}</td><td>{html.escape(report.class_names[r['label']])}</td>"
-        f"<td>{html.escape(report.class_names[r['predicted']])}</td>"
-        f"<td>{_fmt(r['surprisal_nats'])}</td></tr>"
-        for r in p["most_surprising"]
-    )
-    figures = "\n".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, data in _figures(report)
-    )
-    note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>crossent report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5em; }}
-</style>
-</head>
-<body>
-<h1>crossent report</h1>
-<p>{html.escape(p["source"])} &middot; crossent {html.escape(p["crossent_version"])}</p>
-{note}
-<table>
-{table}
-</table>
-{figures}
-<h2>Most surprising examples</h2>
-<table>
-<tr><th>row</th><th>label</th><th>predicted</th><th>surprisal (nats)</th></tr>
-{surprising}
-</table>
-</body>
-</html>
-"""
