@@ -71,6 +71,7 @@ ARRAY_ARGUMENTS = (
     "metric",
     "diagram",
     "predictions",  # issue 14: crossent.report(predictions, labels, /, ...)
+    "reports",  # issue 14: crossent.compare_reports(reports, /, ...)
 )
 
 

@@ -12,7 +12,7 @@ the value when given something that is not a distribution.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._report import Report, report
+from ._report import Report, ReportComparison, compare_reports, report
 from .calibration import (
     CALIBRATION_PRESETS,
     CalibrationError,
@@ -93,6 +93,7 @@ __all__ = [
     "PlattScaling",
     "ReliabilityDiagram",
     "Report",
+    "ReportComparison",
     "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
@@ -105,6 +106,7 @@ __all__ = [
     "brier_score",
     "calibration_error",
     "compare_log_loss",
+    "compare_reports",
     "cross_entropy",
     "cross_entropy_decomposition",
     "distillation_loss",

@@ -63,8 +63,13 @@ class Report:
     smooth : SmoothCalibrationError
         The smooth calibration error and its curve.
     surprisal : ndarray, shape (n,)
-        :math:`-\\log p_y` of every row (for the histogram).
+        :math:`-\\log p_y` of every row (for the histogram and paired comparisons).
     class_names : list of str
+    classwise : EvaluationSummary
+        The one-vs-rest (class-wise) bins of every class.
+    brier_rows : ndarray, shape (n,)
+        The Brier score of every row (for paired comparisons).
+    labels : ndarray of int, shape (n,)
     """
 
     payload: dict[str, Any]
@@ -74,6 +79,8 @@ class Report:
     surprisal: Any = field(repr=False)
     class_names: list[str] = field(repr=False)
     classwise: Any = field(default=None, repr=False)
+    brier_rows: Any = field(default=None, repr=False)
+    labels: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
@@ -312,6 +319,7 @@ def report(
     )
     correct_per_class = np.zeros(classes, dtype=np.int64)
     surprisal_parts = []
+    brier_parts = []
     confidence_parts = []
     hit_parts = []
     advance = advance_to("evaluating", n)
@@ -321,12 +329,14 @@ def report(
         block = as_predictions(batch, batch_labels, form=checked_form, validate=False)
         for part in block.map_blocks(lambda b: _row_values(b, spec.scope)):
             surprisal_parts.append(part[0])
-            confidence_parts.append(part[1])
-            hit_parts.append(part[2])
-            correct_per_class += part[3]
+            brier_parts.append(part[1])
+            confidence_parts.append(part[2])
+            hit_parts.append(part[3])
+            correct_per_class += part[4]
         advance(int(batch_labels.shape[0]))
     summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
     surprisal = np.concatenate(surprisal_parts) if surprisal_parts else np.zeros(0)
+    brier_rows = np.concatenate(brier_parts) if brier_parts else np.zeros(0)
     confidence = np.concatenate(confidence_parts) if confidence_parts else np.zeros(0)
     hits = np.concatenate(hit_parts) if hit_parts else np.zeros(0)
 
@@ -384,12 +394,27 @@ def report(
         max_ece=max_ece,
         max_nll=max_nll,
     )
-    return Report(payload, summary, diagram, smooth, surprisal, names, classwise_summary)
+    return Report(
+        payload,
+        summary,
+        diagram,
+        smooth,
+        surprisal,
+        names,
+        classwise_summary,
+        brier_rows,
+        np.asarray(label_array, dtype=np.intp),
+    )
 
 
-def _row_values(block: Any, scope: str) -> tuple[Any, Any, Any, Any]:
-    """Surprisal, the smoothed confidence and hit, and correct predictions per class."""
-    surprisal = -block.label_log_probs()
+def _row_values(block: Any, scope: str) -> tuple[Any, Any, Any, Any, Any]:
+    """Surprisal, Brier score, the smoothed confidence and hit, and correct predictions
+    per class, of a block of rows."""
+    rows = np.arange(block.labels.shape[0])
+    log_p_label = block.label_log_probs()
+    squares = np.square(block.probs)
+    squares[rows, block.labels] = 0.0
+    brier = squares.sum(axis=1) + np.square(-np.expm1(log_p_label))  # no 1 - p_y cancellation
     predicted = np.argmax(block.probs, axis=1)
     correct = predicted == block.labels
     if scope == "positive-class":
@@ -397,7 +422,7 @@ def _row_values(block: Any, scope: str) -> tuple[Any, Any, Any, Any]:
     else:
         confidence, hit = np.max(block.probs, axis=1), correct.astype(np.float64)
     per_class = np.bincount(block.labels[correct], minlength=block.probs.shape[1])
-    return surprisal, confidence, hit, per_class
+    return -log_p_label, brier, confidence, hit, per_class
 
 
 def _describe(predictions: Any, n: int, classes: int) -> str:

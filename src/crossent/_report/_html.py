@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ._compare import ReportComparison
 from ._compute import Report
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "STYLE",
     "body_html",
     "columns_statement",
+    "comparison_html",
     "definition",
     "figure_html",
     "figures",
@@ -396,6 +398,59 @@ def page(title: str, body: str) -> str:
 def render_html(report: Report, *, standalone: bool = True) -> str:
     """The report as one HTML page (``standalone``) or a fragment for a notebook."""
     body = body_html(report)
+    if not standalone:
+        return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
+    return page("crossent report", body)
+
+
+def comparison_html(comparison: ReportComparison, *, standalone: bool = True) -> str:
+    """The comparison table, overlaid reliability curves with a legend, then each model."""
+    pairs = list(zip(comparison.names, comparison.reports, strict=True))
+    headline = table(
+        [
+            [
+                name,
+                str(r.payload["n"]),
+                f"{r.payload['accuracy']:.4f}",
+                fmt(r.payload["nll_nats"]),
+                f"{r.payload['brier']:.4f}",
+                f"{r.payload['ece']['value']:.4f}",
+                f"{r.payload['smooth_ece']['value']:.4f}",
+            ]
+            for name, r in pairs
+        ],
+        ["model", "examples", "accuracy", "NLL (nats)", "Brier", "ECE", "smECE"],
+    )
+    differences = table(
+        [
+            [
+                c["model"],
+                c["baseline"],
+                c["metric"],
+                fmt(c["difference"]),
+                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+            ]
+            for c in comparison.comparisons
+        ],
+        ["model", "baseline", "metric", "difference (model - baseline)", "interval"],
+    )
+    try:
+        overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
+    except ImportError:
+        overlay = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+    level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95
+    sections = "\n".join(
+        f"<section><h2>{html.escape(name)}</h2>\n{body_html(report)}</section>"
+        for name, report in pairs
+    )
+    body = f"""<h1>crossent report: {len(pairs)} models</h1>
+{headline}
+<h2>Paired differences against {html.escape(comparison.names[0])} \
+({level:.0%} bootstrap intervals)</h2>
+<p>Negative differences mean the model scores better than the baseline.</p>
+{differences}
+{overlay}
+{sections}"""
     if not standalone:
         return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
     return page("crossent report", body)

@@ -7,7 +7,12 @@ from typing import Any
 
 import crossent
 
-__all__ = ["render_terminal"]
+__all__ = [
+    "render_comparison_markdown",
+    "render_comparison_terminal",
+    "render_markdown",
+    "render_terminal",
+]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -39,7 +44,8 @@ def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _definition(payload: dict[str, Any]) -> str:
     ece = payload["ece"]
-    return f"{ece['definition']}; {ece['resamples']} resamples"
+    preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
+    return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
 
 
 def _gap(payload: dict[str, Any]) -> str:
@@ -132,3 +138,115 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             _fmt(row["surprisal_nats"]),
         )
     console.print(surprising)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _gate_lines(payload: dict[str, Any]) -> list[str]:
+    return [
+        f"- gate `{g['name']} <= {g['threshold']:g}`: **{'pass' if g['pass'] else 'FAIL'}**"
+        for g in payload["gates"]
+    ]
+
+
+def render_markdown(payload: dict[str, Any]) -> str:
+    """A compact Markdown summary of one report (for a CI job summary or a PR comment)."""
+    rows = [[name, value] for name, value in _metric_rows(payload)]
+    lines = [
+        f"### crossent report: `{payload['source']}`",
+        "",
+        f"{payload['n']} examples, {payload['classes']} classes ({payload['form']}).",
+        "",
+        _md_table(["metric", "value"], rows),
+        "",
+        f"Calibration error: {_definition(payload)}.",
+    ]
+    if payload.get("columns"):
+        lines.append(_columns_statement(payload["columns"]))
+    lines += [f"Note: {note}." for note in payload["notes"]]
+    gates = _gate_lines(payload)
+    if gates:
+        lines += ["", *gates]
+    return "\n".join(lines)
+
+
+def _comparison_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "accuracy", "NLL (nats)", "Brier", "ECE", "smECE"]
+    rows = [
+        [
+            m["name"],
+            f"{m['accuracy']:.4f}",
+            _fmt(m["nll_nats"]),
+            f"{m['brier']:.4f}",
+            f"{m['ece']['value']:.4f}",
+            f"{m['smooth_ece']['value']:.4f}",
+        ]
+        for m in payload["models"]
+    ]
+    return header, rows
+
+
+def _difference_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "metric", "difference vs baseline", "interval"]
+    rows = [
+        [
+            c["model"],
+            c["metric"],
+            _fmt(c["difference"]),
+            f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
+        ]
+        for c in payload["comparisons"]
+    ]
+    return header, rows
+
+
+def render_comparison_terminal(payload: dict[str, Any], console: Any) -> None:
+    """Print the models side by side and their paired differences against the first."""
+    from rich.table import Table
+
+    header, rows = _comparison_rows(payload)
+    models = Table(title=f"{len(payload['models'])} models on the same examples")
+    for column in header:
+        models.add_column(column, justify="right")
+    for row in rows:
+        models.add_row(*row)
+    console.print(models)
+    baseline = payload["models"][0]["name"]
+    level = payload["comparisons"][0]["confidence"]
+    header, rows = _difference_rows(payload)
+    differences = Table(
+        title=f"paired differences against {baseline} ({level:.0%} bootstrap interval; "
+        "negative is better)"
+    )
+    for column in header:
+        differences.add_column(column, justify="right")
+    for row in rows:
+        differences.add_row(*row)
+    console.print(differences)
+    console.print(f"calibration error: {_definition(payload['models'][0])}.", markup=False)
+
+
+def render_comparison_markdown(payload: dict[str, Any]) -> str:
+    """The comparison as compact Markdown."""
+    header, rows = _comparison_rows(payload)
+    d_header, d_rows = _difference_rows(payload)
+    lines = [
+        f"### crossent report: {len(payload['models'])} models",
+        "",
+        _md_table(header, rows),
+        "",
+        f"Paired differences against `{payload['models'][0]['name']}` "
+        f"({payload['comparisons'][0]['confidence']:.0%} bootstrap intervals; negative is "
+        "better):",
+        "",
+        _md_table(d_header, d_rows),
+    ]
+    for model in payload["models"]:
+        gates = _gate_lines(model)
+        if gates:
+            lines += ["", f"`{model['name']}`:", *gates]
+    return "\n".join(lines)
