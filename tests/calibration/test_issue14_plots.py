@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -49,5 +51,5 @@ def test_issue14_item_logit_axis_tick_labels_do_not_overlap() -> None:
             if label.get_visible() and label.get_text()
         ]
         assert len(boxes) >= 5
-        for a, b in zip(boxes, boxes[1:], strict=False):
+        for a, b in itertools.pairwise(boxes):
             assert not a.overlaps(b), (a, b)
