@@ -144,9 +144,11 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             label=f"{prefix}binned (ECE {report.payload['ece']['value']:.3f})",
         )
         s = report.smooth
+        # the smoothed curve only where there is data (it extrapolates elsewhere)
+        supported = s.density >= 0.02 * np.max(s.density)
         top.plot(
             s.grid,
-            s.accuracy,
+            np.where(supported, np.clip(s.accuracy, 0.0, 1.0), np.nan),
             color=colour,
             linewidth=1.5,
             label=f"{prefix}smoothed (smECE {s.value:.3f})",
