@@ -266,7 +266,10 @@ def report(
         values = binary_columns(
             np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
         )
-        names = list(class_names) if class_names is not None else ["0", "1"]
+        # a one-column table's single name is that of class 1; the classes are 0 and 1
+        names = (
+            list(class_names) if class_names is not None and len(class_names) == 2 else ["0", "1"]
+        )
     else:
         names = (
             list(class_names)

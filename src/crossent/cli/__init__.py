@@ -24,6 +24,7 @@ from typing import Any
 import crossent
 
 from ._builtin import builtin_dataset
+from ._columns import TableColumns
 from ._demo import run_demo
 from ._explain import run_explain
 from ._files import write_atomically
@@ -79,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
     form.add_argument(
         "--log-probs", action="store_true", help="CSV/Parquet columns are log-probabilities"
+    )
+    report.add_argument(
+        "--label-column", metavar="NAME", help="a table's label column (default 'label')"
+    )
+    report.add_argument(
+        "--id-column",
+        metavar="NAME",
+        help="a table column identifying rows (not a class; shown for the surprising rows)",
+    )
+    report.add_argument(
+        "--class-columns",
+        metavar="A,B,...",
+        help="a table's class columns, in class order (default: every other column)",
     )
     output = report.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -168,6 +182,13 @@ def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int
     return progress, bar
 
 
+def _columns(args: argparse.Namespace) -> TableColumns:
+    try:
+        return TableColumns.parse(args.label_column, args.id_column, args.class_columns)
+    except ValueError as exc:
+        raise crossent.InputError(str(exc)) from exc
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The calibration and report options of the command line, for crossent.report."""
     return {
@@ -198,7 +219,7 @@ def _run_report(args: argparse.Namespace) -> int:
             raise crossent.InputError("--logits/--log-probs need a PATH")
         dataset = builtin_dataset()
     else:
-        dataset = open_dataset(args.paths[0], form=form)
+        dataset = open_dataset(args.paths[0], form=form, columns=_columns(args))
     try:
         report = _evaluate(dataset, args)
         if args.output is not None:
@@ -219,7 +240,7 @@ def _run_report(args: argparse.Namespace) -> int:
 def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
     """crossent.report of one opened file, with a progress bar for large inputs."""
     large = dataset.n * dataset.classes >= _PROGRESS_ENTRIES and sys.stderr.isatty()
-    progress, bar = _progress_factory(large and not args.json)
+    progress, bar = _progress_factory(large)
     try:
         if bar is not None:
             bar.start()
@@ -237,7 +258,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     reports = []
     for path in args.paths:
-        dataset = open_dataset(path, form=form)
+        dataset = open_dataset(path, form=form, columns=_columns(args))
         try:
             reports.append(_evaluate(dataset, args))
         finally:

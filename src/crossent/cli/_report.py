@@ -30,6 +30,8 @@ def build_report(
         class_names=dataset.class_names,
         source=dataset.source,
         builtin_example=dataset.builtin,
+        ids=dataset.ids,
+        columns=dataset.columns,
         progress=progress,
         **options,
     )

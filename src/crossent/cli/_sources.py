@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import struct
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 import crossent
+
+from ._columns import TableColumns, choose_columns
 
 __all__ = ["PREDICTION_ARRAYS", "Dataset", "SourceError", "open_dataset"]
 
@@ -46,6 +49,8 @@ class Dataset:
     class_names: list[str]
     source: str
     builtin: bool = False
+    ids: Any = None
+    columns: dict[str, Any] | None = None
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -61,8 +66,18 @@ class Dataset:
         self._cleanup.close()
 
 
-def open_dataset(path: Path, *, form: str | None) -> Dataset:
-    """Open ``path``; ``form`` is the CSV/Parquet prediction form (None: probabilities)."""
+_TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+_ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
+STDIN = Path("-")
+"""``-`` on the command line: a CSV table on standard input."""
+
+
+def open_dataset(path: Path, *, form: str | None, columns: TableColumns | None = None) -> Dataset:
+    """Open ``path``; ``form`` is a table's prediction form (None: probabilities) and
+    ``columns`` its column options (label, id, classes)."""
+    columns = columns or TableColumns()
+    if path == STDIN:
+        return _checked(_open_table(path, form or "probs", kind="stdin", columns=columns), path)
     if not path.exists():
         raise SourceError(f"{path}: no such file")
     if path.is_dir():
@@ -71,21 +86,32 @@ def open_dataset(path: Path, *, form: str | None) -> Dataset:
         raise SourceError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".npz":
+        if suffix in (".npz", ".safetensors"):
             if form is not None:
                 raise SourceError(
-                    f"{path}: --logits/--log-probs apply to CSV and Parquet; in an .npz file "
+                    f"{path}: --logits/--log-probs apply to tables; in an {suffix} file "
                     "the array's name (probs, logits or log_probs) says the form"
                 )
-            dataset = _open_npz(path)
-        elif suffix in (".csv", ".parquet", ".pq"):
-            dataset = _open_table(path, form or "probs", parquet=suffix != ".csv")
+            if suffix == ".npz":
+                dataset = _open_npz(path)
+            else:
+                from ._safetensors import open_safetensors
+
+                dataset = open_safetensors(path)
+        elif suffix in _TABLE_SUFFIXES or suffix in _ARROW_SUFFIXES:
+            kind = _TABLE_SUFFIXES.get(suffix, "arrow")
+            dataset = _open_table(path, form or "probs", kind=kind, columns=columns)
         else:
             raise SourceError(
-                f"{path}: unknown format {suffix or '(no extension)'!r}; use .npz, .csv or .parquet"
+                f"{path}: unknown format {suffix or '(no extension)'!r}; use .npz, .safetensors, "
+                ".csv, .parquet, .arrow/.feather, or - for a CSV on standard input"
             )
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    return _checked(dataset, path)
+
+
+def _checked(dataset: Dataset, path: Path) -> Dataset:
     if dataset.n == 0:
         dataset.close()
         raise SourceError(f"{path}: there are no rows")
@@ -192,80 +218,104 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
 # ------------------------------------------------------------------------ csv, parquet
 
 
-def _batches(path: Path, parquet: bool) -> Iterator[Any]:
-    """pyarrow record batches of the file, streamed."""
+def _batches(path: Path, kind: str) -> Iterator[Any]:
+    """pyarrow record batches of the table, streamed."""
     try:
         import pyarrow as pa
         import pyarrow.csv as pa_csv
+        import pyarrow.ipc as pa_ipc
         import pyarrow.parquet as pa_parquet
     except ImportError as exc:
         raise SourceError(
-            f"{path}: reading CSV and Parquet needs pyarrow: pip install 'crossent[cli]'"
+            f"{path}: reading tables needs pyarrow: pip install 'crossent[cli]'"
         ) from exc
     try:
-        if parquet:
+        if kind == "parquet":
             yield from pa_parquet.ParquetFile(path).iter_batches(batch_size=1 << 16)
+        elif kind == "arrow":
+            yield from _arrow_batches(path, pa_ipc)
         else:
-            reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 24))
+            source: Any = sys.stdin.buffer if kind == "stdin" else path
+            reader = pa_csv.open_csv(source, read_options=pa_csv.ReadOptions(block_size=1 << 24))
             yield from reader
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
 
 
-def _open_table(path: Path, form: str, *, parquet: bool) -> Dataset:
-    dataset = Dataset(None, None, _FORM_OF_FLAG[form], [], str(path))
+def _arrow_batches(path: Path, pa_ipc: Any) -> Iterator[Any]:
+    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream."""
+    import pyarrow as pa
+
     try:
-        _convert_table(path, dataset, parquet=parquet)
+        reader = pa_ipc.open_file(path)
+    except pa.ArrowInvalid:
+        with pa_ipc.open_stream(path) as stream:
+            yield from stream
+        return
+    for index in range(reader.num_record_batches):
+        yield reader.get_batch(index)
+
+
+def _open_table(path: Path, form: str, *, kind: str, columns: TableColumns) -> Dataset:
+    source = "standard input (CSV)" if kind == "stdin" else str(path)
+    dataset = Dataset(None, None, _FORM_OF_FLAG[form], [], source)
+    try:
+        _convert_table(path, dataset, kind=kind, options=columns)
     except BaseException:
         dataset.close()
         raise
     return dataset
 
 
-def _convert_table(path: Path, dataset: Dataset, *, parquet: bool) -> None:
+def _convert_table(path: Path, dataset: Dataset, *, kind: str, options: TableColumns) -> None:
     """Stream the table's rows into a temporary float64 file mapped as ``dataset.values``."""
     import pyarrow.types as pa_types
 
+    where = dataset.source
     folder = Path(dataset._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="crossent-")))
-    rows, label_parts = 0, []
+    rows, label_parts, id_parts = 0, [], []
+    chosen = None
     with open(folder / "values.bin", "wb") as sink:
-        for batch in _batches(path, parquet):
-            names = list(batch.schema.names)
-            if "label" not in names:
-                raise SourceError(
-                    f"{path}: no 'label' column (columns: {', '.join(names) or 'none'})"
-                )
-            columns = [n for n in names if n != "label"]
-            if not columns:
-                raise SourceError(f"{path}: no prediction columns besides 'label'")
-            if dataset.class_names and columns != dataset.class_names:
-                raise SourceError(f"{path}: the columns change within the file")
-            dataset.class_names = columns
-            label_column = batch.column("label")
+        for batch in _batches(path, kind):
+            names = [str(name) for name in batch.schema.names]
+            numeric = {
+                name: pa_types.is_floating(batch.column(name).type)
+                or pa_types.is_integer(batch.column(name).type)
+                for name in names
+            }
+            choice, problem = choose_columns(names, numeric, options, where)
+            if choice is None:
+                raise SourceError(problem)
+            if chosen is not None and choice != chosen:
+                raise SourceError(f"{where}: the columns change within the file")
+            chosen = choice
+            label_column = batch.column(choice.label)
             if not pa_types.is_integer(label_column.type):
                 raise SourceError(
-                    f"{path}: the 'label' column must hold integers (class ids); it holds "
-                    f"{label_column.type}"
+                    f"{where}: the {choice.label!r} column must hold integers (class ids); it "
+                    f"holds {label_column.type}"
                 )
             if label_column.null_count:
                 first = rows + int(np.flatnonzero(label_column.is_null().to_numpy(False))[0])
-                raise SourceError(f"{path}: the 'label' column is empty in row {first}")
-            for name in columns:
-                if not (
-                    pa_types.is_floating(batch.column(name).type)
-                    or pa_types.is_integer(batch.column(name).type)
-                ):
-                    raise SourceError(
-                        f"{path}: column {name!r} must be numeric; it holds "
-                        f"{batch.column(name).type}"
-                    )
+                raise SourceError(f"{where}: the {choice.label!r} column is empty in row {first}")
             block = np.column_stack(
-                [batch.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in columns]
+                [
+                    batch.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
+                    for n in choice.classes
+                ]
             )
             sink.write(np.ascontiguousarray(block).tobytes())
             label_parts.append(label_column.to_numpy(zero_copy_only=False).astype(np.int64))
+            if choice.id is not None:
+                id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
             rows += block.shape[0]
+    if chosen is None:
+        raise SourceError(f"{where}: there are no rows")
+    dataset.class_names = list(chosen.classes)
+    dataset.columns = chosen.record()
     dataset.labels = np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64)
+    if chosen.id is not None:
+        dataset.ids = np.concatenate(id_parts)
     classes = len(dataset.class_names)
     dataset.values = (
         np.memmap(folder / "values.bin", dtype=np.float64, mode="r", shape=(rows, classes))
