@@ -7,17 +7,21 @@ worked examples).
 
 Exit codes: 0 ok; 1 a gate failed (``--max-ece``, ``--max-nll``); 2 usage, input or
 file error (one or two lines on stderr, no traceback); 3 an internal error (a short
-message asking for a report; the traceback only with ``--debug``).  Output files are
-written atomically, so a failed run never leaves a partial file.
+message asking for a report; the traceback only with ``--debug``); 130 interrupted
+(Ctrl-C) and 143 terminated (SIGTERM), after removing every temporary file.  Output
+files are written atomically, so a failed run never leaves a partial file, and the
+output is never the input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +30,28 @@ import crossent
 from ._builtin import builtin_dataset
 from ._demo import run_demo
 from ._explain import run_explain
-from ._files import write_atomically
+from ._files import check_output, write_atomically
 from ._render import render_html, render_terminal
 from ._report import build_report
 from ._sources import open_dataset
 
-__all__ = ["EXIT_GATE", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "console_main", "main"]
+__all__ = [
+    "EXIT_GATE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "console_main",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_GATE = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 128 + 2
+EXIT_TERMINATED = 128 + 15
 
 _PROGRESS_ENTRIES = 20_000_000
 """Inputs with at least this many entries (rows x classes) show a progress bar."""
@@ -134,6 +149,8 @@ def _run_report(args: argparse.Namespace) -> int:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
     console: Any = None if args.json else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    if args.output is not None:
+        check_output(args.output, inputs=[] if args.path is None else [args.path])
     if args.path is None:
         if form is not None:
             raise crossent.InputError("--logits/--log-probs need a PATH")
@@ -188,6 +205,28 @@ def _gates(payload: dict[str, Any], args: argparse.Namespace) -> int:
     return EXIT_GATE if failures else EXIT_OK
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so that cleanup runs as it does for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the command runs (main thread only)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = _parser()
@@ -198,6 +237,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    try:
+        with _sigterm_raises():
+            return _run(args)
+    except KeyboardInterrupt:
+        print("crossent: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("crossent: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             run_demo(sys.stdout)

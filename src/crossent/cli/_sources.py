@@ -92,6 +92,15 @@ def open_dataset(path: Path, *, form: str | None) -> Dataset:
     return dataset
 
 
+def _scratch_file() -> Any:
+    """An anonymous temporary file in TMPDIR for unpacked or converted predictions.
+
+    It has no name (POSIX unlinks it at once), so nothing is left behind however the run
+    ends, SIGKILL included; the memory map keeps the data alive until it is dropped.
+    """
+    return tempfile.TemporaryFile(prefix="crossent-")
+
+
 # ------------------------------------------------------------------------------- npz
 
 
@@ -142,12 +151,12 @@ def _map_member(
             name_length, extra_length = struct.unpack("<HH", local[26:30])
             raw.seek(info.header_offset + 30 + name_length + extra_length)
             return _map_npy(raw, path, member)
-    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="crossent-")))
-    target = folder / "values.npy"
-    with archive.open(member) as packed, open(target, "wb") as unpacked:
+    unpacked = cleanup.enter_context(_scratch_file())
+    with archive.open(member) as packed:
         shutil.copyfileobj(packed, unpacked, length=1 << 22)
-    with open(target, "rb") as raw:
-        return _map_npy(raw, target, member)
+    unpacked.flush()
+    unpacked.seek(0)
+    return _map_npy(unpacked, path, member)
 
 
 def _map_npy(raw: Any, path: Path, member: str) -> Any:
@@ -166,7 +175,7 @@ def _map_npy(raw: Any, path: Path, member: str) -> Any:
     order: Literal["C", "F"] = "F" if fortran_order else "C"
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape, order=order)
+    return np.memmap(raw, dtype=dtype, mode="r", offset=raw.tell(), shape=shape, order=order)
 
 
 def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
@@ -226,49 +235,46 @@ def _convert_table(path: Path, dataset: Dataset, *, parquet: bool) -> None:
     """Stream the table's rows into a temporary float64 file mapped as ``dataset.values``."""
     import pyarrow.types as pa_types
 
-    folder = Path(dataset._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="crossent-")))
+    sink = dataset._cleanup.enter_context(_scratch_file())
     rows, label_parts = 0, []
-    with open(folder / "values.bin", "wb") as sink:
-        for batch in _batches(path, parquet):
-            names = list(batch.schema.names)
-            if "label" not in names:
-                raise SourceError(
-                    f"{path}: no 'label' column (columns: {', '.join(names) or 'none'})"
-                )
-            columns = [n for n in names if n != "label"]
-            if not columns:
-                raise SourceError(f"{path}: no prediction columns besides 'label'")
-            if dataset.class_names and columns != dataset.class_names:
-                raise SourceError(f"{path}: the columns change within the file")
-            dataset.class_names = columns
-            label_column = batch.column("label")
-            if not pa_types.is_integer(label_column.type):
-                raise SourceError(
-                    f"{path}: the 'label' column must hold integers (class ids); it holds "
-                    f"{label_column.type}"
-                )
-            if label_column.null_count:
-                first = rows + int(np.flatnonzero(label_column.is_null().to_numpy(False))[0])
-                raise SourceError(f"{path}: the 'label' column is empty in row {first}")
-            for name in columns:
-                if not (
-                    pa_types.is_floating(batch.column(name).type)
-                    or pa_types.is_integer(batch.column(name).type)
-                ):
-                    raise SourceError(
-                        f"{path}: column {name!r} must be numeric; it holds "
-                        f"{batch.column(name).type}"
-                    )
-            block = np.column_stack(
-                [batch.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in columns]
+    for batch in _batches(path, parquet):
+        names = list(batch.schema.names)
+        if "label" not in names:
+            raise SourceError(f"{path}: no 'label' column (columns: {', '.join(names) or 'none'})")
+        columns = [n for n in names if n != "label"]
+        if not columns:
+            raise SourceError(f"{path}: no prediction columns besides 'label'")
+        if dataset.class_names and columns != dataset.class_names:
+            raise SourceError(f"{path}: the columns change within the file")
+        dataset.class_names = columns
+        label_column = batch.column("label")
+        if not pa_types.is_integer(label_column.type):
+            raise SourceError(
+                f"{path}: the 'label' column must hold integers (class ids); it holds "
+                f"{label_column.type}"
             )
-            sink.write(np.ascontiguousarray(block).tobytes())
-            label_parts.append(label_column.to_numpy(zero_copy_only=False).astype(np.int64))
-            rows += block.shape[0]
+        if label_column.null_count:
+            first = rows + int(np.flatnonzero(label_column.is_null().to_numpy(False))[0])
+            raise SourceError(f"{path}: the 'label' column is empty in row {first}")
+        for name in columns:
+            if not (
+                pa_types.is_floating(batch.column(name).type)
+                or pa_types.is_integer(batch.column(name).type)
+            ):
+                raise SourceError(
+                    f"{path}: column {name!r} must be numeric; it holds {batch.column(name).type}"
+                )
+        block = np.column_stack(
+            [batch.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in columns]
+        )
+        sink.write(np.ascontiguousarray(block).tobytes())
+        label_parts.append(label_column.to_numpy(zero_copy_only=False).astype(np.int64))
+        rows += block.shape[0]
+    sink.flush()
     dataset.labels = np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64)
     classes = len(dataset.class_names)
     dataset.values = (
-        np.memmap(folder / "values.bin", dtype=np.float64, mode="r", shape=(rows, classes))
+        np.memmap(sink, dtype=np.float64, mode="r", shape=(rows, classes))
         if rows
         else np.zeros((0, max(classes, 1)))
     )
