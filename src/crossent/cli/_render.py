@@ -41,6 +41,11 @@ def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _gap(payload: dict[str, Any]) -> str:
+    gap = payload["recalibration_gap_nats"]
+    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
+
+
 def _definition(payload: dict[str, Any]) -> str:
     ece = payload["ece"]
     return f"{ece['definition']}; {ece['resamples']} resamples"
@@ -82,7 +87,7 @@ def render_terminal(report: Report, console: Any) -> None:
             f"{t['value']:.4f}",
             _fmt(t["nll_nats"]),
             f"{t['ece']:.4f}",
-            f"{p['recalibration_gap_nats']:.4f}",
+            _gap(p),
         )
         console.print(scaled)
         if t["at_bound"]:
@@ -171,7 +176,7 @@ def render_html(report: Report) -> str:
             ("fitted temperature", f"{t['value']:.4f}"),
             ("NLL after temperature (nats)", _fmt(t["nll_nats"])),
             ("calibration error after temperature", f"{t['ece']:.4f}"),
-            ("recalibration gap (nats, cross-fitted)", f"{p['recalibration_gap_nats']:.4f}"),
+            ("recalibration gap (nats, cross-fitted)", _gap(p)),
         ]
     table = "\n".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
