@@ -9,13 +9,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from typing import Any
 
 import numpy as np
 
 from ._report import Report
 
-__all__ = ["render_html", "render_terminal"]
+__all__ = ["SHOWN_CLASSES", "render_html", "render_terminal"]
+
+SHOWN_CLASSES = 30
+"""The per-class chart and table show at most this many classes (the worst beyond it)."""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -95,10 +99,11 @@ def render_terminal(report: Report, console: Any) -> None:
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
-    classes = Table(title="cross-entropy per true class")
+    shown, note = _shown_classes(p["per_class"])
+    classes = Table(title="cross-entropy per true class" + (f" ({note})" if note else ""))
     for column in ("class", "examples", "NLL (nats)"):
         classes.add_column(column, justify="right")
-    for row in p["per_class"]:
+    for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
         classes.add_row(row["name"], str(row["count"]), nll)
     console.print(classes)
@@ -142,23 +147,53 @@ def _figures(report: Report) -> list[tuple[str, str]]:
     surprisal = Figure(figsize=(5.5, 3), layout="constrained")
     axis = surprisal.subplots()
     finite = report.surprisal[np.isfinite(report.surprisal)]
-    axis.hist(finite, bins=50, color="C2")
-    axis.set_yscale("log")
+    if finite.size:
+        axis.hist(finite, bins=50, color="C2")
+        axis.set_yscale("log")
+    else:  # a log scale of empty bins would warn; say what there is instead
+        axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
     axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
     axis.set_ylabel("examples")
     images.append(("Surprisal histogram", _png(surprisal)))
+    title, names, values = _per_class_bars(report.payload["per_class"])
     per_class = Figure(figsize=(5.5, 3), layout="constrained")
     axis = per_class.subplots()
-    rows = report.payload["per_class"]
-    axis.bar(
-        [r["name"] for r in rows],
-        [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows],
-        color="C0",
-    )
+    axis.bar(names, values, color="C0")
     axis.set_xlabel("true class")
     axis.set_ylabel("mean NLL (nats)")
-    images.append(("Cross-entropy per class", _png(per_class)))
+    if len(names) > 10:
+        axis.tick_params(axis="x", labelrotation=90, labelsize="small")
+    images.append((title, _png(per_class)))
     return images
+
+
+def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to show, and a note when they are not all of them.
+
+    Up to :data:`SHOWN_CLASSES` classes are shown; beyond that, the classes with the
+    highest mean NLL (infinite first; classes without examples left out), since
+    thousands of bars or table rows take minutes to draw and show nothing legible.
+    The JSON report lists every class.
+    """
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, (
+        f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
+        "--json lists every class"
+    )
+
+
+def _per_class_bars(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[float]]:
+    """Title, class names and mean NLL (infinite drawn as 0) of the per-class bar chart."""
+    shown, note = _shown_classes(rows)
+    title = "Cross-entropy per class" + (f": {note}" if note else "")
+    if any(r["count"] and r["nll_nats"] is None for r in shown):
+        title += " (an infinite NLL is drawn as 0)"
+    values = [0.0 if r["nll_nats"] is None else r["nll_nats"] for r in shown]
+    return title, [r["name"] for r in shown], values
 
 
 def render_html(report: Report) -> str:
