@@ -134,6 +134,34 @@ def test_issue10_item2_output_to_a_device_keeps_the_device(
     assert not [name for name in leftovers if "crossent" in name or name.endswith(".tmp")]
 
 
+def test_issue10_item2_output_to_dev_stdout_writes_to_the_pipe(
+    tmp_path: Path, npz_logits: Path
+) -> None:
+    """/dev/stdout is a link to a pipe here: the page goes down the pipe, nothing is renamed."""
+    if not Path("/dev/stdout").exists():
+        pytest.skip("no /dev/stdout")
+    before = os.lstat("/dev/stdout")
+    env = dict(os.environ)
+    source_root = Path(crossent.cli.__file__).parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(source_root), env.get("PYTHONPATH", "")])
+    argv = ["report", str(npz_logits), "--json", "--resamples", "5", "--output", "/dev/stdout"]
+    result = subprocess.run(
+        [sys.executable, "-m", "crossent", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    if result.returncode == 2 and "needs matplotlib" in result.stderr:
+        pytest.skip("matplotlib is not installed")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("<!DOCTYPE html>")
+    assert '"format": 1' in result.stdout
+    after = os.lstat("/dev/stdout")
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+
+
 def test_issue10_item2_output_that_is_a_directory_is_refused(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, npz_logits: Path, stub_html: None
 ) -> None:

@@ -51,6 +51,8 @@ def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
             )
     if path.is_dir():
         raise crossent.InputError(f"{path}: is a directory; --output needs a file name")
+    if path.exists():
+        return
     folder = Path(os.path.realpath(path)).parent
     if not folder.is_dir():
         raise crossent.InputError(f"{path}: the folder {path.parent} does not exist")
@@ -63,9 +65,8 @@ def write_atomically(path: Path, text: str) -> None:
     included (KeyboardInterrupt, or the CLI's SIGTERM exception), the temporary file is
     removed and an :class:`~crossent.InputError` names ``path``.
     """
-    target = Path(os.path.realpath(path))
     try:
-        existing = os.stat(target)
+        existing = os.stat(path)  # through links: /dev/stdout is a link to a pipe or tty
     except FileNotFoundError:
         existing = None
     except OSError as exc:
@@ -75,6 +76,7 @@ def write_atomically(path: Path, text: str) -> None:
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         _write_directly(path, text)
         return
+    target = Path(os.path.realpath(path))
     if not target.parent.is_dir():
         raise crossent.InputError(f"{path}: the folder {path.parent} does not exist")
     mode = None if existing is None else stat.S_IMODE(existing.st_mode)
