@@ -288,30 +288,22 @@ def umask_022() -> object:
     os.umask(old)
 
 
-def test_issue10_item4_new_report_mode_follows_the_umask(
+@pytest.mark.parametrize(("replaced", "expected"), [(None, 0o644), (0o664, 0o664), (0o600, 0o600)])
+def test_issue10_item4_report_mode_is_the_umasks_or_the_replaced_files(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     npz_logits: Path,
     stub_html: None,
     umask_022: None,
+    replaced: int | None,
+    expected: int,
 ) -> None:
-    output = tmp_path / "new.html"
+    output = tmp_path / "report.html"
+    if replaced is not None:
+        output.write_text("old")
+        os.chmod(output, replaced)
     assert main(_report(npz_logits, output)) == 0, capsys.readouterr().err
-    assert stat.S_IMODE(os.stat(output).st_mode) == 0o644
-
-
-def test_issue10_item4_replaced_report_keeps_its_mode(
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    npz_logits: Path,
-    stub_html: None,
-    umask_022: None,
-) -> None:
-    output = tmp_path / "old.html"
-    output.write_text("old")
-    os.chmod(output, 0o664)
-    assert main(_report(npz_logits, output)) == 0, capsys.readouterr().err
-    assert stat.S_IMODE(os.stat(output).st_mode) == 0o664
+    assert stat.S_IMODE(os.stat(output).st_mode) == expected
     assert output.read_text() == PAGE
 
 
