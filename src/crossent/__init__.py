@@ -36,7 +36,7 @@ from .calibration import (
     reliability_diagram,
     spherical_score,
 )
-from .errors import CrossentError, InputError, InputTypeError
+from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
 from .info import (
     CrossEntropyDecomposition,
     binary_cross_entropy,
@@ -87,6 +87,7 @@ __all__ = [
     "Interval",
     "LogLossComparison",
     "LossParts",
+    "MissingDependencyError",
     "PlattScaling",
     "ReliabilityDiagram",
     "TemperatureScaling",

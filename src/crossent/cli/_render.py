@@ -9,13 +9,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from typing import Any
 
 import numpy as np
 
 from ._report import Report
 
-__all__ = ["render_html", "render_terminal"]
+__all__ = ["SHOWN_CLASSES", "render_html", "render_terminal"]
+
+SHOWN_CLASSES = 30
+"""The per-class chart and table show at most this many classes (the worst beyond it)."""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -39,6 +43,11 @@ def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
         ),
     ]
+
+
+def _gap(payload: dict[str, Any]) -> str:
+    gap = payload["recalibration_gap_nats"]
+    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
 
 
 def _definition(payload: dict[str, Any]) -> str:
@@ -82,7 +91,7 @@ def render_terminal(report: Report, console: Any) -> None:
             f"{t['value']:.4f}",
             _fmt(t["nll_nats"]),
             f"{t['ece']:.4f}",
-            f"{p['recalibration_gap_nats']:.4f}",
+            _gap(p),
         )
         console.print(scaled)
         if t["at_bound"]:
@@ -90,10 +99,11 @@ def render_terminal(report: Report, console: Any) -> None:
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
-    classes = Table(title="cross-entropy per true class")
+    shown, note = _shown_classes(p["per_class"])
+    classes = Table(title="cross-entropy per true class" + (f" ({note})" if note else ""))
     for column in ("class", "examples", "NLL (nats)"):
         classes.add_column(column, justify="right")
-    for row in p["per_class"]:
+    for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
         classes.add_row(row["name"], str(row["count"]), nll)
     console.print(classes)
@@ -137,23 +147,53 @@ def _figures(report: Report) -> list[tuple[str, str]]:
     surprisal = Figure(figsize=(5.5, 3), layout="constrained")
     axis = surprisal.subplots()
     finite = report.surprisal[np.isfinite(report.surprisal)]
-    axis.hist(finite, bins=50, color="C2")
-    axis.set_yscale("log")
+    if finite.size:
+        axis.hist(finite, bins=50, color="C2")
+        axis.set_yscale("log")
+    else:  # a log scale of empty bins would warn; say what there is instead
+        axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
     axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
     axis.set_ylabel("examples")
     images.append(("Surprisal histogram", _png(surprisal)))
+    title, names, values = _per_class_bars(report.payload["per_class"])
     per_class = Figure(figsize=(5.5, 3), layout="constrained")
     axis = per_class.subplots()
-    rows = report.payload["per_class"]
-    axis.bar(
-        [r["name"] for r in rows],
-        [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows],
-        color="C0",
-    )
+    axis.bar(names, values, color="C0")
     axis.set_xlabel("true class")
     axis.set_ylabel("mean NLL (nats)")
-    images.append(("Cross-entropy per class", _png(per_class)))
+    if len(names) > 10:
+        axis.tick_params(axis="x", labelrotation=90, labelsize="small")
+    images.append((title, _png(per_class)))
     return images
+
+
+def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to show, and a note when they are not all of them.
+
+    Up to :data:`SHOWN_CLASSES` classes are shown; beyond that, the classes with the
+    highest mean NLL (infinite first; classes without examples left out), since
+    thousands of bars or table rows take minutes to draw and show nothing legible.
+    The JSON report lists every class.
+    """
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, (
+        f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
+        "--json lists every class"
+    )
+
+
+def _per_class_bars(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[float]]:
+    """Title, class names and mean NLL (infinite drawn as 0) of the per-class bar chart."""
+    shown, note = _shown_classes(rows)
+    title = "Cross-entropy per class" + (f": {note}" if note else "")
+    if any(r["count"] and r["nll_nats"] is None for r in shown):
+        title += " (an infinite NLL is drawn as 0)"
+    values = [0.0 if r["nll_nats"] is None else r["nll_nats"] for r in shown]
+    return title, [r["name"] for r in shown], values
 
 
 def render_html(report: Report) -> str:
@@ -171,7 +211,7 @@ def render_html(report: Report) -> str:
             ("fitted temperature", f"{t['value']:.4f}"),
             ("NLL after temperature (nats)", _fmt(t["nll_nats"])),
             ("calibration error after temperature", f"{t['ece']:.4f}"),
-            ("recalibration gap (nats, cross-fitted)", f"{p['recalibration_gap_nats']:.4f}"),
+            ("recalibration gap (nats, cross-fitted)", _gap(p)),
         ]
     table = "\n".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows

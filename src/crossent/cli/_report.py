@@ -17,7 +17,7 @@ import numpy as np
 
 import crossent
 
-from ._sources import Dataset
+from ._dataset import Dataset
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Report", "build_report"]
 
@@ -28,6 +28,9 @@ BATCH_ROWS = 1 << 15
 
 _BOUNDS = (0.05, 20.0)
 """The temperatures the fit may choose from (TemperatureScaling's default)."""
+
+_FOLDS = 2
+"""Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,17 @@ def _temperature(
         )
     after = state.compute()
     advance(1)
-    gap = crossent.recalibration_gap(
-        dataset.values, dataset.labels, form=dataset.form, folds=2, seed=seed, validate=False
+    gap = (
+        crossent.recalibration_gap(
+            dataset.values,
+            dataset.labels,
+            form=dataset.form,
+            folds=_FOLDS,
+            seed=seed,
+            validate=False,
+        )
+        if dataset.n >= _FOLDS
+        else None  # too few rows to cross-fit: reported as null, not an error
     )
     advance(1)
     return {
@@ -135,7 +147,6 @@ def _temperature(
         "ece": after.calibration.value,
         "gap": gap,
         "at_bound": scaler.at_bound_,
-        "iterations": scaler.n_iter_,
     }
 
 

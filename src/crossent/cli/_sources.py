@@ -1,274 +1,119 @@
-"""Read predictions and labels from ``.npz``, ``.csv`` or ``.parquet`` without loading them whole.
+"""The input formats of ``crossent report``: a registry from file suffix to opener.
 
-The prediction matrix becomes a read-only ``numpy.memmap``: an uncompressed ``.npz``
-member is mapped in place, a compressed one is unpacked to a temporary ``.npy`` first,
-and CSV and Parquet files are converted batch by batch (pyarrow's streaming readers).
-The library then reads the map in blocks, so memory stays bounded whatever the file's
-size.  The labels (one integer per row) are held in memory.
+Each format is one :class:`InputFormat`: its suffixes, a one-line description (the
+``--help`` text is built from these) and an ``open(path, form, dtype) -> Dataset``
+function that raises :class:`SourceError` for any problem with the file.  A new format is
+one opener function and one entry in :data:`FORMATS`; the help text and the "unknown
+format" message follow.
 
-The form of the predictions is always named by the caller; nothing here looks at the
-values.  Every problem with a file is a :class:`SourceError` naming the file.
+:func:`open_dataset` checks what every format needs (a regular, non-empty file), then
+dispatches on the suffix.  The form of the predictions is always named by the caller or
+by the file; nothing here looks at the values.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import struct
-import tempfile
-import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
-import numpy as np
+from ._dataset import Dataset, SourceError
+from ._npz import open_npz
+from ._tables import open_csv, open_parquet
 
-import crossent
-
-__all__ = ["PREDICTION_ARRAYS", "Dataset", "SourceError", "open_dataset"]
-
-PREDICTION_ARRAYS = ("probs", "logits", "log_probs")
-_FORM_OF_FLAG = {"probs": "probs", "logits": "logits", "log_probs": "log_probs"}
-
-
-class SourceError(crossent.InputError):
-    """A file that cannot be read as predictions and labels."""
-
-
-@dataclass
-class Dataset:
-    """Predictions ``(n, classes)`` in a named form, integer labels, and where they came from."""
-
-    values: Any
-    labels: Any
-    form: str
-    class_names: list[str]
-    source: str
-    builtin: bool = False
-    _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
-
-    @property
-    def n(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def classes(self) -> int:
-        return int(self.values.shape[1])
-
-    def close(self) -> None:
-        """Remove temporary files."""
-        self._cleanup.close()
+__all__ = [
+    "FORMATS",
+    "Dataset",
+    "InputFormat",
+    "Opener",
+    "SourceError",
+    "formats_help",
+    "open_dataset",
+]
 
 
-def open_dataset(path: Path, *, form: str | None) -> Dataset:
-    """Open ``path``; ``form`` is the CSV/Parquet prediction form (None: probabilities)."""
-    if not path.exists():
-        raise SourceError(f"{path}: no such file")
-    if path.is_dir():
+Opener = Callable[[Path, str | None, str | None], Dataset]
+"""``open(path, form, dtype)``: ``form`` and ``dtype`` as given on the command line, or None."""
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """A file format: suffixes (lower case, with the dot), what it holds, and its opener;
+    ``takes_dtype`` if ``--dtype`` means something for it (text formats)."""
+
+    suffixes: tuple[str, ...]
+    description: str
+    open: Opener
+    takes_dtype: bool = False
+
+
+FORMATS = (
+    InputFormat(
+        (".npz",),
+        "an .npz with 'labels' and exactly one of 'probs', 'logits', 'log_probs' "
+        "(the array's name says the form)",
+        open_npz,
+    ),
+    InputFormat(
+        (".csv",),
+        "a .csv with a 'label' column and one column per class (probabilities unless "
+        "--logits or --log-probs; float64 unless --dtype float32)",
+        open_csv,
+        takes_dtype=True,
+    ),
+    InputFormat(
+        (".parquet", ".pq"),
+        "a .parquet like the CSV (its columns keep their stored dtype)",
+        open_parquet,
+    ),
+)
+
+
+def _format_of(suffix: str) -> InputFormat | None:
+    return next((f for f in FORMATS if suffix in f.suffixes), None)
+
+
+def formats_help() -> str:
+    """One sentence per format, for ``--help``."""
+    return "PATH is " + "; or ".join(f.description for f in FORMATS) + "."
+
+
+def _known() -> str:
+    suffixes = [s for f in FORMATS for s in f.suffixes]
+    return ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
+
+
+def open_dataset(path: Path, *, form: str | None, dtype: str | None = None) -> Dataset:
+    """Open ``path``; ``form`` is a table's prediction form (None: probabilities), ``dtype``
+    a CSV's column dtype (None: float64)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
         raise SourceError(f"{path}: is a directory, not a file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError(
+            f"{path}: is not a regular file (a FIFO, socket or device); the formats need "
+            "random access, so save the data to a file first"
+        )
+    if info.st_size == 0:
         raise SourceError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
+    found = _format_of(suffix)
+    if found is None:
+        raise SourceError(f"{path}: unknown format {suffix or '(no extension)'!r}; use {_known()}")
+    if dtype is not None and not found.takes_dtype:
+        raise SourceError(f"{path}: --dtype applies to CSV files; {suffix} stores its dtype")
     try:
-        if suffix == ".npz":
-            if form is not None:
-                raise SourceError(
-                    f"{path}: --logits/--log-probs apply to CSV and Parquet; in an .npz file "
-                    "the array's name (probs, logits or log_probs) says the form"
-                )
-            dataset = _open_npz(path)
-        elif suffix in (".csv", ".parquet", ".pq"):
-            dataset = _open_table(path, form or "probs", parquet=suffix != ".csv")
-        else:
-            raise SourceError(
-                f"{path}: unknown format {suffix or '(no extension)'!r}; use .npz, .csv or .parquet"
-            )
+        dataset = found.open(path, form, dtype)
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     if dataset.n == 0:
         dataset.close()
         raise SourceError(f"{path}: there are no rows")
     return dataset
-
-
-# ------------------------------------------------------------------------------- npz
-
-
-def _open_npz(path: Path) -> Dataset:
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise SourceError(f"{path}: not a valid .npz file ({exc})") from exc
-    with archive:
-        names = {n.removesuffix(".npy") for n in archive.namelist()}
-        found = [name for name in PREDICTION_ARRAYS if name in names]
-        if "labels" not in names:
-            raise SourceError(
-                f"{path}: no array named 'labels' (found: {', '.join(sorted(names)) or 'none'})"
-            )
-        if not found:
-            raise SourceError(
-                f"{path}: no predictions; expected exactly one array named probs, logits or "
-                f"log_probs (found: {', '.join(sorted(names))})"
-            )
-        if len(found) > 1:
-            raise SourceError(
-                f"{path}: two prediction arrays ({' and '.join(found)}); keep exactly one, "
-                "so that the form of the predictions is unambiguous"
-            )
-        with archive.open("labels.npy") as member:
-            labels = np.lib.format.read_array(member, allow_pickle=False)
-        dataset = Dataset(None, labels, found[0], [], str(path))
-        try:
-            dataset.values = _map_member(path, archive, found[0] + ".npy", dataset._cleanup)
-            _check_shapes(path, dataset, found[0])
-        except BaseException:
-            dataset.close()
-            raise
-    dataset.class_names = [str(k) for k in range(dataset.classes)]
-    return dataset
-
-
-def _map_member(
-    path: Path, archive: zipfile.ZipFile, member: str, cleanup: contextlib.ExitStack
-) -> Any:
-    """A read-only memory map of one ``.npy`` member (unpacked to a temp file if compressed)."""
-    info = archive.getinfo(member)
-    if info.compress_type == zipfile.ZIP_STORED:
-        with open(path, "rb") as raw:
-            raw.seek(info.header_offset)
-            local = raw.read(30)
-            name_length, extra_length = struct.unpack("<HH", local[26:30])
-            raw.seek(info.header_offset + 30 + name_length + extra_length)
-            return _map_npy(raw, path, member)
-    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="crossent-")))
-    target = folder / "values.npy"
-    with archive.open(member) as packed, open(target, "wb") as unpacked:
-        shutil.copyfileobj(packed, unpacked, length=1 << 22)
-    with open(target, "rb") as raw:
-        return _map_npy(raw, target, member)
-
-
-def _map_npy(raw: Any, path: Path, member: str) -> Any:
-    try:
-        version = np.lib.format.read_magic(raw)
-        header = (
-            np.lib.format.read_array_header_1_0
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = header(raw)
-    except ValueError as exc:
-        raise SourceError(f"{path}: {member} is not a valid .npy array ({exc})") from exc
-    if dtype.hasobject:
-        raise SourceError(f"{path}: {member} holds Python objects; save a numeric array")
-    order: Literal["C", "F"] = "F" if fortran_order else "C"
-    if int(np.prod(shape)) == 0:
-        return np.zeros(shape, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape, order=order)
-
-
-def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
-    values, labels = dataset.values, dataset.labels
-    if values.ndim != 2:
-        raise SourceError(
-            f"{path}: '{name}' must be two-dimensional (rows, classes); got shape {values.shape}"
-        )
-    if labels.ndim != 1:
-        raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {labels.shape}")
-    if labels.shape[0] != values.shape[0]:
-        raise SourceError(
-            f"{path}: 'labels' has {labels.shape[0]} rows but '{name}' has {values.shape[0]}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SourceError(
-            f"{path}: 'labels' must be integers (class ids); got dtype {labels.dtype}"
-        )
-    if not np.issubdtype(values.dtype, np.floating):
-        raise SourceError(f"{path}: '{name}' must be floating point; got dtype {values.dtype}")
-
-
-# ------------------------------------------------------------------------ csv, parquet
-
-
-def _batches(path: Path, parquet: bool) -> Iterator[Any]:
-    """pyarrow record batches of the file, streamed."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
-        import pyarrow.parquet as pa_parquet
-    except ImportError as exc:
-        raise SourceError(
-            f"{path}: reading CSV and Parquet needs pyarrow: pip install 'crossent[cli]'"
-        ) from exc
-    try:
-        if parquet:
-            yield from pa_parquet.ParquetFile(path).iter_batches(batch_size=1 << 16)
-        else:
-            reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(block_size=1 << 24))
-            yield from reader
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
-
-
-def _open_table(path: Path, form: str, *, parquet: bool) -> Dataset:
-    dataset = Dataset(None, None, _FORM_OF_FLAG[form], [], str(path))
-    try:
-        _convert_table(path, dataset, parquet=parquet)
-    except BaseException:
-        dataset.close()
-        raise
-    return dataset
-
-
-def _convert_table(path: Path, dataset: Dataset, *, parquet: bool) -> None:
-    """Stream the table's rows into a temporary float64 file mapped as ``dataset.values``."""
-    import pyarrow.types as pa_types
-
-    folder = Path(dataset._cleanup.enter_context(tempfile.TemporaryDirectory(prefix="crossent-")))
-    rows, label_parts = 0, []
-    with open(folder / "values.bin", "wb") as sink:
-        for batch in _batches(path, parquet):
-            names = list(batch.schema.names)
-            if "label" not in names:
-                raise SourceError(
-                    f"{path}: no 'label' column (columns: {', '.join(names) or 'none'})"
-                )
-            columns = [n for n in names if n != "label"]
-            if not columns:
-                raise SourceError(f"{path}: no prediction columns besides 'label'")
-            if dataset.class_names and columns != dataset.class_names:
-                raise SourceError(f"{path}: the columns change within the file")
-            dataset.class_names = columns
-            label_column = batch.column("label")
-            if not pa_types.is_integer(label_column.type):
-                raise SourceError(
-                    f"{path}: the 'label' column must hold integers (class ids); it holds "
-                    f"{label_column.type}"
-                )
-            if label_column.null_count:
-                first = rows + int(np.flatnonzero(label_column.is_null().to_numpy(False))[0])
-                raise SourceError(f"{path}: the 'label' column is empty in row {first}")
-            for name in columns:
-                if not (
-                    pa_types.is_floating(batch.column(name).type)
-                    or pa_types.is_integer(batch.column(name).type)
-                ):
-                    raise SourceError(
-                        f"{path}: column {name!r} must be numeric; it holds "
-                        f"{batch.column(name).type}"
-                    )
-            block = np.column_stack(
-                [batch.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in columns]
-            )
-            sink.write(np.ascontiguousarray(block).tobytes())
-            label_parts.append(label_column.to_numpy(zero_copy_only=False).astype(np.int64))
-            rows += block.shape[0]
-    dataset.labels = np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64)
-    classes = len(dataset.class_names)
-    dataset.values = (
-        np.memmap(folder / "values.bin", dtype=np.float64, mode="r", shape=(rows, classes))
-        if rows
-        else np.zeros((0, max(classes, 1)))
-    )
