@@ -39,7 +39,7 @@ from .calibration import (
     smooth_calibration_error,
     spherical_score,
 )
-from .errors import CrossentError, InputError, InputTypeError
+from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
 from .info import (
     CrossEntropyDecomposition,
     binary_cross_entropy,
@@ -90,6 +90,7 @@ __all__ = [
     "Interval",
     "LogLossComparison",
     "LossParts",
+    "MissingDependencyError",
     "PlattScaling",
     "ReliabilityDiagram",
     "Report",

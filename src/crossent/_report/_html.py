@@ -10,6 +10,7 @@ import base64
 import contextlib
 import html
 import io
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from ._compare import ReportComparison
 from ._compute import Report
 
 __all__ = [
+    "SHOWN_CLASSES",
     "SMALL_MULTIPLES",
     "STYLE",
     "body_html",
@@ -37,12 +39,17 @@ __all__ = [
     "page",
     "reliability_figure",
     "render_html",
+    "shown_classes",
     "table",
     "write_atomically",
 ]
 
 SMALL_MULTIPLES = 20
 """Class-wise reliability panels drawn at most (the worst-calibrated classes beyond)."""
+
+SHOWN_CLASSES = 30
+"""Per-class bars and table rows drawn at most (the worst classes beyond: thousands of
+bars take minutes to draw and show nothing legible)."""
 
 _DPI = 110
 
@@ -179,29 +186,47 @@ def _surprisal_figure(report: Report) -> Any:
     figure = Figure(figsize=(6.4, 3.2), layout="constrained")
     axis = figure.subplots()
     finite = report.surprisal[np.isfinite(report.surprisal)]
-    axis.hist(finite, bins=50, color="C2")
-    axis.set_yscale("log")
+    if finite.size:
+        axis.hist(finite, bins=50, color="C2")
+        axis.set_yscale("log")
+    else:  # a log scale of empty bins would warn; say what there is instead
+        axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
     axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
     axis.set_ylabel("examples")
     return figure
 
 
-def _per_class_figure(report: Report) -> Any:
+def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to draw, and a note when they are not all of them: up to
+    :data:`SHOWN_CLASSES` classes, beyond that those with the highest mean NLL (infinite
+    first; classes without examples left out).  The JSON lists every class."""
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"
+
+
+def _per_class_figure(report: Report) -> tuple[str, Any]:
+    """Mean NLL per true class, each bar labelled with its number of examples."""
     from matplotlib.figure import Figure
 
-    rows = report.payload["per_class"]
+    rows, note = shown_classes(report.payload["per_class"])
+    title = "Cross-entropy per class" + (f": {note}" if note else "")
+    if any(r["count"] and r["nll_nats"] is None for r in rows):
+        title += " (an infinite NLL is drawn as 0)"
     figure = Figure(figsize=(max(6.4, min(0.45 * len(rows), 11.0)), 3.4), layout="constrained")
     axis = figure.subplots()
     positions = np.arange(len(rows))
     heights = [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows]
     bars = axis.bar(positions, heights, color="C0")
-    if len(rows) <= 40:
-        axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
-        axis.set_xticks(positions, [r["name"] for r in rows], rotation=45 if len(rows) > 12 else 0)
+    axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
+    axis.set_xticks(positions, [r["name"] for r in rows], rotation=90 if len(rows) > 10 else 0)
     axis.set_xlabel("true class (n = examples of the class)")
     axis.set_ylabel("mean NLL (nats)")
     axis.margins(y=0.15)
-    return figure
+    return title, figure
 
 
 def _classwise_figure(report: Report) -> Any | None:
@@ -247,10 +272,11 @@ def _classwise_figure(report: Report) -> Any | None:
 
 def figures(report: Report) -> list[tuple[str, str]]:
     """The report's figures as (title, base64 PNG)."""
+    title, per_class = _per_class_figure(report)
     images = [
         ("Reliability diagram", _png(reliability_figure([("model", report)]))),
         ("Surprisal histogram", _png(_surprisal_figure(report))),
-        ("Cross-entropy per class", _png(_per_class_figure(report))),
+        (title, _png(per_class)),
     ]
     classwise = _classwise_figure(report)
     if classwise is not None:
@@ -338,10 +364,11 @@ def body_html(report: Report) -> str:
                 "-" if r["count"] == 0 else fmt(r["nll_nats"]),
                 f"{r['calibration_error']:.4f}",
             ]
-            for r in p["per_class"]
+            for r in shown_classes(p["per_class"])[0]
         ],
         ["class", "examples", "accuracy (recall)", "NLL (nats)", "one-vs-rest ECE"],
     )
+    per_class_note = shown_classes(p["per_class"])[1]
     bins = table(
         [
             [
@@ -363,6 +390,7 @@ def body_html(report: Report) -> str:
 {table(rows)}
 {images}
 <h2>Per class</h2>
+{f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
 <div class="scroll">{per_class}</div>
 <h2>Reliability bins</h2>
 <div class="scroll">{bins}</div>

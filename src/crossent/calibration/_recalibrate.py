@@ -69,7 +69,10 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
         partition = weights.sum(axis=1)
         mean = _weighted_row_sum(weights, shifted) / partition
         shifted -= mean[:, None]
-        np.square(shifted, out=shifted)
+        # A score more than ~1e154 below the mean overflows to inf here; its weight
+        # exp(beta * s) is exactly 0, and _weighted_row_sum masks such entries.
+        with np.errstate(over="ignore"):
+            np.square(shifted, out=shifted)
         variance = _weighted_row_sum(weights, shifted) / partition
         return np.array(
             [

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_scalar
-from ..errors import InputError
+from ..errors import InputError, MissingDependencyError
 from ._error import CalibrationError, calibration_error
 from ._inputs import FloatArray
 
@@ -162,6 +162,11 @@ def plot_reliability_diagram(
     -------
     matplotlib.figure.Figure
 
+    Raises
+    ------
+    MissingDependencyError
+        matplotlib is not installed (also a ``ModuleNotFoundError``).
+
     Examples
     --------
     >>> import numpy as np, crossent
@@ -170,7 +175,13 @@ def plot_reliability_diagram(
     >>> diagram = crossent.reliability_diagram(logits, labels, form="logits", bins=10)
     >>> figure = crossent.plot_reliability_diagram(diagram, logit_axis=True)  # doctest: +SKIP
     """
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "plot_reliability_diagram needs matplotlib, which is not installed: "
+            "pip install 'crossent[plot]'"
+        ) from exc
 
     figure = Figure(figsize=(5.5, 6.5), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))

@@ -7,17 +7,22 @@ worked examples).
 
 Exit codes: 0 ok; 1 a gate failed (``--max-ece``, ``--max-nll``); 2 usage, input or
 file error (one or two lines on stderr, no traceback); 3 an internal error (a short
-message asking for a report; the traceback only with ``--debug``).  Output files are
-written atomically, so a failed run never leaves a partial file.
+message asking for a report; the traceback only with ``--debug``); 130 interrupted
+(Ctrl-C) and 143 terminated (SIGTERM), after removing every temporary file.  Output
+files are written atomically, so a failed run never leaves a partial file, and the
+output is never the input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +31,10 @@ import crossent
 from ._builtin import builtin_dataset
 from ._columns import TableColumns
 from ._demo import run_demo
+from ._deps import require
 from ._explain import run_explain
-from ._files import write_atomically
+from ._files import check_output, write_atomically
+from ._messages import in_file_terms
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -35,17 +42,40 @@ from ._render import (
     render_terminal,
 )
 from ._report import build_report
-from ._sources import open_dataset
+from ._sources import formats_help, open_dataset
 
-__all__ = ["EXIT_GATE", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "console_main", "main"]
+__all__ = [
+    "EXIT_GATE",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "EXIT_USAGE",
+    "console_main",
+    "main",
+    "render_html",
+]
 
 EXIT_OK = 0
 EXIT_GATE = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 128 + 2
+EXIT_TERMINATED = 128 + 15
 
 _PROGRESS_ENTRIES = 20_000_000
 """Inputs with at least this many entries (rows x classes) show a progress bar."""
+
+
+def _threshold(text: str) -> float:
+    """A gate's threshold: a number, not NaN (every comparison with NaN fails)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if math.isnan(value):
+        raise argparse.ArgumentTypeError("a threshold must be a number, not NaN")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,10 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate a model's predictions (or the built-in example)",
         description="Accuracy, NLL, Brier score, calibration error with its interval and "
         "definition, temperature scaling, per-class cross-entropy and the most surprising "
-        "examples. PATH is an .npz with 'labels' and exactly one of 'probs', 'logits', "
-        "'log_probs', or a .csv/.parquet file with a 'label' column and one column per "
-        "class (probabilities unless --logits or --log-probs). Without PATH: the built-in "
-        "example (softmax regression on scikit-learn's digits, its test split).",
+        f"examples. {formats_help()} Without PATH: the built-in example (softmax regression "
+        "on scikit-learn's digits, its test split).",
     )
     report.add_argument(
         "paths",
@@ -80,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
     form.add_argument(
         "--log-probs", action="store_true", help="CSV/Parquet columns are log-probabilities"
+    )
+    report.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="dtype of a CSV's prediction columns (default float64; use float32 for a CSV "
+        "written from float32 values, so that float32's tolerance applies)",
     )
     report.add_argument(
         "--label-column", metavar="NAME", help="a table's label column (default 'label')"
@@ -102,8 +136,8 @@ def _parser() -> argparse.ArgumentParser:
         help="print a compact Markdown summary (for a CI job summary or a PR comment)",
     )
     report.add_argument("--output", type=Path, metavar="HTML", help="write an HTML report")
-    report.add_argument("--max-ece", type=float, metavar="X", help="exit 1 if ECE > X")
-    report.add_argument("--max-nll", type=float, metavar="X", help="exit 1 if NLL (nats) > X")
+    report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
+    report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument("--bins", type=int, help="calibration bins (default 15)")
     report.add_argument(
         "--binning", choices=("uniform", "quantile"), help="equal-width (default) or equal-mass"
@@ -158,12 +192,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _console(*, stderr: bool = False) -> Any:
-    try:
-        from rich.console import Console
-    except ImportError as exc:
-        raise crossent.InputError(
-            "this command needs the cli extra: pip install 'crossent[cli]'"
-        ) from exc
+    Console = require("rich.console", "printing tables", extra="cli").Console
     return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
 
 
@@ -180,6 +209,11 @@ def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int
         return lambda step: bar.advance(task, step)
 
     return progress, bar
+
+
+def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
+    """The HTML page of a report or a comparison (the library's ``to_html``)."""
+    return report.to_html()
 
 
 def _columns(args: argparse.Namespace) -> TableColumns:
@@ -214,16 +248,20 @@ def _run_report(args: argparse.Namespace) -> int:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    inputs = [path for path in args.paths if str(path) != "-"]
+    if args.output is not None:
+        check_output(args.output, inputs=inputs)
+        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     if not args.paths:
-        if form is not None:
-            raise crossent.InputError("--logits/--log-probs need a PATH")
+        if form is not None or args.dtype is not None:
+            raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
         dataset = builtin_dataset()
     else:
-        dataset = open_dataset(args.paths[0], form=form, columns=_columns(args))
+        dataset = open_dataset(args.paths[0], form=form, dtype=args.dtype, columns=_columns(args))
     try:
         report = _evaluate(dataset, args)
         if args.output is not None:
-            write_atomically(args.output, report.to_html())
+            write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
     if args.json:
@@ -247,7 +285,7 @@ def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
         return build_report(dataset, progress=progress, **_options(args))
     except crossent.InputError as exc:
         where = "" if dataset.builtin else f"{dataset.source}: "
-        raise crossent.InputError(f"{where}{exc}") from exc
+        raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
     finally:
         if bar is not None:
             bar.stop()
@@ -256,9 +294,12 @@ def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
 def _run_comparison(args: argparse.Namespace) -> int:
     """``crossent report A B [C ...]``: each model's report and paired differences."""
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    if args.output is not None:
+        check_output(args.output, inputs=[p for p in args.paths if str(p) != "-"])
+        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     reports = []
     for path in args.paths:
-        dataset = open_dataset(path, form=form, columns=_columns(args))
+        dataset = open_dataset(path, form=form, dtype=args.dtype, columns=_columns(args))
         try:
             reports.append(_evaluate(dataset, args))
         finally:
@@ -270,7 +311,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.output is not None:
-        write_atomically(args.output, comparison.to_html())
+        write_atomically(args.output, render_html(comparison))
     payload = comparison.to_dict()
     if args.json:
         print(json.dumps(payload, indent=2, allow_nan=False))
@@ -304,6 +345,28 @@ def _gates(payload: dict[str, Any]) -> int:
     return EXIT_GATE if failures else EXIT_OK
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so that cleanup runs as it does for Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the command runs (main thread only)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError, AttributeError):  # not the main thread, or no SIGTERM
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = _parser()
@@ -314,6 +377,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    try:
+        with _sigterm_raises():
+            return _run(args)
+    except KeyboardInterrupt:
+        print("crossent: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("crossent: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
             run_demo(sys.stdout)

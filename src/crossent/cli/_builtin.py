@@ -16,7 +16,7 @@ import numpy as np
 
 import crossent
 
-from ._sources import Dataset, SourceError
+from ._dataset import Dataset, SourceError
 
 __all__ = ["SEED", "builtin_dataset", "train_softmax_regression"]
 

@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import crossent
 
 __all__ = [
+    "SHOWN_CLASSES",
     "render_comparison_markdown",
     "render_comparison_terminal",
     "render_markdown",
     "render_terminal",
 ]
+
+
+SHOWN_CLASSES = 30
+"""The per-class table shows at most this many classes (the worst beyond it)."""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -46,6 +52,24 @@ def _definition(payload: dict[str, Any]) -> str:
     ece = payload["ece"]
     preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
     return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
+
+
+def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to show, and a note when they are not all of them.
+
+    Up to :data:`SHOWN_CLASSES` classes are shown; beyond that, the classes with the
+    highest mean NLL (infinite first; classes without examples left out), since
+    thousands of table rows show nothing legible.  The JSON report lists every class.
+    """
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, (
+        f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
+        "--json lists every class"
+    )
 
 
 def _gap(payload: dict[str, Any]) -> str:
@@ -112,10 +136,11 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
-    classes = Table(title="cross-entropy per true class")
+    shown, note = _shown_classes(p["per_class"])
+    classes = Table(title="cross-entropy per true class" + (f" ({note})" if note else ""))
     for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
         classes.add_column(column, justify="right")
-    for row in p["per_class"]:
+    for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
         accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
         classes.add_row(

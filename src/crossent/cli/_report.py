@@ -11,7 +11,7 @@ from typing import Any
 
 import crossent
 
-from ._sources import Dataset
+from ._dataset import Dataset
 
 __all__ = ["build_report"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._sources import PREDICTION_ARRAYS, Dataset, SourceError
+from ._dataset import PREDICTION_ARRAYS, Dataset, SourceError
 
 __all__ = ["open_safetensors"]
 
@@ -88,8 +88,14 @@ def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
     return array
 
 
-def open_safetensors(path: Path) -> Dataset:
-    """``labels`` and exactly one of ``probs``, ``logits``, ``log_probs``."""
+def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
+    """``labels`` and exactly one of ``probs``, ``logits``, ``log_probs`` (the tensor's name
+    says the form, so ``form`` must be None; each tensor stores its dtype)."""
+    if form is not None:
+        raise SourceError(
+            f"{path}: --logits/--log-probs apply to tables; in a .safetensors file the "
+            "tensor's name (probs, logits or log_probs) says the form"
+        )
     size = path.stat().st_size
     header, start = _header(path, size)
     names = set(header)

@@ -1,0 +1,73 @@
+"""What every input format produces: a :class:`Dataset`, or a :class:`SourceError`.
+
+The prediction matrix of a file is a read-only ``numpy.memmap`` (or an array), its form
+(``probs``, ``logits`` or ``log_probs``) is always named by the caller or by the file,
+never guessed from the values, and the labels are held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import crossent
+
+__all__ = ["PREDICTION_ARRAYS", "Dataset", "SourceError", "prediction_arrays", "scratch_file"]
+
+PREDICTION_ARRAYS = ("probs", "logits", "log_probs")
+
+
+def prediction_arrays() -> tuple[str, ...]:
+    """The names a prediction array may have in a file: its form."""
+    return PREDICTION_ARRAYS
+
+
+class SourceError(crossent.InputError):
+    """A file that cannot be read as predictions and labels (the message names the file)."""
+
+
+@dataclass
+class Dataset:
+    """Predictions ``(n, classes)`` in a named form, integer labels, and where they came from.
+
+    ``what`` names the prediction matrix in messages: the ``.npz`` member's name, or
+    "the predictions (logits)" for a table whose columns hold the classes; ``dtype_hint``
+    is advice added to a failed normalisation check (a CSV read as float64).  A table
+    also records the values of its ``--id-column`` (``ids``) and the columns it was read
+    with (``columns``, the report's statement of them).
+    """
+
+    values: Any
+    labels: Any
+    form: str
+    class_names: list[str]
+    source: str
+    builtin: bool = False
+    what: str = ""
+    dtype_hint: str = ""
+    ids: Any = None
+    columns: dict[str, Any] | None = None
+    _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def classes(self) -> int:
+        return int(self.values.shape[1])
+
+    def close(self) -> None:
+        """Drop the memory maps' temporary files."""
+        self._cleanup.close()
+
+
+def scratch_file() -> Any:
+    """An anonymous temporary file in TMPDIR for unpacked or converted predictions.
+
+    It has no name (POSIX unlinks it at once), so nothing is left behind however the run
+    ends, SIGKILL included; a memory map of it keeps the data alive until it is dropped.
+    """
+    return tempfile.TemporaryFile(prefix="crossent-")
