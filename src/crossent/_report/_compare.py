@@ -19,7 +19,8 @@ import numpy as np
 from .._checks import check_integer, check_scalar
 from ..calibration._bootstrap import resample_counts, weighted_mean
 from ..errors import InputError
-from ._compute import FORMAT, Report
+from . import _compute
+from ._compute import Report
 
 __all__ = ["ReportComparison", "compare_reports"]
 
@@ -55,7 +56,7 @@ class ReportComparison:
         for name, report in zip(self.names, self.reports, strict=True):
             models.append({"name": name, **report.to_dict()})
         return {
-            "format": FORMAT,
+            "format": _compute.FORMAT,
             "crossent_version": __version__,
             "models": models,
             "comparisons": copy.deepcopy(self.comparisons),

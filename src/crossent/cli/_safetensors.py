@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import PREDICTION_ARRAYS, Dataset, SourceError
+from ._dataset import Dataset, SourceError, prediction_arrays
 
 __all__ = ["open_safetensors"]
 
@@ -99,7 +99,7 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
     size = path.stat().st_size
     header, start = _header(path, size)
     names = set(header)
-    found = [name for name in PREDICTION_ARRAYS if name in names]
+    found = [name for name in prediction_arrays() if name in names]
     if "labels" not in names:
         raise SourceError(
             f"{path}: no tensor named 'labels' (found: {', '.join(sorted(names)) or 'none'})"
