@@ -92,9 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="evaluate a model's predictions (or the built-in example)",
         description="Accuracy, NLL, Brier score, calibration error with its interval and "
-        "definition, temperature scaling, per-class cross-entropy and the most surprising "
-        f"examples. {formats_help()} Without PATH: the built-in example (softmax regression "
-        "on scikit-learn's digits, its test split).",
+        "definition, the smooth calibration error, temperature scaling, per-class "
+        "cross-entropy, accuracy and calibration, and the most surprising examples. "
+        f"{formats_help()} Several PATHs: the models side by side, with paired NLL and Brier "
+        "differences against the first. Without PATH: the built-in example (softmax "
+        "regression on scikit-learn's digits, its test split).",
     )
     report.add_argument(
         "paths",
