@@ -26,7 +26,7 @@ from ._binning import (
     squared_or_value,
     uniform_edges,
 )
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 from ._rows import summarize
 
 __all__ = [
@@ -294,7 +294,7 @@ def calibration_error(
     Raises
     ------
     InputError
-        Invalid options, predictions or labels (naming the row and value).
+        Invalid options, predictions or labels (naming the row and value), or 0 rows.
 
     See Also
     --------
@@ -332,6 +332,7 @@ def calibration_error(
         bins=bins, binning=binning, norm=norm, scope=scope, debias=debias, closed=closed
     )
     predictions = as_predictions(probs, labels, form=form, validate=validate)
+    require_examples(predictions, name="probs", purpose="a calibration error")
     return calibration_error_of(predictions, spec)
 
 

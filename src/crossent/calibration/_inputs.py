@@ -28,6 +28,7 @@ __all__ = [
     "Predictions",
     "as_predictions",
     "labels_array",
+    "require_examples",
     "to_log_probs_and_probs",
 ]
 
@@ -118,6 +119,12 @@ class Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
         chosen = rows if self.rows is None else self.rows[rows]
         return Predictions(self.values, self.form, self.labels[rows], chosen)
+
+
+def require_examples(predictions: Predictions, *, name: str, purpose: str) -> None:
+    """Refuse predictions of 0 rows: ``purpose`` says what needed at least one example."""
+    if predictions.n == 0:
+        raise InputError(f"`{name}` has 0 rows; {purpose} needs at least one example")
 
 
 def _empty(predictions: Predictions) -> FloatArray:

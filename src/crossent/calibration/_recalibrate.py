@@ -33,7 +33,7 @@ from .._xp import log_softmax
 from ..errors import InputError
 from ..info._kernels import safe_log
 from ._binning import assign_bins, check_bins, uniform_edges
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
 __all__ = [
     "HistogramBinning",
@@ -270,8 +270,7 @@ class TemperatureScaling:
         """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels."""
         bounds = self._checked_bounds()
         predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
-        if predictions.n == 0:
-            raise InputError("`logits` has 0 rows; there is nothing to fit")
+        require_examples(predictions, name="logits", purpose="fitting a temperature")
         if self.guard:
             _check_folds(self.folds, predictions.n)
         _check_finite_label_scores(predictions)

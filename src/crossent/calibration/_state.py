@@ -244,6 +244,7 @@ class EvaluationState:
 
     def calibration(self, *, norm: str = "l1", debias: bool = False) -> CalibrationError:
         """The calibration error of the data seen, in the chosen norm."""
+        self._require_examples()
         spec = check_spec(
             bins=self._spec.bins,
             binning=self._spec.binning,
@@ -257,10 +258,13 @@ class EvaluationState:
             stats, edges = _group(stats, spec.bins)
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
 
-    def compute(self, *, norm: str = "l1", debias: bool = False) -> EvaluationSummary:
-        """All metrics of the data seen so far (the state is unchanged)."""
+    def _require_examples(self) -> None:
         if self.n == 0:
             raise InputError("the state has seen no examples; call update() first")
+
+    def compute(self, *, norm: str = "l1", debias: bool = False) -> EvaluationSummary:
+        """All metrics of the data seen so far (the state is unchanged)."""
+        self._require_examples()
         surprisal, brier, spherical, entropy, correct = self._sums / self.n
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.where(

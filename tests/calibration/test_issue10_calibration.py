@@ -1,0 +1,76 @@
+"""Regression tests for issue 10's items on the evaluation functions and calibrators."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import crossent
+
+# ------------------------------------------------- item 11: +inf NLL in bootstrap intervals
+
+# Row 1's label has probability 0: its surprisal is +inf.
+PROBS = np.array([[0.5, 0.5], [1.0, 0.0], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+LABELS = np.array([0, 1, 1, 0, 1])
+FINITE = np.full((5, 2), 0.5)
+
+
+def test_issue10_item11_bootstrap_nll_with_infinite_surprisal_has_inf_bounds() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning either
+        ci = crossent.bootstrap_interval("nll", PROBS, LABELS, resamples=200, seed=0)
+    assert ci.value == math.inf
+    assert not math.isnan(ci.low)
+    assert not math.isnan(ci.high)
+    assert ci.high == math.inf
+    # By hand: a replicate is +inf iff it draws row 1, which (1 - 0.8^5) = 67 % of them do,
+    # so the 2.5 % quantile is finite and the 97.5 % one infinite.
+    assert math.isfinite(ci.low)
+
+
+def test_issue10_item11_compare_log_loss_with_infinite_surprisal_has_inf_bounds() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a_worse = crossent.compare_log_loss(PROBS, FINITE, LABELS, resamples=200)
+        b_worse = crossent.compare_log_loss(FINITE, PROBS, LABELS, resamples=200)
+    assert a_worse.difference == math.inf
+    assert a_worse.nll_a == math.inf
+    assert a_worse.high == math.inf
+    assert math.isfinite(a_worse.low)
+    assert b_worse.difference == -math.inf
+    assert b_worse.nll_b == math.inf
+    assert b_worse.low == -math.inf
+    assert math.isfinite(b_worse.high)
+
+
+def test_issue10_item11_compare_log_loss_of_two_infinite_losses_raises() -> None:
+    other = FINITE.copy()
+    other[0] = [0.0, 1.0]  # model B: +inf at row 0 (label 0)
+    with pytest.raises(crossent.InputError, match=r"difference is undefined"):
+        crossent.compare_log_loss(PROBS, other, LABELS)
+
+
+# ----------------------------------------------------------- item 13: zero rows
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        crossent.calibration_error,
+        crossent.reliability_diagram,
+        lambda p, y: crossent.calibration_error(p, y, scope="class-wise"),
+        lambda p, y: crossent.calibration_error(p, y, binning="quantile"),
+    ],
+)
+def test_issue10_item13_zero_rows_raise(function: object) -> None:
+    with pytest.raises(crossent.InputError, match="0 rows"):
+        function(np.zeros((0, 3)), np.zeros(0, dtype=int))  # type: ignore[operator]
+
+
+def test_issue10_item13_empty_state_calibration_raises() -> None:
+    state = crossent.EvaluationState(classes=3)
+    with pytest.raises(crossent.InputError, match="seen no examples"):
+        state.calibration()
