@@ -74,3 +74,38 @@ def test_issue10_item13_empty_state_calibration_raises() -> None:
     state = crossent.EvaluationState(classes=3)
     with pytest.raises(crossent.InputError, match="seen no examples"):
         state.calibration()
+
+
+# ------------------------------------------- item 10: a label whose logit is -inf
+
+LOGITS = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -1.0], [1.0, 0.0, 0.0], [0.3, 0.2, 0.1]])
+LOGIT_LABELS = np.array([1, 0, 2, 0])  # row 0's label has logit -inf: probability 0
+
+
+@pytest.mark.parametrize(
+    ("values", "form"),
+    [
+        (LOGITS, "logits"),
+        (LOGITS - np.log(np.exp(LOGITS).sum(axis=1, keepdims=True)), "log_probs"),
+        (np.exp(LOGITS) / np.exp(LOGITS).sum(axis=1, keepdims=True), "probs"),
+    ],
+)
+def test_issue10_item10_label_with_minus_inf_logit_is_refused_like_probability_zero(
+    values: np.ndarray, form: str
+) -> None:
+    # NLL is +inf at every temperature: no fit (not T = 20 "at bound"), no NaN gap; the
+    # same statement whatever the form.
+    with pytest.raises(crossent.InputError, match=r"row 0's label has .*every temperature"):
+        crossent.TemperatureScaling(guard=False).fit(values, LOGIT_LABELS, form=form)
+    with pytest.raises(crossent.InputError, match=r"row 0's label has .*every temperature"):
+        crossent.TemperatureScaling(folds=2).fit(values, LOGIT_LABELS, form=form)
+    with pytest.raises(crossent.InputError, match=r"row 0's label has .*every temperature"):
+        crossent.recalibration_gap(values, LOGIT_LABELS, form=form, folds=2)
+
+
+def test_issue10_item10_minus_inf_logit_off_the_label_still_fits() -> None:
+    labels = np.array([0, 0, 2, 0])  # the -inf logit is not a label's
+    scaler = crossent.TemperatureScaling(guard=False).fit(LOGITS, labels)
+    assert math.isfinite(scaler.temperature_)
+    assert math.isfinite(scaler.nll_after_)
+    assert math.isfinite(crossent.recalibration_gap(LOGITS, labels, folds=2))

@@ -99,8 +99,9 @@ def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
 
 
 def _check_finite_label_scores(predictions: Predictions) -> None:
-    if predictions.form == "logits":
-        return
+    """Refuse a label of probability 0 (a probability of 0, a log-probability or logit of
+    ``-inf``): its NLL is ``+inf`` at every temperature, so no temperature is better than
+    another, and the NLL's slope would be ``inf - inf``."""
 
     def zero_label(start: int, values: FloatArray, labels: IntArray) -> int | None:
         # Only the labels' entries matter: no log or exp of the whole block.
@@ -108,12 +109,16 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
         return start + int(np.argmax(hit)) if hit.any() else None
 
     form = predictions.form
+    entry = "" if form == "probs" else f" ({_FORM_WORDS[form]} -inf)"
     for row in predictions.map_raw(zero_label):
         if row is not None:
             raise InputError(
-                f"row {row}'s label has probability 0, so the NLL is +inf at every temperature "
-                "and no temperature can be fitted"
+                f"row {row}'s label has probability 0{entry}, so the NLL is +inf at every "
+                "temperature and no temperature can be fitted"
             )
+
+
+_FORM_WORDS = {"log_probs": "log-probability", "logits": "logit"}
 
 
 @dataclass(frozen=True)
@@ -267,7 +272,11 @@ class TemperatureScaling:
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> TemperatureScaling:
-        """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels."""
+        """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels.
+
+        Raises ``InputError`` for a label of probability 0 (a probability of 0, or a
+        log-probability or logit of ``-inf``): the NLL is ``+inf`` at every temperature.
+        """
         bounds = self._checked_bounds()
         predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
         require_examples(predictions, name="logits", purpose="fitting a temperature")
@@ -365,6 +374,13 @@ def recalibration_gap(
     -------
     float
         The gap, in nats (or in ``base``).
+
+    Raises
+    ------
+    InputError
+        A label of probability 0 (a probability of 0, or a log-probability or logit of
+        ``-inf``): the NLL is ``+inf`` before and after any temperature, so the gap is
+        undefined.  Fewer rows than ``folds``; invalid predictions, labels or options.
 
     Examples
     --------
