@@ -109,3 +109,71 @@ def test_issue10_item10_minus_inf_logit_off_the_label_still_fits() -> None:
     assert math.isfinite(scaler.temperature_)
     assert math.isfinite(scaler.nll_after_)
     assert math.isfinite(crossent.recalibration_gap(LOGITS, labels, folds=2))
+
+
+# ------------------------------------------- items 17, 18, 19: tensors as evaluation input
+
+_Z = np.array([[1.0, 2.0, -0.5], [0.0, 1.0, 3.0], [2.0, -1.0, 0.5], [0.25, 0.125, 0.0]])
+_Y = np.array([0, 2, 1, 0])
+
+_EVALUATIONS = {
+    "nll": lambda z, y: crossent.negative_log_likelihood(z, y, form="logits"),
+    "brier": lambda z, y: crossent.brier_score(z, y, form="logits"),
+    "accuracy": lambda z, y: crossent.accuracy(z, y, form="logits"),
+    "calibration_error": lambda z, y: crossent.calibration_error(z, y, form="logits").value,
+    "bootstrap": lambda z, y: (
+        crossent.bootstrap_interval("nll", z, y, form="logits", resamples=20).high
+    ),
+    "temperature": lambda z, y: crossent.TemperatureScaling(guard=False).fit(z, y).temperature_,
+    "state": lambda z, y: _state_nll(z, y),
+}
+
+
+def _state_nll(z: object, y: object) -> float:
+    state = crossent.EvaluationState(3)
+    state.update(z, y, form="logits")
+    return state.compute().nll
+
+
+@pytest.mark.parametrize("evaluation", list(_EVALUATIONS))
+def test_issue10_item18_cpu_tensor_that_requires_grad_is_evaluated(evaluation: str) -> None:
+    torch = pytest.importorskip("torch")
+    logits = torch.tensor(_Z, requires_grad=True)
+    expected = _EVALUATIONS[evaluation](_Z, _Y)
+    assert _EVALUATIONS[evaluation](logits, torch.tensor(_Y)) == expected
+
+
+@pytest.mark.parametrize("evaluation", list(_EVALUATIONS))
+def test_issue10_item18_bfloat16_cpu_tensor_is_evaluated(evaluation: str) -> None:
+    # _Z holds values exact in bfloat16: the result is that of the same float64 values.
+    torch = pytest.importorskip("torch")
+    logits = torch.tensor(_Z, dtype=torch.bfloat16)
+    assert _EVALUATIONS[evaluation](logits, torch.tensor(_Y)) == _EVALUATIONS[evaluation](_Z, _Y)
+
+
+def test_issue10_item17_probabilities_are_validated_in_their_stored_dtype() -> None:
+    # bfloat16 rounding leaves [0.1, 0.2, 0.7] summing to 0.99951: within bfloat16's
+    # tolerance, so accepted as bfloat16; the same numbers in float32 are 5e-4 off, far
+    # beyond float32's tolerance, and refused. An upcast before validation would refuse both.
+    torch = pytest.importorskip("torch")
+    probs = torch.tensor([[0.1, 0.2, 0.7]], dtype=torch.bfloat16)
+    nll = crossent.negative_log_likelihood(probs, torch.tensor([2]))
+    assert nll == pytest.approx(-math.log(float(probs[0, 2])), rel=1e-15)
+    with pytest.raises(crossent.InputError, match="must sum to 1"):
+        crossent.negative_log_likelihood(probs.to(torch.float32), torch.tensor([2]))
+
+
+def test_issue10_item19_zero_classes_raise_naming_the_argument() -> None:
+    with pytest.raises(crossent.InputError, match=r"`probs` has 0 classes"):
+        crossent.calibration_error(np.zeros((2, 0)), [0, 0])
+    with pytest.raises(crossent.InputError, match=r"`logits` has 0 classes"):
+        crossent.TemperatureScaling().fit(np.zeros((2, 0)), [0, 0])
+
+
+def test_issue10_item19_meta_tensor_is_refused_with_the_reason() -> None:
+    torch = pytest.importorskip("torch")
+    meta = torch.zeros((2, 3), device="meta")
+    with pytest.raises(crossent.InputTypeError, match=r"`probs` is a meta tensor"):
+        crossent.negative_log_likelihood(meta, [0, 1])
+    with pytest.raises(crossent.InputTypeError, match=r"`probs` is a meta tensor"):
+        crossent.negative_log_likelihood(meta, [0, 1], validate=False)

@@ -66,3 +66,109 @@ def test_issue10_item8_kl_terms_keep_relative_accuracy_near_one(backend: Backend
     )
     truth = np.array([_kl_mpmath(a, b) for a, b in zip(p, q, strict=True)])
     np.testing.assert_allclose(got, truth, rtol=1e-14, atol=0)
+
+
+# ------------------------------------------------- item 16: every torch integer dtype
+
+_TORCH_INTEGER_DTYPES = ["int8", "int16", "int32", "uint8", "uint16", "uint32", "uint64"]
+_LOGITS = np.array([[1.0, 2.0, -0.5], [0.0, 1.0, 3.0], [2.0, -1.0, 0.5], [0.2, 0.1, 0.0]])
+_LABELS = np.array([0, 2, 1, 0])
+
+
+@pytest.mark.parametrize("dtype", _TORCH_INTEGER_DTYPES)
+@pytest.mark.parametrize(
+    "function",
+    [
+        crossent.softmax_cross_entropy,
+        crossent.softmax_cross_entropy_grad,
+        crossent.softmax_focal_loss,
+        crossent.multiclass_hinge_loss,
+        lambda z, y: crossent.negative_log_likelihood(z, y, form="logits"),
+        lambda z, y: crossent.accuracy(z, y, form="logits"),
+        lambda z, y: crossent.brier_score(z, y, form="logits"),
+        lambda z, y: crossent.calibration_error(z, y, form="logits").value,
+    ],
+)
+def test_issue10_item16_torch_integer_labels_of_any_dtype(dtype: str, function: object) -> None:
+    torch = pytest.importorskip("torch")
+    logits = torch.tensor(_LOGITS)
+    expected = function(logits, torch.tensor(_LABELS, dtype=torch.int64))  # type: ignore[operator]
+    got = function(logits, torch.tensor(_LABELS, dtype=getattr(torch, dtype)))  # type: ignore[operator]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+@pytest.mark.parametrize("dtype", _TORCH_INTEGER_DTYPES)
+def test_issue10_item16_out_of_range_labels_of_any_dtype_are_named(dtype: str) -> None:
+    torch = pytest.importorskip("torch")
+    labels = torch.tensor([0, 2, 7, 0], dtype=getattr(torch, dtype))
+    with pytest.raises(crossent.InputError, match=r"row 2 has 7"):
+        crossent.softmax_cross_entropy(torch.tensor(_LOGITS), labels)
+
+
+def test_issue10_item16_huge_uint64_label_is_out_of_range_not_negative() -> None:
+    torch = pytest.importorskip("torch")
+    labels = torch.tensor([0, 2, 2**64 - 1, 0], dtype=torch.uint64)
+    with pytest.raises(crossent.InputError, match=r"row 2 has 9223372036854775807"):
+        crossent.softmax_cross_entropy(torch.tensor(_LOGITS), labels)
+
+
+# ------------------------------------------------------ item 19: zero classes, meta tensors
+
+_MEASURES = {
+    "entropy": lambda p, form, validate: crossent.entropy(p, p_form=form, validate=validate),
+    "cross_entropy": lambda p, form, validate: crossent.cross_entropy(
+        p, p, p_form=form, q_form=form, validate=validate
+    ),
+    "kl_divergence": lambda p, form, validate: crossent.kl_divergence(
+        p, p, p_form=form, q_form=form, validate=validate
+    ),
+    "js_divergence": lambda p, form, validate: crossent.js_divergence(
+        p, p, p_form=form, q_form=form, validate=validate
+    ),
+    "perplexity": lambda p, form, validate: crossent.perplexity(p, p_form=form, validate=validate),
+    "decomposition": lambda p, form, validate: crossent.cross_entropy_decomposition(
+        p, p, p_form=form, q_form=form, validate=validate
+    ),
+}
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize("form", ["probs", "log_probs", "logits"])
+@pytest.mark.parametrize("measure", list(_MEASURES))
+def test_issue10_item19_zero_classes_raise_input_error(
+    backend: Backend, measure: str, form: str, validate: bool
+) -> None:
+    empty = backend.asarray(np.zeros((2, 0)))
+    with pytest.raises(crossent.InputError, match=r"`p` has 0 classes along axis 1"):
+        _MEASURES[measure](empty, form, validate)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        lambda m: crossent.entropy(m),
+        lambda m: crossent.kl_divergence(m, m),
+        lambda m: crossent.cross_entropy(m, m, q_form="logits"),
+        lambda m: crossent.softmax_cross_entropy(m, _meta_labels(m)),
+        lambda m: crossent.softmax_cross_entropy_grad(m, _meta_labels(m)),
+    ],
+)
+def test_issue10_item19_meta_tensor_with_validation_gives_a_clear_error(function: object) -> None:
+    torch = pytest.importorskip("torch")
+    meta = torch.zeros((2, 3), device="meta")
+    with pytest.raises(crossent.InputTypeError, match=r"meta tensor.*validate=False"):
+        function(meta)  # type: ignore[operator]
+
+
+def _meta_labels(meta: object) -> object:
+    import torch
+
+    return torch.zeros(2, dtype=torch.int64, device="meta")
+
+
+def test_issue10_item19_meta_tensor_without_validation_keeps_shapes() -> None:
+    torch = pytest.importorskip("torch")
+    meta = torch.zeros((2, 3), device="meta")
+    result = crossent.kl_divergence(meta, meta, validate=False)
+    assert result.device.type == "meta"
+    assert tuple(result.shape) == (2,)

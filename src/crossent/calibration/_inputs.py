@@ -1,8 +1,9 @@
 """Predictions and labels for evaluation: named form, validated once, read in row blocks.
 
 Evaluation runs on the host in float64.  Arrays from other libraries are read through
-``numpy.asarray`` (DLPack for device arrays that support it).  The input is validated
-once in its own dtype (no float64 copy of the whole matrix), and then offered in blocks
+``numpy.asarray`` (DLPack where that fails; PyTorch tensors detached, bfloat16 widened to
+float32).  The input is validated once in its own library and dtype, which sets the
+tolerance (no float64 copy of the whole matrix), and then offered in blocks
 of rows, each converted to float64 log-probabilities and probabilities, so memory stays
 at a few blocks whatever the number of rows.
 """
@@ -16,8 +17,8 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import Form, check_form, check_labels, row_offset
-from .._xp import compute_dtype, log_softmax, namespace
+from .._checks import Form, check_classes, check_form, check_labels, row_offset
+from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
 from ..info._kernels import safe_log
 from ..info._sides import prepare
@@ -140,28 +141,9 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
     return log_probs, np.exp(log_probs)
 
 
-def _host(x: Any, name: str) -> Any:
-    """``x`` as a NumPy array without copying NumPy input; device arrays via DLPack."""
-    if isinstance(x, np.ndarray):
-        return x
-    if isinstance(x, list | tuple | int | float | np.generic):
-        return np.asarray(x)
-    try:
-        return np.asarray(x)
-    except Exception:
-        try:
-            return np.from_dlpack(x)
-        except Exception as exc:
-            raise InputError(
-                f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
-                "the CPU first"
-            ) from exc
-
-
 def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
-    labels = _host(labels, "labels")
-    xp, (labels,) = namespace(labels, names=("labels",))
+    xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     check_labels(
@@ -190,15 +172,13 @@ def as_predictions(
     ``first_row`` numbers the rows in error messages (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
-    values = _host(values, name)
-    xp, (values,) = namespace(values, names=(name,))
+    xp, (values,) = namespace(detached(values, name=name), names=(name,))
     if values.ndim != 2:
         raise InputError(
             f"`{name}` must have shape (n, classes), one row per example; got shape "
             f"{tuple(values.shape)}"
         )
-    if values.shape[1] < 1:
-        raise InputError(f"`{name}` must have at least one class; got shape {values.shape}")
+    check_classes(values.shape[1], name=name, axis=1)
     if not xp.isdtype(values.dtype, "real floating"):
         raise InputError(
             f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
@@ -207,12 +187,13 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], validate=validate
         )
-        dtype = compute_dtype(values, xp=xp, names=(name,))
-        if validate:
-            for start in range(0, values.shape[0], 1 << 16):
+        if validate:  # in the caller's library and dtype, which sets the tolerance
+            dtype = compute_dtype(values, xp=xp, names=(name,))
+            n = values.shape[0]
+            for start in range(0, n, 1 << 16):
                 with row_offset(first_row + start):
                     prepare(
-                        values[start : start + (1 << 16)],
+                        values[start : min(start + (1 << 16), n), :],
                         name=name,
                         form=checked_form,
                         axis=1,
@@ -220,4 +201,5 @@ def as_predictions(
                         dtype=dtype,
                         validate=True,
                     )
+    values = to_numpy(values, name=name)
     return Predictions(values, checked_form, label_ids)

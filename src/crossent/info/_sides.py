@@ -15,6 +15,7 @@ from typing import Any
 from .._checks import (
     Form,
     check_axis,
+    check_classes,
     check_distribution,
     check_log_distribution,
     check_logits,
@@ -69,6 +70,7 @@ def prepare(
 
     ``axis`` must already be normalised (non-negative).
     """
+    check_classes(x.shape[axis], name=name, axis=axis)
     storage_dtype = x.dtype
     values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     values = xp.astype(values, dtype) if values.dtype != dtype else values
