@@ -31,7 +31,7 @@ from ._error import (
 )
 from ._inputs import FloatArray, as_predictions, require_examples
 from ._parallel import ordered_map
-from ._rows import summarize
+from ._summaries import summarize
 
 __all__ = [
     "Interval",
@@ -228,7 +228,7 @@ def bootstrap_interval(
     _check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
-    require_examples(predictions, name="probs", purpose="a bootstrap interval")
+    require_examples(predictions, purpose="a bootstrap interval")
     value, replicates = _replicates(
         metric, predictions, log_base, calibration_options, resamples=resamples, seed=seed
     )
@@ -265,12 +265,12 @@ def _replicates(
             for w in resample_counts(predictions.n, resamples, seed)
         ]
         return value, np.array(replicates)
-    rows = summarize(predictions)
+    summaries = summarize(predictions)
     values = {
-        "nll": rows.surprisal / (log_base or 1.0),
-        "brier": rows.brier,
-        "spherical": rows.spherical,
-        "accuracy": rows.correct,
+        "nll": summaries.surprisal / (log_base or 1.0),
+        "brier": summaries.brier,
+        "spherical": summaries.spherical,
+        "accuracy": summaries.correct,
     }[metric]
     ones = np.ones(predictions.n)
     replicates = [weighted_mean(w, values) for w in resample_counts(predictions.n, resamples, seed)]
@@ -382,7 +382,7 @@ def compare_log_loss(
         )
     a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
     b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
-    require_examples(a, name="probs_a", purpose="a comparison")
+    require_examples(a, purpose="a comparison")
     loss_a = summarize(a).surprisal / log_base
     loss_b = summarize(b).surprisal / log_base
     _check_difference_defined(loss_a, loss_b)

@@ -18,10 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .._checks import Form, check_classes, check_form, check_labels, row_offset
+from .._numerics import safe_log
+from .._sides import prepare
 from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
-from ..info._kernels import safe_log
-from ..info._sides import prepare
 from ._parallel import ordered_map
 
 __all__ = [
@@ -64,15 +64,16 @@ class Block:
 class Predictions:
     """Validated predictions ``(n, classes)`` of a named form and their integer labels.
 
-    ``rows``, when given, selects (sorted) rows of ``values`` lazily: blocks gather only
-    their own rows, so a subset of a memory-mapped file is never loaded whole.
-    ``labels`` are those of the selected rows.
+    ``selected``, when given, holds the (sorted) indices of the rows of ``values`` to use,
+    gathered lazily: blocks gather only their own rows, so a subset of a memory-mapped
+    file is never loaded whole.  ``labels`` are those of the selected rows.
     """
 
     values: Any
     form: Form
     labels: IntArray
-    rows: IntArray | None = None
+    selected: IntArray | None = None
+    name: str = "probs"
 
     @property
     def n(self) -> int:
@@ -90,7 +91,9 @@ class Predictions:
     def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
         start, stop = span
         chosen = (
-            self.values[start:stop] if self.rows is None else self.values[self.rows[start:stop]]
+            self.values[start:stop]
+            if self.selected is None
+            else self.values[self.selected[start:stop]]
         )
         return start, np.asarray(chosen, dtype=np.float64), self.labels[start:stop]
 
@@ -118,14 +121,14 @@ class Predictions:
 
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
-        chosen = rows if self.rows is None else self.rows[rows]
-        return Predictions(self.values, self.form, self.labels[rows], chosen)
+        chosen = rows if self.selected is None else self.selected[rows]
+        return Predictions(self.values, self.form, self.labels[rows], chosen, self.name)
 
 
-def require_examples(predictions: Predictions, *, name: str, purpose: str) -> None:
+def require_examples(predictions: Predictions, *, purpose: str) -> None:
     """Refuse predictions of 0 rows: ``purpose`` says what needed at least one example."""
     if predictions.n == 0:
-        raise InputError(f"`{name}` has 0 rows; {purpose} needs at least one example")
+        raise InputError(f"`{predictions.name}` has 0 rows; {purpose} needs at least one example")
 
 
 def _empty(predictions: Predictions) -> FloatArray:
@@ -163,15 +166,18 @@ def as_predictions(
     labels: Any,
     *,
     form: str,
-    name: str = "probs",
+    name: str | None = None,
     validate: bool = True,
     first_row: int = 0,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
-    ``first_row`` numbers the rows in error messages (for data read in chunks).
+    Messages call ``values`` by ``name``, by default by its form (`probs`, `log_probs`,
+    `logits`): what the caller said it holds.  ``first_row`` numbers the rows in error
+    messages (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
+    name = checked_form if name is None else name
     xp, (values,) = namespace(detached(values, name=name), names=(name,))
     if values.ndim != 2:
         raise InputError(
@@ -202,4 +208,4 @@ def as_predictions(
                         validate=True,
                     )
     values = to_numpy(values, name=name)
-    return Predictions(values, checked_form, label_ids)
+    return Predictions(values, checked_form, label_ids, name=name)

@@ -11,9 +11,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from .._checks import Form, check_axis, check_base, check_eps, check_form
-from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
-from ._blocks import evaluate_by_rows
-from ._kernels import (
+from .._numerics import (
     cross_terms,
     cross_terms_from_probs,
     entropy_terms,
@@ -22,7 +20,9 @@ from ._kernels import (
     kl_terms,
     kl_terms_from_log,
 )
-from ._sides import Side, prepare, prepare_pair
+from .._sides import Side, prepare, prepare_pair
+from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
+from ._blocks import evaluate_by_rows
 
 __all__ = [
     "CrossEntropyDecomposition",
