@@ -56,6 +56,13 @@ _LOG_SCALE = _SCALE_EXPONENT * math.log(2.0)
 # ones do not. Probed once, so the NumPy path pays for the repair only where needed.
 _REL_ENTR_OVERFLOWS = bool(np.isinf(special.rel_entr(1.0, 1e-310)))
 
+# SciPy releases whose rel_entr computes x * log(x / y) lose the relative accuracy of
+# terms with x / y near 1 (SciPy 1.17's does not): 1 * log(1 / (1 - 2**-30)) is
+# 2**-30 + 2**-61 + ..., the rounded ratio 1 + 2**-30 gives 2**-30 - 2**-61.
+_REL_ENTR_NAIVE_NEAR_ONE = bool(
+    abs(special.rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30)) - 1.0) > 1e-12
+)
+
 
 def _ones(x: Array, *, xp: ModuleType) -> Array:
     return xp.ones_like(x)
@@ -119,7 +126,8 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     :math:`\epsilon` in a logarithm of size :math:`|p - q|/q`, so the sum of nearly
     equal distributions came out negative.  Elsewhere :math:`|\log(p/q)| > \log 2` and
     the ratio's rounding is harmless.  The derivative is unchanged:
-    :math:`\partial_p = \log(p/q) + 1`, :math:`\partial_q = -p/q`.
+    :math:`\partial_p = \log(p/q) + 1`, :math:`\partial_q = -p/q`.  On NumPy, SciPy's
+    ``rel_entr`` keeps this accuracy itself (1.17); older releases are repaired here.
     """
     if is_numpy(xp):
         terms = np.asarray(special.rel_entr(p, q))
@@ -130,10 +138,15 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
                 terms[overflowed] = p_b[overflowed] * (
                     np.log(p_b[overflowed]) - np.log(q_b[overflowed])
                 )
-        near = (p_b > 0) & (p_b <= 2 * q_b) & (q_b <= 2 * p_b)
-        if near.any():
-            p_n, q_n = p_b[near], q_b[near]
-            terms[near] = p_n * np.log1p((p_n - q_n) / q_n)
+        if not _REL_ENTR_NAIVE_NEAR_ONE:
+            return terms
+        # Near 1 (|p - q| <= min(p, q), i.e. q/2 <= p <= 2q), in place: no gathers.
+        difference = np.subtract(p_b, q_b, dtype=terms.dtype)
+        near = np.abs(difference) <= np.minimum(p_b, q_b)
+        near &= p_b > 0
+        np.divide(difference, q_b, out=difference, where=near)
+        np.log1p(difference, out=difference, where=near)
+        np.multiply(p_b, difference, out=terms, where=near)
         return terms
     ones = _ones(p, xp=xp)
     p_pos = p > 0

@@ -172,3 +172,25 @@ def test_issue10_item19_meta_tensor_without_validation_keeps_shapes() -> None:
     result = crossent.kl_divergence(meta, meta, validate=False)
     assert result.device.type == "meta"
     assert tuple(result.shape) == (2,)
+
+
+def test_issue10_item8_numpy_repairs_a_rel_entr_that_loses_digits_near_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # SciPy 1.17's rel_entr is accurate near p = q; older ones computed x * log(x / y).
+    import types
+
+    from crossent import _numerics
+
+    def naive(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x > 0, x * np.log(x / y), 0.0)
+
+    monkeypatch.setattr(_numerics, "special", types.SimpleNamespace(rel_entr=naive))
+    monkeypatch.setattr(_numerics, "_REL_ENTR_NAIVE_NEAR_ONE", True)
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 1.0, size=(200, 1))
+    q = p * (1 + rng.uniform(-1e-10, 1e-10, size=(200, 1)))
+    got = crossent.kl_divergence(p, q, validate=False)
+    truth = np.array([_kl_mpmath(a, b) for a, b in zip(p, q, strict=True)])
+    np.testing.assert_allclose(got, truth, rtol=1e-14, atol=0)
