@@ -1,8 +1,9 @@
 """Predictions and labels for evaluation: named form, validated once, read in row blocks.
 
 Evaluation runs on the host in float64.  Arrays from other libraries are read through
-``numpy.asarray`` (DLPack for device arrays that support it).  The input is validated
-once in its own dtype (no float64 copy of the whole matrix), and then offered in blocks
+``numpy.asarray`` (DLPack where that fails; PyTorch tensors detached, bfloat16 widened to
+float32).  The input is validated once in its own library and dtype, which sets the
+tolerance (no float64 copy of the whole matrix), and then offered in blocks
 of rows, each converted to float64 log-probabilities and probabilities, so memory stays
 at a few blocks whatever the number of rows.
 """
@@ -16,11 +17,11 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import Form, check_form, check_labels, row_offset
-from .._xp import compute_dtype, log_softmax, namespace
+from .._checks import Form, check_classes, check_form, check_labels, row_offset
+from .._numerics import safe_log
+from .._sides import prepare
+from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
-from ..info._kernels import safe_log
-from ..info._sides import prepare
 from ._parallel import ordered_map
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Predictions",
     "as_predictions",
     "labels_array",
+    "require_examples",
     "to_log_probs_and_probs",
 ]
 
@@ -62,15 +64,16 @@ class Block:
 class Predictions:
     """Validated predictions ``(n, classes)`` of a named form and their integer labels.
 
-    ``rows``, when given, selects (sorted) rows of ``values`` lazily: blocks gather only
-    their own rows, so a subset of a memory-mapped file is never loaded whole.
-    ``labels`` are those of the selected rows.
+    ``selected``, when given, holds the (sorted) indices of the rows of ``values`` to use,
+    gathered lazily: blocks gather only their own rows, so a subset of a memory-mapped
+    file is never loaded whole.  ``labels`` are those of the selected rows.
     """
 
     values: Any
     form: Form
     labels: IntArray
-    rows: IntArray | None = None
+    selected: IntArray | None = None
+    name: str = "probs"
 
     @property
     def n(self) -> int:
@@ -88,7 +91,9 @@ class Predictions:
     def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
         start, stop = span
         chosen = (
-            self.values[start:stop] if self.rows is None else self.values[self.rows[start:stop]]
+            self.values[start:stop]
+            if self.selected is None
+            else self.values[self.selected[start:stop]]
         )
         return start, np.asarray(chosen, dtype=np.float64), self.labels[start:stop]
 
@@ -116,8 +121,14 @@ class Predictions:
 
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
-        chosen = rows if self.rows is None else self.rows[rows]
-        return Predictions(self.values, self.form, self.labels[rows], chosen)
+        chosen = rows if self.selected is None else self.selected[rows]
+        return Predictions(self.values, self.form, self.labels[rows], chosen, self.name)
+
+
+def require_examples(predictions: Predictions, *, purpose: str) -> None:
+    """Refuse predictions of 0 rows: ``purpose`` says what needed at least one example."""
+    if predictions.n == 0:
+        raise InputError(f"`{predictions.name}` has 0 rows; {purpose} needs at least one example")
 
 
 def _empty(predictions: Predictions) -> FloatArray:
@@ -133,28 +144,9 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
     return log_probs, np.exp(log_probs)
 
 
-def _host(x: Any, name: str) -> Any:
-    """``x`` as a NumPy array without copying NumPy input; device arrays via DLPack."""
-    if isinstance(x, np.ndarray):
-        return x
-    if isinstance(x, list | tuple | int | float | np.generic):
-        return np.asarray(x)
-    try:
-        return np.asarray(x)
-    except Exception:
-        try:
-            return np.from_dlpack(x)
-        except Exception as exc:
-            raise InputError(
-                f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
-                "the CPU first"
-            ) from exc
-
-
 def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
-    labels = _host(labels, "labels")
-    xp, (labels,) = namespace(labels, names=("labels",))
+    xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     check_labels(
@@ -174,24 +166,25 @@ def as_predictions(
     labels: Any,
     *,
     form: str,
-    name: str = "probs",
+    name: str | None = None,
     validate: bool = True,
     first_row: int = 0,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
-    ``first_row`` numbers the rows in error messages (for data read in chunks).
+    Messages call ``values`` by ``name``, by default by its form (`probs`, `log_probs`,
+    `logits`): what the caller said it holds.  ``first_row`` numbers the rows in error
+    messages (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
-    values = _host(values, name)
-    xp, (values,) = namespace(values, names=(name,))
+    name = checked_form if name is None else name
+    xp, (values,) = namespace(detached(values, name=name), names=(name,))
     if values.ndim != 2:
         raise InputError(
             f"`{name}` must have shape (n, classes), one row per example; got shape "
             f"{tuple(values.shape)}"
         )
-    if values.shape[1] < 1:
-        raise InputError(f"`{name}` must have at least one class; got shape {values.shape}")
+    check_classes(values.shape[1], name=name, axis=1)
     if not xp.isdtype(values.dtype, "real floating"):
         raise InputError(
             f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
@@ -200,12 +193,13 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], validate=validate
         )
-        dtype = compute_dtype(values, xp=xp, names=(name,))
-        if validate:
-            for start in range(0, values.shape[0], 1 << 16):
+        if validate:  # in the caller's library and dtype, which sets the tolerance
+            dtype = compute_dtype(values, xp=xp, names=(name,))
+            n = values.shape[0]
+            for start in range(0, n, 1 << 16):
                 with row_offset(first_row + start):
                     prepare(
-                        values[start : start + (1 << 16)],
+                        values[start : min(start + (1 << 16), n), :],
                         name=name,
                         form=checked_form,
                         axis=1,
@@ -213,4 +207,5 @@ def as_predictions(
                         dtype=dtype,
                         validate=True,
                     )
-    return Predictions(values, checked_form, label_ids)
+    values = to_numpy(values, name=name)
+    return Predictions(values, checked_form, label_ids, name=name)

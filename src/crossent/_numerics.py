@@ -1,0 +1,241 @@
+"""Elementwise terms of the information measures, exact at the limits.
+
+Shared by ``info/`` (the measures), ``losses/`` (distillation) and ``calibration/``
+(``safe_log``), so none of them imports another package's private module.
+
+Every kernel here maps arrays to arrays of the same broadcast shape; the measures
+sum them.  Conventions (Cover and Thomas 2006, sec. 2.3): ``0 log 0 = 0``,
+``0 log(0/q) = 0`` and ``p log(p/0) = +inf`` for ``p > 0``.
+
+Two implementations of each kernel:
+
+* NumPy: SciPy's C ufuncs (``entr``, ``xlogy``, ``rel_entr``, ``xlog1py``), one pass
+  without temporaries and without floating-point warnings.
+* Any other namespace: the same values from array-API operations, written so that
+  no branch evaluates ``log(0)`` or ``x / 0`` (the "double where" pattern).  A branch
+  that ``where`` discards still receives gradient ``0 * d(branch)``, which is NaN if
+  the discarded branch has an infinite derivative; feeding it safe placeholder
+  values keeps torch autograd and ``jax.grad`` finite wherever the value is finite.
+
+At a term with ``p = 0`` the derivative with respect to ``p`` is taken to be the one
+of the convention's constant (0 at ``p = q = 0``), because the one-sided derivative
+(``-log q`` or ``-log p``) is infinite there.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+
+import numpy as np
+from scipy import special
+
+from ._xp import Array, is_numpy
+
+__all__ = [
+    "binary_cross_grad_terms",
+    "binary_cross_terms",
+    "binary_entropy_terms",
+    "cross_terms",
+    "cross_terms_from_probs",
+    "entropy_terms",
+    "entropy_terms_from_log",
+    "js_terms",
+    "kl_terms",
+    "kl_terms_from_log",
+    "safe_log",
+    "surprisal_terms",
+]
+
+# Subnormal denominators make p / q overflow although log(p / q) is finite; scaling
+# them by 2**64 (exact) brings every subnormal float32 or float64 into the normal range.
+_SCALE_EXPONENT = 64
+_LOG_SCALE = _SCALE_EXPONENT * math.log(2.0)
+
+# SciPy releases whose rel_entr computes x * log(x / y) overflow for subnormal y; newer
+# ones do not. Probed once, so the NumPy path pays for the repair only where needed.
+_REL_ENTR_OVERFLOWS = bool(np.isinf(special.rel_entr(1.0, 1e-310)))
+
+# SciPy releases whose rel_entr computes x * log(x / y) lose the relative accuracy of
+# terms with x / y near 1 (SciPy 1.17's does not): 1 * log(1 / (1 - 2**-30)) is
+# 2**-30 + 2**-61 + ..., the rounded ratio 1 + 2**-30 gives 2**-30 - 2**-61.
+_REL_ENTR_NAIVE_NEAR_ONE = bool(
+    abs(special.rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30)) - 1.0) > 1e-12
+)
+
+
+def _ones(x: Array, *, xp: ModuleType) -> Array:
+    return xp.ones_like(x)
+
+
+def safe_log(x: Array, *, xp: ModuleType) -> Array:
+    """``log(x)`` with ``log(0) = -inf``, no warning and a zero gradient at 0."""
+    if is_numpy(xp):
+        with np.errstate(divide="ignore"):
+            return xp.log(x)
+    positive = x > 0
+    logged = xp.log(xp.where(positive, x, _ones(x, xp=xp)))
+    return xp.where(positive, logged, xp.full_like(x, -math.inf))
+
+
+def surprisal_terms(p: Array, *, xp: ModuleType) -> Array:
+    """``-log p``, ``+inf`` at ``p = 0``."""
+    return -safe_log(p, xp=xp)
+
+
+def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
+    """``-p log p``, 0 at ``p = 0``."""
+    if is_numpy(xp):
+        return special.entr(p)
+    p_safe = xp.where(p > 0, p, _ones(p, xp=xp))
+    return -(p * xp.log(p_safe))
+
+
+def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
+    """``-p log p`` from ``log p``, 0 where ``log p = -inf``."""
+    finite = log_p > -math.inf
+    log_safe = xp.where(finite, log_p, xp.zeros_like(log_p))
+    return -(xp.exp(log_p) * log_safe)
+
+
+def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+    """``-p log q`` from ``p`` and ``log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+    zero_q = log_q == -math.inf
+    log_safe = xp.where(zero_q, xp.zeros_like(log_q), log_q)
+    terms = -(p * log_safe)
+    return xp.where(zero_q & (p > 0), xp.full_like(terms, math.inf), terms)
+
+
+def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    """``-p log q`` from probabilities (NumPy: ``-xlogy``)."""
+    if is_numpy(xp):
+        return -special.xlogy(p, q)
+    return cross_terms(p, safe_log(q, xp=xp), xp=xp)
+
+
+def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r"""``p log(p / q)`` from probabilities, to a few ulps relative, also for subnormal ``q``.
+
+    Where :math:`q/2 \le p \le 2q` the logarithm is taken as
+
+    .. math:: \log\frac{p}{q} = \operatorname{log1p}\Big(\frac{p - q}{q}\Big),
+
+    whose argument is exact up to one rounding (``p - q`` is exact there, by Sterbenz's
+    lemma), so each term keeps its relative accuracy as :math:`p \to q`.  The plain
+    ``log(p / q)`` does not: rounding the ratio costs an absolute error of about
+    :math:`\epsilon` in a logarithm of size :math:`|p - q|/q`, so the sum of nearly
+    equal distributions came out negative.  Elsewhere :math:`|\log(p/q)| > \log 2` and
+    the ratio's rounding is harmless.  The derivative is unchanged:
+    :math:`\partial_p = \log(p/q) + 1`, :math:`\partial_q = -p/q`.  On NumPy, SciPy's
+    ``rel_entr`` keeps this accuracy itself (1.17); older releases are repaired here.
+    """
+    if is_numpy(xp):
+        terms = np.asarray(special.rel_entr(p, q))
+        p_b, q_b = np.broadcast_arrays(p, q)
+        if _REL_ENTR_OVERFLOWS:
+            overflowed = np.isposinf(terms) & (q_b > 0)
+            if overflowed.any():  # p / q overflowed although q > 0: redo those with logs
+                terms[overflowed] = p_b[overflowed] * (
+                    np.log(p_b[overflowed]) - np.log(q_b[overflowed])
+                )
+        if not _REL_ENTR_NAIVE_NEAR_ONE:
+            return terms
+        # Near 1 (|p - q| <= min(p, q), i.e. q/2 <= p <= 2q), in place: no gathers.
+        difference = np.subtract(p_b, q_b, dtype=terms.dtype)
+        near = np.abs(difference) <= np.minimum(p_b, q_b)
+        near &= p_b > 0
+        np.divide(difference, q_b, out=difference, where=near)
+        np.log1p(difference, out=difference, where=near)
+        np.multiply(p_b, difference, out=terms, where=near)
+        return terms
+    ones = _ones(p, xp=xp)
+    p_pos = p > 0
+    q_pos = q > 0
+    p_safe = xp.where(p_pos, p, ones)
+    q_safe = xp.where(p_pos & q_pos, q, ones)
+    near = (p_safe <= 2 * q_safe) & (q_safe <= 2 * p_safe)
+    # Near 1: log1p of the exact difference (placeholders of 1 keep the other branch finite).
+    p_near = xp.where(near, p_safe, ones)
+    q_near = xp.where(near, q_safe, ones)
+    log_near = xp.log1p((p_near - q_near) / q_near)
+    # Far from 1: the ratio, with subnormal denominators scaled into the normal range.
+    p_far = xp.where(near, ones, p_safe)
+    q_far = xp.where(near, ones, q_safe)
+    tiny = xp.finfo(q.dtype).smallest_normal
+    subnormal = q_far < tiny
+    q_scaled = xp.where(subnormal, q_far * float(2**_SCALE_EXPONENT), q_far)
+    shift = xp.where(subnormal, xp.full_like(q_far, _LOG_SCALE), xp.zeros_like(q_far))
+    log_far = xp.log(p_far / q_scaled) + shift
+    terms = p * xp.where(near, log_near, log_far)
+    return xp.where(p_pos & ~q_pos, xp.full_like(terms, math.inf), terms)
+
+
+def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+    """``p (log p - log q)`` from log-probabilities.
+
+    0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
+    """
+    p_pos = log_p > -math.inf
+    q_zero = log_q == -math.inf
+    zeros = xp.zeros_like(log_p)
+    log_p_safe = xp.where(p_pos, log_p, zeros)
+    log_q_safe = xp.where(q_zero, zeros, log_q)
+    terms = xp.exp(log_p) * (log_p_safe - log_q_safe)
+    return xp.where(p_pos & q_zero, xp.full_like(terms, math.inf), terms)
+
+
+def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r"""Per-class Jensen-Shannon terms :math:`\tfrac12[p\log(2p/(p+q)) + q\log(2q/(p+q))]`.
+
+    Each term is :math:`\tfrac{p+q}{4}\,g(d)` with :math:`d = (p-q)/(p+q)` and
+    :math:`g(d) = (1+d)\log(1+d) + (1-d)\log(1-d) \ge 0`, so the sum has no
+    cancellation.  For :math:`|d| \le 1/2`, :math:`g(d) = 2d\,\operatorname{atanh}(d) +
+    \log(1-d^2)`, whose two terms cancel by a factor of at most 3 (plain
+    :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
+    :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
+    """
+    ones = _ones(p, xp=xp)
+    total = p + q
+    nonzero = total > 0
+    total_safe = xp.where(nonzero, total, ones)
+    d = (p - q) / total_safe
+    near = xp.abs(d) <= 0.5
+    d_near = xp.where(near, d, xp.zeros_like(d))
+    g_near = 2 * d_near * xp.atanh(d_near) + xp.log1p(-(d_near * d_near))
+    a = xp.where(near, ones, 2 * p / total_safe)
+    b = xp.where(near, ones, 2 * q / total_safe)
+    g_far = entropy_terms(a, xp=xp) + entropy_terms(b, xp=xp)
+    g = xp.where(near, g_near, -g_far)
+    return xp.where(nonzero, total * g / 4, xp.zeros_like(total))
+
+
+def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
+    """``-p log p - (1-p) log(1-p)``, with ``log1p`` for the second logarithm."""
+    one_minus = 1 - p
+    if is_numpy(xp):
+        return special.entr(p) - special.xlog1py(one_minus, -p)
+    p_below_one = xp.where(one_minus > 0, p, xp.zeros_like(p))
+    return entropy_terms(p, xp=xp) - one_minus * xp.log1p(-p_below_one)
+
+
+def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    """``-p log q - (1-p) log(1-q)``; ``log1p`` keeps the second term exact for small ``q``."""
+    one_minus_p = 1 - p
+    if is_numpy(xp):
+        return -special.xlogy(p, q) - special.xlog1py(one_minus_p, -q)
+    q_below_one = q < 1
+    q_safe = xp.where(q_below_one, q, xp.zeros_like(q))
+    second = -(one_minus_p * xp.log1p(-q_safe))
+    second = xp.where(~q_below_one & (one_minus_p > 0), xp.full_like(second, math.inf), second)
+    return cross_terms_from_probs(p, q, xp=xp) + second
+
+
+def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
+    one_minus_p = 1 - p
+    ones = xp.ones_like(q)
+    first = xp.where(p > 0, -p / xp.where(q > 0, q, ones), xp.zeros_like(q))
+    first = xp.where((p > 0) & (q == 0), xp.full_like(first, -math.inf), first)
+    second = xp.where(one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), xp.zeros_like(q))
+    second = xp.where((one_minus_p > 0) & (q == 1), xp.full_like(second, math.inf), second)
+    return first + second

@@ -1,0 +1,130 @@
+"""One side of a measure: a distribution given as probabilities, log-probabilities or logits.
+
+Shared by ``info/`` (the measures), ``losses/`` (targets, distillation) and
+``calibration/`` (validating predictions), so none of them imports another package's
+private module.
+
+The caller names the form (``p_form=``, ``q_form=``); nothing here infers it.
+:func:`prepare` moves the class axis last, casts to the compute dtype, validates
+according to the form, and offers the distribution as probabilities or
+log-probabilities, converting lazily and at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from ._checks import (
+    Form,
+    check_axis,
+    check_classes,
+    check_distribution,
+    check_log_distribution,
+    check_logits,
+    check_same_classes,
+)
+from ._numerics import safe_log
+from ._xp import Array, compute_dtype, log_softmax, logsumexp
+
+__all__ = ["Side", "prepare", "prepare_pair"]
+
+
+@dataclass
+class Side:
+    """A validated distribution with its class axis last."""
+
+    values: Array
+    form: Form
+    xp: ModuleType
+    _cache: dict[str, Array] = field(default_factory=dict)
+
+    def probs(self) -> Array:
+        """The probabilities (``exp`` of the log-probabilities unless given directly)."""
+        if self.form == "probs":
+            return self.values
+        if "probs" not in self._cache:
+            self._cache["probs"] = self.xp.exp(self.log_probs())
+        return self._cache["probs"]
+
+    def log_probs(self) -> Array:
+        """The log-probabilities (``-inf`` for probability 0)."""
+        if self.form == "log_probs":
+            return self.values
+        if "log_probs" not in self._cache:
+            if self.form == "logits":
+                self._cache["log_probs"] = log_softmax(self.values, xp=self.xp)
+            else:
+                self._cache["log_probs"] = safe_log(self.values, xp=self.xp)
+        return self._cache["log_probs"]
+
+
+def prepare(
+    x: Array,
+    *,
+    name: str,
+    form: Form,
+    axis: int,
+    xp: ModuleType,
+    dtype: Any,
+    validate: bool,
+) -> Side:
+    """Move the class axis of ``x`` last, cast it to ``dtype`` and validate it as ``form``.
+
+    ``axis`` must already be normalised (non-negative).
+    """
+    check_classes(x.shape[axis], name=name, axis=axis)
+    storage_dtype = x.dtype
+    values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
+    values = xp.astype(values, dtype) if values.dtype != dtype else values
+    side = Side(values=values, form=form, xp=xp)
+    if validate:
+        if form == "probs":
+            check_distribution(values, name=name, xp=xp, axis=axis, storage_dtype=storage_dtype)
+        elif form == "log_probs":
+            check_log_distribution(
+                values,
+                name=name,
+                xp=xp,
+                axis=axis,
+                lse=logsumexp(values, xp=xp),
+                storage_dtype=storage_dtype,
+            )
+        else:
+            check_logits(values, name=name, xp=xp, axis=axis)
+    return side
+
+
+def prepare_pair(
+    p: Array,
+    q: Array,
+    *,
+    names: tuple[str, str],
+    forms: tuple[Form, Form],
+    axis: int,
+    xp: ModuleType,
+    validate: bool,
+) -> tuple[Side, Side, Any]:
+    """Prepare two distributions over the same classes; returns both and the compute dtype."""
+    if p.ndim == 0 or q.ndim == 0:
+        check_axis(axis, min(p.ndim, q.ndim), name=names[0] if p.ndim == 0 else names[1])
+    axis_p = check_axis(axis, p.ndim, name=names[0])
+    axis_q = check_axis(axis, q.ndim, name=names[1])
+    check_same_classes(
+        _class_last(p.shape, axis_p), _class_last(q.shape, axis_q), names=names, axis=axis
+    )
+    dtype = compute_dtype(p, q, xp=xp, names=names)
+    side_p = prepare(
+        p, name=names[0], form=forms[0], axis=axis_p, xp=xp, dtype=dtype, validate=validate
+    )
+    side_q = prepare(
+        q, name=names[1], form=forms[1], axis=axis_q, xp=xp, dtype=dtype, validate=validate
+    )
+    return side_p, side_q, dtype
+
+
+def _class_last(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    dims = list(shape)
+    dims.append(dims.pop(axis))
+    return tuple(dims)
