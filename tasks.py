@@ -2,7 +2,7 @@
 """Project tasks that work on a fresh clone with only Python >= 3.11 and the package index.
 
     python3 tasks.py report  # the main job: install crossent into .venv, run `crossent report`
-    python3 tasks.py demo    # the seeds' worked examples (`crossent demo`)
+    python3 tasks.py demo    # the tutorial examples (`crossent demo [TOPIC]`)
     python3 tasks.py test    # install the test extras into .venv; ruff, mypy, pytest
 
 Both create ``.venv`` beside this file on first use and re-install only when
