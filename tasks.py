@@ -130,7 +130,10 @@ def test(args: list[str]) -> None:
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "mypy")
-    build_docs([])  # the tests open the built site in a headless browser
+    if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+        print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
+    else:
+        build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
     _run(PYTHON, "-m", "pytest", *args)
 
 
