@@ -24,7 +24,8 @@ from typing import Any
 import crossent
 
 from ._builtin import builtin_dataset
-from ._demo import TOPICS, run_demo
+from ._demo import TOPICS as _DEMO_TOPICS
+from ._demo import run_demo
 from ._explain import run_explain
 from ._files import write_atomically
 from ._render import render_html, render_terminal
@@ -114,9 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "topic",
         nargs="?",
-        choices=list(TOPICS),
+        choices=list(_DEMO_TOPICS),
         metavar="TOPIC",
-        help=f"one of {', '.join(TOPICS)} (default: all)",
+        help=f"one of {', '.join(_DEMO_TOPICS)} (default: all)",
     )
     return parser
 

@@ -37,16 +37,20 @@ import crossent
 from ._pipe import closed_pipe_is_quiet
 
 __all__ = [
+    "Output",
     "explain_binary",
     "explain_distributions",
     "explain_hinge",
     "explain_kl",
     "explain_logits",
+    "flags",
+    "fmt",
+    "parse_number",
     "parse_vector",
     "run_explain",
 ]
 
-LN2 = math.log(2.0)
+_LN2 = math.log(2.0)
 
 # Which flags each mode reads; any other flag given is a usage error naming it.
 _MODE_FLAGS = {
@@ -212,7 +216,7 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     with flags(p="--p", q="--q"):
         forward = float(crossent.kl_divergence(p, q, base=base))  # validates both
     reverse = float(crossent.kl_divergence(q, p, base=base))
-    scale = LN2 if bits else 1.0
+    scale = _LN2 if bits else 1.0
     terms_pq = special.rel_entr(p, q) / scale  # p log(p/q), 0 where p = 0
     terms_qp = special.rel_entr(q, p) / scale
     rows = [
@@ -283,7 +287,7 @@ def explain_logits(
     # d loss / d logits = (p - y') / T in nats; in bits, divided by ln 2 as the loss is.
     grad = crossent.softmax_cross_entropy_with_targets_grad(z, target, label_smoothing=eps) / t
     if bits:
-        grad = grad / LN2
+        grad = grad / _LN2
     smoothed = (1 - eps) * target + eps / logits.size
     title = "softmax cross-entropy from logits" + (f" at T = {t:g}" if temperature else "")
     columns = ["class", "logit z", "softmax p", "target y"]
@@ -328,7 +332,7 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         hinge = float(crossent.multiclass_hinge_loss(logits, label))
     ce = float(crossent.softmax_cross_entropy(logits, label, base=base))
     hinge_grad = crossent.multiclass_hinge_loss_grad(logits, label)
-    ce_grad = crossent.softmax_cross_entropy_grad(logits, label) / (LN2 if bits else 1.0)
+    ce_grad = crossent.softmax_cross_entropy_grad(logits, label) / (_LN2 if bits else 1.0)
     probs = special.softmax(_shift_and_scale(logits, 1.0))
     out.table(
         "hinge loss vs cross-entropy on the same logits",
@@ -377,7 +381,7 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
     base, unit = _unit(bits)
     with flags(p="--y", q="--p"):
         loss = float(crossent.binary_cross_entropy(y, p, base=base))  # validates both
-    log = (lambda v: math.log(v) / LN2) if bits else math.log
+    log = (lambda v: math.log(v) / _LN2) if bits else math.log
     positive = 0.0 if y == 0 else -y * (log(p) if p > 0 else -math.inf)
     negative = 0.0 if y == 1 else -(1 - y) * (log(1 - p) if p < 1 else -math.inf)
     out.line(f"binary cross-entropy, y = {y:g}, p = {p:g}, in {unit}:")
@@ -385,7 +389,7 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
     out.line(f"  -(1 - y) log(1 - p) = {fmt(negative)}")
     out.line(f"  loss               = {fmt(loss)} {unit}")
     if bits:
-        out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / LN2, sign=True)}")
+        out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / _LN2, sign=True)}")
     else:
         out.line(f"  gradient in the logit: p - y = {fmt(p - y, sign=True)}")
 
