@@ -37,6 +37,7 @@ __all__ = [
     "smoothing_coefficients",
     "softmax_rows",
     "target_terms",
+    "tempered_log_softmax",
     "weighted_class_sum",
     "z_loss_term",
 ]
@@ -76,6 +77,20 @@ def softmax_rows(
         top = top / temperature
     ell = log_sum_exp_shifted(shifted, xp=xp)
     return SoftmaxRows(z=z, shifted=shifted, ell=ell, lse=top + ell)
+
+
+def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Array:
+    r""":math:`\log\operatorname{softmax}(x/T)` over the last axis, shifted before dividing.
+
+    As in :func:`softmax_rows`, :math:`(x - \max x)/T` cannot overflow where
+    :math:`x/T` would for :math:`T < 1` (issue 10, item 9). A row whose maximum is not
+    finite is not shifted (as ``_xp.log_softmax``).
+    """
+    top = xp.max(x, axis=-1, keepdims=True)
+    shifted = x - xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    if temperature != 1.0:
+        shifted = shifted / temperature
+    return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
 
 def chain_rule(
