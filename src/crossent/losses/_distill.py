@@ -28,6 +28,7 @@ from ..errors import InputError
 from ..info._kernels import kl_terms_from_log
 from ..info._sides import prepare_pair
 from ._batch import Batch, batch_for, loss_options
+from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
 __all__ = ["distillation_loss", "distillation_loss_grad"]
@@ -256,5 +257,5 @@ def distillation_loss_grad(
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        grad = t * xp.where(s > 0, s * (diff - kl), xp.zeros_like(s))
+        grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
     return d.batch.finish_gradient(grad)

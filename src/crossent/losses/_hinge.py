@@ -71,7 +71,8 @@ def _hinge(
     # A rival scored -inf never violates the margin, even against a target of -inf (whose
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
-    margins = xp.where(never, xp.full_like(z, -math.inf), delta + z - z_y)
+    rivals = xp.where(never, xp.zeros_like(z), z)  # no -inf - (-inf) evaluated anywhere
+    margins = xp.where(never, xp.full_like(z, -math.inf), delta + rivals - z_y)
     return _Hinge(given.batch, z, margins, is_target)
 
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
+import numpy as np
+
 from .._xp import Array, log_sum_exp_shifted
 from ._batch import class_mask
 from ._reduction import weighted_term
@@ -56,6 +58,15 @@ class SoftmaxRows:
     lse: Array  # m + ell, keepdims
 
 
+def _divide(x: Array, temperature: float) -> Array:
+    """``x / T``; a quotient beyond the dtype's range is +-inf, its correctly rounded value.
+
+    NumPy would warn about that overflow; the warning is not a defect of the input.
+    """
+    with np.errstate(over="ignore"):
+        return x / temperature
+
+
 def softmax_rows(
     z: Array, *, soft_cap: float | None, temperature: float, xp: ModuleType
 ) -> SoftmaxRows:
@@ -73,8 +84,8 @@ def softmax_rows(
     top = xp.max(capped, axis=-1, keepdims=True)
     shifted = capped - top
     if temperature != 1.0:
-        shifted = shifted / temperature
-        top = top / temperature
+        shifted = _divide(shifted, temperature)
+        top = _divide(top, temperature)
     ell = log_sum_exp_shifted(shifted, xp=xp)
     return SoftmaxRows(z=z, shifted=shifted, ell=ell, lse=top + ell)
 
@@ -89,7 +100,7 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     top = xp.max(x, axis=-1, keepdims=True)
     shifted = x - xp.where(xp.isfinite(top), top, xp.zeros_like(top))
     if temperature != 1.0:
-        shifted = shifted / temperature
+        shifted = _divide(shifted, temperature)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
 
