@@ -15,15 +15,13 @@ cross-entropy and its gradient :math:`w_y(p - e_y)`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from .._checks import check_scalar
-from .._xp import Array, namespace
-from ._batch import Batch, label_batch, loss_options
+from .._xp import Array
 from ._reduction import weighted_term
-from ._terms import SoftmaxRows, log_prob_of_labels, probs_minus_onehot, softmax_rows
+from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -40,18 +38,6 @@ def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
     return xp.where(near, near_value, xp.log1p(-xp.exp(a_far)))
 
 
-@dataclass
-class _Focal:
-    """One validated call: the batch, the softmax rows, log p_y and the modulation."""
-
-    batch: Batch
-    rows: SoftmaxRows
-    safe: Array  # labels made safe to index with
-    gamma: float
-    log_p_y: Array  # keepdims, <= 0
-    modulation: Array  # (1 - p_y)^gamma, keepdims
-
-
 def _focal(
     logits: object,
     labels: object,
@@ -63,24 +49,23 @@ def _focal(
     reduction: str,
     base: float | None,
     validate: bool,
-) -> _Focal:
+) -> tuple[LabelledSoftmax, float, Array]:
+    """The labelled softmax, gamma, and the modulation (1 - p_y)^gamma (keepdims)."""
     g = check_scalar(gamma, name="gamma", low=0.0)
-    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
-    given = label_batch(
-        z,
-        y,
-        loss_options(reduction=reduction, base=base),
+    ls = labelled_softmax(
+        logits,
+        labels,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
+        reduction=reduction,
+        base=base,
         validate=validate,
-        xp=xp,
     )
-    rows = softmax_rows(given.values, soft_cap=None, temperature=1.0, xp=xp)
-    log_p_y = log_prob_of_labels(rows, given.labels.safe, xp=xp)
+    xp = ls.batch.xp
     # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
-    modulation = xp.ones_like(log_p_y) if g == 0 else xp.exp(g * _log1mexp(log_p_y, xp=xp))
-    return _Focal(given.batch, rows, given.labels.safe, g, log_p_y, modulation)
+    ones = xp.ones_like(ls.log_p_y)
+    return ls, g, ones if g == 0 else xp.exp(g * _log1mexp(ls.log_p_y, xp=xp))
 
 
 def softmax_focal_loss(
@@ -138,7 +123,7 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    f = _focal(
+    ls, _, modulation = _focal(
         logits,
         labels,
         gamma=gamma,
@@ -150,8 +135,8 @@ def softmax_focal_loss(
         validate=validate,
     )
     # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
-    weight_of_row = f.batch.example_weight * f.modulation
-    return f.batch.reduce(weighted_term(weight_of_row, -f.log_p_y, xp=f.batch.xp)[..., 0])
+    weight_of_row = ls.batch.example_weight * modulation
+    return ls.batch.reduce(weighted_term(weight_of_row, -ls.log_p_y, xp=ls.batch.xp)[..., 0])
 
 
 def softmax_focal_loss_grad(
@@ -197,7 +182,7 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    f = _focal(
+    ls, g, modulation = _focal(
         logits,
         labels,
         gamma=gamma,
@@ -208,12 +193,12 @@ def softmax_focal_loss_grad(
         base=base,
         validate=validate,
     )
-    xp, log_p_y = f.batch.xp, f.log_p_y
+    xp, log_p_y = ls.batch.xp, ls.log_p_y
     p_y = xp.exp(log_p_y)
     # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
     inside = (log_p_y < 0) & (p_y > 0)
     safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
     ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
-    factor = f.batch.example_weight * f.modulation * (1 - f.gamma * ratio)
-    return f.batch.finish_gradient(factor * probs_minus_onehot(f.rows, f.safe, xp=xp))
+    factor = ls.batch.example_weight * modulation * (1 - g * ratio)
+    return ls.batch.finish_gradient(factor * ls.probs_minus_onehot())

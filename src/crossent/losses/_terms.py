@@ -22,15 +22,17 @@ from types import ModuleType
 
 import numpy as np
 
-from .._xp import Array, log_sum_exp_shifted
-from ._batch import class_mask
+from .._xp import Array, log_sum_exp_shifted, namespace
+from ._batch import Batch, class_mask, label_batch, loss_options
 from ._reduction import weighted_term
 
 __all__ = [
+    "LabelledSoftmax",
     "SoftmaxRows",
     "chain_rule",
     "label_target_gradient",
     "label_terms",
+    "labelled_softmax",
     "log_prob_of_labels",
     "p_coefficient",
     "probs",
@@ -277,3 +279,45 @@ def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Arr
     r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`."""
     p = probs(rows, xp=xp)
     return xp.where(class_mask(safe, p.shape[-1], xp=xp), p - 1, p)
+
+
+@dataclass
+class LabelledSoftmax:
+    """Integer labels under the plain softmax of the logits: the base of focal and poly-1."""
+
+    batch: Batch  # example weights w_y (0 on ignored rows), layout, reduction
+    rows: SoftmaxRows
+    safe: Array  # the labels, ignored rows pointing at class 0
+    log_p_y: Array  # keepdims, <= 0
+
+    def probs_minus_onehot(self) -> Array:
+        r""":math:`p - e_y`, the gradient of :math:`-\log p_y`."""
+        return probs_minus_onehot(self.rows, self.safe, xp=self.batch.xp)
+
+
+def labelled_softmax(
+    logits: object,
+    labels: object,
+    *,
+    axis: int,
+    weight: object,
+    ignore_index: int | None,
+    reduction: str,
+    base: float | None,
+    validate: bool,
+) -> LabelledSoftmax:
+    r"""Validate logits and integer labels once; :math:`\log p_y` by the generic path."""
+    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
+    given = label_batch(
+        z,
+        y,
+        loss_options(reduction=reduction, base=base),
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
+    )
+    rows = softmax_rows(given.values, soft_cap=None, temperature=1.0, xp=xp)
+    safe = given.labels.safe
+    return LabelledSoftmax(given.batch, rows, safe, log_prob_of_labels(rows, safe, xp=xp))
