@@ -38,34 +38,12 @@ def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
     return xp.where(near, near_value, xp.log1p(-xp.exp(a_far)))
 
 
-def _focal(
-    logits: object,
-    labels: object,
-    *,
-    gamma: float,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    reduction: str,
-    base: float | None,
-    validate: bool,
-) -> tuple[LabelledSoftmax, float, Array]:
-    """The labelled softmax, gamma, and the modulation (1 - p_y)^gamma (keepdims)."""
-    g = check_scalar(gamma, name="gamma", low=0.0)
-    ls = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
-    xp = ls.batch.xp
-    # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
-    ones = xp.ones_like(ls.log_p_y)
-    return ls, g, ones if g == 0 else xp.exp(g * _log1mexp(ls.log_p_y, xp=xp))
+def _modulation(softmax: LabelledSoftmax, gamma: float) -> Array:
+    r"""The focal modulation :math:`(1 - p_y)^\gamma` (keepdims), in log space."""
+    xp = softmax.batch.xp
+    if gamma == 0:  # plain cross-entropy: skip 0 * log(0) at p_y = 1
+        return xp.ones_like(softmax.log_p_y)
+    return xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
 
 
 def softmax_focal_loss(
@@ -123,10 +101,10 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    ls, _, modulation = _focal(
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    ls = labelled_softmax(
         logits,
         labels,
-        gamma=gamma,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
@@ -134,6 +112,7 @@ def softmax_focal_loss(
         base=base,
         validate=validate,
     )
+    modulation = _modulation(ls, g)
     # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
     weight_of_row = ls.batch.example_weight * modulation
     return ls.batch.reduce(weighted_term(weight_of_row, -ls.log_p_y, xp=ls.batch.xp)[..., 0])
@@ -182,10 +161,10 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    ls, g, modulation = _focal(
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    ls = labelled_softmax(
         logits,
         labels,
-        gamma=gamma,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
@@ -193,6 +172,7 @@ def softmax_focal_loss_grad(
         base=base,
         validate=validate,
     )
+    modulation = _modulation(ls, g)
     xp, log_p_y = ls.batch.xp, ls.log_p_y
     p_y = xp.exp(log_p_y)
     # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)

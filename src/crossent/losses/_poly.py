@@ -23,34 +23,9 @@ from typing import Any
 from .._checks import check_scalar
 from .._xp import Array
 from ._reduction import weighted_term
-from ._terms import LabelledSoftmax, labelled_softmax
+from ._terms import labelled_softmax
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
-
-
-def _poly1(
-    logits: object,
-    labels: object,
-    *,
-    epsilon: float,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    reduction: str,
-    validate: bool,
-) -> tuple[LabelledSoftmax, float]:
-    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
-    softmax = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=None,
-        validate=validate,
-    )
-    return softmax, eps
 
 
 def poly1_cross_entropy(
@@ -115,14 +90,15 @@ def poly1_cross_entropy(
     >>> bool(abs(crossent.poly1_cross_entropy(z, y, epsilon=0.0) - ce_mean) < 1e-15)
     True
     """
-    softmax, eps = _poly1(
+    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
+    softmax = labelled_softmax(
         logits,
         labels,
-        epsilon=epsilon,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
         reduction=reduction,
+        base=None,
         validate=validate,
     )
     xp, log_p_y = softmax.batch.xp, softmax.log_p_y
@@ -174,14 +150,15 @@ def poly1_cross_entropy_grad(
     >>> print(g)  # (1 + 1/2) (p - e_y), p = (1/2, 1/2)
     [[-0.75  0.75]]
     """
-    softmax, eps = _poly1(
+    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
+    softmax = labelled_softmax(
         logits,
         labels,
-        epsilon=epsilon,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
         reduction=reduction,
+        base=None,
         validate=validate,
     )
     xp = softmax.batch.xp
