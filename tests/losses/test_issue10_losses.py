@@ -135,3 +135,16 @@ def test_issue10_item12_hinge_minus_inf_rival_beside_finite_target_unchanged() -
     z = [[0.5, -INF, 0.0]]
     loss = crossent.multiclass_hinge_loss(z, [0], variant="weston_watkins")
     assert float(loss) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_issue10_item7_sibling_full_smoothing_with_label_logit_minus_inf(dtype: type) -> None:
+    # label_smoothing=1: the label's own coefficient (1 - eps) w_y is 0, so sigma_y = -inf is
+    # absent; the uniform part sees the -inf class (weight 0 here: absent too).
+    z = np.array([[-INF, 0.0, 1.0]], dtype=dtype)
+    w = np.array([0.0, 1.0, 1.0], dtype=dtype)
+    loss = crossent.softmax_cross_entropy(z, [0], weight=w, label_smoothing=1.0, reduction="sum")
+    log_p = np.array([0.0, 1.0]) - np.log(np.exp([0.0, 1.0]).sum())
+    assert float(loss) == pytest.approx(-log_p.sum() / 3, rel=1e-6)
+    unweighted = crossent.softmax_cross_entropy(z, [0], label_smoothing=1.0)
+    assert float(unweighted) == INF

@@ -179,16 +179,19 @@ def label_terms(
 
     where ``smooth_b`` is :math:`\sum_c w_c\sigma_c` (needed only when
     :math:`\varepsilon > 0`). A label of weight 0 is absent even where
-    :math:`\sigma_y = -\infty` (issue 10, item 7): :math:`w_y\sigma_y` is formed by
+    :math:`\sigma_y = -\infty` (issue 10, item 7), and so is the label's own term when
+    :math:`\varepsilon = 1`: :math:`(1-\varepsilon)w_y\sigma_y` is formed by
     :func:`weighted_term`.
     """
-    b_label = weighted_term(row_weight, shifted_y, xp=xp)
     if not eps:
-        return row_weight, b_label
+        return row_weight, weighted_term(row_weight, shifted_y, xp=xp)
     assert smooth_b is not None  # computed whenever smoothing is on
     keep, spread = smoothing_coefficients(eps, classes)
     total_w = float(classes) if weight is None else xp.sum(weight)
-    return keep * row_weight + spread * total_w, keep * b_label + spread * smooth_b
+    # The label's coefficient is (1 - eps) w_y: 0 for eps = 1 too, where sigma_y = -inf
+    # would otherwise give 0 * -inf (found by the fused-vs-generic property test).
+    b = weighted_term(keep * row_weight, shifted_y, xp=xp) + spread * smooth_b
+    return keep * row_weight + spread * total_w, b
 
 
 def label_target_gradient(
