@@ -151,6 +151,7 @@ def distillation_loss(
     Returns
     -------
     array or LossParts
+        Per row for ``'none'``; ``'mean'`` divides by the number of rows.
 
     Raises
     ------
@@ -217,15 +218,8 @@ def distillation_loss_grad(
     Returns
     -------
     array, the shape of ``student_logits``
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`distillation_loss`.
-
-    See Also
-    --------
-    distillation_loss
+        Rows sum to 0 (the softmax's gradient); the errors are those of
+        :func:`distillation_loss`.
 
     Examples
     --------

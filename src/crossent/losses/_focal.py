@@ -77,6 +77,7 @@ def softmax_focal_loss(
     Returns
     -------
     array or LossParts
+        In nats (or ``base``); 0 for ignored rows and labels of weight 0.
 
     Raises
     ------
@@ -144,15 +145,8 @@ def softmax_focal_loss_grad(
     Returns
     -------
     array, the shape of ``logits``
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`softmax_focal_loss`.
-
-    See Also
-    --------
-    softmax_focal_loss
+        Zero on ignored rows and on rows of weight 0 (its errors: those of
+        :func:`softmax_focal_loss`).
 
     Examples
     --------

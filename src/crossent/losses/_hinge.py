@@ -184,15 +184,8 @@ def multiclass_hinge_loss_grad(
     Returns
     -------
     array, the shape of ``logits``
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`multiclass_hinge_loss`.
-
-    See Also
-    --------
-    multiclass_hinge_loss
+        Entries in {-C+1, ..., 1} before the reduction's scale;
+        :func:`multiclass_hinge_loss` lists the errors.
 
     Examples
     --------

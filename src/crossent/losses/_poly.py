@@ -132,16 +132,8 @@ def poly1_cross_entropy_grad(
     Returns
     -------
     array, the shape of ``logits``
-        Scaled for the reduction; zero on ignored rows.
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`poly1_cross_entropy`.
-
-    See Also
-    --------
-    poly1_cross_entropy : the loss; with ``epsilon=0``, :func:`softmax_cross_entropy_grad`.
+        Scaled for the reduction; zero on ignored rows. Errors as in
+        :func:`poly1_cross_entropy`.
 
     Examples
     --------

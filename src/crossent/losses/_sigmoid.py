@@ -330,15 +330,8 @@ def sigmoid_cross_entropy_grad(
     Returns
     -------
     array, the shape of ``logits``
-
-    Raises
-    ------
-    InputError
-        As in :func:`sigmoid_cross_entropy`.
-
-    See Also
-    --------
-    sigmoid_cross_entropy
+        Elementwise, scaled for the reduction and base. Raises what
+        :func:`sigmoid_cross_entropy` raises.
 
     Examples
     --------
@@ -392,6 +385,7 @@ def sigmoid_focal_loss(
     Returns
     -------
     array or LossParts
+        The focal loss reduced like :func:`sigmoid_cross_entropy`.
 
     Raises
     ------
@@ -463,15 +457,8 @@ def sigmoid_focal_loss_grad(
     Returns
     -------
     array, the shape of ``logits``
-
-    Raises
-    ------
-    InputError
-        As in :func:`sigmoid_focal_loss`.
-
-    See Also
-    --------
-    sigmoid_focal_loss
+        Finite for saturated logits and any gamma >= 0; errors: see
+        :func:`sigmoid_focal_loss`.
 
     Examples
     --------

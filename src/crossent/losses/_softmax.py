@@ -555,16 +555,8 @@ def softmax_cross_entropy_grad(
     Returns
     -------
     array, the shape of ``logits``
-        float32 for low-precision logits; ``out`` when given.
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`softmax_cross_entropy`.
-
-    See Also
-    --------
-    softmax_cross_entropy
+        float32 for low-precision logits; ``out`` when given. Errors as in
+        :func:`softmax_cross_entropy`.
 
     Examples
     --------
@@ -633,6 +625,7 @@ def softmax_cross_entropy_with_targets(
     Returns
     -------
     array or LossParts
+        One-hot ``targets`` give exactly what integer labels give.
 
     Raises
     ------
@@ -700,15 +693,8 @@ def softmax_cross_entropy_with_targets_grad(
     Returns
     -------
     array, the shape of ``logits``
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`softmax_cross_entropy_with_targets`.
-
-    See Also
-    --------
-    softmax_cross_entropy_with_targets
+        ``(A + 2 lambda omega LSE) p - w * t~`` per row, through the chain rule; errors as
+        in :func:`softmax_cross_entropy_with_targets`.
 
     Examples
     --------
