@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "crossent"
-PACKAGES = ("info", "calibration")  # losses/ switches to the shared modules separately
+PACKAGES = ("info", "calibration", "losses")
 
 
 def _private_imports_of_siblings(package: str) -> list[str]:
@@ -28,14 +28,11 @@ def test_issue11_no_package_imports_a_siblings_private_module(package: str) -> N
     assert _private_imports_of_siblings(package) == []
 
 
-def test_issue11_old_kernel_and_side_locations_re_export_the_shared_ones() -> None:
-    from crossent import _numerics, _sides
-    from crossent.info import _kernels as old_kernels
-    from crossent.info import _sides as old_sides
+def test_issue11_the_old_kernel_and_side_locations_are_gone() -> None:
+    import importlib.util
 
-    assert old_kernels.kl_terms_from_log is _numerics.kl_terms_from_log
-    assert old_sides.prepare is _sides.prepare
-    assert old_sides.prepare_pair is _sides.prepare_pair
+    assert importlib.util.find_spec("crossent.info._kernels") is None
+    assert importlib.util.find_spec("crossent.info._sides") is None
 
 
 def test_issue11_recalibration_is_split_and_its_solver_named_truly() -> None:

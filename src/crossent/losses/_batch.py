@@ -61,8 +61,8 @@ from .._checks import (
     check_reduction,
     check_scalar,
 )
+from .._sides import prepare
 from .._xp import Array, compute_dtype, device, namespace, reduce_sum
-from ..info._sides import prepare
 from ._reduction import reduce_loss, scale_for_reduction
 
 __all__ = [

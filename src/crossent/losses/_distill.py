@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_form, check_scalar
+from .._numerics import kl_terms_from_log
+from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
-from ..info._kernels import kl_terms_from_log
-from ..info._sides import prepare_pair
 from ._batch import Batch, batch_for, loss_options
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax

@@ -70,9 +70,9 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_logits, check_out
+from .._sides import prepare
 from .._xp import Array, namespace
 from ..errors import InputError
-from ..info._sides import prepare
 from . import _cpu_kernels
 from ._batch import (
     Batch,
