@@ -9,7 +9,7 @@ import pytest
 
 import crossent
 
-from tolerances import CLOSED_FORM, LOW_PRECISION
+from tolerances import CLOSED_FORM, LOW_PRECISION, ulps
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -79,7 +79,12 @@ def test_loss_and_gradient_match_torch_float64(
     np.testing.assert_allclose(got, expected.detach().numpy(), **CLOSED_FORM.tol())
     (expected_grad,) = torch.autograd.grad(expected.sum(), z)
     grad = crossent.softmax_cross_entropy_grad(logits, labels, **options)
-    np.testing.assert_allclose(grad, expected_grad.numpy(), **CLOSED_FORM.tol())
+    # torch's float64 softmax over 50k classes is off by up to 1.4e3 ulps of the largest
+    # entry (measured); 2**14 ulps of it leaves a 10x margin
+    scale = float(np.abs(expected_grad.numpy()).max())
+    np.testing.assert_allclose(
+        grad, expected_grad.numpy(), rtol=CLOSED_FORM.rtol, atol=ulps(2**14, scale=scale)
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
