@@ -47,7 +47,7 @@ Kinds (relative ``rtol``; ``atol`` only where the truth can be 0)
 ``LOW_PRECISION``
     float16 / bfloat16 inputs computed in float32 against the float64 result of the
     *same rounded inputs*: float32 arithmetic, so float32's ``CLOSED_FORM`` bound
-    (``rtol`` 1e-5); the rounding of the inputs themselves is the caller's, not ours.
+    (``rtol`` 1e-5, ``atol`` 1e-6); the rounding of the inputs is the caller's, not ours.
 ``SOLVER``
     Iterative solutions (temperature scaling's Newton with ``xtol`` 1e-8 or finer, a
     generic SciPy optimiser as oracle): the oracle's own stopping rule dominates;
@@ -63,11 +63,16 @@ Kinds (relative ``rtol``; ``atol`` only where the truth can be 0)
 
 Checking the margins: ``CROSSENT_TOLERANCE_DIVISOR=10 pytest ...`` divides every
 tolerance given here by 10; a test that still passes keeps at least a 10x margin over
-its measured error (``=1000`` finds tolerances far looser than needed).
+its measured error (``=1000`` finds tolerances far looser than needed).  Bounds at the
+rounding level itself (``FLOAT32_KERNEL``'s 3 ulps, a correctly rounded result within
+``ulps(1)``, the mpmath ``ROUNDING`` cases) cannot keep 10x by design; everything else
+in ``tests/`` does (run of 2026-11-30: the remaining failures at 10 are those bounds, the
+finite-difference and scikit-learn comparisons, and unchanged pre-existing ones).
 
 Statistical tolerances (a planted temperature recovered within 15 %, a bootstrap
-interval covering the truth) are not floating-point errors: they stay beside their test,
-with their derivation.
+interval covering the truth), published reference values printed to a few digits, and
+approximations by design (the streaming quantile bins) are not floating-point errors:
+they stay beside their test, with their derivation.
 """
 
 from __future__ import annotations
