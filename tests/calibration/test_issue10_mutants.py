@@ -203,3 +203,26 @@ def test_issue10_tests_merge_leaves_its_operands_unchanged(scope: str, binning: 
     _assert_same_summary(right.compute(), summary_right)
     whole = state(slice(0, 300))
     assert close(left.merge(right).compute().nll, whole.compute().nll, SUM)
+
+
+SCOPE_WORDS = {
+    "top-label": "top-label (confidence = max_k p_k, hit = argmax is the label)",
+    "class-wise": "class-wise (each class's p_k against [label = k], averaged over classes)",
+    "positive-class": "positive-class (confidence = p_1, hit = [label = 1])",
+}
+
+
+@pytest.mark.parametrize("scope", list(SCOPE_WORDS))
+def test_issue10_tests_mutation_run_definition_words_and_frozen_spec(scope: str) -> None:
+    # mutmut survivors on _error.py: the scope words' keys and texts, a mutable spec
+    import dataclasses
+
+    probs, labels = np.array([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]]), np.array([0, 1, 1])
+    spec = crossent.calibration_error(probs, labels, scope=scope, bins=4, closed="right").spec
+    assert spec.definition == (
+        f"L1 calibration error, {SCOPE_WORDS[scope]}, 4 equal-width bins "
+        "(a, b] with the first bin closed, plug-in estimator"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.bins = 3  # type: ignore[misc]
+    assert hash(spec) == hash(dataclasses.replace(spec))
