@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import crossent
@@ -42,11 +42,6 @@ def test_issue10_tests_fused_kernels_agree_with_the_generic_path(data: st.DataOb
         labels = np.where(ignored, options["ignore_index"], labels)
     if "weight" in options:
         options["weight"] = options["weight"].astype(np.float32)
-    # label_smoothing=1 with an ignored row whose class-0 logit is -inf warns
-    # (0 * -inf; test_issue10_found.py, xfail): keep that case out of this property
-    if "ignore_index" in options and options["label_smoothing"] == 1.0:
-        ignored_rows = labels == options["ignore_index"]
-        assume(not np.isinf(z[ignored_rows, 0]).any())
     fast = np.asarray(crossent.softmax_cross_entropy(z, labels, **options))
     slow = np.asarray(_generic(crossent.softmax_cross_entropy, z, labels, **options))
     exact = np.asarray(crossent.softmax_cross_entropy(z.astype(np.float64), labels, **options))
