@@ -2,10 +2,11 @@
 """Project tasks that work on a fresh clone with only Python >= 3.11 and the package index.
 
     python3 tasks.py report  # the main job: install crossent into .venv, run `crossent report`
-    python3 tasks.py demo    # the seeds' worked examples (`crossent demo`)
-    python3 tasks.py test    # install the test extras into .venv; ruff, mypy, pytest
+    python3 tasks.py demo    # the tutorial examples (`crossent demo [TOPIC]`)
+    python3 tasks.py test    # install the test extras into .venv; ruff, mypy, docs, pytest
+    python3 tasks.py docs    # build the documentation site into site/ (index: site/index.html)
 
-Both create ``.venv`` beside this file on first use and re-install only when
+Each creates ``.venv`` beside this file on first use and re-installs only when
 ``pyproject.toml`` changes.  Standard library only, so it runs before anything is
 installed.  Extra arguments after ``test`` go to pytest.
 """
@@ -30,8 +31,11 @@ PYTHON = BIN / ("python.exe" if sys.platform == "win32" else "python")
 REQUIREMENTS = {
     "report": ["-e", ".[cli]"],
     "demo": ["-e", ".[cli]"],
-    "test": ["-e", ".[dev,jax,fast,cli]", "torch==2.13.0"],
+    "test": ["-e", ".[dev,jax,fast,cli,docs]", "torch==2.13.0"],
+    "docs": ["-e", ".[docs]"],
 }
+SITE = ROOT / "site"
+DOCS_BUILD = ROOT / "docs" / "_build"
 
 
 def _run(*command: str | Path) -> None:
@@ -73,7 +77,7 @@ def demo(args: list[str]) -> None:
 
 
 def ensure_browser() -> None:
-    """Chromium for the HTML report's browser test: installed from Debian when running as
+    """Chromium for the browser tests (HTML report, docs site): installed from Debian when run as
     root on a Debian-like machine (CI), else the test skips.  CROSSENT_NO_BROWSER=1 opts out."""
     if os.environ.get("CROSSENT_NO_BROWSER") or shutil.which("chromedriver"):
         return
@@ -91,16 +95,49 @@ def ensure_browser() -> None:
         print("note: Chromium did not install; the browser test will skip", file=sys.stderr)
 
 
+def build_docs(args: list[str]) -> None:
+    """Sphinx, warnings as errors, every tutorial executed afresh (-E), into site/."""
+    html = DOCS_BUILD / "html"
+    _run(
+        PYTHON,
+        "-m",
+        "sphinx",
+        "-E",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        "-d",
+        DOCS_BUILD / "doctrees",
+        *args,
+        ROOT / "docs",
+        html,
+    )
+    shutil.rmtree(SITE, ignore_errors=True)
+    shutil.copytree(html, SITE)
+    print(f"documentation built: {SITE / 'index.html'}", file=sys.stderr)
+
+
+def docs(args: list[str]) -> None:
+    ensure_environment("docs")
+    build_docs(args)
+
+
 def test(args: list[str]) -> None:
     ensure_environment("test")
     ensure_browser()
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "ruff", "check", ".")
     _run(PYTHON, "-m", "mypy")
+    if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+        print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
+    else:
+        build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
     _run(PYTHON, "-m", "pytest", *args)
 
 
-TASKS = {"report": report, "demo": demo, "test": test}
+TASKS = {"report": report, "demo": demo, "test": test, "docs": docs}
 
 
 def main(argv: list[str]) -> int:

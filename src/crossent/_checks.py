@@ -31,6 +31,7 @@ __all__ = [
     "check_base",
     "check_broadcastable",
     "check_class_weight",
+    "check_classes",
     "check_distribution",
     "check_eps",
     "check_form",
@@ -109,6 +110,14 @@ def check_axis(axis: int, ndim: int, *, name: str) -> int:
     if not -ndim <= axis < ndim:
         raise InputError(f"`axis` {axis} is out of range for `{name}` with {ndim} dimensions")
     return int(axis) % ndim
+
+
+def check_classes(classes: int, *, name: str, axis: int) -> None:
+    """A class axis must hold at least one class: a distribution over nothing is none."""
+    if classes < 1:
+        raise InputError(
+            f"`{name}` has 0 classes along axis {axis}; a distribution needs at least one class"
+        )
 
 
 def check_same_classes(
@@ -204,7 +213,13 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
 
 
 def _truth(value: Array) -> bool:
-    """``bool(value)``, explaining the failure for traced arrays (``jax.jit``, compiled code)."""
+    """``bool(value)``, explaining the failure for arrays without values (meta tensors,
+    arrays traced by ``jax.jit`` or compiled code)."""
+    if getattr(getattr(value, "device", None), "type", None) == "meta":
+        raise InputTypeError(
+            "validation reads the values of its inputs, which a meta tensor does not have; "
+            "pass validate=False to check only shapes and dtypes"
+        )
     try:
         return bool(value)
     except Exception as exc:

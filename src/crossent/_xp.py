@@ -20,14 +20,16 @@ import array_api_compat
 import array_api_compat.numpy as compat_numpy
 import numpy as np
 
-from .errors import InputTypeError
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "Array",
     "accumulation_dtype",
     "compute_dtype",
+    "detached",
     "device",
     "finalize",
+    "index_array",
     "is_numpy",
     "log_softmax",
     "log_sum_exp_shifted",
@@ -35,6 +37,7 @@ __all__ = [
     "namespace",
     "reduce_sum",
     "size",
+    "to_numpy",
 ]
 
 Array = Any
@@ -66,7 +69,7 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
     converted = []
     for name, arg in zip(names, args, strict=True):
         if array_api_compat.is_array_api_obj(arg):
-            converted.append(arg)
+            converted.append(index_array(arg, xp=xp))
             continue
         try:
             as_numpy = np.asarray(arg)
@@ -80,6 +83,28 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
             as_numpy = as_numpy.astype(np.int8)
         converted.append(xp.asarray(as_numpy, device=where) if where is not None else as_numpy)
     return xp, converted
+
+
+def index_array(x: Array, *, xp: ModuleType) -> Array:
+    """``x``, with any integer dtype widened to one that every indexing operation accepts.
+
+    PyTorch indexes (``take_along_dim``, ``gather``, ``index_select``) only with int64,
+    and its uint16/uint32/uint64 tensors lack most operators (comparisons, ``max``): an
+    integer tensor of any other dtype is converted to int64.  uint64 values of 2**63 and
+    more, which no class id reaches, saturate at 2**63 - 1 so that range checks still see
+    them as too large.  Other namespaces index with any integer dtype; their arrays and
+    every non-integer array are returned unchanged.
+    """
+    if not array_api_compat.is_torch_namespace(xp):
+        return x
+    import torch  # torch is imported already: x is a tensor
+
+    if x.dtype in (torch.int64, torch.bool) or x.dtype.is_floating_point or x.dtype.is_complex:
+        return x
+    widened = x.to(torch.int64)
+    if x.dtype == torch.uint64:
+        widened = torch.where(widened < 0, torch.iinfo(torch.int64).max, widened)
+    return widened
 
 
 def is_numpy(xp: ModuleType) -> bool:
@@ -198,3 +223,60 @@ def device(x: Array) -> Any:
 def size(x: Array) -> int:
     """Number of elements of ``x`` (``torch.Tensor.size`` is a method, not the standard's)."""
     return int(array_api_compat.size(x))
+
+
+def detached(x: Any, *, name: str) -> Any:
+    """``x`` ready to be read on the host, in its own library and dtype.
+
+    A PyTorch tensor is detached from the autograd graph (evaluating it needs no
+    gradient); anything else is returned unchanged.
+
+    Raises
+    ------
+    InputTypeError
+        A meta tensor, which has a shape but no values.
+    InputError
+        A tensor on an accelerator (evaluation reads it on the host).
+    """
+    if not array_api_compat.is_torch_array(x):
+        return x
+    if x.device.type == "meta":
+        raise InputTypeError(
+            f"`{name}` is a meta tensor, which has a shape but no values to evaluate"
+        )
+    if x.device.type != "cpu":
+        raise InputError(
+            f"`{name}` is on device {x.device}, and evaluation reads it on the host; move it "
+            "to the CPU first (x.cpu())"
+        )
+    return x.detach()
+
+
+def to_numpy(x: Any, *, name: str) -> np.ndarray:
+    """``x`` as a NumPy array, without a copy where the library allows.
+
+    bfloat16 tensors become float32 (exactly: NumPy has no bfloat16); arrays that
+    ``numpy.asarray`` cannot read are tried through DLPack.
+
+    Raises
+    ------
+    InputError
+        ``x`` cannot be read on the host.
+    """
+    x = detached(x, name=name)
+    if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
+        import torch  # imported already: x is a tensor
+
+        x = x.to(torch.float32)
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except Exception:
+        try:
+            return np.from_dlpack(x)
+        except Exception as exc:
+            raise InputError(
+                f"`{name}` ({type(x).__name__}) could not be read as a host array; move it "
+                "to the CPU first"
+            ) from exc

@@ -7,6 +7,8 @@ import pytest
 
 import crossent
 
+from tolerances import CLOSED_FORM, SUM
+
 
 def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -20,7 +22,7 @@ def test_same_seed_same_interval_and_value_is_the_full_sample_metric() -> None:
     b = crossent.bootstrap_interval("nll", logits, labels, form="logits", resamples=300, seed=3)
     assert a == b
     assert a.value == pytest.approx(
-        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=1e-13
+        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=SUM.rtol
     )
     assert a.low < a.value < a.high
 
@@ -43,8 +45,8 @@ def test_replicates_equal_the_metric_on_resampled_rows(metric: str) -> None:
         replicates.append(functions[metric](logits[rows], labels[rows], form="logits"))
     low, high = np.quantile(replicates, [0.025, 0.975])
     ours = crossent.bootstrap_interval(metric, logits, labels, form="logits", resamples=50, seed=11)
-    assert ours.low == pytest.approx(low, rel=1e-12)
-    assert ours.high == pytest.approx(high, rel=1e-12)
+    assert ours.low == pytest.approx(low, rel=CLOSED_FORM.rtol)
+    assert ours.high == pytest.approx(high, rel=CLOSED_FORM.rtol)
 
 
 def test_nll_interval_agrees_with_the_normal_approximation_and_shrinks() -> None:
@@ -68,9 +70,9 @@ def test_compare_log_loss_pairs_examples() -> None:
     other = crossent.compare_log_loss(
         logits, logits * 0.5, labels, form_a="logits", form_b="logits"
     )
-    assert other.difference == pytest.approx(other.nll_a - other.nll_b, rel=1e-12)
+    assert other.difference == pytest.approx(other.nll_a - other.nll_b, rel=CLOSED_FORM.rtol)
     assert other.nll_a == pytest.approx(
-        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=1e-13
+        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=SUM.rtol
     )
     assert other.low < other.difference < other.high
 

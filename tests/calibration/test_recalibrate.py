@@ -10,6 +10,8 @@ from scipy import optimize
 
 import crossent
 
+from tolerances import CLOSED_FORM, OUTSIDE_SOLVER, ROUNDING, SOLVER
+
 
 def _calibrated(
     n: int, classes: int, seed: int, scale: float = 2.0
@@ -46,10 +48,10 @@ def test_solution_matches_a_generic_bounded_minimiser_and_is_stationary() -> Non
         method="bounded",
         options={"xatol": 1e-10},
     )
-    assert scaler.fitted_temperature_ == pytest.approx(reference.x, rel=1e-6)
+    assert scaler.fitted_temperature_ == pytest.approx(reference.x, **SOLVER.rel_abs())
     assert abs(scaler.gradient_) < 1e-8
     assert scaler.nll_after_ == pytest.approx(
-        _nll(logits, labels, scaler.fitted_temperature_), rel=1e-12
+        _nll(logits, labels, scaler.fitted_temperature_), **CLOSED_FORM.rel_abs()
     )
     assert scaler.nll_after_ <= scaler.nll_before_
     assert scaler.n_iter_ < 20
@@ -61,7 +63,7 @@ def test_separable_data_stops_at_the_lower_bound_instead_of_diverging() -> None:
     scaler = crossent.TemperatureScaling(guard=False, bounds=(0.1, 10.0)).fit(logits, labels)
     assert scaler.at_bound_
     assert not scaler.converged_
-    assert scaler.temperature_ == pytest.approx(0.1)
+    assert scaler.temperature_ == pytest.approx(0.1, **CLOSED_FORM.rel_abs())
 
 
 def test_all_wrong_predictions_stop_at_the_upper_bound() -> None:
@@ -69,7 +71,7 @@ def test_all_wrong_predictions_stop_at_the_upper_bound() -> None:
     labels = np.array([1, 0] * 3)
     scaler = crossent.TemperatureScaling(guard=False, bounds=(0.1, 10.0)).fit(logits, labels)
     assert scaler.at_bound_
-    assert scaler.temperature_ == pytest.approx(10.0)
+    assert scaler.temperature_ == pytest.approx(10.0, **CLOSED_FORM.rel_abs())
 
 
 def test_guard_keeps_identity_exactly_when_held_out_nll_does_not_improve() -> None:
@@ -100,16 +102,16 @@ def test_transform_returns_normalised_distributions_and_forms_agree() -> None:
     logits, labels = _calibrated(500, 3, seed=4)
     scaler = crossent.TemperatureScaling(guard=False).fit(logits * 2, labels)
     probs = scaler.transform(logits * 2)
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=ROUNDING.rtol)
     log_probs = np.log(
         crossent.TemperatureScaling(guard=False).fit(logits * 2, labels).transform(logits * 2)
     )
     from_probs = crossent.TemperatureScaling(guard=False).fit(
         np.exp(log_probs), labels, form="probs"
     )
-    assert from_probs.fitted_temperature_ == pytest.approx(1.0, rel=1e-6)
+    assert from_probs.fitted_temperature_ == pytest.approx(1.0, **SOLVER.rel_abs())
     np.testing.assert_allclose(
-        scaler.transform(logits * 2, output="log_probs"), np.log(probs), rtol=1e-12
+        scaler.transform(logits * 2, output="log_probs"), np.log(probs), rtol=CLOSED_FORM.rtol
     )
 
 
@@ -118,10 +120,10 @@ def test_recalibration_gap_is_nll_minus_cross_fitted_nll() -> None:
     assert abs(crossent.recalibration_gap(logits, labels)) < 2e-3
     gap = crossent.recalibration_gap(logits * 3, labels)
     scaler = crossent.TemperatureScaling(folds=5).fit(logits * 3, labels)
-    assert gap == pytest.approx(scaler.nll_before_ - scaler.cross_fitted_nll_, rel=1e-6)
+    assert gap == pytest.approx(scaler.nll_before_ - scaler.cross_fitted_nll_, **SOLVER.rel_abs())
     assert gap > 0.1
     assert crossent.recalibration_gap(logits * 3, labels, base=2) == pytest.approx(
-        gap / math.log(2), rel=1e-6
+        gap / math.log(2), **SOLVER.rel_abs()
     )
 
 
@@ -134,7 +136,7 @@ def test_vector_scaling_recovers_planted_scales_and_biases() -> None:
     centred = z - z.mean(axis=1, keepdims=True)
     truth = logits - logits.mean(axis=1, keepdims=True)
     assert np.max(np.abs(centred - truth)) < 0.2
-    np.testing.assert_allclose(fitted.transform(planted).sum(axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(fitted.transform(planted).sum(axis=1), 1.0, rtol=ROUNDING.rtol)
 
 
 def test_platt_scaling_matches_unregularised_logistic_regression() -> None:
@@ -147,10 +149,12 @@ def test_platt_scaling_matches_unregularised_logistic_regression() -> None:
     reference = linear_model.LogisticRegression(C=np.inf, tol=1e-12, max_iter=10000).fit(
         s[:, None], y
     )
-    assert platt.slope_ == pytest.approx(reference.coef_[0, 0], rel=1e-4)
-    assert platt.intercept_ == pytest.approx(reference.intercept_[0], rel=1e-4)
+    assert platt.slope_ == pytest.approx(reference.coef_[0, 0], **OUTSIDE_SOLVER.rel_abs())
+    assert platt.intercept_ == pytest.approx(reference.intercept_[0], **OUTSIDE_SOLVER.rel_abs())
     probs = platt.transform(logits)
-    np.testing.assert_allclose(probs[:, 1], reference.predict_proba(s[:, None])[:, 1], rtol=1e-4)
+    np.testing.assert_allclose(
+        probs[:, 1], reference.predict_proba(s[:, None])[:, 1], **OUTSIDE_SOLVER.tol()
+    )
 
 
 def test_histogram_binning_maps_to_smoothed_bin_rates_and_normalises() -> None:
@@ -158,9 +162,9 @@ def test_histogram_binning_maps_to_smoothed_bin_rates_and_normalises() -> None:
     labels = np.array([0, 1, 1, 1])
     binning = crossent.HistogramBinning(bins=2).fit(probs, labels)
     # class 1, upper bin [0.5, 1]: 2 examples, both class 1 -> (2 + 1) / (2 + 2)
-    assert binning.rates_[1, 1] == pytest.approx(0.75)
+    assert binning.rates_[1, 1] == pytest.approx(0.75, **CLOSED_FORM.rel_abs())
     out = binning.transform(probs)
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-14)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=ROUNDING.rtol)
     assert np.all(out > 0)
 
 
@@ -203,7 +207,7 @@ def test_probabilities_with_exact_zeros_fit_like_their_logits() -> None:
     from_logits = crossent.TemperatureScaling(guard=False).fit(logits, labels)
     from_probs = crossent.TemperatureScaling(guard=False).fit(probs, labels, form="probs")
     assert from_probs.fitted_temperature_ == pytest.approx(
-        from_logits.fitted_temperature_, rel=1e-9
+        from_logits.fitted_temperature_, **CLOSED_FORM.rel_abs()
     )
     assert np.all(from_probs.transform(probs, form="probs")[:, 2][:3] >= 0)
 

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 import crossent
 
+from tolerances import CLOSED_FORM, ROUNDING, SUM
+
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 
@@ -31,7 +33,9 @@ def test_nll_matches_sklearn_log_loss() -> None:
     logits, labels = _data()
     probs = _softmax(logits)
     expected = sklearn_metrics.log_loss(labels, probs, labels=range(4))
-    assert crossent.negative_log_likelihood(probs, labels) == pytest.approx(expected, rel=1e-12)
+    assert crossent.negative_log_likelihood(probs, labels) == pytest.approx(
+        expected, rel=CLOSED_FORM.rtol
+    )
 
 
 def test_nll_forms_agree_and_equal_the_training_loss() -> None:
@@ -39,13 +43,13 @@ def test_nll_forms_agree_and_equal_the_training_loss() -> None:
     from_logits = crossent.negative_log_likelihood(logits, labels, form="logits")
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     assert crossent.negative_log_likelihood(log_probs, labels, form="log_probs") == pytest.approx(
-        from_logits, rel=1e-13
+        from_logits, rel=SUM.rtol
     )
     assert crossent.negative_log_likelihood(_softmax(logits), labels) == pytest.approx(
-        from_logits, rel=1e-13
+        from_logits, rel=SUM.rtol
     )
     assert from_logits == pytest.approx(
-        float(crossent.softmax_cross_entropy(logits, labels)), rel=1e-13
+        float(crossent.softmax_cross_entropy(logits, labels)), rel=SUM.rtol
     )
 
 
@@ -53,7 +57,7 @@ def test_nll_bits_is_nats_over_log_two() -> None:
     logits, labels = _data()
     nats = crossent.negative_log_likelihood(logits, labels, form="logits")
     bits = crossent.negative_log_likelihood(logits, labels, form="logits", base=2)
-    assert bits == pytest.approx(nats / math.log(2), rel=1e-14)
+    assert bits == pytest.approx(nats / math.log(2), rel=ROUNDING.rtol)
 
 
 def test_nll_is_infinite_for_a_label_with_probability_zero() -> None:
@@ -65,16 +69,18 @@ def test_brier_sum_form_matches_the_definition() -> None:
     probs = _softmax(logits)
     onehot = np.eye(4)[labels]
     expected = np.mean(np.sum((probs - onehot) ** 2, axis=1))
-    assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=1e-12)
+    assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=CLOSED_FORM.rtol)
 
 
 def test_brier_matches_sklearn_multiclass_and_its_half_scale() -> None:
     logits, labels = _data()
     probs = _softmax(logits)
     expected = sklearn_metrics.brier_score_loss(labels, probs, labels=range(4))
-    assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=1e-12)
+    assert crossent.brier_score(probs, labels) == pytest.approx(expected, rel=CLOSED_FORM.rtol)
     halved = sklearn_metrics.brier_score_loss(labels, probs, labels=range(4), scale_by_half=True)
-    assert crossent.brier_score(probs, labels, scale="half") == pytest.approx(halved, rel=1e-12)
+    assert crossent.brier_score(probs, labels, scale="half") == pytest.approx(
+        halved, rel=CLOSED_FORM.rtol
+    )
 
 
 def test_brier_half_scale_matches_sklearn_for_two_classes() -> None:
@@ -83,7 +89,9 @@ def test_brier_half_scale_matches_sklearn_for_two_classes() -> None:
     y = (rng.random(200) < p1).astype(int)
     expected = sklearn_metrics.brier_score_loss(y, p1)
     probs = np.stack([1 - p1, p1], axis=1)
-    assert crossent.brier_score(probs, y, scale="half") == pytest.approx(expected, rel=1e-12)
+    assert crossent.brier_score(probs, y, scale="half") == pytest.approx(
+        expected, rel=CLOSED_FORM.rtol
+    )
 
 
 def test_brier_of_a_near_certain_correct_prediction_keeps_its_precision() -> None:
@@ -92,14 +100,16 @@ def test_brier_of_a_near_certain_correct_prediction_keeps_its_precision() -> Non
     mpmath.mp.dps = 50
     delta = 1 / (1 + mpmath.e**40)
     truth = float(2 * delta**2)
-    assert crossent.brier_score(logits, [0], form="logits") == pytest.approx(truth, rel=1e-12)
+    assert crossent.brier_score(logits, [0], form="logits") == pytest.approx(
+        truth, rel=CLOSED_FORM.rtol
+    )
 
 
 def test_spherical_score_matches_the_definition() -> None:
     logits, labels = _data()
     probs = _softmax(logits)
     expected = np.mean(probs[np.arange(300), labels] / np.linalg.norm(probs, axis=1))
-    assert crossent.spherical_score(probs, labels) == pytest.approx(expected, rel=1e-12)
+    assert crossent.spherical_score(probs, labels) == pytest.approx(expected, rel=CLOSED_FORM.rtol)
 
 
 def test_accuracy_matches_sklearn() -> None:
@@ -112,7 +122,7 @@ def test_reduction_none_gives_the_per_example_values() -> None:
     logits, labels = _data(n=7)
     per_row = crossent.negative_log_likelihood(logits, labels, form="logits", reduction="none")
     log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(per_row, -log_probs[np.arange(7), labels], rtol=1e-13)
+    np.testing.assert_allclose(per_row, -log_probs[np.arange(7), labels], rtol=SUM.rtol)
 
 
 @given(

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 import crossent
 
+from tolerances import CLOSED_FORM, SUM
+
 
 def _data(n: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -18,11 +20,11 @@ def _data(n: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _assert_same(a: crossent.EvaluationSummary, b: crossent.EvaluationSummary) -> None:
     assert a.n == b.n
     for name in ("accuracy", "nll", "brier", "spherical", "mean_entropy"):
-        assert getattr(a, name) == pytest.approx(getattr(b, name), rel=1e-13), name
+        assert getattr(a, name) == pytest.approx(getattr(b, name), rel=SUM.rtol), name
     np.testing.assert_array_equal(a.calibration.statistics.count, b.calibration.statistics.count)
-    assert a.calibration.value == pytest.approx(b.calibration.value, rel=1e-12, abs=1e-15)
+    assert a.calibration.value == pytest.approx(b.calibration.value, **CLOSED_FORM.rel_abs())
     np.testing.assert_array_equal(a.per_class_count, b.per_class_count)
-    np.testing.assert_allclose(a.per_class_nll, b.per_class_nll, rtol=1e-13)
+    np.testing.assert_allclose(a.per_class_nll, b.per_class_nll, rtol=SUM.rtol)
     assert [r for r, _ in a.most_surprising] == [r for r, _ in b.most_surprising]
 
 
@@ -62,22 +64,24 @@ def test_uniform_state_equals_the_one_shot_functions() -> None:
         state.update(logits[start : start + 777], labels[start : start + 777], form="logits")
     summary = state.compute(norm="l2")
     assert summary.nll == pytest.approx(
-        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=1e-13
+        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=SUM.rtol
     )
     assert summary.brier == pytest.approx(
-        crossent.brier_score(logits, labels, form="logits"), rel=1e-13
+        crossent.brier_score(logits, labels, form="logits"), rel=SUM.rtol
     )
     assert summary.accuracy == crossent.accuracy(logits, labels, form="logits")
     one_shot = crossent.calibration_error(logits, labels, form="logits", norm="l2")
-    assert summary.calibration.value == pytest.approx(one_shot.value, rel=1e-12)
+    assert summary.calibration.value == pytest.approx(one_shot.value, rel=CLOSED_FORM.rtol)
     np.testing.assert_array_equal(summary.calibration.statistics.count, one_shot.statistics.count)
-    assert summary.perplexity == pytest.approx(np.exp(summary.nll))
+    assert summary.perplexity == pytest.approx(np.exp(summary.nll), **CLOSED_FORM.rel_abs())
     surprisal = crossent.negative_log_likelihood(logits, labels, form="logits", reduction="none")
     assert [r for r, _ in summary.most_surprising] == list(
         np.argsort(-surprisal, kind="stable")[:10]
     )
     for k in range(6):
-        assert summary.per_class_nll[k] == pytest.approx(surprisal[labels == k].mean(), rel=1e-13)
+        assert summary.per_class_nll[k] == pytest.approx(
+            surprisal[labels == k].mean(), rel=SUM.rtol
+        )
 
 
 def test_streaming_equal_mass_bins_are_near_equal_and_close_to_one_shot() -> None:

@@ -53,7 +53,7 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
 def test_input_errors_exit_2_with_one_line_and_no_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def bad(out: object) -> None:
+    def bad(*_: object) -> None:
         crossent.entropy([0.5, 0.6])
 
     monkeypatch.setattr(crossent.cli, "run_demo", bad)
@@ -68,7 +68,7 @@ def test_input_errors_exit_2_with_one_line_and_no_traceback(
 def test_internal_errors_exit_3_with_traceback_only_under_debug(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], debug: bool
 ) -> None:
-    def broken(out: object) -> None:
+    def broken(*_: object) -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(crossent.cli, "run_demo", broken)

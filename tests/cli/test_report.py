@@ -15,6 +15,7 @@ import crossent
 from crossent.cli import main
 
 from .conftest import softmax
+from tolerances import CLOSED_FORM, ROUNDING, SERIALIZED
 
 GOLDEN = Path(__file__).parent / "golden" / "builtin_report.json"
 
@@ -27,7 +28,7 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
 
 
 def _assert_close(actual: object, expected: object, path: str = "") -> None:
-    """Equal structure and types; floats to rtol 1e-6 (1e-3 for the bootstrap bounds)."""
+    """Equal structure and types; floats within ``SERIALIZED`` (measured: exact)."""
     assert type(actual) is type(expected), path
     if isinstance(expected, dict):
         assert set(actual) == set(expected), path  # type: ignore[arg-type]
@@ -38,8 +39,7 @@ def _assert_close(actual: object, expected: object, path: str = "") -> None:
         for i, (a, e) in enumerate(zip(actual, expected, strict=True)):  # type: ignore[call-overload]
             _assert_close(a, e, f"{path}[{i}]")
     elif isinstance(expected, float):
-        rel = 1e-3 if path.endswith(("ci_low", "ci_high")) else 1e-6
-        assert actual == pytest.approx(expected, rel=rel, abs=1e-12), path
+        assert actual == SERIALIZED.approx(expected), path
     else:
         assert actual == expected, path
 
@@ -80,34 +80,48 @@ def test_numbers_equal_the_library_and_scikit_learn(
     assert report["n"] == 400
     assert report["classes"] == 4
     assert report["accuracy"] == metrics.accuracy_score(labels, probs.argmax(axis=1))
-    assert report["nll_nats"] == pytest.approx(metrics.log_loss(labels, probs), rel=1e-10)
-    assert report["nll_bits"] == pytest.approx(report["nll_nats"] / math.log(2), rel=1e-12)
-    assert report["perplexity"] == pytest.approx(math.exp(report["nll_nats"]), rel=1e-12)
+    assert report["nll_nats"] == pytest.approx(
+        metrics.log_loss(labels, probs), **CLOSED_FORM.rel_abs()
+    )
+    assert report["nll_bits"] == pytest.approx(
+        report["nll_nats"] / math.log(2), **CLOSED_FORM.rel_abs()
+    )
+    assert report["perplexity"] == pytest.approx(
+        math.exp(report["nll_nats"]), **CLOSED_FORM.rel_abs()
+    )
     assert report["brier"] == pytest.approx(
-        metrics.brier_score_loss(labels, probs, labels=range(4)), rel=1e-10
+        metrics.brier_score_loss(labels, probs, labels=range(4)), **CLOSED_FORM.rel_abs()
     )
     ece = crossent.bootstrap_interval(
         "calibration_error", logits, labels, form="logits", resamples=200
     )
     assert (report["ece"]["value"], report["ece"]["ci_low"], report["ece"]["ci_high"]) == (
-        pytest.approx(ece.value, rel=1e-12),
-        pytest.approx(ece.low, rel=1e-12),
-        pytest.approx(ece.high, rel=1e-12),
+        pytest.approx(ece.value, **CLOSED_FORM.rel_abs()),
+        pytest.approx(ece.low, **CLOSED_FORM.rel_abs()),
+        pytest.approx(ece.high, **CLOSED_FORM.rel_abs()),
     )
     scaler = crossent.TemperatureScaling(guard=False).fit(logits, labels)
-    assert report["temperature"]["value"] == pytest.approx(scaler.temperature_, rel=1e-9)
+    assert report["temperature"]["value"] == pytest.approx(
+        scaler.temperature_, **ROUNDING.rel_abs()
+    )
     assert report["temperature"]["value"] == pytest.approx(1 / 0.6, rel=0.2)  # the planted one
-    assert report["temperature"]["nll_nats"] == pytest.approx(scaler.nll_after_, rel=1e-9)
+    assert report["temperature"]["nll_nats"] == pytest.approx(
+        scaler.nll_after_, **ROUNDING.rel_abs()
+    )
     gap = crossent.recalibration_gap(logits, labels, folds=2)
-    assert report["recalibration_gap_nats"] == pytest.approx(gap, rel=1e-9)
+    assert report["recalibration_gap_nats"] == pytest.approx(gap, **ROUNDING.rel_abs())
     surprisal = -np.log(probs[np.arange(400), labels])
     top = np.argsort(-surprisal)[:10]
     assert [r["index"] for r in report["most_surprising"]] == top.tolist()
-    assert [r["surprisal_nats"] for r in report["most_surprising"]] == pytest.approx(surprisal[top])
+    assert [r["surprisal_nats"] for r in report["most_surprising"]] == pytest.approx(
+        surprisal[top], **CLOSED_FORM.rel_abs()
+    )
     for row in report["per_class"]:
         k = row["class"]
         assert row["count"] == int(np.sum(labels == k))
-        assert row["nll_nats"] == pytest.approx(surprisal[labels == k].mean(), rel=1e-10)
+        assert row["nll_nats"] == pytest.approx(
+            surprisal[labels == k].mean(), **CLOSED_FORM.rel_abs()
+        )
 
 
 @pytest.mark.parametrize("kind", ["probs", "log_probs", "compressed", "csv", "parquet"])
@@ -146,8 +160,11 @@ def test_every_format_and_form_gives_the_same_report(
         flags = ["--logits"]
     report = _json(capsys, ["report", str(path), "--json", "--resamples", "50", *flags])
     for key in ("n", "accuracy", "nll_nats", "brier", "perplexity", "recalibration_gap_nats"):
-        assert report[key] == pytest.approx(reference[key], rel=1e-9), key
-    assert report["ece"]["value"] == pytest.approx(reference["ece"]["value"], rel=1e-9)
+        # probabilities and log-probabilities are the logits' softmax rounded once
+        assert report[key] == pytest.approx(reference[key], **CLOSED_FORM.rel_abs()), key
+    assert report["ece"]["value"] == pytest.approx(
+        reference["ece"]["value"], **CLOSED_FORM.rel_abs()
+    )
     if kind in ("csv", "parquet"):
         assert [r["name"] for r in report["per_class"]] == [f"class_{k}" for k in range(4)]
 

@@ -10,6 +10,7 @@ import pytest
 import crossent
 
 from conftest import Backend
+from tolerances import CLOSED_FORM, FINITE_DIFFERENCE, ROUNDING, SUM, ulps
 
 RNG = np.random.default_rng(41)
 P = RNG.uniform(size=50)
@@ -22,10 +23,10 @@ def test_matches_finite_differences_and_the_closed_form() -> None:
         2 * h
     )
     grad = crossent.binary_cross_entropy_grad(P, Q)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6)
-    np.testing.assert_allclose(grad, (Q - P) / (Q * (1 - Q)), rtol=1e-12)
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())
+    np.testing.assert_allclose(grad, (Q - P) / (Q * (1 - Q)), rtol=CLOSED_FORM.rtol)
     np.testing.assert_allclose(
-        crossent.binary_cross_entropy_grad(P, Q, base=2), grad / math.log(2), rtol=1e-15
+        crossent.binary_cross_entropy_grad(P, Q, base=2), grad / math.log(2), rtol=ulps(5)
     )
 
 
@@ -35,7 +36,7 @@ def test_matches_torch() -> None:
     loss = torch.nn.functional.binary_cross_entropy(q, torch.from_numpy(P), reduction="sum")
     (expected,) = torch.autograd.grad(loss, q)
     np.testing.assert_allclose(
-        crossent.binary_cross_entropy_grad(P, Q), expected.numpy(), rtol=1e-12
+        crossent.binary_cross_entropy_grad(P, Q), expected.numpy(), rtol=CLOSED_FORM.rtol
     )
 
 
@@ -52,7 +53,7 @@ def test_every_backend_and_autograd(backend: Backend) -> None:
     got = crossent.binary_cross_entropy_grad(backend.asarray(P), backend.asarray(Q))
     assert isinstance(got, backend.array_type)
     np.testing.assert_allclose(
-        backend.to_numpy(got), crossent.binary_cross_entropy_grad(P, Q), rtol=1e-14
+        backend.to_numpy(got), crossent.binary_cross_entropy_grad(P, Q), rtol=ROUNDING.rtol
     )
     if backend.name == "torch":
         import torch
@@ -61,4 +62,4 @@ def test_every_backend_and_autograd(backend: Backend) -> None:
         (autograd,) = torch.autograd.grad(
             crossent.binary_cross_entropy(torch.from_numpy(P), q).sum(), q
         )
-        np.testing.assert_allclose(autograd.numpy(), backend.to_numpy(got), rtol=1e-13)
+        np.testing.assert_allclose(autograd.numpy(), backend.to_numpy(got), rtol=SUM.rtol)

@@ -7,6 +7,8 @@ import pytest
 
 import crossent
 
+from tolerances import FINITE_DIFFERENCE, ROUNDING, SUM
+
 P = np.array([0.5, 0.3, 0.2, 0.0, 0.0])
 Q = np.array([0.1, 0.6, 0.3, 0.0, 0.0])  # p = q = 0 on the last two classes
 Q_POSITIVE = np.array([0.1, 0.5, 0.2, 0.15, 0.05])
@@ -54,12 +56,12 @@ def test_analytic_gradients_of_cross_entropy_and_kl() -> None:
     p = torch.tensor(P, requires_grad=True)
     q = torch.tensor(Q_POSITIVE, requires_grad=True)
     grad_p, grad_q = torch.autograd.grad(crossent.cross_entropy(p, q), (p, q))
-    torch.testing.assert_close(grad_q, -p.detach() / q.detach(), rtol=1e-14, atol=0)
-    torch.testing.assert_close(grad_p, -torch.log(q.detach()), rtol=1e-14, atol=0)
+    torch.testing.assert_close(grad_q, -p.detach() / q.detach(), **ROUNDING.tol())
+    torch.testing.assert_close(grad_p, -torch.log(q.detach()), **ROUNDING.tol())
     grad_p, grad_q = torch.autograd.grad(crossent.kl_divergence(p, q), (p, q))
-    torch.testing.assert_close(grad_q, -p.detach() / q.detach(), rtol=1e-14, atol=0)
+    torch.testing.assert_close(grad_q, -p.detach() / q.detach(), **ROUNDING.tol())
     expected_p = torch.log(p.detach() / q.detach()) + 1
-    torch.testing.assert_close(grad_p[:3], expected_p[:3], rtol=1e-13, atol=0)
+    torch.testing.assert_close(grad_p[:3], expected_p[:3], **SUM.tol())
 
 
 def test_softmax_cross_entropy_gradient_is_p_minus_y() -> None:
@@ -68,7 +70,7 @@ def test_softmax_cross_entropy_gradient_is_p_minus_y() -> None:
     z = torch.tensor([[0.5, 2.0, 0.5], [3.0, -1.0, 0.2]], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([[0.0, 1.0, 0.0], [0.2, 0.3, 0.5]], dtype=torch.float64)
     (grad,) = torch.autograd.grad(crossent.cross_entropy(y, z, q_form="logits").sum(), z)
-    torch.testing.assert_close(grad, torch.softmax(z.detach(), -1) - y, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(grad, torch.softmax(z.detach(), -1) - y, **SUM.tol())
     assert abs(float(grad.sum(-1).abs().max())) < 1e-15  # sums to zero over classes
 
 
@@ -93,7 +95,7 @@ def test_gradients_match_finite_differences(measure: object) -> None:
     rng = np.random.default_rng(7)
     p = torch.tensor(rng.dirichlet(np.ones(6), size=3), requires_grad=True)
     q = torch.tensor(rng.dirichlet(np.ones(6), size=3), requires_grad=True)
-    assert torch.autograd.gradcheck(measure, (p, q), eps=1e-7, atol=1e-7, rtol=1e-6)
+    assert torch.autograd.gradcheck(measure, (p, q), eps=1e-7, **FINITE_DIFFERENCE.tol())
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from crossent import InputError
 
 from conftest import Backend
 from finite_differences import finite_difference
+from tolerances import CLOSED_FORM, FINITE_DIFFERENCE, ROUNDING, SUM, ulps
 
 RNG = np.random.default_rng(21)
 X = RNG.normal(size=(7, 4)) * 3  # logits
@@ -41,16 +42,16 @@ def test_sigmoid_cross_entropy_matches_torch() -> None:
     for reduction in ("none", "sum"):
         expected = f(x, t, weight=w, pos_weight=pos, reduction=reduction).numpy()
         got = crossent.sigmoid_cross_entropy(X, SOFT, weight=W, pos_weight=POS, reduction=reduction)
-        np.testing.assert_allclose(got, expected, rtol=1e-13)
+        np.testing.assert_allclose(got, expected, rtol=SUM.rtol)
     # unweighted means agree; weighted means are sum(w l) / sum(w) here, sum / count there
     np.testing.assert_allclose(
         crossent.sigmoid_cross_entropy(X, SOFT, pos_weight=POS),
         f(x, t, pos_weight=pos).item(),
-        rtol=1e-13,
+        rtol=SUM.rtol,
     )
     weighted = crossent.sigmoid_cross_entropy(X, SOFT, weight=W)
     np.testing.assert_allclose(
-        weighted, f(x, t, weight=w, reduction="sum").item() / (W.sum() * X.shape[0]), rtol=1e-13
+        weighted, f(x, t, weight=w, reduction="sum").item() / (W.sum() * X.shape[0]), rtol=SUM.rtol
     )
 
 
@@ -60,7 +61,7 @@ def test_sigmoid_cross_entropy_matches_torch() -> None:
 def test_sigmoid_gradient_matches_finite_differences(options: dict) -> None:
     grad = crossent.sigmoid_cross_entropy_grad(X, SOFT, **options)
     fd = finite_difference(lambda x: float(crossent.sigmoid_cross_entropy(x, SOFT, **options)), X)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())
 
 
 def test_sigmoid_label_smoothing_and_limits() -> None:
@@ -68,7 +69,7 @@ def test_sigmoid_label_smoothing_and_limits() -> None:
     np.testing.assert_allclose(
         crossent.sigmoid_cross_entropy(X, T, label_smoothing=eps, reduction="none"),
         _naive_bce(X, (1 - eps) * T + eps / 2),
-        rtol=1e-12,
+        rtol=CLOSED_FORM.rtol,
     )
     big = np.array([1e4, -1e4, 1e4, -1e4, np.inf, -np.inf, np.inf])
     t = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])
@@ -103,24 +104,24 @@ def test_sigmoid_focal_matches_its_definition(gamma: float, alpha: float | None)
     if alpha is not None:
         expected = expected * (alpha * SOFT + (1 - alpha) * (1 - SOFT))
     got = crossent.sigmoid_focal_loss(X, SOFT, gamma=gamma, alpha=alpha, reduction="none")
-    np.testing.assert_allclose(got, expected, rtol=1e-11)
+    np.testing.assert_allclose(got, expected, rtol=CLOSED_FORM.rtol)
     grad = crossent.sigmoid_focal_loss_grad(X, SOFT, gamma=gamma, alpha=alpha)
     fd = finite_difference(
         lambda x: float(crossent.sigmoid_focal_loss(x, SOFT, gamma=gamma, alpha=alpha)), X
     )
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())
 
 
 def test_sigmoid_focal_gamma_zero_is_cross_entropy() -> None:
     np.testing.assert_allclose(
         crossent.sigmoid_focal_loss(X, T, gamma=0.0),
         crossent.sigmoid_cross_entropy(X, T),
-        rtol=1e-15,
+        rtol=ulps(5),
     )
     np.testing.assert_allclose(
         crossent.sigmoid_focal_loss_grad(X, T, gamma=0.0),
         crossent.sigmoid_cross_entropy_grad(X, T),
-        rtol=1e-14,
+        rtol=ROUNDING.rtol,
     )
 
 
@@ -145,24 +146,24 @@ def test_softmax_focal_matches_definition_and_finite_differences(gamma: float) -
     weight = np.append(W, 1.0)  # one per class
     expected = -weight[Y] * (1 - p_y) ** gamma * np.log(p_y)
     got = crossent.softmax_focal_loss(Z, Y, gamma=gamma, weight=weight, reduction="none")
-    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, expected, rtol=CLOSED_FORM.rtol)
     grad = crossent.softmax_focal_loss_grad(Z, Y, gamma=gamma, weight=weight)
     fd = finite_difference(
         lambda z: float(crossent.softmax_focal_loss(z, Y, gamma=gamma, weight=weight)), Z
     )
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())
 
 
 def test_softmax_focal_gamma_zero_is_cross_entropy() -> None:
     np.testing.assert_allclose(
         crossent.softmax_focal_loss(Z, Y, gamma=0.0),
         crossent.softmax_cross_entropy(Z, Y),
-        rtol=1e-15,
+        rtol=ulps(5),
     )
     np.testing.assert_allclose(
         crossent.softmax_focal_loss_grad(Z, Y, gamma=0.0),
         crossent.softmax_cross_entropy_grad(Z, Y),
-        rtol=1e-14,
+        rtol=ROUNDING.rtol,
     )
 
 
@@ -184,7 +185,7 @@ def test_distillation_matches_torch_kl_div_batchmean(temperature: float) -> None
         * temperature**2
     )
     got = crossent.distillation_loss(Z, V, temperature=temperature)
-    assert got == pytest.approx(expected.item(), rel=1e-12)
+    assert got == pytest.approx(expected.item(), **CLOSED_FORM.rel_abs())
     z.requires_grad_(True)
     expected = (
         f.kl_div(
@@ -199,8 +200,7 @@ def test_distillation_matches_torch_kl_div_batchmean(temperature: float) -> None
     np.testing.assert_allclose(
         crossent.distillation_loss_grad(Z, V, temperature=temperature),
         expected_grad.numpy(),
-        rtol=1e-10,
-        atol=1e-14,
+        **CLOSED_FORM.tol(),
     )
 
 
@@ -214,17 +214,17 @@ def test_distillation_teacher_forms_agree_and_t1_is_kl() -> None:
         by_log = crossent.distillation_loss(
             Z, np.log(probs), temperature=t, teacher_form="log_probs", reduction="none"
         )
-        np.testing.assert_allclose(by_probs, by_logits, rtol=1e-10)
-        np.testing.assert_allclose(by_log, by_logits, rtol=1e-10)
+        np.testing.assert_allclose(by_probs, by_logits, rtol=CLOSED_FORM.rtol)
+        np.testing.assert_allclose(by_log, by_logits, rtol=CLOSED_FORM.rtol)
     np.testing.assert_allclose(
         crossent.distillation_loss(Z, V, reduction="none"),
         crossent.kl_divergence(V, Z, p_form="logits", q_form="logits"),
-        rtol=1e-14,
+        rtol=ROUNDING.rtol,
     )
     np.testing.assert_allclose(
         crossent.distillation_loss(Z, V, direction="reverse", reduction="none"),
         crossent.kl_divergence(Z, V, p_form="logits", q_form="logits"),
-        rtol=1e-14,
+        rtol=ROUNDING.rtol,
     )
 
 
@@ -240,7 +240,7 @@ def test_distillation_gradient_matches_finite_differences(
         ),
         Z,
     )
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())
 
 
 def test_distillation_errors() -> None:
@@ -268,12 +268,12 @@ def _naive_hinge(z: np.ndarray, y: np.ndarray, margin: float, variant: str) -> n
 @pytest.mark.parametrize("margin", [0.0, 1.0, 2.5])
 def test_hinge_matches_definition_and_finite_differences(variant: str, margin: float) -> None:
     got = crossent.multiclass_hinge_loss(Z, Y, margin=margin, variant=variant, reduction="none")
-    np.testing.assert_allclose(got, _naive_hinge(Z, Y, margin, variant), rtol=1e-15)
+    np.testing.assert_allclose(got, _naive_hinge(Z, Y, margin, variant), rtol=ulps(5))
     grad = crossent.multiclass_hinge_loss_grad(Z, Y, margin=margin, variant=variant)
     fd = finite_difference(
         lambda z: float(crossent.multiclass_hinge_loss(z, Y, margin=margin, variant=variant)), Z
     )
-    np.testing.assert_allclose(grad, fd, atol=1e-8)  # random logits: no kinks
+    np.testing.assert_allclose(grad, fd, **FINITE_DIFFERENCE.tol())  # random logits: no kinks
 
 
 def test_weston_watkins_is_torch_multi_margin_loss_times_classes() -> None:
@@ -285,7 +285,7 @@ def test_weston_watkins_is_torch_multi_margin_loss_times_classes() -> None:
         * Z.shape[1]
     )
     got = crossent.multiclass_hinge_loss(Z, Y, variant="weston_watkins", reduction="none")
-    np.testing.assert_allclose(got, expected, rtol=1e-14)
+    np.testing.assert_allclose(got, expected, rtol=ROUNDING.rtol)
 
 
 def test_hinge_is_satisfied_where_cross_entropy_never_is() -> None:
@@ -321,4 +321,4 @@ def test_family_on_every_backend(backend: Backend) -> None:
         expected = np.asarray(call(None, np.asarray))
         got = call(None, backend.asarray)
         assert isinstance(got, backend.array_type)
-        np.testing.assert_allclose(backend.to_numpy(got), expected, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(backend.to_numpy(got), expected, **CLOSED_FORM.tol())

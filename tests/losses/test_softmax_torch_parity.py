@@ -9,6 +9,8 @@ import pytest
 
 import crossent
 
+from tolerances import CLOSED_FORM, LOW_PRECISION, ulps
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
@@ -54,8 +56,6 @@ def test_loss_and_gradient_match_torch_float64(
     smoothing: float,
     reduction: str,
 ) -> None:
-    if ignore_index == 3 and shape[1] <= 3:
-        pytest.skip("ignore_index 3 is a real class here")
     logits, labels, weight = _case(shape, ignore_index, seed=hash((shape, weighted)) % 2**32)
     w = weight if weighted else None
     options = dict(
@@ -76,10 +76,15 @@ def test_loss_and_gradient_match_torch_float64(
         assert reduction == "mean"
         assert got == 0.0
         return
-    np.testing.assert_allclose(got, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, expected.detach().numpy(), **CLOSED_FORM.tol())
     (expected_grad,) = torch.autograd.grad(expected.sum(), z)
     grad = crossent.softmax_cross_entropy_grad(logits, labels, **options)
-    np.testing.assert_allclose(grad, expected_grad.numpy(), rtol=1e-10, atol=1e-13)
+    # torch's float64 softmax over 50k classes is off by up to 1.4e3 ulps of the largest
+    # entry (measured); 2**14 ulps of it leaves a 10x margin
+    scale = float(np.abs(expected_grad.numpy()).max())
+    np.testing.assert_allclose(
+        grad, expected_grad.numpy(), rtol=CLOSED_FORM.rtol, atol=ulps(2**14, scale=scale)
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
@@ -99,7 +104,7 @@ def test_low_precision_logits_return_float32_within_torch_float32_accuracy(dtype
         label_smoothing=0.1,
         weight=torch.from_numpy(weight),
     )
-    torch.testing.assert_close(got.double(), exact, rtol=2e-6, atol=1e-6)
+    torch.testing.assert_close(got.double(), exact, **LOW_PRECISION.tol(torch.float32))
 
 
 def test_torch_layout_with_class_axis_1() -> None:
@@ -109,10 +114,10 @@ def test_torch_layout_with_class_axis_1() -> None:
     z = torch.from_numpy(logits).requires_grad_(True)
     expected = F.cross_entropy(z, torch.from_numpy(labels), label_smoothing=0.2)
     got = crossent.softmax_cross_entropy(logits, labels, axis=1, label_smoothing=0.2)
-    np.testing.assert_allclose(got, expected.item(), rtol=1e-12)
+    np.testing.assert_allclose(got, expected.item(), rtol=CLOSED_FORM.rtol)
     (expected_grad,) = torch.autograd.grad(expected, z)
     grad = crossent.softmax_cross_entropy_grad(logits, labels, axis=1, label_smoothing=0.2)
-    np.testing.assert_allclose(grad, expected_grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(grad, expected_grad.numpy(), **CLOSED_FORM.tol())
 
 
 def test_soft_targets_without_weights_match_torch() -> None:
@@ -126,7 +131,7 @@ def test_soft_targets_without_weights_match_torch() -> None:
         got = crossent.softmax_cross_entropy_with_targets(
             logits, targets, label_smoothing=smoothing
         )
-        np.testing.assert_allclose(got, expected.item(), rtol=1e-12)
+        np.testing.assert_allclose(got, expected.item(), rtol=CLOSED_FORM.rtol)
 
 
 def test_torch_tensors_in_torch_tensors_out_with_autograd() -> None:
@@ -140,7 +145,7 @@ def test_torch_tensors_in_torch_tensors_out_with_autograd() -> None:
     ours = crossent.softmax_cross_entropy_grad(
         z.detach(), y, label_smoothing=0.1, z_loss=1e-3, soft_cap=5.0
     )
-    torch.testing.assert_close(ours, autograd, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(ours, autograd, **CLOSED_FORM.tol())
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

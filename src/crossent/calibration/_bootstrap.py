@@ -29,9 +29,9 @@ from ._error import (
     scope_arrays,
     statistics_for,
 )
-from ._inputs import FloatArray, as_predictions
+from ._inputs import FloatArray, as_predictions, require_examples
 from ._parallel import ordered_map
-from ._rows import summarize
+from ._summaries import summarize
 
 __all__ = [
     "Interval",
@@ -99,13 +99,33 @@ def resample_counts(n: int, resamples: int, seed: int) -> Iterator[FloatArray]:
 
 def weighted_mean(weights: FloatArray, values: FloatArray) -> float:
     """``sum(w * v) / sum(w)``, where an example drawn 0 times contributes 0 even if ``v = inf``."""
-    return float(np.sum(weights * values, where=weights > 0) / np.sum(weights))
+    drawn = weights > 0
+    products = np.multiply(weights, values, out=np.zeros_like(values), where=drawn)
+    return float(np.sum(products) / np.sum(weights))
 
 
 def _percentiles(values: FloatArray, confidence: float) -> tuple[float, float]:
+    r"""The ``tail`` and ``1 - tail`` empirical quantiles (NumPy's default, linear method).
+
+    Replicates may be ``+inf`` (a drawn example whose label has probability 0) or, in a
+    comparison, ``-inf``.  Interpolating as :math:`(1 - t)a + tb` gives the infinite
+    end whenever it takes part, where NumPy's :math:`a + t(b - a)` turns
+    :math:`\infty - \infty` into NaN.
+    """
     tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(values, [tail, 1.0 - tail])
-    return float(low), float(high)
+    ordered = np.sort(values)
+    return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
+
+
+def _quantile(ordered: FloatArray, level: float) -> float:
+    position = level * (ordered.size - 1)
+    below = min(int(np.floor(position)), ordered.size - 1)
+    above = min(below + 1, ordered.size - 1)
+    a, b = float(ordered[below]), float(ordered[above])
+    weight = position - below
+    if weight == 0 or a == b:
+        return a
+    return (1.0 - weight) * a + weight * b
 
 
 def bootstrap_interval(
@@ -167,7 +187,9 @@ def bootstrap_interval(
     Returns
     -------
     Interval
-        ``value`` (the metric on the full sample), ``low``, ``high``.
+        ``value`` (the metric on the full sample), ``low``, ``high``.  For ``"nll"``,
+        a true label of probability 0 makes the value ``+inf``, and the bounds too where
+        the replicates that draw that example reach them; never NaN.
 
     References
     ----------
@@ -206,8 +228,7 @@ def bootstrap_interval(
     _check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
-    if predictions.n == 0:
-        raise InputError("there are no examples to resample (the input has 0 rows)")
+    require_examples(predictions, purpose="a bootstrap interval")
     value, replicates = _replicates(
         metric, predictions, log_base, calibration_options, resamples=resamples, seed=seed
     )
@@ -244,12 +265,12 @@ def _replicates(
             for w in resample_counts(predictions.n, resamples, seed)
         ]
         return value, np.array(replicates)
-    rows = summarize(predictions)
+    summaries = summarize(predictions)
     values = {
-        "nll": rows.surprisal / (log_base or 1.0),
-        "brier": rows.brier,
-        "spherical": rows.spherical,
-        "accuracy": rows.correct,
+        "nll": summaries.surprisal / (log_base or 1.0),
+        "brier": summaries.brier,
+        "spherical": summaries.spherical,
+        "accuracy": summaries.correct,
     }[metric]
     ones = np.ones(predictions.n)
     replicates = [weighted_mean(w, values) for w in resample_counts(predictions.n, resamples, seed)]
@@ -331,7 +352,15 @@ def compare_log_loss(
     Returns
     -------
     LogLossComparison
-        ``difference`` (A minus B), ``low``, ``high``, and each model's NLL.
+        ``difference`` (A minus B), ``low``, ``high``, and each model's NLL.  When one
+        model gives some true label probability 0 its NLL is ``+inf``, and so are the
+        difference and the bounds of the replicates that draw that example (``-inf`` for
+        model B).
+
+    Raises
+    ------
+    InputError
+        Both models have an infinite NLL: their difference is undefined.
 
     Examples
     --------
@@ -353,10 +382,10 @@ def compare_log_loss(
         )
     a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
     b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
-    if a.n == 0:
-        raise InputError("there are no examples to compare (the input has 0 rows)")
+    require_examples(a, purpose="a comparison")
     loss_a = summarize(a).surprisal / log_base
     loss_b = summarize(b).surprisal / log_base
+    _check_difference_defined(loss_a, loss_b)
     difference = loss_a - loss_b
     replicates = np.array(
         [weighted_mean(w, difference) for w in resample_counts(a.n, resamples, seed)]
@@ -372,3 +401,15 @@ def compare_log_loss(
         resamples,
         seed,
     )
+
+
+def _check_difference_defined(loss_a: FloatArray, loss_b: FloatArray) -> None:
+    """Refuse two infinite mean log losses, whose difference is undefined."""
+    infinite_a, infinite_b = np.isinf(loss_a), np.isinf(loss_b)
+    if infinite_a.any() and infinite_b.any():
+        row_a, row_b = int(np.argmax(infinite_a)), int(np.argmax(infinite_b))
+        raise InputError(
+            f"both models give a true label probability 0 (`probs_a` at row {row_a}, "
+            f"`probs_b` at row {row_b}), so both mean log losses are +inf and their "
+            "difference is undefined"
+        )

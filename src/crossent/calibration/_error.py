@@ -26,8 +26,8 @@ from ._binning import (
     squared_or_value,
     uniform_edges,
 )
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions
-from ._rows import summarize
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
+from ._summaries import summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
@@ -170,8 +170,8 @@ def scope_arrays(predictions: Predictions, scope: Scope) -> tuple[FloatArray, Fl
             f"{predictions.classes} classes. Use 'top-label' or 'class-wise'."
         )
     if scope == "top-label":
-        rows = summarize(predictions)
-        return rows.confidence, rows.correct
+        summaries = summarize(predictions)
+        return summaries.confidence, summaries.correct
     if scope == "positive-class":
         probs = np.concatenate([b.probs[:, 1] for b in predictions.blocks()] or [np.zeros(0)])
         return probs, (predictions.labels == 1).astype(np.float64)
@@ -286,7 +286,9 @@ def calibration_error(
         ``[a, b)`` bins with the last closed, or ``(a, b]`` bins with the first closed.
         Either way a confidence of exactly 0 lands in the first bin and 1 in the last.
     form : {"probs", "log_probs", "logits"}, default "probs"
-        What ``probs`` holds.  Never inferred from the values.
+        What ``probs`` holds.  Never inferred from the values; error messages call the
+        array by its form.  (Why a keyword and not one function per form: see
+        :mod:`crossent.calibration`.)
     renormalize : bool, default False
         Divide each row of probabilities by its sum first (for outputs stored at a lower
         precision than they were computed in, e.g. bfloat16 probabilities saved as
@@ -305,7 +307,7 @@ def calibration_error(
     Raises
     ------
     InputError
-        Invalid options, predictions or labels (naming the row and value).
+        Invalid options, predictions or labels (naming the row and value), or 0 rows.
 
     See Also
     --------
@@ -345,6 +347,7 @@ def calibration_error(
     predictions = as_predictions(
         probs, labels, form=form, validate=validate, renormalize=renormalize
     )
+    require_examples(predictions, purpose="a calibration error")
     return calibration_error_of(predictions, spec)
 
 

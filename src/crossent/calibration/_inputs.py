@@ -1,8 +1,9 @@
 """Predictions and labels for evaluation: named form, validated once, read in row blocks.
 
 Evaluation runs on the host in float64.  Arrays from other libraries are read through
-``numpy.asarray`` (DLPack for device arrays that support it).  The input is validated
-once in its own dtype (no float64 copy of the whole matrix), and then offered in blocks
+``numpy.asarray`` (DLPack where that fails; PyTorch tensors detached, bfloat16 widened to
+float32).  The input is validated once in its own library and dtype, which sets the
+tolerance (no float64 copy of the whole matrix), and then offered in blocks
 of rows, each converted to float64 log-probabilities and probabilities, so memory stays
 at a few blocks whatever the number of rows.
 """
@@ -16,11 +17,18 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import Form, check_form, check_labels, check_probabilities, row_offset
-from .._xp import compute_dtype, log_softmax, namespace
+from .._checks import (
+    Form,
+    check_classes,
+    check_form,
+    check_labels,
+    check_probabilities,
+    row_offset,
+)
+from .._numerics import safe_log
+from .._sides import prepare
+from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
-from ..info._kernels import safe_log
-from ..info._sides import prepare
 from ._parallel import ordered_map
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "binary_columns",
     "labels_array",
     "renormalized",
+    "require_examples",
     "to_log_probs_and_probs",
 ]
 
@@ -64,15 +73,16 @@ class Block:
 class Predictions:
     """Validated predictions ``(n, classes)`` of a named form and their integer labels.
 
-    ``rows``, when given, selects (sorted) rows of ``values`` lazily: blocks gather only
-    their own rows, so a subset of a memory-mapped file is never loaded whole.
-    ``labels`` are those of the selected rows.
+    ``selected``, when given, holds the (sorted) indices of the rows of ``values`` to use,
+    gathered lazily: blocks gather only their own rows, so a subset of a memory-mapped
+    file is never loaded whole.  ``labels`` are those of the selected rows.
     """
 
     values: Any
     form: Form
     labels: IntArray
-    rows: IntArray | None = None
+    selected: IntArray | None = None
+    name: str = "probs"
     renormalized: float | None = None
     """The largest ``|row sum - 1|`` corrected by ``renormalize=True`` (None otherwise)."""
 
@@ -92,7 +102,9 @@ class Predictions:
     def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
         start, stop = span
         chosen = (
-            self.values[start:stop] if self.rows is None else self.values[self.rows[start:stop]]
+            self.values[start:stop]
+            if self.selected is None
+            else self.values[self.selected[start:stop]]
         )
         return start, np.asarray(chosen, dtype=np.float64), self.labels[start:stop]
 
@@ -120,8 +132,16 @@ class Predictions:
 
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
-        chosen = rows if self.rows is None else self.rows[rows]
-        return Predictions(self.values, self.form, self.labels[rows], chosen, self.renormalized)
+        chosen = rows if self.selected is None else self.selected[rows]
+        return Predictions(
+            self.values, self.form, self.labels[rows], chosen, self.name, self.renormalized
+        )
+
+
+def require_examples(predictions: Predictions, *, purpose: str) -> None:
+    """Refuse predictions of 0 rows: ``purpose`` says what needed at least one example."""
+    if predictions.n == 0:
+        raise InputError(f"`{predictions.name}` has 0 rows; {purpose} needs at least one example")
 
 
 def _empty(predictions: Predictions) -> FloatArray:
@@ -137,28 +157,9 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
     return log_probs, np.exp(log_probs)
 
 
-def _host(x: Any, name: str) -> Any:
-    """``x`` as a NumPy array without copying NumPy input; device arrays via DLPack."""
-    if isinstance(x, np.ndarray):
-        return x
-    if isinstance(x, list | tuple | int | float | np.generic):
-        return np.asarray(x)
-    try:
-        return np.asarray(x)
-    except Exception:
-        try:
-            return np.from_dlpack(x)
-        except Exception as exc:
-            raise InputError(
-                f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
-                "the CPU first"
-            ) from exc
-
-
 def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
-    labels = _host(labels, "labels")
-    xp, (labels,) = namespace(labels, names=("labels",))
+    xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     check_labels(
@@ -233,7 +234,7 @@ def as_predictions(
     labels: Any,
     *,
     form: str,
-    name: str = "probs",
+    name: str | None = None,
     validate: bool = True,
     first_row: int = 0,
     renormalize: bool = False,
@@ -242,10 +243,12 @@ def as_predictions(
 
     A 1-D ``values`` is a binary prediction for class 1 (:func:`binary_columns`).
     ``renormalize=True`` (probabilities only) divides each row by its sum first and records
-    the largest deviation corrected.  ``first_row`` numbers the rows in error messages
-    (for data read in chunks).
+    the largest deviation corrected.  Messages call ``values`` by ``name``, by default by
+    its form (`probs`, `log_probs`, `logits`): what the caller said it holds.
+    ``first_row`` numbers the rows in error messages (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
+    name = checked_form if name is None else name
     if not isinstance(renormalize, bool):
         raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
     if renormalize and checked_form != "probs":
@@ -253,12 +256,16 @@ def as_predictions(
             f"`renormalize=True` divides probabilities by their row sums; got form={form!r} "
             "(log-probabilities and logits are normalised by the softmax)"
         )
-    values = _host(values, name)
-    if getattr(values, "ndim", None) == 1:
-        values = binary_columns(values, checked_form, name=name, validate=validate)
+    values = detached(values, name=name)
+    if not hasattr(values, "ndim"):  # lists and scalars
+        values = np.asarray(values)
+    if values.ndim == 1:
+        values = binary_columns(
+            to_numpy(values, name=name), checked_form, name=name, validate=validate
+        )
     correction: float | None = None
-    if renormalize and getattr(values, "ndim", None) == 2:
-        values, correction = renormalized(values, name=name)
+    if renormalize and values.ndim == 2:
+        values, correction = renormalized(to_numpy(values, name=name), name=name)
     xp, (values,) = namespace(values, names=(name,))
     if values.ndim != 2:
         raise InputError(
@@ -266,8 +273,7 @@ def as_predictions(
             f"probability of class 1 in a binary problem); got shape "
             f"{tuple(values.shape)}"
         )
-    if values.shape[1] < 1:
-        raise InputError(f"`{name}` must have at least one class; got shape {values.shape}")
+    check_classes(values.shape[1], name=name, axis=1)
     if not xp.isdtype(values.dtype, "real floating"):
         raise InputError(
             f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
@@ -276,12 +282,13 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], validate=validate
         )
-        dtype = compute_dtype(values, xp=xp, names=(name,))
-        if validate:
-            for start in range(0, values.shape[0], 1 << 16):
+        if validate:  # in the caller's library and dtype, which sets the tolerance
+            dtype = compute_dtype(values, xp=xp, names=(name,))
+            n = values.shape[0]
+            for start in range(0, n, 1 << 16):
                 with row_offset(first_row + start):
                     prepare(
-                        values[start : start + (1 << 16)],
+                        values[start : min(start + (1 << 16), n), :],
                         name=name,
                         form=checked_form,
                         axis=1,
@@ -289,4 +296,5 @@ def as_predictions(
                         dtype=dtype,
                         validate=True,
                     )
-    return Predictions(values, checked_form, label_ids, renormalized=correction)
+    values = to_numpy(values, name=name)
+    return Predictions(values, checked_form, label_ids, name=name, renormalized=correction)

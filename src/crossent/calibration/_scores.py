@@ -9,7 +9,7 @@ import numpy as np
 from .._checks import check_base
 from ..errors import InputError
 from ._inputs import FloatArray, as_predictions
-from ._rows import RowSummaries, summarize
+from ._summaries import ExampleSummaries, summarize
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_score"]
 
@@ -24,7 +24,7 @@ def _reduce(values: FloatArray, reduction: str) -> Any:
     return float(np.mean(values))  # pairwise summation
 
 
-def _rows(probs: Any, labels: Any, form: str, validate: bool) -> RowSummaries:
+def _summaries(probs: Any, labels: Any, form: str, validate: bool) -> ExampleSummaries:
     return summarize(as_predictions(probs, labels, form=form, validate=validate))
 
 
@@ -78,7 +78,7 @@ def negative_log_likelihood(
     (0.289909, True)
     """
     log_base = check_base(base)
-    values = _rows(probs, labels, form, validate).surprisal
+    values = _summaries(probs, labels, form, validate).surprisal
     if log_base is not None:
         values = values / log_base
     return _reduce(values, reduction)
@@ -129,7 +129,7 @@ def brier_score(
     """
     if scale not in ("sum", "half"):
         raise InputError(f"`scale` must be 'sum' or 'half'; got {scale!r}")
-    values = _rows(probs, labels, form, validate).brier
+    values = _summaries(probs, labels, form, validate).brier
     if scale == "half":
         values = values / 2
     return _reduce(values, reduction)
@@ -166,7 +166,7 @@ def spherical_score(
     >>> round(crossent.spherical_score([[0.5, 0.5]], [0]) ** 2, 12)  # (0.5 / sqrt(0.5))^2
     0.5
     """
-    return _reduce(_rows(probs, labels, form, validate).spherical, reduction)
+    return _reduce(_summaries(probs, labels, form, validate).spherical, reduction)
 
 
 def accuracy(
@@ -198,4 +198,4 @@ def accuracy(
     >>> crossent.accuracy([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], [0, 0, 1])
     0.3333333333333333
     """
-    return _reduce(_rows(probs, labels, form, validate).correct, reduction)
+    return _reduce(_summaries(probs, labels, form, validate).correct, reduction)

@@ -30,7 +30,7 @@ from ._binning import (
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
 from ._inputs import Block, FloatArray, IntArray, as_predictions
-from ._rows import RowSummaries, summarize_block
+from ._summaries import ExampleSummaries, summarize_block
 
 __all__ = [
     "FINE_CELLS",
@@ -172,43 +172,44 @@ class EvaluationState:
         predictions = as_predictions(probs, labels, form=form, validate=validate, first_row=start)
         if predictions.classes != self.classes:
             raise InputError(
-                f"`probs` has {predictions.classes} classes; this state counts {self.classes}"
+                f"`{predictions.name}` has {predictions.classes} classes; this state counts "
+                f"{self.classes}"
             )
-        for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
-            self._add_block(block, rows, start)
+        for block, summaries in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+            self._add_block(block, summaries, start)
         self.n += predictions.n
         return self
 
-    def _add_block(self, block: Block, rows: RowSummaries, start: int) -> None:
+    def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
         self._sums += [
-            rows.surprisal.sum(),
-            rows.brier.sum(),
-            rows.spherical.sum(),
-            rows.entropy.sum(),
-            rows.correct.sum(),
+            summaries.surprisal.sum(),
+            summaries.brier.sum(),
+            summaries.spherical.sum(),
+            summaries.entropy.sum(),
+            summaries.correct.sum(),
         ]
-        self._class_count += np.bincount(rows.labels, minlength=self.classes)
+        self._class_count += np.bincount(summaries.labels, minlength=self.classes)
         self._class_surprisal += np.bincount(
-            rows.labels, weights=rows.surprisal, minlength=self.classes
+            summaries.labels, weights=summaries.surprisal, minlength=self.classes
         )
         scope = self._spec.scope
         if scope == "top-label":
-            self._bins = self._bins + self._binned(rows.confidence, rows.correct)
+            self._bins = self._bins + self._binned(summaries.confidence, summaries.correct)
         elif scope == "positive-class":
             self._bins = self._bins + self._binned(
-                block.probs[:, 1], (rows.labels == 1).astype(np.float64)
+                block.probs[:, 1], (summaries.labels == 1).astype(np.float64)
             )
         else:
             self._bins = self._bins + BinStatistics.stack(
                 [
-                    self._binned(block.probs[:, k], (rows.labels == k).astype(np.float64))
+                    self._binned(block.probs[:, k], (summaries.labels == k).astype(np.float64))
                     for k in range(self.classes)
                 ]
             )
         if self.keep:
             found = [
-                (float(rows.surprisal[i]), start + block.start + int(i))
-                for i in _candidates(rows.surprisal, self.keep)
+                (float(summaries.surprisal[i]), start + block.start + int(i))
+                for i in _candidates(summaries.surprisal, self.keep)
             ]
             self._surprising = _top(self._surprising + found, self.keep)
 
@@ -244,6 +245,7 @@ class EvaluationState:
 
     def calibration(self, *, norm: str = "l1", debias: bool = False) -> CalibrationError:
         """The calibration error of the data seen, in the chosen norm."""
+        self._require_examples()
         spec = check_spec(
             bins=self._spec.bins,
             binning=self._spec.binning,
@@ -257,10 +259,13 @@ class EvaluationState:
             stats, edges = _group(stats, spec.bins)
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
 
-    def compute(self, *, norm: str = "l1", debias: bool = False) -> EvaluationSummary:
-        """All metrics of the data seen so far (the state is unchanged)."""
+    def _require_examples(self) -> None:
         if self.n == 0:
             raise InputError("the state has seen no examples; call update() first")
+
+    def compute(self, *, norm: str = "l1", debias: bool = False) -> EvaluationSummary:
+        """All metrics of the data seen so far (the state is unchanged)."""
+        self._require_examples()
         surprisal, brier, spherical, entropy, correct = self._sums / self.n
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.where(

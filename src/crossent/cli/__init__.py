@@ -2,8 +2,8 @@
 
 ``main(argv) -> int`` is the testable entry point; ``console_main`` is the installed
 script.  Commands: ``report`` (the main job: a model's predictions, or the built-in
-example), ``explain`` (step-by-step tables for learners) and ``demo`` (the seeds'
-worked examples).
+example), ``explain`` (step-by-step tables for learners) and ``demo`` (the tutorial
+examples).
 
 Exit codes: 0 ok; 1 a gate failed (``--max-ece``, ``--max-nll``); 2 usage, input or
 file error (one or two lines on stderr, no traceback); 3 an internal error (a short
@@ -30,6 +30,7 @@ import crossent
 
 from ._builtin import builtin_dataset
 from ._columns import TableColumns
+from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
@@ -172,8 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         help="step-by-step cross-entropy tables for learners",
-        description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 | --logits 2,1,0.1 --label 0 "
-        "| --binary --y 1 --p 0.9; add --bits for bits and --temperature T to reshape.",
+        description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | --logits 2,1,0.1 "
+        "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
+        "and --temperature T to reshape. Needs only the base install.",
     )
     explain.add_argument("--p", help="true distribution P (or the binary p with --binary)")
     explain.add_argument("--q", help="predicted distribution Q")
@@ -183,12 +185,29 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--y", help="the binary label (0 or 1, or a soft value)")
     explain.add_argument("--temperature", type=float, help="temperature T > 0")
     explain.add_argument("--bits", action="store_true", help="in bits instead of nats")
+    explain.add_argument(
+        "--smoothing",
+        type=float,
+        metavar="EPS",
+        help="label smoothing of the target, with --logits",
+    )
+    explain.add_argument(
+        "--hinge", action="store_true", help="hinge loss beside cross-entropy, with --logits"
+    )
+    explain.add_argument("--kl", action="store_true", help="D(P||Q) and D(Q||P), with --p/--q")
 
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
-        help="print the seeds' worked examples, computed by the library",
-        description="Surprisal, entropy, cross-entropy, KL, BCE, softmax and perplexity, "
-        "step by step, with the exact values beside the seeds' clipped ones.",
+        help="print the tutorial examples, computed by the library",
+        description="The tutorial examples step by step (one TOPIC, or all), with the exact "
+        "values beside the clipped ones that tutorial code prints.",
+    )
+    demo.add_argument(
+        "topic",
+        nargs="?",
+        choices=list(_DEMO_TOPICS),
+        metavar="TOPIC",
+        help=f"one of {', '.join(_DEMO_TOPICS)} (default: all)",
     )
     return parser
 
@@ -393,10 +412,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "demo":
-            run_demo(sys.stdout)
+            run_demo(sys.stdout, args.topic)
             return EXIT_OK
         if args.command == "explain":
-            run_explain(args, _console())
+            run_explain(args, sys.stdout)
             return EXIT_OK
         return _run_report(args)
     except crossent.CrossentError as exc:

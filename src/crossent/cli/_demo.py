@@ -1,14 +1,15 @@
-"""``crossent demo``: the seeds' worked examples, every number computed by crossent.
+"""``crossent demo [TOPIC]``: the tutorial examples, every number computed by crossent.
 
-The sections follow the tutorial order: surprisal, entropy, cross-entropy, KL, binary
-cross-entropy, softmax from logits with its ``p - y`` gradient, and perplexity.  Where
-a seed's printed number is an artefact (clipping at 1e-10, probabilities that do not
-sum to 1), the demo shows the exact value beside it and says why they differ.
+The topics follow the tutorials' order: surprisal, entropy, cross-entropy, KL, binary
+cross-entropy, softmax from logits with its ``p - y`` gradient, temperature,
+perplexity and calibration; without a topic, all of them.  Where a tutorial's printed
+number is an artefact (clipping at 1e-10, probabilities that do not sum to 1), the
+demo shows the exact value beside it and says why they differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import TextIO
 
@@ -16,7 +17,9 @@ import numpy as np
 
 import crossent
 
-__all__ = ["run_demo"]
+from ._pipe import closed_pipe_is_quiet
+
+__all__ = ["TOPICS", "run_demo"]
 
 
 def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -45,7 +48,7 @@ def _heading(out: TextIO, title: str) -> None:
 
 
 def _surprisal(out: TextIO) -> None:
-    _heading(out, "1. Surprisal: I(p) = -log2 p")
+    _heading(out, "Surprisal: I(p) = -log2 p")
     probabilities = [1.0, 0.5, 0.125, 0.01, 0.0]
     bits = crossent.surprisal(probabilities, base=2)
     _table(out, ["p", "bits"], [[p, b] for p, b in zip(probabilities, bits, strict=True)])
@@ -58,7 +61,7 @@ def _dice_sum() -> np.ndarray:
 
 
 def _entropy(out: TextIO) -> None:
-    _heading(out, "2. Entropy: H(P) = -sum p log2 p (0 log 0 = 0)")
+    _heading(out, "Entropy: H(P) = -sum p log2 p (0 log 0 = 0)")
     rows = [
         ["fair coin [0.5, 0.5]", crossent.entropy([0.5, 0.5], base=2)],
         ["biased coin [0.9, 0.1]", crossent.entropy([0.9, 0.1], base=2)],
@@ -70,16 +73,16 @@ def _entropy(out: TextIO) -> None:
     try:
         crossent.entropy(rounded, base=2)
     except crossent.InputError:
-        seed = crossent.entropy(rounded, base=2, validate=False)
+        printed = crossent.entropy(rounded, base=2, validate=False)
         out.write(
-            f"  The seed prints {seed:.2f} bits for the dice: it used probabilities rounded "
+            f"  A tutorial prints {printed:.2f} bits for the dice: it used probabilities rounded "
             f"to 0.01, which sum to {sum(rounded):.2f}.\n  crossent refuses them "
             "(InputError) instead of renormalising; the exact answer is above.\n"
         )
 
 
 def _friends(out: TextIO) -> None:
-    _heading(out, "3. Cross-entropy: the friends guessing a coin with P(heads) = 0.7")
+    _heading(out, "Cross-entropy: the friends guessing a coin with P(heads) = 0.7")
     truth = [0.7, 0.3]
     guesses = [0.0, 0.2, 0.5, 0.7, 0.9, 1.0]
     rows = []
@@ -95,14 +98,14 @@ def _friends(out: TextIO) -> None:
     _table(out, ["guess", "H(P,Q) bits", "clipped at 1e-10"], rows)
     out.write(
         "  Friends 1 and 6 gave probability 0 to something that happens: the exact cost is\n"
-        "  infinite. The seed's 23.25 and 9.97 are what clipping q at 1e-10 makes of it.\n"
+        "  infinite. The tutorial's 23.25 and 9.97 are what clipping q at 1e-10 makes of it.\n"
         "  Friend 4, who guessed the truth, has the least: H(P,Q) >= H(P) = "
         f"{crossent.entropy(truth, base=2):.4f} bits.\n"
     )
 
 
 def _step_by_step(out: TextIO) -> None:
-    _heading(out, "4. Step by step: P = [1, 0, 0] (cat), Q = [0.7, 0.2, 0.1] (nats)")
+    _heading(out, "Cross-entropy step by step: P = [1, 0, 0] (cat), Q = [0.7, 0.2, 0.1] (nats)")
     p, q = [1.0, 0.0, 0.0], [0.7, 0.2, 0.1]
     surprise = crossent.surprisal(q)
     rows = [
@@ -120,14 +123,14 @@ def _step_by_step(out: TextIO) -> None:
 
 
 def _binary(out: TextIO) -> None:
-    _heading(out, "5. Binary cross-entropy, true label y = 1 (nats)")
+    _heading(out, "Binary cross-entropy, true label y = 1 (nats)")
     predictions = [0.95, 0.5, 0.05, 0.0]
     losses = crossent.binary_cross_entropy(1.0, predictions)
     _table(out, ["predicted p", "BCE"], [[q, v] for q, v in zip(predictions, losses, strict=True)])
 
 
 def _softmax(out: TextIO) -> None:
-    _heading(out, "6. From logits: softmax, the loss and the p - y gradient")
+    _heading(out, "From logits: softmax, the loss and the p - y gradient")
     logits = [2.0, 0.5, -1.0]
     classes = len(logits)
     one_hot = np.eye(classes)
@@ -148,7 +151,7 @@ def _softmax(out: TextIO) -> None:
 
 
 def _perplexity(out: TextIO) -> None:
-    _heading(out, "7. Perplexity = exp(cross-entropy in nats)")
+    _heading(out, "Perplexity = exp(cross-entropy in nats)")
     uniform = np.full(50, 1 / 50)
     out.write(
         f"  a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f}\n"
@@ -157,8 +160,92 @@ def _perplexity(out: TextIO) -> None:
     )
 
 
-def run_demo(out: TextIO) -> None:
-    """Print every section of the demo to ``out``."""
-    out.write(f"crossent {crossent.__version__}: the seeds' worked examples, computed exactly\n")
-    for section in (_surprisal, _entropy, _friends, _step_by_step, _binary, _softmax, _perplexity):
-        section(out)
+def _kl(out: TextIO) -> None:
+    _heading(out, "KL divergence: the cost of believing Q when the truth is P (bits)")
+    p = [0.5, 0.5]
+    rows = []
+    for q in ([0.5, 0.5], [0.7, 0.3], [0.9, 0.1], [1.0, 0.0]):
+        rows.append(
+            [
+                f"Q = {q}",
+                crossent.kl_divergence(p, q, base=2),
+                crossent.kl_divergence(q, p, base=2),
+            ]
+        )
+    _table(out, ["P = [0.5, 0.5] against", "D(P||Q)", "D(Q||P)"], rows)
+    out.write(
+        "  Not symmetric, never negative (Gibbs' inequality), 0 only when Q = P; infinite\n"
+        "  when Q gives 0 to an outcome P allows.\n"
+    )
+
+
+def _temperature(out: TextIO) -> None:
+    _heading(out, "Temperature: softmax(z / T) for the logits z = [2, 1, 0.1]")
+    logits = np.array([2.0, 1.0, 0.1])
+    rows = []
+    for t in (0.5, 1.0, 2.0, 5.0):
+        rows.append(
+            [
+                f"T = {t:g}",
+                float(np.exp(-crossent.softmax_cross_entropy(logits, 0, temperature=t))),
+                crossent.entropy(logits / t, p_form="logits", base=2),
+                crossent.softmax_cross_entropy(logits, 0, temperature=t),
+            ]
+        )
+    _table(out, ["temperature", "p(class 0)", "entropy (bits)", "loss, label 0 (nats)"], rows)
+    out.write("  T < 1 sharpens the prediction, T > 1 flattens it; the ranking never changes.\n")
+
+
+def _calibration(out: TextIO) -> None:
+    _heading(out, "Calibration: an over-confident model, then temperature scaling")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2000, 5)) * 2
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = (rng.random((2000, 1)) > np.cumsum(probs, axis=1)).sum(axis=1)  # drawn from probs
+    confident = 3 * logits  # the same ranking, three times too sure
+    scaler = crossent.TemperatureScaling().fit(confident, labels)
+    scaled = scaler.transform(confident)
+    rows = [
+        [
+            "model (logits x 3)",
+            crossent.negative_log_likelihood(confident, labels, form="logits"),
+            crossent.calibration_error(confident, labels, form="logits").value,
+            crossent.accuracy(confident, labels, form="logits"),
+        ],
+        [
+            f"after temperature T = {scaler.temperature_:.2f}",
+            crossent.negative_log_likelihood(scaled, labels),
+            crossent.calibration_error(scaled, labels).value,
+            crossent.accuracy(scaled, labels),
+        ],
+    ]
+    _table(out, ["predictions", "NLL (nats)", "ECE", "accuracy"], rows)
+    out.write(
+        "  Dividing the logits by the fitted temperature keeps every prediction's ranking\n"
+        "  (the same accuracy) and removes most of the over-confidence.\n"
+    )
+
+
+TOPICS: dict[str, tuple[Callable[[TextIO], None], ...]] = {
+    "surprisal": (_surprisal,),
+    "entropy": (_entropy,),
+    "cross-entropy": (_friends, _step_by_step),
+    "kl": (_kl,),
+    "binary": (_binary,),
+    "softmax": (_softmax,),
+    "temperature": (_temperature,),
+    "perplexity": (_perplexity,),
+    "calibration": (_calibration,),
+}
+"""Each topic of ``crossent demo TOPIC`` and its sections, in the tutorials' order."""
+
+
+def run_demo(out: TextIO, topic: str | None = None) -> None:
+    """Print the sections of ``topic`` (every topic when None) to ``out``."""
+    chosen = list(TOPICS) if topic is None else [topic]
+    with closed_pipe_is_quiet(out):
+        out.write(f"crossent {crossent.__version__}: the tutorial examples, computed exactly\n")
+        for name in chosen:
+            for section in TOPICS[name]:
+                section(out)

@@ -1,33 +1,123 @@
-"""``crossent explain``: the seeds' step-by-step tables, every number computed by crossent.
+"""``crossent explain``: step-by-step tables for learners, every total computed by crossent.
 
-Three modes:
+Modes (the flags of one mode cannot be mixed with another's; ``--bits`` works in all):
 
 * ``--p P --q Q``: per outcome P, Q, the surprisal -log Q and the contribution
   -P log Q; then H(P), H(P, Q) and D(P||Q), with the identity H(P, Q) = H(P) + D(P||Q)
-  checked.  ``--temperature T`` also shows Q reshaped to Q^(1/T) / Z.
+  checked.  ``--temperature T`` reshapes Q to softmax(log Q / T) and recomputes the
+  cross-entropy; ``--kl`` shows D(P||Q) and D(Q||P) term by term (the asymmetry).
 * ``--logits Z --label Y`` (or ``--p`` as the target distribution): the softmax, the
-  loss and the ``p - y`` gradient; ``--temperature T`` divides the logits by T first.
+  loss and its gradient (p - y) / T, in nats or, with ``--bits``, divided by ln 2.
+  ``--temperature T`` divides the logits by T (after shifting them by their maximum,
+  so huge logits with T < 1 do not overflow); ``--smoothing EPS`` mixes the target
+  with the uniform distribution and shows the loss's new floor; ``--hinge`` sets the
+  multi-class hinge loss beside the cross-entropy on the same logits.
 * ``--binary --y Y --p P``: binary cross-entropy, term by term, and its gradient in the
-  logit, ``p - y``.
+  logit, p - y (divided by ln 2 in bits).
+
+Needs only the base install: tables are drawn with rich when it is installed, as
+plain text otherwise.  Errors name the command-line flag (``--y``), never the library
+argument behind it.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import math
-from typing import Any
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 
 import numpy as np
 from scipy import special
 
 import crossent
 
+from ._pipe import closed_pipe_is_quiet
+
 __all__ = [
+    "Output",
     "explain_binary",
     "explain_distributions",
+    "explain_hinge",
+    "explain_kl",
     "explain_logits",
+    "flags",
+    "fmt",
+    "parse_number",
     "parse_vector",
     "run_explain",
 ]
+
+_LN2 = math.log(2.0)
+
+# Which flags each mode reads; any other flag given is a usage error naming it.
+_MODE_FLAGS = {
+    "--binary": ("--binary", "--y", "--p", "--bits"),
+    "--logits": ("--logits", "--label", "--p", "--temperature", "--smoothing", "--bits"),
+    "--hinge": ("--logits", "--label", "--hinge", "--bits"),
+    "--p/--q": ("--p", "--q", "--temperature", "--kl", "--bits"),
+}
+
+
+# Output: rich when installed, else aligned plain text ---------------------------------------
+
+
+class Output:
+    """Lines and tables on ``stream``: through rich when it is installed, else plain text."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        try:
+            from rich.console import Console
+        except ImportError:
+            self._console: Any = None
+        else:
+            self._console = Console(file=stream, highlight=False, markup=False, soft_wrap=True)
+            # rich's own handler exits with status 1; leave the closed pipe to the caller.
+            self._console.on_broken_pipe = _raise_broken_pipe
+
+    def line(self, text: str = "") -> None:
+        if self._console is not None:
+            self._console.print(text)
+        else:
+            self._stream.write(text + "\n")
+
+    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        if self._console is not None:
+            from rich.table import Table
+
+            table = Table(title=title)
+            for column in columns:
+                table.add_column(column, justify="right")
+            for row in rows:
+                table.add_row(*row)
+            self._console.print(table)
+            return
+        cells = [list(columns), *[list(row) for row in rows]]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+        self._stream.write(title + "\n")
+        for n, row in enumerate(cells):
+            self._stream.write("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+            self._stream.write("\n")
+            if n == 0:
+                self._stream.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def _raise_broken_pipe() -> None:
+    raise BrokenPipeError
+
+
+def fmt(value: float, digits: int = 6, *, sign: bool = False) -> str:
+    """``value`` with ``digits`` decimals; never "-0.000000" (a zero has no sign)."""
+    text = f"{float(value):{'+' if sign else ''}.{digits}f}"
+    if text.lstrip("+-").strip("0.") == "":  # rounds to zero
+        text = ("+" if sign else "") + text.lstrip("+-")
+    return text
+
+
+# Input: parsing, and errors that name the flag ----------------------------------------------
 
 
 def parse_vector(text: str, *, name: str) -> Any:
@@ -41,151 +131,377 @@ def parse_vector(text: str, *, name: str) -> Any:
     return np.array(values)
 
 
+def parse_number(text: str, *, name: str, mode: str) -> float:
+    """One number: extra values are an error, not silently dropped."""
+    values = parse_vector(text, name=name)
+    if values.size != 1:
+        raise crossent.InputError(
+            f"`{name}` takes one number with {mode}; got {values.size} values ({text})"
+        )
+    return float(values[0])
+
+
+def _translate(message: str, flags: dict[str, str]) -> str:
+    """A library message in the command line's words: flags, not argument names."""
+    message = re.sub(r" along `?axis`?(?: -?\d+)?", "", message)
+    message = message.replace(" at index ()", "")
+    message = re.sub(r" \(p / p\.sum\(axis, keepdims=True\)\)", "", message)
+    message = re.sub(r",? or pass validate=False", "", message)
+    return re.sub(r"`(\w+)`", lambda m: f"`{flags.get(m[1], m[1])}`", message)
+
+
+@contextlib.contextmanager
+def flags(**names: str) -> Iterator[None]:
+    """Re-raise the library's input errors with its argument names replaced by ``names``."""
+    try:
+        yield
+    except crossent.CrossentError as exc:
+        raise crossent.InputError(_translate(str(exc), names)) from None
+
+
+# The modes -------------------------------------------------------------------------------------
+
+
 def _unit(bits: bool) -> tuple[float | None, str]:
     return (2, "bits") if bits else (None, "nats")
 
 
-def _check_identity(console: Any, h_pq: float, h_p: float, kl: float, unit: str) -> None:
+def _check_identity(out: Output, h_pq: float, h_p: float, kl: float, unit: str) -> None:
     holds = math.isclose(h_pq, h_p + kl, rel_tol=1e-12, abs_tol=1e-15) or (
         math.isinf(h_pq) and math.isinf(kl)
     )
     mark = "holds" if holds else "FAILS"
-    console.print(f"H(P, Q) = H(P) + D(P||Q):  {h_pq:.6f} = {h_p:.6f} + {kl:.6f} {unit}  ({mark})")
+    out.line(f"H(P, Q) = H(P) + D(P||Q):  {fmt(h_pq)} = {fmt(h_p)} + {fmt(kl)} {unit}  ({mark})")
 
 
 def explain_distributions(
-    console: Any, p: Any, q: Any, *, bits: bool, temperature: float | None
+    out: Output, p: Any, q: Any, *, bits: bool, temperature: float | None
 ) -> None:
-    from rich.table import Table
-
+    """H(P), H(P, Q) and D(P||Q) outcome by outcome; ``temperature`` reshapes Q."""
     base, unit = _unit(bits)
-    h_pq = float(crossent.cross_entropy(p, q, base=base))  # validates both
+    with flags(p="--p", q="--q"):
+        h_pq = float(crossent.cross_entropy(p, q, base=base))  # validates both
     h_p = float(crossent.entropy(p, base=base))
     kl = float(crossent.kl_divergence(p, q, base=base))
     surprisal = np.asarray(crossent.surprisal(q, base=base), dtype=np.float64)
-    table = Table(title=f"cross-entropy H(P, Q) in {unit}, outcome by outcome")
-    for column in ("outcome", "P", "Q", "surprisal -log Q", "contribution -P log Q"):
-        table.add_column(column, justify="right")
-    for k, (pk, qk, sk) in enumerate(zip(p, q, surprisal, strict=True)):
-        contribution = 0.0 if pk == 0 else pk * sk  # 0 log 0 = 0
-        table.add_row(str(k), f"{pk:.4g}", f"{qk:.4g}", f"{sk:.4f}", f"{contribution:.4f}")
-    console.print(table)
-    console.print(f"H(P)     = {h_p:.6f} {unit}   (entropy: the unavoidable surprise)")
-    console.print(f"H(P, Q)  = {h_pq:.6f} {unit}   (cross-entropy: the sum of contributions)")
-    console.print(f"D(P||Q)  = {kl:.6f} {unit}   (KL divergence: the cost of believing Q)")
-    _check_identity(console, h_pq, h_p, kl, unit)
-    if temperature is not None:
-        with np.errstate(divide="ignore"):
-            reshaped = special.softmax(np.log(q) / temperature)
-        _temperature_table(console, q, reshaped, temperature, "Q")
-
-
-def _temperature_table(
-    console: Any, before: Any, after: Any, temperature: float, name: str
-) -> None:
-    from rich.table import Table
-
-    table = Table(
-        title=f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)"
+    rows = [
+        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(0.0 if pk == 0 else pk * sk, 4)]
+        for k, (pk, qk, sk) in enumerate(zip(p, q, surprisal, strict=True))  # 0 log 0 = 0
+    ]
+    out.table(
+        f"cross-entropy H(P, Q) in {unit}, outcome by outcome",
+        ("outcome", "P", "Q", "surprisal -log Q", "contribution -P log Q"),
+        rows,
     )
-    for column in ("outcome", name, f"{name} at T"):
-        table.add_column(column, justify="right")
-    for k, (b, a) in enumerate(zip(before, after, strict=True)):
-        table.add_row(str(k), f"{b:.4f}", f"{a:.4f}")
-    console.print(table)
+    out.line(f"H(P)     = {fmt(h_p)} {unit}   (entropy: the unavoidable surprise)")
+    out.line(f"H(P, Q)  = {fmt(h_pq)} {unit}   (cross-entropy: the sum of contributions)")
+    out.line(f"D(P||Q)  = {fmt(kl)} {unit}   (KL divergence: the cost of believing Q)")
+    _check_identity(out, h_pq, h_p, kl, unit)
+    if temperature is None:
+        return
+    with np.errstate(divide="ignore"):
+        log_q = np.log(q)  # -inf where q = 0: a valid logit
+    scaled = log_q / temperature
+    reshaped = special.softmax(scaled)
+    _temperature_table(out, q, reshaped, temperature, "Q")
+    h_pq_t = float(crossent.cross_entropy(p, scaled, q_form="logits", base=base))
+    kl_t = float(crossent.kl_divergence(p, scaled, q_form="logits", base=base))
+    out.line(f"H(P, Q_T) = {fmt(h_pq_t)} {unit}   (cross-entropy against the reshaped Q)")
+    out.line(f"D(P||Q_T) = {fmt(kl_t)} {unit}   (before: {fmt(kl)} {unit})")
+
+
+def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
+    """D(P||Q) and D(Q||P) term by term: the divergence is not symmetric."""
+    base, unit = _unit(bits)
+    with flags(p="--p", q="--q"):
+        forward = float(crossent.kl_divergence(p, q, base=base))  # validates both
+    reverse = float(crossent.kl_divergence(q, p, base=base))
+    scale = _LN2 if bits else 1.0
+    terms_pq = special.rel_entr(p, q) / scale  # p log(p/q), 0 where p = 0
+    terms_qp = special.rel_entr(q, p) / scale
+    rows = [
+        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(a, 4), fmt(b, 4)]
+        for k, (pk, qk, a, b) in enumerate(zip(p, q, terms_pq, terms_qp, strict=True))
+    ]
+    out.table(
+        f"KL divergence in {unit}, both directions",
+        ("outcome", "P", "Q", "p log(p/q)", "q log(q/p)"),
+        rows,
+    )
+    out.line(f"D(P||Q) = {fmt(forward)} {unit}   (expected under P: where P has mass, Q must too)")
+    out.line(f"D(Q||P) = {fmt(reverse)} {unit}   (expected under Q: where Q has mass, P must too)")
+    if math.isinf(forward) or math.isinf(reverse):
+        out.line(
+            "An infinite direction: one distribution gives probability 0 to an outcome the "
+            "other allows."
+        )
+    elif math.isclose(forward, reverse, rel_tol=1e-9, abs_tol=1e-15):
+        out.line("Here both directions agree, but in general D(P||Q) != D(Q||P).")
+    else:
+        out.line(f"Not symmetric: they differ by {fmt(abs(forward - reverse))} {unit}.")
+    out.line("Gibbs' inequality: both are >= 0, and 0 only when P = Q.")
+
+
+def _temperature_table(out: Output, before: Any, after: Any, temperature: float, name: str) -> None:
+    out.table(
+        f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)",
+        ("outcome", name, f"{name} at T"),
+        [
+            [str(k), fmt(b, 4), fmt(a, 4)]
+            for k, (b, a) in enumerate(zip(before, after, strict=True))
+        ],
+    )
     word = "flatter (less confident)" if temperature > 1 else "sharper (more confident)"
     if temperature != 1:
-        console.print(f"T > 1 makes the distribution flatter; T < 1 sharper. Here: {word}.")
+        out.line(f"T > 1 makes the distribution flatter; T < 1 sharper. Here: {word}.")
+
+
+def _shift_and_scale(logits: Any, temperature: float) -> Any:
+    """(z - max z) / T: the same softmax as z / T, but finite for huge z and T < 1."""
+    top = float(np.max(logits))
+    shifted = logits - top if math.isfinite(top) else logits
+    with np.errstate(over="ignore"):
+        return shifted / temperature
 
 
 def explain_logits(
-    console: Any, logits: Any, target: Any, *, bits: bool, temperature: float | None
+    out: Output,
+    logits: Any,
+    target: Any,
+    *,
+    bits: bool,
+    temperature: float | None,
+    smoothing: float | None = None,
 ) -> None:
-    from rich.table import Table
-
+    """Softmax, loss and gradient from logits; optional temperature and label smoothing."""
     base, unit = _unit(bits)
     t = 1.0 if temperature is None else temperature
-    crossent.softmax_cross_entropy_with_targets(logits[None], target[None])  # validates
-    probs = special.softmax(logits / t)
+    eps = 0.0 if smoothing is None else smoothing
+    with flags(logits="--logits", targets="--p", label_smoothing="--smoothing"):
+        crossent.softmax_cross_entropy_with_targets(logits, target, label_smoothing=eps)
+    z = _shift_and_scale(logits, t)
+    probs = special.softmax(z)
     loss = float(
-        crossent.softmax_cross_entropy_with_targets(
-            logits[None], target[None], temperature=t, base=base
-        )
+        crossent.softmax_cross_entropy_with_targets(z, target, label_smoothing=eps, base=base)
     )
-    grad = crossent.softmax_cross_entropy_with_targets_grad(
-        logits[None], target[None], temperature=t
-    )[0]
+    # d loss / d logits = (p - y') / T in nats; in bits, divided by ln 2 as the loss is.
+    grad = crossent.softmax_cross_entropy_with_targets_grad(z, target, label_smoothing=eps) / t
+    if bits:
+        grad = grad / _LN2
+    smoothed = (1 - eps) * target + eps / logits.size
     title = "softmax cross-entropy from logits" + (f" at T = {t:g}" if temperature else "")
-    table = Table(title=title)
-    for column in ("class", "logit z", "softmax p", "target y", "gradient dL/dz"):
-        table.add_column(column, justify="right")
+    columns = ["class", "logit z", "softmax p", "target y"]
+    if smoothing is not None:
+        columns.append("smoothed y'")
+    columns.append("gradient dL/dz")
+    rows = []
     for k in range(logits.size):
-        table.add_row(
-            str(k), f"{logits[k]:.4g}", f"{probs[k]:.4f}", f"{target[k]:.4g}", f"{grad[k]:+.4f}"
-        )
-    console.print(table)
-    console.print(
-        f"loss = -sum y log p = {loss:.6f} {unit}  (computed as logsumexp(z) - sum y z, "
+        row = [str(k), f"{logits[k]:.4g}", fmt(probs[k], 4), f"{target[k]:.4g}"]
+        if smoothing is not None:
+            row.append(fmt(smoothed[k], 4))
+        rows.append([*row, fmt(grad[k], 4, sign=True)])
+    out.table(title, columns, rows)
+    y = "y'" if smoothing is not None else "y"
+    out.line(
+        f"loss = -sum {y} log p = {fmt(loss)} {unit}  (computed as logsumexp(z) - sum {y} z, "
         "never log(softmax(z)))"
     )
-    scale = f"(p - y) / T, T = {t:g}" if temperature else "p - y"
-    console.print(
+    scale = (
+        f"(p - {y})"
+        + (" / T" if temperature else "")
+        + (" / ln 2" if bits else "")
+        + (f", T = {t:g}" if temperature else "")
+    )
+    out.line(
         f"gradient = {scale}; it sums to {float(np.sum(grad)):+.1e} over classes (0 up to rounding)"
     )
+    if smoothing is not None:
+        floor = float(crossent.entropy(smoothed, base=base))
+        out.line(
+            f"label smoothing {eps:g}: y' = (1 - {eps:g}) y + {eps:g}/{logits.size}. The loss can "
+            f"no longer reach 0: its floor is H(y') = {fmt(floor)} {unit}, at p = y'."
+        )
     if temperature is not None:
-        _temperature_table(console, special.softmax(logits), probs, t, "p")
+        _temperature_table(out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p")
 
 
-def explain_binary(console: Any, y: float, p: float, *, bits: bool) -> None:
+def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
+    """Crammer-Singer hinge loss beside the cross-entropy on the same logits."""
     base, unit = _unit(bits)
-    loss = float(crossent.binary_cross_entropy(y, p, base=base))  # validates both
-    log = (lambda v: math.log(v) / math.log(2)) if bits else math.log
+    with flags(logits="--logits", labels="--label"):
+        hinge = float(crossent.multiclass_hinge_loss(logits, label))
+    ce = float(crossent.softmax_cross_entropy(logits, label, base=base))
+    hinge_grad = crossent.multiclass_hinge_loss_grad(logits, label)
+    ce_grad = crossent.softmax_cross_entropy_grad(logits, label) / (_LN2 if bits else 1.0)
+    probs = special.softmax(_shift_and_scale(logits, 1.0))
+    out.table(
+        "hinge loss vs cross-entropy on the same logits",
+        ("class", "logit z", "softmax p", "hinge gradient", "cross-entropy gradient"),
+        [
+            [
+                str(k),
+                f"{logits[k]:.4g}",
+                fmt(probs[k], 4),
+                fmt(hinge_grad[k], 4, sign=True),
+                fmt(ce_grad[k], 4, sign=True),
+            ]
+            for k in range(logits.size)
+        ],
+    )
+    others = np.delete(logits, label)
+    margin = float(logits[label] - np.max(others))
+    out.line(f"margin z_y - max z_other = {fmt(margin, 4)}  (the hinge asks for at least 1)")
+    out.line(f"hinge loss = {fmt(hinge)}  (Crammer-Singer: max(0, 1 - margin))")
+    out.line(f"cross-entropy = {fmt(ce)} {unit}")
+    rows = []
+    for factor in (1, 2, 4, 8):
+        scaled = logits * factor
+        rows.append(
+            [
+                f"{factor}",
+                fmt(float(scaled[label] - np.max(np.delete(scaled, label))), 4),
+                fmt(float(crossent.multiclass_hinge_loss(scaled, label))),
+                fmt(float(crossent.softmax_cross_entropy(scaled, label, base=base))),
+                f"{float(np.max(np.abs(crossent.softmax_cross_entropy_grad(scaled, label)))):.2e}",
+            ]
+        )
+    out.table(
+        "scaling the logits up (more confident)",
+        ("scale", "margin", "hinge loss", f"cross-entropy ({unit})", "max |CE gradient|"),
+        rows,
+    )
+    out.line(
+        "Once the margin reaches 1 the hinge stops caring: loss 0, gradient 0. Cross-entropy "
+        "never stops pushing: its loss and gradient shrink but stay above 0."
+    )
+
+
+def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
+    """Binary cross-entropy of label ``y`` and prediction ``p``, term by term."""
+    base, unit = _unit(bits)
+    with flags(p="--y", q="--p"):
+        loss = float(crossent.binary_cross_entropy(y, p, base=base))  # validates both
+    log = (lambda v: math.log(v) / _LN2) if bits else math.log
     positive = 0.0 if y == 0 else -y * (log(p) if p > 0 else -math.inf)
     negative = 0.0 if y == 1 else -(1 - y) * (log(1 - p) if p < 1 else -math.inf)
-    console.print(f"binary cross-entropy, y = {y:g}, p = {p:g}, in {unit}:")
-    console.print(f"  -y log p           = {positive:.6f}")
-    console.print(f"  -(1 - y) log(1 - p) = {negative:.6f}")
-    console.print(f"  loss               = {loss:.6f} {unit}")
-    console.print(f"  gradient in the logit: p - y = {p - y:+.6f}")
+    out.line(f"binary cross-entropy, y = {y:g}, p = {p:g}, in {unit}:")
+    out.line(f"  -y log p           = {fmt(positive)}")
+    out.line(f"  -(1 - y) log(1 - p) = {fmt(negative)}")
+    out.line(f"  loss               = {fmt(loss)} {unit}")
+    if bits:
+        out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / _LN2, sign=True)}")
+    else:
+        out.line(f"  gradient in the logit: p - y = {fmt(p - y, sign=True)}")
 
 
-def run_explain(args: Any, console: Any) -> None:
-    """Dispatch on the arguments of ``crossent explain``."""
+# Dispatch ------------------------------------------------------------------------------------
+
+
+def _given(args: argparse.Namespace) -> list[str]:
+    """The flags given on the command line, in a fixed order."""
+    values = {
+        "--binary": args.binary,
+        "--hinge": getattr(args, "hinge", False),
+        "--kl": getattr(args, "kl", False),
+        "--logits": args.logits is not None,
+        "--label": args.label is not None,
+        "--p": args.p is not None,
+        "--q": args.q is not None,
+        "--y": args.y is not None,
+        "--temperature": args.temperature is not None,
+        "--smoothing": getattr(args, "smoothing", None) is not None,
+        "--bits": args.bits,
+    }
+    return [flag for flag, present in values.items() if present]
+
+
+def _mode(given: list[str]) -> str:
+    if "--binary" in given:
+        return "--binary"
+    if "--hinge" in given:
+        return "--hinge"
+    if "--logits" in given:
+        return "--logits"
+    return "--p/--q"
+
+
+def _check_flags(given: list[str], mode: str) -> None:
+    for flag in given:
+        if flag not in _MODE_FLAGS[mode]:
+            raise crossent.InputError(
+                f"{flag} cannot be combined with {mode}; with {mode} use "
+                f"{', '.join(f for f in _MODE_FLAGS[mode] if f != mode)}"
+            )
+
+
+def _logits_target(args: argparse.Namespace, logits: Any) -> Any:
+    if args.label is not None and args.p is not None:
+        raise crossent.InputError(
+            "--label and --p both give the target with --logits; pass one of them"
+        )
+    if args.label is not None:
+        if not 0 <= args.label < logits.size:
+            raise crossent.InputError(
+                f"--label must be a class in [0, {logits.size}); got {args.label}"
+            )
+        return np.eye(logits.size)[args.label]
+    if args.p is not None:
+        return parse_vector(args.p, name="--p")
+    raise crossent.InputError("--logits needs --label (a class id) or --p (a target distribution)")
+
+
+def _dispatch(args: argparse.Namespace, out: Output) -> None:
+    given = _given(args)
+    mode = _mode(given)
+    _check_flags(given, mode)
     if args.temperature is not None and not 0 < args.temperature < math.inf:
         raise crossent.InputError(f"--temperature must be positive; got {args.temperature:g}")
-    if args.binary:
+    smoothing = getattr(args, "smoothing", None)
+    if smoothing is not None and not 0 <= smoothing <= 1:
+        raise crossent.InputError(f"--smoothing must be in [0, 1]; got {smoothing:g}")
+    if mode == "--binary":
         if args.y is None or args.p is None:
             raise crossent.InputError(
                 "--binary needs --y (0 to 1) and --p (the predicted probability)"
             )
-        y = float(parse_vector(args.y, name="--y")[0])
-        p = float(parse_vector(args.p, name="--p")[0])
-        explain_binary(console, y, p, bits=args.bits)
+        y = parse_number(args.y, name="--y", mode="--binary")
+        p = parse_number(args.p, name="--p", mode="--binary")
+        explain_binary(out, y, p, bits=args.bits)
         return
-    if args.logits is not None:
+    if mode == "--hinge":
+        if args.logits is None or args.label is None:
+            raise crossent.InputError("--hinge needs --logits and --label (a class id)")
         logits = parse_vector(args.logits, name="--logits")
-        if args.label is not None:
-            if not 0 <= args.label < logits.size:
-                raise crossent.InputError(
-                    f"--label must be a class in [0, {logits.size}); got {args.label}"
-                )
-            target = np.eye(logits.size)[args.label]
-        elif args.p is not None:
-            target = parse_vector(args.p, name="--p")
-        else:
-            raise crossent.InputError(
-                "--logits needs --label (a class id) or --p (a target distribution)"
-            )
-        explain_logits(console, logits, target, bits=args.bits, temperature=args.temperature)
+        _logits_target(args, logits)  # checks the label's range
+        explain_hinge(out, logits, args.label, bits=args.bits)
+        return
+    if mode == "--logits":
+        logits = parse_vector(args.logits, name="--logits")
+        target = _logits_target(args, logits)
+        explain_logits(
+            out,
+            logits,
+            target,
+            bits=args.bits,
+            temperature=args.temperature,
+            smoothing=smoothing,
+        )
         return
     if args.p is None or args.q is None:
         raise crossent.InputError(
             "explain needs --p and --q (distributions), --logits with --label, or --binary"
         )
-    explain_distributions(
-        console,
-        parse_vector(args.p, name="--p"),
-        parse_vector(args.q, name="--q"),
-        bits=args.bits,
-        temperature=args.temperature,
-    )
+    p = parse_vector(args.p, name="--p")
+    q = parse_vector(args.q, name="--q")
+    if getattr(args, "kl", False):
+        if args.temperature is not None:
+            raise crossent.InputError("--temperature cannot be combined with --kl")
+        explain_kl(out, p, q, bits=args.bits)
+        return
+    explain_distributions(out, p, q, bits=args.bits, temperature=args.temperature)
+
+
+def run_explain(args: argparse.Namespace, stream: TextIO) -> None:
+    """Dispatch on the arguments of ``crossent explain``, writing to ``stream``."""
+    with closed_pipe_is_quiet(stream):
+        _dispatch(args, Output(stream))

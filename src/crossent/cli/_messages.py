@@ -1,6 +1,6 @@
 """The library's error messages, said in the command line's terms.
 
-The library names its arguments (`probs` whatever the form, `axis`) and offers
+The library names its arguments (`probs`, or the form such as `logits`; `axis`) and offers
 ``validate=False``; on the command line the array is the file's (the ``.npz`` member, or
 a table's prediction columns), there is no axis to choose, and validation cannot be
 turned off.  :func:`in_file_terms` rewrites those phrases and nothing else.
@@ -24,6 +24,7 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
     if dataset.what:
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
+        message = message.replace(f"`{dataset.form}`", dataset.what)
     if dataset.dtype_hint and "must sum to 1" in message:
         message = f"{message} {dataset.dtype_hint}"
     return message

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from .._sides import Side
 from .._xp import Array, is_numpy
-from ._sides import Side
 
 __all__ = ["BLOCK_ELEMENTS", "evaluate_by_rows"]
 

@@ -11,9 +11,7 @@ from types import ModuleType
 from typing import Any, NamedTuple
 
 from .._checks import Form, check_axis, check_base, check_eps, check_form
-from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
-from ._blocks import evaluate_by_rows
-from ._kernels import (
+from .._numerics import (
     cross_terms,
     cross_terms_from_probs,
     entropy_terms,
@@ -22,7 +20,9 @@ from ._kernels import (
     kl_terms,
     kl_terms_from_log,
 )
-from ._sides import Side, prepare, prepare_pair
+from .._sides import Side, prepare, prepare_pair
+from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
+from ._blocks import evaluate_by_rows
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -340,10 +340,14 @@ def kl_divergence(
 
     Notes
     -----
-    From probabilities, each term is computed from the ratio :math:`p_i/q_i`, which
-    costs one rounding when :math:`p \approx q` (``log p - log q`` would cancel);
-    ratios that overflow because :math:`q_i` is subnormal are recomputed exactly.
-    From log-probabilities or logits, the difference of logs is used.
+    From probabilities, each term keeps its relative accuracy: where
+    :math:`q_i/2 \le p_i \le 2q_i` the logarithm is
+    :math:`\operatorname{log1p}((p_i - q_i)/q_i)`, whose argument is exact up to one
+    rounding (``log(p / q)`` would lose the digits of a ratio near 1, and
+    ``log p - log q`` would cancel), so nearly equal distributions give a small
+    positive divergence on every backend; ratios that overflow because :math:`q_i` is
+    subnormal are recomputed exactly.  From log-probabilities or logits, the difference
+    of logs is used (exact when they are close).
 
     References
     ----------

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_base, check_eps, check_probabilities
-from .._xp import Array, compute_dtype, finalize, namespace
-from ..errors import InputError
-from ._kernels import (
+from .._numerics import (
     binary_cross_grad_terms,
     binary_cross_terms,
     binary_entropy_terms,
     surprisal_terms,
 )
+from .._xp import Array, compute_dtype, finalize, namespace
+from ..errors import InputError
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 

@@ -10,11 +10,11 @@ read each row of logits once into cache and never allocate an N x V temporary:
   :math:`\ell = \log\sum_c e^{z'_c - m}` (as ``log1p`` of the non-maximal terms plus
   the ties, like ``_xp.log_sum_exp_shifted``), :math:`z'_y - m` and
   :math:`\sum_c w_c (z'_c - m)` (for label smoothing), with :math:`z' = z/T`. The
-  loss and every option are then computed by the same per-row formulas as the
-  generic path (``_softmax.py``), so both paths share their meaning.
+  loss and every option are then computed by the same per-row functions as the
+  generic path (``_terms.py``), so both paths share their meaning.
 * :func:`write_gradient` writes :math:`c_i\,p_{ic} - r_i u_c - \delta_{c y_i} g_i` in
-  one pass, where the per-row coefficients fold in the options, the reduction and
-  the temperature's chain rule.
+  one pass, where the per-row coefficients fold in the options, the reduction (and an
+  upstream gradient) and the temperature's chain rule (``_softmax._fast_gradient``).
 
 Rows are processed in parallel (``prange``, blocks of consecutive rows), accumulating
 in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row

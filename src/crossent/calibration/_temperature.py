@@ -1,7 +1,4 @@
-r"""Recalibration: temperature scaling (robust), vector scaling, Platt scaling, histogram binning.
-
-Every calibrator follows scikit-learn's conventions (``fit`` returns ``self``, learned
-attributes end in ``_``) and ``transform`` returns normalised full distributions.
+r"""Temperature scaling (robust) and the recalibration gap it measures.
 
 Temperature scaling (Guo et al. 2017) divides the logits by :math:`T > 0`.  With the
 inverse temperature :math:`\beta = 1/T` the mean negative log-likelihood
@@ -13,10 +10,11 @@ inverse temperature :math:`\beta = 1/T` the mean negative log-likelihood
 is convex (a log-sum-exp of linear functions), with
 :math:`f'(\beta) = \frac1n\sum_i (\mathbb{E}_{\mathrm{softmax}(\beta z_i)}[z_i] - z_{iy_i})`
 non-decreasing.  The fit finds the root of :math:`f'` inside the bracket
-:math:`[1/T_{\max}, 1/T_{\min}]` with a bracketing root finder (TOMS 748), so it cannot
-diverge or leave the bounds; when :math:`f'` does not change sign there, the optimum is
-at a bound and ``at_bound_`` says so (for example separable data, where the NLL keeps
-falling as :math:`T \to 0`).
+:math:`[1/T_{\max}, 1/T_{\min}]` by a safeguarded Newton method (Newton steps while they
+stay inside the bracket that holds the sign change of :math:`f'`, bisection otherwise:
+Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the bounds; when
+:math:`f'` does not change sign there, the optimum is at a bound and ``at_bound_`` says
+so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
 """
 
 from __future__ import annotations
@@ -26,30 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .._checks import check_integer, check_scalar
-from .._xp import log_softmax
 from ..errors import InputError
-from ..info._kernels import safe_log
-from ._binning import assign_bins, check_bins, uniform_edges
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions
+from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
-__all__ = [
-    "HistogramBinning",
-    "PlattScaling",
-    "TemperatureScaling",
-    "VectorScaling",
-    "recalibration_gap",
-]
-
-
-# ------------------------------------------------------------------ temperature
-
-
-def _scores(values: FloatArray, form: str) -> FloatArray:
-    """Float64 scores whose softmax is the prediction: logits as given, else log-probs."""
-    return safe_log(values, xp=np) if form == "probs" else values
+__all__ = ["TemperatureScaling", "recalibration_gap"]
 
 
 def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
@@ -62,7 +43,7 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
     """
 
     def block_moments(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-        z = _scores(values, predictions.form)
+        z = log_scores(values, predictions.form)
         shifted = z - z.max(axis=1, keepdims=True)
         label_shift = shifted[np.arange(z.shape[0]), labels]
         weights = np.exp(beta * shifted)
@@ -102,8 +83,9 @@ def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
 
 
 def _check_finite_label_scores(predictions: Predictions) -> None:
-    if predictions.form == "logits":
-        return
+    """Refuse a label of probability 0 (a probability of 0, a log-probability or logit of
+    ``-inf``): its NLL is ``+inf`` at every temperature, so no temperature is better than
+    another, and the NLL's slope would be ``inf - inf``."""
 
     def zero_label(start: int, values: FloatArray, labels: IntArray) -> int | None:
         # Only the labels' entries matter: no log or exp of the whole block.
@@ -111,12 +93,16 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
         return start + int(np.argmax(hit)) if hit.any() else None
 
     form = predictions.form
+    entry = "" if form == "probs" else f" ({_FORM_WORDS[form]} -inf)"
     for row in predictions.map_raw(zero_label):
         if row is not None:
             raise InputError(
-                f"row {row}'s label has probability 0, so the NLL is +inf at every temperature "
-                "and no temperature can be fitted"
+                f"row {row}'s label has probability 0{entry}, so the NLL is +inf at every "
+                "temperature and no temperature can be fitted"
             )
+
+
+_FORM_WORDS = {"log_probs": "log-probability", "logits": "logit"}
 
 
 @dataclass(frozen=True)
@@ -270,11 +256,14 @@ class TemperatureScaling:
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> TemperatureScaling:
-        """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels."""
+        """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels.
+
+        Raises ``InputError`` for a label of probability 0 (a probability of 0, or a
+        log-probability or logit of ``-inf``): the NLL is ``+inf`` at every temperature.
+        """
         bounds = self._checked_bounds()
-        predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
-        if predictions.n == 0:
-            raise InputError("`logits` has 0 rows; there is nothing to fit")
+        predictions = as_predictions(logits, labels, form=form, validate=validate)
+        require_examples(predictions, purpose="fitting a temperature")
         if self.guard:
             _check_folds(self.folds, predictions.n)
         _check_finite_label_scores(predictions)
@@ -300,34 +289,12 @@ class TemperatureScaling:
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs."""
-        _check_fitted(self, "temperature_")
-        predictions = _unlabelled(logits, form)
-        return _output(_scores_all(predictions) / self.temperature_, output)
+        check_fitted(self, "temperature_")
+        predictions = unlabelled(logits, form)
+        return as_output(all_log_scores(predictions) / self.temperature_, output)
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
         return self.fit(logits, labels, form=form).transform(logits, form=form)
-
-
-def _unlabelled(values: Any, form: str) -> Predictions:
-    """Validated predictions to transform (they have no labels: placeholders of 0)."""
-    rows = int(np.shape(values)[0]) if np.ndim(values) else 0
-    return as_predictions(values, np.zeros(rows, np.intp), form=form)
-
-
-def _scores_all(predictions: Predictions) -> FloatArray:
-    return _scores(np.asarray(predictions.values, dtype=np.float64), predictions.form)
-
-
-def _output(scores: FloatArray, output: str) -> FloatArray:
-    if output not in ("probs", "log_probs"):
-        raise InputError(f"`output` must be 'probs' or 'log_probs'; got {output!r}")
-    log_probs = log_softmax(scores, xp=np)
-    return np.exp(log_probs) if output == "probs" else log_probs
-
-
-def _check_fitted(calibrator: object, attribute: str) -> None:
-    if not hasattr(calibrator, attribute):
-        raise InputError(f"this {type(calibrator).__name__} is not fitted yet; call fit() first")
 
 
 def recalibration_gap(
@@ -370,6 +337,13 @@ def recalibration_gap(
     float
         The gap, in nats (or in ``base``).
 
+    Raises
+    ------
+    InputError
+        A label of probability 0 (a probability of 0, or a log-probability or logit of
+        ``-inf``): the NLL is ``+inf`` before and after any temperature, so the gap is
+        undefined.  Fewer rows than ``folds``; invalid predictions, labels or options.
+
     Examples
     --------
     >>> import numpy as np, crossent
@@ -382,195 +356,10 @@ def recalibration_gap(
     True
     """
     bounds_checked = TemperatureScaling(bounds=bounds)._checked_bounds()
-    predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
+    predictions = as_predictions(logits, labels, form=form, validate=validate)
     _check_folds(folds, predictions.n)
     _check_finite_label_scores(predictions)
     before = _moments(predictions, 1.0)[0]
     after = _cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
     gap = before - after
     return gap / math.log(base) if base is not None else gap
-
-
-# ------------------------------------------------------------------ vector and Platt
-
-
-def _finite_scores(predictions: Predictions, what: str) -> FloatArray:
-    scores = _scores_all(predictions)
-    if not np.all(np.isfinite(scores)):
-        row = int(np.argmax(~np.all(np.isfinite(scores), axis=1)))
-        raise InputError(
-            f"{what} needs finite scores; row {row} has a probability of 0 (log-score -inf)"
-        )
-    return scores
-
-
-def _minimise(objective: Any, start: FloatArray) -> Any:
-    from scipy import optimize  # lazily: only the L-BFGS calibrators need it
-
-    return optimize.minimize(objective, start, jac=True, method="L-BFGS-B")
-
-
-class VectorScaling:
-    """Vector scaling: ``softmax(w * z + b)`` with one scale and one bias per class.
-
-    Guo et al. (2017)'s diagonal matrix scaling, fitted by L-BFGS on the mean NLL with
-    its exact gradient.
-
-    Attributes
-    ----------
-    scale_, bias_ : ndarray, shape (classes,)
-    converged_ : bool
-    n_iter_ : int
-
-    Examples
-    --------
-    >>> import numpy as np, crossent
-    >>> rng = np.random.default_rng(0)
-    >>> z = rng.normal(size=(2000, 3))
-    >>> y = np.array([rng.choice(3, p=np.exp(r) / np.exp(r).sum()) for r in z])
-    >>> vs = crossent.VectorScaling().fit(3 * z + [1.0, 0.0, -1.0], y)
-    >>> np.round(vs.scale_, 1).tolist()
-    [0.3, 0.3, 0.3]
-    """
-
-    def fit(
-        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
-    ) -> VectorScaling:
-        predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
-        scores = _finite_scores(predictions, "VectorScaling")
-        n, classes = scores.shape
-        onehot = np.zeros_like(scores)
-        onehot[np.arange(n), predictions.labels] = 1.0
-
-        def objective(params: FloatArray) -> tuple[float, FloatArray]:
-            scale, bias = params[:classes], params[classes:]
-            log_probs = log_softmax(scores * scale + bias, xp=np)
-            residual = (np.exp(log_probs) - onehot) / n
-            grad = np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)])
-            return float(-np.sum(log_probs * onehot) / n), grad
-
-        result = _minimise(objective, np.concatenate([np.ones(classes), np.zeros(classes)]))
-        self.scale_, self.bias_ = result.x[:classes], result.x[classes:]
-        self.converged_, self.n_iter_ = bool(result.success), int(result.nit)
-        return self
-
-    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        _check_fitted(self, "scale_")
-        predictions = _unlabelled(logits, form)
-        return _output(
-            _finite_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
-        )
-
-
-class PlattScaling:
-    r"""Platt scaling for binary problems: :math:`p_1 = \sigma(a s + b)`, :math:`s = z_1 - z_0`.
-
-    Platt (1999)'s logistic calibration of the log-odds, fitted by maximum likelihood
-    (L-BFGS).  Returns both classes' probabilities.
-
-    Attributes
-    ----------
-    slope_, intercept_ : float
-    converged_ : bool
-
-    Examples
-    --------
-    >>> import numpy as np, crossent
-    >>> rng = np.random.default_rng(0)
-    >>> s = rng.normal(size=5000) * 2
-    >>> y = (rng.random(5000) < 1 / (1 + np.exp(-(0.5 * s - 0.3)))).astype(int)
-    >>> platt = crossent.PlattScaling().fit(np.stack([np.zeros_like(s), s], axis=1), y)
-    >>> round(platt.slope_, 1), round(platt.intercept_, 1)
-    (0.5, -0.3)
-    """
-
-    def fit(
-        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
-    ) -> PlattScaling:
-        predictions = as_predictions(logits, labels, form=form, name="logits", validate=validate)
-        if predictions.classes != 2:
-            raise InputError(
-                f"PlattScaling is for 2 classes; got {predictions.classes}. Use "
-                "TemperatureScaling or VectorScaling."
-            )
-        log_odds = self._log_odds(predictions)
-        target = predictions.labels.astype(np.float64)
-        n = target.size
-
-        def objective(params: FloatArray) -> tuple[float, FloatArray]:
-            t = params[0] * log_odds + params[1]
-            loss = np.logaddexp(0.0, t) - target * t
-            residual = (special.expit(t) - target) / n
-            return float(loss.sum() / n), np.array([residual @ log_odds, residual.sum()])
-
-        result = _minimise(objective, np.array([1.0, 0.0]))
-        self.slope_, self.intercept_ = float(result.x[0]), float(result.x[1])
-        self.converged_ = bool(result.success)
-        return self
-
-    @staticmethod
-    def _log_odds(predictions: Predictions) -> FloatArray:
-        scores = _finite_scores(predictions, "PlattScaling")
-        return scores[:, 1] - scores[:, 0]
-
-    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        _check_fitted(self, "slope_")
-        predictions = _unlabelled(logits, form)
-        t = self.slope_ * self._log_odds(predictions) + self.intercept_
-        return _output(np.stack([np.zeros_like(t), t], axis=1), output)
-
-
-class HistogramBinning:
-    r"""Histogram binning (Zadrozny and Elkan 2001), one-vs-rest per class, then normalised.
-
-    Each class's probability is replaced by the smoothed hit rate of its bin,
-    :math:`(h_b + 1)/(n_b + 2)` (Laplace's rule, so no class gets probability 0), and the
-    row is divided by its sum so the result is a distribution.
-
-    Parameters
-    ----------
-    bins : int, default 15
-        Equal-width bins on [0, 1], ``[a, b)`` with the last closed.
-
-    Examples
-    --------
-    >>> import numpy as np, crossent
-    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
-    >>> out = crossent.HistogramBinning(bins=2).fit(probs, [0, 1, 1]).transform(probs)
-    >>> np.allclose(out.sum(axis=1), 1.0)
-    True
-    """
-
-    def __init__(self, *, bins: int = 15) -> None:
-        self.bins = bins
-
-    def fit(
-        self, probs: Any, labels: Any, /, *, form: str = "probs", validate: bool = True
-    ) -> HistogramBinning:
-        bins = check_bins(self.bins, "uniform", "left", "l1")
-        predictions = as_predictions(probs, labels, form=form, validate=validate)
-        p = predictions.probs()
-        self.edges_ = uniform_edges(bins)
-        rates = np.empty((predictions.classes, bins))
-        for k in range(predictions.classes):
-            index = assign_bins(p[:, k], self.edges_, "left")
-            count = np.bincount(index, minlength=bins)
-            hits = np.bincount(index, weights=predictions.labels == k, minlength=bins)
-            rates[k] = (hits + 1.0) / (count + 2.0)
-        self.rates_ = rates
-        return self
-
-    def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
-        _check_fitted(self, "rates_")
-        predictions = _unlabelled(probs, form)
-        p = predictions.probs()
-        if p.shape[1] != self.rates_.shape[0]:
-            raise InputError(
-                f"`probs` has {p.shape[1]} classes; the calibrator was fitted on "
-                f"{self.rates_.shape[0]}"
-            )
-        mapped = np.stack(
-            [self.rates_[k][assign_bins(p[:, k], self.edges_, "left")] for k in range(p.shape[1])],
-            axis=1,
-        )
-        return _output(np.log(mapped), output)

@@ -22,12 +22,12 @@ from scipy import special
 
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
-__all__ = ["RowSummaries", "summarize", "summarize_block"]
+__all__ = ["ExampleSummaries", "summarize", "summarize_block"]
 
 
 @dataclass(frozen=True)
-class RowSummaries:
-    """One float64 (or integer) value per example."""
+class ExampleSummaries:
+    """One float64 (or integer) value per example (per row of the predictions)."""
 
     surprisal: FloatArray
     brier: FloatArray
@@ -45,7 +45,7 @@ class RowSummaries:
         return int(self.labels.shape[0])
 
 
-def summarize_block(block: Block) -> RowSummaries:
+def summarize_block(block: Block) -> ExampleSummaries:
     """The summaries of one block of rows."""
     rows = np.arange(block.labels.shape[0])
     probs, labels = block.probs, block.labels
@@ -61,7 +61,7 @@ def summarize_block(block: Block) -> RowSummaries:
         terms = np.multiply(probs, block.log_probs, out=np.zeros_like(probs), where=probs > 0)
         np.negative(terms, out=terms)
     predicted = np.argmax(probs, axis=1)
-    return RowSummaries(
+    return ExampleSummaries(
         surprisal=-log_p_label,
         brier=brier,
         spherical=spherical,
@@ -72,13 +72,13 @@ def summarize_block(block: Block) -> RowSummaries:
     )
 
 
-def summarize(predictions: Predictions) -> RowSummaries:
+def summarize(predictions: Predictions) -> ExampleSummaries:
     """The summaries of every row, computed block by block."""
     parts = list(predictions.map_blocks(summarize_block))
     if not parts:
         empty, no_ids = np.zeros(0), np.zeros(0, np.intp)
-        return RowSummaries(empty, empty, empty, empty, empty, no_ids, no_ids)
-    return RowSummaries(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        return ExampleSummaries(empty, empty, empty, empty, empty, no_ids, no_ids)
+    return ExampleSummaries(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
 
 
 _FIELDS = ("surprisal", "brier", "spherical", "entropy", "confidence", "predicted", "labels")

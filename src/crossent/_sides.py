@@ -1,5 +1,9 @@
 """One side of a measure: a distribution given as probabilities, log-probabilities or logits.
 
+Shared by ``info/`` (the measures), ``losses/`` (targets, distillation) and
+``calibration/`` (validating predictions), so none of them imports another package's
+private module.
+
 The caller names the form (``p_form=``, ``q_form=``); nothing here infers it.
 :func:`prepare` moves the class axis last, casts to the compute dtype, validates
 according to the form, and offers the distribution as probabilities or
@@ -12,16 +16,17 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .._checks import (
+from ._checks import (
     Form,
     check_axis,
+    check_classes,
     check_distribution,
     check_log_distribution,
     check_logits,
     check_same_classes,
 )
-from .._xp import Array, compute_dtype, log_softmax, logsumexp
-from ._kernels import safe_log
+from ._numerics import safe_log
+from ._xp import Array, compute_dtype, log_softmax, logsumexp
 
 __all__ = ["Side", "prepare", "prepare_pair"]
 
@@ -69,6 +74,7 @@ def prepare(
 
     ``axis`` must already be normalised (non-negative).
     """
+    check_classes(x.shape[axis], name=name, axis=axis)
     storage_dtype = x.dtype
     values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     values = xp.astype(values, dtype) if values.dtype != dtype else values

@@ -1,5 +1,8 @@
 """Elementwise terms of the information measures, exact at the limits.
 
+Shared by ``info/`` (the measures), ``losses/`` (distillation) and ``calibration/``
+(``safe_log``), so none of them imports another package's private module.
+
 Every kernel here maps arrays to arrays of the same broadcast shape; the measures
 sum them.  Conventions (Cover and Thomas 2006, sec. 2.3): ``0 log 0 = 0``,
 ``0 log(0/q) = 0`` and ``p log(p/0) = +inf`` for ``p > 0``.
@@ -27,7 +30,7 @@ from types import ModuleType
 import numpy as np
 from scipy import special
 
-from .._xp import Array, is_numpy
+from ._xp import Array, is_numpy
 
 __all__ = [
     "binary_cross_grad_terms",
@@ -52,6 +55,13 @@ _LOG_SCALE = _SCALE_EXPONENT * math.log(2.0)
 # SciPy releases whose rel_entr computes x * log(x / y) overflow for subnormal y; newer
 # ones do not. Probed once, so the NumPy path pays for the repair only where needed.
 _REL_ENTR_OVERFLOWS = bool(np.isinf(special.rel_entr(1.0, 1e-310)))
+
+# SciPy releases whose rel_entr computes x * log(x / y) lose the relative accuracy of
+# terms with x / y near 1 (SciPy 1.17's does not): 1 * log(1 / (1 - 2**-30)) is
+# 2**-30 + 2**-61 + ..., the rounded ratio 1 + 2**-30 gives 2**-30 - 2**-61.
+_REL_ENTR_NAIVE_NEAR_ONE = bool(
+    abs(special.rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30)) - 1.0) > 1e-12
+)
 
 
 def _ones(x: Array, *, xp: ModuleType) -> Array:
@@ -104,32 +114,59 @@ def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:
 
 
 def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
-    """``p log(p / q)`` from probabilities, accurate for subnormal ``q``.
+    r"""``p log(p / q)`` from probabilities, to a few ulps relative, also for subnormal ``q``.
 
-    The ratio is formed before the logarithm, so that ``p ≈ q`` costs one rounding
-    instead of the cancellation of ``log p - log q``.
+    Where :math:`q/2 \le p \le 2q` the logarithm is taken as
+
+    .. math:: \log\frac{p}{q} = \operatorname{log1p}\Big(\frac{p - q}{q}\Big),
+
+    whose argument is exact up to one rounding (``p - q`` is exact there, by Sterbenz's
+    lemma), so each term keeps its relative accuracy as :math:`p \to q`.  The plain
+    ``log(p / q)`` does not: rounding the ratio costs an absolute error of about
+    :math:`\epsilon` in a logarithm of size :math:`|p - q|/q`, so the sum of nearly
+    equal distributions came out negative.  Elsewhere :math:`|\log(p/q)| > \log 2` and
+    the ratio's rounding is harmless.  The derivative is unchanged:
+    :math:`\partial_p = \log(p/q) + 1`, :math:`\partial_q = -p/q`.  On NumPy, SciPy's
+    ``rel_entr`` keeps this accuracy itself (1.17); older releases are repaired here.
     """
     if is_numpy(xp):
-        terms = special.rel_entr(p, q)
-        if not _REL_ENTR_OVERFLOWS:
+        terms = np.asarray(special.rel_entr(p, q))
+        p_b, q_b = np.broadcast_arrays(p, q)
+        if _REL_ENTR_OVERFLOWS:
+            overflowed = np.isposinf(terms) & (q_b > 0)
+            if overflowed.any():  # p / q overflowed although q > 0: redo those with logs
+                terms[overflowed] = p_b[overflowed] * (
+                    np.log(p_b[overflowed]) - np.log(q_b[overflowed])
+                )
+        if not _REL_ENTR_NAIVE_NEAR_ONE:
             return terms
-        overflowed = np.isposinf(terms) & (q > 0)
-        if overflowed.any():  # p / q overflowed although q > 0: redo those with logs
-            p_b, q_b = np.broadcast_arrays(p, q)
-            terms[overflowed] = p_b[overflowed] * (
-                np.log(p_b[overflowed]) - np.log(q_b[overflowed])
-            )
+        # Near 1 (|p - q| <= min(p, q), i.e. q/2 <= p <= 2q), in place: no gathers.
+        difference = np.subtract(p_b, q_b, dtype=terms.dtype)
+        near = np.abs(difference) <= np.minimum(p_b, q_b)
+        near &= p_b > 0
+        np.divide(difference, q_b, out=difference, where=near)
+        np.log1p(difference, out=difference, where=near)
+        np.multiply(p_b, difference, out=terms, where=near)
         return terms
     ones = _ones(p, xp=xp)
     p_pos = p > 0
     q_pos = q > 0
     p_safe = xp.where(p_pos, p, ones)
     q_safe = xp.where(p_pos & q_pos, q, ones)
+    near = (p_safe <= 2 * q_safe) & (q_safe <= 2 * p_safe)
+    # Near 1: log1p of the exact difference (placeholders of 1 keep the other branch finite).
+    p_near = xp.where(near, p_safe, ones)
+    q_near = xp.where(near, q_safe, ones)
+    log_near = xp.log1p((p_near - q_near) / q_near)
+    # Far from 1: the ratio, with subnormal denominators scaled into the normal range.
+    p_far = xp.where(near, ones, p_safe)
+    q_far = xp.where(near, ones, q_safe)
     tiny = xp.finfo(q.dtype).smallest_normal
-    subnormal = q_safe < tiny
-    q_scaled = xp.where(subnormal, q_safe * float(2**_SCALE_EXPONENT), q_safe)
-    shift = xp.where(subnormal, xp.full_like(q_safe, _LOG_SCALE), xp.zeros_like(q_safe))
-    terms = p * (xp.log(p_safe / q_scaled) + shift)
+    subnormal = q_far < tiny
+    q_scaled = xp.where(subnormal, q_far * float(2**_SCALE_EXPONENT), q_far)
+    shift = xp.where(subnormal, xp.full_like(q_far, _LOG_SCALE), xp.zeros_like(q_far))
+    log_far = xp.log(p_far / q_scaled) + shift
+    terms = p * xp.where(near, log_near, log_far)
     return xp.where(p_pos & ~q_pos, xp.full_like(terms, math.inf), terms)
 
 

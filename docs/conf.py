@@ -1,0 +1,64 @@
+"""Sphinx configuration of crossent's documentation.
+
+Sphinx with the PyData theme and numpydoc (as NumPy and SciPy), tutorials as MyST
+notebooks executed at every build by myst-nb (a failing cell fails the build), MathJax
+served from the site itself (no network needed to read the pages).  Built by
+``python3 tasks.py docs`` into ``site/`` with warnings as errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+import crossent  # noqa: E402
+
+project = "crossent"
+author = "the crossent maintainers"
+copyright = "2026, the crossent maintainers"
+version = release = crossent.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+    "myst_nb",
+    "sphinx-mathjax-offline",  # MathJax 3 copied into the site: math renders offline
+    "crossent_api",  # writes api/index.rst from crossent.__all__
+]
+
+exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
+
+# API reference
+autosummary_generate = True
+autodoc_typehints = "none"  # numpydoc's Parameters section carries the types
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# Notebooks: every cell executed at build time, a failing cell fails the build.
+nb_execution_mode = "force"
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 300
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+
+# HTML
+html_theme = "pydata_sphinx_theme"
+html_title = f"crossent {release}"
+html_static_path: list[str] = []
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 6,
+}
+html_context = {"default_mode": "light"}  # else a first visit logs "invalid theme mode"
+html_show_sourcelink = False
+html_copy_source = False

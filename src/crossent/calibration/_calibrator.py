@@ -1,0 +1,49 @@
+"""What every calibrator shares: log-scores, the predictions to transform, the output form.
+
+A calibrator maps each prediction to log-scores whose softmax is the prediction (the
+logits as given, else the log-probabilities), transforms them, and returns a
+normalised distribution as probabilities or log-probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._numerics import safe_log
+from .._xp import log_softmax
+from ..errors import InputError
+from ._inputs import FloatArray, Predictions, as_predictions
+
+__all__ = ["all_log_scores", "as_output", "check_fitted", "log_scores", "unlabelled"]
+
+
+def log_scores(values: FloatArray, form: str) -> FloatArray:
+    """Float64 log-scores whose softmax is the prediction: logits as given, else log-probs."""
+    return safe_log(values, xp=np) if form == "probs" else values
+
+
+def all_log_scores(predictions: Predictions) -> FloatArray:
+    """The log-scores of every row, in float64."""
+    return log_scores(np.asarray(predictions.values, dtype=np.float64), predictions.form)
+
+
+def unlabelled(values: Any, form: str) -> Predictions:
+    """Validated predictions to transform (they have no labels: placeholders of 0)."""
+    count = int(np.shape(values)[0]) if np.ndim(values) else 0
+    return as_predictions(values, np.zeros(count, np.intp), form=form)
+
+
+def as_output(scores: FloatArray, output: str) -> FloatArray:
+    """The distributions ``softmax(scores)`` as ``output``: 'probs' or 'log_probs'."""
+    if output not in ("probs", "log_probs"):
+        raise InputError(f"`output` must be 'probs' or 'log_probs'; got {output!r}")
+    log_probs = log_softmax(scores, xp=np)
+    return np.exp(log_probs) if output == "probs" else log_probs
+
+
+def check_fitted(calibrator: object, attribute: str) -> None:
+    """Refuse to transform with a calibrator that has not been fitted."""
+    if not hasattr(calibrator, attribute):
+        raise InputError(f"this {type(calibrator).__name__} is not fitted yet; call fit() first")

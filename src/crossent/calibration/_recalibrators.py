@@ -1,0 +1,203 @@
+"""Vector scaling, Platt scaling and histogram binning.
+
+Every calibrator follows scikit-learn's conventions (``fit`` returns ``self``, learned
+attributes end in ``_``) and ``transform`` returns normalised full distributions.
+Temperature scaling, the robust default, is in :mod:`._temperature`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from .._xp import log_softmax
+from ..errors import InputError
+from ._binning import assign_bins, check_bins, uniform_edges
+from ._calibrator import all_log_scores, as_output, check_fitted, unlabelled
+from ._inputs import FloatArray, Predictions, as_predictions
+
+__all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
+
+
+def _finite_log_scores(predictions: Predictions, what: str) -> FloatArray:
+    scores = all_log_scores(predictions)
+    if not np.all(np.isfinite(scores)):
+        row = int(np.argmax(~np.all(np.isfinite(scores), axis=1)))
+        raise InputError(
+            f"{what} needs finite scores; row {row} has a probability of 0 (log-score -inf)"
+        )
+    return scores
+
+
+def _minimise(objective: Any, start: FloatArray) -> Any:
+    from scipy import optimize  # lazily: only the L-BFGS calibrators need it
+
+    return optimize.minimize(objective, start, jac=True, method="L-BFGS-B")
+
+
+class VectorScaling:
+    """Vector scaling: ``softmax(w * z + b)`` with one scale and one bias per class.
+
+    Guo et al. (2017)'s diagonal matrix scaling, fitted by L-BFGS on the mean NLL with
+    its exact gradient.
+
+    Attributes
+    ----------
+    scale_, bias_ : ndarray, shape (classes,)
+    converged_ : bool
+    n_iter_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(size=(2000, 3))
+    >>> y = np.array([rng.choice(3, p=np.exp(r) / np.exp(r).sum()) for r in z])
+    >>> vs = crossent.VectorScaling().fit(3 * z + [1.0, 0.0, -1.0], y)
+    >>> np.round(vs.scale_, 1).tolist()
+    [0.3, 0.3, 0.3]
+    """
+
+    def fit(
+        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
+    ) -> VectorScaling:
+        predictions = as_predictions(logits, labels, form=form, validate=validate)
+        scores = _finite_log_scores(predictions, "VectorScaling")
+        n, classes = scores.shape
+        onehot = np.zeros_like(scores)
+        onehot[np.arange(n), predictions.labels] = 1.0
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray]:
+            scale, bias = params[:classes], params[classes:]
+            log_probs = log_softmax(scores * scale + bias, xp=np)
+            residual = (np.exp(log_probs) - onehot) / n
+            grad = np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)])
+            return float(-np.sum(log_probs * onehot) / n), grad
+
+        result = _minimise(objective, np.concatenate([np.ones(classes), np.zeros(classes)]))
+        self.scale_, self.bias_ = result.x[:classes], result.x[classes:]
+        self.converged_, self.n_iter_ = bool(result.success), int(result.nit)
+        return self
+
+    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+        check_fitted(self, "scale_")
+        predictions = unlabelled(logits, form)
+        return as_output(
+            _finite_log_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
+        )
+
+
+class PlattScaling:
+    r"""Platt scaling for binary problems: :math:`p_1 = \sigma(a s + b)`, :math:`s = z_1 - z_0`.
+
+    Platt (1999)'s logistic calibration of the log-odds, fitted by maximum likelihood
+    (L-BFGS).  Returns both classes' probabilities.
+
+    Attributes
+    ----------
+    slope_, intercept_ : float
+    converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.normal(size=5000) * 2
+    >>> y = (rng.random(5000) < 1 / (1 + np.exp(-(0.5 * s - 0.3)))).astype(int)
+    >>> platt = crossent.PlattScaling().fit(np.stack([np.zeros_like(s), s], axis=1), y)
+    >>> round(platt.slope_, 1), round(platt.intercept_, 1)
+    (0.5, -0.3)
+    """
+
+    def fit(
+        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
+    ) -> PlattScaling:
+        predictions = as_predictions(logits, labels, form=form, validate=validate)
+        if predictions.classes != 2:
+            raise InputError(
+                f"PlattScaling is for 2 classes; got {predictions.classes}. Use "
+                "TemperatureScaling or VectorScaling."
+            )
+        log_odds = self._log_odds(predictions)
+        target = predictions.labels.astype(np.float64)
+        n = target.size
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray]:
+            t = params[0] * log_odds + params[1]
+            loss = np.logaddexp(0.0, t) - target * t
+            residual = (special.expit(t) - target) / n
+            return float(loss.sum() / n), np.array([residual @ log_odds, residual.sum()])
+
+        result = _minimise(objective, np.array([1.0, 0.0]))
+        self.slope_, self.intercept_ = float(result.x[0]), float(result.x[1])
+        self.converged_ = bool(result.success)
+        return self
+
+    @staticmethod
+    def _log_odds(predictions: Predictions) -> FloatArray:
+        scores = _finite_log_scores(predictions, "PlattScaling")
+        return scores[:, 1] - scores[:, 0]
+
+    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+        check_fitted(self, "slope_")
+        predictions = unlabelled(logits, form)
+        t = self.slope_ * self._log_odds(predictions) + self.intercept_
+        return as_output(np.stack([np.zeros_like(t), t], axis=1), output)
+
+
+class HistogramBinning:
+    r"""Histogram binning (Zadrozny and Elkan 2001), one-vs-rest per class, then normalised.
+
+    Each class's probability is replaced by the smoothed hit rate of its bin,
+    :math:`(h_b + 1)/(n_b + 2)` (Laplace's rule, so no class gets probability 0), and the
+    row is divided by its sum so the result is a distribution.
+
+    Parameters
+    ----------
+    bins : int, default 15
+        Equal-width bins on [0, 1], ``[a, b)`` with the last closed.
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7]])
+    >>> out = crossent.HistogramBinning(bins=2).fit(probs, [0, 1, 1]).transform(probs)
+    >>> np.allclose(out.sum(axis=1), 1.0)
+    True
+    """
+
+    def __init__(self, *, bins: int = 15) -> None:
+        self.bins = bins
+
+    def fit(
+        self, probs: Any, labels: Any, /, *, form: str = "probs", validate: bool = True
+    ) -> HistogramBinning:
+        bins = check_bins(self.bins, "uniform", "left", "l1")
+        predictions = as_predictions(probs, labels, form=form, validate=validate)
+        p = predictions.probs()
+        self.edges_ = uniform_edges(bins)
+        rates = np.empty((predictions.classes, bins))
+        for k in range(predictions.classes):
+            index = assign_bins(p[:, k], self.edges_, "left")
+            count = np.bincount(index, minlength=bins)
+            hits = np.bincount(index, weights=predictions.labels == k, minlength=bins)
+            rates[k] = (hits + 1.0) / (count + 2.0)
+        self.rates_ = rates
+        return self
+
+    def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
+        check_fitted(self, "rates_")
+        predictions = unlabelled(probs, form)
+        p = predictions.probs()
+        if p.shape[1] != self.rates_.shape[0]:
+            raise InputError(
+                f"`probs` has {p.shape[1]} classes; the calibrator was fitted on "
+                f"{self.rates_.shape[0]}"
+            )
+        mapped = np.stack(
+            [self.rates_[k][assign_bins(p[:, k], self.edges_, "left")] for k in range(p.shape[1])],
+            axis=1,
+        )
+        return as_output(np.log(mapped), output)

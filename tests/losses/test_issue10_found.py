@@ -1,0 +1,33 @@
+"""Defects found by the issue 10 test work in ``src/crossent/losses/``, fixed there since.
+
+label_smoothing=1 multiplied the label term's weight 1 - eps = 0 by a -inf shifted label
+logit (an ignored row's placeholder label 0, or a real label): a RuntimeWarning, which the
+suite turns into an error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import crossent
+
+from tolerances import ulps
+
+
+@pytest.mark.parametrize("labels", [[0, -100], [0, 0]])
+def test_issue10_found_full_smoothing_with_minus_inf_label_logit_is_silent(
+    labels: list[int],
+) -> None:
+    z = np.array([[0.0, 1.0], [-np.inf, 0.0]])
+    y = np.array(labels)
+    # smoothing 1: uniform targets; row 0 costs log(1 + e) - 1/2, row 1 (if kept) +inf
+    expected = math.log1p(math.e) - 0.5 if labels[1] < 0 else math.inf
+    got = crossent.softmax_cross_entropy(z, y, ignore_index=-100, label_smoothing=1.0)
+    assert got == (
+        pytest.approx(expected, rel=ulps(5), abs=0) if math.isfinite(expected) else expected
+    )
+    grad = crossent.softmax_cross_entropy_grad(z, y, ignore_index=-100, label_smoothing=1.0)
+    assert not np.isnan(grad).any()
