@@ -70,6 +70,8 @@ ARRAY_ARGUMENTS = (
     "probs_b",
     "metric",
     "diagram",
+    "predictions",  # issue 14: crossent.report(predictions, labels, /, ...)
+    "reports",  # issue 14: crossent.compare_reports(reports, /, ...)
 )
 
 

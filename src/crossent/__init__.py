@@ -12,6 +12,7 @@ the value when given something that is not a distribution.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._report import Report, ReportComparison, compare_reports, report
 from .calibration import (
     CALIBRATION_PRESETS,
     CalibrationError,
@@ -23,6 +24,7 @@ from .calibration import (
     LogLossComparison,
     PlattScaling,
     ReliabilityDiagram,
+    SmoothCalibrationError,
     TemperatureScaling,
     VectorScaling,
     accuracy,
@@ -34,6 +36,7 @@ from .calibration import (
     plot_reliability_diagram,
     recalibration_gap,
     reliability_diagram,
+    smooth_calibration_error,
     spherical_score,
 )
 from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
@@ -92,6 +95,9 @@ __all__ = [
     "MissingDependencyError",
     "PlattScaling",
     "ReliabilityDiagram",
+    "Report",
+    "ReportComparison",
+    "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
     "__version__",
@@ -103,6 +109,7 @@ __all__ = [
     "brier_score",
     "calibration_error",
     "compare_log_loss",
+    "compare_reports",
     "cross_entropy",
     "cross_entropy_decomposition",
     "distillation_loss",
@@ -119,10 +126,12 @@ __all__ = [
     "poly1_cross_entropy_grad",
     "recalibration_gap",
     "reliability_diagram",
+    "report",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_grad",
+    "smooth_calibration_error",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_with_targets",

@@ -164,7 +164,9 @@ def test_float32_rows_summing_to_one_within_1e_6_are_accepted() -> None:
         ([[1.2, -0.2]], [0], r"must be non-negative.*-0\.2"),
         ([[0.5, 0.5]], [0.0], r"`labels` must be integer class ids"),
         ([[0.5, 0.5]], [0, 1], r"`labels` must have the batch shape"),
-        ([0.5, 0.5], [0], r"`probs` must have shape \(n, classes\)"),
+        ([[[0.5, 0.5]]], [0], r"`probs` must have shape \(n, classes\)"),
+        # issue 14: a 1-D array is P(label = 1) of 2 examples, so 1 label is too few
+        ([0.5, 0.5], [0], r"`labels` must have the batch shape"),
     ],
 )
 def test_bad_input_is_rejected_naming_the_row(probs: object, labels: object, message: str) -> None:

@@ -47,7 +47,8 @@ def test_issue10_item21_many_classes_show_only_the_worst(
     assert note in output.read_text()
     assert note in out
     table = out[out.index("cross-entropy per true class") : out.index("most surprising")]
-    shown = [line.split("│")[1].strip() for line in table.splitlines() if line.count("│") == 4]
+    # issue 14: the table also has accuracy and one-vs-rest ECE columns (6 separators)
+    shown = [line.split("│")[1].strip() for line in table.splitlines() if line.count("│") == 6]
     surprisal = -(logits[np.arange(300), labels] - np.log(np.exp(logits).sum(axis=1)))
     per_class = {k: surprisal[labels == k].mean() for k in np.unique(labels)}
     worst = sorted(per_class, key=lambda k: -per_class[k])[:30]

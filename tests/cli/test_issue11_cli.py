@@ -34,7 +34,9 @@ def test_issue11_a_new_format_is_one_registry_entry(
     assert main(["report", str(tmp_path / "x.txt")]) == 2  # missing: checked first
     (tmp_path / "x.txt").write_text("1")
     assert main(["report", str(tmp_path / "x.txt")]) == 2
-    assert "use .npz, .csv, .parquet, .pq or .tsv" in capsys.readouterr().err
+    assert "use .npz, .csv, .parquet, .pq, " in capsys.readouterr().err  # issue 14 added more
+    assert main(["report", str(tmp_path / "x.txt")]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(" or .tsv")
     logits, labels = make_predictions(n=30)
     path = tmp_path / "p.tsv"
     np.savetxt(path, np.column_stack([labels, logits]), delimiter="\t")

@@ -30,6 +30,7 @@ from ._error import CALIBRATION_PRESETS, CalibrationError, CalibrationSpec, cali
 from ._recalibrators import HistogramBinning, PlattScaling, VectorScaling
 from ._reliability import ReliabilityDiagram, plot_reliability_diagram, reliability_diagram
 from ._scores import accuracy, brier_score, negative_log_likelihood, spherical_score
+from ._smooth import SmoothCalibrationError, smooth_calibration_error
 from ._state import EvaluationState, EvaluationSummary
 from ._temperature import TemperatureScaling, recalibration_gap
 
@@ -44,6 +45,7 @@ __all__ = [
     "LogLossComparison",
     "PlattScaling",
     "ReliabilityDiagram",
+    "SmoothCalibrationError",
     "TemperatureScaling",
     "VectorScaling",
     "accuracy",
@@ -55,5 +57,6 @@ __all__ = [
     "plot_reliability_diagram",
     "recalibration_gap",
     "reliability_diagram",
+    "smooth_calibration_error",
     "spherical_score",
 ]

@@ -116,6 +116,8 @@ class CalibrationError:
         Bin edges (``(bins + 1,)``; ``(classes, bins + 1)`` for the class-wise scope).
     statistics : BinStatistics
         Per-bin count, sum of confidences and hits, from which the value was computed.
+    renormalized : float or None
+        With ``renormalize=True``, the largest ``|row sum - 1|`` that was corrected.
     """
 
     value: float
@@ -123,6 +125,7 @@ class CalibrationError:
     n: int
     edges: FloatArray = field(repr=False)
     statistics: BinStatistics = field(repr=False)
+    renormalized: float | None = None
 
     def __float__(self) -> float:
         return self.value
@@ -242,6 +245,7 @@ def calibration_error(
     debias: bool = False,
     closed: str = "left",
     form: str = "probs",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> CalibrationError:
     r"""Calibration error of predicted distributions, with its definition attached.
@@ -260,8 +264,10 @@ def calibration_error(
 
     Parameters
     ----------
-    probs : array_like, shape (n, classes)
-        Predicted distributions, in the form named by ``form``.
+    probs : array_like, shape (n, classes) or (n,)
+        Predicted distributions, in the form named by ``form``.  A 1-D array is the
+        probability (or, with ``form="logits"``, the log-odds) of class 1 in a binary
+        problem, whose labels are 0 and 1; ``scope="positive-class"`` bins it directly.
     labels : array_like of int, shape (n,)
         True classes in ``[0, classes)``.
     bins : int, default 15
@@ -283,6 +289,11 @@ def calibration_error(
         What ``probs`` holds.  Never inferred from the values; error messages call the
         array by its form.  (Why a keyword and not one function per form: see
         :mod:`crossent.calibration`.)
+    renormalize : bool, default False
+        Divide each row of probabilities by its sum first (for outputs stored at a lower
+        precision than they were computed in, e.g. bfloat16 probabilities saved as
+        float32); the result's ``renormalized`` is the largest deviation corrected.
+        Never the default: a row that does not sum to 1 is otherwise an error.
     validate : bool, default True
         Check the values (ranges, NaN, rows summing to 1 within a dtype-aware tolerance,
         labels in range).
@@ -333,7 +344,9 @@ def calibration_error(
     spec = check_spec(
         bins=bins, binning=binning, norm=norm, scope=scope, debias=debias, closed=closed
     )
-    predictions = as_predictions(probs, labels, form=form, validate=validate)
+    predictions = as_predictions(
+        probs, labels, form=form, validate=validate, renormalize=renormalize
+    )
     require_examples(predictions, purpose="a calibration error")
     return calibration_error_of(predictions, spec)
 
@@ -349,6 +362,7 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
         n=predictions.n,
         edges=edges,
         statistics=stats,
+        renormalized=predictions.renormalized,
     )
 
 

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import Form, check_classes, check_form, check_labels, row_offset
+from .._checks import (
+    Form,
+    check_classes,
+    check_form,
+    check_labels,
+    check_probabilities,
+    row_offset,
+)
 from .._numerics import safe_log
 from .._sides import prepare
 from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
@@ -28,7 +35,9 @@ __all__ = [
     "Block",
     "Predictions",
     "as_predictions",
+    "binary_columns",
     "labels_array",
+    "renormalized",
     "require_examples",
     "to_log_probs_and_probs",
 ]
@@ -74,6 +83,8 @@ class Predictions:
     labels: IntArray
     selected: IntArray | None = None
     name: str = "probs"
+    renormalized: float | None = None
+    """The largest ``|row sum - 1|`` corrected by ``renormalize=True`` (None otherwise)."""
 
     @property
     def n(self) -> int:
@@ -122,7 +133,9 @@ class Predictions:
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
         chosen = rows if self.selected is None else self.selected[rows]
-        return Predictions(self.values, self.form, self.labels[rows], chosen, self.name)
+        return Predictions(
+            self.values, self.form, self.labels[rows], chosen, self.name, self.renormalized
+        )
 
 
 def require_examples(predictions: Predictions, *, purpose: str) -> None:
@@ -161,6 +174,61 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
     return np.asarray(labels, dtype=np.intp)
 
 
+def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
+    r"""A 1-D binary prediction as the two-column matrix of classes 0 and 1.
+
+    ``probs`` :math:`p = P(y = 1)` becomes :math:`[1 - p, p]` in float64 (exact for
+    float32 input, and for :math:`p \ge 1/2` in float64); ``logits`` :math:`z`, the
+    log-odds of class 1, become :math:`[0, z]`, whose softmax is
+    :math:`[1 - \sigma(z), \sigma(z)]`.
+    """
+    xp, (values,) = namespace(values, names=(name,))
+    if not xp.isdtype(values.dtype, "real floating"):
+        raise InputError(
+            f"`{name}` must be a real floating array ({form}); got dtype {values.dtype}"
+        )
+    column = np.asarray(values, dtype=np.float64)
+    if form == "probs":
+        if validate:
+            check_probabilities(column, name=name, xp=np)
+        return np.stack([1.0 - column, column], axis=1)
+    if form == "logits":
+        return np.stack([np.zeros_like(column), column], axis=1)
+    raise InputError(
+        f"a one-dimensional `{name}` is the probability (form='probs') or the log-odds "
+        f"(form='logits') of class 1 in a binary problem; got form={form!r}"
+    )
+
+
+_RENORMALIZE_ROWS = 1 << 16
+
+
+def renormalized(values: Any, *, name: str) -> tuple[Any, float]:
+    """Each row of probabilities divided by its sum, and the largest ``|sum - 1|`` corrected.
+
+    Entries are checked first (finite, in [0, 1]); a row summing to 0 cannot be
+    renormalised and is an error.  The result keeps the input's dtype (float32 at least),
+    dividing in float64, so it sums to 1 within the dtype's rounding.
+    """
+    host = np.asarray(values)
+    out = np.empty(host.shape, dtype=np.result_type(host.dtype, np.float32))
+    largest = 0.0
+    for start in range(0, host.shape[0], _RENORMALIZE_ROWS):
+        chunk = np.asarray(host[start : start + _RENORMALIZE_ROWS], dtype=np.float64)
+        with row_offset(start):
+            check_probabilities(chunk, name=name, xp=np)
+        totals = chunk.sum(axis=1)
+        empty = np.flatnonzero(totals == 0)
+        if empty.size:
+            raise InputError(
+                f"`{name}` row {start + int(empty[0])} sums to 0 and cannot be renormalised"
+            )
+        if totals.size:
+            largest = max(largest, float(np.max(np.abs(totals - 1.0))))
+        out[start : start + _RENORMALIZE_ROWS] = chunk / totals[:, None]
+    return out, largest
+
+
 def as_predictions(
     values: Any,
     labels: Any,
@@ -169,19 +237,40 @@ def as_predictions(
     name: str | None = None,
     validate: bool = True,
     first_row: int = 0,
+    renormalize: bool = False,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
-    Messages call ``values`` by ``name``, by default by its form (`probs`, `log_probs`,
-    `logits`): what the caller said it holds.  ``first_row`` numbers the rows in error
-    messages (for data read in chunks).
+    A 1-D ``values`` is a binary prediction for class 1 (:func:`binary_columns`).
+    ``renormalize=True`` (probabilities only) divides each row by its sum first and records
+    the largest deviation corrected.  Messages call ``values`` by ``name``, by default by
+    its form (`probs`, `log_probs`, `logits`): what the caller said it holds.
+    ``first_row`` numbers the rows in error messages (for data read in chunks).
     """
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
-    xp, (values,) = namespace(detached(values, name=name), names=(name,))
+    if not isinstance(renormalize, bool):
+        raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
+    if renormalize and checked_form != "probs":
+        raise InputError(
+            f"`renormalize=True` divides probabilities by their row sums; got form={form!r} "
+            "(log-probabilities and logits are normalised by the softmax)"
+        )
+    values = detached(values, name=name)
+    if not hasattr(values, "ndim"):  # lists and scalars
+        values = np.asarray(values)
+    if values.ndim == 1:
+        values = binary_columns(
+            to_numpy(values, name=name), checked_form, name=name, validate=validate
+        )
+    correction: float | None = None
+    if renormalize and values.ndim == 2:
+        values, correction = renormalized(to_numpy(values, name=name), name=name)
+    xp, (values,) = namespace(values, names=(name,))
     if values.ndim != 2:
         raise InputError(
-            f"`{name}` must have shape (n, classes), one row per example; got shape "
+            f"`{name}` must have shape (n, classes), one row per example (or (n,) for the "
+            f"probability of class 1 in a binary problem); got shape "
             f"{tuple(values.shape)}"
         )
     check_classes(values.shape[1], name=name, axis=1)
@@ -208,4 +297,4 @@ def as_predictions(
                         validate=True,
                     )
     values = to_numpy(values, name=name)
-    return Predictions(values, checked_form, label_ids, name=name)
+    return Predictions(values, checked_form, label_ids, name=name, renormalized=correction)

@@ -206,9 +206,12 @@ def plot_reliability_diagram(
         fontsize=9,
     )
     top.legend(loc="upper left", fontsize=8)
-    widths = diagram.upper - diagram.lower
+    # On a logit axis the edges 0 and 1 are at infinity: clip them to the plotted range,
+    # or the first and last bins' bars vanish (issue 14).
+    lower = np.clip(diagram.lower, *limits)
+    upper = np.clip(diagram.upper, *limits)
     bottom.bar(
-        diagram.lower, diagram.count, width=widths, align="edge", color="C1", edgecolor="white"
+        lower, diagram.count, width=upper - lower, align="edge", color="C1", edgecolor="white"
     )
     bottom.set_xlabel("confidence")
     bottom.set_ylabel("count")
@@ -219,6 +222,17 @@ def plot_reliability_diagram(
     if logit_axis:
         top.set_yscale("logit")
         top.set_ylim(*limits)
+        ticks = [0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999]
+        labels = ["0.001", "0.01", "0.1", "0.5", "0.9", "0.99", "0.999"]
+        for axis in (top.xaxis, top.yaxis, bottom.xaxis):
+            axis.set_ticks(ticks, labels)  # the default 1-10^{-k} labels overlap
+            axis.set_minor_locator(_null_locator())
     else:
         top.set_ylim(0.0, 1.0)
     return figure
+
+
+def _null_locator() -> Any:
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()

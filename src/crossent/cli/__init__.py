@@ -29,13 +29,19 @@ from typing import Any
 import crossent
 
 from ._builtin import builtin_dataset
+from ._columns import TableColumns
 from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, write_atomically
 from ._messages import in_file_terms
-from ._render import render_html, render_terminal
+from ._render import (
+    render_comparison_markdown,
+    render_comparison_terminal,
+    render_markdown,
+    render_terminal,
+)
 from ._report import build_report
 from ._sources import formats_help, open_dataset
 
@@ -48,6 +54,7 @@ __all__ = [
     "EXIT_USAGE",
     "console_main",
     "main",
+    "render_html",
 ]
 
 EXIT_OK = 0
@@ -86,11 +93,20 @@ def _parser() -> argparse.ArgumentParser:
         "report",
         help="evaluate a model's predictions (or the built-in example)",
         description="Accuracy, NLL, Brier score, calibration error with its interval and "
-        "definition, temperature scaling, per-class cross-entropy and the most surprising "
-        f"examples. {formats_help()} Without PATH: the built-in example (softmax regression "
-        "on scikit-learn's digits, its test split).",
+        "definition, the smooth calibration error, temperature scaling, per-class "
+        "cross-entropy, accuracy and calibration, and the most surprising examples. "
+        f"{formats_help()} Several PATHs: the models side by side, with paired NLL and Brier "
+        "differences against the first. Without PATH: the built-in example (softmax "
+        "regression on scikit-learn's digits, its test split).",
     )
-    report.add_argument("path", nargs="?", type=Path, metavar="PATH")
+    report.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help="one file, or several models' files on the same labels to compare (the first "
+        "is the baseline); '-' reads a CSV from standard input",
+    )
     form = report.add_mutually_exclusive_group()
     form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
     form.add_argument(
@@ -102,11 +118,52 @@ def _parser() -> argparse.ArgumentParser:
         help="dtype of a CSV's prediction columns (default float64; use float32 for a CSV "
         "written from float32 values, so that float32's tolerance applies)",
     )
-    report.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    report.add_argument(
+        "--label-column", metavar="NAME", help="a table's label column (default 'label')"
+    )
+    report.add_argument(
+        "--id-column",
+        metavar="NAME",
+        help="a table column identifying rows (not a class; shown for the surprising rows)",
+    )
+    report.add_argument(
+        "--class-columns",
+        metavar="A,B,...",
+        help="a table's class columns, in class order (default: every other column)",
+    )
+    output = report.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    output.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print a compact Markdown summary (for a CI job summary or a PR comment)",
+    )
     report.add_argument("--output", type=Path, metavar="HTML", help="write an HTML report")
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
-    report.add_argument("--bins", type=int, default=15, help="calibration bins (default 15)")
+    report.add_argument("--bins", type=int, help="calibration bins (default 15)")
+    report.add_argument(
+        "--binning", choices=("uniform", "quantile"), help="equal-width (default) or equal-mass"
+    )
+    report.add_argument(
+        "--scope",
+        choices=("top-label", "class-wise", "positive-class"),
+        help="what is binned (default top-label; positive-class for one-column binary input)",
+    )
+    report.add_argument("--norm", choices=("l1", "l2", "max"), help="gap norm (default l1)")
+    report.add_argument(
+        "--debias", action="store_true", default=None, help="debiased L2 estimator (--norm l2)"
+    )
+    report.add_argument(
+        "--preset",
+        choices=sorted(crossent.CALIBRATION_PRESETS),
+        help="another library's calibration convention (explicit options override it)",
+    )
+    report.add_argument(
+        "--renormalize",
+        action="store_true",
+        help="divide each row of probabilities by its sum (reports the largest correction)",
+    )
     report.add_argument(
         "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
     )
@@ -175,66 +232,137 @@ def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int
     return progress, bar
 
 
-def _run_report(args: argparse.Namespace) -> int:
+def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
+    """The HTML page of a report or a comparison (the library's ``to_html``)."""
+    return report.to_html()
 
-    if args.bins < 1 or args.resamples < 1 or args.top < 0:
+
+def _columns(args: argparse.Namespace) -> TableColumns:
+    try:
+        return TableColumns.parse(args.label_column, args.id_column, args.class_columns)
+    except ValueError as exc:
+        raise crossent.InputError(str(exc)) from exc
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The calibration and report options of the command line, for crossent.report."""
+    return {
+        "bins": args.bins,
+        "binning": args.binning,
+        "scope": args.scope,
+        "norm": args.norm,
+        "debias": args.debias,
+        "preset": args.preset,
+        "renormalize": args.renormalize,
+        "resamples": args.resamples,
+        "seed": args.seed,
+        "top": args.top,
+        "max_ece": args.max_ece,
+        "max_nll": args.max_nll,
+    }
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    if (args.bins is not None and args.bins < 1) or args.resamples < 1 or args.top < 0:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
-    console: Any = None if args.json else _console()
+    if len(args.paths) > 1:
+        return _run_comparison(args)
+    console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    inputs = [path for path in args.paths if str(path) != "-"]
     if args.output is not None:
-        check_output(args.output, inputs=[] if args.path is None else [args.path])
+        check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
-    if args.path is None:
+    if not args.paths:
         if form is not None or args.dtype is not None:
             raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
         dataset = builtin_dataset()
     else:
-        dataset = open_dataset(args.path, form=form, dtype=args.dtype)
+        dataset = open_dataset(args.paths[0], form=form, dtype=args.dtype, columns=_columns(args))
     try:
-        large = dataset.n * dataset.classes >= _PROGRESS_ENTRIES and sys.stderr.isatty()
-        progress, bar = _progress_factory(large)
-        try:
-            if bar is not None:
-                bar.start()
-            report = build_report(
-                dataset,
-                bins=args.bins,
-                resamples=args.resamples,
-                seed=args.seed,
-                top=args.top,
-                figures=args.output is not None,
-                progress=progress,
-            )
-        except crossent.InputError as exc:
-            where = "" if dataset.builtin else f"{dataset.source}: "
-            raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
-        finally:
-            if bar is not None:
-                bar.stop()
+        report = _evaluate(dataset, args)
         if args.output is not None:
             write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
     if args.json:
-        print(json.dumps(report.payload, indent=2, allow_nan=False))
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    elif args.markdown:
+        print(render_markdown(report.to_dict()))
     else:
         render_terminal(report, console)
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
-    return _gates(report.payload, args)
+    return _gates(report.to_dict())
 
 
-def _gates(payload: dict[str, Any], args: argparse.Namespace) -> int:
-    failures = []
-    ece = payload["ece"]["value"]
-    if args.max_ece is not None and not ece <= args.max_ece:
-        failures.append(f"calibration error {ece:.4f} > --max-ece {args.max_ece:g}")
-    nll = payload["nll_nats"]
-    if args.max_nll is not None and (nll is None or not nll <= args.max_nll):
-        shown = "inf" if nll is None else f"{nll:.4f}"
-        failures.append(f"NLL {shown} nats > --max-nll {args.max_nll:g}")
-    for failure in failures:
-        print(f"crossent: gate failed: {failure}", file=sys.stderr)
+def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
+    """crossent.report of one opened file, with a progress bar for large inputs."""
+    large = dataset.n * dataset.classes >= _PROGRESS_ENTRIES and sys.stderr.isatty()
+    progress, bar = _progress_factory(large)
+    try:
+        if bar is not None:
+            bar.start()
+        return build_report(dataset, progress=progress, **_options(args))
+    except crossent.InputError as exc:
+        where = "" if dataset.builtin else f"{dataset.source}: "
+        raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+def _run_comparison(args: argparse.Namespace) -> int:
+    """``crossent report A B [C ...]``: each model's report and paired differences."""
+    form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    if args.output is not None:
+        check_output(args.output, inputs=[p for p in args.paths if str(p) != "-"])
+        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
+    reports = []
+    for path in args.paths:
+        dataset = open_dataset(path, form=form, dtype=args.dtype, columns=_columns(args))
+        try:
+            reports.append(_evaluate(dataset, args))
+        finally:
+            dataset.close()
+    comparison = crossent.compare_reports(
+        reports,
+        names=[str(path) for path in args.paths],
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    if args.output is not None:
+        write_atomically(args.output, render_html(comparison))
+    payload = comparison.to_dict()
+    if args.json:
+        print(json.dumps(payload, indent=2, allow_nan=False))
+    elif args.markdown:
+        print(render_comparison_markdown(payload))
+    else:
+        console = _console()
+        render_comparison_terminal(payload, console)
+        if args.output is not None:
+            console.print(f"HTML report written to {args.output}")
+    codes = [_gates(model) for model in payload["models"]]
+    return EXIT_GATE if EXIT_GATE in codes else EXIT_OK
+
+
+_GATE_WORDS = {"max_ece": ("calibration error", "--max-ece"), "max_nll": ("NLL", "--max-nll")}
+
+
+def _gates(payload: dict[str, Any]) -> int:
+    failures = 0
+    for gate in payload["gates"]:
+        if gate["pass"]:
+            continue
+        failures += 1
+        what, flag = _GATE_WORDS[gate["name"]]
+        shown = "inf" if gate["value"] is None else f"{gate['value']:.4f}"
+        unit = " nats" if gate["name"] == "max_nll" else ""
+        print(
+            f"crossent: gate failed: {what} {shown}{unit} > {flag} {gate['threshold']:g}",
+            file=sys.stderr,
+        )
     return EXIT_GATE if failures else EXIT_OK
 
 

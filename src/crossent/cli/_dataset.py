@@ -34,7 +34,9 @@ class Dataset:
 
     ``what`` names the prediction matrix in messages: the ``.npz`` member's name, or
     "the predictions (logits)" for a table whose columns hold the classes; ``dtype_hint``
-    is advice added to a failed normalisation check (a CSV read as float64).
+    is advice added to a failed normalisation check (a CSV read as float64).  A table
+    also records the values of its ``--id-column`` (``ids``) and the columns it was read
+    with (``columns``, the report's statement of them).
     """
 
     values: Any
@@ -45,6 +47,8 @@ class Dataset:
     builtin: bool = False
     what: str = ""
     dtype_hint: str = ""
+    ids: Any = None
+    columns: dict[str, Any] | None = None
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property

@@ -1,25 +1,24 @@
-"""How a report looks: rich tables on the terminal, and a self-contained HTML page.
-
-The HTML page embeds its figures as PNG data URIs and holds no script, so it opens
-anywhere, offline, and can be attached to a CI run as one file.
-"""
+"""How a report looks on the terminal: rich tables.  (The HTML page is the library's
+``Report.to_html``.)"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 from typing import Any
 
-import numpy as np
+import crossent
 
-from ._report import Report
+__all__ = [
+    "SHOWN_CLASSES",
+    "render_comparison_markdown",
+    "render_comparison_terminal",
+    "render_markdown",
+    "render_terminal",
+]
 
-__all__ = ["SHOWN_CLASSES", "render_html", "render_terminal"]
 
 SHOWN_CLASSES = 30
-"""The per-class chart and table show at most this many classes (the worst beyond it)."""
+"""The per-class table shows at most this many classes (the worst beyond it)."""
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -42,7 +41,35 @@ def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
             f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
         ),
+        (
+            "smooth calibration error (smECE)",
+            f"{p['smooth_ece']['value']:.4f}  (bandwidth {p['smooth_ece']['bandwidth']:.4f})",
+        ),
     ]
+
+
+def _definition(payload: dict[str, Any]) -> str:
+    ece = payload["ece"]
+    preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
+    return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
+
+
+def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to show, and a note when they are not all of them.
+
+    Up to :data:`SHOWN_CLASSES` classes are shown; beyond that, the classes with the
+    highest mean NLL (infinite first; classes without examples left out), since
+    thousands of table rows show nothing legible.  The JSON report lists every class.
+    """
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, (
+        f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
+        "--json lists every class"
+    )
 
 
 def _gap(payload: dict[str, Any]) -> str:
@@ -50,16 +77,22 @@ def _gap(payload: dict[str, Any]) -> str:
     return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
 
 
-def _definition(payload: dict[str, Any]) -> str:
-    ece = payload["ece"]
-    return f"{ece['definition']}; {ece['resamples']} resamples"
+def _columns_statement(columns: dict[str, Any]) -> str:
+    """One sentence naming the columns a table was read with."""
+    parts = [f"labels from column '{columns['label']}'"]
+    if columns.get("id"):
+        parts.append(f"row ids from '{columns['id']}'")
+    classes = columns.get("classes", [])
+    shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
+    parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
+    return "Columns used: " + "; ".join(parts) + "."
 
 
-def render_terminal(report: Report, console: Any) -> None:
+def render_terminal(report: crossent.Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
 
-    p = report.payload
+    p = report.to_dict()
     if p["builtin_example"]:
         console.print(
             "[bold]This is the built-in example[/bold] (no file given): "
@@ -67,7 +100,11 @@ def render_terminal(report: Report, console: Any) -> None:
             + "."
         )
     else:
-        console.print(f"[bold]{p['source']}[/bold] ({p['form']})")
+        console.print(f"[bold]{p['source']}[/bold] ({p['form']})", markup=True)
+    if p.get("columns"):
+        console.print(_columns_statement(p["columns"]), markup=False)
+    for note in p["notes"]:
+        console.print(f"note: {note}.", markup=False)
     overview = Table(title=f"{p['n']} examples, {p['classes']} classes", show_header=False)
     overview.add_column("metric")
     overview.add_column("value", justify="right")
@@ -101,17 +138,25 @@ def render_terminal(report: Report, console: Any) -> None:
             )
     shown, note = _shown_classes(p["per_class"])
     classes = Table(title="cross-entropy per true class" + (f" ({note})" if note else ""))
-    for column in ("class", "examples", "NLL (nats)"):
+    for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
         classes.add_column(column, justify="right")
     for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
-        classes.add_row(row["name"], str(row["count"]), nll)
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
+        classes.add_row(
+            row["name"], str(row["count"]), accuracy, nll, f"{row['calibration_error']:.4f}"
+        )
     console.print(classes)
+    for gate in p["gates"]:
+        verdict = "pass" if gate["pass"] else "FAIL"
+        console.print(f"gate {gate['name']} <= {gate['threshold']:g}: {verdict}", markup=False)
     surprising = Table(title="most surprising examples (check these labels first)")
-    for column in ("row", "label", "predicted", "surprisal (nats)"):
+    has_id = any("id" in row for row in p["most_surprising"])
+    for column in (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]:
         surprising.add_column(column, justify="right")
     for row in p["most_surprising"]:
         surprising.add_row(
+            *([str(row.get("id", ""))] if has_id else []),
             str(row["index"]),
             report.class_names[row["label"]],
             report.class_names[row["predicted"]],
@@ -120,139 +165,113 @@ def render_terminal(report: Report, console: Any) -> None:
     console.print(surprising)
 
 
-def _png(figure: Any) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
-def _figures(report: Report) -> list[tuple[str, str]]:
-    from matplotlib.figure import Figure
-
-    import crossent
-
-    if report.diagram is None or report.surprisal is None:
-        raise ValueError("the report was built without figures (figures=False)")
-    images = [
-        ("Reliability diagram", _png(crossent.plot_reliability_diagram(report.diagram))),
+def _gate_lines(payload: dict[str, Any]) -> list[str]:
+    return [
+        f"- gate `{g['name']} <= {g['threshold']:g}`: **{'pass' if g['pass'] else 'FAIL'}**"
+        for g in payload["gates"]
     ]
-    confidence = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = confidence.subplots()
-    d = report.diagram
-    axis.bar(d.lower, d.count, width=d.upper - d.lower, align="edge", color="C1", edgecolor="white")
-    axis.set_xlabel("top-label confidence")
-    axis.set_ylabel("examples")
-    axis.set_xlim(0, 1)
-    images.append(("Confidence histogram", _png(confidence)))
-    surprisal = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = surprisal.subplots()
-    finite = report.surprisal[np.isfinite(report.surprisal)]
-    if finite.size:
-        axis.hist(finite, bins=50, color="C2")
-        axis.set_yscale("log")
-    else:  # a log scale of empty bins would warn; say what there is instead
-        axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
-    axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
-    axis.set_ylabel("examples")
-    images.append(("Surprisal histogram", _png(surprisal)))
-    title, names, values = _per_class_bars(report.payload["per_class"])
-    per_class = Figure(figsize=(5.5, 3), layout="constrained")
-    axis = per_class.subplots()
-    axis.bar(names, values, color="C0")
-    axis.set_xlabel("true class")
-    axis.set_ylabel("mean NLL (nats)")
-    if len(names) > 10:
-        axis.tick_params(axis="x", labelrotation=90, labelsize="small")
-    images.append((title, _png(per_class)))
-    return images
 
 
-def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """The per-class rows to show, and a note when they are not all of them.
-
-    Up to :data:`SHOWN_CLASSES` classes are shown; beyond that, the classes with the
-    highest mean NLL (infinite first; classes without examples left out), since
-    thousands of bars or table rows take minutes to draw and show nothing legible.
-    The JSON report lists every class.
-    """
-    if len(rows) <= SHOWN_CLASSES:
-        return rows, ""
-    seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
-    shown = seen[:SHOWN_CLASSES]
-    return shown, (
-        f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
-        "--json lists every class"
-    )
-
-
-def _per_class_bars(rows: list[dict[str, Any]]) -> tuple[str, list[str], list[float]]:
-    """Title, class names and mean NLL (infinite drawn as 0) of the per-class bar chart."""
-    shown, note = _shown_classes(rows)
-    title = "Cross-entropy per class" + (f": {note}" if note else "")
-    if any(r["count"] and r["nll_nats"] is None for r in shown):
-        title += " (an infinite NLL is drawn as 0)"
-    values = [0.0 if r["nll_nats"] is None else r["nll_nats"] for r in shown]
-    return title, [r["name"] for r in shown], values
+def render_markdown(payload: dict[str, Any]) -> str:
+    """A compact Markdown summary of one report (for a CI job summary or a PR comment)."""
+    rows = [[name, value] for name, value in _metric_rows(payload)]
+    lines = [
+        f"### crossent report: `{payload['source']}`",
+        "",
+        f"{payload['n']} examples, {payload['classes']} classes ({payload['form']}).",
+        "",
+        _md_table(["metric", "value"], rows),
+        "",
+        f"Calibration error: {_definition(payload)}.",
+    ]
+    if payload.get("columns"):
+        lines.append(_columns_statement(payload["columns"]))
+    lines += [f"Note: {note}." for note in payload["notes"]]
+    gates = _gate_lines(payload)
+    if gates:
+        lines += ["", *gates]
+    return "\n".join(lines)
 
 
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page (figures as PNG data URIs, no script)."""
-    p = report.payload
-    t = p["temperature"]
+def _comparison_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "accuracy", "NLL (nats)", "Brier", "ECE", "smECE"]
     rows = [
-        ("examples", str(p["n"])),
-        ("classes", str(p["classes"])),
-        *_metric_rows(p),
-        ("definition", _definition(p)),
-    ]
-    if t["value"] is not None:
-        rows += [
-            ("fitted temperature", f"{t['value']:.4f}"),
-            ("NLL after temperature (nats)", _fmt(t["nll_nats"])),
-            ("calibration error after temperature", f"{t['ece']:.4f}"),
-            ("recalibration gap (nats, cross-fitted)", _gap(p)),
+        [
+            m["name"],
+            f"{m['accuracy']:.4f}",
+            _fmt(m["nll_nats"]),
+            f"{m['brier']:.4f}",
+            f"{m['ece']['value']:.4f}",
+            f"{m['smooth_ece']['value']:.4f}",
         ]
-    table = "\n".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows
+        for m in payload["models"]
+    ]
+    return header, rows
+
+
+def _difference_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["model", "metric", "difference vs baseline", "interval"]
+    rows = [
+        [
+            c["model"],
+            c["metric"],
+            _fmt(c["difference"]),
+            f"[{_fmt(c['ci_low'])}, {_fmt(c['ci_high'])}]",
+        ]
+        for c in payload["comparisons"]
+    ]
+    return header, rows
+
+
+def render_comparison_terminal(payload: dict[str, Any], console: Any) -> None:
+    """Print the models side by side and their paired differences against the first."""
+    from rich.table import Table
+
+    header, rows = _comparison_rows(payload)
+    models = Table(title=f"{len(payload['models'])} models on the same examples")
+    for column in header:
+        models.add_column(column, justify="right")
+    for row in rows:
+        models.add_row(*row)
+    console.print(models)
+    baseline = payload["models"][0]["name"]
+    level = payload["comparisons"][0]["confidence"]
+    header, rows = _difference_rows(payload)
+    differences = Table(
+        title=f"paired differences against {baseline} ({level:.0%} bootstrap interval; "
+        "negative is better)"
     )
-    surprising = "\n".join(
-        f"<tr><td>{r['index']}</td><td>{html.escape(report.class_names[r['label']])}</td>"
-        f"<td>{html.escape(report.class_names[r['predicted']])}</td>"
-        f"<td>{_fmt(r['surprisal_nats'])}</td></tr>"
-        for r in p["most_surprising"]
-    )
-    figures = "\n".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, data in _figures(report)
-    )
-    note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>crossent report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
-figure {{ display: inline-block; margin: 0.5em; }}
-</style>
-</head>
-<body>
-<h1>crossent report</h1>
-<p>{html.escape(p["source"])} &middot; crossent {html.escape(p["crossent_version"])}</p>
-{note}
-<table>
-{table}
-</table>
-{figures}
-<h2>Most surprising examples</h2>
-<table>
-<tr><th>row</th><th>label</th><th>predicted</th><th>surprisal (nats)</th></tr>
-{surprising}
-</table>
-</body>
-</html>
-"""
+    for column in header:
+        differences.add_column(column, justify="right")
+    for row in rows:
+        differences.add_row(*row)
+    console.print(differences)
+    console.print(f"calibration error: {_definition(payload['models'][0])}.", markup=False)
+
+
+def render_comparison_markdown(payload: dict[str, Any]) -> str:
+    """The comparison as compact Markdown."""
+    header, rows = _comparison_rows(payload)
+    d_header, d_rows = _difference_rows(payload)
+    lines = [
+        f"### crossent report: {len(payload['models'])} models",
+        "",
+        _md_table(header, rows),
+        "",
+        f"Paired differences against `{payload['models'][0]['name']}` "
+        f"({payload['comparisons'][0]['confidence']:.0%} bootstrap intervals; negative is "
+        "better):",
+        "",
+        _md_table(d_header, d_rows),
+    ]
+    for model in payload["models"]:
+        gates = _gate_lines(model)
+        if gates:
+            lines += ["", f"`{model['name']}`:", *gates]
+    return "\n".join(lines)

@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._columns import TableColumns
 from ._dataset import Dataset, SourceError
 from ._npz import open_npz
-from ._tables import open_csv, open_parquet
+from ._safetensors import open_safetensors
+from ._tables import STDIN, open_arrow, open_csv, open_parquet
 
 __all__ = [
     "FORMATS",
@@ -41,12 +43,15 @@ Opener = Callable[[Path, str | None, str | None], Dataset]
 @dataclass(frozen=True)
 class InputFormat:
     """A file format: suffixes (lower case, with the dot), what it holds, and its opener;
-    ``takes_dtype`` if ``--dtype`` means something for it (text formats)."""
+    ``takes_dtype`` if ``--dtype`` means something for it (text formats); ``takes_columns``
+    if it is a table, whose opener also takes the column options (``--label-column``,
+    ``--id-column``, ``--class-columns``) as a fourth argument."""
 
     suffixes: tuple[str, ...]
     description: str
     open: Opener
     takes_dtype: bool = False
+    takes_columns: bool = False
 
 
 FORMATS = (
@@ -58,15 +63,30 @@ FORMATS = (
     ),
     InputFormat(
         (".csv",),
-        "a .csv with a 'label' column and one column per class (probabilities unless "
-        "--logits or --log-probs; float64 unless --dtype float32)",
+        "a .csv with a 'label' column (--label-column) and one column per class "
+        "(--class-columns; default every other column but --id-column), probabilities unless "
+        "--logits or --log-probs, float64 unless --dtype float32; one class column is "
+        "P(label = 1) of a binary problem; '-' reads the CSV from standard input",
         open_csv,
         takes_dtype=True,
+        takes_columns=True,
     ),
     InputFormat(
         (".parquet", ".pq"),
         "a .parquet like the CSV (its columns keep their stored dtype)",
         open_parquet,
+        takes_columns=True,
+    ),
+    InputFormat(
+        (".safetensors",),
+        "a .safetensors with tensors named as in the .npz (read without pickle)",
+        open_safetensors,
+    ),
+    InputFormat(
+        (".arrow", ".feather", ".ipc"),
+        "an Arrow IPC / Feather file like the Parquet",
+        open_arrow,
+        takes_columns=True,
     ),
 )
 
@@ -85,9 +105,18 @@ def _known() -> str:
     return ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
 
 
-def open_dataset(path: Path, *, form: str | None, dtype: str | None = None) -> Dataset:
-    """Open ``path``; ``form`` is a table's prediction form (None: probabilities), ``dtype``
-    a CSV's column dtype (None: float64)."""
+def open_dataset(
+    path: Path,
+    *,
+    form: str | None,
+    dtype: str | None = None,
+    columns: TableColumns | None = None,
+) -> Dataset:
+    """Open ``path`` (``-``: a CSV on standard input); ``form`` is a table's prediction form
+    (None: probabilities), ``dtype`` a CSV's column dtype (None: float64), ``columns`` a
+    table's column options."""
+    if path == STDIN:
+        return _with_rows(open_csv(path, form, dtype, columns), path)
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
@@ -110,9 +139,20 @@ def open_dataset(path: Path, *, form: str | None, dtype: str | None = None) -> D
     if dtype is not None and not found.takes_dtype:
         raise SourceError(f"{path}: --dtype applies to CSV files; {suffix} stores its dtype")
     try:
-        dataset = found.open(path, form, dtype)
+        if found.takes_columns:
+            dataset = found.open(path, form, dtype, columns)  # type: ignore[call-arg]
+        else:
+            if columns is not None and columns != TableColumns():
+                raise SourceError(
+                    f"{path}: --label-column, --id-column and --class-columns apply to tables"
+                )
+            dataset = found.open(path, form, dtype)
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    return _with_rows(dataset, path)
+
+
+def _with_rows(dataset: Dataset, path: Path) -> Dataset:
     if dataset.n == 0:
         dataset.close()
         raise SourceError(f"{path}: there are no rows")

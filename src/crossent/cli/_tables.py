@@ -10,50 +10,85 @@ file was written from float32 values.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._columns import ColumnChoice, TableColumns, choose_columns
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
 
-__all__ = ["open_csv", "open_parquet"]
+__all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet"]
+
+STDIN = Path("-")
+"""``-`` on the command line: a CSV table on standard input."""
 
 _BATCH_ROWS = 1 << 16
 _CSV_BLOCK_BYTES = 1 << 24
 
 
-def open_csv(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
-    """Open a CSV file; ``form`` names what its columns hold (None: probabilities)."""
-    return _open_table(path, form, parquet=False, dtype=dtype)
+def open_csv(
+    path: Path, form: str | None, dtype: str | None = None, columns: TableColumns | None = None
+) -> Dataset:
+    """Open a CSV file (``-``: standard input); ``form`` names what its columns hold (None:
+    probabilities), ``columns`` which columns are the label, the ids and the classes."""
+    return _open_table(path, form, kind="csv", dtype=dtype, columns=columns)
 
 
-def open_parquet(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
+def open_parquet(
+    path: Path, form: str | None, dtype: str | None = None, columns: TableColumns | None = None
+) -> Dataset:
     """Open a Parquet file; ``form`` names what its columns hold (None: probabilities).
 
     Its columns store their dtype (``dtype`` is refused by the format registry)."""
-    return _open_table(path, form, parquet=True, dtype=None)
+    return _open_table(path, form, kind="parquet", dtype=None, columns=columns)
 
 
-def _batches(path: Path, parquet: bool) -> Iterator[Any]:
-    """pyarrow record batches of the file, streamed."""
-    pa = require("pyarrow", "reading CSV and Parquet files", extra="cli")
+def open_arrow(
+    path: Path, form: str | None, dtype: str | None = None, columns: TableColumns | None = None
+) -> Dataset:
+    """Open an Arrow IPC file (Feather v2) or stream, a table like the CSV."""
+    return _open_table(path, form, kind="arrow", dtype=None, columns=columns)
+
+
+def _batches(path: Path, kind: str) -> Iterator[Any]:
+    """pyarrow record batches of the table, streamed."""
+    pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
     try:
-        if parquet:
+        if kind == "parquet":
             import pyarrow.parquet as pa_parquet
 
             yield from pa_parquet.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
+        elif kind == "arrow":
+            yield from _arrow_batches(path)
         else:
             import pyarrow.csv as pa_csv
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
-            yield from pa_csv.open_csv(path, read_options=options)
+            source: Any = sys.stdin.buffer if path == STDIN else path
+            yield from pa_csv.open_csv(source, read_options=options)
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
+
+
+def _arrow_batches(path: Path) -> Iterator[Any]:
+    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream."""
+    import pyarrow as pa
+    import pyarrow.ipc as pa_ipc
+
+    try:
+        reader = pa_ipc.open_file(path)
+    except pa.ArrowInvalid:
+        with pa_ipc.open_stream(path) as stream:
+            yield from stream
+        return
+    for index in range(reader.num_record_batches):
+        yield reader.get_batch(index)
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> SourceError:
@@ -63,24 +98,35 @@ def _not_utf8(path: Path, exc: UnicodeDecodeError) -> SourceError:
     )
 
 
-def _open_table(path: Path, form: str | None, *, parquet: bool, dtype: str | None) -> Dataset:
+def _open_table(
+    path: Path, form: str | None, *, kind: str, dtype: str | None, columns: TableColumns | None
+) -> Dataset:
     form = form or "probs"
-    dataset = Dataset(None, None, form, [], str(path), what=f"the predictions ({form})")
-    if not parquet and dtype is None:
+    source = "standard input (CSV)" if path == STDIN else str(path)
+    dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
+    if kind == "csv" and dtype is None:
         dataset.dtype_hint = (
             "If the CSV was written from float32 values, pass --dtype float32 so that "
             "float32's tolerance applies."
         )
     try:
-        _convert(path, dataset, parquet=parquet, dtype=None if dtype is None else np.dtype(dtype))
+        _convert(
+            path,
+            dataset,
+            kind=kind,
+            dtype=None if dtype is None else np.dtype(dtype),
+            options=columns or TableColumns(),
+        )
     except BaseException:
         dataset.close()
         raise
     return dataset
 
 
-def _columns(path: Path, batch: Any) -> list[str]:
-    """The prediction columns of a batch, after checking the column names."""
+def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
+    """The label, id and class columns of a batch, after checking the column names."""
+    import pyarrow.types as pa_types
+
     try:
         names = [str(name) for name in batch.schema.names]
     except UnicodeDecodeError as exc:  # pyarrow decodes the names lazily
@@ -90,25 +136,28 @@ def _columns(path: Path, batch: Any) -> list[str]:
         raise SourceError(
             f"{path}: column names must be unique; repeated: {', '.join(map(repr, repeated))}"
         )
-    if "label" not in names:
-        raise SourceError(f"{path}: no 'label' column (columns: {', '.join(names) or 'none'})")
-    columns = [name for name in names if name != "label"]
-    if not columns:
-        raise SourceError(f"{path}: no prediction columns besides 'label'")
-    return columns
+    numeric = {
+        name: pa_types.is_floating(batch.column(name).type)
+        or pa_types.is_integer(batch.column(name).type)
+        for name in names
+    }
+    choice, problem = choose_columns(names, numeric, options, str(path))
+    if choice is None:
+        raise SourceError(problem)
+    return choice
 
 
-def _labels(path: Path, batch: Any, first_row: int) -> Any:
+def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:
     import pyarrow.types as pa_types
 
-    column = batch.column("label")
+    column = batch.column(name)
     if not pa_types.is_integer(column.type):
         raise SourceError(
-            f"{path}: the 'label' column must hold integers (class ids); it holds {column.type}"
+            f"{path}: the {name!r} column must hold integers (class ids); it holds {column.type}"
         )
     if column.null_count:
         first = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
-        raise SourceError(f"{path}: the 'label' column is empty in row {first}")
+        raise SourceError(f"{path}: the {name!r} column is empty in row {first}")
     return column.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
@@ -128,16 +177,27 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
     return np.dtype(np.result_type(*dtypes))
 
 
-def _convert(path: Path, dataset: Dataset, *, parquet: bool, dtype: np.dtype[Any] | None) -> None:
+def _convert(
+    path: Path,
+    dataset: Dataset,
+    *,
+    kind: str,
+    dtype: np.dtype[Any] | None,
+    options: TableColumns,
+) -> None:
     """Stream the table's rows into a scratch file mapped as ``dataset.values``."""
     sink = dataset._cleanup.enter_context(scratch_file())
-    rows, label_parts, stored = 0, [], dtype
-    for batch in _batches(path, parquet):
-        columns = _columns(path, batch)
-        if dataset.class_names and columns != dataset.class_names:
+    rows, label_parts, id_parts, stored = 0, [], [], dtype
+    chosen: ColumnChoice | None = None
+    for batch in _batches(path, kind):
+        choice = _columns(path, batch, options)
+        if chosen is not None and choice != chosen:
             raise SourceError(f"{path}: the columns change within the file")
-        dataset.class_names = columns
-        label_parts.append(_labels(path, batch, rows))
+        chosen = choice
+        columns = choice.classes
+        label_parts.append(_labels(path, batch, rows, choice.label))
+        if choice.id is not None:
+            id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
         batch_dtype = _stored_dtype(path, batch, columns)
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
@@ -146,6 +206,11 @@ def _convert(path: Path, dataset: Dataset, *, parquet: bool, dtype: np.dtype[Any
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
+    if chosen is not None:
+        dataset.class_names = list(chosen.classes)
+        dataset.columns = chosen.record()
+        if chosen.id is not None:
+            dataset.ids = np.concatenate(id_parts)
     dataset.labels = np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64)
     classes = len(dataset.class_names)
     dataset.values = (

@@ -1,0 +1,191 @@
+"""Several models' reports on the same labelled examples, and their paired differences.
+
+For each model against the first (the baseline), the mean per-example difference of the
+log loss and of the Brier score, with a bootstrap percentile interval that resamples
+examples and keeps each example's pair of scores together, exactly as
+:func:`compare_log_loss` does (the same seed gives the same interval).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._checks import check_integer, check_scalar
+from ..calibration._bootstrap import resample_counts, weighted_mean
+from ..errors import InputError
+from . import _compute
+from ._compute import Report
+
+__all__ = ["ReportComparison", "compare_reports"]
+
+_METRICS = (("nll_nats", "surprisal"), ("brier", "brier_rows"))
+
+
+@dataclass(frozen=True)
+class ReportComparison:
+    """Reports of several models on the same examples and their paired differences.
+
+    Attributes
+    ----------
+    names : list of str
+        The models' names (the first is the baseline).
+    reports : list of Report
+    comparisons : list of dict
+        One entry per model after the first and metric (``"nll_nats"``, ``"brier"``):
+        ``model``, ``baseline``, ``metric``, ``difference`` (model minus baseline; negative
+        is better for both metrics), ``ci_low``, ``ci_high``, ``confidence``,
+        ``resamples``, ``seed``.
+    """
+
+    names: list[str]
+    reports: list[Report] = field(repr=False)
+    comparisons: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``crossent report A B ... --json``: ``models`` (each model's
+        report with its ``name``) and ``comparisons``."""
+        from .. import __version__
+
+        models = []
+        for name, report in zip(self.names, self.reports, strict=True):
+            models.append({"name": name, **report.to_dict()})
+        return {
+            "format": _compute.FORMAT,
+            "crossent_version": __version__,
+            "models": models,
+            "comparisons": copy.deepcopy(self.comparisons),
+        }
+
+    @property
+    def passed(self) -> bool:
+        """True when every model passed its gates."""
+        return all(report.passed for report in self.reports)
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """One HTML page: the comparison table, overlaid reliability curves with a legend,
+        then each model's report; written atomically to ``path`` when given."""
+        from ._html import comparison_html, write_atomically
+
+        page = comparison_html(self)
+        if path is not None:
+            write_atomically(Path(path), page)
+        return page
+
+    def _repr_html_(self) -> str:
+        from ._html import comparison_html
+
+        return comparison_html(self, standalone=False)
+
+
+def compare_reports(
+    reports: Sequence[Report],
+    /,
+    *,
+    names: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> ReportComparison:
+    r"""Paired comparison of models' reports on the same labelled examples.
+
+    For model :math:`m` against the baseline (the first report) and a per-example score
+    :math:`s` (log loss :math:`-\log p_{y}` or Brier score):
+
+    .. math:: \Delta_m = \frac1n\sum_i s_i^{(m)} - s_i^{(0)},
+
+    with a bootstrap percentile interval over examples, each example's pair of scores
+    resampled together (as :func:`compare_log_loss`; the same seed gives the same draws).
+
+    Parameters
+    ----------
+    reports : sequence of Report
+        From :func:`report`, on the same labels in the same order (checked).
+    names : sequence of str, optional
+        The models' names (default: each report's ``source``).
+    confidence, resamples, seed
+        As in :func:`bootstrap_interval`.
+
+    Returns
+    -------
+    ReportComparison
+        ``to_dict()`` (``models`` and ``comparisons``), ``to_html(path)``.
+
+    Raises
+    ------
+    InputError
+        Fewer than two reports, different labels, or bad options.
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(300, 3)) * 3
+    >>> labels = logits.argmax(axis=1)
+    >>> sharp = crossent.report(logits, labels, form="logits", resamples=20)
+    >>> soft = crossent.report(logits / 3, labels, form="logits", resamples=20)
+    >>> result = crossent.compare_reports([sharp, soft], names=["sharp", "soft"], resamples=200)
+    >>> nll = result.comparisons[0]
+    >>> nll["metric"], bool(nll["ci_low"] > 0)   # the softer model loses on these labels
+    ('nll_nats', True)
+    """
+    reports = list(reports)
+    if len(reports) < 2:
+        raise InputError(f"`reports` must hold at least 2 reports; got {len(reports)}")
+    confidence = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
+    resamples = check_integer(resamples, name="resamples", low=1)
+    seed = check_integer(seed, name="seed", low=0)
+    chosen = (
+        [str(n) for n in names] if names is not None else [r.payload["source"] for r in reports]
+    )
+    if len(chosen) != len(reports):
+        raise InputError(f"`names` has {len(chosen)} names for {len(reports)} reports")
+    baseline = reports[0]
+    for name, report in zip(chosen[1:], reports[1:], strict=True):
+        if report.labels.shape != baseline.labels.shape:
+            raise InputError(
+                f"model {name!r} has {report.labels.shape[0]} rows but {chosen[0]!r} has "
+                f"{baseline.labels.shape[0]}: a paired comparison needs the same examples"
+            )
+        differ = np.flatnonzero(report.labels != baseline.labels)
+        if differ.size:
+            row = int(differ[0])
+            raise InputError(
+                f"model {name!r} and {chosen[0]!r} have different labels (first at row {row}: "
+                f"{int(report.labels[row])} and {int(baseline.labels[row])}); a paired "
+                "comparison needs the same examples in the same order"
+            )
+    n = int(baseline.labels.shape[0])
+    differences = {
+        (m, metric): getattr(reports[m], rows) - getattr(baseline, rows)
+        for m in range(1, len(reports))
+        for metric, rows in _METRICS
+    }
+    replicates: dict[tuple[int, str], list[float]] = {key: [] for key in differences}
+    for weights in resample_counts(n, resamples, seed):
+        for key, difference in differences.items():
+            replicates[key].append(weighted_mean(weights, difference))
+    tail = (1.0 - confidence) / 2.0
+    comparisons = []
+    for (m, metric), difference in differences.items():
+        low, high = np.quantile(np.asarray(replicates[(m, metric)]), [tail, 1.0 - tail])
+        value = float(np.mean(difference))
+        comparisons.append(
+            {
+                "model": chosen[m],
+                "baseline": chosen[0],
+                "metric": metric,
+                "difference": value if np.isfinite(value) else None,
+                "ci_low": float(low) if np.isfinite(low) else None,
+                "ci_high": float(high) if np.isfinite(high) else None,
+                "confidence": confidence,
+                "resamples": resamples,
+                "seed": seed,
+            }
+        )
+    return ReportComparison(chosen, reports, comparisons)

@@ -1,0 +1,629 @@
+"""The calibration report of one model: every number, computed through the public API.
+
+The prediction matrix is read in batches of rows (:data:`BATCH_ROWS`), so a
+memory-mapped array larger than memory is fine: the evaluation states have a fixed
+size, and the bootstrap, the temperature fit and the recalibration gap read the rows
+block by block.  Per-row values (a few floats per row) are the only things held for
+every row.  ``crossent report`` (the CLI) prints :meth:`Report.to_dict` as its JSON.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import calibration as cal
+from .._checks import check_form, check_integer
+from ..calibration._error import CalibrationSpec, check_spec
+from ..calibration._inputs import as_predictions, binary_columns, renormalized
+from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
+from ..errors import InputError
+from ._host import host_array, host_labels
+
+__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
+
+FORMAT = 1
+"""Schema version of the JSON report; bumped when a field changes meaning or is removed
+(fields are only ever added within a version)."""
+
+BATCH_ROWS = 1 << 15
+
+_BOUNDS = (0.05, 20.0)
+"""The temperatures the fit may choose from (TemperatureScaling's default)."""
+
+_FOLDS = 2
+"""Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
+
+Progress = Callable[[str, int], Callable[[int], None]]
+"""``progress(label, total)`` returns an ``advance(steps)`` callback."""
+
+
+def _no_progress(label: str, total: int) -> Callable[[int], None]:
+    return lambda step: None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A model's calibration report: the numbers and the data behind its figures.
+
+    Attributes
+    ----------
+    payload : dict
+        The JSON-ready numbers (:meth:`to_dict` returns a copy).
+    summary : EvaluationSummary
+        The streamed metrics.
+    diagram : ReliabilityDiagram
+        The binned reliability curve of the report's calibration definition.
+    smooth : SmoothCalibrationError
+        The smooth calibration error and its curve.
+    surprisal : ndarray, shape (n,)
+        :math:`-\\log p_y` of every row (for the histogram and paired comparisons).
+    class_names : list of str
+    classwise : EvaluationSummary
+        The one-vs-rest (class-wise) bins of every class.
+    brier_rows : ndarray, shape (n,)
+        The Brier score of every row (for paired comparisons).
+    labels : ndarray of int, shape (n,)
+    """
+
+    payload: dict[str, Any]
+    summary: cal.EvaluationSummary = field(repr=False)
+    diagram: cal.ReliabilityDiagram = field(repr=False)
+    smooth: SmoothCalibrationError = field(repr=False)
+    surprisal: Any = field(repr=False)
+    class_names: list[str] = field(repr=False)
+    classwise: Any = field(default=None, repr=False)
+    brier_rows: Any = field(default=None, repr=False)
+    labels: Any = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
+        return copy.deepcopy(self.payload)
+
+    @property
+    def passed(self) -> bool:
+        """True when every gate (``max_ece``, ``max_nll``) passed (or none was set)."""
+        return all(gate["pass"] for gate in self.payload["gates"])
+
+    def to_html(self, path: str | Path | None = None) -> str:
+        """The report as one self-contained HTML page (figures as PNG data URIs, no
+        script); written atomically to ``path`` when given.  Needs matplotlib."""
+        from ._html import render_html, write_atomically
+
+        page = render_html(self)
+        if path is not None:
+            write_atomically(Path(path), page)
+        return page
+
+    def _repr_html_(self) -> str:
+        from ._html import render_html
+
+        return render_html(self, standalone=False)
+
+
+def _batches(values: Any, labels: Any) -> Iterator[tuple[int, Any, Any]]:
+    for start in range(0, labels.shape[0], BATCH_ROWS):
+        stop = start + BATCH_ROWS
+        yield start, values[start:stop], labels[start:stop]
+
+
+def _number(value: float | None) -> float | None:
+    """A JSON number, or null for infinities, NaN and None."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _calibration_options(
+    *,
+    binary: bool,
+    preset: str | None,
+    explicit: dict[str, Any],
+) -> CalibrationSpec:
+    """The report's calibration definition: defaults, then the preset, then the options."""
+    options: dict[str, Any] = {
+        "bins": 15,
+        "binning": "uniform",
+        "norm": "l1",
+        "scope": "positive-class" if binary else "top-label",
+        "debias": False,
+        "closed": "left",
+    }
+    if preset is not None:
+        if preset not in cal.CALIBRATION_PRESETS:
+            raise InputError(
+                f"`preset` must be one of {', '.join(sorted(cal.CALIBRATION_PRESETS))}; "
+                f"got {preset!r}"
+            )
+        options.update(cal.CALIBRATION_PRESETS[preset])
+    options.update({k: v for k, v in explicit.items() if v is not None})
+    return check_spec(**options)
+
+
+def report(
+    predictions: Any,
+    labels: Any,
+    /,
+    *,
+    form: str = "probs",
+    class_names: Sequence[str] | None = None,
+    ids: Any = None,
+    bins: int | None = None,
+    binning: str | None = None,
+    scope: str | None = None,
+    norm: str | None = None,
+    debias: bool | None = None,
+    closed: str | None = None,
+    preset: str | None = None,
+    renormalize: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+    top: int = 10,
+    max_ece: float | None = None,
+    max_nll: float | None = None,
+    source: str | None = None,
+    columns: Mapping[str, Any] | None = None,
+    builtin_example: bool = False,
+    progress: Progress | None = None,
+) -> Report:
+    r"""Evaluate a model's predictions: the report ``crossent report`` prints, from Python.
+
+    Accuracy, NLL (nats and bits), perplexity, Brier and spherical scores, the binned
+    calibration error with its bootstrap interval and definition, the smooth calibration
+    error (Błasiok and Nakkiran 2023), temperature scaling and the cross-fitted
+    recalibration gap, per-class accuracy, cross-entropy and calibration, the per-bin
+    table, and the most surprising examples.
+
+    .. math::
+
+        \mathrm{NLL} = -\frac1n\sum_i \log p_{i, y_i}, \qquad
+        \mathrm{Brier} = \frac1n\sum_i\sum_k (p_{ik} - [k = y_i])^2, \qquad
+        \mathrm{ECE} = \sum_b \frac{n_b}{n}\,|\bar h_b - \bar c_b|,
+
+    with the calibration definition (scope, norm, bins) recorded beside each value.
+
+    Parameters
+    ----------
+    predictions : array_like, shape (n, classes) or (n,)
+        NumPy, PyTorch (any device; detached and copied to the host) or pandas
+        (a DataFrame's columns name the classes).  A 1-D array (or a one-column frame) is
+        :math:`P(y = 1)` of a binary problem with labels in {0, 1}; the report then uses
+        the positive-class scope for calibration and says so.
+    labels : array_like of int, shape (n,)
+        True classes (a pandas Series or a tensor is fine).
+    form : {"probs", "log_probs", "logits"}, default "probs"
+        What ``predictions`` holds.  Never inferred from the values.
+    class_names : sequence of str, optional
+        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...).
+    ids : array_like, shape (n,), optional
+        Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
+    bins, binning, scope, norm, debias, closed : optional
+        The calibration definition (:func:`calibration_error`'s options); defaults: 15
+        equal-width bins, L1, top-label (positive-class for a 1-D binary input).
+    preset : str, optional
+        A name from :data:`CALIBRATION_PRESETS`; explicit options override it.
+    renormalize : bool, default False
+        Divide each row of probabilities by its sum first; the report records the
+        largest deviation corrected.  Never the default.
+    resamples : int, default 1000
+        Bootstrap resamples of the calibration-error interval.
+    seed : int, default 0
+        Seed of the bootstrap and of the recalibration gap's folds.
+    top : int, default 10
+        How many most surprising examples to list.
+    max_ece, max_nll : float, optional
+        Gates: each becomes an entry of ``gates`` (threshold, value, pass).
+    source : str, optional
+        What the predictions are, for the report's header (default: their type and shape).
+    columns : mapping, optional
+        How a table's columns were read (recorded as ``columns``; the CLI sets it).
+    builtin_example : bool, default False
+        Marks the CLI's built-in example.
+    progress : callable, optional
+        ``progress(label, total)`` returning an ``advance(steps)`` callback.
+
+    Returns
+    -------
+    Report
+        ``to_dict()`` (the CLI's JSON), ``to_html(path)``, and a notebook rendering.
+
+    Raises
+    ------
+    InputError
+        Invalid predictions, labels or options (naming the row and value).
+
+    See Also
+    --------
+    EvaluationState : The streamed metrics alone.
+    calibration_error, smooth_calibration_error, bootstrap_interval, TemperatureScaling
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> rng = np.random.default_rng(0)
+    >>> logits, labels = rng.normal(size=(300, 4)) * 2, rng.integers(0, 4, size=300)
+    >>> result = crossent.report(logits, labels, form="logits", resamples=50)
+    >>> result.to_dict()["n"], result.to_dict()["classes"]
+    (300, 4)
+    >>> bool(np.isclose(result.to_dict()["nll_nats"],
+    ...      crossent.negative_log_likelihood(logits, labels, form="logits")))
+    True
+    """
+    advance_to = progress or _no_progress
+    resamples = check_integer(resamples, name="resamples", low=1)
+    top = check_integer(top, name="top", low=0)
+    values, names_from_frame = host_array(predictions, name="predictions")
+    label_array = host_labels(labels)
+    binary = getattr(values, "ndim", None) == 1 or (
+        getattr(values, "ndim", None) == 2 and values.shape[1] == 1
+    )
+    checked_form = check_form(form, name="form")
+    if binary:
+        values = binary_columns(
+            np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
+        )
+        # a one-column table's single name is that of class 1; the classes are 0 and 1
+        names = (
+            list(class_names) if class_names is not None and len(class_names) == 2 else ["0", "1"]
+        )
+    else:
+        names = (
+            list(class_names)
+            if class_names is not None
+            else names_from_frame or [str(k) for k in range(int(values.shape[1]))]
+        )
+    correction: float | None = None
+    if renormalize:
+        if checked_form != "probs":
+            raise InputError(
+                f"`renormalize=True` divides probabilities by their row sums; got form={form!r}"
+            )
+        values, correction = renormalized(values, name="predictions")
+    if getattr(values, "ndim", None) != 2:
+        raise InputError(
+            "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
+            f"binary problem; got shape {tuple(np.shape(values))}"
+        )
+    classes = int(values.shape[1])
+    if len(names) != classes:
+        raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
+    spec = _calibration_options(
+        binary=binary,
+        preset=preset,
+        explicit={
+            "bins": bins,
+            "binning": binning,
+            "scope": scope,
+            "norm": norm,
+            "debias": debias,
+            "closed": closed,
+        },
+    )
+    n = int(label_array.shape[0])
+    if ids is not None:
+        ids = np.asarray(host_array(ids, name="ids")[0])
+        if ids.shape != (n,):
+            raise InputError(f"`ids` must have one value per row ({n}); got shape {ids.shape}")
+
+    state = cal.EvaluationState(
+        classes,
+        bins=spec.bins,
+        binning=spec.binning,
+        closed=spec.closed,
+        scope=spec.scope,
+        keep=top,
+    )
+    classwise = cal.EvaluationState(
+        classes, bins=spec.bins, binning="uniform", closed=spec.closed, scope="class-wise", keep=0
+    )
+    correct_per_class = np.zeros(classes, dtype=np.int64)
+    surprisal_parts = []
+    brier_parts = []
+    confidence_parts = []
+    hit_parts = []
+    advance = advance_to("evaluating", n)
+    for start, batch, batch_labels in _batches(values, label_array):
+        state.update(batch, batch_labels, form=checked_form, first_row=start)
+        classwise.update(batch, batch_labels, form=checked_form, validate=False)
+        block = as_predictions(batch, batch_labels, form=checked_form, validate=False)
+        for part in block.map_blocks(lambda b: _row_values(b, spec.scope)):
+            surprisal_parts.append(part[0])
+            brier_parts.append(part[1])
+            confidence_parts.append(part[2])
+            hit_parts.append(part[3])
+            correct_per_class += part[4]
+        advance(int(batch_labels.shape[0]))
+    summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
+    surprisal = np.concatenate(surprisal_parts) if surprisal_parts else np.zeros(0)
+    brier_rows = np.concatenate(brier_parts) if brier_parts else np.zeros(0)
+    confidence = np.concatenate(confidence_parts) if confidence_parts else np.zeros(0)
+    hits = np.concatenate(hit_parts) if hit_parts else np.zeros(0)
+
+    advance = advance_to("bootstrap interval", 1)
+    ece = cal.bootstrap_interval(
+        "calibration_error",
+        values,
+        label_array,
+        form=checked_form,
+        resamples=resamples,
+        seed=seed,
+        validate=False,
+        bins=spec.bins,
+        binning=spec.binning,
+        norm=spec.norm,
+        scope=spec.scope,
+        debias=spec.estimator == "debiased",
+        closed=spec.closed,
+    )
+    advance(1)
+    smooth_scope = "positive-class" if spec.scope == "positive-class" else "top-label"
+    smooth = smooth_calibration_of(confidence, hits, scope=smooth_scope)
+    temperature = _temperature(values, label_array, checked_form, spec, seed, advance_to)
+    diagram = cal.reliability_diagram(
+        values,
+        label_array,
+        form=checked_form,
+        bins=spec.bins,
+        binning=spec.binning,
+        scope=spec.scope if spec.scope != "class-wise" else "top-label",
+        closed=spec.closed,
+        validate=False,
+    )
+    classwise_summary = classwise.compute()
+    payload = _payload(
+        values=values,
+        labels=label_array,
+        form=checked_form,
+        names=names,
+        ids=ids,
+        summary=summary,
+        classwise=classwise_summary,
+        correct_per_class=correct_per_class,
+        ece=ece,
+        spec=spec,
+        preset=preset,
+        smooth=smooth,
+        diagram=diagram,
+        temperature=temperature,
+        binary=binary,
+        correction=correction,
+        source=source or _describe(predictions, n, classes),
+        columns=columns,
+        builtin_example=builtin_example,
+        max_ece=max_ece,
+        max_nll=max_nll,
+    )
+    return Report(
+        payload,
+        summary,
+        diagram,
+        smooth,
+        surprisal,
+        names,
+        classwise_summary,
+        brier_rows,
+        np.asarray(label_array, dtype=np.intp),
+    )
+
+
+def _row_values(block: Any, scope: str) -> tuple[Any, Any, Any, Any, Any]:
+    """Surprisal, Brier score, the smoothed confidence and hit, and correct predictions
+    per class, of a block of rows."""
+    rows = np.arange(block.labels.shape[0])
+    log_p_label = block.label_log_probs()
+    squares = np.square(block.probs)
+    squares[rows, block.labels] = 0.0
+    brier = squares.sum(axis=1) + np.square(-np.expm1(log_p_label))  # no 1 - p_y cancellation
+    predicted = np.argmax(block.probs, axis=1)
+    correct = predicted == block.labels
+    if scope == "positive-class":
+        confidence, hit = block.probs[:, 1], (block.labels == 1).astype(np.float64)
+    else:
+        confidence, hit = np.max(block.probs, axis=1), correct.astype(np.float64)
+    per_class = np.bincount(block.labels[correct], minlength=block.probs.shape[1])
+    return -log_p_label, brier, confidence, hit, per_class
+
+
+def _describe(predictions: Any, n: int, classes: int) -> str:
+    kind = type(predictions)
+    return f"{kind.__module__.split('.')[0]}.{kind.__name__} ({n} x {classes})"
+
+
+def _temperature(
+    values: Any,
+    labels: Any,
+    form: str,
+    spec: CalibrationSpec,
+    seed: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The NLL-optimal temperature on the whole input, the metrics at it, and the gap."""
+    advance = progress("temperature", 3)
+    try:
+        scaler = cal.TemperatureScaling(bounds=_BOUNDS, guard=False).fit(
+            values, labels, form=form, validate=False
+        )
+    except InputError:  # a label with probability 0: NLL is inf at every T
+        return {"value": None, "nll_nats": None, "ece": None, "gap": None, "at_bound": None}
+    advance(1)
+    state = cal.EvaluationState(
+        values.shape[1],
+        bins=spec.bins,
+        binning=spec.binning,
+        closed=spec.closed,
+        scope=spec.scope,
+        keep=0,
+    )
+    for _, batch, batch_labels in _batches(values, labels):
+        state.update(scaler.transform(batch, form=form), batch_labels, validate=False)
+    after = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
+    advance(1)
+    gap = (
+        cal.recalibration_gap(values, labels, form=form, folds=_FOLDS, seed=seed, validate=False)
+        if labels.shape[0] >= _FOLDS
+        else None  # too few rows to cross-fit: reported as null, not an error
+    )
+    advance(1)
+    return {
+        "value": scaler.temperature_,
+        "nll_nats": after.nll,
+        "ece": after.calibration.value,
+        "gap": gap,
+        "at_bound": scaler.at_bound_,
+    }
+
+
+def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
+    return [
+        {
+            "lower": float(diagram.lower[b]),
+            "upper": float(diagram.upper[b]),
+            "count": int(diagram.count[b]),
+            "confidence": _number(diagram.confidence[b]),
+            "accuracy": _number(diagram.accuracy[b]),
+            "ci_low": _number(diagram.accuracy_low[b]),
+            "ci_high": _number(diagram.accuracy_high[b]),
+        }
+        for b in range(diagram.count.shape[0])
+    ]
+
+
+def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float) -> list[Any]:
+    gates = []
+    if max_ece is not None:
+        gates.append(
+            {"name": "max_ece", "threshold": max_ece, "value": ece, "pass": bool(ece <= max_ece)}
+        )
+    if max_nll is not None:
+        gates.append(
+            {
+                "name": "max_nll",
+                "threshold": max_nll,
+                "value": _number(nll),
+                "pass": bool(nll <= max_nll),
+            }
+        )
+    return gates
+
+
+def _payload(
+    *,
+    values: Any,
+    labels: Any,
+    form: str,
+    names: list[str],
+    ids: Any,
+    summary: cal.EvaluationSummary,
+    classwise: cal.EvaluationSummary,
+    correct_per_class: Any,
+    ece: cal.Interval,
+    spec: CalibrationSpec,
+    preset: str | None,
+    smooth: SmoothCalibrationError,
+    diagram: cal.ReliabilityDiagram,
+    temperature: dict[str, Any],
+    binary: bool,
+    correction: float | None,
+    source: str,
+    columns: Mapping[str, Any] | None,
+    builtin_example: bool,
+    max_ece: float | None,
+    max_nll: float | None,
+) -> dict[str, Any]:
+    from .. import __version__
+    from ..calibration._binning import calibration_value
+
+    most_surprising = []
+    for row, value in summary.most_surprising:
+        scores = np.asarray(values[row], dtype=np.float64)
+        entry: dict[str, Any] = {
+            "index": int(row),
+            "surprisal_nats": _number(value),
+            "label": int(labels[row]),
+            "predicted": int(np.argmax(scores)),
+        }
+        if ids is not None:
+            entry["id"] = ids[row].item() if hasattr(ids[row], "item") else ids[row]
+        most_surprising.append(entry)
+    stats = classwise.calibration.statistics
+    per_class = []
+    for k in range(len(names)):
+        count = int(summary.per_class_count[k])
+        per_class.append(
+            {
+                "class": k,
+                "name": names[k],
+                "count": count,
+                "nll_nats": _number(summary.per_class_nll[k]) if count else None,
+                "accuracy": float(correct_per_class[k]) / count if count else None,
+                "calibration_error": calibration_value(stats.row(k), norm="l1", debias=False),
+            }
+        )
+    notes = []
+    if binary:
+        notes.append(
+            "binary predictions given as P(label = 1): calibration uses the positive-class "
+            "scope (p_1 against [label = 1])"
+        )
+    if correction is not None:
+        notes.append(
+            f"rows renormalised to sum to 1 (largest deviation corrected {correction:.3g})"
+        )
+    return {
+        "format": FORMAT,
+        "crossent_version": __version__,
+        "source": source,
+        "builtin_example": builtin_example,
+        "form": form,
+        "n": summary.n,
+        "classes": summary.classes,
+        "accuracy": summary.accuracy,
+        "nll_nats": _number(summary.nll),
+        "nll_bits": _number(summary.nll_bits),
+        "perplexity": _number(summary.perplexity),
+        "brier": summary.brier,
+        "spherical": summary.spherical,
+        "mean_entropy_nats": summary.mean_entropy,
+        "ece": {
+            "value": ece.value,
+            "ci_low": ece.low,
+            "ci_high": ece.high,
+            "confidence": ece.confidence,
+            "resamples": ece.resamples,
+            "seed": ece.seed,
+            "definition": spec.definition,
+            "scope": spec.scope,
+            "norm": spec.norm,
+            "binning": spec.binning,
+            "closed": spec.closed,
+            "estimator": spec.estimator,
+            "preset": preset,
+        },
+        "smooth_ece": {
+            "value": smooth.value,
+            "bandwidth": smooth.bandwidth,
+            "scope": smooth.scope,
+            "definition": smooth.definition,
+        },
+        "temperature": {
+            "value": temperature["value"],
+            "nll_nats": _number(temperature["nll_nats"]),
+            "ece": temperature["ece"],
+            "at_bound": temperature.get("at_bound"),
+            "bounds": list(_BOUNDS),
+        },
+        "recalibration_gap_nats": temperature["gap"],
+        "most_surprising": most_surprising,
+        "per_class": per_class,
+        "bins": spec.bins,
+        "reliability_bins": _bins_table(diagram),
+        "binary": binary,
+        "renormalized": None if correction is None else {"max_deviation": correction},
+        "columns": dict(columns) if columns is not None else None,
+        "notes": notes,
+        "gates": _gates(max_ece, max_nll, ece.value, summary.nll),
+    }

@@ -1,0 +1,486 @@
+"""The report as a self-contained HTML page: figures as PNG data URIs, no script.
+
+It opens anywhere, offline, and can be attached to a CI run as one file.  The layout is
+one column of at most 1200 px (readable on a 1280 px screen); figures scale down to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ._compare import ReportComparison
+from ._compute import Report
+
+__all__ = [
+    "SHOWN_CLASSES",
+    "SMALL_MULTIPLES",
+    "STYLE",
+    "body_html",
+    "columns_statement",
+    "comparison_html",
+    "definition",
+    "figure_html",
+    "figures",
+    "fmt",
+    "gap_text",
+    "metric_rows",
+    "page",
+    "reliability_figure",
+    "render_html",
+    "shown_classes",
+    "table",
+    "write_atomically",
+]
+
+SMALL_MULTIPLES = 20
+"""Class-wise reliability panels drawn at most (the worst-calibrated classes beyond)."""
+
+SHOWN_CLASSES = 30
+"""Per-class bars and table rows drawn at most (the worst classes beyond: thousands of
+bars take minutes to draw and show nothing legible)."""
+
+_DPI = 110
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file beside it and a rename, so ``path``
+    is either untouched or complete."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{path}: the folder {folder} does not exist")
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for people; None (an infinite value in the JSON) is "inf"."""
+    if value is None:
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline metrics as (label, formatted value), for every rendering."""
+    p, ece, smooth = payload, payload["ece"], payload["smooth_ece"]
+    return [
+        ("accuracy", f"{p['accuracy']:.4f}"),
+        ("NLL (nats)", fmt(p["nll_nats"])),
+        ("NLL (bits)", fmt(p["nll_bits"])),
+        ("perplexity", fmt(p["perplexity"], 3)),
+        ("Brier score (sum over classes, in [0, 2])", f"{p['brier']:.4f}"),
+        ("mean entropy of the predictions (nats)", f"{p['mean_entropy_nats']:.4f}"),
+        (
+            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
+            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
+        ),
+        (
+            "smooth calibration error (smECE)",
+            f"{smooth['value']:.4f}  (bandwidth {smooth['bandwidth']:.4f})",
+        ),
+    ]
+
+
+def definition(payload: dict[str, Any]) -> str:
+    ece = payload["ece"]
+    preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
+    return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
+
+
+def gap_text(payload: dict[str, Any]) -> str:
+    gap = payload["recalibration_gap_nats"]
+    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
+    """Binned accuracy with intervals and the smoothed curve (one colour per model), over
+    the confidence histogram (counts per bin)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 6.4), layout="constrained")
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.plot((0, 1), (0, 1), color="0.6", linestyle="--", linewidth=1, label="perfect")
+    width = 0.8 / max(len(reports), 1)
+    for index, (label, report) in enumerate(reports):
+        colour = f"C{index}"
+        d = report.diagram
+        shown = d.count > 0
+        prefix = f"{label}: " if len(reports) > 1 else ""
+        top.errorbar(
+            d.confidence[shown],
+            d.accuracy[shown],
+            yerr=np.maximum(
+                np.stack(
+                    [
+                        d.accuracy[shown] - d.accuracy_low[shown],
+                        d.accuracy_high[shown] - d.accuracy[shown],
+                    ]
+                ),
+                0.0,
+            ),
+            fmt="o",
+            color=colour,
+            markersize=4,
+            capsize=2,
+            label=f"{prefix}binned (ECE {report.payload['ece']['value']:.3f})",
+        )
+        s = report.smooth
+        # the smoothed curve only where there is data (it extrapolates elsewhere)
+        supported = s.density >= 0.02 * np.max(s.density)
+        top.plot(
+            s.grid,
+            np.where(supported, np.clip(s.accuracy, 0.0, 1.0), np.nan),
+            color=colour,
+            linewidth=1.5,
+            label=f"{prefix}smoothed (smECE {s.value:.3f})",
+        )
+        centres = (d.lower + d.upper) / 2
+        bottom.bar(
+            centres + (index - (len(reports) - 1) / 2) * width * (d.upper - d.lower),
+            d.count,
+            width=width * (d.upper - d.lower),
+            color=colour,
+            alpha=0.8,
+            label=label if len(reports) > 1 else None,
+        )
+    scope = reports[0][1].payload["ece"]["scope"]
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy" if scope != "positive-class" else "fraction of label 1")
+    top.set_title(f"Reliability ({scope})", fontsize=10)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_xlabel("confidence" if scope != "positive-class" else "P(label = 1)")
+    bottom.set_ylabel("examples")
+    return figure
+
+
+def _surprisal_figure(report: Report) -> Any:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4, 3.2), layout="constrained")
+    axis = figure.subplots()
+    finite = report.surprisal[np.isfinite(report.surprisal)]
+    if finite.size:
+        axis.hist(finite, bins=50, color="C2")
+        axis.set_yscale("log")
+    else:  # a log scale of empty bins would warn; say what there is instead
+        axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
+    axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
+    axis.set_ylabel("examples")
+    return figure
+
+
+def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The per-class rows to draw, and a note when they are not all of them: up to
+    :data:`SHOWN_CLASSES` classes, beyond that those with the highest mean NLL (infinite
+    first; classes without examples left out).  The JSON lists every class."""
+    if len(rows) <= SHOWN_CLASSES:
+        return rows, ""
+    seen = [r for r in rows if r["count"]]
+    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    shown = seen[:SHOWN_CLASSES]
+    return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"
+
+
+def _per_class_figure(report: Report) -> tuple[str, Any]:
+    """Mean NLL per true class, each bar labelled with its number of examples."""
+    from matplotlib.figure import Figure
+
+    rows, note = shown_classes(report.payload["per_class"])
+    title = "Cross-entropy per class" + (f": {note}" if note else "")
+    if any(r["count"] and r["nll_nats"] is None for r in rows):
+        title += " (an infinite NLL is drawn as 0)"
+    figure = Figure(figsize=(max(6.4, min(0.45 * len(rows), 11.0)), 3.4), layout="constrained")
+    axis = figure.subplots()
+    positions = np.arange(len(rows))
+    heights = [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows]
+    bars = axis.bar(positions, heights, color="C0")
+    axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
+    axis.set_xticks(positions, [r["name"] for r in rows], rotation=90 if len(rows) > 10 else 0)
+    axis.set_xlabel("true class (n = examples of the class)")
+    axis.set_ylabel("mean NLL (nats)")
+    axis.margins(y=0.15)
+    return title, figure
+
+
+def _classwise_figure(report: Report) -> Any | None:
+    """Small multiples: one-vs-rest reliability of each class (the worst classes first
+    beyond :data:`SMALL_MULTIPLES`)."""
+    from matplotlib.figure import Figure
+
+    if report.classwise is None:
+        return None
+    stats = report.classwise.calibration.statistics
+    rows = report.payload["per_class"]
+    order = list(range(len(rows)))
+    title = "One-vs-rest reliability per class"
+    if len(order) > SMALL_MULTIPLES:
+        order = sorted(order, key=lambda k: -rows[k]["calibration_error"])[:SMALL_MULTIPLES]
+        title += f" (the {SMALL_MULTIPLES} worst-calibrated of {len(rows)} classes)"
+    columns = min(5, len(order))
+    lines = -(-len(order) // columns)
+    figure = Figure(figsize=(2.3 * columns + 0.6, 2.2 * lines + 0.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(lines, columns, sharex=True, sharey=True)).ravel()
+    for axis in axes[len(order) :]:
+        axis.set_visible(False)
+    for axis, k in zip(axes, order, strict=False):
+        row = stats.row(k)
+        shown = row.count > 0
+        axis.plot((0, 1), (0, 1), color="0.6", linestyle="--", linewidth=0.8)
+        axis.plot(
+            row.confidence_sum[shown] / row.count[shown],
+            row.hits[shown] / row.count[shown],
+            marker="o",
+            markersize=3,
+            color="C0",
+        )
+        axis.set_title(f"{rows[k]['name']} (ECE {rows[k]['calibration_error']:.3f})", fontsize=8)
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.tick_params(labelsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.supxlabel("p_k", fontsize=8)
+    figure.supylabel("fraction with label k", fontsize=8)
+    return figure
+
+
+def figures(report: Report) -> list[tuple[str, str]]:
+    """The report's figures as (title, base64 PNG)."""
+    title, per_class = _per_class_figure(report)
+    images = [
+        ("Reliability diagram", _png(reliability_figure([("model", report)]))),
+        ("Surprisal histogram", _png(_surprisal_figure(report))),
+        (title, _png(per_class)),
+    ]
+    classwise = _classwise_figure(report)
+    if classwise is not None:
+        images.append(("Reliability per class", _png(classwise)))
+    return images
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
+    head = (
+        "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>\n" if header else ""
+    )
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table>\n{head}{body}\n</table>"
+
+
+def figure_html(images: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(
+        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, data in images
+    )
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px;
+       padding: 0 1em; line-height: 1.4; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+td { font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+figure img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; }
+"""
+
+
+def body_html(report: Report) -> str:
+    """Everything between ``<body>`` and ``</body>`` (also the notebook rendering)."""
+    p = report.payload
+    t = p["temperature"]
+    rows: list[tuple[str, str]] = [
+        ("examples", str(p["n"])),
+        ("classes", str(p["classes"])),
+        *metric_rows(p),
+        ("definition", definition(p)),
+    ]
+    if t["value"] is not None:
+        rows += [
+            ("fitted temperature", f"{t['value']:.4f}"),
+            ("NLL after temperature (nats)", fmt(t["nll_nats"])),
+            ("calibration error after temperature", f"{t['ece']:.4f}"),
+            ("recalibration gap (nats, cross-fitted)", gap_text(p)),
+        ]
+    for gate in p["gates"]:
+        verdict = "pass" if gate["pass"] else "FAIL"
+        rows.append((f"gate {gate['name']} <= {gate['threshold']:g}", verdict))
+    notes = "".join(f"<p>{html.escape(n)}.</p>" for n in p["notes"])
+    if p.get("columns"):
+        notes += f"<p>{html.escape(columns_statement(p['columns']))}</p>"
+    try:
+        images = figure_html(figures(report))
+    except ImportError:
+        images = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+    has_id = any("id" in r for r in p["most_surprising"])
+    surprising = table(
+        [
+            ([str(r.get("id", ""))] if has_id else [])
+            + [
+                str(r["index"]),
+                report.class_names[r["label"]],
+                report.class_names[r["predicted"]],
+                fmt(r["surprisal_nats"]),
+            ]
+            for r in p["most_surprising"]
+        ],
+        (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"],
+    )
+    per_class = table(
+        [
+            [
+                r["name"],
+                str(r["count"]),
+                "-" if r["accuracy"] is None else f"{r['accuracy']:.4f}",
+                "-" if r["count"] == 0 else fmt(r["nll_nats"]),
+                f"{r['calibration_error']:.4f}",
+            ]
+            for r in shown_classes(p["per_class"])[0]
+        ],
+        ["class", "examples", "accuracy (recall)", "NLL (nats)", "one-vs-rest ECE"],
+    )
+    per_class_note = shown_classes(p["per_class"])[1]
+    bins = table(
+        [
+            [
+                f"[{b['lower']:.3f}, {b['upper']:.3f}]",
+                str(b["count"]),
+                "-" if b["confidence"] is None else f"{b['confidence']:.4f}",
+                "-" if b["accuracy"] is None else f"{b['accuracy']:.4f}",
+                "-" if b["ci_low"] is None else f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
+            ]
+            for b in p["reliability_bins"]
+        ],
+        ["bin", "examples", "confidence", "accuracy", "interval"],
+    )
+    note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
+    return f"""<h1>crossent report</h1>
+<p>{html.escape(p["source"])} ({html.escape(p["form"])}) &middot; crossent \
+{html.escape(p["crossent_version"])}</p>
+{note}{notes}
+{table(rows)}
+{images}
+<h2>Per class</h2>
+{f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
+<div class="scroll">{per_class}</div>
+<h2>Reliability bins</h2>
+<div class="scroll">{bins}</div>
+<h2>Most surprising examples</h2>
+{surprising}"""
+
+
+def columns_statement(columns: dict[str, Any]) -> str:
+    """One sentence naming the columns a table was read with."""
+    parts = [f"labels from column '{columns['label']}'"]
+    if columns.get("id"):
+        parts.append(f"row ids from '{columns['id']}'")
+    classes = columns.get("classes", [])
+    shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
+    parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
+    return "Columns used: " + "; ".join(parts) + "."
+
+
+def page(title: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def render_html(report: Report, *, standalone: bool = True) -> str:
+    """The report as one HTML page (``standalone``) or a fragment for a notebook."""
+    body = body_html(report)
+    if not standalone:
+        return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
+    return page("crossent report", body)
+
+
+def comparison_html(comparison: ReportComparison, *, standalone: bool = True) -> str:
+    """The comparison table, overlaid reliability curves with a legend, then each model."""
+    pairs = list(zip(comparison.names, comparison.reports, strict=True))
+    headline = table(
+        [
+            [
+                name,
+                str(r.payload["n"]),
+                f"{r.payload['accuracy']:.4f}",
+                fmt(r.payload["nll_nats"]),
+                f"{r.payload['brier']:.4f}",
+                f"{r.payload['ece']['value']:.4f}",
+                f"{r.payload['smooth_ece']['value']:.4f}",
+            ]
+            for name, r in pairs
+        ],
+        ["model", "examples", "accuracy", "NLL (nats)", "Brier", "ECE", "smECE"],
+    )
+    differences = table(
+        [
+            [
+                c["model"],
+                c["baseline"],
+                c["metric"],
+                fmt(c["difference"]),
+                f"[{fmt(c['ci_low'])}, {fmt(c['ci_high'])}]",
+            ]
+            for c in comparison.comparisons
+        ],
+        ["model", "baseline", "metric", "difference (model - baseline)", "interval"],
+    )
+    try:
+        overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
+    except ImportError:
+        overlay = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+    level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95
+    sections = "\n".join(
+        f"<section><h2>{html.escape(name)}</h2>\n{body_html(report)}</section>"
+        for name, report in pairs
+    )
+    body = f"""<h1>crossent report: {len(pairs)} models</h1>
+{headline}
+<h2>Paired differences against {html.escape(comparison.names[0])} \
+({level:.0%} bootstrap intervals)</h2>
+<p>Negative differences mean the model scores better than the baseline.</p>
+{differences}
+{overlay}
+{sections}"""
+    if not standalone:
+        return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
+    return page("crossent report", body)

@@ -1,0 +1,92 @@
+"""Which columns of a table are the label, the row ids and the classes (issue 14).
+
+``--label-column`` (default ``label``), ``--id-column`` (not a class: its values name rows)
+and ``--class-columns A,B,...`` (default: every other column).  Every class column must
+be numeric; a non-numeric one is an error naming it, with the fix.  The choice is recorded
+(:meth:`TableColumns.record`) so the report always states which columns it used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ColumnChoice", "TableColumns", "choose_columns"]
+
+
+@dataclass(frozen=True)
+class TableColumns:
+    """The command line's column options."""
+
+    label: str = "label"
+    id: str | None = None
+    classes: tuple[str, ...] | None = None
+
+    @classmethod
+    def parse(cls, label: str | None, id: str | None, classes: str | None) -> TableColumns:
+        chosen = None
+        if classes is not None:
+            chosen = tuple(name.strip() for name in classes.split(",") if name.strip())
+            if not chosen:
+                raise ValueError("--class-columns needs at least one column name")
+        return cls(label or "label", id, chosen)
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    """The columns a table was read with."""
+
+    label: str
+    id: str | None
+    classes: list[str]
+    ignored: list[str]
+
+    def record(self) -> dict[str, Any]:
+        """The JSON ``columns`` object of the report."""
+        return {
+            "label": self.label,
+            "id": self.id,
+            "classes": list(self.classes),
+            "ignored": list(self.ignored),
+        }
+
+
+def choose_columns(
+    names: list[str], numeric: dict[str, bool], options: TableColumns, where: str
+) -> tuple[ColumnChoice | None, str | None]:
+    """The column choice for a table with these column ``names`` (``numeric[name]`` says
+    whether the column holds numbers), or ``(None, message)`` naming the problem."""
+    if options.label not in names:
+        hint = "" if options.label != "label" else "; name it with --label-column"
+        return None, (
+            f"{where}: no {options.label!r} column (columns: {', '.join(names) or 'none'}){hint}"
+        )
+    if options.id is not None and options.id not in names:
+        return None, f"{where}: no {options.id!r} column for --id-column"
+    if options.id is not None and options.id == options.label:
+        return None, f"{where}: --id-column and --label-column name the same column"
+    others = [n for n in names if n not in (options.label, options.id)]
+    if options.classes is not None:
+        missing = [c for c in options.classes if c not in names]
+        if missing:
+            return None, (
+                f"{where}: --class-columns names {', '.join(map(repr, missing))}, not in the "
+                f"table (columns: {', '.join(names)})"
+            )
+        taken = [c for c in options.classes if c in (options.label, options.id)]
+        if taken:
+            return None, f"{where}: --class-columns includes the label or id column {taken[0]!r}"
+        classes = list(options.classes)
+    else:
+        classes = others
+    if not classes:
+        return None, f"{where}: no class columns besides {options.label!r}"
+    for name in classes:
+        if not numeric[name]:
+            return None, (
+                f"{where}: column {name!r} must be numeric to be a class; name it with "
+                "--id-column if it identifies rows, or list the class columns with "
+                "--class-columns"
+            )
+    ignored = [n for n in others if n not in classes]
+    return ColumnChoice(options.label, options.id, classes, ignored), None

@@ -1,0 +1,55 @@
+"""Issue 14: the logit-axis reliability diagram draws every bin and legible ticks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import crossent
+
+
+def _figure(logit_axis: bool) -> tuple[object, crossent.ReliabilityDiagram]:
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4000, 3)) * 4
+    labels = rng.integers(0, 3, size=4000)
+    diagram = crossent.reliability_diagram(logits, labels, form="logits", bins=10)
+    return crossent.plot_reliability_diagram(diagram, logit_axis=logit_axis), diagram
+
+
+@pytest.mark.parametrize("logit_axis", [False, True])
+def test_issue14_item_logit_axis_draws_every_bins_bar(logit_axis: bool) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure, diagram = _figure(logit_axis)
+    FigureCanvasAgg(figure).draw()
+    bottom = figure.axes[1]
+    shown = 0
+    for bar, count in zip(bottom.patches, diagram.count, strict=True):
+        extent = bar.get_window_extent()
+        if count > 0:
+            assert np.isfinite([extent.x0, extent.x1]).all()
+            assert extent.width > 0.5
+            shown += 1
+    assert diagram.count[-1] > 0  # the last bin holds the most confident predictions
+    assert shown == int(np.sum(diagram.count > 0))
+
+
+def test_issue14_item_logit_axis_tick_labels_do_not_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure, _ = _figure(True)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for axis in (figure.axes[0].yaxis, figure.axes[1].xaxis):
+        boxes = [
+            label.get_window_extent(renderer)
+            for label in axis.get_ticklabels()
+            if label.get_visible() and label.get_text()
+        ]
+        assert len(boxes) >= 5
+        for a, b in itertools.pairwise(boxes):
+            assert not a.overlaps(b), (a, b)

@@ -1,0 +1,184 @@
+"""Issue 14: ``crossent.report`` -- the CLI's report from Python (NumPy, torch, pandas)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crossent
+
+
+def _data(n: int = 300, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, classes)) * 2.5
+    probs = np.exp(logits * 0.6)
+    probs /= probs.sum(axis=1, keepdims=True)
+    labels = np.minimum((probs.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1), classes - 1)
+    return logits, labels.astype(np.int64)
+
+
+def _cli_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    from crossent.cli import main
+
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    return json.loads(out)
+
+
+def test_issue14_report_to_dict_equals_the_cli_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("rich")
+    logits, labels = _data()
+    path = tmp_path / "preds.npz"
+    np.savez(path, logits=logits, labels=labels)
+    cli = _cli_json(
+        capsys,
+        ["report", str(path), "--json", "--resamples", "30", "--seed", "3", "--max-ece", "0.01"],
+    )
+    result = crossent.report(
+        logits,
+        labels,
+        form="logits",
+        resamples=30,
+        seed=3,
+        max_ece=0.01,
+        source=cli["source"],
+    )
+    assert json.loads(json.dumps(result.to_dict(), allow_nan=False)) == cli
+    assert cli["gates"] == [
+        {"name": "max_ece", "threshold": 0.01, "value": cli["ece"]["value"], "pass": False}
+    ]
+    assert not result.passed
+
+
+def test_issue14_report_numbers_are_the_public_functions() -> None:
+    logits, labels = _data()
+    d = crossent.report(logits, labels, form="logits", resamples=20).to_dict()
+    assert d["nll_nats"] == pytest.approx(
+        crossent.negative_log_likelihood(logits, labels, form="logits"), rel=1e-12
+    )
+    assert d["ece"]["value"] == pytest.approx(
+        crossent.calibration_error(logits, labels, form="logits").value, rel=1e-12
+    )
+    assert d["smooth_ece"]["value"] == pytest.approx(
+        crossent.smooth_calibration_error(logits, labels, form="logits").value, rel=1e-9
+    )
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    for row in d["per_class"]:
+        mine = labels == row["class"]
+        assert row["count"] == int(mine.sum())
+        assert row["accuracy"] == pytest.approx(np.mean(np.argmax(probs[mine], 1) == row["class"]))
+    table = d["reliability_bins"]
+    assert len(table) == d["bins"] == 15
+    assert sum(b["count"] for b in table) == len(labels)
+    assert table[0]["lower"] == 0.0
+    assert table[-1]["upper"] == 1.0
+
+
+def test_issue14_report_options_choose_the_calibration_definition() -> None:
+    logits, labels = _data()
+    d = crossent.report(
+        logits, labels, form="logits", bins=10, binning="quantile", norm="l2", resamples=20
+    ).to_dict()
+    expected = crossent.calibration_error(
+        logits, labels, form="logits", bins=10, binning="quantile", norm="l2"
+    )
+    assert d["ece"]["value"] == pytest.approx(expected.value, rel=1e-12)
+    assert d["ece"]["definition"] == expected.spec.definition
+    preset = crossent.report(logits, labels, form="logits", preset="netcal", resamples=20)
+    assert preset.to_dict()["bins"] == 10
+    assert preset.to_dict()["ece"]["preset"] == "netcal"
+    with pytest.raises(crossent.InputError, match="preset"):
+        crossent.report(logits, labels, form="logits", preset="nope")
+
+
+def test_issue14_report_binary_one_dimensional_uses_positive_class_and_says_so() -> None:
+    rng = np.random.default_rng(5)
+    p = rng.uniform(size=400)
+    labels = (rng.uniform(size=400) < p**1.4).astype(np.int64)
+    one = crossent.report(p, labels, resamples=20).to_dict()
+    two = crossent.report(
+        np.stack([1 - p, p], 1), labels, scope="positive-class", resamples=20
+    ).to_dict()
+    assert one["binary"] is True
+    assert one["ece"]["scope"] == "positive-class"
+    assert any("positive-class" in note for note in one["notes"])
+    for key in ("nll_nats", "brier", "accuracy", "perplexity"):
+        assert one[key] == pytest.approx(two[key], rel=1e-14)
+    assert one["ece"]["value"] == pytest.approx(two["ece"]["value"], abs=1e-15)
+    assert one["smooth_ece"]["value"] == pytest.approx(two["smooth_ece"]["value"], abs=1e-12)
+
+
+def test_issue14_report_renormalize_records_the_correction() -> None:
+    logits, labels = _data()
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    off = probs * np.linspace(0.995, 1.0, len(labels))[:, None]
+    with pytest.raises(crossent.InputError, match="renormalize"):
+        crossent.report(off, labels, resamples=20)
+    got = crossent.report(off, labels, renormalize=True, resamples=20).to_dict()
+    want = crossent.report(
+        off / off.sum(1, keepdims=True), labels, resamples=20, source=got["source"]
+    ).to_dict()
+    assert got["renormalized"]["max_deviation"] == pytest.approx(0.005, rel=1e-9)
+    assert got["nll_nats"] == pytest.approx(want["nll_nats"], rel=1e-14)
+    assert got["ece"]["value"] == pytest.approx(want["ece"]["value"], abs=1e-15)
+
+
+def test_issue14_report_ids_label_the_most_surprising_rows() -> None:
+    logits, labels = _data()
+    ids = np.array([f"img-{i:04d}" for i in range(len(labels))])
+    d = crossent.report(logits, labels, form="logits", ids=ids, resamples=20).to_dict()
+    plain = crossent.report(logits, labels, form="logits", resamples=20).to_dict()
+    for row in d["most_surprising"]:
+        assert row["id"] == f"img-{row['index']:04d}"
+    assert d["nll_nats"] == plain["nll_nats"]
+
+
+def test_issue14_report_from_torch_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    logits, labels = _data()
+    tensor = torch.tensor(logits, dtype=torch.float32, requires_grad=True)
+    d = crossent.report(tensor, torch.tensor(labels), form="logits", resamples=20).to_dict()
+    ref = crossent.report(logits.astype(np.float32), labels, form="logits", resamples=20)
+    assert d["nll_nats"] == pytest.approx(ref.to_dict()["nll_nats"], rel=1e-12)
+    assert d["source"].startswith("torch.Tensor")
+
+
+def test_issue14_report_from_pandas_frames_names_classes() -> None:
+    pd = pytest.importorskip("pandas")
+    logits, labels = _data()
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    frame = pd.DataFrame(probs, columns=["cat", "dog", "bird", "fish"])
+    d = crossent.report(frame, pd.Series(labels), resamples=20).to_dict()
+    assert [row["name"] for row in d["per_class"]] == ["cat", "dog", "bird", "fish"]
+
+
+def test_issue14_report_html_and_notebook(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    logits, labels = _data(n=200)
+    result = crossent.report(logits, labels, form="logits", resamples=20)
+    page = tmp_path / "r.html"
+    text = result.to_html(page)
+    assert page.read_text() == text
+    assert text.startswith("<!DOCTYPE html>")
+    assert text.count("<img") == 4  # reliability, surprisal, per-class, class-wise
+    fragment = result._repr_html_()
+    assert "<html" not in fragment
+    assert "smooth calibration error" in fragment
+    with pytest.raises(crossent.InputError, match="does not exist"):
+        result.to_html(tmp_path / "missing" / "r.html")
+
+
+def test_issue14_report_rejects_bad_input_clearly() -> None:
+    logits, labels = _data()
+    with pytest.raises(crossent.InputError, match=r"`probs`|`predictions`"):
+        crossent.report(logits, labels)  # logits passed as probabilities
+    with pytest.raises(crossent.InputError, match="class_names"):
+        crossent.report(logits, labels, form="logits", class_names=["a"])
+    with pytest.raises(crossent.InputError, match="ids"):
+        crossent.report(logits, labels, form="logits", ids=np.arange(3))
