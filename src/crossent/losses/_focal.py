@@ -15,12 +15,15 @@ cross-entropy and its gradient :math:`w_y(p - e_y)`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from .._checks import check_scalar
-from .._xp import Array
-from ._softmax import _label_problem, _options, class_mask
+from .._xp import Array, namespace
+from ._batch import Batch, label_batch, loss_options
+from ._reduction import weighted_term
+from ._terms import SoftmaxRows, log_prob_of_labels, probs_minus_onehot, softmax_rows
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -37,7 +40,19 @@ def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
     return xp.where(near, near_value, xp.log1p(-xp.exp(a_far)))
 
 
-def _focal_parts(
+@dataclass
+class _Focal:
+    """One validated call: the batch, the softmax rows, log p_y and the modulation."""
+
+    batch: Batch
+    rows: SoftmaxRows
+    safe: Array  # labels made safe to index with
+    gamma: float
+    log_p_y: Array  # keepdims, <= 0
+    modulation: Array  # (1 - p_y)^gamma, keepdims
+
+
+def _focal(
     logits: object,
     labels: object,
     *,
@@ -48,26 +63,24 @@ def _focal_parts(
     reduction: str,
     base: float | None,
     validate: bool,
-) -> tuple[Any, Array, Array, Array]:
-    """The problem, log p_y, the modulation m, and the safe labels."""
-    check_scalar(gamma, name="gamma", low=0.0)
-    opts = _options(
-        label_smoothing=0.0,
-        temperature=1.0,
-        z_loss=0.0,
-        soft_cap=None,
-        base=base,
-        reduction=reduction,
+) -> _Focal:
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
+    given = label_batch(
+        z,
+        y,
+        loss_options(reduction=reduction, base=base),
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
     )
-    problem, safe, _ = _label_problem(
-        logits, labels, opts, axis=axis, weight=weight, ignore_index=ignore_index, validate=validate
-    )
-    xp, rows = problem.xp, problem.rows
-    log_p_y = xp.take_along_axis(rows.shifted, safe[..., None], axis=-1) - rows.ell
-    log_p_y = xp.minimum(log_p_y, xp.zeros_like(log_p_y))  # rounding may give +1 ulp
+    rows = softmax_rows(given.values, soft_cap=None, temperature=1.0, xp=xp)
+    log_p_y = log_prob_of_labels(rows, given.labels.safe, xp=xp)
     # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
-    modulation = xp.ones_like(log_p_y) if gamma == 0 else xp.exp(gamma * _log1mexp(log_p_y, xp=xp))
-    return problem, log_p_y, modulation, safe
+    modulation = xp.ones_like(log_p_y) if g == 0 else xp.exp(g * _log1mexp(log_p_y, xp=xp))
+    return _Focal(given.batch, rows, given.labels.safe, g, log_p_y, modulation)
 
 
 def softmax_focal_loss(
@@ -125,7 +138,7 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    problem, log_p_y, modulation, _ = _focal_parts(
+    f = _focal(
         logits,
         labels,
         gamma=gamma,
@@ -136,11 +149,9 @@ def softmax_focal_loss(
         base=base,
         validate=validate,
     )
-    xp = problem.xp
-    loss = (problem.omega * modulation * -log_p_y)[..., 0]
-    if problem.active is not None:
-        loss = xp.where(problem.active, loss, xp.zeros_like(loss))
-    return problem.reduce(loss)
+    # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
+    weight_of_row = f.batch.example_weight * f.modulation
+    return f.batch.reduce(weighted_term(weight_of_row, -f.log_p_y, xp=f.batch.xp)[..., 0])
 
 
 def softmax_focal_loss_grad(
@@ -186,7 +197,7 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    problem, log_p_y, modulation, safe = _focal_parts(
+    f = _focal(
         logits,
         labels,
         gamma=gamma,
@@ -197,13 +208,12 @@ def softmax_focal_loss_grad(
         base=base,
         validate=validate,
     )
-    xp, rows = problem.xp, problem.rows
-    p = xp.exp(rows.shifted - rows.ell)
+    xp, log_p_y = f.batch.xp, f.log_p_y
     p_y = xp.exp(log_p_y)
-    below_one = log_p_y < 0
-    safe_log = xp.where(below_one, log_p_y, -xp.ones_like(log_p_y))
-    ratio = xp.where(below_one, safe_log / -xp.expm1(safe_log), -xp.ones_like(log_p_y))
-    factor = problem.omega * modulation * (1 - gamma * p_y * ratio)
-    is_target = class_mask(safe, p.shape[-1], xp=xp)
-    p_minus_y = xp.where(is_target, p - 1, p)
-    return problem.finish_gradient(factor * p_minus_y)
+    # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
+    inside = (log_p_y < 0) & (p_y > 0)
+    safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
+    ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
+    ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
+    factor = f.batch.example_weight * f.modulation * (1 - f.gamma * ratio)
+    return f.batch.finish_gradient(factor * probs_minus_onehot(f.rows, f.safe, xp=xp))
