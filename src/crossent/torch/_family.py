@@ -46,7 +46,9 @@ def binary_cross_entropy_with_logits(
     .. math:: \ell = -w\,[\pi\,t\log\sigma(x) + (1-t)\log(1-\sigma(x))]
 
     Parameters as PyTorch's (``size_average``/``reduce`` must stay None), plus
-    ``label_smoothing``. The generic path: see :func:`crossent.sigmoid_cross_entropy`.
+    ``label_smoothing``; ``'mean'`` divides by the number of elements, as PyTorch's
+    does with or without ``weight``. The generic path: see
+    :func:`crossent.sigmoid_cross_entropy`.
 
     Examples
     --------
@@ -59,14 +61,17 @@ def binary_cross_entropy_with_logits(
     True
     """
     _legacy(size_average, reduce)
-    return losses.sigmoid_cross_entropy(
+    # PyTorch's 'mean' divides by the number of elements, also with weights
+    # (crossent's by the sum of the weights): the sum, then that division.
+    loss = losses.sigmoid_cross_entropy(
         input,
         target,
         weight=weight,
         pos_weight=pos_weight,
         label_smoothing=label_smoothing,
-        reduction=reduction,
+        reduction="sum" if reduction == "mean" else reduction,
     )
+    return loss / max(input.numel(), 1) if reduction == "mean" else loss
 
 
 def sigmoid_focal_loss(
