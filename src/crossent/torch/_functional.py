@@ -19,6 +19,11 @@ _REDUCTIONS = ("mean", "sum", "none")
 #: exercise the online log-sum-exp over vocabulary blocks at small sizes.
 _VOCAB_CHUNK = 0
 
+#: Whether :func:`linear_cross_entropy` forms the gradients in the forward for the
+#: scalar reductions (else the backward recomputes the logits). The benchmark
+#: (benchmarks/bench_torch_losses.py) switches it to measure both.
+_FORM_GRADIENTS_IN_FORWARD = True
+
 
 def _check_reduction(reduction: object) -> str:
     if reduction not in _REDUCTIONS:
@@ -385,7 +390,11 @@ def linear_cross_entropy(
         check_class_ids(labels, classes=classes, ignore_index=ignore_index)
     h = input.reshape(-1, input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
-    need_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    need_grad = (
+        _FORM_GRADIENTS_IN_FORWARD
+        and torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in tensors)
+    )
     loss, *_ = linear_cross_entropy_op(
         h, linear_weight, linear_bias, labels.reshape(-1), w, list(batch_shape), ignore_index,
         float(label_smoothing), float(z_loss), float(temperature),
