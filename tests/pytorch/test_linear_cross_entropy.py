@@ -97,7 +97,11 @@ def test_options_match_cross_entropy_of_the_logits(kw, monkeypatch):
             torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-12)
 
 
-def test_gradcheck_float64():
+def test_gradcheck_float64(monkeypatch):
+    """gradcheck differentiates twice through one graph, which the gradients formed in
+    the forward (scaled in place) refuse: scalar reductions are checked on the
+    recomputing backward, whose formula is the same."""
+    monkeypatch.setattr(_functional, "_FORM_GRADIENTS_IN_FORWARD", False)
     h, w, b, y, cw = _data(6, 3, 7, seed=4)
     leaves = tuple(t.detach().clone().requires_grad_(True) for t in (h, w, b))
     for kw in ({"reduction": "none"}, {"weight": cw, "label_smoothing": 0.2}, {"z_loss": 0.1}):
@@ -108,6 +112,17 @@ def test_gradcheck_float64():
             )
 
         assert torch.autograd.gradcheck(fn, leaves)
+
+
+def test_formed_and_recomputed_gradients_agree(monkeypatch):
+    h, w, b, y, cw = _data(11, 5, 301, seed=13)
+    kw = {"weight": cw, "label_smoothing": 0.1, "z_loss": 1e-3, "ignore_index": -100}
+    formed = _value_and_grads(ct.linear_cross_entropy, h, w, b, y, chunk_size=4, **kw)
+    monkeypatch.setattr(_functional, "_FORM_GRADIENTS_IN_FORWARD", False)
+    recomputed = _value_and_grads(ct.linear_cross_entropy, h, w, b, y, chunk_size=4, **kw)
+    torch.testing.assert_close(formed[0], recomputed[0], rtol=0, atol=0)
+    for a, r in zip(formed[1], recomputed[1], strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-14, atol=1e-16)
 
 
 def test_chunk_size_invariance():
@@ -242,3 +257,19 @@ def test_issue12_error_paths(call, error, pattern):
     h, w, _, y, _ = _data(8, 4, 9, seed=11, ignored=False)
     with pytest.raises(error, match=pattern):
         call(h, w, y)
+
+
+def test_second_backward_through_formed_gradients_fails_loudly():
+    """The formed gradients are scaled in place: a second backward must not double them."""
+    h, w, _, y, _ = _data(5, 3, 7, seed=12, ignored=False)
+    h.requires_grad_(True)
+    loss = ct.linear_cross_entropy(h, w, y)
+    (2 * loss).backward(retain_graph=True)
+    expected = torch.autograd.grad(2 * F.cross_entropy(h @ w.T, y), h)[0]
+    torch.testing.assert_close(h.grad, expected, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RuntimeError, match="inplace"):
+        loss.backward()
+    # reduction='none' recomputes and supports a second backward
+    rows = ct.linear_cross_entropy(h, w, y, reduction="none")
+    rows.sum().backward(retain_graph=True)
+    rows.sum().backward()

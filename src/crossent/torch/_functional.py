@@ -325,8 +325,11 @@ def linear_cross_entropy(
     The logits are formed in blocks of tokens (and of classes) and dropped; the
     log-sum-exp is kept online. When autograd needs gradients and the reduction is
     a scalar, the forward forms them from the same blocks (three matrix products, as
-    the naive pair); with ``'none'`` the backward recomputes the blocks. Nothing of
-    the gradient is computed under ``torch.no_grad()``. Gradients accumulate in
+    the naive pair), and the backward scales them in place by the incoming scalar, so
+    a second backward through the same graph (``retain_graph=True``, ``gradcheck``)
+    raises an error rather than doubling them (as PyTorch's chunked path by
+    default); with ``'none'`` the backward recomputes the blocks and may run again.
+    Nothing of the gradient is computed under ``torch.no_grad()``. Gradients accumulate in
     float32 (float64 for float64 input) and are rounded once to the input dtype.
     See the design notes of ``crossent/torch/_linear.py``.
 

@@ -33,8 +33,10 @@ time and dropped:
 * When autograd will need the gradients and the reduction is a scalar (``'mean'`` or
   ``'sum'``, whose per-row upstream is the same known constant), the forward forms
   them from the same logits block: three matrix products in all, as the naive
-  ``F.cross_entropy(F.linear(h, W), y)``. The backward then only scales them by the
-  incoming scalar. For ``'none'`` (any per-row upstream) the forward saves the
+  ``F.cross_entropy(F.linear(h, W), y)``. The backward then only scales them, in
+  place, by the incoming scalar (no second gradient-sized buffer; a second backward
+  through the graph fails on the saved tensors' version counter instead of scaling
+  twice). For ``'none'`` (any per-row upstream) the forward saves the
   per-row LSE and the backward recomputes each block: four products. With the
   vocabulary split into blocks, forming the gradient needs the final LSE of the row,
   so the block is recomputed in a second sweep (four products too).

@@ -352,11 +352,13 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
 
 def _linear_backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
     if ctx.formed:
+        # Scaled in place: no second gradient-sized buffer. A second backward through
+        # the same graph (retain_graph=True) then fails on the saved tensors' version
+        # counter instead of scaling twice.
         grad_input, grad_weight, grad_bias = ctx.saved_tensors
         g = grad_loss.to(_acc(grad_input.dtype))
-        gi = (grad_input * g).to(grad_input.dtype)
-        gw = (grad_weight * g).to(grad_weight.dtype)
-        gb = (grad_bias * g).to(grad_bias.dtype) if ctx.has_bias else None
+        gi, gw = grad_input.mul_(g), grad_weight.mul_(g)
+        gb = grad_bias.mul_(g) if ctx.has_bias else None
     else:
         input, linear_weight, linear_bias, labels, weight, lse = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
