@@ -54,7 +54,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["LinearProblem", "auto_chunks", "backward_pass", "forward_pass"]
+__all__ = [
+    "BLOCK_BYTES",
+    "Gradients",
+    "LinearProblem",
+    "auto_chunks",
+    "backward_pass",
+    "forward_pass",
+]
 
 #: Bytes of one logits block (the only N x V-like temporary), in the compute dtype.
 BLOCK_BYTES = 32 * 2**20

@@ -237,7 +237,7 @@ def linear_cross_entropy_op(
     problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
     scale = _normalizer_scale(problem, reduction)
     form = need_grad and reduction != "none"
-    row_scale = scale.expand(rows_of(labels)) if form else None
+    row_scale = scale.expand(_rows_of(labels)) if form else None
     rows, lse, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
         _check_finite(lse, batch_shape)
@@ -248,7 +248,7 @@ def linear_cross_entropy_op(
     return (loss, lse, *_grad_outputs(grads, input, linear_weight, linear_bias))
 
 
-def rows_of(labels: Tensor) -> int:
+def _rows_of(labels: Tensor) -> int:
     return int(labels.shape[0])
 
 
@@ -308,7 +308,7 @@ def linear_cross_entropy_backward(
     problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
     if reduction != "none":
         upstream = (upstream.to(problem.acc) * _normalizer_scale(problem, reduction)).expand(
-            rows_of(labels)
+            _rows_of(labels)
         )
     grads = backward_pass(problem, lse, upstream, bias=linear_bias is not None)
     return _grad_outputs(grads, input, linear_weight, linear_bias)
