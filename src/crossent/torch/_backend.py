@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..losses import _cpu_kernels
-from ..losses._batch import LossOptions, loss_options
+from ..losses._batch import LossOptions, label_batch, loss_options
 from ..losses._softmax import SoftmaxProblem, prepare_softmax_labels, softmax_label_gradient
+from ..losses._terms import SoftmaxRows, label_terms
 
 __all__ = ["Options", "fused_applies", "label_gradient", "label_rows", "options"]
 
@@ -96,11 +97,53 @@ def label_gradient(
 ) -> None:
     """Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes).
 
-    ``lse`` is the forward's; the entry point recomputes the row statistics (one
-    pass over ``z``) since a problem cannot yet be rebuilt from saved statistics.
+    For the fused kernels (NumPy float32 ``z``) the problem is rebuilt from the
+    forward's log-sum-exp, so the backward is one pass over ``z`` (the gradient
+    kernel); elsewhere the entry point recomputes the row statistics.
     """
+    if isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts):
+        problem = _fused_problem_from_lse(z, labels, weight, lse, opts, ignore_index=ignore_index)
+        softmax_label_gradient(problem, upstream=upstream, out=out)
+        return
     problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=False)
     if isinstance(out, np.ndarray):
         softmax_label_gradient(problem, upstream=upstream, out=out)
     else:  # ``out=`` is for NumPy buffers only
         out[...] = softmax_label_gradient(problem, upstream=upstream)
+
+
+def _fused_problem_from_lse(
+    z: np.ndarray,
+    labels: np.ndarray,
+    weight: np.ndarray | None,
+    lse: np.ndarray,
+    opts: Options,
+    *,
+    ignore_index: int | None,
+) -> SoftmaxProblem:
+    """The problem ``prepare_softmax_labels`` would build, its statistics taken as saved.
+
+    The fused gradient needs per row only the LSE and :math:`A` (which depends on the
+    label and the class weights, not on the logits); labels, weights and the batch
+    come from the losses package's own helpers, unvalidated (the forward checked).
+    """
+    given = label_batch(
+        z, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index, validate=False, xp=np
+    )
+    lab = given.labels
+    zeros = np.zeros((z.shape[0], 1))
+    a, _ = label_terms(
+        zeros,
+        zeros if opts.label_smoothing else None,
+        lab.row_weight,
+        lab.weight,
+        eps=opts.label_smoothing,
+        classes=z.shape[1],
+        xp=np,
+    )
+    lse = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
+    rows = SoftmaxRows(z=z, shifted=None, ell=zeros, lse=lse)
+    return SoftmaxProblem(
+        batch=given.batch, options=opts, rows=rows, a=a, b=zeros, logits=z, labels=lab,
+        fast_logits=z,
+    )  # fmt: skip
