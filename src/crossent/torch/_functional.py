@@ -300,8 +300,8 @@ def linear_cross_entropy(
         of -100 with ``ignore_index=None`` is an error (which suggests
         ``ignore_index=-100``), not silently ignored.
     chunk_size : int, optional
-        Tokens per block. Default: blocks of about 32 MiB of logits (at least 64
-        rows); the vocabulary is split too when 64 rows exceed that.
+        Tokens per block. Default: blocks of about 16 MiB of logits (at least 64
+        rows); the vocabulary is split too when 64 rows exceed 32 MiB.
 
     Returns
     -------

@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 #: Bytes of one logits block (the only N x V-like temporary), in the compute dtype.
-BLOCK_BYTES = 32 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 
 def auto_chunks(
@@ -73,7 +73,7 @@ def auto_chunks(
     """Token and vocabulary block sizes: a block of about ``BLOCK_BYTES``.
 
     Tokens first (whole rows keep three matrix products); the vocabulary is split
-    only when 64 rows of it exceed the budget.
+    only when 64 rows of it exceed twice the budget.
     """
     rows = chunk_size if chunk_size is not None else max(64, BLOCK_BYTES // (itemsize * classes))
     rows = max(1, min(rows, max(tokens, 1)))
@@ -204,8 +204,14 @@ class LinearProblem:
         rows: slice,
         v0: int,
         v1: int,
+        *,
+        d_y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``d L / d z`` of a block, in place of ``z'`` (``scale`` = upstream x active)."""
+        r"""``d L / d z`` of a block, in place of ``z'`` (``scale`` = upstream x active).
+
+        With ``d_y`` (:math:`z'_y - \mathrm{LSE}`) given, ``z`` already holds the
+        probabilities :math:`p` (the forward's exponentials, normalised).
+        """
         eps, classes = self.label_smoothing, self.classes
         w_y, a = self.w_y[rows], self.a[rows]
         coef = a + 2 * self.z_loss * self.omega[rows] * lse if self.z_loss else a
@@ -213,8 +219,11 @@ class LinearProblem:
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
         label = label.clamp(0, v1 - v0 - 1)[:, None]
-        d_y = z.gather(1, label)[:, 0] - lse
-        p = z.sub_(lse[:, None]).exp_()
+        if d_y is None:
+            d_y = z.gather(1, label)[:, 0] - lse
+            p = z.sub_(lse[:, None]).exp_()
+        else:
+            p = z
         # The label's entry g expm1(z'_y - LSE) + (c - g) p_y keeps p_y - 1's digits.
         g_y = target * torch.expm1(d_y) + (coef - target) * p.gather(1, label)[:, 0]
         grad = p.mul_((coef * scale)[:, None])
@@ -303,10 +312,12 @@ def forward_pass(
             if eps:
                 wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
             m_new = torch.maximum(m, z.amax(1))
-            s = s * torch.exp(m - m_new) + torch.exp(z - m_new[:, None]).sum(1)
+            # z' is not needed again: its exponentials overwrite it (no temporary).
+            e = z.sub_(m_new[:, None]).exp_()
+            s = s * torch.exp(m - m_new) + e.sum(1)
             m = m_new
             if len(vocab) == 1:
-                kept = (z, t)
+                kept = (e, t)
         lse = m + torch.log(s)
         a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
         if eps:
@@ -321,8 +332,13 @@ def forward_pass(
         assert grads.h is not None
         gh = torch.zeros((stop - start, problem.h.shape[1]), dtype=acc, device=hc.device)
         for v0, v1 in vocab:
-            z, t = kept if kept is not None else problem.logits(hc, v0, v1)
-            grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
+            if kept is not None:  # one vocabulary block: p = e^{z' - m} / s, no recompute
+                e, t = kept
+                p = e.mul_((1 / s)[:, None])
+                grad = problem.gradient_block(p, t, lse, scale, rows, v0, v1, d_y=z_y - lse)
+            else:
+                z, t = problem.logits(hc, v0, v1)
+                grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
             _accumulate(problem, grads, grad, hc, gh, v0, v1)
         grads.h[rows] = gh
     return loss, lse_all, grads
