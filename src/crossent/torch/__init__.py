@@ -1,0 +1,90 @@
+r"""crossent for PyTorch: drop-in losses with fused autograd paths (``crossent[torch]``).
+
+Change one import, ``import crossent.torch as F`` for the losses of
+``torch.nn.functional`` (or ``crossent.torch.CrossEntropyLoss`` for
+``nn.CrossEntropyLoss``), and get crossent's exact formula, its options (z-loss,
+soft-capping, temperature), any integer target dtype, and errors that name the
+argument, the row and the value.
+
+Layering (each in its place, from the bottom):
+
+* kernels: crossent's fused Numba CPU kernels (``crossent.losses._cpu_kernels``) and
+  the block-wise torch code of the linear cross-entropy (``_linear.py``);
+* adapter and launcher: ``_backend.py`` is the only module that touches
+  ``crossent.losses``' private API; ``_launch.py`` hands a ``(rows, classes)`` tensor to
+  it, zero-copy for float32 CPU tensors, in upcast blocks for bf16/fp16, and to the
+  generic array-API path elsewhere;
+* autograd: ``_ops.py`` registers the fused losses as ``torch.library`` custom ops
+  with fake kernels and ``register_autograd`` (the custom-op form of an
+  ``autograd.Function``), so ``torch.compile`` treats them as opaque;
+* functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``).
+
+Design derivation (softmax cross-entropy). With :math:`z' = \operatorname{cap}_s(z)/T`,
+smoothed target :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` and class weights
+:math:`w`, row i's loss is :math:`L_i = A_i\ell_i - B_i + \lambda\omega_i
+\operatorname{LSE}_i^2` with :math:`A = \sum_c w_c\tilde t_c`, :math:`\ell = \operatorname{LSE}
+- \max z'`, :math:`B = \sum_c w_c \tilde t_c (z'_c - \max z') \le 0`,
+:math:`\omega = w_y`; both parts non-negative, so no cancellation. Its gradient is
+:math:`\partial L_i/\partial z'_i = (A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
+- w\odot\tilde t_i`, which needs only :math:`z` and the per-row LSE. So the forward
+saves the LSE (float64, N numbers) next to the input, and the backward writes
+:math:`u_i\,\partial L_i/\partial z_i` in one pass for any per-row upstream :math:`u`
+(the reduction's :math:`1/\sum\omega` is in :math:`u`): no N x V temporary besides the
+gradient itself. The reductions are plain torch operations on the per-row losses.
+For the linear cross-entropy see ``_linear.py``.
+
+What is checked where:
+
+* always, at call time, on Python values and shapes (no data read, so also while
+  ``torch.compile`` traces): argument types, options, shapes, dtypes, weight shape;
+* inside the custom ops when the data are on the CPU (eager *and* compiled, no graph
+  break and no device sync): target class ids in range (the error names row and
+  value, and suggests ``ignore_index=-100`` for a -100 label), logits with NaN/+inf
+  or an all ``-inf`` row (``cross_entropy``), non-finite logits per row
+  (``linear_cross_entropy``); class weights finite and non-negative (eagerly);
+* on other devices, the class-id check runs eagerly only (it costs a device sync),
+  and not while compiling; no data check happens inside the ops there.
+
+Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
+fused (custom ops); ``cross_entropy`` with probability targets and the family
+wrappers (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``,
+``softmax_focal_loss``, ``distillation_loss``) run crossent's generic formulas under
+autograd (eager use; their value checks break ``torch.compile`` graphs).
+
+Documented differences from PyTorch: a batch whose every target is ignored has mean
+0 (zero gradients), not NaN; bf16/fp16 input gives a float32 loss;
+``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
+ignoring them; ``size_average``/``reduce`` are not accepted.
+"""
+
+from ._family import (
+    binary_cross_entropy_with_logits,
+    distillation_loss,
+    sigmoid_focal_loss,
+    softmax_focal_loss,
+)
+from ._functional import cross_entropy, linear_cross_entropy, linear_head_cross_entropy
+from ._modules import (
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    DistillationLoss,
+    LinearCrossEntropyLoss,
+    SigmoidFocalLoss,
+    SoftmaxFocalLoss,
+)
+
+__all__ = [
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "DistillationLoss",
+    "LinearCrossEntropyLoss",
+    "SigmoidFocalLoss",
+    "SoftmaxFocalLoss",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "distillation_loss",
+    "linear_cross_entropy",
+    "linear_head_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+]

@@ -1,0 +1,149 @@
+r"""The one place where ``crossent.torch`` reaches into ``crossent.losses``.
+
+Every autograd path of :mod:`crossent.torch` computes the softmax cross-entropy of
+integer labels through the functions of this module, on one block of rows at a time
+(class axis last), and they call the losses package's value-and-gradient entry
+points (``prepare_softmax_labels``, ``SoftmaxProblem``, ``softmax_label_gradient``),
+so the formula (:math:`A\ell - B + \lambda\omega\,\operatorname{LSE}^2` and its
+gradient) has one home:
+
+* :func:`label_rows` returns the per-row loss :math:`L_i` (ignored rows 0) and the
+  per-row :math:`\operatorname{LSE}(z'_i)`;
+* :func:`label_gradient` writes :math:`u_i\,\partial L_i / \partial z_i` for a per-row
+  upstream gradient :math:`u`.
+
+Both take NumPy arrays (the fused Numba kernels run when they apply: C-contiguous
+float32, no soft-capping) or any Array-API array such as a torch tensor (the generic
+path). Isolating them here keeps a change in the losses package's private API a
+one-file change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..losses import _cpu_kernels
+from ..losses._batch import LossOptions, label_batch, loss_options
+from ..losses._softmax import SoftmaxProblem, prepare_softmax_labels, softmax_label_gradient
+from ..losses._terms import SoftmaxRows, label_terms
+
+__all__ = ["Options", "fused_applies", "label_gradient", "label_rows", "options"]
+
+Options = LossOptions
+
+
+def options(
+    *, label_smoothing: float, z_loss: float, temperature: float, soft_cap: float | None
+) -> Options:
+    """Validated options (an :class:`InputError` names a bad one), with per-row reduction."""
+    return loss_options(
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        reduction="none",
+    )
+
+
+def fused_applies(opts: Options) -> bool:
+    """Whether the fused kernels compute this problem, given C-contiguous float32 NumPy logits."""
+    return opts.soft_cap is None and _cpu_kernels.available()
+
+
+def _prepare(
+    z: Any, labels: Any, weight: Any, opts: Options, *, ignore_index: int | None, validate: bool
+) -> SoftmaxProblem:
+    return prepare_softmax_labels(
+        z,
+        labels,
+        axis=-1,
+        weight=weight,
+        ignore_index=ignore_index,
+        label_smoothing=opts.label_smoothing,
+        reduction="none",
+        temperature=opts.temperature,
+        z_loss=opts.z_loss,
+        soft_cap=opts.soft_cap,
+        validate=validate,
+    )
+
+
+def label_rows(
+    z: Any, labels: Any, weight: Any, opts: Options, *, ignore_index: int | None, validate: bool
+) -> tuple[Any, Any]:
+    """Per-row losses (0 on ignored rows) and log-sum-exps of the block ``z`` (rows x classes).
+
+    In the compute dtype of ``z`` (float32 for float32, float64 log-sum-exps from the
+    fused kernels).
+    """
+    problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=validate)
+    # ``loss()`` with reduction "none": ``row_loss()`` keeps the smoothing term of
+    # ignored rows (arch branch, 145d273), which ``loss()`` zeroes.
+    return problem.loss(), problem.row_lse
+
+
+def label_gradient(
+    z: Any,
+    labels: Any,
+    weight: Any,
+    lse: Any,
+    upstream: Any,
+    opts: Options,
+    *,
+    ignore_index: int | None,
+    out: Any,
+) -> None:
+    """Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes).
+
+    For the fused kernels (NumPy float32 ``z``) the problem is rebuilt from the
+    forward's log-sum-exp, so the backward is one pass over ``z`` (the gradient
+    kernel); elsewhere the entry point recomputes the row statistics.
+    """
+    if isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts):
+        problem = _fused_problem_from_lse(z, labels, weight, lse, opts, ignore_index=ignore_index)
+        softmax_label_gradient(problem, upstream=upstream, out=out)
+        return
+    problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=False)
+    if isinstance(out, np.ndarray):
+        softmax_label_gradient(problem, upstream=upstream, out=out)
+    else:  # ``out=`` is for NumPy buffers only
+        out[...] = softmax_label_gradient(problem, upstream=upstream)
+
+
+def _fused_problem_from_lse(
+    z: np.ndarray,
+    labels: np.ndarray,
+    weight: np.ndarray | None,
+    lse: np.ndarray,
+    opts: Options,
+    *,
+    ignore_index: int | None,
+) -> SoftmaxProblem:
+    """The problem ``prepare_softmax_labels`` would build, its statistics taken as saved.
+
+    The fused gradient needs per row only the LSE and :math:`A` (which depends on the
+    label and the class weights, not on the logits); labels, weights and the batch
+    come from the losses package's own helpers, unvalidated (the forward checked).
+    """
+    given = label_batch(
+        z, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index, validate=False, xp=np
+    )
+    lab = given.labels
+    zeros = np.zeros((z.shape[0], 1))
+    a, _ = label_terms(
+        zeros,
+        zeros if opts.label_smoothing else None,
+        lab.row_weight,
+        lab.weight,
+        eps=opts.label_smoothing,
+        classes=z.shape[1],
+        xp=np,
+    )
+    lse = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
+    rows = SoftmaxRows(z=z, shifted=None, ell=zeros, lse=lse)
+    return SoftmaxProblem(
+        batch=given.batch, options=opts, rows=rows, a=a, b=zeros, logits=z, labels=lab,
+        fast_logits=z,
+    )  # fmt: skip

@@ -1,0 +1,172 @@
+"""The rest of the loss family under the names PyTorch users look for.
+
+These call crossent's generic array-API functions on torch tensors, so autograd
+records their (exact, log-space) formulas operation by operation: correct gradients,
+but no fused kernel, and their data checks (``validate=True``) read values, so
+``torch.compile`` breaks the graph there. Use them eagerly.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import losses
+from ..errors import InputError
+from ._labels import as_class_ids
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "distillation_loss",
+    "sigmoid_focal_loss",
+    "softmax_focal_loss",
+]
+
+
+def _legacy(size_average: object, reduce: object) -> None:
+    if size_average is not None or reduce is not None:
+        raise InputError(
+            "`size_average` and `reduce` are deprecated in PyTorch and not supported; "
+            "use `reduction='mean'`, `'sum'` or `'none'`"
+        )
+
+
+def binary_cross_entropy_with_logits(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    size_average: None = None,
+    reduce: None = None,
+    reduction: str = "mean",
+    pos_weight: torch.Tensor | None = None,
+    *,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    r"""Sigmoid binary cross-entropy, a drop-in for ``F.binary_cross_entropy_with_logits``.
+
+    .. math:: \ell = -w\,[\pi\,t\log\sigma(x) + (1-t)\log(1-\sigma(x))]
+
+    Parameters as PyTorch's (``size_average``/``reduce`` must stay None), plus
+    ``label_smoothing``; ``'mean'`` divides by the number of elements, as PyTorch's
+    does with or without ``weight``. The generic path: see
+    :func:`crossent.sigmoid_cross_entropy`.
+
+    Examples
+    --------
+    >>> import torch, torch.nn.functional as F
+    >>> from crossent.torch import binary_cross_entropy_with_logits
+    >>> x = torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64)
+    >>> t = torch.tensor([1.0, 0.0, 0.25], dtype=torch.float64)
+    >>> ours = binary_cross_entropy_with_logits(x, t)
+    >>> bool(torch.isclose(ours, F.binary_cross_entropy_with_logits(x, t)))
+    True
+    """
+    _legacy(size_average, reduce)
+    # PyTorch's 'mean' divides by the number of elements, also with weights
+    # (crossent's by the sum of the weights): the sum, then that division.
+    loss = losses.sigmoid_cross_entropy(
+        input,
+        target,
+        weight=weight,
+        pos_weight=pos_weight,
+        label_smoothing=label_smoothing,
+        reduction="sum" if reduction == "mean" else reduction,
+    )
+    return loss / max(input.numel(), 1) if reduction == "mean" else loss
+
+
+def sigmoid_focal_loss(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+) -> torch.Tensor:
+    r"""Sigmoid focal loss with ``torchvision.ops.sigmoid_focal_loss``'s signature and defaults.
+
+    .. math:: \mathrm{FL} = \alpha_t\,(1 - p_t)^\gamma\,\ell_{\mathrm{BCE}}(x, t)
+
+    ``alpha < 0`` means no class balancing, as in torchvision. The generic path: see
+    :func:`crossent.sigmoid_focal_loss`, which is exact where torchvision's
+    ``p * (1 - p)`` form loses digits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from crossent.torch import binary_cross_entropy_with_logits, sigmoid_focal_loss
+    >>> x = torch.tensor([3.0, -1.0], dtype=torch.float64)
+    >>> t = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    >>> bce = binary_cross_entropy_with_logits(x, t, reduction="none")
+    >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
+    True
+    """
+    return losses.sigmoid_focal_loss(
+        inputs, targets, gamma=gamma, alpha=None if alpha < 0 else alpha, reduction=reduction
+    )
+
+
+def softmax_focal_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    gamma: float = 2.0,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Softmax focal loss (Lin et al. 2017) in PyTorch's layout (classes on axis 1).
+
+    .. math:: \mathrm{FL}_i = -w_{y_i}(1 - p_{iy_i})^\gamma\log p_{iy_i}
+
+    ``gamma=0`` gives :func:`cross_entropy`. Targets of any integer dtype. The
+    generic path: see :func:`crossent.softmax_focal_loss`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from crossent.torch import cross_entropy, softmax_focal_loss
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], dtype=torch.float64)
+    >>> y = torch.tensor([0, -100])
+    >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
+    True
+    """
+    return losses.softmax_focal_loss(
+        input,
+        as_class_ids(target),
+        gamma=gamma,
+        axis=1 if input.ndim > 1 else 0,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+    )
+
+
+def distillation_loss(
+    input: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    temperature: float = 1.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Knowledge distillation: :math:`T^2\,\mathrm{KL}(\sigma(v/T)\,\|\,\sigma(z/T))` (softmax).
+
+    The student's logits ``input`` and the teacher's, classes on axis 1. The same as
+    PyTorch's idiom ``T**2 * F.kl_div(F.log_softmax(z / T, 1), F.softmax(v / T, 1),
+    reduction="batchmean")`` for ``reduction='mean'`` and 2-D input, computed in log
+    space (exact when the teacher gives a class probability 0). The generic path: see
+    :func:`crossent.distillation_loss`.
+
+    Examples
+    --------
+    >>> import torch, torch.nn.functional as F
+    >>> from crossent.torch import distillation_loss
+    >>> z = torch.tensor([[2.0, 0.5, -1.0]], dtype=torch.float64)
+    >>> v = torch.tensor([[1.0, 1.5, 0.0]], dtype=torch.float64)
+    >>> idiom = 4 * F.kl_div(F.log_softmax(z / 2, 1), F.softmax(v / 2, 1), reduction="batchmean")
+    >>> bool(torch.isclose(distillation_loss(z, v, temperature=2.0), idiom))
+    True
+    """
+    return losses.distillation_loss(
+        input,
+        teacher_logits,
+        axis=1 if input.ndim > 1 else 0,
+        temperature=temperature,
+        reduction=reduction,
+    )

@@ -1,0 +1,431 @@
+"""Functional forms: argument handling, layouts and reductions around the fused ops."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import InputError, InputTypeError
+from . import _backend
+from ._labels import as_class_ids, check_class_ids, check_ignore_index
+from ._ops import linear_cross_entropy_op, softmax_ce_labels
+
+__all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+#: Classes per block of :func:`linear_cross_entropy` (0: automatic). Tests set it to
+#: exercise the online log-sum-exp over vocabulary blocks at small sizes.
+_VOCAB_CHUNK = 0
+
+#: Whether :func:`linear_cross_entropy` forms the gradients in the forward for the
+#: scalar reductions (else the backward recomputes the logits). The benchmark
+#: (benchmarks/bench_torch_losses.py) switches it to measure both.
+_FORM_GRADIENTS_IN_FORWARD = True
+
+
+def _check_reduction(reduction: object) -> str:
+    if reduction not in _REDUCTIONS:
+        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    return str(reduction)
+
+
+def _check_tensor(x: object, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
+    return x
+
+
+def _check_floating(x: torch.Tensor, name: str) -> None:
+    if not x.is_floating_point():
+        raise InputTypeError(f"`{name}` must be a floating tensor; got dtype {x.dtype}")
+
+
+def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Tensor | None:
+    if weight is None:
+        return None
+    w = _check_tensor(weight, "weight")
+    if tuple(w.shape) != (classes,):
+        raise InputError(
+            f"`weight` must have shape ({classes},), one weight per class; got {tuple(w.shape)}"
+        )
+    _check_floating(w, "weight")
+    if w.device != like.device:
+        raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
+    if not torch.compiler.is_compiling() and w.device.type == "cpu":
+        bad = ~((w >= 0) & (w < torch.inf))
+        if bool(bad.any()):
+            i = int(torch.argmax(bad.to(torch.int8)))
+            raise InputError(
+                f"`weight` must be finite and non-negative; got {float(w[i])!r} at index {i}"
+            )
+    return w
+
+
+def _mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor:
+    """``total / normalizer``, and 0 (with a zero gradient) when the normaliser is 0."""
+    positive = normalizer > 0
+    safe = torch.where(positive, normalizer, torch.ones_like(normalizer))
+    return torch.where(positive, total / safe, torch.zeros_like(total))
+
+
+def _sum(rows: torch.Tensor) -> torch.Tensor:
+    """The sum of per-row losses, accumulated in float64."""
+    return rows.sum(dtype=torch.float64).to(rows.dtype)
+
+
+def cross_entropy(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    *,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    r"""Softmax cross-entropy, a drop-in for :func:`torch.nn.functional.cross_entropy`.
+
+    .. math::
+
+        L_i = (1-\varepsilon)\,w_{y_i}(\operatorname{LSE}(z'_i) - z'_{iy_i})
+            + \tfrac{\varepsilon}{C}\textstyle\sum_c w_c(\operatorname{LSE}(z'_i) - z'_{ic})
+            + \lambda\,w_{y_i}\operatorname{LSE}(z'_i)^2,
+        \qquad z' = s\tanh(z/s)/T
+
+    Parameters
+    ----------
+    input : Tensor, shape (C,), (N, C) or (N, C, d1, ...)
+        Logits, classes along axis 1 (PyTorch's layouts). float16/bfloat16 are
+        computed in float32.
+    target : Tensor
+        Class ids of shape (), (N) or (N, d1, ...), any integer dtype (int8 .. int64,
+        uint8); or class probabilities of the shape of ``input``.
+    weight : Tensor, shape (C,), optional
+        Non-negative class weights.
+    ignore_index : int or None, optional
+        Target value whose rows contribute nothing (default -100, as PyTorch).
+    reduction : {'mean', 'sum', 'none'}, optional
+        ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
+        mean), and is 0, not NaN, when every row is ignored.
+    label_smoothing : float in [0, 1], optional
+    z_loss : float >= 0, optional
+        Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
+    soft_cap : float > 0, optional
+        Soft-cap the logits to :math:`s\tanh(z/s)` (Gemma 2) before the temperature.
+    temperature : float > 0, optional
+
+    Returns
+    -------
+    Tensor
+        Shape of ``target`` for ``'none'`` (class ids), else a scalar; float32 for
+        float16/bfloat16 input, the input dtype otherwise.
+
+    Raises
+    ------
+    InputError
+        A class id out of range (naming the row and the value), non-finite logits
+        (CPU), bad shapes or options.
+    InputTypeError
+        Non-tensor arguments, float input expected, boolean targets.
+
+    See Also
+    --------
+    crossent.softmax_cross_entropy : the same loss on any array library.
+    linear_cross_entropy : fused with the classifier's matrix product.
+
+    Notes
+    -----
+    Class-id targets go through the custom op ``crossent::softmax_ce_labels``: on the
+    CPU, float32 input is handed to crossent's fused Numba kernels without a copy
+    (bfloat16/float16 upcast in blocks of rows); the forward keeps only the per-row
+    log-sum-exp and the backward writes the gradient in one pass. Other dtypes and
+    devices use the generic array-API code, in blocks of rows. Probability targets
+    use plain (differentiable) torch operations; their ``'mean'`` divides by the
+    number of rows, as PyTorch's does.
+
+    Examples
+    --------
+    >>> import torch, torch.nn.functional as F
+    >>> from crossent.torch import cross_entropy
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], dtype=torch.float64)
+    >>> y = torch.tensor([0, 2], dtype=torch.int32)  # any integer dtype
+    >>> bool(torch.isclose(cross_entropy(z, y), F.cross_entropy(z, y.long())))
+    True
+    >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
+    tensor(0., dtype=torch.float64)
+    """
+    input = _check_tensor(input, "input")
+    target = _check_tensor(target, "target")
+    _check_floating(input, "input")
+    reduction = _check_reduction(reduction)
+    ignore = check_ignore_index(ignore_index)
+    # The options' checks (InputError naming the option) run on Python numbers only.
+    _backend.options(
+        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+    )
+    if input.ndim == 0:
+        raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
+    unbatched = input.ndim == 1
+    z = input[None] if unbatched else input
+    classes = z.shape[1]
+    w = _check_weight(weight, classes, z)
+    if target.is_floating_point():
+        return _cross_entropy_probs(
+            z, target[None] if unbatched else target, w, reduction, label_smoothing,
+            z_loss, soft_cap, temperature, unbatched,
+        )  # fmt: skip
+    labels = as_class_ids(target)
+    labels = labels[None] if unbatched else labels
+    batch_shape = (z.shape[0], *z.shape[2:])
+    if tuple(labels.shape) != batch_shape:
+        raise InputError(
+            f"`target` must have the shape of `input` without its class axis 1, "
+            f"{tuple(batch_shape)}; got {tuple(target.shape)}"
+        )
+    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
+        # Inside the op the CPU checks are free; elsewhere they cost a sync: eager only.
+        check_class_ids(labels, classes=classes, ignore_index=ignore)
+    flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
+    flat_labels = labels.reshape(-1)
+    rows, _ = softmax_ce_labels(
+        flat, flat_labels, w, list(batch_shape), ignore, float(label_smoothing),
+        float(z_loss), float(temperature), None if soft_cap is None else float(soft_cap),
+    )  # fmt: skip
+    if reduction == "none":
+        out = rows.reshape(batch_shape)
+        return out[0] if unbatched else out
+    total = _sum(rows)
+    if reduction == "sum":
+        return total
+    return _mean(total, _normalizer(flat_labels, w, ignore, rows.dtype))
+
+
+def _normalizer(
+    labels: torch.Tensor, weight: torch.Tensor | None, ignore_index: int | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """The sum of the example weights: ``w_y`` (1 without weights) over the rows that count."""
+    active = (
+        torch.ones_like(labels, dtype=torch.bool)
+        if ignore_index is None
+        else labels != ignore_index
+    )
+    if weight is None:
+        return active.sum().to(dtype)
+    safe = torch.where(active, labels, torch.zeros_like(labels))
+    w_y = weight.to(torch.float64)[safe]
+    return torch.where(active, w_y, torch.zeros_like(w_y)).sum().to(dtype)
+
+
+def _cross_entropy_probs(
+    z: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    soft_cap: float | None,
+    temperature: float,
+    unbatched: bool,
+) -> torch.Tensor:
+    """Probability targets, with plain differentiable torch operations (the generic path)."""
+    if tuple(target.shape) != tuple(z.shape):
+        raise InputError(
+            f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
+            f"got {tuple(target.shape)}"
+        )
+    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    classes = z.shape[1]
+    zt = z.movedim(1, -1).to(acc)
+    if soft_cap is not None:
+        zt = soft_cap * torch.tanh(zt / soft_cap)
+    if temperature != 1.0:
+        zt = zt / temperature
+    t = target.movedim(1, -1).to(acc)
+    eps = label_smoothing
+    smoothed = (1 - eps) * t + eps / classes if eps else t
+    w = None if weight is None else weight.to(acc)
+    wt = smoothed if w is None else w * smoothed
+    log_p = torch.log_softmax(zt, dim=-1)
+    # 0 * -inf = 0: a class of zero target weight is absent from the sum.
+    rows = -(wt * torch.where(wt != 0, log_p, torch.zeros_like(log_p))).sum(-1)
+    if z_loss:
+        lse = torch.logsumexp(zt, dim=-1)
+        omega = torch.ones_like(lse) if w is None else (w * t).sum(-1)
+        rows = rows + z_loss * omega * lse * lse
+    if reduction == "none":
+        return rows[0] if unbatched else rows
+    total = _sum(rows.reshape(-1))
+    if reduction == "sum":
+        return total
+    return total / rows.numel()
+
+
+def linear_cross_entropy(
+    input: torch.Tensor,
+    linear_weight: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    linear_bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    r"""``cross_entropy(input @ linear_weight.T + linear_bias, target)`` without the logits.
+
+    The loss of :func:`cross_entropy` at the logits :math:`z_i = W h_i + b`, which are
+    never held whole.
+
+    Parameters
+    ----------
+    input : Tensor, shape (*batch, D)
+        Hidden states :math:`h` (float32, float64, bfloat16 or float16).
+    linear_weight : Tensor, shape (V, D)
+        The classifier :math:`W` (``nn.Linear(D, V).weight``).
+    target : Tensor, shape (*batch)
+        Class ids, any integer dtype.
+    linear_bias : Tensor, shape (V,), optional
+    weight, reduction, label_smoothing, z_loss, soft_cap, temperature
+        As in :func:`cross_entropy`.
+    ignore_index : int, optional
+        Default None, as PyTorch 2.13's ``F.linear_cross_entropy``; unlike it, a label
+        of -100 with ``ignore_index=None`` is an error (which suggests
+        ``ignore_index=-100``), not silently ignored.
+    chunk_size : int, optional
+        Tokens per block. Default: blocks of about 16 MiB of logits (at least 64
+        rows); the vocabulary is split too when 64 rows exceed 32 MiB.
+
+    Returns
+    -------
+    Tensor
+        Shape ``batch`` for ``'none'``, else a scalar; float32 for bf16/fp16 input.
+
+    Raises
+    ------
+    InputError
+        Bad shapes, options, class ids out of range (naming row and value), logits
+        that are not finite (naming the row; CPU).
+    InputTypeError
+        Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``).
+
+    See Also
+    --------
+    cross_entropy, LinearCrossEntropyLoss, linear_head_cross_entropy
+
+    Notes
+    -----
+    The logits are formed in blocks of tokens (and of classes) and dropped; the
+    log-sum-exp is kept online. When autograd needs gradients and the reduction is
+    a scalar, the forward forms them from the same blocks (three matrix products, as
+    the naive pair), and the backward scales them in place by the incoming scalar, so
+    a second backward through the same graph (``retain_graph=True``, ``gradcheck``)
+    raises an error rather than doubling them (as PyTorch's chunked path by
+    default); with ``'none'`` the backward recomputes the blocks and may run again.
+    Nothing of the gradient is computed under ``torch.no_grad()``. Gradients accumulate in
+    float32 (float64 for float64 input) and are rounded once to the input dtype.
+    See the design notes of ``crossent/torch/_linear.py``.
+
+    Examples
+    --------
+    >>> import torch, torch.nn.functional as F
+    >>> from crossent.torch import linear_cross_entropy
+    >>> g = torch.Generator().manual_seed(0)
+    >>> h = torch.randn(5, 4, dtype=torch.float64, generator=g)
+    >>> W = torch.randn(11, 4, dtype=torch.float64, generator=g)
+    >>> y = torch.tensor([1, 0, 10, 3, 3])
+    >>> naive = F.cross_entropy(h @ W.T, y)
+    >>> bool(torch.isclose(linear_cross_entropy(h, W, y, chunk_size=2), naive))
+    True
+    """
+    input = _check_tensor(input, "input")
+    linear_weight = _check_tensor(linear_weight, "linear_weight")
+    target = _check_tensor(target, "target")
+    _check_floating(input, "input")
+    _check_floating(linear_weight, "linear_weight")
+    reduction = _check_reduction(reduction)
+    ignore_index = check_ignore_index(ignore_index)
+    _backend.options(
+        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+    )
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise InputError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}")
+    if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
+        raise InputError(
+            "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
+            f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
+        )
+    if input.dtype != linear_weight.dtype:
+        raise InputTypeError(
+            f"`input` and `linear_weight` must have one dtype; got {input.dtype} and "
+            f"{linear_weight.dtype}"
+        )
+    classes = linear_weight.shape[0]
+    if linear_bias is not None:
+        linear_bias = _check_tensor(linear_bias, "linear_bias")
+        if tuple(linear_bias.shape) != (classes,):
+            raise InputError(
+                f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
+            )
+    if target.is_floating_point():
+        raise InputTypeError(
+            "`target` must hold integer class ids for `linear_cross_entropy`; for probability "
+            "targets use `cross_entropy(F.linear(input, linear_weight, linear_bias), target)`"
+        )
+    labels = as_class_ids(target)
+    batch_shape = tuple(input.shape[:-1])
+    if tuple(labels.shape) != batch_shape:
+        raise InputError(
+            f"`target` must have the batch shape of `input` {batch_shape}; "
+            f"got {tuple(target.shape)}"
+        )
+    w = _check_weight(weight, classes, input)
+    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
+        check_class_ids(labels, classes=classes, ignore_index=ignore_index)
+    h = input.reshape(-1, input.shape[-1])
+    tensors = (input, linear_weight, linear_bias)
+    need_grad = (
+        _FORM_GRADIENTS_IN_FORWARD
+        and torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in tensors)
+    )
+    loss, *_ = linear_cross_entropy_op(
+        h, linear_weight, linear_bias, labels.reshape(-1), w, list(batch_shape), ignore_index,
+        float(label_smoothing), float(z_loss), float(temperature),
+        None if soft_cap is None else float(soft_cap), reduction, chunk_size or 0, _VOCAB_CHUNK,
+        need_grad,
+    )  # fmt: skip
+    return loss.reshape(batch_shape) if reduction == "none" else loss
+
+
+def linear_head_cross_entropy(
+    input: torch.Tensor, head: torch.nn.Linear, target: torch.Tensor, **options: Any
+) -> torch.Tensor:
+    """:func:`linear_cross_entropy` through an existing ``nn.Linear`` classifier ``head``.
+
+    ``loss = linear_head_cross_entropy(h, model.lm_head, y)`` equals
+    ``cross_entropy(model.lm_head(h), y)`` (keyword options as in
+    :func:`linear_cross_entropy`), with gradients for the head's parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from crossent.torch import cross_entropy, linear_head_cross_entropy
+    >>> head = torch.nn.Linear(4, 7).double()
+    >>> h, y = torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 6, 2])
+    >>> fused = linear_head_cross_entropy(h, head, y)
+    >>> bool(torch.isclose(fused, cross_entropy(head(h), y)))
+    True
+    """
+    if not isinstance(head, torch.nn.Linear):
+        raise InputTypeError(f"`head` must be a torch.nn.Linear; got {type(head).__name__}")
+    return linear_cross_entropy(input, head.weight, target, linear_bias=head.bias, **options)

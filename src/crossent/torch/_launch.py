@@ -1,0 +1,168 @@
+"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` tensor.
+
+* CPU, float32, C-contiguous: the tensor *is* a NumPy array (``tensor.numpy()`` shares
+  its memory), so the fused kernels read it and write the gradient in place, no copy.
+* CPU, bfloat16/float16: NumPy has no bfloat16, so blocks of rows are upcast to float32
+  (exact: every bf16/fp16 value is a float32), given to the kernels, and the float32
+  gradient block is rounded once into the caller's dtype. A block holds about
+  ``_BLOCK_BYTES`` of float32, so the upcast costs no N x V temporary.
+* Anything else (float64, soft-capping, other devices, no Numba): the generic
+  array-API path of the losses package on torch tensors, in blocks of rows.
+
+The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
+``exp(z'_c - LSE)`` then carries no rounding of the LSE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._checks import row_offset
+from . import _backend
+
+__all__ = ["backward", "forward", "uses_fused_kernels"]
+
+#: float32 bytes of one block of rows (upcast bf16/fp16 blocks, generic blocks).
+_BLOCK_BYTES = 16 * 2**20
+
+
+def uses_fused_kernels(z: torch.Tensor, opts: _backend.Options) -> bool:
+    """Whether ``z`` (rows x classes) goes to the fused NumPy kernels."""
+    return (
+        z.device.type == "cpu"
+        and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
+        and _backend.fused_applies(opts)
+    )
+
+
+def _blocks(rows: int, classes: int) -> list[tuple[int, int]]:
+    step = max(1, _BLOCK_BYTES // (4 * max(classes, 1)))
+    return [(start, min(rows, start + step)) for start in range(0, rows, step)]
+
+
+def _numpy_weight(weight: torch.Tensor | None, dtype: np.dtype) -> np.ndarray | None:
+    if weight is None:
+        return None
+    return weight.detach().to("cpu", torch.float64).numpy().astype(dtype)
+
+
+def forward(
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    ignore_index: int | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row losses (float32, or float64 for float64 ``z``) and float64 log-sum-exps."""
+    n, classes = z.shape
+    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    rows = torch.empty(n, dtype=acc, device=z.device)
+    lse = torch.empty(n, dtype=torch.float64, device=z.device)
+    if n == 0:
+        return rows, lse
+    z = z.detach()
+    if uses_fused_kernels(z, opts):
+        y = labels.numpy()
+        w = _numpy_weight(weight, np.dtype(np.float32))
+        if z.dtype == torch.float32:
+            values, row_lse = _backend.label_rows(
+                z.contiguous().numpy(), y, w, opts, ignore_index=ignore_index, validate=True
+            )
+            rows.numpy()[...] = values
+            lse.numpy()[...] = row_lse
+            return rows, lse
+        for start, stop in _blocks(n, classes):
+            block = z[start:stop].to(torch.float32).numpy()
+            with row_offset(start):
+                values, row_lse = _backend.label_rows(
+                    block, y[start:stop], w, opts, ignore_index=ignore_index, validate=True
+                )
+            rows.numpy()[start:stop] = values
+            lse.numpy()[start:stop] = row_lse
+        return rows, lse
+    # Data checks here would be host syncs on an accelerator: only on the CPU.
+    validate = z.device.type == "cpu"
+    wt = None if weight is None else weight.detach().to(acc)
+    for start, stop in _blocks(n, classes):
+        with row_offset(start):
+            values, row_lse = _backend.label_rows(
+                z[start:stop],
+                labels[start:stop],
+                wt,
+                opts,
+                ignore_index=ignore_index,
+                validate=validate,
+            )
+        rows[start:stop] = values
+        lse[start:stop] = row_lse
+    return rows, lse
+
+
+def backward(
+    upstream: torch.Tensor,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor | None,
+    lse: torch.Tensor,
+    opts: _backend.Options,
+    *,
+    ignore_index: int | None,
+) -> torch.Tensor:
+    """``upstream[i] * d L_i / d z[i]`` in ``z``'s dtype (computed in >= float32)."""
+    n, classes = z.shape
+    z = z.detach()
+    upstream = upstream.detach()
+    if uses_fused_kernels(z, opts):
+        grad = torch.empty((n, classes), dtype=z.dtype)
+        if n == 0:
+            return grad
+        y = labels.numpy()
+        u = upstream.to(torch.float64).numpy()
+        s = lse.numpy()
+        w = _numpy_weight(weight, np.dtype(np.float32))
+        if z.dtype == torch.float32:
+            _backend.label_gradient(
+                z.contiguous().numpy(),
+                y,
+                w,
+                s,
+                u,
+                opts,
+                ignore_index=ignore_index,
+                out=grad.numpy(),
+            )
+            return grad
+        buffer = np.empty((_blocks(n, classes)[0][1], classes), dtype=np.float32)
+        for start, stop in _blocks(n, classes):
+            out = buffer[: stop - start]
+            _backend.label_gradient(
+                z[start:stop].to(torch.float32).numpy(),
+                y[start:stop],
+                w,
+                s[start:stop],
+                u[start:stop],
+                opts,
+                ignore_index=ignore_index,
+                out=out,
+            )
+            grad[start:stop] = torch.from_numpy(out)
+        return grad
+    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    grad = torch.empty((n, classes), dtype=z.dtype, device=z.device)
+    wt = None if weight is None else weight.detach().to(acc)
+    for start, stop in _blocks(n, classes):
+        block = torch.empty((stop - start, classes), dtype=acc, device=z.device)
+        _backend.label_gradient(
+            z[start:stop],
+            labels[start:stop],
+            wt,
+            lse[start:stop],
+            upstream[start:stop].to(acc),
+            opts,
+            ignore_index=ignore_index,
+            out=block,
+        )
+        grad[start:stop] = block
+    return grad

@@ -1,0 +1,364 @@
+r"""Linear cross-entropy without the logits: blocks of tokens (and of the vocabulary).
+
+Design
+------
+With hidden states :math:`h` (N x D), classifier :math:`W` (V x D) and bias :math:`b`,
+the logits :math:`z = hW^\top + b` (N x V) are the largest tensor of a language-model
+step. Everything the loss and its gradients need from them is per row, so they are
+formed one block of :math:`N_c` tokens (and, when V is large, :math:`V_c` classes) at a
+time and dropped:
+
+* forward: :math:`z'_{ic} = \operatorname{cap}(z_{ic})/T`; the log-sum-exp is kept
+  online over vocabulary blocks, :math:`(m, s) \leftarrow (m', s\,e^{m - m'} +
+  \sum_c e^{z'_c - m'})` with :math:`m' = \max(m, \max_c z'_c)`, and
+  :math:`\operatorname{LSE} = m + \log s`; the label's :math:`z'_y` and, for label
+  smoothing, :math:`\sum_c w_c z'_c` are gathered from the block that holds them. The
+  loss of row i is (as in :func:`crossent.softmax_cross_entropy`)
+
+  .. math:: L_i = (1-\varepsilon) w_{y_i} (\operatorname{LSE}_i - z'_{iy_i})
+            + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\operatorname{LSE}_i
+            - \sum_c w_c z'_{ic}\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2.
+
+* gradient: :math:`G_i = r_i\,[(A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
+  - (1-\varepsilon) w_{y_i} e_{y_i} - \tfrac{\varepsilon}{V} w] \odot
+  (1-\tanh^2(z_i/s))/T` with :math:`p = e^{z' - \mathrm{LSE}}` and :math:`r_i` the
+  upstream gradient of row i (0 on ignored rows), then
+  :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
+  :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
+  :math:`g\,\operatorname{expm1}(z'_y - \mathrm{LSE}) + (c - g)\,p_y` with
+  :math:`g = (1-\varepsilon) w_y`, :math:`c = A + 2\lambda\omega\,\mathrm{LSE}`, so
+  :math:`p_y - 1` keeps its digits when :math:`p_y \to 1` (the regime where a
+  rounded :math:`p_y` minus 1 loses all of them).
+
+* When autograd will need the gradients and the reduction is a scalar (``'mean'`` or
+  ``'sum'``, whose per-row upstream is the same known constant), the forward forms
+  them from the same logits block: three matrix products in all, as the naive
+  ``F.cross_entropy(F.linear(h, W), y)``. The backward then only scales them, in
+  place, by the incoming scalar (no second gradient-sized buffer; a second backward
+  through the graph fails on the saved tensors' version counter instead of scaling
+  twice). For ``'none'`` (any per-row upstream) the forward saves the
+  per-row LSE and the backward recomputes each block: four products. With the
+  vocabulary split into blocks, forming the gradient needs the final LSE of the row,
+  so the block is recomputed in a second sweep (four products too).
+
+Precision: blocks are computed in float32 for float32/bfloat16/float16 inputs
+(float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the CPUs
+this runs on have no fast bf16 matrix product; the product of two bf16 values is
+exact in float32), gradients accumulate in float32 and are rounded once to the
+input dtype at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = [
+    "BLOCK_BYTES",
+    "Gradients",
+    "LinearProblem",
+    "auto_chunks",
+    "backward_pass",
+    "forward_pass",
+]
+
+#: Bytes of one logits block (the only N x V-like temporary), in the compute dtype.
+BLOCK_BYTES = 16 * 2**20
+
+
+def auto_chunks(
+    tokens: int, classes: int, itemsize: int, chunk_size: int | None, vocab_chunk: int | None
+) -> tuple[int, int]:
+    """Token and vocabulary block sizes: a block of about ``BLOCK_BYTES``.
+
+    Tokens first (whole rows keep three matrix products); the vocabulary is split
+    only when 64 rows of it exceed twice the budget.
+    """
+    rows = chunk_size if chunk_size is not None else max(64, BLOCK_BYTES // (itemsize * classes))
+    rows = max(1, min(rows, max(tokens, 1)))
+    if vocab_chunk is None:
+        vocab_chunk = (
+            classes
+            if rows * classes * itemsize <= 2 * BLOCK_BYTES
+            else max(1024, BLOCK_BYTES // (itemsize * rows))
+        )
+    return rows, max(1, min(vocab_chunk, classes))
+
+
+@dataclass
+class LinearProblem:
+    """The inputs of one call in the compute dtype, with the per-row label quantities."""
+
+    h: torch.Tensor  # (N, D) as given (blocks are upcast on use)
+    w: torch.Tensor  # (V, D) in the compute dtype
+    b: torch.Tensor | None  # (V,) in the compute dtype
+    safe: torch.Tensor  # (N,) int64 labels, ignored rows at class 0
+    active: torch.Tensor  # (N,) bool
+    class_weight: torch.Tensor | None  # (V,) compute dtype
+    w_y: torch.Tensor  # (N,) compute dtype: class weight of the label (1 without weights)
+    omega: torch.Tensor  # (N,) example weight, 0 on ignored rows
+    a: torch.Tensor  # (N,) A_i = (1 - eps) w_y + eps/V sum(w)
+    total_w: float | torch.Tensor
+    label_smoothing: float
+    z_loss: float
+    temperature: float
+    soft_cap: float | None
+    token_chunk: int
+    vocab_chunk: int
+
+    @classmethod
+    def build(
+        cls,
+        h: torch.Tensor,
+        w: torch.Tensor,
+        b: torch.Tensor | None,
+        labels: torch.Tensor,
+        class_weight: torch.Tensor | None,
+        *,
+        ignore_index: int | None,
+        label_smoothing: float,
+        z_loss: float,
+        temperature: float,
+        soft_cap: float | None,
+        chunk_size: int | None,
+        vocab_chunk: int | None,
+    ) -> LinearProblem:
+        acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+        classes = w.shape[0]
+        active = (
+            torch.ones_like(labels, dtype=torch.bool)
+            if ignore_index is None
+            else labels != ignore_index
+        )
+        safe = torch.where(active, labels, torch.zeros_like(labels))
+        if class_weight is None:
+            cw = None
+            w_y = torch.ones(labels.shape, dtype=acc, device=h.device)
+            total_w: float | torch.Tensor = float(classes)
+        else:
+            cw = class_weight.detach().to(acc)
+            w_y = cw[safe]
+            total_w = cw.sum()
+        eps = label_smoothing
+        omega = w_y * active
+        a = (1 - eps) * w_y + (eps / classes) * total_w if eps else w_y
+        rows, vocab = auto_chunks(
+            labels.shape[0], classes, torch.finfo(acc).bits // 8, chunk_size, vocab_chunk
+        )
+        return cls(
+            h=h.detach(),
+            w=w.detach().to(acc),
+            b=None if b is None else b.detach().to(acc),
+            safe=safe,
+            active=active,
+            class_weight=cw,
+            w_y=w_y,
+            omega=omega,
+            a=a,
+            total_w=total_w,
+            label_smoothing=eps,
+            z_loss=z_loss,
+            temperature=temperature,
+            soft_cap=soft_cap,
+            token_chunk=rows,
+            vocab_chunk=vocab,
+        )
+
+    @property
+    def acc(self) -> torch.dtype:
+        return self.w.dtype
+
+    @property
+    def classes(self) -> int:
+        return int(self.w.shape[0])
+
+    def token_blocks(self) -> list[tuple[int, int]]:
+        n, step = self.h.shape[0], self.token_chunk
+        return [(i, min(n, i + step)) for i in range(0, n, step)]
+
+    def vocab_blocks(self) -> list[tuple[int, int]]:
+        v, step = self.classes, self.vocab_chunk
+        return [(j, min(v, j + step)) for j in range(0, v, step)]
+
+    def logits(
+        self, hc: torch.Tensor, v0: int, v1: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``z'`` of a block (a fresh tensor), and ``tanh(z/s)`` when soft-capping."""
+        wb = self.w[v0:v1]
+        z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
+        t = None
+        if self.soft_cap is not None:
+            t = torch.tanh(z / self.soft_cap)
+            z = self.soft_cap * t
+        if self.temperature != 1.0:
+            z /= self.temperature
+        return z, t
+
+    def gradient_block(
+        self,
+        z: torch.Tensor,
+        t: torch.Tensor | None,
+        lse: torch.Tensor,
+        scale: torch.Tensor,
+        rows: slice,
+        v0: int,
+        v1: int,
+        *,
+        d_y: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        r"""``d L / d z`` of a block, in place of ``z'`` (``scale`` = upstream x active).
+
+        With ``d_y`` (:math:`z'_y - \mathrm{LSE}`) given, ``z`` already holds the
+        probabilities :math:`p` (the forward's exponentials, normalised).
+        """
+        eps, classes = self.label_smoothing, self.classes
+        w_y, a = self.w_y[rows], self.a[rows]
+        coef = a + 2 * self.z_loss * self.omega[rows] * lse if self.z_loss else a
+        target = (1 - eps) * w_y
+        label = self.safe[rows] - v0
+        here = (label >= 0) & (label < v1 - v0)
+        label = label.clamp(0, v1 - v0 - 1)[:, None]
+        if d_y is None:
+            d_y = z.gather(1, label)[:, 0] - lse
+            p = z.sub_(lse[:, None]).exp_()
+        else:
+            p = z
+        # The label's entry g expm1(z'_y - LSE) + (c - g) p_y keeps p_y - 1's digits.
+        g_y = target * torch.expm1(d_y) + (coef - target) * p.gather(1, label)[:, 0]
+        grad = p.mul_((coef * scale)[:, None])
+        grad.scatter_(
+            1, label, torch.where(here, g_y * scale, grad.gather(1, label)[:, 0])[:, None]
+        )
+        if eps:
+            uniform = (
+                torch.full((v1 - v0,), eps / classes, dtype=grad.dtype, device=grad.device)
+                if self.class_weight is None
+                else (eps / classes) * self.class_weight[v0:v1]
+            )
+            grad.sub_(scale[:, None] * uniform)
+        if t is not None:
+            grad.mul_(1 - t * t)
+        if self.temperature != 1.0:
+            grad /= self.temperature
+        return grad
+
+
+@dataclass
+class Gradients:
+    """Float32 (or float64) accumulators for the three gradients."""
+
+    h: torch.Tensor | None
+    w: torch.Tensor | None
+    b: torch.Tensor | None
+
+
+def _zeros_like_grads(problem: LinearProblem, bias: bool) -> Gradients:
+    dev, acc = problem.h.device, problem.acc
+    return Gradients(
+        h=torch.empty(problem.h.shape, dtype=problem.h.dtype, device=dev),
+        w=torch.zeros(problem.w.shape, dtype=acc, device=dev),
+        b=torch.zeros(problem.classes, dtype=acc, device=dev) if bias else None,
+    )
+
+
+def _accumulate(
+    problem: LinearProblem,
+    grads: Gradients,
+    grad: torch.Tensor,
+    hc: torch.Tensor,
+    gh: torch.Tensor,
+    v0: int,
+    v1: int,
+) -> None:
+    gh.addmm_(grad, problem.w[v0:v1])
+    assert grads.w is not None
+    grads.w[v0:v1].addmm_(grad.T, hc)
+    if grads.b is not None:
+        grads.b[v0:v1] += grad.sum(0)
+
+
+def forward_pass(
+    problem: LinearProblem, *, row_scale: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, Gradients | None]:
+    """Per-row losses, LSEs, and (when ``row_scale`` is given) the gradients.
+
+    ``row_scale`` is the upstream gradient of each row's loss (zero on ignored rows is
+    applied here); the gradients are then formed from the same logits blocks.
+    """
+    n, acc = problem.h.shape[0], problem.acc
+    eps = problem.label_smoothing
+    loss = torch.empty(n, dtype=acc, device=problem.h.device)
+    lse_all = torch.empty(n, dtype=acc, device=problem.h.device)
+    grads = None
+    if row_scale is not None:
+        grads = _zeros_like_grads(problem, problem.b is not None)
+    vocab = problem.vocab_blocks()
+    for start, stop in problem.token_blocks():
+        rows = slice(start, stop)
+        hc = problem.h[rows].to(acc)
+        safe = problem.safe[rows]
+        m = torch.full((stop - start,), -torch.inf, dtype=acc, device=hc.device)
+        s = torch.zeros_like(m)
+        z_y = torch.zeros_like(m)
+        wz = torch.zeros_like(m)
+        kept = None
+        for v0, v1 in vocab:
+            z, t = problem.logits(hc, v0, v1)
+            label = safe - v0
+            here = (label >= 0) & (label < v1 - v0)
+            picked = z.gather(1, label.clamp(0, v1 - v0 - 1)[:, None])[:, 0]
+            z_y += torch.where(here, picked, torch.zeros_like(picked))
+            if eps:
+                wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
+            m_new = torch.maximum(m, z.amax(1))
+            # z' is not needed again: its exponentials overwrite it (no temporary).
+            e = z.sub_(m_new[:, None]).exp_()
+            s = s * torch.exp(m - m_new) + e.sum(1)
+            m = m_new
+            if len(vocab) == 1:
+                kept = (e, t)
+        lse = m + torch.log(s)
+        a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
+        if eps:
+            a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz)
+        if problem.z_loss:
+            a_loss = a_loss + problem.z_loss * problem.omega[rows] * lse * lse
+        loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
+        lse_all[rows] = lse
+        if grads is None or row_scale is None:
+            continue
+        scale = row_scale[rows] * problem.active[rows]
+        assert grads.h is not None
+        gh = torch.zeros((stop - start, problem.h.shape[1]), dtype=acc, device=hc.device)
+        for v0, v1 in vocab:
+            if kept is not None:  # one vocabulary block: p = e^{z' - m} / s, no recompute
+                e, t = kept
+                p = e.mul_((1 / s)[:, None])
+                grad = problem.gradient_block(p, t, lse, scale, rows, v0, v1, d_y=z_y - lse)
+            else:
+                z, t = problem.logits(hc, v0, v1)
+                grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
+            _accumulate(problem, grads, grad, hc, gh, v0, v1)
+        grads.h[rows] = gh
+    return loss, lse_all, grads
+
+
+def backward_pass(
+    problem: LinearProblem, lse: torch.Tensor, upstream: torch.Tensor, *, bias: bool
+) -> Gradients:
+    """Gradients for a per-row ``upstream``, recomputing each logits block."""
+    acc = problem.acc
+    grads = _zeros_like_grads(problem, bias)
+    assert grads.h is not None
+    for start, stop in problem.token_blocks():
+        rows = slice(start, stop)
+        hc = problem.h[rows].to(acc)
+        scale = upstream[rows].to(acc) * problem.active[rows]
+        gh = torch.zeros((stop - start, problem.h.shape[1]), dtype=acc, device=hc.device)
+        for v0, v1 in problem.vocab_blocks():
+            z, t = problem.logits(hc, v0, v1)
+            grad = problem.gradient_block(z, t, lse[rows], scale, rows, v0, v1)
+            _accumulate(problem, grads, grad, hc, gh, v0, v1)
+        grads.h[rows] = gh
+    return grads

@@ -1,0 +1,371 @@
+"""The fused losses as ``torch.library`` custom operators, with fake kernels and autograd.
+
+Registering them as custom ops (the custom-op form of an ``autograd.Function``)
+makes them opaque to ``torch.compile``: Dynamo records one node per op, its shapes
+come from the fake (meta) kernels below, and the real kernel runs at execution time
+on real data. That is also where the data checks live on the CPU: class ids and
+non-finite logits are checked inside the op, on data already in host memory, so
+they run under ``torch.compile(fullgraph=True)`` too, with no graph break and no
+synchronisation. On other devices the ops read no data for checks.
+
+* ``crossent::softmax_ce_labels(logits, labels, ...) -> (loss_rows, lse)`` and its
+  backward ``crossent::softmax_ce_labels_backward`` (``upstream * dL_i/dz_i``), over
+  a ``(rows, classes)`` view; the launcher picks the fused NumPy kernels or the
+  generic path.
+* ``crossent::linear_cross_entropy(...) -> (loss, lse, grad_input, grad_weight,
+  grad_bias)``: the gradients are formed in the forward for the scalar reductions
+  when ``need_grad`` (empty tensors otherwise), and the backward scales them by the
+  incoming scalar; otherwise the backward calls
+  ``crossent::linear_cross_entropy_backward``, which recomputes the logits blocks.
+
+This module is not annotated with ``from __future__ import annotations``: the custom
+op machinery reads the annotations to infer each schema.
+"""
+
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from . import _backend, _launch
+from ._labels import check_class_ids
+from ._linear import Gradients, LinearProblem, backward_pass, forward_pass
+
+__all__ = [
+    "linear_cross_entropy_backward",
+    "linear_cross_entropy_op",
+    "softmax_ce_labels",
+    "softmax_ce_labels_backward",
+]
+
+Tensor = torch.Tensor
+
+
+def _acc(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
+
+
+@torch.library.custom_op("crossent::softmax_ce_labels", mutates_args=())
+def softmax_ce_labels(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+) -> tuple[Tensor, Tensor]:
+    """Per-row losses (float32; float64 for float64 logits) and float64 log-sum-exps."""
+    opts = _backend.options(
+        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+    )
+    if labels.device.type == "cpu":
+        check_class_ids(
+            labels, classes=logits.shape[1], ignore_index=ignore_index, shape=tuple(batch_shape)
+        )
+    return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
+
+
+@softmax_ce_labels.register_fake
+def _softmax_ce_labels_fake(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+) -> tuple[Tensor, Tensor]:
+    n = logits.shape[0]
+    return (
+        logits.new_empty((n,), dtype=_acc(logits.dtype)),
+        logits.new_empty((n,), dtype=torch.float64),
+    )
+
+
+@torch.library.custom_op("crossent::softmax_ce_labels_backward", mutates_args=())
+def softmax_ce_labels_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+) -> Tensor:
+    """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``."""
+    opts = _backend.options(
+        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+    )
+    return _launch.backward(upstream, logits, labels, weight, lse, opts, ignore_index=ignore_index)
+
+
+@softmax_ce_labels_backward.register_fake
+def _softmax_ce_labels_backward_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+) -> Tensor:
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _ce_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    logits, labels, weight, _, ignore_index, eps, z_loss, temperature, soft_cap = inputs
+    ctx.save_for_backward(logits, labels, weight, output[1])
+    ctx.options = (ignore_index, eps, z_loss, temperature, soft_cap)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _ce_backward(ctx: Any, grad_rows: Tensor, grad_lse: Tensor | None) -> tuple[Any, ...]:
+    logits, labels, weight, lse = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = softmax_ce_labels_backward(grad_rows, logits, labels, weight, lse, *ctx.options)
+    return (grad,) + (None,) * 8
+
+
+softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
+
+
+# ----------------------------------------------------------------- linear cross-entropy
+
+
+def _problem(
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    weight: Tensor | None,
+    options: tuple[Any, ...],
+) -> LinearProblem:
+    ignore_index, eps, z_loss, temperature, soft_cap, _, chunk_size, vocab_chunk = options
+    return LinearProblem.build(
+        input,
+        linear_weight,
+        linear_bias,
+        labels,
+        weight,
+        ignore_index=ignore_index,
+        label_smoothing=eps,
+        z_loss=z_loss,
+        temperature=temperature,
+        soft_cap=soft_cap,
+        chunk_size=chunk_size if chunk_size > 0 else None,
+        vocab_chunk=vocab_chunk if vocab_chunk > 0 else None,
+    )
+
+
+def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
+    """1 / sum(omega) for 'mean' (0 when every row is ignored), 1 for 'sum'."""
+    if reduction != "mean":
+        return torch.ones((), dtype=problem.acc, device=problem.h.device)
+    total = problem.omega.sum(dtype=torch.float64)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.acc)
+
+
+def _check_finite(lse: Tensor, batch_shape: list[int]) -> None:
+    bad = ~torch.isfinite(lse)
+    if not bool(bad.any()):
+        return
+    position = int(torch.argmax(bad.to(torch.int8)))
+    index = tuple(int(i) for i in torch.unravel_index(torch.tensor(position), tuple(batch_shape)))
+    where = str(index[0]) if len(index) == 1 else str(index)
+    raise InputError(
+        f"the logits of row {where} are not finite (log-sum-exp {float(lse[position])}): "
+        "`input`, `linear_weight` or `linear_bias` holds a NaN or an infinity there"
+    )
+
+
+def _grad_outputs(
+    grads: Gradients, input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The accumulated gradients in the dtypes of their tensors (empty bias without one)."""
+    if grads.h is None or grads.w is None:
+        raise RuntimeError("crossent: gradients were not formed")  # pragma: no cover
+    grad_b = input.new_empty((0,))
+    if grads.b is not None and linear_bias is not None:
+        grad_b = grads.b.to(linear_bias.dtype)
+    return grads.h, grads.w.to(linear_weight.dtype), grad_b
+
+
+@torch.library.custom_op("crossent::linear_cross_entropy", mutates_args=())
+def linear_cross_entropy_op(
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+    reduction: str,
+    chunk_size: int,
+    vocab_chunk: int,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(loss, lse, grad_input, grad_weight, grad_bias)``; the gradients empty unless formed."""
+    if labels.device.type == "cpu":
+        check_class_ids(
+            labels,
+            classes=linear_weight.shape[0],
+            ignore_index=ignore_index,
+            shape=tuple(batch_shape),
+        )
+    options = (ignore_index, label_smoothing, z_loss, temperature, soft_cap, reduction,
+               chunk_size, vocab_chunk)  # fmt: skip
+    problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
+    scale = _normalizer_scale(problem, reduction)
+    form = need_grad and reduction != "none"
+    row_scale = scale.expand(_rows_of(labels)) if form else None
+    rows, lse, grads = forward_pass(problem, row_scale=row_scale)
+    if labels.device.type == "cpu":
+        _check_finite(lse, batch_shape)
+    loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
+    if grads is None:
+        empty = input.new_empty((0,))
+        return loss, lse, empty, empty.clone(), empty.clone()
+    return (loss, lse, *_grad_outputs(grads, input, linear_weight, linear_bias))
+
+
+def _rows_of(labels: Tensor) -> int:
+    return int(labels.shape[0])
+
+
+@linear_cross_entropy_op.register_fake
+def _linear_cross_entropy_fake(
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+    reduction: str,
+    chunk_size: int,
+    vocab_chunk: int,
+    need_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    acc = _acc(input.dtype)
+    n = labels.shape[0]
+    loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
+    lse = input.new_empty((n,), dtype=acc)
+    empty = input.new_empty((0,))
+    if not need_grad or reduction == "none":
+        return loss, lse, empty, empty.clone(), empty.clone()
+    grad_b = empty.clone() if linear_bias is None else torch.empty_like(linear_bias)
+    return loss, lse, torch.empty_like(input), torch.empty_like(linear_weight), grad_b
+
+
+@torch.library.custom_op("crossent::linear_cross_entropy_backward", mutates_args=())
+def linear_cross_entropy_backward(
+    upstream: Tensor,
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+    reduction: str,
+    chunk_size: int,
+    vocab_chunk: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients for the upstream gradient of the loss, recomputing the logits by blocks.
+
+    ``upstream`` is per row for ``'none'``, a scalar for ``'mean'``/``'sum'``.
+    """
+    options = (ignore_index, label_smoothing, z_loss, temperature, soft_cap, reduction,
+               chunk_size, vocab_chunk)  # fmt: skip
+    problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
+    if reduction != "none":
+        upstream = (upstream.to(problem.acc) * _normalizer_scale(problem, reduction)).expand(
+            _rows_of(labels)
+        )
+    grads = backward_pass(problem, lse, upstream, bias=linear_bias is not None)
+    return _grad_outputs(grads, input, linear_weight, linear_bias)
+
+
+@linear_cross_entropy_backward.register_fake
+def _linear_cross_entropy_backward_fake(
+    upstream: Tensor,
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    ignore_index: int | None,
+    label_smoothing: float,
+    z_loss: float,
+    temperature: float,
+    soft_cap: float | None,
+    reduction: str,
+    chunk_size: int,
+    vocab_chunk: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    grad_b = input.new_empty((0,)) if linear_bias is None else torch.empty_like(linear_bias)
+    return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
+
+
+def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    input, linear_weight, linear_bias, labels, weight, _, *options, need_grad = inputs
+    _, lse, grad_input, grad_weight, grad_bias = output
+    reduction = options[5]
+    ctx.has_bias = linear_bias is not None
+    ctx.formed = need_grad and reduction != "none"
+    ctx.mark_non_differentiable(lse, grad_input, grad_weight, grad_bias)
+    if ctx.formed:
+        ctx.save_for_backward(grad_input, grad_weight, grad_bias)
+    else:
+        ctx.save_for_backward(input, linear_weight, linear_bias, labels, weight, lse)
+        ctx.options = tuple(options)
+
+
+def _linear_backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
+    if ctx.formed:
+        # Scaled in place: no second gradient-sized buffer. A second backward through
+        # the same graph (retain_graph=True) then fails on the saved tensors' version
+        # counter instead of scaling twice.
+        grad_input, grad_weight, grad_bias = ctx.saved_tensors
+        g = grad_loss.to(_acc(grad_input.dtype))
+        gi, gw = grad_input.mul_(g), grad_weight.mul_(g)
+        gb = grad_bias.mul_(g) if ctx.has_bias else None
+    else:
+        input, linear_weight, linear_bias, labels, weight, lse = ctx.saved_tensors
+        gi, gw, gb = linear_cross_entropy_backward(
+            grad_loss, input, linear_weight, linear_bias, labels, weight, lse, *ctx.options
+        )
+        gb = gb if ctx.has_bias else None
+    return (gi, gw, gb) + (None,) * 12
+
+
+linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)
