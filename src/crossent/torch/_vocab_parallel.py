@@ -1,0 +1,832 @@
+r"""Vocab-parallel softmax cross-entropy on ``torch.distributed``: the logits' class axis sharded.
+
+Design
+------
+Rank :math:`r` of a group of :math:`k` holds the contiguous slice
+:math:`[o_r, o_r + V_r)` of the :math:`V` classes (rank order; uneven sizes, empty slices
+allowed), and every rank holds the same integer labels. The loss is exactly the unsharded
+one of :func:`crossent.softmax_cross_entropy` (formula and names in
+:mod:`crossent.losses._softmax`):
+
+.. math::
+
+    L_i = A_i\,\ell_i - B_i + \lambda\,\omega_i\,\operatorname{LSE}_i^2,\qquad
+    A_i = (1-\varepsilon)\,w_{y_i} + \tfrac{\varepsilon}{V}\textstyle\sum_{c<V} w_c,\qquad
+    B_i = (1-\varepsilon)\,w_{y_i}\sigma_{i y_i}
+        + \tfrac{\varepsilon}{V}\textstyle\sum_{c<V} w_c\,\sigma_{ic}
+
+with :math:`z' = s\tanh(z/s)/T`, :math:`m_i = \max_c z'_{ic}`, :math:`\sigma = z' - m \le 0`,
+:math:`\ell_i = \log\sum_c e^{\sigma_{ic}}`, :math:`\operatorname{LSE} = m + \ell` and
+:math:`\omega_i = w_{y_i}` (0 on ignored rows). Every sum over classes is over the *whole*
+vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never the shard's
+(Megatron-LM issue #737 used the local size, so its loss changed with the parallel degree).
+
+**Forward: two collectives.** Each rank first summarises its slice per row against its
+own maximum :math:`m_{ir}` (0 where the slice is empty or all ``-inf``): the sum
+:math:`\rho_{ir}` of the terms below :math:`m_{ir}`, the number :math:`\tau_{ir}` of terms
+equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
+:math:`\sum_{c} w_c (z'_{ic} - m_{ir})` over its slice. Then
+
+1. ``all_reduce(MAX)`` of the row maxima, :math:`m_i = \max_r m_{ir}` (one value per row);
+2. ``all_reduce(SUM)`` of one ``(rows, 3 or 4)`` buffer (plus one flag entry) fusing the
+   sum of exponentials (as :math:`\rho` and :math:`\tau`), the target logit and the smoothing
+   sum, each first moved from :math:`m_{ir}` to :math:`m_i` locally:
+   :math:`\rho_{ir} + \tau_{ir}` times :math:`e^{m_{ir} - m_i}` where :math:`m_{ir} < m_i`,
+   and :math:`m_{ir} - m_i` (times the slice's weight sum) added to the others; both parts
+   of each sum are :math:`\le 0`, so there is no cancellation even for logits of
+   :math:`\pm 10^4`.
+
+Then :math:`\ell = \operatorname{log1p}(\rho + \tau - 1)`: the maximal terms are counted,
+not added, as in :func:`crossent._xp.log_sum_exp_shifted`, so a near-deterministic row keeps
+its tiny log-partition. The flag entry counts NaN and ``+inf`` logits on every rank, so a bad
+value on one rank raises the same :class:`~crossent.errors.InputError` on all of them (no
+rank is left waiting in a collective). The slice sizes come from one small ``all_gather``,
+made on the first call for a (group, local class count) and cached.
+
+**Backward: no collectives** for :func:`vocab_parallel_cross_entropy`: each rank writes the
+gradient of its own slice,
+
+.. math:: \partial L_i / \partial z'_{ic} = (A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,
+          e^{\sigma_{ic} - \ell_i} - (1-\varepsilon)\,\omega_i [c = y_i]
+          - \tfrac{\varepsilon}{V} w_c,
+
+times the upstream gradient and the chain rule :math:`(1-\tanh^2(z/s))/T`, from the
+saved logits and the per-row :math:`m, \ell` and coefficients.
+:func:`vocab_parallel_linear_cross_entropy` computes the logits
+:math:`h W_r^\top + b_r` of its slice of the classifier chunk by chunk of rows (never the
+whole ``N x V_r`` block), recomputes them in backward (four matrix products in all, as the
+gradients need the global :math:`\operatorname{LSE}`, known only after the forward's
+collectives), and ends its backward with one ``all_reduce(SUM)`` of the input gradient
+:math:`\sum_r G_r W_r` (each rank holds only its slice's part).
+
+The option terms (smoothing coefficients, z-loss, chain rule) are written here in torch,
+from the formulas of :mod:`crossent.losses._softmax` (module docstring,
+``_label_terms``, ``_loss``, ``_grad_wrt_transformed`` and ``_chain``), because
+:func:`vocab_parallel_cross_entropy` needs them split across ranks; keep them in step.
+
+Checks run before the first collective where every rank sees the same data (options,
+label range against the global :math:`V`, class weights, shapes of the replicated
+arguments), and after the collectives for the logits (NaN, ``+inf``, a row of ``-inf``),
+so every rank raises the same error. They run eagerly only (skipped under
+``torch.compile`` tracing); they read values on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .._checks import check_scalar
+from ..errors import InputError, InputTypeError
+
+__all__ = [
+    "shard_sizes",
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
+]
+
+#: Elements of one chunk of logits (rows x local classes) formed at a time.
+_CHUNK_ELEMENTS = 1 << 22
+
+Tensor = torch.Tensor
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The validated options of one call (passed to the autograd Functions as one object)."""
+
+    ignore_index: int | None
+    reduction: str
+    label_smoothing: float
+    z_loss: float
+    soft_cap: float | None
+    temperature: float
+
+
+def _options(
+    *,
+    ignore_index: int | None,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    soft_cap: float | None,
+    temperature: float,
+) -> _Options:
+    if reduction not in ("mean", "sum", "none"):
+        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
+    return _Options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
+        z_loss=check_scalar(z_loss, name="z_loss", low=0.0),
+        soft_cap=None
+        if soft_cap is None
+        else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
+        temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
+    )
+
+
+def _eager() -> bool:
+    """Whether host-side checks may run (not while ``torch.compile`` traces)."""
+    return not torch.compiler.is_compiling()
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The class slices of a group: ``sizes[r]`` classes on rank ``r``, in rank order."""
+
+    sizes: tuple[int, ...]
+    rank: int
+
+    @property
+    def offset(self) -> int:
+        return sum(self.sizes[: self.rank])
+
+    @property
+    def local(self) -> int:
+        return self.sizes[self.rank]
+
+    @property
+    def classes(self) -> int:
+        return sum(self.sizes)
+
+
+_SIZES: dict[tuple[Any, int], tuple[int, ...]] = {}
+
+
+def _resolve(group: Any) -> Any:
+    if not (dist.is_available() and dist.is_initialized()):
+        raise InputError(
+            "vocab-parallel losses need an initialised torch.distributed process group; "
+            "call torch.distributed.init_process_group first (e.g. under torchrun)"
+        )
+    return dist.group.WORLD if group is None else group
+
+
+def shard_sizes(local_classes: int, *, group: Any = None, device: Any = None) -> tuple[int, ...]:
+    """The number of classes on each rank of ``group``, in rank order.
+
+    One ``all_gather`` of one integer the first time a (group, ``local_classes``) pair is
+    seen; cached afterwards, so the slicing must stay a function of each rank's local
+    class count (every rank must hit or miss the cache together).
+    """
+    group = _resolve(group)
+    key = (group, int(local_classes))
+    sizes = _SIZES.get(key)
+    if sizes is None:
+        mine = torch.tensor([int(local_classes)], dtype=torch.int64, device=device)
+        gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(gathered, mine, group=group)
+        sizes = tuple(int(t.item()) for t in gathered)
+        _SIZES[key] = sizes
+    return sizes
+
+
+# --------------------------------------------------------------------------- row terms
+
+
+@dataclass
+class _Labels:
+    """The replicated per-row label quantities (identical on every rank)."""
+
+    vocabulary: int  # V, the classes over all ranks
+    safe: Tensor  # labels, ignored rows set to 0 (int64)
+    active: Tensor  # rows that count (bool)
+    owned: Tensor  # rows whose label lies in this rank's slice (bool)
+    local: Tensor  # label - offset where owned, else 0 (int64)
+    w_y: Tensor  # w_{y_i} (1 without class weights), compute dtype
+    total_weight: float | Tensor  # sum_c w_c over the whole vocabulary
+    weight_local: Tensor | None  # this rank's slice of the class weights
+    slice_weight: float | Tensor  # sum of this rank's slice of the class weights
+
+
+def _labels(
+    target: Tensor, weight: Tensor | None, layout: _Layout, opts: _Options, dtype: torch.dtype
+) -> _Labels:
+    active = (
+        torch.ones_like(target, dtype=torch.bool)
+        if opts.ignore_index is None
+        else target != opts.ignore_index
+    )
+    safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
+    lo, hi = layout.offset, layout.offset + layout.local
+    owned = (safe >= lo) & (safe < hi)
+    local = torch.where(owned, safe - lo, torch.zeros_like(safe))
+    if weight is None:
+        w_y = torch.ones(safe.shape, dtype=dtype, device=safe.device)
+        return _Labels(
+            layout.classes, safe, active, owned, local, w_y, float(layout.classes), None, hi - lo
+        )
+    w = weight.to(dtype)
+    w_local = w[lo:hi]
+    return _Labels(
+        layout.classes, safe, active, owned, local, w[safe], w.sum(), w_local, w_local.sum()
+    )
+
+
+# --------------------------------------------------------------------------- local pass
+
+
+def _transform(z: Tensor, opts: _Options) -> Tensor:
+    if opts.soft_cap is not None:
+        z = opts.soft_cap * torch.tanh(z / opts.soft_cap)
+    if opts.temperature != 1.0:
+        z = z / opts.temperature
+    return z
+
+
+def _chain(grad: Tensor, z: Tensor, opts: _Options) -> Tensor:
+    """Multiply ``d/dz'`` by ``dz'/dz`` (soft-capping, then temperature)."""
+    if opts.soft_cap is not None:
+        t = torch.tanh(z / opts.soft_cap)
+        grad = grad * (1 - t * t)
+    if opts.temperature != 1.0:
+        grad = grad / opts.temperature
+    return grad
+
+
+@dataclass
+class _Local:
+    """One rank's per-row summary of its slice (see the module docstring)."""
+
+    top: Tensor  # m_ir, -inf where the slice is empty or all -inf (or NaN)
+    rest: Tensor  # sum of exp(z' - ref) over the terms below ref
+    ties: Tensor  # number of terms equal to ref
+    target: Tensor  # z'_y - ref on the owner of the label, else 0
+    smooth: Tensor | None  # sum_c w_c (z'_c - ref) over the slice (0 * inf = 0)
+    bad: Tensor  # number of NaN and +inf logits (scalar)
+
+
+def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: _Options) -> _Local:
+    """Summarise a block of rows (raw logits ``z``, compute dtype) against its own maxima."""
+    n, width = z.shape
+    zeros = torch.zeros(n, dtype=z.dtype, device=z.device)
+    bad = (torch.isnan(z) | torch.isposinf(z)).sum()
+    if width == 0:
+        smooth = zeros if opts.label_smoothing else None
+        return _Local(zeros - math.inf, zeros, zeros, zeros, smooth, bad)
+    zt = _transform(z, opts)
+    top = zt.amax(dim=1)
+    present = top > -math.inf  # False for -inf and NaN maxima
+    ref = torch.where(present, top, zeros)
+    shifted = zt - ref[:, None]
+    at_max = shifted == 0
+    rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
+    ties = at_max.sum(dim=1).to(z.dtype)
+    owned, local = labels.owned[rows], labels.local[rows]
+    target = torch.where(owned, shifted.gather(1, local[:, None])[:, 0], zeros)
+    smooth = None
+    if opts.label_smoothing:
+        w = labels.weight_local
+        terms = shifted if w is None else w * torch.where(w != 0, shifted, 0.0)
+        smooth = terms.sum(dim=1)
+    return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
+
+
+def _cat(parts: list[_Local]) -> _Local:
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> Tensor:
+        return torch.cat([getattr(p, name) for p in parts])
+
+    smooth = cat("smooth") if parts[0].smooth is not None else None
+    bad = torch.stack([p.bad for p in parts]).sum()
+    return _Local(cat("top"), cat("rest"), cat("ties"), cat("target"), smooth, bad)
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+@dataclass
+class _Rows:
+    """The global per-row statistics, identical on every rank after the two collectives."""
+
+    m: Tensor
+    ell: Tensor
+    target: Tensor  # sigma_{i y_i} = z'_{i y_i} - m_i
+    smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic
+
+
+def _combine(local: _Local, labels: _Labels, group: Any, *, check: bool) -> _Rows:
+    """The forward's two collectives: MAX of the row maxima, one fused SUM."""
+    m = local.top.clone()
+    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)
+    if check:
+        empty = m == -math.inf
+        if bool(empty.any()):
+            row = int(torch.nonzero(empty)[0, 0])
+            raise InputError(
+                f"`input` row {row} is -inf for every class (on every rank); "
+                "a softmax needs at least one finite logit"
+            )
+    present = local.top > -math.inf
+    ref = torch.where(present, local.top, torch.zeros_like(m))
+    # m - ref >= 0 where present; elsewhere the slice adds nothing to the exponentials.
+    at_top = present & (ref == m)
+    moved = torch.where(present, (local.rest + local.ties) * torch.exp(ref - m), 0.0)
+    columns = [
+        torch.where(at_top, local.rest, moved),
+        torch.where(at_top, local.ties, torch.zeros_like(m)),
+        local.target + torch.where(labels.owned, ref - m, torch.zeros_like(m)),
+    ]
+    if local.smooth is not None:
+        slice_weight = labels.slice_weight
+        shift = slice_weight * (ref - m)
+        columns.append(local.smooth + torch.where(shift != 0, shift, torch.zeros_like(m)))
+    stacked = torch.stack(columns, dim=1).reshape(-1)
+    buffer = torch.cat([stacked, local.bad.to(m.dtype).reshape(1)])
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
+    if check and bool(buffer[-1] > 0):
+        raise InputError(
+            f"`input` has {int(buffer[-1].item())} NaN or +inf logits (over all ranks); "
+            "logits must be finite or -inf"
+        )
+    sums = buffer[:-1].reshape(m.shape[0], len(columns))
+    ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1))
+    smooth = sums[:, 3] if local.smooth is not None else None
+    return _Rows(m=m, ell=ell, target=sums[:, 2], smooth=smooth)
+
+
+# --------------------------------------------------------------------------- loss and gradient
+
+
+@dataclass
+class _Coefficients:
+    """Per-row coefficients of the gradient ``c p - g e_y - u w`` (before the upstream)."""
+
+    m: Tensor
+    ell: Tensor
+    p_coef: Tensor  # A + 2 lambda omega LSE
+    target_coef: Tensor  # (1 - eps) omega
+    uniform: float  # eps / V
+
+
+def _loss_rows(rows: _Rows, labels: _Labels, opts: _Options) -> tuple[Tensor, _Coefficients]:
+    """Per-row losses (0 on ignored rows) and the coefficients the backward needs."""
+    eps, vocabulary = opts.label_smoothing, labels.vocabulary
+    w_y = labels.w_y
+    zeros = torch.zeros_like(rows.ell)
+    # weighted_term: a zero weight times a -inf logit is an absent term, not NaN.
+    wy_sigma = w_y * torch.where(w_y != 0, rows.target, zeros)
+    if eps:
+        assert rows.smooth is not None  # formed whenever smoothing is on
+        a = (1 - eps) * w_y + (eps / vocabulary) * labels.total_weight
+        b = (1 - eps) * wy_sigma + (eps / vocabulary) * rows.smooth
+    else:
+        a, b = w_y, wy_sigma
+    omega = torch.where(labels.active, w_y, zeros)
+    lse = rows.m + rows.ell
+    loss = a * rows.ell - b
+    p_coef = a
+    if opts.z_loss:
+        loss = loss + opts.z_loss * omega * (lse * lse)
+        p_coef = a + 2 * opts.z_loss * omega * lse
+    loss = torch.where(labels.active, loss, zeros)
+    uniform = eps / vocabulary if eps else 0.0
+    coefs = _Coefficients(rows.m, rows.ell, p_coef, (1 - eps) * omega, uniform)
+    return loss, coefs
+
+
+def _chunk_gradient(
+    z: Tensor,
+    scale: Tensor,
+    coefs: _Coefficients,
+    labels: _Labels,
+    rows: slice,
+    opts: _Options,
+) -> Tensor:
+    """``scale_i * dL_i/dz`` for a block of rows of this rank's slice (raw logits ``z``)."""
+    if z.shape[1] == 0:
+        return torch.zeros_like(z)
+    zt = _transform(z, opts)
+    sigma = zt - coefs.m[rows, None]
+    p = torch.exp(sigma - coefs.ell[rows, None])
+    s = scale[rows]
+    grad = (s * coefs.p_coef[rows])[:, None] * p
+    owned = labels.owned[rows]
+    hit = (s * coefs.target_coef[rows]) * owned
+    grad.scatter_add_(1, labels.local[rows][:, None], -hit[:, None].to(grad.dtype))
+    if coefs.uniform:
+        w = labels.weight_local
+        u = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if w is None else w
+        grad = grad - (coefs.uniform * s)[:, None] * u[None, :]
+    return _chain(grad, z, opts)
+
+
+def _row_blocks(rows: int, width: int, chunk_size: int | None) -> list[slice]:
+    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // max(width, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
+        slice(0, 0)
+    ]
+
+
+def _compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    present = [t.dtype for t in tensors if t is not None]
+    return torch.float64 if torch.float64 in present else torch.float32
+
+
+class _VocabParallelCE(torch.autograd.Function):
+    """Per-row losses of sharded logits ``(rows, V_r)``; backward without collectives."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, z: Tensor, labels: _Labels, opts: _Options, group: Any, check: bool
+    ) -> Tensor:
+        dtype = _compute_dtype(z)
+        blocks = _row_blocks(z.shape[0], z.shape[1], None)
+        local = _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
+        rows = _combine(local, labels, group, check=check)
+        loss, coefs = _loss_rows(rows, labels, opts)
+        ctx.save_for_backward(z)
+        ctx.state = (labels, opts, coefs, blocks)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+        (z,) = ctx.saved_tensors
+        labels, opts, coefs, blocks = ctx.state
+        scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
+        grad = torch.empty_like(z)
+        for b in blocks:
+            grad[b] = _chunk_gradient(z[b].to(coefs.ell.dtype), scale, coefs, labels, b, opts)
+        return grad, None, None, None, None
+
+
+class _VocabParallelLinearCE(torch.autograd.Function):
+    """Per-row losses of ``h W_r^T + b_r``, chunked over rows; backward all-reduces ``dh``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        h: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        labels: _Labels,
+        opts: _Options,
+        group: Any,
+        check: bool,
+        chunk_size: int | None,
+    ) -> Tensor:
+        dtype = _compute_dtype(h, weight, bias)
+        w = weight.to(dtype)
+        b_ = None if bias is None else bias.to(dtype)
+        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size)
+        parts = []
+        for blk in blocks:
+            z = _linear(h[blk].to(dtype), w, b_)
+            parts.append(_local_rows(z, labels, blk, opts))
+        rows = _combine(_cat(parts), labels, group, check=check)
+        loss, coefs = _loss_rows(rows, labels, opts)
+        ctx.save_for_backward(h, weight, bias)
+        ctx.state = (labels, opts, coefs, blocks, group)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+        h, weight, bias = ctx.saved_tensors
+        labels, opts, coefs, blocks, group = ctx.state
+        dtype = coefs.ell.dtype
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        w = weight.to(dtype)
+        b_ = None if bias is None else bias.to(dtype)
+        scale = torch.where(labels.active, grad_rows.to(dtype), 0.0)
+        grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
+        grad_w = torch.zeros_like(w) if need_w else None
+        grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
+        for blk in blocks:
+            hb = h[blk].to(dtype)
+            g = _chunk_gradient(_linear(hb, w, b_), scale, coefs, labels, blk, opts)
+            if grad_h is not None:
+                grad_h[blk] = g @ w
+            if grad_w is not None:
+                grad_w.addmm_(g.T, hb)
+            if grad_b is not None:
+                grad_b += g.sum(dim=0)
+        if grad_h is not None:
+            # Each rank holds the part of dL/dh from its slice of the classes.
+            dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=group)
+        return (
+            None if grad_h is None else grad_h.to(h.dtype),
+            None if grad_w is None else grad_w.to(weight.dtype),
+            None if grad_b is None or bias is None else grad_b.to(bias.dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _linear(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    return h @ w.T if b is None else torch.addmm(b, h, w.T)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _floating(x: object, *, name: str) -> Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputTypeError(f"`{name}` must be a floating-point tensor; got dtype {x.dtype}")
+    return x
+
+
+def _check_target(target: object, batch_shape: tuple[int, ...], *, what: str) -> Tensor:
+    if not isinstance(target, torch.Tensor):
+        raise InputTypeError(f"`target` must be a torch.Tensor; got {type(target).__name__}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise InputTypeError(
+            f"`target` must hold integer class ids; got dtype {target.dtype} "
+            "(probability targets are not supported by the vocab-parallel losses)"
+        )
+    if tuple(target.shape) != batch_shape:
+        raise InputError(
+            f"`target` must have the batch shape of {what} {batch_shape}; got {tuple(target.shape)}"
+        )
+    return target
+
+
+def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -> None:
+    """Every label in ``[0, classes)`` or ``ignore_index`` (labels are the same on every rank)."""
+    if target.numel() == 0:
+        return
+    bad = (target < 0) | (target >= classes)
+    if ignore_index is not None:
+        bad = bad & (target != ignore_index)
+    if not bool(bad.any()):
+        return
+    flat = target.reshape(-1)
+    row = int(torch.nonzero(bad.reshape(-1))[0, 0])
+    allowed = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise InputError(
+        f"`target` must be integers in [0, {classes}){allowed} (the classes over all ranks); "
+        f"got values in [{int(flat.min())}, {int(flat.max())}] (row {row} has {int(flat[row])})"
+    )
+
+
+def _class_weight(weight: object, classes: int, *, name: str, check: bool) -> Tensor | None:
+    """The full ``(V,)`` class weights, the same on every rank."""
+    if weight is None:
+        return None
+    w = _floating(weight, name=name)
+    if tuple(w.shape) != (classes,):
+        raise InputError(
+            f"`{name}` must have shape ({classes},), one weight per class of the whole "
+            f"vocabulary (the same on every rank); got {tuple(w.shape)}"
+        )
+    if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
+        raise InputError(f"`{name}` must be finite and non-negative")
+    return w
+
+
+def _reduce(rows: Tensor, labels: _Labels, opts: _Options, batch_shape: tuple[int, ...]) -> Tensor:
+    """Apply the reduction; the sums accumulate in float64."""
+    if opts.reduction == "none":
+        return rows.reshape(batch_shape)
+    total = rows.sum(dtype=torch.float64)
+    if opts.reduction == "mean":
+        omega = torch.where(labels.active, labels.w_y, torch.zeros_like(labels.w_y))
+        norm = omega.sum(dtype=torch.float64)
+        positive = norm > 0
+        total = torch.where(positive, total / torch.where(positive, norm, 1.0), 0.0)
+    return total.to(rows.dtype)
+
+
+def _logit_rows(logits: Tensor, target: object) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    """Logits as ``(rows, V_r)`` and labels as ``(rows,)``; class axis 1 as in PyTorch."""
+    if logits.ndim == 0:
+        raise InputError("`input` must have a class axis; got a 0-d tensor")
+    if logits.ndim == 1:
+        batch: tuple[int, ...] = ()
+        z = logits[None, :]
+    else:
+        batch = (logits.shape[0], *logits.shape[2:])
+        z = logits if logits.ndim == 2 else torch.movedim(logits, 1, -1)
+        z = z.reshape(-1, logits.shape[1])
+    y = _check_target(target, batch, what="`input` (the class axis 1 removed)")
+    return z, y.reshape(-1), batch
+
+
+# --------------------------------------------------------------------------- public
+
+
+def vocab_parallel_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    *,
+    group: Any = None,
+    weight: Tensor | None = None,
+    ignore_index: int | None = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    r"""Softmax cross-entropy of logits whose class axis is sharded across ``group``.
+
+    Rank :math:`r` holds classes :math:`[o_r, o_r + V_r)` of the logits, the slices in
+    rank order (uneven, even empty); every rank holds the same ``target``. Every rank
+    returns the loss of the whole vocabulary, exactly
+    :func:`crossent.softmax_cross_entropy` of the gathered logits (``axis=1``), and
+    backpropagates into its own slice only:
+
+    .. math::
+
+        L_i = w_{y_i}(1-\varepsilon)\bigl(\operatorname{LSE}(z'_i) - z'_{iy_i}\bigr)
+            + \tfrac{\varepsilon}{V}\sum_{c<V} w_c\bigl(\operatorname{LSE}(z'_i) - z'_{ic}\bigr)
+            + \lambda\,w_{y_i}\operatorname{LSE}(z'_i)^2,\qquad z' = s\tanh(z/s)/T
+
+    Parameters
+    ----------
+    input : Tensor, shape (V_r,), (N, V_r) or (N, V_r, d1, ...)
+        This rank's slice of the logits (class axis 1, as in ``F.cross_entropy``).
+        float16/bfloat16 are computed in float32.
+    target : integer Tensor, shape (), (N,) or (N, d1, ...)
+        Global class ids in ``[0, V)`` or ``ignore_index``; the same on every rank.
+    group : ProcessGroup, optional
+        The tensor-parallel group (default: the world).
+    weight : Tensor, shape (V,), optional
+        Class weights of the *whole* vocabulary, the same on every rank.
+    ignore_index : int or None, default -100
+        Label whose rows count neither in the sum nor in the mean's denominator.
+    reduction : {'mean', 'sum', 'none'}
+        ``'mean'`` divides by the sum of the rows' label weights (0 when every row is
+        ignored, with zero gradients).
+    label_smoothing, z_loss, soft_cap, temperature
+        As in :func:`crossent.softmax_cross_entropy`, over the whole vocabulary.
+
+    Returns
+    -------
+    Tensor
+        The same value on every rank: a scalar, or shape (N, d1, ...) for ``'none'``;
+        float64 for float64 input, else float32.
+
+    Raises
+    ------
+    InputError
+        On every rank: labels out of range, NaN or ``+inf`` logits on any rank, a row
+        ``-inf`` on every rank, bad options or weights, no process group.
+    InputTypeError
+        Non-floating ``input``, non-integer ``target``.
+
+    See Also
+    --------
+    vocab_parallel_linear_cross_entropy : the classifier's rows sharded instead of logits.
+    crossent.softmax_cross_entropy : the unsharded loss.
+    torch.distributed.tensor.parallel.loss_parallel : PyTorch's (no label smoothing).
+
+    Notes
+    -----
+    Forward: ``all_gather`` of the slice sizes on the first call for a (group, ``V_r``),
+    then exactly two collectives per call: an ``all_reduce(MAX)`` of ``N`` row maxima and
+    one ``all_reduce(SUM)`` of ``3N + 1`` numbers (``4N + 1`` with label smoothing).
+    Backward: no collectives. The design and the derivation are in the module docstring.
+    Each rank's errors are raised on every rank where the checked data are replicated or
+    reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
+    until the process group's timeout.
+
+    References
+    ----------
+    .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
+       Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
+    """
+    opts = _options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    logits = _floating(input, name="input")
+    z, y, batch = _logit_rows(logits, target)
+    group = _resolve(group)
+    sizes = shard_sizes(z.shape[1], group=group, device=logits.device)
+    layout = _Layout(sizes, dist.get_rank(group))
+    check = _eager()
+    w = _class_weight(weight, layout.classes, name="weight", check=check)
+    if check:
+        _check_label_range(y, layout.classes, opts.ignore_index)
+    labels = _labels(y, w, layout, opts, _compute_dtype(z))
+    rows = _VocabParallelCE.apply(z, labels, opts, group, check)
+    return _reduce(rows, labels, opts, batch)
+
+
+def vocab_parallel_linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    *,
+    bias: Tensor | None = None,
+    group: Any = None,
+    class_weight: Tensor | None = None,
+    ignore_index: int | None = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    r"""Cross-entropy of ``input @ W.T + b`` with the classifier's rows sharded across ``group``.
+
+    Rank :math:`r` holds rows :math:`[o_r, o_r + V_r)` of the classifier ``weight``
+    (and ``bias``), in rank order (uneven, even empty); ``input`` and ``target`` are the
+    same on every rank. Equal to :func:`vocab_parallel_cross_entropy` of the local logits
+    :math:`h W_r^\top + b_r`, without ever holding them: the logits are formed
+    ``chunk_size`` rows at a time, in forward and again in backward.
+
+    Parameters
+    ----------
+    input : Tensor, shape (*batch, D)
+        Hidden states, replicated on every rank of ``group``.
+    weight : Tensor, shape (V_r, D)
+        This rank's rows of the classifier.
+    target : integer Tensor, shape (*batch)
+        Global class ids in ``[0, V)`` or ``ignore_index``.
+    bias : Tensor, shape (V_r,), optional
+        This rank's part of the classifier's bias.
+    group : ProcessGroup, optional
+    class_weight : Tensor, shape (V,), optional
+        Class weights of the whole vocabulary (``weight`` of
+        :func:`vocab_parallel_cross_entropy`; here ``weight`` is the classifier).
+    ignore_index, reduction, label_smoothing, z_loss, soft_cap, temperature
+        As in :func:`vocab_parallel_cross_entropy`.
+    chunk_size : int, optional
+        Rows of logits formed at a time (default: about :math:`2^{22} / V_r`).
+
+    Returns
+    -------
+    Tensor
+        As in :func:`vocab_parallel_cross_entropy`.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`vocab_parallel_cross_entropy`; also mismatched feature sizes.
+
+    See Also
+    --------
+    vocab_parallel_cross_entropy
+
+    Notes
+    -----
+    Forward: the same two collectives as :func:`vocab_parallel_cross_entropy` (and the
+    cached size ``all_gather``). Backward: one ``all_reduce(SUM)`` of the ``N x D`` input
+    gradient, whose every rank holds only its slice's part :math:`G_r W_r` (skipped when
+    ``input`` needs no gradient: then on every rank). Four matrix products in all:
+    the backward recomputes the logits, because the gradient needs the global
+    log-sum-exp, which is known only after the forward's collectives. Low-precision
+    inputs are computed in float32 (the classifier slice is cast once per call).
+    """
+    opts = _options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    h = _floating(input, name="input")
+    w = _floating(weight, name="weight")
+    b = None if bias is None else _floating(bias, name="bias")
+    if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+        raise InputError(
+            f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` of "
+            f"shape {tuple(h.shape)}; got {tuple(w.shape)}"
+        )
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+    if chunk_size is not None:
+        chunk_size = int(check_scalar(chunk_size, name="chunk_size", low=1.0))
+    batch = tuple(h.shape[:-1])
+    y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
+    group = _resolve(group)
+    sizes = shard_sizes(w.shape[0], group=group, device=h.device)
+    layout = _Layout(sizes, dist.get_rank(group))
+    check = _eager()
+    cw = _class_weight(class_weight, layout.classes, name="class_weight", check=check)
+    if check:
+        _check_label_range(y, layout.classes, opts.ignore_index)
+    labels = _labels(y, cw, layout, opts, _compute_dtype(h, w, b))
+    rows = _VocabParallelLinearCE.apply(
+        h.reshape(-1, h.shape[-1]), w, b, labels, opts, group, check, chunk_size
+    )
+    return _reduce(rows, labels, opts, batch)
