@@ -40,8 +40,16 @@ Then :math:`\ell = \operatorname{log1p}(\rho + \tau - 1)`: the maximal terms are
 not added, as in :func:`crossent._xp.log_sum_exp_shifted`, so a near-deterministic row keeps
 its tiny log-partition. The flag entry counts NaN and ``+inf`` logits on every rank, so a bad
 value on one rank raises the same :class:`~crossent.errors.InputError` on all of them (no
-rank is left waiting in a collective). The slice sizes come from one small ``all_gather``,
-made on the first call for a (group, local class count) and cached.
+rank is left waiting in a collective).
+
+**Slice sizes.** Known from the group's previous call (one ``all_gather`` of one integer per
+rank on a group's first call, or when the class weights' length says the vocabulary
+changed). The MAX all-reduce carries, after the row maxima, one slot per rank holding that
+rank's slice size (float64, ``-1`` elsewhere), so every call learns the true sizes at no
+extra collective; if the slicing changed since the cached call, every rank sees it at
+once and redoes its local pass with the new offsets before the SUM. A cache keyed on a
+rank's own shape would not do: ranks could hit and miss it differently and wait forever
+in different collectives.
 
 **Backward: no collectives** for :func:`vocab_parallel_cross_entropy`: each rank writes the
 gradient of its own slice,
@@ -74,6 +82,7 @@ so every rank raises the same error. They run eagerly only (skipped under
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +93,6 @@ from .._checks import check_scalar
 from ..errors import InputError, InputTypeError
 
 __all__ = [
-    "shard_sizes",
     "vocab_parallel_cross_entropy",
     "vocab_parallel_linear_cross_entropy",
 ]
@@ -165,7 +173,9 @@ class _Layout:
         return sum(self.sizes)
 
 
-_SIZES: dict[tuple[Any, int], tuple[int, ...]] = {}
+#: The slice sizes of each group's latest call: every rank of a group sees the same calls,
+#: so every rank hits or misses together (a cache keyed on a rank's own data could not).
+_SIZES: dict[Any, tuple[int, ...]] = {}
 
 
 def _resolve(group: Any) -> Any:
@@ -177,22 +187,20 @@ def _resolve(group: Any) -> Any:
     return dist.group.WORLD if group is None else group
 
 
-def shard_sizes(local_classes: int, *, group: Any = None, device: Any = None) -> tuple[int, ...]:
-    """The number of classes on each rank of ``group``, in rank order.
+def _known_sizes(group: Any, width: int, device: Any, classes: int | None) -> tuple[int, ...]:
+    """The slice sizes of the group's latest call, or from one ``all_gather`` of the widths.
 
-    One ``all_gather`` of one integer the first time a (group, ``local_classes``) pair is
-    seen; cached afterwards, so the slicing must stay a function of each rank's local
-    class count (every rank must hit or miss the cache together).
+    Gathered on a group's first call, and when the class weights' length (``classes``,
+    the same on every rank) says the vocabulary changed. The forward's MAX all-reduce
+    re-checks the sizes on every call at no extra cost (see :func:`_max_and_sizes`).
     """
-    group = _resolve(group)
-    key = (group, int(local_classes))
-    sizes = _SIZES.get(key)
-    if sizes is None:
-        mine = torch.tensor([int(local_classes)], dtype=torch.int64, device=device)
+    sizes = _SIZES.get(group)
+    if sizes is None or (classes is not None and classes != sum(sizes)):
+        mine = torch.tensor([width], dtype=torch.int64, device=device)
         gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
         dist.all_gather(gathered, mine, group=group)
         sizes = tuple(int(t.item()) for t in gathered)
-        _SIZES[key] = sizes
+        _SIZES[group] = sizes
     return sizes
 
 
@@ -215,27 +223,39 @@ class _Labels:
 
 
 def _labels(
-    target: Tensor, weight: Tensor | None, layout: _Layout, opts: _Options, dtype: torch.dtype
+    target: Tensor,
+    weight: Tensor | None,
+    layout: _Layout,
+    width: int,
+    opts: _Options,
+    dtype: torch.dtype,
 ) -> _Labels:
+    """The label quantities for ``layout``; shaped right (if wrong) for a stale layout.
+
+    ``width`` is this rank's actual number of classes. A stale layout (the slicing changed
+    since the cached call) gives wrong but well-shaped values, so no rank fails before the
+    MAX all-reduce reveals the true sizes and the local pass is redone.
+    """
     active = (
         torch.ones_like(target, dtype=torch.bool)
         if opts.ignore_index is None
         else target != opts.ignore_index
     )
     safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
-    lo, hi = layout.offset, layout.offset + layout.local
-    owned = (safe >= lo) & (safe < hi)
+    lo = layout.offset
+    owned = (safe >= lo) & (safe < lo + width)
     local = torch.where(owned, safe - lo, torch.zeros_like(safe))
     if weight is None:
         w_y = torch.ones(safe.shape, dtype=dtype, device=safe.device)
         return _Labels(
-            layout.classes, safe, active, owned, local, w_y, float(layout.classes), None, hi - lo
+            layout.classes, safe, active, owned, local, w_y, float(layout.classes), None, width
         )
     w = weight.to(dtype)
-    w_local = w[lo:hi]
-    return _Labels(
-        layout.classes, safe, active, owned, local, w[safe], w.sum(), w_local, w_local.sum()
-    )
+    w_y = w[safe.clamp(0, w.shape[0] - 1)]  # the label range is checked after the MAX
+    w_local = w[lo : lo + width]
+    if w_local.shape[0] != width:
+        w_local = torch.zeros(width, dtype=dtype, device=w.device)
+    return _Labels(layout.classes, safe, active, owned, local, w_y, w.sum(), w_local, w_local.sum())
 
 
 # --------------------------------------------------------------------------- local pass
@@ -322,18 +342,25 @@ class _Rows:
     smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic
 
 
-def _combine(local: _Local, labels: _Labels, group: Any, *, check: bool) -> _Rows:
-    """The forward's two collectives: MAX of the row maxima, one fused SUM."""
-    m = local.top.clone()
-    dist.all_reduce(m, op=dist.ReduceOp.MAX, group=group)
-    if check:
-        empty = m == -math.inf
-        if bool(empty.any()):
-            row = int(torch.nonzero(empty)[0, 0])
-            raise InputError(
-                f"`input` row {row} is -inf for every class (on every rank); "
-                "a softmax needs at least one finite logit"
-            )
+def _max_and_sizes(
+    local: _Local, width: int, layout: _Layout, group: Any
+) -> tuple[Tensor, tuple[int, ...]]:
+    """Collective 1: ``all_reduce(MAX)`` of the row maxima, with the slice sizes appended.
+
+    Slot ``r`` of the appended part holds rank ``r``'s width (-1 elsewhere), so every rank
+    learns the true sizes on every call, in float64 (exact for any vocabulary).
+    """
+    world = len(layout.sizes)
+    slots = torch.full((world,), -1.0, dtype=torch.float64, device=local.top.device)
+    slots[layout.rank] = width
+    buffer = torch.cat([local.top.to(torch.float64), slots])
+    dist.all_reduce(buffer, op=dist.ReduceOp.MAX, group=group)
+    sizes = tuple(int(v) for v in buffer[-world:].tolist())
+    return buffer[:-world].to(local.top.dtype), sizes
+
+
+def _sum(local: _Local, labels: _Labels, m: Tensor, group: Any, *, check: bool) -> _Rows:
+    """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
     present = local.top > -math.inf
     ref = torch.where(present, local.top, torch.zeros_like(m))
     # m - ref >= 0 where present; elsewhere the slice adds nothing to the exponentials.
@@ -345,9 +372,7 @@ def _combine(local: _Local, labels: _Labels, group: Any, *, check: bool) -> _Row
         local.target + torch.where(labels.owned, ref - m, torch.zeros_like(m)),
     ]
     if local.smooth is not None:
-        slice_weight = labels.slice_weight
-        shift = slice_weight * (ref - m)
-        columns.append(local.smooth + torch.where(shift != 0, shift, torch.zeros_like(m)))
+        columns.append(local.smooth + labels.slice_weight * (ref - m))
     stacked = torch.stack(columns, dim=1).reshape(-1)
     buffer = torch.cat([stacked, local.bad.to(m.dtype).reshape(1)])
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
@@ -356,10 +381,58 @@ def _combine(local: _Local, labels: _Labels, group: Any, *, check: bool) -> _Row
             f"`input` has {int(buffer[-1].item())} NaN or +inf logits (over all ranks); "
             "logits must be finite or -inf"
         )
+    if check:
+        empty = m == -math.inf
+        if bool(empty.any()):
+            row = int(torch.nonzero(empty)[0, 0])
+            raise InputError(
+                f"`input` row {row} is -inf for every class (on every rank); "
+                "a softmax needs at least one finite logit"
+            )
     sums = buffer[:-1].reshape(m.shape[0], len(columns))
     ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1))
     smooth = sums[:, 3] if local.smooth is not None else None
     return _Rows(m=m, ell=ell, target=sums[:, 2], smooth=smooth)
+
+
+def _global_rows(
+    local_pass: Callable[[_Labels], _Local],
+    target: Tensor,
+    weight: Tensor | None,
+    width: int,
+    opts: _Options,
+    group: Any,
+    dtype: torch.dtype,
+    *,
+    check: bool,
+    weight_name: str = "weight",
+) -> tuple[_Labels, _Rows]:
+    """The forward's collectives around the local pass; every rank gets the same rows."""
+    rank = dist.get_rank(group)
+    classes = None if weight is None else weight.shape[0]
+    sizes = _known_sizes(group, width, target.device, classes)
+    if weight is not None and weight.shape[0] != sum(sizes):
+        raise InputError(
+            f"`{weight_name}` must have shape ({sum(sizes)},), one weight per class of the whole "
+            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
+        )
+    layout = _Layout(sizes, rank)
+    labels = _labels(target, weight, layout, width, opts, dtype)
+    local = local_pass(labels)
+    m, true_sizes = _max_and_sizes(local, width, layout, group)
+    if true_sizes != sizes:  # the slicing changed since the cached call: redo the pass
+        _SIZES[group] = true_sizes
+        layout = _Layout(true_sizes, rank)
+        if weight is not None and weight.shape[0] != layout.classes:
+            raise InputError(
+                f"`{weight_name}` must have shape ({layout.classes},), one weight per class of the "
+                f"whole vocabulary; got {tuple(weight.shape)}"
+            )
+        labels = _labels(target, weight, layout, width, opts, dtype)
+        local = local_pass(labels)
+    if check:
+        _check_label_range(target, layout.classes, opts.ignore_index)
+    return labels, _sum(local, labels, m, group, check=check)
 
 
 # --------------------------------------------------------------------------- loss and gradient
@@ -445,12 +518,23 @@ class _VocabParallelCE(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, z: Tensor, labels: _Labels, opts: _Options, group: Any, check: bool
+        ctx: Any,
+        z: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        opts: _Options,
+        group: Any,
+        check: bool,
     ) -> Tensor:
         dtype = _compute_dtype(z)
         blocks = _row_blocks(z.shape[0], z.shape[1], None)
-        local = _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
-        rows = _combine(local, labels, group, check=check)
+
+        def local_pass(labels: _Labels) -> _Local:
+            return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
+
+        labels, rows = _global_rows(
+            local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
+        )
         loss, coefs = _loss_rows(rows, labels, opts)
         ctx.save_for_backward(z)
         ctx.state = (labels, opts, coefs, blocks)
@@ -464,7 +548,7 @@ class _VocabParallelCE(torch.autograd.Function):
         grad = torch.empty_like(z)
         for b in blocks:
             grad[b] = _chunk_gradient(z[b].to(coefs.ell.dtype), scale, coefs, labels, b, opts)
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None
 
 
 class _VocabParallelLinearCE(torch.autograd.Function):
@@ -476,7 +560,8 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         h: Tensor,
         weight: Tensor,
         bias: Tensor | None,
-        labels: _Labels,
+        target: Tensor,
+        class_weight: Tensor | None,
         opts: _Options,
         group: Any,
         check: bool,
@@ -486,11 +571,22 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         w = weight.to(dtype)
         b_ = None if bias is None else bias.to(dtype)
         blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size)
-        parts = []
-        for blk in blocks:
-            z = _linear(h[blk].to(dtype), w, b_)
-            parts.append(_local_rows(z, labels, blk, opts))
-        rows = _combine(_cat(parts), labels, group, check=check)
+
+        def local_pass(labels: _Labels) -> _Local:
+            parts = [_local_rows(_linear(h[k].to(dtype), w, b_), labels, k, opts) for k in blocks]
+            return _cat(parts)
+
+        labels, rows = _global_rows(
+            local_pass,
+            target,
+            class_weight,
+            weight.shape[0],
+            opts,
+            group,
+            dtype,
+            check=check,
+            weight_name="class_weight",
+        )
         loss, coefs = _loss_rows(rows, labels, opts)
         ctx.save_for_backward(h, weight, bias)
         ctx.state = (labels, opts, coefs, blocks, group)
@@ -524,6 +620,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             None if grad_h is None else grad_h.to(h.dtype),
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None or bias is None else grad_b.to(bias.dtype),
+            None,
             None,
             None,
             None,
@@ -580,29 +677,41 @@ def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -
     )
 
 
-def _class_weight(weight: object, classes: int, *, name: str, check: bool) -> Tensor | None:
-    """The full ``(V,)`` class weights, the same on every rank."""
+def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
+    """Class weights of the whole vocabulary, the same on every rank (length checked later)."""
     if weight is None:
         return None
     w = _floating(weight, name=name)
-    if tuple(w.shape) != (classes,):
-        raise InputError(
-            f"`{name}` must have shape ({classes},), one weight per class of the whole "
-            f"vocabulary (the same on every rank); got {tuple(w.shape)}"
-        )
+    if w.ndim != 1:
+        raise InputError(f"`{name}` must be one weight per class, shape (V,); got {tuple(w.shape)}")
     if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
         raise InputError(f"`{name}` must be finite and non-negative")
     return w
 
 
-def _reduce(rows: Tensor, labels: _Labels, opts: _Options, batch_shape: tuple[int, ...]) -> Tensor:
-    """Apply the reduction; the sums accumulate in float64."""
+def _reduce(
+    rows: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    opts: _Options,
+    batch_shape: tuple[int, ...],
+) -> Tensor:
+    """Apply the reduction; sums accumulate in float64, the mean divides by sum of w_y."""
     if opts.reduction == "none":
         return rows.reshape(batch_shape)
     total = rows.sum(dtype=torch.float64)
     if opts.reduction == "mean":
-        omega = torch.where(labels.active, labels.w_y, torch.zeros_like(labels.w_y))
-        norm = omega.sum(dtype=torch.float64)
+        active = (
+            torch.ones_like(target, dtype=torch.bool)
+            if opts.ignore_index is None
+            else target != opts.ignore_index
+        )
+        if weight is None:
+            norm = active.sum(dtype=torch.float64)
+        else:
+            safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
+            omega = torch.where(active, weight.to(torch.float64)[safe], 0.0)
+            norm = omega.sum()
         positive = norm > 0
         total = torch.where(positive, total / torch.where(positive, norm, 1.0), 0.0)
     return total.to(rows.dtype)
@@ -618,7 +727,7 @@ def _logit_rows(logits: Tensor, target: object) -> tuple[Tensor, Tensor, tuple[i
     else:
         batch = (logits.shape[0], *logits.shape[2:])
         z = logits if logits.ndim == 2 else torch.movedim(logits, 1, -1)
-        z = z.reshape(-1, logits.shape[1])
+        z = z.reshape(math.prod(batch), logits.shape[1])  # -1 is ambiguous for empty slices
     y = _check_target(target, batch, what="`input` (the class axis 1 removed)")
     return z, y.reshape(-1), batch
 
@@ -694,9 +803,10 @@ def vocab_parallel_cross_entropy(
 
     Notes
     -----
-    Forward: ``all_gather`` of the slice sizes on the first call for a (group, ``V_r``),
-    then exactly two collectives per call: an ``all_reduce(MAX)`` of ``N`` row maxima and
-    one ``all_reduce(SUM)`` of ``3N + 1`` numbers (``4N + 1`` with label smoothing).
+    Forward: exactly two collectives per call (after an ``all_gather`` of one integer per
+    rank on a group's first call): an ``all_reduce(MAX)`` of ``N + k`` numbers (the row
+    maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
+    (``4N + 1`` with label smoothing).
     Backward: no collectives. The design and the derivation are in the module docstring.
     Each rank's errors are raised on every rank where the checked data are replicated or
     reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
@@ -718,15 +828,10 @@ def vocab_parallel_cross_entropy(
     logits = _floating(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
-    sizes = shard_sizes(z.shape[1], group=group, device=logits.device)
-    layout = _Layout(sizes, dist.get_rank(group))
     check = _eager()
-    w = _class_weight(weight, layout.classes, name="weight", check=check)
-    if check:
-        _check_label_range(y, layout.classes, opts.ignore_index)
-    labels = _labels(y, w, layout, opts, _compute_dtype(z))
-    rows = _VocabParallelCE.apply(z, labels, opts, group, check)
-    return _reduce(rows, labels, opts, batch)
+    w = _class_weight(weight, name="weight", check=check)
+    rows = _VocabParallelCE.apply(z, y, w, opts, group, check)
+    return _reduce(rows, y, w, opts, batch)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -789,12 +894,13 @@ def vocab_parallel_linear_cross_entropy(
     Notes
     -----
     Forward: the same two collectives as :func:`vocab_parallel_cross_entropy` (and the
-    cached size ``all_gather``). Backward: one ``all_reduce(SUM)`` of the ``N x D`` input
-    gradient, whose every rank holds only its slice's part :math:`G_r W_r` (skipped when
-    ``input`` needs no gradient: then on every rank). Four matrix products in all:
-    the backward recomputes the logits, because the gradient needs the global
-    log-sum-exp, which is known only after the forward's collectives. Low-precision
-    inputs are computed in float32 (the classifier slice is cast once per call).
+    size ``all_gather`` on a group's first call). Backward: one ``all_reduce(SUM)`` of
+    the ``N x D`` input gradient, whose every rank holds only its slice's part
+    :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank).
+    Four matrix products in all: the backward recomputes the logits, because the
+    gradient needs the global log-sum-exp, which is known only after the forward's
+    collectives. Low-precision inputs are computed in float32 (the classifier slice is
+    cast once per call).
     """
     opts = _options(
         ignore_index=ignore_index,
@@ -819,14 +925,9 @@ def vocab_parallel_linear_cross_entropy(
     batch = tuple(h.shape[:-1])
     y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
     group = _resolve(group)
-    sizes = shard_sizes(w.shape[0], group=group, device=h.device)
-    layout = _Layout(sizes, dist.get_rank(group))
     check = _eager()
-    cw = _class_weight(class_weight, layout.classes, name="class_weight", check=check)
-    if check:
-        _check_label_range(y, layout.classes, opts.ignore_index)
-    labels = _labels(y, cw, layout, opts, _compute_dtype(h, w, b))
+    cw = _class_weight(class_weight, name="class_weight", check=check)
     rows = _VocabParallelLinearCE.apply(
-        h.reshape(-1, h.shape[-1]), w, b, labels, opts, group, check, chunk_size
+        h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, check, chunk_size
     )
-    return _reduce(rows, labels, opts, batch)
+    return _reduce(rows, y, cw, opts, batch)
