@@ -102,6 +102,8 @@ def _ce_case(rank: int, group: Any, sizes: list[int], case: dict, counter: _Coll
     y[rng.random(rows) < 0.3] = -100
     if case.get("all_ignored"):
         y[:] = -100
+    if case.get("peaked"):  # the label is the top logit: L = log-partition, about e^-1000
+        y = np.where(y == -100, y, np.argmax(z, axis=1))
     w = rng.uniform(0.2, 3.0, size=classes) if case["weight"] else None
     upstream = rng.normal(size=rows)
     options = {
@@ -196,11 +198,13 @@ def _linear_case(
 
 
 def _cases(classes: int, config: int) -> list[dict]:
-    """Seven loss cases for one (group, V, slicing) configuration.
+    """Eight loss cases for one (group, V, slicing) configuration.
 
     Float64 covers label smoothing x logit scale in every configuration; z-loss with class
     weights, the reduction and one special case (soft-cap with temperature, the
-    ``(N, C, d)`` layout, an all-ignored batch) rotate with ``config``; two float32 cases.
+    ``(N, C, d)`` layout, an all-ignored batch) rotate with ``config``; two float32 cases;
+    one whose labels are the rows' top logits at scale 1000 (a tiny log-partition, which
+    only ``log1p`` of the counted maxima keeps: ``log(sum)`` rounds it to 0).
     """
     rows = 6 if classes < 1000 else 4
     grid = []
@@ -229,6 +233,8 @@ def _cases(classes: int, config: int) -> list[dict]:
     )[config % 3]
     base = {"rows": rows, "scale": 1.0, "z_loss": 1e-3, "weight": True, "dtype": np.float64}
     grid.append(base | {"seed": seed + 20} | special)
+    peaked = {"scale": 1000.0, "eps": 0.0, "z_loss": 0.0, "weight": False, "reduction": "none"}
+    grid.append(base | {"seed": seed + 30, "peaked": True} | peaked)
     return grid
 
 
