@@ -1,8 +1,18 @@
-"""Losses from logits, each with its gradient twin."""
+"""Losses from logits, each with its gradient twin.
+
+Layout: one private module per loss family (``_softmax``, ``_sigmoid``, ``_focal``,
+``_hinge``, ``_distill``, ``_poly``), each with its loss and gradient twin; they share
+``_batch`` (options, layout, labels, masks, reduction), ``_terms`` (the per-row terms of
+the softmax losses, one function per option, with derivations) and ``_reduction``
+(reductions and :class:`LossParts`). ``_cpu_kernels`` holds the optional fused float32
+CPU kernels (Numba) behind the softmax cross-entropy's value-and-gradient entry points.
+No family imports another family's private names.
+"""
 
 from ._distill import distillation_loss, distillation_loss_grad
 from ._focal import softmax_focal_loss, softmax_focal_loss_grad
 from ._hinge import multiclass_hinge_loss, multiclass_hinge_loss_grad
+from ._poly import poly1_cross_entropy, poly1_cross_entropy_grad
 from ._reduction import LossParts
 from ._sigmoid import (
     sigmoid_cross_entropy,
@@ -23,6 +33,8 @@ __all__ = [
     "distillation_loss_grad",
     "multiclass_hinge_loss",
     "multiclass_hinge_loss_grad",
+    "poly1_cross_entropy",
+    "poly1_cross_entropy_grad",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",

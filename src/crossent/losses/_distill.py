@@ -19,26 +19,43 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from .._checks import (
-    check_base,
-    check_form,
-    check_reduction,
-    check_scalar,
-)
-from .._xp import Array, log_softmax, namespace, reduce_sum
+from .._checks import check_form, check_scalar
+from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
 from ..info._kernels import kl_terms_from_log
 from ..info._sides import prepare_pair
-from ._reduction import reduce_loss, scale_for_reduction
+from ._batch import Batch, batch_for, loss_options
+from ._reduction import weighted_term
+from ._terms import tempered_log_softmax
 
 __all__ = ["distillation_loss", "distillation_loss_grad"]
 
 _DIRECTIONS = ("forward", "reverse")
 
 
-def _setup(
+@dataclass
+class _Distillation:
+    """One validated call: the batch (every row weighs 1) and both softened distributions."""
+
+    batch: Batch
+    temperature: float
+    log_s: Array  # log softmax(z / T), the student, classes last
+    log_t: Array  # log softmax(log t / T), the teacher, classes last
+
+    def row_kl(self, direction: str) -> Array:
+        """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
+        xp = self.batch.xp
+        if direction == "forward":
+            terms = kl_terms_from_log(self.log_t, self.log_s, xp=xp)
+        else:
+            terms = kl_terms_from_log(self.log_s, self.log_t, xp=xp)
+        return reduce_sum(terms, xp=xp, out_dtype=self.batch.dtype)
+
+
+def _distillation(
     student_logits: object,
     teacher: object,
     *,
@@ -49,13 +66,12 @@ def _setup(
     reduction: str,
     base: float | None,
     validate: bool,
-) -> tuple[Any, ...]:
+) -> _Distillation:
     t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
     form = check_form(teacher_form, name="teacher_form")
     if direction not in _DIRECTIONS:
         raise InputError(f"`direction` must be 'forward' or 'reverse'; got {direction!r}")
-    check_reduction(reduction)
-    log_base = check_base(base)
+    opts = loss_options(reduction=reduction, base=base)
     xp, (student, teacher_arr) = namespace(
         student_logits, teacher, names=("student_logits", "teacher")
     )
@@ -73,20 +89,22 @@ def _setup(
             f"`student_logits` and `teacher` must have the same shape; got "
             f"{tuple(student.shape)} and {tuple(teacher_arr.shape)}"
         )
-    axis_s = axis % student.ndim
     # Soften: softmax(z / T) for the student; softmax(log t / T) for the teacher, which is
     # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
-    log_s = log_softmax(s_side.values / t, xp=xp)
-    log_t = log_softmax(t_side.log_probs() / t, xp=xp) if t != 1.0 else t_side.log_probs()
-    return xp, dtype, axis_s, t, log_s, log_t, log_base
-
-
-def _row_kl(xp: Any, log_s: Array, log_t: Array, direction: str, dtype: Any) -> Array:
-    if direction == "forward":
-        terms = kl_terms_from_log(log_t, log_s, xp=xp)
-    else:
-        terms = kl_terms_from_log(log_s, log_t, xp=xp)
-    return reduce_sum(terms, xp=xp, out_dtype=dtype)
+    log_s = tempered_log_softmax(s_side.values, t, xp=xp)
+    log_t = t_side.log_probs()
+    log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
+    batch = batch_for(
+        log_s,
+        axis % student.ndim,
+        dtype,
+        example_weight=None,
+        active=None,
+        reduction=opts.reduction,
+        log_base=opts.log_base,
+        xp=xp,
+    )
+    return _Distillation(batch, t, log_s, log_t)
 
 
 def distillation_loss(
@@ -157,7 +175,7 @@ def distillation_loss(
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    xp, dtype, _, t, log_s, log_t, log_base = _setup(
+    d = _distillation(
         student_logits,
         teacher,
         axis=axis,
@@ -168,9 +186,7 @@ def distillation_loss(
         base=base,
         validate=validate,
     )
-    loss = (t * t) * _row_kl(xp, log_s, log_t, direction, dtype)
-    count = reduce_sum(xp.reshape(xp.ones_like(loss), (-1,)), xp=xp, out_dtype=dtype)
-    return reduce_loss(loss, count, reduction=reduction, xp=xp, log_base=log_base, dtype=dtype)
+    return d.batch.reduce((d.temperature * d.temperature) * d.row_kl(direction))
 
 
 def distillation_loss_grad(
@@ -218,7 +234,7 @@ def distillation_loss_grad(
     >>> print(g)
     [[ 0.25 -0.25]]
     """
-    xp, dtype, axis_s, t, log_s, log_t, log_base = _setup(
+    d = _distillation(
         student_logits,
         teacher,
         axis=axis,
@@ -229,18 +245,17 @@ def distillation_loss_grad(
         base=base,
         validate=validate,
     )
+    xp, t, log_s, log_t = d.batch.xp, d.temperature, d.log_s, d.log_t
     s = xp.exp(log_s)
     if direction == "forward":
         grad = t * (s - xp.exp(log_t))
     else:
-        kl = _row_kl(xp, log_s, log_t, "reverse", dtype)[..., None]
+        kl = d.row_kl("reverse")[..., None]
         finite = log_t > -float("inf")
         diff = xp.where(
             finite,
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        grad = t * xp.where(s > 0, s * (diff - kl), xp.zeros_like(s))
-    count = reduce_sum(xp.reshape(xp.ones_like(grad[..., 0]), (-1,)), xp=xp, out_dtype=dtype)
-    grad = grad * scale_for_reduction(count, reduction=reduction, xp=xp, log_base=log_base)
-    return xp.moveaxis(grad, -1, axis_s) if axis_s != grad.ndim - 1 else grad
+        grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+    return d.batch.finish_gradient(grad)

@@ -20,7 +20,8 @@ from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
-from ._softmax import _label_problem, _options, class_mask
+from ._reduction import weighted_term
+from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -37,37 +38,12 @@ def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
     return xp.where(near, near_value, xp.log1p(-xp.exp(a_far)))
 
 
-def _focal_parts(
-    logits: object,
-    labels: object,
-    *,
-    gamma: float,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    reduction: str,
-    base: float | None,
-    validate: bool,
-) -> tuple[Any, Array, Array, Array]:
-    """The problem, log p_y, the modulation m, and the safe labels."""
-    check_scalar(gamma, name="gamma", low=0.0)
-    opts = _options(
-        label_smoothing=0.0,
-        temperature=1.0,
-        z_loss=0.0,
-        soft_cap=None,
-        base=base,
-        reduction=reduction,
-    )
-    problem, safe, _ = _label_problem(
-        logits, labels, opts, axis=axis, weight=weight, ignore_index=ignore_index, validate=validate
-    )
-    xp, rows = problem.xp, problem.rows
-    log_p_y = xp.take_along_axis(rows.shifted, safe[..., None], axis=-1) - rows.ell
-    log_p_y = xp.minimum(log_p_y, xp.zeros_like(log_p_y))  # rounding may give +1 ulp
-    # gamma = 0 is plain cross-entropy: skip 0 * log(0) at p_y = 1
-    modulation = xp.ones_like(log_p_y) if gamma == 0 else xp.exp(gamma * _log1mexp(log_p_y, xp=xp))
-    return problem, log_p_y, modulation, safe
+def _modulation(softmax: LabelledSoftmax, gamma: float) -> Array:
+    r"""The focal modulation :math:`(1 - p_y)^\gamma` (keepdims), in log space."""
+    xp = softmax.batch.xp
+    if gamma == 0:  # plain cross-entropy: skip 0 * log(0) at p_y = 1
+        return xp.ones_like(softmax.log_p_y)
+    return xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
 
 
 def softmax_focal_loss(
@@ -125,10 +101,10 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    problem, log_p_y, modulation, _ = _focal_parts(
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    ls = labelled_softmax(
         logits,
         labels,
-        gamma=gamma,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
@@ -136,11 +112,10 @@ def softmax_focal_loss(
         base=base,
         validate=validate,
     )
-    xp = problem.xp
-    loss = (problem.omega * modulation * -log_p_y)[..., 0]
-    if problem.active is not None:
-        loss = xp.where(problem.active, loss, xp.zeros_like(loss))
-    return problem.reduce(loss)
+    modulation = _modulation(ls, g)
+    # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
+    weight_of_row = ls.batch.example_weight * modulation
+    return ls.batch.reduce(weighted_term(weight_of_row, -ls.log_p_y, xp=ls.batch.xp)[..., 0])
 
 
 def softmax_focal_loss_grad(
@@ -186,10 +161,10 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    problem, log_p_y, modulation, safe = _focal_parts(
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    ls = labelled_softmax(
         logits,
         labels,
-        gamma=gamma,
         axis=axis,
         weight=weight,
         ignore_index=ignore_index,
@@ -197,13 +172,13 @@ def softmax_focal_loss_grad(
         base=base,
         validate=validate,
     )
-    xp, rows = problem.xp, problem.rows
-    p = xp.exp(rows.shifted - rows.ell)
+    modulation = _modulation(ls, g)
+    xp, log_p_y = ls.batch.xp, ls.log_p_y
     p_y = xp.exp(log_p_y)
-    below_one = log_p_y < 0
-    safe_log = xp.where(below_one, log_p_y, -xp.ones_like(log_p_y))
-    ratio = xp.where(below_one, safe_log / -xp.expm1(safe_log), -xp.ones_like(log_p_y))
-    factor = problem.omega * modulation * (1 - gamma * p_y * ratio)
-    is_target = class_mask(safe, p.shape[-1], xp=xp)
-    p_minus_y = xp.where(is_target, p - 1, p)
-    return problem.finish_gradient(factor * p_minus_y)
+    # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
+    inside = (log_p_y < 0) & (p_y > 0)
+    safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
+    ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
+    ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
+    factor = ls.batch.example_weight * modulation * (1 - g * ratio)
+    return ls.batch.finish_gradient(factor * ls.probs_minus_onehot())

@@ -17,19 +17,30 @@ among tied runners-up Crammer-Singer takes the first.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_scalar
-from .._xp import Array
+from .._xp import Array, namespace
 from ..errors import InputError
-from ._softmax import _label_problem, _options, class_mask
+from ._batch import Batch, class_mask, label_batch, loss_options
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
 
 _VARIANTS = ("crammer_singer", "weston_watkins")
 
 
-def _setup(
+@dataclass
+class _Hinge:
+    """One validated call: the batch, the scores (classes last), margins and target mask."""
+
+    batch: Batch
+    z: Array
+    margins: Array  # delta + z_c - z_y for rivals c; -inf on the target and on -inf rivals
+    is_target: Array
+
+
+def _hinge(
     logits: object,
     labels: object,
     *,
@@ -39,28 +50,30 @@ def _setup(
     ignore_index: int | None,
     reduction: str,
     validate: bool,
-) -> tuple[Any, Array, Array, Array]:
-    """The problem (for layout, masks and reduction), the margins and the target mask."""
+) -> _Hinge:
     delta = check_scalar(margin, name="margin", low=0.0)
     if variant not in _VARIANTS:
         raise InputError(f"`variant` must be 'crammer_singer' or 'weston_watkins'; got {variant!r}")
-    opts = _options(
-        label_smoothing=0.0,
-        temperature=1.0,
-        z_loss=0.0,
-        soft_cap=None,
-        base=None,
-        reduction=reduction,
+    xp, (scores, y) = namespace(logits, labels, names=("logits", "labels"))
+    given = label_batch(
+        scores,
+        y,
+        loss_options(reduction=reduction),
+        axis=axis,
+        weight=None,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
     )
-    problem, safe, _ = _label_problem(
-        logits, labels, opts, axis=axis, weight=None, ignore_index=ignore_index, validate=validate
-    )
-    xp, z = problem.xp, problem.rows.z
+    z, safe = given.values, given.labels.safe
     is_target = class_mask(safe, z.shape[-1], xp=xp)
     z_y = xp.take_along_axis(z, safe[..., None], axis=-1)
-    # margins[c] = delta + z_c - z_y for c != y; -inf on the target, so it never counts
-    margins = xp.where(is_target, xp.full_like(z, -math.inf), delta + z - z_y)
-    return problem, margins, is_target, z
+    # A rival scored -inf never violates the margin, even against a target of -inf (whose
+    # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
+    never = is_target | (z == -math.inf)
+    rivals = xp.where(never, xp.zeros_like(z), z)  # no -inf - (-inf) evaluated anywhere
+    margins = xp.where(never, xp.full_like(z, -math.inf), delta + rivals - z_y)
+    return _Hinge(given.batch, z, margins, is_target)
 
 
 def multiclass_hinge_loss(
@@ -123,7 +136,7 @@ def multiclass_hinge_loss(
     >>> print(crossent.multiclass_hinge_loss([[3.0, 2.5, 2.8]], [0], variant="weston_watkins"))
     1.3
     """
-    problem, margins, _, _ = _setup(
+    h = _hinge(
         logits,
         labels,
         margin=margin,
@@ -133,12 +146,10 @@ def multiclass_hinge_loss(
         reduction=reduction,
         validate=validate,
     )
-    xp = problem.xp
-    hinge = xp.maximum(margins, xp.zeros_like(margins))
+    xp = h.batch.xp
+    hinge = xp.maximum(h.margins, xp.zeros_like(h.margins))
     loss = xp.max(hinge, axis=-1) if variant == "crammer_singer" else xp.sum(hinge, axis=-1)
-    if problem.active is not None:
-        loss = xp.where(problem.active, loss, xp.zeros_like(loss))
-    return problem.reduce(loss)
+    return h.batch.reduce(loss)
 
 
 def multiclass_hinge_loss_grad(
@@ -189,7 +200,7 @@ def multiclass_hinge_loss_grad(
     >>> print(crossent.multiclass_hinge_loss_grad([[3.0, 2.5, 2.8]], [0]))
     [[-1.  0.  1.]]
     """
-    problem, margins, is_target, z = _setup(
+    h = _hinge(
         logits,
         labels,
         margin=margin,
@@ -199,14 +210,12 @@ def multiclass_hinge_loss_grad(
         reduction=reduction,
         validate=validate,
     )
-    xp = problem.xp
-    violated = margins > 0
+    xp, z = h.batch.xp, h.z
+    violated = h.margins > 0
     if variant == "crammer_singer":
-        rival = xp.argmax(margins, axis=-1)
-        is_rival = class_mask(rival, z.shape[-1], xp=xp)
+        is_rival = class_mask(xp.argmax(h.margins, axis=-1), z.shape[-1], xp=xp)
         pull = xp.astype(is_rival & xp.any(violated, axis=-1, keepdims=True), z.dtype)
     else:
         pull = xp.astype(violated, z.dtype)
     count = xp.sum(pull, axis=-1, keepdims=True)
-    grad = xp.where(is_target, -count, pull)
-    return problem.finish_gradient(grad)
+    return h.batch.finish_gradient(xp.where(h.is_target, -count, pull))

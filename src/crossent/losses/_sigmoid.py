@@ -156,11 +156,11 @@ def _binary(
     )
 
 
-def _bce_terms(b: _Binary) -> tuple[Array, Array]:
-    """``(pi t sp(-x), (1 - t) sp(x))``, each 0 where its coefficient is."""
+def _bce(b: _Binary) -> Array:
+    """``pi t sp(-x) + (1 - t) sp(x)``, each term 0 where its coefficient is."""
     xp = b.xp
     positive = b.t if b.pos_weight is None else b.pos_weight * b.t
-    return weighted_term(positive, b.softplus_neg, xp=xp), weighted_term(
+    return weighted_term(positive, b.softplus_neg, xp=xp) + weighted_term(
         1 - b.t, b.softplus_pos, xp=xp
     )
 
@@ -194,8 +194,33 @@ def _log_one_minus_pt(b: _Binary) -> Array:
     return xp.where(high > -math.inf, finite_high + xp.log1p(xp.exp(low - finite_high)), high)
 
 
-def _alpha_t(b: _Binary, alpha: float | None) -> Array | None:
-    return None if alpha is None else alpha * b.t + (1 - alpha) * (1 - b.t)
+def _focal_binary(
+    logits: object,
+    targets: object,
+    gamma: float,
+    alpha: float | None,
+    weight: object,
+    label_smoothing: float,
+    reduction: str,
+    base: float | None,
+    validate: bool,
+) -> tuple[_Binary, float, Array | None]:
+    """The validated inputs of a focal twin, gamma, and ``alpha_t`` (None without alpha)."""
+    gamma_value = check_scalar(gamma, name="gamma", low=0.0)
+    alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
+    b = _binary(
+        logits,
+        targets,
+        weight=weight,
+        pos_weight=None,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    # alpha_t = alpha t + (1 - alpha)(1 - t): alpha for positives, 1 - alpha for negatives
+    alpha_t = None if alpha_value is None else alpha_value * b.t + (1 - alpha_value) * (1 - b.t)
+    return b, gamma_value, alpha_t
 
 
 # ------------------------------------------------------------------------------- public
@@ -275,8 +300,7 @@ def sigmoid_cross_entropy(
         base=base,
         validate=validate,
     )
-    first, second = _bce_terms(b)
-    return b.reduce(b.weighted(first + second))
+    return b.reduce(b.weighted(_bce(b)))
 
 
 def sigmoid_cross_entropy_grad(
@@ -399,21 +423,10 @@ def sigmoid_focal_loss(
     >>> bool(abs(a - b) < 1e-16)  # gamma = 0 is the cross-entropy
     True
     """
-    gamma_value = check_scalar(gamma, name="gamma", low=0.0)
-    alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
-    b = _binary(
-        logits,
-        targets,
-        weight=weight,
-        pos_weight=None,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        base=base,
-        validate=validate,
+    b, gamma_value, alpha_t = _focal_binary(
+        logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
     )
-    first, second = _bce_terms(b)
-    loss = (first + second) * b.xp.exp(gamma_value * _log_one_minus_pt(b))
-    alpha_t = _alpha_t(b, alpha_value)
+    loss = _bce(b) * b.xp.exp(gamma_value * _log_one_minus_pt(b))
     return b.reduce(b.weighted(loss if alpha_t is None else alpha_t * loss))
 
 
@@ -467,21 +480,10 @@ def sigmoid_focal_loss_grad(
     >>> bool((abs(g) < 1e-8).all())  # saturated and right: tiny, and not NaN
     True
     """
-    gamma_value = check_scalar(gamma, name="gamma", low=0.0)
-    alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
-    b = _binary(
-        logits,
-        targets,
-        weight=weight,
-        pos_weight=None,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        base=base,
-        validate=validate,
+    b, gamma_value, alpha_t = _focal_binary(
+        logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
     )
-    xp = b.xp
-    first, second = _bce_terms(b)
-    bce = first + second
+    xp, bce = b.xp, _bce(b)
     # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
     huge = float(xp.finfo(b.dtype).max) / 4
     b = replace(b, x=xp.clip(b.x, -huge, huge))
@@ -490,5 +492,4 @@ def sigmoid_focal_loss_grad(
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
     grad = modulation * (focus + _bce_grad(b))
-    alpha_t = _alpha_t(b, alpha_value)
     return b.scale(b.weighted(grad if alpha_t is None else alpha_t * grad))

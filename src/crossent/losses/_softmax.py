@@ -34,336 +34,186 @@ The gradient with respect to :math:`z'` is
 which for a one-hot target and no options is the familiar :math:`p - y`. The chain
 rule through temperature and soft-capping multiplies it by
 :math:`(1 - \tanh^2(z/s))/T`.
+
+Layout
+------
+The shared batch machinery (options, layout, labels, masks, reduction) is in
+``_batch.py``; each option's per-row term, with its derivation, in ``_terms.py``; the
+fused float32 CPU kernels in ``_cpu_kernels.py``. This module holds the
+value-and-gradient entry points, which the public functions (and ``crossent.torch``'s
+autograd Functions) are thin wrappers over:
+
+* ``prepare_softmax_labels(logits, labels, /, *, axis=-1, weight=None,
+  ignore_index=None, label_smoothing=0.0, reduction="mean", temperature=1.0,
+  z_loss=0.0, soft_cap=None, base=None, validate=True, fused=True) -> SoftmaxProblem``
+  and ``prepare_softmax_targets(logits, targets, /, *, axis=-1, weight=None,
+  label_smoothing=0.0, reduction="mean", temperature=1.0, z_loss=0.0, soft_cap=None,
+  base=None, validate=True) -> SoftmaxProblem``: validate once and compute the
+  per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
+  logits, classes last and C-contiguous, no soft-capping, Numba installed, ``fused``).
+* ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
+  ``SoftmaxProblem.row_loss()``: per row, in nats, 0 on ignored rows;
+  ``SoftmaxProblem.row_lse``: the per-row log-sum-exp of :math:`z'` (batch shape).
+* ``softmax_gradient(problem, *, upstream=None, out=None)`` (also exported as
+  ``softmax_label_gradient`` and ``softmax_target_gradient``): the gradient with
+  respect to the logits of :math:`\sum_i u_i L_i` (``upstream`` :math:`u`: None for 1,
+  a scalar, or an array of the batch shape for ``reduction="none"``), the reduction's
+  normaliser and unit folded in, written into ``out`` when given; the log-sum-exp is
+  never recomputed, and the fused gradient kernel is used when the problem was fused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._checks import (
-    check_axis,
-    check_base,
-    check_class_weight,
-    check_labels,
-    check_logits,
-    check_out,
-    check_reduction,
-    check_scalar,
-)
-from .._xp import (
-    Array,
-    compute_dtype,
-    device,
-    is_numpy,
-    log_sum_exp_shifted,
-    namespace,
-    reduce_sum,
-)
+from .._checks import check_logits, check_out
+from .._xp import Array, namespace
 from ..errors import InputError
 from ..info._sides import prepare
 from . import _cpu_kernels
-from ._reduction import reduce_loss, scale_for_reduction, weighted_term
+from ._batch import (
+    Batch,
+    Labels,
+    LossOptions,
+    batch_for,
+    label_batch,
+    loss_options,
+    prepare_logits,
+    prepare_weight,
+)
+from ._terms import (
+    SoftmaxRows,
+    chain_rule,
+    label_target_gradient,
+    label_terms,
+    p_coefficient,
+    probs,
+    row_loss,
+    smoothing_coefficients,
+    softmax_rows,
+    target_terms,
+    weighted_class_sum,
+)
 
 __all__ = [
-    "class_mask",
+    "SoftmaxProblem",
+    "prepare_softmax_labels",
+    "prepare_softmax_targets",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_with_targets",
     "softmax_cross_entropy_with_targets_grad",
+    "softmax_gradient",
+    "softmax_label_gradient",
+    "softmax_target_gradient",
 ]
 
 
-@dataclass(frozen=True)
-class _Options:
-    """The validated options of one call."""
-
-    label_smoothing: float
-    temperature: float
-    z_loss: float
-    soft_cap: float | None
-    log_base: float | None
-    reduction: str
-
-
-def _options(
-    *,
-    label_smoothing: float,
-    temperature: float,
-    z_loss: float,
-    soft_cap: float | None,
-    base: float | None,
-    reduction: str,
-) -> _Options:
-    return _Options(
-        label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
-        temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
-        z_loss=check_scalar(z_loss, name="z_loss", low=0.0),
-        soft_cap=None
-        if soft_cap is None
-        else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
-        log_base=check_base(base),
-        reduction=check_reduction(reduction),
-    )
-
-
 @dataclass
-class _Rows:
-    """Per-row quantities of the transformed logits, class axis last."""
+class SoftmaxProblem:
+    """One validated softmax cross-entropy call: everything the loss and gradient need."""
 
-    z: Array  # the logits as given (compute dtype)
-    shifted: Array | None  # sigma = z' - m <= 0 (None from the fused kernels)
-    ell: Array  # log sum exp(sigma) >= 0, keepdims
-    lse: Array  # m + ell, keepdims
-
-
-def _transform(z: Array, opts: _Options, *, xp: ModuleType) -> Array:
-    if opts.soft_cap is not None:
-        z = opts.soft_cap * xp.tanh(z / opts.soft_cap)
-    if opts.temperature != 1.0:
-        z = z / opts.temperature
-    return z
-
-
-def _rows(z: Array, opts: _Options, *, xp: ModuleType) -> _Rows:
-    zt = _transform(z, opts, xp=xp)
-    m = xp.max(zt, axis=-1, keepdims=True)
-    shifted = zt - m
-    ell = log_sum_exp_shifted(shifted, xp=xp)
-    return _Rows(z=z, shifted=shifted, ell=ell, lse=m + ell)
-
-
-def _chain(grad: Array, rows: _Rows, opts: _Options, *, xp: ModuleType) -> Array:
-    """Multiply d/dz' by dz'/dz (temperature and soft-capping)."""
-    if opts.soft_cap is not None:
-        t = xp.tanh(rows.z / opts.soft_cap)
-        grad = grad * (1 - t * t)
-    if opts.temperature != 1.0:
-        grad = grad / opts.temperature
-    return grad
-
-
-def _prepare_logits(
-    logits: Array, axis: int, *, xp: ModuleType, validate: bool, extra: tuple[Array, ...] = ()
-) -> tuple[Array, int, Any]:
-    """Logits with the class axis last, in the compute dtype (of ``logits`` and ``extra``)."""
-    normalised = check_axis(axis, logits.ndim, name="logits")
-    dtype = compute_dtype(logits, *extra, xp=xp, names=("logits",) + ("targets",) * len(extra))
-    side = prepare(
-        logits, name="logits", form="logits", axis=normalised, xp=xp, dtype=dtype, validate=validate
-    )
-    return side.values, normalised, dtype
-
-
-def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
-    """``mask[..., c] = (c == ids[...])``: the one-hot pattern of integer ``ids``, as booleans."""
-    return xp.arange(classes, device=device(ids)) == ids[..., None]
-
-
-def _prepare_weight(
-    weight: object, *, xp: ModuleType, classes: int, dtype: Any, validate: bool, like: Array
-) -> Array | None:
-    """Class weights as an array of ``like``'s library and device, in the compute dtype."""
-    if weight is None:
-        return None
-    _, (_, w) = namespace(like, weight, names=("logits", "weight"))
-    check_class_weight(w, xp=xp, classes=classes, validate=validate)
-    return xp.astype(w, dtype) if w.dtype != dtype else w
-
-
-def _label_statistics(
-    rows: _Rows, labels: Array, weight: Array | None, *, smoothing: bool, xp: ModuleType
-) -> tuple[Array, Array | None]:
-    """``z'_y - m`` and, for label smoothing, ``sum_c w_c (z'_c - m)``, keepdims."""
-    shifted_y = xp.take_along_axis(rows.shifted, labels[..., None], axis=-1)
-    if not smoothing:
-        return shifted_y, None
-    terms = rows.shifted if weight is None else weighted_term(weight, rows.shifted, xp=xp)
-    return shifted_y, xp.sum(terms, axis=-1, keepdims=True)
-
-
-def _label_terms(
-    shifted_y: Array,
-    smooth_b: Array | None,
-    labels: Array,
-    weight: Array | None,
-    *,
-    eps: float,
-    classes: int,
-    xp: ModuleType,
-) -> tuple[Array, Array, Array]:
-    """A, B and omega for integer labels (ignored rows come with label 0, masked later)."""
-    if weight is None:
-        w_y = xp.ones_like(shifted_y)
-        total_w = float(classes)
-    else:
-        w_y = xp.reshape(xp.take(weight, xp.reshape(labels, (-1,))), shifted_y.shape)
-        total_w = xp.sum(weight)
-    if eps:
-        assert smooth_b is not None  # computed whenever smoothing is on
-        a = (1 - eps) * w_y + (eps / classes) * total_w
-        b = (1 - eps) * (w_y * shifted_y) + (eps / classes) * smooth_b
-    else:
-        a, b = w_y, w_y * shifted_y
-    return a, b, w_y
-
-
-def _target_terms(
-    rows: _Rows, targets: Array, weight: Array | None, opts: _Options, *, xp: ModuleType
-) -> tuple[Array, Array, Array, Array]:
-    """A, B, omega and w * smoothed targets for probability targets."""
-    eps = opts.label_smoothing
-    classes = targets.shape[-1]
-    smoothed = (1 - eps) * targets + eps / classes if eps else targets
-    wt = smoothed if weight is None else weight * smoothed
-    a = xp.sum(wt, axis=-1, keepdims=True)
-    b = xp.sum(weighted_term(wt, rows.shifted, xp=xp), axis=-1, keepdims=True)
-    # The example weight is that of the unsmoothed target (w_y for a one-hot row).
-    omega = xp.ones_like(a) if weight is None else xp.sum(weight * targets, axis=-1, keepdims=True)
-    return a, b, omega, wt
-
-
-def _loss(
-    rows: _Rows, a: Array, b: Array, omega: Array, opts: _Options, *, xp: ModuleType
-) -> Array:
-    loss = a * rows.ell - b
-    if opts.z_loss:
-        loss = loss + opts.z_loss * omega * (rows.lse * rows.lse)
-    return loss[..., 0]
-
-
-def _grad_wrt_transformed(
-    rows: _Rows, a: Array, omega: Array, opts: _Options, *, xp: ModuleType
-) -> Array:
-    """(A + 2 lambda omega LSE) p, before the target term is subtracted."""
-    p = xp.exp(rows.shifted - rows.ell)
-    coef = a + 2 * opts.z_loss * omega * rows.lse if opts.z_loss else a
-    return coef * p
-
-
-@dataclass
-class _Problem:
-    """Everything one call needs after validation, class axis last."""
-
-    xp: ModuleType
-    dtype: Any
-    axis: int  # the caller's class axis, normalised
-    opts: _Options
-    rows: _Rows
-    a: Array
-    b: Array
-    omega: Array  # example weights, keepdims; 0 on ignored rows
-    active: Array | None  # rows that count (None: all of them)
+    batch: Batch  # layout, example weights omega (0 on ignored rows), reduction
+    options: LossOptions
+    rows: SoftmaxRows  # m + ell = LSE of z', and sigma on the generic path
+    a: Array  # A = sum_c w_c t~_c, keepdims
+    b: Array  # B = sum_c w_c t~_c sigma_c, keepdims
+    logits: Array  # the caller's array (to check ``out`` against)
+    labels: Labels | None = None  # integer labels (None for probability targets)
+    target_term: Array | None = None  # w * t~ for probability targets
     fast_logits: Any = None  # (rows, classes) float32 NumPy view when the kernels apply
 
-    def normalizer(self) -> Array:
-        return reduce_sum(self.xp.reshape(self.omega, (-1,)), xp=self.xp, out_dtype=self.dtype)
+    @property
+    def row_lse(self) -> Array:
+        """Per-row log-sum-exp of the transformed logits :math:`z'`, batch shape."""
+        return self.rows.lse[..., 0]
 
-    def reduce(self, loss: Array) -> Any:
-        """Reduce per-row losses (nats) as the options say."""
-        return reduce_loss(
-            loss,
-            self.normalizer(),
-            reduction=self.opts.reduction,
-            xp=self.xp,
-            log_base=self.opts.log_base,
-            dtype=self.dtype,
+    def row_loss(self) -> Array:
+        """Per-row loss in nats, batch shape; 0 on ignored rows."""
+        return row_loss(
+            self.rows, self.a, self.b, self.batch.example_weight, z_loss=self.options.z_loss
         )
 
-    def reduced_loss(self) -> Any:
-        xp = self.xp
-        loss = _loss(self.rows, self.a, self.b, self.omega, self.opts, xp=xp)
-        if self.active is not None:
-            loss = xp.where(self.active, loss, xp.zeros_like(loss))
-        return self.reduce(loss)
-
-    def gradient(self, target_term: Array) -> Array:
-        """``d loss / d logits`` given the target part ``w * t~`` of ``d loss / d z'``."""
-        grad = _grad_wrt_transformed(self.rows, self.a, self.omega, self.opts, xp=self.xp)
-        return self.finish_gradient(grad - target_term)
-
-    def finish_gradient(self, grad: Array) -> Array:
-        """From per-row ``d loss_i / d z'`` to ``d loss / d logits`` in the caller's layout."""
-        xp = self.xp
-        grad = _chain(grad, self.rows, self.opts, xp=xp)
-        grad = grad * scale_for_reduction(
-            self.normalizer(), reduction=self.opts.reduction, xp=xp, log_base=self.opts.log_base
-        )
-        if self.active is not None:
-            grad = xp.where(self.active[..., None], grad, xp.zeros_like(grad))
-        return xp.moveaxis(grad, -1, self.axis) if self.axis != grad.ndim - 1 else grad
+    def loss(self) -> Any:
+        """The loss reduced as ``reduction`` says, in the unit of ``base``."""
+        return self.batch.reduce(self.row_loss())
 
 
-def _label_problem(
+def prepare_softmax_labels(
     logits: object,
     labels: object,
-    opts: _Options,
+    /,
     *,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    validate: bool,
-    allow_fast: bool = False,
-) -> tuple[_Problem, Array, Array | None]:
-    """The problem for integer labels, with the safe labels and the class weights.
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    base: float | None = None,
+    validate: bool = True,
+    fused: bool = True,
+) -> SoftmaxProblem:
+    """Validate a call of :func:`softmax_cross_entropy` once and compute its row statistics.
 
-    ``allow_fast``: use the fused CPU kernels when they apply (NumPy float32 logits
-    with the classes last, no soft-capping, Numba installed).
+    ``fused``: use the fused CPU kernels when they apply (NumPy float32/float16 logits
+    with the classes last, C-contiguous, no soft-capping, Numba installed).
     """
-    xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    fast = allow_fast and _fast_path_applies(logits_arr, axis, opts, xp=xp)
-    z, normalised_axis, dtype = _prepare_logits(
-        logits_arr, axis, xp=xp, validate=validate and not fast
+    opts = loss_options(
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        base=base,
+        reduction=reduction,
     )
-    classes = z.shape[-1]
-    check_labels(
+    xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
+    fast = fused and _fast_path_applies(logits_arr, axis, opts)
+    given = label_batch(
+        logits_arr,
         labels_arr,
-        xp=xp,
-        batch_shape=tuple(z.shape[:-1]),
-        classes=classes,
+        opts,
+        axis=axis,
+        weight=weight,
         ignore_index=ignore_index,
         validate=validate,
+        xp=xp,
+        validate_logits=validate and not fast,
     )
-    w = _prepare_weight(
-        weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits_arr
-    )
-    active = None if ignore_index is None else labels_arr != ignore_index
-    safe = labels_arr if active is None else xp.where(active, labels_arr, xp.zeros_like(labels_arr))
-    smoothing = bool(opts.label_smoothing)
+    z, lab, eps = given.values, given.labels, opts.label_smoothing
     flat = None
     if fast:
-        flat = xp.reshape(z, (-1, classes))
+        flat = np.reshape(z, (-1, z.shape[-1]))
         rows, shifted_y, smooth_b = _fast_rows(
-            flat, safe, w, opts, validate=validate, axis=normalised_axis, xp=xp
+            flat, lab, opts, validate=validate, axis=given.batch.axis
         )
     else:
-        rows = _rows(z, opts, xp=xp)
-        shifted_y, smooth_b = _label_statistics(rows, safe, w, smoothing=smoothing, xp=xp)
-    a, b, omega = _label_terms(
-        shifted_y, smooth_b, safe, w, eps=opts.label_smoothing, classes=classes, xp=xp
+        rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
+        assert rows.shifted is not None
+        shifted_y = xp.take_along_axis(rows.shifted, lab.safe[..., None], axis=-1)
+        smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
+    a, b = label_terms(
+        shifted_y, smooth_b, lab.row_weight, lab.weight, eps=eps, classes=z.shape[-1], xp=xp
     )
-    if active is not None:
-        omega = xp.where(active[..., None], omega, xp.zeros_like(omega))
-    problem = _Problem(
-        xp=xp,
-        dtype=dtype,
-        axis=normalised_axis,
-        opts=opts,
+    return SoftmaxProblem(
+        batch=given.batch,
+        options=opts,
         rows=rows,
         a=a,
         b=b,
-        omega=omega,
-        active=active,
+        logits=logits_arr,
+        labels=lab,
         fast_logits=flat,
     )
-    return problem, safe, w
 
 
-def _fast_path_applies(logits: Array, axis: int, opts: _Options, *, xp: ModuleType) -> bool:
-    if not (is_numpy(xp) and opts.soft_cap is None and _cpu_kernels.available()):
+def _fast_path_applies(logits: Array, axis: int, opts: LossOptions) -> bool:
+    if not (isinstance(logits, np.ndarray) and opts.soft_cap is None and _cpu_kernels.available()):
         return False
     if logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
         return False
@@ -371,57 +221,169 @@ def _fast_path_applies(logits: Array, axis: int, opts: _Options, *, xp: ModuleTy
 
 
 def _fast_rows(
-    flat: Array,
-    labels: Array,
-    weight: Array | None,
-    opts: _Options,
-    *,
-    validate: bool,
-    axis: int,
-    xp: ModuleType,
-) -> tuple[_Rows, Array, Array | None]:
+    flat: np.ndarray, labels: Labels, opts: LossOptions, *, validate: bool, axis: int
+) -> tuple[SoftmaxRows, Array, Array | None]:
     """Row statistics from the fused kernel, shaped like the generic path's (keepdims)."""
     m, ell, shifted_y, total, suspect = _cpu_kernels.row_statistics(
         flat,
-        np.reshape(labels, (-1,)),
-        weight,
+        np.reshape(labels.safe, (-1,)),
+        labels.weight,
         inv_temperature=1.0 / opts.temperature,
         need_sum=bool(opts.label_smoothing),
     )
     if validate and suspect.any():
         # A NaN, +inf or a row of -inf may be there: the full check names it.
-        check_logits(flat, name="logits", xp=xp, axis=axis)
-    shape = (*labels.shape, 1)
+        check_logits(flat, name="logits", xp=np, axis=axis)
+    shape = (*labels.safe.shape, 1)
     ell = np.reshape(ell, shape)
-    rows = _Rows(z=flat, shifted=None, ell=ell, lse=np.reshape(m, shape) + ell)
+    rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=np.reshape(m, shape) + ell)
     smooth_b = np.reshape(total, shape) if opts.label_smoothing else None
     return rows, np.reshape(shifted_y, shape), smooth_b
 
 
-def _target_problem(
-    logits: object, targets: object, opts: _Options, *, axis: int, weight: object, validate: bool
-) -> tuple[_Problem, Array]:
-    """The problem for probability targets, with ``w * t~`` for the gradient."""
-    xp, z, t, normalised_axis, dtype, logits_arr = _prepare_targets(
-        logits, targets, axis, validate=validate
+def prepare_softmax_targets(
+    logits: object,
+    targets: object,
+    /,
+    *,
+    axis: int = -1,
+    weight: object = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    temperature: float = 1.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    base: float | None = None,
+    validate: bool = True,
+) -> SoftmaxProblem:
+    """Validate a call of :func:`softmax_cross_entropy_with_targets` once (generic path)."""
+    opts = loss_options(
+        label_smoothing=label_smoothing,
+        temperature=temperature,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        base=base,
+        reduction=reduction,
     )
-    w = _prepare_weight(
-        weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
+    xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
+    if tuple(logits_arr.shape) != tuple(targets_arr.shape):
+        raise InputError(
+            f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
+            f"and {tuple(targets_arr.shape)}"
+        )
+    z, normalised_axis, dtype = prepare_logits(
+        logits_arr, axis, xp=xp, validate=validate, extra=(targets_arr,)
     )
-    rows = _rows(z, opts, xp=xp)
-    a, b, omega, wt = _target_terms(rows, t, w, opts, xp=xp)
-    problem = _Problem(
+    t = prepare(
+        targets_arr,
+        name="targets",
+        form="probs",
+        axis=normalised_axis,
         xp=xp,
         dtype=dtype,
-        axis=normalised_axis,
-        opts=opts,
-        rows=rows,
-        a=a,
-        b=b,
-        omega=omega,
-        active=None,
+        validate=validate,
+    ).values
+    w = prepare_weight(
+        weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
     )
-    return problem, wt
+    rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
+    assert rows.shifted is not None
+    a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
+    batch = batch_for(
+        z,
+        normalised_axis,
+        dtype,
+        example_weight=omega,
+        active=None,
+        reduction=opts.reduction,
+        log_base=opts.log_base,
+        xp=xp,
+    )
+    return SoftmaxProblem(
+        batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
+    )
+
+
+def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: Any = None) -> Array:
+    r"""The gradient of :math:`\sum_i u_i L_i` with respect to the logits, from ``problem``.
+
+    .. math:: \frac{\partial L_i}{\partial z'_i} = (A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i
+              - w\odot\tilde t_i
+
+    then through soft-capping and temperature (:func:`chain_rule`), times the
+    reduction's scale and ``upstream`` (None: 1; a scalar; or, for ``'none'``, an array
+    of the batch shape), zero on ignored rows, in the caller's layout. ``out``: a
+    C-contiguous NumPy buffer of the logits' shape and the compute dtype to write into.
+    """
+    if out is not None:
+        check_out(out, problem.logits, dtype=problem.batch.dtype)
+    if problem.fast_logits is not None:
+        return _fast_gradient(problem, upstream=upstream, out=out)
+    xp, opts, rows = problem.batch.xp, problem.options, problem.rows
+    coef = p_coefficient(problem.a, problem.batch.example_weight, rows.lse, z_loss=opts.z_loss)
+    if problem.labels is not None:
+        lab = problem.labels
+        target = label_target_gradient(
+            lab.safe, lab.row_weight, lab.weight, eps=opts.label_smoothing, like=rows.z, xp=xp
+        )
+    else:
+        assert problem.target_term is not None
+        target = problem.target_term
+    grad = chain_rule(
+        coef * probs(rows, xp=xp) - target,
+        rows.z,
+        soft_cap=opts.soft_cap,
+        temperature=opts.temperature,
+        xp=xp,
+    )
+    grad = problem.batch.finish_gradient(grad, upstream)
+    if out is None:
+        return grad
+    out[...] = grad
+    return out
+
+
+#: The names the brief of ``crossent.torch`` uses; one function serves both forms.
+softmax_label_gradient = softmax_gradient
+softmax_target_gradient = softmax_gradient
+
+
+def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Array:
+    """The label gradient from the fused kernel, every option folded into row coefficients.
+
+    Row i is ``c_i p_i - r_i u - g_i e_{y_i}`` with ``c_i = (A_i + 2 lambda omega_i
+    LSE_i) s_i`` (:func:`p_coefficient`), ``g_i = keep omega_i s_i``, ``u = spread w``
+    (:func:`smoothing_coefficients`) and ``r_i = s_i``, where ``s_i`` holds the
+    reduction's scale and ``upstream`` (:meth:`Batch.gradient_scale`), the
+    temperature's ``1/T`` (:func:`chain_rule`) and the row mask.
+    """
+    opts, flat, lab = problem.options, problem.fast_logits, problem.labels
+    assert lab is not None
+    n, classes = flat.shape
+    scale = np.reshape(np.asarray(problem.batch.gradient_scale(upstream), dtype=np.float64), (-1,))
+    row_scale = np.broadcast_to(scale / opts.temperature, (n,))
+    if lab.active is not None:
+        row_scale = row_scale * np.reshape(lab.active, (-1,))
+    omega = np.reshape(lab.row_weight, (-1,)).astype(np.float64)
+    lse = np.reshape(problem.rows.lse, (-1,))
+    a = np.reshape(problem.a, (-1,)).astype(np.float64)
+    coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)
+    keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
+    uniform = None
+    if opts.label_smoothing:
+        uniform = spread * (np.ones(classes) if lab.weight is None else lab.weight)
+    grad = _cpu_kernels.write_gradient(
+        flat,
+        np.reshape(lab.safe, (-1,)),
+        shift=lse,
+        inv_temperature=1.0 / opts.temperature,
+        p_coef=coef * row_scale,
+        target_coef=keep * omega * row_scale,
+        uniform=uniform,
+        row_uniform=row_scale if opts.label_smoothing else None,
+        out=None if out is None else np.reshape(out, flat.shape),
+    )
+    return out if out is not None else np.reshape(grad, (*lab.safe.shape, classes))
 
 
 # ------------------------------------------------------------------------------- public
@@ -532,25 +494,20 @@ def softmax_cross_entropy(
     >>> crossent.softmax_cross_entropy(logits, [-100, -100], ignore_index=-100)  # not NaN
     np.float64(0.0)
     """
-    opts = _options(
+    return prepare_softmax_labels(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
         label_smoothing=label_smoothing,
+        reduction=reduction,
         temperature=temperature,
         z_loss=z_loss,
         soft_cap=soft_cap,
         base=base,
-        reduction=reduction,
-    )
-    problem, _, _ = _label_problem(
-        logits,
-        labels,
-        opts,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
         validate=validate,
-        allow_fast=True,
-    )
-    return problem.reduced_loss()
+    ).loss()
 
 
 def softmax_cross_entropy_grad(
@@ -619,104 +576,21 @@ def softmax_cross_entropy_grad(
     >>> bool(abs(g.sum()) < 1e-15)  # sums to zero over the classes
     True
     """
-    opts = _options(
+    problem = prepare_softmax_labels(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
         label_smoothing=label_smoothing,
+        reduction=reduction,
         temperature=temperature,
         z_loss=z_loss,
         soft_cap=soft_cap,
         base=base,
-        reduction=reduction,
-    )
-    problem, safe, w = _label_problem(
-        logits,
-        labels,
-        opts,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
         validate=validate,
-        allow_fast=True,
     )
-    if out is not None:
-        check_out(out, logits, dtype=problem.dtype)
-    if problem.fast_logits is not None:
-        return _fast_gradient(problem, safe, w, out=out)
-    xp, eps = problem.xp, opts.label_smoothing
-    z = problem.rows.z
-    classes = z.shape[-1]
-    is_target = class_mask(safe, classes, xp=xp)
-    # omega is w_y, the label's class weight (zero on ignored rows, whose gradient is zeroed)
-    target_term = xp.where(is_target, (1 - eps) * problem.omega, xp.zeros_like(z))
-    if eps:
-        target_term = target_term + (eps / classes) * (1.0 if w is None else w)
-    gradient = problem.gradient(target_term)
-    if out is None:
-        return gradient
-    out[...] = gradient
-    return out
-
-
-def _fast_gradient(
-    problem: _Problem, safe: Array, weight: Array | None, *, out: Array | None = None
-) -> Array:
-    """The label gradient from the fused kernel, every option folded into row coefficients.
-
-    Row i is ``c_i p_i - r_i u - g_i e_{y_i}`` with ``c_i = (A_i + 2 lambda omega_i
-    LSE_i) s_i``, ``g_i = (1 - eps) omega_i s_i``, ``u = eps w / C`` and ``r_i = s_i``,
-    where ``s_i`` holds the reduction's scale, the temperature's ``1/T`` and the row mask.
-    """
-    opts, flat = problem.opts, problem.fast_logits
-    classes = flat.shape[1]
-    eps = opts.label_smoothing
-    scale = scale_for_reduction(
-        problem.normalizer(), reduction=opts.reduction, xp=np, log_base=opts.log_base
-    )
-    row_scale = np.full(flat.shape[0], float(scale) / opts.temperature)
-    if problem.active is not None:
-        row_scale = row_scale * np.reshape(problem.active, (-1,))
-    omega = np.reshape(problem.omega, (-1,)).astype(np.float64)
-    a = np.reshape(problem.a, (-1,)).astype(np.float64)
-    lse = np.reshape(problem.rows.lse, (-1,))
-    coef = a + 2 * opts.z_loss * omega * lse if opts.z_loss else a
-    uniform = None
-    if eps:
-        uniform = (eps / classes) * (np.ones(classes) if weight is None else weight)
-    grad = _cpu_kernels.write_gradient(
-        flat,
-        np.reshape(safe, (-1,)),
-        shift=lse,
-        inv_temperature=1.0 / opts.temperature,
-        p_coef=coef * row_scale,
-        target_coef=(1 - eps) * omega * row_scale,
-        uniform=uniform,
-        row_uniform=row_scale if eps else None,
-        out=None if out is None else np.reshape(out, flat.shape),
-    )
-    return out if out is not None else np.reshape(grad, (*problem.rows.lse.shape[:-1], classes))
-
-
-def _prepare_targets(
-    logits: object, targets: object, axis: int, *, validate: bool
-) -> tuple[ModuleType, Array, Array, int, Any, Array]:
-    xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
-    if tuple(logits_arr.shape) != tuple(targets_arr.shape):
-        raise InputError(
-            f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
-            f"and {tuple(targets_arr.shape)}"
-        )
-    z, normalised_axis, dtype = _prepare_logits(
-        logits_arr, axis, xp=xp, validate=validate, extra=(targets_arr,)
-    )
-    t = prepare(
-        targets_arr,
-        name="targets",
-        form="probs",
-        axis=normalised_axis,
-        xp=xp,
-        dtype=dtype,
-        validate=validate,
-    ).values
-    return xp, z, t, normalised_axis, dtype, logits_arr
+    return softmax_gradient(problem, out=out)
 
 
 def softmax_cross_entropy_with_targets(
@@ -779,16 +653,19 @@ def softmax_cross_entropy_with_targets(
     >>> bool(a == b)
     True
     """
-    opts = _options(
+    return prepare_softmax_targets(
+        logits,
+        targets,
+        axis=axis,
+        weight=weight,
         label_smoothing=label_smoothing,
+        reduction=reduction,
         temperature=temperature,
         z_loss=z_loss,
         soft_cap=soft_cap,
         base=base,
-        reduction=reduction,
-    )
-    problem, _ = _target_problem(logits, targets, opts, axis=axis, weight=weight, validate=validate)
-    return problem.reduced_loss()
+        validate=validate,
+    ).loss()
 
 
 def softmax_cross_entropy_with_targets_grad(
@@ -840,15 +717,17 @@ def softmax_cross_entropy_with_targets_grad(
     >>> print(g)
     [[ 0.25 -0.25]]
     """
-    opts = _options(
+    problem = prepare_softmax_targets(
+        logits,
+        targets,
+        axis=axis,
+        weight=weight,
         label_smoothing=label_smoothing,
+        reduction=reduction,
         temperature=temperature,
         z_loss=z_loss,
         soft_cap=soft_cap,
         base=base,
-        reduction=reduction,
+        validate=validate,
     )
-    problem, weighted_targets = _target_problem(
-        logits, targets, opts, axis=axis, weight=weight, validate=validate
-    )
-    return problem.gradient(weighted_targets)
+    return softmax_gradient(problem)

@@ -1,0 +1,347 @@
+r"""The batch machinery every loss family shares: options, layout, labels, masks, reduction.
+
+Package-internal API (names without an underscore are meant to be used by every module
+of :mod:`crossent.losses` and by :mod:`crossent.torch`):
+
+* :class:`LossOptions` (frozen) and :func:`loss_options`: the validated options of the
+  softmax losses (smoothing, temperature, z-loss, soft-cap, unit, reduction).
+* :func:`prepare_logits`: the logits with the class axis last, in the compute dtype.
+* :class:`Labels` and :func:`prepare_labels`: integer labels checked once, with the
+  mask of the rows that count, the labels made safe to index with (ignored rows
+  point at class 0 and are masked later), the class weights and each row's weight.
+* :func:`class_mask`: the one-hot pattern of integer ids, as booleans.
+* :class:`Batch`: the layout (the caller's class axis), the example weights
+  :math:`\omega_i` (0 on ignored rows), the normaliser :math:`\sum_i \omega_i`, and the
+  end of every loss and gradient: :meth:`Batch.reduce` (zero the ignored rows,
+  reduce, convert the unit) and :meth:`Batch.finish_gradient` (fold in the
+  reduction's scale and an upstream gradient, zero the ignored rows, move the
+  class axis back).
+
+A loss family is then a module that prepares a :class:`Batch` (with
+:func:`prepare_logits` and, for integer labels, :func:`prepare_labels`), computes
+per-row losses and per-row gradients with respect to its class axis (last), and ends
+with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
+
+Value-and-gradient entry points (in ``_softmax.py``; what ``crossent.torch`` calls, with
+NumPy views of contiguous CPU tensors or any Array API arrays)::
+
+    prepare_softmax_labels(logits, labels, /, *, axis=-1, weight=None, ignore_index=None,
+                           label_smoothing=0.0, reduction="mean", temperature=1.0,
+                           z_loss=0.0, soft_cap=None, base=None, validate=True,
+                           fused=True) -> SoftmaxProblem
+    prepare_softmax_targets(logits, targets, /, *, axis=-1, weight=None,
+                            label_smoothing=0.0, reduction="mean", temperature=1.0,
+                            z_loss=0.0, soft_cap=None, base=None,
+                            validate=True) -> SoftmaxProblem
+    SoftmaxProblem.loss()       # reduced loss (per row for reduction="none"; LossParts
+                                # for "parts")
+    SoftmaxProblem.row_loss()   # per row, nats, 0 on ignored rows
+    SoftmaxProblem.row_lse      # per-row log-sum-exp of z' = cap(z)/T, batch shape
+    softmax_gradient(problem, *, upstream=None, out=None) -> Array
+        # d/dlogits of sum_i upstream_i L_i, normaliser and unit folded in; upstream None
+        # (1), a scalar, or an array of the batch shape (reduction="none"); the fused
+        # write_gradient kernel when the problem is fused; into ``out`` when given.
+        # Also named softmax_label_gradient and softmax_target_gradient.
+
+The per-row option terms (smoothing, class weights, z-loss, soft-cap and temperature),
+shared by the generic path, the fused path and these entry points, are in ``_terms.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from .._checks import (
+    check_axis,
+    check_base,
+    check_class_weight,
+    check_labels,
+    check_reduction,
+    check_scalar,
+)
+from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from ..info._sides import prepare
+from ._reduction import reduce_loss, scale_for_reduction
+
+__all__ = [
+    "Batch",
+    "LabelBatch",
+    "Labels",
+    "LossOptions",
+    "batch_for",
+    "class_mask",
+    "label_batch",
+    "loss_options",
+    "prepare_labels",
+    "prepare_logits",
+    "prepare_weight",
+    "zero_where_ignored",
+]
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The validated options of one call (each field documented in ``loss_options``)."""
+
+    label_smoothing: float = 0.0
+    temperature: float = 1.0
+    z_loss: float = 0.0
+    soft_cap: float | None = None
+    log_base: float | None = None  # the natural log of ``base``; None for nats
+    reduction: str = "mean"
+
+
+def loss_options(
+    *,
+    label_smoothing: float = 0.0,
+    temperature: float = 1.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    base: float | None = None,
+    reduction: str = "mean",
+) -> LossOptions:
+    """Check the options as the public functions take them, and freeze them.
+
+    ``label_smoothing`` in [0, 1]; ``temperature`` > 0; ``z_loss`` >= 0; ``soft_cap``
+    None or > 0; ``base`` None (nats) or a valid logarithm base; ``reduction`` one of
+    ``'mean'``, ``'sum'``, ``'none'``, ``'parts'``.
+    """
+    return LossOptions(
+        label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
+        temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
+        z_loss=check_scalar(z_loss, name="z_loss", low=0.0),
+        soft_cap=None
+        if soft_cap is None
+        else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
+        log_base=check_base(base),
+        reduction=check_reduction(reduction),
+    )
+
+
+def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
+    """``mask[..., c] = (c == ids[...])``: the one-hot pattern of integer ``ids``, as booleans."""
+    return xp.arange(classes, device=device(ids)) == ids[..., None]
+
+
+def prepare_logits(
+    logits: Array,
+    axis: int,
+    *,
+    xp: ModuleType,
+    validate: bool,
+    extra: tuple[Array, ...] = (),
+    name: str = "logits",
+) -> tuple[Array, int, Any]:
+    """Logits with the class axis last, in the compute dtype (of ``logits`` and ``extra``).
+
+    Returns ``(values, axis, dtype)`` with ``axis`` normalised (non-negative).
+    """
+    normalised = check_axis(axis, logits.ndim, name=name)
+    dtype = compute_dtype(logits, *extra, xp=xp, names=(name,) + ("targets",) * len(extra))
+    side = prepare(
+        logits, name=name, form="logits", axis=normalised, xp=xp, dtype=dtype, validate=validate
+    )
+    return side.values, normalised, dtype
+
+
+def prepare_weight(
+    weight: object, *, xp: ModuleType, classes: int, dtype: Any, validate: bool, like: Array
+) -> Array | None:
+    """Class weights as an array of ``like``'s library and device, in the compute dtype."""
+    if weight is None:
+        return None
+    _, (_, w) = namespace(like, weight, names=("logits", "weight"))
+    check_class_weight(w, xp=xp, classes=classes, validate=validate)
+    return xp.astype(w, dtype) if w.dtype != dtype else w
+
+
+@dataclass
+class Labels:
+    """Integer labels after their checks, for logits of ``classes`` classes (last axis)."""
+
+    safe: Array  # the labels, ignored rows pointing at class 0 (their terms are masked)
+    active: Array | None  # the rows that count (None: all of them)
+    weight: Array | None  # the class weights w (compute dtype), or None for all ones
+    row_weight: Array  # w_{y_i}, keepdims; 0 on ignored rows: the example weight omega_i
+
+
+def prepare_labels(
+    labels: Array,
+    *,
+    logits: Array,
+    values: Array,
+    dtype: Any,
+    weight: object,
+    ignore_index: int | None,
+    validate: bool,
+    xp: ModuleType,
+) -> Labels:
+    """Check ``labels`` against ``values`` (the prepared logits, classes last).
+
+    ``logits`` is the caller's array (for the library and device of ``weight``).
+    """
+    classes = values.shape[-1]
+    check_labels(
+        labels,
+        xp=xp,
+        batch_shape=tuple(values.shape[:-1]),
+        classes=classes,
+        ignore_index=ignore_index,
+        validate=validate,
+    )
+    w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
+    active = None if ignore_index is None else labels != ignore_index
+    safe = labels if active is None else xp.where(active, labels, xp.zeros_like(labels))
+    shape = (*labels.shape, 1)
+    if w is None:
+        row_weight = xp.ones(shape, dtype=dtype, device=device(values))
+    else:
+        row_weight = xp.reshape(xp.take(w, xp.reshape(safe, (-1,))), shape)
+    return Labels(
+        safe=safe, active=active, weight=w, row_weight=zero_where_ignored(row_weight, active, xp=xp)
+    )
+
+
+def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -> Array:
+    """``values`` with the ignored rows set to 0 (``active`` of the batch shape, or None).
+
+    ``values`` has the batch shape, or one more (trailing) axis.
+    """
+    if active is None:
+        return values
+    mask = active if values.ndim == active.ndim else active[..., None]
+    return xp.where(mask, values, xp.zeros_like(values))
+
+
+@dataclass
+class Batch:
+    """The layout, example weights and reduction of one call (class axis last inside)."""
+
+    xp: ModuleType
+    dtype: Any  # the compute dtype
+    axis: int  # the caller's class axis, normalised
+    example_weight: Array  # omega_i, keepdims; 0 on ignored rows
+    active: Array | None  # the rows that count (None: all of them)
+    reduction: str
+    log_base: float | None
+
+    def normalizer(self) -> Array:
+        r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
+        return reduce_sum(
+            self.xp.reshape(self.example_weight, (-1,)), xp=self.xp, out_dtype=self.dtype
+        )
+
+    def reduce(self, loss: Array) -> Any:
+        """Reduce per-row losses (batch shape) as the options say; ignored rows count 0."""
+        return reduce_loss(
+            zero_where_ignored(loss, self.active, xp=self.xp),
+            self.normalizer(),
+            reduction=self.reduction,
+            xp=self.xp,
+            log_base=self.log_base,
+            dtype=self.dtype,
+        )
+
+    def gradient_scale(self, upstream: object = None) -> Any:
+        """The factor of the per-row gradients: the reduction's scale times ``upstream``.
+
+        ``upstream`` is None (1), a scalar, or (for ``reduction='none'``) an array of
+        the batch shape: the gradient is then that of :math:`\\sum_i u_i L_i`. The
+        result is a scalar or an array of the batch shape plus a trailing axis.
+        """
+        scale = scale_for_reduction(
+            self.normalizer(), reduction=self.reduction, xp=self.xp, log_base=self.log_base
+        )
+        if upstream is None:
+            return scale
+        xp = self.xp
+        u = xp.asarray(upstream, dtype=self.dtype, device=device(self.example_weight))
+        if u.ndim:
+            u = xp.reshape(u, tuple(self.example_weight.shape))
+        return u * scale
+
+    def finish_gradient(self, grad: Array, upstream: object = None) -> Array:
+        """From per-row ``d loss_i / d logits`` (classes last) to the caller's gradient."""
+        xp = self.xp
+        grad = zero_where_ignored(grad * self.gradient_scale(upstream), self.active, xp=xp)
+        return xp.moveaxis(grad, -1, self.axis) if self.axis != grad.ndim - 1 else grad
+
+
+def batch_for(
+    values: Array,
+    axis: int,
+    dtype: Any,
+    *,
+    example_weight: Array | None,
+    active: Array | None,
+    reduction: str,
+    log_base: float | None,
+    xp: ModuleType,
+) -> Batch:
+    """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
+    if example_weight is None:
+        ones = xp.ones((*values.shape[:-1], 1), dtype=dtype, device=device(values))
+        example_weight = zero_where_ignored(ones, active, xp=xp)
+    return Batch(
+        xp=xp,
+        dtype=dtype,
+        axis=axis,
+        example_weight=example_weight,
+        active=active,
+        reduction=reduction,
+        log_base=log_base,
+    )
+
+
+@dataclass
+class LabelBatch:
+    """Logits (classes last, compute dtype) with their checked integer labels and batch."""
+
+    values: Array
+    labels: Labels
+    batch: Batch
+    logits: Array  # the caller's array
+
+
+def label_batch(
+    logits: Array,
+    labels: Array,
+    options: LossOptions,
+    *,
+    axis: int,
+    weight: object,
+    ignore_index: int | None,
+    validate: bool,
+    xp: ModuleType,
+    validate_logits: bool | None = None,
+) -> LabelBatch:
+    """Check logits and integer labels of one namespace ``xp``; weigh each row by ``w_y``.
+
+    ``validate_logits`` (default ``validate``) lets a caller that checks the logits
+    another way (the fused kernels) skip the full pass over them.
+    """
+    check = validate if validate_logits is None else validate_logits
+    values, normalised_axis, dtype = prepare_logits(logits, axis, xp=xp, validate=check)
+    lab = prepare_labels(
+        labels,
+        logits=logits,
+        values=values,
+        dtype=dtype,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
+    )
+    batch = batch_for(
+        values,
+        normalised_axis,
+        dtype,
+        example_weight=lab.row_weight,
+        active=lab.active,
+        reduction=options.reduction,
+        log_base=options.log_base,
+        xp=xp,
+    )
+    return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)

@@ -1,0 +1,166 @@
+r"""Poly-1 loss (Leng et al. 2022): cross-entropy plus its first polynomial term, and its gradient.
+
+Expanding :math:`-\log p_y = \sum_{j \ge 1} (1 - p_y)^j / j` in powers of
+:math:`1 - p_y`, PolyLoss perturbs the leading coefficient by :math:`\varepsilon`:
+
+.. math:: L = w_y\,\big[-\log p_y + \varepsilon\,(1 - p_y)\big],
+          \qquad
+          \frac{\partial L}{\partial z} = w_y\,(1 + \varepsilon\,p_y)\,(p - e_y)
+
+since :math:`\partial(-\log p_y)/\partial z = p - e_y` and
+:math:`\partial p_y/\partial z = p_y\,(e_y - p)`. :math:`1 - p_y` is formed as
+``-expm1(log p_y)``, so it keeps its digits when :math:`p_y` is near 1.
+
+This module is all a new loss needs: the batch machinery (``_batch.py``) and the
+labelled softmax (``_terms.labelled_softmax``) do validation, ignored rows, class
+weights, the reduction and the layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._checks import check_scalar
+from .._xp import Array
+from ._reduction import weighted_term
+from ._terms import labelled_softmax
+
+__all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
+
+
+def poly1_cross_entropy(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    epsilon: float = 1.0,
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Any:
+    r"""Poly-1 loss (PolyLoss) of integer labels under logits.
+
+    .. math:: L_i = w_{y_i}\,\big[-\log p_{i,y_i} + \varepsilon\,(1 - p_{i,y_i})\big],
+              \qquad p_i = \operatorname{softmax}(z_i)
+
+    Parameters
+    ----------
+    logits : array, shape (*batch, C) with the classes along ``axis``
+    labels : integer array, shape (*batch)
+    epsilon : float >= -1, optional
+        :math:`\varepsilon`, the perturbation of the first polynomial coefficient
+        (default 1, the paper's choice for ImageNet); 0 gives
+        :func:`softmax_cross_entropy`. At least -1, so the coefficient of
+        :math:`1 - p_y` stays non-negative and the loss with it.
+    axis, weight, ignore_index, reduction, validate
+        As in :func:`softmax_cross_entropy`; the mean divides by the summed label
+        weights.
+
+    Returns
+    -------
+    array or LossParts
+        The polynomial term is not a log-probability, so there is no ``base``.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`softmax_cross_entropy`, and ``epsilon < -1``.
+
+    See Also
+    --------
+    poly1_cross_entropy_grad, softmax_cross_entropy, softmax_focal_loss
+
+    References
+    ----------
+    .. [1] Z. Leng, M. Tan, C. Liu, E. D. Cubuk, X. Shi, S. Cheng and D. Anguelov,
+       "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
+       Functions", ICLR 2022, arXiv:2204.12511.
+
+    Examples
+    --------
+    >>> import math, crossent
+    >>> z, y = [[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], [0, 2]
+    >>> ce = crossent.softmax_cross_entropy(z, y, reduction="none")
+    >>> poly = crossent.poly1_cross_entropy(z, y, epsilon=2.0, reduction="none")
+    >>> bool(abs(poly[0] - ce[0] - 2.0 * (1 - math.exp(-ce[0]))) < 1e-15)  # p_y = e^{-CE}
+    True
+    >>> ce_mean = crossent.softmax_cross_entropy(z, y)
+    >>> bool(abs(crossent.poly1_cross_entropy(z, y, epsilon=0.0) - ce_mean) < 1e-15)
+    True
+    """
+    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
+    softmax = labelled_softmax(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=None,
+        validate=validate,
+    )
+    xp, log_p_y = softmax.batch.xp, softmax.log_p_y
+    per_row = -log_p_y - eps * xp.expm1(log_p_y)  # -log p_y + eps (1 - p_y)
+    # A label of weight 0 is absent even where log p_y = -inf.
+    return softmax.batch.reduce(weighted_term(softmax.batch.example_weight, per_row, xp=xp)[..., 0])
+
+
+def poly1_cross_entropy_grad(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    epsilon: float = 1.0,
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
+) -> Array:
+    r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
+
+    .. math:: \frac{\partial L_i}{\partial z_i} = w_{y_i}\,(1 + \varepsilon\,p_{i,y_i})\,
+              (p_i - e_{y_i})
+
+    Parameters
+    ----------
+    logits, labels, epsilon, axis, weight, ignore_index, reduction, validate
+        As in :func:`poly1_cross_entropy`.
+
+    Returns
+    -------
+    array, the shape of ``logits``
+        Scaled for the reduction; zero on ignored rows.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`poly1_cross_entropy`.
+
+    See Also
+    --------
+    poly1_cross_entropy : the loss; with ``epsilon=0``, :func:`softmax_cross_entropy_grad`.
+
+    Examples
+    --------
+    >>> import numpy as np, crossent
+    >>> g = crossent.poly1_cross_entropy_grad([[0.0, 0.0]], [0], epsilon=1.0)
+    >>> print(g)  # (1 + 1/2) (p - e_y), p = (1/2, 1/2)
+    [[-0.75  0.75]]
+    """
+    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
+    softmax = labelled_softmax(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=None,
+        validate=validate,
+    )
+    xp = softmax.batch.xp
+    factor = softmax.batch.example_weight * (1 + eps * xp.exp(softmax.log_p_y))
+    return softmax.batch.finish_gradient(factor * softmax.probs_minus_onehot())

@@ -1,0 +1,323 @@
+r"""The per-row terms of the softmax losses, one function per option, each with its derivation.
+
+Notation (as in ``_softmax.py``): logits :math:`z` with the classes last;
+:math:`z' = \operatorname{cap}_s(z)/T`; :math:`m = \max_c z'_c`;
+:math:`\sigma = z' - m \le 0`; :math:`\ell = \log\sum_c e^{\sigma_c} \ge 0`;
+:math:`\operatorname{LSE} = m + \ell`; class weights :math:`w`; a target :math:`t`
+(one-hot :math:`e_y` for a label) and its smoothed form :math:`\tilde t`.
+
+The loss of a row is :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` with
+:math:`A = \sum_c w_c\tilde t_c` and :math:`B = \sum_c w_c\tilde t_c\sigma_c`, and its
+gradient with respect to :math:`z'` is :math:`(A + 2\lambda\omega\operatorname{LSE})\,p
+- w\odot\tilde t`. The generic (Array API) path, the fused CPU kernels (which return
+:math:`m, \ell, \sigma_y, \sum_c w_c\sigma_c` per row) and the value-and-gradient entry
+points of ``_softmax.py`` all build these quantities with the functions below, so each
+formula has one home.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from .._xp import Array, log_sum_exp_shifted, namespace
+from ._batch import Batch, class_mask, label_batch, loss_options
+from ._reduction import weighted_term
+
+__all__ = [
+    "LabelledSoftmax",
+    "SoftmaxRows",
+    "chain_rule",
+    "label_target_gradient",
+    "label_terms",
+    "labelled_softmax",
+    "log_prob_of_labels",
+    "p_coefficient",
+    "probs",
+    "probs_minus_onehot",
+    "row_loss",
+    "smoothing_coefficients",
+    "softmax_rows",
+    "target_terms",
+    "tempered_log_softmax",
+    "weighted_class_sum",
+    "z_loss_term",
+]
+
+
+# --------------------------------------------------------- soft-cap and temperature
+
+
+@dataclass
+class SoftmaxRows:
+    """Per-row quantities of the transformed logits :math:`z'`, class axis last."""
+
+    z: Array  # the logits as given (compute dtype), for the chain rule
+    shifted: Array | None  # sigma = z' - m <= 0 (None from the fused kernels)
+    ell: Array  # log sum exp(sigma) >= 0, keepdims
+    lse: Array  # m + ell, keepdims
+
+
+def _divide(x: Array, temperature: float) -> Array:
+    """``x / T``; a quotient beyond the dtype's range is +-inf, its correctly rounded value.
+
+    NumPy would warn about that overflow; the warning is not a defect of the input.
+    """
+    with np.errstate(over="ignore"):
+        return x / temperature
+
+
+def softmax_rows(
+    z: Array, *, soft_cap: float | None, temperature: float, xp: ModuleType
+) -> SoftmaxRows:
+    r"""The log-partition of :math:`z' = \operatorname{cap}_s(z)/T` and the shifted logits.
+
+    Soft-capping :math:`\operatorname{cap}_s(z) = s\tanh(z/s)` (Gemma 2) bounds the
+    logits to :math:`(-s, s)`. The temperature divides the *shifted* capped logits,
+    :math:`\sigma = (\operatorname{cap}_s(z) - \max_c \operatorname{cap}_s(z_c))/T`,
+    which equals :math:`z' - \max_c z'_c` for :math:`T > 0`. Dividing first would
+    overflow huge finite logits to ``inf`` for :math:`T < 1` and give ``inf - inf =
+    NaN`` (issue 10, item 9); shifted first, :math:`\sigma \le 0` and :math:`\ell`
+    stay finite, and only :math:`\operatorname{LSE}` (used by the z-loss) can overflow.
+    """
+    capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
+    top = xp.max(capped, axis=-1, keepdims=True)
+    shifted = capped - top
+    if temperature != 1.0:
+        shifted = _divide(shifted, temperature)
+        top = _divide(top, temperature)
+    ell = log_sum_exp_shifted(shifted, xp=xp)
+    return SoftmaxRows(z=z, shifted=shifted, ell=ell, lse=top + ell)
+
+
+def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Array:
+    r""":math:`\log\operatorname{softmax}(x/T)` over the last axis, shifted before dividing.
+
+    As in :func:`softmax_rows`, :math:`(x - \max x)/T` cannot overflow where
+    :math:`x/T` would for :math:`T < 1` (issue 10, item 9). A row whose maximum is not
+    finite is not shifted (as ``_xp.log_softmax``).
+    """
+    top = xp.max(x, axis=-1, keepdims=True)
+    shifted = x - xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    if temperature != 1.0:
+        shifted = _divide(shifted, temperature)
+    return shifted - log_sum_exp_shifted(shifted, xp=xp)
+
+
+def chain_rule(
+    grad: Array, z: Array, *, soft_cap: float | None, temperature: float, xp: ModuleType
+) -> Array:
+    r"""Multiply :math:`\partial L/\partial z'` by :math:`\partial z'/\partial z`.
+
+    .. math:: \frac{\partial z'_c}{\partial z_c}
+              = \frac{1}{T}\,\frac{d}{dz_c}\,s\tanh(z_c/s) = \frac{1 - \tanh^2(z_c/s)}{T}
+
+    (the cap's factor is 1 without soft-capping). The fused kernels apply the
+    :math:`1/T` through their per-row coefficients (soft-capping disables them).
+    """
+    if soft_cap is not None:
+        t = xp.tanh(z / soft_cap)
+        grad = grad * (1 - t * t)
+    if temperature != 1.0:
+        grad = grad / temperature
+    return grad
+
+
+def probs(rows: SoftmaxRows, *, xp: ModuleType) -> Array:
+    r""":math:`p = \operatorname{softmax}(z') = e^{\sigma - \ell}`."""
+    assert rows.shifted is not None  # the generic path keeps the shifted logits
+    return xp.exp(rows.shifted - rows.ell)
+
+
+# --------------------------------------------------------------------- label smoothing
+
+
+def smoothing_coefficients(eps: float, classes: int) -> tuple[float, float]:
+    r"""``(keep, spread)`` with :math:`\tilde t = \text{keep}\cdot t + \text{spread}`.
+
+    Label smoothing (Szegedy et al. 2016) mixes the target with the uniform
+    distribution: :math:`\tilde t = (1-\varepsilon)\,t + \varepsilon/C`. Every smoothed
+    quantity below is linear in :math:`\tilde t`, so it is ``keep`` times the unsmoothed
+    quantity plus ``spread`` times the same quantity for the all-ones target.
+    """
+    return 1.0 - eps, eps / classes
+
+
+# ---------------------------------------------------------------------- class weights
+
+
+def weighted_class_sum(values: Array, weight: Array | None, *, xp: ModuleType) -> Array:
+    r""":math:`\sum_c w_c v_c` over the last axis (kept), a class of weight 0 absent.
+
+    With :math:`v = \sigma` this is the smoothing part of :math:`B`; a ``-inf`` logit
+    on a class of weight 0 contributes 0, not :math:`0\cdot(-\infty)` = NaN.
+    """
+    terms = values if weight is None else weighted_term(weight, values, xp=xp)
+    return xp.sum(terms, axis=-1, keepdims=True)
+
+
+def label_terms(
+    shifted_y: Array,
+    smooth_b: Array | None,
+    row_weight: Array,
+    weight: Array | None,
+    *,
+    eps: float,
+    classes: int,
+    xp: ModuleType,
+) -> tuple[Array, Array]:
+    r""":math:`A` and :math:`B` for integer labels (keepdims).
+
+    With :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` and
+    :math:`\omega = w_y` (``row_weight``):
+
+    .. math:: A = (1-\varepsilon)\,w_y + \tfrac{\varepsilon}{C}\textstyle\sum_c w_c,
+              \qquad
+              B = (1-\varepsilon)\,w_y\sigma_y + \tfrac{\varepsilon}{C}\textstyle\sum_c w_c\sigma_c
+
+    where ``smooth_b`` is :math:`\sum_c w_c\sigma_c` (needed only when
+    :math:`\varepsilon > 0`). A label of weight 0 is absent even where
+    :math:`\sigma_y = -\infty` (issue 10, item 7): :math:`w_y\sigma_y` is formed by
+    :func:`weighted_term`.
+    """
+    b_label = weighted_term(row_weight, shifted_y, xp=xp)
+    if not eps:
+        return row_weight, b_label
+    assert smooth_b is not None  # computed whenever smoothing is on
+    keep, spread = smoothing_coefficients(eps, classes)
+    total_w = float(classes) if weight is None else xp.sum(weight)
+    return keep * row_weight + spread * total_w, keep * b_label + spread * smooth_b
+
+
+def label_target_gradient(
+    safe: Array,
+    row_weight: Array,
+    weight: Array | None,
+    *,
+    eps: float,
+    like: Array,
+    xp: ModuleType,
+) -> Array:
+    r"""The target part of the gradient, shaped like ``like``.
+
+    .. math:: w\odot\tilde t = (1-\varepsilon)\,w_y e_y + \tfrac{\varepsilon}{C}\,w
+    """
+    classes = like.shape[-1]
+    keep, spread = smoothing_coefficients(eps, classes)
+    term = xp.where(class_mask(safe, classes, xp=xp), keep * row_weight, xp.zeros_like(like))
+    if eps:
+        term = term + spread * (1.0 if weight is None else weight)
+    return term
+
+
+def target_terms(
+    shifted: Array, targets: Array, weight: Array | None, *, eps: float, xp: ModuleType
+) -> tuple[Array, Array, Array, Array]:
+    r""":math:`A`, :math:`B`, :math:`\omega` and :math:`w\odot\tilde t` for probability targets.
+
+    .. math:: A = \textstyle\sum_c w_c\tilde t_c, \quad B = \sum_c w_c\tilde t_c\sigma_c,
+              \quad \omega = \sum_c w_c t_c
+
+    The example weight :math:`\omega` is that of the *unsmoothed* target, so a one-hot
+    row weighs :math:`w_y` as an integer label does.
+    """
+    keep, spread = smoothing_coefficients(eps, targets.shape[-1])
+    smoothed = keep * targets + spread if eps else targets
+    wt = smoothed if weight is None else weight * smoothed
+    a = xp.sum(wt, axis=-1, keepdims=True)
+    b = xp.sum(weighted_term(wt, shifted, xp=xp), axis=-1, keepdims=True)
+    omega = xp.ones_like(a) if weight is None else xp.sum(weight * targets, axis=-1, keepdims=True)
+    return a, b, omega, wt
+
+
+# ----------------------------------------------------------------------------- z-loss
+
+
+def z_loss_term(z_loss: float, omega: Array, lse: Array) -> Array:
+    r"""The z-loss :math:`\lambda\,\omega\,\operatorname{LSE}^2` (PaLM, arXiv:2204.02311).
+
+    Its derivative with respect to :math:`z'` is :math:`2\lambda\omega\operatorname{LSE}\,p`
+    (since :math:`\partial\operatorname{LSE}/\partial z' = p`): see :func:`p_coefficient`.
+    """
+    return z_loss * omega * (lse * lse)
+
+
+def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+    r"""The factor of :math:`p` in :math:`\partial L/\partial z'`: :math:`A + 2\lambda\omega\,LSE`.
+
+    The cross-entropy part :math:`A\operatorname{LSE} - \sum_c w_c\tilde t_c z'_c` has
+    derivative :math:`A p - w\odot\tilde t`; the z-loss adds :math:`2\lambda\omega
+    \operatorname{LSE}\,p`.
+    """
+    return a + 2 * z_loss * omega * lse if z_loss else a
+
+
+def row_loss(rows: SoftmaxRows, a: Array, b: Array, omega: Array, *, z_loss: float) -> Array:
+    r"""Per-row loss :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` (batch shape).
+
+    :math:`A\ell \ge 0` and :math:`-B \ge 0`, so the sum has no cancellation.
+    """
+    loss = a * rows.ell - b
+    if z_loss:
+        loss = loss + z_loss_term(z_loss, omega, rows.lse)
+    return loss[..., 0]
+
+
+# ------------------------------------------------------------------- labels' log p_y
+
+
+def log_prob_of_labels(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\log p_y = \sigma_y - \ell \le 0` (keepdims), clipped at 0 against rounding."""
+    assert rows.shifted is not None
+    log_p_y = xp.take_along_axis(rows.shifted, safe[..., None], axis=-1) - rows.ell
+    return xp.minimum(log_p_y, xp.zeros_like(log_p_y))
+
+
+def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
+    r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`."""
+    p = probs(rows, xp=xp)
+    return xp.where(class_mask(safe, p.shape[-1], xp=xp), p - 1, p)
+
+
+@dataclass
+class LabelledSoftmax:
+    """Integer labels under the plain softmax of the logits: the base of focal and poly-1."""
+
+    batch: Batch  # example weights w_y (0 on ignored rows), layout, reduction
+    rows: SoftmaxRows
+    safe: Array  # the labels, ignored rows pointing at class 0
+    log_p_y: Array  # keepdims, <= 0
+
+    def probs_minus_onehot(self) -> Array:
+        r""":math:`p - e_y`, the gradient of :math:`-\log p_y`."""
+        return probs_minus_onehot(self.rows, self.safe, xp=self.batch.xp)
+
+
+def labelled_softmax(
+    logits: object,
+    labels: object,
+    *,
+    axis: int,
+    weight: object,
+    ignore_index: int | None,
+    reduction: str,
+    base: float | None,
+    validate: bool,
+) -> LabelledSoftmax:
+    r"""Validate logits and integer labels once; :math:`\log p_y` by the generic path."""
+    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
+    given = label_batch(
+        z,
+        y,
+        loss_options(reduction=reduction, base=base),
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
+    )
+    rows = softmax_rows(given.values, soft_cap=None, temperature=1.0, xp=xp)
+    safe = given.labels.safe
+    return LabelledSoftmax(given.batch, rows, safe, log_prob_of_labels(rows, safe, xp=xp))
