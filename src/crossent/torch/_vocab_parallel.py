@@ -67,10 +67,10 @@ gradients need the global :math:`\operatorname{LSE}`, known only after the forwa
 collectives), and ends its backward with one ``all_reduce(SUM)`` of the input gradient
 :math:`\sum_r G_r W_r` (each rank holds only its slice's part).
 
-The option terms (smoothing coefficients, z-loss, chain rule) are written here in torch,
-from the formulas of :mod:`crossent.losses._softmax` (module docstring,
-``_label_terms``, ``_loss``, ``_grad_wrt_transformed`` and ``_chain``), because
-:func:`vocab_parallel_cross_entropy` needs them split across ranks; keep them in step.
+The option terms come from :mod:`crossent.losses._terms`, the one home of each formula
+(smoothing coefficients and the :math:`A, B` of a label, the weighted class sums, the
+z-loss and its gradient coefficient, the soft-cap/temperature chain rule), called here on
+torch tensors through the Array API; only their split across ranks is written here.
 
 Checks run before the first collective where every rank sees the same data (options,
 label range against the global :math:`V`, class weights, shapes of the replicated
@@ -90,7 +90,17 @@ import torch
 import torch.distributed as dist
 
 from .._checks import check_scalar
+from .._xp import namespace
 from ..errors import InputError, InputTypeError
+from ..losses._terms import (
+    SoftmaxRows,
+    chain_rule,
+    label_terms,
+    p_coefficient,
+    row_loss,
+    smoothing_coefficients,
+    weighted_class_sum,
+)
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -217,7 +227,7 @@ class _Labels:
     owned: Tensor  # rows whose label lies in this rank's slice (bool)
     local: Tensor  # label - offset where owned, else 0 (int64)
     w_y: Tensor  # w_{y_i} (1 without class weights), compute dtype
-    total_weight: float | Tensor  # sum_c w_c over the whole vocabulary
+    weight: Tensor | None  # the class weights of the whole vocabulary (compute dtype)
     weight_local: Tensor | None  # this rank's slice of the class weights
     slice_weight: float | Tensor  # sum of this rank's slice of the class weights
 
@@ -247,47 +257,48 @@ def _labels(
     local = torch.where(owned, safe - lo, torch.zeros_like(safe))
     if weight is None:
         w_y = torch.ones(safe.shape, dtype=dtype, device=safe.device)
-        return _Labels(
-            layout.classes, safe, active, owned, local, w_y, float(layout.classes), None, width
-        )
+        return _Labels(layout.classes, safe, active, owned, local, w_y, None, None, width)
     w = weight.to(dtype)
     w_y = w[safe.clamp(0, w.shape[0] - 1)]  # the label range is checked after the MAX
     w_local = w[lo : lo + width]
     if w_local.shape[0] != width:
         w_local = torch.zeros(width, dtype=dtype, device=w.device)
-    return _Labels(layout.classes, safe, active, owned, local, w_y, w.sum(), w_local, w_local.sum())
+    return _Labels(layout.classes, safe, active, owned, local, w_y, w, w_local, w_local.sum())
 
 
 # --------------------------------------------------------------------------- local pass
 
 
-def _transform(z: Tensor, opts: _Options) -> Tensor:
-    if opts.soft_cap is not None:
-        z = opts.soft_cap * torch.tanh(z / opts.soft_cap)
-    if opts.temperature != 1.0:
-        z = z / opts.temperature
-    return z
+def _capped(z: Tensor, opts: _Options) -> Tensor:
+    """``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``."""
+    return z if opts.soft_cap is None else opts.soft_cap * torch.tanh(z / opts.soft_cap)
 
 
-def _chain(grad: Tensor, z: Tensor, opts: _Options) -> Tensor:
-    """Multiply ``d/dz'`` by ``dz'/dz`` (soft-capping, then temperature)."""
-    if opts.soft_cap is not None:
-        t = torch.tanh(z / opts.soft_cap)
-        grad = grad * (1 - t * t)
-    if opts.temperature != 1.0:
-        grad = grad / opts.temperature
-    return grad
+def _tempered(shift: Tensor, opts: _Options) -> Tensor:
+    """Divide a *shifted* capped logit by the temperature (no overflow for ``T < 1``).
+
+    As :func:`crossent.losses._terms.softmax_rows`: :math:`\\sigma = (c - \\max c) / T`, so
+    the maxima exchanged between ranks are those of the capped logits ``c``, undivided.
+    """
+    return shift if opts.temperature == 1.0 else shift / opts.temperature
+
+
+def _xp() -> Any:
+    """The Array API namespace of torch tensors, for the :mod:`crossent.losses._terms` helpers."""
+    return namespace(torch.empty(0), names=("input",))[0]
 
 
 @dataclass
 class _Local:
     """One rank's per-row summary of its slice (see the module docstring)."""
 
-    top: Tensor  # m_ir, -inf where the slice is empty or all -inf (or NaN)
-    rest: Tensor  # sum of exp(z' - ref) over the terms below ref
+    # With c the capped logits, ref = max_c over the slice (0 if none is finite) and
+    # sigma_r = (c - ref) / T <= 0:
+    top: Tensor  # max of c over the slice; -inf where it is empty or all -inf (or NaN)
+    rest: Tensor  # sum of exp(sigma_r) over the terms below ref
     ties: Tensor  # number of terms equal to ref
-    target: Tensor  # z'_y - ref on the owner of the label, else 0
-    smooth: Tensor | None  # sum_c w_c (z'_c - ref) over the slice (0 * inf = 0)
+    target: Tensor  # sigma_r at the label on the rank that owns it, else 0
+    smooth: Tensor | None  # sum_c w_c sigma_r,c over the slice (0 * inf = 0)
     bad: Tensor  # number of NaN and +inf logits (scalar)
 
 
@@ -299,11 +310,11 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: _Options) -> _Loc
     if width == 0:
         smooth = zeros if opts.label_smoothing else None
         return _Local(zeros - math.inf, zeros, zeros, zeros, smooth, bad)
-    zt = _transform(z, opts)
-    top = zt.amax(dim=1)
+    capped = _capped(z, opts)
+    top = capped.amax(dim=1)
     present = top > -math.inf  # False for -inf and NaN maxima
     ref = torch.where(present, top, zeros)
-    shifted = zt - ref[:, None]
+    shifted = _tempered(capped - ref[:, None], opts)
     at_max = shifted == 0
     rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
     ties = at_max.sum(dim=1).to(z.dtype)
@@ -311,9 +322,7 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: _Options) -> _Loc
     target = torch.where(owned, shifted.gather(1, local[:, None])[:, 0], zeros)
     smooth = None
     if opts.label_smoothing:
-        w = labels.weight_local
-        terms = shifted if w is None else w * torch.where(w != 0, shifted, 0.0)
-        smooth = terms.sum(dim=1)
+        smooth = weighted_class_sum(shifted, labels.weight_local, xp=_xp())[:, 0]
     return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
 
 
@@ -336,9 +345,9 @@ def _cat(parts: list[_Local]) -> _Local:
 class _Rows:
     """The global per-row statistics, identical on every rank after the two collectives."""
 
-    m: Tensor
+    m: Tensor  # max_c of the capped logits (undivided by T)
     ell: Tensor
-    target: Tensor  # sigma_{i y_i} = z'_{i y_i} - m_i
+    target: Tensor  # sigma_{i y_i} = (c_{i y_i} - m_i) / T
     smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic
 
 
@@ -359,20 +368,23 @@ def _max_and_sizes(
     return buffer[:-world].to(local.top.dtype), sizes
 
 
-def _sum(local: _Local, labels: _Labels, m: Tensor, group: Any, *, check: bool) -> _Rows:
+def _sum(
+    local: _Local, labels: _Labels, m: Tensor, opts: _Options, group: Any, *, check: bool
+) -> _Rows:
     """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
     present = local.top > -math.inf
     ref = torch.where(present, local.top, torch.zeros_like(m))
-    # m - ref >= 0 where present; elsewhere the slice adds nothing to the exponentials.
+    # (ref - m) / T <= 0 where present; elsewhere the slice adds nothing to the exponentials.
     at_top = present & (ref == m)
-    moved = torch.where(present, (local.rest + local.ties) * torch.exp(ref - m), 0.0)
+    delta = _tempered(ref - m, opts)
+    moved = torch.where(present, (local.rest + local.ties) * torch.exp(delta), 0.0)
     columns = [
         torch.where(at_top, local.rest, moved),
         torch.where(at_top, local.ties, torch.zeros_like(m)),
-        local.target + torch.where(labels.owned, ref - m, torch.zeros_like(m)),
+        local.target + torch.where(labels.owned, delta, torch.zeros_like(m)),
     ]
     if local.smooth is not None:
-        columns.append(local.smooth + labels.slice_weight * (ref - m))
+        columns.append(local.smooth + labels.slice_weight * delta)
     stacked = torch.stack(columns, dim=1).reshape(-1)
     buffer = torch.cat([stacked, local.bad.to(m.dtype).reshape(1)])
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
@@ -432,7 +444,7 @@ def _global_rows(
         local = local_pass(labels)
     if check:
         _check_label_range(target, layout.classes, opts.ignore_index)
-    return labels, _sum(local, labels, m, group, check=check)
+    return labels, _sum(local, labels, m, opts, group, check=check)
 
 
 # --------------------------------------------------------------------------- loss and gradient
@@ -442,7 +454,7 @@ def _global_rows(
 class _Coefficients:
     """Per-row coefficients of the gradient ``c p - g e_y - u w`` (before the upstream)."""
 
-    m: Tensor
+    m: Tensor  # max of the capped logits, undivided
     ell: Tensor
     p_coef: Tensor  # A + 2 lambda omega LSE
     target_coef: Tensor  # (1 - eps) omega
@@ -450,28 +462,32 @@ class _Coefficients:
 
 
 def _loss_rows(rows: _Rows, labels: _Labels, opts: _Options) -> tuple[Tensor, _Coefficients]:
-    """Per-row losses (0 on ignored rows) and the coefficients the backward needs."""
-    eps, vocabulary = opts.label_smoothing, labels.vocabulary
-    w_y = labels.w_y
+    """Per-row losses (0 on ignored rows) and the coefficients the backward needs.
+
+    The global per-row statistics go through the same helpers as the unsharded loss:
+    :func:`~crossent.losses._terms.label_terms` (with the whole vocabulary's size and
+    class weights), :func:`~crossent.losses._terms.row_loss` and
+    :func:`~crossent.losses._terms.p_coefficient`.
+    """
+    xp, eps, vocabulary = _xp(), opts.label_smoothing, labels.vocabulary
     zeros = torch.zeros_like(rows.ell)
-    # weighted_term: a zero weight times a -inf logit is an absent term, not NaN.
-    wy_sigma = w_y * torch.where(w_y != 0, rows.target, zeros)
-    if eps:
-        assert rows.smooth is not None  # formed whenever smoothing is on
-        a = (1 - eps) * w_y + (eps / vocabulary) * labels.total_weight
-        b = (1 - eps) * wy_sigma + (eps / vocabulary) * rows.smooth
-    else:
-        a, b = w_y, wy_sigma
-    omega = torch.where(labels.active, w_y, zeros)
-    lse = rows.m + rows.ell
-    loss = a * rows.ell - b
-    p_coef = a
-    if opts.z_loss:
-        loss = loss + opts.z_loss * omega * (lse * lse)
-        p_coef = a + 2 * opts.z_loss * omega * lse
-    loss = torch.where(labels.active, loss, zeros)
-    uniform = eps / vocabulary if eps else 0.0
-    coefs = _Coefficients(rows.m, rows.ell, p_coef, (1 - eps) * omega, uniform)
+    omega = torch.where(labels.active, labels.w_y, zeros)[:, None]
+    smooth = None if rows.smooth is None else rows.smooth[:, None]
+    a, b = label_terms(
+        rows.target[:, None],
+        smooth,
+        labels.w_y[:, None],
+        labels.weight,
+        eps=eps,
+        classes=vocabulary,
+        xp=xp,
+    )
+    lse = (_tempered(rows.m, opts) + rows.ell)[:, None]
+    summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
+    loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
+    keep, spread = smoothing_coefficients(eps, vocabulary)
+    p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
+    coefs = _Coefficients(rows.m, rows.ell, p_coef, keep * omega[:, 0], spread if eps else 0.0)
     return loss, coefs
 
 
@@ -486,8 +502,7 @@ def _chunk_gradient(
     """``scale_i * dL_i/dz`` for a block of rows of this rank's slice (raw logits ``z``)."""
     if z.shape[1] == 0:
         return torch.zeros_like(z)
-    zt = _transform(z, opts)
-    sigma = zt - coefs.m[rows, None]
+    sigma = _tempered(_capped(z, opts) - coefs.m[rows, None], opts)
     p = torch.exp(sigma - coefs.ell[rows, None])
     s = scale[rows]
     grad = (s * coefs.p_coef[rows])[:, None] * p
@@ -498,7 +513,7 @@ def _chunk_gradient(
         w = labels.weight_local
         u = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if w is None else w
         grad = grad - (coefs.uniform * s)[:, None] * u[None, :]
-    return _chain(grad, z, opts)
+    return chain_rule(grad, z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=_xp())
 
 
 def _row_blocks(rows: int, width: int, chunk_size: int | None) -> list[slice]:
