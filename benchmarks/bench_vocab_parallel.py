@@ -1,7 +1,7 @@
 """Vocab-parallel linear cross-entropy against gathering the full logits, on 2 gloo ranks.
 
     python benchmarks/bench_vocab_parallel.py [--rows 4096] [--features 1024]
-        [--classes 32000] [--ranks 2] [--steps 3]
+        [--classes 32000] [--ranks 2] [--steps 3] [--repeats 1]
 
 Each rank holds half of the classifier's rows (``V / ranks`` of them) and the same hidden
 states and labels (float32, CPU, one thread per rank). One step is a forward and a backward
@@ -14,7 +14,9 @@ that leaves ``dL/dh`` (the same on every rank), ``dL/dW_r`` and ``dL/db_r`` on e
   the local slice of the logits' gradient gives ``dW_r``, ``db_r`` and this rank's part of
   ``dh``, which one ``all_reduce`` sums (what one writes without a vocab-parallel loss).
 
-Each contender runs in its own pair of spawned processes, so the peak RSS is its own.
+Each contender runs in its own pair of spawned processes, so the peak RSS is its own;
+with ``--repeats R`` the contenders alternate (A B B A ...) ``R`` times each, so a change
+in the machine's load falls on both, and the report gives each repeat.
 "bytes" is the payload each rank hands to collectives per step (all-reduce: the
 buffer; all-gather: the gathered output), counted by wrapping ``torch.distributed``;
 a ring all-reduce moves about twice its buffer over the wire. Times are medians of
@@ -159,12 +161,17 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=32000)
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
     import torch.multiprocessing as mp
 
     results = []
-    for contender in ("crossent", "gather"):
+    order: list[str] = []
+    for repeat in range(args.repeats):
+        pair = ["crossent", "gather"]
+        order += pair if repeat % 2 == 0 else pair[::-1]
+    for contender in order:
         args.contender = contender
         queue = mp.get_context("spawn").SimpleQueue()
         mp.start_processes(
