@@ -55,8 +55,14 @@ Documented differences from PyTorch: a batch whose every target is ignored has m
 0 (zero gradients), not NaN; bf16/fp16 input gives a float32 loss;
 ``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
 ignoring them; ``size_average``/``reduce`` are not accepted.
+
+Distributed training and evaluation (``_vocab_parallel.py``, ``_distributed_state.py``):
+:func:`vocab_parallel_cross_entropy` and :func:`vocab_parallel_linear_cross_entropy`
+are the softmax cross-entropy with the vocabulary sharded across a tensor-parallel
+group; :func:`all_reduce_state` merges an :class:`crossent.EvaluationState` across ranks.
 """
 
+from ._distributed_state import all_reduce_state
 from ._family import (
     binary_cross_entropy_with_logits,
     distillation_loss,
@@ -72,6 +78,7 @@ from ._modules import (
     SigmoidFocalLoss,
     SoftmaxFocalLoss,
 )
+from ._vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 __all__ = [
     "BCEWithLogitsLoss",
@@ -80,6 +87,7 @@ __all__ = [
     "LinearCrossEntropyLoss",
     "SigmoidFocalLoss",
     "SoftmaxFocalLoss",
+    "all_reduce_state",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "distillation_loss",
@@ -87,4 +95,6 @@ __all__ = [
     "linear_head_cross_entropy",
     "sigmoid_focal_loss",
     "softmax_focal_loss",
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
 ]

@@ -1,0 +1,192 @@
+r"""Merge every rank's :class:`~crossent.EvaluationState` across a ``torch.distributed`` group.
+
+An :class:`~crossent.EvaluationState` is a fixed-size summary (sums, counts, calibration
+bins and the ``keep`` most surprising rows), and ``merge`` adds two of them. Across
+ranks the same merge takes three collectives whose sizes depend on the number of classes,
+bins and ``keep`` only, never on the number of examples (no prediction is gathered):
+
+1. ``all_gather`` of four integers per rank: a fingerprint of (classes, binning, ``keep``),
+   the rank's example count, and how many surprising rows it keeps. A mismatch raises
+   the same :class:`~crossent.errors.InputError` on every rank; the counts give each
+   rank's first global row (the ranks' data concatenated in rank order).
+2. ``all_reduce(SUM)`` of one float64 vector: the five score sums, the per-class counts
+   and surprisal sums, and the bins' counts, confidence sums and hits (counts are
+   integers below :math:`2^{53}`, so they add exactly).
+3. ``all_gather`` of each rank's ``keep`` most surprising rows as (surprisal, global
+   row) pairs, from which every rank takes the ``keep`` highest (ties to the lower row),
+   as ``merge`` does. Skipped when ``keep = 0``.
+
+Sums of floats are exact up to reassociation (the all-reduce adds in its own order), as
+for ``merge`` in another order; counts, bins' counts and the surprising rows are exact.
+
+This module reads the state's fields directly (``EvaluationState`` has no public
+pack/unpack yet): if a field is added to the state, add it to ``_FIELDS`` and to the
+packing below; a test checks that the list matches the state's attributes.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..calibration import EvaluationState
+from ..errors import InputError
+
+__all__ = ["all_reduce_state"]
+
+#: The attributes of an ``EvaluationState``, all handled below.
+_FIELDS = frozenset(
+    {
+        "_spec",
+        "classes",
+        "keep",
+        "n",
+        "_sums",
+        "_class_count",
+        "_class_surprisal",
+        "_bins",
+        "_surprising",
+    }
+)
+
+
+def _fingerprint(state: EvaluationState) -> int:
+    """A checksum of what must agree for two states to merge (stable across processes)."""
+    return zlib.crc32(repr((state.classes, state.spec, state.keep)).encode())
+
+
+def _device(group: Any) -> torch.device:
+    """Where the messages live: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _pack(state: EvaluationState) -> np.ndarray:
+    bins = state._bins
+    return np.concatenate(
+        [
+            state._sums,
+            state._class_count.astype(np.float64),
+            state._class_surprisal,
+            np.ravel(bins.count),
+            np.ravel(bins.confidence_sum),
+            np.ravel(bins.hits),
+        ]
+    )
+
+
+def _unpack(state: EvaluationState, vector: np.ndarray, n: int, surprising: list[Any]) -> Any:
+    """A new state like ``state`` holding the merged fields."""
+    classes, shape = state.classes, state._bins.count.shape
+    cells = int(np.prod(shape))
+    parts = np.split(vector, np.cumsum([5, classes, classes, cells, cells]))
+    merged = EvaluationState.__new__(EvaluationState)
+    merged.__dict__.update(state.__dict__)
+    merged.n = n
+    merged._sums = parts[0]
+    merged._class_count = np.rint(parts[1]).astype(np.int64)
+    merged._class_surprisal = parts[2]
+    merged._bins = type(state._bins)(*(np.reshape(p, shape) for p in parts[3:6]))
+    merged._surprising = surprising
+    return merged
+
+
+def all_reduce_state(
+    state: EvaluationState, *, group: Any = None, row_offset: int | None = None
+) -> EvaluationState:
+    """Every rank's evaluation state merged across ``group``: the whole data set's state.
+
+    Parameters
+    ----------
+    state : EvaluationState
+        This rank's state; every rank's must have the same classes, binning and ``keep``.
+    group : ProcessGroup, optional
+        Default: the world.
+    row_offset : int, optional
+        Added to this rank's row numbers of the most surprising examples. Default: the
+        number of examples on the lower ranks, so rows are numbered as in the ranks'
+        data concatenated in rank order (each rank having numbered its own rows from 0).
+        Pass 0 when the ranks already gave global row numbers (``first_row=`` in
+        ``update``).
+
+    Returns
+    -------
+    EvaluationState
+        A new state (the input is unchanged), the same on every rank; its ``compute()``
+        gives the metrics of the whole evaluation set.
+
+    Raises
+    ------
+    InputError
+        On every rank, when the ranks' states cannot be merged (different classes,
+        binning or ``keep``), or no process group is initialised.
+
+    See Also
+    --------
+    crossent.EvaluationState.merge : the same merge within one process.
+
+    Notes
+    -----
+    Three collectives (two without ``keep``), each of fixed size: see the module
+    docstring. With NCCL the messages go through the current GPU.
+
+    Examples
+    --------
+    On each rank of ``torchrun --nproc-per-node=4 eval.py``::
+
+        state = crossent.EvaluationState(classes)
+        for logits, labels in my_shard_of_the_loader:
+            state.update(logits.numpy(), labels.numpy(), form="logits")
+        summary = crossent.torch.all_reduce_state(state).compute()
+    """
+    if not isinstance(state, EvaluationState):
+        raise InputError(f"`state` must be an EvaluationState; got {type(state).__name__}")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise InputError(
+            "all_reduce_state needs an initialised torch.distributed process group; "
+            "call torch.distributed.init_process_group first (e.g. under torchrun)"
+        )
+    group = dist.group.WORLD if group is None else group
+    device = _device(group)
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+
+    header = torch.tensor(
+        [_fingerprint(state), state.n, len(state._surprising)], dtype=torch.int64, device=device
+    )
+    headers = [torch.empty_like(header) for _ in range(world)]
+    dist.all_gather(headers, header, group=group)
+    table = [[int(v) for v in h.tolist()] for h in headers]
+    different = [r for r in range(world) if table[r][0] != table[0][0]]
+    if different:
+        raise InputError(
+            "cannot merge evaluation states with different classes, binning or `keep` "
+            f"across ranks: rank(s) {different} differ from rank 0 (this rank {rank}: "
+            f"{state.classes} classes, {state.spec}, keep={state.keep})"
+        )
+    counts = [row[1] for row in table]
+    n = sum(counts)
+
+    sums = torch.from_numpy(_pack(state)).to(device)
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=group)
+
+    surprising: list[tuple[float, int]] = []
+    if state.keep:
+        offset = sum(counts[:rank]) if row_offset is None else int(row_offset)
+        mine = torch.zeros((state.keep, 2), dtype=torch.float64, device=device)
+        if state._surprising:
+            mine[: len(state._surprising)] = torch.tensor(
+                [(value, row + offset) for value, row in state._surprising], dtype=torch.float64
+            )
+        gathered = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(gathered, mine, group=group)
+        for r, part in enumerate(gathered):
+            rows = part[: table[r][2]].cpu().tolist()
+            surprising += [(float(value), int(row)) for value, row in rows]
+        surprising = sorted(surprising, key=lambda item: (-item[0], item[1]))[: state.keep]
+
+    return _unpack(state, sums.cpu().numpy(), n, surprising)

@@ -1,0 +1,948 @@
+r"""Vocab-parallel softmax cross-entropy on ``torch.distributed``: the logits' class axis sharded.
+
+Design
+------
+Rank :math:`r` of a group of :math:`k` holds the contiguous slice
+:math:`[o_r, o_r + V_r)` of the :math:`V` classes (rank order; uneven sizes, empty slices
+allowed), and every rank holds the same integer labels. The loss is exactly the unsharded
+one of :func:`crossent.softmax_cross_entropy` (formula and names in
+:mod:`crossent.losses._softmax`):
+
+.. math::
+
+    L_i = A_i\,\ell_i - B_i + \lambda\,\omega_i\,\operatorname{LSE}_i^2,\qquad
+    A_i = (1-\varepsilon)\,w_{y_i} + \tfrac{\varepsilon}{V}\textstyle\sum_{c<V} w_c,\qquad
+    B_i = (1-\varepsilon)\,w_{y_i}\sigma_{i y_i}
+        + \tfrac{\varepsilon}{V}\textstyle\sum_{c<V} w_c\,\sigma_{ic}
+
+with :math:`z' = s\tanh(z/s)/T`, :math:`m_i = \max_c z'_{ic}`, :math:`\sigma = z' - m \le 0`,
+:math:`\ell_i = \log\sum_c e^{\sigma_{ic}}`, :math:`\operatorname{LSE} = m + \ell` and
+:math:`\omega_i = w_{y_i}` (0 on ignored rows). Every sum over classes is over the *whole*
+vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never the shard's
+(Megatron-LM issue #737 used the local size, so its loss changed with the parallel degree).
+
+**Forward: two collectives.** Each rank first summarises its slice per row against its
+own maximum :math:`m_{ir}` (0 where the slice is empty or all ``-inf``): the sum
+:math:`\rho_{ir}` of the terms below :math:`m_{ir}`, the number :math:`\tau_{ir}` of terms
+equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
+:math:`\sum_{c} w_c (z'_{ic} - m_{ir})` over its slice. Then
+
+1. ``all_reduce(MAX)`` of the row maxima, :math:`m_i = \max_r m_{ir}` (one value per row);
+2. ``all_reduce(SUM)`` of one ``(rows, 3 or 4)`` buffer (plus one flag entry) fusing the
+   sum of exponentials (as :math:`\rho` and :math:`\tau`), the target logit and the smoothing
+   sum, each first moved from :math:`m_{ir}` to :math:`m_i` locally:
+   :math:`\rho_{ir} + \tau_{ir}` times :math:`e^{m_{ir} - m_i}` where :math:`m_{ir} < m_i`,
+   and :math:`m_{ir} - m_i` (times the slice's weight sum) added to the others; both parts
+   of each sum are :math:`\le 0`, so there is no cancellation even for logits of
+   :math:`\pm 10^4`.
+
+Then :math:`\ell = \operatorname{log1p}(\rho + \tau - 1)`: the maximal terms are counted,
+not added, as in :func:`crossent._xp.log_sum_exp_shifted`, so a near-deterministic row keeps
+its tiny log-partition. The flag entry counts NaN and ``+inf`` logits on every rank, so a bad
+value on one rank raises the same :class:`~crossent.errors.InputError` on all of them (no
+rank is left waiting in a collective).
+
+**Slice sizes.** Known from the group's previous call (one ``all_gather`` of one integer per
+rank on a group's first call, or when the class weights' length says the vocabulary
+changed). The MAX all-reduce carries, after the row maxima, one slot per rank holding that
+rank's slice size (float64, ``-1`` elsewhere), so every call learns the true sizes at no
+extra collective; if the slicing changed since the cached call, every rank sees it at
+once and redoes its local pass with the new offsets before the SUM. A cache keyed on a
+rank's own shape would not do: ranks could hit and miss it differently and wait forever
+in different collectives.
+
+**Backward: no collectives** for :func:`vocab_parallel_cross_entropy`: each rank writes the
+gradient of its own slice,
+
+.. math:: \partial L_i / \partial z'_{ic} = (A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,
+          e^{\sigma_{ic} - \ell_i} - (1-\varepsilon)\,\omega_i [c = y_i]
+          - \tfrac{\varepsilon}{V} w_c,
+
+times the upstream gradient and the chain rule :math:`(1-\tanh^2(z/s))/T`, from the
+saved logits and the per-row :math:`m, \ell` and coefficients.
+:func:`vocab_parallel_linear_cross_entropy` computes the logits
+:math:`h W_r^\top + b_r` of its slice of the classifier chunk by chunk of rows (never the
+whole ``N x V_r`` block), recomputes them in backward (four matrix products in all, as the
+gradients need the global :math:`\operatorname{LSE}`, known only after the forward's
+collectives), and ends its backward with one ``all_reduce(SUM)`` of the input gradient
+:math:`\sum_r G_r W_r` (each rank holds only its slice's part).
+
+The option terms come from :mod:`crossent.losses._terms`, the one home of each formula
+(smoothing coefficients and the :math:`A, B` of a label, the weighted class sums, the
+z-loss and its gradient coefficient, the soft-cap/temperature chain rule), called here on
+torch tensors through the Array API; only their split across ranks is written here.
+
+Checks run before the first collective where every rank sees the same data (options,
+label range against the global :math:`V`, class weights, shapes of the replicated
+arguments), and after the collectives for the logits (NaN, ``+inf``, a row of ``-inf``),
+so every rank raises the same error. They run eagerly only (skipped under
+``torch.compile`` tracing); they read values on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from .._checks import check_scalar
+from .._xp import namespace
+from ..errors import InputError, InputTypeError
+from ..losses._terms import (
+    SoftmaxRows,
+    chain_rule,
+    label_terms,
+    p_coefficient,
+    row_loss,
+    smoothing_coefficients,
+    weighted_class_sum,
+)
+
+__all__ = [
+    "vocab_parallel_cross_entropy",
+    "vocab_parallel_linear_cross_entropy",
+]
+
+#: Elements of one chunk of logits (rows x local classes) formed at a time.
+_CHUNK_ELEMENTS = 1 << 22
+
+Tensor = torch.Tensor
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The validated options of one call (passed to the autograd Functions as one object)."""
+
+    ignore_index: int | None
+    reduction: str
+    label_smoothing: float
+    z_loss: float
+    soft_cap: float | None
+    temperature: float
+
+
+def _options(
+    *,
+    ignore_index: int | None,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    soft_cap: float | None,
+    temperature: float,
+) -> _Options:
+    if reduction not in ("mean", "sum", "none"):
+        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
+    return _Options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
+        z_loss=check_scalar(z_loss, name="z_loss", low=0.0),
+        soft_cap=None
+        if soft_cap is None
+        else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
+        temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
+    )
+
+
+def _eager() -> bool:
+    """Whether host-side checks may run (not while ``torch.compile`` traces)."""
+    return not torch.compiler.is_compiling()
+
+
+# --------------------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The class slices of a group: ``sizes[r]`` classes on rank ``r``, in rank order."""
+
+    sizes: tuple[int, ...]
+    rank: int
+
+    @property
+    def offset(self) -> int:
+        return sum(self.sizes[: self.rank])
+
+    @property
+    def local(self) -> int:
+        return self.sizes[self.rank]
+
+    @property
+    def classes(self) -> int:
+        return sum(self.sizes)
+
+
+#: The slice sizes of each group's latest call: every rank of a group sees the same calls,
+#: so every rank hits or misses together (a cache keyed on a rank's own data could not).
+_SIZES: dict[Any, tuple[int, ...]] = {}
+
+
+def _resolve(group: Any) -> Any:
+    if not (dist.is_available() and dist.is_initialized()):
+        raise InputError(
+            "vocab-parallel losses need an initialised torch.distributed process group; "
+            "call torch.distributed.init_process_group first (e.g. under torchrun)"
+        )
+    return dist.group.WORLD if group is None else group
+
+
+def _known_sizes(group: Any, width: int, device: Any, classes: int | None) -> tuple[int, ...]:
+    """The slice sizes of the group's latest call, or from one ``all_gather`` of the widths.
+
+    Gathered on a group's first call, and when the class weights' length (``classes``,
+    the same on every rank) says the vocabulary changed. The forward's MAX all-reduce
+    re-checks the sizes on every call at no extra cost (see :func:`_max_and_sizes`).
+    """
+    sizes = _SIZES.get(group)
+    if sizes is None or (classes is not None and classes != sum(sizes)):
+        mine = torch.tensor([width], dtype=torch.int64, device=device)
+        gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(gathered, mine, group=group)
+        sizes = tuple(int(t.item()) for t in gathered)
+        _SIZES[group] = sizes
+    return sizes
+
+
+# --------------------------------------------------------------------------- row terms
+
+
+@dataclass
+class _Labels:
+    """The replicated per-row label quantities (identical on every rank)."""
+
+    vocabulary: int  # V, the classes over all ranks
+    safe: Tensor  # labels, ignored rows set to 0 (int64)
+    active: Tensor  # rows that count (bool)
+    owned: Tensor  # rows whose label lies in this rank's slice (bool)
+    local: Tensor  # label - offset where owned, else 0 (int64)
+    w_y: Tensor  # w_{y_i} (1 without class weights), compute dtype
+    weight: Tensor | None  # the class weights of the whole vocabulary (compute dtype)
+    weight_local: Tensor | None  # this rank's slice of the class weights
+    slice_weight: float | Tensor  # sum of this rank's slice of the class weights
+
+
+def _labels(
+    target: Tensor,
+    weight: Tensor | None,
+    layout: _Layout,
+    width: int,
+    opts: _Options,
+    dtype: torch.dtype,
+) -> _Labels:
+    """The label quantities for ``layout``; shaped right (if wrong) for a stale layout.
+
+    ``width`` is this rank's actual number of classes. A stale layout (the slicing changed
+    since the cached call) gives wrong but well-shaped values, so no rank fails before the
+    MAX all-reduce reveals the true sizes and the local pass is redone.
+    """
+    active = (
+        torch.ones_like(target, dtype=torch.bool)
+        if opts.ignore_index is None
+        else target != opts.ignore_index
+    )
+    safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
+    lo = layout.offset
+    owned = (safe >= lo) & (safe < lo + width)
+    local = torch.where(owned, safe - lo, torch.zeros_like(safe))
+    if weight is None:
+        w_y = torch.ones(safe.shape, dtype=dtype, device=safe.device)
+        return _Labels(layout.classes, safe, active, owned, local, w_y, None, None, width)
+    w = weight.to(dtype)
+    w_y = w[safe.clamp(0, w.shape[0] - 1)]  # the label range is checked after the MAX
+    w_local = w[lo : lo + width]
+    if w_local.shape[0] != width:
+        w_local = torch.zeros(width, dtype=dtype, device=w.device)
+    return _Labels(layout.classes, safe, active, owned, local, w_y, w, w_local, w_local.sum())
+
+
+# --------------------------------------------------------------------------- local pass
+
+
+def _capped(z: Tensor, opts: _Options) -> Tensor:
+    """``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``."""
+    return z if opts.soft_cap is None else opts.soft_cap * torch.tanh(z / opts.soft_cap)
+
+
+def _tempered(shift: Tensor, opts: _Options) -> Tensor:
+    """Divide a *shifted* capped logit by the temperature (no overflow for ``T < 1``).
+
+    As :func:`crossent.losses._terms.softmax_rows`: :math:`\\sigma = (c - \\max c) / T`, so
+    the maxima exchanged between ranks are those of the capped logits ``c``, undivided.
+    """
+    return shift if opts.temperature == 1.0 else shift / opts.temperature
+
+
+def _xp() -> Any:
+    """The Array API namespace of torch tensors, for the :mod:`crossent.losses._terms` helpers."""
+    return namespace(torch.empty(0), names=("input",))[0]
+
+
+@dataclass
+class _Local:
+    """One rank's per-row summary of its slice (see the module docstring)."""
+
+    # With c the capped logits, ref = max_c over the slice (0 if none is finite) and
+    # sigma_r = (c - ref) / T <= 0:
+    top: Tensor  # max of c over the slice; -inf where it is empty or all -inf (or NaN)
+    rest: Tensor  # sum of exp(sigma_r) over the terms below ref
+    ties: Tensor  # number of terms equal to ref
+    target: Tensor  # sigma_r at the label on the rank that owns it, else 0
+    smooth: Tensor | None  # sum_c w_c sigma_r,c over the slice (0 * inf = 0)
+    bad: Tensor  # number of NaN and +inf logits (scalar)
+
+
+def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: _Options) -> _Local:
+    """Summarise a block of rows (raw logits ``z``, compute dtype) against its own maxima."""
+    n, width = z.shape
+    zeros = torch.zeros(n, dtype=z.dtype, device=z.device)
+    bad = (torch.isnan(z) | torch.isposinf(z)).sum()
+    if width == 0:
+        smooth = zeros if opts.label_smoothing else None
+        return _Local(zeros - math.inf, zeros, zeros, zeros, smooth, bad)
+    capped = _capped(z, opts)
+    top = capped.amax(dim=1)
+    present = top > -math.inf  # False for -inf and NaN maxima
+    ref = torch.where(present, top, zeros)
+    shifted = _tempered(capped - ref[:, None], opts)
+    at_max = shifted == 0
+    rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
+    ties = at_max.sum(dim=1).to(z.dtype)
+    owned, local = labels.owned[rows], labels.local[rows]
+    target = torch.where(owned, shifted.gather(1, local[:, None])[:, 0], zeros)
+    smooth = None
+    if opts.label_smoothing:
+        smooth = weighted_class_sum(shifted, labels.weight_local, xp=_xp())[:, 0]
+    return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
+
+
+def _cat(parts: list[_Local]) -> _Local:
+    if len(parts) == 1:
+        return parts[0]
+
+    def cat(name: str) -> Tensor:
+        return torch.cat([getattr(p, name) for p in parts])
+
+    smooth = cat("smooth") if parts[0].smooth is not None else None
+    bad = torch.stack([p.bad for p in parts]).sum()
+    return _Local(cat("top"), cat("rest"), cat("ties"), cat("target"), smooth, bad)
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+@dataclass
+class _Rows:
+    """The global per-row statistics, identical on every rank after the two collectives."""
+
+    m: Tensor  # max_c of the capped logits (undivided by T)
+    ell: Tensor
+    target: Tensor  # sigma_{i y_i} = (c_{i y_i} - m_i) / T
+    smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic
+
+
+def _max_and_sizes(
+    local: _Local, width: int, layout: _Layout, group: Any
+) -> tuple[Tensor, tuple[int, ...]]:
+    """Collective 1: ``all_reduce(MAX)`` of the row maxima, with the slice sizes appended.
+
+    Slot ``r`` of the appended part holds rank ``r``'s width (-1 elsewhere), so every rank
+    learns the true sizes on every call, in float64 (exact for any vocabulary).
+    """
+    world = len(layout.sizes)
+    slots = torch.full((world,), -1.0, dtype=torch.float64, device=local.top.device)
+    slots[layout.rank] = width
+    buffer = torch.cat([local.top.to(torch.float64), slots])
+    dist.all_reduce(buffer, op=dist.ReduceOp.MAX, group=group)
+    sizes = tuple(int(v) for v in buffer[-world:].tolist())
+    return buffer[:-world].to(local.top.dtype), sizes
+
+
+def _sum(
+    local: _Local, labels: _Labels, m: Tensor, opts: _Options, group: Any, *, check: bool
+) -> _Rows:
+    """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
+    present = local.top > -math.inf
+    ref = torch.where(present, local.top, torch.zeros_like(m))
+    # (ref - m) / T <= 0 where present; elsewhere the slice adds nothing to the exponentials.
+    at_top = present & (ref == m)
+    delta = _tempered(ref - m, opts)
+    moved = torch.where(present, (local.rest + local.ties) * torch.exp(delta), 0.0)
+    columns = [
+        torch.where(at_top, local.rest, moved),
+        torch.where(at_top, local.ties, torch.zeros_like(m)),
+        local.target + torch.where(labels.owned, delta, torch.zeros_like(m)),
+    ]
+    if local.smooth is not None:
+        columns.append(local.smooth + labels.slice_weight * delta)
+    stacked = torch.stack(columns, dim=1).reshape(-1)
+    buffer = torch.cat([stacked, local.bad.to(m.dtype).reshape(1)])
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
+    if check and bool(buffer[-1] > 0):
+        raise InputError(
+            f"`input` has {int(buffer[-1].item())} NaN or +inf logits (over all ranks); "
+            "logits must be finite or -inf"
+        )
+    if check:
+        empty = m == -math.inf
+        if bool(empty.any()):
+            row = int(torch.nonzero(empty)[0, 0])
+            raise InputError(
+                f"`input` row {row} is -inf for every class (on every rank); "
+                "a softmax needs at least one finite logit"
+            )
+    sums = buffer[:-1].reshape(m.shape[0], len(columns))
+    ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1))
+    smooth = sums[:, 3] if local.smooth is not None else None
+    return _Rows(m=m, ell=ell, target=sums[:, 2], smooth=smooth)
+
+
+def _global_rows(
+    local_pass: Callable[[_Labels], _Local],
+    target: Tensor,
+    weight: Tensor | None,
+    width: int,
+    opts: _Options,
+    group: Any,
+    dtype: torch.dtype,
+    *,
+    check: bool,
+    weight_name: str = "weight",
+) -> tuple[_Labels, _Rows]:
+    """The forward's collectives around the local pass; every rank gets the same rows."""
+    rank = dist.get_rank(group)
+    classes = None if weight is None else weight.shape[0]
+    sizes = _known_sizes(group, width, target.device, classes)
+    if weight is not None and weight.shape[0] != sum(sizes):
+        raise InputError(
+            f"`{weight_name}` must have shape ({sum(sizes)},), one weight per class of the whole "
+            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
+        )
+    layout = _Layout(sizes, rank)
+    labels = _labels(target, weight, layout, width, opts, dtype)
+    local = local_pass(labels)
+    m, true_sizes = _max_and_sizes(local, width, layout, group)
+    if true_sizes != sizes:  # the slicing changed since the cached call: redo the pass
+        _SIZES[group] = true_sizes
+        layout = _Layout(true_sizes, rank)
+        if weight is not None and weight.shape[0] != layout.classes:
+            raise InputError(
+                f"`{weight_name}` must have shape ({layout.classes},), one weight per class of the "
+                f"whole vocabulary; got {tuple(weight.shape)}"
+            )
+        labels = _labels(target, weight, layout, width, opts, dtype)
+        local = local_pass(labels)
+    if check:
+        _check_label_range(target, layout.classes, opts.ignore_index)
+    return labels, _sum(local, labels, m, opts, group, check=check)
+
+
+# --------------------------------------------------------------------------- loss and gradient
+
+
+@dataclass
+class _Coefficients:
+    """Per-row coefficients of the gradient ``c p - g e_y - u w`` (before the upstream)."""
+
+    m: Tensor  # max of the capped logits, undivided
+    ell: Tensor
+    p_coef: Tensor  # A + 2 lambda omega LSE
+    target_coef: Tensor  # (1 - eps) omega
+    uniform: float  # eps / V
+
+
+def _loss_rows(rows: _Rows, labels: _Labels, opts: _Options) -> tuple[Tensor, _Coefficients]:
+    """Per-row losses (0 on ignored rows) and the coefficients the backward needs.
+
+    The global per-row statistics go through the same helpers as the unsharded loss:
+    :func:`~crossent.losses._terms.label_terms` (with the whole vocabulary's size and
+    class weights), :func:`~crossent.losses._terms.row_loss` and
+    :func:`~crossent.losses._terms.p_coefficient`.
+    """
+    xp, eps, vocabulary = _xp(), opts.label_smoothing, labels.vocabulary
+    zeros = torch.zeros_like(rows.ell)
+    omega = torch.where(labels.active, labels.w_y, zeros)[:, None]
+    smooth = None if rows.smooth is None else rows.smooth[:, None]
+    a, b = label_terms(
+        rows.target[:, None],
+        smooth,
+        labels.w_y[:, None],
+        labels.weight,
+        eps=eps,
+        classes=vocabulary,
+        xp=xp,
+    )
+    lse = (_tempered(rows.m, opts) + rows.ell)[:, None]
+    summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
+    loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
+    keep, spread = smoothing_coefficients(eps, vocabulary)
+    p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
+    coefs = _Coefficients(rows.m, rows.ell, p_coef, keep * omega[:, 0], spread if eps else 0.0)
+    return loss, coefs
+
+
+def _chunk_gradient(
+    z: Tensor,
+    scale: Tensor,
+    coefs: _Coefficients,
+    labels: _Labels,
+    rows: slice,
+    opts: _Options,
+) -> Tensor:
+    """``scale_i * dL_i/dz`` for a block of rows of this rank's slice (raw logits ``z``)."""
+    if z.shape[1] == 0:
+        return torch.zeros_like(z)
+    sigma = _tempered(_capped(z, opts) - coefs.m[rows, None], opts)
+    p = torch.exp(sigma - coefs.ell[rows, None])
+    s = scale[rows]
+    grad = (s * coefs.p_coef[rows])[:, None] * p
+    owned = labels.owned[rows]
+    hit = (s * coefs.target_coef[rows]) * owned
+    grad.scatter_add_(1, labels.local[rows][:, None], -hit[:, None].to(grad.dtype))
+    if coefs.uniform:
+        w = labels.weight_local
+        u = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if w is None else w
+        grad = grad - (coefs.uniform * s)[:, None] * u[None, :]
+    return chain_rule(grad, z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=_xp())
+
+
+def _row_blocks(rows: int, width: int, chunk_size: int | None) -> list[slice]:
+    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // max(width, 1))
+    return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
+        slice(0, 0)
+    ]
+
+
+def _compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    present = [t.dtype for t in tensors if t is not None]
+    return torch.float64 if torch.float64 in present else torch.float32
+
+
+class _VocabParallelCE(torch.autograd.Function):
+    """Per-row losses of sharded logits ``(rows, V_r)``; backward without collectives."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        z: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        opts: _Options,
+        group: Any,
+        check: bool,
+    ) -> Tensor:
+        dtype = _compute_dtype(z)
+        blocks = _row_blocks(z.shape[0], z.shape[1], None)
+
+        def local_pass(labels: _Labels) -> _Local:
+            return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
+
+        labels, rows = _global_rows(
+            local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
+        )
+        loss, coefs = _loss_rows(rows, labels, opts)
+        ctx.save_for_backward(z)
+        ctx.state = (labels, opts, coefs, blocks)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+        (z,) = ctx.saved_tensors
+        labels, opts, coefs, blocks = ctx.state
+        scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
+        grad = torch.empty_like(z)
+        for b in blocks:
+            grad[b] = _chunk_gradient(z[b].to(coefs.ell.dtype), scale, coefs, labels, b, opts)
+        return grad, None, None, None, None, None
+
+
+class _VocabParallelLinearCE(torch.autograd.Function):
+    """Per-row losses of ``h W_r^T + b_r``, chunked over rows; backward all-reduces ``dh``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        h: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        target: Tensor,
+        class_weight: Tensor | None,
+        opts: _Options,
+        group: Any,
+        check: bool,
+        chunk_size: int | None,
+    ) -> Tensor:
+        dtype = _compute_dtype(h, weight, bias)
+        w = weight.to(dtype)
+        b_ = None if bias is None else bias.to(dtype)
+        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size)
+
+        def local_pass(labels: _Labels) -> _Local:
+            parts = [_local_rows(_linear(h[k].to(dtype), w, b_), labels, k, opts) for k in blocks]
+            return _cat(parts)
+
+        labels, rows = _global_rows(
+            local_pass,
+            target,
+            class_weight,
+            weight.shape[0],
+            opts,
+            group,
+            dtype,
+            check=check,
+            weight_name="class_weight",
+        )
+        loss, coefs = _loss_rows(rows, labels, opts)
+        ctx.save_for_backward(h, weight, bias)
+        ctx.state = (labels, opts, coefs, blocks, group)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+        h, weight, bias = ctx.saved_tensors
+        labels, opts, coefs, blocks, group = ctx.state
+        dtype = coefs.ell.dtype
+        need_h, need_w, need_b = ctx.needs_input_grad[:3]
+        w = weight.to(dtype)
+        b_ = None if bias is None else bias.to(dtype)
+        scale = torch.where(labels.active, grad_rows.to(dtype), 0.0)
+        grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
+        grad_w = torch.zeros_like(w) if need_w else None
+        grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
+        for blk in blocks:
+            hb = h[blk].to(dtype)
+            g = _chunk_gradient(_linear(hb, w, b_), scale, coefs, labels, blk, opts)
+            if grad_h is not None:
+                grad_h[blk] = g @ w
+            if grad_w is not None:
+                grad_w.addmm_(g.T, hb)
+            if grad_b is not None:
+                grad_b += g.sum(dim=0)
+        if grad_h is not None:
+            # Each rank holds the part of dL/dh from its slice of the classes.
+            dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=group)
+        return (
+            None if grad_h is None else grad_h.to(h.dtype),
+            None if grad_w is None else grad_w.to(weight.dtype),
+            None if grad_b is None or bias is None else grad_b.to(bias.dtype),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+
+
+def _linear(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    return h @ w.T if b is None else torch.addmm(b, h, w.T)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _floating(x: object, *, name: str) -> Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise InputTypeError(f"`{name}` must be a floating-point tensor; got dtype {x.dtype}")
+    return x
+
+
+def _check_target(target: object, batch_shape: tuple[int, ...], *, what: str) -> Tensor:
+    if not isinstance(target, torch.Tensor):
+        raise InputTypeError(f"`target` must be a torch.Tensor; got {type(target).__name__}")
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise InputTypeError(
+            f"`target` must hold integer class ids; got dtype {target.dtype} "
+            "(probability targets are not supported by the vocab-parallel losses)"
+        )
+    if tuple(target.shape) != batch_shape:
+        raise InputError(
+            f"`target` must have the batch shape of {what} {batch_shape}; got {tuple(target.shape)}"
+        )
+    return target
+
+
+def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -> None:
+    """Every label in ``[0, classes)`` or ``ignore_index`` (labels are the same on every rank)."""
+    if target.numel() == 0:
+        return
+    bad = (target < 0) | (target >= classes)
+    if ignore_index is not None:
+        bad = bad & (target != ignore_index)
+    if not bool(bad.any()):
+        return
+    flat = target.reshape(-1)
+    row = int(torch.nonzero(bad.reshape(-1))[0, 0])
+    allowed = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+    raise InputError(
+        f"`target` must be integers in [0, {classes}){allowed} (the classes over all ranks); "
+        f"got values in [{int(flat.min())}, {int(flat.max())}] (row {row} has {int(flat[row])})"
+    )
+
+
+def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
+    """Class weights of the whole vocabulary, the same on every rank (length checked later)."""
+    if weight is None:
+        return None
+    w = _floating(weight, name=name)
+    if w.ndim != 1:
+        raise InputError(f"`{name}` must be one weight per class, shape (V,); got {tuple(w.shape)}")
+    if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
+        raise InputError(f"`{name}` must be finite and non-negative")
+    return w
+
+
+def _reduce(
+    rows: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    opts: _Options,
+    batch_shape: tuple[int, ...],
+) -> Tensor:
+    """Apply the reduction; sums accumulate in float64, the mean divides by sum of w_y."""
+    if opts.reduction == "none":
+        return rows.reshape(batch_shape)
+    total = rows.sum(dtype=torch.float64)
+    if opts.reduction == "mean":
+        active = (
+            torch.ones_like(target, dtype=torch.bool)
+            if opts.ignore_index is None
+            else target != opts.ignore_index
+        )
+        if weight is None:
+            norm = active.sum(dtype=torch.float64)
+        else:
+            safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
+            omega = torch.where(active, weight.to(torch.float64)[safe], 0.0)
+            norm = omega.sum()
+        positive = norm > 0
+        total = torch.where(positive, total / torch.where(positive, norm, 1.0), 0.0)
+    return total.to(rows.dtype)
+
+
+def _logit_rows(logits: Tensor, target: object) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    """Logits as ``(rows, V_r)`` and labels as ``(rows,)``; class axis 1 as in PyTorch."""
+    if logits.ndim == 0:
+        raise InputError("`input` must have a class axis; got a 0-d tensor")
+    if logits.ndim == 1:
+        batch: tuple[int, ...] = ()
+        z = logits[None, :]
+    else:
+        batch = (logits.shape[0], *logits.shape[2:])
+        z = logits if logits.ndim == 2 else torch.movedim(logits, 1, -1)
+        z = z.reshape(math.prod(batch), logits.shape[1])  # -1 is ambiguous for empty slices
+    y = _check_target(target, batch, what="`input` (the class axis 1 removed)")
+    return z, y.reshape(-1), batch
+
+
+# --------------------------------------------------------------------------- public
+
+
+def vocab_parallel_cross_entropy(
+    input: Tensor,
+    target: Tensor,
+    *,
+    group: Any = None,
+    weight: Tensor | None = None,
+    ignore_index: int | None = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+) -> Tensor:
+    r"""Softmax cross-entropy of logits whose class axis is sharded across ``group``.
+
+    Rank :math:`r` holds classes :math:`[o_r, o_r + V_r)` of the logits, the slices in
+    rank order (uneven, even empty); every rank holds the same ``target``. Every rank
+    returns the loss of the whole vocabulary, exactly
+    :func:`crossent.softmax_cross_entropy` of the gathered logits (``axis=1``), and
+    backpropagates into its own slice only:
+
+    .. math::
+
+        L_i = w_{y_i}(1-\varepsilon)\bigl(\operatorname{LSE}(z'_i) - z'_{iy_i}\bigr)
+            + \tfrac{\varepsilon}{V}\sum_{c<V} w_c\bigl(\operatorname{LSE}(z'_i) - z'_{ic}\bigr)
+            + \lambda\,w_{y_i}\operatorname{LSE}(z'_i)^2,\qquad z' = s\tanh(z/s)/T
+
+    Parameters
+    ----------
+    input : Tensor, shape (V_r,), (N, V_r) or (N, V_r, d1, ...)
+        This rank's slice of the logits (class axis 1, as in ``F.cross_entropy``).
+        float16/bfloat16 are computed in float32.
+    target : integer Tensor, shape (), (N,) or (N, d1, ...)
+        Global class ids in ``[0, V)`` or ``ignore_index``; the same on every rank.
+    group : ProcessGroup, optional
+        The tensor-parallel group (default: the world).
+    weight : Tensor, shape (V,), optional
+        Class weights of the *whole* vocabulary, the same on every rank.
+    ignore_index : int or None, default -100
+        Label whose rows count neither in the sum nor in the mean's denominator.
+    reduction : {'mean', 'sum', 'none'}
+        ``'mean'`` divides by the sum of the rows' label weights (0 when every row is
+        ignored, with zero gradients).
+    label_smoothing, z_loss, soft_cap, temperature
+        As in :func:`crossent.softmax_cross_entropy`, over the whole vocabulary.
+
+    Returns
+    -------
+    Tensor
+        The same value on every rank: a scalar, or shape (N, d1, ...) for ``'none'``;
+        float64 for float64 input, else float32.
+
+    Raises
+    ------
+    InputError
+        On every rank: labels out of range, NaN or ``+inf`` logits on any rank, a row
+        ``-inf`` on every rank, bad options or weights, no process group.
+    InputTypeError
+        Non-floating ``input``, non-integer ``target``.
+
+    See Also
+    --------
+    vocab_parallel_linear_cross_entropy : the classifier's rows sharded instead of logits.
+    crossent.softmax_cross_entropy : the unsharded loss.
+    torch.distributed.tensor.parallel.loss_parallel : PyTorch's (no label smoothing).
+
+    Notes
+    -----
+    Forward: exactly two collectives per call (after an ``all_gather`` of one integer per
+    rank on a group's first call): an ``all_reduce(MAX)`` of ``N + k`` numbers (the row
+    maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
+    (``4N + 1`` with label smoothing).
+    Backward: no collectives. The design and the derivation are in the module docstring.
+    Each rank's errors are raised on every rank where the checked data are replicated or
+    reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
+    until the process group's timeout.
+
+    References
+    ----------
+    .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
+       Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
+    """
+    opts = _options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    logits = _floating(input, name="input")
+    z, y, batch = _logit_rows(logits, target)
+    group = _resolve(group)
+    check = _eager()
+    w = _class_weight(weight, name="weight", check=check)
+    rows = _VocabParallelCE.apply(z, y, w, opts, group, check)
+    return _reduce(rows, y, w, opts, batch)
+
+
+def vocab_parallel_linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    *,
+    bias: Tensor | None = None,
+    group: Any = None,
+    class_weight: Tensor | None = None,
+    ignore_index: int | None = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    soft_cap: float | None = None,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    r"""Cross-entropy of ``input @ W.T + b`` with the classifier's rows sharded across ``group``.
+
+    Rank :math:`r` holds rows :math:`[o_r, o_r + V_r)` of the classifier ``weight``
+    (and ``bias``), in rank order (uneven, even empty); ``input`` and ``target`` are the
+    same on every rank. Equal to :func:`vocab_parallel_cross_entropy` of the local logits
+    :math:`h W_r^\top + b_r`, without ever holding them: the logits are formed
+    ``chunk_size`` rows at a time, in forward and again in backward.
+
+    Parameters
+    ----------
+    input : Tensor, shape (*batch, D)
+        Hidden states, replicated on every rank of ``group``.
+    weight : Tensor, shape (V_r, D)
+        This rank's rows of the classifier.
+    target : integer Tensor, shape (*batch)
+        Global class ids in ``[0, V)`` or ``ignore_index``.
+    bias : Tensor, shape (V_r,), optional
+        This rank's part of the classifier's bias.
+    group : ProcessGroup, optional
+    class_weight : Tensor, shape (V,), optional
+        Class weights of the whole vocabulary (``weight`` of
+        :func:`vocab_parallel_cross_entropy`; here ``weight`` is the classifier).
+    ignore_index, reduction, label_smoothing, z_loss, soft_cap, temperature
+        As in :func:`vocab_parallel_cross_entropy`.
+    chunk_size : int, optional
+        Rows of logits formed at a time (default: about :math:`2^{22} / V_r`).
+
+    Returns
+    -------
+    Tensor
+        As in :func:`vocab_parallel_cross_entropy`.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As in :func:`vocab_parallel_cross_entropy`; also mismatched feature sizes.
+
+    See Also
+    --------
+    vocab_parallel_cross_entropy
+
+    Notes
+    -----
+    Forward: the same two collectives as :func:`vocab_parallel_cross_entropy` (and the
+    size ``all_gather`` on a group's first call). Backward: one ``all_reduce(SUM)`` of
+    the ``N x D`` input gradient, whose every rank holds only its slice's part
+    :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank).
+    Four matrix products in all: the backward recomputes the logits, because the
+    gradient needs the global log-sum-exp, which is known only after the forward's
+    collectives. Low-precision inputs are computed in float32 (the classifier slice is
+    cast once per call).
+    """
+    opts = _options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    h = _floating(input, name="input")
+    w = _floating(weight, name="weight")
+    b = None if bias is None else _floating(bias, name="bias")
+    if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+        raise InputError(
+            f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` of "
+            f"shape {tuple(h.shape)}; got {tuple(w.shape)}"
+        )
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+    if chunk_size is not None:
+        chunk_size = int(check_scalar(chunk_size, name="chunk_size", low=1.0))
+    batch = tuple(h.shape[:-1])
+    y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
+    group = _resolve(group)
+    check = _eager()
+    cw = _class_weight(class_weight, name="class_weight", check=check)
+    rows = _VocabParallelLinearCE.apply(
+        h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, check, chunk_size
+    )
+    return _reduce(rows, y, cw, opts, batch)

@@ -1,0 +1,69 @@
+"""Run a function on every rank of a fresh gloo process group, in spawned processes.
+
+Used by the ``distributed`` tests: one group per test (spawning is the slow part, about a
+second per process), a free loopback port, and a wall-clock bound so a stuck collective
+fails the test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import datetime
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _entry(rank: int, world: int, port: int, worker: Callable[..., None], args: tuple) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=240),
+    )
+    try:
+        worker(rank, world, *args)
+    except BaseException:
+        # The parent reports the first rank to exit, often a victim of another's failure.
+        sys.stderr.write(f"--- rank {rank} of {world} failed:\n{traceback.format_exc()}")
+        raise
+    finally:
+        dist.destroy_process_group()
+
+
+def run_spawned(worker: Callable[..., None], world: int, *args: Any, timeout: float = 120) -> None:
+    """``worker(rank, world, *args)`` on ``world`` spawned ranks; their failures fail the test.
+
+    ``worker`` must be importable by name (a module-level function of a test module).
+    """
+    import torch.multiprocessing as mp
+
+    context = mp.start_processes(
+        _entry,
+        args=(world, free_port(), worker, args),
+        nprocs=world,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=1.0):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                if process.is_alive():
+                    process.kill()
+            pytest.fail(f"the {world} spawned ranks did not finish within {timeout} s")
