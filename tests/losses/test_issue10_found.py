@@ -31,3 +31,18 @@ def test_issue10_found_full_smoothing_with_minus_inf_label_logit_is_silent(
     )
     grad = crossent.softmax_cross_entropy_grad(z, y, ignore_index=-100, label_smoothing=1.0)
     assert not np.isnan(grad).any()
+
+
+def test_row_loss_is_zero_on_ignored_rows_with_label_smoothing() -> None:
+    # found by the crossent.torch work: the smoothing term stayed on ignored rows of
+    # SoftmaxProblem.row_loss(), whose docstring promises 0 there
+    from crossent.losses._softmax import prepare_softmax_labels
+
+    z = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    problem = prepare_softmax_labels(
+        z, np.array([0, -100]), ignore_index=-100, label_smoothing=0.1, reduction="none"
+    )
+    per_row = np.asarray(problem.row_loss())
+    assert per_row[1] == 0.0
+    expected = crossent.softmax_cross_entropy(z[:1], [0], label_smoothing=0.1)
+    assert per_row[0] == pytest.approx(float(expected), rel=ulps(4), abs=0)

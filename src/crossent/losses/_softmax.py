@@ -83,6 +83,7 @@ from ._batch import (
     loss_options,
     prepare_logits,
     prepare_weight,
+    zero_where_ignored,
 )
 from ._terms import (
     SoftmaxRows,
@@ -133,9 +134,10 @@ class SoftmaxProblem:
 
     def row_loss(self) -> Array:
         """Per-row loss in nats, batch shape; 0 on ignored rows."""
-        return row_loss(
+        loss = row_loss(
             self.rows, self.a, self.b, self.batch.example_weight, z_loss=self.options.z_loss
         )
+        return zero_where_ignored(loss, self.batch.active, xp=self.batch.xp)
 
     def loss(self) -> Any:
         """The loss reduced as ``reduction`` says, in the unit of ``base``."""
