@@ -46,3 +46,19 @@ def test_row_loss_is_zero_on_ignored_rows_with_label_smoothing() -> None:
     assert per_row[1] == 0.0
     expected = crossent.softmax_cross_entropy(z[:1], [0], label_smoothing=0.1)
     assert per_row[0] == pytest.approx(float(expected), rel=ulps(4), abs=0)
+
+
+@pytest.mark.parametrize("validate", [True, False])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda z, v: crossent.softmax_cross_entropy(z, [0, 0], validate=v),
+        lambda z, v: crossent.softmax_cross_entropy_grad(z, [0, 0], validate=v),
+        lambda z, v: crossent.multiclass_hinge_loss(z, [0, 0], validate=v),
+        lambda z, v: crossent.distillation_loss(z, z, validate=v),
+        lambda z, v: crossent.softmax_focal_loss(z, [0, 0], validate=v),
+    ],
+)
+def test_issue10_item19_zero_classes_in_the_losses_raise_input_error(call, validate) -> None:
+    with pytest.raises(crossent.InputError, match="0 classes"):
+        call(np.zeros((2, 0)), validate)
