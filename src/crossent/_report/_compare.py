@@ -48,8 +48,10 @@ class ReportComparison:
     comparisons: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of ``crossent report A B ... --json``: ``models`` (each model's
-        report with its ``name``) and ``comparisons``."""
+        """The JSON object that ``crossent report A B [C ...] --json`` prints.
+
+        It holds ``models`` (each model's report with its ``name``) and ``comparisons``.
+        """
         from .. import __version__
 
         models = []
