@@ -102,8 +102,8 @@ def row_statistics(
     step = _block_rows(v)
 
     def work(begin: int, end: int) -> None:
-        buffer = np.empty(step * v)
-        low = np.empty(step * v, dtype=np.float32)
+        size = min(step, end - begin) * v
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             for first in range(begin, end, step):
@@ -200,8 +200,8 @@ def write_gradient(
     step = _block_rows(v)
 
     def work(begin: int, end: int) -> None:
-        buffer = np.empty(step * v)
-        low = np.empty(step * v, dtype=np.float32)
+        size = min(step, end - begin) * v
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             for first in range(begin, end, step):
                 stop = min(end, first + step)
