@@ -1,7 +1,7 @@
 """softmax_cross_entropy and its gradient against PyTorch on the CPU, side by side.
 
     python benchmarks/bench_softmax_ce.py [--rows 4096] [--classes 32000] [--repeats 5]
-        [--turn 3] [--no-compile]
+        [--turn 3] [--no-compile] [--no-numba]
 
 NumPy float32 logits (standard normal x 3) and integer labels; the same data go to
 torch as zero-copy tensors. Implementations take turns, ``--repeats`` rounds of them,
@@ -13,7 +13,9 @@ pages are expensive to touch (the host backs them lazily), and with one call per
 whichever implementation allocated after the other paid for it: shifting crossent's
 500 MiB gradient result to a different allocator made its own call 0.6 s faster and
 torch's forward+backward 1.0 s slower, so per-call interleaving measured the order,
-not the implementations. The median of the timed calls is reported.
+not the implementations. The median of the timed calls is reported. ``--no-numba`` times crossent as
+``pip install crossent`` alone gives it (the blocked NumPy kernels of issue 13), by
+making Numba unavailable to it.
 Each timed call follows a 0.3 s pause: PyTorch's OpenMP workers spin for a while after
 a call and, on 2 cores, steal time from whatever runs next (seen as a bimodal 0.4 s /
 0.9 s gradient time without the pause).
@@ -55,7 +57,14 @@ def main() -> None:
         help="consecutive calls per turn; all but the first are timed (1: time every call)",
     )
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument(
+        "--no-numba",
+        action="store_true",
+        help="crossent without Numba (the default install): its NumPy kernels",
+    )
     args = parser.parse_args()
+    if args.no_numba:
+        _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
 
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 3
@@ -101,7 +110,7 @@ def main() -> None:
     print(
         f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), NumPy {np.__version__}, "
-        f"fused kernels: {'Numba' if _cpu_kernels.available() else 'not installed'}"
+        f"fused kernels: {'Numba' if _cpu_kernels.available() else 'NumPy (no Numba)'}"
     )
     print(
         f"input: {args.rows} x {args.classes} float32 logits, {logits.nbytes / 2**20:.0f} MiB;"

@@ -56,6 +56,10 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         Arguments from two different array libraries, or an argument that cannot be
         read as a numeric array.
     """
+    if all(type(a) is np.ndarray for a in args):
+        # The common case, without array-api-compat's dispatch (issue 13: per-call
+        # overhead); NumPy arrays need no conversion.
+        return compat_numpy, list(args)
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     try:
         xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
@@ -142,6 +146,8 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
 
 def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     """float64 where the device supports it, else ``dtype``."""
+    if xp is compat_numpy:
+        return np.float64
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     return supported.get("float64", dtype)
 

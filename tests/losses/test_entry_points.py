@@ -34,7 +34,7 @@ OPTIONS = {
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_entry_point_matches_the_public_functions(fused: bool, reduction: str) -> None:
     problem = prepare_softmax_labels(LOGITS, LABELS, reduction=reduction, fused=fused, **OPTIONS)
-    assert (problem.fast_logits is not None) == (fused and crossent.losses._cpu_kernels.available())
+    assert (problem.fast_logits is not None) == fused  # Numba's kernels or their NumPy twins
     loss = crossent.softmax_cross_entropy(LOGITS, LABELS, reduction=reduction, **OPTIONS)
     grad = crossent.softmax_cross_entropy_grad(LOGITS, LABELS, reduction=reduction, **OPTIONS)
     np.testing.assert_allclose(problem.loss(), loss, rtol=rtol(np.float32), atol=atol(np.float32))

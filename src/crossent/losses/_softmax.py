@@ -39,7 +39,8 @@ Layout
 ------
 The shared batch machinery (options, layout, labels, masks, reduction) is in
 ``_batch.py``; each option's per-row term, with its derivation, in ``_terms.py``; the
-fused float32 CPU kernels in ``_cpu_kernels.py``. This module holds the
+fused float32 CPU kernels in ``_cpu_kernels.py`` (Numba) and their blocked NumPy twins,
+used when Numba is absent, in ``_numpy_kernels.py``. This module holds the
 value-and-gradient entry points, which the public functions (and ``crossent.torch``'s
 autograd Functions) are thin wrappers over:
 
@@ -50,7 +51,8 @@ autograd Functions) are thin wrappers over:
   label_smoothing=0.0, reduction="mean", temperature=1.0, z_loss=0.0, soft_cap=None,
   base=None, validate=True) -> SoftmaxProblem``: validate once and compute the
   per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
-  logits, classes last and C-contiguous, no soft-capping, Numba installed, ``fused``).
+  logits, classes last and C-contiguous, no soft-capping, ``fused``; Numba's kernels
+  when it is installed, else the NumPy twins).
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
   ``SoftmaxProblem.row_loss()``: per row, in nats, 0 on ignored rows;
   ``SoftmaxProblem.row_lse``: the per-row log-sum-exp of :math:`z'` (batch shape).
@@ -65,6 +67,7 @@ autograd Functions) are thin wrappers over:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -73,7 +76,7 @@ from .._checks import check_logits, check_out
 from .._sides import prepare
 from .._xp import Array, namespace
 from ..errors import InputError
-from . import _cpu_kernels
+from . import _cpu_kernels, _numpy_kernels
 from ._batch import (
     Batch,
     Labels,
@@ -164,7 +167,8 @@ def prepare_softmax_labels(
     """Validate a call of :func:`softmax_cross_entropy` once and compute its row statistics.
 
     ``fused``: use the fused CPU kernels when they apply (NumPy float32/float16 logits
-    with the classes last, C-contiguous, no soft-capping, Numba installed).
+    with the classes last, C-contiguous, no soft-capping): Numba's when it is
+    installed, else their NumPy twins, which read the logits in blocks of rows.
     """
     opts = loss_options(
         label_smoothing=label_smoothing,
@@ -215,18 +219,23 @@ def prepare_softmax_labels(
 
 
 def _fast_path_applies(logits: Array, axis: int, opts: LossOptions) -> bool:
-    if not (isinstance(logits, np.ndarray) and opts.soft_cap is None and _cpu_kernels.available()):
+    if not (isinstance(logits, np.ndarray) and opts.soft_cap is None):
         return False
     if logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
         return False
     return logits.dtype in (np.float32, np.float16) and bool(logits.flags.c_contiguous)
 
 
+def _kernels() -> ModuleType:
+    """The Numba kernels when Numba is installed, else their blocked NumPy twins (issue 13)."""
+    return _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
+
+
 def _fast_rows(
     flat: np.ndarray, labels: Labels, opts: LossOptions, *, validate: bool, axis: int
 ) -> tuple[SoftmaxRows, Array, Array | None]:
     """Row statistics from the fused kernel, shaped like the generic path's (keepdims)."""
-    m, ell, shifted_y, total, suspect = _cpu_kernels.row_statistics(
+    m, ell, shifted_y, total, suspect = _kernels().row_statistics(
         flat,
         np.reshape(labels.safe, (-1,)),
         labels.weight,
@@ -374,7 +383,7 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     uniform = None
     if opts.label_smoothing:
         uniform = spread * (np.ones(classes) if lab.weight is None else lab.weight)
-    grad = _cpu_kernels.write_gradient(
+    grad = _kernels().write_gradient(
         flat,
         np.reshape(lab.safe, (-1,)),
         shift=lse,

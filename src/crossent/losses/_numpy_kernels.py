@@ -1,0 +1,229 @@
+r"""The NumPy twins of the fused kernels: blocks of rows, float64 inside, no Numba.
+
+:func:`row_statistics` and :func:`write_gradient` take the arguments of their
+namesakes in ``_cpu_kernels`` and return the same quantities, computed with the same
+formulas in float64 (issue 13: the default install, without the ``fast`` extra):
+
+.. math:: m_i = \max_c z_{ic}/T, \qquad \sigma_{ic} = (z_{ic} - \max_c z_{ic})/T,
+          \qquad \ell_i = \log\textstyle\sum_c e^{\sigma_{ic}}
+
+with :math:`\ell` as ``log1p`` of the non-maximal terms plus the ties when the sum
+is below 1.5 (a near-deterministic row, whose :math:`\log(1 + \delta)` would lose
+:math:`\delta`'s digits), and the gradient row
+:math:`c_i e^{z_i/T - \mathrm{shift}_i} - r_i u - g_i e_{y_i}`.
+
+The logits are read in blocks of consecutive rows of about :data:`BLOCK_ELEMENTS`
+values, so the float64 working copy (``float32 -> float64`` and the subtraction of
+the row maximum happen in one ufunc call) stays in cache and the peak extra memory is
+a few MiB whatever the batch: the generic Array-API path instead materialises several
+N x V temporaries (shifted logits, their exponentials, a one-hot mask). Per block:
+one float32 max, one fused cast-and-subtract, one ``exp`` in place and one sum.
+
+Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
+its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
+``-inf``); the caller then runs the full check to name the entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["BLOCK_ELEMENTS", "EXACT_BELOW", "PARALLEL_ELEMENTS", "row_statistics", "write_gradient"]
+
+#: Logits per block (float64 working copy of 512 KiB): large enough that NumPy's
+#: per-call overhead is small, small enough to stay in L2 cache.
+BLOCK_ELEMENTS = 1 << 16
+
+#: Rows whose exp-sum s is below this are recomputed with float64 ``exp``. Elsewhere the
+#: float32 ``exp`` (relative error under 2.03e-7, measured) of the non-maximal terms
+#: (the maximal one is exactly 1) moves :math:`\ell = \log s` by under
+#: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
+#: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
+EXACT_BELOW = 4.0
+
+#: From this many logits on, the rows are split among one thread per available core
+#: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
+PARALLEL_ELEMENTS = 1 << 22
+
+
+def _block_rows(classes: int) -> int:
+    return max(1, BLOCK_ELEMENTS // max(classes, 1))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="crossent")
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> None:
+    """``work(first, stop)`` over the rows, split among threads when the input is large."""
+    parts = min(_threads(), rows) if rows * classes >= PARALLEL_ELEMENTS else 1
+    if parts <= 1:
+        work(0, rows)
+        return
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    futures = [_pool().submit(work, bounds[k], bounds[k + 1]) for k in range(parts)]
+    for future in futures:
+        future.result()
+
+
+def row_statistics(
+    z: np.ndarray,
+    labels: np.ndarray,
+    weight: np.ndarray | None,
+    *,
+    inv_temperature: float,
+    need_sum: bool,
+) -> tuple[np.ndarray, ...]:
+    """Per row of ``z`` (N x V float32): m, ell, z'_y - m, sum w (z' - m), suspect.
+
+    The same contract as ``_cpu_kernels.row_statistics``: ``labels`` are valid class
+    ids; the weighted sum is computed only with ``need_sum``.
+    """
+    n, v = z.shape
+    m_out, ell_out, zy_out, sum_out = (np.zeros(n) for _ in range(4))
+    suspect_out = np.empty(n, dtype=np.bool_)
+    labels = np.asarray(labels, dtype=np.intp)
+    inv_t = float(inv_temperature)
+    w = None
+    if need_sum and weight is not None:
+        w64 = np.asarray(weight, dtype=np.float64)
+        keep = np.flatnonzero(w64 != 0.0)  # a class of weight 0 is absent, even at -inf
+        w = (keep, w64[keep])
+    step = _block_rows(v)
+
+    def work(begin: int, end: int) -> None:
+        size = min(step, end - begin) * v
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        # errstate is per thread (a context variable): set it in each worker
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            for first in range(begin, end, step):
+                stop = min(end, first + step)
+                rows = z[first:stop]
+                d = buffer[: (stop - first) * v].reshape(stop - first, v)
+                top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
+                # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
+                np.subtract(rows, top, out=d, dtype=np.float64)
+                if inv_t != 1.0:
+                    d *= inv_t
+                index = np.arange(stop - first)
+                zy_out[first:stop] = d[index, labels[first:stop]]
+                m = top[:, 0] * inv_t
+                m_out[first:stop] = m
+                live = m != -np.inf
+                if need_sum:
+                    total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
+                    sum_out[first:stop] = np.where(live, total, 0.0)
+                hi = low[: (stop - first) * v].reshape(stop - first, v)
+                s = np.where(live, _exp_sum(d, hi), 0.0)
+                ell_out[first:stop] = np.log(s)
+                suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
+                # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
+                # +inf): float64 exp, the -inf entries counting 0.
+                redo = np.flatnonzero(~(s >= EXACT_BELOW))
+                if redo.size:
+                    ell, total = _exact_ell(rows[redo], top[redo], inv_t)
+                    ell_out[first + redo] = ell
+                    suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
+
+    _run_in_parts(work, n, v)
+    return m_out, ell_out, zy_out, sum_out, suspect_out
+
+
+def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_c e^{d_c}` per row of ``d`` (float64, overwritten), by a float32 ``exp``.
+
+    With :math:`d = h + \delta`, :math:`h` = ``float32(d)`` and :math:`\delta` exact,
+    :math:`e^d = e^h (1 + \delta) + O(\delta^2)`; :math:`e^h` is NumPy's SIMD float32
+    ``exp`` (within 2.5 float32 ulps, measured) and both sums run in float64. A
+    ``-inf`` in ``d`` gives ``(-inf) - (-inf)`` = NaN here: the caller redoes the row.
+    """
+    hi[...] = d
+    np.subtract(d, hi, out=d)
+    np.exp(hi, out=hi)
+    d *= hi
+    return hi.sum(axis=1, dtype=np.float64) + d.sum(axis=1)
+
+
+def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(ell, total)`` with float64 ``exp``: :math:`\ell` and :math:`\sum_c e^{\sigma_c}`.
+
+    Below 1.5, :math:`\ell = \operatorname{log1p}(\sum_{\sigma_c<0} e^{\sigma_c} +
+    (\#\{\sigma_c=0\}-1))` (a near-deterministic row, whose :math:`\log(1 + \delta)`
+    would lose :math:`\delta`'s digits); ``-inf`` for a row of ``-inf``, as the Numba
+    kernel; NaN for a row with a NaN or ``+inf``.
+    """
+    d = np.subtract(rows, top, dtype=np.float64)
+    if inv_t != 1.0:
+        d *= inv_t
+    finite_top = np.isfinite(top[:, 0])
+    total = np.where(finite_top, np.exp(d).sum(axis=1), np.where(top[:, 0] == -np.inf, 0.0, np.nan))
+    rest = np.where(d < 0.0, np.exp(np.minimum(d, 0.0)), 0.0).sum(axis=1)
+    ties = (d == 0.0).sum(axis=1).astype(np.float64)
+    near = np.where(ties > 0.0, np.log1p(np.where(ties > 0.0, rest + (ties - 1.0), 0.0)), -np.inf)
+    return np.where(total < 1.5, near, np.log(total)), total
+
+
+def write_gradient(
+    z: np.ndarray,
+    labels: np.ndarray,
+    *,
+    shift: np.ndarray,
+    inv_temperature: float,
+    p_coef: np.ndarray,
+    target_coef: np.ndarray,
+    uniform: np.ndarray | None,
+    row_uniform: np.ndarray | None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
+    - [c == labels[i]] * target_coef[i]``, as float32, block by block (the contract of
+    ``_cpu_kernels.write_gradient``)."""
+    n, v = z.shape
+    if out is None:
+        out = np.empty(z.shape, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.intp)
+    shift = np.asarray(shift, dtype=np.float64)
+    p_coef = np.asarray(p_coef, dtype=np.float64)
+    target_coef = np.asarray(target_coef, dtype=np.float64)
+    u = None if uniform is None else np.asarray(uniform, dtype=np.float64)
+    inv_t = float(inv_temperature)
+    step = _block_rows(v)
+
+    def work(begin: int, end: int) -> None:
+        size = min(step, end - begin) * v
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            for first in range(begin, end, step):
+                stop = min(end, first + step)
+                d = buffer[: (stop - first) * v].reshape(stop - first, v)
+                if inv_t != 1.0:
+                    np.multiply(z[first:stop], inv_t, out=d, dtype=np.float64)
+                    d -= shift[first:stop, None]
+                else:
+                    np.subtract(z[first:stop], shift[first:stop, None], out=d, dtype=np.float64)
+                hi = low[: (stop - first) * v].reshape(stop - first, v)
+                np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+                hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+                np.subtract(d, hi, out=d)
+                d += 1.0
+                np.exp(hi, out=hi)
+                d *= hi
+                d *= p_coef[first:stop, None]
+                if u is not None:
+                    assert row_uniform is not None
+                    d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
+                d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
+                out[first:stop] = d
+
+    _run_in_parts(work, n, v)
+    return out
