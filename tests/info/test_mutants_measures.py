@@ -29,6 +29,49 @@ def test_mutants_measures_bad_axis_names_p() -> None:
 
 
 def test_mutants_measures_complex_p_names_p() -> None:
-    """Mutant 7: a complex ``p`` is refused by name."""
+    """Mutants 3, 7: a complex ``p`` (array or list) is refused by name."""
     with pytest.raises(InputTypeError, match=r"^`p` must be real numbers; got dtype complex128$"):
         crossent.entropy(P.astype(complex))
+    with pytest.raises(InputTypeError, match=r"^`p` must be real numbers; got an array of dtype"):
+        crossent.entropy(["a", "b"])
+
+
+def test_mutants_measures_negative_p_names_p() -> None:
+    """Mutant 9: the one-sided value check names ``p``."""
+    with pytest.raises(
+        InputError, match=r"^`p` must be non-negative \(probabilities\); got -0.25 at index 0$"
+    ):
+        crossent.entropy(np.array([-0.25, 1.25]))
+
+
+TWO_SIDED = [
+    crossent.cross_entropy,
+    crossent.kl_divergence,
+    crossent.js_divergence,
+    crossent.perplexity,
+    crossent.cross_entropy_decomposition,
+]
+BAD = np.array([-0.25, 1.25])
+
+
+@pytest.mark.parametrize("measure", TWO_SIDED)
+@pytest.mark.parametrize("side", ["p", "q"])
+def test_mutants_measures_two_sided_errors_name_the_argument(measure: object, side: str) -> None:
+    """Mutants 11, 12, 14, 15, 17, 18: every refusal of the two-sided path names the
+    argument (``p``/``q``, ``p_form``/``q_form``) it is about."""
+    other = "q" if side == "p" else "p"
+
+    def call(**arrays: object) -> object:
+        args = {side: arrays.get("bad", P), other: P}
+        return measure(args["p"], args["q"], **arrays.get("kw", {}))  # type: ignore[operator]
+
+    with pytest.raises(InputError, match=rf"^`{side}_form` must be one of"):
+        call(kw={f"{side}_form": "bad"})
+    with pytest.raises(
+        InputError, match=rf"^`{side}` must be non-negative \(probabilities\); got -0.25"
+    ):
+        call(bad=BAD)
+    with pytest.raises(InputTypeError, match=rf"^`{side}` must be real numbers; got"):
+        call(bad=P.astype(complex))
+    with pytest.raises(InputTypeError, match=rf"^`{side}` must be real numbers; got an array of"):
+        call(bad=["a", "b"])  # not an array: converted, and refused, by name
