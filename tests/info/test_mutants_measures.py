@@ -106,3 +106,18 @@ def test_mutants_measures_probs_inputs_take_the_direct_probability_path() -> Non
     np.testing.assert_allclose(
         crossent.kl_divergence(np.array(p), np.array(q)), float(kl), rtol=1e-3, atol=0
     )
+
+
+@pytest.mark.parametrize("measure", [crossent.cross_entropy, crossent.kl_divergence])
+@pytest.mark.parametrize(("p_form", "q_form"), [("log_probs", "probs"), ("probs", "log_probs")])
+def test_mutants_measures_mixed_forms_agree_with_probs(
+    measure: object, p_form: str, q_form: str
+) -> None:
+    """Mutants 23, 25, 27, 28, 30, 32: one side in ``probs``, the other in ``log_probs``,
+    must not be fed to the probabilities-only terms."""
+    q = np.array([0.5, 0.5])
+    p_in = np.log(P) if p_form == "log_probs" else P
+    q_in = np.log(q) if q_form == "log_probs" else q
+    expected = measure(P, q)  # type: ignore[operator]
+    got = measure(p_in, q_in, p_form=p_form, q_form=q_form)  # type: ignore[operator]
+    np.testing.assert_allclose(got, expected, rtol=1e-14)
