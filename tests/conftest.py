@@ -20,6 +20,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
+# For mutation runs (tests/MUTATION.md): few examples, so one mutant costs seconds.
+settings.register_profile("mutation", derandomize=True, max_examples=10, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
