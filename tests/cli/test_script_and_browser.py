@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from browser import chromium, headless_chromium, images, severe_console_messages
+
 
 def _script() -> str:
     script = Path(sys.executable).with_name("crossent")
@@ -48,58 +50,22 @@ def test_installed_script_exit_codes(npz_logits: Path, arguments: list[str], cod
     assert "Traceback" not in out.stderr
 
 
-def _chromium() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if browser is None or driver is None:
-        pytest.skip(
-            "Chromium and chromedriver are not installed (Debian: chromium chromium-driver)"
-        )
-    pytest.importorskip("selenium")
-    return browser, driver
-
-
 def test_html_report_loads_in_headless_chromium_without_errors(
     tmp_path: Path, npz_logits: Path
 ) -> None:
-    browser, driver_path = _chromium()
+    chromium()
     pytest.importorskip("matplotlib")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     from crossent.cli import main
 
     page = tmp_path / "report.html"
     assert main(["report", str(npz_logits), "--resamples", "20", "--output", str(page)]) == 0
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with headless_chromium(tmp_path / "profile") as driver:
         driver.get(page.as_uri())
         assert driver.title == "crossent report"
-        images = driver.execute_script(
-            "return Array.from(document.images).map("
-            "i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);"
-        )
-        assert len(images) == 4
-        for alt, complete, width, height in images:
-            assert complete, alt
-            assert width > 100, alt
-            assert height > 100, alt
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert errors == []
-    finally:
-        driver.quit()
+        shown = images(driver)
+        assert len(shown) == 4
+        for source, complete, width, height in shown:
+            assert complete, source[:80]
+            assert width > 100, source[:80]
+            assert height > 100, source[:80]
+        assert severe_console_messages(driver) == []
