@@ -26,8 +26,11 @@ def chromium() -> tuple[str, str]:
 
 
 @contextmanager
-def headless_chromium(profile: Path) -> Iterator[Any]:
-    """A headless Chromium WebDriver that records the browser console; quit afterwards."""
+def headless_chromium(profile: Path, *, window: tuple[int, int] | None = None) -> Iterator[Any]:
+    """A headless Chromium WebDriver that records the browser console; quit afterwards.
+
+    ``window`` is the window's (width, height) in CSS pixels; Chromium's default if None.
+    """
     browser, driver_path = chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -46,6 +49,8 @@ def headless_chromium(profile: Path) -> Iterator[Any]:
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
+    if window is not None:
+        options.add_argument(f"--window-size={window[0]},{window[1]}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
