@@ -1,31 +1,9 @@
 """Information measures on distributions: surprisal, entropy, cross-entropy, KL, JS."""
 
-from ._measures import (
-    CrossEntropyDecomposition,
-    cross_entropy,
-    cross_entropy_decomposition,
-    entropy,
-    js_divergence,
-    kl_divergence,
-    perplexity,
-)
-from ._pointwise import (
-    binary_cross_entropy,
-    binary_cross_entropy_grad,
-    binary_entropy,
-    surprisal,
-)
+# Each name is listed once, in its module's ``__all__``; the star imports re-export
+# exactly those (also for type checkers).
+from . import _measures, _pointwise
+from ._measures import *  # noqa: F403
+from ._pointwise import *  # noqa: F403
 
-__all__ = [
-    "CrossEntropyDecomposition",
-    "binary_cross_entropy",
-    "binary_cross_entropy_grad",
-    "binary_entropy",
-    "cross_entropy",
-    "cross_entropy_decomposition",
-    "entropy",
-    "js_divergence",
-    "kl_divergence",
-    "perplexity",
-    "surprisal",
-]
+__all__ = sorted([*_measures.__all__, *_pointwise.__all__])

@@ -62,39 +62,21 @@ are the softmax cross-entropy with the vocabulary sharded across a tensor-parall
 group; :func:`all_reduce_state` merges an :class:`crossent.EvaluationState` across ranks.
 """
 
-from ._distributed_state import all_reduce_state
-from ._family import (
-    binary_cross_entropy_with_logits,
-    distillation_loss,
-    sigmoid_focal_loss,
-    softmax_focal_loss,
-)
-from ._functional import cross_entropy, linear_cross_entropy, linear_head_cross_entropy
-from ._modules import (
-    BCEWithLogitsLoss,
-    CrossEntropyLoss,
-    DistillationLoss,
-    LinearCrossEntropyLoss,
-    SigmoidFocalLoss,
-    SoftmaxFocalLoss,
-)
-from ._vocab_parallel import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+# Each name is listed once, in its module's ``__all__``; the star imports re-export
+# exactly those (also for type checkers).
+from . import _distributed_state, _family, _functional, _modules, _vocab_parallel
+from ._distributed_state import *  # noqa: F403
+from ._family import *  # noqa: F403
+from ._functional import *  # noqa: F403
+from ._modules import *  # noqa: F403
+from ._vocab_parallel import *  # noqa: F403
 
-__all__ = [
-    "BCEWithLogitsLoss",
-    "CrossEntropyLoss",
-    "DistillationLoss",
-    "LinearCrossEntropyLoss",
-    "SigmoidFocalLoss",
-    "SoftmaxFocalLoss",
-    "all_reduce_state",
-    "binary_cross_entropy_with_logits",
-    "cross_entropy",
-    "distillation_loss",
-    "linear_cross_entropy",
-    "linear_head_cross_entropy",
-    "sigmoid_focal_loss",
-    "softmax_focal_loss",
-    "vocab_parallel_cross_entropy",
-    "vocab_parallel_linear_cross_entropy",
-]
+__all__ = sorted(
+    [
+        *_distributed_state.__all__,
+        *_family.__all__,
+        *_functional.__all__,
+        *_modules.__all__,
+        *_vocab_parallel.__all__,
+    ]
+)

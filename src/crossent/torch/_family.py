@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 
-def _legacy(size_average: object, reduce: object) -> None:
+def _reject_legacy(size_average: object, reduce: object) -> None:
+    """Refuse PyTorch's deprecated ``size_average`` and ``reduce`` (they must stay None)."""
     if size_average is not None or reduce is not None:
         raise InputError(
             "`size_average` and `reduce` are deprecated in PyTorch and not supported; "
@@ -60,7 +61,7 @@ def binary_cross_entropy_with_logits(
     >>> bool(torch.isclose(ours, F.binary_cross_entropy_with_logits(x, t)))
     True
     """
-    _legacy(size_average, reduce)
+    _reject_legacy(size_average, reduce)
     # PyTorch's 'mean' divides by the number of elements, also with weights
     # (crossent's by the sum of the weights): the sum, then that division.
     loss = losses.sigmoid_cross_entropy(

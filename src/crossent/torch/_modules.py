@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
 
-from ..errors import InputError
 from . import _family, _functional
 
 __all__ = [
@@ -17,16 +18,40 @@ __all__ = [
     "SoftmaxFocalLoss",
 ]
 
-
-def _no_legacy(size_average: object, reduce: object) -> None:
-    if size_average is not None or reduce is not None:
-        raise InputError(
-            "`size_average` and `reduce` are deprecated in PyTorch and not supported; "
-            "use `reduction='mean'`, `'sum'` or `'none'`"
-        )
+#: Options that are tensors: held as buffers, so they follow ``.to()``, as in PyTorch.
+_TENSORS = frozenset({"weight", "pos_weight"})
 
 
-class CrossEntropyLoss(nn.Module):
+class _Loss(nn.Module):
+    """A loss function and the options it is called with.
+
+    ``_options`` names the keyword arguments of the function that the module holds,
+    each as the attribute of that name (a buffer for a tensor), read at every call,
+    so that ``loss.reduction = "sum"`` works as in PyTorch.
+    """
+
+    _options: ClassVar[tuple[str, ...]]
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        """Hold the options, taken from the subclass ``__init__``'s ``locals()``.
+
+        PyTorch's deprecated ``size_average`` and ``reduce``, where the signature keeps
+        them, must be None.
+        """
+        _family._reject_legacy(arguments.get("size_average"), arguments.get("reduce"))
+        super().__init__()
+        for name in self._options:
+            if name in _TENSORS:
+                self.register_buffer(name, arguments[name])
+            else:
+                setattr(self, name, arguments[name])
+
+    def _held(self) -> dict[str, Any]:
+        """The options as keyword arguments of the function."""
+        return {name: getattr(self, name) for name in self._options}
+
+
+class CrossEntropyLoss(_Loss):
     """``nn.CrossEntropyLoss``'s arguments, plus ``z_loss``, ``soft_cap`` and ``temperature``.
 
     ``forward(input, target)`` is :func:`crossent.torch.cross_entropy`. The class
@@ -44,6 +69,15 @@ class CrossEntropyLoss(nn.Module):
     """
 
     weight: torch.Tensor | None
+    _options = (
+        "weight",
+        "ignore_index",
+        "reduction",
+        "label_smoothing",
+        "z_loss",
+        "soft_cap",
+        "temperature",
+    )
 
     def __init__(
         self,
@@ -58,31 +92,13 @@ class CrossEntropyLoss(nn.Module):
         soft_cap: float | None = None,
         temperature: float = 1.0,
     ) -> None:
-        super().__init__()
-        _no_legacy(size_average, reduce)
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
-        self.z_loss = z_loss
-        self.soft_cap = soft_cap
-        self.temperature = temperature
+        super().__init__(locals())
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _functional.cross_entropy(
-            input,
-            target,
-            self.weight,
-            self.ignore_index,
-            self.reduction,
-            self.label_smoothing,
-            z_loss=self.z_loss,
-            soft_cap=self.soft_cap,
-            temperature=self.temperature,
-        )
+        return _functional.cross_entropy(input, target, **self._held())
 
 
-class LinearCrossEntropyLoss(nn.Module):
+class LinearCrossEntropyLoss(_Loss):
     """A classifier and its cross-entropy, like :class:`torch.nn.LinearCrossEntropyLoss`.
 
     Holds ``self.linear = nn.Linear(in_features, num_classes, bias=bias)``;
@@ -102,6 +118,16 @@ class LinearCrossEntropyLoss(nn.Module):
     """
 
     weight: torch.Tensor | None
+    _options = (
+        "weight",
+        "reduction",
+        "ignore_index",
+        "label_smoothing",
+        "z_loss",
+        "soft_cap",
+        "temperature",
+        "chunk_size",
+    )
 
     def __init__(
         self,
@@ -120,35 +146,17 @@ class LinearCrossEntropyLoss(nn.Module):
         temperature: float = 1.0,
         chunk_size: int | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(locals())
         self.linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
-        self.register_buffer("weight", weight)
-        self.reduction = reduction
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
-        self.z_loss = z_loss
-        self.soft_cap = soft_cap
-        self.temperature = temperature
-        self.chunk_size = chunk_size
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        linear = self.linear
         return _functional.linear_cross_entropy(
-            input,
-            self.linear.weight,
-            target,
-            linear_bias=self.linear.bias,
-            weight=self.weight,
-            reduction=self.reduction,
-            ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-            z_loss=self.z_loss,
-            soft_cap=self.soft_cap,
-            temperature=self.temperature,
-            chunk_size=self.chunk_size,
+            input, linear.weight, target, linear_bias=linear.bias, **self._held()
         )
 
 
-class BCEWithLogitsLoss(nn.Module):
+class BCEWithLogitsLoss(_Loss):
     """:class:`torch.nn.BCEWithLogitsLoss`'s arguments plus ``label_smoothing``.
 
     ``forward(input, target)`` is :func:`crossent.torch.binary_cross_entropy_with_logits`.
@@ -156,6 +164,7 @@ class BCEWithLogitsLoss(nn.Module):
 
     weight: torch.Tensor | None
     pos_weight: torch.Tensor | None
+    _options = ("weight", "pos_weight", "reduction", "label_smoothing")
 
     def __init__(
         self,
@@ -167,43 +176,29 @@ class BCEWithLogitsLoss(nn.Module):
         *,
         label_smoothing: float = 0.0,
     ) -> None:
-        super().__init__()
-        _no_legacy(size_average, reduce)
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
+        super().__init__(locals())
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _family.binary_cross_entropy_with_logits(
-            input,
-            target,
-            self.weight,
-            reduction=self.reduction,
-            pos_weight=self.pos_weight,
-            label_smoothing=self.label_smoothing,
-        )
+        return _family.binary_cross_entropy_with_logits(input, target, **self._held())
 
 
-class SigmoidFocalLoss(nn.Module):
+class SigmoidFocalLoss(_Loss):
     """``forward(inputs, targets)`` is :func:`crossent.torch.sigmoid_focal_loss`."""
 
+    _options = ("alpha", "gamma", "reduction")
+
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none") -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.gamma = gamma
-        self.reduction = reduction
+        super().__init__(locals())
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return _family.sigmoid_focal_loss(
-            inputs, targets, alpha=self.alpha, gamma=self.gamma, reduction=self.reduction
-        )
+        return _family.sigmoid_focal_loss(inputs, targets, **self._held())
 
 
-class SoftmaxFocalLoss(nn.Module):
+class SoftmaxFocalLoss(_Loss):
     """``forward(input, target)`` is :func:`crossent.torch.softmax_focal_loss`."""
 
     weight: torch.Tensor | None
+    _options = ("gamma", "weight", "ignore_index", "reduction")
 
     def __init__(
         self,
@@ -212,32 +207,19 @@ class SoftmaxFocalLoss(nn.Module):
         ignore_index: int = -100,
         reduction: str = "mean",
     ) -> None:
-        super().__init__()
-        self.gamma = gamma
-        self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.reduction = reduction
+        super().__init__(locals())
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _family.softmax_focal_loss(
-            input,
-            target,
-            gamma=self.gamma,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            reduction=self.reduction,
-        )
+        return _family.softmax_focal_loss(input, target, **self._held())
 
 
-class DistillationLoss(nn.Module):
+class DistillationLoss(_Loss):
     """``forward(input, teacher_logits)`` is :func:`crossent.torch.distillation_loss`."""
 
+    _options = ("temperature", "reduction")
+
     def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
-        super().__init__()
-        self.temperature = temperature
-        self.reduction = reduction
+        super().__init__(locals())
 
     def forward(self, input: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-        return _family.distillation_loss(
-            input, teacher_logits, temperature=self.temperature, reduction=self.reduction
-        )
+        return _family.distillation_loss(input, teacher_logits, **self._held())
