@@ -24,6 +24,7 @@ from ..calibration._error import CalibrationSpec, check_spec
 from ..calibration._inputs import as_predictions, binary_columns, renormalized
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..errors import InputError
+from . import _text
 from ._host import host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
@@ -90,6 +91,21 @@ class Report:
     def passed(self) -> bool:
         """True when every gate (``max_ece``, ``max_nll``) passed (or none was set)."""
         return all(gate["pass"] for gate in self.payload["gates"])
+
+    def metric_rows(self) -> list[tuple[str, str]]:
+        """The headline metrics as ``(label, value)`` strings, as every rendering shows
+        them (the HTML page, ``crossent report`` on the terminal and in Markdown)."""
+        return _text.metric_rows(self.payload)
+
+    def calibration_definition(self) -> str:
+        """The calibration error's definition, resamples and preset, in one line."""
+        return _text.definition(self.payload)
+
+    def columns_statement(self) -> str | None:
+        """One sentence naming the table columns the predictions were read from (None
+        when they did not come from a table's columns)."""
+        columns = self.payload.get("columns")
+        return _text.columns_statement(columns) if columns else None
 
     def to_html(self, path: str | Path | None = None) -> str:
         """The report as one self-contained HTML page (figures as PNG data URIs, no

@@ -10,7 +10,6 @@ import base64
 import contextlib
 import html
 import io
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -22,34 +21,24 @@ import numpy as np
 from ..errors import InputError
 from ._compare import ReportComparison
 from ._compute import Report
+from ._text import columns_statement, definition, fmt, gap_text, metric_rows, shown_classes
 
 __all__ = [
-    "SHOWN_CLASSES",
     "SMALL_MULTIPLES",
     "STYLE",
     "body_html",
-    "columns_statement",
     "comparison_html",
-    "definition",
     "figure_html",
     "figures",
-    "fmt",
-    "gap_text",
-    "metric_rows",
     "page",
     "reliability_figure",
     "render_html",
-    "shown_classes",
     "table",
     "write_atomically",
 ]
 
 SMALL_MULTIPLES = 20
 """Class-wise reliability panels drawn at most (the worst-calibrated classes beyond)."""
-
-SHOWN_CLASSES = 30
-"""Per-class bars and table rows drawn at most (the worst classes beyond: thousands of
-bars take minutes to draw and show nothing legible)."""
 
 _DPI = 110
 
@@ -71,45 +60,6 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-
-
-def fmt(value: float | None, digits: int = 4) -> str:
-    """A number for people; None (an infinite value in the JSON) is "inf"."""
-    if value is None:
-        return "inf"
-    return f"{value:.{digits}f}"
-
-
-def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline metrics as (label, formatted value), for every rendering."""
-    p, ece, smooth = payload, payload["ece"], payload["smooth_ece"]
-    return [
-        ("accuracy", f"{p['accuracy']:.4f}"),
-        ("NLL (nats)", fmt(p["nll_nats"])),
-        ("NLL (bits)", fmt(p["nll_bits"])),
-        ("perplexity", fmt(p["perplexity"], 3)),
-        ("Brier score (sum over classes, in [0, 2])", f"{p['brier']:.4f}"),
-        ("mean entropy of the predictions (nats)", f"{p['mean_entropy_nats']:.4f}"),
-        (
-            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
-            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
-        ),
-        (
-            "smooth calibration error (smECE)",
-            f"{smooth['value']:.4f}  (bandwidth {smooth['bandwidth']:.4f})",
-        ),
-    ]
-
-
-def definition(payload: dict[str, Any]) -> str:
-    ece = payload["ece"]
-    preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
-    return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
-
-
-def gap_text(payload: dict[str, Any]) -> str:
-    gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
 
 
 def _png(figure: Any) -> str:
@@ -194,18 +144,6 @@ def _surprisal_figure(report: Report) -> Any:
     axis.set_xlabel("surprisal of the true label, -log p_y (nats)")
     axis.set_ylabel("examples")
     return figure
-
-
-def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-    """The per-class rows to draw, and a note when they are not all of them: up to
-    :data:`SHOWN_CLASSES` classes, beyond that those with the highest mean NLL (infinite
-    first; classes without examples left out).  The JSON lists every class."""
-    if len(rows) <= SHOWN_CLASSES:
-        return rows, ""
-    seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
-    shown = seen[:SHOWN_CLASSES]
-    return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"
 
 
 def _per_class_figure(report: Report) -> tuple[str, Any]:
@@ -396,17 +334,6 @@ def body_html(report: Report) -> str:
 <div class="scroll">{bins}</div>
 <h2>Most surprising examples</h2>
 {surprising}"""
-
-
-def columns_statement(columns: dict[str, Any]) -> str:
-    """One sentence naming the columns a table was read with."""
-    parts = [f"labels from column '{columns['label']}'"]
-    if columns.get("id"):
-        parts.append(f"row ids from '{columns['id']}'")
-    classes = columns.get("classes", [])
-    shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
-    parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
-    return "Columns used: " + "; ".join(parts) + "."
 
 
 def page(title: str, body: str) -> str:

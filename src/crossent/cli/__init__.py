@@ -288,7 +288,7 @@ def _run_report(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     elif args.markdown:
-        print(render_markdown(report.to_dict()))
+        print(render_markdown(report))
     else:
         render_terminal(report, console)
         if args.output is not None:
@@ -337,10 +337,10 @@ def _run_comparison(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2, allow_nan=False))
     elif args.markdown:
-        print(render_comparison_markdown(payload))
+        print(render_comparison_markdown(comparison))
     else:
         console = _console()
-        render_comparison_terminal(payload, console)
+        render_comparison_terminal(comparison, console)
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
     codes = [_gates(model) for model in payload["models"]]

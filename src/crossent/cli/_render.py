@@ -27,33 +27,6 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def _metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline metrics as (label, formatted value), for both renderings."""
-    p, ece = payload, payload["ece"]
-    return [
-        ("accuracy", f"{p['accuracy']:.4f}"),
-        ("NLL (nats)", _fmt(p["nll_nats"])),
-        ("NLL (bits)", _fmt(p["nll_bits"])),
-        ("perplexity", _fmt(p["perplexity"], 3)),
-        ("Brier score (sum over classes, in [0, 2])", f"{p['brier']:.4f}"),
-        ("mean entropy of the predictions (nats)", f"{p['mean_entropy_nats']:.4f}"),
-        (
-            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
-            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
-        ),
-        (
-            "smooth calibration error (smECE)",
-            f"{p['smooth_ece']['value']:.4f}  (bandwidth {p['smooth_ece']['bandwidth']:.4f})",
-        ),
-    ]
-
-
-def _definition(payload: dict[str, Any]) -> str:
-    ece = payload["ece"]
-    preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
-    return f"{ece['definition']}; {ece['resamples']} resamples{preset}"
-
-
 def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The per-class rows to show, and a note when they are not all of them.
 
@@ -77,17 +50,6 @@ def _gap(payload: dict[str, Any]) -> str:
     return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
 
 
-def _columns_statement(columns: dict[str, Any]) -> str:
-    """One sentence naming the columns a table was read with."""
-    parts = [f"labels from column '{columns['label']}'"]
-    if columns.get("id"):
-        parts.append(f"row ids from '{columns['id']}'")
-    classes = columns.get("classes", [])
-    shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
-    parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
-    return "Columns used: " + "; ".join(parts) + "."
-
-
 def render_terminal(report: crossent.Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
@@ -101,17 +63,18 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         )
     else:
         console.print(f"[bold]{p['source']}[/bold] ({p['form']})", markup=True)
-    if p.get("columns"):
-        console.print(_columns_statement(p["columns"]), markup=False)
+    columns = report.columns_statement()
+    if columns:
+        console.print(columns, markup=False)
     for note in p["notes"]:
         console.print(f"note: {note}.", markup=False)
     overview = Table(title=f"{p['n']} examples, {p['classes']} classes", show_header=False)
     overview.add_column("metric")
     overview.add_column("value", justify="right")
-    for name, value in _metric_rows(p):
+    for name, value in report.metric_rows():
         overview.add_row(name, value)
     console.print(overview)
-    console.print(f"calibration error: {_definition(p)}.")
+    console.print(f"calibration error: {report.calibration_definition()}.")
     t = p["temperature"]
     if t["value"] is None:
         console.print("temperature: not fitted (a label has probability 0, so NLL is inf)")
@@ -178,9 +141,10 @@ def _gate_lines(payload: dict[str, Any]) -> list[str]:
     ]
 
 
-def render_markdown(payload: dict[str, Any]) -> str:
+def render_markdown(report: crossent.Report) -> str:
     """A compact Markdown summary of one report (for a CI job summary or a PR comment)."""
-    rows = [[name, value] for name, value in _metric_rows(payload)]
+    payload = report.to_dict()
+    rows = [[name, value] for name, value in report.metric_rows()]
     lines = [
         f"### crossent report: `{payload['source']}`",
         "",
@@ -188,10 +152,11 @@ def render_markdown(payload: dict[str, Any]) -> str:
         "",
         _md_table(["metric", "value"], rows),
         "",
-        f"Calibration error: {_definition(payload)}.",
+        f"Calibration error: {report.calibration_definition()}.",
     ]
-    if payload.get("columns"):
-        lines.append(_columns_statement(payload["columns"]))
+    columns = report.columns_statement()
+    if columns:
+        lines.append(columns)
     lines += [f"Note: {note}." for note in payload["notes"]]
     gates = _gate_lines(payload)
     if gates:
@@ -229,10 +194,11 @@ def _difference_rows(payload: dict[str, Any]) -> tuple[list[str], list[list[str]
     return header, rows
 
 
-def render_comparison_terminal(payload: dict[str, Any], console: Any) -> None:
+def render_comparison_terminal(comparison: crossent.ReportComparison, console: Any) -> None:
     """Print the models side by side and their paired differences against the first."""
     from rich.table import Table
 
+    payload = comparison.to_dict()
     header, rows = _comparison_rows(payload)
     models = Table(title=f"{len(payload['models'])} models on the same examples")
     for column in header:
@@ -252,11 +218,13 @@ def render_comparison_terminal(payload: dict[str, Any], console: Any) -> None:
     for row in rows:
         differences.add_row(*row)
     console.print(differences)
-    console.print(f"calibration error: {_definition(payload['models'][0])}.", markup=False)
+    definition = comparison.reports[0].calibration_definition()
+    console.print(f"calibration error: {definition}.", markup=False)
 
 
-def render_comparison_markdown(payload: dict[str, Any]) -> str:
+def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
     """The comparison as compact Markdown."""
+    payload = comparison.to_dict()
     header, rows = _comparison_rows(payload)
     d_header, d_rows = _difference_rows(payload)
     lines = [
