@@ -52,7 +52,7 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     Parameters
     ----------
     p : array_like
-        Probabilities in [0, 1], any shape.
+        Probabilities of the events, in [0, 1], any shape.
     base : float, optional
         None for nats (default), 2 for bits.
     validate : bool, optional
@@ -61,7 +61,7 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     Returns
     -------
     array, same shape as ``p``
-        A NumPy scalar for scalar input.
+        :math:`I(p)` of each event; a NumPy scalar for scalar input.
 
     Raises
     ------
@@ -99,15 +99,16 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
     Parameters
     ----------
     p : array_like
-        Probabilities in [0, 1], any shape.
+        Success probabilities of the Bernoulli variables, in [0, 1], any shape.
     base : float, optional
-        None for nats (default), 2 for bits.
+        None for nats (default), 2 for bits (a fair coin has 1 bit).
     validate : bool, optional
         Check that entries are finite and in [0, 1]. Default True.
 
     Returns
     -------
     array, same shape as ``p``
+        :math:`h(p) \in [0, \log 2]` of each variable; a NumPy scalar for scalar input.
 
     Raises
     ------
