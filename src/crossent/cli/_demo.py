@@ -47,12 +47,17 @@ def _heading(out: TextIO, title: str) -> None:
     out.write(f"\n{title}\n{'=' * len(title)}\n")
 
 
+def _note(out: TextIO, *lines: str) -> None:
+    """The text under a table: each line indented like the table."""
+    out.write("".join(f"  {line}\n" for line in lines))
+
+
 def _surprisal(out: TextIO) -> None:
     _heading(out, "Surprisal: I(p) = -log2 p")
     probabilities = [1.0, 0.5, 0.125, 0.01, 0.0]
     bits = crossent.surprisal(probabilities, base=2)
     _table(out, ["p", "bits"], [[p, b] for p, b in zip(probabilities, bits, strict=True)])
-    out.write("  An event of probability 0 is infinitely surprising: -log2 0 = inf.\n")
+    _note(out, "An event of probability 0 is infinitely surprising: -log2 0 = inf.")
 
 
 def _dice_sum() -> np.ndarray:
@@ -74,10 +79,12 @@ def _entropy(out: TextIO) -> None:
         crossent.entropy(rounded, base=2)
     except crossent.InputError:
         printed = crossent.entropy(rounded, base=2, validate=False)
-        out.write(
-            f"  A tutorial prints {printed:.2f} bits for the dice: it used probabilities rounded "
-            f"to 0.01, which sum to {sum(rounded):.2f}.\n  crossent refuses them "
-            "(InputError) instead of renormalising; the exact answer is above.\n"
+        _note(
+            out,
+            f"A tutorial prints {printed:.2f} bits for the dice: it used probabilities rounded "
+            f"to 0.01, which sum to {sum(rounded):.2f}.",
+            "crossent refuses them (InputError) instead of renormalising; the exact answer is "
+            "above.",
         )
 
 
@@ -85,22 +92,21 @@ def _friends(out: TextIO) -> None:
     _heading(out, "Cross-entropy: the friends guessing a coin with P(heads) = 0.7")
     truth = [0.7, 0.3]
     guesses = [0.0, 0.2, 0.5, 0.7, 0.9, 1.0]
-    rows = []
-    for n, guess in enumerate(guesses, start=1):
-        q = [guess, 1 - guess]
-        rows.append(
-            [
-                f"friend {n} (q={guess})",
-                crossent.cross_entropy(truth, q, base=2),
-                crossent.cross_entropy(truth, q, base=2, eps=1e-10),
-            ]
-        )
+    rows = [
+        [
+            f"friend {n} (q={guess})",
+            crossent.cross_entropy(truth, [guess, 1 - guess], base=2),
+            crossent.cross_entropy(truth, [guess, 1 - guess], base=2, eps=1e-10),
+        ]
+        for n, guess in enumerate(guesses, start=1)
+    ]
     _table(out, ["guess", "H(P,Q) bits", "clipped at 1e-10"], rows)
-    out.write(
-        "  Friends 1 and 6 gave probability 0 to something that happens: the exact cost is\n"
-        "  infinite. The tutorial's 23.25 and 9.97 are what clipping q at 1e-10 makes of it.\n"
-        "  Friend 4, who guessed the truth, has the least: H(P,Q) >= H(P) = "
-        f"{crossent.entropy(truth, base=2):.4f} bits.\n"
+    _note(
+        out,
+        "Friends 1 and 6 gave probability 0 to something that happens: the exact cost is",
+        "infinite. The tutorial's 23.25 and 9.97 are what clipping q at 1e-10 makes of it.",
+        "Friend 4, who guessed the truth, has the least: H(P,Q) >= H(P) = "
+        f"{crossent.entropy(truth, base=2):.4f} bits.",
     )
 
 
@@ -114,11 +120,12 @@ def _step_by_step(out: TextIO) -> None:
     ]
     _table(out, ["outcome", "P", "Q", "-log Q", "-P log Q"], rows)
     d = crossent.cross_entropy_decomposition(p, q)
-    out.write(
-        f"  H(P) = {d.entropy:.4f}   H(P,Q) = {d.cross_entropy:.4f}   "
-        f"KL(P||Q) = {d.kl_divergence:.4f}\n"
-        f"  identity H(P,Q) = H(P) + KL: {d.cross_entropy:.6f} = "
-        f"{d.entropy:.6f} + {d.kl_divergence:.6f}\n"
+    _note(
+        out,
+        f"H(P) = {d.entropy:.4f}   H(P,Q) = {d.cross_entropy:.4f}   "
+        f"KL(P||Q) = {d.kl_divergence:.4f}",
+        f"identity H(P,Q) = H(P) + KL: {d.cross_entropy:.6f} = "
+        f"{d.entropy:.6f} + {d.kl_divergence:.6f}",
     )
 
 
@@ -142,58 +149,55 @@ def _softmax(out: TextIO) -> None:
         for k, (z, pk, yk) in enumerate(zip(logits, probs, one_hot[0], strict=True))
     ]
     _table(out, ["class", "logit z", "softmax p", "p - y"], rows)
-    out.write(
-        f"  true class 0: loss = -log p_0 = {loss:.4f} nats; the gradient p - y sums to "
-        f"{abs(float(np.sum(probs - one_hot[0]))):.0e} (zero, to rounding).\n"
-        "  Adding a constant to every logit changes nothing: "
-        f"{crossent.cross_entropy(one_hot[0], np.add(logits, 1000.0), q_form='logits'):.4f}.\n"
+    shifted = crossent.cross_entropy(one_hot[0], np.add(logits, 1000.0), q_form="logits")
+    _note(
+        out,
+        f"true class 0: loss = -log p_0 = {loss:.4f} nats; the gradient p - y sums to "
+        f"{abs(float(np.sum(probs - one_hot[0]))):.0e} (zero, to rounding).",
+        f"Adding a constant to every logit changes nothing: {shifted:.4f}.",
     )
 
 
 def _perplexity(out: TextIO) -> None:
     _heading(out, "Perplexity = exp(cross-entropy in nats)")
     uniform = np.full(50, 1 / 50)
-    out.write(
-        f"  a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f}\n"
-        f"  a [0.9, 0.1] coin: perplexity {crossent.perplexity([0.9, 0.1]):.4f} "
-        "(less than 2 choices' worth of confusion)\n"
+    _note(
+        out,
+        f"a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f}",
+        f"a [0.9, 0.1] coin: perplexity {crossent.perplexity([0.9, 0.1]):.4f} "
+        "(less than 2 choices' worth of confusion)",
     )
 
 
 def _kl(out: TextIO) -> None:
     _heading(out, "KL divergence: the cost of believing Q when the truth is P (bits)")
     p = [0.5, 0.5]
-    rows = []
-    for q in ([0.5, 0.5], [0.7, 0.3], [0.9, 0.1], [1.0, 0.0]):
-        rows.append(
-            [
-                f"Q = {q}",
-                crossent.kl_divergence(p, q, base=2),
-                crossent.kl_divergence(q, p, base=2),
-            ]
-        )
+    rows = [
+        [f"Q = {q}", crossent.kl_divergence(p, q, base=2), crossent.kl_divergence(q, p, base=2)]
+        for q in ([0.5, 0.5], [0.7, 0.3], [0.9, 0.1], [1.0, 0.0])
+    ]
     _table(out, ["P = [0.5, 0.5] against", "D(P||Q)", "D(Q||P)"], rows)
-    out.write(
-        "  Not symmetric, never negative (Gibbs' inequality), 0 only when Q = P; infinite\n"
-        "  when Q gives 0 to an outcome P allows.\n"
+    _note(
+        out,
+        "Not symmetric, never negative (Gibbs' inequality), 0 only when Q = P; infinite",
+        "when Q gives 0 to an outcome P allows.",
     )
 
 
 def _temperature(out: TextIO) -> None:
     _heading(out, "Temperature: softmax(z / T) for the logits z = [2, 1, 0.1]")
     logits = np.array([2.0, 1.0, 0.1])
-    rows = []
-    for t in (0.5, 1.0, 2.0, 5.0):
-        rows.append(
-            [
-                f"T = {t:g}",
-                float(np.exp(-crossent.softmax_cross_entropy(logits, 0, temperature=t))),
-                crossent.entropy(logits / t, p_form="logits", base=2),
-                crossent.softmax_cross_entropy(logits, 0, temperature=t),
-            ]
-        )
+    rows = [
+        [
+            f"T = {t:g}",
+            float(np.exp(-crossent.softmax_cross_entropy(logits, 0, temperature=t))),
+            crossent.entropy(logits / t, p_form="logits", base=2),
+            crossent.softmax_cross_entropy(logits, 0, temperature=t),
+        ]
+        for t in (0.5, 1.0, 2.0, 5.0)
+    ]
     _table(out, ["temperature", "p(class 0)", "entropy (bits)", "loss, label 0 (nats)"], rows)
-    out.write("  T < 1 sharpens the prediction, T > 1 flattens it; the ranking never changes.\n")
+    _note(out, "T < 1 sharpens the prediction, T > 1 flattens it; the ranking never changes.")
 
 
 def _calibration(out: TextIO) -> None:
@@ -221,9 +225,10 @@ def _calibration(out: TextIO) -> None:
         ],
     ]
     _table(out, ["predictions", "NLL (nats)", "ECE", "accuracy"], rows)
-    out.write(
-        "  Dividing the logits by the fitted temperature keeps every prediction's ranking\n"
-        "  (the same accuracy) and removes most of the over-confidence.\n"
+    _note(
+        out,
+        "Dividing the logits by the fitted temperature keeps every prediction's ranking",
+        "(the same accuracy) and removes most of the over-confidence.",
     )
 
 

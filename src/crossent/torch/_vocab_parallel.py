@@ -82,7 +82,7 @@ so every rank raises the same error. They run eagerly only (skipped under
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,15 +128,11 @@ class _Options:
     temperature: float
 
 
-def _options(
-    *,
-    ignore_index: int | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
-) -> _Options:
+def _options(arguments: Mapping[str, Any]) -> _Options:
+    """The options among a public function's arguments (its ``locals()``), checked."""
+    ignore_index, reduction = arguments["ignore_index"], arguments["reduction"]
+    label_smoothing, z_loss = arguments["label_smoothing"], arguments["z_loss"]
+    soft_cap, temperature = arguments["soft_cap"], arguments["temperature"]
     if reduction not in ("mean", "sum", "none"):
         raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
     if ignore_index is not None and (
@@ -832,14 +828,7 @@ def vocab_parallel_cross_entropy(
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = _options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
+    opts = _options(locals())
     logits = _floating(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -917,14 +906,7 @@ def vocab_parallel_linear_cross_entropy(
     collectives. Low-precision inputs are computed in float32 (the classifier slice is
     cast once per call).
     """
-    opts = _options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
+    opts = _options(locals())
     h = _floating(input, name="input")
     w = _floating(weight, name="weight")
     b = None if bias is None else _floating(bias, name="bias")
