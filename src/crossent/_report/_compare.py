@@ -72,12 +72,9 @@ class ReportComparison:
     def to_html(self, path: str | Path | None = None) -> str:
         """One HTML page: the comparison table, overlaid reliability curves with a legend,
         then each model's report; written atomically to ``path`` when given."""
-        from ._html import comparison_html, write_atomically
+        from ._html import comparison_html, delivered
 
-        page = comparison_html(self)
-        if path is not None:
-            write_atomically(Path(path), page)
-        return page
+        return delivered(comparison_html(self), path)
 
     def _repr_html_(self) -> str:
         from ._html import comparison_html

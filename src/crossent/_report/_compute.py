@@ -110,12 +110,9 @@ class Report:
     def to_html(self, path: str | Path | None = None) -> str:
         """The report as one self-contained HTML page (figures as PNG data URIs, no
         script); written atomically to ``path`` when given.  Needs matplotlib."""
-        from ._html import render_html, write_atomically
+        from ._html import delivered, render_html
 
-        page = render_html(self)
-        if path is not None:
-            write_atomically(Path(path), page)
-        return page
+        return delivered(render_html(self), path)
 
     def _repr_html_(self) -> str:
         from ._html import render_html

@@ -28,6 +28,7 @@ __all__ = [
     "STYLE",
     "body_html",
     "comparison_html",
+    "delivered",
     "figure_html",
     "figures",
     "page",
@@ -60,6 +61,14 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def delivered(page: str, path: str | Path | None) -> str:
+    """``page``, first written atomically to ``path`` when one is given (the contract of
+    ``Report.to_html`` and ``ReportComparison.to_html``)."""
+    if path is not None:
+        write_atomically(Path(path), page)
+    return page
 
 
 def _png(figure: Any) -> str:
