@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -27,10 +28,12 @@ class _Loss(nn.Module):
 
     ``_options`` names the keyword arguments of the function that the module holds,
     each as the attribute of that name (a buffer for a tensor), read at every call,
-    so that ``loss.reduction = "sum"`` works as in PyTorch.
+    so that ``loss.reduction = "sum"`` works as in PyTorch. ``forward(input, target)``
+    calls ``_function`` (a subclass whose tensors have other names defines its own).
     """
 
     _options: ClassVar[tuple[str, ...]]
+    _function: ClassVar[Callable[..., torch.Tensor]]
 
     def __init__(self, arguments: dict[str, Any]) -> None:
         """Hold the options, taken from the subclass ``__init__``'s ``locals()``.
@@ -49,6 +52,9 @@ class _Loss(nn.Module):
     def _held(self) -> dict[str, Any]:
         """The options as keyword arguments of the function."""
         return {name: getattr(self, name) for name in self._options}
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return type(self)._function(input, target, **self._held())
 
 
 class CrossEntropyLoss(_Loss):
@@ -69,6 +75,7 @@ class CrossEntropyLoss(_Loss):
     """
 
     weight: torch.Tensor | None
+    _function = staticmethod(_functional.cross_entropy)
     _options = (
         "weight",
         "ignore_index",
@@ -93,9 +100,6 @@ class CrossEntropyLoss(_Loss):
         temperature: float = 1.0,
     ) -> None:
         super().__init__(locals())
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _functional.cross_entropy(input, target, **self._held())
 
 
 class LinearCrossEntropyLoss(_Loss):
@@ -164,6 +168,7 @@ class BCEWithLogitsLoss(_Loss):
 
     weight: torch.Tensor | None
     pos_weight: torch.Tensor | None
+    _function = staticmethod(_family.binary_cross_entropy_with_logits)
     _options = ("weight", "pos_weight", "reduction", "label_smoothing")
 
     def __init__(
@@ -177,9 +182,6 @@ class BCEWithLogitsLoss(_Loss):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__(locals())
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _family.binary_cross_entropy_with_logits(input, target, **self._held())
 
 
 class SigmoidFocalLoss(_Loss):
@@ -198,6 +200,7 @@ class SoftmaxFocalLoss(_Loss):
     """``forward(input, target)`` is :func:`crossent.torch.softmax_focal_loss`."""
 
     weight: torch.Tensor | None
+    _function = staticmethod(_family.softmax_focal_loss)
     _options = ("gamma", "weight", "ignore_index", "reduction")
 
     def __init__(
@@ -208,9 +211,6 @@ class SoftmaxFocalLoss(_Loss):
         reduction: str = "mean",
     ) -> None:
         super().__init__(locals())
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return _family.softmax_focal_loss(input, target, **self._held())
 
 
 class DistillationLoss(_Loss):
