@@ -35,6 +35,8 @@ REQUIREMENTS = {
     "docs": ["-e", ".[docs]"],
 }
 SITE = ROOT / "site"
+# pytest-xdist: one worker per core (CI has 2), tests handed out as workers free up.
+PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 DOCS_BUILD = ROOT / "docs" / "_build"
 
 
@@ -134,7 +136,7 @@ def test(args: list[str]) -> None:
         print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
     else:
         build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
-    _run(PYTHON, "-m", "pytest", *args)
+    _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
 
 
 TASKS = {"report": report, "demo": demo, "test": test, "docs": docs}
