@@ -37,7 +37,7 @@ from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._summaries import summarize_block
 from ..calibration._temperature import _cross_fitted_nll
 from ..errors import InputError
-from ._host import host_array, host_labels
+from ._host import check_aligned, host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
 
@@ -206,11 +206,14 @@ def report(
     ----------
     predictions : array_like, shape (n, classes) or (n,)
         NumPy, PyTorch (any device; detached and copied to the host) or pandas
-        (a DataFrame's columns name the classes).  A 1-D array (or a one-column frame) is
+        (a DataFrame's columns name the classes and must all be numeric; nullable
+        ``Float64`` columns are read as float64, a missing value is an error).  A 1-D array (or a one-column frame) is
         :math:`P(y = 1)` of a binary problem with labels in {0, 1}; the report then uses
         the positive-class scope for calibration and says so.
     labels : array_like of int, shape (n,)
-        True classes (a pandas Series or a tensor is fine).
+        True classes (a pandas Series or a tensor is fine; a Series beside a pandas
+        ``predictions`` must have the same row index, so rows are never paired by
+        position by mistake).
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
@@ -272,6 +275,7 @@ def report(
     advance_to = progress or _no_progress
     resamples = check_integer(resamples, name="resamples", low=1)
     top = check_integer(top, name="top", low=0)
+    check_aligned(predictions, labels)
     values, names_from_frame = host_array(predictions, name="predictions")
     label_array = host_labels(labels)
     binary = getattr(values, "ndim", None) == 1 or (
