@@ -207,9 +207,10 @@ def report(
     predictions : array_like, shape (n, classes) or (n,)
         NumPy, PyTorch (any device; detached and copied to the host) or pandas
         (a DataFrame's columns name the classes and must all be numeric; nullable
-        ``Float64`` columns are read as float64, a missing value is an error).  A 1-D array (or a one-column frame) is
-        :math:`P(y = 1)` of a binary problem with labels in {0, 1}; the report then uses
-        the positive-class scope for calibration and says so.
+        ``Float64`` columns are read as float64, a missing value is an error).  A 1-D
+        array (or a one-column frame) is :math:`P(y = 1)` of a binary problem with labels
+        in {0, 1}; the report then uses the positive-class scope for calibration and says
+        so.
     labels : array_like of int, shape (n,)
         True classes (a pandas Series or a tensor is fine; a Series beside a pandas
         ``predictions`` must have the same row index, so rows are never paired by
@@ -575,9 +576,13 @@ def _ece_at_temperature(
     positive = spec.scope == "positive-class"
 
     def curve(_: int, block: Any, block_labels: Any) -> tuple[Any, Any]:
-        shifted = log_scores(block, form)
-        top = np.argmax(shifted, axis=1)
-        shifted = shifted - shifted[np.arange(top.shape[0]), top][:, None]
+        scores = log_scores(block, form)
+        top = np.argmax(scores, axis=1)
+        # in place where the block is this pass's own float64 copy (never the caller's)
+        mine = scores.flags.owndata and scores.flags.writeable
+        shifted = np.subtract(
+            scores, scores[np.arange(top.shape[0]), top][:, None], out=scores if mine else None
+        )
         np.divide(shifted, temperature, out=shifted)
         np.exp(shifted, out=shifted)
         total = shifted.sum(axis=1)
