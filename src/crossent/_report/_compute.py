@@ -51,10 +51,10 @@ _BOUNDS = (0.05, 20.0)
 """The temperatures the fit may choose from (TemperatureScaling's default)."""
 
 _FOLDS = 2
+"""Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
 
 _LEVEL = 0.95
 """Coverage of the calibration error's bootstrap interval and of the diagram's bins."""
-"""Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
 
 Progress = Callable[[str, int], Callable[[int], None]]
 """``progress(label, total)`` returns an ``advance(steps)`` callback."""
