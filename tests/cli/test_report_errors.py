@@ -98,7 +98,11 @@ def test_rows_are_numbered_across_batches(
         ),
         (lambda d: _npz(d, probs=np.eye(2), labels=np.arange(3)), "'labels' has 3 rows but"),
         (lambda d: _npz(d, probs=np.eye(2), labels=np.array([0.0, 1.0])), "must be integers"),
-        (lambda d: _npz(d, probs=np.ones(2) / 2, labels=np.arange(2)), "two-dimensional"),
+        # a 1-D array is binary P(label = 1) (issue 14); three dimensions are an error
+        (
+            lambda d: _npz(d, probs=np.ones((2, 2, 1)) / 2, labels=np.arange(2)),
+            "must have shape (rows, classes)",
+        ),
         (lambda d: _npz(d, probs=np.zeros((0, 3)), labels=np.zeros(0, int)), "there are no rows"),
         (lambda d: _write(d / "a.csv", b"x,y\n0.5,0.5\n"), "no 'label' column"),
         (lambda d: _write(d / "a.csv", b"label,a,b\n0.5,0.5,0.5\n"), "must hold integers"),

@@ -20,12 +20,25 @@ import numpy as np
 
 from .. import calibration as cal
 from .._checks import check_form, check_integer
-from ..calibration._error import CalibrationSpec, check_spec
+from ..calibration._bootstrap import _binned_replicates, _percentiles
+from ..calibration._calibrator import log_scores
+from ..calibration._error import (
+    CalibrationError,
+    CalibrationSpec,
+    bin_indices,
+    check_spec,
+    edges_for,
+    error_from_statistics,
+    statistics_for,
+)
 from ..calibration._inputs import as_predictions, binary_columns, renormalized
+from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
+from ..calibration._summaries import summarize_block
+from ..calibration._temperature import _cross_fitted_nll
 from ..errors import InputError
 from . import _text
-from ._host import host_array, host_labels
+from ._host import check_aligned, host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
 
@@ -40,6 +53,9 @@ _BOUNDS = (0.05, 20.0)
 
 _FOLDS = 2
 """Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
+
+_LEVEL = 0.95
+"""Coverage of the calibration error's bootstrap interval and of the diagram's bins."""
 
 Progress = Callable[[str, int], Callable[[int], None]]
 """``progress(label, total)`` returns an ``advance(steps)`` callback."""
@@ -203,11 +219,15 @@ def report(
     ----------
     predictions : array_like, shape (n, classes) or (n,)
         NumPy, PyTorch (any device; detached and copied to the host) or pandas
-        (a DataFrame's columns name the classes).  A 1-D array (or a one-column frame) is
-        :math:`P(y = 1)` of a binary problem with labels in {0, 1}; the report then uses
-        the positive-class scope for calibration and says so.
+        (a DataFrame's columns name the classes and must all be numeric; nullable
+        ``Float64`` columns are read as float64, a missing value is an error).  A 1-D
+        array (or a one-column frame) is :math:`P(y = 1)` of a binary problem with labels
+        in {0, 1}; the report then uses the positive-class scope for calibration and says
+        so.
     labels : array_like of int, shape (n,)
-        True classes (a pandas Series or a tensor is fine).
+        True classes (a pandas Series or a tensor is fine; a Series beside a pandas
+        ``predictions`` must have the same row index, so rows are never paired by
+        position by mistake).
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
@@ -269,6 +289,7 @@ def report(
     advance_to = progress or _no_progress
     resamples = check_integer(resamples, name="resamples", low=1)
     top = check_integer(top, name="top", low=0)
+    check_aligned(predictions, labels)
     values, names_from_frame = host_array(predictions, name="predictions")
     label_array = host_labels(labels)
     binary = getattr(values, "ndim", None) == 1 or (
@@ -333,59 +354,43 @@ def report(
     classwise = cal.EvaluationState(
         classes, bins=spec.bins, binning="uniform", closed=spec.closed, scope="class-wise", keep=0
     )
-    correct_per_class = np.zeros(classes, dtype=np.int64)
-    surprisal_parts = []
-    brier_parts = []
-    confidence_parts = []
-    hit_parts = []
-    advance = advance_to("evaluating", n)
-    for start, batch, batch_labels in _batches(values, label_array):
-        state.update(batch, batch_labels, form=checked_form, first_row=start)
-        classwise.update(batch, batch_labels, form=checked_form, validate=False)
-        block = as_predictions(batch, batch_labels, form=checked_form, validate=False)
-        for part in block.map_blocks(lambda b: _row_values(b, spec.scope)):
-            surprisal_parts.append(part[0])
-            brier_parts.append(part[1])
-            confidence_parts.append(part[2])
-            hit_parts.append(part[3])
-            correct_per_class += part[4]
-        advance(int(batch_labels.shape[0]))
+    # One curve for the diagram and the smooth ECE: the class-wise scope shows top-label.
+    curve_scope = "positive-class" if spec.scope == "positive-class" else "top-label"
+    rows = _first_pass(
+        values,
+        label_array,
+        checked_form,
+        (state, classwise),
+        curve_scope,
+        advance_to("evaluating", n),
+    )
     summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
-    surprisal = np.concatenate(surprisal_parts) if surprisal_parts else np.zeros(0)
-    brier_rows = np.concatenate(brier_parts) if brier_parts else np.zeros(0)
-    confidence = np.concatenate(confidence_parts) if confidence_parts else np.zeros(0)
-    hits = np.concatenate(hit_parts) if hit_parts else np.zeros(0)
+    correct_per_class = rows.correct_per_class
 
     advance = advance_to("bootstrap interval", 1)
-    ece = cal.bootstrap_interval(
-        "calibration_error",
-        values,
-        label_array,
-        form=checked_form,
-        resamples=resamples,
-        seed=seed,
-        validate=False,
-        bins=spec.bins,
-        binning=spec.binning,
-        norm=spec.norm,
-        scope=spec.scope,
-        debias=spec.estimator == "debiased",
-        closed=spec.closed,
-    )
+    if spec.scope == curve_scope:  # the per-row confidences and hits are the scope's
+        ece = _binned_interval(rows.confidence, rows.hits, spec, resamples=resamples, seed=seed)
+    else:  # class-wise: every class's column is resampled
+        ece = cal.bootstrap_interval(
+            "calibration_error",
+            values,
+            label_array,
+            form=checked_form,
+            resamples=resamples,
+            seed=seed,
+            validate=False,
+            bins=spec.bins,
+            binning=spec.binning,
+            norm=spec.norm,
+            scope=spec.scope,
+            debias=spec.estimator == "debiased",
+            closed=spec.closed,
+        )
     advance(1)
-    smooth_scope = "positive-class" if spec.scope == "positive-class" else "top-label"
-    smooth = smooth_calibration_of(confidence, hits, scope=smooth_scope)
+    smooth = smooth_calibration_of(rows.confidence, rows.hits, scope=curve_scope)
     temperature = _temperature(values, label_array, checked_form, spec, seed, advance_to)
-    diagram = cal.reliability_diagram(
-        values,
-        label_array,
-        form=checked_form,
-        bins=spec.bins,
-        binning=spec.binning,
-        scope=spec.scope if spec.scope != "class-wise" else "top-label",
-        closed=spec.closed,
-        validate=False,
-    )
+    diagram = _diagram(rows.confidence, rows.hits, spec, curve_scope)
+    surprisal, brier_rows = rows.surprisal, rows.brier
     classwise_summary = classwise.compute()
     payload = _payload(
         values=values,
@@ -423,22 +428,94 @@ def report(
     )
 
 
-def _row_values(block: Any, scope: str) -> tuple[Any, Any, Any, Any, Any]:
-    """Surprisal, Brier score, the smoothed confidence and hit, and correct predictions
-    per class, of a block of rows."""
-    rows = np.arange(block.labels.shape[0])
-    log_p_label = block.label_log_probs()
-    squares = np.square(block.probs)
-    squares[rows, block.labels] = 0.0
-    brier = squares.sum(axis=1) + np.square(-np.expm1(log_p_label))  # no 1 - p_y cancellation
-    predicted = np.argmax(block.probs, axis=1)
-    correct = predicted == block.labels
-    if scope == "positive-class":
-        confidence, hit = block.probs[:, 1], (block.labels == 1).astype(np.float64)
-    else:
-        confidence, hit = np.max(block.probs, axis=1), correct.astype(np.float64)
-    per_class = np.bincount(block.labels[correct], minlength=block.probs.shape[1])
-    return -log_p_label, brier, confidence, hit, per_class
+@dataclass(frozen=True)
+class _Rows:
+    """What the first pass keeps of every row (float64, shape ``(n,)``) and the correct
+    predictions per class."""
+
+    surprisal: Any
+    brier: Any
+    confidence: Any
+    hits: Any
+    correct_per_class: Any
+
+
+def _first_pass(
+    values: Any,
+    labels: Any,
+    form: str,
+    states: tuple[cal.EvaluationState, ...],
+    curve_scope: str,
+    advance: Callable[[int], None],
+) -> _Rows:
+    """One pass over the rows: each block is validated, turned into probabilities once
+    (one log-sum-exp per row) and summarised once; every state adds those summaries, and
+    the per-row surprisal, Brier score, confidence and hit are kept for the bootstrap,
+    the smooth calibration error, the diagram and paired comparisons."""
+    classes = int(values.shape[1])
+    parts: list[tuple[Any, Any, Any, Any]] = []
+    correct = np.zeros(classes, dtype=np.int64)
+    for start, batch, batch_labels in _batches(values, labels):
+        # the caller's dtype sets the validation tolerance, as in EvaluationState.update
+        predictions = as_predictions(batch, batch_labels, form=form, first_row=start)
+        for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+            for state in states:
+                state._add_block(block, rows, start)
+            hit = rows.predicted == rows.labels
+            correct += np.bincount(rows.labels[hit], minlength=classes)
+            if curve_scope == "positive-class":
+                parts.append(
+                    (
+                        rows.surprisal,
+                        rows.brier,
+                        block.probs[:, 1],
+                        (rows.labels == 1).astype(np.float64),
+                    )
+                )
+            else:
+                parts.append((rows.surprisal, rows.brier, rows.confidence, hit.astype(np.float64)))
+        for state in states:
+            state.n += predictions.n
+        advance(int(batch_labels.shape[0]))
+    surprisal, brier, confidence, hits = (
+        [np.concatenate(column) for column in zip(*parts, strict=True)]
+        if parts
+        else [np.zeros(0)] * 4
+    )
+    return _Rows(surprisal, brier, confidence, hits, correct)
+
+
+def _binned_interval(
+    confidence: Any, hits: Any, spec: CalibrationSpec, *, resamples: int, seed: int
+) -> cal.Interval:
+    """``bootstrap_interval("calibration_error", ...)`` of a one-curve scope from the
+    per-row confidences and hits the first pass kept (no second pass over the rows):
+    the same bins, replicates and percentiles."""
+    index = bin_indices(confidence, edges_for(confidence, spec), spec)
+    value = error_from_statistics(statistics_for(confidence, hits, index, spec), spec)
+    replicates = _binned_replicates(confidence, hits, index, spec, resamples, seed)
+    low, high = _percentiles(replicates, _LEVEL)
+    return cal.Interval(value, low, high, _LEVEL, resamples, seed, "calibration_error")
+
+
+def _diagram(
+    confidence: Any, hits: Any, spec: CalibrationSpec, scope: str
+) -> cal.ReliabilityDiagram:
+    """``reliability_diagram`` of the report's bins from the kept confidences and hits."""
+    curve = check_spec(
+        bins=spec.bins,
+        binning=spec.binning,
+        norm="l1",
+        scope=scope,
+        debias=False,
+        closed=spec.closed,
+    )
+    edges = edges_for(confidence, curve)
+    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, curve), curve)
+    result = CalibrationError(
+        error_from_statistics(stats, curve), curve, int(confidence.shape[0]), edges, stats
+    )
+    return diagram_of(result, _LEVEL)
 
 
 def _describe(predictions: Any, n: int, classes: int) -> str:
@@ -463,31 +540,76 @@ def _temperature(
     except InputError:  # a label with probability 0: NLL is inf at every T
         return {"value": None, "nll_nats": None, "ece": None, "gap": None, "at_bound": None}
     advance(1)
-    state = cal.EvaluationState(
-        values.shape[1],
-        bins=spec.bins,
-        binning=spec.binning,
-        closed=spec.closed,
-        scope=spec.scope,
-        keep=0,
-    )
-    for _, batch, batch_labels in _batches(values, labels):
-        state.update(scaler.transform(batch, form=form), batch_labels, validate=False)
-    after = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
+    ece = _ece_at_temperature(values, labels, form, spec, scaler)
     advance(1)
+    # recalibration_gap without its redundant passes (the label check, and the NLL at
+    # T = 1, which is the fit's first evaluation on the same rows)
+    predictions = as_predictions(values, labels, form=form, validate=False)
     gap = (
-        cal.recalibration_gap(values, labels, form=form, folds=_FOLDS, seed=seed, validate=False)
+        scaler.nll_before_
+        - _cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
         if labels.shape[0] >= _FOLDS
         else None  # too few rows to cross-fit: reported as null, not an error
     )
     advance(1)
     return {
         "value": scaler.temperature_,
-        "nll_nats": after.nll,
-        "ece": after.calibration.value,
+        "nll_nats": scaler.nll_after_,  # the fit's NLL at its temperature
+        "ece": ece,
         "gap": gap,
         "at_bound": scaler.at_bound_,
     }
+
+
+def _ece_at_temperature(
+    values: Any, labels: Any, form: str, spec: CalibrationSpec, scaler: Any
+) -> float:
+    r"""The report's calibration error of ``softmax(z / T)``.
+
+    For a one-curve scope only the curve's confidence changes with :math:`T` (the
+    predicted class does not), so one pass computes it from the log-scores :math:`z`
+    with :math:`s = z - \max_k z_k`: :math:`1 / \sum_k e^{s_k / T}` (top label) or
+    :math:`e^{s_1 / T} / \sum_k e^{s_k / T}` (class 1), without the full softmax, and a
+    two-column positive-class :class:`EvaluationState` bins it exactly as the report's
+    state does.  The class-wise scope rescales every column.
+    """
+    temperature = scaler.temperature_
+    debias = spec.estimator == "debiased"
+
+    def state_of(classes: int, scope: str) -> cal.EvaluationState:
+        return cal.EvaluationState(
+            classes, bins=spec.bins, binning=spec.binning, closed=spec.closed, scope=scope, keep=0
+        )
+
+    if spec.scope == "class-wise":
+        state = state_of(int(values.shape[1]), spec.scope)
+        for _, batch, batch_labels in _batches(values, labels):
+            state.update(scaler.transform(batch, form=form), batch_labels, validate=False)
+        return state.compute(norm=spec.norm, debias=debias).calibration.value
+    positive = spec.scope == "positive-class"
+
+    def curve(_: int, block: Any, block_labels: Any) -> tuple[Any, Any]:
+        scores = log_scores(block, form)
+        top = np.argmax(scores, axis=1)
+        # in place where the block is this pass's own float64 copy (never the caller's)
+        mine = scores.flags.owndata and scores.flags.writeable
+        shifted = np.subtract(
+            scores, scores[np.arange(top.shape[0]), top][:, None], out=scores if mine else None
+        )
+        np.divide(shifted, temperature, out=shifted)
+        np.exp(shifted, out=shifted)
+        total = shifted.sum(axis=1)
+        if positive:
+            return shifted[:, 1] / total, block_labels == 1
+        return 1.0 / total, top == block_labels
+
+    predictions = as_predictions(values, labels, form=form, validate=False)
+    parts = list(predictions.map_raw(curve))
+    confidence = np.concatenate([part[0] for part in parts])
+    hits = np.concatenate([part[1] for part in parts]).astype(np.intp)
+    state = state_of(2, "positive-class")
+    state.update(np.stack([1.0 - confidence, confidence], axis=1), hits, validate=False)
+    return state.compute(norm=spec.norm, debias=debias).calibration.value
 
 
 def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:

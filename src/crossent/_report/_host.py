@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["host_array", "host_labels"]
+__all__ = ["check_aligned", "host_array", "host_labels"]
 
 
 def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
@@ -22,8 +22,9 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
         return x, None
     module = type(x).__module__.split(".")[0]
     if module == "pandas":
-        names = [str(c) for c in x.columns] if hasattr(x, "columns") else None
-        return x.to_numpy(), names
+        if hasattr(x, "columns"):
+            return _frame(x, name=name), [str(c) for c in x.columns]
+        return _series(x), None
     if module == "torch":
         tensor = x.detach()
         if tensor.dtype.is_floating_point and tensor.element_size() < 4:
@@ -39,6 +40,55 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
                 f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
                 "the CPU first"
             ) from exc
+
+
+def _frame(frame: Any, *, name: str) -> Any:
+    """A DataFrame's values; every column must be numeric (a pandas extension dtype such
+    as ``Float64`` included, its missing values as NaN, which validation refuses)."""
+    bad = [
+        f"{str(column)!r} ({dtype})"
+        for column, dtype in frame.dtypes.items()
+        if getattr(dtype, "kind", "O") not in _NUMERIC
+    ]
+    if bad:
+        raise InputError(
+            f"`{name}` must hold one numeric column per class; column {', '.join(bad)} "
+            "is not numeric: select the class columns, e.g. frame[['cat', 'dog']]"
+        )
+    if all(isinstance(dtype, np.dtype) for dtype in frame.dtypes):
+        return frame.to_numpy()
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _series(series: Any) -> Any:
+    """A Series' values: a nullable integer or float Series as a NumPy integer or float
+    array (missing values as NaN, which the checks refuse)."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype):
+        return series.to_numpy()
+    kind = getattr(dtype, "kind", "O")
+    if kind in "iu" and not series.isna().any():
+        return series.to_numpy(dtype=np.int64)
+    if kind in _NUMERIC:
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return series.to_numpy()
+
+
+_NUMERIC = "fiu"
+"""NumPy dtype kinds of numeric columns (pandas extension dtypes have a ``kind`` too)."""
+
+
+def check_aligned(predictions: Any, labels: Any) -> None:
+    """Refuse pandas predictions and labels whose row indexes differ: their values would
+    be paired by position, not by row (a shuffled or filtered Series)."""
+    if not all(type(x).__module__.split(".")[0] == "pandas" for x in (predictions, labels)):
+        return
+    if not predictions.index.equals(labels.index):
+        raise InputError(
+            "`predictions` and `labels` are pandas objects with different row indexes; "
+            "their rows would be paired by position: align them (labels.loc[frame.index]) "
+            "or pass .to_numpy() of both"
+        )
 
 
 def host_labels(labels: Any) -> Any:

@@ -44,9 +44,12 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
 
     def block_moments(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
         z = log_scores(values, predictions.form)
-        shifted = z - z.max(axis=1, keepdims=True)
+        # in place where the block is this pass's own float64 copy (never the caller's)
+        mine = z.flags.owndata and z.flags.writeable
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
         label_shift = shifted[np.arange(z.shape[0]), labels]
-        weights = np.exp(beta * shifted)
+        weights = np.multiply(shifted, beta)
+        np.exp(weights, out=weights)
         partition = weights.sum(axis=1)
         mean = _weighted_row_sum(weights, shifted) / partition
         shifted -= mean[:, None]

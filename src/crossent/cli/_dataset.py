@@ -14,7 +14,14 @@ from typing import Any
 
 import crossent
 
-__all__ = ["PREDICTION_ARRAYS", "Dataset", "SourceError", "prediction_arrays", "scratch_file"]
+__all__ = [
+    "PREDICTION_ARRAYS",
+    "Dataset",
+    "SourceError",
+    "binary_column",
+    "prediction_arrays",
+    "scratch_file",
+]
 
 PREDICTION_ARRAYS = ("probs", "logits", "log_probs")
 
@@ -62,6 +69,21 @@ class Dataset:
     def close(self) -> None:
         """Drop the memory maps' temporary files."""
         self._cleanup.close()
+
+
+def binary_column(values: Any, name: str, source: str) -> Any:
+    """A one-dimensional prediction array as the one-column matrix ``(n, 1)`` that
+    :func:`crossent.report` reads as a binary problem: ``probs`` is :math:`P(y = 1)` and
+    ``logits`` the log-odds of class 1.  A 1-D ``log_probs`` would be
+    :math:`\\log P(y = 1)`, which the library does not take: a :class:`SourceError`
+    naming the array and its shape says what to store instead."""
+    if name == "log_probs":
+        raise SourceError(
+            f"{source}: a one-dimensional 'log_probs' (shape {tuple(values.shape)}) is not "
+            "accepted; store P(label = 1) as 'probs' or the log-odds of class 1 as 'logits', "
+            "or both classes' log-probabilities as a (rows, 2) 'log_probs'"
+        )
+    return values.reshape(-1, 1)
 
 
 def scratch_file() -> Any:

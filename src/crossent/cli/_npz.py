@@ -1,5 +1,9 @@
 """Read an ``.npz`` file: ``labels`` and exactly one of ``probs``, ``logits``, ``log_probs``.
 
+The predictions are ``(rows, classes)``, or ``(rows,)`` for a binary problem: ``probs``
+then holds :math:`P(y = 1)` and ``logits`` the log-odds of class 1, as in
+:func:`crossent.report` (the report uses the positive-class scope and says so).
+
 The prediction member is memory-mapped in place when it is stored uncompressed, and
 unpacked to an anonymous temporary file first when it is compressed, so memory stays
 bounded whatever the file's size.  Nothing is trusted before it is checked, because a
@@ -30,7 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, prediction_arrays, scratch_file
+from ._dataset import Dataset, SourceError, binary_column, prediction_arrays, scratch_file
 
 __all__ = ["open_npz"]
 
@@ -213,9 +217,10 @@ def _stored_data_offset(raw: IO[bytes], info: zipfile.ZipInfo, path: Path, name:
 
 def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
     values, labels = dataset.values, dataset.labels
-    if values.ndim != 2:
+    if values.ndim not in (1, 2):
         raise SourceError(
-            f"{path}: '{name}' must be two-dimensional (rows, classes); got shape {values.shape}"
+            f"{path}: '{name}' must have shape (rows, classes), or (rows,) for the binary "
+            f"P(label = 1) ('probs') or log-odds of class 1 ('logits'); got shape {values.shape}"
         )
     if labels.ndim != 1:
         raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {labels.shape}")
@@ -229,3 +234,5 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
         )
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{name}' must be floating point; got dtype {values.dtype}")
+    if values.ndim == 1:  # a binary problem's one column
+        dataset.values = binary_column(values, name, str(path))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, prediction_arrays
+from ._dataset import Dataset, SourceError, binary_column, prediction_arrays
 
 __all__ = ["open_safetensors"]
 
@@ -124,6 +124,6 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
         raise SourceError(f"{path}: 'labels' must be integers; got {labels.dtype}")
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{found[0]}' must be floating point; got {values.dtype}")
-    if values.ndim == 1:  # P(label = 1) of a binary problem: one column
-        values = values.reshape(-1, 1)
+    if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column
+        values = binary_column(values, found[0], str(path))
     return Dataset(values, labels, found[0], [str(k) for k in range(values.shape[1])], str(path))

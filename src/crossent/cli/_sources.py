@@ -58,7 +58,8 @@ FORMATS = (
     InputFormat(
         (".npz",),
         "an .npz with 'labels' and exactly one of 'probs', 'logits', 'log_probs' "
-        "(the array's name says the form)",
+        "(the array's name says the form; a one-dimensional 'probs' or 'logits' is "
+        "P(label = 1) or the log-odds of class 1 of a binary problem)",
         open_npz,
     ),
     InputFormat(
