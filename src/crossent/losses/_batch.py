@@ -17,10 +17,15 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
   reduction's scale and an upstream gradient, zero the ignored rows, move the
   class axis back).
 
-A loss family is then a module that prepares a :class:`Batch` (with
-:func:`prepare_logits` and, for integer labels, :func:`prepare_labels`), computes
-per-row losses and per-row gradients with respect to its class axis (last), and ends
-with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
+* :func:`prepared_by`: a public function from one prepare step and a body; a loss and
+  its gradient twin are two bodies over the same prepare step, so their signature,
+  checks and argument forwarding are written once (in the prepare step).
+
+A loss family is then a module with one prepare function (the public signature, the
+option checks, and a :class:`Batch` from :func:`prepare_logits` and, for integer
+labels, :func:`prepare_labels`) and two bodies decorated with ``@prepared_by(prepare)``
+that compute per-row losses and per-row gradients with respect to the class axis (last)
+and end with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
 
 Value-and-gradient entry points (in ``_softmax.py``; what ``crossent.torch`` calls, with
 NumPy views of contiguous CPU tensors or any Array API arrays)::
@@ -49,9 +54,12 @@ shared by the generic path, the fused path and these entry points, are in ``_ter
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .._checks import (
     check_axis,
@@ -77,6 +85,7 @@ __all__ = [
     "prepare_labels",
     "prepare_logits",
     "prepare_weight",
+    "prepared_by",
     "zero_where_ignored",
 ]
 
@@ -345,3 +354,38 @@ def label_batch(
         xp=xp,
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
+
+
+P = ParamSpec("P")
+Problem = TypeVar("Problem")
+Result = TypeVar("Result")
+
+
+def prepared_by(
+    prepare: Callable[P, Problem],
+) -> Callable[[Callable[[Problem], Result]], Callable[P, Result]]:
+    """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
+
+    ``@prepared_by(prepare)`` on ``def loss(problem) -> R`` gives a function with the
+    signature of ``prepare`` (for :func:`inspect.signature`, the docs and the type
+    checker) and the return annotation, name, module and docstring of ``body``; a call
+    is ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
+    its gradient twin are two such bodies over one prepare step, which holds the public
+    signature and every check, so neither is written twice.
+    """
+    signature = inspect.signature(prepare)
+    arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
+
+    def decorate(body: Callable[[Problem], Result]) -> Callable[P, Result]:
+        def public(*args: P.args, **kwargs: P.kwargs) -> Result:
+            return body(prepare(*args, **kwargs))
+
+        functools.update_wrapper(public, body)
+        returns = body.__annotations__["return"]
+        public.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        public.__annotations__ = {**arguments, "return": returns}
+        return public
+
+    return decorate
