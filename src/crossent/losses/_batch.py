@@ -356,14 +356,14 @@ def label_batch(
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 
 
-P = ParamSpec("P")
-Problem = TypeVar("Problem")
-Result = TypeVar("Result")
+_P = ParamSpec("_P")
+_Problem = TypeVar("_Problem")
+_Result = TypeVar("_Result")
 
 
 def prepared_by(
-    prepare: Callable[P, Problem],
-) -> Callable[[Callable[[Problem], Result]], Callable[P, Result]]:
+    prepare: Callable[_P, _Problem], *, twin: Callable[..., object] | None = None
+) -> Callable[[Callable[[_Problem], _Result]], Callable[_P, _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
     ``@prepared_by(prepare)`` on ``def loss(problem) -> R`` gives a function with the
@@ -372,12 +372,16 @@ def prepared_by(
     is ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
     its gradient twin are two such bodies over one prepare step, which holds the public
     signature and every check, so neither is written twice.
+
+    ``twin``: the function whose arguments these are (the loss, for its gradient); the
+    docstring then gets, before its Returns section, the Parameters section that says
+    so: every argument, "As in :func:`twin`".
     """
     signature = inspect.signature(prepare)
     arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
 
-    def decorate(body: Callable[[Problem], Result]) -> Callable[P, Result]:
-        def public(*args: P.args, **kwargs: P.kwargs) -> Result:
+    def decorate(body: Callable[[_Problem], _Result]) -> Callable[_P, _Result]:
+        def public(*args: _P.args, **kwargs: _P.kwargs) -> _Result:
             return body(prepare(*args, **kwargs))
 
         functools.update_wrapper(public, body)
@@ -386,6 +390,21 @@ def prepared_by(
             return_annotation=returns
         )
         public.__annotations__ = {**arguments, "return": returns}
+        if twin is not None:
+            public.__doc__ = _with_parameters_of(twin, signature, body.__doc__ or "")
         return public
 
     return decorate
+
+
+def _with_parameters_of(twin: Callable[..., object], signature: inspect.Signature, doc: str) -> str:
+    """``doc`` with a Parameters section, "As in :func:`twin`", before its Returns."""
+    returns = "\n    Returns\n"
+    if doc.count(returns) != 1:
+        raise ValueError(f"{twin.__name__}'s twin needs one Returns section in its docstring")
+    section = (
+        "\n    Parameters\n    ----------\n"
+        f"    {', '.join(signature.parameters)}\n"
+        f"        As in :func:`{twin.__name__}`.\n"
+    )
+    return doc.replace(returns, section + returns)

@@ -171,7 +171,7 @@ def distillation_loss(d: _Distillation) -> Any:
     return d.batch.reduce((d.temperature * d.temperature) * d.row_kl())
 
 
-@prepared_by(_distillation)
+@prepared_by(_distillation, twin=distillation_loss)
 def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.
 
@@ -179,11 +179,6 @@ def distillation_loss_grad(d: _Distillation) -> Array:
               \text{reverse: } T\,s \odot \big(\log s - \log t - D(s \,\|\, t)\big)
 
     with :math:`s, t` the softened student and teacher; scaled for the reduction.
-
-    Parameters
-    ----------
-    student_logits, teacher, axis, temperature, teacher_form, direction, reduction, base, validate
-        As in :func:`distillation_loss`.
 
     Returns
     -------

@@ -134,17 +134,12 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     return ls.reduce(-ls.log_p_y, weight=ls.batch.example_weight * focal.modulation)
 
 
-@prepared_by(_focal)
+@prepared_by(_focal, twin=softmax_focal_loss)
 def softmax_focal_loss_grad(focal: _Focal) -> Array:
     r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.
 
     .. math:: \frac{\partial\,\mathrm{FL}}{\partial z} = w_y\,(1 - p_y)^\gamma\,(p - e_y)\,
               \Big(1 - \gamma\,p_y\,\frac{\log p_y}{1 - p_y}\Big)
-
-    Parameters
-    ----------
-    logits, labels, gamma, axis, weight, ignore_index, reduction, base, validate
-        As in :func:`softmax_focal_loss`.
 
     Returns
     -------

@@ -135,7 +135,7 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     return h.batch.reduce(loss)
 
 
-@prepared_by(_hinge)
+@prepared_by(_hinge, twin=multiclass_hinge_loss)
 def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     r"""A subgradient of :func:`multiclass_hinge_loss` with respect to ``logits``.
 
@@ -148,11 +148,6 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
 
     Zero once the margin is met: satisfied examples stop pulling, unlike
     cross-entropy's :math:`p - y`.
-
-    Parameters
-    ----------
-    logits, labels, margin, variant, axis, ignore_index, reduction, validate
-        As in :func:`multiclass_hinge_loss`.
 
     Returns
     -------

@@ -121,17 +121,12 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
-@prepared_by(_poly)
+@prepared_by(_poly, twin=poly1_cross_entropy)
 def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
 
     .. math:: \frac{\partial L_i}{\partial z_i} = w_{y_i}\,(1 + \varepsilon\,p_{i,y_i})\,
               (p_i - e_{y_i})
-
-    Parameters
-    ----------
-    logits, labels, epsilon, axis, weight, ignore_index, reduction, validate
-        As in :func:`poly1_cross_entropy`.
 
     Returns
     -------

@@ -300,7 +300,7 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     return b.reduce(b.weighted(_bce(b)))
 
 
-@prepared_by(_binary)
+@prepared_by(_binary, twin=sigmoid_cross_entropy)
 def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     r"""Gradient of :func:`sigmoid_cross_entropy` with respect to ``logits``.
 
@@ -308,11 +308,6 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
 
     which is :math:`w(\sigma(x) - t)` without ``pos_weight``; scaled for the
     reduction and base.
-
-    Parameters
-    ----------
-    logits, targets, weight, pos_weight, label_smoothing, reduction, base, validate
-        As in :func:`sigmoid_cross_entropy`.
 
     Returns
     -------
@@ -387,7 +382,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     return b.reduce(focal.weighted(_bce(b) * b.xp.exp(focal.gamma * _log_one_minus_pt(b))))
 
 
-@prepared_by(_focal_binary)
+@prepared_by(_focal_binary, twin=sigmoid_focal_loss)
 def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to ``logits``.
 
@@ -400,11 +395,6 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
 
     The ratio :math:`\sigma(x)\sigma(-x)/(1-p_t)` is formed in log space, so the
     gradient is finite for saturated logits and any :math:`\gamma \ge 0`.
-
-    Parameters
-    ----------
-    logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
-        As in :func:`sigmoid_focal_loss`.
 
     Returns
     -------
