@@ -282,26 +282,17 @@ def batch_for(
     values: Array,
     axis: int,
     dtype: Any,
+    options: LossOptions,
     *,
-    example_weight: Array | None,
-    active: Array | None,
-    reduction: str,
-    log_base: float | None,
     xp: ModuleType,
+    example_weight: Array | None = None,
+    active: Array | None = None,
 ) -> Batch:
     """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
     if example_weight is None:
         ones = xp.ones((*values.shape[:-1], 1), dtype=dtype, device=device(values))
         example_weight = zero_where_ignored(ones, active, xp=xp)
-    return Batch(
-        xp=xp,
-        dtype=dtype,
-        axis=axis,
-        example_weight=example_weight,
-        active=active,
-        reduction=reduction,
-        log_base=log_base,
-    )
+    return Batch(xp, dtype, axis, example_weight, active, options.reduction, options.log_base)
 
 
 @dataclass
@@ -343,15 +334,9 @@ def label_batch(
         validate=validate,
         xp=xp,
     )
+    omega, active = lab.row_weight, lab.active
     batch = batch_for(
-        values,
-        normalised_axis,
-        dtype,
-        example_weight=lab.row_weight,
-        active=lab.active,
-        reduction=options.reduction,
-        log_base=options.log_base,
-        xp=xp,
+        values, normalised_axis, dtype, options, xp=xp, example_weight=omega, active=active
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 

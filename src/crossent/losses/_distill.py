@@ -97,16 +97,7 @@ def _distillation(
     log_s = tempered_log_softmax(s_side.values, t, xp=xp)
     log_t = t_side.log_probs()
     log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
-    batch = batch_for(
-        log_s,
-        axis % student.ndim,
-        dtype,
-        example_weight=None,
-        active=None,
-        reduction=opts.reduction,
-        log_base=opts.log_base,
-        xp=xp,
-    )
+    batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
     return _Distillation(batch, t, direction, log_s, log_t)
 
 

@@ -301,16 +301,7 @@ def prepare_softmax_targets(
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None
     a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
-    batch = batch_for(
-        z,
-        normalised_axis,
-        dtype,
-        example_weight=omega,
-        active=None,
-        reduction=opts.reduction,
-        log_base=opts.log_base,
-        xp=xp,
-    )
+    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
     return SoftmaxProblem(
         batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
     )
