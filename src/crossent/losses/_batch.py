@@ -71,6 +71,7 @@ from .._checks import (
 )
 from .._sides import prepare
 from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
 __all__ = [
@@ -360,7 +361,8 @@ def prepared_by(
 
     ``twin``: the function whose arguments these are (the loss, for its gradient); the
     docstring then gets, before its Returns section, the Parameters section that says
-    so: every argument, "As in :func:`twin`".
+    so: every argument, "As in :func:`twin`". ``%(key)s`` fragments are filled in
+    (``_docs.py``).
     """
     signature = inspect.signature(prepare)
     arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
@@ -375,21 +377,7 @@ def prepared_by(
             return_annotation=returns
         )
         public.__annotations__ = {**arguments, "return": returns}
-        if twin is not None:
-            public.__doc__ = _with_parameters_of(twin, signature, body.__doc__ or "")
+        public.__doc__ = render(body.__doc__ or "", parameters=signature.parameters, twin=twin)
         return public
 
     return decorate
-
-
-def _with_parameters_of(twin: Callable[..., object], signature: inspect.Signature, doc: str) -> str:
-    """``doc`` with a Parameters section, "As in :func:`twin`", before its Returns."""
-    returns = "\n    Returns\n"
-    if doc.count(returns) != 1:
-        raise ValueError(f"{twin.__name__}'s twin needs one Returns section in its docstring")
-    section = (
-        "\n    Parameters\n    ----------\n"
-        f"    {', '.join(signature.parameters)}\n"
-        f"        As in :func:`{twin.__name__}`.\n"
-    )
-    return doc.replace(returns, section + returns)

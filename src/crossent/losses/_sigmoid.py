@@ -367,8 +367,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
 
     References
     ----------
-    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense
-       Object Detection", ICCV 2017, arXiv:1708.02002.
+    %(lin2017)s
 
     Examples
     --------
