@@ -7,6 +7,7 @@ names, order, defaults, positional-only and keyword-only markers, annotations.
 
 from __future__ import annotations
 
+import doctest
 import inspect
 
 import pytest
@@ -134,3 +135,25 @@ def test_issue11_twin_reports_its_own_name_and_module(name: str) -> None:
     assert function.__name__ == name
     assert function.__module__.startswith("crossent.losses._")
     assert f"{function.__module__}.{name}" == f"{function.__module__}.{function.__qualname__}"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_issue11_twin_examples_are_still_collected_as_doctests(name: str) -> None:
+    function = getattr(crossent, name)
+    module = inspect.getmodule(function)
+    found = {test.name.rsplit(".", 1)[-1] for test in doctest.DocTestFinder().find(module)}
+    assert name in found
+
+
+@pytest.mark.parametrize(
+    ("loss", "gradient"),
+    [(n.removesuffix("_grad"), n) for n in sorted(EXPECTED) if n.endswith("_grad")],
+)
+def test_issue11_gradient_twin_documents_every_argument_of_its_loss(
+    loss: str, gradient: str
+) -> None:
+    doc = inspect.getdoc(getattr(crossent, gradient)) or ""
+    parameters = doc.split("\nParameters\n----------\n", 1)[1].split("\nReturns\n", 1)[0]
+    for argument in inspect.signature(getattr(crossent, loss)).parameters:
+        assert argument in parameters, (gradient, argument)
+    assert f":func:`{loss}`" in parameters
