@@ -2,7 +2,7 @@
 
 Applied by :func:`._batch.prepared_by` to every public loss and gradient it makes:
 
-* ``%(key)s`` stands for ``FRAGMENTS[key]``: a citation two families share;
+* ``%(key)s`` stands for ``FRAGMENTS[key]``: a section two families share;
 * a gradient twin (``prepared_by(prepare, twin=loss)``) gets its Parameters section,
   every argument "As in :func:`loss`", written from the shared signature, so the list
   cannot drift from it.
@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable
 
 __all__ = ["FRAGMENTS", "render"]
 
-FRAGMENTS = {
-    "lin2017": (
-        '.. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense\n'
+FRAGMENTS = {  # written as they stand in a module-level function's docstring (indent 4)
+    "focal_references": (
+        "References\n"
+        "    ----------\n"
+        '    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense\n'
         '       Object Detection", ICCV 2017, arXiv:1708.02002.'
     ),
 }

@@ -115,9 +115,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     --------
     softmax_focal_loss_grad, sigmoid_focal_loss, softmax_cross_entropy
 
-    References
-    ----------
-    %(lin2017)s
+    %(focal_references)s
 
     Examples
     --------

@@ -365,9 +365,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     the logarithm in log space, so saturated logits give finite values and gradients
     for any :math:`\gamma \ge 0` (optax#1267 reports NaN for :math:`\gamma < 1`).
 
-    References
-    ----------
-    %(lin2017)s
+    %(focal_references)s
 
     Examples
     --------
