@@ -7,71 +7,19 @@ exact at the limits (``0 log 0 = 0``; ``p > 0`` with ``q = 0`` is ``+inf``), nev
 or renormalise silently, and raise :class:`InputError` naming the argument, the row and
 the value when given something that is not a distribution.
 
-``import crossent`` imports neither torch nor jax.
+``import crossent`` imports neither torch nor jax. The public names are those of
+``info``, ``losses`` and ``calibration`` (each lists them once, in its ``__all__``),
+the report functions and the errors.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import calibration, info, losses
 from ._report import Report, ReportComparison, compare_reports, report
-from .calibration import (
-    CALIBRATION_PRESETS,
-    CalibrationError,
-    CalibrationSpec,
-    EvaluationState,
-    EvaluationSummary,
-    HistogramBinning,
-    Interval,
-    LogLossComparison,
-    PlattScaling,
-    ReliabilityDiagram,
-    SmoothCalibrationError,
-    TemperatureScaling,
-    VectorScaling,
-    accuracy,
-    bootstrap_interval,
-    brier_score,
-    calibration_error,
-    compare_log_loss,
-    negative_log_likelihood,
-    plot_reliability_diagram,
-    recalibration_gap,
-    reliability_diagram,
-    smooth_calibration_error,
-    spherical_score,
-)
+from .calibration import *  # noqa: F403 -- calibration.__all__
 from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
-from .info import (
-    CrossEntropyDecomposition,
-    binary_cross_entropy,
-    binary_cross_entropy_grad,
-    binary_entropy,
-    cross_entropy,
-    cross_entropy_decomposition,
-    entropy,
-    js_divergence,
-    kl_divergence,
-    perplexity,
-    surprisal,
-)
-from .losses import (
-    LossParts,
-    distillation_loss,
-    distillation_loss_grad,
-    multiclass_hinge_loss,
-    multiclass_hinge_loss_grad,
-    poly1_cross_entropy,
-    poly1_cross_entropy_grad,
-    sigmoid_cross_entropy,
-    sigmoid_cross_entropy_grad,
-    sigmoid_focal_loss,
-    sigmoid_focal_loss_grad,
-    softmax_cross_entropy,
-    softmax_cross_entropy_grad,
-    softmax_cross_entropy_with_targets,
-    softmax_cross_entropy_with_targets_grad,
-    softmax_focal_loss,
-    softmax_focal_loss_grad,
-)
+from .info import *  # noqa: F403 -- info.__all__
+from .losses import *  # noqa: F403 -- losses.__all__
 
 try:
     __version__ = version("crossent")
@@ -79,65 +27,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "CALIBRATION_PRESETS",
-    "CalibrationError",
-    "CalibrationSpec",
-    "CrossEntropyDecomposition",
     "CrossentError",
-    "EvaluationState",
-    "EvaluationSummary",
-    "HistogramBinning",
     "InputError",
     "InputTypeError",
-    "Interval",
-    "LogLossComparison",
-    "LossParts",
     "MissingDependencyError",
-    "PlattScaling",
-    "ReliabilityDiagram",
     "Report",
     "ReportComparison",
-    "SmoothCalibrationError",
-    "TemperatureScaling",
-    "VectorScaling",
     "__version__",
-    "accuracy",
-    "binary_cross_entropy",
-    "binary_cross_entropy_grad",
-    "binary_entropy",
-    "bootstrap_interval",
-    "brier_score",
-    "calibration_error",
-    "compare_log_loss",
     "compare_reports",
-    "cross_entropy",
-    "cross_entropy_decomposition",
-    "distillation_loss",
-    "distillation_loss_grad",
-    "entropy",
-    "js_divergence",
-    "kl_divergence",
-    "multiclass_hinge_loss",
-    "multiclass_hinge_loss_grad",
-    "negative_log_likelihood",
-    "perplexity",
-    "plot_reliability_diagram",
-    "poly1_cross_entropy",
-    "poly1_cross_entropy_grad",
-    "recalibration_gap",
-    "reliability_diagram",
     "report",
-    "sigmoid_cross_entropy",
-    "sigmoid_cross_entropy_grad",
-    "sigmoid_focal_loss",
-    "sigmoid_focal_loss_grad",
-    "smooth_calibration_error",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_grad",
-    "softmax_cross_entropy_with_targets",
-    "softmax_cross_entropy_with_targets_grad",
-    "softmax_focal_loss",
-    "softmax_focal_loss_grad",
-    "spherical_score",
-    "surprisal",
 ]
+# Each package lists its public names once, in its own __all__.
+__all__ += calibration.__all__
+__all__ += info.__all__
+__all__ += losses.__all__

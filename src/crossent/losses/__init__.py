@@ -1,11 +1,14 @@
 """Losses from logits, each with its gradient twin.
 
 Layout: one private module per loss family (``_softmax``, ``_sigmoid``, ``_focal``,
-``_hinge``, ``_distill``, ``_poly``), each with its loss and gradient twin; they share
-``_batch`` (options, layout, labels, masks, reduction), ``_terms`` (the per-row terms of
-the softmax losses, one function per option, with derivations) and ``_reduction``
-(reductions and :class:`LossParts`). ``_cpu_kernels`` holds the optional fused float32
-CPU kernels (Numba) behind the softmax cross-entropy's value-and-gradient entry points.
+``_hinge``, ``_distill``, ``_poly``), each with one prepare step (the public signature
+and every check) and two bodies over it, the loss and its gradient twin, made public by
+``_batch.prepared_by``; they share ``_batch`` (options, layout, labels, masks,
+reduction), ``_terms`` (the per-row terms of the softmax losses, one function per
+option, with derivations), ``_reduction`` (reductions and :class:`LossParts`) and
+``_docs`` (docstring fragments, and the twins' Parameters sections). ``_cpu_kernels``
+holds the optional fused float32 CPU kernels (Numba) behind the softmax
+cross-entropy's value-and-gradient entry points.
 No family imports another family's private names.
 """
 

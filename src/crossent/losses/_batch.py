@@ -17,10 +17,15 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
   reduction's scale and an upstream gradient, zero the ignored rows, move the
   class axis back).
 
-A loss family is then a module that prepares a :class:`Batch` (with
-:func:`prepare_logits` and, for integer labels, :func:`prepare_labels`), computes
-per-row losses and per-row gradients with respect to its class axis (last), and ends
-with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
+* :func:`prepared_by`: a public function from one prepare step and a body; a loss and
+  its gradient twin are two bodies over the same prepare step, so their signature,
+  checks and argument forwarding are written once (in the prepare step).
+
+A loss family is then a module with one prepare function (the public signature, the
+option checks, and a :class:`Batch` from :func:`prepare_logits` and, for integer
+labels, :func:`prepare_labels`) and two bodies decorated with ``@prepared_by(prepare)``
+that compute per-row losses and per-row gradients with respect to the class axis (last)
+and end with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
 
 Value-and-gradient entry points (in ``_softmax.py``; what ``crossent.torch`` calls, with
 NumPy views of contiguous CPU tensors or any Array API arrays)::
@@ -49,9 +54,12 @@ shared by the generic path, the fused path and these entry points, are in ``_ter
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from .._checks import (
     check_axis,
@@ -63,6 +71,7 @@ from .._checks import (
 )
 from .._sides import prepare
 from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
 __all__ = [
@@ -77,6 +86,7 @@ __all__ = [
     "prepare_labels",
     "prepare_logits",
     "prepare_weight",
+    "prepared_by",
     "zero_where_ignored",
 ]
 
@@ -273,26 +283,17 @@ def batch_for(
     values: Array,
     axis: int,
     dtype: Any,
+    options: LossOptions,
     *,
-    example_weight: Array | None,
-    active: Array | None,
-    reduction: str,
-    log_base: float | None,
     xp: ModuleType,
+    example_weight: Array | None = None,
+    active: Array | None = None,
 ) -> Batch:
     """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
     if example_weight is None:
         ones = xp.ones((*values.shape[:-1], 1), dtype=dtype, device=device(values))
         example_weight = zero_where_ignored(ones, active, xp=xp)
-    return Batch(
-        xp=xp,
-        dtype=dtype,
-        axis=axis,
-        example_weight=example_weight,
-        active=active,
-        reduction=reduction,
-        log_base=log_base,
-    )
+    return Batch(xp, dtype, axis, example_weight, active, options.reduction, options.log_base)
 
 
 @dataclass
@@ -334,14 +335,49 @@ def label_batch(
         validate=validate,
         xp=xp,
     )
+    omega, active = lab.row_weight, lab.active
     batch = batch_for(
-        values,
-        normalised_axis,
-        dtype,
-        example_weight=lab.row_weight,
-        active=lab.active,
-        reduction=options.reduction,
-        log_base=options.log_base,
-        xp=xp,
+        values, normalised_axis, dtype, options, xp=xp, example_weight=omega, active=active
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
+
+
+_P = ParamSpec("_P")
+_Problem = TypeVar("_Problem")
+_Result = TypeVar("_Result")
+
+
+def prepared_by(
+    prepare: Callable[_P, _Problem], *, twin: Callable[..., object] | None = None
+) -> Callable[[Callable[[_Problem], _Result]], Callable[_P, _Result]]:
+    """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
+
+    ``@prepared_by(prepare)`` on ``def loss(problem) -> R`` gives a function with the
+    signature of ``prepare`` (for :func:`inspect.signature`, the docs and the type
+    checker) and the return annotation, name, module and docstring of ``body``; a call
+    is ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
+    its gradient twin are two such bodies over one prepare step, which holds the public
+    signature and every check, so neither is written twice.
+
+    ``twin``: the function whose arguments these are (the loss, for its gradient); the
+    docstring then gets, before its Returns section, the Parameters section that says
+    so: every argument, "As in :func:`twin`". ``%(key)s`` fragments are filled in
+    (``_docs.py``).
+    """
+    signature = inspect.signature(prepare)
+    arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
+
+    def decorate(body: Callable[[_Problem], _Result]) -> Callable[_P, _Result]:
+        def public(*args: _P.args, **kwargs: _P.kwargs) -> _Result:
+            return body(prepare(*args, **kwargs))
+
+        functools.update_wrapper(public, body)
+        returns = body.__annotations__["return"]
+        public.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        public.__annotations__ = {**arguments, "return": returns}
+        public.__doc__ = render(body.__doc__ or "", parameters=signature.parameters, twin=twin)
+        return public
+
+    return decorate

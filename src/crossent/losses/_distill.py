@@ -27,7 +27,7 @@ from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
-from ._batch import Batch, batch_for, loss_options
+from ._batch import Batch, batch_for, loss_options, prepared_by
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
@@ -42,13 +42,14 @@ class _Distillation:
 
     batch: Batch
     temperature: float
+    direction: str  # 'forward': D(teacher || student); 'reverse': D(student || teacher)
     log_s: Array  # log softmax(z / T), the student, classes last
     log_t: Array  # log softmax(log t / T), the teacher, classes last
 
-    def row_kl(self, direction: str) -> Array:
+    def row_kl(self) -> Array:
         """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
         xp = self.batch.xp
-        if direction == "forward":
+        if self.direction == "forward":
             terms = kl_terms_from_log(self.log_t, self.log_s, xp=xp)
         else:
             terms = kl_terms_from_log(self.log_s, self.log_t, xp=xp)
@@ -58,15 +59,17 @@ class _Distillation:
 def _distillation(
     student_logits: object,
     teacher: object,
+    /,
     *,
-    axis: int,
-    temperature: float,
-    teacher_form: str,
-    direction: str,
-    reduction: str,
-    base: float | None,
-    validate: bool,
+    axis: int = -1,
+    temperature: float = 1.0,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
 ) -> _Distillation:
+    """Check one call of :func:`distillation_loss` (or its gradient); soften both sides."""
     t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
     form = check_form(teacher_form, name="teacher_form")
     if direction not in _DIRECTIONS:
@@ -94,32 +97,12 @@ def _distillation(
     log_s = tempered_log_softmax(s_side.values, t, xp=xp)
     log_t = t_side.log_probs()
     log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
-    batch = batch_for(
-        log_s,
-        axis % student.ndim,
-        dtype,
-        example_weight=None,
-        active=None,
-        reduction=opts.reduction,
-        log_base=opts.log_base,
-        xp=xp,
-    )
-    return _Distillation(batch, t, log_s, log_t)
+    batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
+    return _Distillation(batch, t, direction, log_s, log_t)
 
 
-def distillation_loss(
-    student_logits: object,
-    teacher: object,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float = 1.0,
-    teacher_form: str = "logits",
-    direction: str = "forward",
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(_distillation)
+def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
     .. math:: L_i = T^2\,D\big(\operatorname{softmax}(v_i/T) \,\big\|\,
@@ -176,44 +159,17 @@ def distillation_loss(
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    d = _distillation(
-        student_logits,
-        teacher,
-        axis=axis,
-        temperature=temperature,
-        teacher_form=teacher_form,
-        direction=direction,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
-    return d.batch.reduce((d.temperature * d.temperature) * d.row_kl(direction))
+    return d.batch.reduce((d.temperature * d.temperature) * d.row_kl())
 
 
-def distillation_loss_grad(
-    student_logits: object,
-    teacher: object,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float = 1.0,
-    teacher_form: str = "logits",
-    direction: str = "forward",
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Array:
+@prepared_by(_distillation, twin=distillation_loss)
+def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.
 
     .. math:: \text{forward: } T\,(s - t), \qquad
               \text{reverse: } T\,s \odot \big(\log s - \log t - D(s \,\|\, t)\big)
 
     with :math:`s, t` the softened student and teacher; scaled for the reduction.
-
-    Parameters
-    ----------
-    student_logits, teacher, axis, temperature, teacher_form, direction, reduction, base, validate
-        As in :func:`distillation_loss`.
 
     Returns
     -------
@@ -228,23 +184,12 @@ def distillation_loss_grad(
     >>> print(g)
     [[ 0.25 -0.25]]
     """
-    d = _distillation(
-        student_logits,
-        teacher,
-        axis=axis,
-        temperature=temperature,
-        teacher_form=teacher_form,
-        direction=direction,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
     xp, t, log_s, log_t = d.batch.xp, d.temperature, d.log_s, d.log_t
     s = xp.exp(log_s)
-    if direction == "forward":
+    if d.direction == "forward":
         grad = t * (s - xp.exp(log_t))
     else:
-        kl = d.row_kl("reverse")[..., None]
+        kl = d.row_kl()[..., None]
         finite = log_t > -float("inf")
         diff = xp.where(
             finite,

@@ -15,12 +15,13 @@ cross-entropy and its gradient :math:`w_y(p - e_y)`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
-from ._reduction import weighted_term
+from ._batch import prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
@@ -46,7 +47,16 @@ def _modulation(softmax: LabelledSoftmax, gamma: float) -> Array:
     return xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
 
 
-def softmax_focal_loss(
+@dataclass
+class _Focal:
+    """One validated call: the labelled softmax, gamma and the modulation (keepdims)."""
+
+    softmax: LabelledSoftmax
+    gamma: float
+    modulation: Array  # (1 - p_y)^gamma
+
+
+def _focal(
     logits: object,
     labels: object,
     /,
@@ -58,7 +68,24 @@ def softmax_focal_loss(
     reduction: str = "mean",
     base: float | None = None,
     validate: bool = True,
-) -> Any:
+) -> _Focal:
+    r"""Check one call of :func:`softmax_focal_loss` (or its gradient); :math:`\log p_y`."""
+    g = check_scalar(gamma, name="gamma", low=0.0)
+    softmax = labelled_softmax(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=base,
+        validate=validate,
+    )
+    return _Focal(softmax, g, _modulation(softmax, g))
+
+
+@prepared_by(_focal)
+def softmax_focal_loss(focal: _Focal) -> Any:
     r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
 
     .. math:: \mathrm{FL}_i = -w_{y_i}\,(1 - p_{i,y_i})^\gamma \log p_{i,y_i},
@@ -88,10 +115,7 @@ def softmax_focal_loss(
     --------
     softmax_focal_loss_grad, sigmoid_focal_loss, softmax_cross_entropy
 
-    References
-    ----------
-    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense
-       Object Detection", ICCV 2017, arXiv:1708.02002.
+    %(focal_references)s
 
     Examples
     --------
@@ -102,45 +126,17 @@ def softmax_focal_loss(
     >>> bool(crossent.softmax_focal_loss(z, y) < crossent.softmax_cross_entropy(z, y))
     True
     """
-    g = check_scalar(gamma, name="gamma", low=0.0)
-    ls = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
-    modulation = _modulation(ls, g)
+    ls = focal.softmax
     # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
-    weight_of_row = ls.batch.example_weight * modulation
-    return ls.batch.reduce(weighted_term(weight_of_row, -ls.log_p_y, xp=ls.batch.xp)[..., 0])
+    return ls.reduce(-ls.log_p_y, weight=ls.batch.example_weight * focal.modulation)
 
 
-def softmax_focal_loss_grad(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    gamma: float = 2.0,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Array:
+@prepared_by(_focal, twin=softmax_focal_loss)
+def softmax_focal_loss_grad(focal: _Focal) -> Array:
     r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.
 
     .. math:: \frac{\partial\,\mathrm{FL}}{\partial z} = w_y\,(1 - p_y)^\gamma\,(p - e_y)\,
               \Big(1 - \gamma\,p_y\,\frac{\log p_y}{1 - p_y}\Big)
-
-    Parameters
-    ----------
-    logits, labels, gamma, axis, weight, ignore_index, reduction, base, validate
-        As in :func:`softmax_focal_loss`.
 
     Returns
     -------
@@ -155,18 +151,7 @@ def softmax_focal_loss_grad(
     >>> bool(np.isfinite(g).all())  # saturated: finite, not NaN
     True
     """
-    g = check_scalar(gamma, name="gamma", low=0.0)
-    ls = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
-    modulation = _modulation(ls, g)
+    ls, g = focal.softmax, focal.gamma
     xp, log_p_y = ls.batch.xp, ls.log_p_y
     p_y = xp.exp(log_p_y)
     # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
@@ -174,5 +159,4 @@ def softmax_focal_loss_grad(
     safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
     ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
-    factor = ls.batch.example_weight * modulation * (1 - g * ratio)
-    return ls.batch.finish_gradient(factor * ls.probs_minus_onehot())
+    return ls.finish_gradient(ls.batch.example_weight * focal.modulation * (1 - g * ratio))

@@ -23,7 +23,7 @@ from typing import Any
 from .._checks import check_scalar
 from .._xp import Array, namespace
 from ..errors import InputError
-from ._batch import Batch, class_mask, label_batch, loss_options
+from ._batch import Batch, class_mask, label_batch, loss_options, prepared_by
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
 
@@ -38,19 +38,22 @@ class _Hinge:
     z: Array
     margins: Array  # delta + z_c - z_y for rivals c; -inf on the target and on -inf rivals
     is_target: Array
+    variant: str
 
 
 def _hinge(
     logits: object,
     labels: object,
+    /,
     *,
-    margin: float,
-    variant: str,
-    axis: int,
-    ignore_index: int | None,
-    reduction: str,
-    validate: bool,
+    margin: float = 1.0,
+    variant: str = "crammer_singer",
+    axis: int = -1,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    validate: bool = True,
 ) -> _Hinge:
+    """Check one call of :func:`multiclass_hinge_loss` (or its gradient): the margins."""
     delta = check_scalar(margin, name="margin", low=0.0)
     if variant not in _VARIANTS:
         raise InputError(f"`variant` must be 'crammer_singer' or 'weston_watkins'; got {variant!r}")
@@ -73,21 +76,11 @@ def _hinge(
     never = is_target | (z == -math.inf)
     rivals = xp.where(never, xp.zeros_like(z), z)  # no -inf - (-inf) evaluated anywhere
     margins = xp.where(never, xp.full_like(z, -math.inf), delta + rivals - z_y)
-    return _Hinge(given.batch, z, margins, is_target)
+    return _Hinge(given.batch, z, margins, is_target, variant)
 
 
-def multiclass_hinge_loss(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    margin: float = 1.0,
-    variant: str = "crammer_singer",
-    axis: int = -1,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    validate: bool = True,
-) -> Any:
+@prepared_by(_hinge)
+def multiclass_hinge_loss(h: _Hinge) -> Any:
     r"""Multi-class hinge loss of integer labels under scores (logits).
 
     .. math:: L^{\mathrm{CS}} = \max\big(0,\ \Delta + \max_{c \ne y} z_c - z_y\big),
@@ -136,34 +129,14 @@ def multiclass_hinge_loss(
     >>> print(crossent.multiclass_hinge_loss([[3.0, 2.5, 2.8]], [0], variant="weston_watkins"))
     1.3
     """
-    h = _hinge(
-        logits,
-        labels,
-        margin=margin,
-        variant=variant,
-        axis=axis,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
     xp = h.batch.xp
     hinge = xp.maximum(h.margins, xp.zeros_like(h.margins))
-    loss = xp.max(hinge, axis=-1) if variant == "crammer_singer" else xp.sum(hinge, axis=-1)
+    loss = xp.max(hinge, axis=-1) if h.variant == "crammer_singer" else xp.sum(hinge, axis=-1)
     return h.batch.reduce(loss)
 
 
-def multiclass_hinge_loss_grad(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    margin: float = 1.0,
-    variant: str = "crammer_singer",
-    axis: int = -1,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    validate: bool = True,
-) -> Array:
+@prepared_by(_hinge, twin=multiclass_hinge_loss)
+def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     r"""A subgradient of :func:`multiclass_hinge_loss` with respect to ``logits``.
 
     .. math::
@@ -175,11 +148,6 @@ def multiclass_hinge_loss_grad(
 
     Zero once the margin is met: satisfied examples stop pulling, unlike
     cross-entropy's :math:`p - y`.
-
-    Parameters
-    ----------
-    logits, labels, margin, variant, axis, ignore_index, reduction, validate
-        As in :func:`multiclass_hinge_loss`.
 
     Returns
     -------
@@ -193,19 +161,9 @@ def multiclass_hinge_loss_grad(
     >>> print(crossent.multiclass_hinge_loss_grad([[3.0, 2.5, 2.8]], [0]))
     [[-1.  0.  1.]]
     """
-    h = _hinge(
-        logits,
-        labels,
-        margin=margin,
-        variant=variant,
-        axis=axis,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        validate=validate,
-    )
     xp, z = h.batch.xp, h.z
     violated = h.margins > 0
-    if variant == "crammer_singer":
+    if h.variant == "crammer_singer":
         is_rival = class_mask(xp.argmax(h.margins, axis=-1), z.shape[-1], xp=xp)
         pull = xp.astype(is_rival & xp.any(violated, axis=-1, keepdims=True), z.dtype)
     else:

@@ -18,17 +18,26 @@ weights, the reduction and the layout.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
-from ._reduction import weighted_term
-from ._terms import labelled_softmax
+from ._batch import prepared_by
+from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
 
 
-def poly1_cross_entropy(
+@dataclass
+class _Poly:
+    """One validated call: the labelled softmax and :math:`\varepsilon`."""
+
+    softmax: LabelledSoftmax
+    epsilon: float
+
+
+def _poly(
     logits: object,
     labels: object,
     /,
@@ -39,7 +48,24 @@ def poly1_cross_entropy(
     ignore_index: int | None = None,
     reduction: str = "mean",
     validate: bool = True,
-) -> Any:
+) -> _Poly:
+    r"""Check one call of :func:`poly1_cross_entropy` (or its gradient); :math:`\log p_y`."""
+    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
+    softmax = labelled_softmax(
+        logits,
+        labels,
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        base=None,
+        validate=validate,
+    )
+    return _Poly(softmax, eps)
+
+
+@prepared_by(_poly)
+def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
 
     .. math:: L_i = w_{y_i}\,\big[-\log p_{i,y_i} + \varepsilon\,(1 - p_{i,y_i})\big],
@@ -90,44 +116,17 @@ def poly1_cross_entropy(
     >>> bool(abs(crossent.poly1_cross_entropy(z, y, epsilon=0.0) - ce_mean) < 1e-15)
     True
     """
-    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
-    softmax = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=None,
-        validate=validate,
-    )
-    xp, log_p_y = softmax.batch.xp, softmax.log_p_y
-    per_row = -log_p_y - eps * xp.expm1(log_p_y)  # -log p_y + eps (1 - p_y)
-    # A label of weight 0 is absent even where log p_y = -inf.
-    return softmax.batch.reduce(weighted_term(softmax.batch.example_weight, per_row, xp=xp)[..., 0])
+    softmax, log_p_y = poly.softmax, poly.softmax.log_p_y
+    # -log p_y + eps (1 - p_y); a label of weight 0 is absent even where log p_y = -inf.
+    return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
-def poly1_cross_entropy_grad(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    epsilon: float = 1.0,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    validate: bool = True,
-) -> Array:
+@prepared_by(_poly, twin=poly1_cross_entropy)
+def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
 
     .. math:: \frac{\partial L_i}{\partial z_i} = w_{y_i}\,(1 + \varepsilon\,p_{i,y_i})\,
               (p_i - e_{y_i})
-
-    Parameters
-    ----------
-    logits, labels, epsilon, axis, weight, ignore_index, reduction, validate
-        As in :func:`poly1_cross_entropy`.
 
     Returns
     -------
@@ -142,17 +141,6 @@ def poly1_cross_entropy_grad(
     >>> print(g)  # (1 + 1/2) (p - e_y), p = (1/2, 1/2)
     [[-0.75  0.75]]
     """
-    eps = check_scalar(epsilon, name="epsilon", low=-1.0)
-    softmax = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=None,
-        validate=validate,
-    )
-    xp = softmax.batch.xp
-    factor = softmax.batch.example_weight * (1 + eps * xp.exp(softmax.log_p_y))
-    return softmax.batch.finish_gradient(factor * softmax.probs_minus_onehot())
+    softmax = poly.softmax
+    p_y = softmax.batch.xp.exp(softmax.log_p_y)
+    return softmax.finish_gradient(softmax.batch.example_weight * (1 + poly.epsilon * p_y))

@@ -37,6 +37,7 @@ from .._checks import (
 )
 from .._xp import Array, compute_dtype, namespace, reduce_sum
 from ..errors import InputError
+from ._batch import prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
@@ -105,14 +106,16 @@ class _Binary:
 def _binary(
     logits: object,
     targets: object,
+    /,
     *,
-    weight: object,
-    pos_weight: object,
-    label_smoothing: float,
-    reduction: str,
-    base: float | None,
-    validate: bool,
+    weight: object = None,
+    pos_weight: object = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
 ) -> _Binary:
+    """Check one call of :func:`sigmoid_cross_entropy` (or its gradient)."""
     eps = check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0)
     log_base = check_base(base)
     check_reduction(reduction)
@@ -194,25 +197,39 @@ def _log_one_minus_pt(b: _Binary) -> Array:
     return xp.where(high > -math.inf, finite_high + xp.log1p(xp.exp(low - finite_high)), high)
 
 
+@dataclass
+class _FocalBinary:
+    """One validated focal call: the elementwise inputs, gamma and ``alpha_t``."""
+
+    b: _Binary
+    gamma: float
+    alpha_t: Array | None  # alpha t + (1 - alpha)(1 - t); None without alpha
+
+    def weighted(self, value: Array) -> Array:
+        """``w alpha_t value``: the class balance and the weights applied."""
+        return self.b.weighted(value if self.alpha_t is None else self.alpha_t * value)
+
+
 def _focal_binary(
     logits: object,
     targets: object,
-    gamma: float,
-    alpha: float | None,
-    weight: object,
-    label_smoothing: float,
-    reduction: str,
-    base: float | None,
-    validate: bool,
-) -> tuple[_Binary, float, Array | None]:
-    """The validated inputs of a focal twin, gamma, and ``alpha_t`` (None without alpha)."""
+    /,
+    *,
+    gamma: float = 2.0,
+    alpha: float | None = None,
+    weight: object = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> _FocalBinary:
+    """Check one call of :func:`sigmoid_focal_loss` (or its gradient)."""
     gamma_value = check_scalar(gamma, name="gamma", low=0.0)
     alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
     b = _binary(
         logits,
         targets,
         weight=weight,
-        pos_weight=None,
         label_smoothing=label_smoothing,
         reduction=reduction,
         base=base,
@@ -220,24 +237,14 @@ def _focal_binary(
     )
     # alpha_t = alpha t + (1 - alpha)(1 - t): alpha for positives, 1 - alpha for negatives
     alpha_t = None if alpha_value is None else alpha_value * b.t + (1 - alpha_value) * (1 - b.t)
-    return b, gamma_value, alpha_t
+    return _FocalBinary(b, gamma_value, alpha_t)
 
 
 # ------------------------------------------------------------------------------- public
 
 
-def sigmoid_cross_entropy(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    weight: object = None,
-    pos_weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(_binary)
+def sigmoid_cross_entropy(b: _Binary) -> Any:
     r"""Binary cross-entropy from logits, elementwise (multi-label classification).
 
     .. math:: \ell = w\,[\,\pi\,t\,\log(1 + e^{-x}) + (1 - t)\log(1 + e^{x})\,]
@@ -290,42 +297,17 @@ def sigmoid_cross_entropy(
     >>> bool(crossent.sigmoid_cross_entropy([math.inf], [0.0]) == math.inf)
     True
     """
-    b = _binary(
-        logits,
-        targets,
-        weight=weight,
-        pos_weight=pos_weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
     return b.reduce(b.weighted(_bce(b)))
 
 
-def sigmoid_cross_entropy_grad(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    weight: object = None,
-    pos_weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Array:
+@prepared_by(_binary, twin=sigmoid_cross_entropy)
+def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     r"""Gradient of :func:`sigmoid_cross_entropy` with respect to ``logits``.
 
     .. math:: \frac{\partial\ell}{\partial x} = w\,[(1-t)\,\sigma(x) - \pi\,t\,\sigma(-x)]
 
     which is :math:`w(\sigma(x) - t)` without ``pos_weight``; scaled for the
     reduction and base.
-
-    Parameters
-    ----------
-    logits, targets, weight, pos_weight, label_smoothing, reduction, base, validate
-        As in :func:`sigmoid_cross_entropy`.
 
     Returns
     -------
@@ -339,32 +321,11 @@ def sigmoid_cross_entropy_grad(
     >>> print(crossent.sigmoid_cross_entropy_grad([0.0, 2.0], [1.0, 1.0], reduction="sum"))
     [-0.5        -0.11920292]
     """
-    b = _binary(
-        logits,
-        targets,
-        weight=weight,
-        pos_weight=pos_weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
     return b.scale(b.weighted(_bce_grad(b)))
 
 
-def sigmoid_focal_loss(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(_focal_binary)
+def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     r"""Sigmoid focal loss (Lin et al. 2017), elementwise.
 
     .. math:: \mathrm{FL} = w\,\alpha_t\,(1 - p_t)^\gamma\,\ell_{\mathrm{BCE}}(x, t),
@@ -404,10 +365,7 @@ def sigmoid_focal_loss(
     the logarithm in log space, so saturated logits give finite values and gradients
     for any :math:`\gamma \ge 0` (optax#1267 reports NaN for :math:`\gamma < 1`).
 
-    References
-    ----------
-    .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollar, "Focal Loss for Dense
-       Object Detection", ICCV 2017, arXiv:1708.02002.
+    %(focal_references)s
 
     Examples
     --------
@@ -417,26 +375,12 @@ def sigmoid_focal_loss(
     >>> bool(abs(a - b) < 1e-16)  # gamma = 0 is the cross-entropy
     True
     """
-    b, gamma_value, alpha_t = _focal_binary(
-        logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
-    )
-    loss = _bce(b) * b.xp.exp(gamma_value * _log_one_minus_pt(b))
-    return b.reduce(b.weighted(loss if alpha_t is None else alpha_t * loss))
+    b = focal.b
+    return b.reduce(focal.weighted(_bce(b) * b.xp.exp(focal.gamma * _log_one_minus_pt(b))))
 
 
-def sigmoid_focal_loss_grad(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> Array:
+@prepared_by(_focal_binary, twin=sigmoid_focal_loss)
+def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to ``logits``.
 
     With :math:`m = (1-p_t)^\gamma` and :math:`\partial(1 - p_t)/\partial x =
@@ -448,11 +392,6 @@ def sigmoid_focal_loss_grad(
 
     The ratio :math:`\sigma(x)\sigma(-x)/(1-p_t)` is formed in log space, so the
     gradient is finite for saturated logits and any :math:`\gamma \ge 0`.
-
-    Parameters
-    ----------
-    logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
-        As in :func:`sigmoid_focal_loss`.
 
     Returns
     -------
@@ -467,9 +406,7 @@ def sigmoid_focal_loss_grad(
     >>> bool((abs(g) < 1e-8).all())  # saturated and right: tiny, and not NaN
     True
     """
-    b, gamma_value, alpha_t = _focal_binary(
-        logits, targets, gamma, alpha, weight, label_smoothing, reduction, base, validate
-    )
+    b, gamma_value = focal.b, focal.gamma
     xp, bce = b.xp, _bce(b)
     # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
     huge = float(xp.finfo(b.dtype).max) / 4
@@ -479,4 +416,4 @@ def sigmoid_focal_loss_grad(
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
     grad = modulation * (focus + _bce_grad(b))
-    return b.scale(b.weighted(grad if alpha_t is None else alpha_t * grad))
+    return b.scale(focal.weighted(grad))

@@ -86,6 +86,7 @@ from ._batch import (
     loss_options,
     prepare_logits,
     prepare_weight,
+    prepared_by,
     zero_where_ignored,
 )
 from ._terms import (
@@ -300,16 +301,7 @@ def prepare_softmax_targets(
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None
     a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
-    batch = batch_for(
-        z,
-        normalised_axis,
-        dtype,
-        example_weight=omega,
-        active=None,
-        reduction=opts.reduction,
-        log_base=opts.log_base,
-        xp=xp,
-    )
+    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
     return SoftmaxProblem(
         batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
     )
@@ -596,21 +588,8 @@ def softmax_cross_entropy_grad(
     return softmax_gradient(problem, out=out)
 
 
-def softmax_cross_entropy_with_targets(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(prepare_softmax_targets)
+def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
 
     .. math::
@@ -657,36 +636,11 @@ def softmax_cross_entropy_with_targets(
     >>> bool(a == b)
     True
     """
-    return prepare_softmax_targets(
-        logits,
-        targets,
-        axis=axis,
-        weight=weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    ).loss()
+    return problem.loss()
 
 
-def softmax_cross_entropy_with_targets_grad(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-) -> Array:
+@prepared_by(prepare_softmax_targets)
+def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
 
     .. math:: \frac{\partial L_i}{\partial z'_i} = (A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i
@@ -714,17 +668,4 @@ def softmax_cross_entropy_with_targets_grad(
     >>> print(g)
     [[ 0.25 -0.25]]
     """
-    problem = prepare_softmax_targets(
-        logits,
-        targets,
-        axis=axis,
-        weight=weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    )
     return softmax_gradient(problem)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -296,6 +297,17 @@ class LabelledSoftmax:
     def probs_minus_onehot(self) -> Array:
         r""":math:`p - e_y`, the gradient of :math:`-\log p_y`."""
         return probs_minus_onehot(self.rows, self.safe, xp=self.batch.xp)
+
+    def reduce(self, per_row: Array, weight: Array | None = None) -> Any:
+        r"""Reduce :math:`\omega_i\,L_i` (keepdims; :math:`\omega` is ``weight``, by default
+        :math:`w_{y_i}`): a row of weight 0 counts 0 even where :math:`L_i = \infty`."""
+        omega = self.batch.example_weight if weight is None else weight
+        return self.batch.reduce(weighted_term(omega, per_row, xp=self.batch.xp)[..., 0])
+
+    def finish_gradient(self, factor: Array) -> Array:
+        r"""The caller's gradient from ``factor`` (keepdims, :math:`w_y` included) times
+        :math:`p - e_y`: a loss :math:`w_y f(\log p_y)` has ``factor`` :math:`-w_y f'`."""
+        return self.batch.finish_gradient(factor * self.probs_minus_onehot())
 
 
 def labelled_softmax(
