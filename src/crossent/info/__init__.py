@@ -1,9 +1,31 @@
 """Information measures on distributions: surprisal, entropy, cross-entropy, KL, JS."""
 
-# Each name is listed once, in its module's ``__all__``; the star imports re-export
-# exactly those (also for type checkers).
-from . import _measures, _pointwise
-from ._measures import *  # noqa: F403
-from ._pointwise import *  # noqa: F403
+from ._measures import (
+    CrossEntropyDecomposition,
+    cross_entropy,
+    cross_entropy_decomposition,
+    entropy,
+    js_divergence,
+    kl_divergence,
+    perplexity,
+)
+from ._pointwise import (
+    binary_cross_entropy,
+    binary_cross_entropy_grad,
+    binary_entropy,
+    surprisal,
+)
 
-__all__ = sorted([*_measures.__all__, *_pointwise.__all__])
+__all__ = [
+    "CrossEntropyDecomposition",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_entropy",
+    "cross_entropy",
+    "cross_entropy_decomposition",
+    "entropy",
+    "js_divergence",
+    "kl_divergence",
+    "perplexity",
+    "surprisal",
+]
