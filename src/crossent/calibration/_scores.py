@@ -24,8 +24,12 @@ def _reduce(values: FloatArray, reduction: str) -> Any:
     return float(np.mean(values))  # pairwise summation
 
 
-def _summaries(probs: Any, labels: Any, form: str, validate: bool) -> ExampleSummaries:
-    return summarize(as_predictions(probs, labels, form=form, validate=validate))
+def _summaries(
+    probs: Any, labels: Any, form: str, validate: bool, renormalize: bool
+) -> ExampleSummaries:
+    return summarize(
+        as_predictions(probs, labels, form=form, validate=validate, renormalize=renormalize)
+    )
 
 
 def negative_log_likelihood(
@@ -36,6 +40,7 @@ def negative_log_likelihood(
     form: str = "probs",
     base: float | None = None,
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The log score: the mean surprisal of the true labels.
@@ -54,6 +59,13 @@ def negative_log_likelihood(
         Logarithm base: None for nats, 2 for bits.
     reduction : {"mean", "none"}, default "mean"
         The mean (a float), or the per-example surprisals (an array).
+    renormalize : bool, default False
+        Divide each row of probabilities by its sum first (``form="probs"`` only), for
+        outputs stored at a lower precision than they were computed in (e.g. bfloat16
+        probabilities saved as float32, off by about 1e-3).  Never the default: a row
+        that does not sum to 1 within the dtype's tolerance is otherwise an error.  The
+        same option as :func:`calibration_error`'s, which also reports the largest
+        deviation corrected.
     validate : bool, default True
         Check values and labels.
 
@@ -78,7 +90,7 @@ def negative_log_likelihood(
     (0.289909, True)
     """
     log_base = check_base(base)
-    values = _summaries(probs, labels, form, validate).surprisal
+    values = _summaries(probs, labels, form, validate, renormalize).surprisal
     if log_base is not None:
         values = values / log_base
     return _reduce(values, reduction)
@@ -92,6 +104,7 @@ def brier_score(
     form: str = "probs",
     scale: str = "sum",
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The Brier score: squared distance between the prediction and the one-hot label.
@@ -104,7 +117,7 @@ def brier_score(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, reduction, renormalize, validate
         As in :func:`negative_log_likelihood`.
     scale : {"sum", "half"}, default "sum"
         The sum over classes (in [0, 2]) or half of it (in [0, 1]).
@@ -129,7 +142,7 @@ def brier_score(
     """
     if scale not in ("sum", "half"):
         raise InputError(f"`scale` must be 'sum' or 'half'; got {scale!r}")
-    values = _summaries(probs, labels, form, validate).brier
+    values = _summaries(probs, labels, form, validate, renormalize).brier
     if scale == "half":
         values = values / 2
     return _reduce(values, reduction)
@@ -142,6 +155,7 @@ def spherical_score(
     *,
     form: str = "probs",
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The spherical score, a proper scoring rule in [0, 1] where higher is better.
@@ -153,7 +167,7 @@ def spherical_score(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, reduction, renormalize, validate
         As in :func:`negative_log_likelihood`.
 
     Returns
@@ -166,7 +180,7 @@ def spherical_score(
     >>> round(crossent.spherical_score([[0.5, 0.5]], [0]) ** 2, 12)  # (0.5 / sqrt(0.5))^2
     0.5
     """
-    return _reduce(_summaries(probs, labels, form, validate).spherical, reduction)
+    return _reduce(_summaries(probs, labels, form, validate, renormalize).spherical, reduction)
 
 
 def accuracy(
@@ -176,6 +190,7 @@ def accuracy(
     *,
     form: str = "probs",
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""Fraction of examples whose most probable class (the first, on ties) is the label.
@@ -184,7 +199,7 @@ def accuracy(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, reduction, renormalize, validate
         As in :func:`negative_log_likelihood`.
 
     Returns
@@ -198,4 +213,4 @@ def accuracy(
     >>> crossent.accuracy([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], [0, 0, 1])
     0.3333333333333333
     """
-    return _reduce(_summaries(probs, labels, form, validate).correct, reduction)
+    return _reduce(_summaries(probs, labels, form, validate, renormalize).correct, reduction)
