@@ -345,7 +345,7 @@ def calibration_error(
         bins=bins, binning=binning, norm=norm, scope=scope, debias=debias, closed=closed
     )
     predictions = as_predictions(
-        probs, labels, form=form, validate=validate, renormalize=renormalize
+        probs, labels, form=form, validate=validate, renormalize=renormalize, defer=True
     )
     require_examples(predictions, purpose="a calibration error")
     return calibration_error_of(predictions, spec)

@@ -25,11 +25,14 @@ def _reduce(values: FloatArray, reduction: str) -> Any:
 
 
 def _summaries(
-    probs: Any, labels: Any, form: str, validate: bool, renormalize: bool
+    probs: Any, labels: Any, form: str, validate: bool, renormalize: bool, *, top: bool = False
 ) -> ExampleSummaries:
-    return summarize(
-        as_predictions(probs, labels, form=form, validate=validate, renormalize=renormalize)
+    """One fused pass over the predictions, validating them on the way (``top``: the
+    confidence and predicted class too)."""
+    predictions = as_predictions(
+        probs, labels, form=form, validate=validate, renormalize=renormalize, defer=True
     )
+    return summarize(predictions, top=top)
 
 
 def negative_log_likelihood(
@@ -213,4 +216,5 @@ def accuracy(
     >>> crossent.accuracy([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], [0, 0, 1])
     0.3333333333333333
     """
-    return _reduce(_summaries(probs, labels, form, validate, renormalize).correct, reduction)
+    summaries = _summaries(probs, labels, form, validate, renormalize, top=True)
+    return _reduce(summaries.correct, reduction)

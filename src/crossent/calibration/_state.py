@@ -29,8 +29,8 @@ from ._binning import (
     uniform_edges,
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
-from ._inputs import Block, FloatArray, IntArray, as_predictions
-from ._summaries import ExampleSummaries, summarize_block
+from ._inputs import FloatArray, IntArray, as_predictions
+from ._summaries import ExampleSummaries, summarize_block, summary_blocks
 
 __all__ = [
     "FINE_CELLS",
@@ -169,18 +169,32 @@ class EvaluationState:
         of rows this state has seen.  Returns the state, so calls chain.
         """
         start = self.n if first_row is None else int(first_row)
-        predictions = as_predictions(probs, labels, form=form, validate=validate, first_row=start)
+        predictions = as_predictions(
+            probs, labels, form=form, validate=validate, first_row=start, defer=True
+        )
         if predictions.classes != self.classes:
             raise InputError(
                 f"`{predictions.name}` has {predictions.classes} classes; this state counts "
                 f"{self.classes}"
             )
-        for block, summaries in predictions.map_blocks(lambda b: (b, summarize_block(b))):
-            self._add_block(block, summaries, start)
+        if self._spec.scope == "top-label":  # the summaries are all it needs: one pass
+            for block_start, summaries in summary_blocks(predictions, entropy=True):
+                self._add_block(block_start, summaries, start, None)
+        else:
+            for block, summaries in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+                self._add_block(block.start, summaries, start, block.probs)
         self.n += predictions.n
         return self
 
-    def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
+    def _add_block(
+        self,
+        block_start: int,
+        summaries: ExampleSummaries,
+        start: int,
+        probs: FloatArray | None,
+    ) -> None:
+        """Add one block's summaries (``probs``, the block's rows, for the scopes that
+        bin every class's or the positive class's probability)."""
         self._sums += [
             summaries.surprisal.sum(),
             summaries.brier.sum(),
@@ -196,19 +210,21 @@ class EvaluationState:
         if scope == "top-label":
             self._bins = self._bins + self._binned(summaries.confidence, summaries.correct)
         elif scope == "positive-class":
+            assert probs is not None
             self._bins = self._bins + self._binned(
-                block.probs[:, 1], (summaries.labels == 1).astype(np.float64)
+                probs[:, 1], (summaries.labels == 1).astype(np.float64)
             )
         else:
+            assert probs is not None
             self._bins = self._bins + BinStatistics.stack(
                 [
-                    self._binned(block.probs[:, k], (summaries.labels == k).astype(np.float64))
+                    self._binned(probs[:, k], (summaries.labels == k).astype(np.float64))
                     for k in range(self.classes)
                 ]
             )
         if self.keep:
             found = [
-                (float(summaries.surprisal[i]), start + block.start + int(i))
+                (float(summaries.surprisal[i]), start + block_start + int(i))
                 for i in _candidates(summaries.surprisal, self.keep)
             ]
             self._surprising = _top(self._surprising + found, self.keep)
