@@ -12,6 +12,7 @@ import pytest
 
 import crossent
 from crossent.calibration import _row_kernels, _row_numpy, _summaries
+from crossent.calibration._binning import assign_bins, assign_uniform_bins, uniform_edges
 from crossent.calibration._inputs import Block, as_predictions
 
 from tolerances import SUM
@@ -315,3 +316,42 @@ def test_issue13_evaluation_makes_no_float64_copy_of_the_input(backend: str) -> 
         # per-row results (a few float64 values per row) and the NumPy twin's 512 KiB
         # blocks, never a float64 copy of the matrix or of 1 MiB-entry blocks
         assert peak < 6 * 2**20, (name, peak / 2**20)
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 7, 10, 15, 100, 1000])
+@pytest.mark.parametrize("closed", ["left", "right"])
+def test_issue13_uniform_bins_by_arithmetic_equal_the_search(bins: int, closed: str) -> None:
+    edges = uniform_edges(bins)
+    rng = np.random.default_rng(bins)
+    confidence = np.concatenate(
+        [
+            rng.random(20000),
+            edges,  # exactly on every edge, and one ulp either side
+            np.nextafter(edges, -1.0),
+            np.nextafter(edges, 2.0),
+            [0.0, 1.0, -0.5, 1.5, np.nan, -np.inf, np.inf],  # unchecked input
+        ]
+    )
+    np.testing.assert_array_equal(
+        assign_uniform_bins(confidence, bins, closed), assign_bins(confidence, edges, closed)
+    )
+
+
+@pytest.mark.parametrize("label", [-5, 3, 1000])
+def test_issue13_unchecked_labels_out_of_range_never_read_outside_the_row(
+    backend: str, label: int
+) -> None:
+    probs = _probs(10, 3, np.float32, seed=1)
+    labels = np.zeros(10, dtype=int)
+    labels[4] = label
+    with pytest.raises(IndexError):
+        crossent.negative_log_likelihood(probs, labels, validate=False)
+
+
+def test_issue13_negative_unchecked_labels_count_from_the_end_as_numpy_indexing(
+    backend: str,
+) -> None:
+    probs = _probs(10, 3, np.float64, seed=1)
+    labels = np.full(10, -1)
+    got = crossent.negative_log_likelihood(probs, labels, validate=False, reduction="none")
+    np.testing.assert_array_equal(got, -np.log(probs[:, 2]))

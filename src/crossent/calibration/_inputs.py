@@ -94,7 +94,7 @@ class Predictions:
 
     @property
     def n(self) -> int:
-        return int(self.labels.shape[0])
+        return len(self.labels)
 
     @property
     def classes(self) -> int:

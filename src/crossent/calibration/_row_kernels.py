@@ -21,6 +21,9 @@ average (:mod:`._summaries`), and validates the row on the way:
   row sum farther from 1 than ``limit``.  The caller passes a ``limit`` a little below
   the validation tolerance, so every row the full check would reject is suspect; on any
   suspect row the caller runs the full check, which names the entry (or passes).
+  A label outside ``[-classes, classes)`` (possible only unchecked, ``validate=False``)
+  stops the kernel before it reads outside the row: an ``IndexError``, as NumPy's
+  indexing in the generic path; negative labels count from the end, as there.
 
 The loop over a row's classes is one loop of sums and selects, no branches
 (``fastmath`` without ``nnan``/``ninf``: a NaN must stay visible to the comparisons).
@@ -58,19 +61,19 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     from numba import types
     from numba.extending import intrinsic
 
-    @intrinsic
-    def bits_to_float64(typingctx: Any, bits: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.DoubleType())
+    def bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
+        """An intrinsic reinterpreting the bits of a ``source`` value as ``target``."""
 
-        return types.float64(types.int64), codegen
+        @intrinsic
+        def cast(typingctx: Any, value: Any) -> Any:
+            return target(source), lambda context, builder, signature, args: builder.bitcast(
+                args[0], llvm_target
+            )
 
-    @intrinsic
-    def float64_to_bits(typingctx: Any, value: Any) -> Any:
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.bitcast(args[0], ir.IntType(64))
+        return cast
 
-        return types.int64(types.float64), codegen
+    float64_to_bits = bitcast(types.float64, types.int64, ir.IntType(64))
+    bits_to_float64 = bitcast(types.int64, types.float64, ir.DoubleType())
 
     flags = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
 
@@ -113,24 +116,12 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         )
 
     @numba.njit(fastmath=flags, inline="always")
-    def sums(row, y):
-        # sum, sum of squares but the label's, and the count of entries that are NaN or
-        # outside [0, 1]: one loop of selects, which LLVM vectorises
-        total = 0.0
-        squares = 0.0
-        bad = 0
-        for j in range(row.shape[0]):
-            x = np.float64(row[j])
-            total += x
-            squares += 0.0 if j == y else x * x
-            bad += (x < 0.0) | (x > 1.0) | (x != x)
-        return total, squares, bad
-
-    @numba.njit(fastmath=flags, inline="always")
-    def sums_and_top(row, row_bits, y):
-        # as sums, and the first maximum, compared as bit patterns: for non-negative
-        # floats the integer order is the float order (a row with a negative entry or a
-        # NaN is suspect and checked in full anyway); selects, no branches
+    def sums(row, row_bits, y, with_top):
+        # the sum, the sum of squares but the label's, the count of entries that are NaN
+        # or outside [0, 1] and, with_top, the first maximum, compared as bit patterns
+        # (for non-negative floats the integer order is the float order; a row with a
+        # negative entry or a NaN is suspect and checked in full anyway): one loop of
+        # selects, no branches (LLVM takes the loop-invariant with_top out of it)
         total = 0.0
         squares = 0.0
         bad = 0
@@ -141,9 +132,10 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             total += x
             squares += 0.0 if j == y else x * x
             bad += (x < 0.0) | (x > 1.0) | (x != x)
-            key = row_bits[j]
-            first = j if key > top else first
-            top = key if key > top else top
+            if with_top:
+                key = row_bits[j]
+                first = j if key > top else first
+                top = key if key > top else top
         return total, squares, bad, first
 
     @numba.njit(fastmath=flags, inline="always")
@@ -155,20 +147,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             terms[t] = x * log_positive(x) if x > 0.0 else 0.0
 
     @numba.njit(fastmath=flags, nogil=True, cache=True)
-    def kernel(
-        values,
-        flat,
-        bits,
-        labels,
-        with_top,
-        with_entropy,
-        limit,
-        p_label,
-        others,
-        confidence,
-        predicted,
-        ent,
-    ):
+    def kernel(values, flat, bits, labels, with_top, with_entropy, limit, floats, predicted):
+        # floats: p_label, others, confidence, entropy (one row each)
+        p_label, others, confidence, ent = floats[0], floats[1], floats[2], floats[3]
         n, k = values.shape
         chunk = max(1, _CHUNK_ENTRIES // max(k, 1))
         terms = np.empty(chunk * k if with_entropy else 0)
@@ -178,12 +159,13 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             for i in range(c0, c1):
                 row = values[i]
                 y = labels[i]
+                y = y + k if y < 0 else y  # NumPy's indexing, as the generic path
+                if (y < 0) | (y >= k):  # unchecked labels (validate=False): no stray read
+                    return -1 - i
+                total, squares, bad, first = sums(row, bits[i], y, with_top)
                 if with_top:
-                    total, squares, bad, first = sums_and_top(row, bits[i], y)
                     confidence[i] = np.float64(row[first])
                     predicted[i] = first
-                else:
-                    total, squares, bad = sums(row, y)
                 suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
                 p_label[i] = np.float64(row[y])
                 others[i] = squares
@@ -221,29 +203,21 @@ def row_summaries(
     n = values.shape[0]
     values = np.ascontiguousarray(values)
     bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    p_label, others = np.empty(n), np.empty(n)
-    confidence = np.empty(n if top else 0)
+    floats = np.empty((4, n))
     predicted = np.empty(n if top else 0, dtype=np.intp)
-    ent = np.empty(n if entropy else 0)
-    suspect = _kernels()["summaries"](
-        values,
-        values.reshape(-1),
-        bits,
-        np.asarray(labels, dtype=np.intp),
-        top,
-        entropy,
-        limit,
-        p_label,
-        others,
-        confidence,
-        predicted,
-        ent,
-    )
+    ids = np.asarray(labels, dtype=np.intp)
+    kernel = _kernels()["summaries"]
+    suspect = kernel(values, values.reshape(-1), bits, ids, top, entropy, limit, floats, predicted)
+    if suspect < 0:
+        row = -1 - int(suspect)
+        raise IndexError(
+            f"label {labels[row]} of row {row} is out of range for {values.shape[1]} classes"
+        )
     return (
         int(suspect),
-        p_label,
-        others,
-        confidence if top else None,
+        floats[0],
+        floats[1],
+        floats[2] if top else None,
         predicted if top else None,
-        ent if entropy else None,
+        floats[3] if entropy else None,
     )

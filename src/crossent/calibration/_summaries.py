@@ -24,9 +24,9 @@ logits are converted block by block (:meth:`Predictions.map_blocks`) as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import special
@@ -36,7 +36,9 @@ from .._numerics import safe_log
 from . import _row_kernels, _row_numpy
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
-__all__ = ["ExampleSummaries", "summarize", "summarize_block", "summary_blocks"]
+__all__ = ["ExampleSummaries", "map_summaries", "summarize", "summarize_block", "summary_blocks"]
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -145,22 +147,33 @@ def _fused(
     )
 
 
-def summary_blocks(
-    predictions: Predictions, *, top: bool = True, entropy: bool = True
-) -> Iterator[tuple[int, ExampleSummaries]]:
-    """``(first row, summaries)`` of each block of rows, in order.  The confidence and
-    predicted class are computed only with ``top``, the entropy only with ``entropy``
-    (for probabilities; other forms always give them)."""
+def map_summaries(
+    predictions: Predictions,
+    function: Callable[[int, ExampleSummaries], _R],
+    *,
+    top: bool = True,
+    entropy: bool = True,
+) -> Iterator[_R]:
+    """``function(first row, summaries)`` of each block of rows, run on the worker threads
+    (so per-block reductions run in parallel too), results in block order.  The
+    confidence and predicted class are computed only with ``top``, the entropy only with
+    ``entropy`` (for probabilities; other forms always give them)."""
     if predictions.form == "probs":
         return predictions.map_stored(
-            lambda start, values, labels: (
-                start,
-                _fused(predictions, values, labels, top=top, entropy=entropy),
+            lambda start, values, labels: function(
+                start, _fused(predictions, values, labels, top=top, entropy=entropy)
             )
         )
     return predictions.map_blocks(
-        lambda block: (block.start, summarize_block(block, entropy=entropy))
+        lambda block: function(block.start, summarize_block(block, entropy=entropy))
     )
+
+
+def summary_blocks(
+    predictions: Predictions, *, top: bool = True, entropy: bool = True
+) -> Iterator[tuple[int, ExampleSummaries]]:
+    """``(first row, summaries)`` of each block of rows, in order."""
+    return map_summaries(predictions, lambda start, s: (start, s), top=top, entropy=entropy)
 
 
 def summarize(
