@@ -141,7 +141,10 @@ class Predictions:
             )
             return function(start, chosen, self.labels[start:stop])
 
-        return ordered_map(stored, self._spans())
+        spans = list(self._spans())
+        if len(spans) <= 1:  # one block: no thread pool to start (small inputs)
+            return map(stored, spans)
+        return ordered_map(stored, spans)
 
     def map_raw(self, function: Callable[[int, FloatArray, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values in float64 and still in
