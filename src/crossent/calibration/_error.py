@@ -19,6 +19,7 @@ from ._binning import (
     Closed,
     Norm,
     assign_bins,
+    assign_uniform_bins,
     bin_statistics,
     calibration_value,
     check_bins,
@@ -27,7 +28,7 @@ from ._binning import (
     uniform_edges,
 )
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
-from ._summaries import summarize
+from ._summaries import ExampleSummaries, map_summaries, summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
@@ -42,6 +43,7 @@ __all__ = [
     "error_from_statistics",
     "scope_arrays",
     "statistics_for",
+    "uniform_top_label_statistics",
 ]
 
 Scope = Literal["top-label", "class-wise", "positive-class"]
@@ -238,13 +240,13 @@ def calibration_error(
     labels: Any,
     /,
     *,
+    form: str = "probs",
     bins: int = 15,
     binning: str = "uniform",
     norm: str = "l1",
     scope: str = "top-label",
     debias: bool = False,
     closed: str = "left",
-    form: str = "probs",
     renormalize: bool = False,
     validate: bool = True,
 ) -> CalibrationError:
@@ -270,6 +272,10 @@ def calibration_error(
         problem, whose labels are 0 and 1; ``scope="positive-class"`` bins it directly.
     labels : array_like of int, shape (n,)
         True classes in ``[0, classes)``.
+    form : {"probs", "log_probs", "logits"}, default "probs"
+        What ``probs`` holds.  Never inferred from the values; error messages call the
+        array by its form.  (Why a keyword and not one function per form: see
+        :mod:`crossent.calibration`.)
     bins : int, default 15
         Number of bins.
     binning : {"uniform", "quantile"}, default "uniform"
@@ -285,10 +291,6 @@ def calibration_error(
     closed : {"left", "right"}, default "left"
         ``[a, b)`` bins with the last closed, or ``(a, b]`` bins with the first closed.
         Either way a confidence of exactly 0 lands in the first bin and 1 in the last.
-    form : {"probs", "log_probs", "logits"}, default "probs"
-        What ``probs`` holds.  Never inferred from the values; error messages call the
-        array by its form.  (Why a keyword and not one function per form: see
-        :mod:`crossent.calibration`.)
     renormalize : bool, default False
         Divide each row of probabilities by its sum first (for outputs stored at a lower
         precision than they were computed in, e.g. bfloat16 probabilities saved as
@@ -345,14 +347,39 @@ def calibration_error(
         bins=bins, binning=binning, norm=norm, scope=scope, debias=debias, closed=closed
     )
     predictions = as_predictions(
-        probs, labels, form=form, validate=validate, renormalize=renormalize
+        probs, labels, form=form, validate=validate, renormalize=renormalize, defer=True
     )
     require_examples(predictions, purpose="a calibration error")
     return calibration_error_of(predictions, spec)
 
 
+def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec) -> BinStatistics:
+    """Per-bin statistics of the top label in equal-width bins, block by block on the
+    worker threads (from the one fused pass over probabilities): nothing per example is
+    kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
+
+    def binned(_: int, summaries: ExampleSummaries) -> BinStatistics:
+        index = assign_uniform_bins(summaries.confidence, spec.bins, spec.closed)
+        return bin_statistics(index, summaries.confidence, summaries.correct, spec.bins)
+
+    total = BinStatistics.zeros((spec.bins,))
+    for part in map_summaries(predictions, binned, top=True, entropy=False):
+        total = total + part
+    return total
+
+
 def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> CalibrationError:
     """:func:`calibration_error` on validated predictions."""
+    if spec.scope == "top-label" and spec.binning == "uniform":
+        stats = uniform_top_label_statistics(predictions, spec)
+        return CalibrationError(
+            value=error_from_statistics(stats, spec),
+            spec=spec,
+            n=predictions.n,
+            edges=uniform_edges(spec.bins),
+            statistics=stats,
+            renormalized=predictions.renormalized,
+        )
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
     stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)

@@ -36,6 +36,7 @@ __all__ = [
     "Predictions",
     "as_predictions",
     "binary_columns",
+    "check_values",
     "labels_array",
     "renormalized",
     "require_examples",
@@ -85,10 +86,15 @@ class Predictions:
     name: str = "probs"
     renormalized: float | None = None
     """The largest ``|row sum - 1|`` corrected by ``renormalize=True`` (None otherwise)."""
+    pending: bool = False
+    """The values' check was deferred (``as_predictions(..., defer=True)``) to the fused
+    pass of :func:`._summaries.summary_blocks`; every other reader checks them first."""
+    first_row: int = 0
+    """The number of the first row in messages (data read in chunks)."""
 
     @property
     def n(self) -> int:
-        return int(self.labels.shape[0])
+        return len(self.labels)
 
     @property
     def classes(self) -> int:
@@ -113,13 +119,42 @@ class Predictions:
         log_probs, probs = to_log_probs_and_probs(chunk, self.form)
         return Block(start, log_probs, probs, labels)
 
+    def check_values(self) -> None:
+        """Run the value check that ``as_predictions`` would have run (raises on bad rows)."""
+        check_values(self.values, name=self.name, form=self.form, first_row=self.first_row)
+
+    def _checked(self) -> None:
+        if self.pending:
+            self.check_values()
+
+    def map_stored(self, function: Callable[[int, Any, IntArray], _R]) -> Iterator[_R]:
+        """``function(start, values, labels)`` of each block, values as stored (no copy,
+        no conversion; gathered for a subset); on all cores, results in block order.
+        The caller validates the values if ``pending``."""
+
+        def stored(span: tuple[int, int]) -> _R:
+            start, stop = span
+            chosen = (
+                self.values[start:stop]
+                if self.selected is None
+                else self.values[self.selected[start:stop]]
+            )
+            return function(start, chosen, self.labels[start:stop])
+
+        spans = list(self._spans())
+        if len(spans) <= 1:  # one block: no thread pool to start (small inputs)
+            return map(stored, spans)
+        return ordered_map(stored, spans)
+
     def map_raw(self, function: Callable[[int, FloatArray, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values in float64 and still in
         ``form``; blocks run on all cores, results in block order."""
+        self._checked()
         return ordered_map(lambda span: function(*self._raw(span)), self._spans())
 
     def map_blocks(self, function: Callable[[Block], _R]) -> Iterator[_R]:
         """``function(block)`` of each block converted for metrics, on all cores, in order."""
+        self._checked()
         return ordered_map(lambda span: function(self._block(span)), self._spans())
 
     def blocks(self) -> Iterator[Block]:
@@ -132,6 +167,7 @@ class Predictions:
 
     def subset(self, rows: IntArray) -> Predictions:
         """The predictions of the given sorted rows, selected lazily (already validated)."""
+        self._checked()
         chosen = rows if self.selected is None else self.selected[rows]
         return Predictions(
             self.values, self.form, self.labels[rows], chosen, self.name, self.renormalized
@@ -238,6 +274,7 @@ def as_predictions(
     validate: bool = True,
     first_row: int = 0,
     renormalize: bool = False,
+    defer: bool = False,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
@@ -246,6 +283,11 @@ def as_predictions(
     the largest deviation corrected.  Messages call ``values`` by ``name``, by default by
     its form (`probs`, `log_probs`, `logits`): what the caller said it holds.
     ``first_row`` numbers the rows in error messages (for data read in chunks).
+    ``defer=True`` leaves the value check of a 2-D NumPy float32 or float64 array of
+    probabilities to the fused pass of :func:`._summaries.summary_blocks`, which flags
+    the rows it would reject as it reads them and then runs the same check (so the
+    same error); the result is ``pending`` until then.  Labels, shapes and dtypes are
+    always checked here.
     """
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
@@ -282,19 +324,44 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], validate=validate
         )
-        if validate:  # in the caller's library and dtype, which sets the tolerance
-            dtype = compute_dtype(values, xp=xp, names=(name,))
-            n = values.shape[0]
-            for start in range(0, n, 1 << 16):
-                with row_offset(first_row + start):
-                    prepare(
-                        values[start : min(start + (1 << 16), n), :],
-                        name=name,
-                        form=checked_form,
-                        axis=1,
-                        xp=xp,
-                        dtype=dtype,
-                        validate=True,
-                    )
+    pending = (
+        validate
+        and defer
+        and checked_form == "probs"
+        and isinstance(values, np.ndarray)
+        and values.dtype in (np.float32, np.float64)
+    )
+    if validate and not pending:
+        check_values(values, name=name, form=checked_form, first_row=first_row)
     values = to_numpy(values, name=name)
-    return Predictions(values, checked_form, label_ids, name=name, renormalized=correction)
+    return Predictions(
+        values,
+        checked_form,
+        label_ids,
+        name=name,
+        renormalized=correction,
+        pending=pending,
+        first_row=first_row,
+    )
+
+
+_CHECK_ROWS = 1 << 16
+
+
+def check_values(values: Any, *, name: str, form: Form, first_row: int) -> None:
+    """The value check of ``(n, classes)`` predictions of ``form``, in the caller's library
+    and dtype (which sets the tolerance), ``_CHECK_ROWS`` rows at a time."""
+    xp, (values,) = namespace(values, names=(name,))
+    dtype = compute_dtype(values, xp=xp, names=(name,))
+    n = values.shape[0]
+    for start in range(0, n, _CHECK_ROWS):
+        with row_offset(first_row + start):
+            prepare(
+                values[start : min(start + _CHECK_ROWS, n), :],
+                name=name,
+                form=form,
+                axis=1,
+                xp=xp,
+                dtype=dtype,
+                validate=True,
+            )

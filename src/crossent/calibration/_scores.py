@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_base
 from ..errors import InputError
-from ._inputs import FloatArray, as_predictions
-from ._summaries import ExampleSummaries, summarize
+from ._inputs import as_predictions
+from ._summaries import map_summaries, summarize
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_score"]
 
 
-def _reduce(values: FloatArray, reduction: str) -> Any:
-    if reduction == "none":
-        return values
-    if reduction != "mean":
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "none"):
         raise InputError(f"`reduction` must be 'mean' or 'none'; got {reduction!r}")
-    if values.size == 0:
+
+
+def _score(
+    probs: Any,
+    labels: Any,
+    field: str,
+    options: tuple[str, str, bool, bool],
+    *,
+    top: bool = False,
+) -> Any:
+    """The per-example ``field`` of :class:`ExampleSummaries`, or its mean, from one
+    fused pass over the predictions that validates them on the way (``top``: the
+    confidence and predicted class are needed).  The mean adds each block's pairwise
+    sum, computed on the worker threads: no per-example array is kept.  ``options``:
+    ``(form, reduction, validate, renormalize)``."""
+    form, reduction, validate, renormalize = options
+    _check_reduction(reduction)
+    predictions = as_predictions(
+        probs, labels, form=form, validate=validate, renormalize=renormalize, defer=True
+    )
+    if reduction == "none":
+        return getattr(summarize(predictions, top=top), field)
+    if predictions.n == 0:
         raise InputError("there are no examples to average (the input has 0 rows)")
-    return float(np.mean(values))  # pairwise summation
-
-
-def _summaries(probs: Any, labels: Any, form: str, validate: bool) -> ExampleSummaries:
-    return summarize(as_predictions(probs, labels, form=form, validate=validate))
+    sums = map_summaries(
+        predictions, lambda _, s: float(np.sum(getattr(s, field))), top=top, entropy=False
+    )
+    return math.fsum(sums) / predictions.n
 
 
 def negative_log_likelihood(
@@ -36,6 +56,7 @@ def negative_log_likelihood(
     form: str = "probs",
     base: float | None = None,
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The log score: the mean surprisal of the true labels.
@@ -54,6 +75,13 @@ def negative_log_likelihood(
         Logarithm base: None for nats, 2 for bits.
     reduction : {"mean", "none"}, default "mean"
         The mean (a float), or the per-example surprisals (an array).
+    renormalize : bool, default False
+        Divide each row of probabilities by its sum first (``form="probs"`` only), for
+        outputs stored at a lower precision than they were computed in (e.g. bfloat16
+        probabilities saved as float32, off by about 1e-3).  Never the default: a row
+        that does not sum to 1 within the dtype's tolerance is otherwise an error.  The
+        same option as :func:`calibration_error`'s, which also reports the largest
+        deviation corrected.
     validate : bool, default True
         Check values and labels.
 
@@ -78,10 +106,8 @@ def negative_log_likelihood(
     (0.289909, True)
     """
     log_base = check_base(base)
-    values = _summaries(probs, labels, form, validate).surprisal
-    if log_base is not None:
-        values = values / log_base
-    return _reduce(values, reduction)
+    values = _score(probs, labels, "surprisal", (form, reduction, validate, renormalize))
+    return values if log_base is None else values / log_base
 
 
 def brier_score(
@@ -92,6 +118,7 @@ def brier_score(
     form: str = "probs",
     scale: str = "sum",
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The Brier score: squared distance between the prediction and the one-hot label.
@@ -104,7 +131,7 @@ def brier_score(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, reduction, renormalize, validate
         As in :func:`negative_log_likelihood`.
     scale : {"sum", "half"}, default "sum"
         The sum over classes (in [0, 2]) or half of it (in [0, 1]).
@@ -129,10 +156,8 @@ def brier_score(
     """
     if scale not in ("sum", "half"):
         raise InputError(f"`scale` must be 'sum' or 'half'; got {scale!r}")
-    values = _summaries(probs, labels, form, validate).brier
-    if scale == "half":
-        values = values / 2
-    return _reduce(values, reduction)
+    values = _score(probs, labels, "brier", (form, reduction, validate, renormalize))
+    return values / 2 if scale == "half" else values
 
 
 def spherical_score(
@@ -142,6 +167,7 @@ def spherical_score(
     *,
     form: str = "probs",
     reduction: str = "mean",
+    renormalize: bool = False,
     validate: bool = True,
 ) -> Any:
     r"""The spherical score, a proper scoring rule in [0, 1] where higher is better.
@@ -153,7 +179,7 @@ def spherical_score(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, reduction, renormalize, validate
         As in :func:`negative_log_likelihood`.
 
     Returns
@@ -166,7 +192,7 @@ def spherical_score(
     >>> round(crossent.spherical_score([[0.5, 0.5]], [0]) ** 2, 12)  # (0.5 / sqrt(0.5))^2
     0.5
     """
-    return _reduce(_summaries(probs, labels, form, validate).spherical, reduction)
+    return _score(probs, labels, "spherical", (form, reduction, validate, renormalize))
 
 
 def accuracy(
@@ -175,6 +201,7 @@ def accuracy(
     /,
     *,
     form: str = "probs",
+    renormalize: bool = False,
     reduction: str = "mean",
     validate: bool = True,
 ) -> Any:
@@ -184,8 +211,10 @@ def accuracy(
 
     Parameters
     ----------
-    probs, labels, form, reduction, validate
+    probs, labels, form, renormalize, validate
         As in :func:`negative_log_likelihood`.
+    reduction : {"mean", "none"}, default "mean"
+        The fraction (a float), or per-example 0/1 values (an array).
 
     Returns
     -------
@@ -198,4 +227,4 @@ def accuracy(
     >>> crossent.accuracy([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]], [0, 0, 1])
     0.3333333333333333
     """
-    return _reduce(_summaries(probs, labels, form, validate).correct, reduction)
+    return _score(probs, labels, "correct", (form, reduction, validate, renormalize), top=True)

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ._binning import (
     FINE_CELLS,
     BinStatistics,
-    assign_bins,
+    assign_uniform_bins,
     bin_statistics,
     fine_cell,
     fine_edges,
@@ -29,14 +29,25 @@ from ._binning import (
     uniform_edges,
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
-from ._inputs import Block, FloatArray, IntArray, as_predictions
-from ._summaries import ExampleSummaries, summarize_block
+from ._inputs import FloatArray, IntArray, as_predictions
+from ._summaries import ExampleSummaries, map_summaries, summarize_block
 
 __all__ = [
     "FINE_CELLS",
     "EvaluationState",
     "EvaluationSummary",
 ]
+
+
+@dataclass(frozen=True)
+class _Totals:
+    """One block's sums, counts, bins and most surprising rows."""
+
+    sums: FloatArray
+    class_count: IntArray
+    class_surprisal: FloatArray
+    bins: BinStatistics
+    found: list[tuple[float, int]]
 
 
 @dataclass(frozen=True)
@@ -72,8 +83,8 @@ class EvaluationSummary:
     brier: float
     spherical: float
     mean_entropy: float
-    calibration: CalibrationError
     per_class_nll: FloatArray = field(repr=False)
+    calibration: CalibrationError
     per_class_count: IntArray = field(repr=False)
     most_surprising: list[tuple[int, float]] = field(repr=False)
 
@@ -169,53 +180,85 @@ class EvaluationState:
         of rows this state has seen.  Returns the state, so calls chain.
         """
         start = self.n if first_row is None else int(first_row)
-        predictions = as_predictions(probs, labels, form=form, validate=validate, first_row=start)
+        predictions = as_predictions(
+            probs, labels, form=form, validate=validate, first_row=start, defer=True
+        )
         if predictions.classes != self.classes:
             raise InputError(
                 f"`{predictions.name}` has {predictions.classes} classes; this state counts "
                 f"{self.classes}"
             )
-        for block, summaries in predictions.map_blocks(lambda b: (b, summarize_block(b))):
-            self._add_block(block, summaries, start)
+        if self._spec.scope == "top-label":  # the summaries are all it needs: one pass
+            parts = map_summaries(
+                predictions,
+                lambda block_start, summaries: self._totals(summaries, start + block_start, None),
+                top=True,
+                entropy=True,
+            )
+        else:
+            parts = predictions.map_blocks(
+                lambda block: self._totals(summarize_block(block), start + block.start, block.probs)
+            )
+        for part in parts:  # in block order: the same sums whatever the threads
+            self._add(part)
         self.n += predictions.n
         return self
 
-    def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
-        self._sums += [
-            summaries.surprisal.sum(),
-            summaries.brier.sum(),
-            summaries.spherical.sum(),
-            summaries.entropy.sum(),
-            summaries.correct.sum(),
-        ]
-        self._class_count += np.bincount(summaries.labels, minlength=self.classes)
-        self._class_surprisal += np.bincount(
-            summaries.labels, weights=summaries.surprisal, minlength=self.classes
-        )
+    def _totals(
+        self, summaries: ExampleSummaries, first_row: int, probs: FloatArray | None
+    ) -> _Totals:
+        """One block's contribution (computed on a worker thread; the state is only
+        read).  ``probs``, the block's rows, for the scopes that bin every class's or the
+        positive class's probability."""
+        surprisal, correct = summaries.surprisal, summaries.correct
         scope = self._spec.scope
         if scope == "top-label":
-            self._bins = self._bins + self._binned(summaries.confidence, summaries.correct)
-        elif scope == "positive-class":
-            self._bins = self._bins + self._binned(
-                block.probs[:, 1], (summaries.labels == 1).astype(np.float64)
-            )
-        else:
-            self._bins = self._bins + BinStatistics.stack(
+            bins = self._binned(summaries.confidence, correct)
+        elif scope == "positive-class" and probs is not None:
+            bins = self._binned(probs[:, 1], (summaries.labels == 1).astype(np.float64))
+        elif probs is not None:
+            bins = BinStatistics.stack(
                 [
-                    self._binned(block.probs[:, k], (summaries.labels == k).astype(np.float64))
+                    self._binned(probs[:, k], (summaries.labels == k).astype(np.float64))
                     for k in range(self.classes)
                 ]
             )
+        else:  # pragma: no cover - update() passes probs for these scopes
+            raise AssertionError(f"scope {scope!r} needs the block's probabilities")
+        found = (
+            [(float(surprisal[i]), first_row + int(i)) for i in _candidates(surprisal, self.keep)]
+            if self.keep
+            else []
+        )
+        return _Totals(
+            sums=np.array(
+                [
+                    surprisal.sum(),
+                    summaries.brier.sum(),
+                    summaries.spherical.sum(),
+                    summaries.entropy.sum(),
+                    correct.sum(),
+                ]
+            ),
+            class_count=np.bincount(summaries.labels, minlength=self.classes),
+            class_surprisal=np.bincount(
+                summaries.labels, weights=surprisal, minlength=self.classes
+            ),
+            bins=bins,
+            found=found,
+        )
+
+    def _add(self, part: _Totals) -> None:
+        self._sums += part.sums
+        self._class_count += part.class_count
+        self._class_surprisal += part.class_surprisal
+        self._bins = self._bins + part.bins
         if self.keep:
-            found = [
-                (float(summaries.surprisal[i]), start + block.start + int(i))
-                for i in _candidates(summaries.surprisal, self.keep)
-            ]
-            self._surprising = _top(self._surprising + found, self.keep)
+            self._surprising = _top(self._surprising + part.found, self.keep)
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
         if self._spec.binning == "uniform":
-            index = assign_bins(confidence, uniform_edges(self._spec.bins), self._spec.closed)
+            index = assign_uniform_bins(confidence, self._spec.bins, self._spec.closed)
             return bin_statistics(index, confidence, hits, self._spec.bins)
         return bin_statistics(fine_cell(confidence), confidence, hits, FINE_CELLS + 2)
 

@@ -11,31 +11,75 @@ For a predicted distribution :math:`p` over classes and the true label :math:`y`
 * top-label confidence :math:`\\max_k p_k`, the predicted class (the first maximum) and
   whether it is correct;
 * the entropy of the prediction :math:`-\\sum_k p_k \\log p_k` (with :math:`0 \\log 0 = 0`).
+
+Probabilities (the usual input) go through one fused pass per block of rows
+(:mod:`._row_kernels` with Numba, its NumPy twin :mod:`._row_numpy` without): it reads
+each row once in its stored dtype, takes :math:`p_y`, :math:`\\sum_{k \\ne y} p_k^2`, the
+maximum and (when asked) the entropy, and flags rows that the value check would
+reject, so that predictions whose check was deferred to this pass
+(``as_predictions(..., defer=True)``) are validated on the way, with the same messages.
+Every metric is then formed from these few per-row numbers.  Log-probabilities and
+logits are converted block by block (:meth:`Predictions.map_blocks`) as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import special
 
+from .._checks import row_sum_tolerance
+from .._numerics import safe_log
+from . import _row_kernels, _row_numpy
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
-__all__ = ["ExampleSummaries", "summarize", "summarize_block"]
+__all__ = ["ExampleSummaries", "map_summaries", "summarize", "summarize_block", "summary_blocks"]
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
 class ExampleSummaries:
-    """One float64 (or integer) value per example (per row of the predictions)."""
+    """One value per example (per row of the predictions), from a few per-row numbers.
 
-    surprisal: FloatArray
-    brier: FloatArray
-    spherical: FloatArray
-    entropy: FloatArray
-    confidence: FloatArray
-    predicted: IntArray
+    ``log_p_label`` is :math:`\\log p_y`, ``p_label`` :math:`p_y`, ``others``
+    :math:`\\sum_{k \\ne y} p_k^2`; ``entropy`` is None unless it was asked for.
+    """
+
+    log_p_label: FloatArray
+    p_label: FloatArray
+    others: FloatArray
     labels: IntArray
+    confidence_values: FloatArray | None = None
+    predicted_values: IntArray | None = None
+    entropy_values: FloatArray | None = None
+
+    @property
+    def surprisal(self) -> FloatArray:
+        return -self.log_p_label
+
+    @property
+    def brier(self) -> FloatArray:
+        return self.others + np.square(-np.expm1(self.log_p_label))
+
+    @property
+    def spherical(self) -> FloatArray:
+        return self.p_label / np.sqrt(self.others + np.square(self.p_label))
+
+    @property
+    def entropy(self) -> FloatArray:
+        return _asked(self.entropy_values, "entropy")
+
+    @property
+    def confidence(self) -> FloatArray:
+        return _asked(self.confidence_values, "top")
+
+    @property
+    def predicted(self) -> IntArray:
+        return _asked(self.predicted_values, "top")
 
     @property
     def correct(self) -> FloatArray:
@@ -45,40 +89,106 @@ class ExampleSummaries:
         return int(self.labels.shape[0])
 
 
-def summarize_block(block: Block) -> ExampleSummaries:
-    """The summaries of one block of rows."""
+def _asked(values: Any, option: str) -> Any:
+    if values is None:
+        raise ValueError(f"not computed: summarize(..., {option}=True)")
+    return values
+
+
+def summarize_block(block: Block, *, entropy: bool = True) -> ExampleSummaries:
+    """The summaries of one block of rows converted to float64 (any form)."""
     rows = np.arange(block.labels.shape[0])
     probs, labels = block.probs, block.labels
-    log_p_label = block.label_log_probs()
     squares = np.square(probs)
-    norm = np.sqrt(squares.sum(axis=1))
     squares[rows, labels] = 0.0
-    brier = squares.sum(axis=1) + np.square(-np.expm1(log_p_label))
-    spherical = probs[rows, labels] / norm
-    if block.log_probs is None:
-        terms = special.entr(probs)
-    else:
-        terms = np.multiply(probs, block.log_probs, out=np.zeros_like(probs), where=probs > 0)
-        np.negative(terms, out=terms)
     predicted = np.argmax(probs, axis=1)
+    terms = None
+    if entropy:
+        if block.log_probs is None:
+            terms = special.entr(probs)
+        else:
+            terms = np.multiply(probs, block.log_probs, out=np.zeros_like(probs), where=probs > 0)
+            np.negative(terms, out=terms)
     return ExampleSummaries(
-        surprisal=-log_p_label,
-        brier=brier,
-        spherical=spherical,
-        entropy=np.maximum(terms.sum(axis=1), 0.0),
-        confidence=probs[rows, predicted],
-        predicted=predicted.astype(np.intp),
+        log_p_label=block.label_log_probs(),
+        p_label=probs[rows, labels],
+        others=squares.sum(axis=1),
         labels=labels,
+        confidence_values=probs[rows, predicted],
+        predicted_values=predicted.astype(np.intp),
+        entropy_values=None if terms is None else np.maximum(terms.sum(axis=1), 0.0),
     )
 
 
-def summarize(predictions: Predictions) -> ExampleSummaries:
-    """The summaries of every row, computed block by block."""
-    parts = list(predictions.map_blocks(summarize_block))
+def _fused(
+    predictions: Predictions, values: FloatArray, labels: IntArray, *, top: bool, entropy: bool
+) -> ExampleSummaries:
+    """The summaries of one block of stored probabilities in one pass (validating it if
+    the predictions' check was deferred)."""
+    if values.dtype not in (np.float32, np.float64):
+        values = np.asarray(values, dtype=np.float64)
+    classes = values.shape[1]
+    # a little inside the check's tolerance: every row the check would reject is suspect
+    limit = row_sum_tolerance(values.dtype, classes, xp=np) - 4 * classes * np.finfo(float).eps
+    kernels = _row_kernels if _row_kernels.available() else _row_numpy
+    suspect, p_label, others, confidence, predicted, ent = kernels.row_summaries(
+        values, labels, top=top, entropy=entropy, limit=limit
+    )
+    if suspect and predictions.pending:
+        predictions.check_values()  # raises, naming the entry (or passes near the limit)
+    return ExampleSummaries(
+        log_p_label=safe_log(p_label, xp=np),
+        p_label=p_label,
+        others=others,
+        labels=labels,
+        confidence_values=confidence,
+        predicted_values=predicted,
+        entropy_values=None if ent is None else np.maximum(ent, 0.0),
+    )
+
+
+def map_summaries(
+    predictions: Predictions,
+    function: Callable[[int, ExampleSummaries], _R],
+    *,
+    top: bool = True,
+    entropy: bool = True,
+) -> Iterator[_R]:
+    """``function(first row, summaries)`` of each block of rows, run on the worker threads
+    (so per-block reductions run in parallel too), results in block order.  The
+    confidence and predicted class are computed only with ``top``, the entropy only with
+    ``entropy`` (for probabilities; other forms always give them)."""
+    if predictions.form == "probs":
+        return predictions.map_stored(
+            lambda start, values, labels: function(
+                start, _fused(predictions, values, labels, top=top, entropy=entropy)
+            )
+        )
+    return predictions.map_blocks(
+        lambda block: function(block.start, summarize_block(block, entropy=entropy))
+    )
+
+
+def summary_blocks(
+    predictions: Predictions, *, top: bool = True, entropy: bool = True
+) -> Iterator[tuple[int, ExampleSummaries]]:
+    """``(first row, summaries)`` of each block of rows, in order."""
+    return map_summaries(predictions, lambda start, s: (start, s), top=top, entropy=entropy)
+
+
+def summarize(
+    predictions: Predictions, *, top: bool = True, entropy: bool = False
+) -> ExampleSummaries:
+    """The summaries of every row, computed block by block (see :func:`summary_blocks`)."""
+    parts = [s for _, s in summary_blocks(predictions, top=top, entropy=entropy)]
+    fields = [*_FIELDS, *(_TOP if top else ()), *(("entropy_values",) if entropy else ())]
     if not parts:
-        empty, no_ids = np.zeros(0), np.zeros(0, np.intp)
-        return ExampleSummaries(empty, empty, empty, empty, empty, no_ids, no_ids)
-    return ExampleSummaries(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+        return ExampleSummaries(
+            **{f: np.zeros(0, np.intp if f in _INTEGER else float) for f in fields}
+        )
+    return ExampleSummaries(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
-_FIELDS = ("surprisal", "brier", "spherical", "entropy", "confidence", "predicted", "labels")
+_FIELDS = ("log_p_label", "p_label", "others", "labels")
+_TOP = ("confidence_values", "predicted_values")
+_INTEGER = ("labels", "predicted_values")

@@ -1,0 +1,140 @@
+"""Evaluation speed (issue 13): the one-shot metrics and ``EvaluationState.update`` against
+one read of the data, plain NumPy and torchmetrics, side by side in one process.
+
+    python benchmarks/bench_evaluation.py [--rows 1000000] [--classes 10] [--repeats 5]
+
+The data are float32 probabilities (a softmax of Gaussian logits, normalised in
+float64 and stored as float32) with labels drawn from them, built before any timer
+starts.  The contenders run interleaved (each repeat calls every contender once, in
+turn) so that drift in the machine's speed hits them all; the report gives the median
+of ``--repeats`` runs, its ratio to the one-read floor, and the peak memory each call
+allocates beyond its inputs (``_machine.peak_mib``: tracemalloc or the rise of the
+resident set, whichever is larger).
+
+* floor: one read of the probabilities, ``np.add.reduce(probs, axis=None)``.
+* plain NumPy: ``-np.log(probs[np.arange(n), labels]).mean()``, the NLL with no
+  validation (float32 log, no upcast).
+* crossent: ``negative_log_likelihood``, ``brier_score``, ``calibration_error``
+  (top-label, L1, 15 bins) and ``EvaluationState(classes).update`` (every metric of the
+  state: NLL, Brier, spherical, entropy, accuracy, per-class NLL, bins, most
+  surprising), all with their default arguments, validation included.
+* torchmetrics: ``multiclass_calibration_error(..., n_bins=15, norm="l1")`` on the same
+  memory (``torch.from_numpy``), with its default ``validate_args=True``.
+
+The issue 13 target: every crossent row within 3x of the floor and faster than
+torchmetrics.  Timings on a shared machine are noisy: state the load with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+import crossent
+
+from _machine import cpu_name, peak_mib
+
+
+def vector_width() -> str:
+    """The widest SIMD extension the CPU reports (from /proc/cpuinfo's flags)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return "unknown"
+    for flag, width in (("avx512f", "AVX-512 (512 bit)"), ("avx2", "AVX2 (256 bit)")):
+        if flag in flags:
+            return width
+    return "SSE/NEON (128 bit)" if flags else "unknown"
+
+
+def data(rows: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """float32 probabilities ``(rows, classes)`` and labels drawn from them."""
+    rng = np.random.default_rng(seed)
+    probs = np.empty((rows, classes), dtype=np.float32)
+    labels = np.empty(rows, dtype=np.int64)
+    step = max(1, (1 << 20) // classes)
+    for start in range(0, rows, step):
+        logits = rng.normal(size=(min(step, rows - start), classes)) * 2.5
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        draw = rng.random((p.shape[0], 1))
+        y = np.minimum((p.cumsum(axis=1) < draw).sum(axis=1), classes - 1)
+        probs[start : start + p.shape[0]] = p
+        labels[start : start + p.shape[0]] = y
+    return probs, labels
+
+
+def contenders(probs: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], object]]:
+    classes = probs.shape[1]
+    rows = np.arange(probs.shape[0])
+    out: dict[str, Callable[[], object]] = {
+        "floor: one read (np.add.reduce)": lambda: np.add.reduce(probs, axis=None),
+        "plain NumPy NLL (no checks)": lambda: float(-np.log(probs[rows, labels]).mean()),
+        "negative_log_likelihood": lambda: crossent.negative_log_likelihood(probs, labels),
+        "brier_score": lambda: crossent.brier_score(probs, labels),
+        "calibration_error": lambda: crossent.calibration_error(probs, labels).value,
+        "EvaluationState.update": lambda: crossent.EvaluationState(classes).update(probs, labels),
+    }
+    try:
+        import torch
+        from torchmetrics.functional.classification import multiclass_calibration_error
+    except ImportError:
+        return out
+    tprobs, tlabels = torch.from_numpy(probs), torch.from_numpy(labels)
+    out["torchmetrics multiclass_calibration_error"] = lambda: float(
+        multiclass_calibration_error(tprobs, tlabels, num_classes=classes, n_bins=15, norm="l1")
+    )
+    return out
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
+    args = parser.parse_args()
+
+    probs, labels = data(args.rows, args.classes)
+    cases = contenders(probs, labels)
+    for fn in cases.values():
+        fn()  # warm-up: imports, Numba compilation, page faults
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.repeats):
+        for name, fn in cases.items():
+            times[name].append(_time(fn))
+    memory = {name: (0.0 if args.no_memory else peak_mib(fn)) for name, fn in cases.items()}
+
+    print(
+        f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}; Python {platform.python_version()}, "
+        f"NumPy {np.__version__}"
+    )
+    print(
+        f"input: {args.rows} x {args.classes} float32 probabilities, "
+        f"{probs.nbytes / 2**20:.0f} MiB; median of {args.repeats} interleaved runs\n"
+    )
+    print("| contender | median s | x floor | peak extra MiB |")
+    print("|---|---:|---:|---:|")
+    floor = statistics.median(next(iter(times.values())))
+    for name, seconds in times.items():
+        median = statistics.median(seconds)
+        extra = "-" if args.no_memory else f"{memory[name]:.1f}"
+        print(f"| {name} | {median:.4f} | {median / floor:.1f} | {extra} |")
+
+
+if __name__ == "__main__":
+    main()
