@@ -29,7 +29,7 @@ from ._binning import (
     uniform_edges,
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
-from ._inputs import FloatArray, IntArray, as_predictions
+from ._inputs import Block, FloatArray, IntArray, as_predictions
 from ._summaries import ExampleSummaries, map_summaries, summarize_block
 
 __all__ = [
@@ -247,6 +247,11 @@ class EvaluationState:
             bins=bins,
             found=found,
         )
+
+    def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
+        """Add one summarised block of a batch whose first row is ``start`` (for
+        ``crossent.report``, which summarises each block once for several states)."""
+        self._add(self._totals(summaries, start + block.start, block.probs))
 
     def _add(self, part: _Totals) -> None:
         self._sums += part.sums
