@@ -343,6 +343,9 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
     ctx.mark_non_differentiable(lse, grad_input, grad_weight, grad_bias)
+    # Otherwise autograd hands the backward a zero tensor for each output without a
+    # gradient: zeros the size of the classifier (a second dW's worth of memory).
+    ctx.set_materialize_grads(False)
     if ctx.formed:
         ctx.save_for_backward(grad_input, grad_weight, grad_bias)
     else:
@@ -350,7 +353,9 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
         ctx.options = tuple(options)
 
 
-def _linear_backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
+def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
+    if grad_loss is None:  # the loss itself is not used (grads not materialised)
+        return (None,) * 15
     if ctx.formed:
         # Scaled in place: no second gradient-sized buffer. A second backward through
         # the same graph (retain_graph=True) then fails on the saved tensors' version
