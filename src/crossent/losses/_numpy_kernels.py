@@ -106,6 +106,31 @@ def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> 
         future.result()
 
 
+def _run_in_blocks(
+    block: Callable[[int, int, np.ndarray, np.ndarray], None], rows: int, classes: int
+) -> None:
+    """``block(first, stop, d, hi)`` over blocks of rows (threads for a large input).
+
+    ``d`` (float64) and ``hi`` (float32) are work buffers of the block's shape, one
+    pair per thread. NumPy's floating-point warnings are off: the kernels handle
+    infinities and NaNs themselves.
+    """
+    step = _block_rows(classes)
+
+    def work(begin: int, end: int) -> None:
+        size = min(step, end - begin) * classes
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        # errstate is per thread (a context variable): set it in each worker
+        with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+            for first in range(begin, end, step):
+                stop = min(end, first + step)
+                shape = (stop - first, classes)
+                size = shape[0] * classes
+                block(first, stop, buffer[:size].reshape(shape), low[:size].reshape(shape))
+
+    _run_in_parts(work, rows, classes)
+
+
 def row_statistics(
     z: np.ndarray,
     labels: np.ndarray,
@@ -130,43 +155,34 @@ def row_statistics(
         w64 = np.asarray(weight, dtype=np.float64)
         keep = np.flatnonzero(w64 != 0.0)  # a class of weight 0 is absent, even at -inf
         w = (keep, w64[keep])
-    step = _block_rows(v)
 
-    def work(begin: int, end: int) -> None:
-        size = min(step, end - begin) * v
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
-        # errstate is per thread (a context variable): set it in each worker
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            for first in range(begin, end, step):
-                stop = min(end, first + step)
-                rows = as_float32(z[first:stop])
-                d = buffer[: (stop - first) * v].reshape(stop - first, v)
-                top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
-                # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
-                np.subtract(rows, top, out=d, dtype=np.float64)
-                if inv_t != 1.0:
-                    d *= inv_t
-                index = np.arange(stop - first)
-                zy_out[first:stop] = d[index, labels[first:stop]]
-                m = top[:, 0] * inv_t
-                m_out[first:stop] = m
-                live = m != -np.inf
-                if need_sum:
-                    total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
-                    sum_out[first:stop] = np.where(live, total, 0.0)
-                hi = low[: (stop - first) * v].reshape(stop - first, v)
-                s = np.where(live, _exp_sum(d, hi), 0.0)
-                ell_out[first:stop] = np.log(s)
-                suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
-                # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-                # +inf): float64 exp, the -inf entries counting 0.
-                redo = np.flatnonzero(~(s >= EXACT_BELOW))
-                if redo.size:
-                    ell, total = _exact_ell(rows[redo], top[redo], inv_t)
-                    ell_out[first + redo] = ell
-                    suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+        rows = as_float32(z[first:stop])
+        top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
+        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
+        np.subtract(rows, top, out=d, dtype=np.float64)
+        if inv_t != 1.0:
+            d *= inv_t
+        index = np.arange(stop - first)
+        zy_out[first:stop] = d[index, labels[first:stop]]
+        m = top[:, 0] * inv_t
+        m_out[first:stop] = m
+        live = m != -np.inf
+        if need_sum:
+            total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
+            sum_out[first:stop] = np.where(live, total, 0.0)
+        s = np.where(live, _exp_sum(d, hi), 0.0)
+        ell_out[first:stop] = np.log(s)
+        suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
+        # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
+        # +inf): float64 exp, the -inf entries counting 0.
+        redo = np.flatnonzero(~(s >= EXACT_BELOW))
+        if redo.size:
+            ell, total = _exact_ell(rows[redo], top[redo], inv_t)
+            ell_out[first + redo] = ell
+            suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
 
-    _run_in_parts(work, n, v)
+    _run_in_blocks(block, n, v)
     return m_out, ell_out, zy_out, sum_out, suspect_out
 
 
@@ -229,35 +245,27 @@ def write_gradient(
     target_coef = np.asarray(target_coef, dtype=np.float64)
     u = None if uniform is None else np.asarray(uniform, dtype=np.float64)
     inv_t = float(inv_temperature)
-    step = _block_rows(v)
 
-    def work(begin: int, end: int) -> None:
-        size = min(step, end - begin) * v
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
-        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            for first in range(begin, end, step):
-                stop = min(end, first + step)
-                d = buffer[: (stop - first) * v].reshape(stop - first, v)
-                rows = as_float32(z[first:stop])
-                if inv_t != 1.0:
-                    np.multiply(rows, inv_t, out=d, dtype=np.float64)
-                    d -= shift[first:stop, None]
-                else:
-                    np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
-                hi = low[: (stop - first) * v].reshape(stop - first, v)
-                np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-                hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-                np.subtract(d, hi, out=d)
-                d += 1.0
-                np.exp(hi, out=hi)
-                d *= hi
-                d *= p_coef[first:stop, None]
-                if u is not None:
-                    assert row_uniform is not None
-                    d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
-                d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
-                hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
-                out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+        rows = as_float32(z[first:stop])
+        if inv_t != 1.0:
+            np.multiply(rows, inv_t, out=d, dtype=np.float64)
+            d -= shift[first:stop, None]
+        else:
+            np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
+        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+        np.subtract(d, hi, out=d)
+        d += 1.0
+        np.exp(hi, out=hi)
+        d *= hi
+        d *= p_coef[first:stop, None]
+        if u is not None:
+            assert row_uniform is not None
+            d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
+        d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
+        hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
+        out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
-    _run_in_parts(work, n, v)
+    _run_in_blocks(block, n, v)
     return out
