@@ -1,4 +1,4 @@
-r"""Fused float32 CPU kernels for softmax cross-entropy (optional: needs Numba).
+r"""Fused CPU kernels for softmax cross-entropy of float32, float16 and bfloat16 logits (Numba).
 
 Design
 ------
@@ -120,6 +120,60 @@ def _kernels() -> dict[str, Callable[..., Any]]:
 
         return types.float32(types.int32), codegen
 
+    i32 = ir.IntType(32)
+
+    def widen(builder: Any, value: Any, kind: Any) -> Any:
+        """The float32 (LLVM float) of one stored value: float32, bf16 bits or fp16 bits."""
+        if kind == types.uint16:  # bfloat16: the high half of a float32
+            return builder.bitcast(
+                builder.shl(builder.zext(value, i32), ir.Constant(i32, 16)), ir.FloatType()
+            )
+        if kind == types.int16:  # float16 (F16C's vcvtph2ps on x86)
+            return builder.fpext(builder.bitcast(value, ir.HalfType()), ir.FloatType())
+        if kind == types.int32:  # the bits of a float32
+            return builder.bitcast(value, ir.FloatType())
+        return value
+
+    @intrinsic
+    def to_float32(typingctx: Any, value: Any) -> Any:
+        # float32 as is; uint16: bfloat16 bits; int16: float16 bits
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return widen(builder, args[0], signature.args[0])
+
+        return types.float32(value), codegen
+
+    @intrinsic
+    def float32_bits(typingctx: Any, value: Any) -> Any:
+        # The int32 bits of the float32 a stored value decodes to (int32: already bits).
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            if signature.args[0] == types.int32:
+                return args[0]
+            return builder.bitcast(widen(builder, args[0], signature.args[0]), i32)
+
+        return types.int32(value), codegen
+
+    @intrinsic
+    def encode(typingctx: Any, like: Any, value: Any) -> Any:
+        # float32 ``value`` in the element type of the array ``like``: float32 as is,
+        # bfloat16 (uint16) rounded to nearest even from the bits with NaN kept quiet,
+        # float16 (int16) by LLVM's fptrunc (round to nearest even, subnormals, inf).
+        kind = like.dtype
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            x = args[1]
+            if kind == types.uint16:
+                bits = builder.bitcast(x, i32)
+                odd = builder.and_(builder.lshr(bits, ir.Constant(i32, 16)), ir.Constant(i32, 1))
+                rounded = builder.add(builder.add(bits, ir.Constant(i32, 0x7FFF)), odd)
+                nan = builder.fcmp_unordered("uno", x, x)
+                kept = builder.select(nan, builder.or_(bits, ir.Constant(i32, 0x400000)), rounded)
+                return builder.trunc(builder.lshr(kept, ir.Constant(i32, 16)), ir.IntType(16))
+            if kind == types.int16:
+                return builder.bitcast(builder.fptrunc(x, ir.HalfType()), ir.IntType(16))
+            return x
+
+        return kind(like, types.float32), codegen
+
     @numba.njit(inline="always")
     def order_key(bits):
         # float32 bits -> an int32 that orders like the float (an involution): integer
@@ -129,9 +183,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
 
     @numba.njit(inline="never")
     def row_max_key(row_bits):
-        key = order_key(row_bits[0])
+        key = order_key(float32_bits(row_bits[0]))
         for j in range(row_bits.shape[0]):
-            key = max(key, order_key(row_bits[j]))
+            key = max(key, order_key(float32_bits(row_bits[j])))
         return key
 
     @numba.njit(parallel=True, fastmath=flags, cache=True)
@@ -167,33 +221,35 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 if m != -np.inf:
                     if i + 1 < stop:
                         following = z_bits[i + 1]
-                        key = order_key(following[0])
+                        key = order_key(float32_bits(following[0]))
                         for j in range(v):
                             # (x - top) is exact in float64 for float32 x, so the maximum
                             # gives exactly 0 whatever fast-math contracts.
-                            s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
-                            key = max(key, order_key(following[j]))
+                            s += exp_nonpositive((np.float64(to_float32(row[j])) - top) * inv_t)
+                            key = max(key, order_key(float32_bits(following[j])))
                     else:  # the block's last row (running the fused loop on its own
                         # maximum again, from cache, measured 3-10 % slower overall)
                         for j in range(v):
-                            s += exp_nonpositive((np.float64(row[j]) - top) * inv_t)
+                            s += exp_nonpositive((np.float64(to_float32(row[j])) - top) * inv_t)
                 elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
                     key = row_max_key(z_bits[i + 1])
                 if m != -np.inf and need_sum:
                     if has_weight:
                         for j in range(v):
                             if weight[j] != 0.0:
-                                total += weight[j] * ((np.float64(row[j]) - top) * inv_t)
+                                total += weight[j] * (
+                                    (np.float64(to_float32(row[j])) - top) * inv_t
+                                )
                     else:
                         for j in range(v):
-                            total += (np.float64(row[j]) - top) * inv_t
+                            total += (np.float64(to_float32(row[j])) - top) * inv_t
                 if s < 1.5:
                     # Near-deterministic row: log(1 + delta) has lost delta's digits.
                     # Count the maximal terms and log1p the others (a pass from cache).
                     rest = 0.0
                     ties = 0.0
                     for j in range(v):
-                        d = (np.float64(row[j]) - top) * inv_t
+                        d = (np.float64(to_float32(row[j])) - top) * inv_t
                         if d < 0.0:
                             rest += exp_nonpositive(d)
                         elif d == 0.0:
@@ -203,7 +259,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     ell = math.log(s)
                 out_m[i] = m
                 out_ell[i] = ell
-                out_zy[i] = (np.float64(row[labels[i]]) - top) * inv_t
+                out_zy[i] = (np.float64(to_float32(row[labels[i]])) - top) * inv_t
                 out_sum[i] = total
                 # Not finite exactly when the row holds a NaN (a positive NaN is the
                 # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
@@ -217,16 +273,23 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             row = z[i]
             c = p_coef[i]
             base = shift[i]
+            r = row_uniform[i] if has_uniform else 0.0
             if has_uniform:
-                r = row_uniform[i]
                 for j in range(v):
-                    d = np.float64(row[j]) * inv_t - base
-                    out[i, j] = c * exp_nonpositive(d) - r * uniform[j]
+                    d = np.float64(to_float32(row[j])) * inv_t - base
+                    out[i, j] = encode(out, np.float32(c * exp_nonpositive(d) - r * uniform[j]))
             else:
                 for j in range(v):
-                    d = np.float64(row[j]) * inv_t - base
-                    out[i, j] = c * exp_nonpositive(d)
-            out[i, labels[i]] -= target_coef[i]
+                    d = np.float64(to_float32(row[j])) * inv_t - base
+                    out[i, j] = encode(out, np.float32(c * exp_nonpositive(d)))
+            # The label's entry again, its target term subtracted before the one rounding
+            # (p_y - 1 formed in float64: no cancellation of an already rounded p_y).
+            y = labels[i]
+            d = np.float64(to_float32(row[y])) * inv_t - base
+            value = c * exp_nonpositive(d) - target_coef[i]
+            if has_uniform:
+                value -= r * uniform[y]
+            out[i, y] = encode(out, np.float32(value))
 
     return {"row_statistics": row_statistics_kernel, "gradient": gradient_kernel}
 
@@ -238,6 +301,11 @@ _EMPTY = np.zeros(0)
 _ROWS_PER_BLOCK = 32
 
 
+def _stored(z: np.ndarray) -> np.ndarray:
+    """What the kernels read: float32 as is, float16 as its int16 bits, bf16 bits (uint16)."""
+    return z.view(np.int16) if z.dtype == np.float16 else z
+
+
 def row_statistics(
     z: np.ndarray,
     labels: np.ndarray,
@@ -246,7 +314,12 @@ def row_statistics(
     inv_temperature: float,
     need_sum: bool,
 ) -> tuple[np.ndarray, ...]:
-    """Per row of ``z`` (N x V, C-contiguous float32): m, ell, z'_y - m, sum w (z' - m), suspect.
+    """Per row of ``z`` (N x V, C-contiguous): m, ell, z'_y - m, sum w (z' - m), suspect.
+
+    ``z`` is float32, float16, or uint16 holding the bits of bfloat16 values (a torch
+    bf16 tensor viewed as 16-bit integers; NumPy has no bfloat16): the kernel decodes
+    each value to float32 as it reads it (bf16: the bits shifted left by 16; float16:
+    the hardware conversion), with no upcast copy.
 
     ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller); the
     weighted sum (a pass of its own) is computed only with ``need_sum``. ``suspect``
@@ -255,9 +328,10 @@ def row_statistics(
     n = z.shape[0]
     outs = [np.empty(n) for _ in range(4)] + [np.empty(n, dtype=np.bool_)]
     weight64 = _EMPTY if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
+    stored = _stored(z)
     _kernels()["row_statistics"](
-        z,
-        z.view(np.int32),
+        stored,
+        z.view(np.int32) if z.dtype == np.float32 else stored,
         np.ascontiguousarray(labels, dtype=np.int64),
         weight64,
         float(inv_temperature),
@@ -281,12 +355,18 @@ def write_gradient(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]``, as float32 (into ``out`` when given: C-contiguous
-    float32 of ``z``'s shape)."""
+    - [c == labels[i]] * target_coef[i]`` in ``z``'s storage format (into ``out`` when given:
+    C-contiguous, of ``z``'s shape and dtype).
+
+    Each entry is computed in float64 (the label's with its target term, so that
+    :math:`p_y - 1` is formed before any rounding), rounded once to float32, and for
+    bfloat16 (uint16 bits) and float16 rounded from that float32 to nearest even; a
+    NaN stays a NaN, an overflow becomes an infinity.
+    """
     if out is None:
-        out = np.empty(z.shape, dtype=np.float32)
+        out = np.empty(z.shape, dtype=z.dtype)
     _kernels()["gradient"](
-        z,
+        _stored(z),
         np.ascontiguousarray(labels, dtype=np.int64),
         np.ascontiguousarray(shift, dtype=np.float64),
         float(inv_temperature),
@@ -294,6 +374,6 @@ def write_gradient(
         np.ascontiguousarray(target_coef, dtype=np.float64),
         _EMPTY if uniform is None else np.ascontiguousarray(uniform, dtype=np.float64),
         _EMPTY if row_uniform is None else np.ascontiguousarray(row_uniform, dtype=np.float64),
-        out,
+        _stored(out),
     )
     return out

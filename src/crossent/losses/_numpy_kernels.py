@@ -33,7 +33,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["BLOCK_ELEMENTS", "EXACT_BELOW", "PARALLEL_ELEMENTS", "row_statistics", "write_gradient"]
+__all__ = [
+    "BLOCK_ELEMENTS",
+    "EXACT_BELOW",
+    "PARALLEL_ELEMENTS",
+    "as_float32",
+    "encode_like",
+    "row_statistics",
+    "write_gradient",
+]
 
 #: Logits per block (float64 working copy of 512 KiB): large enough that NumPy's
 #: per-call overhead is small, small enough to stay in L2 cache.
@@ -49,6 +57,28 @@ EXACT_BELOW = 4.0
 #: From this many logits on, the rows are split among one thread per available core
 #: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
 PARALLEL_ELEMENTS = 1 << 22
+
+
+def as_float32(z: np.ndarray) -> np.ndarray:
+    """The float32 values of ``z``: float32 as is, float16 upcast, uint16 as bfloat16 bits."""
+    if z.dtype == np.uint16:  # bfloat16: the high half of a float32
+        return np.left_shift(z, 16, dtype=np.uint32).view(np.float32)
+    return z if z.dtype == np.float32 else z.astype(np.float32)
+
+
+def encode_like(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 ``x`` in ``dtype`` (float16; uint16: bfloat16 bits), rounded to nearest even.
+
+    bfloat16 as the Numba kernel rounds it: add ``0x7FFF`` plus the lowest kept bit to
+    the float32 bits and keep the high half (an overflow carries into the exponent and
+    gives the infinity); a NaN is kept quiet by setting its top mantissa bit.
+    """
+    if dtype != np.uint16:
+        return x.astype(dtype)
+    bits = x.view(np.uint32)
+    rounded = bits + (np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
+    rounded = np.where(np.isnan(x), bits | np.uint32(0x400000), rounded)
+    return (rounded >> np.uint32(16)).astype(np.uint16)
 
 
 def _block_rows(classes: int) -> int:
@@ -76,6 +106,31 @@ def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> 
         future.result()
 
 
+def _run_in_blocks(
+    block: Callable[[int, int, np.ndarray, np.ndarray], None], rows: int, classes: int
+) -> None:
+    """``block(first, stop, d, hi)`` over blocks of rows (threads for a large input).
+
+    ``d`` (float64) and ``hi`` (float32) are work buffers of the block's shape, one
+    pair per thread. NumPy's floating-point warnings are off: the kernels handle
+    infinities and NaNs themselves.
+    """
+    step = _block_rows(classes)
+
+    def work(begin: int, end: int) -> None:
+        size = min(step, end - begin) * classes
+        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        # errstate is per thread (a context variable): set it in each worker
+        with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
+            for first in range(begin, end, step):
+                stop = min(end, first + step)
+                shape = (stop - first, classes)
+                size = shape[0] * classes
+                block(first, stop, buffer[:size].reshape(shape), low[:size].reshape(shape))
+
+    _run_in_parts(work, rows, classes)
+
+
 def row_statistics(
     z: np.ndarray,
     labels: np.ndarray,
@@ -84,7 +139,8 @@ def row_statistics(
     inv_temperature: float,
     need_sum: bool,
 ) -> tuple[np.ndarray, ...]:
-    """Per row of ``z`` (N x V float32): m, ell, z'_y - m, sum w (z' - m), suspect.
+    """Per row of ``z`` (N x V float32, float16 or bfloat16 bits as uint16): m, ell, z'_y - m,
+    sum w (z' - m), suspect.
 
     The same contract as ``_cpu_kernels.row_statistics``: ``labels`` are valid class
     ids; the weighted sum is computed only with ``need_sum``.
@@ -99,43 +155,34 @@ def row_statistics(
         w64 = np.asarray(weight, dtype=np.float64)
         keep = np.flatnonzero(w64 != 0.0)  # a class of weight 0 is absent, even at -inf
         w = (keep, w64[keep])
-    step = _block_rows(v)
 
-    def work(begin: int, end: int) -> None:
-        size = min(step, end - begin) * v
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
-        # errstate is per thread (a context variable): set it in each worker
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            for first in range(begin, end, step):
-                stop = min(end, first + step)
-                rows = z[first:stop]
-                d = buffer[: (stop - first) * v].reshape(stop - first, v)
-                top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
-                # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
-                np.subtract(rows, top, out=d, dtype=np.float64)
-                if inv_t != 1.0:
-                    d *= inv_t
-                index = np.arange(stop - first)
-                zy_out[first:stop] = d[index, labels[first:stop]]
-                m = top[:, 0] * inv_t
-                m_out[first:stop] = m
-                live = m != -np.inf
-                if need_sum:
-                    total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
-                    sum_out[first:stop] = np.where(live, total, 0.0)
-                hi = low[: (stop - first) * v].reshape(stop - first, v)
-                s = np.where(live, _exp_sum(d, hi), 0.0)
-                ell_out[first:stop] = np.log(s)
-                suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
-                # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-                # +inf): float64 exp, the -inf entries counting 0.
-                redo = np.flatnonzero(~(s >= EXACT_BELOW))
-                if redo.size:
-                    ell, total = _exact_ell(rows[redo], top[redo], inv_t)
-                    ell_out[first + redo] = ell
-                    suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+        rows = as_float32(z[first:stop])
+        top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
+        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
+        np.subtract(rows, top, out=d, dtype=np.float64)
+        if inv_t != 1.0:
+            d *= inv_t
+        index = np.arange(stop - first)
+        zy_out[first:stop] = d[index, labels[first:stop]]
+        m = top[:, 0] * inv_t
+        m_out[first:stop] = m
+        live = m != -np.inf
+        if need_sum:
+            total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
+            sum_out[first:stop] = np.where(live, total, 0.0)
+        s = np.where(live, _exp_sum(d, hi), 0.0)
+        ell_out[first:stop] = np.log(s)
+        suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
+        # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
+        # +inf): float64 exp, the -inf entries counting 0.
+        redo = np.flatnonzero(~(s >= EXACT_BELOW))
+        if redo.size:
+            ell, total = _exact_ell(rows[redo], top[redo], inv_t)
+            ell_out[first + redo] = ell
+            suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
 
-    _run_in_parts(work, n, v)
+    _run_in_blocks(block, n, v)
     return m_out, ell_out, zy_out, sum_out, suspect_out
 
 
@@ -186,44 +233,39 @@ def write_gradient(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]``, as float32, block by block (the contract of
-    ``_cpu_kernels.write_gradient``)."""
+    - [c == labels[i]] * target_coef[i]`` in ``z``'s format, block by block (the contract
+    of ``_cpu_kernels.write_gradient``: float64, one rounding to float32, then to nearest
+    even for float16 and bfloat16)."""
     n, v = z.shape
     if out is None:
-        out = np.empty(z.shape, dtype=np.float32)
+        out = np.empty(z.shape, dtype=z.dtype)
     labels = np.asarray(labels, dtype=np.intp)
     shift = np.asarray(shift, dtype=np.float64)
     p_coef = np.asarray(p_coef, dtype=np.float64)
     target_coef = np.asarray(target_coef, dtype=np.float64)
     u = None if uniform is None else np.asarray(uniform, dtype=np.float64)
     inv_t = float(inv_temperature)
-    step = _block_rows(v)
 
-    def work(begin: int, end: int) -> None:
-        size = min(step, end - begin) * v
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
-        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            for first in range(begin, end, step):
-                stop = min(end, first + step)
-                d = buffer[: (stop - first) * v].reshape(stop - first, v)
-                if inv_t != 1.0:
-                    np.multiply(z[first:stop], inv_t, out=d, dtype=np.float64)
-                    d -= shift[first:stop, None]
-                else:
-                    np.subtract(z[first:stop], shift[first:stop, None], out=d, dtype=np.float64)
-                hi = low[: (stop - first) * v].reshape(stop - first, v)
-                np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-                hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-                np.subtract(d, hi, out=d)
-                d += 1.0
-                np.exp(hi, out=hi)
-                d *= hi
-                d *= p_coef[first:stop, None]
-                if u is not None:
-                    assert row_uniform is not None
-                    d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
-                d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
-                out[first:stop] = d
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+        rows = as_float32(z[first:stop])
+        if inv_t != 1.0:
+            np.multiply(rows, inv_t, out=d, dtype=np.float64)
+            d -= shift[first:stop, None]
+        else:
+            np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
+        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+        np.subtract(d, hi, out=d)
+        d += 1.0
+        np.exp(hi, out=hi)
+        d *= hi
+        d *= p_coef[first:stop, None]
+        if u is not None:
+            assert row_uniform is not None
+            d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
+        d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
+        hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
+        out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
-    _run_in_parts(work, n, v)
+    _run_in_blocks(block, n, v)
     return out

@@ -13,7 +13,8 @@ gradient) has one home:
   upstream gradient :math:`u`.
 
 Both take NumPy arrays (the fused Numba kernels run when they apply: C-contiguous
-float32, no soft-capping) or any Array-API array such as a torch tensor (the generic
+float32, float16, or uint16 holding bfloat16 bits, which the kernels decode as they
+read; no soft-capping) or any Array-API array such as a torch tensor (the generic
 path). Isolating them here keeps a change in the losses package's private API a
 one-file change.
 """
@@ -24,9 +25,15 @@ from typing import Any
 
 import numpy as np
 
-from ..losses import _cpu_kernels
+from .._checks import check_logits
+from ..losses import _cpu_kernels, _numpy_kernels
 from ..losses._batch import LossOptions, label_batch, loss_options
-from ..losses._softmax import SoftmaxProblem, prepare_softmax_labels, softmax_label_gradient
+from ..losses._softmax import (
+    SoftmaxProblem,
+    _fast_rows,
+    prepare_softmax_labels,
+    softmax_label_gradient,
+)
 from ..losses._terms import SoftmaxRows, label_terms
 
 __all__ = ["Options", "fused_applies", "label_gradient", "label_rows", "options"]
@@ -78,7 +85,12 @@ def label_rows(
     In the compute dtype of ``z`` (float32 for float32, float64 log-sum-exps from the
     fused kernels).
     """
-    problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=validate)
+    if _reduced(z):
+        problem = _reduced_problem(
+            z, labels, weight, opts, ignore_index=ignore_index, validate=validate
+        )
+    else:
+        problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=validate)
     # ``loss()`` with reduction "none": ``row_loss()`` keeps the smoothing term of
     # ignored rows (arch branch, 145d273), which ``loss()`` zeroes.
     return problem.loss(), problem.row_lse
@@ -94,22 +106,71 @@ def label_gradient(
     *,
     ignore_index: int | None,
     out: Any,
-) -> None:
-    """Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes).
+) -> Any:
+    """Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes); return it.
 
-    For the fused kernels (NumPy float32 ``z``) the problem is rebuilt from the
-    forward's log-sum-exp, so the backward is one pass over ``z`` (the gradient
-    kernel); elsewhere the entry point recomputes the row statistics.
+    For the fused kernels (NumPy float32 ``z``, or float16 / bfloat16 bits) the problem
+    is rebuilt from the forward's log-sum-exp, so the backward is one pass over ``z``
+    (the gradient kernel); elsewhere the entry point recomputes the row statistics.
+    For float16 and bfloat16 ``out`` must be None: the kernel returns a new array in
+    ``z``'s format (``softmax_label_gradient`` checks ``out`` against float32).
     """
-    if isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts):
+    if _reduced(z) or (isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts)):
         problem = _fused_problem_from_lse(z, labels, weight, lse, opts, ignore_index=ignore_index)
-        softmax_label_gradient(problem, upstream=upstream, out=out)
-        return
+        return softmax_label_gradient(problem, upstream=upstream, out=out)
     problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=False)
     if isinstance(out, np.ndarray):
         softmax_label_gradient(problem, upstream=upstream, out=out)
     else:  # ``out=`` is for NumPy buffers only
         out[...] = softmax_label_gradient(problem, upstream=upstream)
+    return out
+
+
+def _reduced(z: Any) -> bool:
+    """Whether ``z`` is NumPy float16, or uint16 holding bfloat16 bits (fused kernels only)."""
+    return isinstance(z, np.ndarray) and z.dtype in (np.float16, np.uint16)
+
+
+def _float32_proxy(z: np.ndarray) -> np.ndarray:
+    """A float32 array of ``z``'s shape that allocates nothing (zeros, zero strides).
+
+    What the losses package's batch helpers see of 16-bit logits: they read the shape
+    and the compute dtype, never the values (the kernels read those).
+    """
+    return np.broadcast_to(np.float32(0.0), z.shape)
+
+
+def _reduced_problem(
+    z: np.ndarray,
+    labels: np.ndarray,
+    weight: np.ndarray | None,
+    opts: Options,
+    *,
+    ignore_index: int | None,
+    validate: bool,
+) -> SoftmaxProblem:
+    """``prepare_softmax_labels``'s fused problem for float16 / bfloat16-bits logits.
+
+    The kernels decode each value as they read it (no float32 copy). A row is
+    non-finite exactly when the kernel would call it suspect (a NaN, ``+inf``, or all
+    ``-inf``); only then are the logits decoded whole, for the check to name the entry.
+    """
+    proxy = _float32_proxy(z)
+    given = label_batch(
+        proxy, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index,
+        validate=validate, xp=np, validate_logits=False,
+    )  # fmt: skip
+    rows, shifted_y, smooth_b = _fast_rows(z, given.labels, opts, validate=False, axis=1)
+    if validate and not np.isfinite(rows.lse).all():
+        check_logits(_numpy_kernels.as_float32(z), name="logits", xp=np, axis=1)
+    a, b = label_terms(
+        shifted_y, smooth_b, given.labels.row_weight, given.labels.weight,
+        eps=opts.label_smoothing, classes=z.shape[1], xp=np,
+    )  # fmt: skip
+    return SoftmaxProblem(
+        batch=given.batch, options=opts, rows=rows, a=a, b=b, logits=proxy,
+        labels=given.labels, fast_logits=z,
+    )  # fmt: skip
 
 
 def _fused_problem_from_lse(
@@ -127,9 +188,11 @@ def _fused_problem_from_lse(
     label and the class weights, not on the logits); labels, weights and the batch
     come from the losses package's own helpers, unvalidated (the forward checked).
     """
+    like = _float32_proxy(z) if _reduced(z) else z
     given = label_batch(
-        z, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index, validate=False, xp=np
-    )
+        like, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index, validate=False,
+        xp=np,
+    )  # fmt: skip
     lab = given.labels
     zeros = np.zeros((z.shape[0], 1))
     a, _ = label_terms(
@@ -142,8 +205,8 @@ def _fused_problem_from_lse(
         xp=np,
     )
     lse = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
-    rows = SoftmaxRows(z=z, shifted=None, ell=zeros, lse=lse)
+    rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=lse)
     return SoftmaxProblem(
-        batch=given.batch, options=opts, rows=rows, a=a, b=zeros, logits=z, labels=lab,
+        batch=given.batch, options=opts, rows=rows, a=a, b=zeros, logits=like, labels=lab,
         fast_logits=z,
     )  # fmt: skip

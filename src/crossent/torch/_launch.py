@@ -2,10 +2,11 @@
 
 * CPU, float32, C-contiguous: the tensor *is* a NumPy array (``tensor.numpy()`` shares
   its memory), so the fused kernels read it and write the gradient in place, no copy.
-* CPU, bfloat16/float16: NumPy has no bfloat16, so blocks of rows are upcast to float32
-  (exact: every bf16/fp16 value is a float32), given to the kernels, and the float32
-  gradient block is rounded once into the caller's dtype. A block holds about
-  ``_BLOCK_BYTES`` of float32, so the upcast costs no N x V temporary.
+* CPU, bfloat16/float16: the same, the kernels reading the 16-bit values as they are
+  (NumPy has no bfloat16: a bf16 tensor goes as its uint16 bits) and decoding each to
+  float32 in registers (exact: every bf16/fp16 value is a float32); the gradient is
+  computed in float64, rounded to float32 and then once to the tensor's dtype, into
+  a new array that becomes the gradient tensor without a copy.
 * Anything else (float64, soft-capping, other devices, no Numba): the generic
   array-API path of the losses package on torch tensors, in blocks of rows.
 
@@ -23,7 +24,7 @@ from . import _backend
 
 __all__ = ["backward", "forward", "uses_fused_kernels"]
 
-#: float32 bytes of one block of rows (upcast bf16/fp16 blocks, generic blocks).
+#: float32 bytes of one block of rows of the generic path.
 _BLOCK_BYTES = 16 * 2**20
 
 
@@ -39,6 +40,21 @@ def uses_fused_kernels(z: torch.Tensor, opts: _backend.Options) -> bool:
 def _blocks(rows: int, classes: int) -> list[tuple[int, int]]:
     step = max(1, _BLOCK_BYTES // (4 * max(classes, 1)))
     return [(start, min(rows, start + step)) for start in range(0, rows, step)]
+
+
+def _stored(z: torch.Tensor) -> np.ndarray:
+    """A NumPy view of contiguous CPU ``z`` as the kernels read it (bf16: its uint16 bits)."""
+    z = z.contiguous()
+    if z.dtype == torch.bfloat16:
+        return z.view(torch.int16).numpy().view(np.uint16)
+    return z.numpy()
+
+
+def _from_stored(values: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+    """The tensor of ``dtype`` whose memory is ``values`` (the inverse of :func:`_stored`)."""
+    if dtype == torch.bfloat16:
+        return torch.from_numpy(values.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(values)
 
 
 def _numpy_weight(weight: torch.Tensor | None, dtype: np.dtype) -> np.ndarray | None:
@@ -66,21 +82,11 @@ def forward(
     if uses_fused_kernels(z, opts):
         y = labels.numpy()
         w = _numpy_weight(weight, np.dtype(np.float32))
-        if z.dtype == torch.float32:
-            values, row_lse = _backend.label_rows(
-                z.contiguous().numpy(), y, w, opts, ignore_index=ignore_index, validate=True
-            )
-            rows.numpy()[...] = values
-            lse.numpy()[...] = row_lse
-            return rows, lse
-        for start, stop in _blocks(n, classes):
-            block = z[start:stop].to(torch.float32).numpy()
-            with row_offset(start):
-                values, row_lse = _backend.label_rows(
-                    block, y[start:stop], w, opts, ignore_index=ignore_index, validate=True
-                )
-            rows.numpy()[start:stop] = values
-            lse.numpy()[start:stop] = row_lse
+        values, row_lse = _backend.label_rows(
+            _stored(z), y, w, opts, ignore_index=ignore_index, validate=True
+        )
+        rows.numpy()[...] = values
+        lse.numpy()[...] = row_lse
         return rows, lse
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
@@ -115,40 +121,16 @@ def backward(
     z = z.detach()
     upstream = upstream.detach()
     if uses_fused_kernels(z, opts):
-        grad = torch.empty((n, classes), dtype=z.dtype)
         if n == 0:
-            return grad
-        y = labels.numpy()
+            return torch.empty((n, classes), dtype=z.dtype)
         u = upstream.to(torch.float64).numpy()
-        s = lse.numpy()
         w = _numpy_weight(weight, np.dtype(np.float32))
-        if z.dtype == torch.float32:
-            _backend.label_gradient(
-                z.contiguous().numpy(),
-                y,
-                w,
-                s,
-                u,
-                opts,
-                ignore_index=ignore_index,
-                out=grad.numpy(),
-            )
-            return grad
-        buffer = np.empty((_blocks(n, classes)[0][1], classes), dtype=np.float32)
-        for start, stop in _blocks(n, classes):
-            out = buffer[: stop - start]
-            _backend.label_gradient(
-                z[start:stop].to(torch.float32).numpy(),
-                y[start:stop],
-                w,
-                s[start:stop],
-                u[start:stop],
-                opts,
-                ignore_index=ignore_index,
-                out=out,
-            )
-            grad[start:stop] = torch.from_numpy(out)
-        return grad
+        # The kernel allocates the gradient in z's format; torch wraps it, no copy.
+        grad = _backend.label_gradient(
+            _stored(z), labels.numpy(), w, lse.numpy(), u, opts, ignore_index=ignore_index,
+            out=None,
+        )  # fmt: skip
+        return _from_stored(grad, z.dtype)
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     grad = torch.empty((n, classes), dtype=z.dtype, device=z.device)
     wt = None if weight is None else weight.detach().to(acc)

@@ -71,18 +71,12 @@ def softmax_ce_labels(
     return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
 
 
+# The fake (meta) kernels take the op's arguments positionally (the dispatcher passes
+# them so: no schema here has keyword-only arguments) and name only those they read.
+
+
 @softmax_ce_labels.register_fake
-def _softmax_ce_labels_fake(
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    batch_shape: list[int],
-    ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
-) -> tuple[Tensor, Tensor]:
+def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
     n = logits.shape[0]
     return (
         logits.new_empty((n,), dtype=_acc(logits.dtype)),
@@ -111,18 +105,7 @@ def softmax_ce_labels_backward(
 
 
 @softmax_ce_labels_backward.register_fake
-def _softmax_ce_labels_backward_fake(
-    upstream: Tensor,
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
-) -> Tensor:
+def _softmax_ce_labels_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) -> Tensor:
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
@@ -254,22 +237,11 @@ def _rows_of(labels: Tensor) -> int:
 
 @linear_cross_entropy_op.register_fake
 def _linear_cross_entropy_fake(
-    input: Tensor,
-    linear_weight: Tensor,
-    linear_bias: Tensor | None,
-    labels: Tensor,
-    weight: Tensor | None,
-    batch_shape: list[int],
-    ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
-    reduction: str,
-    chunk_size: int,
-    vocab_chunk: int,
-    need_grad: bool,
+    input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None, labels: Tensor, *rest: Any
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    # rest: weight, batch_shape, ignore_index, label_smoothing, z_loss, temperature,
+    # soft_cap, reduction, chunk_size, vocab_chunk, need_grad
+    reduction, need_grad = rest[7], rest[10]
     acc = _acc(input.dtype)
     n = labels.shape[0]
     loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
@@ -277,8 +249,14 @@ def _linear_cross_entropy_fake(
     empty = input.new_empty((0,))
     if not need_grad or reduction == "none":
         return loss, lse, empty, empty.clone(), empty.clone()
-    grad_b = empty.clone() if linear_bias is None else torch.empty_like(linear_bias)
-    return loss, lse, torch.empty_like(input), torch.empty_like(linear_weight), grad_b
+    return loss, lse, *_gradient_likes(input, linear_weight, linear_bias)
+
+
+def _gradient_likes(
+    input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    grad_b = input.new_empty((0,)) if linear_bias is None else torch.empty_like(linear_bias)
+    return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
 
 
 @torch.library.custom_op("crossent::linear_cross_entropy_backward", mutates_args=())
@@ -316,24 +294,9 @@ def linear_cross_entropy_backward(
 
 @linear_cross_entropy_backward.register_fake
 def _linear_cross_entropy_backward_fake(
-    upstream: Tensor,
-    input: Tensor,
-    linear_weight: Tensor,
-    linear_bias: Tensor | None,
-    labels: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
-    reduction: str,
-    chunk_size: int,
-    vocab_chunk: int,
+    upstream: Tensor, input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None, *_: Any
 ) -> tuple[Tensor, Tensor, Tensor]:
-    grad_b = input.new_empty((0,)) if linear_bias is None else torch.empty_like(linear_bias)
-    return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
+    return _gradient_likes(input, linear_weight, linear_bias)
 
 
 def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
@@ -343,6 +306,9 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
     ctx.mark_non_differentiable(lse, grad_input, grad_weight, grad_bias)
+    # Otherwise autograd hands the backward a zero tensor for each output without a
+    # gradient: zeros the size of the classifier (a second dW's worth of memory).
+    ctx.set_materialize_grads(False)
     if ctx.formed:
         ctx.save_for_backward(grad_input, grad_weight, grad_bias)
     else:
@@ -350,7 +316,9 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
         ctx.options = tuple(options)
 
 
-def _linear_backward(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
+def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
+    if grad_loss is None:  # the loss itself is not used (grads not materialised)
+        return (None,) * 15
     if ctx.formed:
         # Scaled in place: no second gradient-sized buffer. A second backward through
         # the same graph (retain_graph=True) then fails on the saved tensors' version
