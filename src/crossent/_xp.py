@@ -113,7 +113,7 @@ def index_array(x: Array, *, xp: ModuleType) -> Array:
 
 def is_numpy(xp: ModuleType) -> bool:
     """Whether ``xp`` is NumPy (plain or through array-api-compat)."""
-    return bool(array_api_compat.is_numpy_namespace(xp))
+    return xp is compat_numpy or bool(array_api_compat.is_numpy_namespace(xp))
 
 
 def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any:
@@ -127,6 +127,8 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     InputTypeError
         A complex or non-numeric argument.
     """
+    if xp is compat_numpy:
+        return _numpy_compute_dtype(arrays, names=names)
     floating = []
     for name, a in zip(names, arrays, strict=True):
         if xp.isdtype(a.dtype, "real floating"):
@@ -144,6 +146,32 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     return promoted
 
 
+def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -> Any:
+    """:func:`compute_dtype` for NumPy arrays, from the dtype kinds (issue 13: overhead)."""
+    dtypes = tuple(a.dtype for a in arrays)
+    known = _NUMPY_COMPUTE_DTYPES.get(dtypes)
+    if known is not None:
+        return known
+    floating = []
+    for name, a in zip(names, arrays, strict=True):
+        kind = a.dtype.kind
+        if kind == "f":
+            floating.append(a.dtype)
+        elif kind not in "iub":
+            raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
+    if not floating:
+        _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)
+        return np.dtype(np.float64)
+    promoted = np.result_type(*floating)
+    result = np.float32 if promoted.itemsize < 4 else promoted
+    _NUMPY_COMPUTE_DTYPES[dtypes] = result
+    return result
+
+
+_NUMPY_COMPUTE_DTYPES: dict[tuple[np.dtype, ...], Any] = {}
+"""Results of :func:`_numpy_compute_dtype` by argument dtypes (a few dozen at most)."""
+
+
 def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     """float64 where the device supports it, else ``dtype``."""
     if xp is compat_numpy:
@@ -159,6 +187,10 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     axis and not on every device; accumulating in float64 makes the float32 result
     correctly rounded for any practical number of terms, whatever the layout.
     """
+    if type(terms) is np.ndarray:
+        # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
+        total = np.add.reduce(terms, axis=-1, dtype=np.float64)
+        return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
     return xp.astype(total, out_dtype) if total.dtype != out_dtype else total
@@ -223,11 +255,15 @@ def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:
 
 def device(x: Array) -> Any:
     """The device of ``x``."""
+    if type(x) is np.ndarray:
+        return "cpu"
     return array_api_compat.device(x)
 
 
 def size(x: Array) -> int:
     """Number of elements of ``x`` (``torch.Tensor.size`` is a method, not the standard's)."""
+    if type(x) is np.ndarray:
+        return x.size
     return int(array_api_compat.size(x))
 
 
