@@ -102,7 +102,7 @@ def check_form(form: str, *, name: str) -> Form:
 
 def check_axis(axis: int, ndim: int, *, name: str) -> int:
     """Normalise ``axis`` for an array of ``ndim`` dimensions."""
-    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+    if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)):
         raise InputError(f"`axis` must be an integer; got {axis!r}")
     if ndim == 0:
         raise InputError(
@@ -136,6 +136,8 @@ def check_same_classes(
             f"`{a}` and `{b}` must have the same number of classes along axis {axis}; "
             f"got {shape_a[-1]} and {shape_b[-1]}"
         )
+    if shape_a[:-1] == shape_b[:-1]:
+        return tuple(shape_a[:-1])
     try:
         return tuple(np.broadcast_shapes(shape_a[:-1], shape_b[:-1]))
     except ValueError:
@@ -447,7 +449,7 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
     _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="logits")
     if size(x) == 0:
         return
-    row_max = xp.max(x, axis=-1)
+    row_max = x.max(axis=-1) if type(x) is np.ndarray else xp.max(x, axis=-1)
     dead = row_max == -math.inf
     if _any(dead, xp=xp):
         index = _first_index(dead, xp=xp)
@@ -474,7 +476,9 @@ def check_scalar(
     value: object, *, name: str, low: float, high: float = math.inf, low_open: bool = False
 ) -> float:
     """A finite real option in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if type(value) is not float and (
+        isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating)
+    ):
         raise InputError(f"`{name}` must be a real number; got {value!r}")
     number = float(value)
     too_low = number <= low if low_open else number < low
@@ -518,7 +522,7 @@ def check_labels(
 
     ``float_hint`` ends the message for non-integer labels (what to do instead).
     """
-    if not xp.isdtype(labels.dtype, "integral"):
+    if not _is_integral(labels.dtype, xp=xp):
         raise InputTypeError(
             f"`labels` must be integer class ids; got dtype {labels.dtype}. {float_hint}"
         )
@@ -533,6 +537,8 @@ def check_labels(
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not validate or size(labels) == 0:
         return
+    if type(labels) is np.ndarray and labels.min() >= 0 and labels.max() < classes:
+        return  # two reductions, no temporaries (issue 13: per-call overhead)
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
@@ -546,6 +552,12 @@ def check_labels(
         f"`labels` must be integers in [0, {classes}){allowed}; got values in [{lo}, {hi}] "
         f"({_describe_row(index)} has {value})"
     )
+
+
+def _is_integral(dtype: Any, *, xp: ModuleType) -> bool:
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iu"
+    return bool(xp.isdtype(dtype, "integral"))
 
 
 def check_class_weight(weight: Array, *, xp: ModuleType, classes: int, validate: bool) -> None:

@@ -25,19 +25,23 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "Array",
     "accumulation_dtype",
+    "astype",
     "compute_dtype",
     "detached",
     "device",
     "finalize",
+    "full_like",
     "index_array",
     "is_numpy",
     "log_softmax",
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "ones_like",
     "reduce_sum",
     "size",
     "to_numpy",
+    "zeros_like",
 ]
 
 Array = Any
@@ -180,6 +184,27 @@ def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     return supported.get("float64", dtype)
 
 
+def zeros_like(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.zeros_like(x)``; NumPy's own for a NumPy array (array-api-compat's wrapper of
+    the ``*_like`` functions and ``astype`` costs microseconds a call; issue 13)."""
+    return np.zeros_like(x) if type(x) is np.ndarray else xp.zeros_like(x)
+
+
+def ones_like(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.ones_like(x)``, NumPy's own for a NumPy array."""
+    return np.ones_like(x) if type(x) is np.ndarray else xp.ones_like(x)
+
+
+def full_like(x: Array, value: float, *, xp: ModuleType) -> Array:
+    """``xp.full_like(x, value)``, NumPy's own for a NumPy array."""
+    return np.full_like(x, value) if type(x) is np.ndarray else xp.full_like(x, value)
+
+
+def astype(x: Array, dtype: Any, *, xp: ModuleType) -> Array:
+    """``xp.astype(x, dtype)`` (a copy), NumPy's own for a NumPy array."""
+    return x.astype(dtype) if type(x) is np.ndarray else xp.astype(x, dtype)
+
+
 def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     """Sum over the last axis, accumulating in float64 where available.
 
@@ -193,7 +218,7 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
         return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
-    return xp.astype(total, out_dtype) if total.dtype != out_dtype else total
+    return astype(total, out_dtype, xp=xp) if total.dtype != out_dtype else total
 
 
 def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
@@ -208,8 +233,14 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     log-partition of a near-deterministic softmax). Rows entirely ``-inf`` give ``-inf``.
     """
     at_max = shifted == 0
-    rest = xp.sum(xp.where(at_max, xp.zeros_like(shifted), xp.exp(shifted)), axis=-1, keepdims=True)
-    ties = xp.sum(xp.astype(at_max, shifted.dtype), axis=-1, keepdims=True)
+    terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
+    ties = astype(at_max, shifted.dtype, xp=xp)
+    if type(shifted) is np.ndarray:  # np.sum's dispatch costs microseconds (issue 13)
+        rest = np.add.reduce(terms, axis=-1, keepdims=True)
+        ties = np.add.reduce(ties, axis=-1, keepdims=True)
+    else:
+        rest = xp.sum(terms, axis=-1, keepdims=True)
+        ties = xp.sum(ties, axis=-1, keepdims=True)
     return xp.log1p(rest + (ties - 1))
 
 
@@ -222,9 +253,18 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     the largest term is exactly 1; :func:`log_sum_exp_shifted` keeps the digits of the
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    m = _finite_row_max(x, xp=xp)
     return log_sum_exp_shifted(x - m, xp=xp) + m
+
+
+def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
+    """The maximum over the last axis (kept), 0 where it is not finite."""
+    m = (
+        x.max(axis=-1, keepdims=True)
+        if type(x) is np.ndarray
+        else xp.max(x, axis=-1, keepdims=True)
+    )
+    return xp.where(xp.isfinite(m), m, zeros_like(m, xp=xp))
 
 
 def log_softmax(x: Array, *, xp: ModuleType) -> Array:
@@ -234,8 +274,7 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
     ``log p`` of a near-certain class at ``-ell`` instead of rounding
     ``x - (m + ell)`` to 0.
     """
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    m = _finite_row_max(x, xp=xp)
     shifted = x - m
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
