@@ -60,10 +60,13 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         Arguments from two different array libraries, or an argument that cannot be
         read as a numeric array.
     """
-    if all(type(a) is np.ndarray for a in args):
+    if all(type(a) is np.ndarray or type(a) in _HOST_TYPES for a in args):
         # The common case, without array-api-compat's dispatch (issue 13: per-call
-        # overhead); NumPy arrays need no conversion.
-        return compat_numpy, list(args)
+        # overhead): NumPy arrays need no conversion, lists and numbers become NumPy's.
+        return compat_numpy, [
+            a if type(a) is np.ndarray else _host_array(a, name=n)
+            for a, n in zip(args, names, strict=True)
+        ]
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     try:
         xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
@@ -79,18 +82,29 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         if array_api_compat.is_array_api_obj(arg):
             converted.append(index_array(arg, xp=xp))
             continue
-        try:
-            as_numpy = np.asarray(arg)
-        except (TypeError, ValueError) as exc:
-            raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
-        if as_numpy.dtype.kind not in "biuf":
-            raise InputTypeError(
-                f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
-            )
-        if as_numpy.dtype.kind == "b":
-            as_numpy = as_numpy.astype(np.int8)
+        as_numpy = _host_array(arg, name=name)
         converted.append(xp.asarray(as_numpy, device=where) if where is not None else as_numpy)
     return xp, converted
+
+
+_HOST_TYPES = (list, tuple, float, int)
+"""Python containers and numbers, which are NumPy input (``bool`` takes the long way)."""
+
+
+def _host_array(arg: object, *, name: str) -> np.ndarray:
+    """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
+    booleans become int8, so that they count as numbers."""
+    try:
+        as_numpy = np.asarray(arg)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
+    if as_numpy.dtype.kind not in "biuf":
+        raise InputTypeError(
+            f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
+        )
+    if as_numpy.dtype.kind == "b":
+        as_numpy = as_numpy.astype(np.int8)
+    return as_numpy
 
 
 def index_array(x: Array, *, xp: ModuleType) -> Array:
