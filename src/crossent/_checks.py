@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from collections.abc import Iterator
 from types import ModuleType
@@ -21,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._xp import Array, accumulation_dtype, device, size
+from ._xp import Array, accumulation_dtype, compat_numpy, device, size
 from .errors import InputError, InputTypeError
 
 __all__ = [
@@ -101,7 +102,7 @@ def check_form(form: str, *, name: str) -> Form:
 
 def check_axis(axis: int, ndim: int, *, name: str) -> int:
     """Normalise ``axis`` for an array of ``ndim`` dimensions."""
-    if isinstance(axis, bool) or not isinstance(axis, int | np.integer):
+    if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)):
         raise InputError(f"`axis` must be an integer; got {axis!r}")
     if ndim == 0:
         raise InputError(
@@ -135,6 +136,8 @@ def check_same_classes(
             f"`{a}` and `{b}` must have the same number of classes along axis {axis}; "
             f"got {shape_a[-1]} and {shape_b[-1]}"
         )
+    if shape_a[:-1] == shape_b[:-1]:
+        return tuple(shape_a[:-1])
     try:
         return tuple(np.broadcast_shapes(shape_a[:-1], shape_b[:-1]))
     except ValueError:
@@ -199,9 +202,21 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
     reaches 6.7e-15); float32 rows of 100 classes 7.3e-5; float64 rows of 1000 classes
     3.4e-13; bfloat16 rows 3.9e-3 plus the float32 term.
     """
-    floating = xp.isdtype(dtype, "real floating")
-    eps_storage = float(xp.finfo(dtype).eps) if floating else 0.0
-    if not floating or xp.finfo(dtype).bits >= 32:
+    if xp is compat_numpy:
+        return _numpy_row_sum_tolerance(np.dtype(dtype), classes)
+    info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else None
+    return _tolerance(info, classes)
+
+
+@functools.lru_cache(maxsize=256)
+def _numpy_row_sum_tolerance(dtype: np.dtype, classes: int) -> float:
+    return _tolerance(np.finfo(dtype) if dtype.kind == "f" else None, classes)
+
+
+def _tolerance(info: Any, classes: int) -> float:
+    """:func:`row_sum_tolerance` from the ``finfo`` of the storage dtype (None: not floating)."""
+    eps_storage = float(info.eps) if info is not None else 0.0
+    if info is None or info.bits >= 32:
         eps_compute = eps_storage or float(np.finfo(np.float64).eps)
     else:
         eps_compute = float(np.finfo(np.float32).eps)
@@ -215,6 +230,8 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
 def _truth(value: Array) -> bool:
     """``bool(value)``, explaining the failure for arrays without values (meta tensors,
     arrays traced by ``jax.jit`` or compiled code)."""
+    if type(value) is np.bool_:
+        return bool(value)
     if getattr(getattr(value, "device", None), "type", None) == "meta":
         raise InputTypeError(
             "validation reads the values of its inputs, which a meta tensor does not have; "
@@ -233,6 +250,10 @@ def _truth(value: Array) -> bool:
 
 
 def _any(mask: Array, *, xp: ModuleType) -> bool:
+    if type(mask) is np.bool_:
+        return bool(mask)
+    if type(mask) is np.ndarray:
+        return bool(mask.any())
     return _truth(xp.any(mask))
 
 
@@ -291,8 +312,7 @@ def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int |
 
 def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> None:
     """Entries must be probabilities: finite and in [0, 1]."""
-    lo = xp.min(x) if size(x) else 0.0  # NaN propagates through min and max
-    hi = xp.max(x) if size(x) else 0.0
+    lo, hi = _extremes(x, xp=xp)
     lo_ok = _truth(lo >= 0)
     hi_ok = _truth(hi <= 1)
     if lo_ok and hi_ok:
@@ -323,6 +343,22 @@ def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> 
         xp=xp,
         axis=axis,
     )
+
+
+def _extremes(x: Array, *, xp: ModuleType) -> tuple[Any, Any]:
+    """The minimum and maximum of ``x`` (0.0 for an empty ``x``); NaN propagates."""
+    if type(x) is np.ndarray:
+        return (x.min(), x.max()) if x.size else (0.0, 0.0)
+    if not size(x):
+        return 0.0, 0.0
+    return xp.min(x), xp.max(x)
+
+
+def _largest(x: Array, *, xp: ModuleType) -> Any:
+    """The maximum of ``x`` (0.0 for an empty ``x``); NaN propagates."""
+    if type(x) is np.ndarray:
+        return x.max() if x.size else 0.0
+    return xp.max(x) if size(x) else 0.0
 
 
 def check_probabilities(x: Array, *, name: str, xp: ModuleType) -> None:
@@ -356,8 +392,10 @@ def check_distribution(
     ``storage_dtype`` is the caller's dtype, which sets the tolerance.
     """
     _check_entries(x, name=name, xp=xp, axis=axis)
-    acc = accumulation_dtype(xp.float32, xp=xp, device=device(x))
-    totals = xp.sum(x, axis=-1, dtype=acc)
+    if type(x) is np.ndarray:
+        totals = np.add.reduce(x, axis=-1, dtype=np.float64)
+    else:
+        totals = xp.sum(x, axis=-1, dtype=accumulation_dtype(xp.float32, xp=xp, device=device(x)))
     _check_row_sums(
         totals,
         name=name,
@@ -371,7 +409,7 @@ def check_distribution(
 
 
 def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> None:
-    hi = xp.max(x) if size(x) else 0.0
+    hi = _largest(x, xp=xp)
     if _truth(hi < math.inf):  # False for NaN and +inf
         return
     if _any(xp.isnan(x), xp=xp):
@@ -411,7 +449,7 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
     _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="logits")
     if size(x) == 0:
         return
-    row_max = xp.max(x, axis=-1)
+    row_max = x.max(axis=-1) if type(x) is np.ndarray else xp.max(x, axis=-1)
     dead = row_max == -math.inf
     if _any(dead, xp=xp):
         index = _first_index(dead, xp=xp)
@@ -438,7 +476,9 @@ def check_scalar(
     value: object, *, name: str, low: float, high: float = math.inf, low_open: bool = False
 ) -> float:
     """A finite real option in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if type(value) is not float and (
+        isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating)
+    ):
         raise InputError(f"`{name}` must be a real number; got {value!r}")
     number = float(value)
     too_low = number <= low if low_open else number < low
@@ -482,7 +522,7 @@ def check_labels(
 
     ``float_hint`` ends the message for non-integer labels (what to do instead).
     """
-    if not xp.isdtype(labels.dtype, "integral"):
+    if not _is_integral(labels.dtype, xp=xp):
         raise InputTypeError(
             f"`labels` must be integer class ids; got dtype {labels.dtype}. {float_hint}"
         )
@@ -497,6 +537,8 @@ def check_labels(
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not validate or size(labels) == 0:
         return
+    if type(labels) is np.ndarray and labels.min() >= 0 and labels.max() < classes:
+        return  # two reductions, no temporaries (issue 13: per-call overhead)
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
@@ -510,6 +552,12 @@ def check_labels(
         f"`labels` must be integers in [0, {classes}){allowed}; got values in [{lo}, {hi}] "
         f"({_describe_row(index)} has {value})"
     )
+
+
+def _is_integral(dtype: Any, *, xp: ModuleType) -> bool:
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iu"
+    return bool(xp.isdtype(dtype, "integral"))
 
 
 def check_class_weight(weight: Array, *, xp: ModuleType, classes: int, validate: bool) -> None:

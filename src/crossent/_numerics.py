@@ -30,7 +30,7 @@ from types import ModuleType
 import numpy as np
 from scipy import special
 
-from ._xp import Array, is_numpy
+from ._xp import Array, full_like, is_numpy, ones_like, zeros_like
 
 __all__ = [
     "binary_cross_grad_terms",
@@ -65,7 +65,7 @@ _REL_ENTR_NAIVE_NEAR_ONE = bool(
 
 
 def _ones(x: Array, *, xp: ModuleType) -> Array:
-    return xp.ones_like(x)
+    return ones_like(x, xp=xp)
 
 
 def safe_log(x: Array, *, xp: ModuleType) -> Array:
@@ -75,7 +75,7 @@ def safe_log(x: Array, *, xp: ModuleType) -> Array:
             return xp.log(x)
     positive = x > 0
     logged = xp.log(xp.where(positive, x, _ones(x, xp=xp)))
-    return xp.where(positive, logged, xp.full_like(x, -math.inf))
+    return xp.where(positive, logged, full_like(x, -math.inf, xp=xp))
 
 
 def surprisal_terms(p: Array, *, xp: ModuleType) -> Array:
@@ -94,16 +94,16 @@ def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
 def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
     """``-p log p`` from ``log p``, 0 where ``log p = -inf``."""
     finite = log_p > -math.inf
-    log_safe = xp.where(finite, log_p, xp.zeros_like(log_p))
+    log_safe = xp.where(finite, log_p, zeros_like(log_p, xp=xp))
     return -(xp.exp(log_p) * log_safe)
 
 
 def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """``-p log q`` from ``p`` and ``log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
     zero_q = log_q == -math.inf
-    log_safe = xp.where(zero_q, xp.zeros_like(log_q), log_q)
+    log_safe = xp.where(zero_q, zeros_like(log_q, xp=xp), log_q)
     terms = -(p * log_safe)
-    return xp.where(zero_q & (p > 0), xp.full_like(terms, math.inf), terms)
+    return xp.where(zero_q & (p > 0), full_like(terms, math.inf, xp=xp), terms)
 
 
 def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:
@@ -131,7 +131,7 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """
     if is_numpy(xp):
         terms = np.asarray(special.rel_entr(p, q))
-        p_b, q_b = np.broadcast_arrays(p, q)
+        p_b, q_b = (p, q) if p.shape == q.shape else np.broadcast_arrays(p, q)
         if _REL_ENTR_OVERFLOWS:
             overflowed = np.isposinf(terms) & (q_b > 0)
             if overflowed.any():  # p / q overflowed although q > 0: redo those with logs
@@ -164,10 +164,10 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     tiny = xp.finfo(q.dtype).smallest_normal
     subnormal = q_far < tiny
     q_scaled = xp.where(subnormal, q_far * float(2**_SCALE_EXPONENT), q_far)
-    shift = xp.where(subnormal, xp.full_like(q_far, _LOG_SCALE), xp.zeros_like(q_far))
+    shift = xp.where(subnormal, full_like(q_far, _LOG_SCALE, xp=xp), zeros_like(q_far, xp=xp))
     log_far = xp.log(p_far / q_scaled) + shift
     terms = p * xp.where(near, log_near, log_far)
-    return xp.where(p_pos & ~q_pos, xp.full_like(terms, math.inf), terms)
+    return xp.where(p_pos & ~q_pos, full_like(terms, math.inf, xp=xp), terms)
 
 
 def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
@@ -177,11 +177,11 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """
     p_pos = log_p > -math.inf
     q_zero = log_q == -math.inf
-    zeros = xp.zeros_like(log_p)
+    zeros = zeros_like(log_p, xp=xp)
     log_p_safe = xp.where(p_pos, log_p, zeros)
     log_q_safe = xp.where(q_zero, zeros, log_q)
     terms = xp.exp(log_p) * (log_p_safe - log_q_safe)
-    return xp.where(p_pos & q_zero, xp.full_like(terms, math.inf), terms)
+    return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
 
 
 def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
@@ -200,13 +200,13 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     total_safe = xp.where(nonzero, total, ones)
     d = (p - q) / total_safe
     near = xp.abs(d) <= 0.5
-    d_near = xp.where(near, d, xp.zeros_like(d))
+    d_near = xp.where(near, d, zeros_like(d, xp=xp))
     g_near = 2 * d_near * xp.atanh(d_near) + xp.log1p(-(d_near * d_near))
     a = xp.where(near, ones, 2 * p / total_safe)
     b = xp.where(near, ones, 2 * q / total_safe)
     g_far = entropy_terms(a, xp=xp) + entropy_terms(b, xp=xp)
     g = xp.where(near, g_near, -g_far)
-    return xp.where(nonzero, total * g / 4, xp.zeros_like(total))
+    return xp.where(nonzero, total * g / 4, zeros_like(total, xp=xp))
 
 
 def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
@@ -214,7 +214,7 @@ def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
     one_minus = 1 - p
     if is_numpy(xp):
         return special.entr(p) - special.xlog1py(one_minus, -p)
-    p_below_one = xp.where(one_minus > 0, p, xp.zeros_like(p))
+    p_below_one = xp.where(one_minus > 0, p, zeros_like(p, xp=xp))
     return entropy_terms(p, xp=xp) - one_minus * xp.log1p(-p_below_one)
 
 
@@ -224,18 +224,20 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     if is_numpy(xp):
         return -special.xlogy(p, q) - special.xlog1py(one_minus_p, -q)
     q_below_one = q < 1
-    q_safe = xp.where(q_below_one, q, xp.zeros_like(q))
+    q_safe = xp.where(q_below_one, q, zeros_like(q, xp=xp))
     second = -(one_minus_p * xp.log1p(-q_safe))
-    second = xp.where(~q_below_one & (one_minus_p > 0), xp.full_like(second, math.inf), second)
+    second = xp.where(~q_below_one & (one_minus_p > 0), full_like(second, math.inf, xp=xp), second)
     return cross_terms_from_probs(p, q, xp=xp) + second
 
 
 def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
     one_minus_p = 1 - p
-    ones = xp.ones_like(q)
-    first = xp.where(p > 0, -p / xp.where(q > 0, q, ones), xp.zeros_like(q))
-    first = xp.where((p > 0) & (q == 0), xp.full_like(first, -math.inf), first)
-    second = xp.where(one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), xp.zeros_like(q))
-    second = xp.where((one_minus_p > 0) & (q == 1), xp.full_like(second, math.inf), second)
+    ones = ones_like(q, xp=xp)
+    first = xp.where(p > 0, -p / xp.where(q > 0, q, ones), zeros_like(q, xp=xp))
+    first = xp.where((p > 0) & (q == 0), full_like(first, -math.inf, xp=xp), first)
+    second = xp.where(
+        one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), zeros_like(q, xp=xp)
+    )
+    second = xp.where((one_minus_p > 0) & (q == 1), full_like(second, math.inf, xp=xp), second)
     return first + second

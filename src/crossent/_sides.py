@@ -26,7 +26,7 @@ from ._checks import (
     check_same_classes,
 )
 from ._numerics import safe_log
-from ._xp import Array, compute_dtype, log_softmax, logsumexp
+from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp
 
 __all__ = ["Side", "prepare", "prepare_pair"]
 
@@ -77,7 +77,7 @@ def prepare(
     check_classes(x.shape[axis], name=name, axis=axis)
     storage_dtype = x.dtype
     values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
-    values = xp.astype(values, dtype) if values.dtype != dtype else values
+    values = astype(values, dtype, xp=xp) if values.dtype != dtype else values
     side = Side(values=values, form=form, xp=xp)
     if validate:
         if form == "probs":
@@ -125,6 +125,8 @@ def prepare_pair(
 
 
 def _class_last(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    if axis == len(shape) - 1:
+        return tuple(shape)
     dims = list(shape)
     dims.append(dims.pop(axis))
     return tuple(dims)

@@ -25,19 +25,23 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "Array",
     "accumulation_dtype",
+    "astype",
     "compute_dtype",
     "detached",
     "device",
     "finalize",
+    "full_like",
     "index_array",
     "is_numpy",
     "log_softmax",
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "ones_like",
     "reduce_sum",
     "size",
     "to_numpy",
+    "zeros_like",
 ]
 
 Array = Any
@@ -56,10 +60,13 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         Arguments from two different array libraries, or an argument that cannot be
         read as a numeric array.
     """
-    if all(type(a) is np.ndarray for a in args):
+    if all(type(a) is np.ndarray or type(a) in _HOST_TYPES for a in args):
         # The common case, without array-api-compat's dispatch (issue 13: per-call
-        # overhead); NumPy arrays need no conversion.
-        return compat_numpy, list(args)
+        # overhead): NumPy arrays need no conversion, lists and numbers become NumPy's.
+        return compat_numpy, [
+            a if type(a) is np.ndarray else _host_array(a, name=n)
+            for a, n in zip(args, names, strict=True)
+        ]
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     try:
         xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
@@ -75,18 +82,29 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         if array_api_compat.is_array_api_obj(arg):
             converted.append(index_array(arg, xp=xp))
             continue
-        try:
-            as_numpy = np.asarray(arg)
-        except (TypeError, ValueError) as exc:
-            raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
-        if as_numpy.dtype.kind not in "biuf":
-            raise InputTypeError(
-                f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
-            )
-        if as_numpy.dtype.kind == "b":
-            as_numpy = as_numpy.astype(np.int8)
+        as_numpy = _host_array(arg, name=name)
         converted.append(xp.asarray(as_numpy, device=where) if where is not None else as_numpy)
     return xp, converted
+
+
+_HOST_TYPES = (list, tuple, float, int)
+"""Python containers and numbers, which are NumPy input (``bool`` takes the long way)."""
+
+
+def _host_array(arg: object, *, name: str) -> np.ndarray:
+    """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
+    booleans become int8, so that they count as numbers."""
+    try:
+        as_numpy = np.asarray(arg)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
+    if as_numpy.dtype.kind not in "biuf":
+        raise InputTypeError(
+            f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
+        )
+    if as_numpy.dtype.kind == "b":
+        as_numpy = as_numpy.astype(np.int8)
+    return as_numpy
 
 
 def index_array(x: Array, *, xp: ModuleType) -> Array:
@@ -113,7 +131,7 @@ def index_array(x: Array, *, xp: ModuleType) -> Array:
 
 def is_numpy(xp: ModuleType) -> bool:
     """Whether ``xp`` is NumPy (plain or through array-api-compat)."""
-    return bool(array_api_compat.is_numpy_namespace(xp))
+    return xp is compat_numpy or bool(array_api_compat.is_numpy_namespace(xp))
 
 
 def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any:
@@ -127,6 +145,8 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     InputTypeError
         A complex or non-numeric argument.
     """
+    if xp is compat_numpy:
+        return _numpy_compute_dtype(arrays, names=names)
     floating = []
     for name, a in zip(names, arrays, strict=True):
         if xp.isdtype(a.dtype, "real floating"):
@@ -144,12 +164,59 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     return promoted
 
 
+def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -> Any:
+    """:func:`compute_dtype` for NumPy arrays, from the dtype kinds (issue 13: overhead)."""
+    dtypes = tuple(a.dtype for a in arrays)
+    known = _NUMPY_COMPUTE_DTYPES.get(dtypes)
+    if known is not None:
+        return known
+    floating = []
+    for name, a in zip(names, arrays, strict=True):
+        kind = a.dtype.kind
+        if kind == "f":
+            floating.append(a.dtype)
+        elif kind not in "iub":
+            raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
+    if not floating:
+        _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)
+        return np.dtype(np.float64)
+    promoted = np.result_type(*floating)
+    result = np.float32 if promoted.itemsize < 4 else promoted
+    _NUMPY_COMPUTE_DTYPES[dtypes] = result
+    return result
+
+
+_NUMPY_COMPUTE_DTYPES: dict[tuple[np.dtype, ...], Any] = {}
+"""Results of :func:`_numpy_compute_dtype` by argument dtypes (a few dozen at most)."""
+
+
 def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     """float64 where the device supports it, else ``dtype``."""
     if xp is compat_numpy:
         return np.float64
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     return supported.get("float64", dtype)
+
+
+def zeros_like(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.zeros_like(x)``; NumPy's own for a NumPy array (array-api-compat's wrapper of
+    the ``*_like`` functions and ``astype`` costs microseconds a call; issue 13)."""
+    return np.zeros_like(x) if type(x) is np.ndarray else xp.zeros_like(x)
+
+
+def ones_like(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.ones_like(x)``, NumPy's own for a NumPy array."""
+    return np.ones_like(x) if type(x) is np.ndarray else xp.ones_like(x)
+
+
+def full_like(x: Array, value: float, *, xp: ModuleType) -> Array:
+    """``xp.full_like(x, value)``, NumPy's own for a NumPy array."""
+    return np.full_like(x, value) if type(x) is np.ndarray else xp.full_like(x, value)
+
+
+def astype(x: Array, dtype: Any, *, xp: ModuleType) -> Array:
+    """``xp.astype(x, dtype)`` (a copy), NumPy's own for a NumPy array."""
+    return x.astype(dtype) if type(x) is np.ndarray else xp.astype(x, dtype)
 
 
 def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
@@ -159,9 +226,13 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     axis and not on every device; accumulating in float64 makes the float32 result
     correctly rounded for any practical number of terms, whatever the layout.
     """
+    if type(terms) is np.ndarray:
+        # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
+        total = np.add.reduce(terms, axis=-1, dtype=np.float64)
+        return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
-    return xp.astype(total, out_dtype) if total.dtype != out_dtype else total
+    return astype(total, out_dtype, xp=xp) if total.dtype != out_dtype else total
 
 
 def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
@@ -176,8 +247,14 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     log-partition of a near-deterministic softmax). Rows entirely ``-inf`` give ``-inf``.
     """
     at_max = shifted == 0
-    rest = xp.sum(xp.where(at_max, xp.zeros_like(shifted), xp.exp(shifted)), axis=-1, keepdims=True)
-    ties = xp.sum(xp.astype(at_max, shifted.dtype), axis=-1, keepdims=True)
+    terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
+    ties = astype(at_max, shifted.dtype, xp=xp)
+    if type(shifted) is np.ndarray:  # np.sum's dispatch costs microseconds (issue 13)
+        rest = np.add.reduce(terms, axis=-1, keepdims=True)
+        ties = np.add.reduce(ties, axis=-1, keepdims=True)
+    else:
+        rest = xp.sum(terms, axis=-1, keepdims=True)
+        ties = xp.sum(ties, axis=-1, keepdims=True)
     return xp.log1p(rest + (ties - 1))
 
 
@@ -190,9 +267,18 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     the largest term is exactly 1; :func:`log_sum_exp_shifted` keeps the digits of the
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    m = _finite_row_max(x, xp=xp)
     return log_sum_exp_shifted(x - m, xp=xp) + m
+
+
+def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
+    """The maximum over the last axis (kept), 0 where it is not finite."""
+    m = (
+        x.max(axis=-1, keepdims=True)
+        if type(x) is np.ndarray
+        else xp.max(x, axis=-1, keepdims=True)
+    )
+    return xp.where(xp.isfinite(m), m, zeros_like(m, xp=xp))
 
 
 def log_softmax(x: Array, *, xp: ModuleType) -> Array:
@@ -202,8 +288,7 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
     ``log p`` of a near-certain class at ``-ell`` instead of rounding
     ``x - (m + ell)`` to 0.
     """
-    m = xp.max(x, axis=-1, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    m = _finite_row_max(x, xp=xp)
     shifted = x - m
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
@@ -223,11 +308,15 @@ def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:
 
 def device(x: Array) -> Any:
     """The device of ``x``."""
+    if type(x) is np.ndarray:
+        return "cpu"
     return array_api_compat.device(x)
 
 
 def size(x: Array) -> int:
     """Number of elements of ``x`` (``torch.Tensor.size`` is a method, not the standard's)."""
+    if type(x) is np.ndarray:
+        return x.size
     return int(array_api_compat.size(x))
 
 

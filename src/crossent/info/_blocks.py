@@ -13,6 +13,7 @@ expression, and blocking there would add host round-trips.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -34,11 +35,12 @@ def evaluate_by_rows(
     """``compute(*sides)`` (reduced over the class axis), evaluated by blocks of rows on NumPy."""
     if not is_numpy(xp):
         return compute(*sides)
-    values = np.broadcast_arrays(*(np.asarray(s.values) for s in sides))
-    shape = values[0].shape
-    elements_per_row = int(np.prod(shape[1:]))
-    if len(shape) < 2 or shape[0] * elements_per_row <= 2 * BLOCK_ELEMENTS:
+    shapes = {tuple(s.values.shape) for s in sides}
+    shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
+    if len(shape) < 2 or math.prod(shape) <= 2 * BLOCK_ELEMENTS:
         return compute(*sides)
+    values = np.broadcast_arrays(*(np.asarray(s.values) for s in sides))
+    elements_per_row = math.prod(shape[1:])
     rows = max(1, BLOCK_ELEMENTS // max(elements_per_row, 1))
     out = np.empty(shape[:-1], dtype=out_dtype)
     for start in range(0, shape[0], rows):

@@ -29,8 +29,8 @@ def _probabilities(
     *args: object, names: tuple[str, ...], validate: bool
 ) -> tuple[ModuleType, list[Array], Any]:
     xp, arrays = namespace(*args, names=names)
-    if len(arrays) > 1:
-        shapes = [tuple(a.shape) for a in arrays]
+    shapes = [tuple(a.shape) for a in arrays]
+    if len(set(shapes)) > 1:
         try:
             np.broadcast_shapes(*shapes)
         except ValueError:
