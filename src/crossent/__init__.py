@@ -18,7 +18,10 @@ from . import calibration, info, losses
 from ._report import Report, ReportComparison, compare_reports, report
 from .calibration import *  # noqa: F403 -- calibration.__all__
 from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
-from .info import *  # noqa: F403 -- info.__all__
+
+# info.__all__ module by module: type checkers do not follow info's computed __all__
+from .info._measures import *  # noqa: F403
+from .info._pointwise import *  # noqa: F403
 from .losses import *  # noqa: F403 -- losses.__all__
 
 try:
