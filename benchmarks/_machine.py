@@ -1,12 +1,13 @@
-"""Helpers shared by the benchmark scripts: the machine's name and peak memory of a call."""
+"""Helpers shared by the benchmark scripts: the machine's name; time and peak memory of a call."""
 
 from __future__ import annotations
 
 import platform
+import time
 import tracemalloc
 from collections.abc import Callable
 
-__all__ = ["cpu_name", "peak_mib"]
+__all__ = ["cpu_name", "peak_mib", "timed_seconds"]
 
 
 def cpu_name() -> str:
@@ -58,3 +59,10 @@ def peak_mib(fn: Callable[[], object]) -> float:
     if resident is None or after is None:
         return traced
     return max(traced, (after[1] - resident[0]) / 1024)
+
+
+def timed_seconds(fn: Callable[[], object]) -> float:
+    """Wall-clock seconds of one call of ``fn``."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start

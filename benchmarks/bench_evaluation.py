@@ -31,14 +31,13 @@ import argparse
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 import crossent
 
-from _machine import cpu_name, peak_mib
+from _machine import cpu_name, peak_mib, timed_seconds
 
 
 def vector_width() -> str:
@@ -94,12 +93,6 @@ def contenders(probs: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], 
     return out
 
 
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -115,7 +108,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.repeats):
         for name, fn in cases.items():
-            times[name].append(_time(fn))
+            times[name].append(timed_seconds(fn))
     memory = {name: (0.0 if args.no_memory else peak_mib(fn)) for name, fn in cases.items()}
 
     print(

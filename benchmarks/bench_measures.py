@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -25,13 +24,7 @@ import scipy.stats
 
 import crossent
 
-from _machine import peak_mib
-
-
-def _time(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+from _machine import peak_mib, timed_seconds
 
 
 def main() -> None:
@@ -77,7 +70,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in impls}
         for _ in range(args.repeats):
             for name, fn in impls.items():
-                times[name].append(_time(fn))
+                times[name].append(timed_seconds(fn))
         reference = statistics.median(times["scipy.stats.entropy"])
         for name, fn in impls.items():
             median = statistics.median(times[name])
