@@ -31,6 +31,7 @@ __all__ = [
     "check_axis",
     "check_base",
     "check_broadcastable",
+    "check_choice",
     "check_class_weight",
     "check_classes",
     "check_distribution",
@@ -470,6 +471,15 @@ def check_reduction(reduction: str) -> str:
             f"`reduction` must be one of 'mean', 'sum', 'none', 'parts'; got {reduction!r}"
         )
     return reduction
+
+
+def check_choice(value: str, choices: tuple[str, ...], *, name: str) -> str:
+    """Validate a string option: one of ``choices``, named in the message ("'a' or 'b'")."""
+    if value not in choices:
+        *others, last = (repr(choice) for choice in choices)
+        listed = f"{', '.join(others)} or {last}" if others else last
+        raise InputError(f"`{name}` must be {listed}; got {value!r}")
+    return value
 
 
 def check_scalar(

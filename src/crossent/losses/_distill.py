@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_form, check_scalar
+from .._checks import check_choice, check_form, check_scalar
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
@@ -32,8 +32,6 @@ from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
 __all__ = ["distillation_loss", "distillation_loss_grad"]
-
-_DIRECTIONS = ("forward", "reverse")
 
 
 @dataclass
@@ -72,8 +70,7 @@ def _distillation(
     """Check one call of :func:`distillation_loss` (or its gradient); soften both sides."""
     t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
     form = check_form(teacher_form, name="teacher_form")
-    if direction not in _DIRECTIONS:
-        raise InputError(f"`direction` must be 'forward' or 'reverse'; got {direction!r}")
+    check_choice(direction, ("forward", "reverse"), name="direction")
     opts = loss_options(reduction=reduction, base=base)
     xp, (student, teacher_arr) = namespace(
         student_logits, teacher, names=("student_logits", "teacher")

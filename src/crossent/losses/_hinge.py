@@ -20,14 +20,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_scalar
+from .._checks import check_choice, check_scalar
 from .._xp import Array, namespace
-from ..errors import InputError
 from ._batch import Batch, class_mask, label_batch, loss_options, prepared_by
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
-
-_VARIANTS = ("crammer_singer", "weston_watkins")
 
 
 @dataclass
@@ -55,8 +52,7 @@ def _hinge(
 ) -> _Hinge:
     """Check one call of :func:`multiclass_hinge_loss` (or its gradient): the margins."""
     delta = check_scalar(margin, name="margin", low=0.0)
-    if variant not in _VARIANTS:
-        raise InputError(f"`variant` must be 'crammer_singer' or 'weston_watkins'; got {variant!r}")
+    check_choice(variant, ("crammer_singer", "weston_watkins"), name="variant")
     xp, (scores, y) = namespace(logits, labels, names=("logits", "labels"))
     given = label_batch(
         scores,
