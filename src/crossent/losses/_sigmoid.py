@@ -80,6 +80,11 @@ class _Binary:
         """``sp(-x) = -log sigma(x)``."""
         return softplus(-self.x, xp=self.xp)
 
+    @cached_property
+    def positive(self) -> Array:
+        """``pi t``: the coefficient of ``sp(-x)`` (``t`` without ``pos_weight``)."""
+        return self.t if self.pos_weight is None else self.pos_weight * self.t
+
     def normalizer(self) -> Array:
         w = self.ones() if self.weight is None else self.xp.broadcast_to(self.weight, self.x.shape)
         return reduce_sum(self.xp.reshape(w, (-1,)), xp=self.xp, out_dtype=self.dtype)
@@ -162,8 +167,7 @@ def _binary(
 def _bce(b: _Binary) -> Array:
     """``pi t sp(-x) + (1 - t) sp(x)``, each term 0 where its coefficient is."""
     xp = b.xp
-    positive = b.t if b.pos_weight is None else b.pos_weight * b.t
-    return weighted_term(positive, b.softplus_neg, xp=xp) + weighted_term(
+    return weighted_term(b.positive, b.softplus_neg, xp=xp) + weighted_term(
         1 - b.t, b.softplus_pos, xp=xp
     )
 
@@ -172,8 +176,7 @@ def _bce_grad(b: _Binary) -> Array:
     xp = b.xp
     sigma = xp.exp(-b.softplus_neg)
     sigma_neg = xp.exp(-b.softplus_pos)
-    positive = b.t if b.pos_weight is None else b.pos_weight * b.t
-    return (1 - b.t) * sigma - positive * sigma_neg
+    return (1 - b.t) * sigma - b.positive * sigma_neg
 
 
 def _log_one_minus_pt(b: _Binary) -> Array:
