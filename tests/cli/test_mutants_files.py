@@ -1,5 +1,8 @@
 """Tests that kill the surviving mutants of ``crossent/cli/_files.py`` (tests/MUTATION.md).
 
+The writer has since moved to ``crossent/_files.py`` (issue 11: one file writer, shared
+with ``Report.to_html(path)``); these tests follow it there.
+
 Each test calls :func:`write_atomically` / :func:`check_output` directly (no CLI run), so a
 mutant costs milliseconds here.  The mutant each test kills is named in its docstring by the
 number mutmut 2.5.1 gave it in the recorded run.
@@ -17,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import crossent
-import crossent.cli._files as files
-from crossent.cli._files import check_output, write_atomically
+import crossent._files as files
+from crossent._files import write_atomically
+from crossent.cli._files import check_output
 
 
 @pytest.fixture
@@ -111,7 +115,8 @@ def test_mutants_files_check_output_messages_are_exact(tmp_path: Path) -> None:
 def test_mutants_files_write_refusals_are_exact(tmp_path: Path) -> None:
     """Mutants 15, 21: a directory and a missing folder, refused word for word."""
     with pytest.raises(
-        crossent.InputError, match=_message(tmp_path, "is a directory; --output needs a file name")
+        crossent.InputError,
+        match=_message(tmp_path, "is a directory; the output needs a file name"),
     ):
         write_atomically(tmp_path, "x")
     missing = tmp_path / "nowhere" / "out.html"

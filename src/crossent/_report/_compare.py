@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_integer, check_scalar
-from ..calibration._bootstrap import resample_counts, weighted_mean
+from ..calibration._bootstrap import check_resampling, mean_replicates, percentile_interval
 from ..errors import InputError
 from . import _compute
 from ._compute import Report
@@ -136,9 +135,7 @@ def compare_reports(
     reports = list(reports)
     if len(reports) < 2:
         raise InputError(f"`reports` must hold at least 2 reports; got {len(reports)}")
-    confidence = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
-    resamples = check_integer(resamples, name="resamples", low=1)
-    seed = check_integer(seed, name="seed", low=0)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     chosen = (
         [str(n) for n in names] if names is not None else [r.payload["source"] for r in reports]
     )
@@ -159,20 +156,16 @@ def compare_reports(
                 f"{int(report.labels[row])} and {int(baseline.labels[row])}); a paired "
                 "comparison needs the same examples in the same order"
             )
-    n = int(baseline.labels.shape[0])
     differences = {
         (m, metric): getattr(reports[m], rows) - getattr(baseline, rows)
         for m in range(1, len(reports))
         for metric, rows in _METRICS
     }
-    replicates: dict[tuple[int, str], list[float]] = {key: [] for key in differences}
-    for weights in resample_counts(n, resamples, seed):
-        for key, difference in differences.items():
-            replicates[key].append(weighted_mean(weights, difference))
-    tail = (1.0 - confidence) / 2.0
+    # one stream of draws for every pair: each example's scores are resampled together
+    replicates = mean_replicates(list(differences.values()), resamples=resamples, seed=seed)
     comparisons = []
-    for (m, metric), difference in differences.items():
-        low, high = np.quantile(np.asarray(replicates[(m, metric)]), [tail, 1.0 - tail])
+    for ((m, metric), difference), drawn in zip(differences.items(), replicates, strict=True):
+        low, high = percentile_interval(drawn, confidence)
         value = float(np.mean(difference))
         comparisons.append(
             {

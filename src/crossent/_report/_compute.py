@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import calibration as cal
 from .._checks import check_form, check_integer
-from ..calibration._bootstrap import _binned_replicates, _percentiles
+from ..calibration._bootstrap import binned_calibration_interval
 from ..calibration._calibrator import log_scores
 from ..calibration._error import (
     CalibrationError,
@@ -35,7 +35,7 @@ from ..calibration._inputs import as_predictions, binary_columns, renormalized
 from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._summaries import summarize_block
-from ..calibration._temperature import _cross_fitted_nll
+from ..calibration._temperature import cross_fitted_nll
 from ..errors import InputError
 from . import _text
 from ._host import check_aligned, host_array, host_labels
@@ -369,7 +369,10 @@ def report(
 
     advance = advance_to("bootstrap interval", 1)
     if spec.scope == curve_scope:  # the per-row confidences and hits are the scope's
-        ece = _binned_interval(rows.confidence, rows.hits, spec, resamples=resamples, seed=seed)
+        # bootstrap_interval's own path, from the values the first pass kept
+        ece = binned_calibration_interval(
+            rows.confidence, rows.hits, spec, confidence=_LEVEL, resamples=resamples, seed=seed
+        )
     else:  # class-wise: every class's column is resampled
         ece = cal.bootstrap_interval(
             "calibration_error",
@@ -485,19 +488,6 @@ def _first_pass(
     return _Rows(surprisal, brier, confidence, hits, correct)
 
 
-def _binned_interval(
-    confidence: Any, hits: Any, spec: CalibrationSpec, *, resamples: int, seed: int
-) -> cal.Interval:
-    """``bootstrap_interval("calibration_error", ...)`` of a one-curve scope from the
-    per-row confidences and hits the first pass kept (no second pass over the rows):
-    the same bins, replicates and percentiles."""
-    index = bin_indices(confidence, edges_for(confidence, spec), spec)
-    value = error_from_statistics(statistics_for(confidence, hits, index, spec), spec)
-    replicates = _binned_replicates(confidence, hits, index, spec, resamples, seed)
-    low, high = _percentiles(replicates, _LEVEL)
-    return cal.Interval(value, low, high, _LEVEL, resamples, seed, "calibration_error")
-
-
 def _diagram(
     confidence: Any, hits: Any, spec: CalibrationSpec, scope: str
 ) -> cal.ReliabilityDiagram:
@@ -547,7 +537,7 @@ def _temperature(
     predictions = as_predictions(values, labels, form=form, validate=False)
     gap = (
         scaler.nll_before_
-        - _cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
+        - cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
         if labels.shape[0] >= _FOLDS
         else None  # too few rows to cross-fit: reported as null, not an error
     )

@@ -7,18 +7,15 @@ one column of at most 1200 px (readable on a 1280 px screen); figures scale down
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from .._files import write_atomically
 from ._compare import ReportComparison
 from ._compute import Report
 from ._text import columns_statement, definition, fmt, gap_text, metric_rows, shown_classes
@@ -35,32 +32,12 @@ __all__ = [
     "reliability_figure",
     "render_html",
     "table",
-    "write_atomically",
 ]
 
 SMALL_MULTIPLES = 20
 """Class-wise reliability panels drawn at most (the worst-calibrated classes beyond)."""
 
 _DPI = 110
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file beside it and a rename, so ``path``
-    is either untouched or complete."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{path}: the folder {folder} does not exist")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def delivered(page: str, path: str | Path | None) -> str:

@@ -4,14 +4,20 @@ The resampling is the nonparametric bootstrap (Efron 1979): each replicate draws
 examples with replacement.  For the per-example scores that is a vector of multinomial
 counts, and the metric a weighted mean of the per-example values computed once.  For
 the calibration error of one curve (top-label, positive-class) each replicate is drawn
-bin by bin (see :func:`_binned_replicates`: the same distribution, and it reads only the
+bin by bin (see :func:`binned_replicates`: the same distribution, and it reads only the
 drawn rows), on all cores.  Intervals are percentile intervals.  The bin edges are those
 of the full sample (for equal-mass bins this conditions on the edges).
+
+The machinery is package-internal API, shared with ``crossent.report`` and
+``crossent.compare_reports`` so that the report's intervals are these, draw for draw:
+:func:`check_resampling`, :func:`mean_replicates` (paired means on one seeded stream),
+:func:`binned_calibration_interval` (one curve's calibration error) and
+:func:`percentile_interval`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +42,13 @@ from ._summaries import summarize
 __all__ = [
     "Interval",
     "LogLossComparison",
+    "binned_calibration_interval",
+    "binned_replicates",
     "bootstrap_interval",
+    "check_resampling",
     "compare_log_loss",
+    "mean_replicates",
+    "percentile_interval",
     "resample_counts",
     "weighted_mean",
 ]
@@ -82,12 +93,16 @@ class LogLossComparison:
     seed: int
 
 
-def _check_resampling(confidence: float, resamples: int, seed: int) -> None:
-    check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
-    if confidence >= 1.0:
+def check_resampling(confidence: float, resamples: int, seed: int) -> tuple[float, int, int]:
+    """The checked ``confidence`` in (0, 1), ``resamples >= 1`` and ``seed >= 0``."""
+    level = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
+    if level >= 1.0:
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
-    check_integer(resamples, name="resamples", low=1)
-    check_integer(seed, name="seed", low=0)  # numpy's SeedSequence needs seed >= 0
+    return (
+        level,
+        check_integer(resamples, name="resamples", low=1),
+        check_integer(seed, name="seed", low=0),  # numpy's SeedSequence needs seed >= 0
+    )
 
 
 def resample_counts(n: int, resamples: int, seed: int) -> Iterator[FloatArray]:
@@ -104,7 +119,23 @@ def weighted_mean(weights: FloatArray, values: FloatArray) -> float:
     return float(np.sum(products) / np.sum(weights))
 
 
-def _percentiles(values: FloatArray, confidence: float) -> tuple[float, float]:
+def mean_replicates(values: Sequence[FloatArray], *, resamples: int, seed: int) -> list[FloatArray]:
+    r"""Bootstrap replicates of the mean of each array in ``values`` (all of length ``n``).
+
+    Replicate :math:`r` of every array is the weighted mean :math:`\sum_i w_{ri} v_i / n`
+    with the same multinomial counts :math:`w_r` (:func:`resample_counts` of ``seed``), so
+    paired per-example scores stay paired, and one array gives the replicates
+    :func:`compare_log_loss` and :func:`bootstrap_interval` draw with the same seed.
+    """
+    n = int(values[0].shape[0])
+    replicates = [np.empty(resamples) for _ in values]
+    for r, weights in enumerate(resample_counts(n, resamples, seed)):
+        for out, value in zip(replicates, values, strict=True):
+            out[r] = weighted_mean(weights, value)
+    return replicates
+
+
+def percentile_interval(values: FloatArray, confidence: float) -> tuple[float, float]:
     r"""The ``tail`` and ``1 - tail`` empirical quantiles (NumPy's default, linear method).
 
     Replicates may be ``+inf`` (a drawn example whose label has probability 0) or, in a
@@ -209,7 +240,7 @@ def bootstrap_interval(
         raise InputError(
             f"`metric` must be one of {', '.join(map(repr, _METRICS))}; got {metric!r}"
         )
-    calibration_options = {
+    calibration_options: dict[str, Any] = {
         name: value
         for name, value in {
             "bins": bins,
@@ -225,59 +256,70 @@ def bootstrap_interval(
         raise InputError(
             f"options {sorted(calibration_options)} apply to metric='calibration_error' only"
         )
-    _check_resampling(confidence, resamples, seed)
+    check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
     require_examples(predictions, purpose="a bootstrap interval")
-    value, replicates = _replicates(
-        metric, predictions, log_base, calibration_options, resamples=resamples, seed=seed
-    )
-    low, high = _percentiles(replicates, confidence)
+    if metric == "calibration_error":
+        spec = check_spec(
+            bins=calibration_options.pop("bins", 15),
+            binning=calibration_options.pop("binning", "uniform"),
+            norm=calibration_options.pop("norm", "l1"),
+            scope=calibration_options.pop("scope", "top-label"),
+            debias=calibration_options.pop("debias", False),
+            closed=calibration_options.pop("closed", "left"),
+        )
+        conf, hits = scope_arrays(predictions, spec.scope)
+        if conf.ndim == 1:
+            return binned_calibration_interval(
+                conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
+            )
+        index = bin_indices(conf, edges_for(conf, spec), spec)
+        value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+        replicates = np.array(
+            [
+                error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)
+                for w in resample_counts(predictions.n, resamples, seed)
+            ]
+        )
+    else:
+        summaries = summarize(predictions)
+        values = {
+            "nll": summaries.surprisal / (log_base or 1.0),
+            "brier": summaries.brier,
+            "spherical": summaries.spherical,
+            "accuracy": summaries.correct,
+        }[metric]
+        value = weighted_mean(np.ones(predictions.n), values)
+        (replicates,) = mean_replicates([values], resamples=resamples, seed=seed)
+    low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, metric)
 
 
-def _replicates(
-    metric: str,
-    predictions: Any,
-    log_base: float | None,
-    options: dict[str, Any],
+def binned_calibration_interval(
+    conf: FloatArray,
+    hits: FloatArray,
+    spec: CalibrationSpec,
     *,
+    confidence: float,
     resamples: int,
     seed: int,
-) -> tuple[float, FloatArray]:
-    """The metric on the sample and on each bootstrap replicate."""
-    if metric == "calibration_error":
-        spec = check_spec(
-            bins=options.pop("bins", 15),
-            binning=options.pop("binning", "uniform"),
-            norm=options.pop("norm", "l1"),
-            scope=options.pop("scope", "top-label"),
-            debias=options.pop("debias", False),
-            closed=options.pop("closed", "left"),
-        )
-        conf, hits = scope_arrays(predictions, spec.scope)
-        index = bin_indices(conf, edges_for(conf, spec), spec)
-        value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
-        if conf.ndim == 1:
-            return value, _binned_replicates(conf, hits, index, spec, resamples, seed)
-        replicates = [
-            error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)
-            for w in resample_counts(predictions.n, resamples, seed)
-        ]
-        return value, np.array(replicates)
-    summaries = summarize(predictions)
-    values = {
-        "nll": summaries.surprisal / (log_base or 1.0),
-        "brier": summaries.brier,
-        "spherical": summaries.spherical,
-        "accuracy": summaries.correct,
-    }[metric]
-    ones = np.ones(predictions.n)
-    replicates = [weighted_mean(w, values) for w in resample_counts(predictions.n, resamples, seed)]
-    return weighted_mean(ones, values), np.array(replicates)
+) -> Interval:
+    """``bootstrap_interval("calibration_error", ...)`` of one curve (top-label or
+    positive-class): its per-row confidences ``conf`` and hits, binned by ``spec`` with
+    the full sample's edges, and :func:`binned_replicates` from ``seed``.
+
+    ``crossent.report`` calls it with the values its first pass kept, so its interval is
+    this one, draw for draw, without a second pass over the rows.
+    """
+    index = bin_indices(conf, edges_for(conf, spec), spec)
+    value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+    replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
+    low, high = percentile_interval(replicates, confidence)
+    return Interval(value, low, high, confidence, resamples, seed, "calibration_error")
 
 
-def _binned_replicates(
+def binned_replicates(
     conf: FloatArray,
     hits: FloatArray,
     index: Any,
@@ -373,7 +415,7 @@ def compare_log_loss(
     >>> bool(result.high < 0)   # the sharper model is better on these labels
     True
     """
-    _check_resampling(confidence, resamples, seed)
+    check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
     if np.shape(probs_a) != np.shape(probs_b):
         raise InputError(
@@ -387,10 +429,8 @@ def compare_log_loss(
     loss_b = summarize(b).surprisal / log_base
     _check_difference_defined(loss_a, loss_b)
     difference = loss_a - loss_b
-    replicates = np.array(
-        [weighted_mean(w, difference) for w in resample_counts(a.n, resamples, seed)]
-    )
-    low, high = _percentiles(replicates, confidence)
+    (replicates,) = mean_replicates([difference], resamples=resamples, seed=seed)
+    low, high = percentile_interval(replicates, confidence)
     return LogLossComparison(
         float(np.mean(difference)),
         low,

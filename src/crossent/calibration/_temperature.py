@@ -30,7 +30,7 @@ from ..errors import InputError
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
-__all__ = ["TemperatureScaling", "recalibration_gap"]
+__all__ = ["TemperatureScaling", "cross_fitted_nll", "recalibration_gap"]
 
 
 def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
@@ -163,7 +163,7 @@ def _folds(n: int, folds: int, seed: int) -> list[IntArray]:
     return [np.sort(part) for part in np.array_split(order, folds)]
 
 
-def _cross_fitted_nll(
+def cross_fitted_nll(
     predictions: Predictions, *, folds: int, seed: int, bounds: tuple[float, float], xtol: float
 ) -> float:
     """Mean NLL of each fold at the temperature fitted on the other folds."""
@@ -282,7 +282,7 @@ class TemperatureScaling:
         self.kept_identity_ = False
         self.temperature_ = self.fitted_temperature_
         if self.guard:
-            self.cross_fitted_nll_ = _cross_fitted_nll(
+            self.cross_fitted_nll_ = cross_fitted_nll(
                 predictions, folds=self.folds, seed=self.seed, bounds=bounds, xtol=self.xtol
             )
             if not self.cross_fitted_nll_ < self.nll_before_:
@@ -363,6 +363,6 @@ def recalibration_gap(
     _check_folds(folds, predictions.n)
     _check_finite_label_scores(predictions)
     before = _moments(predictions, 1.0)[0]
-    after = _cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
+    after = cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
     gap = before - after
     return gap / math.log(base) if base is not None else gap

@@ -1,0 +1,106 @@
+"""Writing an output file without ever destroying one: atomically, or directly to a device.
+
+The one file writer of crossent, shared by ``Report.to_html(path)`` /
+``ReportComparison.to_html(path)`` and the CLI's ``--output`` (whose own check that the
+output is not an input stays in ``crossent.cli._files``).
+
+* A regular file (new, or replacing one) is written to a short-named temporary file in the
+  destination's own folder (the same file system, so the final ``os.replace`` is atomic; a
+  temporary file in TMPDIR would need a rename across file systems, which fails), and
+  renamed over the destination only when it is complete.  The new file gets the mode of the
+  file it replaces, or the umask's mode (``0o666 & ~umask``) when there was none.
+* A symbolic link keeps its place: the file it points to is replaced.
+* Anything that is not a regular file (``/dev/null``, a terminal, a FIFO) is written to
+  directly: renaming over it would replace the device with a regular file.
+* Every error is an :class:`~crossent.InputError` that names the caller's path, never the
+  temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from .errors import InputError
+
+__all__ = ["write_atomically"]
+
+_TEMPORARY_PREFIX = ".crossent-"
+"""Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
+destination's name, so any name the file system accepts (up to 255 bytes) works."""
+
+
+def _error(path: Path, exc: OSError) -> InputError:
+    return InputError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that ``path`` is either untouched or complete.
+
+    See the module docstring for devices, links and modes.  On any failure, a signal
+    included (KeyboardInterrupt, or the CLI's SIGTERM exception), the temporary file is
+    removed and an :class:`~crossent.InputError` names ``path``.
+    """
+    try:
+        existing = os.stat(path)  # through links: /dev/stdout is a link to a pipe or tty
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise _error(path, exc) from exc
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise InputError(f"{path}: is a directory; the output needs a file name")
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        _write_directly(path, text)
+        return
+    target = Path(os.path.realpath(path))
+    if not target.parent.is_dir():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    mode = None if existing is None else stat.S_IMODE(existing.st_mode)
+    try:
+        descriptor, temporary = _create_temporary(target.parent, mode)
+    except OSError as exc:
+        raise _error(path, exc) from exc
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise _error(path, exc) from exc
+        raise
+
+
+def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
+    """An exclusive new file in ``folder``: ``mode`` if given, else the umask's mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temporary = folder / f"{_TEMPORARY_PREFIX}{secrets.token_hex(8)}.tmp"
+        try:
+            descriptor = os.open(temporary, flags, 0o666)  # the umask applies
+        except FileExistsError:
+            continue
+        if mode is not None:
+            try:
+                os.chmod(temporary, mode)
+            except BaseException:
+                os.close(descriptor)
+                os.unlink(temporary)
+                raise
+        return descriptor, temporary
+    raise FileExistsError(17, "no free temporary name", str(folder))
+
+
+def _write_directly(path: Path, text: str) -> None:
+    """Write to a device or FIFO in place (there is nothing to replace atomically)."""
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise _error(path, exc) from exc
