@@ -8,7 +8,7 @@ import torch
 
 from ..errors import InputError, InputTypeError
 from ._arguments import CallOptions, call_options, check_chunk_size, floating_tensor, tensor
-from ._labels import as_class_ids, check_class_ids
+from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._ops import linear_cross_entropy_op, softmax_ce_labels
 from ._reduction import label_weight_sum, weighted_mean
 
@@ -157,9 +157,7 @@ def cross_entropy(
             f"`target` must have the shape of `input` without its class axis 1, "
             f"{tuple(batch_shape)}; got {tuple(target.shape)}"
         )
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
-        # Inside the op the CPU checks are free; elsewhere they cost a sync: eager only.
-        check_class_ids(labels, classes=classes, ignore_index=opts.ignore_index)
+    check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
     rows, _ = softmax_ce_labels(
@@ -336,8 +334,7 @@ def linear_cross_entropy(
             f"got {tuple(target.shape)}"
         )
     w = _check_weight(weight, classes, input)
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
-        check_class_ids(labels, classes=classes, ignore_index=opts.ignore_index)
+    check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     h = input.reshape(-1, input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     need_grad = (
