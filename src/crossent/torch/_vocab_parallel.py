@@ -382,23 +382,15 @@ def _global_rows(
     rank = dist.get_rank(group)
     classes = None if weight is None else weight.shape[0]
     sizes = _known_sizes(group, width, target.device, classes)
-    if weight is not None and weight.shape[0] != sum(sizes):
-        raise InputError(
-            f"`{weight_name}` must have shape ({sum(sizes)},), one weight per class of the whole "
-            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
-        )
     layout = _Layout(sizes, rank)
+    _check_weight_length(weight, layout.classes, name=weight_name)
     labels = _labels(target, weight, layout, width, opts, dtype)
     local = local_pass(labels)
     m, true_sizes = _max_and_sizes(local, width, layout, group)
     if true_sizes != sizes:  # the slicing changed since the cached call: redo the pass
         _SIZES[group] = true_sizes
         layout = _Layout(true_sizes, rank)
-        if weight is not None and weight.shape[0] != layout.classes:
-            raise InputError(
-                f"`{weight_name}` must have shape ({layout.classes},), one weight per class of the "
-                f"whole vocabulary; got {tuple(weight.shape)}"
-            )
+        _check_weight_length(weight, layout.classes, name=weight_name)
         labels = _labels(target, weight, layout, width, opts, dtype)
         local = local_pass(labels)
     if check:
@@ -653,6 +645,15 @@ def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
     if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
         raise InputError(f"`{name}` must be finite and non-negative")
     return w
+
+
+def _check_weight_length(weight: Tensor | None, classes: int, *, name: str) -> None:
+    """One class weight per class of the whole vocabulary (``classes``, over all ranks)."""
+    if weight is not None and weight.shape[0] != classes:
+        raise InputError(
+            f"`{name}` must have shape ({classes},), one weight per class of the whole "
+            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
+        )
 
 
 def _reduce(
