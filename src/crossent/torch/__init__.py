@@ -17,7 +17,10 @@ Layering (each in its place, from the bottom):
 * autograd: ``_ops.py`` registers the fused losses as ``torch.library`` custom ops
   with fake kernels and ``register_autograd`` (the custom-op form of an
   ``autograd.Function``), so ``torch.compile`` treats them as opaque;
-* functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``).
+* functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``); the
+  functional forms and the vocab-parallel losses share the argument checks and the
+  option bundle (``_arguments.py``: one frozen ``CallOptions`` per call), the label
+  handling (``_labels.py``) and the weighted mean (``_reduction.py``).
 
 Design derivation (softmax cross-entropy). With :math:`z' = \operatorname{cap}_s(z)/T`,
 smoothed target :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` and class weights

@@ -7,13 +7,12 @@ from typing import Any
 import torch
 
 from ..errors import InputError, InputTypeError
-from . import _backend
-from ._labels import as_class_ids, check_class_ids, check_ignore_index
+from ._arguments import CallOptions, call_options, check_chunk_size, floating_tensor, tensor
+from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._ops import linear_cross_entropy_op, softmax_ce_labels
+from ._reduction import label_weight_sum, weighted_mean
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
-
-_REDUCTIONS = ("mean", "sum", "none")
 
 #: Classes per block of :func:`linear_cross_entropy` (0: automatic). Tests set it to
 #: exercise the online log-sum-exp over vocabulary blocks at small sizes.
@@ -25,32 +24,15 @@ _VOCAB_CHUNK = 0
 _FORM_GRADIENTS_IN_FORWARD = True
 
 
-def _check_reduction(reduction: object) -> str:
-    if reduction not in _REDUCTIONS:
-        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
-    return str(reduction)
-
-
-def _check_tensor(x: object, name: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
-    return x
-
-
-def _check_floating(x: torch.Tensor, name: str) -> None:
-    if not x.is_floating_point():
-        raise InputTypeError(f"`{name}` must be a floating tensor; got dtype {x.dtype}")
-
-
 def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Tensor | None:
     if weight is None:
         return None
-    w = _check_tensor(weight, "weight")
+    w = tensor(weight, name="weight")
     if tuple(w.shape) != (classes,):
         raise InputError(
             f"`weight` must have shape ({classes},), one weight per class; got {tuple(w.shape)}"
         )
-    _check_floating(w, "weight")
+    floating_tensor(w, name="weight")
     if w.device != like.device:
         raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
     if not torch.compiler.is_compiling() and w.device.type == "cpu":
@@ -61,13 +43,6 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
                 f"`weight` must be finite and non-negative; got {float(w[i])!r} at index {i}"
             )
     return w
-
-
-def _mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor:
-    """``total / normalizer``, and 0 (with a zero gradient) when the normaliser is 0."""
-    positive = normalizer > 0
-    safe = torch.where(positive, normalizer, torch.ones_like(normalizer))
-    return torch.where(positive, total / safe, torch.zeros_like(total))
 
 
 def _sum(rows: torch.Tensor) -> torch.Tensor:
@@ -158,15 +133,14 @@ def cross_entropy(
     >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
     tensor(0., dtype=torch.float64)
     """
-    input = _check_tensor(input, "input")
-    target = _check_tensor(target, "target")
-    _check_floating(input, "input")
-    reduction = _check_reduction(reduction)
-    ignore = check_ignore_index(ignore_index)
-    # The options' checks (InputError naming the option) run on Python numbers only.
-    _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
-    )
+    input = tensor(input, name="input")
+    target = tensor(target, name="target")
+    floating_tensor(input, name="input")
+    # The options' checks (InputError naming the option) run on Python values only.
+    opts = call_options(
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
+    )  # fmt: skip
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -174,10 +148,7 @@ def cross_entropy(
     classes = z.shape[1]
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
-        return _cross_entropy_probs(
-            z, target[None] if unbatched else target, w, reduction, label_smoothing,
-            z_loss, soft_cap, temperature, unbatched,
-        )  # fmt: skip
+        return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -186,49 +157,27 @@ def cross_entropy(
             f"`target` must have the shape of `input` without its class axis 1, "
             f"{tuple(batch_shape)}; got {tuple(target.shape)}"
         )
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
-        # Inside the op the CPU checks are free; elsewhere they cost a sync: eager only.
-        check_class_ids(labels, classes=classes, ignore_index=ignore)
+    check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
     rows, _ = softmax_ce_labels(
-        flat, flat_labels, w, list(batch_shape), ignore, float(label_smoothing),
-        float(z_loss), float(temperature), None if soft_cap is None else float(soft_cap),
+        flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.label_smoothing,
+        opts.z_loss, opts.temperature, opts.soft_cap,
     )  # fmt: skip
-    if reduction == "none":
+    if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
     total = _sum(rows)
-    if reduction == "sum":
+    if opts.reduction == "sum":
         return total
-    return _mean(total, _normalizer(flat_labels, w, ignore, rows.dtype))
-
-
-def _normalizer(
-    labels: torch.Tensor, weight: torch.Tensor | None, ignore_index: int | None, dtype: torch.dtype
-) -> torch.Tensor:
-    """The sum of the example weights: ``w_y`` (1 without weights) over the rows that count."""
-    active = (
-        torch.ones_like(labels, dtype=torch.bool)
-        if ignore_index is None
-        else labels != ignore_index
-    )
-    if weight is None:
-        return active.sum().to(dtype)
-    safe = torch.where(active, labels, torch.zeros_like(labels))
-    w_y = weight.to(torch.float64)[safe]
-    return torch.where(active, w_y, torch.zeros_like(w_y)).sum().to(dtype)
+    return weighted_mean(total, label_weight_sum(flat_labels, w, opts.ignore_index, rows.dtype))
 
 
 def _cross_entropy_probs(
     z: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
+    opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
     """Probability targets, with plain differentiable torch operations (the generic path)."""
@@ -240,26 +189,26 @@ def _cross_entropy_probs(
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     classes = z.shape[1]
     zt = z.movedim(1, -1).to(acc)
-    if soft_cap is not None:
-        zt = soft_cap * torch.tanh(zt / soft_cap)
-    if temperature != 1.0:
-        zt = zt / temperature
+    if opts.soft_cap is not None:
+        zt = opts.soft_cap * torch.tanh(zt / opts.soft_cap)
+    if opts.temperature != 1.0:
+        zt = zt / opts.temperature
     t = target.movedim(1, -1).to(acc)
-    eps = label_smoothing
+    eps = opts.label_smoothing
     smoothed = (1 - eps) * t + eps / classes if eps else t
     w = None if weight is None else weight.to(acc)
     wt = smoothed if w is None else w * smoothed
     log_p = torch.log_softmax(zt, dim=-1)
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.
     rows = -(wt * torch.where(wt != 0, log_p, torch.zeros_like(log_p))).sum(-1)
-    if z_loss:
+    if opts.z_loss:
         lse = torch.logsumexp(zt, dim=-1)
         omega = torch.ones_like(lse) if w is None else (w * t).sum(-1)
-        rows = rows + z_loss * omega * lse * lse
-    if reduction == "none":
+        rows = rows + opts.z_loss * omega * lse * lse
+    if opts.reduction == "none":
         return rows[0] if unbatched else rows
     total = _sum(rows.reshape(-1))
-    if reduction == "sum":
+    if opts.reduction == "sum":
         return total
     return total / rows.numel()
 
@@ -345,20 +294,16 @@ def linear_cross_entropy(
     >>> bool(torch.isclose(linear_cross_entropy(h, W, y, chunk_size=2), naive))
     True
     """
-    input = _check_tensor(input, "input")
-    linear_weight = _check_tensor(linear_weight, "linear_weight")
-    target = _check_tensor(target, "target")
-    _check_floating(input, "input")
-    _check_floating(linear_weight, "linear_weight")
-    reduction = _check_reduction(reduction)
-    ignore_index = check_ignore_index(ignore_index)
-    _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
-    )
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise InputError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}")
+    input = tensor(input, name="input")
+    linear_weight = tensor(linear_weight, name="linear_weight")
+    target = tensor(target, name="target")
+    floating_tensor(input, name="input")
+    floating_tensor(linear_weight, name="linear_weight")
+    opts = call_options(
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
+    )  # fmt: skip
+    chunk_size = check_chunk_size(chunk_size)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
@@ -371,7 +316,7 @@ def linear_cross_entropy(
         )
     classes = linear_weight.shape[0]
     if linear_bias is not None:
-        linear_bias = _check_tensor(linear_bias, "linear_bias")
+        linear_bias = tensor(linear_bias, name="linear_bias")
         if tuple(linear_bias.shape) != (classes,):
             raise InputError(
                 f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
@@ -389,8 +334,7 @@ def linear_cross_entropy(
             f"got {tuple(target.shape)}"
         )
     w = _check_weight(weight, classes, input)
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
-        check_class_ids(labels, classes=classes, ignore_index=ignore_index)
+    check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     h = input.reshape(-1, input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     need_grad = (
@@ -399,12 +343,11 @@ def linear_cross_entropy(
         and any(t is not None and t.requires_grad for t in tensors)
     )
     loss, *_ = linear_cross_entropy_op(
-        h, linear_weight, linear_bias, labels.reshape(-1), w, list(batch_shape), ignore_index,
-        float(label_smoothing), float(z_loss), float(temperature),
-        None if soft_cap is None else float(soft_cap), reduction, chunk_size or 0, _VOCAB_CHUNK,
-        need_grad,
+        h, linear_weight, linear_bias, labels.reshape(-1), w, list(batch_shape), opts.ignore_index,
+        opts.label_smoothing, opts.z_loss, opts.temperature, opts.soft_cap, opts.reduction,
+        chunk_size or 0, _VOCAB_CHUNK, need_grad,
     )  # fmt: skip
-    return loss.reshape(batch_shape) if reduction == "none" else loss
+    return loss.reshape(batch_shape) if opts.reduction == "none" else loss
 
 
 def linear_head_cross_entropy(

@@ -13,7 +13,12 @@ import torch
 
 from ..errors import InputError, InputTypeError
 
-__all__ = ["as_class_ids", "check_class_ids", "check_ignore_index"]
+__all__ = [
+    "as_class_ids",
+    "check_class_ids",
+    "check_class_ids_off_cpu",
+    "check_ignore_index",
+]
 
 _INTEGER_DTYPES = frozenset(
     {torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8}
@@ -81,3 +86,16 @@ def check_class_ids(
             "; -100 is PyTorch's padding label: pass ignore_index=-100 to leave those rows out"
         )
     raise InputError(message)
+
+
+def check_class_ids_off_cpu(
+    labels: torch.Tensor, *, classes: int, ignore_index: int | None
+) -> None:
+    """:func:`check_class_ids` for labels off the CPU, in eager calls only.
+
+    On the CPU the custom ops check the labels themselves, on data already in host
+    memory (also under ``torch.compile``); elsewhere the check costs a device sync, so
+    it runs eagerly only, never while Dynamo traces.
+    """
+    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
+        check_class_ids(labels, classes=classes, ignore_index=ignore_index)

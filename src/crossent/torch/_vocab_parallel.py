@@ -82,14 +82,13 @@ so every rank raises the same error. They run eagerly only (skipped under
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from .._checks import check_scalar
 from .._xp import namespace
 from ..errors import InputError, InputTypeError
 from ..losses._terms import (
@@ -101,6 +100,8 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
+from ._arguments import CallOptions, call_options, check_chunk_size, floating_tensor
+from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -114,41 +115,8 @@ Tensor = torch.Tensor
 
 
 # --------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class _Options:
-    """The validated options of one call (passed to the autograd Functions as one object)."""
-
-    ignore_index: int | None
-    reduction: str
-    label_smoothing: float
-    z_loss: float
-    soft_cap: float | None
-    temperature: float
-
-
-def _options(arguments: Mapping[str, Any]) -> _Options:
-    """The options among a public function's arguments (its ``locals()``), checked."""
-    ignore_index, reduction = arguments["ignore_index"], arguments["reduction"]
-    label_smoothing, z_loss = arguments["label_smoothing"], arguments["z_loss"]
-    soft_cap, temperature = arguments["soft_cap"], arguments["temperature"]
-    if reduction not in ("mean", "sum", "none"):
-        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-    ):
-        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
-    return _Options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
-        z_loss=check_scalar(z_loss, name="z_loss", low=0.0),
-        soft_cap=None
-        if soft_cap is None
-        else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
-        temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
-    )
+# The checked options of a call are one :class:`CallOptions` (``_arguments.py``), passed
+# to the autograd Functions as one object.
 
 
 def _eager() -> bool:
@@ -233,7 +201,7 @@ def _labels(
     weight: Tensor | None,
     layout: _Layout,
     width: int,
-    opts: _Options,
+    opts: CallOptions,
     dtype: torch.dtype,
 ) -> _Labels:
     """The label quantities for ``layout``; shaped right (if wrong) for a stale layout.
@@ -242,12 +210,7 @@ def _labels(
     since the cached call) gives wrong but well-shaped values, so no rank fails before the
     MAX all-reduce reveals the true sizes and the local pass is redone.
     """
-    active = (
-        torch.ones_like(target, dtype=torch.bool)
-        if opts.ignore_index is None
-        else target != opts.ignore_index
-    )
-    safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
+    active, safe = label_rows(target, opts.ignore_index)
     lo = layout.offset
     owned = (safe >= lo) & (safe < lo + width)
     local = torch.where(owned, safe - lo, torch.zeros_like(safe))
@@ -265,12 +228,12 @@ def _labels(
 # --------------------------------------------------------------------------- local pass
 
 
-def _capped(z: Tensor, opts: _Options) -> Tensor:
+def _capped(z: Tensor, opts: CallOptions) -> Tensor:
     """``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``."""
     return z if opts.soft_cap is None else opts.soft_cap * torch.tanh(z / opts.soft_cap)
 
 
-def _tempered(shift: Tensor, opts: _Options) -> Tensor:
+def _tempered(shift: Tensor, opts: CallOptions) -> Tensor:
     """Divide a *shifted* capped logit by the temperature (no overflow for ``T < 1``).
 
     As :func:`crossent.losses._terms.softmax_rows`: :math:`\\sigma = (c - \\max c) / T`, so
@@ -298,7 +261,7 @@ class _Local:
     bad: Tensor  # number of NaN and +inf logits (scalar)
 
 
-def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: _Options) -> _Local:
+def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _Local:
     """Summarise a block of rows (raw logits ``z``, compute dtype) against its own maxima."""
     n, width = z.shape
     zeros = torch.zeros(n, dtype=z.dtype, device=z.device)
@@ -365,7 +328,7 @@ def _max_and_sizes(
 
 
 def _sum(
-    local: _Local, labels: _Labels, m: Tensor, opts: _Options, group: Any, *, check: bool
+    local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: Any, *, check: bool
 ) -> _Rows:
     """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
     present = local.top > -math.inf
@@ -408,7 +371,7 @@ def _global_rows(
     target: Tensor,
     weight: Tensor | None,
     width: int,
-    opts: _Options,
+    opts: CallOptions,
     group: Any,
     dtype: torch.dtype,
     *,
@@ -419,23 +382,15 @@ def _global_rows(
     rank = dist.get_rank(group)
     classes = None if weight is None else weight.shape[0]
     sizes = _known_sizes(group, width, target.device, classes)
-    if weight is not None and weight.shape[0] != sum(sizes):
-        raise InputError(
-            f"`{weight_name}` must have shape ({sum(sizes)},), one weight per class of the whole "
-            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
-        )
     layout = _Layout(sizes, rank)
+    _check_weight_length(weight, layout.classes, name=weight_name)
     labels = _labels(target, weight, layout, width, opts, dtype)
     local = local_pass(labels)
     m, true_sizes = _max_and_sizes(local, width, layout, group)
     if true_sizes != sizes:  # the slicing changed since the cached call: redo the pass
         _SIZES[group] = true_sizes
         layout = _Layout(true_sizes, rank)
-        if weight is not None and weight.shape[0] != layout.classes:
-            raise InputError(
-                f"`{weight_name}` must have shape ({layout.classes},), one weight per class of the "
-                f"whole vocabulary; got {tuple(weight.shape)}"
-            )
+        _check_weight_length(weight, layout.classes, name=weight_name)
         labels = _labels(target, weight, layout, width, opts, dtype)
         local = local_pass(labels)
     if check:
@@ -457,7 +412,7 @@ class _Coefficients:
     uniform: float  # eps / V
 
 
-def _loss_rows(rows: _Rows, labels: _Labels, opts: _Options) -> tuple[Tensor, _Coefficients]:
+def _loss_rows(rows: _Rows, labels: _Labels, opts: CallOptions) -> tuple[Tensor, _Coefficients]:
     """Per-row losses (0 on ignored rows) and the coefficients the backward needs.
 
     The global per-row statistics go through the same helpers as the unsharded loss:
@@ -493,7 +448,7 @@ def _chunk_gradient(
     coefs: _Coefficients,
     labels: _Labels,
     rows: slice,
-    opts: _Options,
+    opts: CallOptions,
 ) -> Tensor:
     """``scale_i * dL_i/dz`` for a block of rows of this rank's slice (raw logits ``z``)."""
     if z.shape[1] == 0:
@@ -533,7 +488,7 @@ class _VocabParallelCE(torch.autograd.Function):
         z: Tensor,
         target: Tensor,
         weight: Tensor | None,
-        opts: _Options,
+        opts: CallOptions,
         group: Any,
         check: bool,
     ) -> Tensor:
@@ -573,7 +528,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         bias: Tensor | None,
         target: Tensor,
         class_weight: Tensor | None,
-        opts: _Options,
+        opts: CallOptions,
         group: Any,
         check: bool,
         chunk_size: int | None,
@@ -647,14 +602,6 @@ def _linear(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
 # --------------------------------------------------------------------------- checks
 
 
-def _floating(x: object, *, name: str) -> Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise InputTypeError(f"`{name}` must be a floating-point tensor; got dtype {x.dtype}")
-    return x
-
-
 def _check_target(target: object, batch_shape: tuple[int, ...], *, what: str) -> Tensor:
     if not isinstance(target, torch.Tensor):
         raise InputTypeError(f"`target` must be a torch.Tensor; got {type(target).__name__}")
@@ -692,7 +639,7 @@ def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
     """Class weights of the whole vocabulary, the same on every rank (length checked later)."""
     if weight is None:
         return None
-    w = _floating(weight, name=name)
+    w = floating_tensor(weight, name=name)
     if w.ndim != 1:
         raise InputError(f"`{name}` must be one weight per class, shape (V,); got {tuple(w.shape)}")
     if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
@@ -700,11 +647,20 @@ def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
     return w
 
 
+def _check_weight_length(weight: Tensor | None, classes: int, *, name: str) -> None:
+    """One class weight per class of the whole vocabulary (``classes``, over all ranks)."""
+    if weight is not None and weight.shape[0] != classes:
+        raise InputError(
+            f"`{name}` must have shape ({classes},), one weight per class of the whole "
+            f"vocabulary (the same on every rank); got {tuple(weight.shape)}"
+        )
+
+
 def _reduce(
     rows: Tensor,
     target: Tensor,
     weight: Tensor | None,
-    opts: _Options,
+    opts: CallOptions,
     batch_shape: tuple[int, ...],
 ) -> Tensor:
     """Apply the reduction; sums accumulate in float64, the mean divides by sum of w_y."""
@@ -712,19 +668,8 @@ def _reduce(
         return rows.reshape(batch_shape)
     total = rows.sum(dtype=torch.float64)
     if opts.reduction == "mean":
-        active = (
-            torch.ones_like(target, dtype=torch.bool)
-            if opts.ignore_index is None
-            else target != opts.ignore_index
-        )
-        if weight is None:
-            norm = active.sum(dtype=torch.float64)
-        else:
-            safe = torch.where(active, target, torch.zeros_like(target)).to(torch.int64)
-            omega = torch.where(active, weight.to(torch.float64)[safe], 0.0)
-            norm = omega.sum()
-        positive = norm > 0
-        total = torch.where(positive, total / torch.where(positive, norm, 1.0), 0.0)
+        norm = label_weight_sum(target, weight, opts.ignore_index, torch.float64)
+        total = weighted_mean(total, norm)
     return total.to(rows.dtype)
 
 
@@ -828,8 +773,11 @@ def vocab_parallel_cross_entropy(
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = _options(locals())
-    logits = _floating(input, name="input")
+    opts = call_options(
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
+    )  # fmt: skip
+    logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
     check = _eager()
@@ -906,10 +854,13 @@ def vocab_parallel_linear_cross_entropy(
     collectives. Low-precision inputs are computed in float32 (the classifier slice is
     cast once per call).
     """
-    opts = _options(locals())
-    h = _floating(input, name="input")
-    w = _floating(weight, name="weight")
-    b = None if bias is None else _floating(bias, name="bias")
+    opts = call_options(
+        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
+    )  # fmt: skip
+    h = floating_tensor(input, name="input")
+    w = floating_tensor(weight, name="weight")
+    b = None if bias is None else floating_tensor(bias, name="bias")
     if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
         raise InputError(
             f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` of "
@@ -917,8 +868,7 @@ def vocab_parallel_linear_cross_entropy(
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
-    if chunk_size is not None:
-        chunk_size = int(check_scalar(chunk_size, name="chunk_size", low=1.0))
+    chunk_size = check_chunk_size(chunk_size)
     batch = tuple(h.shape[:-1])
     y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
     group = _resolve(group)

@@ -1,0 +1,96 @@
+"""The argument checks and the option bundle that every public function of crossent.torch shares.
+
+:func:`call_options` checks a call's options once and freezes them in a
+:class:`CallOptions`, which the functional forms hand to the custom ops field by field
+and the vocab-parallel losses pass through their ``autograd.Function`` whole. The
+checks read Python values, shapes and dtypes only, never tensor data, so they also run
+while ``torch.compile`` traces, with no graph break and no device sync. The numeric
+options are checked by :func:`crossent.torch._backend.options` (the losses package's
+checks), so ``cross_entropy``, ``linear_cross_entropy`` and the vocab-parallel losses
+raise the same :class:`~crossent.errors.InputError` for the same bad value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import InputError, InputTypeError
+from . import _backend
+from ._labels import check_ignore_index
+
+__all__ = ["CallOptions", "call_options", "check_chunk_size", "floating_tensor", "tensor"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True)
+class CallOptions:
+    """The checked options of one call of a softmax cross-entropy of class ids.
+
+    Attributes
+    ----------
+    ignore_index : int or None
+        The label whose rows count neither in the sum nor in the mean's denominator.
+    reduction : {'mean', 'sum', 'none'}
+    label_smoothing, z_loss, soft_cap, temperature : float (soft_cap float or None)
+        As Python floats, as the custom ops' schemas take them.
+    """
+
+    ignore_index: int | None
+    reduction: str
+    label_smoothing: float
+    z_loss: float
+    soft_cap: float | None
+    temperature: float
+
+
+def call_options(
+    *,
+    ignore_index: object,
+    reduction: object,
+    label_smoothing: float,
+    z_loss: float,
+    soft_cap: float | None,
+    temperature: float,
+) -> CallOptions:
+    """Check a call's options (an :class:`InputError` names a bad one) and freeze them."""
+    if reduction not in _REDUCTIONS:
+        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    ignore = check_ignore_index(ignore_index)
+    terms = _backend.options(
+        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+    )
+    return CallOptions(
+        ignore_index=ignore,
+        reduction=str(reduction),
+        label_smoothing=terms.label_smoothing,
+        z_loss=terms.z_loss,
+        soft_cap=terms.soft_cap,
+        temperature=terms.temperature,
+    )
+
+
+def check_chunk_size(chunk_size: object) -> int | None:
+    """``chunk_size`` (rows per block) as a positive int, or None for the default."""
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise InputError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}")
+    return chunk_size
+
+
+def tensor(x: object, *, name: str) -> torch.Tensor:
+    """``x``, which must be a tensor (an :class:`InputTypeError` names ``name`` otherwise)."""
+    if not isinstance(x, torch.Tensor):
+        raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
+    return x
+
+
+def floating_tensor(x: object, *, name: str) -> torch.Tensor:
+    """``x``, which must be a floating-point tensor."""
+    t = tensor(x, name=name)
+    if not t.is_floating_point():
+        raise InputTypeError(f"`{name}` must be a floating-point tensor; got dtype {t.dtype}")
+    return t

@@ -1,0 +1,65 @@
+"""Issue 11 in crossent.torch: one home for the argument checks and the option bundle.
+
+``cross_entropy``, ``linear_cross_entropy`` and both vocab-parallel losses check their
+options with ``crossent.torch._arguments.call_options`` (and ``chunk_size`` with
+``check_chunk_size``), so the same bad value gets the same error from each. The
+vocab-parallel checks run before any collective, so no process group is needed here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from crossent.errors import InputError
+
+torch = pytest.importorskip("torch")
+ct = pytest.importorskip("crossent.torch")
+dist = pytest.importorskip("torch.distributed")
+
+
+def _calls(**options):
+    z, y = torch.zeros(3, 4), torch.tensor([0, 1, 3])
+    h, w = torch.zeros(3, 2), torch.zeros(4, 2)
+    return {
+        "cross_entropy": lambda: ct.cross_entropy(z, y, **options),
+        "linear_cross_entropy": lambda: ct.linear_cross_entropy(h, w, y, **options),
+        "vocab_parallel_cross_entropy": lambda: ct.vocab_parallel_cross_entropy(z, y, **options),
+        "vocab_parallel_linear_cross_entropy": lambda: ct.vocab_parallel_linear_cross_entropy(
+            h, w, y, **options
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"reduction": "avg"},
+        {"ignore_index": 1.5},
+        {"label_smoothing": 1.5},
+        {"z_loss": -1.0},
+        {"soft_cap": 0.0},
+        {"temperature": float("nan")},
+    ],
+    ids=lambda o: next(iter(o)),
+)
+def test_issue11_every_torch_loss_gives_one_error_for_one_bad_option(options):
+    messages = set()
+    for call in _calls(**options).values():
+        with pytest.raises(InputError, match=f"`{next(iter(options))}`") as info:
+            call()
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("chunk_size", [0, 2.5, True])
+def test_issue11_vocab_parallel_chunk_size_is_checked_as_linear_cross_entropy_does(chunk_size):
+    # Before: the vocab-parallel check accepted 2.5 (truncated to 2) and True (as 1).
+    if dist.is_initialized():
+        pytest.skip("a process group is initialised in this process")
+    calls = _calls(chunk_size=chunk_size)
+    messages = set()
+    for name in ("linear_cross_entropy", "vocab_parallel_linear_cross_entropy"):
+        with pytest.raises(InputError, match="`chunk_size` must be a positive integer") as info:
+            calls[name]()
+        messages.add(str(info.value))
+    assert len(messages) == 1, messages
