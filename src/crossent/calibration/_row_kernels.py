@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "log_positive", "row_summaries"]
+__all__ = ["available", "block_totals", "log_positive", "row_summaries"]
 
 _CHUNK_ENTRIES = 4096
 """Entries of a chunk of rows whose entropy terms are taken in one flat loop (the
@@ -189,7 +189,79 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for i in range(x.shape[0]):
             out[i] = log_positive(x[i])
 
-    return {"summaries": kernel, "log": log_array}
+    @numba.njit(inline="always")
+    def compensated(total, carry, x):
+        # Neumaier's step: total + carry is the sum to about 2 ulps whatever the count
+        t = total + x
+        carry += ((total - t) + x) if abs(total) >= abs(x) else ((x - t) + total)
+        return t, carry
+
+    @numba.njit(inline="always")
+    def finished(total, carry):
+        return total + carry if abs(total) < np.inf else total  # inf and NaN as summed
+
+    # No fastmath: the compensation must not be reassociated away, and the bins must
+    # be the exact comparisons of assign_uniform_bins.  NumPy's error model: no
+    # ZeroDivisionError for an (unchecked) row of zeros, whose spherical score is NaN.
+    @numba.njit(nogil=True, cache=True, error_model="numpy")
+    def totals(p_label, others, confidence, predicted, ent, labels, classes, edges, left, out):
+        # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
+        # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
+        # (the smallest p_label, earlier rows first; -1 where fewer): see block_totals
+        sums, class_stats, bin_stats, found = out
+        n = p_label.shape[0]
+        logs = np.empty(n)
+        for i in range(n):  # vectorised: the labels' logarithms (log 0 = -inf)
+            x = p_label[i]
+            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+            logs[i] = np.inf if x == np.inf else v
+        bins = edges.shape[0] - 1
+        keep = found.shape[0]
+        kept = 0
+        s0 = s1 = s2 = s3 = c0 = c1 = c2 = c3 = 0.0
+        hits = 0
+        for i in range(n):
+            p, rest, surprisal = p_label[i], others[i], -logs[i]
+            s0, c0 = compensated(s0, c0, surprisal)
+            s1, c1 = compensated(s1, c1, rest + (1.0 - p) * (1.0 - p))
+            s2, c2 = compensated(s2, c2, p / np.sqrt(rest + p * p))
+            if ent.shape[0]:
+                s3, c3 = compensated(s3, c3, max(ent[i], 0.0))
+            if classes:
+                y = labels[i]
+                y = y + classes if y < 0 else y
+                class_stats[0, y] += 1.0
+                class_stats[1, y] += surprisal
+            if predicted.shape[0]:
+                hit = predicted[i] == labels[i]
+                hits += hit
+                if bins:  # assign_uniform_bins, by arithmetic and two comparisons
+                    c = confidence[i]
+                    scaled = bins if c != c else c * bins
+                    b = int(min(max(scaled, 0.0), bins - 1.0))
+                    low, high = edges[b], edges[b + 1]
+                    down = (c < low) if left else (c <= low)
+                    up = (c >= high) if left else (c > high)
+                    b -= 1 if down and b > 0 else 0
+                    b += 1 if up and b < bins - 1 else 0
+                    bin_stats[0, b] += 1.0
+                    bin_stats[1, b] += c
+                    bin_stats[2, b] += 1.0 if hit else 0.0
+            if keep and (kept < keep or p < p_label[found[kept - 1]]):
+                j = min(kept, keep - 1)  # insert row i, after rows of the same p
+                while j > 0 and p < p_label[found[j - 1]]:
+                    found[j] = found[j - 1]
+                    j -= 1
+                found[j] = i
+                kept = min(kept + 1, keep)
+        sums[0] = finished(s0, c0)
+        sums[1] = finished(s1, c1)
+        sums[2] = finished(s2, c2)
+        sums[3] = finished(s3, c3)
+        sums[4] = hits
+        return kept
+
+    return {"summaries": kernel, "log": log_array, "totals": totals}
 
 
 def log_positive(x: np.ndarray) -> np.ndarray:
@@ -227,3 +299,56 @@ def row_summaries(
         predicted if top else None,
         floats[3] if entropy else None,
     )
+
+
+def block_totals(
+    values: np.ndarray,
+    labels: np.ndarray,
+    *,
+    top: bool,
+    entropy: bool,
+    limit: float,
+    classes: bool,
+    edges: np.ndarray | None,
+    left: bool,
+    keep: int,
+) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
+    """The sums over a block of rows that the evaluation metrics need, in one pass over
+    the rows and one over their summaries: ``(suspect rows, p_label, (sums, class_stats,
+    bin_stats, found))``.
+
+    ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp),
+    Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
+    for :math:`p_y \\ge 1/2`), spherical scores, entropies (0 unless ``entropy``) and hits
+    (0 unless ``top``), each summed with Neumaier's compensation.  ``class_stats``: per
+    class (``classes``), the count and summed surprisal of the rows of that label.
+    ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
+    ``[a, b)``), the count, the summed confidence and the hits, in row order (as
+    ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
+    largest surprisals), earlier rows first on ties, -1 where the block has fewer.
+    """
+    suspect, p_label, others, confidence, predicted, ent = row_summaries(
+        values, labels, top=top, entropy=entropy, limit=limit
+    )
+    k = values.shape[1]
+    bins = 0 if edges is None or not top else edges.shape[0] - 1
+    out = (
+        np.empty(5),
+        np.zeros((2, k if classes else 0)),
+        np.zeros((3, bins)),
+        np.full(keep, -1, dtype=np.intp),
+    )
+    empty = np.empty(0)
+    _kernels()["totals"](
+        p_label,
+        others,
+        empty if confidence is None else confidence,
+        np.empty(0, dtype=np.intp) if predicted is None else predicted,
+        empty if ent is None else ent,
+        np.asarray(labels, dtype=np.intp),
+        k if classes else 0,
+        np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
+        left,
+        out,
+    )
+    return suspect, p_label, out
