@@ -122,7 +122,7 @@ def test_issue13_block_sums_are_compensated() -> None:
     couple of roundings (a plain running sum drifts by about sqrt(n) ulps)."""
     probs = _probs(200_000, 2, np.float64, seed=5)
     labels = np.random.default_rng(5).integers(0, 2, size=200_000)
-    request = _summaries.TotalsRequest(top=True, entropy=True)
+    request = _summaries.TotalsRequest(top=True, entropy=True, spherical=True)
     pytest.importorskip("numba")
     fused = _totals(probs, labels, request)
     x = probs

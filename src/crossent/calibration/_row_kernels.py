@@ -29,6 +29,14 @@ The loop over a row's classes is one loop of sums and selects, no branches
 (``fastmath`` without ``nnan``/``ninf``: a NaN must stay visible to the comparisons).
 The kernel releases the GIL: the caller runs blocks of rows on threads.
 
+:func:`block_totals` follows the row pass of a block with one compiled pass over its
+per-row numbers that forms everything the metrics average: the labels' logarithms
+(:func:`log_positive`, vectorised), the compensated (Neumaier) sums of the surprisal,
+Brier and spherical scores and the entropy, the hits, per-class counts and surprisals,
+the equal-width bins of the confidence (the comparisons of
+:func:`._binning.assign_uniform_bins`) and the rows of smallest :math:`p_y` (the most
+surprising).  NumPy would make about twenty passes over per-row arrays for these.
+
 Importing this module does not import Numba; :func:`available` does, once.
 """
 
@@ -204,7 +212,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     # be the exact comparisons of assign_uniform_bins.  NumPy's error model: no
     # ZeroDivisionError for an (unchecked) row of zeros, whose spherical score is NaN.
     @numba.njit(nogil=True, cache=True, error_model="numpy")
-    def totals(p_label, others, confidence, predicted, ent, labels, classes, edges, left, out):
+    def totals(
+        p_label, others, confidence, predicted, ent, labels, spherical, classes, edges, left, out
+    ):
         # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
         # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
         # (the smallest p_label, earlier rows first; -1 where fewer): see block_totals
@@ -224,7 +234,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             p, rest, surprisal = p_label[i], others[i], -logs[i]
             s0, c0 = compensated(s0, c0, surprisal)
             s1, c1 = compensated(s1, c1, rest + (1.0 - p) * (1.0 - p))
-            s2, c2 = compensated(s2, c2, p / np.sqrt(rest + p * p))
+            if spherical:  # a division and a square root: only when asked
+                s2, c2 = compensated(s2, c2, p / np.sqrt(rest + p * p))
             if ent.shape[0]:
                 s3, c3 = compensated(s3, c3, max(ent[i], 0.0))
             if classes:
@@ -308,6 +319,7 @@ def block_totals(
     top: bool,
     entropy: bool,
     limit: float,
+    spherical: bool,
     classes: bool,
     edges: np.ndarray | None,
     left: bool,
@@ -319,9 +331,10 @@ def block_totals(
 
     ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp),
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
-    for :math:`p_y \\ge 1/2`), spherical scores, entropies (0 unless ``entropy``) and hits
-    (0 unless ``top``), each summed with Neumaier's compensation.  ``class_stats``: per
-    class (``classes``), the count and summed surprisal of the rows of that label.
+    for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
+    unless ``entropy``) and hits (0 unless ``top``), each summed with Neumaier's
+    compensation.  ``class_stats``: per class (``classes``), the count and summed
+    surprisal of the rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
     ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
@@ -346,6 +359,7 @@ def block_totals(
         np.empty(0, dtype=np.intp) if predicted is None else predicted,
         empty if ent is None else ent,
         np.asarray(labels, dtype=np.intp),
+        spherical,
         k if classes else 0,
         np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
         left,

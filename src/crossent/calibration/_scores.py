@@ -46,7 +46,8 @@ def _score(
     if predictions.n == 0:
         raise InputError("there are no examples to average (the input has 0 rows)")
     index = _SUMMED[field]
-    sums = (float(part.sums[index]) for _, part in map_totals(predictions, TotalsRequest(top=top)))
+    request = TotalsRequest(top=top, spherical=field == "spherical")
+    sums = (float(part.sums[index]) for _, part in map_totals(predictions, request))
     return math.fsum(sums) / predictions.n
 
 

@@ -191,6 +191,7 @@ class EvaluationState:
             request = TotalsRequest(
                 top=True,
                 entropy=True,
+                spherical=True,
                 classes=self.classes,
                 bins=self._spec.bins,
                 closed=self._spec.closed,
@@ -238,7 +239,10 @@ class EvaluationState:
         else:  # pragma: no cover - update() passes probs for these scopes
             raise AssertionError(f"scope {scope!r} needs the block's probabilities")
         sums = totals_of(
-            summaries, TotalsRequest(top=True, entropy=True, classes=self.classes, keep=self.keep)
+            summaries,
+            TotalsRequest(
+                top=True, entropy=True, spherical=True, classes=self.classes, keep=self.keep
+            ),
         )
         return BlockTotals(
             sums.sums, sums.class_count, sums.class_surprisal, bins, _shifted(sums, first_row).found

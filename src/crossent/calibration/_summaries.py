@@ -20,6 +20,12 @@ reject, so that predictions whose check was deferred to this pass
 (``as_predictions(..., defer=True)``) are validated on the way, with the same messages.
 Every metric is then formed from these few per-row numbers.  Log-probabilities and
 logits are converted block by block (:meth:`Predictions.map_blocks`) as before.
+
+The means and the streaming state need only sums over each block
+(:class:`BlockTotals`, asked for with a :class:`TotalsRequest`): :func:`map_totals`
+forms them on the worker threads, with the Numba kernel in the same compiled call as
+the row pass (:func:`._row_kernels.block_totals`), or by NumPy reductions of the
+summaries (:func:`totals_of`: the NumPy twin, and the other forms).
 """
 
 from __future__ import annotations
@@ -215,13 +221,15 @@ _INTEGER = ("labels", "predicted_values")
 
 @dataclass(frozen=True)
 class TotalsRequest:
-    """What :func:`map_totals` sums over each block: always the surprisal, Brier and
-    spherical scores; the entropy, the hits (``top``), per-class counts and surprisals
-    (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
-    ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows."""
+    """What :func:`map_totals` sums over each block: always the surprisal and Brier
+    score; the spherical score, the entropy, the hits (``top``), per-class counts and
+    surprisals (``classes``), ``bins`` equal-width bins of the top-label confidence
+    (``top`` and ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most
+    surprising rows."""
 
     top: bool = False
     entropy: bool = False
+    spherical: bool = False
     classes: int = 0
     bins: int = 0
     closed: Closed = "left"
@@ -269,7 +277,7 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
             [
                 surprisal.sum(),
                 summaries.brier.sum(),
-                summaries.spherical.sum(),
+                summaries.spherical.sum() if request.spherical else 0.0,
                 summaries.entropy.sum() if request.entropy else 0.0,
                 summaries.correct.sum() if request.top else 0.0,
             ]
@@ -300,6 +308,7 @@ def _fused_totals(
         top=request.top,
         entropy=request.entropy,
         limit=limit,
+        spherical=request.spherical,
         classes=bool(request.classes),
         edges=uniform_edges(request.bins) if request.bins else None,
         left=request.closed == "left",
