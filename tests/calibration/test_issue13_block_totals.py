@@ -68,6 +68,8 @@ def test_issue13_block_totals_equal_the_numpy_twin(
     request = _summaries.TotalsRequest(
         top=True,
         entropy=True,
+        brier=True,
+        spherical=True,
         classes=classes,
         bins=15,
         closed=closed,
@@ -100,6 +102,8 @@ def test_issue13_block_totals_of_hard_rows(monkeypatch: pytest.MonkeyPatch, dtyp
         request = _summaries.TotalsRequest(
             top=True,
             entropy=True,
+            brier=True,
+            spherical=True,
             classes=4,
             bins=15,
             closed=closed,
@@ -122,7 +126,7 @@ def test_issue13_block_sums_are_compensated() -> None:
     couple of roundings (a plain running sum drifts by about sqrt(n) ulps)."""
     probs = _probs(200_000, 2, np.float64, seed=5)
     labels = np.random.default_rng(5).integers(0, 2, size=200_000)
-    request = _summaries.TotalsRequest(top=True, entropy=True, spherical=True)
+    request = _summaries.TotalsRequest(top=True, entropy=True, brier=True, spherical=True)
     pytest.importorskip("numba")
     fused = _totals(probs, labels, request)
     x = probs
@@ -135,6 +139,41 @@ def test_issue13_block_sums_are_compensated() -> None:
     ]:
         got = sum(part.sums[index] for _, part in fused)
         assert got == pytest.approx(math.fsum(terms), rel=4e-16), index
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [1, 2, 3, 10, 17, 1000])
+def test_issue13_lean_kernel_equals_the_general_kernel(dtype: type, classes: int) -> None:
+    """Without the top label and the entropy the rows go through the lean kernel: the
+    same p_y, sums of squares (or 0 without them) and suspect rows as the general one."""
+    pytest.importorskip("numba")
+    probs = _probs(500, classes, dtype, seed=classes)
+    probs[7, 0] = np.nan  # suspect rows: an entry, and a row sum
+    probs[9] *= 1.01
+    labels = np.random.default_rng(3).integers(-classes, classes, size=500)  # unchecked
+    general = _row_kernels.row_summaries(probs, labels, top=True, entropy=True, limit=1e-4)
+    lean = _row_kernels.row_summaries(probs, labels, top=False, entropy=False, limit=1e-4)
+    bare = _row_kernels.row_summaries(
+        probs, labels, top=False, entropy=False, limit=1e-4, squares=False
+    )
+    assert general[0] == lean[0] == bare[0] == 2
+    np.testing.assert_array_equal(lean[1], general[1])
+    np.testing.assert_array_equal(bare[1], general[1])
+    np.testing.assert_allclose(lean[2], general[2], **ROUNDING.tol(np.float64))
+    assert not bare[2].any()
+    labels[123] = classes  # out of range: an IndexError, never a stray read
+    with pytest.raises(IndexError, match=r"label .* of row 123"):
+        _row_kernels.row_summaries(probs, labels, top=False, entropy=False, limit=1e-4)
+
+
+@pytest.mark.parametrize("field", ["surprisal", "brier", "spherical"])
+def test_issue13_lean_block_totals_equal_the_numpy_twin(
+    monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    probs = _probs(5000, 10, np.float32, seed=11)
+    labels = np.random.default_rng(12).integers(0, 10, size=5000)
+    request = _summaries.TotalsRequest(brier=field == "brier", spherical=field == "spherical")
+    _assert_same(*_both(monkeypatch, probs, labels, request))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -188,18 +188,9 @@ class EvaluationState:
             )
         if self._spec.scope == "top-label" and self._spec.binning == "uniform":
             # every number in the same pass as the validation (the Numba kernel's sums)
-            request = TotalsRequest(
-                top=True,
-                entropy=True,
-                spherical=True,
-                classes=self.classes,
-                bins=self._spec.bins,
-                closed=self._spec.closed,
-                keep=self.keep,
-            )
             parts: Iterator[BlockTotals] = (
                 _shifted(totals, start + block_start)
-                for block_start, totals in map_totals(predictions, request)
+                for block_start, totals in map_totals(predictions, self._request(self._spec.bins))
             )
         elif self._spec.scope == "top-label":  # the summaries are all it needs: one pass
             parts = map_summaries(
@@ -238,14 +229,22 @@ class EvaluationState:
             )
         else:  # pragma: no cover - update() passes probs for these scopes
             raise AssertionError(f"scope {scope!r} needs the block's probabilities")
-        sums = totals_of(
-            summaries,
-            TotalsRequest(
-                top=True, entropy=True, spherical=True, classes=self.classes, keep=self.keep
-            ),
-        )
+        sums = totals_of(summaries, self._request(0))  # the bins above: by scope
         return BlockTotals(
             sums.sums, sums.class_count, sums.class_surprisal, bins, _shifted(sums, first_row).found
+        )
+
+    def _request(self, bins: int) -> TotalsRequest:
+        """Every sum of the state, with ``bins`` uniform top-label bins (0: none)."""
+        return TotalsRequest(
+            top=True,
+            entropy=True,
+            brier=True,
+            spherical=True,
+            classes=self.classes,
+            bins=bins,
+            closed=self._spec.closed,
+            keep=self.keep,
         )
 
     def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:

@@ -221,14 +221,15 @@ _INTEGER = ("labels", "predicted_values")
 
 @dataclass(frozen=True)
 class TotalsRequest:
-    """What :func:`map_totals` sums over each block: always the surprisal and Brier
-    score; the spherical score, the entropy, the hits (``top``), per-class counts and
-    surprisals (``classes``), ``bins`` equal-width bins of the top-label confidence
-    (``top`` and ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most
-    surprising rows."""
+    """What :func:`map_totals` sums over each block: always the surprisal; the Brier and
+    spherical scores, the entropy, the hits (``top``), per-class counts and surprisals
+    (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
+    ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows.
+    A sum not asked for is 0."""
 
     top: bool = False
     entropy: bool = False
+    brier: bool = False
     spherical: bool = False
     classes: int = 0
     bins: int = 0
@@ -276,7 +277,7 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
         sums=np.array(
             [
                 surprisal.sum(),
-                summaries.brier.sum(),
+                summaries.brier.sum() if request.brier else 0.0,
                 summaries.spherical.sum() if request.spherical else 0.0,
                 summaries.entropy.sum() if request.entropy else 0.0,
                 summaries.correct.sum() if request.top else 0.0,
@@ -309,6 +310,7 @@ def _fused_totals(
         entropy=request.entropy,
         limit=limit,
         spherical=request.spherical,
+        squares=request.brier or request.spherical,
         classes=bool(request.classes),
         edges=uniform_edges(request.bins) if request.bins else None,
         left=request.closed == "left",
@@ -316,6 +318,8 @@ def _fused_totals(
     )
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
+    if not request.brier:
+        sums[1] = 0.0  # formed from sums of squares left out (0): not a Brier score
     rows = found[found >= 0]
     return BlockTotals(
         sums=sums,
