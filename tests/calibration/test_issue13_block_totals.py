@@ -152,27 +152,37 @@ def test_issue13_lean_kernel_equals_the_general_kernel(dtype: type, classes: int
     probs[9] *= 1.01
     labels = np.random.default_rng(3).integers(-classes, classes, size=500)  # unchecked
     general = _row_kernels.row_summaries(probs, labels, top=True, entropy=True, limit=1e-4)
-    lean = _row_kernels.row_summaries(probs, labels, top=False, entropy=False, limit=1e-4)
-    bare = _row_kernels.row_summaries(
-        probs, labels, top=False, entropy=False, limit=1e-4, squares=False
-    )
-    assert general[0] == lean[0] == bare[0] == 2
-    np.testing.assert_array_equal(lean[1], general[1])
-    np.testing.assert_array_equal(bare[1], general[1])
-    np.testing.assert_allclose(lean[2], general[2], **ROUNDING.tol(np.float64))
-    assert not bare[2].any()
+    for top in (False, True):
+        lean = _row_kernels.row_summaries(probs, labels, top=top, entropy=False, limit=1e-4)
+        bare = _row_kernels.row_summaries(
+            probs, labels, top=top, entropy=False, limit=1e-4, squares=False
+        )
+        assert general[0] == lean[0] == bare[0] == 2
+        np.testing.assert_array_equal(lean[1], general[1])
+        np.testing.assert_array_equal(bare[1], general[1])
+        np.testing.assert_allclose(lean[2], general[2], **ROUNDING.tol(np.float64))
+        assert not bare[2].any()
+        if top:  # the same top label and (first) predicted class
+            for got in (lean, bare):
+                np.testing.assert_array_equal(got[3], general[3])
+                np.testing.assert_array_equal(got[4], general[4])
     labels[123] = classes  # out of range: an IndexError, never a stray read
     with pytest.raises(IndexError, match=r"label .* of row 123"):
         _row_kernels.row_summaries(probs, labels, top=False, entropy=False, limit=1e-4)
 
 
-@pytest.mark.parametrize("field", ["surprisal", "brier", "spherical"])
+@pytest.mark.parametrize("field", ["surprisal", "brier", "spherical", "bins"])
 def test_issue13_lean_block_totals_equal_the_numpy_twin(
     monkeypatch: pytest.MonkeyPatch, field: str
 ) -> None:
     probs = _probs(5000, 10, np.float32, seed=11)
     labels = np.random.default_rng(12).integers(0, 10, size=5000)
-    request = _summaries.TotalsRequest(brier=field == "brier", spherical=field == "spherical")
+    request = _summaries.TotalsRequest(
+        top=field == "bins",
+        bins=15 if field == "bins" else 0,
+        brier=field == "brier",
+        spherical=field == "spherical",
+    )
     _assert_same(*_both(monkeypatch, probs, labels, request))
 
 

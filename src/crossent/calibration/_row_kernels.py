@@ -197,16 +197,19 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return suspect
 
     @numba.njit(fastmath=flags, nogil=True, cache=True)
-    def lean(values, labels, with_squares, limit, p_label, others):
-        # the kernel without the top label and the entropy (the log score, the Brier
-        # and spherical scores): one loop per row and nothing else, which for short
-        # rows takes about half the time of the general kernel (measured at 10^6 x 10
-        # float32 on the 2-core AMD EPYC, one thread: 0.009-0.016 s against 0.020-0.028 s,
-        # the one-read floor 0.004 s); LLVM takes the invariant with_squares out of it
+    def lean(values, bits, labels, with_top, with_squares, limit, floats, predicted):
+        # the kernel without the entropy (the scores and the calibration error): one
+        # loop per row and nothing else, which for short rows takes about two thirds of
+        # the general kernel's time (measured at 10^6 x 10 float32 on the 2-core AMD
+        # EPYC, one thread: 0.009-0.016 s against 0.020-0.028 s without the top label,
+        # 0.020 s against 0.030 s with it; the one-read floor 0.004 s).  LLVM takes the
+        # invariant with_top and with_squares out of the loop.
+        p_label, others, confidence = floats[0], floats[1], floats[2]
         n, k = values.shape
         suspect = 0
         for i in range(n):
             row = values[i]
+            row_bits = bits[i]
             y = labels[i]
             y = y + k if y < 0 else y  # NumPy's indexing, as the generic path
             if (y < 0) | (y >= k):  # unchecked labels (validate=False): no stray read
@@ -214,12 +217,21 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             total = 0.0
             squares = 0.0
             bad = 0
+            top = row_bits[0]
             for j in range(k):
                 x = np.float64(row[j])
                 total += x
                 if with_squares:
                     squares += 0.0 if j == y else x * x
                 bad += (x < 0.0) | (x > 1.0) | (x != x)
+                if with_top:  # as in sums: the bit patterns' maximum, then its first index
+                    top = max(top, row_bits[j])
+            if with_top:
+                first = k
+                for j in range(k):
+                    first = min(first, j if row_bits[j] == top else k)
+                confidence[i] = np.float64(row[first])
+                predicted[i] = first
             suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
             p_label[i] = np.float64(row[y])
             others[i] = squares
@@ -356,20 +368,21 @@ def row_summaries(
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``(suspect rows, p_label, sum_{k != y} p_k^2, confidence, predicted, entropy)`` of
     float32 or float64 rows (confidence and predicted None unless ``top``, entropy None
-    unless ``entropy``; without ``top`` or ``entropy`` the sums of squares may be left
-    out, as 0, with ``squares=False``)."""
+    unless ``entropy``; without ``entropy``, ``squares=False`` leaves the sums of
+    squares out, as 0)."""
     n = values.shape[0]
     values = np.ascontiguousarray(values)
     floats = np.empty((4, n))
     predicted = np.empty(n if top else 0, dtype=np.intp)
     ids = np.asarray(labels, dtype=np.intp)
-    if top or entropy:
-        bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-        flat = values.reshape(-1)
+    bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
+    if entropy:
         kernel = _kernels()["summaries"]
+        flat = values.reshape(-1)
         suspect = kernel(values, flat, bits, ids, top, entropy, limit, floats, predicted)
     else:
-        suspect = _kernels()["lean"](values, ids, squares, limit, floats[0], floats[1])
+        kernel = _kernels()["lean"]
+        suspect = kernel(values, bits, ids, top, squares, limit, floats, predicted)
     if suspect < 0:
         row = -1 - int(suspect)
         raise IndexError(
@@ -406,11 +419,11 @@ def block_totals(
     ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp),
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
-    unless ``entropy``) and hits (0 unless ``top``), each summed with Neumaier's
-    compensation (the Brier and spherical scores need ``squares``: without them,
-    and without ``top`` and ``entropy``, the row pass is the lean kernel's without
-    the sums of squares).  ``class_stats``: per class (``classes``), the count and
-    summed surprisal of the rows of that label.
+    unless ``entropy``) and hits (0 unless ``top``), each summed in vectorised parts of
+    :data:`_PART_ROWS` rows, the parts with Neumaier's compensation (the Brier and spherical scores need ``squares``; without the
+    entropy the row pass is the lean kernel's, which leaves them out when not asked).
+    ``class_stats``: per class (``classes``), the count and summed surprisal of the
+    rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
     ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
