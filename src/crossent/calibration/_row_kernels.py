@@ -420,8 +420,9 @@ def block_totals(
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
     unless ``entropy``) and hits (0 unless ``top``), each summed in vectorised parts of
-    :data:`_PART_ROWS` rows, the parts with Neumaier's compensation (the Brier and spherical scores need ``squares``; without the
-    entropy the row pass is the lean kernel's, which leaves them out when not asked).
+    :data:`_PART_ROWS` rows, the parts with Neumaier's compensation (the Brier and
+    spherical scores need ``squares``; without the entropy the row pass is the lean
+    kernel's, which leaves them out when not asked).
     ``class_stats``: per class (``classes``), the count and summed surprisal of the
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
