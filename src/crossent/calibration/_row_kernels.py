@@ -314,10 +314,43 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             hits += predicted[i] == labels[i]
         sums[4] = hits
         bins = edges.shape[0] - 1 if predicted.shape[0] else 0
+        if bins:  # assign_uniform_bins, by arithmetic and two comparisons (vectorised)
+            index = np.empty(n, dtype=np.intp)
+            for i in range(n):
+                c = confidence[i]
+                scaled = bins if c != c else c * bins
+                scaled = 0.0 if scaled < 0.0 else scaled
+                b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
+                low, high = edges[b], edges[b + 1]
+                down = (c < low) if left else (c <= low)
+                up = (c >= high) if left else (c > high)
+                b -= 1 if down & (b > 0) else 0
+                b += 1 if up & (b < bins - 1) else 0
+                index[i] = b
+            for i in range(n):  # in row order, as numpy.bincount
+                b = index[i]
+                bin_stats[0, b] += 1.0
+                bin_stats[1, b] += confidence[i]
+                bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
         keep = found.shape[0]
         kept = 0
-        if not (classes or bins or keep):
+        if not (classes or keep):
             return kept
+        for i in range(n):
+            if classes:
+                y = labels[i]
+                y = y + classes if y < 0 else y
+                class_stats[0, y] += 1.0
+                class_stats[1, y] += surprisal[i]
+            p = p_label[i]
+            if keep and (kept < keep or p < p_label[found[kept - 1]]):
+                j = min(kept, keep - 1)  # insert row i, after rows of the same p
+                while j > 0 and p < p_label[found[j - 1]]:
+                    found[j] = found[j - 1]
+                    j -= 1
+                found[j] = i
+                kept = min(kept + 1, keep)
+        return kept
         for i in range(n):
             if classes:
                 y = labels[i]
