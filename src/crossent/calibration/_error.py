@@ -19,7 +19,6 @@ from ._binning import (
     Closed,
     Norm,
     assign_bins,
-    assign_uniform_bins,
     bin_statistics,
     calibration_value,
     check_bins,
@@ -28,7 +27,7 @@ from ._binning import (
     uniform_edges,
 )
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
-from ._summaries import ExampleSummaries, map_summaries, summarize
+from ._summaries import TotalsRequest, map_totals, summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
@@ -357,14 +356,11 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     """Per-bin statistics of the top label in equal-width bins, block by block on the
     worker threads (from the one fused pass over probabilities): nothing per example is
     kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
-
-    def binned(_: int, summaries: ExampleSummaries) -> BinStatistics:
-        index = assign_uniform_bins(summaries.confidence, spec.bins, spec.closed)
-        return bin_statistics(index, summaries.confidence, summaries.correct, spec.bins)
-
     total = BinStatistics.zeros((spec.bins,))
-    for part in map_summaries(predictions, binned, top=True, entropy=False):
-        total = total + part
+    request = TotalsRequest(top=True, bins=spec.bins, closed=spec.closed)
+    for _, part in map_totals(predictions, request):
+        if part.bins is not None:
+            total = total + part.bins
     return total
 
 

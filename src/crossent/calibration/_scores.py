@@ -5,12 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .._checks import check_base
 from ..errors import InputError
 from ._inputs import as_predictions
-from ._summaries import map_summaries, summarize
+from ._summaries import TotalsRequest, map_totals, summarize
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_score"]
 
@@ -18,6 +16,10 @@ __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_scor
 def _check_reduction(reduction: str) -> None:
     if reduction not in ("mean", "none"):
         raise InputError(f"`reduction` must be 'mean' or 'none'; got {reduction!r}")
+
+
+_SUMMED = {"surprisal": 0, "brier": 1, "spherical": 2, "correct": 4}
+"""Where each score's sum is in :attr:`BlockTotals.sums`."""
 
 
 def _score(
@@ -30,8 +32,9 @@ def _score(
 ) -> Any:
     """The per-example ``field`` of :class:`ExampleSummaries`, or its mean, from one
     fused pass over the predictions that validates them on the way (``top``: the
-    confidence and predicted class are needed).  The mean adds each block's pairwise
-    sum, computed on the worker threads: no per-example array is kept.  ``options``:
+    confidence and predicted class are needed).  The mean adds each block's
+    compensated sum (:func:`map_totals`), computed on the worker threads in the same
+    pass: no per-example array is kept.  ``options``:
     ``(form, reduction, validate, renormalize)``."""
     form, reduction, validate, renormalize = options
     _check_reduction(reduction)
@@ -42,9 +45,9 @@ def _score(
         return getattr(summarize(predictions, top=top), field)
     if predictions.n == 0:
         raise InputError("there are no examples to average (the input has 0 rows)")
-    sums = map_summaries(
-        predictions, lambda _, s: float(np.sum(getattr(s, field))), top=top, entropy=False
-    )
+    index = _SUMMED[field]
+    request = TotalsRequest(top=top, brier=field == "brier", spherical=field == "spherical")
+    sums = (float(part.sums[index]) for _, part in map_totals(predictions, request))
     return math.fsum(sums) / predictions.n
 
 

@@ -11,6 +11,7 @@ floating-point reassociation).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,24 +31,21 @@ from ._binning import (
 )
 from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
 from ._inputs import Block, FloatArray, IntArray, as_predictions
-from ._summaries import ExampleSummaries, map_summaries, summarize_block
+from ._summaries import (
+    BlockTotals,
+    ExampleSummaries,
+    TotalsRequest,
+    map_summaries,
+    map_totals,
+    summarize_block,
+    totals_of,
+)
 
 __all__ = [
     "FINE_CELLS",
     "EvaluationState",
     "EvaluationSummary",
 ]
-
-
-@dataclass(frozen=True)
-class _Totals:
-    """One block's sums, counts, bins and most surprising rows."""
-
-    sums: FloatArray
-    class_count: IntArray
-    class_surprisal: FloatArray
-    bins: BinStatistics
-    found: list[tuple[float, int]]
 
 
 @dataclass(frozen=True)
@@ -188,7 +186,13 @@ class EvaluationState:
                 f"`{predictions.name}` has {predictions.classes} classes; this state counts "
                 f"{self.classes}"
             )
-        if self._spec.scope == "top-label":  # the summaries are all it needs: one pass
+        if self._spec.scope == "top-label" and self._spec.binning == "uniform":
+            # every number in the same pass as the validation (the Numba kernel's sums)
+            parts: Iterator[BlockTotals] = (
+                _shifted(totals, start + block_start)
+                for block_start, totals in map_totals(predictions, self._request(self._spec.bins))
+            )
+        elif self._spec.scope == "top-label":  # the summaries are all it needs: one pass
             parts = map_summaries(
                 predictions,
                 lambda block_start, summaries: self._totals(summaries, start + block_start, None),
@@ -206,11 +210,11 @@ class EvaluationState:
 
     def _totals(
         self, summaries: ExampleSummaries, first_row: int, probs: FloatArray | None
-    ) -> _Totals:
+    ) -> BlockTotals:
         """One block's contribution (computed on a worker thread; the state is only
         read).  ``probs``, the block's rows, for the scopes that bin every class's or the
         positive class's probability."""
-        surprisal, correct = summaries.surprisal, summaries.correct
+        correct = summaries.correct
         scope = self._spec.scope
         if scope == "top-label":
             bins = self._binned(summaries.confidence, correct)
@@ -225,27 +229,22 @@ class EvaluationState:
             )
         else:  # pragma: no cover - update() passes probs for these scopes
             raise AssertionError(f"scope {scope!r} needs the block's probabilities")
-        found = (
-            [(float(surprisal[i]), first_row + int(i)) for i in _candidates(surprisal, self.keep)]
-            if self.keep
-            else []
+        sums = totals_of(summaries, self._request(0))  # the bins above: by scope
+        return BlockTotals(
+            sums.sums, sums.class_count, sums.class_surprisal, bins, _shifted(sums, first_row).found
         )
-        return _Totals(
-            sums=np.array(
-                [
-                    surprisal.sum(),
-                    summaries.brier.sum(),
-                    summaries.spherical.sum(),
-                    summaries.entropy.sum(),
-                    correct.sum(),
-                ]
-            ),
-            class_count=np.bincount(summaries.labels, minlength=self.classes),
-            class_surprisal=np.bincount(
-                summaries.labels, weights=surprisal, minlength=self.classes
-            ),
+
+    def _request(self, bins: int) -> TotalsRequest:
+        """Every sum of the state, with ``bins`` uniform top-label bins (0: none)."""
+        return TotalsRequest(
+            top=True,
+            entropy=True,
+            brier=True,
+            spherical=True,
+            classes=self.classes,
             bins=bins,
-            found=found,
+            closed=self._spec.closed,
+            keep=self.keep,
         )
 
     def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
@@ -253,11 +252,12 @@ class EvaluationState:
         ``crossent.report``, which summarises each block once for several states)."""
         self._add(self._totals(summaries, start + block.start, block.probs))
 
-    def _add(self, part: _Totals) -> None:
+    def _add(self, part: BlockTotals) -> None:
         self._sums += part.sums
         self._class_count += part.class_count
         self._class_surprisal += part.class_surprisal
-        self._bins = self._bins + part.bins
+        if part.bins is not None:
+            self._bins = self._bins + part.bins
         if self.keep:
             self._surprising = _top(self._surprising + part.found, self.keep)
 
@@ -336,15 +336,10 @@ class EvaluationState:
         )
 
 
-def _candidates(surprisal: FloatArray, keep: int) -> IntArray:
-    """Indices of the ``keep`` largest values, ties to the lower index, in O(n)."""
-    if surprisal.size > keep:
-        threshold = np.partition(surprisal, surprisal.size - keep)[surprisal.size - keep]
-        candidates = np.flatnonzero(surprisal >= threshold)
-    else:
-        candidates = np.arange(surprisal.size)
-    order = np.lexsort((candidates, -surprisal[candidates]))
-    return candidates[order[:keep]]
+def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:
+    """``totals`` with the rows of its most surprising examples counted from ``first_row``."""
+    found = [(value, first_row + row) for value, row in totals.found]
+    return BlockTotals(totals.sums, totals.class_count, totals.class_surprisal, totals.bins, found)
 
 
 def _top(items: list[tuple[float, int]], keep: int) -> list[tuple[float, int]]:

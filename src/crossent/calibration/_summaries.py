@@ -20,6 +20,12 @@ reject, so that predictions whose check was deferred to this pass
 (``as_predictions(..., defer=True)``) are validated on the way, with the same messages.
 Every metric is then formed from these few per-row numbers.  Log-probabilities and
 logits are converted block by block (:meth:`Predictions.map_blocks`) as before.
+
+The means and the streaming state need only sums over each block
+(:class:`BlockTotals`, asked for with a :class:`TotalsRequest`): :func:`map_totals`
+forms them on the worker threads, with the Numba kernel in the same compiled call as
+the row pass (:func:`._row_kernels.block_totals`), or by NumPy reductions of the
+summaries (:func:`totals_of`: the NumPy twin, and the other forms).
 """
 
 from __future__ import annotations
@@ -34,9 +40,21 @@ from scipy import special
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
 from . import _row_kernels, _row_numpy
+from ._binning import BinStatistics, Closed, assign_uniform_bins, bin_statistics, uniform_edges
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
-__all__ = ["ExampleSummaries", "map_summaries", "summarize", "summarize_block", "summary_blocks"]
+__all__ = [
+    "BlockTotals",
+    "ExampleSummaries",
+    "TotalsRequest",
+    "candidates",
+    "map_summaries",
+    "map_totals",
+    "summarize",
+    "summarize_block",
+    "summary_blocks",
+    "totals_of",
+]
 
 _R = TypeVar("_R")
 
@@ -120,16 +138,23 @@ def summarize_block(block: Block, *, entropy: bool = True) -> ExampleSummaries:
     )
 
 
+def _stored(values: Any) -> tuple[FloatArray, float]:
+    """Stored probabilities as float32 or float64, and the row-sum limit past which a
+    row is suspect: a little inside the check's tolerance, so that every row the check
+    would reject is suspect."""
+    if values.dtype not in (np.float32, np.float64):
+        values = np.asarray(values, dtype=np.float64)
+    classes = values.shape[1]
+    limit = row_sum_tolerance(values.dtype, classes, xp=np) - 4 * classes * np.finfo(float).eps
+    return values, limit
+
+
 def _fused(
     predictions: Predictions, values: FloatArray, labels: IntArray, *, top: bool, entropy: bool
 ) -> ExampleSummaries:
     """The summaries of one block of stored probabilities in one pass (validating it if
     the predictions' check was deferred)."""
-    if values.dtype not in (np.float32, np.float64):
-        values = np.asarray(values, dtype=np.float64)
-    classes = values.shape[1]
-    # a little inside the check's tolerance: every row the check would reject is suspect
-    limit = row_sum_tolerance(values.dtype, classes, xp=np) - 4 * classes * np.finfo(float).eps
+    values, limit = _stored(values)
     kernels = _row_kernels if _row_kernels.available() else _row_numpy
     suspect, p_label, others, confidence, predicted, ent = kernels.row_summaries(
         values, labels, top=top, entropy=entropy, limit=limit
@@ -192,3 +217,137 @@ def summarize(
 _FIELDS = ("log_p_label", "p_label", "others", "labels")
 _TOP = ("confidence_values", "predicted_values")
 _INTEGER = ("labels", "predicted_values")
+
+
+@dataclass(frozen=True)
+class TotalsRequest:
+    """What :func:`map_totals` sums over each block: always the surprisal; the Brier and
+    spherical scores, the entropy, the hits (``top``), per-class counts and surprisals
+    (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
+    ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows.
+    A sum not asked for is 0."""
+
+    top: bool = False
+    entropy: bool = False
+    brier: bool = False
+    spherical: bool = False
+    classes: int = 0
+    bins: int = 0
+    closed: Closed = "left"
+    keep: int = 0
+
+
+@dataclass(frozen=True)
+class BlockTotals:
+    """One block's sums: ``sums`` holds the summed surprisal, Brier score, spherical
+    score, entropy and hits (0 where not requested); ``found`` the ``(surprisal, row in
+    the block)`` of its most surprising rows (highest first, earlier rows on ties)."""
+
+    sums: FloatArray
+    class_count: IntArray
+    class_surprisal: FloatArray
+    bins: BinStatistics | None
+    found: list[tuple[float, int]]
+
+
+def candidates(surprisal: FloatArray, keep: int) -> IntArray:
+    """Indices of the ``keep`` largest values, ties to the lower index, in O(n)."""
+    if keep == 0:
+        return np.zeros(0, dtype=np.intp)
+    if surprisal.size > keep:
+        threshold = np.partition(surprisal, surprisal.size - keep)[surprisal.size - keep]
+        chosen = np.flatnonzero(surprisal >= threshold)
+    else:
+        chosen = np.arange(surprisal.size)
+    order = np.lexsort((chosen, -surprisal[chosen]))
+    return chosen[order[:keep]]
+
+
+def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotals:
+    """:class:`BlockTotals` of a block's summaries, by NumPy reductions (the path of the
+    NumPy twin and of log-probabilities and logits)."""
+    surprisal = summaries.surprisal
+    bins = None
+    if request.top and request.bins:
+        confidence, correct = summaries.confidence, summaries.correct
+        index = assign_uniform_bins(confidence, request.bins, request.closed)
+        bins = bin_statistics(index, confidence, correct, request.bins)
+    empty = np.zeros(0)
+    return BlockTotals(
+        sums=np.array(
+            [
+                surprisal.sum(),
+                summaries.brier.sum() if request.brier else 0.0,
+                summaries.spherical.sum() if request.spherical else 0.0,
+                summaries.entropy.sum() if request.entropy else 0.0,
+                summaries.correct.sum() if request.top else 0.0,
+            ]
+        ),
+        class_count=np.bincount(summaries.labels, minlength=request.classes)
+        if request.classes
+        else empty.astype(np.intp),
+        class_surprisal=np.bincount(summaries.labels, weights=surprisal, minlength=request.classes)
+        if request.classes
+        else empty,
+        bins=bins,
+        found=[(float(surprisal[i]), int(i)) for i in candidates(surprisal, request.keep)],
+    )
+
+
+def _fused_totals(
+    predictions: Predictions, values: FloatArray, labels: IntArray, request: TotalsRequest
+) -> BlockTotals:
+    """:class:`BlockTotals` of one block of stored probabilities: the Numba kernel's sums
+    in the same pass as the row summaries, or the NumPy twin's summaries reduced."""
+    if not _row_kernels.available():
+        summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
+        return totals_of(summaries, request)
+    values, limit = _stored(values)
+    suspect, p_label, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
+        values,
+        labels,
+        top=request.top,
+        entropy=request.entropy,
+        limit=limit,
+        spherical=request.spherical,
+        squares=request.brier or request.spherical,
+        classes=bool(request.classes),
+        edges=uniform_edges(request.bins) if request.bins else None,
+        left=request.closed == "left",
+        keep=request.keep,
+    )
+    if suspect and predictions.pending:
+        predictions.check_values()  # raises, naming the entry (or passes near the limit)
+    if not request.brier:
+        sums[1] = 0.0  # formed from sums of squares left out (0): not a Brier score
+    rows = found[found >= 0]
+    return BlockTotals(
+        sums=sums,
+        class_count=class_stats[0].astype(np.intp),
+        class_surprisal=class_stats[1],
+        bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
+        found=[
+            (float(value), int(row))
+            for value, row in zip(-safe_log(p_label[rows], xp=np), rows, strict=True)
+        ],
+    )
+
+
+def map_totals(
+    predictions: Predictions, request: TotalsRequest
+) -> Iterator[tuple[int, BlockTotals]]:
+    """``(first row, totals)`` of each block of rows, computed on the worker threads, in
+    block order (rows in ``found`` counted from the block's first row)."""
+    if predictions.form == "probs":
+        return predictions.map_stored(
+            lambda start, values, labels: (
+                start,
+                _fused_totals(predictions, values, labels, request),
+            )
+        )
+    return predictions.map_blocks(
+        lambda block: (
+            block.start,
+            totals_of(summarize_block(block, entropy=request.entropy), request),
+        )
+    )
