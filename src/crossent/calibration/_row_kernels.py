@@ -351,33 +351,6 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 found[j] = i
                 kept = min(kept + 1, keep)
         return kept
-        for i in range(n):
-            if classes:
-                y = labels[i]
-                y = y + classes if y < 0 else y
-                class_stats[0, y] += 1.0
-                class_stats[1, y] += surprisal[i]
-            if bins:  # assign_uniform_bins, by arithmetic and two comparisons
-                c = confidence[i]
-                scaled = bins if c != c else c * bins
-                b = int(min(max(scaled, 0.0), bins - 1.0))
-                low, high = edges[b], edges[b + 1]
-                down = (c < low) if left else (c <= low)
-                up = (c >= high) if left else (c > high)
-                b -= 1 if down and b > 0 else 0
-                b += 1 if up and b < bins - 1 else 0
-                bin_stats[0, b] += 1.0
-                bin_stats[1, b] += c
-                bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
-            p = p_label[i]
-            if keep and (kept < keep or p < p_label[found[kept - 1]]):
-                j = min(kept, keep - 1)  # insert row i, after rows of the same p
-                while j > 0 and p < p_label[found[j - 1]]:
-                    found[j] = found[j - 1]
-                    j -= 1
-                found[j] = i
-                kept = min(kept + 1, keep)
-        return kept
 
     return {"summaries": kernel, "lean": lean, "log": log_array, "totals": totals}
 
