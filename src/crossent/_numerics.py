@@ -64,6 +64,20 @@ _REL_ENTR_NAIVE_NEAR_ONE = bool(
 )
 
 
+def _floored(log_x: np.ndarray) -> np.ndarray:
+    """``log_x`` with ``-inf`` raised to the lowest finite number of its dtype.
+
+    The NumPy kernels' stand-in for ``where(log_x == -inf, 0, log_x)``, one ufunc call
+    instead of three: multiplied by a weight of 0 it gives a zero (``-0.0`` for ``+0.0``,
+    which no sum tells apart), and wherever the convention wants ``+inf`` the kernel
+    writes it explicitly. NaN stays NaN.
+    """
+    return np.maximum(log_x, _LOWEST.get(log_x.dtype) or np.finfo(log_x.dtype).min)
+
+
+_LOWEST = {np.dtype(t): np.finfo(t).min for t in (np.float32, np.float64)}
+
+
 def _ones(x: Array, *, xp: ModuleType) -> Array:
     return ones_like(x, xp=xp)
 
@@ -93,6 +107,10 @@ def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
 
 def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
     """``-p log p`` from ``log p``, 0 where ``log p = -inf``."""
+    if type(log_p) is np.ndarray:  # fewer ufunc calls (issue 13: per-call overhead)
+        terms = np.exp(log_p)
+        terms *= _floored(log_p)
+        return np.negative(terms, out=terms)
     finite = log_p > -math.inf
     log_safe = xp.where(finite, log_p, zeros_like(log_p, xp=xp))
     return -(xp.exp(log_p) * log_safe)
@@ -100,6 +118,12 @@ def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
 
 def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """``-p log q`` from ``p`` and ``log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+    if type(p) is np.ndarray and type(log_q) is np.ndarray:  # fewer ufunc calls
+        zero_q = log_q == -math.inf
+        terms = np.multiply(p, np.where(zero_q, 0.0, log_q))
+        np.negative(terms, out=terms)
+        np.copyto(terms, math.inf, where=zero_q & (p > 0))
+        return terms
     zero_q = log_q == -math.inf
     log_safe = xp.where(zero_q, zeros_like(log_q, xp=xp), log_q)
     terms = -(p * log_safe)
@@ -175,6 +199,11 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
 
     0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
     """
+    if type(log_p) is np.ndarray and type(log_q) is np.ndarray:  # fewer ufunc calls
+        terms = np.subtract(_floored(log_p), _floored(log_q))
+        terms *= np.exp(log_p)
+        np.copyto(terms, math.inf, where=(log_p > -math.inf) & (log_q == -math.inf))
+        return terms
     p_pos = log_p > -math.inf
     q_zero = log_q == -math.inf
     zeros = zeros_like(log_p, xp=xp)
@@ -194,6 +223,8 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
     :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
     """
+    if type(p) is np.ndarray and type(q) is np.ndarray:
+        return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
     nonzero = total > 0
@@ -207,6 +238,20 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     g_far = entropy_terms(a, xp=xp) + entropy_terms(b, xp=xp)
     g = xp.where(near, g_near, -g_far)
     return xp.where(nonzero, total * g / 4, zeros_like(total, xp=xp))
+
+
+def _numpy_js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`js_terms` on NumPy: the same operations on both branches of every entry, the
+    unused one discarded, in half the ufunc calls (issue 13: per-call overhead)."""
+    total = p + q
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (p - q) / total  # NaN where p = q = 0, which the last line zeroes
+        g = 2 * d * np.arctanh(d) + np.log1p(-(d * d))
+        g_far = special.entr(2 * p / total)
+        g_far += special.entr(2 * q / total)
+    np.negative(g_far, out=g_far)
+    np.copyto(g_far, g, where=np.abs(d) <= 0.5)
+    return np.where(total > 0, total * g_far / 4, 0.0)
 
 
 def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
