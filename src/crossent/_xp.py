@@ -257,7 +257,7 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
         np.subtract(terms, at_max, out=terms)
         rest = np.add.reduce(terms, -1, keepdims=True)
         if shifted.ndim == 1:  # one row: count its ties without a reduction
-            ties = np.count_nonzero(at_max)
+            ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
             return np.log1p(rest if ties == 1 else rest + (ties - 1))
         return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
     terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
