@@ -64,6 +64,12 @@ _REL_ENTR_NAIVE_NEAR_ONE = bool(
 )
 
 
+def _numpy_arrays(a: Array, b: Array) -> bool:
+    """Whether the NumPy branches apply: two NumPy arrays, not both 0-d (whose results
+    would be NumPy scalars, which the branches cannot write into)."""
+    return type(a) is np.ndarray and type(b) is np.ndarray and (a.ndim > 0 or b.ndim > 0)
+
+
 def _floored(log_x: np.ndarray) -> np.ndarray:
     """``log_x`` with ``-inf`` raised to the lowest finite number of its dtype.
 
@@ -107,7 +113,7 @@ def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
 
 def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
     """``-p log p`` from ``log p``, 0 where ``log p = -inf``."""
-    if type(log_p) is np.ndarray:  # fewer ufunc calls (issue 13: per-call overhead)
+    if type(log_p) is np.ndarray and log_p.ndim:  # fewer ufunc calls (issue 13: overhead)
         terms = np.exp(log_p)
         terms *= _floored(log_p)
         return np.negative(terms, out=terms)
@@ -118,7 +124,7 @@ def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
 
 def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """``-p log q`` from ``p`` and ``log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
-    if type(p) is np.ndarray and type(log_q) is np.ndarray:  # fewer ufunc calls
+    if _numpy_arrays(p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
         zero_q = log_q == -math.inf
         terms = np.multiply(p, np.where(zero_q, 0.0, log_q))
         np.negative(terms, out=terms)
@@ -199,7 +205,7 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
 
     0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
     """
-    if type(log_p) is np.ndarray and type(log_q) is np.ndarray:  # fewer ufunc calls
+    if _numpy_arrays(log_p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
         terms = np.subtract(_floored(log_p), _floored(log_q))
         terms *= np.exp(log_p)
         np.copyto(terms, math.inf, where=(log_p > -math.inf) & (log_q == -math.inf))
@@ -223,7 +229,7 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
     :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
     """
-    if type(p) is np.ndarray and type(q) is np.ndarray:
+    if _numpy_arrays(p, q):
         return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
@@ -277,6 +283,8 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
 
 def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
+    if _numpy_arrays(p, q):
+        return _numpy_binary_cross_grad_terms(p, q)
     one_minus_p = 1 - p
     ones = ones_like(q, xp=xp)
     first = xp.where(p > 0, -p / xp.where(q > 0, q, ones), zeros_like(q, xp=xp))
@@ -286,3 +294,19 @@ def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     )
     second = xp.where((one_minus_p > 0) & (q == 1), full_like(second, math.inf, xp=xp), second)
     return first + second
+
+
+def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """:func:`binary_cross_grad_terms` on NumPy: the same values, the fixed ones written
+    in place instead of through ``where`` and fresh constant arrays (issue 13)."""
+    p_pos = p > 0
+    first = np.divide(-p, np.where(q > 0, q, 1.0))
+    np.copyto(first, -math.inf, where=p_pos & (q == 0))
+    np.copyto(first, 0.0, where=~p_pos)
+    one_minus_p = 1 - p
+    weight_pos = one_minus_p > 0
+    second = np.divide(one_minus_p, np.where(q < 1, 1 - q, 1.0))
+    np.copyto(second, math.inf, where=weight_pos & (q == 1))
+    np.copyto(second, 0.0, where=~weight_pos)
+    first += second
+    return first
