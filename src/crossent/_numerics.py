@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
@@ -65,12 +66,45 @@ _REL_ENTR_NAIVE_NEAR_ONE = bool(
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
-    """Whether the NumPy branches apply: two NumPy arrays, not both 0-d (whose results
-    would be NumPy scalars, which the branches cannot write into)."""
-    return type(a) is np.ndarray and type(b) is np.ndarray and (a.ndim > 0 or b.ndim > 0)
+    """Whether the NumPy branches apply: two NumPy arrays of one dtype, not both 0-d (whose
+    results would be NumPy scalars, which the branches cannot write into)."""
+    return (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and (a.ndim > 0 or b.ndim > 0)
+        and a.dtype == b.dtype
+    )
 
 
-def _floored(log_x: np.ndarray) -> np.ndarray:
+class _Constants(NamedTuple):
+    """The numbers of the NumPy branches as 0-d arrays of the computation's dtype.
+
+    As operands they cost a fraction of a Python number, which NumPy converts anew on
+    every call (about 0.5 us each on 10 elements; issue 13), and they keep the dtype.
+    """
+
+    zero: np.ndarray
+    half: np.ndarray
+    one: np.ndarray
+    two: np.ndarray
+    four: np.ndarray
+    inf: np.ndarray
+    minus_inf: np.ndarray
+    lowest: np.ndarray  # the most negative finite number
+
+
+def _constants(dtype: np.dtype) -> _Constants:
+    known = _CONSTANTS.get(dtype)
+    if known is None:
+        numbers = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf, -math.inf, float(np.finfo(dtype).min))
+        known = _CONSTANTS[dtype] = _Constants(*(np.asarray(v, dtype=dtype) for v in numbers))
+    return known
+
+
+_CONSTANTS: dict[np.dtype, _Constants] = {}
+
+
+def _floored(log_x: np.ndarray, c: _Constants) -> np.ndarray:
     """``log_x`` with ``-inf`` raised to the lowest finite number of its dtype.
 
     The NumPy kernels' stand-in for ``where(log_x == -inf, 0, log_x)``, one ufunc call
@@ -78,10 +112,7 @@ def _floored(log_x: np.ndarray) -> np.ndarray:
     which no sum tells apart), and wherever the convention wants ``+inf`` the kernel
     writes it explicitly. NaN stays NaN.
     """
-    return np.maximum(log_x, _LOWEST.get(log_x.dtype) or np.finfo(log_x.dtype).min)
-
-
-_LOWEST = {np.dtype(t): np.finfo(t).min for t in (np.float32, np.float64)}
+    return np.maximum(log_x, c.lowest)
 
 
 def _ones(x: Array, *, xp: ModuleType) -> Array:
@@ -115,7 +146,7 @@ def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
     """``-p log p`` from ``log p``, 0 where ``log p = -inf``."""
     if type(log_p) is np.ndarray and log_p.ndim:  # fewer ufunc calls (issue 13: overhead)
         terms = np.exp(log_p)
-        terms *= _floored(log_p)
+        terms *= _floored(log_p, _constants(log_p.dtype))
         return np.negative(terms, out=terms)
     finite = log_p > -math.inf
     log_safe = xp.where(finite, log_p, zeros_like(log_p, xp=xp))
@@ -125,10 +156,11 @@ def entropy_terms_from_log(log_p: Array, *, xp: ModuleType) -> Array:
 def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """``-p log q`` from ``p`` and ``log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
     if _numpy_arrays(p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
-        zero_q = log_q == -math.inf
-        terms = np.multiply(p, np.where(zero_q, 0.0, log_q))
+        c = _constants(p.dtype)
+        zero_q = log_q == c.minus_inf
+        terms = np.multiply(p, np.where(zero_q, c.zero, log_q))
         np.negative(terms, out=terms)
-        np.copyto(terms, math.inf, where=zero_q & (p > 0))
+        np.copyto(terms, c.inf, where=zero_q & (p > c.zero))
         return terms
     zero_q = log_q == -math.inf
     log_safe = xp.where(zero_q, zeros_like(log_q, xp=xp), log_q)
@@ -206,9 +238,10 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
     """
     if _numpy_arrays(log_p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
-        terms = np.subtract(_floored(log_p), _floored(log_q))
+        c = _constants(log_p.dtype)
+        terms = np.subtract(_floored(log_p, c), _floored(log_q, c))
         terms *= np.exp(log_p)
-        np.copyto(terms, math.inf, where=(log_p > -math.inf) & (log_q == -math.inf))
+        np.copyto(terms, c.inf, where=(log_p > c.minus_inf) & (log_q == c.minus_inf))
         return terms
     p_pos = log_p > -math.inf
     q_zero = log_q == -math.inf
@@ -249,15 +282,18 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
 def _numpy_js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """:func:`js_terms` on NumPy: the same operations on both branches of every entry, the
     unused one discarded, in half the ufunc calls (issue 13: per-call overhead)."""
+    c = _constants(p.dtype)
     total = p + q
     with np.errstate(invalid="ignore", divide="ignore"):
         d = (p - q) / total  # NaN where p = q = 0, which the last line zeroes
-        g = 2 * d * np.arctanh(d) + np.log1p(-(d * d))
-        g_far = special.entr(2 * p / total)
-        g_far += special.entr(2 * q / total)
+        g = c.two * d * np.arctanh(d) + np.log1p(-(d * d))
+        g_far = special.entr(c.two * p / total)
+        g_far += special.entr(c.two * q / total)
     np.negative(g_far, out=g_far)
-    np.copyto(g_far, g, where=np.abs(d) <= 0.5)
-    return np.where(total > 0, total * g_far / 4, 0.0)
+    np.copyto(g_far, g, where=np.abs(d) <= c.half)
+    terms = total * g_far / c.four
+    np.copyto(terms, c.zero, where=~(total > c.zero))
+    return terms
 
 
 def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
@@ -299,14 +335,15 @@ def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
 def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """:func:`binary_cross_grad_terms` on NumPy: the same values, the fixed ones written
     in place instead of through ``where`` and fresh constant arrays (issue 13)."""
-    p_pos = p > 0
-    first = np.divide(-p, np.where(q > 0, q, 1.0))
-    np.copyto(first, -math.inf, where=p_pos & (q == 0))
-    np.copyto(first, 0.0, where=~p_pos)
-    one_minus_p = 1 - p
-    weight_pos = one_minus_p > 0
-    second = np.divide(one_minus_p, np.where(q < 1, 1 - q, 1.0))
-    np.copyto(second, math.inf, where=weight_pos & (q == 1))
-    np.copyto(second, 0.0, where=~weight_pos)
+    c = _constants(p.dtype)
+    p_pos = p > c.zero
+    first = np.divide(-p, np.where(q > c.zero, q, c.one))
+    np.copyto(first, c.minus_inf, where=p_pos & (q == c.zero))
+    np.copyto(first, c.zero, where=~p_pos)
+    one_minus_p = c.one - p
+    weight_pos = one_minus_p > c.zero
+    second = np.divide(one_minus_p, np.where(q < c.one, c.one - q, c.one))
+    np.copyto(second, c.inf, where=weight_pos & (q == c.one))
+    np.copyto(second, c.zero, where=~weight_pos)
     first += second
     return first

@@ -300,9 +300,16 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
     ``log p`` of a near-certain class at ``-ell`` instead of rounding
     ``x - (m + ell)`` to 0.
     """
+    if type(x) is np.ndarray and x.ndim == 1:
+        # One row: its maximum and log-partition as NumPy scalars, which broadcast for
+        # less than one-element arrays do (issue 13: per-call overhead); in place, as
+        # ``shifted`` is our own temporary.
+        m = np.maximum.reduce(x)
+        shifted = x - (m if math.isfinite(m) else 0.0)
+        return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
     m = _finite_row_max(x, xp=xp)
     shifted = x - m
-    if type(shifted) is np.ndarray:  # in place: ``shifted`` is our own temporary
+    if type(shifted) is np.ndarray:
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
