@@ -146,7 +146,8 @@ def _ready(x: Array, *, axis: int) -> bool:
     last axis, at least one of them. Every check of the long way holds for it."""
     return (
         type(x) is np.ndarray
-        and (axis == -1 or (type(axis) is int and axis == x.ndim - 1))
+        and type(axis) is int
+        and (axis == -1 or axis == x.ndim - 1)
         and x.ndim > 0
         and x.shape[-1] > 0
         and x.dtype in _READY_DTYPES

@@ -233,6 +233,9 @@ def _measure_calls() -> list[Callable[[], Any]]:
         lambda: crossent.js_divergence(np.array([0.5, 0.5], np.float16), np.array([0.0, 1.0])),
         lambda: crossent.entropy(np.zeros((2, 0))),  # no classes
         lambda: crossent.entropy(np.array([0.5, 0.5]), axis=1),
+        lambda: crossent.entropy(np.array([0.5, 0.5]), axis=-1.0),  # not an integer
+        lambda: crossent.kl_divergence(np.array([0.5, 0.5]), np.array([0.5, 0.5]), axis=True),
+        lambda: crossent.entropy(np.array([0.5, 0.5]), axis=np.int64(-1)),
         lambda: crossent.kl_divergence(np.array([0.5, 0.5]), np.array([1.0, 0.0, 0.0])),
     ]
     return calls
