@@ -348,8 +348,8 @@ def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> 
 
 def _extremes(x: Array, *, xp: ModuleType) -> tuple[Any, Any]:
     """The minimum and maximum of ``x`` (0.0 for an empty ``x``); NaN propagates."""
-    if type(x) is np.ndarray:
-        return (x.min(), x.max()) if x.size else (0.0, 0.0)
+    if type(x) is np.ndarray:  # the ufuncs' own reductions: ndarray.min wraps them in Python
+        return (np.minimum.reduce(x, None), np.maximum.reduce(x, None)) if x.size else (0.0, 0.0)
     if not size(x):
         return 0.0, 0.0
     return xp.min(x), xp.max(x)
@@ -392,6 +392,8 @@ def check_distribution(
     ``x`` has its class axis last; ``axis`` is where it was in the caller's layout;
     ``storage_dtype`` is the caller's dtype, which sets the tolerance.
     """
+    if type(x) is np.ndarray and _numpy_distribution_passes(x, storage_dtype):
+        return
     _check_entries(x, name=name, xp=xp, axis=axis)
     if type(x) is np.ndarray:
         totals = np.add.reduce(x, axis=-1, dtype=np.float64)
@@ -407,6 +409,30 @@ def check_distribution(
         hint="normalise it first (p / p.sum(axis, keepdims=True); renormalize=True in the "
         "evaluation functions, --renormalize in the CLI)",
     )
+
+
+def _numpy_distribution_passes(x: np.ndarray, storage_dtype: Any) -> bool:
+    """Whether NumPy rows ``x`` surely pass :func:`check_distribution`, in two or three
+    reductions (issue 13: per-call overhead); False sends them to the full check.
+
+    Every row sum is within the tolerance of 1 and the smallest entry is >= 0 (NaN
+    fails both). Then no entry exceeds 1 if no row sum does: a float sum of
+    non-negative numbers is at least each of them, rounding being monotone.
+    """
+    if not x.size:
+        return False
+    totals = np.add.reduce(x, -1, np.float64)
+    tolerance = _numpy_row_sum_tolerance(np.dtype(storage_dtype), x.shape[-1])
+    if x.ndim == 1:
+        largest = smallest = float(totals)
+    else:
+        largest = float(np.maximum.reduce(totals, None))
+        smallest = float(np.minimum.reduce(totals, None))
+    if not (largest - 1 <= tolerance and 1 - smallest <= tolerance):
+        return False
+    if not np.minimum.reduce(x, None) >= 0:
+        return False
+    return largest <= 1 or bool(np.maximum.reduce(x, None) <= 1)
 
 
 def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> None:
@@ -447,6 +473,17 @@ def check_log_distribution(
 
 def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
     """Logits along the last axis: no NaN or +inf, and not a whole row of ``-inf``."""
+    if type(x) is np.ndarray and x.size:
+        # One reduction answers both questions when the rows pass (issue 13: overhead):
+        # every row maximum is finite (NaN propagates, +inf and a row of -inf do not pass).
+        row_max = np.maximum.reduce(x, -1)
+        if x.ndim == 1:
+            if -math.inf < row_max < math.inf:
+                return
+        elif np.minimum.reduce(row_max, None) > -math.inf and (
+            np.maximum.reduce(row_max, None) < math.inf
+        ):
+            return
     _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="logits")
     if size(x) == 0:
         return

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from ._checks import (
     Form,
     check_axis,
@@ -28,7 +30,7 @@ from ._checks import (
 from ._numerics import safe_log
 from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp
 
-__all__ = ["Side", "prepare", "prepare_pair"]
+__all__ = ["Side", "prepare", "prepare_one", "prepare_pair"]
 
 
 @dataclass
@@ -75,25 +77,30 @@ def prepare(
     ``axis`` must already be normalised (non-negative).
     """
     check_classes(x.shape[axis], name=name, axis=axis)
-    storage_dtype = x.dtype
     values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     values = astype(values, dtype, xp=xp) if values.dtype != dtype else values
-    side = Side(values=values, form=form, xp=xp)
+    side = Side(values, form, xp)
     if validate:
-        if form == "probs":
-            check_distribution(values, name=name, xp=xp, axis=axis, storage_dtype=storage_dtype)
-        elif form == "log_probs":
-            check_log_distribution(
-                values,
-                name=name,
-                xp=xp,
-                axis=axis,
-                lse=logsumexp(values, xp=xp),
-                storage_dtype=storage_dtype,
-            )
-        else:
-            check_logits(values, name=name, xp=xp, axis=axis)
+        _validate(side, name=name, axis=axis, storage_dtype=x.dtype)
     return side
+
+
+def prepare_one(
+    x: Array, *, name: str, form: Form, axis: int, xp: ModuleType, validate: bool
+) -> tuple[Side, Any]:
+    """Prepare one distribution (``axis`` as the caller gave it); returns it and the
+    compute dtype."""
+    if _ready(x, axis=axis):
+        side = Side(x, form, xp)
+        if validate:
+            _validate(side, name=name, axis=x.ndim - 1, storage_dtype=x.dtype)
+        return side, x.dtype
+    normalised_axis = check_axis(axis, x.ndim, name=name)
+    dtype = compute_dtype(x, xp=xp, names=(name,))
+    side = prepare(
+        x, name=name, form=form, axis=normalised_axis, xp=xp, dtype=dtype, validate=validate
+    )
+    return side, dtype
 
 
 def prepare_pair(
@@ -107,6 +114,12 @@ def prepare_pair(
     validate: bool,
 ) -> tuple[Side, Side, Any]:
     """Prepare two distributions over the same classes; returns both and the compute dtype."""
+    if _ready(p, axis=axis) and type(q) is np.ndarray and q.shape == p.shape and q.dtype == p.dtype:
+        side_p, side_q = Side(p, forms[0], xp), Side(q, forms[1], xp)
+        if validate:
+            _validate(side_p, name=names[0], axis=p.ndim - 1, storage_dtype=p.dtype)
+            _validate(side_q, name=names[1], axis=q.ndim - 1, storage_dtype=q.dtype)
+        return side_p, side_q, p.dtype
     if p.ndim == 0 or q.ndim == 0:
         check_axis(axis, min(p.ndim, q.ndim), name=names[0] if p.ndim == 0 else names[1])
     axis_p = check_axis(axis, p.ndim, name=names[0])
@@ -122,6 +135,41 @@ def prepare_pair(
         q, name=names[1], form=forms[1], axis=axis_q, xp=xp, dtype=dtype, validate=validate
     )
     return side_p, side_q, dtype
+
+
+_READY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _ready(x: Array, *, axis: int) -> bool:
+    """Whether ``x`` is a NumPy array that :func:`prepare` would take as it is (issue 13:
+    per-call overhead): float32 or float64 (the compute dtype itself), classes along its
+    last axis, at least one of them. Every check of the long way holds for it."""
+    return (
+        type(x) is np.ndarray
+        and type(axis) is int
+        and (axis == -1 or axis == x.ndim - 1)
+        and x.ndim > 0
+        and x.shape[-1] > 0
+        and x.dtype in _READY_DTYPES
+    )
+
+
+def _validate(side: Side, *, name: str, axis: int, storage_dtype: Any) -> None:
+    """Validate the values of ``side`` as its form (``axis``: the caller's class axis)."""
+    values, xp = side.values, side.xp
+    if side.form == "probs":
+        check_distribution(values, name=name, xp=xp, axis=axis, storage_dtype=storage_dtype)
+    elif side.form == "log_probs":
+        check_log_distribution(
+            values,
+            name=name,
+            xp=xp,
+            axis=axis,
+            lse=logsumexp(values, xp=xp),
+            storage_dtype=storage_dtype,
+        )
+    else:
+        check_logits(values, name=name, xp=xp, axis=axis)
 
 
 def _class_last(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:

@@ -13,6 +13,7 @@ NumPy input.  The precision policy lives here too:
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -60,6 +61,8 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         Arguments from two different array libraries, or an argument that cannot be
         read as a numeric array.
     """
+    if 0 < len(args) <= 2 and type(args[0]) is np.ndarray and type(args[-1]) is np.ndarray:
+        return compat_numpy, list(args)  # one or two NumPy arrays: the commonest call
     if all(type(a) is np.ndarray or type(a) in _HOST_TYPES for a in args):
         # The common case, without array-api-compat's dispatch (issue 13: per-call
         # overhead): NumPy arrays need no conversion, lists and numbers become NumPy's.
@@ -166,7 +169,7 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
 
 def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -> Any:
     """:func:`compute_dtype` for NumPy arrays, from the dtype kinds (issue 13: overhead)."""
-    dtypes = tuple(a.dtype for a in arrays)
+    dtypes = (arrays[0].dtype,) if len(arrays) == 1 else tuple([a.dtype for a in arrays])
     known = _NUMPY_COMPUTE_DTYPES.get(dtypes)
     if known is not None:
         return known
@@ -247,14 +250,20 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     log-partition of a near-deterministic softmax). Rows entirely ``-inf`` give ``-inf``.
     """
     at_max = shifted == 0
+    if type(shifted) is np.ndarray:
+        # Fewer, in-place ufunc calls (issue 13: per-call overhead): exp(0) is exactly
+        # 1, so subtracting the mask zeroes the maximal terms as the ``where`` below does.
+        terms = np.exp(shifted)
+        np.subtract(terms, at_max, out=terms)
+        rest = np.add.reduce(terms, -1, keepdims=True)
+        if shifted.ndim == 1:  # one row: count its ties without a reduction
+            ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
+            return np.log1p(rest if ties == 1 else rest + (ties - 1))
+        return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
     terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
     ties = astype(at_max, shifted.dtype, xp=xp)
-    if type(shifted) is np.ndarray:  # np.sum's dispatch costs microseconds (issue 13)
-        rest = np.add.reduce(terms, axis=-1, keepdims=True)
-        ties = np.add.reduce(ties, axis=-1, keepdims=True)
-    else:
-        rest = xp.sum(terms, axis=-1, keepdims=True)
-        ties = xp.sum(ties, axis=-1, keepdims=True)
+    rest = xp.sum(terms, axis=-1, keepdims=True)
+    ties = xp.sum(ties, axis=-1, keepdims=True)
     return xp.log1p(rest + (ties - 1))
 
 
@@ -273,11 +282,14 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
 
 def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
     """The maximum over the last axis (kept), 0 where it is not finite."""
-    m = (
-        x.max(axis=-1, keepdims=True)
-        if type(x) is np.ndarray
-        else xp.max(x, axis=-1, keepdims=True)
-    )
+    if type(x) is np.ndarray:
+        m = np.maximum.reduce(x, -1, keepdims=True)
+        # Whether every maximum is finite, from one number (a sum that overflows only
+        # sends finite maxima the long way, which returns them unchanged).
+        if math.isfinite(m.item() if m.size == 1 else np.add.reduce(m, None)):
+            return m
+        return np.where(np.isfinite(m), m, 0.0)
+    m = xp.max(x, axis=-1, keepdims=True)
     return xp.where(xp.isfinite(m), m, zeros_like(m, xp=xp))
 
 
@@ -288,8 +300,17 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
     ``log p`` of a near-certain class at ``-ell`` instead of rounding
     ``x - (m + ell)`` to 0.
     """
+    if type(x) is np.ndarray and x.ndim == 1:
+        # One row: its maximum and log-partition as NumPy scalars, which broadcast for
+        # less than one-element arrays do (issue 13: per-call overhead); in place, as
+        # ``shifted`` is our own temporary.
+        m = np.maximum.reduce(x)
+        shifted = x - (m if math.isfinite(m) else 0.0)
+        return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
     m = _finite_row_max(x, xp=xp)
     shifted = x - m
+    if type(shifted) is np.ndarray:
+        return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
 
 

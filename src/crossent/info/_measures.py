@@ -1,7 +1,10 @@
 """Measures between distributions: entropy, cross-entropy, KL and JS divergence, perplexity.
 
-Each public function infers the array namespace once, prepares its sides (form,
-class axis, dtype, validation) and sums elementwise kernels over the class axis.
+Each public function prepares its inputs once (:func:`_prepare_one`,
+:func:`_prepare_two`: options, array namespace, sides in the compute dtype with the
+class axis last, validation), sums elementwise kernels over the class axis and
+converts the result to the requested unit. Docstring sections the measures share are
+written once, in ``_docs.py``, and filled in at the end of this module.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._checks import Form, check_axis, check_base, check_eps, check_form
+from .._checks import check_base, check_eps, check_form
 from .._numerics import (
     cross_terms,
     cross_terms_from_probs,
@@ -20,9 +23,10 @@ from .._numerics import (
     kl_terms,
     kl_terms_from_log,
 )
-from .._sides import Side, prepare, prepare_pair
-from .._xp import Array, compute_dtype, finalize, namespace, reduce_sum
-from ._blocks import evaluate_by_rows
+from .._sides import Side, prepare_one, prepare_pair
+from .._xp import Array, finalize, namespace
+from ._blocks import sum_over_classes
+from ._docs import fill_shared_sections
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -46,41 +50,51 @@ class CrossEntropyDecomposition(NamedTuple):
 # ----------------------------------------------------------------------------- plumbing
 
 
-def _one_side(p: object, *, axis: int, p_form: str, validate: bool) -> tuple[ModuleType, Side, Any]:
+class _Prepared(NamedTuple):
+    """A measure's inputs after the boundary: the namespace, the sides (class axis last,
+    in the compute dtype, validated), the compute dtype and ``log(base)`` (None: nats)."""
+
+    xp: ModuleType
+    sides: tuple[Side, ...]
+    dtype: Any
+    log_base: float | None
+
+    def total(self, terms: Callable[..., Array], *sides: Side) -> Array:
+        """``terms(*sides)`` summed over the class axis, in nats."""
+        return sum_over_classes(terms, *sides, xp=self.xp, out_dtype=self.dtype)
+
+    def result(self, nats: Array) -> Array:
+        """``nats`` in the requested unit, a NumPy scalar for a single NumPy row."""
+        return finalize(nats, xp=self.xp, log_base=self.log_base)
+
+
+def _prepare_one(
+    p: object, *, axis: int, base: float | None, p_form: str, validate: bool
+) -> _Prepared:
+    log_base = check_base(base)
     form = check_form(p_form, name="p_form")
     xp, (arr,) = namespace(p, names=("p",))
-    normalised_axis = check_axis(axis, arr.ndim, name="p")
-    dtype = compute_dtype(arr, xp=xp, names=("p",))
-    side = prepare(
-        arr, name="p", form=form, axis=normalised_axis, xp=xp, dtype=dtype, validate=validate
-    )
-    return xp, side, dtype
+    side, dtype = prepare_one(arr, name="p", form=form, axis=axis, xp=xp, validate=validate)
+    return _Prepared(xp, (side,), dtype, log_base)
 
 
-def _two_sides(
-    p: object, q: object, *, axis: int, p_form: str, q_form: str, validate: bool
-) -> tuple[ModuleType, Side, Side, Any]:
-    forms: tuple[Form, Form] = (
-        check_form(p_form, name="p_form"),
-        check_form(q_form, name="q_form"),
-    )
+def _prepare_two(
+    p: object,
+    q: object,
+    *,
+    axis: int,
+    base: float | None,
+    p_form: str,
+    q_form: str,
+    validate: bool,
+) -> _Prepared:
+    log_base = check_base(base)
+    forms = (check_form(p_form, name="p_form"), check_form(q_form, name="q_form"))
     xp, (p_arr, q_arr) = namespace(p, q, names=("p", "q"))
     side_p, side_q, dtype = prepare_pair(
         p_arr, q_arr, names=("p", "q"), forms=forms, axis=axis, xp=xp, validate=validate
     )
-    return xp, side_p, side_q, dtype
-
-
-def _sum_over_classes(
-    terms: Callable[..., Array], *sides: Side, xp: ModuleType, dtype: Any
-) -> Array:
-    """Sum ``terms(*sides)`` over the class axis (by blocks of rows on NumPy)."""
-    return evaluate_by_rows(
-        lambda *blocks: reduce_sum(terms(*blocks), xp=xp, out_dtype=dtype),
-        *sides,
-        xp=xp,
-        out_dtype=dtype,
-    )
+    return _Prepared(xp, (side_p, side_q), dtype, log_base)
 
 
 def _entropy_terms(side: Side) -> Array:
@@ -105,20 +119,11 @@ def _js_terms(side_p: Side, side_q: Side) -> Array:
     return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
 
 
-def _entropy_nats(side: Side, *, xp: ModuleType, dtype: Any) -> Array:
-    return _sum_over_classes(_entropy_terms, side, xp=xp, dtype=dtype)
-
-
-def _cross_entropy_nats(
-    side_p: Side, side_q: Side, *, xp: ModuleType, dtype: Any, eps: float | None = None
-) -> Array:
+def _cross_entropy_nats(m: _Prepared, *, eps: float | None = None) -> Array:
+    side_p, side_q = m.sides
     if eps is not None:
-        side_q = Side(xp.clip(side_q.values, eps, 1.0), "probs", xp)
-    return _sum_over_classes(_cross_entropy_terms, side_p, side_q, xp=xp, dtype=dtype)
-
-
-def _kl_nats(side_p: Side, side_q: Side, *, xp: ModuleType, dtype: Any) -> Array:
-    return _sum_over_classes(_kl_terms, side_p, side_q, xp=xp, dtype=dtype)
+        side_q = Side(m.xp.clip(side_q.values, eps, 1.0), "probs", m.xp)
+    return m.total(_cross_entropy_terms, side_p, side_q)
 
 
 # ------------------------------------------------------------------------------- public
@@ -199,23 +204,14 @@ def entropy(
     >>> math.isclose(crossent.entropy([0.0, 0.0, 0.0], p_form="logits"), math.log(3))
     True
     """
-    log_base = check_base(base)
-    xp, side, dtype = _one_side(p, axis=axis, p_form=p_form, validate=validate)
-    return finalize(_entropy_nats(side, xp=xp, dtype=dtype), xp=xp, log_base=log_base)
+    m = _prepare_one(p, axis=axis, base=base, p_form=p_form, validate=validate)
+    return m.result(m.total(_entropy_terms, *m.sides))
 
 
 def cross_entropy(
-    p: object,
-    q: object,
-    /,
-    *,
-    axis: int = -1,
-    base: float | None = None,
-    p_form: str = "probs",
-    q_form: str = "probs",
-    eps: float | None = None,
-    validate: bool = True,
-) -> Array:
+    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
+    p_form: str = "probs", q_form: str = "probs", eps: float | None = None, validate: bool = True,
+) -> Array:  # fmt: skip
     r"""Cross-entropy of ``q`` relative to ``p`` along ``axis``.
 
     .. math:: H(P, Q) = -\sum_i p_i \log q_i = H(P) + D(P \,\|\, Q)
@@ -287,26 +283,15 @@ def cross_entropy(
     >>> print(round(float(crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2, eps=1e-10)), 2))
     23.25
     """
-    log_base = check_base(base)
     clip = check_eps(eps, q_form=q_form)
-    xp, side_p, side_q, dtype = _two_sides(
-        p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
-    )
-    nats = _cross_entropy_nats(side_p, side_q, xp=xp, dtype=dtype, eps=clip)
-    return finalize(nats, xp=xp, log_base=log_base)
+    m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
+    return m.result(_cross_entropy_nats(m, eps=clip))
 
 
 def kl_divergence(
-    p: object,
-    q: object,
-    /,
-    *,
-    axis: int = -1,
-    base: float | None = None,
-    p_form: str = "probs",
-    q_form: str = "probs",
-    validate: bool = True,
-) -> Array:
+    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
+    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
+) -> Array:  # fmt: skip
     r"""Kullback-Leibler divergence of ``q`` from ``p`` along ``axis``.
 
     .. math:: D(P \,\|\, Q) = \sum_i p_i \log \frac{p_i}{q_i} \;\ge\; 0
@@ -314,21 +299,7 @@ def kl_divergence(
     with :math:`0 \log(0/q) = 0` and :math:`p \log(p/0) = +\infty` for :math:`p > 0`.
     The argument order follows the notation: ``kl_divergence(p, q)`` is D(P||Q).
 
-    Parameters
-    ----------
-    p, q : array_like, shapes (*batch_p, classes) and (*batch_q, classes)
-        P and Q; batch shapes broadcast.
-    axis, base, p_form, q_form, validate
-        As in :func:`cross_entropy`.
-
-    Returns
-    -------
-    array, shape broadcast(*batch_p, *batch_q)
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`cross_entropy`.
+    %(two_sided_sections)s
 
     See Also
     --------
@@ -364,24 +335,14 @@ def kl_divergence(
     >>> print(round(float(d + h), 6))  # = H(P, Q) = 1 bit for a uniform Q over 2 classes
     1.0
     """
-    log_base = check_base(base)
-    xp, side_p, side_q, dtype = _two_sides(
-        p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
-    )
-    return finalize(_kl_nats(side_p, side_q, xp=xp, dtype=dtype), xp=xp, log_base=log_base)
+    m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
+    return m.result(m.total(_kl_terms, *m.sides))
 
 
 def js_divergence(
-    p: object,
-    q: object,
-    /,
-    *,
-    axis: int = -1,
-    base: float | None = None,
-    p_form: str = "probs",
-    q_form: str = "probs",
-    validate: bool = True,
-) -> Array:
+    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
+    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
+) -> Array:  # fmt: skip
     r"""Jensen-Shannon divergence between ``p`` and ``q`` along ``axis``.
 
     .. math::
@@ -390,20 +351,7 @@ def js_divergence(
 
     Symmetric, always finite, and between 0 and :math:`\log 2` (1 bit).
 
-    Parameters
-    ----------
-    p, q : array_like, shapes (*batch_p, classes) and (*batch_q, classes)
-    axis, base, p_form, q_form, validate
-        As in :func:`cross_entropy`.
-
-    Returns
-    -------
-    array, shape broadcast(*batch_p, *batch_q)
-
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`cross_entropy`.
+    %(two_sided_sections)s
 
     See Also
     --------
@@ -432,12 +380,8 @@ def js_divergence(
     >>> bool(a == b)
     True
     """
-    log_base = check_base(base)
-    xp, side_p, side_q, dtype = _two_sides(
-        p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
-    )
-    nats = _sum_over_classes(_js_terms, side_p, side_q, xp=xp, dtype=dtype)
-    return finalize(nats, xp=xp, log_base=log_base)
+    m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
+    return m.result(m.total(_js_terms, *m.sides))
 
 
 def perplexity(
@@ -471,10 +415,7 @@ def perplexity(
     array
         At least 1; at most ``classes`` without ``q``; ``+inf`` when H(P, Q) is.
 
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`cross_entropy`.
+    %(raises_as_cross_entropy)s
 
     See Also
     --------
@@ -501,27 +442,20 @@ def perplexity(
     3.0
     """
     if q is None:
-        xp, side, dtype = _one_side(p, axis=axis, p_form=p_form, validate=validate)
-        nats = _entropy_nats(side, xp=xp, dtype=dtype)
+        m = _prepare_one(p, axis=axis, base=None, p_form=p_form, validate=validate)
+        nats = m.total(_entropy_terms, *m.sides)
     else:
-        xp, side_p, side_q, dtype = _two_sides(
-            p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
+        m = _prepare_two(
+            p, q, axis=axis, base=None, p_form=p_form, q_form=q_form, validate=validate
         )
-        nats = _cross_entropy_nats(side_p, side_q, xp=xp, dtype=dtype)
-    return finalize(xp.exp(nats), xp=xp, log_base=None)
+        nats = _cross_entropy_nats(m)
+    return m.result(m.xp.exp(nats))
 
 
 def cross_entropy_decomposition(
-    p: object,
-    q: object,
-    /,
-    *,
-    axis: int = -1,
-    base: float | None = None,
-    p_form: str = "probs",
-    q_form: str = "probs",
-    validate: bool = True,
-) -> CrossEntropyDecomposition:
+    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
+    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
+) -> CrossEntropyDecomposition:  # fmt: skip
     r"""H(P), H(P, Q) and D(P||Q) per row, each computed directly.
 
     .. math:: H(P, Q) = H(P) + D(P \,\|\, Q)
@@ -540,10 +474,7 @@ def cross_entropy_decomposition(
         Named tuple ``(entropy, cross_entropy, kl_divergence)``; ``entropy`` has the
         batch shape of ``p``, the others the broadcast batch shape.
 
-    Raises
-    ------
-    InputError, InputTypeError
-        As in :func:`cross_entropy`.
+    %(raises_as_cross_entropy)s
 
     See Also
     --------
@@ -556,16 +487,13 @@ def cross_entropy_decomposition(
     >>> print(round(float(d.entropy), 4), round(float(d.kl_divergence), 4), d.cross_entropy)
     0.8813 0.1187 1.0
     """
-    log_base = check_base(base)
-    xp, side_p, side_q, dtype = _two_sides(
-        p, q, axis=axis, p_form=p_form, q_form=q_form, validate=validate
-    )
+    m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     return CrossEntropyDecomposition(
-        entropy=finalize(_entropy_nats(side_p, xp=xp, dtype=dtype), xp=xp, log_base=log_base),
-        cross_entropy=finalize(
-            _cross_entropy_nats(side_p, side_q, xp=xp, dtype=dtype), xp=xp, log_base=log_base
-        ),
-        kl_divergence=finalize(
-            _kl_nats(side_p, side_q, xp=xp, dtype=dtype), xp=xp, log_base=log_base
-        ),
+        entropy=m.result(m.total(_entropy_terms, m.sides[0])),
+        cross_entropy=m.result(_cross_entropy_nats(m)),
+        kl_divergence=m.result(m.total(_kl_terms, *m.sides)),
     )
+
+
+# ``%(key)s`` in the docstrings above: sections written once, in ``_docs.py``.
+fill_shared_sections(kl_divergence, js_divergence, perplexity, cross_entropy_decomposition)
