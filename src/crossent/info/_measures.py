@@ -209,9 +209,17 @@ def entropy(
 
 
 def cross_entropy(
-    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
-    p_form: str = "probs", q_form: str = "probs", eps: float | None = None, validate: bool = True,
-) -> Array:  # fmt: skip
+    p: object,
+    q: object,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    p_form: str = "probs",
+    q_form: str = "probs",
+    eps: float | None = None,
+    validate: bool = True,
+) -> Array:
     r"""Cross-entropy of ``q`` relative to ``p`` along ``axis``.
 
     .. math:: H(P, Q) = -\sum_i p_i \log q_i = H(P) + D(P \,\|\, Q)
@@ -289,9 +297,16 @@ def cross_entropy(
 
 
 def kl_divergence(
-    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
-    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
-) -> Array:  # fmt: skip
+    p: object,
+    q: object,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    p_form: str = "probs",
+    q_form: str = "probs",
+    validate: bool = True,
+) -> Array:
     r"""Kullback-Leibler divergence of ``q`` from ``p`` along ``axis``.
 
     .. math:: D(P \,\|\, Q) = \sum_i p_i \log \frac{p_i}{q_i} \;\ge\; 0
@@ -340,9 +355,16 @@ def kl_divergence(
 
 
 def js_divergence(
-    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
-    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
-) -> Array:  # fmt: skip
+    p: object,
+    q: object,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    p_form: str = "probs",
+    q_form: str = "probs",
+    validate: bool = True,
+) -> Array:
     r"""Jensen-Shannon divergence between ``p`` and ``q`` along ``axis``.
 
     .. math::
@@ -453,9 +475,16 @@ def perplexity(
 
 
 def cross_entropy_decomposition(
-    p: object, q: object, /, *, axis: int = -1, base: float | None = None,
-    p_form: str = "probs", q_form: str = "probs", validate: bool = True,
-) -> CrossEntropyDecomposition:  # fmt: skip
+    p: object,
+    q: object,
+    /,
+    *,
+    axis: int = -1,
+    base: float | None = None,
+    p_form: str = "probs",
+    q_form: str = "probs",
+    validate: bool = True,
+) -> CrossEntropyDecomposition:
     r"""H(P), H(P, Q) and D(P||Q) per row, each computed directly.
 
     .. math:: H(P, Q) = H(P) + D(P \,\|\, Q)
