@@ -59,7 +59,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from .._checks import (
     check_axis,
@@ -83,6 +83,7 @@ __all__ = [
     "class_mask",
     "label_batch",
     "loss_options",
+    "options_of",
     "prepare_labels",
     "prepare_logits",
     "prepare_weight",
@@ -116,8 +117,42 @@ def loss_options(
 
     ``label_smoothing`` in [0, 1]; ``temperature`` > 0; ``z_loss`` >= 0; ``soft_cap``
     None or > 0; ``base`` None (nats) or a valid logarithm base; ``reduction`` one of
-    ``'mean'``, ``'sum'``, ``'none'``, ``'parts'``.
+    ``'mean'``, ``'sum'``, ``'none'``, ``'parts'``. The same as :func:`options_of`.
     """
+    return options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+
+
+def options_of(
+    label_smoothing: float,
+    temperature: float,
+    z_loss: float,
+    soft_cap: float | None,
+    base: float | None,
+    reduction: str,
+    /,
+) -> LossOptions:
+    """:func:`loss_options` with its arguments in order (those of :class:`LossOptions`).
+
+    The checked options are cached by their values and types (issue 13: a call on a
+    small batch should not pay for six checks and a dataclass each time); a value that
+    cannot be a cache key (an array) is checked afresh, and rejected there.
+    """
+    key = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    try:
+        hash(key)
+    except TypeError:
+        return _checked_options(*key)
+    return _cached_options(*key)
+
+
+def _checked_options(
+    label_smoothing: float,
+    temperature: float,
+    z_loss: float,
+    soft_cap: float | None,
+    base: float | None,
+    reduction: str,
+) -> LossOptions:
     return LossOptions(
         label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
         temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
@@ -128,6 +163,10 @@ def loss_options(
         log_base=check_base(base),
         reduction=check_reduction(reduction),
     )
+
+
+# typed: 1, 1.0, True and np.float64(1) are different keys (a bool is rejected).
+_cached_options = functools.lru_cache(maxsize=256, typed=True)(_checked_options)
 
 
 def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
@@ -342,22 +381,29 @@ def label_batch(
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 
 
-_P = ParamSpec("_P")
 _Problem = TypeVar("_Problem")
 _Result = TypeVar("_Result")
 
 
 def prepared_by(
-    prepare: Callable[_P, _Problem], *, twin: Callable[..., object] | None = None
-) -> Callable[[Callable[[_Problem], _Result]], Callable[_P, _Result]]:
+    prepare: Callable[..., _Problem],
+    *,
+    twin: Callable[..., object] | None = None,
+    hide: tuple[str, ...] = (),
+) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
     ``@prepared_by(prepare)`` on ``def loss(problem) -> R`` gives a function with the
-    signature of ``prepare`` (for :func:`inspect.signature`, the docs and the type
-    checker) and the return annotation, name, module and docstring of ``body``; a call
-    is ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
+    signature of ``prepare`` (for :func:`inspect.signature` and the docs) and the return
+    annotation, name, module and docstring of ``body``; a call is
+    ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
     its gradient twin are two such bodies over one prepare step, which holds the public
     signature and every check, so neither is written twice.
+
+    ``body``'s own keyword-only parameters after ``problem`` (a gradient's ``out=``)
+    end the public signature and go to ``body``, not to ``prepare``. ``hide``: keywords
+    of ``prepare`` the public function does not take (an entry point's ``fused=``);
+    they keep their defaults, and passing one is a ``TypeError``.
 
     ``twin``: the function whose arguments these are (the loss, for its gradient); the
     docstring then gets, before its Returns section, the Parameters section that says
@@ -365,19 +411,38 @@ def prepared_by(
     (``_docs.py``).
     """
     signature = inspect.signature(prepare)
-    arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
+    shown = [p for name, p in signature.parameters.items() if name not in hide]
+    hidden = frozenset(hide)
 
-    def decorate(body: Callable[[_Problem], _Result]) -> Callable[_P, _Result]:
-        def public(*args: _P.args, **kwargs: _P.kwargs) -> _Result:
+    def decorate(body: Callable[..., _Result]) -> Callable[..., _Result]:
+        extras = [
+            p
+            for p in inspect.signature(body).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        own = frozenset(p.name for p in extras)
+
+        def public(*args: Any, **kwargs: Any) -> _Result:
+            if hidden and not hidden.isdisjoint(kwargs):
+                name = min(hidden & kwargs.keys())
+                raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")
+            if own and not own.isdisjoint(kwargs):
+                mine = {k: kwargs.pop(k) for k in own & kwargs.keys()}
+                return body(prepare(*args, **kwargs), **mine)
             return body(prepare(*args, **kwargs))
 
         functools.update_wrapper(public, body)
         returns = body.__annotations__["return"]
+        parameters = [*shown, *extras]
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            return_annotation=returns
+            parameters=parameters, return_annotation=returns
         )
-        public.__annotations__ = {**arguments, "return": returns}
-        public.__doc__ = render(body.__doc__ or "", parameters=signature.parameters, twin=twin)
+        public.__annotations__ = {
+            **{p.name: p.annotation for p in parameters},
+            "return": returns,
+        }
+        names = [p.name for p in shown]
+        public.__doc__ = render(body.__doc__ or "", parameters=names, twin=twin)
         return public
 
     return decorate

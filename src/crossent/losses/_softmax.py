@@ -83,7 +83,7 @@ from ._batch import (
     LossOptions,
     batch_for,
     label_batch,
-    loss_options,
+    options_of,
     prepare_logits,
     prepare_weight,
     prepared_by,
@@ -171,14 +171,7 @@ def prepare_softmax_labels(
     with the classes last, C-contiguous, no soft-capping): Numba's when it is
     installed, else their NumPy twins, which read the logits in blocks of rows.
     """
-    opts = loss_options(
-        label_smoothing=label_smoothing,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        reduction=reduction,
-    )
+    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
     fast = fused and _fast_path_applies(logits_arr, axis, opts)
     given = label_batch(
@@ -269,14 +262,7 @@ def prepare_softmax_targets(
     validate: bool = True,
 ) -> SoftmaxProblem:
     """Validate a call of :func:`softmax_cross_entropy_with_targets` once (generic path)."""
-    opts = loss_options(
-        label_smoothing=label_smoothing,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        reduction=reduction,
-    )
+    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
     if tuple(logits_arr.shape) != tuple(targets_arr.shape):
         raise InputError(
@@ -392,22 +378,8 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
 # ------------------------------------------------------------------------------- public
 
 
-def softmax_cross_entropy(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(prepare_softmax_labels, hide=("fused",))
+def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
     .. math::
@@ -497,39 +469,11 @@ def softmax_cross_entropy(
     >>> crossent.softmax_cross_entropy(logits, [-100, -100], ignore_index=-100)  # not NaN
     np.float64(0.0)
     """
-    return prepare_softmax_labels(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    ).loss()
+    return problem.loss()
 
 
-def softmax_cross_entropy_grad(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-    out: Array | None = None,
-) -> Array:
+@prepared_by(prepare_softmax_labels, hide=("fused",))
+def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
     .. math::
@@ -571,20 +515,6 @@ def softmax_cross_entropy_grad(
     >>> bool(abs(g.sum()) < 1e-15)  # sums to zero over the classes
     True
     """
-    problem = prepare_softmax_labels(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    )
     return softmax_gradient(problem, out=out)
 
 
