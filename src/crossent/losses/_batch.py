@@ -133,26 +133,30 @@ def options_of(
 ) -> LossOptions:
     """:func:`loss_options` with its arguments in order (those of :class:`LossOptions`).
 
-    The checked options are cached by their values and types (issue 13: a call on a
-    small batch should not pay for six checks and a dataclass each time); a value that
-    cannot be a cache key (an array) is checked afresh, and rejected there.
+    The checked options are kept by their values and types (issue 13: a call on a small
+    batch should not pay for six checks and a dataclass each time; 1, 1.0, True and
+    ``np.float64(1)`` are different keys, so a bool is still rejected); a value that
+    cannot be a key (an array) is checked afresh, and rejected there.
     """
-    key = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    values = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    key = (values, tuple(map(type, values)))
     try:
-        hash(key)
-    except TypeError:
-        return _checked_options(*key)
-    return _cached_options(*key)
+        return _CHECKED_OPTIONS[key]
+    except KeyError:
+        checked = _check_options(values)
+    except TypeError:  # unhashable
+        return _check_options(values)
+    if len(_CHECKED_OPTIONS) < 256:
+        _CHECKED_OPTIONS[key] = checked
+    return checked
 
 
-def _checked_options(
-    label_smoothing: float,
-    temperature: float,
-    z_loss: float,
-    soft_cap: float | None,
-    base: float | None,
-    reduction: str,
-) -> LossOptions:
+_CHECKED_OPTIONS: dict[tuple[tuple[object, ...], tuple[type, ...]], LossOptions] = {}
+"""The options :func:`options_of` has checked, by argument values and types."""
+
+
+def _check_options(values: tuple[Any, ...]) -> LossOptions:
+    label_smoothing, temperature, z_loss, soft_cap, base, reduction = values
     return LossOptions(
         label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
         temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
@@ -163,10 +167,6 @@ def _checked_options(
         log_base=check_base(base),
         reduction=check_reduction(reduction),
     )
-
-
-# typed: 1, 1.0, True and np.float64(1) are different keys (a bool is rejected).
-_cached_options = functools.lru_cache(maxsize=256, typed=True)(_checked_options)
 
 
 def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
