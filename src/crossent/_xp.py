@@ -39,8 +39,13 @@ __all__ = [
     "namespace",
     "ones_like",
     "reduce_sum",
+    "reshape",
+    "row_max",
+    "row_sum",
     "size",
+    "take_along_last",
     "to_numpy",
+    "where_zero",
     "zeros_like",
 ]
 
@@ -219,6 +224,45 @@ def astype(x: Array, dtype: Any, *, xp: ModuleType) -> Array:
     return x.astype(dtype) if type(x) is np.ndarray else xp.astype(x, dtype)
 
 
+def where_zero(mask: Array, x: Array, *, xp: ModuleType) -> Array:
+    """``x`` where ``mask``, else 0 (``xp.where(mask, x, xp.zeros_like(x))``); for NumPy
+    a scalar 0, without building the zeros (issue 13: per-call overhead)."""
+    if type(x) is np.ndarray:
+        return np.where(mask, x, 0)
+    return xp.where(mask, x, xp.zeros_like(x))
+
+
+def row_max(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.max(x, axis=-1, keepdims=True)``; for NumPy the ufunc's reduce, without
+    ``np.max``'s Python dispatch."""
+    if type(x) is np.ndarray:
+        return np.maximum.reduce(x, axis=-1, keepdims=True)
+    return xp.max(x, axis=-1, keepdims=True)
+
+
+def row_sum(x: Array, *, xp: ModuleType) -> Array:
+    """``xp.sum(x, axis=-1, keepdims=True)`` (in ``x``'s dtype); NumPy's ufunc directly."""
+    if type(x) is np.ndarray:
+        return np.add.reduce(x, axis=-1, keepdims=True)
+    return xp.sum(x, axis=-1, keepdims=True)
+
+
+def take_along_last(x: Array, index: Array, *, xp: ModuleType) -> Array:
+    """``xp.take_along_axis(x, index, axis=-1)`` for ``index`` of shape ``(*batch, 1)``
+    and ``x`` of shape ``(*batch, classes)``: one entry per row. For NumPy one fancy
+    index over the rows (``np.take_along_axis`` builds index grids: 10 us a call)."""
+    if type(x) is np.ndarray and x.shape[:-1] == index.shape[:-1] and index.shape[-1:] == (1,):
+        flat = index.reshape(-1)
+        rows = x.reshape(-1, x.shape[-1])
+        return rows[np.arange(flat.size), flat].reshape(index.shape)
+    return xp.take_along_axis(x, index, axis=-1)
+
+
+def reshape(x: Array, shape: tuple[int, ...], *, xp: ModuleType) -> Array:
+    """``xp.reshape(x, shape)``; the method for NumPy (``np.reshape`` dispatches in Python)."""
+    return x.reshape(shape) if type(x) is np.ndarray else xp.reshape(x, shape)
+
+
 def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     """Sum over the last axis, accumulating in float64 where available.
 
@@ -247,14 +291,13 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     log-partition of a near-deterministic softmax). Rows entirely ``-inf`` give ``-inf``.
     """
     at_max = shifted == 0
-    terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
-    ties = astype(at_max, shifted.dtype, xp=xp)
     if type(shifted) is np.ndarray:  # np.sum's dispatch costs microseconds (issue 13)
-        rest = np.add.reduce(terms, axis=-1, keepdims=True)
-        ties = np.add.reduce(ties, axis=-1, keepdims=True)
+        rest = np.add.reduce(np.where(at_max, 0, np.exp(shifted)), axis=-1, keepdims=True)
+        ties = np.add.reduce(at_max, axis=-1, keepdims=True, dtype=shifted.dtype)
     else:
+        terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
         rest = xp.sum(terms, axis=-1, keepdims=True)
-        ties = xp.sum(ties, axis=-1, keepdims=True)
+        ties = xp.sum(astype(at_max, shifted.dtype, xp=xp), axis=-1, keepdims=True)
     return xp.log1p(rest + (ties - 1))
 
 
@@ -273,12 +316,8 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
 
 def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
     """The maximum over the last axis (kept), 0 where it is not finite."""
-    m = (
-        x.max(axis=-1, keepdims=True)
-        if type(x) is np.ndarray
-        else xp.max(x, axis=-1, keepdims=True)
-    )
-    return xp.where(xp.isfinite(m), m, zeros_like(m, xp=xp))
+    m = row_max(x, xp=xp)
+    return where_zero(xp.isfinite(m), m, xp=xp)
 
 
 def log_softmax(x: Array, *, xp: ModuleType) -> Array:

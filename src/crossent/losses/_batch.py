@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .._checks import (
     check_axis,
     check_base,
@@ -70,7 +72,15 @@ from .._checks import (
     check_scalar,
 )
 from .._sides import prepare
-from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from .._xp import (
+    Array,
+    compute_dtype,
+    device,
+    namespace,
+    reduce_sum,
+    reshape,
+    where_zero,
+)
 from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
@@ -171,6 +181,8 @@ def _check_options(values: tuple[Any, ...]) -> LossOptions:
 
 def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
     """``mask[..., c] = (c == ids[...])``: the one-hot pattern of integer ``ids``, as booleans."""
+    if type(ids) is np.ndarray:  # without array-api-compat's arange wrapper (issue 13)
+        return np.arange(classes) == ids[..., None]
     return xp.arange(classes, device=device(ids)) == ids[..., None]
 
 
@@ -242,15 +254,22 @@ def prepare_labels(
     )
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
     active = None if ignore_index is None else labels != ignore_index
-    safe = labels if active is None else xp.where(active, labels, xp.zeros_like(labels))
+    safe = labels if active is None else where_zero(active, labels, xp=xp)
     shape = (*labels.shape, 1)
     if w is None:
-        row_weight = xp.ones(shape, dtype=dtype, device=device(values))
+        row_weight = _ones(shape, dtype, like=values, xp=xp)
     else:
-        row_weight = xp.reshape(xp.take(w, xp.reshape(safe, (-1,))), shape)
+        row_weight = reshape(xp.take(w, reshape(safe, (-1,), xp=xp)), shape, xp=xp)
     return Labels(
         safe=safe, active=active, weight=w, row_weight=zero_where_ignored(row_weight, active, xp=xp)
     )
+
+
+def _ones(shape: tuple[int, ...], dtype: Any, *, like: Array, xp: ModuleType) -> Array:
+    """``xp.ones`` on ``like``'s device; NumPy's own for NumPy (issue 13: overhead)."""
+    if type(like) is np.ndarray:
+        return np.ones(shape, dtype=dtype)
+    return xp.ones(shape, dtype=dtype, device=device(like))
 
 
 def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -> Array:
@@ -261,7 +280,7 @@ def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -
     if active is None:
         return values
     mask = active if values.ndim == active.ndim else active[..., None]
-    return xp.where(mask, values, xp.zeros_like(values))
+    return where_zero(mask, values, xp=xp)
 
 
 @dataclass
@@ -279,7 +298,7 @@ class Batch:
     def normalizer(self) -> Array:
         r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
         return reduce_sum(
-            self.xp.reshape(self.example_weight, (-1,)), xp=self.xp, out_dtype=self.dtype
+            reshape(self.example_weight, (-1,), xp=self.xp), xp=self.xp, out_dtype=self.dtype
         )
 
     def reduce(self, loss: Array) -> Any:
@@ -330,7 +349,7 @@ def batch_for(
 ) -> Batch:
     """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
     if example_weight is None:
-        ones = xp.ones((*values.shape[:-1], 1), dtype=dtype, device=device(values))
+        ones = _ones((*values.shape[:-1], 1), dtype, like=values, xp=xp)
         example_weight = zero_where_ignored(ones, active, xp=xp)
     return Batch(xp, dtype, axis, example_weight, active, options.reduction, options.log_base)
 

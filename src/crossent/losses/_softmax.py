@@ -74,7 +74,7 @@ import numpy as np
 
 from .._checks import check_logits, check_out
 from .._sides import prepare
-from .._xp import Array, namespace
+from .._xp import Array, namespace, take_along_last
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels
 from ._batch import (
@@ -195,7 +195,7 @@ def prepare_softmax_labels(
     else:
         rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
         assert rows.shifted is not None
-        shifted_y = xp.take_along_axis(rows.shifted, lab.safe[..., None], axis=-1)
+        shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
         smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
     a, b = label_terms(
         shifted_y, smooth_b, lab.row_weight, lab.weight, eps=eps, classes=z.shape[-1], xp=xp
@@ -213,11 +213,15 @@ def prepare_softmax_labels(
 
 
 def _fast_path_applies(logits: Array, axis: int, opts: LossOptions) -> bool:
-    if not (isinstance(logits, np.ndarray) and opts.soft_cap is None):
+    if not isinstance(logits, np.ndarray) or logits.dtype.char not in _FUSED_DTYPES:
+        return False  # the dtype first: a character, not a dtype comparison (issue 13)
+    if opts.soft_cap is not None or logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
         return False
-    if logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
-        return False
-    return logits.dtype in (np.float32, np.float16) and bool(logits.flags.c_contiguous)
+    return bool(logits.flags.c_contiguous)
+
+
+_FUSED_DTYPES = (np.dtype(np.float32).char, np.dtype(np.float16).char)
+"""The logits the fused kernels take: float32 and float16."""
 
 
 def _kernels() -> ModuleType:
