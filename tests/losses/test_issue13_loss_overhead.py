@@ -128,3 +128,11 @@ def test_issue13_loss_overhead_mean_of_all_ignored_rows_is_zero_with_zero_gradie
     assert loss == 0.0
     assert not np.signbit(loss)
     np.testing.assert_array_equal(grad, np.zeros_like(LOGITS))
+
+
+def test_issue13_loss_overhead_one_reduction_nan_check_still_names_the_entry() -> None:
+    logits = np.array([0.5, -np.inf, np.inf, np.nan, 1.0])
+    targets = np.array([1.0, 0.0, 1.0, 0.0, 1.0])
+    with pytest.raises(InputError, match="`logits` contains NaN at index 3"):
+        crossent.sigmoid_cross_entropy(logits, targets)
+    assert np.isfinite(crossent.sigmoid_cross_entropy(logits[:3], targets[:3]))

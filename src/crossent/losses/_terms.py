@@ -219,7 +219,8 @@ def label_target_gradient(
     """
     classes = like.shape[-1]
     keep, spread = smoothing_coefficients(eps, classes)
-    term = where_zero(class_mask(safe, classes, xp=xp), keep * row_weight, xp=xp)
+    target = row_weight if keep == 1.0 else keep * row_weight  # exact: 1.0 * w is w
+    term = where_zero(class_mask(safe, classes, xp=xp), target, xp=xp)
     if eps:
         term = term + spread * (1.0 if weight is None else weight)
     return term
