@@ -293,11 +293,13 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     at_max = shifted == 0
     if type(shifted) is np.ndarray:  # np.sum's dispatch costs microseconds (issue 13)
         rest = np.add.reduce(np.where(at_max, 0, np.exp(shifted)), axis=-1, keepdims=True)
-        ties = np.add.reduce(at_max, axis=-1, keepdims=True, dtype=shifted.dtype)
-    else:
-        terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
-        rest = xp.sum(terms, axis=-1, keepdims=True)
-        ties = xp.sum(astype(at_max, shifted.dtype, xp=xp), axis=-1, keepdims=True)
+        # n_0 - 1 in one reduction: counting from -1 (whole numbers, exact).
+        return np.log1p(
+            rest + np.add.reduce(at_max, axis=-1, keepdims=True, dtype=shifted.dtype, initial=-1)
+        )
+    terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
+    rest = xp.sum(terms, axis=-1, keepdims=True)
+    ties = xp.sum(astype(at_max, shifted.dtype, xp=xp), axis=-1, keepdims=True)
     return xp.log1p(rest + (ties - 1))
 
 
