@@ -14,7 +14,7 @@ import crossent
 from crossent import _xp
 from crossent._xp import compat_numpy
 from crossent.errors import InputError
-from crossent.losses._batch import loss_options
+from crossent.losses._batch import batch_for, loss_options
 
 LOGITS = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
 LABELS = np.array([0, 2])
@@ -136,3 +136,42 @@ def test_issue13_loss_overhead_one_reduction_nan_check_still_names_the_entry() -
     with pytest.raises(InputError, match="`logits` contains NaN at index 3"):
         crossent.sigmoid_cross_entropy(logits, targets)
     assert np.isfinite(crossent.sigmoid_cross_entropy(logits[:3], targets[:3]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [(1,), (7,), (2, 3), (0,)])
+def test_issue13_loss_overhead_unit_weight_normalizer_is_the_summed_one(
+    dtype: type, rows: tuple[int, ...]
+) -> None:
+    values = np.zeros((*rows, 4), dtype=dtype)
+    opts = loss_options()
+    ones = np.ones((*rows, 1), dtype=dtype)
+    counted = batch_for(values, 1, np.dtype(dtype), opts, xp=compat_numpy)
+    counted.unweighted = False  # the sum of its ones, not the count
+    summed = batch_for(values, 1, np.dtype(dtype), opts, xp=compat_numpy, example_weight=ones)
+    unit = batch_for(values, 1, np.dtype(dtype), opts, xp=compat_numpy)
+    assert unit.unweighted
+    assert not summed.unweighted
+    assert type(unit.normalizer()) is type(summed.normalizer()) is type(counted.normalizer())
+    assert unit.normalizer() == summed.normalizer() == counted.normalizer() == np.prod(rows)
+
+
+def test_issue13_loss_overhead_unit_shortcut_matches_weighted_and_ignored_calls() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((6, 5))
+    logits[2, 0] = -np.inf  # a zero-probability class that is nobody's label
+    labels = np.array([1, 4, 3, 0, 2, 1])
+    ones = np.ones(5)
+    for reduction in ("mean", "sum", "none"):
+        plain = crossent.softmax_cross_entropy(logits, labels, reduction=reduction)
+        weighted = crossent.softmax_cross_entropy(logits, labels, weight=ones, reduction=reduction)
+        ignoring = crossent.softmax_cross_entropy(
+            logits, labels, ignore_index=-100, reduction=reduction
+        )
+        np.testing.assert_array_equal(plain, weighted)
+        np.testing.assert_array_equal(plain, ignoring)
+        grad = crossent.softmax_cross_entropy_grad(logits, labels, reduction=reduction)
+        np.testing.assert_array_equal(
+            grad,
+            crossent.softmax_cross_entropy_grad(logits, labels, weight=ones, reduction=reduction),
+        )

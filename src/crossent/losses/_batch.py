@@ -19,7 +19,11 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
 
 * :func:`prepared_by`: a public function from one prepare step and a body; a loss and
   its gradient twin are two bodies over the same prepare step, so their signature,
-  checks and argument forwarding are written once (in the prepare step).
+  checks and argument forwarding are written once (in the prepare step). A body's own
+  keyword-only parameters (a gradient's ``out=``) end the signature; ``hide`` keeps an
+  entry point's keywords (``fused=``) out of it.
+* :func:`options_of`: :func:`loss_options` with its arguments in order, each distinct
+  set of options checked once (issue 13: per-call overhead).
 
 A loss family is then a module with one prepare function (the public signature, the
 option checks, and a :class:`Batch` from :func:`prepare_logits` and, for integer
@@ -226,6 +230,7 @@ class Labels:
     active: Array | None  # the rows that count (None: all of them)
     weight: Array | None  # the class weights w (compute dtype), or None for all ones
     row_weight: Array  # w_{y_i}, keepdims; 0 on ignored rows: the example weight omega_i
+    unweighted: bool = False  # every row_weight is 1 (no class weights, no ignored row)
 
 
 def prepare_labels(
@@ -261,7 +266,11 @@ def prepare_labels(
     else:
         row_weight = reshape(xp.take(w, reshape(safe, (-1,), xp=xp)), shape, xp=xp)
     return Labels(
-        safe=safe, active=active, weight=w, row_weight=zero_where_ignored(row_weight, active, xp=xp)
+        safe=safe,
+        active=active,
+        weight=w,
+        row_weight=zero_where_ignored(row_weight, active, xp=xp),
+        unweighted=w is None and active is None,
     )
 
 
@@ -294,9 +303,13 @@ class Batch:
     active: Array | None  # the rows that count (None: all of them)
     reduction: str
     log_base: float | None
+    unweighted: bool = False  # every example weight is 1
 
     def normalizer(self) -> Array:
         r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
+        if self.unweighted and type(self.example_weight) is np.ndarray:
+            # The number of rows, as the float64 sum of ones gives it (issue 13).
+            return np.dtype(self.dtype).type(self.example_weight.size)
         return reduce_sum(
             reshape(self.example_weight, (-1,), xp=self.xp), xp=self.xp, out_dtype=self.dtype
         )
@@ -346,12 +359,27 @@ def batch_for(
     xp: ModuleType,
     example_weight: Array | None = None,
     active: Array | None = None,
+    unweighted: bool = False,
 ) -> Batch:
-    """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
+    """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row.
+
+    ``unweighted``: the given ``example_weight`` is all ones (what None with every row active
+    gives too), so the normaliser is the number of rows.
+    """
+    unweighted = unweighted or (example_weight is None and active is None)
     if example_weight is None:
         ones = _ones((*values.shape[:-1], 1), dtype, like=values, xp=xp)
         example_weight = zero_where_ignored(ones, active, xp=xp)
-    return Batch(xp, dtype, axis, example_weight, active, options.reduction, options.log_base)
+    return Batch(
+        xp,
+        dtype,
+        axis,
+        example_weight,
+        active,
+        options.reduction,
+        options.log_base,
+        unweighted=unweighted,
+    )
 
 
 @dataclass
@@ -393,9 +421,15 @@ def label_batch(
         validate=validate,
         xp=xp,
     )
-    omega, active = lab.row_weight, lab.active
     batch = batch_for(
-        values, normalised_axis, dtype, options, xp=xp, example_weight=omega, active=active
+        values,
+        normalised_axis,
+        dtype,
+        options,
+        xp=xp,
+        example_weight=lab.row_weight,
+        active=lab.active,
+        unweighted=lab.unweighted,
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 

@@ -198,7 +198,14 @@ def prepare_softmax_labels(
         shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
         smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
     a, b = label_terms(
-        shifted_y, smooth_b, lab.row_weight, lab.weight, eps=eps, classes=z.shape[-1], xp=xp
+        shifted_y,
+        smooth_b,
+        lab.row_weight,
+        lab.weight,
+        eps=eps,
+        classes=z.shape[-1],
+        xp=xp,
+        unweighted=lab.unweighted,
     )
     return SoftmaxProblem(
         batch=given.batch,
@@ -291,7 +298,9 @@ def prepare_softmax_targets(
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None
     a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
-    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
+    batch = batch_for(
+        z, normalised_axis, dtype, opts, xp=xp, example_weight=omega, unweighted=w is None
+    )
     return SoftmaxProblem(
         batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
     )

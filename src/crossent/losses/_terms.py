@@ -177,6 +177,7 @@ def label_terms(
     eps: float,
     classes: int,
     xp: ModuleType,
+    unweighted: bool = False,
 ) -> tuple[Array, Array]:
     r""":math:`A` and :math:`B` for integer labels (keepdims).
 
@@ -191,10 +192,11 @@ def label_terms(
     :math:`\varepsilon > 0`). A label of weight 0 is absent even where
     :math:`\sigma_y = -\infty` (issue 10, item 7), and so is the label's own term when
     :math:`\varepsilon = 1`: :math:`(1-\varepsilon)w_y\sigma_y` is formed by
-    :func:`weighted_term`.
+    :func:`weighted_term`. ``unweighted``: every :math:`w_y` is 1 (no class weights, no
+    ignored row), so :math:`B = \sigma_y` without the product.
     """
     if not eps:
-        return row_weight, weighted_term(row_weight, shifted_y, xp=xp)
+        return row_weight, shifted_y if unweighted else weighted_term(row_weight, shifted_y, xp=xp)
     assert smooth_b is not None  # computed whenever smoothing is on
     keep, spread = smoothing_coefficients(eps, classes)
     total_w = float(classes) if weight is None else xp.sum(weight)
