@@ -359,14 +359,13 @@ def batch_for(
     xp: ModuleType,
     example_weight: Array | None = None,
     active: Array | None = None,
-    unweighted: bool = False,
 ) -> Batch:
     """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row.
 
-    ``unweighted``: the given ``example_weight`` is all ones (what None with every row active
-    gives too), so the normaliser is the number of rows.
+    With neither (every example weighs 1) the normaliser is the number of rows. Pass
+    None rather than an array of ones, so that the batch knows it.
     """
-    unweighted = unweighted or (example_weight is None and active is None)
+    unweighted = example_weight is None and active is None
     if example_weight is None:
         ones = _ones((*values.shape[:-1], 1), dtype, like=values, xp=xp)
         example_weight = zero_where_ignored(ones, active, xp=xp)
@@ -427,9 +426,8 @@ def label_batch(
         dtype,
         options,
         xp=xp,
-        example_weight=lab.row_weight,
+        example_weight=None if lab.unweighted else lab.row_weight,
         active=lab.active,
-        unweighted=lab.unweighted,
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 

@@ -299,7 +299,7 @@ def prepare_softmax_targets(
     assert rows.shifted is not None
     a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
     batch = batch_for(
-        z, normalised_axis, dtype, opts, xp=xp, example_weight=omega, unweighted=w is None
+        z, normalised_axis, dtype, opts, xp=xp, example_weight=None if w is None else omega
     )
     return SoftmaxProblem(
         batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
