@@ -584,7 +584,11 @@ def check_labels(
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not validate or size(labels) == 0:
         return
-    if type(labels) is np.ndarray and labels.min() >= 0 and labels.max() < classes:
+    if (
+        type(labels) is np.ndarray
+        and np.minimum.reduce(labels, axis=None) >= 0
+        and np.maximum.reduce(labels, axis=None) < classes
+    ):
         return  # two reductions, no temporaries (issue 13: per-call overhead)
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
@@ -637,6 +641,8 @@ def check_not_nan(x: Array, *, name: str, xp: ModuleType) -> None:
     """No NaN anywhere (``+-inf`` allowed: a sigmoid logit of ``+inf`` means probability 1)."""
     if size(x) == 0 or not xp.isdtype(x.dtype, "real floating"):
         return
+    if type(x) is np.ndarray and not np.isnan(np.minimum.reduce(x, axis=None)):
+        return  # the minimum is NaN exactly when an entry is (issue 13: one reduction)
     if _truth(xp.any(xp.isnan(x))):
         _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=None)
 

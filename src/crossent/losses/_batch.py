@@ -19,7 +19,11 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
 
 * :func:`prepared_by`: a public function from one prepare step and a body; a loss and
   its gradient twin are two bodies over the same prepare step, so their signature,
-  checks and argument forwarding are written once (in the prepare step).
+  checks and argument forwarding are written once (in the prepare step). A body's own
+  keyword-only parameters (a gradient's ``out=``) end the signature; ``hide`` keeps an
+  entry point's keywords (``fused=``) out of it.
+* :func:`options_of`: :func:`loss_options` with its arguments in order, each distinct
+  set of options checked once (issue 13: per-call overhead).
 
 A loss family is then a module with one prepare function (the public signature, the
 option checks, and a :class:`Batch` from :func:`prepare_logits` and, for integer
@@ -59,7 +63,9 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
+
+import numpy as np
 
 from .._checks import (
     check_axis,
@@ -70,7 +76,15 @@ from .._checks import (
     check_scalar,
 )
 from .._sides import prepare
-from .._xp import Array, compute_dtype, device, namespace, reduce_sum
+from .._xp import (
+    Array,
+    compute_dtype,
+    device,
+    namespace,
+    reduce_sum,
+    reshape,
+    where_zero,
+)
 from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
@@ -83,6 +97,7 @@ __all__ = [
     "class_mask",
     "label_batch",
     "loss_options",
+    "options_of",
     "prepare_labels",
     "prepare_logits",
     "prepare_weight",
@@ -116,8 +131,46 @@ def loss_options(
 
     ``label_smoothing`` in [0, 1]; ``temperature`` > 0; ``z_loss`` >= 0; ``soft_cap``
     None or > 0; ``base`` None (nats) or a valid logarithm base; ``reduction`` one of
-    ``'mean'``, ``'sum'``, ``'none'``, ``'parts'``.
+    ``'mean'``, ``'sum'``, ``'none'``, ``'parts'``. The same as :func:`options_of`.
     """
+    return options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+
+
+def options_of(
+    label_smoothing: float,
+    temperature: float,
+    z_loss: float,
+    soft_cap: float | None,
+    base: float | None,
+    reduction: str,
+    /,
+) -> LossOptions:
+    """:func:`loss_options` with its arguments in order (those of :class:`LossOptions`).
+
+    The checked options are kept by their values and types (issue 13: a call on a small
+    batch should not pay for six checks and a dataclass each time; 1, 1.0, True and
+    ``np.float64(1)`` are different keys, so a bool is still rejected); a value that
+    cannot be a key (an array) is checked afresh, and rejected there.
+    """
+    values = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    key = (values, tuple(map(type, values)))
+    try:
+        return _CHECKED_OPTIONS[key]
+    except KeyError:
+        checked = _check_options(values)
+    except TypeError:  # unhashable
+        return _check_options(values)
+    if len(_CHECKED_OPTIONS) < 256:
+        _CHECKED_OPTIONS[key] = checked
+    return checked
+
+
+_CHECKED_OPTIONS: dict[tuple[tuple[object, ...], tuple[type, ...]], LossOptions] = {}
+"""The options :func:`options_of` has checked, by argument values and types."""
+
+
+def _check_options(values: tuple[Any, ...]) -> LossOptions:
+    label_smoothing, temperature, z_loss, soft_cap, base, reduction = values
     return LossOptions(
         label_smoothing=check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0),
         temperature=check_scalar(temperature, name="temperature", low=0.0, low_open=True),
@@ -132,6 +185,8 @@ def loss_options(
 
 def class_mask(ids: Array, classes: int, *, xp: ModuleType) -> Array:
     """``mask[..., c] = (c == ids[...])``: the one-hot pattern of integer ``ids``, as booleans."""
+    if type(ids) is np.ndarray:  # without array-api-compat's arange wrapper (issue 13)
+        return np.arange(classes) == ids[..., None]
     return xp.arange(classes, device=device(ids)) == ids[..., None]
 
 
@@ -175,6 +230,7 @@ class Labels:
     active: Array | None  # the rows that count (None: all of them)
     weight: Array | None  # the class weights w (compute dtype), or None for all ones
     row_weight: Array  # w_{y_i}, keepdims; 0 on ignored rows: the example weight omega_i
+    unweighted: bool = False  # every row_weight is 1 (no class weights, no ignored row)
 
 
 def prepare_labels(
@@ -203,15 +259,26 @@ def prepare_labels(
     )
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
     active = None if ignore_index is None else labels != ignore_index
-    safe = labels if active is None else xp.where(active, labels, xp.zeros_like(labels))
+    safe = labels if active is None else where_zero(active, labels, xp=xp)
     shape = (*labels.shape, 1)
     if w is None:
-        row_weight = xp.ones(shape, dtype=dtype, device=device(values))
+        row_weight = _ones(shape, dtype, like=values, xp=xp)
     else:
-        row_weight = xp.reshape(xp.take(w, xp.reshape(safe, (-1,))), shape)
+        row_weight = reshape(xp.take(w, reshape(safe, (-1,), xp=xp)), shape, xp=xp)
     return Labels(
-        safe=safe, active=active, weight=w, row_weight=zero_where_ignored(row_weight, active, xp=xp)
+        safe=safe,
+        active=active,
+        weight=w,
+        row_weight=zero_where_ignored(row_weight, active, xp=xp),
+        unweighted=w is None and active is None,
     )
+
+
+def _ones(shape: tuple[int, ...], dtype: Any, *, like: Array, xp: ModuleType) -> Array:
+    """``xp.ones`` on ``like``'s device; NumPy's own for NumPy (issue 13: overhead)."""
+    if type(like) is np.ndarray:
+        return np.ones(shape, dtype=dtype)
+    return xp.ones(shape, dtype=dtype, device=device(like))
 
 
 def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -> Array:
@@ -222,7 +289,7 @@ def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -
     if active is None:
         return values
     mask = active if values.ndim == active.ndim else active[..., None]
-    return xp.where(mask, values, xp.zeros_like(values))
+    return where_zero(mask, values, xp=xp)
 
 
 @dataclass
@@ -236,11 +303,15 @@ class Batch:
     active: Array | None  # the rows that count (None: all of them)
     reduction: str
     log_base: float | None
+    unweighted: bool = False  # every example weight is 1
 
     def normalizer(self) -> Array:
         r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
+        if self.unweighted and type(self.example_weight) is np.ndarray:
+            # The number of rows, as the float64 sum of ones gives it (issue 13).
+            return np.dtype(self.dtype).type(self.example_weight.size)
         return reduce_sum(
-            self.xp.reshape(self.example_weight, (-1,)), xp=self.xp, out_dtype=self.dtype
+            reshape(self.example_weight, (-1,), xp=self.xp), xp=self.xp, out_dtype=self.dtype
         )
 
     def reduce(self, loss: Array) -> Any:
@@ -289,11 +360,25 @@ def batch_for(
     example_weight: Array | None = None,
     active: Array | None = None,
 ) -> Batch:
-    """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row."""
+    """A :class:`Batch` for prepared ``values``; ``example_weight`` None: 1 per active row.
+
+    With neither (every example weighs 1) the normaliser is the number of rows. Pass
+    None rather than an array of ones, so that the batch knows it.
+    """
+    unweighted = example_weight is None and active is None
     if example_weight is None:
-        ones = xp.ones((*values.shape[:-1], 1), dtype=dtype, device=device(values))
+        ones = _ones((*values.shape[:-1], 1), dtype, like=values, xp=xp)
         example_weight = zero_where_ignored(ones, active, xp=xp)
-    return Batch(xp, dtype, axis, example_weight, active, options.reduction, options.log_base)
+    return Batch(
+        xp,
+        dtype,
+        axis,
+        example_weight,
+        active,
+        options.reduction,
+        options.log_base,
+        unweighted=unweighted,
+    )
 
 
 @dataclass
@@ -335,29 +420,41 @@ def label_batch(
         validate=validate,
         xp=xp,
     )
-    omega, active = lab.row_weight, lab.active
     batch = batch_for(
-        values, normalised_axis, dtype, options, xp=xp, example_weight=omega, active=active
+        values,
+        normalised_axis,
+        dtype,
+        options,
+        xp=xp,
+        example_weight=None if lab.unweighted else lab.row_weight,
+        active=lab.active,
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 
 
-_P = ParamSpec("_P")
 _Problem = TypeVar("_Problem")
 _Result = TypeVar("_Result")
 
 
 def prepared_by(
-    prepare: Callable[_P, _Problem], *, twin: Callable[..., object] | None = None
-) -> Callable[[Callable[[_Problem], _Result]], Callable[_P, _Result]]:
+    prepare: Callable[..., _Problem],
+    *,
+    twin: Callable[..., object] | None = None,
+    hide: tuple[str, ...] = (),
+) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
     ``@prepared_by(prepare)`` on ``def loss(problem) -> R`` gives a function with the
-    signature of ``prepare`` (for :func:`inspect.signature`, the docs and the type
-    checker) and the return annotation, name, module and docstring of ``body``; a call
-    is ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
+    signature of ``prepare`` (for :func:`inspect.signature` and the docs) and the return
+    annotation, name, module and docstring of ``body``; a call is
+    ``body(prepare(*args, **kwargs))``, one extra frame and nothing else. A loss and
     its gradient twin are two such bodies over one prepare step, which holds the public
     signature and every check, so neither is written twice.
+
+    ``body``'s own keyword-only parameters after ``problem`` (a gradient's ``out=``)
+    end the public signature and go to ``body``, not to ``prepare``. ``hide``: keywords
+    of ``prepare`` the public function does not take (an entry point's ``fused=``);
+    they keep their defaults, and passing one is a ``TypeError``.
 
     ``twin``: the function whose arguments these are (the loss, for its gradient); the
     docstring then gets, before its Returns section, the Parameters section that says
@@ -365,19 +462,38 @@ def prepared_by(
     (``_docs.py``).
     """
     signature = inspect.signature(prepare)
-    arguments = {k: v for k, v in prepare.__annotations__.items() if k != "return"}
+    shown = [p for name, p in signature.parameters.items() if name not in hide]
+    hidden = frozenset(hide)
 
-    def decorate(body: Callable[[_Problem], _Result]) -> Callable[_P, _Result]:
-        def public(*args: _P.args, **kwargs: _P.kwargs) -> _Result:
+    def decorate(body: Callable[..., _Result]) -> Callable[..., _Result]:
+        extras = [
+            p
+            for p in inspect.signature(body).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        own = frozenset(p.name for p in extras)
+
+        def public(*args: Any, **kwargs: Any) -> _Result:
+            if hidden and not hidden.isdisjoint(kwargs):
+                name = min(hidden & kwargs.keys())
+                raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")
+            if own and not own.isdisjoint(kwargs):
+                mine = {k: kwargs.pop(k) for k in own & kwargs.keys()}
+                return body(prepare(*args, **kwargs), **mine)
             return body(prepare(*args, **kwargs))
 
         functools.update_wrapper(public, body)
         returns = body.__annotations__["return"]
+        parameters = [*shown, *extras]
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            return_annotation=returns
+            parameters=parameters, return_annotation=returns
         )
-        public.__annotations__ = {**arguments, "return": returns}
-        public.__doc__ = render(body.__doc__ or "", parameters=signature.parameters, twin=twin)
+        public.__annotations__ = {
+            **{p.name: p.annotation for p in parameters},
+            "return": returns,
+        }
+        names = [p.name for p in shown]
+        public.__doc__ = render(body.__doc__ or "", parameters=names, twin=twin)
         return public
 
     return decorate

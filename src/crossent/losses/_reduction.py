@@ -11,7 +11,9 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from .._xp import Array, finalize, reduce_sum
+import numpy as np
+
+from .._xp import Array, finalize, reduce_sum, reshape, where_zero
 
 __all__ = ["LossParts", "reduce_loss", "scale_for_reduction", "weighted_term"]
 
@@ -48,12 +50,22 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
     product (no NaN, no floating-point warning, and a zero gradient through them).
     """
     present = coefficient != 0
-    return coefficient * xp.where(present, value, xp.zeros_like(value))
+    return coefficient * where_zero(present, value, xp=xp)
 
 
-def _safe_divide(total: Array, normalizer: Array, *, xp: ModuleType) -> Array:
+def _safe_divide(total: Any, normalizer: Array, *, xp: ModuleType) -> Array:
+    """``total / normalizer``, and 0 where the normaliser is 0 (every example ignored)."""
+    if _one_numpy_number(normalizer):
+        # A Python branch, not two ``where`` (issue 13: per-call overhead). The
+        # normaliser is finite, so ``normalizer * 0.0`` is a 0 of its dtype.
+        return total / normalizer if normalizer > 0 else normalizer * 0.0
     positive = normalizer > 0
     return xp.where(positive, total / xp.where(positive, normalizer, 1.0), xp.zeros_like(total))
+
+
+def _one_numpy_number(x: object) -> bool:
+    """Whether ``x`` is a NumPy scalar or 0-d array."""
+    return isinstance(x, np.generic | np.ndarray) and x.ndim == 0
 
 
 def reduce_loss(
@@ -69,7 +81,7 @@ def reduce_loss(
     if reduction == "none":
         loss = xp.astype(loss, dtype) if loss.dtype != dtype else loss
         return finalize(loss, xp=xp, log_base=log_base)
-    total = reduce_sum(xp.reshape(loss, (-1,)), xp=xp, out_dtype=dtype)
+    total = reduce_sum(reshape(loss, (-1,), xp=xp), xp=xp, out_dtype=dtype)
     if reduction == "sum":
         return finalize(total, xp=xp, log_base=log_base)
     if reduction == "parts":
@@ -86,7 +98,8 @@ def scale_for_reduction(
     """The factor by which per-example gradients are multiplied for ``reduction``."""
     scale: Any = 1.0
     if reduction == "mean":
-        scale = _safe_divide(xp.ones_like(normalizer), normalizer, xp=xp)
+        one = 1.0 if _one_numpy_number(normalizer) else xp.ones_like(normalizer)
+        scale = _safe_divide(one, normalizer, xp=xp)
     if log_base is not None:
         scale = scale / log_base
     return scale

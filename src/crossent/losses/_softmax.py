@@ -74,7 +74,7 @@ import numpy as np
 
 from .._checks import check_logits, check_out
 from .._sides import prepare
-from .._xp import Array, namespace
+from .._xp import Array, namespace, take_along_last
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels
 from ._batch import (
@@ -83,7 +83,7 @@ from ._batch import (
     LossOptions,
     batch_for,
     label_batch,
-    loss_options,
+    options_of,
     prepare_logits,
     prepare_weight,
     prepared_by,
@@ -171,14 +171,7 @@ def prepare_softmax_labels(
     with the classes last, C-contiguous, no soft-capping): Numba's when it is
     installed, else their NumPy twins, which read the logits in blocks of rows.
     """
-    opts = loss_options(
-        label_smoothing=label_smoothing,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        reduction=reduction,
-    )
+    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
     fast = fused and _fast_path_applies(logits_arr, axis, opts)
     given = label_batch(
@@ -202,10 +195,17 @@ def prepare_softmax_labels(
     else:
         rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
         assert rows.shifted is not None
-        shifted_y = xp.take_along_axis(rows.shifted, lab.safe[..., None], axis=-1)
+        shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
         smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
     a, b = label_terms(
-        shifted_y, smooth_b, lab.row_weight, lab.weight, eps=eps, classes=z.shape[-1], xp=xp
+        shifted_y,
+        smooth_b,
+        lab.row_weight,
+        lab.weight,
+        eps=eps,
+        classes=z.shape[-1],
+        xp=xp,
+        unweighted=lab.unweighted,
     )
     return SoftmaxProblem(
         batch=given.batch,
@@ -220,11 +220,15 @@ def prepare_softmax_labels(
 
 
 def _fast_path_applies(logits: Array, axis: int, opts: LossOptions) -> bool:
-    if not (isinstance(logits, np.ndarray) and opts.soft_cap is None):
+    if not isinstance(logits, np.ndarray) or logits.dtype.char not in _FUSED_DTYPES:
+        return False  # the dtype first: a character, not a dtype comparison (issue 13)
+    if opts.soft_cap is not None or logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
         return False
-    if logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
-        return False
-    return logits.dtype in (np.float32, np.float16) and bool(logits.flags.c_contiguous)
+    return bool(logits.flags.c_contiguous)
+
+
+_FUSED_DTYPES = (np.dtype(np.float32).char, np.dtype(np.float16).char)
+"""The logits the fused kernels take: float32 and float16."""
 
 
 def _kernels() -> ModuleType:
@@ -269,14 +273,7 @@ def prepare_softmax_targets(
     validate: bool = True,
 ) -> SoftmaxProblem:
     """Validate a call of :func:`softmax_cross_entropy_with_targets` once (generic path)."""
-    opts = loss_options(
-        label_smoothing=label_smoothing,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        reduction=reduction,
-    )
+    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
     if tuple(logits_arr.shape) != tuple(targets_arr.shape):
         raise InputError(
@@ -301,7 +298,9 @@ def prepare_softmax_targets(
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None
     a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
-    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
+    batch = batch_for(
+        z, normalised_axis, dtype, opts, xp=xp, example_weight=None if w is None else omega
+    )
     return SoftmaxProblem(
         batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits_arr, target_term=wt
     )
@@ -392,22 +391,8 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
 # ------------------------------------------------------------------------------- public
 
 
-def softmax_cross_entropy(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-) -> Any:
+@prepared_by(prepare_softmax_labels, hide=("fused",))
+def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
     .. math::
@@ -497,39 +482,11 @@ def softmax_cross_entropy(
     >>> crossent.softmax_cross_entropy(logits, [-100, -100], ignore_index=-100)  # not NaN
     np.float64(0.0)
     """
-    return prepare_softmax_labels(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    ).loss()
+    return problem.loss()
 
 
-def softmax_cross_entropy_grad(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-    out: Array | None = None,
-) -> Array:
+@prepared_by(prepare_softmax_labels, hide=("fused",))
+def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
     .. math::
@@ -571,20 +528,6 @@ def softmax_cross_entropy_grad(
     >>> bool(abs(g.sum()) < 1e-15)  # sums to zero over the classes
     True
     """
-    problem = prepare_softmax_labels(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        temperature=temperature,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        base=base,
-        validate=validate,
-    )
     return softmax_gradient(problem, out=out)
 
 

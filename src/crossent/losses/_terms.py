@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import Array, log_sum_exp_shifted, namespace
+from .._xp import (
+    Array,
+    log_sum_exp_shifted,
+    namespace,
+    ones_like,
+    row_max,
+    row_sum,
+    take_along_last,
+    where_zero,
+)
 from ._batch import Batch, class_mask, label_batch, loss_options
 from ._reduction import weighted_term
 
@@ -84,7 +93,7 @@ def softmax_rows(
     stay finite, and only :math:`\operatorname{LSE}` (used by the z-loss) can overflow.
     """
     capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
-    top = xp.max(capped, axis=-1, keepdims=True)
+    top = row_max(capped, xp=xp)
     shifted = capped - top
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
@@ -100,8 +109,8 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     :math:`x/T` would for :math:`T < 1` (issue 10, item 9). A row whose maximum is not
     finite is not shifted (as ``_xp.log_softmax``).
     """
-    top = xp.max(x, axis=-1, keepdims=True)
-    shifted = x - xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    top = row_max(x, xp=xp)
+    shifted = x - where_zero(xp.isfinite(top), top, xp=xp)
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
@@ -156,7 +165,7 @@ def weighted_class_sum(values: Array, weight: Array | None, *, xp: ModuleType) -
     on a class of weight 0 contributes 0, not :math:`0\cdot(-\infty)` = NaN.
     """
     terms = values if weight is None else weighted_term(weight, values, xp=xp)
-    return xp.sum(terms, axis=-1, keepdims=True)
+    return row_sum(terms, xp=xp)
 
 
 def label_terms(
@@ -168,6 +177,7 @@ def label_terms(
     eps: float,
     classes: int,
     xp: ModuleType,
+    unweighted: bool = False,
 ) -> tuple[Array, Array]:
     r""":math:`A` and :math:`B` for integer labels (keepdims).
 
@@ -182,10 +192,11 @@ def label_terms(
     :math:`\varepsilon > 0`). A label of weight 0 is absent even where
     :math:`\sigma_y = -\infty` (issue 10, item 7), and so is the label's own term when
     :math:`\varepsilon = 1`: :math:`(1-\varepsilon)w_y\sigma_y` is formed by
-    :func:`weighted_term`.
+    :func:`weighted_term`. ``unweighted``: every :math:`w_y` is 1 (no class weights, no
+    ignored row), so :math:`B = \sigma_y` without the product.
     """
     if not eps:
-        return row_weight, weighted_term(row_weight, shifted_y, xp=xp)
+        return row_weight, shifted_y if unweighted else weighted_term(row_weight, shifted_y, xp=xp)
     assert smooth_b is not None  # computed whenever smoothing is on
     keep, spread = smoothing_coefficients(eps, classes)
     total_w = float(classes) if weight is None else xp.sum(weight)
@@ -210,7 +221,8 @@ def label_target_gradient(
     """
     classes = like.shape[-1]
     keep, spread = smoothing_coefficients(eps, classes)
-    term = xp.where(class_mask(safe, classes, xp=xp), keep * row_weight, xp.zeros_like(like))
+    target = row_weight if keep == 1.0 else keep * row_weight  # exact: 1.0 * w is w
+    term = where_zero(class_mask(safe, classes, xp=xp), target, xp=xp)
     if eps:
         term = term + spread * (1.0 if weight is None else weight)
     return term
@@ -230,9 +242,9 @@ def target_terms(
     keep, spread = smoothing_coefficients(eps, targets.shape[-1])
     smoothed = keep * targets + spread if eps else targets
     wt = smoothed if weight is None else weight * smoothed
-    a = xp.sum(wt, axis=-1, keepdims=True)
-    b = xp.sum(weighted_term(wt, shifted, xp=xp), axis=-1, keepdims=True)
-    omega = xp.ones_like(a) if weight is None else xp.sum(weight * targets, axis=-1, keepdims=True)
+    a = row_sum(wt, xp=xp)
+    b = row_sum(weighted_term(wt, shifted, xp=xp), xp=xp)
+    omega = ones_like(a, xp=xp) if weight is None else row_sum(weight * targets, xp=xp)
     return a, b, omega, wt
 
 
@@ -275,8 +287,12 @@ def row_loss(rows: SoftmaxRows, a: Array, b: Array, omega: Array, *, z_loss: flo
 def log_prob_of_labels(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
     r""":math:`\log p_y = \sigma_y - \ell \le 0` (keepdims), clipped at 0 against rounding."""
     assert rows.shifted is not None
-    log_p_y = xp.take_along_axis(rows.shifted, safe[..., None], axis=-1) - rows.ell
-    return xp.minimum(log_p_y, xp.zeros_like(log_p_y))
+    log_p_y = take_along_last(rows.shifted, safe[..., None], xp=xp) - rows.ell
+    return (
+        xp.minimum(log_p_y, 0.0)
+        if type(log_p_y) is np.ndarray
+        else xp.minimum(log_p_y, xp.zeros_like(log_p_y))
+    )
 
 
 def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
