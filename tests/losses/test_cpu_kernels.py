@@ -10,6 +10,7 @@ import pytest
 import crossent
 from crossent import InputError
 from crossent.losses import _cpu_kernels
+from crossent.losses._gradient_terms import GradientTerms
 
 from tolerances import FLOAT32_KERNEL, KERNEL_EXP, ulps
 
@@ -191,12 +192,12 @@ def test_kernel_gradient_is_the_correctly_rounded_softmax() -> None:
     got = _cpu_kernels.write_gradient(
         z,
         np.zeros(64, dtype=np.int64),
-        shift=np.log(np.exp(z.astype(np.float64)).sum(axis=1)),
-        inv_temperature=1.0,
-        p_coef=np.ones(64),
-        target_coef=np.zeros(64),
-        uniform=None,
-        row_uniform=None,
+        GradientTerms(
+            shift=np.log(np.exp(z.astype(np.float64)).sum(axis=1)),
+            inv_temperature=1.0,
+            p_coef=np.ones(64),
+            target_coef=np.zeros(64),
+        ),
     )
     # float64 inside: each float32 entry is the rounding of the float64 softmax (an ulp
     # apart at most where the truth sits on a rounding boundary)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from crossent.losses import _cpu_kernels
+from crossent.losses._gradient_terms import GradientTerms
 
 from tolerances import KERNEL_EXP
 
@@ -80,16 +81,13 @@ def test_issue13_gradient_probabilities_are_faithfully_rounded() -> None:
     d = _grid()
     d = d[d > -87.0]  # float32 normal range of e^d
     z = np.stack([np.zeros_like(d), d], axis=1)
-    out = _cpu_kernels.write_gradient(
-        z,
-        np.zeros(len(d), dtype=np.int64),
+    terms = GradientTerms(
         shift=np.zeros(len(d)),
         inv_temperature=1.0,
         p_coef=np.ones(len(d)),
         target_coef=np.zeros(len(d)),
-        uniform=None,
-        row_uniform=None,
     )
+    out = _cpu_kernels.write_gradient(z, np.zeros(len(d), dtype=np.int64), terms)
     truth = np.exp(d.astype(np.float64))
     spacing = np.spacing(truth.astype(np.float32)).astype(np.float64)
     assert (np.abs(out[:, 1] - truth) <= spacing).all()

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._gradient_terms import GradientTerms, gradient_out
+
 __all__ = [
     "BLOCK_ELEMENTS",
     "EXACT_BELOW",
@@ -221,30 +223,18 @@ def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndar
 
 
 def write_gradient(
-    z: np.ndarray,
-    labels: np.ndarray,
-    *,
-    shift: np.ndarray,
-    inv_temperature: float,
-    p_coef: np.ndarray,
-    target_coef: np.ndarray,
-    uniform: np.ndarray | None,
-    row_uniform: np.ndarray | None,
-    out: np.ndarray | None = None,
+    z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]`` in ``z``'s format, block by block (the contract
-    of ``_cpu_kernels.write_gradient``: float64, one rounding to float32, then to nearest
-    even for float16 and bfloat16)."""
+    """The gradient of ``_gradient_terms`` for logits ``z`` and ``labels``, block by block.
+
+    Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
+    """
     n, v = z.shape
-    if out is None:
-        out = np.empty(z.shape, dtype=z.dtype)
+    out = gradient_out(z, out)
     labels = np.asarray(labels, dtype=np.intp)
-    shift = np.asarray(shift, dtype=np.float64)
-    p_coef = np.asarray(p_coef, dtype=np.float64)
-    target_coef = np.asarray(target_coef, dtype=np.float64)
-    u = None if uniform is None else np.asarray(uniform, dtype=np.float64)
-    inv_t = float(inv_temperature)
+    shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
+    u, row_uniform = terms.uniform, terms.row_uniform
+    inv_t = terms.inv_temperature
 
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -260,9 +250,8 @@ def write_gradient(
         np.exp(hi, out=hi)
         d *= hi
         d *= p_coef[first:stop, None]
-        if u is not None:
-            assert row_uniform is not None
-            d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
+        if u is not None and row_uniform is not None:
+            d -= np.multiply.outer(row_uniform[first:stop], u)
         d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)

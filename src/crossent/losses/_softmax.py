@@ -89,6 +89,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
+from ._gradient_terms import GradientTerms
 from ._terms import (
     SoftmaxRows,
     chain_rule,
@@ -375,15 +376,18 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     uniform = None
     if opts.label_smoothing:
         uniform = spread * (np.ones(classes) if lab.weight is None else lab.weight)
-    grad = _kernels().write_gradient(
-        flat,
-        np.reshape(lab.safe, (-1,)),
+    terms = GradientTerms(
         shift=lse,
         inv_temperature=1.0 / opts.temperature,
         p_coef=coef * row_scale,
         target_coef=keep * omega * row_scale,
         uniform=uniform,
         row_uniform=row_scale if opts.label_smoothing else None,
+    )
+    grad = _kernels().write_gradient(
+        flat,
+        np.reshape(lab.safe, (-1,)),
+        terms,
         out=None if out is None else np.reshape(out, flat.shape),
     )
     return out if out is not None else np.reshape(grad, (*lab.safe.shape, classes))
