@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from crossent.losses import _cpu_kernels
-from crossent.losses._gradient_terms import GradientTerms
+from crossent.losses._kernel_inputs import GradientTerms, StatisticsOptions
 
 from tolerances import KERNEL_EXP
 
@@ -51,7 +51,7 @@ def _grid() -> np.ndarray:
 def _kernel_exp(d: np.ndarray) -> np.ndarray:
     z = np.stack([np.zeros_like(d), d], axis=1)
     _, ell, *_ = _cpu_kernels.row_statistics(
-        z, np.zeros(len(d), dtype=np.int64), None, inv_temperature=1.0, need_sum=False
+        z, np.zeros(len(d), dtype=np.int64), StatisticsOptions()
     )
     return np.expm1(ell)
 
@@ -68,9 +68,7 @@ def test_issue13_kernel_exp_relative_error_on_a_dense_grid() -> None:
 def test_issue13_kernel_exp_is_exactly_one_at_the_maximum() -> None:
     # p(0) = 1 exactly (the polynomial's constant term is 1): a row of ties sums to V.
     z = np.zeros((3, 1000), dtype=np.float32)
-    _, ell, *_ = _cpu_kernels.row_statistics(
-        z, np.zeros(3, dtype=np.int64), None, inv_temperature=1.0, need_sum=False
-    )
+    _, ell, *_ = _cpu_kernels.row_statistics(z, np.zeros(3, dtype=np.int64), StatisticsOptions())
     assert (ell == np.log(1000.0)).all()
 
 

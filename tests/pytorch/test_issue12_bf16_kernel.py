@@ -24,7 +24,7 @@ F = torch.nn.functional
 import crossent.torch as ct  # noqa: E402
 from crossent import InputError  # noqa: E402
 from crossent.losses import _cpu_kernels, _numpy_kernels  # noqa: E402
-from crossent.losses._gradient_terms import GradientTerms  # noqa: E402
+from crossent.losses._kernel_inputs import GradientTerms, StatisticsOptions  # noqa: E402
 
 from tolerances import KERNEL_EXP  # noqa: E402
 
@@ -60,7 +60,7 @@ def test_issue12_bf16_row_statistics_read_16_bit_logits(kernels, dtype) -> None:
     labels = np.arange(z.shape[0]) * 13 % z.shape[1]
     weight = np.linspace(0.5, 2.0, z.shape[1])
     m, ell, zy, total, suspect = kernels.row_statistics(
-        _stored(z), labels, weight, inv_temperature=1 / 1.5, need_sum=True
+        _stored(z), labels, StatisticsOptions(inv_temperature=1 / 1.5, need_sum=True, weight=weight)
     )
     exact = z.double() * (1 / 1.5)  # as the kernels scale
     top = exact.max(dim=1).values
@@ -86,9 +86,7 @@ def test_issue12_bf16_kernels_flag_nan_and_inf_rows(kernels, dtype, bad: float) 
     z[9, 100] = bad
     z[11] = -math.inf
     labels = np.zeros(z.shape[0], dtype=np.int64)
-    *_, suspect = kernels.row_statistics(
-        _stored(z), labels, None, inv_temperature=1.0, need_sum=False
-    )
+    *_, suspect = kernels.row_statistics(_stored(z), labels, StatisticsOptions())
     assert np.flatnonzero(suspect).tolist() == [9, 11]
 
 

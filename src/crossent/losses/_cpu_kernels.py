@@ -92,7 +92,7 @@ from typing import Any
 
 import numpy as np
 
-from ._gradient_terms import GradientTerms, gradient_out
+from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = ["available", "row_statistics", "write_gradient"]
 
@@ -376,35 +376,26 @@ def _stored(z: np.ndarray) -> np.ndarray:
 
 
 def row_statistics(
-    z: np.ndarray,
-    labels: np.ndarray,
-    weight: np.ndarray | None,
-    *,
-    inv_temperature: float,
-    need_sum: bool,
+    z: np.ndarray, labels: np.ndarray, options: StatisticsOptions
 ) -> tuple[np.ndarray, ...]:
     """Per row of ``z`` (N x V, C-contiguous): m, ell, z'_y - m, sum w (z' - m), suspect.
 
-    ``z`` is float32, float16, or uint16 holding the bits of bfloat16 values (a torch
-    bf16 tensor viewed as 16-bit integers; NumPy has no bfloat16): the kernel decodes
-    each value to float32 as it reads it (bf16: the bits shifted left by 16; float16:
-    the hardware conversion), with no upcast copy.
-
-    ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller); the
-    weighted sum (a pass of its own) is computed only with ``need_sum``. ``suspect``
-    (bool) marks the rows that may hold a NaN or ``+inf``, or that are all ``-inf``.
+    The contract of ``_kernel_inputs``. ``z`` is float32, float16, or uint16 holding
+    the bits of bfloat16 values (a torch bf16 tensor viewed as 16-bit integers; NumPy
+    has no bfloat16): the kernel decodes each value to float32 as it reads it (bf16:
+    the bits shifted left by 16; float16: the hardware conversion), with no upcast
+    copy. ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller).
     """
     n = z.shape[0]
     outs = [np.empty(n) for _ in range(4)] + [np.empty(n, dtype=np.bool_)]
-    weight64 = _EMPTY if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     stored = _stored(z)
     _kernels()["row_statistics"](
         stored,
         z.view(np.int32) if z.dtype == np.float32 else stored,
         np.ascontiguousarray(labels, dtype=np.int64),
-        weight64,
-        float(inv_temperature),
-        bool(need_sum),
+        _EMPTY if options.weight is None else options.weight,
+        options.inv_temperature,
+        options.need_sum,
         _ROWS_PER_BLOCK,
         *outs,
     )
@@ -414,7 +405,7 @@ def row_statistics(
 def write_gradient(
     z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """The gradient of ``_gradient_terms`` for logits ``z`` and ``labels``, by the Numba kernel.
+    """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, by Numba.
 
     Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
     """

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._gradient_terms import GradientTerms, gradient_out
+from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = [
     "BLOCK_ELEMENTS",
@@ -134,29 +134,23 @@ def _run_in_blocks(
 
 
 def row_statistics(
-    z: np.ndarray,
-    labels: np.ndarray,
-    weight: np.ndarray | None,
-    *,
-    inv_temperature: float,
-    need_sum: bool,
+    z: np.ndarray, labels: np.ndarray, options: StatisticsOptions
 ) -> tuple[np.ndarray, ...]:
     """Per row of ``z`` (N x V float32, float16 or bfloat16 bits as uint16): m, ell, z'_y - m,
     sum w (z' - m), suspect.
 
-    The same contract as ``_cpu_kernels.row_statistics``: ``labels`` are valid class
-    ids; the weighted sum is computed only with ``need_sum``.
+    The contract of ``_kernel_inputs``: ``labels`` are valid class ids; the weighted
+    sum is computed only with ``options.need_sum``.
     """
     n, v = z.shape
     m_out, ell_out, zy_out, sum_out = (np.zeros(n) for _ in range(4))
     suspect_out = np.empty(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
-    inv_t = float(inv_temperature)
+    inv_t, need_sum = options.inv_temperature, options.need_sum
     w = None
-    if need_sum and weight is not None:
-        w64 = np.asarray(weight, dtype=np.float64)
-        keep = np.flatnonzero(w64 != 0.0)  # a class of weight 0 is absent, even at -inf
-        w = (keep, w64[keep])
+    if need_sum and options.weight is not None:
+        keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
+        w = (keep, options.weight[keep])
 
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -225,7 +219,7 @@ def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndar
 def write_gradient(
     z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """The gradient of ``_gradient_terms`` for logits ``z`` and ``labels``, block by block.
+    """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, in blocks.
 
     Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
     """

@@ -89,7 +89,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
-from ._gradient_terms import GradientTerms
+from ._kernel_inputs import GradientTerms, StatisticsOptions
 from ._terms import (
     SoftmaxRows,
     chain_rule,
@@ -240,9 +240,11 @@ def _fast_rows(
     m, ell, shifted_y, total, suspect = _kernels().row_statistics(
         flat,
         np.reshape(labels.safe, (-1,)),
-        labels.weight,
-        inv_temperature=1.0 / opts.temperature,
-        need_sum=bool(opts.label_smoothing),
+        StatisticsOptions(
+            inv_temperature=1.0 / opts.temperature,
+            need_sum=bool(opts.label_smoothing),
+            weight=labels.weight,
+        ),
     )
     if validate and suspect.any():
         # A NaN, +inf or a row of -inf may be there: the full check names it.
