@@ -11,6 +11,7 @@ import pytest
 import crossent
 from crossent import InputError
 from crossent.losses import _cpu_kernels
+from crossent.losses._kernel_inputs import StatisticsOptions
 
 pytest.importorskip("numba")
 
@@ -38,9 +39,7 @@ def test_issue10_tests_kernel_nan_with_sign_bit_makes_the_row_suspect(sign: floa
         suspect = _cpu_kernels.row_statistics(
             z,
             np.zeros(v + 1, dtype=np.int64),
-            None,
-            inv_temperature=inv_temperature,
-            need_sum=False,
+            StatisticsOptions(inv_temperature=inv_temperature),
         )[-1]
         np.testing.assert_array_equal(suspect, [True] * v + [False])
 

@@ -17,6 +17,7 @@ from scipy.special import logsumexp
 
 import crossent
 from crossent.losses import _cpu_kernels, _numpy_kernels
+from crossent.losses._kernel_inputs import StatisticsOptions
 from crossent.losses._softmax import prepare_softmax_labels
 
 RNG = np.random.default_rng(1313)
@@ -104,7 +105,7 @@ def test_issue13_row_statistics_match_scipy_in_float64() -> None:
     labels = RNG.integers(0, 77, size=50)
     for inv_t in (1.0, 1 / 0.7):
         m, ell, zy, total, suspect = _numpy_kernels.row_statistics(
-            z, labels, None, inv_temperature=inv_t, need_sum=True
+            z, labels, StatisticsOptions(inv_temperature=inv_t, need_sum=True)
         )
         z64 = z.astype(np.float64) * inv_t
         np.testing.assert_allclose(m + ell, logsumexp(z64, axis=1), rtol=1e-13, atol=0)
@@ -122,9 +123,7 @@ def test_issue13_bad_entries_make_the_row_suspect(value: float) -> None:
     z = np.zeros((9, 20), dtype=np.float32)
     z[6, 13] = value
     z[2, :] = -np.inf  # a row of -inf is suspect too
-    *_, suspect = _numpy_kernels.row_statistics(
-        z, np.zeros(9, dtype=np.int64), None, inv_temperature=1.0, need_sum=False
-    )
+    *_, suspect = _numpy_kernels.row_statistics(z, np.zeros(9, dtype=np.int64), StatisticsOptions())
     np.testing.assert_array_equal(np.flatnonzero(suspect), [2, 6])
 
 

@@ -20,18 +20,64 @@ Rows are processed in parallel (``prange``, blocks of consecutive rows), accumul
 in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row
 i, so that reading the next row from memory overlaps the arithmetic on this one; the
 maximum is an integer max over order-preserving keys of the float32 bits, which
-vectorises without fast-math and keeps a NaN visible. ``exp`` is
-inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
-vectorises with Intel's SVML, which current llvmlite wheels do not have): Cody-Waite
-reduction :math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2`, a degree-10 Taylor
-polynomial (relative error below 3e-13) evaluated by Estrin's scheme, and :math:`2^k`
-assembled from bits. The rounding of :math:`x/\ln 2` uses the 1.5 * 2^52 trick,
-:math:`k = (t + M) - M`, in a function compiled without the fast-math ``reassoc``
-flag (which the loops need to vectorise their sums, and which would fold that
-expression into ``t``); LLVM inlines it and each instruction keeps its own flags.
-Both choices were measured on the 4096 x 32000 forward pass: Estrin's scheme instead
-of Horner's rule and the float ``k`` instead of reading it from the integer bits took
-the kernel from about 0.12 s to 0.09 s, with the same results.
+vectorises without fast-math and keeps a NaN visible.
+
+``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
+vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
+:math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2` (one FMA; ``k`` rounded by the
+1.5 * 2^52 trick, with 1023 added so that the sum's low bits are already the biased
+exponent of :math:`2^k`), a degree-7 minimax polynomial for :math:`e^r` evaluated by
+Estrin's scheme, and :math:`2^k` assembled from bits. The rounding ``(t + M) - M``
+lives in a function compiled without the fast-math ``reassoc`` flag (which the loops
+need to vectorise their sums, and which would fold that expression into ``t``); LLVM
+inlines it and each instruction keeps its own flags.
+
+Accuracy of the polynomial, and why it is enough
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The polynomial :math:`p(r) = 1 + r + \sum_{n=2}^{7} c_n r^n` minimises
+:math:`\max |p(r) e^{-r} - 1|` on :math:`|r| \le \ln 2/2` (a Lawson fit, i.e.
+iteratively reweighted least squares to the equioscillating minimax, with
+:math:`c_0 = 1` fixed so that :math:`e^0 = 1` exactly, and :math:`c_1 = 1` so that
+:math:`1 + r` is an add, off the FMA pipes; with :math:`c_1` free it is 4.7e-11): its
+relative error is :math:`\varepsilon_p = 5.2 \times 10^{-11}`; the reduction and the
+float64 evaluation add below :math:`10^{-13}`, so every term :math:`e^{d_c}` carries a
+relative error :math:`|\varepsilon_c| \le \varepsilon = 5.3 \times 10^{-11}` (pinned
+over :math:`[-708, 0]` by ``tests/losses/test_issue13_kernel_exp.py``). A float32 result
+needs much less. The exp-sum :math:`s = \sum_c e^{d_c}(1 + \varepsilon_c)` is then
+off by a relative :math:`\eta \le \varepsilon + \gamma`, with :math:`\gamma` the
+float64 summation error (:math:`\le (V/4)\,2^{-53} < 10^{-11}` for :math:`V \le 2.5
+\times 10^5`). The loss :math:`L = \ell - (z'_y - m) + \dots` has :math:`-(z'_y - m)
+\ge 0` and the smoothing term :math:`\ge 0`, so :math:`L \ge \ell`, and:
+
+* for :math:`s \ge 1.5`, :math:`\ell = \log s` is off by at most :math:`\eta` (absolute)
+  and :math:`L \ge \ell \ge \log 1.5`, so :math:`L` is off by a relative
+  :math:`\eta / \log 1.5 \le 2.5\,\eta`;
+* for :math:`s < 1.5`, :math:`\ell = \operatorname{log1p}(x)` of the non-maximal terms
+  (the ties exact), off by at most :math:`\eta\,x/(1+x) \le \eta \operatorname{log1p}(x)`
+  (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta` of :math:`\ell`, hence of
+  :math:`L`.
+
+Either way the float64 loss is within a relative :math:`2.5\,(\varepsilon + \gamma)
+\le 1.6 \times 10^{-10}` of the float64 truth, i.e. within :math:`0.003` float32 ulp
+(:math:`2^{-24} \approx 6 \times 10^{-8}`): after the one rounding to float32 each
+per-row loss is within 0.51 ulp, against the bar of 2 ulps, and the mean loss moves
+by at most a relative :math:`1.6 \times 10^{-10}`, so it rounds as with an exact
+``exp`` but for values within that distance of a rounding boundary. A degree-6
+polynomial (:math:`2 \times 10^{-9}`) would still meet the bar with 18x to spare;
+degree 7 keeps a wide margin for the mean loss at one FMA per four terms. The
+gradient's :math:`p = e^{d}` is written in float32: off by at most one ulp, correctly
+rounded but where :math:`e^d` lies within :math:`5.2 \times 10^{-11}` of a rounding
+boundary.
+
+Against the previous kernel (a degree-10 Taylor polynomial, :math:`3 \times 10^{-13}`,
+Cody-Waite's two-constant reduction, 64-bit order keys, the multiply by 1/T at T = 1),
+this polynomial, the one-constant reduction with the bias folded into the rounding
+constant, the 32-bit keys and the loops without 1/T at T = 1 cut the 4096 x 32000
+float32 forward pass from 0.192 s to 0.128 s of CPU time on one thread, against
+torch.compile's 0.205 s (medians, interleaved in one process on a loaded 2-core AMD
+EPYC with AVX2; with 2 threads 0.294 s of wall time against 0.470 s). The fused loop
+is 28 instructions per four terms, 11 of them on the FMA pipes (36 and 16 before;
+``inspect_asm``).
 
 Validation costs no pass of its own: a row is *suspect* when its maximum or its
 exp-sum is not finite, which happens exactly when it holds a NaN (``exp`` propagates
@@ -52,6 +98,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = ["available", "row_statistics", "write_gradient"]
 
@@ -84,7 +132,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return types.int64(types.float64), codegen
 
     flags = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must propagate
-    magic = 6755399441055744.0  # 1.5 * 2**52
+    # 1.5 * 2**52 + 1023: adding it to t rounds t to an integer k and leaves k + 1023
+    # (the biased exponent of 2^k) in the low bits of the sum.
+    magic = 6755399441056767.0
 
     # Compiled on its own, without ``reassoc``, so that ``(t + M) - M`` rounds t to an
     # integer instead of being folded to t; LLVM still inlines it into the loops, where
@@ -94,24 +144,22 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         # Below -708, e^x < 4e-308: the terms vanish against the max's 1. Written so
         # that a NaN passes through (the comparison is false), and still one vmaxpd.
         x = -708.0 if x < -708.0 else x
-        shifted = x * 1.4426950408889634 + magic  # round(x / ln 2) in the low bits
+        shifted = x * 1.4426950408889634 + magic  # k + 1023 in the low bits
         k = shifted - magic
-        r = (x - k * 0.693145751953125) - k * 1.4286068203094173e-06
-        # Estrin's scheme for sum of r^n / n!, n = 0 ... 10: the same polynomial as
-        # Horner's rule, but a dependency chain of 4 FMAs instead of 10, which keeps
-        # both FMA pipes busy.
+        # One constant (not Cody-Waite's two): fused or not, |r| errs by under 6e-14,
+        # i.e. e^r by a relative 6e-14, far below the polynomial's 5.2e-11
+        r = x - k * 0.6931471805599453
+        # e^r on |r| <= ln 2 / 2 by a degree-7 minimax polynomial 1 + r + c2 r^2 + ...
+        # + c7 r^7 (relative error 5.2e-11, see the module docstring), by Estrin's scheme: a
+        # dependency chain of 3 FMAs after r^2, which keeps both FMA pipes busy.
         r2 = r * r
         r4 = r2 * r2
-        p01 = 1.0 + r
-        p23 = 1 / 2 + r * (1 / 6)
-        p45 = 1 / 24 + r * (1 / 120)
-        p67 = 1 / 720 + r * (1 / 5040)
-        p89 = 1 / 40320 + r * (1 / 362880)
-        p03 = p01 + r2 * p23
-        p47 = p45 + r2 * p67
-        p810 = p89 + r2 * (1 / 3628800)
-        p = p03 + r4 * (p47 + r4 * p810)
-        return p * bits_to_float64((float64_to_bits(shifted) + 1023) << 52)
+        p01 = 1.0 + r  # c1 = 1: an add, which leaves the FMA pipes one op less
+        p23 = 0.5000000067643473 + r * 0.16666665869408973
+        p45 = 0.04166629509026616 + r * 0.008333497009265464
+        p67 = 0.0013944648835041446 + r * 0.00019790352356200552
+        p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
+        return p * bits_to_float64(float64_to_bits(shifted) << 52)
 
     @intrinsic
     def bits_to_float32(typingctx: Any, bits: Any) -> Any:
@@ -174,12 +222,18 @@ def _kernels() -> dict[str, Callable[..., Any]]:
 
         return kind(like, types.float32), codegen
 
-    @numba.njit(inline="always")
-    def order_key(bits):
-        # float32 bits -> an int32 that orders like the float (an involution): integer
-        # max reductions vectorise without fast-math, and a positive NaN sorts above
-        # +inf, so it surfaces as the maximum instead of vanishing.
-        return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+    @intrinsic
+    def order_key(typingctx: Any, bits: Any) -> Any:
+        # float32 bits -> an int32 that orders like the float (an involution):
+        # bits ^ ((bits >> 31) >>> 1). Integer max reductions vectorise without
+        # fast-math, and a positive NaN sorts above +inf, so it surfaces as the maximum
+        # instead of vanishing. In LLVM's i32 (Numba's own int32 arithmetic widens to
+        # int64, which halves the lanes and needs a compare-and-blend for the max).
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            sign = builder.ashr(args[0], ir.Constant(i32, 31))
+            return builder.xor(args[0], builder.lshr(sign, ir.Constant(i32, 1)))
+
+        return types.int32(types.int32), codegen
 
     @numba.njit(inline="never")
     def row_max_key(row_bits):
@@ -187,6 +241,29 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for j in range(row_bits.shape[0]):
             key = max(key, order_key(float32_bits(row_bits[j])))
         return key
+
+    # The exp-sums, inlined with a literal ``scale``: at temperature 1 the loop has no
+    # multiply by 1/T (one FMA-pipe instruction of about twelve per four terms; the
+    # results are the same, x * 1.0 being exact). (x - top) is exact in float64 for
+    # float32 x, so the maximum gives exactly 0 whatever fast-math contracts.
+    @numba.njit(fastmath=flags, inline="always")
+    def exp_sum_and_next_key(row, following, top, inv_t, scale):
+        # sum of e^((x - top) / T) over the row, and the max key of the following row
+        key = order_key(float32_bits(following[0]))
+        s = 0.0
+        for j in range(row.shape[0]):
+            d = np.float64(to_float32(row[j])) - top
+            s += exp_nonpositive(d * inv_t if scale else d)
+            key = max(key, order_key(float32_bits(following[j])))
+        return s, key
+
+    @numba.njit(fastmath=flags, inline="always")
+    def exp_sum(row, top, inv_t, scale):
+        s = 0.0
+        for j in range(row.shape[0]):
+            d = np.float64(to_float32(row[j])) - top
+            s += exp_nonpositive(d * inv_t if scale else d)
+        return s
 
     @numba.njit(parallel=True, fastmath=flags, cache=True)
     def row_statistics_kernel(
@@ -205,6 +282,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     ):
         n, v = z.shape
         has_weight = weight.shape[0] == v
+        scale = inv_t != 1.0
         # Each thread takes blocks of consecutive rows. The exp-sum of row i runs in the
         # same loop as the maximum of row i + 1, so that row i + 1 streams in from
         # memory while row i (already in cache) is exponentiated.
@@ -219,18 +297,16 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 s = 0.0
                 total = 0.0
                 if m != -np.inf:
-                    if i + 1 < stop:
-                        following = z_bits[i + 1]
-                        key = order_key(float32_bits(following[0]))
-                        for j in range(v):
-                            # (x - top) is exact in float64 for float32 x, so the maximum
-                            # gives exactly 0 whatever fast-math contracts.
-                            s += exp_nonpositive((np.float64(to_float32(row[j])) - top) * inv_t)
-                            key = max(key, order_key(float32_bits(following[j])))
-                    else:  # the block's last row (running the fused loop on its own
-                        # maximum again, from cache, measured 3-10 % slower overall)
-                        for j in range(v):
-                            s += exp_nonpositive((np.float64(to_float32(row[j])) - top) * inv_t)
+                    if i + 1 < stop and scale:
+                        s, key = exp_sum_and_next_key(row, z_bits[i + 1], top, inv_t, True)
+                    elif i + 1 < stop:
+                        s, key = exp_sum_and_next_key(row, z_bits[i + 1], top, inv_t, False)
+                    # the block's last row (running the fused loop on its own maximum
+                    # again, from cache, measured 3-10 % slower overall)
+                    elif scale:
+                        s = exp_sum(row, top, inv_t, True)
+                    else:
+                        s = exp_sum(row, top, inv_t, False)
                 elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
                     key = row_max_key(z_bits[i + 1])
                 if m != -np.inf and need_sum:
@@ -307,35 +383,26 @@ def _stored(z: np.ndarray) -> np.ndarray:
 
 
 def row_statistics(
-    z: np.ndarray,
-    labels: np.ndarray,
-    weight: np.ndarray | None,
-    *,
-    inv_temperature: float,
-    need_sum: bool,
+    z: np.ndarray, labels: np.ndarray, options: StatisticsOptions
 ) -> tuple[np.ndarray, ...]:
     """Per row of ``z`` (N x V, C-contiguous): m, ell, z'_y - m, sum w (z' - m), suspect.
 
-    ``z`` is float32, float16, or uint16 holding the bits of bfloat16 values (a torch
-    bf16 tensor viewed as 16-bit integers; NumPy has no bfloat16): the kernel decodes
-    each value to float32 as it reads it (bf16: the bits shifted left by 16; float16:
-    the hardware conversion), with no upcast copy.
-
-    ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller); the
-    weighted sum (a pass of its own) is computed only with ``need_sum``. ``suspect``
-    (bool) marks the rows that may hold a NaN or ``+inf``, or that are all ``-inf``.
+    The contract of ``_kernel_inputs``. ``z`` is float32, float16, or uint16 holding
+    the bits of bfloat16 values (a torch bf16 tensor viewed as 16-bit integers; NumPy
+    has no bfloat16): the kernel decodes each value to float32 as it reads it (bf16:
+    the bits shifted left by 16; float16: the hardware conversion), with no upcast
+    copy. ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller).
     """
     n = z.shape[0]
     outs = [np.empty(n) for _ in range(4)] + [np.empty(n, dtype=np.bool_)]
-    weight64 = _EMPTY if weight is None else np.ascontiguousarray(weight, dtype=np.float64)
     stored = _stored(z)
     _kernels()["row_statistics"](
         stored,
         z.view(np.int32) if z.dtype == np.float32 else stored,
         np.ascontiguousarray(labels, dtype=np.int64),
-        weight64,
-        float(inv_temperature),
-        bool(need_sum),
+        _EMPTY if options.weight is None else options.weight,
+        options.inv_temperature,
+        options.need_sum,
         _ROWS_PER_BLOCK,
         *outs,
     )
@@ -343,37 +410,22 @@ def row_statistics(
 
 
 def write_gradient(
-    z: np.ndarray,
-    labels: np.ndarray,
-    *,
-    shift: np.ndarray,
-    inv_temperature: float,
-    p_coef: np.ndarray,
-    target_coef: np.ndarray,
-    uniform: np.ndarray | None,
-    row_uniform: np.ndarray | None,
-    out: np.ndarray | None = None,
+    z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]`` in ``z``'s storage format (into ``out`` when given:
-    C-contiguous, of ``z``'s shape and dtype).
+    """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, by Numba.
 
-    Each entry is computed in float64 (the label's with its target term, so that
-    :math:`p_y - 1` is formed before any rounding), rounded once to float32, and for
-    bfloat16 (uint16 bits) and float16 rounded from that float32 to nearest even; a
-    NaN stays a NaN, an overflow becomes an infinity.
+    Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
     """
-    if out is None:
-        out = np.empty(z.shape, dtype=z.dtype)
+    out = gradient_out(z, out)
     _kernels()["gradient"](
         _stored(z),
         np.ascontiguousarray(labels, dtype=np.int64),
-        np.ascontiguousarray(shift, dtype=np.float64),
-        float(inv_temperature),
-        np.ascontiguousarray(p_coef, dtype=np.float64),
-        np.ascontiguousarray(target_coef, dtype=np.float64),
-        _EMPTY if uniform is None else np.ascontiguousarray(uniform, dtype=np.float64),
-        _EMPTY if row_uniform is None else np.ascontiguousarray(row_uniform, dtype=np.float64),
+        terms.shift,
+        terms.inv_temperature,
+        terms.p_coef,
+        terms.target_coef,
+        _EMPTY if terms.uniform is None else terms.uniform,
+        _EMPTY if terms.row_uniform is None else terms.row_uniform,
         _stored(out),
     )
     return out

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
+
 __all__ = [
     "BLOCK_ELEMENTS",
     "EXACT_BELOW",
@@ -132,29 +134,23 @@ def _run_in_blocks(
 
 
 def row_statistics(
-    z: np.ndarray,
-    labels: np.ndarray,
-    weight: np.ndarray | None,
-    *,
-    inv_temperature: float,
-    need_sum: bool,
+    z: np.ndarray, labels: np.ndarray, options: StatisticsOptions
 ) -> tuple[np.ndarray, ...]:
     """Per row of ``z`` (N x V float32, float16 or bfloat16 bits as uint16): m, ell, z'_y - m,
     sum w (z' - m), suspect.
 
-    The same contract as ``_cpu_kernels.row_statistics``: ``labels`` are valid class
-    ids; the weighted sum is computed only with ``need_sum``.
+    The contract of ``_kernel_inputs``: ``labels`` are valid class ids; the weighted
+    sum is computed only with ``options.need_sum``.
     """
     n, v = z.shape
     m_out, ell_out, zy_out, sum_out = (np.zeros(n) for _ in range(4))
     suspect_out = np.empty(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
-    inv_t = float(inv_temperature)
+    inv_t, need_sum = options.inv_temperature, options.need_sum
     w = None
-    if need_sum and weight is not None:
-        w64 = np.asarray(weight, dtype=np.float64)
-        keep = np.flatnonzero(w64 != 0.0)  # a class of weight 0 is absent, even at -inf
-        w = (keep, w64[keep])
+    if need_sum and options.weight is not None:
+        keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
+        w = (keep, options.weight[keep])
 
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -221,30 +217,18 @@ def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndar
 
 
 def write_gradient(
-    z: np.ndarray,
-    labels: np.ndarray,
-    *,
-    shift: np.ndarray,
-    inv_temperature: float,
-    p_coef: np.ndarray,
-    target_coef: np.ndarray,
-    uniform: np.ndarray | None,
-    row_uniform: np.ndarray | None,
-    out: np.ndarray | None = None,
+    z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    r"""``out[i, c] = p_coef[i] * exp(z[i, c] / T - shift[i]) - row_uniform[i] * uniform[c]
-    - [c == labels[i]] * target_coef[i]`` in ``z``'s format, block by block (the contract
-    of ``_cpu_kernels.write_gradient``: float64, one rounding to float32, then to nearest
-    even for float16 and bfloat16)."""
+    """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, in blocks.
+
+    Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
+    """
     n, v = z.shape
-    if out is None:
-        out = np.empty(z.shape, dtype=z.dtype)
+    out = gradient_out(z, out)
     labels = np.asarray(labels, dtype=np.intp)
-    shift = np.asarray(shift, dtype=np.float64)
-    p_coef = np.asarray(p_coef, dtype=np.float64)
-    target_coef = np.asarray(target_coef, dtype=np.float64)
-    u = None if uniform is None else np.asarray(uniform, dtype=np.float64)
-    inv_t = float(inv_temperature)
+    shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
+    u, row_uniform = terms.uniform, terms.row_uniform
+    inv_t = terms.inv_temperature
 
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -260,9 +244,8 @@ def write_gradient(
         np.exp(hi, out=hi)
         d *= hi
         d *= p_coef[first:stop, None]
-        if u is not None:
-            assert row_uniform is not None
-            d -= np.multiply.outer(np.asarray(row_uniform[first:stop], dtype=np.float64), u)
+        if u is not None and row_uniform is not None:
+            d -= np.multiply.outer(row_uniform[first:stop], u)
         d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)

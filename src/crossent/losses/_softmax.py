@@ -89,6 +89,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
+from ._kernel_inputs import GradientTerms, StatisticsOptions
 from ._terms import (
     SoftmaxRows,
     chain_rule,
@@ -243,9 +244,11 @@ def _fast_rows(
     m, ell, shifted_y, total, suspect = _kernels().row_statistics(
         flat,
         np.reshape(labels.safe, (-1,)),
-        labels.weight,
-        inv_temperature=1.0 / opts.temperature,
-        need_sum=bool(opts.label_smoothing),
+        StatisticsOptions(
+            inv_temperature=1.0 / opts.temperature,
+            need_sum=bool(opts.label_smoothing),
+            weight=labels.weight,
+        ),
     )
     if validate and suspect.any():
         # A NaN, +inf or a row of -inf may be there: the full check names it.
@@ -374,15 +377,18 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     uniform = None
     if opts.label_smoothing:
         uniform = spread * (np.ones(classes) if lab.weight is None else lab.weight)
-    grad = _kernels().write_gradient(
-        flat,
-        np.reshape(lab.safe, (-1,)),
+    terms = GradientTerms(
         shift=lse,
         inv_temperature=1.0 / opts.temperature,
         p_coef=coef * row_scale,
         target_coef=keep * omega * row_scale,
         uniform=uniform,
         row_uniform=row_scale if opts.label_smoothing else None,
+    )
+    grad = _kernels().write_gradient(
+        flat,
+        np.reshape(lab.safe, (-1,)),
+        terms,
         out=None if out is None else np.reshape(out, flat.shape),
     )
     return out if out is not None else np.reshape(grad, (*lab.safe.shape, classes))

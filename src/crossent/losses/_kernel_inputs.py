@@ -1,0 +1,105 @@
+r"""What the fused softmax kernels take besides the logits, defined once for both twins.
+
+The Numba kernels (``_cpu_kernels``) and their NumPy twins for the default install
+(``_numpy_kernels``) share two contracts, for logits :math:`z` (N x V, C-contiguous;
+float32, float16, or the uint16 bits of bfloat16) and valid labels :math:`y`:
+
+* ``row_statistics(z, labels, options)`` returns per row :math:`m = \max_c z'_c`,
+  :math:`\ell = \log\sum_c e^{z'_c - m}`, :math:`z'_y - m`, :math:`\sum_c w_c (z'_c - m)`
+  (only when :attr:`StatisticsOptions.need_sum`; 0 otherwise) and whether the row is
+  suspect (may hold a NaN or ``+inf``, or is all ``-inf``), with :math:`z' = z/T`;
+  :class:`StatisticsOptions` holds :math:`1/T`, the flag and :math:`w`.
+* ``write_gradient(z, labels, terms, *, out=None)`` writes
+
+  .. math:: g_{ic} = a_i\, e^{z_{ic}/T - s_i} - b_i u_c - [c = y_i]\, t_i
+
+  in :math:`z`'s storage format: each entry is computed in float64 (the label's with
+  its target term, so that :math:`p_y - 1` is formed before any rounding), rounded
+  once to float32, and for float16 and bfloat16 rounded from that float32 to nearest
+  even; a NaN stays a NaN, an overflow becomes an infinity. :class:`GradientTerms`
+  holds the coefficients (built by ``_softmax._fast_gradient``, which folds the
+  options, the reduction, an upstream gradient and the temperature's chain rule into
+  them); :func:`gradient_out` is the array written.
+
+The arrays are converted once, here, to the C-contiguous float64 the kernels read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GradientTerms", "StatisticsOptions", "gradient_out"]
+
+
+def _float64(value: np.ndarray | None) -> np.ndarray | None:
+    return None if value is None else np.ascontiguousarray(value, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class StatisticsOptions:
+    r"""What ``row_statistics`` computes besides the maximum and the log-sum-exp.
+
+    Attributes
+    ----------
+    inv_temperature : float
+        :math:`1/T`: the statistics are those of :math:`z/T`.
+    need_sum : bool
+        Whether to compute :math:`\sum_c w_c (z'_c - m)` (label smoothing's term; a pass
+        of its own over the row).
+    weight : ndarray, shape (V,), or None
+        :math:`w` in that sum (class weights; a class of weight 0 is left out, even at
+        ``-inf``); None for all 1. Stored as C-contiguous float64.
+    """
+
+    inv_temperature: float = 1.0
+    need_sum: bool = False
+    weight: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
+        object.__setattr__(self, "need_sum", bool(self.need_sum))
+        object.__setattr__(self, "weight", _float64(self.weight))
+
+
+@dataclass(frozen=True)
+class GradientTerms:
+    r"""The coefficients of :math:`g_{ic} = a_i e^{z_{ic}/T - s_i} - b_i u_c - [c = y_i] t_i`.
+
+    The arrays are stored as C-contiguous float64 (converted on construction).
+
+    Attributes
+    ----------
+    shift : ndarray, shape (N,)
+        :math:`s_i`, the log-sum-exp of the row of :math:`z/T`.
+    inv_temperature : float
+        :math:`1/T`.
+    p_coef : ndarray, shape (N,)
+        :math:`a_i`, the factor of the softmax probability.
+    target_coef : ndarray, shape (N,)
+        :math:`t_i`, subtracted at the label's entry.
+    uniform : ndarray, shape (V,), or None
+        :math:`u_c` (label smoothing's spread over the classes); None for 0.
+    row_uniform : ndarray, shape (N,), or None
+        :math:`b_i`; given exactly when ``uniform`` is.
+    """
+
+    shift: np.ndarray
+    inv_temperature: float
+    p_coef: np.ndarray
+    target_coef: np.ndarray
+    uniform: np.ndarray | None = None
+    row_uniform: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.uniform is None) != (self.row_uniform is None):
+            raise ValueError("`uniform` and `row_uniform` must be given together")
+        for name in ("shift", "p_coef", "target_coef", "uniform", "row_uniform"):
+            object.__setattr__(self, name, _float64(getattr(self, name)))
+        object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
+
+
+def gradient_out(z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """``out``, or a new array of ``z``'s shape and storage dtype for the gradient."""
+    return np.empty(z.shape, dtype=z.dtype) if out is None else out
