@@ -64,19 +64,28 @@ __all__ = [
 ]
 
 #: Bytes of one logits block (the only N x V-like temporary), in the compute dtype.
-BLOCK_BYTES = 16 * 2**20
+#: Large on purpose: every token block streams all of ``W`` twice (``z = h_c W^T`` and
+#: ``dh_c = G W``) and reads and writes all of ``dW``, so the products run at the memory's
+#: speed, not the multipliers', below some 500 rows (see the module's notes).
+BLOCK_BYTES = 96 * 2**20
 
 
 def auto_chunks(
     tokens: int, classes: int, itemsize: int, chunk_size: int | None, vocab_chunk: int | None
 ) -> tuple[int, int]:
-    """Token and vocabulary block sizes: a block of about ``BLOCK_BYTES``.
+    """Token and vocabulary block sizes: a block of at most about ``BLOCK_BYTES``.
 
-    Tokens first (whole rows keep three matrix products); the vocabulary is split
-    only when 64 rows of it exceed twice the budget.
+    Tokens first (whole rows keep three matrix products), in blocks of equal size
+    (4096 rows at V = 32000: 6 blocks of 683, not 5 of 786 and one of 166); the
+    vocabulary is split only when 64 rows of it exceed twice the budget.
     """
-    rows = chunk_size if chunk_size is not None else max(64, BLOCK_BYTES // (itemsize * classes))
-    rows = max(1, min(rows, max(tokens, 1)))
+    tokens = max(tokens, 1)
+    if chunk_size is not None:
+        rows = chunk_size
+    else:
+        rows = max(64, BLOCK_BYTES // (itemsize * classes))
+        rows = -(-tokens // -(-tokens // rows))  # ceil(tokens / number of blocks)
+    rows = max(1, min(rows, tokens))
     if vocab_chunk is None:
         vocab_chunk = (
             classes
@@ -189,7 +198,7 @@ class LinearProblem:
         z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
         t = None
         if self.soft_cap is not None:
-            t = torch.tanh(z / self.soft_cap)
+            t = z.div_(self.soft_cap).tanh_()
             z = self.soft_cap * t
         if self.temperature != 1.0:
             z /= self.temperature
@@ -236,9 +245,9 @@ class LinearProblem:
                 if self.class_weight is None
                 else (eps / classes) * self.class_weight[v0:v1]
             )
-            grad.sub_(scale[:, None] * uniform)
-        if t is not None:
-            grad.mul_(1 - t * t)
+            grad.addr_(scale, uniform, alpha=-1)
+        if t is not None:  # t is not used again: 1 - t^2 in its place
+            grad.mul_(t.square_().neg_().add_(1))
         if self.temperature != 1.0:
             grad /= self.temperature
         return grad
@@ -253,11 +262,13 @@ class Gradients:
     b: torch.Tensor | None
 
 
-def _zeros_like_grads(problem: LinearProblem, bias: bool) -> Gradients:
+def _empty_grads(problem: LinearProblem, bias: bool) -> Gradients:
+    """The accumulators; ``dW`` is written (not added to) by the first token block."""
     dev, acc = problem.h.device, problem.acc
+    fresh = torch.zeros if problem.h.shape[0] == 0 else torch.empty
     return Gradients(
         h=torch.empty(problem.h.shape, dtype=problem.h.dtype, device=dev),
-        w=torch.zeros(problem.w.shape, dtype=acc, device=dev),
+        w=fresh(problem.w.shape, dtype=acc, device=dev),
         b=torch.zeros(problem.classes, dtype=acc, device=dev) if bias else None,
     )
 
@@ -270,12 +281,30 @@ def _accumulate(
     gh: torch.Tensor,
     v0: int,
     v1: int,
+    *,
+    first_rows: bool,
 ) -> None:
-    gh.addmm_(grad, problem.w[v0:v1])
+    """``dh_c (+)= G W_c``, ``dW_c (+)= G^T h_c``, ``db_c += sum G``; ``beta = 0``
+    (a write, no zero fill and no read) on each accumulator's first block."""
+    gh.addmm_(grad, problem.w[v0:v1], beta=0 if v0 == 0 else 1)
     assert grads.w is not None
-    grads.w[v0:v1].addmm_(grad.T, hc)
+    grads.w[v0:v1].addmm_(grad.T, hc, beta=0 if first_rows else 1)
     if grads.b is not None:
         grads.b[v0:v1] += grad.sum(0)
+
+
+def _row_gradient(grads: Gradients, rows: slice, acc: torch.dtype) -> torch.Tensor:
+    """Where ``dh`` of a token block accumulates: ``dh`` itself when it is in ``acc``."""
+    assert grads.h is not None
+    if grads.h.dtype == acc:
+        return grads.h[rows]
+    return torch.empty((rows.stop - rows.start, grads.h.shape[1]), dtype=acc, device=grads.h.device)
+
+
+def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None:
+    assert grads.h is not None
+    if gh.dtype != grads.h.dtype:
+        grads.h[rows] = gh
 
 
 def forward_pass(
@@ -292,7 +321,7 @@ def forward_pass(
     lse_all = torch.empty(n, dtype=acc, device=problem.h.device)
     grads = None
     if row_scale is not None:
-        grads = _zeros_like_grads(problem, problem.b is not None)
+        grads = _empty_grads(problem, problem.b is not None)
     vocab = problem.vocab_blocks()
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)
@@ -318,6 +347,9 @@ def forward_pass(
             m = m_new
             if len(vocab) == 1:
                 kept = (e, t)
+            # Drop each name of the block now: one block alive at a time, not two
+            # (the next block is allocated before a name still holding this one rebinds).
+            del z, t, e
         lse = m + torch.log(s)
         a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
         if eps:
@@ -329,18 +361,21 @@ def forward_pass(
         if grads is None or row_scale is None:
             continue
         scale = row_scale[rows] * problem.active[rows]
-        assert grads.h is not None
-        gh = torch.zeros((stop - start, problem.h.shape[1]), dtype=acc, device=hc.device)
+        gh = _row_gradient(grads, rows, acc)
         for v0, v1 in vocab:
             if kept is not None:  # one vocabulary block: p = e^{z' - m} / s, no recompute
                 e, t = kept
                 p = e.mul_((1 / s)[:, None])
                 grad = problem.gradient_block(p, t, lse, scale, rows, v0, v1, d_y=z_y - lse)
+                kept = None
+                del e, p
             else:
                 z, t = problem.logits(hc, v0, v1)
                 grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
-            _accumulate(problem, grads, grad, hc, gh, v0, v1)
-        grads.h[rows] = gh
+                del z
+            _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
+            del grad, t
+        _store_row_gradient(grads, rows, gh)
     return loss, lse_all, grads
 
 
@@ -349,16 +384,17 @@ def backward_pass(
 ) -> Gradients:
     """Gradients for a per-row ``upstream``, recomputing each logits block."""
     acc = problem.acc
-    grads = _zeros_like_grads(problem, bias)
-    assert grads.h is not None
+    grads = _empty_grads(problem, bias)
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)
         hc = problem.h[rows].to(acc)
         scale = upstream[rows].to(acc) * problem.active[rows]
-        gh = torch.zeros((stop - start, problem.h.shape[1]), dtype=acc, device=hc.device)
+        gh = _row_gradient(grads, rows, acc)
         for v0, v1 in problem.vocab_blocks():
             z, t = problem.logits(hc, v0, v1)
             grad = problem.gradient_block(z, t, lse[rows], scale, rows, v0, v1)
-            _accumulate(problem, grads, grad, hc, gh, v0, v1)
-        grads.h[rows] = gh
+            del z
+            _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
+            del grad, t
+        _store_row_gradient(grads, rows, gh)
     return grads
