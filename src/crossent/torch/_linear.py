@@ -63,7 +63,9 @@ about 1500 MiB for the naive form (96 MiB stays under the chunked path's figure;
 128 MiB blocks did not: 379 MiB, with two blocks alive). Exactly one:
 every name of a block is dropped before the next is formed (holding the last one
 while the next was allocated made two). The first block writes ``dW`` and each
-``dh`` block (``beta=0``) instead of adding to zeros.
+``dh`` block (``beta=0``) instead of adding to zeros. With these, the benchmark
+(``bench_torch_losses.py --skip-ce --dtypes float32 --repeats 2 --turn 1 --linear
+crossent,naive``, load about 2) gave 8.07 s against naive's 8.42 s (0.96x).
 
 Precision: blocks are computed in float32 for float32/bfloat16/float16 inputs
 (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the CPUs
