@@ -2,7 +2,7 @@
 
     python benchmarks/bench_torch_losses.py [--rows 4096] [--classes 32000] [--hidden 1024]
         [--repeats 3] [--turn 2] [--dtypes float32,bfloat16] [--no-compile] [--skip-ce]
-        [--skip-linear] [--big]
+        [--skip-linear] [--linear crossent,recompute,naive,chunked] [--big]
 
 Two tasks, each forward + backward (the gradient lands in ``.grad``):
 
@@ -13,7 +13,9 @@ Two tasks, each forward + backward (the gradient lands in ``.grad``):
   ``classes x hidden``: ``crossent.torch.linear_cross_entropy`` (gradients formed in the
   forward, the default; and recomputed in the backward, for the design choice)
   against the naive ``F.cross_entropy(F.linear(h, w), y)`` and PyTorch's chunked
-  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``.
+  ``F.linear_cross_entropy(..., options=LinearCrossEntropyOptions())``. ``--linear``
+  picks the contenders (e.g. ``--linear crossent,naive`` for the two that the issue's
+  time target compares, interleaved).
 
 Protocol as in ``bench_softmax_ce.py``: implementations take turns, ``--repeats`` rounds;
 a turn is ``--turn`` consecutive calls of which all but the first are timed (with
@@ -77,6 +79,11 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--skip-ce", action="store_true", help="skip the cross_entropy task")
     parser.add_argument("--skip-linear", action="store_true", help="skip the linear task")
+    parser.add_argument(
+        "--linear",
+        default="crossent,recompute,naive,chunked",
+        help="contenders of the linear task, in this order (comma-separated)",
+    )
     parser.add_argument("--big", action="store_true", help="memory at N = 16384, V = 128000")
     args = parser.parse_args()
     dtypes = [getattr(torch, name) for name in args.dtypes.split(",")]
@@ -144,21 +151,23 @@ def main() -> None:
                 finally:
                     _functional._FORM_GRADIENTS_IN_FORWARD = True
 
+            contenders = {
+                "crossent": ("crossent.torch.linear_cross_entropy", ct.linear_cross_entropy),
+                "recompute": ("crossent, recomputed in backward", recompute),
+                "naive": ("naive F.cross_entropy(F.linear)", naive),
+                "chunked": ("F.linear_cross_entropy chunked", chunked),
+            }
             impls = {
-                "crossent.torch.linear_cross_entropy": lambda r=run: r(ct.linear_cross_entropy),
-                "crossent, recomputed in backward": lambda r=run: r(recompute),
-                "naive F.cross_entropy(F.linear)": lambda r=run: r(naive),
-                "F.linear_cross_entropy chunked": lambda r=run: r(chunked),
+                contenders[key][0]: lambda r=run, fn=contenders[key][1]: r(fn)
+                for key in args.linear.split(",")
             }
             task = f"linear CE fwd+bwd N={n} D={d} V={v} {str(dtype)[6:]}"
             _table(task, impls, _timed(impls, args.repeats, args.turn))
             if dtype != torch.float32:
                 truth = float(F.cross_entropy(h.double() @ w.double().T, y))
-                for name, fn in (
-                    ("crossent", ct.linear_cross_entropy),
-                    ("naive", naive),
-                    ("F.linear_cross_entropy chunked", chunked),
-                ):
+                for key, (name, fn) in contenders.items():
+                    if key == "recompute" or key not in args.linear.split(","):
+                        continue
                     err = abs(float(fn(h, w, y)) - truth) / truth
                     accuracy.append(f"linear CE {str(dtype)[6:]} {name}: rel. err {err:.1e}")
 

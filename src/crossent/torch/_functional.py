@@ -249,8 +249,10 @@ def linear_cross_entropy(
         of -100 with ``ignore_index=None`` is an error (which suggests
         ``ignore_index=-100``), not silently ignored.
     chunk_size : int, optional
-        Tokens per block. Default: blocks of about 16 MiB of logits (at least 64
-        rows); the vocabulary is split too when 64 rows exceed 32 MiB.
+        Tokens per block. Default: equal blocks of at most about 96 MiB of logits
+        (at least 64 rows; 683 rows at V = 32000), large enough for the matrix
+        products to run at the multipliers' speed; the vocabulary is split too when
+        64 rows exceed 192 MiB.
 
     Returns
     -------
