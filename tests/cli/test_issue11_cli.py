@@ -71,9 +71,15 @@ def _private_imports(path: Path) -> list[str]:
     return found
 
 
+#: Package infrastructure the CLI shares with the library rather than library API: the
+#: one atomic file writer behind both ``Report.to_html(path)`` and ``--output`` (two
+#: copies of it had drifted apart: the report's renamed over FIFOs and symlinks).
+SHARED_INFRASTRUCTURE = {"from .._files import ..."}
+
+
 @pytest.mark.parametrize("module", sorted(p.name for p in CLI.glob("*.py")))
 def test_issue11_cli_modules_use_only_the_public_api(module: str) -> None:
-    assert _private_imports(CLI / module) == []
+    assert [i for i in _private_imports(CLI / module) if i not in SHARED_INFRASTRUCTURE] == []
 
 
 def test_issue11_the_private_import_check_finds_them(tmp_path: Path) -> None:
