@@ -255,16 +255,15 @@ class LinearProblem:
         here = (label >= 0) & (label < v1 - v0)
         label = label.clamp(0, v1 - v0 - 1)[:, None]
         if d_y is None:
-            d_y = z.gather(1, label)[:, 0] - lse
-            p = z.sub_(lse[:, None]).exp_()
+            d_y = z.gather(1, label)[:, 0] - lse  # float64: no cancellation near p_y = 1
+            p = z.sub_(lse.to(z.dtype)[:, None]).exp_()
         else:
             p = z
         # The label's entry g expm1(z'_y - LSE) + (c - g) p_y keeps p_y - 1's digits.
         g_y = target * torch.expm1(d_y) + (coef - target) * p.gather(1, label)[:, 0]
-        grad = p.mul_((coef * scale)[:, None])
-        grad.scatter_(
-            1, label, torch.where(here, g_y * scale, grad.gather(1, label)[:, 0])[:, None]
-        )
+        grad = p.mul_((coef * scale).to(p.dtype)[:, None])
+        g_y = (g_y * scale).to(grad.dtype)
+        grad.scatter_(1, label, torch.where(here, g_y, grad.gather(1, label)[:, 0])[:, None])
         if eps:
             uniform = (
                 torch.full((v1 - v0,), eps / classes, dtype=grad.dtype, device=grad.device)
@@ -344,7 +343,9 @@ def forward_pass(
     n, acc = problem.h.shape[0], problem.acc
     eps = problem.label_smoothing
     loss = torch.empty(n, dtype=acc, device=problem.h.device)
-    lse_all = torch.empty(n, dtype=acc, device=problem.h.device)
+    # Per-row statistics in float64: near p_y = 1 the loss LSE - z'_y is a small
+    # difference of two large numbers, which float32 would leave with few digits.
+    lse_all = torch.empty(n, dtype=torch.float64, device=problem.h.device)
     grads = None
     if row_scale is not None:
         grads = _empty_grads(problem, problem.b is not None)
@@ -354,7 +355,7 @@ def forward_pass(
         hc = problem.h[rows].to(acc)
         safe = problem.safe[rows]
         m = torch.full((stop - start,), -torch.inf, dtype=acc, device=hc.device)
-        s = torch.zeros_like(m)
+        s = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
         z_y = torch.zeros_like(m)
         wz = torch.zeros_like(m)
         kept = None
@@ -369,14 +370,14 @@ def forward_pass(
             m_new = torch.maximum(m, z.amax(1))
             # z' is not needed again: its exponentials overwrite it (no temporary).
             e = z.sub_(m_new[:, None]).exp_()
-            s = s * torch.exp(m - m_new) + e.sum(1)
+            s = s * torch.exp(m.double() - m_new) + e.sum(1, dtype=torch.float64)
             m = m_new
             if len(vocab) == 1:
                 kept = (e, t)
             # Drop each name of the block now: one block alive at a time, not two
             # (the next block is allocated before a name still holding this one rebinds).
             del z, t, e
-        lse = m + torch.log(s)
+        lse = m.double() + torch.log(s)
         a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
         if eps:
             a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz)
@@ -391,7 +392,7 @@ def forward_pass(
         for v0, v1 in vocab:
             if kept is not None:  # one vocabulary block: p = e^{z' - m} / s, no recompute
                 e, t = kept
-                p = e.mul_((1 / s)[:, None])
+                p = e.mul_((1 / s).to(e.dtype)[:, None])
                 grad = problem.gradient_block(p, t, lse, scale, rows, v0, v1, d_y=z_y - lse)
                 kept = None
                 del e, p

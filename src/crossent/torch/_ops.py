@@ -245,7 +245,7 @@ def _linear_cross_entropy_fake(
     acc = _acc(input.dtype)
     n = labels.shape[0]
     loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
-    lse = input.new_empty((n,), dtype=acc)
+    lse = input.new_empty((n,), dtype=torch.float64)
     empty = input.new_empty((0,))
     if not need_grad or reduction == "none":
         return loss, lse, empty, empty.clone(), empty.clone()
