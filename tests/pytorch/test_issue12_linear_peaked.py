@@ -49,7 +49,8 @@ def test_issue12_linear_peaked_rows_no_worse_than_naive_same_dtype(dtype, p_y) -
     ours, (gh, gw) = _loss_and_grads(ct.linear_cross_entropy, h, w, y)
     naive, (gh_naive, gw_naive) = _loss_and_grads(_naive, h, w, y)
     assert ours.dtype == torch.float32
-    assert gh.dtype == dtype and gw.dtype == dtype
+    assert gh.dtype == dtype
+    assert gw.dtype == dtype
     assert abs(float(ours) - float(truth)) <= 1e-5 * abs(float(truth))
     assert abs(float(ours) - float(truth)) <= abs(float(naive) - float(truth)) + 1e-6
     for g, g_naive, g_truth in ((gh, gh_naive, gh_truth), (gw, gw_naive, gw_truth)):
