@@ -332,6 +332,23 @@ def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None
         grads.h[rows] = gh
 
 
+def _exp_sum(e: torch.Tensor, top_at: torch.Tensor) -> torch.Tensor:
+    """Float64 row sums of a block of exponentials, with no float64 block temporary.
+
+    Each row's largest term (exactly 1 in the block that holds the row's maximum) is
+    taken out and the rest summed in the block's dtype, so the rounding is relative to
+    the rest, not to the total; the two are added in float64. Near :math:`p_y = 1` the
+    rest is tiny beside 1, and a float32 sum of the whole row would keep few of its
+    digits (``sum(dtype=torch.float64)`` would convert the whole block instead).
+    """
+    at = top_at[:, None]
+    top = e.gather(1, at)
+    e.scatter_(1, at, 0.0)
+    rest = e.sum(1)
+    e.scatter_(1, at, top)
+    return top[:, 0].to(torch.float64) + rest.to(torch.float64)
+
+
 def forward_pass(
     problem: LinearProblem, *, row_scale: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, Gradients | None]:
@@ -367,10 +384,11 @@ def forward_pass(
             z_y += torch.where(here, picked, torch.zeros_like(picked))
             if eps:
                 wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
-            m_new = torch.maximum(m, z.amax(1))
+            top, top_at = z.max(1)
+            m_new = torch.maximum(m, top)
             # z' is not needed again: its exponentials overwrite it (no temporary).
             e = z.sub_(m_new[:, None]).exp_()
-            s = s * torch.exp(m.double() - m_new) + e.sum(1, dtype=torch.float64)
+            s = s * torch.exp(m.double() - m_new) + _exp_sum(e, top_at)
             m = m_new
             if len(vocab) == 1:
                 kept = (e, t)
