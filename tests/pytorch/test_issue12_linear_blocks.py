@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from crossent.torch import _linear  # noqa: E402
+from crossent.torch import _backend, _linear  # noqa: E402
 
 
 def test_issue12_blocks_of_the_benchmark_shape_are_equal_and_large() -> None:
@@ -72,10 +72,10 @@ def test_issue12_one_logits_block_alive_at_a_time(formed: bool) -> None:
     h = torch.randn(n, d, generator=gen, dtype=torch.float64)
     w = torch.randn(v, d, generator=gen, dtype=torch.float64)
     y = torch.randint(0, v, (n,), generator=gen)
+    opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=1.0, soft_cap=None)
     problem = _linear.LinearProblem.build(
-        h, w, None, y, None, ignore_index=None, label_smoothing=0.0, z_loss=0.0,
-        temperature=1.0, soft_cap=None, chunk_size=chunk, vocab_chunk=None,
-    )  # fmt: skip
+        h, w, None, y, None, opts, ignore_index=None, chunk_size=chunk, vocab_chunk=None
+    )
     upstream = torch.rand(n, generator=gen, dtype=torch.float64)
     record = _AliveBlocks((chunk, v))
     with record:

@@ -1,8 +1,9 @@
 """The argument checks and the option bundle that every public function of crossent.torch shares.
 
 :func:`call_options` checks a call's options once and freezes them in a
-:class:`CallOptions`, which the functional forms hand to the custom ops field by field
-and the vocab-parallel losses pass through their ``autograd.Function`` whole. The
+:class:`CallOptions`, whose numeric options the functional forms hand to the custom ops
+packed in one list (:meth:`CallOptions.packed`), and which the vocab-parallel losses
+pass through their ``autograd.Function`` whole. The
 checks read Python values, shapes and dtypes only, never tensor data, so they also run
 while ``torch.compile`` traces, with no graph break and no device sync. The numeric
 options are checked by :func:`crossent.torch._backend.options` (the losses package's
@@ -35,7 +36,7 @@ class CallOptions:
         The label whose rows count neither in the sum nor in the mean's denominator.
     reduction : {'mean', 'sum', 'none'}
     label_smoothing, z_loss, soft_cap, temperature : float (soft_cap float or None)
-        As Python floats, as the custom ops' schemas take them.
+        As Python floats; :meth:`packed` gives them as the custom ops take them.
     """
 
     ignore_index: int | None
@@ -44,6 +45,10 @@ class CallOptions:
     z_loss: float
     soft_cap: float | None
     temperature: float
+
+    def packed(self) -> list[float]:
+        """The numeric options as the custom ops' one ``float[]`` argument (``_backend.pack``)."""
+        return _backend.pack(self)
 
 
 def call_options(

@@ -21,7 +21,8 @@ one-file change.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,9 +37,30 @@ from ..losses._softmax import (
 )
 from ..losses._terms import SoftmaxRows, label_terms
 
-__all__ = ["Options", "fused_applies", "label_gradient", "label_rows", "options"]
+__all__ = [
+    "Options",
+    "fused_applies",
+    "label_gradient",
+    "label_rows",
+    "options",
+    "pack",
+    "unpack",
+]
 
 Options = LossOptions
+
+
+class _Terms(Protocol):
+    """What :func:`pack` reads: :class:`Options`, or ``_arguments.CallOptions``."""
+
+    @property
+    def label_smoothing(self) -> float: ...
+    @property
+    def z_loss(self) -> float: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def soft_cap(self) -> float | None: ...
 
 
 def options(
@@ -51,6 +73,28 @@ def options(
         z_loss=z_loss,
         soft_cap=soft_cap,
         reduction="none",
+    )
+
+
+def pack(opts: _Terms) -> list[float]:
+    """The numeric options as the custom ops take them: one ``float[]`` argument.
+
+    ``[label_smoothing, z_loss, temperature, soft_cap]``, with ``soft_cap`` 0.0 for
+    none (a cap is > 0). A schema takes no dataclass; this pair of functions is the one
+    place that knows the order, so every op (``_ops.py``) declares one argument, not four.
+    """
+    cap = 0.0 if opts.soft_cap is None else opts.soft_cap
+    return [opts.label_smoothing, opts.z_loss, opts.temperature, cap]
+
+
+def unpack(packed: Sequence[float]) -> Options:
+    """The :class:`Options` that :func:`pack` encoded (checked again: a cache lookup)."""
+    label_smoothing, z_loss, temperature, cap = packed
+    return options(
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        temperature=temperature,
+        soft_cap=None if cap == 0.0 else cap,
     )
 
 

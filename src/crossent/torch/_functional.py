@@ -161,9 +161,8 @@ def cross_entropy(
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
     rows, _ = softmax_ce_labels(
-        flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.label_smoothing,
-        opts.z_loss, opts.temperature, opts.soft_cap,
-    )  # fmt: skip
+        flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed()
+    )
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -345,10 +344,19 @@ def linear_cross_entropy(
         and any(t is not None and t.requires_grad for t in tensors)
     )
     loss, *_ = linear_cross_entropy_op(
-        h, linear_weight, linear_bias, labels.reshape(-1), w, list(batch_shape), opts.ignore_index,
-        opts.label_smoothing, opts.z_loss, opts.temperature, opts.soft_cap, opts.reduction,
-        chunk_size or 0, _VOCAB_CHUNK, need_grad,
-    )  # fmt: skip
+        h,
+        linear_weight,
+        linear_bias,
+        labels.reshape(-1),
+        w,
+        list(batch_shape),
+        opts.ignore_index,
+        opts.packed(),
+        opts.reduction,
+        chunk_size or 0,
+        _VOCAB_CHUNK,
+        need_grad,
+    )
     return loss.reshape(batch_shape) if opts.reduction == "none" else loss
 
 

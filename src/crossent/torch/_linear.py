@@ -77,8 +77,12 @@ input dtype at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from ._backend import Options
 
 __all__ = [
     "BLOCK_BYTES",
@@ -135,10 +139,7 @@ class LinearProblem:
     omega: torch.Tensor  # (N,) example weight, 0 on ignored rows
     a: torch.Tensor  # (N,) A_i = (1 - eps) w_y + eps/V sum(w)
     total_w: float | torch.Tensor
-    label_smoothing: float
-    z_loss: float
-    temperature: float
-    soft_cap: float | None
+    options: Options  # label_smoothing, z_loss, temperature, soft_cap
     token_chunk: int
     vocab_chunk: int
 
@@ -150,15 +151,13 @@ class LinearProblem:
         b: torch.Tensor | None,
         labels: torch.Tensor,
         class_weight: torch.Tensor | None,
+        opts: Options,
         *,
         ignore_index: int | None,
-        label_smoothing: float,
-        z_loss: float,
-        temperature: float,
-        soft_cap: float | None,
         chunk_size: int | None,
         vocab_chunk: int | None,
     ) -> LinearProblem:
+        """The problem of a call with the checked options ``opts`` (block sizes None: auto)."""
         acc = torch.float64 if h.dtype == torch.float64 else torch.float32
         classes = w.shape[0]
         active = (
@@ -175,7 +174,7 @@ class LinearProblem:
             cw = class_weight.detach().to(acc)
             w_y = cw[safe]
             total_w = cw.sum()
-        eps = label_smoothing
+        eps = opts.label_smoothing
         omega = w_y * active
         a = (1 - eps) * w_y + (eps / classes) * total_w if eps else w_y
         rows, vocab = auto_chunks(
@@ -192,10 +191,7 @@ class LinearProblem:
             omega=omega,
             a=a,
             total_w=total_w,
-            label_smoothing=eps,
-            z_loss=z_loss,
-            temperature=temperature,
-            soft_cap=soft_cap,
+            options=opts,
             token_chunk=rows,
             vocab_chunk=vocab,
         )
@@ -223,11 +219,12 @@ class LinearProblem:
         wb = self.w[v0:v1]
         z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
         t = None
-        if self.soft_cap is not None:
-            t = z.div_(self.soft_cap).tanh_()
-            z = self.soft_cap * t
-        if self.temperature != 1.0:
-            z /= self.temperature
+        cap, temperature = self.options.soft_cap, self.options.temperature
+        if cap is not None:
+            t = z.div_(cap).tanh_()
+            z = cap * t
+        if temperature != 1.0:
+            z /= temperature
         return z, t
 
     def gradient_block(
@@ -247,9 +244,9 @@ class LinearProblem:
         With ``d_y`` (:math:`z'_y - \mathrm{LSE}`) given, ``z`` already holds the
         probabilities :math:`p` (the forward's exponentials, normalised).
         """
-        eps, classes = self.label_smoothing, self.classes
+        eps, z_loss, classes = self.options.label_smoothing, self.options.z_loss, self.classes
         w_y, a = self.w_y[rows], self.a[rows]
-        coef = a + 2 * self.z_loss * self.omega[rows] * lse if self.z_loss else a
+        coef = a + 2 * z_loss * self.omega[rows] * lse if z_loss else a
         target = (1 - eps) * w_y
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
@@ -273,8 +270,8 @@ class LinearProblem:
             grad.addr_(scale, uniform, alpha=-1)
         if t is not None:  # t is not used again: 1 - t^2 in its place
             grad.mul_(t.square_().neg_().add_(1))
-        if self.temperature != 1.0:
-            grad /= self.temperature
+        if self.options.temperature != 1.0:
+            grad /= self.options.temperature
         return grad
 
 
@@ -358,7 +355,7 @@ def forward_pass(
     applied here); the gradients are then formed from the same logits blocks.
     """
     n, acc = problem.h.shape[0], problem.acc
-    eps = problem.label_smoothing
+    eps, z_loss = problem.options.label_smoothing, problem.options.z_loss
     loss = torch.empty(n, dtype=acc, device=problem.h.device)
     # Per-row statistics in float64: near p_y = 1 the loss LSE - z'_y is a small
     # difference of two large numbers, which float32 would leave with few digits.
@@ -399,8 +396,8 @@ def forward_pass(
         a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
         if eps:
             a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz)
-        if problem.z_loss:
-            a_loss = a_loss + problem.z_loss * problem.omega[rows] * lse * lse
+        if z_loss:
+            a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
         loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
         lse_all[rows] = lse
         if grads is None or row_scale is None:

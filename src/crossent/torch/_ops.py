@@ -55,19 +55,17 @@ def softmax_ce_labels(
     weight: Tensor | None,
     batch_shape: list[int],
     ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
+    options: list[float],
 ) -> tuple[Tensor, Tensor]:
-    """Per-row losses (float32; float64 for float64 logits) and float64 log-sum-exps."""
-    opts = _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
-    )
+    """Per-row losses (float32; float64 for float64 logits) and float64 log-sum-exps.
+
+    ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
+    """
     if labels.device.type == "cpu":
         check_class_ids(
             labels, classes=logits.shape[1], ignore_index=ignore_index, shape=tuple(batch_shape)
         )
+    opts = _backend.unpack(options)
     return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
 
 
@@ -92,15 +90,10 @@ def softmax_ce_labels_backward(
     weight: Tensor | None,
     lse: Tensor,
     ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
+    options: list[float],
 ) -> Tensor:
     """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``."""
-    opts = _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
-    )
+    opts = _backend.unpack(options)
     return _launch.backward(upstream, logits, labels, weight, lse, opts, ignore_index=ignore_index)
 
 
@@ -110,9 +103,9 @@ def _softmax_ce_labels_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) 
 
 
 def _ce_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    logits, labels, weight, _, ignore_index, eps, z_loss, temperature, soft_cap = inputs
+    logits, labels, weight, _, ignore_index, options = inputs
     ctx.save_for_backward(logits, labels, weight, output[1])
-    ctx.options = (ignore_index, eps, z_loss, temperature, soft_cap)
+    ctx.options = (ignore_index, options)
     ctx.mark_non_differentiable(output[1])
 
 
@@ -121,7 +114,7 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, grad_lse: Tensor | None) -> tuple[
     grad = None
     if ctx.needs_input_grad[0]:
         grad = softmax_ce_labels_backward(grad_rows, logits, labels, weight, lse, *ctx.options)
-    return (grad,) + (None,) * 8
+    return (grad,) + (None,) * 5
 
 
 softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
@@ -131,25 +124,20 @@ softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_contex
 
 
 def _problem(
-    input: Tensor,
-    linear_weight: Tensor,
-    linear_bias: Tensor | None,
-    labels: Tensor,
-    weight: Tensor | None,
-    options: tuple[Any, ...],
+    tensors: tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor | None],
+    ignore_index: int | None,
+    options: list[float],
+    chunk_size: int,
+    vocab_chunk: int,
 ) -> LinearProblem:
-    ignore_index, eps, z_loss, temperature, soft_cap, _, chunk_size, vocab_chunk = options
+    """The problem of the ops' ``(input, linear_weight, linear_bias, labels, weight)``.
+
+    ``options`` packed by :func:`crossent.torch._backend.pack`; block sizes 0: automatic.
+    """
     return LinearProblem.build(
-        input,
-        linear_weight,
-        linear_bias,
-        labels,
-        weight,
+        *tensors,
+        _backend.unpack(options),
         ignore_index=ignore_index,
-        label_smoothing=eps,
-        z_loss=z_loss,
-        temperature=temperature,
-        soft_cap=soft_cap,
         chunk_size=chunk_size if chunk_size > 0 else None,
         vocab_chunk=vocab_chunk if vocab_chunk > 0 else None,
     )
@@ -198,10 +186,7 @@ def linear_cross_entropy_op(
     weight: Tensor | None,
     batch_shape: list[int],
     ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
+    options: list[float],
     reduction: str,
     chunk_size: int,
     vocab_chunk: int,
@@ -215,9 +200,8 @@ def linear_cross_entropy_op(
             ignore_index=ignore_index,
             shape=tuple(batch_shape),
         )
-    options = (ignore_index, label_smoothing, z_loss, temperature, soft_cap, reduction,
-               chunk_size, vocab_chunk)  # fmt: skip
-    problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
+    tensors = (input, linear_weight, linear_bias, labels, weight)
+    problem = _problem(tensors, ignore_index, options, chunk_size, vocab_chunk)
     scale = _normalizer_scale(problem, reduction)
     form = need_grad and reduction != "none"
     row_scale = scale.expand(_rows_of(labels)) if form else None
@@ -237,11 +221,15 @@ def _rows_of(labels: Tensor) -> int:
 
 @linear_cross_entropy_op.register_fake
 def _linear_cross_entropy_fake(
-    input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None, labels: Tensor, *rest: Any
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    labels: Tensor,
+    *rest: Any,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    # rest: weight, batch_shape, ignore_index, label_smoothing, z_loss, temperature,
-    # soft_cap, reduction, chunk_size, vocab_chunk, need_grad
-    reduction, need_grad = rest[7], rest[10]
+    # rest: weight, batch_shape, ignore_index, options, reduction, chunk_size,
+    # vocab_chunk, need_grad
+    reduction, need_grad = rest[4], rest[7]
     acc = _acc(input.dtype)
     n = labels.shape[0]
     loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
@@ -269,10 +257,7 @@ def linear_cross_entropy_backward(
     weight: Tensor | None,
     lse: Tensor,
     ignore_index: int | None,
-    label_smoothing: float,
-    z_loss: float,
-    temperature: float,
-    soft_cap: float | None,
+    options: list[float],
     reduction: str,
     chunk_size: int,
     vocab_chunk: int,
@@ -281,9 +266,8 @@ def linear_cross_entropy_backward(
 
     ``upstream`` is per row for ``'none'``, a scalar for ``'mean'``/``'sum'``.
     """
-    options = (ignore_index, label_smoothing, z_loss, temperature, soft_cap, reduction,
-               chunk_size, vocab_chunk)  # fmt: skip
-    problem = _problem(input, linear_weight, linear_bias, labels, weight, options)
+    tensors = (input, linear_weight, linear_bias, labels, weight)
+    problem = _problem(tensors, ignore_index, options, chunk_size, vocab_chunk)
     if reduction != "none":
         upstream = (upstream.to(problem.acc) * _normalizer_scale(problem, reduction)).expand(
             _rows_of(labels)
@@ -300,9 +284,11 @@ def _linear_cross_entropy_backward_fake(
 
 
 def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    input, linear_weight, linear_bias, labels, weight, _, *options, need_grad = inputs
+    # inputs: the op's arguments; those after ``batch_shape`` but ``need_grad`` are the
+    # backward op's last five (ignore_index, options, reduction, chunk_size, vocab_chunk).
+    input, linear_weight, linear_bias, labels, weight, _, *settings, need_grad = inputs
     _, lse, grad_input, grad_weight, grad_bias = output
-    reduction = options[5]
+    reduction = settings[2]
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
     ctx.mark_non_differentiable(lse, grad_input, grad_weight, grad_bias)
@@ -313,12 +299,12 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
         ctx.save_for_backward(grad_input, grad_weight, grad_bias)
     else:
         ctx.save_for_backward(input, linear_weight, linear_bias, labels, weight, lse)
-        ctx.options = tuple(options)
+        ctx.settings = tuple(settings)
 
 
 def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
     if grad_loss is None:  # the loss itself is not used (grads not materialised)
-        return (None,) * 15
+        return (None,) * 12
     if ctx.formed:
         # Scaled in place: no second gradient-sized buffer. A second backward through
         # the same graph (retain_graph=True) then fails on the saved tensors' version
@@ -330,10 +316,10 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
     else:
         input, linear_weight, linear_bias, labels, weight, lse = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
-            grad_loss, input, linear_weight, linear_bias, labels, weight, lse, *ctx.options
+            grad_loss, input, linear_weight, linear_bias, labels, weight, lse, *ctx.settings
         )
         gb = gb if ctx.has_bias else None
-    return (gi, gw, gb) + (None,) * 12
+    return (gi, gw, gb) + (None,) * 9
 
 
 linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)
