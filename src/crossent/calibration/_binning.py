@@ -31,8 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from .._checks import check_integer
-from ..errors import InputError
+from .._checks import check_choice, check_integer
 from ._inputs import FloatArray, IntArray
 
 __all__ = [
@@ -65,12 +64,9 @@ _LOGIT_LIMIT = 16.0
 def check_bins(bins: object, binning: str, closed: str, norm: str) -> int:
     """Validate the binning options; returns the number of bins."""
     count = check_integer(bins, name="bins", low=1)
-    if binning not in ("uniform", "quantile"):
-        raise InputError(f"`binning` must be 'uniform' or 'quantile'; got {binning!r}")
-    if closed not in ("left", "right"):
-        raise InputError(f"`closed` must be 'left' or 'right'; got {closed!r}")
-    if norm not in ("l1", "l2", "max"):
-        raise InputError(f"`norm` must be 'l1', 'l2' or 'max'; got {norm!r}")
+    check_choice(binning, ("uniform", "quantile"), name="binning")
+    check_choice(closed, ("left", "right"), name="closed")
+    check_choice(norm, ("l1", "l2", "max"), name="norm")
     return count
 
 

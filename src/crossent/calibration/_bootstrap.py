@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_integer, check_scalar
+from .._checks import check_base, check_choice, check_integer, check_scalar
 from ..errors import InputError
 from ._binning import BinStatistics
 from ._error import (
@@ -236,10 +236,7 @@ def bootstrap_interval(
     >>> bool(ci.low < ci.value < ci.high)
     True
     """
-    if metric not in _METRICS:
-        raise InputError(
-            f"`metric` must be one of {', '.join(map(repr, _METRICS))}; got {metric!r}"
-        )
+    check_choice(metric, _METRICS, name="metric")
     calibration_options: dict[str, Any] = {
         name: value
         for name, value in {

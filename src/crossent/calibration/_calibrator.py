@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_choice
 from .._numerics import safe_log
 from .._xp import log_softmax
 from ..errors import InputError
@@ -37,8 +38,7 @@ def unlabelled(values: Any, form: str) -> Predictions:
 
 def as_output(scores: FloatArray, output: str) -> FloatArray:
     """The distributions ``softmax(scores)`` as ``output``: 'probs' or 'log_probs'."""
-    if output not in ("probs", "log_probs"):
-        raise InputError(f"`output` must be 'probs' or 'log_probs'; got {output!r}")
+    check_choice(output, ("probs", "log_probs"), name="output")
     log_probs = log_softmax(scores, xp=np)
     return np.exp(log_probs) if output == "probs" else log_probs
 
