@@ -130,7 +130,7 @@ def label_rows(
     fused kernels).
     """
     if _reduced(z):
-        problem = _reduced_problem(
+        problem = _fused_problem(
             z, labels, weight, opts, ignore_index=ignore_index, validate=validate
         )
     else:
@@ -160,7 +160,9 @@ def label_gradient(
     ``z``'s format (``softmax_label_gradient`` checks ``out`` against float32).
     """
     if _reduced(z) or (isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts)):
-        problem = _fused_problem_from_lse(z, labels, weight, lse, opts, ignore_index=ignore_index)
+        problem = _fused_problem(
+            z, labels, weight, opts, ignore_index=ignore_index, validate=False, lse=lse
+        )
         return softmax_label_gradient(problem, upstream=upstream, out=out)
     problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=False)
     if isinstance(out, np.ndarray):
@@ -184,7 +186,7 @@ def _float32_proxy(z: np.ndarray) -> np.ndarray:
     return np.broadcast_to(np.float32(0.0), z.shape)
 
 
-def _reduced_problem(
+def _fused_problem(
     z: np.ndarray,
     labels: np.ndarray,
     weight: np.ndarray | None,
@@ -192,65 +194,62 @@ def _reduced_problem(
     *,
     ignore_index: int | None,
     validate: bool,
+    lse: np.ndarray | None = None,
 ) -> SoftmaxProblem:
-    """``prepare_softmax_labels``'s fused problem for float16 / bfloat16-bits logits.
+    """``prepare_softmax_labels``'s fused problem for NumPy logits the kernels read.
 
-    The kernels decode each value as they read it (no float32 copy). A row is
+    ``z``: float32, float16, or uint16 holding bfloat16 bits; the kernels decode each
+    value as they read it (no float32 copy; the losses package's batch helpers see a
+    float32 proxy of 16-bit logits).
+
+    ``lse`` None (the forward): the row statistics from the kernels. A row is
     non-finite exactly when the kernel would call it suspect (a NaN, ``+inf``, or all
     ``-inf``); only then are the logits decoded whole, for the check to name the entry.
-    """
-    proxy = _float32_proxy(z)
-    given = label_batch(
-        proxy, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index,
-        validate=validate, xp=np, validate_logits=False,
-    )  # fmt: skip
-    rows, shifted_y, smooth_b = _fast_rows(z, given.labels, opts, validate=False, axis=1)
-    if validate and not np.isfinite(rows.lse).all():
-        check_logits(_numpy_kernels.as_float32(z), name="logits", xp=np, axis=1)
-    a, b = label_terms(
-        shifted_y, smooth_b, given.labels.row_weight, given.labels.weight,
-        eps=opts.label_smoothing, classes=z.shape[1], xp=np,
-    )  # fmt: skip
-    return SoftmaxProblem(
-        batch=given.batch, options=opts, rows=rows, a=a, b=b, logits=proxy,
-        labels=given.labels, fast_logits=z,
-    )  # fmt: skip
 
-
-def _fused_problem_from_lse(
-    z: np.ndarray,
-    labels: np.ndarray,
-    weight: np.ndarray | None,
-    lse: np.ndarray,
-    opts: Options,
-    *,
-    ignore_index: int | None,
-) -> SoftmaxProblem:
-    """The problem ``prepare_softmax_labels`` would build, its statistics taken as saved.
-
-    The fused gradient needs per row only the LSE and :math:`A` (which depends on the
-    label and the class weights, not on the logits); labels, weights and the batch
-    come from the losses package's own helpers, unvalidated (the forward checked).
+    ``lse`` given (the backward): the statistics taken as saved, nothing read from
+    ``z``. The fused gradient needs per row only the LSE and :math:`A` (which depends on
+    the label and the class weights, not on the logits); pass ``validate=False`` (the
+    forward checked).
     """
     like = _float32_proxy(z) if _reduced(z) else z
     given = label_batch(
-        like, labels, opts, axis=-1, weight=weight, ignore_index=ignore_index, validate=False,
+        like,
+        labels,
+        opts,
+        axis=-1,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
         xp=np,
-    )  # fmt: skip
+        validate_logits=False,
+    )
     lab = given.labels
-    zeros = np.zeros((z.shape[0], 1))
-    a, _ = label_terms(
-        zeros,
-        zeros if opts.label_smoothing else None,
+    if lse is None:
+        rows, shifted_y, smooth_b = _fast_rows(z, lab, opts, validate=False, axis=1)
+        if validate and not np.isfinite(rows.lse).all():
+            check_logits(_numpy_kernels.as_float32(z), name="logits", xp=np, axis=1)
+    else:
+        # The gradient reads no B: zeros in place of the logits' terms.
+        zeros = np.zeros((z.shape[0], 1))
+        saved = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
+        rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=saved)
+        shifted_y, smooth_b = zeros, zeros if opts.label_smoothing else None
+    a, b = label_terms(
+        shifted_y,
+        smooth_b,
         lab.row_weight,
         lab.weight,
         eps=opts.label_smoothing,
         classes=z.shape[1],
         xp=np,
     )
-    lse = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
-    rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=lse)
     return SoftmaxProblem(
-        batch=given.batch, options=opts, rows=rows, a=a, b=zeros, logits=like, labels=lab,
+        batch=given.batch,
+        options=opts,
+        rows=rows,
+        a=a,
+        b=b,
+        logits=like,
+        labels=lab,
         fast_logits=z,
-    )  # fmt: skip
+    )
