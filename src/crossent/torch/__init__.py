@@ -16,7 +16,9 @@ Layering (each in its place, from the bottom):
   generic array-API path elsewhere;
 * autograd: ``_ops.py`` registers the fused losses as ``torch.library`` custom ops
   with fake kernels and ``register_autograd`` (the custom-op form of an
-  ``autograd.Function``), so ``torch.compile`` treats them as opaque;
+  ``autograd.Function``), so ``torch.compile`` treats them as opaque; their numeric
+  options travel as one ``float[]`` argument, encoded and decoded only by
+  ``_backend.pack`` / ``_backend.unpack``;
 * functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``); the
   functional forms and the vocab-parallel losses share the argument checks and the
   option bundle (``_arguments.py``: one frozen ``CallOptions`` per call), the label

@@ -127,9 +127,15 @@ def backward(
         w = _numpy_weight(weight, np.dtype(np.float32))
         # The kernel allocates the gradient in z's format; torch wraps it, no copy.
         grad = _backend.label_gradient(
-            _stored(z), labels.numpy(), w, lse.numpy(), u, opts, ignore_index=ignore_index,
+            _stored(z),
+            labels.numpy(),
+            w,
+            lse.numpy(),
+            u,
+            opts,
+            ignore_index=ignore_index,
             out=None,
-        )  # fmt: skip
+        )
         return _from_stored(grad, z.dtype)
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     grad = torch.empty((n, classes), dtype=z.dtype, device=z.device)
