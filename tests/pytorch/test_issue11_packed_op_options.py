@@ -41,33 +41,35 @@ def test_issue11_unpack_checks_the_options():
         _backend.unpack([1.5, 0.0, 1.0, 0.0])
 
 
-def _softmax_args(options):
+def _softmax_args(options, dtype):
     gen = torch.Generator().manual_seed(0)
-    z = torch.randn(5, 7, dtype=torch.float64, generator=gen, requires_grad=True)
+    z = torch.randn(5, 7, dtype=dtype, generator=gen).requires_grad_(True)
     y = torch.tensor([0, 6, -100, 3, 3])
-    w = torch.rand(7, dtype=torch.float64, generator=gen) + 0.5
+    w = (torch.rand(7, generator=gen) + 0.5).to(dtype)
     return (z, y, w, [5], -100, _backend.pack(_backend.options(**options)))
 
 
 @pytest.mark.parametrize("given", _OPTIONS[1:])
-def test_issue11_softmax_op_passes_opcheck(given):
-    torch.library.opcheck(_ops.softmax_ce_labels, _softmax_args(given))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32: fused kernels
+def test_issue11_softmax_op_passes_opcheck(given, dtype):
+    torch.library.opcheck(_ops.softmax_ce_labels, _softmax_args(given, dtype))
 
 
 @pytest.mark.parametrize("given", _OPTIONS[1:])
 @pytest.mark.parametrize("need_grad", [True, False])
-def test_issue11_linear_op_passes_opcheck(given, need_grad):
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_issue11_linear_op_passes_opcheck(given, need_grad, reduction):
     gen = torch.Generator().manual_seed(1)
     h = torch.randn(6, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.randn(9, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     b = torch.randn(9, dtype=torch.float64, generator=gen, requires_grad=True)
     y = torch.tensor([0, 8, -100, 3, 3, 1])
     packed = _backend.pack(_backend.options(**given))
-    args = (h, w, b, y, None, [6], -100, packed, "sum", 4, 0, need_grad)
+    args = (h, w, b, y, None, [6], -100, packed, reduction, 4, 0, need_grad)
     # The formed gradients are scaled in place by the backward (documented), which
     # opcheck's repeated backward through one graph cannot run; the recomputing
     # backward (need_grad False) is checked in full.
-    tests = ("test_schema", "test_faketensor") if need_grad else None
+    tests = ("test_schema", "test_faketensor") if need_grad and reduction != "none" else None
     if tests is None:
         torch.library.opcheck(_ops.linear_cross_entropy_op, args)
     else:
