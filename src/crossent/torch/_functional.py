@@ -138,9 +138,13 @@ def cross_entropy(
     floating_tensor(input, name="input")
     # The options' checks (InputError naming the option) run on Python values only.
     opts = call_options(
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
-        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
-    )  # fmt: skip
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -301,9 +305,13 @@ def linear_cross_entropy(
     floating_tensor(input, name="input")
     floating_tensor(linear_weight, name="linear_weight")
     opts = call_options(
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
-        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
-    )  # fmt: skip
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     chunk_size = check_chunk_size(chunk_size)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(

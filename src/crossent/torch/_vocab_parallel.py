@@ -774,9 +774,13 @@ def vocab_parallel_cross_entropy(
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
     opts = call_options(
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
-        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
-    )  # fmt: skip
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -855,9 +859,13 @@ def vocab_parallel_linear_cross_entropy(
     cast once per call).
     """
     opts = call_options(
-        ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
-        z_loss=z_loss, soft_cap=soft_cap, temperature=temperature,
-    )  # fmt: skip
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     h = floating_tensor(input, name="input")
     w = floating_tensor(weight, name="weight")
     b = None if bias is None else floating_tensor(bias, name="bias")
