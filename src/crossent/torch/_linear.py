@@ -77,12 +77,10 @@ input dtype at the end.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from ._backend import Options
+from ._backend import Options
 
 __all__ = [
     "BLOCK_BYTES",
