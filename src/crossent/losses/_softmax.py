@@ -62,6 +62,15 @@ autograd Functions) are thin wrappers over:
   a scalar, or an array of the batch shape for ``reduction="none"``), the reduction's
   normaliser and unit folded in, written into ``out`` when given; the log-sum-exp is
   never recomputed, and the fused gradient kernel is used when the problem was fused.
+
+The public ``softmax_cross_entropy`` and ``softmax_cross_entropy_grad`` first try a
+lean path (issue 13, small inputs): NumPy logits and labels, the classes last, and no
+option that needs per-row weights (class weights, ``ignore_index``, label smoothing)
+or soft-capping go to the row statistics (the generic path's for float64, the fused
+kernels' for float32 when Numba is installed) and through the same per-row terms and
+reduction, without building the problem; the values are the problem's bit for bit,
+and anything unusual (a suspect row, a bad argument) is left to the full path, which
+names it.
 """
 
 from __future__ import annotations
