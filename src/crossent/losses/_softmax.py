@@ -277,7 +277,8 @@ def _fused_label_problem(
     """The fused path, with as few Python and NumPy steps as the checks allow (issue 13).
 
     The logits are checked by the kernel (its *suspect* rows) and so is the labels'
-    range (a label outside ``[0, C)`` makes its row suspect); the full checks run only
+    range by Numba's (a label outside ``[0, C)`` makes its row suspect; the NumPy twins
+    leave it to ``check_labels``); the full checks run only
     for suspect rows, to name what is wrong. None (take the generic path) when
     ``validate`` is off and a label is not a class: the kernel never reads such a
     label's logit, and the generic path decides what that call does.
@@ -292,7 +293,7 @@ def _fused_label_problem(
         ignore_index=ignore_index,
         validate=validate,
         xp=xp,
-        check_range=False,
+        check_range=not _cpu_kernels.available(),  # the NumPy twins do not flag labels
     )
     axis = z.ndim - 1
     flat = z.reshape(-1, z.shape[-1])
