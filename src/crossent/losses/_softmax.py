@@ -562,6 +562,18 @@ _LEAN_DEFAULTS: dict[str, Any] = {
 _FLOAT64 = np.dtype(np.float64).char
 
 
+def _lean_options(given: dict[str, Any]) -> LossOptions:
+    """The options of a lean call (no smoothing, no soft-capping), checked."""
+    return options_of(
+        0.0, given["temperature"], given["z_loss"], None, given["base"], given["reduction"]
+    )
+
+
+_DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
+_DEFAULTED = frozenset({"axis", "validate"})
+"""Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
+
+
 @dataclass
 class _Lean:
     """The row statistics of a lean call (keepdims), as the problem would hold them."""
@@ -584,9 +596,7 @@ def _lean_statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lean | N
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
     given = _LEAN_DEFAULTS | kwargs
-    opts = options_of(
-        0.0, given["temperature"], given["z_loss"], None, given["base"], given["reduction"]
-    )
+    opts = _DEFAULT_OPTIONS if _DEFAULTED.issuperset(kwargs) else _lean_options(given)
     if not _classes_last(logits, given["axis"], opts):
         return None
     classes, validate, generic = logits.shape[-1], given["validate"], char == _FLOAT64
