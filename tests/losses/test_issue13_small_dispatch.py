@@ -381,3 +381,19 @@ def test_issue13_small_dispatch_lean_path_falls_back_on_bad_input() -> None:
         crossent.softmax_cross_entropy(z, np.array([0]), fused=True)
     with pytest.raises(InputError, match=r"integers in \[0, 3\)"):
         crossent.softmax_cross_entropy(np.zeros((1, 3)), np.array([3]))
+
+
+@needs_numba
+def test_issue13_small_dispatch_gradient_kernel_skips_a_label_outside_the_row() -> None:
+    """An unchecked label that is not a class: no target term, nothing written outside."""
+    from crossent.losses._kernel_inputs import GradientTerms
+
+    z = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.5]], dtype=np.float32)
+    lse = np.log(np.exp(z.astype(np.float64)).sum(axis=1))
+    terms = GradientTerms(shift=lse, inv_temperature=1.0, p_coef=np.ones(2), target_coef=np.ones(2))
+    buffer = np.zeros((3, 3), dtype=np.float32)  # a row beyond the output, to catch writes
+    got = _cpu_kernels.write_gradient(z, np.array([0, 3]), terms, out=buffer[:2])
+    p = np.exp(z - lse[:, None])
+    np.testing.assert_allclose(got[1], p[1], rtol=1e-6)  # no target term on row 1
+    np.testing.assert_allclose(got[0], p[0] - [1, 0, 0], rtol=1e-6, atol=1e-7)
+    assert not buffer[2].any()
