@@ -243,10 +243,13 @@ def prepare_labels(
     ignore_index: int | None,
     validate: bool,
     xp: ModuleType,
+    check_range: bool = True,
 ) -> Labels:
     """Check ``labels`` against ``values`` (the prepared logits, classes last).
 
     ``logits`` is the caller's array (for the library and device of ``weight``).
+    ``check_range`` False leaves the labels' range (a pass over them) to a caller that
+    checks it another way (the fused kernels flag a label that is not a class).
     """
     classes = values.shape[-1]
     check_labels(
@@ -255,7 +258,7 @@ def prepare_labels(
         batch_shape=tuple(values.shape[:-1]),
         classes=classes,
         ignore_index=ignore_index,
-        validate=validate,
+        validate=validate and check_range,
     )
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
     active = None if ignore_index is None else labels != ignore_index
@@ -275,10 +278,27 @@ def prepare_labels(
 
 
 def _ones(shape: tuple[int, ...], dtype: Any, *, like: Array, xp: ModuleType) -> Array:
-    """``xp.ones`` on ``like``'s device; NumPy's own for NumPy (issue 13: overhead)."""
+    """``xp.ones`` on ``like``'s device; for NumPy, a shared read-only array (issue 13).
+
+    The example weights of an unweighted batch are only ever read (every change makes
+    a new array), so small ones are made once per shape and dtype and marked read-only,
+    which turns any write into an error rather than a silent change of later calls.
+    """
     if type(like) is np.ndarray:
-        return np.ones(shape, dtype=dtype)
+        key = (shape, dtype)
+        try:
+            return _SHARED_ONES[key]
+        except KeyError:
+            ones = np.ones(shape, dtype=dtype)
+        if ones.size <= 1024 and len(_SHARED_ONES) < 256:
+            ones.flags.writeable = False
+            _SHARED_ONES[key] = ones
+        return ones
     return xp.ones(shape, dtype=dtype, device=device(like))
+
+
+_SHARED_ONES: dict[tuple[tuple[int, ...], Any], np.ndarray] = {}
+"""Read-only NumPy ones by shape and dtype (see :func:`_ones`)."""
 
 
 def zero_where_ignored(values: Array, active: Array | None, *, xp: ModuleType) -> Array:
@@ -441,6 +461,7 @@ def prepared_by(
     *,
     twin: Callable[..., object] | None = None,
     hide: tuple[str, ...] = (),
+    shortcut: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
 ) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
@@ -460,6 +481,10 @@ def prepared_by(
     docstring then gets, before its Returns section, the Parameters section that says
     so: every argument, "As in :func:`twin`". ``%(key)s`` fragments are filled in
     (``_docs.py``).
+
+    ``shortcut(args, kwargs)``: tried first with the call's arguments as given; its
+    result, unless None, is the call's (issue 13: a lean path for small inputs, which
+    must give what ``body(prepare(...))`` gives, and returns None for anything else).
     """
     signature = inspect.signature(prepare)
     shown = [p for name, p in signature.parameters.items() if name not in hide]
@@ -474,6 +499,10 @@ def prepared_by(
         own = frozenset(p.name for p in extras)
 
         def public(*args: Any, **kwargs: Any) -> _Result:
+            if shortcut is not None:
+                result = shortcut(args, kwargs)
+                if result is not None:
+                    return result
             if hidden and not hidden.isdisjoint(kwargs):
                 name = min(hidden & kwargs.keys())
                 raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")

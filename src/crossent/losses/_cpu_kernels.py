@@ -94,6 +94,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import math
+import types as pytypes
 from collections.abc import Callable
 from typing import Any
 
@@ -101,7 +102,7 @@ import numpy as np
 
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
-__all__ = ["available", "row_statistics", "write_gradient"]
+__all__ = ["SERIAL_ELEMENTS", "available", "row_statistics", "write_gradient"]
 
 
 @functools.cache
@@ -335,11 +336,13 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     ell = math.log(s)
                 out_m[i] = m
                 out_ell[i] = ell
-                out_zy[i] = (np.float64(to_float32(row[labels[i]])) - top) * inv_t
+                y = labels[i]
+                bad_label = y < 0 or y >= v  # never read outside the row
+                out_zy[i] = (np.float64(to_float32(row[0 if bad_label else y])) - top) * inv_t
                 out_sum[i] = total
                 # Not finite exactly when the row holds a NaN (a positive NaN is the
                 # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
-                out_suspect[i] = not (math.isfinite(m) and math.isfinite(s))
+                out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
 
     @numba.njit(parallel=True, fastmath=flags, cache=True)
     def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, out):
@@ -361,13 +364,32 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             # The label's entry again, its target term subtracted before the one rounding
             # (p_y - 1 formed in float64: no cancellation of an already rounded p_y).
             y = labels[i]
+            if y < 0 or y >= v:  # not a class (unchecked input): never write outside
+                continue
             d = np.float64(to_float32(row[y])) * inv_t - base
             value = c * exp_nonpositive(d) - target_coef[i]
             if has_uniform:
                 value -= r * uniform[y]
             out[i, y] = encode(out, np.float32(value))
 
-    return {"row_statistics": row_statistics_kernel, "gradient": gradient_kernel}
+    def serial(kernel: Any) -> Any:
+        # The same kernel compiled without threads: a parallel launch costs about 9 us,
+        # most of a call on a few rows (issue 13, small inputs). A copy of the function
+        # under its own name, so that its on-disk cache entry is its own (Numba keys
+        # the cache by the function's qualified name, not by its compile options).
+        body = kernel.py_func
+        copy = pytypes.FunctionType(
+            body.__code__, body.__globals__, body.__name__, body.__defaults__, body.__closure__
+        )
+        copy.__qualname__ = f"{body.__qualname__}_serial"
+        return numba.njit(fastmath=flags, cache=True)(copy)
+
+    return {
+        "row_statistics": row_statistics_kernel,
+        "gradient": gradient_kernel,
+        "row_statistics_serial": serial(row_statistics_kernel),
+        "gradient_serial": serial(gradient_kernel),
+    }
 
 
 _EMPTY = np.zeros(0)
@@ -376,10 +398,31 @@ _EMPTY = np.zeros(0)
 #: pass of its own, the others' are fused into the previous row's exp-sum.
 _ROWS_PER_BLOCK = 32
 
+#: Up to this many logits the kernels run on the calling thread: a parallel launch
+#: costs about 9 us (AMD EPYC, measured), the time of some 2**14 exponentials.
+SERIAL_ELEMENTS = 1 << 14
+
+
+def _variant(name: str, serial: bool) -> Callable[..., Any]:
+    """The kernel ``name``, or its serial twin."""
+    return _kernels()[name + "_serial" if serial else name]
+
 
 def _stored(z: np.ndarray) -> np.ndarray:
     """What the kernels read: float32 as is, float16 as its int16 bits, bf16 bits (uint16)."""
-    return z.view(np.int16) if z.dtype == np.float16 else z
+    return z.view(np.int16) if z.dtype.char == _FLOAT16 else z
+
+
+_FLOAT16 = np.dtype(np.float16).char
+_FLOAT32 = np.dtype(np.float32).char
+_INT64 = np.dtype(np.int64).char
+
+
+def _int64(labels: np.ndarray) -> np.ndarray:
+    """``labels`` as the C-contiguous int64 the kernels read (no copy when they are)."""
+    if type(labels) is np.ndarray and labels.dtype.char == _INT64 and labels.flags.c_contiguous:
+        return labels
+    return np.ascontiguousarray(labels, dtype=np.int64)
 
 
 def row_statistics(
@@ -391,15 +434,19 @@ def row_statistics(
     the bits of bfloat16 values (a torch bf16 tensor viewed as 16-bit integers; NumPy
     has no bfloat16): the kernel decodes each value to float32 as it reads it (bf16:
     the bits shifted left by 16; float16: the hardware conversion), with no upcast
-    copy. ``labels`` must be valid class ids (ignored rows mapped to 0 by the caller).
+    copy. ``labels`` should be class ids (ignored rows mapped to 0 by the caller); a
+    row whose label is not one is flagged suspect (and its ``z'_y - m`` read at class
+    0): the kernel never reads outside a row. Small inputs (a single block of rows, or
+    up to :data:`SERIAL_ELEMENTS` logits) run on the calling thread.
     """
     n = z.shape[0]
-    outs = [np.empty(n) for _ in range(4)] + [np.empty(n, dtype=np.bool_)]
+    outs = [*np.empty((4, n)), np.empty(n, dtype=np.bool_)]  # one allocation (issue 13)
     stored = _stored(z)
-    _kernels()["row_statistics"](
+    # A single block of rows gains nothing from threads.
+    _variant("row_statistics", n <= _ROWS_PER_BLOCK or z.size <= SERIAL_ELEMENTS)(
         stored,
-        z.view(np.int32) if z.dtype == np.float32 else stored,
-        np.ascontiguousarray(labels, dtype=np.int64),
+        z.view(np.int32) if z.dtype.char == _FLOAT32 else stored,
+        _int64(labels),
         _EMPTY if options.weight is None else options.weight,
         options.inv_temperature,
         options.need_sum,
@@ -415,11 +462,14 @@ def write_gradient(
     """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, by Numba.
 
     Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
+    A row whose label is not a class id is left without its label's target term (the
+    kernel never writes outside a row). Up to :data:`SERIAL_ELEMENTS` logits run on the
+    calling thread.
     """
     out = gradient_out(z, out)
-    _kernels()["gradient"](
+    _variant("gradient", z.size <= SERIAL_ELEMENTS)(
         _stored(z),
-        np.ascontiguousarray(labels, dtype=np.int64),
+        _int64(labels),
         terms.shift,
         terms.inv_temperature,
         terms.p_coef,

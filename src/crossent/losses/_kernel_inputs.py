@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GradientTerms", "StatisticsOptions", "gradient_out"]
+__all__ = ["GradientTerms", "StatisticsOptions", "gradient_out", "statistics_options"]
 
 
 def _float64(value: np.ndarray | None) -> np.ndarray | None:
@@ -98,6 +98,28 @@ class GradientTerms:
         for name in ("shift", "p_coef", "target_coef", "uniform", "row_uniform"):
             object.__setattr__(self, name, _float64(getattr(self, name)))
         object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
+
+
+def statistics_options(
+    inv_temperature: float, need_sum: bool, weight: np.ndarray | None
+) -> StatisticsOptions:
+    """:class:`StatisticsOptions`, made once per ``(1/T, need_sum)`` without weights.
+
+    (issue 13: the frozen dataclass's conversions are a microsecond of a small call.)
+    """
+    if weight is not None:
+        return StatisticsOptions(inv_temperature, need_sum, weight)
+    key = (inv_temperature, need_sum)
+    try:
+        return _UNWEIGHTED[key]
+    except KeyError:
+        made = StatisticsOptions(inv_temperature, need_sum)
+    if len(_UNWEIGHTED) < 256:
+        _UNWEIGHTED[key] = made
+    return made
+
+
+_UNWEIGHTED: dict[tuple[float, bool], StatisticsOptions] = {}
 
 
 def gradient_out(z: np.ndarray, out: np.ndarray | None) -> np.ndarray:

@@ -62,19 +62,29 @@ autograd Functions) are thin wrappers over:
   a scalar, or an array of the batch shape for ``reduction="none"``), the reduction's
   normaliser and unit folded in, written into ``out`` when given; the log-sum-exp is
   never recomputed, and the fused gradient kernel is used when the problem was fused.
+
+The public ``softmax_cross_entropy`` and ``softmax_cross_entropy_grad`` first try a
+lean path (issue 13, small inputs): NumPy logits and labels, the classes last, and no
+option that needs per-row weights (class weights, ``ignore_index``, label smoothing)
+or soft-capping go to the row statistics (the generic path's for float64, the fused
+kernels' for float32 when Numba is installed) and through the same per-row terms and
+reduction, without building the problem; the values are the problem's bit for bit,
+and anything unusual (a suspect row, a bad argument) is left to the full path, which
+names it.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_logits, check_out
+from .._checks import check_labels, check_logits, check_out
 from .._sides import prepare
-from .._xp import Array, namespace, take_along_last
+from .._xp import Array, compat_numpy, namespace, take_along_last
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels
 from ._batch import (
@@ -84,12 +94,14 @@ from ._batch import (
     batch_for,
     label_batch,
     options_of,
+    prepare_labels,
     prepare_logits,
     prepare_weight,
     prepared_by,
     zero_where_ignored,
 )
-from ._kernel_inputs import GradientTerms, StatisticsOptions
+from ._kernel_inputs import GradientTerms, statistics_options
+from ._reduction import reduce_loss, scale_for_reduction
 from ._terms import (
     SoftmaxRows,
     chain_rule,
@@ -174,7 +186,18 @@ def prepare_softmax_labels(
     """
     opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    fast = fused and _fast_path_applies(logits_arr, axis, opts)
+    if fused and _fast_path_applies(logits_arr, axis, opts):
+        problem = _fused_label_problem(
+            logits_arr,
+            labels_arr,
+            opts,
+            weight=weight,
+            ignore_index=ignore_index,
+            validate=validate,
+            xp=xp,
+        )
+        if problem is not None:
+            return problem  # else a label is not a class and validate is off: generic
     given = label_batch(
         logits_arr,
         labels_arr,
@@ -184,80 +207,161 @@ def prepare_softmax_labels(
         ignore_index=ignore_index,
         validate=validate,
         xp=xp,
-        validate_logits=validate and not fast,
     )
     z, lab, eps = given.values, given.labels, opts.label_smoothing
-    flat = None
-    if fast:
-        flat = np.reshape(z, (-1, z.shape[-1]))
-        rows, shifted_y, smooth_b = _fast_rows(
-            flat, lab, opts, validate=validate, axis=given.batch.axis
-        )
-    else:
-        rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
-        assert rows.shifted is not None
-        shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
-        smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
+    rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
+    assert rows.shifted is not None
+    shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
+    smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
+    return _label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
+
+
+def _label_problem(
+    batch: Batch,
+    lab: Labels,
+    opts: LossOptions,
+    rows: SoftmaxRows,
+    shifted_y: Array,
+    smooth_b: Array | None,
+    logits: Array,
+    flat: np.ndarray | None = None,
+) -> SoftmaxProblem:
+    """The problem from the row statistics of either path (``flat``: the fused one's)."""
     a, b = label_terms(
         shifted_y,
         smooth_b,
         lab.row_weight,
         lab.weight,
-        eps=eps,
-        classes=z.shape[-1],
-        xp=xp,
+        eps=opts.label_smoothing,
+        classes=rows.z.shape[-1],
+        xp=batch.xp,
         unweighted=lab.unweighted,
     )
     return SoftmaxProblem(
-        batch=given.batch,
-        options=opts,
-        rows=rows,
-        a=a,
-        b=b,
-        logits=logits_arr,
-        labels=lab,
-        fast_logits=flat,
+        batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits, labels=lab, fast_logits=flat
     )
 
 
-def _fast_path_applies(logits: Array, axis: int, opts: LossOptions) -> bool:
-    if not isinstance(logits, np.ndarray) or logits.dtype.char not in _FUSED_DTYPES:
+def _fast_path_applies(logits: Array, axis: object, opts: LossOptions) -> bool:
+    """Whether the fused kernels take this call: NumPy float32 or float16 logits, the
+    classes last (``axis`` an int naming the last axis), C-contiguous, not empty, no
+    soft-capping."""
+    if type(logits) is not np.ndarray or logits.dtype.char not in _FUSED_DTYPES:
         return False  # the dtype first: a character, not a dtype comparison (issue 13)
-    if opts.soft_cap is not None or logits.ndim == 0 or axis % logits.ndim != logits.ndim - 1:
+    return _classes_last(logits, axis, opts) and bool(logits.flags.c_contiguous)
+
+
+def _classes_last(logits: np.ndarray, axis: object, opts: LossOptions) -> bool:
+    """Not empty, no soft-capping, and ``axis`` an int naming the last axis (any other
+    axis goes to the generic path, whose ``check_axis`` names a bad one)."""
+    ndim = logits.ndim
+    if opts.soft_cap is not None or ndim == 0 or type(axis) is not int or not -ndim <= axis < ndim:
         return False
-    return bool(logits.flags.c_contiguous)
+    return axis % ndim == ndim - 1 and logits.size > 0
 
 
 _FUSED_DTYPES = (np.dtype(np.float32).char, np.dtype(np.float16).char)
 """The logits the fused kernels take: float32 and float16."""
 
 
-def _kernels() -> ModuleType:
-    """The Numba kernels when Numba is installed, else their blocked NumPy twins (issue 13)."""
-    return _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
+def _fused_label_problem(
+    logits: np.ndarray,
+    labels: Array,
+    opts: LossOptions,
+    *,
+    weight: object,
+    ignore_index: int | None,
+    validate: bool,
+    xp: ModuleType,
+) -> SoftmaxProblem | None:
+    """The fused path, with as few Python and NumPy steps as the checks allow (issue 13).
+
+    The logits are checked by the kernel (its *suspect* rows) and so is the labels'
+    range by Numba's (a label outside ``[0, C)`` makes its row suspect; the NumPy twins
+    leave it to ``check_labels``); the full checks run only
+    for suspect rows, to name what is wrong. None (take the generic path) when
+    ``validate`` is off and a label is not a class: the kernel never reads such a
+    label's logit, and the generic path decides what that call does.
+    """
+    z = logits if logits.dtype.char != _FLOAT16 else logits.astype(np.float32)
+    lab = prepare_labels(
+        labels,
+        logits=logits,
+        values=z,
+        dtype=z.dtype,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
+        check_range=not _cpu_kernels.available(),  # the NumPy twins do not flag labels
+    )
+    axis = z.ndim - 1
+    flat = z.reshape(-1, z.shape[-1])
+    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, lab, opts)
+    if suspect:
+        # A NaN, +inf, a row of -inf or a label out of range may be there: the full
+        # checks name it (the logits first, as on the generic path).
+        classes = z.shape[-1]
+        if validate:
+            check_logits(z, name="logits", xp=np, axis=axis)
+            check_labels(
+                labels,
+                xp=xp,
+                batch_shape=lab.safe.shape,
+                classes=classes,
+                ignore_index=ignore_index,
+                validate=True,
+            )
+        elif not np.all((lab.safe >= 0) & (lab.safe < classes)):
+            return None
+    batch = batch_for(
+        z,
+        axis,
+        z.dtype,
+        opts,
+        xp=xp,
+        example_weight=None if lab.unweighted else lab.row_weight,
+        active=lab.active,
+    )
+    return _label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
+
+
+def _kernel_rows(
+    flat: np.ndarray, labels: Labels, opts: LossOptions
+) -> tuple[SoftmaxRows, Array, Array | None, int]:
+    """Row statistics from the fused kernel, shaped like the generic path's (keepdims),
+    and the number of suspect rows."""
+    m, ell, shifted_y, total, suspect = _kernels().row_statistics(
+        flat,
+        labels.safe.reshape(-1),
+        statistics_options(1.0 / opts.temperature, bool(opts.label_smoothing), labels.weight),
+    )
+    shape = (*labels.safe.shape, 1)
+    ell = ell.reshape(shape)
+    rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=m.reshape(shape) + ell)
+    smooth_b = total.reshape(shape) if opts.label_smoothing else None
+    # count_nonzero: no Python layer, unlike .any()
+    return rows, shifted_y.reshape(shape), smooth_b, int(np.count_nonzero(suspect))
 
 
 def _fast_rows(
     flat: np.ndarray, labels: Labels, opts: LossOptions, *, validate: bool, axis: int
 ) -> tuple[SoftmaxRows, Array, Array | None]:
-    """Row statistics from the fused kernel, shaped like the generic path's (keepdims)."""
-    m, ell, shifted_y, total, suspect = _kernels().row_statistics(
-        flat,
-        np.reshape(labels.safe, (-1,)),
-        StatisticsOptions(
-            inv_temperature=1.0 / opts.temperature,
-            need_sum=bool(opts.label_smoothing),
-            weight=labels.weight,
-        ),
-    )
-    if validate and suspect.any():
+    """:func:`_kernel_rows` with the logits checked where a row is suspect (``axis``: the
+    caller's class axis, for the message); ``crossent.torch``'s backend uses it."""
+    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, labels, opts)
+    if validate and suspect:
         # A NaN, +inf or a row of -inf may be there: the full check names it.
         check_logits(flat, name="logits", xp=np, axis=axis)
-    shape = (*labels.safe.shape, 1)
-    ell = np.reshape(ell, shape)
-    rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=np.reshape(m, shape) + ell)
-    smooth_b = np.reshape(total, shape) if opts.label_smoothing else None
-    return rows, np.reshape(shifted_y, shape), smooth_b
+    return rows, shifted_y, smooth_b
+
+
+_FLOAT16 = np.dtype(np.float16).char
+
+
+def _kernels() -> ModuleType:
+    """The Numba kernels when Numba is installed, else their blocked NumPy twins (issue 13)."""
+    return _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
 
 
 def prepare_softmax_targets(
@@ -325,7 +429,6 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
     if problem.fast_logits is not None:
         return _fast_gradient(problem, upstream=upstream, out=out)
     xp, opts, rows = problem.batch.xp, problem.options, problem.rows
-    coef = p_coefficient(problem.a, problem.batch.example_weight, rows.lse, z_loss=opts.z_loss)
     if problem.labels is not None:
         lab = problem.labels
         target = label_target_gradient(
@@ -334,18 +437,28 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
     else:
         assert problem.target_term is not None
         target = problem.target_term
-    grad = chain_rule(
+    grad = _row_gradient(rows, problem.a, problem.batch.example_weight, target, opts, xp=xp)
+    grad = problem.batch.finish_gradient(grad, upstream)
+    if out is None:
+        return grad
+    out[...] = grad
+    return out
+
+
+def _row_gradient(
+    rows: SoftmaxRows, a: Any, omega: Any, target: Array, opts: LossOptions, *, xp: ModuleType
+) -> Array:
+    r""":math:`\partial L_i/\partial z` per row (generic path, classes last): the factor of
+    :math:`p` (:func:`p_coefficient`) times :math:`p`, less ``target``, through the chain
+    rule."""
+    coef = p_coefficient(a, omega, rows.lse, z_loss=opts.z_loss)
+    return chain_rule(
         coef * probs(rows, xp=xp) - target,
         rows.z,
         soft_cap=opts.soft_cap,
         temperature=opts.temperature,
         xp=xp,
     )
-    grad = problem.batch.finish_gradient(grad, upstream)
-    if out is None:
-        return grad
-    out[...] = grad
-    return out
 
 
 #: The names the brief of ``crossent.torch`` uses; one function serves both forms.
@@ -354,50 +467,235 @@ softmax_target_gradient = softmax_gradient
 
 
 def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Array:
+    """The label gradient of a fused problem (:func:`kernel_gradient`)."""
+    lab = problem.labels
+    assert lab is not None
+    return _kernel_gradient(
+        problem.fast_logits,
+        lab.safe,
+        lse=np.reshape(problem.rows.lse, (-1,)),
+        a=np.reshape(problem.a, (-1,)).astype(np.float64, copy=False),
+        omega=np.reshape(lab.row_weight, (-1,)).astype(np.float64, copy=False),
+        scale=problem.batch.gradient_scale(upstream),
+        active=lab.active,
+        weight=lab.weight,
+        opts=problem.options,
+        out=out,
+    )
+
+
+def _kernel_gradient(
+    flat: np.ndarray,
+    safe: np.ndarray,
+    *,
+    lse: np.ndarray,
+    a: Any,
+    omega: Any,
+    scale: Any,
+    active: np.ndarray | None,
+    weight: np.ndarray | None,
+    opts: LossOptions,
+    out: Any,
+) -> Array:
     """The label gradient from the fused kernel, every option folded into row coefficients.
 
     Row i is ``c_i p_i - r_i u - g_i e_{y_i}`` with ``c_i = (A_i + 2 lambda omega_i
     LSE_i) s_i`` (:func:`p_coefficient`), ``g_i = keep omega_i s_i``, ``u = spread w``
     (:func:`smoothing_coefficients`) and ``r_i = s_i``, where ``s_i`` holds the
-    reduction's scale and ``upstream`` (:meth:`Batch.gradient_scale`), the
-    temperature's ``1/T`` (:func:`chain_rule`) and the row mask.
+    reduction's scale and ``upstream`` (``scale``: :meth:`Batch.gradient_scale`), the
+    temperature's ``1/T`` (:func:`chain_rule`) and the row mask (``active``). ``a``
+    and ``omega`` are per row (float64), or 1.0 for every row; ``safe`` holds the
+    labels with the ignored rows at class 0, in the batch shape.
     """
-    opts, flat, lab = problem.options, problem.fast_logits, problem.labels
-    assert lab is not None
     n, classes = flat.shape
-    scale = np.reshape(np.asarray(problem.batch.gradient_scale(upstream), dtype=np.float64), (-1,))
-    row_scale = np.broadcast_to(scale / opts.temperature, (n,))
-    if lab.active is not None:
-        row_scale = row_scale * np.reshape(lab.active, (-1,))
-    omega = np.reshape(lab.row_weight, (-1,)).astype(np.float64)
-    lse = np.reshape(problem.rows.lse, (-1,))
-    a = np.reshape(problem.a, (-1,)).astype(np.float64)
+    # A scalar scale stays a Python float (issue 13: every NumPy call on a few rows
+    # costs about a microsecond); an upstream array is one float64 value per row.
+    if np.ndim(scale):
+        row_scale: Any = np.reshape(scale, (-1,)).astype(np.float64) / opts.temperature
+    else:
+        row_scale = float(scale) / opts.temperature
+    if active is not None:
+        row_scale = row_scale * np.reshape(active, (-1,))
     coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)
     keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
-    uniform = None
+    uniform = row_uniform = None
     if opts.label_smoothing:
-        uniform = spread * (np.ones(classes) if lab.weight is None else lab.weight)
+        uniform = spread * (np.ones(classes) if weight is None else weight)
+        row_uniform = np.broadcast_to(row_scale, (n,))
     terms = GradientTerms(
         shift=lse,
         inv_temperature=1.0 / opts.temperature,
-        p_coef=coef * row_scale,
-        target_coef=keep * omega * row_scale,
+        p_coef=np.broadcast_to(coef * row_scale, (n,)),
+        # 1.0 * x is x
+        target_coef=np.broadcast_to((omega if keep == 1.0 else keep * omega) * row_scale, (n,)),
         uniform=uniform,
-        row_uniform=row_scale if opts.label_smoothing else None,
+        row_uniform=row_uniform,
     )
     grad = _kernels().write_gradient(
         flat,
-        np.reshape(lab.safe, (-1,)),
+        np.reshape(safe, (-1,)),
         terms,
         out=None if out is None else np.reshape(out, flat.shape),
     )
-    return out if out is not None else np.reshape(grad, (*lab.safe.shape, classes))
+    return out if out is not None else np.reshape(grad, (*safe.shape, classes))
+
+
+# ------------------------------------------------------------ the lean path (issue 13)
+# A call with NumPy logits and labels and none of the options that need per-row weights
+# (class weights, ignore_index, label smoothing) goes from the public function to the
+# row statistics and back without the problem's objects (labels, batch, problem) and
+# their checks of what cannot happen here. The statistics are those of the problem:
+# the fused kernels' for float32 logits (when Numba is installed), the generic path's
+# ``softmax_rows`` for float64; then the same per-row terms (``_terms``) and the same
+# reduction (``reduce_loss``), so the values are the problem's, bit for bit (pinned by
+# tests/losses/test_issue13_small_dispatch.py). Anything unusual (a suspect row for
+# the kernels, another dtype or layout, another option) leaves it for the full path,
+# which also names what is wrong.
+
+_LEAN_DEFAULTS: dict[str, Any] = {
+    name: parameter.default
+    for name, parameter in inspect.signature(prepare_softmax_labels).parameters.items()
+    if name in {"axis", "reduction", "temperature", "z_loss", "base", "validate"}
+}
+"""The keywords the lean path takes, with their defaults; any other leaves it."""
+
+_FLOAT64 = np.dtype(np.float64).char
+
+
+def _lean_options(given: dict[str, Any]) -> LossOptions:
+    """The options of a lean call (no smoothing, no soft-capping), checked."""
+    return options_of(
+        0.0, given["temperature"], given["z_loss"], None, given["base"], given["reduction"]
+    )
+
+
+_DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
+_DEFAULTED = frozenset({"axis", "validate"})
+"""Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
+
+
+@dataclass
+class _Lean:
+    """The row statistics of a lean call (keepdims), as the problem would hold them."""
+
+    logits: np.ndarray  # the caller's
+    labels: np.ndarray
+    options: LossOptions
+    rows: SoftmaxRows  # shifted is None from the kernel
+    shifted_y: np.ndarray  # z'_y - m
+
+
+def _lean_statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lean | None:
+    """The statistics of a call the lean path takes, or None."""
+    if len(args) != 2 or not _LEAN_DEFAULTS.keys() >= kwargs.keys():
+        return None
+    logits, labels = args
+    if type(labels) is not np.ndarray or type(logits) is not np.ndarray:
+        return None
+    char = logits.dtype.char
+    if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
+        return None  # (the NumPy twins do not check the labels' range)
+    given = _LEAN_DEFAULTS | kwargs
+    opts = _DEFAULT_OPTIONS if _DEFAULTED.issuperset(kwargs) else _lean_options(given)
+    if not _classes_last(logits, given["axis"], opts):
+        return None
+    classes, validate, generic = logits.shape[-1], given["validate"], char == _FLOAT64
+    if generic and validate:  # the generic path's checks, in its order
+        check_logits(logits, name="logits", xp=compat_numpy, axis=logits.ndim - 1)
+    if not (generic or logits.flags.c_contiguous):
+        return None
+    check_labels(
+        labels,
+        xp=compat_numpy,
+        batch_shape=logits.shape[:-1],
+        classes=classes,
+        ignore_index=None,
+        validate=validate and generic,  # (the kernel flags a label that is not a class)
+    )
+    if generic:  # the generic path's statistics
+        rows = softmax_rows(logits, soft_cap=None, temperature=opts.temperature, xp=compat_numpy)
+        assert rows.shifted is not None
+        shifted_y = take_along_last(rows.shifted, labels[..., None], xp=compat_numpy)
+        return _Lean(logits, labels, opts, rows, shifted_y)
+    flat = logits.reshape(-1, classes)
+    m, ell, shifted_y, _, suspect = _cpu_kernels.row_statistics(
+        flat, labels.reshape(-1), statistics_options(1.0 / opts.temperature, False, None)
+    )
+    if np.count_nonzero(suspect):
+        return None  # the full path checks, and names what is wrong
+    shape = (*labels.shape, 1)
+    ell = ell.reshape(shape)
+    rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=m.reshape(shape) + ell)
+    return _Lean(logits, labels, opts, rows, shifted_y.reshape(shape))
+
+
+_FLOAT32 = np.dtype(np.float32).char
+
+
+def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`softmax_cross_entropy` by the lean path, or None."""
+    lean = _lean_statistics(args, kwargs)
+    if lean is None:
+        return None
+    opts = lean.options
+    # Every example weight is 1: A = 1 and B = z'_y - m (exactly the problem's ones
+    # times ell, and the normaliser the number of rows).
+    a, b = label_terms(
+        lean.shifted_y, None, 1.0, None, eps=0.0, classes=0, xp=compat_numpy, unweighted=True
+    )
+    dtype = lean.logits.dtype  # the compute dtype: float32 or float64
+    return reduce_loss(
+        row_loss(lean.rows, a, b, 1.0, z_loss=opts.z_loss),
+        dtype.type(lean.labels.size),
+        reduction=opts.reduction,
+        xp=compat_numpy,
+        log_base=opts.log_base,
+        dtype=dtype,
+    )
+
+
+def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`softmax_cross_entropy_grad` by the lean path, or None."""
+    out = kwargs.get("out")
+    lean = _lean_statistics(args, {k: v for k, v in kwargs.items() if k != "out"})
+    if lean is None:
+        return None
+    rows, opts, labels = lean.rows, lean.options, lean.labels
+    dtype = lean.logits.dtype  # the compute dtype: float32 or float64
+    if out is not None:
+        check_out(out, lean.logits, dtype=dtype)
+    scale = scale_for_reduction(
+        dtype.type(labels.size),
+        reduction=opts.reduction,
+        xp=compat_numpy,
+        log_base=opts.log_base,
+    )
+    if rows.shifted is None:  # the kernel's statistics: the kernel's gradient
+        return _kernel_gradient(
+            rows.z,
+            labels,
+            lse=rows.lse.reshape(-1),
+            a=1.0,
+            omega=1.0,
+            scale=scale,
+            active=None,
+            weight=None,
+            opts=opts,
+            out=out,
+        )
+    one = np.ones(1, dtype=dtype)  # every example weight
+    target = label_target_gradient(labels, one, None, eps=0.0, like=rows.z, xp=compat_numpy)
+    grad = _row_gradient(rows, 1.0, 1.0, target, opts, xp=compat_numpy) * scale
+    if out is None:
+        return grad
+    out[...] = grad
+    return out
 
 
 # ------------------------------------------------------------------------------- public
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",))
+@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
@@ -491,7 +789,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",))
+@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
