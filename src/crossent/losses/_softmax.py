@@ -118,6 +118,7 @@ from ._terms import (
 
 __all__ = [
     "SoftmaxProblem",
+    "label_problem",
     "prepare_softmax_labels",
     "prepare_softmax_targets",
     "softmax_cross_entropy",
@@ -213,10 +214,10 @@ def prepare_softmax_labels(
     assert rows.shifted is not None
     shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
     smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
-    return _label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
+    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
 
 
-def _label_problem(
+def label_problem(
     batch: Batch,
     lab: Labels,
     opts: LossOptions,
@@ -226,7 +227,11 @@ def _label_problem(
     logits: Array,
     flat: np.ndarray | None = None,
 ) -> SoftmaxProblem:
-    """The problem from the row statistics of either path (``flat``: the fused one's)."""
+    """The problem from the row statistics of either path (``flat``: the fused one's).
+
+    Package-internal: ``crossent.torch``'s fused problems (16-bit logits, the backward
+    from saved log-sum-exps) end here too, so the label terms are formed in one place.
+    """
     a, b = label_terms(
         shifted_y,
         smooth_b,
@@ -323,7 +328,7 @@ def _fused_label_problem(
         example_weight=None if lab.unweighted else lab.row_weight,
         active=lab.active,
     )
-    return _label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
+    return label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
 
 
 def _kernel_rows(

@@ -32,10 +32,11 @@ from ..losses._batch import LossOptions, label_batch, loss_options
 from ..losses._softmax import (
     SoftmaxProblem,
     _fast_rows,
+    label_problem,
     prepare_softmax_labels,
     softmax_label_gradient,
 )
-from ..losses._terms import SoftmaxRows, label_terms
+from ..losses._terms import SoftmaxRows
 
 __all__ = [
     "Options",
@@ -234,22 +235,4 @@ def _fused_problem(
         saved = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
         rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=saved)
         shifted_y, smooth_b = zeros, zeros if opts.label_smoothing else None
-    a, b = label_terms(
-        shifted_y,
-        smooth_b,
-        lab.row_weight,
-        lab.weight,
-        eps=opts.label_smoothing,
-        classes=z.shape[1],
-        xp=np,
-    )
-    return SoftmaxProblem(
-        batch=given.batch,
-        options=opts,
-        rows=rows,
-        a=a,
-        b=b,
-        logits=like,
-        labels=lab,
-        fast_logits=z,
-    )
+    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, like, z)
