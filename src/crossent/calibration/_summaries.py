@@ -303,7 +303,7 @@ def _fused_totals(
         summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
         return totals_of(summaries, request)
     values, limit = _stored(values)
-    suspect, p_label, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
+    suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
         values,
         labels,
         top=request.top,
@@ -328,7 +328,7 @@ def _fused_totals(
         bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
         found=[
             (float(value), int(row))
-            for value, row in zip(-safe_log(p_label[rows], xp=np), rows, strict=True)
+            for value, row in zip(-safe_log(found_p, xp=np), rows, strict=True)
         ],
     )
 
