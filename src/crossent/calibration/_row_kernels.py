@@ -248,22 +248,24 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
     # then a product would add a rounding to every spherical score).
     @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
-    def chunk_parts(floats, count, brier, spherical, entropy, surprisal, parts):
+    def chunk_parts(floats, count, wanted, surprisal, parts):
         # The plain (vectorised, reassociated) sums over a chunk's rows of the surprisal
         # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
-        # sums), the Brier and spherical scores and the entropy: parts[0..3].  NumPy's
-        # error model: no ZeroDivisionError for an (unchecked) row of zeros, whose
-        # spherical score is NaN.
+        # sums), the Brier and spherical scores and the entropy: parts[0..3], each only
+        # if ``wanted`` (0 otherwise).  NumPy's error model: no ZeroDivisionError for an
+        # (unchecked) row of zeros, whose spherical score is NaN.
+        logs, brier, spherical, entropy = wanted
         p_label, others, ent = floats[0], floats[1], floats[3]
-        total = 0.0
-        for i in range(count):
-            x = p_label[i]
-            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-            s = -(np.inf if x == np.inf else v)
-            surprisal[i] = s
-            total += s
-        parts[0] = total
-        parts[1] = parts[2] = parts[3] = 0.0
+        parts[0] = parts[1] = parts[2] = parts[3] = 0.0
+        if logs:
+            total = 0.0
+            for i in range(count):
+                x = p_label[i]
+                v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+                s = -(np.inf if x == np.inf else v)
+                surprisal[i] = s
+                total += s
+            parts[0] = total
         if brier:
             total = 0.0
             for i in range(count):
@@ -323,6 +325,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         labels,
         with_top,
         with_entropy,
+        logs,
         brier,
         spherical,
         squares,
@@ -345,7 +348,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         # found_p).  Returns the suspect rows, or -1 - i for a label out of range.
         sums, class_stats, bin_stats, found = out
         n, k = values.shape
-        chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // max(k, 1)))
+        # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
+        # are buffered)
+        chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // max(k, 1))) if with_entropy else _PART_ROWS
         floats = np.empty((4, chunk))
         predicted = np.empty(chunk, dtype=np.intp)
         terms = np.empty(chunk * k if with_entropy else 0)
@@ -373,7 +378,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             if flagged < 0:
                 return flagged
             suspect += flagged
-            chunk_parts(floats, count, brier, spherical, with_entropy, surprisal, parts)
+            chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
             add_compensated(sums, carry, parts)
             if with_top:
                 for i in range(count):
@@ -461,6 +466,7 @@ def block_totals(
     edges: np.ndarray | None,
     left: bool,
     keep: int,
+    surprisal: bool = True,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -468,7 +474,8 @@ def block_totals(
     The rows are taken in chunks of at most :data:`_PART_ROWS` rows (and about
     :data:`_CHUNK_ENTRIES` entries), each summarised into buffers that stay in cache and
     summed at once: no per-row array of the block is written.
-    ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp),
+    ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp;
+    0 unless ``surprisal`` or ``classes``),
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
     unless ``entropy``) and hits (0 unless ``top``), each summed plainly (vectorised)
@@ -499,6 +506,7 @@ def block_totals(
         ids,
         top,
         entropy,
+        surprisal or classes,
         squares,
         spherical,
         squares,

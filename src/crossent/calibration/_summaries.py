@@ -221,7 +221,8 @@ _INTEGER = ("labels", "predicted_values")
 
 @dataclass(frozen=True)
 class TotalsRequest:
-    """What :func:`map_totals` sums over each block: always the surprisal; the Brier and
+    """What :func:`map_totals` sums over each block: the surprisal (unless
+    ``surprisal=False``: those of the bins only need no logarithm); the Brier and
     spherical scores, the entropy, the hits (``top``), per-class counts and surprisals
     (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
     ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows.
@@ -229,6 +230,7 @@ class TotalsRequest:
 
     top: bool = False
     entropy: bool = False
+    surprisal: bool = True
     brier: bool = False
     spherical: bool = False
     classes: int = 0
@@ -276,7 +278,7 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
     return BlockTotals(
         sums=np.array(
             [
-                surprisal.sum(),
+                surprisal.sum() if request.surprisal else 0.0,
                 summaries.brier.sum() if request.brier else 0.0,
                 summaries.spherical.sum() if request.spherical else 0.0,
                 summaries.entropy.sum() if request.entropy else 0.0,
@@ -315,11 +317,14 @@ def _fused_totals(
         edges=uniform_edges(request.bins) if request.bins else None,
         left=request.closed == "left",
         keep=request.keep,
+        surprisal=request.surprisal,
     )
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
     if not request.brier:
         sums[1] = 0.0  # formed from sums of squares left out (0): not a Brier score
+    if not request.surprisal:
+        sums[0] = 0.0  # formed for the per-class sums only
     rows = found[found >= 0]
     return BlockTotals(
         sums=sums,
