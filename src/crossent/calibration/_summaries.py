@@ -149,11 +149,24 @@ def _stored(values: Any) -> tuple[FloatArray, float]:
     return values, limit
 
 
+def _check_block_labels(predictions: Predictions, labels: IntArray) -> None:
+    """The deferred range check of one block's labels, on the worker thread: two
+    reductions over the block's labels (in cache), and the full check, which names the
+    first bad label, if they leave ``[0, classes)``."""
+    if (
+        predictions.pending
+        and labels.size
+        and (labels.min() < 0 or labels.max() >= predictions.classes)
+    ):
+        predictions.check_values()  # raises
+
+
 def _fused(
     predictions: Predictions, values: FloatArray, labels: IntArray, *, top: bool, entropy: bool
 ) -> ExampleSummaries:
     """The summaries of one block of stored probabilities in one pass (validating it if
     the predictions' check was deferred)."""
+    _check_block_labels(predictions, labels)
     values, limit = _stored(values)
     kernels = _row_kernels if _row_kernels.available() else _row_numpy
     suspect, p_label, others, confidence, predicted, ent = kernels.row_summaries(
@@ -304,6 +317,7 @@ def _fused_totals(
     if not _row_kernels.available():
         summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
         return totals_of(summaries, request)
+    _check_block_labels(predictions, labels)
     values, limit = _stored(values)
     suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
         values,
