@@ -29,13 +29,23 @@ The loop over a row's classes is one loop of sums and selects, no branches
 (``fastmath`` without ``nnan``/``ninf``: a NaN must stay visible to the comparisons).
 The kernel releases the GIL: the caller runs blocks of rows on threads.
 
-:func:`block_totals` follows the row pass of a block with one compiled pass over its
-per-row numbers that forms everything the metrics average: the labels' logarithms
-(:func:`log_positive`, vectorised), the compensated (Neumaier) sums of the surprisal,
-Brier and spherical scores and the entropy, the hits, per-class counts and surprisals,
-the equal-width bins of the confidence (the comparisons of
-:func:`._binning.assign_uniform_bins`) and the rows of smallest :math:`p_y` (the most
-surprising).  NumPy would make about twenty passes over per-row arrays for these.
+:func:`block_totals` forms, in the same compiled pass over a block, everything the
+metrics average: the rows are taken in chunks of at most :data:`_PART_ROWS` rows (fewer
+for long rows with the entropy, whose terms are buffered), whose per-row numbers stay
+in L1 buffers and are summed at once: the labels' logarithms (:func:`log_positive`,
+vectorised; only when a surprisal is asked), the surprisal, Brier and spherical scores
+and the entropy summed plainly over the chunk and the chunks added with Neumaier's
+compensation, the hits, per-class counts and surprisals, the equal-width bins of the
+confidence (the comparisons of :func:`._binning.assign_uniform_bins`) and the rows of
+smallest :math:`p_y` (the most surprising).  No per-row array of the block is written;
+NumPy would make about twenty passes over per-row arrays for these.
+
+The logarithm costs about 2 ns an entry on the 2-core AMD EPYC (AVX2), about as much
+as the rest of the row pass at 10 classes: it bounds the entropy, hence
+``EvaluationState.update``.  A division-free variant (the same reduction, then a
+degree-17 polynomial in :math:`f = m - 1` by Estrin's scheme, relative error 2.2e-14)
+measured no faster (2.0 against 2.15 ns an entry, two streams interleaved), so the
+fdlibm form, within 1 ulp, stays.
 
 Importing this module does not import Numba; :func:`available` does, once.
 """
