@@ -23,6 +23,8 @@ import pytest
 
 from crossent.calibration import _row_kernels, _row_numpy
 
+from tolerances import CLOSED_FORM, ROUNDING
+
 
 def _hard_values() -> np.ndarray:
     """Positive float64 values where a logarithm goes wrong first."""
@@ -120,7 +122,7 @@ def test_issue13_entropy_of_hard_rows_against_mpmath(dtype: type) -> None:
         assert ent[1] == 0.0
         # a subnormal entropy (row 3, float64) is rounded to the subnormal grid: a
         # few units of 5e-324 apart, whatever the logarithm
-        np.testing.assert_allclose(ent, exact, rtol=1e-12, atol=8 * 5e-324)
+        np.testing.assert_allclose(ent, exact, rtol=CLOSED_FORM.rtol, atol=8 * 5e-324)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -137,4 +139,4 @@ def test_issue13_fast_log_entropy_equals_the_numpy_twin_on_every_float32_exponen
     labels = np.full(rows.shape[0], 2, dtype=np.intp)
     fused = _row_kernels.row_summaries(rows, labels, top=True, entropy=True, limit=1e-3)
     twin = _row_numpy.row_summaries(rows, labels, top=True, entropy=True, limit=1e-3)
-    np.testing.assert_allclose(fused[5], twin[5], rtol=1e-14, atol=0)
+    np.testing.assert_allclose(fused[5], twin[5], rtol=ROUNDING.rtol, atol=0)
