@@ -34,6 +34,7 @@ from ..calibration._error import (
 from ..calibration._inputs import as_predictions, binary_columns, renormalized
 from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
+from ..calibration._state import add_summarized_block
 from ..calibration._summaries import summarize_block
 from ..calibration._temperature import cross_fitted_nll
 from ..errors import InputError
@@ -463,7 +464,7 @@ def _first_pass(
         predictions = as_predictions(batch, batch_labels, form=form, first_row=start)
         for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
             for state in states:
-                state._add_block(block, rows, start)
+                add_summarized_block(state, block, rows, start)
             hit = rows.predicted == rows.labels
             correct += np.bincount(rows.labels[hit], minlength=classes)
             if curve_scope == "positive-class":

@@ -357,7 +357,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     worker threads (from the one fused pass over probabilities): nothing per example is
     kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
     total = BinStatistics.zeros((spec.bins,))
-    request = TotalsRequest(top=True, bins=spec.bins, closed=spec.closed)
+    request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     for _, part in map_totals(predictions, request):
         if part.bins is not None:
             total = total + part.bins

@@ -87,8 +87,9 @@ class Predictions:
     renormalized: float | None = None
     """The largest ``|row sum - 1|`` corrected by ``renormalize=True`` (None otherwise)."""
     pending: bool = False
-    """The values' check was deferred (``as_predictions(..., defer=True)``) to the fused
-    pass of :func:`._summaries.summary_blocks`; every other reader checks them first."""
+    """The check of the values and of the labels' range was deferred
+    (``as_predictions(..., defer=True)``) to the fused pass of
+    :func:`._summaries.summary_blocks`; every other reader checks them first."""
     first_row: int = 0
     """The number of the first row in messages (data read in chunks)."""
 
@@ -120,7 +121,11 @@ class Predictions:
         return Block(start, log_probs, probs, labels)
 
     def check_values(self) -> None:
-        """Run the value check that ``as_predictions`` would have run (raises on bad rows)."""
+        """Run the checks that ``as_predictions`` would have run: the labels' range (when
+        deferred), then the values (raises on a bad label or row)."""
+        if self.pending:
+            with row_offset(self.first_row):
+                labels_array(self.labels, n=self.n, classes=self.classes, validate=True)
         check_values(self.values, name=self.name, form=self.form, first_row=self.first_row)
 
     def _checked(self) -> None:
@@ -284,9 +289,10 @@ def as_predictions(
     its form (`probs`, `log_probs`, `logits`): what the caller said it holds.
     ``first_row`` numbers the rows in error messages (for data read in chunks).
     ``defer=True`` leaves the value check of a 2-D NumPy float32 or float64 array of
-    probabilities to the fused pass of :func:`._summaries.summary_blocks`, which flags
-    the rows it would reject as it reads them and then runs the same check (so the
-    same error); the result is ``pending`` until then.  Labels, shapes and dtypes are
+    probabilities, and the range check of the labels, to the fused pass of
+    :func:`._summaries.summary_blocks`, which flags the rows and labels it would
+    reject as it reads them and then runs the same checks (so the same error); the
+    result is ``pending`` until then.  The labels' dtype, the shapes and dtypes are
     always checked here.
     """
     checked_form = check_form(form, name="form")
@@ -320,10 +326,6 @@ def as_predictions(
         raise InputError(
             f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
         )
-    with row_offset(first_row):
-        label_ids = labels_array(
-            labels, n=values.shape[0], classes=values.shape[1], validate=validate
-        )
     pending = (
         validate
         and defer
@@ -331,6 +333,10 @@ def as_predictions(
         and isinstance(values, np.ndarray)
         and values.dtype in (np.float32, np.float64)
     )
+    with row_offset(first_row):  # the range in the fused pass if pending
+        label_ids = labels_array(
+            labels, n=values.shape[0], classes=values.shape[1], validate=validate and not pending
+        )
     if validate and not pending:
         check_values(values, name=name, form=checked_form, first_row=first_row)
     values = to_numpy(values, name=name)

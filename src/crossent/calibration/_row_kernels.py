@@ -29,13 +29,23 @@ The loop over a row's classes is one loop of sums and selects, no branches
 (``fastmath`` without ``nnan``/``ninf``: a NaN must stay visible to the comparisons).
 The kernel releases the GIL: the caller runs blocks of rows on threads.
 
-:func:`block_totals` follows the row pass of a block with one compiled pass over its
-per-row numbers that forms everything the metrics average: the labels' logarithms
-(:func:`log_positive`, vectorised), the compensated (Neumaier) sums of the surprisal,
-Brier and spherical scores and the entropy, the hits, per-class counts and surprisals,
-the equal-width bins of the confidence (the comparisons of
-:func:`._binning.assign_uniform_bins`) and the rows of smallest :math:`p_y` (the most
-surprising).  NumPy would make about twenty passes over per-row arrays for these.
+:func:`block_totals` forms, in the same compiled pass over a block, everything the
+metrics average: the rows are taken in chunks of at most :data:`_PART_ROWS` rows (fewer
+for long rows with the entropy, whose terms are buffered), whose per-row numbers stay
+in L1 buffers and are summed at once: the labels' logarithms (:func:`log_positive`,
+vectorised; only when a surprisal is asked), the surprisal, Brier and spherical scores
+and the entropy summed plainly over the chunk and the chunks added with Neumaier's
+compensation, the hits, per-class counts and surprisals, the equal-width bins of the
+confidence (the comparisons of :func:`._binning.assign_uniform_bins`) and the rows of
+smallest :math:`p_y` (the most surprising).  No per-row array of the block is written;
+NumPy would make about twenty passes over per-row arrays for these.
+
+The logarithm costs about 2 ns an entry on the 2-core AMD EPYC (AVX2), about as much
+as the rest of the row pass at 10 classes: it bounds the entropy, hence
+``EvaluationState.update``.  A division-free variant (the same reduction, then a
+degree-17 polynomial in :math:`f = m - 1` by Estrin's scheme, relative error 2.2e-14)
+measured no faster (2.0 against 2.15 ns an entry, two streams interleaved), so the
+fdlibm form, within 1 ulp, stays.
 
 Importing this module does not import Numba; :func:`available` does, once.
 """
@@ -128,82 +138,73 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         )
 
     @numba.njit(fastmath=flags, inline="always")
-    def sums(row, row_bits, y, with_top):
-        # the sum, the sum of squares but the label's, the count of entries that are NaN
-        # or outside [0, 1] and, with_top, the maximum, compared as bit patterns (for
-        # non-negative floats the integer order is the float order; a row with a
-        # negative entry or a NaN is suspect and checked in full anyway): one loop of
-        # selects, no branches (LLVM takes the loop-invariant with_top out of it); then
-        # the first index of the maximum by a min reduction over the row, in L1 cache.
-        # (Tracking the index in the first loop instead is not vectorised: measured per
-        # 10^7 float32 entries, 10 classes 0.117 s vs 0.144 s, 1000 classes 0.56 s vs
-        # 0.28 s, on the 2-core AMD EPYC under load.)
-        total = 0.0
-        squares = 0.0
-        bad = 0
-        top = row_bits[0]
-        first = 0
-        for j in range(row.shape[0]):
-            x = np.float64(row[j])
-            total += x
-            squares += 0.0 if j == y else x * x
-            bad += (x < 0.0) | (x > 1.0) | (x != x)
-            if with_top:
-                top = max(top, row_bits[j])
-        if with_top:  # the first maximum: a min reduction, which vectorises too
-            first = row.shape[0]
-            for j in range(row.shape[0]):
-                first = min(first, j if row_bits[j] == top else row.shape[0])
-        return total, squares, bad, first
-
-    @numba.njit(fastmath=flags, inline="always")
     def entropy_terms(flat, start, count, terms):
         # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
-        # vectorised across row boundaries, into a buffer that stays in L1
-        for t in range(count):
+        # vectorised across row boundaries, into a buffer that stays in L1; the two
+        # halves side by side, so that two independent logarithms are in flight
+        # (the loop is bound by the logarithm's latency: about 20% faster)
+        half = count // 2
+        for t in range(half):
             x = np.float64(flat[start + t])
+            u = np.float64(flat[start + half + t])
             terms[t] = x * log_positive(x) if x > 0.0 else 0.0
+            terms[half + t] = u * log_positive(u) if u > 0.0 else 0.0
+        if count % 2:
+            x = np.float64(flat[start + count - 1])
+            terms[count - 1] = x * log_positive(x) if x > 0.0 else 0.0
 
-    @numba.njit(fastmath=flags, nogil=True, cache=True)
-    def kernel(values, flat, bits, labels, with_top, with_entropy, limit, floats, predicted):
-        # floats: p_label, others, confidence, entropy (one row each)
-        p_label, others, confidence, ent = floats[0], floats[1], floats[2], floats[3]
-        n, k = values.shape
-        chunk = max(1, _CHUNK_ENTRIES // max(k, 1))
-        terms = np.empty(chunk * k if with_entropy else 0)
-        suspect = 0
-        for c0 in range(0, n, chunk):
-            c1 = min(c0 + chunk, n)
-            for i in range(c0, c1):
-                row = values[i]
-                y = labels[i]
-                y = y + k if y < 0 else y  # NumPy's indexing, as the generic path
-                if (y < 0) | (y >= k):  # unchecked labels (validate=False): no stray read
-                    return -1 - i
-                total, squares, bad, first = sums(row, bits[i], y, with_top)
-                if with_top:
-                    confidence[i] = np.float64(row[first])
-                    predicted[i] = first
-                suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
-                p_label[i] = np.float64(row[y])
-                others[i] = squares
-            if with_entropy:  # the chunk's rows are still in cache
-                entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
-                for i in range(c0, c1):
-                    total = 0.0
-                    for j in range((i - c0) * k, (i - c0 + 1) * k):
-                        total += terms[j]
-                    ent[i] = -total
+    # Compiled with its own flags (reassociated sums, vectorised) and called from the
+    # kernels below, whose compensated sums must not be reassociated.
+    @numba.njit(fastmath=flags, inline="never")
+    def chunk_rows(rows, c0, c1, base, options, buffers):
+        # rows: (values, flat, bits, labels); options: (with_top, with_squares,
+        # with_entropy, limit); buffers: (floats, predicted, terms).
+        # Rows c0 <= i < c1: p_label, the sum of squares but the label's, (with_top) the
+        # confidence and predicted class, (with_entropy) the entropy, into
+        # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
+        # -1 - i for the first label out of range (checked before any read of the row).
+        # The row loop is row_loop's; the entropy's terms of the chunk's rows are then
+        # taken in one flat loop and summed per row.
+        values, flat, bits, labels = rows
+        with_top, with_squares, with_entropy, limit = options
+        floats, predicted, terms = buffers
+        suspect = row_loop(
+            values[c0:c1],
+            bits[c0:c1],
+            labels[c0:c1],
+            with_top,
+            with_squares,
+            limit,
+            floats[:, c0 - base :],
+            predicted[c0 - base :],
+        )
+        if suspect < 0:
+            return suspect - c0
+        k = values.shape[1]
+        if with_entropy:  # the chunk's rows are still in cache
+            entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
+            ent = floats[3, c0 - base :]
+            for r in range(c1 - c0):
+                total = 0.0
+                for j in range(r * k, (r + 1) * k):
+                    total += terms[j]
+                ent[r] = -total
         return suspect
 
-    @numba.njit(fastmath=flags, nogil=True, cache=True)
-    def lean(values, bits, labels, with_top, with_squares, limit, floats, predicted):
-        # the kernel without the entropy (the scores and the calibration error): one
-        # loop per row and nothing else, which for short rows takes about two thirds of
-        # the general kernel's time (measured at 10^6 x 10 float32 on the 2-core AMD
-        # EPYC, one thread: 0.009-0.016 s against 0.020-0.028 s without the top label,
-        # 0.020 s against 0.030 s with it; the one-read floor 0.004 s).  LLVM takes the
-        # invariant with_top and with_squares out of the loop.
+    @numba.njit(fastmath=flags, inline="never")
+    def row_loop(values, bits, labels, with_top, with_squares, limit, floats, predicted):
+        # One loop of sums and selects per row, no branches (LLVM takes the invariant
+        # with_top and with_squares out of it): the sum, the squares, the count of
+        # entries NaN or outside [0, 1] and the maximum, compared as bit patterns (for
+        # non-negative floats the integer order is the float order; a row with a
+        # negative entry or a NaN is suspect and checked in full anyway); then the first
+        # index of the maximum by a min reduction over the row, in L1 cache.  (Tracking
+        # the index in the first loop instead is not vectorised: measured per 10^7
+        # float32 entries, 10 classes 0.117 s vs 0.144 s, 1000 classes 0.56 s vs
+        # 0.28 s, on the 2-core AMD EPYC under load.  Nor is the validity by the bits'
+        # signed minimum and maximum faster than the three comparisons: measured 0.72x
+        # for 10 classes without the top label.)  The rows as a slice from 0 and the
+        # outputs as views: indexing them at i - c0 instead costs ~12% at 10 classes.
         p_label, others, confidence = floats[0], floats[1], floats[2]
         n, k = values.shape
         suspect = 0
@@ -224,9 +225,9 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 if with_squares:
                     squares += 0.0 if j == y else x * x
                 bad += (x < 0.0) | (x > 1.0) | (x != x)
-                if with_top:  # as in sums: the bit patterns' maximum, then its first index
+                if with_top:
                     top = max(top, row_bits[j])
-            if with_top:
+            if with_top:  # the first maximum: a min reduction, which vectorises too
                 first = k
                 for j in range(k):
                     first = min(first, j if row_bits[j] == top else k)
@@ -237,122 +238,211 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             others[i] = squares
         return suspect
 
+    @numba.njit(nogil=True, cache=True)
+    def kernel(
+        values,
+        flat,
+        bits,
+        labels,
+        with_top,
+        with_squares,
+        with_entropy,
+        limit,
+        floats,
+        predicted,
+    ):
+        # the per-row summaries of every row, chunk by chunk (floats: p_label, others,
+        # confidence, entropy, one row each)
+        n, k = values.shape
+        chunk = max(1, _CHUNK_ENTRIES // max(k, 1))
+        terms = np.empty(chunk * k if with_entropy else 0)
+        suspect = 0
+        for c0 in range(0, n, chunk):
+            found = chunk_rows(
+                (values, flat, bits, labels),
+                c0,
+                min(c0 + chunk, n),
+                0,
+                (with_top, with_squares, with_entropy, limit),
+                (floats, predicted, terms),
+            )
+            if found < 0:
+                return found
+            suspect += found
+        return suspect
+
     @numba.njit(fastmath=flags, nogil=True, cache=True)
     def log_array(x, out):
         for i in range(x.shape[0]):
             out[i] = log_positive(x[i])
 
-    @numba.njit(fastmath=flags, inline="never")
-    def part_sum(x, start, stop):
-        # a plain sum of a few hundred terms, vectorised (reassociated)
-        total = 0.0
-        for i in range(start, stop):
-            total += x[i]
-        return total
+    # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
+    # then a product would add a rounding to every spherical score).
+    @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
+    def chunk_parts(floats, count, wanted, surprisal, parts):
+        # The plain (vectorised, reassociated) sums over a chunk's rows of the surprisal
+        # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
+        # sums), the Brier and spherical scores and the entropy: parts[0..3], each only
+        # if ``wanted`` (0 otherwise).  NumPy's error model: no ZeroDivisionError for an
+        # (unchecked) row of zeros, whose spherical score is NaN.
+        logs, brier, spherical, entropy = wanted
+        p_label, others, ent = floats[0], floats[1], floats[3]
+        parts[0] = parts[1] = parts[2] = parts[3] = 0.0
+        if logs:
+            total = 0.0
+            for i in range(count):
+                x = p_label[i]
+                v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+                s = -(np.inf if x == np.inf else v)
+                surprisal[i] = s
+                total += s
+            parts[0] = total
+        if brier:
+            total = 0.0
+            for i in range(count):
+                q = 1.0 - p_label[i]
+                total += others[i] + q * q
+            parts[1] = total
+        if spherical:
+            total = 0.0
+            for i in range(count):
+                p = p_label[i]
+                total += p / np.sqrt(others[i] + p * p)
+            parts[2] = total
+        if entropy:
+            total = 0.0
+            for i in range(count):
+                total += max(ent[i], 0.0)
+            parts[3] = total
 
     # No fastmath from here: the compensation must not be reassociated away, and the
-    # bins must be the exact comparisons of assign_uniform_bins.  NumPy's error model:
-    # no ZeroDivisionError for an (unchecked) row of zeros, whose spherical score is NaN.
-    @numba.njit(nogil=True, error_model="numpy")
-    def compensated_sum(x):
-        # Neumaier's compensated sum of the vectorised sums of _PART_ROWS terms: about
-        # 2 ulps of the sum whatever the count, plus the parts' few roundings each
-        total = carry = 0.0
-        for start in range(0, x.shape[0], _PART_ROWS):
-            part = part_sum(x, start, min(start + _PART_ROWS, x.shape[0]))
+    # bins must be the exact comparisons of assign_uniform_bins.
+    @numba.njit(inline="always")
+    def add_compensated(sums, carry, parts):
+        # Neumaier's step for each of the running sums
+        for q in range(parts.shape[0]):
+            total, part = sums[q], parts[q]
             t = total + part
-            carry += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
-            total = t
-        return total + carry if abs(total) < np.inf else total  # inf and NaN as summed
+            carry[q] += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
+            sums[q] = t
+
+    @numba.njit(inline="always")
+    def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_stats):
+        # assign_uniform_bins, by arithmetic and two comparisons (vectorised), then the
+        # count, confidence and hits of each bin, in row order (as numpy.bincount)
+        bins = edges.shape[0] - 1
+        for i in range(count):
+            c = confidence[i]
+            scaled = bins if c != c else c * bins
+            scaled = 0.0 if scaled < 0.0 else scaled
+            b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
+            low, high = edges[b], edges[b + 1]
+            down = (c < low) if left else (c <= low)
+            up = (c >= high) if left else (c > high)
+            b -= 1 if down & (b > 0) else 0
+            b += 1 if up & (b < bins - 1) else 0
+            index[i] = b
+        for i in range(count):
+            b = index[i]
+            bin_stats[0, b] += 1.0
+            bin_stats[1, b] += confidence[i]
+            bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
 
     @numba.njit(nogil=True, cache=True, error_model="numpy")
     def totals(
-        p_label,
-        others,
-        confidence,
-        predicted,
-        ent,
+        values,
+        flat,
+        bits,
         labels,
+        with_top,
+        with_entropy,
+        logs,
         brier,
         spherical,
+        squares,
         classes,
         edges,
         left,
+        limit,
         out,
+        found_p,
     ):
+        # One pass over a block, chunk by chunk of at most _PART_ROWS rows (their
+        # per-row numbers in buffers that stay in L1, never a per-row array of the
+        # block): chunk_rows, then chunk_parts, whose plain sums are added with
+        # Neumaier's compensation (about 2 ulps of each sum whatever the count, plus the
+        # parts' few roundings each), the hits, the uniform bins of the confidence, the
+        # per-class counts and surprisals and the most surprising rows.
         # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
         # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
-        # (the smallest p_label, earlier rows first; -1 where fewer): see block_totals.
-        # The per-row terms in vectorised loops, each summed by compensated_sum; one
-        # scalar loop for what scatters (classes, bins, most surprising), when asked.
+        # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
+        # found_p).  Returns the suspect rows, or -1 - i for a label out of range.
         sums, class_stats, bin_stats, found = out
-        n = p_label.shape[0]
-        surprisal = np.empty(n)
-        for i in range(n):  # the labels' logarithms (log 0 = -inf)
-            x = p_label[i]
-            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-            surprisal[i] = -(np.inf if x == np.inf else v)
+        n, k = values.shape
+        # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
+        # are buffered)
+        chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // max(k, 1))) if with_entropy else _PART_ROWS
+        floats = np.empty((4, chunk))
+        predicted = np.empty(chunk, dtype=np.intp)
+        terms = np.empty(chunk * k if with_entropy else 0)
+        surprisal = np.empty(chunk)
+        index = np.empty(chunk, dtype=np.intp)
+        parts = np.empty(4)
+        carry = np.zeros(4)
         sums[:] = 0.0
-        sums[0] = compensated_sum(surprisal)
-        terms = np.empty(n)
-        if brier:
-            for i in range(n):
-                q = 1.0 - p_label[i]
-                terms[i] = others[i] + q * q
-            sums[1] = compensated_sum(terms)
-        if spherical:
-            for i in range(n):
-                p = p_label[i]
-                terms[i] = p / np.sqrt(others[i] + p * p)
-            sums[2] = compensated_sum(terms)
-        if ent.shape[0]:
-            for i in range(n):
-                terms[i] = max(ent[i], 0.0)
-            sums[3] = compensated_sum(terms)
-        hits = 0
-        for i in range(predicted.shape[0]):
-            hits += predicted[i] == labels[i]
-        sums[4] = hits
-        bins = edges.shape[0] - 1 if predicted.shape[0] else 0
-        if bins:  # assign_uniform_bins, by arithmetic and two comparisons (vectorised)
-            index = np.empty(n, dtype=np.intp)
-            for i in range(n):
-                c = confidence[i]
-                scaled = bins if c != c else c * bins
-                scaled = 0.0 if scaled < 0.0 else scaled
-                b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-                low, high = edges[b], edges[b + 1]
-                down = (c < low) if left else (c <= low)
-                up = (c >= high) if left else (c > high)
-                b -= 1 if down & (b > 0) else 0
-                b += 1 if up & (b < bins - 1) else 0
-                index[i] = b
-            for i in range(n):  # in row order, as numpy.bincount
-                b = index[i]
-                bin_stats[0, b] += 1.0
-                bin_stats[1, b] += confidence[i]
-                bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
+        bins = edges.shape[0] - 1 if with_top else 0
         keep = found.shape[0]
         kept = 0
-        if not (classes or keep):
-            return kept
-        for i in range(n):
-            if classes:
-                y = labels[i]
-                y = y + classes if y < 0 else y
-                class_stats[0, y] += 1.0
-                class_stats[1, y] += surprisal[i]
-            p = p_label[i]
-            if keep and (kept < keep or p < p_label[found[kept - 1]]):
-                j = min(kept, keep - 1)  # insert row i, after rows of the same p
-                while j > 0 and p < p_label[found[j - 1]]:
-                    found[j] = found[j - 1]
-                    j -= 1
-                found[j] = i
-                kept = min(kept + 1, keep)
-        return kept
+        hits = 0
+        suspect = 0
+        for c0 in range(0, n, chunk):
+            c1 = min(c0 + chunk, n)
+            count = c1 - c0
+            flagged = chunk_rows(
+                (values, flat, bits, labels),
+                c0,
+                c1,
+                c0,
+                (with_top, squares, with_entropy, limit),
+                (floats, predicted, terms),
+            )
+            if flagged < 0:
+                return flagged
+            suspect += flagged
+            chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
+            add_compensated(sums, carry, parts)
+            if with_top:
+                for i in range(count):
+                    hits += predicted[i] == labels[c0 + i]
+            if bins:
+                add_to_bins(
+                    floats[2], predicted, labels[c0:c1], count, edges, left, index, bin_stats
+                )
+            if not (classes or keep):
+                continue
+            p_label = floats[0]
+            for i in range(count):
+                if classes:
+                    y = labels[c0 + i]
+                    y = y + classes if y < 0 else y
+                    class_stats[0, y] += 1.0
+                    class_stats[1, y] += surprisal[i]
+                p = p_label[i]
+                if keep and (kept < keep or p < found_p[kept - 1]):
+                    j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
+                    while j > 0 and p < found_p[j - 1]:
+                        found[j] = found[j - 1]
+                        found_p[j] = found_p[j - 1]
+                        j -= 1
+                    found[j] = c0 + i
+                    found_p[j] = p
+                    kept = min(kept + 1, keep)
+        for q in range(4):  # inf and NaN as summed
+            sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
+        sums[4] = hits
+        return suspect
 
-    return {"summaries": kernel, "lean": lean, "log": log_array, "totals": totals}
+    return {"summaries": kernel, "log": log_array, "totals": totals}
 
 
 def log_positive(x: np.ndarray) -> np.ndarray:
@@ -377,23 +467,13 @@ def row_summaries(
     unless ``entropy``; without ``entropy``, ``squares=False`` leaves the sums of
     squares out, as 0)."""
     n = values.shape[0]
-    values = np.ascontiguousarray(values)
+    values, flat, bits, ids = _kernel_arguments(values, labels)
     floats = np.empty((4, n))
     predicted = np.empty(n if top else 0, dtype=np.intp)
-    ids = np.asarray(labels, dtype=np.intp)
-    bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    if entropy:
-        kernel = _kernels()["summaries"]
-        flat = values.reshape(-1)
-        suspect = kernel(values, flat, bits, ids, top, entropy, limit, floats, predicted)
-    else:
-        kernel = _kernels()["lean"]
-        suspect = kernel(values, bits, ids, top, squares, limit, floats, predicted)
-    if suspect < 0:
-        row = -1 - int(suspect)
-        raise IndexError(
-            f"label {labels[row]} of row {row} is out of range for {values.shape[1]} classes"
-        )
+    suspect = _kernels()["summaries"](
+        values, flat, bits, ids, top, squares or entropy, entropy, limit, floats, predicted
+    )
+    _raise_for_label(suspect, labels, values.shape[1])
     return (
         int(suspect),
         floats[0],
@@ -417,28 +497,30 @@ def block_totals(
     edges: np.ndarray | None,
     left: bool,
     keep: int,
+    surprisal: bool = True,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
-    the rows and one over their summaries: ``(suspect rows, p_label, (sums, class_stats,
-    bin_stats, found))``.
+    the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
 
-    ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp),
+    The rows are taken in chunks of at most :data:`_PART_ROWS` rows (and about
+    :data:`_CHUNK_ENTRIES` entries), each summarised into buffers that stay in cache and
+    summed at once: no per-row array of the block is written.
+    ``sums``: the surprisals :math:`-\\log p_y` (the kernel's logarithm, within 1 ulp;
+    0 unless ``surprisal`` or ``classes``),
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
-    unless ``entropy``) and hits (0 unless ``top``), each summed in vectorised parts of
-    :data:`_PART_ROWS` rows, the parts with Neumaier's compensation (the Brier and
-    spherical scores need ``squares``; without the entropy the row pass is the lean
-    kernel's, which leaves them out when not asked).
+    unless ``entropy``) and hits (0 unless ``top``), each summed plainly (vectorised)
+    over a chunk, the chunks with Neumaier's compensation (the Brier and spherical
+    scores need ``squares``, which are otherwise left out).
     ``class_stats``: per class (``classes``), the count and summed surprisal of the
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
     ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
-    largest surprisals), earlier rows first on ties, -1 where the block has fewer.
+    largest surprisals), earlier rows first on ties, -1 where the block has fewer;
+    ``found_p`` their :math:`p_y`.
     """
-    suspect, p_label, others, confidence, predicted, ent = row_summaries(
-        values, labels, top=top, entropy=entropy, limit=limit, squares=squares
-    )
+    values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
     bins = 0 if edges is None or not top else edges.shape[0] - 1
     out = (
@@ -447,19 +529,40 @@ def block_totals(
         np.zeros((3, bins)),
         np.full(keep, -1, dtype=np.intp),
     )
-    empty = np.empty(0)
-    _kernels()["totals"](
-        p_label,
-        others,
-        empty if confidence is None else confidence,
-        np.empty(0, dtype=np.intp) if predicted is None else predicted,
-        empty if ent is None else ent,
-        np.asarray(labels, dtype=np.intp),
+    found_p = np.empty(keep)
+    suspect = _kernels()["totals"](
+        values,
+        flat,
+        bits,
+        ids,
+        top,
+        entropy,
+        surprisal or classes,
         squares,
         spherical,
+        squares,
         k if classes else 0,
         np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
         left,
+        limit,
         out,
+        found_p,
     )
-    return suspect, p_label, out
+    _raise_for_label(suspect, labels, k)
+    return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
+
+
+def _kernel_arguments(
+    values: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows (C-contiguous), their flat view, their bits and the labels as intp."""
+    values = np.ascontiguousarray(values)
+    bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
+    return values, values.reshape(-1), bits, np.asarray(labels, dtype=np.intp)
+
+
+def _raise_for_label(suspect: int, labels: np.ndarray, classes: int) -> None:
+    """The kernels' report of a label out of range (-1 - row) as NumPy's IndexError."""
+    if suspect < 0:
+        row = -1 - int(suspect)
+        raise IndexError(f"label {labels[row]} of row {row} is out of range for {classes} classes")

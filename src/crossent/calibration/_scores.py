@@ -46,7 +46,12 @@ def _score(
     if predictions.n == 0:
         raise InputError("there are no examples to average (the input has 0 rows)")
     index = _SUMMED[field]
-    request = TotalsRequest(top=top, brier=field == "brier", spherical=field == "spherical")
+    request = TotalsRequest(
+        top=top,
+        surprisal=field == "surprisal",
+        brier=field == "brier",
+        spherical=field == "spherical",
+    )
     sums = (float(part.sums[index]) for _, part in map_totals(predictions, request))
     return math.fsum(sums) / predictions.n
 

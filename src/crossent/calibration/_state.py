@@ -45,6 +45,7 @@ __all__ = [
     "FINE_CELLS",
     "EvaluationState",
     "EvaluationSummary",
+    "add_summarized_block",
 ]
 
 
@@ -247,11 +248,6 @@ class EvaluationState:
             keep=self.keep,
         )
 
-    def _add_block(self, block: Block, summaries: ExampleSummaries, start: int) -> None:
-        """Add one summarised block of a batch whose first row is ``start`` (for
-        ``crossent.report``, which summarises each block once for several states)."""
-        self._add(self._totals(summaries, start + block.start, block.probs))
-
     def _add(self, part: BlockTotals) -> None:
         self._sums += part.sums
         self._class_count += part.class_count
@@ -334,6 +330,20 @@ class EvaluationState:
             per_class_count=self._class_count.copy(),
             most_surprising=[(row, value) for value, row in self._surprising],
         )
+
+
+def add_summarized_block(
+    state: EvaluationState, block: Block, summaries: ExampleSummaries, first_row: int
+) -> None:
+    """Add to ``state`` one block of a batch whose first row is ``first_row``, already
+    summarised (:func:`._summaries.summarize_block`).
+
+    Package-internal, shared with ``crossent.report``, which summarises each block once
+    for several states; the state's own :meth:`EvaluationState.update` reads the rows
+    itself.  ``summaries`` must be those of ``block`` (the class-wise and positive-class
+    scopes bin ``block.probs``).
+    """
+    state._add(state._totals(summaries, first_row + block.start, block.probs))
 
 
 def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:

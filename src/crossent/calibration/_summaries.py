@@ -149,11 +149,24 @@ def _stored(values: Any) -> tuple[FloatArray, float]:
     return values, limit
 
 
+def _check_block_labels(predictions: Predictions, labels: IntArray) -> None:
+    """The deferred range check of one block's labels, on the worker thread: two
+    reductions over the block's labels (in cache), and the full check, which names the
+    first bad label, if they leave ``[0, classes)``."""
+    if (
+        predictions.pending
+        and labels.size
+        and (labels.min() < 0 or labels.max() >= predictions.classes)
+    ):
+        predictions.check_values()  # raises
+
+
 def _fused(
     predictions: Predictions, values: FloatArray, labels: IntArray, *, top: bool, entropy: bool
 ) -> ExampleSummaries:
     """The summaries of one block of stored probabilities in one pass (validating it if
     the predictions' check was deferred)."""
+    _check_block_labels(predictions, labels)
     values, limit = _stored(values)
     kernels = _row_kernels if _row_kernels.available() else _row_numpy
     suspect, p_label, others, confidence, predicted, ent = kernels.row_summaries(
@@ -221,7 +234,8 @@ _INTEGER = ("labels", "predicted_values")
 
 @dataclass(frozen=True)
 class TotalsRequest:
-    """What :func:`map_totals` sums over each block: always the surprisal; the Brier and
+    """What :func:`map_totals` sums over each block: the surprisal (unless
+    ``surprisal=False``: those of the bins only need no logarithm); the Brier and
     spherical scores, the entropy, the hits (``top``), per-class counts and surprisals
     (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
     ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows.
@@ -229,6 +243,7 @@ class TotalsRequest:
 
     top: bool = False
     entropy: bool = False
+    surprisal: bool = True
     brier: bool = False
     spherical: bool = False
     classes: int = 0
@@ -276,7 +291,7 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
     return BlockTotals(
         sums=np.array(
             [
-                surprisal.sum(),
+                surprisal.sum() if request.surprisal else 0.0,
                 summaries.brier.sum() if request.brier else 0.0,
                 summaries.spherical.sum() if request.spherical else 0.0,
                 summaries.entropy.sum() if request.entropy else 0.0,
@@ -302,8 +317,9 @@ def _fused_totals(
     if not _row_kernels.available():
         summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
         return totals_of(summaries, request)
+    _check_block_labels(predictions, labels)
     values, limit = _stored(values)
-    suspect, p_label, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
+    suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
         values,
         labels,
         top=request.top,
@@ -315,11 +331,14 @@ def _fused_totals(
         edges=uniform_edges(request.bins) if request.bins else None,
         left=request.closed == "left",
         keep=request.keep,
+        surprisal=request.surprisal,
     )
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
     if not request.brier:
         sums[1] = 0.0  # formed from sums of squares left out (0): not a Brier score
+    if not request.surprisal:
+        sums[0] = 0.0  # formed for the per-class sums only
     rows = found[found >= 0]
     return BlockTotals(
         sums=sums,
@@ -328,7 +347,7 @@ def _fused_totals(
         bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
         found=[
             (float(value), int(row))
-            for value, row in zip(-safe_log(p_label[rows], xp=np), rows, strict=True)
+            for value, row in zip(-safe_log(found_p, xp=np), rows, strict=True)
         ],
     )
 
