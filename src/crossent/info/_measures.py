@@ -13,6 +13,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .._checks import check_base, check_eps, check_form
 from .._numerics import (
     cross_terms,
@@ -25,6 +27,7 @@ from .._numerics import (
 )
 from .._sides import Side, prepare_one, prepare_pair
 from .._xp import Array, finalize, namespace
+from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 
@@ -66,6 +69,62 @@ class _Prepared(NamedTuple):
     def result(self, nats: Array) -> Array:
         """``nats`` in the requested unit, a NumPy scalar for a single NumPy row."""
         return finalize(nats, xp=self.xp, log_base=self.log_base)
+
+    def measure(self, want: int, generic: Callable[[], Array]) -> Array:
+        """The measure ``want`` (one bit of ``_fused``) in the requested unit: from the
+        fused kernel where it applies, else :meth:`result` of ``generic()`` (nats)."""
+        fused = self.fused(want)
+        return self.result(generic()) if fused is None else fused[0]
+
+    def fused(self, want: int) -> list[Array] | None:
+        """The measures ``want`` (bits of ``_fused``, in their order) of P and Q (P
+        twice for one side) in the requested unit, as :meth:`result` gives them, from
+        the fused kernel; None where it does not apply (see :func:`_fused_rows`)."""
+        rows = _fused_rows(self.sides, want=want)
+        if rows is None:
+            return None
+        a, b, batch = rows
+        forms = (self.sides[0].form, self.sides[-1].form)
+        out = _fused.measure_rows(a, b, forms=forms, want=want, log_base=self.log_base)
+        if batch == ():
+            return [row[0] for row in out]  # NumPy scalars of the dtype, as ``result``
+        return [row.reshape(batch) for row in out]
+
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fused_rows(
+    sides: tuple[Side, ...], *, want: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
+    """The sides' values as 2-D ``(rows, classes)`` NumPy arrays for the fused kernel
+    (broadcast against each other, without copies), with the batch shape; None unless
+    Numba is installed and the values are NumPy float32 or float64 arrays of one dtype
+    whose batch flattens without a copy, or when the entropy of P is wanted beside a
+    measure whose batch shape P's does not have (the generic path then runs)."""
+    a, b = sides[0].values, sides[-1].values
+    if not (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.dtype == b.dtype
+        and a.dtype in _FUSED_DTYPES
+        and _fused.available()
+    ):
+        return None
+    if a.shape != b.shape:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        if want & _fused.ENTROPY and shape != a.shape:
+            return None
+        a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    if a.ndim == 1:
+        return a[None], b[None], ()
+    if a.ndim == 2:
+        return a, b, a.shape[:1]
+    classes = a.shape[-1]
+    a_rows, b_rows = a.reshape(-1, classes), b.reshape(-1, classes)
+    if not (np.may_share_memory(a_rows, a) and np.may_share_memory(b_rows, b)):
+        return None  # flattening the batch copied: the generic path works by blocks
+    return a_rows, b_rows, a.shape[:-1]
 
 
 def _prepare_one(
@@ -205,7 +264,7 @@ def entropy(
     True
     """
     m = _prepare_one(p, axis=axis, base=base, p_form=p_form, validate=validate)
-    return m.result(m.total(_entropy_terms, *m.sides))
+    return m.measure(_fused.ENTROPY, lambda: m.total(_entropy_terms, *m.sides))
 
 
 def cross_entropy(
@@ -293,7 +352,9 @@ def cross_entropy(
     """
     clip = check_eps(eps, q_form=q_form)
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.result(_cross_entropy_nats(m, eps=clip))
+    if clip is not None:  # the distortion has no fused twin
+        return m.result(_cross_entropy_nats(m, eps=clip))
+    return m.measure(_fused.CROSS_ENTROPY, lambda: _cross_entropy_nats(m))
 
 
 def kl_divergence(
@@ -351,7 +412,7 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.result(m.total(_kl_terms, *m.sides))
+    return m.measure(_fused.KL_DIVERGENCE, lambda: m.total(_kl_terms, *m.sides))
 
 
 def js_divergence(
@@ -403,7 +464,7 @@ def js_divergence(
     True
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.result(m.total(_js_terms, *m.sides))
+    return m.measure(_fused.JS_DIVERGENCE, lambda: m.total(_js_terms, *m.sides))
 
 
 def perplexity(
@@ -465,12 +526,12 @@ def perplexity(
     """
     if q is None:
         m = _prepare_one(p, axis=axis, base=None, p_form=p_form, validate=validate)
-        nats = m.total(_entropy_terms, *m.sides)
+        nats = m.measure(_fused.ENTROPY, lambda: m.total(_entropy_terms, *m.sides))
     else:
         m = _prepare_two(
             p, q, axis=axis, base=None, p_form=p_form, q_form=q_form, validate=validate
         )
-        nats = _cross_entropy_nats(m)
+        nats = m.measure(_fused.CROSS_ENTROPY, lambda: _cross_entropy_nats(m))
     return m.result(m.xp.exp(nats))
 
 
@@ -517,6 +578,9 @@ def cross_entropy_decomposition(
     0.8813 0.1187 1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
+    fused = m.fused(_fused.ENTROPY | _fused.CROSS_ENTROPY | _fused.KL_DIVERGENCE)
+    if fused is not None:
+        return CrossEntropyDecomposition(*fused)
     return CrossEntropyDecomposition(
         entropy=m.result(m.total(_entropy_terms, m.sides[0])),
         cross_entropy=m.result(_cross_entropy_nats(m)),

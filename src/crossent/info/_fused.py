@@ -1,0 +1,287 @@
+r"""Fused row kernels of the measures for NumPy float32 and float64 inputs (Numba).
+
+Design
+------
+The generic path (``_measures.py`` over ``_numerics.py``) evaluates a measure as a chain
+of array operations: from logits, the row maximum, the shift, ``exp``, the exp-sum, the
+log-partition, the log-softmax, then the terms and their sum, a dozen NumPy calls. Each
+call costs about a microsecond whatever the size, so a row of 10 took 20 to 30 us
+(issue 13, "Small inputs"), and on large inputs each call is a pass over the data.
+
+:func:`measure_rows` computes one or several measures of each row in one compiled
+call: per row, the log-partition of each side given as logits (the same formula as
+``_xp.log_sum_exp_shifted``: the maximal terms counted, not added), then one pass over
+the classes that accumulates, in float64 with Neumaier's compensation, the requested
+sums among H(P), H(P, Q), D(P||Q) and JS(P, Q), and writes each result divided by
+``log(base)`` and rounded once to the compute dtype. It is the path of every NumPy
+float32/float64 input of matching shapes, whatever its size (rows run in parallel
+above :data:`PARALLEL_ELEMENTS` elements); other arrays, broadcasting shapes and the
+``eps=`` compatibility clip take the generic path, which stays the reference and is
+what runs without the optional ``fast`` extra.
+
+Each term follows the generic path's convention and formula, branch for branch (the
+docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which
+``tests/info/test_issue13_fused_measures.py`` checks on hard rows:
+
+* both sides probabilities: ``entr``, ``-xlogy``, ``rel_entr`` with the ``log1p`` of
+  the exact difference for ratios in [1/2, 2] (and logs for a ratio that overflows),
+  and the Jensen-Shannon term :math:`\tfrac{p+q}{4} g(d)`;
+* otherwise each entry becomes a log-probability (``(x - m) - \ell`` from logits,
+  ``log x`` from probabilities) and a probability (its ``exp``, or ``x``): entropy
+  :math:`-p\log p` with 0 at :math:`\log p = -\infty`; cross-entropy :math:`-p\log q`,
+  0 where :math:`p = 0`, :math:`+\infty` where only :math:`q = 0`; KL
+  :math:`p(\log p - \log q)` with the same conventions.
+
+The generic path computes float32 input in float32 and sums in float64; here each term
+is float64 too, so float32 results are at least as accurate (within a float32 ulp or
+two of the generic ones). :func:`binary_cross_grad` is the elementwise twin of
+``_numerics.binary_cross_grad_terms``.
+
+Importing this module does not import Numba; :func:`available` checks for it once and
+the kernels compile on first use (cached on disk).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CROSS_ENTROPY",
+    "ENTROPY",
+    "FORM_CODES",
+    "JS_DIVERGENCE",
+    "KL_DIVERGENCE",
+    "PARALLEL_ELEMENTS",
+    "available",
+    "binary_cross_grad",
+    "measure_rows",
+]
+
+ENTROPY, CROSS_ENTROPY, KL_DIVERGENCE, JS_DIVERGENCE = 1, 2, 4, 8
+"""Bits of ``want``: which sums :func:`measure_rows` computes."""
+
+FORM_CODES = {"probs": 0, "log_probs": 1, "logits": 2}
+"""The forms of a side as the kernel's integer codes."""
+
+PARALLEL_ELEMENTS = 1 << 17
+"""Above this many elements the rows run in parallel (below, a thread launch costs
+more than it saves)."""
+
+
+@functools.cache
+def available() -> bool:
+    """Whether Numba can be imported (the optional ``fast`` extra)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def measure_rows(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    forms: tuple[str, str],
+    want: int,
+    log_base: float | None,
+) -> np.ndarray:
+    """The measures ``want`` of the rows of ``a`` (P) and ``b`` (Q), one row of the
+    result per bit set in ``want``, in the order of the bits.
+
+    ``a`` and ``b``: 2-D arrays of one shape ``(rows, classes)`` and one dtype, float32
+    or float64. Each result is in nats divided by ``log_base``, in the inputs' dtype.
+    """
+    out = np.empty((want.bit_count(), a.shape[0]), dtype=a.dtype)
+    kernel = _kernels()["rows_parallel" if a.size > PARALLEL_ELEMENTS else "rows"]
+    scale = 1.0 if log_base is None else log_base
+    kernel(a, b, FORM_CODES[forms[0]], FORM_CODES[forms[1]], want, scale, out)
+    return out
+
+
+def binary_cross_grad(p: np.ndarray, q: np.ndarray, *, log_base: float | None) -> np.ndarray:
+    """``binary_cross_grad_terms(p, q) / log_base`` for 1-D ``p``, ``q`` of one dtype."""
+    out = np.empty_like(p)
+    _kernels()["binary_cross_grad"](p, q, 1.0 if log_base is None else log_base, out)
+    return out
+
+
+@functools.cache
+def _kernels() -> dict[str, Callable[..., Any]]:
+    import numba
+
+    inline = numba.njit(inline="always", error_model="numpy")
+
+    @inline
+    def add(total: float, compensation: float, x: float) -> tuple[float, float]:
+        """Neumaier's compensated ``total + x``: the new total and the lost low part
+        (none once the total is infinite or NaN, which it then stays)."""
+        t = total + x
+        if not math.isfinite(t):
+            pass
+        elif abs(total) >= abs(x):
+            compensation += (total - t) + x
+        else:
+            compensation += (x - t) + total
+        return t, compensation
+
+    @inline
+    def log_partition(row: Any) -> tuple[float, float]:
+        """The shift ``m`` (the row maximum, 0 if not finite) and
+        ``log1p(sum_{x < m} e^{x - m} + ties - 1)``, as ``_xp.log_sum_exp_shifted``."""
+        m = -math.inf
+        for x in row:
+            if x > m:
+                m = float(x)
+        if not math.isfinite(m):
+            m = 0.0
+        rest = 0.0
+        ties = 0
+        for x in row:
+            s = float(x) - m
+            if s == 0.0:
+                ties += 1
+            else:
+                rest += math.exp(s)
+        return m, math.log1p(rest + (ties - 1))
+
+    @inline
+    def log_of(x: float) -> float:
+        """``log x``, ``-inf`` at 0 (the generic ``safe_log``)."""
+        return -math.inf if x == 0.0 else math.log(x)
+
+    @inline
+    def side(x: float, form: int, m: float, ell: float) -> tuple[float, float]:
+        """An entry of a side as (probability, log-probability)."""
+        if form == 0:
+            return x, log_of(x)
+        log_p = x if form == 1 else (x - m) - ell
+        return math.exp(log_p), log_p
+
+    @inline
+    def entr(x: float) -> float:
+        """``scipy.special.entr``: ``-x log x``, 0 at 0, ``-inf`` below."""
+        if x > 0.0:
+            return -x * math.log(x)
+        return 0.0 if x == 0.0 else (-math.inf if x < 0.0 else x)
+
+    @inline
+    def xlogy(x: float, y: float) -> float:
+        """``scipy.special.xlogy``: 0 where ``x = 0`` (unless ``y`` is NaN)."""
+        if x == 0.0 and y == y:
+            return 0.0
+        return x * log_of(y)
+
+    @inline
+    def rel_entr(x: float, y: float) -> float:
+        """``x log(x / y)`` as ``_numerics.kl_terms``: ``log1p`` of the exact difference
+        where ``y/2 <= x <= 2y``, the logs where the ratio overflows."""
+        if x > 0.0 and y > 0.0:
+            difference = x - y
+            if abs(difference) <= min(x, y):
+                return x * math.log1p(difference / y)
+            ratio = x / y
+            if math.isinf(ratio):
+                return x * (math.log(x) - math.log(y))
+            return x * math.log(ratio)
+        if x == 0.0 and y >= 0.0:
+            return 0.0
+        return math.inf if x == x and y == y else math.nan
+
+    @inline
+    def js_term(p: float, q: float) -> float:
+        """``_numerics.js_terms``: ``(p + q) / 4 * g(d)``, ``d = (p - q) / (p + q)``."""
+        total = p + q
+        if not total > 0.0:
+            return 0.0
+        d = (p - q) / total
+        if abs(d) <= 0.5:
+            g = 2.0 * d * math.atanh(d) + math.log1p(-(d * d))
+        else:
+            g = -(entr(2.0 * p / total) + entr(2.0 * q / total))
+        return total * g / 4.0
+
+    @inline
+    def cross_from_log(p: float, log_q: float) -> float:
+        """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+        if log_q == -math.inf:
+            return math.inf if p > 0.0 else 0.0
+        return -(p * log_q)
+
+    @inline
+    def kl_from_log(log_p: float, log_q: float) -> float:
+        """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+        if log_p == -math.inf:
+            return 0.0
+        if log_q == -math.inf:
+            return math.inf
+        return math.exp(log_p) * (log_p - log_q)
+
+    def rows(a: Any, b: Any, form_a: int, form_b: int, want: int, scale: float, out: Any) -> None:
+        both_probs = form_a == 0 and form_b == 0
+        for r in numba.prange(a.shape[0]):
+            m_a, ell_a = log_partition(a[r]) if form_a == 2 else (0.0, 0.0)
+            m_b, ell_b = log_partition(b[r]) if form_b == 2 else (0.0, 0.0)
+            h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
+            for i in range(a.shape[1]):
+                x = float(a[r, i])
+                y = float(b[r, i])
+                if both_probs:
+                    if want & 1:
+                        h, h_c = add(h, h_c, entr(x))
+                    if want & 2:
+                        ce, ce_c = add(ce, ce_c, -xlogy(x, y))
+                    if want & 4:
+                        kl, kl_c = add(kl, kl_c, rel_entr(x, y))
+                    if want & 8:
+                        js, js_c = add(js, js_c, js_term(x, y))
+                    continue
+                p, log_p = side(x, form_a, m_a, ell_a)
+                if want & 1:
+                    h_term = entr(x) if form_a == 0 else (0.0 if log_p == -math.inf else -p * log_p)
+                    h, h_c = add(h, h_c, h_term)
+                if want == 1:
+                    continue
+                q, log_q = side(y, form_b, m_b, ell_b)
+                if want & 2:
+                    ce, ce_c = add(ce, ce_c, cross_from_log(p, log_q))
+                if want & 4:
+                    kl, kl_c = add(kl, kl_c, kl_from_log(log_p, log_q))
+                if want & 8:
+                    js, js_c = add(js, js_c, js_term(p, q))
+            # One output row per bit of ``want``; + 0.0 turns a -0.0 total into +0.0, as
+            # ``_xp.finalize`` does.
+            k = 0
+            if want & 1:
+                out[k, r] = (h + h_c) / scale + 0.0
+                k += 1
+            if want & 2:
+                out[k, r] = (ce + ce_c) / scale + 0.0
+                k += 1
+            if want & 4:
+                out[k, r] = (kl + kl_c) / scale + 0.0
+                k += 1
+            if want & 8:
+                out[k, r] = (js + js_c) / scale + 0.0
+
+    def binary_cross_grad_kernel(p: Any, q: Any, scale: float, out: Any) -> None:
+        for i in range(p.shape[0]):
+            x = float(p[i])
+            y = float(q[i])
+            first = 0.0
+            if x > 0.0:
+                first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
+            weight = 1.0 - x
+            second = 0.0
+            if weight > 0.0:
+                second = math.inf if y == 1.0 else (weight / (1.0 - y) if y < 1.0 else weight)
+            out[i] = (first + second) / scale + 0.0
+
+    compile_ = functools.partial(numba.njit, error_model="numpy", nogil=True, cache=True)
+    return {
+        "rows": compile_()(rows),
+        "rows_parallel": compile_(parallel=True)(rows),
+        "binary_cross_grad": compile_()(binary_cross_grad_kernel),
+    }
