@@ -87,25 +87,44 @@ def measure_rows(
     forms: tuple[str, str],
     want: int,
     log_base: float | None,
-) -> np.ndarray:
+    tolerances: tuple[float | None, float | None] = (None, None),
+) -> tuple[np.ndarray, bool]:
     """The measures ``want`` of the rows of ``a`` (P) and ``b`` (Q), one row of the
-    result per bit set in ``want``, in the order of the bits.
+    result per bit set in ``want``, in the order of the bits, and whether a row may
+    fail its validation.
 
     ``a`` and ``b``: 2-D arrays of one shape ``(rows, classes)`` and one dtype, float32
     or float64. Each result is in nats divided by ``log_base``, in the inputs' dtype.
+    ``tolerances``: the row-sum tolerance of each side to screen it with (None: not
+    screened); a suspect row (see the kernel's ``suspect``) makes the flag True, and
+    the caller then validates in full, which raises the validation's own message.
     """
     out = np.empty((want.bit_count(), a.shape[0]), dtype=a.dtype)
     kernel = _kernels()["rows_parallel" if a.size > PARALLEL_ELEMENTS else "rows"]
+    tol_a, tol_b = tolerances
+    suspects = kernel(
+        a,
+        b,
+        FORM_CODES[forms[0]],
+        FORM_CODES[forms[1]],
+        want,
+        1.0 if log_base is None else log_base,
+        -1.0 if tol_a is None else tol_a,
+        -1.0 if tol_b is None else tol_b,
+        out,
+    )
+    return out, suspects > 0
+
+
+def binary_cross_grad(
+    p: np.ndarray, q: np.ndarray, *, log_base: float | None, screen: bool
+) -> tuple[np.ndarray, bool]:
+    """``binary_cross_grad_terms(p, q) / log_base`` for 1-D ``p``, ``q`` of one dtype,
+    and (with ``screen``) whether an entry may fail validation (NaN, or outside [0, 1])."""
+    out = np.empty(p.shape, dtype=p.dtype)
     scale = 1.0 if log_base is None else log_base
-    kernel(a, b, FORM_CODES[forms[0]], FORM_CODES[forms[1]], want, scale, out)
-    return out
-
-
-def binary_cross_grad(p: np.ndarray, q: np.ndarray, *, log_base: float | None) -> np.ndarray:
-    """``binary_cross_grad_terms(p, q) / log_base`` for 1-D ``p``, ``q`` of one dtype."""
-    out = np.empty_like(p)
-    _kernels()["binary_cross_grad"](p, q, 1.0 if log_base is None else log_base, out)
-    return out
+    suspects = _kernels()["binary_cross_grad"](p, q, scale, screen, out)
+    return out, suspects > 0
 
 
 @functools.cache
@@ -219,15 +238,51 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             return math.inf
         return math.exp(log_p) * (log_p - log_q)
 
-    def rows(a: Any, b: Any, form_a: int, form_b: int, want: int, scale: float, out: Any) -> None:
+    @inline
+    def suspect(
+        form: int, m: float, ell: float, total: float, lo: float, hi: float, tol: float
+    ) -> bool:
+        """Whether a row may fail its validation (then checked in full): probabilities
+        outside [0, 1] or summing to more than ``tol`` from 1, log-probabilities whose
+        exp-sum is, logits with NaN or ``+inf`` or all ``-inf`` (``ell`` not finite).
+        NaN fails every comparison."""
+        if form == 0:
+            return not (abs(total - 1.0) <= tol and lo >= 0.0 and hi <= 1.0)
+        if form == 1:
+            return not abs(math.exp(m + ell) - 1.0) <= tol
+        return not math.isfinite(ell)
+
+    def rows(
+        a: Any,
+        b: Any,
+        form_a: int,
+        form_b: int,
+        want: int,
+        scale: float,
+        tol_a: float,
+        tol_b: float,
+        out: Any,
+    ) -> int:
         both_probs = form_a == 0 and form_b == 0
+        suspects = 0
         for r in numba.prange(a.shape[0]):
-            m_a, ell_a = log_partition(a[r]) if form_a == 2 else (0.0, 0.0)
-            m_b, ell_b = log_partition(b[r]) if form_b == 2 else (0.0, 0.0)
+            partition_a = form_a == 2 or (form_a == 1 and tol_a >= 0.0)
+            partition_b = form_b == 2 or (form_b == 1 and tol_b >= 0.0)
+            m_a, ell_a = log_partition(a[r]) if partition_a else (0.0, 0.0)
+            m_b, ell_b = log_partition(b[r]) if partition_b else (0.0, 0.0)
             h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
+            sum_a = sum_b = 0.0
+            lo_a = lo_b = math.inf
+            hi_a = hi_b = -math.inf
             for i in range(a.shape[1]):
                 x = float(a[r, i])
                 y = float(b[r, i])
+                if form_a == 0 and tol_a >= 0.0:  # a NaN makes the sum NaN
+                    sum_a += x
+                    lo_a, hi_a = min(lo_a, x), max(hi_a, x)
+                if form_b == 0 and tol_b >= 0.0:
+                    sum_b += y
+                    lo_b, hi_b = min(lo_b, y), max(hi_b, y)
                 if both_probs:
                     if want & 1:
                         h, h_c = add(h, h_c, entr(x))
@@ -251,6 +306,10 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     kl, kl_c = add(kl, kl_c, kl_from_log(log_p, log_q))
                 if want & 8:
                     js, js_c = add(js, js_c, js_term(p, q))
+            if tol_a >= 0.0 and suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
+                suspects += 1
+            if tol_b >= 0.0 and suspect(form_b, m_b, ell_b, sum_b, lo_b, hi_b, tol_b):
+                suspects += 1
             # One output row per bit of ``want``; + 0.0 turns a -0.0 total into +0.0, as
             # ``_xp.finalize`` does.
             k = 0
@@ -265,11 +324,15 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 k += 1
             if want & 8:
                 out[k, r] = (js + js_c) / scale + 0.0
+        return suspects
 
-    def binary_cross_grad_kernel(p: Any, q: Any, scale: float, out: Any) -> None:
+    def binary_cross_grad_kernel(p: Any, q: Any, scale: float, screen: bool, out: Any) -> int:
+        suspects = 0
         for i in range(p.shape[0]):
             x = float(p[i])
             y = float(q[i])
+            if screen and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
+                suspects += 1
             first = 0.0
             if x > 0.0:
                 first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
@@ -278,6 +341,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             if weight > 0.0:
                 second = math.inf if y == 1.0 else (weight / (1.0 - y) if y < 1.0 else weight)
             out[i] = (first + second) / scale + 0.0
+        return suspects
 
     compile_ = functools.partial(numba.njit, error_model="numpy", nogil=True, cache=True)
     return {

@@ -25,7 +25,7 @@ from .._numerics import (
     kl_terms,
     kl_terms_from_log,
 )
-from .._sides import Side, prepare_one, prepare_pair
+from .._sides import PendingCheck, Side, prepare_one, prepare_pair
 from .._xp import Array, finalize, namespace
 from . import _fused
 from ._blocks import sum_over_classes
@@ -55,12 +55,20 @@ class CrossEntropyDecomposition(NamedTuple):
 
 class _Prepared(NamedTuple):
     """A measure's inputs after the boundary: the namespace, the sides (class axis last,
-    in the compute dtype, validated), the compute dtype and ``log(base)`` (None: nats)."""
+    in the compute dtype), the compute dtype, ``log(base)`` (None: nats) and the sides'
+    validations, pending: the fused kernel screens the values in its own pass, the
+    generic path runs them first (:meth:`check`)."""
 
     xp: ModuleType
     sides: tuple[Side, ...]
     dtype: Any
     log_base: float | None
+    pending: list[PendingCheck]
+
+    def check(self) -> None:
+        """Run the pending validations, in argument order (they raise on bad input)."""
+        for pending in self.pending:
+            pending.run()
 
     def total(self, terms: Callable[..., Array], *sides: Side) -> Array:
         """``terms(*sides)`` summed over the class axis, in nats."""
@@ -74,21 +82,39 @@ class _Prepared(NamedTuple):
         """The measure ``want`` (one bit of ``_fused``) in the requested unit: from the
         fused kernel where it applies, else :meth:`result` of ``generic()`` (nats)."""
         fused = self.fused(want)
-        return self.result(generic()) if fused is None else fused[0]
+        if fused is None:
+            self.check()
+            return self.result(generic())
+        out, batch = fused
+        return out[0, 0] if batch == () else out[0].reshape(batch)
 
-    def fused(self, want: int) -> list[Array] | None:
-        """The measures ``want`` (bits of ``_fused``, in their order) of P and Q (P
-        twice for one side) in the requested unit, as :meth:`result` gives them, from
-        the fused kernel; None where it does not apply (see :func:`_fused_rows`)."""
+    def fused(self, want: int) -> tuple[np.ndarray, tuple[int, ...]] | None:
+        """The measures ``want`` (bits of ``_fused``) of P and Q (P twice for one side)
+        in the requested unit, from the fused kernel, which also screens the values for
+        the pending validations (run in full only if a row is suspect): one row per
+        measure (in the order of the bits) of the flattened batch, and the batch shape
+        (``out[k, 0]`` is a NumPy scalar of the dtype, as :meth:`result` gives for one
+        row). None where the kernel does not apply (see :func:`_fused_rows`), with the
+        validations still pending."""
         rows = _fused_rows(self.sides, want=want)
         if rows is None:
             return None
         a, b, batch = rows
-        forms = (self.sides[0].form, self.sides[-1].form)
-        out = _fused.measure_rows(a, b, forms=forms, want=want, log_base=self.log_base)
-        if batch == ():
-            return [row[0] for row in out]  # NumPy scalars of the dtype, as ``result``
-        return [row.reshape(batch) for row in out]
+        pending = self.pending  # P's check, then Q's; Q of H(P) is not screened
+        out, suspect = _fused.measure_rows(
+            a,
+            b,
+            forms=(self.sides[0].form, self.sides[-1].form),
+            want=want,
+            log_base=self.log_base,
+            tolerances=(
+                pending[0].row_sum_tolerance() if pending else None,
+                pending[1].row_sum_tolerance() if len(pending) > 1 else None,
+            ),
+        )
+        if suspect:
+            self.check()  # raises the validation's message (the screen may be stricter)
+        return out, batch
 
 
 _FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -133,8 +159,11 @@ def _prepare_one(
     log_base = check_base(base)
     form = check_form(p_form, name="p_form")
     xp, (arr,) = namespace(p, names=("p",))
-    side, dtype = prepare_one(arr, name="p", form=form, axis=axis, xp=xp, validate=validate)
-    return _Prepared(xp, (side,), dtype, log_base)
+    pending: list[PendingCheck] = []
+    side, dtype = prepare_one(
+        arr, name="p", form=form, axis=axis, xp=xp, validate=validate, pending=pending
+    )
+    return _Prepared(xp, (side,), dtype, log_base, pending)
 
 
 def _prepare_two(
@@ -150,10 +179,18 @@ def _prepare_two(
     log_base = check_base(base)
     forms = (check_form(p_form, name="p_form"), check_form(q_form, name="q_form"))
     xp, (p_arr, q_arr) = namespace(p, q, names=("p", "q"))
+    pending: list[PendingCheck] = []
     side_p, side_q, dtype = prepare_pair(
-        p_arr, q_arr, names=("p", "q"), forms=forms, axis=axis, xp=xp, validate=validate
+        p_arr,
+        q_arr,
+        names=("p", "q"),
+        forms=forms,
+        axis=axis,
+        xp=xp,
+        validate=validate,
+        pending=pending,
     )
-    return _Prepared(xp, (side_p, side_q), dtype, log_base)
+    return _Prepared(xp, (side_p, side_q), dtype, log_base, pending)
 
 
 def _entropy_terms(side: Side) -> Array:
@@ -353,6 +390,7 @@ def cross_entropy(
     clip = check_eps(eps, q_form=q_form)
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     if clip is not None:  # the distortion has no fused twin
+        m.check()
         return m.result(_cross_entropy_nats(m, eps=clip))
     return m.measure(_fused.CROSS_ENTROPY, lambda: _cross_entropy_nats(m))
 
@@ -580,7 +618,9 @@ def cross_entropy_decomposition(
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     fused = m.fused(_fused.ENTROPY | _fused.CROSS_ENTROPY | _fused.KL_DIVERGENCE)
     if fused is not None:
-        return CrossEntropyDecomposition(*fused)
+        out, batch = fused
+        return CrossEntropyDecomposition(*(out[:, 0] if batch == () else out.reshape(3, *batch)))
+    m.check()
     return CrossEntropyDecomposition(
         entropy=m.result(m.total(_entropy_terms, m.sides[0])),
         cross_entropy=m.result(_cross_entropy_nats(m)),

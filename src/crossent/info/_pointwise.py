@@ -21,6 +21,7 @@ from .._numerics import (
 )
 from .._xp import Array, compute_dtype, finalize, namespace
 from ..errors import InputError
+from . import _fused
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 
@@ -39,8 +40,7 @@ def _probabilities(
     dtype = compute_dtype(*arrays, xp=xp, names=names)
     arrays = [xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays]
     if validate:
-        for name, a in zip(names, arrays, strict=True):
-            check_probabilities(a, name=name, xp=xp)
+        _check_all(tuple(arrays), names=names, xp=xp)
     return xp, arrays, dtype
 
 
@@ -245,5 +245,45 @@ def binary_cross_entropy_grad(
     1.0
     """
     log_base = check_base(base)
-    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
-    return finalize(binary_cross_grad_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=False)
+    flat = _fused_flat(p_arr, q_arr)
+    if flat is None:
+        if validate:
+            _check_all((p_arr, q_arr), names=("p", "q"), xp=xp)
+        return finalize(binary_cross_grad_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+    grad, suspect = _fused.binary_cross_grad(*flat, log_base=log_base, screen=validate)
+    if suspect:  # the full checks name the first bad entry
+        _check_all((p_arr, q_arr), names=("p", "q"), xp=xp)
+    shape = np.broadcast_shapes(p_arr.shape, q_arr.shape)
+    return grad.reshape(shape) if shape else grad[0]
+
+
+def _check_all(arrays: tuple[Array, ...], *, names: tuple[str, ...], xp: ModuleType) -> None:
+    for name, a in zip(names, arrays, strict=True):
+        check_probabilities(a, name=name, xp=xp)
+
+
+def _fused_flat(p: Array, q: Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """``p`` and ``q`` broadcast and flattened to 1-D without a copy, for the fused
+    kernel; None unless Numba is installed and both are NumPy float32 or float64 arrays
+    of one dtype that flatten without a copy."""
+    if not (
+        type(p) is np.ndarray
+        and type(q) is np.ndarray
+        and p.dtype == q.dtype
+        and p.dtype in _FUSED_DTYPES
+        and _fused.available()
+    ):
+        return None
+    if p.shape != q.shape:
+        shape = np.broadcast_shapes(p.shape, q.shape)
+        p, q = np.broadcast_to(p, shape), np.broadcast_to(q, shape)
+    if p.ndim == 1:
+        return p, q
+    p_flat, q_flat = p.reshape(-1), q.reshape(-1)
+    if p.size > 1 and not (np.may_share_memory(p_flat, p) and np.may_share_memory(q_flat, q)):
+        return None
+    return p_flat, q_flat
+
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
