@@ -61,6 +61,8 @@ __all__ = [
     "available",
     "binary_cross_grad",
     "measure_rows",
+    "operands",
+    "reshaped",
 ]
 
 ENTROPY, CROSS_ENTROPY, KL_DIVERGENCE, JS_DIVERGENCE = 1, 2, 4, 8
@@ -78,6 +80,34 @@ more than it saves)."""
 def available() -> bool:
     """Whether Numba can be imported (the optional ``fast`` extra)."""
     return importlib.util.find_spec("numba") is not None
+
+
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def operands(a: object, b: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """``a`` and ``b`` broadcast against each other (views), if the kernels take them:
+    Numba is installed and both are NumPy float32 or float64 arrays of one dtype; else
+    None (the generic path runs)."""
+    if not (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.dtype == b.dtype
+        and a.dtype in _DTYPES
+        and available()
+    ):
+        return None
+    if a.shape != b.shape:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    return a, b
+
+
+def reshaped(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """``x.reshape(shape)`` if that is a view, else None (a copy as large as the input
+    would undo the kernels' memory saving; the generic path works by blocks)."""
+    view = x.reshape(shape)
+    return view if x.size <= 1 or np.may_share_memory(view, x) else None
 
 
 def measure_rows(

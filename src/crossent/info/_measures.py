@@ -117,39 +117,25 @@ class _Prepared(NamedTuple):
         return out, batch
 
 
-_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 def _fused_rows(
     sides: tuple[Side, ...], *, want: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
     """The sides' values as 2-D ``(rows, classes)`` NumPy arrays for the fused kernel
-    (broadcast against each other, without copies), with the batch shape; None unless
-    Numba is installed and the values are NumPy float32 or float64 arrays of one dtype
-    whose batch flattens without a copy, or when the entropy of P is wanted beside a
-    measure whose batch shape P's does not have (the generic path then runs)."""
-    a, b = sides[0].values, sides[-1].values
-    if not (
-        type(a) is np.ndarray
-        and type(b) is np.ndarray
-        and a.dtype == b.dtype
-        and a.dtype in _FUSED_DTYPES
-        and _fused.available()
-    ):
+    (broadcast against each other, without copies), with the batch shape; None where
+    the kernel does not take them (``_fused.operands``, ``_fused.reshaped``) or when
+    the entropy of P is wanted beside a measure whose batch shape P's is not."""
+    values = sides[0].values
+    pair = _fused.operands(values, sides[-1].values)
+    if pair is None or (want & _fused.ENTROPY and pair[0].shape != values.shape):
         return None
-    if a.shape != b.shape:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-        if want & _fused.ENTROPY and shape != a.shape:
-            return None
-        a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    a, b = pair
     if a.ndim == 1:
         return a[None], b[None], ()
     if a.ndim == 2:
         return a, b, a.shape[:1]
-    classes = a.shape[-1]
-    a_rows, b_rows = a.reshape(-1, classes), b.reshape(-1, classes)
-    if not (np.may_share_memory(a_rows, a) and np.may_share_memory(b_rows, b)):
-        return None  # flattening the batch copied: the generic path works by blocks
+    a_rows, b_rows = (_fused.reshaped(x, (-1, x.shape[-1])) for x in pair)
+    if a_rows is None or b_rows is None:
+        return None
     return a_rows, b_rows, a.shape[:-1]
 
 

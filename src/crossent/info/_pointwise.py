@@ -264,26 +264,10 @@ def _check_all(arrays: tuple[Array, ...], *, names: tuple[str, ...], xp: ModuleT
 
 
 def _fused_flat(p: Array, q: Array) -> tuple[np.ndarray, np.ndarray] | None:
-    """``p`` and ``q`` broadcast and flattened to 1-D without a copy, for the fused
-    kernel; None unless Numba is installed and both are NumPy float32 or float64 arrays
-    of one dtype that flatten without a copy."""
-    if not (
-        type(p) is np.ndarray
-        and type(q) is np.ndarray
-        and p.dtype == q.dtype
-        and p.dtype in _FUSED_DTYPES
-        and _fused.available()
-    ):
-        return None
-    if p.shape != q.shape:
-        shape = np.broadcast_shapes(p.shape, q.shape)
-        p, q = np.broadcast_to(p, shape), np.broadcast_to(q, shape)
-    if p.ndim == 1:
-        return p, q
-    p_flat, q_flat = p.reshape(-1), q.reshape(-1)
-    if p.size > 1 and not (np.may_share_memory(p_flat, p) and np.may_share_memory(q_flat, q)):
-        return None
-    return p_flat, q_flat
-
-
-_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+    """``p`` and ``q`` broadcast and flattened to 1-D without a copy for the fused
+    kernel; None where it does not take them (``_fused.operands``, ``_fused.reshaped``)."""
+    pair = _fused.operands(p, q)
+    if pair is None or pair[0].ndim == 1:
+        return pair
+    p_flat, q_flat = (_fused.reshaped(x, (-1,)) for x in pair)
+    return None if p_flat is None or q_flat is None else (p_flat, q_flat)
