@@ -166,12 +166,15 @@ def prepare_pair(
     dtype. ``pending`` as in :func:`prepare` (``p``'s check first)."""
     if _ready(p, axis=axis) and type(q) is np.ndarray and q.shape == p.shape and q.dtype == p.dtype:
         side_p, side_q = Side(p, forms[0], xp), Side(q, forms[1], xp)
-        if validate:
+        if validate and pending is not None:  # the commonest call of the measures
             last = p.ndim - 1
-            for side, name in ((side_p, names[0]), (side_q, names[1])):
-                _validate_or_defer(
-                    side, name=name, axis=last, storage_dtype=side.values.dtype, pending=pending
-                )
+            pending += (
+                PendingCheck(side_p, names[0], last, p.dtype),
+                PendingCheck(side_q, names[1], last, q.dtype),
+            )
+        elif validate:
+            _validate(side_p, name=names[0], axis=p.ndim - 1, storage_dtype=p.dtype)
+            _validate(side_q, name=names[1], axis=q.ndim - 1, storage_dtype=q.dtype)
         return side_p, side_q, p.dtype
     if p.ndim == 0 or q.ndim == 0:
         check_axis(axis, min(p.ndim, q.ndim), name=names[0] if p.ndim == 0 else names[1])
