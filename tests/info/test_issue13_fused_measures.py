@@ -1,7 +1,7 @@
 """Issue 13, "Small inputs": the fused Numba kernels of the measures (``info/_fused.py``).
 
-Every NumPy float32/float64 input of the measures and of ``binary_cross_entropy_grad``
-now takes one compiled call per array, validation screened in the same pass. Pinned
+Every NumPy float32/float64 input of the measures (the elementwise ones included) now
+takes one compiled call per array, validation screened in the same pass. Pinned
 here: the kernels are taken (a spy, so these tests fail if the dispatch is removed);
 they agree with the generic path (Numba switched off) and with mpmath on hard rows
 (huge spreads, ``-inf`` logits, ties, near-deterministic rows, zeros, subnormals,
@@ -55,7 +55,7 @@ class _Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        for name in ("measure_rows", "binary_cross_grad"):
+        for name in ("measure_rows", "pointwise"):
             original = getattr(_fused, name)
             monkeypatch.setattr(_fused, name, self._counting(original))
 
@@ -116,6 +116,9 @@ CALLS = {
     "perplexity_q": lambda v: crossent.perplexity(P10, Q10, validate=v),
     "decomposition": lambda v: tuple(crossent.cross_entropy_decomposition(P10, Q10, validate=v)),
     "binary_cross_entropy_grad": lambda v: crossent.binary_cross_entropy_grad(P10, B10, validate=v),
+    "surprisal": lambda v: crossent.surprisal(B10, base=2, validate=v),
+    "binary_entropy": lambda v: crossent.binary_entropy(B10, validate=v),
+    "binary_cross_entropy": lambda v: crossent.binary_cross_entropy(P10, B10, validate=v),
 }
 
 
@@ -138,6 +141,7 @@ def test_issue13_not_fused_for_other_arrays_or_eps(spy: _Spy) -> None:
 
     crossent.entropy(P10.view(Plain))
     crossent.cross_entropy(P10, Q10, eps=1e-9)
+    crossent.binary_cross_entropy(P10, Q10, eps=1e-9)
     assert spy.calls == 0
 
 
@@ -326,6 +330,11 @@ BAD = {
     "binary_grad_q_nan": lambda: crossent.binary_cross_entropy_grad(
         np.array([0.5, 0.5]), np.array([np.nan, 0.5])
     ),
+    "surprisal_above_one": lambda: crossent.surprisal(np.array([[0.5], [1.0 + 1e-12]])),
+    "binary_entropy_inf": lambda: crossent.binary_entropy(np.array([0.5, INF])),
+    "binary_cross_entropy_q_negative": lambda: crossent.binary_cross_entropy(
+        np.array([1.0, 0.0]), np.array([0.5, -0.5])
+    ),
 }
 
 
@@ -380,3 +389,38 @@ def test_issue13_binary_grad_edges_and_shapes(
     grid = crossent.binary_cross_entropy_grad(p.reshape(8, 1), q)
     assert grid.shape == (8, 8)
     assert spy.calls == 3
+
+
+BINARY_VALUES = [0.0, 1.0, 0.5, 1e-10, 2.0**-30, 1 - 2.0**-20, 1e-300, 0.3, 0.7]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_issue13_pointwise_measures_hard_values(
+    dtype: type, spy: _Spy, generic: Callable[[Callable[[], Any]], Any]
+) -> None:
+    """Surprisal, binary entropy and binary cross-entropy of every pair of hard values
+    (0, 1, tiny, near 1) against mpmath and the generic path."""
+    values = np.array(BINARY_VALUES).astype(dtype)
+    p, q = (a.ravel() for a in np.meshgrid(values, values))
+    calls: list[Callable[[], Any]] = [
+        lambda: crossent.surprisal(q),
+        lambda: crossent.binary_entropy(q),
+        lambda: crossent.binary_cross_entropy(p, q),
+    ]
+    got = [call() for call in calls]
+    assert spy.calls == 3
+    q64, p64 = q.astype(np.float64), p.astype(np.float64)
+    truths = [
+        [oracles.cross_entropy([1.0], [y]) for y in q64],
+        [oracles.binary_cross_entropy(y, y) for y in q64],
+        [oracles.binary_cross_entropy(x, y) for x, y in zip(p64, q64, strict=True)],
+    ]
+    kind = CLOSED_FORM if dtype is np.float64 else FLOAT32_KERNEL
+    for value, truth, call in zip(got, truths, calls, strict=True):
+        assert value.dtype == dtype
+        truth_array = np.array(truth)
+        finite = np.isfinite(truth_array)
+        np.testing.assert_array_equal(value[~finite], truth_array[~finite])
+        assert_close(value[finite], truth_array[finite], kind, dtype=dtype)
+        expected = generic(call)
+        np.testing.assert_allclose(value, expected, rtol=kind.pair(dtype)[0], atol=ulps(4, dtype))

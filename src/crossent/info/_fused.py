@@ -34,8 +34,9 @@ docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding,
 
 The generic path computes float32 input in float32 and sums in float64; here each term
 is float64 too, so float32 results are at least as accurate (within a float32 ulp or
-two of the generic ones). :func:`binary_cross_grad` is the elementwise twin of
-``_numerics.binary_cross_grad_terms``.
+two of the generic ones). :func:`pointwise` is the elementwise twin of the kernels of
+``_pointwise.py`` (surprisal, binary entropy and cross-entropy and its gradient), with
+the same screening of the entries (NaN, outside [0, 1]).
 
 Importing this module does not import Numba; :func:`available` checks for it once and
 the kernels compile on first use (cached on disk).
@@ -52,21 +53,28 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BINARY_CROSS_ENTROPY",
+    "BINARY_CROSS_GRAD",
+    "BINARY_ENTROPY",
     "CROSS_ENTROPY",
     "ENTROPY",
     "FORM_CODES",
     "JS_DIVERGENCE",
     "KL_DIVERGENCE",
     "PARALLEL_ELEMENTS",
+    "SURPRISAL",
     "available",
-    "binary_cross_grad",
     "measure_rows",
     "operands",
+    "pointwise",
     "reshaped",
 ]
 
 ENTROPY, CROSS_ENTROPY, KL_DIVERGENCE, JS_DIVERGENCE = 1, 2, 4, 8
 """Bits of ``want``: which sums :func:`measure_rows` computes."""
+
+SURPRISAL, BINARY_ENTROPY, BINARY_CROSS_ENTROPY, BINARY_CROSS_GRAD = 0, 1, 2, 3
+"""``which`` of :func:`pointwise`."""
 
 FORM_CODES = {"probs": 0, "log_probs": 1, "logits": 2}
 """The forms of a side as the kernel's integer codes."""
@@ -146,14 +154,15 @@ def measure_rows(
     return out, suspects > 0
 
 
-def binary_cross_grad(
-    p: np.ndarray, q: np.ndarray, *, log_base: float | None, screen: bool
+def pointwise(
+    p: np.ndarray, q: np.ndarray, *, which: int, log_base: float | None, screen: bool
 ) -> tuple[np.ndarray, bool]:
-    """``binary_cross_grad_terms(p, q) / log_base`` for 1-D ``p``, ``q`` of one dtype,
-    and (with ``screen``) whether an entry may fail validation (NaN, or outside [0, 1])."""
+    """The elementwise measure ``which`` (:data:`SURPRISAL`, ...; ``q`` unused by the
+    first two) of 1-D ``p``, ``q`` of one shape and dtype, divided by ``log_base``, and
+    (with ``screen``) whether an entry may fail validation (NaN, or outside [0, 1])."""
     out = np.empty(p.shape, dtype=p.dtype)
     scale = 1.0 if log_base is None else log_base
-    suspects = _kernels()["binary_cross_grad"](p, q, scale, screen, out)
+    suspects = _kernels()["pointwise"](p, q, which, scale, screen, out)
     return out, suspects > 0
 
 
@@ -356,26 +365,47 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                 out[k, r] = (js + js_c) / scale + 0.0
         return suspects
 
-    def binary_cross_grad_kernel(p: Any, q: Any, scale: float, screen: bool, out: Any) -> int:
+    @inline
+    def xlog1py(x: float, y: float) -> float:
+        """``scipy.special.xlog1py``: 0 where ``x = 0`` (unless ``y`` is NaN)."""
+        if x == 0.0 and y == y:
+            return 0.0
+        return x * math.log1p(y)
+
+    @inline
+    def binary_cross_grad_term(x: float, y: float) -> float:
+        """``_numerics.binary_cross_grad_terms``: ``-x/y + (1-x)/(1-y)``, each term 0
+        where its weight is, infinite where only its denominator is 0."""
+        first = 0.0
+        if x > 0.0:
+            first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
+        weight = 1.0 - x
+        second = 0.0
+        if weight > 0.0:
+            second = math.inf if y == 1.0 else (weight / (1.0 - y) if y < 1.0 else weight)
+        return first + second
+
+    def pointwise_kernel(p: Any, q: Any, which: int, scale: float, screen: bool, out: Any) -> int:
         suspects = 0
         for i in range(p.shape[0]):
             x = float(p[i])
             y = float(q[i])
             if screen and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
                 suspects += 1
-            first = 0.0
-            if x > 0.0:
-                first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
-            weight = 1.0 - x
-            second = 0.0
-            if weight > 0.0:
-                second = math.inf if y == 1.0 else (weight / (1.0 - y) if y < 1.0 else weight)
-            out[i] = (first + second) / scale + 0.0
+            if which == 0:  # _numerics.surprisal_terms
+                value = -log_of(x)
+            elif which == 1:  # _numerics.binary_entropy_terms
+                value = entr(x) - xlog1py(1.0 - x, -x)
+            elif which == 2:  # _numerics.binary_cross_terms
+                value = -xlogy(x, y) - xlog1py(1.0 - x, -y)
+            else:
+                value = binary_cross_grad_term(x, y)
+            out[i] = value / scale + 0.0
         return suspects
 
     compile_ = functools.partial(numba.njit, error_model="numpy", nogil=True, cache=True)
     return {
         "rows": compile_()(rows),
         "rows_parallel": compile_(parallel=True)(rows),
-        "binary_cross_grad": compile_()(binary_cross_grad_kernel),
+        "pointwise": compile_()(pointwise_kernel),
     }
