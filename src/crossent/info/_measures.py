@@ -2,9 +2,18 @@
 
 Each public function prepares its inputs once (:func:`_prepare_one`,
 :func:`_prepare_two`: options, array namespace, sides in the compute dtype with the
-class axis last, validation), sums elementwise kernels over the class axis and
-converts the result to the requested unit. Docstring sections the measures share are
-written once, in ``_docs.py``, and filled in at the end of this module.
+class axis last, their validation left pending) and then takes one of two paths:
+
+* the fused path (``_fused.py``, with the optional Numba): NumPy float32/float64 sides
+  go to one compiled call per array that screens the values for the pending
+  validation and evaluates the measure(s) row by row; a suspect row runs the full
+  validation, which raises its usual message;
+* the generic path, for every other array and without Numba: validate, sum the
+  elementwise kernels of ``_numerics.py`` over the class axis (by blocks of rows on
+  NumPy, ``_blocks.py``) and convert the result to the requested unit.
+
+Docstring sections the measures share are written once, in ``_docs.py``, and filled in
+at the end of this module.
 """
 
 from __future__ import annotations
@@ -605,7 +614,9 @@ def cross_entropy_decomposition(
     fused = m.fused(_fused.ENTROPY | _fused.CROSS_ENTROPY | _fused.KL_DIVERGENCE)
     if fused is not None:
         out, batch = fused
-        return CrossEntropyDecomposition(*(out[:, 0] if batch == () else out.reshape(3, *batch)))
+        if batch == ():  # NumPy scalars, indexed one by one (cheaper than a view)
+            return CrossEntropyDecomposition(out[0, 0], out[1, 0], out[2, 0])
+        return CrossEntropyDecomposition(*out.reshape(3, *batch))
     m.check()
     return CrossEntropyDecomposition(
         entropy=m.result(m.total(_entropy_terms, m.sides[0])),

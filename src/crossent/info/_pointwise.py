@@ -2,7 +2,9 @@
 
 Here each entry is a probability on its own (of an event, or of the positive class of
 a Bernoulli variable), so there is no class axis and no normalisation to check: each
-entry must be finite and in [0, 1].
+entry must be finite and in [0, 1]. NumPy float32/float64 inputs take the fused
+elementwise kernel of ``_fused.py`` where Numba is installed (:func:`_evaluate`),
+everything else the generic kernels of ``_numerics.py``.
 """
 
 from __future__ import annotations
