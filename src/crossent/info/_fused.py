@@ -14,10 +14,20 @@ call: per row, the log-partition of each side given as logits (the same formula 
 the classes that accumulates, in float64 with Neumaier's compensation, the requested
 sums among H(P), H(P, Q), D(P||Q) and JS(P, Q), and writes each result divided by
 ``log(base)`` and rounded once to the compute dtype. It is the path of every NumPy
-float32/float64 input of matching shapes, whatever its size (rows run in parallel
-above :data:`PARALLEL_ELEMENTS` elements); other arrays, broadcasting shapes and the
-``eps=`` compatibility clip take the generic path, which stays the reference and is
-what runs without the optional ``fast`` extra.
+float32/float64 input, whatever its size (rows run in parallel
+above :data:`PARALLEL_ELEMENTS` elements), so a row's result does not depend on the
+batch it comes in; other arrays, batches that flatten only by a copy and the ``eps=``
+compatibility clip take the generic path, which stays the reference and is what runs
+without the optional ``fast`` extra.
+
+Cost on large inputs: the kernel's ``exp`` and ``log`` are scalar libm calls (Numba
+vectorises neither without SVML), where NumPy's ufuncs are vectorised. Measured on
+20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, noisy), the kernel takes
+0.3 to 0.8 times the generic path's time for KL, JS and binary cross-entropy of
+probabilities (it saves passes and temporaries), about the same for the entropy of
+probabilities, and 1.2 to 1.4 times for float64 logits, 2.2 times for float32 logits
+(NumPy's float32 ``exp`` has twice the lanes). An inlined vectorisable ``exp`` as in
+``losses/_cpu_kernels.py`` would remove that gap; it is not done here.
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which
@@ -211,12 +221,13 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return -math.inf if x == 0.0 else math.log(x)
 
     @inline
-    def side(x: float, form: int, m: float, ell: float) -> tuple[float, float]:
-        """An entry of a side as (probability, log-probability)."""
+    def side(x: float, form: int, m: float, ell: float, need: int) -> tuple[float, float]:
+        """An entry of a side as (probability, log-probability), each computed only if
+        ``need`` has its bit (1: the probability, 2: the logarithm; 0.0 stands in)."""
         if form == 0:
-            return x, log_of(x)
+            return x, (log_of(x) if need & 2 else 0.0)
         log_p = x if form == 1 else (x - m) - ell
-        return math.exp(log_p), log_p
+        return (math.exp(log_p) if need & 1 else 0.0), log_p
 
     @inline
     def entr(x: float) -> float:
@@ -269,13 +280,13 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return -(p * log_q)
 
     @inline
-    def kl_from_log(log_p: float, log_q: float) -> float:
+    def kl_from_log(p: float, log_p: float, log_q: float) -> float:
         """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
         if log_p == -math.inf:
             return 0.0
         if log_q == -math.inf:
             return math.inf
-        return math.exp(log_p) * (log_p - log_q)
+        return p * (log_p - log_q)
 
     @inline
     def suspect(
@@ -303,6 +314,10 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         out: Any,
     ) -> int:
         both_probs = form_a == 0 and form_b == 0
+        # What ``side`` computes: P's probability always, its log for KL and for H from
+        # logs; Q's log for CE and KL, its probability for JS.
+        need_a = 1 | (2 if want & 4 or (want & 1 and form_a != 0) else 0)
+        need_b = (1 if want & 8 else 0) | (2 if want & 6 else 0)
         suspects = 0
         for r in numba.prange(a.shape[0]):
             partition_a = form_a == 2 or (form_a == 1 and tol_a >= 0.0)
@@ -332,17 +347,17 @@ def _kernels() -> dict[str, Callable[..., Any]]:
                     if want & 8:
                         js, js_c = add(js, js_c, js_term(x, y))
                     continue
-                p, log_p = side(x, form_a, m_a, ell_a)
+                p, log_p = side(x, form_a, m_a, ell_a, need_a)
                 if want & 1:
                     h_term = entr(x) if form_a == 0 else (0.0 if log_p == -math.inf else -p * log_p)
                     h, h_c = add(h, h_c, h_term)
                 if want == 1:
                     continue
-                q, log_q = side(y, form_b, m_b, ell_b)
+                q, log_q = side(y, form_b, m_b, ell_b, need_b)
                 if want & 2:
                     ce, ce_c = add(ce, ce_c, cross_from_log(p, log_q))
                 if want & 4:
-                    kl, kl_c = add(kl, kl_c, kl_from_log(log_p, log_q))
+                    kl, kl_c = add(kl, kl_c, kl_from_log(p, log_p, log_q))
                 if want & 8:
                     js, js_c = add(js, js_c, js_term(p, q))
             if tol_a >= 0.0 and suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
