@@ -196,9 +196,16 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         return t, compensation
 
     @inline
-    def log_partition(row: Any) -> tuple[float, float]:
-        """The shift ``m`` (the row maximum, 0 if not finite) and
-        ``log1p(sum_{x < m} e^{x - m} + ties - 1)``, as ``_xp.log_sum_exp_shifted``."""
+    def log_partition(row: Any, with_entropy: bool) -> tuple[float, float, float]:
+        r"""The shift ``m`` (the row maximum, 0 if not finite),
+        ``ell = log1p(sum_{x < m} e^{x - m} + ties - 1)`` as ``_xp.log_sum_exp_shifted``,
+        and (``with_entropy``) the entropy of the softmax from the same ``exp`` calls:
+
+        .. math:: H = -\sum_i p_i \log p_i = \ell - \frac{1}{S}\sum_i e^{s_i} s_i,
+                  \qquad s_i = x_i - m,\ S = e^{\ell} = \sum_i e^{s_i},
+
+        two non-negative parts (:math:`s_i \le 0`), so no cancellation; terms with
+        :math:`e^{s_i} = 0` (``-inf`` logits) contribute 0."""
         m = -math.inf
         for x in row:
             if x > m:
@@ -207,13 +214,20 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             m = 0.0
         rest = 0.0
         ties = 0
+        weighted = weighted_c = 0.0
         for x in row:
             s = float(x) - m
             if s == 0.0:
                 ties += 1
             else:
-                rest += math.exp(s)
-        return m, math.log1p(rest + (ties - 1))
+                e = math.exp(s)
+                rest += e
+                if with_entropy and e > 0.0:
+                    weighted, weighted_c = add(weighted, weighted_c, e * s)
+        ell = math.log1p(rest + (ties - 1))
+        if not with_entropy:
+            return m, ell, 0.0
+        return m, ell, ell - (weighted + weighted_c) / (rest + ties)
 
     @inline
     def log_of(x: float) -> float:
@@ -322,13 +336,15 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         for r in numba.prange(a.shape[0]):
             partition_a = form_a == 2 or (form_a == 1 and tol_a >= 0.0)
             partition_b = form_b == 2 or (form_b == 1 and tol_b >= 0.0)
-            m_a, ell_a = log_partition(a[r]) if partition_a else (0.0, 0.0)
-            m_b, ell_b = log_partition(b[r]) if partition_b else (0.0, 0.0)
+            # The entropy of logits alone comes from the log-partition's own pass.
+            direct = want == 1 and form_a == 2
+            m_a, ell_a, h_a = log_partition(a[r], direct) if partition_a else (0.0, 0.0, 0.0)
+            m_b, ell_b, _ = log_partition(b[r], False) if partition_b else (0.0, 0.0, 0.0)
             h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
             sum_a = sum_b = 0.0
             lo_a = lo_b = math.inf
             hi_a = hi_b = -math.inf
-            for i in range(a.shape[1]):
+            for i in range(0 if direct else a.shape[1]):
                 x = float(a[r, i])
                 y = float(b[r, i])
                 if form_a == 0 and tol_a >= 0.0:  # a NaN makes the sum NaN
@@ -367,6 +383,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
             # One output row per bit of ``want``; + 0.0 turns a -0.0 total into +0.0, as
             # ``_xp.finalize`` does.
             k = 0
+            if direct:
+                h, h_c = h_a, 0.0
             if want & 1:
                 out[k, r] = (h + h_c) / scale + 0.0
                 k += 1
