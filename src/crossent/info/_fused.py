@@ -22,12 +22,13 @@ without the optional ``fast`` extra.
 
 Cost on large inputs: the kernel's ``exp`` and ``log`` are scalar libm calls (Numba
 vectorises neither without SVML), where NumPy's ufuncs are vectorised. Measured on
-20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, noisy), the kernel takes
-0.3 to 0.8 times the generic path's time for KL, JS and binary cross-entropy of
-probabilities (it saves passes and temporaries), about the same for the entropy of
-probabilities, and 1.2 to 1.4 times for float64 logits, 2.2 times for float32 logits
-(NumPy's float32 ``exp`` has twice the lanes). An inlined vectorisable ``exp`` as in
-``losses/_cpu_kernels.py`` would remove that gap; it is not done here.
+20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, so +-30 %), the kernel
+takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and the
+binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times for
+the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
+times for the entropy of probabilities, and 2 times for float32 logits (NumPy's float32
+``exp`` has twice the lanes). An inlined vectorisable ``exp`` as in
+``losses/_cpu_kernels.py`` would close that gap; it is not done here.
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which
