@@ -14,11 +14,12 @@ call: per row, the log-partition of each side given as logits (the same formula 
 the classes that accumulates, in float64 with Neumaier's compensation, the requested
 sums among H(P), H(P, Q), D(P||Q) and JS(P, Q), and writes each result divided by
 ``log(base)`` and rounded once to the compute dtype. It is the path of every NumPy
-float32/float64 input, whatever its size (rows run in parallel
-above :data:`PARALLEL_ELEMENTS` elements), so a row's result does not depend on the
-batch it comes in; other arrays, batches that flatten only by a copy and the ``eps=``
-compatibility clip take the generic path, which stays the reference and is what runs
-without the optional ``fast`` extra.
+float64 input and of float32 probabilities (float32 logits and log-probabilities keep
+the generic path, whose float32 ``exp`` is vectorised: see the costs below), whatever
+the size (rows run in parallel above :data:`PARALLEL_ELEMENTS` elements), so a row's
+result does not depend on the batch it comes in; other arrays, batches that flatten
+only by a copy and the ``eps=`` compatibility clip take the generic path, which stays
+the reference and is what runs without the optional ``fast`` extra.
 
 Cost on large inputs: the kernel's ``exp`` and ``log`` are scalar libm calls (Numba
 vectorises neither without SVML), where NumPy's ufuncs are vectorised. Measured on
@@ -27,7 +28,8 @@ takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and
 binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times for
 the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
 times for the entropy of probabilities, and 2 times for float32 logits (NumPy's float32
-``exp`` has twice the lanes). An inlined vectorisable ``exp`` as in
+``exp`` has twice the lanes), which therefore take the generic path
+(``_measures._fused_rows``). An inlined vectorisable ``exp`` as in
 ``losses/_cpu_kernels.py`` would close that gap; it is not done here.
 
 Each term follows the generic path's convention and formula, branch for branch (the
