@@ -209,12 +209,22 @@ def prepare_softmax_labels(
         validate=validate,
         xp=xp,
     )
-    z, lab, eps = given.values, given.labels, opts.label_smoothing
+    lab = given.labels
+    rows, shifted_y, smooth_b = _generic_rows(given.values, lab.safe, lab.weight, opts, xp=xp)
+    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
+
+
+def _generic_rows(
+    z: Array, safe: Array, weight: Array | None, opts: LossOptions, *, xp: ModuleType
+) -> tuple[SoftmaxRows, Array, Array | None]:
+    """The generic path's row statistics (keepdims): the rows, :math:`z'_y - m`, and the
+    smoothing's weighted class sum (None without smoothing); ``safe``: the labels with
+    ignored rows at class 0."""
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None
-    shifted_y = take_along_last(rows.shifted, lab.safe[..., None], xp=xp)
-    smooth_b = weighted_class_sum(rows.shifted, lab.weight, xp=xp) if eps else None
-    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
+    shifted_y = take_along_last(rows.shifted, safe[..., None], xp=xp)
+    smooth_b = weighted_class_sum(rows.shifted, weight, xp=xp) if opts.label_smoothing else None
+    return rows, shifted_y, smooth_b
 
 
 def label_problem(
@@ -302,7 +312,7 @@ def _fused_label_problem(
     )
     axis = z.ndim - 1
     flat = z.reshape(-1, z.shape[-1])
-    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, lab, opts)
+    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, lab.safe, lab.weight, opts)
     if suspect:
         # A NaN, +inf, a row of -inf or a label out of range may be there: the full
         # checks name it (the logits first, as on the generic path).
@@ -332,16 +342,16 @@ def _fused_label_problem(
 
 
 def _kernel_rows(
-    flat: np.ndarray, labels: Labels, opts: LossOptions
+    flat: np.ndarray, safe: np.ndarray, weight: np.ndarray | None, opts: LossOptions
 ) -> tuple[SoftmaxRows, Array, Array | None, int]:
     """Row statistics from the fused kernel, shaped like the generic path's (keepdims),
-    and the number of suspect rows."""
+    and the number of suspect rows (``safe``: the labels, ignored rows at class 0)."""
     m, ell, shifted_y, total, suspect = _kernels().row_statistics(
         flat,
-        labels.safe.reshape(-1),
-        statistics_options(1.0 / opts.temperature, bool(opts.label_smoothing), labels.weight),
+        safe.reshape(-1),
+        statistics_options(1.0 / opts.temperature, bool(opts.label_smoothing), weight),
     )
-    shape = (*labels.safe.shape, 1)
+    shape = (*safe.shape, 1)
     ell = ell.reshape(shape)
     rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=m.reshape(shape) + ell)
     smooth_b = total.reshape(shape) if opts.label_smoothing else None
@@ -354,7 +364,7 @@ def _fast_rows(
 ) -> tuple[SoftmaxRows, Array, Array | None]:
     """:func:`_kernel_rows` with the logits checked where a row is suspect (``axis``: the
     caller's class axis, for the message); ``crossent.torch``'s backend uses it."""
-    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, labels, opts)
+    rows, shifted_y, smooth_b, suspect = _kernel_rows(flat, labels.safe, labels.weight, opts)
     if validate and suspect:
         # A NaN, +inf or a row of -inf may be there: the full check names it.
         check_logits(flat, name="logits", xp=np, axis=axis)
@@ -618,20 +628,12 @@ def _lean_statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lean | N
         validate=validate and generic,  # (the kernel flags a label that is not a class)
     )
     if generic:  # the generic path's statistics
-        rows = softmax_rows(logits, soft_cap=None, temperature=opts.temperature, xp=compat_numpy)
-        assert rows.shifted is not None
-        shifted_y = take_along_last(rows.shifted, labels[..., None], xp=compat_numpy)
+        rows, shifted_y, _ = _generic_rows(logits, labels, None, opts, xp=compat_numpy)
         return _Lean(logits, labels, opts, rows, shifted_y)
-    flat = logits.reshape(-1, classes)
-    m, ell, shifted_y, _, suspect = _cpu_kernels.row_statistics(
-        flat, labels.reshape(-1), statistics_options(1.0 / opts.temperature, False, None)
-    )
-    if np.count_nonzero(suspect):
+    rows, shifted_y, _, suspect = _kernel_rows(logits.reshape(-1, classes), labels, None, opts)
+    if suspect:
         return None  # the full path checks, and names what is wrong
-    shape = (*labels.shape, 1)
-    ell = ell.reshape(shape)
-    rows = SoftmaxRows(z=flat, shifted=None, ell=ell, lse=m.reshape(shape) + ell)
-    return _Lean(logits, labels, opts, rows, shifted_y.reshape(shape))
+    return _Lean(logits, labels, opts, rows, shifted_y)
 
 
 _FLOAT32 = np.dtype(np.float32).char
