@@ -9,17 +9,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _row_kernels
 from crossent.calibration._inputs import as_predictions
-
-
-@pytest.fixture(params=["numba", "numpy"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    else:
-        monkeypatch.setattr(_row_kernels, "available", lambda: False)
-    return str(request.param)
 
 
 def _data(rows: int = 150_000, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +34,7 @@ _METRICS = {
 @pytest.mark.parametrize("metric", list(_METRICS))
 @pytest.mark.parametrize(("row", "value"), [(0, -1), (149_999, 10), (120_000, -3)])
 def test_issue13_deferred_label_check_names_the_row(
-    backend: str, metric: str, row: int, value: int
+    row_backend: str, metric: str, row: int, value: int
 ) -> None:
     probs, labels = _data()
     labels[row] = value
@@ -55,7 +45,7 @@ def test_issue13_deferred_label_check_names_the_row(
         _METRICS[metric](probs, labels)
 
 
-def test_issue13_deferred_label_check_counts_rows_from_first_row(backend: str) -> None:
+def test_issue13_deferred_label_check_counts_rows_from_first_row(row_backend: str) -> None:
     probs, labels = _data(2000)
     labels[1500] = 11
     state = crossent.EvaluationState(10)

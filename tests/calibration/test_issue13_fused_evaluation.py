@@ -23,16 +23,6 @@ KERNELS = [
 ]
 
 
-@pytest.fixture(params=["numba", "numpy"])
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run the public functions on the Numba kernel and on the NumPy twin."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    else:
-        monkeypatch.setattr(_row_kernels, "available", lambda: False)
-    return str(request.param)
-
-
 def _probs(rows: int, classes: int, dtype: type, seed: int, alpha: float = 0.3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.full(classes, alpha), size=rows)
@@ -109,7 +99,7 @@ def test_issue13_fused_hard_rows(kernels, dtype: type) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_issue13_public_scores_keep_the_brier_digits_of_near_certain_rows(
-    backend: str, dtype: type
+    row_backend: str, dtype: type
 ) -> None:
     probs, labels = _hard_rows(dtype)
     x = probs.astype(np.float64)
@@ -153,7 +143,7 @@ def test_issue13_kernel_log_is_within_one_ulp_of_the_correctly_rounded_log() -> 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("classes", [3, 10, 257])
 def test_issue13_public_functions_equal_on_both_backends_and_the_generic_path(
-    backend: str, dtype: type, classes: int
+    row_backend: str, dtype: type, classes: int
 ) -> None:
     probs = _probs(2000, classes, dtype, seed=7)
     labels = np.random.default_rng(8).integers(0, classes, size=2000)
@@ -204,7 +194,7 @@ def _bad_inputs() -> list[tuple[str, np.ndarray]]:
 @pytest.mark.parametrize("case", _bad_inputs(), ids=lambda c: c[0])
 @pytest.mark.parametrize("first_row", [0, 1000])
 def test_issue13_fused_validation_raises_the_eager_check_error(
-    backend: str, case: tuple[str, np.ndarray], first_row: int
+    row_backend: str, case: tuple[str, np.ndarray], first_row: int
 ) -> None:
     _, bad = case
     labels = np.zeros(bad.shape[0], dtype=int)
@@ -229,7 +219,7 @@ def test_issue13_fused_validation_raises_the_eager_check_error(
         assert str(fused.value) == message
 
 
-def test_issue13_rows_near_the_tolerance_are_accepted_as_before(backend: str) -> None:
+def test_issue13_rows_near_the_tolerance_are_accepted_as_before(row_backend: str) -> None:
     """A row inside the tolerance but past the kernel's stricter limit is suspect; the
     full check then passes it, as the eager check does."""
     probs = np.full((3, 10), 0.1)
@@ -268,7 +258,9 @@ def test_issue13_deferred_check_runs_for_every_other_reader() -> None:
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided", "float16", "list"])
-def test_issue13_other_layouts_and_dtypes_give_the_same_numbers(backend: str, layout: str) -> None:
+def test_issue13_other_layouts_and_dtypes_give_the_same_numbers(
+    row_backend: str, layout: str
+) -> None:
     probs = _probs(500, 6, np.float64, seed=4)
     labels = np.random.default_rng(5).integers(0, 6, size=500)
     given = {
@@ -284,7 +276,7 @@ def test_issue13_other_layouts_and_dtypes_give_the_same_numbers(backend: str, la
         )
 
 
-def test_issue13_validate_false_gives_the_validated_numbers(backend: str) -> None:
+def test_issue13_validate_false_gives_the_validated_numbers(row_backend: str) -> None:
     probs = _probs(3000, 12, np.float32, seed=6)
     labels = np.random.default_rng(6).integers(0, 12, size=3000)
     for score in (
@@ -296,7 +288,7 @@ def test_issue13_validate_false_gives_the_validated_numbers(backend: str) -> Non
         assert score(probs, labels, validate=False) == score(probs, labels)
 
 
-def test_issue13_evaluation_makes_no_float64_copy_of_the_input(backend: str) -> None:
+def test_issue13_evaluation_makes_no_float64_copy_of_the_input(row_backend: str) -> None:
     rows, classes = 8000, 500  # 16 MB of float32; a float64 copy of a block is 8 MB
     probs = _probs(rows, classes, np.float32, seed=9, alpha=1.0)
     labels = np.random.default_rng(9).integers(0, classes, size=rows)
@@ -339,7 +331,7 @@ def test_issue13_uniform_bins_by_arithmetic_equal_the_search(bins: int, closed: 
 
 @pytest.mark.parametrize("label", [-5, 3, 1000])
 def test_issue13_unchecked_labels_out_of_range_never_read_outside_the_row(
-    backend: str, label: int
+    row_backend: str, label: int
 ) -> None:
     probs = _probs(10, 3, np.float32, seed=1)
     labels = np.zeros(10, dtype=int)
@@ -349,7 +341,7 @@ def test_issue13_unchecked_labels_out_of_range_never_read_outside_the_row(
 
 
 def test_issue13_negative_unchecked_labels_count_from_the_end_as_numpy_indexing(
-    backend: str,
+    row_backend: str,
 ) -> None:
     probs = _probs(10, 3, np.float64, seed=1)
     labels = np.full(10, -1)
