@@ -24,6 +24,11 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
   entry point's keywords (``fused=``) out of it.
 * :func:`options_of`: :func:`loss_options` with its arguments in order, each distinct
   set of options checked once (issue 13: per-call overhead).
+* :func:`labelled_batch`: the prepare step of logits with integer labels, the keyword
+  group ``axis, weight, ignore_index, reduction, base, validate`` declared once.
+* :func:`extends`: a family's prepare step from a shared one (such as
+  :func:`labelled_batch`) and a function of its result that declares only the
+  family's own options (focal's ``gamma``); the signature is composed from both.
 
 A loss family is then a module with one prepare function (the public signature, the
 option checks, and a :class:`Batch` from :func:`prepare_logits` and, for integer
@@ -95,7 +100,9 @@ __all__ = [
     "LossOptions",
     "batch_for",
     "class_mask",
+    "extends",
     "label_batch",
+    "labelled_batch",
     "loss_options",
     "options_of",
     "prepare_labels",
@@ -452,8 +459,85 @@ def label_batch(
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 
 
+def labelled_batch(
+    logits: object,
+    labels: object,
+    /,
+    *,
+    axis: int = -1,
+    weight: object = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+    base: float | None = None,
+    validate: bool = True,
+) -> LabelBatch:
+    """Check logits with integer labels as the public losses take them (one namespace).
+
+    The keyword group the losses of integer labels share, declared here once; a family
+    adds its own options with :func:`extends` (and hides those it does not take).
+    """
+    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
+    return label_batch(
+        z,
+        y,
+        loss_options(reduction=reduction, base=base),
+        axis=axis,
+        weight=weight,
+        ignore_index=ignore_index,
+        validate=validate,
+        xp=xp,
+    )
+
+
+_Shared = TypeVar("_Shared")
 _Problem = TypeVar("_Problem")
 _Result = TypeVar("_Result")
+
+
+def extends(
+    shared: Callable[..., _Shared], *, hide: tuple[str, ...] = ()
+) -> Callable[[Callable[..., _Problem]], Callable[..., _Problem]]:
+    """Make ``own(given, /, **options)`` a prepare step that takes ``shared``'s arguments too.
+
+    ``@extends(shared)`` on ``def own(given, /, *, gamma=2.0) -> P`` gives a function
+    whose signature is ``shared``'s positional parameters, then ``own``'s keyword-only
+    ones, then ``shared``'s keyword-only ones; a call is
+    ``own(shared(*arrays, **shared_keywords), **own_keywords)``. A loss family so
+    declares only its own options, and the group it shares with the others (the
+    labelled batch's ``axis, weight, ignore_index, ...``) is written once, in ``shared``.
+
+    ``hide``: keywords of ``shared`` the family does not take; they keep their defaults.
+    Any keyword that is not in the signature is a ``TypeError`` naming ``own``.
+    ``shared`` runs first, so its errors come before those of ``own``'s options.
+    """
+    parameters = list(inspect.signature(shared).parameters.values())
+    arrays = [p for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    common = [
+        p for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in hide
+    ]
+
+    def decorate(own: Callable[..., _Problem]) -> Callable[..., _Problem]:
+        signature = inspect.signature(own)
+        options = [
+            p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        mine = frozenset(p.name for p in options)
+        known = mine | {p.name for p in common}
+
+        def prepare(*args: Any, **kwargs: Any) -> _Problem:
+            if not known.issuperset(kwargs):
+                name = min(kwargs.keys() - known)
+                raise TypeError(f"{own.__name__}() got an unexpected keyword argument {name!r}")
+            given = {k: kwargs.pop(k) for k in mine & kwargs.keys()}
+            return own(shared(*args, **kwargs), **given)
+
+        functools.update_wrapper(prepare, own)
+        prepare.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*arrays, *options, *common]
+        )
+        return prepare
+
+    return decorate
 
 
 def prepared_by(

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
-from ._batch import prepared_by
+from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
@@ -56,31 +56,14 @@ class _Focal:
     modulation: Array  # (1 - p_y)^gamma
 
 
-def _focal(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    gamma: float = 2.0,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> _Focal:
-    r"""Check one call of :func:`softmax_focal_loss` (or its gradient); :math:`\log p_y`."""
+@extends(labelled_batch)
+def _focal(given: LabelBatch, /, *, gamma: float = 2.0) -> _Focal:
+    r"""Check one call of :func:`softmax_focal_loss` (or its gradient); :math:`\log p_y`.
+
+    Its keywords after ``gamma`` are those of :func:`._batch.labelled_batch`.
+    """
     g = check_scalar(gamma, name="gamma", low=0.0)
-    softmax = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
+    softmax = labelled_softmax(given)
     return _Focal(softmax, g, _modulation(softmax, g))
 
 

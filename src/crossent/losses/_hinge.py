@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_choice, check_scalar
-from .._xp import Array, namespace
-from ._batch import Batch, class_mask, label_batch, loss_options, prepared_by
+from .._xp import Array
+from ._batch import Batch, LabelBatch, class_mask, extends, labelled_batch, prepared_by
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
 
@@ -38,32 +38,16 @@ class _Hinge:
     variant: str
 
 
-def _hinge(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    margin: float = 1.0,
-    variant: str = "crammer_singer",
-    axis: int = -1,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    validate: bool = True,
-) -> _Hinge:
-    """Check one call of :func:`multiclass_hinge_loss` (or its gradient): the margins."""
+@extends(labelled_batch, hide=("weight", "base"))
+def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer_singer") -> _Hinge:
+    """Check one call of :func:`multiclass_hinge_loss` (or its gradient): the margins.
+
+    Its keywords after ``variant`` are those of :func:`._batch.labelled_batch` but
+    ``weight`` and ``base`` (a margin is in the units of the scores).
+    """
     delta = check_scalar(margin, name="margin", low=0.0)
     check_choice(variant, ("crammer_singer", "weston_watkins"), name="variant")
-    xp, (scores, y) = namespace(logits, labels, names=("logits", "labels"))
-    given = label_batch(
-        scores,
-        y,
-        loss_options(reduction=reduction),
-        axis=axis,
-        weight=None,
-        ignore_index=ignore_index,
-        validate=validate,
-        xp=xp,
-    )
+    xp = given.batch.xp
     z, safe = given.values, given.labels.safe
     is_target = class_mask(safe, z.shape[-1], xp=xp)
     z_y = xp.take_along_axis(z, safe[..., None], axis=-1)

@@ -13,7 +13,8 @@ since :math:`\partial(-\log p_y)/\partial z = p - e_y` and
 
 This module is all a new loss needs: the batch machinery (``_batch.py``) and the
 labelled softmax (``_terms.labelled_softmax``) do validation, ignored rows, class
-weights, the reduction and the layout.
+weights, the reduction and the layout, and ``_batch.extends`` gives the prepare step the
+keywords of ``_batch.labelled_batch``, so the module declares only ``epsilon``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
-from ._batch import prepared_by
+from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
@@ -37,31 +38,15 @@ class _Poly:
     epsilon: float
 
 
-def _poly(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    epsilon: float = 1.0,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    validate: bool = True,
-) -> _Poly:
-    r"""Check one call of :func:`poly1_cross_entropy` (or its gradient); :math:`\log p_y`."""
+@extends(labelled_batch, hide=("base",))
+def _poly(given: LabelBatch, /, *, epsilon: float = 1.0) -> _Poly:
+    r"""Check one call of :func:`poly1_cross_entropy` (or its gradient); :math:`\log p_y`.
+
+    Its keywords after ``epsilon`` are those of :func:`._batch.labelled_batch` but
+    ``base`` (the polynomial term is not a log-probability).
+    """
     eps = check_scalar(epsilon, name="epsilon", low=-1.0)
-    softmax = labelled_softmax(
-        logits,
-        labels,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        base=None,
-        validate=validate,
-    )
-    return _Poly(softmax, eps)
+    return _Poly(labelled_softmax(given), eps)
 
 
 @prepared_by(_poly)

@@ -37,7 +37,7 @@ from .._checks import (
 )
 from .._xp import Array, compute_dtype, namespace, reduce_sum
 from ..errors import InputError
-from ._batch import prepared_by
+from ._batch import extends, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
@@ -213,31 +213,14 @@ class _FocalBinary:
         return self.b.weighted(value if self.alpha_t is None else self.alpha_t * value)
 
 
-def _focal_binary(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    gamma: float = 2.0,
-    alpha: float | None = None,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> _FocalBinary:
-    """Check one call of :func:`sigmoid_focal_loss` (or its gradient)."""
+@extends(_binary, hide=("pos_weight",))
+def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = None) -> _FocalBinary:
+    """Check one call of :func:`sigmoid_focal_loss` (or its gradient).
+
+    Its keywords after ``alpha`` are those of :func:`_binary` but ``pos_weight``.
+    """
     gamma_value = check_scalar(gamma, name="gamma", low=0.0)
     alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
-    b = _binary(
-        logits,
-        targets,
-        weight=weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        base=base,
-        validate=validate,
-    )
     # alpha_t = alpha t + (1 - alpha)(1 - t): alpha for positives, 1 - alpha for negatives
     alpha_t = None if alpha_value is None else alpha_value * b.t + (1 - alpha_value) * (1 - b.t)
     return _FocalBinary(b, gamma_value, alpha_t)

@@ -26,14 +26,13 @@ import numpy as np
 from .._xp import (
     Array,
     log_sum_exp_shifted,
-    namespace,
     ones_like,
     row_max,
     row_sum,
     take_along_last,
     where_zero,
 )
-from ._batch import Batch, class_mask, label_batch, loss_options
+from ._batch import Batch, LabelBatch, class_mask
 from ._reduction import weighted_term
 
 __all__ = [
@@ -326,29 +325,10 @@ class LabelledSoftmax:
         return self.batch.finish_gradient(factor * self.probs_minus_onehot())
 
 
-def labelled_softmax(
-    logits: object,
-    labels: object,
-    *,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    reduction: str,
-    base: float | None,
-    validate: bool,
-) -> LabelledSoftmax:
-    r"""Validate logits and integer labels once; :math:`\log p_y` by the generic path."""
-    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
-    given = label_batch(
-        z,
-        y,
-        loss_options(reduction=reduction, base=base),
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        validate=validate,
-        xp=xp,
-    )
+def labelled_softmax(given: LabelBatch) -> LabelledSoftmax:
+    r""":math:`\log p_y` by the generic path, for logits and labels checked by
+    :func:`._batch.labelled_batch` (the prepare step focal and poly-1 extend)."""
+    xp = given.batch.xp
     rows = softmax_rows(given.values, soft_cap=None, temperature=1.0, xp=xp)
     safe = given.labels.safe
     return LabelledSoftmax(given.batch, rows, safe, log_prob_of_labels(rows, safe, xp=xp))
