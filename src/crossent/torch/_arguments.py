@@ -1,7 +1,8 @@
 """The argument checks and the option bundle that every public function of crossent.torch shares.
 
 :func:`call_options` checks a call's options once and freezes them in a
-:class:`CallOptions`, whose numeric options the functional forms hand to the custom ops
+:class:`CallOptions` (:func:`call_options_in` reads them from a public function's
+``locals()``), whose numeric options the functional forms hand to the custom ops
 packed in one list (:meth:`CallOptions.packed`), and which the vocab-parallel losses
 pass through their ``autograd.Function`` whole. The
 checks read Python values, shapes and dtypes only, never tensor data, so they also run
@@ -13,7 +14,9 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
@@ -21,7 +24,14 @@ from ..errors import InputError, InputTypeError
 from . import _backend
 from ._labels import check_ignore_index
 
-__all__ = ["CallOptions", "call_options", "check_chunk_size", "floating_tensor", "tensor"]
+__all__ = [
+    "CallOptions",
+    "call_options",
+    "call_options_in",
+    "check_chunk_size",
+    "floating_tensor",
+    "tensor",
+]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -75,6 +85,22 @@ def call_options(
         soft_cap=terms.soft_cap,
         temperature=terms.temperature,
     )
+
+
+def call_options_in(arguments: Mapping[str, Any]) -> CallOptions:
+    """:func:`call_options` of the options among a public function's ``arguments``.
+
+    ``arguments`` is the caller's ``locals()``, taken before it rebinds any option: the
+    options are read by their names (the fields of :class:`CallOptions`), so the public
+    losses that take them (``cross_entropy``, ``linear_cross_entropy`` and the two
+    vocab-parallel losses) do not forward them one by one, as the Modules hold theirs
+    (from their ``__init__``'s ``locals()``). ``torch.compile`` traces it.
+    """
+    return call_options(**{name: arguments[name] for name in _OPTION_NAMES})
+
+
+_OPTION_NAMES = tuple(f.name for f in fields(CallOptions))
+"""The keywords :func:`call_options` takes, in the order of :class:`CallOptions`."""
 
 
 def check_chunk_size(chunk_size: object) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, InputTypeError
-from ._arguments import CallOptions, call_options, check_chunk_size, floating_tensor, tensor
+from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor, tensor
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._ops import linear_cross_entropy_op, softmax_ce_labels
 from ._reduction import label_weight_sum, weighted_mean
@@ -137,14 +137,7 @@ def cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     # The options' checks (InputError naming the option) run on Python values only.
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
+    opts = call_options_in(locals())
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -304,14 +297,7 @@ def linear_cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     floating_tensor(linear_weight, name="linear_weight")
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
+    opts = call_options_in(locals())
     chunk_size = check_chunk_size(chunk_size)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(
