@@ -521,14 +521,14 @@ def extends(
         options = [
             p for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
         ]
-        mine = frozenset(p.name for p in options)
-        known = mine | {p.name for p in common}
+        mine = tuple(p.name for p in options)
+        known = frozenset(mine).union(p.name for p in common)
 
         def prepare(*args: Any, **kwargs: Any) -> _Problem:
             if not known.issuperset(kwargs):
                 name = min(kwargs.keys() - known)
                 raise TypeError(f"{own.__name__}() got an unexpected keyword argument {name!r}")
-            given = {k: kwargs.pop(k) for k in mine & kwargs.keys()}
+            given = {k: kwargs.pop(k) for k in mine if k in kwargs}
             return own(shared(*args, **kwargs), **given)
 
         functools.update_wrapper(prepare, own)
