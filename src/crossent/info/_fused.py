@@ -153,13 +153,17 @@ def measure_rows(
     out = np.empty((want.bit_count(), a.shape[0]), dtype=a.dtype)
     kernel = _kernel("rows", a.dtype, parallel=a.size > PARALLEL_ELEMENTS)
     tol_a, tol_b = tolerances
-    codes = (FORM_CODES[forms[0]], FORM_CODES[forms[1]], want)
-    reals = (
-        1.0 if log_base is None else float(log_base),
-        -1.0 if tol_a is None else float(tol_a),
-        -1.0 if tol_b is None else float(tol_b),
+    suspects = kernel(
+        a,
+        b,
+        FORM_CODES[forms[0]],
+        FORM_CODES[forms[1]],
+        want,
+        1.0 if log_base is None else log_base,
+        -1.0 if tol_a is None else tol_a,
+        -1.0 if tol_b is None else tol_b,
+        out,
     )
-    suspects = kernel(a, b, codes, reals, out)
     return out, suspects > 0
 
 

@@ -268,10 +268,20 @@ def _row(
 
 
 def _rows(
-    a: Any, b: Any, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
+    a: Any,
+    b: Any,
+    form_a: int,
+    form_b: int,
+    want: int,
+    scale: float,
+    tol_a: float,
+    tol_b: float,
+    out: Any,
 ) -> int:
     """:func:`_row` of each row (on Numba's threads where compiled with ``parallel``,
     else in turn); the number of suspect sides."""
+    codes = (form_a, form_b, want)
+    reals = (scale, tol_a, tol_b)
     suspects = 0
     for r in numba.prange(a.shape[0]):
         # prange's index is unsigned: as int64, one compiled _row serves both variants.
@@ -331,13 +341,13 @@ def _signature(dtype: np.dtype, ndim: int, *options: types.Type) -> tuple[types.
     return (side, side, *options, types.Array(value, ndim, "C"))
 
 
-_ROW_OPTIONS = (types.UniTuple(types.int64, 3), types.UniTuple(types.float64, 3))
-"""``codes = (form_a, form_b, want)`` and ``reals = (scale, tol_a, tol_b)``."""
+_ROW_OPTIONS = (types.int64,) * 3 + (types.float64,) * 3
+"""``form_a, form_b, want, scale, tol_a, tol_b``."""
 
 
 def rows(dtype: np.dtype, *, parallel: bool) -> Any:
     """The row kernel for ``dtype`` (float32 or float64), on threads if ``parallel``:
-    ``kernel(a, b, (form_a, form_b, want), (scale, tol_a, tol_b), out) -> suspects``.
+    ``kernel(a, b, form_a, form_b, want, scale, tol_a, tol_b, out) -> suspects``.
     Compiled (or loaded from the cache) for this one signature; ``_fused`` keeps it."""
     compile_ = numba.njit(
         [_signature(dtype, 2, *_ROW_OPTIONS)],
