@@ -151,7 +151,7 @@ def measure_rows(
     the caller then validates in full, which raises the validation's own message.
     """
     out = np.empty((want.bit_count(), a.shape[0]), dtype=a.dtype)
-    kernel = _kernel("rows", a.dtype, parallel=a.size > PARALLEL_ELEMENTS)
+    kernel = _kernel("rows", a.dtype, a.size > PARALLEL_ELEMENTS)
     tol_a, tol_b = tolerances
     suspects = kernel(
         a,
@@ -175,14 +175,15 @@ def pointwise(
     (with ``screen``) whether an entry may fail validation (NaN, or outside [0, 1])."""
     out = np.empty(p.shape, dtype=p.dtype)
     scale = 1.0 if log_base is None else float(log_base)
-    suspects = _kernel("pointwise", p.dtype)(p, q, which, scale, screen, out)
+    suspects = _kernel("pointwise", p.dtype, False)(p, q, which, scale, screen, out)
     return out, suspects > 0
 
 
 @functools.cache
-def _kernel(kind: str, dtype: np.dtype, *, parallel: bool = False) -> Any:
+def _kernel(kind: str, dtype: np.dtype, parallel: bool, /) -> Any:
     """The compiled kernel ``kind`` ("rows" or "pointwise") for ``dtype``, built (or
-    loaded from Numba's cache) on first use; Numba is imported here, not before."""
+    loaded from Numba's cache) on first use; Numba is imported here, not before.
+    (Positional arguments: the cache's lookup costs half that of a keyword's.)"""
     from . import _fused_kernels
 
     if kind == "rows":
