@@ -6,8 +6,8 @@ dispatchers, whose pickled form (hashed into the cache's index key) differs per 
 so every process recompiled (about 7 s per kernel and layout) and CI ran out of time.
 
 Cost: two fresh interpreters against a fresh cache directory; the first compiles the
-float64 row and pointwise kernels (about 8 s on a loaded 2-core machine), the second
-loads them (about 2 s, mostly importing NumPy, SciPy and Numba).
+float64 serial row and pointwise kernels, the second loads them (mostly importing NumPy,
+SciPy and Numba): 10 to 13 s in all on a loaded 2-core machine.
 """
 
 from __future__ import annotations
