@@ -7,7 +7,10 @@ Every kernel here maps arrays to arrays of the same broadcast shape; the measure
 sum them.  Conventions (Cover and Thomas 2006, sec. 2.3): ``0 log 0 = 0``,
 ``0 log(0/q) = 0`` and ``p log(p/0) = +inf`` for ``p > 0``.
 
-Two implementations of each kernel:
+Two implementations of each kernel here, and a third beside the measures: the fused
+Numba row kernels of ``info/_fused.py`` (NumPy float32/float64 inputs when Numba is
+installed) follow these conventions and branches term by term, and
+``tests/info/test_issue13_fused_measures.py`` holds them to these ones:
 
 * NumPy: SciPy's C ufuncs (``entr``, ``xlogy``, ``rel_entr``, ``xlog1py``), one pass
   without temporaries and without floating-point warnings; where there is none, the

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,11 +26,12 @@ from ._checks import (
     check_log_distribution,
     check_logits,
     check_same_classes,
+    row_sum_tolerance,
 )
 from ._numerics import safe_log
 from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp
 
-__all__ = ["Side", "prepare", "prepare_one", "prepare_pair"]
+__all__ = ["PendingCheck", "Side", "prepare", "prepare_one", "prepare_pair"]
 
 
 @dataclass
@@ -62,6 +63,26 @@ class Side:
         return self._cache["log_probs"]
 
 
+class PendingCheck(NamedTuple):
+    """The validation of a prepared side, deferred (``pending=`` of :func:`prepare`) so
+    that a fused kernel can screen the values in its own pass and :meth:`run` it only
+    for a suspect row, to raise the message the eager validation raises."""
+
+    side: Side
+    name: str
+    axis: int
+    storage_dtype: Any
+
+    def run(self) -> None:
+        """Validate the side now (raises :class:`~crossent.errors.InputError`)."""
+        _validate(self.side, name=self.name, axis=self.axis, storage_dtype=self.storage_dtype)
+
+    def row_sum_tolerance(self) -> float:
+        """How far from 1 a row may sum (:func:`~crossent._checks.row_sum_tolerance`)."""
+        classes = self.side.values.shape[-1]
+        return row_sum_tolerance(self.storage_dtype, classes, xp=self.side.xp)
+
+
 def prepare(
     x: Array,
     *,
@@ -71,34 +92,61 @@ def prepare(
     xp: ModuleType,
     dtype: Any,
     validate: bool,
+    pending: list[PendingCheck] | None = None,
 ) -> Side:
     """Move the class axis of ``x`` last, cast it to ``dtype`` and validate it as ``form``.
 
-    ``axis`` must already be normalised (non-negative).
+    ``axis`` must already be normalised (non-negative). With ``pending``, the validation
+    is appended to it as a :class:`PendingCheck` instead of run.
     """
     check_classes(x.shape[axis], name=name, axis=axis)
     values = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     values = astype(values, dtype, xp=xp) if values.dtype != dtype else values
     side = Side(values, form, xp)
     if validate:
-        _validate(side, name=name, axis=axis, storage_dtype=x.dtype)
+        _validate_or_defer(side, name=name, axis=axis, storage_dtype=x.dtype, pending=pending)
     return side
 
 
+def _validate_or_defer(
+    side: Side, *, name: str, axis: int, storage_dtype: Any, pending: list[PendingCheck] | None
+) -> None:
+    if pending is None:
+        _validate(side, name=name, axis=axis, storage_dtype=storage_dtype)
+    else:
+        pending.append(PendingCheck(side, name, axis, storage_dtype))
+
+
 def prepare_one(
-    x: Array, *, name: str, form: Form, axis: int, xp: ModuleType, validate: bool
+    x: Array,
+    *,
+    name: str,
+    form: Form,
+    axis: int,
+    xp: ModuleType,
+    validate: bool,
+    pending: list[PendingCheck] | None = None,
 ) -> tuple[Side, Any]:
     """Prepare one distribution (``axis`` as the caller gave it); returns it and the
-    compute dtype."""
+    compute dtype. ``pending`` as in :func:`prepare`."""
     if _ready(x, axis=axis):
         side = Side(x, form, xp)
         if validate:
-            _validate(side, name=name, axis=x.ndim - 1, storage_dtype=x.dtype)
+            _validate_or_defer(
+                side, name=name, axis=x.ndim - 1, storage_dtype=x.dtype, pending=pending
+            )
         return side, x.dtype
     normalised_axis = check_axis(axis, x.ndim, name=name)
     dtype = compute_dtype(x, xp=xp, names=(name,))
     side = prepare(
-        x, name=name, form=form, axis=normalised_axis, xp=xp, dtype=dtype, validate=validate
+        x,
+        name=name,
+        form=form,
+        axis=normalised_axis,
+        xp=xp,
+        dtype=dtype,
+        validate=validate,
+        pending=pending,
     )
     return side, dtype
 
@@ -112,11 +160,19 @@ def prepare_pair(
     axis: int,
     xp: ModuleType,
     validate: bool,
+    pending: list[PendingCheck] | None = None,
 ) -> tuple[Side, Side, Any]:
-    """Prepare two distributions over the same classes; returns both and the compute dtype."""
+    """Prepare two distributions over the same classes; returns both and the compute
+    dtype. ``pending`` as in :func:`prepare` (``p``'s check first)."""
     if _ready(p, axis=axis) and type(q) is np.ndarray and q.shape == p.shape and q.dtype == p.dtype:
         side_p, side_q = Side(p, forms[0], xp), Side(q, forms[1], xp)
-        if validate:
+        if validate and pending is not None:  # the commonest call of the measures
+            last = p.ndim - 1
+            pending += (
+                PendingCheck(side_p, names[0], last, p.dtype),
+                PendingCheck(side_q, names[1], last, q.dtype),
+            )
+        elif validate:
             _validate(side_p, name=names[0], axis=p.ndim - 1, storage_dtype=p.dtype)
             _validate(side_q, name=names[1], axis=q.ndim - 1, storage_dtype=q.dtype)
         return side_p, side_q, p.dtype
@@ -128,11 +184,9 @@ def prepare_pair(
         _class_last(p.shape, axis_p), _class_last(q.shape, axis_q), names=names, axis=axis
     )
     dtype = compute_dtype(p, q, xp=xp, names=names)
-    side_p = prepare(
-        p, name=names[0], form=forms[0], axis=axis_p, xp=xp, dtype=dtype, validate=validate
-    )
-    side_q = prepare(
-        q, name=names[1], form=forms[1], axis=axis_q, xp=xp, dtype=dtype, validate=validate
+    side_p, side_q = (
+        prepare(x, name=n, form=f, axis=a, xp=xp, dtype=dtype, validate=validate, pending=pending)
+        for x, n, f, a in ((p, names[0], forms[0], axis_p), (q, names[1], forms[1], axis_q))
     )
     return side_p, side_q, dtype
 

@@ -2,11 +2,14 @@
 
 Here each entry is a probability on its own (of an event, or of the positive class of
 a Bernoulli variable), so there is no class axis and no normalisation to check: each
-entry must be finite and in [0, 1].
+entry must be finite and in [0, 1]. NumPy float32/float64 inputs take the fused
+elementwise kernel of ``_fused.py`` where Numba is installed (:func:`_evaluate`),
+everything else the generic kernels of ``_numerics.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +24,7 @@ from .._numerics import (
 )
 from .._xp import Array, compute_dtype, finalize, namespace
 from ..errors import InputError
+from . import _fused
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 
@@ -39,8 +43,7 @@ def _probabilities(
     dtype = compute_dtype(*arrays, xp=xp, names=names)
     arrays = [xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays]
     if validate:
-        for name, a in zip(names, arrays, strict=True):
-            check_probabilities(a, name=name, xp=xp)
+        _check_all(tuple(arrays), names=names, xp=xp)
     return xp, arrays, dtype
 
 
@@ -87,8 +90,7 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     [ 0.  1. inf]
     """
     log_base = check_base(base)
-    xp, (arr,), _ = _probabilities(p, names=("p",), validate=validate)
-    return finalize(surprisal_terms(arr, xp=xp), xp=xp, log_base=log_base)
+    return _evaluate(_fused.SURPRISAL, surprisal_terms, p, log_base=log_base, validate=validate)
 
 
 def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
@@ -131,8 +133,9 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
     [1. 0. 0.]
     """
     log_base = check_base(base)
-    xp, (arr,), _ = _probabilities(p, names=("p",), validate=validate)
-    return finalize(binary_entropy_terms(arr, xp=xp), xp=xp, log_base=log_base)
+    return _evaluate(
+        _fused.BINARY_ENTROPY, binary_entropy_terms, p, log_base=log_base, validate=validate
+    )
 
 
 def binary_cross_entropy(
@@ -199,10 +202,13 @@ def binary_cross_entropy(
     """
     log_base = check_base(base)
     clip = check_eps(eps)
-    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
-    if clip is not None:
+    if clip is not None:  # the distortion has no fused twin
+        xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
         q_arr = xp.clip(q_arr, clip, 1.0 - clip)
-    return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+        return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+    return _evaluate(
+        _fused.BINARY_CROSS_ENTROPY, binary_cross_terms, p, q, log_base=log_base, validate=validate
+    )
 
 
 def binary_cross_entropy_grad(
@@ -245,5 +251,56 @@ def binary_cross_entropy_grad(
     1.0
     """
     log_base = check_base(base)
-    xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
-    return finalize(binary_cross_grad_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+    return _evaluate(
+        _fused.BINARY_CROSS_GRAD,
+        binary_cross_grad_terms,
+        p,
+        q,
+        log_base=log_base,
+        validate=validate,
+    )
+
+
+def _evaluate(
+    which: int,
+    terms: Callable[..., Array],
+    *args: object,
+    log_base: float | None,
+    validate: bool,
+) -> Array:
+    """``terms(*args)`` in the requested unit: from the fused kernel ``which`` where it
+    applies (its screen standing in for the validation, which runs in full only when an
+    entry is suspect, to raise its message), else from the generic ``terms``."""
+    names = ("p", "q")[: len(args)]
+    xp, arrays, _ = _probabilities(*args, names=names, validate=False)
+    flat = _fused_flat(arrays[0], arrays[-1])
+    if flat is None:
+        if validate:
+            _check_all(tuple(arrays), names=names, xp=xp)
+        return finalize(terms(*arrays, xp=xp), xp=xp, log_base=log_base)
+    p_flat, q_flat, shape = flat
+    values, suspect = _fused.pointwise(
+        p_flat, q_flat, which=which, log_base=log_base, screen=validate
+    )
+    if suspect:
+        _check_all(tuple(arrays), names=names, xp=xp)
+    return values.reshape(shape) if shape else values[0]
+
+
+def _check_all(arrays: tuple[Array, ...], *, names: tuple[str, ...], xp: ModuleType) -> None:
+    for name, a in zip(names, arrays, strict=True):
+        check_probabilities(a, name=name, xp=xp)
+
+
+def _fused_flat(p: Array, q: Array) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]] | None:
+    """``p`` and ``q`` broadcast and flattened to 1-D without a copy for the fused
+    kernel, with their broadcast shape; None where it does not take them
+    (``_fused.operands``, ``_fused.reshaped``)."""
+    pair = _fused.operands(p, q)
+    if pair is None:
+        return None
+    shape = pair[0].shape
+    if len(shape) == 1:
+        return pair[0], pair[1], shape
+    p_flat, q_flat = (_fused.reshaped(x, (-1,)) for x in pair)
+    return None if p_flat is None or q_flat is None else (p_flat, q_flat, shape)

@@ -1,0 +1,366 @@
+r"""The compiled kernels of ``_fused.py`` (Numba): imported only when first needed.
+
+Everything compiled is defined at module level, with no closures, so that Numba's
+on-disk cache hits across processes: a cache entry is keyed by the function's qualified
+name and source file, and its index key hashes the function's bytecode and closure
+variables. (Kernels built inside a function close over the helper dispatchers, whose
+pickled form differs per process, so every process recompiled them: issue 13.)
+
+Each kernel is compiled for one signature per dtype (:func:`rows`, :func:`pointwise`):
+the inputs typed as read-only arrays of any layout (``'A'``), to which a contiguous,
+strided, broadcast or read-only NumPy array converts without a new compilation, and the
+options (the forms, the measures wanted, the unit, the tolerances) as runtime
+arguments. A full test run therefore compiles at most six kernels (serial rows, parallel
+rows and pointwise, each for float32 and float64), each once per cache directory.
+The row loop :func:`_rows` is compiled with threads (``parallel=True``) and, under the
+name ``_rows_serial``, without: one function compiled with two sets of options would
+share one cache index entry, each variant replacing the other's. Both call the per-row
+work, :func:`_row`, compiled once per dtype.
+
+The derivations of each term are in ``_fused.py`` and ``_numerics.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import types as pytypes
+from typing import Any
+
+import numba
+import numpy as np
+from numba import types
+
+__all__ = ["pointwise", "rows"]
+
+_inline = numba.njit(inline="always", error_model="numpy")
+
+
+@_inline
+def _add(total: float, compensation: float, x: float) -> tuple[float, float]:
+    """Neumaier's compensated ``total + x``: the new total and the lost low part (none
+    once the total is infinite or NaN, which it then stays)."""
+    t = total + x
+    if not math.isfinite(t):
+        pass
+    elif abs(total) >= abs(x):
+        compensation += (total - t) + x
+    else:
+        compensation += (x - t) + total
+    return t, compensation
+
+
+@_inline
+def _log_partition(row: Any, with_entropy: bool) -> tuple[float, float, float]:
+    r"""The shift ``m`` (the row maximum, 0 if not finite),
+    ``ell = log1p(sum_{x < m} e^{x - m} + ties - 1)`` as ``_xp.log_sum_exp_shifted``,
+    and (``with_entropy``) the entropy of the softmax from the same ``exp`` calls:
+
+    .. math:: H = -\sum_i p_i \log p_i = \ell - \frac{1}{S}\sum_i e^{s_i} s_i,
+              \qquad s_i = x_i - m,\ S = e^{\ell} = \sum_i e^{s_i},
+
+    two non-negative parts (:math:`s_i \le 0`), so no cancellation; terms with
+    :math:`e^{s_i} = 0` (``-inf`` logits) contribute 0."""
+    m = -math.inf
+    for x in row:
+        if x > m:
+            m = float(x)
+    if not math.isfinite(m):
+        m = 0.0
+    rest = 0.0
+    ties = 0
+    weighted = weighted_c = 0.0
+    for x in row:
+        s = float(x) - m
+        if s == 0.0:
+            ties += 1
+        else:
+            e = math.exp(s)
+            rest += e
+            if with_entropy and e > 0.0:
+                weighted, weighted_c = _add(weighted, weighted_c, e * s)
+    ell = math.log1p(rest + (ties - 1))
+    if not with_entropy:
+        return m, ell, 0.0
+    return m, ell, ell - (weighted + weighted_c) / (rest + ties)
+
+
+@_inline
+def _log_of(x: float) -> float:
+    """``log x``, ``-inf`` at 0 (the generic ``safe_log``)."""
+    return -math.inf if x == 0.0 else math.log(x)
+
+
+@_inline
+def _side(x: float, form: int, m: float, ell: float, need: int) -> tuple[float, float]:
+    """An entry of a side as (probability, log-probability), each computed only if
+    ``need`` has its bit (1: the probability, 2: the logarithm; 0.0 stands in)."""
+    if form == 0:
+        return x, (_log_of(x) if need & 2 else 0.0)
+    log_p = x if form == 1 else (x - m) - ell
+    return (math.exp(log_p) if need & 1 else 0.0), log_p
+
+
+@_inline
+def _entr(x: float) -> float:
+    """``scipy.special.entr``: ``-x log x``, 0 at 0, ``-inf`` below."""
+    if x > 0.0:
+        return -x * math.log(x)
+    return 0.0 if x == 0.0 else (-math.inf if x < 0.0 else x)
+
+
+@_inline
+def _xlogy(x: float, y: float) -> float:
+    """``scipy.special.xlogy``: 0 where ``x = 0`` (unless ``y`` is NaN)."""
+    if x == 0.0 and y == y:
+        return 0.0
+    return x * _log_of(y)
+
+
+@_inline
+def _xlog1py(x: float, y: float) -> float:
+    """``scipy.special.xlog1py``: 0 where ``x = 0`` (unless ``y`` is NaN)."""
+    if x == 0.0 and y == y:
+        return 0.0
+    return x * math.log1p(y)
+
+
+@_inline
+def _rel_entr(x: float, y: float) -> float:
+    """``x log(x / y)`` as ``_numerics.kl_terms``: ``log1p`` of the exact difference
+    where ``y/2 <= x <= 2y``, the logs where the ratio overflows."""
+    if x > 0.0 and y > 0.0:
+        difference = x - y
+        if abs(difference) <= min(x, y):
+            return x * math.log1p(difference / y)
+        ratio = x / y
+        if math.isinf(ratio):
+            return x * (math.log(x) - math.log(y))
+        return x * math.log(ratio)
+    if x == 0.0 and y >= 0.0:
+        return 0.0
+    return math.inf if x == x and y == y else math.nan
+
+
+@_inline
+def _js_term(p: float, q: float) -> float:
+    """``_numerics.js_terms``: ``(p + q) / 4 * g(d)``, ``d = (p - q) / (p + q)``."""
+    total = p + q
+    if not total > 0.0:
+        return 0.0
+    d = (p - q) / total
+    if abs(d) <= 0.5:
+        g = 2.0 * d * math.atanh(d) + math.log1p(-(d * d))
+    else:
+        g = -(_entr(2.0 * p / total) + _entr(2.0 * q / total))
+    return total * g / 4.0
+
+
+@_inline
+def _cross_from_log(p: float, log_q: float) -> float:
+    """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+    if log_q == -math.inf:
+        return math.inf if p > 0.0 else 0.0
+    return -(p * log_q)
+
+
+@_inline
+def _kl_from_log(p: float, log_p: float, log_q: float) -> float:
+    """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+    if log_p == -math.inf:
+        return 0.0
+    if log_q == -math.inf:
+        return math.inf
+    return p * (log_p - log_q)
+
+
+@_inline
+def _suspect(
+    form: int, m: float, ell: float, total: float, lo: float, hi: float, tol: float
+) -> bool:
+    """Whether a row may fail its validation (then checked in full): probabilities
+    outside [0, 1] or summing to more than ``tol`` from 1, log-probabilities whose
+    exp-sum is, logits with NaN or ``+inf`` or all ``-inf`` (``ell`` not finite).
+    NaN fails every comparison."""
+    if form == 0:
+        return not (abs(total - 1.0) <= tol and lo >= 0.0 and hi <= 1.0)
+    if form == 1:
+        return not abs(math.exp(m + ell) - 1.0) <= tol
+    return not math.isfinite(ell)
+
+
+@numba.njit(error_model="numpy", nogil=True, cache=True)
+def _row(
+    a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
+) -> int:
+    """Row ``r`` of :func:`rows`: writes its measures into ``out[:, r]`` and returns
+    how many of its sides are suspect (0, 1 or 2)."""
+    form_a, form_b, want = codes
+    scale, tol_a, tol_b = reals
+    both_probs = form_a == 0 and form_b == 0
+    # What ``_side`` computes: P's probability always, its log for KL and for H from
+    # logs; Q's log for CE and KL, its probability for JS.
+    need_a = 1 | (2 if want & 4 or (want & 1 and form_a != 0) else 0)
+    need_b = (1 if want & 8 else 0) | (2 if want & 6 else 0)
+    partition_a = form_a == 2 or (form_a == 1 and tol_a >= 0.0)
+    partition_b = form_b == 2 or (form_b == 1 and tol_b >= 0.0)
+    # The entropy of logits alone comes from the log-partition's own pass.
+    direct = want == 1 and form_a == 2
+    m_a, ell_a, h_a = _log_partition(a[r], direct) if partition_a else (0.0, 0.0, 0.0)
+    m_b, ell_b, _ = _log_partition(b[r], False) if partition_b else (0.0, 0.0, 0.0)
+    h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
+    sum_a = sum_b = 0.0
+    lo_a = lo_b = math.inf
+    hi_a = hi_b = -math.inf
+    for i in range(0 if direct else a.shape[1]):
+        x = float(a[r, i])
+        y = float(b[r, i])
+        if form_a == 0 and tol_a >= 0.0:  # a NaN makes the sum NaN
+            sum_a += x
+            lo_a, hi_a = min(lo_a, x), max(hi_a, x)
+        if form_b == 0 and tol_b >= 0.0:
+            sum_b += y
+            lo_b, hi_b = min(lo_b, y), max(hi_b, y)
+        if both_probs:
+            if want & 1:
+                h, h_c = _add(h, h_c, _entr(x))
+            if want & 2:
+                ce, ce_c = _add(ce, ce_c, -_xlogy(x, y))
+            if want & 4:
+                kl, kl_c = _add(kl, kl_c, _rel_entr(x, y))
+            if want & 8:
+                js, js_c = _add(js, js_c, _js_term(x, y))
+            continue
+        p, log_p = _side(x, form_a, m_a, ell_a, need_a)
+        if want & 1:
+            h_term = _entr(x) if form_a == 0 else (0.0 if log_p == -math.inf else -p * log_p)
+            h, h_c = _add(h, h_c, h_term)
+        if want == 1:
+            continue
+        q, log_q = _side(y, form_b, m_b, ell_b, need_b)
+        if want & 2:
+            ce, ce_c = _add(ce, ce_c, _cross_from_log(p, log_q))
+        if want & 4:
+            kl, kl_c = _add(kl, kl_c, _kl_from_log(p, log_p, log_q))
+        if want & 8:
+            js, js_c = _add(js, js_c, _js_term(p, q))
+    suspects = 0
+    if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
+        suspects += 1
+    if tol_b >= 0.0 and _suspect(form_b, m_b, ell_b, sum_b, lo_b, hi_b, tol_b):
+        suspects += 1
+    # One output row per bit of ``want``; + 0.0 turns a -0.0 total into +0.0, as
+    # ``_xp.finalize`` does.
+    k = 0
+    if direct:
+        h, h_c = h_a, 0.0
+    if want & 1:
+        out[k, r] = (h + h_c) / scale + 0.0
+        k += 1
+    if want & 2:
+        out[k, r] = (ce + ce_c) / scale + 0.0
+        k += 1
+    if want & 4:
+        out[k, r] = (kl + kl_c) / scale + 0.0
+        k += 1
+    if want & 8:
+        out[k, r] = (js + js_c) / scale + 0.0
+    return suspects
+
+
+def _rows(
+    a: Any,
+    b: Any,
+    form_a: int,
+    form_b: int,
+    want: int,
+    scale: float,
+    tol_a: float,
+    tol_b: float,
+    out: Any,
+) -> int:
+    """:func:`_row` of each row (on Numba's threads where compiled with ``parallel``,
+    else in turn); the number of suspect sides."""
+    codes = (form_a, form_b, want)
+    reals = (scale, tol_a, tol_b)
+    suspects = 0
+    for r in numba.prange(a.shape[0]):
+        # prange's index is unsigned: as int64, one compiled _row serves both variants.
+        row = np.int64(r)
+        suspects += _row(a, b, row, codes, reals, out)
+    return suspects
+
+
+@_inline
+def _binary_cross_grad_term(x: float, y: float) -> float:
+    """``_numerics.binary_cross_grad_terms``: ``-x/y + (1-x)/(1-y)``, each term 0 where
+    its weight is, infinite where only its denominator is 0."""
+    first = 0.0
+    if x > 0.0:
+        first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
+    weight = 1.0 - x
+    second = 0.0
+    if weight > 0.0:
+        second = math.inf if y == 1.0 else (weight / (1.0 - y) if y < 1.0 else weight)
+    return first + second
+
+
+def _pointwise(p: Any, q: Any, which: int, scale: float, screen: bool, out: Any) -> int:
+    """The elementwise measure ``which`` of ``p`` and ``q`` into ``out``; the number of
+    entries outside [0, 1] or NaN (with ``screen``)."""
+    suspects = 0
+    for i in range(p.shape[0]):
+        x = float(p[i])
+        y = float(q[i])
+        if screen and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
+            suspects += 1
+        if which == 0:  # _numerics.surprisal_terms
+            value = -_log_of(x)
+        elif which == 1:  # _numerics.binary_entropy_terms
+            value = _entr(x) - _xlog1py(1.0 - x, -x)
+        elif which == 2:  # _numerics.binary_cross_terms
+            value = -_xlogy(x, y) - _xlog1py(1.0 - x, -y)
+        else:
+            value = _binary_cross_grad_term(x, y)
+        out[i] = value / scale + 0.0
+    return suspects
+
+
+def _renamed(function: Any, qualname: str) -> Any:
+    """A copy of the module-level ``function`` under another qualified name, so that a
+    variant compiled with other options has its own cache index (Numba names the index
+    after the function, and its key holds the signature, not the options)."""
+    copy = pytypes.FunctionType(function.__code__, function.__globals__, function.__name__)
+    copy.__qualname__ = qualname
+    return copy
+
+
+def _signature(dtype: np.dtype, ndim: int, *options: types.Type) -> tuple[types.Type, ...]:
+    """Two read-only inputs of any layout, the options, and a C-contiguous output."""
+    value = numba.from_dtype(dtype)
+    side = types.Array(value, ndim, "A", readonly=True)
+    return (side, side, *options, types.Array(value, ndim, "C"))
+
+
+_ROW_OPTIONS = (types.int64,) * 3 + (types.float64,) * 3
+"""``form_a, form_b, want, scale, tol_a, tol_b``."""
+
+
+def rows(dtype: np.dtype, *, parallel: bool) -> Any:
+    """The row kernel for ``dtype`` (float32 or float64), on threads if ``parallel``:
+    ``kernel(a, b, form_a, form_b, want, scale, tol_a, tol_b, out) -> suspects``.
+    Compiled (or loaded from the cache) for this one signature; ``_fused`` keeps it."""
+    compile_ = numba.njit(
+        [_signature(dtype, 2, *_ROW_OPTIONS)],
+        error_model="numpy",
+        nogil=True,
+        cache=True,
+        parallel=parallel,
+    )
+    return compile_(_rows if parallel else _renamed(_rows, "_rows_serial"))
+
+
+def pointwise(dtype: np.dtype) -> Any:
+    """The elementwise kernel for ``dtype``:
+    ``kernel(p, q, which, scale, screen, out) -> suspects``."""
+    signature = _signature(dtype, 1, types.int64, types.float64, types.boolean)
+    return numba.njit([signature], error_model="numpy", nogil=True, cache=True)(_pointwise)
