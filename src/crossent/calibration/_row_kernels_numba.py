@@ -22,10 +22,23 @@ from numba.extending import intrinsic
 
 from ._row_kernels import _CHUNK_ENTRIES, _PART_ROWS
 
-__all__ = ["log_array", "log_positive", "summaries", "totals"]
+__all__ = [
+    "add_compensated",
+    "add_to_bins",
+    "bits_to_float64",
+    "chunk_parts",
+    "chunk_rows",
+    "entropy_terms",
+    "float64_to_bits",
+    "log_array",
+    "log_positive",
+    "row_loop",
+    "summaries",
+    "totals",
+]
 
 
-def bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
+def _bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
     """An intrinsic reinterpreting the bits of a ``source`` value as ``target``."""
 
     @intrinsic
@@ -37,8 +50,8 @@ def bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
     return cast
 
 
-float64_to_bits = bitcast(types.float64, types.int64, ir.IntType(64))
-bits_to_float64 = bitcast(types.int64, types.float64, ir.DoubleType())
+float64_to_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
+bits_to_float64 = _bitcast(types.int64, types.float64, ir.DoubleType())
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
 

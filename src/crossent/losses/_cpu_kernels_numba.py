@@ -87,11 +87,21 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = [
+    "bits_to_float32",
+    "bits_to_float64",
+    "encode",
     "exp_nonpositive",
+    "exp_sum",
+    "exp_sum_and_next_key",
+    "float32_bits",
+    "float64_to_bits",
     "gradient_kernel",
     "gradient_kernel_serial",
+    "order_key",
+    "row_max_key",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
+    "to_float32",
 ]
 
 
@@ -154,7 +164,7 @@ def bits_to_float32(typingctx: Any, bits: Any) -> Any:
 _I32 = ir.IntType(32)
 
 
-def widen(builder: Any, value: Any, kind: Any) -> Any:
+def _widen(builder: Any, value: Any, kind: Any) -> Any:
     """The float32 (LLVM float) of one stored value: float32, bf16 bits or fp16 bits."""
     if kind == types.uint16:  # bfloat16: the high half of a float32
         return builder.bitcast(
@@ -171,7 +181,7 @@ def widen(builder: Any, value: Any, kind: Any) -> Any:
 def to_float32(typingctx: Any, value: Any) -> Any:
     # float32 as is; uint16: bfloat16 bits; int16: float16 bits
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return widen(builder, args[0], signature.args[0])
+        return _widen(builder, args[0], signature.args[0])
 
     return types.float32(value), codegen
 
@@ -182,7 +192,7 @@ def float32_bits(typingctx: Any, value: Any) -> Any:
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         if signature.args[0] == types.int32:
             return args[0]
-        return builder.bitcast(widen(builder, args[0], signature.args[0]), _I32)
+        return builder.bitcast(_widen(builder, args[0], signature.args[0]), _I32)
 
     return types.int32(value), codegen
 
@@ -257,6 +267,8 @@ def exp_sum(row, top, inv_t, scale):
     return s
 
 
+# The two kernels below are plain functions here, compiled twice each at the end of the
+# module (:func:`_twins`): in parallel, and on the calling thread.
 def row_statistics_kernel(
     z,
     z_bits,
