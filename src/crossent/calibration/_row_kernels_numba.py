@@ -8,6 +8,14 @@ is a closure, and Numba keys its cache entries by a hash of the pickled closure
 variables (here other dispatchers and intrinsics), which differs from process to
 process, so every process compiled every kernel again (issue 13). What the kernels
 compute, and why so, is in :mod:`._row_kernels`' docstring.
+
+A kernel loaded from the cache may differ in the last bit of a reassociated sum from
+the same kernel in the process that compiled it: observed, the float32 Brier and
+entropy sums of :func:`totals` off by 1 ulp (every other output bitwise the same;
+within the accuracy :func:`._row_kernels.block_totals` states). Most likely because
+:func:`chunk_parts` is not inlined: Numba links a weak copy of it into each kernel,
+which LLVM optimises again with the kernel, and the compiling process's calls bind to
+the helper's own compilation, a cached kernel's to its copy.
 """
 
 from __future__ import annotations
