@@ -47,7 +47,7 @@ Kinds (relative ``rtol``; ``atol`` only where the truth can be 0)
 ``KERNEL_EXP``
     The float64 statistics of the fused CPU kernels (the per-row log-sum-exp, the
     inlined ``exp`` itself) against a float64 oracle: their ``exp`` is a degree-7
-    minimax polynomial of relative error 5.2e-11 (``losses/_cpu_kernels.py``; pinned
+    minimax polynomial of relative error 5.2e-11 (``losses/_cpu_kernels_numba.py``; pinned
     over [-708, 0] by ``test_issue13_kernel_exp.py``), so float64 ``rtol`` 1e-10 (2x
     over the polynomial's bound, which is reached: this kind cannot keep 10x by design);
     ``atol`` 1e-300 for a log-sum-exp of 0, to which the kernels add e^-708 (3.3e-308)

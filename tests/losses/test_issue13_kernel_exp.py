@@ -1,7 +1,7 @@
 r"""Issue 13: the fused CPU kernels' inlined ``exp`` keeps its documented relative error.
 
 The kernels trade the correctly rounded float64 ``exp`` for a degree-7 minimax
-polynomial (``losses/_cpu_kernels.py``, relative error 5.2e-11 on the reduced range),
+polynomial (``losses/_cpu_kernels_numba.py``, relative error 5.2e-11 on the reduced range),
 which the module docstring shows is far inside the float32 exactness bar. These tests
 pin that bound on a dense grid of float32 ``d`` in [-708, 0], with the worst points
 of every reduction interval (``|r| = ln 2 / 2``, where a minimax error peaks) included,

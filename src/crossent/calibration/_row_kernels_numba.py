@@ -1,0 +1,415 @@
+# mypy: allow-untyped-defs
+# (Numba kernels: their arguments are typed by Numba at the call, not by annotations.)
+"""The Numba kernels behind :mod:`._row_kernels` (imported by it on first use only).
+
+Every kernel, intrinsic and helper is defined at module level, so that Numba's on-disk
+cache (``cache=True``) hits in every later process: a function defined inside another
+is a closure, and Numba keys its cache entries by a hash of the pickled closure
+variables (here other dispatchers and intrinsics), which differs from process to
+process, so every process compiled every kernel again (issue 13). What the kernels
+compute, and why so, is in :mod:`._row_kernels`' docstring.
+
+A kernel loaded from the cache may differ in the last bit of a reassociated sum from
+the same kernel in the process that compiled it: observed, the float32 Brier and
+entropy sums of :func:`totals` off by 1 ulp (every other output bitwise the same;
+within the accuracy :func:`._row_kernels.block_totals` states). Most likely because
+:func:`chunk_parts` is not inlined: Numba links a weak copy of it into each kernel,
+which LLVM optimises again with the kernel, and the compiling process's calls bind to
+the helper's own compilation, a cached kernel's to its copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from ._row_kernels import _CHUNK_ENTRIES, _PART_ROWS
+
+__all__ = [
+    "add_compensated",
+    "add_to_bins",
+    "bits_to_float64",
+    "chunk_parts",
+    "chunk_rows",
+    "entropy_terms",
+    "float64_to_bits",
+    "log_array",
+    "log_positive",
+    "row_loop",
+    "summaries",
+    "totals",
+]
+
+
+def _bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
+    """An intrinsic reinterpreting the bits of a ``source`` value as ``target``."""
+
+    @intrinsic
+    def cast(typingctx: Any, value: Any) -> Any:
+        return target(source), lambda context, builder, signature, args: builder.bitcast(
+            args[0], llvm_target
+        )
+
+    return cast
+
+
+float64_to_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
+bits_to_float64 = _bitcast(types.int64, types.float64, ir.DoubleType())
+
+_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
+
+
+# Compiled on its own without ``reassoc`` (LLVM still inlines it, each instruction
+# keeping its flags): reassociation would distribute ``k * ln2`` over the 2^52 of
+# the exponent trick below and cancel catastrophically.  NumPy's error model: with
+# Python's, the division checks for zero, a branch that stops the vectorisation.
+@numba.njit(fastmath={"contract", "nsz"}, inline="never", error_model="numpy")
+def log_positive(x: float) -> float:
+    # fdlibm's __ieee754_log for finite x > 0 (subnormals scaled by 2^54 first):
+    # x = 2^e m, m in [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f),
+    # log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7 minimax polynomial,
+    # plus e log 2 split into a high part exact in any product and a low part.
+    # Error below 1 ulp, like the C library's.
+    tiny = x < 2.2250738585072014e-308
+    x = x * 18014398509481984.0 if tiny else x
+    bits = float64_to_bits(x)
+    mantissa = bits & 0x000FFFFFFFFFFFFF
+    # m >= sqrt(2): halve it (0x95F64 complements the top of sqrt(2)'s mantissa)
+    upper = (mantissa + 0x95F6400000000) >> 52
+    m = bits_to_float64(mantissa | ((1023 - upper) << 52))
+    # the exponent as a float64 without an int-to-float conversion (which AVX2 lacks
+    # for int64): the biased exponent in the low mantissa bits of 2^52, minus 2^52
+    biased = ((bits >> 52) & 0x7FF) + upper
+    k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
+    k = k - 54.0 if tiny else k
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (0.3999999999940941908 + w * (0.2222219843214978396 + w * 0.1531383769920937332))
+    t2 = z * (
+        0.6666666666666735130
+        + w * (0.2857142874366239149 + w * (0.1818357216161805012 + w * 0.1479819860511658591))
+    )
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    return k * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
+    )
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def entropy_terms(flat, start, count, terms):
+    # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
+    # vectorised across row boundaries, into a buffer that stays in L1; the two
+    # halves side by side, so that two independent logarithms are in flight
+    # (the loop is bound by the logarithm's latency: about 20% faster)
+    half = count // 2
+    for t in range(half):
+        x = np.float64(flat[start + t])
+        u = np.float64(flat[start + half + t])
+        terms[t] = x * log_positive(x) if x > 0.0 else 0.0
+        terms[half + t] = u * log_positive(u) if u > 0.0 else 0.0
+    if count % 2:
+        x = np.float64(flat[start + count - 1])
+        terms[count - 1] = x * log_positive(x) if x > 0.0 else 0.0
+
+
+# Compiled with its own flags (reassociated sums, vectorised) and called from the
+# kernels below, whose compensated sums must not be reassociated.
+@numba.njit(fastmath=_FLAGS, inline="never")
+def chunk_rows(rows, c0, c1, base, options, buffers):
+    # rows: (values, flat, bits, labels); options: (with_top, with_squares,
+    # with_entropy, limit); buffers: (floats, predicted, terms).
+    # Rows c0 <= i < c1: p_label, the sum of squares but the label's, (with_top) the
+    # confidence and predicted class, (with_entropy) the entropy, into
+    # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
+    # -1 - i for the first label out of range (checked before any read of the row).
+    # The row loop is row_loop's; the entropy's terms of the chunk's rows are then
+    # taken in one flat loop and summed per row.
+    values, flat, bits, labels = rows
+    with_top, with_squares, with_entropy, limit = options
+    floats, predicted, terms = buffers
+    suspect = row_loop(
+        values[c0:c1],
+        bits[c0:c1],
+        labels[c0:c1],
+        with_top,
+        with_squares,
+        limit,
+        floats[:, c0 - base :],
+        predicted[c0 - base :],
+    )
+    if suspect < 0:
+        return suspect - c0
+    k = values.shape[1]
+    if with_entropy:  # the chunk's rows are still in cache
+        entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
+        ent = floats[3, c0 - base :]
+        for r in range(c1 - c0):
+            total = 0.0
+            for j in range(r * k, (r + 1) * k):
+                total += terms[j]
+            ent[r] = -total
+    return suspect
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def row_loop(values, bits, labels, with_top, with_squares, limit, floats, predicted):
+    # One loop of sums and selects per row, no branches (LLVM takes the invariant
+    # with_top and with_squares out of it): the sum, the squares, the count of
+    # entries NaN or outside [0, 1] and the maximum, compared as bit patterns (for
+    # non-negative floats the integer order is the float order; a row with a
+    # negative entry or a NaN is suspect and checked in full anyway); then the first
+    # index of the maximum by a min reduction over the row, in L1 cache.  (Tracking
+    # the index in the first loop instead is not vectorised: measured per 10^7
+    # float32 entries, 10 classes 0.117 s vs 0.144 s, 1000 classes 0.56 s vs
+    # 0.28 s, on the 2-core AMD EPYC under load.  Nor is the validity by the bits'
+    # signed minimum and maximum faster than the three comparisons: measured 0.72x
+    # for 10 classes without the top label.)  The rows as a slice from 0 and the
+    # outputs as views: indexing them at i - c0 instead costs ~12% at 10 classes.
+    p_label, others, confidence = floats[0], floats[1], floats[2]
+    n, k = values.shape
+    suspect = 0
+    for i in range(n):
+        row = values[i]
+        row_bits = bits[i]
+        y = labels[i]
+        y = y + k if y < 0 else y  # NumPy's indexing, as the generic path
+        if (y < 0) | (y >= k):  # unchecked labels (validate=False): no stray read
+            return -1 - i
+        total = 0.0
+        squares = 0.0
+        bad = 0
+        top = row_bits[0]
+        for j in range(k):
+            x = np.float64(row[j])
+            total += x
+            if with_squares:
+                squares += 0.0 if j == y else x * x
+            bad += (x < 0.0) | (x > 1.0) | (x != x)
+            if with_top:
+                top = max(top, row_bits[j])
+        if with_top:  # the first maximum: a min reduction, which vectorises too
+            first = k
+            for j in range(k):
+                first = min(first, j if row_bits[j] == top else k)
+            confidence[i] = np.float64(row[first])
+            predicted[i] = first
+        suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
+        p_label[i] = np.float64(row[y])
+        others[i] = squares
+    return suspect
+
+
+@numba.njit(nogil=True, cache=True)
+def summaries(
+    values,
+    flat,
+    bits,
+    labels,
+    with_top,
+    with_squares,
+    with_entropy,
+    limit,
+    floats,
+    predicted,
+):
+    # the per-row summaries of every row, chunk by chunk (floats: p_label, others,
+    # confidence, entropy, one row each)
+    n, k = values.shape
+    chunk = max(1, _CHUNK_ENTRIES // max(k, 1))
+    terms = np.empty(chunk * k if with_entropy else 0)
+    suspect = 0
+    for c0 in range(0, n, chunk):
+        found = chunk_rows(
+            (values, flat, bits, labels),
+            c0,
+            min(c0 + chunk, n),
+            0,
+            (with_top, with_squares, with_entropy, limit),
+            (floats, predicted, terms),
+        )
+        if found < 0:
+            return found
+        suspect += found
+    return suspect
+
+
+@numba.njit(fastmath=_FLAGS, nogil=True, cache=True)
+def log_array(x, out):
+    for i in range(x.shape[0]):
+        out[i] = log_positive(x[i])
+
+
+# Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
+# then a product would add a rounding to every spherical score).
+@numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
+def chunk_parts(floats, count, wanted, surprisal, parts):
+    # The plain (vectorised, reassociated) sums over a chunk's rows of the surprisal
+    # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
+    # sums), the Brier and spherical scores and the entropy: parts[0..3], each only
+    # if ``wanted`` (0 otherwise).  NumPy's error model: no ZeroDivisionError for an
+    # (unchecked) row of zeros, whose spherical score is NaN.
+    logs, brier, spherical, entropy = wanted
+    p_label, others, ent = floats[0], floats[1], floats[3]
+    parts[0] = parts[1] = parts[2] = parts[3] = 0.0
+    if logs:
+        total = 0.0
+        for i in range(count):
+            x = p_label[i]
+            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+            s = -(np.inf if x == np.inf else v)
+            surprisal[i] = s
+            total += s
+        parts[0] = total
+    if brier:
+        total = 0.0
+        for i in range(count):
+            q = 1.0 - p_label[i]
+            total += others[i] + q * q
+        parts[1] = total
+    if spherical:
+        total = 0.0
+        for i in range(count):
+            p = p_label[i]
+            total += p / np.sqrt(others[i] + p * p)
+        parts[2] = total
+    if entropy:
+        total = 0.0
+        for i in range(count):
+            total += max(ent[i], 0.0)
+        parts[3] = total
+
+
+# No fastmath from here: the compensation must not be reassociated away, and the
+# bins must be the exact comparisons of assign_uniform_bins.
+@numba.njit(inline="always")
+def add_compensated(sums, carry, parts):
+    # Neumaier's step for each of the running sums
+    for q in range(parts.shape[0]):
+        total, part = sums[q], parts[q]
+        t = total + part
+        carry[q] += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
+        sums[q] = t
+
+
+@numba.njit(inline="always")
+def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_stats):
+    # assign_uniform_bins, by arithmetic and two comparisons (vectorised), then the
+    # count, confidence and hits of each bin, in row order (as numpy.bincount)
+    bins = edges.shape[0] - 1
+    for i in range(count):
+        c = confidence[i]
+        scaled = bins if c != c else c * bins
+        scaled = 0.0 if scaled < 0.0 else scaled
+        b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
+        low, high = edges[b], edges[b + 1]
+        down = (c < low) if left else (c <= low)
+        up = (c >= high) if left else (c > high)
+        b -= 1 if down & (b > 0) else 0
+        b += 1 if up & (b < bins - 1) else 0
+        index[i] = b
+    for i in range(count):
+        b = index[i]
+        bin_stats[0, b] += 1.0
+        bin_stats[1, b] += confidence[i]
+        bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def totals(
+    values,
+    flat,
+    bits,
+    labels,
+    with_top,
+    with_entropy,
+    logs,
+    brier,
+    spherical,
+    squares,
+    classes,
+    edges,
+    left,
+    limit,
+    out,
+    found_p,
+):
+    # One pass over a block, chunk by chunk of at most _PART_ROWS rows (their
+    # per-row numbers in buffers that stay in L1, never a per-row array of the
+    # block): chunk_rows, then chunk_parts, whose plain sums are added with
+    # Neumaier's compensation (about 2 ulps of each sum whatever the count, plus the
+    # parts' few roundings each), the hits, the uniform bins of the confidence, the
+    # per-class counts and surprisals and the most surprising rows.
+    # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
+    # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
+    # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
+    # found_p).  Returns the suspect rows, or -1 - i for a label out of range.
+    sums, class_stats, bin_stats, found = out
+    n, k = values.shape
+    # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
+    # are buffered)
+    chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // max(k, 1))) if with_entropy else _PART_ROWS
+    floats = np.empty((4, chunk))
+    predicted = np.empty(chunk, dtype=np.intp)
+    terms = np.empty(chunk * k if with_entropy else 0)
+    surprisal = np.empty(chunk)
+    index = np.empty(chunk, dtype=np.intp)
+    parts = np.empty(4)
+    carry = np.zeros(4)
+    sums[:] = 0.0
+    bins = edges.shape[0] - 1 if with_top else 0
+    keep = found.shape[0]
+    kept = 0
+    hits = 0
+    suspect = 0
+    for c0 in range(0, n, chunk):
+        c1 = min(c0 + chunk, n)
+        count = c1 - c0
+        flagged = chunk_rows(
+            (values, flat, bits, labels),
+            c0,
+            c1,
+            c0,
+            (with_top, squares, with_entropy, limit),
+            (floats, predicted, terms),
+        )
+        if flagged < 0:
+            return flagged
+        suspect += flagged
+        chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
+        add_compensated(sums, carry, parts)
+        if with_top:
+            for i in range(count):
+                hits += predicted[i] == labels[c0 + i]
+        if bins:
+            add_to_bins(floats[2], predicted, labels[c0:c1], count, edges, left, index, bin_stats)
+        if not (classes or keep):
+            continue
+        p_label = floats[0]
+        for i in range(count):
+            if classes:
+                y = labels[c0 + i]
+                y = y + classes if y < 0 else y
+                class_stats[0, y] += 1.0
+                class_stats[1, y] += surprisal[i]
+            p = p_label[i]
+            if keep and (kept < keep or p < found_p[kept - 1]):
+                j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
+                while j > 0 and p < found_p[j - 1]:
+                    found[j] = found[j - 1]
+                    found_p[j] = found_p[j - 1]
+                    j -= 1
+                found[j] = c0 + i
+                found_p[j] = p
+                kept = min(kept + 1, keep)
+    for q in range(4):  # inf and NaN as summed
+        sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
+    sums[4] = hits
+    return suspect

@@ -1,0 +1,395 @@
+# mypy: allow-untyped-defs
+# (Numba kernels: their arguments are typed by Numba at the call, not by annotations.)
+r"""The Numba kernels behind :mod:`._cpu_kernels` (imported by it on first use only).
+
+Every kernel, intrinsic and helper is defined at module level, so that Numba's on-disk
+cache (``cache=True``) hits in every later process: a function defined inside another
+is a closure, and Numba keys its cache entries by a hash of the pickled closure
+variables (here other dispatchers and intrinsics), which differs from process to
+process, so every process compiled every kernel again (issue 13). Each parallel kernel
+has a serial twin, the same Python body compiled without threads under its own name
+(its own cache entry).
+
+Rows are processed in parallel (``prange``, blocks of consecutive rows), accumulating
+in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row
+i, so that reading the next row from memory overlaps the arithmetic on this one; the
+maximum is an integer max over order-preserving keys of the float32 bits, which
+vectorises without fast-math and keeps a NaN visible.
+
+``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
+vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
+:math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2` (one FMA; ``k`` rounded by the
+1.5 * 2^52 trick, with 1023 added so that the sum's low bits are already the biased
+exponent of :math:`2^k`), a degree-7 minimax polynomial for :math:`e^r` evaluated by
+Estrin's scheme, and :math:`2^k` assembled from bits. The rounding ``(t + M) - M``
+lives in a function compiled without the fast-math ``reassoc`` flag (which the loops
+need to vectorise their sums, and which would fold that expression into ``t``); LLVM
+inlines it and each instruction keeps its own flags.
+
+Accuracy of the polynomial, and why it is enough
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The polynomial :math:`p(r) = 1 + r + \sum_{n=2}^{7} c_n r^n` minimises
+:math:`\max |p(r) e^{-r} - 1|` on :math:`|r| \le \ln 2/2` (a Lawson fit, i.e.
+iteratively reweighted least squares to the equioscillating minimax, with
+:math:`c_0 = 1` fixed so that :math:`e^0 = 1` exactly, and :math:`c_1 = 1` so that
+:math:`1 + r` is an add, off the FMA pipes; with :math:`c_1` free it is 4.7e-11): its
+relative error is :math:`\varepsilon_p = 5.2 \times 10^{-11}`; the reduction and the
+float64 evaluation add below :math:`10^{-13}`, so every term :math:`e^{d_c}` carries a
+relative error :math:`|\varepsilon_c| \le \varepsilon = 5.3 \times 10^{-11}` (pinned
+over :math:`[-708, 0]` by ``tests/losses/test_issue13_kernel_exp.py``). A float32 result
+needs much less. The exp-sum :math:`s = \sum_c e^{d_c}(1 + \varepsilon_c)` is then
+off by a relative :math:`\eta \le \varepsilon + \gamma`, with :math:`\gamma` the
+float64 summation error (:math:`\le (V/4)\,2^{-53} < 10^{-11}` for :math:`V \le 2.5
+\times 10^5`). The loss :math:`L = \ell - (z'_y - m) + \dots` has :math:`-(z'_y - m)
+\ge 0` and the smoothing term :math:`\ge 0`, so :math:`L \ge \ell`, and:
+
+* for :math:`s \ge 1.5`, :math:`\ell = \log s` is off by at most :math:`\eta` (absolute)
+  and :math:`L \ge \ell \ge \log 1.5`, so :math:`L` is off by a relative
+  :math:`\eta / \log 1.5 \le 2.5\,\eta`;
+* for :math:`s < 1.5`, :math:`\ell = \operatorname{log1p}(x)` of the non-maximal terms
+  (the ties exact), off by at most :math:`\eta\,x/(1+x) \le \eta \operatorname{log1p}(x)`
+  (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta` of :math:`\ell`, hence of
+  :math:`L`.
+
+Either way the float64 loss is within a relative :math:`2.5\,(\varepsilon + \gamma)
+\le 1.6 \times 10^{-10}` of the float64 truth, i.e. within :math:`0.003` float32 ulp
+(:math:`2^{-24} \approx 6 \times 10^{-8}`): after the one rounding to float32 each
+per-row loss is within 0.51 ulp, against the bar of 2 ulps, and the mean loss moves
+by at most a relative :math:`1.6 \times 10^{-10}`, so it rounds as with an exact
+``exp`` but for values within that distance of a rounding boundary. A degree-6
+polynomial (:math:`2 \times 10^{-9}`) would still meet the bar with 18x to spare;
+degree 7 keeps a wide margin for the mean loss at one FMA per four terms. The
+gradient's :math:`p = e^{d}` is written in float32: off by at most one ulp, correctly
+rounded but where :math:`e^d` lies within :math:`5.2 \times 10^{-11}` of a rounding
+boundary.
+
+Against the previous kernel (a degree-10 Taylor polynomial, :math:`3 \times 10^{-13}`,
+Cody-Waite's two-constant reduction, 64-bit order keys, the multiply by 1/T at T = 1),
+this polynomial, the one-constant reduction with the bias folded into the rounding
+constant, the 32-bit keys and the loops without 1/T at T = 1 cut the 4096 x 32000
+float32 forward pass from 0.192 s to 0.128 s of CPU time on one thread, against
+torch.compile's 0.205 s (medians, interleaved in one process on a loaded 2-core AMD
+EPYC with AVX2; with 2 threads 0.294 s of wall time against 0.470 s). The fused loop
+is 28 instructions per four terms, 11 of them on the FMA pipes (36 and 16 before;
+``inspect_asm``).
+"""
+
+from __future__ import annotations
+
+import math
+import types as pytypes
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+__all__ = [
+    "bits_to_float32",
+    "bits_to_float64",
+    "encode",
+    "exp_nonpositive",
+    "exp_sum",
+    "exp_sum_and_next_key",
+    "float32_bits",
+    "float64_to_bits",
+    "gradient_kernel",
+    "gradient_kernel_serial",
+    "order_key",
+    "row_max_key",
+    "row_statistics_kernel",
+    "row_statistics_kernel_serial",
+    "to_float32",
+]
+
+
+@intrinsic
+def bits_to_float64(typingctx: Any, bits: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def float64_to_bits(typingctx: Any, value: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must propagate
+# 1.5 * 2**52 + 1023: adding it to t rounds t to an integer k and leaves k + 1023
+# (the biased exponent of 2^k) in the low bits of the sum.
+_MAGIC = 6755399441056767.0
+
+
+# Compiled on its own, without ``reassoc``, so that ``(t + M) - M`` rounds t to an
+# integer instead of being folded to t; LLVM still inlines it into the loops, where
+# each instruction keeps its own flags.
+@numba.njit(fastmath=_FLAGS - {"reassoc"}, inline="never")
+def exp_nonpositive(x: float) -> float:
+    # Below -708, e^x < 4e-308: the terms vanish against the max's 1. Written so
+    # that a NaN passes through (the comparison is false), and still one vmaxpd.
+    x = -708.0 if x < -708.0 else x
+    shifted = x * 1.4426950408889634 + _MAGIC  # k + 1023 in the low bits
+    k = shifted - _MAGIC
+    # One constant (not Cody-Waite's two): fused or not, |r| errs by under 6e-14,
+    # i.e. e^r by a relative 6e-14, far below the polynomial's 5.2e-11
+    r = x - k * 0.6931471805599453
+    # e^r on |r| <= ln 2 / 2 by a degree-7 minimax polynomial 1 + r + c2 r^2 + ...
+    # + c7 r^7 (relative error 5.2e-11, see the module docstring), by Estrin's scheme: a
+    # dependency chain of 3 FMAs after r^2, which keeps both FMA pipes busy.
+    r2 = r * r
+    r4 = r2 * r2
+    p01 = 1.0 + r  # c1 = 1: an add, which leaves the FMA pipes one op less
+    p23 = 0.5000000067643473 + r * 0.16666665869408973
+    p45 = 0.04166629509026616 + r * 0.008333497009265464
+    p67 = 0.0013944648835041446 + r * 0.00019790352356200552
+    p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
+    return p * bits_to_float64(float64_to_bits(shifted) << 52)
+
+
+@intrinsic
+def bits_to_float32(typingctx: Any, bits: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+_I32 = ir.IntType(32)
+
+
+def _widen(builder: Any, value: Any, kind: Any) -> Any:
+    """The float32 (LLVM float) of one stored value: float32, bf16 bits or fp16 bits."""
+    if kind == types.uint16:  # bfloat16: the high half of a float32
+        return builder.bitcast(
+            builder.shl(builder.zext(value, _I32), ir.Constant(_I32, 16)), ir.FloatType()
+        )
+    if kind == types.int16:  # float16 (F16C's vcvtph2ps on x86)
+        return builder.fpext(builder.bitcast(value, ir.HalfType()), ir.FloatType())
+    if kind == types.int32:  # the bits of a float32
+        return builder.bitcast(value, ir.FloatType())
+    return value
+
+
+@intrinsic
+def to_float32(typingctx: Any, value: Any) -> Any:
+    # float32 as is; uint16: bfloat16 bits; int16: float16 bits
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return _widen(builder, args[0], signature.args[0])
+
+    return types.float32(value), codegen
+
+
+@intrinsic
+def float32_bits(typingctx: Any, value: Any) -> Any:
+    # The int32 bits of the float32 a stored value decodes to (int32: already bits).
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        if signature.args[0] == types.int32:
+            return args[0]
+        return builder.bitcast(_widen(builder, args[0], signature.args[0]), _I32)
+
+    return types.int32(value), codegen
+
+
+@intrinsic
+def encode(typingctx: Any, like: Any, value: Any) -> Any:
+    # float32 ``value`` in the element type of the array ``like``: float32 as is,
+    # bfloat16 (uint16) rounded to nearest even from the bits with NaN kept quiet,
+    # float16 (int16) by LLVM's fptrunc (round to nearest even, subnormals, inf).
+    kind = like.dtype
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        x = args[1]
+        if kind == types.uint16:
+            bits = builder.bitcast(x, _I32)
+            odd = builder.and_(builder.lshr(bits, ir.Constant(_I32, 16)), ir.Constant(_I32, 1))
+            rounded = builder.add(builder.add(bits, ir.Constant(_I32, 0x7FFF)), odd)
+            nan = builder.fcmp_unordered("uno", x, x)
+            kept = builder.select(nan, builder.or_(bits, ir.Constant(_I32, 0x400000)), rounded)
+            return builder.trunc(builder.lshr(kept, ir.Constant(_I32, 16)), ir.IntType(16))
+        if kind == types.int16:
+            return builder.bitcast(builder.fptrunc(x, ir.HalfType()), ir.IntType(16))
+        return x
+
+    return kind(like, types.float32), codegen
+
+
+@intrinsic
+def order_key(typingctx: Any, bits: Any) -> Any:
+    # float32 bits -> an int32 that orders like the float (an involution):
+    # bits ^ ((bits >> 31) >>> 1). Integer max reductions vectorise without
+    # fast-math, and a positive NaN sorts above +inf, so it surfaces as the maximum
+    # instead of vanishing. In LLVM's i32 (Numba's own int32 arithmetic widens to
+    # int64, which halves the lanes and needs a compare-and-blend for the max).
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        sign = builder.ashr(args[0], ir.Constant(_I32, 31))
+        return builder.xor(args[0], builder.lshr(sign, ir.Constant(_I32, 1)))
+
+    return types.int32(types.int32), codegen
+
+
+@numba.njit(inline="never")
+def row_max_key(row_bits):
+    key = order_key(float32_bits(row_bits[0]))
+    for j in range(row_bits.shape[0]):
+        key = max(key, order_key(float32_bits(row_bits[j])))
+    return key
+
+
+# The exp-sums, inlined with a literal ``scale``: at temperature 1 the loop has no
+# multiply by 1/T (one FMA-pipe instruction of about twelve per four terms; the
+# results are the same, x * 1.0 being exact). (x - top) is exact in float64 for
+# float32 x, so the maximum gives exactly 0 whatever fast-math contracts.
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum_and_next_key(row, following, top, inv_t, scale):
+    # sum of e^((x - top) / T) over the row, and the max key of the following row
+    key = order_key(float32_bits(following[0]))
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = np.float64(to_float32(row[j])) - top
+        s += exp_nonpositive(d * inv_t if scale else d)
+        key = max(key, order_key(float32_bits(following[j])))
+    return s, key
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum(row, top, inv_t, scale):
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = np.float64(to_float32(row[j])) - top
+        s += exp_nonpositive(d * inv_t if scale else d)
+    return s
+
+
+# The two kernels below are plain functions here, compiled twice each at the end of the
+# module (:func:`_twins`): in parallel, and on the calling thread.
+def row_statistics_kernel(
+    z,
+    z_bits,
+    labels,
+    weight,
+    inv_t,
+    need_sum,
+    block,
+    out_m,
+    out_ell,
+    out_zy,
+    out_sum,
+    out_suspect,
+):
+    n, v = z.shape
+    has_weight = weight.shape[0] == v
+    scale = inv_t != 1.0
+    # Each thread takes blocks of consecutive rows. The exp-sum of row i runs in the
+    # same loop as the maximum of row i + 1, so that row i + 1 streams in from
+    # memory while row i (already in cache) is exponentiated.
+    for b in numba.prange((n + block - 1) // block):
+        first = b * block
+        stop = min(n, first + block)
+        key = row_max_key(z_bits[first])
+        for i in range(first, stop):
+            row = z[i]
+            top = np.float64(bits_to_float32(order_key(key)))
+            m = top * inv_t
+            s = 0.0
+            total = 0.0
+            if m != -np.inf:
+                if i + 1 < stop and scale:
+                    s, key = exp_sum_and_next_key(row, z_bits[i + 1], top, inv_t, True)
+                elif i + 1 < stop:
+                    s, key = exp_sum_and_next_key(row, z_bits[i + 1], top, inv_t, False)
+                # the block's last row (running the fused loop on its own maximum
+                # again, from cache, measured 3-10 % slower overall)
+                elif scale:
+                    s = exp_sum(row, top, inv_t, True)
+                else:
+                    s = exp_sum(row, top, inv_t, False)
+            elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
+                key = row_max_key(z_bits[i + 1])
+            if m != -np.inf and need_sum:
+                if has_weight:
+                    for j in range(v):
+                        if weight[j] != 0.0:
+                            total += weight[j] * ((np.float64(to_float32(row[j])) - top) * inv_t)
+                else:
+                    for j in range(v):
+                        total += (np.float64(to_float32(row[j])) - top) * inv_t
+            if s < 1.5:
+                # Near-deterministic row: log(1 + delta) has lost delta's digits.
+                # Count the maximal terms and log1p the others (a pass from cache).
+                rest = 0.0
+                ties = 0.0
+                for j in range(v):
+                    d = (np.float64(to_float32(row[j])) - top) * inv_t
+                    if d < 0.0:
+                        rest += exp_nonpositive(d)
+                    elif d == 0.0:
+                        ties += 1.0
+                ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
+            else:
+                ell = math.log(s)
+            out_m[i] = m
+            out_ell[i] = ell
+            y = labels[i]
+            bad_label = y < 0 or y >= v  # never read outside the row
+            out_zy[i] = (np.float64(to_float32(row[0 if bad_label else y])) - top) * inv_t
+            out_sum[i] = total
+            # Not finite exactly when the row holds a NaN (a positive NaN is the
+            # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
+            out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
+
+
+def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, out):
+    n, v = z.shape
+    has_uniform = uniform.shape[0] == v
+    for i in numba.prange(n):
+        row = z[i]
+        c = p_coef[i]
+        base = shift[i]
+        r = row_uniform[i] if has_uniform else 0.0
+        if has_uniform:
+            for j in range(v):
+                d = np.float64(to_float32(row[j])) * inv_t - base
+                out[i, j] = encode(out, np.float32(c * exp_nonpositive(d) - r * uniform[j]))
+        else:
+            for j in range(v):
+                d = np.float64(to_float32(row[j])) * inv_t - base
+                out[i, j] = encode(out, np.float32(c * exp_nonpositive(d)))
+        # The label's entry again, its target term subtracted before the one rounding
+        # (p_y - 1 formed in float64: no cancellation of an already rounded p_y).
+        y = labels[i]
+        if y < 0 or y >= v:  # not a class (unchecked input): never write outside
+            continue
+        d = np.float64(to_float32(row[y])) * inv_t - base
+        value = c * exp_nonpositive(d) - target_coef[i]
+        if has_uniform:
+            value -= r * uniform[y]
+        out[i, y] = encode(out, np.float32(value))
+
+
+def _twins(body: Any) -> tuple[Any, Any]:
+    """The parallel kernel of ``body`` and its serial twin, ``<name>_serial``.
+
+    The twin runs on the calling thread: a parallel launch costs about 9 us, most of a
+    call on a few rows (issue 13, small inputs). It compiles a copy of the function
+    under its own name, so that its on-disk cache entry is its own (Numba names the
+    cache files by the function's qualified name, not by its compile options). Neither
+    is a closure, so both cache entries are found again by later processes.
+    """
+    name = body.__name__
+    copy = pytypes.FunctionType(body.__code__, body.__globals__, f"{name}_serial")
+    copy.__qualname__ = f"{name}_serial"
+    return (
+        numba.njit(parallel=True, fastmath=_FLAGS, cache=True)(body),
+        numba.njit(fastmath=_FLAGS, cache=True)(copy),
+    )
+
+
+row_statistics_kernel, row_statistics_kernel_serial = _twins(row_statistics_kernel)
+gradient_kernel, gradient_kernel_serial = _twins(gradient_kernel)
