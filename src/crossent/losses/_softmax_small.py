@@ -31,6 +31,8 @@ _FLOAT32 = np.dtype(np.float32).char
 _INT64 = np.dtype(np.int64).char
 _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
 """The reductions as ``_small_numba`` numbers them (``NONE``, ``SUM``, ``MEAN``, ``PARTS``)."""
+_NO_ROWS = np.empty(0, dtype=np.float32)
+"""The per-row output of a reduced loss (the compiled call writes none)."""
 
 
 def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
@@ -61,7 +63,7 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
     reduction = _REDUCTIONS[options.reduction]
-    rows = np.empty(n if reduction == 0 else 0, dtype=np.float32)
+    rows = np.empty(n, dtype=np.float32) if reduction == 0 else _NO_ROWS
     ok, value = _compiled().label_loss(
         z,
         labels if labels.ndim == 1 else labels.reshape(n),
