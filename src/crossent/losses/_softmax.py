@@ -70,7 +70,9 @@ or soft-capping go to the row statistics (the generic path's for float64, the fu
 kernels' for float32 when Numba is installed) and through the same per-row terms and
 reduction, without building the problem; the values are the problem's bit for bit,
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
-names it.
+names it. On small float32 inputs with int64 labels that path is one compiled call
+(``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
+reduction, or the gradient, in one Numba function.
 """
 
 from __future__ import annotations
@@ -565,7 +567,9 @@ def _kernel_gradient(
 # reduction (``reduce_loss``), so the values are the problem's, bit for bit (pinned by
 # tests/losses/test_issue13_small_dispatch.py). Anything unusual (a suspect row for
 # the kernels, another dtype or layout, another option) leaves it for the full path,
-# which also names what is wrong.
+# which also names what is wrong. A float32 call that ``_softmax_small.takes`` is one
+# compiled call instead of the statistics and terms below (pinned bit for bit by
+# tests/losses/test_issue13_compiled_small.py).
 
 _LEAN_DEFAULTS: dict[str, Any] = {
     name: parameter.default
