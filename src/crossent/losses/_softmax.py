@@ -591,6 +591,7 @@ def _lean_options(given: dict[str, Any]) -> LossOptions:
 _DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
 _DEFAULTED = frozenset({"axis", "validate"})
 """Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
+_DEFAULT_AXIS, _DEFAULT_VALIDATE = _LEAN_DEFAULTS["axis"], _LEAN_DEFAULTS["validate"]
 
 
 @dataclass
@@ -616,11 +617,15 @@ def _lean_call(
     char = logits.dtype.char
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
-    given = _LEAN_DEFAULTS | kwargs
-    opts = _DEFAULT_OPTIONS if _DEFAULTED.issuperset(kwargs) else _lean_options(given)
-    if not _classes_last(logits, given["axis"], opts):
+    if _DEFAULTED.issuperset(kwargs):  # no dict to build (issue 13: per-call overhead)
+        opts, axis = _DEFAULT_OPTIONS, kwargs.get("axis", _DEFAULT_AXIS)
+        validate = kwargs.get("validate", _DEFAULT_VALIDATE)
+    else:
+        given = _LEAN_DEFAULTS | kwargs
+        opts, axis, validate = _lean_options(given), given["axis"], given["validate"]
+    if not _classes_last(logits, axis, opts):
         return None
-    return logits, labels, opts, given["validate"]
+    return logits, labels, opts, validate
 
 
 def _lean_statistics(
