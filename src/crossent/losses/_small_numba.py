@@ -37,7 +37,7 @@ Bit for bit the full path's values
 Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
 in; its cache is keyed by this file, so after editing the kernels' module in a source
 checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
-module imports Numba: ``_softmax`` imports it on the first call that can use it.
+module imports Numba: ``_softmax_small`` imports it on the first call that it takes.
 """
 
 from __future__ import annotations
