@@ -4,9 +4,10 @@
 
 Target: under 10 us per call on a row of 10 classes with ``validate=False`` and under
 20 us with validation. Each public measure and loss is called on a float64 row of 10
-(losses also on (1, 10) and (8, 10) logits with integer labels), with and without
-validation, next to anchors: ``scipy.stats.entropy``, ``scipy.special.rel_entr`` summed,
-the bare NumPy expression, and ``torch.nn.functional.cross_entropy`` on a (1, 10)
+(losses also on (1, 10) and (8, 10) logits with integer labels; softmax cross-entropy
+and its gradient on float32 logits too), with and without validation, next to
+anchors: ``scipy.stats.entropy``, ``scipy.special.rel_entr`` summed, the bare NumPy
+expression, and ``torch.nn.functional.cross_entropy`` on a (1, 10)
 tensor where torch is installed.
 
 Timing: ``timeit`` with ``number`` calls per repeat; the table gives the minimum over
@@ -117,6 +118,16 @@ def _crossent_cases(x: dict[str, np.ndarray]) -> list[tuple[str, str, Callable[[
         ):
             cases.append(
                 (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
+            )
+    for rows in (1, 8):  # float32 logits: the fused kernels' path (Numba when installed)
+        logits, labels = x[f"logits{rows}"].astype(np.float32), x[f"labels{rows}"]
+        for fn in (c.softmax_cross_entropy, c.softmax_cross_entropy_grad):
+            cases.append(
+                (
+                    fn.__name__,
+                    f"({rows}, 10) float32",
+                    lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v),
+                )
             )
     for fn in (
         c.sigmoid_cross_entropy,

@@ -70,7 +70,9 @@ or soft-capping go to the row statistics (the generic path's for float64, the fu
 kernels' for float32 when Numba is installed) and through the same per-row terms and
 reduction, without building the problem; the values are the problem's bit for bit,
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
-names it.
+names it. On small float32 inputs with int64 labels that path is one compiled call
+(``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
+reduction, or the gradient, in one Numba function.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ from .._checks import check_labels, check_logits, check_out
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last
 from ..errors import InputError
-from . import _cpu_kernels, _numpy_kernels
+from . import _cpu_kernels, _numpy_kernels, _softmax_small
 from ._batch import (
     Batch,
     Labels,
@@ -565,7 +567,9 @@ def _kernel_gradient(
 # reduction (``reduce_loss``), so the values are the problem's, bit for bit (pinned by
 # tests/losses/test_issue13_small_dispatch.py). Anything unusual (a suspect row for
 # the kernels, another dtype or layout, another option) leaves it for the full path,
-# which also names what is wrong.
+# which also names what is wrong. A float32 call that ``_softmax_small.takes`` is one
+# compiled call instead of the statistics and terms below (pinned bit for bit by
+# tests/losses/test_issue13_compiled_small.py).
 
 _LEAN_DEFAULTS: dict[str, Any] = {
     name: parameter.default
@@ -587,6 +591,7 @@ def _lean_options(given: dict[str, Any]) -> LossOptions:
 _DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
 _DEFAULTED = frozenset({"axis", "validate"})
 """Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
+_DEFAULT_AXIS, _DEFAULT_VALIDATE = _LEAN_DEFAULTS["axis"], _LEAN_DEFAULTS["validate"]
 
 
 @dataclass
@@ -600,8 +605,10 @@ class _Lean:
     shifted_y: np.ndarray  # z'_y - m
 
 
-def _lean_statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lean | None:
-    """The statistics of a call the lean path takes, or None."""
+def _lean_call(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, LossOptions, Any] | None:
+    """``(logits, labels, options, validate)`` of a call the lean path takes, or None."""
     if len(args) != 2 or not _LEAN_DEFAULTS.keys() >= kwargs.keys():
         return None
     logits, labels = args
@@ -610,11 +617,22 @@ def _lean_statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Lean | N
     char = logits.dtype.char
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
-    given = _LEAN_DEFAULTS | kwargs
-    opts = _DEFAULT_OPTIONS if _DEFAULTED.issuperset(kwargs) else _lean_options(given)
-    if not _classes_last(logits, given["axis"], opts):
+    if _DEFAULTED.issuperset(kwargs):  # no dict to build (issue 13: per-call overhead)
+        opts, axis = _DEFAULT_OPTIONS, kwargs.get("axis", _DEFAULT_AXIS)
+        validate = kwargs.get("validate", _DEFAULT_VALIDATE)
+    else:
+        given = _LEAN_DEFAULTS | kwargs
+        opts, axis, validate = _lean_options(given), given["axis"], given["validate"]
+    if not _classes_last(logits, axis, opts):
         return None
-    classes, validate, generic = logits.shape[-1], given["validate"], char == _FLOAT64
+    return logits, labels, opts, validate
+
+
+def _lean_statistics(
+    logits: np.ndarray, labels: np.ndarray, opts: LossOptions, validate: Any
+) -> _Lean | None:
+    """The statistics of a call :func:`_lean_call` takes, or None (a suspect row)."""
+    classes, generic = logits.shape[-1], logits.dtype.char == _FLOAT64
     if generic and validate:  # the generic path's checks, in its order
         check_logits(logits, name="logits", xp=compat_numpy, axis=logits.ndim - 1)
     if not (generic or logits.flags.c_contiguous):
@@ -641,7 +659,12 @@ _FLOAT32 = np.dtype(np.float32).char
 
 def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:func:`softmax_cross_entropy` by the lean path, or None."""
-    lean = _lean_statistics(args, kwargs)
+    call = _lean_call(args, kwargs)
+    if call is None:
+        return None
+    if _softmax_small.takes(call[0], call[1]):  # one compiled call (float32, small)
+        return _softmax_small.label_loss(*call[:3])
+    lean = _lean_statistics(*call)
     if lean is None:
         return None
     opts = lean.options
@@ -651,8 +674,10 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         lean.shifted_y, None, 1.0, None, eps=0.0, classes=0, xp=compat_numpy, unweighted=True
     )
     dtype = lean.logits.dtype  # the compute dtype: float32 or float64
+    # omega: a 1 of the compute dtype, as the problem's (z_loss * omega is float32 for
+    # float32 logits)
     return reduce_loss(
-        row_loss(lean.rows, a, b, 1.0, z_loss=opts.z_loss),
+        row_loss(lean.rows, a, b, dtype.type(1.0), z_loss=opts.z_loss),
         dtype.type(lean.labels.size),
         reduction=opts.reduction,
         xp=compat_numpy,
@@ -664,7 +689,14 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:func:`softmax_cross_entropy_grad` by the lean path, or None."""
     out = kwargs.get("out")
-    lean = _lean_statistics(args, {k: v for k, v in kwargs.items() if k != "out"})
+    if "out" in kwargs:
+        kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+    call = _lean_call(args, kwargs)
+    if call is None:
+        return None
+    if _softmax_small.takes(call[0], call[1], out):  # one compiled call (float32, small)
+        return _softmax_small.label_gradient(*call[:3], out)
+    lean = _lean_statistics(*call)
     if lean is None:
         return None
     rows, opts, labels = lean.rows, lean.options, lean.labels

@@ -1,0 +1,231 @@
+r"""One compiled call per small softmax cross-entropy of float32 logits (issue 13, Numba).
+
+Design
+------
+On a row of 10 classes the work of a loss is some 20 exponentials; what costs is the
+Python around it (a NumPy call is about a microsecond). :func:`label_loss` and
+:func:`label_gradient` do, in one Numba call on the calling thread, everything the lean
+path of ``_softmax.py`` does for float32 logits with integer labels and no per-row
+weights: the screening of the rows (the fused kernel's *suspect* flag: a NaN, ``+inf``,
+a row of ``-inf``, a label outside ``[0, C)``), the row statistics, the per-row loss and
+its reduction (or the gradient). A suspect row returns ``False`` and the caller takes
+the full path, which names what is wrong.
+
+Bit for bit the full path's values
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+* The row statistics and the gradient are the fused kernels' own compiled code
+  (``_cpu_kernels_numba``'s serial twins, called from here), so they are the kernels'
+  values, whatever their fast-math flags do.
+* The per-row loss repeats ``_terms.row_loss`` with :math:`A = \omega = 1` (in
+  float64): :math:`\ell - (z'_y - m)`, plus :math:`\lambda\,\mathrm{LSE}^2` as
+  ``float32(z_loss) * (lse * lse)`` (the full path's :math:`\omega` is a float32 one,
+  which rounds :math:`\lambda` to float32 in ``z_loss * omega``); these functions are
+  compiled *without* fast-math, so no product is contracted into an FMA and each
+  operation rounds as NumPy's does.
+* The reduction repeats ``_reduction.reduce_loss``: the float64 sum in the order of
+  NumPy's pairwise summation (:func:`pairwise_sum`: 8 accumulators on blocks of up to
+  128 terms, halves above), rounded once to float32; then, in float32 as NumPy does
+  it for a float32 array and a Python float, the division by the number of rows for
+  ``'mean'`` and by :math:`\ln b` for ``base``, and ``+ 0.0`` (no ``-0.0``).
+* The gradient's coefficients repeat ``_softmax._kernel_gradient`` and
+  ``_reduction.scale_for_reduction``: for ``'mean'`` the scale :math:`1/N` (and its
+  division by :math:`\ln b`) is formed in float32, as NumPy forms
+  ``1.0 / np.float32(N)``; otherwise in float64.
+
+``tests/losses/test_issue13_compiled_small.py`` pins all of it against the full path.
+
+Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
+in; its cache is keyed by this file, so after editing the kernels' module in a source
+checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
+module imports Numba: ``_softmax_small`` imports it on the first call that it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
+
+__all__ = ["MEAN", "NONE", "PARTS", "SUM", "label_gradient", "label_loss", "pairwise_sum"]
+
+#: The reductions, as the compiled functions take them.
+NONE, SUM, MEAN, PARTS = 0, 1, 2, 3
+
+#: Rows per block of the statistics kernel (``_cpu_kernels._ROWS_PER_BLOCK``); serial,
+#: it changes nothing but the order in which the next row's maximum is taken.
+_BLOCK = 32
+
+
+@numba.njit(cache=True)
+def pairwise_sum(a: np.ndarray) -> float:
+    """``np.add.reduce(a)`` for 1-d float64 ``a``, in NumPy's order of additions.
+
+    NumPy (``pairwise_sum`` in ``loops_utils.h.src``) starts from 0, adds up to 7 terms
+    in sequence, takes blocks of up to 128 terms with 8 accumulators (:func:`_block_sum`),
+    and splits a longer range in two at half its length rounded down to a multiple of
+    8, adding the halves' sums. The splits are walked with an explicit stack: Numba
+    crashes loading from its cache a function that calls a recursive one.
+    """
+    # (first, length, halves done?) per pending range: 2 per level of splits
+    first = np.empty(128, dtype=np.int64)
+    length = np.empty(128, dtype=np.int64)
+    split = np.zeros(128, dtype=np.bool_)
+    sums = np.empty(128)
+    first[0], length[0], pending, done = 0, a.shape[0], 1, 0
+    while pending:
+        pending -= 1
+        start, n = first[pending], length[pending]
+        if n <= 128:
+            sums[done] = _block_sum(a, start, n)
+            done += 1
+        elif split[pending]:  # both halves summed: left + right
+            done -= 1
+            sums[done - 1] += sums[done]
+        else:
+            half = n // 2
+            half -= half % 8
+            split[pending] = True  # revisited after its halves
+            first[pending + 1], length[pending + 1], split[pending + 1] = (
+                start + half,
+                n - half,
+                False,
+            )
+            first[pending + 2], length[pending + 2], split[pending + 2] = start, half, False
+            pending += 3
+    return sums[0]
+
+
+@numba.njit(cache=True)
+def _block_sum(a: np.ndarray, first: int, n: int) -> float:
+    """NumPy's pairwise sum of ``a[first:first + n]`` for ``n <= 128``: from 0 in sequence
+    below 8 terms, else 8 accumulators combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) +
+    (r6 + r7))`` and the remainder added after."""
+    if n < 8:
+        total = 0.0
+        for i in range(first, first + n):
+            total += a[i]
+        return total
+    r0, r1, r2, r3 = a[first], a[first + 1], a[first + 2], a[first + 3]
+    r4, r5, r6, r7 = a[first + 4], a[first + 5], a[first + 6], a[first + 7]
+    k = first + 8
+    stop = first + n - n % 8
+    while k < stop:
+        r0 += a[k]
+        r1 += a[k + 1]
+        r2 += a[k + 2]
+        r3 += a[k + 3]
+        r4 += a[k + 4]
+        r5 += a[k + 5]
+        r6 += a[k + 6]
+        r7 += a[k + 7]
+        k += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(k, first + n):
+        total += a[i]
+    return total
+
+
+@numba.njit(cache=True)
+def _statistics(z: np.ndarray, labels: np.ndarray, inv_t: float) -> tuple[Any, Any, Any, bool]:
+    """m, ell, z'_y - m per row by the serial statistics kernel, and whether a row is
+    suspect."""
+    n = z.shape[0]
+    m = np.empty(n)
+    ell = np.empty(n)
+    zy = np.empty(n)
+    total = np.empty(n)
+    suspect = np.empty(n, dtype=np.bool_)
+    row_statistics_kernel_serial(
+        z, z.view(np.int32), labels, np.empty(0), inv_t, False, _BLOCK, m, ell, zy, total, suspect
+    )
+    return m, ell, zy, bool(suspect.any())
+
+
+@numba.njit(cache=True)
+def label_loss(
+    z: np.ndarray,
+    labels: np.ndarray,
+    inv_t: float,
+    z_loss: float,
+    reduction: int,
+    log_base: float,
+    rows: np.ndarray,
+) -> tuple[bool, Any]:
+    r"""``(ok, loss)``: the lean path's loss of float32 ``z`` (N x C) and int64 ``labels``.
+
+    ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go
+    to ``rows`` (float32, N) and ``loss`` is 0; else ``loss`` is the float32 total (or
+    mean). ``ok`` is False, and nothing is computed, when a row is suspect.
+    """
+    m, ell, zy, suspect = _statistics(z, labels, inv_t)
+    if suspect:
+        return False, 0.0
+    n = z.shape[0]
+    # The full path's example weights are float32 ones: z_loss * omega is float32(z_loss)
+    factor = np.float64(np.float32(z_loss))
+    loss = np.empty(n)
+    for i in range(n):
+        value = ell[i] - zy[i]
+        if z_loss != 0.0:
+            lse = m[i] + ell[i]
+            value = value + factor * (lse * lse)
+        loss[i] = value
+    unit = np.float32(log_base)
+    if reduction == NONE:
+        for i in range(n):
+            value32 = np.float32(loss[i])
+            if log_base != 0.0:
+                value32 = value32 / unit
+            rows[i] = value32 + np.float32(0.0)
+        return True, 0.0
+    total = np.float32(pairwise_sum(loss))
+    if reduction == MEAN:
+        total = total / np.float32(n)
+    if log_base != 0.0:
+        total = total / unit
+    return True, total + np.float32(0.0)
+
+
+@numba.njit(cache=True)
+def label_gradient(
+    z: np.ndarray,
+    labels: np.ndarray,
+    temperature: float,
+    z_loss: float,
+    reduction: int,
+    log_base: float,
+    out: np.ndarray,
+) -> bool:
+    r"""The lean path's gradient of float32 ``z`` (N x C) and int64 ``labels``, into ``out``.
+
+    Row i is :math:`c_i\,p_i - s\,e_{y_i}` with :math:`s` the reduction's scale over
+    :math:`T` and :math:`c_i = (1 + 2\lambda\,\mathrm{LSE}_i)\,s` (``_kernel_gradient``
+    with :math:`A = \omega = 1`). False, with nothing written, when a row is suspect.
+    """
+    inv_t = 1.0 / temperature
+    m, ell, _, suspect = _statistics(z, labels, inv_t)
+    if suspect:
+        return False
+    n = z.shape[0]
+    if reduction == MEAN:  # NumPy: 1.0 / np.float32(n), then / ln b, in float32
+        scale32 = np.float32(1.0) / np.float32(n)
+        if log_base != 0.0:
+            scale32 = scale32 / np.float32(log_base)
+        scale = float(scale32)
+    else:
+        scale = 1.0 / log_base if log_base != 0.0 else 1.0
+    row_scale = scale / temperature
+    lse = np.empty(n)
+    p_coef = np.empty(n)
+    target_coef = np.empty(n)
+    for i in range(n):
+        lse[i] = m[i] + ell[i]
+        coef = 1.0 + 2.0 * z_loss * lse[i] if z_loss != 0.0 else 1.0
+        p_coef[i] = coef * row_scale
+        target_coef[i] = row_scale
+    empty = np.empty(0)
+    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, empty, empty, out)
+    return True

@@ -1,0 +1,114 @@
+"""The compiled call of the lean softmax cross-entropy path (issue 13, small inputs).
+
+A call of ``softmax_cross_entropy`` or its gradient that the lean path takes (see
+``_softmax.py``), with float32 logits, int64 labels, both C-contiguous, aligned and
+writable, and at most :data:`_cpu_kernels.SERIAL_ELEMENTS` logits, is one Numba call
+(``_small_numba``): screening, row statistics, per-row loss and reduction, or the
+gradient. Around it, only what the call's result needs: an output array, the result's
+NumPy type. Values are the full path's bit for bit (``_small_numba``'s docstring says
+how); a suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class)
+gives None, and the caller takes the full path, which names what is wrong.
+
+The layout conditions keep the compiled signatures to four (a 2-d or other logits'
+shape is reshaped to N x C here), each compiled once per machine and cached by Numba.
+Importing this module does not import Numba; the first call that is taken does.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from . import _cpu_kernels
+from ._batch import LossOptions
+from ._reduction import LossParts
+
+__all__ = ["label_gradient", "label_loss", "takes"]
+
+_FLOAT32 = np.dtype(np.float32).char
+_INT64 = np.dtype(np.int64).char
+_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
+"""The reductions as ``_small_numba`` numbers them (``NONE``, ``SUM``, ``MEAN``, ``PARTS``)."""
+_NO_ROWS = np.empty(0, dtype=np.float32)
+"""The per-row output of a reduced loss (the compiled call writes none)."""
+
+
+def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
+    """Whether the compiled call takes these NumPy arrays (the lean path checked the
+    options, the class axis and that the logits are not empty).
+
+    ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
+    write (aligned); any other is left to the lean path, which names what is wrong.
+    """
+    if logits.dtype.char != _FLOAT32 or labels.dtype.char != _INT64:
+        return False
+    if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
+        return False
+    if labels.shape != logits.shape[:-1] or not (logits.flags.carray and labels.flags.carray):
+        return False
+    return out is None or (
+        type(out) is np.ndarray
+        and out.dtype.char == _FLOAT32
+        and out.shape == logits.shape
+        and out.flags.carray
+        and not np.may_share_memory(out, logits)
+    )
+
+
+def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
+    """The loss of a call that :func:`takes`, or None when a row is suspect."""
+    classes = logits.shape[-1]
+    z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
+    n = z.shape[0]
+    reduction = _REDUCTIONS[options.reduction]
+    rows = np.empty(n, dtype=np.float32) if reduction == 0 else _NO_ROWS
+    ok, value = _compiled().label_loss(
+        z,
+        labels if labels.ndim == 1 else labels.reshape(n),
+        1.0 / options.temperature,
+        options.z_loss,
+        reduction,
+        options.log_base or 0.0,
+        rows,
+    )
+    if not ok:
+        return None
+    if reduction == 0:  # the batch shape; a 0-d result is a NumPy scalar, as finalize's
+        return rows if labels.ndim == 1 else rows.reshape(labels.shape)[()]
+    if reduction == 3:
+        return LossParts(total=np.float32(value), normalizer=np.float32(n))
+    return np.float32(value)
+
+
+def label_gradient(
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
+) -> Any:
+    """The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
+    row is suspect (then nothing is written)."""
+    grad = np.empty_like(logits) if out is None else out
+    classes = logits.shape[-1]
+    two_d = logits.ndim == 2
+    ok = _compiled().label_gradient(
+        logits if two_d else logits.reshape(-1, classes),
+        labels if two_d else labels.reshape(-1),
+        options.temperature,
+        options.z_loss,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        grad if two_d else grad.reshape(-1, classes),
+    )
+    return grad if ok else None
+
+
+_COMPILED: list[ModuleType] = []
+
+
+def _compiled() -> ModuleType:
+    """``_small_numba``, imported on first use (it imports Numba)."""
+    if not _COMPILED:
+        from . import _small_numba
+
+        _COMPILED.append(_small_numba)
+    return _COMPILED[0]

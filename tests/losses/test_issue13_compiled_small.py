@@ -1,0 +1,295 @@
+"""Issue 13, "Small inputs": one compiled call for the lean softmax cross-entropy path.
+
+``softmax_cross_entropy`` and its gradient on small float32 logits with int64 labels
+(no class weights, ignore_index, smoothing or soft-capping) are one Numba call
+(``losses/_small_numba.py``, dispatched by ``losses/_softmax_small.py``). These tests
+pin that the call is taken, that it gives the full path's values bit for bit (every
+reduction, temperature, z-loss, base, shapes whose row count crosses NumPy's pairwise
+summation blocks), that a suspect input still raises the full path's named error, and
+which calls it leaves to the other paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+
+import crossent
+from crossent.errors import InputError
+from crossent.losses import _cpu_kernels, _softmax, _softmax_small
+from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
+
+pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
+
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"validate": False},
+    {"reduction": "sum"},
+    {"reduction": "none"},
+    {"reduction": "parts"},
+    {"temperature": 0.5},
+    {"temperature": 3.0, "reduction": "sum", "validate": False},
+    {"z_loss": 1e-2},
+    {"z_loss": 0.3, "reduction": "sum"},
+    {"z_loss": 1e-4, "reduction": "none", "temperature": 1.5},
+    {"base": 2},
+    {"base": 10.0, "reduction": "parts", "z_loss": 1e-3},
+    {"base": 2, "reduction": "none"},
+    {"axis": -1, "temperature": 0.7, "z_loss": 0.1, "base": 10.0, "reduction": "sum"},
+]
+
+# (1, 10) and (10,): the issue's row; 128/129/300/2000 rows: NumPy's pairwise sum in
+# one block of 8 accumulators, then split in halves; (16384, 1): SERIAL_ELEMENTS.
+SHAPES = [(1, 10), (10,), (8, 10), (2, 3, 10), (7, 1), (128, 5), (129, 5), (300, 7)]
+SHAPES += [(2000, 3), (16384, 1)]
+
+
+def _case(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.5, 40.0, size=(*shape[:-1], 1))  # some rows near-deterministic
+    logits = (scale * rng.standard_normal(shape)).astype(np.float32)
+    return logits, rng.integers(0, shape[-1], size=shape[:-1])
+
+
+def _equal(got: Any, want: Any) -> None:
+    """The same type, dtype, shape and bits."""
+    assert type(got) is type(want)
+    if isinstance(want, tuple):
+        for g, w in zip(got, want, strict=True):
+            _equal(g, w)
+        return
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_array_equal(got, want)
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a path other than the compiled call was taken")
+
+
+def _only_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every other path fail: the lean statistics, the fused and generic problems."""
+    monkeypatch.setattr(_softmax, "_lean_statistics", _fail)
+    monkeypatch.setattr(_softmax, "_fused_label_problem", _fail)
+    monkeypatch.setattr(_softmax, "label_batch", _fail)
+
+
+def _full(logits: np.ndarray, labels: np.ndarray, **kwargs: Any) -> tuple[Any, np.ndarray]:
+    """The full (fused problem) path's loss and gradient."""
+    problem = prepare_softmax_labels(logits, labels, **kwargs)
+    assert problem.fast_logits is not None
+    return problem.loss(), softmax_gradient(problem)
+
+
+@pytest.mark.parametrize(("shape", "options"), list(itertools.product(SHAPES, OPTIONS)))
+def test_issue13_compiled_small_is_the_full_path_bit_for_bit(monkeypatch, shape, options) -> None:
+    logits, labels = _case(shape, seed=len(shape) * 100 + shape[-1])
+    want_loss, want_grad = _full(logits, labels, **options)
+    _only_compiled(monkeypatch)
+    _equal(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
+    _equal(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
+    out = np.full_like(logits, np.nan)
+    assert crossent.softmax_cross_entropy_grad(logits, labels, out=out, **options) is out
+    _equal(out, want_grad)
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_issue13_compiled_small_edge_rows_bit_for_bit(monkeypatch, options) -> None:
+    inf = np.inf
+    logits = np.array(
+        [
+            [0.0, -inf, 1.0, 2.0],  # -inf on a class that is not the label
+            [5.0, 5.0, 5.0, 5.0],  # ties
+            [1e4, -1e4, 0.0, 3.0],  # a huge spread
+            [3.0, 2.0, 1.0, 0.0],
+            [0.0, 1e-3, 0.0, -3e38],  # near-ties and a huge negative logit
+            [-inf, 0.0, 1.0, 2.0],  # the label's logit -inf: the loss is +inf
+            [3e38, -3e38, 0.0, 1.0],  # LSE^2 overflows for the z-loss
+        ],
+        dtype=np.float32,
+    )
+    labels = np.array([0, 1, 1, 3, 2, 0, 0])
+    # The z-loss of the last row is beyond float32: the full path's cast to float32
+    # warns (NumPy's overflow warning), the compiled call gives the same inf silently.
+    with np.errstate(over="ignore"):
+        want_loss, want_grad = _full(logits, labels, **options)
+    _only_compiled(monkeypatch)
+    _equal(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
+    _equal(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
+
+
+def test_issue13_compiled_small_pairwise_sum_is_numpys() -> None:
+    from crossent.losses._small_numba import pairwise_sum
+
+    rng = np.random.default_rng(7)
+    for n in [*range(1, 300), 511, 1000, 1023, 4096, 9999, 16384]:
+        a = rng.standard_normal(n) * np.exp(rng.uniform(-30, 30, n))
+        assert pairwise_sum(a) == np.add.reduce(a, dtype=np.float64), n
+    assert str(pairwise_sum(np.array([-0.0]))) == "0.0"  # NumPy starts from +0.0
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "parts"])
+def test_issue13_compiled_small_lean_z_loss_is_the_full_paths(reduction) -> None:
+    """The z-loss of the (uncompiled) lean path for float32: the full path's example
+    weight is a float32 1, so its term is float32(z_loss) * LSE^2; the lean path used
+    z_loss itself, a float32 ulp off the full path's per-row losses ("none") on some rows."""
+    for seed, z_loss in itertools.product(range(6), (1e-2, 0.1, 1e-4)):
+        logits, labels = _case((300, 7), seed=seed)
+        labels32 = labels.astype(np.int32)  # not the compiled call's: the lean statistics
+        assert not _softmax_small.takes(logits, labels32)
+        assert _softmax._lean_call((logits, labels32), {}) is not None
+        want, _ = _full(logits, labels32, z_loss=z_loss, reduction=reduction)
+        got = crossent.softmax_cross_entropy(logits, labels32, z_loss=z_loss, reduction=reduction)
+        _equal(got, want)
+
+
+def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(_softmax_small, name)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_softmax_small, name, spy)
+    return calls
+
+
+def _not_compiled_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    logits, labels = _case((6, 10), seed=3)
+    big, big_labels = _case((_cpu_kernels.SERIAL_ELEMENTS // 10 + 1, 10), seed=4)
+    readonly = logits.copy()
+    readonly.flags.writeable = False
+    return [
+        ("int32 labels", logits, labels.astype(np.int32)),
+        ("strided labels", logits, np.repeat(labels, 2)[::2]),
+        ("strided logits", np.repeat(logits, 2, axis=0)[::2], labels),
+        ("read-only logits", readonly, labels),
+        ("more than SERIAL_ELEMENTS logits", big, big_labels),
+        ("float64 logits", logits.astype(np.float64), labels),
+        ("float16 logits", logits.astype(np.float16), labels),
+    ]
+
+
+@pytest.mark.parametrize(("what", "logits", "labels"), _not_compiled_cases())
+def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
+    monkeypatch, what, logits, labels
+) -> None:
+    """Same values, from the lean statistics or the full path."""
+    problem = prepare_softmax_labels(logits, labels, z_loss=0.1, reduction="sum")
+    want_loss, want_grad = problem.loss(), softmax_gradient(problem)
+    loss_calls = _spy(monkeypatch, "label_loss")
+    grad_calls = _spy(monkeypatch, "label_gradient")
+    _equal(crossent.softmax_cross_entropy(logits, labels, z_loss=0.1, reduction="sum"), want_loss)
+    _equal(
+        crossent.softmax_cross_entropy_grad(logits, labels, z_loss=0.1, reduction="sum"),
+        want_grad,
+    )
+    assert loss_calls == grad_calls == []
+
+
+def _message(function: Any, *args: Any, **kwargs: Any) -> tuple[type, str]:
+    with pytest.raises((InputError, TypeError, IndexError)) as info:
+        function(*args, **kwargs)
+    return info.type, str(info.value)
+
+
+NAN, INF = np.nan, np.inf
+BAD = [
+    ([[0.0, 1.0, 2.0]], [3], {}),
+    ([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]], [0, -1], {}),
+    ([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]], [0, 7], {"validate": True}),
+    ([[0.0, NAN, 2.0]], [0], {}),
+    ([[0.0, INF, 2.0]], [0], {"reduction": "none"}),
+    ([[0.0, 1.0], [-INF, -INF]], [0, 1], {"reduction": "sum"}),
+    ([[0.0, NAN, 2.0]], [5], {}),  # both bad: the logits are named first
+    ([[0.0, 1.0, 2.0], [0.0, 1.0, -INF]], [0, 9], {"temperature": 2.0}),
+    ([0.0, 1.0, NAN], 0, {}),  # one row, no batch axis
+    ([[[0.0, 1.0], [1.0, 1.0]], [[2.0, 1.0], [INF, 1.0]]], [[0, 1], [1, 0]], {}),
+    ([[0.0, 1.0, 2.0]], [[0]], {}),
+    ([[0.0, 1.0, 2.0]], [0, 1], {}),
+    ([[0.0, 1.0, 2.0]], [0.0], {}),
+    ([[0.0, 1.0, 2.0]], [0], {"reduction": "avg"}),
+    ([[0.0, 1.0, 2.0]], [0], {"temperature": 0.0}),
+    ([[0.0, 1.0, 2.0]], [0], {"z_loss": -1.0}),
+    ([[0.0, 1.0, 2.0]], [0], {"base": 1.0}),
+    ([[0.0, 1.0, 2.0]], [0], {"axis": 2}),
+    ([[0.0, 1.0, 2.0]], [0], {"axis": True}),
+]
+
+
+@pytest.mark.parametrize(("logits", "labels", "kwargs"), BAD)
+def test_issue13_compiled_small_errors_are_the_full_paths(logits, labels, kwargs) -> None:
+    """Every error of a small float32 call is the one the full (generic) path raises."""
+    z = np.array(logits, dtype=np.float32)
+    y = np.array(labels)
+    generic = _message(prepare_softmax_labels, z, y, fused=False, **kwargs)
+    assert _message(crossent.softmax_cross_entropy, z, y, **kwargs) == generic
+    assert _message(crossent.softmax_cross_entropy_grad, z, y, **kwargs) == generic
+
+
+@pytest.mark.parametrize(
+    ("logits", "labels"),
+    [([[0.0, NAN, 2.0], [1.0, 2.0, 3.0]], [0, 1]), ([[0.0, 1.0], [INF, 0.0]], [1, 0])],
+)
+def test_issue13_compiled_small_suspect_rows_take_the_full_path(
+    monkeypatch, logits, labels
+) -> None:
+    """The compiled call screens the rows and hands a suspect call to the full path: an
+    error when validating, the full path's values (NaN) without."""
+    z = np.array(logits, dtype=np.float32)
+    y = np.array(labels)
+    calls = _spy(monkeypatch, "label_loss")
+    with pytest.raises(InputError):
+        crossent.softmax_cross_entropy(z, y)
+    assert calls == [1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        want, want_grad = _full(z, y, validate=False, reduction="none")
+        got = crossent.softmax_cross_entropy(z, y, validate=False, reduction="none")
+        got_grad = crossent.softmax_cross_entropy_grad(z, y, validate=False, reduction="none")
+    _equal(got, want)
+    _equal(got_grad, want_grad)
+    assert calls == [1, 1]
+
+
+def test_issue13_compiled_small_unvalidated_bad_label_is_the_generic_paths() -> None:
+    """validate=False with a label outside [0, C): the compiled call hands it on, and the
+    call does what the generic path does (here NumPy's IndexError)."""
+    z = np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 0.5]], dtype=np.float32)
+    y = np.array([0, 3])
+    generic = _message(prepare_softmax_labels, z, y, fused=False, validate=False)
+    assert _message(crossent.softmax_cross_entropy, z, y, validate=False) == generic
+
+
+@pytest.mark.parametrize(
+    "make_out",
+    [
+        lambda z: np.empty(z.shape, dtype=np.float64),  # wrong dtype
+        lambda z: np.empty((z.shape[0] + 1, z.shape[1]), dtype=np.float32),  # wrong shape
+        lambda z: np.empty(z.shape[::-1], dtype=np.float32).T,  # not C-contiguous
+        lambda z: z,  # the logits themselves
+        lambda z: [[0.0] * z.shape[1]] * z.shape[0],  # not an array
+    ],
+)
+def test_issue13_compiled_small_bad_out_is_named(make_out) -> None:
+    z, y = _case((3, 4), seed=1)
+    before = z.copy()
+    problem = prepare_softmax_labels(z, y)
+    out = make_out(z)
+    with pytest.raises((InputError, TypeError)) as want:
+        softmax_gradient(problem, out=out)
+    with pytest.raises(want.type, match=re.escape(str(want.value))):
+        crossent.softmax_cross_entropy_grad(z, y, out=out)
+    np.testing.assert_array_equal(z, before)
+
+
+def test_issue13_compiled_small_writes_nothing_into_out_for_a_suspect_row() -> None:
+    z = np.array([[0.0, 1.0, 2.0], [0.0, NAN, 1.0]], dtype=np.float32)
+    out = np.full_like(z, 7.0)
+    with pytest.raises(InputError, match="NaN"):
+        crossent.softmax_cross_entropy_grad(z, np.array([0, 1]), out=out)
+    assert (out == 7.0).all()
