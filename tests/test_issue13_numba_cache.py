@@ -13,14 +13,11 @@ process's compiles).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import crossent
+from fresh_process import run_python
 
 pytest.importorskip("numba")
 
@@ -55,20 +52,7 @@ print(json.dumps({
 
 def _run(cache: Path) -> dict[str, list[int]]:
     """``{kernel: [signatures, cache hits, cache misses]}`` of a fresh process."""
-    source = str(Path(crossent.__file__).parents[1])
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    env.pop("NUMBA_DISABLE_JIT", None)
-    done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return dict(json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1]))
 
 
 def test_issue13_numba_kernels_load_from_the_disk_cache_in_a_new_process(

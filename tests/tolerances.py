@@ -229,3 +229,16 @@ def rtol(dtype: object) -> float:
 def atol(dtype: object) -> float:
     """``CLOSED_FORM``'s absolute tolerance."""
     return CLOSED_FORM.pair(dtype)[1]
+
+
+def assert_identical(actual: Any, expected: Any) -> None:
+    """Bit for bit (the zero tolerance of two paths that promise the same values): the
+    same type, and the same dtype, shape and values, element by element of a tuple."""
+    assert type(actual) is type(expected)
+    if isinstance(expected, tuple):
+        for got, want in zip(actual, expected, strict=True):
+            assert_identical(got, want)
+        return
+    assert np.asarray(actual).dtype == np.asarray(expected).dtype
+    assert np.shape(actual) == np.shape(expected)
+    np.testing.assert_array_equal(actual, expected)

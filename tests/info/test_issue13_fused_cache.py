@@ -13,12 +13,13 @@ SciPy and Numba): 10 to 13 s in all on a loaded 2-core machine.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from fresh_process import run_python
 
 pytest.importorskip("numba")
 
@@ -49,10 +50,7 @@ print("STATS", json.dumps(stats))
 
 
 def _run(cache: Path) -> tuple[dict[str, list[int]], str]:
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "NUMBA_DEBUG_CACHE": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, check=True
-    ).stdout
+    out = run_python(_SCRIPT, numba_cache=cache, debug_cache=True)
     line = next(line for line in out.splitlines() if line.startswith("STATS "))
     return json.loads(line.removeprefix("STATS ")), out
 

@@ -23,6 +23,8 @@ from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _softmax, _softmax_small
 from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
 
+from tolerances import assert_identical
+
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
 
 OPTIONS: list[dict[str, Any]] = [
@@ -55,18 +57,6 @@ def _case(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
     return logits, rng.integers(0, shape[-1], size=shape[:-1])
 
 
-def _equal(got: Any, want: Any) -> None:
-    """The same type, dtype, shape and bits."""
-    assert type(got) is type(want)
-    if isinstance(want, tuple):
-        for g, w in zip(got, want, strict=True):
-            _equal(g, w)
-        return
-    assert np.asarray(got).dtype == np.asarray(want).dtype
-    assert np.shape(got) == np.shape(want)
-    np.testing.assert_array_equal(got, want)
-
-
 def _fail(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a path other than the compiled call was taken")
 
@@ -90,11 +80,11 @@ def test_issue13_compiled_small_is_the_full_path_bit_for_bit(monkeypatch, shape,
     logits, labels = _case(shape, seed=len(shape) * 100 + shape[-1])
     want_loss, want_grad = _full(logits, labels, **options)
     _only_compiled(monkeypatch)
-    _equal(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
-    _equal(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
+    assert_identical(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
+    assert_identical(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
     out = np.full_like(logits, np.nan)
     assert crossent.softmax_cross_entropy_grad(logits, labels, out=out, **options) is out
-    _equal(out, want_grad)
+    assert_identical(out, want_grad)
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -118,8 +108,8 @@ def test_issue13_compiled_small_edge_rows_bit_for_bit(monkeypatch, options) -> N
     with np.errstate(over="ignore"):
         want_loss, want_grad = _full(logits, labels, **options)
     _only_compiled(monkeypatch)
-    _equal(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
-    _equal(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
+    assert_identical(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
+    assert_identical(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
 
 
 def test_issue13_compiled_small_pairwise_sum_is_numpys() -> None:
@@ -144,7 +134,7 @@ def test_issue13_compiled_small_lean_z_loss_is_the_full_paths(reduction) -> None
         assert _softmax._lean_call((logits, labels32), {}) is not None
         want, _ = _full(logits, labels32, z_loss=z_loss, reduction=reduction)
         got = crossent.softmax_cross_entropy(logits, labels32, z_loss=z_loss, reduction=reduction)
-        _equal(got, want)
+        assert_identical(got, want)
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
@@ -184,8 +174,10 @@ def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
     want_loss, want_grad = problem.loss(), softmax_gradient(problem)
     loss_calls = _spy(monkeypatch, "label_loss")
     grad_calls = _spy(monkeypatch, "label_gradient")
-    _equal(crossent.softmax_cross_entropy(logits, labels, z_loss=0.1, reduction="sum"), want_loss)
-    _equal(
+    assert_identical(
+        crossent.softmax_cross_entropy(logits, labels, z_loss=0.1, reduction="sum"), want_loss
+    )
+    assert_identical(
         crossent.softmax_cross_entropy_grad(logits, labels, z_loss=0.1, reduction="sum"),
         want_grad,
     )
@@ -251,8 +243,8 @@ def test_issue13_compiled_small_suspect_rows_take_the_full_path(
         want, want_grad = _full(z, y, validate=False, reduction="none")
         got = crossent.softmax_cross_entropy(z, y, validate=False, reduction="none")
         got_grad = crossent.softmax_cross_entropy_grad(z, y, validate=False, reduction="none")
-    _equal(got, want)
-    _equal(got_grad, want_grad)
+    assert_identical(got, want)
+    assert_identical(got_grad, want_grad)
     assert calls == [1, 1]
 
 

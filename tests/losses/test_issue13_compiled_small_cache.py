@@ -11,14 +11,11 @@ Numba compiled and saved but crashed loading from the cache in the second proces
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-import crossent
+from fresh_process import run_python
 
 pytest.importorskip("numba")
 
@@ -55,20 +52,7 @@ print(json.dumps({"stats": stats, "values": values}))
 def _run(cache: Path) -> dict[str, object]:
     """The stats (``{function: [signatures, cache hits, cache misses]}``) and values of a
     fresh process."""
-    source = str(Path(crossent.__file__).parents[1])
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
-    env.pop("NUMBA_DISABLE_JIT", None)
-    done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return dict(json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1]))
 
 
 def test_issue13_compiled_small_loads_from_the_disk_cache_in_a_new_process(

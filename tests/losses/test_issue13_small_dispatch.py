@@ -24,6 +24,8 @@ from crossent.losses import _cpu_kernels, _softmax
 from crossent.losses._kernel_inputs import StatisticsOptions
 from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
 
+from tolerances import assert_identical
+
 needs_numba = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
 
 OPTIONS: list[dict[str, Any]] = [
@@ -275,16 +277,6 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("the lean path was not taken")
 
 
-def _equal(got: Any, want: Any) -> None:
-    assert type(got) is type(want)
-    if isinstance(want, tuple):
-        for g, w in zip(got, want, strict=True):
-            _equal(g, w)
-        return
-    assert np.asarray(got).dtype == np.asarray(want).dtype
-    np.testing.assert_array_equal(got, want)
-
-
 FLOATS = [np.float64, np.float32]
 
 
@@ -315,11 +307,11 @@ def test_issue13_small_dispatch_lean_path_is_the_problem_bit_for_bit(
     assert (problem.fast_logits is not None) == (dtype == np.float32)
     want_loss, want_grad = problem.loss(), softmax_gradient(problem)
     _no_full_path(monkeypatch)
-    _equal(crossent.softmax_cross_entropy(logits, labels, **kwargs), want_loss)
-    _equal(crossent.softmax_cross_entropy_grad(logits, labels, **kwargs), want_grad)
+    assert_identical(crossent.softmax_cross_entropy(logits, labels, **kwargs), want_loss)
+    assert_identical(crossent.softmax_cross_entropy_grad(logits, labels, **kwargs), want_grad)
     out = np.full_like(logits, np.nan)
     assert crossent.softmax_cross_entropy_grad(logits, labels, out=out, **kwargs) is out
-    _equal(out, want_grad)
+    assert_identical(out, want_grad)
 
 
 @pytest.mark.parametrize(
@@ -367,8 +359,10 @@ def test_issue13_small_dispatch_lean_path_edge_cases_bit_for_bit(monkeypatch, dt
         want_loss, want_grad = problem.loss(), softmax_gradient(problem)
         with monkeypatch.context() as patch:
             _no_full_path(patch)
-            _equal(crossent.softmax_cross_entropy(logits, labels, **kwargs), want_loss)
-            _equal(crossent.softmax_cross_entropy_grad(logits, labels, **kwargs), want_grad)
+            assert_identical(crossent.softmax_cross_entropy(logits, labels, **kwargs), want_loss)
+            assert_identical(
+                crossent.softmax_cross_entropy_grad(logits, labels, **kwargs), want_grad
+            )
 
 
 def test_issue13_small_dispatch_lean_path_falls_back_on_bad_input() -> None:
