@@ -16,6 +16,7 @@ Importing this module does not import Numba; the first call that is taken does.
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import Any
 
@@ -102,13 +103,9 @@ def label_gradient(
     return grad if ok else None
 
 
-_COMPILED: list[ModuleType] = []
-
-
+@functools.cache
 def _compiled() -> ModuleType:
     """``_small_numba``, imported on first use (it imports Numba)."""
-    if not _COMPILED:
-        from . import _small_numba
+    from . import _small_numba
 
-        _COMPILED.append(_small_numba)
-    return _COMPILED[0]
+    return _small_numba
