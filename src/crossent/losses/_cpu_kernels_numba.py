@@ -8,7 +8,17 @@ is a closure, and Numba keys its cache entries by a hash of the pickled closure
 variables (here other dispatchers and intrinsics), which differs from process to
 process, so every process compiled every kernel again (issue 13). Each parallel kernel
 has a serial twin, the same Python body compiled without threads under its own name
-(its own cache entry).
+(its own cache entry). The intrinsics that reinterpret bits (``float64_to_bits``,
+``bits_to_float64``, ``bits_to_float32``) come from :mod:`crossent._intrinsics_numba`,
+shared by the kernel modules; Numba's cache does not notice an edit there (clear the
+cache after one: see that module).
+
+A kernel loaded from the cache gives the same bits as in the process that compiled it
+(``tests/losses/test_issue13_cached_kernel_bits.py``, over every option and input
+dtype): the helpers whose loops carry a reassociated sum (:func:`exp_sum`,
+:func:`exp_sum_and_next_key`) are inlined by Numba into each kernel, and the two that
+are not, :func:`exp_nonpositive` (no loop, no ``reassoc``) and :func:`row_max_key`
+(an integer maximum), have no order of additions for LLVM to choose.
 
 Rows are processed in parallel (``prange``, blocks of consecutive rows), accumulating
 in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row
@@ -86,15 +96,14 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from .._intrinsics_numba import bits_to_float32, bits_to_float64, float64_to_bits
+
 __all__ = [
-    "bits_to_float32",
-    "bits_to_float64",
     "encode",
     "exp_nonpositive",
     "exp_sum",
     "exp_sum_and_next_key",
     "float32_bits",
-    "float64_to_bits",
     "gradient_kernel",
     "gradient_kernel_serial",
     "order_key",
@@ -103,22 +112,6 @@ __all__ = [
     "row_statistics_kernel_serial",
     "to_float32",
 ]
-
-
-@intrinsic
-def bits_to_float64(typingctx: Any, bits: Any) -> Any:
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def float64_to_bits(typingctx: Any, value: Any) -> Any:
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.IntType(64))
-
-    return types.int64(types.float64), codegen
 
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must propagate
@@ -151,14 +144,6 @@ def exp_nonpositive(x: float) -> float:
     p67 = 0.0013944648835041446 + r * 0.00019790352356200552
     p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
     return p * bits_to_float64(float64_to_bits(shifted) << 52)
-
-
-@intrinsic
-def bits_to_float32(typingctx: Any, bits: Any) -> Any:
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.int32), codegen
 
 
 _I32 = ir.IntType(32)
