@@ -255,6 +255,10 @@ def take_along_last(x: Array, index: Array, *, xp: ModuleType) -> Array:
     and ``x`` of shape ``(*batch, classes)``: one entry per row. For NumPy one fancy
     index over the rows (``np.take_along_axis`` builds index grids: 10 us a call)."""
     if type(x) is np.ndarray and x.shape[:-1] == index.shape[:-1] and index.shape[-1:] == (1,):
+        if x.shape[0] == 1 and x.ndim == 2:
+            # One row: one index array on the class axis (the same entries, and the same
+            # IndexError for a label that is not a class; issue 13: per-call overhead).
+            return x[:, index[0]]
         if x.ndim == 2:
             return x[np.arange(x.shape[0])[:, None], index]
         flat = index.reshape(-1)
@@ -302,7 +306,9 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
         terms = np.exp(shifted)
         np.subtract(terms, at_max, out=terms)
         rest = np.add.reduce(terms, -1, keepdims=True)
-        if shifted.ndim == 1:  # one row: count its ties without a reduction
+        if shifted.ndim == 1 or shifted.size == shifted.shape[-1]:
+            # One row: count its ties without a reduction (``rest + 0`` is ``rest``: a
+            # sum of non-negative terms is never -0.0)
             ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
             return np.log1p(rest if ties == 1 else rest + (ties - 1))
         return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))

@@ -77,10 +77,11 @@ from .._checks import (
     check_base,
     check_class_weight,
     check_labels,
+    check_logits,
     check_reduction,
     check_scalar,
 )
-from .._sides import prepare
+from .._sides import prepare, ready
 from .._xp import (
     Array,
     compute_dtype,
@@ -210,6 +211,13 @@ def prepare_logits(
 
     Returns ``(values, axis, dtype)`` with ``axis`` normalised (non-negative).
     """
+    if not extra and ready(logits, axis=axis):
+        # Already float32 or float64 with the classes last (issue 13: per-call overhead):
+        # every check of the long way but the values' passes holds.
+        last = logits.ndim - 1
+        if validate:
+            check_logits(logits, name=name, xp=xp, axis=last)
+        return logits, last, logits.dtype
     normalised = check_axis(axis, logits.ndim, name=name)
     dtype = compute_dtype(logits, *extra, xp=xp, names=(name,) + ("targets",) * len(extra))
     side = prepare(
