@@ -31,6 +31,7 @@ __all__ = [
     "detached",
     "device",
     "finalize",
+    "finite_row_max",
     "full_like",
     "index_array",
     "is_numpy",
@@ -328,11 +329,11 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     the largest term is exactly 1; :func:`log_sum_exp_shifted` keeps the digits of the
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
-    m = _finite_row_max(x, xp=xp)
+    m = finite_row_max(x, xp=xp)
     return log_sum_exp_shifted(x - m, xp=xp) + m
 
 
-def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
+def finite_row_max(x: Array, *, xp: ModuleType) -> Array:
     """The maximum over the last axis (kept), 0 where it is not finite."""
     if type(x) is np.ndarray:
         m = np.maximum.reduce(x, -1, keepdims=True)
@@ -359,7 +360,7 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         m = np.maximum.reduce(x)
         shifted = x - (m if math.isfinite(m) else 0.0)
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
-    m = _finite_row_max(x, xp=xp)
+    m = finite_row_max(x, xp=xp)
     shifted = x - m
     if type(shifted) is np.ndarray:
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)

@@ -211,9 +211,11 @@ def prepare_logits(
 
     Returns ``(values, axis, dtype)`` with ``axis`` normalised (non-negative).
     """
-    if not extra and ready(logits, axis=axis):
-        # Already float32 or float64 with the classes last (issue 13: per-call overhead):
-        # every check of the long way but the values' passes holds.
+    if ready(logits, axis=axis) and all(
+        type(e) is np.ndarray and e.dtype == logits.dtype for e in extra
+    ):
+        # Already float32 or float64 with the classes last, and so are ``extra`` (issue 13:
+        # per-call overhead): every check of the long way but the values' passes holds.
         last = logits.ndim - 1
         if validate:
             check_logits(logits, name=name, xp=xp, axis=last)

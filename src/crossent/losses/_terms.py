@@ -25,6 +25,8 @@ import numpy as np
 
 from .._xp import (
     Array,
+    finite_row_max,
+    log_softmax,
     log_sum_exp_shifted,
     ones_like,
     row_max,
@@ -108,11 +110,13 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     :math:`x/T` would for :math:`T < 1` (issue 10, item 9). A row whose maximum is not
     finite is not shifted (as ``_xp.log_softmax``).
     """
-    top = row_max(x, xp=xp)
-    shifted = x - where_zero(xp.isfinite(top), top, xp=xp)
-    if temperature != 1.0:
-        shifted = _divide(shifted, temperature)
-    return shifted - log_sum_exp_shifted(shifted, xp=xp)
+    if temperature == 1.0:
+        return log_softmax(x, xp=xp)  # the same operations, one home
+    shifted = _divide(x - finite_row_max(x, xp=xp), temperature)
+    ell = log_sum_exp_shifted(shifted, xp=xp)
+    if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
+        return np.subtract(shifted, ell, out=shifted)
+    return shifted - ell
 
 
 def chain_rule(
@@ -297,6 +301,13 @@ def log_prob_of_labels(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Arr
 def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
     r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`."""
     p = probs(rows, xp=xp)
+    if type(p) is np.ndarray and p.size == p.shape[-1]:
+        # One row (issue 13: per-call overhead): subtract 1 at its label, in place (``p``
+        # is our own temporary); a label that is no class has no 1 to subtract.
+        label = int(safe.reshape(-1)[0])
+        if 0 <= label < p.shape[-1]:
+            p.reshape(-1)[label] -= 1
+        return p
     return xp.where(class_mask(safe, p.shape[-1], xp=xp), p - 1, p)
 
 
