@@ -147,6 +147,24 @@ def _labelled_cases(x: dict[str, Any]) -> list[tuple[str, Call]]:
             out.append(
                 (f"{fn.__name__}|list", _bind(fn, (x["z_b"].tolist(), [int(x["y_b"][0])]), {}))
             )
+            # unchecked labels that are no class: what the code does with them is pinned
+            for label in (-1, -10, 10):
+                for tag, zk in (("b", "z_b"), ("a", "z_a")):
+                    labels = np.array([label]) if tag == "b" else np.array(label)
+                    key = f"{fn.__name__}|{tag}_unchecked_label_{label}"
+                    out.append((key, _bind(fn, (x[zk], labels), {"validate": False})))
+            y_d = x["y_d"].copy()
+            y_d[1, 2] = 10
+            key = f"{fn.__name__}|d_unchecked_label_10"
+            out.append((key, _bind(fn, (x["z_d"], y_d), {"validate": False})))
+            y_c = x["y_c"].copy()
+            y_c[3] = -2
+            out.append(
+                (
+                    f"{fn.__name__}|c_unchecked_label",
+                    _bind(fn, (x["z_c"], y_c), {"validate": False}),
+                )
+            )
     return out
 
 

@@ -61,7 +61,10 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     xp = given.batch.xp
     z, safe = given.values, given.labels.safe
     is_target = class_mask(safe, z.shape[-1], xp=xp)
-    z_y = take_along_last(z, safe[..., None], xp=xp)
+    index = safe[..., None]
+    # The NumPy shortcut for a matrix, whose IndexError (an unchecked label that is no
+    # class) names the axis the namespace's names; other ranks keep the namespace's.
+    z_y = take_along_last(z, index, xp=xp) if z.ndim == 2 else xp.take_along_axis(z, index, axis=-1)
     # A rival scored -inf never violates the margin, even against a target of -inf (whose
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
