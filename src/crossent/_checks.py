@@ -477,8 +477,8 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
         # One reduction answers both questions when the rows pass (issue 13: overhead):
         # every row maximum is finite (NaN propagates, +inf and a row of -inf do not pass).
         row_max = np.maximum.reduce(x, -1)
-        if x.ndim == 1:
-            if -math.inf < row_max < math.inf:
+        if x.ndim == 1 or row_max.size == 1:  # one row: a Python number (issue 13)
+            if -math.inf < (row_max if x.ndim == 1 else row_max.item()) < math.inf:
                 return
         elif np.minimum.reduce(row_max, None) > -math.inf and (
             np.maximum.reduce(row_max, None) < math.inf
@@ -584,12 +584,15 @@ def check_labels(
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not validate or size(labels) == 0:
         return
-    if (
-        type(labels) is np.ndarray
-        and np.minimum.reduce(labels, axis=None) >= 0
-        and np.maximum.reduce(labels, axis=None) < classes
-    ):
-        return  # two reductions, no temporaries (issue 13: per-call overhead)
+    if type(labels) is np.ndarray:
+        if labels.size == 1:  # one label: one Python comparison (issue 13: overhead)
+            if 0 <= labels.item() < classes:
+                return
+        elif (
+            np.minimum.reduce(labels, axis=None) >= 0
+            and np.maximum.reduce(labels, axis=None) < classes
+        ):
+            return  # two reductions, no temporaries (issue 13: per-call overhead)
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
