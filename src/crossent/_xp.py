@@ -305,13 +305,15 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
         # Fewer, in-place ufunc calls (issue 13: per-call overhead): exp(0) is exactly
         # 1, so subtracting the mask zeroes the maximal terms as the ``where`` below does.
         terms = np.exp(shifted)
-        np.subtract(terms, at_max, out=terms)
-        rest = np.add.reduce(terms, -1, keepdims=True)
         if shifted.ndim == 1 or shifted.size == shifted.shape[-1]:
-            # One row: count its ties without a reduction (``rest + 0`` is ``rest``: a
-            # sum of non-negative terms is never -0.0)
+            # One row: zero its maximal terms by the mask and count its ties without a
+            # reduction (``rest + 0`` is ``rest``: a sum of terms >= +0.0 is never -0.0)
+            terms[at_max] = 0.0
+            rest = np.add.reduce(terms, -1, keepdims=True)
             ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
             return np.log1p(rest if ties == 1 else rest + (ties - 1))
+        np.subtract(terms, at_max, out=terms)
+        rest = np.add.reduce(terms, -1, keepdims=True)
         return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
     terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
     ties = astype(at_max, shifted.dtype, xp=xp)

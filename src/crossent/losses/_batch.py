@@ -383,8 +383,22 @@ class Batch:
     def finish_gradient(self, grad: Array, upstream: object = None) -> Array:
         """From per-row ``d loss_i / d logits`` (classes last) to the caller's gradient."""
         xp = self.xp
-        grad = zero_where_ignored(grad * self.gradient_scale(upstream), self.active, xp=xp)
+        scale = self.gradient_scale(upstream)
+        if not _unit_scale(scale, grad):
+            grad = grad * scale
+        grad = zero_where_ignored(grad, self.active, xp=xp)
         return xp.moveaxis(grad, -1, self.axis) if self.axis != grad.ndim - 1 else grad
+
+
+def _unit_scale(scale: object, grad: Array) -> bool:
+    """Whether ``grad * scale`` would be ``grad`` itself, bit for bit and in its dtype: a
+    NumPy ``grad`` (the bodies' own temporary) and a scale of exactly 1 that does not
+    promote it (issue 13: the 'sum' and one-row 'mean' gradients skip a multiplication)."""
+    return (
+        type(grad) is np.ndarray
+        and (type(scale) is float or (isinstance(scale, np.generic) and scale.dtype == grad.dtype))
+        and scale == 1.0
+    )
 
 
 def batch_for(
