@@ -425,6 +425,8 @@ def _numpy_distribution_passes(x: np.ndarray, storage_dtype: Any) -> bool:
     tolerance = _numpy_row_sum_tolerance(np.dtype(storage_dtype), x.shape[-1])
     if x.ndim == 1:
         largest = smallest = float(totals)
+    elif totals.size == 1:  # one row in a matrix: no reductions of one number
+        largest = smallest = totals.item()
     else:
         largest = float(np.maximum.reduce(totals, None))
         smallest = float(np.minimum.reduce(totals, None))
