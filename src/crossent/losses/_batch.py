@@ -342,6 +342,21 @@ class Batch:
     log_base: float | None
     unweighted: bool = False  # every example weight is 1
 
+    def weighs_one(self, values: Array) -> bool:
+        r"""Whether :math:`\omega \odot` ``values`` is ``values`` bit for bit: every
+        :math:`\omega_i` is 1 and the product would neither promote nor broadcast the NumPy
+        ``values`` (of the batch shape plus a trailing axis; issue 13: a product saved)."""
+        return (
+            self.unweighted
+            and type(values) is np.ndarray
+            and values.dtype == self.dtype
+            and values.ndim == self.example_weight.ndim
+        )
+
+    def weigh(self, values: Array) -> Array:
+        r""":math:`\omega \odot` ``values`` (a plain product: keepdims example weights)."""
+        return values if self.weighs_one(values) else self.example_weight * values
+
     def normalizer(self) -> Array:
         r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
         if self.unweighted and type(self.example_weight) is np.ndarray:

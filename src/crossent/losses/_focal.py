@@ -122,7 +122,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     """
     ls = focal.softmax
     # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
-    return ls.reduce(-ls.log_p_y, weight=ls.batch.example_weight * focal.modulation)
+    return ls.reduce(-ls.log_p_y, weight=ls.batch.weigh(focal.modulation))
 
 
 @prepared_by(_focal, twin=softmax_focal_loss)
@@ -152,8 +152,8 @@ def softmax_focal_loss_grad(focal: _Focal) -> Array:
     inside = (log_p_y < 0) & (p_y > 0)
     if type(inside) is np.ndarray and inside.all():  # no limit to take (issue 13)
         ratio = p_y * (log_p_y / -np.expm1(log_p_y))
-        return ls.finish_gradient(ls.batch.example_weight * focal.modulation * (1 - g * ratio))
+        return ls.finish_gradient(ls.batch.weigh(focal.modulation) * (1 - g * ratio))
     safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
     ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
-    return ls.finish_gradient(ls.batch.example_weight * focal.modulation * (1 - g * ratio))
+    return ls.finish_gradient(ls.batch.weigh(focal.modulation) * (1 - g * ratio))

@@ -327,6 +327,8 @@ class LabelledSoftmax:
     def reduce(self, per_row: Array, weight: Array | None = None) -> Any:
         r"""Reduce :math:`\omega_i\,L_i` (keepdims; :math:`\omega` is ``weight``, by default
         :math:`w_{y_i}`): a row of weight 0 counts 0 even where :math:`L_i = \infty`."""
+        if weight is None and self.batch.weighs_one(per_row):
+            return self.batch.reduce(per_row[..., 0])  # 1 * L_i is L_i
         omega = self.batch.example_weight if weight is None else weight
         return self.batch.reduce(weighted_term(omega, per_row, xp=self.batch.xp)[..., 0])
 
