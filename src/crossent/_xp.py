@@ -39,6 +39,7 @@ __all__ = [
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "one_entry",
     "ones_like",
     "reduce_sum",
     "reshape",
@@ -266,6 +267,13 @@ def take_along_last(x: Array, index: Array, *, xp: ModuleType) -> Array:
         rows = x.reshape(-1, x.shape[-1])
         return rows[np.arange(flat.size), flat].reshape(index.shape)
     return xp.take_along_axis(x, index, axis=-1)
+
+
+def one_entry(x: Array) -> Array:
+    """``x``'s one entry as a NumPy scalar of its dtype when ``x`` is a NumPy array of one
+    entry, else ``x``: as an operand of a row's arithmetic it gives the same values and
+    shape, and broadcasts for less (issue 13: per-call overhead)."""
+    return x.reshape(-1)[0] if type(x) is np.ndarray and x.size == 1 else x
 
 
 def reshape(x: Array, shape: tuple[int, ...], *, xp: ModuleType) -> Array:

@@ -28,6 +28,7 @@ from .._xp import (
     finite_row_max,
     log_softmax,
     log_sum_exp_shifted,
+    one_entry,
     ones_like,
     row_max,
     row_sum,
@@ -95,7 +96,7 @@ def softmax_rows(
     """
     capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
     top = row_max(capped, xp=xp)
-    shifted = capped - top
+    shifted = capped - one_entry(top)
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
         top = _divide(top, temperature)
@@ -141,7 +142,7 @@ def chain_rule(
 def probs(rows: SoftmaxRows, *, xp: ModuleType) -> Array:
     r""":math:`p = \operatorname{softmax}(z') = e^{\sigma - \ell}`."""
     assert rows.shifted is not None  # the generic path keeps the shifted logits
-    return xp.exp(rows.shifted - rows.ell)
+    return xp.exp(rows.shifted - one_entry(rows.ell))
 
 
 # --------------------------------------------------------------------- label smoothing
