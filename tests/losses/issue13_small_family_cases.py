@@ -57,6 +57,13 @@ def _inputs() -> dict[str, Any]:
     x["bt_a"] = (rng.uniform(size=10) < 0.5).astype(np.float64)
     x["bt_c"] = rng.uniform(size=(8, 10))
     x["bt_sat"] = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 1.0])
+    # hard targets against every kind of logit, signed zeros included
+    x["s_hard"] = np.array(
+        [40.0, -40.0, np.inf, -np.inf, np.inf, -np.inf, 0.0, -0.0, 1e4, -1e4, -800.0, 800.0]
+    )
+    x["bt_hard"] = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, -0.0, 1.0, 0.0, 1.0, 0.0])
+    x["s_hard32"] = x["s_hard"].astype(np.float32)
+    x["bt_hard32"] = x["bt_hard"].astype(np.float32)
     x["bw_c"] = rng.uniform(0.0, 2.0, size=10)
     x["bpw_c"] = rng.uniform(0.5, 3.0, size=(8, 1))
     return x
@@ -235,6 +242,8 @@ def _sigmoid_cases(x: dict[str, Any]) -> list[tuple[str, Call]]:
             ("a", "s_a", "bt_a", {}),
             ("c", "s_c", "bt_c", {}),
             ("sat", "s_sat", "bt_sat", {}),
+            ("hard", "s_hard", "bt_hard", {}),
+            ("hard32", "s_hard32", "bt_hard32", {}),
             ("c_w", "s_c", "bt_c", {"weight": "bw_c"}),
             ("c_base", "s_c", "bt_c", {"base": 2}),
         ]
@@ -248,7 +257,7 @@ def _sigmoid_cases(x: dict[str, Any]) -> list[tuple[str, Call]]:
                 if red != "mean" and tag not in ("a", "c", "c_w"):
                     continue
                 for k, own in enumerate(_OWN_OPTIONS[family]):
-                    if k and tag not in ("a", "c", "sat", "c_w"):
+                    if k and tag not in ("a", "c", "sat", "hard", "c_w"):
                         continue
                     for validate in (True, False):
                         if not validate and (red != "mean" or k):

@@ -204,6 +204,14 @@ def _log_one_minus_pt(b: _Binary) -> Array:
     xp = b.xp
     log_sig_neg = -b.softplus_pos  # log sigma(-x)
     log_sig = -b.softplus_neg  # log sigma(x)
+    if type(b.t) is np.ndarray:
+        is_one = b.t == 1
+        if np.count_nonzero(is_one) + np.count_nonzero(b.t == 0) == b.t.size:
+            # Hard targets (issue 13: per-call overhead): 1 - p_t is sigma(-x) where t = 1
+            # and sigma(x) where t = 0, and the general formula below reduces to the log of
+            # that term plus 0.0 (exactly: log 1 = log1p(0) = 0 and the other term is 0,
+            # which turns -0.0 into +0.0).
+            return np.where(is_one, log_sig_neg, log_sig) + 0.0
     minus_inf = full_like(b.x, -math.inf, xp=xp)
     above, below = b.t > 0, b.t < 1
     first = xp.where(above, xp.log(xp.where(above, b.t, b.ones())) + log_sig_neg, minus_inf)
