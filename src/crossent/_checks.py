@@ -425,6 +425,8 @@ def _numpy_distribution_passes(x: np.ndarray, storage_dtype: Any) -> bool:
     tolerance = _numpy_row_sum_tolerance(np.dtype(storage_dtype), x.shape[-1])
     if x.ndim == 1:
         largest = smallest = float(totals)
+    elif totals.size == 1:  # one row in a matrix: no reductions of one number
+        largest = smallest = totals.item()
     else:
         largest = float(np.maximum.reduce(totals, None))
         smallest = float(np.minimum.reduce(totals, None))
@@ -477,8 +479,8 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
         # One reduction answers both questions when the rows pass (issue 13: overhead):
         # every row maximum is finite (NaN propagates, +inf and a row of -inf do not pass).
         row_max = np.maximum.reduce(x, -1)
-        if x.ndim == 1:
-            if -math.inf < row_max < math.inf:
+        if x.ndim == 1 or row_max.size == 1:  # one row: a Python number (issue 13)
+            if -math.inf < (row_max if x.ndim == 1 else row_max.item()) < math.inf:
                 return
         elif np.minimum.reduce(row_max, None) > -math.inf and (
             np.maximum.reduce(row_max, None) < math.inf
@@ -584,12 +586,15 @@ def check_labels(
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not validate or size(labels) == 0:
         return
-    if (
-        type(labels) is np.ndarray
-        and np.minimum.reduce(labels, axis=None) >= 0
-        and np.maximum.reduce(labels, axis=None) < classes
-    ):
-        return  # two reductions, no temporaries (issue 13: per-call overhead)
+    if type(labels) is np.ndarray:
+        if labels.size == 1:  # one label: one Python comparison (issue 13: overhead)
+            if 0 <= labels.item() < classes:
+                return
+        elif (
+            np.minimum.reduce(labels, axis=None) >= 0
+            and np.maximum.reduce(labels, axis=None) < classes
+        ):
+            return  # two reductions, no temporaries (issue 13: per-call overhead)
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
@@ -639,10 +644,11 @@ def check_non_negative(x: Array, *, name: str, xp: ModuleType) -> None:
 
 def check_not_nan(x: Array, *, name: str, xp: ModuleType) -> None:
     """No NaN anywhere (``+-inf`` allowed: a sigmoid logit of ``+inf`` means probability 1)."""
-    if size(x) == 0 or not xp.isdtype(x.dtype, "real floating"):
+    if type(x) is np.ndarray:  # without isdtype's dispatch (issue 13: per-call overhead)
+        if x.size == 0 or x.dtype.kind != "f" or not np.isnan(np.minimum.reduce(x, axis=None)):
+            return  # the minimum is NaN exactly when an entry is (one reduction)
+    elif size(x) == 0 or not xp.isdtype(x.dtype, "real floating"):
         return
-    if type(x) is np.ndarray and not np.isnan(np.minimum.reduce(x, axis=None)):
-        return  # the minimum is NaN exactly when an entry is (issue 13: one reduction)
     if _truth(xp.any(xp.isnan(x))):
         _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=None)
 

@@ -31,7 +31,7 @@ from ._checks import (
 from ._numerics import safe_log
 from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp
 
-__all__ = ["PendingCheck", "Side", "prepare", "prepare_one", "prepare_pair"]
+__all__ = ["PendingCheck", "Side", "prepare", "prepare_one", "prepare_pair", "ready"]
 
 
 @dataclass
@@ -206,6 +206,11 @@ def _ready(x: Array, *, axis: int) -> bool:
         and x.shape[-1] > 0
         and x.dtype in _READY_DTYPES
     )
+
+
+ready = _ready
+"""Whether a NumPy array is ready as it is (:func:`_ready`), for the losses' own prepare
+step (issue 13); this module's shortcuts call ``_ready``, which the tests patch."""
 
 
 def _validate(side: Side, *, name: str, axis: int, storage_dtype: Any) -> None:

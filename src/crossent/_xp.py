@@ -31,6 +31,7 @@ __all__ = [
     "detached",
     "device",
     "finalize",
+    "finite_row_max",
     "full_like",
     "index_array",
     "is_numpy",
@@ -38,6 +39,7 @@ __all__ = [
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "one_entry",
     "ones_like",
     "reduce_sum",
     "reshape",
@@ -255,12 +257,23 @@ def take_along_last(x: Array, index: Array, *, xp: ModuleType) -> Array:
     and ``x`` of shape ``(*batch, classes)``: one entry per row. For NumPy one fancy
     index over the rows (``np.take_along_axis`` builds index grids: 10 us a call)."""
     if type(x) is np.ndarray and x.shape[:-1] == index.shape[:-1] and index.shape[-1:] == (1,):
+        if x.shape[0] == 1 and x.ndim == 2:
+            # One row: one index array on the class axis (the same entries, and the same
+            # IndexError for a label that is not a class; issue 13: per-call overhead).
+            return x[:, index[0]]
         if x.ndim == 2:
             return x[np.arange(x.shape[0])[:, None], index]
         flat = index.reshape(-1)
         rows = x.reshape(-1, x.shape[-1])
         return rows[np.arange(flat.size), flat].reshape(index.shape)
     return xp.take_along_axis(x, index, axis=-1)
+
+
+def one_entry(x: Array) -> Array:
+    """``x``'s one entry as a NumPy scalar of its dtype when ``x`` is a NumPy array of one
+    entry, else ``x``: as an operand of a row's arithmetic it gives the same values and
+    shape, and broadcasts for less (issue 13: per-call overhead)."""
+    return x.reshape(-1)[0] if type(x) is np.ndarray and x.size == 1 else x
 
 
 def reshape(x: Array, shape: tuple[int, ...], *, xp: ModuleType) -> Array:
@@ -300,11 +313,15 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
         # Fewer, in-place ufunc calls (issue 13: per-call overhead): exp(0) is exactly
         # 1, so subtracting the mask zeroes the maximal terms as the ``where`` below does.
         terms = np.exp(shifted)
-        np.subtract(terms, at_max, out=terms)
-        rest = np.add.reduce(terms, -1, keepdims=True)
-        if shifted.ndim == 1:  # one row: count its ties without a reduction
+        if shifted.ndim == 1 or shifted.size == shifted.shape[-1]:
+            # One row: zero its maximal terms by the mask and count its ties without a
+            # reduction (``rest + 0`` is ``rest``: a sum of terms >= +0.0 is never -0.0)
+            terms[at_max] = 0.0
+            rest = np.add.reduce(terms, -1, keepdims=True)
             ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
             return np.log1p(rest if ties == 1 else rest + (ties - 1))
+        np.subtract(terms, at_max, out=terms)
+        rest = np.add.reduce(terms, -1, keepdims=True)
         return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
     terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
     ties = astype(at_max, shifted.dtype, xp=xp)
@@ -322,11 +339,11 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     the largest term is exactly 1; :func:`log_sum_exp_shifted` keeps the digits of the
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
-    m = _finite_row_max(x, xp=xp)
+    m = finite_row_max(x, xp=xp)
     return log_sum_exp_shifted(x - m, xp=xp) + m
 
 
-def _finite_row_max(x: Array, *, xp: ModuleType) -> Array:
+def finite_row_max(x: Array, *, xp: ModuleType) -> Array:
     """The maximum over the last axis (kept), 0 where it is not finite."""
     if type(x) is np.ndarray:
         m = np.maximum.reduce(x, -1, keepdims=True)
@@ -353,7 +370,7 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         m = np.maximum.reduce(x)
         shifted = x - (m if math.isfinite(m) else 0.0)
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
-    m = _finite_row_max(x, xp=xp)
+    m = finite_row_max(x, xp=xp)
     shifted = x - m
     if type(shifted) is np.ndarray:
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)

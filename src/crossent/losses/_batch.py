@@ -77,10 +77,11 @@ from .._checks import (
     check_base,
     check_class_weight,
     check_labels,
+    check_logits,
     check_reduction,
     check_scalar,
 )
-from .._sides import prepare
+from .._sides import prepare, ready
 from .._xp import (
     Array,
     compute_dtype,
@@ -210,6 +211,15 @@ def prepare_logits(
 
     Returns ``(values, axis, dtype)`` with ``axis`` normalised (non-negative).
     """
+    if ready(logits, axis=axis) and all(
+        type(e) is np.ndarray and e.dtype == logits.dtype for e in extra
+    ):
+        # Already float32 or float64 with the classes last, and so are ``extra`` (issue 13:
+        # per-call overhead): every check of the long way but the values' passes holds.
+        last = logits.ndim - 1
+        if validate:
+            check_logits(logits, name=name, xp=xp, axis=last)
+        return logits, last, logits.dtype
     normalised = check_axis(axis, logits.ndim, name=name)
     dtype = compute_dtype(logits, *extra, xp=xp, names=(name,) + ("targets",) * len(extra))
     side = prepare(
@@ -332,6 +342,21 @@ class Batch:
     log_base: float | None
     unweighted: bool = False  # every example weight is 1
 
+    def weighs_one(self, values: Array) -> bool:
+        r"""Whether :math:`\omega \odot` ``values`` is ``values`` bit for bit: every
+        :math:`\omega_i` is 1 and the product would neither promote nor broadcast the NumPy
+        ``values`` (of the batch shape plus a trailing axis; issue 13: a product saved)."""
+        return (
+            self.unweighted
+            and type(values) is np.ndarray
+            and values.dtype == self.dtype
+            and values.ndim == self.example_weight.ndim
+        )
+
+    def weigh(self, values: Array) -> Array:
+        r""":math:`\omega \odot` ``values`` (a plain product: keepdims example weights)."""
+        return values if self.weighs_one(values) else self.example_weight * values
+
     def normalizer(self) -> Array:
         r""":math:`\sum_i \omega_i`: what ``'mean'`` divides by."""
         if self.unweighted and type(self.example_weight) is np.ndarray:
@@ -373,8 +398,22 @@ class Batch:
     def finish_gradient(self, grad: Array, upstream: object = None) -> Array:
         """From per-row ``d loss_i / d logits`` (classes last) to the caller's gradient."""
         xp = self.xp
-        grad = zero_where_ignored(grad * self.gradient_scale(upstream), self.active, xp=xp)
+        scale = self.gradient_scale(upstream)
+        if not _unit_scale(scale, grad):
+            grad = grad * scale
+        grad = zero_where_ignored(grad, self.active, xp=xp)
         return xp.moveaxis(grad, -1, self.axis) if self.axis != grad.ndim - 1 else grad
+
+
+def _unit_scale(scale: object, grad: Array) -> bool:
+    """Whether ``grad * scale`` would be ``grad`` itself, bit for bit and in its dtype: a
+    NumPy ``grad`` (the bodies' own temporary) and a scale of exactly 1 that does not
+    promote it (issue 13: the 'sum' and one-row 'mean' gradients skip a multiplication)."""
+    return (
+        type(grad) is np.ndarray
+        and (type(scale) is float or (isinstance(scale, np.generic) and scale.dtype == grad.dtype))
+        and scale == 1.0
+    )
 
 
 def batch_for(

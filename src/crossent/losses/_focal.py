@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from .._checks import check_scalar
-from .._xp import Array
+from .._xp import Array, ones_like
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
@@ -32,6 +34,15 @@ _LOG_HALF = -math.log(2.0)
 def _log1mexp(a: Array, *, xp: ModuleType) -> Array:
     """``log(1 - exp(a))`` for ``a <= 0`` (Maechler 2012): ``-inf`` at 0."""
     near = a > _LOG_HALF
+    if type(a) is np.ndarray:
+        # NumPy (issue 13: per-call overhead): the far branch alone when no entry is near
+        # 0, and scalars rather than filled arrays; the same operation on every entry.
+        if not near.any():
+            return np.log1p(-np.exp(a))
+        a_near = np.where(near, a, _LOG_HALF)
+        negative = np.where(a_near < 0, -np.expm1(a_near), 1.0)
+        near_value = np.where(a_near < 0, np.log(negative), -math.inf)
+        return np.where(near, near_value, np.log1p(-np.exp(np.where(near, _LOG_HALF, a))))
     a_near = xp.where(near, a, xp.full_like(a, _LOG_HALF))
     a_far = xp.where(near, xp.full_like(a, _LOG_HALF), a)
     negative = xp.where(a_near < 0, -xp.expm1(a_near), xp.ones_like(a_near))
@@ -43,7 +54,7 @@ def _modulation(softmax: LabelledSoftmax, gamma: float) -> Array:
     r"""The focal modulation :math:`(1 - p_y)^\gamma` (keepdims), in log space."""
     xp = softmax.batch.xp
     if gamma == 0:  # plain cross-entropy: skip 0 * log(0) at p_y = 1
-        return xp.ones_like(softmax.log_p_y)
+        return ones_like(softmax.log_p_y, xp=xp)
     return xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
 
 
@@ -111,7 +122,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     """
     ls = focal.softmax
     # A label of weight 0 is absent, even where log p_y = -inf (issue 10, item 7).
-    return ls.reduce(-ls.log_p_y, weight=ls.batch.example_weight * focal.modulation)
+    return ls.reduce(-ls.log_p_y, weight=ls.batch.weigh(focal.modulation))
 
 
 @prepared_by(_focal, twin=softmax_focal_loss)
@@ -139,7 +150,10 @@ def softmax_focal_loss_grad(focal: _Focal) -> Array:
     p_y = xp.exp(log_p_y)
     # r = p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
     inside = (log_p_y < 0) & (p_y > 0)
+    if type(inside) is np.ndarray and inside.all():  # no limit to take (issue 13)
+        ratio = p_y * (log_p_y / -np.expm1(log_p_y))
+        return ls.finish_gradient(ls.batch.weigh(focal.modulation) * (1 - g * ratio))
     safe_log = xp.where(inside, log_p_y, -xp.ones_like(log_p_y))
     ratio = xp.where(inside, p_y * (safe_log / -xp.expm1(safe_log)), xp.zeros_like(log_p_y))
     ratio = xp.where(log_p_y < 0, ratio, -xp.ones_like(log_p_y))
-    return ls.finish_gradient(ls.batch.example_weight * focal.modulation * (1 - g * ratio))
+    return ls.finish_gradient(ls.batch.weigh(focal.modulation) * (1 - g * ratio))

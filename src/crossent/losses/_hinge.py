@@ -20,8 +20,19 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .._checks import check_choice, check_scalar
-from .._xp import Array
+from .._xp import (
+    Array,
+    astype,
+    full_like,
+    row_max,
+    row_sum,
+    take_along_last,
+    where_zero,
+    zeros_like,
+)
 from ._batch import Batch, LabelBatch, class_mask, extends, labelled_batch, prepared_by
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
@@ -50,12 +61,15 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     xp = given.batch.xp
     z, safe = given.values, given.labels.safe
     is_target = class_mask(safe, z.shape[-1], xp=xp)
-    z_y = xp.take_along_axis(z, safe[..., None], axis=-1)
+    index = safe[..., None]
+    # The NumPy shortcut for a matrix, whose IndexError (an unchecked label that is no
+    # class) names the axis the namespace's names; other ranks keep the namespace's.
+    z_y = take_along_last(z, index, xp=xp) if z.ndim == 2 else xp.take_along_axis(z, index, axis=-1)
     # A rival scored -inf never violates the margin, even against a target of -inf (whose
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
-    rivals = xp.where(never, xp.zeros_like(z), z)  # no -inf - (-inf) evaluated anywhere
-    margins = xp.where(never, xp.full_like(z, -math.inf), delta + rivals - z_y)
+    rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
+    margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
     return _Hinge(given.batch, z, margins, is_target, variant)
 
 
@@ -110,9 +124,9 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     1.3
     """
     xp = h.batch.xp
-    hinge = xp.maximum(h.margins, xp.zeros_like(h.margins))
-    loss = xp.max(hinge, axis=-1) if h.variant == "crammer_singer" else xp.sum(hinge, axis=-1)
-    return h.batch.reduce(loss)
+    hinge = xp.maximum(h.margins, zeros_like(h.margins, xp=xp))
+    loss = row_max(hinge, xp=xp) if h.variant == "crammer_singer" else row_sum(hinge, xp=xp)
+    return h.batch.reduce(loss[..., 0])
 
 
 @prepared_by(_hinge, twin=multiclass_hinge_loss)
@@ -145,8 +159,13 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     violated = h.margins > 0
     if h.variant == "crammer_singer":
         is_rival = class_mask(xp.argmax(h.margins, axis=-1), z.shape[-1], xp=xp)
-        pull = xp.astype(is_rival & xp.any(violated, axis=-1, keepdims=True), z.dtype)
+        any_violated = (
+            np.logical_or.reduce(violated, axis=-1, keepdims=True)  # np.any without dispatch
+            if type(violated) is np.ndarray
+            else xp.any(violated, axis=-1, keepdims=True)
+        )
+        pull = astype(is_rival & any_violated, z.dtype, xp=xp)
     else:
-        pull = xp.astype(violated, z.dtype)
-    count = xp.sum(pull, axis=-1, keepdims=True)
+        pull = astype(violated, z.dtype, xp=xp)
+    count = row_sum(pull, xp=xp)
     return h.batch.finish_gradient(xp.where(h.is_target, -count, pull))

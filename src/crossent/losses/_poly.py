@@ -128,4 +128,4 @@ def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     """
     softmax = poly.softmax
     p_y = softmax.batch.xp.exp(softmax.log_p_y)
-    return softmax.finish_gradient(softmax.batch.example_weight * (1 + poly.epsilon * p_y))
+    return softmax.finish_gradient(softmax.batch.weigh(1 + poly.epsilon * p_y))

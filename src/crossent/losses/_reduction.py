@@ -49,6 +49,12 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
     Both ``where`` branches are evaluated, so the infinite values are replaced before the
     product (no NaN, no floating-point warning, and a zero gradient through them).
     """
+    if (
+        type(coefficient) is np.ndarray
+        and type(value) is np.ndarray
+        and np.count_nonzero(coefficient) == coefficient.size
+    ):
+        return coefficient * value  # no coefficient is 0 (issue 13: one reduction, no where)
     present = coefficient != 0
     return coefficient * where_zero(present, value, xp=xp)
 

@@ -21,23 +21,32 @@ is ``reduction='sum'`` divided by ``logits.size``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from .._checks import (
-    check_base,
     check_broadcastable,
     check_non_negative,
     check_not_nan,
     check_probabilities,
-    check_reduction,
     check_scalar,
 )
-from .._xp import Array, compute_dtype, namespace, reduce_sum
+from .._xp import (
+    Array,
+    astype,
+    compute_dtype,
+    full_like,
+    namespace,
+    ones_like,
+    reduce_sum,
+    where_zero,
+    zeros_like,
+)
 from ..errors import InputError
-from ._batch import extends, prepared_by
+from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
 __all__ = [
@@ -51,12 +60,16 @@ __all__ = [
 
 def softplus(x: Array, *, xp: ModuleType) -> Array:
     """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
-    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+    return xp.maximum(x, zeros_like(x, xp=xp)) + xp.log1p(xp.exp(-xp.abs(x)))
 
 
 @dataclass
 class _Binary:
-    """Validated elementwise inputs, all broadcast to the shape of ``logits``."""
+    """Validated elementwise inputs, all broadcast to the shape of ``logits``.
+
+    ``softplus_pos``, ``softplus_neg`` and ``positive`` are computed with the object (every
+    loss and gradient needs them; issue 13: no cached-property lock per call).
+    """
 
     xp: ModuleType
     dtype: Any
@@ -66,26 +79,22 @@ class _Binary:
     pos_weight: Array | None
     reduction: str
     log_base: float | None
+    softplus_pos: Array = field(init=False, repr=False)  # sp(x) = -log(1 - sigma(x))
+    softplus_neg: Array = field(init=False, repr=False)  # sp(-x) = -log sigma(x)
+    positive: Array = field(init=False, repr=False)  # pi t, the coefficient of sp(-x)
+
+    def __post_init__(self) -> None:
+        self.softplus_pos = softplus(self.x, xp=self.xp)
+        self.softplus_neg = softplus(-self.x, xp=self.xp)
+        self.positive = self.t if self.pos_weight is None else self.pos_weight * self.t
 
     def ones(self) -> Array:
-        return self.xp.ones_like(self.x)
-
-    @cached_property
-    def softplus_pos(self) -> Array:
-        """``sp(x) = -log(1 - sigma(x))``."""
-        return softplus(self.x, xp=self.xp)
-
-    @cached_property
-    def softplus_neg(self) -> Array:
-        """``sp(-x) = -log sigma(x)``."""
-        return softplus(-self.x, xp=self.xp)
-
-    @cached_property
-    def positive(self) -> Array:
-        """``pi t``: the coefficient of ``sp(-x)`` (``t`` without ``pos_weight``)."""
-        return self.t if self.pos_weight is None else self.pos_weight * self.t
+        return ones_like(self.x, xp=self.xp)
 
     def normalizer(self) -> Array:
+        if self.weight is None and type(self.x) is np.ndarray:
+            # The count of entries, as the float64 sum of ones gives it (issue 13).
+            return np.dtype(self.dtype).type(self.x.size)
         w = self.ones() if self.weight is None else self.xp.broadcast_to(self.weight, self.x.shape)
         return reduce_sum(self.xp.reshape(w, (-1,)), xp=self.xp, out_dtype=self.dtype)
 
@@ -121,25 +130,25 @@ def _binary(
     validate: bool = True,
 ) -> _Binary:
     """Check one call of :func:`sigmoid_cross_entropy` (or its gradient)."""
-    eps = check_scalar(label_smoothing, name="label_smoothing", low=0.0, high=1.0)
-    log_base = check_base(base)
-    check_reduction(reduction)
-    names = ("logits", "targets", "weight", "pos_weight")
-    given = [
-        (n, a)
-        for n, a in zip(names, (logits, targets, weight, pos_weight), strict=True)
-        if a is not None
-    ]
-    xp, arrays = namespace(*(a for _, a in given), names=tuple(n for n, _ in given))
-    by_name = dict(zip((n for n, _ in given), arrays, strict=True))
+    # label_smoothing, base and reduction checked in this order, once per distinct set
+    options = options_of(label_smoothing, 1.0, 0.0, None, base, reduction)
+    eps, log_base = options.label_smoothing, options.log_base
+    given = {"logits": logits, "targets": targets}
+    if weight is not None:
+        given["weight"] = weight
+    if pos_weight is not None:
+        given["pos_weight"] = pos_weight
+    names = tuple(given)
+    xp, arrays = namespace(*given.values(), names=names)
+    by_name = dict(zip(names, arrays, strict=True))
     x, t = by_name["logits"], by_name["targets"]
     if tuple(t.shape) != tuple(x.shape):
         raise InputError(
             f"`logits` and `targets` must have the same shape; got {tuple(x.shape)} and "
             f"{tuple(t.shape)}"
         )
-    dtype = compute_dtype(*arrays, xp=xp, names=tuple(by_name))
-    cast = {n: (xp.astype(a, dtype) if a.dtype != dtype else a) for n, a in by_name.items()}
+    dtype = compute_dtype(*arrays, xp=xp, names=names)
+    cast = {n: (astype(a, dtype, xp=xp) if a.dtype != dtype else a) for n, a in by_name.items()}
     for name in ("weight", "pos_weight"):
         if name in cast:
             check_broadcastable(tuple(cast[name].shape), tuple(x.shape), name=name, target="logits")
@@ -179,25 +188,39 @@ def _bce_grad(b: _Binary) -> Array:
     return (1 - b.t) * sigma - b.positive * sigma_neg
 
 
+def _within(x: Array, bound: float) -> bool:
+    """Whether every entry of a NumPy ``x`` is in ``[-bound, bound]`` (clipping to it would
+    change nothing; False for anything else, and for NaN)."""
+    return (
+        type(x) is np.ndarray
+        and x.size > 0
+        and bool(np.minimum.reduce(x, axis=None) >= -bound)
+        and bool(np.maximum.reduce(x, axis=None) <= bound)
+    )
+
+
 def _log_one_minus_pt(b: _Binary) -> Array:
     r"""``log(1 - p_t)`` with :math:`1 - p_t = t\sigma(-x) + (1-t)\sigma(x)`, in log space."""
     xp = b.xp
     log_sig_neg = -b.softplus_pos  # log sigma(-x)
     log_sig = -b.softplus_neg  # log sigma(x)
-    first = xp.where(
-        b.t > 0,
-        xp.log(xp.where(b.t > 0, b.t, b.ones())) + log_sig_neg,
-        xp.full_like(b.x, -math.inf),
-    )
-    second = xp.where(
-        b.t < 1,
-        xp.log1p(-xp.where(b.t < 1, b.t, xp.zeros_like(b.t))) + log_sig,
-        xp.full_like(b.x, -math.inf),
-    )
+    if type(b.t) is np.ndarray:
+        is_one = b.t == 1
+        if np.count_nonzero(is_one) + np.count_nonzero(b.t == 0) == b.t.size:
+            # Hard targets (issue 13: per-call overhead): 1 - p_t is sigma(-x) where t = 1
+            # and sigma(x) where t = 0, and the general formula below reduces to the log of
+            # that term plus 0.0 (exactly: log 1 = log1p(0) = 0 and the other term is 0,
+            # which turns -0.0 into +0.0).
+            return np.where(is_one, log_sig_neg, log_sig) + 0.0
+    minus_inf = full_like(b.x, -math.inf, xp=xp)
+    above, below = b.t > 0, b.t < 1
+    first = xp.where(above, xp.log(xp.where(above, b.t, b.ones())) + log_sig_neg, minus_inf)
+    second = xp.where(below, xp.log1p(-where_zero(below, b.t, xp=xp)) + log_sig, minus_inf)
     high = xp.maximum(first, second)
     low = xp.minimum(first, second)
-    finite_high = xp.where(high > -math.inf, high, xp.zeros_like(high))
-    return xp.where(high > -math.inf, finite_high + xp.log1p(xp.exp(low - finite_high)), high)
+    finite = high > -math.inf
+    finite_high = where_zero(finite, high, xp=xp)
+    return xp.where(finite, finite_high + xp.log1p(xp.exp(low - finite_high)), high)
 
 
 @dataclass
@@ -396,7 +419,8 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     xp, bce = b.xp, _bce(b)
     # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
     huge = float(xp.finfo(b.dtype).max) / 4
-    b = replace(b, x=xp.clip(b.x, -huge, huge))
+    if not _within(b.x, huge):
+        b = replace(b, x=xp.clip(b.x, -huge, huge))
     log_q = _log_one_minus_pt(b)
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q

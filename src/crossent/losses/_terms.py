@@ -25,7 +25,10 @@ import numpy as np
 
 from .._xp import (
     Array,
+    finite_row_max,
+    log_softmax,
     log_sum_exp_shifted,
+    one_entry,
     ones_like,
     row_max,
     row_sum,
@@ -93,7 +96,7 @@ def softmax_rows(
     """
     capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
     top = row_max(capped, xp=xp)
-    shifted = capped - top
+    shifted = capped - one_entry(top)
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
         top = _divide(top, temperature)
@@ -108,11 +111,13 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     :math:`x/T` would for :math:`T < 1` (issue 10, item 9). A row whose maximum is not
     finite is not shifted (as ``_xp.log_softmax``).
     """
-    top = row_max(x, xp=xp)
-    shifted = x - where_zero(xp.isfinite(top), top, xp=xp)
-    if temperature != 1.0:
-        shifted = _divide(shifted, temperature)
-    return shifted - log_sum_exp_shifted(shifted, xp=xp)
+    if temperature == 1.0:
+        return log_softmax(x, xp=xp)  # the same operations, one home
+    shifted = _divide(x - finite_row_max(x, xp=xp), temperature)
+    ell = log_sum_exp_shifted(shifted, xp=xp)
+    if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
+        return np.subtract(shifted, ell, out=shifted)
+    return shifted - ell
 
 
 def chain_rule(
@@ -137,7 +142,7 @@ def chain_rule(
 def probs(rows: SoftmaxRows, *, xp: ModuleType) -> Array:
     r""":math:`p = \operatorname{softmax}(z') = e^{\sigma - \ell}`."""
     assert rows.shifted is not None  # the generic path keeps the shifted logits
-    return xp.exp(rows.shifted - rows.ell)
+    return xp.exp(rows.shifted - one_entry(rows.ell))
 
 
 # --------------------------------------------------------------------- label smoothing
@@ -297,6 +302,13 @@ def log_prob_of_labels(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Arr
 def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
     r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`."""
     p = probs(rows, xp=xp)
+    if type(p) is np.ndarray and p.size == p.shape[-1]:
+        # One row (issue 13: per-call overhead): subtract 1 at its label, in place (``p``
+        # is our own temporary); a label that is no class has no 1 to subtract.
+        label = int(safe.reshape(-1)[0])
+        if 0 <= label < p.shape[-1]:
+            p.reshape(-1)[label] -= 1
+        return p
     return xp.where(class_mask(safe, p.shape[-1], xp=xp), p - 1, p)
 
 
@@ -316,6 +328,8 @@ class LabelledSoftmax:
     def reduce(self, per_row: Array, weight: Array | None = None) -> Any:
         r"""Reduce :math:`\omega_i\,L_i` (keepdims; :math:`\omega` is ``weight``, by default
         :math:`w_{y_i}`): a row of weight 0 counts 0 even where :math:`L_i = \infty`."""
+        if weight is None and self.batch.weighs_one(per_row):
+            return self.batch.reduce(per_row[..., 0])  # 1 * L_i is L_i
         omega = self.batch.example_weight if weight is None else weight
         return self.batch.reduce(weighted_term(omega, per_row, xp=self.batch.xp)[..., 0])
 

@@ -1,0 +1,41 @@
+"""Issue 13, "Small inputs": the per-call work on the loss families changed no result.
+
+Every call listed in ``issue13_small_family_cases.py`` (focal, poly-1, hinge, soft-target
+cross-entropy, distillation, sigmoid cross-entropy and sigmoid focal, each with its
+gradient; shapes (10,) to (3, 4, 10), every class axis, weights, ignore_index, every
+reduction, the families' options, float16 to float64) gives the same type, dtype,
+shape and bits as the code of ``main`` before that work, and every bad call the same
+exception type and message. The expected outcomes were recorded from that code (see the
+cases module), never from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from losses.issue13_small_family_cases import bad_cases, cases, record
+
+_EXPECTED: dict[str, str] = json.loads(
+    (Path(__file__).parent / "data" / "issue13_small_families.json").read_text(encoding="utf-8")
+)
+_CASES = cases()
+_BAD = bad_cases()
+
+
+def test_issue13_small_families_every_recorded_call_is_listed() -> None:
+    assert sorted(key for key, _ in _CASES + _BAD) == sorted(_EXPECTED)
+
+
+@pytest.mark.parametrize(("key", "call"), _CASES, ids=[key for key, _ in _CASES])
+def test_issue13_small_families_result_is_bit_for_bit_main(key: str, call: object) -> None:
+    assert record(call) == _EXPECTED[key]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("key", "call"), _BAD, ids=[key for key, _ in _BAD])
+def test_issue13_small_families_error_is_main(key: str, call: object) -> None:
+    outcome = record(call)  # type: ignore[arg-type]
+    assert outcome.startswith("raises ")
+    assert outcome == _EXPECTED[key]
