@@ -77,6 +77,7 @@ reduction, or the gradient, in one Numba function.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
@@ -589,9 +590,42 @@ def _lean_options(given: dict[str, Any]) -> LossOptions:
 
 
 _DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
-_DEFAULTED = frozenset({"axis", "validate"})
-"""Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
 _DEFAULT_AXIS, _DEFAULT_VALIDATE = _LEAN_DEFAULTS["axis"], _LEAN_DEFAULTS["validate"]
+_DEFAULT_SETTINGS = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, _DEFAULT_VALIDATE)
+
+_Settings = tuple[LossOptions, Any, Any]
+"""``(options, axis, validate)`` of a lean call."""
+
+
+def _lean_settings(kwargs: dict[str, Any]) -> _Settings | None:
+    """The settings of a call's keywords, or None when the lean path does not take them
+    (another keyword: an option it does not handle, ``out``, or an unknown one, which the
+    full path names); a bad option value raises the full path's ``InputError``.
+
+    Kept by the keywords' names, values and types (``lru_cache(typed=True)``: 1, 1.0
+    and True are different keys, so a bool is still refused), as :func:`options_of`
+    keeps options (issue 13: merging the keywords into the defaults and looking the
+    options up cost some 2-4 us a call). A value that cannot be a key (an array) is
+    looked at afresh.
+    """
+    try:
+        return _cached_settings(**kwargs)
+    except TypeError:  # unhashable
+        return _settings_of(kwargs)
+
+
+def _settings_of(kwargs: dict[str, Any]) -> _Settings | None:
+    """:func:`_lean_settings` without the cache."""
+    if not _LEAN_DEFAULTS.keys() >= kwargs.keys():
+        return None
+    given = _LEAN_DEFAULTS | kwargs
+    return _lean_options(given), given["axis"], given["validate"]
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(**kwargs: Any) -> _Settings | None:
+    """:func:`_settings_of`, kept (a bad option's error is raised each time, not kept)."""
+    return _settings_of(kwargs)
 
 
 @dataclass
@@ -609,7 +643,7 @@ def _lean_call(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, LossOptions, Any] | None:
     """``(logits, labels, options, validate)`` of a call the lean path takes, or None."""
-    if len(args) != 2 or not _LEAN_DEFAULTS.keys() >= kwargs.keys():
+    if len(args) != 2:
         return None
     logits, labels = args
     if type(labels) is not np.ndarray or type(logits) is not np.ndarray:
@@ -617,12 +651,10 @@ def _lean_call(
     char = logits.dtype.char
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
-    if _DEFAULTED.issuperset(kwargs):  # no dict to build (issue 13: per-call overhead)
-        opts, axis = _DEFAULT_OPTIONS, kwargs.get("axis", _DEFAULT_AXIS)
-        validate = kwargs.get("validate", _DEFAULT_VALIDATE)
-    else:
-        given = _LEAN_DEFAULTS | kwargs
-        opts, axis, validate = _lean_options(given), given["axis"], given["validate"]
+    settings = _lean_settings(kwargs) if kwargs else _DEFAULT_SETTINGS
+    if settings is None:
+        return None
+    opts, axis, validate = settings
     if not _classes_last(logits, axis, opts):
         return None
     return logits, labels, opts, validate
