@@ -34,6 +34,13 @@ Bit for bit the full path's values
 
 ``tests/losses/test_issue13_compiled_small.py`` pins all of it against the full path.
 
+Float64 logits
+~~~~~~~~~~~~~~
+The ``*64`` functions at the end are the compiled parts of the float64 hybrid
+(``_softmax_small``'s docstring): the generic path's arithmetic between the np.exp and
+np.log1p that the caller runs, pinned bit for bit by
+``tests/losses/test_issue13_float64_small.py``.
+
 Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
 in; its cache is keyed by this file, so after editing the kernels' module in a source
 checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
@@ -49,7 +56,22 @@ import numpy as np
 
 from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
 
-__all__ = ["MEAN", "NONE", "PARTS", "SUM", "label_gradient", "label_loss", "pairwise_sum"]
+__all__ = [
+    "LABEL",
+    "MEAN",
+    "NONE",
+    "PARTS",
+    "SUM",
+    "TOP",
+    "label_gradient",
+    "label_gradient64",
+    "label_loss",
+    "label_loss64",
+    "pairwise_sum",
+    "rest_of_rows64",
+    "shift_rows64",
+    "subtract_rows64",
+]
 
 #: The reductions, as the compiled functions take them.
 NONE, SUM, MEAN, PARTS = 0, 1, 2, 3
@@ -228,4 +250,171 @@ def label_gradient(
         target_coef[i] = row_scale
     empty = np.empty(0)
     gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, empty, empty, out)
+    return True
+
+
+# ------------------------------------------------------------------- float64 (hybrid)
+# The generic path's float64 arithmetic between NumPy's transcendental ufuncs: the
+# caller (``_softmax_small``) runs np.exp and np.log1p on the arrays these functions
+# fill, exactly where ``softmax_rows``, ``log_sum_exp_shifted`` and ``probs`` run them,
+# so the values are NumPy's on every CPU (its SIMD exp and log1p included). Each
+# function returns False, having written nothing the caller hands back, where the full
+# path would raise, warn or produce a value that is not finite: the caller then takes
+# the full path, which does what it does (names the bad input, or warns).
+
+#: Rows of the per-row buffer ``rows`` (2 x N) the float64 functions share.
+TOP, LABEL = 0, 1
+
+
+@numba.njit(cache=True)
+def shift_rows64(
+    z: np.ndarray, labels: np.ndarray, temperature: float, shifted: np.ndarray, rows: np.ndarray
+) -> bool:
+    r"""Screen float64 ``z`` (N x C) and ``labels``, then ``softmax_rows`` up to its exp.
+
+    :math:`\sigma = (z - m)/T` into ``shifted``, :math:`m/T` into ``rows[TOP]`` and
+    :math:`\sigma_y` into ``rows[LABEL]``; the division only for :math:`T \ne 1`, as
+    there (where NumPy's overflow of the division is ignored). False for a NaN, a
+    ``+inf``, a row of ``-inf``, a label outside ``[0, C)``, or a finite logit whose
+    difference from the maximum overflows (NumPy would warn).
+    """
+    n, classes = z.shape
+    divide = temperature != 1.0
+    for i in range(n):
+        label = labels[i]
+        if label < 0 or label >= classes:
+            return False
+        top = -np.inf
+        for c in range(classes):
+            value = z[i, c]
+            if value != value or value == np.inf:
+                return False
+            top = max(top, value)
+        if top == -np.inf:
+            return False
+        for c in range(classes):
+            value = z[i, c]
+            difference = value - top
+            if difference == -np.inf and value != -np.inf:
+                return False
+            shifted[i, c] = difference / temperature if divide else difference
+        rows[TOP, i] = top / temperature if divide else top
+        rows[LABEL, i] = shifted[i, label]
+    return True
+
+
+@numba.njit(cache=True)
+def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rest: np.ndarray) -> None:
+    r"""``log_sum_exp_shifted`` between its exp and its log1p: into ``rest`` (N),
+    :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 - 1)`.
+
+    ``terms`` (:math:`e^\sigma`, NumPy's) has 1 subtracted where :math:`\sigma = 0`, in
+    place, as there; each row is summed in NumPy's pairwise order (one block of 8
+    accumulators up to 128 classes) from 0.
+    """
+    n, classes = terms.shape
+    for i in range(n):
+        ties = 0
+        for c in range(classes):
+            if shifted[i, c] == 0.0:
+                terms[i, c] -= 1.0
+                ties += 1
+        row = terms[i]
+        total = _block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row)
+        rest[i] = (0.0 + total) + (float(ties) - 1.0)
+
+
+@numba.njit(cache=True)
+def label_loss64(
+    rows: np.ndarray,
+    ell: np.ndarray,
+    z_loss: float,
+    reduction: int,
+    log_base: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``(ok, loss)`` from the rows of :func:`shift_rows64` and :math:`\ell` (NumPy's
+    log1p): the lean path's ``row_loss`` (:math:`\ell - \sigma_y`, plus
+    :math:`\lambda\,\mathrm{LSE}^2`) and ``reduce_loss``, in float64.
+
+    ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go to
+    ``out`` (N) and ``loss`` is 0. ``ok`` is False where a log-sum-exp, a loss or the
+    reduced loss is not finite (the full path may warn there).
+    """
+    n = ell.shape[0]
+    loss = np.empty(n)
+    for i in range(n):
+        lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
+        value = ell[i] - rows[LABEL, i]
+        if z_loss != 0.0:
+            value = value + z_loss * (lse * lse)
+        if not (np.isfinite(lse) and np.isfinite(value)):
+            return False, 0.0
+        loss[i] = value
+    if reduction == NONE:
+        for i in range(n):
+            value = loss[i] / log_base if log_base != 0.0 else loss[i]
+            if not np.isfinite(value):
+                return False, 0.0
+            out[i] = value + 0.0
+        return True, 0.0
+    total = pairwise_sum(loss)
+    if reduction == MEAN:
+        total = total / np.float64(n)
+    if log_base != 0.0:
+        total = total / log_base
+    if not np.isfinite(total):
+        return False, 0.0
+    return True, total + 0.0
+
+
+@numba.njit(cache=True)
+def subtract_rows64(shifted: np.ndarray, ell: np.ndarray) -> None:
+    r""":math:`\sigma - \ell`, in place: the argument of ``probs``' exp."""
+    n, classes = shifted.shape
+    for i in range(n):
+        for c in range(classes):
+            shifted[i, c] = shifted[i, c] - ell[i]
+
+
+@numba.njit(cache=True)
+def label_gradient64(
+    p: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    ell: np.ndarray,
+    z_loss: float,
+    temperature: float,
+    reduction: int,
+    log_base: float,
+    out: np.ndarray,
+) -> bool:
+    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten):
+    :math:`((c_i p_i - e_{y_i})/T)\,s`, with :math:`c_i = 1 + 2\lambda\,\mathrm{LSE}_i`
+    (``p_coefficient`` with :math:`A = \omega = 1`) and :math:`s`
+    ``scale_for_reduction``'s factor, then copied into ``out`` unless ``out`` is ``p``.
+    False, with nothing written into ``out``, where a value is not finite (the full
+    path may warn).
+    """
+    n, classes = p.shape
+    scale = 1.0 / np.float64(n) if reduction == MEAN else 1.0
+    if log_base != 0.0:
+        scale = scale / log_base
+    divide = temperature != 1.0
+    for i in range(n):
+        lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
+        coef = 1.0 + 2.0 * z_loss * lse if z_loss != 0.0 else 1.0
+        if not (np.isfinite(lse) and np.isfinite(coef)):
+            return False
+        label = labels[i]
+        for c in range(classes):
+            value = coef * p[i, c] - (1.0 if c == label else 0.0)
+            if divide:
+                value = value / temperature
+            value = value * scale
+            if not np.isfinite(value):
+                return False
+            p[i, c] = value
+    if out.ctypes.data != p.ctypes.data:
+        out[...] = p
     return True

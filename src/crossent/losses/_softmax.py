@@ -72,7 +72,9 @@ reduction, without building the problem; the values are the problem's bit for bi
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
 names it. On small float32 inputs with int64 labels that path is one compiled call
 (``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
-reduction, or the gradient, in one Numba function.
+reduction, or the gradient, in one Numba function; on small float64 inputs a few
+compiled calls around NumPy's own np.exp and np.log1p, the generic path's values bit
+for bit.
 """
 
 from __future__ import annotations
@@ -570,7 +572,8 @@ def _kernel_gradient(
 # the kernels, another dtype or layout, another option) leaves it for the full path,
 # which also names what is wrong. A float32 call that ``_softmax_small.takes`` is one
 # compiled call instead of the statistics and terms below (pinned bit for bit by
-# tests/losses/test_issue13_compiled_small.py).
+# tests/losses/test_issue13_compiled_small.py), a float64 one compiled calls around
+# NumPy's exp and log1p (tests/losses/test_issue13_float64_small.py).
 
 _LEAN_DEFAULTS: dict[str, Any] = {
     name: parameter.default

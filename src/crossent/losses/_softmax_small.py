@@ -9,8 +9,20 @@ NumPy type. Values are the full path's bit for bit (``_small_numba``'s docstring
 how); a suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class)
 gives None, and the caller takes the full path, which names what is wrong.
 
-The layout conditions keep the compiled signatures to four (a 2-d or other logits'
-shape is reshaped to N x C here), each compiled once per machine and cached by Numba.
+Float64 logits (same conditions) take a hybrid, since a compiled ``exp`` (libm's) may
+differ by an ulp from NumPy's (its own SIMD exp on AVX-512, SVML's log1p): compiled
+calls screen the rows and do the generic path's arithmetic in its order (maximum,
+shift, temperature, the row sums in NumPy's pairwise order, the label's term, z-loss,
+reduction, the gradient's coefficients), and between them NumPy's np.exp and np.log1p
+run on the very values the generic path gives them (``softmax_rows``,
+``log_sum_exp_shifted``, ``probs``): the loss is ``shift_rows64``, np.exp,
+``rest_of_rows64``, np.log1p, ``label_loss64``; the gradient adds ``subtract_rows64``
+and np.exp for :math:`p`, then ``label_gradient64``. So the values are the generic
+path's bit for bit on every CPU. A call that the full path would make warn (an
+overflow) or give a value that is not finite is handed on too (None).
+
+The layout conditions keep the compiled signatures few (a 2-d or other logits' shape
+is reshaped to N x C here), each compiled once per machine and cached by Numba.
 Importing this module does not import Numba; the first call that is taken does.
 """
 
@@ -34,6 +46,8 @@ _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
 """The reductions as ``_small_numba`` numbers them (``NONE``, ``SUM``, ``MEAN``, ``PARTS``)."""
 _NO_ROWS = np.empty(0, dtype=np.float32)
 """The per-row output of a reduced loss (the compiled call writes none)."""
+_FLOAT64 = np.dtype(np.float64).char
+_NO_ROWS64 = np.empty(0)
 
 
 def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
@@ -43,7 +57,8 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
     ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
     write (aligned); any other is left to the lean path, which names what is wrong.
     """
-    if logits.dtype.char != _FLOAT32 or labels.dtype.char != _INT64:
+    char = logits.dtype.char
+    if (char != _FLOAT32 and char != _FLOAT64) or labels.dtype.char != _INT64:
         return False
     if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
         return False
@@ -51,7 +66,7 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
         return False
     return out is None or (
         type(out) is np.ndarray
-        and out.dtype.char == _FLOAT32
+        and out.dtype.char == char
         and out.shape == logits.shape
         and out.flags.carray
         and not np.may_share_memory(out, logits)
@@ -60,6 +75,8 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
 
 def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
     """The loss of a call that :func:`takes`, or None when a row is suspect."""
+    if logits.dtype.char == _FLOAT64:
+        return _label_loss64(logits, labels, options)
     classes = logits.shape[-1]
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
@@ -88,6 +105,8 @@ def label_gradient(
 ) -> Any:
     """The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
     row is suspect (then nothing is written)."""
+    if logits.dtype.char == _FLOAT64:
+        return _label_gradient64(logits, labels, options, out)
     grad = np.empty_like(logits) if out is None else out
     classes = logits.shape[-1]
     two_d = logits.ndim == 2
@@ -101,6 +120,80 @@ def label_gradient(
         grad if two_d else grad.reshape(-1, classes),
     )
     return grad if ok else None
+
+
+def _label_rows64(
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, compiled: ModuleType
+) -> tuple[np.ndarray, ...] | None:
+    r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
+    ell)``, the logits (N x C), the labels (N), :math:`\sigma` (N x C), :math:`m` and
+    :math:`\sigma_y` (``compiled.TOP`` and ``LABEL``, 2 x N) and :math:`\ell` (N); None
+    when a row is suspect.
+
+    NumPy's np.exp and np.log1p run here, on the values the generic path gives them,
+    into fresh arrays as there.
+    """
+    classes = logits.shape[-1]
+    z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
+    n = z.shape[0]
+    y = labels if labels.ndim == 1 else labels.reshape(n)
+    shifted = np.empty_like(z)
+    rows = np.empty((2, n))
+    if not compiled.shift_rows64(z, y, options.temperature, shifted, rows):
+        return None
+    rest = np.empty(n)
+    compiled.rest_of_rows64(np.exp(shifted), shifted, rest)  # as log_sum_exp_shifted
+    return z, y, shifted, rows, np.log1p(rest)
+
+
+def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
+    """:func:`label_loss` of float64 logits (:func:`_label_rows64`, then the compiled
+    loss and reduction)."""
+    compiled = _compiled()
+    found = _label_rows64(logits, labels, options, compiled)
+    if found is None:
+        return None
+    rows, ell = found[3:]
+    reduction = _REDUCTIONS[options.reduction]
+    per_row = np.empty(ell.shape[0]) if reduction == 0 else _NO_ROWS64
+    ok, value = compiled.label_loss64(
+        rows, ell, options.z_loss, reduction, options.log_base or 0.0, per_row
+    )
+    if not ok:
+        return None
+    if reduction == 0:
+        return per_row if labels.ndim == 1 else per_row.reshape(labels.shape)[()]
+    if reduction == 3:
+        return LossParts(total=np.float64(value), normalizer=np.float64(ell.shape[0]))
+    return np.float64(value)
+
+
+def _label_gradient64(
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
+) -> Any:
+    r""":func:`label_gradient` of float64 logits: :math:`p` by ``probs``' np.exp of
+    :math:`\sigma - \ell` (into a fresh array, as there), the rest compiled."""
+    compiled = _compiled()
+    found = _label_rows64(logits, labels, options, compiled)
+    if found is None:
+        return None
+    z, y, shifted, rows, ell = found
+    compiled.subtract_rows64(shifted, ell)
+    p = np.exp(shifted)
+    ok = compiled.label_gradient64(
+        p,
+        y,
+        rows,
+        ell,
+        options.z_loss,
+        options.temperature,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        p if out is None else out.reshape(z.shape),
+    )
+    if not ok:
+        return None
+    return p.reshape(logits.shape) if out is None else out
 
 
 @functools.cache
