@@ -61,6 +61,7 @@ __all__ = [
     "MEAN",
     "NONE",
     "PARTS",
+    "REST",
     "SUM",
     "TOP",
     "label_gradient",
@@ -262,8 +263,8 @@ def label_gradient(
 # path would raise, warn or produce a value that is not finite: the caller then takes
 # the full path, which does what it does (names the bad input, or warns).
 
-#: Rows of the per-row buffer ``rows`` (2 x N) the float64 functions share.
-TOP, LABEL = 0, 1
+#: Rows of the per-row buffer ``rows`` (3 x N) the float64 functions share.
+TOP, LABEL, REST = 0, 1, 2
 
 
 @numba.njit(cache=True)
@@ -304,8 +305,8 @@ def shift_rows64(
 
 
 @numba.njit(cache=True)
-def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rest: np.ndarray) -> None:
-    r"""``log_sum_exp_shifted`` between its exp and its log1p: into ``rest`` (N),
+def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> None:
+    r"""``log_sum_exp_shifted`` between its exp and its log1p: into ``rows[REST]``,
     :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 - 1)`.
 
     ``terms`` (:math:`e^\sigma`, NumPy's) has 1 subtracted where :math:`\sigma = 0`, in
@@ -321,7 +322,7 @@ def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rest: np.ndarray) -> 
                 ties += 1
         row = terms[i]
         total = _block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row)
-        rest[i] = (0.0 + total) + (float(ties) - 1.0)
+        rows[REST, i] = (0.0 + total) + (float(ties) - 1.0)
 
 
 @numba.njit(cache=True)

@@ -127,8 +127,8 @@ def _label_rows64(
 ) -> tuple[np.ndarray, ...] | None:
     r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
     ell)``, the logits (N x C), the labels (N), :math:`\sigma` (N x C), :math:`m` and
-    :math:`\sigma_y` (``compiled.TOP`` and ``LABEL``, 2 x N) and :math:`\ell` (N); None
-    when a row is suspect.
+    :math:`\sigma_y` (``compiled.TOP`` and ``LABEL`` of a 3 x N buffer) and :math:`\ell`
+    (N); None when a row is suspect.
 
     NumPy's np.exp and np.log1p run here, on the values the generic path gives them,
     into fresh arrays as there.
@@ -137,13 +137,12 @@ def _label_rows64(
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
     y = labels if labels.ndim == 1 else labels.reshape(n)
-    shifted = np.empty_like(z)
-    rows = np.empty((2, n))
+    shifted = np.empty(z.shape)
+    rows = np.empty((3, n))
     if not compiled.shift_rows64(z, y, options.temperature, shifted, rows):
         return None
-    rest = np.empty(n)
-    compiled.rest_of_rows64(np.exp(shifted), shifted, rest)  # as log_sum_exp_shifted
-    return z, y, shifted, rows, np.log1p(rest)
+    compiled.rest_of_rows64(np.exp(shifted), shifted, rows)  # as log_sum_exp_shifted
+    return z, y, shifted, rows, np.log1p(rows[compiled.REST])
 
 
 def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
