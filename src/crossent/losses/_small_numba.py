@@ -8,8 +8,9 @@ Python around it (a NumPy call is about a microsecond). :func:`label_loss` and
 path of ``_softmax.py`` does for float32 logits with integer labels and no per-row
 weights: the screening of the rows (the fused kernel's *suspect* flag: a NaN, ``+inf``,
 a row of ``-inf``, a label outside ``[0, C)``), the row statistics, the per-row loss and
-its reduction (or the gradient). A suspect row returns ``False`` and the caller takes
-the full path, which names what is wrong.
+its reduction (or the gradient), with label smoothing (``label_terms``' smoothed
+:math:`A` and :math:`B`, the gradient's uniform term) when asked. A suspect row returns
+``False`` and the caller takes the full path, which names what is wrong.
 
 Bit for bit the full path's values
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -152,9 +153,11 @@ def _block_sum(a: np.ndarray, first: int, n: int) -> float:
 
 
 @numba.njit(cache=True)
-def _statistics(z: np.ndarray, labels: np.ndarray, inv_t: float) -> tuple[Any, Any, Any, bool]:
-    """m, ell, z'_y - m per row by the serial statistics kernel, and whether a row is
-    suspect."""
+def _statistics(
+    z: np.ndarray, labels: np.ndarray, inv_t: float, need_sum: bool
+) -> tuple[Any, Any, Any, Any, bool]:
+    """m, ell, z'_y - m and (``need_sum``) sum_c (z'_c - m) per row by the serial
+    statistics kernel, and whether a row is suspect."""
     n = z.shape[0]
     m = np.empty(n)
     ell = np.empty(n)
@@ -162,9 +165,29 @@ def _statistics(z: np.ndarray, labels: np.ndarray, inv_t: float) -> tuple[Any, A
     total = np.empty(n)
     suspect = np.empty(n, dtype=np.bool_)
     row_statistics_kernel_serial(
-        z, z.view(np.int32), labels, np.empty(0), inv_t, False, _BLOCK, m, ell, zy, total, suspect
+        z,
+        z.view(np.int32),
+        labels,
+        np.empty(0),
+        inv_t,
+        need_sum,
+        _BLOCK,
+        m,
+        ell,
+        zy,
+        total,
+        suspect,
     )
-    return m, ell, zy, bool(suspect.any())
+    return m, ell, zy, total, bool(suspect.any())
+
+
+@numba.njit(cache=True)
+def _smoothed_a(eps: float, classes: int) -> float:
+    r""":math:`A = (1-\varepsilon) + \varepsilon` of ``label_terms`` with the full path's
+    float32 row weights: ``keep * w + spread * C`` in float32 (NumPy rounds the Python
+    float ``spread * C`` to float32 before adding it to a float32 array)."""
+    keep = np.float32(np.float32(1.0 - eps) * np.float32(1.0))
+    return np.float64(keep + np.float32((eps / classes) * np.float64(classes)))
 
 
 @numba.njit(cache=True)
@@ -176,22 +199,33 @@ def label_loss(
     reduction: int,
     log_base: float,
     rows: np.ndarray,
+    eps: float,
 ) -> tuple[bool, Any]:
     r"""``(ok, loss)``: the lean path's loss of float32 ``z`` (N x C) and int64 ``labels``.
 
     ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go
     to ``rows`` (float32, N) and ``loss`` is 0; else ``loss`` is the float32 total (or
-    mean). ``ok`` is False, and nothing is computed, when a row is suspect.
+    mean). ``ok`` is False, and nothing is computed, when a row is suspect. ``eps``:
+    label smoothing, with ``label_terms``' :math:`A` and :math:`B` (the full path's
+    row weights are float32 ones, so :math:`1 - \varepsilon` is rounded to float32).
     """
-    m, ell, zy, suspect = _statistics(z, labels, inv_t)
+    smooth = eps != 0.0
+    m, ell, zy, sums, suspect = _statistics(z, labels, inv_t, smooth)
     if suspect:
         return False, 0.0
-    n = z.shape[0]
+    n, classes = z.shape
     # The full path's example weights are float32 ones: z_loss * omega is float32(z_loss)
     factor = np.float64(np.float32(z_loss))
+    a = _smoothed_a(eps, classes) if smooth else 1.0
+    keep = np.float64(np.float32(1.0 - eps))
+    spread = eps / classes
     loss = np.empty(n)
     for i in range(n):
-        value = ell[i] - zy[i]
+        if smooth:  # A ell - B, B = keep * sigma_y (absent for keep 0) + spread * sum sigma
+            label_term = keep * zy[i] if keep != 0.0 else 0.0
+            value = a * ell[i] - (label_term + spread * sums[i])
+        else:
+            value = ell[i] - zy[i]
         if z_loss != 0.0:
             lse = m[i] + ell[i]
             value = value + factor * (lse * lse)
@@ -221,18 +255,20 @@ def label_gradient(
     reduction: int,
     log_base: float,
     out: np.ndarray,
+    eps: float,
 ) -> bool:
     r"""The lean path's gradient of float32 ``z`` (N x C) and int64 ``labels``, into ``out``.
 
-    Row i is :math:`c_i\,p_i - s\,e_{y_i}` with :math:`s` the reduction's scale over
-    :math:`T` and :math:`c_i = (1 + 2\lambda\,\mathrm{LSE}_i)\,s` (``_kernel_gradient``
-    with :math:`A = \omega = 1`). False, with nothing written, when a row is suspect.
+    Row i is :math:`c_i\,p_i - s\,(1-\varepsilon)\,e_{y_i} - s\,\varepsilon/C` with
+    :math:`s` the reduction's scale over :math:`T` and :math:`c_i = (A + 2\lambda\,
+    \mathrm{LSE}_i)\,s` (``_kernel_gradient`` with :math:`\omega = 1`). False, with
+    nothing written, when a row is suspect.
     """
     inv_t = 1.0 / temperature
-    m, ell, _, suspect = _statistics(z, labels, inv_t)
+    m, ell, _, _, suspect = _statistics(z, labels, inv_t, False)
     if suspect:
         return False
-    n = z.shape[0]
+    n, classes = z.shape
     if reduction == MEAN:  # NumPy: 1.0 / np.float32(n), then / ln b, in float32
         scale32 = np.float32(1.0) / np.float32(n)
         if log_base != 0.0:
@@ -241,16 +277,22 @@ def label_gradient(
     else:
         scale = 1.0 / log_base if log_base != 0.0 else 1.0
     row_scale = scale / temperature
+    a = _smoothed_a(eps, classes) if eps != 0.0 else 1.0
+    keep = 1.0 - eps
     lse = np.empty(n)
     p_coef = np.empty(n)
     target_coef = np.empty(n)
     for i in range(n):
         lse[i] = m[i] + ell[i]
-        coef = 1.0 + 2.0 * z_loss * lse[i] if z_loss != 0.0 else 1.0
+        coef = a + 2.0 * z_loss * lse[i] if z_loss != 0.0 else a
         p_coef[i] = coef * row_scale
-        target_coef[i] = row_scale
-    empty = np.empty(0)
-    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, empty, empty, out)
+        target_coef[i] = keep * row_scale if eps != 0.0 else row_scale
+    if eps != 0.0:
+        uniform = np.full(classes, eps / classes)
+        row_uniform = np.full(n, row_scale)
+    else:
+        uniform = row_uniform = np.empty(0)
+    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, out)
     return True
 
 

@@ -72,9 +72,9 @@ reduction, without building the problem; the values are the problem's bit for bi
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
 names it. On small float32 inputs with int64 labels that path is one compiled call
 (``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
-reduction, or the gradient, in one Numba function; on small float64 inputs a few
-compiled calls around NumPy's own np.exp and np.log1p, the generic path's values bit
-for bit.
+reduction, or the gradient, in one Numba function, label smoothing included (the only
+lean call that takes it); on small float64 inputs a few compiled calls around NumPy's
+own np.exp and np.log1p, the generic path's values bit for bit.
 """
 
 from __future__ import annotations
@@ -562,23 +562,24 @@ def _kernel_gradient(
 
 # ------------------------------------------------------------ the lean path (issue 13)
 # A call with NumPy logits and labels and none of the options that need per-row weights
-# (class weights, ignore_index, label smoothing) goes from the public function to the
-# row statistics and back without the problem's objects (labels, batch, problem) and
-# their checks of what cannot happen here. The statistics are those of the problem:
-# the fused kernels' for float32 logits (when Numba is installed), the generic path's
-# ``softmax_rows`` for float64; then the same per-row terms (``_terms``) and the same
-# reduction (``reduce_loss``), so the values are the problem's, bit for bit (pinned by
-# tests/losses/test_issue13_small_dispatch.py). Anything unusual (a suspect row for
-# the kernels, another dtype or layout, another option) leaves it for the full path,
-# which also names what is wrong. A float32 call that ``_softmax_small.takes`` is one
-# compiled call instead of the statistics and terms below (pinned bit for bit by
-# tests/losses/test_issue13_compiled_small.py), a float64 one compiled calls around
-# NumPy's exp and log1p (tests/losses/test_issue13_float64_small.py).
+# (class weights, ignore_index, label smoothing but in the compiled float32 call) goes
+# from the public function to the row statistics and back without the problem's
+# objects (labels, batch, problem) and their checks of what cannot happen here. The
+# statistics are those of the problem: the fused kernels' for float32 logits (when
+# Numba is installed), the generic path's ``softmax_rows`` for float64; then the same
+# per-row terms (``_terms``) and the same reduction (``reduce_loss``), so the values
+# are the problem's, bit for bit (pinned by tests/losses/test_issue13_small_dispatch.py).
+# Anything unusual (a suspect row for the kernels, another dtype or layout, another
+# option) leaves it for the full path, which also names what is wrong. A float32 call
+# that ``_softmax_small.takes`` is one compiled call instead of the statistics and
+# terms below (pinned bit for bit by tests/losses/test_issue13_compiled_small.py and,
+# with smoothing, test_issue13_compiled_small_smoothing.py), a float64 one compiled
+# calls around NumPy's exp and log1p (tests/losses/test_issue13_float64_small.py).
 
 _LEAN_DEFAULTS: dict[str, Any] = {
     name: parameter.default
     for name, parameter in inspect.signature(prepare_softmax_labels).parameters.items()
-    if name in {"axis", "reduction", "temperature", "z_loss", "base", "validate"}
+    if name in {"axis", "label_smoothing", "reduction", "temperature", "z_loss", "base", "validate"}
 }
 """The keywords the lean path takes, with their defaults; any other leaves it."""
 
@@ -586,9 +587,15 @@ _FLOAT64 = np.dtype(np.float64).char
 
 
 def _lean_options(given: dict[str, Any]) -> LossOptions:
-    """The options of a lean call (no smoothing, no soft-capping), checked."""
+    """The options of a lean call (no soft-capping), checked; label smoothing only the
+    compiled float32 call takes (:func:`_lean_loss`)."""
     return options_of(
-        0.0, given["temperature"], given["z_loss"], None, given["base"], given["reduction"]
+        given["label_smoothing"],
+        given["temperature"],
+        given["z_loss"],
+        None,
+        given["base"],
+        given["reduction"],
     )
 
 
@@ -697,8 +704,11 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    if _softmax_small.takes(call[0], call[1]):  # one compiled call (float32, small)
+    smoothing = call[2].label_smoothing
+    if _softmax_small.takes(call[0], call[1], smoothing=smoothing):  # compiled (small)
         return _softmax_small.label_loss(*call[:3])
+    if smoothing:  # (the statistics below are those of unsmoothed labels)
+        return None
     lean = _lean_statistics(*call)
     if lean is None:
         return None
@@ -729,8 +739,11 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    if _softmax_small.takes(call[0], call[1], out):  # one compiled call (float32, small)
+    smoothing = call[2].label_smoothing
+    if _softmax_small.takes(call[0], call[1], out, smoothing=smoothing):  # compiled (small)
         return _softmax_small.label_gradient(*call[:3], out)
+    if smoothing:  # (the gradient below is that of unsmoothed labels)
+        return None
     lean = _lean_statistics(*call)
     if lean is None:
         return None

@@ -50,15 +50,18 @@ _FLOAT64 = np.dtype(np.float64).char
 _NO_ROWS64 = np.empty(0)
 
 
-def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
+def takes(
+    logits: np.ndarray, labels: np.ndarray, out: object = None, *, smoothing: float = 0.0
+) -> bool:
     """Whether the compiled call takes these NumPy arrays (the lean path checked the
     options, the class axis and that the logits are not empty).
 
     ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
     write (aligned); any other is left to the lean path, which names what is wrong.
+    ``smoothing``: the call's label smoothing, which only the float32 call takes.
     """
     char = logits.dtype.char
-    if (char != _FLOAT32 and char != _FLOAT64) or labels.dtype.char != _INT64:
+    if (char != _FLOAT32 and (char != _FLOAT64 or smoothing)) or labels.dtype.char != _INT64:
         return False
     if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
         return False
@@ -90,6 +93,7 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
         reduction,
         options.log_base or 0.0,
         rows,
+        options.label_smoothing,
     )
     if not ok:
         return None
@@ -118,6 +122,7 @@ def label_gradient(
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         grad if two_d else grad.reshape(-1, classes),
+        options.label_smoothing,
     )
     return grad if ok else None
 
