@@ -305,8 +305,8 @@ def label_gradient(
 # path would raise, warn or produce a value that is not finite: the caller then takes
 # the full path, which does what it does (names the bad input, or warns).
 
-#: Rows of the per-row buffer ``rows`` (3 x N) the float64 functions share.
-TOP, LABEL, REST = 0, 1, 2
+#: Rows of the per-row buffer ``rows`` (4 x N) the float64 functions share.
+TOP, LABEL, REST, SUM = 0, 1, 2, 3
 
 
 @numba.njit(cache=True)
@@ -347,9 +347,13 @@ def shift_rows64(
 
 
 @numba.njit(cache=True)
-def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> None:
+def rest_of_rows64(
+    terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray, need_sum: bool
+) -> None:
     r"""``log_sum_exp_shifted`` between its exp and its log1p: into ``rows[REST]``,
-    :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 - 1)`.
+    :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 - 1)`; and, ``need_sum``,
+    :math:`\sum_c \sigma_c` (``weighted_class_sum`` for label smoothing) into
+    ``rows[SUM]``.
 
     ``terms`` (:math:`e^\sigma`, NumPy's) has 1 subtracted where :math:`\sigma = 0`, in
     place, as there; each row is summed in NumPy's pairwise order (one block of 8
@@ -362,9 +366,17 @@ def rest_of_rows64(terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> 
             if shifted[i, c] == 0.0:
                 terms[i, c] -= 1.0
                 ties += 1
-        row = terms[i]
-        total = _block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row)
-        rows[REST, i] = (0.0 + total) + (float(ties) - 1.0)
+        total = _row_sum(terms[i])
+        rows[REST, i] = total + (float(ties) - 1.0)
+        if need_sum:
+            rows[SUM, i] = _row_sum(shifted[i])
+
+
+@numba.njit(cache=True)
+def _row_sum(row: np.ndarray) -> float:
+    """``np.add.reduce`` of one contiguous row, from 0 in NumPy's pairwise order."""
+    classes = row.shape[0]
+    return 0.0 + (_block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
 
 
 @numba.njit(cache=True)
@@ -375,6 +387,8 @@ def label_loss64(
     reduction: int,
     log_base: float,
     out: np.ndarray,
+    eps: float,
+    classes: int,
 ) -> tuple[bool, float]:
     r"""``(ok, loss)`` from the rows of :func:`shift_rows64` and :math:`\ell` (NumPy's
     log1p): the lean path's ``row_loss`` (:math:`\ell - \sigma_y`, plus
@@ -382,13 +396,22 @@ def label_loss64(
 
     ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go to
     ``out`` (N) and ``loss`` is 0. ``ok`` is False where a log-sum-exp, a loss or the
-    reduced loss is not finite (the full path may warn there).
+    reduced loss is not finite (the full path may warn there). ``eps``: label
+    smoothing over ``classes``, with ``label_terms``' :math:`A = (1-\varepsilon) +
+    \varepsilon` and :math:`B = (1-\varepsilon)\sigma_y + \tfrac{\varepsilon}{C}
+    \sum_c \sigma_c` (``rows[SUM]``).
     """
     n = ell.shape[0]
+    keep, spread = 1.0 - eps, eps / classes
+    a = keep + spread * float(classes)
     loss = np.empty(n)
     for i in range(n):
         lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
-        value = ell[i] - rows[LABEL, i]
+        if eps != 0.0:  # the label's term is absent for keep = 0
+            label_term = keep * rows[LABEL, i] if keep != 0.0 else 0.0
+            value = a * ell[i] - (label_term + spread * rows[SUM, i])
+        else:
+            value = ell[i] - rows[LABEL, i]
         if z_loss != 0.0:
             value = value + z_loss * (lse * lse)
         if not (np.isfinite(lse) and np.isfinite(value)):
@@ -431,27 +454,33 @@ def label_gradient64(
     reduction: int,
     log_base: float,
     out: np.ndarray,
+    eps: float,
 ) -> bool:
     r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten):
-    :math:`((c_i p_i - e_{y_i})/T)\,s`, with :math:`c_i = 1 + 2\lambda\,\mathrm{LSE}_i`
-    (``p_coefficient`` with :math:`A = \omega = 1`) and :math:`s`
-    ``scale_for_reduction``'s factor, then copied into ``out`` unless ``out`` is ``p``.
-    False, with nothing written into ``out``, where a value is not finite (the full
-    path may warn).
+    :math:`((c_i p_i - \tilde t_i)/T)\,s`, with :math:`c_i = A + 2\lambda\,
+    \mathrm{LSE}_i` (``p_coefficient`` with :math:`\omega = 1`), the smoothed target
+    :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` as ``label_target_gradient``
+    forms it, and :math:`s` ``scale_for_reduction``'s factor, then copied into ``out``
+    unless ``out`` is ``p``. False, with nothing written into ``out``, where a value is
+    not finite (the full path may warn).
     """
     n, classes = p.shape
+    keep, spread = 1.0 - eps, eps / classes
+    a = keep + spread * float(classes) if eps != 0.0 else 1.0
+    on_label = keep + spread if eps != 0.0 else 1.0  # where(mask, keep, 0) + spread
+    off_label = 0.0 + spread if eps != 0.0 else 0.0
     scale = 1.0 / np.float64(n) if reduction == MEAN else 1.0
     if log_base != 0.0:
         scale = scale / log_base
     divide = temperature != 1.0
     for i in range(n):
         lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
-        coef = 1.0 + 2.0 * z_loss * lse if z_loss != 0.0 else 1.0
+        coef = a + 2.0 * z_loss * lse if z_loss != 0.0 else a
         if not (np.isfinite(lse) and np.isfinite(coef)):
             return False
         label = labels[i]
         for c in range(classes):
-            value = coef * p[i, c] - (1.0 if c == label else 0.0)
+            value = coef * p[i, c] - (on_label if c == label else off_label)
             if divide:
                 value = value / temperature
             value = value * scale

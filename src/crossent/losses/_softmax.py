@@ -72,9 +72,9 @@ reduction, without building the problem; the values are the problem's bit for bi
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
 names it. On small float32 inputs with int64 labels that path is one compiled call
 (``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
-reduction, or the gradient, in one Numba function, label smoothing included (the only
-lean call that takes it); on small float64 inputs a few compiled calls around NumPy's
-own np.exp and np.log1p, the generic path's values bit for bit.
+reduction, or the gradient, in one Numba function; on small float64 inputs a few
+compiled calls around NumPy's own np.exp and np.log1p, the generic path's values bit
+for bit. Those two take label smoothing too (the only lean calls that do).
 """
 
 from __future__ import annotations
@@ -562,7 +562,7 @@ def _kernel_gradient(
 
 # ------------------------------------------------------------ the lean path (issue 13)
 # A call with NumPy logits and labels and none of the options that need per-row weights
-# (class weights, ignore_index, label smoothing but in the compiled float32 call) goes
+# (class weights, ignore_index, label smoothing but in the compiled small calls) goes
 # from the public function to the row statistics and back without the problem's
 # objects (labels, batch, problem) and their checks of what cannot happen here. The
 # statistics are those of the problem: the fused kernels' for float32 logits (when
@@ -588,7 +588,7 @@ _FLOAT64 = np.dtype(np.float64).char
 
 def _lean_options(given: dict[str, Any]) -> LossOptions:
     """The options of a lean call (no soft-capping), checked; label smoothing only the
-    compiled float32 call takes (:func:`_lean_loss`)."""
+    compiled small calls take (:func:`_lean_loss`)."""
     return options_of(
         given["label_smoothing"],
         given["temperature"],
@@ -704,10 +704,9 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    smoothing = call[2].label_smoothing
-    if _softmax_small.takes(call[0], call[1], smoothing=smoothing):  # compiled (small)
+    if _softmax_small.takes(call[0], call[1]):  # compiled (small)
         return _softmax_small.label_loss(*call[:3])
-    if smoothing:  # (the statistics below are those of unsmoothed labels)
+    if call[2].label_smoothing:  # (the statistics below are those of unsmoothed labels)
         return None
     lean = _lean_statistics(*call)
     if lean is None:
@@ -739,10 +738,9 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    smoothing = call[2].label_smoothing
-    if _softmax_small.takes(call[0], call[1], out, smoothing=smoothing):  # compiled (small)
+    if _softmax_small.takes(call[0], call[1], out):  # compiled (small)
         return _softmax_small.label_gradient(*call[:3], out)
-    if smoothing:  # (the gradient below is that of unsmoothed labels)
+    if call[2].label_smoothing:  # (the gradient below is that of unsmoothed labels)
         return None
     lean = _lean_statistics(*call)
     if lean is None:

@@ -50,18 +50,15 @@ _FLOAT64 = np.dtype(np.float64).char
 _NO_ROWS64 = np.empty(0)
 
 
-def takes(
-    logits: np.ndarray, labels: np.ndarray, out: object = None, *, smoothing: float = 0.0
-) -> bool:
+def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
     """Whether the compiled call takes these NumPy arrays (the lean path checked the
     options, the class axis and that the logits are not empty).
 
     ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
     write (aligned); any other is left to the lean path, which names what is wrong.
-    ``smoothing``: the call's label smoothing, which only the float32 call takes.
     """
     char = logits.dtype.char
-    if (char != _FLOAT32 and (char != _FLOAT64 or smoothing)) or labels.dtype.char != _INT64:
+    if (char != _FLOAT32 and char != _FLOAT64) or labels.dtype.char != _INT64:
         return False
     if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
         return False
@@ -143,10 +140,11 @@ def _label_rows64(
     n = z.shape[0]
     y = labels if labels.ndim == 1 else labels.reshape(n)
     shifted = np.empty(z.shape)
-    rows = np.empty((3, n))
+    rows = np.empty((4, n))
     if not compiled.shift_rows64(z, y, options.temperature, shifted, rows):
         return None
-    compiled.rest_of_rows64(np.exp(shifted), shifted, rows)  # as log_sum_exp_shifted
+    # as log_sum_exp_shifted (and weighted_class_sum for smoothing)
+    compiled.rest_of_rows64(np.exp(shifted), shifted, rows, bool(options.label_smoothing))
     return z, y, shifted, rows, np.log1p(rows[compiled.REST])
 
 
@@ -161,7 +159,14 @@ def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) 
     reduction = _REDUCTIONS[options.reduction]
     per_row = np.empty(ell.shape[0]) if reduction == 0 else _NO_ROWS64
     ok, value = compiled.label_loss64(
-        rows, ell, options.z_loss, reduction, options.log_base or 0.0, per_row
+        rows,
+        ell,
+        options.z_loss,
+        reduction,
+        options.log_base or 0.0,
+        per_row,
+        options.label_smoothing,
+        logits.shape[-1],
     )
     if not ok:
         return None
@@ -194,6 +199,7 @@ def _label_gradient64(
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         p if out is None else out.reshape(z.shape),
+        options.label_smoothing,
     )
     if not ok:
         return None
