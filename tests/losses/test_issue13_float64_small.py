@@ -14,6 +14,7 @@ call on.
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import numpy as np
@@ -328,3 +329,33 @@ def test_issue13_float64_small_writes_nothing_into_out_when_handing_on() -> None
             big, np.array([0]), out=out, z_loss=1e5, temperature=1e-10
         )
     assert (out == 7.0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("which", ["logits", "labels", "out"])
+def test_issue13_float64_small_byte_swapped_arrays_take_the_other_paths(dtype, which) -> None:
+    """Arrays in the other byte order, which Numba does not take (a TypingError before,
+    for float32 logits on main too), go to the generic path: its values, and its
+    refusal of a byte-swapped ``out``."""
+    logits, labels = _case((3, 10), seed=21)
+    logits = logits.astype(dtype)
+    out = None
+    if which == "logits":
+        logits = logits.astype(np.dtype(dtype).newbyteorder())
+    elif which == "labels":
+        labels = labels.astype(np.dtype(np.int64).newbyteorder())
+    else:
+        out = np.empty(logits.shape, dtype=np.dtype(dtype).newbyteorder())
+    problem = prepare_softmax_labels(logits, labels, reduction="sum")
+    assert problem.fast_logits is None or which == "out"
+    assert_identical(
+        crossent.softmax_cross_entropy(logits, labels, reduction="sum"), problem.loss()
+    )
+    try:
+        want = softmax_gradient(problem, out=out)
+    except (InputError, TypeError) as error:
+        with pytest.raises(type(error), match=re.escape(str(error))):
+            crossent.softmax_cross_entropy_grad(logits, labels, reduction="sum", out=out)
+        return
+    got = crossent.softmax_cross_entropy_grad(logits, labels, reduction="sum", out=out)
+    np.testing.assert_array_equal(got, want)

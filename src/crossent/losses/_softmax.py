@@ -192,7 +192,7 @@ def prepare_softmax_labels(
     """
     opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    if fused and _fast_path_applies(logits_arr, axis, opts):
+    if fused and _fast_path_applies(logits_arr, axis, opts) and _native(labels_arr):
         problem = _fused_label_problem(
             logits_arr,
             labels_arr,
@@ -268,6 +268,8 @@ def _fast_path_applies(logits: Array, axis: object, opts: LossOptions) -> bool:
     soft-capping."""
     if type(logits) is not np.ndarray or logits.dtype.char not in _FUSED_DTYPES:
         return False  # the dtype first: a character, not a dtype comparison (issue 13)
+    if not logits.dtype.isnative:  # (Numba's kernels take native byte order only)
+        return False
     return _classes_last(logits, axis, opts) and bool(logits.flags.c_contiguous)
 
 
@@ -278,6 +280,12 @@ def _classes_last(logits: np.ndarray, axis: object, opts: LossOptions) -> bool:
     if opts.soft_cap is not None or ndim == 0 or type(axis) is not int or not -ndim <= axis < ndim:
         return False
     return axis % ndim == ndim - 1 and logits.size > 0
+
+
+def _native(labels: Array) -> bool:
+    """Whether NumPy ``labels`` are in native byte order, as Numba's kernels take them
+    (other arrays are converted before they reach the kernels)."""
+    return type(labels) is not np.ndarray or labels.dtype.isnative
 
 
 _FUSED_DTYPES = (np.dtype(np.float32).char, np.dtype(np.float16).char)
@@ -661,6 +669,8 @@ def _lean_call(
     char = logits.dtype.char
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
+    if not (logits.dtype.isnative and labels.dtype.isnative):  # (nor Numba's kernels)
+        return None
     settings = _lean_settings(kwargs) if kwargs else _DEFAULT_SETTINGS
     if settings is None:
         return None

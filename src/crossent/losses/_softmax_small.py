@@ -1,13 +1,14 @@
 """The compiled call of the lean softmax cross-entropy path (issue 13, small inputs).
 
 A call of ``softmax_cross_entropy`` or its gradient that the lean path takes (see
-``_softmax.py``), with float32 logits, int64 labels, both C-contiguous, aligned and
-writable, and at most :data:`_cpu_kernels.SERIAL_ELEMENTS` logits, is one Numba call
-(``_small_numba``): screening, row statistics, per-row loss and reduction, or the
-gradient. Around it, only what the call's result needs: an output array, the result's
-NumPy type. Values are the full path's bit for bit (``_small_numba``'s docstring says
-how); a suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class)
-gives None, and the caller takes the full path, which names what is wrong.
+``_softmax.py``), with float32 logits, int64 labels, both C-contiguous, aligned,
+writable and in native byte order, and at most :data:`_cpu_kernels.SERIAL_ELEMENTS`
+logits, is one Numba call (``_small_numba``): screening, row statistics, per-row loss
+and reduction, or the gradient, label smoothing included. Around it, only what the
+call's result needs: an output array, the result's NumPy type. Values are the full
+path's bit for bit (``_small_numba``'s docstring says how); a suspect row (NaN,
+``+inf``, a row of ``-inf``, a label that is not a class) gives None, and the caller
+takes the full path, which names what is wrong.
 
 Float64 logits (same conditions) take a hybrid, since a compiled ``exp`` (libm's) may
 differ by an ulp from NumPy's (its own SIMD exp on AVX-512, SVML's log1p): compiled
@@ -48,6 +49,7 @@ _NO_ROWS = np.empty(0, dtype=np.float32)
 """The per-row output of a reduced loss (the compiled call writes none)."""
 _FLOAT64 = np.dtype(np.float64).char
 _NO_ROWS64 = np.empty(0)
+"""The per-row output of a reduced float64 loss (the compiled call writes none)."""
 
 
 def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
@@ -55,10 +57,14 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
     options, the class axis and that the logits are not empty).
 
     ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
-    write (aligned); any other is left to the lean path, which names what is wrong.
+    write (aligned, native byte order); any other is left to the lean path, which names
+    what is wrong.
     """
-    char = logits.dtype.char
-    if (char != _FLOAT32 and char != _FLOAT64) or labels.dtype.char != _INT64:
+    dtype, label_dtype = logits.dtype, labels.dtype
+    char = dtype.char
+    if (char != _FLOAT32 and char != _FLOAT64) or label_dtype.char != _INT64:
+        return False
+    if not (dtype.isnative and label_dtype.isnative):  # (Numba takes native byte order)
         return False
     if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
         return False
@@ -67,6 +73,7 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
     return out is None or (
         type(out) is np.ndarray
         and out.dtype.char == char
+        and out.dtype.isnative
         and out.shape == logits.shape
         and out.flags.carray
         and not np.may_share_memory(out, logits)
