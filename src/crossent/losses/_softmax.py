@@ -671,7 +671,12 @@ def _lean_call(
         return None  # (the NumPy twins do not check the labels' range)
     if not (logits.dtype.isnative and labels.dtype.isnative):  # (nor Numba's kernels)
         return None
-    settings = _lean_settings(kwargs) if kwargs else _DEFAULT_SETTINGS
+    if not kwargs:
+        settings: _Settings | None = _DEFAULT_SETTINGS
+    elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
+        settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, kwargs["validate"])
+    else:
+        settings = _lean_settings(kwargs)
     if settings is None:
         return None
     opts, axis, validate = settings
