@@ -359,3 +359,43 @@ def test_issue13_float64_small_byte_swapped_arrays_take_the_other_paths(dtype, w
         return
     got = crossent.softmax_cross_entropy_grad(logits, labels, reduction="sum", out=out)
     np.testing.assert_array_equal(got, want)
+
+
+def test_issue13_float64_small_random_hard_rows_bit_for_bit() -> None:
+    """Seeded random rows with the hard parts mixed in (huge spreads, exact and near
+    ties, -inf logits, subnormal differences) under random options: the full path's
+    values and errors, whichever path the call takes."""
+    rng = np.random.default_rng(1313)
+    for case in range(300):
+        rows, classes = int(rng.integers(1, 40)), int(rng.integers(1, 140))
+        logits = rng.standard_normal((rows, classes)) * 10.0 ** rng.uniform(-300, 300)
+        kind = case % 4
+        if kind == 1:  # ties and near-ties at the maximum
+            logits[:, : classes // 2] = logits[:, :1] + rng.choice([0.0, 1e-300, 5e-324])
+        elif kind == 2 and classes > 1:  # masked classes
+            logits[rng.random((rows, classes)) < 0.3] = -np.inf
+            logits[:, 0] = 0.0
+        elif kind == 3:
+            logits = rng.integers(-3, 3, (rows, classes)).astype(np.float64)
+        labels = rng.integers(0, classes, rows)
+        options: dict[str, Any] = {
+            "reduction": str(rng.choice(["mean", "sum", "none", "parts"])),
+            "temperature": float(rng.choice([1.0, 0.5, 2.5])),
+            "z_loss": float(rng.choice([0.0, 1e-4, 0.5])),
+            "base": [None, 2, 10.0][case % 3],
+            "label_smoothing": float(rng.choice([0.0, 0.0, 0.1, 1.0])),
+        }
+
+        def full_loss(z: Any, y: Any, **kw: Any) -> Any:
+            return prepare_softmax_labels(z, y, **kw).loss()
+
+        def full_gradient(z: Any, y: Any, **kw: Any) -> Any:
+            return softmax_gradient(prepare_softmax_labels(z, y, **kw))
+
+        with np.errstate(under="ignore"):
+            for function, full in (
+                (crossent.softmax_cross_entropy, full_loss),
+                (crossent.softmax_cross_entropy_grad, full_gradient),
+            ):
+                got = _outcome(function, logits, labels, **options)
+                assert got == _outcome(full, logits, labels, **options), (case, options)
