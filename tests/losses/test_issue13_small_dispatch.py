@@ -319,7 +319,8 @@ def test_issue13_small_dispatch_lean_path_is_the_problem_bit_for_bit(
     [
         {"weight": np.ones(10)},
         {"ignore_index": -100},
-        {"label_smoothing": 0.1},
+        # (label smoothing: the compiled small calls take it, the others leave it to the
+        # full path: tests/losses/test_issue13_compiled_small_smoothing.py)
         {"soft_cap": 5.0},
         {"axis": 0},
     ],

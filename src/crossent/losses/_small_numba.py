@@ -8,8 +8,9 @@ Python around it (a NumPy call is about a microsecond). :func:`label_loss` and
 path of ``_softmax.py`` does for float32 logits with integer labels and no per-row
 weights: the screening of the rows (the fused kernel's *suspect* flag: a NaN, ``+inf``,
 a row of ``-inf``, a label outside ``[0, C)``), the row statistics, the per-row loss and
-its reduction (or the gradient). A suspect row returns ``False`` and the caller takes
-the full path, which names what is wrong.
+its reduction (or the gradient), with label smoothing (``label_terms``' smoothed
+:math:`A` and :math:`B`, the gradient's uniform term) when asked. A suspect row returns
+``False`` and the caller takes the full path, which names what is wrong.
 
 Bit for bit the full path's values
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -34,6 +35,13 @@ Bit for bit the full path's values
 
 ``tests/losses/test_issue13_compiled_small.py`` pins all of it against the full path.
 
+Float64 logits
+~~~~~~~~~~~~~~
+The ``*64`` functions at the end are the compiled parts of the float64 hybrid
+(``_softmax_small``'s docstring): the generic path's arithmetic between the np.exp and
+np.log1p that the caller runs, pinned bit for bit by
+``tests/losses/test_issue13_float64_small.py``.
+
 Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
 in; its cache is keyed by this file, so after editing the kernels' module in a source
 checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
@@ -49,7 +57,23 @@ import numpy as np
 
 from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
 
-__all__ = ["MEAN", "NONE", "PARTS", "SUM", "label_gradient", "label_loss", "pairwise_sum"]
+__all__ = [
+    "LABEL",
+    "MEAN",
+    "NONE",
+    "PARTS",
+    "REST",
+    "SUM",
+    "TOP",
+    "label_gradient",
+    "label_gradient64",
+    "label_loss",
+    "label_loss64",
+    "pairwise_sum",
+    "rest_of_rows64",
+    "shift_rows64",
+    "subtract_rows64",
+]
 
 #: The reductions, as the compiled functions take them.
 NONE, SUM, MEAN, PARTS = 0, 1, 2, 3
@@ -129,9 +153,11 @@ def _block_sum(a: np.ndarray, first: int, n: int) -> float:
 
 
 @numba.njit(cache=True)
-def _statistics(z: np.ndarray, labels: np.ndarray, inv_t: float) -> tuple[Any, Any, Any, bool]:
-    """m, ell, z'_y - m per row by the serial statistics kernel, and whether a row is
-    suspect."""
+def _statistics(
+    z: np.ndarray, labels: np.ndarray, inv_t: float, need_sum: bool
+) -> tuple[Any, Any, Any, Any, bool]:
+    """m, ell, z'_y - m and (``need_sum``) sum_c (z'_c - m) per row by the serial
+    statistics kernel, and whether a row is suspect."""
     n = z.shape[0]
     m = np.empty(n)
     ell = np.empty(n)
@@ -139,9 +165,29 @@ def _statistics(z: np.ndarray, labels: np.ndarray, inv_t: float) -> tuple[Any, A
     total = np.empty(n)
     suspect = np.empty(n, dtype=np.bool_)
     row_statistics_kernel_serial(
-        z, z.view(np.int32), labels, np.empty(0), inv_t, False, _BLOCK, m, ell, zy, total, suspect
+        z,
+        z.view(np.int32),
+        labels,
+        np.empty(0),
+        inv_t,
+        need_sum,
+        _BLOCK,
+        m,
+        ell,
+        zy,
+        total,
+        suspect,
     )
-    return m, ell, zy, bool(suspect.any())
+    return m, ell, zy, total, bool(suspect.any())
+
+
+@numba.njit(cache=True)
+def _smoothed_a(eps: float, classes: int) -> float:
+    r""":math:`A = (1-\varepsilon) + \varepsilon` of ``label_terms`` with the full path's
+    float32 row weights: ``keep * w + spread * C`` in float32 (NumPy rounds the Python
+    float ``spread * C`` to float32 before adding it to a float32 array)."""
+    keep = np.float32(np.float32(1.0 - eps) * np.float32(1.0))
+    return np.float64(keep + np.float32((eps / classes) * np.float64(classes)))
 
 
 @numba.njit(cache=True)
@@ -153,22 +199,33 @@ def label_loss(
     reduction: int,
     log_base: float,
     rows: np.ndarray,
+    eps: float,
 ) -> tuple[bool, Any]:
     r"""``(ok, loss)``: the lean path's loss of float32 ``z`` (N x C) and int64 ``labels``.
 
     ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go
     to ``rows`` (float32, N) and ``loss`` is 0; else ``loss`` is the float32 total (or
-    mean). ``ok`` is False, and nothing is computed, when a row is suspect.
+    mean). ``ok`` is False, and nothing is computed, when a row is suspect. ``eps``:
+    label smoothing, with ``label_terms``' :math:`A` and :math:`B` (the full path's
+    row weights are float32 ones, so :math:`1 - \varepsilon` is rounded to float32).
     """
-    m, ell, zy, suspect = _statistics(z, labels, inv_t)
+    smooth = eps != 0.0
+    m, ell, zy, sums, suspect = _statistics(z, labels, inv_t, smooth)
     if suspect:
         return False, 0.0
-    n = z.shape[0]
+    n, classes = z.shape
     # The full path's example weights are float32 ones: z_loss * omega is float32(z_loss)
     factor = np.float64(np.float32(z_loss))
+    a = _smoothed_a(eps, classes) if smooth else 1.0
+    keep = np.float64(np.float32(1.0 - eps))
+    spread = eps / classes
     loss = np.empty(n)
     for i in range(n):
-        value = ell[i] - zy[i]
+        if smooth:  # A ell - B, B = keep * sigma_y (absent for keep 0) + spread * sum sigma
+            label_term = keep * zy[i] if keep != 0.0 else 0.0
+            value = a * ell[i] - (label_term + spread * sums[i])
+        else:
+            value = ell[i] - zy[i]
         if z_loss != 0.0:
             lse = m[i] + ell[i]
             value = value + factor * (lse * lse)
@@ -198,18 +255,20 @@ def label_gradient(
     reduction: int,
     log_base: float,
     out: np.ndarray,
+    eps: float,
 ) -> bool:
     r"""The lean path's gradient of float32 ``z`` (N x C) and int64 ``labels``, into ``out``.
 
-    Row i is :math:`c_i\,p_i - s\,e_{y_i}` with :math:`s` the reduction's scale over
-    :math:`T` and :math:`c_i = (1 + 2\lambda\,\mathrm{LSE}_i)\,s` (``_kernel_gradient``
-    with :math:`A = \omega = 1`). False, with nothing written, when a row is suspect.
+    Row i is :math:`c_i\,p_i - s\,(1-\varepsilon)\,e_{y_i} - s\,\varepsilon/C` with
+    :math:`s` the reduction's scale over :math:`T` and :math:`c_i = (A + 2\lambda\,
+    \mathrm{LSE}_i)\,s` (``_kernel_gradient`` with :math:`\omega = 1`). False, with
+    nothing written, when a row is suspect.
     """
     inv_t = 1.0 / temperature
-    m, ell, _, suspect = _statistics(z, labels, inv_t)
+    m, ell, _, _, suspect = _statistics(z, labels, inv_t, False)
     if suspect:
         return False
-    n = z.shape[0]
+    n, classes = z.shape
     if reduction == MEAN:  # NumPy: 1.0 / np.float32(n), then / ln b, in float32
         scale32 = np.float32(1.0) / np.float32(n)
         if log_base != 0.0:
@@ -218,14 +277,216 @@ def label_gradient(
     else:
         scale = 1.0 / log_base if log_base != 0.0 else 1.0
     row_scale = scale / temperature
+    a = _smoothed_a(eps, classes) if eps != 0.0 else 1.0
+    keep = 1.0 - eps
     lse = np.empty(n)
     p_coef = np.empty(n)
     target_coef = np.empty(n)
     for i in range(n):
         lse[i] = m[i] + ell[i]
-        coef = 1.0 + 2.0 * z_loss * lse[i] if z_loss != 0.0 else 1.0
+        coef = a + 2.0 * z_loss * lse[i] if z_loss != 0.0 else a
         p_coef[i] = coef * row_scale
-        target_coef[i] = row_scale
-    empty = np.empty(0)
-    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, empty, empty, out)
+        target_coef[i] = keep * row_scale if eps != 0.0 else row_scale
+    if eps != 0.0:
+        uniform = np.full(classes, eps / classes)
+        row_uniform = np.full(n, row_scale)
+    else:
+        uniform = row_uniform = np.empty(0)
+    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, out)
+    return True
+
+
+# ------------------------------------------------------------------- float64 (hybrid)
+# The generic path's float64 arithmetic between NumPy's transcendental ufuncs: the
+# caller (``_softmax_small``) runs np.exp and np.log1p on the arrays these functions
+# fill, exactly where ``softmax_rows``, ``log_sum_exp_shifted`` and ``probs`` run them,
+# so the values are NumPy's on every CPU (its SIMD exp and log1p included). Each
+# function returns False, having written nothing the caller hands back, where the full
+# path would raise, warn or produce a value that is not finite: the caller then takes
+# the full path, which does what it does (names the bad input, or warns).
+
+#: Rows of the per-row buffer ``rows`` (4 x N) the float64 functions share.
+TOP, LABEL, REST, SUM = 0, 1, 2, 3
+
+
+@numba.njit(cache=True)
+def shift_rows64(
+    z: np.ndarray, labels: np.ndarray, temperature: float, shifted: np.ndarray, rows: np.ndarray
+) -> bool:
+    r"""Screen float64 ``z`` (N x C) and ``labels``, then ``softmax_rows`` up to its exp.
+
+    :math:`\sigma = (z - m)/T` into ``shifted``, :math:`m/T` into ``rows[TOP]`` and
+    :math:`\sigma_y` into ``rows[LABEL]``; the division only for :math:`T \ne 1`, as
+    there (where NumPy's overflow of the division is ignored). False for a NaN, a
+    ``+inf``, a row of ``-inf``, a label outside ``[0, C)``, or a finite logit whose
+    difference from the maximum overflows (NumPy would warn).
+    """
+    n, classes = z.shape
+    divide = temperature != 1.0
+    for i in range(n):
+        label = labels[i]
+        if label < 0 or label >= classes:
+            return False
+        top = -np.inf
+        for c in range(classes):
+            value = z[i, c]
+            if value != value or value == np.inf:
+                return False
+            top = max(top, value)
+        if top == -np.inf:
+            return False
+        for c in range(classes):
+            value = z[i, c]
+            difference = value - top
+            if difference == -np.inf and value != -np.inf:
+                return False
+            shifted[i, c] = difference / temperature if divide else difference
+        rows[TOP, i] = top / temperature if divide else top
+        rows[LABEL, i] = shifted[i, label]
+    return True
+
+
+@numba.njit(cache=True)
+def rest_of_rows64(
+    terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray, need_sum: bool
+) -> None:
+    r"""``log_sum_exp_shifted`` between its exp and its log1p: into ``rows[REST]``,
+    :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 - 1)`; and, ``need_sum``,
+    :math:`\sum_c \sigma_c` (``weighted_class_sum`` for label smoothing) into
+    ``rows[SUM]``.
+
+    ``terms`` (:math:`e^\sigma`, NumPy's) has 1 subtracted where :math:`\sigma = 0`, in
+    place, as there; each row is summed in NumPy's pairwise order (one block of 8
+    accumulators up to 128 classes) from 0.
+    """
+    n, classes = terms.shape
+    for i in range(n):
+        ties = 0
+        for c in range(classes):
+            if shifted[i, c] == 0.0:
+                terms[i, c] -= 1.0
+                ties += 1
+        total = _row_sum(terms[i])
+        rows[REST, i] = total + (float(ties) - 1.0)
+        if need_sum:
+            rows[SUM, i] = _row_sum(shifted[i])
+
+
+@numba.njit(cache=True)
+def _row_sum(row: np.ndarray) -> float:
+    """``np.add.reduce`` of one contiguous row, from 0 in NumPy's pairwise order."""
+    classes = row.shape[0]
+    return 0.0 + (_block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
+
+
+@numba.njit(cache=True)
+def label_loss64(
+    rows: np.ndarray,
+    ell: np.ndarray,
+    z_loss: float,
+    reduction: int,
+    log_base: float,
+    out: np.ndarray,
+    eps: float,
+    classes: int,
+) -> tuple[bool, float]:
+    r"""``(ok, loss)`` from the rows of :func:`shift_rows64` and :math:`\ell` (NumPy's
+    log1p): the lean path's ``row_loss`` (:math:`\ell - \sigma_y`, plus
+    :math:`\lambda\,\mathrm{LSE}^2`) and ``reduce_loss``, in float64.
+
+    ``log_base``: :math:`\ln b`, or 0.0 for nats. For ``NONE`` the per-row losses go to
+    ``out`` (N) and ``loss`` is 0. ``ok`` is False where a log-sum-exp, a loss or the
+    reduced loss is not finite (the full path may warn there). ``eps``: label
+    smoothing over ``classes``, with ``label_terms``' :math:`A = (1-\varepsilon) +
+    \varepsilon` and :math:`B = (1-\varepsilon)\sigma_y + \tfrac{\varepsilon}{C}
+    \sum_c \sigma_c` (``rows[SUM]``).
+    """
+    n = ell.shape[0]
+    keep, spread = 1.0 - eps, eps / classes
+    a = keep + spread * float(classes)
+    loss = np.empty(n)
+    for i in range(n):
+        lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
+        if eps != 0.0:  # the label's term is absent for keep = 0
+            label_term = keep * rows[LABEL, i] if keep != 0.0 else 0.0
+            value = a * ell[i] - (label_term + spread * rows[SUM, i])
+        else:
+            value = ell[i] - rows[LABEL, i]
+        if z_loss != 0.0:
+            value = value + z_loss * (lse * lse)
+        if not (np.isfinite(lse) and np.isfinite(value)):
+            return False, 0.0
+        loss[i] = value
+    if reduction == NONE:
+        for i in range(n):
+            value = loss[i] / log_base if log_base != 0.0 else loss[i]
+            if not np.isfinite(value):
+                return False, 0.0
+            out[i] = value + 0.0
+        return True, 0.0
+    total = pairwise_sum(loss)
+    if reduction == MEAN:
+        total = total / np.float64(n)
+    if log_base != 0.0:
+        total = total / log_base
+    if not np.isfinite(total):
+        return False, 0.0
+    return True, total + 0.0
+
+
+@numba.njit(cache=True)
+def subtract_rows64(shifted: np.ndarray, ell: np.ndarray) -> None:
+    r""":math:`\sigma - \ell`, in place: the argument of ``probs``' exp."""
+    n, classes = shifted.shape
+    for i in range(n):
+        for c in range(classes):
+            shifted[i, c] = shifted[i, c] - ell[i]
+
+
+@numba.njit(cache=True)
+def label_gradient64(
+    p: np.ndarray,
+    labels: np.ndarray,
+    rows: np.ndarray,
+    ell: np.ndarray,
+    z_loss: float,
+    temperature: float,
+    reduction: int,
+    log_base: float,
+    out: np.ndarray,
+    eps: float,
+) -> bool:
+    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten):
+    :math:`((c_i p_i - \tilde t_i)/T)\,s`, with :math:`c_i = A + 2\lambda\,
+    \mathrm{LSE}_i` (``p_coefficient`` with :math:`\omega = 1`), the smoothed target
+    :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` as ``label_target_gradient``
+    forms it, and :math:`s` ``scale_for_reduction``'s factor, then copied into ``out``
+    unless ``out`` is ``p``. False, with nothing written into ``out``, where a value is
+    not finite (the full path may warn).
+    """
+    n, classes = p.shape
+    keep, spread = 1.0 - eps, eps / classes
+    a = keep + spread * float(classes) if eps != 0.0 else 1.0
+    on_label = keep + spread if eps != 0.0 else 1.0  # where(mask, keep, 0) + spread
+    off_label = 0.0 + spread if eps != 0.0 else 0.0
+    scale = 1.0 / np.float64(n) if reduction == MEAN else 1.0
+    if log_base != 0.0:
+        scale = scale / log_base
+    divide = temperature != 1.0
+    for i in range(n):
+        lse = rows[TOP, i] + ell[i]  # the full path forms it for every call
+        coef = a + 2.0 * z_loss * lse if z_loss != 0.0 else a
+        if not (np.isfinite(lse) and np.isfinite(coef)):
+            return False
+        label = labels[i]
+        for c in range(classes):
+            value = coef * p[i, c] - (on_label if c == label else off_label)
+            if divide:
+                value = value / temperature
+            value = value * scale
+            if not np.isfinite(value):
+                return False
+            p[i, c] = value
+    if out.ctypes.data != p.ctypes.data:
+        out[...] = p
     return True

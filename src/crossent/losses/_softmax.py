@@ -72,11 +72,14 @@ reduction, without building the problem; the values are the problem's bit for bi
 and anything unusual (a suspect row, a bad argument) is left to the full path, which
 names it. On small float32 inputs with int64 labels that path is one compiled call
 (``_softmax_small.py`` and ``_small_numba.py``): screening, statistics, loss and
-reduction, or the gradient, in one Numba function.
+reduction, or the gradient, in one Numba function; on small float64 inputs a few
+compiled calls around NumPy's own np.exp and np.log1p, the generic path's values bit
+for bit. Those two take label smoothing too (the only lean calls that do).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
@@ -189,7 +192,7 @@ def prepare_softmax_labels(
     """
     opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    if fused and _fast_path_applies(logits_arr, axis, opts):
+    if fused and _fast_path_applies(logits_arr, axis, opts) and _native(labels_arr):
         problem = _fused_label_problem(
             logits_arr,
             labels_arr,
@@ -265,6 +268,8 @@ def _fast_path_applies(logits: Array, axis: object, opts: LossOptions) -> bool:
     soft-capping."""
     if type(logits) is not np.ndarray or logits.dtype.char not in _FUSED_DTYPES:
         return False  # the dtype first: a character, not a dtype comparison (issue 13)
+    if not logits.dtype.isnative:  # (Numba's kernels take native byte order only)
+        return False
     return _classes_last(logits, axis, opts) and bool(logits.flags.c_contiguous)
 
 
@@ -275,6 +280,12 @@ def _classes_last(logits: np.ndarray, axis: object, opts: LossOptions) -> bool:
     if opts.soft_cap is not None or ndim == 0 or type(axis) is not int or not -ndim <= axis < ndim:
         return False
     return axis % ndim == ndim - 1 and logits.size > 0
+
+
+def _native(labels: Array) -> bool:
+    """Whether NumPy ``labels`` are in native byte order, as Numba's kernels take them
+    (other arrays are converted before they reach the kernels)."""
+    return type(labels) is not np.ndarray or labels.dtype.isnative
 
 
 _FUSED_DTYPES = (np.dtype(np.float32).char, np.dtype(np.float16).char)
@@ -559,22 +570,24 @@ def _kernel_gradient(
 
 # ------------------------------------------------------------ the lean path (issue 13)
 # A call with NumPy logits and labels and none of the options that need per-row weights
-# (class weights, ignore_index, label smoothing) goes from the public function to the
-# row statistics and back without the problem's objects (labels, batch, problem) and
-# their checks of what cannot happen here. The statistics are those of the problem:
-# the fused kernels' for float32 logits (when Numba is installed), the generic path's
-# ``softmax_rows`` for float64; then the same per-row terms (``_terms``) and the same
-# reduction (``reduce_loss``), so the values are the problem's, bit for bit (pinned by
-# tests/losses/test_issue13_small_dispatch.py). Anything unusual (a suspect row for
-# the kernels, another dtype or layout, another option) leaves it for the full path,
-# which also names what is wrong. A float32 call that ``_softmax_small.takes`` is one
-# compiled call instead of the statistics and terms below (pinned bit for bit by
-# tests/losses/test_issue13_compiled_small.py).
+# (class weights, ignore_index, label smoothing but in the compiled small calls) goes
+# from the public function to the row statistics and back without the problem's
+# objects (labels, batch, problem) and their checks of what cannot happen here. The
+# statistics are those of the problem: the fused kernels' for float32 logits (when
+# Numba is installed), the generic path's ``softmax_rows`` for float64; then the same
+# per-row terms (``_terms``) and the same reduction (``reduce_loss``), so the values
+# are the problem's, bit for bit (pinned by tests/losses/test_issue13_small_dispatch.py).
+# Anything unusual (a suspect row for the kernels, another dtype or layout, another
+# option) leaves it for the full path, which also names what is wrong. A float32 call
+# that ``_softmax_small.takes`` is one compiled call instead of the statistics and
+# terms below (pinned bit for bit by tests/losses/test_issue13_compiled_small.py and,
+# with smoothing, test_issue13_compiled_small_smoothing.py), a float64 one compiled
+# calls around NumPy's exp and log1p (tests/losses/test_issue13_float64_small.py).
 
 _LEAN_DEFAULTS: dict[str, Any] = {
     name: parameter.default
     for name, parameter in inspect.signature(prepare_softmax_labels).parameters.items()
-    if name in {"axis", "reduction", "temperature", "z_loss", "base", "validate"}
+    if name in {"axis", "label_smoothing", "reduction", "temperature", "z_loss", "base", "validate"}
 }
 """The keywords the lean path takes, with their defaults; any other leaves it."""
 
@@ -582,16 +595,55 @@ _FLOAT64 = np.dtype(np.float64).char
 
 
 def _lean_options(given: dict[str, Any]) -> LossOptions:
-    """The options of a lean call (no smoothing, no soft-capping), checked."""
+    """The options of a lean call (no soft-capping), checked; label smoothing only the
+    compiled small calls take (:func:`_lean_loss`)."""
     return options_of(
-        0.0, given["temperature"], given["z_loss"], None, given["base"], given["reduction"]
+        given["label_smoothing"],
+        given["temperature"],
+        given["z_loss"],
+        None,
+        given["base"],
+        given["reduction"],
     )
 
 
 _DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
-_DEFAULTED = frozenset({"axis", "validate"})
-"""Keywords that leave the options at their defaults (``_DEFAULT_OPTIONS``)."""
 _DEFAULT_AXIS, _DEFAULT_VALIDATE = _LEAN_DEFAULTS["axis"], _LEAN_DEFAULTS["validate"]
+_DEFAULT_SETTINGS = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, _DEFAULT_VALIDATE)
+
+_Settings = tuple[LossOptions, Any, Any]
+"""``(options, axis, validate)`` of a lean call."""
+
+
+def _lean_settings(kwargs: dict[str, Any]) -> _Settings | None:
+    """The settings of a call's keywords, or None when the lean path does not take them
+    (another keyword: an option it does not handle, ``out``, or an unknown one, which the
+    full path names); a bad option value raises the full path's ``InputError``.
+
+    Kept by the keywords' names, values and types (``lru_cache(typed=True)``: 1, 1.0
+    and True are different keys, so a bool is still refused), as :func:`options_of`
+    keeps options (issue 13: merging the keywords into the defaults and looking the
+    options up cost some 2-4 us a call). A value that cannot be a key (an array) is
+    looked at afresh.
+    """
+    try:
+        return _cached_settings(**kwargs)
+    except TypeError:  # unhashable
+        return _settings_of(kwargs)
+
+
+def _settings_of(kwargs: dict[str, Any]) -> _Settings | None:
+    """:func:`_lean_settings` without the cache."""
+    if not _LEAN_DEFAULTS.keys() >= kwargs.keys():
+        return None
+    given = _LEAN_DEFAULTS | kwargs
+    return _lean_options(given), given["axis"], given["validate"]
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(**kwargs: Any) -> _Settings | None:
+    """:func:`_settings_of`, kept (a bad option's error is raised each time, not kept)."""
+    return _settings_of(kwargs)
 
 
 @dataclass
@@ -609,7 +661,7 @@ def _lean_call(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, LossOptions, Any] | None:
     """``(logits, labels, options, validate)`` of a call the lean path takes, or None."""
-    if len(args) != 2 or not _LEAN_DEFAULTS.keys() >= kwargs.keys():
+    if len(args) != 2:
         return None
     logits, labels = args
     if type(labels) is not np.ndarray or type(logits) is not np.ndarray:
@@ -617,12 +669,17 @@ def _lean_call(
     char = logits.dtype.char
     if char != _FLOAT64 and not (char == _FLOAT32 and _cpu_kernels.available()):
         return None  # (the NumPy twins do not check the labels' range)
-    if _DEFAULTED.issuperset(kwargs):  # no dict to build (issue 13: per-call overhead)
-        opts, axis = _DEFAULT_OPTIONS, kwargs.get("axis", _DEFAULT_AXIS)
-        validate = kwargs.get("validate", _DEFAULT_VALIDATE)
+    if not (logits.dtype.isnative and labels.dtype.isnative):  # (nor Numba's kernels)
+        return None
+    if not kwargs:
+        settings: _Settings | None = _DEFAULT_SETTINGS
+    elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
+        settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, kwargs["validate"])
     else:
-        given = _LEAN_DEFAULTS | kwargs
-        opts, axis, validate = _lean_options(given), given["axis"], given["validate"]
+        settings = _lean_settings(kwargs)
+    if settings is None:
+        return None
+    opts, axis, validate = settings
     if not _classes_last(logits, axis, opts):
         return None
     return logits, labels, opts, validate
@@ -662,8 +719,10 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    if _softmax_small.takes(call[0], call[1]):  # one compiled call (float32, small)
+    if _softmax_small.takes(call[0], call[1]):  # compiled (small)
         return _softmax_small.label_loss(*call[:3])
+    if call[2].label_smoothing:  # (the statistics below are those of unsmoothed labels)
+        return None
     lean = _lean_statistics(*call)
     if lean is None:
         return None
@@ -694,8 +753,10 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _lean_call(args, kwargs)
     if call is None:
         return None
-    if _softmax_small.takes(call[0], call[1], out):  # one compiled call (float32, small)
+    if _softmax_small.takes(call[0], call[1], out):  # compiled (small)
         return _softmax_small.label_gradient(*call[:3], out)
+    if call[2].label_smoothing:  # (the gradient below is that of unsmoothed labels)
+        return None
     lean = _lean_statistics(*call)
     if lean is None:
         return None

@@ -1,16 +1,29 @@
 """The compiled call of the lean softmax cross-entropy path (issue 13, small inputs).
 
 A call of ``softmax_cross_entropy`` or its gradient that the lean path takes (see
-``_softmax.py``), with float32 logits, int64 labels, both C-contiguous, aligned and
-writable, and at most :data:`_cpu_kernels.SERIAL_ELEMENTS` logits, is one Numba call
-(``_small_numba``): screening, row statistics, per-row loss and reduction, or the
-gradient. Around it, only what the call's result needs: an output array, the result's
-NumPy type. Values are the full path's bit for bit (``_small_numba``'s docstring says
-how); a suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class)
-gives None, and the caller takes the full path, which names what is wrong.
+``_softmax.py``), with float32 logits, int64 labels, both C-contiguous, aligned,
+writable and in native byte order, and at most :data:`_cpu_kernels.SERIAL_ELEMENTS`
+logits, is one Numba call (``_small_numba``): screening, row statistics, per-row loss
+and reduction, or the gradient, label smoothing included. Around it, only what the
+call's result needs: an output array, the result's NumPy type. Values are the full
+path's bit for bit (``_small_numba``'s docstring says how); a suspect row (NaN,
+``+inf``, a row of ``-inf``, a label that is not a class) gives None, and the caller
+takes the full path, which names what is wrong.
 
-The layout conditions keep the compiled signatures to four (a 2-d or other logits'
-shape is reshaped to N x C here), each compiled once per machine and cached by Numba.
+Float64 logits (same conditions) take a hybrid, since a compiled ``exp`` (libm's) may
+differ by an ulp from NumPy's (its own SIMD exp on AVX-512, SVML's log1p): compiled
+calls screen the rows and do the generic path's arithmetic in its order (maximum,
+shift, temperature, the row sums in NumPy's pairwise order, the label's term, z-loss,
+reduction, the gradient's coefficients), and between them NumPy's np.exp and np.log1p
+run on the very values the generic path gives them (``softmax_rows``,
+``log_sum_exp_shifted``, ``probs``): the loss is ``shift_rows64``, np.exp,
+``rest_of_rows64``, np.log1p, ``label_loss64``; the gradient adds ``subtract_rows64``
+and np.exp for :math:`p`, then ``label_gradient64``. So the values are the generic
+path's bit for bit on every CPU. A call that the full path would make warn (an
+overflow) or give a value that is not finite is handed on too (None).
+
+The layout conditions keep the compiled signatures few (a 2-d or other logits' shape
+is reshaped to N x C here), each compiled once per machine and cached by Numba.
 Importing this module does not import Numba; the first call that is taken does.
 """
 
@@ -34,6 +47,9 @@ _REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
 """The reductions as ``_small_numba`` numbers them (``NONE``, ``SUM``, ``MEAN``, ``PARTS``)."""
 _NO_ROWS = np.empty(0, dtype=np.float32)
 """The per-row output of a reduced loss (the compiled call writes none)."""
+_FLOAT64 = np.dtype(np.float64).char
+_NO_ROWS64 = np.empty(0)
+"""The per-row output of a reduced float64 loss (the compiled call writes none)."""
 
 
 def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
@@ -41,9 +57,14 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
     options, the class axis and that the logits are not empty).
 
     ``out``: None, or a buffer that ``check_out`` accepts and the compiled call can
-    write (aligned); any other is left to the lean path, which names what is wrong.
+    write (aligned, native byte order); any other is left to the lean path, which names
+    what is wrong.
     """
-    if logits.dtype.char != _FLOAT32 or labels.dtype.char != _INT64:
+    dtype, label_dtype = logits.dtype, labels.dtype
+    char = dtype.char
+    if (char != _FLOAT32 and char != _FLOAT64) or label_dtype.char != _INT64:
+        return False
+    if not (dtype.isnative and label_dtype.isnative):  # (Numba takes native byte order)
         return False
     if logits.size > _cpu_kernels.SERIAL_ELEMENTS or not _cpu_kernels.available():
         return False
@@ -51,7 +72,8 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
         return False
     return out is None or (
         type(out) is np.ndarray
-        and out.dtype.char == _FLOAT32
+        and out.dtype.char == char
+        and out.dtype.isnative
         and out.shape == logits.shape
         and out.flags.carray
         and not np.may_share_memory(out, logits)
@@ -60,6 +82,8 @@ def takes(logits: np.ndarray, labels: np.ndarray, out: object = None) -> bool:
 
 def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
     """The loss of a call that :func:`takes`, or None when a row is suspect."""
+    if logits.dtype.char == _FLOAT64:
+        return _label_loss64(logits, labels, options)
     classes = logits.shape[-1]
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
@@ -73,6 +97,7 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
         reduction,
         options.log_base or 0.0,
         rows,
+        options.label_smoothing,
     )
     if not ok:
         return None
@@ -88,6 +113,8 @@ def label_gradient(
 ) -> Any:
     """The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
     row is suspect (then nothing is written)."""
+    if logits.dtype.char == _FLOAT64:
+        return _label_gradient64(logits, labels, options, out)
     grad = np.empty_like(logits) if out is None else out
     classes = logits.shape[-1]
     two_d = logits.ndim == 2
@@ -99,8 +126,91 @@ def label_gradient(
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         grad if two_d else grad.reshape(-1, classes),
+        options.label_smoothing,
     )
     return grad if ok else None
+
+
+def _label_rows64(
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, compiled: ModuleType
+) -> tuple[np.ndarray, ...] | None:
+    r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
+    ell)``, the logits (N x C), the labels (N), :math:`\sigma` (N x C), :math:`m` and
+    :math:`\sigma_y` (``compiled.TOP`` and ``LABEL`` of a 3 x N buffer) and :math:`\ell`
+    (N); None when a row is suspect.
+
+    NumPy's np.exp and np.log1p run here, on the values the generic path gives them,
+    into fresh arrays as there.
+    """
+    classes = logits.shape[-1]
+    z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
+    n = z.shape[0]
+    y = labels if labels.ndim == 1 else labels.reshape(n)
+    shifted = np.empty(z.shape)
+    rows = np.empty((4, n))
+    if not compiled.shift_rows64(z, y, options.temperature, shifted, rows):
+        return None
+    # as log_sum_exp_shifted (and weighted_class_sum for smoothing)
+    compiled.rest_of_rows64(np.exp(shifted), shifted, rows, bool(options.label_smoothing))
+    return z, y, shifted, rows, np.log1p(rows[compiled.REST])
+
+
+def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
+    """:func:`label_loss` of float64 logits (:func:`_label_rows64`, then the compiled
+    loss and reduction)."""
+    compiled = _compiled()
+    found = _label_rows64(logits, labels, options, compiled)
+    if found is None:
+        return None
+    rows, ell = found[3:]
+    reduction = _REDUCTIONS[options.reduction]
+    per_row = np.empty(ell.shape[0]) if reduction == 0 else _NO_ROWS64
+    ok, value = compiled.label_loss64(
+        rows,
+        ell,
+        options.z_loss,
+        reduction,
+        options.log_base or 0.0,
+        per_row,
+        options.label_smoothing,
+        logits.shape[-1],
+    )
+    if not ok:
+        return None
+    if reduction == 0:
+        return per_row if labels.ndim == 1 else per_row.reshape(labels.shape)[()]
+    if reduction == 3:
+        return LossParts(total=np.float64(value), normalizer=np.float64(ell.shape[0]))
+    return np.float64(value)
+
+
+def _label_gradient64(
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
+) -> Any:
+    r""":func:`label_gradient` of float64 logits: :math:`p` by ``probs``' np.exp of
+    :math:`\sigma - \ell` (into a fresh array, as there), the rest compiled."""
+    compiled = _compiled()
+    found = _label_rows64(logits, labels, options, compiled)
+    if found is None:
+        return None
+    z, y, shifted, rows, ell = found
+    compiled.subtract_rows64(shifted, ell)
+    p = np.exp(shifted)
+    ok = compiled.label_gradient64(
+        p,
+        y,
+        rows,
+        ell,
+        options.z_loss,
+        options.temperature,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        p if out is None else out.reshape(z.shape),
+        options.label_smoothing,
+    )
+    if not ok:
+        return None
+    return p.reshape(logits.shape) if out is None else out
 
 
 @functools.cache
