@@ -66,6 +66,15 @@ _PART_ROWS = 256
 """Rows whose terms are summed plainly (vectorised) before the compensated sum of the
 parts (:func:`block_totals`)."""
 
+_SHORT_ROWS = 64
+"""Rows of at most this many classes have their entries checked in one flat loop over
+a chunk of rows (vectorised across rows); longer rows one by one, after their sum."""
+
+_PACKED_CLASSES = 1 << 16
+"""Up to this many classes the top label of float32 rows is found by one integer
+maximum of the bits and the index packed together (float64 rows, or more classes: a
+maximum, then a search for its first index)."""
+
 _CHUNK_ENTRIES = 4096
 """Entries of a chunk of rows whose entropy terms are taken in one flat loop (the
 float64 terms, 32 KiB, stay in L1 cache)."""
