@@ -147,6 +147,7 @@ def block_totals(
     left: bool,
     keep: int,
     surprisal: bool = True,
+    labels_from_zero: bool = False,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -167,7 +168,9 @@ def block_totals(
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
     ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
     largest surprisals), earlier rows first on ties, -1 where the block has fewer;
-    ``found_p`` their :math:`p_y`.
+    ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
+    ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
+    this pass) is an ``IndexError``.
     """
     values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
@@ -194,6 +197,7 @@ def block_totals(
         np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
         left,
         limit,
+        0 if labels_from_zero else -k,
         out,
         found_p,
     )

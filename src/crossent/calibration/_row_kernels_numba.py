@@ -133,7 +133,7 @@ def entropy_terms(flat, start, count, terms):
 @numba.njit(fastmath=_FLAGS, inline="never")
 def chunk_rows(rows, c0, c1, base, options, buffers):
     # rows: (values, flat, bits, labels); options: (with_top, with_squares,
-    # with_entropy, limit); buffers: (floats, predicted, terms).
+    # with_entropy, limit, packed, low); buffers: (floats, predicted, terms).
     # Rows c0 <= i < c1: p_label, the sum of squares but the label's, (with_top) the
     # confidence and predicted class, (with_entropy) the entropy, into
     # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
@@ -142,10 +142,10 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     # over the chunk, in L1 after the first); the entropy terms of the rows are then
     # taken in one flat loop and summed per row.
     values, flat, bits, labels = rows
-    with_top, with_squares, with_entropy, limit, packed = options
+    with_top, with_squares, with_entropy, limit, packed, low = options
     floats, predicted, terms = buffers
     k = values.shape[1]
-    wrong = label_error(labels[c0:c1], k)
+    wrong = label_error(labels[c0:c1], low, k)
     if wrong < 0:
         return wrong - c0
     long_rows = k > _SHORT_ROWS
@@ -176,16 +176,17 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
 
 
 @numba.njit(inline="always")
-def label_error(labels, k):
-    # 0, or -1 - i for the first label outside [-k, k) (unchecked labels,
-    # validate=False: no stray read); a flat check first (vectorised)
+def label_error(labels, low, k):
+    # 0, or -1 - i for the first label outside [low, k): low = -k for unchecked labels
+    # (validate=False: no stray read), 0 for labels whose check was deferred to this
+    # pass; a flat check first (vectorised)
     wrong = 0
     for i in range(labels.shape[0]):
         y = labels[i]
-        wrong += (y < -k) | (y >= k)
+        wrong += (y < low) | (y >= k)
     if wrong:
         for i in range(labels.shape[0]):
-            if (labels[i] < -k) | (labels[i] >= k):
+            if (labels[i] < low) | (labels[i] >= k):
                 return -1 - i
     return 0
 
@@ -320,7 +321,7 @@ def summaries(
             c0,
             min(c0 + chunk, n),
             0,
-            (with_top, with_squares, with_entropy, limit, packed(bits)),
+            (with_top, with_squares, with_entropy, limit, packed(bits), -k),
             (floats, predicted, terms),
         )
         if found < 0:
@@ -426,6 +427,7 @@ def totals(
     edges,
     left,
     limit,
+    low,
     out,
     found_p,
 ):
@@ -438,7 +440,7 @@ def totals(
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
     # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
-    # found_p).  Returns the suspect rows, or -1 - i for a label out of range.
+    # found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
     sums, class_stats, bin_stats, found = out
     n, k = values.shape
     # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
@@ -465,7 +467,7 @@ def totals(
             c0,
             c1,
             c0,
-            (with_top, squares, with_entropy, limit, packed(bits)),
+            (with_top, squares, with_entropy, limit, packed(bits), low),
             (floats, predicted, terms),
         )
         if flagged < 0:
