@@ -398,17 +398,19 @@ def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_st
         scaled = bins if c != c else c * bins
         scaled = 0.0 if scaled < 0.0 else scaled
         b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-        low, high = edges[b], edges[b + 1]
+        # unsigned indices (b >= 0): no wraparound selects
+        low, high = edges[np.uint64(b)], edges[np.uint64(b + 1)]
         down = (c < low) if left else (c <= low)
         up = (c >= high) if left else (c > high)
         b -= 1 if down & (b > 0) else 0
         b += 1 if up & (b < bins - 1) else 0
         index[i] = b
+    counts, sums, hits = bin_stats[0], bin_stats[1], bin_stats[2]
     for i in range(count):
-        b = index[i]
-        bin_stats[0, b] += 1.0
-        bin_stats[1, b] += confidence[i]
-        bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
+        b = np.uint64(index[i])
+        counts[b] += 1.0
+        sums[b] += confidence[i]
+        hits[b] += 1.0 if predicted[i] == labels[i] else 0.0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
