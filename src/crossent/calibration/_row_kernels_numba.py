@@ -168,9 +168,10 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
         entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
         ent = floats[3, c0 - base :]
         for r in range(c1 - c0):
+            row_terms = terms[r * k : (r + 1) * k]  # indexed from 0: vectorised loads
             total = 0.0
-            for j in range(r * k, (r + 1) * k):
-                total += terms[j]
+            for j in range(k):
+                total += row_terms[j]
             ent[r] = -total
     return suspect
 
@@ -477,17 +478,18 @@ def totals(
         suspect += flagged
         chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
         add_compensated(sums, carry, parts)
+        chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
             for i in range(count):
-                hits += predicted[i] == labels[c0 + i]
+                hits += predicted[i] == chunk_labels[i]
         if bins:
-            add_to_bins(floats[2], predicted, labels[c0:c1], count, edges, left, index, bin_stats)
+            add_to_bins(floats[2], predicted, chunk_labels, count, edges, left, index, bin_stats)
         if not (classes or keep):
             continue
         p_label = floats[0]
         for i in range(count):
             if classes:
-                y = labels[c0 + i]
+                y = chunk_labels[i]
                 y = y + classes if y < 0 else y
                 class_stats[0, y] += 1.0
                 class_stats[1, y] += surprisal[i]
