@@ -28,7 +28,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._row_kernels import _CHUNK_ENTRIES, _PART_ROWS
+from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS
 
 __all__ = [
     "add_compensated",
@@ -36,12 +36,17 @@ __all__ = [
     "bits_to_float64",
     "chunk_parts",
     "chunk_rows",
+    "entries_suspect",
     "entropy_terms",
     "float64_to_bits",
+    "label_error",
     "log_array",
     "log_positive",
-    "row_loop",
+    "packed",
+    "row_sums",
     "summaries",
+    "suspect_rows",
+    "top_labels",
     "totals",
 ]
 
@@ -109,12 +114,15 @@ def entropy_terms(flat, start, count, terms):
     # vectorised across row boundaries, into a buffer that stays in L1; the two
     # halves side by side, so that two independent logarithms are in flight
     # (the loop is bound by the logarithm's latency: about 20% faster)
+    # (slices indexed from 0: see entries_suspect)
     half = count // 2
+    low, high = flat[start : start + half], flat[start + half : start + 2 * half]
+    out_low, out_high = terms[:half], terms[half : 2 * half]
     for t in range(half):
-        x = np.float64(flat[start + t])
-        u = np.float64(flat[start + half + t])
-        terms[t] = x * log_positive(x) if x > 0.0 else 0.0
-        terms[half + t] = u * log_positive(u) if u > 0.0 else 0.0
+        x = np.float64(low[t])
+        u = np.float64(high[t])
+        out_low[t] = x * log_positive(x) if x > 0.0 else 0.0
+        out_high[t] = u * log_positive(u) if u > 0.0 else 0.0
     if count % 2:
         x = np.float64(flat[start + count - 1])
         terms[count - 1] = x * log_positive(x) if x > 0.0 else 0.0
@@ -125,86 +133,168 @@ def entropy_terms(flat, start, count, terms):
 @numba.njit(fastmath=_FLAGS, inline="never")
 def chunk_rows(rows, c0, c1, base, options, buffers):
     # rows: (values, flat, bits, labels); options: (with_top, with_squares,
-    # with_entropy, limit); buffers: (floats, predicted, terms).
+    # with_entropy, limit, packed, low); buffers: (floats, predicted, terms).
     # Rows c0 <= i < c1: p_label, the sum of squares but the label's, (with_top) the
     # confidence and predicted class, (with_entropy) the entropy, into
     # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
     # -1 - i for the first label out of range (checked before any read of the row).
-    # The row loop is row_loop's; the entropy's terms of the chunk's rows are then
+    # The loops are label_error, row_sums, top_labels and entries_suspect (each
+    # over the chunk, in L1 after the first); the entropy terms of the rows are then
     # taken in one flat loop and summed per row.
     values, flat, bits, labels = rows
-    with_top, with_squares, with_entropy, limit = options
+    with_top, with_squares, with_entropy, limit, packed, low = options
     floats, predicted, terms = buffers
-    suspect = row_loop(
-        values[c0:c1],
-        bits[c0:c1],
-        labels[c0:c1],
-        with_top,
-        with_squares,
-        limit,
-        floats[:, c0 - base :],
-        predicted[c0 - base :],
-    )
-    if suspect < 0:
-        return suspect - c0
     k = values.shape[1]
+    wrong = label_error(labels[c0:c1], low, k)
+    if wrong < 0:
+        return wrong - c0
+    long_rows = k > _SHORT_ROWS
+    suspect = row_sums(
+        values[c0:c1],
+        labels[c0:c1],
+        with_squares,
+        long_rows,
+        limit,
+        floats[0, c0 - base :],
+        floats[1, c0 - base :],
+    )
+    if with_top:
+        top_labels(
+            values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
+        )
+    if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
+        suspect = suspect_rows(values[c0:c1], limit)
     if with_entropy:  # the chunk's rows are still in cache
         entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
         ent = floats[3, c0 - base :]
         for r in range(c1 - c0):
+            row_terms = terms[r * k : (r + 1) * k]  # indexed from 0: vectorised loads
             total = 0.0
-            for j in range(r * k, (r + 1) * k):
-                total += terms[j]
+            for j in range(k):
+                total += row_terms[j]
             ent[r] = -total
     return suspect
 
 
+@numba.njit(inline="always")
+def label_error(labels, low, k):
+    # 0, or -1 - i for the first label outside [low, k): low = -k for unchecked labels
+    # (validate=False: no stray read), 0 for labels whose check was deferred to this
+    # pass; a flat check first (vectorised)
+    wrong = 0
+    for i in range(labels.shape[0]):
+        y = labels[i]
+        wrong += (y < low) | (y >= k)
+    if wrong:
+        for i in range(labels.shape[0]):
+            if (labels[i] < low) | (labels[i] >= k):
+                return -1 - i
+    return 0
+
+
+# Each loop below has no flag that changes it (the caller chooses the loops), so that
+# none depends on LLVM taking an invariant test out of a loop.  (Measured, 10^6 x 10
+# float32 on the 2-core AMD EPYC, min of interleaved runs: one row loop doing the
+# entries' check, the sums and the top label under flags, 24 ms; these loops, 16 ms.)
 @numba.njit(fastmath=_FLAGS, inline="never")
-def row_loop(values, bits, labels, with_top, with_squares, limit, floats, predicted):
-    # One loop of sums and selects per row, no branches (LLVM takes the invariant
-    # with_top and with_squares out of it): the sum, the squares, the count of
-    # entries NaN or outside [0, 1] and the maximum, compared as bit patterns (for
-    # non-negative floats the integer order is the float order; a row with a
-    # negative entry or a NaN is suspect and checked in full anyway); then the first
-    # index of the maximum by a min reduction over the row, in L1 cache.  (Tracking
-    # the index in the first loop instead is not vectorised: measured per 10^7
-    # float32 entries, 10 classes 0.117 s vs 0.144 s, 1000 classes 0.56 s vs
-    # 0.28 s, on the 2-core AMD EPYC under load.  Nor is the validity by the bits'
-    # signed minimum and maximum faster than the three comparisons: measured 0.72x
-    # for 10 classes without the top label.)  The rows as a slice from 0 and the
-    # outputs as views: indexing them at i - c0 instead costs ~12% at 10 classes.
-    p_label, others, confidence = floats[0], floats[1], floats[2]
+def row_sums(values, labels, with_squares, entries, limit, p_label, others):
+    # p_y, the sum of squares but the label's (0 without with_squares) and the count
+    # of rows whose sum is farther from 1 than limit or, with ``entries`` (long rows),
+    # that have an entry NaN or outside [0, 1] (entries_suspect over the row, in L1;
+    # short rows: over the chunk, by the caller); labels already checked
+    # (label_error), negative ones counting from the end as in NumPy's indexing (the
+    # generic path)
     n, k = values.shape
     suspect = 0
     for i in range(n):
         row = values[i]
-        row_bits = bits[i]
         y = labels[i]
-        y = y + k if y < 0 else y  # NumPy's indexing, as the generic path
-        if (y < 0) | (y >= k):  # unchecked labels (validate=False): no stray read
-            return -1 - i
+        y = y + k if y < 0 else y
         total = 0.0
         squares = 0.0
         bad = 0
-        top = row_bits[0]
         for j in range(k):
             x = np.float64(row[j])
             total += x
             if with_squares:
                 squares += 0.0 if j == y else x * x
-            bad += (x < 0.0) | (x > 1.0) | (x != x)
-            if with_top:
-                top = max(top, row_bits[j])
-        if with_top:  # the first maximum: a min reduction, which vectorises too
-            first = k
-            for j in range(k):
-                first = min(first, j if row_bits[j] == top else k)
-            confidence[i] = np.float64(row[first])
-            predicted[i] = first
+            if entries:
+                bad += (x < 0.0) | (x > 1.0) | (x != x)
         suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
         p_label[i] = np.float64(row[y])
         others[i] = squares
     return suspect
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def top_labels(values, bits, packed, confidence, predicted):
+    # The first maximum of each row, compared as bit patterns (for non-negative floats
+    # the integer order is the float order; a row with a negative entry or a NaN is
+    # suspect and checked in full anyway).  ``packed`` (float32 bits, at most
+    # _PACKED_CLASSES classes): one integer maximum of (bits << 16) | (65535 - j),
+    # whose low bits give the first index of the maximum; else the maximum of the bits
+    # and the first index by a min reduction over the row, in L1 cache (both
+    # vectorised; tracking the index in the first loop is not: measured per 10^7
+    # float32 entries, 10 classes 0.117 s vs 0.144 s, 1000 classes 0.56 s vs 0.28 s).
+    n, k = values.shape
+    if packed:
+        for i in range(n):
+            row_bits = bits[i]
+            key = np.int64(-1) << 62
+            for j in range(k):
+                key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+            first = 65535 - (key & 65535)
+            confidence[i] = np.float64(values[i, first])
+            predicted[i] = first
+        return
+    for i in range(n):
+        row_bits = bits[i]
+        top = row_bits[0]
+        for j in range(k):
+            top = max(top, row_bits[j])
+        first = k
+        for j in range(k):
+            first = min(first, j if row_bits[j] == top else k)
+        confidence[i] = np.float64(values[i, first])
+        predicted[i] = first
+
+
+@numba.njit(inline="always")
+def packed(bits):
+    # whether top_labels packs the index with the bits: float32 rows of at most
+    # _PACKED_CLASSES classes (measured, min of interleaved runs on the 2-core AMD EPYC:
+    # 10^6 x 10, 9.5 ms against 28 ms for the maximum and the search; 10^5 x 1000,
+    # 40 ms against 100 ms)
+    return (bits.itemsize == 4) & (bits.shape[1] <= _PACKED_CLASSES)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def entries_suspect(entries):
+    # the count of entries NaN or outside [0, 1], in one flat loop (vectorised across
+    # rows; over a slice indexed from 0: an index Numba cannot prove non-negative
+    # goes through its wraparound select, and the loads are not vectorised)
+    bad = 0
+    for t in range(entries.shape[0]):
+        x = entries[t]
+        bad += (x < 0.0) | (x > 1.0) | (x != x)
+    return bad
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def suspect_rows(values, limit):
+    # the rows with an entry NaN or outside [0, 1], or a sum farther from 1 than limit
+    # (only for chunks with a bad entry: entries_suspect)
+    n, k = values.shape
+    count = 0
+    for i in range(n):
+        total = 0.0
+        bad = 0
+        for j in range(k):
+            x = np.float64(values[i, j])
+            total += x
+            bad += (x < 0.0) | (x > 1.0) | (x != x)
+        count += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
+    return count
 
 
 @numba.njit(nogil=True, cache=True)
@@ -232,7 +322,7 @@ def summaries(
             c0,
             min(c0 + chunk, n),
             0,
-            (with_top, with_squares, with_entropy, limit),
+            (with_top, with_squares, with_entropy, limit, packed(bits), -k),
             (floats, predicted, terms),
         )
         if found < 0:
@@ -309,17 +399,19 @@ def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_st
         scaled = bins if c != c else c * bins
         scaled = 0.0 if scaled < 0.0 else scaled
         b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-        low, high = edges[b], edges[b + 1]
+        # unsigned indices (b >= 0): no wraparound selects
+        low, high = edges[np.uint64(b)], edges[np.uint64(b + 1)]
         down = (c < low) if left else (c <= low)
         up = (c >= high) if left else (c > high)
         b -= 1 if down & (b > 0) else 0
         b += 1 if up & (b < bins - 1) else 0
         index[i] = b
+    counts, sums, hits = bin_stats[0], bin_stats[1], bin_stats[2]
     for i in range(count):
-        b = index[i]
-        bin_stats[0, b] += 1.0
-        bin_stats[1, b] += confidence[i]
-        bin_stats[2, b] += 1.0 if predicted[i] == labels[i] else 0.0
+        b = np.uint64(index[i])
+        counts[b] += 1.0
+        sums[b] += confidence[i]
+        hits[b] += 1.0 if predicted[i] == labels[i] else 0.0
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -338,6 +430,7 @@ def totals(
     edges,
     left,
     limit,
+    low,
     out,
     found_p,
 ):
@@ -350,12 +443,12 @@ def totals(
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
     # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
-    # found_p).  Returns the suspect rows, or -1 - i for a label out of range.
+    # found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
     sums, class_stats, bin_stats, found = out
     n, k = values.shape
     # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
     # are buffered)
-    chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // max(k, 1))) if with_entropy else _PART_ROWS
+    chunk = min(_PART_ROWS, max(1, (_CHUNK_ENTRIES if with_entropy else 32768) // max(k, 1)))
     floats = np.empty((4, chunk))
     predicted = np.empty(chunk, dtype=np.intp)
     terms = np.empty(chunk * k if with_entropy else 0)
@@ -377,7 +470,7 @@ def totals(
             c0,
             c1,
             c0,
-            (with_top, squares, with_entropy, limit),
+            (with_top, squares, with_entropy, limit, packed(bits), low),
             (floats, predicted, terms),
         )
         if flagged < 0:
@@ -385,17 +478,18 @@ def totals(
         suspect += flagged
         chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
         add_compensated(sums, carry, parts)
+        chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
             for i in range(count):
-                hits += predicted[i] == labels[c0 + i]
+                hits += predicted[i] == chunk_labels[i]
         if bins:
-            add_to_bins(floats[2], predicted, labels[c0:c1], count, edges, left, index, bin_stats)
+            add_to_bins(floats[2], predicted, chunk_labels, count, edges, left, index, bin_stats)
         if not (classes or keep):
             continue
         p_label = floats[0]
         for i in range(count):
             if classes:
-                y = labels[c0 + i]
+                y = chunk_labels[i]
                 y = y + classes if y < 0 else y
                 class_stats[0, y] += 1.0
                 class_stats[1, y] += surprisal[i]

@@ -30,6 +30,7 @@ summaries (:func:`totals_of`: the NumPy twin, and the other forms).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -144,9 +145,14 @@ def _stored(values: Any) -> tuple[FloatArray, float]:
     would reject is suspect."""
     if values.dtype not in (np.float32, np.float64):
         values = np.asarray(values, dtype=np.float64)
-    classes = values.shape[1]
-    limit = row_sum_tolerance(values.dtype, classes, xp=np) - 4 * classes * np.finfo(float).eps
-    return values, limit
+    return values, _limit(values.dtype, values.shape[1])
+
+
+@functools.cache
+def _limit(dtype: np.dtype[Any], classes: int) -> float:
+    """The suspect rows' limit of :func:`_stored` (once per dtype and width: every block
+    of every call asks)."""
+    return row_sum_tolerance(dtype, classes, xp=np) - 4 * classes * np.finfo(float).eps
 
 
 def _check_block_labels(predictions: Predictions, labels: IntArray) -> None:
@@ -317,22 +323,27 @@ def _fused_totals(
     if not _row_kernels.available():
         summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
         return totals_of(summaries, request)
-    _check_block_labels(predictions, labels)
     values, limit = _stored(values)
-    suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
-        values,
-        labels,
-        top=request.top,
-        entropy=request.entropy,
-        limit=limit,
-        spherical=request.spherical,
-        squares=request.brier or request.spherical,
-        classes=bool(request.classes),
-        edges=uniform_edges(request.bins) if request.bins else None,
-        left=request.closed == "left",
-        keep=request.keep,
-        surprisal=request.surprisal,
-    )
+    try:  # the labels' deferred range check in the kernel's pass too
+        suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
+            values,
+            labels,
+            top=request.top,
+            entropy=request.entropy,
+            limit=limit,
+            spherical=request.spherical,
+            squares=request.brier or request.spherical,
+            classes=bool(request.classes),
+            edges=uniform_edges(request.bins) if request.bins else None,
+            left=request.closed == "left",
+            keep=request.keep,
+            surprisal=request.surprisal,
+            labels_from_zero=predictions.pending,
+        )
+    except IndexError:
+        if predictions.pending:
+            predictions.check_values()  # raises, naming the first bad label
+        raise
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
     if not request.brier:
@@ -348,7 +359,9 @@ def _fused_totals(
         found=[
             (float(value), int(row))
             for value, row in zip(-safe_log(found_p, xp=np), rows, strict=True)
-        ],
+        ]
+        if rows.size
+        else [],
     )
 
 
