@@ -2,7 +2,8 @@
 # (Numba kernels: their arguments are typed by Numba at the call, not by annotations.)
 """The Numba kernels behind :mod:`._row_kernels` (imported by it on first use only).
 
-Every kernel, intrinsic and helper is defined at module level, so that Numba's on-disk
+Every kernel and helper is defined at module level (the bit-casting intrinsics in
+:mod:`crossent._intrinsics_numba`, shared with the losses' kernels), so that Numba's on-disk
 cache (``cache=True``) hits in every later process: a function defined inside another
 is a closure, and Numba keys its cache entries by a hash of the pickled closure
 variables (here other dispatchers and intrinsics), which differs from process to
@@ -20,25 +21,19 @@ the helper's own compilation, a cached kernel's to its copy.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
+from .._intrinsics_numba import bits_to_float64, float64_to_bits
 from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS
 
 __all__ = [
     "add_compensated",
     "add_to_bins",
-    "bits_to_float64",
     "chunk_parts",
     "chunk_rows",
     "entries_suspect",
     "entropy_terms",
-    "float64_to_bits",
     "label_error",
     "log_array",
     "log_positive",
@@ -49,22 +44,6 @@ __all__ = [
     "top_labels",
     "totals",
 ]
-
-
-def _bitcast(source: Any, target: Any, llvm_target: Any) -> Any:
-    """An intrinsic reinterpreting the bits of a ``source`` value as ``target``."""
-
-    @intrinsic
-    def cast(typingctx: Any, value: Any) -> Any:
-        return target(source), lambda context, builder, signature, args: builder.bitcast(
-            args[0], llvm_target
-        )
-
-    return cast
-
-
-float64_to_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
-bits_to_float64 = _bitcast(types.int64, types.float64, ir.DoubleType())
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
 
