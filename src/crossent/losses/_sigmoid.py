@@ -372,7 +372,9 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     -----
     :math:`(1 - p_t)^\gamma` is evaluated as :math:`\exp(\gamma \log(1 - p_t))` with
     the logarithm in log space, so saturated logits give finite values and gradients
-    for any :math:`\gamma \ge 0` (optax#1267 reports NaN for :math:`\gamma < 1`).
+    for any :math:`\gamma \ge 0` (optax#1267 reports NaN for :math:`\gamma < 1`);
+    :math:`\gamma = 0` takes the factor as 1 (:math:`0^0 = 1`), and a term with
+    :math:`\alpha_t = 0` is 0 even where the cross-entropy is infinite.
 
     %(focal_references)s
 
@@ -385,7 +387,16 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     True
     """
     b = focal.b
-    return b.reduce(focal.weighted(_bce(b) * b.xp.exp(focal.gamma * _log_one_minus_pt(b))))
+    term = _bce(b)
+    if focal.gamma != 0.0:
+        # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
+        # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
+        term = term * b.xp.exp(focal.gamma * _log_one_minus_pt(b))
+    if focal.alpha_t is not None:
+        # alpha_t = 0 (alpha = 1 for a negative, 0 for a positive) removes the term, an
+        # infinite one too (a saturated wrong logit): 0, not 0 * inf = NaN.
+        term = weighted_term(focal.alpha_t, term, xp=b.xp)
+    return b.reduce(b.weighted(term))
 
 
 @prepared_by(_focal_binary, twin=sigmoid_focal_loss)

@@ -136,7 +136,7 @@ def _label_rows64(
 ) -> tuple[np.ndarray, ...] | None:
     r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
     ell)``, the logits (N x C), the labels (N), :math:`\sigma` (N x C), :math:`m` and
-    :math:`\sigma_y` (``compiled.TOP`` and ``LABEL`` of a 3 x N buffer) and :math:`\ell`
+    :math:`\sigma_y` (rows ``compiled.TOP`` and ``LABEL`` of a 4 x N buffer) and :math:`\ell`
     (N); None when a row is suspect.
 
     NumPy's np.exp and np.log1p run here, on the values the generic path gives them,
