@@ -193,6 +193,10 @@ import crossent.cli
 from crossent.cli import main
 
 WHERE, SIGNUM = sys.argv[1], getattr(signal, sys.argv[2])
+# A process started in the background by a non-interactive shell inherits SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler: restore the one an
+# interactive user's Ctrl-C meets, so the test does not depend on how it was launched.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def kill_self(*args, **kwargs):
     os.kill(os.getpid(), SIGNUM)
