@@ -22,27 +22,20 @@ import crossent
 from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _softmax, _softmax_small
 from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
+from losses.small_call_paths import (
+    LEAN_OPTIONS,
+    fail_on,
+    full_path,
+    layouts_not_taken,
+    random_case,
+    record_calls,
+)
 
 from tolerances import assert_identical
 
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
 
-OPTIONS: list[dict[str, Any]] = [
-    {},
-    {"validate": False},
-    {"reduction": "sum"},
-    {"reduction": "none"},
-    {"reduction": "parts"},
-    {"temperature": 0.5},
-    {"temperature": 3.0, "reduction": "sum", "validate": False},
-    {"z_loss": 1e-2},
-    {"z_loss": 0.3, "reduction": "sum"},
-    {"z_loss": 1e-4, "reduction": "none", "temperature": 1.5},
-    {"base": 2},
-    {"base": 10.0, "reduction": "parts", "z_loss": 1e-3},
-    {"base": 2, "reduction": "none"},
-    {"axis": -1, "temperature": 0.7, "z_loss": 0.1, "base": 10.0, "reduction": "sum"},
-]
+OPTIONS = LEAN_OPTIONS
 
 # (1, 10) and (10,): the issue's row; 128/129/300/2000 rows: NumPy's pairwise sum in
 # one block of 8 accumulators, then split in halves; (16384, 1): SERIAL_ELEMENTS.
@@ -51,28 +44,18 @@ SHAPES += [(2000, 3), (16384, 1)]
 
 
 def _case(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.5, 40.0, size=(*shape[:-1], 1))  # some rows near-deterministic
-    logits = (scale * rng.standard_normal(shape)).astype(np.float32)
-    return logits, rng.integers(0, shape[-1], size=shape[:-1])
-
-
-def _fail(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("a path other than the compiled call was taken")
+    return random_case(shape, seed, np.float32)
 
 
 def _only_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every other path fail: the lean statistics, the fused and generic problems."""
-    monkeypatch.setattr(_softmax, "_lean_statistics", _fail)
-    monkeypatch.setattr(_softmax, "_fused_label_problem", _fail)
-    monkeypatch.setattr(_softmax, "label_batch", _fail)
+    names = ("_lean_statistics", "_fused_label_problem", "label_batch")
+    fail_on(monkeypatch, _softmax, names, expected="the compiled call")
 
 
 def _full(logits: np.ndarray, labels: np.ndarray, **kwargs: Any) -> tuple[Any, np.ndarray]:
     """The full (fused problem) path's loss and gradient."""
-    problem = prepare_softmax_labels(logits, labels, **kwargs)
-    assert problem.fast_logits is not None
-    return problem.loss(), softmax_gradient(problem)
+    return full_path(logits, labels, fused=True, **kwargs)
 
 
 @pytest.mark.parametrize(("shape", "options"), list(itertools.product(SHAPES, OPTIONS)))
@@ -137,32 +120,10 @@ def test_issue13_compiled_small_lean_z_loss_is_the_full_paths(reduction) -> None
         assert_identical(got, want)
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    calls: list[int] = []
-    real = getattr(_softmax_small, name)
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(_softmax_small, name, spy)
-    return calls
-
-
 def _not_compiled_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     logits, labels = _case((6, 10), seed=3)
-    big, big_labels = _case((_cpu_kernels.SERIAL_ELEMENTS // 10 + 1, 10), seed=4)
-    readonly = logits.copy()
-    readonly.flags.writeable = False
-    return [
-        ("int32 labels", logits, labels.astype(np.int32)),
-        ("strided labels", logits, np.repeat(labels, 2)[::2]),
-        ("strided logits", np.repeat(logits, 2, axis=0)[::2], labels),
-        ("read-only logits", readonly, labels),
-        ("more than SERIAL_ELEMENTS logits", big, big_labels),
-        # (float64 logits: the float64 hybrid's, tests/losses/test_issue13_float64_small.py)
-        ("float16 logits", logits.astype(np.float16), labels),
-    ]
+    # (float64 logits: the float64 hybrid's, tests/losses/test_issue13_float64_small.py)
+    return [*layouts_not_taken(np.float32), ("float16 logits", logits.astype(np.float16), labels)]
 
 
 @pytest.mark.parametrize(("what", "logits", "labels"), _not_compiled_cases())
@@ -172,8 +133,7 @@ def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
     """Same values, from the lean statistics or the full path."""
     problem = prepare_softmax_labels(logits, labels, z_loss=0.1, reduction="sum")
     want_loss, want_grad = problem.loss(), softmax_gradient(problem)
-    loss_calls = _spy(monkeypatch, "label_loss")
-    grad_calls = _spy(monkeypatch, "label_gradient")
+    calls = record_calls(monkeypatch, _softmax_small, ("label_loss", "label_gradient"))
     assert_identical(
         crossent.softmax_cross_entropy(logits, labels, z_loss=0.1, reduction="sum"), want_loss
     )
@@ -181,7 +141,7 @@ def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
         crossent.softmax_cross_entropy_grad(logits, labels, z_loss=0.1, reduction="sum"),
         want_grad,
     )
-    assert loss_calls == grad_calls == []
+    assert calls == []
 
 
 def _message(function: Any, *args: Any, **kwargs: Any) -> tuple[type, str]:
@@ -235,17 +195,17 @@ def test_issue13_compiled_small_suspect_rows_take_the_full_path(
     error when validating, the full path's values (NaN) without."""
     z = np.array(logits, dtype=np.float32)
     y = np.array(labels)
-    calls = _spy(monkeypatch, "label_loss")
+    calls = record_calls(monkeypatch, _softmax_small, ("label_loss",))
     with pytest.raises(InputError):
         crossent.softmax_cross_entropy(z, y)
-    assert calls == [1]
+    assert calls == ["label_loss"]
     with np.errstate(invalid="ignore", over="ignore"):
         want, want_grad = _full(z, y, validate=False, reduction="none")
         got = crossent.softmax_cross_entropy(z, y, validate=False, reduction="none")
         got_grad = crossent.softmax_cross_entropy_grad(z, y, validate=False, reduction="none")
     assert_identical(got, want)
     assert_identical(got_grad, want_grad)
-    assert calls == [1, 1]
+    assert calls == ["label_loss", "label_loss"]
 
 
 def test_issue13_compiled_small_unvalidated_bad_label_is_the_generic_paths() -> None:

@@ -22,6 +22,7 @@ import crossent
 from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _softmax, _softmax_small
 from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
+from losses.small_call_paths import fail_on, full_path, random_case, record_calls
 
 from tolerances import assert_identical
 
@@ -41,21 +42,12 @@ SHAPES = [(1, 10), (10,), (8, 10), (2, 3, 10), (7, 1), (3, 2), (129, 5), (300, 7
 
 
 def _case(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.5, 40.0, size=(*shape[:-1], 1))
-    logits = (scale * rng.standard_normal(shape)).astype(np.float32)
-    return logits, rng.integers(0, shape[-1], size=shape[:-1])
-
-
-def _fail(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("a path other than the compiled call was taken")
+    return random_case(shape, seed, np.float32)
 
 
 def _full(logits: np.ndarray, labels: np.ndarray, **kwargs: Any) -> tuple[Any, np.ndarray]:
     """The full (fused problem) path's loss and gradient."""
-    problem = prepare_softmax_labels(logits, labels, **kwargs)
-    assert problem.fast_logits is not None
-    return problem.loss(), softmax_gradient(problem)
+    return full_path(logits, labels, fused=True, **kwargs)
 
 
 @pytest.mark.parametrize(("shape", "eps", "options"), list(itertools.product(SHAPES, EPS, OPTIONS)))
@@ -64,8 +56,8 @@ def test_issue13_compiled_small_smoothing_is_the_full_path_bit_for_bit(
 ) -> None:
     logits, labels = _case(shape, seed=shape[-1] * 7 + len(shape))
     want_loss, want_grad = _full(logits, labels, label_smoothing=eps, **options)
-    for name in ("_lean_statistics", "_fused_label_problem", "label_batch"):
-        monkeypatch.setattr(_softmax, name, _fail)
+    names = ("_lean_statistics", "_fused_label_problem", "label_batch")
+    fail_on(monkeypatch, _softmax, names, expected="the compiled call")
     got = crossent.softmax_cross_entropy(logits, labels, label_smoothing=eps, **options)
     assert_identical(got, want_loss)
     grad = crossent.softmax_cross_entropy_grad(logits, labels, label_smoothing=eps, **options)
@@ -97,19 +89,6 @@ def test_issue13_compiled_small_smoothing_edge_rows_bit_for_bit(eps) -> None:
         assert_identical(grad, want_grad)
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    for name in ("label_loss", "label_gradient"):
-        real = getattr(_softmax_small, name)
-
-        def spy(*args: Any, real: Any = real, name: str = name) -> Any:
-            calls.append(name)
-            return real(*args)
-
-        monkeypatch.setattr(_softmax_small, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize(
     ("what", "dtype", "label_dtype"),
     [
@@ -124,7 +103,7 @@ def test_issue13_compiled_small_smoothing_other_inputs_take_the_full_path(
     logits, labels = _case((6, 10), seed=9)
     logits, labels = logits.astype(dtype), labels.astype(label_dtype)
     problem = prepare_softmax_labels(logits, labels, label_smoothing=0.2, reduction="sum")
-    calls = _spy(monkeypatch)
+    calls = record_calls(monkeypatch, _softmax_small, ("label_loss", "label_gradient"))
     got = crossent.softmax_cross_entropy(logits, labels, label_smoothing=0.2, reduction="sum")
     assert_identical(got, problem.loss())
     grad = crossent.softmax_cross_entropy_grad(logits, labels, label_smoothing=0.2, reduction="sum")

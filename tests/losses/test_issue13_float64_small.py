@@ -24,26 +24,21 @@ import crossent
 from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _softmax, _softmax_small
 from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
+from losses.small_call_paths import (
+    LEAN_OPTIONS,
+    fail_on,
+    full_path,
+    layouts_not_taken,
+    random_case,
+    record_calls,
+)
 
 from tolerances import assert_identical
 
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
 
 OPTIONS: list[dict[str, Any]] = [
-    {},
-    {"validate": False},
-    {"reduction": "sum"},
-    {"reduction": "none"},
-    {"reduction": "parts"},
-    {"temperature": 0.5},
-    {"temperature": 3.0, "reduction": "sum", "validate": False},
-    {"z_loss": 1e-2},
-    {"z_loss": 0.3, "reduction": "sum"},
-    {"z_loss": 1e-4, "reduction": "none", "temperature": 1.5},
-    {"base": 2},
-    {"base": 10.0, "reduction": "parts", "z_loss": 1e-3},
-    {"base": 2, "reduction": "none"},
-    {"axis": -1, "temperature": 0.7, "z_loss": 0.1, "base": 10.0, "reduction": "sum"},
+    *LEAN_OPTIONS,
     {"label_smoothing": 0.1},
     {"label_smoothing": 1.0, "reduction": "none"},
     {"label_smoothing": 1 / 3, "z_loss": 1e-3, "temperature": 0.7, "reduction": "sum"},
@@ -59,26 +54,18 @@ SHAPES += [(300, 7), (2000, 3), (16384, 1), (1, 16384)]
 
 
 def _case(shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    scale = rng.uniform(0.5, 40.0, size=(*shape[:-1], 1))  # some rows near-deterministic
-    return scale * rng.standard_normal(shape), rng.integers(0, shape[-1], size=shape[:-1])
-
-
-def _fail(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("a path other than the compiled hybrid was taken")
+    return random_case(shape, seed, np.float64)
 
 
 def _only_hybrid(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every other path fail: the lean statistics and the generic problem."""
-    monkeypatch.setattr(_softmax, "_lean_statistics", _fail)
-    monkeypatch.setattr(_softmax, "label_batch", _fail)
+    names = ("_lean_statistics", "label_batch")
+    fail_on(monkeypatch, _softmax, names, expected="the compiled hybrid")
 
 
 def _full(logits: np.ndarray, labels: np.ndarray, **kwargs: Any) -> tuple[Any, np.ndarray]:
     """The full (generic problem) path's loss and gradient."""
-    problem = prepare_softmax_labels(logits, labels, **kwargs)
-    assert problem.fast_logits is None
-    return problem.loss(), softmax_gradient(problem)
+    return full_path(logits, labels, fused=False, **kwargs)
 
 
 def _same_bits(actual: Any, expected: Any) -> None:
@@ -146,15 +133,7 @@ def test_issue13_float64_small_transcendentals_are_numpys(monkeypatch) -> None:
     one np.exp and one np.log1p for the loss, one more np.exp for the gradient."""
     logits, labels = _case((4, 10), seed=5)
     want_loss, want_grad = _full(logits, labels)
-    calls: list[str] = []
-    for name in ("exp", "log1p"):
-        real = getattr(np, name)
-
-        def spy(*args: Any, real: Any = real, name: str = name, **kwargs: Any) -> Any:
-            calls.append(name)
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(np, name, spy)
+    calls = record_calls(monkeypatch, np, ("exp", "log1p"))
     _only_hybrid(monkeypatch)
     _same_bits(crossent.softmax_cross_entropy(logits, labels), want_loss)
     assert calls == ["exp", "log1p"]
@@ -162,31 +141,11 @@ def test_issue13_float64_small_transcendentals_are_numpys(monkeypatch) -> None:
     assert calls == ["exp", "log1p", "exp", "log1p", "exp"]
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    for name in ("_label_loss64", "_label_gradient64"):
-        real = getattr(_softmax_small, name)
-
-        def spy(*args: Any, real: Any = real, name: str = name) -> Any:
-            calls.append(name)
-            return real(*args)
-
-        monkeypatch.setattr(_softmax_small, name, spy)
-    return calls
-
-
 def _not_hybrid_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
     logits, labels = _case((6, 10), seed=3)
-    big, big_labels = _case((_cpu_kernels.SERIAL_ELEMENTS // 10 + 1, 10), seed=4)
-    readonly = logits.copy()
-    readonly.flags.writeable = False
     return [
-        ("int32 labels", logits, labels.astype(np.int32)),
-        ("strided labels", logits, np.repeat(labels, 2)[::2]),
-        ("strided logits", np.repeat(logits, 2, axis=0)[::2], labels),
+        *layouts_not_taken(np.float64),
         ("Fortran logits", np.asfortranarray(logits), labels),
-        ("read-only logits", readonly, labels),
-        ("more than SERIAL_ELEMENTS logits", big, big_labels),
         ("longdouble logits", logits.astype(np.longdouble), labels),
     ]
 
@@ -198,7 +157,7 @@ def test_issue13_float64_small_leaves_other_inputs_to_the_other_paths(
     """Same values, from the lean statistics or the full path."""
     problem = prepare_softmax_labels(logits, labels, z_loss=0.1, reduction="sum")
     want_loss, want_grad = problem.loss(), softmax_gradient(problem)
-    calls = _spy(monkeypatch)
+    calls = record_calls(monkeypatch, _softmax_small, ("_label_loss64", "_label_gradient64"))
     _same_bits(
         crossent.softmax_cross_entropy(logits, labels, z_loss=0.1, reduction="sum"), want_loss
     )
@@ -293,7 +252,7 @@ def test_issue13_float64_small_suspect_rows_take_the_full_path(monkeypatch, logi
     validating, the full path's values (NaN) without."""
     z = np.array(logits, dtype=np.float64)
     y = np.array(labels)
-    calls = _spy(monkeypatch)
+    calls = record_calls(monkeypatch, _softmax_small, ("_label_loss64", "_label_gradient64"))
     with pytest.raises(InputError):
         crossent.softmax_cross_entropy(z, y)
     assert calls == ["_label_loss64"]
