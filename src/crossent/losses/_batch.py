@@ -24,8 +24,17 @@ of :mod:`crossent.losses` and by :mod:`crossent.torch`):
   entry point's keywords (``fused=``) out of it.
 * :func:`options_of`: :func:`loss_options` with its arguments in order, each distinct
   set of options checked once (issue 13: per-call overhead).
-* :func:`labelled_batch`: the prepare step of logits with integer labels, the keyword
-  group ``axis, weight, ignore_index, reduction, base, validate`` declared once.
+* :class:`LossKeywords`: the keyword group of the losses of logits, declared once
+  (``axis, weight, ignore_index, label_smoothing, reduction, temperature, z_loss,
+  soft_cap, base, validate``), as a call gave it; ``options()`` checks its
+  :class:`LossOptions`, :func:`label_batch` the rest.
+* :func:`keywords_from`: a function ``own(*arrays, given, /, *, own_options)`` whose
+  public signature takes the group's fields (less ``hide``) as keywords and that gets
+  them as one :class:`LossKeywords`; nothing runs before ``own``, so the softmax entry
+  points (``_softmax.py``) keep their fused path's order of checks.
+* :func:`labelled_batch`: the prepare step of logits with integer labels, with the
+  group but the softmax options (``axis, weight, ignore_index, reduction, base,
+  validate``).
 * :func:`extends`: a family's prepare step from a shared one (such as
   :func:`labelled_batch`) and a function of its result that declares only the
   family's own options (focal's ``gamma``); the signature is composed from both.
@@ -36,7 +45,8 @@ labels, :func:`prepare_labels`) and two bodies decorated with ``@prepared_by(pre
 that compute per-row losses and per-row gradients with respect to the class axis (last)
 and end with ``batch.reduce(loss)`` and ``batch.finish_gradient(grad)``.
 
-Value-and-gradient entry points (in ``_softmax.py``; what ``crossent.torch`` calls, with
+Value-and-gradient entry points (in ``_softmax.py``, their keywords those of
+:class:`LossKeywords` through :func:`keywords_from`; what ``crossent.torch`` calls, with
 NumPy views of contiguous CPU tensors or any Array API arrays)::
 
     prepare_softmax_labels(logits, labels, /, *, axis=-1, weight=None, ignore_index=None,
@@ -95,13 +105,16 @@ from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
 __all__ = [
+    "SOFTMAX_OPTIONS",
     "Batch",
     "LabelBatch",
     "Labels",
+    "LossKeywords",
     "LossOptions",
     "batch_for",
     "class_mask",
     "extends",
+    "keywords_from",
     "label_batch",
     "labelled_batch",
     "loss_options",
@@ -447,6 +460,45 @@ def batch_for(
     )
 
 
+@dataclass(slots=True)
+class LossKeywords:
+    """The keyword group of the losses of logits, declared once, as a call gave it.
+
+    Nothing is checked here: a loss checks each keyword where it uses it (``options()``
+    those of :class:`LossOptions`; :func:`label_batch` the axis, the class weights and
+    the labels). The fields are in the order of the public signatures, which take them
+    through :func:`keywords_from`: the softmax losses every one (the targets' but
+    ``ignore_index``), :func:`labelled_batch` and the families that extend it all but
+    :data:`SOFTMAX_OPTIONS`. One is built per call and not changed.
+    """
+
+    axis: int = -1
+    weight: object = None
+    ignore_index: int | None = None
+    label_smoothing: float = 0.0
+    reduction: str = "mean"
+    temperature: float = 1.0
+    z_loss: float = 0.0
+    soft_cap: float | None = None
+    base: float | None = None
+    validate: bool = True
+
+    def options(self) -> LossOptions:
+        """The checked :class:`LossOptions` of these keywords (:func:`options_of`)."""
+        return options_of(
+            self.label_smoothing,
+            self.temperature,
+            self.z_loss,
+            self.soft_cap,
+            self.base,
+            self.reduction,
+        )
+
+
+SOFTMAX_OPTIONS = ("label_smoothing", "temperature", "z_loss", "soft_cap")
+"""The fields of :class:`LossKeywords` that only the softmax losses take."""
+
+
 @dataclass
 class LabelBatch:
     """Logits (classes last, compute dtype) with their checked integer labels and batch."""
@@ -461,28 +513,28 @@ def label_batch(
     logits: Array,
     labels: Array,
     options: LossOptions,
+    given: LossKeywords,
     *,
-    axis: int,
-    weight: object,
-    ignore_index: int | None,
-    validate: bool,
     xp: ModuleType,
     validate_logits: bool | None = None,
 ) -> LabelBatch:
     """Check logits and integer labels of one namespace ``xp``; weigh each row by ``w_y``.
 
-    ``validate_logits`` (default ``validate``) lets a caller that checks the logits
-    another way (the fused kernels) skip the full pass over them.
+    ``given``: the call's ``axis``, ``weight``, ``ignore_index`` and ``validate``;
+    ``options``: its checked options. ``validate_logits`` (default ``validate``) lets a
+    caller that checks the logits another way (the fused kernels) skip the full pass
+    over them.
     """
+    validate = given.validate
     check = validate if validate_logits is None else validate_logits
-    values, normalised_axis, dtype = prepare_logits(logits, axis, xp=xp, validate=check)
+    values, normalised_axis, dtype = prepare_logits(logits, given.axis, xp=xp, validate=check)
     lab = prepare_labels(
         labels,
         logits=logits,
         values=values,
         dtype=dtype,
-        weight=weight,
-        ignore_index=ignore_index,
+        weight=given.weight,
+        ignore_index=given.ignore_index,
         validate=validate,
         xp=xp,
     )
@@ -498,39 +550,116 @@ def label_batch(
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
 
 
-def labelled_batch(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    reduction: str = "mean",
-    base: float | None = None,
-    validate: bool = True,
-) -> LabelBatch:
-    """Check logits with integer labels as the public losses take them (one namespace).
-
-    The keyword group the losses of integer labels share, declared here once; a family
-    adds its own options with :func:`extends` (and hides those it does not take).
-    """
-    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
-    return label_batch(
-        z,
-        y,
-        loss_options(reduction=reduction, base=base),
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        validate=validate,
-        xp=xp,
-    )
-
-
 _Shared = TypeVar("_Shared")
 _Problem = TypeVar("_Problem")
 _Result = TypeVar("_Result")
+
+
+def keywords_from(
+    group: Callable[..., Any], *, hide: tuple[str, ...] = ()
+) -> Callable[[Callable[..., _Problem]], Callable[..., _Problem]]:
+    """Make ``own(*arrays, given, /, **options)`` take ``group``'s fields as keywords.
+
+    ``@keywords_from(LossKeywords)`` on
+    ``def own(logits, labels, given: LossKeywords, /, *, fused=True) -> P`` gives a
+    function whose signature is ``own``'s arrays, then ``group``'s fields (keyword-only,
+    in ``group``'s order, less ``hide``), then ``own``'s keyword-only parameters; a call
+    is ``own(*arrays, group(**group_keywords), **own_keywords)``. The keyword group is
+    so declared once (in ``group``), and each function that takes it declares only its
+    arrays and its own keywords.
+
+    Unlike :func:`extends`, no shared step runs before ``own``: ``own`` decides what is
+    checked when (the fused softmax path leaves the logits to its kernel).
+    ``hide``: fields ``own`` does not take; they keep their defaults. A call that does
+    not fit the signature raises the ``TypeError`` Python would, naming ``own``.
+    """
+    fields = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(group).parameters.values()
+        if p.name not in hide
+    ]
+    names = frozenset(p.name for p in fields)
+
+    def decorate(own: Callable[..., _Problem]) -> Callable[..., _Problem]:
+        signature = inspect.signature(own)
+        values = list(signature.parameters.values())
+        arrays = [p for p in values if p.kind is inspect.Parameter.POSITIONAL_ONLY][:-1]
+        options = [p for p in values if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        mine = frozenset(p.name for p in options)
+        known = names | mine
+        count = len(arrays)
+
+        def prepare(*args: Any, **kwargs: Any) -> _Problem:
+            if len(args) == count:
+                if names.issuperset(kwargs):
+                    return own(*args, group(**kwargs))
+                if known.issuperset(kwargs):
+                    given = {k: kwargs.pop(k) for k in mine & kwargs.keys()}
+                    return own(*args, group(**kwargs), **given)
+            raise TypeError(_misfit(own.__name__, [p.name for p in arrays], args, kwargs, known))
+
+        functools.update_wrapper(prepare, own)
+        parameters = [*arrays, *fields, *options]
+        prepare.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=parameters
+        )
+        prepare.__annotations__ = {
+            **{p.name: p.annotation for p in parameters},
+            "return": signature.return_annotation,
+        }
+        return prepare
+
+    return decorate
+
+
+def _misfit(
+    name: str,
+    arrays: list[str],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    known: frozenset[str],
+) -> str:
+    """Python's message for a call of ``name(*arrays, /, *, **known)`` that does not fit."""
+    by_keyword = [k for k in kwargs if k in arrays]
+    if by_keyword:
+        return (
+            f"{name}() got some positional-only arguments passed as keyword arguments: "
+            f"'{', '.join(by_keyword)}'"
+        )
+    for keyword in kwargs:
+        if keyword not in known:
+            return f"{name}() got an unexpected keyword argument '{keyword}'"
+    if len(args) > len(arrays):
+        given = f"{len(args)}"
+        if kwargs:
+            given += f" positional argument{_s(len(args))} (and {len(kwargs)} keyword-only "
+            given += f"argument{_s(len(kwargs))})"
+        return (
+            f"{name}() takes {len(arrays)} positional argument{_s(len(arrays))} "
+            f"but {given} were given"
+        )
+    missing = [f"'{a}'" for a in arrays[len(args) :]]
+    listed = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    if len(missing) > 2:
+        listed = f"{', '.join(missing[:-1])}, and {missing[-1]}"
+    count = len(missing)
+    return f"{name}() missing {count} required positional argument{_s(count)}: {listed}"
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
+@keywords_from(LossKeywords, hide=SOFTMAX_OPTIONS)
+def labelled_batch(logits: object, labels: object, given: LossKeywords, /) -> LabelBatch:
+    """Check logits with integer labels as the public losses take them (one namespace).
+
+    The prepare step the losses of integer labels share, with the keyword group of
+    :class:`LossKeywords` but the softmax options; a family adds its own options with
+    :func:`extends` (and hides those it does not take).
+    """
+    xp, (z, y) = namespace(logits, labels, names=("logits", "labels"))
+    return label_batch(z, y, given.options(), given, xp=xp)
 
 
 def extends(

@@ -52,7 +52,9 @@ autograd Functions) are thin wrappers over:
   base=None, validate=True) -> SoftmaxProblem``: validate once and compute the
   per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
   logits, classes last and C-contiguous, no soft-capping, ``fused``; Numba's kernels
-  when it is installed, else the NumPy twins).
+  when it is installed, else the NumPy twins). Their keywords are the group
+  ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
+  to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
   ``SoftmaxProblem.row_loss()``: per row, in nats, 0 on ignored rows;
   ``SoftmaxProblem.row_lse``: the per-row log-sum-exp of :math:`z'` (batch shape).
@@ -95,8 +97,10 @@ from . import _cpu_kernels, _numpy_kernels, _softmax_small
 from ._batch import (
     Batch,
     Labels,
+    LossKeywords,
     LossOptions,
     batch_for,
+    keywords_from,
     label_batch,
     options_of,
     prepare_labels,
@@ -167,56 +171,27 @@ class SoftmaxProblem:
         return self.batch.reduce(self.row_loss())
 
 
+@keywords_from(LossKeywords)
 def prepare_softmax_labels(
-    logits: object,
-    labels: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
-    fused: bool = True,
+    logits: object, labels: object, given: LossKeywords, /, *, fused: bool = True
 ) -> SoftmaxProblem:
     """Validate a call of :func:`softmax_cross_entropy` once and compute its row statistics.
 
-    ``fused``: use the fused CPU kernels when they apply (NumPy float32/float16 logits
-    with the classes last, C-contiguous, no soft-capping): Numba's when it is
-    installed, else their NumPy twins, which read the logits in blocks of rows.
+    The keywords are those of :class:`._batch.LossKeywords`, then ``fused``: use the
+    fused CPU kernels when they apply (NumPy float32/float16 logits with the classes
+    last, C-contiguous, no soft-capping): Numba's when it is installed, else their
+    NumPy twins, which read the logits in blocks of rows.
     """
-    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    opts = given.options()
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
-    if fused and _fast_path_applies(logits_arr, axis, opts) and _native(labels_arr):
-        problem = _fused_label_problem(
-            logits_arr,
-            labels_arr,
-            opts,
-            weight=weight,
-            ignore_index=ignore_index,
-            validate=validate,
-            xp=xp,
-        )
+    if fused and _fast_path_applies(logits_arr, given.axis, opts) and _native(labels_arr):
+        problem = _fused_label_problem(logits_arr, labels_arr, opts, given, xp=xp)
         if problem is not None:
             return problem  # else a label is not a class and validate is off: generic
-    given = label_batch(
-        logits_arr,
-        labels_arr,
-        opts,
-        axis=axis,
-        weight=weight,
-        ignore_index=ignore_index,
-        validate=validate,
-        xp=xp,
-    )
-    lab = given.labels
-    rows, shifted_y, smooth_b = _generic_rows(given.values, lab.safe, lab.weight, opts, xp=xp)
-    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
+    batched = label_batch(logits_arr, labels_arr, opts, given, xp=xp)
+    lab = batched.labels
+    rows, shifted_y, smooth_b = _generic_rows(batched.values, lab.safe, lab.weight, opts, xp=xp)
+    return label_problem(batched.batch, lab, opts, rows, shifted_y, smooth_b, logits_arr)
 
 
 def _generic_rows(
@@ -296,10 +271,8 @@ def _fused_label_problem(
     logits: np.ndarray,
     labels: Array,
     opts: LossOptions,
+    given: LossKeywords,
     *,
-    weight: object,
-    ignore_index: int | None,
-    validate: bool,
     xp: ModuleType,
 ) -> SoftmaxProblem | None:
     """The fused path, with as few Python and NumPy steps as the checks allow (issue 13).
@@ -312,6 +285,7 @@ def _fused_label_problem(
     label's logit, and the generic path decides what that call does.
     """
     z = logits if logits.dtype.char != _FLOAT16 else logits.astype(np.float32)
+    weight, ignore_index, validate = given.weight, given.ignore_index, given.validate
     lab = prepare_labels(
         labels,
         logits=logits,
@@ -392,31 +366,24 @@ def _kernels() -> ModuleType:
     return _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
 
 
+@keywords_from(LossKeywords, hide=("ignore_index",))
 def prepare_softmax_targets(
-    logits: object,
-    targets: object,
-    /,
-    *,
-    axis: int = -1,
-    weight: object = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    temperature: float = 1.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    base: float | None = None,
-    validate: bool = True,
+    logits: object, targets: object, given: LossKeywords, /
 ) -> SoftmaxProblem:
-    """Validate a call of :func:`softmax_cross_entropy_with_targets` once (generic path)."""
-    opts = options_of(label_smoothing, temperature, z_loss, soft_cap, base, reduction)
+    """Validate a call of :func:`softmax_cross_entropy_with_targets` once (generic path).
+
+    The keywords are those of :class:`._batch.LossKeywords` but ``ignore_index``.
+    """
+    opts = given.options()
     xp, (logits_arr, targets_arr) = namespace(logits, targets, names=("logits", "targets"))
     if tuple(logits_arr.shape) != tuple(targets_arr.shape):
         raise InputError(
             f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
             f"and {tuple(targets_arr.shape)}"
         )
+    validate = given.validate
     z, normalised_axis, dtype = prepare_logits(
-        logits_arr, axis, xp=xp, validate=validate, extra=(targets_arr,)
+        logits_arr, given.axis, xp=xp, validate=validate, extra=(targets_arr,)
     )
     t = prepare(
         targets_arr,
@@ -428,7 +395,7 @@ def prepare_softmax_targets(
         validate=validate,
     ).values
     w = prepare_weight(
-        weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
+        given.weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
     )
     rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
     assert rows.shifted is not None

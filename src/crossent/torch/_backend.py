@@ -28,7 +28,7 @@ import numpy as np
 
 from .._checks import check_logits
 from ..losses import _cpu_kernels, _numpy_kernels
-from ..losses._batch import LossOptions, label_batch, loss_options
+from ..losses._batch import LossKeywords, LossOptions, label_batch, loss_options
 from ..losses._softmax import (
     SoftmaxProblem,
     _fast_rows,
@@ -213,17 +213,8 @@ def _fused_problem(
     forward checked).
     """
     like = _float32_proxy(z) if _reduced(z) else z
-    given = label_batch(
-        like,
-        labels,
-        opts,
-        axis=-1,
-        weight=weight,
-        ignore_index=ignore_index,
-        validate=validate,
-        xp=np,
-        validate_logits=False,
-    )
+    keywords = LossKeywords(weight=weight, ignore_index=ignore_index, validate=validate)
+    given = label_batch(like, labels, opts, keywords, xp=np, validate_logits=False)
     lab = given.labels
     if lse is None:
         rows, shifted_y, smooth_b = _fast_rows(z, lab, opts, validate=False, axis=1)
