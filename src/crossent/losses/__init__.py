@@ -3,15 +3,17 @@
 Layout: one private module per loss family (``_softmax``, ``_sigmoid``, ``_focal``,
 ``_hinge``, ``_distill``, ``_poly``), each with one prepare step (the public signature
 and every check) and two bodies over it, the loss and its gradient twin, made public by
-``_batch.prepared_by``. A prepare step that shares a keyword group declares only its
-own options and extends the step that declares the group (``_batch.extends``: focal,
-poly-1 and hinge extend ``_batch.labelled_batch``, the sigmoid focal loss the sigmoid
-cross-entropy's). The families share ``_batch`` (options, layout, labels, masks,
-reduction), ``_terms`` (the per-row terms of the softmax losses, one function per
-option, with derivations), ``_reduction`` (reductions and :class:`LossParts`) and
-``_docs`` (docstring fragments, and the twins' Parameters sections). ``_cpu_kernels``
-holds the optional fused float32 CPU kernels (Numba) behind the softmax
-cross-entropy's value-and-gradient entry points.
+``_batch.prepared_by``. A prepare step that shares a keyword group declares only its own
+options and extends the step that declares the group (``_batch.extends``: focal, poly-1
+and hinge extend ``_batch.labelled_batch``, the sigmoid focal loss the sigmoid
+cross-entropy's). The keyword group of the losses of logits is declared once, as
+``_batch.LossKeywords``; ``labelled_batch`` and the softmax entry points take it (all of
+it, or less what they hide) through ``_batch.keywords_from``. The families share
+``_batch`` (options, layout, labels, masks, reduction), ``_terms`` (the per-row terms of
+the softmax losses, one function per option, with derivations), ``_reduction``
+(reductions and :class:`LossParts`) and ``_docs`` (docstring fragments, and the twins'
+Parameters sections). ``_cpu_kernels`` holds the optional fused float32 CPU kernels
+(Numba) behind the softmax cross-entropy's value-and-gradient entry points.
 No family imports another family's private names.
 """
 
