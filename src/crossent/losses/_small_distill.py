@@ -66,14 +66,10 @@ class _Settings(NamedTuple):
     options: LossOptions  # reduction and unit
 
 
-class _Softened(NamedTuple):
-    """A lean call with both sides softened (N x C)."""
-
-    shape: tuple[int, ...]  # the student's
-    settings: _Settings
-    log_s: np.ndarray
-    log_t: np.ndarray
-    stacked: np.ndarray | None  # the 2N x C buffer of both, when one round gave both
+_Softened = tuple[tuple[int, ...], _Settings, np.ndarray, np.ndarray, np.ndarray | None]
+"""A lean call with both sides softened: the student's shape, the settings, then
+:func:`_log_probs`'s ``(log_s, log_t, stacked)`` (a plain tuple: a named one costs a
+microsecond)."""
 
 
 def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -81,14 +77,14 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     call = _softened(args, kwargs)
     if call is None:
         return None
-    settings = call.settings
-    log_p, log_q = (call.log_t, call.log_s) if settings.forward else (call.log_s, call.log_t)
+    shape, settings, log_s, log_t, _ = call
+    log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
     t = settings.temperature
     factor = 1.0 if t == 1.0 else t * t
     return reduced(
         compiled_functions().kl_loss64,
         (log_p, log_q, np.exp(log_p), factor),
-        call.shape[:-1],
+        shape[:-1],
         settings.options,
     )
 
@@ -120,7 +116,7 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         return None
     student, teacher, settings = call
     found = _log_probs(student, teacher, settings)
-    return None if found is None else _Softened(student.shape, settings, *found)
+    return None if found is None else (student.shape, settings, *found)
 
 
 def _call(
@@ -132,18 +128,17 @@ def _call(
     student, teacher = args
     if type(student) is not np.ndarray or type(teacher) is not np.ndarray:
         return None
-    if student.dtype.char != _FLOAT64 or teacher.dtype.char != _FLOAT64:
-        return None
-    if not (student.dtype.isnative and teacher.dtype.isnative):
-        return None
+    dtype = student.dtype
+    if dtype.char != _FLOAT64 or teacher.dtype != dtype or not dtype.isnative:
+        return None  # (float64 of another byte order has the same char, but is not equal)
     if student.shape != teacher.shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
         return None
     if not (student.flags.carray and teacher.flags.carray and _cpu_kernels.available()):
         return None
-    settings = _DEFAULT_SETTINGS if not kwargs else _settings(kwargs, student.ndim)
-    if settings is None:
-        return None
-    return student, teacher, settings
+    if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
+        return student, teacher, _DEFAULT_SETTINGS
+    settings = _settings(kwargs, student.ndim)
+    return None if settings is None else (student, teacher, settings)
 
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -64,16 +64,9 @@ _NO_ROWS = np.empty(0)
 """The per-row output of a reduced loss (the compiled call writes none)."""
 
 
-class _Rows(NamedTuple):
-    """A lean call's row statistics (N x C views; per row, :math:`A` and :math:`B` in
-    ``rows``, as :func:`_rows` says)."""
-
-    shape: tuple[int, ...]  # the logits'
-    options: LossOptions
-    shifted: np.ndarray
-    targets: np.ndarray
-    rows: np.ndarray
-    ell: np.ndarray
+_Statistics = tuple[tuple[int, ...], LossOptions, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""A lean call's row statistics: the logits' shape, the options, then :func:`_rows`'s
+``(shifted, targets, rows, ell)`` (a plain tuple: a named one costs a microsecond)."""
 
 
 def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -81,12 +74,9 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _statistics(args, kwargs)
     if found is None:
         return None
-    options = found.options
+    shape, options, _, _, rows, ell = found
     return reduced(
-        compiled_functions().target_loss64,
-        (found.rows, found.ell, options.z_loss),
-        found.shape[:-1],
-        options,
+        compiled_functions().target_loss64, (rows, ell, options.z_loss), shape[:-1], options
     )
 
 
@@ -126,13 +116,14 @@ def in_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return gradient if len(shape) == 2 else gradient.reshape(shape)
 
 
-def _statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Rows | None:
+def _statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Statistics | None:
     """The row statistics of a call the lean path takes, or None."""
     call = _call(args, kwargs)
     if call is None:
         return None
-    found = _rows(*call)
-    return None if found is None else _Rows(call[0].shape, call[2], *found)
+    logits, targets, options = call
+    found = _rows(logits, targets, options)
+    return None if found is None else (logits.shape, options, *found)
 
 
 def _call(
@@ -154,7 +145,7 @@ def _call(
 
 def _rows(
     logits: np.ndarray, targets: np.ndarray, options: LossOptions
-) -> tuple[np.ndarray, ...] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     r"""``(shifted, targets, rows, ell)`` of a call :func:`_call` takes (N x C views;
     :math:`A` and :math:`B` in ``rows``); None when a row is suspect."""
     classes = logits.shape[-1]
