@@ -44,6 +44,7 @@ from . import _cpu_kernels, _distill
 from ._batch import LossOptions
 from ._small_targets import (
     compiled_functions,
+    computed,
     float64_rows,
     hybrid_functions,
     in_shape,
@@ -111,12 +112,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
     """A call the lean path takes, with both sides softened; or None."""
-    call = _call(args, kwargs)
-    if call is None:
-        return None
-    student, teacher, settings = call
-    found = _log_probs(student, teacher, settings)
-    return None if found is None else (student.shape, settings, *found)
+    return computed(_call(args, kwargs), _log_probs)
 
 
 def _call(

@@ -49,6 +49,7 @@ from ._terms import smoothing_coefficients
 
 __all__ = [
     "compiled_functions",
+    "computed",
     "float64_rows",
     "hybrid_functions",
     "in_shape",
@@ -118,12 +119,17 @@ def in_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def _statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Statistics | None:
     """The row statistics of a call the lean path takes, or None."""
-    call = _call(args, kwargs)
+    return computed(_call(args, kwargs), _rows)
+
+
+def computed(call: tuple[Any, Any, Any] | None, compute: Callable[..., Any]) -> Any:
+    """``(shape, settings, *compute(*call))`` for a taken ``call`` ``(first, second,
+    settings)`` (``shape``: the first array's), or None when the call is not taken or
+    ``compute`` hands it on (returns None)."""
     if call is None:
         return None
-    logits, targets, options = call
-    found = _rows(logits, targets, options)
-    return None if found is None else (logits.shape, options, *found)
+    found = compute(*call)
+    return None if found is None else (call[0].shape, call[2], *found)
 
 
 def _call(
