@@ -254,6 +254,7 @@ BAD: list[tuple[Any, Any, dict[str, Any]]] = [
     ([[0.0, 1.0, 2.0]], [[NAN, 0.5, 0.5]], {"teacher_form": "probs"}),
     ([[0.0, NAN, 2.0]], [[NAN, 0.5, 0.5]], {"teacher_form": "probs"}),  # the student first
     ([0.0, 1.0, NAN], V3, {}),  # one row, no batch axis
+    (1.0, 0.5, {}),  # scalars (0-d arrays): no class axis
     ([[0.0, 1.0, 2.0]], [V3, V3], {}),  # shapes differ
     ([[0.0, 1.0, 2.0]], [[0.5, 0.5]], {}),
     ([[0.0, 1.0, 2.0]], [V3], {"reduction": "avg"}),

@@ -220,6 +220,7 @@ BAD: list[tuple[Any, Any, dict[str, Any]]] = [
     ([[0.0, 1.0, 2.0]], [[1.5, -0.5, 0.0]], {"validate": True}),
     ([[0.0, NAN, 2.0]], [[-0.2, 0.7, 0.5]], {}),  # both bad: the logits are named first
     ([0.0, 1.0, NAN], T3, {}),  # one row, no batch axis
+    (1.0, 1.0, {}),  # scalars (0-d arrays): no class axis
     ([[0.0, 1.0, 2.0]], [T3, T3], {}),  # shapes differ
     ([[0.0, 1.0, 2.0]], [[0.5, 0.5]], {}),
     ([[0.0, 1.0, 2.0]], [T3], {"reduction": "avg"}),

@@ -129,6 +129,8 @@ def _call(
         return None  # (float64 of another byte order has the same char, but is not equal)
     if student.shape != teacher.shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
         return None
+    if not student.ndim:  # a scalar: the full path names it
+        return None
     if not (student.flags.carray and teacher.flags.carray and _cpu_kernels.available()):
         return None
     if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults

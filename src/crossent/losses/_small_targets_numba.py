@@ -15,6 +15,10 @@ Each function returns False, having written nothing the caller hands back, where
 full path would raise, warn or give a value that is not finite; the caller then takes
 the full path, which does what it does.
 
+Numba caches these functions (``cache=True``) with what they call from ``_small_numba``
+compiled in, keyed by this file: after editing ``_small_numba`` in a source checkout,
+touch this file too (or clear ``__pycache__``).
+
 Pinned bit for bit by ``tests/losses/test_issue13_small_targets.py`` and
 ``tests/losses/test_issue13_small_distill.py``.
 """
@@ -26,7 +30,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_numba import MEAN, TOP, _row_sum, label_loss64, rest_of_rows64, shift_rows64
+from ._small_numba import MEAN as _MEAN
+from ._small_numba import TOP as _TOP
+from ._small_numba import _row_sum, label_loss64, rest_of_rows64, shift_rows64
 
 __all__ = [
     "A_ROW",
@@ -150,7 +156,7 @@ def target_loss64(
     for i in range(n):
         value = rows[A_ROW, i] * ell[i] - rows[B_ROW, i]
         if z_loss != 0.0:
-            lse = rows[TOP, i] + ell[i]
+            lse = rows[_TOP, i] + ell[i]
             value = value + z_loss * (lse * lse)
         loss[i] = value
     return reduce_rows64(loss, reduce_with)
@@ -180,7 +186,7 @@ def target_gradient64(
     coefficients = rows[A_ROW].copy()
     if z_loss != 0.0:
         for i in range(n):
-            coefficients[i] = coefficients[i] + 2.0 * z_loss * (rows[TOP, i] + ell[i])
+            coefficients[i] = coefficients[i] + 2.0 * z_loss * (rows[_TOP, i] + ell[i])
     for i in range(n):
         coef = coefficients[i]
         for c in range(classes):
@@ -193,7 +199,7 @@ def target_gradient64(
 def reduction_scale(n: int, reduction: int, log_base: float) -> float:
     r"""``scale_for_reduction`` of ``n`` rows of weight 1: ``1.0 / float64(n)`` for
     ``'mean'``, else 1.0, divided by :math:`\ln b` (``log_base`` 0.0: nats)."""
-    scale = 1.0 / np.float64(n) if reduction == MEAN else 1.0
+    scale = 1.0 / np.float64(n) if reduction == _MEAN else 1.0
     return scale / log_base if log_base != 0.0 else scale
 
 
