@@ -14,11 +14,12 @@ The values are the full path's (``prepare_softmax_targets``, ``SoftmaxProblem.lo
 compiled calls do the generic path's arithmetic in its order and NumPy's np.exp and
 np.log1p run between them on the very values the generic path gives them:
 
-* loss: ``shift_rows64`` (screening, :math:`m`, :math:`\sigma = (z - m)/T`), np.exp,
-  ``rest_of_rows64`` and, for the targets, ``screen_distributions64`` and
-  ``target_rows64`` (:math:`A = \sum_c\tilde t_c`, :math:`B = \sum_c\tilde t_c\sigma_c`),
-  np.log1p (:math:`\ell`), ``target_loss64`` (:math:`A\ell - B + \lambda\,
-  \mathrm{LSE}^2` and the reduction);
+* loss: ``shift_targets64`` (the targets screened, then ``shift_rows64``: the logits
+  screened, :math:`m`, :math:`\sigma = (z - m)/T`), np.exp, ``target_rows64``
+  (``rest_of_rows64``, then :math:`A = \sum_c\tilde t_c` and :math:`B = \sum_c\tilde
+  t_c\sigma_c`), np.log1p (:math:`\ell`), ``target_loss64`` (:math:`A\ell - B +
+  \lambda\,\mathrm{LSE}^2`, then the reduction): three compiled calls and two ufuncs,
+  as the label hybrid;
 * gradient: the same up to :math:`\ell`, then ``subtract_rows64`` and np.exp for
   :math:`p`, then ``target_gradient64``.
 
@@ -44,7 +45,7 @@ from .._xp import compat_numpy
 from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
 from ._reduction import LossParts
-from ._softmax_small import _REDUCTIONS
+from ._softmax_small import _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
 
 __all__ = [
