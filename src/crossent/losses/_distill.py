@@ -22,16 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import check_choice, check_form, check_scalar
+from .._checks import Form, check_choice, check_form, check_scalar
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
-from ._batch import Batch, batch_for, loss_options, prepared_by
+from . import _small_distill
+from ._batch import Batch, LossOptions, batch_for, loss_options, prepared_by
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
-__all__ = ["distillation_loss", "distillation_loss_grad"]
+__all__ = ["distillation_loss", "distillation_loss_grad", "distillation_options"]
 
 
 @dataclass
@@ -54,6 +55,17 @@ class _Distillation:
         return reduce_sum(terms, xp=xp, out_dtype=self.batch.dtype)
 
 
+def distillation_options(
+    temperature: float, teacher_form: str, direction: str, reduction: str, base: float | None
+) -> tuple[float, Form, str, LossOptions]:
+    """The checked options of a call, in the order the full path checks them:
+    ``(temperature, teacher_form, direction, options)`` (reduction and unit)."""
+    t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
+    form = check_form(teacher_form, name="teacher_form")
+    check_choice(direction, ("forward", "reverse"), name="direction")
+    return t, form, direction, loss_options(reduction=reduction, base=base)
+
+
 def _distillation(
     student_logits: object,
     teacher: object,
@@ -68,10 +80,9 @@ def _distillation(
     validate: bool = True,
 ) -> _Distillation:
     """Check one call of :func:`distillation_loss` (or its gradient); soften both sides."""
-    t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
-    form = check_form(teacher_form, name="teacher_form")
-    check_choice(direction, ("forward", "reverse"), name="direction")
-    opts = loss_options(reduction=reduction, base=base)
+    t, form, direction, opts = distillation_options(
+        temperature, teacher_form, direction, reduction, base
+    )
     xp, (student, teacher_arr) = namespace(
         student_logits, teacher, names=("student_logits", "teacher")
     )
@@ -98,7 +109,7 @@ def _distillation(
     return _Distillation(batch, t, direction, log_s, log_t)
 
 
-@prepared_by(_distillation)
+@prepared_by(_distillation, shortcut=_small_distill.distillation_loss)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
@@ -161,7 +172,7 @@ def distillation_loss(d: _Distillation) -> Any:
     return d.batch.reduce(kl if d.temperature == 1.0 else (d.temperature * d.temperature) * kl)
 
 
-@prepared_by(_distillation, twin=distillation_loss)
+@prepared_by(_distillation, twin=distillation_loss, shortcut=_small_distill.distillation_gradient)
 def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.
 

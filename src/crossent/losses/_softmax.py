@@ -93,7 +93,7 @@ from .._checks import check_labels, check_logits, check_out
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last
 from ..errors import InputError
-from . import _cpu_kernels, _numpy_kernels, _softmax_small
+from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
 from ._batch import (
     Batch,
     Labels,
@@ -902,7 +902,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
-@prepared_by(prepare_softmax_targets)
+@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_loss)
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
 
@@ -953,7 +953,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_targets)
+@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_gradient)
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
 

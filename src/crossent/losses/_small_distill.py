@@ -1,0 +1,251 @@
+r"""The lean path of the distillation loss on small float64 inputs (issue 13).
+
+``distillation_loss`` and its gradient try :func:`distillation_loss` and
+:func:`distillation_gradient` first (``prepared_by``'s ``shortcut``). They take NumPy
+student logits and teacher, both float64, of one shape, C-contiguous, aligned, writable,
+in native byte order, with at most :data:`_cpu_kernels.SERIAL_ELEMENTS` entries (Numba
+installed), with ``axis`` naming the last axis, the teacher as ``'logits'`` or
+``'probs'``, either ``direction``, any ``temperature``, ``reduction`` and ``base``.
+Anything else returns None, and the full path (``_distill._distillation``) runs.
+
+The values are the full path's bit for bit, by the float64 hybrid of
+``_softmax_small``: compiled calls (``_small_targets_numba``, which calls the label
+hybrid's ``_small_numba``) do the generic path's arithmetic in its order, and NumPy's
+np.exp, np.log1p and np.log run between them on the values the generic path gives them.
+Each ``log_softmax`` round (``tempered_log_softmax``: shift, divide, np.exp, ties and
+row sum, np.log1p, subtract) runs on the student's and the teacher's rows stacked in one
+buffer, so one np.exp and one np.log1p serve both:
+
+* teacher logits :math:`v`: a round of :math:`z` at :math:`T` with :math:`v` at 1, then,
+  for :math:`T \ne 1`, a round of :math:`\log\operatorname{softmax}(v)` at :math:`T`;
+* teacher probabilities :math:`t`: :math:`\log t` by np.log (``safe_log``), then a round
+  of :math:`z` at :math:`T`, stacked with :math:`\log t` at :math:`T` when
+  :math:`T \ne 1`.
+
+Then the loss is ``kl_loss64`` of NumPy's exp of the first distribution (``row_kl``,
+the :math:`T^2` factor, the reduction); the gradient is NumPy's exp of both and
+``tempered_difference64`` (forward) or ``reverse_gradient64``.
+
+Validation costs no pass of its own: logits with a NaN, ``+inf`` or a row of ``-inf``,
+and teacher probabilities off the simplex, return None whether ``validate`` is on or
+off, so the full path names the error (or, unchecked, computes what it computes); so
+does a call whose values the full path would make warn or not finite.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _cpu_kernels, _distill
+from ._batch import LossOptions
+from ._small_targets import (
+    compiled_functions,
+    computed,
+    float64_rows,
+    hybrid_functions,
+    in_shape,
+    reduced,
+    scale_arguments,
+    tolerance,
+)
+
+__all__ = ["distillation_gradient", "distillation_loss"]
+
+_FLOAT64 = np.dtype(np.float64).char
+
+
+class _Settings(NamedTuple):
+    """The checked options of a lean call."""
+
+    temperature: float
+    teacher_form: str  # 'logits' or 'probs'
+    forward: bool
+    options: LossOptions  # reduction and unit
+
+
+_Softened = tuple[tuple[int, ...], _Settings, np.ndarray, np.ndarray, np.ndarray | None]
+"""A lean call with both sides softened: the student's shape, the settings, then
+:func:`_log_probs`'s ``(log_s, log_t, stacked)`` (a plain tuple: a named one costs a
+microsecond)."""
+
+
+def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``distillation_loss(*args, **kwargs)`` by the lean path, or None."""
+    call = _softened(args, kwargs)
+    if call is None:
+        return None
+    shape, settings, log_s, log_t, _ = call
+    log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
+    t = settings.temperature
+    factor = 1.0 if t == 1.0 else t * t
+    return reduced(
+        compiled_functions().kl_loss64,
+        (log_p, log_q, np.exp(log_p), factor),
+        shape[:-1],
+        settings.options,
+    )
+
+
+def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``distillation_loss_grad(*args, **kwargs)`` by the lean path, or None."""
+    call = _softened(args, kwargs)
+    if call is None:
+        return None
+    shape, settings, log_s, log_t, stacked = call
+    if stacked is not None:  # one exp for both
+        both = np.exp(stacked)
+        s, t = both[: log_s.shape[0]], both[log_s.shape[0] :]
+    else:
+        s, t = np.exp(log_s), np.exp(log_t)
+    scaled = scale_arguments(settings.options)
+    compiled = compiled_functions()
+    if settings.forward:
+        ok = compiled.tempered_difference64(s, t, settings.temperature, *scaled)
+    else:
+        ok = compiled.reverse_gradient64(s, log_s, log_t, settings.temperature, *scaled)
+    return in_shape(s, shape) if ok else None
+
+
+def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
+    """A call the lean path takes, with both sides softened; or None."""
+    return computed(_call(args, kwargs), _log_probs)
+
+
+def _call(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, _Settings] | None:
+    """``(student, teacher, settings)`` of a call the lean path takes, or None."""
+    if len(args) != 2:
+        return None
+    student, teacher = args
+    if type(student) is not np.ndarray or type(teacher) is not np.ndarray:
+        return None
+    dtype = student.dtype
+    if dtype.char != _FLOAT64 or teacher.dtype != dtype or not dtype.isnative:
+        return None  # (float64 of another byte order has the same char, but is not equal)
+    if student.shape != teacher.shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
+        return None
+    if not student.ndim:  # a scalar: the full path names it
+        return None
+    if not (student.flags.carray and teacher.flags.carray and _cpu_kernels.available()):
+        return None
+    if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
+        return student, teacher, _DEFAULT_SETTINGS
+    settings = _settings(kwargs, student.ndim)
+    return None if settings is None else (student, teacher, settings)
+
+
+def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
+    """The settings of a call's keywords (kept by their names, values and types, as
+    ``_softmax._lean_settings`` keeps the label path's), or None for any the lean path
+    does not take: another keyword, an ``axis`` that is not the last, an option the
+    full path refuses (it then names it)."""
+    axis = kwargs.get("axis", -1)
+    if type(axis) is not int or (axis != -1 and axis != ndim - 1):
+        return None
+    try:
+        return _cached_settings(**{k: v for k, v in kwargs.items() if k != "axis"})
+    except TypeError:  # unhashable, or an unknown keyword
+        return None
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(**kwargs: Any) -> _Settings | None:
+    """The checked settings of keywords other than ``axis`` (``validate`` changes nothing
+    the lean path does); None for an unknown keyword or a refused value."""
+    defaults = _defaults()
+    if not defaults.keys() >= kwargs.keys():
+        return None
+    given = defaults | kwargs
+    try:
+        t, form, direction, options = _distill.distillation_options(
+            given["temperature"],
+            given["teacher_form"],
+            given["direction"],
+            given["reduction"],
+            given["base"],
+        )
+    except ValueError:  # the full path raises it
+        return None
+    if form not in ("logits", "probs"):
+        return None
+    return _Settings(t, form, direction == "forward", options)
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """The keywords of ``_distill._distillation`` but ``axis``, with their defaults
+    (``_distill`` imports this module: looked up on first use)."""
+    parameters = inspect.signature(_distill._distillation).parameters.values()
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "axis"
+    }
+
+
+_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, LossOptions())
+
+
+def _log_probs(
+    student: np.ndarray, teacher: np.ndarray, settings: _Settings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    r"""``(log_s, log_t, stacked)`` (N x C) of ``_distillation``: the softened student and
+    teacher, and the 2N x C buffer of both when one round gave both (else None); None
+    when a row is suspect."""
+    classes = student.shape[-1]
+    two_d = student.ndim == 2
+    z = student if two_d else student.reshape(-1, classes)
+    v = teacher if two_d else teacher.reshape(-1, classes)
+    t = settings.temperature
+    if settings.teacher_form == "logits":
+        both = _stacked_round(z, t, v, 1.0)
+        if both is None:
+            return None
+        n = z.shape[0]
+        log_s, log_t = both[:n], both[n:]
+        if t == 1.0:
+            return log_s, log_t, both
+        tempered = _round(log_t, t)
+        return None if tempered is None else (log_s, tempered, None)
+    if not compiled_functions().screen_distributions64(v, tolerance(classes)):
+        return None
+    with np.errstate(divide="ignore"):
+        log_t = np.log(v)  # safe_log
+    if t == 1.0:
+        student_round = _round(z, 1.0)
+        return None if student_round is None else (student_round, log_t, None)
+    both = _stacked_round(z, t, log_t, t)
+    if both is None:
+        return None
+    return both[: z.shape[0]], both[z.shape[0] :], both
+
+
+def _round(z: np.ndarray, temperature: float) -> np.ndarray | None:
+    r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
+    found = float64_rows(z, temperature)
+    if found is None:
+        return None
+    shifted, rows = found
+    hybrid = hybrid_functions()
+    hybrid.subtract_rows64(shifted, np.log1p(rows[hybrid.REST]))
+    return shifted
+
+
+def _stacked_round(
+    z: np.ndarray, z_temperature: float, v: np.ndarray, v_temperature: float
+) -> np.ndarray | None:
+    """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
+    n, classes = z.shape
+    shifted = np.empty((2 * n, classes))
+    rows = np.empty((4, 2 * n))
+    if not compiled_functions().shift_pair64(z, z_temperature, v, v_temperature, shifted, rows):
+        return None
+    hybrid = hybrid_functions()
+    hybrid.rest_of_rows64(np.exp(shifted), shifted, rows, False)
+    hybrid.subtract_rows64(shifted, np.log1p(rows[hybrid.REST]))
+    return shifted

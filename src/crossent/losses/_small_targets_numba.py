@@ -1,0 +1,313 @@
+r"""Compiled parts of the small float64 soft-target and distillation calls (issue 13, Numba).
+
+The float64 hybrid of ``_softmax_small`` (its docstring says why and how) extended to
+probability targets and to distillation: these functions do the generic path's
+float64 arithmetic in its order, and the caller (``_small_targets``,
+``_small_distill``) runs NumPy's own np.exp, np.log1p and np.log between them on the
+values the generic path gives those ufuncs. What the label hybrid already compiles is
+called, not repeated: ``shift_rows64`` (screening, maximum, shift, temperature),
+``rest_of_rows64`` (the ties and the row sum of ``log_sum_exp_shifted``),
+``subtract_rows64`` (:math:`\sigma - \ell`), the row sums in NumPy's pairwise order, and
+``label_loss64`` for the reduction (with :math:`m = \sigma_y = 0` and no z-loss it
+reduces the per-row values it is given, unchanged; see :func:`reduce_rows64`).
+
+Each function returns False, having written nothing the caller hands back, where the
+full path would raise, warn or give a value that is not finite; the caller then takes
+the full path, which does what it does.
+
+Numba caches these functions (``cache=True``) with what they call from ``_small_numba``
+compiled in, keyed by this file: after editing ``_small_numba`` in a source checkout,
+touch this file too (or clear ``__pycache__``).
+
+Pinned bit for bit by ``tests/losses/test_issue13_small_targets.py`` and
+``tests/losses/test_issue13_small_distill.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+
+from ._small_numba import MEAN as _MEAN
+from ._small_numba import TOP as _TOP
+from ._small_numba import _row_sum, label_loss64, rest_of_rows64, shift_rows64
+
+__all__ = [
+    "A_ROW",
+    "B_ROW",
+    "kl_loss64",
+    "kl_rows64",
+    "reduce_rows64",
+    "reduction_scale",
+    "reverse_gradient64",
+    "screen_distributions64",
+    "shift_logits64",
+    "shift_pair64",
+    "shift_targets64",
+    "target_gradient64",
+    "target_loss64",
+    "target_rows64",
+    "tempered_difference64",
+]
+
+#: Rows of the per-row buffer ``rows`` (6 x N) of the soft-target functions past those
+#: of the label hybrid (``TOP``, ``LABEL``, ``REST``, ``SUM``): :math:`A` and :math:`B`.
+A_ROW, B_ROW = 4, 5
+
+
+@numba.njit(cache=True)
+def screen_distributions64(p: np.ndarray, tolerance: float) -> bool:
+    r"""Whether every row of ``p`` (N x C) surely passes ``check_distribution``: entries
+    in :math:`[0, 1]` (NaN fails) and :math:`|\sum_c p_c - 1| \le` ``tolerance``, the sum
+    in NumPy's pairwise order as the check forms it."""
+    n, classes = p.shape
+    for i in range(n):
+        for c in range(classes):
+            value = p[i, c]
+            if not (value >= 0.0 and value <= 1.0):
+                return False
+        total = _row_sum(p[i])
+        if not (total - 1.0 <= tolerance and 1.0 - total <= tolerance):
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def shift_logits64(
+    z: np.ndarray, temperature: float, shifted: np.ndarray, rows: np.ndarray
+) -> bool:
+    r"""``shift_rows64`` of the logits alone (labels 0): :math:`\sigma = (z - m)/T` into
+    ``shifted`` and :math:`m/T` into ``rows[TOP]``; False when a row is suspect."""
+    return shift_rows64(z, np.zeros(z.shape[0], dtype=np.int64), temperature, shifted, rows)
+
+
+@numba.njit(cache=True)
+def shift_targets64(
+    z: np.ndarray,
+    targets: np.ndarray,
+    tolerance: float,
+    temperature: float,
+    shifted: np.ndarray,
+    rows: np.ndarray,
+) -> bool:
+    """:func:`screen_distributions64` of ``targets``, then :func:`shift_logits64` of ``z``."""
+    return screen_distributions64(targets, tolerance) and shift_logits64(
+        z, temperature, shifted, rows
+    )
+
+
+@numba.njit(cache=True)
+def _smoothed(t: float, keep: float, spread: float, smooth: bool) -> float:
+    r""":math:`\tilde t = (1-\varepsilon)\,t + \varepsilon/C` as ``target_terms`` forms it
+    (``keep * targets + spread``), or ``t`` without smoothing."""
+    return keep * t + spread if smooth else t
+
+
+@numba.njit(cache=True)
+def target_rows64(
+    terms: np.ndarray,
+    shifted: np.ndarray,
+    targets: np.ndarray,
+    rows: np.ndarray,
+    keep: float,
+    spread: float,
+    smooth: bool,
+) -> None:
+    r"""``rest_of_rows64`` (``terms``: NumPy's exp of ``shifted``), then ``target_terms``
+    without class weights: :math:`A = \sum_c \tilde t_c` into ``rows[A_ROW]`` and
+    :math:`B = \sum_c \tilde t_c\,\sigma_c` into ``rows[B_ROW]``, each in NumPy's
+    pairwise order; a term of weight 0 is ``weighted_term``'s :math:`\tilde t_c \cdot 0`
+    (absent even where :math:`\sigma_c = -\infty`)."""
+    rest_of_rows64(terms, shifted, rows, False)
+    n, classes = targets.shape
+    weights = np.empty(classes)
+    products = np.empty(classes)
+    for i in range(n):
+        for c in range(classes):
+            w = _smoothed(targets[i, c], keep, spread, smooth)
+            weights[c] = w
+            products[c] = w * (shifted[i, c] if w != 0.0 else 0.0)
+        rows[A_ROW, i] = _row_sum(weights)
+        rows[B_ROW, i] = _row_sum(products)
+
+
+@numba.njit(cache=True)
+def reduce_rows64(loss: np.ndarray, reduce_with: Any) -> tuple[bool, float]:
+    r"""``reduce_loss`` of float64 per-row ``loss``; ``reduce_with`` is ``(reduction,
+    log_base, out)``: the reduction in ``_small_numba``'s numbering, :math:`\ln b` or 0.0
+    for nats, the per-row output of ``'none'``. ``label_loss64`` with :math:`m = \sigma_y
+    = 0` and no z-loss, whose row value :math:`\ell - 0` is ``loss`` itself (``-0.0``
+    included). ``(False, 0.0)`` where a value is not finite."""
+    reduction, log_base, out = reduce_with
+    return label_loss64(np.zeros((4, loss.shape[0])), loss, 0.0, reduction, log_base, out, 0.0, 1)
+
+
+@numba.njit(cache=True)
+def target_loss64(
+    rows: np.ndarray, ell: np.ndarray, z_loss: float, reduce_with: Any
+) -> tuple[bool, float]:
+    r"""``row_loss`` of probability targets, :math:`A\ell - B + \lambda\,\mathrm{LSE}^2`
+    (every example weight 1, so ``z_loss * omega`` is :math:`\lambda`), then
+    :func:`reduce_rows64` with ``reduce_with``."""
+    n = ell.shape[0]
+    loss = np.empty(n)
+    for i in range(n):
+        value = rows[A_ROW, i] * ell[i] - rows[B_ROW, i]
+        if z_loss != 0.0:
+            lse = rows[_TOP, i] + ell[i]
+            value = value + z_loss * (lse * lse)
+        loss[i] = value
+    return reduce_rows64(loss, reduce_with)
+
+
+@numba.njit(cache=True)
+def target_gradient64(
+    p: np.ndarray,
+    targets: np.ndarray,
+    rows: np.ndarray,
+    ell: np.ndarray,
+    keep: float,
+    spread: float,
+    smooth: bool,
+    z_loss: float,
+    temperature: float,
+    reduction: int,
+    log_base: float,
+) -> bool:
+    r"""The soft-target gradient from :math:`p` (NumPy's exp), in place:
+    :math:`((c_i p_i - \tilde t_i)/T)\,s` with :math:`c_i = A_i + 2\lambda\,\mathrm{LSE}_i`
+    (``p_coefficient``, :math:`\omega = 1`), the division only for :math:`T \ne 1`
+    (``chain_rule``) and :math:`s` :func:`reduction_scale`. False where a value is not
+    finite."""
+    n, classes = p.shape
+    scale = reduction_scale(n, reduction, log_base)
+    coefficients = rows[A_ROW].copy()
+    if z_loss != 0.0:
+        for i in range(n):
+            coefficients[i] = coefficients[i] + 2.0 * z_loss * (rows[_TOP, i] + ell[i])
+    for i in range(n):
+        coef = coefficients[i]
+        for c in range(classes):
+            value = coef * p[i, c] - _smoothed(targets[i, c], keep, spread, smooth)
+            p[i, c] = _tempered(value, temperature) * scale
+    return _all_finite(p)
+
+
+@numba.njit(cache=True)
+def reduction_scale(n: int, reduction: int, log_base: float) -> float:
+    r"""``scale_for_reduction`` of ``n`` rows of weight 1: ``1.0 / float64(n)`` for
+    ``'mean'``, else 1.0, divided by :math:`\ln b` (``log_base`` 0.0: nats)."""
+    scale = 1.0 / np.float64(n) if reduction == _MEAN else 1.0
+    return scale / log_base if log_base != 0.0 else scale
+
+
+@numba.njit(cache=True)
+def _tempered(value: float, temperature: float) -> float:
+    """``chain_rule``'s ``grad / T``, skipped at :math:`T = 1` as there."""
+    return value / temperature if temperature != 1.0 else value
+
+
+@numba.njit(cache=True)
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite (the full path may warn, or not, on the others)."""
+    return bool(np.all(np.isfinite(values)))
+
+
+@numba.njit(cache=True)
+def _floored(value: float) -> float:
+    """``np.maximum(value, lowest)`` of ``_numerics._floored`` (no NaN reaches here)."""
+    lowest = -1.7976931348623157e308
+    return value if value > lowest else lowest
+
+
+@numba.njit(cache=True)
+def shift_pair64(
+    z: np.ndarray,
+    z_temperature: float,
+    v: np.ndarray,
+    v_temperature: float,
+    shifted: np.ndarray,
+    rows: np.ndarray,
+) -> bool:
+    r""":func:`shift_logits64` of ``z`` (N x C) into the first N rows of ``shifted`` (2N x
+    C) and columns of ``rows`` (4 x 2N), and of ``v`` into the others, each at its own
+    temperature: one np.exp and one np.log1p then serve both (elementwise, so their
+    values are those of two calls)."""
+    n = z.shape[0]
+    return shift_logits64(z, z_temperature, shifted[:n], rows[:, :n]) and shift_logits64(
+        v, v_temperature, shifted[n:], rows[:, n:]
+    )
+
+
+@numba.njit(cache=True)
+def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float) -> Any:
+    r"""Per row, ``factor`` (:math:`T^2`, or 1.0 for none) times :math:`\sum_c p_c(\log p_c -
+    \log q_c)` as ``kl_terms_from_log`` forms the terms (``-inf`` floored, ``+inf`` where
+    :math:`p > 0 = q`) and ``reduce_sum`` adds them; ``p`` is NumPy's exp of ``log_p``."""
+    n, classes = log_p.shape
+    kl = np.empty(n)
+    terms = np.empty(classes)
+    for i in range(n):
+        for c in range(classes):
+            lp, lq = log_p[i, c], log_q[i, c]
+            if lp > -np.inf and lq == -np.inf:
+                terms[c] = np.inf
+            else:
+                terms[c] = (_floored(lp) - _floored(lq)) * p[i, c]
+        total = _row_sum(terms)
+        kl[i] = total if factor == 1.0 else factor * total
+    return kl
+
+
+@numba.njit(cache=True)
+def kl_loss64(
+    log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float, reduce_with: Any
+) -> tuple[bool, float]:
+    """:func:`kl_rows64`, then :func:`reduce_rows64`."""
+    return reduce_rows64(kl_rows64(log_p, log_q, p, factor), reduce_with)
+
+
+@numba.njit(cache=True)
+def tempered_difference64(
+    s: np.ndarray, t: np.ndarray, temperature: float, reduction: int, log_base: float
+) -> bool:
+    r"""The forward distillation gradient :math:`T\,(s - t)` (the product only for
+    :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
+    not finite."""
+    n, classes = s.shape
+    scale = reduction_scale(n, reduction, log_base)
+    for i in range(n):
+        for c in range(classes):
+            value = s[i, c] - t[i, c]
+            if temperature != 1.0:
+                value = temperature * value
+            s[i, c] = value * scale
+    return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def reverse_gradient64(
+    s: np.ndarray,
+    log_s: np.ndarray,
+    log_t: np.ndarray,
+    temperature: float,
+    reduction: int,
+    log_base: float,
+) -> bool:
+    r"""The reverse distillation gradient :math:`T\,s \odot (\log s - \log t - D(s\|t))`
+    times :func:`reduction_scale`, into ``s`` (NumPy's exp of ``log_s``): the difference
+    is :math:`+\infty` where :math:`t = 0`, and ``weighted_term`` makes a term of
+    :math:`s = 0` a zero; False where a value is not finite."""
+    n, classes = s.shape
+    kl = kl_rows64(log_s, log_t, s, 1.0)
+    scale = reduction_scale(n, reduction, log_base)
+    for i in range(n):
+        for c in range(classes):
+            lt = log_t[i, c]
+            difference = log_s[i, c] - lt if lt > -np.inf else np.inf
+            weight = s[i, c]
+            value = temperature * (weight * (difference - kl[i] if weight != 0.0 else 0.0))
+            s[i, c] = value * scale
+    return _all_finite(s)
