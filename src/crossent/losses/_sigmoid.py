@@ -46,6 +46,7 @@ from .._xp import (
     zeros_like,
 )
 from ..errors import InputError
+from . import _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
@@ -252,7 +253,7 @@ def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = No
 # ------------------------------------------------------------------------------- public
 
 
-@prepared_by(_binary)
+@prepared_by(_binary, shortcut=_small_sigmoid.cross_entropy)
 def sigmoid_cross_entropy(b: _Binary) -> Any:
     r"""Binary cross-entropy from logits, elementwise (multi-label classification).
 
@@ -309,7 +310,7 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     return b.reduce(b.weighted(_bce(b)))
 
 
-@prepared_by(_binary, twin=sigmoid_cross_entropy)
+@prepared_by(_binary, twin=sigmoid_cross_entropy, shortcut=_small_sigmoid.cross_entropy_grad)
 def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     r"""Gradient of :func:`sigmoid_cross_entropy` with respect to ``logits``.
 
@@ -333,7 +334,7 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     return b.scale(b.weighted(_bce_grad(b)))
 
 
-@prepared_by(_focal_binary)
+@prepared_by(_focal_binary, shortcut=_small_sigmoid.focal_loss)
 def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     r"""Sigmoid focal loss (Lin et al. 2017), elementwise.
 
@@ -399,7 +400,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     return b.reduce(b.weighted(term))
 
 
-@prepared_by(_focal_binary, twin=sigmoid_focal_loss)
+@prepared_by(_focal_binary, twin=sigmoid_focal_loss, shortcut=_small_sigmoid.focal_loss_grad)
 def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to ``logits``.
 
