@@ -29,10 +29,13 @@ the entries are those of separate calls. The sums are NumPy's float64 pairwise s
 (``_small_numba.pairwise_sum``; up to 8192 entries, NumPy's buffer, so that the float32
 sums with a float64 accumulator are one pairwise sum as there), rounded to the dtype.
 
-A call is, for hard targets: :func:`start` (compiled), np.exp, np.log1p,
-:func:`terms` (compiled), np.exp where the call needs more exponentials, and the
-finishing compiled call; soft targets with a focal factor add np.log, np.log1p, np.exp
-and np.log1p for :math:`\log(1 - p_t)`. ``tests/losses/test_issue13_small_sigmoid.py``
+A call is, for hard targets: ``start`` (compiled; ``spread`` for weights), np.exp,
+np.log1p, then ``terms`` and np.exp where the call needs more exponentials (the
+gradients, the focal loss with :math:`\gamma \ne 0`), and ``finish``; soft targets
+with a focal factor add np.log, np.log1p, np.exp and np.log1p for
+:math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
+rows of one array per call (NumPy's ufuncs write into them: the same loop and values
+as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
 pins the values against the full path. Importing this module does not import Numba;
 the first call that is taken does.
 """
@@ -64,13 +67,12 @@ MOST_ELEMENTS = 8192
 
 # The kinds of call, the results of ``start``, and the rows of the workspace (ROWS x N)
 # through which the compiled stages hand the elementwise values on.
-CE_LOSS, CE_GRAD, FOCAL_LOSS, FOCAL_GRAD = _KINDS = (0, 1, 2, 3)  # gradients odd
+CE_LOSS, CE_GRAD, FOCAL_LOSS, FOCAL_GRAD = _KINDS = (0, 1, 2, 3)  # gradients odd, focal 2+
 DECLINE, TAKEN, SOFT = 0, 1, 2
 X, NEG_ABS, REST, TARGET, WEIGHT, POSITIVE, SP_POS, SP_NEG, BCE, LOG_Q = range(10)
 T_ABOVE, T_BELOW, LOG_ABOVE, LOG1P_BELOW, HIGH, ARG, LOG1P_ARG = range(10, 17)
 EXP = 17  # the arguments of the last np.exp, up to 4 rows
 ROWS = EXP + 4
-_EXP_ROWS = {CE_LOSS: 0, CE_GRAD: 2, FOCAL_LOSS: 1, FOCAL_GRAD: 4}
 
 # The constants of a call, in its dtype (the generic path's Python floats as NumPy
 # converts them), and its flags.
@@ -89,7 +91,7 @@ class _Settings(NamedTuple):
     constants: dict[str, np.ndarray | None]  # None: a constant overflows the dtype
     flags: tuple[np.ndarray, ...]  # by kind (O_KIND)
     reduction: int
-    gamma: bool  # gamma != 0
+    exp_rows: tuple[int, ...]  # by kind: the arguments of the last np.exp (none: 0)
 
 
 def _settings_of(
@@ -128,7 +130,8 @@ def _settings_of(
     flags = [reduction_code, eps != 0, log_base is not None, alpha_value is not None]
     flags += [gamma_value != 0.0]
     by_kind = tuple(np.array([*flags, kind], dtype=np.int64) for kind in _KINDS)
-    return _Settings(constants, by_kind, reduction_code, gamma_value != 0)
+    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 4)  # CE, its gradient, focal, its
+    return _Settings(constants, by_kind, reduction_code, exp_rows)
 
 
 @functools.lru_cache(maxsize=256, typed=True)
@@ -185,16 +188,10 @@ _PATTERNS: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, int]] = {}
 _EMPTY = {char: np.empty(0, dtype=char) for char in (_FLOAT32, _FLOAT64)}
 
 
-class _Call(NamedTuple):
-    """A call this path takes: flat logits and targets, the weights' patterns."""
-
-    x: np.ndarray
-    t: np.ndarray
-    shape: tuple[int, ...]
-    weight: tuple[np.ndarray, int, int]
-    pos_weight: tuple[np.ndarray, int, int]
-    settings: _Settings
-    constants: np.ndarray
+_Call = tuple[np.ndarray, np.ndarray, tuple[int, ...], Any, _Settings, np.ndarray]
+"""A call this path takes: flat logits and targets, the logits' shape, the weights
+(None, or ``weight`` and ``pos_weight`` as :func:`_pattern` gives them), its settings
+and constants."""
 
 
 def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call | None:
@@ -211,10 +208,9 @@ def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call |
     if not (dtype.isnative and t.dtype.isnative and x.flags.carray and t.flags.carray):
         return None
     n = x.size
-    if not (0 < n <= MOST_ELEMENTS) or not x.ndim or not _cpu_kernels.available():
+    if not (0 < n <= MOST_ELEMENTS) or not x.ndim:
         return None
-    empty = _EMPTY[char]
-    weight = pos_weight = (empty, 1, 1)
+    weights = None
     if not kwargs:
         settings = _DEFAULTS[focal]
     elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
@@ -224,19 +220,15 @@ def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call |
         scalars = kwargs
         if "weight" in kwargs or "pos_weight" in kwargs:
             scalars = dict(kwargs)
-            for name in ("weight", "pos_weight"):
-                given = scalars.pop(name, None)
-                if given is None:
-                    continue
-                if focal and name == "pos_weight":
-                    return None
-                found = _pattern(given, shape, char)
-                if found is None:
-                    return None
-                if name == "weight":
-                    weight = found
-                else:
-                    pos_weight = found
+            w, pw = scalars.pop("weight", None), scalars.pop("pos_weight", None)
+            if focal and pw is not None:
+                return None
+            no_weight = (_EMPTY[char], 1, 1)
+            w_found = no_weight if w is None else _pattern(w, shape, char)
+            pw_found = no_weight if pw is None else _pattern(pw, shape, char)
+            if w_found is None or pw_found is None:
+                return None
+            weights = (*w_found, *pw_found)
         if not (_FOCAL_KEYWORDS if focal else _CE_KEYWORDS).issuperset(scalars):
             return None
         if focal and "gamma" not in scalars:
@@ -252,53 +244,45 @@ def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call |
         return None
     flat_x = x if x.ndim == 1 else x.reshape(n)
     flat_t = t if t.ndim == 1 else t.reshape(n)
-    return _Call(flat_x, flat_t, shape, weight, pos_weight, settings, constants)
-
-
-def _exponentials(call: _Call, kind: int, compiled: ModuleType) -> tuple[np.ndarray, ...] | None:
-    """``(ws, exps)``: the workspace after :func:`terms` (and :func:`soft_log_q`) and
-    NumPy's exp of the arguments they left, or None when a stage declines. NumPy's
-    ufuncs write into the workspace's rows (``out=``: the same loop and values)."""
-    x, settings, c = call.x, call.settings, call.constants
-    flags = settings.flags[kind]
-    ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
-    state = compiled.start(x, call.t, *call.weight, *call.pos_weight, c, flags, ws)
-    if state == DECLINE:
-        return None
-    np.log1p(np.exp(ws[NEG_ABS]), out=ws[REST])  # softplus' log1p(exp(-|x|))
-    soft = state == SOFT
-    if soft:  # _log_one_minus_pt's log(where(t > 0, t, 1)) and log1p(-where(t < 1, t, 0))
-        np.log(ws[T_ABOVE], out=ws[LOG_ABOVE])
-        np.log1p(ws[T_BELOW], out=ws[LOG1P_BELOW])
-    if not compiled.terms(c, flags, ws, soft):
-        return None
-    if soft:
-        np.log1p(np.exp(ws[ARG]), out=ws[LOG1P_ARG])
-        if not compiled.soft_log_q(c, flags, ws):
-            return None
-    rows = _EXP_ROWS[kind] if kind != FOCAL_LOSS or settings.gamma else 0
-    return ws, np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    return flat_x, flat_t, shape, weights, settings, constants
 
 
 def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
-    """The loss or gradient of a call this path takes, or None."""
-    call = _call(args, kwargs, kind in (FOCAL_LOSS, FOCAL_GRAD))
-    if call is None:
-        return None
+    """The loss or gradient of a call this path takes, or None.
+
+    The stages of the module docstring; NumPy's ufuncs write into the workspace's rows
+    (``out``: the same loop and values as into a fresh array).
+    """
+    call = _call(args, kwargs, kind >= FOCAL_LOSS)
     compiled = _compiled()
-    found = _exponentials(call, kind, compiled)
-    if found is None:
+    if call is None or compiled is None:
         return None
-    ws, exps = found
-    settings, x = call.settings, call.x
-    reduction = settings.reduction
-    loss = kind in (CE_LOSS, FOCAL_LOSS)
+    x, t, shape, weights, settings, c = call
+    flags = settings.flags[kind]
+    ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
+    state = compiled.start(x, t, c, flags, ws)
+    if state == DECLINE or (weights is not None and not compiled.spread(*weights, c, ws)):
+        return None
+    np.log1p(np.exp(ws[NEG_ABS]), ws[REST])  # softplus' log1p(exp(-|x|))
+    rows = settings.exp_rows[kind]
+    if state == SOFT:  # _log_one_minus_pt's log(where(t > 0, t, 1)), log1p(-where(...))
+        np.log(ws[T_ABOVE], ws[LOG_ABOVE])
+        np.log1p(ws[T_BELOW], ws[LOG1P_BELOW])
+        if not compiled.terms(c, flags, ws, True):
+            return None
+        np.log1p(np.exp(ws[ARG]), ws[LOG1P_ARG])
+        if not compiled.soft_log_q(c, flags, ws):
+            return None
+    elif rows and not compiled.terms(c, flags, ws, False):
+        return None  # (without a last np.exp, ``finish`` calls ``terms``)
+    exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
-    ok, value, normalizer = compiled.finish(exps, call.constants, settings.flags[kind], ws, out)
+    ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
     if not ok:
         return None
     if not loss or reduction == _NONE:
-        return out if len(call.shape) == 1 else out.reshape(call.shape)
+        return out if len(shape) == 1 else out.reshape(shape)
     scalar = x.dtype.type
     if reduction == _PARTS:
         return LossParts(total=scalar(value), normalizer=scalar(normalizer))
@@ -326,8 +310,11 @@ def focal_loss_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 @functools.cache
-def _compiled() -> ModuleType:
-    """``_small_sigmoid_numba``, imported on first use (it imports Numba)."""
+def _compiled() -> ModuleType | None:
+    """``_small_sigmoid_numba``, imported on first use (it imports Numba); None without
+    Numba."""
+    if not _cpu_kernels.available():
+        return None
     from . import _small_sigmoid_numba
 
     return _small_sigmoid_numba

@@ -14,16 +14,17 @@ functions are compiled without fast-math, so no product is contracted into an FM
 The workspace ``ws`` (``ROWS`` x N, the dtype) carries the elementwise values between
 the calls; its rows are named by the constants of ``_small_sigmoid``. The stages are
 
-1. :func:`start`: screen the call (finite logits, targets in [0, 1], finite
-   non-negative weights), :math:`-|x|` (the argument of softplus' exp), the smoothed
-   targets and, where the focal factor needs it for soft targets, the arguments of its
-   np.log and np.log1p;
+1. :func:`start`: screen the call (finite logits, targets in [0, 1]), :math:`-|x|` (the
+   argument of softplus' exp), the smoothed targets and, where the focal factor needs it
+   for soft targets, the arguments of its np.log and np.log1p; then, given weights,
+   :func:`spread` (finite, non-negative, broadcast);
 2. :func:`terms`: from :math:`L = \operatorname{log1p}(e^{-|x|})` (NumPy's), the softplus
    pair, :math:`\pi t`, the cross-entropy, the focal :math:`\log(1 - p_t)` (hard
    targets) or the argument of its exp (soft), and the arguments of the final exp;
 3. :func:`soft_log_q` (soft targets only): :math:`\log(1-p_t)` from NumPy's
    ``log1p(exp(low - high))``, then the arguments of the final exp;
-4. :func:`finish`: the loss and its reduction (the float64 sum in NumPy's pairwise
+4. :func:`finish` (which calls :func:`terms` when no np.exp follows it): the loss and
+   its reduction (the float64 sum in NumPy's pairwise
    order, ``_small_numba.pairwise_sum``), or the gradient and its scale, from NumPy's
    exp of those arguments.
 
@@ -87,7 +88,7 @@ from ._small_sigmoid import (
     X,
 )
 
-__all__ = ["finish", "soft_log_q", "start", "terms"]
+__all__ = ["finish", "soft_log_q", "spread", "start", "terms"]
 
 
 @numba.njit(cache=True)
@@ -108,22 +109,20 @@ def _needs_log_q(flags: np.ndarray) -> bool:
 @numba.njit(cache=True)
 def _spread(w: np.ndarray, inner: int, count: int, c: np.ndarray, row: np.ndarray) -> bool:
     """``w`` broadcast to the logits into ``row``, entry ``i`` taking ``w[(i // inner) %
-    count]``, or ones for an empty ``w`` (no weight: ``1 * v`` is ``v``, and the pairwise
-    sum of N ones is N, so a weight of ones changes no bit). False where a weight is
-    negative or not finite (``check_non_negative``)."""
-    zero, one = c[C_ZERO], c[C_ONE]
+    count]``; an empty ``w`` leaves ``row`` as it is. False where a weight is negative or
+    not finite (``check_non_negative``)."""
+    zero = c[C_ZERO]
     for j in range(w.shape[0]):
         if not (w[j] >= zero and math.isfinite(w[j])):
             return False
-    for i in range(row.shape[0]):
-        row[i] = one if w.shape[0] == 0 else w[(i // inner) % count]
+    if w.shape[0] != 0:
+        for i in range(row.shape[0]):
+            row[i] = w[(i // inner) % count]
     return True
 
 
 @numba.njit(cache=True)
-def start(
-    x: np.ndarray,
-    t: np.ndarray,
+def spread(
     w: np.ndarray,
     w_inner: int,
     w_count: int,
@@ -131,16 +130,26 @@ def start(
     pw_inner: int,
     pw_count: int,
     c: np.ndarray,
-    flags: np.ndarray,
     ws: np.ndarray,
-) -> int:
-    r"""Screen a call and fill the workspace: ``ws[X]`` (the logits), ``ws[NEG_ABS]``
-    (:math:`-|x|`, the argument of softplus' exp), ``ws[TARGET]`` (smoothed), and the
-    weights and ``pos_weight`` (``w``, ``pw``: flat, or empty for none; see
-    :func:`_spread`) in ``ws[WEIGHT]`` and ``ws[POSITIVE]``.
+) -> bool:
+    """After :func:`start`, the weights and ``pos_weight`` (flat, or empty for none)
+    broadcast to the logits into ``ws[WEIGHT]`` and ``ws[POSITIVE]`` (:func:`_spread`);
+    False where one is negative or not finite."""
+    return _spread(w, w_inner, w_count, c, ws[WEIGHT]) and _spread(
+        pw, pw_inner, pw_count, c, ws[POSITIVE]
+    )
 
-    ``DECLINE`` for a logit that is not finite, a target outside [0, 1] (NaN included)
-    or a weight that is negative or not finite; ``SOFT`` where :math:`\log(1-p_t)` is
+
+@numba.njit(cache=True)
+def start(x: np.ndarray, t: np.ndarray, c: np.ndarray, flags: np.ndarray, ws: np.ndarray) -> int:
+    r"""Screen a call and fill the workspace: ``ws[X]`` (the logits), ``ws[NEG_ABS]``
+    (:math:`-|x|`, the argument of softplus' exp), ``ws[TARGET]`` (smoothed), and ones
+    in ``ws[WEIGHT]`` and ``ws[POSITIVE]`` (the weights and ``pos_weight`` where
+    :func:`spread` puts none: ``1 * v`` is ``v``, and the pairwise sum of N ones is N,
+    so weights of ones change no bit).
+
+    ``DECLINE`` for a logit that is not finite or a target outside [0, 1] (NaN
+    included); ``SOFT`` where :math:`\log(1-p_t)` is
     needed and a smoothed target is neither 0 nor 1 (``_log_one_minus_pt``'s test), with
     the arguments of its np.log and np.log1p in ``ws[T_ABOVE]`` and ``ws[T_BELOW]``;
     else ``TAKEN``.
@@ -158,13 +167,9 @@ def start(
         if smooth:  # (1 - eps) * t + eps / 2
             target = keep * target + half_eps
         ws[TARGET, i] = target
+        ws[WEIGHT, i] = ws[POSITIVE, i] = one
         if target != one and target != zero:
             hard = False
-    if not (
-        _spread(w, w_inner, w_count, c, ws[WEIGHT])
-        and _spread(pw, pw_inner, pw_count, c, ws[POSITIVE])
-    ):
-        return DECLINE
     if hard or not _needs_log_q(flags):
         return TAKEN
     for i in range(x.shape[0]):  # where(t > 0, t, 1) and -where(t < 1, t, 0)
@@ -364,6 +369,8 @@ def finish(
     """
     zero = c[C_ZERO]
     n = ws.shape[1]
+    if exps.shape[0] == 0 and not terms(c, flags, ws, False):  # (no exp after terms)
+        return False, zero, zero
     ok, normalizer = _normalizer(ws)
     gradient = flags[O_KIND] % 2 == 1  # (CE_GRAD, FOCAL_GRAD)
     scale = _gradient_scale(normalizer, c, flags) if gradient else zero
