@@ -31,7 +31,9 @@ the calls; its rows are named by the constants of ``_small_sigmoid``. The stages
 A stage returns False (or ``DECLINE``) where the generic path would raise, warn (an
 operation whose result is not finite: overflow, 0 * inf) or give a value that is not
 finite; the caller then takes the full path, which does what it does. Each function is
-cached on disk by Numba (``cache=True``).
+cached on disk by Numba (``cache=True``), keyed by this file: after changing the
+constants of ``_small_sigmoid`` (the workspace's rows, the constants' and flags'
+places), which are compiled in, touch this file (or clear ``__pycache__``).
 """
 
 from __future__ import annotations
@@ -42,51 +44,10 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_numba import MEAN, NONE, pairwise_sum
-from ._small_sigmoid import (
-    ARG,
-    BCE,
-    C_ALPHA,
-    C_ALPHA_REST,
-    C_GAMMA,
-    C_HALF_EPS,
-    C_HUGE,
-    C_INV_LOG_BASE,
-    C_KEEP,
-    C_LOG_BASE,
-    C_NEG_INF,
-    C_ONE,
-    C_TWO,
-    C_ZERO,
-    CE_GRAD,
-    DECLINE,
-    EXP,
-    FOCAL_GRAD,
-    FOCAL_LOSS,
-    HIGH,
-    LOG1P_ARG,
-    LOG1P_BELOW,
-    LOG_ABOVE,
-    LOG_Q,
-    NEG_ABS,
-    O_ALPHA,
-    O_BASE,
-    O_GAMMA,
-    O_KIND,
-    O_REDUCTION,
-    O_SMOOTH,
-    POSITIVE,
-    REST,
-    SOFT,
-    SP_NEG,
-    SP_POS,
-    T_ABOVE,
-    T_BELOW,
-    TAKEN,
-    TARGET,
-    WEIGHT,
-    X,
-)
+from . import _small_sigmoid as layout
+from ._small_numba import MEAN as _MEAN
+from ._small_numba import NONE as _NONE
+from ._small_numba import pairwise_sum
 
 __all__ = ["finish", "soft_log_q", "spread", "start", "terms"]
 
@@ -102,8 +63,8 @@ def _weighted(coefficient: Any, value: Any, zero: Any) -> Any:
 def _needs_log_q(flags: np.ndarray) -> bool:
     """Whether the call forms :math:`\\log(1 - p_t)`: the focal gradient, and the focal
     loss with :math:`\\gamma \\ne 0`."""
-    kind = flags[O_KIND]
-    return kind == FOCAL_GRAD or (kind == FOCAL_LOSS and flags[O_GAMMA] != 0)
+    kind = flags[layout.O_KIND]
+    return kind == layout.FOCAL_GRAD or (kind == layout.FOCAL_LOSS and flags[layout.O_GAMMA] != 0)
 
 
 @numba.njit(cache=True)
@@ -111,7 +72,7 @@ def _spread(w: np.ndarray, inner: int, count: int, c: np.ndarray, row: np.ndarra
     """``w`` broadcast to the logits into ``row``, entry ``i`` taking ``w[(i // inner) %
     count]``; an empty ``w`` leaves ``row`` as it is. False where a weight is negative or
     not finite (``check_non_negative``)."""
-    zero = c[C_ZERO]
+    zero = c[layout.C_ZERO]
     for j in range(w.shape[0]):
         if not (w[j] >= zero and math.isfinite(w[j])):
             return False
@@ -135,8 +96,8 @@ def spread(
     """After :func:`start`, the weights and ``pos_weight`` (flat, or empty for none)
     broadcast to the logits into ``ws[WEIGHT]`` and ``ws[POSITIVE]`` (:func:`_spread`);
     False where one is negative or not finite."""
-    return _spread(w, w_inner, w_count, c, ws[WEIGHT]) and _spread(
-        pw, pw_inner, pw_count, c, ws[POSITIVE]
+    return _spread(w, w_inner, w_count, c, ws[layout.WEIGHT]) and _spread(
+        pw, pw_inner, pw_count, c, ws[layout.POSITIVE]
     )
 
 
@@ -154,29 +115,29 @@ def start(x: np.ndarray, t: np.ndarray, c: np.ndarray, flags: np.ndarray, ws: np
     the arguments of its np.log and np.log1p in ``ws[T_ABOVE]`` and ``ws[T_BELOW]``;
     else ``TAKEN``.
     """
-    zero, one = c[C_ZERO], c[C_ONE]
-    smooth = flags[O_SMOOTH] != 0
-    keep, half_eps = c[C_KEEP], c[C_HALF_EPS]
+    zero, one = c[layout.C_ZERO], c[layout.C_ONE]
+    smooth = flags[layout.O_SMOOTH] != 0
+    keep, half_eps = c[layout.C_KEEP], c[layout.C_HALF_EPS]
     hard = True
     for i in range(x.shape[0]):
         value, target = x[i], t[i]
         if not (math.isfinite(value) and target >= zero and target <= one):
-            return DECLINE
-        ws[X, i] = value
-        ws[NEG_ABS, i] = -abs(value)
+            return layout.DECLINE
+        ws[layout.X, i] = value
+        ws[layout.NEG_ABS, i] = -abs(value)
         if smooth:  # (1 - eps) * t + eps / 2
             target = keep * target + half_eps
-        ws[TARGET, i] = target
-        ws[WEIGHT, i] = ws[POSITIVE, i] = one
+        ws[layout.TARGET, i] = target
+        ws[layout.WEIGHT, i] = ws[layout.POSITIVE, i] = one
         if target != one and target != zero:
             hard = False
     if hard or not _needs_log_q(flags):
-        return TAKEN
+        return layout.TAKEN
     for i in range(x.shape[0]):  # where(t > 0, t, 1) and -where(t < 1, t, 0)
-        target = ws[TARGET, i]
-        ws[T_ABOVE, i] = target if target > zero else one
-        ws[T_BELOW, i] = -(target if target < one else zero)
-    return SOFT
+        target = ws[layout.TARGET, i]
+        ws[layout.T_ABOVE, i] = target if target > zero else one
+        ws[layout.T_BELOW, i] = -(target if target < one else zero)
+    return layout.SOFT
 
 
 @numba.njit(cache=True)
@@ -195,42 +156,42 @@ def terms(c: np.ndarray, flags: np.ndarray, ws: np.ndarray, soft: bool) -> bool:
     then calls :func:`soft_log_q`. Else the arguments of the final exp
     (:func:`_exp_arguments`).
     """
-    zero, one = c[C_ZERO], c[C_ONE]
-    huge, minus_inf = c[C_HUGE], c[C_NEG_INF]
-    clip = flags[O_KIND] == FOCAL_GRAD
+    zero, one = c[layout.C_ZERO], c[layout.C_ONE]
+    huge, minus_inf = c[layout.C_HUGE], c[layout.C_NEG_INF]
+    clip = flags[layout.O_KIND] == layout.FOCAL_GRAD
     log_q = _needs_log_q(flags)
     for i in range(ws.shape[1]):
-        value, rest = ws[X, i], ws[REST, i]
+        value, rest = ws[layout.X, i], ws[layout.REST, i]
         sp_pos = max(value, zero) + rest
         sp_neg = max(-value, zero) + rest
-        target = ws[TARGET, i]
-        positive = ws[POSITIVE, i] * target
+        target = ws[layout.TARGET, i]
+        positive = ws[layout.POSITIVE, i] * target
         first = _weighted(positive, sp_neg, zero)
         second = _weighted(one - target, sp_pos, zero)
         bce = first + second
         if not (math.isfinite(positive) and math.isfinite(first) and math.isfinite(bce)):
             return False
-        ws[POSITIVE, i] = positive
-        ws[BCE, i] = bce
+        ws[layout.POSITIVE, i] = positive
+        ws[layout.BCE, i] = bce
         if clip and abs(value) > huge:  # the generic path's clip(x, -huge, huge)
             if rest != zero:
                 return False
             value = huge if value > zero else -huge
             sp_pos = max(value, zero) + rest
             sp_neg = max(-value, zero) + rest
-        ws[SP_POS, i] = sp_pos
-        ws[SP_NEG, i] = sp_neg
+        ws[layout.SP_POS, i] = sp_pos
+        ws[layout.SP_NEG, i] = sp_neg
         if not log_q:
             continue
         if not soft:  # where(t == 1, log sigma(-x), log sigma(x)) + 0.0
-            ws[LOG_Q, i] = (-sp_pos if target == one else -sp_neg) + zero
+            ws[layout.LOG_Q, i] = (-sp_pos if target == one else -sp_neg) + zero
             continue
-        above = ws[LOG_ABOVE, i] + -sp_pos if target > zero else minus_inf
-        below = ws[LOG1P_BELOW, i] + -sp_neg if target < one else minus_inf
+        above = ws[layout.LOG_ABOVE, i] + -sp_pos if target > zero else minus_inf
+        below = ws[layout.LOG1P_BELOW, i] + -sp_neg if target < one else minus_inf
         high, low = max(above, below), min(above, below)
         finite_high = high if high > minus_inf else zero
-        ws[HIGH, i] = high
-        ws[ARG, i] = low - finite_high
+        ws[layout.HIGH, i] = high
+        ws[layout.ARG, i] = low - finite_high
     if soft and log_q:
         return True
     return _exp_arguments(c, flags, ws)
@@ -241,14 +202,14 @@ def soft_log_q(c: np.ndarray, flags: np.ndarray, ws: np.ndarray) -> bool:
     r""":math:`\log(1-p_t)` of soft targets from NumPy's ``log1p(exp(ws[ARG]))`` in
     ``ws[LOG1P_ARG]``: ``where(finite, finite_high + log1p(exp(low - finite_high)),
     high)``; then the arguments of the final exp."""
-    minus_inf = c[C_NEG_INF]
+    minus_inf = c[layout.C_NEG_INF]
     for i in range(ws.shape[1]):
-        high = ws[HIGH, i]
+        high = ws[layout.HIGH, i]
         if high > minus_inf:
-            high = high + ws[LOG1P_ARG, i]
+            high = high + ws[layout.LOG1P_ARG, i]
         if not math.isfinite(high):
             return False
-        ws[LOG_Q, i] = high
+        ws[layout.LOG_Q, i] = high
     return _exp_arguments(c, flags, ws)
 
 
@@ -260,27 +221,27 @@ def _exp_arguments(c: np.ndarray, flags: np.ndarray, ws: np.ndarray) -> bool:
     :math:`\gamma\log(1-p_t)` for the focal loss (none for :math:`\gamma = 0`); and
     :math:`\gamma\log(1-p_t)`, the log-ratio :math:`-\operatorname{sp}(x) -
     \operatorname{sp}(-x) - \log(1-p_t)` and the two of ``_bce_grad`` for its gradient."""
-    gamma, kind = c[C_GAMMA], flags[O_KIND]
+    gamma, kind = c[layout.C_GAMMA], flags[layout.O_KIND]
     for i in range(ws.shape[1]):
-        sp_pos, sp_neg = ws[SP_POS, i], ws[SP_NEG, i]
-        if kind == CE_GRAD:
-            ws[EXP, i] = -sp_neg
-            ws[EXP + 1, i] = -sp_pos
-        elif kind == FOCAL_LOSS and flags[O_GAMMA] != 0:
-            scaled = gamma * ws[LOG_Q, i]
+        sp_pos, sp_neg = ws[layout.SP_POS, i], ws[layout.SP_NEG, i]
+        if kind == layout.CE_GRAD:
+            ws[layout.EXP, i] = -sp_neg
+            ws[layout.EXP + 1, i] = -sp_pos
+        elif kind == layout.FOCAL_LOSS and flags[layout.O_GAMMA] != 0:
+            scaled = gamma * ws[layout.LOG_Q, i]
             if not math.isfinite(scaled):
                 return False
-            ws[EXP, i] = scaled
-        elif kind == FOCAL_GRAD:
-            log_q = ws[LOG_Q, i]
+            ws[layout.EXP, i] = scaled
+        elif kind == layout.FOCAL_GRAD:
+            log_q = ws[layout.LOG_Q, i]
             scaled = gamma * log_q
             ratio = -sp_pos - sp_neg - log_q
             if not (math.isfinite(scaled) and math.isfinite(ratio)):
                 return False
-            ws[EXP, i] = scaled
-            ws[EXP + 1, i] = ratio
-            ws[EXP + 2, i] = -sp_neg
-            ws[EXP + 3, i] = -sp_pos
+            ws[layout.EXP, i] = scaled
+            ws[layout.EXP + 1, i] = ratio
+            ws[layout.EXP + 2, i] = -sp_neg
+            ws[layout.EXP + 3, i] = -sp_pos
     return True
 
 
@@ -289,8 +250,8 @@ def _normalizer(ws: np.ndarray) -> tuple[bool, Any]:
     """``_Binary.normalizer``: the float64 sum of the broadcast weights ``ws[WEIGHT]`` in
     NumPy's pairwise order, rounded to the dtype (the count of entries, without weights);
     not ok where that sum is not finite (NumPy warns)."""
-    total = pairwise_sum(ws[WEIGHT].astype(np.float64))
-    scratch = ws[HIGH]  # (free by now)
+    total = pairwise_sum(ws[layout.WEIGHT].astype(np.float64))
+    scratch = ws[layout.HIGH]  # (free by now)
     scratch[0] = total
     return math.isfinite(total), scratch[0]
 
@@ -298,7 +259,7 @@ def _normalizer(ws: np.ndarray) -> tuple[bool, Any]:
 @numba.njit(cache=True)
 def _alpha_t(target: Any, c: np.ndarray) -> Any:
     """``alpha * t + (1 - alpha) * (1 - t)``, as ``_focal_binary`` forms it."""
-    return c[C_ALPHA] * target + c[C_ALPHA_REST] * (c[C_ONE] - target)
+    return c[layout.C_ALPHA] * target + c[layout.C_ALPHA_REST] * (c[layout.C_ONE] - target)
 
 
 @numba.njit(cache=True)
@@ -307,13 +268,13 @@ def _loss_entry(exps: np.ndarray, c: np.ndarray, flags: np.ndarray, ws: np.ndarr
     times ``exps[0]`` (NumPy's :math:`e^{\gamma\log(1-p_t)}`, absent for
     :math:`\gamma = 0`) and then weighed by :math:`\alpha_t`; the first value that is
     not finite, if one is (a zero weight after it would hide it)."""
-    term = ws[BCE, i]
-    if flags[O_KIND] != FOCAL_LOSS:
+    term = ws[layout.BCE, i]
+    if flags[layout.O_KIND] != layout.FOCAL_LOSS:
         return term
-    if flags[O_GAMMA] != 0:
+    if flags[layout.O_GAMMA] != 0:
         term = term * exps[0, i]
-    if flags[O_ALPHA] != 0 and math.isfinite(term):
-        term = _weighted(_alpha_t(ws[TARGET, i], c), term, c[C_ZERO])
+    if flags[layout.O_ALPHA] != 0 and math.isfinite(term):
+        term = _weighted(_alpha_t(ws[layout.TARGET, i], c), term, c[layout.C_ZERO])
     return term
 
 
@@ -326,16 +287,16 @@ def _gradient_entry(
     t\,\sigma(-x)`. Focal: :math:`m\,[\gamma(1-2t)\,e^{r}\cdot\ell + (1-t)\sigma(x) -
     t\,\sigma(-x)]`, the product by :math:`\ell` a ``weighted_term``, then times
     :math:`\alpha_t` (a plain product). The first value that is not finite, if one is."""
-    one, target = c[C_ONE], ws[TARGET, i]
-    if flags[O_KIND] == CE_GRAD:
-        return (one - target) * exps[0, i] - ws[POSITIVE, i] * exps[1, i]
-    coefficient = c[C_GAMMA] * (one - c[C_TWO] * target) * exps[1, i]
+    one, target = c[layout.C_ONE], ws[layout.TARGET, i]
+    if flags[layout.O_KIND] == layout.CE_GRAD:
+        return (one - target) * exps[0, i] - ws[layout.POSITIVE, i] * exps[1, i]
+    coefficient = c[layout.C_GAMMA] * (one - c[layout.C_TWO] * target) * exps[1, i]
     if not math.isfinite(coefficient):
         return coefficient
-    focus = _weighted(coefficient, ws[BCE, i], c[C_ZERO])
-    plain = (one - target) * exps[2, i] - ws[POSITIVE, i] * exps[3, i]
+    focus = _weighted(coefficient, ws[layout.BCE, i], c[layout.C_ZERO])
+    plain = (one - target) * exps[2, i] - ws[layout.POSITIVE, i] * exps[3, i]
     grad = exps[0, i] * (focus + plain)
-    if flags[O_ALPHA] != 0 and math.isfinite(grad):
+    if flags[layout.O_ALPHA] != 0 and math.isfinite(grad):
         grad = _alpha_t(target, c) * grad
     return grad
 
@@ -345,11 +306,11 @@ def _gradient_scale(normalizer: Any, c: np.ndarray, flags: np.ndarray) -> Any:
     """``scale_for_reduction``'s factor: for ``MEAN`` ``1 / normalizer`` (0 where it is
     0) in the dtype, divided by :math:`\\ln b`; otherwise the dtype's ``1.0 / ln b``
     (``c[C_INV_LOG_BASE]``) or 1."""
-    zero, one = c[C_ZERO], c[C_ONE]
-    if flags[O_REDUCTION] != MEAN:
-        return c[C_INV_LOG_BASE] if flags[O_BASE] != 0 else one
+    zero, one = c[layout.C_ZERO], c[layout.C_ONE]
+    if flags[layout.O_REDUCTION] != _MEAN:
+        return c[layout.C_INV_LOG_BASE] if flags[layout.O_BASE] != 0 else one
     scale = one / normalizer if normalizer > zero else normalizer * zero
-    return scale / c[C_LOG_BASE] if flags[O_BASE] != 0 else scale
+    return scale / c[layout.C_LOG_BASE] if flags[layout.O_BASE] != 0 else scale
 
 
 @numba.njit(cache=True)
@@ -367,17 +328,21 @@ def finish(
     it is 0), by :math:`\ln b`, plus 0. Not ok where a value is not finite (NumPy
     would warn, or the result would not be finite).
     """
-    zero = c[C_ZERO]
+    zero = c[layout.C_ZERO]
     n = ws.shape[1]
     if exps.shape[0] == 0 and not terms(c, flags, ws, False):  # (no exp after terms)
         return False, zero, zero
     ok, normalizer = _normalizer(ws)
-    gradient = flags[O_KIND] % 2 == 1  # (CE_GRAD, FOCAL_GRAD)
+    gradient = flags[layout.O_KIND] % 2 == 1  # (CE_GRAD, FOCAL_GRAD)
     scale = _gradient_scale(normalizer, c, flags) if gradient else zero
     if not (ok and math.isfinite(scale)):
         return False, zero, zero
-    reduction, base, log_base = flags[O_REDUCTION], flags[O_BASE] != 0, c[C_LOG_BASE]
-    values = out if gradient or reduction == NONE else ws[ARG]  # (free by now)
+    reduction, base, log_base = (
+        flags[layout.O_REDUCTION],
+        flags[layout.O_BASE] != 0,
+        c[layout.C_LOG_BASE],
+    )
+    values = out if gradient or reduction == _NONE else ws[layout.ARG]  # (free by now)
     for i in range(n):
         if gradient:
             value = _gradient_entry(exps, c, flags, ws, i)
@@ -385,24 +350,24 @@ def finish(
             value = _loss_entry(exps, c, flags, ws, i)
         finite = math.isfinite(value)
         if finite:
-            value = _weighted(ws[WEIGHT, i], value, zero)
+            value = _weighted(ws[layout.WEIGHT, i], value, zero)
             finite = math.isfinite(value)
         if gradient and finite:
             value = value * scale
             finite = math.isfinite(value)
-        elif reduction == NONE and finite:  # finalize
+        elif reduction == _NONE and finite:  # finalize
             value = (value / log_base if base else value) + zero
             finite = math.isfinite(value)
         if not finite:
             return False, zero, zero
         values[i] = value
-    if gradient or reduction == NONE:
+    if gradient or reduction == _NONE:
         return True, zero, normalizer
     total64 = pairwise_sum(values.astype(np.float64))
-    scratch = ws[HIGH]  # (free by now)
+    scratch = ws[layout.HIGH]  # (free by now)
     scratch[0] = total64
     total = scratch[0]
-    if reduction == MEAN:
+    if reduction == _MEAN:
         total = total / normalizer if normalizer > zero else normalizer * zero
     if base:
         total = total / log_base
