@@ -16,6 +16,10 @@ The ``'mean'`` reduction is the weighted mean :math:`\sum w\ell / \sum w` (the c
 entries without weights), the same model as the softmax losses. PyTorch's
 ``binary_cross_entropy_with_logits`` divides by the count even with weights; its value
 is ``reduction='sum'`` divided by ``logits.size``.
+
+Small calls on NumPy float32 or float64 arrays take the lean path of
+``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
+values bit for bit and hands anything else (and every error) to them.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ from .._checks import check_scalar
 from . import _cpu_kernels
 from ._batch import options_of
 from ._reduction import LossParts
+from ._softmax_small import _REDUCTIONS  # (as ``_small_numba`` numbers them)
 
 __all__ = [
     "ARG",
@@ -123,7 +124,6 @@ ROWS = EXP + 4
 C_ZERO, C_ONE, C_TWO, C_KEEP, C_HALF_EPS, C_GAMMA, C_ALPHA, C_ALPHA_REST = range(8)
 C_HUGE, C_LOG_BASE, C_INV_LOG_BASE, C_NEG_INF = range(8, 12)
 O_REDUCTION, O_SMOOTH, O_BASE, O_ALPHA, O_GAMMA, O_KIND = range(6)
-_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}  # as ``_small_numba`` has them
 _NONE, _PARTS = _REDUCTIONS["none"], _REDUCTIONS["parts"]
 
 _FLOAT32, _FLOAT64 = np.dtype(np.float32).char, np.dtype(np.float64).char
