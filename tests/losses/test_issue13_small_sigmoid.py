@@ -146,14 +146,18 @@ def _same_bits(actual: Any, expected: Any) -> None:
 
 
 def _check_taken(family: str, x: np.ndarray, t: np.ndarray, options: dict[str, Any]) -> None:
-    """The lean path takes the call and gives the full path's result, bit for bit."""
+    """The lean path takes the call and gives the full path's result, bit for bit (and
+    writes into none of its inputs)."""
     kwargs = _resolve(options, x.shape, x.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the full path does not warn on these
         want = _full(family, x, t, **kwargs)
+    given = [np.copy(a) for a in (x, t, *kwargs.values()) if isinstance(a, np.ndarray)]
     got = _lean(family, x, t, **kwargs)
     assert got is not None, "the lean path did not take the call"
     _same_bits(got, want)
+    after = [a for a in (x, t, *kwargs.values()) if isinstance(a, np.ndarray)]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(given, after, strict=True))
     _same_bits(FAMILIES[family][0](x, t, **kwargs), want)
 
 
