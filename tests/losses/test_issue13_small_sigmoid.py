@@ -386,6 +386,8 @@ FOCAL_DECLINED: list[tuple[str, Any, Any, dict[str, Any]]] = [
     ("alpha 1.5", {"alpha": 1.5}),
     ("alpha array", {"alpha": np.array([0.5])}),
     ("pos_weight", {"pos_weight": np.ones(10)}),
+    ("pos_weight None", {"pos_weight": None}),
+    ("pos_weight None with a weight", {"pos_weight": None, "weight": np.ones(10)}),
     ("gamma huge: overflow", {"gamma": 1e305}),
 ]
 

@@ -264,9 +264,9 @@ def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call |
         scalars = kwargs
         if "weight" in kwargs or "pos_weight" in kwargs:
             scalars = dict(kwargs)
-            w, pw = scalars.pop("weight", None), scalars.pop("pos_weight", None)
-            if focal and pw is not None:
+            if focal and "pos_weight" in scalars:  # (not a focal keyword, even as None)
                 return None
+            w, pw = scalars.pop("weight", None), scalars.pop("pos_weight", None)
             no_weight = (_EMPTY[char], 1, 1)
             w_found = no_weight if w is None else _pattern(w, shape, char)
             pw_found = no_weight if pw is None else _pattern(pw, shape, char)
