@@ -479,3 +479,40 @@ def test_issue13_small_sigmoid_an_ulp_off_fails_the_comparison(
     for family in FAMILIES:  # (elementwise: a mean of 100 may round the ulps away)
         with pytest.raises(AssertionError):
             _check_taken(family, x, t, {"reduction": "none"})
+
+
+KEYWORD_VALUES: dict[str, list[Any]] = {  # valid, invalid and odd values of each keyword
+    "weight": [
+        *(None, np.ones(10), np.ones(10, np.float32), np.float64(2.0), 2.0, [1.0] * 10),
+        *(np.ones((1, 10)), np.ones((10, 1)), np.zeros(10)),
+    ],
+    "pos_weight": [None, np.full(10, 2.0), 3.0, np.array(2.0)],
+    "label_smoothing": [0.0, 0, 0.1, np.float32(0.1), True, None, 1, "0.1", -0.0],
+    "reduction": ["mean", "sum", "none", "parts", "MEAN", None, np.str_("sum")],
+    "base": [None, 2, 2.0, np.e, True, 1, 0.5, "2"],
+    "validate": [True, False, 1, 0, None, np.bool_(True)],
+    "gamma": [2.0, 0, 0.0, 1, True, None, np.float64(0.5), -0.0, np.inf],
+    "alpha": [None, 0.25, 0, 1, True, np.float32(0.5), 2],
+    "bogus": [1],
+}
+
+
+def test_issue13_small_sigmoid_any_keywords_give_the_full_paths_outcome() -> None:
+    """Random sets of keywords (up to three, valid or not, of every family): the public
+    function's value, error or warning is the full path's, whether the lean path takes
+    the call or not (a focal ``pos_weight=None``, which the full path rejects, was once
+    taken)."""
+    rng = np.random.default_rng(1)
+    x = 3 * rng.standard_normal(10)
+    t = (rng.uniform(size=10) < 0.5).astype(np.float64)
+    names = list(KEYWORD_VALUES)
+    for _ in range(1500):
+        family = list(FAMILIES)[rng.integers(len(FAMILIES))]
+        chosen = rng.choice(names, size=rng.integers(0, 4), replace=False)
+        kwargs = {str(k): KEYWORD_VALUES[k][rng.integers(len(KEYWORD_VALUES[k]))] for k in chosen}
+        dtype = np.float64 if rng.uniform() < 0.7 else np.float32
+        xx, tt = x.astype(dtype), t.astype(dtype)
+        public = FAMILIES[family][0]
+        got = _outcome(lambda: public(xx, tt, **kwargs))  # noqa: B023 (called at once)
+        want = _outcome(lambda: _full(family, xx, tt, **kwargs))  # noqa: B023
+        assert got == want, (family, dtype, kwargs)
