@@ -16,6 +16,10 @@ The ``'mean'`` reduction is the weighted mean :math:`\sum w\ell / \sum w` (the c
 entries without weights), the same model as the softmax losses. PyTorch's
 ``binary_cross_entropy_with_logits`` divides by the count even with weights; its value
 is ``reduction='sum'`` divided by ``logits.size``.
+
+Small calls on NumPy float32 or float64 arrays take the lean path of
+``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
+values bit for bit and hands anything else (and every error) to them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from .._xp import (
     zeros_like,
 )
 from ..errors import InputError
+from . import _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 
@@ -252,7 +257,7 @@ def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = No
 # ------------------------------------------------------------------------------- public
 
 
-@prepared_by(_binary)
+@prepared_by(_binary, shortcut=_small_sigmoid.cross_entropy)
 def sigmoid_cross_entropy(b: _Binary) -> Any:
     r"""Binary cross-entropy from logits, elementwise (multi-label classification).
 
@@ -309,7 +314,7 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     return b.reduce(b.weighted(_bce(b)))
 
 
-@prepared_by(_binary, twin=sigmoid_cross_entropy)
+@prepared_by(_binary, twin=sigmoid_cross_entropy, shortcut=_small_sigmoid.cross_entropy_grad)
 def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     r"""Gradient of :func:`sigmoid_cross_entropy` with respect to ``logits``.
 
@@ -333,7 +338,7 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     return b.scale(b.weighted(_bce_grad(b)))
 
 
-@prepared_by(_focal_binary)
+@prepared_by(_focal_binary, shortcut=_small_sigmoid.focal_loss)
 def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     r"""Sigmoid focal loss (Lin et al. 2017), elementwise.
 
@@ -399,7 +404,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     return b.reduce(b.weighted(term))
 
 
-@prepared_by(_focal_binary, twin=sigmoid_focal_loss)
+@prepared_by(_focal_binary, twin=sigmoid_focal_loss, shortcut=_small_sigmoid.focal_loss_grad)
 def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to ``logits``.
 

@@ -1,0 +1,364 @@
+r"""The lean path of the small sigmoid losses (issue 13, small inputs).
+
+``sigmoid_cross_entropy``, ``sigmoid_focal_loss`` and their gradients try this path
+first (the ``shortcut`` of ``prepared_by``). It takes a call whose logits and targets
+are NumPy arrays of one dtype, float32 or float64, native, C-contiguous, aligned and
+writable, of one shape with 1 to :data:`MOST_ELEMENTS` entries; whose ``weight`` and
+``pos_weight`` (cross-entropy only) are None or such arrays of that dtype, of a shape
+whose axes other than 1 are a block of the logits' axes (a scalar, per-class
+``(C,)``, per-row ``(N, 1)`` or the logits' own shape); and whose options
+(``label_smoothing``, ``reduction``, ``base``, ``validate`` and the focal ``gamma`` and
+``alpha``) are valid. Anything else, and any call whose logits are not finite, whose
+targets are not in [0, 1] or whose weights are negative, returns None, and the full
+path runs and names what is wrong; so does a call that the full path would make warn
+(an overflow) or whose result would not be finite.
+
+Bit for bit the full path's values
+----------------------------------
+The arithmetic is the generic path's (``_sigmoid.py``), in its order and in the call's
+dtype, compiled (``_small_sigmoid_numba``: a few calls, each over every entry), and
+between those calls NumPy's own np.exp, np.log1p and np.log run on the values the
+generic path gives them, as the float64 softmax hybrid does (``_softmax_small``): a
+compiled exp or log may differ from NumPy's by an ulp (NumPy has its own SIMD exp and
+log, SVML's log1p on AVX-512), so the transcendentals stay NumPy's, on every CPU and
+for both dtypes. Where the generic path applies one of them to several arrays (the
+gradient's :math:`\sigma(x)` and :math:`\sigma(-x)`; the focal gradient's four), they
+go to one np.exp as the rows of one C-contiguous block: a ufunc computes each entry
+from that entry alone, with the loop that the dtype and a contiguous layout select, so
+the entries are those of separate calls. The sums are NumPy's float64 pairwise sums
+(``_small_numba.pairwise_sum``; up to 8192 entries, NumPy's buffer, so that the float32
+sums with a float64 accumulator are one pairwise sum as there), rounded to the dtype.
+
+A call is, for hard targets: ``start`` (compiled; ``spread`` for weights), np.exp,
+np.log1p, then ``terms`` and np.exp where the call needs more exponentials (the
+gradients, the focal loss with :math:`\gamma \ne 0`), and ``finish``; soft targets
+with a focal factor add np.log, np.log1p, np.exp and np.log1p for
+:math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
+rows of one array per call (NumPy's ufuncs write into them: the same loop and values
+as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
+pins the values against the full path. Importing this module does not import Numba;
+the first call that is taken does.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._checks import check_scalar
+from . import _cpu_kernels
+from ._batch import options_of
+from ._reduction import LossParts
+from ._softmax_small import _REDUCTIONS  # (as ``_small_numba`` numbers them)
+
+__all__ = [
+    "ARG",
+    "BCE",
+    "CE_GRAD",
+    "CE_LOSS",
+    "C_ALPHA",
+    "C_ALPHA_REST",
+    "C_GAMMA",
+    "C_HALF_EPS",
+    "C_HUGE",
+    "C_INV_LOG_BASE",
+    "C_KEEP",
+    "C_LOG_BASE",
+    "C_NEG_INF",
+    "C_ONE",
+    "C_TWO",
+    "C_ZERO",
+    "DECLINE",
+    "EXP",
+    "FOCAL_GRAD",
+    "FOCAL_LOSS",
+    "HIGH",
+    "LOG1P_ARG",
+    "LOG1P_BELOW",
+    "LOG_ABOVE",
+    "LOG_Q",
+    "MOST_ELEMENTS",
+    "NEG_ABS",
+    "O_ALPHA",
+    "O_BASE",
+    "O_GAMMA",
+    "O_KIND",
+    "O_REDUCTION",
+    "O_SMOOTH",
+    "POSITIVE",
+    "REST",
+    "ROWS",
+    "SOFT",
+    "SP_NEG",
+    "SP_POS",
+    "TAKEN",
+    "TARGET",
+    "T_ABOVE",
+    "T_BELOW",
+    "WEIGHT",
+    "X",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "focal_loss",
+    "focal_loss_grad",
+]
+
+MOST_ELEMENTS = 8192
+"""The most entries a call this path takes (NumPy's default buffer, see above)."""
+
+# The kinds of call, the results of ``start``, and the rows of the workspace (ROWS x N)
+# through which the compiled stages hand the elementwise values on.
+CE_LOSS, CE_GRAD, FOCAL_LOSS, FOCAL_GRAD = _KINDS = (0, 1, 2, 3)  # gradients odd, focal 2+
+DECLINE, TAKEN, SOFT = 0, 1, 2
+X, NEG_ABS, REST, TARGET, WEIGHT, POSITIVE, SP_POS, SP_NEG, BCE, LOG_Q = range(10)
+T_ABOVE, T_BELOW, LOG_ABOVE, LOG1P_BELOW, HIGH, ARG, LOG1P_ARG = range(10, 17)
+EXP = 17  # the arguments of the last np.exp, up to 4 rows
+ROWS = EXP + 4
+
+# The constants of a call, in its dtype (the generic path's Python floats as NumPy
+# converts them), and its flags.
+C_ZERO, C_ONE, C_TWO, C_KEEP, C_HALF_EPS, C_GAMMA, C_ALPHA, C_ALPHA_REST = range(8)
+C_HUGE, C_LOG_BASE, C_INV_LOG_BASE, C_NEG_INF = range(8, 12)
+O_REDUCTION, O_SMOOTH, O_BASE, O_ALPHA, O_GAMMA, O_KIND = range(6)
+_NONE, _PARTS = _REDUCTIONS["none"], _REDUCTIONS["parts"]
+
+_FLOAT32, _FLOAT64 = np.dtype(np.float32).char, np.dtype(np.float64).char
+
+
+class _Settings(NamedTuple):
+    """The checked options of a call: constants by dtype character, flags by kind."""
+
+    constants: dict[str, np.ndarray | None]  # None: a constant overflows the dtype
+    flags: tuple[np.ndarray, ...]  # by kind (O_KIND)
+    reduction: int
+    exp_rows: tuple[int, ...]  # by kind: the arguments of the last np.exp (none: 0)
+
+
+def _settings_of(
+    *,
+    label_smoothing: Any = 0.0,
+    reduction: Any = "mean",
+    base: Any = None,
+    validate: Any = True,
+    gamma: Any = 0.0,
+    alpha: Any = None,
+) -> _Settings | None:
+    """The settings of valid options, or None (the full path raises for them)."""
+    if validate is not True and validate is not False:
+        return None
+    try:
+        options = options_of(label_smoothing, 1.0, 0.0, None, base, reduction)
+        gamma_value = check_scalar(gamma, name="gamma", low=0.0)
+        alpha_value = (
+            None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
+        )
+    except (ValueError, TypeError):
+        return None
+    eps, log_base = options.label_smoothing, options.log_base
+    a = 0.0 if alpha_value is None else alpha_value
+    values = [0.0, 1.0, 2.0, 1 - eps, eps / 2, gamma_value, a, 1 - a, 0.0]
+    values += [1.0 if log_base is None else log_base]
+    values += [1.0 if log_base is None else 1.0 / log_base, -math.inf]
+    constants: dict[str, np.ndarray | None] = {}
+    for dtype in (np.float32, np.float64):
+        with np.errstate(over="ignore"):  # (a gamma beyond float32: not taken for float32)
+            array = np.array(values, dtype=dtype)
+        array[C_HUGE] = float(np.finfo(dtype).max) / 4  # the focal gradient's clip
+        finite = bool(np.isfinite(array[:C_NEG_INF]).all())
+        constants[np.dtype(dtype).char] = array if finite else None
+    reduction_code = _REDUCTIONS[options.reduction]
+    flags = [reduction_code, eps != 0, log_base is not None, alpha_value is not None]
+    flags += [gamma_value != 0.0]
+    by_kind = tuple(np.array([*flags, kind], dtype=np.int64) for kind in _KINDS)
+    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 4)  # CE, its gradient, focal, its
+    return _Settings(constants, by_kind, reduction_code, exp_rows)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(**kwargs: Any) -> _Settings | None:
+    """:func:`_settings_of`, kept by the keywords' values and types (1, 1.0 and True are
+    different keys, so a bool is still refused)."""
+    return _settings_of(**kwargs)
+
+
+_CE_KEYWORDS = frozenset({"label_smoothing", "reduction", "base", "validate"})
+_FOCAL_KEYWORDS = _CE_KEYWORDS | {"gamma", "alpha"}
+_DEFAULTS = {False: _settings_of(), True: _settings_of(gamma=2.0)}
+"""The settings of a call without options, by whether it is focal (gamma 2)."""
+
+
+def _pattern(
+    weight: object, shape: tuple[int, ...], char: str
+) -> tuple[np.ndarray, int, int] | None:
+    """``(flat, inner, count)``: entry ``i`` of logits of ``shape`` takes weight
+    ``flat[(i // inner) % count]``; None for a weight this path does not take."""
+    if type(weight) is not np.ndarray:
+        return None
+    dtype = weight.dtype
+    if dtype.char != char or not dtype.isnative or not weight.flags.carray:
+        return None
+    try:
+        inner, count = _PATTERNS[(weight.shape, shape)]
+    except KeyError:
+        found = _pattern_of(weight.shape, shape)
+        if found is None:
+            return None
+        inner, count = _PATTERNS[(weight.shape, shape)] = found
+    return (weight if weight.ndim == 1 else weight.reshape(-1)), inner, count
+
+
+def _pattern_of(given: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(inner, count)`` of a weight shape ``given`` whose axes other than 1 are one
+    block of ``shape``'s axes (after the leading 1s that broadcasting adds), or None."""
+    if len(given) > len(shape):
+        return None
+    padded = (1,) * (len(shape) - len(given)) + given
+    kept = [axis for axis, size in enumerate(padded) if size != 1]
+    if not kept:
+        return 1, 1
+    first, stop = kept[0], kept[-1] + 1
+    if padded[first:stop] != shape[first:stop]:
+        return None
+    return math.prod(shape[stop:]), math.prod(shape[first:stop])
+
+
+_PATTERNS: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[int, int]] = {}
+"""``_pattern_of``'s answers by the two shapes (few: the shapes of a training loop)."""
+
+_EMPTY = {char: np.empty(0, dtype=char) for char in (_FLOAT32, _FLOAT64)}
+
+
+_Call = tuple[np.ndarray, np.ndarray, tuple[int, ...], Any, _Settings, np.ndarray]
+"""A call this path takes: flat logits and targets, the logits' shape, the weights
+(None, or ``weight`` and ``pos_weight`` as :func:`_pattern` gives them), its settings
+and constants."""
+
+
+def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call | None:
+    """The call's arrays and settings, or None when this path does not take it."""
+    if len(args) != 2:
+        return None
+    x, t = args
+    if type(x) is not np.ndarray or type(t) is not np.ndarray:
+        return None
+    dtype, shape = x.dtype, x.shape
+    char = dtype.char
+    if (char != _FLOAT64 and char != _FLOAT32) or t.dtype.char != char or t.shape != shape:
+        return None
+    if not (dtype.isnative and t.dtype.isnative and x.flags.carray and t.flags.carray):
+        return None
+    n = x.size
+    if not (0 < n <= MOST_ELEMENTS) or not x.ndim:
+        return None
+    weights = None
+    if not kwargs:
+        settings = _DEFAULTS[focal]
+    elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
+        validate = kwargs["validate"]
+        settings = _DEFAULTS[focal] if validate is True or validate is False else None
+    else:
+        scalars = kwargs
+        if "weight" in kwargs or "pos_weight" in kwargs:
+            scalars = dict(kwargs)
+            if focal and "pos_weight" in scalars:  # (not a focal keyword, even as None)
+                return None
+            w, pw = scalars.pop("weight", None), scalars.pop("pos_weight", None)
+            no_weight = (_EMPTY[char], 1, 1)
+            w_found = no_weight if w is None else _pattern(w, shape, char)
+            pw_found = no_weight if pw is None else _pattern(pw, shape, char)
+            if w_found is None or pw_found is None:
+                return None
+            weights = (*w_found, *pw_found)
+        if not (_FOCAL_KEYWORDS if focal else _CE_KEYWORDS).issuperset(scalars):
+            return None
+        if focal and "gamma" not in scalars:
+            scalars = {**scalars, "gamma": 2.0}
+        try:
+            settings = _cached_settings(**scalars)
+        except TypeError:  # unhashable: the full path names it
+            return None
+    if settings is None:
+        return None
+    constants = settings.constants[char]
+    if constants is None:
+        return None
+    flat_x = x if x.ndim == 1 else x.reshape(n)
+    flat_t = t if t.ndim == 1 else t.reshape(n)
+    return flat_x, flat_t, shape, weights, settings, constants
+
+
+def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
+    """The loss or gradient of a call this path takes, or None.
+
+    The stages of the module docstring; NumPy's ufuncs write into the workspace's rows
+    (``out``: the same loop and values as into a fresh array).
+    """
+    call = _call(args, kwargs, kind >= FOCAL_LOSS)
+    compiled = _compiled()
+    if call is None or compiled is None:
+        return None
+    x, t, shape, weights, settings, c = call
+    flags = settings.flags[kind]
+    ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
+    state = compiled.start(x, t, c, flags, ws)
+    if state == DECLINE or (weights is not None and not compiled.spread(*weights, c, ws)):
+        return None
+    np.log1p(np.exp(ws[NEG_ABS]), ws[REST])  # softplus' log1p(exp(-|x|))
+    rows = settings.exp_rows[kind]
+    if state == SOFT:  # _log_one_minus_pt's log(where(t > 0, t, 1)), log1p(-where(...))
+        np.log(ws[T_ABOVE], ws[LOG_ABOVE])
+        np.log1p(ws[T_BELOW], ws[LOG1P_BELOW])
+        if not compiled.terms(c, flags, ws, True):
+            return None
+        np.log1p(np.exp(ws[ARG]), ws[LOG1P_ARG])
+        if not compiled.soft_log_q(c, flags, ws):
+            return None
+    elif rows and not compiled.terms(c, flags, ws, False):
+        return None  # (without a last np.exp, ``finish`` calls ``terms``)
+    exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    reduction, loss = settings.reduction, kind % 2 == 0
+    out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
+    ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
+    if not ok:
+        return None
+    if not loss or reduction == _NONE:
+        return out if len(shape) == 1 else out.reshape(shape)
+    scalar = x.dtype.type
+    if reduction == _PARTS:
+        return LossParts(total=scalar(value), normalizer=scalar(normalizer))
+    return scalar(value)
+
+
+def cross_entropy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`sigmoid_cross_entropy` of a small call, or None (the full path's)."""
+    return _run(args, kwargs, CE_LOSS)
+
+
+def cross_entropy_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`sigmoid_cross_entropy_grad` of a small call, or None."""
+    return _run(args, kwargs, CE_GRAD)
+
+
+def focal_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`sigmoid_focal_loss` of a small call, or None."""
+    return _run(args, kwargs, FOCAL_LOSS)
+
+
+def focal_loss_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`sigmoid_focal_loss_grad` of a small call, or None."""
+    return _run(args, kwargs, FOCAL_GRAD)
+
+
+@functools.cache
+def _compiled() -> ModuleType | None:
+    """``_small_sigmoid_numba``, imported on first use (it imports Numba); None without
+    Numba."""
+    if not _cpu_kernels.available():
+        return None
+    from . import _small_sigmoid_numba
+
+    return _small_sigmoid_numba
