@@ -24,6 +24,7 @@ from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
+from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
@@ -49,7 +50,16 @@ def _poly(given: LabelBatch, /, *, epsilon: float = 1.0) -> _Poly:
     return _Poly(labelled_softmax(given), eps)
 
 
-@prepared_by(_poly)
+def _own(epsilon: float) -> tuple[float]:
+    """The checked poly-1 option (for the small calls)."""
+    return (check_scalar(epsilon, name="epsilon", low=-1.0),)
+
+
+_SMALL = _small.small_family(_poly, _own, dtypes="d")
+"""Small float64 calls (issue 13): ``_small_label_families``."""
+
+
+@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss))
 def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
 
@@ -106,7 +116,7 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
-@prepared_by(_poly, twin=poly1_cross_entropy)
+@prepared_by(_poly, twin=poly1_cross_entropy, shortcut=_SMALL.shortcut(_small.poly_gradient))
 def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
 

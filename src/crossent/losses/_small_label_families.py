@@ -1,0 +1,336 @@
+r"""Small calls of focal, poly-1 and hinge (issue 13, "Small inputs").
+
+A call of ``softmax_focal_loss``, ``poly1_cross_entropy``, ``multiclass_hinge_loss`` or
+a gradient of theirs is first offered to the family's :class:`SmallFamily` shortcut
+(``_batch.prepared_by(..., shortcut=...)``). It takes the call when:
+
+* the arguments are two NumPy arrays, the logits float64 (focal, poly-1) or float32 or
+  float64 (hinge), the labels int64, both as ``_softmax_small.takes`` takes them
+  (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
+  installed), the classes last and not empty (``_softmax._classes_last``);
+* the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
+  own options), with ``weight`` and ``ignore_index`` None; a bad option value is left to
+  the full path, which names it in its order.
+
+Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
+arithmetic (``_small_label_numba``, whose docstring says how the values are the full
+path's bit for bit) run without the full path's objects and checks of what cannot
+happen here. A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a
+class) or a value that is not finite gives None, and the full path runs, which names
+what is wrong or warns. ``validate`` changes nothing here: the screening is done
+either way, and what it refuses goes to the full path with the caller's ``validate``.
+
+Not taken (the full path runs): class weights, ``ignore_index``, float32 focal and
+poly-1 (their full path computes in float32 with NumPy's float32 ufuncs), other dtypes
+and layouts.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ._batch import LossOptions, options_of
+from ._reduction import LossParts
+from ._softmax import _classes_last
+from ._softmax_small import _REDUCTIONS, _label_rows64, takes
+from ._softmax_small import _compiled as _softmax_compiled
+
+__all__ = ["SmallFamily", "small_family"]
+
+_FLOAT64 = np.dtype(np.float64).char
+_PLAIN = LossOptions()
+"""The row statistics of the plain softmax (no temperature, no smoothing)."""
+_NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
+    np.dtype(np.float64): np.empty(0),
+    np.dtype(np.float32): np.empty(0, np.float32),
+}
+"""The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
+
+_Call = tuple[np.ndarray, np.ndarray, tuple[Any, ...], LossOptions]
+"""``(logits, labels, own options, options)`` of a call a shortcut takes."""
+
+
+@dataclass(frozen=True, eq=False)  # (kept by identity in the settings' cache)
+class SmallFamily:
+    """The small-call shortcuts of one family: which keywords it takes, and how it
+    checks its own options (``own``: the checked values, in order, from keywords)."""
+
+    defaults: dict[str, Any]  # the prepare step's keywords and defaults
+    own: Callable[..., tuple[Any, ...]]
+    own_names: tuple[str, ...]  # the parameters of ``own``
+    dtypes: str  # the characters of the logits' dtypes it takes
+
+    def settings(self, kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], LossOptions] | None:
+        """``(own options, options)`` of a call's keywords, or None when the shortcut
+        does not take them (another keyword, a weight, an ``ignore_index``, a bad value).
+        Kept by the keywords' values and types, as ``_softmax._lean_settings`` keeps
+        them; a value that cannot be a key (an array) is looked at afresh."""
+        try:
+            return _cached_settings(self, **kwargs)
+        except TypeError:  # unhashable
+            return _settings_of(self, kwargs)
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
+        """The call's arrays and settings, when the shortcut takes them; else None."""
+        if len(args) != 2:
+            return None
+        logits, labels = args
+        if type(logits) is not np.ndarray or type(labels) is not np.ndarray:
+            return None
+        if logits.dtype.char not in self.dtypes or not takes(logits, labels):
+            return None
+        settings = self.settings(kwargs)
+        if settings is None:
+            return None
+        own, options = settings
+        if not _classes_last(logits, kwargs.get("axis", -1), options):
+            return None
+        return logits, labels, own, options
+
+    def shortcut(
+        self, compute: Callable[..., Any]
+    ) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+        """The ``shortcut`` for ``_batch.prepared_by``: ``compute(logits, labels, own,
+        options)`` of a call :meth:`call` takes (it may return None too), else None."""
+
+        def shortcut(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            call = self.call(args, kwargs)
+            return None if call is None else compute(*call)
+
+        return shortcut
+
+
+def small_family(
+    prepare: Callable[..., Any], own: Callable[..., tuple[Any, ...]], *, dtypes: str
+) -> SmallFamily:
+    """The :class:`SmallFamily` of the prepare step ``prepare`` (its keyword-only
+    parameters and defaults); ``own(**options)`` checks the family's options."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(prepare).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    return SmallFamily(defaults, own, tuple(inspect.signature(own).parameters), dtypes)
+
+
+def _settings_of(
+    family: SmallFamily, kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], LossOptions] | None:
+    """:meth:`SmallFamily.settings` without the cache."""
+    defaults = family.defaults
+    if not defaults.keys() >= kwargs.keys():
+        return None
+    given = defaults | kwargs
+    if given.get("weight") is not None or given.get("ignore_index") is not None:
+        return None
+    try:
+        options = options_of(0.0, 1.0, 0.0, None, given.get("base"), given["reduction"])
+        own = family.own(**{name: given[name] for name in family.own_names})
+    except (ValueError, TypeError):  # the full path names it, after the arrays' checks
+        return None
+    return own, options
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(
+    family: SmallFamily, **kwargs: Any
+) -> tuple[tuple[Any, ...], LossOptions] | None:
+    return _settings_of(family, kwargs)
+
+
+# ------------------------------------------------------------------ results and rows
+
+
+def _loss_result(
+    found: tuple[bool, float], per_row: np.ndarray, labels: np.ndarray, options: LossOptions
+) -> Any:
+    """The loss the full path returns from the compiled ``(ok, value)`` and ``per_row``
+    (a 0-d result is a NumPy scalar, as ``finalize``'s), or None."""
+    ok, value = found
+    if not ok:
+        return None
+    if options.reduction == "none":
+        return per_row if labels.ndim == 1 else per_row.reshape(labels.shape)[()]
+    number = per_row.dtype.type
+    if options.reduction == "parts":
+        return LossParts(total=number(value), normalizer=number(labels.size))
+    return number(value)
+
+
+def _per_row(options: LossOptions, n: int, dtype: Any) -> np.ndarray:
+    """The compiled call's output of per-row losses (none for a reduced loss)."""
+    return np.empty(n, dtype) if options.reduction == "none" else _NO_ROWS[dtype]
+
+
+def _label_rows(
+    logits: np.ndarray, labels: np.ndarray, *, gradient: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    r"""``(labels, log p_y, out, near)`` of float64 logits by the hybrid (``_softmax_small``'s
+    row statistics, then ``label_rows64``): for a ``gradient``, ``out`` holds
+    :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for one np.exp;
+    ``near``: how many :math:`\log p_y > -\ln 2`. None when a row is suspect."""
+    found = _label_rows64(logits, labels, _PLAIN, _softmax_compiled())
+    if found is None:
+        return None
+    _, y, shifted, rows, ell = found
+    n, classes = shifted.shape
+    log_p_y = np.empty(n)
+    out = np.empty((n, classes + 1)) if gradient else _NO_PROBS
+    near = _compiled().label_rows64(shifted, rows, ell, log_p_y, out)
+    return y, log_p_y, out, near
+
+
+_NO_PROBS = np.empty((0, 0))
+"""``label_rows64``'s ``out`` of a loss (no probabilities)."""
+
+
+def _modulation(
+    log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray | None, near: int, gamma: float
+) -> np.ndarray:
+    r""":math:`(1 - p_y)^\gamma` as ``_focal._modulation`` forms it, from np.exp's ``p_y``
+    (and, where ``near`` > 0, np.expm1's ``expm1`` of :math:`\log p_y`): ``_log1mexp``'s
+    far formula ``log1p(-exp(a))`` when no :math:`\log p_y` is near 0, else its values
+    from ``log1mexp_args64``'s np.log1p and np.log; times :math:`\gamma`, np.exp."""
+    if not near:
+        return np.exp(gamma * np.log1p(-p_y))
+    assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
+    compiled = _compiled()
+    args = np.empty((2, log_p_y.shape[0]))
+    compiled.log1mexp_args64(log_p_y, p_y, expm1, args)
+    scaled = np.empty_like(log_p_y)
+    compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, scaled)
+    return np.exp(scaled)
+
+
+# ------------------------------------------------------------------------- the bodies
+
+
+def focal_loss(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
+) -> Any:
+    """``softmax_focal_loss`` of a call the shortcut takes, or None."""
+    found = _label_rows(logits, labels, gradient=False)
+    if found is None:
+        return None
+    _, log_p_y, _, near = found
+    (gamma,) = own
+    modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
+    if gamma:
+        expm1 = np.expm1(log_p_y) if near else None
+        modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    found_loss = _compiled().focal_loss64(
+        log_p_y,
+        modulation,
+        bool(gamma),
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        per_row,
+    )
+    return _loss_result(found_loss, per_row, labels, options)
+
+
+def focal_gradient(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
+) -> Any:
+    """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
+    found = _label_rows(logits, labels, gradient=True)
+    if found is None:
+        return None
+    y, log_p_y, out, near = found
+    (gamma,) = own
+    e = np.exp(out)  # p and p_y
+    expm1 = np.expm1(log_p_y)
+    modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
+    grad = np.empty(logits.shape)
+    ok = _compiled().focal_gradient64(
+        e,
+        y,
+        log_p_y,
+        expm1,
+        modulation,
+        bool(gamma),
+        gamma,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        grad.reshape(y.shape[0], -1),
+    )
+    return grad if ok else None
+
+
+def poly_loss(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
+) -> Any:
+    """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
+    found = _label_rows(logits, labels, gradient=False)
+    if found is None:
+        return None
+    log_p_y = found[1]
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    found_loss = _compiled().poly_loss64(
+        log_p_y, np.expm1(log_p_y), own[0], _REDUCTIONS[options.reduction], per_row
+    )
+    return _loss_result(found_loss, per_row, labels, options)
+
+
+def poly_gradient(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
+) -> Any:
+    """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
+    found = _label_rows(logits, labels, gradient=True)
+    if found is None:
+        return None
+    y, out = found[0], found[2]
+    grad = np.empty(logits.shape)
+    ok = _compiled().poly_gradient64(
+        np.exp(out), y, own[0], _REDUCTIONS[options.reduction], grad.reshape(y.shape[0], -1)
+    )
+    return grad if ok else None
+
+
+def _rows(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The logits as N x C and the labels as N (views)."""
+    if logits.ndim == 2:
+        return logits, labels
+    return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+
+
+def hinge_loss(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
+) -> Any:
+    """``multiclass_hinge_loss`` of a call the shortcut takes, or None."""
+    z, y = _rows(logits, labels)
+    per_row = _per_row(options, y.shape[0], logits.dtype)
+    margin, weston_watkins = own
+    found = _compiled().hinge_loss(
+        z, y, margin, weston_watkins, _REDUCTIONS[options.reduction], per_row
+    )
+    return _loss_result(found, per_row, labels, options)
+
+
+def hinge_gradient(
+    logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
+) -> Any:
+    """``multiclass_hinge_loss_grad`` of a call the shortcut takes, or None."""
+    z, y = _rows(logits, labels)
+    grad = np.empty_like(logits)
+    margin, weston_watkins = own
+    ok = _compiled().hinge_gradient(
+        z, y, margin, weston_watkins, _REDUCTIONS[options.reduction], grad.reshape(z.shape)
+    )
+    return grad if ok else None
+
+
+@functools.cache
+def _compiled() -> ModuleType:
+    """``_small_label_numba``, imported on first use (it imports Numba)."""
+    from . import _small_label_numba
+
+    return _small_label_numba
