@@ -143,7 +143,9 @@ def _bad_calls(name: str) -> list[tuple[str, Any, Any, dict[str, Any]]]:
         ("float labels", logits, labels.astype(np.float64), {}),
         ("labels of another shape", logits, labels[:2], {}),
         ("bad reduction", logits, labels, {"reduction": "avg"}),
-        ("bool validate", logits, labels, {"reduction": True}),
+        ("bool reduction", logits, labels, {"reduction": True}),
+        ("array validate", logits, labels, {"validate": np.array([True, False])}),
+        ("validate None", nan, labels, {"validate": None}),
         ("unknown keyword", logits, labels, {"temperature": 2.0}),
         ("bad axis", logits, labels, {"axis": 5}),
         ("bool axis", logits, labels, {"axis": True}),
@@ -173,7 +175,7 @@ def test_issue13_small_label_bad_inputs_give_the_full_paths_errors(
             if kw is None:
                 call = partial(fn, logits, labels, 0, validate=validate)
             else:
-                call = partial(fn, logits, labels, **kw, validate=validate)
+                call = partial(fn, logits, labels, **({"validate": validate} | kw))
             got = outcome(call)
             assert got == full_path_outcome(monkeypatch, call), what
             raised += got[0] == "raises"

@@ -9,8 +9,8 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
   (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
   installed), the classes last and not empty (``_softmax._classes_last``);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
-  own options), with ``weight`` and ``ignore_index`` None; a bad option value is left to
-  the full path, which names it in its order.
+  own options), with ``weight`` and ``ignore_index`` None and ``validate`` a bool; a
+  bad option value is left to the full path, which names it in its order.
 
 Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
 arithmetic (``_small_label_numba``, whose docstring says how the values are the full
@@ -27,6 +27,7 @@ and layouts.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
@@ -53,6 +54,8 @@ _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
 }
 """The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
 
+_Settings = tuple[tuple[Any, ...], LossOptions]
+"""``(own options, options)`` of a call's keywords."""
 _Call = tuple[np.ndarray, np.ndarray, tuple[Any, ...], LossOptions]
 """``(logits, labels, own options, options)`` of a call a shortcut takes."""
 
@@ -66,8 +69,9 @@ class SmallFamily:
     own: Callable[..., tuple[Any, ...]]
     own_names: tuple[str, ...]  # the parameters of ``own``
     dtypes: str  # the characters of the logits' dtypes it takes
+    plain: _Settings | None = None  # the settings of the defaults
 
-    def settings(self, kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], LossOptions] | None:
+    def settings(self, kwargs: dict[str, Any]) -> _Settings | None:
         """``(own options, options)`` of a call's keywords, or None when the shortcut
         does not take them (another keyword, a weight, an ``ignore_index``, a bad value).
         Kept by the keywords' values and types, as ``_softmax._lean_settings`` keeps
@@ -86,7 +90,10 @@ class SmallFamily:
             return None
         if logits.dtype.char not in self.dtypes or not takes(logits, labels):
             return None
-        settings = self.settings(kwargs)
+        if not kwargs or (len(kwargs) == 1 and type(kwargs.get("validate")) is bool):
+            settings = self.plain  # the defaults (``validate`` changes nothing here)
+        else:
+            settings = self.settings(kwargs)
         if settings is None:
             return None
         own, options = settings
@@ -117,18 +124,19 @@ def small_family(
         for name, p in inspect.signature(prepare).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
-    return SmallFamily(defaults, own, tuple(inspect.signature(own).parameters), dtypes)
+    family = SmallFamily(defaults, own, tuple(inspect.signature(own).parameters), dtypes)
+    return dataclasses.replace(family, plain=_settings_of(family, {}))
 
 
-def _settings_of(
-    family: SmallFamily, kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], LossOptions] | None:
+def _settings_of(family: SmallFamily, kwargs: dict[str, Any]) -> _Settings | None:
     """:meth:`SmallFamily.settings` without the cache."""
     defaults = family.defaults
     if not defaults.keys() >= kwargs.keys():
         return None
     given = defaults | kwargs
     if given.get("weight") is not None or given.get("ignore_index") is not None:
+        return None
+    if type(given["validate"]) is not bool:  # (the full path says what it makes of it)
         return None
     try:
         options = options_of(0.0, 1.0, 0.0, None, given.get("base"), given["reduction"])
@@ -139,9 +147,7 @@ def _settings_of(
 
 
 @functools.lru_cache(maxsize=256, typed=True)
-def _cached_settings(
-    family: SmallFamily, **kwargs: Any
-) -> tuple[tuple[Any, ...], LossOptions] | None:
+def _cached_settings(family: SmallFamily, **kwargs: Any) -> _Settings | None:
     return _settings_of(family, kwargs)
 
 
@@ -212,87 +218,103 @@ def _modulation(
 # ------------------------------------------------------------------------- the bodies
 
 
+def _softmax_loss(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    options: LossOptions,
+    body: Callable[[np.ndarray, int, np.ndarray], tuple[bool, float]],
+) -> Any:
+    """A loss of the labelled softmax: ``body(log p_y, near, per_row)`` is the compiled
+    ``(ok, value)`` of the family's loss and reduction; None when a row is suspect."""
+    found = _label_rows(logits, labels, gradient=False)
+    if found is None:
+        return None
+    log_p_y, near = found[1], found[3]
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    return _loss_result(body(log_p_y, near, per_row), per_row, labels, options)
+
+
+def _softmax_gradient(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    body: Callable[[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray], None],
+) -> Any:
+    """A gradient of the labelled softmax: ``body(labels, log p_y, e, near, grad)``
+    writes the family's gradient (N x C) from ``e``, np.exp's :math:`p` and
+    :math:`p_y` (:func:`_label_rows`); None when a row is suspect."""
+    found = _label_rows(logits, labels, gradient=True)
+    if found is None:
+        return None
+    y, log_p_y, out, near = found
+    grad = np.empty(logits.shape)
+    body(y, log_p_y, np.exp(out), near, grad.reshape(y.shape[0], -1))
+    return grad
+
+
 def focal_loss(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
 ) -> Any:
     """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-    found = _label_rows(logits, labels, gradient=False)
-    if found is None:
-        return None
-    _, log_p_y, _, near = found
     (gamma,) = own
-    modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
-    if gamma:
-        expm1 = np.expm1(log_p_y) if near else None
-        modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
-    found_loss = _compiled().focal_loss64(
-        log_p_y,
-        modulation,
-        bool(gamma),
-        _REDUCTIONS[options.reduction],
-        options.log_base or 0.0,
-        per_row,
-    )
-    return _loss_result(found_loss, per_row, labels, options)
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+
+    def body(log_p_y: np.ndarray, near: int, per_row: np.ndarray) -> tuple[bool, float]:
+        modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
+        if gamma:
+            expm1 = np.expm1(log_p_y) if near else None
+            modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
+        return _compiled().focal_loss64(
+            log_p_y, modulation, bool(gamma), reduction, log_base, per_row
+        )
+
+    return _softmax_loss(logits, labels, options, body)
 
 
 def focal_gradient(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
 ) -> Any:
     """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-    found = _label_rows(logits, labels, gradient=True)
-    if found is None:
-        return None
-    y, log_p_y, out, near = found
     (gamma,) = own
-    e = np.exp(out)  # p and p_y
-    expm1 = np.expm1(log_p_y)
-    modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
-    grad = np.empty(logits.shape)
-    ok = _compiled().focal_gradient64(
-        e,
-        y,
-        log_p_y,
-        expm1,
-        modulation,
-        bool(gamma),
-        gamma,
-        _REDUCTIONS[options.reduction],
-        options.log_base or 0.0,
-        grad.reshape(y.shape[0], -1),
-    )
-    return grad if ok else None
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+
+    def body(
+        y: np.ndarray, log_p_y: np.ndarray, e: np.ndarray, near: int, grad: np.ndarray
+    ) -> None:
+        expm1 = np.expm1(log_p_y)
+        modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
+        _compiled().focal_gradient64(
+            e, y, log_p_y, expm1, modulation, gamma, reduction, log_base, grad
+        )
+
+    return _softmax_gradient(logits, labels, body)
 
 
 def poly_loss(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
 ) -> Any:
     """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-    found = _label_rows(logits, labels, gradient=False)
-    if found is None:
-        return None
-    log_p_y = found[1]
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
-    found_loss = _compiled().poly_loss64(
-        log_p_y, np.expm1(log_p_y), own[0], _REDUCTIONS[options.reduction], per_row
-    )
-    return _loss_result(found_loss, per_row, labels, options)
+    (epsilon,) = own
+    reduction = _REDUCTIONS[options.reduction]
+
+    def body(log_p_y: np.ndarray, near: int, per_row: np.ndarray) -> tuple[bool, float]:
+        return _compiled().poly_loss64(log_p_y, np.expm1(log_p_y), epsilon, reduction, per_row)
+
+    return _softmax_loss(logits, labels, options, body)
 
 
 def poly_gradient(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
 ) -> Any:
     """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
-    found = _label_rows(logits, labels, gradient=True)
-    if found is None:
-        return None
-    y, out = found[0], found[2]
-    grad = np.empty(logits.shape)
-    ok = _compiled().poly_gradient64(
-        np.exp(out), y, own[0], _REDUCTIONS[options.reduction], grad.reshape(y.shape[0], -1)
-    )
-    return grad if ok else None
+    (epsilon,) = own
+    reduction = _REDUCTIONS[options.reduction]
+
+    def body(
+        y: np.ndarray, log_p_y: np.ndarray, e: np.ndarray, near: int, grad: np.ndarray
+    ) -> None:
+        _compiled().poly_gradient64(e, y, epsilon, reduction, grad)
+
+    return _softmax_gradient(logits, labels, body)
 
 
 def _rows(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -302,30 +324,43 @@ def _rows(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
 
 
+def _hinge_margins(logits: np.ndarray, labels: np.ndarray, margin: float) -> Any:
+    """``(margins, labels)`` (N x C and N) by ``hinge_margins``, or None when a row is
+    suspect."""
+    z, y = _rows(logits, labels)
+    margins = np.empty_like(z)
+    return (margins, y) if _compiled().hinge_margins(z, y, margin, margins) else None
+
+
 def hinge_loss(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
 ) -> Any:
     """``multiclass_hinge_loss`` of a call the shortcut takes, or None."""
-    z, y = _rows(logits, labels)
-    per_row = _per_row(options, y.shape[0], logits.dtype)
     margin, weston_watkins = own
-    found = _compiled().hinge_loss(
-        z, y, margin, weston_watkins, _REDUCTIONS[options.reduction], per_row
-    )
-    return _loss_result(found, per_row, labels, options)
+    if weston_watkins and logits.shape[-1] > 128:  # (more than one block of the sum)
+        return None
+    found = _hinge_margins(logits, labels, margin)
+    if found is None:
+        return None
+    per_row = _per_row(options, found[1].shape[0], logits.dtype)
+    reduction = _REDUCTIONS[options.reduction]
+    loss = _compiled().hinge_loss(found[0], weston_watkins, reduction, per_row)
+    return _loss_result(loss, per_row, labels, options)
 
 
 def hinge_gradient(
     logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
 ) -> Any:
     """``multiclass_hinge_loss_grad`` of a call the shortcut takes, or None."""
-    z, y = _rows(logits, labels)
-    grad = np.empty_like(logits)
     margin, weston_watkins = own
-    ok = _compiled().hinge_gradient(
-        z, y, margin, weston_watkins, _REDUCTIONS[options.reduction], grad.reshape(z.shape)
-    )
-    return grad if ok else None
+    found = _hinge_margins(logits, labels, margin)
+    if found is None:
+        return None
+    margins, y = found
+    grad = np.empty_like(logits)
+    reduction = _REDUCTIONS[options.reduction]
+    _compiled().hinge_gradient(margins, y, weston_watkins, reduction, grad.reshape(margins.shape))
+    return grad
 
 
 @functools.cache

@@ -28,11 +28,11 @@ contracted into an FMA, and each operation rounds as NumPy's does.
 
 Hinge (float64 and float32)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~
-The hinge losses need no transcendental function, so :func:`hinge_loss` and
-:func:`hinge_gradient` are each one compiled call: screening, ``_hinge._hinge``'s
-margins, the loss and its reduction (or the subgradient and its scale), in the dtype
-of the logits as NumPy computes them (``delta`` is rounded to float32 for float32
-logits, as NumPy 2 rounds a Python float against a float32 array).
+The hinge losses need no transcendental function, so a call is two compiled ones:
+:func:`hinge_margins` (screening, ``_hinge._hinge``'s margins), then :func:`hinge_loss`
+(the loss and its reduction) or :func:`hinge_gradient` (the subgradient and its
+scale), in the dtype of the logits as NumPy computes them (``delta`` is rounded to
+float32 for float32 logits, as NumPy 2 rounds a Python float against a float32 array).
 
 Each function returns False (or ``(False, 0)``), having written nothing the caller
 hands back, where the full path would raise, warn or give a value that is not finite:
@@ -50,13 +50,14 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_numba import LABEL, MEAN, NONE, pairwise_sum, subtract_rows64
+from ._small_numba import LABEL, MEAN, NONE, label_loss64, pairwise_sum, subtract_rows64
 
 __all__ = [
     "focal_gradient64",
     "focal_loss64",
     "hinge_gradient",
     "hinge_loss",
+    "hinge_margins",
     "label_rows64",
     "log1mexp_args64",
     "poly_gradient64",
@@ -75,30 +76,15 @@ def reduce_rows64(
 ) -> tuple[bool, float]:
     r"""``(ok, value)``: ``reduce_loss`` of float64 per-row ``loss`` with every example
     weight 1 (the normaliser :math:`N`), and ``finalize`` (:math:`/\ln b` for
-    ``log_base`` not 0, then ``+ 0.0``).
+    ``log_base`` not 0, then ``+ 0.0``). For ``NONE`` the rows go to ``out`` and
+    ``value`` is 0; ``ok`` is False where a row or the reduced value is not finite.
 
-    For ``NONE`` the rows go to ``out`` and ``value`` is 0. ``ok`` is False where a
-    row or the reduced value is not finite (the full path may warn there).
+    That is ``_small_numba.label_loss64``'s reduction, which is called with
+    :math:`\ell` the loss and :math:`\sigma_y = m = 0`: its per-row loss
+    :math:`\ell - \sigma_y` is then the loss itself, bit for bit (:math:`x - 0 = x`).
     """
-    n = loss.shape[0]
-    for i in range(n):
-        if not np.isfinite(loss[i]):
-            return False, 0.0
-    if reduction == NONE:
-        for i in range(n):
-            value = loss[i] / log_base if log_base != 0.0 else loss[i]
-            if not np.isfinite(value):
-                return False, 0.0
-            out[i] = value + 0.0
-        return True, 0.0
-    total = pairwise_sum(loss)
-    if reduction == MEAN:
-        total = total / np.float64(n)
-    if log_base != 0.0:
-        total = total / log_base
-    if not np.isfinite(total):
-        return False, 0.0
-    return True, total + 0.0
+    no_rows = np.zeros((4, loss.shape[0]))
+    return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
 
 
 @numba.njit(cache=True)
@@ -185,39 +171,48 @@ def focal_loss64(
 
 
 @numba.njit(cache=True)
+def _finish_gradient64(
+    e: np.ndarray, labels: np.ndarray, factor: np.ndarray, scale: float, out: np.ndarray
+) -> None:
+    r"""``LabelledSoftmax.finish_gradient``: :math:`(f_i\,(p_i - e_{y_i}))\,s` into
+    ``out`` (N x C) from the per-row ``factor`` :math:`f` (:math:`w_y` included) and
+    ``e``, which holds :math:`p` (np.exp's) in its first C columns. (Every value is
+    finite: :math:`p \in [0, 1]`, and the factors of focal and poly-1 are bounded.)"""
+    n, classes = out.shape
+    for i in range(n):
+        label = labels[i]
+        for c in range(classes):
+            p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
+            out[i, c] = (factor[i] * p) * scale
+
+
+@numba.njit(cache=True)
 def focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     modulation: np.ndarray,
-    focused: bool,
     gamma: float,
     reduction: int,
     log_base: float,
     out: np.ndarray,
-) -> bool:
+) -> None:
     r"""``softmax_focal_loss_grad``'s body into ``out`` (N x C): :math:`f_i\,(p_i -
     e_{y_i})\,s` with :math:`f = m\,(1 - \gamma r)` and :math:`r = p_y\,\log p_y /
     (-\operatorname{expm1}\log p_y)` (0 where :math:`p_y = 0`, -1 where
-    :math:`\log p_y = 0`); ``e`` holds :math:`p` and, last, :math:`p_y` (np.exp's)."""
+    :math:`\log p_y = 0`); ``e`` holds :math:`p` and, last, :math:`p_y` (np.exp's);
+    :math:`m = 1` for :math:`\gamma = 0`."""
     n, classes = out.shape
-    scale = _scale64(n, reduction, log_base)
+    factor = np.empty(n)
     for i in range(n):
         a, p_y = log_p_y[i], e[i, classes]
         ratio = 0.0 if a < 0.0 else -1.0
         if a < 0.0 and p_y > 0.0:
             ratio = p_y * (a / -expm1[i])
-        m = modulation[i] if focused else 1.0
-        factor = m * (1.0 - gamma * ratio)
-        label = labels[i]
-        for c in range(classes):
-            p = e[i, c] - 1.0 if c == label else e[i, c]
-            value = (factor * p) * scale
-            if not np.isfinite(value):
-                return False
-            out[i, c] = value
-    return True
+        m = modulation[i] if gamma != 0.0 else 1.0
+        factor[i] = m * (1.0 - gamma * ratio)
+    _finish_gradient64(e, labels, factor, _scale64(n, reduction, log_base), out)
 
 
 @numba.njit(cache=True)
@@ -240,84 +235,70 @@ def poly_loss64(
 @numba.njit(cache=True)
 def poly_gradient64(
     e: np.ndarray, labels: np.ndarray, epsilon: float, reduction: int, out: np.ndarray
-) -> bool:
+) -> None:
     r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`(1 +
     \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
     n, classes = out.shape
-    scale = _scale64(n, reduction, 0.0)
+    factor = np.empty(n)
     for i in range(n):
-        factor = 1.0 + epsilon * e[i, classes]
-        label = labels[i]
-        for c in range(classes):
-            p = e[i, c] - 1.0 if c == label else e[i, c]
-            value = (factor * p) * scale
-            if not np.isfinite(value):
-                return False
-            out[i, c] = value
-    return True
+        factor[i] = 1.0 + epsilon * e[i, classes]
+    _finish_gradient64(e, labels, factor, _scale64(n, reduction, 0.0), out)
 
 
 @numba.njit(cache=True)
-def _constants(z: np.ndarray, delta: float) -> np.ndarray:
-    """0, 1, the number of rows and ``delta`` in the dtype of ``z`` (a Python float
-    rounded to float32 as NumPy 2 rounds it against a float32 array)."""
-    constants = np.empty(4, dtype=z.dtype)
-    constants[0], constants[1], constants[2], constants[3] = 0.0, 1.0, z.shape[0], delta
-    return constants
+def _constants(like: np.ndarray) -> tuple[Any, Any, Any]:
+    """0, 1 and the number of rows of ``like`` (N x C) in its dtype."""
+    constants = np.empty(3, dtype=like.dtype)
+    constants[0], constants[1], constants[2] = 0.0, 1.0, like.shape[0]
+    return constants[0], constants[1], constants[2]
 
 
 @numba.njit(cache=True)
-def _margins(z: np.ndarray, labels: np.ndarray, delta: Any, margins: np.ndarray) -> bool:
-    r"""``_hinge._hinge``'s margins :math:`(\Delta + z_c) - z_y` into ``margins`` (in the
-    dtype of ``z`` and ``delta``), :math:`-\infty` on the target and on rivals of
-    :math:`-\infty`. False for a label that is no class, a NaN or :math:`+\infty`, a
-    row of :math:`-\infty`, a target of :math:`-\infty`, or a margin that overflows
-    (:math:`\Delta - z_y` too, which the full path forms where it puts :math:`-\infty`)."""
+def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.ndarray) -> bool:
+    r"""``_hinge._hinge``'s margins :math:`(\Delta + z_c) - z_y` of ``z`` (N x C,
+    float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype of ``z``:
+    :math:`\Delta` rounded to it as NumPy 2 rounds a Python float against the array),
+    :math:`-\infty` on the target and on rivals of :math:`-\infty`. False for a label
+    that is no class, a NaN or :math:`+\infty`, a row of :math:`-\infty`, a target of
+    :math:`-\infty`, or a margin that overflows (:math:`\Delta - z_y` too, which the
+    full path forms where it puts :math:`-\infty`)."""
     n, classes = z.shape
+    typed = np.empty(1, dtype=z.dtype)
+    typed[0] = delta
+    delta_t = typed[0]
     for i in range(n):
         label = labels[i]
         if label < 0 or label >= classes:
             return False
         z_y = z[i, label]
-        if not np.isfinite(z_y) or not np.isfinite(delta - z_y):
+        if not np.isfinite(z_y) or not np.isfinite(delta_t - z_y):
             return False  # (a row of -inf has its target there)
         for c in range(classes):
             value = z[i, c]
             if value != value or value == np.inf:
                 return False
-            if c == label or value == -np.inf:
-                margins[i, c] = -np.inf
-            else:
-                margin = (delta + value) - z_y
+            margin = -np.inf
+            if c != label and value != -np.inf:
+                margin = (delta_t + value) - z_y
                 if not np.isfinite(margin):
                     return False
-                margins[i, c] = margin
+            margins[i, c] = margin
     return True
 
 
 @numba.njit(cache=True)
 def hinge_loss(
-    z: np.ndarray,
-    labels: np.ndarray,
-    delta: float,
-    weston_watkins: bool,
-    reduction: int,
-    out: np.ndarray,
+    margins: np.ndarray, weston_watkins: bool, reduction: int, out: np.ndarray
 ) -> tuple[bool, float]:
-    r"""``(ok, value)``: ``multiclass_hinge_loss`` of ``z`` (N x C, float32 or float64)
-    and int64 ``labels``: per row the largest (Crammer-Singer) or the sum (Weston-Watkins,
-    in NumPy's pairwise order and the dtype of ``z``; at most 128 classes) of
-    :math:`\max(0, \text{margin})`, then ``reduce_loss``: the sum in float64 rounded to
-    the dtype once, the mean's division in the dtype. For ``NONE`` the rows go to ``out``
-    and ``value`` is 0; ``value`` is a float64 holding a value of the dtype."""
-    n, classes = z.shape
-    if weston_watkins and classes > 128:
-        return False, 0.0
-    constants = _constants(z, delta)
-    zero = constants[0]
-    margins = np.empty_like(z)
-    if not _margins(z, labels, constants[3], margins):
-        return False, 0.0
+    r"""``(ok, value)``: ``multiclass_hinge_loss`` from :func:`hinge_margins` (N x C,
+    overwritten): per row the largest (Crammer-Singer) or the sum (Weston-Watkins, in
+    NumPy's pairwise order and the dtype; at most 128 classes) of :math:`\max(0,
+    \text{margin})`, then ``reduce_loss``: the sum in float64 rounded to the dtype once,
+    the mean's division in the dtype. For ``NONE`` the rows go to ``out`` and ``value``
+    is 0; ``value`` is a float64 holding a value of the dtype. ``ok`` is False where a
+    sum overflows (NumPy would warn)."""
+    n, classes = margins.shape
+    zero, _, rows = _constants(margins)
     loss = np.empty(n)  # float64 holding values of the dtype, as reduce_sum casts them
     for i in range(n):
         row = margins[i]
@@ -330,15 +311,17 @@ def hinge_loss(
             for c in range(1, classes):
                 top = max(top, row[c])
             loss[i] = top
+        if not np.isfinite(loss[i]):
+            return False, 0.0
     if reduction == NONE:
         for i in range(n):
             out[i] = loss[i] + 0.0
         return True, 0.0
-    total = constants[:1].copy()
+    total = margins[0, :1].copy()
     total[0] = pairwise_sum(loss)  # rounded to the dtype once
     if reduction == MEAN:
-        total[0] = total[0] / constants[2]
-    return True, total[0] + zero
+        total[0] = total[0] / rows
+    return bool(np.isfinite(total[0])), total[0] + zero
 
 
 @numba.njit(cache=True)
@@ -367,24 +350,16 @@ def _row_sum(row: np.ndarray, zero: Any) -> Any:
 
 @numba.njit(cache=True)
 def hinge_gradient(
-    z: np.ndarray,
-    labels: np.ndarray,
-    delta: float,
-    weston_watkins: bool,
-    reduction: int,
-    out: np.ndarray,
-) -> bool:
-    r"""``multiclass_hinge_loss_grad`` of ``z`` (N x C) into ``out``: the pulls
-    (Crammer-Singer: 1 at the first largest margin when it is positive; Weston-Watkins:
-    1 at every positive margin), :math:`-\sum` of them (its ``-0.0`` too) at the target,
-    times the reduction's scale (the mean's :math:`1/N` in the dtype)."""
-    n, classes = z.shape
-    constants = _constants(z, delta)
-    zero, one = constants[0], constants[1]
-    margins = np.empty_like(z)
-    if not _margins(z, labels, constants[3], margins):
-        return False
-    scale = one / constants[2] if reduction == MEAN else one
+    margins: np.ndarray, labels: np.ndarray, weston_watkins: bool, reduction: int, out: np.ndarray
+) -> None:
+    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` into ``out`` (N x C):
+    the pulls (Crammer-Singer: 1 at the first largest margin when it is positive;
+    Weston-Watkins: 1 at every positive margin), :math:`-\sum` of them (its ``-0.0``
+    too) at the target, times the reduction's scale (the mean's :math:`1/N` in the
+    dtype)."""
+    n, classes = margins.shape
+    zero, one, rows = _constants(margins)
+    scale = one / rows if reduction == MEAN else one
     for i in range(n):
         rival = 0  # np.argmax: the first largest
         for c in range(1, classes):
@@ -400,4 +375,3 @@ def hinge_gradient(
             out[i, c] = pull * scale
             count += pull
         out[i, labels[i]] = -count * scale
-    return True
