@@ -13,14 +13,15 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 
 import crossent
-from crossent.losses import _small_label_families, _small_label_numba
-from losses.small_call_paths import random_case, record_calls
+from crossent.losses import _batch, _small_label_families, _small_label_numba
+from losses.small_call_paths import fail_on, random_case, record_calls
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,24 @@ def hard_cases(dtype: type) -> list[tuple[str, np.ndarray, np.ndarray]]:
     cases.append(("four-class rows together", logits, labels))
     cases.append(("one row, 0-d label", np.array([3.0, 0.0, -1.0], dtype=dtype), np.array(0)))
     return cases
+
+
+def assert_taken(
+    monkeypatch: pytest.MonkeyPatch,
+    fn: Callable[..., Any],
+    compiled: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    **kwargs: Any,
+) -> list[str]:
+    """Assert that the small call answers ``fn(logits, labels, **kwargs)`` (ending in
+    ``_small_label_numba``'s ``compiled``, never reaching the full path's batch) with the
+    full path's outcome; the compiled functions it reached, in order."""
+    call = partial(fn, logits, labels, **kwargs)
+    expected = full_path_outcome(monkeypatch, call)
+    with monkeypatch.context() as patch:
+        calls = spy_compiled(patch)
+        fail_on(patch, _batch, ["label_batch"], expected="the small call")
+        assert outcome(call) == expected
+    assert calls[-1] == compiled, calls
+    return calls
