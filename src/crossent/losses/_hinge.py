@@ -12,6 +12,11 @@ margin :math:`\Delta`:
 
 The gradients are subgradients; at a kink (a term exactly 0) crossent takes 0, and
 among tied runners-up Crammer-Singer takes the first.
+
+Small calls (issue 13, "Small inputs"): float32 or float64 NumPy logits with int64
+labels and no ``ignore_index`` are answered by ``_small_label_families`` (two compiled
+calls) with the values of the code below bit for bit; anything else, or a suspect row,
+runs the code below.
 """
 
 from __future__ import annotations

@@ -155,18 +155,18 @@ def _cached_settings(family: SmallFamily, **kwargs: Any) -> _Settings | None:
 
 
 def _loss_result(
-    found: tuple[bool, float], per_row: np.ndarray, labels: np.ndarray, options: LossOptions
+    found: tuple[bool, float], per_row: np.ndarray, logits: np.ndarray, options: LossOptions
 ) -> Any:
     """The loss the full path returns from the compiled ``(ok, value)`` and ``per_row``
-    (a 0-d result is a NumPy scalar, as ``finalize``'s), or None."""
+    for ``logits`` (a 0-d result is a NumPy scalar, as ``finalize``'s), or None."""
     ok, value = found
     if not ok:
         return None
     if options.reduction == "none":
-        return per_row if labels.ndim == 1 else per_row.reshape(labels.shape)[()]
+        return per_row if logits.ndim == 2 else per_row.reshape(logits.shape[:-1])[()]
     number = per_row.dtype.type
     if options.reduction == "parts":
-        return LossParts(total=number(value), normalizer=number(labels.size))
+        return LossParts(number(value), number(logits.size // logits.shape[-1]))
     return number(value)
 
 
@@ -218,103 +218,82 @@ def _modulation(
 # ------------------------------------------------------------------------- the bodies
 
 
-def _softmax_loss(
-    logits: np.ndarray,
-    labels: np.ndarray,
-    options: LossOptions,
-    body: Callable[[np.ndarray, int, np.ndarray], tuple[bool, float]],
-) -> Any:
-    """A loss of the labelled softmax: ``body(log p_y, near, per_row)`` is the compiled
-    ``(ok, value)`` of the family's loss and reduction; None when a row is suspect."""
-    found = _label_rows(logits, labels, gradient=False)
-    if found is None:
-        return None
-    log_p_y, near = found[1], found[3]
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
+""":func:`_label_rows`' ``(labels, log p_y, out, near)``."""
+_Body = Callable[[np.ndarray, _Rows, Any, LossOptions], Any]
+
+
+def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
+    """``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
+    ``body(logits, rows, own, options)`` with the rows of :func:`_label_rows`, or None
+    when a row is suspect."""
+
+    def compute(logits: np.ndarray, labels: np.ndarray, own: Any, options: LossOptions) -> Any:
+        rows = _label_rows(logits, labels, gradient=gradient)
+        return None if rows is None else body(logits, rows, own, options)
+
+    return compute
+
+
+def _focal_loss(logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions) -> Any:
+    _, log_p_y, _, near = rows
+    gamma = own[0]
+    modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
+    if gamma:
+        expm1 = np.expm1(log_p_y) if near else None
+        modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
     per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
-    return _loss_result(body(log_p_y, near, per_row), per_row, labels, options)
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    loss = _compiled().focal_loss64(log_p_y, modulation, gamma != 0, reduction, log_base, per_row)
+    return _loss_result(loss, per_row, logits, options)
 
 
-def _softmax_gradient(
-    logits: np.ndarray,
-    labels: np.ndarray,
-    body: Callable[[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray], None],
-) -> Any:
-    """A gradient of the labelled softmax: ``body(labels, log p_y, e, near, grad)``
-    writes the family's gradient (N x C) from ``e``, np.exp's :math:`p` and
-    :math:`p_y` (:func:`_label_rows`); None when a row is suspect."""
-    found = _label_rows(logits, labels, gradient=True)
-    if found is None:
-        return None
-    y, log_p_y, out, near = found
+def _focal_gradient(
+    logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions
+) -> np.ndarray:
+    y, log_p_y, out, near = rows
+    gamma, e, expm1 = own[0], np.exp(out), np.expm1(log_p_y)  # e: p and p_y
+    modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
     grad = np.empty(logits.shape)
-    body(y, log_p_y, np.exp(out), near, grad.reshape(y.shape[0], -1))
+    _compiled().focal_gradient64(
+        e,
+        y,
+        log_p_y,
+        expm1,
+        modulation,
+        gamma,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        grad.reshape(out.shape[0], -1),
+    )
     return grad
 
 
-def focal_loss(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
-) -> Any:
-    """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-    (gamma,) = own
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
-
-    def body(log_p_y: np.ndarray, near: int, per_row: np.ndarray) -> tuple[bool, float]:
-        modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
-        if gamma:
-            expm1 = np.expm1(log_p_y) if near else None
-            modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
-        return _compiled().focal_loss64(
-            log_p_y, modulation, bool(gamma), reduction, log_base, per_row
-        )
-
-    return _softmax_loss(logits, labels, options, body)
+def _poly_loss(logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions) -> Any:
+    log_p_y, reduction = rows[1], _REDUCTIONS[options.reduction]
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    loss = _compiled().poly_loss64(log_p_y, np.expm1(log_p_y), own[0], reduction, per_row)
+    return _loss_result(loss, per_row, logits, options)
 
 
-def focal_gradient(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
-) -> Any:
-    """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-    (gamma,) = own
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
-
-    def body(
-        y: np.ndarray, log_p_y: np.ndarray, e: np.ndarray, near: int, grad: np.ndarray
-    ) -> None:
-        expm1 = np.expm1(log_p_y)
-        modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
-        _compiled().focal_gradient64(
-            e, y, log_p_y, expm1, modulation, gamma, reduction, log_base, grad
-        )
-
-    return _softmax_gradient(logits, labels, body)
-
-
-def poly_loss(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
-) -> Any:
-    """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-    (epsilon,) = own
+def _poly_gradient(
+    logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions
+) -> np.ndarray:
+    y, out = rows[0], rows[2]
+    grad = np.empty(logits.shape)
     reduction = _REDUCTIONS[options.reduction]
-
-    def body(log_p_y: np.ndarray, near: int, per_row: np.ndarray) -> tuple[bool, float]:
-        return _compiled().poly_loss64(log_p_y, np.expm1(log_p_y), epsilon, reduction, per_row)
-
-    return _softmax_loss(logits, labels, options, body)
+    _compiled().poly_gradient64(np.exp(out), y, own[0], reduction, grad.reshape(y.shape[0], -1))
+    return grad
 
 
-def poly_gradient(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float], options: LossOptions
-) -> Any:
-    """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
-    (epsilon,) = own
-    reduction = _REDUCTIONS[options.reduction]
-
-    def body(
-        y: np.ndarray, log_p_y: np.ndarray, e: np.ndarray, near: int, grad: np.ndarray
-    ) -> None:
-        _compiled().poly_gradient64(e, y, epsilon, reduction, grad)
-
-    return _softmax_gradient(logits, labels, body)
+focal_loss = _on_label_rows(_focal_loss, gradient=False)
+"""``softmax_focal_loss`` of a call the shortcut takes, or None."""
+focal_gradient = _on_label_rows(_focal_gradient, gradient=True)
+"""``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
+poly_loss = _on_label_rows(_poly_loss, gradient=False)
+"""``poly1_cross_entropy`` of a call the shortcut takes, or None."""
+poly_gradient = _on_label_rows(_poly_gradient, gradient=True)
+"""``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 
 def _rows(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -345,7 +324,7 @@ def hinge_loss(
     per_row = _per_row(options, found[1].shape[0], logits.dtype)
     reduction = _REDUCTIONS[options.reduction]
     loss = _compiled().hinge_loss(found[0], weston_watkins, reduction, per_row)
-    return _loss_result(loss, per_row, labels, options)
+    return _loss_result(loss, per_row, logits, options)
 
 
 def hinge_gradient(
