@@ -43,8 +43,29 @@ REDUCTIONS: list[dict[str, Any]] = [
     {"reduction": "parts"},
     {"validate": False},
     {"reduction": "sum", "validate": False, "axis": -1},
+    {"ignore_index": 1},
+    {"ignore_index": 0, "reduction": "none"},
+    {"ignore_index": -100, "reduction": "parts"},
+    {"weight": "per class"},
+    {"weight": "per class", "ignore_index": 2, "reduction": "sum"},
+    {"weight": "per class", "ignore_index": 0, "reduction": "parts"},
 ]
-"""The shared keywords the small calls take (every reduction, validate, axis)."""
+"""The shared keywords the small calls take (every reduction, validate, axis,
+``ignore_index``, class weights: ``"per class"`` stands for :func:`class_weight`'s;
+hinge has no ``weight``, and a call with one raises its ``TypeError``)."""
+
+
+def class_weight(classes: int) -> np.ndarray:
+    """Class weights from 0 to 2 (one of them 0: a label of weight 0 is absent)."""
+    return np.linspace(0.0, 2.0, classes)[::-1].copy()
+
+
+def keywords(logits: np.ndarray, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` with ``"per class"`` weights made for the logits' classes."""
+    if given.get("weight") == "per class":
+        return given | {"weight": class_weight(logits.shape[-1])}
+    return given
+
 
 FAMILIES: dict[str, Family] = {
     "focal": Family(
@@ -107,7 +128,9 @@ def full_path_outcome(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) 
 
 
 def spy_compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of ``_small_label_numba``'s functions that the calls reach, in order."""
+    """The names of ``_small_label_numba``'s public functions that the calls reach, in
+    order (the Python side calls them; no compiled function calls one, so a function
+    compiled while the spies are in place does not find a spy in their place)."""
     return record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
 
 

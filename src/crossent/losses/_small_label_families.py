@@ -9,8 +9,9 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
   (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
   installed), the classes last and not empty (``_softmax._classes_last``);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
-  own options), with ``weight`` and ``ignore_index`` None and ``validate`` a bool; a
-  bad option value is left to the full path, which names it in its order.
+  own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
+  non-negative weight per class), ``validate`` a bool; a bad option value is left to
+  the full path, which names it in its order.
 
 Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
 arithmetic (``_small_label_numba``, whose docstring says how the values are the full
@@ -20,9 +21,9 @@ class) or a value that is not finite gives None, and the full path runs, which n
 what is wrong or warns. ``validate`` changes nothing here: the screening is done
 either way, and what it refuses goes to the full path with the caller's ``validate``.
 
-Not taken (the full path runs): class weights, ``ignore_index``, float32 focal and
-poly-1 (their full path computes in float32 with NumPy's float32 ufuncs), other dtypes
-and layouts.
+Not taken (the full path runs): float32 focal and poly-1 (their full path computes in
+float32 with NumPy's float32 ufuncs, and ``_small_numba``'s row statistics are float64
+ones), class weights that are not a float64 array, other dtypes and layouts.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
 
 _Settings = tuple[tuple[Any, ...], LossOptions]
 """``(own options, options)`` of a call's keywords."""
-_Call = tuple[np.ndarray, np.ndarray, tuple[Any, ...], LossOptions]
+_Labels = tuple[np.ndarray, np.ndarray, float]
+"""``(labels, weights, normaliser)``: the labels (N) safe to index with, ``weights``
+(``label_weights``' 2 x N, or empty: every row weighs 1) and their sum."""
+_Call = tuple[np.ndarray, _Labels, tuple[Any, ...], LossOptions]
 """``(logits, labels, own options, options)`` of a call a shortcut takes."""
 
 
@@ -90,16 +94,23 @@ class SmallFamily:
             return None
         if logits.dtype.char not in self.dtypes or not takes(logits, labels):
             return None
+        weighting = None
         if not kwargs or (len(kwargs) == 1 and type(kwargs.get("validate")) is bool):
             settings = self.plain  # the defaults (``validate`` changes nothing here)
         else:
+            weighs = "weight" in self.defaults  # (hinge has no class weights)
+            if "ignore_index" in kwargs or ("weight" in kwargs and weighs):
+                kwargs = dict(kwargs)
+                weight = kwargs.pop("weight", None) if weighs else None
+                weighting = (weight, kwargs.pop("ignore_index", None))
             settings = self.settings(kwargs)
         if settings is None:
             return None
         own, options = settings
         if not _classes_last(logits, kwargs.get("axis", -1), options):
             return None
-        return logits, labels, own, options
+        found = _labels(logits, labels, weighting)
+        return None if found is None else (logits, found, own, options)
 
     def shortcut(
         self, compute: Callable[..., Any]
@@ -128,14 +139,50 @@ def small_family(
     return dataclasses.replace(family, plain=_settings_of(family, {}))
 
 
+def _labels(
+    logits: np.ndarray, labels: np.ndarray, weighting: tuple[object, object] | None
+) -> _Labels | None:
+    """The labels of a call with ``weighting``, ``(weight, ignore_index)`` or None (neither);
+    None when the shortcut does not take them: a weight that is no float64 array of one
+    weight per class (for float64 logits), an ``ignore_index`` that is no int, a
+    negative or non-finite weight, a label (not ignored) that is no class."""
+    n = labels.size
+    y = labels if labels.ndim == 1 else labels.reshape(n)
+    if weighting is None:
+        return y, _NO_WEIGHTS, float(n)
+    weight, ignore_index = weighting
+    classes = logits.shape[-1]
+    if weight is None:
+        weight = _NO_CLASS_WEIGHTS
+    elif not (
+        type(weight) is np.ndarray
+        and weight.dtype.char == logits.dtype.char == _FLOAT64
+        and weight.shape == (classes,)
+        and weight.flags.carray
+    ):
+        return None
+    ignore = ignore_index is not None
+    if ignore and (type(ignore_index) is not int or not -(2**62) < ignore_index < 2**62):
+        return None
+    safe, weights = np.empty(n, dtype=np.int64), np.empty((2, n))
+    ok, normalizer = _compiled().label_weights(
+        y, classes, weight, ignore_index if ignore else 0, ignore, safe, weights
+    )
+    return (safe, weights, normalizer) if ok else None
+
+
+_NO_WEIGHTS = np.empty((0, 0))
+"""No class weights and no ignored row (``label_weights``' empty ``weights``)."""
+_NO_CLASS_WEIGHTS = np.empty(0)
+"""``label_weights``' ``weight`` where there are none (every class weighs 1)."""
+
+
 def _settings_of(family: SmallFamily, kwargs: dict[str, Any]) -> _Settings | None:
     """:meth:`SmallFamily.settings` without the cache."""
     defaults = family.defaults
     if not defaults.keys() >= kwargs.keys():
         return None
     given = defaults | kwargs
-    if given.get("weight") is not None or given.get("ignore_index") is not None:
-        return None
     if type(given["validate"]) is not bool:  # (the full path says what it makes of it)
         return None
     try:
@@ -155,7 +202,11 @@ def _cached_settings(family: SmallFamily, **kwargs: Any) -> _Settings | None:
 
 
 def _loss_result(
-    found: tuple[bool, float], per_row: np.ndarray, logits: np.ndarray, options: LossOptions
+    found: tuple[bool, float],
+    per_row: np.ndarray,
+    logits: np.ndarray,
+    normalizer: float,
+    options: LossOptions,
 ) -> Any:
     """The loss the full path returns from the compiled ``(ok, value)`` and ``per_row``
     for ``logits`` (a 0-d result is a NumPy scalar, as ``finalize``'s), or None."""
@@ -166,7 +217,7 @@ def _loss_result(
         return per_row if logits.ndim == 2 else per_row.reshape(logits.shape[:-1])[()]
     number = per_row.dtype.type
     if options.reduction == "parts":
-        return LossParts(number(value), number(logits.size // logits.shape[-1]))
+        return LossParts(number(value), number(normalizer) + number(0.0))
     return number(value)
 
 
@@ -220,22 +271,24 @@ def _modulation(
 
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """:func:`_label_rows`' ``(labels, log p_y, out, near)``."""
-_Body = Callable[[np.ndarray, _Rows, Any, LossOptions], Any]
+_Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
 
 
 def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
     """``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
-    ``body(logits, rows, own, options)`` with the rows of :func:`_label_rows`, or None
-    when a row is suspect."""
+    ``body(logits, rows, labels, own, options)`` with the rows of :func:`_label_rows`,
+    or None when a row is suspect."""
 
-    def compute(logits: np.ndarray, labels: np.ndarray, own: Any, options: LossOptions) -> Any:
-        rows = _label_rows(logits, labels, gradient=gradient)
-        return None if rows is None else body(logits, rows, own, options)
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        rows = _label_rows(logits, labels[0], gradient=gradient)
+        return None if rows is None else body(logits, rows, labels, own, options)
 
     return compute
 
 
-def _focal_loss(logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions) -> Any:
+def _focal_loss(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> Any:
     _, log_p_y, _, near = rows
     gamma = own[0]
     modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
@@ -243,13 +296,21 @@ def _focal_loss(logits: np.ndarray, rows: _Rows, own: tuple[float], options: Los
         expm1 = np.expm1(log_p_y) if near else None
         modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
     per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
-    loss = _compiled().focal_loss64(log_p_y, modulation, gamma != 0, reduction, log_base, per_row)
-    return _loss_result(loss, per_row, logits, options)
+    loss = _compiled().focal_loss64(
+        log_p_y,
+        modulation,
+        gamma != 0,
+        labels[1],
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        labels[2],
+        per_row,
+    )
+    return _loss_result(loss, per_row, logits, labels[2], options)
 
 
 def _focal_gradient(
-    logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
     y, log_p_y, out, near = rows
     gamma, e, expm1 = own[0], np.exp(out), np.expm1(log_p_y)  # e: p and p_y
@@ -262,27 +323,41 @@ def _focal_gradient(
         expm1,
         modulation,
         gamma,
+        labels[1],
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
+        labels[2],
         grad.reshape(out.shape[0], -1),
     )
     return grad
 
 
-def _poly_loss(logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions) -> Any:
-    log_p_y, reduction = rows[1], _REDUCTIONS[options.reduction]
+def _poly_loss(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> Any:
+    log_p_y, (_, weights, normalizer) = rows[1], labels
     per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
-    loss = _compiled().poly_loss64(log_p_y, np.expm1(log_p_y), own[0], reduction, per_row)
-    return _loss_result(loss, per_row, logits, options)
+    reduction = _REDUCTIONS[options.reduction]
+    loss = _compiled().poly_loss64(
+        log_p_y, np.expm1(log_p_y), own[0], weights, reduction, normalizer, per_row
+    )
+    return _loss_result(loss, per_row, logits, normalizer, options)
 
 
 def _poly_gradient(
-    logits: np.ndarray, rows: _Rows, own: tuple[float], options: LossOptions
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
-    y, out = rows[0], rows[2]
+    y, out, (_, weights, normalizer) = rows[0], rows[2], labels
     grad = np.empty(logits.shape)
-    reduction = _REDUCTIONS[options.reduction]
-    _compiled().poly_gradient64(np.exp(out), y, own[0], reduction, grad.reshape(y.shape[0], -1))
+    _compiled().poly_gradient64(
+        np.exp(out),
+        y,
+        own[0],
+        weights,
+        _REDUCTIONS[options.reduction],
+        normalizer,
+        grad.reshape(y.shape[0], -1),
+    )
     return grad
 
 
@@ -296,49 +371,50 @@ poly_gradient = _on_label_rows(_poly_gradient, gradient=True)
 """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 
-def _rows(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The logits as N x C and the labels as N (views)."""
-    if logits.ndim == 2:
-        return logits, labels
-    return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
-
-
-def _hinge_margins(logits: np.ndarray, labels: np.ndarray, margin: float) -> Any:
-    """``(margins, labels)`` (N x C and N) by ``hinge_margins``, or None when a row is
-    suspect."""
-    z, y = _rows(logits, labels)
+def _hinge_margins(logits: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray | None:
+    """The margins (N x C) by ``hinge_margins`` of ``logits`` and the safe labels ``y``
+    (N), or None when a row is suspect."""
+    z = logits if logits.ndim == 2 else logits.reshape(-1, logits.shape[-1])
     margins = np.empty_like(z)
-    return (margins, y) if _compiled().hinge_margins(z, y, margin, margins) else None
+    return margins if _compiled().hinge_margins(z, y, margin, margins) else None
 
 
 def hinge_loss(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
+    logits: np.ndarray, labels: _Labels, own: tuple[float, bool], options: LossOptions
 ) -> Any:
     """``multiclass_hinge_loss`` of a call the shortcut takes, or None."""
     margin, weston_watkins = own
     if weston_watkins and logits.shape[-1] > 128:  # (more than one block of the sum)
         return None
-    found = _hinge_margins(logits, labels, margin)
-    if found is None:
+    y, weights, normalizer = labels
+    margins = _hinge_margins(logits, y, margin)
+    if margins is None:
         return None
-    per_row = _per_row(options, found[1].shape[0], logits.dtype)
+    per_row = _per_row(options, y.shape[0], logits.dtype)
     reduction = _REDUCTIONS[options.reduction]
-    loss = _compiled().hinge_loss(found[0], weston_watkins, reduction, per_row)
-    return _loss_result(loss, per_row, logits, options)
+    loss = _compiled().hinge_loss(margins, weston_watkins, weights, reduction, normalizer, per_row)
+    return _loss_result(loss, per_row, logits, normalizer, options)
 
 
 def hinge_gradient(
-    logits: np.ndarray, labels: np.ndarray, own: tuple[float, bool], options: LossOptions
+    logits: np.ndarray, labels: _Labels, own: tuple[float, bool], options: LossOptions
 ) -> Any:
     """``multiclass_hinge_loss_grad`` of a call the shortcut takes, or None."""
     margin, weston_watkins = own
-    found = _hinge_margins(logits, labels, margin)
-    if found is None:
+    y, weights, normalizer = labels
+    margins = _hinge_margins(logits, y, margin)
+    if margins is None:
         return None
-    margins, y = found
     grad = np.empty_like(logits)
-    reduction = _REDUCTIONS[options.reduction]
-    _compiled().hinge_gradient(margins, y, weston_watkins, reduction, grad.reshape(margins.shape))
+    _compiled().hinge_gradient(
+        margins,
+        y,
+        weston_watkins,
+        weights,
+        _REDUCTIONS[options.reduction],
+        normalizer,
+        grad.reshape(margins.shape),
+    )
     return grad
 
 

@@ -23,7 +23,7 @@ contracted into an FMA, and each operation rounds as NumPy's does.
   np.exp of it is the modulation :math:`(1 - p_y)^\gamma`.
 * :func:`focal_loss64`, :func:`focal_gradient64`, :func:`poly_loss64`,
   :func:`poly_gradient64`: the bodies of ``_focal.py`` and ``_poly.py``, then
-  :func:`reduce_rows64` (``_reduction.reduce_loss`` and ``finalize``) or the
+  :func:`_reduce_rows64` (``_reduction.reduce_loss`` and ``finalize``) or the
   reduction's scale (``scale_for_reduction``).
 
 Hinge (float64 and float32)
@@ -50,7 +50,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_numba import LABEL, MEAN, NONE, label_loss64, pairwise_sum, subtract_rows64
+from ._small_numba import LABEL, MEAN, NONE, PARTS, label_loss64, pairwise_sum, subtract_rows64
 
 __all__ = [
     "focal_gradient64",
@@ -59,10 +59,10 @@ __all__ = [
     "hinge_loss",
     "hinge_margins",
     "label_rows64",
+    "label_weights",
     "log1mexp_args64",
     "poly_gradient64",
     "poly_loss64",
-    "reduce_rows64",
     "scaled_log1mexp64",
 ]
 
@@ -71,26 +71,65 @@ _LOG_HALF = -math.log(2.0)
 
 
 @numba.njit(cache=True)
-def reduce_rows64(
-    loss: np.ndarray, reduction: int, log_base: float, out: np.ndarray
+def label_weights(
+    labels: np.ndarray,
+    classes: int,
+    weight: np.ndarray,
+    ignore_index: int,
+    ignore: bool,
+    safe: np.ndarray,
+    weights: np.ndarray,
 ) -> tuple[bool, float]:
-    r"""``(ok, value)``: ``reduce_loss`` of float64 per-row ``loss`` with every example
-    weight 1 (the normaliser :math:`N`), and ``finalize`` (:math:`/\ln b` for
-    ``log_base`` not 0, then ``+ 0.0``). For ``NONE`` the rows go to ``out`` and
-    ``value`` is 0; ``ok`` is False where a row or the reduced value is not finite.
-
-    That is ``_small_numba.label_loss64``'s reduction, which is called with
-    :math:`\ell` the loss and :math:`\sigma_y = m = 0`: its per-row loss
-    :math:`\ell - \sigma_y` is then the loss itself, bit for bit (:math:`x - 0 = x`).
-    """
-    no_rows = np.zeros((4, loss.shape[0]))
-    return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
+    r"""``prepare_labels`` and ``Batch.normalizer``: ``(ok, normaliser)`` with the
+    labels made safe into ``safe`` (0 on rows of ``ignore_index`` when ``ignore``),
+    :math:`\omega_i = w_{y_i}` (1 without class ``weight``; 0 on ignored rows) into
+    ``weights[0]`` and whether the row counts into ``weights[1]`` (1.0 or 0.0); the
+    normaliser is :math:`\sum_i \omega_i` in NumPy's pairwise order. False for a weight
+    that is negative or not finite, or a label (not ignored) that is no class."""
+    for c in range(weight.shape[0]):
+        if not (weight[c] >= 0.0 and weight[c] < np.inf):
+            return False, 0.0
+    for i in range(labels.shape[0]):
+        label = labels[i]
+        if ignore and label == ignore_index:
+            safe[i], weights[0, i], weights[1, i] = 0, 0.0, 0.0
+            continue
+        if label < 0 or label >= classes:
+            return False, 0.0
+        safe[i], weights[1, i] = label, 1.0
+        weights[0, i] = weight[label] if weight.shape[0] else 1.0
+    return True, pairwise_sum(weights[0])
 
 
 @numba.njit(cache=True)
-def _scale64(n: int, reduction: int, log_base: float) -> float:
-    """``scale_for_reduction`` with the normaliser ``float64(n)``."""
-    scale = 1.0 / np.float64(n) if reduction == MEAN else 1.0
+def _reduce_rows64(
+    loss: np.ndarray, reduction: int, log_base: float, normalizer: float, out: np.ndarray
+) -> tuple[bool, float]:
+    r"""``(ok, value)``: ``reduce_loss`` of float64 per-row ``loss`` (0 on ignored rows)
+    over ``normalizer`` (``'mean'``: 0 where it is 0), and ``finalize`` (:math:`/\ln b`
+    for ``log_base`` not 0, then ``+ 0.0``). For ``NONE`` the rows go to ``out`` and
+    ``value`` is 0; ``ok`` is False where a row or the reduced value is not finite.
+
+    The sum is ``_small_numba.label_loss64``'s, which is called with :math:`\ell` the
+    loss and :math:`\sigma_y = m = 0`: its per-row loss :math:`\ell - \sigma_y` is then
+    the loss itself, bit for bit (:math:`x - 0 = x`).
+    """
+    no_rows = np.zeros((4, loss.shape[0]))
+    if reduction != MEAN:
+        return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
+    ok, total = label_loss64(no_rows, loss, 0.0, PARTS, 0.0, out, 0.0, 1)  # the total
+    value = total / normalizer if normalizer > 0.0 else 0.0  # (+ 0.0 above: no -0.0 here)
+    if log_base != 0.0:
+        value = value / log_base
+    return ok and np.isfinite(value), value + 0.0
+
+
+@numba.njit(cache=True)
+def _scale64(normalizer: float, reduction: int, log_base: float) -> float:
+    """``scale_for_reduction``: 1 over ``normalizer`` (0 where it is 0) for ``MEAN``."""
+    scale = 1.0
+    if reduction == MEAN:
+        scale = 1.0 / normalizer if normalizer > 0.0 else 0.0
     return scale / log_base if log_base != 0.0 else scale
 
 
@@ -156,34 +195,46 @@ def focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
     focused: bool,
+    weights: np.ndarray,
     reduction: int,
     log_base: float,
+    normalizer: float,
     out: np.ndarray,
 ) -> tuple[bool, float]:
-    r"""``softmax_focal_loss``'s body and reduction: :math:`m\,(-\log p_y)` per row, 0
-    where :math:`m = 0` (``weighted_term``); :math:`m = 1` unless ``focused``."""
+    r"""``softmax_focal_loss``'s body and reduction: :math:`\omega\,m\,(-\log p_y)` per
+    row, 0 where :math:`\omega m = 0` (``weighted_term``); :math:`m = 1` unless
+    ``focused``; :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
     n = log_p_y.shape[0]
     loss = np.empty(n)
     for i in range(n):
         m = modulation[i] if focused else 1.0
+        if weights.shape[0]:
+            m = weights[0, i] * m
         loss[i] = m * -log_p_y[i] if m != 0.0 else 0.0
-    return reduce_rows64(loss, reduction, log_base, out)
+    return _reduce_rows64(loss, reduction, log_base, normalizer, out)
 
 
 @numba.njit(cache=True)
 def _finish_gradient64(
-    e: np.ndarray, labels: np.ndarray, factor: np.ndarray, scale: float, out: np.ndarray
+    e: np.ndarray,
+    labels: np.ndarray,
+    factor: np.ndarray,
+    scale: float,
+    weights: np.ndarray,
+    out: np.ndarray,
 ) -> None:
     r"""``LabelledSoftmax.finish_gradient``: :math:`(f_i\,(p_i - e_{y_i}))\,s` into
-    ``out`` (N x C) from the per-row ``factor`` :math:`f` (:math:`w_y` included) and
-    ``e``, which holds :math:`p` (np.exp's) in its first C columns. (Every value is
-    finite: :math:`p \in [0, 1]`, and the factors of focal and poly-1 are bounded.)"""
+    ``out`` (N x C) from the per-row ``factor`` :math:`f` (:math:`\omega` included) and
+    ``e``, which holds :math:`p` (np.exp's) in its first C columns; 0 on the rows
+    :func:`label_weights` ignores. (Every value is finite: :math:`p \in [0, 1]`, and the
+    factors of focal and poly-1 are bounded.)"""
     n, classes = out.shape
     for i in range(n):
         label = labels[i]
+        ignored = weights.shape[0] and weights[1, i] == 0.0
         for c in range(classes):
             p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
-            out[i, c] = (factor[i] * p) * scale
+            out[i, c] = 0.0 if ignored else (factor[i] * p) * scale
 
 
 @numba.njit(cache=True)
@@ -194,13 +245,15 @@ def focal_gradient64(
     expm1: np.ndarray,
     modulation: np.ndarray,
     gamma: float,
+    weights: np.ndarray,
     reduction: int,
     log_base: float,
+    normalizer: float,
     out: np.ndarray,
 ) -> None:
     r"""``softmax_focal_loss_grad``'s body into ``out`` (N x C): :math:`f_i\,(p_i -
-    e_{y_i})\,s` with :math:`f = m\,(1 - \gamma r)` and :math:`r = p_y\,\log p_y /
-    (-\operatorname{expm1}\log p_y)` (0 where :math:`p_y = 0`, -1 where
+    e_{y_i})\,s` with :math:`f = (\omega m)\,(1 - \gamma r)` and :math:`r = p_y\,\log
+    p_y / (-\operatorname{expm1}\log p_y)` (0 where :math:`p_y = 0`, -1 where
     :math:`\log p_y = 0`); ``e`` holds :math:`p` and, last, :math:`p_y` (np.exp's);
     :math:`m = 1` for :math:`\gamma = 0`."""
     n, classes = out.shape
@@ -211,8 +264,11 @@ def focal_gradient64(
         if a < 0.0 and p_y > 0.0:
             ratio = p_y * (a / -expm1[i])
         m = modulation[i] if gamma != 0.0 else 1.0
+        if weights.shape[0]:
+            m = weights[0, i] * m
         factor[i] = m * (1.0 - gamma * ratio)
-    _finish_gradient64(e, labels, factor, _scale64(n, reduction, log_base), out)
+    scale = _scale64(normalizer, reduction, log_base)
+    _finish_gradient64(e, labels, factor, scale, weights, out)
 
 
 @numba.njit(cache=True)
@@ -220,36 +276,49 @@ def poly_loss64(
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     epsilon: float,
+    weights: np.ndarray,
     reduction: int,
+    normalizer: float,
     out: np.ndarray,
 ) -> tuple[bool, float]:
     r"""``poly1_cross_entropy``'s body and reduction: :math:`-\log p_y - \varepsilon\,
-    \operatorname{expm1}(\log p_y)` per row."""
+    \operatorname{expm1}(\log p_y)` per row, times :math:`\omega` (0 where it is 0)."""
     n = log_p_y.shape[0]
     loss = np.empty(n)
     for i in range(n):
-        loss[i] = -log_p_y[i] - epsilon * expm1[i]
-    return reduce_rows64(loss, reduction, 0.0, out)
+        value = -log_p_y[i] - epsilon * expm1[i]
+        if weights.shape[0]:
+            omega = weights[0, i]
+            value = omega * value if omega != 0.0 else 0.0
+        loss[i] = value
+    return _reduce_rows64(loss, reduction, 0.0, normalizer, out)
 
 
 @numba.njit(cache=True)
 def poly_gradient64(
-    e: np.ndarray, labels: np.ndarray, epsilon: float, reduction: int, out: np.ndarray
+    e: np.ndarray,
+    labels: np.ndarray,
+    epsilon: float,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
 ) -> None:
-    r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`(1 +
+    r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`\omega\,(1 +
     \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
     n, classes = out.shape
     factor = np.empty(n)
     for i in range(n):
-        factor[i] = 1.0 + epsilon * e[i, classes]
-    _finish_gradient64(e, labels, factor, _scale64(n, reduction, 0.0), out)
+        value = 1.0 + epsilon * e[i, classes]
+        factor[i] = weights[0, i] * value if weights.shape[0] else value
+    _finish_gradient64(e, labels, factor, _scale64(normalizer, reduction, 0.0), weights, out)
 
 
 @numba.njit(cache=True)
-def _constants(like: np.ndarray) -> tuple[Any, Any, Any]:
-    """0, 1 and the number of rows of ``like`` (N x C) in its dtype."""
+def _constants(like: np.ndarray, normalizer: float) -> tuple[Any, Any, Any]:
+    """0, 1 and ``normalizer`` in the dtype of ``like``."""
     constants = np.empty(3, dtype=like.dtype)
-    constants[0], constants[1], constants[2] = 0.0, 1.0, like.shape[0]
+    constants[0], constants[1], constants[2] = 0.0, 1.0, normalizer
     return constants[0], constants[1], constants[2]
 
 
@@ -288,17 +357,23 @@ def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.n
 
 @numba.njit(cache=True)
 def hinge_loss(
-    margins: np.ndarray, weston_watkins: bool, reduction: int, out: np.ndarray
+    margins: np.ndarray,
+    weston_watkins: bool,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
 ) -> tuple[bool, float]:
     r"""``(ok, value)``: ``multiclass_hinge_loss`` from :func:`hinge_margins` (N x C,
     overwritten): per row the largest (Crammer-Singer) or the sum (Weston-Watkins, in
     NumPy's pairwise order and the dtype; at most 128 classes) of :math:`\max(0,
     \text{margin})`, then ``reduce_loss``: the sum in float64 rounded to the dtype once,
-    the mean's division in the dtype. For ``NONE`` the rows go to ``out`` and ``value``
-    is 0; ``value`` is a float64 holding a value of the dtype. ``ok`` is False where a
-    sum overflows (NumPy would warn)."""
+    the mean's division by ``normalizer`` (0 where it is 0) in the dtype; 0 on the rows
+    :func:`label_weights` ignores. For ``NONE`` the rows go to ``out`` and ``value`` is
+    0; ``value`` is a float64 holding a value of the dtype. ``ok`` is False where a sum
+    overflows (NumPy would warn)."""
     n, classes = margins.shape
-    zero, _, rows = _constants(margins)
+    zero, _, rows = _constants(margins, normalizer)
     loss = np.empty(n)  # float64 holding values of the dtype, as reduce_sum casts them
     for i in range(n):
         row = margins[i]
@@ -313,6 +388,8 @@ def hinge_loss(
             loss[i] = top
         if not np.isfinite(loss[i]):
             return False, 0.0
+        if weights.shape[0] and weights[1, i] == 0.0:
+            loss[i] = 0.0  # zero_where_ignored
     if reduction == NONE:
         for i in range(n):
             out[i] = loss[i] + 0.0
@@ -320,7 +397,7 @@ def hinge_loss(
     total = margins[0, :1].copy()
     total[0] = pairwise_sum(loss)  # rounded to the dtype once
     if reduction == MEAN:
-        total[0] = total[0] / rows
+        total[0] = total[0] / rows if rows > zero else zero
     return bool(np.isfinite(total[0])), total[0] + zero
 
 
@@ -350,16 +427,24 @@ def _row_sum(row: np.ndarray, zero: Any) -> Any:
 
 @numba.njit(cache=True)
 def hinge_gradient(
-    margins: np.ndarray, labels: np.ndarray, weston_watkins: bool, reduction: int, out: np.ndarray
+    margins: np.ndarray,
+    labels: np.ndarray,
+    weston_watkins: bool,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
 ) -> None:
     r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` into ``out`` (N x C):
     the pulls (Crammer-Singer: 1 at the first largest margin when it is positive;
     Weston-Watkins: 1 at every positive margin), :math:`-\sum` of them (its ``-0.0``
-    too) at the target, times the reduction's scale (the mean's :math:`1/N` in the
-    dtype)."""
+    too) at the target, times the reduction's scale (the mean's 1 over ``normalizer``, 0
+    where it is 0, in the dtype); 0 on the rows :func:`label_weights` ignores."""
     n, classes = margins.shape
-    zero, one, rows = _constants(margins)
-    scale = one / rows if reduction == MEAN else one
+    zero, one, rows = _constants(margins, normalizer)
+    scale = one
+    if reduction == MEAN:
+        scale = one / rows if rows > zero else zero
     for i in range(n):
         rival = 0  # np.argmax: the first largest
         for c in range(1, classes):
@@ -375,3 +460,5 @@ def hinge_gradient(
             out[i, c] = pull * scale
             count += pull
         out[i, labels[i]] = -count * scale
+        if weights.shape[0] and weights[1, i] == 0.0:
+            out[i] = zero  # zero_where_ignored
