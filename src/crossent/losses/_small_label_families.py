@@ -44,7 +44,16 @@ from ._softmax import _classes_last
 from ._softmax_small import _REDUCTIONS, _label_rows64, takes
 from ._softmax_small import _compiled as _softmax_compiled
 
-__all__ = ["SmallFamily", "small_family"]
+__all__ = [
+    "SmallFamily",
+    "focal_gradient",
+    "focal_loss",
+    "hinge_gradient",
+    "hinge_loss",
+    "poly_gradient",
+    "poly_loss",
+    "small_family",
+]
 
 _FLOAT64 = np.dtype(np.float64).char
 _PLAIN = LossOptions()

@@ -50,7 +50,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_numba import LABEL, MEAN, NONE, PARTS, label_loss64, pairwise_sum, subtract_rows64
+from ._small_numba import LABEL as _LABEL
+from ._small_numba import MEAN as _MEAN
+from ._small_numba import NONE as _NONE
+from ._small_numba import PARTS as _PARTS
+from ._small_numba import label_loss64, pairwise_sum, subtract_rows64
 
 __all__ = [
     "focal_gradient64",
@@ -115,9 +119,9 @@ def _reduce_rows64(
     the loss itself, bit for bit (:math:`x - 0 = x`).
     """
     no_rows = np.zeros((4, loss.shape[0]))
-    if reduction != MEAN:
+    if reduction != _MEAN:
         return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
-    ok, total = label_loss64(no_rows, loss, 0.0, PARTS, 0.0, out, 0.0, 1)  # the total
+    ok, total = label_loss64(no_rows, loss, 0.0, _PARTS, 0.0, out, 0.0, 1)  # the total
     value = total / normalizer if normalizer > 0.0 else 0.0  # (+ 0.0 above: no -0.0 here)
     if log_base != 0.0:
         value = value / log_base
@@ -128,7 +132,7 @@ def _reduce_rows64(
 def _scale64(normalizer: float, reduction: int, log_base: float) -> float:
     """``scale_for_reduction``: 1 over ``normalizer`` (0 where it is 0) for ``MEAN``."""
     scale = 1.0
-    if reduction == MEAN:
+    if reduction == _MEAN:
         scale = 1.0 / normalizer if normalizer > 0.0 else 0.0
     return scale / log_base if log_base != 0.0 else scale
 
@@ -145,7 +149,7 @@ def label_rows64(
     n = log_p_y.shape[0]
     near = 0
     for i in range(n):
-        value = rows[LABEL, i] - ell[i]
+        value = rows[_LABEL, i] - ell[i]
         value = value if value < 0.0 else 0.0  # np.minimum(., 0.0); never NaN here
         log_p_y[i] = value
         if value > _LOG_HALF:
@@ -390,13 +394,13 @@ def hinge_loss(
             return False, 0.0
         if weights.shape[0] and weights[1, i] == 0.0:
             loss[i] = 0.0  # zero_where_ignored
-    if reduction == NONE:
+    if reduction == _NONE:
         for i in range(n):
             out[i] = loss[i] + 0.0
         return True, 0.0
     total = margins[0, :1].copy()
     total[0] = pairwise_sum(loss)  # rounded to the dtype once
-    if reduction == MEAN:
+    if reduction == _MEAN:
         total[0] = total[0] / rows if rows > zero else zero
     return bool(np.isfinite(total[0])), total[0] + zero
 
@@ -443,7 +447,7 @@ def hinge_gradient(
     n, classes = margins.shape
     zero, one, rows = _constants(margins, normalizer)
     scale = one
-    if reduction == MEAN:
+    if reduction == _MEAN:
         scale = one / rows if rows > zero else zero
     for i in range(n):
         rival = 0  # np.argmax: the first largest
