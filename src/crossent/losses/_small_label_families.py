@@ -85,8 +85,9 @@ class SmallFamily:
     plain: _Settings | None = None  # the settings of the defaults
 
     def settings(self, kwargs: dict[str, Any]) -> _Settings | None:
-        """``(own options, options)`` of a call's keywords, or None when the shortcut
-        does not take them (another keyword, a weight, an ``ignore_index``, a bad value).
+        """``(own options, options)`` of a call's keywords (less ``weight`` and
+        ``ignore_index``, which :meth:`call` takes apart), or None when the shortcut does
+        not take them (another keyword, a bad value, ``validate`` not a bool).
         Kept by the keywords' values and types, as ``_softmax._lean_settings`` keeps
         them; a value that cannot be a key (an array) is looked at afresh."""
         try:
@@ -95,7 +96,8 @@ class SmallFamily:
             return _settings_of(self, kwargs)
 
     def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
-        """The call's arrays and settings, when the shortcut takes them; else None."""
+        """The call's logits, labels (:func:`_labels`) and settings, when the shortcut
+        takes them; else None."""
         if len(args) != 2:
             return None
         logits, labels = args
