@@ -10,6 +10,11 @@ With :math:`\ell = \log p_y \le 0` and :math:`m = (1 - p_y)^\gamma`:
 the loss and its gradient are finite for saturated logits and any :math:`\gamma \ge 0`
 (at :math:`p_y = 1` both are 0). With :math:`\gamma = 0` this is the weighted
 cross-entropy and its gradient :math:`w_y(p - e_y)`.
+
+Small calls (issue 13, "Small inputs"): float64 NumPy logits with int64 labels, no class
+weights or ``ignore_index``, are answered by ``_small_label_families`` (compiled
+arithmetic between NumPy's own exp, expm1, log1p and log), with the values of the code
+below bit for bit; anything else, or a suspect row, runs the code below.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 
 from .._checks import check_scalar
 from .._xp import Array, ones_like
+from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
@@ -78,7 +84,16 @@ def _focal(given: LabelBatch, /, *, gamma: float = 2.0) -> _Focal:
     return _Focal(softmax, g, _modulation(softmax, g))
 
 
-@prepared_by(_focal)
+def _own(gamma: float) -> tuple[float]:
+    """The checked focal option (for the small calls)."""
+    return (check_scalar(gamma, name="gamma", low=0.0),)
+
+
+_SMALL = _small.small_family(_focal, _own, dtypes="d")
+"""Small float64 calls (issue 13): ``_small_label_families``."""
+
+
+@prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss))
 def softmax_focal_loss(focal: _Focal) -> Any:
     r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
 
@@ -125,7 +140,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     return ls.reduce(-ls.log_p_y, weight=ls.batch.weigh(focal.modulation))
 
 
-@prepared_by(_focal, twin=softmax_focal_loss)
+@prepared_by(_focal, twin=softmax_focal_loss, shortcut=_SMALL.shortcut(_small.focal_gradient))
 def softmax_focal_loss_grad(focal: _Focal) -> Array:
     r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.
 

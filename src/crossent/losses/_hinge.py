@@ -12,6 +12,11 @@ margin :math:`\Delta`:
 
 The gradients are subgradients; at a kink (a term exactly 0) crossent takes 0, and
 among tied runners-up Crammer-Singer takes the first.
+
+Small calls (issue 13, "Small inputs"): float32 or float64 NumPy logits with int64
+labels and no ``ignore_index`` are answered by ``_small_label_families`` (two compiled
+calls) with the values of the code below bit for bit; anything else, or a suspect row,
+runs the code below.
 """
 
 from __future__ import annotations
@@ -33,9 +38,13 @@ from .._xp import (
     where_zero,
     zeros_like,
 )
+from . import _small_label_families as _small
 from ._batch import Batch, LabelBatch, class_mask, extends, labelled_batch, prepared_by
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
+
+
+_VARIANTS = ("crammer_singer", "weston_watkins")
 
 
 @dataclass
@@ -57,7 +66,7 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     ``weight`` and ``base`` (a margin is in the units of the scores).
     """
     delta = check_scalar(margin, name="margin", low=0.0)
-    check_choice(variant, ("crammer_singer", "weston_watkins"), name="variant")
+    check_choice(variant, _VARIANTS, name="variant")
     xp = given.batch.xp
     z, safe = given.values, given.labels.safe
     is_target = class_mask(safe, z.shape[-1], xp=xp)
@@ -73,7 +82,18 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     return _Hinge(given.batch, z, margins, is_target, variant)
 
 
-@prepared_by(_hinge)
+def _own(margin: float, variant: str) -> tuple[float, bool]:
+    """The checked hinge options (for the small calls): the margin, and whether the
+    variant is Weston-Watkins."""
+    delta = check_scalar(margin, name="margin", low=0.0)
+    return delta, check_choice(variant, _VARIANTS, name="variant") == "weston_watkins"
+
+
+_SMALL = _small.small_family(_hinge, _own, dtypes="fd")
+"""Small float32 and float64 calls (issue 13): ``_small_label_families``."""
+
+
+@prepared_by(_hinge, shortcut=_SMALL.shortcut(_small.hinge_loss))
 def multiclass_hinge_loss(h: _Hinge) -> Any:
     r"""Multi-class hinge loss of integer labels under scores (logits).
 
@@ -129,7 +149,7 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     return h.batch.reduce(loss[..., 0])
 
 
-@prepared_by(_hinge, twin=multiclass_hinge_loss)
+@prepared_by(_hinge, twin=multiclass_hinge_loss, shortcut=_SMALL.shortcut(_small.hinge_gradient))
 def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     r"""A subgradient of :func:`multiclass_hinge_loss` with respect to ``logits``.
 

@@ -15,6 +15,10 @@ This module is all a new loss needs: the batch machinery (``_batch.py``) and the
 labelled softmax (``_terms.labelled_softmax``) do validation, ignored rows, class
 weights, the reduction and the layout, and ``_batch.extends`` gives the prepare step the
 keywords of ``_batch.labelled_batch``, so the module declares only ``epsilon``.
+
+Small calls (issue 13, "Small inputs"): float64 NumPy logits with int64 labels, no class
+weights or ``ignore_index``, are answered by ``_small_label_families`` with the values
+of the code below bit for bit; anything else, or a suspect row, runs the code below.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any
 
 from .._checks import check_scalar
 from .._xp import Array
+from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
 
@@ -49,7 +54,16 @@ def _poly(given: LabelBatch, /, *, epsilon: float = 1.0) -> _Poly:
     return _Poly(labelled_softmax(given), eps)
 
 
-@prepared_by(_poly)
+def _own(epsilon: float) -> tuple[float]:
+    """The checked poly-1 option (for the small calls)."""
+    return (check_scalar(epsilon, name="epsilon", low=-1.0),)
+
+
+_SMALL = _small.small_family(_poly, _own, dtypes="d")
+"""Small float64 calls (issue 13): ``_small_label_families``."""
+
+
+@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss))
 def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
 
@@ -106,7 +120,7 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
-@prepared_by(_poly, twin=poly1_cross_entropy)
+@prepared_by(_poly, twin=poly1_cross_entropy, shortcut=_SMALL.shortcut(_small.poly_gradient))
 def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
 

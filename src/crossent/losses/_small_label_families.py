@@ -1,0 +1,437 @@
+r"""Small calls of focal, poly-1 and hinge (issue 13, "Small inputs").
+
+A call of ``softmax_focal_loss``, ``poly1_cross_entropy``, ``multiclass_hinge_loss`` or
+a gradient of theirs is first offered to the family's :class:`SmallFamily` shortcut
+(``_batch.prepared_by(..., shortcut=...)``). It takes the call when:
+
+* the arguments are two NumPy arrays, the logits float64 (focal, poly-1) or float32 or
+  float64 (hinge), the labels int64, both as ``_softmax_small.takes`` takes them
+  (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
+  installed), the classes last and not empty (``_softmax._classes_last``);
+* the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
+  own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
+  non-negative weight per class), ``validate`` a bool; a bad option value is left to
+  the full path, which names it in its order.
+
+Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
+arithmetic (``_small_label_numba``, whose docstring says how the values are the full
+path's bit for bit) run without the full path's objects and checks of what cannot
+happen here. A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a
+class) or a value that is not finite gives None, and the full path runs, which names
+what is wrong or warns. ``validate`` changes nothing here: the screening is done
+either way, and what it refuses goes to the full path with the caller's ``validate``.
+
+Not taken (the full path runs): float32 focal and poly-1 (their full path computes in
+float32 with NumPy's float32 ufuncs, and ``_small_numba``'s row statistics are float64
+ones), class weights that are not a float64 array, other dtypes and layouts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ._batch import LossOptions, options_of
+from ._reduction import LossParts
+from ._softmax import _classes_last
+from ._softmax_small import _REDUCTIONS, _label_rows64, takes
+from ._softmax_small import _compiled as _softmax_compiled
+
+__all__ = [
+    "SmallFamily",
+    "focal_gradient",
+    "focal_loss",
+    "hinge_gradient",
+    "hinge_loss",
+    "poly_gradient",
+    "poly_loss",
+    "small_family",
+]
+
+_FLOAT64 = np.dtype(np.float64).char
+_PLAIN = LossOptions()
+"""The row statistics of the plain softmax (no temperature, no smoothing)."""
+_NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
+    np.dtype(np.float64): np.empty(0),
+    np.dtype(np.float32): np.empty(0, np.float32),
+}
+"""The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
+
+_Settings = tuple[tuple[Any, ...], LossOptions]
+"""``(own options, options)`` of a call's keywords."""
+_Labels = tuple[np.ndarray, np.ndarray, float]
+"""``(labels, weights, normaliser)``: the labels (N) safe to index with, ``weights``
+(``label_weights``' 2 x N, or empty: every row weighs 1) and their sum."""
+_Call = tuple[np.ndarray, _Labels, tuple[Any, ...], LossOptions]
+"""``(logits, labels, own options, options)`` of a call a shortcut takes."""
+
+
+@dataclass(frozen=True, eq=False)  # (kept by identity in the settings' cache)
+class SmallFamily:
+    """The small-call shortcuts of one family: which keywords it takes, and how it
+    checks its own options (``own``: the checked values, in order, from keywords)."""
+
+    defaults: dict[str, Any]  # the prepare step's keywords and defaults
+    own: Callable[..., tuple[Any, ...]]
+    own_names: tuple[str, ...]  # the parameters of ``own``
+    dtypes: str  # the characters of the logits' dtypes it takes
+    plain: _Settings | None = None  # the settings of the defaults
+
+    def settings(self, kwargs: dict[str, Any]) -> _Settings | None:
+        """``(own options, options)`` of a call's keywords (less ``weight`` and
+        ``ignore_index``, which :meth:`call` takes apart), or None when the shortcut does
+        not take them (another keyword, a bad value, ``validate`` not a bool).
+        Kept by the keywords' values and types, as ``_softmax._lean_settings`` keeps
+        them; a value that cannot be a key (an array) is looked at afresh."""
+        try:
+            return _cached_settings(self, **kwargs)
+        except TypeError:  # unhashable
+            return _settings_of(self, kwargs)
+
+    def call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
+        """The call's logits, labels (:func:`_labels`) and settings, when the shortcut
+        takes them; else None."""
+        if len(args) != 2:
+            return None
+        logits, labels = args
+        if type(logits) is not np.ndarray or type(labels) is not np.ndarray:
+            return None
+        if logits.dtype.char not in self.dtypes or not takes(logits, labels):
+            return None
+        weighting = None
+        if not kwargs or (len(kwargs) == 1 and type(kwargs.get("validate")) is bool):
+            settings = self.plain  # the defaults (``validate`` changes nothing here)
+        else:
+            weighs = "weight" in self.defaults  # (hinge has no class weights)
+            if "ignore_index" in kwargs or ("weight" in kwargs and weighs):
+                kwargs = dict(kwargs)
+                weight = kwargs.pop("weight", None) if weighs else None
+                weighting = (weight, kwargs.pop("ignore_index", None))
+            settings = self.settings(kwargs)
+        if settings is None:
+            return None
+        own, options = settings
+        if not _classes_last(logits, kwargs.get("axis", -1), options):
+            return None
+        found = _labels(logits, labels, weighting)
+        return None if found is None else (logits, found, own, options)
+
+    def shortcut(
+        self, compute: Callable[..., Any]
+    ) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
+        """The ``shortcut`` for ``_batch.prepared_by``: ``compute(logits, labels, own,
+        options)`` of a call :meth:`call` takes (it may return None too), else None."""
+
+        def shortcut(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            call = self.call(args, kwargs)
+            return None if call is None else compute(*call)
+
+        return shortcut
+
+
+def small_family(
+    prepare: Callable[..., Any], own: Callable[..., tuple[Any, ...]], *, dtypes: str
+) -> SmallFamily:
+    """The :class:`SmallFamily` of the prepare step ``prepare`` (its keyword-only
+    parameters and defaults); ``own(**options)`` checks the family's options."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(prepare).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    family = SmallFamily(defaults, own, tuple(inspect.signature(own).parameters), dtypes)
+    return dataclasses.replace(family, plain=_settings_of(family, {}))
+
+
+def _labels(
+    logits: np.ndarray, labels: np.ndarray, weighting: tuple[object, object] | None
+) -> _Labels | None:
+    """The labels of a call with ``weighting``, ``(weight, ignore_index)`` or None (neither);
+    None when the shortcut does not take them: a weight that is no float64 array of one
+    weight per class (for float64 logits), an ``ignore_index`` that is no int, a
+    negative or non-finite weight, a label (not ignored) that is no class."""
+    n = labels.size
+    y = labels if labels.ndim == 1 else labels.reshape(n)
+    if weighting is None:
+        return y, _NO_WEIGHTS, float(n)
+    weight, ignore_index = weighting
+    classes = logits.shape[-1]
+    if weight is None:
+        weight = _NO_CLASS_WEIGHTS
+    elif not (
+        type(weight) is np.ndarray
+        and weight.dtype.char == logits.dtype.char == _FLOAT64
+        and weight.shape == (classes,)
+        and weight.flags.carray
+    ):
+        return None
+    ignore = ignore_index is not None
+    if ignore and (type(ignore_index) is not int or not -(2**62) < ignore_index < 2**62):
+        return None
+    safe, weights = np.empty(n, dtype=np.int64), np.empty((2, n))
+    ok, normalizer = _compiled().label_weights(
+        y, classes, weight, ignore_index if ignore else 0, ignore, safe, weights
+    )
+    return (safe, weights, normalizer) if ok else None
+
+
+_NO_WEIGHTS = np.empty((0, 0))
+"""No class weights and no ignored row (``label_weights``' empty ``weights``)."""
+_NO_CLASS_WEIGHTS = np.empty(0)
+"""``label_weights``' ``weight`` where there are none (every class weighs 1)."""
+
+
+def _settings_of(family: SmallFamily, kwargs: dict[str, Any]) -> _Settings | None:
+    """:meth:`SmallFamily.settings` without the cache."""
+    defaults = family.defaults
+    if not defaults.keys() >= kwargs.keys():
+        return None
+    given = defaults | kwargs
+    if type(given["validate"]) is not bool:  # (the full path says what it makes of it)
+        return None
+    try:
+        options = options_of(0.0, 1.0, 0.0, None, given.get("base"), given["reduction"])
+        own = family.own(**{name: given[name] for name in family.own_names})
+    except (ValueError, TypeError):  # the full path names it, after the arrays' checks
+        return None
+    return own, options
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _cached_settings(family: SmallFamily, **kwargs: Any) -> _Settings | None:
+    return _settings_of(family, kwargs)
+
+
+# ------------------------------------------------------------------ results and rows
+
+
+def _loss_result(
+    found: tuple[bool, float],
+    per_row: np.ndarray,
+    logits: np.ndarray,
+    normalizer: float,
+    options: LossOptions,
+) -> Any:
+    """The loss the full path returns from the compiled ``(ok, value)`` and ``per_row``
+    for ``logits`` (a 0-d result is a NumPy scalar, as ``finalize``'s), or None."""
+    ok, value = found
+    if not ok:
+        return None
+    if options.reduction == "none":
+        return per_row if logits.ndim == 2 else per_row.reshape(logits.shape[:-1])[()]
+    number = per_row.dtype.type
+    if options.reduction == "parts":
+        return LossParts(number(value), number(normalizer) + number(0.0))
+    return number(value)
+
+
+def _per_row(options: LossOptions, n: int, dtype: Any) -> np.ndarray:
+    """The compiled call's output of per-row losses (none for a reduced loss)."""
+    return np.empty(n, dtype) if options.reduction == "none" else _NO_ROWS[dtype]
+
+
+def _label_rows(
+    logits: np.ndarray, labels: np.ndarray, *, gradient: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+    r"""``(labels, log p_y, out, near)`` of float64 logits by the hybrid (``_softmax_small``'s
+    row statistics, then ``label_rows64``): for a ``gradient``, ``out`` holds
+    :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for one np.exp;
+    ``near``: how many :math:`\log p_y > -\ln 2`. None when a row is suspect."""
+    found = _label_rows64(logits, labels, _PLAIN, _softmax_compiled())
+    if found is None:
+        return None
+    _, y, shifted, rows, ell = found
+    n, classes = shifted.shape
+    log_p_y = np.empty(n)
+    out = np.empty((n, classes + 1)) if gradient else _NO_PROBS
+    near = _compiled().label_rows64(shifted, rows, ell, log_p_y, out)
+    return y, log_p_y, out, near
+
+
+_NO_PROBS = np.empty((0, 0))
+"""``label_rows64``'s ``out`` of a loss (no probabilities)."""
+
+
+def _modulation(
+    log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray | None, near: int, gamma: float
+) -> np.ndarray:
+    r""":math:`(1 - p_y)^\gamma` as ``_focal._modulation`` forms it, from np.exp's ``p_y``
+    (and, where ``near`` > 0, np.expm1's ``expm1`` of :math:`\log p_y`): ``_log1mexp``'s
+    far formula ``log1p(-exp(a))`` when no :math:`\log p_y` is near 0, else its values
+    from ``log1mexp_args64``'s np.log1p and np.log; times :math:`\gamma`, np.exp."""
+    if not near:
+        return np.exp(gamma * np.log1p(-p_y))
+    assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
+    compiled = _compiled()
+    args = np.empty((2, log_p_y.shape[0]))
+    compiled.log1mexp_args64(log_p_y, p_y, expm1, args)
+    scaled = np.empty_like(log_p_y)
+    compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, scaled)
+    return np.exp(scaled)
+
+
+# ------------------------------------------------------------------------- the bodies
+
+
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
+""":func:`_label_rows`' ``(labels, log p_y, out, near)``."""
+_Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
+
+
+def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
+    """``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
+    ``body(logits, rows, labels, own, options)`` with the rows of :func:`_label_rows`,
+    or None when a row is suspect."""
+
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        rows = _label_rows(logits, labels[0], gradient=gradient)
+        return None if rows is None else body(logits, rows, labels, own, options)
+
+    return compute
+
+
+def _focal_loss(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> Any:
+    _, log_p_y, _, near = rows
+    gamma = own[0]
+    modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
+    if gamma:
+        expm1 = np.expm1(log_p_y) if near else None
+        modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    loss = _compiled().focal_loss64(
+        log_p_y,
+        modulation,
+        gamma != 0,
+        labels[1],
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        labels[2],
+        per_row,
+    )
+    return _loss_result(loss, per_row, logits, labels[2], options)
+
+
+def _focal_gradient(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> np.ndarray:
+    y, log_p_y, out, near = rows
+    gamma, e, expm1 = own[0], np.exp(out), np.expm1(log_p_y)  # e: p and p_y
+    modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
+    grad = np.empty(logits.shape)
+    _compiled().focal_gradient64(
+        e,
+        y,
+        log_p_y,
+        expm1,
+        modulation,
+        gamma,
+        labels[1],
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        labels[2],
+        grad.reshape(out.shape[0], -1),
+    )
+    return grad
+
+
+def _poly_loss(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> Any:
+    log_p_y, (_, weights, normalizer) = rows[1], labels
+    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    reduction = _REDUCTIONS[options.reduction]
+    loss = _compiled().poly_loss64(
+        log_p_y, np.expm1(log_p_y), own[0], weights, reduction, normalizer, per_row
+    )
+    return _loss_result(loss, per_row, logits, normalizer, options)
+
+
+def _poly_gradient(
+    logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
+) -> np.ndarray:
+    y, out, (_, weights, normalizer) = rows[0], rows[2], labels
+    grad = np.empty(logits.shape)
+    _compiled().poly_gradient64(
+        np.exp(out),
+        y,
+        own[0],
+        weights,
+        _REDUCTIONS[options.reduction],
+        normalizer,
+        grad.reshape(y.shape[0], -1),
+    )
+    return grad
+
+
+focal_loss = _on_label_rows(_focal_loss, gradient=False)
+"""``softmax_focal_loss`` of a call the shortcut takes, or None."""
+focal_gradient = _on_label_rows(_focal_gradient, gradient=True)
+"""``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
+poly_loss = _on_label_rows(_poly_loss, gradient=False)
+"""``poly1_cross_entropy`` of a call the shortcut takes, or None."""
+poly_gradient = _on_label_rows(_poly_gradient, gradient=True)
+"""``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
+
+
+def _hinge_margins(logits: np.ndarray, y: np.ndarray, margin: float) -> np.ndarray | None:
+    """The margins (N x C) by ``hinge_margins`` of ``logits`` and the safe labels ``y``
+    (N), or None when a row is suspect."""
+    z = logits if logits.ndim == 2 else logits.reshape(-1, logits.shape[-1])
+    margins = np.empty_like(z)
+    return margins if _compiled().hinge_margins(z, y, margin, margins) else None
+
+
+def hinge_loss(
+    logits: np.ndarray, labels: _Labels, own: tuple[float, bool], options: LossOptions
+) -> Any:
+    """``multiclass_hinge_loss`` of a call the shortcut takes, or None."""
+    margin, weston_watkins = own
+    if weston_watkins and logits.shape[-1] > 128:  # (more than one block of the sum)
+        return None
+    y, weights, normalizer = labels
+    margins = _hinge_margins(logits, y, margin)
+    if margins is None:
+        return None
+    per_row = _per_row(options, y.shape[0], logits.dtype)
+    reduction = _REDUCTIONS[options.reduction]
+    loss = _compiled().hinge_loss(margins, weston_watkins, weights, reduction, normalizer, per_row)
+    return _loss_result(loss, per_row, logits, normalizer, options)
+
+
+def hinge_gradient(
+    logits: np.ndarray, labels: _Labels, own: tuple[float, bool], options: LossOptions
+) -> Any:
+    """``multiclass_hinge_loss_grad`` of a call the shortcut takes, or None."""
+    margin, weston_watkins = own
+    y, weights, normalizer = labels
+    margins = _hinge_margins(logits, y, margin)
+    if margins is None:
+        return None
+    grad = np.empty_like(logits)
+    _compiled().hinge_gradient(
+        margins,
+        y,
+        weston_watkins,
+        weights,
+        _REDUCTIONS[options.reduction],
+        normalizer,
+        grad.reshape(margins.shape),
+    )
+    return grad
+
+
+@functools.cache
+def _compiled() -> ModuleType:
+    """``_small_label_numba``, imported on first use (it imports Numba)."""
+    from . import _small_label_numba
+
+    return _small_label_numba

@@ -1,0 +1,468 @@
+r"""The compiled parts of the small calls of focal, poly-1 and hinge (issue 13, Numba).
+
+Focal and poly-1 (float64)
+~~~~~~~~~~~~~~~~~~~~~~~~~~
+Their full path is the generic one: ``_terms.labelled_softmax`` (``softmax_rows``,
+``log_prob_of_labels``), then the family's arithmetic on :math:`\log p_y` and the
+reduction. The small call (``_small_label_families``) is a hybrid, as softmax
+cross-entropy's float64 one (``_softmax_small``): ``_softmax_small``'s row statistics
+(``shift_rows64``, np.exp, ``rest_of_rows64``, np.log1p), then the functions below
+doing the full path's arithmetic in its order between NumPy's own np.exp, np.expm1,
+np.log1p and np.log, run by the caller on the very values the full path gives them. So
+the values are the full path's bit for bit on every CPU (NumPy's SIMD transcendental
+functions included). These functions are compiled *without* fast-math: no product is
+contracted into an FMA, and each operation rounds as NumPy's does.
+
+* :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
+  also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
+  np.exp gives :math:`p` and :math:`p_y` (the same argument, so the same value as the
+  full path's ``exp(log p_y)``).
+* :func:`log1mexp_args64` and :func:`scaled_log1mexp64`: ``_focal._log1mexp`` between
+  its ufuncs (:math:`\log(1 - e^a)`: ``log1p(-exp(a))`` below :math:`-\ln 2`,
+  ``log(-expm1(a))`` above, :math:`-\infty` at 0), times :math:`\gamma`; the caller's
+  np.exp of it is the modulation :math:`(1 - p_y)^\gamma`.
+* :func:`focal_loss64`, :func:`focal_gradient64`, :func:`poly_loss64`,
+  :func:`poly_gradient64`: the bodies of ``_focal.py`` and ``_poly.py``, then
+  :func:`_reduce_rows64` (``_reduction.reduce_loss`` and ``finalize``) or the
+  reduction's scale (``scale_for_reduction``).
+
+Hinge (float64 and float32)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~
+The hinge losses need no transcendental function, so a call is two compiled ones:
+:func:`hinge_margins` (screening, ``_hinge._hinge``'s margins), then :func:`hinge_loss`
+(the loss and its reduction) or :func:`hinge_gradient` (the subgradient and its
+scale), in the dtype of the logits as NumPy computes them (``delta`` is rounded to
+float32 for float32 logits, as NumPy 2 rounds a Python float against a float32 array).
+
+Each function returns False (or ``(False, 0)``), having written nothing the caller
+hands back, where the full path would raise, warn or give a value that is not finite:
+the caller then takes the full path, which does what it does.
+``tests/losses/test_issue13_small_label_families.py`` pins all of it against the full
+path. Importing this module imports Numba; ``_small_label_families`` imports it on the
+first call it takes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from ._small_numba import LABEL as _LABEL
+from ._small_numba import MEAN as _MEAN
+from ._small_numba import NONE as _NONE
+from ._small_numba import PARTS as _PARTS
+from ._small_numba import label_loss64, pairwise_sum, subtract_rows64
+
+__all__ = [
+    "focal_gradient64",
+    "focal_loss64",
+    "hinge_gradient",
+    "hinge_loss",
+    "hinge_margins",
+    "label_rows64",
+    "label_weights",
+    "log1mexp_args64",
+    "poly_gradient64",
+    "poly_loss64",
+    "scaled_log1mexp64",
+]
+
+_LOG_HALF = -math.log(2.0)
+"""Where ``_focal._log1mexp`` changes formula: :math:`a > -\\ln 2` is *near* 0."""
+
+
+@numba.njit(cache=True)
+def label_weights(
+    labels: np.ndarray,
+    classes: int,
+    weight: np.ndarray,
+    ignore_index: int,
+    ignore: bool,
+    safe: np.ndarray,
+    weights: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``prepare_labels`` and ``Batch.normalizer``: ``(ok, normaliser)`` with the
+    labels made safe into ``safe`` (0 on rows of ``ignore_index`` when ``ignore``),
+    :math:`\omega_i = w_{y_i}` (1 without class ``weight``; 0 on ignored rows) into
+    ``weights[0]`` and whether the row counts into ``weights[1]`` (1.0 or 0.0); the
+    normaliser is :math:`\sum_i \omega_i` in NumPy's pairwise order. False for a weight
+    that is negative or not finite, or a label (not ignored) that is no class."""
+    for c in range(weight.shape[0]):
+        if not (weight[c] >= 0.0 and weight[c] < np.inf):
+            return False, 0.0
+    for i in range(labels.shape[0]):
+        label = labels[i]
+        if ignore and label == ignore_index:
+            safe[i], weights[0, i], weights[1, i] = 0, 0.0, 0.0
+            continue
+        if label < 0 or label >= classes:
+            return False, 0.0
+        safe[i], weights[1, i] = label, 1.0
+        weights[0, i] = weight[label] if weight.shape[0] else 1.0
+    return True, pairwise_sum(weights[0])
+
+
+@numba.njit(cache=True)
+def _reduce_rows64(
+    loss: np.ndarray, reduction: int, log_base: float, normalizer: float, out: np.ndarray
+) -> tuple[bool, float]:
+    r"""``(ok, value)``: ``reduce_loss`` of float64 per-row ``loss`` (0 on ignored rows)
+    over ``normalizer`` (``'mean'``: 0 where it is 0), and ``finalize`` (:math:`/\ln b`
+    for ``log_base`` not 0, then ``+ 0.0``). For ``NONE`` the rows go to ``out`` and
+    ``value`` is 0; ``ok`` is False where a row or the reduced value is not finite.
+
+    The sum is ``_small_numba.label_loss64``'s, which is called with :math:`\ell` the
+    loss and :math:`\sigma_y = m = 0`: its per-row loss :math:`\ell - \sigma_y` is then
+    the loss itself, bit for bit (:math:`x - 0 = x`).
+    """
+    no_rows = np.zeros((4, loss.shape[0]))
+    if reduction != _MEAN:
+        return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
+    ok, total = label_loss64(no_rows, loss, 0.0, _PARTS, 0.0, out, 0.0, 1)  # the total
+    value = total / normalizer if normalizer > 0.0 else 0.0  # (+ 0.0 above: no -0.0 here)
+    if log_base != 0.0:
+        value = value / log_base
+    return ok and np.isfinite(value), value + 0.0
+
+
+@numba.njit(cache=True)
+def _scale64(normalizer: float, reduction: int, log_base: float) -> float:
+    """``scale_for_reduction``: 1 over ``normalizer`` (0 where it is 0) for ``MEAN``."""
+    scale = 1.0
+    if reduction == _MEAN:
+        scale = 1.0 / normalizer if normalizer > 0.0 else 0.0
+    return scale / log_base if log_base != 0.0 else scale
+
+
+@numba.njit(cache=True)
+def label_rows64(
+    shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
+) -> int:
+    r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
+    ``log_p_y`` (N); unless ``out`` is empty, :math:`\sigma - \ell` (``probs``' argument
+    of exp) into its first C columns and :math:`\log p_y` into its last (N x (C + 1);
+    ``shifted`` is overwritten). Returns how many :math:`\log p_y` are *near* 0
+    (:math:`> -\ln 2`)."""
+    n = log_p_y.shape[0]
+    near = 0
+    for i in range(n):
+        value = rows[_LABEL, i] - ell[i]
+        value = value if value < 0.0 else 0.0  # np.minimum(., 0.0); never NaN here
+        log_p_y[i] = value
+        if value > _LOG_HALF:
+            near += 1
+    if out.shape[0]:
+        subtract_rows64(shifted, ell)
+        classes = shifted.shape[1]
+        for i in range(n):
+            for c in range(classes):
+                out[i, c] = shifted[i, c]
+            out[i, classes] = log_p_y[i]
+    return near
+
+
+@numba.njit(cache=True)
+def log1mexp_args64(
+    log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray, args: np.ndarray
+) -> None:
+    r"""The arguments of ``_log1mexp``'s np.log1p and np.log where some :math:`a = \log
+    p_y` is *near* 0: into ``args[0]`` :math:`-e^a` (``p_y``: np.exp's) where :math:`a
+    \le -\ln 2`, into ``args[1]`` :math:`-\operatorname{expm1}(a)` where :math:`-\ln 2
+    < a < 0`; elsewhere the values ``_log1mexp`` puts there (-0.5, as
+    :math:`-e^{-\ln 2}`, and 1.0), whose logarithms are finite."""
+    for i in range(log_p_y.shape[0]):
+        a = log_p_y[i]
+        near = a > _LOG_HALF
+        args[0, i] = -0.5 if near else -p_y[i]
+        args[1, i] = -expm1[i] if near and a < 0.0 else 1.0
+
+
+@numba.njit(cache=True)
+def scaled_log1mexp64(
+    log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
+) -> None:
+    r""":math:`\gamma\log(1 - e^a)` into ``out`` from np.log1p's values ``far`` and
+    np.log's ``near`` (:func:`log1mexp_args64`): ``_modulation``'s argument of exp."""
+    for i in range(log_p_y.shape[0]):
+        a = log_p_y[i]
+        value = far[i]
+        if a > _LOG_HALF:
+            value = near[i] if a < 0.0 else -np.inf
+        out[i] = gamma * value
+
+
+@numba.njit(cache=True)
+def focal_loss64(
+    log_p_y: np.ndarray,
+    modulation: np.ndarray,
+    focused: bool,
+    weights: np.ndarray,
+    reduction: int,
+    log_base: float,
+    normalizer: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``softmax_focal_loss``'s body and reduction: :math:`\omega\,m\,(-\log p_y)` per
+    row, 0 where :math:`\omega m = 0` (``weighted_term``); :math:`m = 1` unless
+    ``focused``; :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
+    n = log_p_y.shape[0]
+    loss = np.empty(n)
+    for i in range(n):
+        m = modulation[i] if focused else 1.0
+        if weights.shape[0]:
+            m = weights[0, i] * m
+        loss[i] = m * -log_p_y[i] if m != 0.0 else 0.0
+    return _reduce_rows64(loss, reduction, log_base, normalizer, out)
+
+
+@numba.njit(cache=True)
+def _finish_gradient64(
+    e: np.ndarray,
+    labels: np.ndarray,
+    factor: np.ndarray,
+    scale: float,
+    weights: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    r"""``LabelledSoftmax.finish_gradient``: :math:`(f_i\,(p_i - e_{y_i}))\,s` into
+    ``out`` (N x C) from the per-row ``factor`` :math:`f` (:math:`\omega` included) and
+    ``e``, which holds :math:`p` (np.exp's) in its first C columns; 0 on the rows
+    :func:`label_weights` ignores. (Every value is finite: :math:`p \in [0, 1]`, and the
+    factors of focal and poly-1 are bounded.)"""
+    n, classes = out.shape
+    for i in range(n):
+        label = labels[i]
+        ignored = weights.shape[0] and weights[1, i] == 0.0
+        for c in range(classes):
+            p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
+            out[i, c] = 0.0 if ignored else (factor[i] * p) * scale
+
+
+@numba.njit(cache=True)
+def focal_gradient64(
+    e: np.ndarray,
+    labels: np.ndarray,
+    log_p_y: np.ndarray,
+    expm1: np.ndarray,
+    modulation: np.ndarray,
+    gamma: float,
+    weights: np.ndarray,
+    reduction: int,
+    log_base: float,
+    normalizer: float,
+    out: np.ndarray,
+) -> None:
+    r"""``softmax_focal_loss_grad``'s body into ``out`` (N x C): :math:`f_i\,(p_i -
+    e_{y_i})\,s` with :math:`f = (\omega m)\,(1 - \gamma r)` and :math:`r = p_y\,\log
+    p_y / (-\operatorname{expm1}\log p_y)` (0 where :math:`p_y = 0`, -1 where
+    :math:`\log p_y = 0`); ``e`` holds :math:`p` and, last, :math:`p_y` (np.exp's);
+    :math:`m = 1` for :math:`\gamma = 0`."""
+    n, classes = out.shape
+    factor = np.empty(n)
+    for i in range(n):
+        a, p_y = log_p_y[i], e[i, classes]
+        ratio = 0.0 if a < 0.0 else -1.0
+        if a < 0.0 and p_y > 0.0:
+            ratio = p_y * (a / -expm1[i])
+        m = modulation[i] if gamma != 0.0 else 1.0
+        if weights.shape[0]:
+            m = weights[0, i] * m
+        factor[i] = m * (1.0 - gamma * ratio)
+    scale = _scale64(normalizer, reduction, log_base)
+    _finish_gradient64(e, labels, factor, scale, weights, out)
+
+
+@numba.njit(cache=True)
+def poly_loss64(
+    log_p_y: np.ndarray,
+    expm1: np.ndarray,
+    epsilon: float,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``poly1_cross_entropy``'s body and reduction: :math:`-\log p_y - \varepsilon\,
+    \operatorname{expm1}(\log p_y)` per row, times :math:`\omega` (0 where it is 0)."""
+    n = log_p_y.shape[0]
+    loss = np.empty(n)
+    for i in range(n):
+        value = -log_p_y[i] - epsilon * expm1[i]
+        if weights.shape[0]:
+            omega = weights[0, i]
+            value = omega * value if omega != 0.0 else 0.0
+        loss[i] = value
+    return _reduce_rows64(loss, reduction, 0.0, normalizer, out)
+
+
+@numba.njit(cache=True)
+def poly_gradient64(
+    e: np.ndarray,
+    labels: np.ndarray,
+    epsilon: float,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> None:
+    r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`\omega\,(1 +
+    \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
+    n, classes = out.shape
+    factor = np.empty(n)
+    for i in range(n):
+        value = 1.0 + epsilon * e[i, classes]
+        factor[i] = weights[0, i] * value if weights.shape[0] else value
+    _finish_gradient64(e, labels, factor, _scale64(normalizer, reduction, 0.0), weights, out)
+
+
+@numba.njit(cache=True)
+def _constants(like: np.ndarray, normalizer: float) -> tuple[Any, Any, Any]:
+    """0, 1 and ``normalizer`` in the dtype of ``like``."""
+    constants = np.empty(3, dtype=like.dtype)
+    constants[0], constants[1], constants[2] = 0.0, 1.0, normalizer
+    return constants[0], constants[1], constants[2]
+
+
+@numba.njit(cache=True)
+def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.ndarray) -> bool:
+    r"""``_hinge._hinge``'s margins :math:`(\Delta + z_c) - z_y` of ``z`` (N x C,
+    float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype of ``z``:
+    :math:`\Delta` rounded to it as NumPy 2 rounds a Python float against the array),
+    :math:`-\infty` on the target and on rivals of :math:`-\infty`. False for a label
+    that is no class, a NaN or :math:`+\infty`, a row of :math:`-\infty`, a target of
+    :math:`-\infty`, or a margin that overflows (:math:`\Delta - z_y` too, which the
+    full path forms where it puts :math:`-\infty`)."""
+    n, classes = z.shape
+    typed = np.empty(1, dtype=z.dtype)
+    typed[0] = delta
+    delta_t = typed[0]
+    for i in range(n):
+        label = labels[i]
+        if label < 0 or label >= classes:
+            return False
+        z_y = z[i, label]
+        if not np.isfinite(z_y) or not np.isfinite(delta_t - z_y):
+            return False  # (a row of -inf has its target there)
+        for c in range(classes):
+            value = z[i, c]
+            if value != value or value == np.inf:
+                return False
+            margin = -np.inf
+            if c != label and value != -np.inf:
+                margin = (delta_t + value) - z_y
+                if not np.isfinite(margin):
+                    return False
+            margins[i, c] = margin
+    return True
+
+
+@numba.njit(cache=True)
+def hinge_loss(
+    margins: np.ndarray,
+    weston_watkins: bool,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``(ok, value)``: ``multiclass_hinge_loss`` from :func:`hinge_margins` (N x C,
+    overwritten): per row the largest (Crammer-Singer) or the sum (Weston-Watkins, in
+    NumPy's pairwise order and the dtype; at most 128 classes) of :math:`\max(0,
+    \text{margin})`, then ``reduce_loss``: the sum in float64 rounded to the dtype once,
+    the mean's division by ``normalizer`` (0 where it is 0) in the dtype; 0 on the rows
+    :func:`label_weights` ignores. For ``NONE`` the rows go to ``out`` and ``value`` is
+    0; ``value`` is a float64 holding a value of the dtype. ``ok`` is False where a sum
+    overflows (NumPy would warn)."""
+    n, classes = margins.shape
+    zero, _, rows = _constants(margins, normalizer)
+    loss = np.empty(n)  # float64 holding values of the dtype, as reduce_sum casts them
+    for i in range(n):
+        row = margins[i]
+        for c in range(classes):
+            row[c] = max(row[c], zero)  # np.maximum(margin, 0): finite or -inf here
+        if weston_watkins:
+            loss[i] = _row_sum(row, zero)
+        else:
+            top = row[0]
+            for c in range(1, classes):
+                top = max(top, row[c])
+            loss[i] = top
+        if not np.isfinite(loss[i]):
+            return False, 0.0
+        if weights.shape[0] and weights[1, i] == 0.0:
+            loss[i] = 0.0  # zero_where_ignored
+    if reduction == _NONE:
+        for i in range(n):
+            out[i] = loss[i] + 0.0
+        return True, 0.0
+    total = margins[0, :1].copy()
+    total[0] = pairwise_sum(loss)  # rounded to the dtype once
+    if reduction == _MEAN:
+        total[0] = total[0] / rows if rows > zero else zero
+    return bool(np.isfinite(total[0])), total[0] + zero
+
+
+@numba.njit(cache=True)
+def _row_sum(row: np.ndarray, zero: Any) -> Any:
+    """``np.add.reduce`` of one contiguous row of at most 128 entries in its dtype, in
+    NumPy's pairwise order (``_small_numba._block_sum``'s, with accumulators of the
+    row's dtype: ``zero`` is a 0 of it)."""
+    n = row.shape[0]
+    if n < 8:
+        total = zero
+        for i in range(n):
+            total += row[i]
+        return zero + total
+    r = row[:8].copy()
+    k = 8
+    stop = n - n % 8
+    while k < stop:
+        for j in range(8):
+            r[j] += row[k + j]
+        k += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(k, n):
+        total += row[i]
+    return zero + total
+
+
+@numba.njit(cache=True)
+def hinge_gradient(
+    margins: np.ndarray,
+    labels: np.ndarray,
+    weston_watkins: bool,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> None:
+    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` into ``out`` (N x C):
+    the pulls (Crammer-Singer: 1 at the first largest margin when it is positive;
+    Weston-Watkins: 1 at every positive margin), :math:`-\sum` of them (its ``-0.0``
+    too) at the target, times the reduction's scale (the mean's 1 over ``normalizer``, 0
+    where it is 0, in the dtype); 0 on the rows :func:`label_weights` ignores."""
+    n, classes = margins.shape
+    zero, one, rows = _constants(margins, normalizer)
+    scale = one
+    if reduction == _MEAN:
+        scale = one / rows if rows > zero else zero
+    for i in range(n):
+        rival = 0  # np.argmax: the first largest
+        for c in range(1, classes):
+            if margins[i, c] > margins[i, rival]:
+                rival = c
+        violated = margins[i, rival] > 0
+        count = zero
+        for c in range(classes):
+            if weston_watkins:
+                pull = one if margins[i, c] > 0 else zero
+            else:
+                pull = one if violated and c == rival else zero
+            out[i, c] = pull * scale
+            count += pull
+        out[i, labels[i]] = -count * scale
+        if weights.shape[0] and weights[1, i] == 0.0:
+            out[i] = zero  # zero_where_ignored
