@@ -2,7 +2,7 @@
 
 ``softmax_cross_entropy`` and its gradient keep the settings of a call's keywords
 (options, axis, validate) by the keywords' names, values and types
-(``_softmax._lean_settings``), so a repeated call with ``reduction="sum"`` or a
+(``_softmax.lean_settings``), so a repeated call with ``reduction="sum"`` or a
 temperature does not merge dictionaries and check options again. These tests pin that
 the settings are looked up (not recomputed), that values are unchanged, and that the
 errors are still the full path's: a bool or float where an int or real is wanted is

@@ -4,7 +4,7 @@
 (``'logits'`` or ``'probs'``, either direction, any temperature, reduction and base, the
 classes last) are a hybrid (``losses/_small_distill.py``): compiled calls do the generic
 path's arithmetic in its order around NumPy's own np.exp, np.log1p and np.log, so the
-values are the full path's (``_distill._distillation`` and the public functions'
+values are the full path's (``_distill.prepare_distillation`` and the public functions'
 bodies) bit for bit. These tests pin that over random and hard rows, that the
 benchmark's calls take the hybrid, that everything else (and every bad input) is handed
 to the full path with its errors, and that a hybrid off by one rounding fails them.
@@ -66,9 +66,9 @@ def _case(
 
 def _full(student: Any, teacher: Any, **kwargs: Any) -> tuple[Any, Any]:
     """The full path's loss and gradient: the public functions' bodies over
-    ``_distillation``, never the shortcut."""
-    loss = LOSS.__wrapped__(_distill._distillation(student, teacher, **kwargs))  # type: ignore[attr-defined]
-    grad = GRAD.__wrapped__(_distill._distillation(student, teacher, **kwargs))  # type: ignore[attr-defined]
+    ``prepare_distillation``, never the shortcut."""
+    loss = LOSS.__wrapped__(_distill.prepare_distillation(student, teacher, **kwargs))  # type: ignore[attr-defined]
+    grad = GRAD.__wrapped__(_distill.prepare_distillation(student, teacher, **kwargs))  # type: ignore[attr-defined]
     return loss, grad
 
 
@@ -284,10 +284,10 @@ def test_issue13_small_distill_errors_are_the_full_paths(student, teacher, kwarg
     v = np.array(teacher, dtype=np.float64)
 
     def full_loss(*args: Any, **kw: Any) -> Any:
-        return LOSS.__wrapped__(_distill._distillation(*args, **kw))  # type: ignore[attr-defined]
+        return LOSS.__wrapped__(_distill.prepare_distillation(*args, **kw))  # type: ignore[attr-defined]
 
     def full_gradient(*args: Any, **kw: Any) -> Any:
-        return GRAD.__wrapped__(_distill._distillation(*args, **kw))  # type: ignore[attr-defined]
+        return GRAD.__wrapped__(_distill.prepare_distillation(*args, **kw))  # type: ignore[attr-defined]
 
     same_outcomes((LOSS, GRAD), (full_loss, full_gradient), (z, v), kwargs)
 

@@ -32,7 +32,12 @@ from ._batch import Batch, LossOptions, batch_for, loss_options, prepared_by
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
-__all__ = ["distillation_loss", "distillation_loss_grad", "distillation_options"]
+__all__ = [
+    "distillation_loss",
+    "distillation_loss_grad",
+    "distillation_options",
+    "prepare_distillation",
+]
 
 
 @dataclass
@@ -66,7 +71,7 @@ def distillation_options(
     return t, form, direction, loss_options(reduction=reduction, base=base)
 
 
-def _distillation(
+def prepare_distillation(
     student_logits: object,
     teacher: object,
     /,
@@ -109,7 +114,7 @@ def _distillation(
     return _Distillation(batch, t, direction, log_s, log_t)
 
 
-@prepared_by(_distillation, shortcut=_small_distill.distillation_loss)
+@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
@@ -172,7 +177,9 @@ def distillation_loss(d: _Distillation) -> Any:
     return d.batch.reduce(kl if d.temperature == 1.0 else (d.temperature * d.temperature) * kl)
 
 
-@prepared_by(_distillation, twin=distillation_loss, shortcut=_small_distill.distillation_gradient)
+@prepared_by(
+    prepare_distillation, twin=distillation_loss, shortcut=_small_distill.distillation_gradient
+)
 def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.
 

@@ -6,7 +6,7 @@ student logits and teacher, both float64, of one shape, C-contiguous, aligned, w
 in native byte order, with at most :data:`_cpu_kernels.SERIAL_ELEMENTS` entries (Numba
 installed), with ``axis`` naming the last axis, the teacher as ``'logits'`` or
 ``'probs'``, either ``direction``, any ``temperature``, ``reduction`` and ``base``.
-Anything else returns None, and the full path (``_distill._distillation``) runs.
+Anything else returns None, and the full path (``_distill.prepare_distillation``) runs.
 
 The values are the full path's bit for bit, by the float64 hybrid of
 ``_softmax_small``: compiled calls (``_small_targets_numba``, which calls the label
@@ -141,7 +141,7 @@ def _call(
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
     """The settings of a call's keywords (kept by their names, values and types, as
-    ``_softmax._lean_settings`` keeps the label path's), or None for any the lean path
+    ``_softmax.lean_settings`` keeps the label path's), or None for any the lean path
     does not take: another keyword, an ``axis`` that is not the last, an option the
     full path refuses (it then names it)."""
     axis = kwargs.get("axis", -1)
@@ -178,9 +178,9 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
 
 @functools.cache
 def _defaults() -> dict[str, Any]:
-    """The keywords of ``_distill._distillation`` but ``axis``, with their defaults
+    """The keywords of ``_distill.prepare_distillation`` but ``axis``, with their defaults
     (``_distill`` imports this module: looked up on first use)."""
-    parameters = inspect.signature(_distill._distillation).parameters.values()
+    parameters = inspect.signature(_distill.prepare_distillation).parameters.values()
     return {
         p.name: p.default
         for p in parameters
@@ -194,7 +194,7 @@ _DEFAULT_SETTINGS = _Settings(1.0, "logits", True, LossOptions())
 def _log_probs(
     student: np.ndarray, teacher: np.ndarray, settings: _Settings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    r"""``(log_s, log_t, stacked)`` (N x C) of ``_distillation``: the softened student and
+    r"""``(log_s, log_t, stacked)`` (N x C) of ``prepare_distillation``: the softened student and
     teacher, and the 2N x C buffer of both when one round gave both (else None); None
     when a row is suspect."""
     classes = student.shape[-1]

@@ -7,7 +7,7 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
 * the arguments are two NumPy arrays, the logits float64 (focal, poly-1) or float32 or
   float64 (hinge), the labels int64, both as ``_softmax_small.takes`` takes them
   (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
-  installed), the classes last and not empty (``_softmax._classes_last``);
+  installed), the classes last and not empty (``_softmax.classes_last``);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
   own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
   non-negative weight per class), ``validate`` a bool; a bad option value is left to
@@ -40,9 +40,10 @@ import numpy as np
 
 from ._batch import LossOptions, options_of
 from ._reduction import LossParts
-from ._softmax import _classes_last
-from ._softmax_small import _REDUCTIONS, _label_rows64, takes
-from ._softmax_small import _compiled as _softmax_compiled
+from ._softmax import classes_last
+from ._softmax_small import REDUCTIONS as _REDUCTIONS
+from ._softmax_small import compiled_calls as _softmax_compiled
+from ._softmax_small import label_rows64, takes
 
 __all__ = [
     "SmallFamily",
@@ -88,7 +89,7 @@ class SmallFamily:
         """``(own options, options)`` of a call's keywords (less ``weight`` and
         ``ignore_index``, which :meth:`call` takes apart), or None when the shortcut does
         not take them (another keyword, a bad value, ``validate`` not a bool).
-        Kept by the keywords' values and types, as ``_softmax._lean_settings`` keeps
+        Kept by the keywords' values and types, as ``_softmax.lean_settings`` keeps
         them; a value that cannot be a key (an array) is looked at afresh."""
         try:
             return _cached_settings(self, **kwargs)
@@ -118,7 +119,7 @@ class SmallFamily:
         if settings is None:
             return None
         own, options = settings
-        if not _classes_last(logits, kwargs.get("axis", -1), options):
+        if not classes_last(logits, kwargs.get("axis", -1), options):
             return None
         found = _labels(logits, labels, weighting)
         return None if found is None else (logits, found, own, options)
@@ -244,7 +245,7 @@ def _label_rows(
     row statistics, then ``label_rows64``): for a ``gradient``, ``out`` holds
     :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for one np.exp;
     ``near``: how many :math:`\log p_y > -\ln 2`. None when a row is suspect."""
-    found = _label_rows64(logits, labels, _PLAIN, _softmax_compiled())
+    found = label_rows64(logits, labels, _PLAIN, _softmax_compiled())
     if found is None:
         return None
     _, y, shifted, rows, ell = found

@@ -408,7 +408,7 @@ def hinge_loss(
 @numba.njit(cache=True)
 def _row_sum(row: np.ndarray, zero: Any) -> Any:
     """``np.add.reduce`` of one contiguous row of at most 128 entries in its dtype, in
-    NumPy's pairwise order (``_small_numba._block_sum``'s, with accumulators of the
+    NumPy's pairwise order (``_small_numba.block_sum``'s, with accumulators of the
     row's dtype: ``zero`` is a 0 of it)."""
     n = row.shape[0]
     if n < 8:

@@ -65,12 +65,14 @@ __all__ = [
     "REST",
     "SUM",
     "TOP",
+    "block_sum",
     "label_gradient",
     "label_gradient64",
     "label_loss",
     "label_loss64",
     "pairwise_sum",
     "rest_of_rows64",
+    "row_sum",
     "shift_rows64",
     "subtract_rows64",
 ]
@@ -88,7 +90,7 @@ def pairwise_sum(a: np.ndarray) -> float:
     """``np.add.reduce(a)`` for 1-d float64 ``a``, in NumPy's order of additions.
 
     NumPy (``pairwise_sum`` in ``loops_utils.h.src``) starts from 0, adds up to 7 terms
-    in sequence, takes blocks of up to 128 terms with 8 accumulators (:func:`_block_sum`),
+    in sequence, takes blocks of up to 128 terms with 8 accumulators (:func:`block_sum`),
     and splits a longer range in two at half its length rounded down to a multiple of
     8, adding the halves' sums. The splits are walked with an explicit stack: Numba
     crashes loading from its cache a function that calls a recursive one.
@@ -103,7 +105,7 @@ def pairwise_sum(a: np.ndarray) -> float:
         pending -= 1
         start, n = first[pending], length[pending]
         if n <= 128:
-            sums[done] = _block_sum(a, start, n)
+            sums[done] = block_sum(a, start, n)
             done += 1
         elif split[pending]:  # both halves summed: left + right
             done -= 1
@@ -123,7 +125,7 @@ def pairwise_sum(a: np.ndarray) -> float:
 
 
 @numba.njit(cache=True)
-def _block_sum(a: np.ndarray, first: int, n: int) -> float:
+def block_sum(a: np.ndarray, first: int, n: int) -> float:
     """NumPy's pairwise sum of ``a[first:first + n]`` for ``n <= 128``: from 0 in sequence
     below 8 terms, else 8 accumulators combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) +
     (r6 + r7))`` and the remainder added after."""
@@ -366,17 +368,17 @@ def rest_of_rows64(
             if shifted[i, c] == 0.0:
                 terms[i, c] -= 1.0
                 ties += 1
-        total = _row_sum(terms[i])
+        total = row_sum(terms[i])
         rows[REST, i] = total + (float(ties) - 1.0)
         if need_sum:
-            rows[SUM, i] = _row_sum(shifted[i])
+            rows[SUM, i] = row_sum(shifted[i])
 
 
 @numba.njit(cache=True)
-def _row_sum(row: np.ndarray) -> float:
+def row_sum(row: np.ndarray) -> float:
     """``np.add.reduce`` of one contiguous row, from 0 in NumPy's pairwise order."""
     classes = row.shape[0]
-    return 0.0 + (_block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
+    return 0.0 + (block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
 
 
 @numba.njit(cache=True)

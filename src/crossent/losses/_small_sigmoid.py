@@ -53,7 +53,7 @@ from .._checks import check_scalar
 from . import _cpu_kernels
 from ._batch import options_of
 from ._reduction import LossParts
-from ._softmax_small import _REDUCTIONS  # (as ``_small_numba`` numbers them)
+from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
 
 __all__ = [
     "ARG",

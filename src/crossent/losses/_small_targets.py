@@ -2,7 +2,7 @@ r"""The lean path of the soft-target softmax cross-entropy on small float64 inpu
 
 ``softmax_cross_entropy_with_targets`` and its gradient try :func:`target_loss` and
 :func:`target_gradient` first (``prepared_by``'s ``shortcut``). They take a call the
-label lean path's :func:`~._softmax._lean_call` takes (NumPy arrays, the options it
+label lean path's :func:`~._softmax.lean_call` takes (NumPy arrays, the options it
 knows: ``axis`` naming the last one, ``label_smoothing``, ``reduction``,
 ``temperature``, ``z_loss``, ``base``, ``validate``; no class weights, no soft-capping)
 whose logits and targets are both float64, of one shape, C-contiguous, aligned,
@@ -45,7 +45,7 @@ from .._xp import compat_numpy
 from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
 from ._reduction import LossParts
-from ._softmax_small import _REDUCTIONS  # (its numbering of the reductions)
+from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
 
 __all__ = [
@@ -185,7 +185,7 @@ def float64_rows(z: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndar
 
 def hybrid_functions() -> ModuleType:
     """``_small_numba``, the label hybrid's compiled functions (imports Numba)."""
-    return _softmax_small._compiled()
+    return _softmax_small.compiled_calls()
 
 
 def reduced(
@@ -228,8 +228,8 @@ _REST = 2
 
 @functools.cache
 def _lean_call() -> Callable[..., Any]:
-    """``_softmax._lean_call`` (``_softmax`` imports this module: imported on first use)."""
-    from ._softmax import _lean_call as lean_call
+    """``_softmax.lean_call`` (``_softmax`` imports this module: imported on first use)."""
+    from ._softmax import lean_call
 
     return lean_call
 

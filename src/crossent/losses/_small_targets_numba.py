@@ -32,7 +32,7 @@ import numpy as np
 
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import TOP as _TOP
-from ._small_numba import _row_sum, label_loss64, rest_of_rows64, shift_rows64
+from ._small_numba import label_loss64, rest_of_rows64, row_sum, shift_rows64
 
 __all__ = [
     "A_ROW",
@@ -68,7 +68,7 @@ def screen_distributions64(p: np.ndarray, tolerance: float) -> bool:
             value = p[i, c]
             if not (value >= 0.0 and value <= 1.0):
                 return False
-        total = _row_sum(p[i])
+        total = row_sum(p[i])
         if not (total - 1.0 <= tolerance and 1.0 - total <= tolerance):
             return False
     return True
@@ -129,8 +129,8 @@ def target_rows64(
             w = _smoothed(targets[i, c], keep, spread, smooth)
             weights[c] = w
             products[c] = w * (shifted[i, c] if w != 0.0 else 0.0)
-        rows[A_ROW, i] = _row_sum(weights)
-        rows[B_ROW, i] = _row_sum(products)
+        rows[A_ROW, i] = row_sum(weights)
+        rows[B_ROW, i] = row_sum(products)
 
 
 @numba.njit(cache=True)
@@ -256,7 +256,7 @@ def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float
                 terms[c] = np.inf
             else:
                 terms[c] = (_floored(lp) - _floored(lq)) * p[i, c]
-        total = _row_sum(terms)
+        total = row_sum(terms)
         kl[i] = total if factor == 1.0 else factor * total
     return kl
 

@@ -127,7 +127,10 @@ from ._terms import (
 
 __all__ = [
     "SoftmaxProblem",
+    "classes_last",
     "label_problem",
+    "lean_call",
+    "lean_settings",
     "prepare_softmax_labels",
     "prepare_softmax_targets",
     "softmax_cross_entropy",
@@ -245,10 +248,10 @@ def _fast_path_applies(logits: Array, axis: object, opts: LossOptions) -> bool:
         return False  # the dtype first: a character, not a dtype comparison (issue 13)
     if not logits.dtype.isnative:  # (Numba's kernels take native byte order only)
         return False
-    return _classes_last(logits, axis, opts) and bool(logits.flags.c_contiguous)
+    return classes_last(logits, axis, opts) and bool(logits.flags.c_contiguous)
 
 
-def _classes_last(logits: np.ndarray, axis: object, opts: LossOptions) -> bool:
+def classes_last(logits: np.ndarray, axis: object, opts: LossOptions) -> bool:
     """Not empty, no soft-capping, and ``axis`` an int naming the last axis (any other
     axis goes to the generic path, whose ``check_axis`` names a bad one)."""
     ndim = logits.ndim
@@ -582,7 +585,7 @@ _Settings = tuple[LossOptions, Any, Any]
 """``(options, axis, validate)`` of a lean call."""
 
 
-def _lean_settings(kwargs: dict[str, Any]) -> _Settings | None:
+def lean_settings(kwargs: dict[str, Any]) -> _Settings | None:
     """The settings of a call's keywords, or None when the lean path does not take them
     (another keyword: an option it does not handle, ``out``, or an unknown one, which the
     full path names); a bad option value raises the full path's ``InputError``.
@@ -600,7 +603,7 @@ def _lean_settings(kwargs: dict[str, Any]) -> _Settings | None:
 
 
 def _settings_of(kwargs: dict[str, Any]) -> _Settings | None:
-    """:func:`_lean_settings` without the cache."""
+    """:func:`lean_settings` without the cache."""
     if not _LEAN_DEFAULTS.keys() >= kwargs.keys():
         return None
     given = _LEAN_DEFAULTS | kwargs
@@ -624,7 +627,7 @@ class _Lean:
     shifted_y: np.ndarray  # z'_y - m
 
 
-def _lean_call(
+def lean_call(
     args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, LossOptions, Any] | None:
     """``(logits, labels, options, validate)`` of a call the lean path takes, or None."""
@@ -643,11 +646,11 @@ def _lean_call(
     elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
         settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, kwargs["validate"])
     else:
-        settings = _lean_settings(kwargs)
+        settings = lean_settings(kwargs)
     if settings is None:
         return None
     opts, axis, validate = settings
-    if not _classes_last(logits, axis, opts):
+    if not classes_last(logits, axis, opts):
         return None
     return logits, labels, opts, validate
 
@@ -655,7 +658,7 @@ def _lean_call(
 def _lean_statistics(
     logits: np.ndarray, labels: np.ndarray, opts: LossOptions, validate: Any
 ) -> _Lean | None:
-    """The statistics of a call :func:`_lean_call` takes, or None (a suspect row)."""
+    """The statistics of a call :func:`lean_call` takes, or None (a suspect row)."""
     classes, generic = logits.shape[-1], logits.dtype.char == _FLOAT64
     if generic and validate:  # the generic path's checks, in its order
         check_logits(logits, name="logits", xp=compat_numpy, axis=logits.ndim - 1)
@@ -683,7 +686,7 @@ _FLOAT32 = np.dtype(np.float32).char
 
 def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:func:`softmax_cross_entropy` by the lean path, or None."""
-    call = _lean_call(args, kwargs)
+    call = lean_call(args, kwargs)
     if call is None:
         return None
     if _softmax_small.takes(call[0], call[1]):  # compiled (small)
@@ -717,7 +720,7 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     out = kwargs.get("out")
     if "out" in kwargs:
         kwargs = {k: v for k, v in kwargs.items() if k != "out"}
-    call = _lean_call(args, kwargs)
+    call = lean_call(args, kwargs)
     if call is None:
         return None
     if _softmax_small.takes(call[0], call[1], out):  # compiled (small)

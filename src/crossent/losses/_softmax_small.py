@@ -39,11 +39,18 @@ from . import _cpu_kernels
 from ._batch import LossOptions
 from ._reduction import LossParts
 
-__all__ = ["label_gradient", "label_loss", "takes"]
+__all__ = [
+    "REDUCTIONS",
+    "compiled_calls",
+    "label_gradient",
+    "label_loss",
+    "label_rows64",
+    "takes",
+]
 
 _FLOAT32 = np.dtype(np.float32).char
 _INT64 = np.dtype(np.int64).char
-_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
+REDUCTIONS = {"none": 0, "sum": 1, "mean": 2, "parts": 3}
 """The reductions as ``_small_numba`` numbers them (``NONE``, ``SUM``, ``MEAN``, ``PARTS``)."""
 _NO_ROWS = np.empty(0, dtype=np.float32)
 """The per-row output of a reduced loss (the compiled call writes none)."""
@@ -87,9 +94,9 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
     classes = logits.shape[-1]
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
-    reduction = _REDUCTIONS[options.reduction]
+    reduction = REDUCTIONS[options.reduction]
     rows = np.empty(n, dtype=np.float32) if reduction == 0 else _NO_ROWS
-    ok, value = _compiled().label_loss(
+    ok, value = compiled_calls().label_loss(
         z,
         labels if labels.ndim == 1 else labels.reshape(n),
         1.0 / options.temperature,
@@ -118,12 +125,12 @@ def label_gradient(
     grad = np.empty_like(logits) if out is None else out
     classes = logits.shape[-1]
     two_d = logits.ndim == 2
-    ok = _compiled().label_gradient(
+    ok = compiled_calls().label_gradient(
         logits if two_d else logits.reshape(-1, classes),
         labels if two_d else labels.reshape(-1),
         options.temperature,
         options.z_loss,
-        _REDUCTIONS[options.reduction],
+        REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         grad if two_d else grad.reshape(-1, classes),
         options.label_smoothing,
@@ -131,7 +138,7 @@ def label_gradient(
     return grad if ok else None
 
 
-def _label_rows64(
+def label_rows64(
     logits: np.ndarray, labels: np.ndarray, options: LossOptions, compiled: ModuleType
 ) -> tuple[np.ndarray, ...] | None:
     r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
@@ -156,14 +163,14 @@ def _label_rows64(
 
 
 def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
-    """:func:`label_loss` of float64 logits (:func:`_label_rows64`, then the compiled
+    """:func:`label_loss` of float64 logits (:func:`label_rows64`, then the compiled
     loss and reduction)."""
-    compiled = _compiled()
-    found = _label_rows64(logits, labels, options, compiled)
+    compiled = compiled_calls()
+    found = label_rows64(logits, labels, options, compiled)
     if found is None:
         return None
     rows, ell = found[3:]
-    reduction = _REDUCTIONS[options.reduction]
+    reduction = REDUCTIONS[options.reduction]
     per_row = np.empty(ell.shape[0]) if reduction == 0 else _NO_ROWS64
     ok, value = compiled.label_loss64(
         rows,
@@ -189,8 +196,8 @@ def _label_gradient64(
 ) -> Any:
     r""":func:`label_gradient` of float64 logits: :math:`p` by ``probs``' np.exp of
     :math:`\sigma - \ell` (into a fresh array, as there), the rest compiled."""
-    compiled = _compiled()
-    found = _label_rows64(logits, labels, options, compiled)
+    compiled = compiled_calls()
+    found = label_rows64(logits, labels, options, compiled)
     if found is None:
         return None
     z, y, shifted, rows, ell = found
@@ -203,7 +210,7 @@ def _label_gradient64(
         ell,
         options.z_loss,
         options.temperature,
-        _REDUCTIONS[options.reduction],
+        REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         p if out is None else out.reshape(z.shape),
         options.label_smoothing,
@@ -214,7 +221,7 @@ def _label_gradient64(
 
 
 @functools.cache
-def _compiled() -> ModuleType:
+def compiled_calls() -> ModuleType:
     """``_small_numba``, imported on first use (it imports Numba)."""
     from . import _small_numba
 
