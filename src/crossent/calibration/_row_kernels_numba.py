@@ -34,6 +34,7 @@ __all__ = [
     "chunk_rows",
     "entries_suspect",
     "entropy_terms",
+    "fold_tallies",
     "label_error",
     "log_array",
     "log_positive",
@@ -369,28 +370,46 @@ def add_compensated(sums, carry, parts):
 
 
 @numba.njit(inline="always")
-def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_stats):
-    # assign_uniform_bins, by arithmetic and two comparisons (vectorised), then the
-    # count, confidence and hits of each bin, in row order (as numpy.bincount)
+def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
+    # assign_uniform_bins, by arithmetic and two comparisons (vectorised; the edges of
+    # numpy.linspace(0, 1, bins + 1) are j * edges[1], the last 1, as _binning's test
+    # pins), then each bin's sum of confidences in row order (as numpy.bincount); the
+    # counts and hits are integers, tallied in ``tallies`` (4 histograms of (bin, hit)
+    # pairs, row i into histogram i % 4: consecutive rows of one bin do not wait on
+    # each other's store; measured 10^6 rows of softmax confidences, 3 scatters 6.9
+    # ms, the sum and the tallies 4.5 ms) and added to bin_stats by fold_tallies
     bins = edges.shape[0] - 1
+    step = edges[1]
     for i in range(count):
         c = confidence[i]
         scaled = bins if c != c else c * bins
         scaled = 0.0 if scaled < 0.0 else scaled
         b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-        # unsigned indices (b >= 0): no wraparound selects
-        low, high = edges[np.uint64(b)], edges[np.uint64(b + 1)]
+        low = b * step
+        high = (b + 1) * step if b + 1 < bins else 1.0
         down = (c < low) if left else (c <= low)
         up = (c >= high) if left else (c > high)
         b -= 1 if down & (b > 0) else 0
         b += 1 if up & (b < bins - 1) else 0
         index[i] = b
-    counts, sums, hits = bin_stats[0], bin_stats[1], bin_stats[2]
+    sums = bin_stats[1]
     for i in range(count):
-        b = np.uint64(index[i])
-        counts[b] += 1.0
-        sums[b] += confidence[i]
-        hits[b] += 1.0 if predicted[i] == labels[i] else 0.0
+        sums[np.uint64(index[i])] += confidence[i]
+    width = 2 * bins
+    for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
+        tallies[np.uint64((i & 3) * width + 2 * index[i] + hit[i])] += 1
+
+
+@numba.njit(inline="always")
+def fold_tallies(tallies, bin_stats):
+    # the counts and hits of add_to_bins' histograms, into bin_stats (exact integers)
+    counts, hits = bin_stats[0], bin_stats[2]
+    bins = counts.shape[0]
+    for q in range(4):
+        for b in range(bins):
+            absent, present = tallies[q * 2 * bins + 2 * b], tallies[q * 2 * bins + 2 * b + 1]
+            counts[b] += absent + present
+            hits[b] += present
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -433,10 +452,12 @@ def totals(
     terms = np.empty(chunk * k if with_entropy else 0)
     surprisal = np.empty(chunk)
     index = np.empty(chunk, dtype=np.intp)
+    hit = np.empty(chunk, dtype=np.intp)
     parts = np.empty(4)
     carry = np.zeros(4)
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
+    tallies = np.zeros(8 * bins, dtype=np.int64)
     keep = found.shape[0]
     kept = 0
     hits = 0
@@ -460,9 +481,10 @@ def totals(
         chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
             for i in range(count):
-                hits += predicted[i] == chunk_labels[i]
+                hit[i] = predicted[i] == chunk_labels[i]
+                hits += hit[i]
         if bins:
-            add_to_bins(floats[2], predicted, chunk_labels, count, edges, left, index, bin_stats)
+            add_to_bins(floats[2], hit, count, edges, left, index, bin_stats, tallies)
         if not (classes or keep):
             continue
         p_label = floats[0]
@@ -482,6 +504,7 @@ def totals(
                 found[j] = c0 + i
                 found_p[j] = p
                 kept = min(kept + 1, keep)
+    fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
