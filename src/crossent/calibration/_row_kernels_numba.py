@@ -41,6 +41,7 @@ __all__ = [
     "packed",
     "row_sums",
     "summaries",
+    "sums_and_top",
     "suspect_rows",
     "top_labels",
     "totals",
@@ -129,19 +130,29 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     if wrong < 0:
         return wrong - c0
     long_rows = k > _SHORT_ROWS
-    suspect = row_sums(
-        values[c0:c1],
-        labels[c0:c1],
-        with_squares,
-        long_rows,
-        limit,
-        floats[0, c0 - base :],
-        floats[1, c0 - base :],
-    )
-    if with_top:
-        top_labels(
-            values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
+    if with_top and packed and not (with_squares or long_rows):
+        suspect = sums_and_top(
+            (values[c0:c1], bits[c0:c1], labels[c0:c1]),
+            limit,
+            floats[0, c0 - base :],
+            floats[1, c0 - base :],
+            floats[2, c0 - base :],
+            predicted[c0 - base :],
         )
+    else:
+        suspect = row_sums(
+            values[c0:c1],
+            labels[c0:c1],
+            with_squares,
+            long_rows,
+            limit,
+            floats[0, c0 - base :],
+            floats[1, c0 - base :],
+        )
+        if with_top:
+            top_labels(
+                values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
+            )
     if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
         suspect = suspect_rows(values[c0:c1], limit)
     if with_entropy:  # the chunk's rows are still in cache
@@ -203,6 +214,35 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
         suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
         p_label[i] = np.float64(row[y])
         others[i] = squares
+    return suspect
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def sums_and_top(rows, limit, p_label, others, confidence, predicted):
+    # row_sums (without squares: others 0) and top_labels (packed) in one loop over
+    # each short row, which they leave in registers (both loops' sums are scalar chains
+    # at 10 classes, so the one loop overlaps them; measured, 10^6 rows of 10 float32
+    # in L1 on the 2-core AMD EPYC, 7.7 ms against 4.2 + 5.3 ms); the same numbers as
+    # the two loops: the row's sum only compared with limit, the first maximum of the
+    # packed bits
+    values, bits, labels = rows
+    n, k = values.shape
+    suspect = 0
+    for i in range(n):
+        row, row_bits = values[i], bits[i]
+        y = labels[i]
+        y = y + k if y < 0 else y
+        total = 0.0
+        key = np.int64(-1) << 62
+        for j in range(k):
+            total += np.float64(row[j])
+            key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+        suspect += 1 if abs(total - 1.0) > limit else 0
+        p_label[i] = np.float64(row[y])
+        others[i] = 0.0
+        predicted[i] = 65535 - (key & 65535)
+    for i in range(n):
+        confidence[i] = np.float64(values[i, predicted[i]])
     return suspect
 
 
