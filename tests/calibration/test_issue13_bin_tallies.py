@@ -80,7 +80,7 @@ def _kernel_bins(
 
 
 @pytest.mark.parametrize("closed", ["left", "right"])
-@pytest.mark.parametrize("bins", [1, 2, 3, 7, 10, 15, 100])
+@pytest.mark.parametrize("bins", [1, 2, 3, 7, 10, 15, 100, 4096, 4097])  # 4 tallies, then 1
 @pytest.mark.parametrize("rows", [1, 3, 4, 5, 255, 256, 257, 1000, 2049])
 def test_issue13_bins_of_edge_confidences_equal_search_and_bincount(
     closed: str, bins: int, rows: int

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
+_TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to this many bins
 
 
 # Compiled on its own without ``reassoc`` (LLVM still inlines it, each instruction
@@ -415,7 +416,8 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
     # numpy.linspace(0, 1, bins + 1) are j * edges[1], the last 1, as _binning's test
     # pins), then each bin's sum of confidences in row order (as numpy.bincount); the
     # counts and hits are integers, tallied in ``tallies`` (4 histograms of (bin, hit)
-    # pairs, row i into histogram i % 4: consecutive rows of one bin do not wait on
+    # pairs, 1 for more than _TALLIED_BINS bins: fewer to clear and fold for a block;
+    # row i into histogram i % 4: consecutive rows of one bin do not wait on
     # each other's store; measured 10^6 rows of softmax confidences, 3 scatters 6.9
     # ms, the sum and the tallies 4.5 ms) and added to bin_stats by fold_tallies
     bins = edges.shape[0] - 1
@@ -436,8 +438,9 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
     for i in range(count):
         sums[np.uint64(index[i])] += confidence[i]
     width = 2 * bins
+    ways = tallies.shape[0] // width
     for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
-        tallies[np.uint64((i & 3) * width + 2 * index[i] + hit[i])] += 1
+        tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
 
 
 @numba.njit(inline="always")
@@ -445,7 +448,7 @@ def fold_tallies(tallies, bin_stats):
     # the counts and hits of add_to_bins' histograms, into bin_stats (exact integers)
     counts, hits = bin_stats[0], bin_stats[2]
     bins = counts.shape[0]
-    for q in range(4):
+    for q in range(tallies.shape[0] // max(2 * bins, 1)):
         for b in range(bins):
             absent, present = tallies[q * 2 * bins + 2 * b], tallies[q * 2 * bins + 2 * b + 1]
             counts[b] += absent + present
@@ -497,7 +500,7 @@ def totals(
     carry = np.zeros(4)
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
-    tallies = np.zeros(8 * bins, dtype=np.int64)
+    tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
     keep = found.shape[0]
     kept = 0
     hits = 0
