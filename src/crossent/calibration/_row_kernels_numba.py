@@ -35,6 +35,7 @@ __all__ = [
     "entries_suspect",
     "entropy_terms",
     "fold_tallies",
+    "guess_bin",
     "label_error",
     "log_array",
     "log_positive",
@@ -411,29 +412,41 @@ def add_compensated(sums, carry, parts):
 
 
 @numba.njit(inline="always")
+def guess_bin(c, bins):
+    # floor(c * bins) clipped to [0, bins - 1] (NaN: the last bin), as an int32
+    scaled = bins if c != c else c * bins
+    scaled = 0.0 if scaled < 0.0 else scaled
+    return np.int32(scaled if scaled < bins - 1.0 else bins - 1.0)
+
+
+@numba.njit(inline="always")
 def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
-    # assign_uniform_bins, by arithmetic and two comparisons (vectorised; the edges of
-    # numpy.linspace(0, 1, bins + 1) are j * edges[1], the last 1, as _binning's test
-    # pins), then each bin's sum of confidences in row order (as numpy.bincount); the
-    # counts and hits are integers, tallied in ``tallies`` (4 histograms of (bin, hit)
-    # pairs, 1 for more than _TALLIED_BINS bins: fewer to clear and fold for a block;
-    # row i into histogram i % 4: consecutive rows of one bin do not wait on
-    # each other's store; measured 10^6 rows of softmax confidences, 3 scatters 6.9
-    # ms, the sum and the tallies 4.5 ms) and added to bin_stats by fold_tallies
-    bins = edges.shape[0] - 1
+    # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
+    # int32, which AVX2 converts from and to float64 four at a time; one loop per side
+    # of the edges; the edges of numpy.linspace(0, 1, bins + 1) are j * edges[1], the
+    # last 1, as test_issue13_bin_tallies pins), then each bin's sum of confidences in
+    # row order (as numpy.bincount); the counts and hits are integers, tallied in
+    # ``tallies`` (4 histograms of (bin, hit) pairs, 1 for more than _TALLIED_BINS
+    # bins: fewer to clear and fold for a block; row i into histogram i % 4:
+    # consecutive rows of one bin do not wait on each other's store; measured 10^6
+    # rows of softmax confidences, 3 scatters 6.9 ms, the sum and the tallies 4.5 ms)
+    # and added to bin_stats by fold_tallies
+    bins = np.int32(edges.shape[0] - 1)
     step = edges[1]
-    for i in range(count):
-        c = confidence[i]
-        scaled = bins if c != c else c * bins
-        scaled = 0.0 if scaled < 0.0 else scaled
-        b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-        low = b * step
-        high = (b + 1) * step if b + 1 < bins else 1.0
-        down = (c < low) if left else (c <= low)
-        up = (c >= high) if left else (c > high)
-        b -= 1 if down & (b > 0) else 0
-        b += 1 if up & (b < bins - 1) else 0
-        index[i] = b
+    if left:
+        for i in range(count):
+            c = confidence[i]
+            b = guess_bin(c, bins)
+            down = c < np.float64(b) * step
+            up = c >= (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
+    else:
+        for i in range(count):
+            c = confidence[i]
+            b = guess_bin(c, bins)
+            down = c <= np.float64(b) * step
+            up = c > (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
     sums = bin_stats[1]
     for i in range(count):
         sums[np.uint64(index[i])] += confidence[i]
