@@ -32,6 +32,7 @@ __all__ = [
     "add_to_bins",
     "chunk_parts",
     "chunk_rows",
+    "chunk_scores",
     "entries_suspect",
     "entropy_terms",
     "fold_tallies",
@@ -40,6 +41,7 @@ __all__ = [
     "log_array",
     "log_positive",
     "packed",
+    "pairwise_sum",
     "row_sums",
     "summaries",
     "sums_and_top",
@@ -362,11 +364,12 @@ def log_array(x, out):
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
 @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
-def chunk_parts(floats, count, wanted, surprisal, parts):
-    # The plain (vectorised, reassociated) sums over a chunk's rows of the surprisal
+def chunk_parts(floats, count, wanted, surprisal, scores, parts):
+    # The plain (vectorised, reassociated) sum over a chunk's rows of the surprisal
     # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
-    # sums), the Brier and spherical scores and the entropy: parts[0..3], each only
-    # if ``wanted`` (0 otherwise).  NumPy's error model: no ZeroDivisionError for an
+    # sums), and (chunk_scores) those of the Brier and spherical scores and the
+    # entropy: parts[0..3], each only if ``wanted`` (0 otherwise; ``scores`` a buffer
+    # of a power of two at least ``count``).  NumPy's error model: no ZeroDivisionError for an
     # (unchecked) row of zeros, whose spherical score is NaN.
     logs, brier, spherical, entropy = wanted
     p_label, others, ent = floats[0], floats[1], floats[3]
@@ -380,23 +383,55 @@ def chunk_parts(floats, count, wanted, surprisal, parts):
             surprisal[i] = s
             total += s
         parts[0] = total
+    if brier or spherical or entropy:
+        chunk_scores(p_label, others, ent, count, (brier, spherical, entropy), scores, parts)
+
+
+# No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
+# chunk's scores are formed row by row into ``scores`` and summed by pairwise_sum, in
+# an order no compilation can change.  With "reassoc" the vectoriser chose the order,
+# and chose differently in the process that compiled the kernel and in one that
+# loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
+# between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
+# rounded division.
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy")
+def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
+    # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
+    # the chunk's rows, each only if ``wanted``
+    brier, spherical, entropy = wanted
     if brier:
-        total = 0.0
         for i in range(count):
             q = 1.0 - p_label[i]
-            total += others[i] + q * q
-        parts[1] = total
+            scores[i] = others[i] + q * q
+        parts[1] = pairwise_sum(scores, count)
     if spherical:
-        total = 0.0
         for i in range(count):
             p = p_label[i]
-            total += p / np.sqrt(others[i] + p * p)
-        parts[2] = total
+            scores[i] = p / np.sqrt(others[i] + p * p)
+        parts[2] = pairwise_sum(scores, count)
     if entropy:
-        total = 0.0
         for i in range(count):
-            total += max(ent[i], 0.0)
-        parts[3] = total
+            scores[i] = max(ent[i], 0.0)
+        parts[3] = pairwise_sum(scores, count)
+
+
+@numba.njit(fastmath={"nsz"}, inline="always")
+def pairwise_sum(values, count):
+    # values[0..count) summed as a balanced tree over the next power of two (zeros
+    # past count: x + 0 = x): each level adds the upper half onto the lower, an
+    # elementwise loop that vectorises without reassociation; the order is fixed (and
+    # the error grows with log2(count), not count)
+    size = 1
+    while size < count:
+        size *= 2
+    for i in range(count, size):
+        values[i] = 0.0
+    while size > 1:
+        size //= 2
+        low, high = values[:size], values[size : 2 * size]
+        for i in range(size):
+            low[i] = low[i] + high[i]
+    return values[0] if count else 0.0
 
 
 # No fastmath from here: the compensation must not be reassociated away, and the
@@ -507,6 +542,7 @@ def totals(
     predicted = np.empty(chunk, dtype=np.intp)
     terms = np.empty(chunk * k if with_entropy else 0)
     surprisal = np.empty(chunk)
+    scores = np.empty(2 * chunk)  # at least the power of two above chunk
     index = np.empty(chunk, dtype=np.intp)
     hit = np.empty(chunk, dtype=np.intp)
     parts = np.empty(4)
@@ -532,7 +568,7 @@ def totals(
         if flagged < 0:
             return flagged
         suspect += flagged
-        chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
+        chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, scores, parts)
         add_compensated(sums, carry, parts)
         chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
