@@ -51,8 +51,11 @@ metrics average: the rows are taken in chunks of at most :data:`_PART_ROWS` rows
 for long rows: 32768 entries, :data:`_CHUNK_ENTRIES` with the entropy, whose terms are
 buffered), whose per-row numbers stay in cached buffers and are summed at once: the
 labels' logarithms (:func:`log_positive`, vectorised; only when a surprisal is asked),
-the surprisal, Brier and spherical scores and the entropy summed plainly over the chunk
-and the chunks added with Neumaier's compensation, the hits, per-class counts and
+the surprisal summed plainly over the chunk (vectorised, reassociated), the Brier and
+spherical scores and the entropy as a balanced pairwise tree (an order no compilation
+changes: the same bits whether the kernel was compiled in this process or loaded from
+Numba's cache, which the reassociated sums were not), the chunks added with
+Neumaier's compensation, the hits, per-class counts and
 surprisals, the equal-width bins of the confidence (the comparisons of
 :func:`._binning.assign_uniform_bins`, the edges formed as :math:`j \cdot e_1`, which is
 what ``numpy.linspace`` computes; each bin's confidences summed in row order, its
@@ -182,8 +185,9 @@ def block_totals(
     0 unless ``surprisal`` or ``classes``),
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
-    unless ``entropy``) and hits (0 unless ``top``), each summed plainly (vectorised)
-    over a chunk, the chunks with Neumaier's compensation (the Brier and spherical
+    unless ``entropy``) and hits (0 unless ``top``), each summed over a chunk (the
+    surprisal plainly, the scores and entropies as a pairwise tree), the chunks with
+    Neumaier's compensation (the Brier and spherical
     scores need ``squares``, which are otherwise left out).
     ``class_stats``: per class (``classes``), the count and summed surprisal of the
     rows of that label.

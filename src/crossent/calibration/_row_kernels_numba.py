@@ -11,12 +11,14 @@ process, so every process compiled every kernel again (issue 13). What the kerne
 compute, and why so, is in :mod:`._row_kernels`' docstring.
 
 A kernel loaded from the cache may differ in the last bit of a reassociated sum from
-the same kernel in the process that compiled it: observed, the float32 Brier and
-entropy sums of :func:`totals` off by 1 ulp (every other output bitwise the same;
-within the accuracy :func:`._row_kernels.block_totals` states). Most likely because
-:func:`chunk_parts` is not inlined: Numba links a weak copy of it into each kernel,
-which LLVM optimises again with the kernel, and the compiling process's calls bind to
-the helper's own compilation, a cached kernel's to its copy.
+the same kernel in the process that compiled it: observed, the Brier, spherical and
+entropy sums of :func:`totals` off by 1 ulp, when :func:`chunk_parts` summed them in
+reassociated loops.  Most likely because :func:`chunk_parts` is not inlined: Numba
+links a weak copy of it into each kernel, which LLVM optimises again with the kernel,
+and the compiling process's calls bind to the helper's own compilation, a cached
+kernel's to its copy (the vectoriser choosing another order).  Those sums are now
+pairwise trees without reassociation (:func:`chunk_scores`), the same bits either way
+(tests/calibration/test_issue13_deterministic_sums.py).
 """
 
 from __future__ import annotations
@@ -525,9 +527,9 @@ def totals(
 ):
     # One pass over a block, chunk by chunk of at most _PART_ROWS rows (their
     # per-row numbers in buffers that stay in L1, never a per-row array of the
-    # block): chunk_rows, then chunk_parts, whose plain sums are added with
-    # Neumaier's compensation (about 2 ulps of each sum whatever the count, plus the
-    # parts' few roundings each), the hits, the uniform bins of the confidence, the
+    # block): chunk_rows, then chunk_parts, whose sums are added with Neumaier's
+    # compensation (about 2 ulps of each sum whatever the count, plus the parts' few
+    # roundings each), the hits, the uniform bins of the confidence, the
     # per-class counts and surprisals and the most surprising rows.
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
