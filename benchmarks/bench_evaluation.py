@@ -2,6 +2,7 @@
 one read of the data, plain NumPy and torchmetrics, side by side in one process.
 
     python benchmarks/bench_evaluation.py [--rows 1000000] [--classes 10] [--repeats 5]
+        [--against PATH/TO/OTHER/src]
 
 The data are float32 probabilities (a softmax of Gaussian logits, normalised in
 float64 and stored as float32) with labels drawn from them, built before any timer
@@ -21,6 +22,13 @@ resident set, whichever is larger).
 * torchmetrics: ``multiclass_calibration_error(..., n_bins=15, norm="l1")`` on the same
   memory (``torch.from_numpy``), with its default ``validate_args=True``.
 
+``--against`` times a second copy of crossent in the same run, interleaved with the
+first: the ``crossent`` package under the given source folder (for instance main's,
+``git archive main src | tar -x -C /tmp/main``), imported as ``crossent_against`` (a
+copy of the package under a temporary folder; the package imports itself relatively),
+its rows marked "(against)".  Both copies get the same data and the same floor, so
+their ratios compare directly whatever the machine's load.
+
 The issue 13 target: every crossent row within 3x of the floor and faster than
 torchmetrics.  Timings on a shared machine are noisy: state the load with them.  The
 "CPU s" column is the process's CPU time per call (all threads, ``time.process_time``):
@@ -31,11 +39,18 @@ clock; on an idle machine a call on 2 threads takes about half of it.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
 import os
 import platform
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -74,17 +89,49 @@ def data(rows: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return probs, labels
 
 
-def contenders(probs: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], object]]:
+def against(source: str) -> ModuleType:
+    """The ``crossent`` package under the folder ``source``, imported as
+    ``crossent_against`` (from a copy in a temporary folder named after ``source``, the
+    files' times kept: Numba's on-disk cache of the copy hits in the next run)."""
+    name = hashlib.sha1(os.path.abspath(source).encode()).hexdigest()[:12]
+    folder = os.path.join(tempfile.gettempdir(), f"crossent_against_{name}")
+    shutil.copytree(
+        os.path.join(source, "crossent"),
+        os.path.join(folder, "crossent_against"),
+        ignore=shutil.ignore_patterns("__pycache__"),
+        dirs_exist_ok=True,
+    )
+    sys.path.insert(0, folder)
+    return importlib.import_module("crossent_against")
+
+
+def metrics(
+    package: Any, probs: np.ndarray, labels: np.ndarray, mark: str = ""
+) -> dict[str, Callable[[], object]]:
+    """The four crossent contenders of ``package`` (names followed by ``mark``)."""
+    classes = probs.shape[1]
+    return {
+        f"negative_log_likelihood{mark}": lambda: package.negative_log_likelihood(probs, labels),
+        f"brier_score{mark}": lambda: package.brier_score(probs, labels),
+        f"calibration_error{mark}": lambda: package.calibration_error(probs, labels).value,
+        f"EvaluationState.update{mark}": lambda: package.EvaluationState(classes).update(
+            probs, labels
+        ),
+    }
+
+
+def contenders(
+    probs: np.ndarray, labels: np.ndarray, other: ModuleType | None = None
+) -> dict[str, Callable[[], object]]:
     classes = probs.shape[1]
     rows = np.arange(probs.shape[0])
     out: dict[str, Callable[[], object]] = {
         "floor: one read (np.add.reduce)": lambda: np.add.reduce(probs, axis=None),
         "plain NumPy NLL (no checks)": lambda: float(-np.log(probs[rows, labels]).mean()),
-        "negative_log_likelihood": lambda: crossent.negative_log_likelihood(probs, labels),
-        "brier_score": lambda: crossent.brier_score(probs, labels),
-        "calibration_error": lambda: crossent.calibration_error(probs, labels).value,
-        "EvaluationState.update": lambda: crossent.EvaluationState(classes).update(probs, labels),
+        **metrics(crossent, probs, labels),
     }
+    if other is not None:
+        out.update(metrics(other, probs, labels, " (against)"))
     try:
         import torch
         from torchmetrics.functional.classification import multiclass_calibration_error
@@ -103,10 +150,14 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-memory", action="store_true", help="skip the memory pass")
+    parser.add_argument(
+        "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
+    )
     args = parser.parse_args()
 
     probs, labels = data(args.rows, args.classes)
-    cases = contenders(probs, labels)
+    other = against(args.against) if args.against else None
+    cases = contenders(probs, labels, other)
     for fn in cases.values():
         fn()  # warm-up: imports, Numba compilation, page faults
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -121,7 +172,8 @@ def main() -> None:
     print(
         f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.2f}; Python {platform.python_version()}, "
-        f"NumPy {np.__version__}"
+        f"NumPy {np.__version__}; crossent from {os.path.dirname(crossent.__file__)}"
+        + (f", against {os.path.dirname(other.__file__ or '')}" if other else "")
     )
     print(
         f"input: {args.rows} x {args.classes} float32 probabilities, "

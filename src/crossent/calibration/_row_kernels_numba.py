@@ -11,12 +11,14 @@ process, so every process compiled every kernel again (issue 13). What the kerne
 compute, and why so, is in :mod:`._row_kernels`' docstring.
 
 A kernel loaded from the cache may differ in the last bit of a reassociated sum from
-the same kernel in the process that compiled it: observed, the float32 Brier and
-entropy sums of :func:`totals` off by 1 ulp (every other output bitwise the same;
-within the accuracy :func:`._row_kernels.block_totals` states). Most likely because
-:func:`chunk_parts` is not inlined: Numba links a weak copy of it into each kernel,
-which LLVM optimises again with the kernel, and the compiling process's calls bind to
-the helper's own compilation, a cached kernel's to its copy.
+the same kernel in the process that compiled it: observed, the Brier, spherical and
+entropy sums of :func:`totals` off by 1 ulp, when :func:`chunk_parts` summed them in
+reassociated loops.  Most likely because :func:`chunk_parts` is not inlined: Numba
+links a weak copy of it into each kernel, which LLVM optimises again with the kernel,
+and the compiling process's calls bind to the helper's own compilation, a cached
+kernel's to its copy (the vectoriser choosing another order).  Those sums are now
+pairwise trees without reassociation (:func:`chunk_scores`), the same bits either way
+(tests/calibration/test_issue13_deterministic_sums.py).
 """
 
 from __future__ import annotations
@@ -32,20 +34,26 @@ __all__ = [
     "add_to_bins",
     "chunk_parts",
     "chunk_rows",
+    "chunk_scores",
     "entries_suspect",
     "entropy_terms",
+    "fold_tallies",
+    "guess_bin",
     "label_error",
     "log_array",
     "log_positive",
     "packed",
+    "pairwise_sum",
     "row_sums",
     "summaries",
+    "sums_and_top",
     "suspect_rows",
     "top_labels",
     "totals",
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
+_TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to this many bins
 
 
 # Compiled on its own without ``reassoc`` (LLVM still inlines it, each instruction
@@ -128,19 +136,29 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     if wrong < 0:
         return wrong - c0
     long_rows = k > _SHORT_ROWS
-    suspect = row_sums(
-        values[c0:c1],
-        labels[c0:c1],
-        with_squares,
-        long_rows,
-        limit,
-        floats[0, c0 - base :],
-        floats[1, c0 - base :],
-    )
-    if with_top:
-        top_labels(
-            values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
+    if with_top and packed and not (with_squares or long_rows):
+        suspect = sums_and_top(
+            (values[c0:c1], bits[c0:c1], labels[c0:c1]),
+            limit,
+            floats[0, c0 - base :],
+            floats[1, c0 - base :],
+            floats[2, c0 - base :],
+            predicted[c0 - base :],
         )
+    else:
+        suspect = row_sums(
+            values[c0:c1],
+            labels[c0:c1],
+            with_squares,
+            long_rows,
+            limit,
+            floats[0, c0 - base :],
+            floats[1, c0 - base :],
+        )
+        if with_top:
+            top_labels(
+                values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
+            )
     if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
         suspect = suspect_rows(values[c0:c1], limit)
     if with_entropy:  # the chunk's rows are still in cache
@@ -202,6 +220,35 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
         suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
         p_label[i] = np.float64(row[y])
         others[i] = squares
+    return suspect
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def sums_and_top(rows, limit, p_label, others, confidence, predicted):
+    # row_sums (without squares: others 0) and top_labels (packed) in one loop over
+    # each short row, which they leave in registers (both loops' sums are scalar chains
+    # at 10 classes, so the one loop overlaps them; measured, 10^6 rows of 10 float32
+    # in L1 on the 2-core AMD EPYC, 7.7 ms against 4.2 + 5.3 ms); the same numbers as
+    # the two loops: the row's sum only compared with limit, the first maximum of the
+    # packed bits
+    values, bits, labels = rows
+    n, k = values.shape
+    suspect = 0
+    for i in range(n):
+        row, row_bits = values[i], bits[i]
+        y = labels[i]
+        y = y + k if y < 0 else y
+        total = 0.0
+        key = np.int64(-1) << 62
+        for j in range(k):
+            total += np.float64(row[j])
+            key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+        suspect += 1 if abs(total - 1.0) > limit else 0
+        p_label[i] = np.float64(row[y])
+        others[i] = 0.0
+        predicted[i] = 65535 - (key & 65535)
+    for i in range(n):
+        confidence[i] = np.float64(values[i, predicted[i]])
     return suspect
 
 
@@ -319,11 +366,12 @@ def log_array(x, out):
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
 @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
-def chunk_parts(floats, count, wanted, surprisal, parts):
-    # The plain (vectorised, reassociated) sums over a chunk's rows of the surprisal
+def chunk_parts(floats, count, wanted, surprisal, scores, parts):
+    # The plain (vectorised, reassociated) sum over a chunk's rows of the surprisal
     # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
-    # sums), the Brier and spherical scores and the entropy: parts[0..3], each only
-    # if ``wanted`` (0 otherwise).  NumPy's error model: no ZeroDivisionError for an
+    # sums), and (chunk_scores) those of the Brier and spherical scores and the
+    # entropy: parts[0..3], each only if ``wanted`` (0 otherwise; ``scores`` a buffer
+    # of a power of two at least ``count``).  NumPy's error model: no ZeroDivisionError for an
     # (unchecked) row of zeros, whose spherical score is NaN.
     logs, brier, spherical, entropy = wanted
     p_label, others, ent = floats[0], floats[1], floats[3]
@@ -337,23 +385,55 @@ def chunk_parts(floats, count, wanted, surprisal, parts):
             surprisal[i] = s
             total += s
         parts[0] = total
+    if brier or spherical or entropy:
+        chunk_scores(p_label, others, ent, count, (brier, spherical, entropy), scores, parts)
+
+
+# No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
+# chunk's scores are formed row by row into ``scores`` and summed by pairwise_sum, in
+# an order no compilation can change.  With "reassoc" the vectoriser chose the order,
+# and chose differently in the process that compiled the kernel and in one that
+# loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
+# between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
+# rounded division.
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy")
+def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
+    # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
+    # the chunk's rows, each only if ``wanted``
+    brier, spherical, entropy = wanted
     if brier:
-        total = 0.0
         for i in range(count):
             q = 1.0 - p_label[i]
-            total += others[i] + q * q
-        parts[1] = total
+            scores[i] = others[i] + q * q
+        parts[1] = pairwise_sum(scores, count)
     if spherical:
-        total = 0.0
         for i in range(count):
             p = p_label[i]
-            total += p / np.sqrt(others[i] + p * p)
-        parts[2] = total
+            scores[i] = p / np.sqrt(others[i] + p * p)
+        parts[2] = pairwise_sum(scores, count)
     if entropy:
-        total = 0.0
         for i in range(count):
-            total += max(ent[i], 0.0)
-        parts[3] = total
+            scores[i] = max(ent[i], 0.0)
+        parts[3] = pairwise_sum(scores, count)
+
+
+@numba.njit(fastmath={"nsz"}, inline="always")
+def pairwise_sum(values, count):
+    # values[0..count) summed as a balanced tree over the next power of two (zeros
+    # past count: x + 0 = x): each level adds the upper half onto the lower, an
+    # elementwise loop that vectorises without reassociation; the order is fixed (and
+    # the error grows with log2(count), not count)
+    size = 1
+    while size < count:
+        size *= 2
+    for i in range(count, size):
+        values[i] = 0.0
+    while size > 1:
+        size //= 2
+        low, high = values[:size], values[size : 2 * size]
+        for i in range(size):
+            low[i] = low[i] + high[i]
+    return values[0] if count else 0.0
 
 
 # No fastmath from here: the compensation must not be reassociated away, and the
@@ -369,28 +449,60 @@ def add_compensated(sums, carry, parts):
 
 
 @numba.njit(inline="always")
-def add_to_bins(confidence, predicted, labels, count, edges, left, index, bin_stats):
-    # assign_uniform_bins, by arithmetic and two comparisons (vectorised), then the
-    # count, confidence and hits of each bin, in row order (as numpy.bincount)
-    bins = edges.shape[0] - 1
+def guess_bin(c, bins):
+    # floor(c * bins) clipped to [0, bins - 1] (NaN: the last bin), as an int32
+    scaled = bins if c != c else c * bins
+    scaled = 0.0 if scaled < 0.0 else scaled
+    return np.int32(scaled if scaled < bins - 1.0 else bins - 1.0)
+
+
+@numba.njit(inline="always")
+def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
+    # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
+    # int32, which AVX2 converts from and to float64 four at a time; one loop per side
+    # of the edges; the edges of numpy.linspace(0, 1, bins + 1) are j * edges[1], the
+    # last 1, as test_issue13_bin_tallies pins), then each bin's sum of confidences in
+    # row order (as numpy.bincount); the counts and hits are integers, tallied in
+    # ``tallies`` (4 histograms of (bin, hit) pairs, 1 for more than _TALLIED_BINS
+    # bins: fewer to clear and fold for a block; row i into histogram i % 4:
+    # consecutive rows of one bin do not wait on each other's store; measured 10^6
+    # rows of softmax confidences, 3 scatters 6.9 ms, the sum and the tallies 4.5 ms)
+    # and added to bin_stats by fold_tallies
+    bins = np.int32(edges.shape[0] - 1)
+    step = edges[1]
+    if left:
+        for i in range(count):
+            c = confidence[i]
+            b = guess_bin(c, bins)
+            down = c < np.float64(b) * step
+            up = c >= (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
+    else:
+        for i in range(count):
+            c = confidence[i]
+            b = guess_bin(c, bins)
+            down = c <= np.float64(b) * step
+            up = c > (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
+    sums = bin_stats[1]
     for i in range(count):
-        c = confidence[i]
-        scaled = bins if c != c else c * bins
-        scaled = 0.0 if scaled < 0.0 else scaled
-        b = int(scaled if scaled < bins - 1.0 else bins - 1.0)
-        # unsigned indices (b >= 0): no wraparound selects
-        low, high = edges[np.uint64(b)], edges[np.uint64(b + 1)]
-        down = (c < low) if left else (c <= low)
-        up = (c >= high) if left else (c > high)
-        b -= 1 if down & (b > 0) else 0
-        b += 1 if up & (b < bins - 1) else 0
-        index[i] = b
-    counts, sums, hits = bin_stats[0], bin_stats[1], bin_stats[2]
-    for i in range(count):
-        b = np.uint64(index[i])
-        counts[b] += 1.0
-        sums[b] += confidence[i]
-        hits[b] += 1.0 if predicted[i] == labels[i] else 0.0
+        sums[np.uint64(index[i])] += confidence[i]
+    width = 2 * bins
+    ways = tallies.shape[0] // width
+    for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
+        tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
+
+
+@numba.njit(inline="always")
+def fold_tallies(tallies, bin_stats):
+    # the counts and hits of add_to_bins' histograms, into bin_stats (exact integers)
+    counts, hits = bin_stats[0], bin_stats[2]
+    bins = counts.shape[0]
+    for q in range(tallies.shape[0] // max(2 * bins, 1)):
+        for b in range(bins):
+            absent, present = tallies[q * 2 * bins + 2 * b], tallies[q * 2 * bins + 2 * b + 1]
+            counts[b] += absent + present
+            hits[b] += present
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -415,9 +527,9 @@ def totals(
 ):
     # One pass over a block, chunk by chunk of at most _PART_ROWS rows (their
     # per-row numbers in buffers that stay in L1, never a per-row array of the
-    # block): chunk_rows, then chunk_parts, whose plain sums are added with
-    # Neumaier's compensation (about 2 ulps of each sum whatever the count, plus the
-    # parts' few roundings each), the hits, the uniform bins of the confidence, the
+    # block): chunk_rows, then chunk_parts, whose sums are added with Neumaier's
+    # compensation (about 2 ulps of each sum whatever the count, plus the parts' few
+    # roundings each), the hits, the uniform bins of the confidence, the
     # per-class counts and surprisals and the most surprising rows.
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
@@ -432,11 +544,14 @@ def totals(
     predicted = np.empty(chunk, dtype=np.intp)
     terms = np.empty(chunk * k if with_entropy else 0)
     surprisal = np.empty(chunk)
+    scores = np.empty(2 * chunk)  # at least the power of two above chunk
     index = np.empty(chunk, dtype=np.intp)
+    hit = np.empty(chunk, dtype=np.intp)
     parts = np.empty(4)
     carry = np.zeros(4)
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
+    tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
     keep = found.shape[0]
     kept = 0
     hits = 0
@@ -455,14 +570,15 @@ def totals(
         if flagged < 0:
             return flagged
         suspect += flagged
-        chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, parts)
+        chunk_parts(floats, count, (logs, brier, spherical, with_entropy), surprisal, scores, parts)
         add_compensated(sums, carry, parts)
         chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
             for i in range(count):
-                hits += predicted[i] == chunk_labels[i]
+                hit[i] = predicted[i] == chunk_labels[i]
+                hits += hit[i]
         if bins:
-            add_to_bins(floats[2], predicted, chunk_labels, count, edges, left, index, bin_stats)
+            add_to_bins(floats[2], hit, count, edges, left, index, bin_stats, tallies)
         if not (classes or keep):
             continue
         p_label = floats[0]
@@ -482,6 +598,7 @@ def totals(
                 found[j] = c0 + i
                 found_p[j] = p
                 kept = min(kept + 1, keep)
+    fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
