@@ -13,7 +13,11 @@ it, or less what they hide) through ``_batch.keywords_from``. The families share
 the softmax losses, one function per option, with derivations), ``_reduction``
 (reductions and :class:`LossParts`) and ``_docs`` (docstring fragments, and the twins'
 Parameters sections). ``_cpu_kernels`` holds the optional fused float32 CPU kernels
-(Numba) behind the softmax cross-entropy's value-and-gradient entry points.
+(Numba) behind the softmax cross-entropy's value-and-gradient entry points. Small
+NumPy calls of every family first try a compiled shortcut (``_softmax_small``,
+``_small_label_families``, ``_small_targets``, ``_small_distill``, ``_small_sigmoid``,
+each with a ``*_numba`` module imported on first use) that gives the full path's values
+bit for bit, or None, and the full path runs.
 No family imports another family's private names.
 """
 
