@@ -64,12 +64,18 @@ rows of one bin do not wait on each other's store) and the rows of smallest
 :math:`p_y` (the most surprising). No per-row array of the block is written; NumPy
 would make about twenty passes over per-row arrays for these.
 
-The logarithm costs about 2 ns an entry on the 2-core AMD EPYC (AVX2), about as much
-as the rest of the row pass at 10 classes: it bounds the entropy, hence
-``EvaluationState.update``.  A division-free variant (the same reduction, then a
-degree-17 polynomial in :math:`f = m - 1` by Estrin's scheme, relative error 2.2e-14)
-measured no faster (2.0 against 2.15 ns an entry, two streams interleaved), so the
-fdlibm form, within 1 ulp, stays.
+The logarithm costs about 1.8 ns an entry on the 2-core AMD EPYC (AVX2, four doubles
+per instruction, 128-bit floating-point units), about as much as the rest of the row
+pass at 10 classes: it bounds the entropy, hence ``EvaluationState.update``.  The loop
+is bound by the latency of the logarithm's dependency chain, not by its division:
+four logarithms in flight and fdlibm's :math:`R(z)` by Estrin's scheme (rather than
+two Horner halves) took it from 2.1 to 1.8 ns an entry (the logarithm's last bit
+changed on about 0.3% of the values, still within 1 ulp: max 0.86 measured).  Measured
+no faster: the same loop with the division replaced by a float32 reciprocal or a
+minimax reciprocal refined by a Neumann series (3.7 to 4.0 ns: a longer chain), and a
+degree-17 polynomial in :math:`f = m - 1` (2.0 ns, relative error 2.2e-14); one
+stream without the division at all (a wrong logarithm) takes 2.0 ns against 2.4 ns
+with it.
 
 The kernels are in :mod:`._row_kernels_numba`, which imports Numba at its top.
 Importing this module does not import Numba; :func:`available` looks for it, and the

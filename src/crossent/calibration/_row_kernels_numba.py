@@ -82,13 +82,14 @@ def log_positive(x: float) -> float:
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
+    # R(z) = Lg1 z + ... + Lg7 z^7 by Estrin's scheme (pairs, then pairs of pairs):
+    # a shorter dependency chain than fdlibm's two Horner halves (the loop is bound
+    # by the latency of the chain: 2.0 to 1.8 ns an entry with four streams)
     w = z * z
-    t1 = w * (0.3999999999940941908 + w * (0.2222219843214978396 + w * 0.1531383769920937332))
-    t2 = z * (
-        0.6666666666666735130
-        + w * (0.2857142874366239149 + w * (0.1818357216161805012 + w * 0.1479819860511658591))
-    )
-    r = t2 + t1
+    a = 0.6666666666666735130 + z * 0.3999999999940941908
+    b = 0.2857142874366239149 + z * 0.2222219843214978396
+    c = 0.1818357216161805012 + z * 0.1531383769920937332
+    r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
     hfsq = 0.5 * f * f
     return k * 6.93147180369123816490e-01 - (
         (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
@@ -98,21 +99,27 @@ def log_positive(x: float) -> float:
 @numba.njit(fastmath=_FLAGS, inline="always")
 def entropy_terms(flat, start, count, terms):
     # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
-    # vectorised across row boundaries, into a buffer that stays in L1; the two
-    # halves side by side, so that two independent logarithms are in flight
-    # (the loop is bound by the logarithm's latency: about 20% faster)
+    # vectorised across row boundaries, into a buffer that stays in L1; the four
+    # quarters side by side, so that four independent logarithms are in flight
+    # (the loop is bound by the logarithm's latency: two streams about 20% faster
+    # than one, four about 10% faster than two on the 2-core AMD EPYC)
     # (slices indexed from 0: see entries_suspect)
-    half = count // 2
-    low, high = flat[start : start + half], flat[start + half : start + 2 * half]
-    out_low, out_high = terms[:half], terms[half : 2 * half]
-    for t in range(half):
-        x = np.float64(low[t])
-        u = np.float64(high[t])
-        out_low[t] = x * log_positive(x) if x > 0.0 else 0.0
-        out_high[t] = u * log_positive(u) if u > 0.0 else 0.0
-    if count % 2:
-        x = np.float64(flat[start + count - 1])
-        terms[count - 1] = x * log_positive(x) if x > 0.0 else 0.0
+    quarter = count // 4
+    a = flat[start : start + quarter]
+    b = flat[start + quarter : start + 2 * quarter]
+    c = flat[start + 2 * quarter : start + 3 * quarter]
+    d = flat[start + 3 * quarter : start + 4 * quarter]
+    out_a, out_b = terms[:quarter], terms[quarter : 2 * quarter]
+    out_c, out_d = terms[2 * quarter : 3 * quarter], terms[3 * quarter : 4 * quarter]
+    for t in range(quarter):
+        x, u, v, y = np.float64(a[t]), np.float64(b[t]), np.float64(c[t]), np.float64(d[t])
+        out_a[t] = x * log_positive(x) if x > 0.0 else 0.0
+        out_b[t] = u * log_positive(u) if u > 0.0 else 0.0
+        out_c[t] = v * log_positive(v) if v > 0.0 else 0.0
+        out_d[t] = y * log_positive(y) if y > 0.0 else 0.0
+    for t in range(4 * quarter, count):
+        x = np.float64(flat[start + t])
+        terms[t] = x * log_positive(x) if x > 0.0 else 0.0
 
 
 # Compiled with its own flags (reassociated sums, vectorised) and called from the
