@@ -171,10 +171,16 @@ def options_of(
     The checked options are kept by their values and types (issue 13: a call on a small
     batch should not pay for six checks and a dataclass each time; 1, 1.0, True and
     ``np.float64(1)`` are different keys, so a bool is still rejected); a value that
-    cannot be a key (an array) is checked afresh, and rejected there.
+    cannot be a key (an array) is checked afresh, and rejected there. Only values of
+    plain Python types are kept: a NumPy scalar (``np.float32(0.1)``, ``np.str_('sum')``)
+    is checked afresh each time, since a key holding one makes ``torch.compile`` fail to
+    trace the lookup in this table ("failed to convert numpy.ndarray to Tensor").
     """
     values = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
-    key = (values, tuple(map(type, values)))
+    types = tuple(map(type, values))
+    if not _CACHED_TYPES.issuperset(types):
+        return _check_options(values)
+    key = (values, types)
     try:
         return _CHECKED_OPTIONS[key]
     except KeyError:
@@ -188,6 +194,8 @@ def options_of(
 
 _CHECKED_OPTIONS: dict[tuple[tuple[object, ...], tuple[type, ...]], LossOptions] = {}
 """The options :func:`options_of` has checked, by argument values and types."""
+_CACHED_TYPES = frozenset({float, int, bool, str, type(None)})
+"""The argument types whose values :func:`options_of` keeps (plain Python values)."""
 
 
 def _check_options(values: tuple[Any, ...]) -> LossOptions:
