@@ -340,7 +340,7 @@ def _focal_gradient(
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         labels[2],
-        grad.reshape(work.shape[0], -1),
+        grad if logits.ndim == 2 else grad.reshape(work.shape[0], -1),
     )
     return grad
 
@@ -369,7 +369,7 @@ def _poly_gradient(
         weights,
         _REDUCTIONS[options.reduction],
         normalizer,
-        grad.reshape(y.shape[0], -1),
+        grad if logits.ndim == 2 else grad.reshape(y.shape[0], -1),
     )
     return grad
 
