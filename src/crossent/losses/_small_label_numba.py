@@ -15,8 +15,9 @@ contracted into an FMA, and each operation rounds as NumPy's does.
 
 * :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
   also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
-  np.exp gives :math:`p` and :math:`p_y` (the same argument, so the same value as the
-  full path's ``exp(log p_y)``).
+  np.exp gives :math:`p` and :math:`p_y` (poly-1), or :math:`p` and the focal
+  modulation once :func:`scaled_log1mexp64` has written its argument in the last
+  column (NumPy's exp of an entry is the same wherever it sits in the buffer).
 * :func:`log1mexp_args64` and :func:`scaled_log1mexp64`: ``_focal._log1mexp`` between
   its ufuncs (:math:`\log(1 - e^a)`: ``log1p(-exp(a))`` below :math:`-\ln 2`,
   ``log(-expm1(a))`` above, :math:`-\infty` at 0), times :math:`\gamma`; the caller's
