@@ -238,62 +238,62 @@ def _per_row(options: LossOptions, n: int, dtype: Any) -> np.ndarray:
     return np.empty(n, dtype) if options.reduction == "none" else _NO_ROWS[dtype]
 
 
-def _label_rows(
-    logits: np.ndarray, labels: np.ndarray, *, gradient: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
-    r"""``(labels, log p_y, out, near)`` of float64 logits by the hybrid (``_softmax_small``'s
-    row statistics, then ``label_rows64``): for a ``gradient``, ``out`` holds
-    :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for one np.exp;
-    ``near``: how many :math:`\log p_y > -\ln 2`. None when a row is suspect."""
-    found = label_rows64(logits, labels, _PLAIN, _softmax_compiled())
-    if found is None:
-        return None
-    _, y, shifted, rows, ell = found
-    n, classes = shifted.shape
-    log_p_y = np.empty(n)
-    out = np.empty((n, classes + 1)) if gradient else _NO_PROBS
-    near = _compiled().label_rows64(shifted, rows, ell, log_p_y, out)
-    return y, log_p_y, out, near
-
-
 _NO_PROBS = np.empty((0, 0))
 """``label_rows64``'s ``out`` of a loss (no probabilities)."""
 
 
-def _modulation(
-    log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray | None, near: int, gamma: float
-) -> np.ndarray:
-    r""":math:`(1 - p_y)^\gamma` as ``_focal._modulation`` forms it, from np.exp's ``p_y``
-    (and, where ``near`` > 0, np.expm1's ``expm1`` of :math:`\log p_y`): ``_log1mexp``'s
-    far formula ``log1p(-exp(a))`` when no :math:`\log p_y` is near 0, else its values
-    from ``log1mexp_args64``'s np.log1p and np.log; times :math:`\gamma`, np.exp."""
-    if not near:
-        return np.exp(gamma * np.log1p(-p_y))
-    assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
+def _scaled_log1mexp(
+    log_p_y: np.ndarray,
+    p_y: np.ndarray,
+    expm1: np.ndarray | None,
+    near: int,
+    gamma: float,
+    out: np.ndarray,
+) -> None:
+    r""":math:`\gamma\log(1 - p_y)` as ``_focal._modulation`` forms it (the argument of its
+    np.exp) into the last column of ``out`` (N x k), from np.exp's ``p_y`` (and, where
+    ``near`` > 0, np.expm1's ``expm1`` of :math:`\log p_y`): ``_log1mexp``'s far formula
+    ``log1p(-exp(a))`` when no :math:`\log p_y` is near 0, else its values from
+    ``log1mexp_args64``'s np.log1p and np.log; times :math:`\gamma` (compiled)."""
     compiled = _compiled()
+    if not near:
+        far = np.log1p(-p_y)
+        compiled.scaled_log1mexp64(log_p_y, far, far, gamma, out)
+        return
+    assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
     args = np.empty((2, log_p_y.shape[0]))
     compiled.log1mexp_args64(log_p_y, p_y, expm1, args)
-    scaled = np.empty_like(log_p_y)
-    compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, scaled)
-    return np.exp(scaled)
+    compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, out)
 
 
 # ------------------------------------------------------------------------- the bodies
 
 
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
-""":func:`_label_rows`' ``(labels, log p_y, out, near)``."""
+"""The rows :func:`_on_label_rows` hands a body: ``(labels, log p_y, work, near)``."""
 _Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
 
 
 def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
-    """``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
-    ``body(logits, rows, labels, own, options)`` with the rows of :func:`_label_rows`,
-    or None when a row is suspect."""
+    r"""``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
+    ``body(logits, rows, labels, own, options)``, or None when a row is suspect, with
+    the rows of float64 logits by the hybrid (``_softmax_small``'s row statistics, then
+    ``label_rows64``): ``(labels, log p_y, work, near)``, where ``work`` is, for a
+    ``gradient``, :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for
+    one np.exp (the body may overwrite the last column with another argument of exp:
+    :func:`_scaled_log1mexp`), and for a loss :math:`\sigma` (N x C), free to hold one
+    column of arguments of exp (its other entries are :math:`\le 0`, so their exp
+    cannot warn); ``near``: how many :math:`\log p_y > -\ln 2`. :math:`\log p_y` is
+    written over :math:`\ell` (``log1p``'s fresh array)."""
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-        rows = _label_rows(logits, labels[0], gradient=gradient)
-        return None if rows is None else body(logits, rows, labels, own, options)
+        found = label_rows64(logits, labels[0], _PLAIN, _softmax_compiled())
+        if found is None:
+            return None
+        _, y, shifted, rows, ell = found
+        work = np.empty((ell.shape[0], shifted.shape[1] + 1)) if gradient else _NO_PROBS
+        near = _compiled().label_rows64(shifted, rows, ell, ell, work)
+        return body(logits, (y, ell, work if gradient else shifted, near), labels, own, options)
 
     return compute
 
@@ -303,15 +303,15 @@ def _focal_loss(
 ) -> Any:
     _, log_p_y, _, near = rows
     gamma = own[0]
-    modulation = log_p_y  # (unused for gamma = 0: the modulation is 1)
-    if gamma:
+    modulation = _NO_PROBS  # (for gamma = 0: the modulation is 1)
+    if gamma:  # the modulation's argument of exp in the last column of sigma's rows
         expm1 = np.expm1(log_p_y) if near else None
-        modulation = _modulation(log_p_y, np.exp(log_p_y), expm1, near, gamma)
+        _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, rows[2])
+        modulation = np.exp(rows[2])
     per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
     loss = _compiled().focal_loss64(
         log_p_y,
         modulation,
-        gamma != 0,
         labels[1],
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
@@ -324,22 +324,23 @@ def _focal_loss(
 def _focal_gradient(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
-    y, log_p_y, out, near = rows
-    gamma, e, expm1 = own[0], np.exp(out), np.expm1(log_p_y)  # e: p and p_y
-    modulation = _modulation(log_p_y, e[:, -1], expm1, near, gamma) if gamma else log_p_y
+    y, log_p_y, work, near = rows
+    gamma, p_y, expm1 = own[0], np.exp(log_p_y), np.expm1(log_p_y)
+    if gamma:  # the modulation's argument of exp beside p's, for one np.exp of both
+        _scaled_log1mexp(log_p_y, p_y, expm1, near, gamma, work)
     grad = np.empty(logits.shape)
     _compiled().focal_gradient64(
-        e,
+        np.exp(work),  # p, then the modulation (p_y for gamma = 0: unused)
         y,
         log_p_y,
+        p_y,
         expm1,
-        modulation,
         gamma,
         labels[1],
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         labels[2],
-        grad.reshape(out.shape[0], -1),
+        grad if logits.ndim == 2 else grad.reshape(work.shape[0], -1),
     )
     return grad
 
@@ -359,16 +360,16 @@ def _poly_loss(
 def _poly_gradient(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
-    y, out, (_, weights, normalizer) = rows[0], rows[2], labels
+    y, work, (_, weights, normalizer) = rows[0], rows[2], labels
     grad = np.empty(logits.shape)
     _compiled().poly_gradient64(
-        np.exp(out),
+        np.exp(work),
         y,
         own[0],
         weights,
         _REDUCTIONS[options.reduction],
         normalizer,
-        grad.reshape(y.shape[0], -1),
+        grad if logits.ndim == 2 else grad.reshape(y.shape[0], -1),
     )
     return grad
 

@@ -15,8 +15,9 @@ contracted into an FMA, and each operation rounds as NumPy's does.
 
 * :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
   also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
-  np.exp gives :math:`p` and :math:`p_y` (the same argument, so the same value as the
-  full path's ``exp(log p_y)``).
+  np.exp gives :math:`p` and :math:`p_y` (poly-1), or :math:`p` and the focal
+  modulation once :func:`scaled_log1mexp64` has written its argument in the last
+  column (NumPy's exp of an entry is the same wherever it sits in the buffer).
 * :func:`log1mexp_args64` and :func:`scaled_log1mexp64`: ``_focal._log1mexp`` between
   its ufuncs (:math:`\log(1 - e^a)`: ``log1p(-exp(a))`` below :math:`-\ln 2`,
   ``log(-expm1(a))`` above, :math:`-\infty` at 0), times :math:`\gamma`; the caller's
@@ -54,7 +55,7 @@ from ._small_numba import LABEL as _LABEL
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
 from ._small_numba import PARTS as _PARTS
-from ._small_numba import label_loss64, pairwise_sum, subtract_rows64
+from ._small_numba import label_loss64, pairwise_sum
 
 __all__ = [
     "focal_gradient64",
@@ -142,25 +143,26 @@ def label_rows64(
     shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
 ) -> int:
     r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
-    ``log_p_y`` (N); unless ``out`` is empty, :math:`\sigma - \ell` (``probs``' argument
-    of exp) into its first C columns and :math:`\log p_y` into its last (N x (C + 1);
-    ``shifted`` is overwritten). Returns how many :math:`\log p_y` are *near* 0
+    ``log_p_y`` (N; it may be ``ell`` itself: each :math:`\ell_i` is read before
+    :math:`\log p_{y_i}` is written); unless ``out`` is empty, :math:`\sigma - \ell`
+    (``probs``' argument of exp) into its first C columns and :math:`\log p_y` into its
+    last (N x (C + 1)). Returns how many :math:`\log p_y` are *near* 0
     (:math:`> -\ln 2`)."""
     n = log_p_y.shape[0]
+    classes = shifted.shape[1]
+    probs = out.shape[0] != 0
     near = 0
     for i in range(n):
-        value = rows[_LABEL, i] - ell[i]
+        ell_i = ell[i]
+        value = rows[_LABEL, i] - ell_i
         value = value if value < 0.0 else 0.0  # np.minimum(., 0.0); never NaN here
-        log_p_y[i] = value
         if value > _LOG_HALF:
             near += 1
-    if out.shape[0]:
-        subtract_rows64(shifted, ell)
-        classes = shifted.shape[1]
-        for i in range(n):
+        if probs:
             for c in range(classes):
-                out[i, c] = shifted[i, c]
-            out[i, classes] = log_p_y[i]
+                out[i, c] = shifted[i, c] - ell_i
+            out[i, classes] = value
+        log_p_y[i] = value
     return near
 
 
@@ -184,21 +186,23 @@ def log1mexp_args64(
 def scaled_log1mexp64(
     log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
 ) -> None:
-    r""":math:`\gamma\log(1 - e^a)` into ``out`` from np.log1p's values ``far`` and
-    np.log's ``near`` (:func:`log1mexp_args64`): ``_modulation``'s argument of exp."""
+    r""":math:`\gamma\log(1 - e^a)` into the last column of ``out`` (N x k) from np.log1p's
+    values ``far`` and np.log's ``near`` (:func:`log1mexp_args64`; read only where
+    :math:`a > -\ln 2`): ``_modulation``'s argument of exp. For a gradient ``out`` is
+    :func:`label_rows64`'s, so that one np.exp gives :math:`p` and the modulation."""
+    last = out.shape[1] - 1
     for i in range(log_p_y.shape[0]):
         a = log_p_y[i]
         value = far[i]
         if a > _LOG_HALF:
             value = near[i] if a < 0.0 else -np.inf
-        out[i] = gamma * value
+        out[i, last] = gamma * value
 
 
 @numba.njit(cache=True)
 def focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
-    focused: bool,
     weights: np.ndarray,
     reduction: int,
     log_base: float,
@@ -206,12 +210,15 @@ def focal_loss64(
     out: np.ndarray,
 ) -> tuple[bool, float]:
     r"""``softmax_focal_loss``'s body and reduction: :math:`\omega\,m\,(-\log p_y)` per
-    row, 0 where :math:`\omega m = 0` (``weighted_term``); :math:`m = 1` unless
-    ``focused``; :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
+    row, 0 where :math:`\omega m = 0` (``weighted_term``); :math:`m`: np.exp's, in the
+    last column of ``modulation`` (N x k), or 1 where ``modulation`` is empty
+    (:math:`\gamma = 0`); :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
     n = log_p_y.shape[0]
+    focused = modulation.shape[0] != 0
+    last = modulation.shape[1] - 1
     loss = np.empty(n)
     for i in range(n):
-        m = modulation[i] if focused else 1.0
+        m = modulation[i, last] if focused else 1.0
         if weights.shape[0]:
             m = weights[0, i] * m
         loss[i] = m * -log_p_y[i] if m != 0.0 else 0.0
@@ -246,8 +253,8 @@ def focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
+    p_y: np.ndarray,
     expm1: np.ndarray,
-    modulation: np.ndarray,
     gamma: float,
     weights: np.ndarray,
     reduction: int,
@@ -258,16 +265,18 @@ def focal_gradient64(
     r"""``softmax_focal_loss_grad``'s body into ``out`` (N x C): :math:`f_i\,(p_i -
     e_{y_i})\,s` with :math:`f = (\omega m)\,(1 - \gamma r)` and :math:`r = p_y\,\log
     p_y / (-\operatorname{expm1}\log p_y)` (0 where :math:`p_y = 0`, -1 where
-    :math:`\log p_y = 0`); ``e`` holds :math:`p` and, last, :math:`p_y` (np.exp's);
-    :math:`m = 1` for :math:`\gamma = 0`."""
+    :math:`\log p_y = 0`); ``e`` (N x (C + 1), np.exp's) holds :math:`p` and, last,
+    the modulation :math:`m` (:func:`scaled_log1mexp64`'s exp; :math:`m = 1` for
+    :math:`\gamma = 0`); ``p_y`` and ``expm1``: np.exp's and np.expm1's of
+    :math:`\log p_y`."""
     n, classes = out.shape
     factor = np.empty(n)
     for i in range(n):
-        a, p_y = log_p_y[i], e[i, classes]
+        a, p = log_p_y[i], p_y[i]
         ratio = 0.0 if a < 0.0 else -1.0
-        if a < 0.0 and p_y > 0.0:
-            ratio = p_y * (a / -expm1[i])
-        m = modulation[i] if gamma != 0.0 else 1.0
+        if a < 0.0 and p > 0.0:
+            ratio = p * (a / -expm1[i])
+        m = e[i, classes] if gamma != 0.0 else 1.0
         if weights.shape[0]:
             m = weights[0, i] * m
         factor[i] = m * (1.0 - gamma * ratio)
