@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import venv
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -43,6 +44,17 @@ DOCS_BUILD = ROOT / "docs" / "_build"
 def _run(*command: str | Path) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
     subprocess.run([str(c) for c in command], cwd=ROOT, check=True)
+
+
+def _start(*command: str | Path) -> subprocess.Popen[bytes]:
+    """Start a command in the background (``_finish`` waits for it and checks its status)."""
+    print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
+    return subprocess.Popen([str(c) for c in command], cwd=ROOT)
+
+
+def _finish(process: subprocess.Popen[bytes]) -> None:
+    if process.wait() != 0:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
 def ensure_environment(task: str) -> None:
@@ -127,15 +139,22 @@ def docs(args: list[str]) -> None:
 
 
 def test(args: list[str]) -> None:
-    ensure_environment("test")
-    ensure_browser()
+    # CI has two cores and these steps are mostly single-threaded, so they run in pairs:
+    # Chromium's apt install beside pip, mypy beside the docs build.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        browser = pool.submit(ensure_browser)
+        ensure_environment("test")
+        browser.result()
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "ruff", "check", ".")
-    _run(PYTHON, "-m", "mypy")
-    if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
-        print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
-    else:
-        build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
+    typing = _start(PYTHON, "-m", "mypy")
+    try:
+        if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+            print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
+        else:
+            build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
+    finally:
+        _finish(typing)
     _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
 
 
