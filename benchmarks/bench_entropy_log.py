@@ -1,0 +1,290 @@
+"""The entropy terms' logarithm (issue 13, evaluation): the kernels' fdlibm logarithm
+against a table-driven one (Tang's method), and against the loop's floor.
+
+    python benchmarks/bench_entropy_log.py [--entries 10000000] [--repeats 7]
+
+``EvaluationState.update`` spends most of its time on the entropy terms
+:math:`p \\log p` (one logarithm per entry).  The kernels' logarithm
+(``calibration/_row_kernels_numba.log_positive``) is fdlibm's: a division
+:math:`s = f / (2 + f)` then a degree-7 polynomial in :math:`s^2`.  This script asks
+whether a division-free, table-driven logarithm is faster, and keeps the experiment
+so that it can be repeated on another CPU.
+
+The table-driven logarithm (``table_log``, float64 results within 1 ulp: measured below
+against ``np.longdouble``): :math:`x = 2^k z`, :math:`z \\in [z_0, 2 z_0)` with
+:math:`z_0 \\approx 0.6895` placing 1 in the middle of an interval; the top 7 mantissa
+bits of :math:`z` pick :math:`1/c` (26 significant bits, exactly 1 on the interval
+around 1) and :math:`\\log c` in a high part (a multiple of :math:`2^{-41}`, like
+:math:`\\log 2`'s, so that :math:`k \\log 2_{hi} + \\log c_{hi}` is exact) and a low
+part, all made here with mpmath at 200 bits; :math:`r = \\mathrm{fma}(z, 1/c, -1)` (exact
+for float32 inputs; for float64 inputs its rounding error is recovered with a second
+FMA and added back), :math:`|r| \\le 2^{-8}`, and
+:math:`\\log(1 + r) = r + r^2 Q(r)`, :math:`Q` the Taylor polynomial to :math:`r^5/7`
+(truncation below :math:`2^{-59} |r|`) by Estrin's scheme.  No division, a short
+dependency chain, three table loads per entry.  Reference: P. T. P. Tang, ACM TOMS
+16(4), 1990, doi:10.1145/98267.98294.
+
+Timed, each over ``--entries`` probabilities (a softmax of Gaussian logits) in chunks of
+4096 entries (the kernels' ``_CHUNK_ENTRIES``: the buffers stay in L1 cache), on one
+thread, by thread CPU time (a shared machine's load disturbs it less than the wall
+clock), the minimum over ``--repeats`` interleaved repeats:
+
+* floor: the same loop with the logarithm replaced by :math:`p (p - 1)`;
+* kernels: ``entropy_terms`` of the kernels (four streams of fdlibm logarithms);
+* table, 4 streams / 1 stream: the same loop with ``table_log`` (called
+  unconditionally, then selected: under a condition its loads are masked and the loop
+  runs scalar).
+
+Measured on the 2-core AMD EPYC (``znver3`` to LLVM, AVX2), 10^7 entries, 2026-12-01,
+two runs (load average 4 and 6: five engineers on two cores; the second with the
+kernels' 7-operation split of x, same bits), ns per entry, min of 7; "kernels" is
+fdlibm's logarithm in the entropy loop of four streams:
+
+=======  ==========  ==========  ================  ===============
+input    floor       kernels     table, 4 streams  table, 1 stream
+=======  ==========  ==========  ================  ===============
+float32  0.49, 0.48  2.26, 1.83  4.25, 4.08        3.77, 4.38
+float64  0.73, 0.65  2.68, 1.95  4.61, 3.56        3.37, 3.17
+=======  ==========  ==========  ================  ===============
+
+Accuracy, largest error against ``np.longdouble`` (1 million random values, and every
+float32 mantissa of [0.5, 1) and [1, 2)): table 0.500-0.516 ulp, kernels 0.72-0.84 ulp
+(0.51 next to 1).
+
+The table loses: LLVM's cost model gives AMD's Zen no fast gathers, so the loop
+vectoriser loads each table entry with scalar loads and inserts (3 tables x 4 lanes,
+plus moving the 4 indices out of the vector registers: about 30 of the loop's 90
+instructions per 4 entries, against fdlibm's 45 for everything, one of them a
+``vdivpd`` whose throughput, 4 entries per ~5 cycles, is not the limit).  Forcing
+gathers (``NUMBA_CPU_FEATURES=<host features>,+fast-gather``, every kernel of the
+process) is no better: 4.3-4.9 ns for float32.  A CPU with fast gathers (Intel since
+Skylake, with AVX-512 wider ones) may rank them otherwise: run this script there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from crossent._intrinsics_numba import bits_to_float64, float64_to_bits
+from crossent.calibration import _row_kernels_numba as kernels
+
+from _machine import cpu_name
+
+_OFF = 0x3FE6100000000000  # z0 = 0.689453125: 1 in the middle of interval 79
+_ONE = 0x3FF0000000000000
+_CHUNK = 4096
+_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # the kernels' loop flags
+
+
+def _as_float(bits: int) -> float:
+    return float(struct.unpack("<d", struct.pack("<q", bits))[0])
+
+
+def make_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """(1/c, log c high, log c low) for the 128 intervals, and log 2 high and low."""
+    with mpmath.workprec(200):
+        quantum = mpmath.mpf(2) ** -41
+        invc, hi, lo = [], [], []
+        for i in range(128):
+            a = mpmath.mpf(_as_float(_OFF + i * (1 << 45)))
+            b = mpmath.mpf(_as_float(_OFF + (i + 1) * (1 << 45)))
+            if a < 1 < b:
+                inverse = mpmath.mpf(1)
+            else:  # 2 / (a + b) rounded to 26 significant bits
+                target = 2 / (a + b)
+                step = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(target, 2)) - 25)
+                inverse = mpmath.nint(target / step) * step
+            log_c = -mpmath.log(inverse)
+            high = mpmath.nint(log_c / quantum) * quantum
+            invc.append(float(inverse))
+            hi.append(float(high))
+            lo.append(float(log_c - high))
+        ln2 = mpmath.log(2)
+        ln2_hi = mpmath.nint(ln2 / quantum) * quantum
+        return np.array(invc), np.array(hi), np.array(lo), float(ln2_hi), float(ln2 - ln2_hi)
+
+
+_INVC, _LOGC_HI, _LOGC_LO, _LN2_HI, _LN2_LO = make_table()
+
+
+@intrinsic
+def fma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a * b + c`` rounded once (``llvm.fma.f64``)."""
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        return builder.fma(*args)
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy")
+def table_log(x: float) -> float:
+    # subnormals scaled by 2^54 (as bit masks)
+    tiny = -np.int64(x < 2.2250738585072014e-308)
+    bits = (float64_to_bits(x * 18014398509481984.0) & tiny) | (float64_to_bits(x) & ~tiny)
+    t = bits + (_ONE - _OFF)
+    biased = (t >> 52) & 0x7FF
+    i = (t >> 45) & 127
+    z = bits_to_float64(bits - (biased << 52) + _ONE)
+    k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
+    k = k - bits_to_float64(float64_to_bits(54.0) & tiny)
+    invc = _INVC[i]
+    r = fma(z, invc, -1.0)
+    p = z * invc  # z/c = p + q exactly; p - 1 and (p - 1) - r exact
+    delta = ((p - 1.0) - r) + fma(z, invc, -p)
+    w = fma(k, _LN2_HI, _LOGC_HI[i])  # exact
+    hi = w + r
+    lo = ((w - hi) + r) + (fma(k, _LN2_LO, _LOGC_LO[i]) + delta)
+    r2 = r * r
+    q = fma(
+        r2,
+        fma(r2, fma(r, 1.0 / 7.0, -1.0 / 6.0), fma(r, 0.2, -0.25)),
+        fma(r, 1.0 / 3.0, -0.5),
+    )
+    return hi + fma(r2, q, lo)
+
+
+@numba.njit(fastmath=_FLAGS)
+def table_log_array(x: np.ndarray, out: np.ndarray) -> None:
+    for i in range(x.shape[0]):
+        out[i] = table_log(x[i])
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def floor_terms(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -> None:
+    a = flat[start : start + count]
+    for t in range(count):
+        x = np.float64(a[t])
+        terms[t] = x * (x - 1.0) if x > 0.0 else 0.0
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def table_terms_1(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -> None:
+    a = flat[start : start + count]
+    for t in range(count):
+        x = np.float64(a[t])
+        y = table_log(x)
+        terms[t] = x * y if x > 0.0 else 0.0
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def table_terms_4(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -> None:
+    quarter = count // 4
+    a = flat[start : start + quarter]
+    b = flat[start + quarter : start + 2 * quarter]
+    c = flat[start + 2 * quarter : start + 3 * quarter]
+    d = flat[start + 3 * quarter : start + 4 * quarter]
+    out_a, out_b = terms[:quarter], terms[quarter : 2 * quarter]
+    out_c, out_d = terms[2 * quarter : 3 * quarter], terms[3 * quarter : 4 * quarter]
+    for t in range(quarter):
+        x, u, v, y = np.float64(a[t]), np.float64(b[t]), np.float64(c[t]), np.float64(d[t])
+        lx, lu, lv, ly = table_log(x), table_log(u), table_log(v), table_log(y)
+        out_a[t] = x * lx if x > 0.0 else 0.0
+        out_b[t] = u * lu if u > 0.0 else 0.0
+        out_c[t] = v * lv if v > 0.0 else 0.0
+        out_d[t] = y * ly if y > 0.0 else 0.0
+    for t in range(4 * quarter, count):
+        x = np.float64(flat[start + t])
+        terms[t] = x * table_log(x) if x > 0.0 else 0.0
+
+
+def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The loop over all entries, chunk by chunk, as the kernels take them."""
+
+    @numba.njit(fastmath=_FLAGS)
+    def run(flat: np.ndarray, terms: np.ndarray) -> float:
+        total = 0.0
+        for c0 in range(0, flat.shape[0], _CHUNK):
+            count = min(_CHUNK, flat.shape[0] - c0)
+            terms_loop(flat, c0, count, terms)
+            total += terms[0]
+        return total
+
+    return run
+
+
+def max_ulps(log: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> float:
+    """The largest error of ``log`` on ``x`` in ulps of the exact value (long double)."""
+    out = np.empty_like(x)
+    log(x, out)
+    reference = np.log(x.astype(np.longdouble))
+    ulp = np.spacing(np.abs(reference.astype(np.float64))).astype(np.longdouble)
+    return float(np.max(np.abs(out.astype(np.longdouble) - reference) / ulp))
+
+
+def accuracy() -> None:
+    if np.finfo(np.longdouble).nmant < 63:
+        print("accuracy: skipped (np.longdouble is not the 80-bit format here)")
+        return
+    rng = np.random.default_rng(13)
+    n = 1_000_000
+    mantissas = np.arange(1 << 23, dtype=np.uint32)
+    cases = {
+        "float32 uniform": rng.random(n).astype(np.float32),
+        "float32 every mantissa of [0.5, 1)": (mantissas | np.uint32(0x3F000000)).view(np.float32),
+        "float32 every mantissa of [1, 2)": (mantissas | np.uint32(0x3F800000)).view(np.float32),
+        "float64 uniform": rng.random(n),
+        "float64 near 1": 1 + (rng.random(n) - 0.5) * 2.0**-5,
+        "float64 any exponent": np.ldexp(1 + rng.random(n), rng.integers(-1074, 1024, n)),
+    }
+    for name, values in cases.items():
+        x = values.astype(np.float64)
+        table = max_ulps(table_log_array, x)
+        fdlibm = max_ulps(kernels.log_array, x)
+        print(f"accuracy, {name}: table {table:.3f} ulp, kernels {fdlibm:.3f} ulp")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-accuracy", action="store_true")
+    args = parser.parse_args()
+    print(f"{cpu_name()}, load average {os.getloadavg()[0]:.1f}")
+    if not args.no_accuracy:
+        accuracy()
+    rng = np.random.default_rng(0)
+    rows = args.entries // 10
+    logits = rng.normal(size=(rows, 10)) * 2
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    loops = {
+        "floor": chunked(floor_terms),
+        "kernels": chunked(kernels.entropy_terms),
+        "table, 4 streams": chunked(table_terms_4),
+        "table, 1 stream": chunked(table_terms_1),
+    }
+    terms = np.empty(_CHUNK)
+    for dtype in (np.float32, np.float64):
+        flat = probs.astype(dtype).ravel()
+        for run in loops.values():
+            run(flat[: 2 * _CHUNK], terms)  # compile
+        best = dict.fromkeys(loops, np.inf)
+        for _ in range(args.repeats):
+            for name, run in loops.items():
+                start = time.thread_time()
+                run(flat, terms)
+                best[name] = min(best[name], time.thread_time() - start)
+        for name in loops:
+            per_entry = best[name] / flat.size * 1e9
+            ratio = best[name] / best["kernels"]
+            print(
+                f"{np.dtype(dtype).name:8s} {name:18s} {best[name] * 1e3:8.2f} ms "
+                f"{per_entry:5.2f} ns/entry  {ratio:5.2f}x kernels"
+            )
+
+
+if __name__ == "__main__":
+    main()
