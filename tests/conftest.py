@@ -110,25 +110,22 @@ def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 _LONG_FIRST = (
-    # Seconds of a cold-cache CI run on 2 cores (durations of 558cfdd). Started first, so
-    # that none of them begins last and lengthens the run's tail; pytest-xdist's
-    # worksteal hands each worker a contiguous half and steals from the back.
+    # Seconds of a cold-cache CI run on 2 cores (durations of 558cfdd), for tests whose
+    # own work is long (spawned ranks, subprocesses, a browser); not those that were long
+    # only as the first user of a Numba kernel (any test of that kernel pays it). Started
+    # first, so that none of them begins last and lengthens the run's tail:
+    # pytest-xdist's worksteal hands each worker a contiguous half and steals from the back.
     "tests/pytorch/test_vocab_parallel.py::test_issue15_vocab_parallel_matches_unsharded",  # 30
     "tests/cli/test_issue14_browser.py::test_issue14_html_reports_readable_at_1280px",  # 18
     "tests/pytorch/test_all_reduce_state.py::test_issue15_all_reduce_state_equals_one_shot",  # 17
-    "tests/calibration/test_calibration_error.py::test_torchmetrics_documented_multiclass",  # 16
-    "tests/pytorch/test_cross_entropy.py::test_fused_float32_path_against_float64_truth",  # 16
-    "tests/cli/test_issue16_explain.py::test_issue16_explain_works_without_rich_sklearn",  # 16
-    "tests/calibration/test_issue10_calibration.py::test_issue10_item17_probabilities_are",  # 12
-    "tests/losses/test_issue13_small_distill.py::test_issue13_small_distill_is_the_full_path",
-    "tests/pytorch/test_cross_entropy.py::test_low_precision_no_worse_than_naive_same_dtype",
     "tests/cli/test_cli.py::test_installed_script_and_python_m",  # 9
+    "tests/pytorch/test_compile.py::test_cross_entropy_compiles_fullgraph_with_ignored_targets",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The Numba cache tests first (all on the worker that runs their one fixture), then
-    the tests known to take 9 s or more; the rest keep their order."""
+    the long tests of ``_LONG_FIRST``; the rest keep their order."""
 
     def rank(item: pytest.Item) -> int:
         if "numba_cache_runs" in getattr(item, "fixturenames", ()):
