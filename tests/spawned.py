@@ -3,8 +3,8 @@
 Used by the ``distributed`` tests: one group per test, a free loopback port, and a
 wall-clock bound so a stuck collective fails the test instead of hanging the suite.
 
-The ranks start from a fork server (``forkserver``, not ``spawn``): a fresh
-single-threaded process, started once per test process, that imports :data:`PRELOAD`
+The ranks start from a fork server (``forkserver``, not ``spawn``): a fresh process
+(no Python thread), started once per test process, that imports :data:`PRELOAD`
 once; each rank is a fork of it, so it does not import torch, ``torch.distributed.tensor``
 (for ``CommDebugMode``: it pulls in sympy) and crossent again. A rank still starts clean:
 the server never initialises a process group, runs a torch op, or imports Numba. With
