@@ -102,11 +102,15 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 @pytest.fixture(scope="session")
 def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sections registered in ``numba_cache_harness``, run once in a cold and once in a
-    warm process on one new ``NUMBA_CACHE_DIR`` (a :class:`numba_cache_harness.CacheRuns`)."""
+    warm process on one new ``NUMBA_CACHE_DIR`` (a :class:`numba_cache_harness.CacheRuns`),
+    once for all pytest-xdist workers."""
     pytest.importorskip("numba")
-    from numba_cache_harness import run_registered
+    from numba_cache_harness import run_registered_once
 
-    return run_registered(tmp_path_factory.mktemp("numba_cache"))
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' basetemps are siblings
+    return run_registered_once(shared)
 
 
 _LONG_FIRST = (

@@ -22,19 +22,34 @@ both processes: its "data saved"/"data loaded" lines land in the output of the s
 that triggered them, and :meth:`CacheRuns.warm_sections_that_saved` lets a test check
 that the warm process saved (so compiled) nothing at all.
 
+Under pytest-xdist every worker that needs the fixture calls :func:`run_registered_once`
+on the directory the workers share: the first takes a lock and runs the processes, any
+other waits on the lock and reads the first's results (``tests/conftest.py`` also orders
+the fixture's tests first, so worksteal normally keeps them on one worker).
+
 A script that raises does not stop the others: its traceback is recorded and
 :func:`section_output` fails the test that reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from fresh_process import run_python
 
-__all__ = ["SECTIONS", "CacheRuns", "register", "run_registered", "section_output"]
+__all__ = [
+    "SECTIONS",
+    "CacheRuns",
+    "register",
+    "run_registered",
+    "run_registered_once",
+    "section_output",
+]
 
 SECTIONS = (
     # Assert exactly which kernels the cold process compiled: nothing may run before them.
@@ -107,6 +122,35 @@ def run_registered(cache: Path) -> CacheRuns:
     cold = _run_once(sections, cache)
     warm = _run_once(sections, cache)
     return CacheRuns(cold, warm)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` between processes (POSIX ``flock``; elsewhere none:
+    each worker then runs its own processes, slower but as correct)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_registered_once(shared: Path) -> CacheRuns:
+    """:func:`run_registered` once for all the test processes that share ``shared`` (the
+    pytest-xdist workers of one run): the first runs it, the others read its results."""
+    result = shared / "numba_cache_runs.json"
+    with _locked(shared / "numba_cache_runs.lock"):
+        if result.exists():
+            return CacheRuns(**json.loads(result.read_text()))
+        runs = run_registered(Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared)))
+        result.write_text(json.dumps(asdict(runs)))
+        return runs
 
 
 def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
