@@ -1,4 +1,6 @@
-"""Shared fixtures: the array backends every core test runs on, and hypothesis profiles."""
+"""Shared fixtures: the array backends every core test runs on, hypothesis profiles, the
+one cold and one warm process of the Numba cache tests, and the order that starts the
+long tests first."""
 
 from __future__ import annotations
 
@@ -95,3 +97,43 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed")
     return make()
+
+
+@pytest.fixture(scope="session")
+def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The sections registered in ``numba_cache_harness``, run once in a cold and once in a
+    warm process on one new ``NUMBA_CACHE_DIR`` (a :class:`numba_cache_harness.CacheRuns`),
+    once for all pytest-xdist workers."""
+    pytest.importorskip("numba")
+    from numba_cache_harness import run_registered_once
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the workers' basetemps are siblings
+    return run_registered_once(shared)
+
+
+_LONG_FIRST = (
+    # Seconds of a cold-cache CI run on 2 cores (durations of 558cfdd), for tests whose
+    # own work is long (spawned ranks, subprocesses, a browser); not those that were long
+    # only as the first user of a Numba kernel (any test of that kernel pays it). Started
+    # first, so that none of them begins last and lengthens the run's tail:
+    # pytest-xdist's worksteal hands each worker a contiguous half and steals from the back.
+    "tests/pytorch/test_vocab_parallel.py::test_issue15_vocab_parallel_matches_unsharded",  # 30
+    "tests/cli/test_issue14_browser.py::test_issue14_html_reports_readable_at_1280px",  # 18
+    "tests/pytorch/test_all_reduce_state.py::test_issue15_all_reduce_state_equals_one_shot",  # 17
+    "tests/cli/test_cli.py::test_installed_script_and_python_m",  # 9
+    "tests/pytorch/test_compile.py::test_cross_entropy_compiles_fullgraph_with_ignored_targets",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Numba cache tests first (all on the worker that runs their one fixture), then
+    the long tests of ``_LONG_FIRST``; the rest keep their order."""
+
+    def rank(item: pytest.Item) -> int:
+        if "numba_cache_runs" in getattr(item, "fixturenames", ()):
+            return 0
+        return 1 if item.nodeid.startswith(_LONG_FIRST) else 2
+
+    items.sort(key=rank)  # stable

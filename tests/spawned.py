@@ -1,8 +1,15 @@
 """Run a function on every rank of a fresh gloo process group, in spawned processes.
 
-Used by the ``distributed`` tests: one group per test (spawning is the slow part, about a
-second per process), a free loopback port, and a wall-clock bound so a stuck collective
-fails the test instead of hanging the suite.
+Used by the ``distributed`` tests: one group per test, a free loopback port, and a
+wall-clock bound so a stuck collective fails the test instead of hanging the suite.
+
+The ranks start from a fork server (``forkserver``, not ``spawn``): a fresh process
+(no Python thread), started once per test process, that imports :data:`PRELOAD`
+once; each rank is a fork of it, so it does not import torch, ``torch.distributed.tensor``
+(for ``CommDebugMode``: it pulls in sympy) and crossent again. A rank still starts clean:
+the server never initialises a process group, runs a torch op, or imports Numba. With
+``spawn`` every rank paid those imports (seconds each; 4 + 3 ranks in the two tests,
+about half of their time on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -46,19 +53,35 @@ def _entry(rank: int, world: int, port: int, worker: Callable[..., None], args: 
         dist.destroy_process_group()
 
 
+PRELOAD = (
+    "numpy",
+    "pytest",
+    "torch",
+    "torch.distributed",
+    "torch.distributed.tensor.debug",
+    "crossent",
+    "crossent.torch",
+)
+"""Modules the fork server imports once for every rank."""
+
+
 def run_spawned(worker: Callable[..., None], world: int, *args: Any, timeout: float = 120) -> None:
     """``worker(rank, world, *args)`` on ``world`` spawned ranks; their failures fail the test.
 
     ``worker`` must be importable by name (a module-level function of a test module).
     """
+    import multiprocessing
+
     import torch.multiprocessing as mp
 
+    # Takes effect when the server starts (the first call in this process).
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
     context = mp.start_processes(
         _entry,
         args=(world, free_port(), worker, args),
         nprocs=world,
         join=False,
-        start_method="spawn",
+        start_method="forkserver",
     )
     deadline = time.monotonic() + timeout
     while not context.join(timeout=1.0):

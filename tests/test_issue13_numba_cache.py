@@ -6,18 +6,18 @@ from process to process: every process compiled every kernel again (seconds each
 fresh processes share a new ``NUMBA_CACHE_DIR``: the first compiles and saves, the
 second must load every kernel it calls (``dispatcher.stats``: hits, no misses).  The
 cheapest kernels prove it: the serial losses kernels on float32 and the calibration
-kernels' logarithm (about 10 s in all on a 2-core machine, most of it the first
-process's compiles).
+kernels' logarithm.  The two processes are those of ``numba_cache_harness`` (shared with
+the other cache tests); this script runs first in each, so the kernels it finds compiled
+are its own.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -50,22 +50,31 @@ print(json.dumps({
 """
 
 
-def _run(cache: Path) -> dict[str, list[int]]:
-    """``{kernel: [signatures, cache hits, cache misses]}`` of a fresh process."""
-    return dict(json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1]))
+register("numba_cache", _SCRIPT)
 
 
 def test_issue13_numba_kernels_load_from_the_disk_cache_in_a_new_process(
-    tmp_path: Path,
+    numba_cache_runs: CacheRuns,
 ) -> None:
-    first = _run(tmp_path)
+    first, second = (
+        dict(json.loads(out.strip().splitlines()[-1]))
+        for out in section_output(numba_cache_runs, "numba_cache")
+    )  # {kernel: [signatures, cache hits, cache misses]} of each process
     assert set(first) == {
         "losses.row_statistics_serial",
         "losses.gradient_serial",
         "calibration.log",
     }
     assert all(misses == signatures for signatures, _, misses in first.values()), first
-    second = _run(tmp_path)
     assert set(second) == set(first)
     for name, (signatures, hits, misses) in second.items():
         assert (hits, misses) == (signatures, 0), f"{name} compiled again: {second}"
+
+
+def test_issue13_the_warm_process_of_every_cache_test_compiles_nothing(
+    numba_cache_runs: CacheRuns,
+) -> None:
+    """Every section of ``numba_cache_harness`` (the kernels of losses, measures and
+    calibration) loads in the warm process: Numba's cache log says "data saved" in none."""
+    assert numba_cache_runs.warm, "no section ran"
+    assert numba_cache_runs.warm_sections_that_saved() == []

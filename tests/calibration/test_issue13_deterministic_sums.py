@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from crossent.calibration import _row_kernels
 from crossent.calibration._row_kernels import _CHUNK_ENTRIES, _PART_ROWS
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -156,13 +155,18 @@ for rows, classes in [(1000, 10), (500, 17), (300, 64), (200, 65), (2000, 33), (
         out[f"{rows}x{classes}{dtype}"] = [bits.hexdigest(), [x.hex() for x in public]]
 print(json.dumps(out))
 """
+register("totals_bits", _SCRIPT)
 
 
 @pytest.mark.slow
-def test_issue13_totals_bits_equal_with_a_cold_and_a_warm_cache(tmp_path: Path) -> None:
+def test_issue13_totals_bits_equal_with_a_cold_and_a_warm_cache(
+    numba_cache_runs: CacheRuns,
+) -> None:
     """The first process compiles ``totals`` (and saves it), the second loads it: the
     same bits (on main before this change, the Brier, spherical and entropy sums of 4
-    of these 12 cases differed by an ulp)."""
-    cold = json.loads(run_python(_SCRIPT, numba_cache=tmp_path))
-    warm = json.loads(run_python(_SCRIPT, numba_cache=tmp_path))
+    of these 12 cases differed by an ulp). The processes are ``numba_cache_harness``'s."""
+    cold, warm = (
+        json.loads(out.strip().splitlines()[-1])
+        for out in section_output(numba_cache_runs, "totals_bits")
+    )
     assert cold == warm

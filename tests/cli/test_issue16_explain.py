@@ -5,6 +5,7 @@ Every expected number is computed here from the textbook formula, never by cross
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -162,49 +163,52 @@ def test_issue10_item9_temperature_below_one_with_huge_logits(
 
 
 def test_issue16_explain_works_without_rich_sklearn_matplotlib_pyarrow() -> None:
+    # One fresh process (the interpreter's start and crossent's import cost seconds)
+    # calls main for each command in turn, each with its own stdout and stderr; after
+    # every call, none of the four packages may have been imported.
     script = textwrap.dedent(
         """
-        import sys
-        for name in ("rich", "sklearn", "matplotlib", "pyarrow"):
+        import contextlib, io, json, sys
+        BANNED = ("rich", "sklearn", "matplotlib", "pyarrow")
+        for name in BANNED:
             sys.modules[name] = None  # import fails, as when the package is absent
         from crossent.cli import main
-        code = main(sys.argv[1:])
-        assert not any(
-            m.split(".")[0] in ("rich", "sklearn", "matplotlib", "pyarrow")
-            for m, v in sys.modules.items() if v is not None
-        )
-        sys.exit(code)
+        results = []
+        for argv in json.loads(sys.argv[1]):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(argv)
+            assert not any(
+                m.split(".")[0] in BANNED for m, v in sys.modules.items() if v is not None
+            ), argv
+            results.append([code, out.getvalue(), err.getvalue()])
+        print(json.dumps(results))
         """
     )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
-    for argv in (
+    commands = [
         ["explain", "--p", "1,0,0", "--q", "0.7,0.2,0.1"],
         ["explain", "--logits", "2,1,0.1", "--label", "0", "--hinge"],
         ["demo", "entropy"],
-    ):
-        done = subprocess.run(
-            [sys.executable, "-c", script, *argv],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stderr == ""
-        assert re.search(r"\d\.\d{4}", done.stdout), done.stdout
-    assert (
-        f"{-math.log(0.7):.4f}"
-        in subprocess.run(
-            [sys.executable, "-c", script, "explain", "--p", "1,0,0", "--q", "0.7,0.2,0.1"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=env,
-        ).stdout
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    results = json.loads(done.stdout)
+    for argv, (code, out, err) in zip(commands, results, strict=True):
+        assert code == 0, (argv, err)
+        assert err == "", argv
+        assert re.search(r"\d\.\d{4}", out), out
+    assert f"{-math.log(0.7):.4f}" in results[0][1]
 
 
 # New modes -----------------------------------------------------------------------------------

@@ -9,18 +9,17 @@ addition in the source's order; this pins it. Two fresh processes share a new
 ``NUMBA_CACHE_DIR``: the first compiles the row and pointwise kernels for float32 and
 float64 (rows 1 to 64, classes 2 to 300: the serial row kernel), the second loads them,
 and the entropy, cross-entropy, KL and JS divergences of probabilities, log-probabilities
-and logits in nats and bits, and the pointwise measures, must agree bit for bit (some
-30 s on a loaded 2-core machine).
+and logits in nats and bits, and the pointwise measures, must agree bit for bit (the two
+processes of ``numba_cache_harness``, shared with the other cache tests).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -82,19 +81,22 @@ print(json.dumps({"digests": digests, "stats": stats}))
 """
 
 
-def _run(cache: Path) -> tuple[dict[str, str], dict[str, list[int]]]:
-    """``({case: digest of its values}, {kernel: [signatures, cache hits, misses]})`` of
-    a fresh process."""
-    result = json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1])
+register("measure_bits", _SCRIPT)
+
+
+def _result(out: str) -> tuple[dict[str, str], dict[str, list[int]]]:
+    result = json.loads(out.strip().splitlines()[-1])
     return result["digests"], result["stats"]
 
 
 def test_issue13_measure_kernels_loaded_from_the_cache_give_the_compiled_bits(
-    tmp_path: Path,
+    numba_cache_runs: CacheRuns,
 ) -> None:
-    compiled, first = _run(tmp_path)
+    cold, warm = section_output(numba_cache_runs, "measure_bits")
+    # {case: digest of its outputs}, {function: [signatures, cache hits, misses]}
+    compiled, first = _result(cold)
     assert {"_rows_serial", "_pointwise"} <= set(first), first
-    loaded, second = _run(tmp_path)
+    loaded, second = _result(warm)
     for name in ("_rows_serial", "_pointwise"):  # the second process compiled neither
         signatures, hits, misses = second[name]
         assert (hits, misses) == (signatures, 0), f"{name} compiled again: {second}"

@@ -5,9 +5,9 @@ The first design built its kernels inside a function; their closures held the he
 dispatchers, whose pickled form (hashed into the cache's index key) differs per process,
 so every process recompiled (about 7 s per kernel and layout) and CI ran out of time.
 
-Cost: two fresh interpreters against a fresh cache directory; the first compiles the
-float64 serial row and pointwise kernels, the second loads them (mostly importing NumPy,
-SciPy and Numba): 10 to 13 s in all on a loaded 2-core machine.
+Two fresh interpreters against a fresh cache directory (those of ``numba_cache_harness``,
+shared with the other cache tests): the first compiles the float64 serial row and
+pointwise kernels, the second loads them.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -49,20 +48,23 @@ print("STATS", json.dumps(stats))
 """
 
 
-def _run(cache: Path) -> tuple[dict[str, list[int]], str]:
-    out = run_python(_SCRIPT, numba_cache=cache, debug_cache=True)
+register("fused_cache", _SCRIPT)
+
+
+def _stats(out: str) -> dict[str, list[int]]:
     line = next(line for line in out.splitlines() if line.startswith("STATS "))
-    return json.loads(line.removeprefix("STATS ")), out
+    return dict(json.loads(line.removeprefix("STATS ")))
 
 
 def test_issue13_small_inputs_fused_kernels_load_from_cache_in_a_second_process(
-    tmp_path: Path,
+    numba_cache_runs: CacheRuns,
 ) -> None:
-    first, _ = _run(tmp_path)
+    cold, log = section_output(numba_cache_runs, "fused_cache")  # with NUMBA_DEBUG_CACHE
+    first = _stats(cold)
     assert first, "no kernel of crossent.info was compiled"
     assert all(misses >= 1 for _, misses in first.values()), first  # a fresh cache
 
-    second, log = _run(tmp_path)
+    second = _stats(log)
     for name, (hits, misses) in second.items():
         assert misses == 0, f"{name} compiled again: {second}"
         assert hits >= 1, f"{name} not loaded from the cache: {second}"

@@ -12,18 +12,17 @@ second loads them all, and every output must agree bit for bit: the public loss 
 gradient of float32 and float16 logits (rows 1 to 64, classes 2 to 300, odd sizes,
 each reduction, label smoothing, z-loss, temperature, both the compiled small call and
 the kernels, serial and parallel), and the kernels on float32, float16 and bfloat16
-(``uint16`` bits) with class weights and the gradient's smoothing terms.  About a
-minute on a loaded 2-core machine, most of it the first process's compiles.
+(``uint16`` bits) with class weights and the gradient's smoothing terms.  The two
+processes are those of ``numba_cache_harness``, shared with the other cache tests.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -125,19 +124,22 @@ _CALLED_FROM_PYTHON = {
 """The compiled functions the calls reach from Python (the others only run inside these)."""
 
 
-def _run(cache: Path) -> tuple[dict[str, str], dict[str, list[int]]]:
-    """``({case: digest of its outputs}, {function: [signatures, cache hits, misses]})``
-    of a fresh process."""
-    result = json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1])
+register("kernel_bits", _SCRIPT)
+
+
+def _result(out: str) -> tuple[dict[str, str], dict[str, list[int]]]:
+    result = json.loads(out.strip().splitlines()[-1])
     return result["digests"], result["stats"]
 
 
 def test_issue13_softmax_kernels_loaded_from_the_cache_give_the_compiled_bits(
-    tmp_path: Path,
+    numba_cache_runs: CacheRuns,
 ) -> None:
-    compiled, first = _run(tmp_path)
+    cold, warm = section_output(numba_cache_runs, "kernel_bits")
+    # {case: digest of its outputs}, {function: [signatures, cache hits, misses]}
+    compiled, first = _result(cold)
     assert set(first) >= _CALLED_FROM_PYTHON, first
-    loaded, second = _run(tmp_path)
+    loaded, second = _result(warm)
     for name in _CALLED_FROM_PYTHON:  # the second process compiled nothing of these
         signatures, hits, misses = second[name]
         assert (hits, misses) == (signatures, 0), f"{name} compiled again: {second}"

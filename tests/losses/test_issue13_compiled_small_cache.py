@@ -4,18 +4,19 @@ The one compiled call of a small float32 softmax cross-entropy (``_small_numba``
 worth its microseconds only if a new process finds it in Numba's on-disk cache rather
 than compiling it again (seconds). Two fresh processes share a new ``NUMBA_CACHE_DIR``:
 the first compiles and saves, the second must load both functions (hits, no misses)
-and give the same values. A first version summed with a recursive function, which
-Numba compiled and saved but crashed loading from the cache in the second process.
+and give the same values (the two processes of ``numba_cache_harness``, where this
+script runs before anything else compiles the small call). A first version summed with
+a recursive function, which Numba compiled and saved but crashed loading from the cache
+in the second process.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from fresh_process import run_python
+from numba_cache_harness import CacheRuns, register, section_output
 
 pytest.importorskip("numba")
 
@@ -49,17 +50,17 @@ print(json.dumps({"stats": stats, "values": values}))
 """
 
 
-def _run(cache: Path) -> dict[str, object]:
-    """The stats (``{function: [signatures, cache hits, cache misses]}``) and values of a
-    fresh process."""
-    return dict(json.loads(run_python(_SCRIPT, numba_cache=cache).strip().splitlines()[-1]))
+register("compiled_small", _SCRIPT)
 
 
 def test_issue13_compiled_small_loads_from_the_disk_cache_in_a_new_process(
-    tmp_path: Path,
+    numba_cache_runs: CacheRuns,
 ) -> None:
-    first = _run(tmp_path)
+    # The stats ({function: [signatures, cache hits, cache misses]}) and values of each.
+    first, second = (
+        json.loads(out.strip().splitlines()[-1])
+        for out in section_output(numba_cache_runs, "compiled_small")
+    )
     assert first["stats"] == {"label_loss": [1, 0, 1], "label_gradient": [1, 0, 1]}, first
-    second = _run(tmp_path)
     assert second["stats"] == {"label_loss": [1, 1, 0], "label_gradient": [1, 1, 0]}, second
     assert second["values"] == first["values"]
