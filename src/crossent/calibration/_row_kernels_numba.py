@@ -45,6 +45,7 @@ __all__ = [
     "packed",
     "pairwise_sum",
     "row_sums",
+    "short_rows",
     "summaries",
     "sums_and_top",
     "suspect_rows",
@@ -143,9 +144,10 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     if wrong < 0:
         return wrong - c0
     long_rows = k > _SHORT_ROWS
-    if with_top and packed and not (with_squares or long_rows):
+    if with_top and packed and not long_rows:
         suspect = sums_and_top(
-            (values[c0:c1], bits[c0:c1], labels[c0:c1]),
+            (values[c0:c1], labels[c0:c1]),
+            with_squares,
             limit,
             floats[0, c0 - base :],
             floats[1, c0 - base :],
@@ -231,31 +233,47 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
 
 
 @numba.njit(fastmath=_FLAGS, inline="never")
-def sums_and_top(rows, limit, p_label, others, confidence, predicted):
-    # row_sums (without squares: others 0) and top_labels (packed) in one loop over
-    # each short row, which they leave in registers (both loops' sums are scalar chains
-    # at 10 classes, so the one loop overlaps them; measured, 10^6 rows of 10 float32
-    # in L1 on the 2-core AMD EPYC, 7.7 ms against 4.2 + 5.3 ms); the same numbers as
-    # the two loops: the row's sum only compared with limit, the first maximum of the
-    # packed bits
-    values, bits, labels = rows
+def sums_and_top(rows, with_squares, limit, p_label, others, confidence, predicted):
+    # row_sums and top_labels (packed) in one loop over each short float32 row, which
+    # they leave in registers (the loops' sums are short chains at 10 classes, so the
+    # one loop overlaps them; measured, 10^6 rows of 10 float32 in L1 on the 2-core
+    # AMD EPYC, 7.7 ms against 4.2 + 5.3 ms without the squares); the same numbers as
+    # the two loops: the row's sum only compared with limit, the squares (with_squares,
+    # else others 0) vectorised as row_sums' (the same bits), the first maximum.  The
+    # key packs the index into the low bits of the entry's float64 bits (zero for a
+    # float32 value: 29 of them), the order of the float32 bits but between a
+    # signalling and a quiet NaN (the conversion quiets it), and its high bits are the
+    # maximum's value (the confidence, without a second read of the row).  One loop
+    # per value of the flag (short_rows, inlined with a constant): no test inside it.
+    if with_squares:
+        return short_rows(rows, True, limit, p_label, others, confidence, predicted)
+    return short_rows(rows, False, limit, p_label, others, confidence, predicted)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def short_rows(rows, with_squares, limit, p_label, others, confidence, predicted):
+    # sums_and_top's loop (with_squares a constant where it is inlined)
+    values, labels = rows
     n, k = values.shape
     suspect = 0
     for i in range(n):
-        row, row_bits = values[i], bits[i]
+        row = values[i]
         y = labels[i]
         y = y + k if y < 0 else y
         total = 0.0
-        key = np.int64(-1) << 62
+        squares = 0.0
+        key = np.int64(-1) << 63
         for j in range(k):
-            total += np.float64(row[j])
-            key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+            x = np.float64(row[j])
+            total += x
+            if with_squares:
+                squares += 0.0 if j == y else x * x
+            key = max(key, float64_to_bits(x) | (65535 - j))
         suspect += 1 if abs(total - 1.0) > limit else 0
         p_label[i] = np.float64(row[y])
-        others[i] = 0.0
+        others[i] = squares
         predicted[i] = 65535 - (key & 65535)
-    for i in range(n):
-        confidence[i] = np.float64(values[i, predicted[i]])
+        confidence[i] = bits_to_float64(key & ~np.int64(65535))
     return suspect
 
 
