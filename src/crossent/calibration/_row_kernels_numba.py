@@ -32,6 +32,7 @@ from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_RO
 __all__ = [
     "add_compensated",
     "add_to_bins",
+    "add_to_classes",
     "chunk_parts",
     "chunk_rows",
     "chunk_scores",
@@ -39,6 +40,7 @@ __all__ = [
     "entropy_terms",
     "fold_tallies",
     "guess_bin",
+    "keep_smallest",
     "label_error",
     "log_array",
     "log_positive",
@@ -535,6 +537,50 @@ def fold_tallies(tallies, bin_stats):
             hits[b] += present
 
 
+@numba.njit(inline="always")
+def add_to_classes(labels, surprisal, count, class_stats):
+    # each row's count and surprisal into its label's sums, in row order (labels
+    # checked: in [-classes, classes), negative ones counting from the end); the
+    # summed counts are exact (float64 integers)
+    classes = class_stats.shape[1]
+    counts, sums = class_stats[0], class_stats[1]
+    for i in range(count):
+        y = labels[i]
+        y = y + classes if y < 0 else y
+        counts[np.uint64(y)] += 1.0  # unsigned (y >= 0): no wraparound select
+        sums[np.uint64(y)] += surprisal[i]
+
+
+@numba.njit(inline="always")
+def keep_smallest(p_label, count, c0, found, found_p, kept):
+    # rows c0 + i of the smallest p_label into found (sorted, earlier rows first on
+    # ties; kept of keep filled); returns the new kept.  Once every place is filled
+    # a row enters only below the last kept value: one vectorised pass over the
+    # chunk tells whether any does (NaN never does), and most chunks stop there
+    # (measured, 10^6 x 10 update kernel: with the class sums in one row loop,
+    # 3.8 ms for both; split, 0.7 ms)
+    keep = found.shape[0]
+    if kept == keep:
+        lower = False
+        threshold = found_p[keep - 1]
+        for i in range(count):
+            lower |= p_label[i] < threshold
+        if not lower:
+            return kept
+    for i in range(count):
+        p = p_label[i]
+        if kept < keep or p < found_p[kept - 1]:
+            j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
+            while j > 0 and p < found_p[j - 1]:
+                found[j] = found[j - 1]
+                found_p[j] = found_p[j - 1]
+                j -= 1
+            found[j] = c0 + i
+            found_p[j] = p
+            kept = min(kept + 1, keep)
+    return kept
+
+
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def totals(
     values,
@@ -609,25 +655,10 @@ def totals(
                 hits += hit[i]
         if bins:
             add_to_bins(floats[2], hit, count, edges, left, index, bin_stats, tallies)
-        if not (classes or keep):
-            continue
-        p_label = floats[0]
-        for i in range(count):
-            if classes:
-                y = chunk_labels[i]
-                y = y + classes if y < 0 else y
-                class_stats[0, y] += 1.0
-                class_stats[1, y] += surprisal[i]
-            p = p_label[i]
-            if keep and (kept < keep or p < found_p[kept - 1]):
-                j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
-                while j > 0 and p < found_p[j - 1]:
-                    found[j] = found[j - 1]
-                    found_p[j] = found_p[j - 1]
-                    j -= 1
-                found[j] = c0 + i
-                found_p[j] = p
-                kept = min(kept + 1, keep)
+        if classes:
+            add_to_classes(chunk_labels, surprisal, count, class_stats)
+        if keep:
+            kept = keep_smallest(floats[0], count, c0, found, found_p, kept)
     fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
