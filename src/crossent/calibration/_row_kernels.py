@@ -34,10 +34,13 @@ one flat loop over the chunk for rows of at most :data:`_SHORT_ROWS` classes
 (vectorised across rows), in the row's loop for longer ones; the top label, an integer
 maximum of each float32 entry's bits packed with its index (:data:`_PACKED_CLASSES`),
 or the maximum of the bits and a search for its first index (float64); for rows of at
-most :data:`_SHORT_ROWS` float32 classes whose squares are not asked
-(``calibration_error``'s pass), the row's sum and its packed maximum in one loop (two
-scalar chains at 10 classes, overlapped: ECE kernel 22 to 16 ms, 10^6 x 10, one
-thread).  Flat loops run
+most :data:`_SHORT_ROWS` float32 classes whose top label is asked, the row's sum, its
+sum of squares (when asked) and its packed maximum in one loop (short chains at 10
+classes, overlapped: ECE kernel 22 to 16 ms, 10^6 x 10, one thread; with the squares,
+``EvaluationState.update``'s, 2.5 ms less than the sums' loop then the top label's),
+the float64 entry's bits packed with its index, so that the maximum's high bits are
+the confidence (no second read of the row).  The squares are the same bits in either
+loop (both vectorised alike; test_issue13_fused_squares pins it).  Flat loops run
 over slices indexed from 0: Numba cannot prove ``flat[start + t]`` non-negative and
 its wraparound select keeps such loads scalar.  Measured, one thread, 10^6 x 10
 float32 on the 2-core AMD EPYC (min of interleaved runs, loaded machine), against one

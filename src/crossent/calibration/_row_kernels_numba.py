@@ -32,6 +32,7 @@ from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_RO
 __all__ = [
     "add_compensated",
     "add_to_bins",
+    "add_to_classes",
     "chunk_parts",
     "chunk_rows",
     "chunk_scores",
@@ -39,12 +40,14 @@ __all__ = [
     "entropy_terms",
     "fold_tallies",
     "guess_bin",
+    "keep_smallest",
     "label_error",
     "log_array",
     "log_positive",
     "packed",
     "pairwise_sum",
     "row_sums",
+    "short_rows",
     "summaries",
     "sums_and_top",
     "suspect_rows",
@@ -146,9 +149,10 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     if wrong < 0:
         return wrong - c0
     long_rows = k > _SHORT_ROWS
-    if with_top and packed and not (with_squares or long_rows):
+    if with_top and packed and not long_rows:
         suspect = sums_and_top(
-            (values[c0:c1], bits[c0:c1], labels[c0:c1]),
+            (values[c0:c1], labels[c0:c1]),
+            with_squares,
             limit,
             floats[0, c0 - base :],
             floats[1, c0 - base :],
@@ -234,31 +238,47 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
 
 
 @numba.njit(fastmath=_FLAGS, inline="never")
-def sums_and_top(rows, limit, p_label, others, confidence, predicted):
-    # row_sums (without squares: others 0) and top_labels (packed) in one loop over
-    # each short row, which they leave in registers (both loops' sums are scalar chains
-    # at 10 classes, so the one loop overlaps them; measured, 10^6 rows of 10 float32
-    # in L1 on the 2-core AMD EPYC, 7.7 ms against 4.2 + 5.3 ms); the same numbers as
-    # the two loops: the row's sum only compared with limit, the first maximum of the
-    # packed bits
-    values, bits, labels = rows
+def sums_and_top(rows, with_squares, limit, p_label, others, confidence, predicted):
+    # row_sums and top_labels (packed) in one loop over each short float32 row, which
+    # they leave in registers (the loops' sums are short chains at 10 classes, so the
+    # one loop overlaps them; measured, 10^6 rows of 10 float32 in L1 on the 2-core
+    # AMD EPYC, 7.7 ms against 4.2 + 5.3 ms without the squares); the same numbers as
+    # the two loops: the row's sum only compared with limit, the squares (with_squares,
+    # else others 0) vectorised as row_sums' (the same bits), the first maximum.  The
+    # key packs the index into the low bits of the entry's float64 bits (zero for a
+    # float32 value: 29 of them), the order of the float32 bits but between a
+    # signalling and a quiet NaN (the conversion quiets it), and its high bits are the
+    # maximum's value (the confidence, without a second read of the row).  One loop
+    # per value of the flag (short_rows, inlined with a constant): no test inside it.
+    if with_squares:
+        return short_rows(rows, True, limit, p_label, others, confidence, predicted)
+    return short_rows(rows, False, limit, p_label, others, confidence, predicted)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def short_rows(rows, with_squares, limit, p_label, others, confidence, predicted):
+    # sums_and_top's loop (with_squares a constant where it is inlined)
+    values, labels = rows
     n, k = values.shape
     suspect = 0
     for i in range(n):
-        row, row_bits = values[i], bits[i]
+        row = values[i]
         y = labels[i]
         y = y + k if y < 0 else y
         total = 0.0
-        key = np.int64(-1) << 62
+        squares = 0.0
+        key = np.int64(-1) << 63
         for j in range(k):
-            total += np.float64(row[j])
-            key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+            x = np.float64(row[j])
+            total += x
+            if with_squares:
+                squares += 0.0 if j == y else x * x
+            key = max(key, float64_to_bits(x) | (65535 - j))
         suspect += 1 if abs(total - 1.0) > limit else 0
         p_label[i] = np.float64(row[y])
-        others[i] = 0.0
+        others[i] = squares
         predicted[i] = 65535 - (key & 65535)
-    for i in range(n):
-        confidence[i] = np.float64(values[i, predicted[i]])
+        confidence[i] = bits_to_float64(key & ~np.int64(65535))
     return suspect
 
 
@@ -306,13 +326,15 @@ def packed(bits):
 
 @numba.njit(fastmath=_FLAGS, inline="always")
 def entries_suspect(entries):
-    # the count of entries NaN or outside [0, 1], in one flat loop (vectorised across
+    # whether an entry is NaN or outside [0, 1], in one flat loop (vectorised across
     # rows; over a slice indexed from 0: an index Numba cannot prove non-negative
-    # goes through its wraparound select, and the loads are not vectorised)
-    bad = 0
+    # goes through its wraparound select, and the loads are not vectorised); an "or"
+    # of the comparisons' masks, not their count (which widened each mask to int64,
+    # four lanes to a vector: 10^7 float32 entries in L1, 1.8 to 0.9 ms)
+    bad = False
     for t in range(entries.shape[0]):
         x = entries[t]
-        bad += (x < 0.0) | (x > 1.0) | (x != x)
+        bad |= (x < 0.0) | (x > 1.0) | (x != x)
     return bad
 
 
@@ -469,15 +491,18 @@ def guess_bin(c, bins):
 @numba.njit(inline="always")
 def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
     # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
-    # int32, which AVX2 converts from and to float64 four at a time; one loop per side
+    # int32, which AVX2 converts from and to float64 four at a time, the upper edge
+    # (b + 1) e_1 formed as (float(b) + 1) e_1, the same number: b + 1 is an int64 in
+    # Numba, converted one lane at a time (index loop 1.8 to 1.2 ms, 10^6 rows);
+    # one loop per side
     # of the edges; the edges of numpy.linspace(0, 1, bins + 1) are j * edges[1], the
     # last 1, as test_issue13_bin_tallies pins), then each bin's sum of confidences in
     # row order (as numpy.bincount); the counts and hits are integers, tallied in
     # ``tallies`` (4 histograms of (bin, hit) pairs, 1 for more than _TALLIED_BINS
     # bins: fewer to clear and fold for a block; row i into histogram i % 4:
     # consecutive rows of one bin do not wait on each other's store; measured 10^6
-    # rows of softmax confidences, 3 scatters 6.9 ms, the sum and the tallies 4.5 ms)
-    # and added to bin_stats by fold_tallies
+    # rows of softmax confidences, 3 scatters 6.9 ms, the sum and the tallies 4.5 ms;
+    # both in one loop, 2.1 to 1.4 ms) and added to bin_stats by fold_tallies
     bins = np.int32(edges.shape[0] - 1)
     step = edges[1]
     if left:
@@ -485,22 +510,22 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
             c = confidence[i]
             b = guess_bin(c, bins)
             down = c < np.float64(b) * step
-            up = c >= (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            up = c >= ((np.float64(b) + 1.0) * step if b + 1 < bins else 1.0)
             index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
     else:
         for i in range(count):
             c = confidence[i]
             b = guess_bin(c, bins)
             down = c <= np.float64(b) * step
-            up = c > (np.float64(b + 1) * step if b + 1 < bins else 1.0)
+            up = c > ((np.float64(b) + 1.0) * step if b + 1 < bins else 1.0)
             index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
     sums = bin_stats[1]
-    for i in range(count):
-        sums[np.uint64(index[i])] += confidence[i]
     width = 2 * bins
     ways = tallies.shape[0] // width
     for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
-        tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
+        b = index[i]
+        sums[np.uint64(b)] += confidence[i]
+        tallies[np.uint64((i & (ways - 1)) * width + 2 * b + hit[i])] += 1
 
 
 @numba.njit(inline="always")
@@ -513,6 +538,50 @@ def fold_tallies(tallies, bin_stats):
             absent, present = tallies[q * 2 * bins + 2 * b], tallies[q * 2 * bins + 2 * b + 1]
             counts[b] += absent + present
             hits[b] += present
+
+
+@numba.njit(inline="always")
+def add_to_classes(labels, surprisal, count, class_stats):
+    # each row's count and surprisal into its label's sums, in row order (labels
+    # checked: in [-classes, classes), negative ones counting from the end); the
+    # summed counts are exact (float64 integers)
+    classes = class_stats.shape[1]
+    counts, sums = class_stats[0], class_stats[1]
+    for i in range(count):
+        y = labels[i]
+        y = y + classes if y < 0 else y
+        counts[np.uint64(y)] += 1.0  # unsigned (y >= 0): no wraparound select
+        sums[np.uint64(y)] += surprisal[i]
+
+
+@numba.njit(inline="always")
+def keep_smallest(p_label, count, c0, found, found_p, kept):
+    # rows c0 + i of the smallest p_label into found (sorted, earlier rows first on
+    # ties; kept of keep filled); returns the new kept.  Once every place is filled
+    # a row enters only below the last kept value: one vectorised pass over the
+    # chunk tells whether any does (NaN never does), and most chunks stop there
+    # (measured, 10^6 x 10 update kernel: with the class sums in one row loop,
+    # 3.8 ms for both; split, 0.7 ms)
+    keep = found.shape[0]
+    if kept == keep:
+        lower = False
+        threshold = found_p[keep - 1]
+        for i in range(count):
+            lower |= p_label[i] < threshold
+        if not lower:
+            return kept
+    for i in range(count):
+        p = p_label[i]
+        if kept < keep or p < found_p[kept - 1]:
+            j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
+            while j > 0 and p < found_p[j - 1]:
+                found[j] = found[j - 1]
+                found_p[j] = found_p[j - 1]
+                j -= 1
+            found[j] = c0 + i
+            found_p[j] = p
+            kept = min(kept + 1, keep)
+    return kept
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -589,25 +658,10 @@ def totals(
                 hits += hit[i]
         if bins:
             add_to_bins(floats[2], hit, count, edges, left, index, bin_stats, tallies)
-        if not (classes or keep):
-            continue
-        p_label = floats[0]
-        for i in range(count):
-            if classes:
-                y = chunk_labels[i]
-                y = y + classes if y < 0 else y
-                class_stats[0, y] += 1.0
-                class_stats[1, y] += surprisal[i]
-            p = p_label[i]
-            if keep and (kept < keep or p < found_p[kept - 1]):
-                j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
-                while j > 0 and p < found_p[j - 1]:
-                    found[j] = found[j - 1]
-                    found_p[j] = found_p[j - 1]
-                    j -= 1
-                found[j] = c0 + i
-                found_p[j] = p
-                kept = min(kept + 1, keep)
+        if classes:
+            add_to_classes(chunk_labels, surprisal, count, class_stats)
+        if keep:
+            kept = keep_smallest(floats[0], count, c0, found, found_p, kept)
     fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
