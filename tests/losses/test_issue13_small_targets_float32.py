@@ -35,6 +35,7 @@ TARGET_OPTIONS: list[dict[str, Any]] = [
     {"reduction": "parts", "base": 2, "z_loss": 1e-3},
     {"temperature": 3.0, "label_smoothing": 0.1},
     {"label_smoothing": 0.3, "base": 10.0, "reduction": "none", "z_loss": 0.1},
+    {"base": 10.0, "temperature": 0.7},  # the mean's scale over ln 10, in float32
 ]
 DISTILL_OPTIONS: list[dict[str, Any]] = [
     {},
@@ -43,6 +44,7 @@ DISTILL_OPTIONS: list[dict[str, Any]] = [
     {"temperature": 3.0, "reduction": "parts", "base": 10.0},
     {"direction": "reverse", "temperature": 0.7},
     {"direction": "reverse", "reduction": "none"},
+    {"base": 10.0},  # the mean's scale over ln 10, in float32
 ]
 
 
