@@ -42,6 +42,13 @@ The ``*64`` functions at the end are the compiled parts of the float64 hybrid
 np.log1p that the caller runs, pinned bit for bit by
 ``tests/losses/test_issue13_float64_small.py``.
 
+The row sums (:func:`block_sum`, :func:`pairwise_sum`, :func:`row_sum`), the hybrid's
+screening and shift (:func:`shift_rows64`, :func:`rest_of_rows64`) and the reduction
+(:func:`reduce_rows`) are generic in the dtype, float64 or float32: they compute in the
+arrays' dtype as NumPy does (a float32 row summed with float32 accumulators, a Python
+float rounded to float32 before it meets a float32 array), so the soft-target and
+distillation shortcuts (``_small_targets_numba``) run them on float32 inputs too.
+
 Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
 in; its cache is keyed by this file, so after editing the kernels' module in a source
 checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
