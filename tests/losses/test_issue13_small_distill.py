@@ -167,10 +167,10 @@ def test_issue13_small_distill_a_hybrid_off_by_a_rounding_fails(monkeypatch) -> 
     student, teacher = distill_case((8, 10), 8, "logits")
     DISTILL.check(student, teacher, {"temperature": 3.0})  # the real one passes
 
-    def t_twice(log_p: Any, log_q: Any, p: Any, factor: float, *reduce_with: Any) -> Any:
+    def t_twice(log_p: Any, log_q: Any, p: Any, factor: float, reduce_with: Any) -> Any:
         t = np.sqrt(factor)
         kl = _small_targets_numba.kl_rows64(log_p, log_q, p, 1.0)
-        return _small_numba.reduce_rows(t * (t * kl), *reduce_with)
+        return _small_numba.reduce_rows(t * (t * kl), reduce_with)
 
     with monkeypatch.context() as patched:
         patched.setattr(_small_targets_numba, "kl_loss64", t_twice)

@@ -169,9 +169,9 @@ def _kl_summed_in_float32(log_p, log_q, p, factor) -> np.ndarray:
     return sums if factor == 1.0 else (F32(factor) * sums.astype(F32)).astype(np.float64)
 
 
-def _kl_loss(log_p, log_q, p, factor, *reduce_with) -> tuple[bool, float]:
+def _kl_loss(log_p, log_q, p, factor, reduce_with) -> tuple[bool, float]:
     return _small_numba.reduce_rows(
-        _small_targets_numba.kl_rows64(log_p, log_q, p, factor), *reduce_with
+        _small_targets_numba.kl_rows64(log_p, log_q, p, factor), reduce_with
     )
 
 

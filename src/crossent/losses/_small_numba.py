@@ -435,19 +435,16 @@ def label_loss64(
         if not (np.isfinite(lse) and np.isfinite(value)):
             return False, 0.0
         loss[i] = value
-    return reduce_rows(loss, reduction, log_base, out)
+    return reduce_rows(loss, (reduction, log_base, out))
 
 
 @numba.njit(cache=True)
-def reduce_rows(
-    loss: np.ndarray, reduction: int, log_base: float, out: np.ndarray
-) -> tuple[bool, float]:
+def reduce_rows(loss: np.ndarray, reduce_with: Any) -> tuple[bool, float]:
     r"""``(ok, value)``: ``reduce_loss`` of the per-row values ``loss`` (float64, holding
-    values of the result's dtype, as ``reduce_sum`` casts them): ``reduction`` is
-    :data:`NONE`, :data:`SUM`, :data:`MEAN` or :data:`PARTS`, ``log_base``
-    :math:`\ln b` or 0.0 for nats, ``out`` the per-row output of ``'none'``, whose dtype
-    (float64 or float32) is the result's. (Separate arguments, not a tuple: Numba types
-    a tuple argument in Python, some 0.7 us a call.)
+    values of the result's dtype, as ``reduce_sum`` casts them); ``reduce_with`` is
+    ``(reduction, log_base, out)``: the reduction (:data:`NONE`, :data:`SUM`,
+    :data:`MEAN`, :data:`PARTS`), :math:`\ln b` or 0.0 for nats, and the per-row output
+    of ``'none'``, whose dtype (float64 or float32) is the result's.
 
     As ``reduce_loss`` and ``finalize``: for ``'none'`` each value in the dtype divided
     by :math:`\ln b` (NumPy rounds the Python float to the dtype), then ``+ 0`` (no
@@ -456,6 +453,7 @@ def reduce_rows(
     ``'mean'`` and by :math:`\ln b`, ``+ 0``; ``value`` is a float64 holding it. ``ok``
     is False, with nothing reduced, where a value is not finite (NumPy may warn there).
     """
+    reduction, log_base, out = reduce_with
     kind = out.dtype.type
     zero = kind(0.0)
     n = loss.shape[0]

@@ -194,9 +194,9 @@ def reduced(
     options: LossOptions,
     dtype: np.dtype,
 ) -> Any:
-    """The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduction,
-    log_base, out)``, a compiled call ending in ``_small_numba.reduce_rows`` of those;
-    None where it hands on.
+    """The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
+    a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
+    where it hands on.
 
     The result as ``reduce_loss`` gives it: per row in the batch shape (a NumPy scalar
     for 0-d), a NumPy scalar, or :class:`LossParts`.
@@ -204,7 +204,7 @@ def reduced(
     reduction = _REDUCTIONS[options.reduction]
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
     per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
-    ok, value = loss(*arguments, reduction, options.log_base or 0.0, per_row)
+    ok, value = loss(*arguments, (reduction, options.log_base or 0.0, per_row))
     if not ok:
         return None
     if reduction == 0:

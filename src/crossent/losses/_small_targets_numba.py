@@ -148,16 +148,11 @@ def target_rows64(
 
 @numba.njit(cache=True)
 def target_loss64(
-    rows: np.ndarray,
-    ell: np.ndarray,
-    z_loss: float,
-    reduction: int,
-    log_base: float,
-    out: np.ndarray,
+    rows: np.ndarray, ell: np.ndarray, z_loss: float, reduce_with: Any
 ) -> tuple[bool, float]:
     r"""``row_loss`` of probability targets, :math:`A\ell - B + \lambda\,\mathrm{LSE}^2`
     (every example weight 1, so ``z_loss * omega`` is :math:`\lambda`), then
-    ``_small_numba.reduce_rows`` with the last three arguments; in the dtype of ``rows`` and
+    ``_small_numba.reduce_rows`` with ``reduce_with``; in the dtype of ``rows`` and
     ``ell`` (:math:`\lambda\omega` rounded to it, as NumPy rounds it)."""
     n = ell.shape[0]
     factor = ell.dtype.type(z_loss)
@@ -168,7 +163,7 @@ def target_loss64(
             lse = rows[_TOP, i] + ell[i]
             value = value + factor * (lse * lse)
         loss[i] = value
-    return reduce_rows(loss, reduction, log_base, out)
+    return reduce_rows(loss, reduce_with)
 
 
 @numba.njit(cache=True)
@@ -293,16 +288,10 @@ def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float
 
 @numba.njit(cache=True)
 def kl_loss64(
-    log_p: np.ndarray,
-    log_q: np.ndarray,
-    p: np.ndarray,
-    factor: float,
-    reduction: int,
-    log_base: float,
-    out: np.ndarray,
+    log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float, reduce_with: Any
 ) -> tuple[bool, float]:
     """:func:`kl_rows64`, then ``_small_numba.reduce_rows``."""
-    return reduce_rows(kl_rows64(log_p, log_q, p, factor), reduction, log_base, out)
+    return reduce_rows(kl_rows64(log_p, log_q, p, factor), reduce_with)
 
 
 @numba.njit(cache=True)
