@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._checks import Form, check_choice, check_form, check_scalar
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
 from . import _small_distill
-from ._batch import Batch, LossOptions, batch_for, loss_options, prepared_by
+from ._batch import Batch, batch_for, prepared_by
+from ._distill_options import distillation_options
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 
@@ -58,17 +58,6 @@ class _Distillation:
         else:
             terms = kl_terms_from_log(self.log_s, self.log_t, xp=xp)
         return reduce_sum(terms, xp=xp, out_dtype=self.batch.dtype)
-
-
-def distillation_options(
-    temperature: float, teacher_form: str, direction: str, reduction: str, base: float | None
-) -> tuple[float, Form, str, LossOptions]:
-    """The checked options of a call, in the order the full path checks them:
-    ``(temperature, teacher_form, direction, options)`` (reduction and unit)."""
-    t = check_scalar(temperature, name="temperature", low=0.0, low_open=True)
-    form = check_form(teacher_form, name="teacher_form")
-    check_choice(direction, ("forward", "reverse"), name="direction")
-    return t, form, direction, loss_options(reduction=reduction, base=base)
 
 
 def prepare_distillation(

@@ -1,16 +1,18 @@
-r"""The lean path of the distillation loss on small float64 inputs (issue 13).
+r"""The lean path of the distillation loss on small inputs (issue 13).
 
 ``distillation_loss`` and its gradient try :func:`distillation_loss` and
 :func:`distillation_gradient` first (``prepared_by``'s ``shortcut``). They take NumPy
-student logits and teacher, both float64, of one shape, C-contiguous, aligned, writable,
-in native byte order, with at most :data:`_cpu_kernels.SERIAL_ELEMENTS` entries (Numba
-installed), with ``axis`` naming the last axis, the teacher as ``'logits'`` or
-``'probs'``, either ``direction``, any ``temperature``, ``reduction`` and ``base``.
+student logits and teacher, both float64 or both float32, of one shape, C-contiguous,
+aligned, writable, in native byte order, with at most
+:data:`_cpu_kernels.SERIAL_ELEMENTS` entries (Numba installed), with ``axis`` naming
+the last axis, the teacher as ``'logits'`` or ``'probs'``, either ``direction``, any
+``temperature``, ``reduction`` and ``base``.
 Anything else returns None, and the full path (``_distill.prepare_distillation``) runs.
 
 The values are the full path's bit for bit, by the float64 hybrid of
 ``_softmax_small``: compiled calls (``_small_targets_numba``, which calls the label
-hybrid's ``_small_numba``) do the generic path's arithmetic in its order, and NumPy's
+hybrid's ``_small_numba``) do the generic path's arithmetic in its order and dtype
+(float32 as NumPy does it: ``_small_targets_numba``'s docstring says how), and NumPy's
 np.exp, np.log1p and np.log run between them on the values the generic path gives them.
 Each ``log_softmax`` round (``tempered_log_softmax``: shift, divide, np.exp, ties and
 row sum, np.log1p, subtract) runs on the student's and the teacher's rows stacked in one
@@ -26,6 +28,9 @@ Then the loss is ``kl_loss64`` of NumPy's exp of the first distribution (``row_k
 the :math:`T^2` factor, the reduction); the gradient is NumPy's exp of both and
 ``tempered_difference64`` (forward) or ``reverse_gradient64``.
 
+``_distill`` imports this module for its shortcut; the options are checked by
+``_distill_options``, below both, so this module does not import ``_distill``.
+
 Validation costs no pass of its own: logits with a NaN, ``+inf`` or a row of ``-inf``,
 and teacher probabilities off the simplex, return None whether ``validate`` is on or
 off, so the full path names the error (or, unchecked, computes what it computes); so
@@ -35,27 +40,26 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
-import inspect
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _cpu_kernels, _distill
+from . import _cpu_kernels
 from ._batch import LossOptions
+from ._distill_options import KEYWORDS as _KEYWORDS
+from ._distill_options import distillation_options
 from ._small_targets import (
     compiled_functions,
-    computed,
-    float64_rows,
     hybrid_functions,
-    in_shape,
     reduced,
-    scale_arguments,
+    shifted_rows,
     tolerance,
 )
+from ._softmax_small import REDUCTIONS as _REDUCTIONS
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 
-_FLOAT64 = np.dtype(np.float64).char
+_FLOATS = (np.dtype(np.float64).char, np.dtype(np.float32).char)
 
 
 class _Settings(NamedTuple):
@@ -67,76 +71,87 @@ class _Settings(NamedTuple):
     options: LossOptions  # reduction and unit
 
 
-_Softened = tuple[tuple[int, ...], _Settings, np.ndarray, np.ndarray, np.ndarray | None]
-"""A lean call with both sides softened: the student's shape, the settings, then
-:func:`_log_probs`'s ``(log_s, log_t, stacked)`` (a plain tuple: a named one costs a
-microsecond)."""
-
-
 def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``distillation_loss(*args, **kwargs)`` by the lean path, or None."""
-    call = _softened(args, kwargs)
+    """``distillation_loss(*args, **kwargs)`` by the lean path, or None.
+
+    Flat on purpose (issue 13: each Python call or tuple on the way is a tenth of a
+    microsecond): :func:`_call`, :func:`_log_probs`, np.exp, the compiled KL and
+    ``_small_targets.reduced``.
+    """
+    call = _call(args, kwargs)
     if call is None:
         return None
-    shape, settings, log_s, log_t, _ = call
+    z, v, settings, shape = call
+    found = _log_probs(z, v, settings)
+    if found is None:
+        return None
+    log_s, log_t = found[0], found[1]
     log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
     t = settings.temperature
     factor = 1.0 if t == 1.0 else t * t
-    return reduced(
-        compiled_functions().kl_loss64,
-        (log_p, log_q, np.exp(log_p), factor),
-        shape[:-1],
-        settings.options,
-    )
+    kl = compiled_functions().kl_loss64
+    arguments = (log_p, log_q, np.exp(log_p), factor)
+    return reduced(kl, arguments, shape[:-1], settings.options, log_s.dtype)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``distillation_loss_grad(*args, **kwargs)`` by the lean path, or None."""
-    call = _softened(args, kwargs)
+    call = _call(args, kwargs)
     if call is None:
         return None
-    shape, settings, log_s, log_t, stacked = call
+    z, v, settings, shape = call
+    found = _log_probs(z, v, settings)
+    if found is None:
+        return None
+    log_s, log_t, stacked = found
+    n = log_s.shape[0]
     if stacked is not None:  # one exp for both
         both = np.exp(stacked)
-        s, t = both[: log_s.shape[0]], both[log_s.shape[0] :]
+        s, t = both[:n], both[n:]
     else:
         s, t = np.exp(log_s), np.exp(log_t)
-    scaled = scale_arguments(settings.options)
+    options = settings.options
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
     compiled = compiled_functions()
     if settings.forward:
-        ok = compiled.tempered_difference64(s, t, settings.temperature, *scaled)
+        ok = compiled.tempered_difference64(s, t, settings.temperature, reduction, log_base)
     else:
-        ok = compiled.reverse_gradient64(s, log_s, log_t, settings.temperature, *scaled)
-    return in_shape(s, shape) if ok else None
-
-
-def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
-    """A call the lean path takes, with both sides softened; or None."""
-    return computed(_call(args, kwargs), _log_probs)
+        ok = compiled.reverse_gradient64(s, log_s, log_t, settings.temperature, reduction, log_base)
+    if not ok:
+        return None
+    return s if len(shape) == 2 else s.reshape(shape)
 
 
 def _call(
     args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, _Settings] | None:
-    """``(student, teacher, settings)`` of a call the lean path takes, or None."""
+) -> tuple[np.ndarray, np.ndarray, _Settings, tuple[int, ...]] | None:
+    """``(student, teacher, settings, shape)`` of a call the lean path takes, the arrays as
+    N x C views and ``shape`` the student's own; or None."""
     if len(args) != 2:
         return None
     student, teacher = args
     if type(student) is not np.ndarray or type(teacher) is not np.ndarray:
         return None
     dtype = student.dtype
-    if dtype.char != _FLOAT64 or teacher.dtype != dtype or not dtype.isnative:
-        return None  # (float64 of another byte order has the same char, but is not equal)
-    if student.shape != teacher.shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
+    if dtype.char not in _FLOATS or teacher.dtype != dtype or not dtype.isnative:
+        return None  # (a float of another byte order has the same char, but is not equal)
+    shape = student.shape
+    if teacher.shape != shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
         return None
-    if not student.ndim:  # a scalar: the full path names it
+    if not shape:  # a scalar: the full path names it
         return None
     if not (student.flags.carray and teacher.flags.carray and _cpu_kernels.available()):
         return None
     if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
-        return student, teacher, _DEFAULT_SETTINGS
-    settings = _settings(kwargs, student.ndim)
-    return None if settings is None else (student, teacher, settings)
+        settings: _Settings | None = _DEFAULT_SETTINGS
+    else:
+        settings = _settings(kwargs, len(shape))
+    if settings is None:
+        return None
+    if len(shape) == 2:
+        return student, teacher, settings, shape
+    classes = shape[-1]
+    return student.reshape(-1, classes), teacher.reshape(-1, classes), settings, shape
 
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
@@ -157,12 +172,11 @@ def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
 def _cached_settings(**kwargs: Any) -> _Settings | None:
     """The checked settings of keywords other than ``axis`` (``validate`` changes nothing
     the lean path does); None for an unknown keyword or a refused value."""
-    defaults = _defaults()
-    if not defaults.keys() >= kwargs.keys():
+    if not _KEYWORDS.keys() >= kwargs.keys():
         return None
-    given = defaults | kwargs
+    given = _KEYWORDS | kwargs
     try:
-        t, form, direction, options = _distill.distillation_options(
+        t, form, direction, options = distillation_options(
             given["temperature"],
             given["teacher_form"],
             given["direction"],
@@ -176,43 +190,27 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
     return _Settings(t, form, direction == "forward", options)
 
 
-@functools.cache
-def _defaults() -> dict[str, Any]:
-    """The keywords of ``_distill.prepare_distillation`` but ``axis``, with their defaults
-    (``_distill`` imports this module: looked up on first use)."""
-    parameters = inspect.signature(_distill.prepare_distillation).parameters.values()
-    return {
-        p.name: p.default
-        for p in parameters
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "axis"
-    }
-
-
 _DEFAULT_SETTINGS = _Settings(1.0, "logits", True, LossOptions())
 
 
 def _log_probs(
-    student: np.ndarray, teacher: np.ndarray, settings: _Settings
+    z: np.ndarray, v: np.ndarray, settings: _Settings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
-    r"""``(log_s, log_t, stacked)`` (N x C) of ``prepare_distillation``: the softened student and
-    teacher, and the 2N x C buffer of both when one round gave both (else None); None
-    when a row is suspect."""
-    classes = student.shape[-1]
-    two_d = student.ndim == 2
-    z = student if two_d else student.reshape(-1, classes)
-    v = teacher if two_d else teacher.reshape(-1, classes)
+    r"""``(log_s, log_t, stacked)`` (N x C) of ``prepare_distillation`` for the N x C
+    student ``z`` and teacher ``v``: the softened student and teacher, and the 2N x C
+    buffer of both when one round gave both (else None); None when a row is suspect."""
     t = settings.temperature
+    n = z.shape[0]
     if settings.teacher_form == "logits":
         both = _stacked_round(z, t, v, 1.0)
         if both is None:
             return None
-        n = z.shape[0]
         log_s, log_t = both[:n], both[n:]
         if t == 1.0:
             return log_s, log_t, both
         tempered = _round(log_t, t)
         return None if tempered is None else (log_s, tempered, None)
-    if not compiled_functions().screen_distributions64(v, tolerance(classes)):
+    if not compiled_functions().screen_distributions64(v, tolerance(z.shape[1], v.dtype)):
         return None
     with np.errstate(divide="ignore"):
         log_t = np.log(v)  # safe_log
@@ -222,17 +220,16 @@ def _log_probs(
     both = _stacked_round(z, t, log_t, t)
     if both is None:
         return None
-    return both[: z.shape[0]], both[z.shape[0] :], both
+    return both[:n], both[n:], both
 
 
 def _round(z: np.ndarray, temperature: float) -> np.ndarray | None:
     r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
-    found = float64_rows(z, temperature)
+    found = shifted_rows(z, temperature)
     if found is None:
         return None
     shifted, rows = found
-    hybrid = hybrid_functions()
-    hybrid.subtract_rows64(shifted, np.log1p(rows[hybrid.REST]))
+    hybrid_functions().subtract_rows64(shifted, np.log1p(rows[_REST]))
     return shifted
 
 
@@ -241,11 +238,15 @@ def _stacked_round(
 ) -> np.ndarray | None:
     """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
     n, classes = z.shape
-    shifted = np.empty((2 * n, classes))
-    rows = np.empty((4, 2 * n))
+    shifted = np.empty((2 * n, classes), z.dtype)
+    rows = np.empty((4, 2 * n), z.dtype)
     if not compiled_functions().shift_pair64(z, z_temperature, v, v_temperature, shifted, rows):
         return None
     hybrid = hybrid_functions()
     hybrid.rest_of_rows64(np.exp(shifted), shifted, rows, False)
-    hybrid.subtract_rows64(shifted, np.log1p(rows[hybrid.REST]))
+    hybrid.subtract_rows64(shifted, np.log1p(rows[_REST]))
     return shifted
+
+
+_REST = 2
+"""``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""

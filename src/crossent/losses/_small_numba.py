@@ -42,6 +42,13 @@ The ``*64`` functions at the end are the compiled parts of the float64 hybrid
 np.log1p that the caller runs, pinned bit for bit by
 ``tests/losses/test_issue13_float64_small.py``.
 
+The row sums (:func:`block_sum`, :func:`pairwise_sum`, :func:`row_sum`), the hybrid's
+screening and shift (:func:`shift_rows64`, :func:`rest_of_rows64`) and the reduction
+(:func:`reduce_rows`) are generic in the dtype, float64 or float32: they compute in the
+arrays' dtype as NumPy does (a float32 row summed with float32 accumulators, a Python
+float rounded to float32 before it meets a float32 array), so the soft-target and
+distillation shortcuts (``_small_targets_numba``) run them on float32 inputs too.
+
 Numba caches each function on disk (``cache=True``) with the kernels it calls compiled
 in; its cache is keyed by this file, so after editing the kernels' module in a source
 checkout, touch this file (or clear ``__pycache__``) to recompile. Importing this
@@ -71,6 +78,7 @@ __all__ = [
     "label_loss",
     "label_loss64",
     "pairwise_sum",
+    "reduce_rows",
     "rest_of_rows64",
     "row_sum",
     "shift_rows64",
@@ -86,8 +94,10 @@ _BLOCK = 32
 
 
 @numba.njit(cache=True)
-def pairwise_sum(a: np.ndarray) -> float:
-    """``np.add.reduce(a)`` for 1-d float64 ``a``, in NumPy's order of additions.
+def pairwise_sum(a: np.ndarray) -> Any:
+    """``np.add.reduce(a)`` for 1-d float64 or float32 ``a``, in NumPy's order of additions
+    and in ``a``'s dtype (NumPy's float32 loop has float32 accumulators; a float32 sum
+    that NumPy accumulates in float64 is this sum of a float64 copy, as NumPy casts).
 
     NumPy (``pairwise_sum`` in ``loops_utils.h.src``) starts from 0, adds up to 7 terms
     in sequence, takes blocks of up to 128 terms with 8 accumulators (:func:`block_sum`),
@@ -95,11 +105,13 @@ def pairwise_sum(a: np.ndarray) -> float:
     8, adding the halves' sums. The splits are walked with an explicit stack: Numba
     crashes loading from its cache a function that calls a recursive one.
     """
+    if a.shape[0] <= 128:  # one block: no stack (issue 13: four allocations a call)
+        return block_sum(a, 0, a.shape[0])
     # (first, length, halves done?) per pending range: 2 per level of splits
     first = np.empty(128, dtype=np.int64)
     length = np.empty(128, dtype=np.int64)
     split = np.zeros(128, dtype=np.bool_)
-    sums = np.empty(128)
+    sums = np.empty(128, dtype=a.dtype)
     first[0], length[0], pending, done = 0, a.shape[0], 1, 0
     while pending:
         pending -= 1
@@ -125,12 +137,12 @@ def pairwise_sum(a: np.ndarray) -> float:
 
 
 @numba.njit(cache=True)
-def block_sum(a: np.ndarray, first: int, n: int) -> float:
+def block_sum(a: np.ndarray, first: int, n: int) -> Any:
     """NumPy's pairwise sum of ``a[first:first + n]`` for ``n <= 128``: from 0 in sequence
     below 8 terms, else 8 accumulators combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) +
-    (r6 + r7))`` and the remainder added after."""
+    (r6 + r7))`` and the remainder added after; in ``a``'s dtype."""
     if n < 8:
-        total = 0.0
+        total = a.dtype.type(0.0)
         for i in range(first, first + n):
             total += a[i]
         return total
@@ -315,7 +327,8 @@ TOP, LABEL, REST, SUM = 0, 1, 2, 3
 def shift_rows64(
     z: np.ndarray, labels: np.ndarray, temperature: float, shifted: np.ndarray, rows: np.ndarray
 ) -> bool:
-    r"""Screen float64 ``z`` (N x C) and ``labels``, then ``softmax_rows`` up to its exp.
+    r"""Screen float64 or float32 ``z`` (N x C) and ``labels``, then ``softmax_rows`` up
+    to its exp, in ``z``'s dtype (``shifted`` and ``rows`` are of it).
 
     :math:`\sigma = (z - m)/T` into ``shifted``, :math:`m/T` into ``rows[TOP]`` and
     :math:`\sigma_y` into ``rows[LABEL]``; the division only for :math:`T \ne 1`, as
@@ -325,11 +338,12 @@ def shift_rows64(
     """
     n, classes = z.shape
     divide = temperature != 1.0
+    t = z.dtype.type(temperature)  # NumPy rounds a Python float to a float32 array's dtype
     for i in range(n):
         label = labels[i]
         if label < 0 or label >= classes:
             return False
-        top = -np.inf
+        top = z.dtype.type(-np.inf)
         for c in range(classes):
             value = z[i, c]
             if value != value or value == np.inf:
@@ -342,8 +356,8 @@ def shift_rows64(
             difference = value - top
             if difference == -np.inf and value != -np.inf:
                 return False
-            shifted[i, c] = difference / temperature if divide else difference
-        rows[TOP, i] = top / temperature if divide else top
+            shifted[i, c] = difference / t if divide else difference
+        rows[TOP, i] = top / t if divide else top
         rows[LABEL, i] = shifted[i, label]
     return True
 
@@ -369,16 +383,18 @@ def rest_of_rows64(
                 terms[i, c] -= 1.0
                 ties += 1
         total = row_sum(terms[i])
-        rows[REST, i] = total + (float(ties) - 1.0)
+        rows[REST, i] = total + terms.dtype.type(ties - 1)  # (ties - 1 rounded first)
         if need_sum:
             rows[SUM, i] = row_sum(shifted[i])
 
 
 @numba.njit(cache=True)
-def row_sum(row: np.ndarray) -> float:
-    """``np.add.reduce`` of one contiguous row, from 0 in NumPy's pairwise order."""
+def row_sum(row: np.ndarray) -> Any:
+    """``np.add.reduce`` of one contiguous row, from 0 in NumPy's pairwise order and in
+    the row's dtype."""
     classes = row.shape[0]
-    return 0.0 + (block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
+    zero = row.dtype.type(0.0)
+    return zero + (block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
 
 
 @numba.njit(cache=True)
@@ -419,21 +435,45 @@ def label_loss64(
         if not (np.isfinite(lse) and np.isfinite(value)):
             return False, 0.0
         loss[i] = value
+    return reduce_rows(loss, (reduction, log_base, out))
+
+
+@numba.njit(cache=True)
+def reduce_rows(loss: np.ndarray, reduce_with: Any) -> tuple[bool, float]:
+    r"""``(ok, value)``: ``reduce_loss`` of the per-row values ``loss`` (float64, holding
+    values of the result's dtype, as ``reduce_sum`` casts them); ``reduce_with`` is
+    ``(reduction, log_base, out)``: the reduction (:data:`NONE`, :data:`SUM`,
+    :data:`MEAN`, :data:`PARTS`), :math:`\ln b` or 0.0 for nats, and the per-row output
+    of ``'none'``, whose dtype (float64 or float32) is the result's.
+
+    As ``reduce_loss`` and ``finalize``: for ``'none'`` each value in the dtype divided
+    by :math:`\ln b` (NumPy rounds the Python float to the dtype), then ``+ 0`` (no
+    ``-0.0``), into ``out``, and ``value`` is 0; else the float64 sum in NumPy's
+    pairwise order rounded once to the dtype, divided there by the number of rows for
+    ``'mean'`` and by :math:`\ln b`, ``+ 0``; ``value`` is a float64 holding it. ``ok``
+    is False, with nothing reduced, where a value is not finite (NumPy may warn there).
+    """
+    reduction, log_base, out = reduce_with
+    kind = out.dtype.type
+    zero = kind(0.0)
+    n = loss.shape[0]
     if reduction == NONE:
         for i in range(n):
-            value = loss[i] / log_base if log_base != 0.0 else loss[i]
+            value = kind(loss[i])
+            if log_base != 0.0:
+                value = value / kind(log_base)
             if not np.isfinite(value):
                 return False, 0.0
-            out[i] = value + 0.0
+            out[i] = value + zero
         return True, 0.0
-    total = pairwise_sum(loss)
+    total = kind(pairwise_sum(loss))
     if reduction == MEAN:
-        total = total / np.float64(n)
+        total = total / kind(n)
     if log_base != 0.0:
-        total = total / log_base
+        total = total / kind(log_base)
     if not np.isfinite(total):
         return False, 0.0
-    return True, total + 0.0
+    return True, np.float64(total + zero)
 
 
 @numba.njit(cache=True)

@@ -1,17 +1,18 @@
-r"""The lean path of the soft-target softmax cross-entropy on small float64 inputs (issue 13).
+r"""The lean path of the soft-target softmax cross-entropy on small inputs (issue 13).
 
 ``softmax_cross_entropy_with_targets`` and its gradient try :func:`target_loss` and
 :func:`target_gradient` first (``prepared_by``'s ``shortcut``). They take a call the
 label lean path's :func:`~._softmax.lean_call` takes (NumPy arrays, the options it
 knows: ``axis`` naming the last one, ``label_smoothing``, ``reduction``,
 ``temperature``, ``z_loss``, ``base``, ``validate``; no class weights, no soft-capping)
-whose logits and targets are both float64, of one shape, C-contiguous, aligned,
-writable, in native byte order, with at most :data:`_cpu_kernels.SERIAL_ELEMENTS`
+whose logits and targets are both float64 or both float32, of one shape, C-contiguous,
+aligned, writable, in native byte order, with at most :data:`_cpu_kernels.SERIAL_ELEMENTS`
 entries, when Numba is installed. Anything else returns None, and the full path runs.
 
 The values are the full path's (``prepare_softmax_targets``, ``SoftmaxProblem.loss``,
 ``softmax_gradient``) bit for bit, by the float64 hybrid of ``_softmax_small``: the
-compiled calls do the generic path's arithmetic in its order and NumPy's np.exp and
+compiled calls do the generic path's arithmetic in its order and dtype (float32 as
+NumPy does it, ``_small_targets_numba``'s docstring says how) and NumPy's np.exp and
 np.log1p run between them on the very values the generic path gives them:
 
 * loss: ``shift_targets64`` (the targets screened, then ``shift_rows64``: the logits
@@ -50,49 +51,54 @@ from ._terms import smoothing_coefficients
 
 __all__ = [
     "compiled_functions",
-    "computed",
-    "float64_rows",
     "hybrid_functions",
     "in_shape",
     "reduced",
     "scale_arguments",
+    "shifted_rows",
     "target_gradient",
     "target_loss",
     "tolerance",
 ]
 
-_FLOAT64 = np.dtype(np.float64).char
-_NO_ROWS = np.empty(0)
-"""The per-row output of a reduced loss (the compiled call writes none)."""
-
-
-_Statistics = tuple[tuple[int, ...], LossOptions, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-"""A lean call's row statistics: the logits' shape, the options, then :func:`_rows`'s
-``(shifted, targets, rows, ell)`` (a plain tuple: a named one costs a microsecond)."""
+_FLOATS = (np.dtype(np.float64).char, np.dtype(np.float32).char)
+_NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
+"""The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
 
 
 def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``softmax_cross_entropy_with_targets(*args, **kwargs)`` by the lean path, or None."""
-    found = _statistics(args, kwargs)
+    """``softmax_cross_entropy_with_targets(*args, **kwargs)`` by the lean path, or None.
+
+    Flat on purpose (issue 13: each Python call or tuple on the way is a tenth of a
+    microsecond): :func:`_call`, :func:`_rows`, the compiled loss and :func:`reduced`.
+    """
+    call = _call(args, kwargs)
+    if call is None:
+        return None
+    z, t, options, shape = call
+    found = _rows(z, t, options)
     if found is None:
         return None
-    shape, options, _, _, rows, ell = found
-    return reduced(
-        compiled_functions().target_loss64, (rows, ell, options.z_loss), shape[:-1], options
-    )
+    rows, ell = found[1], found[2]
+    reduce = compiled_functions().target_loss64
+    return reduced(reduce, (rows, ell, options.z_loss), shape[:-1], options, rows.dtype)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``softmax_cross_entropy_with_targets_grad(*args, **kwargs)`` by the lean path, or
     None."""
-    found = _statistics(args, kwargs)
+    call = _call(args, kwargs)
+    if call is None:
+        return None
+    z, t, options, shape = call
+    found = _rows(z, t, options)
     if found is None:
         return None
-    shape, options, shifted, t, rows, ell = found
+    shifted, rows, ell = found
     hybrid_functions().subtract_rows64(shifted, ell)
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
-    keep, spread = smoothing_coefficients(eps, t.shape[-1])
+    keep, spread = smoothing_coefficients(eps, t.shape[-1]) if eps else (1.0, 0.0)
     ok = compiled_functions().target_gradient64(
         p,
         t,
@@ -103,9 +109,10 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bool(eps),
         options.z_loss,
         options.temperature,
-        *scale_arguments(options),
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
     )
-    return in_shape(p, shape) if ok else None
+    return (p if len(shape) == 2 else p.reshape(shape)) if ok else None
 
 
 def scale_arguments(options: LossOptions) -> tuple[int, float]:
@@ -118,65 +125,57 @@ def in_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return gradient if len(shape) == 2 else gradient.reshape(shape)
 
 
-def _statistics(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Statistics | None:
-    """The row statistics of a call the lean path takes, or None."""
-    return computed(_call(args, kwargs), _rows)
-
-
-def computed(call: tuple[Any, Any, Any] | None, compute: Callable[..., Any]) -> Any:
-    """``(shape, settings, *compute(*call))`` for a taken ``call`` ``(first, second,
-    settings)`` (``shape``: the first array's), or None when the call is not taken or
-    ``compute`` hands it on (returns None)."""
-    if call is None:
-        return None
-    found = compute(*call)
-    return None if found is None else (call[0].shape, call[2], *found)
-
-
 def _call(
     args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, LossOptions] | None:
-    """``(logits, targets, options)`` of a call the lean path takes, or None."""
+) -> tuple[np.ndarray, np.ndarray, LossOptions, tuple[int, ...]] | None:
+    """``(logits, targets, options, shape)`` of a call the lean path takes, the arrays as
+    N x C views and ``shape`` the logits' own; or None."""
     call = _lean_call()(args, kwargs)  # arrays, options, the class axis last
     if call is None:
         return None
-    logits, targets, options = call[:3]
-    if logits.dtype.char != _FLOAT64 or targets.dtype.char != _FLOAT64:
-        return None
-    if logits.shape != targets.shape or logits.size > _cpu_kernels.SERIAL_ELEMENTS:
+    logits, targets, options = call[0], call[1], call[2]
+    dtype = logits.dtype
+    if targets.dtype != dtype or dtype.char not in _FLOATS:
+        return None  # (lean_call took float64 or float32 logits of native byte order)
+    shape = logits.shape
+    if targets.shape != shape or logits.size > _cpu_kernels.SERIAL_ELEMENTS:
         return None
     if not (logits.flags.carray and targets.flags.carray and _cpu_kernels.available()):
         return None
-    return logits, targets, options
+    if len(shape) == 2:
+        return logits, targets, options, shape
+    classes = shape[-1]
+    return logits.reshape(-1, classes), targets.reshape(-1, classes), options, shape
 
 
 def _rows(
-    logits: np.ndarray, targets: np.ndarray, options: LossOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    r"""``(shifted, targets, rows, ell)`` of a call :func:`_call` takes (N x C views;
-    :math:`A` and :math:`B` in ``rows``); None when a row is suspect."""
-    classes = logits.shape[-1]
-    two_d = logits.ndim == 2
-    z = logits if two_d else logits.reshape(-1, classes)
-    t = targets if two_d else targets.reshape(-1, classes)
+    z: np.ndarray, t: np.ndarray, options: LossOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    r"""``(shifted, rows, ell)`` of N x C ``z`` and ``t`` that :func:`_call` took:
+    :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among them) and :math:`\ell`;
+    None when a row is suspect."""
     compiled = compiled_functions()
-    shifted = np.empty(z.shape)
-    rows = np.empty((6, z.shape[0]))
-    if not compiled.shift_targets64(z, t, tolerance(classes), options.temperature, shifted, rows):
+    dtype = z.dtype
+    classes = z.shape[1]
+    shifted = np.empty(z.shape, dtype)
+    rows = np.empty((6, z.shape[0]), dtype)
+    limit = tolerance(classes, dtype)
+    if not compiled.shift_targets64(z, t, limit, options.temperature, shifted, rows):
         return None
     eps = options.label_smoothing
-    keep, spread = smoothing_coefficients(eps, classes)
+    keep, spread = smoothing_coefficients(eps, classes) if eps else (1.0, 0.0)
     compiled.target_rows64(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, t, rows, np.log1p(rows[_REST])
+    return shifted, rows, np.log1p(rows[_REST])
 
 
-def float64_rows(z: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray] | None:
-    r"""``softmax_rows`` of float64 ``z`` (N x C) up to its log1p, by the label hybrid:
+def shifted_rows(z: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray] | None:
+    r"""``softmax_rows`` of float64 or float32 ``z`` (N x C) up to its log1p, by the
+    label hybrid, in ``z``'s dtype:
     ``(shifted, rows)`` with :math:`\sigma = (z - m)/T` and, in the 4 x N ``rows``,
     :math:`m/T` (``TOP``) and the argument of log1p (``REST``); None when a row is
     suspect."""
-    shifted = np.empty(z.shape)
-    rows = np.empty((4, z.shape[0]))
+    shifted = np.empty(z.shape, z.dtype)
+    rows = np.empty((4, z.shape[0]), z.dtype)
     if not compiled_functions().shift_logits64(z, temperature, shifted, rows):
         return None
     hybrid_functions().rest_of_rows64(np.exp(shifted), shifted, rows, False)
@@ -189,39 +188,45 @@ def hybrid_functions() -> ModuleType:
 
 
 def reduced(
-    loss: Any, arguments: tuple[Any, ...], batch_shape: tuple[int, ...], options: LossOptions
+    loss: Any,
+    arguments: tuple[Any, ...],
+    batch_shape: tuple[int, ...],
+    options: LossOptions,
+    dtype: np.dtype,
 ) -> Any:
-    """The loss from ``loss(*arguments, reduce_with)``, a compiled call ending in
-    ``reduce_rows64(values, reduce_with)``; None where it hands on.
+    """The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
+    a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
+    where it hands on.
 
     The result as ``reduce_loss`` gives it: per row in the batch shape (a NumPy scalar
-    for 0-d), a NumPy float64, or :class:`LossParts`.
+    for 0-d), a NumPy scalar, or :class:`LossParts`.
     """
     reduction = _REDUCTIONS[options.reduction]
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
-    per_row = np.empty(n) if reduction == 0 else _NO_ROWS
+    per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
     ok, value = loss(*arguments, (reduction, options.log_base or 0.0, per_row))
     if not ok:
         return None
     if reduction == 0:
         return per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
     if reduction == 3:
-        return LossParts(total=np.float64(value), normalizer=np.float64(n))
-    return np.float64(value)
+        return LossParts(total=dtype.type(value), normalizer=dtype.type(n))
+    return dtype.type(value)
 
 
-def tolerance(classes: int) -> float:
-    """``row_sum_tolerance`` of float64 rows of ``classes`` entries, kept by ``classes``."""
+def tolerance(classes: int, dtype: np.dtype) -> float:
+    """``row_sum_tolerance`` of rows of ``classes`` entries of ``dtype``, kept by both."""
+    key = (classes, dtype)
     try:
-        return _TOLERANCES[classes]
+        return _TOLERANCES[key]
     except KeyError:
-        found = row_sum_tolerance(np.float64, classes, xp=compat_numpy)
+        found = row_sum_tolerance(dtype.type, classes, xp=compat_numpy)
     if len(_TOLERANCES) < 256:
-        _TOLERANCES[classes] = found
+        _TOLERANCES[key] = found
     return found
 
 
-_TOLERANCES: dict[int, float] = {}
+_TOLERANCES: dict[tuple[int, np.dtype], float] = {}
 _REST = 2
 """``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""
 

@@ -1,15 +1,24 @@
-r"""Compiled parts of the small float64 soft-target and distillation calls (issue 13, Numba).
+r"""Compiled parts of the small soft-target and distillation calls (issue 13, Numba).
 
 The float64 hybrid of ``_softmax_small`` (its docstring says why and how) extended to
-probability targets and to distillation: these functions do the generic path's
-float64 arithmetic in its order, and the caller (``_small_targets``,
-``_small_distill``) runs NumPy's own np.exp, np.log1p and np.log between them on the
-values the generic path gives those ufuncs. What the label hybrid already compiles is
-called, not repeated: ``shift_rows64`` (screening, maximum, shift, temperature),
-``rest_of_rows64`` (the ties and the row sum of ``log_sum_exp_shifted``),
-``subtract_rows64`` (:math:`\sigma - \ell`), the row sums in NumPy's pairwise order, and
-``label_loss64`` for the reduction (with :math:`m = \sigma_y = 0` and no z-loss it
-reduces the per-row values it is given, unchanged; see :func:`reduce_rows64`).
+probability targets and to distillation, for float64 and float32 inputs: these
+functions do the generic path's arithmetic in its order and in the inputs' dtype, and
+the caller (``_small_targets``, ``_small_distill``) runs NumPy's own np.exp, np.log1p
+and np.log between them on the values the generic path gives those ufuncs. What the
+label hybrid already compiles is called, not repeated: ``shift_rows64`` (screening,
+maximum, shift, temperature), ``rest_of_rows64`` (the ties and the row sum of
+``log_sum_exp_shifted``), ``subtract_rows64`` (:math:`\sigma - \ell`), the row sums in
+NumPy's pairwise order, and ``reduce_rows`` for the reduction.
+
+Float32 as the full path computes it: NumPy 2 rounds each Python float (temperature,
+smoothing coefficients, :math:`\lambda`, :math:`T^2`, the reduction's scale) to
+float32 before it meets a float32 array, so these functions round them with
+``dtype.type`` and compute in float32 (Numba, like NumPy, keeps float32 op float32 in
+float32; a float64 literal would promote, so none meets a value here); row sums that
+NumPy forms in the array's dtype (``log_sum_exp_shifted``, ``target_terms``) are
+float32 pairwise sums, those it accumulates in float64 (``reduce_sum``: the KL's row
+sums, the reductions; ``check_distribution``'s row sums) are float64 pairwise sums of
+the float32 values, rounded once.
 
 Each function returns False, having written nothing the caller hands back, where the
 full path would raise, warn or give a value that is not finite; the caller then takes
@@ -19,8 +28,9 @@ Numba caches these functions (``cache=True``) with what they call from ``_small_
 compiled in, keyed by this file: after editing ``_small_numba`` in a source checkout,
 touch this file too (or clear ``__pycache__``).
 
-Pinned bit for bit by ``tests/losses/test_issue13_small_targets.py`` and
-``tests/losses/test_issue13_small_distill.py``.
+Pinned bit for bit by ``tests/losses/test_issue13_small_targets.py``,
+``tests/losses/test_issue13_small_distill.py`` and
+``tests/losses/test_issue13_small_targets_float32.py``.
 """
 
 from __future__ import annotations
@@ -32,14 +42,13 @@ import numpy as np
 
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import TOP as _TOP
-from ._small_numba import label_loss64, rest_of_rows64, row_sum, shift_rows64
+from ._small_numba import reduce_rows, rest_of_rows64, row_sum, shift_rows64
 
 __all__ = [
     "A_ROW",
     "B_ROW",
     "kl_loss64",
     "kl_rows64",
-    "reduce_rows64",
     "reduction_scale",
     "reverse_gradient64",
     "screen_distributions64",
@@ -61,14 +70,16 @@ A_ROW, B_ROW = 4, 5
 def screen_distributions64(p: np.ndarray, tolerance: float) -> bool:
     r"""Whether every row of ``p`` (N x C) surely passes ``check_distribution``: entries
     in :math:`[0, 1]` (NaN fails) and :math:`|\sum_c p_c - 1| \le` ``tolerance``, the sum
-    in NumPy's pairwise order as the check forms it."""
+    in NumPy's pairwise order and in float64 (of a float32 ``p`` too) as the check forms it."""
     n, classes = p.shape
+    row = np.empty(classes)  # (np.add.reduce(p, -1, np.float64) sums a float64 copy)
     for i in range(n):
         for c in range(classes):
             value = p[i, c]
             if not (value >= 0.0 and value <= 1.0):
                 return False
-        total = row_sum(p[i])
+            row[c] = value
+        total = row_sum(row)
         if not (total - 1.0 <= tolerance and 1.0 - total <= tolerance):
             return False
     return True
@@ -122,26 +133,17 @@ def target_rows64(
     (absent even where :math:`\sigma_c = -\infty`)."""
     rest_of_rows64(terms, shifted, rows, False)
     n, classes = targets.shape
-    weights = np.empty(classes)
-    products = np.empty(classes)
+    kind = targets.dtype.type  # keep and spread rounded to it, as NumPy rounds them
+    keep, spread, zero = kind(keep), kind(spread), kind(0.0)
+    weights = np.empty(classes, dtype=targets.dtype)
+    products = np.empty(classes, dtype=targets.dtype)
     for i in range(n):
         for c in range(classes):
             w = _smoothed(targets[i, c], keep, spread, smooth)
             weights[c] = w
-            products[c] = w * (shifted[i, c] if w != 0.0 else 0.0)
+            products[c] = w * (shifted[i, c] if w != 0.0 else zero)
         rows[A_ROW, i] = row_sum(weights)
         rows[B_ROW, i] = row_sum(products)
-
-
-@numba.njit(cache=True)
-def reduce_rows64(loss: np.ndarray, reduce_with: Any) -> tuple[bool, float]:
-    r"""``reduce_loss`` of float64 per-row ``loss``; ``reduce_with`` is ``(reduction,
-    log_base, out)``: the reduction in ``_small_numba``'s numbering, :math:`\ln b` or 0.0
-    for nats, the per-row output of ``'none'``. ``label_loss64`` with :math:`m = \sigma_y
-    = 0` and no z-loss, whose row value :math:`\ell - 0` is ``loss`` itself (``-0.0``
-    included). ``(False, 0.0)`` where a value is not finite."""
-    reduction, log_base, out = reduce_with
-    return label_loss64(np.zeros((4, loss.shape[0])), loss, 0.0, reduction, log_base, out, 0.0, 1)
 
 
 @numba.njit(cache=True)
@@ -150,16 +152,18 @@ def target_loss64(
 ) -> tuple[bool, float]:
     r"""``row_loss`` of probability targets, :math:`A\ell - B + \lambda\,\mathrm{LSE}^2`
     (every example weight 1, so ``z_loss * omega`` is :math:`\lambda`), then
-    :func:`reduce_rows64` with ``reduce_with``."""
+    ``_small_numba.reduce_rows`` with ``reduce_with``; in the dtype of ``rows`` and
+    ``ell`` (:math:`\lambda\omega` rounded to it, as NumPy rounds it)."""
     n = ell.shape[0]
-    loss = np.empty(n)
+    factor = ell.dtype.type(z_loss)
+    loss = np.empty(n)  # float64 holding values of the dtype, as reduce_sum casts them
     for i in range(n):
         value = rows[A_ROW, i] * ell[i] - rows[B_ROW, i]
         if z_loss != 0.0:
             lse = rows[_TOP, i] + ell[i]
-            value = value + z_loss * (lse * lse)
+            value = value + factor * (lse * lse)
         loss[i] = value
-    return reduce_rows64(loss, reduce_with)
+    return reduce_rows(loss, reduce_with)
 
 
 @numba.njit(cache=True)
@@ -182,25 +186,33 @@ def target_gradient64(
     (``chain_rule``) and :math:`s` :func:`reduction_scale`. False where a value is not
     finite."""
     n, classes = p.shape
-    scale = reduction_scale(n, reduction, log_base)
+    kind = p.dtype.type  # every Python float rounded to the dtype, as NumPy rounds it
+    scale = reduction_scale(n, reduction, log_base, p)
+    keep, spread, t = kind(keep), kind(spread), kind(temperature)
     coefficients = rows[A_ROW].copy()
     if z_loss != 0.0:
+        factor = kind(2.0 * z_loss)  # (2 * z_loss) * omega, omega = 1
         for i in range(n):
-            coefficients[i] = coefficients[i] + 2.0 * z_loss * (rows[_TOP, i] + ell[i])
+            coefficients[i] = coefficients[i] + factor * (rows[_TOP, i] + ell[i])
     for i in range(n):
         coef = coefficients[i]
         for c in range(classes):
             value = coef * p[i, c] - _smoothed(targets[i, c], keep, spread, smooth)
-            p[i, c] = _tempered(value, temperature) * scale
+            p[i, c] = _tempered(value, t) * scale
     return _all_finite(p)
 
 
 @numba.njit(cache=True)
-def reduction_scale(n: int, reduction: int, log_base: float) -> float:
-    r"""``scale_for_reduction`` of ``n`` rows of weight 1: ``1.0 / float64(n)`` for
-    ``'mean'``, else 1.0, divided by :math:`\ln b` (``log_base`` 0.0: nats)."""
-    scale = 1.0 / np.float64(n) if reduction == _MEAN else 1.0
-    return scale / log_base if log_base != 0.0 else scale
+def reduction_scale(n: int, reduction: int, log_base: float, like: np.ndarray) -> Any:
+    r"""``scale_for_reduction`` of ``n`` rows of weight 1 in the dtype of ``like``: for
+    ``'mean'`` ``1.0 / n`` and its division by :math:`\ln b` in the dtype (NumPy's
+    ``1.0 / normalizer``, a NumPy scalar of it); else the Python float ``1.0`` or
+    ``1.0 / ln b``, rounded to the dtype by the product (``log_base`` 0.0: nats)."""
+    kind = like.dtype.type
+    if reduction == _MEAN:
+        scale = kind(1.0) / kind(n)
+        return scale / kind(log_base) if log_base != 0.0 else scale
+    return kind(1.0 / log_base) if log_base != 0.0 else kind(1.0)
 
 
 @numba.njit(cache=True)
@@ -216,10 +228,19 @@ def _all_finite(values: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _floored(value: float) -> float:
-    """``np.maximum(value, lowest)`` of ``_numerics._floored`` (no NaN reaches here)."""
-    lowest = -1.7976931348623157e308
+def _floored(value: Any, lowest: Any) -> Any:
+    """``np.maximum(value, lowest)`` of ``_numerics._floored``, ``lowest`` the most negative
+    finite number of the dtype (no NaN reaches here)."""
     return value if value > lowest else lowest
+
+
+@numba.njit(cache=True)
+def _lowest(like: np.ndarray) -> Any:
+    """The most negative finite number of ``like``'s dtype, float32 or float64 (a constant:
+    ``np.finfo`` costs Numba seconds to compile)."""
+    if like.itemsize == 4:
+        return like.dtype.type(-3.4028234663852886e38)
+    return like.dtype.type(-1.7976931348623157e308)
 
 
 @numba.njit(cache=True)
@@ -245,19 +266,23 @@ def shift_pair64(
 def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float) -> Any:
     r"""Per row, ``factor`` (:math:`T^2`, or 1.0 for none) times :math:`\sum_c p_c(\log p_c -
     \log q_c)` as ``kl_terms_from_log`` forms the terms (``-inf`` floored, ``+inf`` where
-    :math:`p > 0 = q`) and ``reduce_sum`` adds them; ``p`` is NumPy's exp of ``log_p``."""
+    :math:`p > 0 = q`) and ``reduce_sum`` adds them (in float64, rounded once to the
+    dtype); ``p`` is NumPy's exp of ``log_p``. A float64 array holding values of the
+    dtype (as :func:`reduce_rows` takes them)."""
     n, classes = log_p.shape
-    kl = np.empty(n)
-    terms = np.empty(classes)
+    kind = log_p.dtype.type
+    lowest, squared = _lowest(log_p), kind(factor)
+    kl = np.empty(n)  # float64 holding values of the dtype, as reduce_rows takes them
+    terms = np.empty(classes)  # float64: reduce_sum accumulates the dtype's terms in it
     for i in range(n):
         for c in range(classes):
             lp, lq = log_p[i, c], log_q[i, c]
             if lp > -np.inf and lq == -np.inf:
                 terms[c] = np.inf
             else:
-                terms[c] = (_floored(lp) - _floored(lq)) * p[i, c]
-        total = row_sum(terms)
-        kl[i] = total if factor == 1.0 else factor * total
+                terms[c] = (_floored(lp, lowest) - _floored(lq, lowest)) * p[i, c]
+        total = kind(row_sum(terms))  # rounded to the dtype once
+        kl[i] = total if factor == 1.0 else squared * total
     return kl
 
 
@@ -265,8 +290,8 @@ def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float
 def kl_loss64(
     log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float, reduce_with: Any
 ) -> tuple[bool, float]:
-    """:func:`kl_rows64`, then :func:`reduce_rows64`."""
-    return reduce_rows64(kl_rows64(log_p, log_q, p, factor), reduce_with)
+    """:func:`kl_rows64`, then ``_small_numba.reduce_rows``."""
+    return reduce_rows(kl_rows64(log_p, log_q, p, factor), reduce_with)
 
 
 @numba.njit(cache=True)
@@ -277,12 +302,13 @@ def tempered_difference64(
     :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
     not finite."""
     n, classes = s.shape
-    scale = reduction_scale(n, reduction, log_base)
+    scale = reduction_scale(n, reduction, log_base, s)
+    factor = s.dtype.type(temperature)
     for i in range(n):
         for c in range(classes):
             value = s[i, c] - t[i, c]
             if temperature != 1.0:
-                value = temperature * value
+                value = factor * value
             s[i, c] = value * scale
     return _all_finite(s)
 
@@ -302,12 +328,15 @@ def reverse_gradient64(
     :math:`s = 0` a zero; False where a value is not finite."""
     n, classes = s.shape
     kl = kl_rows64(log_s, log_t, s, 1.0)
-    scale = reduction_scale(n, reduction, log_base)
+    scale = reduction_scale(n, reduction, log_base, s)
+    kind = s.dtype.type
+    factor, zero, inf = kind(temperature), kind(0.0), kind(np.inf)
     for i in range(n):
         for c in range(classes):
             lt = log_t[i, c]
-            difference = log_s[i, c] - lt if lt > -np.inf else np.inf
+            difference = log_s[i, c] - lt if lt > -np.inf else inf
             weight = s[i, c]
-            value = temperature * (weight * (difference - kl[i] if weight != 0.0 else 0.0))
+            excess = difference - kind(kl[i])  # (kl: float64 holding a value of the dtype)
+            value = factor * (weight * (excess if weight != 0.0 else zero))
             s[i, c] = value * scale
     return _all_finite(s)

@@ -1,0 +1,208 @@
+"""Issue 13, "Small inputs": float32 soft-target and distillation calls take the shortcut.
+
+Float32 logits and targets (both float32) of ``softmax_cross_entropy_with_targets``,
+``distillation_loss`` and their gradients are answered by the compiled shortcut, with
+the full path's values bit for bit: NumPy 2 rounds each Python float (temperature,
+smoothing, z-loss, :math:`T^2`, the reduction's scale) to float32 before it meets the
+arrays, sums rows of float32 in float32 (``log_sum_exp_shifted``, ``target_terms``) and
+accumulates the KL's row sums and the reductions in float64 (``reduce_sum``), and the
+shortcut must do each the same way. These tests pin that over random and hard float32
+rows (near-ties, huge spreads, zeros in the targets, temperatures that float32 does not
+hold), and that a shortcut off in one of those ways fails them. That the benchmark's
+float32 calls take the shortcut, and the float32 errors and warnings, are tested in
+``test_issue13_small_soft_paths.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crossent.losses import _cpu_kernels, _small_numba, _small_targets_numba
+from losses.small_target_checks import DISTILL, TARGETS, Family, distill_case, target_case
+
+pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
+
+F32 = np.float32
+SHAPES = [(1, 10), (10,), (8, 10), (3, 4, 10), (3, 9), (2, 129), (129, 5)]
+TARGET_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"validate": False, "reduction": "sum"},
+    {"reduction": "none", "temperature": 0.3},
+    {"reduction": "parts", "base": 2, "z_loss": 1e-3},
+    {"temperature": 3.0, "label_smoothing": 0.1},
+    {"label_smoothing": 0.3, "base": 10.0, "reduction": "none", "z_loss": 0.1},
+    {"base": 10.0, "temperature": 0.7},  # the mean's scale over ln 10, in float32
+]
+DISTILL_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"reduction": "none", "base": 2},
+    {"temperature": 0.3, "reduction": "sum"},
+    {"temperature": 3.0, "reduction": "parts", "base": 10.0},
+    {"direction": "reverse", "temperature": 0.7},
+    {"direction": "reverse", "reduction": "none"},
+    {"base": 10.0},  # the mean's scale over ln 10, in float32
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_issue13_small_targets_float32_is_the_full_path_bit_for_bit(shape) -> None:
+    for seed, options in enumerate(TARGET_OPTIONS):
+        TARGETS.check(*target_case(shape, 100 + seed, F32), options)
+
+
+@pytest.mark.parametrize("form", ["logits", "probs"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_issue13_small_distill_float32_is_the_full_path_bit_for_bit(shape, form) -> None:
+    for seed, options in enumerate(DISTILL_OPTIONS):
+        reverse = options.get("direction") == "reverse"  # (+inf where t = 0 < s)
+        student, teacher = distill_case(shape, 200 + seed, form, zeros=not reverse, dtype=F32)
+        DISTILL.check(student, teacher, {**options, "teacher_form": form})
+
+
+TINY = float(np.finfo(F32).smallest_subnormal)
+HARD_LOGITS = np.array(
+    [
+        [1.0, float(np.nextafter(F32(1.0), F32(2.0))), 1.0, -2.0],  # ties one ulp apart
+        [3e38, -3e37, 0.0, 1e38],  # huge values of float32
+        [1e4, -1e4, 0.0, 3.0],  # a huge spread
+        [0.0, TINY, -TINY, 0.0],  # subnormal near-ties
+        [-0.0, 0.0, -0.0, -40.0],  # signed zeros at the maximum
+        [40.0, -40.0, -40.0, -40.0],  # near-deterministic
+        [-np.inf, 0.5, 7.0, -np.inf],  # -inf where the target is 0
+        [16777216.0, 16777217.0, 16777218.0, 0.0],  # beyond float32's integers
+    ],
+    dtype=F32,
+)
+HARD_TARGETS = np.array(
+    [
+        [0.5, 0.0, 0.25, 0.25],
+        [0.25, 0.25, 0.25, 0.25],
+        [0.0, 0.0, 0.0, 1.0],  # one-hot on a class 1e4 below the maximum
+        [0.1, 0.2, 0.3, 0.4],  # (none of them a float32)
+        [1 / 3, 1 / 3, 1 / 3, 0.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.5, 0.5, 0.0],
+        [0.7, 0.1, 0.1, 0.1],
+    ],
+    dtype=F32,
+)
+HARD_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"reduction": "none"},
+    {"temperature": 0.3, "reduction": "sum"},
+    {"temperature": 1.7, "base": 2, "reduction": "none"},
+    {"z_loss": 1e-4, "reduction": "parts"},
+]
+
+
+def _check_where_finite(family: Family, first: Any, second: Any, options: Any) -> int:
+    """``family.check`` of a call whose full path gives finite values without a warning
+    (the others are handed on: ``test_issue13_small_soft_paths.py``); 1 if checked."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            values = family.full(first, second, **options)
+    except RuntimeWarning:
+        return 0
+    if not all(np.isfinite(np.asarray(getattr(v, "total", v))).all() for v in values):
+        return 0
+    family.check(first, second, options)
+    return 1
+
+
+@pytest.mark.parametrize("options", HARD_OPTIONS)
+def test_issue13_small_soft_float32_hard_rows_bit_for_bit(options) -> None:
+    """Hard float32 rows, together, one at a time and without a batch axis, of both
+    families (the teacher as probabilities and as logits, either direction; smoothed
+    targets too) wherever the full path's values are finite."""
+    smoothed = {**options, "label_smoothing": 0.1}
+    distill = {k: v for k, v in options.items() if k != "z_loss"}
+    checked = 0
+    for rows in [slice(None), *range(len(HARD_LOGITS))]:
+        z, t = HARD_LOGITS[rows], HARD_TARGETS[rows]
+        for family, first, second, kwargs in [
+            (TARGETS, np.atleast_2d(z), np.atleast_2d(t), options),
+            (TARGETS, z, t, options),
+            (TARGETS, z, t, smoothed),
+            (DISTILL, z, t, {**distill, "teacher_form": "probs"}),
+            (DISTILL, z, t, distill),  # (the targets as the teacher's logits)
+            (DISTILL, t, z, {**distill, "direction": "reverse"}),
+        ]:
+            checked += _check_where_finite(family, first, second, kwargs)
+    assert checked >= 36  # (of 54; the others overflow float32)
+
+
+# ------------------------------------------------------------------------ mutants
+
+_REAL_TARGET_ROWS = _small_targets_numba.target_rows64
+_REAL_SHIFT = _small_targets_numba.shift_targets64
+
+
+def _rows_summed_in_float64(terms, shifted, targets, rows, keep, spread, smooth) -> None:
+    """A mutant of ``target_rows64``: B accumulated in float64 (as ``reduce_sum`` would),
+    not in float32 as ``target_terms``' ``row_sum`` does."""
+    _REAL_TARGET_ROWS(terms, shifted, targets, rows, keep, spread, smooth)
+    smoothed = F32(keep) * targets + F32(spread) if smooth else targets
+    products = np.where(smoothed != 0, smoothed * shifted, F32(0))
+    rows[_small_targets_numba.B_ROW] = np.add.reduce(products, -1, np.float64)
+
+
+def _shift_in_float64(z, targets, tolerance, temperature, shifted, rows) -> bool:
+    """A mutant of ``shift_targets64``: the temperature divides in float64, rounded
+    after, not as NumPy divides a float32 array by a Python float."""
+    ok = _REAL_SHIFT(z, targets, tolerance, temperature, shifted, rows)
+    difference = z - np.maximum.reduce(z, -1, keepdims=True)
+    shifted[...] = (difference.astype(np.float64) / temperature).astype(F32)
+    return ok
+
+
+def _kl_summed_in_float32(log_p, log_q, p, factor) -> np.ndarray:
+    """A mutant of ``kl_rows64``: the KL's rows summed in float32, not accumulated in
+    float64 as ``reduce_sum`` does."""
+    lowest = np.finfo(F32).min
+    terms = (np.maximum(log_p, lowest) - np.maximum(log_q, lowest)) * p
+    sums = np.add.reduce(terms, -1).astype(np.float64)
+    return sums if factor == 1.0 else (F32(factor) * sums.astype(F32)).astype(np.float64)
+
+
+def _kl_loss(log_p, log_q, p, factor, reduce_with) -> tuple[bool, float]:
+    return _small_numba.reduce_rows(
+        _small_targets_numba.kl_rows64(log_p, log_q, p, factor), reduce_with
+    )
+
+
+def _check_all(family: Family, cases: list[Any], options: dict[str, Any]) -> None:
+    """``family.check`` of each case."""
+    for first, second in cases:
+        family.check(first, second, options)
+
+
+@pytest.mark.parametrize(
+    ("name", "mutant"),
+    [("target_rows64", _rows_summed_in_float64), ("shift_targets64", _shift_in_float64)],
+)
+def test_issue13_small_targets_float32_mutants_fail(monkeypatch, name, mutant) -> None:
+    """A float32 shortcut that sums a row in float64, or divides by the temperature in
+    float64, fails the bit-for-bit checks (and the real one passes them)."""
+    cases = [target_case((8, 37), seed, F32) for seed in range(6)]
+    options = {"reduction": "none", "temperature": 0.3}
+    _check_all(TARGETS, cases, options)
+    monkeypatch.setattr(_small_targets_numba, name, mutant)
+    with pytest.raises(AssertionError):
+        _check_all(TARGETS, cases, options)
+
+
+def test_issue13_small_distill_float32_kl_summed_in_float32_fails(monkeypatch) -> None:
+    """A float32 distillation shortcut that sums the KL's rows in float32 fails the
+    bit-for-bit checks (and the real one passes them)."""
+    cases = [distill_case((8, 37), seed, "probs", dtype=F32) for seed in range(6)]
+    options = {"reduction": "none", "teacher_form": "probs"}
+    monkeypatch.setattr(_small_targets_numba, "kl_loss64", _kl_loss)  # (Python: patchable)
+    _check_all(DISTILL, cases, options)
+    monkeypatch.setattr(_small_targets_numba, "kl_rows64", _kl_summed_in_float32)
+    with pytest.raises(AssertionError):
+        _check_all(DISTILL, cases, options)
