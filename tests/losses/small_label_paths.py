@@ -73,14 +73,14 @@ FAMILIES: dict[str, Family] = {
         crossent.softmax_focal_loss_grad,
         [{}, {"gamma": 0.0}, {"gamma": 0.5}, {"gamma": 3}, {"gamma": 2.0, "base": 2}],
         ("focal_loss64", "focal_gradient64"),
-        (np.float64,),
+        (np.float64, np.float32),
     ),
     "poly1": Family(
         crossent.poly1_cross_entropy,
         crossent.poly1_cross_entropy_grad,
         [{}, {"epsilon": 0.0}, {"epsilon": -1.0}, {"epsilon": 2.5}],
         ("poly_loss64", "poly_gradient64"),
-        (np.float64,),
+        (np.float64, np.float32),
     ),
     "hinge": Family(
         crossent.multiclass_hinge_loss,

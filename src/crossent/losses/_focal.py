@@ -89,8 +89,8 @@ def _own(gamma: float) -> tuple[float]:
     return (check_scalar(gamma, name="gamma", low=0.0),)
 
 
-_SMALL = _small.small_family(_focal, _own, dtypes="d")
-"""Small float64 calls (issue 13): ``_small_label_families``."""
+_SMALL = _small.small_family(_focal, _own, dtypes="fd")
+"""Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
 @prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss))

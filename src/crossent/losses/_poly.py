@@ -59,8 +59,8 @@ def _own(epsilon: float) -> tuple[float]:
     return (check_scalar(epsilon, name="epsilon", low=-1.0),)
 
 
-_SMALL = _small.small_family(_poly, _own, dtypes="d")
-"""Small float64 calls (issue 13): ``_small_label_families``."""
+_SMALL = _small.small_family(_poly, _own, dtypes="fd")
+"""Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
 @prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss))

@@ -42,8 +42,7 @@ from ._batch import LossOptions, options_of
 from ._reduction import LossParts
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
-from ._softmax_small import compiled_calls as _softmax_compiled
-from ._softmax_small import label_rows64, takes
+from ._softmax_small import takes
 
 __all__ = [
     "SmallFamily",
@@ -57,8 +56,6 @@ __all__ = [
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
-_PLAIN = LossOptions()
-"""The row statistics of the plain softmax (no temperature, no smoothing)."""
 _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
     np.dtype(np.float64): np.empty(0),
     np.dtype(np.float32): np.empty(0, np.float32),
@@ -238,8 +235,9 @@ def _per_row(options: LossOptions, n: int, dtype: Any) -> np.ndarray:
     return np.empty(n, dtype) if options.reduction == "none" else _NO_ROWS[dtype]
 
 
-_NO_PROBS = np.empty((0, 0))
-"""``label_rows64``'s ``out`` of a loss (no probabilities)."""
+_REST = 2
+r"""The row of ``rest_of_rows``' sums in its ``rows`` (``_small_numba.REST``; row
+``LABEL``, 1, holds :math:`\sigma_y`)."""
 
 
 def _scaled_log1mexp(
@@ -261,7 +259,7 @@ def _scaled_log1mexp(
         compiled.scaled_log1mexp64(log_p_y, far, far, gamma, out)
         return
     assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
-    args = np.empty((2, log_p_y.shape[0]))
+    args = np.empty((2, log_p_y.shape[0]), log_p_y.dtype)
     compiled.log1mexp_args64(log_p_y, p_y, expm1, args)
     compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, out)
 
@@ -272,28 +270,50 @@ def _scaled_log1mexp(
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """The rows :func:`_on_label_rows` hands a body: ``(labels, log p_y, work, near)``."""
 _Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
+_NO_WORK: dict[np.dtype[Any], np.ndarray] = {
+    np.dtype(np.float64): np.empty((0, 0)),
+    np.dtype(np.float32): np.empty((0, 0), np.float32),
+}
+"""``label_rows64``'s ``out`` of a loss (no probabilities), by dtype."""
+
+
+def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | None:
+    r"""``softmax_rows`` and ``log_prob_of_labels`` of float32 or float64 logits in their
+    dtype, as the generic path forms them: ``shift_rows``, np.exp, ``rest_of_rows``,
+    np.log1p (on the values the generic path gives them, into fresh arrays as there),
+    then ``label_rows64``; None when a row is suspect. See :func:`_on_label_rows`."""
+    classes = logits.shape[-1]
+    z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
+    n = z.shape[0]
+    dtype = z.dtype
+    if classes > 128 and dtype.char != _FLOAT64:  # (no float32 pairwise sum beyond a block)
+        return None
+    compiled = _compiled()
+    shifted = np.empty(z.shape, dtype)
+    rows = np.empty((3, n), dtype)  # (rows LABEL and REST: sigma_y and the rest)
+    if not compiled.shift_rows(z, y, shifted, rows):
+        return None
+    compiled.rest_of_rows(np.exp(shifted), shifted, rows)
+    ell = np.log1p(rows[_REST])
+    work = np.empty((n, classes + 1), dtype) if gradient else _NO_WORK[dtype]
+    near = compiled.label_rows64(shifted, rows, ell, ell, work)
+    return y, ell, work if gradient else shifted, near
 
 
 def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
     r"""``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
     ``body(logits, rows, labels, own, options)``, or None when a row is suspect, with
-    the rows of float64 logits by the hybrid (``_softmax_small``'s row statistics, then
-    ``label_rows64``): ``(labels, log p_y, work, near)``, where ``work`` is, for a
-    ``gradient``, :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for
-    one np.exp (the body may overwrite the last column with another argument of exp:
-    :func:`_scaled_log1mexp`), and for a loss :math:`\sigma` (N x C), free to hold one
-    column of arguments of exp (its other entries are :math:`\le 0`, so their exp
-    cannot warn); ``near``: how many :math:`\log p_y > -\ln 2`. :math:`\log p_y` is
+    the rows of :func:`_label_rows`: ``(labels, log p_y, work, near)``, where ``work``
+    is, for a ``gradient``, :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)),
+    ready for one np.exp (the body may overwrite the last column with another argument
+    of exp: :func:`_scaled_log1mexp`), and for a loss :math:`\sigma` (N x C), free to
+    hold one column of arguments of exp (its other entries are :math:`\le 0`, so their
+    exp cannot warn); ``near``: how many :math:`\log p_y > -\ln 2`. :math:`\log p_y` is
     written over :math:`\ell` (``log1p``'s fresh array)."""
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-        found = label_rows64(logits, labels[0], _PLAIN, _softmax_compiled())
-        if found is None:
-            return None
-        _, y, shifted, rows, ell = found
-        work = np.empty((ell.shape[0], shifted.shape[1] + 1)) if gradient else _NO_PROBS
-        near = _compiled().label_rows64(shifted, rows, ell, ell, work)
-        return body(logits, (y, ell, work if gradient else shifted, near), labels, own, options)
+        rows = _label_rows(logits, labels[0], gradient)
+        return None if rows is None else body(logits, rows, labels, own, options)
 
     return compute
 
@@ -301,14 +321,14 @@ def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
 def _focal_loss(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> Any:
-    _, log_p_y, _, near = rows
+    _, log_p_y, shifted, near = rows
     gamma = own[0]
-    modulation = _NO_PROBS  # (for gamma = 0: the modulation is 1)
+    modulation = _NO_WORK[log_p_y.dtype]  # (for gamma = 0: the modulation is 1)
     if gamma:  # the modulation's argument of exp in the last column of sigma's rows
         expm1 = np.expm1(log_p_y) if near else None
-        _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, rows[2])
-        modulation = np.exp(rows[2])
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+        _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, shifted)
+        modulation = np.exp(shifted)
+    per_row = _per_row(options, log_p_y.shape[0], log_p_y.dtype)
     loss = _compiled().focal_loss64(
         log_p_y,
         modulation,
@@ -328,7 +348,7 @@ def _focal_gradient(
     gamma, p_y, expm1 = own[0], np.exp(log_p_y), np.expm1(log_p_y)
     if gamma:  # the modulation's argument of exp beside p's, for one np.exp of both
         _scaled_log1mexp(log_p_y, p_y, expm1, near, gamma, work)
-    grad = np.empty(logits.shape)
+    grad = np.empty(logits.shape, logits.dtype)
     _compiled().focal_gradient64(
         np.exp(work),  # p, then the modulation (p_y for gamma = 0: unused)
         y,
@@ -349,7 +369,7 @@ def _poly_loss(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> Any:
     log_p_y, (_, weights, normalizer) = rows[1], labels
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    per_row = _per_row(options, log_p_y.shape[0], log_p_y.dtype)
     reduction = _REDUCTIONS[options.reduction]
     loss = _compiled().poly_loss64(
         log_p_y, np.expm1(log_p_y), own[0], weights, reduction, normalizer, per_row
@@ -361,7 +381,7 @@ def _poly_gradient(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
     y, work, (_, weights, normalizer) = rows[0], rows[2], labels
-    grad = np.empty(logits.shape)
+    grad = np.empty(logits.shape, logits.dtype)
     _compiled().poly_gradient64(
         np.exp(work),
         y,
