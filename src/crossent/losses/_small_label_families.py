@@ -31,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -56,6 +58,7 @@ __all__ = [
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
+_NO_ROWS64 = np.empty(0)
 _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
     np.dtype(np.float64): np.empty(0),
     np.dtype(np.float32): np.empty(0, np.float32),
@@ -394,13 +397,137 @@ def _poly_gradient(
     return grad
 
 
-focal_loss = _on_label_rows(_focal_loss, gradient=False)
+# ------------------------------------------- float64 with the C library's functions
+
+
+@functools.cache
+def libm_is_numpys() -> bool:
+    r"""Whether NumPy's float64 np.exp, np.log, np.log1p and np.expm1 are the C library's
+    exp, log, log1p and expm1 here, which compiled code calls (``math.exp`` and its
+    siblings in Numba, without fast-math or SVML), so that one compiled call can do
+    the hybrid's NumPy calls too, with their values bit for bit.
+
+    NumPy 2 runs its own SIMD code for these float64 loops only with AVX-512 (its
+    AVX512F exp and log, SVML's log1p and expm1) and on ARM (NEON exp and log);
+    elsewhere its loops call the C library, value by value. So: an x86-64 Linux
+    machine, NumPy's dispatch (``numpy.lib.introspect.opt_func_info``) naming no
+    AVX-512 target for the four loops, Numba not vectorising with SVML, and, as a
+    check of all of it, the four functions agreeing bit for bit with NumPy's on 4 x
+    4096 probes over the ranges the losses give them (``libm_agrees``). Else the
+    hybrid runs (NumPy's calls between compiled ones), as on any machine before.
+    """
+    if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        from numpy.lib.introspect import opt_func_info
+
+        info = opt_func_info(func_name="^(exp|log|log1p|expm1)$", signature="float64")
+        targets = [info[name]["dd"]["current"] for name in ("exp", "log", "log1p", "expm1")]
+        import numba
+    except (ImportError, KeyError, TypeError):
+        return False
+    if numba.config.USING_SVML or any("AVX512" in t or "X86_V4" in t for t in targets):
+        return False
+    rng = np.random.default_rng(13)
+    probes = np.stack(
+        [
+            np.concatenate([rng.uniform(-745.0, 0.0, 2048), -rng.exponential(1e-3, 2048)]),
+            np.concatenate([rng.uniform(1e-300, 1.0, 2048), rng.uniform(1.0, 1e6, 2048)]),
+            np.concatenate([rng.uniform(-1.0, 0.0, 2048), rng.exponential(1.0, 2048)]),
+            np.concatenate([rng.uniform(-1.0, 0.0, 2048), -rng.exponential(1e-4, 2048)]),
+        ]
+    )
+    want = np.stack(
+        [np.exp(probes[0]), np.log(probes[1]), np.log1p(probes[2]), np.expm1(probes[3])]
+    )
+    return bool(_compiled().libm_agrees(probes, want))
+
+
+def _matrix(x: np.ndarray) -> np.ndarray:
+    """``x`` (classes last) as N x C."""
+    return x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+
+
+def _focal_loss_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+    y, weights, normalizer = labels
+    per_row = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
+    found = _compiled().focal_loss_libm(
+        _matrix(logits),
+        y,
+        own[0],
+        weights,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        normalizer,
+        per_row,
+    )
+    return _loss_result(found, per_row, logits, normalizer, options)
+
+
+def _focal_gradient_libm(
+    logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions
+) -> Any:
+    y, weights, normalizer = labels
+    grad = np.empty(logits.shape)
+    ok = _compiled().focal_gradient_libm(
+        _matrix(logits),
+        y,
+        own[0],
+        weights,
+        _REDUCTIONS[options.reduction],
+        options.log_base or 0.0,
+        normalizer,
+        _matrix(grad),
+    )
+    return grad if ok else None
+
+
+def _poly_loss_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+    y, weights, normalizer = labels
+    per_row = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
+    found = _compiled().poly_loss_libm(
+        _matrix(logits), y, own[0], weights, _REDUCTIONS[options.reduction], normalizer, per_row
+    )
+    return _loss_result(found, per_row, logits, normalizer, options)
+
+
+def _poly_gradient_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+    y, weights, normalizer = labels
+    grad = np.empty(logits.shape)
+    ok = _compiled().poly_gradient_libm(
+        _matrix(logits),
+        y,
+        own[0],
+        weights,
+        _REDUCTIONS[options.reduction],
+        normalizer,
+        _matrix(grad),
+    )
+    return grad if ok else None
+
+
+_Compute = Callable[[np.ndarray, _Labels, Any, LossOptions], Any]
+
+
+def _by_route(libm: _Compute, hybrid: _Compute) -> _Compute:
+    """``compute``: ``libm`` for float64 logits where :func:`libm_is_numpys`, else
+    ``hybrid``."""
+
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        if logits.dtype.char == _FLOAT64 and libm_is_numpys():
+            return libm(logits, labels, own, options)
+        return hybrid(logits, labels, own, options)
+
+    return compute
+
+
+focal_loss = _by_route(_focal_loss_libm, _on_label_rows(_focal_loss, gradient=False))
 """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-focal_gradient = _on_label_rows(_focal_gradient, gradient=True)
+focal_gradient = _by_route(_focal_gradient_libm, _on_label_rows(_focal_gradient, gradient=True))
 """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-poly_loss = _on_label_rows(_poly_loss, gradient=False)
+poly_loss = _by_route(_poly_loss_libm, _on_label_rows(_poly_loss, gradient=False))
 """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-poly_gradient = _on_label_rows(_poly_gradient, gradient=True)
+poly_gradient = _by_route(_poly_gradient_libm, _on_label_rows(_poly_gradient, gradient=True))
 """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 

@@ -59,15 +59,20 @@ from ._small_numba import pairwise_sum, row_sum
 
 __all__ = [
     "focal_gradient64",
+    "focal_gradient_libm",
     "focal_loss64",
+    "focal_loss_libm",
     "hinge_gradient",
     "hinge_loss",
     "hinge_margins",
     "label_rows64",
     "label_weights",
+    "libm_agrees",
     "log1mexp_args64",
     "poly_gradient64",
+    "poly_gradient_libm",
     "poly_loss64",
+    "poly_loss_libm",
     "rest_of_rows",
     "scaled_log1mexp64",
     "shift_rows",
@@ -555,3 +560,191 @@ def hinge_gradient(
         out[i, labels[i]] = -count * scale
         if weights.shape[0] and weights[1, i] == 0.0:
             out[i] = zero  # zero_where_ignored
+
+
+# ------------------------------------------------- float64 with the C library's functions
+
+
+@numba.njit(cache=True)
+def libm_agrees(x: np.ndarray, want: np.ndarray) -> bool:
+    r"""Whether ``math.exp``, ``math.log``, ``math.log1p`` and ``math.expm1`` (compiled:
+    the C library's) of the probes ``x`` (4 x k) are ``want`` (NumPy's np.exp, np.log,
+    np.log1p and np.expm1 of the rows of ``x``) bit for bit (NaN nowhere)."""
+    for j in range(x.shape[1]):
+        if math.exp(x[0, j]) != want[0, j] or math.log(x[1, j]) != want[1, j]:
+            return False
+        if math.log1p(x[2, j]) != want[2, j] or math.expm1(x[3, j]) != want[3, j]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``np.exp`` of 1-d float64 ``x`` by the C library's exp (a fresh array)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = math.exp(x[i])
+    return out
+
+
+@numba.njit(cache=True)
+def _exp2d(x: np.ndarray) -> np.ndarray:
+    """``np.exp`` of 2-d float64 ``x`` by the C library's exp (a fresh array)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[i, c] = math.exp(x[i, c])
+    return out
+
+
+@numba.njit(cache=True)
+def _expm1(x: np.ndarray) -> np.ndarray:
+    """``np.expm1`` of 1-d float64 ``x`` by the C library's expm1 (a fresh array)."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = math.expm1(x[i])
+    return out
+
+
+@numba.njit(cache=True)
+def _libm_rows(
+    z: np.ndarray, labels: np.ndarray, gradient: bool
+) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int]:
+    r"""The hybrid's rows (``_small_label_families._label_rows``) of float64 ``z`` with
+    the C library's exp and log1p in place of NumPy's: ``(ok, shifted, log p_y, work,
+    near)`` as :func:`label_rows64` leaves them."""
+    n, classes = z.shape
+    shifted = np.empty((n, classes))
+    rows = np.empty((3, n))
+    ell = np.empty(n)
+    work = np.empty((n, classes + 1)) if gradient else np.empty((0, 0))
+    if not shift_rows(z, labels, shifted, rows):
+        return False, shifted, ell, work, 0
+    rest_of_rows(_exp2d(shifted), shifted, rows)
+    for i in range(n):
+        ell[i] = math.log1p(rows[_REST, i])
+    near = label_rows64(shifted, rows, ell, ell, work)
+    return True, shifted, ell, work, near
+
+
+@numba.njit(cache=True)
+def _libm_modulation(
+    log_p_y: np.ndarray,
+    p_y: np.ndarray,
+    expm1: np.ndarray,
+    near: int,
+    gamma: float,
+    out: np.ndarray,
+) -> None:
+    r"""``_small_label_families._scaled_log1mexp`` with the C library's log1p and log:
+    :math:`\gamma\log(1 - p_y)` into the last column of ``out``, then its exp there."""
+    n = log_p_y.shape[0]
+    far = np.empty(n)
+    if near:
+        args = np.empty((2, n))
+        log1mexp_args64(log_p_y, p_y, expm1, args)
+        close = np.empty(n)
+        for i in range(n):
+            far[i] = math.log1p(args[0, i])
+            close[i] = math.log(args[1, i])
+        scaled_log1mexp64(log_p_y, far, close, gamma, out)
+    else:
+        for i in range(n):
+            far[i] = math.log1p(-p_y[i])
+        scaled_log1mexp64(log_p_y, far, far, gamma, out)
+    last = out.shape[1] - 1
+    for i in range(n):
+        out[i, last] = math.exp(out[i, last])
+
+
+@numba.njit(cache=True)
+def focal_loss_libm(
+    z: np.ndarray,
+    labels: np.ndarray,
+    gamma: float,
+    weights: np.ndarray,
+    reduction: int,
+    log_base: float,
+    normalizer: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    """:func:`focal_loss64` of float64 logits ``z`` (N x C), the hybrid's NumPy calls
+    made with the C library's functions (see the module docstring)."""
+    ok, shifted, log_p_y, _, near = _libm_rows(z, labels, False)
+    if not ok:
+        return False, 0.0
+    modulation = np.empty((0, 0))
+    if gamma != 0.0:
+        p_y = _exp(log_p_y)
+        expm1 = _expm1(log_p_y) if near else p_y
+        _libm_modulation(log_p_y, p_y, expm1, near, gamma, shifted)
+        modulation = shifted
+    return focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, out)
+
+
+@numba.njit(cache=True)
+def focal_gradient_libm(
+    z: np.ndarray,
+    labels: np.ndarray,
+    gamma: float,
+    weights: np.ndarray,
+    reduction: int,
+    log_base: float,
+    normalizer: float,
+    out: np.ndarray,
+) -> bool:
+    """:func:`focal_gradient64` of float64 logits ``z`` (N x C) into ``out``, the hybrid's
+    NumPy calls made with the C library's functions; False (nothing written) when a row
+    is suspect."""
+    ok, _, log_p_y, work, near = _libm_rows(z, labels, True)
+    if not ok:
+        return False
+    p_y, expm1 = _exp(log_p_y), _expm1(log_p_y)
+    classes = z.shape[1]
+    if gamma != 0.0:  # the modulation's exp in the last column; p's exp in the others
+        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work)
+    for i in range(z.shape[0]):
+        for c in range(classes if gamma != 0.0 else classes + 1):
+            work[i, c] = math.exp(work[i, c])
+    focal_gradient64(
+        work, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, out
+    )
+    return True
+
+
+@numba.njit(cache=True)
+def poly_loss_libm(
+    z: np.ndarray,
+    labels: np.ndarray,
+    epsilon: float,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> tuple[bool, float]:
+    """:func:`poly_loss64` of float64 logits ``z`` (N x C), the hybrid's NumPy calls made
+    with the C library's functions."""
+    ok, _, log_p_y, _, _ = _libm_rows(z, labels, False)
+    if not ok:
+        return False, 0.0
+    return poly_loss64(log_p_y, _expm1(log_p_y), epsilon, weights, reduction, normalizer, out)
+
+
+@numba.njit(cache=True)
+def poly_gradient_libm(
+    z: np.ndarray,
+    labels: np.ndarray,
+    epsilon: float,
+    weights: np.ndarray,
+    reduction: int,
+    normalizer: float,
+    out: np.ndarray,
+) -> bool:
+    """:func:`poly_gradient64` of float64 logits ``z`` (N x C) into ``out``, the hybrid's
+    NumPy calls made with the C library's functions; False (nothing written) when a row
+    is suspect."""
+    ok, _, _, work, _ = _libm_rows(z, labels, True)
+    if not ok:
+        return False
+    poly_gradient64(_exp2d(work), labels, epsilon, weights, reduction, normalizer, out)
+    return True
