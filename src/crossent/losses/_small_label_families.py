@@ -44,6 +44,7 @@ from ._batch import LossOptions, options_of
 from ._reduction import LossParts
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
+from ._softmax_small import compiled_calls as _softmax_compiled
 from ._softmax_small import takes
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
 
 _FLOAT64 = np.dtype(np.float64).char
 _NO_ROWS64 = np.empty(0)
+_NO_WORK64 = np.empty((0, 0))
 _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
     np.dtype(np.float64): np.empty(0),
     np.dtype(np.float32): np.empty(0, np.float32),
@@ -282,7 +284,8 @@ _NO_WORK: dict[np.dtype[Any], np.ndarray] = {
 
 def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | None:
     r"""``softmax_rows`` and ``log_prob_of_labels`` of float32 or float64 logits in their
-    dtype, as the generic path forms them: ``shift_rows``, np.exp, ``rest_of_rows``,
+    dtype, as the generic path forms them: ``_small_numba.shift_rows64`` (its float64
+    difference rounded to a float32 ``shifted`` is float32's), np.exp, ``rest_of_rows``,
     np.log1p (on the values the generic path gives them, into fresh arrays as there),
     then ``label_rows64``; None when a row is suspect. See :func:`_on_label_rows`."""
     classes = logits.shape[-1]
@@ -293,10 +296,11 @@ def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | No
         return None
     compiled = _compiled()
     shifted = np.empty(z.shape, dtype)
-    rows = np.empty((3, n), dtype)  # (rows LABEL and REST: sigma_y and the rest)
-    if not compiled.shift_rows(z, y, shifted, rows):
+    rows = np.empty((3, n), dtype)  # (rows TOP, LABEL and REST: m, sigma_y and the rest)
+    if not _softmax_compiled().shift_rows64(z, y, 1.0, shifted, rows):
         return None
-    compiled.rest_of_rows(np.exp(shifted), shifted, rows)
+    if not compiled.rest_of_rows(np.exp(shifted), shifted, z, rows):
+        return None
     ell = np.log1p(rows[_REST])
     work = np.empty((n, classes + 1), dtype) if gradient else _NO_WORK[dtype]
     near = compiled.label_rows64(shifted, rows, ell, ell, work)
@@ -448,65 +452,41 @@ def _matrix(x: np.ndarray) -> np.ndarray:
     return x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
 
 
-def _focal_loss_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-    y, weights, normalizer = labels
-    per_row = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
-    found = _compiled().focal_loss_libm(
-        _matrix(logits),
-        y,
-        own[0],
-        weights,
-        _REDUCTIONS[options.reduction],
-        options.log_base or 0.0,
-        normalizer,
-        per_row,
-    )
-    return _loss_result(found, per_row, logits, normalizer, options)
-
-
-def _focal_gradient_libm(
-    logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions
-) -> Any:
-    y, weights, normalizer = labels
-    grad = np.empty(logits.shape)
-    ok = _compiled().focal_gradient_libm(
-        _matrix(logits),
-        y,
-        own[0],
-        weights,
-        _REDUCTIONS[options.reduction],
-        options.log_base or 0.0,
-        normalizer,
-        _matrix(grad),
-    )
-    return grad if ok else None
-
-
-def _poly_loss_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-    y, weights, normalizer = labels
-    per_row = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
-    found = _compiled().poly_loss_libm(
-        _matrix(logits), y, own[0], weights, _REDUCTIONS[options.reduction], normalizer, per_row
-    )
-    return _loss_result(found, per_row, logits, normalizer, options)
-
-
-def _poly_gradient_libm(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-    y, weights, normalizer = labels
-    grad = np.empty(logits.shape)
-    ok = _compiled().poly_gradient_libm(
-        _matrix(logits),
-        y,
-        own[0],
-        weights,
-        _REDUCTIONS[options.reduction],
-        normalizer,
-        _matrix(grad),
-    )
-    return grad if ok else None
-
-
 _Compute = Callable[[np.ndarray, _Labels, Any, LossOptions], Any]
+
+
+_LIBM_CALLS = {"focal_loss": 0, "focal_gradient": 1, "poly_loss": 2, "poly_gradient": 3}
+"""``_small_label_numba.label_libm``'s ``what`` (the index in its ``LIBM_CALLS``)."""
+
+
+def _libm(what: str) -> _Compute:
+    """``compute`` of ``what`` (a key of ``_LIBM_CALLS``) by one compiled call,
+    ``label_libm``: a loss's ``(ok, value)`` with its per-row output, or a gradient into
+    a fresh array."""
+    number = _LIBM_CALLS[what]
+    loss = what.endswith("loss")
+
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        y, weights, normalizer = labels
+        rows = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
+        grad = _NO_WORK64 if loss else np.empty(logits.shape)
+        found = _compiled().label_libm(
+            _matrix(logits),
+            y,
+            number,
+            own[0],
+            weights,
+            _REDUCTIONS[options.reduction],
+            options.log_base or 0.0,
+            normalizer,
+            rows,
+            grad if loss else _matrix(grad),
+        )
+        if loss:
+            return _loss_result(found, rows, logits, normalizer, options)
+        return grad if found[0] else None
+
+    return compute
 
 
 def _by_route(libm: _Compute, hybrid: _Compute) -> _Compute:
@@ -521,13 +501,13 @@ def _by_route(libm: _Compute, hybrid: _Compute) -> _Compute:
     return compute
 
 
-focal_loss = _by_route(_focal_loss_libm, _on_label_rows(_focal_loss, gradient=False))
+focal_loss = _by_route(_libm("focal_loss"), _on_label_rows(_focal_loss, gradient=False))
 """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-focal_gradient = _by_route(_focal_gradient_libm, _on_label_rows(_focal_gradient, gradient=True))
+focal_gradient = _by_route(_libm("focal_gradient"), _on_label_rows(_focal_gradient, gradient=True))
 """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-poly_loss = _by_route(_poly_loss_libm, _on_label_rows(_poly_loss, gradient=False))
+poly_loss = _by_route(_libm("poly_loss"), _on_label_rows(_poly_loss, gradient=False))
 """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-poly_gradient = _by_route(_poly_gradient_libm, _on_label_rows(_poly_gradient, gradient=True))
+poly_gradient = _by_route(_libm("poly_gradient"), _on_label_rows(_poly_gradient, gradient=True))
 """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 

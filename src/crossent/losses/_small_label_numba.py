@@ -55,27 +55,23 @@ from ._small_numba import LABEL as _LABEL
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
 from ._small_numba import REST as _REST
-from ._small_numba import pairwise_sum, row_sum
+from ._small_numba import pairwise_sum, row_sum, shift_rows64
 
 __all__ = [
     "focal_gradient64",
-    "focal_gradient_libm",
     "focal_loss64",
-    "focal_loss_libm",
     "hinge_gradient",
     "hinge_loss",
     "hinge_margins",
+    "label_libm",
     "label_rows64",
     "label_weights",
     "libm_agrees",
     "log1mexp_args64",
     "poly_gradient64",
-    "poly_gradient_libm",
     "poly_loss64",
-    "poly_loss_libm",
     "rest_of_rows",
     "scaled_log1mexp64",
-    "shift_rows",
 ]
 
 _LOG_HALF = -math.log(2.0)
@@ -114,37 +110,7 @@ def label_weights(
 
 
 @numba.njit(cache=True)
-def shift_rows(z: np.ndarray, labels: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> bool:
-    r"""Screen ``z`` (N x C, float32 or float64) and ``labels``, then ``softmax_rows`` up to
-    its exp, in the dtype: :math:`\sigma = z - m` into ``shifted`` and :math:`\sigma_y`
-    into ``rows[LABEL]`` (``_small_numba.shift_rows64`` at :math:`T = 1`, for either
-    dtype). False for a NaN, a ``+inf``, a row of ``-inf``, a label outside ``[0, C)``,
-    or a finite logit whose difference from the maximum overflows (NumPy would warn)."""
-    n, classes = z.shape
-    for i in range(n):
-        label = labels[i]
-        if label < 0 or label >= classes:
-            return False
-        top = z[i, 0]
-        for c in range(classes):
-            value = z[i, c]
-            if value != value or value == np.inf:
-                return False
-            top = max(top, value)
-        if top == -np.inf:
-            return False
-        for c in range(classes):
-            value = z[i, c]
-            difference = value - top  # (in the dtype: both are of it)
-            if difference == -np.inf and value != -np.inf:
-                return False
-            shifted[i, c] = difference
-        rows[_LABEL, i] = shifted[i, label]
-    return True
-
-
-@numba.njit(cache=True)
-def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> None:
+def _rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
     r"""``log_sum_exp_shifted`` between its exp and its log1p, in the dtype of ``terms``
     (:math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
     there): into ``rows[REST]`` :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 -
@@ -160,8 +126,11 @@ def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, rows: np.ndarray) -> No
             if shifted[i, c] == zero:
                 terms[i, c] -= one
                 ties += 1
+            elif shifted[i, c] == -np.inf and z[i, c] != -np.inf:
+                return False  # the difference overflows the dtype: NumPy would warn
         total = _row_sum(terms[i], zero) if classes <= 128 else cast(row_sum(terms[i]))
         rows[_REST, i] = total + cast(ties - 1)
+    return True
 
 
 @numba.njit(cache=True)
@@ -212,7 +181,7 @@ def _scale(like: np.ndarray, normalizer: float, reduction: int, log_base: float)
 
 
 @numba.njit(cache=True)
-def label_rows64(
+def _label_rows64(
     shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
 ) -> int:
     r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
@@ -241,7 +210,7 @@ def label_rows64(
 
 
 @numba.njit(cache=True)
-def log1mexp_args64(
+def _log1mexp_args64(
     log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray, args: np.ndarray
 ) -> None:
     r"""The arguments of ``_log1mexp``'s np.log1p and np.log where some :math:`a = \log
@@ -257,7 +226,7 @@ def log1mexp_args64(
 
 
 @numba.njit(cache=True)
-def scaled_log1mexp64(
+def _scaled_log1mexp64(
     log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
 ) -> None:
     r""":math:`\gamma\log(1 - e^a)` into the last column of ``out`` (N x k) from np.log1p's
@@ -275,7 +244,7 @@ def scaled_log1mexp64(
 
 
 @numba.njit(cache=True)
-def focal_loss64(
+def _focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
     weights: np.ndarray,
@@ -327,7 +296,7 @@ def _finish_gradient64(
 
 
 @numba.njit(cache=True)
-def focal_gradient64(
+def _focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
@@ -365,7 +334,7 @@ def focal_gradient64(
 
 
 @numba.njit(cache=True)
-def poly_loss64(
+def _poly_loss64(
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     epsilon: float,
@@ -390,7 +359,7 @@ def poly_loss64(
 
 
 @numba.njit(cache=True)
-def poly_gradient64(
+def _poly_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     epsilon: float,
@@ -562,6 +531,19 @@ def hinge_gradient(
             out[i] = zero  # zero_where_ignored
 
 
+# The public names of the compiled functions the Python side calls (and tests spy on);
+# compiled code calls the private ones, so that a function compiled while a spy sits
+# in a public name still finds the compiled one.
+rest_of_rows = _rest_of_rows
+label_rows64 = _label_rows64
+log1mexp_args64 = _log1mexp_args64
+scaled_log1mexp64 = _scaled_log1mexp64
+focal_loss64 = _focal_loss64
+focal_gradient64 = _focal_gradient64
+poly_loss64 = _poly_loss64
+poly_gradient64 = _poly_gradient64
+
+
 # ------------------------------------------------- float64 with the C library's functions
 
 
@@ -579,30 +561,13 @@ def libm_agrees(x: np.ndarray, want: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _exp(x: np.ndarray) -> np.ndarray:
-    """``np.exp`` of 1-d float64 ``x`` by the C library's exp (a fresh array)."""
+def _elementwise(x: np.ndarray, expm1: bool) -> np.ndarray:
+    """``np.exp`` (or ``np.expm1``) of C-contiguous float64 ``x`` by the C library's
+    function, into a fresh array."""
     out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = math.exp(x[i])
-    return out
-
-
-@numba.njit(cache=True)
-def _exp2d(x: np.ndarray) -> np.ndarray:
-    """``np.exp`` of 2-d float64 ``x`` by the C library's exp (a fresh array)."""
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        for c in range(x.shape[1]):
-            out[i, c] = math.exp(x[i, c])
-    return out
-
-
-@numba.njit(cache=True)
-def _expm1(x: np.ndarray) -> np.ndarray:
-    """``np.expm1`` of 1-d float64 ``x`` by the C library's expm1 (a fresh array)."""
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = math.expm1(x[i])
+    flat, into = x.reshape(-1), out.reshape(-1)
+    for i in range(flat.shape[0]):
+        into[i] = math.expm1(flat[i]) if expm1 else math.exp(flat[i])
     return out
 
 
@@ -618,12 +583,13 @@ def _libm_rows(
     rows = np.empty((3, n))
     ell = np.empty(n)
     work = np.empty((n, classes + 1)) if gradient else np.empty((0, 0))
-    if not shift_rows(z, labels, shifted, rows):
+    if not shift_rows64(z, labels, 1.0, shifted, rows):
         return False, shifted, ell, work, 0
-    rest_of_rows(_exp2d(shifted), shifted, rows)
+    if not _rest_of_rows(_elementwise(shifted, False), shifted, z, rows):
+        return False, shifted, ell, work, 0
     for i in range(n):
         ell[i] = math.log1p(rows[_REST, i])
-    near = label_rows64(shifted, rows, ell, ell, work)
+    near = _label_rows64(shifted, rows, ell, ell, work)
     return True, shifted, ell, work, near
 
 
@@ -642,109 +608,72 @@ def _libm_modulation(
     far = np.empty(n)
     if near:
         args = np.empty((2, n))
-        log1mexp_args64(log_p_y, p_y, expm1, args)
+        _log1mexp_args64(log_p_y, p_y, expm1, args)
         close = np.empty(n)
         for i in range(n):
             far[i] = math.log1p(args[0, i])
             close[i] = math.log(args[1, i])
-        scaled_log1mexp64(log_p_y, far, close, gamma, out)
+        _scaled_log1mexp64(log_p_y, far, close, gamma, out)
     else:
         for i in range(n):
             far[i] = math.log1p(-p_y[i])
-        scaled_log1mexp64(log_p_y, far, far, gamma, out)
+        _scaled_log1mexp64(log_p_y, far, far, gamma, out)
     last = out.shape[1] - 1
     for i in range(n):
         out[i, last] = math.exp(out[i, last])
 
 
+LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
+"""What :func:`label_libm` computes, by its ``what`` (the index here)."""
+_FOCAL_GRADIENT, _POLY_LOSS, _POLY_GRADIENT = 1, 2, 3
+
+
 @numba.njit(cache=True)
-def focal_loss_libm(
+def label_libm(
     z: np.ndarray,
     labels: np.ndarray,
-    gamma: float,
+    what: int,
+    option: float,
     weights: np.ndarray,
     reduction: int,
     log_base: float,
     normalizer: float,
-    out: np.ndarray,
+    per_row: np.ndarray,
+    grad: np.ndarray,
 ) -> tuple[bool, float]:
-    """:func:`focal_loss64` of float64 logits ``z`` (N x C), the hybrid's NumPy calls
-    made with the C library's functions (see the module docstring)."""
-    ok, shifted, log_p_y, _, near = _libm_rows(z, labels, False)
+    r"""``(ok, value)`` of the small call ``what`` of float64 logits ``z`` (N x C): the
+    hybrid's compiled functions (:func:`focal_loss64`, :func:`focal_gradient64`,
+    :func:`poly_loss64`, :func:`poly_gradient64`) with the hybrid's NumPy calls made by
+    the C library's functions. ``option``: :math:`\gamma` or :math:`\varepsilon`; a
+    loss's per-row output goes to ``per_row``, a gradient to ``grad`` (N x C; nothing
+    written where ``ok`` is False), and ``log_base`` is 0.0 for poly-1 (no ``base``)."""
+    gradient = what in (_FOCAL_GRADIENT, _POLY_GRADIENT)
+    ok, shifted, log_p_y, work, near = _libm_rows(z, labels, gradient)
     if not ok:
         return False, 0.0
-    modulation = np.empty((0, 0))
-    if gamma != 0.0:
-        p_y = _exp(log_p_y)
-        expm1 = _expm1(log_p_y) if near else p_y
-        _libm_modulation(log_p_y, p_y, expm1, near, gamma, shifted)
-        modulation = shifted
-    return focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, out)
-
-
-@numba.njit(cache=True)
-def focal_gradient_libm(
-    z: np.ndarray,
-    labels: np.ndarray,
-    gamma: float,
-    weights: np.ndarray,
-    reduction: int,
-    log_base: float,
-    normalizer: float,
-    out: np.ndarray,
-) -> bool:
-    """:func:`focal_gradient64` of float64 logits ``z`` (N x C) into ``out``, the hybrid's
-    NumPy calls made with the C library's functions; False (nothing written) when a row
-    is suspect."""
-    ok, _, log_p_y, work, near = _libm_rows(z, labels, True)
-    if not ok:
-        return False
-    p_y, expm1 = _exp(log_p_y), _expm1(log_p_y)
+    if what == _POLY_LOSS:
+        expm1 = _elementwise(log_p_y, True)
+        return _poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
+    if what == _POLY_GRADIENT:
+        e = _elementwise(work, False)
+        _poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
+        return True, 0.0
+    gamma = option
+    p_y = _elementwise(log_p_y, False)
+    expm1 = _elementwise(log_p_y, True) if near or gradient else p_y
+    if what == 0:  # the focal loss
+        modulation = np.empty((0, 0))
+        if gamma != 0.0:
+            _libm_modulation(log_p_y, p_y, expm1, near, gamma, shifted)
+            modulation = shifted
+        return _focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
     classes = z.shape[1]
     if gamma != 0.0:  # the modulation's exp in the last column; p's exp in the others
         _libm_modulation(log_p_y, p_y, expm1, near, gamma, work)
     for i in range(z.shape[0]):
         for c in range(classes if gamma != 0.0 else classes + 1):
             work[i, c] = math.exp(work[i, c])
-    focal_gradient64(
-        work, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, out
+    _focal_gradient64(
+        work, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
     )
-    return True
-
-
-@numba.njit(cache=True)
-def poly_loss_libm(
-    z: np.ndarray,
-    labels: np.ndarray,
-    epsilon: float,
-    weights: np.ndarray,
-    reduction: int,
-    normalizer: float,
-    out: np.ndarray,
-) -> tuple[bool, float]:
-    """:func:`poly_loss64` of float64 logits ``z`` (N x C), the hybrid's NumPy calls made
-    with the C library's functions."""
-    ok, _, log_p_y, _, _ = _libm_rows(z, labels, False)
-    if not ok:
-        return False, 0.0
-    return poly_loss64(log_p_y, _expm1(log_p_y), epsilon, weights, reduction, normalizer, out)
-
-
-@numba.njit(cache=True)
-def poly_gradient_libm(
-    z: np.ndarray,
-    labels: np.ndarray,
-    epsilon: float,
-    weights: np.ndarray,
-    reduction: int,
-    normalizer: float,
-    out: np.ndarray,
-) -> bool:
-    """:func:`poly_gradient64` of float64 logits ``z`` (N x C) into ``out``, the hybrid's
-    NumPy calls made with the C library's functions; False (nothing written) when a row
-    is suspect."""
-    ok, _, _, work, _ = _libm_rows(z, labels, True)
-    if not ok:
-        return False
-    poly_gradient64(_exp2d(work), labels, epsilon, weights, reduction, normalizer, out)
-    return True
+    return True, 0.0
