@@ -4,26 +4,36 @@ A call of ``softmax_focal_loss``, ``poly1_cross_entropy``, ``multiclass_hinge_lo
 a gradient of theirs is first offered to the family's :class:`SmallFamily` shortcut
 (``_batch.prepared_by(..., shortcut=...)``). It takes the call when:
 
-* the arguments are two NumPy arrays, the logits float64 (focal, poly-1) or float32 or
-  float64 (hinge), the labels int64, both as ``_softmax_small.takes`` takes them
-  (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
-  installed), the classes last and not empty (``_softmax.classes_last``);
+* the arguments are two NumPy arrays, the logits float32 or float64, the labels int64,
+  both as ``_softmax_small.takes`` takes them (C-contiguous, native byte order, at
+  most ``SERIAL_ELEMENTS`` logits, Numba installed), the classes last and not empty
+  (``_softmax.classes_last``; float32 focal and poly-1: at most 128 classes);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
   own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
-  non-negative weight per class), ``validate`` a bool; a bad option value is left to
-  the full path, which names it in its order.
+  non-negative weight per class, with float64 logits), ``validate`` a bool; a bad
+  option value is left to the full path, which names it in its order.
 
-Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
-arithmetic (``_small_label_numba``, whose docstring says how the values are the full
-path's bit for bit) run without the full path's objects and checks of what cannot
-happen here. A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a
-class) or a value that is not finite gives None, and the full path runs, which names
-what is wrong or warns. ``validate`` changes nothing here: the screening is done
-either way, and what it refuses goes to the full path with the caller's ``validate``.
+Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
+values are the full path's bit for bit) runs without the full path's objects and
+checks of what cannot happen here, by one of two routes for focal and poly-1:
 
-Not taken (the full path runs): float32 focal and poly-1 (their full path computes in
-float32 with NumPy's float32 ufuncs, and ``_small_numba``'s row statistics are float64
-ones), class weights that are not a float64 array, other dtypes and layouts.
+* float64 logits where :func:`libm_is_numpys` (NumPy's float64 exp, log, log1p and
+  expm1 are the C library's, as on x86-64 Linux without AVX-512): one compiled call,
+  ``label_libm``, which makes the hybrid's NumPy calls with the C library's functions;
+* otherwise (float32 logits, whose NumPy exp and log are NumPy's own SIMD code, and
+  float64 on other machines) the hybrid: compiled calls in the dtype with NumPy's own
+  np.exp, np.log1p, np.expm1 and np.log between them (:func:`_label_rows` and the
+  bodies below).
+
+A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class, a
+difference from the maximum that overflows) or a value that is not finite gives None,
+and the full path runs, which names what is wrong or warns. ``validate`` changes
+nothing here: the screening is done either way, and what it refuses goes to the full
+path with the caller's ``validate``.
+
+Not taken (the full path runs): class weights with float32 logits or that are not a
+float64 array, float32 focal and poly-1 rows of more than 128 classes, other dtypes
+and layouts.
 """
 
 from __future__ import annotations
