@@ -299,5 +299,5 @@ def test_issue13_small_float32_focal_rounds_gamma_and_scale_to_float32() -> None
 def test_issue13_small_libm_call_numbers_agree() -> None:
     """The Python side's numbers of ``label_libm``'s calls are its own."""
     codes = _small_label_families._LIBM_CALLS
-    assert list(codes) == list(_small_label_numba.LIBM_CALLS)
+    assert list(codes) == list(_small_label_numba._LIBM_CALLS)
     assert list(codes.values()) == list(range(len(codes)))

@@ -63,6 +63,7 @@ __all__ = [
     "focal_loss",
     "hinge_gradient",
     "hinge_loss",
+    "libm_is_numpys",
     "poly_gradient",
     "poly_loss",
     "small_family",
@@ -466,7 +467,7 @@ _Compute = Callable[[np.ndarray, _Labels, Any, LossOptions], Any]
 
 
 _LIBM_CALLS = {"focal_loss": 0, "focal_gradient": 1, "poly_loss": 2, "poly_gradient": 3}
-"""``_small_label_numba.label_libm``'s ``what`` (the index in its ``LIBM_CALLS``)."""
+"""``_small_label_numba.label_libm``'s ``what`` (the index in its ``_LIBM_CALLS``)."""
 
 
 def _libm(what: str) -> _Compute:

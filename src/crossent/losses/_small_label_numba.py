@@ -640,7 +640,7 @@ def _libm_modulation(
         out[i, last] = math.exp(out[i, last])
 
 
-LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
+_LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
 """What :func:`label_libm` computes, by its ``what`` (the index here)."""
 _FOCAL_GRADIENT, _POLY_LOSS, _POLY_GRADIENT = 1, 2, 3
 
