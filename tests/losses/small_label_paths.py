@@ -73,14 +73,14 @@ FAMILIES: dict[str, Family] = {
         crossent.softmax_focal_loss_grad,
         [{}, {"gamma": 0.0}, {"gamma": 0.5}, {"gamma": 3}, {"gamma": 2.0, "base": 2}],
         ("focal_loss64", "focal_gradient64"),
-        (np.float64,),
+        (np.float64, np.float32),
     ),
     "poly1": Family(
         crossent.poly1_cross_entropy,
         crossent.poly1_cross_entropy_grad,
         [{}, {"epsilon": 0.0}, {"epsilon": -1.0}, {"epsilon": 2.5}],
         ("poly_loss64", "poly_gradient64"),
-        (np.float64,),
+        (np.float64, np.float32),
     ),
     "hinge": Family(
         crossent.multiclass_hinge_loss,
@@ -127,10 +127,20 @@ def full_path_outcome(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) 
         return outcome(call)
 
 
+def hybrid_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float64 focal and poly-1 small calls by the hybrid (NumPy's calls between compiled
+    ones), not by one compiled call with the C library's functions, which
+    ``_small_label_families.libm_is_numpys`` allows where they are NumPy's
+    (``test_issue13_small_focal_libm.py`` tests that route)."""
+    monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
+
+
 def spy_compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of ``_small_label_numba``'s public functions that the calls reach, in
     order (the Python side calls them; no compiled function calls one, so a function
-    compiled while the spies are in place does not find a spy in their place)."""
+    compiled while the spies are in place does not find a spy in their place). Float64
+    calls take the hybrid (:func:`hybrid_only`)."""
+    hybrid_only(monkeypatch)
     return record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
 
 

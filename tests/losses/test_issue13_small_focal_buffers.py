@@ -19,6 +19,7 @@ import pytest
 
 import crossent
 from crossent.losses import _small_label_numba
+from losses.small_label_paths import hybrid_only
 
 _ROWS = {  # logits (labels 0 and 2): far from 0 (p_y < 1/2) and near it
     "far": (np.array([[0.0, 1.0, 2.0, -1.0], [0.5, -2.0, 1.5, 3.0]]), False),
@@ -48,6 +49,7 @@ def _received(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...
     """The arguments each call of ``_small_label_numba.name`` receives (copies)."""
     seen: list[tuple[Any, ...]] = []
     real = getattr(_small_label_numba, name)
+    hybrid_only(monkeypatch)  # (these buffers are the hybrid's)
 
     def spy(*args: Any) -> Any:
         seen.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))

@@ -26,6 +26,7 @@ from losses.small_label_paths import (
     Family,
     full_path_outcome,
     hard_cases,
+    hybrid_only,
     keywords,
     outcome,
     random_cases,
@@ -116,8 +117,8 @@ def test_issue13_small_label_what_the_shortcut_leaves_reaches_no_compiled_family
     weights = [np.linspace(0.5, 2.0, 10).tolist(), np.linspace(0.5, 2.0, 10, dtype=np.float32)]
     weights += [np.full(10, np.nan), np.full(10, -1.0), np.full(10, np.inf), np.ones(9)]
     left += [(f"weight {w!r}", logits, labels, {"weight": w}) for w in weights]
-    if name != "hinge":
-        left += [("float32", logits.astype(np.float32), labels, {})]
+    if name != "hinge":  # float32 logits with class weights (plain float32: taken)
+        left += [("float32, weights", logits.astype(np.float32), labels, {"weight": weights[1]})]
     calls = spy_compiled(monkeypatch)
     for what, z, y, kw in left:
         for _, fn in _calls(family):
@@ -188,6 +189,7 @@ def test_issue13_small_label_comparison_sees_a_one_ulp_error(
     family = FAMILIES[name]
     compiled = family.compiled[what == "grad"]
     real = getattr(_small_label_numba, compiled)
+    hybrid_only(monkeypatch)  # (the compiled function nudged is the hybrid's)
 
     def nudged(*args: Any) -> Any:
         found = real(*args)

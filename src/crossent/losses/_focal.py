@@ -11,10 +11,11 @@ the loss and its gradient are finite for saturated logits and any :math:`\gamma 
 (at :math:`p_y = 1` both are 0). With :math:`\gamma = 0` this is the weighted
 cross-entropy and its gradient :math:`w_y(p - e_y)`.
 
-Small calls (issue 13, "Small inputs"): float64 NumPy logits with int64 labels, no class
-weights or ``ignore_index``, are answered by ``_small_label_families`` (compiled
-arithmetic between NumPy's own exp, expm1, log1p and log), with the values of the code
-below bit for bit; anything else, or a suspect row, runs the code below.
+Small calls (issue 13, "Small inputs"): float32 and float64 NumPy logits with int64
+labels are answered by ``_small_label_families`` (float64 in one compiled call where
+NumPy's exp and log are the C library's, else compiled arithmetic between NumPy's own
+ufuncs), with the values of the code below bit for bit; anything else, or a suspect
+row, runs the code below.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def _own(gamma: float) -> tuple[float]:
     return (check_scalar(gamma, name="gamma", low=0.0),)
 
 
-_SMALL = _small.small_family(_focal, _own, dtypes="d")
-"""Small float64 calls (issue 13): ``_small_label_families``."""
+_SMALL = _small.small_family(_focal, _own, dtypes="fd")
+"""Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
 @prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss))

@@ -16,9 +16,11 @@ labelled softmax (``_terms.labelled_softmax``) do validation, ignored rows, clas
 weights, the reduction and the layout, and ``_batch.extends`` gives the prepare step the
 keywords of ``_batch.labelled_batch``, so the module declares only ``epsilon``.
 
-Small calls (issue 13, "Small inputs"): float64 NumPy logits with int64 labels, no class
-weights or ``ignore_index``, are answered by ``_small_label_families`` with the values
-of the code below bit for bit; anything else, or a suspect row, runs the code below.
+Small calls (issue 13, "Small inputs"): float32 and float64 NumPy logits with int64
+labels are answered by ``_small_label_families`` (float64 in one compiled call where
+NumPy's exp and log are the C library's, else compiled arithmetic between NumPy's own
+ufuncs), with the values of the code below bit for bit; anything else, or a suspect
+row, runs the code below.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ def _own(epsilon: float) -> tuple[float]:
     return (check_scalar(epsilon, name="epsilon", low=-1.0),)
 
 
-_SMALL = _small.small_family(_poly, _own, dtypes="d")
-"""Small float64 calls (issue 13): ``_small_label_families``."""
+_SMALL = _small.small_family(_poly, _own, dtypes="fd")
+"""Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
 @prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss))

@@ -4,26 +4,36 @@ A call of ``softmax_focal_loss``, ``poly1_cross_entropy``, ``multiclass_hinge_lo
 a gradient of theirs is first offered to the family's :class:`SmallFamily` shortcut
 (``_batch.prepared_by(..., shortcut=...)``). It takes the call when:
 
-* the arguments are two NumPy arrays, the logits float64 (focal, poly-1) or float32 or
-  float64 (hinge), the labels int64, both as ``_softmax_small.takes`` takes them
-  (C-contiguous, native byte order, at most ``SERIAL_ELEMENTS`` logits, Numba
-  installed), the classes last and not empty (``_softmax.classes_last``);
+* the arguments are two NumPy arrays, the logits float32 or float64, the labels int64,
+  both as ``_softmax_small.takes`` takes them (C-contiguous, native byte order, at
+  most ``SERIAL_ELEMENTS`` logits, Numba installed), the classes last and not empty
+  (``_softmax.classes_last``; float32 focal and poly-1: at most 128 classes);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
   own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
-  non-negative weight per class), ``validate`` a bool; a bad option value is left to
-  the full path, which names it in its order.
+  non-negative weight per class, with float64 logits), ``validate`` a bool; a bad
+  option value is left to the full path, which names it in its order.
 
-Then the row statistics (``_softmax_small``'s float64 hybrid) and the family's
-arithmetic (``_small_label_numba``, whose docstring says how the values are the full
-path's bit for bit) run without the full path's objects and checks of what cannot
-happen here. A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a
-class) or a value that is not finite gives None, and the full path runs, which names
-what is wrong or warns. ``validate`` changes nothing here: the screening is done
-either way, and what it refuses goes to the full path with the caller's ``validate``.
+Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
+values are the full path's bit for bit) runs without the full path's objects and
+checks of what cannot happen here, by one of two routes for focal and poly-1:
 
-Not taken (the full path runs): float32 focal and poly-1 (their full path computes in
-float32 with NumPy's float32 ufuncs, and ``_small_numba``'s row statistics are float64
-ones), class weights that are not a float64 array, other dtypes and layouts.
+* float64 logits where :func:`libm_is_numpys` (NumPy's float64 exp, log, log1p and
+  expm1 are the C library's, as on x86-64 Linux without AVX-512): one compiled call,
+  ``label_libm``, which makes the hybrid's NumPy calls with the C library's functions;
+* otherwise (float32 logits, whose NumPy exp and log are NumPy's own SIMD code, and
+  float64 on other machines) the hybrid: compiled calls in the dtype with NumPy's own
+  np.exp, np.log1p, np.expm1 and np.log between them (:func:`_label_rows` and the
+  bodies below).
+
+A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class, a
+difference from the maximum that overflows) or a value that is not finite gives None,
+and the full path runs, which names what is wrong or warns. ``validate`` changes
+nothing here: the screening is done either way, and what it refuses goes to the full
+path with the caller's ``validate``.
+
+Not taken (the full path runs): class weights with float32 logits or that are not a
+float64 array, float32 focal and poly-1 rows of more than 128 classes, other dtypes
+and layouts.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -43,7 +55,7 @@ from ._reduction import LossParts
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
 from ._softmax_small import compiled_calls as _softmax_compiled
-from ._softmax_small import label_rows64, takes
+from ._softmax_small import takes
 
 __all__ = [
     "SmallFamily",
@@ -51,14 +63,15 @@ __all__ = [
     "focal_loss",
     "hinge_gradient",
     "hinge_loss",
+    "libm_is_numpys",
     "poly_gradient",
     "poly_loss",
     "small_family",
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
-_PLAIN = LossOptions()
-"""The row statistics of the plain softmax (no temperature, no smoothing)."""
+_NO_ROWS64 = np.empty(0)
+_NO_WORK64 = np.empty((0, 0))
 _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
     np.dtype(np.float64): np.empty(0),
     np.dtype(np.float32): np.empty(0, np.float32),
@@ -238,8 +251,9 @@ def _per_row(options: LossOptions, n: int, dtype: Any) -> np.ndarray:
     return np.empty(n, dtype) if options.reduction == "none" else _NO_ROWS[dtype]
 
 
-_NO_PROBS = np.empty((0, 0))
-"""``label_rows64``'s ``out`` of a loss (no probabilities)."""
+_REST = 2
+r"""The row of ``rest_of_rows``' sums in its ``rows`` (``_small_numba.REST``; row
+``LABEL``, 1, holds :math:`\sigma_y`)."""
 
 
 def _scaled_log1mexp(
@@ -261,7 +275,7 @@ def _scaled_log1mexp(
         compiled.scaled_log1mexp64(log_p_y, far, far, gamma, out)
         return
     assert expm1 is not None  # (the caller's np.expm1, where some entry is near 0)
-    args = np.empty((2, log_p_y.shape[0]))
+    args = np.empty((2, log_p_y.shape[0]), log_p_y.dtype)
     compiled.log1mexp_args64(log_p_y, p_y, expm1, args)
     compiled.scaled_log1mexp64(log_p_y, np.log1p(args[0]), np.log(args[1]), gamma, out)
 
@@ -272,28 +286,52 @@ def _scaled_log1mexp(
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """The rows :func:`_on_label_rows` hands a body: ``(labels, log p_y, work, near)``."""
 _Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
+_NO_WORK: dict[np.dtype[Any], np.ndarray] = {
+    np.dtype(np.float64): np.empty((0, 0)),
+    np.dtype(np.float32): np.empty((0, 0), np.float32),
+}
+"""``label_rows64``'s ``out`` of a loss (no probabilities), by dtype."""
+
+
+def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | None:
+    r"""``softmax_rows`` and ``log_prob_of_labels`` of float32 or float64 logits in their
+    dtype, as the generic path forms them: ``_small_numba.shift_rows64`` (its float64
+    difference rounded to a float32 ``shifted`` is float32's), np.exp, ``rest_of_rows``,
+    np.log1p (on the values the generic path gives them, into fresh arrays as there),
+    then ``label_rows64``; None when a row is suspect. See :func:`_on_label_rows`."""
+    classes = logits.shape[-1]
+    z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
+    n = z.shape[0]
+    dtype = z.dtype
+    if classes > 128 and dtype.char != _FLOAT64:  # (no float32 pairwise sum beyond a block)
+        return None
+    compiled = _compiled()
+    shifted = np.empty(z.shape, dtype)
+    rows = np.empty((3, n), dtype)  # (rows TOP, LABEL and REST: m, sigma_y and the rest)
+    if not _softmax_compiled().shift_rows64(z, y, 1.0, shifted, rows):
+        return None
+    if not compiled.rest_of_rows(np.exp(shifted), shifted, z, rows):
+        return None
+    ell = np.log1p(rows[_REST])
+    work = np.empty((n, classes + 1), dtype) if gradient else _NO_WORK[dtype]
+    near = compiled.label_rows64(shifted, rows, ell, ell, work)
+    return y, ell, work if gradient else shifted, near
 
 
 def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
     r"""``compute(logits, labels, own, options)`` for :meth:`SmallFamily.shortcut`:
     ``body(logits, rows, labels, own, options)``, or None when a row is suspect, with
-    the rows of float64 logits by the hybrid (``_softmax_small``'s row statistics, then
-    ``label_rows64``): ``(labels, log p_y, work, near)``, where ``work`` is, for a
-    ``gradient``, :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)), ready for
-    one np.exp (the body may overwrite the last column with another argument of exp:
-    :func:`_scaled_log1mexp`), and for a loss :math:`\sigma` (N x C), free to hold one
-    column of arguments of exp (its other entries are :math:`\le 0`, so their exp
-    cannot warn); ``near``: how many :math:`\log p_y > -\ln 2`. :math:`\log p_y` is
+    the rows of :func:`_label_rows`: ``(labels, log p_y, work, near)``, where ``work``
+    is, for a ``gradient``, :math:`\sigma - \ell` and :math:`\log p_y` (N x (C + 1)),
+    ready for one np.exp (the body may overwrite the last column with another argument
+    of exp: :func:`_scaled_log1mexp`), and for a loss :math:`\sigma` (N x C), free to
+    hold one column of arguments of exp (its other entries are :math:`\le 0`, so their
+    exp cannot warn); ``near``: how many :math:`\log p_y > -\ln 2`. :math:`\log p_y` is
     written over :math:`\ell` (``log1p``'s fresh array)."""
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-        found = label_rows64(logits, labels[0], _PLAIN, _softmax_compiled())
-        if found is None:
-            return None
-        _, y, shifted, rows, ell = found
-        work = np.empty((ell.shape[0], shifted.shape[1] + 1)) if gradient else _NO_PROBS
-        near = _compiled().label_rows64(shifted, rows, ell, ell, work)
-        return body(logits, (y, ell, work if gradient else shifted, near), labels, own, options)
+        rows = _label_rows(logits, labels[0], gradient)
+        return None if rows is None else body(logits, rows, labels, own, options)
 
     return compute
 
@@ -301,14 +339,14 @@ def _on_label_rows(body: _Body, *, gradient: bool) -> Callable[..., Any]:
 def _focal_loss(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> Any:
-    _, log_p_y, _, near = rows
+    _, log_p_y, shifted, near = rows
     gamma = own[0]
-    modulation = _NO_PROBS  # (for gamma = 0: the modulation is 1)
+    modulation = _NO_WORK[log_p_y.dtype]  # (for gamma = 0: the modulation is 1)
     if gamma:  # the modulation's argument of exp in the last column of sigma's rows
         expm1 = np.expm1(log_p_y) if near else None
-        _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, rows[2])
-        modulation = np.exp(rows[2])
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+        _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, shifted)
+        modulation = np.exp(shifted)
+    per_row = _per_row(options, log_p_y.shape[0], log_p_y.dtype)
     loss = _compiled().focal_loss64(
         log_p_y,
         modulation,
@@ -328,7 +366,7 @@ def _focal_gradient(
     gamma, p_y, expm1 = own[0], np.exp(log_p_y), np.expm1(log_p_y)
     if gamma:  # the modulation's argument of exp beside p's, for one np.exp of both
         _scaled_log1mexp(log_p_y, p_y, expm1, near, gamma, work)
-    grad = np.empty(logits.shape)
+    grad = np.empty(logits.shape, logits.dtype)
     _compiled().focal_gradient64(
         np.exp(work),  # p, then the modulation (p_y for gamma = 0: unused)
         y,
@@ -349,7 +387,7 @@ def _poly_loss(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> Any:
     log_p_y, (_, weights, normalizer) = rows[1], labels
-    per_row = _per_row(options, log_p_y.shape[0], logits.dtype)
+    per_row = _per_row(options, log_p_y.shape[0], log_p_y.dtype)
     reduction = _REDUCTIONS[options.reduction]
     loss = _compiled().poly_loss64(
         log_p_y, np.expm1(log_p_y), own[0], weights, reduction, normalizer, per_row
@@ -361,7 +399,7 @@ def _poly_gradient(
     logits: np.ndarray, rows: _Rows, labels: _Labels, own: tuple[float], options: LossOptions
 ) -> np.ndarray:
     y, work, (_, weights, normalizer) = rows[0], rows[2], labels
-    grad = np.empty(logits.shape)
+    grad = np.empty(logits.shape, logits.dtype)
     _compiled().poly_gradient64(
         np.exp(work),
         y,
@@ -374,13 +412,113 @@ def _poly_gradient(
     return grad
 
 
-focal_loss = _on_label_rows(_focal_loss, gradient=False)
+# ------------------------------------------- float64 with the C library's functions
+
+
+@functools.cache
+def libm_is_numpys() -> bool:
+    r"""Whether NumPy's float64 np.exp, np.log, np.log1p and np.expm1 are the C library's
+    exp, log, log1p and expm1 here, which compiled code calls (``math.exp`` and its
+    siblings in Numba, without fast-math or SVML), so that one compiled call can do
+    the hybrid's NumPy calls too, with their values bit for bit.
+
+    NumPy 2 runs its own SIMD code for these float64 loops only with AVX-512 (its
+    AVX512F exp and log, SVML's log1p and expm1) and on ARM (NEON exp and log);
+    elsewhere its loops call the C library, value by value. So: an x86-64 Linux
+    machine, NumPy's dispatch (``numpy.lib.introspect.opt_func_info``) naming no
+    AVX-512 target for the four loops, Numba not vectorising with SVML, and, as a
+    check of all of it, the four functions agreeing bit for bit with NumPy's on 4 x
+    4096 probes over the ranges the losses give them (``libm_agrees``). Else the
+    hybrid runs (NumPy's calls between compiled ones), as on any machine before.
+    """
+    if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        from numpy.lib.introspect import opt_func_info
+
+        info = opt_func_info(func_name="^(exp|log|log1p|expm1)$", signature="float64")
+        targets = [info[name]["dd"]["current"] for name in ("exp", "log", "log1p", "expm1")]
+        import numba
+    except (ImportError, KeyError, TypeError):
+        return False
+    if numba.config.USING_SVML or any("AVX512" in t or "X86_V4" in t for t in targets):
+        return False
+    rng = np.random.default_rng(13)
+    probes = np.stack(
+        [
+            np.concatenate([rng.uniform(-745.0, 0.0, 2048), -rng.exponential(1e-3, 2048)]),
+            np.concatenate([rng.uniform(1e-300, 1.0, 2048), rng.uniform(1.0, 1e6, 2048)]),
+            np.concatenate([rng.uniform(-1.0, 0.0, 2048), rng.exponential(1.0, 2048)]),
+            np.concatenate([rng.uniform(-1.0, 0.0, 2048), -rng.exponential(1e-4, 2048)]),
+        ]
+    )
+    want = np.stack(
+        [np.exp(probes[0]), np.log(probes[1]), np.log1p(probes[2]), np.expm1(probes[3])]
+    )
+    return bool(_compiled().libm_agrees(probes, want))
+
+
+def _matrix(x: np.ndarray) -> np.ndarray:
+    """``x`` (classes last) as N x C."""
+    return x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+
+
+_Compute = Callable[[np.ndarray, _Labels, Any, LossOptions], Any]
+
+
+_LIBM_CALLS = {"focal_loss": 0, "focal_gradient": 1, "poly_loss": 2, "poly_gradient": 3}
+"""``_small_label_numba.label_libm``'s ``what`` (the index in its ``_LIBM_CALLS``)."""
+
+
+def _libm(what: str) -> _Compute:
+    """``compute`` of ``what`` (a key of ``_LIBM_CALLS``) by one compiled call,
+    ``label_libm``: a loss's ``(ok, value)`` with its per-row output, or a gradient into
+    a fresh array."""
+    number = _LIBM_CALLS[what]
+    loss = what.endswith("loss")
+
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        y, weights, normalizer = labels
+        rows = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
+        grad = _NO_WORK64 if loss else np.empty(logits.shape)
+        found = _compiled().label_libm(
+            _matrix(logits),
+            y,
+            number,
+            own[0],
+            weights,
+            _REDUCTIONS[options.reduction],
+            options.log_base or 0.0,
+            normalizer,
+            rows,
+            grad if loss else _matrix(grad),
+        )
+        if loss:
+            return _loss_result(found, rows, logits, normalizer, options)
+        return grad if found[0] else None
+
+    return compute
+
+
+def _by_route(libm: _Compute, hybrid: _Compute) -> _Compute:
+    """``compute``: ``libm`` for float64 logits where :func:`libm_is_numpys`, else
+    ``hybrid``."""
+
+    def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        if logits.dtype.char == _FLOAT64 and libm_is_numpys():
+            return libm(logits, labels, own, options)
+        return hybrid(logits, labels, own, options)
+
+    return compute
+
+
+focal_loss = _by_route(_libm("focal_loss"), _on_label_rows(_focal_loss, gradient=False))
 """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-focal_gradient = _on_label_rows(_focal_gradient, gradient=True)
+focal_gradient = _by_route(_libm("focal_gradient"), _on_label_rows(_focal_gradient, gradient=True))
 """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-poly_loss = _on_label_rows(_poly_loss, gradient=False)
+poly_loss = _by_route(_libm("poly_loss"), _on_label_rows(_poly_loss, gradient=False))
 """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-poly_gradient = _on_label_rows(_poly_gradient, gradient=True)
+poly_gradient = _by_route(_libm("poly_gradient"), _on_label_rows(_poly_gradient, gradient=True))
 """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 

@@ -1,17 +1,24 @@
 r"""The compiled parts of the small calls of focal, poly-1 and hinge (issue 13, Numba).
 
-Focal and poly-1 (float64)
-~~~~~~~~~~~~~~~~~~~~~~~~~~
+Focal and poly-1: the hybrid (float32 and float64)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Their full path is the generic one: ``_terms.labelled_softmax`` (``softmax_rows``,
 ``log_prob_of_labels``), then the family's arithmetic on :math:`\log p_y` and the
-reduction. The small call (``_small_label_families``) is a hybrid, as softmax
-cross-entropy's float64 one (``_softmax_small``): ``_softmax_small``'s row statistics
-(``shift_rows64``, np.exp, ``rest_of_rows64``, np.log1p), then the functions below
-doing the full path's arithmetic in its order between NumPy's own np.exp, np.expm1,
-np.log1p and np.log, run by the caller on the very values the full path gives them. So
-the values are the full path's bit for bit on every CPU (NumPy's SIMD transcendental
-functions included). These functions are compiled *without* fast-math: no product is
-contracted into an FMA, and each operation rounds as NumPy's does.
+reduction, all in the dtype of the logits. The small call (``_small_label_families``)
+is a hybrid, as softmax cross-entropy's float64 one (``_softmax_small``): the row
+statistics (``_small_numba.shift_rows64``, np.exp, :func:`rest_of_rows`, np.log1p),
+then the functions below doing the full path's arithmetic in its order between
+NumPy's own np.exp, np.expm1, np.log1p and np.log, run by the caller on the very
+values the full path gives them. So the values are the full path's bit for bit on
+every CPU (NumPy's SIMD transcendental functions included). These functions are
+compiled *without* fast-math: no product is contracted into an FMA, and each operation
+rounds as NumPy's does. For float32 every operation is rounded to float32 (Python
+floats such as :math:`\gamma`, :math:`\varepsilon` and :math:`\ln b` first, as NumPy 2
+rounds a Python float against a float32 array; a float64 operation on float32 values
+rounded once to float32 is the float32 operation, as 53 >= 2 * 24 + 2), the reduction
+sums in float64 and rounds once (``reduce_sum``), and a gradient's scale is
+``scale_for_reduction``'s: a Python float :math:`1/\ln b` rounded, or, for the mean,
+float32 divisions.
 
 * :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
   also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
@@ -24,8 +31,17 @@ contracted into an FMA, and each operation rounds as NumPy's does.
   np.exp of it is the modulation :math:`(1 - p_y)^\gamma`.
 * :func:`focal_loss64`, :func:`focal_gradient64`, :func:`poly_loss64`,
   :func:`poly_gradient64`: the bodies of ``_focal.py`` and ``_poly.py``, then
-  :func:`_reduce_rows64` (``_reduction.reduce_loss`` and ``finalize``) or the
-  reduction's scale (``scale_for_reduction``).
+  :func:`_reduce_rows` (``_reduction.reduce_loss`` and ``finalize``) or the
+  reduction's scale (:func:`_scale`). (The names say float64; they take float32 too.)
+
+Focal and poly-1: one call (float64, where the C library's functions are NumPy's)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Where NumPy's float64 np.exp, np.log, np.log1p and np.expm1 call the C library value
+by value (``_small_label_families.libm_is_numpys``: x86-64 Linux without AVX-512,
+checked on probes with :func:`libm_agrees`), :func:`label_libm` runs the hybrid's
+functions with ``math.exp``, ``math.log``, ``math.log1p`` and ``math.expm1`` (the C
+library's, as Numba calls them without fast-math or SVML) on the same values in place
+of NumPy's calls: one compiled call, the same bits, about 5 us instead of 12.
 
 Hinge (float64 and float32)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -38,8 +54,9 @@ float32 for float32 logits, as NumPy 2 rounds a Python float against a float32 a
 Each function returns False (or ``(False, 0)``), having written nothing the caller
 hands back, where the full path would raise, warn or give a value that is not finite:
 the caller then takes the full path, which does what it does.
-``tests/losses/test_issue13_small_label_families.py`` pins all of it against the full
-path. Importing this module imports Numba; ``_small_label_families`` imports it on the
+``tests/losses/test_issue13_small_label_families.py`` and
+``test_issue13_small_focal_speedup.py`` pin all of it against the full path.
+Importing this module imports Numba; ``_small_label_families`` imports it on the
 first call it takes.
 """
 
@@ -54,8 +71,8 @@ import numpy as np
 from ._small_numba import LABEL as _LABEL
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
-from ._small_numba import PARTS as _PARTS
-from ._small_numba import label_loss64, pairwise_sum
+from ._small_numba import REST as _REST
+from ._small_numba import pairwise_sum, row_sum, shift_rows64
 
 __all__ = [
     "focal_gradient64",
@@ -63,11 +80,14 @@ __all__ = [
     "hinge_gradient",
     "hinge_loss",
     "hinge_margins",
+    "label_libm",
     "label_rows64",
     "label_weights",
+    "libm_agrees",
     "log1mexp_args64",
     "poly_gradient64",
     "poly_loss64",
+    "rest_of_rows",
     "scaled_log1mexp64",
 ]
 
@@ -107,39 +127,78 @@ def label_weights(
 
 
 @numba.njit(cache=True)
-def _reduce_rows64(
+def _rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
+    r"""``log_sum_exp_shifted`` between its exp and its log1p, in the dtype of ``terms``
+    (:math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
+    there): into ``rows[REST]`` :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 -
+    1)`, each row summed in NumPy's pairwise order from 0 with accumulators of the dtype
+    (:func:`_row_sum`; float64 rows of more than 128 classes: ``_small_numba.row_sum``;
+    the caller takes no longer float32 rows)."""
+    n, classes = terms.shape
+    cast = terms.dtype.type
+    zero, one = cast(0.0), cast(1.0)
+    for i in range(n):
+        ties = 0
+        for c in range(classes):
+            if shifted[i, c] == zero:
+                terms[i, c] -= one
+                ties += 1
+            elif shifted[i, c] == -np.inf and z[i, c] != -np.inf:
+                return False  # the difference overflows the dtype: NumPy would warn
+        total = _row_sum(terms[i], zero) if classes <= 128 else cast(row_sum(terms[i]))
+        rows[_REST, i] = total + cast(ties - 1)
+    return True
+
+
+@numba.njit(cache=True)
+def _reduce_rows(
     loss: np.ndarray, reduction: int, log_base: float, normalizer: float, out: np.ndarray
 ) -> tuple[bool, float]:
-    r"""``(ok, value)``: ``reduce_loss`` of float64 per-row ``loss`` (0 on ignored rows)
-    over ``normalizer`` (``'mean'``: 0 where it is 0), and ``finalize`` (:math:`/\ln b`
-    for ``log_base`` not 0, then ``+ 0.0``). For ``NONE`` the rows go to ``out`` and
-    ``value`` is 0; ``ok`` is False where a row or the reduced value is not finite.
-
-    The sum is ``_small_numba.label_loss64``'s, which is called with :math:`\ell` the
-    loss and :math:`\sigma_y = m = 0`: its per-row loss :math:`\ell - \sigma_y` is then
-    the loss itself, bit for bit (:math:`x - 0 = x`).
-    """
-    no_rows = np.zeros((4, loss.shape[0]))
-    if reduction != _MEAN:
-        return label_loss64(no_rows, loss, 0.0, reduction, log_base, out, 0.0, 1)
-    ok, total = label_loss64(no_rows, loss, 0.0, _PARTS, 0.0, out, 0.0, 1)  # the total
-    value = total / normalizer if normalizer > 0.0 else 0.0  # (+ 0.0 above: no -0.0 here)
-    if log_base != 0.0:
-        value = value / log_base
-    return ok and np.isfinite(value), value + 0.0
-
-
-@numba.njit(cache=True)
-def _scale64(normalizer: float, reduction: int, log_base: float) -> float:
-    """``scale_for_reduction``: 1 over ``normalizer`` (0 where it is 0) for ``MEAN``."""
-    scale = 1.0
+    r"""``(ok, value)``: ``reduce_loss`` of per-row ``loss`` (float32 or float64, 0 on
+    ignored rows) over ``normalizer`` (``'mean'``: 0 where it is 0), and ``finalize``
+    (:math:`/\ln b` for ``log_base`` not 0, then ``+ 0.0``), in the dtype of ``loss``
+    as NumPy computes them: ``reduce_sum``'s float64 pairwise sum rounded to the dtype
+    once, the division by the normaliser and by :math:`\ln b` (a Python float, rounded
+    to the dtype) in the dtype. For ``NONE`` the rows go to ``out`` and ``value`` is 0;
+    ``ok`` is False where a row or the reduced value is not finite."""
+    cast = loss.dtype.type
+    zero = cast(0.0)
+    base = cast(log_base)
+    n = loss.shape[0]
+    for i in range(n):
+        if not np.isfinite(loss[i]):
+            return False, 0.0
+    if reduction == _NONE:
+        for i in range(n):
+            value = cast(loss[i] / base) if log_base != 0.0 else loss[i]
+            if not np.isfinite(value):
+                return False, 0.0
+            out[i] = value + zero
+        return True, 0.0
+    total = cast(pairwise_sum(loss.astype(np.float64)))
     if reduction == _MEAN:
-        scale = 1.0 / normalizer if normalizer > 0.0 else 0.0
-    return scale / log_base if log_base != 0.0 else scale
+        rows = cast(normalizer)
+        total = cast(total / rows) if rows > zero else zero  # (+ 0.0 below: no -0.0)
+    if log_base != 0.0:
+        total = cast(total / base)
+    return bool(np.isfinite(total)), float(total + zero)
 
 
 @numba.njit(cache=True)
-def label_rows64(
+def _scale(like: np.ndarray, normalizer: float, reduction: int, log_base: float) -> Any:
+    r"""``scale_for_reduction`` in the dtype of ``like`` as NumPy forms it: for ``MEAN``
+    1 over ``normalizer`` (0 where it is 0) in the dtype, then over :math:`\ln b` in the
+    dtype; else the Python float :math:`1/\ln b` (or 1) rounded to the dtype."""
+    cast = like.dtype.type
+    if reduction != _MEAN:
+        return cast(1.0 / log_base) if log_base != 0.0 else cast(1.0)
+    rows = cast(normalizer)
+    scale = cast(cast(1.0) / rows) if rows > cast(0.0) else cast(0.0)
+    return cast(scale / cast(log_base)) if log_base != 0.0 else scale
+
+
+@numba.njit(cache=True)
+def _label_rows64(
     shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
 ) -> int:
     r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
@@ -150,12 +209,13 @@ def label_rows64(
     (:math:`> -\ln 2`)."""
     n = log_p_y.shape[0]
     classes = shifted.shape[1]
+    cast = shifted.dtype.type
     probs = out.shape[0] != 0
     near = 0
     for i in range(n):
         ell_i = ell[i]
-        value = rows[_LABEL, i] - ell_i
-        value = value if value < 0.0 else 0.0  # np.minimum(., 0.0); never NaN here
+        value = cast(rows[_LABEL, i] - ell_i)
+        value = value if value < 0.0 else cast(0.0)  # np.minimum(., 0.0); never NaN here
         if value > _LOG_HALF:
             near += 1
         if probs:
@@ -167,7 +227,7 @@ def label_rows64(
 
 
 @numba.njit(cache=True)
-def log1mexp_args64(
+def _log1mexp_args64(
     log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray, args: np.ndarray
 ) -> None:
     r"""The arguments of ``_log1mexp``'s np.log1p and np.log where some :math:`a = \log
@@ -183,7 +243,7 @@ def log1mexp_args64(
 
 
 @numba.njit(cache=True)
-def scaled_log1mexp64(
+def _scaled_log1mexp64(
     log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
 ) -> None:
     r""":math:`\gamma\log(1 - e^a)` into the last column of ``out`` (N x k) from np.log1p's
@@ -191,16 +251,17 @@ def scaled_log1mexp64(
     :math:`a > -\ln 2`): ``_modulation``'s argument of exp. For a gradient ``out`` is
     :func:`label_rows64`'s, so that one np.exp gives :math:`p` and the modulation."""
     last = out.shape[1] - 1
+    g = out.dtype.type(gamma)  # (NumPy rounds the Python float to the dtype)
     for i in range(log_p_y.shape[0]):
         a = log_p_y[i]
         value = far[i]
         if a > _LOG_HALF:
             value = near[i] if a < 0.0 else -np.inf
-        out[i, last] = gamma * value
+        out[i, last] = g * value  # (a product of two values of the dtype, rounded to it)
 
 
 @numba.njit(cache=True)
-def focal_loss64(
+def _focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
     weights: np.ndarray,
@@ -214,15 +275,16 @@ def focal_loss64(
     last column of ``modulation`` (N x k), or 1 where ``modulation`` is empty
     (:math:`\gamma = 0`); :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
     n = log_p_y.shape[0]
+    cast = log_p_y.dtype.type
     focused = modulation.shape[0] != 0
     last = modulation.shape[1] - 1
-    loss = np.empty(n)
+    loss = np.empty_like(log_p_y)
     for i in range(n):
-        m = modulation[i, last] if focused else 1.0
+        m = modulation[i, last] if focused else cast(1.0)
         if weights.shape[0]:
-            m = weights[0, i] * m
+            m = cast(weights[0, i] * m)
         loss[i] = m * -log_p_y[i] if m != 0.0 else 0.0
-    return _reduce_rows64(loss, reduction, log_base, normalizer, out)
+    return _reduce_rows(loss, reduction, log_base, normalizer, out)
 
 
 @numba.njit(cache=True)
@@ -240,16 +302,18 @@ def _finish_gradient64(
     :func:`label_weights` ignores. (Every value is finite: :math:`p \in [0, 1]`, and the
     factors of focal and poly-1 are bounded.)"""
     n, classes = out.shape
+    cast = out.dtype.type
+    one = cast(1.0)
     for i in range(n):
         label = labels[i]
         ignored = weights.shape[0] and weights[1, i] == 0.0
         for c in range(classes):
-            p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
-            out[i, c] = 0.0 if ignored else (factor[i] * p) * scale
+            p = cast(e[i, c] - one) if c == label else e[i, c]  # probs_minus_onehot
+            out[i, c] = 0.0 if ignored else cast(factor[i] * p) * scale
 
 
 @numba.njit(cache=True)
-def focal_gradient64(
+def _focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
@@ -270,22 +334,24 @@ def focal_gradient64(
     :math:`\gamma = 0`); ``p_y`` and ``expm1``: np.exp's and np.expm1's of
     :math:`\log p_y`."""
     n, classes = out.shape
-    factor = np.empty(n)
+    cast = out.dtype.type
+    g, one = cast(gamma), cast(1.0)
+    factor = np.empty_like(log_p_y)
     for i in range(n):
         a, p = log_p_y[i], p_y[i]
-        ratio = 0.0 if a < 0.0 else -1.0
+        ratio = cast(0.0) if a < 0.0 else -one
         if a < 0.0 and p > 0.0:
-            ratio = p * (a / -expm1[i])
-        m = e[i, classes] if gamma != 0.0 else 1.0
+            ratio = cast(p * cast(a / -expm1[i]))
+        m = e[i, classes] if gamma != 0.0 else one
         if weights.shape[0]:
-            m = weights[0, i] * m
-        factor[i] = m * (1.0 - gamma * ratio)
-    scale = _scale64(normalizer, reduction, log_base)
+            m = cast(weights[0, i] * m)
+        factor[i] = m * cast(one - cast(g * ratio))
+    scale = _scale(out, normalizer, reduction, log_base)
     _finish_gradient64(e, labels, factor, scale, weights, out)
 
 
 @numba.njit(cache=True)
-def poly_loss64(
+def _poly_loss64(
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     epsilon: float,
@@ -297,18 +363,20 @@ def poly_loss64(
     r"""``poly1_cross_entropy``'s body and reduction: :math:`-\log p_y - \varepsilon\,
     \operatorname{expm1}(\log p_y)` per row, times :math:`\omega` (0 where it is 0)."""
     n = log_p_y.shape[0]
-    loss = np.empty(n)
+    cast = log_p_y.dtype.type
+    eps = cast(epsilon)
+    loss = np.empty_like(log_p_y)
     for i in range(n):
-        value = -log_p_y[i] - epsilon * expm1[i]
+        value = cast(-log_p_y[i] - cast(eps * expm1[i]))
         if weights.shape[0]:
             omega = weights[0, i]
-            value = omega * value if omega != 0.0 else 0.0
+            value = cast(omega * value) if omega != 0.0 else cast(0.0)
         loss[i] = value
-    return _reduce_rows64(loss, reduction, 0.0, normalizer, out)
+    return _reduce_rows(loss, reduction, 0.0, normalizer, out)
 
 
 @numba.njit(cache=True)
-def poly_gradient64(
+def _poly_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     epsilon: float,
@@ -320,11 +388,14 @@ def poly_gradient64(
     r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`\omega\,(1 +
     \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
     n, classes = out.shape
-    factor = np.empty(n)
+    cast = out.dtype.type
+    eps, one = cast(epsilon), cast(1.0)
+    factor = np.empty(n, out.dtype)
     for i in range(n):
-        value = 1.0 + epsilon * e[i, classes]
+        value = cast(one + cast(eps * e[i, classes]))
         factor[i] = weights[0, i] * value if weights.shape[0] else value
-    _finish_gradient64(e, labels, factor, _scale64(normalizer, reduction, 0.0), weights, out)
+    scale = _scale(out, normalizer, reduction, 0.0)
+    _finish_gradient64(e, labels, factor, scale, weights, out)
 
 
 @numba.njit(cache=True)
@@ -475,3 +546,151 @@ def hinge_gradient(
         out[i, labels[i]] = -count * scale
         if weights.shape[0] and weights[1, i] == 0.0:
             out[i] = zero  # zero_where_ignored
+
+
+# The public names of the compiled functions the Python side calls (and tests spy on);
+# compiled code calls the private ones, so that a function compiled while a spy sits
+# in a public name still finds the compiled one.
+rest_of_rows = _rest_of_rows
+label_rows64 = _label_rows64
+log1mexp_args64 = _log1mexp_args64
+scaled_log1mexp64 = _scaled_log1mexp64
+focal_loss64 = _focal_loss64
+focal_gradient64 = _focal_gradient64
+poly_loss64 = _poly_loss64
+poly_gradient64 = _poly_gradient64
+
+
+# ------------------------------------------------- float64 with the C library's functions
+
+
+@numba.njit(cache=True)
+def libm_agrees(x: np.ndarray, want: np.ndarray) -> bool:
+    r"""Whether ``math.exp``, ``math.log``, ``math.log1p`` and ``math.expm1`` (compiled:
+    the C library's) of the probes ``x`` (4 x k) are ``want`` (NumPy's np.exp, np.log,
+    np.log1p and np.expm1 of the rows of ``x``) bit for bit (NaN nowhere)."""
+    for j in range(x.shape[1]):
+        if math.exp(x[0, j]) != want[0, j] or math.log(x[1, j]) != want[1, j]:
+            return False
+        if math.log1p(x[2, j]) != want[2, j] or math.expm1(x[3, j]) != want[3, j]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _elementwise(x: np.ndarray, expm1: bool) -> np.ndarray:
+    """``np.exp`` (or ``np.expm1``) of C-contiguous float64 ``x`` by the C library's
+    function, into a fresh array."""
+    out = np.empty_like(x)
+    flat, into = x.reshape(-1), out.reshape(-1)
+    for i in range(flat.shape[0]):
+        into[i] = math.expm1(flat[i]) if expm1 else math.exp(flat[i])
+    return out
+
+
+@numba.njit(cache=True)
+def _libm_rows(
+    z: np.ndarray, labels: np.ndarray, gradient: bool
+) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int]:
+    r"""The hybrid's rows (``_small_label_families._label_rows``) of float64 ``z`` with
+    the C library's exp and log1p in place of NumPy's: ``(ok, shifted, log p_y, work,
+    near)`` as :func:`label_rows64` leaves them."""
+    n, classes = z.shape
+    shifted = np.empty((n, classes))
+    rows = np.empty((3, n))
+    ell = np.empty(n)
+    work = np.empty((n, classes + 1)) if gradient else np.empty((0, 0))
+    if not shift_rows64(z, labels, 1.0, shifted, rows):
+        return False, shifted, ell, work, 0
+    if not _rest_of_rows(_elementwise(shifted, False), shifted, z, rows):
+        return False, shifted, ell, work, 0
+    for i in range(n):
+        ell[i] = math.log1p(rows[_REST, i])
+    near = _label_rows64(shifted, rows, ell, ell, work)
+    return True, shifted, ell, work, near
+
+
+@numba.njit(cache=True)
+def _libm_modulation(
+    log_p_y: np.ndarray,
+    p_y: np.ndarray,
+    expm1: np.ndarray,
+    near: int,
+    gamma: float,
+    out: np.ndarray,
+) -> None:
+    r"""``_small_label_families._scaled_log1mexp`` with the C library's log1p and log:
+    :math:`\gamma\log(1 - p_y)` into the last column of ``out``, then its exp there."""
+    n = log_p_y.shape[0]
+    far = np.empty(n)
+    if near:
+        args = np.empty((2, n))
+        _log1mexp_args64(log_p_y, p_y, expm1, args)
+        close = np.empty(n)
+        for i in range(n):
+            far[i] = math.log1p(args[0, i])
+            close[i] = math.log(args[1, i])
+        _scaled_log1mexp64(log_p_y, far, close, gamma, out)
+    else:
+        for i in range(n):
+            far[i] = math.log1p(-p_y[i])
+        _scaled_log1mexp64(log_p_y, far, far, gamma, out)
+    last = out.shape[1] - 1
+    for i in range(n):
+        out[i, last] = math.exp(out[i, last])
+
+
+_LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
+"""What :func:`label_libm` computes, by its ``what`` (the index here)."""
+_FOCAL_GRADIENT, _POLY_LOSS, _POLY_GRADIENT = 1, 2, 3
+
+
+@numba.njit(cache=True)
+def label_libm(
+    z: np.ndarray,
+    labels: np.ndarray,
+    what: int,
+    option: float,
+    weights: np.ndarray,
+    reduction: int,
+    log_base: float,
+    normalizer: float,
+    per_row: np.ndarray,
+    grad: np.ndarray,
+) -> tuple[bool, float]:
+    r"""``(ok, value)`` of the small call ``what`` of float64 logits ``z`` (N x C): the
+    hybrid's compiled functions (:func:`focal_loss64`, :func:`focal_gradient64`,
+    :func:`poly_loss64`, :func:`poly_gradient64`) with the hybrid's NumPy calls made by
+    the C library's functions. ``option``: :math:`\gamma` or :math:`\varepsilon`; a
+    loss's per-row output goes to ``per_row``, a gradient to ``grad`` (N x C; nothing
+    written where ``ok`` is False), and ``log_base`` is 0.0 for poly-1 (no ``base``)."""
+    gradient = what in (_FOCAL_GRADIENT, _POLY_GRADIENT)
+    ok, shifted, log_p_y, work, near = _libm_rows(z, labels, gradient)
+    if not ok:
+        return False, 0.0
+    if what == _POLY_LOSS:
+        expm1 = _elementwise(log_p_y, True)
+        return _poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
+    if what == _POLY_GRADIENT:
+        e = _elementwise(work, False)
+        _poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
+        return True, 0.0
+    gamma = option
+    p_y = _elementwise(log_p_y, False)
+    expm1 = _elementwise(log_p_y, True) if near or gradient else p_y
+    if what == 0:  # the focal loss
+        modulation = np.empty((0, 0))
+        if gamma != 0.0:
+            _libm_modulation(log_p_y, p_y, expm1, near, gamma, shifted)
+            modulation = shifted
+        return _focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
+    classes = z.shape[1]
+    if gamma != 0.0:  # the modulation's exp in the last column; p's exp in the others
+        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work)
+    for i in range(z.shape[0]):
+        for c in range(classes if gamma != 0.0 else classes + 1):
+            work[i, c] = math.exp(work[i, c])
+    _focal_gradient64(
+        work, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
+    )
+    return True, 0.0
