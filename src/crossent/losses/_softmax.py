@@ -77,7 +77,8 @@ names it. On small float32 inputs with int64 labels that path is one compiled ca
 reduction, or the gradient, in one Numba function; on small float64 inputs a few
 compiled calls around NumPy's own np.exp and np.log1p, the generic path's values bit
 for bit. Those two take label smoothing too. The soft-target loss and its gradient
-try ``_small_targets`` first (float64: the same hybrid, through :func:`lean_call`).
+try ``_small_targets`` first (float32 and float64: the same hybrid, through
+:func:`lean_call`).
 """
 
 from __future__ import annotations
