@@ -8,6 +8,15 @@ kernels use them for the exponent tricks of their ``exp`` and ``log`` (building
 :math:`2^k` from ``k + 1023`` shifted into the exponent field, splitting ``x`` into
 exponent and mantissa) and for the order-preserving keys of float32 maxima.
 
+``prefer_wide_vectors()``, called in a kernel's body, marks the LLVM function being
+compiled with ``"prefer-vector-width"="512"``. LLVM's tuning for Intel's AVX-512 cores
+(Skylake-X to Emerald Rapids) prefers 256-bit vectors by default, so Numba's loops use
+``ymm`` registers there even though ``zmm`` doubles the lanes; the attribute is the
+per-function form of clang's ``-mprefer-vector-width=512`` and changes nothing on a CPU
+without AVX-512 (no vector is wider than the hardware's). It touches only the function
+it is called in (and what LLVM inlines into it), never Numba's global target machine,
+so a user's own Numba code keeps its settings.
+
 Importing this module imports Numba (and llvmlite): only the ``*_numba.py`` kernel
 modules import it, themselves imported on first use, so that ``import crossent`` does
 not import Numba.
@@ -32,7 +41,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["bits_to_float32", "bits_to_float64", "float64_to_bits"]
+__all__ = ["bits_to_float32", "bits_to_float64", "float64_to_bits", "prefer_wide_vectors"]
 
 
 def _bitcast(source: types.Type, target: types.Type, llvm_target: ir.Type) -> Any:
@@ -50,3 +59,23 @@ def _bitcast(source: types.Type, target: types.Type, llvm_target: ir.Type) -> An
 float64_to_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
 bits_to_float64 = _bitcast(types.int64, types.float64, ir.DoubleType())
 bits_to_float32 = _bitcast(types.int32, types.float32, ir.FloatType())
+
+
+_WIDE_VECTORS = '"prefer-vector-width"="512"'
+
+
+@intrinsic
+def prefer_wide_vectors(typingctx: Any) -> Any:
+    """Let LLVM vectorise the calling function with 512-bit vectors where the CPU has them.
+
+    Adds the string attribute ``"prefer-vector-width"="512"`` to the function being
+    lowered. llvmlite's attribute set checks names against LLVM's enum attributes only,
+    so the string attribute is added with ``set.add`` (the set prints its members as
+    written into the IR, which LLVM's parser reads).
+    """
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        set.add(builder.function.attributes, _WIDE_VECTORS)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
