@@ -10,6 +10,14 @@ cases module), never from the code under test, with three exceptions made on pur
 afterwards: ``sigmoid_focal_loss`` cases that main answered with NaN (and its
 RuntimeWarning) now record the definition's value (+inf, the mean of terms one of which
 is +inf), fixed and proved against an oracle in ``test_sigmoid_focal_saturated.py``.
+
+The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
+``log1p`` and ``expm1`` are the C library's. On a CPU where NumPy runs its own SIMD
+code for them (AVX-512, ARM) their last bits differ, and so do main's results there:
+the recorded bits cannot apply, and the comparison is skipped (394 of 1065 float64
+results differ on an Emerald Rapids Xeon, on main as on the code after it). There the
+shortcuts are held to the full path of the same process, bit for bit, by the
+``test_issue13_small_*`` files.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from crossent.losses._small_label_families import libm_is_numpys
 from losses.issue13_small_family_cases import bad_cases, cases, record
 
 _EXPECTED: dict[str, str] = json.loads(
@@ -32,6 +41,13 @@ def test_issue13_small_families_every_recorded_call_is_listed() -> None:
     assert sorted(key for key, _ in _CASES + _BAD) == sorted(_EXPECTED)
 
 
+_RECORDING_MATH = pytest.mark.skipif(
+    not libm_is_numpys(),
+    reason="recorded where NumPy's float64 exp/log/log1p/expm1 are the C library's; not here",
+)
+
+
+@_RECORDING_MATH
 @pytest.mark.parametrize(("key", "call"), _CASES, ids=[key for key, _ in _CASES])
 def test_issue13_small_families_result_is_bit_for_bit_main(key: str, call: object) -> None:
     assert record(call) == _EXPECTED[key]  # type: ignore[arg-type]
