@@ -128,11 +128,13 @@ def full_path_outcome(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) 
 
 
 def hybrid_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Float64 focal and poly-1 small calls by the hybrid (NumPy's calls between compiled
-    ones), not by one compiled call with the C library's functions, which
-    ``_small_label_families.libm_is_numpys`` allows where they are NumPy's
-    (``test_issue13_small_focal_libm.py`` tests that route)."""
+    """Focal and poly-1 small calls by the hybrid (NumPy's calls between compiled ones),
+    not by one compiled call with the C library's functions, which
+    ``_small_label_families.libm_is_numpys`` allows where they are NumPy's, or with
+    NumPy's own loops (``_small_loops.numpy_loops``; ``test_issue13_small_focal_speedup``
+    and ``test_issue13_small_numpy_loops`` test those routes)."""
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
+    monkeypatch.setattr(_small_label_families, "numpy_loops", lambda: None)
 
 
 def spy_compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
