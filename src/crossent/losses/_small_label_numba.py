@@ -618,21 +618,33 @@ def _libm_modulation(
     gamma: float,
     out: np.ndarray,
     loops: np.ndarray,
+    spare: np.ndarray,
 ) -> None:
     r"""``_small_label_families._scaled_log1mexp`` with ``apply``'s log1p and log
     (``loops``): :math:`\gamma\log(1 - p_y)`, the argument of the modulation's exp,
-    into the last column of ``out`` (N x k)."""
-    far = np.empty_like(log_p_y)
+    into the last column of ``out`` (N x k); ``spare``: 4 x N of scratch."""
+    far = spare[0]
     if near:
-        args = np.empty((2, log_p_y.shape[0]), log_p_y.dtype)
+        args, close = spare[1:3], spare[3]
         _log1mexp_args64(log_p_y, p_y, expm1, args)
-        close = np.empty_like(log_p_y)
         apply(loops, LOG1P, args[0], far)
         apply(loops, LOG, args[1], close)
         _scaled_log1mexp64(log_p_y, far, close, gamma, out)
     else:
-        apply(loops, LOG1P, -p_y, far)
+        negated = spare[1]
+        for i in range(p_y.shape[0]):
+            negated[i] = -p_y[i]
+        apply(loops, LOG1P, negated, far)
         _scaled_log1mexp64(log_p_y, far, far, gamma, out)
+
+
+@numba.njit(cache=True)
+def _exp_of_work(loops: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``apply``'s exp of ``work``: in place by the C library's function (no ``loops``),
+    else into a fresh array, as NumPy's loop is called on np.exp(x)."""
+    e = work if loops.shape[0] == 0 else np.empty_like(work)
+    apply(loops, EXP, work, e)
+    return e
 
 
 _LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
@@ -670,22 +682,27 @@ def label_libm(
         expm1 = _fresh(loops, EXPM1, log_p_y)
         return _poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
     if what == _POLY_GRADIENT:
-        e = _fresh(loops, EXP, work)
+        e = _exp_of_work(loops, work)
         _poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
         return True, 0.0
     gamma = option
-    p_y = _fresh(loops, EXP, log_p_y)
-    expm1 = _fresh(loops, EXPM1, log_p_y) if near or gradient else p_y
+    n = log_p_y.shape[0]
+    scratch = np.empty((8, n), z.dtype)  # p_y, expm1, argument, modulation, 4 spare
+    p_y = scratch[0]
+    apply(loops, EXP, log_p_y, p_y)
+    expm1 = scratch[1]
+    if near or gradient:
+        apply(loops, EXPM1, log_p_y, expm1)
     if what == 0:  # the focal loss
         modulation = np.empty((0, 0), z.dtype)
         if gamma != 0.0:
-            argument = np.empty((z.shape[0], 1), z.dtype)
-            _libm_modulation(log_p_y, p_y, expm1, near, gamma, argument, loops)
-            modulation = _fresh(loops, EXP, argument)
+            argument, modulation = scratch[2].reshape((n, 1)), scratch[3].reshape((n, 1))
+            _libm_modulation(log_p_y, p_y, expm1, near, gamma, argument, loops, scratch[4:])
+            apply(loops, EXP, argument, modulation)
         return _focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
     if gamma != 0.0:  # the modulation's argument of exp in the last column, beside p's
-        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work, loops)
-    e = _fresh(loops, EXP, work)  # p, then the modulation (p_y for gamma = 0: unused)
+        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work, loops, scratch[4:])
+    e = _exp_of_work(loops, work)  # p, then the modulation (p_y for gamma = 0: unused)
     _focal_gradient64(
         e, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
     )
