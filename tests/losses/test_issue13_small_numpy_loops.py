@@ -19,7 +19,9 @@ import types
 import numpy as np
 import pytest
 
-from crossent.losses import _small_label_families, _small_loops
+import crossent
+from crossent.losses import _small_label_families, _small_label_numba, _small_loops
+from losses.small_call_paths import record_calls
 from losses.test_issue13_small_focal_speedup import _HYBRID, _LIBM, _sweep
 
 _UFUNCS = (np.exp, np.log, np.log1p, np.expm1)
@@ -39,7 +41,9 @@ def _compiled() -> types.ModuleType:
 def test_issue13_small_numpy_loops_are_found_on_cpython() -> None:
     loops = _small_loops.numpy_loops()
     assert loops is not None
-    assert loops.dtype == np.int64 and loops.shape == (8,) and np.all(loops != 0)
+    assert loops.dtype == np.int64
+    assert loops.shape == (8,)
+    assert np.all(loops != 0)
 
 
 def _values(k: int, dtype: type, n: int, seed: int) -> np.ndarray:
@@ -127,7 +131,7 @@ def test_issue13_small_numpy_loops_refuses_what_it_cannot_check(
         assert _small_loops.numpy_loops.__wrapped__() is None
     if _CPYTHON:
         assert _small_loops._loop(np.add, "dd->d") is None
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not in list"):
             _small_loops._loop(np.exp, "q->q")  # (numpy_loops gives None then)
         with monkeypatch.context() as patch:
             patch.setattr(_small_loops, "_loop", lambda *_: None)
@@ -137,28 +141,19 @@ def test_issue13_small_numpy_loops_refuses_what_it_cannot_check(
 @_NEEDS_LOOPS
 def test_issue13_small_numpy_loops_off_the_hybrid_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without loops (and without the C library's route) float32 focal takes the hybrid."""
-    from crossent.losses import _small_label_numba
-    from losses.small_call_paths import record_calls
-
-    import crossent
-
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
     monkeypatch.setattr(_small_label_families, "numpy_loops", lambda: None)
     calls = record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
     z = np.random.default_rng(3).standard_normal((8, 10)).astype(np.float32)
     crossent.softmax_focal_loss(z, np.arange(8))
-    assert "label_libm" not in calls and calls[-1] == "focal_loss64", calls
+    assert "label_libm" not in calls, calls
+    assert calls[-1] == "focal_loss64", calls
 
 
 @_NEEDS_LOOPS
 def test_issue13_small_numpy_loops_leave_long_float32_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Float32 rows of more than 128 classes (no float32 pairwise sum beyond a block):
     neither the one call nor the hybrid; float64 ones take the one call."""
-    from crossent.losses import _small_label_numba
-    from losses.small_call_paths import record_calls
-
-    import crossent
-
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
     calls = record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
     z = np.random.default_rng(4).standard_normal((2, 200))
