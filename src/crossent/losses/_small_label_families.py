@@ -48,7 +48,6 @@ import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -587,8 +586,9 @@ def hinge_gradient(
 
 
 @functools.cache
-def _compiled() -> ModuleType:
-    """``_small_label_numba``, imported on first use (it imports Numba)."""
+def _compiled() -> Any:
+    """``_small_label_numba.CALLS`` (its public functions), imported on first use (it
+    imports Numba)."""
     from . import _small_label_numba
 
-    return _small_label_numba
+    return _small_label_numba.CALLS

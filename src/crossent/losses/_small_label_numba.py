@@ -65,6 +65,7 @@ first call it takes.
 from __future__ import annotations
 
 import math
+import types
 from typing import Any
 
 import numba
@@ -130,7 +131,7 @@ def label_weights(
 
 
 @numba.njit(cache=True)
-def _rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
+def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
     r"""``log_sum_exp_shifted`` between its exp and its log1p, in the dtype of ``terms``
     (:math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
     there): into ``rows[REST]`` :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 -
@@ -201,7 +202,7 @@ def _scale(like: np.ndarray, normalizer: float, reduction: int, log_base: float)
 
 
 @numba.njit(cache=True)
-def _label_rows64(
+def label_rows64(
     shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
 ) -> int:
     r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
@@ -230,7 +231,7 @@ def _label_rows64(
 
 
 @numba.njit(cache=True)
-def _log1mexp_args64(
+def log1mexp_args64(
     log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray, args: np.ndarray
 ) -> None:
     r"""The arguments of ``_log1mexp``'s np.log1p and np.log where some :math:`a = \log
@@ -246,7 +247,7 @@ def _log1mexp_args64(
 
 
 @numba.njit(cache=True)
-def _scaled_log1mexp64(
+def scaled_log1mexp64(
     log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
 ) -> None:
     r""":math:`\gamma\log(1 - e^a)` into the last column of ``out`` (N x k) from np.log1p's
@@ -264,7 +265,7 @@ def _scaled_log1mexp64(
 
 
 @numba.njit(cache=True)
-def _focal_loss64(
+def focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
     weights: np.ndarray,
@@ -316,7 +317,7 @@ def _finish_gradient64(
 
 
 @numba.njit(cache=True)
-def _focal_gradient64(
+def focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
@@ -354,7 +355,7 @@ def _focal_gradient64(
 
 
 @numba.njit(cache=True)
-def _poly_loss64(
+def poly_loss64(
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     epsilon: float,
@@ -379,7 +380,7 @@ def _poly_loss64(
 
 
 @numba.njit(cache=True)
-def _poly_gradient64(
+def poly_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     epsilon: float,
@@ -551,19 +552,6 @@ def hinge_gradient(
             out[i] = zero  # zero_where_ignored
 
 
-# The public names of the compiled functions the Python side calls (and tests spy on);
-# compiled code calls the private ones, so that a function compiled while a spy sits
-# in a public name still finds the compiled one.
-rest_of_rows = _rest_of_rows
-label_rows64 = _label_rows64
-log1mexp_args64 = _log1mexp_args64
-scaled_log1mexp64 = _scaled_log1mexp64
-focal_loss64 = _focal_loss64
-focal_gradient64 = _focal_gradient64
-poly_loss64 = _poly_loss64
-poly_gradient64 = _poly_gradient64
-
-
 # ------------------------------------------------- float64 with the C library's functions
 
 
@@ -602,10 +590,10 @@ def _libm_rows(
     work = np.empty((n, classes + 1) if gradient else (0, 0), z.dtype)
     if not shift_rows64(z, labels, 1.0, shifted, rows):
         return False, shifted, ell, work, 0
-    if not _rest_of_rows(_fresh(loops, EXP, shifted), shifted, z, rows):
+    if not rest_of_rows(_fresh(loops, EXP, shifted), shifted, z, rows):
         return False, shifted, ell, work, 0
     apply(loops, LOG1P, rows[_REST], ell)
-    near = _label_rows64(shifted, rows, ell, ell, work)
+    near = label_rows64(shifted, rows, ell, ell, work)
     return True, shifted, ell, work, near
 
 
@@ -626,16 +614,16 @@ def _libm_modulation(
     far = spare[0]
     if near:
         args, close = spare[1:3], spare[3]
-        _log1mexp_args64(log_p_y, p_y, expm1, args)
+        log1mexp_args64(log_p_y, p_y, expm1, args)
         apply(loops, LOG1P, args[0], far)
         apply(loops, LOG, args[1], close)
-        _scaled_log1mexp64(log_p_y, far, close, gamma, out)
+        scaled_log1mexp64(log_p_y, far, close, gamma, out)
     else:
         negated = spare[1]
         for i in range(p_y.shape[0]):
             negated[i] = -p_y[i]
         apply(loops, LOG1P, negated, far)
-        _scaled_log1mexp64(log_p_y, far, far, gamma, out)
+        scaled_log1mexp64(log_p_y, far, far, gamma, out)
 
 
 @numba.njit(cache=True)
@@ -680,10 +668,10 @@ def label_libm(
         return False, 0.0
     if what == _POLY_LOSS:
         expm1 = _fresh(loops, EXPM1, log_p_y)
-        return _poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
+        return poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
     if what == _POLY_GRADIENT:
         e = _exp_of_work(loops, work)
-        _poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
+        poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
         return True, 0.0
     gamma = option
     n = log_p_y.shape[0]
@@ -699,11 +687,17 @@ def label_libm(
             argument, modulation = scratch[2].reshape((n, 1)), scratch[3].reshape((n, 1))
             _libm_modulation(log_p_y, p_y, expm1, near, gamma, argument, loops, scratch[4:])
             apply(loops, EXP, argument, modulation)
-        return _focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
+        return focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
     if gamma != 0.0:  # the modulation's argument of exp in the last column, beside p's
         _libm_modulation(log_p_y, p_y, expm1, near, gamma, work, loops, scratch[4:])
     e = _exp_of_work(loops, work)  # p, then the modulation (p_y for gamma = 0: unused)
-    _focal_gradient64(
+    focal_gradient64(
         e, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
     )
     return True, 0.0
+
+
+CALLS = types.SimpleNamespace(**{name: globals()[name] for name in __all__})
+"""The public functions as the Python side (``_small_label_families``) calls them. Tests
+spy on the calls by replacing this namespace's attributes, never the module's, which
+the compiled functions look up when Numba compiles them."""
