@@ -54,7 +54,7 @@ import numpy as np
 
 from ._batch import LossOptions, options_of
 from ._reduction import LossParts
-from ._small_loops import numpy_loops
+from ._small_loops import numpy_loops, numpys_on_probes
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
 from ._softmax_small import compiled_calls as _softmax_compiled
@@ -446,18 +446,7 @@ def libm_is_numpys() -> bool:
         return False
     if numba.config.USING_SVML or any("AVX512" in t or "X86_V4" in t for t in targets):
         return False
-    rng = np.random.default_rng(13)
-    probes = np.stack(
-        [
-            np.concatenate([rng.uniform(-745.0, 0.0, 2048), -rng.exponential(1e-3, 2048)]),
-            np.concatenate([rng.uniform(1e-300, 1.0, 2048), rng.uniform(1.0, 1e6, 2048)]),
-            np.concatenate([rng.uniform(-1.0, 0.0, 2048), rng.exponential(1.0, 2048)]),
-            np.concatenate([rng.uniform(-1.0, 0.0, 2048), -rng.exponential(1e-4, 2048)]),
-        ]
-    )
-    want = np.stack(
-        [np.exp(probes[0]), np.log(probes[1]), np.log1p(probes[2]), np.expm1(probes[3])]
-    )
+    probes, want = numpys_on_probes(np.float64)
     return bool(_compiled().libm_agrees(probes, want))
 
 

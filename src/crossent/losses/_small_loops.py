@@ -25,7 +25,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["numpy_loops"]
+__all__ = ["numpy_loops", "numpys_on_probes"]
 
 _UFUNCS = (np.exp, np.log, np.log1p, np.expm1)
 """In the order of ``_small_loops_numba``'s ``EXP``, ``LOG``, ``LOG1P``, ``EXPM1``."""
@@ -75,18 +75,26 @@ def numpy_loops() -> np.ndarray | None:
     loops = np.array(found, dtype=np.int64)
     from . import _small_loops_numba
 
+    for dtype in (np.float64, np.float32):
+        if not _small_loops_numba.loops_agree(loops, *numpys_on_probes(dtype)):
+            return None
+    return loops
+
+
+def numpys_on_probes(dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """4 x 4096 probes of ``dtype`` over the ranges the losses give np.exp, np.log,
+    np.log1p and np.expm1 (one row each, in that order), and NumPy's values of them."""
     rng = np.random.default_rng(13)
-    probes = np.stack(
+    probes: np.ndarray = np.stack(
         [
             np.concatenate([rng.uniform(-745.0, 0.0, 2048), -rng.exponential(1e-3, 2048)]),
             np.concatenate([rng.uniform(1e-300, 1.0, 2048), rng.uniform(1.0, 1e6, 2048)]),
             np.concatenate([rng.uniform(-1.0, 0.0, 2048), rng.exponential(1.0, 2048)]),
             np.concatenate([rng.uniform(-1.0, 0.0, 2048), -rng.exponential(1e-4, 2048)]),
         ]
+    ).astype(dtype)
+    probes[1] = np.maximum(probes[1], np.finfo(dtype).tiny)  # (no log of 0 in float32)
+    want = np.stack(
+        [np.exp(probes[0]), np.log(probes[1]), np.log1p(probes[2]), np.expm1(probes[3])]
     )
-    for x in (probes, probes.astype(np.float32)):
-        x[1] = np.maximum(x[1], np.finfo(x.dtype).tiny)  # (no log of 0 in float32)
-        want = np.stack([f(row) for f, row in zip(_UFUNCS, x, strict=True)])
-        if not _small_loops_numba.loops_agree(loops, x, want):
-            return None
-    return loops
+    return probes, want
