@@ -1,13 +1,15 @@
 """Issue 13, "Small inputs": focal and poly-1 small calls under 10 us, float32 ones too.
 
-Two routes answer the small calls of ``softmax_focal_loss``, ``poly1_cross_entropy`` and
+Three routes answer the small calls of ``softmax_focal_loss``, ``poly1_cross_entropy`` and
 their gradients (``_small_label_families``):
 
 * float64 logits where NumPy's float64 exp, log, log1p and expm1 are the C library's
   (``libm_is_numpys``): one compiled call (``*_libm``) doing the hybrid's arithmetic
   with the C library's functions in place of NumPy's calls;
-* float32 logits (and float64 elsewhere): the hybrid, NumPy's own ufuncs between
-  compiled calls that round every operation to the dtype as NumPy does.
+* float32 logits (and float64 elsewhere): the same call with NumPy's own loops where
+  ``_small_loops.numpy_loops`` finds them (``test_issue13_small_numpy_loops.py``), else
+  the hybrid, NumPy's own ufuncs between compiled calls that round every operation to
+  the dtype as NumPy does.
 
 These tests prove that each answer is the full path's bit for bit (type, dtype, shape,
 bytes, warnings) over random and hard rows (ties and one-ulp near-ties, spreads that
