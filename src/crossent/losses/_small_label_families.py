@@ -415,7 +415,7 @@ def _poly_gradient(
     return grad
 
 
-# ------------------------------------------- float64 with the C library's functions
+# ------------------------- one compiled call: the C library's functions or NumPy's loops
 
 
 @functools.cache

@@ -552,7 +552,7 @@ def hinge_gradient(
             out[i] = zero  # zero_where_ignored
 
 
-# ------------------------------------------------- float64 with the C library's functions
+# ------------------------------- one compiled call: the C library's functions or NumPy's loops
 
 
 @numba.njit(cache=True)
