@@ -4,8 +4,9 @@
 
 Target: under 10 us per call on a row of 10 classes with ``validate=False`` and under
 20 us with validation. Each public measure and loss is called on a float64 row of 10
-(losses also on (1, 10) and (8, 10) logits with integer labels; softmax cross-entropy
-and its gradient on float32 logits too), with and without validation, next to
+(losses also on (1, 10) and (8, 10) logits with integer labels or soft targets; the
+softmax cross-entropy, focal, poly-1, soft-target and distillation losses and their
+gradients on float32 logits, and float32 targets, too), with and without validation, next to
 anchors: ``scipy.stats.entropy``, ``scipy.special.rel_entr`` summed, the bare NumPy
 expression, and ``torch.nn.functional.cross_entropy`` on a (1, 10)
 tensor where torch is installed.
@@ -119,15 +120,29 @@ def _crossent_cases(x: dict[str, np.ndarray]) -> list[tuple[str, str, Callable[[
             cases.append(
                 (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
             )
-    for rows in (1, 8):  # float32 logits: the fused kernels' path (Numba when installed)
+    for rows in (1, 8):  # float32 logits (and float32 soft targets)
         logits, labels = x[f"logits{rows}"].astype(np.float32), x[f"labels{rows}"]
-        for fn in (c.softmax_cross_entropy, c.softmax_cross_entropy_grad):
+        targets = x[f"targets{rows}"].astype(np.float32)
+        shape = f"({rows}, 10) float32"
+        for fn in (
+            c.softmax_cross_entropy,
+            c.softmax_cross_entropy_grad,
+            c.softmax_focal_loss,
+            c.softmax_focal_loss_grad,
+            c.poly1_cross_entropy,
+            c.poly1_cross_entropy_grad,
+        ):
             cases.append(
-                (
-                    fn.__name__,
-                    f"({rows}, 10) float32",
-                    lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v),
-                )
+                (fn.__name__, shape, lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v))
+            )
+        for fn in (
+            c.softmax_cross_entropy_with_targets,
+            c.softmax_cross_entropy_with_targets_grad,
+            c.distillation_loss,
+            c.distillation_loss_grad,
+        ):
+            cases.append(
+                (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
             )
     for fn in (
         c.sigmoid_cross_entropy,

@@ -128,20 +128,23 @@ def full_path_outcome(monkeypatch: pytest.MonkeyPatch, call: Callable[[], Any]) 
 
 
 def hybrid_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Float64 focal and poly-1 small calls by the hybrid (NumPy's calls between compiled
-    ones), not by one compiled call with the C library's functions, which
-    ``_small_label_families.libm_is_numpys`` allows where they are NumPy's
-    (``test_issue13_small_focal_libm.py`` tests that route)."""
+    """Focal and poly-1 small calls by the hybrid (NumPy's calls between compiled ones),
+    not by one compiled call with the C library's functions, which
+    ``_small_label_families.libm_is_numpys`` allows where they are NumPy's, or with
+    NumPy's own loops (``_small_loops.numpy_loops``; ``test_issue13_small_focal_speedup``
+    and ``test_issue13_small_numpy_loops`` test those routes)."""
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
+    monkeypatch.setattr(_small_label_families, "numpy_loops", lambda: None)
 
 
 def spy_compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of ``_small_label_numba``'s public functions that the calls reach, in
-    order (the Python side calls them; no compiled function calls one, so a function
-    compiled while the spies are in place does not find a spy in their place). Float64
-    calls take the hybrid (:func:`hybrid_only`)."""
+    order (the Python side calls them through ``_small_label_numba.CALLS``, where the
+    spies sit; the module's own names, which compiled functions call, stay the compiled
+    functions, so a function compiled while the spies are in place finds no spy). Focal
+    and poly-1 calls take the hybrid (:func:`hybrid_only`)."""
     hybrid_only(monkeypatch)
-    return record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
+    return record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
 
 
 def random_cases(dtype: type, count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

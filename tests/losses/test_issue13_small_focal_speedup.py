@@ -1,13 +1,15 @@
 """Issue 13, "Small inputs": focal and poly-1 small calls under 10 us, float32 ones too.
 
-Two routes answer the small calls of ``softmax_focal_loss``, ``poly1_cross_entropy`` and
+Three routes answer the small calls of ``softmax_focal_loss``, ``poly1_cross_entropy`` and
 their gradients (``_small_label_families``):
 
 * float64 logits where NumPy's float64 exp, log, log1p and expm1 are the C library's
   (``libm_is_numpys``): one compiled call (``*_libm``) doing the hybrid's arithmetic
   with the C library's functions in place of NumPy's calls;
-* float32 logits (and float64 elsewhere): the hybrid, NumPy's own ufuncs between
-  compiled calls that round every operation to the dtype as NumPy does.
+* float32 logits (and float64 elsewhere): the same call with NumPy's own loops where
+  ``_small_loops.numpy_loops`` finds them (``test_issue13_small_numpy_loops.py``), else
+  the hybrid, NumPy's own ufuncs between compiled calls that round every operation to
+  the dtype as NumPy does.
 
 These tests prove that each answer is the full path's bit for bit (type, dtype, shape,
 bytes, warnings) over random and hard rows (ties and one-ulp near-ties, spreads that
@@ -96,7 +98,7 @@ def _sweep(monkeypatch: pytest.MonkeyPatch, name: str, dtype: type) -> tuple[int
         if name == "focal"
         else [{k: v for k, v in kw.items() if k != "base"} for kw in _MORE_KEYWORDS]
     )
-    calls = record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
     count = 0
     for case, logits, labels in _all_cases(dtype):
         for own in _OPTIONS[name]:
@@ -152,8 +154,9 @@ def test_issue13_small_focal_benchmark_calls_take_the_fast_routes(
     monkeypatch: pytest.MonkeyPatch, name: str, rows: int, validate: bool, dtype: type
 ) -> None:
     """The benchmark's calls ((1, 10) and (8, 10) logits, float64 and float32, int64
-    labels) end in one compiled call (float64, where the C library's functions are
-    NumPy's) or in the hybrid's compiled body (float32), never in the full path."""
+    labels) end in one compiled call (float64 where the C library's functions are
+    NumPy's; float64 and float32 where NumPy's own loops are found) or in the hybrid's
+    compiled body, never in the full path."""
     family = FAMILIES[name]
     rng = np.random.default_rng(rows)
     logits = rng.standard_normal((rows, 10)).astype(dtype)
@@ -162,9 +165,11 @@ def test_issue13_small_focal_benchmark_calls_take_the_fast_routes(
     expected = [
         full_path_outcome(monkeypatch, partial(fn, logits, labels, validate=validate)) for fn in fns
     ]
-    calls = record_calls(monkeypatch, _small_label_numba, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
     fail_on(monkeypatch, _batch, ["label_batch"], expected="the small call")
-    libm = dtype == np.float64 and _small_label_families.libm_is_numpys()
+    libm = (dtype == np.float64 and _small_label_families.libm_is_numpys()) or (
+        _small_label_families.numpy_loops() is not None  # (one call with NumPy's loops)
+    )
     for fn, wanted, libm_name, hybrid_name in zip(
         fns, expected, _LIBM[name], _HYBRID[name], strict=True
     ):
@@ -183,7 +188,7 @@ def test_issue13_small_libm_comparison_sees_a_one_ulp_error(
 ) -> None:
     """The comparison fails when the one compiled call is wrong by one ulp."""
     kernel = _LIBM[name][what]
-    real = getattr(_small_label_numba, kernel)
+    real = getattr(_small_label_numba.CALLS, kernel)
 
     def nudged(*args: Any) -> Any:
         found = real(*args)
@@ -201,7 +206,7 @@ def test_issue13_small_libm_comparison_sees_a_one_ulp_error(
     )
     expected = full_path_outcome(monkeypatch, call)
     assert outcome(call) == expected
-    monkeypatch.setattr(_small_label_numba, kernel, nudged)
+    monkeypatch.setattr(_small_label_numba.CALLS, kernel, nudged)
     assert outcome(call) != expected
 
 

@@ -15,15 +15,18 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
 
 Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
 values are the full path's bit for bit) runs without the full path's objects and
-checks of what cannot happen here, by one of two routes for focal and poly-1:
+checks of what cannot happen here, by one of three routes for focal and poly-1:
 
 * float64 logits where :func:`libm_is_numpys` (NumPy's float64 exp, log, log1p and
   expm1 are the C library's, as on x86-64 Linux without AVX-512): one compiled call,
   ``label_libm``, which makes the hybrid's NumPy calls with the C library's functions;
 * otherwise (float32 logits, whose NumPy exp and log are NumPy's own SIMD code, and
-  float64 on other machines) the hybrid: compiled calls in the dtype with NumPy's own
-  np.exp, np.log1p, np.expm1 and np.log between them (:func:`_label_rows` and the
-  bodies below).
+  float64 on other machines, such as AVX-512 ones), where ``_small_loops.numpy_loops``
+  finds NumPy's own float64 and float32 loops of those functions (CPython, NumPy's
+  ufunc structure as checked there): the same compiled call, ``label_libm``, making the
+  hybrid's NumPy calls with those very loops;
+* otherwise the hybrid: compiled calls in the dtype with NumPy's own np.exp, np.log1p,
+  np.expm1 and np.log between them (:func:`_label_rows` and the bodies below).
 
 A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class, a
 difference from the maximum that overflows) or a value that is not finite gives None,
@@ -45,13 +48,13 @@ import platform
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ._batch import LossOptions, options_of
 from ._reduction import LossParts
+from ._small_loops import numpy_loops, numpys_on_probes
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
 from ._softmax_small import compiled_calls as _softmax_compiled
@@ -412,7 +415,7 @@ def _poly_gradient(
     return grad
 
 
-# ------------------------------------------- float64 with the C library's functions
+# ------------------------- one compiled call: the C library's functions or NumPy's loops
 
 
 @functools.cache
@@ -443,18 +446,7 @@ def libm_is_numpys() -> bool:
         return False
     if numba.config.USING_SVML or any("AVX512" in t or "X86_V4" in t for t in targets):
         return False
-    rng = np.random.default_rng(13)
-    probes = np.stack(
-        [
-            np.concatenate([rng.uniform(-745.0, 0.0, 2048), -rng.exponential(1e-3, 2048)]),
-            np.concatenate([rng.uniform(1e-300, 1.0, 2048), rng.uniform(1.0, 1e6, 2048)]),
-            np.concatenate([rng.uniform(-1.0, 0.0, 2048), rng.exponential(1.0, 2048)]),
-            np.concatenate([rng.uniform(-1.0, 0.0, 2048), -rng.exponential(1e-4, 2048)]),
-        ]
-    )
-    want = np.stack(
-        [np.exp(probes[0]), np.log(probes[1]), np.log1p(probes[2]), np.expm1(probes[3])]
-    )
+    probes, want = numpys_on_probes(np.float64)
     return bool(_compiled().libm_agrees(probes, want))
 
 
@@ -472,15 +464,23 @@ _LIBM_CALLS = {"focal_loss": 0, "focal_gradient": 1, "poly_loss": 2, "poly_gradi
 
 def _libm(what: str) -> _Compute:
     """``compute`` of ``what`` (a key of ``_LIBM_CALLS``) by one compiled call,
-    ``label_libm``: a loss's ``(ok, value)`` with its per-row output, or a gradient into
-    a fresh array."""
+    ``label_libm``, with the C library's functions (float64, where
+    :func:`libm_is_numpys`) or else NumPy's own loops (``_small_loops.numpy_loops``);
+    None where neither serves (the hybrid runs): a loss's ``(ok, value)`` with its
+    per-row output, or a gradient into a fresh array."""
     number = _LIBM_CALLS[what]
     loss = what.endswith("loss")
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        dtype = logits.dtype
+        loops = _NO_LOOPS if dtype.char == _FLOAT64 and libm_is_numpys() else numpy_loops()
+        if loops is None:
+            return _NOT_HERE
+        if logits.shape[-1] > 128 and dtype.char != _FLOAT64:
+            return None  # (no float32 pairwise sum beyond a block, as the hybrid)
         y, weights, normalizer = labels
-        rows = np.empty(y.shape[0]) if options.reduction == "none" else _NO_ROWS64
-        grad = _NO_WORK64 if loss else np.empty(logits.shape)
+        rows = np.empty(y.shape[0], dtype) if options.reduction == "none" else _NO_ROWS[dtype]
+        grad = _NO_WORK[dtype] if loss else np.empty(logits.shape, dtype)
         found = _compiled().label_libm(
             _matrix(logits),
             y,
@@ -492,6 +492,7 @@ def _libm(what: str) -> _Compute:
             normalizer,
             rows,
             grad if loss else _matrix(grad),
+            loops,
         )
         if loss:
             return _loss_result(found, rows, logits, normalizer, options)
@@ -500,14 +501,18 @@ def _libm(what: str) -> _Compute:
     return compute
 
 
-def _by_route(libm: _Compute, hybrid: _Compute) -> _Compute:
-    """``compute``: ``libm`` for float64 logits where :func:`libm_is_numpys`, else
-    ``hybrid``."""
+_NO_LOOPS = np.empty(0, dtype=np.int64)
+"""``label_libm``'s ``loops`` for the C library's functions."""
+_NOT_HERE = object()
+"""What a one-call ``compute`` returns where it cannot run (the hybrid runs)."""
+
+
+def _by_route(one_call: _Compute, hybrid: _Compute) -> _Compute:
+    """``compute``: ``one_call`` (:func:`_libm`), or ``hybrid`` where it cannot run."""
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-        if logits.dtype.char == _FLOAT64 and libm_is_numpys():
-            return libm(logits, labels, own, options)
-        return hybrid(logits, labels, own, options)
+        found = one_call(logits, labels, own, options)
+        return hybrid(logits, labels, own, options) if found is _NOT_HERE else found
 
     return compute
 
@@ -570,8 +575,9 @@ def hinge_gradient(
 
 
 @functools.cache
-def _compiled() -> ModuleType:
-    """``_small_label_numba``, imported on first use (it imports Numba)."""
+def _compiled() -> Any:
+    """``_small_label_numba.CALLS`` (its public functions), imported on first use (it
+    imports Numba)."""
     from . import _small_label_numba
 
-    return _small_label_numba
+    return _small_label_numba.CALLS

@@ -34,14 +34,16 @@ float32 divisions.
   :func:`_reduce_rows` (``_reduction.reduce_loss`` and ``finalize``) or the
   reduction's scale (:func:`_scale`). (The names say float64; they take float32 too.)
 
-Focal and poly-1: one call (float64, where the C library's functions are NumPy's)
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-Where NumPy's float64 np.exp, np.log, np.log1p and np.expm1 call the C library value
-by value (``_small_label_families.libm_is_numpys``: x86-64 Linux without AVX-512,
-checked on probes with :func:`libm_agrees`), :func:`label_libm` runs the hybrid's
-functions with ``math.exp``, ``math.log``, ``math.log1p`` and ``math.expm1`` (the C
-library's, as Numba calls them without fast-math or SVML) on the same values in place
-of NumPy's calls: one compiled call, the same bits, about 5 us instead of 12.
+Focal and poly-1: one call
+~~~~~~~~~~~~~~~~~~~~~~~~~~
+:func:`label_libm` runs the hybrid's functions with ``_small_loops_numba.apply`` on
+the same values in place of NumPy's calls: one compiled call, the same bits, about 5
+us instead of 12. ``apply`` makes them by the C library's ``exp``, ``log``, ``log1p``
+and ``expm1`` (as Numba calls them without fast-math or SVML) where NumPy's float64
+np.exp, np.log, np.log1p and np.expm1 call the C library value by value
+(``_small_label_families.libm_is_numpys``: x86-64 Linux without AVX-512, checked on
+probes with :func:`libm_agrees`), or by NumPy's own inner loops, float64 and float32
+(``_small_loops.numpy_loops``: where NumPy runs its own SIMD code, as on AVX-512).
 
 Hinge (float64 and float32)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -63,11 +65,13 @@ first call it takes.
 from __future__ import annotations
 
 import math
+import types
 from typing import Any
 
 import numba
 import numpy as np
 
+from ._small_loops_numba import EXP, EXPM1, LOG, LOG1P, apply
 from ._small_numba import LABEL as _LABEL
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
@@ -127,7 +131,7 @@ def label_weights(
 
 
 @numba.njit(cache=True)
-def _rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
+def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
     r"""``log_sum_exp_shifted`` between its exp and its log1p, in the dtype of ``terms``
     (:math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
     there): into ``rows[REST]`` :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 -
@@ -198,7 +202,7 @@ def _scale(like: np.ndarray, normalizer: float, reduction: int, log_base: float)
 
 
 @numba.njit(cache=True)
-def _label_rows64(
+def label_rows64(
     shifted: np.ndarray, rows: np.ndarray, ell: np.ndarray, log_p_y: np.ndarray, out: np.ndarray
 ) -> int:
     r"""``log_prob_of_labels``: :math:`\log p_y = \min(\sigma_y - \ell, 0)` into
@@ -227,7 +231,7 @@ def _label_rows64(
 
 
 @numba.njit(cache=True)
-def _log1mexp_args64(
+def log1mexp_args64(
     log_p_y: np.ndarray, p_y: np.ndarray, expm1: np.ndarray, args: np.ndarray
 ) -> None:
     r"""The arguments of ``_log1mexp``'s np.log1p and np.log where some :math:`a = \log
@@ -243,7 +247,7 @@ def _log1mexp_args64(
 
 
 @numba.njit(cache=True)
-def _scaled_log1mexp64(
+def scaled_log1mexp64(
     log_p_y: np.ndarray, far: np.ndarray, near: np.ndarray, gamma: float, out: np.ndarray
 ) -> None:
     r""":math:`\gamma\log(1 - e^a)` into the last column of ``out`` (N x k) from np.log1p's
@@ -261,7 +265,7 @@ def _scaled_log1mexp64(
 
 
 @numba.njit(cache=True)
-def _focal_loss64(
+def focal_loss64(
     log_p_y: np.ndarray,
     modulation: np.ndarray,
     weights: np.ndarray,
@@ -313,7 +317,7 @@ def _finish_gradient64(
 
 
 @numba.njit(cache=True)
-def _focal_gradient64(
+def focal_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     log_p_y: np.ndarray,
@@ -351,7 +355,7 @@ def _focal_gradient64(
 
 
 @numba.njit(cache=True)
-def _poly_loss64(
+def poly_loss64(
     log_p_y: np.ndarray,
     expm1: np.ndarray,
     epsilon: float,
@@ -376,7 +380,7 @@ def _poly_loss64(
 
 
 @numba.njit(cache=True)
-def _poly_gradient64(
+def poly_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
     epsilon: float,
@@ -548,20 +552,7 @@ def hinge_gradient(
             out[i] = zero  # zero_where_ignored
 
 
-# The public names of the compiled functions the Python side calls (and tests spy on);
-# compiled code calls the private ones, so that a function compiled while a spy sits
-# in a public name still finds the compiled one.
-rest_of_rows = _rest_of_rows
-label_rows64 = _label_rows64
-log1mexp_args64 = _log1mexp_args64
-scaled_log1mexp64 = _scaled_log1mexp64
-focal_loss64 = _focal_loss64
-focal_gradient64 = _focal_gradient64
-poly_loss64 = _poly_loss64
-poly_gradient64 = _poly_gradient64
-
-
-# ------------------------------------------------- float64 with the C library's functions
+# ------------------------------- one compiled call: the C library's functions or NumPy's loops
 
 
 @numba.njit(cache=True)
@@ -578,35 +569,31 @@ def libm_agrees(x: np.ndarray, want: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _elementwise(x: np.ndarray, expm1: bool) -> np.ndarray:
-    """``np.exp`` (or ``np.expm1``) of C-contiguous float64 ``x`` by the C library's
-    function, into a fresh array."""
+def _fresh(loops: np.ndarray, k: int, x: np.ndarray) -> np.ndarray:
+    """Function ``k`` of ``x`` (C-contiguous) into a fresh array (``apply``)."""
     out = np.empty_like(x)
-    flat, into = x.reshape(-1), out.reshape(-1)
-    for i in range(flat.shape[0]):
-        into[i] = math.expm1(flat[i]) if expm1 else math.exp(flat[i])
+    apply(loops, k, x, out)
     return out
 
 
 @numba.njit(cache=True)
 def _libm_rows(
-    z: np.ndarray, labels: np.ndarray, gradient: bool
+    z: np.ndarray, labels: np.ndarray, gradient: bool, loops: np.ndarray
 ) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int]:
-    r"""The hybrid's rows (``_small_label_families._label_rows``) of float64 ``z`` with
-    the C library's exp and log1p in place of NumPy's: ``(ok, shifted, log p_y, work,
-    near)`` as :func:`label_rows64` leaves them."""
+    r"""The hybrid's rows (``_small_label_families._label_rows``) of ``z`` with
+    ``apply``'s exp and log1p (``loops``) in place of NumPy's calls: ``(ok, shifted,
+    log p_y, work, near)`` as :func:`label_rows64` leaves them."""
     n, classes = z.shape
-    shifted = np.empty((n, classes))
-    rows = np.empty((3, n))
-    ell = np.empty(n)
-    work = np.empty((n, classes + 1)) if gradient else np.empty((0, 0))
+    shifted = np.empty((n, classes), z.dtype)
+    rows = np.empty((3, n), z.dtype)
+    ell = np.empty(n, z.dtype)
+    work = np.empty((n, classes + 1) if gradient else (0, 0), z.dtype)
     if not shift_rows64(z, labels, 1.0, shifted, rows):
         return False, shifted, ell, work, 0
-    if not _rest_of_rows(_elementwise(shifted, False), shifted, z, rows):
+    if not rest_of_rows(_fresh(loops, EXP, shifted), shifted, z, rows):
         return False, shifted, ell, work, 0
-    for i in range(n):
-        ell[i] = math.log1p(rows[_REST, i])
-    near = _label_rows64(shifted, rows, ell, ell, work)
+    apply(loops, LOG1P, rows[_REST], ell)
+    near = label_rows64(shifted, rows, ell, ell, work)
     return True, shifted, ell, work, near
 
 
@@ -618,26 +605,34 @@ def _libm_modulation(
     near: int,
     gamma: float,
     out: np.ndarray,
+    loops: np.ndarray,
+    spare: np.ndarray,
 ) -> None:
-    r"""``_small_label_families._scaled_log1mexp`` with the C library's log1p and log:
-    :math:`\gamma\log(1 - p_y)` into the last column of ``out``, then its exp there."""
-    n = log_p_y.shape[0]
-    far = np.empty(n)
+    r"""``_small_label_families._scaled_log1mexp`` with ``apply``'s log1p and log
+    (``loops``): :math:`\gamma\log(1 - p_y)`, the argument of the modulation's exp,
+    into the last column of ``out`` (N x k); ``spare``: 4 x N of scratch."""
+    far = spare[0]
     if near:
-        args = np.empty((2, n))
-        _log1mexp_args64(log_p_y, p_y, expm1, args)
-        close = np.empty(n)
-        for i in range(n):
-            far[i] = math.log1p(args[0, i])
-            close[i] = math.log(args[1, i])
-        _scaled_log1mexp64(log_p_y, far, close, gamma, out)
+        args, close = spare[1:3], spare[3]
+        log1mexp_args64(log_p_y, p_y, expm1, args)
+        apply(loops, LOG1P, args[0], far)
+        apply(loops, LOG, args[1], close)
+        scaled_log1mexp64(log_p_y, far, close, gamma, out)
     else:
-        for i in range(n):
-            far[i] = math.log1p(-p_y[i])
-        _scaled_log1mexp64(log_p_y, far, far, gamma, out)
-    last = out.shape[1] - 1
-    for i in range(n):
-        out[i, last] = math.exp(out[i, last])
+        negated = spare[1]
+        for i in range(p_y.shape[0]):
+            negated[i] = -p_y[i]
+        apply(loops, LOG1P, negated, far)
+        scaled_log1mexp64(log_p_y, far, far, gamma, out)
+
+
+@numba.njit(cache=True)
+def _exp_of_work(loops: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """``apply``'s exp of ``work``: in place by the C library's function (no ``loops``),
+    else into a fresh array, as NumPy's loop is called on np.exp(x)."""
+    e = work if loops.shape[0] == 0 else np.empty_like(work)
+    apply(loops, EXP, work, e)
+    return e
 
 
 _LIBM_CALLS = ("focal_loss", "focal_gradient", "poly_loss", "poly_gradient")
@@ -657,40 +652,52 @@ def label_libm(
     normalizer: float,
     per_row: np.ndarray,
     grad: np.ndarray,
+    loops: np.ndarray,
 ) -> tuple[bool, float]:
-    r"""``(ok, value)`` of the small call ``what`` of float64 logits ``z`` (N x C): the
-    hybrid's compiled functions (:func:`focal_loss64`, :func:`focal_gradient64`,
-    :func:`poly_loss64`, :func:`poly_gradient64`) with the hybrid's NumPy calls made by
-    the C library's functions. ``option``: :math:`\gamma` or :math:`\varepsilon`; a
-    loss's per-row output goes to ``per_row``, a gradient to ``grad`` (N x C; nothing
-    written where ``ok`` is False), and ``log_base`` is 0.0 for poly-1 (no ``base``)."""
+    r"""``(ok, value)`` of the small call ``what`` of logits ``z`` (N x C, float64 or
+    float32): the hybrid's compiled functions (:func:`focal_loss64`,
+    :func:`focal_gradient64`, :func:`poly_loss64`, :func:`poly_gradient64`) with the
+    hybrid's NumPy calls made by ``_small_loops_numba.apply``: NumPy's own loops
+    (``loops``), or, where ``loops`` is empty, the C library's functions (float64).
+    ``option``: :math:`\gamma` or :math:`\varepsilon`; a loss's per-row output goes to
+    ``per_row``, a gradient to ``grad`` (N x C; nothing written where ``ok`` is False),
+    and ``log_base`` is 0.0 for poly-1 (no ``base``)."""
     gradient = what in (_FOCAL_GRADIENT, _POLY_GRADIENT)
-    ok, shifted, log_p_y, work, near = _libm_rows(z, labels, gradient)
+    ok, _, log_p_y, work, near = _libm_rows(z, labels, gradient, loops)
     if not ok:
         return False, 0.0
     if what == _POLY_LOSS:
-        expm1 = _elementwise(log_p_y, True)
-        return _poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
+        expm1 = _fresh(loops, EXPM1, log_p_y)
+        return poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
     if what == _POLY_GRADIENT:
-        e = _elementwise(work, False)
-        _poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
+        e = _exp_of_work(loops, work)
+        poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
         return True, 0.0
     gamma = option
-    p_y = _elementwise(log_p_y, False)
-    expm1 = _elementwise(log_p_y, True) if near or gradient else p_y
+    n = log_p_y.shape[0]
+    scratch = np.empty((8, n), z.dtype)  # p_y, expm1, argument, modulation, 4 spare
+    p_y = scratch[0]
+    apply(loops, EXP, log_p_y, p_y)
+    expm1 = scratch[1]
+    if near or gradient:
+        apply(loops, EXPM1, log_p_y, expm1)
     if what == 0:  # the focal loss
-        modulation = np.empty((0, 0))
+        modulation = np.empty((0, 0), z.dtype)
         if gamma != 0.0:
-            _libm_modulation(log_p_y, p_y, expm1, near, gamma, shifted)
-            modulation = shifted
-        return _focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
-    classes = z.shape[1]
-    if gamma != 0.0:  # the modulation's exp in the last column; p's exp in the others
-        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work)
-    for i in range(z.shape[0]):
-        for c in range(classes if gamma != 0.0 else classes + 1):
-            work[i, c] = math.exp(work[i, c])
-    _focal_gradient64(
-        work, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
+            argument, modulation = scratch[2].reshape((n, 1)), scratch[3].reshape((n, 1))
+            _libm_modulation(log_p_y, p_y, expm1, near, gamma, argument, loops, scratch[4:])
+            apply(loops, EXP, argument, modulation)
+        return focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
+    if gamma != 0.0:  # the modulation's argument of exp in the last column, beside p's
+        _libm_modulation(log_p_y, p_y, expm1, near, gamma, work, loops, scratch[4:])
+    e = _exp_of_work(loops, work)  # p, then the modulation (p_y for gamma = 0: unused)
+    focal_gradient64(
+        e, labels, log_p_y, p_y, expm1, gamma, weights, reduction, log_base, normalizer, grad
     )
     return True, 0.0
+
+
+CALLS = types.SimpleNamespace(**{name: globals()[name] for name in __all__})
+"""The public functions as the Python side (``_small_label_families``) calls them. Tests
+spy on the calls by replacing this namespace's attributes, never the module's, which
+the compiled functions look up when Numba compiles them."""
