@@ -435,7 +435,8 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 
 # No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
 # chunk's scores are formed row by row into ``scores`` and summed by pairwise_sum, in
-# an order no compilation can change.  With "reassoc" the vectoriser chose the order,
+# an order no compilation can change (nor the vector width: 512-bit vectors asked
+# for, see entropy_terms).  With "reassoc" the vectoriser chose the order,
 # and chose differently in the process that compiled the kernel and in one that
 # loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
 # between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
@@ -444,6 +445,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
     # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
     # the chunk's rows, each only if ``wanted``
+    prefer_wide_vectors()
     brier, spherical, entropy = wanted
     if brier:
         for i in range(count):
@@ -626,6 +628,9 @@ def totals(
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
     # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
     # found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
+    # No fastmath here: the vector width changes no result (512-bit vectors asked for,
+    # see entropy_terms; the bins' index loop, the hits).
+    prefer_wide_vectors()
     sums, class_stats, bin_stats, found = out
     n, k = values.shape
     # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
