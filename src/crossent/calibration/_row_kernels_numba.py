@@ -44,6 +44,7 @@ __all__ = [
     "label_error",
     "log_array",
     "log_positive",
+    "log_reduced",
     "packed",
     "pairwise_sum",
     "row_sums",
@@ -66,9 +67,7 @@ _TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to th
 @numba.njit(fastmath={"contract", "nsz"}, inline="never", error_model="numpy")
 def log_positive(x: float) -> float:
     # fdlibm's __ieee754_log for finite x > 0 (subnormals scaled by 2^54 first):
-    # x = 2^e m, m in [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f),
-    # log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7 minimax polynomial,
-    # plus e log 2 split into a high part exact in any product and a low part.
+    # x = 2^k m, m in [sqrt(2)/2, sqrt(2)), then log_reduced(m - 1, k).
     # Error below 1 ulp, like the C library's.
     tiny = x < 2.2250738585072014e-308
     x = x * 18014398509481984.0 if tiny else x
@@ -85,7 +84,19 @@ def log_positive(x: float) -> float:
     # for int64): the biased exponent in the low mantissa bits of 2^52, minus 2^52
     k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
     k = k - 54.0 if tiny else k
-    f = m - 1.0
+    return log_reduced(m - 1.0, k)
+
+
+# Inlined by Numba into its caller, whose flags it then has: call it only from a
+# function compiled with log_positive's (fastmath {"contract", "nsz"}, NumPy's error
+# model), as log_positive does (and the previous range reduction that
+# tests/calibration/test_issue13_log_reduction.py keeps as an oracle).
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def log_reduced(f: float, k: float) -> float:
+    # log(2^k (1 + f)) for 1 + f = m in [T/2, T) (log_positive's reduction), k integral:
+    # s = f / (2 + f), log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7
+    # minimax polynomial, plus k log 2 split into a high part exact in any product
+    # and a low part (fdlibm's __ieee754_log)
     s = f / (2.0 + f)
     z = s * s
     # R(z) = Lg1 z + ... + Lg7 z^7 by Estrin's scheme (pairs, then pairs of pairs):
