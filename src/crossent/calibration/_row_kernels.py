@@ -95,7 +95,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "block_totals", "log_positive", "row_summaries"]
+__all__ = ["available", "block_totals", "log_positive", "row_summaries", "surprisal"]
 
 _PART_ROWS = 256
 """Rows whose terms are summed plainly (vectorised) before the compensated sum of the
@@ -126,7 +126,12 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     """The compiled kernels by name (imports Numba, once)."""
     from . import _row_kernels_numba as kernels
 
-    return {"summaries": kernels.summaries, "log": kernels.log_array, "totals": kernels.totals}
+    return {
+        "summaries": kernels.summaries,
+        "log": kernels.log_array,
+        "surprisal": kernels.surprisal_array,
+        "totals": kernels.totals,
+    }
 
 
 def log_positive(x: np.ndarray) -> np.ndarray:
@@ -134,6 +139,15 @@ def log_positive(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
     _kernels()["log"](x, out)
+    return out
+
+
+def surprisal(p: np.ndarray) -> np.ndarray:
+    """:math:`-\\log p` of float64 values by the kernels' logarithm, as :func:`block_totals`
+    sums it (``inf`` at 0, ``-inf`` at ``inf``, NaN for NaN or a negative value)."""
+    p = np.ascontiguousarray(p, dtype=np.float64)
+    out = np.empty_like(p)
+    _kernels()["surprisal"](p, out)
     return out
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "short_rows",
     "summaries",
     "sums_and_top",
+    "surprisal_array",
+    "surprisal_of",
     "suspect_rows",
     "top_labels",
     "totals",
@@ -418,6 +420,22 @@ def log_array(x, out):
         out[i] = log_positive(x[i])
 
 
+@numba.njit(inline="always")
+def surprisal_of(x):
+    # -log x by log_positive (inf at 0, -inf at inf, NaN for NaN or x < 0): the
+    # surprisal of a label's probability, in the per-class sums and the most surprising
+    # rows alike (selects only: the caller's flags change nothing)
+    v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+    return -(np.inf if x == np.inf else v)
+
+
+@numba.njit(fastmath={"contract", "reassoc", "nsz"}, nogil=True, cache=True)
+def surprisal_array(x, out):
+    # surprisal_of of each value (with chunk_parts' flags)
+    for i in range(x.shape[0]):
+        out[i] = surprisal_of(x[i])
+
+
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
 @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
@@ -434,9 +452,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
     if logs:
         total = 0.0
         for i in range(count):
-            x = p_label[i]
-            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-            s = -(np.inf if x == np.inf else v)
+            s = surprisal_of(p_label[i])
             surprisal[i] = s
             total += s
         parts[0] = total

@@ -358,7 +358,8 @@ def _fused_totals(
         bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
         found=[
             (float(value), int(row))
-            for value, row in zip(-safe_log(found_p, xp=np), rows, strict=True)
+            # the kernels' logarithm, as in the summed and per-class surprisals
+            for value, row in zip(_row_kernels.surprisal(found_p), rows, strict=True)
         ]
         if rows.size
         else [],
