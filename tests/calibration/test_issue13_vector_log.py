@@ -155,7 +155,7 @@ def _cpu_flag(flag: str) -> bool:
         return False
 
 
-def test_issue13_vector_log_entropy_loop_uses_256_bit_vectors() -> None:
+def test_issue13_vector_log_entropy_loop_uses_vector_divisions() -> None:
     if not _cpu_flag("avx2"):
         pytest.skip("needs an x86-64 CPU with AVX2 (Numba compiles for the host)")
     import numba
