@@ -85,10 +85,10 @@ results do not depend on the vector width (the entropy terms, the labels' and en
 checks, the scores and the bins of :func:`block_totals`, none reassociated) ask for
 512-bit ones (``crossent._intrinsics_numba.prefer_wide_vectors``), the reassociated
 row sums (squares, entropies) keep their 256-bit order and bits.  Measured, 10^6 x 10
-float32 on the 2-core Emerald Rapids, one thread: the ``EvaluationState.update`` kernel
-43 to 34 ms, its entropy terms about 0.95 ns an entry (0.5 ns the loop without the
-logarithm), bound by the 512-bit floating-point ports rather than by the division
-(the loop without it: 13% faster).
+float32 on the 2-core Emerald Rapids, one thread, against the 256-bit loops: the
+``EvaluationState.update`` kernel 36.5 to 33.3 ms, its entropy terms 12.8 to 10.0 ms
+(about 1 ns an entry; 0.5 ns the loop without the logarithm), bound by the 512-bit
+floating-point ports rather than by the division (the loop without it: 13% faster).
 
 The kernels are in :mod:`._row_kernels_numba`, which imports Numba at its top.
 Importing this module does not import Numba; :func:`available` looks for it, and the

@@ -121,8 +121,9 @@ def log_reduced(f: float, k: float) -> float:
 # otherwise stays at 256 bits; no change on AVX2).  Their results do not depend on the
 # vector width (elementwise terms, integer counts, an "or"), unlike the reassociated
 # row sums of chunk_rows and row_sums, which keep their 256-bit order (their bits).
-# Measured, 10^6 x 10 float32 on the 2-core Emerald Rapids, one thread, the
-# EvaluationState.update kernel: 43 to 34 ms (the entropy terms 18 to 13 ms).
+# Measured, 10^6 x 10 float32 on the 2-core Emerald Rapids, one thread, CPU time, min
+# of 9 interleaved with main's (loaded machine): the EvaluationState.update kernel 36.5
+# to 33.3 ms, its entropy terms 12.8 to 10.0 ms (float64 entries 14.0 to 10.9 ms).
 @numba.njit(fastmath=_FLAGS, inline="never")
 def entropy_terms(flat, start, count, terms):
     prefer_wide_vectors()
