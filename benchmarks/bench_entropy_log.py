@@ -31,9 +31,20 @@ clock), the minimum over ``--repeats`` interleaved repeats:
 
 * floor: the same loop with the logarithm replaced by :math:`p (p - 1)`;
 * kernels: ``entropy_terms`` of the kernels (four streams of fdlibm logarithms);
-* table, 4 streams / 1 stream: the same loop with ``table_log`` (called
-  unconditionally, then selected: under a condition its loads are masked and the loop
-  runs scalar).
+* table, 4 streams: the kernels' own ``entropy_terms`` compiled again with
+  ``table_log`` in place of ``log_positive`` (``with_log``: the same code, flags and
+  512-bit vectors, no copy of the loop), which calls it under the condition
+  :math:`p > 0`;
+* table, 1 stream: one stream, ``table_log`` called unconditionally, then selected.
+
+The table rows of the AMD measurements below were taken with a copy of the loop that
+called ``table_log`` unconditionally (under a condition its loads are masked, and on
+the AMD the loop ran scalar).  Calling the kernels' ``log_positive`` unconditionally
+too, so that one loop served both, slowed the kernels' float32 loop on the Emerald
+Rapids (10^7 entries, min of 11, one thread, load 3.6: 9.2-9.3 ms conditional, 10.5-10.6
+ms unconditional; float64 the same), so the kernels keep the condition; on the Emerald
+Rapids the conditional table loop runs vectorised (masked gathers, 512-bit), 12.7 ms
+against the kernels' 9.5 ms.
 
 Measured on the 2-core AMD EPYC (``znver3`` to LLVM, AVX2), 10^7 entries, 2026-12-01,
 two runs (load average 4 and 6: five engineers on two cores; the second with the
@@ -57,8 +68,12 @@ plus moving the 4 indices out of the vector registers: about 30 of the loop's 90
 instructions per 4 entries, against fdlibm's 45 for everything, one of them a
 ``vdivpd`` whose throughput, 4 entries per ~5 cycles, is not the limit).  Forcing
 gathers (``NUMBA_CPU_FEATURES=<host features>,+fast-gather``, every kernel of the
-process) is no better: 4.3-4.9 ns for float32.  A CPU with fast gathers (Intel since
-Skylake, with AVX-512 wider ones) may rank them otherwise: run this script there.
+process) is no better: 4.3-4.9 ns for float32.
+
+On the 2-core Intel Emerald Rapids (AVX-512, fast gathers; every loop 512-bit), 10^7
+entries, 2026-12-01, load average 3.3, ns per entry, min of 5: float32 floor 0.50,
+kernels 0.97, table 4 streams 1.31, table 1 stream 2.06; float64 0.64, 1.02, 1.34,
+1.96.  Accuracy as above.  The table loses there too.
 """
 
 from __future__ import annotations
@@ -67,6 +82,7 @@ import argparse
 import os
 import struct
 import time
+import types as types_module
 from collections.abc import Callable
 from typing import Any
 
@@ -179,25 +195,19 @@ def table_terms_1(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -
         terms[t] = x * y if x > 0.0 else 0.0
 
 
-@numba.njit(fastmath=_FLAGS, inline="always")
-def table_terms_4(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -> None:
-    quarter = count // 4
-    a = flat[start : start + quarter]
-    b = flat[start + quarter : start + 2 * quarter]
-    c = flat[start + 2 * quarter : start + 3 * quarter]
-    d = flat[start + 3 * quarter : start + 4 * quarter]
-    out_a, out_b = terms[:quarter], terms[quarter : 2 * quarter]
-    out_c, out_d = terms[2 * quarter : 3 * quarter], terms[3 * quarter : 4 * quarter]
-    for t in range(quarter):
-        x, u, v, y = np.float64(a[t]), np.float64(b[t]), np.float64(c[t]), np.float64(d[t])
-        lx, lu, lv, ly = table_log(x), table_log(u), table_log(v), table_log(y)
-        out_a[t] = x * lx if x > 0.0 else 0.0
-        out_b[t] = u * lu if u > 0.0 else 0.0
-        out_c[t] = v * lv if v > 0.0 else 0.0
-        out_d[t] = y * ly if y > 0.0 else 0.0
-    for t in range(4 * quarter, count):
-        x = np.float64(flat[start + t])
-        terms[t] = x * table_log(x) if x > 0.0 else 0.0
+def with_log(loop: Any, log: Any) -> Any:
+    """The kernels' compiled ``loop`` (a dispatcher of ``kernels``) compiled again with
+    ``log`` in place of ``log_positive``: its own code, not a copy (its flags and
+    options as the kernel's, its other globals the kernels module's)."""
+    function = loop.py_func
+    namespace = {**function.__globals__, "log_positive": log}
+    rebound = types_module.FunctionType(function.__code__, namespace, function.__name__)
+    options = {key: value for key, value in loop.targetoptions.items() if key != "nopython"}
+    return numba.njit(**options)(rebound)
+
+
+# the kernels' entropy loop (four streams) with the table-driven logarithm
+table_terms_4 = with_log(kernels.entropy_terms, table_log)
 
 
 def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:

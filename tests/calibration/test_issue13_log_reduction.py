@@ -7,7 +7,8 @@ take m from the mantissa and halve it when it reached fdlibm's cut
 operations a vector.  It now adds :math:`1 - T/2` to the bits, so that the mantissa
 carries into the exponent field exactly when m would reach T (7 operations).  The m and
 k, hence every later rounding, must be the same: these tests pin the logarithm bit for bit
-to the previous split (written out below, compiled with the kernel's flags) on the
+to the previous split (written out below as the oracle, compiled with the kernel's
+flags, followed by the kernel's own ``log_reduced``: only the split differs) on the
 values where the two could part: around the cut T (and exactly sqrt(2), above it) at
 many exponents, powers of two and their neighbours, next to 1, float64 subnormals
 (scaled by 2^54 first), the largest float64, every float32 mantissa of [1, 2), and
@@ -39,6 +40,7 @@ def _previous_log() -> object:
     import numba
 
     from crossent._intrinsics_numba import bits_to_float64, float64_to_bits
+    from crossent.calibration._row_kernels_numba import log_reduced
 
     @numba.njit(fastmath={"contract", "nsz"}, error_model="numpy")
     def log_positive(x: float) -> float:
@@ -51,18 +53,7 @@ def _previous_log() -> object:
         biased = ((bits >> 52) & 0x7FF) + upper
         k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
         k = k - 54.0 if tiny else k
-        f = m - 1.0
-        s = f / (2.0 + f)
-        z = s * s
-        w = z * z
-        a = 0.6666666666666735130 + z * 0.3999999999940941908
-        b = 0.2857142874366239149 + z * 0.2222219843214978396
-        c = 0.1818357216161805012 + z * 0.1531383769920937332
-        r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
-        hfsq = 0.5 * f * f
-        return k * 6.93147180369123816490e-01 - (
-            (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
-        )
+        return log_reduced(m - 1.0, k)  # the kernels' polynomial: only the split differs
 
     @numba.njit(fastmath={"contract", "reassoc", "nsz", "arcp"})
     def log_array(x: np.ndarray, out: np.ndarray) -> None:

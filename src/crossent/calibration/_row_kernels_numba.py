@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._intrinsics_numba import bits_to_float64, float64_to_bits
+from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS
 
 __all__ = [
@@ -44,12 +44,15 @@ __all__ = [
     "label_error",
     "log_array",
     "log_positive",
+    "log_reduced",
     "packed",
     "pairwise_sum",
     "row_sums",
     "short_rows",
     "summaries",
     "sums_and_top",
+    "surprisal_array",
+    "surprisal_of",
     "suspect_rows",
     "top_labels",
     "totals",
@@ -66,9 +69,7 @@ _TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to th
 @numba.njit(fastmath={"contract", "nsz"}, inline="never", error_model="numpy")
 def log_positive(x: float) -> float:
     # fdlibm's __ieee754_log for finite x > 0 (subnormals scaled by 2^54 first):
-    # x = 2^e m, m in [sqrt(2)/2, sqrt(2)), f = m - 1, s = f / (2 + f),
-    # log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7 minimax polynomial,
-    # plus e log 2 split into a high part exact in any product and a low part.
+    # x = 2^k m, m in [sqrt(2)/2, sqrt(2)), then log_reduced(m - 1, k).
     # Error below 1 ulp, like the C library's.
     tiny = x < 2.2250738585072014e-308
     x = x * 18014398509481984.0 if tiny else x
@@ -85,7 +86,19 @@ def log_positive(x: float) -> float:
     # for int64): the biased exponent in the low mantissa bits of 2^52, minus 2^52
     k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
     k = k - 54.0 if tiny else k
-    f = m - 1.0
+    return log_reduced(m - 1.0, k)
+
+
+# Inlined by Numba into its caller, whose flags it then has: call it only from a
+# function compiled with log_positive's (fastmath {"contract", "nsz"}, NumPy's error
+# model), as log_positive does (and the previous range reduction that
+# tests/calibration/test_issue13_log_reduction.py keeps as an oracle).
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def log_reduced(f: float, k: float) -> float:
+    # log(2^k (1 + f)) for 1 + f = m in [T/2, T) (log_positive's reduction), k integral:
+    # s = f / (2 + f), log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7
+    # minimax polynomial, plus k log 2 split into a high part exact in any product
+    # and a low part (fdlibm's __ieee754_log)
     s = f / (2.0 + f)
     z = s * s
     # R(z) = Lg1 z + ... + Lg7 z^7 by Estrin's scheme (pairs, then pairs of pairs):
@@ -102,8 +115,18 @@ def log_positive(x: float) -> float:
     )
 
 
-@numba.njit(fastmath=_FLAGS, inline="always")
+# The flat loops below (entropy_terms, label_error, entries_suspect) are their own LLVM
+# functions (inline="never"; LLVM inlines them after vectorising them), each asking for
+# 512-bit vectors (prefer_wide_vectors: zmm on AVX-512 CPUs, where LLVM's tuning
+# otherwise stays at 256 bits; no change on AVX2).  Their results do not depend on the
+# vector width (elementwise terms, integer counts, an "or"), unlike the reassociated
+# row sums of chunk_rows and row_sums, which keep their 256-bit order (their bits).
+# Measured, 10^6 x 10 float32 on the 2-core Emerald Rapids, one thread, CPU time, min
+# of 9 interleaved with main's (loaded machine): the EvaluationState.update kernel 36.5
+# to 33.3 ms, its entropy terms 12.8 to 10.0 ms (float64 entries 14.0 to 10.9 ms).
+@numba.njit(fastmath=_FLAGS, inline="never")
 def entropy_terms(flat, start, count, terms):
+    prefer_wide_vectors()
     # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
     # vectorised across row boundaries, into a buffer that stays in L1; the four
     # quarters side by side, so that four independent logarithms are in flight
@@ -187,11 +210,12 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     return suspect
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="never")
 def label_error(labels, low, k):
+    prefer_wide_vectors()
     # 0, or -1 - i for the first label outside [low, k): low = -k for unchecked labels
     # (validate=False: no stray read), 0 for labels whose check was deferred to this
-    # pass; a flat check first (vectorised)
+    # pass; a flat check first (vectorised, 512-bit: see entropy_terms)
     wrong = 0
     for i in range(labels.shape[0]):
         y = labels[i]
@@ -324,11 +348,13 @@ def packed(bits):
     return (bits.itemsize == 4) & (bits.shape[1] <= _PACKED_CLASSES)
 
 
-@numba.njit(fastmath=_FLAGS, inline="always")
+@numba.njit(fastmath=_FLAGS, inline="never")
 def entries_suspect(entries):
-    # whether an entry is NaN or outside [0, 1], in one flat loop (vectorised across
-    # rows; over a slice indexed from 0: an index Numba cannot prove non-negative
-    # goes through its wraparound select, and the loads are not vectorised); an "or"
+    prefer_wide_vectors()
+    # whether an entry is NaN or outside [0, 1], in one flat loop (512-bit: see
+    # entropy_terms; vectorised across rows; over a slice indexed from 0: an index
+    # Numba cannot prove non-negative goes through its wraparound select, and the
+    # loads are not vectorised); an "or"
     # of the comparisons' masks, not their count (which widened each mask to int64,
     # four lanes to a vector: 10^7 float32 entries in L1, 1.8 to 0.9 ms)
     bad = False
@@ -395,6 +421,22 @@ def log_array(x, out):
         out[i] = log_positive(x[i])
 
 
+@numba.njit(inline="always")
+def surprisal_of(x):
+    # -log x by log_positive (inf at 0, -inf at inf, NaN for NaN or x < 0): the
+    # surprisal of a label's probability, in the per-class sums and the most surprising
+    # rows alike (selects only: the caller's flags change nothing)
+    v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+    return -(np.inf if x == np.inf else v)
+
+
+@numba.njit(fastmath={"contract", "reassoc", "nsz"}, nogil=True, cache=True)
+def surprisal_array(x, out):
+    # surprisal_of of each value (with chunk_parts' flags)
+    for i in range(x.shape[0]):
+        out[i] = surprisal_of(x[i])
+
+
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
 @numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
@@ -411,9 +453,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
     if logs:
         total = 0.0
         for i in range(count):
-            x = p_label[i]
-            v = log_positive(x) if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-            s = -(np.inf if x == np.inf else v)
+            s = surprisal_of(p_label[i])
             surprisal[i] = s
             total += s
         parts[0] = total
@@ -423,7 +463,8 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 
 # No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
 # chunk's scores are formed row by row into ``scores`` and summed by pairwise_sum, in
-# an order no compilation can change.  With "reassoc" the vectoriser chose the order,
+# an order no compilation can change (nor the vector width: 512-bit vectors asked
+# for, see entropy_terms).  With "reassoc" the vectoriser chose the order,
 # and chose differently in the process that compiled the kernel and in one that
 # loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
 # between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
@@ -432,6 +473,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
     # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
     # the chunk's rows, each only if ``wanted``
+    prefer_wide_vectors()
     brier, spherical, entropy = wanted
     if brier:
         for i in range(count):
@@ -614,6 +656,9 @@ def totals(
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
     # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
     # found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
+    # No fastmath here: the vector width changes no result (512-bit vectors asked for,
+    # see entropy_terms; the bins' index loop, the hits).
+    prefer_wide_vectors()
     sums, class_stats, bin_stats, found = out
     n, k = values.shape
     # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms

@@ -334,7 +334,7 @@ def _fused_totals(
             spherical=request.spherical,
             squares=request.brier or request.spherical,
             classes=bool(request.classes),
-            edges=uniform_edges(request.bins) if request.bins else None,
+            edges=_kernel_edges(request.bins) if request.bins else None,
             left=request.closed == "left",
             keep=request.keep,
             surprisal=request.surprisal,
@@ -356,13 +356,19 @@ def _fused_totals(
         class_count=class_stats[0].astype(np.intp),
         class_surprisal=class_stats[1],
         bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
-        found=[
-            (float(value), int(row))
-            for value, row in zip(-safe_log(found_p, xp=np), rows, strict=True)
-        ]
+        # the kernels' logarithm, as in the summed and per-class surprisals
+        found=list(zip(_row_kernels.surprisal(found_p).tolist(), rows.tolist(), strict=True))
         if rows.size
         else [],
     )
+
+
+@functools.cache
+def _kernel_edges(bins: int) -> FloatArray:
+    """:func:`uniform_edges` for the kernel, once per number of bins (every block of every
+    call asks).  Shared: never written (left writable, so that the kernel keeps the one
+    compiled signature, for writable arrays)."""
+    return uniform_edges(bins)
 
 
 def map_totals(

@@ -1,0 +1,75 @@
+"""Issue 13, evaluation item: the kernels' flat loops use 512-bit vectors on AVX-512 CPUs.
+
+LLVM's tuning for Intel's AVX-512 cores prefers 256-bit vectors, so the Numba kernels
+used ``ymm`` registers there.  ``_row_kernels_numba``'s flat loops whose results do not
+depend on the vector width (the entropy terms, the labels' range check, the entries'
+check; ``totals`` and ``chunk_scores``, which have no reassociation) ask for 512-bit
+vectors (``prefer_wide_vectors``); the reassociated row sums (``row_sums``,
+``sums_and_top``, the entropy's per-row sums in ``chunk_rows``) do not, so that their
+order, hence their bits, stays the same.  These tests compile the loops afresh (the
+cached kernels' code cannot be inspected) and look for ``zmm`` registers where the CPU
+has AVX-512, and for none in the row sums' loop.  Checked against the mutants: the
+``prefer_wide_vectors()`` call removed from ``label_error`` or ``entries_suspect`` fails
+the first test; added to ``row_sums``, the second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossent.calibration import _row_kernels
+
+pytestmark = pytest.mark.skipif(not _row_kernels.available(), reason="needs Numba")
+
+
+def _avx512() -> bool:
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get("avx512f", False))
+
+
+def _asm(kernel) -> str:  # type: ignore[no-untyped-def]
+    (asm,) = kernel.inspect_asm().values()
+    return str(asm)
+
+
+@pytest.mark.skipif(not _avx512(), reason="needs an AVX-512 CPU (Numba compiles for the host)")
+def test_issue13_flat_checks_use_512_bit_vectors() -> None:
+    import numba
+
+    from crossent.calibration import _row_kernels_numba as kernels
+
+    @numba.njit
+    def labels_check(labels: np.ndarray, k: int) -> int:
+        return kernels.label_error(labels, 0, k)
+
+    @numba.njit
+    def entries_check(entries: np.ndarray) -> bool:
+        return kernels.entries_suspect(entries)
+
+    labels = np.arange(1000) % 7
+    assert labels_check(labels, 7) == 0
+    assert labels_check(labels, 6) == -1 - 6
+    entries = np.full(1000, 0.25, dtype=np.float32)
+    assert not entries_check(entries)
+    entries[500] = np.nan
+    assert entries_check(entries)
+    assert "zmm" in _asm(labels_check)
+    assert "zmm" in _asm(entries_check)
+
+
+def test_issue13_row_sums_keep_their_vector_width() -> None:
+    import numba
+
+    from crossent.calibration import _row_kernels_numba as kernels
+
+    @numba.njit
+    def sums(values: np.ndarray, labels: np.ndarray, out: np.ndarray) -> int:
+        return kernels.row_sums(values, labels, True, False, 1e-3, out[0], out[1])
+
+    values = np.full((64, 40), 1 / 40)
+    out = np.empty((2, 64))
+    assert sums(values, np.zeros(64, dtype=np.intp), out) == 0
+    np.testing.assert_allclose(out[1], 39 / 1600)
+    assert "zmm" not in _asm(sums)
