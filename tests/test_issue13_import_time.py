@@ -73,6 +73,8 @@ def test_issue13_lazy_module_rebinds_its_global_on_first_use() -> None:
     stand_in = _lazy.LazyModule("json", namespace, "codec")
     namespace["codec"] = stand_in
     assert "imported on first use" in repr(stand_in)
+    assert not hasattr(stand_in, "__wrapped__")  # introspection imports nothing
+    assert namespace["codec"] is stand_in
     assert stand_in.dumps([1]) == "[1]"
     assert namespace["codec"] is real
     # A stand-in no longer bound (patched over, or copied before) still forwards.

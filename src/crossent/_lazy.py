@@ -26,8 +26,12 @@ class LazyModule:
 
     Examples
     --------
-    ``special = LazyModule("scipy.special", globals(), "special")`` at module level,
-    under ``if not TYPE_CHECKING`` (type checkers see the plain import).
+    At module level, with the plain import for type checkers::
+
+        if typing.TYPE_CHECKING:
+            from scipy import special
+        else:
+            special = LazyModule("scipy.special", globals(), "special")
     """
 
     __slots__ = ("_alias", "_name", "_namespace")
@@ -38,6 +42,10 @@ class LazyModule:
         self._alias = alias
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            # Introspection (``inspect.unwrap``'s ``__wrapped__``, ``copy``'s
+            # ``__deepcopy__``, doctest's collection) does not import the module.
+            raise AttributeError(attr)
         module = importlib.import_module(self._name)
         if self._namespace.get(self._alias) is self:
             self._namespace[self._alias] = module

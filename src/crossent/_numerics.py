@@ -32,15 +32,16 @@ of the convention's constant (0 at ``p = q = 0``), because the one-sided derivat
 from __future__ import annotations
 
 import math
+import typing
 from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from ._lazy import LazyModule
 from ._xp import Array, full_like, is_numpy, ones_like, zeros_like
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from scipy import special
 else:  # imported on the first NumPy call (issue 13: ``import crossent`` time)
     special = LazyModule("scipy.special", globals(), "special")
