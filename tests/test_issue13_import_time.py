@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tests.fresh_process import run_python
 
 from crossent import _lazy
@@ -81,3 +82,30 @@ def test_issue13_lazy_module_rebinds_its_global_on_first_use() -> None:
     namespace["codec"] = "patched"
     assert stand_in.loads("[2]") == [2]
     assert namespace["codec"] == "patched"
+
+
+def test_issue13_rel_entr_probes_run_at_the_first_numpy_kl_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probes moved from import time to kl_terms' first NumPy call: with a SciPy whose
+    # rel_entr is the naive x log(x / y), that call must find out and repair both flaws.
+    import scipy.special
+
+    from crossent import _numerics
+    from crossent._xp import compat_numpy
+
+    def naive(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.where(x > 0, x * np.log(x / y), 0.0)
+
+    monkeypatch.setattr(scipy.special, "rel_entr", naive)
+    monkeypatch.setattr(_numerics, "special", scipy.special)
+    monkeypatch.setattr(_numerics, "_REL_ENTR_OVERFLOWS", None)
+    monkeypatch.setattr(_numerics, "_REL_ENTR_NAIVE_NEAR_ONE", None)
+    p = np.array([1.0, 0.5, 0.25])
+    q = np.array([1e-310, 0.5 * (1 + 2.0**-30), 0.0])
+    terms = _numerics.kl_terms(p, q, xp=compat_numpy)
+    assert (_numerics._REL_ENTR_OVERFLOWS, _numerics._REL_ENTR_NAIVE_NEAR_ONE) == (True, True)
+    assert terms[0] == -np.log(1e-310)  # not the naive +inf
+    assert terms[1] == 0.5 * np.log1p(-(2.0**-30) / (1 + 2.0**-30))  # to the last digit
+    assert terms[2] == np.inf
