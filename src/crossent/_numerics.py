@@ -32,13 +32,19 @@ of the convention's constant (0 at ``p = q = 0``), because the one-sided derivat
 from __future__ import annotations
 
 import math
+import typing
 from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special
 
+from ._lazy import LazyModule
 from ._xp import Array, full_like, is_numpy, ones_like, zeros_like
+
+if typing.TYPE_CHECKING:
+    from scipy import special
+else:  # imported on the first NumPy call (issue 13: ``import crossent`` time)
+    special = LazyModule("scipy.special", globals(), "special")
 
 __all__ = [
     "binary_cross_grad_terms",
@@ -61,15 +67,26 @@ _SCALE_EXPONENT = 64
 _LOG_SCALE = _SCALE_EXPONENT * math.log(2.0)
 
 # SciPy releases whose rel_entr computes x * log(x / y) overflow for subnormal y; newer
-# ones do not. Probed once, so the NumPy path pays for the repair only where needed.
-_REL_ENTR_OVERFLOWS = bool(np.isinf(special.rel_entr(1.0, 1e-310)))
+# ones do not. Probed once, at the first NumPy call of kl_terms (so that importing
+# crossent does not import SciPy), so the NumPy path pays for the repair only where needed.
+_REL_ENTR_OVERFLOWS: bool | None = None
 
 # SciPy releases whose rel_entr computes x * log(x / y) lose the relative accuracy of
 # terms with x / y near 1 (SciPy 1.17's does not): 1 * log(1 / (1 - 2**-30)) is
 # 2**-30 + 2**-61 + ..., the rounded ratio 1 + 2**-30 gives 2**-30 - 2**-61.
-_REL_ENTR_NAIVE_NEAR_ONE = bool(
-    abs(special.rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30)) - 1.0) > 1e-12
-)
+_REL_ENTR_NAIVE_NEAR_ONE: bool | None = None
+
+
+def _probe_rel_entr() -> None:
+    """Set the ``_REL_ENTR_*`` flags still unknown (None) from SciPy's ``rel_entr``."""
+    global _REL_ENTR_OVERFLOWS, _REL_ENTR_NAIVE_NEAR_ONE
+    from scipy.special import rel_entr  # SciPy's own, whatever ``special`` is bound to
+
+    if _REL_ENTR_OVERFLOWS is None:
+        _REL_ENTR_OVERFLOWS = bool(np.isinf(rel_entr(1.0, 1e-310)))
+    if _REL_ENTR_NAIVE_NEAR_ONE is None:
+        ratio = rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30))
+        _REL_ENTR_NAIVE_NEAR_ONE = bool(abs(ratio - 1.0) > 1e-12)
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
@@ -200,6 +217,8 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """
     if is_numpy(xp):
         terms = np.asarray(special.rel_entr(p, q))
+        if _REL_ENTR_OVERFLOWS is None or _REL_ENTR_NAIVE_NEAR_ONE is None:
+            _probe_rel_entr()
         p_b, q_b = (p, q) if p.shape == q.shape else np.broadcast_arrays(p, q)
         if _REL_ENTR_OVERFLOWS:
             overflowed = np.isposinf(terms) & (q_b > 0)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .._xp import log_softmax
 from ..errors import InputError
@@ -120,6 +119,8 @@ class PlattScaling:
                 f"PlattScaling is for 2 classes; got {predictions.classes}. Use "
                 "TemperatureScaling or VectorScaling."
             )
+        from scipy import special  # here, not at import (issue 13: import time)
+
         log_odds = self._log_odds(predictions)
         target = predictions.labels.astype(np.float64)
         n = target.size

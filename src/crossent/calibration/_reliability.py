@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .._checks import check_scalar
 from ..errors import InputError, MissingDependencyError
@@ -120,6 +119,8 @@ def diagram_of(result: CalibrationError, level: float) -> ReliabilityDiagram:
     """The diagram of a one-curve calibration error's bins, with Jeffreys intervals at
     ``level`` (shared by :func:`reliability_diagram` and the report, which has the
     per-row confidences already)."""
+    from scipy import special  # here, not at import (issue 13: import time)
+
     stats = result.statistics
     count = stats.count
     with np.errstate(invalid="ignore"):

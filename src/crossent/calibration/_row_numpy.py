@@ -13,7 +13,6 @@ farther from 1 than ``limit``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 __all__ = ["BLOCK_ELEMENTS", "row_summaries"]
 
@@ -26,6 +25,8 @@ def row_summaries(
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``(suspect rows, p_label, sum_{k != y} p_k^2, confidence, predicted, entropy)``
     (confidence and predicted None unless ``top``, entropy None unless ``entropy``)."""
+    from scipy import special  # here, not at import (issue 13: import time)
+
     n, classes = values.shape
     p_label, others = np.empty(n), np.empty(n)
     confidence = np.empty(n) if top else None

@@ -49,7 +49,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize
 
 from .._checks import check_scalar
 from ..errors import InputError
@@ -229,6 +228,8 @@ def _fixed_point(smoother: _Smoother, min_bandwidth: float) -> float:
         return min_bandwidth
     if excess(1.0) >= 0:  # smECE <= 1 always; equality only for maximally wrong data
         return 1.0
+    from scipy import optimize  # here, not at import (issue 13: import time)
+
     root = optimize.bisect(excess, min_bandwidth, 1.0, xtol=BANDWIDTH_TOL)
     return float(root)
 

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from scipy import special
 
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
@@ -124,6 +123,8 @@ def summarize_block(block: Block, *, entropy: bool = True) -> ExampleSummaries:
     terms = None
     if entropy:
         if block.log_probs is None:
+            from scipy import special  # not at import (issue 13: import time)
+
             terms = special.entr(probs)
         else:
             terms = np.multiply(probs, block.log_probs, out=np.zeros_like(probs), where=probs > 0)

@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 import numpy as np
-from scipy import special
 
 import crossent
 
@@ -178,6 +177,8 @@ def explain_distributions(
     out: Output, p: Any, q: Any, *, bits: bool, temperature: float | None
 ) -> None:
     """H(P), H(P, Q) and D(P||Q) outcome by outcome; ``temperature`` reshapes Q."""
+    from scipy import special  # here: every crossent command imports this module
+
     base, unit = _unit(bits)
     with flags(p="--p", q="--q"):
         h_pq = float(crossent.cross_entropy(p, q, base=base))  # validates both
@@ -212,6 +213,8 @@ def explain_distributions(
 
 def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     """D(P||Q) and D(Q||P) term by term: the divergence is not symmetric."""
+    from scipy import special  # here: every crossent command imports this module
+
     base, unit = _unit(bits)
     with flags(p="--p", q="--q"):
         forward = float(crossent.kl_divergence(p, q, base=base))  # validates both
@@ -274,6 +277,8 @@ def explain_logits(
     smoothing: float | None = None,
 ) -> None:
     """Softmax, loss and gradient from logits; optional temperature and label smoothing."""
+    from scipy import special  # here: every crossent command imports this module
+
     base, unit = _unit(bits)
     t = 1.0 if temperature is None else temperature
     eps = 0.0 if smoothing is None else smoothing
@@ -327,6 +332,8 @@ def explain_logits(
 
 def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
     """Crammer-Singer hinge loss beside the cross-entropy on the same logits."""
+    from scipy import special  # here: every crossent command imports this module
+
     base, unit = _unit(bits)
     with flags(logits="--logits", labels="--label"):
         hinge = float(crossent.multiclass_hinge_loss(logits, label))

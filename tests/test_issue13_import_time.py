@@ -1,0 +1,111 @@
+"""``import crossent`` and the CLI's start do not import SciPy or other heavy packages.
+
+Every ``crossent`` command and every subprocess test pays for what ``import crossent``
+imports: SciPy alone cost about 0.3 s of 0.7 s (issue 13). These modules import SciPy
+in the functions that need it, and ``_numerics`` through a :class:`LazyModule` global.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.fresh_process import run_python
+
+from crossent import _lazy
+
+# Imported by none of ``import crossent``, ``import crossent.cli`` or ``crossent --help``.
+HEAVY = (
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "rich",
+    "matplotlib",
+    "sklearn",
+    "torch",
+    "jax",
+    "numba",
+    "llvmlite",
+)
+
+SCRIPT = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    HEAVY = {heavy}
+    def loaded():
+        return sorted({{m.split(".")[0] for m in sys.modules}} & set(HEAVY))
+    seen = {{}}
+    import crossent
+    seen["import crossent"] = loaded()
+    import crossent.cli
+    seen["import crossent.cli"] = loaded()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        crossent.cli.main(["--help"])
+    seen["crossent --help"] = loaded()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        crossent.cli.main(["report", "--help"])
+    seen["crossent report --help"] = loaded()
+    seen["entropy"] = float(crossent.entropy([0.5, 0.25, 0.25], base=2))
+    seen["kl"] = float(crossent.kl_divergence([0.5, 0.5], [0.25, 0.75]))
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_issue13_import_and_help_import_no_heavy_package(tmp_path: Path) -> None:
+    seen = json.loads(run_python(SCRIPT.format(heavy=HEAVY), numba_cache=tmp_path))
+    for step in ("import crossent", "import crossent.cli", "crossent --help"):
+        assert seen[step] == [], (step, seen[step])
+    assert seen["crossent report --help"] == [], seen
+    # The measures still work in that process, SciPy imported on their first call.
+    assert seen["entropy"] == 1.5
+    assert np.isclose(seen["kl"], 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75))
+
+
+def test_issue13_lazy_module_rebinds_its_global_on_first_use() -> None:
+    # After the first read the global is the module itself: later reads cost what a
+    # plain module global does (no __getattr__ call on the NumPy kernels' path).
+    import json as real
+
+    namespace: dict[str, object] = {}
+    stand_in = _lazy.LazyModule("json", namespace, "codec")
+    namespace["codec"] = stand_in
+    assert "imported on first use" in repr(stand_in)
+    assert not hasattr(stand_in, "__wrapped__")  # introspection imports nothing
+    assert namespace["codec"] is stand_in
+    assert stand_in.dumps([1]) == "[1]"
+    assert namespace["codec"] is real
+    # A stand-in no longer bound (patched over, or copied before) still forwards.
+    namespace["codec"] = "patched"
+    assert stand_in.loads("[2]") == [2]
+    assert namespace["codec"] == "patched"
+
+
+def test_issue13_rel_entr_probes_run_at_the_first_numpy_kl_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probes moved from import time to kl_terms' first NumPy call: with a SciPy whose
+    # rel_entr is the naive x log(x / y), that call must find out and repair both flaws.
+    import scipy.special
+
+    from crossent import _numerics
+    from crossent._xp import compat_numpy
+
+    def naive(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.where(x > 0, x * np.log(x / y), 0.0)
+
+    monkeypatch.setattr(scipy.special, "rel_entr", naive)
+    monkeypatch.setattr(_numerics, "special", scipy.special)
+    monkeypatch.setattr(_numerics, "_REL_ENTR_OVERFLOWS", None)
+    monkeypatch.setattr(_numerics, "_REL_ENTR_NAIVE_NEAR_ONE", None)
+    p = np.array([1.0, 0.5, 0.25])
+    q = np.array([1e-310, 0.5 * (1 + 2.0**-30), 0.0])
+    terms = _numerics.kl_terms(p, q, xp=compat_numpy)
+    assert (_numerics._REL_ENTR_OVERFLOWS, _numerics._REL_ENTR_NAIVE_NEAR_ONE) == (True, True)
+    assert terms[0] == -np.log(1e-310)  # not the naive +inf
+    assert terms[1] == 0.5 * np.log1p(-(2.0**-30) / (1 + 2.0**-30))  # to the last digit
+    assert terms[2] == np.inf
