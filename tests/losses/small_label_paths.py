@@ -139,12 +139,12 @@ def hybrid_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def spy_compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of ``_small_label_numba``'s public functions that the calls reach, in
-    order (the Python side calls them through ``_small_label_numba.CALLS``, where the
+    order (the Python side calls them through ``_small_label_numba._CALLS``, where the
     spies sit; the module's own names, which compiled functions call, stay the compiled
     functions, so a function compiled while the spies are in place finds no spy). Focal
     and poly-1 calls take the hybrid (:func:`hybrid_only`)."""
     hybrid_only(monkeypatch)
-    return record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    return record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
 
 
 def random_cases(dtype: type, count: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -48,14 +48,14 @@ def _oracle(z: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray, np.nda
 def _received(monkeypatch: pytest.MonkeyPatch, name: str) -> list[tuple[Any, ...]]:
     """The arguments each call of ``_small_label_numba.name`` receives (copies)."""
     seen: list[tuple[Any, ...]] = []
-    real = getattr(_small_label_numba.CALLS, name)
+    real = getattr(_small_label_numba._CALLS, name)
     hybrid_only(monkeypatch)  # (these buffers are the hybrid's)
 
     def spy(*args: Any) -> Any:
         seen.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
         return real(*args)
 
-    monkeypatch.setattr(_small_label_numba.CALLS, name, spy)
+    monkeypatch.setattr(_small_label_numba._CALLS, name, spy)
     return seen
 
 

@@ -98,7 +98,7 @@ def _sweep(monkeypatch: pytest.MonkeyPatch, name: str, dtype: type) -> tuple[int
         if name == "focal"
         else [{k: v for k, v in kw.items() if k != "base"} for kw in _MORE_KEYWORDS]
     )
-    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
     count = 0
     for case, logits, labels in _all_cases(dtype):
         for own in _OPTIONS[name]:
@@ -165,7 +165,7 @@ def test_issue13_small_focal_benchmark_calls_take_the_fast_routes(
     expected = [
         full_path_outcome(monkeypatch, partial(fn, logits, labels, validate=validate)) for fn in fns
     ]
-    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
     fail_on(monkeypatch, _batch, ["label_batch"], expected="the small call")
     libm = (dtype == np.float64 and _small_label_families.libm_is_numpys()) or (
         _small_label_families.numpy_loops() is not None  # (one call with NumPy's loops)
@@ -188,7 +188,7 @@ def test_issue13_small_libm_comparison_sees_a_one_ulp_error(
 ) -> None:
     """The comparison fails when the one compiled call is wrong by one ulp."""
     kernel = _LIBM[name][what]
-    real = getattr(_small_label_numba.CALLS, kernel)
+    real = getattr(_small_label_numba._CALLS, kernel)
 
     def nudged(*args: Any) -> Any:
         found = real(*args)
@@ -206,7 +206,7 @@ def test_issue13_small_libm_comparison_sees_a_one_ulp_error(
     )
     expected = full_path_outcome(monkeypatch, call)
     assert outcome(call) == expected
-    monkeypatch.setattr(_small_label_numba.CALLS, kernel, nudged)
+    monkeypatch.setattr(_small_label_numba._CALLS, kernel, nudged)
     assert outcome(call) != expected
 
 

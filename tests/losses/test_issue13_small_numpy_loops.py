@@ -143,7 +143,7 @@ def test_issue13_small_numpy_loops_off_the_hybrid_runs(monkeypatch: pytest.Monke
     """Without loops (and without the C library's route) float32 focal takes the hybrid."""
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
     monkeypatch.setattr(_small_label_families, "numpy_loops", lambda: None)
-    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
     z = np.random.default_rng(3).standard_normal((8, 10)).astype(np.float32)
     crossent.softmax_focal_loss(z, np.arange(8))
     assert "label_libm" not in calls, calls
@@ -155,7 +155,7 @@ def test_issue13_small_numpy_loops_leave_long_float32_rows(monkeypatch: pytest.M
     """Float32 rows of more than 128 classes (no float32 pairwise sum beyond a block):
     neither the one call nor the hybrid; float64 ones take the one call."""
     monkeypatch.setattr(_small_label_families, "libm_is_numpys", lambda: False)
-    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
     z = np.random.default_rng(4).standard_normal((2, 200))
     for fn in (crossent.softmax_focal_loss, crossent.poly1_cross_entropy_grad):
         calls.clear()
@@ -173,7 +173,7 @@ def test_issue13_small_label_spies_leave_the_compiled_names(
     are in place compiles and calls the compiled functions, and the spies see the calls."""
     import numba
 
-    calls = record_calls(monkeypatch, _small_label_numba.CALLS, _small_label_numba.__all__)
+    calls = record_calls(monkeypatch, _small_label_numba._CALLS, _small_label_numba.__all__)
     for name in _small_label_numba.__all__:
         assert isinstance(getattr(_small_label_numba, name), numba.core.dispatcher.Dispatcher)
     fresh = numba.njit(_small_label_numba._libm_modulation.py_func)  # (its callees: public)

@@ -576,8 +576,8 @@ def hinge_gradient(
 
 @functools.cache
 def _compiled() -> Any:
-    """``_small_label_numba.CALLS`` (its public functions), imported on first use (it
+    """``_small_label_numba._CALLS`` (its public functions), imported on first use (it
     imports Numba)."""
     from . import _small_label_numba
 
-    return _small_label_numba.CALLS
+    return _small_label_numba._CALLS

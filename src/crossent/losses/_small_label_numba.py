@@ -71,7 +71,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._small_loops_numba import EXP, EXPM1, LOG, LOG1P, apply
+from ._small_loops_numba import EXP as _EXP
+from ._small_loops_numba import EXPM1 as _EXPM1
+from ._small_loops_numba import LOG as _LOG
+from ._small_loops_numba import LOG1P as _LOG1P
+from ._small_loops_numba import apply
 from ._small_numba import LABEL as _LABEL
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
@@ -590,9 +594,9 @@ def _libm_rows(
     work = np.empty((n, classes + 1) if gradient else (0, 0), z.dtype)
     if not shift_rows64(z, labels, 1.0, shifted, rows):
         return False, shifted, ell, work, 0
-    if not rest_of_rows(_fresh(loops, EXP, shifted), shifted, z, rows):
+    if not rest_of_rows(_fresh(loops, _EXP, shifted), shifted, z, rows):
         return False, shifted, ell, work, 0
-    apply(loops, LOG1P, rows[_REST], ell)
+    apply(loops, _LOG1P, rows[_REST], ell)
     near = label_rows64(shifted, rows, ell, ell, work)
     return True, shifted, ell, work, near
 
@@ -615,14 +619,14 @@ def _libm_modulation(
     if near:
         args, close = spare[1:3], spare[3]
         log1mexp_args64(log_p_y, p_y, expm1, args)
-        apply(loops, LOG1P, args[0], far)
-        apply(loops, LOG, args[1], close)
+        apply(loops, _LOG1P, args[0], far)
+        apply(loops, _LOG, args[1], close)
         scaled_log1mexp64(log_p_y, far, close, gamma, out)
     else:
         negated = spare[1]
         for i in range(p_y.shape[0]):
             negated[i] = -p_y[i]
-        apply(loops, LOG1P, negated, far)
+        apply(loops, _LOG1P, negated, far)
         scaled_log1mexp64(log_p_y, far, far, gamma, out)
 
 
@@ -631,7 +635,7 @@ def _exp_of_work(loops: np.ndarray, work: np.ndarray) -> np.ndarray:
     """``apply``'s exp of ``work``: in place by the C library's function (no ``loops``),
     else into a fresh array, as NumPy's loop is called on np.exp(x)."""
     e = work if loops.shape[0] == 0 else np.empty_like(work)
-    apply(loops, EXP, work, e)
+    apply(loops, _EXP, work, e)
     return e
 
 
@@ -667,7 +671,7 @@ def label_libm(
     if not ok:
         return False, 0.0
     if what == _POLY_LOSS:
-        expm1 = _fresh(loops, EXPM1, log_p_y)
+        expm1 = _fresh(loops, _EXPM1, log_p_y)
         return poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
     if what == _POLY_GRADIENT:
         e = _exp_of_work(loops, work)
@@ -677,16 +681,16 @@ def label_libm(
     n = log_p_y.shape[0]
     scratch = np.empty((8, n), z.dtype)  # p_y, expm1, argument, modulation, 4 spare
     p_y = scratch[0]
-    apply(loops, EXP, log_p_y, p_y)
+    apply(loops, _EXP, log_p_y, p_y)
     expm1 = scratch[1]
     if near or gradient:
-        apply(loops, EXPM1, log_p_y, expm1)
+        apply(loops, _EXPM1, log_p_y, expm1)
     if what == 0:  # the focal loss
         modulation = np.empty((0, 0), z.dtype)
         if gamma != 0.0:
             argument, modulation = scratch[2].reshape((n, 1)), scratch[3].reshape((n, 1))
             _libm_modulation(log_p_y, p_y, expm1, near, gamma, argument, loops, scratch[4:])
-            apply(loops, EXP, argument, modulation)
+            apply(loops, _EXP, argument, modulation)
         return focal_loss64(log_p_y, modulation, weights, reduction, log_base, normalizer, per_row)
     if gamma != 0.0:  # the modulation's argument of exp in the last column, beside p's
         _libm_modulation(log_p_y, p_y, expm1, near, gamma, work, loops, scratch[4:])
@@ -697,7 +701,7 @@ def label_libm(
     return True, 0.0
 
 
-CALLS = types.SimpleNamespace(**{name: globals()[name] for name in __all__})
+_CALLS = types.SimpleNamespace(**{name: globals()[name] for name in __all__})
 """The public functions as the Python side (``_small_label_families``) calls them. Tests
 spy on the calls by replacing this namespace's attributes, never the module's, which
 the compiled functions look up when Numba compiles them."""

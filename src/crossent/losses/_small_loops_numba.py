@@ -37,7 +37,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["EXP", "EXPM1", "LOG", "LOG1P", "apply", "loops_agree"]
+__all__ = ["EXP", "EXPM1", "FLOAT32", "LOG", "LOG1P", "apply", "loops_agree"]
 
 EXP, LOG, LOG1P, EXPM1 = 0, 1, 2, 3
 """The functions, as ``loops`` holds their addresses (float64 first, then float32 at
