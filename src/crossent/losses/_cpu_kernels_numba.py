@@ -96,7 +96,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from .._intrinsics_numba import bits_to_float32, bits_to_float64, float64_to_bits
+from .._intrinsics_numba import (
+    bits_to_float32,
+    bits_to_float64,
+    float64_to_bits,
+    prefer_wide_vectors,
+)
 
 __all__ = [
     "encode",
@@ -275,6 +280,7 @@ def row_statistics_kernel(
     # same loop as the maximum of row i + 1, so that row i + 1 streams in from
     # memory while row i (already in cache) is exponentiated.
     for b in numba.prange((n + block - 1) // block):
+        prefer_wide_vectors()  # in the loop body: Numba outlines it into a function of its own
         first = b * block
         stop = min(n, first + block)
         key = row_max_key(z_bits[first])
@@ -334,6 +340,7 @@ def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_u
     n, v = z.shape
     has_uniform = uniform.shape[0] == v
     for i in numba.prange(n):
+        prefer_wide_vectors()
         row = z[i]
         c = p_coef[i]
         base = shift[i]
