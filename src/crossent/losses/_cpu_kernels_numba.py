@@ -226,6 +226,7 @@ def order_key(typingctx: Any, bits: Any) -> Any:
 
 @numba.njit(inline="never")
 def row_max_key(row_bits):
+    prefer_wide_vectors()
     key = order_key(float32_bits(row_bits[0]))
     for j in range(row_bits.shape[0]):
         key = max(key, order_key(float32_bits(row_bits[j])))
