@@ -42,7 +42,7 @@ _PROBE = textwrap.dedent(
         _cpu_kernels.write_gradient(
             z, y, GradientTerms(ones, 1.0, ones, ones), out=np.empty_like(z)
         )
-    names = ["row_statistics_kernel", "gradient_kernel", "row_max_key"]
+    names = ["row_statistics_kernel", "gradient_kernel", "row_max_bits"]
     names += [name + "_serial" for name in names[:2]]
     for name in names:
         dispatcher = getattr(kernels, name)
@@ -81,7 +81,7 @@ def test_issue13_every_kernel_loop_function_prefers_512_bit_vectors(
     for name in ("row_statistics_kernel", "gradient_kernel"):
         # the prange body, outlined by Numba into a function of its own
         assert any("parfor_gufunc" in f for f in report[name]["wide"]), (name, report[name])
-    for name in ("row_statistics_kernel_serial", "gradient_kernel_serial", "row_max_key"):
+    for name in ("row_statistics_kernel_serial", "gradient_kernel_serial", "row_max_bits"):
         assert report[name]["wide"], (name, report[name])
 
 
