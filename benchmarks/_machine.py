@@ -7,7 +7,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-__all__ = ["cpu_name", "peak_mib", "timed_seconds"]
+__all__ = ["cpu_name", "peak_mib", "timed_seconds", "vector_width"]
 
 
 def cpu_name() -> str:
@@ -20,6 +20,33 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def vector_width() -> str:
+    """The widest SIMD extension the CPU reports, and LLVM's name for the CPU when known.
+
+    From /proc/cpuinfo's flags; LLVM's CPU name (what Numba compiles for, e.g.
+    ``emeraldrapids``, ``znver3``) when llvmlite is installed: on Intel's AVX-512 cores
+    LLVM prefers 256-bit vectors unless a kernel asks for wider ones.
+    """
+    width = "unknown"
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        flags = []
+    for flag, name in (("avx512f", "AVX-512 (512 bit)"), ("avx2", "AVX2 (256 bit)")):
+        if flag in flags:
+            width = name
+            break
+    else:
+        if flags:
+            width = "SSE/NEON (128 bit)"
+    try:
+        from llvmlite import binding
+    except ImportError:
+        return width
+    return f"{width}, LLVM cpu {binding.get_host_cpu_name()}"
 
 
 def _resident_kib() -> tuple[int, int] | None:

@@ -21,9 +21,13 @@ a call and, on 2 cores, steal time from whatever runs next (seen as a bimodal 0.
 0.9 s gradient time without the pause).
 Anchors: torch eager ``F.cross_entropy`` (forward) and forward + backward (gradient),
 and the same under ``torch.compile``. The physical floor is one read of the logits
-(``np.add.reduce``). Peak extra memory of every call is the larger of tracemalloc's
-peak and the rise of the peak resident set size (which sees anonymous mappings and
-PyTorch's native allocations), measured in a call of its own after the timings.
+(``np.add.reduce``), on one thread and, as the issue's target counts it, on two
+threads (each summing half of the rows; NumPy releases the GIL); ``np.max`` on two
+threads is the faster read where the pairwise sum of ``np.add.reduce`` is itself
+compute-bound (on the Xeon with AVX-512 of RESULTS.md it reads twice as fast). Peak
+extra memory of every call is the larger of tracemalloc's peak and the rise of the peak
+resident set size (which sees anonymous mappings and PyTorch's native allocations),
+measured in a call of its own after the timings.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import crossent
 from crossent.losses import _cpu_kernels
 
-from _machine import cpu_name, peak_mib
+from _machine import cpu_name, peak_mib, vector_width
 
 
 def main() -> None:
@@ -101,15 +106,27 @@ def main() -> None:
         cases["gradient (d mean loss / d logits)"]["torch.compile forward+backward"] = lambda: (
             torch_forward_backward(compiled)
         )
-    floor = {"read the logits once (np.add.reduce)": lambda: np.add.reduce(logits, axis=None)}
+    halves = (logits[: args.rows // 2], logits[args.rows // 2 :])
+    pool = ThreadPoolExecutor(2)
+
+    def on_two_threads(read: Callable[[np.ndarray], object]) -> list[object]:
+        return list(pool.map(read, halves))
+
+    floor = {
+        "read the logits once (np.add.reduce)": lambda: np.add.reduce(logits, axis=None),
+        "np.add.reduce, two threads": lambda: on_two_threads(
+            lambda half: np.add.reduce(half, axis=None)
+        ),
+        "np.max, two threads": lambda: on_two_threads(np.max),
+    }
 
     ours = crossent.softmax_cross_entropy(logits, labels)
     exact = crossent.softmax_cross_entropy(logits.astype(np.float64), labels)
     theirs = F.cross_entropy(z, y).item()
     grad = crossent.softmax_cross_entropy_grad(logits, labels)
     print(
-        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), NumPy {np.__version__}, "
+        f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}, "
         f"fused kernels: {'Numba' if _cpu_kernels.available() else 'NumPy (no Numba)'}"
     )
     print(
@@ -120,6 +137,7 @@ def main() -> None:
         f"accuracy vs float64: crossent |err| {abs(float(ours) - exact):.2e}, "
         f"torch |err| {abs(theirs - exact):.2e}; gradient dtype {grad.dtype}\n"
     )
+    results: dict[str, float] = {}
     print("| task | implementation | median s | crossent speed-up | peak extra MiB |")
     print("|---|---|---:|---:|---:|")
     for task, impls in [*cases.items(), ("floor", floor)]:
@@ -140,6 +158,13 @@ def main() -> None:
             ratio = median / medians[ours_name]
             peak = f"{peak_mib(impls[name]):.1f}"
             print(f"| {task} | {name} | {median:.4f} | {ratio:.2f}x | {peak} |")
+        if task != "floor":
+            results[task] = medians[ours_name]
+    forward = results.get("forward (mean loss)")
+    if forward is not None:
+        for name, median in medians.items():  # the floor's
+            print(f"crossent forward / {name}: {forward / median:.2f}x")
+    pool.shutdown()
 
 
 if __name__ == "__main__":
