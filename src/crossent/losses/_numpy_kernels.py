@@ -109,26 +109,26 @@ def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> 
 
 
 def _run_in_blocks(
-    block: Callable[[int, int, np.ndarray, np.ndarray], None], rows: int, classes: int
+    block: Callable[..., None], rows: int, classes: int, dtypes: tuple[type, ...]
 ) -> None:
-    """``block(first, stop, d, hi)`` over blocks of rows (threads for a large input).
+    """``block(first, stop, *buffers)`` over blocks of rows (threads for a large input).
 
-    ``d`` (float64) and ``hi`` (float32) are work buffers of the block's shape, one
-    pair per thread. NumPy's floating-point warnings are off: the kernels handle
-    infinities and NaNs themselves.
+    ``buffers`` are work buffers of the block's shape, one of each dtype in
+    ``dtypes``, one set per thread. NumPy's floating-point warnings are off: the
+    kernels handle infinities and NaNs themselves.
     """
     step = _block_rows(classes)
 
     def work(begin: int, end: int) -> None:
         size = min(step, end - begin) * classes
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        buffers = [np.empty(size, dtype=dtype) for dtype in dtypes]
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
             for first in range(begin, end, step):
                 stop = min(end, first + step)
                 shape = (stop - first, classes)
                 size = shape[0] * classes
-                block(first, stop, buffer[:size].reshape(shape), low[:size].reshape(shape))
+                block(first, stop, *(buffer[:size].reshape(shape) for buffer in buffers))
 
     _run_in_parts(work, rows, classes)
 
@@ -143,43 +143,54 @@ def row_statistics(
     sum is computed only with ``options.need_sum``.
     """
     n, v = z.shape
-    m_out, ell_out, zy_out, sum_out = (np.zeros(n) for _ in range(4))
-    suspect_out = np.empty(n, dtype=np.bool_)
+    top = np.empty((n, 1), dtype=np.float32)  # the float32 row maxima
+    total = np.empty(n)  # sum_c e^(z'_c - m) (float32 exp), or the float64 one when redone
+    ell_out, sum_out = np.empty(n), np.zeros(n)
+    redone = np.zeros(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
     inv_t, need_sum = options.inv_temperature, options.need_sum
     w = None
     if need_sum and options.weight is not None:
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
+    fast = inv_t == 1.0  # all float32 passes (_exp_sum32); a temperature: _exp_sum
+    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input
+    wide = need_sum or not fast
+    dtypes = (np.float32,) * (3 if fast else 1) + ((np.float64,) if wide else ())
 
-    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+    def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
-        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
-        np.subtract(rows, top, out=d, dtype=np.float64)
-        if inv_t != 1.0:
-            d *= inv_t
-        index = np.arange(stop - first)
-        zy_out[first:stop] = d[index, labels[first:stop]]
-        m = top[:, 0] * inv_t
-        m_out[first:stop] = m
-        live = m != -np.inf
-        if need_sum:
-            total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
-            sum_out[first:stop] = np.where(live, total, 0.0)
-        s = np.where(live, _exp_sum(d, hi), 0.0)
-        ell_out[first:stop] = np.log(s)
-        suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
+        t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
+        s = total[first:stop]
+        if wide:
+            d = buffers[-1]
+            np.subtract(rows, t, out=d, dtype=np.float64)
+            if inv_t != 1.0:
+                d *= inv_t
+            if need_sum:
+                sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
+            if not fast:
+                s[...] = _exp_sum(d, buffers[0])
+        if fast:
+            _exp_sum32(rows, t, *buffers[:3], out=s)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
-            ell, total = _exact_ell(rows[redo], top[redo], inv_t)
+            ell, s[redo] = _exact_ell(rows[redo], t[redo].astype(np.float64), inv_t)
             ell_out[first + redo] = ell
-            suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
+            redone[first + redo] = True
 
-    _run_in_blocks(block, n, v)
-    return m_out, ell_out, zy_out, sum_out, suspect_out
+    _run_in_blocks(block, n, v, dtypes)
+    top64 = top[:, 0].astype(np.float64)
+    m = top64 * inv_t
+    with np.errstate(invalid="ignore", divide="ignore"):  # -inf - -inf, log 0
+        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
+        zy = (as_float32(z[np.arange(n), labels]) - top64) * inv_t
+        ell_out = np.where(redone, ell_out, np.log(total))
+    if need_sum:
+        sum_out[m == -np.inf] = 0.0
+    return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
 
 
 def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -195,6 +206,36 @@ def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
     np.exp(hi, out=hi)
     d *= hi
     return hi.sum(axis=1, dtype=np.float64) + d.sum(axis=1)
+
+
+def _exp_sum32(
+    x: np.ndarray, top: np.ndarray, h: np.ndarray, a: np.ndarray, b: np.ndarray, *, out: np.ndarray
+) -> None:
+    r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
+
+    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`
+    and its error :math:`\delta = (x - t) - h`, exact (Knuth's branch-free TwoSum of
+    :math:`x` and :math:`-t`), then :math:`\sum_c e^{h_c}` in float64 and the
+    correction :math:`\sum_c e^{h_c}\delta_c` in float32 (see the module). ``h``,
+    ``a`` and ``b`` are float32 work buffers of ``x``'s shape. A ``-inf`` in ``x`` (or
+    an ``x - t`` beyond float32's range) gives a NaN: the caller redoes the row. The
+    sums go to ``out`` (float64, one per row).
+    """
+    np.subtract(x, top, out=h)
+    np.subtract(h, x, out=a)  # v = h - x
+    np.subtract(h, a, out=b)
+    np.subtract(x, b, out=b)  # x - (h - v)
+    np.add(a, top, out=a)  # -((-t) - v)
+    np.subtract(b, a, out=b)  # delta = (x - (h - v)) + ((-t) - v)
+    np.exp(h, out=h)
+    np.add.reduce(h, axis=1, dtype=np.float64, out=out)
+    out += _row_dot(h, b)
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The dot product of each row of ``a`` with the same row of ``b`` (float32)."""
+    vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
+    return vecdot(a, b) if vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
 def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -250,5 +291,5 @@ def write_gradient(
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
-    _run_in_blocks(block, n, v)
+    _run_in_blocks(block, n, v, (np.float64, np.float32))
     return out
