@@ -38,6 +38,7 @@ from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 __all__ = [
     "BLOCK_ELEMENTS",
     "EXACT_BELOW",
+    "FLOAT32_PASSES",
     "PARALLEL_ELEMENTS",
     "as_float32",
     "encode_like",
@@ -55,6 +56,10 @@ BLOCK_ELEMENTS = 1 << 16
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
 #: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
 EXACT_BELOW = 4.0
+
+#: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
+#: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare).
+FLOAT32_PASSES = True
 
 #: From this many logits on, the rows are split among one thread per available core
 #: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
@@ -121,7 +126,7 @@ def _run_in_blocks(
 
     def work(begin: int, end: int) -> None:
         size = min(step, end - begin) * classes
-        buffers = [np.empty(size, dtype=dtype) for dtype in dtypes]
+        buffers: list[np.ndarray] = [np.empty(size, dtype=dtype) for dtype in dtypes]
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
             for first in range(begin, end, step):
@@ -153,7 +158,7 @@ def row_statistics(
     if need_sum and options.weight is not None:
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
-    fast = inv_t == 1.0  # all float32 passes (_exp_sum32); a temperature: _exp_sum
+    fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
     # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input
     wide = need_sum or not fast
     dtypes = (np.float32,) * (3 if fast else 1) + ((np.float64,) if wide else ())
