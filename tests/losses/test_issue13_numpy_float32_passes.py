@@ -141,3 +141,45 @@ def test_issue13_t1_takes_the_float32_passes(monkeypatch: pytest.MonkeyPatch) ->
     _numpy_kernels.row_statistics(x, np.zeros(len(x), dtype=np.intp), StatisticsOptions())
     with pytest.raises(AssertionError, match="float64 path"):
         _numpy_kernels.row_statistics(x, np.zeros(len(x), dtype=np.intp), StatisticsOptions(0.5))
+
+
+def _gradient_rows(classes: int) -> np.ndarray:
+    """Rows whose gradient entries e^(x - s) need delta: |x - s| in [64, 128), x fine."""
+    rows = _aligned_rows(classes)
+    far = np.full(classes, 0.75 + 2.0**-19 + 2.0**-24)  # x - 70 rounds by 2^-19 + 2^-24
+    far[0] = 70.0
+    near = far.copy()
+    near[1:3] = 69.0  # a shift s not representable in float32
+    masked = near.copy()
+    masked[classes // 2 :] = -np.inf  # masked classes: a gradient of 0
+    masked[0] = 70.0
+    # float32 spacing 2^17: the float64 path (a float64 shift near 1e12 is itself only
+    # good to 6e-5 absolute, hence the last row's looser check)
+    huge = np.full(classes, 1e12)
+    huge[1::2] -= 2.0**20
+    huge[2::3] -= 2.0**17
+    return np.concatenate([rows, np.stack([far, near, masked, huge]).astype(F32)])
+
+
+@pytest.mark.parametrize("classes", [3, 257, 32000])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_issue13_default_install_gradient_entries_within_the_exp_error(
+    classes: int, reduction: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each entry a e^(x - s) of the gradient but the label's within 5e-7 of itself: the
+    float32 exp's 2.03e-7, the shift's (the forward's) error, one rounding; where it is
+    below float32's normal range, absolutely. The label's p_y - 1 cancels: the other
+    tests bound it."""
+    monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
+    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", 2 * classes)
+    x = _gradient_rows(classes)
+    labels = np.arange(len(x)) % classes
+    got = crossent.softmax_cross_entropy_grad(x, labels, reduction=reduction)
+    exact = crossent.softmax_cross_entropy_grad(x.astype(np.float64), labels, reduction=reduction)
+    assert got.dtype == F32
+    np.testing.assert_array_equal(got[exact == 0], 0)
+    others = np.ones(x.shape, dtype=bool)
+    others[np.arange(len(x)), labels] = False
+    others[-1] = False
+    np.testing.assert_allclose(got[others], exact[others], rtol=5e-7, atol=np.finfo(F32).tiny)
+    np.testing.assert_allclose(got[-1], exact[-1], rtol=2e-4, atol=np.finfo(F32).tiny)

@@ -159,9 +159,10 @@ def row_statistics(
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
     fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
-    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input
+    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input;
+    # once summed, its memory holds two of _exp_sum32's float32 buffers
     wide = need_sum or not fast
-    dtypes = (np.float32,) * (3 if fast else 1) + ((np.float64,) if wide else ())
+    dtypes = (np.float32,) + ((np.float64,) if wide else (np.float32,) * 2)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -177,7 +178,7 @@ def row_statistics(
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
         if fast:
-            _exp_sum32(rows, t, *buffers[:3], out=s)
+            _exp_sum32(rows, t, buffers[0], *_halves(buffers[1]) if wide else buffers[1:], out=s)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
@@ -219,22 +220,39 @@ def _exp_sum32(
     r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
 
     The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`
-    and its error :math:`\delta = (x - t) - h`, exact (Knuth's branch-free TwoSum of
-    :math:`x` and :math:`-t`), then :math:`\sum_c e^{h_c}` in float64 and the
-    correction :math:`\sum_c e^{h_c}\delta_c` in float32 (see the module). ``h``,
-    ``a`` and ``b`` are float32 work buffers of ``x``'s shape. A ``-inf`` in ``x`` (or
-    an ``x - t`` beyond float32's range) gives a NaN: the caller redoes the row. The
-    sums go to ``out`` (float64, one per row).
+    and its exact error :math:`\delta` (:func:`_split_difference`), then
+    :math:`\sum_c e^{h_c}` in float64 and the correction :math:`\sum_c e^{h_c}\delta_c`
+    in float32 (see the module). ``h``, ``a`` and ``b`` are float32 work buffers of
+    ``x``'s shape. A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a
+    NaN: the caller redoes the row. The sums go to ``out`` (float64, one per row).
     """
-    np.subtract(x, top, out=h)
-    np.subtract(h, x, out=a)  # v = h - x
-    np.subtract(h, a, out=b)
-    np.subtract(x, b, out=b)  # x - (h - v)
-    np.add(a, top, out=a)  # -((-t) - v)
-    np.subtract(b, a, out=b)  # delta = (x - (h - v)) + ((-t) - v)
+    _split_difference(x, top, h, a, b)
     np.exp(h, out=h)
     np.add.reduce(h, axis=1, dtype=np.float64, out=out)
     out += _row_dot(h, b)
+
+
+def _split_difference(
+    x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray, delta: np.ndarray
+) -> None:
+    r""":math:`x - t = h + \delta` exactly: ``h`` = fl32(x - t) and ``delta``, in float32.
+
+    Knuth's branch-free TwoSum of :math:`x` and :math:`-t` (``t``: one float32 per row),
+    five float32 passes after the subtraction; exact unless a step overflows (a NaN
+    then). ``a`` is a float32 work buffer of ``x``'s shape.
+    """
+    np.subtract(x, t, out=h)
+    np.subtract(h, x, out=a)  # v = h - x
+    np.subtract(h, a, out=delta)
+    np.subtract(x, delta, out=delta)  # x - (h - v)
+    np.add(a, t, out=a)  # -((-t) - v)
+    np.subtract(delta, a, out=delta)  # (x - (h - v)) + ((-t) - v)
+
+
+def _halves(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 arrays of ``d``'s shape in the memory of ``d`` (float64, C-contiguous)."""
+    flat = d.reshape(-1).view(np.float32)
+    return flat[: d.size].reshape(d.shape), flat[d.size :].reshape(d.shape)
 
 
 def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -275,26 +293,47 @@ def write_gradient(
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
     inv_t = terms.inv_temperature
+    fast = FLOAT32_PASSES and inv_t == 1.0
+    if fast:
+        # e^(x - s) = e^(x - s32) e^(s32 - s), s32 = float32(s): the second factor goes
+        # into the row's coefficient, the first is e^h (1 + delta) from float32 passes.
+        # Rows of a huge or non-finite shift take the float64 path.
+        with np.errstate(invalid="ignore", over="ignore"):
+            s32 = shift.astype(np.float32)
+            usable = np.abs(s32) <= 2.0**20
+            coef = p_coef * np.exp(s32 - shift)
+            floor = (s32 - 200.0).astype(np.float32)  # e^-200 is 0 in float32
+    dtypes = (np.float64, np.float32) + ((np.float32,) if fast else ())
 
-    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray, *more: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        if inv_t != 1.0:
-            np.multiply(rows, inv_t, out=d, dtype=np.float64)
-            d -= shift[first:stop, None]
+        if fast and usable[first:stop].all():
+            (b,), h = more, hi
+            c, a = _halves(d)  # free until d is written
+            np.maximum(rows, floor[first:stop, None], out=c)  # -inf gives 0
+            _split_difference(c, s32[first:stop, None], h, a, b)
+            np.exp(h, out=h)
+            np.multiply(h, b, out=b)  # e^h delta: e^d = e^h + e^h delta
+            np.add(h, b, out=d, dtype=np.float64)
+            d *= coef[first:stop, None]
         else:
-            np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
-        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-        np.subtract(d, hi, out=d)
-        d += 1.0
-        np.exp(hi, out=hi)
-        d *= hi
-        d *= p_coef[first:stop, None]
+            if inv_t != 1.0:
+                np.multiply(rows, inv_t, out=d, dtype=np.float64)
+                d -= shift[first:stop, None]
+            else:
+                np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
+            np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+            hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+            np.subtract(d, hi, out=d)
+            d += 1.0
+            np.exp(hi, out=hi)
+            d *= hi
+            d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
         d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
-    _run_in_blocks(block, n, v, (np.float64, np.float32))
+    _run_in_blocks(block, n, v, dtypes)
     return out
