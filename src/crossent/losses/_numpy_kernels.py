@@ -1,8 +1,8 @@
-r"""The NumPy twins of the fused kernels: blocks of rows, float64 inside, no Numba.
+r"""The NumPy twins of the fused kernels: blocks of rows, exact float32 passes, no Numba.
 
 :func:`row_statistics` and :func:`write_gradient` take the arguments of their
 namesakes in ``_cpu_kernels`` and return the same quantities, computed with the same
-formulas in float64 (issue 13: the default install, without the ``fast`` extra):
+formulas (issue 13: the default install, without the ``fast`` extra):
 
 .. math:: m_i = \max_c z_{ic}/T, \qquad \sigma_{ic} = (z_{ic} - \max_c z_{ic})/T,
           \qquad \ell_i = \log\textstyle\sum_c e^{\sigma_{ic}}
@@ -13,11 +13,28 @@ is below 1.5 (a near-deterministic row, whose :math:`\log(1 + \delta)` would los
 :math:`c_i e^{z_i/T - \mathrm{shift}_i} - r_i u - g_i e_{y_i}`.
 
 The logits are read in blocks of consecutive rows of about :data:`BLOCK_ELEMENTS`
-values, so the float64 working copy (``float32 -> float64`` and the subtraction of
-the row maximum happen in one ufunc call) stays in cache and the peak extra memory is
-a few MiB whatever the batch: the generic Array-API path instead materialises several
-N x V temporaries (shifted logits, their exponentials, a one-hot mask). Per block:
-one float32 max, one fused cast-and-subtract, one ``exp`` in place and one sum.
+values, so the work buffers stay in cache and the peak extra memory is a few MiB
+whatever the batch: the generic Array-API path instead materialises several N x V
+temporaries (shifted logits, their exponentials, a one-hot mask).
+
+Without a temperature (:data:`FLOAT32_PASSES`) every pass over a block is a float32
+one: a NumPy ufunc of mixed float32/float64 operands runs a cast loop into a buffer
+before its arithmetic loop, whatever the instruction set, and cost three to six times
+a float32 pass (measured on an AVX-512 Xeon). :math:`x - t` (:math:`t` the float32
+row maximum, or the float32 part of the gradient's shift) is split exactly as
+:math:`h + \delta` with :math:`h = \mathrm{fl}_{32}(x - t)` by a branch-free TwoSum
+(:func:`_split_difference`): in the forward, the very :math:`h` and :math:`\delta`
+of the float64 path's ``float32(d)`` and ``d - float32(d)``; then
+:math:`e^{x - t} = e^h (1 + \delta)` up to :math:`\delta^2/2 < 2^{-35}` for the
+terms that are not 0 in float32. The forward sums :math:`e^h` in float64 and the
+correction :math:`e^h\delta` in float32: its relative error, at most
+:math:`V 2^{-24}` (naive summation; a BLAS dot, with 32 or more accumulators, far
+less), of a correction of at most :math:`2^{-24} \sum_c e^{h_c}|h_c| \le 2^{-24}
+(20 (s - 1) + 0.01)` for :math:`V \le 2^{18}`, moves :math:`\ell` by under
+:math:`2^{-48} V \cdot 20 (s - 1)/s`, a tenth of the float32 ``exp``'s share at
+most (see :data:`EXACT_BELOW`). The gradient forms :math:`e^h + e^h\delta` in
+float64 and rounds once, as before. Per block of the forward: one float32 max, six
+float32 passes, one ``exp``, one float64 sum and one dot product.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
