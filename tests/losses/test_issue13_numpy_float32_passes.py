@@ -18,6 +18,7 @@ import pytest
 import crossent
 from crossent.losses import _cpu_kernels, _numpy_kernels
 from crossent.losses._kernel_inputs import StatisticsOptions
+from crossent.losses._softmax import prepare_softmax_labels, softmax_gradient
 
 F32 = np.float32
 ULP_24 = 2.0**-24
@@ -183,3 +184,32 @@ def test_issue13_default_install_gradient_entries_within_the_exp_error(
     others[-1] = False
     np.testing.assert_allclose(got[others], exact[others], rtol=5e-7, atol=np.finfo(F32).tiny)
     np.testing.assert_allclose(got[-1], exact[-1], rtol=2e-4, atol=np.finfo(F32).tiny)
+
+
+@pytest.mark.parametrize("classes", [3, 257, 32000])
+def test_issue13_default_install_gradient_of_signed_and_zero_upstreams(
+    classes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-row upstream gradients of either sign, 0, tiny and huge (the factor folded
+    into the float32 exponent), and ignored rows."""
+    monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
+    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", 2 * classes)
+    x = _gradient_rows(classes)[:-1]
+    labels = np.arange(len(x)) % classes
+    labels[1] = -100
+    levels = np.array([1.0, -2.5, 0.0, 1e-30, -1e30, 3e-3, 7.0, -1.0, 1e35, 0.5])
+    upstream = levels[np.arange(len(x)) % len(levels)]
+    problem = prepare_softmax_labels(x, labels, reduction="none", ignore_index=-100)
+    got = softmax_gradient(problem, upstream=upstream.astype(F32))
+    exact_problem = prepare_softmax_labels(
+        x.astype(np.float64), labels, reduction="none", ignore_index=-100
+    )
+    exact = softmax_gradient(exact_problem, upstream=upstream)
+    assert got.dtype == F32
+    np.testing.assert_array_equal(got[exact == 0], 0)
+    others = np.ones(x.shape, dtype=bool)
+    others[np.arange(len(x)), np.maximum(labels, 0)] = False
+    np.testing.assert_allclose(got[others], exact[others], rtol=5e-7, atol=np.finfo(F32).tiny)
+    # the label's entries: to the forward's error, relative to the row's largest entry
+    scale = np.abs(exact).max(axis=1, keepdims=True)
+    assert (np.abs(got - exact) <= 1e-6 * scale).all()

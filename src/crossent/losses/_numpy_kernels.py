@@ -310,45 +310,62 @@ def write_gradient(
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
     inv_t = terms.inv_temperature
-    fast = FLOAT32_PASSES and inv_t == 1.0
+    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None
     if fast:
-        # e^(x - s) = e^(x - s32) e^(s32 - s), s32 = float32(s): the second factor goes
-        # into the row's coefficient, the first is e^h (1 + delta) from float32 passes.
-        # Rows of a huge or non-finite shift take the float64 path.
-        with np.errstate(invalid="ignore", over="ignore"):
-            s32 = shift.astype(np.float32)
-            usable = np.abs(s32) <= 2.0**20
-            coef = p_coef * np.exp(s32 - shift)
-            floor = (s32 - 200.0).astype(np.float32)  # e^-200 is 0 in float32
+        # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
+        # times 0), split as c32 + c_lo (float32): e^(x - c) = e^h (1 + delta - c_lo)
+        # with h + delta = x - c32 exactly. Blocks with a row of |c| >= 128 (c_lo up to
+        # 2^-18 and delta - c_lo under 2^-17 for the terms not 0 in float32, as in the
+        # forward), |a| > e^80 (e^h could overflow) or a non-finite c: the float64 path.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            magnitude = np.abs(p_coef)
+            c = shift - np.where(magnitude > 0.0, np.log(magnitude), 0.0)
+            c32 = c.astype(np.float32)
+            c_lo = (c - c32).astype(np.float32)
+            sign = np.sign(p_coef).astype(np.float32)
+            usable = (np.abs(c) < 128.0) & (magnitude <= np.exp(80.0))
+            floor = c32 - np.float32(200.0)  # e^-200 is 0 in float32
     dtypes = (np.float64, np.float32) + ((np.float32,) if fast else ())
 
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray, *more: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
+        index, picked = np.arange(stop - first), labels[first:stop]
         if fast and usable[first:stop].all():
             (b,), h = more, hi
-            c, a = _halves(d)  # free until d is written
-            np.maximum(rows, floor[first:stop, None], out=c)  # -inf gives 0
-            _split_difference(c, s32[first:stop, None], h, a, b)
+            x, a = _halves(d)  # float32 scratch
+            np.maximum(rows, floor[first:stop, None], out=x)  # -inf gives 0
+            _split_difference(x, c32[first:stop, None], h, a, b)
+            np.subtract(b, c_lo[first:stop, None], out=b)
             np.exp(h, out=h)
-            np.multiply(h, b, out=b)  # e^h delta: e^d = e^h + e^h delta
-            np.add(h, b, out=d, dtype=np.float64)
-            d *= coef[first:stop, None]
+            np.multiply(h, b, out=b)
+            # e^h + e^h (delta - c_lo): one rounding, as the float64 path's
+            g = out[first:stop] if out.dtype == np.float32 else a
+            np.add(h, b, out=g)
+            if (sign[first:stop] != 1.0).any():
+                g *= sign[first:stop, None]
+            # the label's a p_y - t in float64, rounded once: p_y - 1 cancels
+            g[index, picked] = (
+                p_coef[first:stop] * np.exp(rows[index, picked] - shift[first:stop])
+                - target_coef[first:stop]
+            )
+            if out.dtype != np.float32:
+                out[first:stop] = encode_like(g, out.dtype)
+            return
+        if inv_t != 1.0:
+            np.multiply(rows, inv_t, out=d, dtype=np.float64)
+            d -= shift[first:stop, None]
         else:
-            if inv_t != 1.0:
-                np.multiply(rows, inv_t, out=d, dtype=np.float64)
-                d -= shift[first:stop, None]
-            else:
-                np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
-            np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-            hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-            np.subtract(d, hi, out=d)
-            d += 1.0
-            np.exp(hi, out=hi)
-            d *= hi
-            d *= p_coef[first:stop, None]
+            np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
+        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+        np.subtract(d, hi, out=d)
+        d += 1.0
+        np.exp(hi, out=hi)
+        d *= hi
+        d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
-        d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
+        d[index, picked] -= target_coef[first:stop]
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
