@@ -32,9 +32,14 @@ correction :math:`e^h\delta` in float32: its relative error, at most
 less), of a correction of at most :math:`2^{-24} \sum_c e^{h_c}|h_c| \le 2^{-24}
 (20 (s - 1) + 0.01)` for :math:`V \le 2^{18}`, moves :math:`\ell` by under
 :math:`2^{-48} V \cdot 20 (s - 1)/s`, a tenth of the float32 ``exp``'s share at
-most (see :data:`EXACT_BELOW`). The gradient forms :math:`e^h + e^h\delta` in
-float64 and rounds once, as before. Per block of the forward: one float32 max, six
-float32 passes, one ``exp``, one float64 sum and one dot product.
+most (see :data:`EXACT_BELOW`). The gradient (no label smoothing) folds the row's
+factor :math:`a` into the exponent, :math:`a e^{x - s} = \pm e^{x - c}` with
+:math:`c = s - \log|a|` split as float32 :math:`c_{32} + c_{lo}`, and rounds
+:math:`e^h + e^h(\delta - c_{lo})` once, straight into the output: the float64 path's
+one rounding of :math:`a e^h (1 + \delta)`, without its float64 copy; the label's
+entry :math:`a p_y - t` is formed in float64. Per block of the forward: one float32
+max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
+gradient: eight float32 passes, one ``exp``, one product and one sum.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
