@@ -1,8 +1,8 @@
-r"""The NumPy twins of the fused kernels: blocks of rows, float64 inside, no Numba.
+r"""The NumPy twins of the fused kernels: blocks of rows, exact float32 passes, no Numba.
 
 :func:`row_statistics` and :func:`write_gradient` take the arguments of their
 namesakes in ``_cpu_kernels`` and return the same quantities, computed with the same
-formulas in float64 (issue 13: the default install, without the ``fast`` extra):
+formulas (issue 13: the default install, without the ``fast`` extra):
 
 .. math:: m_i = \max_c z_{ic}/T, \qquad \sigma_{ic} = (z_{ic} - \max_c z_{ic})/T,
           \qquad \ell_i = \log\textstyle\sum_c e^{\sigma_{ic}}
@@ -13,11 +13,33 @@ is below 1.5 (a near-deterministic row, whose :math:`\log(1 + \delta)` would los
 :math:`c_i e^{z_i/T - \mathrm{shift}_i} - r_i u - g_i e_{y_i}`.
 
 The logits are read in blocks of consecutive rows of about :data:`BLOCK_ELEMENTS`
-values, so the float64 working copy (``float32 -> float64`` and the subtraction of
-the row maximum happen in one ufunc call) stays in cache and the peak extra memory is
-a few MiB whatever the batch: the generic Array-API path instead materialises several
-N x V temporaries (shifted logits, their exponentials, a one-hot mask). Per block:
-one float32 max, one fused cast-and-subtract, one ``exp`` in place and one sum.
+values, so the work buffers stay in cache and the peak extra memory is a few MiB
+whatever the batch: the generic Array-API path instead materialises several N x V
+temporaries (shifted logits, their exponentials, a one-hot mask).
+
+Without a temperature (:data:`FLOAT32_PASSES`) every pass over a block is a float32
+one: a NumPy ufunc of mixed float32/float64 operands runs a cast loop into a buffer
+before its arithmetic loop, whatever the instruction set, and cost three to six times
+a float32 pass (measured on an AVX-512 Xeon). :math:`x - t` (:math:`t` the float32
+row maximum, or the float32 part of the gradient's shift) is split exactly as
+:math:`h + \delta` with :math:`h = \mathrm{fl}_{32}(x - t)` by a branch-free TwoSum
+(:func:`_split_difference`): in the forward, the very :math:`h` and :math:`\delta`
+of the float64 path's ``float32(d)`` and ``d - float32(d)``; then
+:math:`e^{x - t} = e^h (1 + \delta)` up to :math:`\delta^2/2 < 2^{-35}` for the
+terms that are not 0 in float32. The forward sums :math:`e^h` in float64 and the
+correction :math:`e^h\delta` in float32: its relative error, at most
+:math:`V 2^{-24}` (naive summation; a BLAS dot, with 32 or more accumulators, far
+less), of a correction of at most :math:`2^{-24} \sum_c e^{h_c}|h_c| \le 2^{-24}
+(20 (s - 1) + 0.01)` for :math:`V \le 2^{18}`, moves :math:`\ell` by under
+:math:`2^{-48} V \cdot 20 (s - 1)/s`, a tenth of the float32 ``exp``'s share at
+most (see :data:`EXACT_BELOW`). The gradient (no label smoothing) folds the row's
+factor :math:`a` into the exponent, :math:`a e^{x - s} = \pm e^{x - c}` with
+:math:`c = s - \log|a|` split as float32 :math:`c_{32} + c_{lo}`, and rounds
+:math:`e^h + e^h(\delta - c_{lo})` once, straight into the output: the float64 path's
+one rounding of :math:`a e^h (1 + \delta)`, without its float64 copy; the label's
+entry :math:`a p_y - t` is formed in float64. Per block of the forward: one float32
+max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
+gradient: eight float32 passes, one ``exp``, one product and one sum.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -38,6 +60,7 @@ from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 __all__ = [
     "BLOCK_ELEMENTS",
     "EXACT_BELOW",
+    "FLOAT32_PASSES",
     "PARALLEL_ELEMENTS",
     "as_float32",
     "encode_like",
@@ -55,6 +78,10 @@ BLOCK_ELEMENTS = 1 << 16
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
 #: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
 EXACT_BELOW = 4.0
+
+#: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
+#: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare).
+FLOAT32_PASSES = True
 
 #: From this many logits on, the rows are split among one thread per available core
 #: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
@@ -109,26 +136,26 @@ def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> 
 
 
 def _run_in_blocks(
-    block: Callable[[int, int, np.ndarray, np.ndarray], None], rows: int, classes: int
+    block: Callable[..., None], rows: int, classes: int, dtypes: tuple[type, ...]
 ) -> None:
-    """``block(first, stop, d, hi)`` over blocks of rows (threads for a large input).
+    """``block(first, stop, *buffers)`` over blocks of rows (threads for a large input).
 
-    ``d`` (float64) and ``hi`` (float32) are work buffers of the block's shape, one
-    pair per thread. NumPy's floating-point warnings are off: the kernels handle
-    infinities and NaNs themselves.
+    ``buffers`` are work buffers of the block's shape, one of each dtype in
+    ``dtypes``, one set per thread. NumPy's floating-point warnings are off: the
+    kernels handle infinities and NaNs themselves.
     """
     step = _block_rows(classes)
 
     def work(begin: int, end: int) -> None:
         size = min(step, end - begin) * classes
-        buffer, low = np.empty(size), np.empty(size, dtype=np.float32)
+        buffers: list[np.ndarray] = [np.empty(size, dtype=dtype) for dtype in dtypes]
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
             for first in range(begin, end, step):
                 stop = min(end, first + step)
                 shape = (stop - first, classes)
                 size = shape[0] * classes
-                block(first, stop, buffer[:size].reshape(shape), low[:size].reshape(shape))
+                block(first, stop, *(buffer[:size].reshape(shape) for buffer in buffers))
 
     _run_in_parts(work, rows, classes)
 
@@ -143,43 +170,55 @@ def row_statistics(
     sum is computed only with ``options.need_sum``.
     """
     n, v = z.shape
-    m_out, ell_out, zy_out, sum_out = (np.zeros(n) for _ in range(4))
-    suspect_out = np.empty(n, dtype=np.bool_)
+    top = np.empty((n, 1), dtype=np.float32)  # the float32 row maxima
+    total = np.empty(n)  # sum_c e^(z'_c - m) (float32 exp), or the float64 one when redone
+    ell_out, sum_out = np.empty(n), np.zeros(n)
+    redone = np.zeros(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
     inv_t, need_sum = options.inv_temperature, options.need_sum
     w = None
     if need_sum and options.weight is not None:
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
+    fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
+    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input;
+    # once summed, its memory holds two of _exp_sum32's float32 buffers
+    wide = need_sum or not fast
+    dtypes = (np.float32,) + ((np.float64,) if wide else (np.float32,) * 2)
 
-    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+    def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        top = np.max(rows, axis=1, keepdims=True).astype(np.float64)
-        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
-        np.subtract(rows, top, out=d, dtype=np.float64)
-        if inv_t != 1.0:
-            d *= inv_t
-        index = np.arange(stop - first)
-        zy_out[first:stop] = d[index, labels[first:stop]]
-        m = top[:, 0] * inv_t
-        m_out[first:stop] = m
-        live = m != -np.inf
-        if need_sum:
-            total = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
-            sum_out[first:stop] = np.where(live, total, 0.0)
-        s = np.where(live, _exp_sum(d, hi), 0.0)
-        ell_out[first:stop] = np.log(s)
-        suspect_out[first:stop] = ~(np.isfinite(m) & np.isfinite(s))
+        t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
+        s = total[first:stop]
+        if wide:
+            d = buffers[-1]
+            np.subtract(rows, t, out=d, dtype=np.float64)
+            if inv_t != 1.0:
+                d *= inv_t
+            if need_sum:
+                sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
+            if not fast:
+                s[...] = _exp_sum(d, buffers[0])
+        if fast:
+            _exp_sum32(rows, t, buffers[0], *_halves(buffers[1]) if wide else buffers[1:], out=s)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
-            ell, total = _exact_ell(rows[redo], top[redo], inv_t)
+            ell, s[redo] = _exact_ell(rows[redo], t[redo].astype(np.float64), inv_t)
             ell_out[first + redo] = ell
-            suspect_out[first + redo] = ~(np.isfinite(m[redo]) & np.isfinite(total))
+            redone[first + redo] = True
 
-    _run_in_blocks(block, n, v)
-    return m_out, ell_out, zy_out, sum_out, suspect_out
+    _run_in_blocks(block, n, v, dtypes)
+    top64 = top[:, 0].astype(np.float64)
+    m = top64 * inv_t
+    with np.errstate(invalid="ignore", divide="ignore"):  # -inf - -inf, log 0
+        # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
+        zy = (as_float32(z[np.arange(n), labels]) - top64) * inv_t
+        ell_out = np.where(redone, ell_out, np.log(total))
+    if need_sum:
+        sum_out[m == -np.inf] = 0.0
+    return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
 
 
 def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -195,6 +234,53 @@ def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
     np.exp(hi, out=hi)
     d *= hi
     return hi.sum(axis=1, dtype=np.float64) + d.sum(axis=1)
+
+
+def _exp_sum32(
+    x: np.ndarray, top: np.ndarray, h: np.ndarray, a: np.ndarray, b: np.ndarray, *, out: np.ndarray
+) -> None:
+    r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
+
+    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`
+    and its exact error :math:`\delta` (:func:`_split_difference`), then
+    :math:`\sum_c e^{h_c}` in float64 and the correction :math:`\sum_c e^{h_c}\delta_c`
+    in float32 (see the module). ``h``, ``a`` and ``b`` are float32 work buffers of
+    ``x``'s shape. A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a
+    NaN: the caller redoes the row. The sums go to ``out`` (float64, one per row).
+    """
+    _split_difference(x, top, h, a, b)
+    np.exp(h, out=h)
+    np.add.reduce(h, axis=1, dtype=np.float64, out=out)
+    out += _row_dot(h, b)
+
+
+def _split_difference(
+    x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray, delta: np.ndarray
+) -> None:
+    r""":math:`x - t = h + \delta` exactly: ``h`` = fl32(x - t) and ``delta``, in float32.
+
+    Knuth's branch-free TwoSum of :math:`x` and :math:`-t` (``t``: one float32 per row),
+    five float32 passes after the subtraction; exact unless a step overflows (a NaN
+    then). ``a`` is a float32 work buffer of ``x``'s shape.
+    """
+    np.subtract(x, t, out=h)
+    np.subtract(h, x, out=a)  # v = h - x
+    np.subtract(h, a, out=delta)
+    np.subtract(x, delta, out=delta)  # x - (h - v)
+    np.add(a, t, out=a)  # -((-t) - v)
+    np.subtract(delta, a, out=delta)  # (x - (h - v)) + ((-t) - v)
+
+
+def _halves(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two float32 arrays of ``d``'s shape in the memory of ``d`` (float64, C-contiguous)."""
+    flat = d.reshape(-1).view(np.float32)
+    return flat[: d.size].reshape(d.shape), flat[d.size :].reshape(d.shape)
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The dot product of each row of ``a`` with the same row of ``b`` (float32)."""
+    vecdot = getattr(np, "vecdot", None)  # NumPy >= 2.0
+    return vecdot(a, b) if vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
 def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -229,9 +315,47 @@ def write_gradient(
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
     inv_t = terms.inv_temperature
+    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None
+    if fast:
+        # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
+        # times 0), split as c32 + c_lo (float32): e^(x - c) = e^h (1 + delta - c_lo)
+        # with h + delta = x - c32 exactly. Blocks with a row of |c| >= 128 (c_lo up to
+        # 2^-18 and delta - c_lo under 2^-17 for the terms not 0 in float32, as in the
+        # forward), |a| > e^80 (e^h could overflow) or a non-finite c: the float64 path.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            magnitude = np.abs(p_coef)
+            c = shift - np.where(magnitude > 0.0, np.log(magnitude), 0.0)
+            c32 = c.astype(np.float32)
+            c_lo = (c - c32).astype(np.float32)
+            sign = np.sign(p_coef).astype(np.float32)
+            usable = (np.abs(c) < 128.0) & (magnitude <= np.exp(80.0))
+            floor = c32 - np.float32(200.0)  # e^-200 is 0 in float32
+    dtypes = (np.float64, np.float32) + ((np.float32,) if fast else ())
 
-    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray) -> None:
+    def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray, *more: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
+        index, picked = np.arange(stop - first), labels[first:stop]
+        if fast and usable[first:stop].all():
+            (b,), h = more, hi
+            x, a = _halves(d)  # float32 scratch
+            np.maximum(rows, floor[first:stop, None], out=x)  # -inf gives 0
+            _split_difference(x, c32[first:stop, None], h, a, b)
+            np.subtract(b, c_lo[first:stop, None], out=b)
+            np.exp(h, out=h)
+            np.multiply(h, b, out=b)
+            # e^h + e^h (delta - c_lo): one rounding, as the float64 path's
+            g = out[first:stop] if out.dtype == np.float32 else a
+            np.add(h, b, out=g)
+            if (sign[first:stop] != 1.0).any():
+                g *= sign[first:stop, None]
+            # the label's a p_y - t in float64, rounded once: p_y - 1 cancels
+            g[index, picked] = (
+                p_coef[first:stop] * np.exp(rows[index, picked] - shift[first:stop])
+                - target_coef[first:stop]
+            )
+            if out.dtype != np.float32:
+                out[first:stop] = encode_like(g, out.dtype)
+            return
         if inv_t != 1.0:
             np.multiply(rows, inv_t, out=d, dtype=np.float64)
             d -= shift[first:stop, None]
@@ -246,9 +370,9 @@ def write_gradient(
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
-        d[np.arange(stop - first), labels[first:stop]] -= target_coef[first:stop]
+        d[index, picked] -= target_coef[first:stop]
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 
-    _run_in_blocks(block, n, v)
+    _run_in_blocks(block, n, v, dtypes)
     return out
