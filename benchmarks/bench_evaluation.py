@@ -56,20 +56,7 @@ import numpy as np
 
 import crossent
 
-from _machine import cpu_name, peak_mib, timed_seconds
-
-
-def vector_width() -> str:
-    """The widest SIMD extension the CPU reports (from /proc/cpuinfo's flags)."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((line for line in info if line.startswith("flags")), "").split()
-    except OSError:
-        return "unknown"
-    for flag, width in (("avx512f", "AVX-512 (512 bit)"), ("avx2", "AVX2 (256 bit)")):
-        if flag in flags:
-            return width
-    return "SSE/NEON (128 bit)" if flags else "unknown"
+from _machine import cpu_name, peak_mib, timed_seconds, vector_width
 
 
 def data(rows: int, classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
