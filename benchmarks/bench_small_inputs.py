@@ -95,55 +95,39 @@ def _crossent_cases(x: dict[str, np.ndarray]) -> list[tuple[str, str, Callable[[
             lambda v: c.binary_cross_entropy_grad(bt, b, validate=v),
         ),
     ]
-    for rows in (1, 8):
-        logits, labels, targets = x[f"logits{rows}"], x[f"labels{rows}"], x[f"targets{rows}"]
-        shape = f"({rows}, 10)"
-        for fn in (
-            c.softmax_cross_entropy,
-            c.softmax_cross_entropy_grad,
-            c.softmax_focal_loss,
-            c.softmax_focal_loss_grad,
-            c.poly1_cross_entropy,
-            c.poly1_cross_entropy_grad,
-            c.multiclass_hinge_loss,
-            c.multiclass_hinge_loss_grad,
-        ):
-            cases.append(
-                (fn.__name__, shape, lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v))
-            )
-        for fn in (
-            c.softmax_cross_entropy_with_targets,
-            c.softmax_cross_entropy_with_targets_grad,
-            c.distillation_loss,
-            c.distillation_loss_grad,
-        ):
-            cases.append(
-                (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
-            )
-    for rows in (1, 8):  # float32 logits (and float32 soft targets)
-        logits, labels = x[f"logits{rows}"].astype(np.float32), x[f"labels{rows}"]
-        targets = x[f"targets{rows}"].astype(np.float32)
-        shape = f"({rows}, 10) float32"
-        for fn in (
-            c.softmax_cross_entropy,
-            c.softmax_cross_entropy_grad,
-            c.softmax_focal_loss,
-            c.softmax_focal_loss_grad,
-            c.poly1_cross_entropy,
-            c.poly1_cross_entropy_grad,
-        ):
-            cases.append(
-                (fn.__name__, shape, lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v))
-            )
-        for fn in (
-            c.softmax_cross_entropy_with_targets,
-            c.softmax_cross_entropy_with_targets_grad,
-            c.distillation_loss,
-            c.distillation_loss_grad,
-        ):
-            cases.append(
-                (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
-            )
+    labelled = (
+        c.softmax_cross_entropy,
+        c.softmax_cross_entropy_grad,
+        c.softmax_focal_loss,
+        c.softmax_focal_loss_grad,
+        c.poly1_cross_entropy,
+        c.poly1_cross_entropy_grad,
+    )
+    soft = (
+        c.softmax_cross_entropy_with_targets,
+        c.softmax_cross_entropy_with_targets_grad,
+        c.distillation_loss,
+        c.distillation_loss_grad,
+    )
+    hinge = (c.multiclass_hinge_loss, c.multiclass_hinge_loss_grad)
+    # float64 logits, then float32 logits (and float32 soft targets; no hinge rows)
+    for dtype, suffix, with_labels in (
+        (np.float64, "", labelled + hinge),
+        (np.float32, " float32", labelled),
+    ):
+        for rows in (1, 8):
+            logits = x[f"logits{rows}"].astype(dtype, copy=False)
+            labels = x[f"labels{rows}"]
+            targets = x[f"targets{rows}"].astype(dtype, copy=False)
+            shape = f"({rows}, 10){suffix}"
+            for fn in with_labels:
+                cases.append(
+                    (fn.__name__, shape, lambda v, fn=fn, a=logits, y=labels: fn(a, y, validate=v))
+                )
+            for fn in soft:
+                cases.append(
+                    (fn.__name__, shape, lambda v, fn=fn, a=logits, t=targets: fn(a, t, validate=v))
+                )
     for fn in (
         c.sigmoid_cross_entropy,
         c.sigmoid_cross_entropy_grad,
