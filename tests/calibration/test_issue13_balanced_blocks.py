@@ -41,6 +41,8 @@ def _spans(rows: int, classes: int) -> list[tuple[int, int]]:
         (104_857, 10),  # exactly one full block
         (104_858, 10),  # one row more: two blocks
         (3 * 104_857 + 5, 10),  # four blocks (3.00005 rounded up, then to even)
+        (2 * 104_857 + 1, 10),  # four blocks (3, rounded to even)
+        (104_857 // 2, 20),  # exactly one full block
         (5, 1 << 21),  # rows longer than a block: one row a block
         (6, 1 << 21),
         (123_457, 1),
@@ -61,11 +63,13 @@ def test_issue13_spans_equal_even_and_bounded(rows: int, classes: int) -> None:
     assert np.all(sizes >= 1)
     assert np.all(sizes <= step)  # the memory bound of a block
     assert sizes.max() - sizes.min() <= 1  # balanced: no short last block
-    expected = -(-rows // step)
-    expected = min(expected + expected % 2, rows)
-    if 1 < expected < rows:
-        assert len(spans) % 2 == 0
-    assert len(spans) == expected
+    if rows <= step:
+        assert spans == [(0, rows)]  # one block: no thread pool (small inputs)
+    elif 2 * step >= rows:
+        assert len(spans) == 2
+    else:
+        assert len(spans) % 2 == 0 or len(spans) == rows  # even, or one row a block
+        assert len(spans) - 2 < rows / step  # at most one block more than ceil needs
 
 
 def test_issue13_spans_of_the_benchmark() -> None:

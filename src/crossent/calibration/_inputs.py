@@ -111,7 +111,8 @@ class Predictions:
         number is the same whatever the threads."""
         step = max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
         count = -(-self.n // step)
-        count = min(count + count % 2, self.n)  # (no empty block: a row is the least)
+        if count > 1:  # (no empty block: a row is the least)
+            count = min(count + count % 2, self.n)
         for block in range(count):
             yield block * self.n // count, (block + 1) * self.n // count
 
