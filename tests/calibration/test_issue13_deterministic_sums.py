@@ -4,7 +4,9 @@ change: each chunk's scores row by row, summed as a balanced pairwise tree (zero
 the next power of two), the chunks added with Neumaier's compensation.  Before, a
 reassociated loop let LLVM choose the order, and it chose differently in the process
 that compiled the kernel and in every process that loaded it from Numba's cache (the
-sums an ulp apart).  Pinned here bit for bit against a Python emulation of that order,
+sums an ulp apart).  (The entropy of a chunk without a suspect row is now its terms
+in 256 interleaved running sums, then their tree: test_issue13_folded_entropy.py.)
+Pinned here bit for bit against a Python emulation of that order,
 against ``math.fsum`` for accuracy, and across a cold and a warm cache."""
 
 from __future__ import annotations
@@ -57,11 +59,25 @@ def _emulated(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float, floa
     chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // k))
     brier = others + np.square(1.0 - p_label)
     spherical = p_label / np.sqrt(others + p_label * p_label)
-    ent = np.maximum(entropy, 0.0)
     out = []
-    for scores in (brier, spherical, ent):
+    for scores in (brier, spherical):
         parts = [_pairwise(scores[c : c + chunk].tolist()) for c in range(0, n, chunk)]
         out.append(_neumaier(parts))
+    # the entropy of a chunk without a suspect row (these rows: limit 1): its terms
+    # (the kernel's entropy_terms) in 256 interleaved running sums, then their tree
+    from crossent.calibration._row_kernels_numba import entropy_terms
+
+    flat = probs.reshape(-1)
+    parts = []
+    for c in range(0, n, chunk):
+        count = (min(c + chunk, n) - c) * k
+        terms = np.zeros(-(-count // 256) * 256)
+        entropy_terms(flat, c * k, count, terms)
+        lanes = np.zeros(256)
+        for stretch in terms.reshape(-1, 256):
+            lanes = lanes + stretch  # elementwise, in order
+        parts.append(0.0 - _pairwise(lanes.tolist()))
+    out.append(_neumaier(parts))
     return out[0], out[1], out[2]
 
 

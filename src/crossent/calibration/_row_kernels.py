@@ -55,9 +55,12 @@ for long rows: 32768 entries, :data:`_CHUNK_ENTRIES` with the entropy, whose ter
 buffered), whose per-row numbers stay in cached buffers and are summed at once: the
 labels' logarithms (:func:`log_positive`, vectorised; only when a surprisal is asked),
 the surprisal summed plainly over the chunk (vectorised, reassociated), the Brier and
-spherical scores and the entropy as a balanced pairwise tree (an order no compilation
-changes: the same bits whether the kernel was compiled in this process or loaded from
-Numba's cache, which the reassociated sums were not), the chunks added with
+spherical scores as a balanced pairwise tree, the entropy terms of a chunk without a
+suspect row in 256 interleaved running sums then a pairwise tree over them (each row's
+entropy and its clip at 0 only for a chunk with a suspect row: for entries in [0, 1]
+the clip changes nothing) (orders no compilation changes: the same bits whether the
+kernel was compiled in this process or loaded from Numba's cache, which the
+reassociated sums were not), the chunks added with
 Neumaier's compensation, the hits, per-class counts and
 surprisals, the equal-width bins of the confidence (the comparisons of
 :func:`._binning.assign_uniform_bins`, the edges formed as :math:`j \cdot e_1`, which is
@@ -219,7 +222,9 @@ def block_totals(
     Brier scores :math:`\\sum_{k \\ne y} p_k^2 + (1 - p_y)^2` (:math:`1 - p_y` is exact
     for :math:`p_y \\ge 1/2`), spherical scores (0 unless ``spherical``), entropies (0
     unless ``entropy``) and hits (0 unless ``top``), each summed over a chunk (the
-    surprisal plainly, the scores and entropies as a pairwise tree), the chunks with
+    surprisal plainly, the scores as a pairwise tree, the entropy terms in 256
+    interleaved running sums then a tree, or per row for a chunk with a suspect row,
+    each row's entropy clipped at 0), the chunks with
     Neumaier's compensation (the Brier and spherical
     scores need ``squares``, which are otherwise left out).
     ``class_stats``: per class (``classes``), the count and summed surprisal of the
