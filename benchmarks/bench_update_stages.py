@@ -1,0 +1,149 @@
+"""The stages of ``EvaluationState.update``'s kernel (issue 13), one thread, by CPU time.
+
+    python benchmarks/bench_update_stages.py [--rows 1000000] [--classes 10]
+        [--repeats 11] [--against PATH/TO/OTHER/src]
+
+``EvaluationState.update`` sums every metric of a block in one compiled pass
+(``calibration/_row_kernels_numba.totals``, through ``_row_kernels.block_totals``).  This
+script calls that kernel directly on the whole input (one block, one thread, no thread
+pool) with its stages switched on one group at a time, so that the difference between two
+rows is what a stage costs: the label and entry checks and each row's sum (always), the
+top label and confidence, the sums of squares (Brier), the spherical score, the bins of
+the confidence, the surprisal (a logarithm a row), the per-class sums, the most
+surprising rows, the entropy (a logarithm an entry), and everything at once (what
+``update`` asks for).  The data are ``bench_evaluation``'s (float32 softmax probabilities,
+labels drawn from them).
+
+Each repeat calls every row in turn (and, with ``--against``, the same row of a second
+copy of crossent right after, as ``bench_evaluation`` imports it): the thread's CPU time
+(``time.thread_time``), min and median of ``--repeats``, which a shared machine's load
+disturbs less than the wall clock; state the load average with the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import statistics
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from bench_evaluation import against, data
+
+from _machine import cpu_name, vector_width
+
+STAGES: dict[str, dict[str, Any]] = {
+    "checks and row sums": {},
+    "+ top label": {"top": True},
+    "+ top, squares (Brier)": {"top": True, "squares": True},
+    "+ top, squares, spherical": {"top": True, "squares": True, "spherical": True},
+    "+ top, bins": {"top": True, "bins": True},
+    "+ surprisal": {"logs": True},
+    "+ surprisal, per-class sums": {"logs": True, "classes": True},
+    "+ surprisal, 10 most surprising": {"logs": True, "keep": 10},
+    "+ entropy": {"entropy": True},
+    "everything (update's)": {
+        "top": True,
+        "entropy": True,
+        "logs": True,
+        "squares": True,
+        "spherical": True,
+        "classes": True,
+        "bins": True,
+        "keep": 10,
+    },
+}
+
+
+def stage_call(
+    row_kernels: ModuleType, probs: np.ndarray, labels: np.ndarray, options: dict[str, Any]
+) -> Callable[[], object]:
+    """One call of ``row_kernels``' ``totals`` kernel with the given stages on."""
+    kernel = row_kernels._kernels()["totals"]
+    values, flat, bits, ids = row_kernels._kernel_arguments(probs, labels)
+    k = values.shape[1]
+    top, keep = options.get("top", False), options.get("keep", 0)
+    bins = 15 if top and options.get("bins", False) else 0
+    classes = k if options.get("classes", False) else 0
+    squares = options.get("squares", False)
+    edges = np.linspace(0.0, 1.0, bins + 1) if bins else np.zeros(1)
+    found = np.full(keep, -1, dtype=np.intp)
+    out = (np.empty(5), np.zeros((2, classes)), np.zeros((3, bins)), found)
+    found_p = np.empty(keep)
+    return lambda: kernel(
+        values,
+        flat,
+        bits,
+        ids,
+        top,
+        options.get("entropy", False),
+        options.get("logs", False),
+        squares,
+        options.get("spherical", False),
+        squares,
+        classes,
+        edges,
+        False,
+        1e-3,
+        -k,
+        out,
+        found_p,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument(
+        "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
+    )
+    args = parser.parse_args()
+
+    from crossent.calibration import _row_kernels
+
+    copies = {"": _row_kernels}
+    if args.against:
+        other = against(args.against)
+        copies[" (against)"] = importlib.import_module(f"{other.__name__}.calibration._row_kernels")
+    probs, labels = data(args.rows, args.classes)
+    cases = {
+        (name, mark): stage_call(module, probs, labels, options)
+        for name, options in STAGES.items()
+        for mark, module in copies.items()
+    }
+    for fn in cases.values():
+        fn()  # warm-up: Numba compilation (or its cache), page faults
+    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+    for _ in range(args.repeats):
+        for key, fn in cases.items():
+            start = time.thread_time()
+            fn()
+            seconds[key].append(time.thread_time() - start)
+
+    print(
+        f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"input: {args.rows} x {args.classes} float32 probabilities; one thread, CPU time "
+        f"(ms), min and median of {args.repeats} interleaved runs\n"
+    )
+    print("| stages | " + " | ".join(f"min{m} | median{m}" for m in copies) + " |")
+    print("|---|" + "---:|---:|" * len(copies))
+    for name in STAGES:
+        cells = []
+        for mark in copies:
+            times = seconds[(name, mark)]
+            cells += [f"{min(times) * 1e3:.2f}", f"{statistics.median(times) * 1e3:.2f}"]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
