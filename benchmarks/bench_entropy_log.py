@@ -36,6 +36,13 @@ clock), the minimum over ``--repeats`` interleaved repeats:
   512-bit vectors, no copy of the loop), which calls it under the condition
   :math:`p > 0`;
 * table, 1 stream: one stream, ``table_log`` called unconditionally, then selected.
+* reciprocal, 4 streams: the kernels' loop and logarithm with :math:`s = f / (2 + f)`
+  formed without a float64 division (``reciprocal_reduced``): a float32 reciprocal of
+  :math:`d = 2 + f`, one Newton step, :math:`q = f y`, then Markstein's correction
+  :math:`q + (f - q d) y` by FMAs: the correctly rounded quotient (for float32 entries
+  always: the same bits as the kernels', as the accuracy lines show);
+* no division (bound): the same with :math:`s = 0.4 f`, wrong on purpose: what the loop
+  would take if the division cost nothing.
 
 The table rows of the AMD measurements below were taken with a copy of the loop that
 called ``table_log`` unconditionally (under a condition its loads are masked, and on
@@ -74,6 +81,16 @@ On the 2-core Intel Emerald Rapids (AVX-512, fast gathers; every loop 512-bit), 
 entries, 2026-12-01, load average 3.3, ns per entry, min of 5: float32 floor 0.50,
 kernels 0.97, table 4 streams 1.31, table 1 stream 2.06; float64 0.64, 1.02, 1.34,
 1.96.  Accuracy as above.  The table loses there too.
+
+The same machine, 2026-12-01 (load average 3.5: other engineers' jobs; the ratios to the
+kernels' loop in one process, min of 9), asking whether the kernels' float64 division
+(``vdivpd zmm``, a throughput of about 16 cycles per 8 lanes) is the loop's limit:
+float32 kernels 1.10 ns/entry, no division (bound) 0.81x, reciprocal 1.14x, table 4
+streams 1.17x; float64 1.12 ns, 0.87x, 1.21x, 1.25x.  The division is at most a fifth of
+the loop: the 512-bit loop is bound about as much by its other 30 or so vector
+operations per 8 entries (two ports take 512-bit vectors), and the reciprocal's two
+conversions and five FMAs cost more than the division's three micro-operations.  The
+kernels keep the division (on the AMD EPYC, ``vdivpd ymm`` was not the limit either).
 """
 
 from __future__ import annotations
@@ -195,12 +212,12 @@ def table_terms_1(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -
         terms[t] = x * y if x > 0.0 else 0.0
 
 
-def with_log(loop: Any, log: Any) -> Any:
+def with_log(loop: Any, log: Any, name: str = "log_positive") -> Any:
     """The kernels' compiled ``loop`` (a dispatcher of ``kernels``) compiled again with
-    ``log`` in place of ``log_positive``: its own code, not a copy (its flags and
-    options as the kernel's, its other globals the kernels module's)."""
+    ``log`` in place of ``name`` (``log_positive``): its own code, not a copy (its flags
+    and options as the kernel's, its other globals the kernels module's)."""
     function = loop.py_func
-    namespace = {**function.__globals__, "log_positive": log}
+    namespace = {**function.__globals__, name: log}
     rebound = types_module.FunctionType(function.__code__, namespace, function.__name__)
     options = {key: value for key, value in loop.targetoptions.items() if key != "nopython"}
     return numba.njit(**options)(rebound)
@@ -208,6 +225,57 @@ def with_log(loop: Any, log: Any) -> Any:
 
 # the kernels' entropy loop (four streams) with the table-driven logarithm
 table_terms_4 = with_log(kernels.entropy_terms, table_log)
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def reciprocal_reduced(f: float, k: float) -> float:
+    # the kernels' log_reduced with s = f / (2 + f) formed without a float64 division:
+    # a float32 reciprocal of d = 2 + f, one Newton step (relative error about 2^-46),
+    # q = f y, then Markstein's correction q + (f - q d) y: the correctly rounded
+    # quotient but within about 2^-90 of a rounding boundary (never, for float32 x:
+    # f / d of 24- and 26-bit numbers is at least about 2^-80 from one), so the same
+    # bits as the kernels' for float32 entries.  The rest is log_reduced's, verbatim.
+    d = 2.0 + f
+    y0 = np.float64(np.float32(1.0) / np.float32(d))
+    y = fma(y0, fma(-d, y0, 1.0), y0)
+    q = f * y
+    s = fma(fma(-q, d, f), y, q)
+    z = s * s
+    w = z * z
+    a = 0.6666666666666735130 + z * 0.3999999999940941908
+    b = 0.2857142874366239149 + z * 0.2222219843214978396
+    c = 0.1818357216161805012 + z * 0.1531383769920937332
+    r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
+    hfsq = 0.5 * f * f
+    return k * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
+    )
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def undivided_reduced(f: float, k: float) -> float:
+    # WRONG on purpose, a bound only: log_reduced with s = 0.4 f (no division at all):
+    # what the loop would take if the division cost nothing
+    s = 0.4 * f
+    z = s * s
+    w = z * z
+    a = 0.6666666666666735130 + z * 0.3999999999940941908
+    b = 0.2857142874366239149 + z * 0.2222219843214978396
+    c = 0.1818357216161805012 + z * 0.1531383769920937332
+    r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
+    hfsq = 0.5 * f * f
+    return k * 6.93147180369123816490e-01 - (
+        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
+    )
+
+
+# the kernels' log_positive and entropy loop with those reductions
+reciprocal_log = with_log(kernels.log_positive, reciprocal_reduced, "log_reduced")
+reciprocal_log_array = with_log(kernels.log_array, reciprocal_log)
+reciprocal_terms_4 = with_log(kernels.entropy_terms, reciprocal_log)
+undivided_terms_4 = with_log(
+    kernels.entropy_terms, with_log(kernels.log_positive, undivided_reduced, "log_reduced")
+)
 
 
 def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -253,7 +321,11 @@ def accuracy() -> None:
         x = values.astype(np.float64)
         table = max_ulps(table_log_array, x)
         fdlibm = max_ulps(kernels.log_array, x)
-        print(f"accuracy, {name}: table {table:.3f} ulp, kernels {fdlibm:.3f} ulp")
+        reciprocal = max_ulps(reciprocal_log_array, x)
+        print(
+            f"accuracy, {name}: table {table:.3f} ulp, kernels {fdlibm:.3f} ulp, "
+            f"reciprocal {reciprocal:.3f} ulp"
+        )
 
 
 def main() -> None:
@@ -275,6 +347,8 @@ def main() -> None:
         "kernels": chunked(kernels.entropy_terms),
         "table, 4 streams": chunked(table_terms_4),
         "table, 1 stream": chunked(table_terms_1),
+        "reciprocal, 4 streams": chunked(reciprocal_terms_4),
+        "no division (bound)": chunked(undivided_terms_4),
     }
     terms = np.empty(_CHUNK)
     for dtype in (np.float32, np.float64):
@@ -291,7 +365,7 @@ def main() -> None:
             per_entry = best[name] / flat.size * 1e9
             ratio = best[name] / best["kernels"]
             print(
-                f"{np.dtype(dtype).name:8s} {name:18s} {best[name] * 1e3:8.2f} ms "
+                f"{np.dtype(dtype).name:8s} {name:21s} {best[name] * 1e3:8.2f} ms "
                 f"{per_entry:5.2f} ns/entry  {ratio:5.2f}x kernels"
             )
 
