@@ -39,7 +39,10 @@ factor :math:`a` into the exponent, :math:`a e^{x - s} = \pm e^{x - c}` with
 one rounding of :math:`a e^h (1 + \delta)`, without its float64 copy; the label's
 entry :math:`a p_y - t` is formed in float64. Per block of the forward: one float32
 max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
-gradient: eight float32 passes, one ``exp``, one product and one sum.
+gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
+rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
+skips the five correction passes and the dot product, and its rows take
+:func:`_exact_ell`'s float64 subtraction, ``exp`` and sum instead.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -72,7 +75,8 @@ __all__ = [
 #: per-call overhead is small, small enough to stay in L2 cache.
 BLOCK_ELEMENTS = 1 << 16
 
-#: Rows whose exp-sum s is below this are recomputed with float64 ``exp``. Elsewhere the
+#: Rows whose exp-sum s is below this are recomputed with float64 ``exp``
+#: (:func:`_exact_ell`, about the cost of the float32 passes per entry). Elsewhere the
 #: float32 ``exp`` (relative error under 2.03e-7, measured) of the non-maximal terms
 #: (the maximal one is exactly 1) moves :math:`\ell = \log s` by under
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
@@ -182,9 +186,9 @@ def row_statistics(
         w = (keep, options.weight[keep])
     fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
     # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input;
-    # once summed, its memory holds two of _exp_sum32's float32 buffers
+    # once summed, its memory holds two of _exp_sum32's four float32 buffers
     wide = need_sum or not fast
-    dtypes = (np.float32,) + ((np.float64,) if wide else (np.float32,) * 2)
+    dtypes = (np.float32, np.float32) + ((np.float64,) if wide else (np.float32,) * 2)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
@@ -200,12 +204,15 @@ def row_statistics(
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
         if fast:
-            _exp_sum32(rows, t, buffers[0], *_halves(buffers[1]) if wide else buffers[1:], out=s)
+            scratch = _halves(buffers[2]) if wide else buffers[2:]
+            _exp_sum32(rows, t, buffers[0], buffers[1], *scratch, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-        # +inf): float64 exp, the -inf entries counting 0.
+        # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
+        # or redone: without the correction, every sum was below EXACT_BELOW or NaN.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
-            ell, s[redo] = _exact_ell(rows[redo], t[redo].astype(np.float64), inv_t)
+            some = rows if redo.size == len(rows) else rows[redo]
+            ell, s[redo] = _exact_ell(some, t[redo].astype(np.float64), inv_t)
             ell_out[first + redo] = ell
             redone[first + redo] = True
 
@@ -237,21 +244,34 @@ def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _exp_sum32(
-    x: np.ndarray, top: np.ndarray, h: np.ndarray, a: np.ndarray, b: np.ndarray, *, out: np.ndarray
+    x: np.ndarray,
+    top: np.ndarray,
+    h: np.ndarray,
+    e: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    out: np.ndarray,
+    below: float = 0.0,
 ) -> None:
     r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
 
-    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`
-    and its exact error :math:`\delta` (:func:`_split_difference`), then
-    :math:`\sum_c e^{h_c}` in float64 and the correction :math:`\sum_c e^{h_c}\delta_c`
-    in float32 (see the module). ``h``, ``a`` and ``b`` are float32 work buffers of
-    ``x``'s shape. A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a
-    NaN: the caller redoes the row. The sums go to ``out`` (float64, one per row).
+    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`,
+    :math:`\sum_c e^{h_c}` in float64, then :math:`h`'s exact error :math:`\delta`
+    (:func:`_difference_error`) and the correction :math:`\sum_c e^{h_c}\delta_c` in
+    float32 (see the module). The correction (five passes and a dot product) is skipped
+    when every row's uncorrected sum is below ``below`` or NaN: the caller redoes those
+    rows (:func:`_exact_ell`), and a block of confident rows pays for no pass it throws
+    away. ``h``, ``e``, ``a`` and ``b`` are float32 work buffers of ``x``'s shape. A
+    ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a NaN: the caller
+    redoes the row. The sums go to ``out`` (float64, one per row).
     """
-    _split_difference(x, top, h, a, b)
-    np.exp(h, out=h)
-    np.add.reduce(h, axis=1, dtype=np.float64, out=out)
-    out += _row_dot(h, b)
+    np.subtract(x, top, out=h)
+    np.exp(h, out=e)
+    np.add.reduce(e, axis=1, dtype=np.float64, out=out)
+    if (out >= below).any():
+        _difference_error(x, top, h, a, b)
+        out += _row_dot(e, b)
 
 
 def _split_difference(
@@ -260,10 +280,17 @@ def _split_difference(
     r""":math:`x - t = h + \delta` exactly: ``h`` = fl32(x - t) and ``delta``, in float32.
 
     Knuth's branch-free TwoSum of :math:`x` and :math:`-t` (``t``: one float32 per row),
-    five float32 passes after the subtraction; exact unless a step overflows (a NaN
-    then). ``a`` is a float32 work buffer of ``x``'s shape.
+    five float32 passes after the subtraction (:func:`_difference_error`); exact unless a
+    step overflows (a NaN then). ``a`` is a float32 work buffer of ``x``'s shape.
     """
     np.subtract(x, t, out=h)
+    _difference_error(x, t, h, a, delta)
+
+
+def _difference_error(
+    x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray, delta: np.ndarray
+) -> None:
+    """``delta`` = (x - t) - h exactly, for ``h`` = fl32(x - t): TwoSum's five passes."""
     np.subtract(h, x, out=a)  # v = h - x
     np.subtract(h, a, out=delta)
     np.subtract(x, delta, out=delta)  # x - (h - v)
