@@ -185,17 +185,19 @@ def row_statistics(
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
     fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
-    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input;
-    # once summed, its memory holds two of _exp_sum32's four float32 buffers
+    # two float32 buffers and a float64 one: float64 z' - m (exact for float32 z and
+    # T = 1), the weighted sum's and _exp_sum's input; then two of _exp_sum32's four
+    # float32 buffers; then _exact_ell's work (a new 512 KiB array per block costs
+    # fresh pages: twice its subtraction's time)
     wide = need_sum or not fast
-    dtypes = (np.float32, np.float32) + ((np.float64,) if wide else (np.float32,) * 2)
+    dtypes = (np.float32, np.float32, np.float64)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
         s = total[first:stop]
         if wide:
-            d = buffers[-1]
+            d = buffers[2]
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
                 d *= inv_t
@@ -204,7 +206,7 @@ def row_statistics(
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
         if fast:
-            scratch = _halves(buffers[2]) if wide else buffers[2:]
+            scratch = _halves(buffers[2])
             _exp_sum32(rows, t, buffers[0], buffers[1], *scratch, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
@@ -212,7 +214,8 @@ def row_statistics(
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
-            ell, s[redo] = _exact_ell(some, t[redo].astype(np.float64), inv_t)
+            work = buffers[2][: redo.size]
+            ell, s[redo] = _exact_ell(some, t[redo].astype(np.float64), inv_t, out=work)
             ell_out[first + redo] = ell
             redone[first + redo] = True
 
@@ -310,7 +313,9 @@ def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return vecdot(a, b) if vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
-def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndarray, np.ndarray]:
+def _exact_ell(
+    rows: np.ndarray, top: np.ndarray, inv_t: float, *, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""``(ell, total)`` with float64 ``exp``: :math:`\ell` and :math:`\sum_c e^{\sigma_c}`.
 
     :math:`\ell = \operatorname{log1p}(\rho)` with :math:`\rho = \sum_{c \ne k}
@@ -328,8 +333,9 @@ def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndar
     off (:math:`\sigma = -7.2571826`; 0.1 % of the :math:`\sigma` in
     :math:`(-20, 0)` beyond 2 ulps). ``total`` is :math:`1 + \rho`; ``-inf`` and 0 for
     a row of ``-inf``, as the Numba kernel; NaN and NaN for a row with a NaN or ``+inf``.
+    ``out``: a float64 work buffer of ``rows``' shape (else a new one).
     """
-    d = np.subtract(rows, top, dtype=np.float64)
+    d = np.subtract(rows, top, out=out, dtype=np.float64)
     if inv_t != 1.0:
         d *= inv_t
     d[np.arange(len(d)), np.argmax(rows, axis=1)] = -np.inf  # the first maximum: 1, left out
