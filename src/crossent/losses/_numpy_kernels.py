@@ -42,7 +42,7 @@ max, six float32 passes, one ``exp``, one float64 sum and one dot product; of th
 gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product, and its rows take
-:func:`_exact_ell`'s float64 subtraction, ``exp`` and sum instead.
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -76,7 +76,7 @@ __all__ = [
 BLOCK_ELEMENTS = 1 << 16
 
 #: Rows whose exp-sum s is below this are recomputed with float64 ``exp``
-#: (:func:`_exact_ell`, about the cost of the float32 passes per entry). Elsewhere the
+#: (:func:`_exact_rest`, about the cost of the float32 passes per entry). Elsewhere the
 #: float32 ``exp`` (relative error under 2.03e-7, measured) of the non-maximal terms
 #: (the maximal one is exactly 1) moves :math:`\ell = \log s` by under
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
@@ -176,7 +176,7 @@ def row_statistics(
     n, v = z.shape
     top = np.empty((n, 1), dtype=np.float32)  # the float32 row maxima
     total = np.empty(n)  # sum_c e^(z'_c - m) (float32 exp), or the float64 one when redone
-    ell_out, sum_out = np.empty(n), np.zeros(n)
+    rest, sum_out = np.zeros(n), np.zeros(n)  # rest: _exact_rest's, for the redone rows
     redone = np.zeros(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
     inv_t, need_sum = options.inv_temperature, options.need_sum
@@ -187,7 +187,7 @@ def row_statistics(
     fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
     # two float32 buffers and a float64 one: float64 z' - m (exact for float32 z and
     # T = 1), the weighted sum's and _exp_sum's input; then two of _exp_sum32's four
-    # float32 buffers; then _exact_ell's work (a new 512 KiB array per block costs
+    # float32 buffers; then _exact_rest's work (a new 512 KiB array per block costs
     # fresh pages: twice its subtraction's time)
     wide = need_sum or not fast
     dtypes = (np.float32, np.float32, np.float64)
@@ -215,8 +215,7 @@ def row_statistics(
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
             work = buffers[2][: redo.size]
-            ell, s[redo] = _exact_ell(some, t[redo].astype(np.float64), inv_t, out=work)
-            ell_out[first + redo] = ell
+            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=work)
             redone[first + redo] = True
 
     _run_in_blocks(block, n, v, dtypes)
@@ -225,7 +224,9 @@ def row_statistics(
     with np.errstate(invalid="ignore", divide="ignore"):  # -inf - -inf, log 0
         # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
         zy = (as_float32(z[np.arange(n), labels]) - top64) * inv_t
-        ell_out = np.where(redone, ell_out, np.log(total))
+        ell_exact, total_exact = _exact_ell(rest, top64)  # one call, not one per block
+        total = np.where(redone, total_exact, total)
+        ell_out = np.where(redone, ell_exact, np.log(total))
     if need_sum:
         sum_out[m == -np.inf] = 0.0
     return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
@@ -264,7 +265,7 @@ def _exp_sum32(
     (:func:`_difference_error`) and the correction :math:`\sum_c e^{h_c}\delta_c` in
     float32 (see the module). The correction (five passes and a dot product) is skipped
     when every row's uncorrected sum is below ``below`` or NaN: the caller redoes those
-    rows (:func:`_exact_ell`), and a block of confident rows pays for no pass it throws
+    rows (:func:`_exact_rest`), and a block of confident rows pays for no pass it throws
     away. ``h``, ``e``, ``a`` and ``b`` are float32 work buffers of ``x``'s shape. A
     ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a NaN: the caller
     redoes the row. The sums go to ``out`` (float64, one per row).
@@ -313,37 +314,47 @@ def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return vecdot(a, b) if vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
-def _exact_ell(
+def _exact_rest(
     rows: np.ndarray, top: np.ndarray, inv_t: float, *, out: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""``(ell, total)`` with float64 ``exp``: :math:`\ell` and :math:`\sum_c e^{\sigma_c}`.
+) -> np.ndarray:
+    r""":math:`\rho = \sum_{c \ne k} e^{\sigma_c}` per row, with float64 ``exp``.
 
-    :math:`\ell = \operatorname{log1p}(\rho)` with :math:`\rho = \sum_{c \ne k}
-    e^{\sigma_c}`, :math:`k` the row's first maximal entry (whose term is exactly 1):
-    the sum of the non-maximal terms plus one per other tie of the maximum, summed
-    without the 1, so that a near-deterministic row keeps :math:`\rho`'s digits however
-    small (``log(1 + rho)`` would lose them). One float64 ``exp`` per entry (the
-    maximal one of ``-inf``, 0): each term within about 1 float64 ulp, the sum within
-    :math:`V 2^{-53}` of itself, so :math:`\ell` is good to about :math:`2^{-50}`
-    relative for :math:`V \le 2^{18}`, far below a float32 ulp. Not the float32
-    ``exp`` of the main pass: its relative error (2.03e-7, measured, about 3.4 ulps of
-    :math:`2^{-24}`) passes into :math:`\ell` nearly whole when :math:`\rho` is small,
-    as :math:`\operatorname{log1p}(\rho) \approx \rho`: on two classes,
+    :math:`k` is the row's first maximal entry (whose term is exactly 1): :math:`\rho`
+    is the sum of the non-maximal terms plus one per other tie of the maximum, summed
+    without the 1, so that :math:`\ell = \operatorname{log1p}(\rho)`
+    (:func:`_exact_ell`) keeps :math:`\rho`'s digits however small (``log(1 + rho)``
+    would lose them). :math:`x - t` is exact in float64 (then times ``inv_t``, one
+    rounding), one float64 ``exp`` per entry (the maximal one of ``-inf``, 0), each term
+    within about 1 float64 ulp, the sum within :math:`V 2^{-53}` of itself (a naive
+    bound; NumPy's pairwise sum does better): at most :math:`2^{-35}` relative for
+    :math:`V \le 2^{18}`, and as :math:`\rho/((1 + \rho)\operatorname{log1p}(\rho))
+    \le 1`, :math:`\ell`'s relative error is no larger (plus ``log1p``'s own ulp): far
+    below a float32 ulp (:math:`2^{-24}`). Not the float32 ``exp`` of the main pass:
+    its relative error (2.03e-7, measured, about 3.4 ulps of :math:`2^{-24}`) passes
+    into :math:`\ell` nearly whole when :math:`\rho` is small, as
+    :math:`\operatorname{log1p}(\rho) \approx \rho`: on two classes,
     :math:`\ell = \operatorname{log1p}(e^{\sigma})` is then up to 2.8 float32 ulps
-    off (:math:`\sigma = -7.2571826`; 0.1 % of the :math:`\sigma` in
-    :math:`(-20, 0)` beyond 2 ulps). ``total`` is :math:`1 + \rho`; ``-inf`` and 0 for
-    a row of ``-inf``, as the Numba kernel; NaN and NaN for a row with a NaN or ``+inf``.
-    ``out``: a float64 work buffer of ``rows``' shape (else a new one).
+    off (:math:`\sigma = -7.2571826`; 0.1 % of the :math:`\sigma` in :math:`(-20, 0)`
+    beyond 2 ulps). ``rows`` (float32) and ``top`` (their float32 maxima, one per row);
+    ``out``: a float64 work buffer of ``rows``' shape (else a new one). A row of
+    ``-inf``, or with a NaN or ``+inf``, gives NaN: :func:`_exact_ell` sorts them out.
     """
     d = np.subtract(rows, top, out=out, dtype=np.float64)
     if inv_t != 1.0:
         d *= inv_t
     d[np.arange(len(d)), np.argmax(rows, axis=1)] = -np.inf  # the first maximum: 1, left out
     np.exp(d, out=d)
-    rest = d.sum(axis=1)
-    top = top[:, 0]
+    return d.sum(axis=1)
+
+
+def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(ell, total)`` from :func:`_exact_rest`'s sums and the float64 row maxima.
+
+    :math:`\ell = \operatorname{log1p}(\rho)` and :math:`1 + \rho`; ``-inf`` and 0 for
+    a row of ``-inf``, as the Numba kernel; NaN and NaN for a row with a NaN or ``+inf``.
+    """
     finite = np.isfinite(top)
-    nothing = np.where(top == -np.inf, 0.0, np.nan)  # a row of -inf; NaN or +inf in it
+    nothing = np.where(top == -np.inf, 0.0, np.nan)
     ell = np.where(finite, np.log1p(np.where(finite, rest, 0.0)), np.log(nothing))
     return ell, np.where(finite, 1.0 + rest, nothing)
 
