@@ -1,21 +1,28 @@
 """softmax_cross_entropy and its gradient against PyTorch on the CPU, side by side.
 
     python benchmarks/bench_softmax_ce.py [--rows 4096] [--classes 32000] [--repeats 5]
-        [--turn 3] [--no-compile] [--no-numba]
+        [--turn 3] [--no-compile] [--no-numba] [--logits {random,peaked}]
 
 NumPy float32 logits (standard normal x 3) and integer labels; the same data go to
-torch as zero-copy tensors. Implementations take turns, ``--repeats`` rounds of them,
-after a warm-up (which also compiles Numba and torch.compile). A turn is ``--turn``
-consecutive calls of one implementation, and all but its first are timed: a training
-loop calls the same loss again and again, and the first call after another library
-pays for memory that library has just freed. On the KVM machine of RESULTS.md, fresh
-pages are expensive to touch (the host backs them lazily), and with one call per turn
-whichever implementation allocated after the other paid for it: shifting crossent's
-500 MiB gradient result to a different allocator made its own call 0.6 s faster and
-torch's forward+backward 1.0 s slower, so per-call interleaving measured the order,
-not the implementations. The median of the timed calls is reported. ``--no-numba`` times crossent as
-``pip install crossent`` alone gives it (the blocked NumPy kernels of issue 13), by
-making Numba unavailable to it.
+torch as zero-copy tensors. ``--logits peaked`` models a trained, mostly right and
+mostly confident model (a classifier or a language model's next-token logits): in 90 %
+of the rows the label's logit is raised by 12 + 16 u (u uniform in [0, 1)) above the
+same standard normal x 3 bulk, whose log-sum-exp is about 4.5 + log V (14.9 for 32000
+classes), so the label's probability spans about 0.05 to 1 - 1e-6 and about 80 % of
+the rows have an exp-sum s = sum_c e^(z_c - max z) below 4 (70 % below 1.5): the rows
+the float32 kernels recompute (issue 13). The default, random logits, has s below 4 in
+about 8 % of the rows. The fractions are printed. Implementations take turns,
+``--repeats`` rounds of them, after a warm-up (which also compiles Numba and
+torch.compile). A turn is ``--turn`` consecutive calls of one implementation, and all
+but its first are timed: a training loop calls the same loss again and again, and the
+first call after another library pays for memory that library has just freed. On the
+KVM machine of RESULTS.md, fresh pages are expensive to touch (the host backs them
+lazily), and with one call per turn whichever implementation allocated after the other
+paid for it: shifting crossent's 500 MiB gradient result to a different allocator made
+its own call 0.6 s faster and torch's forward+backward 1.0 s slower, so per-call
+interleaving measured the order, not the implementations. The median of the timed
+calls is reported. ``--no-numba`` times crossent as ``pip install crossent`` alone
+gives it (the blocked NumPy kernels of issue 13), by making Numba unavailable to it.
 Each timed call follows a 0.3 s pause: PyTorch's OpenMP workers spin for a while after
 a call and, on 2 cores, steal time from whatever runs next (seen as a bimodal 0.4 s /
 0.9 s gradient time without the pause).
@@ -67,6 +74,12 @@ def main() -> None:
         action="store_true",
         help="crossent without Numba (the default install): its NumPy kernels",
     )
+    parser.add_argument(
+        "--logits",
+        choices=("random", "peaked"),
+        default="random",
+        help="random: standard normal x 3; peaked: 90%% of the rows confident (see above)",
+    )
     args = parser.parse_args()
     if args.no_numba:
         _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
@@ -74,6 +87,15 @@ def main() -> None:
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 3
     labels = rng.integers(0, args.classes, args.rows)
+    if args.logits == "peaked":
+        confident = np.flatnonzero(rng.random(args.rows) < 0.9)
+        logits[confident, labels[confident]] += 12 + 16 * rng.random(confident.size, np.float32)
+    sums = np.concatenate(
+        [
+            np.exp(np.subtract(part, part.max(axis=1, keepdims=True), dtype=np.float64)).sum(1)
+            for part in np.array_split(logits, max(1, args.rows // 64))
+        ]
+    )
     z, y = torch.from_numpy(logits), torch.from_numpy(labels)
     buffer = np.empty_like(logits)  # the training-loop pattern: one gradient buffer, reused
 
@@ -132,6 +154,10 @@ def main() -> None:
     print(
         f"input: {args.rows} x {args.classes} float32 logits, {logits.nbytes / 2**20:.0f} MiB;"
         f" median of {args.repeats} turns x {max(args.turn - 1, 1)} timed calls"
+    )
+    print(
+        f"logits: {args.logits}; rows with exp-sum s < 4: {np.mean(sums < 4):.1%}, "
+        f"s < 1.5: {np.mean(sums < 1.5):.1%}"
     )
     print(
         f"accuracy vs float64: crossent |err| {abs(float(ours) - exact):.2e}, "

@@ -39,7 +39,10 @@ factor :math:`a` into the exponent, :math:`a e^{x - s} = \pm e^{x - c}` with
 one rounding of :math:`a e^h (1 + \delta)`, without its float64 copy; the label's
 entry :math:`a p_y - t` is formed in float64. Per block of the forward: one float32
 max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
-gradient: eight float32 passes, one ``exp``, one product and one sum.
+gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
+rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
+skips the five correction passes and the dot product, and its rows take
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -72,7 +75,8 @@ __all__ = [
 #: per-call overhead is small, small enough to stay in L2 cache.
 BLOCK_ELEMENTS = 1 << 16
 
-#: Rows whose exp-sum s is below this are recomputed with float64 ``exp``. Elsewhere the
+#: Rows whose exp-sum s is below this are recomputed with float64 ``exp``
+#: (:func:`_exact_rest`, about the cost of the float32 passes per entry). Elsewhere the
 #: float32 ``exp`` (relative error under 2.03e-7, measured) of the non-maximal terms
 #: (the maximal one is exactly 1) moves :math:`\ell = \log s` by under
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
@@ -172,7 +176,7 @@ def row_statistics(
     n, v = z.shape
     top = np.empty((n, 1), dtype=np.float32)  # the float32 row maxima
     total = np.empty(n)  # sum_c e^(z'_c - m) (float32 exp), or the float64 one when redone
-    ell_out, sum_out = np.empty(n), np.zeros(n)
+    rest, sum_out = np.zeros(n), np.zeros(n)  # rest: _exact_rest's, for the redone rows
     redone = np.zeros(n, dtype=np.bool_)
     labels = np.asarray(labels, dtype=np.intp)
     inv_t, need_sum = options.inv_temperature, options.need_sum
@@ -181,17 +185,19 @@ def row_statistics(
         keep = np.flatnonzero(options.weight != 0.0)  # weight 0: absent, even at -inf
         w = (keep, options.weight[keep])
     fast = FLOAT32_PASSES and inv_t == 1.0  # _exp_sum32; a temperature: _exp_sum
-    # float64 z' - m (exact for float32 z and T = 1): the weighted sum's, _exp_sum's input;
-    # once summed, its memory holds two of _exp_sum32's float32 buffers
+    # two float32 buffers and a float64 one: float64 z' - m (exact for float32 z and
+    # T = 1), the weighted sum's and _exp_sum's input; then two of _exp_sum32's four
+    # float32 buffers; then _exact_rest's work (a new 512 KiB array per block costs
+    # fresh pages: twice its subtraction's time)
     wide = need_sum or not fast
-    dtypes = (np.float32,) + ((np.float64,) if wide else (np.float32,) * 2)
+    dtypes = (np.float32, np.float32, np.float64)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
         s = total[first:stop]
         if wide:
-            d = buffers[-1]
+            d = buffers[2]
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
                 d *= inv_t
@@ -200,13 +206,16 @@ def row_statistics(
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
         if fast:
-            _exp_sum32(rows, t, buffers[0], *_halves(buffers[1]) if wide else buffers[1:], out=s)
+            scratch = _halves(buffers[2])
+            _exp_sum32(rows, t, buffers[0], buffers[1], *scratch, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-        # +inf): float64 exp, the -inf entries counting 0.
+        # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
+        # or redone: without the correction, every sum was below EXACT_BELOW or NaN.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
-            ell, s[redo] = _exact_ell(rows[redo], t[redo].astype(np.float64), inv_t)
-            ell_out[first + redo] = ell
+            some = rows if redo.size == len(rows) else rows[redo]
+            work = buffers[2][: redo.size]
+            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=work)
             redone[first + redo] = True
 
     _run_in_blocks(block, n, v, dtypes)
@@ -215,7 +224,9 @@ def row_statistics(
     with np.errstate(invalid="ignore", divide="ignore"):  # -inf - -inf, log 0
         # (x - top) is exact in float64 for float32 x: the maximum gives exactly 0.
         zy = (as_float32(z[np.arange(n), labels]) - top64) * inv_t
-        ell_out = np.where(redone, ell_out, np.log(total))
+        ell_exact, total_exact = _exact_ell(rest, top64)  # one call, not one per block
+        total = np.where(redone, total_exact, total)
+        ell_out = np.where(redone, ell_exact, np.log(total))
     if need_sum:
         sum_out[m == -np.inf] = 0.0
     return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
@@ -237,21 +248,34 @@ def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def _exp_sum32(
-    x: np.ndarray, top: np.ndarray, h: np.ndarray, a: np.ndarray, b: np.ndarray, *, out: np.ndarray
+    x: np.ndarray,
+    top: np.ndarray,
+    h: np.ndarray,
+    e: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    out: np.ndarray,
+    below: float = 0.0,
 ) -> None:
     r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
 
-    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`
-    and its exact error :math:`\delta` (:func:`_split_difference`), then
-    :math:`\sum_c e^{h_c}` in float64 and the correction :math:`\sum_c e^{h_c}\delta_c`
-    in float32 (see the module). ``h``, ``a`` and ``b`` are float32 work buffers of
-    ``x``'s shape. A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a
-    NaN: the caller redoes the row. The sums go to ``out`` (float64, one per row).
+    The formula of :func:`_exp_sum` in float32 passes: :math:`h = \mathrm{fl}(x - t)`,
+    :math:`\sum_c e^{h_c}` in float64, then :math:`h`'s exact error :math:`\delta`
+    (:func:`_difference_error`) and the correction :math:`\sum_c e^{h_c}\delta_c` in
+    float32 (see the module). The correction (five passes and a dot product) is skipped
+    when every row's uncorrected sum is below ``below`` or NaN: the caller redoes those
+    rows (:func:`_exact_rest`), and a block of confident rows pays for no pass it throws
+    away. ``h``, ``e``, ``a`` and ``b`` are float32 work buffers of ``x``'s shape. A
+    ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a NaN: the caller
+    redoes the row. The sums go to ``out`` (float64, one per row).
     """
-    _split_difference(x, top, h, a, b)
-    np.exp(h, out=h)
-    np.add.reduce(h, axis=1, dtype=np.float64, out=out)
-    out += _row_dot(h, b)
+    np.subtract(x, top, out=h)
+    np.exp(h, out=e)
+    np.add.reduce(e, axis=1, dtype=np.float64, out=out)
+    if (out >= below).any():
+        _difference_error(x, top, h, a, b)
+        out += _row_dot(e, b)
 
 
 def _split_difference(
@@ -260,10 +284,17 @@ def _split_difference(
     r""":math:`x - t = h + \delta` exactly: ``h`` = fl32(x - t) and ``delta``, in float32.
 
     Knuth's branch-free TwoSum of :math:`x` and :math:`-t` (``t``: one float32 per row),
-    five float32 passes after the subtraction; exact unless a step overflows (a NaN
-    then). ``a`` is a float32 work buffer of ``x``'s shape.
+    five float32 passes after the subtraction (:func:`_difference_error`); exact unless a
+    step overflows (a NaN then). ``a`` is a float32 work buffer of ``x``'s shape.
     """
     np.subtract(x, t, out=h)
+    _difference_error(x, t, h, a, delta)
+
+
+def _difference_error(
+    x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray, delta: np.ndarray
+) -> None:
+    """``delta`` = (x - t) - h exactly, for ``h`` = fl32(x - t): TwoSum's five passes."""
     np.subtract(h, x, out=a)  # v = h - x
     np.subtract(h, a, out=delta)
     np.subtract(x, delta, out=delta)  # x - (h - v)
@@ -283,23 +314,49 @@ def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return vecdot(a, b) if vecdot is not None else np.einsum("ij,ij->i", a, b)
 
 
-def _exact_ell(rows: np.ndarray, top: np.ndarray, inv_t: float) -> tuple[np.ndarray, np.ndarray]:
-    r"""``(ell, total)`` with float64 ``exp``: :math:`\ell` and :math:`\sum_c e^{\sigma_c}`.
+def _exact_rest(
+    rows: np.ndarray, top: np.ndarray, inv_t: float, *, out: np.ndarray | None = None
+) -> np.ndarray:
+    r""":math:`\rho = \sum_{c \ne k} e^{\sigma_c}` per row, with float64 ``exp``.
 
-    Below 1.5, :math:`\ell = \operatorname{log1p}(\sum_{\sigma_c<0} e^{\sigma_c} +
-    (\#\{\sigma_c=0\}-1))` (a near-deterministic row, whose :math:`\log(1 + \delta)`
-    would lose :math:`\delta`'s digits); ``-inf`` for a row of ``-inf``, as the Numba
-    kernel; NaN for a row with a NaN or ``+inf``.
+    :math:`k` is the row's first maximal entry (whose term is exactly 1): :math:`\rho`
+    is the sum of the non-maximal terms plus one per other tie of the maximum, summed
+    without the 1, so that :math:`\ell = \operatorname{log1p}(\rho)`
+    (:func:`_exact_ell`) keeps :math:`\rho`'s digits however small (``log(1 + rho)``
+    would lose them). :math:`x - t` is exact in float64 (then times ``inv_t``, one
+    rounding), one float64 ``exp`` per entry (the maximal one of ``-inf``, 0), each term
+    within about 1 float64 ulp, the sum within :math:`V 2^{-53}` of itself (a naive
+    bound; NumPy's pairwise sum does better): at most :math:`2^{-35}` relative for
+    :math:`V \le 2^{18}`, and as :math:`\rho/((1 + \rho)\operatorname{log1p}(\rho))
+    \le 1`, :math:`\ell`'s relative error is no larger (plus ``log1p``'s own ulp): far
+    below a float32 ulp (:math:`2^{-24}`). Not the float32 ``exp`` of the main pass:
+    its relative error (2.03e-7, measured, about 3.4 ulps of :math:`2^{-24}`) passes
+    into :math:`\ell` nearly whole when :math:`\rho` is small, as
+    :math:`\operatorname{log1p}(\rho) \approx \rho`: on two classes,
+    :math:`\ell = \operatorname{log1p}(e^{\sigma})` is then up to 2.8 float32 ulps
+    off (:math:`\sigma = -7.2571826`; 0.1 % of the :math:`\sigma` in :math:`(-20, 0)`
+    beyond 2 ulps). ``rows`` (float32) and ``top`` (their float32 maxima, one per row);
+    ``out``: a float64 work buffer of ``rows``' shape (else a new one). A row of
+    ``-inf``, or with a NaN or ``+inf``, gives NaN: :func:`_exact_ell` sorts them out.
     """
-    d = np.subtract(rows, top, dtype=np.float64)
+    d = np.subtract(rows, top, out=out, dtype=np.float64)
     if inv_t != 1.0:
         d *= inv_t
-    finite_top = np.isfinite(top[:, 0])
-    total = np.where(finite_top, np.exp(d).sum(axis=1), np.where(top[:, 0] == -np.inf, 0.0, np.nan))
-    rest = np.where(d < 0.0, np.exp(np.minimum(d, 0.0)), 0.0).sum(axis=1)
-    ties = (d == 0.0).sum(axis=1).astype(np.float64)
-    near = np.where(ties > 0.0, np.log1p(np.where(ties > 0.0, rest + (ties - 1.0), 0.0)), -np.inf)
-    return np.where(total < 1.5, near, np.log(total)), total
+    d[np.arange(len(d)), np.argmax(rows, axis=1)] = -np.inf  # the first maximum: 1, left out
+    np.exp(d, out=d)
+    return d.sum(axis=1)
+
+
+def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(ell, total)`` from :func:`_exact_rest`'s sums and the float64 row maxima.
+
+    :math:`\ell = \operatorname{log1p}(\rho)` and :math:`1 + \rho`; ``-inf`` and 0 for
+    a row of ``-inf``, as the Numba kernel; NaN and NaN for a row with a NaN or ``+inf``.
+    """
+    finite = np.isfinite(top)
+    nothing = np.where(top == -np.inf, 0.0, np.nan)
+    ell = np.where(finite, np.log1p(np.where(finite, rest, 0.0)), np.log(nothing))
+    return ell, np.where(finite, 1.0 + rest, nothing)
 
 
 def write_gradient(
