@@ -1,0 +1,225 @@
+"""Where the forward kernel's time goes out of cache: the fused loop, its parts, and prefetching.
+
+    python benchmarks/bench_fused_stream.py [--rows 4096] [--classes 32000] [--rounds 9]
+
+Issue 13 asks why the softmax cross-entropy forward, whose loop exponentiates row i while
+it takes the maximum of row i + 1 (``exp_sum_and_next_max``), costs about the sum of its
+arithmetic and of a read of the logits once the rows come from DRAM, rather than the
+larger of the two. This script times, on one thread (the kernel's threads each run this
+loop over their own rows), the kernel's own loops over float32 rows (standard normal x
+0.1):
+
+* the fused loop with both rows in cache (the same two rows again and again), and over
+  the rows in order, the next row streaming in from memory, as the kernel runs it;
+* its halves: the exp-sum alone (in cache, and streaming) and the maximum alone
+  (``row_max_bits``, the one-thread read of the rows);
+* software prefetching that leaves the fused loop as it is (and so its sums' bits): the
+  first eight cache lines of every 4 KiB page of row i + 1 before the loop (the hardware
+  streamer stops at page boundaries);
+* software prefetching inside the loop, which LLVM does not vectorise with a call in it
+  (``llvm.prefetch`` has no vector form): the row in chunks of 1024 logits, a vectorised
+  loop each, the chunk's lines of the next row prefetched some distance ahead before it
+  (``prefetcht0`` or ``prefetcht1``). Chunking changes the order of the sum (not the
+  kernel's bits: these loops are timed, never used), so its own control, the same
+  chunks without prefetching, is timed too.
+
+Every case runs once per round, interleaved, ``--rounds`` rounds; the minimum and median
+thread CPU time (``time.thread_time``, which other processes on a loaded machine inflate
+less than wall time) and the minimum wall time are printed in ns per logit, with the
+load average. The script checks that the prefetching loops hold prefetch instructions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import time
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from crossent._intrinsics_numba import prefer_wide_vectors
+from crossent.losses import _cpu_kernels_numba as kernels
+
+from _machine import cpu_name, vector_width
+
+_CHUNK = 1024  # logits per chunk of the prefetching loops (64 cache lines)
+_I32 = ir.IntType(32)
+_I8P = ir.IntType(8).as_pointer()
+
+
+def _prefetcher(locality: int) -> Any:
+    """An intrinsic prefetching the line at ``array``'s data + ``offset`` bytes.
+
+    ``llvm.prefetch`` for reading, into the data cache, with ``locality`` 3
+    (``prefetcht0``) or 2 (``prefetcht1``); a prefetch past the array never faults.
+    """
+
+    @intrinsic
+    def prefetch(typingctx: Any, array: Any, offset: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            fn = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [_I8P, _I32, _I32, _I32]),
+                "llvm.prefetch.p0",
+            )
+            address = builder.gep(builder.bitcast(data, _I8P), [args[1]])
+            constants = [ir.Constant(_I32, k) for k in (0, locality, 1)]
+            builder.call(fn, [address, *constants])
+            return context.get_dummy_value()
+
+        return types.none(array, types.int64), codegen
+
+    return prefetch
+
+
+prefetch_t0 = _prefetcher(3)
+prefetch_t1 = _prefetcher(2)
+
+
+@intrinsic
+def address(typingctx: Any, array: Any) -> Any:
+    # the address of the array's data, as an integer
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.ptrtoint(data, ir.IntType(64))
+
+    return types.int64(array), codegen
+
+
+@numba.njit(inline="never")
+def page_heads(row_bits):
+    # prefetch the first 8 lines of every 4 KiB page that starts inside the row
+    start = address(row_bits)
+    offset = ((start + 4095) & ~4095) - start
+    while offset < row_bits.shape[0] * 4:
+        for line in range(8):
+            prefetch_t0(row_bits, offset + 64 * line)
+        offset += 4096
+
+
+@numba.njit(fastmath=kernels._FLAGS, inline="always")
+def fused_chunks(row, following, top, distance, kind):
+    # the fused loop in chunks of _CHUNK logits, each chunk's lines of ``following``
+    # prefetched ``distance`` bytes ahead first (kind 1: prefetcht0, 2: prefetcht1, 0: none)
+    high = kernels.float32_bits(following[0])
+    low = kernels.as_unsigned(high)
+    s = 0.0
+    full = row.shape[0] // _CHUNK * _CHUNK
+    for first in range(0, full, _CHUNK):
+        for line in range(_CHUNK // 16):
+            if kind == 1:
+                prefetch_t0(following, (first + 16 * line) * 4 + distance)
+            elif kind == 2:
+                prefetch_t1(following, (first + 16 * line) * 4 + distance)
+        part = 0.0
+        for j in range(first, first + _CHUNK):
+            part += kernels.exp_nonpositive(np.float64(row[j]) - top)
+            bits = following[j]
+            high = max(high, bits)
+            low = min(low, kernels.as_unsigned(bits))
+        s += part
+    for j in range(full, row.shape[0]):
+        s += kernels.exp_nonpositive(np.float64(row[j]) - top)
+        high = max(high, following[j])
+        low = min(low, kernels.as_unsigned(following[j]))
+    return s, kernels.maximum_bits(high, low)
+
+
+@numba.njit(fastmath=kernels._FLAGS)
+def sweep(z, z_bits, case, distance, kind):
+    # one pass of ``case`` over the rows (or over rows 0 and 1 again, in cache)
+    prefer_wide_vectors()
+    total = 0.0
+    check = 0
+    for i in range(z.shape[0] - 1):
+        here = 0 if case in (0, 2) else i
+        s = 0.0
+        top = np.int32(0)
+        if case == 0 or case == 1:  # the kernel's fused loop
+            s, top = kernels.exp_sum_and_next_max(z[here], z_bits[here + 1], 0.5, 1.0, False)
+        elif case == 2 or case == 3:  # the exp-sum alone
+            s = kernels.exp_sum(z[here], 0.5, 1.0, False)
+        elif case == 4:  # the maximum alone
+            top = kernels.row_max_bits(z_bits[i])
+        elif case == 5:  # page heads of the next row, then the kernel's fused loop
+            page_heads(z_bits[i + 1])
+            s, top = kernels.exp_sum_and_next_max(z[i], z_bits[i + 1], 0.5, 1.0, False)
+        else:  # chunks, prefetching or not
+            s, top = fused_chunks(z[i], z_bits[i + 1], 0.5, distance, kind)
+        total += s
+        check ^= top
+    return total, check
+
+
+CASES = {
+    "fused, both rows in cache": (0, 0, 0),
+    "fused, next row from memory (the kernel)": (1, 0, 0),
+    "exp-sum alone, in cache": (2, 0, 0),
+    "exp-sum alone, row from memory": (3, 0, 0),
+    "maximum alone, from memory (the read)": (4, 0, 0),
+    "fused + page heads of next row (prefetcht0)": (5, 0, 0),
+    "fused in chunks, no prefetch (control)": (6, 0, 0),
+    "chunks + prefetcht0 4 KiB ahead": (6, 4096, 1),
+    "chunks + prefetcht1 4 KiB ahead": (6, 4096, 2),
+    "chunks + prefetcht0 16 KiB ahead": (6, 16384, 1),
+    "chunks + prefetcht1 one row ahead": (6, -1, 2),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--classes", type=int, default=32000)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 0.1
+    z_bits = z.view(np.int32)
+    row_bytes = args.classes * 4
+    cases = {
+        name: (case, row_bytes if distance < 0 else distance, kind)
+        for name, (case, distance, kind) in CASES.items()
+    }
+    for case in cases.values():
+        sweep(z, z_bits, *case)  # compile, and warm the caches as the rounds will
+    asm = sweep.inspect_asm(sweep.signatures[0])
+    found = len(re.findall(r"prefetcht[01]\s", asm))
+    for mnemonic in ("prefetcht0", "prefetcht1"):
+        if not re.search(mnemonic + r"\s", asm):
+            raise RuntimeError(f"no {mnemonic} in the prefetching loops")
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, case in cases.items():
+            start, clock = time.perf_counter(), time.thread_time()
+            sweep(z, z_bits, *case)
+            cpu[name].append(time.thread_time() - clock)
+            wall[name].append(time.perf_counter() - start)
+    logits = (args.rows - 1) * args.classes
+    print(f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, one thread")
+    print(
+        f"input: {args.rows} x {args.classes} float32 ({z.nbytes / 2**20:.0f} MiB), "
+        f"{args.rounds} interleaved rounds, {found} prefetch instructions in the loops; "
+        f"load average {os.getloadavg()[0]:.2f}\n"
+    )
+    print("| case | CPU min ns/logit | CPU median | wall min |")
+    print("|---|---:|---:|---:|")
+    for name in cases:
+        ns = [t / logits * 1e9 for t in cpu[name]]
+        print(
+            f"| {name} | {min(ns):.3f} | {statistics.median(ns):.3f} | "
+            f"{min(wall[name]) / logits * 1e9:.3f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
