@@ -66,7 +66,10 @@ def _kernels() -> dict[str, Callable[..., Any]]:
 _EMPTY = np.zeros(0)
 
 #: Rows per parallel work item of the statistics kernel: its first row's maximum is a
-#: pass of its own, the others' are fused into the previous row's exp-sum.
+#: pass of its own, the others' are fused into the previous row's exp-sum. Part of the
+#: kernel's results: a block's last row is summed by ``exp_sum``, whose vectorised order
+#: differs from the fused loop's (``ell`` moves by up to 3e-15 between blocks of 32 and
+#: of 64 rows), so another size changes the kernel's bits (issue 13).
 _ROWS_PER_BLOCK = 32
 
 #: Up to this many logits the kernels run on the calling thread: a parallel launch

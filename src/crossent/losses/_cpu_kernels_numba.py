@@ -22,9 +22,10 @@ are not, :func:`exp_nonpositive` (no loop, no ``reassoc``) and :func:`row_max_bi
 
 Rows are processed in parallel (``prange``, blocks of consecutive rows), accumulating
 in float64. The maximum of row i + 1 is taken in the same loop as the exp-sum of row
-i, so that reading the next row from memory overlaps the arithmetic on this one; the
-maximum is read from the float32 bits by an integer signed maximum and unsigned
-minimum (:func:`maximum_bits`), which vectorise without fast-math, keep a positive NaN
+i, so that the maximum's arithmetic hides under the exp-sum's (the read of row i + 1
+from memory does not, on the Xeon below: see "Out of cache"); the maximum is read
+from the float32 bits by an integer signed maximum and unsigned minimum
+(:func:`maximum_bits`), which vectorise without fast-math, keep a positive NaN
 visible, and take two vector instructions per vector of logits (a maximum over
 order-preserving keys took four: 12 % of the fused loop's time on AVX-512, 8 % with
 AVX2 code on the same Xeon).
@@ -40,6 +41,36 @@ thread; from memory the gain is smaller: the loop then waits on the reads as wel
 an AVX2 CPU it changes nothing. A float32 ``exp`` does not gain there
 as written: LLVM picks the loop's vector width from its widest type, so with the
 float64 accumulator the float32 arithmetic runs in 8 lanes too (measured no faster).
+
+Out of cache (issue 13's forward within 2.5x of the two-thread read)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Measured on the Xeon with AVX-512 (Emerald Rapids KVM guest, 2 cores) by
+``benchmarks/bench_fused_stream.py``: one thread, 4096 x 32000 float32, the minimum
+thread CPU time of 9 interleaved rounds, with other engineers' runs loading the machine
+(load average 3.5). The fused loop takes 0.46 ns per logit with both rows in cache and
+0.73 with the next row streaming from memory; the exp-sum alone 0.45 and 0.71; the
+maximum alone (a one-thread read of the rows) 0.31. The maximum's arithmetic hides under
+the exp-sum's, but the read does not: out of cache the loop pays its arithmetic plus
+about 0.26 ns per logit for the bytes it brings in, one stream (the exp-sum alone) as
+two. Two threads each run at the one-thread rate (the kernel 0.36 ns per logit of wall
+time at load average 1.0, 0.72 per thread; ``np.max`` on two threads 0.163), whether each
+thread reads its own half of the rows (Numba's static schedule) or the threads take
+blocks one at a time (``numba.set_parallel_chunksize(1)``, the same bits): the
+forward's ratio to the two-thread read is (arithmetic + read) / read: 2.2x.
+
+Software prefetching did not change that (same runs): the first eight lines of every
+4 KiB page of the next row prefetched before the loop (where the hardware streamer
+restarts): 0.71; the loop cut into chunks of 1024 logits (0.77 without prefetching),
+each chunk's lines prefetched by ``prefetcht0`` or ``prefetcht1`` 4 KiB, 16 KiB or a
+whole row ahead: 0.71-0.76, within the 5 % noise. Nor could the kernel hold it: LLVM
+does not vectorise a loop with a call to ``llvm.prefetch`` in it (it has no vector form;
+the fused loop compiled to scalar code), and a loop cut into chunks sums in another
+order, which changes the kernel's bits. The block size changes them too, which is why
+``_ROWS_PER_BLOCK`` stays: a block's last row is summed by :func:`exp_sum`, whose
+vectorised order differs from the fused loop's (``ell`` moves by up to 3e-15 between
+blocks of 32 and of 64 rows). What remains is less arithmetic per logit: the 16 float32
+lanes of the unmerged branch ``ce16`` took 5 % less CPU time from memory in the same
+conditions (0.71 against 0.75 ns per logit, one thread), not enough to give up the bits.
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
