@@ -62,7 +62,8 @@ Software prefetching did not change that (same runs): the first eight lines of e
 4 KiB page of the next row prefetched before the loop (where the hardware streamer
 restarts): 0.71; the loop cut into chunks of 1024 logits (0.77 without prefetching),
 each chunk's lines prefetched by ``prefetcht0`` or ``prefetcht1`` 4 KiB, 16 KiB or a
-whole row ahead: 0.71-0.76, within the 5 % noise. Nor could the kernel hold it: LLVM
+whole row ahead: 0.71-0.76, the best (``prefetcht1`` 4 KiB ahead) 3 % below the kernel's
+own loop, against the 0.26 of the read. Nor could the kernel hold it: LLVM
 does not vectorise a loop with a call to ``llvm.prefetch`` in it (it has no vector form;
 the fused loop compiled to scalar code), and a loop cut into chunks sums in another
 order, which changes the kernel's bits. The block size changes them too, which is why
