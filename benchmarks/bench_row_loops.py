@@ -1,0 +1,377 @@
+"""The short-row loops of ``EvaluationState.update``'s kernel alone (issue 13), one
+thread: in cache and from memory, against the read's floor, and two bit-identical
+rewrites of the row loop that were slower.
+
+    python benchmarks/bench_row_loops.py [--rows 1000000] [--classes 10] [--repeats 9]
+
+``totals`` (``calibration/_row_kernels_numba``) takes the rows in chunks of 256
+(``_PART_ROWS``); for float32 rows of at most ``_SHORT_ROWS`` classes each chunk goes
+through ``label_error``, ``sums_and_top`` (each row's sum, sum of squares but the
+label's, first maximum) and ``entries_suspect`` (an entry NaN or outside [0, 1]).  Each
+loop is timed here alone over every chunk of the input ("memory": chunk after chunk, as
+the kernel reads them) and over the first chunk again and again ("cache": the same
+number of calls, rows in L1), by thread CPU time, min and median of ``--repeats``
+interleaved runs; the floors are a vectorised float32 sum of each chunk and NumPy's
+``np.add.reduce`` of the whole input (``bench_evaluation``'s floor, pairwise: slower).
+
+The rewrites, each checked here against ``sums_and_top`` bit for bit (every output,
+4 to 15 classes, rows with NaN, negative, above-1 and -0.0 entries, negative labels):
+
+* ``unrolled``: the row in four explicit running sums (the order LLVM gives
+  ``sums_and_top``'s reassociated loop at 4 <= k < 16: a 4-lane epilogue, lanes
+  ``j mod 4`` reduced as ``(l0 + l2) + (l1 + l3)``, FMAs in the lanes, then a scalar
+  tail with separate products), the entries' check folded in (the sign bits or-ed, the
+  largest key above 1.0's bits), no ``reassoc``: scalar code, slower than the
+  vectorised epilogue it copies.
+* ``across rows``: the chunk transposed into one float64 column per class (scalar
+  loads and stores), then the same arithmetic as elementwise loops over the rows
+  (vectorised, 512-bit): the transpose alone costs about 40% of the loop it replaces,
+  and reading the chunk column by column from memory costs more.
+* ``bits``: ``entries_suspect`` as one unsigned compare of the float32 bits with
+  1.0's (``-0.0`` counted suspect, which only sends its chunk to the exact recount):
+  cheaper in cache, but about 0.1 ms of a 29 ms kernel per 10^6 x 10.
+
+Measured on the 2-core Emerald Rapids (AVX-512), 10^6 x 10 float32, one thread, ms,
+min of 9, load average 2.5 (a test run on the other core), 2026-12-01:
+
+| loop | memory | cache |
+|---|---:|---:|
+| floor: float32 sum | 2.0 | 0.3 |
+| floor: np.add.reduce | 4.7 | |
+| label_error | 0.7 | 0.1 |
+| entries_suspect | 3.0 | 0.45 |
+| entries, bits | | 0.32 |
+| sums_and_top, no squares | 8.0-8.4 | 6.9 |
+| sums_and_top, squares | 9.8 | 8.7-8.8 |
+| unrolled, squares (and the check) | 17.9 | 12.7 |
+| across rows, no squares | 11.7 | 8.2 |
+| across rows, squares | 13.2 | 9.5 |
+| its transpose alone | 5.8 | 3.8 |
+
+``sums_and_top`` runs about 30 cycles a row in cache at 10 classes: two 4-lane
+iterations, three horizontal reductions and a two-entry scalar tail (the key's maximum
+in general registers); the loop, not the memory, is what is above the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import numba
+import numpy as np
+
+from bench_evaluation import data
+from crossent._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
+from crossent.calibration import _row_kernels
+from crossent.calibration import _row_kernels_numba as kernels
+
+from _machine import cpu_name, vector_width
+
+CHUNK = 256  # totals' chunk of rows at 10 classes (_PART_ROWS)
+ONE = np.int64(0x3FF0000000000000)  # 1.0's float64 bits
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="always")
+def unrolled_rows(rows, with_squares, limit, p_label, others, confidence, predicted):
+    # sums_and_top's numbers in four explicit lanes (4 <= k < 16), and whether an entry
+    # is negative, NaN or above 1 (or -0.0)
+    values, labels = rows
+    n, k = values.shape
+    groups = k // 4
+    suspect = 0
+    high = np.int64(-1) << 63
+    signs = np.int64(0)
+    for i in range(n):
+        row = values[i]
+        y = labels[i]
+        y = y + k if y < 0 else y
+        x0, x1 = np.float64(row[0]), np.float64(row[1])
+        x2, x3 = np.float64(row[2]), np.float64(row[3])
+        t0, t1, t2, t3 = x0, x1, x2, x3
+        a0 = 0.0 if y == 0 else x0 * x0
+        a1 = 0.0 if y == 1 else x1 * x1
+        a2 = 0.0 if y == 2 else x2 * x2
+        a3 = 0.0 if y == 3 else x3 * x3
+        b0, b1 = float64_to_bits(x0) | 65535, float64_to_bits(x1) | 65534
+        b2, b3 = float64_to_bits(x2) | 65533, float64_to_bits(x3) | 65532
+        for g in range(1, groups):
+            j = 4 * g
+            x0, x1 = np.float64(row[j]), np.float64(row[j + 1])
+            x2, x3 = np.float64(row[j + 2]), np.float64(row[j + 3])
+            t0 += x0
+            t1 += x1
+            t2 += x2
+            t3 += x3
+            if with_squares:
+                a0 = a0 if y == j else a0 + x0 * x0
+                a1 = a1 if y == j + 1 else a1 + x1 * x1
+                a2 = a2 if y == j + 2 else a2 + x2 * x2
+                a3 = a3 if y == j + 3 else a3 + x3 * x3
+            b0 = max(b0, float64_to_bits(x0) | (65535 - j))
+            b1 = max(b1, float64_to_bits(x1) | (65534 - j))
+            b2 = max(b2, float64_to_bits(x2) | (65533 - j))
+            b3 = max(b3, float64_to_bits(x3) | (65532 - j))
+        total = (t0 + t2) + (t1 + t3)
+        squares = (a0 + a2) + (a1 + a3)
+        key = max(max(b0, b2), max(b1, b3))
+        sign = (b0 | b1) | (b2 | b3)
+        for j in range(4 * groups, k):
+            x = np.float64(row[j])
+            total += x
+            if with_squares:
+                squares += 0.0 if j == y else x * x
+            b = float64_to_bits(x) | (65535 - j)
+            key = max(key, b)
+            sign |= b
+        suspect += 1 if abs(total - 1.0) > limit else 0
+        p_label[i] = np.float64(row[y])
+        others[i] = squares if with_squares else 0.0
+        predicted[i] = 65535 - (key & 65535)
+        confidence[i] = bits_to_float64(key & ~np.int64(65535))
+        high = max(high, key)
+        signs |= sign
+    return suspect, (signs < 0) | ((high & ~np.int64(65535)) > ONE)
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="never")
+def unrolled(rows, with_squares, limit, p_label, others, confidence, predicted):
+    if with_squares:
+        return unrolled_rows(rows, True, limit, p_label, others, confidence, predicted)
+    return unrolled_rows(rows, False, limit, p_label, others, confidence, predicted)
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="never")
+def across_rows(rows, with_squares, limit, p_label, others, confidence, predicted, buffers):
+    # sums_and_top's numbers (4 <= k < 16) from the chunk transposed: cols[j] the
+    # float64 entries j of the rows; every later loop elementwise over the rows, each
+    # with one output and few inputs (more pointers than LLVM's runtime alias checks
+    # allow leave a loop scalar)
+    prefer_wide_vectors()
+    values, labels = rows
+    cols, scratch, ys = buffers
+    n, k = values.shape
+    groups = k // 4
+    for j in range(k):
+        column = cols[j, :n]
+        for i in range(n):
+            column[i] = np.float64(values[i, j])
+    for i in range(n):
+        y = labels[i]
+        ys[i] = y + k if y < 0 else y
+    yo, tot, keys = ys[:n], scratch[4, :n], scratch[5, :n].view(np.int64)
+    lane0, lane1, lane2, lane3 = scratch[0, :n], scratch[1, :n], scratch[2, :n], scratch[3, :n]
+    for lane in range(4):
+        out, first = scratch[lane, :n], cols[lane, :n]
+        for i in range(n):
+            out[i] = first[i]
+        for g in range(1, groups):
+            column = cols[4 * g + lane, :n]
+            for i in range(n):
+                out[i] += column[i]
+    for i in range(n):
+        tot[i] = (lane0[i] + lane2[i]) + (lane1[i] + lane3[i])
+    for j in range(4 * groups, k):
+        column = cols[j, :n]
+        for i in range(n):
+            tot[i] += column[i]
+    suspect = 0
+    for i in range(n):
+        suspect += 1 if abs(tot[i] - 1.0) > limit else 0
+    squares = others[:n]
+    for i in range(n):
+        squares[i] = 0.0
+    if with_squares:
+        for lane in range(4):
+            out, first = scratch[lane, :n], cols[lane, :n]
+            for i in range(n):
+                x = first[i]
+                out[i] = 0.0 if yo[i] == lane else x * x
+            for g in range(1, groups):
+                j = 4 * g + lane
+                column = cols[j, :n]
+                for i in range(n):
+                    x = column[i]
+                    out[i] = out[i] if yo[i] == j else out[i] + x * x
+        for i in range(n):
+            squares[i] = (lane0[i] + lane2[i]) + (lane1[i] + lane3[i])
+        for j in range(4 * groups, k):
+            column = cols[j, :n]
+            for i in range(n):
+                x = column[i]
+                squares[i] += 0.0 if j == yo[i] else x * x
+    first = cols[0, :n]
+    for i in range(n):
+        keys[i] = float64_to_bits(first[i]) | 65535
+    for j in range(1, k):
+        column = cols[j, :n]
+        for i in range(n):
+            keys[i] = max(keys[i], float64_to_bits(column[i]) | (65535 - j))
+    for i in range(n):
+        p_label[i] = np.float64(values[i, yo[i]])
+    for i in range(n):
+        predicted[i] = 65535 - (keys[i] & 65535)
+        confidence[i] = bits_to_float64(keys[i] & ~np.int64(65535))
+    return suspect
+
+
+@numba.njit(fastmath={"contract", "reassoc", "nsz", "arcp"}, inline="never")
+def bits_suspect(bits):
+    # entries_suspect from float32 bits: one unsigned compare (x > 1, x < 0, NaN, -0.0)
+    prefer_wide_vectors()
+    bad = False
+    for t in range(bits.shape[0]):
+        bad |= np.uint32(bits[t]) > np.uint32(0x3F800000)
+    return bad
+
+
+@numba.njit(fastmath={"reassoc"}, inline="never")
+def chunk_sum(entries):
+    # the floor: a vectorised float32 sum of the chunk
+    prefer_wide_vectors()
+    total = np.float32(0.0)
+    for t in range(entries.shape[0]):
+        total += entries[t]
+    return total
+
+
+@numba.njit(nogil=True)
+def over_chunks(loop, values, flat, bits, labels, same, buffers):
+    # loop over every chunk (or the first one again, same): 0 floor, 1 label_error,
+    # 2 entries_suspect, 3 bits, 4/5 sums_and_top, 6/7 unrolled, 8/9 across rows
+    # (odd: with the squares)
+    n, k = values.shape
+    floats, predicted, cols = buffers
+    found = 0.0
+    for c0 in range(0, n, CHUNK):
+        a = 0 if same else c0
+        b = min(a + CHUNK, n)
+        rows = (values[a:b], labels[a:b])
+        outs = (floats[0], floats[1], floats[2], predicted)
+        squares = loop % 2 == 1
+        if loop == 0:
+            found += chunk_sum(flat[a * k : b * k])
+        elif loop == 1:
+            found += kernels.label_error(labels[a:b], -k, k)
+        elif loop == 2:
+            found += kernels.entries_suspect(flat[a * k : b * k])
+        elif loop == 3:
+            found += bits_suspect(bits[a * k : b * k])
+        elif loop < 6:
+            found += kernels.sums_and_top(rows, squares, 1e-3, *outs)
+        elif loop < 8:
+            suspect, bad = unrolled(rows, squares, 1e-3, *outs)
+            found += suspect + bad
+        else:
+            found += across_rows(rows, squares, 1e-3, *outs, cols)
+    return found
+
+
+LOOPS = {
+    "floor: float32 sum": 0,
+    "label_error": 1,
+    "entries_suspect": 2,
+    "entries, bits": 3,
+    "sums_and_top, no squares": 4,
+    "sums_and_top, squares": 5,
+    "unrolled, no squares": 6,
+    "unrolled, squares": 7,
+    "across rows, no squares": 8,
+    "across rows, squares": 9,
+}
+
+
+def buffers(rows: int, classes: int) -> tuple:
+    """Outputs of ``rows`` rows and the transpose's buffers."""
+    cols = (np.empty((classes, rows)), np.empty((6, rows)), np.empty(rows, dtype=np.intp))
+    return np.empty((3, rows)), np.empty(rows, dtype=np.intp), cols
+
+
+def same_bits(classes: int, seed: int) -> bool:
+    """Whether both rewrites give every output of ``sums_and_top`` bit for bit."""
+    rng = np.random.default_rng(seed)
+    rows = 3000
+    probs = rng.dirichlet(np.ones(classes) * rng.uniform(0.05, 3), rows).astype(np.float32)
+    odd = [np.nan, -0.5, 1.5, -0.0, np.inf]
+    probs[rng.integers(0, rows, 5), rng.integers(0, classes, 5)] = rng.choice(odd, 5)
+    labels = rng.integers(-classes, classes, rows)
+    values, _, _, ids = _row_kernels._kernel_arguments(probs, labels)
+    same = True
+    for squares in (False, True):
+        results = []
+        for name in ("sums_and_top", "unrolled", "across rows"):
+            (floats, predicted, cols) = buffers(rows, classes)
+            outs = (floats[0], floats[1], floats[2], predicted)
+            if name == "sums_and_top":
+                suspect = kernels.sums_and_top((values, ids), squares, 1e-3, *outs)
+            elif name == "unrolled":
+                suspect = unrolled((values, ids), squares, 1e-3, *outs)[0]
+            else:
+                suspect = across_rows((values, ids), squares, 1e-3, *outs, cols)
+            results.append((suspect, floats.view(np.int64).copy(), predicted.copy()))
+        for other in results[1:]:
+            same &= other[0] == results[0][0]
+            same &= bool((other[1] == results[0][1]).all() and (other[2] == results[0][2]).all())
+    return same
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    if not 4 <= args.classes < 16:
+        parser.error("the rewrites take 4 to 15 classes")
+
+    same = all(same_bits(k, seed) for k in range(4, 16) for seed in range(3))
+    probs, labels = data(args.rows, args.classes)
+    values, flat, bits, ids = _row_kernels._kernel_arguments(probs, labels)
+    flat_bits = bits.reshape(-1)
+    work = buffers(CHUNK, args.classes)
+    cases: dict[tuple[str, str], Callable[[], object]] = {
+        ("floor: np.add.reduce", "memory"): lambda: np.add.reduce(flat),
+    }
+    for name, loop in LOOPS.items():
+        for place, again in (("memory", False), ("cache", True)):
+            cases[(name, place)] = lambda loop=loop, again=again: over_chunks(
+                loop, values, flat, flat_bits, ids, again, work
+            )
+    for fn in cases.values():
+        fn()  # compilation, page faults
+    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+    for _ in range(args.repeats):
+        for key, fn in cases.items():
+            start = time.thread_time()
+            fn()
+            seconds[key].append(time.thread_time() - start)
+
+    print(
+        f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"input: {args.rows} x {args.classes} float32, chunks of {CHUNK} rows; one thread, "
+        f"CPU time (ms), min and median of {args.repeats} interleaved runs; rewrites "
+        f"bit-identical to sums_and_top (4 to 15 classes): {same}\n"
+    )
+    print("| loop | memory min | memory median | cache min | cache median |")
+    print("|---|---:|---:|---:|---:|")
+    names = ["floor: np.add.reduce", *LOOPS]
+    for name in names:
+        cells = []
+        for place in ("memory", "cache"):
+            times = seconds.get((name, place))
+            cells += (
+                [f"{min(times) * 1e3:.2f}", f"{statistics.median(times) * 1e3:.2f}"]
+                if times
+                else ["", ""]
+            )
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
