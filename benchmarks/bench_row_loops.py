@@ -29,24 +29,29 @@ The rewrites, each checked here against ``sums_and_top`` bit for bit (every outp
   and reading the chunk column by column from memory costs more.
 * ``bits``: ``entries_suspect`` as one unsigned compare of the float32 bits with
   1.0's (``-0.0`` counted suspect, which only sends its chunk to the exact recount):
-  cheaper in cache, but about 0.1 ms of a 29 ms kernel per 10^6 x 10.
+  cheaper in cache, but 0.1 to 0.2 ms of a 29 ms kernel per 10^6 x 10.
 
 Measured on the 2-core Emerald Rapids (AVX-512), 10^6 x 10 float32, one thread, ms,
-min of 9, load average 2.5 (a test run on the other core), 2026-12-01:
+min of 9 (second run: of 11), load average 2.7 and 2.2 (other engineers' runs: the
+medians were far above the minima), 2026-12-01.  Every row includes this script's
+dispatch of a chunk (about 0.3 ms: ``label_error`` alone over the rows in cache ran
+0.10 ms in a loop of its own):
 
 | loop | memory | cache |
 |---|---:|---:|
-| floor: float32 sum | 2.0 | 0.3 |
-| floor: np.add.reduce | 4.7 | |
-| label_error | 0.7 | 0.1 |
-| entries_suspect | 3.0 | 0.45 |
-| entries, bits | | 0.32 |
-| sums_and_top, no squares | 8.0-8.4 | 6.9 |
-| sums_and_top, squares | 9.8 | 8.7-8.8 |
-| unrolled, squares (and the check) | 17.9 | 12.7 |
-| across rows, no squares | 11.7 | 8.2 |
-| across rows, squares | 13.2 | 9.5 |
-| its transpose alone | 5.8 | 3.8 |
+| floor: np.add.reduce | 5.1, 5.6 | |
+| floor: float32 sum | 2.8, 3.1 | 0.62, 0.63 |
+| label_error | 0.87, 0.92 | 0.42, 0.45 |
+| entries_suspect | 2.8, 3.2 | 0.79, 0.82 |
+| entries, bits | 1.8, 2.1 | 0.63, 0.64 |
+| sums_and_top, no squares | 7.6, 7.8 | 6.9, 7.4 |
+| sums_and_top, squares | 9.6, 10.2 | 8.8, 9.6 |
+| unrolled, no squares | 11.2, 11.6 | 10.3, 10.8 |
+| unrolled, squares | 18.3, 18.9 | 13.5, 13.8 |
+| across rows, no squares | 13.2, 12.4 | 9.4, 8.6 |
+| across rows, squares | 15.4, 14.3 | 11.2, 9.7 |
+
+(The transpose alone, in a loop of its own: 3.8 ms in cache, 5.8 ms from memory.)
 
 ``sums_and_top`` runs about 30 cycles a row in cache at 10 classes: two 4-lane
 iterations, three horizontal reductions and a two-entry scalar tail (the key's maximum
