@@ -5,7 +5,8 @@ from __future__ import annotations
 import platform
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
 
 __all__ = ["cpu_name", "peak_mib", "timed_seconds", "vector_width"]
 
@@ -93,3 +94,23 @@ def timed_seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+def interleaved_thread_times(
+    cases: Mapping[Key, Callable[[], object]], repeats: int
+) -> dict[Key, list[float]]:
+    """Each case's thread CPU seconds in ``repeats`` rounds, after one warm-up call each
+    (compilation, page faults); within a round the cases run in turn, so that the load
+    of a shared machine drifts over all of them alike."""
+    for fn in cases.values():
+        fn()
+    seconds: dict[Key, list[float]] = {key: [] for key in cases}
+    for _ in range(repeats):
+        for key, fn in cases.items():
+            start = time.thread_time()
+            fn()
+            seconds[key].append(time.thread_time() - start)
+    return seconds

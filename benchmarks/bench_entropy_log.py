@@ -234,22 +234,13 @@ def reciprocal_reduced(f: float, k: float) -> float:
     # q = f y, then Markstein's correction q + (f - q d) y: the correctly rounded
     # quotient but within about 2^-90 of a rounding boundary (never, for float32 x:
     # f / d of 24- and 26-bit numbers is at least about 2^-80 from one), so the same
-    # bits as the kernels' for float32 entries.  The rest is log_reduced's, verbatim.
+    # bits as the kernels' for float32 entries.  The rest is log_reduced's polynomial.
     d = 2.0 + f
     y0 = np.float64(np.float32(1.0) / np.float32(d))
     y = fma(y0, fma(-d, y0, 1.0), y0)
     q = f * y
     s = fma(fma(-q, d, f), y, q)
-    z = s * s
-    w = z * z
-    a = 0.6666666666666735130 + z * 0.3999999999940941908
-    b = 0.2857142874366239149 + z * 0.2222219843214978396
-    c = 0.1818357216161805012 + z * 0.1531383769920937332
-    r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
-    hfsq = 0.5 * f * f
-    return k * 6.93147180369123816490e-01 - (
-        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
-    )
+    return kernels.log_of_quotient(f, s, k)
 
 
 @numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
@@ -257,16 +248,7 @@ def undivided_reduced(f: float, k: float) -> float:
     # WRONG on purpose, a bound only: log_reduced with s = 0.4 f (no division at all):
     # what the loop would take if the division cost nothing
     s = 0.4 * f
-    z = s * s
-    w = z * z
-    a = 0.6666666666666735130 + z * 0.3999999999940941908
-    b = 0.2857142874366239149 + z * 0.2222219843214978396
-    c = 0.1818357216161805012 + z * 0.1531383769920937332
-    r = z * ((a + w * b) + (w * w) * (c + w * 0.1479819860511658591))
-    hfsq = 0.5 * f * f
-    return k * 6.93147180369123816490e-01 - (
-        (hfsq - (s * (hfsq + r) + k * 1.90821492927058770002e-10)) - f
-    )
+    return kernels.log_of_quotient(f, s, k)
 
 
 # the kernels' log_positive and entropy loop with those reductions

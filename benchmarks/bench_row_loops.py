@@ -68,7 +68,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 
 import numba
@@ -79,7 +78,7 @@ from crossent._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_
 from crossent.calibration import _row_kernels
 from crossent.calibration import _row_kernels_numba as kernels
 
-from _machine import cpu_name, vector_width
+from _machine import cpu_name, interleaved_thread_times, vector_width
 
 CHUNK = 256  # totals' chunk of rows at 10 classes (_PART_ROWS)
 ONE = np.int64(0x3FF0000000000000)  # 1.0's float64 bits
@@ -350,14 +349,7 @@ def main() -> None:
             cases[(name, place)] = lambda loop=loop, again=again: over_chunks(
                 loop, values, flat, flat_bits, ids, again, work
             )
-    for fn in cases.values():
-        fn()  # compilation, page faults
-    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
-    for _ in range(args.repeats):
-        for key, fn in cases.items():
-            start = time.thread_time()
-            fn()
-            seconds[key].append(time.thread_time() - start)
+    seconds = interleaved_thread_times(cases, args.repeats)
 
     print(
         f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "

@@ -26,7 +26,6 @@ import argparse
 import importlib
 import os
 import statistics
-import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -35,7 +34,7 @@ import numpy as np
 
 from bench_evaluation import against, data
 
-from _machine import cpu_name, vector_width
+from _machine import cpu_name, interleaved_thread_times, vector_width
 
 STAGES: dict[str, dict[str, Any]] = {
     "checks and row sums": {},
@@ -118,14 +117,7 @@ def main() -> None:
         for name, options in STAGES.items()
         for mark, module in copies.items()
     }
-    for fn in cases.values():
-        fn()  # warm-up: Numba compilation (or its cache), page faults
-    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
-    for _ in range(args.repeats):
-        for key, fn in cases.items():
-            start = time.thread_time()
-            fn()
-            seconds[key].append(time.thread_time() - start)
+    seconds = interleaved_thread_times(cases, args.repeats)
 
     print(
         f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "

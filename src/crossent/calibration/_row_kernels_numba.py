@@ -44,6 +44,7 @@ __all__ = [
     "keep_smallest",
     "label_error",
     "log_array",
+    "log_of_quotient",
     "log_positive",
     "log_reduced",
     "packed",
@@ -97,11 +98,18 @@ def log_positive(x: float) -> float:
 # tests/calibration/test_issue13_log_reduction.py keeps as an oracle).
 @numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
 def log_reduced(f: float, k: float) -> float:
-    # log(2^k (1 + f)) for 1 + f = m in [T/2, T) (log_positive's reduction), k integral:
-    # s = f / (2 + f), log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), R a degree-7
-    # minimax polynomial, plus k log 2 split into a high part exact in any product
-    # and a low part (fdlibm's __ieee754_log)
-    s = f / (2.0 + f)
+    # log(2^k (1 + f)) for 1 + f = m in [T/2, T) (log_positive's reduction), k integral,
+    # from s = f / (2 + f) (fdlibm's __ieee754_log)
+    return log_of_quotient(f, f / (2.0 + f), k)
+
+
+# log_reduced's polynomial, given s (inlined, with its caller's flags: see log_reduced);
+# benchmarks/bench_entropy_log.py forms s in other ways and calls it.
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def log_of_quotient(f: float, s: float, k: float) -> float:
+    # log(2^k (1 + f)) with s = f / (2 + f): log(1 + f) = f - (f^2/2 - s (f^2/2 +
+    # R(s^2))), R a degree-7 minimax polynomial, plus k log 2 split into a high part
+    # exact in any product and a low part (fdlibm's __ieee754_log)
     z = s * s
     # R(z) = Lg1 z + ... + Lg7 z^7 by Estrin's scheme (pairs, then pairs of pairs):
     # a shorter dependency chain than fdlibm's two Horner halves (the loop is bound
