@@ -57,10 +57,10 @@ def _aligned_rows(classes: int) -> np.ndarray:
 def test_issue13_exp_sum32_is_the_float64_formula(classes: int) -> None:
     x = _aligned_rows(classes)
     top = x.max(axis=1, keepdims=True)
-    h, a, b = (np.empty_like(x) for _ in range(3))
+    h, e, a = (np.empty_like(x) for _ in range(3))
     got = np.empty(len(x))
     with np.errstate(over="ignore", under="ignore"):
-        _numpy_kernels._exp_sum32(x, top, h, np.empty_like(x), a, b, out=got)
+        _numpy_kernels._exp_sum32(x, top, h, e, a, out=got)
         d = np.subtract(x, top, dtype=np.float64)  # exact where it matters
         reference = _numpy_kernels._exp_sum(d, np.empty_like(x))
     # the same h, the same float32 exp, the same exact delta: float64 rounding apart
@@ -89,7 +89,7 @@ def test_issue13_exp_sum32_nonfinite_entries_give_nan(value: float) -> None:
     top = x.max(axis=1, keepdims=True)
     got = np.empty(len(x))
     with np.errstate(all="ignore"):
-        _numpy_kernels._exp_sum32(x, top, *(np.empty_like(x) for _ in range(4)), out=got)
+        _numpy_kernels._exp_sum32(x, top, *(np.empty_like(x) for _ in range(3)), out=got)
     assert np.isnan(got[2])
     assert np.isfinite(np.delete(got, 2)).all()
 
