@@ -190,7 +190,7 @@ def row_statistics(
     # float32 buffers; then _exact_rest's work (a new 512 KiB array per block costs
     # fresh pages: twice its subtraction's time). Three float32 blocks in all (delta
     # written over h): with a fourth the forward took 4-5 % longer on random and on
-    # confident logits (two threads of the Xeon, in-process A/B, three runs).
+    # confident logits (two threads of the Xeon, in-process A/B, two runs).
     wide = need_sum or not fast
     dtypes = (np.float32, np.float64)
 
