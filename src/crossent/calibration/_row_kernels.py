@@ -57,18 +57,17 @@ labels' logarithms (:func:`log_positive`, vectorised; only when a surprisal is a
 the surprisal summed plainly over the chunk (vectorised, reassociated), the Brier and
 spherical scores as a balanced pairwise tree, the entropy terms of a chunk without a
 suspect row in 256 interleaved running sums then a pairwise tree over them (each row's
-entropy and its clip at 0 only for a chunk with a suspect row: for entries in [0, 1]
-the clip changes nothing) (orders no compilation changes: the same bits whether the
-kernel was compiled in this process or loaded from Numba's cache, which the
-reassociated sums were not), the chunks added with
-Neumaier's compensation, the hits, per-class counts and
-surprisals, the equal-width bins of the confidence (the comparisons of
-:func:`._binning.assign_uniform_bins`, the edges formed as :math:`j \cdot e_1`, which is
-what ``numpy.linspace`` computes; each bin's confidences summed in row order, its
-count and hits tallied as integers in four interleaved histograms, so that consecutive
-rows of one bin do not wait on each other's store) and the rows of smallest
-:math:`p_y` (the most surprising). No per-row array of the block is written; NumPy
-would make about twenty passes over per-row arrays for these.
+entropy, and its clip at 0, only for a chunk with a suspect row: for entries in [0, 1]
+the clip changes nothing); orders that no compilation changes (the same bits whether
+the kernel was compiled in this process or loaded from Numba's cache, which the
+reassociated sums were not). Then the chunks added with Neumaier's compensation, the
+hits, per-class counts and surprisals, the equal-width bins of the confidence (the
+comparisons of :func:`._binning.assign_uniform_bins`, the edges formed as
+:math:`j \cdot e_1`, which is what ``numpy.linspace`` computes; each bin's confidences
+summed in row order, its count and hits tallied as integers in four interleaved
+histograms, so that consecutive rows of one bin do not wait on each other's store) and
+the rows of smallest :math:`p_y` (the most surprising). No per-row array of the block
+is written; NumPy would make about twenty passes over per-row arrays for these.
 
 The logarithm costs about 1.8 ns an entry on the 2-core AMD EPYC (AVX2, four doubles
 per instruction, 128-bit floating-point units), about as much as the rest of the row

@@ -268,9 +268,9 @@ def _exp_sum32(
     when every row's uncorrected sum is below ``below`` or NaN: the caller redoes those
     rows (:func:`_exact_rest`), and a block of confident rows pays for no pass it throws
     away. ``h``, ``e`` and ``a`` are float32 work buffers of ``x``'s shape (``h`` ends
-    holding :math:`\delta`). A
-    ``-inf`` in ``x`` (or an ``x - t`` beyond float32's range) gives a NaN: the caller
-    redoes the row. The sums go to ``out`` (float64, one per row).
+    holding :math:`\delta`). A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's
+    range) gives a NaN: the caller redoes the row. The sums go to ``out`` (float64, one
+    per row).
     """
     np.subtract(x, top, out=h)
     np.exp(h, out=e)
