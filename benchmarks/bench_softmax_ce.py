@@ -54,6 +54,18 @@ from crossent.losses import _cpu_kernels
 from _machine import cpu_name, peak_mib, vector_width
 
 
+def make_logits(rows: int, classes: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's float32 logits and labels (seed 0): ``kind`` "random" or "peaked"
+    (see the module)."""
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((rows, classes), dtype=np.float32) * 3
+    labels = rng.integers(0, classes, rows)
+    if kind == "peaked":
+        confident = np.flatnonzero(rng.random(rows) < 0.9)
+        logits[confident, labels[confident]] += 12 + 16 * rng.random(confident.size, np.float32)
+    return logits, labels
+
+
 def main() -> None:
     import torch
     import torch.nn.functional as F  # noqa: N812 - the name everyone reads
@@ -84,12 +96,7 @@ def main() -> None:
     if args.no_numba:
         _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
 
-    rng = np.random.default_rng(0)
-    logits = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 3
-    labels = rng.integers(0, args.classes, args.rows)
-    if args.logits == "peaked":
-        confident = np.flatnonzero(rng.random(args.rows) < 0.9)
-        logits[confident, labels[confident]] += 12 + 16 * rng.random(confident.size, np.float32)
+    logits, labels = make_logits(args.rows, args.classes, args.logits)
     sums = np.concatenate(
         [
             np.exp(np.subtract(part, part.max(axis=1, keepdims=True), dtype=np.float64)).sum(1)

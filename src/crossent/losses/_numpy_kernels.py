@@ -189,8 +189,8 @@ def row_statistics(
     # T = 1), the weighted sum's and _exp_sum's input; then two of _exp_sum32's three
     # float32 buffers; then _exact_rest's work (a new 512 KiB array per block costs
     # fresh pages: twice its subtraction's time). Three float32 blocks in all (delta
-    # written over h): with a fourth the forward took 4-5 % longer on random and on
-    # confident logits (two threads of the Xeon, in-process A/B, two runs).
+    # written over h): a fourth (e^h apart from h) took as long (0.97-1.03x,
+    # benchmarks/bench_numpy_kernels_ab.py, two runs on the Xeon) and more memory.
     wide = need_sum or not fast
     dtypes = (np.float32, np.float64)
 
