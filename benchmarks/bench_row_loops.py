@@ -1,6 +1,6 @@
 """The short-row loops of ``EvaluationState.update``'s kernel alone (issue 13), one
-thread: in cache and from memory, against the read's floor, and two bit-identical
-rewrites of the row loop that were slower.
+thread: in cache and from memory, against the read's floor, and rewrites of the row
+loop that were slower (two bit-identical, one in plain order).
 
     python benchmarks/bench_row_loops.py [--rows 1000000] [--classes 10] [--repeats 9]
 
@@ -27,6 +27,20 @@ The rewrites, each checked here against ``sums_and_top`` bit for bit (every outp
   loads and stores), then the same arithmetic as elementwise loops over the rows
   (vectorised, 512-bit): the transpose alone costs about 40% of the loop it replaces,
   and reading the chunk column by column from memory costs more.
+* ``across rows, plain order`` (issue 13, allowed to change the bits): each row's sum
+  and squares in plain order ``j = 0..k-1`` (no reassociation, no contraction: the
+  same bits at any vector width, and those of a plain Python sum, which the script
+  checks), the chunk transposed in its own dtype by strided loads and contiguous
+  stores (``transpose_rows``, in cache about half the time of the other loop order),
+  then one fused elementwise pass over the rows per class (``add_column``: the sum,
+  the squares but the label's and the packed key in one vectorised loop).  No
+  faster than ``sums_and_top`` in cache and 5 ms slower from memory: the transpose
+  alone costs half of the loop it replaces in cache, and its strided loads are what
+  first touch the chunk in memory.  In the kernel (``chunk_rows``, after
+  ``entries_suspect`` has brought the chunk into L1 by its flat loop) the whole
+  ``EvaluationState.update`` kernel took 3.5 to 5.5 ms more than main's
+  (``bench_update_stages.py --against``, 10^6 x 10, min of 7, load 1.9 and 2.3), in
+  every stage, with the transposed entries in float64 or in float32.
 * (not kept here) the row loop over the first ``4 (k // 4)`` entries only (the same
   vectorised epilogue, so the same bits), the last ``k mod 4`` entries then added in
   elementwise passes over the rows (strided loads): also bit-identical, and slower
@@ -57,6 +71,17 @@ dispatch of a chunk (about 0.3 ms: ``label_error`` alone over the rows in cache 
 | across rows, squares | 15.4, 14.3 | 11.2, 9.7 |
 
 (The transpose alone, in a loop of its own: 3.8 ms in cache, 5.8 ms from memory.)
+
+Again, with the plain order's rewrite, 2026-12-01, min of 9 (median), load average
+2.3 (other engineers' runs), ms:
+
+| loop | memory | cache |
+|---|---:|---:|
+| floor: float32 sum | 3.7 (4.1) | 0.73 (0.79) |
+| sums_and_top, squares | 13.7 (16.0) | 13.0 (15.6) |
+| across rows, squares | 19.6 (21.5) | 14.3 (17.1) |
+| across rows, plain order, squares | 18.7 (20.5) | 13.5 (15.8) |
+| transpose alone (float32) | 7.5 (7.9) | 3.6 (4.3) |
 
 ``sums_and_top`` runs about 30 cycles a row in cache at 10 classes: two 4-lane
 iterations, three horizontal reductions and a two-entry scalar tail (the key's maximum
@@ -161,7 +186,7 @@ def across_rows(rows, with_squares, limit, p_label, others, confidence, predicte
     # allow leave a loop scalar)
     prefer_wide_vectors()
     values, labels = rows
-    cols, scratch, ys = buffers
+    cols, scratch, ys, _ = buffers
     n, k = values.shape
     groups = k // 4
     for j in range(k):
@@ -227,6 +252,59 @@ def across_rows(rows, with_squares, limit, p_label, others, confidence, predicte
     return suspect
 
 
+@numba.njit(fastmath={"nsz"}, inline="never")
+def transpose_rows(values, columns):
+    # columns[j, i] = values[i, j] in the values' dtype (strided loads, contiguous
+    # stores: in cache about half the time of the other loop order)
+    prefer_wide_vectors()
+    n, k = values.shape
+    for j in range(k):
+        column = columns[j, :n]
+        for i in range(n):
+            column[i] = values[i, j]
+
+
+@numba.njit(fastmath={"nsz"}, inline="never")
+def add_column(column, j, ys, sums, squares, keys):
+    # one class's entries of the rows into their running sums (plain order j = 0, 1,
+    # ...: no reassociation, no contraction, the same bits at any vector width)
+    prefer_wide_vectors()
+    for i in range(column.shape[0]):
+        x = np.float64(column[i])
+        sums[i] = sums[i] + x
+        squares[i] = squares[i] + (0.0 if ys[i] == j else x * x)
+        keys[i] = max(keys[i], float64_to_bits(x) | (65535 - j))
+
+
+@numba.njit(fastmath={"nsz"}, inline="never")
+def plain_rows(rows, limit, p_label, others, confidence, predicted, buffers):
+    # sums_and_top's numbers with the squares (any k), one row per vector lane: the
+    # chunk transposed in its dtype (transpose_rows), then one fused elementwise pass
+    # over the rows per class (add_column); each row's sum and squares in plain order
+    # j = 0..k-1, so not sums_and_top's bits (its squares within a few ulps)
+    values, labels = rows
+    cols, scratch, ys = buffers
+    n, k = values.shape
+    transpose_rows(values, cols)
+    yo, sums, keys = ys[:n], scratch[4, :n], scratch[5, :n].view(np.int64)
+    squares = others[:n]
+    for i in range(n):
+        y = labels[i]
+        yo[i] = y + k if y < 0 else y
+        sums[i] = 0.0
+        squares[i] = 0.0
+        keys[i] = np.int64(-1) << 63
+    for j in range(k):
+        add_column(cols[j, :n], j, yo, sums, squares, keys)
+    suspect = 0
+    for i in range(n):
+        suspect += 1 if abs(sums[i] - 1.0) > limit else 0
+        p_label[i] = np.float64(values[i, yo[i]])
+        predicted[i] = 65535 - (keys[i] & 65535)
+        confidence[i] = bits_to_float64(keys[i] & ~np.int64(65535))
+    return suspect
+
+
 @numba.njit(fastmath={"contract", "reassoc", "nsz", "arcp"}, inline="never")
 def bits_suspect(bits):
     # entries_suspect from float32 bits: one unsigned compare (x > 1, x < 0, NaN, -0.0)
@@ -251,7 +329,7 @@ def chunk_sum(entries):
 def over_chunks(loop, values, flat, bits, labels, same, buffers):
     # loop over every chunk (or the first one again, same): 0 floor, 1 label_error,
     # 2 entries_suspect, 3 bits, 4/5 sums_and_top, 6/7 unrolled, 8/9 across rows
-    # (odd: with the squares)
+    # (odd: with the squares), 10 plain_rows, 11 its transpose alone
     n, k = values.shape
     floats, predicted, cols = buffers
     found = 0.0
@@ -274,8 +352,12 @@ def over_chunks(loop, values, flat, bits, labels, same, buffers):
         elif loop < 8:
             suspect, bad = unrolled(rows, squares, 1e-3, *outs)
             found += suspect + bad
-        else:
+        elif loop < 10:
             found += across_rows(rows, squares, 1e-3, *outs, cols)
+        elif loop == 10:
+            found += plain_rows(rows, 1e-3, *outs, (cols[3], cols[1], cols[2]))
+        else:
+            transpose_rows(values[a:b], cols[3])
     return found
 
 
@@ -290,12 +372,19 @@ LOOPS = {
     "unrolled, squares": 7,
     "across rows, no squares": 8,
     "across rows, squares": 9,
+    "across rows, plain order, squares": 10,
+    "transpose alone (float32)": 11,
 }
 
 
 def buffers(rows: int, classes: int) -> tuple:
     """Outputs of ``rows`` rows and the transpose's buffers."""
-    cols = (np.empty((classes, rows)), np.empty((6, rows)), np.empty(rows, dtype=np.intp))
+    cols = (
+        np.empty((classes, rows)),
+        np.empty((6, rows)),
+        np.empty(rows, dtype=np.intp),
+        np.empty((classes, rows), dtype=np.float32),
+    )
     return np.empty((3, rows)), np.empty(rows, dtype=np.intp), cols
 
 
@@ -327,6 +416,35 @@ def same_bits(classes: int, seed: int) -> bool:
     return same
 
 
+def plain_order_right(classes: int, seed: int) -> bool:
+    """Whether ``plain_rows`` gives ``sums_and_top``'s suspect count, labels'
+    probabilities, confidences and classes, and each row's squares bit for bit as a
+    plain Python sum over j = 0..k-1 (the label's entry skipped)."""
+    rng = np.random.default_rng(seed)
+    rows = 600
+    probs = rng.dirichlet(np.ones(classes) * rng.uniform(0.05, 3), rows).astype(np.float32)
+    labels = rng.integers(-classes, classes, rows)
+    values, _, _, ids = _row_kernels._kernel_arguments(probs, labels)
+    (floats, predicted, cols), (plain, plain_predicted, _) = (
+        buffers(rows, classes),
+        buffers(rows, classes),
+    )
+    suspect = kernels.sums_and_top((values, ids), True, 1e-3, *floats, predicted)
+    found = plain_rows((values, ids), 1e-3, *plain, plain_predicted, (cols[3], cols[1], cols[2]))
+    squares = np.empty(rows)
+    for i, (row, y) in enumerate(zip(probs.tolist(), labels % classes, strict=True)):
+        total = 0.0  # a plain loop (Python 3.12's sum() of floats is compensated)
+        for j, x in enumerate(row):
+            total += 0.0 if j == y else x * x
+        squares[i] = total
+    return (
+        suspect == found
+        and bool((predicted == plain_predicted).all())
+        and bool((floats[[0, 2]] == plain[[0, 2]]).all())
+        and bool((plain[1] == squares).all())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -337,6 +455,7 @@ def main() -> None:
         parser.error("the rewrites take 4 to 15 classes")
 
     same = all(same_bits(k, seed) for k in range(4, 16) for seed in range(3))
+    plain = all(plain_order_right(k, seed) for k in range(4, 16) for seed in range(3))
     probs, labels = data(args.rows, args.classes)
     values, flat, bits, ids = _row_kernels._kernel_arguments(probs, labels)
     flat_bits = bits.reshape(-1)
@@ -358,7 +477,8 @@ def main() -> None:
     print(
         f"input: {args.rows} x {args.classes} float32, chunks of {CHUNK} rows; one thread, "
         f"CPU time (ms), min and median of {args.repeats} interleaved runs; rewrites "
-        f"bit-identical to sums_and_top (4 to 15 classes): {same}\n"
+        f"bit-identical to sums_and_top (4 to 15 classes): {same}; plain order's squares "
+        f"those of a plain Python sum, its other numbers sums_and_top's: {plain}\n"
     )
     print("| loop | memory min | memory median | cache min | cache median |")
     print("|---|---:|---:|---:|---:|")
