@@ -18,6 +18,21 @@ Each repeat calls every row in turn (and, with ``--against``, the same row of a 
 copy of crossent right after, as ``bench_evaluation`` imports it): the thread's CPU time
 (``time.thread_time``), min and median of ``--repeats``, which a shared machine's load
 disturbs less than the wall clock; state the load average with the numbers.
+
+Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
+2026-12-01, loaded machine) and not kept:
+
+* the short rows one per vector lane (``bench_row_loops``' "across rows, plain
+  order", in ``chunk_rows`` after ``entries_suspect``): every stage 3.5 to 5.5 ms
+  slower (min of 7; load 1.9 and 2.3), the transposed entries in float64 or float32;
+* a clean chunk's entropy terms added straight into ``folded_sum``'s 256 lanes in the
+  entropy loop (no terms buffer, no second pass; the same order, bit for bit):
+  "+ entropy" 21.3 against 20.9 ms, "everything" 30.5 against 30.8 ms (min of 11,
+  load 2.7): no gain measurable.  The logarithm's loop is bound by the 512-bit
+  division (``vdivpd zmm``, about 16 cycles per 8 entries) and, nearly as much, by
+  its other 28 or so vector operations per 8 entries on two ports (the subnormal
+  scaling is already folded away by LLVM for float32 entries): removing either
+  alone leaves the other.
 """
 
 from __future__ import annotations
