@@ -32,7 +32,12 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
   division (``vdivpd zmm``, about 16 cycles per 8 entries) and, nearly as much, by
   its other 28 or so vector operations per 8 entries on two ports (the subnormal
   scaling is already folded away by LLVM for float32 entries): removing either
-  alone leaves the other.
+  alone leaves the other;
+* a clean chunk's entropy loop storing log p instead of p log p, the products formed
+  in the fold (vectorised) and each label's surprisal read from those logarithms
+  instead of a logarithm more a row (all sums bit for bit main's): "everything" 31.6
+  against 30.8 ms, "+ entropy" 21.6 against 21.2 ms (min of 15, load 2.0): the
+  fold's second stream of float32 entries costs what the 10^6 logarithms saved.
 """
 
 from __future__ import annotations
