@@ -9,12 +9,12 @@ with :func:`entry_point`, and call that: the compiled wrapper that unboxes the
 arguments and runs the function, which is what the dispatcher itself calls.
 
 An entry point checks no types (Numba's unboxing of an array checks its item size and
-nothing else): its caller must pass exactly the types it was picked for. Where Numba
-keeps no overloads (``NUMBA_DISABLE_JIT``, or a Numba whose dispatcher is laid out
-otherwise) :func:`entry_point` gives the dispatcher back, and the calls are the
-dispatcher's as before.
+nothing else): its caller must pass exactly the types it was picked for.
+:func:`entry_point` gives None for a function that is no Numba dispatcher (one patched
+on its module, as the tests' spies and mutants are; every function under
+``NUMBA_DISABLE_JIT``): the caller then calls the function itself, and picks again later.
 
-This module does not import Numba: its callers hand it their dispatchers.
+Numba is imported by :func:`entry_point` (its callers have it), not by this module.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from typing import Any
 __all__ = ["entry_point"]
 
 
-def entry_point(dispatcher: Callable[..., Any], *args: Any) -> Callable[..., Any]:
-    """The compiled function that ``dispatcher(*args)`` runs, for arguments of the types
-    of ``args``: one call of ``dispatcher(*args)`` compiles it or loads it from Numba's
-    cache (so ``args`` are written as the call writes them); ``dispatcher`` itself where
-    Numba keeps no such overload."""
-    dispatcher(*args)
-    try:
-        key = tuple(dispatcher.typeof_pyval(arg) for arg in args)  # type: ignore[attr-defined]
-        found: Callable[..., Any] = dispatcher.overloads[key].entry_point  # type: ignore[attr-defined]
-    except (AttributeError, KeyError, TypeError):
-        return dispatcher
+def entry_point(function: Callable[..., Any], *args: Any) -> Callable[..., Any] | None:
+    """The compiled function that ``function(*args)`` runs, for arguments of the types
+    of ``args`` (only their types are looked at): the dispatcher's overload for them,
+    compiled or loaded from Numba's cache if need be; None where ``function`` is not a
+    Numba dispatcher."""
+    from numba.core.dispatcher import Dispatcher
+
+    if not isinstance(function, Dispatcher):
+        return None
+    found: Callable[..., Any] = function.compile(tuple(function.typeof_pyval(a) for a in args))
     return found

@@ -83,9 +83,10 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _softened(args, kwargs)
     if found is None:
         return None
-    log_s, log_t, settings, shape = found[1], found[2], found[3], found[4]
+    log_s, log_t, settings, shape, steps = found[1], found[2], found[3], found[4], found[5]
     log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
     kl = compiled_functions().kl_loss64
+    kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
     return reduced(kl, arguments, shape[:-1], settings.options, log_s.dtype)
 
@@ -95,7 +96,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _softened(args, kwargs)
     if found is None:
         return None
-    stacked, log_s, log_t, settings, shape = found
+    stacked, log_s, log_t, settings, shape, steps = found
     if stacked is not None:  # one exp for both
         n = log_s.shape[0]
         both = np.exp(stacked)
@@ -106,22 +107,26 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
     compiled = compiled_functions()
     if settings.forward:
-        ok = compiled.tempered_difference64(s, t, settings.temperature, reduction, log_base)
+        difference = compiled.tempered_difference64
+        difference = steps.difference if difference is steps.difference_of else difference
+        ok = difference(s, t, settings.temperature, reduction, log_base)
     else:
-        ok = compiled.reverse_gradient64(s, log_s, log_t, settings.temperature, reduction, log_base)
+        reverse = compiled.reverse_gradient64
+        reverse = steps.reverse if reverse is steps.reverse_of else reverse
+        ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
     if not ok:
         return None
     return s if len(shape) == 2 else s.reshape(shape)
 
 
-_Softened = tuple[np.ndarray | None, np.ndarray, np.ndarray, "_Settings", tuple[int, ...]]
+_Softened = tuple[np.ndarray | None, np.ndarray, np.ndarray, "_Settings", tuple[int, ...], "_Steps"]
 
 
 def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
-    r"""``(stacked, log_s, log_t, settings, shape)`` of a call the lean path takes, or
-    None: the softened student and teacher of ``prepare_distillation`` (N x C), the
-    2N x C buffer of both where one round gave both (else None), the checked options
-    and the student's own shape.
+    r"""``(stacked, log_s, log_t, settings, shape, steps)`` of a call the lean path
+    takes, or None: the softened student and teacher of ``prepare_distillation`` (N x
+    C), the 2N x C buffer of both where one round gave both (else None), the checked
+    options, the student's own shape and the compiled functions of its dtype.
 
     The checks first (NumPy arrays of one float dtype and shape, and so on: the module
     docstring), then the softening; the benchmark's case (teacher logits at
@@ -154,12 +159,14 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
     steps = _STEPS.get(dtype) or _steps_of(dtype)
     if settings.temperature != 1.0 or settings.teacher_form != "logits":
         found = _log_probs(z, v, settings, steps)
-        return None if found is None else (found[2], found[0], found[1], settings, shape)
+        if found is None:
+            return None
+        return found[2], found[0], found[1], settings, shape, steps
     stacked = _stacked_round(z, 1.0, v, 1.0, steps)  # teacher logits at T = 1
     if stacked is None:
         return None
     n = z.shape[0]
-    return stacked, stacked[:n], stacked[n:], settings, shape
+    return stacked, stacked[:n], stacked[n:], settings, shape, steps
 
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
@@ -257,34 +264,50 @@ def _stacked_round(
 
 
 class _Steps(NamedTuple):
-    """The compiled steps of the softening for one dtype, called past Numba's dispatcher
+    """The compiled functions of a call for one dtype, called past Numba's dispatcher
     (``_entry_points``): they take exactly C-contiguous arrays of the dtype (2-D, and
-    the 1-D argument of ``subtract``), Python floats and a bool, as the calls above
-    make them."""
+    1-D for ``subtract`` and the per-row output in ``kl``'s last argument), Python
+    floats, ints and a bool, as the calls here make them.
+
+    The last calls (the loss and the gradients) are looked up on their module at each
+    call, and their entry point stands in only for the dispatcher it was picked from
+    (``*_of``): a function patched there (the tests' spies and mutants) runs as it is.
+    """
 
     shift_pair: Callable[..., bool]  # _small_targets_numba.shift_pair64
     shift_logits: Callable[..., bool]  # _small_targets_numba.shift_logits64
     rest: Callable[..., None]  # _small_numba.rest_of_rows64
     subtract: Callable[..., None]  # _small_numba.subtract_rows64
     screen: Callable[..., bool]  # _small_targets_numba.screen_distributions64
+    kl: Callable[..., tuple[bool, float]]  # _small_targets_numba.kl_loss64
+    difference: Callable[..., bool]  # _small_targets_numba.tempered_difference64
+    reverse: Callable[..., bool]  # _small_targets_numba.reverse_gradient64
+    kl_of: Callable[..., tuple[bool, float]]  # the dispatchers of the last three
+    difference_of: Callable[..., bool]
+    reverse_of: Callable[..., bool]
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:
-    """The :class:`_Steps` of float64 or float32 ``dtype``, picked once (each compiled
-    function called once on a row of two classes) and kept."""
+    """The :class:`_Steps` of float64 or float32 ``dtype``, picked for a row of two
+    classes and kept (not where a function is no dispatcher: patched, or no JIT)."""
     compiled, hybrid = compiled_functions(), hybrid_functions()
-    z, one = np.zeros((1, 2), dtype), np.full((1, 2), 0.5, dtype)
-    pair, rows = np.zeros((2, 2), dtype), np.zeros((4, 2), dtype)
-    steps = _Steps(
-        entry_point(compiled.shift_pair64, z, 1.0, z, 1.0, pair, rows),
-        entry_point(
-            compiled.shift_logits64, z, 1.0, np.zeros((1, 2), dtype), np.zeros((4, 1), dtype)
-        ),
-        entry_point(hybrid.rest_of_rows64, np.ones((2, 2), dtype), pair, rows, False),
-        entry_point(hybrid.subtract_rows64, pair, np.zeros(2, dtype)),
-        entry_point(compiled.screen_distributions64, one, 0.5),
-    )
-    _STEPS[dtype] = steps
+    z, vector, rows = np.zeros((1, 2), dtype), np.zeros(2, dtype), np.zeros((4, 2), dtype)
+    last = (compiled.kl_loss64, compiled.tempered_difference64, compiled.reverse_gradient64)
+    calls = [
+        (compiled.shift_pair64, (z, 1.0, z, 1.0, z, rows)),
+        (compiled.shift_logits64, (z, 1.0, z, rows)),
+        (hybrid.rest_of_rows64, (z, z, rows, False)),
+        (hybrid.subtract_rows64, (z, vector)),
+        (compiled.screen_distributions64, (z, 0.5)),
+        (last[0], (z, z, z, 1.0, (2, 0.0, vector))),
+        (last[1], (z, z, 1.0, 2, 0.0)),
+        (last[2], (z, z, z, 1.0, 2, 0.0)),
+    ]
+    picked = [entry_point(function, *args) for function, args in calls]
+    found = [entry or function for entry, (function, _) in zip(picked, calls, strict=True)]
+    steps = _Steps._make([*found, *last])
+    if None not in picked:
+        _STEPS[dtype] = steps
     return steps
 
 
