@@ -54,9 +54,9 @@ from ._small_targets import (
     compiled_functions,
     hybrid_functions,
     reduced,
+    scale_arguments,
     tolerance,
 )
-from ._softmax_small import REDUCTIONS as _REDUCTIONS
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 
@@ -69,8 +69,9 @@ class _Settings(NamedTuple):
     temperature: float
     teacher_form: str  # 'logits' or 'probs'
     forward: bool
-    options: LossOptions  # reduction and unit
     factor: float  # of the KL: T squared, or 1.0 at T = 1 (no product there)
+    reduction: int  # as _small_numba numbers it (scale_arguments)
+    log_base: float  # ln b, or 0.0 for nats
 
 
 def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -88,7 +89,8 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    return reduced(kl, arguments, shape[:-1], settings.options, log_s.dtype)
+    reduce_with = (settings.reduction, settings.log_base)
+    return reduced(kl, arguments, shape[:-1], reduce_with, log_s.dtype)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -103,8 +105,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         s, t = both[:n], both[n:]
     else:
         s, t = np.exp(log_s), np.exp(log_t)
-    options = settings.options
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    reduction, log_base = settings.reduction, settings.log_base
     compiled = compiled_functions()
     if settings.forward:
         difference = compiled.tempered_difference64
@@ -146,7 +147,7 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         return None
     if not shape:  # a scalar: the full path names it
         return None
-    if not (z.flags.carray and v.flags.carray and _cpu_kernels.available()):
+    if not (z.flags.carray and v.flags.carray):
         return None
     if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
         settings: _Settings | None = _DEFAULT_SETTINGS
@@ -156,7 +157,11 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         return None
     if len(shape) != 2:
         z, v = z.reshape(-1, shape[-1]), v.reshape(-1, shape[-1])
-    steps = _STEPS.get(dtype) or _steps_of(dtype)
+    steps = _STEPS.get(dtype)
+    if steps is None:  # (kept only where Numba is installed)
+        if not _cpu_kernels.available():
+            return None
+        steps = _steps_of(dtype)
     if settings.temperature != 1.0 or settings.teacher_form != "logits":
         found = _log_probs(z, v, settings, steps)
         if found is None:
@@ -202,10 +207,11 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
         return None
     if form not in ("logits", "probs"):
         return None
-    return _Settings(t, form, direction == "forward", options, 1.0 if t == 1.0 else t * t)
+    factor = 1.0 if t == 1.0 else t * t
+    return _Settings(t, form, direction == "forward", factor, *scale_arguments(options))
 
 
-_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, LossOptions(), 1.0)
+_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, 1.0, *scale_arguments(LossOptions()))
 
 
 def _log_probs(

@@ -81,7 +81,8 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     rows, ell = found[1], found[2]
     reduce = compiled_functions().target_loss64
-    return reduced(reduce, (rows, ell, options.z_loss), shape[:-1], options, rows.dtype)
+    arguments = (rows, ell, options.z_loss)
+    return reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -191,20 +192,21 @@ def reduced(
     loss: Any,
     arguments: tuple[Any, ...],
     batch_shape: tuple[int, ...],
-    options: LossOptions,
+    scale: tuple[int, float],
     dtype: np.dtype,
 ) -> Any:
-    """The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
+    r"""The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
     a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
-    where it hands on.
+    where it hands on. ``scale``: the reduction and :math:`\ln b` of
+    :func:`scale_arguments`.
 
     The result as ``reduce_loss`` gives it: per row in the batch shape (a NumPy scalar
     for 0-d), a NumPy scalar, or :class:`LossParts`.
     """
-    reduction = _REDUCTIONS[options.reduction]
+    reduction = scale[0]
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
     per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
-    ok, value = loss(*arguments, (reduction, options.log_base or 0.0, per_row))
+    ok, value = loss(*arguments, (reduction, scale[1], per_row))
     if not ok:
         return None
     if reduction == 0:
