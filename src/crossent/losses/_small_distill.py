@@ -84,7 +84,10 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _softened(args, kwargs)
     if found is None:
         return None
-    log_s, log_t, settings, shape, steps = found[1], found[2], found[3], found[4], found[5]
+    stacked, log_s, log_t, settings, shape, steps = found
+    if stacked is not None:
+        n = stacked.shape[0] // 2
+        log_s, log_t = stacked[:n], stacked[n:]
     log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
@@ -100,7 +103,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     stacked, log_s, log_t, settings, shape, steps = found
     if stacked is not None:  # one exp for both
-        n = log_s.shape[0]
+        n = stacked.shape[0] // 2
         both = np.exp(stacked)
         s, t = both[:n], both[n:]
     else:
@@ -112,6 +115,8 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         difference = steps.difference if difference is steps.difference_of else difference
         ok = difference(s, t, settings.temperature, reduction, log_base)
     else:
+        if stacked is not None:
+            log_s, log_t = stacked[:n], stacked[n:]
         reverse = compiled.reverse_gradient64
         reverse = steps.reverse if reverse is steps.reverse_of else reverse
         ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
@@ -120,14 +125,17 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return s if len(shape) == 2 else s.reshape(shape)
 
 
-_Softened = tuple[np.ndarray | None, np.ndarray, np.ndarray, "_Settings", tuple[int, ...], "_Steps"]
+_Softened = tuple[np.ndarray | None, Any, Any, "_Settings", tuple[int, ...], "_Steps"]
+"""What :func:`_softened` gives: ``log_s`` and ``log_t`` (Any) are arrays, or None where
+``stacked`` holds them."""
 
 
 def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
     r"""``(stacked, log_s, log_t, settings, shape, steps)`` of a call the lean path
     takes, or None: the softened student and teacher of ``prepare_distillation`` (N x
-    C), the 2N x C buffer of both where one round gave both (else None), the checked
-    options, the student's own shape and the compiled functions of its dtype.
+    C), or the 2N x C buffer of both where one round gave both (then ``log_s`` and
+    ``log_t`` are None: its halves, sliced where needed), the checked options, the
+    student's own shape and the compiled functions of its dtype.
 
     The checks first (NumPy arrays of one float dtype and shape, and so on: the module
     docstring), then the softening; the benchmark's case (teacher logits at
@@ -166,12 +174,13 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         found = _log_probs(z, v, settings, steps)
         if found is None:
             return None
-        return found[2], found[0], found[1], settings, shape, steps
+        if found[2] is not None:
+            return found[2], None, None, settings, shape, steps
+        return None, found[0], found[1], settings, shape, steps
     stacked = _stacked_round(z, 1.0, v, 1.0, steps)  # teacher logits at T = 1
     if stacked is None:
         return None
-    n = z.shape[0]
-    return stacked, stacked[:n], stacked[n:], settings, shape, steps
+    return stacked, None, None, settings, shape, steps
 
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
