@@ -1,0 +1,175 @@
+"""Issue 13, "Small inputs": the lean distillation path calls its compiled functions by
+their entry points (``losses/_entry_points.py``), picked once per dtype.
+
+An entry point checks no argument types (Numba's unboxing checks an array's item size
+only), so these tests pin that every call the lean path makes passes exactly the types
+its entry point was compiled for, over the options, forms and shapes it takes; that a
+function patched on its module (the other tests' spies and mutants) runs as it is and
+leaves no table behind; and that where no entry point is picked (no dispatcher) the
+values are the full path's all the same. The values themselves are pinned bit for bit
+by ``test_issue13_small_distill.py``, whose calls take the entry points.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crossent.losses import _cpu_kernels, _entry_points, _small_distill
+from losses.small_target_checks import DISTILL, distill_case, same_bits
+
+pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
+
+numba = pytest.importorskip("numba")
+
+from crossent.losses import _small_numba, _small_targets_numba  # noqa: E402  (imports Numba)
+
+DTYPES = (np.float64, np.float32)
+OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"validate": False},
+    {"reduction": "none"},
+    {"reduction": "parts", "base": 2},
+    {"temperature": 2.0, "reduction": "sum"},
+    {"direction": "reverse"},
+    {"direction": "reverse", "temperature": 0.5, "reduction": "none", "base": 10.0},
+]
+FORMS = ("logits", "probs")
+SHAPES = [(1, 10), (8, 10), (10,), (3, 4, 10)]
+
+#: The functions of ``_small_distill._Steps`` (its fields, in order) by their modules.
+FUNCTIONS = {
+    "shift_pair": (_small_targets_numba, "shift_pair64"),
+    "shift_logits": (_small_targets_numba, "shift_logits64"),
+    "rest": (_small_numba, "rest_of_rows64"),
+    "subtract": (_small_numba, "subtract_rows64"),
+    "screen": (_small_targets_numba, "screen_distributions64"),
+    "kl": (_small_targets_numba, "kl_loss64"),
+    "difference": (_small_targets_numba, "tempered_difference64"),
+    "reverse": (_small_targets_numba, "reverse_gradient64"),
+}
+
+
+def _calls() -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """The lean path's calls: every shape, form and option set, float64 and float32."""
+    cases = []
+    for dtype, shape, form, options in itertools.product(DTYPES, SHAPES, FORMS, OPTIONS):
+        reverse = options.get("direction") == "reverse"
+        seed = 7 * len(shape) + shape[-1]
+        student, teacher = distill_case(shape, seed, form, zeros=not reverse, dtype=dtype)
+        cases.append((student, teacher, {**options, "teacher_form": form}))
+    return cases
+
+
+def _signatures(dispatcher: Any) -> dict[Any, tuple[Any, ...]]:
+    """The argument types of each compiled overload of ``dispatcher``, by entry point."""
+    return {cres.entry_point: tuple(types) for types, cres in dispatcher.overloads.items()}
+
+
+def test_issue13_entry_points_are_kept_per_dtype() -> None:
+    """After a call of each dtype, its table holds the entry points of the module's
+    dispatchers (none is a dispatcher: the type resolution is skipped)."""
+    for dtype in DTYPES:
+        student, teacher = distill_case((8, 10), 1, "logits", dtype=dtype)
+        DISTILL.check(student, teacher, {})
+        steps = _small_distill._STEPS[np.dtype(dtype)]
+        for field, (module, name) in FUNCTIONS.items():
+            dispatcher = getattr(module, name)
+            assert getattr(steps, field) in _signatures(dispatcher), (field, dtype)
+        assert steps.kl_of is _small_targets_numba.kl_loss64
+        assert steps.difference_of is _small_targets_numba.tempered_difference64
+        assert steps.reverse_of is _small_targets_numba.reverse_gradient64
+
+
+def test_issue13_entry_points_take_exactly_their_types(monkeypatch) -> None:
+    """Every call of an entry point, over the lean path's options, forms, shapes and
+    dtypes, passes the argument types (dtype, dimensions, layout, scalars) of the
+    overload it belongs to; and the values are the full path's bit for bit."""
+    seen: dict[str, int] = dict.fromkeys(FUNCTIONS, 0)
+    wrong: list[str] = []
+
+    def spied(dtype: np.dtype) -> Any:
+        steps = _small_distill._steps_of(dtype)
+        spies = {}
+        for field, (module, name) in FUNCTIONS.items():
+            entry, signature = getattr(steps, field), _signatures(getattr(module, name))
+
+            def spy(
+                *args: Any, entry: Any = entry, field: str = field, sig: Any = signature
+            ) -> Any:
+                seen[field] += 1
+                if tuple(numba.typeof(arg) for arg in args) != sig[entry]:
+                    wrong.append(f"{field}: {[numba.typeof(arg) for arg in args]} != {sig[entry]}")
+                return entry(*args)
+
+            spies[field] = spy
+        return steps._replace(**spies)
+
+    for dtype in DTYPES:  # the real tables first, with spies on their entry points
+        _small_distill._STEPS.pop(np.dtype(dtype), None)
+        monkeypatch.setitem(_small_distill._STEPS, np.dtype(dtype), spied(np.dtype(dtype)))
+    for student, teacher, options in _calls():
+        DISTILL.check(student, teacher, options)
+    assert not wrong, wrong[:5]
+    assert all(seen.values()), seen  # every function was called
+
+
+def test_issue13_entry_points_a_patched_function_runs_and_no_table_is_kept(monkeypatch) -> None:
+    """A function patched on its module (a spy) is what a call runs, and no table is kept
+    while it is patched; with the dispatcher back, the next call keeps the entry points
+    picked from it; patched again, the spy runs, not the kept entry point."""
+    student, teacher = distill_case((8, 10), 2, "logits")
+    monkeypatch.setattr(_small_distill, "_STEPS", {})
+    calls: list[str] = []
+    real = _small_targets_numba.kl_loss64
+
+    def spy(*args: Any) -> Any:
+        calls.append("kl_loss64")
+        return real(*args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(_small_targets_numba, "kl_loss64", spy)
+        DISTILL.check(student, teacher, {})
+        assert calls == ["kl_loss64"]
+        assert _small_distill._STEPS == {}
+    DISTILL.check(student, teacher, {})
+    assert calls == ["kl_loss64"]
+    steps = _small_distill._STEPS[student.dtype]
+    assert steps.kl_of is real
+    assert steps.kl in _signatures(real)
+    with monkeypatch.context() as patched:  # patched again, beside a kept table
+        patched.setattr(_small_targets_numba, "kl_loss64", spy)
+        DISTILL.check(student, teacher, {})
+        assert calls == ["kl_loss64"] * 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+def test_issue13_entry_points_none_picked_gives_the_full_path(monkeypatch, dtype) -> None:
+    """Where no entry point is picked (no function a dispatcher: ``NUMBA_DISABLE_JIT``),
+    the module's functions are called as they are, no table is kept, and the values are
+    the full path's bit for bit."""
+    monkeypatch.setattr(_small_distill, "_STEPS", {})
+    monkeypatch.setattr(_small_distill, "entry_point", lambda function, *args: None)
+    for student, teacher, options in _calls()[:: len(OPTIONS) + 1]:
+        if student.dtype == dtype:
+            DISTILL.check(student, teacher, options)
+    assert _small_distill._STEPS == {}
+
+
+def test_issue13_entry_point_of_a_dispatcher_and_of_a_function() -> None:
+    """``entry_point``: the compiled overload of a dispatcher for the arguments' types,
+    whose value is the dispatcher's; None for a function that is no dispatcher."""
+    z = np.array([[3.0, 1.0, -2.0]])
+    shifted, rows = np.empty_like(z), np.empty((4, 1))
+    entry = _entry_points.entry_point(_small_targets_numba.shift_logits64, z, 1.0, shifted, rows)
+    assert entry is not None
+    assert entry is not _small_targets_numba.shift_logits64
+    assert entry(z, 0.5, shifted, rows) is True
+    want, want_rows = np.empty_like(z), np.empty((4, 1))
+    assert _small_targets_numba.shift_logits64(z, 0.5, want, want_rows) is True
+    same_bits(shifted, want)
+    same_bits(rows[0], want_rows[0])
+    assert _entry_points.entry_point(len, [1]) is None
