@@ -1,5 +1,6 @@
-"""Issue 13, "Small inputs": the lean distillation path calls its compiled functions by
-their entry points (``losses/_entry_points.py``), picked once per dtype.
+"""Issue 13, "Small inputs": the lean distillation and soft-target paths call their
+compiled functions by their entry points (``losses/_entry_points.py``), picked once per
+dtype.
 
 An entry point checks no argument types (Numba's unboxing checks an array's item size
 only), so these tests pin that every call the lean path makes passes exactly the types
@@ -7,7 +8,8 @@ its entry point was compiled for, over the options, forms and shapes it takes; t
 function patched on its module (the other tests' spies and mutants) runs as it is and
 leaves no table behind; and that where no entry point is picked (no dispatcher) the
 values are the full path's all the same. The values themselves are pinned bit for bit
-by ``test_issue13_small_distill.py``, whose calls take the entry points.
+by ``test_issue13_small_distill.py`` and ``test_issue13_small_targets*.py``, whose calls
+take the entry points.
 """
 
 from __future__ import annotations
@@ -18,8 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crossent.losses import _cpu_kernels, _entry_points, _small_distill
-from losses.small_target_checks import DISTILL, distill_case, same_bits
+from crossent.losses import _cpu_kernels, _entry_points, _small_distill, _small_targets
+from losses.small_target_checks import (
+    DISTILL,
+    TARGETS,
+    distill_case,
+    same_bits,
+    target_case,
+)
 
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
 
@@ -50,6 +58,40 @@ FUNCTIONS = {
     "kl": (_small_targets_numba, "kl_loss64"),
     "difference": (_small_targets_numba, "tempered_difference64"),
     "reverse": (_small_targets_numba, "reverse_gradient64"),
+}
+
+
+#: The same for the soft-target path (``_small_targets._Steps``).
+TARGET_FUNCTIONS = {
+    "shift": (_small_targets_numba, "shift_targets64"),
+    "rows": (_small_targets_numba, "target_rows64"),
+    "loss": (_small_targets_numba, "target_loss64"),
+    "gradient": (_small_targets_numba, "target_gradient64"),
+    "subtract": (_small_numba, "subtract_rows64"),
+}
+TARGET_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"validate": False},
+    {"reduction": "none", "label_smoothing": 0.1},
+    {"reduction": "parts", "base": 2, "z_loss": 1e-3},
+    {"temperature": 2.0, "reduction": "sum"},
+    {"label_smoothing": 0.2, "temperature": 0.5, "z_loss": 0.1, "base": 10.0},
+]
+
+
+def _target_calls() -> list[tuple[np.ndarray, np.ndarray, dict[str, Any]]]:
+    """The soft-target lean path's calls: every shape and option set, both dtypes."""
+    cases = []
+    for dtype, shape, options in itertools.product(DTYPES, SHAPES, TARGET_OPTIONS):
+        logits, targets = target_case(shape, 5 * len(shape) + shape[-1], dtype)
+        cases.append((logits, targets, options))
+    return cases
+
+
+#: Per family: the module of its table, the table's functions, the lean path's calls.
+TABLES = {
+    "distill": (DISTILL, _small_distill, FUNCTIONS, lambda: _calls()),
+    "targets": (TARGETS, _small_targets, TARGET_FUNCTIONS, lambda: _target_calls()),
 }
 
 
@@ -84,18 +126,20 @@ def test_issue13_entry_points_are_kept_per_dtype() -> None:
         assert steps.reverse_of is _small_targets_numba.reverse_gradient64
 
 
-def test_issue13_entry_points_take_exactly_their_types(monkeypatch) -> None:
+@pytest.mark.parametrize("table", TABLES)
+def test_issue13_entry_points_take_exactly_their_types(monkeypatch, table) -> None:
     """Every call of an entry point, over the lean path's options, forms, shapes and
     dtypes, passes the argument types (dtype, dimensions, layout, scalars) of the
     overload it belongs to; and the values are the full path's bit for bit."""
-    seen: dict[str, int] = dict.fromkeys(FUNCTIONS, 0)
+    family, module, functions, calls = TABLES[table]
+    seen: dict[str, int] = dict.fromkeys(functions, 0)
     wrong: list[str] = []
 
     def spied(dtype: np.dtype) -> Any:
-        steps = _small_distill._steps_of(dtype)
+        steps = module._steps_of(dtype)
         spies = {}
-        for field, (module, name) in FUNCTIONS.items():
-            entry, signature = getattr(steps, field), _signatures(getattr(module, name))
+        for field, (home, name) in functions.items():
+            entry, signature = getattr(steps, field), _signatures(getattr(home, name))
 
             def spy(
                 *args: Any, entry: Any = entry, field: str = field, sig: Any = signature
@@ -109,54 +153,63 @@ def test_issue13_entry_points_take_exactly_their_types(monkeypatch) -> None:
         return steps._replace(**spies)
 
     for dtype in DTYPES:  # the real tables first, with spies on their entry points
-        _small_distill._STEPS.pop(np.dtype(dtype), None)
-        monkeypatch.setitem(_small_distill._STEPS, np.dtype(dtype), spied(np.dtype(dtype)))
-    for student, teacher, options in _calls():
-        DISTILL.check(student, teacher, options)
+        module._STEPS.pop(np.dtype(dtype), None)
+        monkeypatch.setitem(module._STEPS, np.dtype(dtype), spied(np.dtype(dtype)))
+    for first, second, options in calls():
+        family.check(first, second, options)
     assert not wrong, wrong[:5]
     assert all(seen.values()), seen  # every function was called
 
 
-def test_issue13_entry_points_a_patched_function_runs_and_no_table_is_kept(monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("table", "name", "field"),
+    [("distill", "kl_loss64", "kl"), ("targets", "target_loss64", "loss")],
+)
+def test_issue13_entry_points_a_patched_function_runs_and_no_table_is_kept(
+    monkeypatch, table, name, field
+) -> None:
     """A function patched on its module (a spy) is what a call runs, and no table is kept
     while it is patched; with the dispatcher back, the next call keeps the entry points
     picked from it; patched again, the spy runs, not the kept entry point."""
-    student, teacher = distill_case((8, 10), 2, "logits")
-    monkeypatch.setattr(_small_distill, "_STEPS", {})
+    family, module = TABLES[table][0], TABLES[table][1]
+    first, second = (
+        distill_case((8, 10), 2, "logits") if table == "distill" else target_case((8, 10), 2)
+    )
+    monkeypatch.setattr(module, "_STEPS", {})
     calls: list[str] = []
-    real = _small_targets_numba.kl_loss64
+    real = getattr(_small_targets_numba, name)
 
     def spy(*args: Any) -> Any:
-        calls.append("kl_loss64")
+        calls.append(name)
         return real(*args)
 
     with monkeypatch.context() as patched:
-        patched.setattr(_small_targets_numba, "kl_loss64", spy)
-        DISTILL.check(student, teacher, {})
-        assert calls == ["kl_loss64"]
-        assert _small_distill._STEPS == {}
-    DISTILL.check(student, teacher, {})
-    assert calls == ["kl_loss64"]
-    steps = _small_distill._STEPS[student.dtype]
-    assert steps.kl_of is real
-    assert steps.kl in _signatures(real)
+        patched.setattr(_small_targets_numba, name, spy)
+        family.check(first, second, {})
+        assert calls == [name]
+        assert module._STEPS == {}
+    family.check(first, second, {})
+    assert calls == [name]
+    steps = module._STEPS[first.dtype]
+    assert getattr(steps, f"{field}_of") is real
+    assert getattr(steps, field) in _signatures(real)
     with monkeypatch.context() as patched:  # patched again, beside a kept table
-        patched.setattr(_small_targets_numba, "kl_loss64", spy)
-        DISTILL.check(student, teacher, {})
-        assert calls == ["kl_loss64"] * 2
+        patched.setattr(_small_targets_numba, name, spy)
+        family.check(first, second, {})
+        assert calls == [name] * 2
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-def test_issue13_entry_points_none_picked_gives_the_full_path(monkeypatch, dtype) -> None:
+@pytest.mark.parametrize("table", TABLES)
+def test_issue13_entry_points_none_picked_gives_the_full_path(monkeypatch, table) -> None:
     """Where no entry point is picked (no function a dispatcher: ``NUMBA_DISABLE_JIT``),
     the module's functions are called as they are, no table is kept, and the values are
     the full path's bit for bit."""
-    monkeypatch.setattr(_small_distill, "_STEPS", {})
-    monkeypatch.setattr(_small_distill, "entry_point", lambda function, *args: None)
-    for student, teacher, options in _calls()[:: len(OPTIONS) + 1]:
-        if student.dtype == dtype:
-            DISTILL.check(student, teacher, options)
-    assert _small_distill._STEPS == {}
+    family, module, _, calls = TABLES[table]
+    monkeypatch.setattr(module, "_STEPS", {})
+    monkeypatch.setattr(_entry_points, "entry_point", lambda function, *args: None)
+    for first, second, options in calls()[::5]:
+        family.check(first, second, options)
+    assert module._STEPS == {}
 
 
 def test_issue13_entry_point_of_a_dispatcher_and_of_a_function() -> None:

@@ -19,10 +19,10 @@ Numba is imported by :func:`entry_point` (its callers have it), not by this modu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["entry_point"]
+__all__ = ["entry_point", "entry_points"]
 
 
 def entry_point(function: Callable[..., Any], *args: Any) -> Callable[..., Any] | None:
@@ -36,3 +36,14 @@ def entry_point(function: Callable[..., Any], *args: Any) -> Callable[..., Any] 
         return None
     found: Callable[..., Any] = function.compile(tuple(function.typeof_pyval(a) for a in args))
     return found
+
+
+def entry_points(
+    calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
+) -> tuple[list[Callable[..., Any]], bool]:
+    """For each ``(function, args)`` of ``calls``, its :func:`entry_point`, or the function
+    itself where none is picked; and whether every one was picked (a table of them may
+    then be kept: none is a patched function)."""
+    picked = [entry_point(function, *args) for function, args in calls]
+    found = [entry or function for entry, (function, _) in zip(picked, calls, strict=True)]
+    return found, None not in picked

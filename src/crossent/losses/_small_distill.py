@@ -49,7 +49,7 @@ from . import _cpu_kernels
 from ._batch import LossOptions
 from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
-from ._entry_points import entry_point
+from ._entry_points import entry_points
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -318,10 +318,9 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (last[1], (z, z, 1.0, 2, 0.0)),
         (last[2], (z, z, z, 1.0, 2, 0.0)),
     ]
-    picked = [entry_point(function, *args) for function, args in calls]
-    found = [entry or function for entry, (function, _) in zip(picked, calls, strict=True)]
+    found, kept = entry_points(calls)
     steps = _Steps._make([*found, *last])
-    if None not in picked:
+    if kept:
         _STEPS[dtype] = steps
     return steps
 
