@@ -20,9 +20,11 @@ Numba is imported by :func:`entry_point` (its callers have it), not by this modu
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["entry_point", "entry_points"]
+__all__ = ["entry_point", "kept_table"]
+
+_Table = TypeVar("_Table")
 
 
 def entry_point(function: Callable[..., Any], *args: Any) -> Callable[..., Any] | None:
@@ -38,12 +40,20 @@ def entry_point(function: Callable[..., Any], *args: Any) -> Callable[..., Any] 
     return found
 
 
-def entry_points(
+def kept_table(
+    make: Callable[[list[Callable[..., Any]]], _Table],
     calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
-) -> tuple[list[Callable[..., Any]], bool]:
-    """For each ``(function, args)`` of ``calls``, its :func:`entry_point`, or the function
-    itself where none is picked; and whether every one was picked (a table of them may
-    then be kept: none is a patched function)."""
+    dispatchers: Sequence[Callable[..., Any]],
+    tables: dict[Any, _Table],
+    key: Any,
+) -> _Table:
+    """``make(functions)``, a table of: for each ``(function, args)`` of ``calls`` its
+    :func:`entry_point`, or the function itself where none is picked; then
+    ``dispatchers`` as they are. Kept as ``tables[key]`` where every entry point was
+    picked (none of ``calls``' functions is patched, and Numba compiles)."""
     picked = [entry_point(function, *args) for function, args in calls]
     found = [entry or function for entry, (function, _) in zip(picked, calls, strict=True)]
-    return found, None not in picked
+    table = make([*found, *dispatchers])
+    if None not in picked:
+        tables[key] = table
+    return table

@@ -49,7 +49,7 @@ from . import _cpu_kernels
 from ._batch import LossOptions
 from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
-from ._entry_points import entry_points
+from ._entry_points import kept_table
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -318,11 +318,7 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (last[1], (z, z, 1.0, 2, 0.0)),
         (last[2], (z, z, z, 1.0, 2, 0.0)),
     ]
-    found, kept = entry_points(calls)
-    steps = _Steps._make([*found, *last])
-    if kept:
-        _STEPS[dtype] = steps
-    return steps
+    return kept_table(_Steps._make, calls, last, _STEPS, dtype)
 
 
 _STEPS: dict[np.dtype, _Steps] = {}

@@ -45,7 +45,7 @@ from .._checks import row_sum_tolerance
 from .._xp import compat_numpy
 from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
-from ._entry_points import entry_points
+from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
@@ -217,11 +217,7 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (own[3], (z, z, rows, vector, 1.0, 0.0, False, 0.0, 1.0, 2, 0.0)),
         (hybrid_functions().subtract_rows64, (z, vector)),
     ]
-    found, kept = entry_points(calls)
-    steps = _Steps._make([*found, *own])
-    if kept:
-        _STEPS[dtype] = steps
-    return steps
+    return kept_table(_Steps._make, calls, own, _STEPS, dtype)
 
 
 _STEPS: dict[np.dtype, _Steps] = {}
