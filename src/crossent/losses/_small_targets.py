@@ -24,6 +24,9 @@ np.log1p run between them on the very values the generic path gives them:
 * gradient: the same up to :math:`\ell`, then ``subtract_rows64`` and np.exp for
   :math:`p`, then ``target_gradient64``.
 
+The compiled functions are called by their entry points, past Numba's dispatcher
+(``_entry_points``), picked once per dtype (:class:`_Steps`).
+
 Validation costs no pass of its own: a row that the full path's checks could refuse
 (a NaN, ``+inf`` or a row of ``-inf`` in the logits; a target entry outside
 :math:`[0, 1]` or a row that does not sum to 1 within ``row_sum_tolerance``) returns
