@@ -74,8 +74,7 @@ class _Settings(NamedTuple):
     teacher_form: str  # 'logits' or 'probs'
     forward: bool
     factor: float  # of the KL: T squared, or 1.0 at T = 1 (no product there)
-    reduction: int  # as _small_numba numbers it (scale_arguments)
-    log_base: float  # ln b, or 0.0 for nats
+    scale: tuple[int, float]  # the reduction (as _small_numba numbers it) and ln b or 0.0
 
 
 def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -96,8 +95,7 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    reduce_with = (settings.reduction, settings.log_base)
-    return reduced(kl, arguments, shape[:-1], reduce_with, log_s.dtype)
+    return reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -112,7 +110,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         s, t = both[:n], both[n:]
     else:
         s, t = np.exp(log_s), np.exp(log_t)
-    reduction, log_base = settings.reduction, settings.log_base
+    reduction, log_base = settings.scale
     compiled = compiled_functions()
     if settings.forward:
         difference = compiled.tempered_difference64
@@ -221,10 +219,10 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
     if form not in ("logits", "probs"):
         return None
     factor = 1.0 if t == 1.0 else t * t
-    return _Settings(t, form, direction == "forward", factor, *scale_arguments(options))
+    return _Settings(t, form, direction == "forward", factor, scale_arguments(options))
 
 
-_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, 1.0, *scale_arguments(LossOptions()))
+_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, 1.0, scale_arguments(LossOptions()))
 
 
 def _log_probs(
