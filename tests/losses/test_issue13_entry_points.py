@@ -1,6 +1,6 @@
-"""Issue 13, "Small inputs": the lean distillation and soft-target paths call their
-compiled functions by their entry points (``losses/_entry_points.py``), picked once per
-dtype.
+"""Issue 13, "Small inputs": the lean distillation and soft-target paths, and the float64
+softmax cross-entropy's hybrid, call their compiled functions by their entry points
+(``losses/_entry_points.py``), picked once per dtype.
 
 An entry point checks no argument types (Numba's unboxing checks an array's item size
 only), so these tests pin that every call the lean path makes passes exactly the types
@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crossent.losses import _cpu_kernels, _entry_points, _small_distill, _small_targets
+import crossent
+from crossent.losses import (
+    _cpu_kernels,
+    _entry_points,
+    _small_distill,
+    _small_targets,
+    _softmax_small,
+)
+from losses.small_call_paths import LEAN_OPTIONS, full_path, random_case
 from losses.small_target_checks import (
     DISTILL,
     TARGETS,
@@ -226,3 +234,48 @@ def test_issue13_entry_point_of_a_dispatcher_and_of_a_function() -> None:
     same_bits(shifted, want)
     same_bits(rows[0], want_rows[0])
     assert _entry_points.entry_point(len, [1]) is None
+
+
+#: The float64 label hybrid's table (``_softmax_small._Steps64``), by its fields.
+LABEL_FUNCTIONS = {
+    "shift": "shift_rows64",
+    "rest": "rest_of_rows64",
+    "subtract": "subtract_rows64",
+    "loss": "label_loss64",
+    "gradient": "label_gradient64",
+}
+
+
+def test_issue13_entry_points_of_the_float64_label_hybrid(monkeypatch) -> None:
+    """The float64 softmax cross-entropy's hybrid calls its compiled functions by the
+    entry points of ``_small_numba``'s dispatchers, each call with exactly their types
+    (every lean option set, shapes (1, 10), (8, 10), (10,) and (3, 4, 10), a given
+    ``out``), and its values are the full path's bit for bit."""
+    steps = _softmax_small.steps64()
+    assert _softmax_small._STEPS["d"] == steps
+    seen: dict[str, int] = dict.fromkeys(LABEL_FUNCTIONS, 0)
+    wrong: list[str] = []
+    spies = {}
+    for field, name in LABEL_FUNCTIONS.items():
+        entry, signature = getattr(steps, field), _signatures(getattr(_small_numba, name))
+        assert entry in signature, field
+
+        def spy(*args: Any, entry: Any = entry, field: str = field, sig: Any = signature) -> Any:
+            seen[field] += 1
+            if tuple(numba.typeof(arg) for arg in args) != sig[entry]:
+                wrong.append(f"{field}: {[numba.typeof(arg) for arg in args]} != {sig[entry]}")
+            return entry(*args)
+
+        spies[field] = spy
+    monkeypatch.setitem(_softmax_small._STEPS, "d", steps._replace(**spies))
+    for shape, options in itertools.product(SHAPES, LEAN_OPTIONS):
+        logits, labels = random_case(shape, 3 * len(shape) + shape[-1])
+        want_loss, want_grad = full_path(logits, labels, fused=False, **options)
+        same_bits(crossent.softmax_cross_entropy(logits, labels, **options), want_loss)
+        same_bits(crossent.softmax_cross_entropy_grad(logits, labels, **options), want_grad)
+        out = np.empty_like(logits)
+        grad = crossent.softmax_cross_entropy_grad(logits, labels, out=out, **options)
+        assert grad is out
+        same_bits(out, want_grad)
+    assert not wrong, wrong[:5]
+    assert all(seen.values()), seen
