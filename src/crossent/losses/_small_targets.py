@@ -248,6 +248,9 @@ def reduced(
     for 0-d), a NumPy scalar, or :class:`LossParts`.
     """
     reduction = scale[0]
+    if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar, first
+        ok, value = loss(*arguments, (reduction, scale[1], _NO_ROWS[dtype]))
+        return dtype.type(value) if ok else None
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
     per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
     ok, value = loss(*arguments, (reduction, scale[1], per_row))
@@ -255,9 +258,7 @@ def reduced(
         return None
     if reduction == 0:
         return per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
-    if reduction == 3:
-        return LossParts(total=dtype.type(value), normalizer=dtype.type(n))
-    return dtype.type(value)
+    return LossParts(total=dtype.type(value), normalizer=dtype.type(n))  # 'parts'
 
 
 def tolerance(classes: int, dtype: np.dtype) -> float:
