@@ -28,6 +28,10 @@ Then the loss is ``kl_loss64`` of NumPy's exp of the first distribution (``row_k
 the :math:`T^2` factor, the reduction); the gradient is NumPy's exp of both and
 ``tempered_difference64`` (forward) or ``reverse_gradient64``.
 
+The compiled functions are called by their entry points, past Numba's dispatcher
+(``_entry_points``: a quarter of a microsecond each), picked once per dtype
+(:class:`_Steps`).
+
 ``_distill`` imports this module for its shortcut; the options are checked by
 ``_distill_options``, below both, so this module does not import ``_distill``.
 
@@ -40,6 +44,7 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,14 +53,14 @@ from . import _cpu_kernels
 from ._batch import LossOptions
 from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
+from ._entry_points import kept_table
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
     reduced,
-    shifted_rows,
+    scale_arguments,
     tolerance,
 )
-from ._softmax_small import REDUCTIONS as _REDUCTIONS
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 
@@ -68,79 +73,91 @@ class _Settings(NamedTuple):
     temperature: float
     teacher_form: str  # 'logits' or 'probs'
     forward: bool
-    options: LossOptions  # reduction and unit
+    factor: float  # of the KL: T squared, or 1.0 at T = 1 (no product there)
+    scale: tuple[int, float]  # the reduction (as _small_numba numbers it) and ln b or 0.0
 
 
 def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``distillation_loss(*args, **kwargs)`` by the lean path, or None.
 
     Flat on purpose (issue 13: each Python call or tuple on the way is a tenth of a
-    microsecond): :func:`_call`, :func:`_log_probs`, np.exp, the compiled KL and
+    microsecond): :func:`_softened`, np.exp, the compiled KL and
     ``_small_targets.reduced``.
     """
-    call = _call(args, kwargs)
-    if call is None:
-        return None
-    z, v, settings, shape = call
-    found = _log_probs(z, v, settings)
+    found = _softened(args, kwargs)
     if found is None:
         return None
-    log_s, log_t = found[0], found[1]
+    stacked, log_s, log_t, settings, shape, steps = found
+    if stacked is not None:
+        n = stacked.shape[0] // 2
+        log_s, log_t = stacked[:n], stacked[n:]
     log_p, log_q = (log_t, log_s) if settings.forward else (log_s, log_t)
-    t = settings.temperature
-    factor = 1.0 if t == 1.0 else t * t
     kl = compiled_functions().kl_loss64
-    arguments = (log_p, log_q, np.exp(log_p), factor)
-    return reduced(kl, arguments, shape[:-1], settings.options, log_s.dtype)
+    kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
+    arguments = (log_p, log_q, np.exp(log_p), settings.factor)
+    return reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``distillation_loss_grad(*args, **kwargs)`` by the lean path, or None."""
-    call = _call(args, kwargs)
-    if call is None:
-        return None
-    z, v, settings, shape = call
-    found = _log_probs(z, v, settings)
+    found = _softened(args, kwargs)
     if found is None:
         return None
-    log_s, log_t, stacked = found
-    n = log_s.shape[0]
+    stacked, log_s, log_t, settings, shape, steps = found
     if stacked is not None:  # one exp for both
+        n = stacked.shape[0] // 2
         both = np.exp(stacked)
         s, t = both[:n], both[n:]
     else:
         s, t = np.exp(log_s), np.exp(log_t)
-    options = settings.options
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    reduction, log_base = settings.scale
     compiled = compiled_functions()
     if settings.forward:
-        ok = compiled.tempered_difference64(s, t, settings.temperature, reduction, log_base)
+        difference = compiled.tempered_difference64
+        difference = steps.difference if difference is steps.difference_of else difference
+        ok = difference(s, t, settings.temperature, reduction, log_base)
     else:
-        ok = compiled.reverse_gradient64(s, log_s, log_t, settings.temperature, reduction, log_base)
+        if stacked is not None:
+            log_s, log_t = stacked[:n], stacked[n:]
+        reverse = compiled.reverse_gradient64
+        reverse = steps.reverse if reverse is steps.reverse_of else reverse
+        ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
     if not ok:
         return None
     return s if len(shape) == 2 else s.reshape(shape)
 
 
-def _call(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, _Settings, tuple[int, ...]] | None:
-    """``(student, teacher, settings, shape)`` of a call the lean path takes, the arrays as
-    N x C views and ``shape`` the student's own; or None."""
+_Softened = tuple[np.ndarray | None, Any, Any, "_Settings", tuple[int, ...], "_Steps"]
+"""What :func:`_softened` gives: ``log_s`` and ``log_t`` (Any) are arrays, or None where
+``stacked`` holds them."""
+
+
+def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None:
+    r"""``(stacked, log_s, log_t, settings, shape, steps)`` of a call the lean path
+    takes, or None: the softened student and teacher of ``prepare_distillation`` (N x
+    C), or the 2N x C buffer of both where one round gave both (then ``log_s`` and
+    ``log_t`` are None: its halves, sliced where needed), the checked options, the
+    student's own shape and the compiled functions of its dtype.
+
+    The checks first (NumPy arrays of one float dtype and shape, and so on: the module
+    docstring), then the softening; the benchmark's case (teacher logits at
+    :math:`T = 1`) inline, as one round of both sides stacked, the others by
+    :func:`_log_probs`.
+    """
     if len(args) != 2:
         return None
-    student, teacher = args
-    if type(student) is not np.ndarray or type(teacher) is not np.ndarray:
+    z, v = args
+    if type(z) is not np.ndarray or type(v) is not np.ndarray:
         return None
-    dtype = student.dtype
-    if dtype.char not in _FLOATS or teacher.dtype != dtype or not dtype.isnative:
+    dtype = z.dtype
+    if dtype.char not in _FLOATS or v.dtype != dtype or not dtype.isnative:
         return None  # (a float of another byte order has the same char, but is not equal)
-    shape = student.shape
-    if teacher.shape != shape or not 0 < student.size <= _cpu_kernels.SERIAL_ELEMENTS:
+    shape = z.shape
+    if v.shape != shape or not 0 < z.size <= _cpu_kernels.SERIAL_ELEMENTS:
         return None
     if not shape:  # a scalar: the full path names it
         return None
-    if not (student.flags.carray and teacher.flags.carray and _cpu_kernels.available()):
+    if not (z.flags.carray and v.flags.carray):
         return None
     if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
         settings: _Settings | None = _DEFAULT_SETTINGS
@@ -148,10 +165,24 @@ def _call(
         settings = _settings(kwargs, len(shape))
     if settings is None:
         return None
-    if len(shape) == 2:
-        return student, teacher, settings, shape
-    classes = shape[-1]
-    return student.reshape(-1, classes), teacher.reshape(-1, classes), settings, shape
+    if len(shape) != 2:
+        z, v = z.reshape(-1, shape[-1]), v.reshape(-1, shape[-1])
+    steps = _STEPS.get(dtype)
+    if steps is None:  # (kept only where Numba is installed)
+        if not _cpu_kernels.available():
+            return None
+        steps = _steps_of(dtype)
+    if settings.temperature != 1.0 or settings.teacher_form != "logits":
+        found = _log_probs(z, v, settings, steps)
+        if found is None:
+            return None
+        if found[2] is not None:
+            return found[2], None, None, settings, shape, steps
+        return None, found[0], found[1], settings, shape, steps
+    stacked = _stacked_round(z, 1.0, v, 1.0, steps)  # teacher logits at T = 1
+    if stacked is None:
+        return None
+    return stacked, None, None, settings, shape, steps
 
 
 def _settings(kwargs: dict[str, Any], ndim: int) -> _Settings | None:
@@ -187,14 +218,15 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
         return None
     if form not in ("logits", "probs"):
         return None
-    return _Settings(t, form, direction == "forward", options)
+    factor = 1.0 if t == 1.0 else t * t
+    return _Settings(t, form, direction == "forward", factor, scale_arguments(options))
 
 
-_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, LossOptions())
+_DEFAULT_SETTINGS = _Settings(1.0, "logits", True, 1.0, scale_arguments(LossOptions()))
 
 
 def _log_probs(
-    z: np.ndarray, v: np.ndarray, settings: _Settings
+    z: np.ndarray, v: np.ndarray, settings: _Settings, steps: _Steps
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     r"""``(log_s, log_t, stacked)`` (N x C) of ``prepare_distillation`` for the N x C
     student ``z`` and teacher ``v``: the softened student and teacher, and the 2N x C
@@ -202,50 +234,97 @@ def _log_probs(
     t = settings.temperature
     n = z.shape[0]
     if settings.teacher_form == "logits":
-        both = _stacked_round(z, t, v, 1.0)
+        both = _stacked_round(z, t, v, 1.0, steps)
         if both is None:
             return None
         log_s, log_t = both[:n], both[n:]
         if t == 1.0:
             return log_s, log_t, both
-        tempered = _round(log_t, t)
+        tempered = _round(log_t, t, steps)
         return None if tempered is None else (log_s, tempered, None)
-    if not compiled_functions().screen_distributions64(v, tolerance(z.shape[1], v.dtype)):
+    if not steps.screen(v, tolerance(z.shape[1], v.dtype)):
         return None
     with np.errstate(divide="ignore"):
         log_t = np.log(v)  # safe_log
     if t == 1.0:
-        student_round = _round(z, 1.0)
+        student_round = _round(z, 1.0, steps)
         return None if student_round is None else (student_round, log_t, None)
-    both = _stacked_round(z, t, log_t, t)
+    both = _stacked_round(z, t, log_t, t, steps)
     if both is None:
         return None
     return both[:n], both[n:], both
 
 
-def _round(z: np.ndarray, temperature: float) -> np.ndarray | None:
+def _round(z: np.ndarray, temperature: float, steps: _Steps) -> np.ndarray | None:
     r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
-    found = shifted_rows(z, temperature)
-    if found is None:
+    shifted = np.empty(z.shape, z.dtype)
+    rows = np.empty((4, z.shape[0]), z.dtype)
+    if not steps.shift_logits(z, temperature, shifted, rows):
         return None
-    shifted, rows = found
-    hybrid_functions().subtract_rows64(shifted, np.log1p(rows[_REST]))
+    steps.rest(np.exp(shifted), shifted, rows, False)
+    steps.subtract(shifted, np.log1p(rows[_REST]))
     return shifted
 
 
 def _stacked_round(
-    z: np.ndarray, z_temperature: float, v: np.ndarray, v_temperature: float
+    z: np.ndarray, z_temperature: float, v: np.ndarray, v_temperature: float, steps: _Steps
 ) -> np.ndarray | None:
     """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
     n, classes = z.shape
     shifted = np.empty((2 * n, classes), z.dtype)
     rows = np.empty((4, 2 * n), z.dtype)
-    if not compiled_functions().shift_pair64(z, z_temperature, v, v_temperature, shifted, rows):
+    if not steps.shift_pair(z, z_temperature, v, v_temperature, shifted, rows):
         return None
-    hybrid = hybrid_functions()
-    hybrid.rest_of_rows64(np.exp(shifted), shifted, rows, False)
-    hybrid.subtract_rows64(shifted, np.log1p(rows[_REST]))
+    steps.rest(np.exp(shifted), shifted, rows, False)
+    steps.subtract(shifted, np.log1p(rows[_REST]))
     return shifted
+
+
+class _Steps(NamedTuple):
+    """The compiled functions of a call for one dtype, called past Numba's dispatcher
+    (``_entry_points``): they take exactly C-contiguous arrays of the dtype (2-D, and
+    1-D for ``subtract`` and the per-row output in ``kl``'s last argument), Python
+    floats, ints and a bool, as the calls here make them.
+
+    The last calls (the loss and the gradients) are looked up on their module at each
+    call, and their entry point stands in only for the dispatcher it was picked from
+    (``*_of``): a function patched there (the tests' spies and mutants) runs as it is.
+    """
+
+    shift_pair: Callable[..., bool]  # _small_targets_numba.shift_pair64
+    shift_logits: Callable[..., bool]  # _small_targets_numba.shift_logits64
+    rest: Callable[..., None]  # _small_numba.rest_of_rows64
+    subtract: Callable[..., None]  # _small_numba.subtract_rows64
+    screen: Callable[..., bool]  # _small_targets_numba.screen_distributions64
+    kl: Callable[..., tuple[bool, float]]  # _small_targets_numba.kl_loss64
+    difference: Callable[..., bool]  # _small_targets_numba.tempered_difference64
+    reverse: Callable[..., bool]  # _small_targets_numba.reverse_gradient64
+    kl_of: Callable[..., tuple[bool, float]]  # the dispatchers of the last three
+    difference_of: Callable[..., bool]
+    reverse_of: Callable[..., bool]
+
+
+def _steps_of(dtype: np.dtype) -> _Steps:
+    """The :class:`_Steps` of float64 or float32 ``dtype``, picked for a row of two
+    classes and kept (not where a function is no dispatcher: patched, or no JIT)."""
+    compiled, hybrid = compiled_functions(), hybrid_functions()
+    z, vector, rows = np.zeros((1, 2), dtype), np.zeros(2, dtype), np.zeros((4, 2), dtype)
+    last = (compiled.kl_loss64, compiled.tempered_difference64, compiled.reverse_gradient64)
+    calls = [
+        (compiled.shift_pair64, (z, 1.0, z, 1.0, z, rows)),
+        (compiled.shift_logits64, (z, 1.0, z, rows)),
+        (hybrid.rest_of_rows64, (z, z, rows, False)),
+        (hybrid.subtract_rows64, (z, vector)),
+        (compiled.screen_distributions64, (z, 0.5)),
+        (last[0], (z, z, z, 1.0, (2, 0.0, vector))),
+        (last[1], (z, z, 1.0, 2, 0.0)),
+        (last[2], (z, z, z, 1.0, 2, 0.0)),
+    ]
+    return kept_table(_Steps._make, calls, last, _STEPS, dtype)
+
+
+_STEPS: dict[np.dtype, _Steps] = {}
+"""The :class:`_Steps` by dtype (:func:`_steps_of`)."""
 
 
 _REST = 2

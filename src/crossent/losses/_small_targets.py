@@ -24,6 +24,9 @@ np.log1p run between them on the very values the generic path gives them:
 * gradient: the same up to :math:`\ell`, then ``subtract_rows64`` and np.exp for
   :math:`p`, then ``target_gradient64``.
 
+The compiled functions are called by their entry points, past Numba's dispatcher
+(``_entry_points``), picked once per dtype (:class:`_Steps`).
+
 Validation costs no pass of its own: a row that the full path's checks could refuse
 (a NaN, ``+inf`` or a row of ``-inf`` in the logits; a target entry outside
 :math:`[0, 1]` or a row that does not sum to 1 within ``row_sum_tolerance``) returns
@@ -37,7 +40,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +48,7 @@ from .._checks import row_sum_tolerance
 from .._xp import compat_numpy
 from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
+from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
@@ -55,7 +59,6 @@ __all__ = [
     "in_shape",
     "reduced",
     "scale_arguments",
-    "shifted_rows",
     "target_gradient",
     "target_loss",
     "tolerance",
@@ -79,9 +82,11 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _rows(z, t, options)
     if found is None:
         return None
-    rows, ell = found[1], found[2]
+    rows, ell, steps = found[1], found[2], found[3]
     reduce = compiled_functions().target_loss64
-    return reduced(reduce, (rows, ell, options.z_loss), shape[:-1], options, rows.dtype)
+    reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
+    arguments = (rows, ell, options.z_loss)
+    return reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -94,12 +99,14 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _rows(z, t, options)
     if found is None:
         return None
-    shifted, rows, ell = found
-    hybrid_functions().subtract_rows64(shifted, ell)
+    shifted, rows, ell, steps = found
+    steps.subtract(shifted, ell)
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
     keep, spread = smoothing_coefficients(eps, t.shape[-1]) if eps else (1.0, 0.0)
-    ok = compiled_functions().target_gradient64(
+    gradient = compiled_functions().target_gradient64
+    gradient = steps.gradient if gradient is steps.gradient_of else gradient
+    ok = gradient(
         p,
         t,
         rows,
@@ -150,36 +157,74 @@ def _call(
 
 def _rows(
     z: np.ndarray, t: np.ndarray, options: LossOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    r"""``(shifted, rows, ell)`` of N x C ``z`` and ``t`` that :func:`_call` took:
-    :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among them) and :math:`\ell`;
-    None when a row is suspect."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Steps] | None:
+    r"""``(shifted, rows, ell, steps)`` of N x C ``z`` and ``t`` that :func:`_call` took:
+    :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among them), :math:`\ell`
+    and the compiled functions of the dtype; None when a row is suspect."""
     compiled = compiled_functions()
     dtype = z.dtype
+    steps = _STEPS.get(dtype) or _steps_of(dtype)
     classes = z.shape[1]
     shifted = np.empty(z.shape, dtype)
     rows = np.empty((6, z.shape[0]), dtype)
     limit = tolerance(classes, dtype)
-    if not compiled.shift_targets64(z, t, limit, options.temperature, shifted, rows):
+    shift = compiled.shift_targets64
+    shift = steps.shift if shift is steps.shift_of else shift
+    if not shift(z, t, limit, options.temperature, shifted, rows):
         return None
     eps = options.label_smoothing
     keep, spread = smoothing_coefficients(eps, classes) if eps else (1.0, 0.0)
-    compiled.target_rows64(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, rows, np.log1p(rows[_REST])
+    target_rows = compiled.target_rows64
+    target_rows = steps.rows if target_rows is steps.rows_of else target_rows
+    target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
+    return shifted, rows, np.log1p(rows[_REST]), steps
 
 
-def shifted_rows(z: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray] | None:
-    r"""``softmax_rows`` of float64 or float32 ``z`` (N x C) up to its log1p, by the
-    label hybrid, in ``z``'s dtype:
-    ``(shifted, rows)`` with :math:`\sigma = (z - m)/T` and, in the 4 x N ``rows``,
-    :math:`m/T` (``TOP``) and the argument of log1p (``REST``); None when a row is
-    suspect."""
-    shifted = np.empty(z.shape, z.dtype)
-    rows = np.empty((4, z.shape[0]), z.dtype)
-    if not compiled_functions().shift_logits64(z, temperature, shifted, rows):
-        return None
-    hybrid_functions().rest_of_rows64(np.exp(shifted), shifted, rows, False)
-    return shifted, rows
+class _Steps(NamedTuple):
+    r"""The compiled functions of a call for one dtype, called past Numba's dispatcher
+    (``_entry_points``): they take exactly C-contiguous arrays of the dtype (2-D, and
+    1-D for :math:`\ell` and the per-row output in the loss's last argument), Python
+    floats, ints and a bool, as the calls here make them.
+
+    Those of ``_small_targets_numba`` are looked up on it at each call, and their entry
+    point stands in only for the dispatcher it was picked from (``*_of``): a function
+    patched there (the tests' spies and mutants) runs as it is.
+    """
+
+    shift: Callable[..., bool]  # _small_targets_numba.shift_targets64
+    rows: Callable[..., None]  # _small_targets_numba.target_rows64
+    loss: Callable[..., tuple[bool, float]]  # _small_targets_numba.target_loss64
+    gradient: Callable[..., bool]  # _small_targets_numba.target_gradient64
+    subtract: Callable[..., None]  # _small_numba.subtract_rows64
+    shift_of: Callable[..., bool]  # the dispatchers of the first four
+    rows_of: Callable[..., None]
+    loss_of: Callable[..., tuple[bool, float]]
+    gradient_of: Callable[..., bool]
+
+
+def _steps_of(dtype: np.dtype) -> _Steps:
+    """The :class:`_Steps` of float64 or float32 ``dtype``, picked for a row of two
+    classes and kept (not where a function is no dispatcher: patched, or no JIT)."""
+    compiled = compiled_functions()
+    z, vector, rows = np.zeros((1, 2), dtype), np.zeros(1, dtype), np.zeros((6, 1), dtype)
+    own = (
+        compiled.shift_targets64,
+        compiled.target_rows64,
+        compiled.target_loss64,
+        compiled.target_gradient64,
+    )
+    calls = [
+        (own[0], (z, z, 0.5, 1.0, z, rows)),
+        (own[1], (z, z, z, rows, 1.0, 0.0, False)),
+        (own[2], (rows, vector, 0.0, (2, 0.0, vector))),
+        (own[3], (z, z, rows, vector, 1.0, 0.0, False, 0.0, 1.0, 2, 0.0)),
+        (hybrid_functions().subtract_rows64, (z, vector)),
+    ]
+    return kept_table(_Steps._make, calls, own, _STEPS, dtype)
+
+
+_STEPS: dict[np.dtype, _Steps] = {}
+"""The :class:`_Steps` by dtype (:func:`_steps_of`)."""
 
 
 def hybrid_functions() -> ModuleType:
@@ -191,27 +236,29 @@ def reduced(
     loss: Any,
     arguments: tuple[Any, ...],
     batch_shape: tuple[int, ...],
-    options: LossOptions,
+    scale: tuple[int, float],
     dtype: np.dtype,
 ) -> Any:
-    """The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
+    r"""The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
     a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
-    where it hands on.
+    where it hands on. ``scale``: the reduction and :math:`\ln b` of
+    :func:`scale_arguments`.
 
     The result as ``reduce_loss`` gives it: per row in the batch shape (a NumPy scalar
     for 0-d), a NumPy scalar, or :class:`LossParts`.
     """
-    reduction = _REDUCTIONS[options.reduction]
+    reduction = scale[0]
+    if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar, first
+        ok, value = loss(*arguments, (reduction, scale[1], _NO_ROWS[dtype]))
+        return dtype.type(value) if ok else None
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
     per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
-    ok, value = loss(*arguments, (reduction, options.log_base or 0.0, per_row))
+    ok, value = loss(*arguments, (reduction, scale[1], per_row))
     if not ok:
         return None
     if reduction == 0:
         return per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
-    if reduction == 3:
-        return LossParts(total=dtype.type(value), normalizer=dtype.type(n))
-    return dtype.type(value)
+    return LossParts(total=dtype.type(value), normalizer=dtype.type(n))  # 'parts'
 
 
 def tolerance(classes: int, dtype: np.dtype) -> float:

@@ -30,13 +30,15 @@ Importing this module does not import Numba; the first call that is taken does.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _cpu_kernels
 from ._batch import LossOptions
+from ._entry_points import kept_table
 from ._reduction import LossParts
 
 __all__ = [
@@ -139,12 +141,12 @@ def label_gradient(
 
 
 def label_rows64(
-    logits: np.ndarray, labels: np.ndarray, options: LossOptions, compiled: ModuleType
+    logits: np.ndarray, labels: np.ndarray, options: LossOptions, steps: _Steps64
 ) -> tuple[np.ndarray, ...] | None:
     r"""The generic path's ``softmax_rows`` of float64 logits: ``(z, y, shifted, rows,
     ell)``, the logits (N x C), the labels (N), :math:`\sigma` (N x C), :math:`m` and
-    :math:`\sigma_y` (rows ``compiled.TOP`` and ``LABEL`` of a 4 x N buffer) and :math:`\ell`
-    (N); None when a row is suspect.
+    :math:`\sigma_y` (rows ``TOP`` and ``LABEL`` of a 4 x N buffer) and :math:`\ell`
+    (N); None when a row is suspect. ``steps``: :func:`steps64`.
 
     NumPy's np.exp and np.log1p run here, on the values the generic path gives them,
     into fresh arrays as there.
@@ -155,24 +157,24 @@ def label_rows64(
     y = labels if labels.ndim == 1 else labels.reshape(n)
     shifted = np.empty(z.shape)
     rows = np.empty((4, n))
-    if not compiled.shift_rows64(z, y, options.temperature, shifted, rows):
+    if not steps.shift(z, y, options.temperature, shifted, rows):
         return None
     # as log_sum_exp_shifted (and weighted_class_sum for smoothing)
-    compiled.rest_of_rows64(np.exp(shifted), shifted, rows, bool(options.label_smoothing))
-    return z, y, shifted, rows, np.log1p(rows[compiled.REST])
+    steps.rest(np.exp(shifted), shifted, rows, bool(options.label_smoothing))
+    return z, y, shifted, rows, np.log1p(rows[_REST])
 
 
 def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:
     """:func:`label_loss` of float64 logits (:func:`label_rows64`, then the compiled
     loss and reduction)."""
-    compiled = compiled_calls()
-    found = label_rows64(logits, labels, options, compiled)
+    steps = _STEPS.get(_FLOAT64) or steps64()
+    found = label_rows64(logits, labels, options, steps)
     if found is None:
         return None
     rows, ell = found[3:]
     reduction = REDUCTIONS[options.reduction]
     per_row = np.empty(ell.shape[0]) if reduction == 0 else _NO_ROWS64
-    ok, value = compiled.label_loss64(
+    ok, value = steps.loss(
         rows,
         ell,
         options.z_loss,
@@ -196,14 +198,14 @@ def _label_gradient64(
 ) -> Any:
     r""":func:`label_gradient` of float64 logits: :math:`p` by ``probs``' np.exp of
     :math:`\sigma - \ell` (into a fresh array, as there), the rest compiled."""
-    compiled = compiled_calls()
-    found = label_rows64(logits, labels, options, compiled)
+    steps = _STEPS.get(_FLOAT64) or steps64()
+    found = label_rows64(logits, labels, options, steps)
     if found is None:
         return None
     z, y, shifted, rows, ell = found
-    compiled.subtract_rows64(shifted, ell)
+    steps.subtract(shifted, ell)
     p = np.exp(shifted)
-    ok = compiled.label_gradient64(
+    ok = steps.gradient(
         p,
         y,
         rows,
@@ -218,6 +220,42 @@ def _label_gradient64(
     if not ok:
         return None
     return p.reshape(logits.shape) if out is None else out
+
+
+class _Steps64(NamedTuple):
+    """The compiled functions of a float64 call (``_small_numba``'s), called past Numba's
+    dispatcher (``_entry_points``): they take exactly C-contiguous writable float64
+    arrays (int64 labels), Python floats, ints and a bool, as the calls here make them
+    (:func:`takes` took the logits, the labels and ``out``). Picked once and kept: a
+    function patched on ``_small_numba`` afterwards is not seen (clear ``_STEPS``)."""
+
+    shift: Callable[..., bool]  # shift_rows64
+    rest: Callable[..., None]  # rest_of_rows64
+    subtract: Callable[..., None]  # subtract_rows64
+    loss: Callable[..., tuple[bool, float]]  # label_loss64
+    gradient: Callable[..., bool]  # label_gradient64
+
+
+def steps64() -> _Steps64:
+    """The :class:`_Steps64`, picked for a row of two classes and kept (not where a
+    function is no dispatcher: patched, or no JIT)."""
+    compiled = compiled_calls()
+    z, rows, vector = np.zeros((1, 2)), np.zeros((4, 1)), np.zeros(1)
+    y = np.zeros(1, dtype=np.int64)
+    calls = [
+        (compiled.shift_rows64, (z, y, 1.0, z, rows)),
+        (compiled.rest_of_rows64, (z, z, rows, False)),
+        (compiled.subtract_rows64, (z, vector)),
+        (compiled.label_loss64, (rows, vector, 0.0, 2, 0.0, vector, 0.0, 2)),
+        (compiled.label_gradient64, (z, y, rows, vector, 0.0, 1.0, 2, 0.0, z, 0.0)),
+    ]
+    return kept_table(_Steps64._make, calls, (), _STEPS, _FLOAT64)
+
+
+_STEPS: dict[str, _Steps64] = {}
+"""The :class:`_Steps64`, kept under the float64 dtype's character (:func:`steps64`)."""
+_REST = 2
+"""``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""
 
 
 @functools.cache
