@@ -42,11 +42,11 @@ max, six float32 passes, one ``exp``, one float64 sum and one dot product; of th
 gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product, and its rows take
-:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. On wide rows
-(:data:`ROUTED_CLASSES`), once a thread's block has redone a row, its next blocks take
-the float32 passes over the first eighth of each row first: a row whose terms there
-promise a sum below :data:`EXACT_BELOW` skips the rest of them and goes to
-:func:`_exact_rest` straight away (on peaked logits, most rows).
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. Where NumPy runs
+AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at T = 1: one
+float32 max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there
+than the float32 passes (their ten or so ufunc calls per block against five) and
+within a float64 ulp or two per term.
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -56,8 +56,8 @@ its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entr
 from __future__ import annotations
 
 import functools
+import importlib
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -88,16 +88,24 @@ BLOCK_ELEMENTS = 1 << 16
 #: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
 EXACT_BELOW = 4.0
 
-#: From this many classes on, :func:`_exp_sum32` guesses the confident rows from the
-#: first ``1 / HEAD_SHARE`` of their columns and leaves them to :func:`_exact_rest`
-#: (fewer: a block holds many rows, and the head too few entries to guess from).
-ROUTED_CLASSES = 1024
 
-#: Whether every block guesses (else only a thread's blocks after one that redid a row).
-ROUTE_ALWAYS = False
+def _avx512_exp() -> bool:
+    """Whether NumPy runs its AVX-512F loops here (float64 ``exp`` eight lanes wide)."""
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(name).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return bool(features.get("AVX512F", False))
+    return False
 
-#: The share of a row's columns (one in ``HEAD_SHARE``) whose float32 passes go first.
-HEAD_SHARE = 8
+
+#: Whether every row takes :func:`_exact_rest` at T = 1 (float64 ``exp``), none the
+#: float32 passes: on AVX-512 machines, where that is the faster of the two
+#: (benchmarks/bench_numpy_kernels_ab.py on the Xeon: 0.56x the time on peaked logits,
+#: 0.73x on random ones, 4096 x 32000) and the more exact. On AVX2 (four float64 lanes,
+#: eight float32 ones; not measured since) the float32 passes stay.
+EXACT_ALL = _avx512_exp()
 
 #: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
 #: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare).
@@ -210,14 +218,9 @@ def row_statistics(
     wide = need_sum or not fast
     dtypes = (np.float32, np.float64)
 
-    # per thread: whether its last block redid a row (confident rows come in runs: a
-    # model's batch), and so whether the next one guesses which rows to redo (below)
-    routing = threading.local()
-
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        t = top[first:stop]
-        peak = _row_max(rows, t, routed=fast and getattr(routing, "on", True))
+        t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
         s = total[first:stop]
         if wide:
             d = buffers[1]
@@ -228,14 +231,15 @@ def row_statistics(
                 sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
-        if fast:
+        if fast and EXACT_ALL:
+            s[...] = 0.0  # every row: _exact_rest below
+        elif fast:
             h, a = _halves(buffers[1])
-            _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW, peak=peak)
+            _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
         # or redone: without the correction, every sum was below EXACT_BELOW or NaN.
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
-        routing.on = ROUTE_ALWAYS or redo.size > 0
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
             work = buffers[1][: redo.size]
@@ -280,7 +284,6 @@ def _exp_sum32(
     *,
     out: np.ndarray,
     below: float = 0.0,
-    peak: np.ndarray | None = None,
 ) -> None:
     r""":math:`\sum_c e^{x_c - t}` per row of float32 ``x`` and its float32 maximum ``t``.
 
@@ -294,78 +297,13 @@ def _exp_sum32(
     holding :math:`\delta`). A ``-inf`` in ``x`` (or an ``x - t`` beyond float32's
     range) gives a NaN: the caller redoes the row. The sums go to ``out`` (float64, one
     per row).
-
-    With ``peak`` (:func:`_row_max`'s: whether each row's maximum is in its head, the
-    first ``1 / HEAD_SHARE`` of its columns), the head's passes go first. A row whose
-    non-maximal terms there (the maximal one, 1, left out when it is there), scaled to
-    the whole row, stay under ``below - 1`` looks confident (a trained model's row): its
-    sum is left at 0, for the caller to redo, without the rest of the passes. The guess
-    only routes: a wrong one costs time (the passes, then :func:`_exact_rest` anyway; or
-    :func:`_exact_rest` on a row the passes would have done), never accuracy. A mixed
-    block goes on with its other rows only (their head again, on a copy of them).
     """
-    v = x.shape[1]
-    done = 0
-    if peak is not None:
-        done = _head(v)
-        _exp_part(x, top, h, e, slice(0, done), out=out)
-        confident = out < peak + (below - 1.0) * done / v
-        if np.count_nonzero(confident):
-            out[confident] = 0.0  # redone by the caller
-            rest = np.flatnonzero(~confident)
-            if rest.size:
-                got = np.empty(rest.size)
-                part = slice(0, rest.size)
-                _exp_sum32(x[rest], top[rest], h[part], e[part], a[part], out=got, below=below)
-                out[rest] = got
-            return
-    _exp_part(x, top, h, e, slice(done, v), out=out, add=done > 0)
+    np.subtract(x, top, out=h)
+    np.exp(h, out=e)
+    np.add.reduce(e, axis=1, dtype=np.float64, out=out)
     if (out >= below).any():
         _difference_error(x, top, h, a, h)  # delta over h (no longer needed)
         out += _row_dot(e, h)
-
-
-def _head(classes: int) -> int:
-    return classes // HEAD_SHARE
-
-
-def _row_max(x: np.ndarray, out: np.ndarray, *, routed: bool) -> np.ndarray | None:
-    """The float32 row maxima of ``x`` into ``out`` (one column); with ``routed``, on rows
-    of at least :data:`ROUTED_CLASSES` entries, whether each row's maximum is in its
-    head (:func:`_exp_sum32`): the maxima of the head and of the rest, no extra pass.
-    """
-    v = x.shape[1]
-    if not routed or v < ROUTED_CLASSES:
-        np.max(x, axis=1, keepdims=True, out=out)
-        return None
-    head = np.max(x[:, : _head(v)], axis=1, keepdims=True)
-    np.max(x[:, _head(v) :], axis=1, keepdims=True, out=out)
-    np.maximum(out, head, out=out)  # (a NaN in either part gives NaN)
-    peak: np.ndarray = head[:, 0] == out[:, 0]
-    return peak
-
-
-def _exp_part(
-    x: np.ndarray,
-    top: np.ndarray,
-    h: np.ndarray,
-    e: np.ndarray,
-    part: slice,
-    *,
-    out: np.ndarray,
-    add: bool = False,
-) -> None:
-    """``h`` = x - t and ``e`` = e^h (float32) over the columns ``part``; the float64 row
-    sums of ``e`` there into ``out`` (added to it with ``add``)."""
-    hp, ep = h[:, part], e[:, part]
-    np.subtract(x[:, part], top, out=hp)
-    np.exp(hp, out=ep)
-    # einsum's float64 sum (naive, V 2^-53 at most): a third faster than add.reduce's
-    # cast of its buffers
-    if add:
-        out += np.einsum("ij->i", ep, dtype=np.float64)
-    else:
-        np.einsum("ij->i", ep, dtype=np.float64, out=out)
 
 
 def _split_difference(
@@ -434,7 +372,7 @@ def _exact_rest(
     ``-inf``, or with a NaN or ``+inf``, gives NaN: :func:`_exact_ell` sorts them out.
     """
     # a float64 copy, then a float64 subtraction: faster than one mixed float32/float64
-    # ufunc (its cast loop and buffers); einsum's sum: faster than add.reduce's
+    # ufunc (its cast loop into buffers); einsum's sum: faster than add.reduce's
     d = np.empty(rows.shape) if out is None else out
     np.copyto(d, rows)
     np.subtract(d, top.astype(np.float64), out=d)
@@ -442,8 +380,8 @@ def _exact_rest(
         d *= inv_t
     d[np.arange(len(d)), np.argmax(rows, axis=1)] = -np.inf  # the first maximum: 1, left out
     np.exp(d, out=d)
-    result: np.ndarray = np.einsum("ij->i", d)
-    return result
+    rho: np.ndarray = np.einsum("ij->i", d)
+    return rho
 
 
 def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
