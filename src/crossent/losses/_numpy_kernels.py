@@ -215,15 +215,17 @@ def row_statistics(
     # fresh pages: twice its subtraction's time). Three float32 blocks in all (delta
     # written over h): a fourth (e^h apart from h) took as long (0.97-1.03x,
     # benchmarks/bench_numpy_kernels_ab.py, two runs on the Xeon) and more memory.
+    # With EXACT_ALL, the float64 one alone (512 KiB a thread).
     wide = need_sum or not fast
-    dtypes = (np.float32, np.float64)
+    exact_all = fast and EXACT_ALL  # every row by _exact_rest: no float32 buffer
+    dtypes = (np.float64,) if exact_all else (np.float32, np.float64)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
         s = total[first:stop]
+        d = buffers[-1]  # the float64 buffer
         if wide:
-            d = buffers[1]
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
                 d *= inv_t
@@ -231,10 +233,12 @@ def row_statistics(
                 sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
-        if fast and EXACT_ALL:
-            s[...] = 0.0  # every row: _exact_rest below
-        elif fast:
-            h, a = _halves(buffers[1])
+        if exact_all:
+            rest[first:stop] = _exact_rest(rows, t, inv_t, out=d)
+            redone[first:stop] = True
+            return
+        if fast:
+            h, a = _halves(d)
             _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
@@ -242,8 +246,7 @@ def row_statistics(
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
-            work = buffers[1][: redo.size]
-            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=work)
+            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
             redone[first + redo] = True
 
     _run_in_blocks(block, n, v, dtypes)
