@@ -102,9 +102,10 @@ def _avx512_exp() -> bool:
 
 #: Whether every row takes :func:`_exact_rest` at T = 1 (float64 ``exp``), none the
 #: float32 passes: on AVX-512 machines, where that is the faster of the two
-#: (benchmarks/bench_numpy_kernels_ab.py on the Xeon: 0.56x the time on peaked logits,
-#: 0.73x on random ones, 4096 x 32000) and the more exact. On AVX2 (four float64 lanes,
-#: eight float32 ones; not measured since) the float32 passes stay.
+#: (benchmarks/bench_numpy_kernels_ab.py on the Xeon, 4096 x 32000, two runs at load
+#: average 1.6-2.6: 0.44-0.51x the time on peaked logits, 0.61-0.74x on random ones)
+#: and the more exact. On AVX2 (four float64 lanes, eight float32 ones; not measured
+#: since) the float32 passes stay.
 EXACT_ALL = _avx512_exp()
 
 #: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
