@@ -46,7 +46,8 @@ skips the five correction passes and the dot product, and its rows take
 AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at T = 1: one
 float32 max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there
 than the float32 passes (their ten or so ufunc calls per block against five) and
-within a float64 ulp or two per term.
+within a float64 ulp or two per term; the gradient there takes its float64 path with a
+float64 ``exp`` (each entry but the label's rounded once from float64).
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -413,7 +414,7 @@ def write_gradient(
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
     inv_t = terms.inv_temperature
-    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None
+    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None and not EXACT_ALL
     if fast:
         # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
         # times 0), split as c32 + c_lo (float32): e^(x - c) = e^h (1 + delta - c_lo)
@@ -459,12 +460,15 @@ def write_gradient(
             d -= shift[first:stop, None]
         else:
             np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
-        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-        np.subtract(d, hi, out=d)
-        d += 1.0
-        np.exp(hi, out=hi)
-        d *= hi
+        if EXACT_ALL:  # float64 exp (AVX-512: faster than the float32 one and its pair)
+            np.exp(d, out=d)
+        else:
+            np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+            hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+            np.subtract(d, hi, out=d)
+            d += 1.0
+            np.exp(hi, out=hi)
+            d *= hi
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
