@@ -42,7 +42,12 @@ max, six float32 passes, one ``exp``, one float64 sum and one dot product; of th
 gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product, and its rows take
-:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead.
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. Where NumPy runs
+AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at T = 1: one
+float32 max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there
+than the float32 passes (their ten or so ufunc calls per block against five) and
+within a float64 ulp or two per term; the gradient there takes its float64 path with a
+float64 ``exp`` (each entry but the label's rounded once from float64).
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -52,6 +57,7 @@ its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entr
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +88,26 @@ BLOCK_ELEMENTS = 1 << 16
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
 #: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
 EXACT_BELOW = 4.0
+
+
+def _avx512_exp() -> bool:
+    """Whether NumPy runs its AVX-512F loops here (float64 ``exp`` eight lanes wide)."""
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = importlib.import_module(name).__cpu_features__
+        except (ImportError, AttributeError):
+            continue
+        return bool(features.get("AVX512F", False))
+    return False
+
+
+#: Whether every row takes :func:`_exact_rest` at T = 1 (float64 ``exp``), none the
+#: float32 passes: on AVX-512 machines, where that is the faster of the two
+#: (benchmarks/bench_numpy_kernels_ab.py on the Xeon, 4096 x 32000, two runs at load
+#: average 1.6-2.6: 0.44-0.51x the time on peaked logits, 0.61-0.74x on random ones)
+#: and the more exact. On AVX2 (four float64 lanes, eight float32 ones; not measured
+#: since) the float32 passes stay.
+EXACT_ALL = _avx512_exp()
 
 #: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
 #: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare).
@@ -191,15 +217,17 @@ def row_statistics(
     # fresh pages: twice its subtraction's time). Three float32 blocks in all (delta
     # written over h): a fourth (e^h apart from h) took as long (0.97-1.03x,
     # benchmarks/bench_numpy_kernels_ab.py, two runs on the Xeon) and more memory.
+    # With EXACT_ALL, the float64 one alone (512 KiB a thread).
     wide = need_sum or not fast
-    dtypes = (np.float32, np.float64)
+    exact_all = fast and EXACT_ALL  # every row by _exact_rest: no float32 buffer
+    dtypes = (np.float64,) if exact_all else (np.float32, np.float64)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
         s = total[first:stop]
+        d = buffers[-1]  # the float64 buffer
         if wide:
-            d = buffers[1]
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
                 d *= inv_t
@@ -207,8 +235,12 @@ def row_statistics(
                 sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
             if not fast:
                 s[...] = _exp_sum(d, buffers[0])
+        if exact_all:
+            rest[first:stop] = _exact_rest(rows, t, inv_t, out=d)
+            redone[first:stop] = True
+            return
         if fast:
-            h, a = _halves(buffers[1])
+            h, a = _halves(d)
             _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW)
         # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
         # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
@@ -216,8 +248,7 @@ def row_statistics(
         redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
-            work = buffers[1][: redo.size]
-            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=work)
+            rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
             redone[first + redo] = True
 
     _run_in_blocks(block, n, v, dtypes)
@@ -332,7 +363,7 @@ def _exact_rest(
     would lose them). :math:`x - t` is exact in float64 (then times ``inv_t``, one
     rounding), one float64 ``exp`` per entry (the maximal one of ``-inf``, 0), each term
     within about 1 float64 ulp, the sum within :math:`V 2^{-53}` of itself (a naive
-    bound; NumPy's pairwise sum does better): at most :math:`2^{-35}` relative for
+    bound: einsum's running sums): at most :math:`2^{-35}` relative for
     :math:`V \le 2^{18}`, and as :math:`\rho/((1 + \rho)\operatorname{log1p}(\rho))
     \le 1`, :math:`\ell`'s relative error is no larger (plus ``log1p``'s own ulp): far
     below a float32 ulp (:math:`2^{-24}`). Not the float32 ``exp`` of the main pass:
@@ -345,12 +376,17 @@ def _exact_rest(
     ``out``: a float64 work buffer of ``rows``' shape (else a new one). A row of
     ``-inf``, or with a NaN or ``+inf``, gives NaN: :func:`_exact_ell` sorts them out.
     """
-    d = np.subtract(rows, top, out=out, dtype=np.float64)
+    # a float64 copy, then a float64 subtraction: faster than one mixed float32/float64
+    # ufunc (its cast loop into buffers); einsum's sum: faster than add.reduce's
+    d = np.empty(rows.shape) if out is None else out
+    np.copyto(d, rows)
+    np.subtract(d, top.astype(np.float64), out=d)
     if inv_t != 1.0:
         d *= inv_t
     d[np.arange(len(d)), np.argmax(rows, axis=1)] = -np.inf  # the first maximum: 1, left out
     np.exp(d, out=d)
-    return d.sum(axis=1)
+    rho: np.ndarray = np.einsum("ij->i", d)
+    return rho
 
 
 def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -378,7 +414,7 @@ def write_gradient(
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
     inv_t = terms.inv_temperature
-    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None
+    fast = FLOAT32_PASSES and inv_t == 1.0 and u is None and not EXACT_ALL
     if fast:
         # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
         # times 0), split as c32 + c_lo (float32): e^(x - c) = e^h (1 + delta - c_lo)
@@ -424,12 +460,15 @@ def write_gradient(
             d -= shift[first:stop, None]
         else:
             np.subtract(rows, shift[first:stop, None], out=d, dtype=np.float64)
-        np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
-        hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
-        np.subtract(d, hi, out=d)
-        d += 1.0
-        np.exp(hi, out=hi)
-        d *= hi
+        if EXACT_ALL:  # float64 exp (AVX-512: faster than the float32 one and its pair)
+            np.exp(d, out=d)
+        else:
+            np.maximum(d, -200.0, out=d)  # e^-200 is 0 in float32; -inf gives 0
+            hi[...] = d  # e^d = e^hi (1 + (d - hi)), as in _exp_sum
+            np.subtract(d, hi, out=d)
+            d += 1.0
+            np.exp(hi, out=hi)
+            d *= hi
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
