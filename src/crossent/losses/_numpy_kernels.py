@@ -68,6 +68,7 @@ from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = [
     "BLOCK_ELEMENTS",
+    "EXACT_ALL",
     "EXACT_BELOW",
     "FLOAT32_PASSES",
     "PARALLEL_ELEMENTS",

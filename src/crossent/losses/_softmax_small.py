@@ -47,6 +47,7 @@ __all__ = [
     "label_gradient",
     "label_loss",
     "label_rows64",
+    "steps64",
     "takes",
 ]
 
