@@ -159,6 +159,7 @@ __all__ = [
     "float32_bits",
     "gradient_kernel",
     "gradient_kernel_serial",
+    "label_entry",
     "maximum_bits",
     "row_max_bits",
     "row_statistics_kernel",
@@ -401,9 +402,20 @@ def row_statistics_kernel(
             out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
 
 
-def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, out):
+# Without fast-math (its reassociation could fold ``c e + (c - g)`` into ``(c e + c) - g``
+# and cancel again); LLVM inlines it with its instructions' own flags, as exp_nonpositive.
+@numba.njit(inline="never")
+def label_entry(c: float, g: float, log_p: float) -> float:
+    # c p - g = c (p - 1) + (c - g) with p - 1 = expm1(log p): no cancellation as p -> 1
+    return c * math.expm1(log_p) + (c - g)
+
+
+def gradient_kernel(
+    z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, label_log_p, out
+):
     n, v = z.shape
     has_uniform = uniform.shape[0] == v
+    has_log_p = label_log_p.shape[0] == n
     for i in numba.prange(n):
         prefer_wide_vectors()
         row = z[i]
@@ -423,8 +435,11 @@ def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_u
         y = labels[i]
         if y < 0 or y >= v:  # not a class (unchecked input): never write outside
             continue
-        d = np.float64(to_float32(row[y])) * inv_t - base
-        value = c * exp_nonpositive(d) - target_coef[i]
+        if has_log_p:  # log p_y given exactly (issue 13): the entry near p_y = 1
+            value = label_entry(c, target_coef[i], label_log_p[i])
+        else:
+            d = np.float64(to_float32(row[y])) * inv_t - base
+            value = c * exp_nonpositive(d) - target_coef[i]
         if has_uniform:
             value -= r * uniform[y]
         out[i, y] = encode(out, np.float32(value))

@@ -57,6 +57,7 @@ module imports Numba: ``_softmax_small`` imports it on the first call that it ta
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba
@@ -279,7 +280,7 @@ def label_gradient(
     nothing written, when a row is suspect.
     """
     inv_t = 1.0 / temperature
-    m, ell, _, _, suspect = _statistics(z, labels, inv_t, False)
+    m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
     if suspect:
         return False
     n, classes = z.shape
@@ -306,7 +307,11 @@ def label_gradient(
         row_uniform = np.full(n, row_scale)
     else:
         uniform = row_uniform = np.empty(0)
-    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, out)
+    # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
+    log_p = shifted_y - ell
+    gradient_kernel_serial(
+        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, out
+    )
     return True
 
 
@@ -522,7 +527,10 @@ def label_gradient64(
             return False
         label = labels[i]
         for c in range(classes):
-            value = coef * p[i, c] - (on_label if c == label else off_label)
+            if c == label:  # p_y - 1 as expm1(log p_y), as _softmax._exact_label_entries
+                value = coef * math.expm1(rows[LABEL, i] - ell[i]) + (coef - on_label)
+            else:
+                value = coef * p[i, c] - off_label
             if divide:
                 value = value / temperature
             value = value * scale
