@@ -57,7 +57,6 @@ module imports Numba: ``_softmax_small`` imports it on the first call that it ta
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba
@@ -496,6 +495,7 @@ def label_gradient64(
     labels: np.ndarray,
     rows: np.ndarray,
     ell: np.ndarray,
+    label_expm1: np.ndarray,
     z_loss: float,
     temperature: float,
     reduction: int,
@@ -503,7 +503,8 @@ def label_gradient64(
     out: np.ndarray,
     eps: float,
 ) -> bool:
-    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten):
+    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten) and
+    :math:`p_y - 1` (``label_expm1``: NumPy's expm1 of :math:`\sigma_y - \ell`):
     :math:`((c_i p_i - \tilde t_i)/T)\,s`, with :math:`c_i = A + 2\lambda\,
     \mathrm{LSE}_i` (``p_coefficient`` with :math:`\omega = 1`), the smoothed target
     :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` as ``label_target_gradient``
@@ -527,8 +528,8 @@ def label_gradient64(
             return False
         label = labels[i]
         for c in range(classes):
-            if c == label:  # p_y - 1 as expm1(log p_y), as _softmax._exact_label_entries
-                value = coef * math.expm1(rows[LABEL, i] - ell[i]) + (coef - on_label)
+            if c == label:  # c p_y - t_y, as _softmax._exact_label_entries
+                value = coef * label_expm1[i] + (coef - on_label)
             else:
                 value = coef * p[i, c] - off_label
             if divide:
