@@ -118,7 +118,10 @@ polynomial (:math:`2 \times 10^{-9}`) would still meet the bar with 18x to spare
 degree 7 keeps a wide margin for the mean loss at one FMA per four terms. The
 gradient's :math:`p = e^{d}` is written in float32: off by at most one ulp, correctly
 rounded but where :math:`e^d` lies within :math:`5.2 \times 10^{-11}` of a rounding
-boundary.
+boundary. The label's entry :math:`c\,p_y - g`, given :math:`\log p_y` per row, is
+:func:`label_entry`'s :math:`c \operatorname{expm1}(\log p_y) + (c - g)` (libm's
+expm1): :math:`e^{d}` less 1 would keep none of :math:`1 - p_y`'s digits below the
+rounding of the shift (an ulp of the row maximum) at extreme confidence.
 
 Against the previous kernel (a degree-10 Taylor polynomial, :math:`3 \times 10^{-13}`,
 Cody-Waite's two-constant reduction, 64-bit order keys, the multiply by 1/T at T = 1),

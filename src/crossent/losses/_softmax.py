@@ -501,15 +501,23 @@ def _exact_label_entries(
     """
     assert rows.shifted is not None
     classes = grad.shape[-1]
-    index = xp.clip(safe, 0, classes - 1)[..., None] if classes else safe[..., None]
+    if type(grad) is np.ndarray and grad.ndim == 2:  # (issue 13: NumPy calls, not xp's)
+        at, labels = np.arange(grad.shape[0]), np.reshape(safe, (-1,))
+        valid = labels.astype(np.uint64) < classes  # (a negative label: not a class)
+        if not valid.all():
+            at, labels = at[valid], labels[valid]
+        # (np.broadcast_to only where needed: microseconds a call)
+        column = (grad.shape[0], 1)
+        c = (coef if np.shape(coef) == column else np.broadcast_to(coef, column))[at, 0]
+        full = target if target.shape == grad.shape else np.broadcast_to(target, grad.shape)
+        t_y = full[at, labels]
+        log_p = rows.shifted[at, labels] - rows.ell[at, 0]
+        grad[at, labels] = c * np.expm1(log_p) + (c - t_y)
+        return grad
+    index = xp.clip(safe, 0, classes - 1)[..., None]
     sigma_y = take_along_last(rows.shifted, index, xp=xp)
     t_y = take_along_last(xp.broadcast_to(target, grad.shape), index, xp=xp)
     value = coef * xp.expm1(sigma_y - rows.ell) + (coef - t_y)
-    if type(grad) is np.ndarray and grad.ndim == 2:
-        valid = (safe >= 0) & (safe < classes)
-        rows_at = np.flatnonzero(valid)
-        grad[rows_at, safe[rows_at]] = np.broadcast_to(value, (grad.shape[0], 1))[rows_at, 0]
-        return grad
     return xp.where(class_mask(safe, classes, xp=xp), value, grad)
 
 
