@@ -11,7 +11,8 @@ Checked against mpmath (40 digits) on the exact values of the inputs: gaps 0 to 
 between the label and the other logits, offsets 0 to 1e4, two classes and a thousand,
 temperatures, label smoothing, class weights and ``ignore_index`` (the full path),
 one row per call (the compiled small calls) and batches (the lean path and the fused
-kernels), float32/float16/float64 logits through the public function, bfloat16 (and
+kernels), float32/float16/float64 logits through the public function (float64 also with
+the classes on axis 1 and as torch tensors: the generic path's `where`), bfloat16 (and
 float16, float32) through both twins of the kernels; Numba's kernels and the NumPy
 twins under both settings of ``EXACT_ALL``. Float32 (and float16, bfloat16) results
 within one ulp of their format, float64 within 4 ulps.
@@ -260,3 +261,22 @@ def _exact_of(z: np.ndarray, labels: np.ndarray, temperature: float, eps: float)
     return np.asarray(
         [float((q + e - e / classes) / t) for q in _minus_rest(z, labels, temperature)]
     )
+
+
+@pytest.mark.parametrize("kind", ["numpy_class_axis_1", "torch_tensors"])
+def test_generic_path_other_layouts(kind: str) -> None:
+    """The generic path's ``where`` form (classes not last, or another namespace)."""
+    z, labels = _case(2, "float64")
+    exact, sizes = _exact(2, "float64", 0.5)
+    if kind == "torch_tensors":
+        torch = pytest.importorskip("torch")
+        grad = losses.softmax_cross_entropy_grad(
+            torch.from_numpy(z), torch.from_numpy(labels), reduction="sum", temperature=0.5
+        ).numpy()
+    else:  # (41, 2, 4): the classes on axis 1
+        moved = np.ascontiguousarray(np.moveaxis(z.reshape(41, 4, 2), -1, 1))
+        grad = losses.softmax_cross_entropy_grad(
+            moved, labels.reshape(41, 4), axis=1, reduction="sum", temperature=0.5
+        )
+        grad = np.moveaxis(np.asarray(grad), 1, -1).reshape(-1, 2)
+    _check(_label_entries(grad, labels), exact, sizes, "float64")
