@@ -150,6 +150,7 @@ def write_gradient(
         terms.target_coef,
         _EMPTY if terms.uniform is None else terms.uniform,
         _EMPTY if terms.row_uniform is None else terms.row_uniform,
+        _EMPTY if terms.label_log_p is None else terms.label_log_p,
         _stored(out),
     )
     return out

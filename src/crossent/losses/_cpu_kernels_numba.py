@@ -118,7 +118,10 @@ polynomial (:math:`2 \times 10^{-9}`) would still meet the bar with 18x to spare
 degree 7 keeps a wide margin for the mean loss at one FMA per four terms. The
 gradient's :math:`p = e^{d}` is written in float32: off by at most one ulp, correctly
 rounded but where :math:`e^d` lies within :math:`5.2 \times 10^{-11}` of a rounding
-boundary.
+boundary. The label's entry :math:`c\,p_y - g`, given :math:`\log p_y` per row, is
+:func:`label_entry`'s :math:`c \operatorname{expm1}(\log p_y) + (c - g)` (libm's
+expm1): :math:`e^{d}` less 1 would keep none of :math:`1 - p_y`'s digits below the
+rounding of the shift (an ulp of the row maximum) at extreme confidence.
 
 Against the previous kernel (a degree-10 Taylor polynomial, :math:`3 \times 10^{-13}`,
 Cody-Waite's two-constant reduction, 64-bit order keys, the multiply by 1/T at T = 1),
@@ -159,6 +162,7 @@ __all__ = [
     "float32_bits",
     "gradient_kernel",
     "gradient_kernel_serial",
+    "label_entry",
     "maximum_bits",
     "row_max_bits",
     "row_statistics_kernel",
@@ -401,9 +405,20 @@ def row_statistics_kernel(
             out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
 
 
-def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, out):
+# Without fast-math (its reassociation could fold ``c e + (c - g)`` into ``(c e + c) - g``
+# and cancel again); LLVM inlines it with its instructions' own flags, as exp_nonpositive.
+@numba.njit(inline="never")
+def label_entry(c: float, g: float, log_p: float) -> float:
+    # c p - g = c (p - 1) + (c - g) with p - 1 = expm1(log p): no cancellation as p -> 1
+    return c * math.expm1(log_p) + (c - g)
+
+
+def gradient_kernel(
+    z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, label_log_p, out
+):
     n, v = z.shape
     has_uniform = uniform.shape[0] == v
+    has_log_p = label_log_p.shape[0] == n
     for i in numba.prange(n):
         prefer_wide_vectors()
         row = z[i]
@@ -423,8 +438,11 @@ def gradient_kernel(z, labels, shift, inv_t, p_coef, target_coef, uniform, row_u
         y = labels[i]
         if y < 0 or y >= v:  # not a class (unchecked input): never write outside
             continue
-        d = np.float64(to_float32(row[y])) * inv_t - base
-        value = c * exp_nonpositive(d) - target_coef[i]
+        if has_log_p:  # log p_y given exactly (issue 13): the entry near p_y = 1
+            value = label_entry(c, target_coef[i], label_log_p[i])
+        else:
+            d = np.float64(to_float32(row[y])) * inv_t - base
+            value = c * exp_nonpositive(d) - target_coef[i]
         if has_uniform:
             value -= r * uniform[y]
         out[i, y] = encode(out, np.float32(value))

@@ -14,7 +14,9 @@ float32, float16, or the uint16 bits of bfloat16) and valid labels :math:`y`:
   .. math:: g_{ic} = a_i\, e^{z_{ic}/T - s_i} - b_i u_c - [c = y_i]\, t_i
 
   in :math:`z`'s storage format: each entry is computed in float64 (the label's with
-  its target term, so that :math:`p_y - 1` is formed before any rounding), rounded
+  its target term, so that :math:`p_y - 1` is formed before any rounding; given
+  :math:`\log p_y` per row, as :math:`a_i \operatorname{expm1}(\log p_y) + (a_i - t_i)`,
+  exact to float64 however close :math:`p_y` is to 1), rounded
   once to float32, and for float16 and bfloat16 rounded from that float32 to nearest
   even; a NaN stays a NaN, an overflow becomes an infinity. :class:`GradientTerms`
   holds the coefficients (built by ``_softmax._fast_gradient``, which folds the
@@ -83,6 +85,13 @@ class GradientTerms:
         :math:`u_c` (label smoothing's spread over the classes); None for 0.
     row_uniform : ndarray, shape (N,), or None
         :math:`b_i`; given exactly when ``uniform`` is.
+    label_log_p : ndarray, shape (N,), or None
+        :math:`\log p_{y_i} = (z'_{y_i} - m_i) - \ell_i` from the row statistics
+        (exact where the label is the maximum, :math:`-\ell_i`): the label's entry is
+        then :math:`a_i \operatorname{expm1}(\log p_{y_i}) + (a_i - t_i) - b_i u_{y_i}`,
+        free of the rounding of :math:`s_i` (an ulp of :math:`m_i`, large against
+        :math:`1 - p_y` at extreme confidence). None: :math:`a_i e^{z_{iy}/T - s_i} - t_i
+        - b_i u_{y_i}`, as every other entry.
     """
 
     shift: np.ndarray
@@ -91,11 +100,12 @@ class GradientTerms:
     target_coef: np.ndarray
     uniform: np.ndarray | None = None
     row_uniform: np.ndarray | None = None
+    label_log_p: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.uniform is None) != (self.row_uniform is None):
             raise ValueError("`uniform` and `row_uniform` must be given together")
-        for name in ("shift", "p_coef", "target_coef", "uniform", "row_uniform"):
+        for name in ("shift", "p_coef", "target_coef", "uniform", "row_uniform", "label_log_p"):
             object.__setattr__(self, name, _float64(getattr(self, name)))
         object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
 

@@ -402,6 +402,25 @@ def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ell, np.where(finite, 1.0 + rest, nothing)
 
 
+def _label_entries(
+    rows: np.ndarray, picked: np.ndarray, terms: GradientTerms, first: int, stop: int
+) -> np.ndarray:
+    r"""The label's entries of rows ``first:stop`` (``rows``: their float32 logits,
+    ``picked``: their labels) in float64: :math:`a\,p_y - t - b\,u_y`.
+
+    Given :math:`\log p_y` (``terms.label_log_p``), as :math:`a \operatorname{expm1}(\log
+    p_y) + (a - t) - b\,u_y`, exact however close :math:`p_y` is to 1; else from
+    :math:`e^{z_y/T - s}` (the float32 passes' case: temperature 1, no :math:`u`).
+    """
+    a, t = terms.p_coef[first:stop], terms.target_coef[first:stop]
+    if terms.label_log_p is None:
+        return a * np.exp(rows[np.arange(stop - first), picked] - terms.shift[first:stop]) - t
+    entry: np.ndarray = a * np.expm1(terms.label_log_p[first:stop]) + (a - t)
+    if terms.uniform is not None and terms.row_uniform is not None:
+        entry -= terms.row_uniform[first:stop] * terms.uniform[picked]
+    return entry
+
+
 def write_gradient(
     z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
@@ -414,7 +433,7 @@ def write_gradient(
     labels = np.asarray(labels, dtype=np.intp)
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
-    inv_t = terms.inv_temperature
+    inv_t, log_p = terms.inv_temperature, terms.label_log_p
     fast = FLOAT32_PASSES and inv_t == 1.0 and u is None and not EXACT_ALL
     if fast:
         # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
@@ -449,10 +468,7 @@ def write_gradient(
             if (sign[first:stop] != 1.0).any():
                 g *= sign[first:stop, None]
             # the label's a p_y - t in float64, rounded once: p_y - 1 cancels
-            g[index, picked] = (
-                p_coef[first:stop] * np.exp(rows[index, picked] - shift[first:stop])
-                - target_coef[first:stop]
-            )
+            g[index, picked] = _label_entries(rows, picked, terms, first, stop)
             if out.dtype != np.float32:
                 out[first:stop] = encode_like(g, out.dtype)
             return
@@ -473,7 +489,10 @@ def write_gradient(
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
-        d[index, picked] -= target_coef[first:stop]
+        if log_p is None:
+            d[index, picked] -= target_coef[first:stop]
+        else:
+            d[index, picked] = _label_entries(rows, picked, terms, first, stop)
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 

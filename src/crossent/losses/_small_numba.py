@@ -279,7 +279,7 @@ def label_gradient(
     nothing written, when a row is suspect.
     """
     inv_t = 1.0 / temperature
-    m, ell, _, _, suspect = _statistics(z, labels, inv_t, False)
+    m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
     if suspect:
         return False
     n, classes = z.shape
@@ -306,7 +306,11 @@ def label_gradient(
         row_uniform = np.full(n, row_scale)
     else:
         uniform = row_uniform = np.empty(0)
-    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, out)
+    # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
+    log_p = shifted_y - ell
+    gradient_kernel_serial(
+        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, out
+    )
     return True
 
 
@@ -491,6 +495,7 @@ def label_gradient64(
     labels: np.ndarray,
     rows: np.ndarray,
     ell: np.ndarray,
+    label_expm1: np.ndarray,
     z_loss: float,
     temperature: float,
     reduction: int,
@@ -498,7 +503,8 @@ def label_gradient64(
     out: np.ndarray,
     eps: float,
 ) -> bool:
-    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten):
+    r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten) and
+    :math:`p_y - 1` (``label_expm1``: NumPy's expm1 of :math:`\sigma_y - \ell`):
     :math:`((c_i p_i - \tilde t_i)/T)\,s`, with :math:`c_i = A + 2\lambda\,
     \mathrm{LSE}_i` (``p_coefficient`` with :math:`\omega = 1`), the smoothed target
     :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` as ``label_target_gradient``
@@ -522,7 +528,10 @@ def label_gradient64(
             return False
         label = labels[i]
         for c in range(classes):
-            value = coef * p[i, c] - (on_label if c == label else off_label)
+            if c == label:  # c p_y - t_y, as _softmax._exact_label_entries
+                value = coef * label_expm1[i] + (coef - on_label)
+            else:
+                value = coef * p[i, c] - off_label
             if divide:
                 value = value / temperature
             value = value * scale

@@ -102,6 +102,7 @@ from ._batch import (
     LossKeywords,
     LossOptions,
     batch_for,
+    class_mask,
     keywords_from,
     label_batch,
     options_of,
@@ -158,6 +159,9 @@ class SoftmaxProblem:
     labels: Labels | None = None  # integer labels (None for probability targets)
     target_term: Array | None = None  # w * t~ for probability targets
     fast_logits: Any = None  # (rows, classes) float32 NumPy view when the kernels apply
+    # log p_y per row, (z'_y - m) - ell, from the fused statistics (None elsewhere, as in
+    # crossent.torch's backward from saved log-sum-exps): the label's gradient entry
+    label_log_p: np.ndarray | None = None
 
     @property
     def row_lse(self) -> Array:
@@ -330,7 +334,16 @@ def _fused_label_problem(
         example_weight=None if lab.unweighted else lab.row_weight,
         active=lab.active,
     )
-    return label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
+    problem = label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
+    problem.label_log_p = _label_log_p(shifted_y, rows)
+    return problem
+
+
+def _label_log_p(shifted_y: Any, rows: SoftmaxRows) -> np.ndarray:
+    r""":math:`\log p_y = (z'_y - m) - \ell` per row (flat) from the kernel's statistics:
+    exact where the label is the maximum (:math:`z'_y - m = 0`), unlike :math:`z'_y -
+    \mathrm{LSE}` with the LSE rounded to an ulp of :math:`m`."""
+    return np.reshape(shifted_y, (-1,)) - np.reshape(rows.ell, (-1,))
 
 
 def _kernel_rows(
@@ -437,7 +450,10 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
     else:
         assert problem.target_term is not None
         target = problem.target_term
-    grad = _row_gradient(rows, problem.a, problem.batch.example_weight, target, opts, xp=xp)
+    safe = None if problem.labels is None else problem.labels.safe
+    grad = _row_gradient(
+        rows, problem.a, problem.batch.example_weight, target, opts, xp=xp, safe=safe
+    )
     grad = problem.batch.finish_gradient(grad, upstream)
     if out is None:
         return grad
@@ -446,19 +462,63 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
 
 
 def _row_gradient(
-    rows: SoftmaxRows, a: Any, omega: Any, target: Array, opts: LossOptions, *, xp: ModuleType
+    rows: SoftmaxRows,
+    a: Any,
+    omega: Any,
+    target: Array,
+    opts: LossOptions,
+    *,
+    xp: ModuleType,
+    safe: Array | None = None,
 ) -> Array:
     r""":math:`\partial L_i/\partial z` per row (generic path, classes last): the factor of
     :math:`p` (:func:`p_coefficient`) times :math:`p`, less ``target``, through the chain
-    rule."""
+    rule; with integer labels (``safe``, ignored rows at class 0), each label's entry by
+    :func:`_exact_label_entries`."""
     coef = p_coefficient(a, omega, rows.lse, z_loss=opts.z_loss)
+    grad = coef * probs(rows, xp=xp) - target
+    if safe is not None:
+        grad = _exact_label_entries(grad, rows, coef, target, safe, xp=xp)
     return chain_rule(
-        coef * probs(rows, xp=xp) - target,
+        grad,
         rows.z,
         soft_cap=opts.soft_cap,
         temperature=opts.temperature,
         xp=xp,
     )
+
+
+def _exact_label_entries(
+    grad: Array, rows: SoftmaxRows, coef: Any, target: Array, safe: Array, *, xp: ModuleType
+) -> Array:
+    r"""``grad`` (:math:`c\,p - t`) with each label's entry as :math:`c \operatorname{expm1}
+    (\sigma_y - \ell) + (c - t_y)`: :math:`p_y - 1` without the rounding of :math:`p_y`
+    (an ulp of 1, large against :math:`1 - p_y` at extreme confidence); :math:`\sigma_y
+    - \ell = \log p_y` is exact where the label is the maximum (:math:`\sigma_y = 0`).
+
+    NumPy: written per row, in place (``grad`` is our own temporary); elsewhere one
+    ``where``. A label that is not a class (``validate=False``) keeps its row as it was.
+    """
+    assert rows.shifted is not None
+    classes = grad.shape[-1]
+    if type(grad) is np.ndarray and grad.ndim == 2:  # (issue 13: NumPy calls, not xp's)
+        at, labels = np.arange(grad.shape[0]), np.reshape(safe, (-1,))
+        valid = labels.astype(np.uint64) < classes  # (a negative label: not a class)
+        if not valid.all():
+            at, labels = at[valid], labels[valid]
+        # (np.broadcast_to only where needed: microseconds a call)
+        column = (grad.shape[0], 1)
+        c = (coef if np.shape(coef) == column else np.broadcast_to(coef, column))[at, 0]
+        full = target if target.shape == grad.shape else np.broadcast_to(target, grad.shape)
+        t_y = full[at, labels]
+        log_p = rows.shifted[at, labels] - rows.ell[at, 0]
+        grad[at, labels] = c * np.expm1(log_p) + (c - t_y)
+        return grad
+    index = xp.clip(safe, 0, classes - 1)[..., None]
+    sigma_y = take_along_last(rows.shifted, index, xp=xp)
+    t_y = take_along_last(xp.broadcast_to(target, grad.shape), index, xp=xp)
+    value = coef * xp.expm1(sigma_y - rows.ell) + (coef - t_y)
+    return xp.where(class_mask(safe, classes, xp=xp), value, grad)
 
 
 #: The names the brief of ``crossent.torch`` uses; one function serves both forms.
@@ -481,6 +541,7 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
         weight=lab.weight,
         opts=problem.options,
         out=out,
+        label_log_p=problem.label_log_p,
     )
 
 
@@ -496,6 +557,7 @@ def _kernel_gradient(
     weight: np.ndarray | None,
     opts: LossOptions,
     out: Any,
+    label_log_p: np.ndarray | None = None,
 ) -> Array:
     """The label gradient from the fused kernel, every option folded into row coefficients.
 
@@ -505,7 +567,9 @@ def _kernel_gradient(
     reduction's scale and ``upstream`` (``scale``: :meth:`Batch.gradient_scale`), the
     temperature's ``1/T`` (:func:`chain_rule`) and the row mask (``active``). ``a``
     and ``omega`` are per row (float64), or 1.0 for every row; ``safe`` holds the
-    labels with the ignored rows at class 0, in the batch shape.
+    labels with the ignored rows at class 0, in the batch shape. ``label_log_p``: each
+    row's log p_y (:func:`_label_log_p`), for the label's entry exact at any
+    confidence (:class:`GradientTerms`); None to form it from the LSE.
     """
     n, classes = flat.shape
     # A scalar scale stays a Python float (issue 13: every NumPy call on a few rows
@@ -530,6 +594,7 @@ def _kernel_gradient(
         target_coef=np.broadcast_to((omega if keep == 1.0 else keep * omega) * row_scale, (n,)),
         uniform=uniform,
         row_uniform=row_uniform,
+        label_log_p=label_log_p,
     )
     grad = _kernels().write_gradient(
         flat,
@@ -754,10 +819,11 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             weight=None,
             opts=opts,
             out=out,
+            label_log_p=_label_log_p(lean.shifted_y, rows),
         )
     one = np.ones(1, dtype=dtype)  # every example weight
     target = label_target_gradient(labels, one, None, eps=0.0, like=rows.z, xp=compat_numpy)
-    grad = _row_gradient(rows, 1.0, 1.0, target, opts, xp=compat_numpy) * scale
+    grad = _row_gradient(rows, 1.0, 1.0, target, opts, xp=compat_numpy, safe=labels) * scale
     if out is None:
         return grad
     out[...] = grad

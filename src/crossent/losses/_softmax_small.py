@@ -211,6 +211,7 @@ def _label_gradient64(
         y,
         rows,
         ell,
+        np.expm1(rows[_LABEL] - ell),  # p_y - 1, by NumPy as ``_exact_label_entries``
         options.z_loss,
         options.temperature,
         REDUCTIONS[options.reduction],
@@ -248,15 +249,16 @@ def steps64() -> _Steps64:
         (compiled.rest_of_rows64, (z, z, rows, False)),
         (compiled.subtract_rows64, (z, vector)),
         (compiled.label_loss64, (rows, vector, 0.0, 2, 0.0, vector, 0.0, 2)),
-        (compiled.label_gradient64, (z, y, rows, vector, 0.0, 1.0, 2, 0.0, z, 0.0)),
+        (compiled.label_gradient64, (z, y, rows, vector, vector, 0.0, 1.0, 2, 0.0, z, 0.0)),
     ]
     return kept_table(_Steps64._make, calls, (), _STEPS, _FLOAT64)
 
 
 _STEPS: dict[str, _Steps64] = {}
 """The :class:`_Steps64`, kept under the float64 dtype's character (:func:`steps64`)."""
-_REST = 2
-"""``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""
+_LABEL, _REST = 1, 2
+"""``_small_numba.LABEL`` and ``REST``: the rows of sigma_y and of the argument
+of log1p (imported with Numba)."""
 
 
 @functools.cache

@@ -1,0 +1,282 @@
+"""Issue 13: the label's entry of the softmax cross-entropy gradient at extreme confidence.
+
+The label's entry is :math:`c\\,p_y - g`; where the label is the row's maximum and
+:math:`p_y` is within about 1e-8 of 1, forming :math:`p_y` from :math:`z_y - \\mathrm{LSE}`
+with the LSE rounded to an ulp of the maximum (7e-15 at logits near 50), or rounding
+:math:`p_y` itself to float64, leaves few correct digits of :math:`p_y - 1` (13 float32
+ulps at a gap of 20, millions beyond; float64 results millions of ulps off from a gap
+of 10). Every path now forms it as :math:`c \\operatorname{expm1}(\\log p_y) + (c - g)`.
+
+Checked against mpmath (40 digits) on the exact values of the inputs: gaps 0 to 40
+between the label and the other logits, offsets 0 to 1e4, two classes and a thousand,
+temperatures, label smoothing, class weights and ``ignore_index`` (the full path),
+one row per call (the compiled small calls) and batches (the lean path and the fused
+kernels), float32/float16/float64 logits through the public function (float64 also with
+the classes on axis 1 and as torch tensors: the generic path's `where`), bfloat16 (and
+float16, float32) through both twins of the kernels; Numba's kernels and the NumPy
+twins under both settings of ``EXACT_ALL``. Float32 (and float16, bfloat16) results
+within one ulp of their format, float64 within 4 ulps.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import mpmath
+import numpy as np
+import pytest
+
+from crossent import losses
+from crossent.losses import _cpu_kernels, _numpy_kernels
+from crossent.losses._kernel_inputs import GradientTerms, StatisticsOptions
+
+mpmath.mp.dps = 40
+
+GAPS = list(range(41))
+OFFSETS = [0.0, 30.0, 1e3, 1e4]
+
+
+@pytest.fixture(params=["numba", "numpy_exact_all", "numpy_float32_passes"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Numba's kernels (where installed), or the NumPy twins with each ``EXACT_ALL``."""
+    if request.param == "numba":
+        if not _cpu_kernels.available():
+            pytest.skip("Numba is not installed")
+    else:
+        monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
+        monkeypatch.setattr(_numpy_kernels, "EXACT_ALL", request.param == "numpy_exact_all")
+    return str(request.param)
+
+
+@functools.cache
+def _case(classes: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of every (gap, offset): the label ``gap`` above the row's other logits (the
+    largest of them at ``offset``, the rest up to 8 below), in ``dtype``."""
+    rng = np.random.default_rng(classes)
+    rows, labels = [], []
+    for gap in GAPS:
+        for offset in OFFSETS:
+            row = offset - rng.uniform(0.0, 8.0, classes)
+            row[rng.integers(classes)] = offset
+            label = int(rng.integers(classes))
+            row[label] = offset + gap
+            # on a grid of 2^-20: every z_c - z_y exact in float64 (a float64 input's
+            # exponent is otherwise off by an ulp of it, tens of ulps of e^(z_c - z_y))
+            rows.append(np.round(row * 2.0**20) / 2.0**20)
+            labels.append(label)
+    return np.asarray(rows).astype(dtype), np.asarray(labels, dtype=np.int64)
+
+
+def _minus_rest(z: np.ndarray, labels: np.ndarray, temperature: float) -> tuple[mpmath.mpf, ...]:
+    """:math:`p_y - 1 = -r/(1 + r)`, :math:`r = \\sum_{c \\ne y} e^{(z_c - z_y)/T}`, per
+    row of ``z`` (the values as stored), by mpmath."""
+    out = []
+    for row, label in zip(z.astype(np.float64), labels, strict=True):
+        top = mpmath.mpf(float(row[label]))
+        rest = mpmath.fsum(
+            mpmath.exp((mpmath.mpf(float(x)) - top) / mpmath.mpf(temperature))
+            for c, x in enumerate(row)
+            if c != label
+        )
+        out.append(-rest / (1 + rest))
+    return tuple(out)
+
+
+@functools.cache
+def _p_minus_one(classes: int, dtype: str, temperature: float) -> tuple[mpmath.mpf, ...]:
+    """:func:`_minus_rest` of ``_case(classes, dtype)``."""
+    return _minus_rest(*_case(classes, dtype), temperature)
+
+
+def _exact(
+    classes: int,
+    dtype: str,
+    temperature: float,
+    eps: float = 0.0,
+    weight: np.ndarray | None = None,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact label entries (as floats) and the size of their terms (for smoothing's
+    conditioning in float64)."""
+    _, labels = _case(classes, dtype)
+    t = mpmath.mpf(temperature)
+    values, sizes = [], []
+    for q, label in zip(_p_minus_one(classes, dtype, temperature), labels, strict=True):
+        w = 1 if weight is None else mpmath.mpf(float(weight[label]))
+        e = mpmath.mpf(eps)
+        entry = w * (q + e - e / classes) * mpmath.mpf(scale) / t
+        values.append(float(entry))
+        sizes.append(float((abs(q) + e) * w * mpmath.mpf(scale) / t))
+    return np.asarray(values), np.asarray(sizes)
+
+
+def _ulps(got: np.ndarray, exact: np.ndarray, fmt: str) -> np.ndarray:
+    """|got - exact| in ulps of ``exact`` in the result's format."""
+    if fmt == "bfloat16":
+        spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64) * 2.0**16
+        spacing = np.maximum(spacing, 2.0**-133)  # bfloat16's subnormal spacing
+    else:
+        spacing = np.spacing(np.abs(exact).astype(fmt)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - exact) / spacing
+
+
+def _label_entries(grad: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.asarray(grad)[np.arange(len(labels)), labels]
+
+
+def _check(got: np.ndarray, exact: np.ndarray, sizes: np.ndarray, fmt: str) -> None:
+    ulps = _ulps(got, exact, fmt)
+    if fmt == "float64":
+        # smoothing's value can be small against its terms: float64 rounding of those
+        slack = 4.0 * 2.0**-52 * sizes / np.spacing(np.abs(exact))
+        assert (ulps <= 4.0 + slack).all(), (ulps.max(), int(ulps.argmax()))
+    else:
+        assert ulps.max() <= 1.0, (ulps.max(), int(ulps.argmax()))
+
+
+FLOAT_CASES = [
+    # (classes, logits dtype, temperature, label smoothing)
+    (2, "float32", 1.0, 0.0),
+    (2, "float32", 0.7, 0.0),
+    (2, "float32", 2.5, 0.1),
+    (1000, "float32", 1.0, 0.0),
+    (1000, "float32", 0.7, 0.1),
+    (2, "float16", 1.0, 0.0),
+    (1000, "float16", 1.0, 0.0),
+    (2, "float64", 1.0, 0.0),
+    (2, "float64", 0.5, 0.1),
+    (1000, "float64", 2.0, 0.0),
+    (1000, "float64", 1.0, 0.1),
+]
+
+
+@pytest.mark.parametrize(("classes", "dtype", "temperature", "eps"), FLOAT_CASES)
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_batch(
+    path: str, classes: int, dtype: str, temperature: float, eps: float, reduction: str
+) -> None:
+    """A batch of rows per call: the lean path, the fused kernels, the compiled small calls."""
+    z, labels = _case(classes, dtype)
+    grad = losses.softmax_cross_entropy_grad(
+        z, labels, reduction=reduction, temperature=temperature, label_smoothing=eps
+    )
+    fmt = np.asarray(grad).dtype.type
+    # the mean's 1/N as the library forms it: in the result's dtype (float32: rounded)
+    scale = 1.0 if reduction == "sum" else float(fmt(1.0) / fmt(len(labels)))
+    exact, sizes = _exact(classes, dtype, temperature, eps, scale=scale)
+    _check(_label_entries(grad, labels), exact, sizes, np.asarray(grad).dtype.name)
+
+
+@pytest.mark.parametrize(("classes", "dtype", "temperature", "eps"), FLOAT_CASES[::2])
+def test_one_row_per_call(
+    path: str, classes: int, dtype: str, temperature: float, eps: float
+) -> None:
+    """One row per call (the compiled small calls where Numba is installed)."""
+    z, labels = _case(classes, dtype)
+    exact, sizes = _exact(classes, dtype, temperature, eps)
+    rows = range(0, len(labels), 3)
+    got = np.asarray(
+        [
+            losses.softmax_cross_entropy_grad(
+                z[i : i + 1],
+                labels[i : i + 1],
+                reduction="sum",
+                temperature=temperature,
+                label_smoothing=eps,
+            )[0, labels[i]]
+            for i in rows
+        ]
+    )
+    _check(got, exact[::3], sizes[::3], z.dtype.name if dtype != "float16" else "float32")
+
+
+@pytest.mark.parametrize(("classes", "dtype"), [(2, "float32"), (1000, "float32"), (2, "float64")])
+def test_full_path_weights_and_ignored_rows(path: str, classes: int, dtype: str) -> None:
+    """Class weights and ``ignore_index``: the full path (an ignored row's gradient is 0)."""
+    z, labels = _case(classes, dtype)
+    weight = np.random.default_rng(5).uniform(0.5, 2.0, classes).astype(dtype)
+    ignored = labels.copy()
+    ignored[::7] = -100
+    grad = losses.softmax_cross_entropy_grad(
+        z, ignored, weight=weight, ignore_index=-100, reduction="sum", temperature=0.5
+    )
+    exact, sizes = _exact(classes, dtype, 0.5, weight=weight)
+    keep = ignored != -100
+    got = _label_entries(grad, labels)
+    _check(got[keep], exact[keep], sizes[keep], np.asarray(grad).dtype.name)
+    assert not np.asarray(grad)[~keep].any()
+
+
+def _bfloat16_bits(x: np.ndarray) -> np.ndarray:
+    """float32 to the bits of bfloat16, rounded to nearest even."""
+    bits = x.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _decode(stored: np.ndarray, fmt: str) -> np.ndarray:
+    if fmt == "bfloat16":
+        return (stored.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return stored.astype(np.float64)
+
+
+@pytest.mark.parametrize("fmt", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize(("classes", "temperature", "eps"), [(2, 1.0, 0.0), (1000, 0.7, 0.1)])
+def test_kernels_storage_formats(
+    path: str, fmt: str, classes: int, temperature: float, eps: float
+) -> None:
+    """Both twins' ``write_gradient`` on each storage format, given ``label_log_p`` from
+    their ``row_statistics``; the result in the logits' format, within one of its ulps."""
+    kernels = _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
+    z32, labels = _case(classes, "float32")
+    if fmt == "bfloat16":
+        stored = _bfloat16_bits(z32)
+        values = _decode(stored, fmt).astype(np.float32)
+    else:
+        stored = z32.astype(fmt)
+        values = stored.astype(np.float32)
+    m, ell, zy, _, suspect = kernels.row_statistics(
+        stored, labels, StatisticsOptions(1.0 / temperature)
+    )
+    assert not suspect.any()
+    keep, spread = 1.0 - eps, eps / classes
+    n = len(labels)
+    terms = GradientTerms(
+        shift=m + ell,
+        inv_temperature=1.0 / temperature,
+        p_coef=np.full(n, 1.0 / temperature),
+        target_coef=np.full(n, keep / temperature),
+        uniform=np.full(classes, spread) if eps else None,
+        row_uniform=np.full(n, 1.0 / temperature) if eps else None,
+        label_log_p=zy - ell,
+    )
+    grad = kernels.write_gradient(stored, labels, terms)
+    # the oracle on the values as the kernels read them
+    exact = _exact_of(values, labels, temperature, eps)
+    _check(_decode(_label_entries(grad, labels), fmt), exact, np.abs(exact), fmt)
+
+
+def _exact_of(z: np.ndarray, labels: np.ndarray, temperature: float, eps: float) -> np.ndarray:
+    """The exact label entries of ``z``: c = 1/T, g = (1 - eps)/T, b u_y = eps/(C T)."""
+    e, t, classes = mpmath.mpf(eps), mpmath.mpf(temperature), z.shape[1]
+    return np.asarray(
+        [float((q + e - e / classes) / t) for q in _minus_rest(z, labels, temperature)]
+    )
+
+
+@pytest.mark.parametrize("kind", ["numpy_class_axis_1", "torch_tensors"])
+def test_generic_path_other_layouts(kind: str) -> None:
+    """The generic path's ``where`` form (classes not last, or another namespace)."""
+    z, labels = _case(2, "float64")
+    exact, sizes = _exact(2, "float64", 0.5)
+    if kind == "torch_tensors":
+        torch = pytest.importorskip("torch")
+        grad = losses.softmax_cross_entropy_grad(
+            torch.from_numpy(z), torch.from_numpy(labels), reduction="sum", temperature=0.5
+        ).numpy()
+    else:  # (41, 2, 4): the classes on axis 1
+        moved = np.ascontiguousarray(np.moveaxis(z.reshape(41, 4, 2), -1, 1))
+        grad = losses.softmax_cross_entropy_grad(
+            moved, labels.reshape(41, 4), axis=1, reduction="sum", temperature=0.5
+        )
+        grad = np.moveaxis(np.asarray(grad), 1, -1).reshape(-1, 2)
+    _check(_label_entries(grad, labels), exact, sizes, "float64")
