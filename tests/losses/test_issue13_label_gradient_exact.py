@@ -280,3 +280,37 @@ def test_generic_path_other_layouts(kind: str) -> None:
         )
         grad = np.moveaxis(np.asarray(grad), 1, -1).reshape(-1, 2)
     _check(_label_entries(grad, labels), exact, sizes, "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["one_row", "batch", "class_axis_0"])
+def test_issue13_unlikely_label_with_a_large_coefficient_keeps_its_target(
+    path: str, dtype: str, layout: str
+) -> None:
+    r"""A label far below the row's maximum (:math:`p_y = e^{-5334}`, 0 in any format) with
+    a z-loss on large logits (:math:`c = 1 + 2 \lambda \mathrm{LSE} \approx 11.7`) and
+    label smoothing (:math:`t_y = 0.91`): the entry is :math:`c\,p_y - t_y = -0.91`,
+    which :math:`c \operatorname{expm1}(\log p_y) + (c - t_y)` would form by cancelling
+    c (off by up to an ulp of c: in float32, on the generic path, the hypothesis
+    counterexample of test_fused_property); the expm1 form is for :math:`p_y > 1/2` only.
+    One row (the compiled small calls), a batch (the lean path and the kernels), the
+    classes on axis 0 (the generic path, in the input's dtype). The truth by mpmath;
+    float32 results within one ulp, float64 within 4."""
+    rows = 1 if layout == "one_row" else 64
+    z = np.zeros((rows, 10))
+    z[:, 9] = 5334.0  # the maximum
+    labels = np.full(rows, 6)
+    options = {"z_loss": 0.001, "label_smoothing": 0.1, "reduction": "sum"}
+    if layout == "class_axis_0":
+        got = np.asarray(
+            losses.softmax_cross_entropy_grad(z.T.astype(dtype), labels, axis=0, **options)
+        ).T
+    else:
+        got = np.asarray(losses.softmax_cross_entropy_grad(z.astype(dtype), labels, **options))
+    lse = mpmath.mpf(5334) + mpmath.log1p(9 * mpmath.exp(-5334))
+    c = 1 + 2 * mpmath.mpf(0.001) * lse
+    target = (1 - mpmath.mpf(0.1)) + mpmath.mpf(0.1) / 10
+    truth = float(c * mpmath.exp(-lse) - target)
+    entries = got[:, 6].astype(np.float64)
+    ulp = float(np.spacing(np.abs(np.asarray(truth, dtype=dtype))))
+    assert np.max(np.abs(entries - truth)) <= (1 if dtype == "float32" else 4) * ulp

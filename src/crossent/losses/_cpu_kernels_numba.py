@@ -152,6 +152,7 @@ from .._intrinsics_numba import (
     float64_to_bits,
     prefer_wide_vectors,
 )
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
     "as_unsigned",
@@ -410,6 +411,7 @@ def row_statistics_kernel(
 @numba.njit(inline="never")
 def label_entry(c: float, g: float, log_p: float) -> float:
     # c p - g = c (p - 1) + (c - g) with p - 1 = expm1(log p): no cancellation as p -> 1
+    # (for p > 1/2 only, HALF_LOG: the caller's c p - g otherwise)
     return c * math.expm1(log_p) + (c - g)
 
 
@@ -438,7 +440,7 @@ def gradient_kernel(
         y = labels[i]
         if y < 0 or y >= v:  # not a class (unchecked input): never write outside
             continue
-        if has_log_p:  # log p_y given exactly (issue 13): the entry near p_y = 1
+        if has_log_p and label_log_p[i] > _HALF_LOG:  # log p_y given (issue 13): p_y -> 1
             value = label_entry(c, target_coef[i], label_log_p[i])
         else:
             d = np.float64(to_float32(row[y])) * inv_t - base

@@ -32,7 +32,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GradientTerms", "StatisticsOptions", "gradient_out", "statistics_options"]
+__all__ = [
+    "HALF_LOG",
+    "GradientTerms",
+    "StatisticsOptions",
+    "gradient_out",
+    "statistics_options",
+]
+
+#: :math:`\log(1/2)`: the label's gradient entry is formed from ``expm1(log p_y)`` above it
+#: (:math:`p_y > 1/2`, where :math:`c\,p_y - g` would cancel) and as :math:`c\,p_y - g`
+#: below it (where :math:`c \operatorname{expm1} + (c - g)` would cancel instead, when
+#: :math:`c` is large against :math:`g`: a z-loss on large logits)
+HALF_LOG = -0.6931471805599453
 
 
 def _float64(value: np.ndarray | None) -> np.ndarray | None:

@@ -64,6 +64,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = [
@@ -403,22 +404,25 @@ def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _label_entries(
-    rows: np.ndarray, picked: np.ndarray, terms: GradientTerms, first: int, stop: int
+    plain: np.ndarray, picked: np.ndarray, terms: GradientTerms, first: int, stop: int
 ) -> np.ndarray:
-    r"""The label's entries of rows ``first:stop`` (``rows``: their float32 logits,
-    ``picked``: their labels) in float64: :math:`a\,p_y - t - b\,u_y`.
+    r"""The label's entries of rows ``first:stop`` (``picked``: their labels) in float64:
+    :math:`a\,p_y - t - b\,u_y`.
 
-    Given :math:`\log p_y` (``terms.label_log_p``), as :math:`a \operatorname{expm1}(\log
-    p_y) + (a - t) - b\,u_y`, exact however close :math:`p_y` is to 1; else from
-    :math:`e^{z_y/T - s}` (the float32 passes' case: temperature 1, no :math:`u`).
+    ``plain``: those entries as the other entries are formed (from :math:`e^{z_y/T -
+    s}`). Where :math:`\log p_y` is given (``terms.label_log_p``) and above
+    :data:`._kernel_inputs.HALF_LOG`, :math:`a \operatorname{expm1}(\log p_y) + (a - t) - b\,u_y`
+    instead, exact however close :math:`p_y` is to 1.
     """
-    a, t = terms.p_coef[first:stop], terms.target_coef[first:stop]
     if terms.label_log_p is None:
-        return a * np.exp(rows[np.arange(stop - first), picked] - terms.shift[first:stop]) - t
-    entry: np.ndarray = a * np.expm1(terms.label_log_p[first:stop]) + (a - t)
+        return plain
+    a, t = terms.p_coef[first:stop], terms.target_coef[first:stop]
+    log_p = terms.label_log_p[first:stop]
+    entry = a * np.expm1(log_p) + (a - t)
     if terms.uniform is not None and terms.row_uniform is not None:
         entry -= terms.row_uniform[first:stop] * terms.uniform[picked]
-    return entry
+    chosen: np.ndarray = np.where(log_p > _HALF_LOG, entry, plain)
+    return chosen
 
 
 def write_gradient(
@@ -433,7 +437,7 @@ def write_gradient(
     labels = np.asarray(labels, dtype=np.intp)
     shift, p_coef, target_coef = terms.shift, terms.p_coef, terms.target_coef
     u, row_uniform = terms.uniform, terms.row_uniform
-    inv_t, log_p = terms.inv_temperature, terms.label_log_p
+    inv_t = terms.inv_temperature
     fast = FLOAT32_PASSES and inv_t == 1.0 and u is None and not EXACT_ALL
     if fast:
         # a e^(x - s) = sign(a) e^(x - c), c = s - log|a| (a row of a = 0: c = s, then
@@ -468,7 +472,11 @@ def write_gradient(
             if (sign[first:stop] != 1.0).any():
                 g *= sign[first:stop, None]
             # the label's a p_y - t in float64, rounded once: p_y - 1 cancels
-            g[index, picked] = _label_entries(rows, picked, terms, first, stop)
+            plain = (
+                p_coef[first:stop] * np.exp(rows[index, picked] - shift[first:stop])
+                - target_coef[first:stop]
+            )
+            g[index, picked] = _label_entries(plain, picked, terms, first, stop)
             if out.dtype != np.float32:
                 out[first:stop] = encode_like(g, out.dtype)
             return
@@ -489,10 +497,8 @@ def write_gradient(
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
-        if log_p is None:
-            d[index, picked] -= target_coef[first:stop]
-        else:
-            d[index, picked] = _label_entries(rows, picked, terms, first, stop)
+        plain = d[index, picked] - target_coef[first:stop]
+        d[index, picked] = _label_entries(plain, picked, terms, first, stop)
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
 

@@ -63,6 +63,7 @@ import numba
 import numpy as np
 
 from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
     "LABEL",
@@ -504,7 +505,8 @@ def label_gradient64(
     eps: float,
 ) -> bool:
     r"""The lean path's float64 gradient from :math:`p` (NumPy's exp, overwritten) and
-    :math:`p_y - 1` (``label_expm1``: NumPy's expm1 of :math:`\sigma_y - \ell`):
+    :math:`p_y - 1` (``label_expm1``: NumPy's expm1 of :math:`\sigma_y - \ell`, taken where
+    :math:`p_y > 1/2`):
     :math:`((c_i p_i - \tilde t_i)/T)\,s`, with :math:`c_i = A + 2\lambda\,
     \mathrm{LSE}_i` (``p_coefficient`` with :math:`\omega = 1`), the smoothed target
     :math:`\tilde t = (1-\varepsilon)e_y + \varepsilon/C` as ``label_target_gradient``
@@ -528,8 +530,11 @@ def label_gradient64(
             return False
         label = labels[i]
         for c in range(classes):
-            if c == label:  # c p_y - t_y, as _softmax._exact_label_entries
+            # p_y > 1/2 (the same test as _exact_label_entries, on the same log p_y)
+            if c == label and rows[LABEL, i] - ell[i] > _HALF_LOG:
                 value = coef * label_expm1[i] + (coef - on_label)
+            elif c == label:
+                value = coef * p[i, c] - on_label
             else:
                 value = coef * p[i, c] - off_label
             if divide:

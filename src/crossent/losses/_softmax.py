@@ -112,6 +112,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, statistics_options
 from ._reduction import reduce_loss, scale_for_reduction
 from ._terms import (
@@ -159,9 +160,10 @@ class SoftmaxProblem:
     labels: Labels | None = None  # integer labels (None for probability targets)
     target_term: Array | None = None  # w * t~ for probability targets
     fast_logits: Any = None  # (rows, classes) float32 NumPy view when the kernels apply
-    # log p_y per row, (z'_y - m) - ell, from the fused statistics (None elsewhere, as in
-    # crossent.torch's backward from saved log-sum-exps): the label's gradient entry
-    label_log_p: np.ndarray | None = None
+    # z'_y - m per row from the fused statistics (None elsewhere, as in
+    # crossent.torch's backward from saved log-sum-exps): the gradient forms the label's
+    # entry from log p_y = (z'_y - m) - ell (_label_log_p); a loss call never needs it
+    shifted_y: np.ndarray | None = None
 
     @property
     def row_lse(self) -> Array:
@@ -335,7 +337,7 @@ def _fused_label_problem(
         active=lab.active,
     )
     problem = label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
-    problem.label_log_p = _label_log_p(shifted_y, rows)
+    problem.shifted_y = shifted_y
     return problem
 
 
@@ -495,6 +497,9 @@ def _exact_label_entries(
     (\sigma_y - \ell) + (c - t_y)`: :math:`p_y - 1` without the rounding of :math:`p_y`
     (an ulp of 1, large against :math:`1 - p_y` at extreme confidence); :math:`\sigma_y
     - \ell = \log p_y` is exact where the label is the maximum (:math:`\sigma_y = 0`).
+    Only where :math:`p_y > 1/2` (:data:`._kernel_inputs.HALF_LOG`): below, :math:`c\,p_y - t_y` as
+    formed keeps :math:`t_y`'s digits, which :math:`c \operatorname{expm1} + c` would
+    cancel when :math:`c` is large (a z-loss on large logits).
 
     NumPy: written per row, in place (``grad`` is our own temporary); elsewhere one
     ``where``. A label that is not a class (``validate=False``) keeps its row as it was.
@@ -506,19 +511,23 @@ def _exact_label_entries(
         valid = labels.astype(np.uint64) < classes  # (a negative label: not a class)
         if not valid.all():
             at, labels = at[valid], labels[valid]
+        log_p = rows.shifted[at, labels] - rows.ell[at, 0]
+        confident = log_p > _HALF_LOG
+        if not confident.all():
+            at, labels, log_p = at[confident], labels[confident], log_p[confident]
         # (np.broadcast_to only where needed: microseconds a call)
         column = (grad.shape[0], 1)
         c = (coef if np.shape(coef) == column else np.broadcast_to(coef, column))[at, 0]
         full = target if target.shape == grad.shape else np.broadcast_to(target, grad.shape)
         t_y = full[at, labels]
-        log_p = rows.shifted[at, labels] - rows.ell[at, 0]
         grad[at, labels] = c * np.expm1(log_p) + (c - t_y)
         return grad
     index = xp.clip(safe, 0, classes - 1)[..., None]
     sigma_y = take_along_last(rows.shifted, index, xp=xp)
     t_y = take_along_last(xp.broadcast_to(target, grad.shape), index, xp=xp)
-    value = coef * xp.expm1(sigma_y - rows.ell) + (coef - t_y)
-    return xp.where(class_mask(safe, classes, xp=xp), value, grad)
+    log_p = sigma_y - rows.ell
+    value = coef * xp.expm1(log_p) + (coef - t_y)
+    return xp.where(class_mask(safe, classes, xp=xp) & (log_p > _HALF_LOG), value, grad)
 
 
 #: The names the brief of ``crossent.torch`` uses; one function serves both forms.
@@ -530,6 +539,8 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     """The label gradient of a fused problem (:func:`kernel_gradient`)."""
     lab = problem.labels
     assert lab is not None
+    shifted_y = problem.shifted_y
+    log_p = None if shifted_y is None else _label_log_p(shifted_y, problem.rows)
     return _kernel_gradient(
         problem.fast_logits,
         lab.safe,
@@ -541,7 +552,7 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
         weight=lab.weight,
         opts=problem.options,
         out=out,
-        label_log_p=problem.label_log_p,
+        label_log_p=log_p,
     )
 
 
