@@ -1,6 +1,7 @@
 """Per-call overhead of every measure and loss on small inputs (issue 13, "Small inputs").
 
     python benchmarks/bench_small_inputs.py [--number 2000] [--repeats 7] [--only NAME]
+        [--against PATH/TO/OTHER/src]
 
 Target: under 10 us per call on a row of 10 classes with ``validate=False`` and under
 20 us with validation. Each public measure and loss is called on a float64 row of 10
@@ -16,7 +17,10 @@ the repeats (the least disturbed by other work on the machine) in microseconds p
 call. The repeats are interleaved across all cases (case A, case B, ..., then again)
 so that slow spells of a loaded machine hit every case alike. Numbers from one run
 compare with each other; between runs, compare only back-to-back runs and state the
-load (the script prints the load average).
+load (the script prints the load average). Two trees run one after the other in separate
+processes disagreed by up to 2 us on unchanged calls (2-core Xeon, 2026-12-01); to compare
+two versions, ``--against`` imports a second copy of crossent into the same process and
+interleaves its calls with this tree's (extra columns), as ``bench_evaluation`` does.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import platform
 import time
 import timeit
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 import scipy
@@ -64,9 +69,11 @@ def _inputs() -> dict[str, np.ndarray]:
     }
 
 
-def _crossent_cases(x: dict[str, np.ndarray]) -> list[tuple[str, str, Callable[[bool], object]]]:
-    """(function, input, call(validate)) for every public measure and loss."""
-    c = crossent
+def _crossent_cases(
+    x: dict[str, np.ndarray], c: ModuleType = crossent
+) -> list[tuple[str, str, Callable[[bool], object]]]:
+    """(function, input, call(validate)) for every public measure and loss of the
+    package ``c``."""
     p, q, z = x["p"], x["q"], x["z"]
     b, bt = x["binary"], x["binary_targets"]
     cases: list[tuple[str, str, Callable[[bool], object]]] = [
@@ -200,18 +207,30 @@ def main() -> None:
         help="wall: time.perf_counter (the default); cpu: time.process_time, this process's "
         "CPU time, which other work on a loaded machine disturbs less",
     )
+    parser.add_argument(
+        "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
+    )
     args = parser.parse_args()
 
     x = _inputs()
-    cases = [case for case in _crossent_cases(x) if args.only in case[0]]
+    packages = [crossent]
+    if args.against:
+        from bench_evaluation import against
+
+        packages.append(against(args.against))
+    cases = [
+        [case for case in _crossent_cases(x, package) if args.only in case[0]]
+        for package in packages
+    ]
     anchors = _anchors(x)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
     timers: list[timeit.Timer] = []
-    for _, _, call in cases:
-        for validate in (True, False):
-            bound = lambda call=call, validate=validate: call(validate)  # noqa: E731
-            bound()  # warm up (imports, caches); errors surface here, not in the timing
-            timers.append(timeit.Timer(bound, timer=clock))
+    for row in zip(*cases, strict=True):  # each case of every package, side by side
+        for _, _, call in row:
+            for validate in (True, False):
+                bound = lambda call=call, validate=validate: call(validate)  # noqa: E731
+                bound()  # warm up (imports, caches); errors surface here, not in the timing
+                timers.append(timeit.Timer(bound, timer=clock))
     for _, _, anchor in anchors:
         anchor()
         timers.append(timeit.Timer(anchor, timer=clock))
@@ -228,22 +247,31 @@ def main() -> None:
         f"{args.number} calls, us per call ({args.clock} clock)"
     )
     print()
+    if args.against:
+        print(f"against: the crossent package under {args.against} (columns marked 'against')")
+    marks = ["", " (against)"][: len(packages)]
     print(
-        f"| function | input | validate=True (target {TARGET_VALIDATED_US:g}) "
-        f"| validate=False (target {TARGET_UNVALIDATED_US:g}) |"
-    )
-    print("|---|---|---:|---:|")
-    for k, (name, shape, _) in enumerate(cases):
-        checked, unchecked = times[2 * k], times[2 * k + 1]
-        print(
-            f"| {name} | {shape} | {_mark(checked, TARGET_VALIDATED_US)} "
-            f"| {_mark(unchecked, TARGET_UNVALIDATED_US)} |"
+        "| function | input | "
+        + " | ".join(
+            f"validate=True{m} (target {TARGET_VALIDATED_US:g}) "
+            f"| validate=False{m} (target {TARGET_UNVALIDATED_US:g})"
+            for m in marks
         )
+        + " |"
+    )
+    print("|---|---|" + "---:|---:|" * len(packages))
+    width = 2 * len(packages)
+    for k, (name, shape, _) in enumerate(cases[0]):
+        cells = [
+            _mark(value, TARGET_VALIDATED_US if j % 2 == 0 else TARGET_UNVALIDATED_US)
+            for j, value in enumerate(times[width * k : width * (k + 1)])
+        ]
+        print(f"| {name} | {shape} | " + " | ".join(cells) + " |")
     print()
     print("| anchor | input | us per call |")
     print("|---|---|---:|")
     for k, (name, shape, _) in enumerate(anchors):
-        print(f"| {name} | {shape} | {times[2 * len(cases) + k]:.1f} |")
+        print(f"| {name} | {shape} | {times[width * len(cases[0]) + k]:.1f} |")
     print()
     print("Bold: above the issue 13 target.")
 
