@@ -1,6 +1,7 @@
 """Where the forward kernel's time goes out of cache: the fused loop, its parts, and prefetching.
 
     python benchmarks/bench_fused_stream.py [--rows 4096] [--classes 32000] [--rounds 9]
+        [--candidates]
 
 Issue 13 asks why the softmax cross-entropy forward, whose loop exponentiates row i while
 it takes the maximum of row i + 1 (``exp_sum_and_next_max``), costs about the sum of its
@@ -21,7 +22,16 @@ loop over their own rows), the kernel's own loops over float32 rows (standard no
   loop each, the chunk's lines of the next row prefetched some distance ahead before it
   (``prefetcht0`` or ``prefetcht1``). Chunking changes the order of the sum (not the
   kernel's bits: these loops are timed, never used), so its own control, the same
-  chunks without prefetching, is timed too.
+  chunks without prefetching, is timed too;
+* two orders of work that keep the read of memory in a load-only loop of its own and
+  the exponentials on rows in L1 (``--candidates`` times these, the kernel's loop and
+  its halves only): A, each row alone in chunks of C logits, an online softmax (the
+  chunk's maximum, the running exp-sum rescaled when the maximum moves, then the
+  chunk's exp-sum from L1), C = 256 to the whole row (two passes over the row);
+  B, the kernel's pairing in chunks (the maximum of chunk j of row i + 1, then the
+  exp-sum of chunk j of row i). The chunks are slices, so that the loops index from 0
+  (a loop over ``range(first, stop)`` compiles to gathers: Numba's wraparound of
+  negative indices).
 
 Every case runs once per round, interleaved, ``--rounds`` rounds; the minimum and median
 thread CPU time (``time.thread_time``, which other processes on a loaded machine inflate
@@ -134,6 +144,51 @@ def fused_chunks(row, following, top, distance, kind):
     return s, kernels.maximum_bits(high, low)
 
 
+@numba.njit(fastmath=kernels._FLAGS, inline="always")
+def online_chunks(row, row_bits, chunk):
+    # candidate A: the row alone, chunk by chunk: the chunk's maximum in a load-only
+    # loop (the only read from memory), the running exp-sum rescaled when the running
+    # maximum moves, then the chunk's exp-sum from L1 against the running maximum
+    high = kernels.float32_bits(row_bits[0])
+    low = kernels.as_unsigned(high)
+    top_bits = kernels.maximum_bits(high, low)
+    top = np.float64(kernels.bits_to_float32(top_bits))
+    s = 0.0
+    v = row.shape[0]
+    for first in range(0, v, chunk):
+        # slices, so that the loops' indices are known non-negative (no gathers)
+        part_bits = row_bits[first : first + chunk]
+        for j in range(part_bits.shape[0]):
+            bits = kernels.float32_bits(part_bits[j])
+            high = max(high, bits)
+            low = min(low, kernels.as_unsigned(bits))
+        new_bits = kernels.maximum_bits(high, low)
+        if new_bits != top_bits:
+            new = np.float64(kernels.bits_to_float32(new_bits))
+            s *= kernels.exp_nonpositive(top - new)
+            top, top_bits = new, new_bits
+        s += kernels.exp_sum(row[first : first + chunk], top, 1.0, False)
+    return s, top_bits
+
+
+@numba.njit(fastmath=kernels._FLAGS, inline="always")
+def paired_chunks(row, following, top, chunk):
+    # candidate B: the kernel's order of work, in chunk pairs: the maximum of chunk j of
+    # the next row in a load-only loop, then the exp-sum of chunk j of this row
+    high = kernels.float32_bits(following[0])
+    low = kernels.as_unsigned(high)
+    s = 0.0
+    v = row.shape[0]
+    for first in range(0, v, chunk):
+        part_bits = following[first : first + chunk]
+        for j in range(part_bits.shape[0]):
+            bits = part_bits[j]
+            high = max(high, bits)
+            low = min(low, kernels.as_unsigned(bits))
+        s += kernels.exp_sum(row[first : first + chunk], top, 1.0, False)
+    return s, kernels.maximum_bits(high, low)
+
+
 @numba.njit(fastmath=kernels._FLAGS)
 def sweep(z, z_bits, case, distance, kind):
     # one pass of ``case`` over the rows (or over rows 0 and 1 again, in cache)
@@ -141,7 +196,7 @@ def sweep(z, z_bits, case, distance, kind):
     total = 0.0
     check = 0
     for i in range(z.shape[0] - 1):
-        here = 0 if case in (0, 2) else i
+        here = 0 if case in (0, 2, 7, 9) else i
         s = 0.0
         top = np.int32(0)
         if case == 0 or case == 1:  # the kernel's fused loop
@@ -153,8 +208,12 @@ def sweep(z, z_bits, case, distance, kind):
         elif case == 5:  # page heads of the next row, then the kernel's fused loop
             page_heads(z_bits[i + 1])
             s, top = kernels.exp_sum_and_next_max(z[i], z_bits[i + 1], 0.5, 1.0, False)
-        else:  # chunks, prefetching or not
+        elif case == 6:  # chunks, prefetching or not
             s, top = fused_chunks(z[i], z_bits[i + 1], 0.5, distance, kind)
+        elif case == 7 or case == 8:  # candidate A, chunks of ``distance`` logits
+            s, top = online_chunks(z[here], z_bits[here], distance)
+        else:  # candidate B
+            s, top = paired_chunks(z[here], z_bits[here + 1], 0.5, distance)
         total += s
         check ^= top
     return total, check
@@ -173,6 +232,12 @@ CASES = {
     "chunks + prefetcht0 16 KiB ahead": (6, 16384, 1),
     "chunks + prefetcht1 one row ahead": (6, -1, 2),
 }
+CANDIDATES = {
+    **{f"A online C={c}, in cache": (7, c, 0) for c in (256, 512, 1024, 2048, 8192, 32000)},
+    **{f"A online C={c}, from memory": (8, c, 0) for c in (256, 512, 1024, 2048, 8192, 32000)},
+    **{f"B paired C={c}, in cache": (9, c, 0) for c in (512, 1024, 2048)},
+    **{f"B paired C={c}, from memory": (10, c, 0) for c in (512, 1024, 2048)},
+}
 
 
 def main() -> None:
@@ -180,6 +245,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--classes", type=int, default=32000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--candidates",
+        action="store_true",
+        help="the kernel's loop, its halves and the single-read candidates A and B only",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     z = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 0.1
@@ -188,7 +258,9 @@ def main() -> None:
     cases = {
         name: (case, row_bytes if distance < 0 else distance, kind)
         for name, (case, distance, kind) in CASES.items()
+        if not args.candidates or case < 5
     }
+    cases.update(CANDIDATES)
     for case in cases.values():
         sweep(z, z_bits, *case)  # compile, and warm the caches as the rounds will
     asm = sweep.inspect_asm(sweep.signatures[0])

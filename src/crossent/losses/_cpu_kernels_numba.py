@@ -73,6 +73,24 @@ blocks of 32 and of 64 rows). What remains is less arithmetic per logit: the 16 
 lanes of the unmerged branch ``ce16`` took 5 % less CPU time from memory in the same
 conditions (0.71 against 0.75 ns per logit, one thread), not enough to give up the bits.
 
+Nor does keeping the read in a load-only loop of its own, with the arithmetic on rows in
+L1 (``python benchmarks/bench_fused_stream.py --candidates``: one thread, minimum thread
+CPU time of 9 interleaved rounds (7 in the first), four runs, load average 1.2-3.9). A,
+each row alone as an online softmax in chunks of C logits (the chunk's maximum, a tight
+integer loop and the only read from memory; the running exp-sum rescaled when the
+maximum moves; the chunk's exp-sum from L1): 0.50-0.52 ns per logit in cache, and from
+memory 0.83-0.85 at C = 256, 0.92-0.95 at 512, 0.81-0.85 at 1024, 0.77-0.80 at 2048,
+0.76 at 8192 and 0.745 for the whole row (two passes), against the kernel's 0.71-0.73
+(0.47 in cache) in the same rounds. B, the kernel's pairing in chunks (the maximum of
+chunk j of row i + 1, then the exp-sum of chunk j of row i): 0.49-0.50 in cache, from
+memory 0.88-1.05 at C = 512, 0.80-0.82 at 1024, 0.78-0.80 at 2048. Every order pays its
+arithmetic plus the read (about 0.29), and the finer the interleave the more, as if
+nothing fetched ahead while the exponentials run, however the loads are grouped (the
+cause is not visible from this KVM guest). Both lose to the fused loop, so the float32
+lanes on top of either (at best ce16's 5 %) cannot win either; the kernel stays as it
+is. ``tests/losses/test_issue13_single_read.py`` holds the rows such a kernel would find
+hard (rising rows, the maximum last, runs of ``-inf``, late NaNs) at 2 float32 ulps.
+
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
 :math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2` (one FMA; ``k`` rounded by the
