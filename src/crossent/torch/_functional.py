@@ -114,7 +114,7 @@ def cross_entropy(
 
     Notes
     -----
-    Class-id targets go through the custom op ``crossent::softmax_ce_labels``: on the
+    Class-id targets go through the custom op ``crossent::softmax_ce_labels_v2``: on the
     CPU, float32 input is handed to crossent's fused Numba kernels without a copy
     (bfloat16/float16 read as stored); the forward keeps only the per-row
     log-sum-exp and :math:`\log p_y` (float64) and the backward writes the gradient in

@@ -8,10 +8,14 @@ non-finite logits are checked inside the op, on data already in host memory, so
 they run under ``torch.compile(fullgraph=True)`` too, with no graph break and no
 synchronisation. On other devices the ops read no data for checks.
 
-* ``crossent::softmax_ce_labels(logits, labels, ...) -> (loss_rows, lse, label_log_p)``
-  and its backward ``crossent::softmax_ce_labels_backward`` (``upstream * dL_i/dz_i``
-  from the saved ``lse`` and ``label_log_p``), over a ``(rows, classes)`` view; the
-  launcher picks the fused NumPy kernels or the generic path.
+* ``crossent::softmax_ce_labels_v2(logits, labels, ...) -> (loss_rows, lse,
+  label_log_p)`` and its backward ``crossent::softmax_ce_labels_v2_backward``
+  (``upstream * dL_i/dz_i`` from the saved ``lse`` and ``label_log_p``), over a
+  ``(rows, classes)`` view; the launcher picks the fused NumPy kernels or the generic
+  path. ``_v2``: issue 13 added ``label_log_p``. Inductor's and AOTAutograd's on-disk
+  caches key a graph by the ops' names, not their schemas, so a graph compiled with the
+  old two-output op would be replayed (its backward called with the old arguments):
+  a changed schema takes a new name.
 * ``crossent::linear_cross_entropy(...) -> (loss, lse, grad_input, grad_weight,
   grad_bias)``: the gradients are formed in the forward for the scalar reductions
   when ``need_grad`` (empty tensors otherwise), and the backward scales them by the
@@ -48,7 +52,7 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
 # ---------------------------------------------------------------- softmax cross-entropy
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_labels_v2", mutates_args=())
 def softmax_ce_labels(
     logits: Tensor,
     labels: Tensor,
@@ -85,7 +89,7 @@ def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor, Te
     )
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_labels_v2_backward", mutates_args=())
 def softmax_ce_labels_backward(
     upstream: Tensor,
     logits: Tensor,
