@@ -7,10 +7,11 @@ points (``prepare_softmax_labels``, ``SoftmaxProblem``, ``softmax_label_gradient
 so the formula (:math:`A\ell - B + \lambda\omega\,\operatorname{LSE}^2` and its
 gradient) has one home:
 
-* :func:`label_rows` returns the per-row loss :math:`L_i` (ignored rows 0) and the
-  per-row :math:`\operatorname{LSE}(z'_i)`;
+* :func:`label_rows` returns the per-row loss :math:`L_i` (ignored rows 0), the
+  per-row :math:`\operatorname{LSE}(z'_i)` and the per-row :math:`\log p_{y_i}`;
 * :func:`label_gradient` writes :math:`u_i\,\partial L_i / \partial z_i` for a per-row
-  upstream gradient :math:`u`.
+  upstream gradient :math:`u`, given the forward's LSE and :math:`\log p_y` (the fused
+  kernels form the label's entry from the latter, exact at any confidence).
 
 Both take NumPy arrays (the fused Numba kernels run when they apply: C-contiguous
 float32, float16, or uint16 holding bfloat16 bits, which the kernels decode as they
@@ -32,11 +33,12 @@ from ..losses._batch import LossKeywords, LossOptions, label_batch, loss_options
 from ..losses._softmax import (
     SoftmaxProblem,
     _fast_rows,
+    _label_log_p,
     label_problem,
     prepare_softmax_labels,
     softmax_label_gradient,
 )
-from ..losses._terms import SoftmaxRows
+from ..losses._terms import SoftmaxRows, log_prob_of_labels
 
 __all__ = [
     "Options",
@@ -124,11 +126,16 @@ def _prepare(
 
 def label_rows(
     z: Any, labels: Any, weight: Any, opts: Options, *, ignore_index: int | None, validate: bool
-) -> tuple[Any, Any]:
-    """Per-row losses (0 on ignored rows) and log-sum-exps of the block ``z`` (rows x classes).
+) -> tuple[Any, Any, Any]:
+    r"""Per-row losses (0 on ignored rows), log-sum-exps and :math:`\log p_y` of the block
+    ``z`` (rows x classes).
 
-    In the compute dtype of ``z`` (float32 for float32, float64 log-sum-exps from the
-    fused kernels).
+    In the compute dtype of ``z`` (float32 for float32; float64 log-sum-exps and
+    :math:`\log p_y` from the fused kernels). :math:`\log p_y = (z'_y - m) - \ell` from
+    the row statistics (class 0 on ignored rows): exact where the label is the maximum,
+    unlike :math:`z'_y - \mathrm{LSE}` with the LSE rounded to an ulp of :math:`m`, so the
+    backward's label entry :math:`c \operatorname{expm1}(\log p_y) + (c - g)` is exact
+    at any confidence (issue 13).
     """
     if _reduced(z):
         problem = _fused_problem(
@@ -138,7 +145,15 @@ def label_rows(
         problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=validate)
     # ``loss()`` with reduction "none": ``row_loss()`` keeps the smoothing term of
     # ignored rows (arch branch, 145d273), which ``loss()`` zeroes.
-    return problem.loss(), problem.row_lse
+    return problem.loss(), problem.row_lse, _row_label_log_p(problem)
+
+
+def _row_label_log_p(problem: SoftmaxProblem) -> Any:
+    r""":math:`\log p_y` per row (flat) of a forward's problem, either path."""
+    if problem.shifted_y is not None:  # the fused kernels' statistics
+        return _label_log_p(problem.shifted_y, problem.rows)
+    assert problem.labels is not None
+    return log_prob_of_labels(problem.rows, problem.labels.safe, xp=problem.batch.xp)[..., 0]
 
 
 def label_gradient(
@@ -146,23 +161,26 @@ def label_gradient(
     labels: Any,
     weight: Any,
     lse: Any,
+    label_log_p: Any,
     upstream: Any,
     opts: Options,
     *,
     ignore_index: int | None,
     out: Any,
 ) -> Any:
-    """Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes); return it.
+    r"""Write ``upstream[i] * d L_i / d z[i]`` into ``out`` (rows x classes); return it.
 
     For the fused kernels (NumPy float32 ``z``, or float16 / bfloat16 bits) the problem
-    is rebuilt from the forward's log-sum-exp, so the backward is one pass over ``z``
-    (the gradient kernel); elsewhere the entry point recomputes the row statistics.
+    is rebuilt from the forward's log-sum-exp and :math:`\log p_y` (``label_log_p``), so
+    the backward is one pass over ``z`` (the gradient kernel); elsewhere the entry point
+    recomputes the row statistics (``lse`` and ``label_log_p`` unread).
     For float16 and bfloat16 ``out`` must be None: the kernel returns a new array in
     ``z``'s format (``softmax_label_gradient`` checks ``out`` against float32).
     """
     if _reduced(z) or (isinstance(z, np.ndarray) and z.dtype == np.float32 and fused_applies(opts)):
+        saved = (lse, label_log_p)
         problem = _fused_problem(
-            z, labels, weight, opts, ignore_index=ignore_index, validate=False, lse=lse
+            z, labels, weight, opts, ignore_index=ignore_index, validate=False, saved=saved
         )
         return softmax_label_gradient(problem, upstream=upstream, out=out)
     problem = _prepare(z, labels, weight, opts, ignore_index=ignore_index, validate=False)
@@ -195,35 +213,39 @@ def _fused_problem(
     *,
     ignore_index: int | None,
     validate: bool,
-    lse: np.ndarray | None = None,
+    saved: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SoftmaxProblem:
-    """``prepare_softmax_labels``'s fused problem for NumPy logits the kernels read.
+    r"""``prepare_softmax_labels``'s fused problem for NumPy logits the kernels read.
 
     ``z``: float32, float16, or uint16 holding bfloat16 bits; the kernels decode each
     value as they read it (no float32 copy; the losses package's batch helpers see a
     float32 proxy of 16-bit logits).
 
-    ``lse`` None (the forward): the row statistics from the kernels. A row is
+    ``saved`` None (the forward): the row statistics from the kernels. A row is
     non-finite exactly when the kernel would call it suspect (a NaN, ``+inf``, or all
     ``-inf``); only then are the logits decoded whole, for the check to name the entry.
 
-    ``lse`` given (the backward): the statistics taken as saved, nothing read from
-    ``z``. The fused gradient needs per row only the LSE and :math:`A` (which depends on
-    the label and the class weights, not on the logits); pass ``validate=False`` (the
-    forward checked).
+    ``saved`` given (the backward): the forward's per-row ``(lse, label_log_p)``, taken
+    as the statistics :math:`m = \mathrm{LSE}`, :math:`\ell = 0`, :math:`z'_y - m = \log
+    p_y`; nothing is read from ``z``. The fused gradient needs per row only these and
+    :math:`A` (which depends on the label and the class weights, not on the logits);
+    pass ``validate=False`` (the forward checked).
     """
     like = _float32_proxy(z) if _reduced(z) else z
     keywords = LossKeywords(weight=weight, ignore_index=ignore_index, validate=validate)
     given = label_batch(like, labels, opts, keywords, xp=np, validate_logits=False)
     lab = given.labels
-    if lse is None:
+    if saved is None:
         rows, shifted_y, smooth_b = _fast_rows(z, lab, opts, validate=False, axis=1)
         if validate and not np.isfinite(rows.lse).all():
             check_logits(_numpy_kernels.as_float32(z), name="logits", xp=np, axis=1)
     else:
-        # The gradient reads no B: zeros in place of the logits' terms.
+        # The gradient reads no B: zeros in place of the smoothing's term (and B's
+        # label term, formed from log p_y, is unread too).
         zeros = np.zeros((z.shape[0], 1))
-        saved = np.reshape(np.asarray(lse, dtype=np.float64), (-1, 1))
-        rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=saved)
-        shifted_y, smooth_b = zeros, zeros if opts.label_smoothing else None
-    return label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, like, z)
+        lse, log_p = (np.reshape(np.asarray(x, dtype=np.float64), (-1, 1)) for x in saved)
+        rows = SoftmaxRows(z=like, shifted=None, ell=zeros, lse=lse)
+        shifted_y, smooth_b = log_p, zeros if opts.label_smoothing else None
+    problem = label_problem(given.batch, lab, opts, rows, shifted_y, smooth_b, like, z)
+    problem.shifted_y = shifted_y  # for the gradient's label entries (_label_log_p)
+    return problem

@@ -114,10 +114,12 @@ def cross_entropy(
 
     Notes
     -----
-    Class-id targets go through the custom op ``crossent::softmax_ce_labels``: on the
+    Class-id targets go through the custom op ``crossent::softmax_ce_labels_v2``: on the
     CPU, float32 input is handed to crossent's fused Numba kernels without a copy
-    (bfloat16/float16 upcast in blocks of rows); the forward keeps only the per-row
-    log-sum-exp and the backward writes the gradient in one pass. Other dtypes and
+    (bfloat16/float16 read as stored); the forward keeps only the per-row
+    log-sum-exp and :math:`\log p_y` (float64) and the backward writes the gradient in
+    one pass, the label's entry as :math:`c \operatorname{expm1}(\log p_y) + (c - g)`
+    where :math:`p_y > 1/2` (exact at any confidence). Other dtypes and
     devices use the generic array-API code, in blocks of rows. Probability targets
     use plain (differentiable) torch operations; their ``'mean'`` divides by the
     number of rows, as PyTorch's does.
@@ -157,7 +159,7 @@ def cross_entropy(
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
-    rows, _ = softmax_ce_labels(
+    rows, _, _ = softmax_ce_labels(
         flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed()
     )
     if opts.reduction == "none":

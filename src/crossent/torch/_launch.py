@@ -11,7 +11,10 @@
   array-API path of the losses package on torch tensors, in blocks of rows.
 
 The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
-``exp(z'_c - LSE)`` then carries no rounding of the LSE.
+``exp(z'_c - LSE)`` then carries no rounding of the LSE. So is the per-row
+``log p_y = (z'_y - m) - ell`` of the row statistics (N more): the label's entry
+``c expm1(log p_y) + (c - g)`` then keeps the digits of ``1 - p_y`` that the rounding
+of ``LSE = m + ell`` to an ulp of ``m`` loses (issue 13).
 """
 
 from __future__ import annotations
@@ -70,30 +73,33 @@ def forward(
     opts: _backend.Options,
     *,
     ignore_index: int | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row losses (float32, or float64 for float64 ``z``) and float64 log-sum-exps."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
+    float64 ``log p_y`` (of class 0 on ignored rows)."""
     n, classes = z.shape
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     rows = torch.empty(n, dtype=acc, device=z.device)
     lse = torch.empty(n, dtype=torch.float64, device=z.device)
+    log_p = torch.empty(n, dtype=torch.float64, device=z.device)
     if n == 0:
-        return rows, lse
+        return rows, lse, log_p
     z = z.detach()
     if uses_fused_kernels(z, opts):
         y = labels.numpy()
         w = _numpy_weight(weight, np.dtype(np.float32))
-        values, row_lse = _backend.label_rows(
+        values, row_lse, row_log_p = _backend.label_rows(
             _stored(z), y, w, opts, ignore_index=ignore_index, validate=True
         )
         rows.numpy()[...] = values
         lse.numpy()[...] = row_lse
-        return rows, lse
+        log_p.numpy()[...] = row_log_p
+        return rows, lse, log_p
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
     wt = None if weight is None else weight.detach().to(acc)
     for start, stop in _blocks(n, classes):
         with row_offset(start):
-            values, row_lse = _backend.label_rows(
+            values, row_lse, row_log_p = _backend.label_rows(
                 z[start:stop],
                 labels[start:stop],
                 wt,
@@ -103,7 +109,8 @@ def forward(
             )
         rows[start:stop] = values
         lse[start:stop] = row_lse
-    return rows, lse
+        log_p[start:stop] = row_log_p
+    return rows, lse, log_p
 
 
 def backward(
@@ -112,11 +119,14 @@ def backward(
     labels: torch.Tensor,
     weight: torch.Tensor | None,
     lse: torch.Tensor,
+    label_log_p: torch.Tensor,
     opts: _backend.Options,
     *,
     ignore_index: int | None,
 ) -> torch.Tensor:
-    """``upstream[i] * d L_i / d z[i]`` in ``z``'s dtype (computed in >= float32)."""
+    """``upstream[i] * d L_i / d z[i]`` in ``z``'s dtype (computed in >= float32), from
+    the forward's ``lse`` and ``label_log_p`` (the fused kernels; the generic path
+    recomputes the row statistics)."""
     n, classes = z.shape
     z = z.detach()
     upstream = upstream.detach()
@@ -131,6 +141,7 @@ def backward(
             labels.numpy(),
             w,
             lse.numpy(),
+            label_log_p.numpy(),
             u,
             opts,
             ignore_index=ignore_index,
@@ -147,6 +158,7 @@ def backward(
             labels[start:stop],
             wt,
             lse[start:stop],
+            label_log_p[start:stop],
             upstream[start:stop].to(acc),
             opts,
             ignore_index=ignore_index,

@@ -8,10 +8,14 @@ non-finite logits are checked inside the op, on data already in host memory, so
 they run under ``torch.compile(fullgraph=True)`` too, with no graph break and no
 synchronisation. On other devices the ops read no data for checks.
 
-* ``crossent::softmax_ce_labels(logits, labels, ...) -> (loss_rows, lse)`` and its
-  backward ``crossent::softmax_ce_labels_backward`` (``upstream * dL_i/dz_i``), over
-  a ``(rows, classes)`` view; the launcher picks the fused NumPy kernels or the
-  generic path.
+* ``crossent::softmax_ce_labels_v2(logits, labels, ...) -> (loss_rows, lse,
+  label_log_p)`` and its backward ``crossent::softmax_ce_labels_v2_backward``
+  (``upstream * dL_i/dz_i`` from the saved ``lse`` and ``label_log_p``), over a
+  ``(rows, classes)`` view; the launcher picks the fused NumPy kernels or the generic
+  path. ``_v2``: issue 13 added ``label_log_p``. Inductor's and AOTAutograd's on-disk
+  caches key a graph by the ops' names, not their schemas, so a graph compiled with the
+  old two-output op would be replayed (its backward called with the old arguments):
+  a changed schema takes a new name.
 * ``crossent::linear_cross_entropy(...) -> (loss, lse, grad_input, grad_weight,
   grad_bias)``: the gradients are formed in the forward for the scalar reductions
   when ``need_grad`` (empty tensors otherwise), and the backward scales them by the
@@ -48,7 +52,7 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
 # ---------------------------------------------------------------- softmax cross-entropy
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_labels_v2", mutates_args=())
 def softmax_ce_labels(
     logits: Tensor,
     labels: Tensor,
@@ -56,8 +60,10 @@ def softmax_ce_labels(
     batch_shape: list[int],
     ignore_index: int | None,
     options: list[float],
-) -> tuple[Tensor, Tensor]:
-    """Per-row losses (float32; float64 for float64 logits) and float64 log-sum-exps.
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-row losses (float32; float64 for float64 logits), float64 log-sum-exps and
+    float64 ``log p_y`` (``(z'_y - m) - ell`` from the row statistics, of class 0 on
+    ignored rows: the backward's label entry, exact at any confidence; issue 13).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
@@ -74,27 +80,32 @@ def softmax_ce_labels(
 
 
 @softmax_ce_labels.register_fake
-def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
+def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor, Tensor]:
     n = logits.shape[0]
     return (
         logits.new_empty((n,), dtype=_acc(logits.dtype)),
         logits.new_empty((n,), dtype=torch.float64),
+        logits.new_empty((n,), dtype=torch.float64),
     )
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_labels_v2_backward", mutates_args=())
 def softmax_ce_labels_backward(
     upstream: Tensor,
     logits: Tensor,
     labels: Tensor,
     weight: Tensor | None,
     lse: Tensor,
+    label_log_p: Tensor,
     ignore_index: int | None,
     options: list[float],
 ) -> Tensor:
-    """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``."""
+    """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``, from the forward's
+    ``lse`` and ``label_log_p``."""
     opts = _backend.unpack(options)
-    return _launch.backward(upstream, logits, labels, weight, lse, opts, ignore_index=ignore_index)
+    return _launch.backward(
+        upstream, logits, labels, weight, lse, label_log_p, opts, ignore_index=ignore_index
+    )
 
 
 @softmax_ce_labels_backward.register_fake
@@ -102,18 +113,23 @@ def _softmax_ce_labels_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) 
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
-def _ce_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+def _ce_setup_context(
+    ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
+) -> None:
     logits, labels, weight, _, ignore_index, options = inputs
-    ctx.save_for_backward(logits, labels, weight, output[1])
+    _, lse, label_log_p = output
+    ctx.save_for_backward(logits, labels, weight, lse, label_log_p)
     ctx.options = (ignore_index, options)
-    ctx.mark_non_differentiable(output[1])
+    ctx.mark_non_differentiable(lse, label_log_p)
 
 
-def _ce_backward(ctx: Any, grad_rows: Tensor, grad_lse: Tensor | None) -> tuple[Any, ...]:
-    logits, labels, weight, lse = ctx.saved_tensors
+def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    logits, labels, weight, lse, label_log_p = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = softmax_ce_labels_backward(grad_rows, logits, labels, weight, lse, *ctx.options)
+        grad = softmax_ce_labels_backward(
+            grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
+        )
     return (grad,) + (None,) * 5
 
 
