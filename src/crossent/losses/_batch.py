@@ -269,6 +269,22 @@ class Labels:
     weight: Array | None  # the class weights w (compute dtype), or None for all ones
     row_weight: Array  # w_{y_i}, keepdims; 0 on ignored rows: the example weight omega_i
     unweighted: bool = False  # every row_weight is 1 (no class weights, no ignored row)
+    given_weight: object = None  # ``weight`` as the caller gave it (its digits, for float64)
+
+    def float64_weights(self) -> tuple[np.ndarray, np.ndarray | None]:
+        r"""NumPy labels' :math:`\omega_i` (flat) and :math:`w` in float64, from the
+        weights as given: the fused gradient's coefficients are formed from them
+        (issue 13), not from their rounding to float32."""
+        omega = np.reshape(self.row_weight, (-1,)).astype(np.float64, copy=False)
+        if self.weight is None:
+            return omega, None
+        weight = np.asarray(self.given_weight, dtype=np.float64)
+        if self.given_weight is self.weight:
+            return omega, weight  # not converted: omega holds w_y exactly
+        omega = weight[np.reshape(self.safe, (-1,))]
+        if self.active is not None:
+            omega = np.where(np.reshape(self.active, (-1,)), omega, 0.0)
+        return omega, weight
 
 
 def prepare_labels(
@@ -312,6 +328,7 @@ def prepare_labels(
         weight=w,
         row_weight=zero_where_ignored(row_weight, active, xp=xp),
         unweighted=w is None and active is None,
+        given_weight=weight,
     )
 
 
@@ -398,15 +415,19 @@ class Batch:
             dtype=self.dtype,
         )
 
-    def gradient_scale(self, upstream: object = None) -> Any:
+    def gradient_scale(self, upstream: object = None, normalizer: Any = None) -> Any:
         """The factor of the per-row gradients: the reduction's scale times ``upstream``.
 
         ``upstream`` is None (1), a scalar, or (for ``reduction='none'``) an array of
         the batch shape: the gradient is then that of :math:`\\sum_i u_i L_i`. The
         result is a scalar or an array of the batch shape plus a trailing axis.
+        ``normalizer``: :math:`\\sum_i \\omega_i` to use for ``'mean'`` (the fused
+        gradient's, in float64), else :meth:`normalizer`'s.
         """
+        if normalizer is None and self.reduction == "mean":
+            normalizer = self.normalizer()
         scale = scale_for_reduction(
-            self.normalizer(), reduction=self.reduction, xp=self.xp, log_base=self.log_base
+            normalizer, reduction=self.reduction, xp=self.xp, log_base=self.log_base
         )
         if upstream is None:
             return scale

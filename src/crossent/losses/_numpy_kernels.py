@@ -403,6 +403,23 @@ def _exact_ell(rest: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ell, np.where(finite, 1.0 + rest, nothing)
 
 
+def _plain_label_entries(
+    z_y: np.ndarray, terms: GradientTerms, picked: np.ndarray, first: int, stop: int
+) -> np.ndarray:
+    r""":math:`a\,e^{z_y/T - s} - t - b\,u_y` of rows ``first:stop`` in float64 (``z_y``:
+    their labels' logits, float32): the label's entry where :math:`p_y \le 1/2`, free of
+    the float32 exponential's rounding (:math:`10^{-7}` of :math:`a p_y`, many ulps of
+    the entry when it cancels, as it does under label smoothing)."""
+    x = z_y.astype(np.float64)
+    if terms.inv_temperature != 1.0:
+        x *= terms.inv_temperature
+    x -= terms.shift[first:stop]
+    entry = terms.p_coef[first:stop] * np.exp(x) - terms.target_coef[first:stop]
+    if terms.uniform is not None and terms.row_uniform is not None:
+        entry -= terms.row_uniform[first:stop] * terms.uniform[picked]
+    return entry
+
+
 def _label_entries(
     plain: np.ndarray, picked: np.ndarray, terms: GradientTerms, first: int, stop: int
 ) -> np.ndarray:
@@ -498,6 +515,8 @@ def write_gradient(
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
         plain = d[index, picked] - target_coef[first:stop]
+        if not EXACT_ALL:  # p_y from the float64 exp: a p_y - t - b u_y cancels (issue 13)
+            plain = _plain_label_entries(rows[index, picked], terms, picked, first, stop)
         d[index, picked] = _label_entries(plain, picked, terms, first, stop)
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
         out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)

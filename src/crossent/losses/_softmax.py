@@ -118,6 +118,7 @@ from ._reduction import reduce_loss, scale_for_reduction
 from ._terms import (
     SoftmaxRows,
     chain_rule,
+    label_coefficient,
     label_target_gradient,
     label_terms,
     p_coefficient,
@@ -536,21 +537,33 @@ softmax_target_gradient = softmax_gradient
 
 
 def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Array:
-    """The label gradient of a fused problem (:func:`kernel_gradient`)."""
+    """The label gradient of a fused problem (:func:`kernel_gradient`).
+
+    Its coefficients are formed in float64 from the weights as given (issue 13):
+    :math:`A`, :math:`\\omega`, :math:`w` and the ``'mean'`` normaliser rounded to
+    float32 (as the loss holds them) would cost the entries where :math:`A p - w\\odot
+    \\tilde t` cancels many float32 ulps; the kernel rounds each entry once.
+    """
     lab = problem.labels
     assert lab is not None
     shifted_y = problem.shifted_y
     log_p = None if shifted_y is None else _label_log_p(shifted_y, problem.rows)
+    opts = problem.options
+    omega, weight = lab.float64_weights()
+    a = label_coefficient(
+        omega, weight, eps=opts.label_smoothing, classes=problem.fast_logits.shape[-1], xp=np
+    )
+    normalizer = np.add.reduce(omega) if opts.reduction == "mean" else None
     return _kernel_gradient(
         problem.fast_logits,
         lab.safe,
         lse=np.reshape(problem.rows.lse, (-1,)),
-        a=np.reshape(problem.a, (-1,)).astype(np.float64, copy=False),
-        omega=np.reshape(lab.row_weight, (-1,)).astype(np.float64, copy=False),
-        scale=problem.batch.gradient_scale(upstream),
+        a=a,
+        omega=omega,
+        scale=problem.batch.gradient_scale(upstream, normalizer),
         active=lab.active,
-        weight=lab.weight,
-        opts=problem.options,
+        weight=weight,
+        opts=opts,
         out=out,
         label_log_p=log_p,
     )
@@ -813,7 +826,7 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if out is not None:
         check_out(out, lean.logits, dtype=dtype)
     scale = scale_for_reduction(
-        dtype.type(labels.size),
+        np.float64(labels.size),  # (float64 for float32 too: as _fast_gradient's)
         reduction=opts.reduction,
         xp=compat_numpy,
         log_base=opts.log_base,

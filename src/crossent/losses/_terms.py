@@ -42,6 +42,7 @@ __all__ = [
     "LabelledSoftmax",
     "SoftmaxRows",
     "chain_rule",
+    "label_coefficient",
     "label_target_gradient",
     "label_terms",
     "labelled_softmax",
@@ -203,11 +204,27 @@ def label_terms(
         return row_weight, shifted_y if unweighted else weighted_term(row_weight, shifted_y, xp=xp)
     assert smooth_b is not None  # computed whenever smoothing is on
     keep, spread = smoothing_coefficients(eps, classes)
-    total_w = float(classes) if weight is None else xp.sum(weight)
     # The label's coefficient is (1 - eps) w_y: 0 for eps = 1 too, where sigma_y = -inf
     # would otherwise give 0 * -inf (found by the fused-vs-generic property test).
     b = weighted_term(keep * row_weight, shifted_y, xp=xp) + spread * smooth_b
-    return keep * row_weight + spread * total_w, b
+    return label_coefficient(row_weight, weight, eps=eps, classes=classes, xp=xp), b
+
+
+def label_coefficient(
+    row_weight: Array, weight: Array | None, *, eps: float, classes: int, xp: ModuleType
+) -> Array:
+    r""":math:`A = (1-\varepsilon)\,w_y + \tfrac{\varepsilon}{C}\sum_c w_c` of
+    :func:`label_terms`, in the dtype of ``row_weight`` and ``weight``.
+
+    The fused gradient passes them in float64 (issue 13): :math:`A p_y - g` cancels as
+    :math:`p_y \to g/A`, so :math:`A` rounded to float32 (half an ulp) would cost the
+    label's entry many float32 ulps.
+    """
+    if not eps:
+        return row_weight
+    keep, spread = smoothing_coefficients(eps, classes)
+    total_w = float(classes) if weight is None else xp.sum(weight)
+    return keep * row_weight + spread * total_w
 
 
 def label_target_gradient(
