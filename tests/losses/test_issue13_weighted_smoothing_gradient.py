@@ -225,6 +225,8 @@ def test_loss_values(path: str, reduction: str) -> None:
                 z, y, weight=w, label_smoothing=0.1, temperature=t, reduction=reduction
             )
             _, _, exact = _oracle(z, y, w, 0.1, t, reduction)
-            pairs = zip(np.ravel(got), exact) if reduction == "none" else [(got, exact)]
+            pairs = (
+                zip(np.ravel(got), exact, strict=True) if reduction == "none" else [(got, exact)]
+            )
             for value, oracle in pairs:
                 assert _ulps(value, oracle, np.float32) <= 2.0
