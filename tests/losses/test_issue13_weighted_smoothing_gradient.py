@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.losses import _cpu_kernels, _numpy_kernels
+from crossent.losses import _cpu_kernels, _numpy_kernels, _softmax_small
 
 mpmath.mp.dps = 50
 
@@ -78,6 +78,11 @@ def _ulps(got: Any, exact: Any, dtype: Any) -> float:
     return float(abs(mpmath.mpf(float(got)) - exact)) / spacing
 
 
+def _weight(w: Any) -> dict[str, Any]:
+    """``weight=w``, or no keyword for None (which the compiled small calls take)."""
+    return {} if w is None else {"weight": w}
+
+
 def _check_gradient(
     z: np.ndarray,
     y: np.ndarray,
@@ -90,7 +95,7 @@ def _check_gradient(
 ) -> None:
     """Every entry within ``ulps_allowed`` ulps (and ``_SLACK`` of its terms)."""
     grad = crossent.softmax_cross_entropy_grad(
-        z, y, weight=w, label_smoothing=eps, temperature=t, reduction=reduction, **kw
+        z, y, label_smoothing=eps, temperature=t, reduction=reduction, **kw, **_weight(w)
     )
     exact, size, _ = _oracle(z, y, w, eps, t, reduction, kw.get("ignore_index", -1))
     dtype = grad.dtype.type
@@ -185,6 +190,7 @@ def test_confident_labels_and_ignored_rows(path: str) -> None:
 def test_small_compiled_calls(shape: tuple[int, int], dtype: Any) -> None:
     """The compiled small calls (smoothing, no class weights): A and 1/N in float64, so
     that each entry is rounded once (1/N rounded to float32 first: up to an ulp)."""
+    assert _softmax_small.takes(np.zeros(shape, dtype), np.zeros(shape[0], np.int64), None)
     rng = np.random.default_rng(shape[0])
     for t in (0.7, 1.0):
         for eps in (0.1, 0.3, 0.7):
