@@ -160,9 +160,9 @@ def test_batch(
     grad = losses.softmax_cross_entropy_grad(
         z, labels, reduction=reduction, temperature=temperature, label_smoothing=eps
     )
-    # the mean's 1/N: formed in float64 for float32 results too (the weighted-smoothing
-    # fix, test_issue13_weighted_smoothing_gradient.py), so each entry is rounded once
-    scale = 1.0 if reduction == "sum" else 1.0 / len(labels)
+    fmt = np.asarray(grad).dtype.type
+    # the mean's 1/N as the library forms it: in the result's dtype (float32: rounded)
+    scale = 1.0 if reduction == "sum" else float(fmt(1.0) / fmt(len(labels)))
     exact, sizes = _exact(classes, dtype, temperature, eps, scale=scale)
     _check(_label_entries(grad, labels), exact, sizes, np.asarray(grad).dtype.name)
 

@@ -1,22 +1,24 @@
-"""Issue 13: the label-smoothed (and class-weighted) gradient against an mpmath oracle.
+r"""Issue 13: the label-smoothed (and class-weighted) gradient against an mpmath oracle.
 
-With label smoothing the gradient :math:`(A p_j - w_j\\tilde t_j)/T/\\text{norm}` cancels
-wherever :math:`A p_j \\approx w_j\\tilde t_j` (the label's entry at any confidence, and
-every other entry near :math:`p_j = \\tfrac{\\varepsilon}{C} w_j / A`). The fused
-gradient formed :math:`A = (1-\\varepsilon)w_y + \\tfrac{\\varepsilon}{C}\\sum_c w_c`,
-:math:`\\tfrac{\\varepsilon}{C} w`, the ``'mean'`` normaliser and its reciprocal in
-float32 (the loss's row weights, and class weights rounded to the logits' dtype), so
-those entries came out 10-70 float32 ulps off (thousands at V = 1000, near the
-cancellation); the compiled small call did the same for :math:`A` and :math:`1/N`.
-Now they are formed in float64 from the weights as given and the kernel rounds each
-entry once: every float32 entry is within 1 ulp, give or take what the float64
-arithmetic and the row statistics' :math:`\\ell` (about 1e-11 relative in Numba's
+With label smoothing the gradient :math:`(A p_j - w_j\tilde t_j)/T/\text{norm}` cancels
+wherever :math:`A p_j \approx w_j\tilde t_j` (the label's entry at any confidence, and
+every other entry near :math:`p_j = \tfrac{\varepsilon}{C} w_j / A`). The fused
+gradient formed :math:`A = (1-\varepsilon)w_y + \tfrac{\varepsilon}{C}\sum_c w_c` and
+:math:`\tfrac{\varepsilon}{C} w` in float32 (the loss's row weights, the class weights
+rounded to the logits' dtype), so those entries came out 10-70 float32 ulps off
+(thousands at V = 1000, near the cancellation); the NumPy twins also formed the
+label's entry below :math:`p_y = 1/2` from their float32 exponential. Now the
+coefficients are formed in float64 from the weights as given and each entry is
+rounded once: every float32 entry is within 1 ulp, give or take what the float64
+arithmetic and the row statistics' :math:`\ell` (about 1e-11 relative in Numba's
 kernel) lose where the entry cancels (``_SLACK`` times the size of its terms).
 
 The oracle is the documented loss, differentiated by hand, at 50 digits:
-:math:`L_i = (1-\\varepsilon)w_{y_i}(\\mathrm{LSE}_i - z'_{iy_i}) + \\tfrac{\\varepsilon}{C}
-\\sum_c w_c(\\mathrm{LSE}_i - z'_{ic})` with :math:`z' = z/T`, ``'mean'`` divided by
-:math:`\\sum_i w_{y_i}` (PyTorch's), the weights taken as given (float64 digits too).
+:math:`L_i = (1-\varepsilon)w_{y_i}(\mathrm{LSE}_i - z'_{iy_i}) + \tfrac{\varepsilon}{C}
+\sum_c w_c(\mathrm{LSE}_i - z'_{ic})` with :math:`z' = z/T`, the weights as given
+(float64 digits too), ``'mean'`` times :math:`1/\sum_i w_{y_i}` (PyTorch's) as the
+library forms it, in the compute dtype (``crossent.torch``'s mean hands that scale to
+its backward as the upstream gradient, and the two agree bit for bit).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _oracle(
     wv = [mpmath.mpf(float(x)) for x in np.asarray(np.ones(classes) if w is None else w, float)]
     e = mpmath.mpf(eps)
     total_w = mpmath.fsum(wv)
-    norm = mpmath.fsum(wv[int(y[i])] for i in rows) if reduction == "mean" else 1
+    norm = 1 / _mean_scale(w, y[rows], z.dtype) if reduction == "mean" else 1
     grad = np.full((n, classes), mpmath.mpf(0), dtype=object)
     size = np.full((n, classes), mpmath.mpf(0), dtype=object)
     losses = []
@@ -70,6 +72,16 @@ def _oracle(
             size[i, j] = (abs(a * mpmath.exp(log_p)) * (1 + abs(log_p)) + target) / t / norm
     loss = losses if reduction == "none" else mpmath.fsum(losses) / norm
     return grad, size, loss
+
+
+def _mean_scale(w: Any, labels: np.ndarray, dtype: Any) -> Any:
+    """``'mean'``'s 1/sum(w_y) as the library forms it (and ``crossent.torch``, whose mean
+    hands it to the backward as the upstream gradient): the sum of the weights in the
+    compute dtype, rounded to it, and its reciprocal in it."""
+    fmt = np.dtype(dtype).type
+    w_y = np.ones(len(labels)) if w is None else np.asarray(w).astype(fmt)[labels]
+    total = fmt(np.sum(w_y.astype(np.float64)))
+    return mpmath.mpf(float(fmt(1.0) / total))
 
 
 def _ulps(got: Any, exact: Any, dtype: Any) -> float:
@@ -188,8 +200,8 @@ def test_confident_labels_and_ignored_rows(path: str) -> None:
 @pytest.mark.parametrize("shape", [(1, 10), (3, 10), (6, 10), (8, 10)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_small_compiled_calls(shape: tuple[int, int], dtype: Any) -> None:
-    """The compiled small calls (smoothing, no class weights): A and 1/N in float64, so
-    that each entry is rounded once (1/N rounded to float32 first: up to an ulp)."""
+    """The compiled small calls (smoothing, no class weights): each entry rounded once,
+    A in float64 as on the full path."""
     assert _softmax_small.takes(np.zeros(shape, dtype), np.zeros(shape[0], np.int64), None)
     rng = np.random.default_rng(shape[0])
     for t in (0.7, 1.0):

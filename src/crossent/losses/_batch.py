@@ -415,19 +415,15 @@ class Batch:
             dtype=self.dtype,
         )
 
-    def gradient_scale(self, upstream: object = None, normalizer: Any = None) -> Any:
+    def gradient_scale(self, upstream: object = None) -> Any:
         """The factor of the per-row gradients: the reduction's scale times ``upstream``.
 
         ``upstream`` is None (1), a scalar, or (for ``reduction='none'``) an array of
         the batch shape: the gradient is then that of :math:`\\sum_i u_i L_i`. The
         result is a scalar or an array of the batch shape plus a trailing axis.
-        ``normalizer``: :math:`\\sum_i \\omega_i` to use for ``'mean'`` (the fused
-        gradient's, in float64), else :meth:`normalizer`'s.
         """
-        if normalizer is None and self.reduction == "mean":
-            normalizer = self.normalizer()
         scale = scale_for_reduction(
-            normalizer, reduction=self.reduction, xp=self.xp, log_base=self.log_base
+            self.normalizer(), reduction=self.reduction, xp=self.xp, log_base=self.log_base
         )
         if upstream is None:
             return scale

@@ -284,13 +284,16 @@ def label_gradient(
     if suspect:
         return False
     n, classes = z.shape
-    # In float64, as the full path's _fast_gradient forms them (issue 13): 1 / n, then
-    # / ln b; A = (1 - eps) + (eps / C) C
-    scale = 1.0 / n if reduction == MEAN else 1.0
-    if log_base != 0.0:
-        scale = scale / log_base
+    if reduction == MEAN:  # NumPy: 1.0 / np.float32(n), then / ln b, in float32
+        scale32 = np.float32(1.0) / np.float32(n)
+        if log_base != 0.0:
+            scale32 = scale32 / np.float32(log_base)
+        scale = float(scale32)
+    else:
+        scale = 1.0 / log_base if log_base != 0.0 else 1.0
     row_scale = scale / temperature
     keep = 1.0 - eps
+    # A = (1 - eps) + (eps / C) C in float64, as _fast_gradient forms it (issue 13)
     a = keep + (eps / classes) * np.float64(classes) if eps != 0.0 else 1.0
     lse = np.empty(n)
     p_coef = np.empty(n)

@@ -540,9 +540,11 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     """The label gradient of a fused problem (:func:`kernel_gradient`).
 
     Its coefficients are formed in float64 from the weights as given (issue 13):
-    :math:`A`, :math:`\\omega`, :math:`w` and the ``'mean'`` normaliser rounded to
-    float32 (as the loss holds them) would cost the entries where :math:`A p - w\\odot
-    \\tilde t` cancels many float32 ulps; the kernel rounds each entry once.
+    :math:`A`, :math:`\\omega` and :math:`w` rounded to float32 (as the loss holds
+    them) would cost the entries where :math:`A p - w\\odot\\tilde t` cancels many
+    float32 ulps; the kernel rounds each entry once. The ``'mean'`` scale stays
+    :math:`1/\\sum_i\\omega_i` in the compute dtype (an ulp of it at most): it is what
+    ``crossent.torch``'s mean hands its backward as the upstream gradient (bit for bit).
     """
     lab = problem.labels
     assert lab is not None
@@ -553,14 +555,13 @@ def _fast_gradient(problem: SoftmaxProblem, *, upstream: object, out: Any) -> Ar
     a = label_coefficient(
         omega, weight, eps=opts.label_smoothing, classes=problem.fast_logits.shape[-1], xp=np
     )
-    normalizer = np.add.reduce(omega) if opts.reduction == "mean" else None
     return _kernel_gradient(
         problem.fast_logits,
         lab.safe,
         lse=np.reshape(problem.rows.lse, (-1,)),
         a=a,
         omega=omega,
-        scale=problem.batch.gradient_scale(upstream, normalizer),
+        scale=problem.batch.gradient_scale(upstream),
         active=lab.active,
         weight=weight,
         opts=opts,
@@ -826,7 +827,7 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if out is not None:
         check_out(out, lean.logits, dtype=dtype)
     scale = scale_for_reduction(
-        np.float64(labels.size),  # (float64 for float32 too: as _fast_gradient's)
+        dtype.type(labels.size),
         reduction=opts.reduction,
         xp=compat_numpy,
         log_base=opts.log_base,
