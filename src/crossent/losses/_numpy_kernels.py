@@ -93,13 +93,19 @@ EXACT_BELOW = 4.0
 
 
 def _avx512_exp() -> bool:
-    """Whether NumPy runs its AVX-512F loops here (float64 ``exp`` eight lanes wide)."""
+    """Whether NumPy runs its AVX-512 loops here (float64 ``exp`` eight lanes wide).
+
+    NumPy 2.4 and later dispatch them as ``X86_V4``; before, as ``AVX512F``. The
+    dispatch target's flag, not the CPU's ``AVX512F`` alone: ``NPY_DISABLE_CPU_FEATURES``
+    turns the target off (``benchmarks/emulate_avx2.sh``) while NumPy 2.4 still reports
+    the CPU's ``AVX512F``, and its float64 ``exp`` is then the scalar one.
+    """
     for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
         try:
             features = importlib.import_module(name).__cpu_features__
         except (ImportError, AttributeError):
             continue
-        return bool(features.get("AVX512F", False))
+        return bool(features.get("X86_V4", features.get("AVX512F", False)))
     return False
 
 
