@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=32000)
     args = parser.parse_args()
     _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
+    import torch  # noqa: F401 - before the machine line, which reports its capability
+
     default = _numpy_kernels.EXACT_ALL
     print(
         f"machine: {cpu_name()}, {vector_width()}, load average {os.getloadavg()[0]:.2f}; "

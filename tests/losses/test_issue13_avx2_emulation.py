@@ -8,7 +8,8 @@ so the flag is read from the dispatch target. ``benchmarks/emulate_avx2.sh`` set
 NumPy's, PyTorch's and Numba's knobs so that an AVX-512 machine runs the AVX2 code
 paths; the last test runs a probe through it and checks that each knob took effect.
 Checked against the mutants: ``_avx512_exp`` reading ``AVX512F`` alone fails the
-first two tests (the second on an AVX-512 machine); the script without
+first test (NumPy 2.4's flags with X86_V4 off) and, on an AVX-512 machine, the third;
+the script without
 ``NUMBA_CPU_FEATURES`` (``NUMBA_CPU_NAME`` alone keeps the host's AVX-512) or without
 ``NPY_DISABLE_CPU_FEATURES`` fails the third.
 """
