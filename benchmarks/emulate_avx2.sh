@@ -17,6 +17,9 @@
 #   NumPy then runs its X86_V3 (AVX2) loops, e.g. a scalar float64 exp (4.7 ns against
 #   1.2 ns an entry on the Xeon) and an AVX2 float32 one. NumPy 2.4 still reports
 #   __cpu_features__["AVX512F"] as True (the CPU has it); X86_V4 reads False.
+# * NumPy's OpenBLAS (np.vecdot, matmul): OPENBLAS_CORETYPE=Haswell (threadpoolctl's
+#   "architecture" then reads Haswell, not SkylakeX; OpenBLAS runs its Haswell kernels
+#   on AMD Zen too).
 # * PyTorch: ATEN_CPU_CAPABILITY=avx2 (torch.backends.cpu.get_cpu_capability() says
 #   "AVX2"; its oneDNN/MKL BLAS may still pick AVX-512 kernels: DNNL_MAX_CPU_ISA=AVX2
 #   and MKL_ENABLE_INSTRUCTIONS=AVX2 are set for them too).
@@ -42,6 +45,7 @@ except ImportError:
 print(" ".join(f for f in m.__cpu_dispatch__ if f.startswith(("AVX512", "X86_V4"))))
 ')
 export NPY_DISABLE_CPU_FEATURES
+export OPENBLAS_CORETYPE=Haswell
 export ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 export NUMBA_CPU_NAME=${EMULATE_AVX2_NUMBA_CPU:-znver3}
 NUMBA_CPU_FEATURES=$("$python" -c '
