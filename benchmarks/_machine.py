@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
-__all__ = ["cpu_name", "peak_mib", "timed_seconds", "vector_width"]
+__all__ = ["cpu_name", "emulated_avx2", "peak_mib", "timed_seconds", "vector_width"]
 
 
 def cpu_name() -> str:
@@ -28,7 +30,9 @@ def vector_width() -> str:
 
     From /proc/cpuinfo's flags; LLVM's CPU name (what Numba compiles for, e.g.
     ``emeraldrapids``, ``znver3``) when llvmlite is installed: on Intel's AVX-512 cores
-    LLVM prefers 256-bit vectors unless a kernel asks for wider ones.
+    LLVM prefers 256-bit vectors unless a kernel asks for wider ones. Under
+    ``emulate_avx2.sh`` (``CROSSENT_EMULATED_AVX2`` set): "AVX2 (emulated on ...)", with
+    what each library says it runs (:func:`emulated_avx2`).
     """
     width = "unknown"
     try:
@@ -43,11 +47,42 @@ def vector_width() -> str:
     else:
         if flags:
             width = "SSE/NEON (128 bit)"
+    if os.environ.get("CROSSENT_EMULATED_AVX2"):
+        return f"AVX2 (emulated on {cpu_name()}, {width}: {emulated_avx2()})"
     try:
         from llvmlite import binding
     except ImportError:
         return width
     return f"{width}, LLVM cpu {binding.get_host_cpu_name()}"
+
+
+def emulated_avx2() -> str:
+    """What NumPy, PyTorch and Numba say they run (the knobs of ``emulate_avx2.sh``).
+
+    NumPy: the target of its float64 ``exp`` loop (``X86_V3``: AVX2; ``X86_V4`` or
+    ``AVX512*``: the knob did not take); PyTorch (when imported): its ATen CPU
+    capability; Numba (when installed): the CPU name and whether its features keep
+    ``avx512f``.
+    """
+    parts = []
+    try:
+        from numpy.lib.introspect import opt_func_info
+
+        exp = opt_func_info(func_name="^exp$", signature="float64")["exp"]["dd"]["current"]
+        parts.append(f"NumPy float64 exp {exp}")
+    except (ImportError, KeyError, TypeError):
+        parts.append("NumPy float64 exp target unknown")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    try:
+        import numba
+    except ImportError:
+        return ", ".join(parts)
+    features = numba.config.CPU_FEATURES or ""
+    avx512 = "+avx512f" in features or numba.config.CPU_FEATURES is None
+    parts.append(f"Numba {numba.config.CPU_NAME or 'host'}{' with AVX-512' if avx512 else ''}")
+    return ", ".join(parts)
 
 
 def _resident_kib() -> tuple[int, int] | None:
