@@ -34,7 +34,16 @@ if [ $# -eq 0 ]; then
     echo "usage: $0 command [args...]  (e.g. python bench_softmax_ce.py --no-numba)" >&2
     exit 2
 fi
-python=${PYTHON:-python}
+# the interpreter whose NumPy and llvmlite are asked: $PYTHON, else the command itself
+# when it is a Python, else `python` (a different interpreter could lack llvmlite, and
+# Numba would then keep the host's AVX-512 features without a word)
+if [ -n "${PYTHON:-}" ]; then
+    python=$PYTHON
+elif [[ $(basename "$1") == python* ]]; then
+    python=$1
+else
+    python=python
+fi
 # shellcheck disable=SC2016
 NPY_DISABLE_CPU_FEATURES=$("$python" -c '
 import numpy as np
@@ -52,6 +61,8 @@ NUMBA_CPU_FEATURES=$("$python" -c '
 try:
     from llvmlite import binding
 except ImportError:
+    import sys
+    print("emulate_avx2.sh: no llvmlite in this Python: Numba not emulated", file=sys.stderr)
     raise SystemExit
 features = binding.get_host_cpu_features()
 for name in features:
