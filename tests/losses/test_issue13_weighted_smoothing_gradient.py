@@ -23,6 +23,7 @@ its backward as the upstream gradient, and the two agree bit for bit).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import mpmath
@@ -154,9 +155,10 @@ def _weights(kind: str, classes: int, rng: np.random.Generator) -> Any:
 
 
 def _temperatures(path: str) -> tuple[float, ...]:
-    # The NumPy twins' row statistics at T != 1 are float32 passes (ell to about 1e-8,
-    # a separate matter from this one): the coefficients are checked at T = 1 there.
-    return (0.7, 1.0, 2.5) if path == "numba" else (1.0,)
+    # The NumPy twins' row statistics at T != 1 without EXACT_ALL are float32 passes
+    # (ell to about 1e-8, a separate matter from this one): the coefficients are checked
+    # at T = 1 there. With EXACT_ALL every temperature takes the float64 rows.
+    return (1.0,) if path == "numpy" else (0.7, 1.0, 2.5)
 
 
 def test_reported_example(path: str) -> None:
@@ -248,3 +250,24 @@ def test_loss_values(path: str, reduction: str) -> None:
             )
             for value, oracle in pairs:
                 assert _ulps(value, oracle, np.float32) <= 2.0
+
+
+@pytest.mark.parametrize("temperature", [0.7, 2.5])
+@pytest.mark.parametrize("need_sum", [False, True])
+def test_numpy_exact_all_ell_at_any_temperature(
+    monkeypatch: pytest.MonkeyPatch, temperature: float, need_sum: bool
+) -> None:
+    """With ``EXACT_ALL`` the NumPy twins' ``ell`` at T != 1 is the float64 rows' (it
+    was the float32 passes', about 2e-8 relative off at T = 0.7), against math.fsum."""
+    from crossent.losses._kernel_inputs import StatisticsOptions
+
+    monkeypatch.setattr(_numpy_kernels, "EXACT_ALL", True)
+    rng = np.random.default_rng(7)
+    z = (rng.standard_normal((64, 1000)) * 3).astype(np.float32)
+    y = rng.integers(0, 1000, 64)
+    options = StatisticsOptions(inv_temperature=1.0 / temperature, need_sum=need_sum)
+    _, ell, *_ = _numpy_kernels.row_statistics(z, y, options)
+    scaled = z.astype(np.float64) / temperature
+    top = scaled.max(axis=1, keepdims=True)
+    exact = np.array([math.log(math.fsum(row)) for row in np.exp(scaled - top)])
+    np.testing.assert_allclose(ell, exact, rtol=1e-13, atol=0.0)

@@ -43,9 +43,11 @@ gradient: eight float32 passes, one ``exp``, one product and one sum. A block wh
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product, and its rows take
 :func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. Where NumPy runs
-AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at T = 1: one
-float32 max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there
-than the float32 passes (their ten or so ufunc calls per block against five) and
+AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at any
+temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left :math:`\ell` about
+2e-8 relative off, which the gradient's cancelling entries magnify): one float32
+max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there than
+the float32 passes (their ten or so ufunc calls per block against five) and
 within a float64 ulp or two per term; the gradient there takes its float64 path with a
 float64 ``exp`` (each entry but the label's rounded once from float64).
 
@@ -109,7 +111,7 @@ def _avx512_exp() -> bool:
     return False
 
 
-#: Whether every row takes :func:`_exact_rest` at T = 1 (float64 ``exp``), none the
+#: Whether every row takes :func:`_exact_rest` at any T (float64 ``exp``), none the
 #: float32 passes: on AVX-512 machines, where that is the faster of the two
 #: (benchmarks/bench_numpy_kernels_ab.py on the Xeon, 4096 x 32000, two runs at load
 #: average 1.6-2.6: 0.44-0.51x the time on peaked logits, 0.61-0.74x on random ones)
@@ -122,7 +124,8 @@ def _avx512_exp() -> bool:
 EXACT_ALL = _avx512_exp()
 
 #: Whether :func:`row_statistics` takes :func:`_exp_sum32`'s float32 passes at T = 1
-#: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare).
+#: (else :func:`_exp_sum` on a float64 copy, as with a temperature; the tests compare),
+#: and, with :data:`EXACT_ALL`, :func:`_exact_rest` at every T (off: :func:`_exp_sum`).
 FLOAT32_PASSES = True
 
 #: From this many logits on, the rows are split among one thread per available core
@@ -231,7 +234,10 @@ def row_statistics(
     # benchmarks/bench_numpy_kernels_ab.py, two runs on the Xeon) and more memory.
     # With EXACT_ALL, the float64 one alone (512 KiB a thread).
     wide = need_sum or not fast
-    exact_all = fast and EXACT_ALL  # every row by _exact_rest: no float32 buffer
+    # every row by _exact_rest (no float32 buffer), at any temperature: _exp_sum's
+    # float32 exp left ell about 1e-8 relative off at T != 1, which the gradient's
+    # cancelling entries (label smoothing) magnify (issue 13)
+    exact_all = EXACT_ALL and FLOAT32_PASSES
     dtypes = (np.float64,) if exact_all else (np.float32, np.float64)
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
@@ -245,7 +251,7 @@ def row_statistics(
                 d *= inv_t
             if need_sum:
                 sum_out[first:stop] = d.sum(axis=1) if w is None else d[:, w[0]] @ w[1]
-            if not fast:
+            if not fast and not exact_all:
                 s[...] = _exp_sum(d, buffers[0])
         if exact_all:
             rest[first:stop] = _exact_rest(rows, t, inv_t, out=d)
