@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import mpmath
+import numpy as np
 
 mpmath.mp.dps = 50
 INF = mpmath.inf
@@ -95,3 +96,39 @@ def cross_entropy_with_logits(p: Sequence[float], logits: Sequence[float]) -> fl
     """H(P, softmax(z)) in mpmath throughout."""
     log_q = _log_softmax_mp(logits)
     return float(-mpmath.fsum(x * lq for x, lq in zip(_mp(p), log_q, strict=True) if x > 0))
+
+
+def label_gap_rows(
+    classes: int, gaps: Sequence[int], offsets: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (float64) and labels of every (gap, offset): the label ``gap`` above the row's
+    other logits, the largest of them at ``offset`` and the rest up to 8 below, on a grid
+    of 2^-20 (every ``z_c - z_y`` exact in float64: a float64 input's exponent is
+    otherwise off by an ulp of it, tens of ulps of ``e^(z_c - z_y)``)."""
+    rng = np.random.default_rng(classes)
+    rows, labels = [], []
+    for gap in gaps:
+        for offset in offsets:
+            row = offset - rng.uniform(0.0, 8.0, classes)
+            row[rng.integers(classes)] = offset
+            label = int(rng.integers(classes))
+            row[label] = offset + gap
+            rows.append(np.round(row * 2.0**20) / 2.0**20)
+            labels.append(label)
+    return np.asarray(rows), np.asarray(labels, dtype=np.int64)
+
+
+def label_p_minus_one(
+    z: np.ndarray, labels: np.ndarray, temperature: float
+) -> tuple[mpmath.mpf, ...]:
+    r""":math:`p_y - 1 = -r/(1 + r)`, :math:`r = \sum_{c \ne y} e^{(z_c - z_y)/T}`, per row
+    of ``z`` (its values as stored, each converted exactly)."""
+    t = mpmath.mpf(temperature)
+    out = []
+    for row, label in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
+        top = mpmath.mpf(float(row[label]))
+        rest = mpmath.fsum(
+            mpmath.exp((mpmath.mpf(float(x)) - top) / t) for c, x in enumerate(row) if c != label
+        )
+        out.append(-rest / (1 + rest))
+    return tuple(out)

@@ -30,6 +30,8 @@ from crossent import losses
 from crossent.losses import _cpu_kernels, _numpy_kernels
 from crossent.losses._kernel_inputs import GradientTerms, StatisticsOptions
 
+import oracles
+
 mpmath.mp.dps = 40
 
 GAPS = list(range(41))
@@ -50,42 +52,15 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 
 @functools.cache
 def _case(classes: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of every (gap, offset): the label ``gap`` above the row's other logits (the
-    largest of them at ``offset``, the rest up to 8 below), in ``dtype``."""
-    rng = np.random.default_rng(classes)
-    rows, labels = [], []
-    for gap in GAPS:
-        for offset in OFFSETS:
-            row = offset - rng.uniform(0.0, 8.0, classes)
-            row[rng.integers(classes)] = offset
-            label = int(rng.integers(classes))
-            row[label] = offset + gap
-            # on a grid of 2^-20: every z_c - z_y exact in float64 (a float64 input's
-            # exponent is otherwise off by an ulp of it, tens of ulps of e^(z_c - z_y))
-            rows.append(np.round(row * 2.0**20) / 2.0**20)
-            labels.append(label)
-    return np.asarray(rows).astype(dtype), np.asarray(labels, dtype=np.int64)
-
-
-def _minus_rest(z: np.ndarray, labels: np.ndarray, temperature: float) -> tuple[mpmath.mpf, ...]:
-    """:math:`p_y - 1 = -r/(1 + r)`, :math:`r = \\sum_{c \\ne y} e^{(z_c - z_y)/T}`, per
-    row of ``z`` (the values as stored), by mpmath."""
-    out = []
-    for row, label in zip(z.astype(np.float64), labels, strict=True):
-        top = mpmath.mpf(float(row[label]))
-        rest = mpmath.fsum(
-            mpmath.exp((mpmath.mpf(float(x)) - top) / mpmath.mpf(temperature))
-            for c, x in enumerate(row)
-            if c != label
-        )
-        out.append(-rest / (1 + rest))
-    return tuple(out)
+    """:func:`oracles.label_gap_rows` over ``GAPS`` and ``OFFSETS``, in ``dtype``."""
+    rows, labels = oracles.label_gap_rows(classes, GAPS, OFFSETS)
+    return rows.astype(dtype), labels
 
 
 @functools.cache
 def _p_minus_one(classes: int, dtype: str, temperature: float) -> tuple[mpmath.mpf, ...]:
-    """:func:`_minus_rest` of ``_case(classes, dtype)``."""
-    return _minus_rest(*_case(classes, dtype), temperature)
+    """:func:`oracles.label_p_minus_one` of ``_case(classes, dtype)``."""
+    return oracles.label_p_minus_one(*_case(classes, dtype), temperature)
 
 
 def _exact(
@@ -259,7 +234,10 @@ def _exact_of(z: np.ndarray, labels: np.ndarray, temperature: float, eps: float)
     """The exact label entries of ``z``: c = 1/T, g = (1 - eps)/T, b u_y = eps/(C T)."""
     e, t, classes = mpmath.mpf(eps), mpmath.mpf(temperature), z.shape[1]
     return np.asarray(
-        [float((q + e - e / classes) / t) for q in _minus_rest(z, labels, temperature)]
+        [
+            float((q + e - e / classes) / t)
+            for q in oracles.label_p_minus_one(z, labels, temperature)
+        ]
     )
 
 

@@ -33,6 +33,8 @@ from crossent import losses  # noqa: E402
 from crossent.losses._softmax import prepare_softmax_labels, softmax_label_gradient  # noqa: E402
 from crossent.torch import _backend, _launch, _ops  # noqa: E402
 
+import oracles  # noqa: E402
+
 # Inductor's and AOTAutograd's code call a deprecated torch.jit API.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
 
@@ -54,36 +56,18 @@ _NO_OPTIONS = {"label_smoothing": 0.0, "z_loss": 0.0, "temperature": 1.0, "soft_
 
 @functools.cache
 def _case(classes: int, dtype: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of every (gap, offset): the label ``gap`` above the row's other logits (the
-    largest of them at ``offset``, the rest up to 8 below), stored in ``dtype``."""
-    rng = np.random.default_rng(classes)
-    rows, labels = [], []
-    for gap in GAPS:
-        for offset in OFFSETS:
-            row = offset - rng.uniform(0.0, 8.0, classes)
-            row[rng.integers(classes)] = offset
-            label = int(rng.integers(classes))
-            row[label] = offset + gap
-            rows.append(np.round(row * 2.0**20) / 2.0**20)
-            labels.append(label)
-    z = torch.from_numpy(np.asarray(rows, dtype=np.float32)).to(DTYPES[dtype])
-    return z, torch.tensor(labels)
+    """:func:`oracles.label_gap_rows` over ``GAPS`` and ``OFFSETS``, stored in ``dtype``."""
+    rows, labels = oracles.label_gap_rows(classes, GAPS, OFFSETS)
+    z = torch.from_numpy(rows.astype(np.float32)).to(DTYPES[dtype])
+    return z, torch.from_numpy(labels)
 
 
 @functools.cache
 def _p_minus_one(classes: int, dtype: str, temperature: float) -> tuple[mpmath.mpf, ...]:
-    """:math:`p_y - 1 = -r/(1 + r)`, :math:`r = \\sum_{c \\ne y} e^{(z_c - z_y)/T}`, per row
-    of ``_case(classes, dtype)`` (the values as stored), by mpmath."""
+    """:func:`oracles.label_p_minus_one` of ``_case(classes, dtype)`` (the values as
+    stored)."""
     z, labels = _case(classes, dtype)
-    t = mpmath.mpf(temperature)
-    out = []
-    for row, label in zip(z.double().numpy(), labels.tolist(), strict=True):
-        top = mpmath.mpf(float(row[label]))
-        rest = mpmath.fsum(
-            mpmath.exp((mpmath.mpf(float(x)) - top) / t) for c, x in enumerate(row) if c != label
-        )
-        out.append(-rest / (1 + rest))
-    return tuple(out)
+    return oracles.label_p_minus_one(z.double().numpy(), labels.numpy(), temperature)
 
 
 def _exact(
