@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import sys
 import time
 import tracemalloc
@@ -149,3 +150,21 @@ def interleaved_thread_times(
             fn()
             seconds[key].append(time.thread_time() - start)
     return seconds
+
+
+def interleaved_wall_medians(
+    calls: Mapping[Key, Callable[[], object]], turns: int
+) -> dict[Key, float]:
+    """Each call's median wall-clock seconds over ``turns`` rounds: in a round every call
+    in turn, after a 0.3 s pause, three times, the first untimed (so that one call's
+    freed memory or cache state does not land on the next one's first call)."""
+    seconds: dict[Key, list[float]] = {key: [] for key in calls}
+    for _ in range(turns):
+        for key, fn in calls.items():
+            time.sleep(0.3)
+            for step in range(3):
+                start = time.perf_counter()
+                fn()
+                if step:
+                    seconds[key].append(time.perf_counter() - start)
+    return {key: statistics.median(times) for key, times in seconds.items()}

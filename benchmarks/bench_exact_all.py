@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -30,7 +28,7 @@ import crossent
 from bench_softmax_ce import make_logits
 from crossent.losses import _cpu_kernels, _numpy_kernels
 
-from _machine import cpu_name, vector_width
+from _machine import cpu_name, interleaved_wall_medians, vector_width
 
 
 def _setting(value: bool, fn: Callable[[], object]) -> Callable[[], object]:
@@ -77,18 +75,9 @@ def compare(kind: str, args: argparse.Namespace) -> None:
     }
     losses = {value: _setting(value, forward)() for value in (True, False)}
     for task, calls in tasks.items():
-        seconds: dict[str, list[float]] = {name: [] for name in calls}
         for fn in calls.values():
             fn()
-        for _ in range(args.turns):
-            for name, fn in calls.items():
-                time.sleep(0.3)
-                for step in range(3):
-                    start = time.perf_counter()
-                    fn()
-                    if step:
-                        seconds[name].append(time.perf_counter() - start)
-        median = {name: statistics.median(times) for name, times in seconds.items()}
+        median = interleaved_wall_medians(calls, args.turns)
         eager = median["torch eager"]
         print(
             f"{kind} {task}: "

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +28,7 @@ import crossent
 from bench_softmax_ce import make_logits
 from crossent.losses import _cpu_kernels, _softmax
 
-from _machine import cpu_name, vector_width
+from _machine import cpu_name, interleaved_wall_medians, vector_width
 
 
 def load_kernels(src: Path) -> ModuleType:
@@ -63,16 +61,7 @@ def compare(kind: str, trees: dict[str, ModuleType], args: argparse.Namespace) -
     calls = {name: ours(kernels) for name, kernels in trees.items()}
     calls["torch eager"] = lambda: float(F.cross_entropy(z, y))
     losses = {name: fn() for name, fn in calls.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(args.turns):
-        for name, fn in calls.items():
-            time.sleep(0.3)
-            for step in range(3):
-                start = time.perf_counter()
-                fn()
-                if step:
-                    seconds[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(times) for name, times in seconds.items()}
+    median = interleaved_wall_medians(calls, args.turns)
     eager = median["torch eager"]
     print(
         f"{kind}: "
