@@ -505,10 +505,7 @@ def write_gradient(
             if (sign[first:stop] != 1.0).any():
                 g *= sign[first:stop, None]
             # the label's a p_y - t in float64, rounded once: p_y - 1 cancels
-            plain = (
-                p_coef[first:stop] * np.exp(rows[index, picked] - shift[first:stop])
-                - target_coef[first:stop]
-            )
+            plain = _plain_label_entries(rows[index, picked], terms, picked, first, stop)
             g[index, picked] = _label_entries(plain, picked, terms, first, stop)
             if out.dtype != np.float32:
                 out[first:stop] = encode_like(g, out.dtype)
@@ -530,8 +527,9 @@ def write_gradient(
         d *= p_coef[first:stop, None]
         if u is not None and row_uniform is not None:
             d -= np.multiply.outer(row_uniform[first:stop], u)
-        plain = d[index, picked] - target_coef[first:stop]
-        if not EXACT_ALL:  # p_y from the float64 exp: a p_y - t - b u_y cancels (issue 13)
+        if EXACT_ALL:  # d holds the float64 exp's a p_y - b u_y already
+            plain = d[index, picked] - target_coef[first:stop]
+        else:  # p_y from the float64 exp: a p_y - t - b u_y cancels (issue 13)
             plain = _plain_label_entries(rows[index, picked], terms, picked, first, stop)
         d[index, picked] = _label_entries(plain, picked, terms, first, stop)
         hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
