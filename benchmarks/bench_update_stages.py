@@ -43,6 +43,49 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
   dispatch), "+ entropy" the same (20.4 against 20.6 ms), "everything" 31.5 against
   30.2 ms (min of 21, load 2.4-2.6): the entropy's 40 KiB of terms no longer stay in
   L1 with the rows.
+
+Kept (issue 13, 2026-12-01, same machine; ``--against`` main, min of 9 interleaved,
+one thread, CPU ms; load average 2.3, other engineers' runs):
+
+* float32 rows of at most 16 classes read as one vector tile a row
+  (``_row_kernels_numba.tile_row``: 16 entries from the row's start, the lanes past
+  its classes set aside; sum and squares as a fixed halving tree, the packed maximum,
+  the entries' check, no loop over the classes); the per-chunk functions compiled
+  without reference counting (``_nrt=False``: ``perf record`` showed Numba's atomic
+  ``NRT_incref``/``NRT_decref`` of slices and tuples of arrays at about a fifth of the
+  checks' stage, some 40 pairs a chunk); the rows prefetched 2 KiB ahead (the tile
+  loop waited on its first touch of each row: the ``vcvtps2pd`` load held a third of
+  its samples).  Step by step, "checks and row sums" against main's in the same run:
+  the tile, 12.89 against 13.02 ms (min of 7, load 2.1: no gain measurable, the loop
+  waits on memory); with no reference counting, 8.11 against 9.80 ms (load 2.4);
+  with the prefetch, 5.75 against 9.49 ms (below).  The prefetch distance, this stage
+  alone in one process, min of 30, two runs: none 8.2, 9.1 ms; 512 B 8.0, 9.2; 1 KiB
+  4.7, 5.6; 2 KiB 4.8, 5.2; 4 KiB 4.9, 4.9.  All three:
+
+  ==============================  ======  ======
+  stage                           main    tiles
+  ==============================  ======  ======
+  checks and row sums             9.49    5.75
+  + top label                     11.11   7.57
+  + top, squares (Brier)          13.41   9.80
+  + top, squares, spherical       15.43   11.66
+  + top, bins                     13.07   9.91
+  + surprisal                     10.80   7.11
+  + surprisal, per-class sums     12.02   8.16
+  + surprisal, 10 most surprising 11.08   7.18
+  + entropy                       19.98   15.72
+  everything (update's)           30.62   26.43
+  ==============================  ======  ======
+
+  AVX2 emulated (``emulate_avx2.sh``, znver3 tuning, load 4.4): every stage 3.7 to
+  4.7 ms faster than main, "everything" 45.6 to 41.6 ms.
+
+Tried with the tile and not kept: the tile as Numba code (the 16 entries as a tuple,
+the trees as tuples of sums, the lanes' selects written out): scalar code, 26.8 ms
+against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without the SLP
+vectoriser (``NUMBA_SLP_VECTORIZE`` is 0, a process-wide setting), and a loop of 16 is
+fully unrolled before the loop vectoriser sees it; the tile is therefore written as
+LLVM vector instructions (an intrinsic).
 """
 
 from __future__ import annotations

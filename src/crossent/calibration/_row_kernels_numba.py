@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
-from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS
+from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS, _TILE_CLASSES
 
 __all__ = [
     "add_compensated",
@@ -47,8 +50,11 @@ __all__ = [
     "log_of_quotient",
     "log_positive",
     "log_reduced",
+    "looped_rows",
     "packed",
     "pairwise_sum",
+    "prefetch",
+    "row_pass",
     "row_sums",
     "short_rows",
     "summaries",
@@ -56,12 +62,15 @@ __all__ = [
     "surprisal_array",
     "surprisal_of",
     "suspect_rows",
+    "tile_row",
+    "tiled_rows",
     "top_labels",
     "totals",
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
 _FOLD_LANES = 256  # folded_sum's running sums in totals (as many as a chunk's rows)
+_PREFETCH_ENTRIES = 512  # tiled_rows' prefetch distance: 2 KiB of float32 ahead of a row
 _TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to this many bins
 
 
@@ -134,7 +143,7 @@ def log_of_quotient(f: float, s: float, k: float) -> float:
 # Measured, 10^6 x 10 float32 on the 2-core Emerald Rapids, one thread, CPU time, min
 # of 9 interleaved with main's (loaded machine): the EvaluationState.update kernel 36.5
 # to 33.3 ms, its entropy terms 12.8 to 10.0 ms (float64 entries 14.0 to 10.9 ms).
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def entropy_terms(flat, start, count, terms):
     prefer_wide_vectors()
     # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
@@ -163,10 +172,11 @@ def entropy_terms(flat, start, count, terms):
 
 # Compiled with its own flags (reassociated sums, vectorised) and called from the
 # kernels below, whose compensated sums must not be reassociated.
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def chunk_rows(rows, c0, c1, base, options, buffers):
     # rows: (values, flat, bits, labels); options: (with_top, with_squares,
-    # with_entropy, limit, packed, low); buffers: (floats, predicted, terms).
+    # with_entropy, limit, packed, low); buffers: (floats, predicted, terms, pad),
+    # pad 2 _TILE_CLASSES float32 (tiled_rows' copy of the block's last rows).
     # with_entropy 2: the entropy terms only, left in terms for the caller, when the
     # chunk has no suspect row (every entry in [0, 1]: each row's entropy then sums
     # terms of one sign, its clip at 0 changes nothing); a suspect chunk's per row.
@@ -174,43 +184,28 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     # confidence and predicted class, (with_entropy) the entropy, into
     # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
     # -1 - i for the first label out of range (checked before any read of the row).
-    # The loops are label_error, row_sums, top_labels and entries_suspect (each
-    # over the chunk, in L1 after the first); the entropy terms of the rows are then
-    # taken in one flat loop and summed per row.
-    values, flat, bits, labels = rows
+    # The loops are label_error, then row_pass's (each over the chunk, in L1 after
+    # the first); the entropy terms of the rows are then taken in one flat loop and
+    # summed per row.  No reference counting (_nrt=False, as every function it calls:
+    # none allocates): Numba otherwise counts each slice and tuple of arrays with an
+    # atomic add and subtract, about 40 pairs a chunk here (measured with perf, 10^6 x
+    # 10 float32: a fifth of the rows' pass, 2 ms).
+    values, flat, _, labels = rows
     with_top, with_squares, with_entropy, limit, packed, low = options
-    floats, predicted, terms = buffers
+    floats, predicted, terms, pad = buffers
     k = values.shape[1]
     wrong = label_error(labels[c0:c1], low, k)
     if wrong < 0:
         return wrong - c0
-    long_rows = k > _SHORT_ROWS
-    if with_top and packed and not long_rows:
-        suspect = sums_and_top(
-            (values[c0:c1], labels[c0:c1]),
-            with_squares,
-            limit,
-            floats[0, c0 - base :],
-            floats[1, c0 - base :],
-            floats[2, c0 - base :],
-            predicted[c0 - base :],
-        )
-    else:
-        suspect = row_sums(
-            values[c0:c1],
-            labels[c0:c1],
-            with_squares,
-            long_rows,
-            limit,
-            floats[0, c0 - base :],
-            floats[1, c0 - base :],
-        )
-        if with_top:
-            top_labels(
-                values[c0:c1], bits[c0:c1], packed, floats[2, c0 - base :], predicted[c0 - base :]
-            )
-    if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
-        suspect = suspect_rows(values[c0:c1], limit)
+    rows_out = (floats[0, c0 - base :], floats[1, c0 - base :], floats[2, c0 - base :])
+    suspect = row_pass(
+        rows,
+        c0,
+        c1,
+        (with_top, with_squares, limit, packed),
+        rows_out,
+        (predicted[c0 - base :], pad),
+    )
     if with_entropy:  # the chunk's rows are still in cache
         entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
         if with_entropy == 2 and suspect == 0:  # the caller sums the terms (totals)
@@ -225,7 +220,242 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     return suspect
 
 
-@numba.njit(inline="never")
+def row_pass(rows, c0, c1, options, floats, extra):
+    """Rows c0 <= i < c1 of chunk_rows (labels checked; options: with_top,
+    with_squares, limit, packed): p_label, the squares but the label's (0 without
+    with_squares) and the confidence into floats[0..2][i - c0] (a tuple of three
+    rows), the predicted class into extra[0][i - c0] (extra: predicted, pad); returns
+    the suspect rows.  Compiled only (overloaded below, by the rows' dtype)."""
+    raise NotImplementedError  # pragma: no cover - Numba compiles the overload
+
+
+@overload(row_pass, jit_options={"fastmath": _FLAGS, "_nrt": False})
+def _row_pass(rows, c0, c1, options, floats, extra):
+    # float32 rows of at most _TILE_CLASSES classes: tiled_rows (one vector tile a
+    # row); any other rows: looped_rows.  Chosen by the dtype when the kernel is
+    # typed, so that no float64 kernel holds the float32 tile's code.
+    if rows.types[1].dtype == types.float32:
+        return _float32_pass
+    return _looped_pass
+
+
+def _float32_pass(rows, c0, c1, options, floats, extra):
+    # row_pass of float32 rows (compiled as its overload)
+    k = rows[0].shape[1]
+    if k <= _TILE_CLASSES:
+        return tiled_rows(rows[1], rows[3][c0:c1], (c0, k), options, floats, extra)
+    return looped_rows(rows, c0, c1, options, floats, extra[0])
+
+
+def _looped_pass(rows, c0, c1, options, floats, extra):
+    # row_pass of float64 rows (compiled as its overload)
+    return looped_rows(rows, c0, c1, options, floats, extra[0])
+
+
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+def looped_rows(rows, c0, c1, options, floats, predicted):
+    # row_pass by loops over each row's classes: sums_and_top (short float32 rows
+    # whose top label is asked) or row_sums then top_labels, and for short rows
+    # entries_suspect over the chunk (every entry NaN or outside [0, 1]: the rows
+    # counted again by suspect_rows, rare)
+    values, flat, bits, labels = rows
+    with_top, with_squares, limit, packed = options
+    k = values.shape[1]
+    long_rows = k > _SHORT_ROWS
+    if with_top and packed and not long_rows:
+        suspect = sums_and_top(
+            (values[c0:c1], labels[c0:c1]),
+            with_squares,
+            limit,
+            floats[0],
+            floats[1],
+            floats[2],
+            predicted,
+        )
+    else:
+        suspect = row_sums(
+            values[c0:c1], labels[c0:c1], with_squares, long_rows, limit, floats[0], floats[1]
+        )
+        if with_top:
+            top_labels(values[c0:c1], bits[c0:c1], packed, floats[2], predicted)
+    if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
+        suspect = suspect_rows(values[c0:c1], limit)
+    return suspect
+
+
+_VECTOR_INDEX = ir.IntType(32)
+
+
+def _splat(builder, value):
+    # a vector of _TILE_CLASSES copies of value
+    vector = ir.VectorType(value.type, _TILE_CLASSES)
+    first = builder.insert_element(
+        ir.Constant(vector, ir.Undefined), value, ir.Constant(_VECTOR_INDEX, 0)
+    )
+    return builder.shuffle_vector(
+        first,
+        ir.Constant(vector, ir.Undefined),
+        ir.Constant(ir.VectorType(_VECTOR_INDEX, _TILE_CLASSES), [0] * _TILE_CLASSES),
+    )
+
+
+def _halving(builder, vector, combine):
+    # the lanes of vector combined by halves, lane j with lane j + h for h = 8, 4, 2, 1:
+    # a fixed tree (the same order at any vector width: no instruction of it has a
+    # fast-math flag that would let LLVM reorder it)
+    lanes = vector.type.count
+    while lanes > 1:
+        lanes //= 2
+        low, high = (
+            builder.shuffle_vector(
+                vector,
+                vector,
+                ir.Constant(ir.VectorType(_VECTOR_INDEX, lanes), list(range(a, a + lanes))),
+            )
+            for a in (0, lanes)
+        )
+        vector = combine(low, high)
+    return builder.extract_element(vector, ir.Constant(_VECTOR_INDEX, 0))
+
+
+@intrinsic
+def tile_row(typingctx, flat, start, k, y):
+    """(total, squares, key, bad) of the float32 row of k <= _TILE_CLASSES entries at
+    flat[start:], read as one vector of _TILE_CLASSES entries (in bounds: the caller's
+    duty), lanes j >= k set aside: the float64 sum of the entries (fixed tree), the
+    sum of their squares but lane y's (fixed tree), the maximum of the packed keys
+    float64_to_bits(x_j) | (65535 - j) (sums_and_top's), and whether an entry is NaN
+    or outside [0, 1]."""
+    if not (isinstance(flat, types.Array) and flat.dtype == types.float32):
+        return None
+    signature = types.Tuple((types.float64, types.float64, types.int64, types.boolean))(
+        flat, start, k, y
+    )
+
+    def codegen(context, builder, signature, args):
+        flat_value, start_value, k_value, y_value = args
+        data = context.make_array(signature.args[0])(context, builder, flat_value).data
+        floats = ir.VectorType(ir.FloatType(), _TILE_CLASSES)
+        doubles = ir.VectorType(ir.DoubleType(), _TILE_CLASSES)
+        words = ir.VectorType(ir.IntType(64), _TILE_CLASSES)
+        entries = builder.load(
+            builder.bitcast(builder.gep(data, [start_value]), floats.as_pointer()), align=4
+        )
+        lane = ir.Constant(words, list(range(_TILE_CLASSES)))
+        inside = builder.icmp_signed("<", lane, _splat(builder, k_value))
+        wide = builder.fpext(entries, doubles)
+        zero = ir.Constant(doubles, [0.0] * _TILE_CLASSES)
+        x = builder.select(inside, wide, zero)
+        total = _halving(builder, x, builder.fadd)
+        others = builder.and_(inside, builder.icmp_signed("!=", lane, _splat(builder, y_value)))
+        # x * x is exact (a float32 squared), so a contraction into an FMA changes nothing
+        squares = _halving(builder, builder.select(others, builder.fmul(x, x), zero), builder.fadd)
+        keys = builder.or_(
+            builder.bitcast(wide, words),
+            ir.Constant(words, [65535 - j for j in range(_TILE_CLASSES)]),
+        )
+        keys = builder.select(inside, keys, ir.Constant(words, [-(1 << 63)] * _TILE_CLASSES))
+        key = _halving(
+            builder, keys, lambda a, b: builder.select(builder.icmp_signed(">", a, b), a, b)
+        )
+        low = builder.fcmp_ordered("<", entries, ir.Constant(floats, [0.0] * _TILE_CLASSES))
+        high = builder.fcmp_ordered(">", entries, ir.Constant(floats, [1.0] * _TILE_CLASSES))
+        bad = builder.and_(
+            builder.or_(builder.or_(low, high), builder.fcmp_unordered("uno", entries, entries)),
+            inside,
+        )
+        mask = ir.IntType(_TILE_CLASSES)
+        any_bad = builder.icmp_unsigned("!=", builder.bitcast(bad, mask), ir.Constant(mask, 0))
+        return context.make_tuple(builder, signature.return_type, [total, squares, key, any_bad])
+
+    return signature, codegen
+
+
+@intrinsic
+def prefetch(typingctx, array, index):
+    """A hint to bring array[index] into the caches (LLVM's prefetch: a read, kept in
+    every level); no load, no fault past the array's end."""
+    if not isinstance(array, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        word = ir.IntType(32)
+        hint = builder.module.declare_intrinsic(
+            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte, word, word, word])
+        )
+        address = builder.bitcast(builder.gep(data, [args[1]]), byte)
+        locality = [ir.Constant(word, 0), ir.Constant(word, 3), ir.Constant(word, 1)]
+        builder.call(hint, [address, *locality])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@numba.njit(inline="never", _nrt=False)
+def tiled_rows(flat, labels, rows, options, floats, extra):
+    # row_pass of float32 rows of k <= _TILE_CLASSES classes (rows: (c0, k)), rows
+    # c0 + i of the block whose entries are flat, labels[i] their (checked) labels:
+    # one tile a row, no loop over the classes (tile_row).  One loop per value of the
+    # flags (tile_rows, inlined with constants: no test inside it).
+    with_top, with_squares, limit, _ = options
+    if with_top:
+        if with_squares:
+            return tile_rows(flat, labels, rows, (True, True, limit), floats, extra)
+        return tile_rows(flat, labels, rows, (True, False, limit), floats, extra)
+    if with_squares:
+        return tile_rows(flat, labels, rows, (False, True, limit), floats, extra)
+    return tile_rows(flat, labels, rows, (False, False, limit), floats, extra)
+
+
+@numba.njit(inline="always")
+def tile_rows(flat, labels, rows, options, floats, extra):
+    # tiled_rows' loop (options' flags constants where it is inlined): the rows r with
+    # r k + _TILE_CLASSES <= flat.shape[0] read in place, each prefetching the entries
+    # 2 KiB ahead (the rows come from L3 or memory, and the loop is short enough that
+    # the hardware's prefetchers alone leave it waiting: 10^6 x 10 float32, one
+    # thread, the checks and row sums 8.2 to 4.6 ms); the block's last rows (whose
+    # tile would read past its end) from their copy in pad, by the same tile (what pad
+    # holds past the copy falls in lanes the tile sets aside)
+    c0, k = rows
+    predicted, pad = extra
+    count = labels.shape[0]
+    size = flat.shape[0]
+    in_place = min(count, max(0, (size - _TILE_CLASSES) // k + 1 - c0))
+    suspect = 0
+    for i in range(in_place):
+        start = (c0 + i) * k
+        prefetch(flat, start + _PREFETCH_ENTRIES)
+        suspect += tile_out(flat, start, (flat, labels, rows, i), options, floats, predicted)
+    if in_place < count:
+        first = (c0 + in_place) * k
+        for t in range(size - first):
+            pad[t] = flat[first + t]
+        for i in range(in_place, count):
+            start = (c0 + i) * k - first
+            suspect += tile_out(pad, start, (flat, labels, rows, i), options, floats, predicted)
+    return suspect
+
+
+@numba.njit(inline="always")
+def tile_out(source, start, row, options, floats, predicted):
+    # row i's numbers from its tile at source[start:] into floats[..][i] and
+    # predicted[i]; whether it is suspect (1 or 0)
+    flat, labels, (c0, k), i = row
+    with_top, with_squares, limit = options
+    y = labels[i]
+    y = y + k if y < 0 else y
+    total, squares, key, bad = tile_row(source, start, k, y)
+    floats[0][i] = np.float64(flat[np.uint64((c0 + i) * k + y)])
+    floats[1][i] = squares if with_squares else 0.0
+    if with_top:
+        predicted[i] = 65535 - (key & 65535)
+        floats[2][i] = bits_to_float64(key & ~np.int64(65535))
+    return 1 if bad | (abs(total - 1.0) > limit) else 0
+
+
+@numba.njit(inline="never", _nrt=False)
 def label_error(labels, low, k):
     prefer_wide_vectors()
     # 0, or -1 - i for the first label outside [low, k): low = -k for unchecked labels
@@ -246,7 +476,7 @@ def label_error(labels, low, k):
 # none depends on LLVM taking an invariant test out of a loop.  (Measured, 10^6 x 10
 # float32 on the 2-core AMD EPYC, min of interleaved runs: one row loop doing the
 # entries' check, the sums and the top label under flags, 24 ms; these loops, 16 ms.)
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def row_sums(values, labels, with_squares, entries, limit, p_label, others):
     # p_y, the sum of squares but the label's (0 without with_squares) and the count
     # of rows whose sum is farther from 1 than limit or, with ``entries`` (long rows),
@@ -276,7 +506,7 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
     return suspect
 
 
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def sums_and_top(rows, with_squares, limit, p_label, others, confidence, predicted):
     # row_sums and top_labels (packed) in one loop over each short float32 row, which
     # they leave in registers (the loops' sums are short chains at 10 classes, so the
@@ -321,7 +551,7 @@ def short_rows(rows, with_squares, limit, p_label, others, confidence, predicted
     return suspect
 
 
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def top_labels(values, bits, packed, confidence, predicted):
     # The first maximum of each row, compared as bit patterns (for non-negative floats
     # the integer order is the float order; a row with a negative entry or a NaN is
@@ -363,7 +593,7 @@ def packed(bits):
     return (bits.itemsize == 4) & (bits.shape[1] <= _PACKED_CLASSES)
 
 
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def entries_suspect(entries):
     prefer_wide_vectors()
     # whether an entry is NaN or outside [0, 1], in one flat loop (512-bit: see
@@ -379,7 +609,7 @@ def entries_suspect(entries):
     return bad
 
 
-@numba.njit(fastmath=_FLAGS, inline="never")
+@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
 def suspect_rows(values, limit):
     # the rows with an entry NaN or outside [0, 1], or a sum farther from 1 than limit
     # (only for chunks with a bad entry: entries_suspect)
@@ -415,15 +645,11 @@ def summaries(
     chunk = max(1, _CHUNK_ENTRIES // max(k, 1))
     terms = np.empty(chunk * k if with_entropy else 0)
     suspect = 0
+    rows = (values, flat, bits, labels)  # formed once (see totals)
+    options = (with_top, with_squares, with_entropy, limit, packed(bits), -k)
+    buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
     for c0 in range(0, n, chunk):
-        found = chunk_rows(
-            (values, flat, bits, labels),
-            c0,
-            min(c0 + chunk, n),
-            0,
-            (with_top, with_squares, with_entropy, limit, packed(bits), -k),
-            (floats, predicted, terms),
-        )
+        found = chunk_rows(rows, c0, min(c0 + chunk, n), 0, options, buffers)
         if found < 0:
             return found
         suspect += found
@@ -454,7 +680,9 @@ def surprisal_array(x, out):
 
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
-@numba.njit(fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy")
+@numba.njit(
+    fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy", _nrt=False
+)
 def chunk_parts(floats, count, wanted, surprisal, scores, parts):
     # The plain (vectorised, reassociated) sum over a chunk's rows of the surprisal
     # -log p_y (log 0 = -inf; each row's also kept in surprisal, for the per-class
@@ -484,7 +712,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 # loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
 # between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
 # rounded division.
-@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy")
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", _nrt=False)
 def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
     # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
     # the chunk's rows, each only if ``wanted``
@@ -506,7 +734,7 @@ def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
         parts[3] = pairwise_sum(scores, count)
 
 
-@numba.njit(fastmath={"nsz"}, inline="never")
+@numba.njit(fastmath={"nsz"}, inline="never", _nrt=False)
 def folded_sum(values, count, lanes):
     # values[0..count) summed in lanes.shape[0] (a power of two) interleaved running
     # sums, lane l of values l, l + lanes, l + 2 lanes, ... (zeros written past count
@@ -719,17 +947,16 @@ def totals(
     kept = 0
     hits = 0
     suspect = 0
+    # the tuples and rows of buffers formed once: each array in them is a reference
+    # counted (an atomic add and subtract per chunk otherwise)
+    rows = (values, flat, bits, labels)
+    options = (with_top, squares, 2 if with_entropy else 0, limit, packed(bits), low)
+    buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
+    p_label, confidence = floats[0], floats[2]
     for c0 in range(0, n, chunk):
         c1 = min(c0 + chunk, n)
         count = c1 - c0
-        flagged = chunk_rows(
-            (values, flat, bits, labels),
-            c0,
-            c1,
-            c0,
-            (with_top, squares, 2 if with_entropy else 0, limit, packed(bits), low),
-            (floats, predicted, terms),
-        )
+        flagged = chunk_rows(rows, c0, c1, c0, options, buffers)
         if flagged < 0:
             return flagged
         suspect += flagged
@@ -744,11 +971,11 @@ def totals(
                 hit[i] = predicted[i] == chunk_labels[i]
                 hits += hit[i]
         if bins:
-            add_to_bins(floats[2], hit, count, edges, left, index, bin_stats, tallies)
+            add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies)
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:
-            kept = keep_smallest(floats[0], count, c0, found, found_p, kept)
+            kept = keep_smallest(p_label, count, c0, found, found_p, kept)
     fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
