@@ -80,6 +80,16 @@ one thread, CPU ms; load average 2.3, other engineers' runs):
   AVX2 emulated (``emulate_avx2.sh``, znver3 tuning, load 4.4): every stage 3.7 to
   4.7 ms faster than main, "everything" 45.6 to 41.6 ms.
 
+  Then the labels prefetched too, 256 rows (2 KiB) ahead in the tile loop: the next
+  chunk's, which ``label_error`` otherwise first touches (against the above, min of 9,
+  load 4.7: a test run alongside): "checks and row sums" 5.71 to 4.83 ms, every other
+  stage 0.2 to 1.1 ms less, "everything" 27.37 to 26.20 ms.  Against main, min of 11
+  (load 4.5): checks and row sums 9.89 to 4.86, + top label 11.35 to 6.66, + squares
+  13.30 to 9.09, + spherical 15.28 to 10.79, + bins 13.10 to 8.45, + surprisal 11.43
+  to 6.23, + per-class sums 12.52 to 7.33, + 10 most surprising 11.47 to 6.39,
+  + entropy 21.18 to 15.19, everything 30.90 to 25.94 ms; AVX2 emulated (min of 9,
+  load 4.7): every stage 2.5 to 5.3 ms faster, everything 54.72 to 50.47 ms.
+
 Tried with the tile and not kept: the tile as Numba code (the 16 entries as a tuple,
 the trees as tuples of sums, the lanes' selects written out): scalar code, 26.8 ms
 against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without the SLP

@@ -58,14 +58,15 @@ lanes past the row's classes set aside; from it the row's float64 sum, its sum o
 squares but the label's (both as a fixed halving tree, lane :math:`j` plus lane
 :math:`j + 8`, then 4, 2, 1, no fast-math flag: the same bits at any vector width and
 in a fresh or a cached kernel), the packed maximum of the top label (the same keys as
-above) and the entries' check, each a few vector instructions.  The rows are
-prefetched 2 KiB ahead, and the block's last rows, whose tile would read past its end,
-are read from a copy.  The squares' order is not the loops' (the Brier score of such
-rows moved by an ulp or so; within a few ulps of ``math.fsum`` either way); every
-other number is the same.  Measured, one thread, 10^6 x 10 float32 on the 2-core
-Emerald Rapids (min of 9 interleaved with main's, load 2.3), the checks and row sums
-of ``EvaluationState.update``'s kernel 9.5 to 5.8 ms, the whole kernel 30.6 to
-26.4 ms (``benchmarks/bench_update_stages.py``).
+above) and the entries' check, each a few vector instructions.  The rows and their
+labels are prefetched 2 KiB ahead, and the block's last rows, whose tile would read
+past its end, are read from a copy.  The squares' order is not the loops' (the Brier
+score of such rows moved by an ulp or so; within a few ulps of ``math.fsum`` either
+way); every other number is the same.  Measured, one thread, 10^6 x 10 float32 on the
+2-core Emerald Rapids (min of 11 interleaved with main's, load 4.5), the checks and
+row sums of ``EvaluationState.update``'s kernel 9.9 to 4.9 ms, the whole kernel 30.9
+to 25.9 ms (``benchmarks/bench_update_stages.py``, with the per-chunk functions
+compiled without reference counting, ``_row_kernels_numba.chunk_rows``).
 
 :func:`block_totals` forms, in the same compiled pass over a block, everything the
 metrics average: the rows are taken in chunks of at most :data:`_PART_ROWS` rows (fewer
