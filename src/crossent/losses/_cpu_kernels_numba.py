@@ -72,8 +72,8 @@ vectorised order differs from the fused loop's (``ell`` moves by up to 3e-15 bet
 blocks of 32 and of 64 rows). What remains is less arithmetic per logit: the 16 float32
 lanes of the unmerged branch ``ce16`` took 5 % less CPU time from memory in the same
 conditions (0.71 against 0.75 ns per logit, one thread), not enough to give up the bits;
-fewer vector operations per term in float64 did better (see "Fewer vector operations
-per term" below).
+for fewer vector operations per term in float64, see "Fewer vector operations per
+term" below.
 
 Nor does keeping the read in a load-only loop of its own, with the arithmetic on rows in
 L1 (``python benchmarks/bench_fused_stream.py --candidates``: one thread, minimum thread
@@ -105,13 +105,16 @@ Estrin's scheme (six FMAs, :math:`r^2`, :math:`r^4` and :math:`1 + r`) that was 
 Horner's scheme, one FMA per degree, makes it 18 (the same coefficients: the float64
 results move in the last bits only). Measured as ``benchmarks/bench_fused_stream.py``
 does (one thread, 4096 x 32000 float32, minimum thread CPU time of 21 interleaved
-rounds, both kernel modules side by side in one process, load average 2.1-2.3), in ns
-per logit, Estrin's to Horner's: the fused loop in cache 0.465 to 0.415 (-11 %), from
-memory 0.753 to 0.728 (-3 %; medians 0.826 to 0.787); on the emulated AVX2 build
-(``benchmarks/emulate_avx2.sh``, 11 rounds) 0.758 to 0.674 in cache and 0.898 to
-0.826 from memory (-8 %). The forward on two threads (``row_statistics_kernel``,
-standard normal x 3, 21 interleaved rounds, load average 2.5-3.1): 0.092 to 0.084 s
-(minimum; 2.91x to 2.65x ``np.max`` on two threads, 0.032 s, in the same rounds).
+rounds, both kernel modules side by side in one process), in ns per logit, Estrin's to
+Horner's: the fused loop in cache 0.465 to 0.415 and 0.468 to 0.413 (-11 %, two runs,
+load average 2.1-2.3 and 2.7-3.1), from memory 0.753 to 0.728 and 0.710 to 0.693 (-2 to
+-3 %; medians 0.826 to 0.787 and 0.767 to 0.745): the read, not the arithmetic, is
+most of the time there. On the emulated AVX2 build (``benchmarks/emulate_avx2.sh``, 11
+and 15 rounds) 0.758 to 0.674 and 0.756 to 0.671 in cache, 0.898 to 0.826 and 0.888 to
+0.812 from memory (-8 %). The forward on two threads (``row_statistics_kernel``, the
+same in ``benchmarks/bench_softmax_ce.py``) was within the noise of a machine loaded by
+other runs (load average 2.5-4): minima 0.092 to 0.084 s in one run, 0.057 to 0.062 s
+in another, medians 0.141 to 0.135 and 0.109 to 0.098 s.
 
 A degree-6 polynomial in the exp-sums (:math:`c_1` free, 2.0e-9), the gradient keeping
 degree 7, took one FMA more off (17): a further 6 % in cache and 3 % from memory (0.412
