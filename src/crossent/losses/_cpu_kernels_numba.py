@@ -71,7 +71,9 @@ order, which changes the kernel's bits. The block size changes them too, which i
 vectorised order differs from the fused loop's (``ell`` moves by up to 3e-15 between
 blocks of 32 and of 64 rows). What remains is less arithmetic per logit: the 16 float32
 lanes of the unmerged branch ``ce16`` took 5 % less CPU time from memory in the same
-conditions (0.71 against 0.75 ns per logit, one thread), not enough to give up the bits.
+conditions (0.71 against 0.75 ns per logit, one thread), not enough to give up the bits;
+for fewer vector operations per term in float64, see "Fewer vector operations per
+term" below.
 
 Nor does keeping the read in a load-only loop of its own, with the arithmetic on rows in
 L1 (``python benchmarks/bench_fused_stream.py --candidates``: one thread, minimum thread
@@ -91,27 +93,75 @@ lanes on top of either (at best ce16's 5 %) cannot win either; the kernel stays 
 is. ``tests/losses/test_issue13_single_read.py`` holds the rows such a kernel would find
 hard (rising rows, the maximum last, runs of ``-inf``, late NaNs) at 2 float32 ulps.
 
+Fewer vector operations per term
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+In cache the fused loop is bound by its vector operations on the two 512-bit ports
+(ports 0 and 5 of the Xeon; ``inspect_asm``, the loop at T = 1, per vector of 8 terms):
+the float32-to-float64 conversion (2 uops), ``x - top``, the clamp at -708, the
+reduction (3), the polynomial, the shift of :math:`k + 1023` into the exponent, the
+accumulating FMA, and the signed maximum and unsigned minimum of the next row's bits (2:
+LLVM takes the loop's vector width from float64, so those run in 8 int32 lanes). With
+Estrin's scheme (six FMAs, :math:`r^2`, :math:`r^4` and :math:`1 + r`) that was 20;
+Horner's scheme, one FMA per degree, makes it 18 (the same coefficients: the float64
+results move in the last bits only). Measured as ``benchmarks/bench_fused_stream.py``
+does (one thread, 4096 x 32000 float32, minimum thread CPU time of 21 interleaved
+rounds, both kernel modules side by side in one process), in ns per logit, Estrin's to
+Horner's: the fused loop in cache 0.465 to 0.415 and 0.468 to 0.413 (-11 %, two runs,
+load average 2.1-2.3 and 2.7-3.1), from memory 0.753 to 0.728 and 0.710 to 0.693 (-2 to
+-3 %; medians 0.826 to 0.787 and 0.767 to 0.745): the read, not the arithmetic, is
+most of the time there. On the emulated AVX2 build (``benchmarks/emulate_avx2.sh``, 11
+and 15 rounds) 0.758 to 0.674 and 0.756 to 0.671 in cache, 0.898 to 0.826 and 0.888 to
+0.812 from memory (-8 %). The forward on two threads (``row_statistics_kernel``, the
+same in ``benchmarks/bench_softmax_ce.py``) was within the noise of a machine loaded by
+other runs (load average 2.5-4): minima 0.092 to 0.084 s in one run, 0.057 to 0.062 s
+in another, medians 0.141 to 0.135 and 0.109 to 0.098 s.
+
+A degree-6 polynomial in the exp-sums (:math:`c_1` free, 2.0e-9), the gradient keeping
+degree 7, took one FMA more off (17): a further 6 % in cache and 3 % from memory (0.412
+to 0.387 and 0.687 to 0.664 ns per logit, same conditions; the two-thread forward 0.084
+to 0.081 s), and every per-row loss still rounded correctly in measurement (the float64
+loss within 1.6e-9 of ``math.fsum``'s). Not kept: the gradient's shift :math:`m + \ell`
+comes from these statistics, and where the label's entry :math:`c\,p_y - g` cancels
+(label smoothing, V = 2, T = 2.5) the 2e-9 in :math:`\ell` reached 1.8 float32 ulps of
+the entry (``tests/pytorch/test_issue13_torch_label_gradient_exact.py`` holds it to 1).
+A degree-6 forward for calls without a gradient only would need every statistics loop
+compiled twice.
+
+Tried and not kept: ``llvm.ldexp`` for :math:`p\,2^k` (LLVM 22 vectorises it and
+lowers it to ``vscalefpd``, which also gives 0 for any exponent below the range),
+but LLVM hands ``vscalefpd`` the exponent as a float64 converted from the intrinsic's
+int32 (``vpmovqd`` or ``vcvttpd2dq``, then ``vcvtdq2pd``), and the sum then needs its
+own add: four operations where the shift and the accumulating FMA are two; nor can
+the clamp go with it, as :math:`x = -\infty` makes the reduction :math:`-\infty +
+\infty`, NaN. ``vreducepd`` and ``vscalefpd`` on the float64 exponent directly (no
+clamp, no reduction FMAs) would need the loop written with x86 vector intrinsics, which
+the loop vectorizer does not widen. The next row's maximum in 16 lanes would need a
+vector width of 16 for the whole loop, i.e. loop metadata Numba does not expose (or
+LLVM's process-wide ``-vectorizer-maximize-bandwidth``).
+
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
 :math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2` (one FMA; ``k`` rounded by the
 1.5 * 2^52 trick, with 1023 added so that the sum's low bits are already the biased
 exponent of :math:`2^k`), a degree-7 minimax polynomial for :math:`e^r` evaluated by
-Estrin's scheme, and :math:`2^k` assembled from bits. The rounding ``(t + M) - M``
-lives in a function compiled without the fast-math ``reassoc`` flag (which the loops
-need to vectorise their sums, and which would fold that expression into ``t``); LLVM
-inlines it and each instruction keeps its own flags.
+Horner's scheme, and :math:`2^k` assembled from bits. The
+rounding ``(t + M) - M`` lives in a function compiled without the fast-math ``reassoc``
+flag (which the loops need to vectorise their sums, and which would fold that
+expression into ``t``); LLVM inlines it and each instruction keeps its own flags.
 
 Accuracy of the polynomial, and why it is enough
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
-The polynomial :math:`p(r) = 1 + r + \sum_{n=2}^{7} c_n r^n` minimises
+The polynomial :math:`p(r) = 1 + r + \sum_{n=2}^{7} c_n r^n` (:data:`EXP_COEFFICIENTS`) minimises
 :math:`\max |p(r) e^{-r} - 1|` on :math:`|r| \le \ln 2/2` (a Lawson fit, i.e.
 iteratively reweighted least squares to the equioscillating minimax, with
-:math:`c_0 = 1` fixed so that :math:`e^0 = 1` exactly, and :math:`c_1 = 1` so that
-:math:`1 + r` is an add, off the FMA pipes; with :math:`c_1` free it is 4.7e-11): its
-relative error is :math:`\varepsilon_p = 5.2 \times 10^{-11}`; the reduction and the
+:math:`c_0 = 1` fixed so that :math:`e^0 = 1` exactly, and :math:`c_1 = 1`, from when
+Estrin's scheme made :math:`1 + r` an add; with :math:`c_1` free it is 4.7e-11): its
+relative error is :math:`\varepsilon_p = 5.2 \times 10^{-11}` (by mpmath on the float64
+coefficients); the reduction and the
 float64 evaluation add below :math:`10^{-13}`, so every term :math:`e^{d_c}` carries a
-relative error :math:`|\varepsilon_c| \le \varepsilon = 5.3 \times 10^{-11}` (pinned
-over :math:`[-708, 0]` by ``tests/losses/test_issue13_kernel_exp.py``). A float32 result
+relative error :math:`|\varepsilon_c| \le \varepsilon = 5.3 \times 10^{-11}` (both
+pinned, over :math:`[-708, 0]` for the kernel's, by
+``tests/losses/test_issue13_kernel_exp.py``). A float32 result
 needs much less. The exp-sum :math:`s = \sum_c e^{d_c}(1 + \varepsilon_c)` is then
 off by a relative :math:`\eta \le \varepsilon + \gamma`, with :math:`\gamma` the
 float64 summation error (:math:`\le (V/4)\,2^{-53} < 10^{-11}` for :math:`V \le 2.5
@@ -132,14 +182,15 @@ Either way the float64 loss is within a relative :math:`2.5\,(\varepsilon + \gam
 per-row loss is within 0.51 ulp, against the bar of 2 ulps, and the mean loss moves
 by at most a relative :math:`1.6 \times 10^{-10}`, so it rounds as with an exact
 ``exp`` but for values within that distance of a rounding boundary. A degree-6
-polynomial (:math:`2 \times 10^{-9}`) would still meet the bar with 18x to spare;
-degree 7 keeps a wide margin for the mean loss at one FMA per four terms. The
-gradient's :math:`p = e^{d}` is written in float32: off by at most one ulp, correctly
-rounded but where :math:`e^d` lies within :math:`5.2 \times 10^{-11}` of a rounding
-boundary. The label's entry :math:`c\,p_y - g`, given :math:`\log p_y` per row, is
-:func:`label_entry`'s :math:`c \operatorname{expm1}(\log p_y) + (c - g)` (libm's
-expm1): :math:`e^{d}` less 1 would keep none of :math:`1 - p_y`'s digits below the
-rounding of the shift (an ulp of the row maximum) at extreme confidence.
+polynomial (:math:`2.0 \times 10^{-9}` with :math:`c_1` free) would still meet the
+loss's bar with 3.4x to spare (0.59 ulp), but not the gradient's (see "Fewer vector
+operations per term"). The gradient's :math:`p = e^{d}` is written in float32: off by at
+most one ulp, correctly rounded but where :math:`e^d` lies within :math:`5.2 \times
+10^{-11}` of a rounding boundary. The label's entry :math:`c\,p_y - g`, given
+:math:`\log p_y` per row, is :func:`label_entry`'s :math:`c \operatorname{expm1}(\log
+p_y) + (c - g)` (libm's expm1): :math:`e^{d}` less 1 would keep none of :math:`1 -
+p_y`'s digits below the rounding of the shift (an ulp of the row maximum) at extreme
+confidence.
 
 Against the previous kernel (a degree-10 Taylor polynomial, :math:`3 \times 10^{-13}`,
 Cody-Waite's two-constant reduction, 64-bit order keys, the multiply by 1/T at T = 1),
@@ -173,6 +224,7 @@ from .._intrinsics_numba import (
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
+    "EXP_COEFFICIENTS",
     "as_unsigned",
     "encode",
     "exp_nonpositive",
@@ -196,6 +248,20 @@ _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must propag
 _MAGIC = 6755399441056767.0
 
 
+# The coefficients c0, c1, ..., c7 of the degree-7 minimax polynomial for e^r on
+# |r| <= ln 2 / 2 (relative error 5.2e-11, see the module docstring), c0 = c1 = 1.
+EXP_COEFFICIENTS = (
+    1.0,
+    1.0,
+    0.5000000067643473,
+    0.16666665869408973,
+    0.04166629509026616,
+    0.008333497009265464,
+    0.0013944648835041446,
+    0.00019790352356200552,
+)
+
+
 # Compiled on its own, without ``reassoc``, so that ``(t + M) - M`` rounds t to an
 # integer instead of being folded to t; LLVM still inlines it into the loops, where
 # each instruction keeps its own flags.
@@ -209,16 +275,16 @@ def exp_nonpositive(x: float) -> float:
     # One constant (not Cody-Waite's two): fused or not, |r| errs by under 6e-14,
     # i.e. e^r by a relative 6e-14, far below the polynomial's 5.2e-11
     r = x - k * 0.6931471805599453
-    # e^r on |r| <= ln 2 / 2 by a degree-7 minimax polynomial 1 + r + c2 r^2 + ...
-    # + c7 r^7 (relative error 5.2e-11, see the module docstring), by Estrin's scheme: a
-    # dependency chain of 3 FMAs after r^2, which keeps both FMA pipes busy.
-    r2 = r * r
-    r4 = r2 * r2
-    p01 = 1.0 + r  # c1 = 1: an add, which leaves the FMA pipes one op less
-    p23 = 0.5000000067643473 + r * 0.16666665869408973
-    p45 = 0.04166629509026616 + r * 0.008333497009265464
-    p67 = 0.0013944648835041446 + r * 0.00019790352356200552
-    p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
+    # e^r by EXP_COEFFICIENTS in Horner's scheme: seven FMAs, the fewest vector
+    # operations (Estrin's took r^2, r^4 and 1 + r besides); the loops are
+    # throughput-bound, so its longer dependency chain is hidden.
+    c = EXP_COEFFICIENTS
+    q = c[6] + r * c[7]
+    q = c[5] + r * q
+    q = c[4] + r * q
+    q = c[3] + r * q
+    q = c[2] + r * q  # c2 + c3 r + ... + c7 r^5
+    p = c[0] + r * (c[1] + r * q)
     return p * bits_to_float64(float64_to_bits(shifted) << 52)
 
 
