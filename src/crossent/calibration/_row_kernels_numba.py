@@ -27,6 +27,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core.cpu import CPUTargetOptions
 from numba.extending import intrinsic, overload
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
@@ -69,6 +70,10 @@ __all__ = [
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
+# Numba's private option that compiles a function without reference counting
+# (chunk_rows' note): asked for where this Numba knows it (0.60 to 0.68 do), so that a
+# later Numba without it still compiles the kernels, counting references as before.
+_NO_REFCOUNTS: dict[str, bool] = {"_nrt": False} if hasattr(CPUTargetOptions, "_nrt") else {}
 _FOLD_LANES = 256  # folded_sum's running sums in totals (as many as a chunk's rows)
 _PREFETCH_ENTRIES = 512  # tiled_rows' prefetch distance: 2 KiB of float32 ahead of a row
 _PREFETCH_LABELS = 256  # and of the labels: 2 KiB of intp (the next chunk's, at 10 classes)
@@ -144,7 +149,7 @@ def log_of_quotient(f: float, s: float, k: float) -> float:
 # Measured, 10^6 x 10 float32 on the 2-core Emerald Rapids, one thread, CPU time, min
 # of 9 interleaved with main's (loaded machine): the EvaluationState.update kernel 36.5
 # to 33.3 ms, its entropy terms 12.8 to 10.0 ms (float64 entries 14.0 to 10.9 ms).
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def entropy_terms(flat, start, count, terms):
     prefer_wide_vectors()
     # p log p of consecutive entries (0 for p = 0): one flat loop over several rows,
@@ -173,7 +178,7 @@ def entropy_terms(flat, start, count, terms):
 
 # Compiled with its own flags (reassociated sums, vectorised) and called from the
 # kernels below, whose compensated sums must not be reassociated.
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def chunk_rows(rows, c0, c1, base, options, buffers):
     # rows: (values, flat, bits, labels); options: (with_top, with_squares,
     # with_entropy, limit, packed, low); buffers: (floats, predicted, terms, pad),
@@ -230,7 +235,7 @@ def row_pass(rows, c0, c1, options, floats, extra):
     raise NotImplementedError  # pragma: no cover - Numba compiles the overload
 
 
-@overload(row_pass, jit_options={"fastmath": _FLAGS, "_nrt": False})
+@overload(row_pass, jit_options={"fastmath": _FLAGS, **_NO_REFCOUNTS})
 def _row_pass(rows, c0, c1, options, floats, extra):
     # float32 rows of at most _TILE_CLASSES classes: tiled_rows (one vector tile a
     # row); any other rows: looped_rows.  Chosen by the dtype when the kernel is
@@ -253,7 +258,7 @@ def _looped_pass(rows, c0, c1, options, floats, extra):
     return looped_rows(rows, c0, c1, options, floats, extra[0])
 
 
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def looped_rows(rows, c0, c1, options, floats, predicted):
     # row_pass by loops over each row's classes: sums_and_top (short float32 rows
     # whose top label is asked) or row_sums then top_labels, and for short rows
@@ -394,7 +399,7 @@ def prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
-@numba.njit(inline="never", _nrt=False)
+@numba.njit(inline="never", **_NO_REFCOUNTS)
 def tiled_rows(flat, labels, rows, options, floats, extra):
     # row_pass of float32 rows of k <= _TILE_CLASSES classes (rows: (c0, k)), rows
     # c0 + i of the block whose entries are flat, labels[i] their (checked) labels:
@@ -458,7 +463,7 @@ def tile_out(source, start, row, options, floats, predicted):
     return 1 if bad | (abs(total - 1.0) > limit) else 0
 
 
-@numba.njit(inline="never", _nrt=False)
+@numba.njit(inline="never", **_NO_REFCOUNTS)
 def label_error(labels, low, k):
     prefer_wide_vectors()
     # 0, or -1 - i for the first label outside [low, k): low = -k for unchecked labels
@@ -479,7 +484,7 @@ def label_error(labels, low, k):
 # none depends on LLVM taking an invariant test out of a loop.  (Measured, 10^6 x 10
 # float32 on the 2-core AMD EPYC, min of interleaved runs: one row loop doing the
 # entries' check, the sums and the top label under flags, 24 ms; these loops, 16 ms.)
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def row_sums(values, labels, with_squares, entries, limit, p_label, others):
     # p_y, the sum of squares but the label's (0 without with_squares) and the count
     # of rows whose sum is farther from 1 than limit or, with ``entries`` (long rows),
@@ -509,7 +514,7 @@ def row_sums(values, labels, with_squares, entries, limit, p_label, others):
     return suspect
 
 
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def sums_and_top(rows, with_squares, limit, p_label, others, confidence, predicted):
     # row_sums and top_labels (packed) in one loop over each short float32 row, which
     # they leave in registers (the loops' sums are short chains at 10 classes, so the
@@ -554,7 +559,7 @@ def short_rows(rows, with_squares, limit, p_label, others, confidence, predicted
     return suspect
 
 
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def top_labels(values, bits, packed, confidence, predicted):
     # The first maximum of each row, compared as bit patterns (for non-negative floats
     # the integer order is the float order; a row with a negative entry or a NaN is
@@ -596,7 +601,7 @@ def packed(bits):
     return (bits.itemsize == 4) & (bits.shape[1] <= _PACKED_CLASSES)
 
 
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def entries_suspect(entries):
     prefer_wide_vectors()
     # whether an entry is NaN or outside [0, 1], in one flat loop (512-bit: see
@@ -612,7 +617,7 @@ def entries_suspect(entries):
     return bad
 
 
-@numba.njit(fastmath=_FLAGS, inline="never", _nrt=False)
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def suspect_rows(values, limit):
     # the rows with an entry NaN or outside [0, 1], or a sum farther from 1 than limit
     # (only for chunks with a bad entry: entries_suspect)
@@ -684,7 +689,7 @@ def surprisal_array(x, out):
 # Without "arcp": p / sqrt(.) stays one correctly rounded division (a reciprocal
 # then a product would add a rounding to every spherical score).
 @numba.njit(
-    fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy", _nrt=False
+    fastmath={"contract", "reassoc", "nsz"}, inline="never", error_model="numpy", **_NO_REFCOUNTS
 )
 def chunk_parts(floats, count, wanted, surprisal, scores, parts):
     # The plain (vectorised, reassociated) sum over a chunk's rows of the surprisal
@@ -715,7 +720,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 # loaded it from Numba's cache: the Brier, spherical and entropy sums off by an ulp
 # between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
 # rounded division.
-@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", _nrt=False)
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", **_NO_REFCOUNTS)
 def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
     # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
     # the chunk's rows, each only if ``wanted``
@@ -737,7 +742,7 @@ def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
         parts[3] = pairwise_sum(scores, count)
 
 
-@numba.njit(fastmath={"nsz"}, inline="never", _nrt=False)
+@numba.njit(fastmath={"nsz"}, inline="never", **_NO_REFCOUNTS)
 def folded_sum(values, count, lanes):
     # values[0..count) summed in lanes.shape[0] (a power of two) interleaved running
     # sums, lane l of values l, l + lanes, l + 2 lanes, ... (zeros written past count
