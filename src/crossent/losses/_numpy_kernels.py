@@ -61,6 +61,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,7 +75,10 @@ __all__ = [
     "EXACT_ALL",
     "EXACT_BELOW",
     "FLOAT32_PASSES",
+    "GUESS_STRIDE",
+    "INSIGNIFICANT_SHARE",
     "PARALLEL_ELEMENTS",
+    "SIGNIFICANT",
     "as_float32",
     "encode_like",
     "row_statistics",
@@ -238,13 +242,26 @@ def row_statistics(
     # float32 exp left ell about 1e-8 relative off at T != 1, which the gradient's
     # cancelling entries (label smoothing) magnify (issue 13)
     exact_all = EXACT_ALL and FLOAT32_PASSES
-    dtypes = (np.float64,) if exact_all else (np.float32, np.float64)
+    # fast: a boolean block too, _direct_rest's mask of the significant entries
+    dtypes: tuple[type, ...] = (
+        (np.float64,) if exact_all else (np.float32, np.float64) + ((np.bool_,) if fast else ())
+    )
+
+    state = threading.local()  # per thread: whether its last block had a confident row
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
+        t = top[first:stop]
+        # after a block with a confident row, the first maximum's place too (for
+        # _direct_rest): a trained model's logits
+        likely = fast and not exact_all and getattr(state, "likely", True)
+        first_max = np.argmax(rows, axis=1) if likely else None
+        if first_max is not None:
+            t[:, 0] = rows[np.arange(len(rows)), first_max]  # a NaN's if any, as max's
+        else:
+            np.max(rows, axis=1, keepdims=True, out=t)
         s = total[first:stop]
-        d = buffers[-1]  # the float64 buffer
+        d = buffers[1] if len(buffers) > 1 else buffers[0]  # the float64 buffer
         if wide:
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
@@ -258,12 +275,11 @@ def row_statistics(
             redone[first:stop] = True
             return
         if fast:
-            h, a = _halves(d)
-            _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW)
-        # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-        # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
-        # or redone: without the correction, every sum was below EXACT_BELOW or NaN.
-        redo = np.flatnonzero(~(s >= EXACT_BELOW))
+            part = (rest[first:stop], redone[first:stop])
+            redo = _float32_rows(rows, t, first_max, buffers, s=s, rest=part[0], redone=part[1])
+            state.likely = bool(part[1].any()) or redo.size > 0
+        else:  # small sums, and rows with a -inf, NaN or +inf: float64 exp
+            redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
             rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
@@ -281,6 +297,212 @@ def row_statistics(
     if need_sum:
         sum_out[m == -np.inf] = 0.0
     return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
+
+
+#: :func:`_direct_rest` takes a block whose float32 row maxima all lie in this range:
+#: then no ``e^x`` overflows float32 and those below its normal range (``x < -87.34``)
+#: weigh under :math:`V e^{-47} \approx V 2^{-68}` of the row's sum.
+_DIRECT_LOW, _DIRECT_HIGH = -40.0, 88.0
+
+#: :func:`_direct_rest`'s significant entries of a confident row: those whose float32
+#: ``e^x`` is at least this fraction of the row's sum of non-maximal ones.
+SIGNIFICANT = 2.0**-14
+
+#: ... and the largest share of the row's :math:`\rho` that the others may carry (their
+#: float32 ``exp``'s error then moves :math:`\rho` by under 2.13e-7 / 8, 0.45 float32
+#: ulps of :math:`2^{-24}`), else the row is redone whole (:func:`_exact_rest`).
+INSIGNIFICANT_SHARE = 1.0 / 8.0
+
+#: :func:`_likely_confident` reads every this-many-th entry of a row.
+GUESS_STRIDE = 64
+
+#: ... and guesses a row confident when its estimate of s is below this, under
+#: :data:`EXACT_BELOW`: a sample misses a row's largest terms more often than not.
+GUESS_BELOW = 2.0
+
+
+def _direct_rest(
+    rows: np.ndarray,
+    first_max: np.ndarray,
+    top: np.ndarray,
+    buffers: tuple[np.ndarray, ...],
+    *,
+    out: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\rho` per row (as :func:`_exact_rest`) from the float32 ``exp`` of ``x``
+    itself; returns the confident rows (indices) that :func:`_exact_rest` must redo,
+    and the rows that are not confident.
+
+    :math:`\rho = e^{-t} \sum_{c \ne k} e^{x_c}`: the arguments are the float32 logits,
+    so there is no rounded :math:`x - t` to correct (:func:`_exp_sum32`'s five TwoSum
+    passes and dot product); ``top`` (:math:`t`, float32, in ``[_DIRECT_LOW,
+    _DIRECT_HIGH]``) and ``first_max`` (:math:`k`) per row. The :math:`e^{x_c}` (each
+    within :math:`\eta` = 2.13e-7 relative in float32's normal range, measured) are
+    summed in float64 with the first maximum's left out, times the float64
+    :math:`e^{-t}`: a row with :math:`1 + \rho \ge` :data:`EXACT_BELOW` is done
+    (:math:`\ell` off by under :math:`\eta (s - 1)/s`, as with :func:`_exp_sum32`).
+    A confident row (the others) takes a float64 ``exp`` of :math:`x_c - t` for its
+    significant entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` times the row's
+    float32 sum :math:`S` (all ties of the maximum among them); the rest keep their
+    float32 terms. Their error, under :math:`\eta` times their share of :math:`\rho`,
+    is small when that share is at most :data:`INSIGNIFICANT_SHARE`; a row where it is
+    not, or with :math:`S < V 2^{-96}` (then the terms below float32's normal range,
+    each within :math:`2^{-126}` absolute, could weigh :math:`2^{-30}` of it), is
+    redone. ``buffers``: the block's float32, float64 and boolean work buffers.
+    """
+    n, v = rows.shape
+    e, work, mask = buffers
+    np.exp(rows, out=e)
+    e[np.arange(n), first_max] = 0.0  # the first maximum: exactly 1, left out
+    np.copyto(work, e)  # float64: a copy and einsum, faster than add.reduce's cast loop
+    total: np.ndarray = np.einsum("ij->i", work)
+    scale = np.exp(-top[:, 0].astype(np.float64))
+    np.multiply(total, scale, out=out)
+    confident = ~(out >= EXACT_BELOW - 1.0)  # NaN too
+    loose = np.flatnonzero(~confident)
+    usable = confident & (total >= v * 2.0**-96)
+    redo = np.flatnonzero(confident & ~usable)
+    if not usable.any():
+        return redo, loose
+    # a threshold per row, +inf for the rows already done; where the insignificant
+    # terms weigh too much, once more with one low enough that they cannot
+    # (V of them under share/2 S/V: under share/2 of S), though more entries pass it
+    top64 = top[:, 0].astype(np.float64)
+    for share in (SIGNIFICANT, INSIGNIFICANT_SHARE / (2.0 * v)):
+        tau = np.where(usable, total * share, np.inf).astype(np.float32)
+        rho, below = _significant_sums(rows, e, top64, tau, mask)
+        below = (total - below) * scale  # the insignificant terms' share (float32 exp)
+        rho += below
+        out[usable] = rho[usable]
+        usable &= ~(below <= rho * INSIGNIFICANT_SHARE)  # left to the next pass
+        if not usable.any():
+            break
+    return np.union1d(redo, np.flatnonzero(usable)), loose
+
+
+def _significant_sums(
+    rows: np.ndarray, e: np.ndarray, top: np.ndarray, tau: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per row, the float64 :math:`\sum e^{x_c - t}` and the float32 :math:`\sum e^{x_c}`
+    over its entries of float32 ``e`` (:math:`e^{x_c}`) at least ``tau`` (``mask``: a
+    boolean work buffer); ``top``: :math:`t`, float64."""
+    n, v = rows.shape
+    np.greater_equal(e, tau[:, None], out=mask)
+    where = np.flatnonzero(mask)
+    starts = np.searchsorted(where, np.arange(n + 1) * v)
+    counts = np.diff(starts)
+    # per entry, its float64 e^(x - t) and its float32 e^x, summed per row in one
+    # reduceat (a zero pair last: a row without any entry starts there)
+    pairs = np.zeros((where.size + 1, 2))
+    x = pairs[:-1, 0]
+    x[...] = rows.reshape(-1)[where]
+    x -= np.repeat(top, counts)
+    np.exp(x, out=x)
+    pairs[:-1, 1] = e.reshape(-1)[where]
+    sums = np.add.reduceat(pairs, starts[:-1], axis=0)
+    sums[counts == 0] = 0.0  # reduceat gives the pair at the start of an empty segment
+    return sums[:, 0], sums[:, 1]
+
+
+def _float32_rows(
+    rows: np.ndarray,
+    top: np.ndarray,
+    first_max: np.ndarray | None,
+    buffers: tuple[np.ndarray, ...],
+    *,
+    s: np.ndarray,
+    rest: np.ndarray,
+    redone: np.ndarray,
+) -> np.ndarray:
+    r"""The float32 forward of a block at T = 1: :math:`s` or :math:`\rho` per row.
+
+    A row that is not confident (:math:`s \ge` :data:`EXACT_BELOW`) takes
+    :func:`_exp_sum32` (into ``s``); a confident one :func:`_direct_rest` (into ``rest``,
+    ``redone`` set) when the block's maxima ``top`` fit its range, else
+    :func:`_exact_rest`. Which first is guessed per row (:func:`_likely_confident`)
+    when ``likely`` (the caller's last block had a confident row; else none is
+    guessed confident: random logits, say, pay for no guess); a wrong guess costs time only: a row that :func:`_direct_rest` finds not confident
+    takes :func:`_exp_sum32` (and :func:`_exact_rest` if that finds it confident after
+    all: at the threshold), one that :func:`_exp_sum32` finds confident takes
+    :func:`_direct_rest`. Returns the rows (indices) that :func:`_exact_rest` must redo.
+    ``buffers``: the block's float32, float64 and boolean work buffers.
+    """
+    guess = None if first_max is None else _likely_confident(rows, top)
+    if guess is None or not guess.any() or not _fits(top):
+        h, a = _halves(buffers[1])
+        _exp_sum32(rows, top, h, buffers[0], a, out=s, below=EXACT_BELOW)
+        confident = np.flatnonzero(~(s >= EXACT_BELOW))  # as in _twosum_part
+        if not (confident.size and _fits(top[confident])):
+            return confident
+        return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, rest, redone))
+    every = np.arange(len(rows))
+    found, loose = _direct_part(rows, every[guess], top, first_max, buffers, rest, redone)
+    redo = [found, _twosum_part(rows, loose, top, buffers, s)]
+    other = every[~guess]
+    if other.size:
+        confident = _twosum_part(rows, other, top, buffers, s)
+        if confident.size:
+            redo += _direct_part(rows, confident, top, first_max, buffers, rest, redone)
+    return np.concatenate(redo)
+
+
+def _fits(top: np.ndarray) -> bool:
+    """Whether every maximum lies in :func:`_direct_rest`'s range."""
+    return bool(((top >= _DIRECT_LOW) & (top <= _DIRECT_HIGH)).all())
+
+
+def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Whether each row's exp-sum is likely below :data:`EXACT_BELOW`: from every
+    :data:`GUESS_STRIDE`-th entry (a guess only)."""
+    sample = np.exp(rows[:, ::GUESS_STRIDE] - top).sum(axis=1)
+    sample -= sample >= 1.0  # a maximum among them, most likely: the 1 below
+    guess: np.ndarray = 1.0 + GUESS_STRIDE * sample < GUESS_BELOW  # a sample misses
+    return guess
+
+
+def _direct_part(
+    rows: np.ndarray,
+    which: np.ndarray,
+    top: np.ndarray,
+    first_max: np.ndarray | None,
+    buffers: tuple[np.ndarray, ...],
+    rest: np.ndarray,
+    redone: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_direct_rest` on the rows ``which`` of a block: ``rest`` and ``redone`` of
+    its confident ones set; returns the rows to redo and those not confident."""
+    part = rows if which.size == len(rows) else rows[which]
+    m = len(part)
+    rho = np.empty(m)
+    places = np.argmax(part, axis=1) if first_max is None else first_max[which]
+    redo, loose = _direct_rest(part, places, top[which], tuple(b[:m] for b in buffers), out=rho)
+    rest[which] = rho
+    redone[which] = True
+    redone[which[loose]] = False
+    return which[redo], which[loose]
+
+
+def _twosum_part(
+    rows: np.ndarray,
+    which: np.ndarray,
+    top: np.ndarray,
+    buffers: tuple[np.ndarray, ...],
+    s: np.ndarray,
+) -> np.ndarray:
+    """:func:`_exp_sum32` on the rows ``which`` of a block, into ``s``; returns those
+    found confident (a sum below :data:`EXACT_BELOW`, or NaN: a -inf, NaN or +inf)."""
+    if not which.size:
+        return which
+    part = rows if which.size == len(rows) else rows[which]
+    m = len(part)
+    sums = np.empty(m)
+    h, a = _halves(buffers[1][:m])
+    _exp_sum32(part, top[which], h, buffers[0][:m], a, out=sums, below=EXACT_BELOW)
+    s[which] = sums
+    # each row is either corrected or confident: without the correction, every sum was
+    # below EXACT_BELOW or NaN
+    confident: np.ndarray = which[~(sums >= EXACT_BELOW)]
+    return confident
 
 
 def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
