@@ -299,11 +299,6 @@ def row_statistics(
     return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
 
 
-#: :func:`_direct_rest` takes a block whose float32 row maxima all lie in this range:
-#: then no ``e^x`` overflows float32 and those below its normal range (``x < -87.34``)
-#: weigh under :math:`V e^{-47} \approx V 2^{-68}` of the row's sum.
-_DIRECT_LOW, _DIRECT_HIGH = -40.0, 88.0
-
 #: :func:`_direct_rest`'s significant entries of a confident row: those whose float32
 #: ``e^x`` is at least this fraction of the row's sum of non-maximal ones.
 SIGNIFICANT = 2.0**-14
@@ -329,26 +324,31 @@ def _direct_rest(
     *,
     out: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`\rho` per row (as :func:`_exact_rest`) from the float32 ``exp`` of ``x``
-    itself; returns the confident rows (indices) that :func:`_exact_rest` must redo,
-    and the rows that are not confident.
+    r""":math:`\rho` per confident row (as :func:`_exact_rest`) from the float32 ``exp``
+    of ``x`` itself; returns the confident rows (indices) that :func:`_exact_rest` must
+    redo, and the rows that are not confident.
 
     :math:`\rho = e^{-t} \sum_{c \ne k} e^{x_c}`: the arguments are the float32 logits,
-    so there is no rounded :math:`x - t` to correct (:func:`_exp_sum32`'s five TwoSum
-    passes and dot product); ``top`` (:math:`t`, float32, in ``[_DIRECT_LOW,
-    _DIRECT_HIGH]``) and ``first_max`` (:math:`k`) per row. The :math:`e^{x_c}` (each
-    within :math:`\eta` = 2.13e-7 relative in float32's normal range, measured) are
-    summed in float64 with the first maximum's left out, times the float64
-    :math:`e^{-t}`: a row with :math:`1 + \rho \ge` :data:`EXACT_BELOW` is done
-    (:math:`\ell` off by under :math:`\eta (s - 1)/s`, as with :func:`_exp_sum32`).
-    A confident row (the others) takes a float64 ``exp`` of :math:`x_c - t` for its
-    significant entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` times the row's
-    float32 sum :math:`S` (all ties of the maximum among them); the rest keep their
-    float32 terms. Their error, under :math:`\eta` times their share of :math:`\rho`,
-    is small when that share is at most :data:`INSIGNIFICANT_SHARE`; a row where it is
-    not, or with :math:`S < V 2^{-96}` (then the terms below float32's normal range,
-    each within :math:`2^{-126}` absolute, could weigh :math:`2^{-30}` of it), is
-    redone. ``buffers``: the block's float32, float64 and boolean work buffers.
+    so there is no rounded :math:`x - t` to correct; ``top`` (:math:`t`, float32) and
+    ``first_max`` (:math:`k`) per row. The float32
+    :math:`e^{x_c}` (each within :math:`\eta` = 2.13e-7 relative in float32's normal
+    range, measured over both signs of x) are summed in float64, the first maximum's
+    left out, into :math:`S`; :math:`S e^{-t}` (float64 ``exp``) tells the confident
+    rows, :math:`1 + \rho <` :data:`EXACT_BELOW` (the others are returned: their
+    :math:`\ell` comes from :func:`_exp_sum32`, the float64 path's formula; so do
+    the rows where an :math:`e^{x_c}` overflows float32, their :math:`S` infinite;
+    a +inf maximum gives :math:`\rho = 0` and :func:`_exact_ell` NaN). A
+    confident row takes a float64 ``exp`` of :math:`x_c - t` for its significant
+    entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S` (ties of the
+    maximum among them, each exactly 1); the others keep their float32 terms, whose
+    error is under :math:`\eta` times their share of :math:`\rho`. Where that share
+    exceeds :data:`INSIGNIFICANT_SHARE`, a second pass with a threshold of
+    :data:`INSIGNIFICANT_SHARE` :math:`S/(2V)` (the others then weigh under half that
+    share); a row with :math:`S < V 2^{-96}` (the terms below float32's normal range,
+    each within :math:`2^{-126}` absolute, could weigh :math:`2^{-30}` of it, and a
+    row of ``-inf`` or NaN) is redone. So :math:`\ell` is within :math:`\eta/8`
+    (0.45 float32 ulps of :math:`2^{-24}`) plus float64 roundings of its value.
+    ``buffers``: the block's float32, float64 and boolean work buffers.
     """
     n, v = rows.shape
     e, work, mask = buffers
@@ -417,38 +417,31 @@ def _float32_rows(
     r"""The float32 forward of a block at T = 1: :math:`s` or :math:`\rho` per row.
 
     A row that is not confident (:math:`s \ge` :data:`EXACT_BELOW`) takes
-    :func:`_exp_sum32` (into ``s``); a confident one :func:`_direct_rest` (into ``rest``,
-    ``redone`` set) when the block's maxima ``top`` fit its range, else
-    :func:`_exact_rest`. Which first is guessed per row (:func:`_likely_confident`)
-    when ``likely`` (the caller's last block had a confident row; else none is
-    guessed confident: random logits, say, pay for no guess); a wrong guess costs time only: a row that :func:`_direct_rest` finds not confident
-    takes :func:`_exp_sum32` (and :func:`_exact_rest` if that finds it confident after
-    all: at the threshold), one that :func:`_exp_sum32` finds confident takes
-    :func:`_direct_rest`. Returns the rows (indices) that :func:`_exact_rest` must redo.
+    :func:`_exp_sum32` (into ``s``), a confident one :func:`_direct_rest` (into ``rest``,
+    ``redone`` set). Which first is guessed per row (:func:`_likely_confident`) when
+    ``first_max`` is given (the rows' first maximal places: the caller's last block had
+    a confident row), else :func:`_exp_sum32` first (random logits, say, pay for no
+    guess). A wrong guess costs time only: a row that :func:`_direct_rest` finds not
+    confident takes :func:`_exp_sum32` (then :func:`_exact_rest` if that finds it
+    confident after all: at the threshold), one that :func:`_exp_sum32` finds confident
+    takes :func:`_direct_rest` (:func:`_exact_rest` if that finds it not: at the
+    threshold). Returns the rows (indices) that :func:`_exact_rest` must redo.
     ``buffers``: the block's float32, float64 and boolean work buffers.
     """
     guess = None if first_max is None else _likely_confident(rows, top)
-    if guess is None or not guess.any() or not _fits(top):
-        h, a = _halves(buffers[1])
-        _exp_sum32(rows, top, h, buffers[0], a, out=s, below=EXACT_BELOW)
-        confident = np.flatnonzero(~(s >= EXACT_BELOW))  # as in _twosum_part
-        if not (confident.size and _fits(top[confident])):
-            return confident
-        return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, rest, redone))
-    every = np.arange(len(rows))
-    found, loose = _direct_part(rows, every[guess], top, first_max, buffers, rest, redone)
-    redo = [found, _twosum_part(rows, loose, top, buffers, s)]
-    other = every[~guess]
-    if other.size:
+    redo = [np.empty(0, dtype=np.intp)]
+    if guess is not None and guess.any():
+        every = np.arange(len(rows))
+        found, loose = _direct_part(rows, every[guess], top, first_max, buffers, rest, redone)
+        redo += [found, _twosum_part(rows, loose, top, buffers, s)]
+        other: np.ndarray | None = every[~guess]
+    else:
+        other = None  # every row
+    if other is None or other.size:
         confident = _twosum_part(rows, other, top, buffers, s)
         if confident.size:
             redo += _direct_part(rows, confident, top, first_max, buffers, rest, redone)
     return np.concatenate(redo)
-
-
-def _fits(top: np.ndarray) -> bool:
-    """Whether every maximum lies in :func:`_direct_rest`'s range."""
-    return bool(((top >= _DIRECT_LOW) & (top <= _DIRECT_HIGH)).all())
 
 
 def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -484,23 +477,27 @@ def _direct_part(
 
 def _twosum_part(
     rows: np.ndarray,
-    which: np.ndarray,
+    which: np.ndarray | None,
     top: np.ndarray,
     buffers: tuple[np.ndarray, ...],
     s: np.ndarray,
 ) -> np.ndarray:
-    """:func:`_exp_sum32` on the rows ``which`` of a block, into ``s``; returns those
-    found confident (a sum below :data:`EXACT_BELOW`, or NaN: a -inf, NaN or +inf)."""
+    """:func:`_exp_sum32` on the rows ``which`` of a block (None: all), into ``s``;
+    returns those found confident (a sum below :data:`EXACT_BELOW`, or NaN: a -inf,
+    NaN or +inf)."""
+    if which is None:  # no copies
+        h, a = _halves(buffers[1])
+        _exp_sum32(rows, top, h, buffers[0], a, out=s, below=EXACT_BELOW)
+        # each row is either corrected or confident: without the correction, every
+        # sum was below EXACT_BELOW or NaN
+        return np.flatnonzero(~(s >= EXACT_BELOW))
     if not which.size:
         return which
-    part = rows if which.size == len(rows) else rows[which]
-    m = len(part)
+    m = which.size
     sums = np.empty(m)
     h, a = _halves(buffers[1][:m])
-    _exp_sum32(part, top[which], h, buffers[0][:m], a, out=sums, below=EXACT_BELOW)
+    _exp_sum32(rows[which], top[which], h, buffers[0][:m], a, out=sums, below=EXACT_BELOW)
     s[which] = sums
-    # each row is either corrected or confident: without the correction, every sum was
-    # below EXACT_BELOW or NaN
     confident: np.ndarray = which[~(sums >= EXACT_BELOW)]
     return confident
 
