@@ -41,8 +41,39 @@ entry :math:`a p_y - t` is formed in float64. Per block of the forward: one floa
 max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
 gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
-skips the five correction passes and the dot product, and its rows take
-:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. Where NumPy runs
+skips the five correction passes and the dot product. A confident row takes
+:func:`_direct_rest`: the float32 ``exp`` of the logits themselves (no rounded
+:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x - t` only for the
+entries that carry all but at most :data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1`
+(about 4 % of a peaked row's: the float64 ``exp`` is NumPy's scalar one on AVX2, 4.8 ns
+an entry under benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so
+:math:`\ell` is within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`);
+a row of ``-inf``, or whose terms are mostly below float32's normal range, takes
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum. Where most of a thread's
+rows have been confident, each row of a block is first guessed confident or not from
+every 64th entry (:func:`_likely_confident`) and takes that path first; a row that is
+not confident always ends with :func:`_exp_sum32`'s formula (the float64 path's,
+``tests/losses/test_issue13_numpy_float32_passes.py``). Measured (issue 13, 4096 x
+32000, the Xeon at load average 4-5.5 from other sessions, AVX2 emulated, process CPU
+time of ``row_statistics`` on 2 threads, min of 5 interleaved calls against the
+previous code): peaked logits (78 % confident rows) 0.79-0.80x the time, random ones
+1.01-1.02x (0.94x once: noise; their 8 % confident rows take :func:`_direct_rest`
+too); wall clock, benchmarks/bench_numpy_kernels_ab.py, peaked 2.26-2.50x torch
+eager against 2.74-3.09x before (0.73x and 0.91x the previous code), random 1.61-1.62x
+eager against 1.16-1.45x before in the same runs (1.11x, 1.40x: CPU time says the
+same cost; the load swung), so the issue's 2x eager is not met on peaked logits yet.
+What did not work: the first selection threshold at :math:`2^{-16}` of the row's
+sum with a share of 1/16 (8-11 % of a peaked row's entries; NumPy's flatnonzero costs
+1.5 ns an entry of the mask at 8 % of them set, 0.36 ns at 4 %) took 0.78x the time
+where :math:`2^{-14}` and 1/8 take 0.73x (block-level, one thread); :math:`2^{-13}`
+left 1/8 of a peaked row's :math:`\rho` below it (a second pass for almost every row:
+1.6x); the guess on every block made random logits 1.13-1.19x slower (its calls cost
+0.14 ns an entry, and a sample misses a row's largest terms: a non-confident row taken
+for confident); choosing the path of a whole block from the previous block's rows
+gave 0.81x on peaked logits against the guess's 0.76x; and taking the direct ``exp``
+of the logits for the non-confident rows too (no TwoSum correction: 0.71-0.80x on
+random logits) changes their rounding from the float64 path's formula, which the tests pin
+to 1e-10. Where NumPy runs
 AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at any
 temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left :math:`\ell` about
 2e-8 relative off, which the gradient's cancelling entries magnify): one float32
@@ -247,14 +278,15 @@ def row_statistics(
         (np.float64,) if exact_all else (np.float32, np.float64) + ((np.bool_,) if fast else ())
     )
 
-    state = threading.local()  # per thread: whether its last block had a confident row
+    # per thread: the share of confident rows in its blocks so far (a moving average)
+    state = threading.local()
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         t = top[first:stop]
-        # after a block with a confident row, the first maximum's place too (for
-        # _direct_rest): a trained model's logits
-        likely = fast and not exact_all and getattr(state, "likely", True)
+        # where most rows have been confident (a trained model's logits), the first
+        # maximum's place too (for _direct_rest), and a guess per row
+        likely = fast and not exact_all and getattr(state, "share", 1.0) >= 0.5
         first_max = np.argmax(rows, axis=1) if likely else None
         if first_max is not None:
             t[:, 0] = rows[np.arange(len(rows)), first_max]  # a NaN's if any, as max's
@@ -277,7 +309,8 @@ def row_statistics(
         if fast:
             part = (rest[first:stop], redone[first:stop])
             redo = _float32_rows(rows, t, first_max, buffers, s=s, rest=part[0], redone=part[1])
-            state.likely = bool(part[1].any()) or redo.size > 0
+            confident = (np.count_nonzero(part[1]) + np.count_nonzero(~part[1][redo])) / len(t)
+            state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
         else:  # small sums, and rows with a -inf, NaN or +inf: float64 exp
             redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
@@ -419,8 +452,8 @@ def _float32_rows(
     A row that is not confident (:math:`s \ge` :data:`EXACT_BELOW`) takes
     :func:`_exp_sum32` (into ``s``), a confident one :func:`_direct_rest` (into ``rest``,
     ``redone`` set). Which first is guessed per row (:func:`_likely_confident`) when
-    ``first_max`` is given (the rows' first maximal places: the caller's last block had
-    a confident row), else :func:`_exp_sum32` first (random logits, say, pay for no
+    ``first_max`` is given (the rows' first maximal places: most of the caller's rows
+    have been confident), else :func:`_exp_sum32` first (random logits, say, pay for no
     guess). A wrong guess costs time only: a row that :func:`_direct_rest` finds not
     confident takes :func:`_exp_sum32` (then :func:`_exact_rest` if that finds it
     confident after all: at the threshold), one that :func:`_exp_sum32` finds confident
