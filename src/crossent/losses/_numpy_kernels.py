@@ -95,11 +95,14 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
+
+_Buffers = tuple[np.ndarray, ...]  # a block's work buffers, one of each dtype
 
 __all__ = [
     "BLOCK_ELEMENTS",
@@ -307,9 +310,9 @@ def row_statistics(
             redone[first:stop] = True
             return
         if fast:
-            part = (rest[first:stop], redone[first:stop])
-            redo = _float32_rows(rows, t, first_max, buffers, s=s, rest=part[0], redone=part[1])
-            confident = (np.count_nonzero(part[1]) + np.count_nonzero(~part[1][redo])) / len(t)
+            done = redone[first:stop]
+            redo = _float32_rows(rows, t, first_max, buffers, _BlockOut(s, rest[first:stop], done))
+            confident = (np.count_nonzero(done) + np.count_nonzero(~done[redo])) / len(t)
             state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
         else:  # small sums, and rows with a -inf, NaN or +inf: float64 exp
             redo = np.flatnonzero(~(s >= EXACT_BELOW))
@@ -353,7 +356,7 @@ def _direct_rest(
     rows: np.ndarray,
     first_max: np.ndarray,
     top: np.ndarray,
-    buffers: tuple[np.ndarray, ...],
+    buffers: _Buffers,
     *,
     out: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -437,43 +440,50 @@ def _significant_sums(
     return sums[:, 0], sums[:, 1]
 
 
+class _BlockOut(NamedTuple):
+    """A block's rows of :func:`row_statistics`' per-row outputs: ``s`` (the exp-sums
+    of :func:`_exp_sum32`), ``rest`` (:math:`\rho`, where ``redone``)."""
+
+    s: np.ndarray
+    rest: np.ndarray
+    redone: np.ndarray
+
+
 def _float32_rows(
     rows: np.ndarray,
     top: np.ndarray,
     first_max: np.ndarray | None,
-    buffers: tuple[np.ndarray, ...],
-    *,
-    s: np.ndarray,
-    rest: np.ndarray,
-    redone: np.ndarray,
+    buffers: _Buffers,
+    out: _BlockOut,
 ) -> np.ndarray:
     r"""The float32 forward of a block at T = 1: :math:`s` or :math:`\rho` per row.
 
     A row that is not confident (:math:`s \ge` :data:`EXACT_BELOW`) takes
-    :func:`_exp_sum32` (into ``s``), a confident one :func:`_direct_rest` (into ``rest``,
-    ``redone`` set). Which first is guessed per row (:func:`_likely_confident`) when
-    ``first_max`` is given (the rows' first maximal places: most of the caller's rows
-    have been confident), else :func:`_exp_sum32` first (random logits, say, pay for no
-    guess). A wrong guess costs time only: a row that :func:`_direct_rest` finds not
-    confident takes :func:`_exp_sum32` (then :func:`_exact_rest` if that finds it
-    confident after all: at the threshold), one that :func:`_exp_sum32` finds confident
-    takes :func:`_direct_rest` (:func:`_exact_rest` if that finds it not: at the
-    threshold). Returns the rows (indices) that :func:`_exact_rest` must redo.
+    :func:`_exp_sum32` (into ``out.s``), a confident one :func:`_direct_rest` (into
+    ``out.rest``, ``out.redone`` set). Which first is guessed per row
+    (:func:`_likely_confident`) when ``first_max`` is given (the rows' first maximal
+    places: most of the caller's rows have been confident), else :func:`_exp_sum32`
+    first (random logits, say, pay for no guess). A wrong guess costs time only: a
+    row that :func:`_direct_rest` finds not confident takes :func:`_exp_sum32` (then
+    :func:`_exact_rest` if that finds it confident after all: at the threshold), one
+    that :func:`_exp_sum32` finds confident takes :func:`_direct_rest`
+    (:func:`_exact_rest` if that finds it not: at the threshold). Returns the rows
+    (indices) that :func:`_exact_rest` must redo.
     ``buffers``: the block's float32, float64 and boolean work buffers.
     """
     guess = None if first_max is None else _likely_confident(rows, top)
     redo = [np.empty(0, dtype=np.intp)]
     if guess is not None and guess.any():
         every = np.arange(len(rows))
-        found, loose = _direct_part(rows, every[guess], top, first_max, buffers, rest, redone)
-        redo += [found, _twosum_part(rows, loose, top, buffers, s)]
+        found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
+        redo += [found, _twosum_part(rows, loose, top, buffers, out.s)]
         other: np.ndarray | None = every[~guess]
     else:
         other = None  # every row
     if other is None or other.size:
-        confident = _twosum_part(rows, other, top, buffers, s)
+        confident = _twosum_part(rows, other, top, buffers, out.s)
         if confident.size:
-            redo += _direct_part(rows, confident, top, first_max, buffers, rest, redone)
+            redo += _direct_part(rows, confident, top, first_max, buffers, out)
     return np.concatenate(redo)
 
 
@@ -491,20 +501,20 @@ def _direct_part(
     which: np.ndarray,
     top: np.ndarray,
     first_max: np.ndarray | None,
-    buffers: tuple[np.ndarray, ...],
-    rest: np.ndarray,
-    redone: np.ndarray,
+    buffers: _Buffers,
+    out: _BlockOut,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_direct_rest` on the rows ``which`` of a block: ``rest`` and ``redone`` of
-    its confident ones set; returns the rows to redo and those not confident."""
+    """:func:`_direct_rest` on the rows ``which`` of a block: ``out.rest`` and
+    ``out.redone`` of its confident ones set; returns the rows to redo and those not
+    confident."""
     part = rows if which.size == len(rows) else rows[which]
     m = len(part)
     rho = np.empty(m)
     places = np.argmax(part, axis=1) if first_max is None else first_max[which]
     redo, loose = _direct_rest(part, places, top[which], tuple(b[:m] for b in buffers), out=rho)
-    rest[which] = rho
-    redone[which] = True
-    redone[which[loose]] = False
+    out.rest[which] = rho
+    out.redone[which] = True
+    out.redone[which[loose]] = False
     return which[redo], which[loose]
 
 
@@ -512,7 +522,7 @@ def _twosum_part(
     rows: np.ndarray,
     which: np.ndarray | None,
     top: np.ndarray,
-    buffers: tuple[np.ndarray, ...],
+    buffers: _Buffers,
     s: np.ndarray,
 ) -> np.ndarray:
     """:func:`_exp_sum32` on the rows ``which`` of a block (None: all), into ``s``;
