@@ -73,9 +73,15 @@ def _crowded_row(classes: int) -> np.ndarray:
     return row
 
 
-def test_issue13_crowded_row_takes_the_second_threshold() -> None:
+def _no_exact_rest(*args: object, **kwargs: object) -> None:
+    raise AssertionError("_exact_rest was called")
+
+
+def test_issue13_crowded_row_takes_the_second_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
     """Half of rho in terms under the first threshold: the float32 terms would move
-    rho by up to 1e-7 of itself; the second pass keeps it within the bound."""
+    rho by up to 1e-7 of itself; the second pass keeps it within the bound (and the
+    row is not redone whole)."""
+    monkeypatch.setattr(_numpy_kernels, "_exact_rest", _no_exact_rest)
     classes = 32000
     row = _crowded_row(classes)
     ell = _ell(row[None])[0]
@@ -169,12 +175,8 @@ def test_issue13_wrongly_guessed_rows_take_the_float64_paths_formula(
 
 
 def test_issue13_direct_rest_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Confident rows in range take _direct_rest, not _exact_rest (the speed)."""
-
-    def fail(*args: object, **kwargs: object) -> None:
-        raise AssertionError("_exact_rest was called")
-
-    monkeypatch.setattr(_numpy_kernels, "_exact_rest", fail)
+    """Confident rows take _direct_rest, not _exact_rest (the speed)."""
+    monkeypatch.setattr(_numpy_kernels, "_exact_rest", _no_exact_rest)
     rng = np.random.default_rng(3)
     z = (rng.normal(size=(8, 5000)) * 3).astype(F32)
     z[np.arange(8), rng.integers(5000, size=8)] = 30.0
