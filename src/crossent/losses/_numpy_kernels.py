@@ -310,16 +310,18 @@ def row_statistics(
             redone[first:stop] = True
             return
         if fast:
-            done = redone[first:stop]
-            redo = _float32_rows(rows, t, first_max, buffers, _BlockOut(s, rest[first:stop], done))
-            confident = (np.count_nonzero(done) + np.count_nonzero(~done[redo])) / len(t)
-            state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
+            redo = _float32_rows(
+                rows, t, first_max, buffers, _BlockOut(s, rest[first:stop], redone[first:stop])
+            )
         else:  # small sums, and rows with a -inf, NaN or +inf: float64 exp
             redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
             rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
             redone[first + redo] = True
+        if fast:  # the rows taken for confident (exactly those redone)
+            confident = np.count_nonzero(redone[first:stop]) / len(rows)
+            state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
 
     _run_in_blocks(block, n, v, dtypes)
     top64 = top[:, 0].astype(np.float64)
@@ -463,7 +465,8 @@ def _float32_rows(
     ``out.rest``, ``out.redone`` set). Which first is guessed per row
     (:func:`_likely_confident`) when ``first_max`` is given (the rows' first maximal
     places: most of the caller's rows have been confident), else :func:`_exp_sum32`
-    first (random logits, say, pay for no guess). A wrong guess costs time only: a
+    first and :func:`_exact_rest` for the few confident rows (random logits, say, pay
+    for no guess, and for no more NumPy calls than before). A wrong guess costs time only: a
     row that :func:`_direct_rest` finds not confident takes :func:`_exp_sum32` (then
     :func:`_exact_rest` if that finds it confident after all: at the threshold), one
     that :func:`_exp_sum32` finds confident takes :func:`_direct_rest`
@@ -472,18 +475,18 @@ def _float32_rows(
     ``buffers``: the block's float32, float64 and boolean work buffers.
     """
     guess = None if first_max is None else _likely_confident(rows, top)
-    redo = [np.empty(0, dtype=np.intp)]
-    if guess is not None and guess.any():
-        every = np.arange(len(rows))
-        found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
-        redo += [found, _twosum_part(rows, loose, top, buffers, out.s)]
-        other: np.ndarray | None = every[~guess]
-    else:
-        other = None  # every row
-    if other is None or other.size:
-        confident = _twosum_part(rows, other, top, buffers, out.s)
-        if confident.size:
-            redo += _direct_part(rows, confident, top, first_max, buffers, out)
+    if guess is None or not guess.any():
+        confident = _twosum_part(rows, None, top, buffers, out.s)
+        if first_max is None or not confident.size:
+            # few confident rows: _exact_rest's few calls (two threads share the GIL)
+            return confident
+        return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, out))
+    every = np.arange(len(rows))
+    found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
+    redo = [found, _twosum_part(rows, loose, top, buffers, out.s)]
+    confident = _twosum_part(rows, every[~guess], top, buffers, out.s)
+    if confident.size:
+        redo += _direct_part(rows, confident, top, first_max, buffers, out)
     return np.concatenate(redo)
 
 
