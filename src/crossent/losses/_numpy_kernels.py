@@ -319,8 +319,8 @@ def row_statistics(
             some = rows if redo.size == len(rows) else rows[redo]
             rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
             redone[first + redo] = True
-        if fast:  # the rows taken for confident (exactly those redone)
-            confident = np.count_nonzero(redone[first:stop]) / len(rows)
+        if fast:  # the rows taken for confident: those redone (without a guess, redo)
+            confident = (redo.size if first_max is None else redone[first:stop].sum()) / len(rows)
             state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
 
     _run_in_blocks(block, n, v, dtypes)
