@@ -41,15 +41,56 @@ entry :math:`a p_y - t` is formed in float64. Per block of the forward: one floa
 max, six float32 passes, one ``exp``, one float64 sum and one dot product; of the
 gradient: eight float32 passes, one ``exp``, one product and one sum. A block whose
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
-skips the five correction passes and the dot product, and its rows take
-:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum instead. Where NumPy runs
-AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest` at any
-temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left :math:`\ell` about
-2e-8 relative off, which the gradient's cancelling entries magnify): one float32
-max, then a float64 copy, subtraction, ``exp`` and sum per block, faster there than
-the float32 passes (their ten or so ufunc calls per block against five) and
-within a float64 ulp or two per term; the gradient there takes its float64 path with a
-float64 ``exp`` (each entry but the label's rounded once from float64).
+skips the five correction passes and the dot product. A confident row takes
+:func:`_direct_rest`: the float32 ``exp`` of the logits themselves (no rounded
+:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x - t` only for the
+entries that carry all but at most :data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1`
+(about 4 % of a peaked row's: the float64 ``exp`` is NumPy's scalar one on AVX2, 4.8
+ns an entry under benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so
+:math:`\ell` is within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`); a
+row of ``-inf``, or whose terms are mostly below float32's normal range, takes
+:func:`_exact_rest`'s float64 subtraction, ``exp`` and sum. Where most of a thread's
+rows have been confident, each row of a block is first guessed confident or not from
+every 64th entry (:func:`_likely_confident`) and takes that path first; elsewhere
+(random logits, say) :func:`_exp_sum32` comes first and its few confident rows take
+:func:`_exact_rest`, with no more NumPy calls per block than before (two threads share
+the GIL between the calls). A row that is not confident always ends with
+:func:`_exp_sum32`'s formula (the float64 path's,
+``tests/losses/test_issue13_numpy_float32_passes.py``).
+
+Measured (issue 13, 4096 x 32000, the Xeon at load average 2.2-5.5 from other
+sessions, AVX2 emulated): process CPU time of ``row_statistics`` on 2 threads, min of
+5-7 interleaved calls against the previous code, peaked logits (78 % confident rows)
+0.80-0.82x, random ones 0.90-1.02x (medians 0.88x and 1.00x); wall clock,
+benchmarks/bench_numpy_kernels_ab.py (5 turns), the final code in two runs: peaked
+1.94x and 2.49x torch eager against 2.42x and 2.55x before (0.80x, 0.97x the previous
+code's time), random 1.51x and 1.44x against 1.59x and 1.28x (0.95x, 1.13x: the load
+swung; the code path is the previous one plus a few Python calls per block); the
+issue's 2x eager on peaked logits is met in the quieter of the two runs only. Without
+emulation (AVX-512: :data:`EXACT_ALL`, whose path is unchanged) 0.86x and 0.97x the
+previous code's time, noise. What did not work: the first selection threshold at
+:math:`2^{-16}` of the row's sum with a share of 1/16 (8-11 % of a peaked row's
+entries; NumPy's flatnonzero costs 1.5 ns an entry of the mask at 8 % of them set,
+0.36 ns at 4 %) took 0.78x the time where :math:`2^{-14}` and 1/8 take 0.73x
+(block-level, one thread); :math:`2^{-13}` left 1/8 of a peaked row's :math:`\rho`
+below it (a second pass for almost every row: 1.6x); the guess on every block made
+random logits 1.13-1.19x slower (its calls cost 0.14 ns an entry, and a sample misses
+a row's largest terms: a non-confident row taken for confident); :func:`_direct_rest`
+for random logits' few confident rows (fewer float64 ``exp`` than :func:`_exact_rest`,
+many more calls) cost 1.01-1.03x in CPU time and 1.08-1.12x in wall clock; choosing
+the path of a whole block from the previous block's rows gave 0.81x on peaked logits
+against the guess's 0.76x; and taking the direct ``exp`` of the logits for the
+non-confident rows too (no TwoSum correction: 0.71-0.80x on random logits) changes
+their rounding from the float64 path's formula, which the tests pin to 1e-10.
+
+Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
+at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
+:math:`\ell` about 2e-8 relative off, which the gradient's cancelling entries
+magnify): one float32 max, then a float64 copy, subtraction, ``exp`` and sum per
+block, faster there than the float32 passes (their ten or so ufunc calls per block
+against five) and within a float64 ulp or two per term; the gradient there takes its
+float64 path with a float64 ``exp`` (each entry but the label's rounded once from
+float64).
 
 Validation costs no pass of its own, as in the Numba kernel: a row is *suspect* when
 its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entry
@@ -61,20 +102,27 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
+_Buffers = tuple[np.ndarray, ...]  # a block's work buffers, one of each dtype
+
 __all__ = [
     "BLOCK_ELEMENTS",
     "EXACT_ALL",
     "EXACT_BELOW",
     "FLOAT32_PASSES",
+    "GUESS_STRIDE",
+    "INSIGNIFICANT_SHARE",
     "PARALLEL_ELEMENTS",
+    "SIGNIFICANT",
     "as_float32",
     "encode_like",
     "row_statistics",
@@ -90,7 +138,9 @@ BLOCK_ELEMENTS = 1 << 16
 #: float32 ``exp`` (relative error under 2.03e-7, measured) of the non-maximal terms
 #: (the maximal one is exactly 1) moves :math:`\ell = \log s` by under
 #: 2.03e-7 (s - 1)/s, and the loss :math:`\ge \ell` by under 3.4 (s - 1)/(s log s)
-#: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors.
+#: float32 ulps: 1.8 at s = 4 in the worst case of aligned errors. (NumPy's float32 ``exp``
+#: errs up to 2.13e-7 for arguments in [-87, -20] and [20, 40], 6e7 samples each on the
+#: Xeon, AVX2 and AVX-512 loops alike: 1.9 ulps then.)
 EXACT_BELOW = 4.0
 
 
@@ -238,13 +288,27 @@ def row_statistics(
     # float32 exp left ell about 1e-8 relative off at T != 1, which the gradient's
     # cancelling entries (label smoothing) magnify (issue 13)
     exact_all = EXACT_ALL and FLOAT32_PASSES
-    dtypes = (np.float64,) if exact_all else (np.float32, np.float64)
+    # fast: a boolean block too, _direct_rest's mask of the significant entries
+    dtypes: tuple[type, ...] = (
+        (np.float64,) if exact_all else (np.float32, np.float64) + ((np.bool_,) if fast else ())
+    )
+
+    # per thread: the share of confident rows in its blocks so far (a moving average)
+    state = threading.local()
 
     def block(first: int, stop: int, *buffers: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
-        t = np.max(rows, axis=1, keepdims=True, out=top[first:stop])
+        t = top[first:stop]
+        # where most rows have been confident (a trained model's logits), the first
+        # maximum's place too (for _direct_rest), and a guess per row
+        likely = fast and not exact_all and getattr(state, "share", 1.0) >= 0.5
+        first_max = np.argmax(rows, axis=1) if likely else None
+        if first_max is not None:
+            t[:, 0] = rows[np.arange(len(rows)), first_max]  # a NaN's if any, as max's
+        else:
+            np.max(rows, axis=1, keepdims=True, out=t)
         s = total[first:stop]
-        d = buffers[-1]  # the float64 buffer
+        d = buffers[1] if len(buffers) > 1 else buffers[0]  # the float64 buffer
         if wide:
             np.subtract(rows, t, out=d, dtype=np.float64)
             if inv_t != 1.0:
@@ -258,16 +322,18 @@ def row_statistics(
             redone[first:stop] = True
             return
         if fast:
-            h, a = _halves(d)
-            _exp_sum32(rows, t, h, buffers[0], a, out=s, below=EXACT_BELOW)
-        # Small sums, and rows where the float32 pass saw a -inf (or a NaN, or
-        # +inf): float64 exp, the -inf entries counting 0. Each row is either corrected
-        # or redone: without the correction, every sum was below EXACT_BELOW or NaN.
-        redo = np.flatnonzero(~(s >= EXACT_BELOW))
+            redo = _float32_rows(
+                rows, t, first_max, buffers, _BlockOut(s, rest[first:stop], redone[first:stop])
+            )
+        else:  # small sums, and rows with a -inf, NaN or +inf: float64 exp
+            redo = np.flatnonzero(~(s >= EXACT_BELOW))
         if redo.size:
             some = rows if redo.size == len(rows) else rows[redo]
             rest[first + redo] = _exact_rest(some, t[redo], inv_t, out=d[: redo.size])
             redone[first + redo] = True
+        if fast:  # the rows taken for confident: those redone (without a guess, redo)
+            confident = (redo.size if first_max is None else redone[first:stop].sum()) / len(rows)
+            state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
 
     _run_in_blocks(block, n, v, dtypes)
     top64 = top[:, 0].astype(np.float64)
@@ -281,6 +347,217 @@ def row_statistics(
     if need_sum:
         sum_out[m == -np.inf] = 0.0
     return m, ell_out, zy, sum_out, ~(np.isfinite(m) & np.isfinite(total))
+
+
+#: :func:`_direct_rest`'s significant entries of a confident row: those whose float32
+#: ``e^x`` is at least this fraction of the row's sum of non-maximal ones.
+SIGNIFICANT = 2.0**-14
+
+#: ... and the largest share of the row's :math:`\rho` that the others may carry (their
+#: float32 ``exp``'s error then moves :math:`\rho` by under 2.13e-7 / 8, 0.45 float32
+#: ulps of :math:`2^{-24}`), else the row is redone whole (:func:`_exact_rest`).
+INSIGNIFICANT_SHARE = 1.0 / 8.0
+
+#: :func:`_likely_confident` reads every this-many-th entry of a row.
+GUESS_STRIDE = 64
+
+#: ... and guesses a row confident when its estimate of s is below this, under
+#: :data:`EXACT_BELOW`: a sample misses a row's largest terms more often than not.
+GUESS_BELOW = 2.0
+
+
+def _direct_rest(
+    rows: np.ndarray,
+    first_max: np.ndarray,
+    top: np.ndarray,
+    buffers: _Buffers,
+    *,
+    out: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`\rho` per confident row (as :func:`_exact_rest`) from the float32 ``exp``
+    of ``x`` itself; returns the confident rows (indices) that :func:`_exact_rest` must
+    redo, and the rows that are not confident.
+
+    :math:`\rho = e^{-t} \sum_{c \ne k} e^{x_c}`: the arguments are the float32 logits,
+    so there is no rounded :math:`x - t` to correct; ``top`` (:math:`t`, float32) and
+    ``first_max`` (:math:`k`) per row. The float32
+    :math:`e^{x_c}` (each within :math:`\eta` = 2.13e-7 relative in float32's normal
+    range, measured over both signs of x) are summed in float64, the first maximum's
+    left out, into :math:`S`; :math:`S e^{-t}` (float64 ``exp``) tells the confident
+    rows, :math:`1 + \rho <` :data:`EXACT_BELOW` (the others are returned: their
+    :math:`\ell` comes from :func:`_exp_sum32`, the float64 path's formula; so do
+    the rows where an :math:`e^{x_c}` overflows float32, their :math:`S` infinite;
+    a +inf maximum gives :math:`\rho = 0` and :func:`_exact_ell` NaN). A
+    confident row takes a float64 ``exp`` of :math:`x_c - t` for its significant
+    entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S` (ties of the
+    maximum among them, each exactly 1); the others keep their float32 terms, whose
+    error is under :math:`\eta` times their share of :math:`\rho`. Where that share
+    exceeds :data:`INSIGNIFICANT_SHARE`, a second pass with a threshold of
+    :data:`INSIGNIFICANT_SHARE` :math:`S/(2V)` (the others then weigh under half that
+    share); a row with :math:`S < V 2^{-96}` (the terms below float32's normal range,
+    each within :math:`2^{-126}` absolute, could weigh :math:`2^{-30}` of it, and a
+    row of ``-inf`` or NaN) is redone. So :math:`\ell` is within :math:`\eta/8`
+    (0.45 float32 ulps of :math:`2^{-24}`) plus float64 roundings of its value.
+    ``buffers``: the block's float32, float64 and boolean work buffers.
+    """
+    n, v = rows.shape
+    e, work, mask = buffers
+    np.exp(rows, out=e)
+    e[np.arange(n), first_max] = 0.0  # the first maximum: exactly 1, left out
+    np.copyto(work, e)  # float64: a copy and einsum, faster than add.reduce's cast loop
+    total: np.ndarray = np.einsum("ij->i", work)
+    scale = np.exp(-top[:, 0].astype(np.float64))
+    np.multiply(total, scale, out=out)
+    confident = ~(out >= EXACT_BELOW - 1.0)  # NaN too
+    loose = np.flatnonzero(~confident)
+    usable = confident & (total >= v * 2.0**-96)
+    redo = np.flatnonzero(confident & ~usable)
+    if not usable.any():
+        return redo, loose
+    # a threshold per row, +inf for the rows already done; where the insignificant
+    # terms weigh too much, once more with one low enough that they cannot
+    # (V of them under share/2 S/V: under share/2 of S), though more entries pass it
+    top64 = top[:, 0].astype(np.float64)
+    for share in (SIGNIFICANT, INSIGNIFICANT_SHARE / (2.0 * v)):
+        tau = np.where(usable, total * share, np.inf).astype(np.float32)
+        rho, below = _significant_sums(rows, e, top64, tau, mask)
+        below = (total - below) * scale  # the insignificant terms' share (float32 exp)
+        rho += below
+        out[usable] = rho[usable]
+        usable &= ~(below <= rho * INSIGNIFICANT_SHARE)  # left to the next pass
+        if not usable.any():
+            break
+    return np.union1d(redo, np.flatnonzero(usable)), loose
+
+
+def _significant_sums(
+    rows: np.ndarray, e: np.ndarray, top: np.ndarray, tau: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Per row, the float64 :math:`\sum e^{x_c - t}` and the float32 :math:`\sum e^{x_c}`
+    over its entries of float32 ``e`` (:math:`e^{x_c}`) at least ``tau`` (``mask``: a
+    boolean work buffer); ``top``: :math:`t`, float64."""
+    n, v = rows.shape
+    np.greater_equal(e, tau[:, None], out=mask)
+    where = np.flatnonzero(mask)
+    starts = np.searchsorted(where, np.arange(n + 1) * v)
+    counts = np.diff(starts)
+    # per entry, its float64 e^(x - t) and its float32 e^x, summed per row in one
+    # reduceat (a zero pair last: a row without any entry starts there)
+    pairs = np.zeros((where.size + 1, 2))
+    x = pairs[:-1, 0]
+    x[...] = rows.reshape(-1)[where]
+    x -= np.repeat(top, counts)
+    np.exp(x, out=x)
+    pairs[:-1, 1] = e.reshape(-1)[where]
+    sums = np.add.reduceat(pairs, starts[:-1], axis=0)
+    sums[counts == 0] = 0.0  # reduceat gives the pair at the start of an empty segment
+    return sums[:, 0], sums[:, 1]
+
+
+class _BlockOut(NamedTuple):
+    """A block's rows of :func:`row_statistics`' per-row outputs: ``s`` (the exp-sums
+    of :func:`_exp_sum32`), ``rest`` (:math:`\rho`, where ``redone``)."""
+
+    s: np.ndarray
+    rest: np.ndarray
+    redone: np.ndarray
+
+
+def _float32_rows(
+    rows: np.ndarray,
+    top: np.ndarray,
+    first_max: np.ndarray | None,
+    buffers: _Buffers,
+    out: _BlockOut,
+) -> np.ndarray:
+    r"""The float32 forward of a block at T = 1: :math:`s` or :math:`\rho` per row.
+
+    A row that is not confident (:math:`s \ge` :data:`EXACT_BELOW`) takes
+    :func:`_exp_sum32` (into ``out.s``), a confident one :func:`_direct_rest` (into
+    ``out.rest``, ``out.redone`` set). Which first is guessed per row
+    (:func:`_likely_confident`) when ``first_max`` is given (the rows' first maximal
+    places: most of the caller's rows have been confident), else :func:`_exp_sum32`
+    first and :func:`_exact_rest` for the few confident rows (random logits, say, pay
+    for no guess, and for no more NumPy calls than before). A wrong guess costs time only: a
+    row that :func:`_direct_rest` finds not confident takes :func:`_exp_sum32` (then
+    :func:`_exact_rest` if that finds it confident after all: at the threshold), one
+    that :func:`_exp_sum32` finds confident takes :func:`_direct_rest`
+    (:func:`_exact_rest` if that finds it not: at the threshold). Returns the rows
+    (indices) that :func:`_exact_rest` must redo.
+    ``buffers``: the block's float32, float64 and boolean work buffers.
+    """
+    guess = None if first_max is None else _likely_confident(rows, top)
+    if guess is None or not guess.any():
+        confident = _twosum_part(rows, None, top, buffers, out.s)
+        if first_max is None or not confident.size:
+            # few confident rows: _exact_rest's few calls (two threads share the GIL)
+            return confident
+        return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, out))
+    every = np.arange(len(rows))
+    found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
+    redo = [found, _twosum_part(rows, loose, top, buffers, out.s)]
+    confident = _twosum_part(rows, every[~guess], top, buffers, out.s)
+    if confident.size:
+        redo += _direct_part(rows, confident, top, first_max, buffers, out)
+    return np.concatenate(redo)
+
+
+def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Whether each row's exp-sum is likely below :data:`EXACT_BELOW`: from every
+    :data:`GUESS_STRIDE`-th entry (a guess only)."""
+    sample = np.exp(rows[:, ::GUESS_STRIDE] - top).sum(axis=1)
+    sample -= sample >= 1.0  # a maximum among them, most likely: the 1 below
+    guess: np.ndarray = 1.0 + GUESS_STRIDE * sample < GUESS_BELOW  # a sample misses
+    return guess
+
+
+def _direct_part(
+    rows: np.ndarray,
+    which: np.ndarray,
+    top: np.ndarray,
+    first_max: np.ndarray | None,
+    buffers: _Buffers,
+    out: _BlockOut,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_direct_rest` on the rows ``which`` of a block: ``out.rest`` and
+    ``out.redone`` of its confident ones set; returns the rows to redo and those not
+    confident."""
+    part = rows if which.size == len(rows) else rows[which]
+    m = len(part)
+    rho = np.empty(m)
+    places = np.argmax(part, axis=1) if first_max is None else first_max[which]
+    redo, loose = _direct_rest(part, places, top[which], tuple(b[:m] for b in buffers), out=rho)
+    out.rest[which] = rho
+    out.redone[which] = True
+    out.redone[which[loose]] = False
+    return which[redo], which[loose]
+
+
+def _twosum_part(
+    rows: np.ndarray,
+    which: np.ndarray | None,
+    top: np.ndarray,
+    buffers: _Buffers,
+    s: np.ndarray,
+) -> np.ndarray:
+    """:func:`_exp_sum32` on the rows ``which`` of a block (None: all), into ``s``;
+    returns those found confident (a sum below :data:`EXACT_BELOW`, or NaN: a -inf,
+    NaN or +inf)."""
+    if which is None:  # no copies
+        h, a = _halves(buffers[1])
+        _exp_sum32(rows, top, h, buffers[0], a, out=s, below=EXACT_BELOW)
+        # each row is either corrected or confident: without the correction, every
+        # sum was below EXACT_BELOW or NaN
+        return np.flatnonzero(~(s >= EXACT_BELOW))
+    if not which.size:
+        return which
+    m = which.size
+    sums = np.empty(m)
+    h, a = _halves(buffers[1][:m])
+    _exp_sum32(rows[which], top[which], h, buffers[0][:m], a, out=sums, below=EXACT_BELOW)
+    s[which] = sums
+    confident: np.ndarray = which[~(sums >= EXACT_BELOW)]
+    return confident
 
 
 def _exp_sum(d: np.ndarray, hi: np.ndarray) -> np.ndarray:
