@@ -119,6 +119,7 @@ __all__ = [
     "EXACT_ALL",
     "EXACT_BELOW",
     "FLOAT32_PASSES",
+    "GUESS_BELOW",
     "GUESS_STRIDE",
     "INSIGNIFICANT_SHARE",
     "PARALLEL_ELEMENTS",
