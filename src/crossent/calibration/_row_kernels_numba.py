@@ -355,7 +355,17 @@ def tile_row(typingctx, flat, start, k, y):
         zero = ir.Constant(doubles, [0.0] * _TILE_CLASSES)
         x = builder.select(inside, wide, zero)
         total = _halving(builder, x, builder.fadd)
-        others = builder.and_(inside, builder.icmp_signed("!=", lane, _splat(builder, y_value)))
+        # the lanes j < k but y as a bit mask formed in a general register (a mask
+        # register's load, not a broadcast and two vector comparisons of 512-bit
+        # vectors, which compete with the tile's other vector operations for two ports)
+        one = ir.Constant(k_value.type, 1)
+        bit_mask = builder.and_(
+            builder.sub(builder.shl(one, k_value), one), builder.not_(builder.shl(one, y_value))
+        )
+        others = builder.bitcast(
+            builder.trunc(bit_mask, ir.IntType(_TILE_CLASSES)),
+            ir.VectorType(ir.IntType(1), _TILE_CLASSES),
+        )
         # x * x is exact (a float32 squared), so a contraction into an FMA changes nothing
         squares = _halving(builder, builder.select(others, builder.fmul(x, x), zero), builder.fadd)
         keys = builder.or_(
@@ -760,7 +770,16 @@ def folded_sum(values, count, lanes):
         values[i] = 0.0
     for i in range(width):
         lanes[i] = 0.0
-    for t in range(0, size, width):
+    # four stretches a pass over the lanes, added one after another into each lane
+    # (the same adds in the same order as one stretch a pass): a quarter of the
+    # lanes' loads and stores
+    quads = size // (4 * width) * (4 * width)
+    for t in range(0, quads, 4 * width):
+        a, b = values[t : t + width], values[t + width : t + 2 * width]
+        c, d = values[t + 2 * width : t + 3 * width], values[t + 3 * width : t + 4 * width]
+        for i in range(width):
+            lanes[i] = (((lanes[i] + a[i]) + b[i]) + c[i]) + d[i]
+    for t in range(quads, size, width):
         stretch = values[t : t + width]  # indexed from 0 (see entries_suspect)
         for i in range(width):
             lanes[i] += stretch[i]
