@@ -44,6 +44,22 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
   30.2 ms (min of 21, load 2.4-2.6): the entropy's 40 KiB of terms no longer stay in
   L1 with the rows.
 
+* (later, same day, load 0.7-1.0, min of 11 against main) the hits, the bins'
+  scatters and the per-class scatters in one loop a row (``tally_rows``: one loop per
+  value of the flags, the same sums in the same order, no ``hit`` buffer): "+ top,
+  bins" 8.65 against 7.89 ms, everything 25.59 against 24.47 ms, slower (the hits loop
+  is vectorised alone, scalar in the fused loop, and the fused loop's scatters did not
+  overlap better);
+* the per-class counts tallied as integers in 4 interleaved histograms (folded into
+  the float64 counts at the end: the same numbers) instead of ``counts[y] += 1.0``:
+  "+ surprisal, per-class sums" 6.94 against 7.01 ms, no gain (``perf``: the bins'
+  and classes' scatter loops hold about 1.5 and 1.1 ms of the update kernel, and the
+  same bin or label comes back within a row only 9-10% of the time on these data, so
+  the float64 add chains are not what they wait on);
+* the tile loop kept off 512-bit registers (``"min-legal-vector-width"="256"`` on
+  ``tiled_rows``, so that a third vector port is free): LLVM drops that attribute
+  when it inlines a callee without it, and the loop kept its zmm code.
+
 Kept (issue 13, 2026-12-01, same machine; ``--against`` main, min of 9 interleaved,
 one thread, CPU ms; load average 2.3, other engineers' runs):
 
