@@ -106,6 +106,18 @@ one thread, CPU ms; load average 2.3, other engineers' runs):
   + entropy 21.18 to 15.19, everything 30.90 to 25.94 ms; AVX2 emulated (min of 9,
   load 4.7): every stage 2.5 to 5.3 ms faster, everything 54.72 to 50.47 ms.
 
+  Then (load 2.5, another engineer's runs; min of 15 against main) the tile's squares
+  mask formed in a general register (``tile_row``: a mask register's load, not a
+  broadcast and two 512-bit comparisons, on the two vector ports the tile is bound by)
+  and ``folded_sum`` taking four stretches a pass over its 256 lanes (the same adds in
+  the same order; ``perf`` had it at 1.5 ms of the kernel): + top, squares 9.73 to
+  9.52, + spherical 11.78 to 11.41, + entropy 16.04 to 15.50, everything 27.59 to
+  26.40 ms, the other stages within noise (same bits: tests/calibration and
+  test_issue13_folded_quads).  AVX2 emulated (min of 9, load 2.4): everything 37.07
+  against 37.08 ms, + squares 14.54 to 14.36, + entropy 20.04 to 19.90, no stage
+  slower beyond noise.  ``bench_evaluation --repeats 9`` (load 2.6: one core free,
+  so no two-thread split to speak of): update 31.9 to 30.0 ms median.
+
 Tried with the tile and not kept: the tile as Numba code (the 16 entries as a tuple,
 the trees as tuples of sums, the lanes' selects written out): scalar code, 26.8 ms
 against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without the SLP
