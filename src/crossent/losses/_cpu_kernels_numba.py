@@ -213,7 +213,6 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._intrinsics_numba import (
@@ -293,20 +292,15 @@ _I32 = ir.IntType(32)
 
 
 def _widen(builder: Any, value: Any, kind: Any) -> Any:
-    """The float32 (LLVM float) of one stored value, or of a vector of them: float32,
-    bf16 bits or fp16 bits."""
-    of = value.type
+    """The float32 (LLVM float) of one stored value: float32, bf16 bits or fp16 bits."""
     if kind == types.uint16:  # bfloat16: the high half of a float32
-        wide = builder.zext(value, _like(of, _I32))
         return builder.bitcast(
-            builder.shl(wide, _constant(wide.type, 16)), _like(of, ir.FloatType())
+            builder.shl(builder.zext(value, _I32), ir.Constant(_I32, 16)), ir.FloatType()
         )
     if kind == types.int16:  # float16 (F16C's vcvtph2ps on x86)
-        return builder.fpext(
-            builder.bitcast(value, _like(of, ir.HalfType())), _like(of, ir.FloatType())
-        )
+        return builder.fpext(builder.bitcast(value, ir.HalfType()), ir.FloatType())
     if kind == types.int32:  # the bits of a float32
-        return builder.bitcast(value, _like(of, ir.FloatType()))
+        return builder.bitcast(value, ir.FloatType())
     return value
 
 
@@ -323,29 +317,11 @@ def to_float32(typingctx: Any, value: Any) -> Any:
 def float32_bits(typingctx: Any, value: Any) -> Any:
     # The int32 bits of the float32 a stored value decodes to (int32: already bits).
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return _bits(builder, args[0], signature.args[0])
+        if signature.args[0] == types.int32:
+            return args[0]
+        return builder.bitcast(_widen(builder, args[0], signature.args[0]), _I32)
 
     return types.int32(value), codegen
-
-
-def _bits(builder: Any, value: Any, kind: Any) -> Any:
-    """The int32 bits of the float32 (or vector of them) that stored values decode to."""
-    if kind == types.int32:
-        return value
-    wide = _widen(builder, value, kind)
-    return builder.bitcast(wide, _like(wide.type, _I32))
-
-
-def _like(of: Any, scalar: Any) -> Any:
-    """``scalar``'s type in as many lanes as the type ``of`` (itself if not a vector)."""
-    return ir.VectorType(scalar, of.count) if isinstance(of, ir.VectorType) else scalar
-
-
-def _constant(of: Any, value: Any) -> Any:
-    """``value`` as a constant of type ``of``, in every lane of a vector type."""
-    if isinstance(of, ir.VectorType):
-        return ir.Constant(of, [value] * of.count)
-    return ir.Constant(of, value)
 
 
 @intrinsic
@@ -394,163 +370,6 @@ def maximum_bits(typingctx: Any, high: Any, low: Any) -> Any:
     return types.int32(types.int32, types.uint32), codegen
 
 
-# The fused loop as explicit vector code (issue 13): each step takes 32 logits, the
-# exp-sum in four vectors of 8 float64 terms (LLVM's own order for this loop: vector
-# width 8, four accumulators) and the next row's maximum in two vectors of 16 int32
-# bits, where LLVM's loop vectorizer ran the maximum at the exp-sum's 8 lanes.
-_STEP = 32
-_TERM_LANES = 8
-_BIT_LANES = 16
-_EXP_FLAGS = tuple(sorted(_FLAGS - {"reassoc"}))  # exp_nonpositive's: no reassociation
-_LOOP_FLAGS = tuple(sorted(_FLAGS))
-
-
-def _splat(builder: Any, value: Any, lanes: int) -> Any:
-    """A vector of ``lanes`` copies of ``value``."""
-    vector = ir.VectorType(value.type, lanes)
-    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
-    zeros = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
-    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
-
-
-def _add_exp(builder: Any, s: Any, d: Any) -> Any:
-    """``s + exp_nonpositive(d)`` for float64 ``d`` (a scalar or a vector): the same
-    operations with the same flags, so the same instructions (LLVM contracts the same
-    products into FMAs) and the same bits. The sum has no ``reassoc``: nothing may
-    reorder it."""
-    f = _EXP_FLAGS
-    of = d.type
-
-    def c(value: float) -> Any:
-        return _constant(of, value)
-
-    x = builder.select(builder.fcmp_ordered("<", d, c(-708.0), flags=f), c(-708.0), d)
-    shifted = builder.fadd(builder.fmul(x, c(1.4426950408889634), flags=f), c(_MAGIC), flags=f)
-    k = builder.fsub(shifted, c(_MAGIC), flags=f)
-    r = builder.fsub(x, builder.fmul(k, c(0.6931471805599453), flags=f), flags=f)
-    q = builder.fadd(
-        c(EXP_COEFFICIENTS[6]), builder.fmul(r, c(EXP_COEFFICIENTS[7]), flags=f), flags=f
-    )
-    for coefficient in EXP_COEFFICIENTS[5::-1]:
-        q = builder.fadd(c(coefficient), builder.fmul(r, q, flags=f), flags=f)
-    words = _like(of, ir.IntType(64))
-    power = builder.bitcast(builder.shl(builder.bitcast(shifted, words), _constant(words, 52)), of)
-    return builder.fadd(s, builder.fmul(q, power, flags=f), flags=f)
-
-
-def _fused_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: bool) -> Any:
-    row_type, next_type = signature.args[:2]
-    row = context.make_array(row_type)(context, builder, args[0])
-    following = context.make_array(next_type)(context, builder, args[1])
-    top, inv_t = args[2], args[3]
-    n = cgutils.unpack_tuple(builder, row.shape, 1)[0]
-    doubles = ir.VectorType(ir.DoubleType(), _TERM_LANES)
-
-    def load(data: Any, j: Any, lanes: int) -> Any:
-        vector = ir.VectorType(data.type.pointee, lanes)
-        return builder.load(builder.bitcast(builder.gep(data, [j]), vector.as_pointer()), align=1)
-
-    def difference(stored: Any) -> Any:  # (x - top) / T, of a scalar or vector
-        lanes = stored.type.count if isinstance(stored.type, ir.VectorType) else 0
-        x = builder.fpext(
-            _widen(builder, stored, row_type.dtype), _like(stored.type, ir.DoubleType())
-        )
-        d = builder.fsub(x, _splat(builder, top, lanes) if lanes else top, flags=_LOOP_FLAGS)
-        if not scaled:
-            return d
-        return builder.fmul(d, _splat(builder, inv_t, lanes) if lanes else inv_t, flags=_LOOP_FLAGS)
-
-    def larger(a: Any, b: Any) -> Any:  # the signed maximum
-        return builder.select(builder.icmp_signed(">", a, b), a, b)
-
-    def smaller(a: Any, b: Any) -> Any:  # the unsigned minimum
-        return builder.select(builder.icmp_unsigned("<", a, b), a, b)
-
-    def maxima(bits: Any, high: Any, low: Any) -> tuple[Any, Any]:
-        return larger(bits, high), smaller(bits, low)
-
-    first = _bits(builder, builder.load(following.data), next_type.dtype)
-    zero = ir.Constant(doubles, [0.0] * _TERM_LANES)
-    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(_STEP // _TERM_LANES)]
-    wide = _splat(builder, first, _BIT_LANES)
-    bounds = [cgutils.alloca_once_value(builder, wide) for _ in range(4)]
-    stop = builder.and_(n, ir.Constant(n.type, -_STEP))
-    with cgutils.for_range_slice(
-        builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, _STEP)
-    ) as (j, _):
-        for a, total in enumerate(sums):
-            at = builder.add(j, ir.Constant(n.type, a * _TERM_LANES))
-            builder.store(
-                _add_exp(builder, builder.load(total), difference(load(row.data, at, _TERM_LANES))),
-                total,
-            )
-        for a in range(_STEP // _BIT_LANES):
-            at = builder.add(j, ir.Constant(n.type, a * _BIT_LANES))
-            bits = _bits(builder, load(following.data, at, _BIT_LANES), next_type.dtype)
-            high, low = maxima(bits, builder.load(bounds[2 * a]), builder.load(bounds[2 * a + 1]))
-            builder.store(high, bounds[2 * a])
-            builder.store(low, bounds[2 * a + 1])
-    # LLVM's reduction of its four accumulators, kept: pairs, then halves of the lanes
-    loaded = [builder.load(total) for total in sums]
-    vector = builder.fadd(builder.fadd(loaded[0], loaded[1]), builder.fadd(loaded[2], loaded[3]))
-    lanes = _TERM_LANES
-    while lanes > 1:
-        lanes //= 2
-        halves = [
-            builder.shuffle_vector(
-                vector, vector, ir.Constant(ir.VectorType(_I32, lanes), list(range(h, h + lanes)))
-            )
-            for h in (0, lanes)
-        ]
-        vector = builder.fadd(halves[1], halves[0])
-    s = cgutils.alloca_once_value(builder, builder.extract_element(vector, ir.Constant(_I32, 0)))
-    high = larger(builder.load(bounds[2]), builder.load(bounds[0]))
-    low = smaller(builder.load(bounds[3]), builder.load(bounds[1]))
-    lanes = _BIT_LANES
-    while lanes > 1:  # the maxima's lanes (exact: any order)
-        lanes //= 2
-        mask = [
-            ir.Constant(ir.VectorType(_I32, lanes), list(range(h, h + lanes))) for h in (0, lanes)
-        ]
-        high = larger(*(builder.shuffle_vector(high, high, half) for half in mask))
-        low = smaller(*(builder.shuffle_vector(low, low, half) for half in mask))
-    high = cgutils.alloca_once_value(builder, builder.extract_element(high, ir.Constant(_I32, 0)))
-    low = cgutils.alloca_once_value(builder, builder.extract_element(low, ir.Constant(_I32, 0)))
-    with cgutils.for_range_slice(builder, stop, n, ir.Constant(n.type, 1)) as (j, _):
-        # the rest, in order, as LLVM's scalar loop after its vector loop
-        stored = builder.load(builder.gep(row.data, [j]))
-        builder.store(_add_exp(builder, builder.load(s), difference(stored)), s)
-        bits = _bits(builder, builder.load(builder.gep(following.data, [j])), next_type.dtype)
-        pair = maxima(bits, builder.load(high), builder.load(low))
-        builder.store(pair[0], high)
-        builder.store(pair[1], low)
-    high = builder.load(high)
-    top_bits = builder.select(
-        builder.icmp_signed(">=", high, ir.Constant(_I32, 0)), high, builder.load(low)
-    )  # maximum_bits
-    return context.make_tuple(builder, signature.return_type, [builder.load(s), top_bits])
-
-
-def _fused(scaled: bool) -> Any:
-    """The intrinsic ``(s, top_bits) = fused(row, following, top, inv_t)`` of
-    :func:`exp_sum_and_next_max`, with the multiply by ``inv_t`` or without."""
-
-    @intrinsic
-    def fused(typingctx: Any, row: Any, following: Any, top: Any, inv_t: Any) -> Any:
-        returned = types.Tuple((types.float64, types.int32))
-        return returned(row, following, types.float64, types.float64), (
-            lambda context, builder, signature, args: _fused_loop(
-                context, builder, signature, args, scaled
-            )
-        )
-
-    return fused
-
-
-fused_scaled = _fused(True)
-fused_unscaled = _fused(False)
-
-
 @numba.njit(inline="never")
 def row_max_bits(row_bits):
     # the bits of the row's largest float32 (see maximum_bits)
@@ -571,9 +390,16 @@ def row_max_bits(row_bits):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum_and_next_max(row, following, top, inv_t, scale):
     # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
-    if scale:
-        return fused_scaled(row, following, top, inv_t)
-    return fused_unscaled(row, following, top, inv_t)
+    high = float32_bits(following[0])
+    low = as_unsigned(high)
+    s = 0.0
+    for j in range(row.shape[0]):
+        d = np.float64(to_float32(row[j])) - top
+        s += exp_nonpositive(d * inv_t if scale else d)
+        bits = float32_bits(following[j])
+        high = max(high, bits)
+        low = min(low, as_unsigned(bits))
+    return s, maximum_bits(high, low)
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
