@@ -151,7 +151,9 @@ against main's 0.410 ns per logit (minima; rows 64-byte aligned) and 0.446 again
 0.434 (NumPy's 16-byte offset), from memory 0.659 against 0.656 and 0.667 against
 0.666; ``benchmarks/bench_forward_floor.py --rounds 21`` (two threads, load average
 1.0-1.1), median ratio 2.76x against main's 2.51x in one run and 2.66x against 2.66x
-with the order of the two trees swapped. The maximum's operations were already hidden
+with the order of the two trees swapped; with 31 rounds (load average 0.9-1.1) 2.76x
+against 2.49x, and one thread over 15 rounds 0.738 against 0.708 ns per logit from
+memory (minima). The maximum's operations were already hidden
 (the fused loop costs about the exp-sum alone, in cache and from memory: see "Out of
 cache"), so halving them frees issue slots the loop was not short of.
 
