@@ -135,9 +135,33 @@ own add: four operations where the shift and the accumulating FMA are two; nor c
 the clamp go with it, as :math:`x = -\infty` makes the reduction :math:`-\infty +
 \infty`, NaN. ``vreducepd`` and ``vscalefpd`` on the float64 exponent directly (no
 clamp, no reduction FMAs) would need the loop written with x86 vector intrinsics, which
-the loop vectorizer does not widen. The next row's maximum in 16 lanes would need a
-vector width of 16 for the whole loop, i.e. loop metadata Numba does not expose (or
-LLVM's process-wide ``-vectorizer-maximize-bandwidth``).
+the loop vectorizer does not widen.
+
+Nor the next row's maximum in 16 int32 lanes (issue 13, branch ``fwd16``, commit
+2836723, reverted): :func:`exp_sum_and_next_max` as explicit LLVM vector code in an
+intrinsic, 32 logits a step, the exp-sum in four vectors of 8 float64 terms in LLVM's
+own order (vector width 8, four accumulators, reduced as LLVM does: the same bits
+where V is a multiple of 32; the last V mod 32 terms summed in order, which moved
+``ell`` in the last float64 place for other V) and the maximum in two vectors of 16
+lanes: the hot loop went from 83 to 77 instructions per 32 logits (8 to 4 signed
+maxima and unsigned minima, two 64-byte loads of the next row for four of 32 bytes;
+``inspect_asm``, T = 1). It did not pay: one thread (the serial kernel on 4096 x 32000
+float32, thread CPU time, 9 interleaved rounds, load average 1.1), in cache 0.429
+against main's 0.410 ns per logit (minima; rows 64-byte aligned) and 0.446 against
+0.434 (NumPy's 16-byte offset), from memory 0.659 against 0.656 and 0.667 against
+0.666; ``benchmarks/bench_forward_floor.py --rounds 21`` (two threads, load average
+1.0-1.1), median ratio 2.76x against main's 2.51x in one run and 2.66x against 2.66x
+with the order of the two trees swapped; with 31 rounds (load average 0.9-1.1) 2.76x
+against 2.49x, and one thread over 15 rounds 0.738 against 0.708 ns per logit from
+memory (minima). The maximum's operations were already hidden
+(the fused loop costs about the exp-sum alone, in cache and from memory: see "Out of
+cache"), so halving them frees issue slots the loop was not short of.
+
+A degree-6 polynomial for calls without a gradient only (above: 3 % from memory) was
+not tried: the loss would then depend on whether the call also asked for the gradient
+(or ``crossent.torch`` kept the statistics for one), the float64 ``ell`` moving by up
+to 2e-9, i.e. a float32 loss one ulp apart in up to a few rows in a hundred, for less
+than the 5-8 % the 2.5x target still needs.
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
