@@ -35,6 +35,7 @@ it. An installed release is unaffected: its files do not change after installati
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 from llvmlite import ir
@@ -79,3 +80,22 @@ def prefer_wide_vectors(typingctx: Any) -> Any:
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+def numba_target_has(feature: str) -> bool:
+    """Whether the code Numba emits may use the x86 ``feature`` (e.g. ``"avx512f"``).
+
+    Numba's target, not always the host: ``NUMBA_CPU_FEATURES``
+    (``numba.config.CPU_FEATURES``, LLVM's feature string given in full) overrides the
+    host's features, as ``benchmarks/emulate_avx2.sh`` does to emulate an AVX2-only
+    machine on an AVX-512 one. False on other architectures.
+    """
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        return False
+    import numba
+    from llvmlite import binding
+
+    override = numba.config.CPU_FEATURES
+    if override:
+        return f"+{feature}" in override.split(",")
+    return bool(binding.get_host_cpu_features().get(feature, False))

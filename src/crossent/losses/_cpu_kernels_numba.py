@@ -114,7 +114,12 @@ and 15 rounds) 0.758 to 0.674 and 0.756 to 0.671 in cache, 0.898 to 0.826 and 0.
 0.812 from memory (-8 %). The forward on two threads (``row_statistics_kernel``, the
 same in ``benchmarks/bench_softmax_ce.py``) was within the noise of a machine loaded by
 other runs (load average 2.5-4): minima 0.092 to 0.084 s in one run, 0.057 to 0.062 s
-in another, medians 0.141 to 0.135 and 0.109 to 0.098 s.
+in another, medians 0.141 to 0.135 and 0.109 to 0.098 s. The lead's quieter two-thread
+runs (``benchmarks/bench_forward_floor.py``, load average 0.4-1.5) agreed on AVX-512
+but not on the emulated AVX2 build, where the whole forward took 11-12 % longer with
+Horner's scheme in two runs with the trees' order swapped (the one-thread loop above
+notwithstanding): so only an AVX-512 target takes Horner's (:data:`HORNER`), any other
+keeps Estrin's.
 
 A degree-6 polynomial in the exp-sums (:math:`c_1` free, 2.0e-9), the gradient keeping
 degree 7, took one FMA more off (17): a further 6 % in cache and 3 % from memory (0.412
@@ -243,12 +248,14 @@ from .._intrinsics_numba import (
     bits_to_float32,
     bits_to_float64,
     float64_to_bits,
+    numba_target_has,
     prefer_wide_vectors,
 )
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
     "EXP_COEFFICIENTS",
+    "HORNER",
     "as_unsigned",
     "encode",
     "exp_nonpositive",
@@ -286,6 +293,18 @@ EXP_COEFFICIENTS = (
 )
 
 
+#: Whether :func:`exp_nonpositive` evaluates its polynomial by Horner's scheme (Numba's
+#: target has AVX-512) or by Estrin's (AVX2 and others): a constant to Numba, so each
+#: compiled kernel holds one scheme; Numba's cache keys its entries by the target's CPU
+#: features too. Measured (4096 x 32000 float32 forward, two threads,
+#: ``benchmarks/bench_forward_floor.py``, Horner's against Estrin's in the same rounds):
+#: AVX-512, 0.0568 against 0.0605 s and 0.0542 against 0.0586 s (31 and 11 rounds);
+#: AVX2 emulated (``benchmarks/emulate_avx2.sh``), 0.0812 against 0.0723 s and 0.0776
+#: against 0.0698 s (15 and 11 rounds, the trees' order swapped): Horner's 11-12 %
+#: slower there.
+HORNER = numba_target_has("avx512f")
+
+
 # Compiled on its own, without ``reassoc``, so that ``(t + M) - M`` rounds t to an
 # integer instead of being folded to t; LLVM still inlines it into the loops, where
 # each instruction keeps its own flags.
@@ -299,16 +318,25 @@ def exp_nonpositive(x: float) -> float:
     # One constant (not Cody-Waite's two): fused or not, |r| errs by under 6e-14,
     # i.e. e^r by a relative 6e-14, far below the polynomial's 5.2e-11
     r = x - k * 0.6931471805599453
-    # e^r by EXP_COEFFICIENTS in Horner's scheme: seven FMAs, the fewest vector
-    # operations (Estrin's took r^2, r^4 and 1 + r besides); the loops are
-    # throughput-bound, so its longer dependency chain is hidden.
+    # e^r by EXP_COEFFICIENTS: on AVX-512 (HORNER) in Horner's scheme, seven FMAs, the
+    # fewest vector operations; elsewhere in Estrin's (r^2, r^4 and 1 + r besides: a
+    # shorter dependency chain, faster with 256-bit vectors). See the module docstring.
     c = EXP_COEFFICIENTS
-    q = c[6] + r * c[7]
-    q = c[5] + r * q
-    q = c[4] + r * q
-    q = c[3] + r * q
-    q = c[2] + r * q  # c2 + c3 r + ... + c7 r^5
-    p = c[0] + r * (c[1] + r * q)
+    if HORNER:
+        q = c[6] + r * c[7]
+        q = c[5] + r * q
+        q = c[4] + r * q
+        q = c[3] + r * q
+        q = c[2] + r * q  # c2 + c3 r + ... + c7 r^5
+        p = c[0] + r * (c[1] + r * q)
+    else:
+        r2 = r * r
+        r4 = r2 * r2
+        p01 = c[0] + r  # c1 = 1: an add, off the FMA pipes
+        p23 = c[2] + r * c[3]
+        p45 = c[4] + r * c[5]
+        p67 = c[6] + r * c[7]
+        p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
     return p * bits_to_float64(float64_to_bits(shifted) << 52)
 
 
