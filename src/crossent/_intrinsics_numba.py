@@ -42,7 +42,13 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-__all__ = ["bits_to_float32", "bits_to_float64", "float64_to_bits", "prefer_wide_vectors"]
+__all__ = [
+    "bits_to_float32",
+    "bits_to_float64",
+    "float64_to_bits",
+    "numba_target_has",
+    "prefer_wide_vectors",
+]
 
 
 def _bitcast(source: types.Type, target: types.Type, llvm_target: ir.Type) -> Any:
