@@ -11,7 +11,16 @@ import tracemalloc
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
-__all__ = ["cpu_name", "emulated_avx2", "peak_mib", "timed_seconds", "vector_width"]
+__all__ = [
+    "cpu_name",
+    "emulated_avx2",
+    "interleaved_thread_times",
+    "interleaved_wall_medians",
+    "peak_mib",
+    "timed_seconds",
+    "vector_width",
+    "wall_turn",
+]
 
 
 def cpu_name() -> str:
@@ -161,10 +170,13 @@ def interleaved_wall_medians(
     seconds: dict[Key, list[float]] = {key: [] for key in calls}
     for _ in range(turns):
         for key, fn in calls.items():
-            time.sleep(0.3)
-            for step in range(3):
-                start = time.perf_counter()
-                fn()
-                if step:
-                    seconds[key].append(time.perf_counter() - start)
+            seconds[key].extend(wall_turn(fn))
     return {key: statistics.median(times) for key, times in seconds.items()}
+
+
+def wall_turn(fn: Callable[[], object]) -> list[float]:
+    """One turn of :func:`interleaved_wall_medians`: after a 0.3 s pause, three calls of
+    ``fn``; the wall-clock seconds of the last two."""
+    time.sleep(0.3)
+    fn()
+    return [timed_seconds(fn) for _ in range(2)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,25 +31,12 @@ from bench_evaluation import against
 from bench_softmax_ce import make_logits
 from crossent.losses import _cpu_kernels
 
-from _machine import cpu_name, vector_width
+from _machine import cpu_name, vector_width, wall_turn
 
 
 def timed_median(fn: Callable[[], object]) -> float:
-    """After a 0.3 s pause, three calls of ``fn``; the median wall time of the last two."""
-    time.sleep(0.3)
-    fn()
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    """The lower quartile, the median and the upper quartile."""
-    low, mid, high = statistics.quantiles(values, n=4)
-    return low, mid, high
+    """The median wall time of one turn of ``fn`` (:func:`_machine.wall_turn`)."""
+    return statistics.median(wall_turn(fn))
 
 
 def main() -> None:
@@ -99,7 +85,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     print(f"| floor: np.max, two threads | {statistics.median(floors):.4f} | | | |")
     for name, seconds in times.items():
-        low, mid, high = quartiles([t / f for t, f in zip(seconds, floors, strict=True)])
+        ratios = [t / f for t, f in zip(seconds, floors, strict=True)]
+        low, mid, high = statistics.quantiles(ratios, n=4)
         median = statistics.median(seconds)
         print(f"| {name} | {median:.4f} | {low:.2f}x | {mid:.2f}x | {high:.2f}x |")
 

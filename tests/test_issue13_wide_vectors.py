@@ -9,6 +9,7 @@ numba = pytest.importorskip("numba")
 llvm = pytest.importorskip("llvmlite.binding")
 
 from crossent._intrinsics_numba import prefer_wide_vectors  # noqa: E402
+
 from numba_target import numba_target_has  # noqa: E402
 
 

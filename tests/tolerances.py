@@ -111,6 +111,7 @@ __all__ = [
     "close",
     "rtol",
     "ulps",
+    "ulps_apart",
 ]
 
 
@@ -242,3 +243,16 @@ def assert_identical(actual: Any, expected: Any) -> None:
     assert np.asarray(actual).dtype == np.asarray(expected).dtype
     assert np.shape(actual) == np.shape(expected)
     np.testing.assert_array_equal(actual, expected)
+
+
+def ulps_apart(got: np.ndarray, exact: np.ndarray, fmt: str) -> np.ndarray:
+    """``|got - exact|`` in ulps of ``exact`` in the format ``fmt`` ("float16",
+    "float32", "bfloat16", ...: bfloat16's spacing is float32's times 2^16, at least its
+    subnormal spacing 2^-133)."""
+    if fmt == "bfloat16":
+        spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64) * 2.0**16
+        spacing = np.maximum(spacing, 2.0**-133)
+    else:
+        spacing = np.spacing(np.abs(exact).astype(fmt)).astype(np.float64)
+    difference: np.ndarray = np.abs(np.asarray(got, dtype=np.float64) - exact) / spacing
+    return difference

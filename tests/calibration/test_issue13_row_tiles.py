@@ -25,6 +25,7 @@ import pytest
 
 from crossent.calibration import _row_kernels
 from crossent.calibration._row_kernels import _CHUNK_ENTRIES, _TILE_CLASSES
+
 from numba_target import numba_target_has
 
 pytest.importorskip("numba")

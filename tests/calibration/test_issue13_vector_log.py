@@ -34,6 +34,7 @@ import numpy as np
 import pytest
 
 from crossent.calibration import _row_kernels
+
 from numba_target import numba_target_has
 
 pytestmark = pytest.mark.skipif(not _row_kernels.available(), reason="needs Numba")

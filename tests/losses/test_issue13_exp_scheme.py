@@ -13,7 +13,7 @@ numba = pytest.importorskip("numba")
 
 from crossent.losses import _cpu_kernels_numba as kernels  # noqa: E402
 
-from ..numba_target import numba_target_has  # noqa: E402
+from numba_target import numba_target_has  # noqa: E402
 
 _BOUND = 5.3e-11  # the module docstring's epsilon (polynomial, reduction, evaluation)
 

@@ -31,6 +31,8 @@ from crossent.losses import _cpu_kernels, _numpy_kernels
 from crossent.losses._kernel_inputs import GradientTerms, StatisticsOptions
 
 import oracles
+from kernel_paths import use_kernel_path
+from tolerances import ulps_apart
 
 mpmath.mp.dps = 40
 
@@ -41,12 +43,7 @@ OFFSETS = [0.0, 30.0, 1e3, 1e4]
 @pytest.fixture(params=["numba", "numpy_exact_all", "numpy_float32_passes"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Numba's kernels (where installed), or the NumPy twins with each ``EXACT_ALL``."""
-    if request.param == "numba":
-        if not _cpu_kernels.available():
-            pytest.skip("Numba is not installed")
-    else:
-        monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
-        monkeypatch.setattr(_numpy_kernels, "EXACT_ALL", request.param == "numpy_exact_all")
+    use_kernel_path(request.param, monkeypatch)
     return str(request.param)
 
 
@@ -85,22 +82,12 @@ def _exact(
     return np.asarray(values), np.asarray(sizes)
 
 
-def _ulps(got: np.ndarray, exact: np.ndarray, fmt: str) -> np.ndarray:
-    """|got - exact| in ulps of ``exact`` in the result's format."""
-    if fmt == "bfloat16":
-        spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64) * 2.0**16
-        spacing = np.maximum(spacing, 2.0**-133)  # bfloat16's subnormal spacing
-    else:
-        spacing = np.spacing(np.abs(exact).astype(fmt)).astype(np.float64)
-    return np.abs(got.astype(np.float64) - exact) / spacing
-
-
 def _label_entries(grad: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.asarray(grad)[np.arange(len(labels)), labels]
 
 
 def _check(got: np.ndarray, exact: np.ndarray, sizes: np.ndarray, fmt: str) -> None:
-    ulps = _ulps(got, exact, fmt)
+    ulps = ulps_apart(got, exact, fmt)
     if fmt == "float64":
         # smoothing's value can be small against its terms: float64 rounding of those
         slack = 4.0 * 2.0**-52 * sizes / np.spacing(np.abs(exact))

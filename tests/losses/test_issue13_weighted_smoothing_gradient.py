@@ -33,6 +33,8 @@ import pytest
 import crossent
 from crossent.losses import _cpu_kernels, _numpy_kernels, _softmax_small
 
+from kernel_paths import use_kernel_path
+
 mpmath.mp.dps = 50
 
 #: Allowance (relative to the size of an entry's terms, |A p_j| (1 + |log p_j|) +
@@ -136,12 +138,7 @@ def _other_slack() -> float:
 @pytest.fixture(params=["numba", "numpy", "numpy_exact_all"])
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Numba's kernels (where installed), or the NumPy twins with each ``EXACT_ALL``."""
-    if request.param == "numba":
-        if not _cpu_kernels.available():
-            pytest.skip("needs Numba")
-    else:
-        monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
-        monkeypatch.setattr(_numpy_kernels, "EXACT_ALL", request.param == "numpy_exact_all")
+    use_kernel_path(request.param, monkeypatch)
     return str(request.param)
 
 

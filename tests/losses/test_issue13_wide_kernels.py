@@ -21,6 +21,7 @@ import textwrap
 import pytest
 
 import crossent
+
 from numba_target import numba_target_has
 
 pytest.importorskip("numba")

@@ -34,6 +34,7 @@ from crossent.losses._softmax import prepare_softmax_labels, softmax_label_gradi
 from crossent.torch import _backend, _launch, _ops  # noqa: E402
 
 import oracles  # noqa: E402
+from tolerances import ulps_apart  # noqa: E402
 
 # Inductor's and AOTAutograd's code call a deprecated torch.jit API.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
@@ -93,16 +94,6 @@ def _exact(
         entry = (a * (1 + q) - w * (1 - e + e / classes)) * mpmath.mpf(float(s)) / t
         out.append(float(entry))
     return np.asarray(out)
-
-
-def _ulps(got: np.ndarray, exact: np.ndarray, fmt: str) -> np.ndarray:
-    """|got - exact| in ulps of ``exact`` in the result's format."""
-    if fmt == "bfloat16":
-        spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64) * 2.0**16
-        spacing = np.maximum(spacing, 2.0**-133)  # bfloat16's subnormal spacing
-    else:
-        spacing = np.spacing(np.abs(exact).astype(fmt)).astype(np.float64)
-    return np.abs(got - exact) / spacing
 
 
 # (classes, temperature, label smoothing, class weights, ignore_index). Not smoothing
@@ -169,7 +160,7 @@ def test_label_entry_within_one_ulp_of_mpmath(
     assert grad.dtype == z.dtype
     got = grad.double().numpy()[np.arange(n), labels.numpy()]
     exact = _exact(classes, dtype, temperature, eps, weight, scale)
-    ulps = _ulps(got[keep], exact[keep], dtype)
+    ulps = ulps_apart(got[keep], exact[keep], dtype)
     assert ulps.max() <= 1.0, (ulps.max(), int(np.flatnonzero(keep)[ulps.argmax()]))
     assert not grad[torch.from_numpy(~keep)].any()
 
@@ -276,7 +267,7 @@ def test_compiled_fullgraph_keeps_the_exact_label_entry(dtype: str) -> None:
     n = len(labels)
     got = leaf.grad.double().numpy()[np.arange(n), labels.numpy()]
     exact = _exact(2, dtype, 0.7, 0.0, weight.double().numpy(), np.ones(n))
-    assert _ulps(got[keep], exact[keep], dtype).max() <= 1.0
+    assert ulps_apart(got[keep], exact[keep], dtype).max() <= 1.0
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
