@@ -242,6 +242,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._intrinsics_numba import (
@@ -344,16 +345,41 @@ _I32 = ir.IntType(32)
 
 
 def _widen(builder: Any, value: Any, kind: Any) -> Any:
-    """The float32 (LLVM float) of one stored value: float32, bf16 bits or fp16 bits."""
+    """The float32 (LLVM float) of one stored value, or of a vector of them: float32,
+    bf16 bits or fp16 bits."""
+    of = value.type
     if kind == types.uint16:  # bfloat16: the high half of a float32
+        wide = builder.zext(value, _like(of, _I32))
         return builder.bitcast(
-            builder.shl(builder.zext(value, _I32), ir.Constant(_I32, 16)), ir.FloatType()
+            builder.shl(wide, _constant(wide.type, 16)), _like(of, ir.FloatType())
         )
     if kind == types.int16:  # float16 (F16C's vcvtph2ps on x86)
-        return builder.fpext(builder.bitcast(value, ir.HalfType()), ir.FloatType())
+        return builder.fpext(
+            builder.bitcast(value, _like(of, ir.HalfType())), _like(of, ir.FloatType())
+        )
     if kind == types.int32:  # the bits of a float32
-        return builder.bitcast(value, ir.FloatType())
+        return builder.bitcast(value, _like(of, ir.FloatType()))
     return value
+
+
+def _bits(builder: Any, value: Any, kind: Any) -> Any:
+    """The int32 bits of the float32 (or vector of them) that stored values decode to."""
+    if kind == types.int32:
+        return value
+    wide = _widen(builder, value, kind)
+    return builder.bitcast(wide, _like(wide.type, _I32))
+
+
+def _like(of: Any, scalar: Any) -> Any:
+    """``scalar``'s type in as many lanes as the type ``of`` (itself if not a vector)."""
+    return ir.VectorType(scalar, of.count) if isinstance(of, ir.VectorType) else scalar
+
+
+def _constant(of: Any, value: Any) -> Any:
+    """``value`` as a constant of type ``of``, in every lane of a vector type."""
+    if isinstance(of, ir.VectorType):
+        return ir.Constant(of, [value] * of.count)
+    return ir.Constant(of, value)
 
 
 @intrinsic
@@ -369,9 +395,7 @@ def to_float32(typingctx: Any, value: Any) -> Any:
 def float32_bits(typingctx: Any, value: Any) -> Any:
     # The int32 bits of the float32 a stored value decodes to (int32: already bits).
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        if signature.args[0] == types.int32:
-            return args[0]
-        return builder.bitcast(_widen(builder, args[0], signature.args[0]), _I32)
+        return _bits(builder, args[0], signature.args[0])
 
     return types.int32(value), codegen
 
@@ -397,6 +421,306 @@ def encode(typingctx: Any, like: Any, value: Any) -> Any:
         return x
 
     return kind(like, types.float32), codegen
+
+
+# The exp-sums with a table (AVX-512 targets only, TABLE_EXP; see the module docstring's
+# "Fewer vector operations per term"): explicit LLVM vector code, as the loop vectorizer
+# cannot produce vreducepd, vscalefpd, vpermi2pd or an FMA rounded down.
+#: Whether the forward's exp-sums (:func:`exp_sum_and_next_max`, :func:`exp_sum`) use
+#: the table-driven exp of :func:`_table_terms` (Numba's target has AVX512F and DQ) or
+#: the loop over :func:`exp_nonpositive` (any other target).
+TABLE_EXP = numba_target_has("avx512f") and numba_target_has("avx512dq")
+
+#: 2^(j/16), j = 0..15, correctly rounded (mpmath).
+EXP2_TABLE = tuple(
+    float.fromhex(h)
+    for h in (
+        "0x1.0000000000000p+0",
+        "0x1.0b5586cf9890fp+0",
+        "0x1.172b83c7d517bp+0",
+        "0x1.2387a6e756238p+0",
+        "0x1.306fe0a31b715p+0",
+        "0x1.3dea64c123422p+0",
+        "0x1.4bfdad5362a27p+0",
+        "0x1.5ab07dd485429p+0",
+        "0x1.6a09e667f3bcdp+0",
+        "0x1.7a11473eb0187p+0",
+        "0x1.8ace5422aa0dbp+0",
+        "0x1.9c49182a3f090p+0",
+        "0x1.ae89f995ad3adp+0",
+        "0x1.c199bdd85529cp+0",
+        "0x1.d5818dcfba487p+0",
+        "0x1.ea4afa2a490dap+0",
+    )
+)
+
+#: c0, ..., c4 of the degree-4 minimax polynomial for 2^f on [0, 1/16] (relative error
+#: 2.8e-12 by mpmath on these float64 values; c0 = 1 fixed, so that e^0 = 1 exactly).
+EXP2_COEFFICIENTS = (
+    1.0,
+    0.6931471791309923,
+    0.24022672987200935,
+    0.05549332268438535,
+    0.009823240165396804,
+)
+
+_LOG2E = 1.4426950408889634
+_PLAIN_MAGIC = 6755399441056768.0  # 1.5 * 2^52: t = 16 y + M leaves floor(16 y) in the low bits
+_ROUND_DOWN = 9  # _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC
+_CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
+_REDUCE_SIXTEENTHS = 0x49  # vreducepd: y - floor(16 y) / 16 (M = 4, round down, no #P)
+_LANES = 8  # float64 terms per vector
+_STEP = 32  # logits per step of the loop: four vectors of terms, two of bits
+_BIT_LANES = 16
+_I64 = ir.IntType(64)
+_DOUBLES = ir.VectorType(ir.DoubleType(), _LANES)
+
+
+def _call(builder: Any, name: str, returned: Any, *args: Any) -> Any:
+    """A call of the LLVM intrinsic ``name``."""
+    function = ir.FunctionType(returned, [a.type for a in args])
+    return builder.call(cgutils.get_or_insert_function(builder.module, function, name), args)
+
+
+def _fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
+    return _call(builder, "llvm.fma.v8f64", _DOUBLES, a, b, c)
+
+
+def _table_terms(builder: Any, y: Any, total: Any) -> Any:
+    """``total + 2^y`` in each of 8 float64 lanes (``y = d log2(e)``: ``total + e^d``).
+
+    With :math:`n = \\lfloor 16 y \\rfloor`, :math:`j = n \\bmod 16` and :math:`f = y -
+    n/16 \\in [0, 1/16)` (exact), :math:`2^y = 2^{\\lfloor y \\rfloor} \\cdot 2^{j/16}
+    \\cdot 2^f`: ``vreducepd`` gives f, an FMA rounded down gives n in the low bits of
+    :math:`16 y + 1.5 \\cdot 2^{52}`, whose low 4 bits index the table in two registers
+    (``vpermi2pd``), Horner's scheme gives :math:`2^f` (four FMAs), ``vscalefpd``
+    multiplies it by :math:`2^{\\lfloor y \\rfloor}` (0 below the subnormals, also for
+    :math:`y = -\\infty`; NaN stays NaN) and the accumulating FMA by :math:`2^{j/16}`.
+    """
+    mask = ir.Constant(ir.IntType(8), -1)
+    f = _call(
+        builder,
+        "llvm.x86.avx512.mask.reduce.pd.512",
+        _DOUBLES,
+        y,
+        ir.Constant(_I32, _REDUCE_SIXTEENTHS),
+        y,
+        mask,
+        ir.Constant(_I32, _CURRENT),
+    )
+    t = _call(
+        builder,
+        "llvm.x86.avx512.vfmadd.pd.512",
+        _DOUBLES,
+        y,
+        _constant(_DOUBLES, 16.0),
+        _constant(_DOUBLES, _PLAIN_MAGIC),
+        ir.Constant(_I32, _ROUND_DOWN),
+    )
+    entry = _call(
+        builder,
+        "llvm.x86.avx512.vpermi2var.pd.512",
+        _DOUBLES,
+        ir.Constant(_DOUBLES, list(EXP2_TABLE[:_LANES])),
+        builder.bitcast(t, ir.VectorType(_I64, _LANES)),
+        ir.Constant(_DOUBLES, list(EXP2_TABLE[_LANES:])),
+    )
+    c = EXP2_COEFFICIENTS
+    p = _fma(builder, f, _constant(_DOUBLES, c[4]), _constant(_DOUBLES, c[3]))
+    for coefficient in c[2::-1]:
+        p = _fma(builder, f, p, _constant(_DOUBLES, coefficient))
+    scaled = _call(
+        builder,
+        "llvm.x86.avx512.mask.scalef.pd.512",
+        _DOUBLES,
+        p,
+        y,
+        p,
+        mask,
+        ir.Constant(_I32, _CURRENT),
+    )
+    return _fma(builder, entry, scaled, total)
+
+
+def _splat(builder: Any, value: Any, lanes: int) -> Any:
+    """A vector of ``lanes`` copies of ``value``."""
+    vector = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
+    zeros = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
+
+
+def _halves(builder: Any, vector: Any, combine: Any) -> Any:
+    """``combine`` over the lanes of ``vector``, halving the lanes each step."""
+    lanes = vector.type.count
+    while lanes > 1:
+        lanes //= 2
+        vector = combine(
+            *(
+                builder.shuffle_vector(
+                    vector,
+                    vector,
+                    ir.Constant(ir.VectorType(_I32, lanes), list(range(h, h + lanes))),
+                )
+                for h in (lanes, 0)
+            )
+        )
+    return builder.extract_element(vector, ir.Constant(_I32, 0))
+
+
+def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: bool) -> Any:
+    """The exp-sum of ``row`` (and with a ``following`` row, its maximum's bits)."""
+    fused = len(args) == 4
+    row_type = signature.args[0]
+    row = context.make_array(row_type)(context, builder, args[0])
+    top, inv_t = args[-2], args[-1]
+    n = cgutils.unpack_tuple(builder, row.shape, 1)[0]
+    log2e = _constant(_DOUBLES, _LOG2E)
+
+    def vector_at(data: Any, j: Any, lanes: int) -> Any:
+        vector = ir.VectorType(data.type.pointee, lanes)
+        return builder.load(builder.bitcast(builder.gep(data, [j]), vector.as_pointer()), align=1)
+
+    def exponent(stored: Any) -> Any:  # y = (x - top) / T * log2(e) in 8 lanes
+        x = builder.fpext(_widen(builder, stored, row_type.dtype), _DOUBLES)
+        d = builder.fsub(x, _splat(builder, top, _LANES))
+        if scaled:
+            d = builder.fmul(d, _splat(builder, inv_t, _LANES))
+        return builder.fmul(d, log2e)
+
+    def larger(a: Any, b: Any) -> Any:  # the signed maximum
+        return builder.select(builder.icmp_signed(">", a, b), a, b)
+
+    def smaller(a: Any, b: Any) -> Any:  # the unsigned minimum
+        return builder.select(builder.icmp_unsigned("<", a, b), a, b)
+
+    zero = ir.Constant(_DOUBLES, [0.0] * _LANES)
+    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(_STEP // _LANES)]
+    stop = builder.and_(n, ir.Constant(n.type, -_STEP))
+    if fused:
+        next_type = signature.args[1]
+        following = context.make_array(next_type)(context, builder, args[1])
+        first = _bits(builder, builder.load(following.data), next_type.dtype)
+        start = _splat(builder, first, _BIT_LANES)
+        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(4)]
+    with cgutils.for_range_slice(
+        builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, _STEP)
+    ) as (j, _):
+        for a, total in enumerate(sums):
+            at = builder.add(j, ir.Constant(n.type, a * _LANES))
+            y = exponent(vector_at(row.data, at, _LANES))
+            builder.store(_table_terms(builder, y, builder.load(total)), total)
+        if fused:
+            for a in range(_STEP // _BIT_LANES):
+                at = builder.add(j, ir.Constant(n.type, a * _BIT_LANES))
+                bits = _bits(builder, vector_at(following.data, at, _BIT_LANES), next_type.dtype)
+                high, low = bounds[2 * a], bounds[2 * a + 1]
+                builder.store(larger(bits, builder.load(high)), high)
+                builder.store(smaller(bits, builder.load(low)), low)
+    # The rest (under 32 logits), 8 at a time through a buffer, the lanes past the row
+    # left out of the sum (and of the maximum: the first bits again).
+    buffer = cgutils.alloca_once(builder, ir.ArrayType(row.data.type.pointee, _LANES))
+    if fused:
+        bit_buffer = cgutils.alloca_once(builder, ir.ArrayType(following.data.type.pointee, _LANES))
+        tail_bounds = [cgutils.alloca_once_value(builder, _splat(builder, first, _LANES))] * 1
+        tail_bounds.append(cgutils.alloca_once_value(builder, _splat(builder, first, _LANES)))
+    lane_numbers = ir.Constant(ir.VectorType(n.type, _LANES), list(range(_LANES)))
+    with cgutils.for_range_slice(builder, stop, n, ir.Constant(n.type, _LANES)) as (g, _):
+        end = builder.add(g, ir.Constant(n.type, _LANES))
+        end = builder.select(builder.icmp_signed("<", end, n), end, n)
+        with cgutils.for_range_slice(builder, g, end, ir.Constant(n.type, 1)) as (j, _):
+            lane = builder.sub(j, g)
+            zero_index = ir.Constant(_I32, 0)
+            builder.store(
+                builder.load(builder.gep(row.data, [j])), builder.gep(buffer, [zero_index, lane])
+            )
+            if fused:
+                builder.store(
+                    builder.load(builder.gep(following.data, [j])),
+                    builder.gep(bit_buffer, [zero_index, lane]),
+                )
+        inside = builder.icmp_signed(
+            "<", builder.add(_splat(builder, g, _LANES), lane_numbers), _splat(builder, n, _LANES)
+        )
+        stored = builder.load(
+            builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, _LANES).as_pointer())
+        )
+        total = builder.load(sums[0])
+        added = _table_terms(builder, exponent(stored), total)
+        builder.store(builder.select(inside, added, total), sums[0])
+        if fused:
+            raw = builder.load(
+                builder.bitcast(
+                    bit_buffer, ir.VectorType(following.data.type.pointee, _LANES).as_pointer()
+                )
+            )
+            bits = builder.select(
+                inside, _bits(builder, raw, next_type.dtype), _splat(builder, first, _LANES)
+            )
+            builder.store(larger(bits, builder.load(tail_bounds[0])), tail_bounds[0])
+            builder.store(smaller(bits, builder.load(tail_bounds[1])), tail_bounds[1])
+    loaded = [builder.load(total) for total in sums]
+    vector = builder.fadd(builder.fadd(loaded[0], loaded[1]), builder.fadd(loaded[2], loaded[3]))
+    s = _halves(builder, vector, builder.fadd)
+    if not fused:
+        return s
+    high = larger(builder.load(bounds[2]), builder.load(bounds[0]))
+    low = smaller(builder.load(bounds[3]), builder.load(bounds[1]))
+    high = larger(
+        _halves(builder, high, larger), _halves(builder, builder.load(tail_bounds[0]), larger)
+    )
+    low = smaller(
+        _halves(builder, low, smaller), _halves(builder, builder.load(tail_bounds[1]), smaller)
+    )
+    top_bits = builder.select(builder.icmp_signed(">=", high, ir.Constant(_I32, 0)), high, low)
+    return context.make_tuple(builder, signature.return_type, [s, top_bits])
+
+
+def _table_intrinsic(fused: bool, scaled: bool) -> Any:
+    """The intrinsic ``(s, top_bits) = f(row, following, top, inv_t)`` (``fused``) or
+    ``s = f(row, top, inv_t)``, with the multiply by ``inv_t`` (``scaled``) or without."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return _table_loop(context, builder, signature, args, scaled)
+
+    if fused:
+
+        @intrinsic
+        def table_fused(typingctx: Any, row: Any, following: Any, top: Any, inv_t: Any) -> Any:
+            returned = types.Tuple((types.float64, types.int32))
+            return returned(row, following, types.float64, types.float64), codegen
+
+        return table_fused
+
+    @intrinsic
+    def table_sum(typingctx: Any, row: Any, top: Any, inv_t: Any) -> Any:
+        return types.float64(row, types.float64, types.float64), codegen
+
+    return table_sum
+
+
+table_fused_scaled = _table_intrinsic(True, True)
+table_fused_unscaled = _table_intrinsic(True, False)
+table_sum_scaled = _table_intrinsic(False, True)
+table_sum_unscaled = _table_intrinsic(False, False)
+
+
+@intrinsic
+def table_exp8(typingctx: Any, d: Any) -> Any:
+    # e^d in each lane of a tuple of 8 float64 by _table_terms (tests pin its accuracy)
+    tuple_type = types.UniTuple(types.float64, _LANES)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        vector = ir.Constant(_DOUBLES, ir.Undefined)
+        for lane in range(_LANES):
+            value = builder.extract_value(args[0], lane)
+            vector = builder.insert_element(vector, value, ir.Constant(_I32, lane))
+        y = builder.fmul(vector, _constant(_DOUBLES, _LOG2E))
+        terms = _table_terms(builder, y, ir.Constant(_DOUBLES, [0.0] * _LANES))
+        lanes = [builder.extract_element(terms, ir.Constant(_I32, lane)) for lane in range(_LANES)]
+        return context.make_tuple(builder, tuple_type, lanes)
+
+    return tuple_type(tuple_type), codegen
 
 
 @intrinsic
@@ -442,6 +766,10 @@ def row_max_bits(row_bits):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum_and_next_max(row, following, top, inv_t, scale):
     # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
+    if TABLE_EXP and scale:
+        return table_fused_scaled(row, following, top, inv_t)
+    if TABLE_EXP:
+        return table_fused_unscaled(row, following, top, inv_t)
     high = float32_bits(following[0])
     low = as_unsigned(high)
     s = 0.0
@@ -456,6 +784,10 @@ def exp_sum_and_next_max(row, following, top, inv_t, scale):
 
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum(row, top, inv_t, scale):
+    if TABLE_EXP and scale:
+        return table_sum_scaled(row, top, inv_t)
+    if TABLE_EXP:
+        return table_sum_unscaled(row, top, inv_t)
     s = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
