@@ -189,6 +189,20 @@ def paired_chunks(row, following, top, chunk):
     return s, kernels.maximum_bits(high, low)
 
 
+@numba.njit(fastmath=kernels._FLAGS, inline="always")
+def polynomial_fused(row, following, top):
+    # the fused loop over exp_nonpositive (main's, and any target without TABLE_EXP)
+    high = kernels.float32_bits(following[0])
+    low = kernels.as_unsigned(high)
+    s = 0.0
+    for j in range(row.shape[0]):
+        s += kernels.exp_nonpositive(np.float64(row[j]) - top)
+        bits = kernels.float32_bits(following[j])
+        high = max(high, bits)
+        low = min(low, kernels.as_unsigned(bits))
+    return s, kernels.maximum_bits(high, low)
+
+
 @numba.njit(fastmath=kernels._FLAGS)
 def sweep(z, z_bits, case, distance, kind):
     # one pass of ``case`` over the rows (or over rows 0 and 1 again, in cache)
@@ -196,7 +210,7 @@ def sweep(z, z_bits, case, distance, kind):
     total = 0.0
     check = 0
     for i in range(z.shape[0] - 1):
-        here = 0 if case in (0, 2, 7, 9) else i
+        here = 0 if case in (0, 2, 7, 9, 11) else i
         s = 0.0
         top = np.int32(0)
         if case == 0 or case == 1:  # the kernel's fused loop
@@ -212,6 +226,8 @@ def sweep(z, z_bits, case, distance, kind):
             s, top = fused_chunks(z[i], z_bits[i + 1], 0.5, distance, kind)
         elif case == 7 or case == 8:  # candidate A, chunks of ``distance`` logits
             s, top = online_chunks(z[here], z_bits[here], distance)
+        elif case == 11 or case == 12:  # the fused loop over exp_nonpositive
+            s, top = polynomial_fused(z[here], z_bits[here + 1], 0.5)
         else:  # candidate B
             s, top = paired_chunks(z[here], z_bits[here + 1], 0.5, distance)
         total += s
@@ -232,6 +248,10 @@ CASES = {
     "chunks + prefetcht0 16 KiB ahead": (6, 16384, 1),
     "chunks + prefetcht1 one row ahead": (6, -1, 2),
 }
+POLYNOMIAL = {
+    "fused over exp_nonpositive, both rows in cache": (11, 0, 0),
+    "fused over exp_nonpositive, next row from memory": (12, 0, 0),
+}
 CANDIDATES = {
     **{f"A online C={c}, in cache": (7, c, 0) for c in (256, 512, 1024, 2048, 8192, 32000)},
     **{f"A online C={c}, from memory": (8, c, 0) for c in (256, 512, 1024, 2048, 8192, 32000)},
@@ -250,6 +270,12 @@ def main() -> None:
         action="store_true",
         help="the kernel's loop, its halves and the single-read candidates A and B only",
     )
+    parser.add_argument(
+        "--exp",
+        action="store_true",
+        help="the kernel's fused loop (TABLE_EXP's where the target has it) against the same "
+        "loop over exp_nonpositive, in cache and from memory, and the read, only",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     z = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 0.1
@@ -258,9 +284,13 @@ def main() -> None:
     cases = {
         name: (case, row_bytes if distance < 0 else distance, kind)
         for name, (case, distance, kind) in CASES.items()
-        if not args.candidates or case < 5
+        if not (args.candidates or args.exp) or case < (2 if args.exp else 5)
     }
-    cases.update(CANDIDATES)
+    if args.exp:
+        cases["maximum alone, from memory (the read)"] = (4, 0, 0)
+        cases.update(POLYNOMIAL)
+    else:
+        cases.update(CANDIDATES)
     for case in cases.values():
         sweep(z, z_bits, *case)  # compile, and warm the caches as the rounds will
     asm = sweep.inspect_asm(sweep.signatures[0])
