@@ -473,6 +473,16 @@ _LANES = 8  # float64 terms per vector
 _STEP = 32  # logits per step of the loop: four vectors of terms, two of bits
 _BIT_LANES = 16
 _I64 = ir.IntType(64)
+_I8P = ir.IntType(8).as_pointer()
+_PREFETCH_AHEAD = 16384  # bytes of the next row ahead of the loop's reads
+_PREFETCH_LOCALITY = 2  # prefetcht1
+
+
+def _bytes(data: Any) -> int:
+    """The size in bytes of the elements ``data`` (an LLVM pointer) points to."""
+    return int(data.type.pointee.width) // 8
+
+
 _DOUBLES = ir.VectorType(ir.DoubleType(), _LANES)
 
 
@@ -610,6 +620,18 @@ def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: b
             at = builder.add(j, ir.Constant(n.type, a * _LANES))
             y = exponent(vector_at(row.data, at, _LANES))
             builder.store(_table_terms(builder, y, builder.load(total)), total)
+        if fused:  # prefetch the next row 16 KiB ahead (into L2): every line once
+            ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
+            for line in range(0, _STEP * _bytes(following.data), 64):
+                _call(
+                    builder,
+                    "llvm.prefetch.p0",
+                    ir.VoidType(),
+                    builder.gep(ahead, [ir.Constant(n.type, _PREFETCH_AHEAD + line)]),
+                    ir.Constant(_I32, 0),  # a read
+                    ir.Constant(_I32, _PREFETCH_LOCALITY),
+                    ir.Constant(_I32, 1),  # the data cache
+                )
         if fused:
             for a in range(_STEP // _BIT_LANES):
                 at = builder.add(j, ir.Constant(n.type, a * _BIT_LANES))
