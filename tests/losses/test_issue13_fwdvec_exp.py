@@ -83,7 +83,7 @@ def test_issue13_table_exp_is_within_its_bound_on_normal_results() -> None:
     got = _table_exp(d)
     worst = 0.0
     with mpmath.workdps(30):
-        for x, value in zip(d, got):
+        for x, value in zip(d, got, strict=True):
             truth = mpmath.exp(mpmath.mpf(float(x)))
             worst = max(worst, float(abs(mpmath.mpf(float(value)) / truth - 1)))
     assert worst <= TERM_ERROR, worst
@@ -92,8 +92,10 @@ def test_issue13_table_exp_is_within_its_bound_on_normal_results() -> None:
 
 def test_issue13_table_exp_special_values() -> None:
     got = _table_exp(np.array([0.0, -0.0, -np.inf, np.nan, -746.0, -1e5, -3.4e38, -1e300]))
-    assert got[0] == 1.0 and got[1] == 1.0
-    assert got[2] == 0.0 and np.isnan(got[3])
+    assert got[0] == 1.0
+    assert got[1] == 1.0
+    assert got[2] == 0.0
+    assert np.isnan(got[3])
     assert np.all(got[4:] == 0.0)  # below half the smallest subnormal: 0, not garbage
 
 
@@ -103,7 +105,7 @@ def test_issue13_table_exp_subnormal_results() -> None:
     got = _table_exp(d)
     tiny = 2.0**-1074
     with mpmath.workdps(30):
-        for x, value in zip(d, got):
+        for x, value in zip(d, got, strict=True):
             truth = mpmath.exp(mpmath.mpf(float(x)))
             limit = 2 * tiny + TERM_ERROR * float(truth)
             assert abs(float(mpmath.mpf(float(value)) - truth)) <= limit, x
@@ -161,7 +163,7 @@ def _key(value: np.float32) -> int:
 def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperature: float) -> None:
     rng = np.random.default_rng(7)
     inv_t = 1.0 / temperature
-    for v in list(range(1, 71)) + [1000, 32000]:
+    for v in [*range(1, 71), 1000, 32000]:
         for kind in range(6):
             row, values = _stored(_hard_row(kind, v, rng), storage)
             following, next_values = _stored(_hard_row((kind + 1) % 6, v, rng), storage)
@@ -174,7 +176,8 @@ def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperat
             expected = max(next_values, key=_key)
             assert _key(np.int32(bits).view(np.float32)) == _key(expected), (v, kind)
             if np.isnan(values).any() or top == np.inf:  # NaN, or +inf - +inf
-                assert np.isnan(s) and np.isnan(alone), (v, kind)
+                assert np.isnan(s), (v, kind)
+                assert np.isnan(alone), (v, kind)
                 continue
             truth = _truth(values, top, inv_t)
             # TERM_ERROR per term, and the float64 sum's own rounding (v / 4 additions deep)

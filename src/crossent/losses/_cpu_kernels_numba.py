@@ -58,12 +58,13 @@ thread reads its own half of the rows (Numba's static schedule) or the threads t
 blocks one at a time (``numba.set_parallel_chunksize(1)``, the same bits): the
 forward's ratio to the two-thread read is (arithmetic + read) / read: 2.2x.
 
-Software prefetching did not change that (same runs): the first eight lines of every
-4 KiB page of the next row prefetched before the loop (where the hardware streamer
-restarts): 0.71; the loop cut into chunks of 1024 logits (0.77 without prefetching),
-each chunk's lines prefetched by ``prefetcht0`` or ``prefetcht1`` 4 KiB, 16 KiB or a
-whole row ahead: 0.71-0.76, the best (``prefetcht1`` 4 KiB ahead) 3 % below the kernel's
-own loop, against the 0.26 of the read. Nor could the kernel hold it: LLVM
+Software prefetching did not change that (same runs; from inside the loop, in explicit
+vector code, it did: see "The table exp and prefetching in the loop" below): the first
+eight lines of every 4 KiB page of the next row prefetched before the loop (where the
+hardware streamer restarts): 0.71; the loop cut into chunks of 1024 logits (0.77 without
+prefetching), each chunk's lines prefetched by ``prefetcht0`` or ``prefetcht1`` 4 KiB,
+16 KiB or a whole row ahead: 0.71-0.76, the best (``prefetcht1`` 4 KiB ahead) 3 % below
+the kernel's own loop, against the 0.26 of the read. Nor could the kernel hold it: LLVM
 does not vectorise a loop with a call to ``llvm.prefetch`` in it (it has no vector form;
 the fused loop compiled to scalar code), and a loop cut into chunks sums in another
 order, which changes the kernel's bits. The block size changes them too, which is why
@@ -168,6 +169,61 @@ not tried: the loss would then depend on whether the call also asked for the gra
 to 2e-9, i.e. a float32 loss one ulp apart in up to a few rows in a hundred, for less
 than the 5-8 % the 2.5x target still needs.
 
+The table exp and prefetching in the loop (AVX-512: :data:`TABLE_EXP`)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Kept (issue 13, branch ``fwdvec``). On a target with AVX512F and AVX512DQ the forward's
+exp-sums (:func:`exp_sum_and_next_max`, :func:`exp_sum`) are explicit LLVM vector code
+(:func:`_table_loop`; elsewhere, AVX2 included, the loops above, unchanged), for two
+things the loop vectoriser cannot produce. (1) An exp of fewer operations: with
+:math:`y = d\log_2 e`, :math:`n = \lfloor 16y \rfloor`, :math:`j = n \bmod 16`,
+:math:`e^d = 2^{\lfloor y \rfloor}\, 2^{j/16}\, 2^f` with :math:`f = y - n/16 \in [0,
+1/16)`, exact, from ``vreducepd``; :math:`n` in the low bits of an FMA rounded down,
+:math:`16y + 1.5 \cdot 2^{52}`, whose low four bits index a table of :math:`2^{j/16}`
+held in two registers (``vpermi2pd``, :data:`EXP2_TABLE`); :math:`2^f` by a degree-4
+minimax polynomial in Horner's scheme (:data:`EXP2_COEFFICIENTS`, 2.81e-12 relative,
+:math:`c_0 = 1` so that :math:`e^0 = 1` exactly); ``vscalefpd`` for
+:math:`2^{\lfloor y \rfloor}`, which needs no clamp (0 below the subnormals and for
+:math:`d = -\infty`, NaN kept; between -745 and -708 the subnormal results, within two
+of their units, where the loops above give :math:`e^{-708}`), and the accumulating FMA
+by the table's entry. Per 8 terms: conversion (2), ``x - top``, the multiply by
+:math:`\log_2 e`, ``vreducepd``, the rounded FMA, ``vpermi2pd``, 4 FMAs, ``vscalefpd``,
+the accumulating FMA, and the next row's maximum in 16 int32 lanes (1): 14 vector
+operations against 18, plus two register copies the three-operand FMAs need
+(``inspect_asm``, T = 1: 74 instructions per 32 logits). Every term is within a relative
+2.9e-12 of :math:`e^d` (against 5.3e-11), so the accuracy argument below holds with
+room to spare. (2) Software prefetching inside the vectorised loop: ``prefetcht1`` of
+every line of the next row 16 KiB ahead of the loop's reads (at the end of a row, the
+start of the row after: the rows are contiguous in memory), which was measured without
+effect from outside the loop (see "Out of cache") but takes the loop from memory close
+to its cost in cache.
+
+Measured (one thread, ``python benchmarks/bench_fused_stream.py --exp --rounds 9``, ns
+per logit, minimum thread CPU time, load average 4-6, other engineers' runs): the fused
+loop in cache 0.305-0.311 against the loop over :func:`exp_nonpositive`'s 0.424-0.432
+(-28 %), from memory 0.38-0.40 against 0.70-0.72 (-45 %); without the prefetching the
+table exp was no faster from memory (0.722 against 0.708: the read, as before), and the
+old polynomial in the same explicit loop with the prefetching took 0.43-0.44 in cache and
+0.47-0.49 from memory: the prefetching makes most of the gain, the table exp the rest.
+The prefetch distance (same script, 9 rounds each): 1 KiB ahead 0.60, 4 KiB 0.40-0.58,
+8 KiB 0.47, 16 KiB 0.38-0.40, 32 KiB 0.44, 64 KiB 0.41; one prefetch per 128 bytes (every
+other line) 0.53; ``prefetcht0``, ``t1`` and ``t2`` alike at 16 KiB. The forward on two
+threads (``benchmarks/bench_forward_floor.py --rounds 21 --against`` main's tree, the
+order of the trees swapped in the second run, load average 4.5-6.5): median ratio to
+the two-thread read 1.82x against main's 2.62x, and 1.88x against 2.75x; the old
+polynomial with the prefetching 2.25x against the table exp's 1.87x (same conditions).
+
+The sums' bits are the kernel's own (four accumulators of 8 lanes, the rest in groups
+of 8 through a buffer, lanes past the row left out; reduced pairwise, then by halves):
+another order than the loop vectoriser's, and other terms, so ``ell`` moves in its last
+float64 places against the AVX2 path and main's (within the bounds below), while a
+cached kernel still gives the bits of a fresh one. The gradient keeps
+:func:`exp_nonpositive` (the degree-7 polynomial): its :math:`p = e^{d - (m + \ell)}`
+errs by the polynomial's 5.2e-11 plus :math:`\ell`'s error, which the table exp makes
+smaller (the two exps' errors were never correlated: the gradient's argument is shifted
+by :math:`\ell`, so its reduction differs from the forward's anyway); the
+near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
+the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
+
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
 :math:`x = k\ln 2 + r`, :math:`|r| \le \ln 2 / 2` (one FMA; ``k`` rounded by the
@@ -255,8 +311,11 @@ from .._intrinsics_numba import (
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
+    "EXP2_COEFFICIENTS",
+    "EXP2_TABLE",
     "EXP_COEFFICIENTS",
     "HORNER",
+    "TABLE_EXP",
     "as_unsigned",
     "encode",
     "exp_nonpositive",
@@ -270,6 +329,7 @@ __all__ = [
     "row_max_bits",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
+    "table_exp8",
     "to_float32",
 ]
 
