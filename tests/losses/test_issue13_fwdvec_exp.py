@@ -184,3 +184,10 @@ def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperat
             limit = (TERM_ERROR + v * 2.0**-53) * truth + 2.0**-1070
             assert abs(s - truth) <= limit, (v, kind, s, truth)
             assert abs(alone - truth) <= limit, (v, kind, alone, truth)
+
+
+def test_issue13_table_loop_refuses_strided_rows() -> None:
+    # the loop reads a row as vectors: a strided row must not compile (no silent misreads)
+    z = np.random.default_rng(3).standard_normal((2, 64)).astype(np.float32)
+    with pytest.raises(numba.core.errors.TypingError):
+        _fused(z[0, ::2], z[1].view(np.int32)[::2], 4.0, 1.0)

@@ -769,6 +769,8 @@ def _table_intrinsic(fused: bool, scaled: bool) -> Any:
 
         @intrinsic
         def table_fused(typingctx: Any, row: Any, following: Any, top: Any, inv_t: Any) -> Any:
+            if row.layout != "C" or following.layout != "C":  # the loop reads rows as vectors
+                return None
             returned = types.Tuple((types.float64, types.int32))
             return returned(row, following, types.float64, types.float64), codegen
 
@@ -776,15 +778,17 @@ def _table_intrinsic(fused: bool, scaled: bool) -> Any:
 
     @intrinsic
     def table_sum(typingctx: Any, row: Any, top: Any, inv_t: Any) -> Any:
+        if row.layout != "C":
+            return None
         return types.float64(row, types.float64, types.float64), codegen
 
     return table_sum
 
 
-table_fused_scaled = _table_intrinsic(True, True)
-table_fused_unscaled = _table_intrinsic(True, False)
-table_sum_scaled = _table_intrinsic(False, True)
-table_sum_unscaled = _table_intrinsic(False, False)
+_table_fused_scaled = _table_intrinsic(True, True)
+_table_fused_unscaled = _table_intrinsic(True, False)
+_table_sum_scaled = _table_intrinsic(False, True)
+_table_sum_unscaled = _table_intrinsic(False, False)
 
 
 @intrinsic
@@ -849,9 +853,9 @@ def row_max_bits(row_bits):
 def exp_sum_and_next_max(row, following, top, inv_t, scale):
     # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
     if TABLE_EXP and scale:
-        return table_fused_scaled(row, following, top, inv_t)
+        return _table_fused_scaled(row, following, top, inv_t)
     if TABLE_EXP:
-        return table_fused_unscaled(row, following, top, inv_t)
+        return _table_fused_unscaled(row, following, top, inv_t)
     high = float32_bits(following[0])
     low = as_unsigned(high)
     s = 0.0
@@ -867,9 +871,9 @@ def exp_sum_and_next_max(row, following, top, inv_t, scale):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum(row, top, inv_t, scale):
     if TABLE_EXP and scale:
-        return table_sum_scaled(row, top, inv_t)
+        return _table_sum_scaled(row, top, inv_t)
     if TABLE_EXP:
-        return table_sum_unscaled(row, top, inv_t)
+        return _table_sum_unscaled(row, top, inv_t)
     s = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
