@@ -186,8 +186,22 @@ def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperat
             assert abs(alone - truth) <= limit, (v, kind, alone, truth)
 
 
+@numba.njit(fastmath=kernels._FLAGS)
+def _fused_only(row, following, top):
+    return kernels.exp_sum_and_next_max(row, following, top, 1.0, False)
+
+
+@numba.njit(fastmath=kernels._FLAGS)
+def _sum_only(row, top):
+    return kernels.exp_sum(row, top, 1.0, False)
+
+
 def test_issue13_table_loop_refuses_strided_rows() -> None:
     # the loop reads a row as vectors: a strided row must not compile (no silent misreads)
     z = np.random.default_rng(3).standard_normal((2, 64)).astype(np.float32)
     with pytest.raises(numba.core.errors.TypingError):
-        _fused(z[0, ::2], z[1].view(np.int32)[::2], 4.0, 1.0)
+        _fused_only(z[0, ::2], z[1].view(np.int32)[::2], 4.0)
+    with pytest.raises(numba.core.errors.TypingError):
+        _fused_only(z[0], z[1].view(np.int32)[::2], 4.0)
+    with pytest.raises(numba.core.errors.TypingError):
+        _sum_only(z[0, ::2], 4.0)

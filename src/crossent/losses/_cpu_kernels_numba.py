@@ -174,28 +174,28 @@ The table exp and prefetching in the loop (AVX-512: :data:`TABLE_EXP`)
 Kept (issue 13, branch ``fwdvec``). On a target with AVX512F and AVX512DQ the forward's
 exp-sums (:func:`exp_sum_and_next_max`, :func:`exp_sum`) are explicit LLVM vector code
 (:func:`_table_loop`; elsewhere, AVX2 included, the loops above, unchanged), for two
-things the loop vectoriser cannot produce. (1) An exp of fewer operations: with
-:math:`y = d\log_2 e`, :math:`n = \lfloor 16y \rfloor`, :math:`j = n \bmod 16`,
-:math:`e^d = 2^{\lfloor y \rfloor}\, 2^{j/16}\, 2^f` with :math:`f = y - n/16 \in [0,
-1/16)`, exact, from ``vreducepd``; :math:`n` in the low bits of an FMA rounded down,
-:math:`16y + 1.5 \cdot 2^{52}`, whose low four bits index a table of :math:`2^{j/16}`
-held in two registers (``vpermi2pd``, :data:`EXP2_TABLE`); :math:`2^f` by a degree-4
-minimax polynomial in Horner's scheme (:data:`EXP2_COEFFICIENTS`, 2.81e-12 relative,
-:math:`c_0 = 1` so that :math:`e^0 = 1` exactly); ``vscalefpd`` for
-:math:`2^{\lfloor y \rfloor}`, which needs no clamp (0 below the subnormals and for
-:math:`d = -\infty`, NaN kept; between -745 and -708 the subnormal results, within two
-of their units, where the loops above give :math:`e^{-708}`), and the accumulating FMA
-by the table's entry. Per 8 terms: conversion (2), ``x - top``, the multiply by
-:math:`\log_2 e`, ``vreducepd``, the rounded FMA, ``vpermi2pd``, 4 FMAs, ``vscalefpd``,
-the accumulating FMA, and the next row's maximum in 16 int32 lanes (1): 14 vector
-operations against 18, plus two register copies the three-operand FMAs need
-(``inspect_asm``, T = 1: 74 instructions per 32 logits). Every term is within a relative
-2.9e-12 of :math:`e^d` (against 5.3e-11), so the accuracy argument below holds with
-room to spare. (2) Software prefetching inside the vectorised loop: ``prefetcht1`` of
-every line of the next row 16 KiB ahead of the loop's reads (at the end of a row, the
-start of the row after: the rows are contiguous in memory), which was measured without
-effect from outside the loop (see "Out of cache") but takes the loop from memory close
-to its cost in cache.
+things the loop vectoriser cannot produce. (1) An exp of fewer operations: with :math:`y
+= d\log_2 e`, :math:`n = \lfloor 16y \rfloor`, :math:`j = n \bmod 16`, :math:`e^d =
+2^{\lfloor y \rfloor}\, 2^{j/16}\, 2^f` with :math:`f = y - n/16 \in [0, 1/16)`, exact,
+from ``vreducepd``; :math:`n` in the low bits of an FMA rounded down, :math:`16y + 1.5
+\cdot 2^{52}`, whose low four bits index a table of :math:`2^{j/16}` held in two
+registers (``vpermi2pd``, :data:`EXP2_TABLE`); :math:`2^f` by a degree-4 minimax
+polynomial in Horner's scheme (:data:`EXP2_COEFFICIENTS`, 2.81e-12 relative, :math:`c_0
+= 1` so that :math:`e^0 = 1` exactly); ``vscalefpd`` for :math:`2^{\lfloor y \rfloor}`,
+which needs no clamp (0 below the subnormals and for :math:`d = -\infty`, NaN kept;
+between -745 and -708 the subnormal results, within two of their units, where the loops
+above give :math:`e^{-708}`), and the accumulating FMA by the table's entry. Per 8
+terms: conversion (2), ``x - top``, the multiply by :math:`\log_2 e`, ``vreducepd``, the
+rounded FMA, ``vpermi2pd``, 4 FMAs, ``vscalefpd``, the accumulating FMA, and the next
+row's maximum in 16 int32 lanes (1): 14 vector operations against 18, plus two register
+copies the three-operand FMAs need (``inspect_asm``, T = 1: 77 instructions per 32
+logits, two of them the prefetches). Every term is within a relative 2.9e-12 of
+:math:`e^d` (against 5.3e-11), so the accuracy argument below holds with room to spare.
+(2) Software prefetching inside the vectorised loop: ``prefetcht1`` of every line of the
+next row 16 KiB ahead of the loop's reads (at the end of a row, the start of the row
+after: the rows are contiguous in memory), which was measured without effect from
+outside the loop (see "Out of cache") but takes the loop from memory close to its cost
+in cache.
 
 Measured (one thread, ``python benchmarks/bench_fused_stream.py --exp --rounds 9``, ns
 per logit, minimum thread CPU time, load average 4-6, other engineers' runs): the fused
@@ -209,7 +209,8 @@ The prefetch distance (same script, 9 rounds each): 1 KiB ahead 0.60, 4 KiB 0.40
 other line) 0.53; ``prefetcht0``, ``t1`` and ``t2`` alike at 16 KiB. The forward on two
 threads (``benchmarks/bench_forward_floor.py --rounds 21 --against`` main's tree, the
 order of the trees swapped in the second run, load average 4.5-6.5): median ratio to
-the two-thread read 1.82x against main's 2.62x, and 1.88x against 2.75x; the old
+the two-thread read 1.82x against main's 2.62x, and 1.88x against 2.75x (again, final
+code, load average 6.8-7.6: 1.71x against 2.34x, swapped 1.76x against 2.60x); the old
 polynomial with the prefetching 2.25x against the table exp's 1.87x (same conditions).
 
 The sums' bits are the kernel's own (four accumulators of 8 lanes, the rest in groups
