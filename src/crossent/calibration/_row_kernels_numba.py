@@ -453,15 +453,17 @@ def _columns(builder, rows):
                 mix(a_hi, b_hi, high2),
             ]
         )
-    columns = [None] * _TILE_CLASSES
+    # two columns a vector: 4q + e and 4q + 4 + e (rows 0-7 each), q = 0, 2
+    doubled = []
     for e in range(4):
-        for q in range(4):
-            columns[4 * q + e] = mix(
-                fours[0][e],
-                fours[1][e],
-                [4 * q + t for t in range(4)] + [16 + 4 * q + t for t in range(4)],
-            )
-    return columns
+        for q in (0, 2):
+            order = [16 * h + 4 * (q + c) + t for c in (0, 1) for h in (0, 1) for t in range(4)]
+            doubled.append((4 * q + e, mix(fours[0][e], fours[1][e], order)))
+    columns = [None] * _TILE_CLASSES
+    for j, both in doubled:
+        columns[j] = mix(both, both, list(range(_GROUP_ROWS)))
+        columns[j + 4] = mix(both, both, list(range(_GROUP_ROWS, 2 * _GROUP_ROWS)))
+    return columns, [both for _, both in doubled]
 
 
 @intrinsic
@@ -524,7 +526,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             )
             # lanes past k: +0.0 (tile_row's)
             rows.append(builder.select(inside, row, ir.Constant(floats, [0.0] * _TILE_CLASSES)))
-        columns = _columns(builder, rows)
+        columns, doubled = _columns(builder, rows)
         x = [builder.fpext(column, doubles) for column in columns]
 
         def halving(lanes, combine):
@@ -540,8 +542,24 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         total = halving(x, builder.fadd)
         # an entry NaN or outside [0, 1]: the row's least entry below 0 or its greatest
         # above 1, or (a NaN entry, which the least and greatest may miss) a NaN total
-        least = halving(columns, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
-        most = halving(columns, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
+        least = halving(doubled, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
+        most = halving(doubled, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
+        least, most = (
+            select_by(compare)(
+                builder.shuffle_vector(
+                    v, v, ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(group)))
+                ),
+                builder.shuffle_vector(
+                    v,
+                    v,
+                    ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(group, 2 * group))),
+                ),
+            )
+            for v, compare in (
+                (least, lambda a, b: builder.fcmp_ordered("<", a, b)),
+                (most, lambda a, b: builder.fcmp_ordered(">", a, b)),
+            )
+        )
         zero_floats = ir.Constant(least.type, [0.0] * group)
         bad = builder.or_(
             builder.or_(
@@ -718,8 +736,8 @@ def tile_rows(flat, labels, rows, options, floats, extra):
     outputs = (floats[0], floats[1], floats[2], predicted, with_squares, with_top)
     for i in range(0, grouped, _GROUP_ROWS):
         start = (c0 + i) * k
-        for line in range(0, _GROUP_ROWS * k, 16):  # the group's cache lines, ahead
-            prefetch(flat, start + _PREFETCH_ENTRIES + line)
+        for r in range(_GROUP_ROWS):  # each row's entries, ahead
+            prefetch(flat, start + r * k + _PREFETCH_ENTRIES)
         prefetch(labels, i + _PREFETCH_LABELS)
         suspect += tile_group(flat, start, k, labels, i, outputs, limit)
     for i in range(grouped, in_place):
