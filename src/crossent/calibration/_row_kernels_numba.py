@@ -424,9 +424,10 @@ def _vector_of(builder, values):
 
 
 def _columns(builder, rows):
-    # The _GROUP_ROWS tiles of rows (each <_TILE_CLASSES x float>) transposed: column j
-    # an <_GROUP_ROWS x float> of entry j of each row, by three stages of two-source
-    # shuffles (pairs of entries, then of pairs, then of 128-bit quarters)
+    # The _GROUP_ROWS tiles of rows (each <_TILE_CLASSES x float>) transposed, by three
+    # stages of two-source shuffles (pairs of entries, then of pairs, then of 128-bit
+    # quarters): (j, v) for j in 0-3 and 8-11, v the <2 _GROUP_ROWS x float> of entry
+    # j of each row, then entry j + 4 of each row
     def mix(a, b, order):
         return builder.shuffle_vector(
             a, b, ir.Constant(ir.VectorType(_VECTOR_INDEX, len(order)), order)
@@ -459,11 +460,7 @@ def _columns(builder, rows):
         for q in (0, 2):
             order = [16 * h + 4 * (q + c) + t for c in (0, 1) for h in (0, 1) for t in range(4)]
             doubled.append((4 * q + e, mix(fours[0][e], fours[1][e], order)))
-    columns = [None] * _TILE_CLASSES
-    for j, both in doubled:
-        columns[j] = mix(both, both, list(range(_GROUP_ROWS)))
-        columns[j + 4] = mix(both, both, list(range(_GROUP_ROWS, 2 * _GROUP_ROWS)))
-    return columns, [both for _, both in doubled]
+    return doubled
 
 
 @intrinsic
@@ -526,8 +523,22 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             )
             # lanes past k: +0.0 (tile_row's)
             rows.append(builder.select(inside, row, ir.Constant(floats, [0.0] * _TILE_CLASSES)))
-        columns, doubled = _columns(builder, rows)
-        x = [builder.fpext(column, doubles) for column in columns]
+        doubled = _columns(builder, rows)
+        # each vector of two columns widened whole, then split: one extraction each
+        # (the columns split first and widened one by one, LLVM formed them again
+        # from the previous stage: 26 shuffles, not 18, for the last stage)
+        x = [None] * _TILE_CLASSES
+        wide_pair = ir.VectorType(ir.DoubleType(), 2 * group)
+        for j, both in doubled:
+            wide = builder.fpext(both, wide_pair)
+            x[j], x[j + 4] = (
+                builder.shuffle_vector(
+                    wide,
+                    wide,
+                    ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(h, h + group))),
+                )
+                for h in (0, group)
+            )
 
         def halving(lanes, combine):
             # _halving's tree, elementwise: column j with column j + half
@@ -542,8 +553,9 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         total = halving(x, builder.fadd)
         # an entry NaN or outside [0, 1]: the row's least entry below 0 or its greatest
         # above 1, or (a NaN entry, which the least and greatest may miss) a NaN total
-        least = halving(doubled, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
-        most = halving(doubled, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
+        pairs = [both for _, both in doubled]
+        least = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
+        most = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
         least, most = (
             select_by(compare)(
                 builder.shuffle_vector(
