@@ -301,20 +301,7 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
 _VECTOR_INDEX = ir.IntType(32)
 
 
-def _splat(builder, value):
-    # a vector of _TILE_CLASSES copies of value
-    vector = ir.VectorType(value.type, _TILE_CLASSES)
-    first = builder.insert_element(
-        ir.Constant(vector, ir.Undefined), value, ir.Constant(_VECTOR_INDEX, 0)
-    )
-    return builder.shuffle_vector(
-        first,
-        ir.Constant(vector, ir.Undefined),
-        ir.Constant(ir.VectorType(_VECTOR_INDEX, _TILE_CLASSES), [0] * _TILE_CLASSES),
-    )
-
-
-def _splat_n(builder, value, lanes):
+def _splat(builder, value, lanes=_TILE_CLASSES):
     # a vector of ``lanes`` copies of value
     vector = ir.VectorType(value.type, lanes)
     first = builder.insert_element(
@@ -585,7 +572,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         ys = builder.load(at_i(labels_type, labels_value, words), align=8)
         ys = builder.select(
             builder.icmp_signed("<", ys, ir.Constant(words, [0] * group)),
-            builder.add(ys, _splat_n(builder, k_value, group)),
+            builder.add(ys, _splat(builder, k_value, group)),
             ys,
         )
         labelled = [
@@ -595,16 +582,16 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         # the label's entry of each row, gathered: flat[start + r k + y_r]
         offsets = builder.add(
             builder.add(
-                _splat_n(builder, start_value, group),
+                _splat(builder, start_value, group),
                 builder.mul(
-                    _splat_n(builder, k_value, group), ir.Constant(words, list(range(group)))
+                    _splat(builder, k_value, group), ir.Constant(words, list(range(group)))
                 ),
             ),
             ys,
         )
         addresses = builder.inttoptr(
             builder.add(
-                _splat_n(builder, builder.ptrtoint(entries, int64), group),
+                _splat(builder, builder.ptrtoint(entries, int64), group),
                 builder.shl(offsets, ir.Constant(words, [2] * group)),
             ),
             ir.VectorType(entries.type, group),
@@ -641,7 +628,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         keys = [
             builder.or_(
                 builder.bitcast(x[j], words),
-                _splat_n(
+                _splat(
                     builder,
                     builder.select(
                         builder.icmp_signed("<", ir.Constant(k_value.type, j), k_value),
@@ -676,7 +663,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             f"llvm.fabs.v{group}f64", fnty=ir.FunctionType(doubles, [doubles])
         )
         distance = builder.call(fabs, [builder.fsub(total, splat(1.0))])
-        far = builder.fcmp_ordered(">", distance, _splat_n(builder, limit_value, group))
+        far = builder.fcmp_ordered(">", distance, _splat(builder, limit_value, group))
         mask = ir.IntType(group)
         popcount = builder.module.declare_intrinsic(
             f"llvm.ctpop.i{group}", fnty=ir.FunctionType(mask, [mask])
