@@ -191,3 +191,20 @@ def test_issue13_rows8_grouped_on_avx512() -> None:
     assert "vgatherqps" in asm  # the labels' entries of a group
     assert "vunpcklps" in asm  # the transposition
     assert "vunpckhps" in asm
+
+
+@pytest.mark.parametrize("k", [3, 10])
+def test_issue13_rows8_strided_labels(k: int) -> None:
+    """Labels as given (a strided view, not copied): each group's read one by one."""
+    probs = np.resize(_hard_rows(k, seed=k), (203, k))
+    labels = _labels(2 * probs.shape[0], k, seed=k)[::2]
+    assert not labels.flags.c_contiguous
+    strided = _row_kernels.row_summaries(
+        probs, labels, top=True, entropy=False, limit=_LIMIT, squares=True
+    )
+    packed = _row_kernels.row_summaries(
+        probs, np.ascontiguousarray(labels), top=True, entropy=False, limit=_LIMIT, squares=True
+    )
+    assert strided[0] == packed[0]
+    for a, e in zip(strided[1:5], packed[1:5], strict=True):
+        np.testing.assert_array_equal(_bits(a), _bits(e))

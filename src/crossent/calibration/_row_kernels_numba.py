@@ -27,6 +27,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.core.cpu import CPUTargetOptions
 from numba.extending import intrinsic, overload
 
@@ -469,7 +470,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         and flat.dtype == types.float32
         and isinstance(labels, types.Array)
         and labels.dtype == types.intp
-        and labels.layout == "C"
+        and labels.ndim == 1
         and isinstance(outputs, types.BaseTuple)
         and len(outputs) == 6
     ):
@@ -569,7 +570,19 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             ),
             builder.fcmp_unordered("uno", total, total),
         )
-        ys = builder.load(at_i(labels_type, labels_value, words), align=8)
+        if labels_type.layout == "C":
+            ys = builder.load(at_i(labels_type, labels_value, words), align=8)
+        else:  # strided labels (the caller's, as given): one by one
+            labels_array = context.make_array(labels_type)(context, builder, labels_value)
+            ys = ir.Constant(words, ir.Undefined)
+            for r in range(group):
+                index = builder.add(i_value, ir.Constant(i_value.type, r))
+                pointer = cgutils.get_item_pointer(
+                    context, builder, labels_type, labels_array, [index]
+                )
+                ys = builder.insert_element(
+                    ys, builder.load(pointer), ir.Constant(_VECTOR_INDEX, r)
+                )
         ys = builder.select(
             builder.icmp_signed("<", ys, ir.Constant(words, [0] * group)),
             builder.add(ys, _splat(builder, k_value, group)),
