@@ -118,6 +118,25 @@ one thread, CPU ms; load average 2.3, other engineers' runs):
   slower beyond noise.  ``bench_evaluation --repeats 9`` (load 2.6: one core free,
   so no two-thread split to speak of): update 31.9 to 30.0 ms median.
 
+Then (issue 13, rows8) on AVX-512 the float32 rows read 8 at a time
+(``_row_kernels_numba.tile_group``, ``GROUPED_TILES``): the 8 row tiles transposed
+(unpacks, two-source permutes) so that lane r is row r, the tile's three halving trees
+elementwise over the 16 columns in the same pairing (the same bits), the entries' check
+by each row's least and greatest entry and a NaN sum, the label's entry gathered;
+``tiled_rows`` compiled with ``fastmath=False`` (it inherited ``chunk_rows``' flags, and
+with "reassoc" LLVM reordered the elementwise trees: squares an ulp off).  Against main,
+min of 9 (load 4.4-6.8, other engineers' runs): checks and row sums 4.31 against 4.84,
++ top label 5.34 against 6.67, + top, squares 6.67 against 8.78, + spherical 8.60
+against 10.60, + bins 7.32 against 8.41, + entropy 14.07 against 14.60, everything
+23.13 against 24.90 ms; a second run (load 4.4) 4.73/4.94, 5.89/7.15, 7.47/9.72,
+everything 24.05/26.43.  Steps: the first version (every column's bad-entry check two
+comparisons and an "or" of masks, the label's entry loaded row by row, 16 columns split
+before widening) was slower in the first stage (5.98 against 5.02) and faster from the
+top label on; the least/greatest check, the gather and widening each pair of columns
+whole (LLVM otherwise formed the columns again from the previous stage: 26 shuffles,
+not 18, in the last stage) made every stage faster.  AVX2 emulated (the one-row tile
+kept; min of 9, load 5.9): every stage level with main, everything 37.71 against 37.61.
+
 Tried with the tile and not kept: the tile as Numba code (the 16 entries as a tuple,
 the trees as tuples of sums, the lanes' selects written out): scalar code, 26.8 ms
 against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without the SLP

@@ -27,13 +27,20 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.core.cpu import CPUTargetOptions
 from numba.extending import intrinsic, overload
 
-from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
+from .._intrinsics_numba import (
+    bits_to_float64,
+    float64_to_bits,
+    numba_target_has,
+    prefer_wide_vectors,
+)
 from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS, _TILE_CLASSES
 
 __all__ = [
+    "GROUPED_TILES",
     "add_compensated",
     "add_to_bins",
     "add_to_classes",
@@ -63,6 +70,7 @@ __all__ = [
     "surprisal_array",
     "surprisal_of",
     "suspect_rows",
+    "tile_group",
     "tile_out",
     "tile_row",
     "tile_rows",
@@ -294,16 +302,16 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
 _VECTOR_INDEX = ir.IntType(32)
 
 
-def _splat(builder, value):
-    # a vector of _TILE_CLASSES copies of value
-    vector = ir.VectorType(value.type, _TILE_CLASSES)
+def _splat(builder, value, lanes=_TILE_CLASSES):
+    # a vector of ``lanes`` copies of value
+    vector = ir.VectorType(value.type, lanes)
     first = builder.insert_element(
         ir.Constant(vector, ir.Undefined), value, ir.Constant(_VECTOR_INDEX, 0)
     )
     return builder.shuffle_vector(
         first,
         ir.Constant(vector, ir.Undefined),
-        ir.Constant(ir.VectorType(_VECTOR_INDEX, _TILE_CLASSES), [0] * _TILE_CLASSES),
+        ir.Constant(ir.VectorType(_VECTOR_INDEX, lanes), [0] * lanes),
     )
 
 
@@ -388,6 +396,297 @@ def tile_row(typingctx, flat, start, k, y):
     return signature, codegen
 
 
+#: Rows a :func:`tile_group` reads at once (lane r of its vectors is row r).
+_GROUP_ROWS = 8
+#: Whether :func:`tile_rows` takes its rows _GROUP_ROWS at a time (:func:`tile_group`):
+#: only on an AVX-512 target (Numba's target features, a constant to Numba, as the
+#: losses' HORNER), whose 512-bit vectors hold a group's 8 float64 lanes; elsewhere one
+#: tile a row (:func:`tile_row`), as before.  One tile a row spends most of its vector
+#: operations on the three horizontal trees (a shuffle and an operation a level, four
+#: levels, each tree); a group transposes its 8 tiles once (34 shuffles in all: 16
+#: unpacks, 8 two-source permutes, 10 extractions) and its trees are then elementwise
+#: operations over the columns, 8 rows each.  Measured (bench_update_stages, 10^6 x 10
+#: float32, one thread, CPU ms, min of 9 interleaved with main, load 4.4-6.8, other
+#: engineers' runs): checks and row sums 4.31 against 4.84, + top label 5.34 against
+#: 6.67, + top, squares 6.67 against 8.78, everything 23.13 against 24.90 (again at
+#: load 4.4: 4.73/4.94, 5.89/7.15, 7.47/9.72, 24.05/26.43).
+GROUPED_TILES = numba_target_has("avx512f")
+
+
+def _columns(builder, rows):
+    # The _GROUP_ROWS tiles of rows (each <_TILE_CLASSES x float>) transposed, by three
+    # stages of two-source shuffles (pairs of entries, then of pairs, then of 128-bit
+    # quarters): (j, v) for j in 0-3 and 8-11, v the <2 _GROUP_ROWS x float> of entry
+    # j of each row, then entry j + 4 of each row
+    def mix(a, b, order):
+        return builder.shuffle_vector(
+            a, b, ir.Constant(ir.VectorType(_VECTOR_INDEX, len(order)), order)
+        )
+
+    quarter = [0, 4, 8, 12]
+    # entries 2m, 2m + 1 of rows (a, b) interleaved: a0 b0 a1 b1 | a4 b4 a5 b5 | ...
+    low = [q + e for q in quarter for e in (0, 16, 1, 17)]
+    high = [q + e for q in quarter for e in (2, 18, 3, 19)]
+    pairs = []
+    for r in range(0, _GROUP_ROWS, 2):
+        pairs.append((mix(rows[r], rows[r + 1], low), mix(rows[r], rows[r + 1], high)))
+    # pairs of pairs (64-bit units): rows 4s..4s+3 of entries q + e in quarter q
+    low2 = [q + e for q in quarter for e in (0, 1, 16, 17)]
+    high2 = [q + e for q in quarter for e in (2, 3, 18, 19)]
+    fours = []  # fours[s][e]: rows 4s..4s+3, entry e of each quarter (e = 0..3)
+    for s in range(0, _GROUP_ROWS // 2, 2):
+        (a_lo, a_hi), (b_lo, b_hi) = pairs[s], pairs[s + 1]
+        fours.append(
+            [
+                mix(a_lo, b_lo, low2),
+                mix(a_lo, b_lo, high2),
+                mix(a_hi, b_hi, low2),
+                mix(a_hi, b_hi, high2),
+            ]
+        )
+    # two columns a vector: 4q + e and 4q + 4 + e (rows 0-7 each), q = 0, 2
+    doubled = []
+    for e in range(4):
+        for q in (0, 2):
+            order = [16 * h + 4 * (q + c) + t for c in (0, 1) for h in (0, 1) for t in range(4)]
+            doubled.append((4 * q + e, mix(fours[0][e], fours[1][e], order)))
+    return doubled
+
+
+@intrinsic
+def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
+    """tile_row of the _GROUP_ROWS float32 rows of k <= _TILE_CLASSES entries at
+    flat[start + r k:] (in bounds: the caller's duty), r = 0 .. _GROUP_ROWS - 1, whose
+    labels are labels[i + r] (checked; negative ones counting from the end),
+    transposed so that lane r of a vector is row r and each of tile_row's halving
+    trees is elementwise over the columns, in its order (column j with column j + 8,
+    then + 4, + 2, + 1): the same bits.  outputs: (p_label, others, confidence,
+    predicted, with_squares, with_top), each written at [i, i + _GROUP_ROWS): the
+    label's entry, the squares but the label's (0 without with_squares), and (with_top)
+    the packed maximum's confidence and class.  Returns how many of the rows are
+    suspect (an entry NaN or outside [0, 1], or a sum farther from 1 than limit)."""
+    if not (
+        isinstance(flat, types.Array)
+        and flat.dtype == types.float32
+        and isinstance(labels, types.Array)
+        and labels.dtype == types.intp
+        and labels.ndim == 1
+        and isinstance(outputs, types.BaseTuple)
+        and len(outputs) == 6
+    ):
+        return None
+    arrays = outputs.types[:4]
+    if not all(
+        isinstance(a, types.Array) and a.layout == "C" and a.ndim == 1 for a in arrays
+    ) or tuple(a.dtype for a in arrays) != (types.float64,) * 3 + (types.intp,):
+        return None
+    signature = types.intp(flat, start, k, labels, i, outputs, limit)
+
+    def codegen(context, builder, signature, args):
+        flat_value, start_value, k_value, labels_value, i_value, outputs_value, limit_value = args
+        flat_type, _, _, labels_type, _, outputs_type, _ = signature.args
+        group = _GROUP_ROWS
+        int64 = ir.IntType(64)
+        floats = ir.VectorType(ir.FloatType(), _TILE_CLASSES)
+        doubles = ir.VectorType(ir.DoubleType(), group)
+        words = ir.VectorType(int64, group)
+
+        def at_i(array_type, value, vector):
+            # the address of element i of the array, as a pointer to a vector
+            data = context.make_array(array_type)(context, builder, value).data
+            return builder.bitcast(builder.gep(data, [i_value]), vector.as_pointer())
+
+        def splat(value):
+            return ir.Constant(doubles, [value] * group)
+
+        entries = context.make_array(flat_type)(context, builder, flat_value).data
+        inside = builder.icmp_signed(
+            "<",
+            ir.Constant(ir.VectorType(int64, _TILE_CLASSES), list(range(_TILE_CLASSES))),
+            _splat(builder, k_value),
+        )
+        rows = []
+        for r in range(group):
+            offset = builder.add(start_value, builder.mul(k_value, ir.Constant(k_value.type, r)))
+            row = builder.load(
+                builder.bitcast(builder.gep(entries, [offset]), floats.as_pointer()), align=4
+            )
+            # lanes past k: +0.0 (tile_row's)
+            rows.append(builder.select(inside, row, ir.Constant(floats, [0.0] * _TILE_CLASSES)))
+        doubled = _columns(builder, rows)
+        # each vector of two columns widened whole, then split: one extraction each
+        # (the columns split first and widened one by one, LLVM formed them again
+        # from the previous stage: 26 shuffles, not 18, for the last stage)
+        x = [None] * _TILE_CLASSES
+        wide_pair = ir.VectorType(ir.DoubleType(), 2 * group)
+        for j, both in doubled:
+            wide = builder.fpext(both, wide_pair)
+            x[j], x[j + 4] = (
+                builder.shuffle_vector(
+                    wide,
+                    wide,
+                    ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(h, h + group))),
+                )
+                for h in (0, group)
+            )
+
+        def halving(lanes, combine):
+            # _halving's tree, elementwise: column j with column j + half
+            while len(lanes) > 1:
+                half = len(lanes) // 2
+                lanes = [combine(lanes[j], lanes[j + half]) for j in range(half)]
+            return lanes[0]
+
+        def select_by(compare):
+            return lambda a, b: builder.select(compare(a, b), a, b)
+
+        total = halving(x, builder.fadd)
+        # an entry NaN or outside [0, 1]: the row's least entry below 0 or its greatest
+        # above 1, or (a NaN entry, which the least and greatest may miss) a NaN total
+        pairs = [both for _, both in doubled]
+        least = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
+        most = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
+        least, most = (
+            select_by(compare)(
+                builder.shuffle_vector(
+                    v, v, ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(group)))
+                ),
+                builder.shuffle_vector(
+                    v,
+                    v,
+                    ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(group, 2 * group))),
+                ),
+            )
+            for v, compare in (
+                (least, lambda a, b: builder.fcmp_ordered("<", a, b)),
+                (most, lambda a, b: builder.fcmp_ordered(">", a, b)),
+            )
+        )
+        zero_floats = ir.Constant(least.type, [0.0] * group)
+        bad = builder.or_(
+            builder.or_(
+                builder.fcmp_ordered("<", least, zero_floats),
+                builder.fcmp_ordered(">", most, ir.Constant(most.type, [1.0] * group)),
+            ),
+            builder.fcmp_unordered("uno", total, total),
+        )
+        if labels_type.layout == "C":
+            ys = builder.load(at_i(labels_type, labels_value, words), align=8)
+        else:  # strided labels (the caller's, as given): one by one
+            labels_array = context.make_array(labels_type)(context, builder, labels_value)
+            ys = ir.Constant(words, ir.Undefined)
+            for r in range(group):
+                index = builder.add(i_value, ir.Constant(i_value.type, r))
+                pointer = cgutils.get_item_pointer(
+                    context, builder, labels_type, labels_array, [index]
+                )
+                ys = builder.insert_element(
+                    ys, builder.load(pointer), ir.Constant(_VECTOR_INDEX, r)
+                )
+        ys = builder.select(
+            builder.icmp_signed("<", ys, ir.Constant(words, [0] * group)),
+            builder.add(ys, _splat(builder, k_value, group)),
+            ys,
+        )
+        labelled = [
+            builder.icmp_signed("==", ys, ir.Constant(words, [j] * group))
+            for j in range(_TILE_CLASSES)
+        ]
+        # the label's entry of each row, gathered: flat[start + r k + y_r]
+        offsets = builder.add(
+            builder.add(
+                _splat(builder, start_value, group),
+                builder.mul(
+                    _splat(builder, k_value, group), ir.Constant(words, list(range(group)))
+                ),
+            ),
+            ys,
+        )
+        addresses = builder.inttoptr(
+            builder.add(
+                _splat(builder, builder.ptrtoint(entries, int64), group),
+                builder.shl(offsets, ir.Constant(words, [2] * group)),
+            ),
+            ir.VectorType(entries.type, group),
+        )
+        single = ir.VectorType(ir.FloatType(), group)
+        gather = builder.module.declare_intrinsic(
+            f"llvm.masked.gather.v{group}f32.v{group}p0",
+            fnty=ir.FunctionType(
+                single,
+                [addresses.type, ir.IntType(32), ir.VectorType(ir.IntType(1), group), single],
+            ),
+        )
+        p_label = builder.fpext(
+            builder.call(
+                gather,
+                [
+                    addresses,
+                    ir.Constant(ir.IntType(32), 4),
+                    ir.Constant(ir.VectorType(ir.IntType(1), group), [1] * group),
+                    ir.Constant(single, ir.Undefined),
+                ],
+            ),
+            doubles,
+        )
+        squares = halving(
+            [
+                builder.select(labelled[j], splat(0.0), builder.fmul(x[j], x[j]))
+                for j in range(_TILE_CLASSES)
+            ],
+            builder.fadd,
+        )
+        # the packed keys: lanes past k (+0.0, bits 0) or'ed with the least key, not
+        # their index (loop invariants)
+        keys = [
+            builder.or_(
+                builder.bitcast(x[j], words),
+                _splat(
+                    builder,
+                    builder.select(
+                        builder.icmp_signed("<", ir.Constant(k_value.type, j), k_value),
+                        ir.Constant(int64, 65535 - j),
+                        ir.Constant(int64, -(1 << 63)),
+                    ),
+                    group,
+                ),
+            )
+            for j in range(_TILE_CLASSES)
+        ]
+        key = halving(keys, select_by(lambda a, b: builder.icmp_signed(">", a, b)))
+        fields = [builder.extract_value(outputs_value, q) for q in range(6)]
+        pointers = [
+            at_i(t, v, vector)
+            for t, v, vector in zip(
+                outputs_type.types[:4], fields[:4], (doubles,) * 3 + (words,), strict=True
+            )
+        ]
+        with_squares, with_top = fields[4], fields[5]
+        builder.store(p_label, pointers[0], align=8)
+        builder.store(builder.select(with_squares, squares, splat(0.0)), pointers[1], align=8)
+        with builder.if_then(with_top):
+            low_bits = ir.Constant(words, [65535] * group)
+            builder.store(
+                builder.bitcast(builder.and_(key, ir.Constant(words, [~65535] * group)), doubles),
+                pointers[2],
+                align=8,
+            )
+            builder.store(builder.sub(low_bits, builder.and_(key, low_bits)), pointers[3], align=8)
+        fabs = builder.module.declare_intrinsic(
+            f"llvm.fabs.v{group}f64", fnty=ir.FunctionType(doubles, [doubles])
+        )
+        distance = builder.call(fabs, [builder.fsub(total, splat(1.0))])
+        far = builder.fcmp_ordered(">", distance, _splat(builder, limit_value, group))
+        mask = ir.IntType(group)
+        popcount = builder.module.declare_intrinsic(
+            f"llvm.ctpop.i{group}", fnty=ir.FunctionType(mask, [mask])
+        )
+        suspect = builder.call(popcount, [builder.bitcast(builder.or_(bad, far), mask)])
+        return builder.zext(suspect, context.get_value_type(types.intp))
+
+    return signature, codegen
+
+
 @intrinsic
 def prefetch(typingctx, array, index):
     """A hint to bring array[index] into the caches (LLVM's prefetch: a read, kept in
@@ -410,7 +709,11 @@ def prefetch(typingctx, array, index):
     return types.void(array, index), codegen
 
 
-@numba.njit(inline="never", **_NO_REFCOUNTS)
+# fastmath=False, set here: Numba otherwise gives a function its caller's fastmath
+# (chunk_rows' _FLAGS, by way of row_pass), and puts those flags on every float
+# instruction in it, the tiles' included; with "reassoc", LLVM reorders tile_group's
+# elementwise trees (observed: squares off by an ulp).
+@numba.njit(fastmath=False, inline="never", **_NO_REFCOUNTS)
 def tiled_rows(flat, labels, rows, options, floats, extra):
     # row_pass of float32 rows of k <= _TILE_CLASSES classes (rows: (c0, k)), rows
     # c0 + i of the block whose entries are flat, labels[i] their (checked) labels:
@@ -435,14 +738,26 @@ def tile_rows(flat, labels, rows, options, floats, extra):
     # thread, the checks and row sums 8.2 to 4.6 ms) and the labels 256 rows ahead
     # (label_error's first touch of the next chunk: 5.7 to 4.8 ms); the block's last
     # rows (whose tile would read past its end) from their copy in pad, by the same
-    # tile (what pad holds past the copy falls in lanes the tile sets aside)
+    # tile (what pad holds past the copy falls in lanes the tile sets aside).  On
+    # AVX-512 (GROUPED_TILES) the rows in place are read _GROUP_ROWS at a time
+    # (tile_group: the same numbers, bit for bit), the few left at the chunk's end one
+    # at a time.
     c0, k = rows
     predicted, pad = extra
     count = labels.shape[0]
     size = flat.shape[0]
     in_place = min(count, max(0, (size - _TILE_CLASSES) // k + 1 - c0))
     suspect = 0
-    for i in range(in_place):
+    grouped = in_place - in_place % _GROUP_ROWS if GROUPED_TILES else 0
+    with_top, with_squares, limit = options
+    outputs = (floats[0], floats[1], floats[2], predicted, with_squares, with_top)
+    for i in range(0, grouped, _GROUP_ROWS):
+        start = (c0 + i) * k
+        for r in range(_GROUP_ROWS):  # each row's entries, ahead
+            prefetch(flat, start + r * k + _PREFETCH_ENTRIES)
+        prefetch(labels, i + _PREFETCH_LABELS)
+        suspect += tile_group(flat, start, k, labels, i, outputs, limit)
+    for i in range(grouped, in_place):
         start = (c0 + i) * k
         prefetch(flat, start + _PREFETCH_ENTRIES)
         prefetch(labels, i + _PREFETCH_LABELS)  # the next chunk's, for label_error
