@@ -410,11 +410,14 @@ def _direct_rest(
     scale = np.exp(-top[:, 0].astype(np.float64))
     np.multiply(total, scale, out=out)
     confident = ~(out >= EXACT_BELOW - 1.0)  # NaN too
-    loose = np.flatnonzero(~confident)
     usable = confident & (total >= v * 2.0**-96)
-    redo = np.flatnonzero(confident & ~usable)
-    if not usable.any():
-        return redo, loose
+    if usable.all():  # the common case: nothing to redo, nothing loose
+        redo = loose = _NONE
+    else:
+        loose = (~confident).nonzero()[0]
+        redo = (confident & ~usable).nonzero()[0]
+        if not usable.any():
+            return redo, loose
     # a threshold per row, +inf for the rows already done; where the insignificant
     # terms weigh too much, once more with one low enough that they cannot
     # (V of them under share/2 S/V: under share/2 of S), though more entries pass it
@@ -428,8 +431,12 @@ def _direct_rest(
         out[usable] = rho[usable]
         usable &= ~(below <= rho * INSIGNIFICANT_SHARE)  # left to the next pass
         if not usable.any():
-            break
-    return np.flatnonzero(confident & (rows_redone | usable)), loose
+            return redo, loose
+    return (confident & (rows_redone | usable)).nonzero()[0], loose
+
+
+#: No rows (indices).
+_NONE = np.zeros(0, dtype=np.intp)
 
 
 def _significant_sums(
@@ -449,9 +456,10 @@ def _significant_sums(
     """
     n, v = rows.shape
     np.greater_equal(e, tau[:, None], out=mask)
-    where = np.flatnonzero(mask)
-    starts = np.searchsorted(where, np.arange(n) * v)
-    empty = starts == np.append(starts[1:], where.size)
+    where = mask.reshape(-1).nonzero()[0]
+    bounds = np.searchsorted(where, np.arange(n + 1) * v)
+    starts = bounds[:-1]
+    empty = starts == bounds[1:]
     x = np.empty(where.size + 1)
     x[:-1] = rows.reshape(-1)[where]
     x[-1] = -np.inf  # e^-inf = 0
@@ -505,6 +513,11 @@ def _float32_rows(
             # few confident rows: _exact_rest's few calls (two threads share the GIL)
             return confident
         return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, out))
+    if guess.all():  # the common case: no row copied
+        found, loose = _direct_part(rows, None, top, first_max, buffers, out)
+        if not loose.size:
+            return found
+        return np.concatenate([found, _twosum_part(rows, loose, top, buffers, out.s)])
     every = np.arange(len(rows))
     found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
     redo = [found, _twosum_part(rows, loose, top, buffers, out.s)]
@@ -525,15 +538,22 @@ def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
 
 def _direct_part(
     rows: np.ndarray,
-    which: np.ndarray,
+    which: np.ndarray | None,
     top: np.ndarray,
     first_max: np.ndarray | None,
     buffers: _Buffers,
     out: _BlockOut,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_direct_rest` on the rows ``which`` of a block: ``out.rest`` and
-    ``out.redone`` of its confident ones set; returns the rows to redo and those not
-    confident."""
+    """:func:`_direct_rest` on the rows ``which`` of a block (None: all, no copies):
+    ``out.rest`` and ``out.redone`` of its confident ones set; returns the rows to redo
+    and those not confident."""
+    if which is None:
+        if first_max is None:
+            first_max = np.argmax(rows, axis=1)
+        redo, loose = _direct_rest(rows, first_max, top, buffers, out=out.rest)
+        out.redone[...] = True
+        out.redone[loose] = False
+        return redo, loose
     part = rows if which.size == len(rows) else rows[which]
     m = len(part)
     rho = np.empty(m)
