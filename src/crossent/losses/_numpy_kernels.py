@@ -407,11 +407,13 @@ def _direct_rest(
     e[np.arange(n), first_max] = 0.0  # the first maximum: exactly 1, left out
     np.copyto(work, e)  # float64: a copy and einsum, faster than add.reduce's cast loop
     total: np.ndarray = np.einsum("ij->i", work)
-    scale = np.exp(-top[:, 0].astype(np.float64))
+    scale = np.negative(top[:, 0], dtype=np.float64)
+    np.exp(scale, out=scale)
     np.multiply(total, scale, out=out)
     confident = ~(out >= EXACT_BELOW - 1.0)  # NaN too
     usable = confident & (total >= v * 2.0**-96)
-    if usable.all():  # the common case: nothing to redo, nothing loose
+    every = bool(usable.all())  # the common case: nothing to redo, nothing loose
+    if every:
         redo = loose = _NONE
     else:
         loose = (~confident).nonzero()[0]
@@ -423,15 +425,22 @@ def _direct_rest(
     # (V of them under share/2 S/V: under share/2 of S), though more entries pass it
     rows_redone = ~usable  # the confident rows among them: redo (loose: not confident)
     for share in (SIGNIFICANT, INSIGNIFICANT_SHARE / (2.0 * v)):
-        tau = np.where(usable, total * share, np.inf).astype(np.float32)
+        tau = (total * share).astype(np.float32)  # (total may exceed float32's range)
+        if not every:  # (every row usable: fewer calls)
+            tau[~usable] = np.inf
         rho, below = _significant_sums(rows, e, tau, mask)
+        np.subtract(total, below, out=below)  # the insignificant terms (float32 exp)
+        below *= scale
         rho *= scale
-        below = (total - below) * scale  # the insignificant terms' share (float32 exp)
         rho += below
-        out[usable] = rho[usable]
+        if every:
+            out[...] = rho
+        else:
+            out[usable] = rho[usable]
         usable &= ~(below <= rho * INSIGNIFICANT_SHARE)  # left to the next pass
         if not usable.any():
             return redo, loose
+        every = False
     return (confident & (rows_redone | usable)).nonzero()[0], loose
 
 
@@ -530,9 +539,11 @@ def _float32_rows(
 def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
     """Whether each row's exp-sum is likely below :data:`EXACT_BELOW`: from every
     :data:`GUESS_STRIDE`-th entry (a guess only)."""
-    sample = np.exp(rows[:, ::GUESS_STRIDE] - top).sum(axis=1)
-    sample -= sample >= 1.0  # a maximum among them, most likely: the 1 below
-    guess: np.ndarray = 1.0 + GUESS_STRIDE * sample < GUESS_BELOW  # a sample misses
+    sample = rows[:, ::GUESS_STRIDE] - top
+    np.exp(sample, out=sample)
+    sums = np.add.reduce(sample, axis=1)
+    # a maximum among them, most likely: the 1 left out; a sample misses
+    guess: np.ndarray = sums - (sums >= 1.0) < (GUESS_BELOW - 1.0) / GUESS_STRIDE
     return guess
 
 
