@@ -43,12 +43,13 @@ gradient: eight float32 passes, one ``exp``, one product and one sum. A block wh
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product. A confident row takes
 :func:`_direct_rest`: the float32 ``exp`` of the logits themselves (no rounded
-:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x - t` only for the
-entries that carry all but at most :data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1`
-(about 4 % of a peaked row's: the float64 ``exp`` is NumPy's scalar one on AVX2, 4.8
-ns an entry under benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so
-:math:`\ell` is within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`); a
-row of ``-inf``, or whose terms are mostly below float32's normal range, takes
+:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x` (the sum then times
+:math:`e^{-t}`) only for the entries that carry all but at most
+:data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1` (about 4 % of a peaked row's: the
+float64 ``exp`` is NumPy's scalar one on AVX2, 4.8 ns an entry under
+benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so :math:`\ell` is
+within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`); a row of ``-inf``, or
+whose terms are mostly below float32's normal range, takes
 :func:`_exact_rest`'s float64 subtraction, ``exp`` and sum. Where most of a thread's
 rows have been confident, each row of a block is first guessed confident or not from
 every 64th entry (:func:`_likely_confident`) and takes that path first; elsewhere
@@ -82,6 +83,25 @@ the path of a whole block from the previous block's rows gave 0.81x on peaked lo
 against the guess's 0.76x; and taking the direct ``exp`` of the logits for the
 non-confident rows too (no TwoSum correction: 0.71-0.80x on random logits) changes
 their rounding from the float64 path's formula, which the tests pin to 1e-10.
+
+Later (issue 13, peaked logits still 2.9x torch eager on emulated AVX2): a block's time,
+measured step by step (2 confident 32000-class rows, emulated AVX2, minimum of 5 x 1500
+calls), went to the float32 ``exp`` (70 us), ``nonzero`` of the significant mask (40-47
+us: about 13-16 ns per selected entry, branch mispredictions, whatever the word size:
+``nonzero`` of a uint64 view of the mask took 0.44 ns an entry of the mask against 0.73
+for the bool one, and the two-level selection built on it 0.93), the float64 sum of the
+float32 terms (copy and einsum, 35 us), the significant entries' gather and float64
+``exp`` (35 us), and some 70 us of Python and NumPy call overhead per block (about 100
+calls). Now :func:`_significant_sums` takes the float64 :math:`e^{x_c}` and scales the
+row's sum by :math:`e^{-t}` (no per-entry :math:`t`) and sums with one ``reduceat`` each
+(``bincount`` took 12-18 us per sum against 1.6); a block guessed confident whole goes
+to :func:`_direct_rest` without row copies, whose threshold passes take fewer calls when
+every row is usable: the block's overhead (V = 2048, 2 confident rows a block) went from
+158-187 us to 118-128 us, the step timing of :func:`_direct_rest` to 0.86x the previous
+code's (252 against 292 us, interleaved, load 6.8). Larger blocks did not pay:
+:func:`_direct_rest` took 3.4-3.9 ns an entry on 2 rows, 4.1-4.7 on 4, 4.1-5.0 on 8 and
+16 (cache), and the whole forward 0.93x at 4x the block on peaked logits but 1.13x on
+random ones (single thread, CPU time).
 
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
@@ -389,9 +409,10 @@ def _direct_rest(
     :math:`\ell` comes from :func:`_exp_sum32`, the float64 path's formula; so do
     the rows where an :math:`e^{x_c}` overflows float32, their :math:`S` infinite;
     a +inf maximum gives :math:`\rho = 0` and :func:`_exact_ell` NaN). A
-    confident row takes a float64 ``exp`` of :math:`x_c - t` for its significant
-    entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S` (ties of the
-    maximum among them, each exactly 1); the others keep their float32 terms, whose
+    confident row takes a float64 ``exp`` of :math:`x_c` for its significant entries
+    only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S`, their sum times
+    :math:`e^{-t}` (:func:`_significant_sums`; ties of the maximum among them, each
+    within three float64 roundings of 1); the others keep their float32 terms, whose
     error is under :math:`\eta` times their share of :math:`\rho`. Where that share
     exceeds :data:`INSIGNIFICANT_SHARE`, a second pass with a threshold of
     :data:`INSIGNIFICANT_SHARE` :math:`S/(2V)` (the others then weigh under half that
