@@ -111,14 +111,14 @@ def test_issue13_avx2peak_two_classes(monkeypatch: pytest.MonkeyPatch) -> None:
     """V = 2: rho is one term (no averaging of exp errors), at the worst arguments, ties
     and near-ties, at the range's edges."""
     worst = [_worst_exp_argument(lo, lo + 2.0) for lo in (-20.0, -10.0, -8.0, -2.0)]
-    z = []
+    pairs = []
     for top in (88.6, 0.0, -60.0):
         for w in worst:
-            z.append([F32(top), F32(top) + w])
-        z.append([F32(top), F32(top)])  # a tie: rho = 1
-        z.append([F32(top), np.nextafter(F32(top), F32(-np.inf))])
-        z.append([F32(top), -np.inf])  # rho = 0
-    z = np.asarray(z, dtype=F32)
+            pairs.append([F32(top), F32(top) + w])
+        pairs.append([F32(top), F32(top)])  # a tie: rho = 1
+        pairs.append([F32(top), np.nextafter(F32(top), F32(-np.inf))])
+        pairs.append([F32(top), F32(-np.inf)])  # rho = 0
+    z = np.asarray(pairs, dtype=F32)
     np.testing.assert_allclose(_ell(z, 4, monkeypatch), _ell_truth(z), rtol=RTOL, atol=0)
 
 
@@ -143,11 +143,13 @@ def test_issue13_avx2peak_second_threshold_in_an_all_usable_block(
     crowded[0], crowded[1] = top, F32(top + math.log(1e-3 / 2))
     others = _hard_block(classes, np.random.default_rng(2))[[1, 4, 9]]
     z = np.stack([others[0], crowded, others[1], others[2]])
-    calls = []
+    calls: list[int] = []
     significant_sums = _numpy_kernels._significant_sums
 
-    def counting(rows, e, tau, mask):  # type: ignore[no-untyped-def]
-        calls.append(np.isfinite(tau).sum())
+    def counting(
+        rows: np.ndarray, e: np.ndarray, tau: np.ndarray, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        calls.append(int(np.isfinite(tau).sum()))
         return significant_sums(rows, e, tau, mask)
 
     monkeypatch.setattr(_numpy_kernels, "_significant_sums", counting)

@@ -470,8 +470,9 @@ def _direct_rest(
     return (confident & (rows_redone | usable)).nonzero()[0], loose
 
 
-#: No rows (indices).
+#: No rows (indices; read-only, shared).
 _NONE = np.zeros(0, dtype=np.intp)
+_NONE.flags.writeable = False
 
 
 def _significant_sums(
