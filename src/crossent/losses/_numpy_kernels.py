@@ -102,11 +102,12 @@ code's (252 against 292 us, interleaved, load 6.8). Larger blocks did not pay:
 :func:`_direct_rest` took 3.4-3.9 ns an entry on 2 rows, 4.1-4.7 on 4, 4.1-5.0 on 8 and
 16 (cache), and the whole forward 0.93x at 4x the block on peaked logits but 1.13x on
 random ones (single thread, CPU time). Wall clock, benchmarks/bench_numpy_kernels_ab.py
-(5 turns, emulated AVX2, load average 3.2-7), three runs, the second with the trees'
-order swapped: peaked logits 0.83x, 0.69x and 0.93x the previous code's time
-(1.72x-2.40x torch eager against 1.97x-2.90x), random ones 0.91x, 1.00x and 0.83x (their
-path is the previous one: noise); without emulation (EXACT_ALL, an unchanged path) 0.99x
-and 0.80x.
+(5 turns, emulated AVX2, load average 2.8-7), four runs, the second and fourth with the
+trees' order swapped: peaked logits 0.83x, 0.69x, 0.93x and 0.88x the previous code's
+time (1.72x-2.91x torch eager against 1.97x-3.32x: eager itself took 0.28-1.2 s with the
+load), random ones 0.91x, 1.00x, 0.83x and 0.89x (their path is the previous one:
+noise); without emulation (EXACT_ALL, an unchanged path) 0.99x and 0.80x. The issue's 2x
+eager on peaked logits: met in two of the four runs.
 
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
