@@ -43,12 +43,13 @@ gradient: eight float32 passes, one ``exp``, one product and one sum. A block wh
 rows all have an exp-sum below :data:`EXACT_BELOW` (confident rows: a trained model's)
 skips the five correction passes and the dot product. A confident row takes
 :func:`_direct_rest`: the float32 ``exp`` of the logits themselves (no rounded
-:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x - t` only for the
-entries that carry all but at most :data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1`
-(about 4 % of a peaked row's: the float64 ``exp`` is NumPy's scalar one on AVX2, 4.8
-ns an entry under benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so
-:math:`\ell` is within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`); a
-row of ``-inf``, or whose terms are mostly below float32's normal range, takes
+:math:`x - t`), summed in float64, and a float64 ``exp`` of :math:`x` (the sum then times
+:math:`e^{-t}`) only for the entries that carry all but at most
+:data:`INSIGNIFICANT_SHARE` of :math:`\rho = s - 1` (about 4 % of a peaked row's: the
+float64 ``exp`` is NumPy's scalar one on AVX2, 4.8 ns an entry under
+benchmarks/emulate_avx2.sh against 1.0 ns for the float32 one), so :math:`\ell` is
+within 2.13e-7/8 relative (0.45 float32 ulps of :math:`2^{-24}`); a row of ``-inf``, or
+whose terms are mostly below float32's normal range, takes
 :func:`_exact_rest`'s float64 subtraction, ``exp`` and sum. Where most of a thread's
 rows have been confident, each row of a block is first guessed confident or not from
 every 64th entry (:func:`_likely_confident`) and takes that path first; elsewhere
@@ -82,6 +83,31 @@ the path of a whole block from the previous block's rows gave 0.81x on peaked lo
 against the guess's 0.76x; and taking the direct ``exp`` of the logits for the
 non-confident rows too (no TwoSum correction: 0.71-0.80x on random logits) changes
 their rounding from the float64 path's formula, which the tests pin to 1e-10.
+
+Later (issue 13, peaked logits still 2.9x torch eager on emulated AVX2): a block's time,
+measured step by step (2 confident 32000-class rows, emulated AVX2, minimum of 5 x 1500
+calls), went to the float32 ``exp`` (70 us), ``nonzero`` of the significant mask (40-47
+us: about 13-16 ns per selected entry, branch mispredictions, whatever the word size:
+``nonzero`` of a uint64 view of the mask took 0.44 ns an entry of the mask against 0.73
+for the bool one, and the two-level selection built on it 0.93), the float64 sum of the
+float32 terms (copy and einsum, 35 us), the significant entries' gather and float64
+``exp`` (35 us), and some 70 us of Python and NumPy call overhead per block (about 100
+calls). Now :func:`_significant_sums` takes the float64 :math:`e^{x_c}` and scales the
+row's sum by :math:`e^{-t}` (no per-entry :math:`t`) and sums with one ``reduceat`` each
+(``bincount`` took 12-18 us per sum against 1.6); a block guessed confident whole goes
+to :func:`_direct_rest` without row copies, whose threshold passes take fewer calls when
+every row is usable: the block's overhead (V = 2048, 2 confident rows a block) went from
+158-187 us to 118-128 us, the step timing of :func:`_direct_rest` to 0.86x the previous
+code's (252 against 292 us, interleaved, load 6.8). Larger blocks did not pay:
+:func:`_direct_rest` took 3.4-3.9 ns an entry on 2 rows, 4.1-4.7 on 4, 4.1-5.0 on 8 and
+16 (cache), and the whole forward 0.93x at 4x the block on peaked logits but 1.13x on
+random ones (single thread, CPU time). Wall clock, benchmarks/bench_numpy_kernels_ab.py
+(5 turns, emulated AVX2, load average 2.8-7), four runs, the second and fourth with the
+trees' order swapped: peaked logits 0.83x, 0.69x, 0.93x and 0.88x the previous code's
+time (1.72x-2.91x torch eager against 1.97x-3.32x: eager itself took 0.28-1.2 s with the
+load), random ones 0.91x, 1.00x, 0.83x and 0.89x (their path is the previous one:
+noise); without emulation (EXACT_ALL, an unchanged path) 0.99x and 0.80x. The issue's 2x
+eager on peaked logits: met in two of the four runs.
 
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
@@ -389,9 +415,10 @@ def _direct_rest(
     :math:`\ell` comes from :func:`_exp_sum32`, the float64 path's formula; so do
     the rows where an :math:`e^{x_c}` overflows float32, their :math:`S` infinite;
     a +inf maximum gives :math:`\rho = 0` and :func:`_exact_ell` NaN). A
-    confident row takes a float64 ``exp`` of :math:`x_c - t` for its significant
-    entries only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S` (ties of the
-    maximum among them, each exactly 1); the others keep their float32 terms, whose
+    confident row takes a float64 ``exp`` of :math:`x_c` for its significant entries
+    only, :math:`e^{x_c} \ge` :data:`SIGNIFICANT` :math:`S`, their sum times
+    :math:`e^{-t}` (:func:`_significant_sums`; ties of the maximum among them, each
+    within three float64 roundings of 1); the others keep their float32 terms, whose
     error is under :math:`\eta` times their share of :math:`\rho`. Where that share
     exceeds :data:`INSIGNIFICANT_SHARE`, a second pass with a threshold of
     :data:`INSIGNIFICANT_SHARE` :math:`S/(2V)` (the others then weigh under half that
@@ -407,52 +434,81 @@ def _direct_rest(
     e[np.arange(n), first_max] = 0.0  # the first maximum: exactly 1, left out
     np.copyto(work, e)  # float64: a copy and einsum, faster than add.reduce's cast loop
     total: np.ndarray = np.einsum("ij->i", work)
-    scale = np.exp(-top[:, 0].astype(np.float64))
+    scale = np.negative(top[:, 0], dtype=np.float64)
+    np.exp(scale, out=scale)
     np.multiply(total, scale, out=out)
     confident = ~(out >= EXACT_BELOW - 1.0)  # NaN too
-    loose = np.flatnonzero(~confident)
     usable = confident & (total >= v * 2.0**-96)
-    redo = np.flatnonzero(confident & ~usable)
-    if not usable.any():
-        return redo, loose
+    every = bool(usable.all())  # the common case: nothing to redo, nothing loose
+    if every:
+        redo = loose = _NONE
+    else:
+        loose = (~confident).nonzero()[0]
+        redo = (confident & ~usable).nonzero()[0]
+        if not usable.any():
+            return redo, loose
     # a threshold per row, +inf for the rows already done; where the insignificant
     # terms weigh too much, once more with one low enough that they cannot
     # (V of them under share/2 S/V: under share/2 of S), though more entries pass it
-    top64 = top[:, 0].astype(np.float64)
+    rows_redone = ~usable  # the confident rows among them: redo (loose: not confident)
     for share in (SIGNIFICANT, INSIGNIFICANT_SHARE / (2.0 * v)):
-        tau = np.where(usable, total * share, np.inf).astype(np.float32)
-        rho, below = _significant_sums(rows, e, top64, tau, mask)
-        below = (total - below) * scale  # the insignificant terms' share (float32 exp)
+        tau = (total * share).astype(np.float32)  # (total may exceed float32's range)
+        if not every:  # (every row usable: fewer calls)
+            tau[~usable] = np.inf
+        rho, below = _significant_sums(rows, e, tau, mask)
+        np.subtract(total, below, out=below)  # the insignificant terms (float32 exp)
+        below *= scale
+        rho *= scale
         rho += below
-        out[usable] = rho[usable]
+        if every:
+            out[...] = rho
+        else:
+            out[usable] = rho[usable]
         usable &= ~(below <= rho * INSIGNIFICANT_SHARE)  # left to the next pass
         if not usable.any():
-            break
-    return np.union1d(redo, np.flatnonzero(usable)), loose
+            return redo, loose
+        every = False
+    return (confident & (rows_redone | usable)).nonzero()[0], loose
+
+
+#: No rows (indices; read-only, shared).
+_NONE = np.zeros(0, dtype=np.intp)
+_NONE.flags.writeable = False
 
 
 def _significant_sums(
-    rows: np.ndarray, e: np.ndarray, top: np.ndarray, tau: np.ndarray, mask: np.ndarray
+    rows: np.ndarray, e: np.ndarray, tau: np.ndarray, mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Per row, the float64 :math:`\sum e^{x_c - t}` and the float32 :math:`\sum e^{x_c}`
-    over its entries of float32 ``e`` (:math:`e^{x_c}`) at least ``tau`` (``mask``: a
-    boolean work buffer); ``top``: :math:`t`, float64."""
+    r"""Per row, the float64 :math:`\sum e^{x_c}` and the float64 sum of the float32
+    :math:`e^{x_c}` over its entries of float32 ``e`` (:math:`e^{x_c}`) at least ``tau``
+    (``mask``: a boolean work buffer).
+
+    The float64 :math:`e^{x_c}` of a float32 :math:`x_c` whose float32 ``exp`` is
+    finite (:math:`x_c < 88.8`) is finite too; the caller scales the sum by
+    :math:`e^{-t}` (three float64 roundings per term in all, against one for
+    :math:`e^{x_c - t}`: far below a float32 ulp, and no per-entry :math:`t`). Both
+    sums by one ``reduceat`` each over the entries (a 0 after the last: a row without
+    any entry starts there; reduceat gives the entry at the start of an empty
+    segment, set to 0); ``bincount`` took five times as long.
+    """
     n, v = rows.shape
     np.greater_equal(e, tau[:, None], out=mask)
-    where = np.flatnonzero(mask)
-    starts = np.searchsorted(where, np.arange(n + 1) * v)
-    counts = np.diff(starts)
-    # per entry, its float64 e^(x - t) and its float32 e^x, summed per row in one
-    # reduceat (a zero pair last: a row without any entry starts there)
-    pairs = np.zeros((where.size + 1, 2))
-    x = pairs[:-1, 0]
-    x[...] = rows.reshape(-1)[where]
-    x -= np.repeat(top, counts)
+    where = mask.reshape(-1).nonzero()[0]
+    bounds = np.searchsorted(where, np.arange(n + 1) * v)
+    starts = bounds[:-1]
+    empty = starts == bounds[1:]
+    x = np.empty(where.size + 1)
+    x[:-1] = rows.reshape(-1)[where]
+    x[-1] = -np.inf  # e^-inf = 0
     np.exp(x, out=x)
-    pairs[:-1, 1] = e.reshape(-1)[where]
-    sums = np.add.reduceat(pairs, starts[:-1], axis=0)
-    sums[counts == 0] = 0.0  # reduceat gives the pair at the start of an empty segment
-    return sums[:, 0], sums[:, 1]
+    single = np.empty(where.size + 1, dtype=np.float32)
+    np.take(e.reshape(-1), where, out=single[:-1])
+    single[-1] = 0.0
+    exact = np.add.reduceat(x, starts)
+    approx = np.add.reduceat(single, starts, dtype=np.float64)
+    exact[empty] = 0.0
+    approx[empty] = 0.0
+    return exact, approx
 
 
 class _BlockOut(NamedTuple):
@@ -494,6 +550,11 @@ def _float32_rows(
             # few confident rows: _exact_rest's few calls (two threads share the GIL)
             return confident
         return np.concatenate(_direct_part(rows, confident, top, first_max, buffers, out))
+    if guess.all():  # the common case: no row copied
+        found, loose = _direct_part(rows, None, top, first_max, buffers, out)
+        if not loose.size:
+            return found
+        return np.concatenate([found, _twosum_part(rows, loose, top, buffers, out.s)])
     every = np.arange(len(rows))
     found, loose = _direct_part(rows, every[guess], top, first_max, buffers, out)
     redo = [found, _twosum_part(rows, loose, top, buffers, out.s)]
@@ -506,23 +567,32 @@ def _float32_rows(
 def _likely_confident(rows: np.ndarray, top: np.ndarray) -> np.ndarray:
     """Whether each row's exp-sum is likely below :data:`EXACT_BELOW`: from every
     :data:`GUESS_STRIDE`-th entry (a guess only)."""
-    sample = np.exp(rows[:, ::GUESS_STRIDE] - top).sum(axis=1)
-    sample -= sample >= 1.0  # a maximum among them, most likely: the 1 below
-    guess: np.ndarray = 1.0 + GUESS_STRIDE * sample < GUESS_BELOW  # a sample misses
+    sample = rows[:, ::GUESS_STRIDE] - top
+    np.exp(sample, out=sample)
+    sums = np.add.reduce(sample, axis=1)
+    # a maximum among them, most likely: the 1 left out; a sample misses
+    guess: np.ndarray = sums - (sums >= 1.0) < (GUESS_BELOW - 1.0) / GUESS_STRIDE
     return guess
 
 
 def _direct_part(
     rows: np.ndarray,
-    which: np.ndarray,
+    which: np.ndarray | None,
     top: np.ndarray,
     first_max: np.ndarray | None,
     buffers: _Buffers,
     out: _BlockOut,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_direct_rest` on the rows ``which`` of a block: ``out.rest`` and
-    ``out.redone`` of its confident ones set; returns the rows to redo and those not
-    confident."""
+    """:func:`_direct_rest` on the rows ``which`` of a block (None: all, no copies):
+    ``out.rest`` and ``out.redone`` of its confident ones set; returns the rows to redo
+    and those not confident."""
+    if which is None:
+        if first_max is None:
+            first_max = np.argmax(rows, axis=1)
+        redo, loose = _direct_rest(rows, first_max, top, buffers, out=out.rest)
+        out.redone[...] = True
+        out.redone[loose] = False
+        return redo, loose
     part = rows if which.size == len(rows) else rows[which]
     m = len(part)
     rho = np.empty(m)
