@@ -155,7 +155,30 @@ def test(args: list[str]) -> None:
             build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
     finally:
         _finish(typing)
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
+
+
+def numba_cache() -> Path:
+    """The Numba cache folder of the sources as they are now: ``.numba_cache/<hash>``.
+
+    Numba checks a cached kernel against its own module's file only, not against the
+    modules it imports (``crossent/_intrinsics_numba.py`` says more), so in a working
+    tree an edited helper could leave tests running the old machine code, passing or
+    failing on what is no longer there. Keyed by a hash of every source file, the cache
+    is found again while the sources stay as they are and starts empty after any edit;
+    the folders of earlier sources are removed. (``NUMBA_CACHE_DIR``, when set, wins.)
+    """
+    digest = hashlib.sha256()
+    for source in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(str(source.relative_to(ROOT)).encode())
+        digest.update(source.read_bytes())
+    folder = ROOT / ".numba_cache" / digest.hexdigest()[:16]
+    if folder.parent.is_dir():
+        for old in folder.parent.iterdir():
+            if old != folder and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 TASKS = {"report": report, "demo": demo, "test": test, "docs": docs}

@@ -31,6 +31,8 @@ machine code from the cache. A developer who edits this file must clear the cach
 (the ``__pycache__/*.nbi`` and ``*.nbc`` files under ``src/crossent``, or the
 directory ``NUMBA_CACHE_DIR`` names), or touch each ``*_numba.py`` module that imports
 it. An installed release is unaffected: its files do not change after installation.
+``python3 tasks.py test`` runs the tests on a cache folder keyed by a hash of every
+source file (``tasks.numba_cache``), so that it never loads a stale kernel.
 """
 
 from __future__ import annotations
