@@ -739,6 +739,8 @@ def prepared_by(
     twin: Callable[..., object] | None = None,
     hide: tuple[str, ...] = (),
     shortcut: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
+    widen: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
+    widen_first: bool = True,
 ) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
@@ -762,6 +764,11 @@ def prepared_by(
     ``shortcut(args, kwargs)``: tried first with the call's arguments as given; its
     result, unless None, is the call's (issue 13: a lean path for small inputs, which
     must give what ``body(prepare(...))`` gives, and returns None for anything else).
+
+    ``widen(args, kwargs)``: a :class:`._widen.Widened` call to make instead (the
+    public function called again on other arrays, its result finished by
+    ``Widened.finish``), or None; tried before ``shortcut`` (``widen_first``) or after
+    it (issue 13: NumPy float16/float32 logits off the fused path, ``_widen.py``).
     """
     signature = inspect.signature(prepare)
     shown = [p for name, p in signature.parameters.items() if name not in hide]
@@ -775,11 +782,19 @@ def prepared_by(
         ]
         own = frozenset(p.name for p in extras)
 
+        def widened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            assert widen is not None
+            call = widen(args, kwargs)
+            return None if call is None else call.finish(public(*call.args, **call.kwargs))
+
+        order = (widened, shortcut) if widen_first else (shortcut, widened)
+        tries = tuple(t for t in order if t is not None and (t is not widened or widen is not None))
+
         def public(*args: Any, **kwargs: Any) -> _Result:
-            if shortcut is not None:
-                result = shortcut(args, kwargs)
+            for attempt in tries:
+                result = attempt(args, kwargs)
                 if result is not None:
-                    return result
+                    return result  # type: ignore[no-any-return]
             if hidden and not hidden.isdisjoint(kwargs):
                 name = min(hidden & kwargs.keys())
                 raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")

@@ -129,6 +129,7 @@ from ._terms import (
     target_terms,
     weighted_class_sum,
 )
+from ._widen import relayout_labels, upcast
 
 __all__ = [
     "SoftmaxProblem",
@@ -858,7 +859,31 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 # ------------------------------------------------------------------------------- public
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_loss)
+def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
+    """Whether the fused kernels take a call of these keywords on C-contiguous, native
+    ``logits`` of their dtype with the classes last: no soft-capping, ``axis`` an int
+    naming an axis, not empty (``_widen.relayout_labels``; issue 13)."""
+    ndim = logits.ndim
+    return (
+        kwargs.get("soft_cap") is None
+        and type(axis) is int
+        and -ndim <= axis < ndim
+        and logits.size > 0
+    )
+
+
+_RELAYOUT = relayout_labels(_fused_layout)
+"""NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
+where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
+
+
+@prepared_by(
+    prepare_softmax_labels,
+    hide=("fused",),
+    shortcut=_lean_loss,
+    widen=_RELAYOUT,
+    widen_first=False,
+)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
@@ -952,7 +977,13 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_gradient)
+@prepared_by(
+    prepare_softmax_labels,
+    hide=("fused",),
+    shortcut=_lean_gradient,
+    widen=_RELAYOUT,
+    widen_first=False,
+)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
@@ -998,7 +1029,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_loss)
+@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_loss, widen=upcast)
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
 
@@ -1049,7 +1080,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_gradient)
+@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_gradient, widen=upcast)
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
 
