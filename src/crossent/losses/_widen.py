@@ -13,14 +13,16 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
   classes-last copy of the logits, which the fused path takes: the bits of that
   contiguous call, the gradient moved back to the caller's axis order.
 * :func:`upcast` (every other call of a softmax-family loss on such logits: soft-capping,
-  or a loss without a fused path): the same call on the logits converted to float64
-  (the other arrays as given: they promote to float64 exactly, and their checks, such
-  as a target row's sum, keep their own dtype's tolerance), its result rounded to
-  float32, the dtype the call returned before. Each per-row value is then the float64
-  call's, correctly rounded.
+  or a loss without a fused path): the same call on a float64, C-contiguous,
+  classes-last copy of the logits (targets or a teacher of their shape copied
+  classes-last too, in their own dtype: they promote to float64 exactly, and their
+  checks, such as a target row's sum, keep their dtype's tolerance), its result rounded
+  to float32, the dtype the call returned before. Each per-row value is then the float64
+  call's, correctly rounded, and the same bits for every layout of the same values.
 
 Both cost a copy of the logits (float64 for :func:`upcast`, 2x their float32 size, and
-the generic path's temporaries in float64). Arrays of other libraries are left as they
+the generic path's temporaries in float64; the other arrays' copies where their layout
+is not already classes-last and C-contiguous). Arrays of other libraries are left as they
 are; NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
 """
 
@@ -93,21 +95,55 @@ def _low_precision(args: tuple[Any, ...]) -> bool:
     return True
 
 
-def _without_out(kwargs: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    if "out" not in kwargs:
-        return kwargs, None
+def _class_axis(logits: np.ndarray, kwargs: dict[str, Any]) -> int | None:
+    """The call's class axis, normalised, or None when it names none (the call's own
+    checks then name the problem)."""
+    axis = kwargs.get("axis", -1)
+    ndim = logits.ndim
+    if type(axis) is not int or not -ndim <= axis < ndim:
+        return None
+    return axis % ndim
+
+
+def _classes_last(array: np.ndarray, axis: int, dtype: Any = None) -> np.ndarray:
+    """A C-contiguous copy of ``array`` with ``axis`` last, in ``dtype`` (None: its own,
+    in native byte order)."""
+    moved = np.moveaxis(array, axis, -1)
+    return np.ascontiguousarray(moved, dtype=dtype or moved.dtype.newbyteorder("="))
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+def _widened(args: tuple[Any, ...], kwargs: dict[str, Any], dtype: Any) -> Widened | None:
+    """The call on C-contiguous, classes-last copies of the logits (in ``dtype``; None:
+    theirs) and of the other float arrays of their shape (targets, a teacher), with
+    ``axis=-1``; where the axis names none or the shapes differ (an error the call
+    names), the logits converted to ``dtype`` (None: no call)."""
+    logits = args[0]
     rest = dict(kwargs)
-    return rest, rest.pop("out")
+    out = rest.pop("out", None)
+    axis = _class_axis(logits, kwargs)
+    floats = [a.dtype.kind == "f" for a in args[1:]]
+    misfit = any(f and a.shape != logits.shape for f, a in zip(floats, args[1:], strict=True))
+    if axis is None or misfit:
+        if dtype is None:
+            return None
+        return Widened((logits.astype(dtype), *args[1:]), rest, logits, out)
+    others = [
+        _classes_last(a, axis) if f else _native(a) for f, a in zip(floats, args[1:], strict=True)
+    ]
+    rest["axis"] = -1
+    return Widened((_classes_last(logits, axis, dtype), *others), rest, logits, out, axis)
 
 
 def upcast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
-    """The call with float64 logits, when they are NumPy float16/float32 (see the module
-    docstring); None otherwise."""
+    """The call on float64, C-contiguous, classes-last logits, when they are NumPy
+    float16/float32 (see the module docstring); None otherwise."""
     if not _low_precision(args):
         return None
-    logits = args[0]
-    rest, out = _without_out(kwargs)
-    return Widened((logits.astype(np.float64), *args[1:]), rest, logits, out)
+    return _widened(args, kwargs, np.float64)
 
 
 def relayout_labels(
@@ -117,9 +153,8 @@ def relayout_labels(
 
     ``fused(logits, axis, kwargs)``: whether the fused kernels would take C-contiguous,
     native logits with the classes last under these keywords (no soft-capping, the axis
-    an int naming an axis, not empty). Then the call on such a copy
-    (:func:`relayout_labels`'s copy: ``np.ascontiguousarray(np.moveaxis(...))``, the
-    logits' dtype, ``axis=-1``); else, for float16/float32 NumPy logits, :func:`upcast`.
+    an int naming an axis, not empty). Then the call on such a copy of the logits'
+    dtype (:func:`_widened`); else, for float16/float32 NumPy logits, :func:`upcast`.
     A call the fused path takes as it is gives None (it goes on as it is).
     """
 
@@ -134,13 +169,6 @@ def relayout_labels(
         last = axis % logits.ndim == logits.ndim - 1
         if native and last and logits.flags.c_contiguous:
             return None  # the fused path's own call
-        moved = np.ascontiguousarray(np.moveaxis(logits, axis, -1))
-        if not moved.dtype.isnative:
-            moved = moved.astype(moved.dtype.newbyteorder("="))
-        if not labels.dtype.isnative:
-            labels = labels.astype(labels.dtype.newbyteorder("="))
-        rest, out = _without_out(kwargs)
-        rest["axis"] = -1
-        return Widened((moved, labels), rest, logits, out, axis=axis % logits.ndim)
+        return _widened(args, kwargs, None)
 
     return widen
