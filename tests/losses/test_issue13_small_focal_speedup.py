@@ -28,8 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import crossent
-from crossent.losses import _batch, _small_label_families, _small_label_numba
+from crossent.losses import _batch, _focal, _small_label_families, _small_label_numba
 from losses.small_call_paths import fail_on, record_calls
 from losses.small_label_paths import (
     FAMILIES,
@@ -289,14 +288,18 @@ def test_issue13_small_float32_focal_rounds_gamma_and_scale_to_float32() -> None
     terms = np.exp(shifted)
     terms[shifted == 0] = 0
     log_p_y = np.minimum(shifted[2] - np.log1p(np.add.reduce(terms)), np.float32(0))
-    loss = crossent.softmax_focal_loss(z, y, gamma=gamma, reduction="none")
+    # (issue 13: public float32 calls compute in float64; the float32 small call itself)
+    loss = _focal._SMALL.shortcut(_small_label_families.focal_loss)(
+        (z, y), {"gamma": gamma, "reduction": "none"}
+    )
     assert loss.dtype == np.float32
     g32 = np.float32(gamma)
     assert log_p_y > -math.log(2.0)  # (_log1mexp's formula near 0)
     modulation = np.exp(g32 * np.log(-np.expm1(log_p_y)))
     assert loss[0] == np.float32(modulation * -log_p_y)
-    grad_sum = crossent.softmax_focal_loss_grad(z, y, gamma=gamma, reduction="sum", base=2)
-    unscaled = crossent.softmax_focal_loss_grad(z, y, gamma=gamma, reduction="sum")
+    grad = _focal._SMALL.shortcut(_small_label_families.focal_gradient)
+    grad_sum = grad((z, y), {"gamma": gamma, "reduction": "sum", "base": 2})
+    unscaled = grad((z, y), {"gamma": gamma, "reduction": "sum"})
     assert grad_sum.dtype == np.float32
     assert grad_sum.tobytes() == (unscaled * np.float32(1.0 / math.log(2.0))).tobytes()
 

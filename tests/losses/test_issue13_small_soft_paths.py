@@ -34,7 +34,9 @@ pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numb
 DTYPES = (np.float64, np.float32)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+# (float32: computed with float64 logits and the float32 targets or teacher since issue
+# 13's generic-float32 fix, which no compiled small call takes: the full path)
+@pytest.mark.parametrize("dtype", DTYPES[:1], ids=["float64"])
 @pytest.mark.parametrize("family", FAMILIES, ids=[f.name for f in FAMILIES])
 def test_issue13_small_soft_benchmark_calls_take_the_shortcut(monkeypatch, family, dtype) -> None:
     """The calls of ``bench_small_inputs.py`` ((1, 10) and (8, 10), validating or not),

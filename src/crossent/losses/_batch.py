@@ -814,7 +814,7 @@ def prepared_by(
             for attempt in tries:
                 result = attempt(args, kwargs)
                 if result is not None:
-                    return result  # type: ignore[no-any-return]
+                    return result
             if hidden and not hidden.isdisjoint(kwargs):
                 name = min(hidden & kwargs.keys())
                 raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")
