@@ -79,6 +79,13 @@ compiled calls around NumPy's own np.exp and np.log1p, the generic path's values
 for bit. Those two take label smoothing too. The soft-target loss and its gradient
 try ``_small_targets`` first (float32 and float64: the same hybrid, through
 :func:`lean_call`).
+
+NumPy float16/float32 logits that the fused kernels do not read as they are (issue 13,
+``_widen.py``): the public label functions call themselves again on a C-contiguous,
+classes-last copy (after the lean path, which such logits never take), or, with
+soft-capping, on a float64 copy, and round the result to float32; the soft-target
+functions always take the float64 copy (before their small calls). The entry points
+above compute as given (``crossent.torch`` hands them contiguous views).
 """
 
 from __future__ import annotations
@@ -951,6 +958,15 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     Computed as :math:`A\ell - B` with both parts non-negative (see the module
     docstring), so logits of :math:`\pm 10^4` stay exact and a ``-inf`` logit on a
     non-target class contributes exactly 0 (``+inf`` on the target).
+
+    NumPy float16/float32 logits give float32 results within an ulp or two of the same
+    call on float64 logits, whatever their layout: logits that are not C-contiguous
+    with the classes last (a Fortran-ordered array, a column slice, ``axis=1``) are
+    first copied so (one more array of the logits' size; the gradient comes back in
+    their axis order), and with ``soft_cap`` they are computed in float64 (a float64
+    copy, twice their float32 size, and float64 temporaries). So are the other
+    softmax-family losses and gradients (soft targets, focal, poly-1, distillation,
+    hinge) on such logits.
 
     References
     ----------
