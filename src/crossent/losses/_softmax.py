@@ -883,14 +883,13 @@ _RELAYOUT = relayout_labels(_fused_layout)
 """NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
 where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
 
-
-@prepared_by(
-    prepare_softmax_labels,
-    hide=("fused",),
-    shortcut=_lean_loss,
-    widen=_RELAYOUT,
-    widen_first=False,
+_label_function = functools.partial(
+    prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT, widen_first=False
 )
+"""``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
+
+
+@_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
@@ -993,13 +992,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(
-    prepare_softmax_labels,
-    hide=("fused",),
-    shortcut=_lean_gradient,
-    widen=_RELAYOUT,
-    widen_first=False,
-)
+@_label_function(shortcut=_lean_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
