@@ -40,7 +40,6 @@ from .._xp import (
 )
 from . import _small_label_families as _small
 from ._batch import Batch, LabelBatch, class_mask, extends, labelled_batch, prepared_by
-from ._widen import upcast
 
 __all__ = ["multiclass_hinge_loss", "multiclass_hinge_loss_grad"]
 
@@ -94,7 +93,7 @@ _SMALL = _small.small_family(_hinge, _own, dtypes="fd")
 """Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
-@prepared_by(_hinge, shortcut=_SMALL.shortcut(_small.hinge_loss), widen=upcast)
+@prepared_by(_hinge, shortcut=_SMALL.shortcut(_small.hinge_loss))
 def multiclass_hinge_loss(h: _Hinge) -> Any:
     r"""Multi-class hinge loss of integer labels under scores (logits).
 
@@ -150,12 +149,7 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     return h.batch.reduce(loss[..., 0])
 
 
-@prepared_by(
-    _hinge,
-    twin=multiclass_hinge_loss,
-    shortcut=_SMALL.shortcut(_small.hinge_gradient),
-    widen=upcast,
-)
+@prepared_by(_hinge, twin=multiclass_hinge_loss, shortcut=_SMALL.shortcut(_small.hinge_gradient))
 def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     r"""A subgradient of :func:`multiclass_hinge_loss` with respect to ``logits``.
 

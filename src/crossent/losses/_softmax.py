@@ -81,10 +81,11 @@ try ``_small_targets`` first (float32 and float64: the same hybrid, through
 :func:`lean_call`).
 
 NumPy float16/float32 logits that the fused kernels do not read as they are (issue 13,
-``_widen.py``): the public label functions call themselves again on a C-contiguous,
-classes-last copy (after the lean path, which such logits never take), or, with
-soft-capping, on a float64 copy, and round the result to float32; the soft-target
-functions always take the float64 copy (before their small calls). The entry points
+``_widen.py``): the public label and soft-target functions call themselves again on a
+C-contiguous, classes-last copy (after the lean and small paths, which such logits never
+take), or, with soft-capping, on a float64 copy, and round the result to float32. The
+small soft-target calls compute float32 logits in float64 (``_small_targets``). The
+entry points
 above compute as given (``crossent.torch`` hands them contiguous views).
 """
 
@@ -136,7 +137,7 @@ from ._terms import (
     target_terms,
     weighted_class_sum,
 )
-from ._widen import relayout_labels, upcast
+from ._widen import relayout
 
 __all__ = [
     "SoftmaxProblem",
@@ -869,7 +870,7 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
     """Whether the fused kernels take a call of these keywords on C-contiguous, native
     ``logits`` of their dtype with the classes last: no soft-capping, ``axis`` an int
-    naming an axis, not empty (``_widen.relayout_labels``; issue 13)."""
+    naming an axis, not empty (``_widen.relayout``; issue 13)."""
     ndim = logits.ndim
     return (
         kwargs.get("soft_cap") is None
@@ -879,7 +880,7 @@ def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> b
     )
 
 
-_RELAYOUT = relayout_labels(_fused_layout)
+_RELAYOUT = relayout(_fused_layout)
 """NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
 where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
 
@@ -1038,7 +1039,12 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_loss, widen=upcast)
+@prepared_by(
+    prepare_softmax_targets,
+    shortcut=_small_targets.target_loss,
+    widen=_RELAYOUT,
+    widen_first=False,
+)
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
 
@@ -1089,7 +1095,12 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_gradient, widen=upcast)
+@prepared_by(
+    prepare_softmax_targets,
+    shortcut=_small_targets.target_gradient,
+    widen=_RELAYOUT,
+    widen_first=False,
+)
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
 

@@ -7,13 +7,14 @@ row's loss of :math:`e^{-40}` lost some 1000 float32 ulps at 32000 classes), far
 the fused kernels' correctly rounded float64 statistics. Two ways back, chosen per call
 by the public function (``_batch.prepared_by``'s ``widen``) before its body runs:
 
-* :func:`relayout_labels` (the softmax cross-entropy of integer labels and its gradient,
-  where only the layout keeps the fused kernels out: logits not C-contiguous, the
-  classes not on the last axis, a non-native byte order): the call on a C-contiguous,
-  classes-last copy of the logits, which the fused path takes: the bits of that
-  contiguous call, the gradient moved back to the caller's axis order.
-* :func:`upcast` (every other call of a softmax-family loss on such logits: soft-capping,
-  or a loss without a fused path): the same call on a float64, C-contiguous,
+* :func:`relayout` (the softmax cross-entropy of integer labels or of soft targets and
+  their gradients, where only the layout keeps the call off its own path: arrays not
+  C-contiguous, the classes not on the last axis, a non-native byte order): the call
+  on a C-contiguous, classes-last copy of the logits (and targets) in their dtype,
+  which the fused (or the small) path takes: the bits of that contiguous call, the
+  gradient moved back to the caller's axis order.
+* :func:`upcast` (every other call of focal, poly-1 or distillation on such logits,
+  and the two above with soft-capping): the same call on a float64, C-contiguous,
   classes-last copy of the logits (targets or a teacher of their shape copied
   classes-last too, in their own dtype: they promote to float64 exactly, and their
   checks, such as a target row's sum, keep their dtype's tolerance), its result rounded
@@ -37,7 +38,7 @@ import numpy as np
 from .._checks import check_out
 from ._reduction import LossParts
 
-__all__ = ["Widened", "relayout_labels", "upcast"]
+__all__ = ["Widened", "relayout", "upcast"]
 
 _LOW = frozenset(np.dtype(t).char for t in (np.float16, np.float32))
 """The logits dtypes computed in float32 (characters, as ``_softmax`` compares them)."""
@@ -146,29 +147,34 @@ def upcast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
     return _widened(args, kwargs, np.float64)
 
 
-def relayout_labels(
+def relayout(
     fused: Callable[[np.ndarray, Any, dict[str, Any]], bool],
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], Widened | None]:
-    """The ``widen`` of the softmax cross-entropy of integer labels (and its gradient).
+    """The ``widen`` of the softmax cross-entropy (of integer labels or of soft targets)
+    and its gradient.
 
-    ``fused(logits, axis, kwargs)``: whether the fused kernels would take C-contiguous,
-    native logits with the classes last under these keywords (no soft-capping, the axis
-    an int naming an axis, not empty). Then the call on such a copy of the logits'
-    dtype (:func:`_widened`); else, for float16/float32 NumPy logits, :func:`upcast`.
-    A call the fused path takes as it is gives None (it goes on as it is).
+    ``fused(logits, axis, kwargs)``: whether the call would take its own (fused or
+    kernel) path on C-contiguous, native logits with the classes last under these
+    keywords (no soft-capping, the axis an int naming an axis, not empty). Then the call
+    on such a copy of the logits' dtype (:func:`_widened`, the targets copied so too);
+    else, for float16/float32 NumPy logits, :func:`upcast`. A call whose arrays are
+    already so (C-contiguous, native, the classes last) gives None: it goes on as it is.
     """
 
     def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
         if not _low_precision(args) or len(args) != 2 or "fused" in kwargs:
             return None  # (a call that does not fit: the public function names it)
-        logits, labels = args
+        logits, other = args
         axis = kwargs.get("axis", -1)
         if not fused(logits, axis, kwargs):
             return upcast(args, kwargs)
-        native = logits.dtype.isnative and labels.dtype.isnative
+        native = logits.dtype.isnative and other.dtype.isnative
         last = axis % logits.ndim == logits.ndim - 1
-        if native and last and logits.flags.c_contiguous:
-            return None  # the fused path's own call
+        laid_out = logits.flags.c_contiguous and (
+            other.dtype.kind != "f" or other.flags.c_contiguous
+        )
+        if native and last and laid_out:
+            return None  # the call's own path
         return _widened(args, kwargs, None)
 
     return widen
