@@ -760,7 +760,6 @@ def prepared_by(
     hide: tuple[str, ...] = (),
     shortcut: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
     widen: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
-    widen_first: bool = True,
 ) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
 
@@ -787,8 +786,8 @@ def prepared_by(
 
     ``widen(args, kwargs)``: a :class:`._widen.Widened` call to make instead (the
     public function called again on other arrays, its result finished by
-    ``Widened.finish``), or None; tried before ``shortcut`` (``widen_first``) or after
-    it (issue 13: NumPy float16/float32 logits off the fused path, ``_widen.py``).
+    ``Widened.finish``), or None; tried after ``shortcut``, which takes such logits
+    only as they are (issue 13: NumPy float16/float32 logits off the fused path, ``_widen.py``).
     """
     signature = inspect.signature(prepare)
     shown = [p for name, p in signature.parameters.items() if name not in hide]
@@ -807,8 +806,7 @@ def prepared_by(
             call = widen(args, kwargs)
             return None if call is None else call.finish(public(*call.args, **call.kwargs))
 
-        order = (widened, shortcut) if widen_first else (shortcut, widened)
-        tries = tuple(t for t in order if t is not None and (t is not widened or widen is not None))
+        tries = tuple(t for t in (shortcut, widened if widen else None) if t is not None)
 
         def public(*args: Any, **kwargs: Any) -> _Result:
             for attempt in tries:

@@ -58,6 +58,7 @@ from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
+from ._widen import narrow
 
 __all__ = [
     "compiled_functions",
@@ -94,7 +95,7 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
     arguments = (rows, ell, options.z_loss)
     loss = reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
-    return loss if args[0].dtype.char == _FLOAT64 else narrowed(loss)
+    return loss if args[0].dtype.char == _FLOAT64 else narrow(loss)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -131,17 +132,6 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return None
     p = p if args[0].dtype.char == _FLOAT64 else p.astype(np.float32)
     return p if len(shape) == 2 else p.reshape(shape)
-
-
-def narrowed(loss: Any) -> Any:
-    """A float64 ``loss`` of :func:`reduced` (None, a NumPy scalar, per-row values or
-    :class:`LossParts`) rounded to float32: what the full path returns for float32 logits
-    (``_widen.upcast``)."""
-    if loss is None or type(loss) is np.float64:
-        return None if loss is None else np.float32(loss)
-    if type(loss) is LossParts:
-        return LossParts(total=np.float32(loss.total), normalizer=np.float32(loss.normalizer))
-    return loss.astype(np.float32)[()]
 
 
 def scale_arguments(options: LossOptions) -> tuple[int, float]:

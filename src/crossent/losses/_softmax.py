@@ -885,7 +885,7 @@ _RELAYOUT = relayout(_fused_layout)
 where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
 
 _label_function = functools.partial(
-    prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT, widen_first=False
+    prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
 )
 """``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
 
@@ -1043,7 +1043,6 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,
     widen=_RELAYOUT,
-    widen_first=False,
 )
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
@@ -1099,7 +1098,6 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,
     widen=_RELAYOUT,
-    widen_first=False,
 )
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.

@@ -38,7 +38,7 @@ import numpy as np
 from .._checks import check_out
 from ._reduction import LossParts
 
-__all__ = ["Widened", "relayout", "upcast"]
+__all__ = ["Widened", "narrow", "relayout", "upcast"]
 
 _LOW = frozenset(np.dtype(t).char for t in (np.float16, np.float32))
 """The logits dtypes computed in float32 (characters, as ``_softmax`` compares them)."""
@@ -61,7 +61,7 @@ class Widened:
         gradient = isinstance(result, np.ndarray) and result.ndim == self.logits.ndim
         if self.axis is not None and gradient:  # the classes back in place
             result = np.moveaxis(result, -1, self.axis)
-        result = _narrow(result)
+        result = narrow(result)
         if self.out is None:
             return result
         check_out(self.out, self.logits, dtype=_RESULT)
@@ -69,10 +69,11 @@ class Widened:
         return self.out
 
 
-def _narrow(result: Any) -> Any:
-    """``result`` (an array, a NumPy scalar or :class:`LossParts`) in float32."""
+def narrow(result: Any) -> Any:
+    """``result`` (an array, a NumPy scalar, :class:`LossParts` or None) in float32: also
+    the small paths' float64 results for float32 logits (issue 13)."""
     if isinstance(result, LossParts):
-        return LossParts(_narrow(result.total), _narrow(result.normalizer))
+        return LossParts(narrow(result.total), narrow(result.normalizer))
     if isinstance(result, np.ndarray):
         return result if result.dtype == _RESULT else result.astype(_RESULT)
     if isinstance(result, np.floating):
