@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crossent.losses import _cpu_kernels, _small_targets_numba
+from crossent.losses import _cpu_kernels, _small_targets_numba, _softmax
 from crossent.losses._widen import upcast
 from losses.small_call_paths import record_calls
 from losses.small_target_checks import (
     BAD,
     BAD32,
     FAMILIES,
+    TARGETS,
     Family,
     benchmark_case,
     handed_on_cases,
@@ -82,20 +83,34 @@ def test_issue13_small_soft_leaves_other_inputs_to_the_full_path(
 
 
 def _widened(family: Family) -> tuple[Any, Any]:
-    """The full path's loss and gradient as the public call reaches them: float16/float32
-    NumPy logits are computed as float64 and the result rounded (issue 13)."""
+    """The full path's loss and gradient as the public call reaches them (issue 13):
+    float16/float32 NumPy logits of distillation computed as float64 and the result
+    rounded; float32 soft-target calls so where the small call takes them (it computes
+    on float64 copies: values that overflow only float32's arithmetic then give the
+    float64 call's outcome), else as they are when C-contiguous (``_softmax``'s
+    ``_RELAYOUT_TARGETS``)."""
 
-    def part(full: Any) -> Any:
+    def part(full: Any, shortcut: Any) -> Any:
+        def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if family is not TARGETS:
+                return upcast(args, kwargs)
+            try:
+                with np.errstate(all="ignore"):
+                    taken = shortcut(args, dict(kwargs)) is not None
+            except Exception:  # (a float64 value that overflows float32 when rounded)
+                taken = True
+            return (upcast if taken else _softmax._RELAYOUT_TARGETS)(args, kwargs)
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            widened = upcast(args, kwargs)
+            widened = widen(args, kwargs)
             if widened is None:
                 return full(*args, **kwargs)
-            return widened.finish(full(*widened.args, **widened.kwargs))
+            return widened.finish(call(*widened.args, **widened.kwargs))  # (as public)
 
         return call
 
     loss, gradient = family.full_parts()
-    return part(loss), part(gradient)
+    return part(loss, family.shortcuts[0]), part(gradient, family.shortcuts[1])
 
 
 _BAD = [

@@ -568,6 +568,8 @@ def hinge_loss(
     if weston_watkins and logits.shape[-1] > 128:  # (more than one block of the sum)
         return None
     y, weights, normalizer = labels
+    if weights.size and options.reduction == "mean" and logits.dtype.char != _FLOAT64:
+        return None  # (float32 rows under weights: the full path's float64 quotient)
     margins = _hinge_margins(logits, y, margin)
     if margins is None:
         return None

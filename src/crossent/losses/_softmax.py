@@ -884,6 +884,17 @@ _RELAYOUT = relayout(_fused_layout)
 """NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
 where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
 
+
+def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
+    """:func:`_fused_layout` for float32 logits (the soft-target calls: float16 ones,
+    which no kernel of theirs takes, are computed in float64)."""
+    return logits.dtype.char == _FLOAT32 and _fused_layout(logits, axis, kwargs)
+
+
+_RELAYOUT_TARGETS = relayout(_float32_layout)
+"""The soft-target calls' ``widen``: float32 logits in another layout as C-contiguous
+float32 (the contiguous call's bits), float16 logits or soft-capping in float64."""
+
 _label_function = functools.partial(
     prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
 )
@@ -964,9 +975,10 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     with the classes last (a Fortran-ordered array, a column slice, ``axis=1``) are
     first copied so (one more array of the logits' size; the gradient comes back in
     their axis order), and with ``soft_cap`` they are computed in float64 (a float64
-    copy, twice their float32 size, and float64 temporaries). So are the other
-    softmax-family losses and gradients (soft targets, focal, poly-1, distillation,
-    hinge) on such logits.
+    copy, twice their float32 size, and float64 temporaries). The soft-target loss and
+    gradient do the same (float16 logits in float64 too); focal, poly-1 and distillation
+    compute all float16/float32 logits in float64 (small calls on a float64 copy of their
+    few entries); hinge computes float32 as given (exact within an ulp).
 
     References
     ----------
@@ -1042,7 +1054,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,
-    widen=_RELAYOUT,
+    widen=_RELAYOUT_TARGETS,
 )
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
@@ -1097,7 +1109,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,
-    widen=_RELAYOUT,
+    widen=_RELAYOUT_TARGETS,
 )
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
