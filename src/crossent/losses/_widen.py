@@ -72,6 +72,8 @@ class Widened:
 def narrow(result: Any) -> Any:
     """``result`` (an array, a NumPy scalar, :class:`LossParts` or None) in float32: also
     the small paths' float64 results for float32 logits (issue 13)."""
+    if type(result) is np.float64:  # (the commonest first: a small call's mean or sum)
+        return _RESULT.type(result)
     if isinstance(result, LossParts):
         return LossParts(narrow(result.total), narrow(result.normalizer))
     if isinstance(result, np.ndarray):
