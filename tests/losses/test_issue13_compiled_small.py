@@ -130,8 +130,11 @@ def _not_compiled_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
 def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
     monkeypatch, what, logits, labels
 ) -> None:
-    """Same values, from the lean statistics or the full path."""
-    problem = prepare_softmax_labels(logits, labels, z_loss=0.1, reduction="sum")
+    """Same values, from the lean statistics or the full path (strided logits: those of
+    their C-contiguous copy, which the public call makes; issue 13)."""
+    copied = what == "strided logits"
+    reference = np.ascontiguousarray(logits) if copied else logits
+    problem = prepare_softmax_labels(reference, labels, z_loss=0.1, reduction="sum")
     want_loss, want_grad = problem.loss(), softmax_gradient(problem)
     calls = record_calls(monkeypatch, _softmax_small, ("label_loss", "label_gradient"))
     assert_identical(
@@ -141,7 +144,7 @@ def test_issue13_compiled_small_leaves_other_inputs_to_the_other_paths(
         crossent.softmax_cross_entropy_grad(logits, labels, z_loss=0.1, reduction="sum"),
         want_grad,
     )
-    assert calls == []
+    assert calls == [] or copied
 
 
 def _message(function: Any, *args: Any, **kwargs: Any) -> tuple[type, str]:

@@ -31,6 +31,7 @@ from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
+from ._widen import upcast
 
 __all__ = [
     "distillation_loss",
@@ -103,7 +104,7 @@ def prepare_distillation(
     return _Distillation(batch, t, direction, log_s, log_t)
 
 
-@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss)
+@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss, widen=upcast)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
@@ -167,7 +168,10 @@ def distillation_loss(d: _Distillation) -> Any:
 
 
 @prepared_by(
-    prepare_distillation, twin=distillation_loss, shortcut=_small_distill.distillation_gradient
+    prepare_distillation,
+    twin=distillation_loss,
+    shortcut=_small_distill.distillation_gradient,
+    widen=upcast,
 )
 def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.

@@ -32,6 +32,7 @@ from .._xp import Array, ones_like
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
+from ._widen import upcast
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -94,7 +95,7 @@ _SMALL = _small.small_family(_focal, _own, dtypes="fd")
 """Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
-@prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss))
+@prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss), widen=upcast)
 def softmax_focal_loss(focal: _Focal) -> Any:
     r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
 
@@ -141,7 +142,12 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     return ls.reduce(-ls.log_p_y, weight=ls.batch.weigh(focal.modulation))
 
 
-@prepared_by(_focal, twin=softmax_focal_loss, shortcut=_SMALL.shortcut(_small.focal_gradient))
+@prepared_by(
+    _focal,
+    twin=softmax_focal_loss,
+    shortcut=_SMALL.shortcut(_small.focal_gradient),
+    widen=upcast,
+)
 def softmax_focal_loss_grad(focal: _Focal) -> Array:
     r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.
 

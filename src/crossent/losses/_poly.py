@@ -33,6 +33,7 @@ from .._xp import Array
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
+from ._widen import upcast
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
 
@@ -65,7 +66,7 @@ _SMALL = _small.small_family(_poly, _own, dtypes="fd")
 """Small float32 and float64 calls (issue 13): ``_small_label_families``."""
 
 
-@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss))
+@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss), widen=upcast)
 def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
 
@@ -122,7 +123,12 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
-@prepared_by(_poly, twin=poly1_cross_entropy, shortcut=_SMALL.shortcut(_small.poly_gradient))
+@prepared_by(
+    _poly,
+    twin=poly1_cross_entropy,
+    shortcut=_SMALL.shortcut(_small.poly_gradient),
+    widen=upcast,
+)
 def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.
 

@@ -28,6 +28,10 @@ Then the loss is ``kl_loss64`` of NumPy's exp of the first distribution (``row_k
 the :math:`T^2` factor, the reduction); the gradient is NumPy's exp of both and
 ``tempered_difference64`` (forward) or ``reverse_gradient64``.
 
+float32 student and teacher are computed so on float64 copies (teacher probabilities
+still checked within float32's tolerance), the result rounded to float32: the values of
+the full path, which computes such logits in float64 (``_widen.upcast``).
+
 The compiled functions are called by their entry points, past Numba's dispatcher
 (``_entry_points``: a quarter of a microsecond each), picked once per dtype
 (:class:`_Steps`).
@@ -61,10 +65,13 @@ from ._small_targets import (
     scale_arguments,
     tolerance,
 )
+from ._widen import narrow
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 
-_FLOATS = (np.dtype(np.float64).char, np.dtype(np.float32).char)
+_FLOAT64 = np.dtype(np.float64).char
+_FLOATS = (_FLOAT64, np.dtype(np.float32).char)
+_WIDE = np.dtype(np.float64)
 
 
 class _Settings(NamedTuple):
@@ -95,7 +102,8 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    return reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    return loss if args[0].dtype.char == _FLOAT64 else narrow(loss)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -124,6 +132,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
     if not ok:
         return None
+    s = s if args[0].dtype.char == _FLOAT64 else s.astype(np.float32)
     return s if len(shape) == 2 else s.reshape(shape)
 
 
@@ -167,13 +176,16 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         return None
     if len(shape) != 2:
         z, v = z.reshape(-1, shape[-1]), v.reshape(-1, shape[-1])
+    given = dtype  # (the teacher's probabilities are checked within its tolerance)
+    if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
+        z, v, dtype = z.astype(np.float64), v.astype(np.float64), _WIDE
     steps = _STEPS.get(dtype)
     if steps is None:  # (kept only where Numba is installed)
         if not _cpu_kernels.available():
             return None
         steps = _steps_of(dtype)
     if settings.temperature != 1.0 or settings.teacher_form != "logits":
-        found = _log_probs(z, v, settings, steps)
+        found = _log_probs(z, v, settings, steps, given)
         if found is None:
             return None
         if found[2] is not None:
@@ -226,11 +238,13 @@ _DEFAULT_SETTINGS = _Settings(1.0, "logits", True, 1.0, scale_arguments(LossOpti
 
 
 def _log_probs(
-    z: np.ndarray, v: np.ndarray, settings: _Settings, steps: _Steps
+    z: np.ndarray, v: np.ndarray, settings: _Settings, steps: _Steps, given: np.dtype
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     r"""``(log_s, log_t, stacked)`` (N x C) of ``prepare_distillation`` for the N x C
     student ``z`` and teacher ``v``: the softened student and teacher, and the 2N x C
-    buffer of both when one round gave both (else None); None when a row is suspect."""
+    buffer of both when one round gave both (else None); None when a row is suspect
+    (teacher probabilities checked within the tolerance of ``given``, the caller's
+    dtype)."""
     t = settings.temperature
     n = z.shape[0]
     if settings.teacher_form == "logits":
@@ -242,7 +256,7 @@ def _log_probs(
             return log_s, log_t, both
         tempered = _round(log_t, t, steps)
         return None if tempered is None else (log_s, tempered, None)
-    if not steps.screen(v, tolerance(z.shape[1], v.dtype)):
+    if not steps.screen(v, tolerance(z.shape[1], given)):
         return None
     with np.errstate(divide="ignore"):
         log_t = np.log(v)  # safe_log

@@ -7,11 +7,16 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
 * the arguments are two NumPy arrays, the logits float32 or float64, the labels int64,
   both as ``_softmax_small.takes`` takes them (C-contiguous, native byte order, at
   most ``SERIAL_ELEMENTS`` logits, Numba installed), the classes last and not empty
-  (``_softmax.classes_last``; float32 focal and poly-1: at most 128 classes);
+  (``_softmax.classes_last``);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
   own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
   non-negative weight per class, with float64 logits), ``validate`` a bool; a bad
   option value is left to the full path, which names it in its order.
+
+Focal and poly-1 compute float32 logits on a float64 copy (the few entries of a small
+call) and round the results to float32 (:func:`_in_float64`): the values of the full
+path, which computes such logits in float64 (``_widen.upcast``). Hinge computes float32
+in float32 (its margins are exact within an ulp either way).
 
 Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
 values are the full path's bit for bit) runs without the full path's objects and
@@ -35,8 +40,8 @@ nothing here: the screening is done either way, and what it refuses goes to the 
 path with the caller's ``validate``.
 
 Not taken (the full path runs): class weights with float32 logits or that are not a
-float64 array, float32 focal and poly-1 rows of more than 128 classes, other dtypes
-and layouts.
+float64 array, float32 hinge rows of more than 128 classes (Weston-Watkins), other
+dtypes and layouts.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
 from ._softmax_small import compiled_calls as _softmax_compiled
 from ._softmax_small import takes
+from ._widen import narrow
 
 __all__ = [
     "SmallFamily",
@@ -517,13 +523,32 @@ def _by_route(one_call: _Compute, hybrid: _Compute) -> _Compute:
     return compute
 
 
-focal_loss = _by_route(_libm("focal_loss"), _on_label_rows(_focal_loss, gradient=False))
+def _in_float64(compute: _Compute) -> _Compute:
+    """``compute`` that takes float32 logits as a float64 copy and rounds its result to
+    float32 (``_widen.narrow``): the float64 call's values correctly rounded, as the full
+    path gives float32 logits (``_widen.upcast``), not float32 arithmetic's (focal's
+    modulation and poly-1's :math:`1 - p_y` of a confident row lose tens of ulps)."""
+
+    def compute64(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
+        if logits.dtype.char == _FLOAT64:
+            return compute(logits, labels, own, options)
+        return narrow(compute(logits.astype(np.float64), labels, own, options))
+
+    return compute64
+
+
+def _exact(what: str, body: _Body, *, gradient: bool) -> _Compute:
+    """The ``compute`` of ``what``: :func:`_libm` or the hybrid, float32 in float64."""
+    return _in_float64(_by_route(_libm(what), _on_label_rows(body, gradient=gradient)))
+
+
+focal_loss = _exact("focal_loss", _focal_loss, gradient=False)
 """``softmax_focal_loss`` of a call the shortcut takes, or None."""
-focal_gradient = _by_route(_libm("focal_gradient"), _on_label_rows(_focal_gradient, gradient=True))
+focal_gradient = _exact("focal_gradient", _focal_gradient, gradient=True)
 """``softmax_focal_loss_grad`` of a call the shortcut takes, or None."""
-poly_loss = _by_route(_libm("poly_loss"), _on_label_rows(_poly_loss, gradient=False))
+poly_loss = _exact("poly_loss", _poly_loss, gradient=False)
 """``poly1_cross_entropy`` of a call the shortcut takes, or None."""
-poly_gradient = _by_route(_libm("poly_gradient"), _on_label_rows(_poly_gradient, gradient=True))
+poly_gradient = _exact("poly_gradient", _poly_gradient, gradient=True)
 """``poly1_cross_entropy_grad`` of a call the shortcut takes, or None."""
 
 
@@ -543,6 +568,8 @@ def hinge_loss(
     if weston_watkins and logits.shape[-1] > 128:  # (more than one block of the sum)
         return None
     y, weights, normalizer = labels
+    if weights.size and options.reduction == "mean" and logits.dtype.char != _FLOAT64:
+        return None  # (float32 rows under weights: the full path's float64 quotient)
     margins = _hinge_margins(logits, y, margin)
     if margins is None:
         return None

@@ -24,6 +24,12 @@ np.log1p run between them on the very values the generic path gives them:
 * gradient: the same up to :math:`\ell`, then ``subtract_rows64`` and np.exp for
   :math:`p`, then ``target_gradient64``.
 
+float32 logits and targets are computed so on float64 copies of theirs (the few entries
+a small call has; the target rows' sums still checked within float32's tolerance), the
+result rounded to float32: the float64 call's values correctly rounded, as the full
+path gives float32 logits off its fused kernels (``_widen.upcast``), not the float32
+generic path's (some float32 ulps off, more on a gradient entry that cancels).
+
 The compiled functions are called by their entry points, past Numba's dispatcher
 (``_entry_points``), picked once per dtype (:class:`_Steps`).
 
@@ -52,6 +58,7 @@ from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
+from ._widen import narrow
 
 __all__ = [
     "compiled_functions",
@@ -64,7 +71,8 @@ __all__ = [
     "tolerance",
 ]
 
-_FLOATS = (np.dtype(np.float64).char, np.dtype(np.float32).char)
+_FLOAT64 = np.dtype(np.float64).char
+_FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
 """The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
 
@@ -79,14 +87,15 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if call is None:
         return None
     z, t, options, shape = call
-    found = _rows(z, t, options)
+    found = _rows(z, t, options, args[0].dtype)
     if found is None:
         return None
     rows, ell, steps = found[1], found[2], found[3]
     reduce = compiled_functions().target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
     arguments = (rows, ell, options.z_loss)
-    return reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
+    loss = reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
+    return loss if args[0].dtype.char == _FLOAT64 else narrow(loss)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -96,7 +105,7 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if call is None:
         return None
     z, t, options, shape = call
-    found = _rows(z, t, options)
+    found = _rows(z, t, options, args[0].dtype)
     if found is None:
         return None
     shifted, rows, ell, steps = found
@@ -119,7 +128,10 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
     )
-    return (p if len(shape) == 2 else p.reshape(shape)) if ok else None
+    if not ok:
+        return None
+    p = p if args[0].dtype.char == _FLOAT64 else p.astype(np.float32)
+    return p if len(shape) == 2 else p.reshape(shape)
 
 
 def scale_arguments(options: LossOptions) -> tuple[int, float]:
@@ -149,6 +161,8 @@ def _call(
         return None
     if not (logits.flags.carray and targets.flags.carray and _cpu_kernels.available()):
         return None
+    if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
+        logits, targets = logits.astype(np.float64), targets.astype(np.float64)
     if len(shape) == 2:
         return logits, targets, options, shape
     classes = shape[-1]
@@ -156,18 +170,19 @@ def _call(
 
 
 def _rows(
-    z: np.ndarray, t: np.ndarray, options: LossOptions
+    z: np.ndarray, t: np.ndarray, options: LossOptions, given: np.dtype
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Steps] | None:
     r"""``(shifted, rows, ell, steps)`` of N x C ``z`` and ``t`` that :func:`_call` took:
     :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among them), :math:`\ell`
-    and the compiled functions of the dtype; None when a row is suspect."""
+    and the compiled functions of the dtype; None when a row is suspect (a target row's
+    sum checked within the tolerance of ``given``, the caller's dtype)."""
     compiled = compiled_functions()
     dtype = z.dtype
     steps = _STEPS.get(dtype) or _steps_of(dtype)
     classes = z.shape[1]
     shifted = np.empty(z.shape, dtype)
     rows = np.empty((6, z.shape[0]), dtype)
-    limit = tolerance(classes, dtype)
+    limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
     if not shift(z, t, limit, options.temperature, shifted, rows):

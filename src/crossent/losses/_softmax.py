@@ -79,6 +79,14 @@ compiled calls around NumPy's own np.exp and np.log1p, the generic path's values
 for bit. Those two take label smoothing too. The soft-target loss and its gradient
 try ``_small_targets`` first (float32 and float64: the same hybrid, through
 :func:`lean_call`).
+
+NumPy float16/float32 logits that the fused kernels do not read as they are (issue 13,
+``_widen.py``): the public label and soft-target functions call themselves again on a
+C-contiguous, classes-last copy (after the lean and small paths, which such logits never
+take), or, with soft-capping, on a float64 copy, and round the result to float32. The
+small soft-target calls compute float32 logits in float64 (``_small_targets``). The
+entry points
+above compute as given (``crossent.torch`` hands them contiguous views).
 """
 
 from __future__ import annotations
@@ -129,6 +137,7 @@ from ._terms import (
     target_terms,
     weighted_class_sum,
 )
+from ._widen import relayout
 
 __all__ = [
     "SoftmaxProblem",
@@ -858,7 +867,41 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 # ------------------------------------------------------------------------------- public
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_loss)
+def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
+    """Whether the fused kernels take a call of these keywords on C-contiguous, native
+    ``logits`` of their dtype with the classes last: no soft-capping, ``axis`` an int
+    naming an axis, not empty (``_widen.relayout``; issue 13)."""
+    ndim = logits.ndim
+    return (
+        kwargs.get("soft_cap") is None
+        and type(axis) is int
+        and -ndim <= axis < ndim
+        and logits.size > 0
+    )
+
+
+_RELAYOUT = relayout(_fused_layout)
+"""NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
+where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
+
+
+def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
+    """:func:`_fused_layout` for float32 logits (the soft-target calls: float16 ones,
+    which no kernel of theirs takes, are computed in float64)."""
+    return logits.dtype.char == _FLOAT32 and _fused_layout(logits, axis, kwargs)
+
+
+_RELAYOUT_TARGETS = relayout(_float32_layout)
+"""The soft-target calls' ``widen``: float32 logits in another layout as C-contiguous
+float32 (the contiguous call's bits), float16 logits or soft-capping in float64."""
+
+_label_function = functools.partial(
+    prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
+)
+"""``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
+
+
+@_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
 
@@ -927,6 +970,16 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     docstring), so logits of :math:`\pm 10^4` stay exact and a ``-inf`` logit on a
     non-target class contributes exactly 0 (``+inf`` on the target).
 
+    NumPy float16/float32 logits give float32 results within an ulp or two of the same
+    call on float64 logits, whatever their layout: logits that are not C-contiguous
+    with the classes last (a Fortran-ordered array, a column slice, ``axis=1``) are
+    first copied so (one more array of the logits' size; the gradient comes back in
+    their axis order), and with ``soft_cap`` they are computed in float64 (a float64
+    copy, twice their float32 size, and float64 temporaries). The soft-target loss and
+    gradient do the same (float16 logits in float64 too); focal, poly-1 and distillation
+    compute all float16/float32 logits in float64 (small calls on a float64 copy of their
+    few entries); hinge computes float32 as given (exact within an ulp).
+
     References
     ----------
     .. [1] C. Szegedy et al., "Rethinking the Inception Architecture for Computer
@@ -952,7 +1005,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_labels, hide=("fused",), shortcut=_lean_gradient)
+@_label_function(shortcut=_lean_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 
@@ -998,7 +1051,11 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_loss)
+@prepared_by(
+    prepare_softmax_targets,
+    shortcut=_small_targets.target_loss,
+    widen=_RELAYOUT_TARGETS,
+)
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
 
@@ -1049,7 +1106,11 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
-@prepared_by(prepare_softmax_targets, shortcut=_small_targets.target_gradient)
+@prepared_by(
+    prepare_softmax_targets,
+    shortcut=_small_targets.target_gradient,
+    widen=_RELAYOUT_TARGETS,
+)
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.
 
