@@ -130,10 +130,11 @@ def test_issue13_avx2_loop_one_entry_gives_its_term_in_every_position(
 
 
 def _depth(v: int) -> int:
-    """How many additions deep a sum of ``v`` terms is in the AVX2 loop or the table
-    loop: per lane ``v / 16`` in the main loop, 4 in the tail, 2 to add the
-    accumulators, 3 across the lanes; 8 for the float64 rounding of each term."""
-    return v // 16 + 4 + 2 + 3 + 8
+    """At most how many additions deep a sum of ``v`` terms is in the AVX2 loop (or the
+    table loop): per lane at most ``v / 16`` in the main loop (steps of 32 logits or
+    more), 8 in the tail, 3 to add the accumulators, 3 across the lanes; 8 more for
+    the float64 rounding of each term."""
+    return v // 16 + 8 + 3 + 3 + 8
 
 
 def _fsum_of_terms(estrin, values: np.ndarray, top: float, inv_t: float) -> float:

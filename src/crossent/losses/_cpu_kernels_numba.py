@@ -679,8 +679,10 @@ class _Shape(NamedTuple):
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
 _TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384)
-#: AVX2 with FMA (:data:`POLY_LOOP`): 4 float64 lanes, 8 int32 ones.
-_POLY_SHAPE = _Shape(_poly_terms, 4, 16, 8, 16384)
+#: AVX2 with FMA (:data:`POLY_LOOP`): eight accumulators of 4 float64 lanes, the next
+#: row's bits in 8 int32 lanes, 16 KiB ahead (the best of steps 8-64 and 4-32 KiB,
+#: ``benchmarks/bench_fused_stream.py --shapes``, emulated).
+_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384)
 
 
 def _table_loop(
