@@ -48,7 +48,9 @@ _sum_scaled = kernels._table_intrinsic(False, True, kernels._POLY_SHAPE)
 _sum_unscaled = kernels._table_intrinsic(False, False, kernels._POLY_SHAPE)
 
 
-@numba.njit
+# compiled with the kernels' fast-math flags, which Numba sets on every instruction of
+# the function, the loop's included (the sum's order is then LLVM's to choose)
+@numba.njit(fastmath=kernels._FLAGS)
 def _poly_loop(row, following, top, inv_t):
     # the AVX2 loop itself, whatever this machine's target dispatches to
     if inv_t != 1.0:
@@ -68,7 +70,7 @@ def _dispatched(row, following, top, inv_t):
     return s, bits, kernels.exp_sum(row, top, inv_t, False)
 
 
-@numba.njit
+@numba.njit(fastmath=kernels._FLAGS)
 def _exp4(d):
     return kernels.poly_exp4(d)
 
