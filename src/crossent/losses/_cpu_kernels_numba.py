@@ -173,7 +173,8 @@ The table exp and prefetching in the loop (AVX-512: :data:`TABLE_EXP`)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Kept (issue 13, branch ``fwdvec``). On a target with AVX512F and AVX512DQ the forward's
 exp-sums (:func:`exp_sum_and_next_max`, :func:`exp_sum`) are explicit LLVM vector code
-(:func:`_table_loop`; elsewhere, AVX2 included, the loops above, unchanged), for two
+(:func:`_table_loop`; on AVX2 with FMA the same loop over the polynomial's terms, see
+below; elsewhere the loops above, unchanged), for two
 things the loop vectoriser cannot produce. (1) An exp of fewer operations: with :math:`y
 = d\log_2 e`, :math:`n = \lfloor 16y \rfloor`, :math:`j = n \bmod 16`, :math:`e^d =
 2^{\lfloor y \rfloor}\, 2^{j/16}\, 2^f` with :math:`f = y - n/16 \in [0, 1/16)`, exact,
@@ -224,6 +225,26 @@ smaller (the two exps' errors were never correlated: the gradient's argument is 
 by :math:`\ell`, so its reduction differs from the forward's anyway); the
 near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
 the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
+
+AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branch ``avx2loop``): the same explicit
+loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes a vector, eight
+accumulators (steps of 32 logits), the next row's bits in 8 int32 lanes and its lines
+prefetched 16 KiB ahead, over terms that are :func:`exp_nonpositive`'s own arithmetic
+(:func:`_poly_terms`: the clamp, the rounding by :data:`_MAGIC`, the one-constant
+reduction, Estrin's scheme, the exponent shift; the products LLVM contracts in
+:func:`exp_nonpositive` are FMAs there, so every term has its bits). Only the sum's
+order differs (the accumulators', and LLVM's: Numba's fast-math flags reach every
+instruction of the kernel, the loop's included), so ``ell`` moves in its last float64
+places against main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh``
+on the Xeon, load average 2.4-5, other engineers' runs): one thread
+(``bench_fused_stream.py --shapes``, 7 and 9 rounds, ns per logit, minimum CPU time),
+the fused loop from memory 0.73 and 0.75 against the vectorised loop's 0.86 and 0.93,
+in cache 0.73 and 0.76 against 0.72 and 0.78 (the 16 ymm registers: the constants and
+accumulators spill); steps of 8, 16 or 64 logits and distances of 4, 8 or 32 KiB did no
+better, without prefetching 0.95 from memory. Two threads (``bench_forward_floor.py
+--rounds 15 --against`` main's tree, then the trees swapped, load average 5.0): the
+forward over the read 2.01x against main's 2.15x, and 2.06x against 2.33x.
+Tests: ``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation).
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
