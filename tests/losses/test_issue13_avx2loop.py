@@ -15,10 +15,12 @@ within the bound of a float64 sum of nonnegative terms (:func:`_depth` additions
 Under the emulation the kernels' own dispatch must give the same bits and no ``zmm``
 register, with a ``prefetcht1`` in the loop.
 
-Checked against hand mutants of ``_poly_terms`` and ``_table_loop``: the shift by an
-unfused multiply and add, Estrin's pairs combined by a plain add, the clamp at -708
-dropped, the tail's lanes past the row kept in the sum, the next row's first high bound
-left out of its maximum, and ``POLY_LOOP`` off (the emulated run).
+Checked against hand mutants of ``_poly_terms`` and ``_table_loop``: the shift by a
+multiply and an add (contracted, then folded with ``k``'s subtraction by ``reassoc``),
+the clamp at -709, the clamp dropped, Estrin's halves swapped, the tail's lanes past the
+row kept in the sum, the next row's first high bound left out of its maximum, and
+``POLY_LOOP`` off (the emulated run). An Estrin pair by a plain multiply and add is no
+mutant: the kernels' ``contract`` flag fuses it as :func:`exp_nonpositive`'s is.
 """
 
 from __future__ import annotations
