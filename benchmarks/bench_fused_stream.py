@@ -1,7 +1,7 @@
 """Where the forward kernel's time goes out of cache: the fused loop, its parts, and prefetching.
 
     python benchmarks/bench_fused_stream.py [--rows 4096] [--classes 32000] [--rounds 9]
-        [--candidates]
+        [--candidates | --exp | --shapes]
 
 Issue 13 asks why the softmax cross-entropy forward, whose loop exponentiates row i while
 it takes the maximum of row i + 1 (``exp_sum_and_next_max``), costs about the sum of its
@@ -32,6 +32,11 @@ loop over their own rows), the kernel's own loops over float32 rows (standard no
   exp-sum of chunk j of row i). The chunks are slices, so that the loops index from 0
   (a loop over ``range(first, stop)`` compiles to gathers: Numba's wraparound of
   negative indices).
+
+``--shapes`` times the explicit AVX2 loop (``POLY_LOOP``'s, built here whatever the
+target) in the shapes of ``SHAPES`` (logits per step, prefetch distance) against the
+loop over ``exp_nonpositive`` that LLVM vectorises; run it under
+``benchmarks/emulate_avx2.sh`` to time 256-bit code on an AVX-512 machine.
 
 Every case runs once per round, interleaved, ``--rounds`` rounds; the minimum and median
 thread CPU time (``time.thread_time``, which other processes on a loaded machine inflate
