@@ -241,7 +241,9 @@ on the Xeon, load average 2.4-5, other engineers' runs): one thread
 the fused loop from memory 0.73 and 0.75 against the vectorised loop's 0.86 and 0.93,
 in cache 0.73 and 0.76 against 0.72 and 0.78 (the 16 ymm registers: the constants and
 accumulators spill); steps of 8, 16 or 64 logits and distances of 4, 8 or 32 KiB did no
-better beyond the noise, without prefetching 0.95 from memory. Two threads
+better beyond the noise, without prefetching 0.95 from memory. A third run (9 rounds,
+load average 1.0): from memory 0.711 against 0.839 (-15 %), in cache 0.706 against
+0.722; 8, 16 and 32 KiB ahead within 1 % at steps of 32. Two threads
 (``bench_forward_floor.py --rounds 15 --against`` main's tree, then the trees swapped):
 the forward over the read 2.01x against main's 2.15x and 2.06x against 2.33x (load
 average 5.0), 2.05x against 2.23x and 2.11x against 2.21x (load average 1.3-2.0), i.e.
