@@ -1,7 +1,7 @@
 """Where the forward kernel's time goes out of cache: the fused loop, its parts, and prefetching.
 
     python benchmarks/bench_fused_stream.py [--rows 4096] [--classes 32000] [--rounds 9]
-        [--candidates]
+        [--candidates | --exp | --shapes]
 
 Issue 13 asks why the softmax cross-entropy forward, whose loop exponentiates row i while
 it takes the maximum of row i + 1 (``exp_sum_and_next_max``), costs about the sum of its
@@ -32,6 +32,11 @@ loop over their own rows), the kernel's own loops over float32 rows (standard no
   exp-sum of chunk j of row i). The chunks are slices, so that the loops index from 0
   (a loop over ``range(first, stop)`` compiles to gathers: Numba's wraparound of
   negative indices).
+
+``--shapes`` times the explicit AVX2 loop (``POLY_LOOP``'s, built here whatever the
+target) in the shapes of ``SHAPES`` (logits per step, prefetch distance) against the
+loop over ``exp_nonpositive`` that LLVM vectorises; run it under
+``benchmarks/emulate_avx2.sh`` to time 256-bit code on an AVX-512 machine.
 
 Every case runs once per round, interleaved, ``--rounds`` rounds; the minimum and median
 thread CPU time (``time.thread_time``, which other processes on a loaded machine inflate
@@ -260,6 +265,40 @@ CANDIDATES = {
 }
 
 
+def shape_sweep(fused: Any) -> Any:
+    """A sweep like ``sweep``'s cases 0 and 1 over the explicit loop ``fused``."""
+
+    @numba.njit(fastmath=kernels._FLAGS)
+    def run(z, z_bits, in_cache):
+        total = 0.0
+        check = 0
+        for i in range(z.shape[0] - 1):
+            here = 0 if in_cache else i
+            s, top = fused(z[here], z_bits[here + 1], 0.5, 1.0)
+            total += s
+            check ^= top
+        return total, check
+
+    return run
+
+
+#: ``--shapes``: the explicit AVX2 loop (``kernels._POLY_SHAPE``'s terms) in other shapes:
+#: (logits per step, prefetch distance in bytes, 0 for none)
+SHAPES = [(8, 16384), (16, 16384), (32, 16384), (8, 8192), (32, 8192), (32, 32768), (64, 16384)]
+
+
+def shape_cases() -> dict[str, tuple[Any, bool]]:
+    """The ``--shapes`` cases: name -> (sweep, in cache)."""
+    cases = {}
+    for step, ahead in SHAPES:
+        shape = kernels._POLY_SHAPE._replace(step=step, ahead=ahead)
+        run = shape_sweep(kernels._table_intrinsic(True, False, shape))
+        where = f"AVX2 loop, step {step}, " + (f"{ahead // 1024} KiB ahead" if ahead else "none")
+        cases[where + ", in cache"] = (run, True)
+        cases[where + ", from memory"] = (run, False)
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=4096)
@@ -276,6 +315,12 @@ def main() -> None:
         help="the kernel's fused loop (TABLE_EXP's where the target has it) against the same "
         "loop over exp_nonpositive, in cache and from memory, and the read, only",
     )
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="the loop over exp_nonpositive against the explicit AVX2 loop in several shapes "
+        "(steps, prefetch distances: SHAPES), in cache and from memory, and the read",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     z = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 0.1
@@ -284,26 +329,37 @@ def main() -> None:
     cases = {
         name: (case, row_bytes if distance < 0 else distance, kind)
         for name, (case, distance, kind) in CASES.items()
-        if not (args.candidates or args.exp) or case < (2 if args.exp else 5)
+        if not (args.candidates or args.exp or args.shapes)
+        or case < (0 if args.shapes else 2 if args.exp else 5)
     }
-    if args.exp:
+    if args.exp or args.shapes:
         cases["maximum alone, from memory (the read)"] = (4, 0, 0)
         cases.update(POLYNOMIAL)
     else:
         cases.update(CANDIDATES)
-    for case in cases.values():
-        sweep(z, z_bits, *case)  # compile, and warm the caches as the rounds will
+    runs: dict[str, Any] = {
+        name: lambda case=case: sweep(z, z_bits, *case) for name, case in cases.items()
+    }
+    if args.shapes:
+        runs.update(
+            {
+                name: lambda run=run, in_cache=in_cache: run(z, z_bits, in_cache)
+                for name, (run, in_cache) in shape_cases().items()
+            }
+        )
+    for run in runs.values():
+        run()  # compile, and warm the caches as the rounds will
     asm = sweep.inspect_asm(sweep.signatures[0])
     found = len(re.findall(r"prefetcht[01]\s", asm))
-    for mnemonic in ("prefetcht0", "prefetcht1"):
+    for mnemonic in () if args.shapes else ("prefetcht0", "prefetcht1"):
         if not re.search(mnemonic + r"\s", asm):
             raise RuntimeError(f"no {mnemonic} in the prefetching loops")
-    cpu: dict[str, list[float]] = {name: [] for name in cases}
-    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    wall: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.rounds):
-        for name, case in cases.items():
+        for name, run in runs.items():
             start, clock = time.perf_counter(), time.thread_time()
-            sweep(z, z_bits, *case)
+            run()
             cpu[name].append(time.thread_time() - clock)
             wall[name].append(time.perf_counter() - start)
     logits = (args.rows - 1) * args.classes
@@ -315,7 +371,7 @@ def main() -> None:
     )
     print("| case | CPU min ns/logit | CPU median | wall min |")
     print("|---|---:|---:|---:|")
-    for name in cases:
+    for name in runs:
         ns = [t / logits * 1e9 for t in cpu[name]]
         print(
             f"| {name} | {min(ns):.3f} | {statistics.median(ns):.3f} | "

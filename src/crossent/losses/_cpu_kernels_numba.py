@@ -173,7 +173,8 @@ The table exp and prefetching in the loop (AVX-512: :data:`TABLE_EXP`)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Kept (issue 13, branch ``fwdvec``). On a target with AVX512F and AVX512DQ the forward's
 exp-sums (:func:`exp_sum_and_next_max`, :func:`exp_sum`) are explicit LLVM vector code
-(:func:`_table_loop`; elsewhere, AVX2 included, the loops above, unchanged), for two
+(:func:`_table_loop`; on AVX2 with FMA the same loop over the polynomial's terms, see
+below; elsewhere the loops above, unchanged), for two
 things the loop vectoriser cannot produce. (1) An exp of fewer operations: with :math:`y
 = d\log_2 e`, :math:`n = \lfloor 16y \rfloor`, :math:`j = n \bmod 16`, :math:`e^d =
 2^{\lfloor y \rfloor}\, 2^{j/16}\, 2^f` with :math:`f = y - n/16 \in [0, 1/16)`, exact,
@@ -224,6 +225,34 @@ smaller (the two exps' errors were never correlated: the gradient's argument is 
 by :math:`\ell`, so its reduction differs from the forward's anyway); the
 near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
 the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
+
+AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branch ``avx2loop``): the same explicit
+loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes a vector, eight
+accumulators (steps of 32 logits), the next row's bits in 8 int32 lanes and its lines
+prefetched 16 KiB ahead, over terms that are :func:`exp_nonpositive`'s own arithmetic
+(:func:`_poly_terms`: the clamp, the rounding by :data:`_MAGIC`, the one-constant
+reduction, Estrin's scheme, the exponent shift; the products LLVM contracts in
+:func:`exp_nonpositive` are FMAs there, so every term has its bits). Only the sum's
+order differs (the accumulators', and LLVM's: Numba's fast-math flags reach every
+instruction of the kernel, the loop's included), so ``ell`` moves in its last float64
+places against main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh``
+on the Xeon, load average 2.4-5, other engineers' runs): one thread
+(``bench_fused_stream.py --shapes``, 7 and 9 rounds, ns per logit, minimum CPU time),
+the fused loop from memory 0.73 and 0.75 against the vectorised loop's 0.86 and 0.93,
+in cache 0.73 and 0.76 against 0.72 and 0.78 (the 16 ymm registers: the constants and
+accumulators spill); steps of 8, 16 or 64 logits and distances of 4, 8 or 32 KiB did no
+better beyond the noise, without prefetching 0.95 from memory. A third run (9 rounds,
+load average 1.0): from memory 0.711 against 0.839 (-15 %), in cache 0.706 against
+0.722; 8, 16 and 32 KiB ahead within 1 % at steps of 32. Two threads
+(``bench_forward_floor.py --rounds 15 --against`` main's tree, then the trees swapped):
+the forward over the read 2.01x against main's 2.15x and 2.06x against 2.33x (load
+average 5.0), 2.05x against 2.23x and 2.11x against 2.21x (load average 1.3-2.0), i.e.
+5-12 % less time. Not enough for issue 13's "no slower than torch.compile" there:
+``bench_softmax_ce.py --repeats 3`` (each tree in its own run, load average 0.4-1.8)
+gave the forward 0.142-0.183 s against torch.compile's 0.126 s (main's 0.147-0.151 s
+against 0.125 s). The float32 losses of a few shapes were main's bits (emulated), and on
+AVX-512 the build is main's (the same loss bits). Tests:
+``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation).
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
@@ -293,7 +322,8 @@ from __future__ import annotations
 
 import math
 import types as pytypes
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -316,6 +346,7 @@ __all__ = [
     "EXP2_TABLE",
     "EXP_COEFFICIENTS",
     "HORNER",
+    "POLY_LOOP",
     "TABLE_EXP",
     "as_unsigned",
     "encode",
@@ -327,6 +358,7 @@ __all__ = [
     "gradient_kernel_serial",
     "label_entry",
     "maximum_bits",
+    "poly_exp4",
     "row_max_bits",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
@@ -530,12 +562,8 @@ _PLAIN_MAGIC = 6755399441056768.0  # 1.5 * 2^52: t = 16 y + M leaves floor(16 y)
 _ROUND_DOWN = 9  # _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC
 _CURRENT = 4  # _MM_FROUND_CUR_DIRECTION
 _REDUCE_SIXTEENTHS = 0x49  # vreducepd: y - floor(16 y) / 16 (M = 4, round down, no #P)
-_LANES = 8  # float64 terms per vector
-_STEP = 32  # logits per step of the loop: four vectors of terms, two of bits
-_BIT_LANES = 16
 _I64 = ir.IntType(64)
 _I8P = ir.IntType(8).as_pointer()
-_PREFETCH_AHEAD = 16384  # bytes of the next row ahead of the loop's reads
 _PREFETCH_LOCALITY = 2  # prefetcht1
 
 
@@ -544,6 +572,7 @@ def _bytes(data: Any) -> int:
     return int(data.type.pointee.width) // 8
 
 
+_LANES = 8  # float64 terms per vector of the table exp
 _DOUBLES = ir.VectorType(ir.DoubleType(), _LANES)
 
 
@@ -554,7 +583,7 @@ def _call(builder: Any, name: str, returned: Any, *args: Any) -> Any:
 
 
 def _fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
-    return _call(builder, "llvm.fma.v8f64", _DOUBLES, a, b, c)
+    return _call(builder, f"llvm.fma.v{a.type.count}f64", a.type, a, b, c)
 
 
 def _table_terms(builder: Any, y: Any, total: Any) -> Any:
@@ -639,25 +668,72 @@ def _halves(builder: Any, vector: Any, combine: Any) -> Any:
     return builder.extract_element(vector, ir.Constant(_I32, 0))
 
 
-def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: bool) -> Any:
+def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
+    """``total + e^d`` in each of 8 float64 lanes by :func:`_table_terms`."""
+    return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total)
+
+
+def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
+    """``total + exp_nonpositive(x)`` in each lane, by :func:`exp_nonpositive`'s own
+    operations and roundings (Estrin's scheme, as compiled with FMA: the products that
+    LLVM contracts there are FMAs here), the term rounded once into the sum's FMA."""
+    of = x.type
+    c = [_constant(of, coefficient) for coefficient in EXP_COEFFICIENTS]
+    clamp = _constant(of, -708.0)
+    x = builder.select(builder.fcmp_ordered("<", x, clamp), clamp, x)  # NaN kept
+    shifted = _fma(builder, x, _constant(of, 1.4426950408889634), _constant(of, _MAGIC))
+    k = builder.fsub(shifted, _constant(of, _MAGIC))
+    r = _fma(builder, k, _constant(of, -0.6931471805599453), x)
+    r2 = builder.fmul(r, r)
+    r4 = builder.fmul(r2, r2)
+    p01 = builder.fadd(c[0], r)
+    p23, p45, p67 = (_fma(builder, r, c[i + 1], c[i]) for i in (2, 4, 6))
+    p = _fma(builder, r4, _fma(builder, r2, p67, p45), _fma(builder, r2, p23, p01))
+    integers = ir.VectorType(_I64, of.count)
+    power = builder.shl(builder.bitcast(shifted, integers), _constant(integers, 52))
+    return _fma(builder, p, builder.bitcast(power, of), total)
+
+
+class _Shape(NamedTuple):
+    """An explicit exp-sum loop: its terms (``terms(builder, d, total)``, ``total +
+    e^d`` lane by lane), float64 lanes per vector, logits per step (``step // lanes``
+    accumulators), int32 lanes of the next row's bits, and the prefetch distance."""
+
+    terms: Callable[[Any, Any, Any], Any]
+    lanes: int
+    step: int
+    bit_lanes: int
+    ahead: int
+
+
+#: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384)
+#: AVX2 with FMA (:data:`POLY_LOOP`): eight accumulators of 4 float64 lanes, the next
+#: row's bits in 8 int32 lanes, 16 KiB ahead (the best of steps 8-64 and 4-32 KiB,
+#: ``benchmarks/bench_fused_stream.py --shapes``, emulated).
+_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384)
+
+
+def _table_loop(
+    context: Any, builder: Any, signature: Any, args: Any, scaled: bool, shape: _Shape
+) -> Any:
     """The exp-sum of ``row`` (and with a ``following`` row, its maximum's bits)."""
     fused = len(args) == 4
+    lanes, step, bit_lanes = shape.lanes, shape.step, shape.bit_lanes
+    doubles = ir.VectorType(ir.DoubleType(), lanes)
     row_type = signature.args[0]
     row = context.make_array(row_type)(context, builder, args[0])
     top, inv_t = args[-2], args[-1]
     n = cgutils.unpack_tuple(builder, row.shape, 1)[0]
-    log2e = _constant(_DOUBLES, _LOG2E)
 
-    def vector_at(data: Any, j: Any, lanes: int) -> Any:
-        vector = ir.VectorType(data.type.pointee, lanes)
+    def vector_at(data: Any, j: Any, count: int) -> Any:
+        vector = ir.VectorType(data.type.pointee, count)
         return builder.load(builder.bitcast(builder.gep(data, [j]), vector.as_pointer()), align=1)
 
-    def exponent(stored: Any) -> Any:  # y = (x - top) / T * log2(e) in 8 lanes
-        x = builder.fpext(_widen(builder, stored, row_type.dtype), _DOUBLES)
-        d = builder.fsub(x, _splat(builder, top, _LANES))
-        if scaled:
-            d = builder.fmul(d, _splat(builder, inv_t, _LANES))
-        return builder.fmul(d, log2e)
+    def exponent(stored: Any) -> Any:  # d = (x - top) / T in float64 lanes
+        x = builder.fpext(_widen(builder, stored, row_type.dtype), doubles)
+        d = builder.fsub(x, _splat(builder, top, lanes))
+        return builder.fmul(d, _splat(builder, inv_t, lanes)) if scaled else d
 
     def larger(a: Any, b: Any) -> Any:  # the signed maximum
         return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -665,51 +741,51 @@ def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: b
     def smaller(a: Any, b: Any) -> Any:  # the unsigned minimum
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
-    zero = ir.Constant(_DOUBLES, [0.0] * _LANES)
-    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(_STEP // _LANES)]
-    stop = builder.and_(n, ir.Constant(n.type, -_STEP))
+    zero = ir.Constant(doubles, [0.0] * lanes)
+    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(step // lanes)]
+    stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
         following = context.make_array(next_type)(context, builder, args[1])
         first = _bits(builder, builder.load(following.data), next_type.dtype)
-        start = _splat(builder, first, _BIT_LANES)
-        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(4)]
+        start = _splat(builder, first, bit_lanes)
+        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * step // bit_lanes)]
     with cgutils.for_range_slice(
-        builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, _STEP)
+        builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
     ) as (j, _):
         for a, total in enumerate(sums):
-            at = builder.add(j, ir.Constant(n.type, a * _LANES))
-            y = exponent(vector_at(row.data, at, _LANES))
-            builder.store(_table_terms(builder, y, builder.load(total)), total)
-        if fused:  # prefetch the next row 16 KiB ahead (into L2): every line once
+            at = builder.add(j, ir.Constant(n.type, a * lanes))
+            d = exponent(vector_at(row.data, at, lanes))
+            builder.store(shape.terms(builder, d, builder.load(total)), total)
+        if fused:  # prefetch the next row some KiB ahead (into L2): every line once
             ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
-            for line in range(0, _STEP * _bytes(following.data), 64):
+            for line in range(0, step * _bytes(following.data), 64):
                 _call(
                     builder,
                     "llvm.prefetch.p0",
                     ir.VoidType(),
-                    builder.gep(ahead, [ir.Constant(n.type, _PREFETCH_AHEAD + line)]),
+                    builder.gep(ahead, [ir.Constant(n.type, shape.ahead + line)]),
                     ir.Constant(_I32, 0),  # a read
                     ir.Constant(_I32, _PREFETCH_LOCALITY),
                     ir.Constant(_I32, 1),  # the data cache
                 )
         if fused:
-            for a in range(_STEP // _BIT_LANES):
-                at = builder.add(j, ir.Constant(n.type, a * _BIT_LANES))
-                bits = _bits(builder, vector_at(following.data, at, _BIT_LANES), next_type.dtype)
+            for a in range(step // bit_lanes):
+                at = builder.add(j, ir.Constant(n.type, a * bit_lanes))
+                bits = _bits(builder, vector_at(following.data, at, bit_lanes), next_type.dtype)
                 high, low = bounds[2 * a], bounds[2 * a + 1]
                 builder.store(larger(bits, builder.load(high)), high)
                 builder.store(smaller(bits, builder.load(low)), low)
-    # The rest (under 32 logits), 8 at a time through a buffer, the lanes past the row
-    # left out of the sum (and of the maximum: the first bits again).
-    buffer = cgutils.alloca_once(builder, ir.ArrayType(row.data.type.pointee, _LANES))
+    # The rest (under a step), a vector at a time through a buffer, the lanes past the
+    # row left out of the sum (and of the maximum: the first bits again).
+    buffer = cgutils.alloca_once(builder, ir.ArrayType(row.data.type.pointee, lanes))
     if fused:
-        bit_buffer = cgutils.alloca_once(builder, ir.ArrayType(following.data.type.pointee, _LANES))
-        tail_bounds = [cgutils.alloca_once_value(builder, _splat(builder, first, _LANES))] * 1
-        tail_bounds.append(cgutils.alloca_once_value(builder, _splat(builder, first, _LANES)))
-    lane_numbers = ir.Constant(ir.VectorType(n.type, _LANES), list(range(_LANES)))
-    with cgutils.for_range_slice(builder, stop, n, ir.Constant(n.type, _LANES)) as (g, _):
-        end = builder.add(g, ir.Constant(n.type, _LANES))
+        bit_buffer = cgutils.alloca_once(builder, ir.ArrayType(following.data.type.pointee, lanes))
+        tail_bounds = [cgutils.alloca_once_value(builder, _splat(builder, first, lanes))] * 1
+        tail_bounds.append(cgutils.alloca_once_value(builder, _splat(builder, first, lanes)))
+    lane_numbers = ir.Constant(ir.VectorType(n.type, lanes), list(range(lanes)))
+    with cgutils.for_range_slice(builder, stop, n, ir.Constant(n.type, lanes)) as (g, _):
+        end = builder.add(g, ir.Constant(n.type, lanes))
         end = builder.select(builder.icmp_signed("<", end, n), end, n)
         with cgutils.for_range_slice(builder, g, end, ir.Constant(n.type, 1)) as (j, _):
             lane = builder.sub(j, g)
@@ -723,32 +799,36 @@ def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: b
                     builder.gep(bit_buffer, [zero_index, lane]),
                 )
         inside = builder.icmp_signed(
-            "<", builder.add(_splat(builder, g, _LANES), lane_numbers), _splat(builder, n, _LANES)
+            "<", builder.add(_splat(builder, g, lanes), lane_numbers), _splat(builder, n, lanes)
         )
         stored = builder.load(
-            builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, _LANES).as_pointer())
+            builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, lanes).as_pointer())
         )
         total = builder.load(sums[0])
-        added = _table_terms(builder, exponent(stored), total)
+        added = shape.terms(builder, exponent(stored), total)
         builder.store(builder.select(inside, added, total), sums[0])
         if fused:
             raw = builder.load(
                 builder.bitcast(
-                    bit_buffer, ir.VectorType(following.data.type.pointee, _LANES).as_pointer()
+                    bit_buffer, ir.VectorType(following.data.type.pointee, lanes).as_pointer()
                 )
             )
             bits = builder.select(
-                inside, _bits(builder, raw, next_type.dtype), _splat(builder, first, _LANES)
+                inside, _bits(builder, raw, next_type.dtype), _splat(builder, first, lanes)
             )
             builder.store(larger(bits, builder.load(tail_bounds[0])), tail_bounds[0])
             builder.store(smaller(bits, builder.load(tail_bounds[1])), tail_bounds[1])
-    loaded = [builder.load(total) for total in sums]
-    vector = builder.fadd(builder.fadd(loaded[0], loaded[1]), builder.fadd(loaded[2], loaded[3]))
-    s = _halves(builder, vector, builder.fadd)
+    vectors = [builder.load(total) for total in sums]
+    while len(vectors) > 1:  # pairwise: ((0 + 1) + (2 + 3)) + ...
+        vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
+    s = _halves(builder, vectors[0], builder.fadd)
     if not fused:
         return s
-    high = larger(builder.load(bounds[2]), builder.load(bounds[0]))
-    low = smaller(builder.load(bounds[3]), builder.load(bounds[1]))
+    highs = [builder.load(bound) for bound in bounds[::2]]
+    lows = [builder.load(bound) for bound in bounds[1::2]]
+    high, low = highs[-1], lows[-1]
+    for other_high, other_low in zip(highs[-2::-1], lows[-2::-1], strict=True):
+        high, low = larger(high, other_high), smaller(low, other_low)
     high = larger(
         _halves(builder, high, larger), _halves(builder, builder.load(tail_bounds[0]), larger)
     )
@@ -759,12 +839,13 @@ def _table_loop(context: Any, builder: Any, signature: Any, args: Any, scaled: b
     return context.make_tuple(builder, signature.return_type, [s, top_bits])
 
 
-def _table_intrinsic(fused: bool, scaled: bool) -> Any:
+def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
     """The intrinsic ``(s, top_bits) = f(row, following, top, inv_t)`` (``fused``) or
-    ``s = f(row, top, inv_t)``, with the multiply by ``inv_t`` (``scaled``) or without."""
+    ``s = f(row, top, inv_t)``, with the multiply by ``inv_t`` (``scaled``) or without,
+    by the loop of ``shape``."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return _table_loop(context, builder, signature, args, scaled)
+        return _table_loop(context, builder, signature, args, scaled, shape)
 
     if fused:
 
@@ -786,28 +867,44 @@ def _table_intrinsic(fused: bool, scaled: bool) -> Any:
     return table_sum
 
 
-_table_fused_scaled = _table_intrinsic(True, True)
-_table_fused_unscaled = _table_intrinsic(True, False)
-_table_sum_scaled = _table_intrinsic(False, True)
-_table_sum_unscaled = _table_intrinsic(False, False)
+#: Whether the forward's exp-sums are instead the explicit loop of :func:`_table_loop`
+#: over :func:`exp_nonpositive`'s own terms, 4 float64 lanes at a time (a target with
+#: AVX2 and FMA, without :data:`TABLE_EXP` or :data:`HORNER`); any other target keeps
+#: the loops over :func:`exp_nonpositive` that LLVM vectorises.
+POLY_LOOP = not TABLE_EXP and not HORNER and numba_target_has("avx2") and numba_target_has("fma")
+_SHAPE = _POLY_SHAPE if POLY_LOOP else _TABLE_SHAPE
+_table_fused_scaled = _table_intrinsic(True, True, _SHAPE)
+_table_fused_unscaled = _table_intrinsic(True, False, _SHAPE)
+_table_sum_scaled = _table_intrinsic(False, True, _SHAPE)
+_table_sum_unscaled = _table_intrinsic(False, False, _SHAPE)
 
 
-@intrinsic
-def table_exp8(typingctx: Any, d: Any) -> Any:
-    # e^d in each lane of a tuple of 8 float64 by _table_terms (tests pin its accuracy)
-    tuple_type = types.UniTuple(types.float64, _LANES)
+def _lanewise(terms: Callable[[Any, Any, Any], Any], lanes: int) -> Any:
+    """An intrinsic: ``terms(d)`` with ``total = 0`` in each lane of a tuple of
+    ``lanes`` float64 (the tests pin the terms' values)."""
+    tuple_type = types.UniTuple(types.float64, lanes)
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        vector = ir.Constant(_DOUBLES, ir.Undefined)
-        for lane in range(_LANES):
-            value = builder.extract_value(args[0], lane)
-            vector = builder.insert_element(vector, value, ir.Constant(_I32, lane))
-        y = builder.fmul(vector, _constant(_DOUBLES, _LOG2E))
-        terms = _table_terms(builder, y, ir.Constant(_DOUBLES, [0.0] * _LANES))
-        lanes = [builder.extract_element(terms, ir.Constant(_I32, lane)) for lane in range(_LANES)]
-        return context.make_tuple(builder, tuple_type, lanes)
+    @intrinsic
+    def lanewise(typingctx: Any, d: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            vector = ir.Constant(ir.VectorType(ir.DoubleType(), lanes), ir.Undefined)
+            for lane in range(lanes):
+                value = builder.extract_value(args[0], lane)
+                vector = builder.insert_element(vector, value, ir.Constant(_I32, lane))
+            got = terms(builder, vector, _constant(vector.type, 0.0))
+            out = [builder.extract_element(got, ir.Constant(_I32, lane)) for lane in range(lanes)]
+            return context.make_tuple(builder, tuple_type, out)
 
-    return tuple_type(tuple_type), codegen
+        return tuple_type(tuple_type), codegen
+
+    return lanewise
+
+
+#: e^d in each lane of a tuple of 8 float64 by :func:`_table_terms`.
+table_exp8 = _lanewise(_table_exp_terms, 8)
+#: :func:`exp_nonpositive` (Estrin's scheme) in each lane of a tuple of 4 float64, by
+#: the terms of the AVX2 loop (:data:`POLY_LOOP`).
+poly_exp4 = _lanewise(_poly_terms, 4)
 
 
 @intrinsic
@@ -853,9 +950,9 @@ def row_max_bits(row_bits):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum_and_next_max(row, following, top, inv_t, scale):
     # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
-    if TABLE_EXP and scale:
+    if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_fused_scaled(row, following, top, inv_t)
-    if TABLE_EXP:
+    if TABLE_EXP or POLY_LOOP:
         return _table_fused_unscaled(row, following, top, inv_t)
     high = float32_bits(following[0])
     low = as_unsigned(high)
@@ -871,9 +968,9 @@ def exp_sum_and_next_max(row, following, top, inv_t, scale):
 
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_sum(row, top, inv_t, scale):
-    if TABLE_EXP and scale:
+    if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_sum_scaled(row, top, inv_t)
-    if TABLE_EXP:
+    if TABLE_EXP or POLY_LOOP:
         return _table_sum_unscaled(row, top, inv_t)
     s = 0.0
     for j in range(row.shape[0]):
