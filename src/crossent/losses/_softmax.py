@@ -85,8 +85,7 @@ NumPy float16/float32 logits that the fused kernels do not read as they are (iss
 C-contiguous, classes-last copy (after the lean and small paths, which such logits never
 take), or, with soft-capping, on a float64 copy, and round the result to float32. The
 small soft-target calls compute float32 logits in float64 (``_small_targets``). The
-entry points
-above compute as given (``crossent.torch`` hands them contiguous views).
+entry points above compute as given (``crossent.torch`` hands them contiguous views).
 """
 
 from __future__ import annotations
