@@ -4,7 +4,8 @@
         [--repeats 3] [--turn 2] [--dtypes float32,bfloat16] [--no-compile] [--skip-ce]
         [--skip-linear] [--linear crossent,recompute,naive,chunked] [--big]
 
-Two tasks, each forward + backward (the gradient lands in ``.grad``):
+Two tasks, each forward + backward (the gradient lands in ``.grad``), the first also
+forward only (logits that need no gradient):
 
 * ``cross_entropy`` of ``rows x classes`` logits (standard normal x 3) and class ids:
   ``crossent.torch.cross_entropy`` against eager ``F.cross_entropy`` and
@@ -119,6 +120,16 @@ def main() -> None:
                 impls["torch.compile(F.cross_entropy)"] = lambda fb=forward_backward: fb(compiled)
             task = f"cross_entropy fwd+bwd {n}x{v} {str(dtype)[6:]}"
             _table(task, impls, _timed(impls, args.repeats, args.turn))
+            # the forward alone (logits that need no gradient): issue 13's forward target
+            # "through crossent.torch"
+            forward: dict[str, Callable[[], object]] = {
+                "crossent.torch.cross_entropy": lambda z=z: ct.cross_entropy(z, y),
+                "F.cross_entropy eager": lambda z=z: F.cross_entropy(z, y),
+            }
+            if compiled is not None:
+                forward["torch.compile(F.cross_entropy)"] = lambda z=z: compiled(z, y)
+            task = f"cross_entropy forward {n}x{v} {str(dtype)[6:]}"
+            _table(task, forward, _timed(forward, args.repeats, args.turn))
             if dtype != torch.float32:
                 truth = float(F.cross_entropy(z.double(), y))
                 for name, fn in (("crossent", ct.cross_entropy), ("F eager", F.cross_entropy)):
