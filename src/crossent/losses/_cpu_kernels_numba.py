@@ -760,9 +760,9 @@ def _table_loop(
         if fused:  # prefetch the next row some KiB ahead (into L2): every line once
             ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
             for line in range(0, step * _bytes(following.data), 64):
-                _call(
+                _call(  # (unmangled, as LLVM 14 to 22 all read it: auto-upgraded)
                     builder,
-                    "llvm.prefetch.p0",
+                    "llvm.prefetch",
                     ir.VoidType(),
                     builder.gep(ahead, [ir.Constant(n.type, shape.ahead + line)]),
                     ir.Constant(_I32, 0),  # a read
