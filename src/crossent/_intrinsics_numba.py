@@ -42,14 +42,18 @@ from typing import Any
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
     "bits_to_float32",
     "bits_to_float64",
+    "call_intrinsic",
     "float64_to_bits",
+    "halving",
     "numba_target_has",
     "prefer_wide_vectors",
+    "splat",
 ]
 
 
@@ -88,6 +92,49 @@ def prefer_wide_vectors(typingctx: Any) -> Any:
         return context.get_dummy_value()
 
     return types.none(), codegen
+
+
+# Code generation helpers of the kernels' explicit vector code (llvmlite IR builders).
+
+_LANE_INDEX = ir.IntType(32)
+
+
+def splat(builder: ir.IRBuilder, value: Any, lanes: int) -> Any:
+    """A vector of ``lanes`` copies of the LLVM value ``value`` (an insertion and a
+    broadcasting shuffle, which LLVM lowers to one broadcast)."""
+    vector = ir.VectorType(value.type, lanes)
+    one = builder.insert_element(
+        ir.Constant(vector, ir.Undefined), value, ir.Constant(_LANE_INDEX, 0)
+    )
+    zeros = ir.Constant(ir.VectorType(_LANE_INDEX, lanes), [0] * lanes)
+    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
+
+
+def halving(builder: ir.IRBuilder, vector: Any, combine: Any) -> Any:
+    """``combine(low, high)`` over the lanes of ``vector`` by halves: lane j with lane
+    j + h for h = lanes/2, ..., 2, 1, then lane 0. A fixed tree: the same order at any
+    vector width, as long as no instruction of it carries a fast-math flag that lets
+    LLVM reorder it."""
+    lanes = vector.type.count
+    while lanes > 1:
+        lanes //= 2
+        low, high = (
+            builder.shuffle_vector(
+                vector,
+                vector,
+                ir.Constant(ir.VectorType(_LANE_INDEX, lanes), list(range(a, a + lanes))),
+            )
+            for a in (0, lanes)
+        )
+        vector = combine(low, high)
+    return builder.extract_element(vector, ir.Constant(_LANE_INDEX, 0))
+
+
+def call_intrinsic(builder: ir.IRBuilder, name: str, returned: Any, *args: Any) -> Any:
+    """A call of the LLVM intrinsic ``name`` returning ``returned`` (declared in the
+    module on first use, with the arguments' types)."""
+    function = ir.FunctionType(returned, [a.type for a in args])
+    return builder.call(cgutils.get_or_insert_function(builder.module, function, name), args)
 
 
 def numba_target_has(feature: str) -> bool:

@@ -33,9 +33,12 @@ from numba.extending import intrinsic, overload
 
 from .._intrinsics_numba import (
     bits_to_float64,
+    call_intrinsic,
     float64_to_bits,
+    halving,
     numba_target_has,
     prefer_wide_vectors,
+    splat,
 )
 from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_ROWS, _TILE_CLASSES
 
@@ -302,38 +305,6 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
 _VECTOR_INDEX = ir.IntType(32)
 
 
-def _splat(builder, value, lanes=_TILE_CLASSES):
-    # a vector of ``lanes`` copies of value
-    vector = ir.VectorType(value.type, lanes)
-    first = builder.insert_element(
-        ir.Constant(vector, ir.Undefined), value, ir.Constant(_VECTOR_INDEX, 0)
-    )
-    return builder.shuffle_vector(
-        first,
-        ir.Constant(vector, ir.Undefined),
-        ir.Constant(ir.VectorType(_VECTOR_INDEX, lanes), [0] * lanes),
-    )
-
-
-def _halving(builder, vector, combine):
-    # the lanes of vector combined by halves, lane j with lane j + h for h = 8, 4, 2, 1:
-    # a fixed tree (the same order at any vector width: no instruction of it has a
-    # fast-math flag that would let LLVM reorder it)
-    lanes = vector.type.count
-    while lanes > 1:
-        lanes //= 2
-        low, high = (
-            builder.shuffle_vector(
-                vector,
-                vector,
-                ir.Constant(ir.VectorType(_VECTOR_INDEX, lanes), list(range(a, a + lanes))),
-            )
-            for a in (0, lanes)
-        )
-        vector = combine(low, high)
-    return builder.extract_element(vector, ir.Constant(_VECTOR_INDEX, 0))
-
-
 @intrinsic
 def tile_row(typingctx, flat, start, k, y):
     """(total, squares, key, bad) of the float32 row of k <= _TILE_CLASSES entries at
@@ -358,11 +329,11 @@ def tile_row(typingctx, flat, start, k, y):
             builder.bitcast(builder.gep(data, [start_value]), floats.as_pointer()), align=4
         )
         lane = ir.Constant(words, list(range(_TILE_CLASSES)))
-        inside = builder.icmp_signed("<", lane, _splat(builder, k_value))
+        inside = builder.icmp_signed("<", lane, splat(builder, k_value, _TILE_CLASSES))
         wide = builder.fpext(entries, doubles)
         zero = ir.Constant(doubles, [0.0] * _TILE_CLASSES)
         x = builder.select(inside, wide, zero)
-        total = _halving(builder, x, builder.fadd)
+        total = halving(builder, x, builder.fadd)
         # every lane but y (those past k are zeros in x already), as a bit mask formed
         # in a general register: a mask register's load, not a broadcast and two
         # comparisons of 512-bit vectors, which compete with the tile's other vector
@@ -374,13 +345,13 @@ def tile_row(typingctx, flat, start, k, y):
             ir.VectorType(ir.IntType(1), _TILE_CLASSES),
         )
         # x * x is exact (a float32 squared), so a contraction into an FMA changes nothing
-        squares = _halving(builder, builder.select(others, builder.fmul(x, x), zero), builder.fadd)
+        squares = halving(builder, builder.select(others, builder.fmul(x, x), zero), builder.fadd)
         keys = builder.or_(
             builder.bitcast(wide, words),
             ir.Constant(words, [65535 - j for j in range(_TILE_CLASSES)]),
         )
         keys = builder.select(inside, keys, ir.Constant(words, [-(1 << 63)] * _TILE_CLASSES))
-        key = _halving(
+        key = halving(
             builder, keys, lambda a, b: builder.select(builder.icmp_signed(">", a, b), a, b)
         )
         low = builder.fcmp_ordered("<", entries, ir.Constant(floats, [0.0] * _TILE_CLASSES))
@@ -496,14 +467,14 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             data = context.make_array(array_type)(context, builder, value).data
             return builder.bitcast(builder.gep(data, [i_value]), vector.as_pointer())
 
-        def splat(value):
+        def every(value):
             return ir.Constant(doubles, [value] * group)
 
         entries = context.make_array(flat_type)(context, builder, flat_value).data
         inside = builder.icmp_signed(
             "<",
             ir.Constant(ir.VectorType(int64, _TILE_CLASSES), list(range(_TILE_CLASSES))),
-            _splat(builder, k_value),
+            splat(builder, k_value, _TILE_CLASSES),
         )
         rows = []
         for r in range(group):
@@ -530,8 +501,8 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
                 for h in (0, group)
             )
 
-        def halving(lanes, combine):
-            # _halving's tree, elementwise: column j with column j + half
+        def columnwise(lanes, combine):
+            # halving's tree, elementwise: column j with column j + half
             while len(lanes) > 1:
                 half = len(lanes) // 2
                 lanes = [combine(lanes[j], lanes[j + half]) for j in range(half)]
@@ -540,12 +511,12 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         def select_by(compare):
             return lambda a, b: builder.select(compare(a, b), a, b)
 
-        total = halving(x, builder.fadd)
+        total = columnwise(x, builder.fadd)
         # an entry NaN or outside [0, 1]: the row's least entry below 0 or its greatest
         # above 1, or (a NaN entry, which the least and greatest may miss) a NaN total
         pairs = [both for _, both in doubled]
-        least = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
-        most = halving(pairs, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
+        least = columnwise(pairs, select_by(lambda a, b: builder.fcmp_ordered("<", a, b)))
+        most = columnwise(pairs, select_by(lambda a, b: builder.fcmp_ordered(">", a, b)))
         least, most = (
             select_by(compare)(
                 builder.shuffle_vector(
@@ -585,7 +556,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
                 )
         ys = builder.select(
             builder.icmp_signed("<", ys, ir.Constant(words, [0] * group)),
-            builder.add(ys, _splat(builder, k_value, group)),
+            builder.add(ys, splat(builder, k_value, group)),
             ys,
         )
         labelled = [
@@ -595,43 +566,34 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         # the label's entry of each row, gathered: flat[start + r k + y_r]
         offsets = builder.add(
             builder.add(
-                _splat(builder, start_value, group),
-                builder.mul(
-                    _splat(builder, k_value, group), ir.Constant(words, list(range(group)))
-                ),
+                splat(builder, start_value, group),
+                builder.mul(splat(builder, k_value, group), ir.Constant(words, list(range(group)))),
             ),
             ys,
         )
         addresses = builder.inttoptr(
             builder.add(
-                _splat(builder, builder.ptrtoint(entries, int64), group),
+                splat(builder, builder.ptrtoint(entries, int64), group),
                 builder.shl(offsets, ir.Constant(words, [2] * group)),
             ),
             ir.VectorType(entries.type, group),
         )
         single = ir.VectorType(ir.FloatType(), group)
-        gather = builder.module.declare_intrinsic(
-            f"llvm.masked.gather.v{group}f32.v{group}p0",
-            fnty=ir.FunctionType(
-                single,
-                [addresses.type, ir.IntType(32), ir.VectorType(ir.IntType(1), group), single],
-            ),
-        )
         p_label = builder.fpext(
-            builder.call(
-                gather,
-                [
-                    addresses,
-                    ir.Constant(ir.IntType(32), 4),
-                    ir.Constant(ir.VectorType(ir.IntType(1), group), [1] * group),
-                    ir.Constant(single, ir.Undefined),
-                ],
+            call_intrinsic(
+                builder,
+                f"llvm.masked.gather.v{group}f32.v{group}p0",
+                single,
+                addresses,
+                ir.Constant(ir.IntType(32), 4),
+                ir.Constant(ir.VectorType(ir.IntType(1), group), [1] * group),
+                ir.Constant(single, ir.Undefined),
             ),
             doubles,
         )
-        squares = halving(
+        squares = columnwise(
             [
-                builder.select(labelled[j], splat(0.0), builder.fmul(x[j], x[j]))
+                builder.select(labelled[j], every(0.0), builder.fmul(x[j], x[j]))
                 for j in range(_TILE_CLASSES)
             ],
             builder.fadd,
@@ -641,7 +603,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         keys = [
             builder.or_(
                 builder.bitcast(x[j], words),
-                _splat(
+                splat(
                     builder,
                     builder.select(
                         builder.icmp_signed("<", ir.Constant(k_value.type, j), k_value),
@@ -653,7 +615,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             )
             for j in range(_TILE_CLASSES)
         ]
-        key = halving(keys, select_by(lambda a, b: builder.icmp_signed(">", a, b)))
+        key = columnwise(keys, select_by(lambda a, b: builder.icmp_signed(">", a, b)))
         fields = [builder.extract_value(outputs_value, q) for q in range(6)]
         pointers = [
             at_i(t, v, vector)
@@ -663,7 +625,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         ]
         with_squares, with_top = fields[4], fields[5]
         builder.store(p_label, pointers[0], align=8)
-        builder.store(builder.select(with_squares, squares, splat(0.0)), pointers[1], align=8)
+        builder.store(builder.select(with_squares, squares, every(0.0)), pointers[1], align=8)
         with builder.if_then(with_top):
             low_bits = ir.Constant(words, [65535] * group)
             builder.store(
@@ -672,16 +634,14 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
                 align=8,
             )
             builder.store(builder.sub(low_bits, builder.and_(key, low_bits)), pointers[3], align=8)
-        fabs = builder.module.declare_intrinsic(
-            f"llvm.fabs.v{group}f64", fnty=ir.FunctionType(doubles, [doubles])
+        distance = call_intrinsic(
+            builder, f"llvm.fabs.v{group}f64", doubles, builder.fsub(total, every(1.0))
         )
-        distance = builder.call(fabs, [builder.fsub(total, splat(1.0))])
-        far = builder.fcmp_ordered(">", distance, _splat(builder, limit_value, group))
+        far = builder.fcmp_ordered(">", distance, splat(builder, limit_value, group))
         mask = ir.IntType(group)
-        popcount = builder.module.declare_intrinsic(
-            f"llvm.ctpop.i{group}", fnty=ir.FunctionType(mask, [mask])
+        suspect = call_intrinsic(
+            builder, f"llvm.ctpop.i{group}", mask, builder.bitcast(builder.or_(bad, far), mask)
         )
-        suspect = builder.call(popcount, [builder.bitcast(builder.or_(bad, far), mask)])
         return builder.zext(suspect, context.get_value_type(types.intp))
 
     return signature, codegen
@@ -698,12 +658,9 @@ def prefetch(typingctx, array, index):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         byte = ir.IntType(8).as_pointer()
         word = ir.IntType(32)
-        hint = builder.module.declare_intrinsic(
-            "llvm.prefetch", fnty=ir.FunctionType(ir.VoidType(), [byte, word, word, word])
-        )
         address = builder.bitcast(builder.gep(data, [args[1]]), byte)
         locality = [ir.Constant(word, 0), ir.Constant(word, 3), ir.Constant(word, 1)]
-        builder.call(hint, [address, *locality])
+        call_intrinsic(builder, "llvm.prefetch", ir.VoidType(), address, *locality)
         return context.get_dummy_value()
 
     return types.void(array, index), codegen

@@ -335,9 +335,12 @@ from numba.extending import intrinsic
 from .._intrinsics_numba import (
     bits_to_float32,
     bits_to_float64,
+    call_intrinsic,
     float64_to_bits,
+    halving,
     numba_target_has,
     prefer_wide_vectors,
+    splat,
 )
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
@@ -576,14 +579,8 @@ _LANES = 8  # float64 terms per vector of the table exp
 _DOUBLES = ir.VectorType(ir.DoubleType(), _LANES)
 
 
-def _call(builder: Any, name: str, returned: Any, *args: Any) -> Any:
-    """A call of the LLVM intrinsic ``name``."""
-    function = ir.FunctionType(returned, [a.type for a in args])
-    return builder.call(cgutils.get_or_insert_function(builder.module, function, name), args)
-
-
 def _fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
-    return _call(builder, f"llvm.fma.v{a.type.count}f64", a.type, a, b, c)
+    return call_intrinsic(builder, f"llvm.fma.v{a.type.count}f64", a.type, a, b, c)
 
 
 def _table_terms(builder: Any, y: Any, total: Any) -> Any:
@@ -598,7 +595,7 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
     :math:`y = -\\infty`; NaN stays NaN) and the accumulating FMA by :math:`2^{j/16}`.
     """
     mask = ir.Constant(ir.IntType(8), -1)
-    f = _call(
+    f = call_intrinsic(
         builder,
         "llvm.x86.avx512.mask.reduce.pd.512",
         _DOUBLES,
@@ -608,7 +605,7 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
         mask,
         ir.Constant(_I32, _CURRENT),
     )
-    t = _call(
+    t = call_intrinsic(
         builder,
         "llvm.x86.avx512.vfmadd.pd.512",
         _DOUBLES,
@@ -617,7 +614,7 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
         _constant(_DOUBLES, _PLAIN_MAGIC),
         ir.Constant(_I32, _ROUND_DOWN),
     )
-    entry = _call(
+    entry = call_intrinsic(
         builder,
         "llvm.x86.avx512.vpermi2var.pd.512",
         _DOUBLES,
@@ -629,7 +626,7 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
     p = _fma(builder, f, _constant(_DOUBLES, c[4]), _constant(_DOUBLES, c[3]))
     for coefficient in c[2::-1]:
         p = _fma(builder, f, p, _constant(_DOUBLES, coefficient))
-    scaled = _call(
+    scaled = call_intrinsic(
         builder,
         "llvm.x86.avx512.mask.scalef.pd.512",
         _DOUBLES,
@@ -642,30 +639,10 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
     return _fma(builder, entry, scaled, total)
 
 
-def _splat(builder: Any, value: Any, lanes: int) -> Any:
-    """A vector of ``lanes`` copies of ``value``."""
-    vector = ir.VectorType(value.type, lanes)
-    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
-    zeros = ir.Constant(ir.VectorType(_I32, lanes), [0] * lanes)
-    return builder.shuffle_vector(one, ir.Constant(vector, ir.Undefined), zeros)
-
-
 def _halves(builder: Any, vector: Any, combine: Any) -> Any:
-    """``combine`` over the lanes of ``vector``, halving the lanes each step."""
-    lanes = vector.type.count
-    while lanes > 1:
-        lanes //= 2
-        vector = combine(
-            *(
-                builder.shuffle_vector(
-                    vector,
-                    vector,
-                    ir.Constant(ir.VectorType(_I32, lanes), list(range(h, h + lanes))),
-                )
-                for h in (lanes, 0)
-            )
-        )
-    return builder.extract_element(vector, ir.Constant(_I32, 0))
+    """:func:`~crossent._intrinsics_numba.halving` with ``combine(high, low)``, this
+    loop's operand order (which a sum of two NaNs' payload follows)."""
+    return halving(builder, vector, lambda low, high: combine(high, low))
 
 
 def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
@@ -732,8 +709,8 @@ def _table_loop(
 
     def exponent(stored: Any) -> Any:  # d = (x - top) / T in float64 lanes
         x = builder.fpext(_widen(builder, stored, row_type.dtype), doubles)
-        d = builder.fsub(x, _splat(builder, top, lanes))
-        return builder.fmul(d, _splat(builder, inv_t, lanes)) if scaled else d
+        d = builder.fsub(x, splat(builder, top, lanes))
+        return builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
 
     def larger(a: Any, b: Any) -> Any:  # the signed maximum
         return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -748,7 +725,7 @@ def _table_loop(
         next_type = signature.args[1]
         following = context.make_array(next_type)(context, builder, args[1])
         first = _bits(builder, builder.load(following.data), next_type.dtype)
-        start = _splat(builder, first, bit_lanes)
+        start = splat(builder, first, bit_lanes)
         bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * step // bit_lanes)]
     with cgutils.for_range_slice(
         builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
@@ -760,7 +737,7 @@ def _table_loop(
         if fused:  # prefetch the next row some KiB ahead (into L2): every line once
             ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
             for line in range(0, step * _bytes(following.data), 64):
-                _call(  # (unmangled, as LLVM 14 to 22 all read it: auto-upgraded)
+                call_intrinsic(  # (unmangled, as LLVM 14 to 22 all read it: auto-upgraded)
                     builder,
                     "llvm.prefetch",
                     ir.VoidType(),
@@ -781,8 +758,8 @@ def _table_loop(
     buffer = cgutils.alloca_once(builder, ir.ArrayType(row.data.type.pointee, lanes))
     if fused:
         bit_buffer = cgutils.alloca_once(builder, ir.ArrayType(following.data.type.pointee, lanes))
-        tail_bounds = [cgutils.alloca_once_value(builder, _splat(builder, first, lanes))] * 1
-        tail_bounds.append(cgutils.alloca_once_value(builder, _splat(builder, first, lanes)))
+        tail_bounds = [cgutils.alloca_once_value(builder, splat(builder, first, lanes))] * 1
+        tail_bounds.append(cgutils.alloca_once_value(builder, splat(builder, first, lanes)))
     lane_numbers = ir.Constant(ir.VectorType(n.type, lanes), list(range(lanes)))
     with cgutils.for_range_slice(builder, stop, n, ir.Constant(n.type, lanes)) as (g, _):
         end = builder.add(g, ir.Constant(n.type, lanes))
@@ -799,7 +776,7 @@ def _table_loop(
                     builder.gep(bit_buffer, [zero_index, lane]),
                 )
         inside = builder.icmp_signed(
-            "<", builder.add(_splat(builder, g, lanes), lane_numbers), _splat(builder, n, lanes)
+            "<", builder.add(splat(builder, g, lanes), lane_numbers), splat(builder, n, lanes)
         )
         stored = builder.load(
             builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, lanes).as_pointer())
@@ -814,7 +791,7 @@ def _table_loop(
                 )
             )
             bits = builder.select(
-                inside, _bits(builder, raw, next_type.dtype), _splat(builder, first, lanes)
+                inside, _bits(builder, raw, next_type.dtype), splat(builder, first, lanes)
             )
             builder.store(larger(bits, builder.load(tail_bounds[0])), tail_bounds[0])
             builder.store(smaller(bits, builder.load(tail_bounds[1])), tail_bounds[1])
