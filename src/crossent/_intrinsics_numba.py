@@ -8,6 +8,11 @@ kernels use them for the exponent tricks of their ``exp`` and ``log`` (building
 :math:`2^k` from ``k + 1023`` shifted into the exponent field, splitting ``x`` into
 exponent and mantissa) and for the order-preserving keys of float32 maxima.
 
+``splat``, ``halving`` and ``call_intrinsic`` are not intrinsics but the helpers of the
+kernels' explicit vector code (llvmlite IR builders): a broadcast, a fixed tree over a
+vector's lanes, and a call of an LLVM intrinsic (the forward's loop and the update's
+row tiles).
+
 ``prefer_wide_vectors()``, called in a kernel's body, marks the LLVM function being
 compiled with ``"prefer-vector-width"="512"``. LLVM's tuning for Intel's AVX-512 cores
 (Skylake-X to Emerald Rapids) prefers 256-bit vectors by default, so Numba's loops use
