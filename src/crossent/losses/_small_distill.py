@@ -65,7 +65,7 @@ from ._small_targets import (
     scale_arguments,
     tolerance,
 )
-from ._widen import narrow
+from ._widen import narrow_for
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 
@@ -103,7 +103,7 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
     loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
-    return loss if args[0].dtype.char == _FLOAT64 else narrow(loss)
+    return narrow_for(args[0], loss)
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -132,7 +132,7 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
     if not ok:
         return None
-    s = s if args[0].dtype.char == _FLOAT64 else s.astype(np.float32)
+    s = narrow_for(args[0], s)
     return s if len(shape) == 2 else s.reshape(shape)
 
 

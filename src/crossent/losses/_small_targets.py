@@ -58,7 +58,7 @@ from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
-from ._widen import narrow
+from ._widen import narrow_for
 
 __all__ = [
     "compiled_functions",
@@ -95,7 +95,7 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
     arguments = (rows, ell, options.z_loss)
     loss = reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
-    return loss if args[0].dtype.char == _FLOAT64 else narrow(loss)
+    return narrow_for(args[0], loss)
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -130,7 +130,7 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     )
     if not ok:
         return None
-    p = p if args[0].dtype.char == _FLOAT64 else p.astype(np.float32)
+    p = narrow_for(args[0], p)
     return p if len(shape) == 2 else p.reshape(shape)
 
 

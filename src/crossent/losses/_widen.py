@@ -38,11 +38,12 @@ import numpy as np
 from .._checks import check_out
 from ._reduction import LossParts
 
-__all__ = ["Widened", "narrow", "relayout", "upcast"]
+__all__ = ["Widened", "narrow", "narrow_for", "relayout", "upcast"]
 
 _LOW = frozenset(np.dtype(t).char for t in (np.float16, np.float32))
 """The logits dtypes computed in float32 (characters, as ``_softmax`` compares them)."""
 _RESULT = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64).char
 
 
 @dataclass
@@ -81,6 +82,12 @@ def narrow(result: Any) -> Any:
     if isinstance(result, np.floating):
         return _RESULT.type(result)
     return result
+
+
+def narrow_for(logits: np.ndarray, result: Any) -> Any:
+    """A small call's ``result`` (computed in float64) as the caller's ``logits`` get it:
+    as it is for float64 logits, else :func:`narrow`'s float32."""
+    return result if logits.dtype.char == _FLOAT64 else narrow(result)
 
 
 def _low_precision(args: tuple[Any, ...]) -> bool:
