@@ -41,6 +41,16 @@ _FEATURES_MODULE = next(
 _SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "emulate_avx2.sh"
 
 
+def emulation_env(numba_cache: Path) -> dict[str, str]:
+    """The environment of a command run under ``emulate_avx2.sh``: this interpreter
+    (``PYTHON``, whose NumPy and llvmlite the script asks), a Numba cache folder of its
+    own, and none of the knobs the script sets (a caller's would stand)."""
+    env = {**os.environ, "PYTHON": sys.executable, "NUMBA_CACHE_DIR": str(numba_cache)}
+    for knob in ("NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
+        env.pop(knob, None)
+    return env
+
+
 def _host_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as info:
@@ -136,14 +146,8 @@ _PROBE = textwrap.dedent(
 )
 def test_issue13_emulate_avx2_script_sets_every_knob(tmp_path: Path) -> None:
     source = os.path.dirname(os.path.dirname(crossent.__file__))
-    env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
-        "NUMBA_CACHE_DIR": str(tmp_path),
-    }
-    for knob in ("NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
-        env.pop(knob, None)
+    env = emulation_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])
     done = subprocess.run(
         ["bash", str(_SCRIPT), sys.executable, "-c", _PROBE, str(_SCRIPT.parent)],
         env=env,

@@ -37,9 +37,9 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from crossent.losses import _cpu_kernels_numba as kernels  # noqa: E402
-from losses.test_issue13_avx2_emulation import _SCRIPT, _host_flags  # noqa: E402
+from losses.test_issue13_avx2_emulation import _SCRIPT, _host_flags, emulation_env  # noqa: E402
 from losses.test_issue13_exp_scheme import _compiled  # noqa: E402
-from losses.test_issue13_fwdvec_exp import _hard_row, _key, _stored  # noqa: E402
+from losses.test_issue13_fwdvec_exp import _stored, sweep_hard_rows  # noqa: E402
 
 _EMULATED = bool(os.environ.get("CROSSENT_EMULATED_AVX2"))
 
@@ -144,29 +144,14 @@ def _fsum_of_terms(estrin, values: np.ndarray, top: float, inv_t: float) -> floa
 
 
 def _check_hard_rows(function, estrin, storage: str, temperature: float) -> None:
-    rng = np.random.default_rng(11)
-    inv_t = 1.0 / temperature
-    for v in [*range(1, 71), 1000, 32000]:
-        for kind in range(6):
-            row, values = _stored(_hard_row(kind, v, rng), storage)
-            following, next_values = _stored(_hard_row((kind + 1) % 6, v, rng), storage)
-            if storage == "float32":
-                following = following.view(np.int32)
-            top = float(np.nanmax(values)) if not np.isnan(values).all() else 0.0
-            if top == -np.inf:  # a row of -inf: the kernel exponentiates nothing
-                continue
-            s, bits, alone = function(row, following, top, inv_t)
-            expected = max(next_values, key=_key)
-            assert _key(np.int32(bits).view(np.float32)) == _key(expected), (v, kind)
-            if np.isnan(values).any() or top == np.inf:  # NaN, or +inf - +inf
-                assert np.isnan(s), (v, kind)
-                assert np.isnan(alone), (v, kind)
-                continue
-            truth = _fsum_of_terms(estrin, values, top, inv_t)
-            # a float64 sum of nonnegative terms, _depth(v) roundings deep
-            limit = _depth(v) * 2.0**-53 * truth
-            assert abs(s - truth) <= limit, (v, kind, s, truth)
-            assert abs(alone - truth) <= limit, (v, kind, alone, truth)
+    # a float64 sum of nonnegative terms, _depth(v) roundings deep
+    def truth(values: np.ndarray, top: float, inv_t: float) -> float:
+        return _fsum_of_terms(estrin, values, top, inv_t)
+
+    def limit(v: int, exact: float) -> float:
+        return _depth(v) * 2.0**-53 * exact
+
+    sweep_hard_rows(function, truth, limit, storage, temperature, seed=11)
 
 
 @pytest.mark.parametrize("storage", ["float32", "bf16", "fp16"])
@@ -200,9 +185,7 @@ def test_issue13_avx2_loop_is_what_the_kernels_dispatch_to(estrin, storage: str)
 )
 def test_issue13_avx2_loop_tests_pass_under_the_avx2_emulation(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHON": sys.executable, "NUMBA_CACHE_DIR": str(tmp_path)}
-    for knob in ("NPY_DISABLE_CPU_FEATURES", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES"):
-        env.pop(knob, None)
+    env = emulation_env(tmp_path)
     env.pop("NUMBA_DISABLE_JIT", None)
     command = [sys.executable, "-m", "pytest", "-n", "0", "-q", "-p", "no:cacheprovider"]
     done = subprocess.run(

@@ -16,6 +16,7 @@ a late NaN or ``+inf``, ``T = 2.5``, bfloat16 and float16 storage).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import mpmath
 import numpy as np
@@ -158,10 +159,20 @@ def _key(value: np.float32) -> int:
     return bits if bits >= 0 else -(bits & 0x7FFFFFFF) - 1
 
 
-@pytest.mark.parametrize("storage", ["float32", "bf16", "fp16"])
-@pytest.mark.parametrize("temperature", [1.0, 2.5])
-def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperature: float) -> None:
-    rng = np.random.default_rng(7)
+def sweep_hard_rows(
+    function: Callable[..., tuple[float, int, float]],
+    truth: Callable[[np.ndarray, float, float], float],
+    limit: Callable[[int, float], float],
+    storage: str,
+    temperature: float,
+    seed: int,
+) -> None:
+    """``(s, bits, alone) = function(row, following, top, inv_t)`` (the fused exp-sum and
+    next row's maximum's bits, and the exp-sum alone) on the hard rows of every length
+    1-70, 1000 and 32000, stored as ``storage``: the maximum exactly, a NaN sum for a
+    NaN or ``+inf`` row, else both sums within ``limit(v, truth)`` of ``truth(values,
+    top, inv_t)``."""
+    rng = np.random.default_rng(seed)
     inv_t = 1.0 / temperature
     for v in [*range(1, 71), 1000, 32000]:
         for kind in range(6):
@@ -172,18 +183,27 @@ def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperat
             top = float(np.nanmax(values)) if not np.isnan(values).all() else 0.0
             if top == -np.inf:  # a row of -inf: the kernel exponentiates nothing
                 continue
-            s, bits, alone = _fused(row, following, top, inv_t)
+            s, bits, alone = function(row, following, top, inv_t)
             expected = max(next_values, key=_key)
             assert _key(np.int32(bits).view(np.float32)) == _key(expected), (v, kind)
             if np.isnan(values).any() or top == np.inf:  # NaN, or +inf - +inf
                 assert np.isnan(s), (v, kind)
                 assert np.isnan(alone), (v, kind)
                 continue
-            truth = _truth(values, top, inv_t)
-            # TERM_ERROR per term, and the float64 sum's own rounding (v / 4 additions deep)
-            limit = (TERM_ERROR + v * 2.0**-53) * truth + 2.0**-1070
-            assert abs(s - truth) <= limit, (v, kind, s, truth)
-            assert abs(alone - truth) <= limit, (v, kind, alone, truth)
+            exact = truth(values, top, inv_t)
+            bound = limit(v, exact)
+            assert abs(s - exact) <= bound, (v, kind, s, exact)
+            assert abs(alone - exact) <= bound, (v, kind, alone, exact)
+
+
+@pytest.mark.parametrize("storage", ["float32", "bf16", "fp16"])
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_issue13_table_fused_sums_and_maxima_on_hard_rows(storage: str, temperature: float) -> None:
+    # TERM_ERROR per term, and the float64 sum's own rounding (v / 4 additions deep)
+    def limit(v: int, truth: float) -> float:
+        return (TERM_ERROR + v * 2.0**-53) * truth + 2.0**-1070
+
+    sweep_hard_rows(_fused, _truth, limit, storage, temperature, seed=7)
 
 
 @numba.njit(fastmath=kernels._FLAGS)

@@ -438,59 +438,38 @@ def _small_calls() -> dict[str, tuple[Call, Any, str]]:
     from crossent.losses import _small_label_families as small
 
     return {
-        "focal": (_focal_, _focal._SMALL.shortcut(small.focal_loss), "labels"),
-        "focal_grad": (_focal_grad_, _focal._SMALL.shortcut(small.focal_gradient), "labels"),
-        "poly": (_poly_, _poly._SMALL.shortcut(small.poly_loss), "labels"),
-        "poly_grad": (_poly_grad_, _poly._SMALL.shortcut(small.poly_gradient), "labels"),
-        "targets": (_tgt_, _small_targets.target_loss, "targets"),
-        "targets_grad": (_tgt_grad_, _small_targets.target_gradient, "targets"),
-        "distill": (_distill_, _small_distill.distillation_loss, "teacher"),
-        "distill_grad": (_distill_grad_, _small_distill.distillation_gradient, "teacher"),
+        "focal": (crossent.softmax_focal_loss, _focal._SMALL.shortcut(small.focal_loss), "labels"),
+        "focal_grad": (
+            crossent.softmax_focal_loss_grad,
+            _focal._SMALL.shortcut(small.focal_gradient),
+            "labels",
+        ),
+        "poly": (crossent.poly1_cross_entropy, _poly._SMALL.shortcut(small.poly_loss), "labels"),
+        "poly_grad": (
+            crossent.poly1_cross_entropy_grad,
+            _poly._SMALL.shortcut(small.poly_gradient),
+            "labels",
+        ),
+        "targets": (
+            crossent.softmax_cross_entropy_with_targets,
+            _small_targets.target_loss,
+            "targets",
+        ),
+        "targets_grad": (
+            crossent.softmax_cross_entropy_with_targets_grad,
+            _small_targets.target_gradient,
+            "targets",
+        ),
+        "distill": (crossent.distillation_loss, _small_distill.distillation_loss, "teacher"),
+        "distill_grad": (
+            crossent.distillation_loss_grad,
+            _small_distill.distillation_gradient,
+            "teacher",
+        ),
     }
 
 
-def _focal_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.softmax_focal_loss(z, o, **k)
-
-
-def _focal_grad_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.softmax_focal_loss_grad(z, o, **k)
-
-
-def _poly_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.poly1_cross_entropy(z, o, **k)
-
-
-def _poly_grad_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.poly1_cross_entropy_grad(z, o, **k)
-
-
-def _tgt_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.softmax_cross_entropy_with_targets(z, o, **k)
-
-
-def _tgt_grad_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.softmax_cross_entropy_with_targets_grad(z, o, **k)
-
-
-def _distill_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.distillation_loss(z, o, **k)
-
-
-def _distill_grad_(z: Any, o: Any, **k: Any) -> Any:
-    return crossent.distillation_loss_grad(z, o, **k)
-
-
-_SMALL_NAMES = [
-    "focal",
-    "focal_grad",
-    "poly",
-    "poly_grad",
-    "targets",
-    "targets_grad",
-    "distill",
-    "distill_grad",
-]
+_SMALL_NAMES = list(_small_calls())
 
 
 @pytest.mark.parametrize("kind", KINDS)
