@@ -785,9 +785,10 @@ def prepared_by(
     must give what ``body(prepare(...))`` gives, and returns None for anything else).
 
     ``widen(args, kwargs)``: a :class:`._widen.Widened` call to make instead (the
-    public function called again on other arrays, its result finished by
-    ``Widened.finish``), or None; tried after ``shortcut``, which takes such logits
-    only as they are (issue 13: NumPy float16/float32 logits off the fused path, ``_widen.py``).
+    public function called again on other arrays by ``Widened.run``, its result
+    finished by ``Widened.finish``; or on blocks of rows), or None; tried after
+    ``shortcut``, which takes such logits only as they are (issue 13: NumPy
+    float16/float32 logits off the fused path, ``_widen.py``).
     """
     signature = inspect.signature(prepare)
     shown = [p for name, p in signature.parameters.items() if name not in hide]
@@ -804,7 +805,7 @@ def prepared_by(
         def widened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             assert widen is not None
             call = widen(args, kwargs)
-            return None if call is None else call.finish(public(*call.args, **call.kwargs))
+            return None if call is None else call.run(public)
 
         tries = tuple(t for t in (shortcut, widened if widen else None) if t is not None)
 

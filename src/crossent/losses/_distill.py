@@ -31,7 +31,7 @@ from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
-from ._widen import upcast
+from ._widen import blocked
 
 __all__ = [
     "distillation_loss",
@@ -39,6 +39,9 @@ __all__ = [
     "distillation_options",
     "prepare_distillation",
 ]
+
+_WIDEN = blocked(labelled=False)
+"""Float16/float32 NumPy calls (issue 13): float64, large ones in blocks of rows (``_widen``)."""
 
 
 @dataclass
@@ -104,7 +107,7 @@ def prepare_distillation(
     return _Distillation(batch, t, direction, log_s, log_t)
 
 
-@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss, widen=upcast)
+@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss, widen=_WIDEN)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
@@ -171,7 +174,7 @@ def distillation_loss(d: _Distillation) -> Any:
     prepare_distillation,
     twin=distillation_loss,
     shortcut=_small_distill.distillation_gradient,
-    widen=upcast,
+    widen=_WIDEN,
 )
 def distillation_loss_grad(d: _Distillation) -> Array:
     r"""Gradient of :func:`distillation_loss` with respect to ``student_logits``.

@@ -32,7 +32,7 @@ from .._xp import Array, ones_like
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
-from ._widen import upcast
+from ._widen import blocked
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
 
@@ -93,9 +93,11 @@ def _own(gamma: float) -> tuple[float]:
 
 _SMALL = _small.small_family(_focal, _own, dtypes="fd")
 """Small float32 and float64 calls (issue 13): ``_small_label_families``."""
+_WIDEN = blocked(labelled=True)
+"""Large float16/float32 NumPy calls (issue 13): float64 in blocks of rows (``_widen``)."""
 
 
-@prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss), widen=upcast)
+@prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss), widen=_WIDEN)
 def softmax_focal_loss(focal: _Focal) -> Any:
     r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
 
@@ -146,7 +148,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     _focal,
     twin=softmax_focal_loss,
     shortcut=_SMALL.shortcut(_small.focal_gradient),
-    widen=upcast,
+    widen=_WIDEN,
 )
 def softmax_focal_loss_grad(focal: _Focal) -> Array:
     r"""Gradient of :func:`softmax_focal_loss` with respect to ``logits``.

@@ -33,7 +33,7 @@ from .._xp import Array
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
-from ._widen import upcast
+from ._widen import blocked
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
 
@@ -64,9 +64,11 @@ def _own(epsilon: float) -> tuple[float]:
 
 _SMALL = _small.small_family(_poly, _own, dtypes="fd")
 """Small float32 and float64 calls (issue 13): ``_small_label_families``."""
+_WIDEN = blocked(labelled=True)
+"""Large float16/float32 NumPy calls (issue 13): float64 in blocks of rows (``_widen``)."""
 
 
-@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss), widen=upcast)
+@prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss), widen=_WIDEN)
 def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
 
@@ -127,7 +129,7 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     _poly,
     twin=poly1_cross_entropy,
     shortcut=_SMALL.shortcut(_small.poly_gradient),
-    widen=upcast,
+    widen=_WIDEN,
 )
 def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     r"""Gradient of :func:`poly1_cross_entropy` with respect to ``logits``.

@@ -21,24 +21,38 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
   to float32, the dtype the call returned before. Each per-row value is then the float64
   call's, correctly rounded, and the same bits for every layout of the same values.
 
-Both cost a copy of the logits (float64 for :func:`upcast`, 2x their float32 size, and
-the generic path's temporaries in float64; the other arrays' copies where their layout
-is not already classes-last and C-contiguous). Arrays of other libraries are left as they
+* :func:`blocked` (focal, poly-1 and distillation): :func:`upcast` in blocks of rows
+  where the float64 logits exceed :data:`BLOCK_BYTES`: each block's rows by the same
+  float64 call (per row, in nats, unscaled), the whole batch's reduction, unit and
+  gradient scale applied after as the whole call applies them. The same bits as the
+  whole float64 call, rows being independent, with a few blocks' worth of extra memory
+  (and the float32 gradient itself) instead of the float64 copy and its temporaries.
+
+:func:`relayout` and :func:`upcast` cost a copy of the logits (float64 for
+:func:`upcast`, 2x their float32 size, and the generic path's temporaries in float64;
+the other arrays' copies where their layout is not already classes-last and
+C-contiguous). Arrays of other libraries are left as they
 are; NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._checks import check_out
+from ._batch import Batch, batch_for, loss_options, prepare_labels
 from ._reduction import LossParts
 
-__all__ = ["Widened", "narrow", "narrow_for", "relayout", "upcast"]
+__all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow", "narrow_for", "relayout", "upcast"]
+
+BLOCK_BYTES = 2 << 20
+"""The float64 size of the logits of one block of rows of :func:`blocked` (at least one
+row): what bounds the extra memory of a large call, with the block's temporaries."""
 
 _LOW = frozenset(np.dtype(t).char for t in (np.float16, np.float32))
 """The logits dtypes computed in float32 (characters, as ``_softmax`` compares them)."""
@@ -55,6 +69,10 @@ class Widened:
     logits: np.ndarray  # the caller's
     out: Any = None  # the caller's ``out`` buffer, taken out of ``kwargs``
     axis: int | None = None  # the caller's class axis when the call moved it last
+
+    def run(self, public: Callable[..., Any]) -> Any:
+        """The caller's result: ``public`` called on :attr:`args`, :attr:`kwargs`, finished."""
+        return self.finish(public(*self.args, **self.kwargs))
 
     def finish(self, result: Any) -> Any:
         """The caller's result from the widened call's: float32, in the caller's layout,
@@ -186,5 +204,167 @@ def relayout(
         if native and last and laid_out:
             return None  # the call's own path
         return _widened(args, kwargs, None)
+
+    return widen
+
+
+class _FallbackError(Exception):
+    """A blocked call that the whole-array call answers instead (it names any error)."""
+
+
+@dataclass
+class _Blocks:
+    """A large call of :func:`blocked`: its arrays as given (``other`` in native byte
+    order), its keywords but ``out``, and its class axis (normalised)."""
+
+    logits: np.ndarray
+    other: np.ndarray
+    kwargs: dict[str, Any]
+    out: Any
+    axis: int
+    labelled: bool
+
+    def run(self, public: Callable[..., Any]) -> Any:
+        """The blocked call's result; on any error (or a call that does not fit), the
+        whole-array call's (:func:`upcast`), which then names the error in its own order."""
+        try:
+            return self._blocks(public)
+        except Exception:  # (raised again, in its own order, by the whole call)
+            pass
+        kwargs = self.kwargs if self.out is None else {**self.kwargs, "out": self.out}
+        whole = _widened((self.logits, self.other), kwargs, np.float64)
+        assert whole is not None
+        return whole.run(public)
+
+    def _batch(self, public: Callable[..., Any], shape: tuple[int, ...]) -> Batch:
+        """The whole batch's example weights and reduction (no logits: ``shape`` only)."""
+        get = self.kwargs.get
+        reduction = get("reduction", _default(public, "reduction"))
+        options = loss_options(reduction=reduction, base=get("base"))  # (poly-1: no base)
+        values = np.broadcast_to(np.zeros((), np.float64), shape)  # a shape, not a copy
+        if not self.labelled:
+            return batch_for(values, len(shape) - 1, values.dtype, options, xp=np)
+        labels = prepare_labels(
+            self.other,
+            logits=self.logits,
+            values=values,
+            dtype=values.dtype,
+            weight=get("weight"),
+            ignore_index=get("ignore_index"),
+            validate=get("validate", True),
+            xp=np,
+        )
+        return batch_for(
+            values,
+            len(shape) - 1,
+            values.dtype,
+            options,
+            xp=np,
+            example_weight=None if labels.unweighted else labels.row_weight,
+            active=labels.active,
+        )
+
+    def _blocks(self, public: Callable[..., Any]) -> Any:
+        logits = np.moveaxis(self.logits, self.axis, -1)
+        other = np.moveaxis(self.other, self.axis, -1) if not self.labelled else self.other
+        shape, classes = logits.shape[:-1], logits.shape[-1]
+        batch = self._batch(public, logits.shape)
+        # Each block's per-row losses in nats, or its gradient unscaled: the reduction
+        # and the unit are the whole batch's, applied below as the whole call does.
+        kwargs = {**self.kwargs, "axis": -1, "reduction": "none"}
+        if "base" in kwargs:
+            kwargs["base"] = None
+        rows: np.ndarray | None = None  # the per-row losses (float64, batch shape)
+        grad: np.ndarray | None = None  # the gradient (float32, classes last)
+        scale: Any = None
+        for index in _row_blocks(shape, max(1, BLOCK_BYTES // (8 * classes))):
+            block = np.ascontiguousarray(logits[index], dtype=np.float64)
+            within = block.shape[:-1]
+            if self.labelled:
+                given = np.reshape(other[index], (-1,))
+            else:
+                given = np.ascontiguousarray(other[index]).reshape(-1, classes)
+            result = public(block.reshape(-1, classes), given, **kwargs)
+            if result.ndim == 2:  # a gradient (zero on ignored rows)
+                if grad is None:
+                    grad, scale = self._gradient(logits.shape), batch.gradient_scale()
+                if scale != 1.0:
+                    result = np.multiply(result, scale, out=result)
+                grad[index] = result.reshape(block.shape)
+            else:
+                if self.out is not None:
+                    raise _FallbackError  # a loss takes no ``out``: the whole call says so
+                if rows is None:
+                    rows = np.empty(shape, np.float64)
+                rows[index] = result.reshape(within)
+        if grad is not None:
+            return self.out if self.out is not None else np.moveaxis(grad, -1, self.axis)
+        assert rows is not None
+        return narrow(batch.reduce(rows))
+
+    def _gradient(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Where the gradient goes, classes last: the caller's ``out`` (checked first,
+        as the whole call would) or a new float32 array."""
+        if self.out is None:
+            return np.empty(shape, _RESULT)
+        check_out(self.out, self.logits, dtype=_RESULT)
+        return np.moveaxis(self.out, self.axis, -1)
+
+
+def _default(public: Callable[..., Any], keyword: str) -> Any:
+    """The default of ``public``'s ``keyword``."""
+    return inspect.signature(public).parameters[keyword].default
+
+
+def _row_blocks(shape: tuple[int, ...], rows: int) -> Iterator[tuple[Any, ...]]:
+    """Indices of an array of batch ``shape`` (and any trailing axes) that cover it in C
+    order, each of at most ``rows`` rows (or one row): slices along the last batch axis
+    whose trailing batch axes' rows fit, each row of the leading ones in turn."""
+    inner, split = 1, len(shape)
+    while split > 0 and inner * shape[split - 1] <= rows:
+        inner *= shape[split - 1]
+        split -= 1
+    if split == 0:
+        yield ()
+        return
+    step, length = max(1, rows // inner), shape[split - 1]
+    for prefix in np.ndindex(*shape[: split - 1]):
+        for start in range(0, length, step):
+            yield (*prefix, slice(start, min(start + step, length)))
+
+
+def blocked(
+    *, labelled: bool
+) -> Callable[[tuple[Any, ...], dict[str, Any]], Widened | _Blocks | None]:
+    """The ``widen`` of focal, poly-1 (``labelled``: integer labels of the batch shape)
+    and distillation (a teacher of the logits' shape): :func:`upcast`, in blocks of rows
+    where the float64 logits exceed :data:`BLOCK_BYTES`.
+
+    Each block (about :data:`BLOCK_BYTES` of float64 logits, at least one row) is the
+    same call on a float64, C-contiguous, classes-last copy of its rows (and of the
+    teacher's), per row and unscaled (``reduction='none'``, nats); the whole batch's
+    reduction, unit and gradient scale (from its labels alone) then finish as the whole
+    call does. Rows are independent, so these are the whole float64 call's bits, with
+    extra memory bounded by the block (and its temporaries) rather than by the logits.
+    """
+
+    def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
+        if not _low_precision(args):
+            return None
+        logits = args[0]
+        axis = _class_axis(logits, kwargs)
+        if len(args) != 2 or axis is None or logits.size * 8 <= BLOCK_BYTES:
+            return upcast(args, kwargs)
+        other = _native(args[1])
+        if labelled:
+            batch_shape = logits.shape[:axis] + logits.shape[axis + 1 :]
+            fits = other.dtype.kind in "iu" and other.shape == batch_shape
+        else:
+            fits = other.dtype.kind == "f" and other.shape == logits.shape
+        if not fits or logits.size == logits.shape[axis]:  # (one row: no blocks to make)
+            return upcast(args, kwargs)
+        rest = dict(kwargs)
+        out = rest.pop("out", None)
+        return _Blocks(logits, other, rest, out, axis, labelled)
 
     return widen
