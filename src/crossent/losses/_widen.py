@@ -71,14 +71,20 @@ class Widened:
     axis: int | None = None  # the caller's class axis when the call moved it last
 
     def run(self, public: Callable[..., Any]) -> Any:
-        """The caller's result: ``public`` called on :attr:`args`, :attr:`kwargs`, finished."""
-        return self.finish(public(*self.args, **self.kwargs))
+        """The caller's result: ``public`` called on :attr:`args`, :attr:`kwargs`, finished
+        (a loss given ``out``, which only gradients take: the ``TypeError`` it is due)."""
+        result = public(*self.args, **self.kwargs)
+        if self.out is not None and not self._gradient(result):
+            raise TypeError(f"{public.__name__}() got an unexpected keyword argument 'out'")
+        return self.finish(result)
+
+    def _gradient(self, result: Any) -> bool:
+        return isinstance(result, np.ndarray) and result.ndim == self.logits.ndim
 
     def finish(self, result: Any) -> Any:
         """The caller's result from the widened call's: float32, in the caller's layout,
         written into ``out`` when one was given."""
-        gradient = isinstance(result, np.ndarray) and result.ndim == self.logits.ndim
-        if self.axis is not None and gradient:  # the classes back in place
+        if self.axis is not None and self._gradient(result):  # the classes back in place
             result = np.moveaxis(result, -1, self.axis)
         result = narrow(result)
         if self.out is None:
