@@ -11,8 +11,8 @@ Anything else returns None, and the full path (``_distill.prepare_distillation``
 
 The values are the full path's bit for bit, by the float64 hybrid of
 ``_softmax_small``: compiled calls (``_small_targets_numba``, which calls the label
-hybrid's ``_small_numba``) do the generic path's arithmetic in its order and dtype
-(float32 as NumPy does it: ``_small_targets_numba``'s docstring says how), and NumPy's
+hybrid's ``_small_numba``) do the generic path's arithmetic in its order, in float64
+(float32 inputs on float64 copies, below), and NumPy's
 np.exp, np.log1p and np.log run between them on the values the generic path gives them.
 Each ``log_softmax`` round (``tempered_log_softmax``: shift, divide, np.exp, ties and
 row sum, np.log1p, subtract) runs on the student's and the teacher's rows stacked in one
@@ -319,7 +319,8 @@ class _Steps(NamedTuple):
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:
-    """The :class:`_Steps` of float64 or float32 ``dtype``, picked for a row of two
+    """The :class:`_Steps` of ``dtype`` (float64: float32 calls compute on float64 copies),
+    picked for a row of two
     classes and kept (not where a function is no dispatcher: patched, or no JIT)."""
     compiled, hybrid = compiled_functions(), hybrid_functions()
     z, vector, rows = np.zeros((1, 2), dtype), np.zeros(2, dtype), np.zeros((4, 2), dtype)

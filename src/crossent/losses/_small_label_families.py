@@ -15,8 +15,9 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
 
 Focal and poly-1 compute float32 logits on a float64 copy (the few entries of a small
 call) and round the results to float32 (:func:`_in_float64`): the values of the full
-path, which computes such logits in float64 (``_widen.upcast``). Hinge computes float32
-in float32 (its margins are exact within an ulp either way).
+path, which computes such logits in float64 (``_widen.upcast``); their routes below
+see float64 logits only. Hinge computes float32 in float32 (its margins are exact
+within an ulp either way).
 
 Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
 values are the full path's bit for bit) runs without the full path's objects and
@@ -25,13 +26,12 @@ checks of what cannot happen here, by one of three routes for focal and poly-1:
 * float64 logits where :func:`libm_is_numpys` (NumPy's float64 exp, log, log1p and
   expm1 are the C library's, as on x86-64 Linux without AVX-512): one compiled call,
   ``label_libm``, which makes the hybrid's NumPy calls with the C library's functions;
-* otherwise (float32 logits, whose NumPy exp and log are NumPy's own SIMD code, and
-  float64 on other machines, such as AVX-512 ones), where ``_small_loops.numpy_loops``
-  finds NumPy's own float64 and float32 loops of those functions (CPython, NumPy's
-  ufunc structure as checked there): the same compiled call, ``label_libm``, making the
-  hybrid's NumPy calls with those very loops;
-* otherwise the hybrid: compiled calls in the dtype with NumPy's own np.exp, np.log1p,
-  np.expm1 and np.log between them (:func:`_label_rows` and the bodies below).
+* otherwise (float64 on other machines, such as AVX-512 ones), where
+  ``_small_loops.numpy_loops`` finds NumPy's own float64 loops of those functions
+  (CPython, NumPy's ufunc structure as checked there): the same compiled call,
+  ``label_libm``, making the hybrid's NumPy calls with those very loops;
+* otherwise the hybrid: compiled calls with NumPy's own np.exp, np.log1p, np.expm1 and
+  np.log between them (:func:`_label_rows` and the bodies below).
 
 A suspect row (NaN, ``+inf``, a row of ``-inf``, a label that is not a class, a
 difference from the maximum that overflows) or a value that is not finite gives None,
@@ -79,8 +79,6 @@ __all__ = [
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
-_NO_ROWS64 = np.empty(0)
-_NO_WORK64 = np.empty((0, 0))
 _NO_ROWS: dict[np.dtype[Any], np.ndarray] = {
     np.dtype(np.float64): np.empty(0),
     np.dtype(np.float32): np.empty(0, np.float32),
@@ -295,25 +293,19 @@ def _scaled_log1mexp(
 _Rows = tuple[np.ndarray, np.ndarray, np.ndarray, int]
 """The rows :func:`_on_label_rows` hands a body: ``(labels, log p_y, work, near)``."""
 _Body = Callable[[np.ndarray, _Rows, _Labels, Any, LossOptions], Any]
-_NO_WORK: dict[np.dtype[Any], np.ndarray] = {
-    np.dtype(np.float64): np.empty((0, 0)),
-    np.dtype(np.float32): np.empty((0, 0), np.float32),
-}
-"""``label_rows64``'s ``out`` of a loss (no probabilities), by dtype."""
+_NO_WORK = np.empty((0, 0))
+"""``label_rows64``'s ``out`` of a loss (no probabilities)."""
 
 
 def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | None:
-    r"""``softmax_rows`` and ``log_prob_of_labels`` of float32 or float64 logits in their
-    dtype, as the generic path forms them: ``_small_numba.shift_rows64`` (its float64
-    difference rounded to a float32 ``shifted`` is float32's), np.exp, ``rest_of_rows``,
+    r"""``softmax_rows`` and ``log_prob_of_labels`` of float64 logits, as the generic
+    path forms them: ``_small_numba.shift_rows64``, np.exp, ``rest_of_rows``,
     np.log1p (on the values the generic path gives them, into fresh arrays as there),
     then ``label_rows64``; None when a row is suspect. See :func:`_on_label_rows`."""
     classes = logits.shape[-1]
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
     dtype = z.dtype
-    if classes > 128 and dtype.char != _FLOAT64:  # (no float32 pairwise sum beyond a block)
-        return None
     compiled = _compiled()
     shifted = np.empty(z.shape, dtype)
     rows = np.empty((3, n), dtype)  # (rows TOP, LABEL and REST: m, sigma_y and the rest)
@@ -322,7 +314,7 @@ def _label_rows(logits: np.ndarray, y: np.ndarray, gradient: bool) -> _Rows | No
     if not compiled.rest_of_rows(np.exp(shifted), shifted, z, rows):
         return None
     ell = np.log1p(rows[_REST])
-    work = np.empty((n, classes + 1), dtype) if gradient else _NO_WORK[dtype]
+    work = np.empty((n, classes + 1), dtype) if gradient else _NO_WORK
     near = compiled.label_rows64(shifted, rows, ell, ell, work)
     return y, ell, work if gradient else shifted, near
 
@@ -350,7 +342,7 @@ def _focal_loss(
 ) -> Any:
     _, log_p_y, shifted, near = rows
     gamma = own[0]
-    modulation = _NO_WORK[log_p_y.dtype]  # (for gamma = 0: the modulation is 1)
+    modulation = _NO_WORK  # (for gamma = 0: the modulation is 1)
     if gamma:  # the modulation's argument of exp in the last column of sigma's rows
         expm1 = np.expm1(log_p_y) if near else None
         _scaled_log1mexp(log_p_y, np.exp(log_p_y), expm1, near, gamma, shifted)
@@ -470,23 +462,20 @@ _LIBM_CALLS = {"focal_loss": 0, "focal_gradient": 1, "poly_loss": 2, "poly_gradi
 
 def _libm(what: str) -> _Compute:
     """``compute`` of ``what`` (a key of ``_LIBM_CALLS``) by one compiled call,
-    ``label_libm``, with the C library's functions (float64, where
+    ``label_libm``, of float64 logits, with the C library's functions (where
     :func:`libm_is_numpys`) or else NumPy's own loops (``_small_loops.numpy_loops``);
-    None where neither serves (the hybrid runs): a loss's ``(ok, value)`` with its
-    per-row output, or a gradient into a fresh array."""
+    :data:`_NOT_HERE` where neither serves (the hybrid runs): a loss's ``(ok, value)``
+    with its per-row output, or a gradient into a fresh array."""
     number = _LIBM_CALLS[what]
     loss = what.endswith("loss")
 
     def compute(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
-        dtype = logits.dtype
-        loops = _NO_LOOPS if dtype.char == _FLOAT64 and libm_is_numpys() else numpy_loops()
+        loops = _NO_LOOPS if libm_is_numpys() else numpy_loops()
         if loops is None:
             return _NOT_HERE
-        if logits.shape[-1] > 128 and dtype.char != _FLOAT64:
-            return None  # (no float32 pairwise sum beyond a block, as the hybrid)
         y, weights, normalizer = labels
-        rows = np.empty(y.shape[0], dtype) if options.reduction == "none" else _NO_ROWS[dtype]
-        grad = _NO_WORK[dtype] if loss else np.empty(logits.shape, dtype)
+        rows = _per_row(options, y.shape[0], logits.dtype)
+        grad = _NO_WORK if loss else np.empty(logits.shape, logits.dtype)
         found = _compiled().label_libm(
             _matrix(logits),
             y,
@@ -524,7 +513,8 @@ def _by_route(one_call: _Compute, hybrid: _Compute) -> _Compute:
 
 
 def _in_float64(compute: _Compute) -> _Compute:
-    """``compute`` that takes float32 logits as a float64 copy and rounds its result to
+    """``compute`` (of float64 logits) that takes float32 logits as a float64 copy and
+    rounds its result to
     float32 (``_widen.narrow``): the float64 call's values correctly rounded, as the full
     path gives float32 logits (``_widen.upcast``), not float32 arithmetic's (focal's
     modulation and poly-1's :math:`1 - p_y` of a confident row lose tens of ulps)."""

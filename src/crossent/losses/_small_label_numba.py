@@ -1,24 +1,20 @@
 r"""The compiled parts of the small calls of focal, poly-1 and hinge (issue 13, Numba).
 
-Focal and poly-1: the hybrid (float32 and float64)
-~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Focal and poly-1: the hybrid (float64)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
 Their full path is the generic one: ``_terms.labelled_softmax`` (``softmax_rows``,
 ``log_prob_of_labels``), then the family's arithmetic on :math:`\log p_y` and the
-reduction, all in the dtype of the logits. The small call (``_small_label_families``)
-is a hybrid, as softmax cross-entropy's float64 one (``_softmax_small``): the row
-statistics (``_small_numba.shift_rows64``, np.exp, :func:`rest_of_rows`, np.log1p),
-then the functions below doing the full path's arithmetic in its order between
-NumPy's own np.exp, np.expm1, np.log1p and np.log, run by the caller on the very
-values the full path gives them. So the values are the full path's bit for bit on
-every CPU (NumPy's SIMD transcendental functions included). These functions are
-compiled *without* fast-math: no product is contracted into an FMA, and each operation
-rounds as NumPy's does. For float32 every operation is rounded to float32 (Python
-floats such as :math:`\gamma`, :math:`\varepsilon` and :math:`\ln b` first, as NumPy 2
-rounds a Python float against a float32 array; a float64 operation on float32 values
-rounded once to float32 is the float32 operation, as 53 >= 2 * 24 + 2), the reduction
-sums in float64 and rounds once (``reduce_sum``), and a gradient's scale is
-``scale_for_reduction``'s: a Python float :math:`1/\ln b` rounded, or, for the mean,
-float32 divisions.
+reduction, all in float64 (float32 logits are computed on a float64 copy, the result
+rounded once: ``_small_label_families._in_float64``, ``_widen.upcast``). The small call
+(``_small_label_families``) is a hybrid, as softmax cross-entropy's float64 one
+(``_softmax_small``): the row statistics (``_small_numba.shift_rows64``, np.exp,
+:func:`rest_of_rows`, np.log1p), then the functions below doing the full path's
+arithmetic in its order between NumPy's own np.exp, np.expm1, np.log1p and np.log, run
+by the caller on the very values the full path gives them. So the values are the full
+path's bit for bit on every CPU (NumPy's SIMD transcendental functions included). These
+functions are compiled *without* fast-math: no product is contracted into an FMA, and
+each operation rounds as NumPy's does. (Their ``cast = ....dtype.type`` are float64's
+identity: these functions took float32 too, before issue 13's float64 copies.)
 
 * :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
   also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
@@ -32,7 +28,7 @@ float32 divisions.
 * :func:`focal_loss64`, :func:`focal_gradient64`, :func:`poly_loss64`,
   :func:`poly_gradient64`: the bodies of ``_focal.py`` and ``_poly.py``, then
   :func:`_reduce_rows` (``_reduction.reduce_loss`` and ``finalize``) or the
-  reduction's scale (:func:`_scale`). (The names say float64; they take float32 too.)
+  reduction's scale (:func:`_scale`).
 
 Focal and poly-1: one call
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -42,7 +38,7 @@ us instead of 12. ``apply`` makes them by the C library's ``exp``, ``log``, ``lo
 and ``expm1`` (as Numba calls them without fast-math or SVML) where NumPy's float64
 np.exp, np.log, np.log1p and np.expm1 call the C library value by value
 (``_small_label_families.libm_is_numpys``: x86-64 Linux without AVX-512, checked on
-probes with :func:`libm_agrees`), or by NumPy's own inner loops, float64 and float32
+probes with :func:`libm_agrees`), or by NumPy's own float64 inner loops
 (``_small_loops.numpy_loops``: where NumPy runs its own SIMD code, as on AVX-512).
 
 Hinge (float64 and float32)
@@ -658,11 +654,11 @@ def label_libm(
     grad: np.ndarray,
     loops: np.ndarray,
 ) -> tuple[bool, float]:
-    r"""``(ok, value)`` of the small call ``what`` of logits ``z`` (N x C, float64 or
-    float32): the hybrid's compiled functions (:func:`focal_loss64`,
+    r"""``(ok, value)`` of the small call ``what`` of logits ``z`` (N x C, float64): the
+    hybrid's compiled functions (:func:`focal_loss64`,
     :func:`focal_gradient64`, :func:`poly_loss64`, :func:`poly_gradient64`) with the
     hybrid's NumPy calls made by ``_small_loops_numba.apply``: NumPy's own loops
-    (``loops``), or, where ``loops`` is empty, the C library's functions (float64).
+    (``loops``), or, where ``loops`` is empty, the C library's functions.
     ``option``: :math:`\gamma` or :math:`\varepsilon`; a loss's per-row output goes to
     ``per_row``, a gradient to ``grad`` (N x C; nothing written where ``ok`` is False),
     and ``log_base`` is 0.0 for poly-1 (no ``base``)."""

@@ -1,19 +1,20 @@
-r"""Where NumPy's float64 and float32 exp, log, log1p and expm1 loops are (issue 13).
+r"""Where NumPy's float64 exp, log, log1p and expm1 loops are (issue 13).
 
 :func:`numpy_loops` gives the addresses of the inner loops NumPy runs for np.exp,
-np.log, np.log1p and np.expm1 of a float64 and of a float32 array, which compiled code
+np.log, np.log1p and np.expm1 of a float64 array, which compiled code
 calls (``_small_loops_numba.apply``) to give NumPy's values bit for bit in one compiled
 call. It reads them from the ufunc objects' public C structure (``PyUFuncObject`` of
 NumPy's ``ufuncobject.h``: ``nin``, ``nout``, ``nargs``, ``identity``, then the
 pointers ``functions`` and ``data``, ``ntypes``, ``name`` and ``types``), where NumPy's
 start-up dispatch has put the variant for this CPU, and takes the first loop of the
-signature (``'d->d'``, ``'f->f'``), the one NumPy's type resolution picks.
+signature (``'d->d'``), the one NumPy's type resolution picks. (Only float64: the small
+calls of float32 logits compute on float64 copies, issue 13.)
 
 Nothing is trusted that is not checked: CPython's object header, the ufunc's ``nin``,
 ``nout``, ``nargs`` and ``ntypes`` against their Python attributes before any pointer
 is followed, its name and type codes against ``__name__`` and ``types``, no loop data
 (the call passes NULL), and at last the loops' values against NumPy's on 4 x 4096
-probes per dtype over the ranges the losses give them. Anything else (another Python,
+probes over the ranges the losses give them. Anything else (another Python,
 another layout, a disagreement) gives None: the callers keep their other routes.
 """
 
@@ -62,12 +63,12 @@ def _loop(ufunc: np.ufunc, signature: str) -> int | None:
 @functools.cache
 def numpy_loops() -> np.ndarray | None:
     """The addresses (int64) of NumPy's float64 loops of np.exp, np.log, np.log1p and
-    np.expm1, then of its float32 ones, checked as the module docstring says; None where
-    they cannot be found or disagree with NumPy on a probe."""
+    np.expm1, checked as the module docstring says; None where they cannot be found or
+    disagree with NumPy on a probe."""
     if sys.implementation.name != "cpython":
         return None
     try:
-        found = [_loop(f, s) for s in ("d->d", "f->f") for f in _UFUNCS]
+        found = [_loop(f, "d->d") for f in _UFUNCS]
     except (ValueError, TypeError, OverflowError):
         return None
     if any(address is None for address in found):
@@ -75,9 +76,8 @@ def numpy_loops() -> np.ndarray | None:
     loops = np.array(found, dtype=np.int64)
     from . import _small_loops_numba
 
-    for dtype in (np.float64, np.float32):
-        if not _small_loops_numba.loops_agree(loops, *numpys_on_probes(dtype)):
-            return None
+    if not _small_loops_numba.loops_agree(loops, *numpys_on_probes(np.float64)):
+        return None
     return loops
 
 

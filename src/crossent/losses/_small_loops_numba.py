@@ -8,7 +8,7 @@ call the very loop NumPy calls. A NumPy ufunc keeps, for each of its type signat
 the inner loop it runs (``PyUFuncObject.functions``: after NumPy's start-up dispatch,
 the variant for this CPU), a C function ``loop(char **args, npy_intp const
 *dimensions, npy_intp const *steps, void *data)``; ``_small_loops.numpy_loops`` finds
-the ones np.exp and its siblings use for float64 and float32 and checks them on probes.
+the ones np.exp and its siblings use for float64 and checks them on probes.
 
 :func:`apply` calls one of them on a C-contiguous array into another (fresh: never
 overlapping the input, as np.exp(x) writes a fresh array), as NumPy calls it for a
@@ -37,12 +37,10 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["EXP", "EXPM1", "FLOAT32", "LOG", "LOG1P", "apply", "loops_agree"]
+__all__ = ["EXP", "EXPM1", "LOG", "LOG1P", "apply", "loops_agree"]
 
 EXP, LOG, LOG1P, EXPM1 = 0, 1, 2, 3
-"""The functions, as ``loops`` holds their addresses (float64 first, then float32 at
-``FLOAT32 + k``)."""
-FLOAT32 = 4
+"""The functions, as ``loops`` holds their addresses."""
 
 
 @intrinsic
@@ -89,12 +87,12 @@ def _call_loop(typingctx: Any, address: Any, x: Any, out: Any) -> Any:
 @numba.njit(cache=True)
 def apply(loops: np.ndarray, k: int, x: np.ndarray, out: np.ndarray) -> None:
     """Function ``k`` (:data:`EXP`, :data:`LOG`, :data:`LOG1P`, :data:`EXPM1`) of the
-    C-contiguous float64 or float32 array ``x`` into ``out`` (C-contiguous, its dtype
-    and size, not overlapping it): by NumPy's loop (``loops``: the 8 addresses of
+    C-contiguous float64 array ``x`` into ``out`` (C-contiguous, float64, its size, not
+    overlapping it): by NumPy's loop (``loops``: the 4 addresses of
     ``_small_loops.numpy_loops``), or, where ``loops`` is empty, by the C library's
-    function (float64)."""
+    function."""
     if loops.shape[0]:
-        _call_loop(loops[k if x.itemsize == 8 else FLOAT32 + k], x, out)
+        _call_loop(loops[k], x, out)
         return
     flat, into = x.reshape(-1), out.reshape(-1)
     if k == EXP:
@@ -114,7 +112,7 @@ def apply(loops: np.ndarray, k: int, x: np.ndarray, out: np.ndarray) -> None:
 @numba.njit(cache=True)
 def loops_agree(loops: np.ndarray, x: np.ndarray, want: np.ndarray) -> bool:
     """Whether :func:`apply` of function ``k`` on row ``k`` of the probes ``x`` (4 x m,
-    float64 or float32) is ``want``'s row ``k`` (NumPy's) bit for bit, NaN nowhere."""
+    float64) is ``want``'s row ``k`` (NumPy's) bit for bit, NaN nowhere."""
     out = np.empty_like(x)
     for k in range(4):
         apply(loops, k, x[k], out[k])

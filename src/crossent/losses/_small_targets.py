@@ -11,9 +11,9 @@ entries, when Numba is installed. Anything else returns None, and the full path 
 
 The values are the full path's (``prepare_softmax_targets``, ``SoftmaxProblem.loss``,
 ``softmax_gradient``) bit for bit, by the float64 hybrid of ``_softmax_small``: the
-compiled calls do the generic path's arithmetic in its order and dtype (float32 as
-NumPy does it, ``_small_targets_numba``'s docstring says how) and NumPy's np.exp and
-np.log1p run between them on the very values the generic path gives them:
+compiled calls do the generic path's arithmetic in its order, in float64 (float32
+inputs on float64 copies, below), and NumPy's np.exp and np.log1p run between them on
+the very values the generic path gives them:
 
 * loss: ``shift_targets64`` (the targets screened, then ``shift_rows64``: the logits
   screened, :math:`m`, :math:`\sigma = (z - m)/T`), np.exp, ``target_rows64``
@@ -218,7 +218,8 @@ class _Steps(NamedTuple):
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:
-    """The :class:`_Steps` of float64 or float32 ``dtype``, picked for a row of two
+    """The :class:`_Steps` of ``dtype`` (float64: float32 calls compute on float64 copies),
+    picked for a row of two
     classes and kept (not where a function is no dispatcher: patched, or no JIT)."""
     compiled = compiled_functions()
     z, vector, rows = np.zeros((1, 2), dtype), np.zeros(1, dtype), np.zeros((6, 1), dtype)
@@ -254,7 +255,7 @@ def reduced(
     scale: tuple[int, float],
     dtype: np.dtype,
 ) -> Any:
-    r"""The loss of ``dtype`` (float64 or float32) from ``loss(*arguments, reduce_with)``,
+    r"""The loss of ``dtype`` (float64, as computed) from ``loss(*arguments, reduce_with)``,
     a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
     where it hands on. ``scale``: the reduction and :math:`\ln b` of
     :func:`scale_arguments`.

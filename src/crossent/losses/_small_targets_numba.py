@@ -1,8 +1,9 @@
 r"""Compiled parts of the small soft-target and distillation calls (issue 13, Numba).
 
 The float64 hybrid of ``_softmax_small`` (its docstring says why and how) extended to
-probability targets and to distillation, for float64 and float32 inputs: these
-functions do the generic path's arithmetic in its order and in the inputs' dtype, and
+probability targets and to distillation, for float64 inputs (float32 ones are computed
+on float64 copies, the result rounded once, issue 13): these functions do the generic
+path's arithmetic in its order, and
 the caller (``_small_targets``, ``_small_distill``) runs NumPy's own np.exp, np.log1p
 and np.log between them on the values the generic path gives those ufuncs. What the
 label hybrid already compiles is called, not repeated: ``shift_rows64`` (screening,
@@ -10,15 +11,10 @@ maximum, shift, temperature), ``rest_of_rows64`` (the ties and the row sum of
 ``log_sum_exp_shifted``), ``subtract_rows64`` (:math:`\sigma - \ell`), the row sums in
 NumPy's pairwise order, and ``reduce_rows`` for the reduction.
 
-Float32 as the full path computes it: NumPy 2 rounds each Python float (temperature,
-smoothing coefficients, :math:`\lambda`, :math:`T^2`, the reduction's scale) to
-float32 before it meets a float32 array, so these functions round them with
-``dtype.type`` and compute in float32 (Numba, like NumPy, keeps float32 op float32 in
-float32; a float64 literal would promote, so none meets a value here); row sums that
-NumPy forms in the array's dtype (``log_sum_exp_shifted``, ``target_terms``) are
-float32 pairwise sums, those it accumulates in float64 (``reduce_sum``: the KL's row
-sums, the reductions; ``check_distribution``'s row sums) are float64 pairwise sums of
-the float32 values, rounded once.
+Their ``dtype.type`` roundings of Python floats (temperature, smoothing coefficients,
+:math:`\lambda`, :math:`T^2`, the reduction's scale) are float64's identity: they
+computed float32 inputs in float32, as NumPy does, before issue 13's float64 copies.
+A target row's sum is still checked within the tolerance of the caller's dtype.
 
 Each function returns False, having written nothing the caller hands back, where the
 full path would raise, warn or give a value that is not finite; the caller then takes
@@ -236,10 +232,8 @@ def _floored(value: Any, lowest: Any) -> Any:
 
 @numba.njit(cache=True)
 def _lowest(like: np.ndarray) -> Any:
-    """The most negative finite number of ``like``'s dtype, float32 or float64 (a constant:
+    """The most negative finite float64, in ``like``'s dtype (float64: a constant, as
     ``np.finfo`` costs Numba seconds to compile)."""
-    if like.itemsize == 4:
-        return like.dtype.type(-3.4028234663852886e38)
     return like.dtype.type(-1.7976931348623157e308)
 
 
