@@ -79,6 +79,7 @@ class Widened:
         return self.finish(result)
 
     def _gradient(self, result: Any) -> bool:
+        """Whether ``result`` is a gradient (an array of the logits' rank)."""
         return isinstance(result, np.ndarray) and result.ndim == self.logits.ndim
 
     def finish(self, result: Any) -> Any:
@@ -271,6 +272,7 @@ class _Blocks:
         )
 
     def _blocks(self, public: Callable[..., Any]) -> Any:
+        """The call block by block (:func:`_row_blocks`); raises where it does not fit."""
         logits = np.moveaxis(self.logits, self.axis, -1)
         other = np.moveaxis(self.other, self.axis, -1) if not self.labelled else self.other
         shape, classes = logits.shape[:-1], logits.shape[-1]
