@@ -54,6 +54,7 @@ __all__ = [
     "entropy_terms",
     "fold_tallies",
     "folded_sum",
+    "group_ahead",
     "guess_bin",
     "keep_smallest",
     "label_error",
@@ -74,6 +75,7 @@ __all__ = [
     "surprisal_of",
     "suspect_rows",
     "tile_group",
+    "tile_group_narrow",
     "tile_out",
     "tile_row",
     "tile_rows",
@@ -424,8 +426,33 @@ def _columns(builder, rows):
     return doubled
 
 
-@intrinsic
-def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
+#: Rows of at most this many classes take :func:`tile_group_narrow`: their columns
+#: 12-15 are the +0.0 set aside (or the least key), so that the first level of each
+#: tree passes columns 4-7 through instead of adding them to those known zeros, and
+#: those columns are neither widened, squared nor keyed (about 36 of a group's vector
+#: operations).  Measured (bench_update_stages, 10^6 x 10 float32, one thread, CPU ms,
+#: min of 21 interleaved with tile_group, load 4.4, other engineers' runs): + top label
+#: 4.33 against 4.80, + top, squares 5.31 against 6.61, + spherical 7.26 against 8.60,
+#: + bins 6.15 against 6.59, everything 22.68 against 23.12; checks and row sums level
+#: (3.91, 3.96).  Again, min of 9 at load 6.2-6.7 (every time inflated): + top, squares
+#: 10.62 against 12.29, everything 39.40 against 40.98.
+_NARROW_CLASSES = 12
+
+
+def _grouped_tiles(columns):
+    """tile_group for rows of at most ``columns`` classes (16, or _NARROW_CLASSES):
+    the trees' first level leaves the columns past ``columns`` out."""
+
+    def typer(typingctx, flat, start, k, labels, i, outputs, limit):
+        return _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, limit)
+
+    typer.__name__ = typer.__qualname__ = (
+        "tile_group" if columns == _TILE_CLASSES else f"tile_group_{columns}"
+    )
+    return intrinsic(typer)
+
+
+def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, limit):
     """tile_row of the _GROUP_ROWS float32 rows of k <= _TILE_CLASSES entries at
     flat[start + r k:] (in bounds: the caller's duty), r = 0 .. _GROUP_ROWS - 1, whose
     labels are labels[i + r] (checked; negative ones counting from the end),
@@ -435,7 +462,14 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
     predicted, with_squares, with_top), each written at [i, i + _GROUP_ROWS): the
     label's entry, the squares but the label's (0 without with_squares), and (with_top)
     the packed maximum's confidence and class.  Returns how many of the rows are
-    suspect (an entry NaN or outside [0, 1], or a sum farther from 1 than limit)."""
+    suspect (an entry NaN or outside [0, 1], or a sum farther from 1 than limit).
+
+    With ``columns`` < _TILE_CLASSES (k <= columns: the caller's duty), the columns
+    from ``columns`` on are left out of the trees' first level, whose pairs with them
+    are the column itself: x + 0.0 = x for the squares (>= +0.0 or NaN) and the keys'
+    maximum with the least key; the sum, used only for the check, may keep a -0.0
+    that the addition would have made +0.0 (the same check).  The same outputs, bit
+    for bit (test_issue13_narrow_tiles)."""
     if not (
         isinstance(flat, types.Array)
         and flat.dtype == types.float32
@@ -490,22 +524,26 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         # from the previous stage: 26 shuffles, not 18, for the last stage)
         x = [None] * _TILE_CLASSES
         wide_pair = ir.VectorType(ir.DoubleType(), 2 * group)
+        half_order = [
+            ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(h, h + group)))
+            for h in (0, group)
+        ]
         for j, both in doubled:
+            if j + 4 >= columns:  # its second column left out: only the first widened
+                x[j] = builder.fpext(builder.shuffle_vector(both, both, half_order[0]), doubles)
+                continue
             wide = builder.fpext(both, wide_pair)
-            x[j], x[j + 4] = (
-                builder.shuffle_vector(
-                    wide,
-                    wide,
-                    ir.Constant(ir.VectorType(_VECTOR_INDEX, group), list(range(h, h + group))),
-                )
-                for h in (0, group)
-            )
+            x[j], x[j + 4] = (builder.shuffle_vector(wide, wide, order) for order in half_order)
 
         def columnwise(lanes, combine):
-            # halving's tree, elementwise: column j with column j + half
+            # halving's tree, elementwise: column j with column j + half (None, a column
+            # left out: column j alone)
             while len(lanes) > 1:
                 half = len(lanes) // 2
-                lanes = [combine(lanes[j], lanes[j + half]) for j in range(half)]
+                lanes = [
+                    lanes[j] if lanes[j + half] is None else combine(lanes[j], lanes[j + half])
+                    for j in range(half)
+                ]
             return lanes[0]
 
         def select_by(compare):
@@ -560,8 +598,7 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
             ys,
         )
         labelled = [
-            builder.icmp_signed("==", ys, ir.Constant(words, [j] * group))
-            for j in range(_TILE_CLASSES)
+            builder.icmp_signed("==", ys, ir.Constant(words, [j] * group)) for j in range(columns)
         ]
         # the label's entry of each row, gathered: flat[start + r k + y_r]
         offsets = builder.add(
@@ -594,6 +631,8 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         squares = columnwise(
             [
                 builder.select(labelled[j], every(0.0), builder.fmul(x[j], x[j]))
+                if j < columns
+                else None
                 for j in range(_TILE_CLASSES)
             ],
             builder.fadd,
@@ -613,6 +652,8 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
                     group,
                 ),
             )
+            if j < columns
+            else None
             for j in range(_TILE_CLASSES)
         ]
         key = columnwise(keys, select_by(lambda a, b: builder.icmp_signed(">", a, b)))
@@ -645,6 +686,10 @@ def tile_group(typingctx, flat, start, k, labels, i, outputs, limit):
         return builder.zext(suspect, context.get_value_type(types.intp))
 
     return signature, codegen
+
+
+tile_group = _grouped_tiles(_TILE_CLASSES)
+tile_group_narrow = _grouped_tiles(_NARROW_CLASSES)
 
 
 @intrinsic
@@ -708,12 +753,14 @@ def tile_rows(flat, labels, rows, options, floats, extra):
     grouped = in_place - in_place % _GROUP_ROWS if GROUPED_TILES else 0
     with_top, with_squares, limit = options
     outputs = (floats[0], floats[1], floats[2], predicted, with_squares, with_top)
-    for i in range(0, grouped, _GROUP_ROWS):
-        start = (c0 + i) * k
-        for r in range(_GROUP_ROWS):  # each row's entries, ahead
-            prefetch(flat, start + r * k + _PREFETCH_ENTRIES)
-        prefetch(labels, i + _PREFETCH_LABELS)
-        suspect += tile_group(flat, start, k, labels, i, outputs, limit)
+    if k <= _NARROW_CLASSES:  # one loop each: no test inside them
+        for i in range(0, grouped, _GROUP_ROWS):
+            start = group_ahead(flat, labels, (c0 + i) * k, k, i)
+            suspect += tile_group_narrow(flat, start, k, labels, i, outputs, limit)
+    else:
+        for i in range(0, grouped, _GROUP_ROWS):
+            start = group_ahead(flat, labels, (c0 + i) * k, k, i)
+            suspect += tile_group(flat, start, k, labels, i, outputs, limit)
     for i in range(grouped, in_place):
         start = (c0 + i) * k
         prefetch(flat, start + _PREFETCH_ENTRIES)
@@ -727,6 +774,18 @@ def tile_rows(flat, labels, rows, options, floats, extra):
             start = (c0 + i) * k - first
             suspect += tile_out(pad, start, (flat, labels, rows, i), options, floats, predicted)
     return suspect
+
+
+@numba.njit(inline="always")
+def group_ahead(flat, labels, start, k, i):
+    # a group's prefetches (tile_rows'): each of its rows' entries and the labels,
+    # ahead; returns start.  (Tried: one prefetch a 64-byte line of the group's
+    # entries, 5 a group at 10 classes, not 8: no faster, checks and row sums 4.65
+    # against 4.47 ms, + top, squares 6.99 against 6.75, min of 21, load 3.5.)
+    for r in range(_GROUP_ROWS):
+        prefetch(flat, start + r * k + _PREFETCH_ENTRIES)
+    prefetch(labels, i + _PREFETCH_LABELS)
+    return start
 
 
 @numba.njit(inline="always")
