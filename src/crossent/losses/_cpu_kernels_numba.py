@@ -652,8 +652,11 @@ def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
 
 def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     """``total + exp_nonpositive(x)`` in each lane, by :func:`exp_nonpositive`'s own
-    operations and roundings (Estrin's scheme, as compiled with FMA: the products that
-    LLVM contracts there are FMAs here), the term rounded once into the sum's FMA."""
+    operations and roundings in Horner's scheme (as an AVX-512 target compiles it: the
+    products that LLVM contracts there are FMAs here), the term rounded once into the
+    sum's FMA. Horner's scheme, not the Estrin's of :func:`exp_nonpositive` on AVX2: two
+    vector operations fewer per term (seven FMAs against Estrin's nine operations) and
+    fewer registers live (see the module docstring, "AVX2 with FMA")."""
     of = x.type
     c = [_constant(of, coefficient) for coefficient in EXP_COEFFICIENTS]
     clamp = _constant(of, -708.0)
@@ -661,11 +664,10 @@ def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     shifted = _fma(builder, x, _constant(of, 1.4426950408889634), _constant(of, _MAGIC))
     k = builder.fsub(shifted, _constant(of, _MAGIC))
     r = _fma(builder, k, _constant(of, -0.6931471805599453), x)
-    r2 = builder.fmul(r, r)
-    r4 = builder.fmul(r2, r2)
-    p01 = builder.fadd(c[0], r)
-    p23, p45, p67 = (_fma(builder, r, c[i + 1], c[i]) for i in (2, 4, 6))
-    p = _fma(builder, r4, _fma(builder, r2, p67, p45), _fma(builder, r2, p23, p01))
+    q = _fma(builder, r, c[7], c[6])
+    for i in (5, 4, 3, 2):
+        q = _fma(builder, r, q, c[i])  # c2 + c3 r + ... + c7 r^5
+    p = _fma(builder, r, _fma(builder, r, q, c[1]), c[0])
     integers = ir.VectorType(_I64, of.count)
     power = builder.shl(builder.bitcast(shifted, integers), _constant(integers, 52))
     return _fma(builder, p, builder.bitcast(power, of), total)
@@ -673,22 +675,28 @@ def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
 
 class _Shape(NamedTuple):
     """An explicit exp-sum loop: its terms (``terms(builder, d, total)``, ``total +
-    e^d`` lane by lane), float64 lanes per vector, logits per step (``step // lanes``
-    accumulators), int32 lanes of the next row's bits, and the prefetch distance."""
+    e^d`` lane by lane), float64 lanes per vector, logits per step, int32 lanes of the
+    next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
+    a step adds into accumulator ``a % sums``) and of pairs of bounds (signed maximum,
+    unsigned minimum) of the next row's bits (vector ``a`` of bits into pair ``a %
+    bound_pairs``)."""
 
     terms: Callable[[Any, Any, Any], Any]
     lanes: int
     step: int
     bit_lanes: int
     ahead: int
+    sums: int
+    bound_pairs: int
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384)
-#: AVX2 with FMA (:data:`POLY_LOOP`): eight accumulators of 4 float64 lanes, the next
-#: row's bits in 8 int32 lanes, 16 KiB ahead (the best of steps 8-64 and 4-32 KiB,
-#: ``benchmarks/bench_fused_stream.py --shapes``, emulated).
-_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2)
+#: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
+#: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
+#: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
+#: --shapes``; accumulators and bounds: ``--registers``; emulated).
+_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384, 4, 1)
 
 
 def _table_loop(
@@ -719,18 +727,20 @@ def _table_loop(
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
     zero = ir.Constant(doubles, [0.0] * lanes)
-    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(step // lanes)]
+    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(shape.sums)]
     stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
         following = context.make_array(next_type)(context, builder, args[1])
         first = _bits(builder, builder.load(following.data), next_type.dtype)
         start = splat(builder, first, bit_lanes)
-        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * step // bit_lanes)]
+        pairs = shape.bound_pairs
+        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * pairs)]
     with cgutils.for_range_slice(
         builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
     ) as (j, _):
-        for a, total in enumerate(sums):
+        for a in range(step // lanes):
+            total = sums[a % len(sums)]
             at = builder.add(j, ir.Constant(n.type, a * lanes))
             d = exponent(vector_at(row.data, at, lanes))
             builder.store(shape.terms(builder, d, builder.load(total)), total)
@@ -750,7 +760,7 @@ def _table_loop(
             for a in range(step // bit_lanes):
                 at = builder.add(j, ir.Constant(n.type, a * bit_lanes))
                 bits = _bits(builder, vector_at(following.data, at, bit_lanes), next_type.dtype)
-                high, low = bounds[2 * a], bounds[2 * a + 1]
+                high, low = bounds[2 * (a % pairs)], bounds[2 * (a % pairs) + 1]
                 builder.store(larger(bits, builder.load(high)), high)
                 builder.store(smaller(bits, builder.load(low)), low)
     # The rest (under a step), a vector at a time through a buffer, the lanes past the
