@@ -692,9 +692,9 @@ class _Shape(NamedTuple):
     """An explicit exp-sum loop: its terms (``terms(builder, d, total)``, ``total +
     e^d`` lane by lane), float64 lanes per vector, logits per step, int32 lanes of the
     next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
-    a step adds into accumulator ``a % sums``) and of pairs of bounds (signed maximum,
-    unsigned minimum) of the next row's bits (vector ``a`` of bits into pair ``a %
-    bound_pairs``)."""
+    a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
+    and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
+    (vector ``a`` of bits into pair ``a % bound_pairs``)."""
 
     terms: Callable[[Any, Any, Any], Any]
     lanes: int
