@@ -258,22 +258,24 @@ multiplies, an add and six FMAs, and fewer values live), four accumulators (the
 accumulating FMAs' chains, two a step each, stay far shorter than a step's work) and one
 pair of bounds (a maximum and a minimum are exact in any order: the same bits): 201
 instructions, 42 on the stack (13 stores); T != 1, 277 and 118 (28) before, 203 and 49
-(14) after. One thread (``bench_fused_stream.py --registers`` shapes, 21 rounds, load
-average 4.4, minimum CPU ns per logit in cache / from memory): Estrin's with 8 sums and
-4 pairs 0.723 / 0.725, 8 and 1 0.708 / 0.715, Horner's with 4 and 1 0.667 / 0.662;
-Horner's with 8 sums 0.680, with steps of 16 logits 0.647-0.684, 64 logits 0.618-0.649
-(the tail of up to 63 logits then adds 16 vectors into one accumulator: not taken).
-Constants loaded from memory in every step (an opaque pointer per term, so that the FMAs
-take them as operands: 12 stack accesses instead of 42) were no faster (0.68), the loop
-being bound by its FMAs, not its spills. Two threads (load average 4.4-6.5, other
-engineers' runs): the forward over the read (``bench_forward_floor.py --rounds 15
---against`` main's tree, then the trees swapped, twice) 1.78x against main's 2.22x,
-1.85x against 1.95x, 1.95x against 2.16x, 1.85x against 1.95x (5-20 % less time); paired
-with ``torch.compile(F.cross_entropy)`` in the same rounds (21, each contender's median
-of two calls after one, the order of the contenders reversed in the second run), the
-median ratio of the forward's time to torch.compile's 0.885 and 0.890 (main's 1.021 and
-1.089). Tests: ``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation)
-and ``tests/losses/test_issue13_avx2regs.py``.
+(14) after. One thread (the loops of ``bench_fused_stream.py --registers``, and Estrin's
+terms besides, 21 rounds, load average 4.4, minimum CPU ns per logit in cache / from
+memory): Estrin's with 8 sums and 4 pairs 0.723 / 0.725, 8 and 1 0.708 / 0.715, Horner's
+with 4 and 1 0.667 / 0.662; Horner's with 8 sums 0.680, with steps of 16 logits
+0.647-0.684, 64 logits 0.618-0.649 (the tail of up to 63 logits then adds 16 vectors
+into one accumulator: not taken). Constants loaded from memory in every step (an opaque
+pointer per term, so that the FMAs take them as operands: 12 stack accesses instead of
+42) were no faster (0.68), the loop being bound by its FMAs, not its spills. Two threads
+(load average 4.4-6.5, other engineers' runs): the forward over the read
+(``bench_forward_floor.py --rounds 15 --against`` main's tree, then the trees swapped,
+twice) 1.78x against main's 2.22x, 1.85x against 1.95x, 1.95x against 2.16x, 1.85x
+against 1.95x (5-20 % less time), and with LLVM's Haswell tuning
+(``EMULATE_AVX2_NUMBA_CPU=haswell``, 11 rounds) 1.95x against 2.20x; paired with
+``torch.compile(F.cross_entropy)`` in the same rounds (21, each contender's median of
+two calls after one, the order of the contenders reversed in the second run), the median
+ratio of the forward's time to torch.compile's 0.885 and 0.890 (main's 1.021 and 1.089).
+Tests: ``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation) and
+``tests/losses/test_issue13_avx2regs.py``.
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
