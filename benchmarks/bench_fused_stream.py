@@ -1,7 +1,7 @@
 """Where the forward kernel's time goes out of cache: the fused loop, its parts, and prefetching.
 
     python benchmarks/bench_fused_stream.py [--rows 4096] [--classes 32000] [--rounds 9]
-        [--candidates | --exp | --shapes]
+        [--candidates | --exp | --shapes | --registers]
 
 Issue 13 asks why the softmax cross-entropy forward, whose loop exponentiates row i while
 it takes the maximum of row i + 1 (``exp_sum_and_next_max``), costs about the sum of its
@@ -37,6 +37,10 @@ loop over their own rows), the kernel's own loops over float32 rows (standard no
 target) in the shapes of ``SHAPES`` (logits per step, prefetch distance) against the
 loop over ``exp_nonpositive`` that LLVM vectorises; run it under
 ``benchmarks/emulate_avx2.sh`` to time 256-bit code on an AVX-512 machine.
+``--registers`` times the same loop with other numbers of accumulators and of pairs of
+bounds of the next row's bits (``REGISTERS``; the AVX2 target has 16 ``ymm`` registers)
+and prints, per shape, the instructions of its loop and how many of them touch the
+stack (spills and their reloads), also under the emulation.
 
 Every case runs once per round, interleaved, ``--rounds`` rounds; the minimum and median
 thread CPU time (``time.thread_time``, which other processes on a loaded machine inflate
@@ -299,6 +303,52 @@ def shape_cases() -> dict[str, tuple[Any, bool]]:
     return cases
 
 
+#: ``--registers``: the explicit AVX2 loop (its Horner terms) with (accumulators, pairs
+#: of bounds); (8, 4), one of each per vector of a step, was the shape before branch
+#: ``avx2regs`` (with Estrin's terms then: main's tree, ``bench_forward_floor.py
+#: --against``, times that one).
+REGISTERS = [(8, 4), (8, 1), (4, 2), (4, 1), (2, 1)]
+
+
+def _loop_listing(run: Any) -> tuple[int, int]:
+    """The instructions of the prefetching loop in ``run``'s code (the block from the
+    label before its first prefetch to the jump back to it), and how many touch the
+    stack."""
+    lines = run.inspect_asm(run.signatures[0]).splitlines()
+    marks = [i for i, line in enumerate(lines) if "prefetcht" in line]
+    if not marks:
+        return 0, 0
+    first = marks[0]
+    while first > 0 and not re.match(r"^\.LBB\w*:", lines[first]):
+        first -= 1
+    label = lines[first].split(":")[0]
+    last = marks[-1]
+    while last + 1 < len(lines) and not (
+        lines[last].strip().startswith("j") and lines[last].split()[-1] == label
+    ):
+        last += 1
+    body = [
+        line
+        for line in lines[first + 1 : last + 1]
+        if line.strip() and not line.strip().startswith((".", "#"))
+    ]
+    return len(body), sum("(%rsp)" in line or "(%rbp)" in line for line in body)
+
+
+def register_cases() -> dict[str, tuple[Any, bool]]:
+    """The ``--registers`` cases: name -> (sweep, in cache); prints each loop's size."""
+    cases = {}
+    for sums, pairs in REGISTERS:
+        shape = kernels._POLY_SHAPE._replace(sums=sums, bound_pairs=pairs)
+        run = shape_sweep(kernels._table_intrinsic(True, False, shape))
+        run(np.zeros((2, 64), np.float32), np.zeros((2, 64), np.int32), True)
+        size, stack = _loop_listing(run)
+        where = f"AVX2 loop, {sums} sums, {pairs} bound pairs ({size} instrs, {stack} on the stack)"
+        cases[where + ", in cache"] = (run, True)
+        cases[where + ", from memory"] = (run, False)
+    return cases
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=4096)
@@ -321,7 +371,14 @@ def main() -> None:
         help="the loop over exp_nonpositive against the explicit AVX2 loop in several shapes "
         "(steps, prefetch distances: SHAPES), in cache and from memory, and the read",
     )
+    parser.add_argument(
+        "--registers",
+        action="store_true",
+        help="the explicit AVX2 loop with other numbers of accumulators and pairs of bounds "
+        "(REGISTERS), each loop's size and stack accesses, and the read",
+    )
     args = parser.parse_args()
+    args.shapes = args.shapes or args.registers
     rng = np.random.default_rng(0)
     z = rng.standard_normal((args.rows, args.classes), dtype=np.float32) * 0.1
     z_bits = z.view(np.int32)
@@ -344,7 +401,9 @@ def main() -> None:
         runs.update(
             {
                 name: lambda run=run, in_cache=in_cache: run(z, z_bits, in_cache)
-                for name, (run, in_cache) in shape_cases().items()
+                for name, (run, in_cache) in (
+                    register_cases() if args.registers else shape_cases()
+                ).items()
             }
         )
     for run in runs.values():

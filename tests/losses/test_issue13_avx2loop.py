@@ -4,7 +4,9 @@ On a target with AVX2 and FMA but without the AVX-512 table exp (``TABLE_EXP``),
 ``exp_sum_and_next_max`` and ``exp_sum`` of ``losses/_cpu_kernels_numba.py`` are the
 explicit vector loop of ``_table_loop`` (4 float64 lanes, 8 int32 lanes of the next
 row's bits, the next row prefetched inside the loop) over terms that are
-:func:`exp_nonpositive`'s own arithmetic (Estrin's scheme). These tests pin, here and
+:func:`exp_nonpositive`'s own arithmetic in Horner's scheme (as AVX-512 targets compile
+:func:`exp_nonpositive`; its Estrin's on AVX2 took more registers and operations: branch
+``avx2regs``, ``test_issue13_avx2regs.py``). These tests pin, here and
 (the last one) in a subprocess under ``benchmarks/emulate_avx2.sh``, where the kernels
 take that loop: every term bit for bit :func:`exp_nonpositive`'s (the lane-wise terms,
 and a row whose only non-negligible entry sits in every position of the main loop and
@@ -17,9 +19,10 @@ register, with a ``prefetcht1`` in the loop.
 
 Checked against hand mutants of ``_poly_terms`` and ``_table_loop``: the shift by a
 multiply and an add (contracted, then folded with ``k``'s subtraction by ``reassoc``),
-the clamp at -709, the clamp dropped, Estrin's halves swapped, the tail's lanes past the
+the clamp at -709, the clamp dropped, Estrin's halves swapped (when the loop had them), a
+Horner step's coefficients swapped, the tail's lanes past the
 row kept in the sum, the next row's first high bound left out of its maximum, and
-``POLY_LOOP`` off (the emulated run). An Estrin pair by a plain multiply and add is no
+``POLY_LOOP`` off (the emulated run). A Horner step by a plain multiply and add is no
 mutant: the kernels' ``contract`` flag fuses it as :func:`exp_nonpositive`'s is.
 """
 
@@ -77,11 +80,12 @@ def _exp4(d):
 
 
 @pytest.fixture(scope="module")
-def estrin():
-    """:func:`exp_nonpositive` compiled with Estrin's scheme (the AVX2 targets')."""
+def horner():
+    """:func:`exp_nonpositive` compiled with Horner's scheme (the AVX2 loop's, and the
+    AVX-512 targets')."""
     with pytest.MonkeyPatch.context() as patch:
-        exp = _compiled(patch, False)
-        exp(0.5)  # compiled while HORNER is False
+        exp = _compiled(patch, True)
+        exp(0.5)  # compiled while HORNER is True
     return exp
 
 
@@ -103,18 +107,18 @@ def _same_bits(got: np.ndarray, want: np.ndarray) -> np.ndarray:
     return np.asarray(got, np.float64).view(np.int64) == np.asarray(want, np.float64).view(np.int64)
 
 
-def test_issue13_avx2_loop_terms_are_exp_nonpositive_bit_for_bit(estrin) -> None:
+def test_issue13_avx2_loop_terms_are_exp_nonpositive_bit_for_bit(horner) -> None:
     d = _points()
     d = np.concatenate([d, np.zeros(-len(d) % 4)])
     got = np.array([_exp4(tuple(float(x) for x in d[k : k + 4])) for k in range(0, len(d), 4)])
-    want = np.array([estrin(x) for x in d])
+    want = np.array([horner(x) for x in d])
     same = _same_bits(got.ravel(), want)
     assert same.all(), (d[~same][:4], got.ravel()[~same][:4], want[~same][:4])
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
 def test_issue13_avx2_loop_one_entry_gives_its_term_in_every_position(
-    estrin, temperature: float
+    horner, temperature: float
 ) -> None:
     # every other entry -inf (e^-708, 3e-308, vanishes against the entry's term): the sum
     # is the entry's term, bit for bit, in each lane of the main loop and of the tail
@@ -125,7 +129,7 @@ def test_issue13_avx2_loop_one_entry_gives_its_term_in_every_position(
             row = np.full(v, -np.inf, np.float32)
             row[position] = np.float32(-rng.uniform(0, 40))
             top = float(rng.uniform(0, 2))
-            term = estrin((np.float64(row[position]) - top) * inv_t)
+            term = horner((np.float64(row[position]) - top) * inv_t)
             s, _, alone = _poly_loop(row, row.view(np.int32), top, inv_t)
             assert _same_bits(s, term), (v, position, s, term)
             assert _same_bits(alone, term), (v, position, alone, term)
@@ -139,14 +143,14 @@ def _depth(v: int) -> int:
     return v // 16 + 8 + 3 + 3 + 8
 
 
-def _fsum_of_terms(estrin, values: np.ndarray, top: float, inv_t: float) -> float:
-    return math.fsum(estrin((float(x) - top) * inv_t) for x in values)
+def _fsum_of_terms(horner, values: np.ndarray, top: float, inv_t: float) -> float:
+    return math.fsum(horner((float(x) - top) * inv_t) for x in values)
 
 
-def _check_hard_rows(function, estrin, storage: str, temperature: float) -> None:
+def _check_hard_rows(function, horner, storage: str, temperature: float) -> None:
     # a float64 sum of nonnegative terms, _depth(v) roundings deep
     def truth(values: np.ndarray, top: float, inv_t: float) -> float:
-        return _fsum_of_terms(estrin, values, top, inv_t)
+        return _fsum_of_terms(horner, values, top, inv_t)
 
     def limit(v: int, exact: float) -> float:
         return _depth(v) * 2.0**-53 * exact
@@ -157,17 +161,17 @@ def _check_hard_rows(function, estrin, storage: str, temperature: float) -> None
 @pytest.mark.parametrize("storage", ["float32", "bf16", "fp16"])
 @pytest.mark.parametrize("temperature", [1.0, 2.5])
 def test_issue13_avx2_loop_sums_and_maxima_on_hard_rows(
-    estrin, storage: str, temperature: float
+    horner, storage: str, temperature: float
 ) -> None:
-    _check_hard_rows(_poly_loop, estrin, storage, temperature)
+    _check_hard_rows(_poly_loop, horner, storage, temperature)
 
 
 @pytest.mark.skipif(not _EMULATED, reason="runs under benchmarks/emulate_avx2.sh (below)")
 @pytest.mark.parametrize("storage", ["float32", "bf16"])
-def test_issue13_avx2_loop_is_what_the_kernels_dispatch_to(estrin, storage: str) -> None:
+def test_issue13_avx2_loop_is_what_the_kernels_dispatch_to(horner, storage: str) -> None:
     assert kernels.POLY_LOOP
     assert not kernels.TABLE_EXP
-    _check_hard_rows(_dispatched, estrin, storage, 2.5)
+    _check_hard_rows(_dispatched, horner, storage, 2.5)
     rng = np.random.default_rng(2)
     row, _ = _stored((rng.standard_normal(4099) * 4).astype(np.float32), storage)
     following = row.view(np.int32) if storage == "float32" else row

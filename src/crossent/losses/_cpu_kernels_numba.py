@@ -120,7 +120,8 @@ runs (``benchmarks/bench_forward_floor.py``, load average 0.4-1.5) agreed on AVX
 but not on the emulated AVX2 build, where the whole forward took 11-12 % longer with
 Horner's scheme in two runs with the trees' order swapped (the one-thread loop above
 notwithstanding): so only an AVX-512 target takes Horner's (:data:`HORNER`), any other
-keeps Estrin's.
+keeps Estrin's (but for the explicit AVX2 loop of the forward's exp-sums, whose own
+measurements, below, favour Horner's).
 
 A degree-6 polynomial in the exp-sums (:math:`c_1` free, 2.0e-9), the gradient keeping
 degree 7, took one FMA more off (17): a further 6 % in cache and 3 % from memory (0.412
@@ -226,33 +227,55 @@ by :math:`\ell`, so its reduction differs from the forward's anyway); the
 near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
 the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
 
-AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branch ``avx2loop``): the same explicit
-loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes a vector, eight
-accumulators (steps of 32 logits), the next row's bits in 8 int32 lanes and its lines
-prefetched 16 KiB ahead, over terms that are :func:`exp_nonpositive`'s own arithmetic
-(:func:`_poly_terms`: the clamp, the rounding by :data:`_MAGIC`, the one-constant
-reduction, Estrin's scheme, the exponent shift; the products LLVM contracts in
-:func:`exp_nonpositive` are FMAs there, so every term has its bits). Only the sum's
-order differs (the accumulators', and LLVM's: Numba's fast-math flags reach every
-instruction of the kernel, the loop's included), so ``ell`` moves in its last float64
-places against main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh``
-on the Xeon, load average 2.4-5, other engineers' runs): one thread
-(``bench_fused_stream.py --shapes``, 7 and 9 rounds, ns per logit, minimum CPU time),
-the fused loop from memory 0.73 and 0.75 against the vectorised loop's 0.86 and 0.93,
-in cache 0.73 and 0.76 against 0.72 and 0.78 (the 16 ymm registers: the constants and
-accumulators spill); steps of 8, 16 or 64 logits and distances of 4, 8 or 32 KiB did no
-better beyond the noise, without prefetching 0.95 from memory. A third run (9 rounds,
-load average 1.0): from memory 0.711 against 0.839 (-15 %), in cache 0.706 against
-0.722; 8, 16 and 32 KiB ahead within 1 % at steps of 32. Two threads
-(``bench_forward_floor.py --rounds 15 --against`` main's tree, then the trees swapped):
-the forward over the read 2.01x against main's 2.15x and 2.06x against 2.33x (load
-average 5.0), 2.05x against 2.23x and 2.11x against 2.21x (load average 1.3-2.0), i.e.
-5-12 % less time. Not enough for issue 13's "no slower than torch.compile" there:
-``bench_softmax_ce.py --repeats 3`` (each tree in its own run, load average 0.4-1.8)
-gave the forward 0.142-0.183 s against torch.compile's 0.126 s (main's 0.147-0.151 s
-against 0.125 s). The float32 losses of a few shapes were main's bits (emulated), and on
-AVX-512 the build is main's (the same loss bits). Tests:
-``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation).
+AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branches ``avx2loop`` and ``avx2regs``):
+the same explicit loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes
+a vector, steps of 32 logits into four accumulators (vector ``a`` of a step into
+accumulator ``a % 4``), the next row's bits in 8 int32 lanes into one pair of bounds, its
+lines prefetched 16 KiB ahead, over terms that are :func:`exp_nonpositive`'s own
+arithmetic in Horner's scheme (:func:`_poly_terms`: the clamp, the rounding by
+:data:`_MAGIC`, the one-constant reduction, seven FMAs, the exponent shift; the products
+LLVM contracts in :func:`exp_nonpositive` are FMAs there, so every term has the bits of
+:func:`exp_nonpositive` as an AVX-512 target compiles it). On AVX2 :func:`exp_nonpositive`
+itself keeps Estrin's scheme (the gradient's and the ``log1p`` pass's loops, which LLVM
+vectorises: see :data:`HORNER`); the two schemes evaluate the same polynomial and differ
+by at most 4.4e-16 relative, with the same worst error, 5.18e-11 against mpmath (4e5
+points, and ``tests/losses/test_issue13_avx2regs.py``). The sum's order differs from
+main's (the accumulators', and LLVM's: Numba's fast-math flags reach every instruction of
+the kernel, the loop's included), so ``ell`` moves in its last float64 places against
+main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh`` on the Xeon).
+
+Branch ``avx2loop`` (eight accumulators, one pair of bounds per vector of bits, Estrin's
+terms): one thread (``bench_fused_stream.py --shapes``, ns per logit, minimum CPU time),
+from memory 0.711-0.75 against the vectorised loop's 0.84-0.93, in cache 0.71-0.76
+against 0.72-0.78; two threads (``bench_forward_floor.py --rounds 15 --against`` main's
+tree, then swapped) 5-12 % less time than main; ``bench_softmax_ce.py --repeats 3``: the
+forward 0.142-0.183 s against torch.compile's 0.126 s, short of issue 13's target. Its
+loop (``inspect_asm`` of the fused exp-sum, T = 1) held 248 instructions per 32 logits,
+72 of them on the stack (19 spill stores): with 16 ``ymm`` registers, the eleven
+constants, eight accumulators and eight bounds did not fit. Branch ``avx2regs``:
+Horner's scheme (two vector operations fewer a term, seven FMAs against Estrin's two
+multiplies, an add and six FMAs, and fewer values live), four accumulators (the
+accumulating FMAs' chains, two a step each, stay far shorter than a step's work) and one
+pair of bounds (a maximum and a minimum are exact in any order: the same bits): 201
+instructions, 42 on the stack (13 stores); T != 1, 277 and 118 (28) before, 203 and 49
+(14) after. One thread (the loops of ``bench_fused_stream.py --registers``, and Estrin's
+terms besides, 21 rounds, load average 4.4, minimum CPU ns per logit in cache / from
+memory): Estrin's with 8 sums and 4 pairs 0.723 / 0.725, 8 and 1 0.708 / 0.715, Horner's
+with 4 and 1 0.667 / 0.662; Horner's with 8 sums 0.680, with steps of 16 logits
+0.647-0.684, 64 logits 0.618-0.649 (the tail of up to 63 logits then adds 16 vectors
+into one accumulator: not taken). Constants loaded from memory in every step (an opaque
+pointer per term, so that the FMAs take them as operands: 12 stack accesses instead of
+42) were no faster (0.68), the loop being bound by its FMAs, not its spills. Two threads
+(load average 4.4-6.5, other engineers' runs): the forward over the read
+(``bench_forward_floor.py --rounds 15 --against`` main's tree, then the trees swapped,
+twice) 1.78x against main's 2.22x, 1.85x against 1.95x, 1.95x against 2.16x, 1.85x
+against 1.95x (5-20 % less time), and with LLVM's Haswell tuning
+(``EMULATE_AVX2_NUMBA_CPU=haswell``, 11 rounds) 1.95x against 2.20x; paired with
+``torch.compile(F.cross_entropy)`` in the same rounds (21, each contender's median of
+two calls after one, the order of the contenders reversed in the second run), the median
+ratio of the forward's time to torch.compile's 0.885 and 0.890 (main's 1.021 and 1.089).
+Tests: ``tests/losses/test_issue13_avx2loop.py`` (also run under the emulation) and
+``tests/losses/test_issue13_avx2regs.py``.
 
 ``exp`` is inlined as arithmetic so that LLVM vectorises it (Numba's ``math.exp`` only
 vectorises with Intel's SVML, which current llvmlite wheels do not have): the reduction
@@ -652,8 +675,11 @@ def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
 
 def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     """``total + exp_nonpositive(x)`` in each lane, by :func:`exp_nonpositive`'s own
-    operations and roundings (Estrin's scheme, as compiled with FMA: the products that
-    LLVM contracts there are FMAs here), the term rounded once into the sum's FMA."""
+    operations and roundings in Horner's scheme (as an AVX-512 target compiles it: the
+    products that LLVM contracts there are FMAs here), the term rounded once into the
+    sum's FMA. Horner's scheme, not the Estrin's of :func:`exp_nonpositive` on AVX2: two
+    vector operations fewer per term (seven FMAs against Estrin's nine operations) and
+    fewer registers live (see the module docstring, "AVX2 with FMA")."""
     of = x.type
     c = [_constant(of, coefficient) for coefficient in EXP_COEFFICIENTS]
     clamp = _constant(of, -708.0)
@@ -661,11 +687,10 @@ def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     shifted = _fma(builder, x, _constant(of, 1.4426950408889634), _constant(of, _MAGIC))
     k = builder.fsub(shifted, _constant(of, _MAGIC))
     r = _fma(builder, k, _constant(of, -0.6931471805599453), x)
-    r2 = builder.fmul(r, r)
-    r4 = builder.fmul(r2, r2)
-    p01 = builder.fadd(c[0], r)
-    p23, p45, p67 = (_fma(builder, r, c[i + 1], c[i]) for i in (2, 4, 6))
-    p = _fma(builder, r4, _fma(builder, r2, p67, p45), _fma(builder, r2, p23, p01))
+    q = _fma(builder, r, c[7], c[6])
+    for i in (5, 4, 3, 2):
+        q = _fma(builder, r, q, c[i])  # c2 + c3 r + ... + c7 r^5
+    p = _fma(builder, r, _fma(builder, r, q, c[1]), c[0])
     integers = ir.VectorType(_I64, of.count)
     power = builder.shl(builder.bitcast(shifted, integers), _constant(integers, 52))
     return _fma(builder, p, builder.bitcast(power, of), total)
@@ -673,22 +698,28 @@ def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
 
 class _Shape(NamedTuple):
     """An explicit exp-sum loop: its terms (``terms(builder, d, total)``, ``total +
-    e^d`` lane by lane), float64 lanes per vector, logits per step (``step // lanes``
-    accumulators), int32 lanes of the next row's bits, and the prefetch distance."""
+    e^d`` lane by lane), float64 lanes per vector, logits per step, int32 lanes of the
+    next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
+    a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
+    and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
+    (vector ``a`` of bits into pair ``a % bound_pairs``)."""
 
     terms: Callable[[Any, Any, Any], Any]
     lanes: int
     step: int
     bit_lanes: int
     ahead: int
+    sums: int
+    bound_pairs: int
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384)
-#: AVX2 with FMA (:data:`POLY_LOOP`): eight accumulators of 4 float64 lanes, the next
-#: row's bits in 8 int32 lanes, 16 KiB ahead (the best of steps 8-64 and 4-32 KiB,
-#: ``benchmarks/bench_fused_stream.py --shapes``, emulated).
-_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2)
+#: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
+#: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
+#: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
+#: --shapes``; accumulators and bounds: ``--registers``; emulated).
+_POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384, 4, 1)
 
 
 def _table_loop(
@@ -719,18 +750,20 @@ def _table_loop(
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
     zero = ir.Constant(doubles, [0.0] * lanes)
-    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(step // lanes)]
+    sums = [cgutils.alloca_once_value(builder, zero) for _ in range(shape.sums)]
     stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
         following = context.make_array(next_type)(context, builder, args[1])
         first = _bits(builder, builder.load(following.data), next_type.dtype)
         start = splat(builder, first, bit_lanes)
-        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * step // bit_lanes)]
+        pairs = shape.bound_pairs
+        bounds = [cgutils.alloca_once_value(builder, start) for _ in range(2 * pairs)]
     with cgutils.for_range_slice(
         builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
     ) as (j, _):
-        for a, total in enumerate(sums):
+        for a in range(step // lanes):
+            total = sums[a % len(sums)]
             at = builder.add(j, ir.Constant(n.type, a * lanes))
             d = exponent(vector_at(row.data, at, lanes))
             builder.store(shape.terms(builder, d, builder.load(total)), total)
@@ -750,7 +783,7 @@ def _table_loop(
             for a in range(step // bit_lanes):
                 at = builder.add(j, ir.Constant(n.type, a * bit_lanes))
                 bits = _bits(builder, vector_at(following.data, at, bit_lanes), next_type.dtype)
-                high, low = bounds[2 * a], bounds[2 * a + 1]
+                high, low = bounds[2 * (a % pairs)], bounds[2 * (a % pairs) + 1]
                 builder.store(larger(bits, builder.load(high)), high)
                 builder.store(smaller(bits, builder.load(low)), low)
     # The rest (under a step), a vector at a time through a buffer, the lanes past the
@@ -879,7 +912,7 @@ def _lanewise(terms: Callable[[Any, Any, Any], Any], lanes: int) -> Any:
 
 #: e^d in each lane of a tuple of 8 float64 by :func:`_table_terms`.
 table_exp8 = _lanewise(_table_exp_terms, 8)
-#: :func:`exp_nonpositive` (Estrin's scheme) in each lane of a tuple of 4 float64, by
+#: :func:`exp_nonpositive` (Horner's scheme) in each lane of a tuple of 4 float64, by
 #: the terms of the AVX2 loop (:data:`POLY_LOOP`).
 poly_exp4 = _lanewise(_poly_terms, 4)
 
