@@ -1,7 +1,7 @@
 """The softmax CE forward against the two-thread read of its logits, paired round by round.
 
     python benchmarks/bench_forward_floor.py [--rows 4096] [--classes 32000]
-        [--rounds 31] [--no-numba] [--against PATH/TO/OTHER/src]
+        [--rounds 31] [--no-numba] [--against PATH/TO/OTHER/src] [--torch]
 
 Issue 13 asks for the float32 forward within 2.5x of the two-thread read floor
 (``np.max`` over each half of the rows on its own thread, as ``bench_softmax_ce.py``
@@ -14,6 +14,10 @@ pause before each, three calls each, the first untimed: the protocol of
 that a slow minute slows both; the median and quartiles of the ``--rounds`` ratios are
 printed, with the medians of the times. ``--against`` times a second copy of crossent
 in the same rounds (imported as ``bench_evaluation`` does), its own ratio beside.
+``--torch`` adds ``F.cross_entropy`` eager and under ``torch.compile`` (float32 tensors
+sharing the logits' memory) to the same rounds, so that the forward's time against
+``torch.compile``'s is also a per-round ratio (the last column: each contender's time
+over crossent's, median of the rounds), not a ratio of two drifting medians.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--no-numba", action="store_true", help="the NumPy kernels")
     parser.add_argument("--against", help="another crossent's src folder, timed alongside")
+    parser.add_argument("--torch", action="store_true", help="torch eager and torch.compile too")
     args = parser.parse_args()
     if args.no_numba:
         _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
@@ -60,6 +65,8 @@ def main() -> None:
         if args.no_numba:
             other.losses._cpu_kernels.available = lambda: False
         contenders["against"] = lambda: other.softmax_cross_entropy(logits, labels)
+    if args.torch:
+        contenders.update(torch_contenders(logits, labels))
 
     def floor() -> object:
         return list(pool.map(np.max, halves))
@@ -81,14 +88,32 @@ def main() -> None:
         f"input: {args.rows} x {args.classes} float32 logits (random), "
         f"{logits.nbytes / 2**20:.0f} MiB; {args.rounds} paired rounds"
     )
-    print("| contender | median s | forward / floor: lower quartile | median | upper quartile |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| floor: np.max, two threads | {statistics.median(floors):.4f} | | | |")
+    print(
+        "| contender | median s | forward / floor: lower quartile | median | upper quartile "
+        "| time / crossent's (median of rounds) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| floor: np.max, two threads | {statistics.median(floors):.4f} | | | | |")
     for name, seconds in times.items():
         ratios = [t / f for t, f in zip(seconds, floors, strict=True)]
         low, mid, high = statistics.quantiles(ratios, n=4)
         median = statistics.median(seconds)
-        print(f"| {name} | {median:.4f} | {low:.2f}x | {mid:.2f}x | {high:.2f}x |")
+        own = statistics.median(t / c for t, c in zip(seconds, times["crossent"], strict=True))
+        print(f"| {name} | {median:.4f} | {low:.2f}x | {mid:.2f}x | {high:.2f}x | {own:.3f} |")
+
+
+def torch_contenders(logits: np.ndarray, labels: np.ndarray) -> dict[str, Callable[[], object]]:
+    """``F.cross_entropy`` eager and under ``torch.compile`` on the same data, as
+    ``bench_softmax_ce.py`` times them (``torch.from_numpy``: no copy)."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    z, y = torch.from_numpy(logits), torch.from_numpy(labels)
+    compiled = torch.compile(F.cross_entropy)
+    return {
+        "torch eager": lambda: F.cross_entropy(z, y),
+        "torch.compile": lambda: compiled(z, y),
+    }
 
 
 if __name__ == "__main__":
