@@ -214,3 +214,57 @@ def test_issue13_validated_calls_still_raise_and_pass() -> None:
     bad[1, 2] = np.nan
     with pytest.raises(crossent.InputError):
         crossent.perplexity(p, bad, q_form="logits")
+
+
+# ------------------------------------------------------------- the elementwise measures
+
+POINTWISE: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "surprisal": (lambda p, q: crossent.surprisal(p), lambda p, q: -np.log(p)),
+    "binary_entropy": (
+        lambda p, q: crossent.binary_entropy(p),
+        lambda p, q: special.entr(p) + special.entr(1 - p),
+    ),
+    "binary_cross_entropy": (
+        crossent.binary_cross_entropy,
+        lambda p, q: -(special.xlogy(p, q) + special.xlog1py(1 - p, -q)),
+    ),
+    "binary_cross_entropy_eps": (
+        lambda p, q: crossent.binary_cross_entropy(p, q, eps=1e-3),
+        lambda p, q: (
+            -(
+                special.xlogy(p, np.clip(q, 1e-3, 1 - 1e-3))
+                + special.xlog1py(1 - p, -np.clip(q, 1e-3, 1 - 1e-3))
+            )
+        ),
+    ),
+    "binary_cross_entropy_grad": (
+        crossent.binary_cross_entropy_grad,
+        lambda p, q: (q - p) / (q * (1 - q)),  # exact in float64 for float16/32 inputs
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "transposed", "strided"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(POINTWISE))
+def test_issue13_elementwise_measures_within_an_ulp(
+    name: str, dtype: type, layout: str, path: str
+) -> None:
+    """Each entry the float64 value rounded once (the float32 kernel read its entries as
+    float32, Numba's ``float()`` of one, and the generic path computed in float32; the
+    gradient's quotients cancel: thousands of ulps off)."""
+    call, reference = POINTWISE[name]
+    rng = np.random.default_rng(9)
+    p, q = (rng.uniform(0.01, 0.99, size=(40, 50)).astype(dtype) for _ in range(2))
+    q[:, ::5] = p[:, ::5] * np.array(1.01, dtype)  # nearly equal: the gradient cancels
+    truth = reference(p.astype(np.float64), q.astype(np.float64))
+    wide_p, wide_q = np.zeros((80, 100), dtype), np.zeros((80, 100), dtype)
+    wide_p[::2, ::2], wide_q[::2, ::2] = p, q
+    laid = {
+        "C": (p, q, lambda x: x),
+        "F": (np.asfortranarray(p), np.asfortranarray(q), lambda x: x),
+        "transposed": (p.T, q.T, lambda x: x.T),
+        "strided": (wide_p[::2, ::2], wide_q[::2, ::2], lambda x: x),
+    }
+    pl, ql, back = laid[layout]
+    assert _ulps_off(back(np.asarray(call(pl, ql))), truth) <= 1.0

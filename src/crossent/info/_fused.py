@@ -14,7 +14,8 @@ call: per row, the log-partition of each side given as logits (the same formula 
 the classes that accumulates, in float64 with Neumaier's compensation, the requested
 sums among H(P), H(P, Q), D(P||Q) and JS(P, Q), and writes each result divided by
 ``log(base)`` and rounded once to the compute dtype. It is the path of every NumPy
-float64 and float32 input (float16 computes as float32), whatever the size (rows run in parallel above :data:`PARALLEL_ELEMENTS` elements), so a row's
+float64 and float32 input (float16 computes as float32), whatever the size (rows run
+in parallel above :data:`PARALLEL_ELEMENTS` elements), so a row's
 result does not depend on the batch it comes in; other arrays, batches that flatten
 only by a copy and the ``eps=`` compatibility clip take the generic path, which stays
 the reference and is what runs without the optional ``fast`` extra.
@@ -45,7 +46,8 @@ docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding,
   :math:`p(\log p - \log q)` with the same conventions.
 
 Each term is computed in float64, and float32 results rounded once; the generic path
-does the same for NumPy float32 sides on float64 copies (``_measures._Prepared.widened``). :func:`pointwise` is the elementwise twin of the kernels of
+does the same for NumPy float32 sides on float64 copies (``_measures._Prepared.widened``).
+:func:`pointwise` is the elementwise twin of the kernels of
 ``_pointwise.py`` (surprisal, binary entropy and cross-entropy and its gradient), with
 the same screening of the entries (NaN, outside [0, 1]).
 
