@@ -28,7 +28,7 @@ import torch
 from .._checks import row_offset
 from . import _backend
 
-__all__ = ["backward", "forward", "uses_fused_kernels"]
+__all__ = ["backward", "forward", "uses_fused_kernels", "work_dtype"]
 
 #: float32 bytes of one block of rows of the generic path.
 _BLOCK_BYTES = 16 * 2**20
