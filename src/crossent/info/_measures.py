@@ -36,10 +36,10 @@ from .._numerics import (
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
 from .._xp import Array, finalize, is_numpy, namespace
-from ..losses._widen import narrow
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
+from ._rounding import to_float32
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -105,10 +105,7 @@ class _Prepared(NamedTuple):
         self.check()
         if not self.in_float32():
             return compute(self)
-        results = compute(self.widened())
-        if isinstance(results, tuple):  # the decomposition's
-            return type(results)(*map(narrow, results))
-        return narrow(results)
+        return to_float32(compute(self.widened()))
 
     def in_float32(self) -> bool:
         """Whether the sides are NumPy arrays computed in float32 (from float16 or

@@ -24,8 +24,8 @@ from .._numerics import (
 )
 from .._xp import Array, compute_dtype, finalize, namespace
 from ..errors import InputError
-from ..losses._widen import narrow
 from . import _fused
+from ._rounding import to_float32
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 
@@ -297,7 +297,7 @@ def _exact(compute: Callable[..., Array], arrays: list[Array]) -> Array:
     result rounded to float32 once (issue 13: the generic terms in float32 were up to
     thousands of ulps off the float64 truth for the gradient, whose quotients cancel)."""
     if type(arrays[0]) is np.ndarray and arrays[0].dtype == np.float32:
-        return narrow(compute(*(np.asarray(a, np.float64) for a in arrays)))
+        return to_float32(compute(*(np.asarray(a, np.float64) for a in arrays)))
     return compute(*arrays)
 
 
