@@ -14,9 +14,8 @@ call: per row, the log-partition of each side given as logits (the same formula 
 the classes that accumulates, in float64 with Neumaier's compensation, the requested
 sums among H(P), H(P, Q), D(P||Q) and JS(P, Q), and writes each result divided by
 ``log(base)`` and rounded once to the compute dtype. It is the path of every NumPy
-float64 input and of float32 probabilities (float32 logits and log-probabilities keep
-the generic path, whose float32 ``exp`` is vectorised: see the costs below), whatever
-the size (rows run in parallel above :data:`PARALLEL_ELEMENTS` elements), so a row's
+float64 and float32 input (float16 computes as float32), whatever the size (rows run
+in parallel above :data:`PARALLEL_ELEMENTS` elements), so a row's
 result does not depend on the batch it comes in; other arrays, batches that flatten
 only by a copy and the ``eps=`` compatibility clip take the generic path, which stays
 the reference and is what runs without the optional ``fast`` extra.
@@ -28,8 +27,9 @@ takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and
 binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times for
 the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
 times for the entropy of probabilities, and 2 times for float32 logits (NumPy's float32
-``exp`` has twice the lanes), which therefore take the generic path
-(``_measures._fused_rows``). An inlined vectorisable ``exp`` as in
+``exp`` has twice the lanes). Float32 logits nevertheless take the kernel (issue 13):
+the generic path's float32 terms were 2 to 32 ulps off the float64 truth, the kernel's
+are within about half an ulp. An inlined vectorisable ``exp`` as in
 ``losses/_cpu_kernels.py`` would close that gap; it is not done here.
 
 Each term follows the generic path's convention and formula, branch for branch (the
@@ -45,9 +45,9 @@ docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding,
   0 where :math:`p = 0`, :math:`+\infty` where only :math:`q = 0`; KL
   :math:`p(\log p - \log q)` with the same conventions.
 
-The generic path computes float32 input in float32 and sums in float64; here each term
-is float64 too, so float32 results are at least as accurate (within a float32 ulp or
-two of the generic ones). :func:`pointwise` is the elementwise twin of the kernels of
+Each term is computed in float64, and float32 results rounded once; the generic path
+does the same for NumPy float32 sides on float64 copies (``_measures._Prepared.widened``).
+:func:`pointwise` is the elementwise twin of the kernels of
 ``_pointwise.py`` (surprisal, binary entropy and cross-entropy and its gradient), with
 the same screening of the entries (NaN, outside [0, 1]).
 

@@ -18,6 +18,11 @@ share one cache index entry, each variant replacing the other's. Both call the p
 work, :func:`_row`, compiled once per dtype.
 
 The derivations of each term are in ``_fused.py`` and ``_numerics.py``.
+
+Every entry is read as ``np.float64(a[i])``: Numba types ``float(a[i])`` of a float32
+array as float32, so the float32 kernels computed their logarithms and quotients in
+float32 (up to 1.5 ulps off for the binary entropy, thousands for the binary
+cross-entropy's gradient, whose two quotients cancel: issue 13).
 """
 
 from __future__ import annotations
@@ -63,14 +68,14 @@ def _log_partition(row: Any, with_entropy: bool) -> tuple[float, float, float]:
     m = -math.inf
     for x in row:
         if x > m:
-            m = float(x)
+            m = np.float64(x)
     if not math.isfinite(m):
         m = 0.0
     rest = 0.0
     ties = 0
     weighted = weighted_c = 0.0
     for x in row:
-        s = float(x) - m
+        s = np.float64(x) - m
         if s == 0.0:
             ties += 1
         else:
@@ -212,8 +217,8 @@ def _row(
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
     for i in range(0 if direct else a.shape[1]):
-        x = float(a[r, i])
-        y = float(b[r, i])
+        x = np.float64(a[r, i])
+        y = np.float64(b[r, i])
         if form_a == 0 and tol_a >= 0.0:  # a NaN makes the sum NaN
             sum_a += x
             lo_a, hi_a = min(lo_a, x), max(hi_a, x)
@@ -309,8 +314,8 @@ def _pointwise(p: Any, q: Any, which: int, scale: float, screen: bool, out: Any)
     entries outside [0, 1] or NaN (with ``screen``)."""
     suspects = 0
     for i in range(p.shape[0]):
-        x = float(p[i])
-        y = float(q[i])
+        x = np.float64(p[i])
+        y = np.float64(q[i])
         if screen and not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # NaN fails too
             suspects += 1
         if which == 0:  # _numerics.surprisal_terms

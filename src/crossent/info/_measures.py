@@ -35,10 +35,11 @@ from .._numerics import (
     kl_terms_from_log,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._xp import Array, finalize, namespace
+from .._xp import Array, finalize, is_numpy, namespace
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
+from ._rounding import to_float32
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -87,15 +88,38 @@ class _Prepared(NamedTuple):
         """``nats`` in the requested unit, a NumPy scalar for a single NumPy row."""
         return finalize(nats, xp=self.xp, log_base=self.log_base)
 
-    def measure(self, want: int, generic: Callable[[], Array]) -> Array:
+    def measure(self, want: int, generic: Callable[[_Prepared], Array]) -> Array:
         """The measure ``want`` (one bit of ``_fused``) in the requested unit: from the
-        fused kernel where it applies, else :meth:`result` of ``generic()`` (nats)."""
+        fused kernel where it applies, else the generic path's ``generic(m)`` (nats) by
+        :meth:`exact`."""
         fused = self.fused(want)
         if fused is None:
-            self.check()
-            return self.result(generic())
+            return self.exact(lambda m: m.result(generic(m)))
         out, batch = fused
         return out[0, 0] if batch == () else out[0].reshape(batch)
+
+    def exact(self, compute: Callable[[_Prepared], Any]) -> Any:
+        """``compute(m)`` (the generic path, results in the requested unit), validated
+        first; ``m`` is this call, or for :meth:`in_float32` sides its float64 twin
+        (:meth:`widened`), whose results are rounded to float32 once, at the end."""
+        self.check()
+        if not self.in_float32():
+            return compute(self)
+        return to_float32(compute(self.widened()))
+
+    def in_float32(self) -> bool:
+        """Whether the sides are NumPy arrays computed in float32 (from float16 or
+        float32 storage)."""
+        return is_numpy(self.xp) and self.dtype == np.float32
+
+    def widened(self) -> _Prepared:
+        """This call on float64 copies of the sides (for :meth:`in_float32`): the
+        generic path computes each term in the compute dtype, for float32 2 to 32 ulps
+        off the float64 truth (along a strided class axis the most: issue 13); float64
+        terms rounded once at the end are within about half an ulp. The validations
+        pending on ``self`` must have run (none are carried over)."""
+        sides = tuple(Side(np.asarray(s.values, np.float64), s.form, s.xp) for s in self.sides)
+        return _Prepared(self.xp, sides, np.dtype(np.float64), self.log_base, [])
 
     def fused(self, want: int) -> tuple[np.ndarray, tuple[int, ...]] | None:
         """The measures ``want`` (bits of ``_fused``) of P and Q (P twice for one side)
@@ -132,15 +156,14 @@ def _fused_rows(
     """The sides' values as 2-D ``(rows, classes)`` NumPy arrays for the fused kernel
     (broadcast against each other, without copies), with the batch shape; None where
     the kernel does not take them (``_fused.operands``, ``_fused.reshaped``) or when
-    the entropy of P is wanted beside a measure whose batch shape P's is not."""
+    the entropy of P is wanted beside a measure whose batch shape P's is not.
+
+    Float32 sides of every form take the kernel, which computes each term in float64
+    and rounds once (issue 13: float32 logits took NumPy's float32 path, 2 to 4 ulps
+    off the float64 truth when C-contiguous, 16 to 32 along a strided class axis,
+    whose float32 sums are naive; the kernel costs up to 2x their time on large
+    inputs, see ``_fused.py``)."""
     values = sides[0].values
-    float32 = type(values) is np.ndarray and values.dtype == np.float32
-    if float32 and any(side.form != "probs" for side in sides):
-        # Float32 logits and log-probabilities need an exp per entry: NumPy's float32
-        # exp runs twice the SIMD lanes of the kernel's scalar float64 one (the generic
-        # path took half the time on 20000 x 1000). The choice rests on dtype and form,
-        # never on size, so a row's result does not depend on its batch.
-        return None
     pair = _fused.operands(values, sides[-1].values)
     if pair is None or (want & _fused.ENTROPY and pair[0].shape != values.shape):
         return None
@@ -215,6 +238,10 @@ def _kl_terms(side_p: Side, side_q: Side) -> Array:
 
 def _js_terms(side_p: Side, side_q: Side) -> Array:
     return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+
+
+def _entropy_nats(m: _Prepared) -> Array:
+    return m.total(_entropy_terms, *m.sides)
 
 
 def _cross_entropy_nats(m: _Prepared, *, eps: float | None = None) -> Array:
@@ -303,7 +330,7 @@ def entropy(
     True
     """
     m = _prepare_one(p, axis=axis, base=base, p_form=p_form, validate=validate)
-    return m.measure(_fused.ENTROPY, lambda: m.total(_entropy_terms, *m.sides))
+    return m.measure(_fused.ENTROPY, _entropy_nats)
 
 
 def cross_entropy(
@@ -392,9 +419,8 @@ def cross_entropy(
     clip = check_eps(eps, q_form=q_form)
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     if clip is not None:  # the distortion has no fused twin
-        m.check()
-        return m.result(_cross_entropy_nats(m, eps=clip))
-    return m.measure(_fused.CROSS_ENTROPY, lambda: _cross_entropy_nats(m))
+        return m.exact(lambda m: m.result(_cross_entropy_nats(m, eps=clip)))
+    return m.measure(_fused.CROSS_ENTROPY, _cross_entropy_nats)
 
 
 def kl_divergence(
@@ -452,7 +478,7 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.KL_DIVERGENCE, lambda: m.total(_kl_terms, *m.sides))
+    return m.measure(_fused.KL_DIVERGENCE, lambda m: m.total(_kl_terms, *m.sides))
 
 
 def js_divergence(
@@ -504,7 +530,7 @@ def js_divergence(
     True
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.JS_DIVERGENCE, lambda: m.total(_js_terms, *m.sides))
+    return m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
 
 
 def perplexity(
@@ -566,13 +592,15 @@ def perplexity(
     """
     if q is None:
         m = _prepare_one(p, axis=axis, base=None, p_form=p_form, validate=validate)
-        nats = m.measure(_fused.ENTROPY, lambda: m.total(_entropy_terms, *m.sides))
+        want, nats = _fused.ENTROPY, _entropy_nats
     else:
         m = _prepare_two(
             p, q, axis=axis, base=None, p_form=p_form, q_form=q_form, validate=validate
         )
-        nats = m.measure(_fused.CROSS_ENTROPY, lambda: _cross_entropy_nats(m))
-    return m.result(m.xp.exp(nats))
+        want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
+    if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
+        return m.exact(lambda wide: wide.result(np.exp(wide.measure(want, nats))))
+    return m.result(m.xp.exp(m.measure(want, nats)))
 
 
 def cross_entropy_decomposition(
@@ -624,11 +652,12 @@ def cross_entropy_decomposition(
         if batch == ():  # NumPy scalars, indexed one by one (cheaper than a view)
             return CrossEntropyDecomposition(out[0, 0], out[1, 0], out[2, 0])
         return CrossEntropyDecomposition(*out.reshape(3, *batch))
-    m.check()
-    return CrossEntropyDecomposition(
-        entropy=m.result(m.total(_entropy_terms, m.sides[0])),
-        cross_entropy=m.result(_cross_entropy_nats(m)),
-        kl_divergence=m.result(m.total(_kl_terms, *m.sides)),
+    return m.exact(
+        lambda m: CrossEntropyDecomposition(
+            entropy=m.result(m.total(_entropy_terms, m.sides[0])),
+            cross_entropy=m.result(_cross_entropy_nats(m)),
+            kl_divergence=m.result(m.total(_kl_terms, *m.sides)),
+        )
     )
 
 

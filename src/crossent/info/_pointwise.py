@@ -25,6 +25,7 @@ from .._numerics import (
 from .._xp import Array, compute_dtype, finalize, namespace
 from ..errors import InputError
 from . import _fused
+from ._rounding import to_float32
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 
@@ -203,9 +204,13 @@ def binary_cross_entropy(
     log_base = check_base(base)
     clip = check_eps(eps)
     if clip is not None:  # the distortion has no fused twin
-        xp, (p_arr, q_arr), _ = _probabilities(p, q, names=("p", "q"), validate=validate)
-        q_arr = xp.clip(q_arr, clip, 1.0 - clip)
-        return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+        xp, arrays, _ = _probabilities(p, q, names=("p", "q"), validate=validate)
+
+        def clipped(p_arr: Array, q_arr: Array) -> Array:
+            q_arr = xp.clip(q_arr, clip, 1.0 - clip)
+            return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+
+        return _exact(clipped, arrays)
     return _evaluate(
         _fused.BINARY_CROSS_ENTROPY, binary_cross_terms, p, q, log_base=log_base, validate=validate
     )
@@ -277,7 +282,7 @@ def _evaluate(
     if flat is None:
         if validate:
             _check_all(tuple(arrays), names=names, xp=xp)
-        return finalize(terms(*arrays, xp=xp), xp=xp, log_base=log_base)
+        return _exact(lambda *a: finalize(terms(*a, xp=xp), xp=xp, log_base=log_base), arrays)
     p_flat, q_flat, shape = flat
     values, suspect = _fused.pointwise(
         p_flat, q_flat, which=which, log_base=log_base, screen=validate
@@ -285,6 +290,15 @@ def _evaluate(
     if suspect:
         _check_all(tuple(arrays), names=names, xp=xp)
     return values.reshape(shape) if shape else values[0]
+
+
+def _exact(compute: Callable[..., Array], arrays: list[Array]) -> Array:
+    """``compute(*arrays)``; for NumPy arrays computed in float32, on float64 copies, the
+    result rounded to float32 once (issue 13: the generic terms in float32 were up to
+    thousands of ulps off the float64 truth for the gradient, whose quotients cancel)."""
+    if type(arrays[0]) is np.ndarray and arrays[0].dtype == np.float32:
+        return to_float32(compute(*(np.asarray(a, np.float64) for a in arrays)))
+    return compute(*arrays)
 
 
 def _check_all(arrays: tuple[Array, ...], *, names: tuple[str, ...], xp: ModuleType) -> None:

@@ -41,7 +41,13 @@ import numpy as np
 
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
-__all__ = ["SERIAL_ELEMENTS", "available", "row_statistics", "write_gradient"]
+__all__ = [
+    "SERIAL_ELEMENTS",
+    "available",
+    "row_statistics",
+    "write_gradient",
+    "write_target_gradient",
+]
 
 
 @functools.cache
@@ -60,6 +66,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "gradient": kernels.gradient_kernel,
         "row_statistics_serial": kernels.row_statistics_kernel_serial,
         "gradient_serial": kernels.gradient_kernel_serial,
+        "target_gradient": kernels.target_gradient_kernel,
+        "target_gradient_serial": kernels.target_gradient_kernel_serial,
     }
 
 
@@ -152,5 +160,40 @@ def write_gradient(
         _EMPTY if terms.row_uniform is None else terms.row_uniform,
         _EMPTY if terms.label_log_p is None else terms.label_log_p,
         _stored(out),
+    )
+    return out
+
+
+def write_target_gradient(
+    z: np.ndarray,
+    targets: np.ndarray,
+    *,
+    shift: np.ndarray,
+    inv_temperature: float,
+    p_coef: np.ndarray,
+    row_scale: np.ndarray,
+    keep: float,
+    spread: float,
+    weight: np.ndarray | None,
+) -> np.ndarray:
+    r"""The probability targets' gradient
+    :math:`g_{ic} = a_i e^{z_{ic}/T - s_i} - r_i w_c (	ext{keep}\, t_{ic} + 	ext{spread})`
+    of float32 ``z`` and ``targets`` (N x V, C-contiguous), each entry formed in float64
+    and rounded once to float32 (issue 13). ``shift`` (:math:`s_i`, the log-sum-exp of
+    :math:`z_i/T`), ``p_coef`` and ``row_scale``: float64, shape (N,); ``weight``: the
+    class weights (float64) or None.
+    """
+    out = np.empty(z.shape, dtype=np.float32)
+    _variant("target_gradient", z.size <= SERIAL_ELEMENTS)(
+        z,
+        targets,
+        shift,
+        inv_temperature,
+        p_coef,
+        row_scale,
+        keep,
+        spread,
+        _EMPTY if weight is None else weight,
+        out,
     )
     return out

@@ -389,6 +389,9 @@ __all__ = [
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
     "table_exp8",
+    "target_gradient_kernel",
+    "target_gradient_kernel_serial",
+    "target_gradient_row",
     "to_float32",
 ]
 
@@ -1132,3 +1135,34 @@ def _twins(body: Any) -> tuple[Any, Any]:
 
 row_statistics_kernel, row_statistics_kernel_serial = _twins(row_statistics_kernel)
 gradient_kernel, gradient_kernel_serial = _twins(gradient_kernel)
+
+
+@numba.njit(inline="always")
+def target_gradient_row(row, t_row, c, base, r, inv_t, keep, spread, weight, out_row):
+    # One row of target_gradient_kernel: c e^(z/T - base) - r w (keep t + spread) per
+    # entry, formed in float64 and rounded once (``weight`` empty for none).
+    if weight.shape[0] == row.shape[0]:
+        for j in range(row.shape[0]):
+            t = weight[j] * (keep * np.float64(t_row[j]) + spread)
+            d = np.float64(row[j]) * inv_t - base
+            out_row[j] = np.float32(c * exp_nonpositive(d) - r * t)
+    else:
+        for j in range(row.shape[0]):
+            t = keep * np.float64(t_row[j]) + spread
+            d = np.float64(row[j]) * inv_t - base
+            out_row[j] = np.float32(c * exp_nonpositive(d) - r * t)
+
+
+def target_gradient_kernel(z, targets, shift, inv_t, p_coef, row_scale, keep, spread, weight, out):
+    # Probability targets (issue 13): g_ic = a_i e^(z_ic/T - s_i) - r_i w_c (keep t_ic +
+    # spread), each entry formed in float64 and rounded once, so an entry where p and
+    # the target cancel keeps its digits (the float32 generic path lost 3.7e-7 there).
+    # float32 z and targets, C-contiguous.
+    for i in numba.prange(z.shape[0]):
+        prefer_wide_vectors()
+        target_gradient_row(
+            z[i], targets[i], p_coef[i], shift[i], row_scale[i], inv_t, keep, spread, weight, out[i]
+        )
+
+
+target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_kernel)

@@ -9,6 +9,7 @@ import torch
 from ..errors import InputError, InputTypeError
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor, tensor
 from ._labels import as_class_ids, check_class_ids_off_cpu
+from ._launch import work_dtype
 from ._ops import linear_cross_entropy_op, softmax_ce_labels
 from ._reduction import label_weight_sum, weighted_mean
 
@@ -91,6 +92,9 @@ def cross_entropy(
         Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
     soft_cap : float > 0, optional
         Soft-cap the logits to :math:`s\tanh(z/s)` (Gemma 2) before the temperature.
+        Computed in float64 (the fused kernels do not take it), the loss rounded once
+        to float32 (float64 for float64 input) and the gradient once to the input's
+        dtype.
     temperature : float > 0, optional
 
     Returns
@@ -184,7 +188,8 @@ def _cross_entropy_probs(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
             f"got {tuple(target.shape)}"
         )
-    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+    acc = work_dtype(z, opts.soft_cap)  # the result rounded once to out_dtype
     classes = z.shape[1]
     zt = z.movedim(1, -1).to(acc)
     if opts.soft_cap is not None:
@@ -204,11 +209,11 @@ def _cross_entropy_probs(
         omega = torch.ones_like(lse) if w is None else (w * t).sum(-1)
         rows = rows + opts.z_loss * omega * lse * lse
     if opts.reduction == "none":
-        return rows[0] if unbatched else rows
+        return (rows[0] if unbatched else rows).to(out_dtype)
     total = _sum(rows.reshape(-1))
     if opts.reduction == "sum":
-        return total
-    return total / rows.numel()
+        return total.to(out_dtype)
+    return (total / rows.numel()).to(out_dtype)
 
 
 def linear_cross_entropy(

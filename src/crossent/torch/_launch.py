@@ -8,7 +8,10 @@
   computed in float64, rounded to float32 and then once to the tensor's dtype, into
   a new array that becomes the gradient tensor without a copy.
 * Anything else (float64, soft-capping, other devices, no Numba): the generic
-  array-API path of the losses package on torch tensors, in blocks of rows.
+  array-API path of the losses package on torch tensors, in blocks of rows; with
+  soft-capping in float64 (:func:`work_dtype`), the results rounded once to float32
+  (the loss) and to ``z``'s dtype (the gradient), as the fused kernels' are (issue 13:
+  in float32 the gradient's small entries were up to 90 ulps off).
 
 The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
 ``exp(z'_c - LSE)`` then carries no rounding of the LSE. So is the per-row
@@ -25,7 +28,7 @@ import torch
 from .._checks import row_offset
 from . import _backend
 
-__all__ = ["backward", "forward", "uses_fused_kernels"]
+__all__ = ["backward", "forward", "uses_fused_kernels", "work_dtype"]
 
 #: float32 bytes of one block of rows of the generic path.
 _BLOCK_BYTES = 16 * 2**20
@@ -38,6 +41,14 @@ def uses_fused_kernels(z: torch.Tensor, opts: _backend.Options) -> bool:
         and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
         and _backend.fused_applies(opts)
     )
+
+
+def work_dtype(z: torch.Tensor, soft_cap: float | None) -> torch.dtype:
+    """The dtype the generic path computes in: float64 for float64 ``z`` and with
+    soft-capping (on every device: the cap's ``tanh`` and the softmax of capped logits
+    in float32 left the gradient's small entries up to 90 ulps off, issue 13), else
+    float32."""
+    return torch.float64 if z.dtype == torch.float64 or soft_cap is not None else torch.float32
 
 
 def _blocks(rows: int, classes: int) -> list[tuple[int, int]]:
@@ -96,11 +107,12 @@ def forward(
         return rows, lse, log_p
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
-    wt = None if weight is None else weight.detach().to(acc)
+    work = work_dtype(z, opts.soft_cap)
+    wt = None if weight is None else weight.detach().to(work)
     for start, stop in _blocks(n, classes):
         with row_offset(start):
             values, row_lse, row_log_p = _backend.label_rows(
-                z[start:stop],
+                z[start:stop].to(work),
                 labels[start:stop],
                 wt,
                 opts,
@@ -148,18 +160,18 @@ def backward(
             out=None,
         )
         return _from_stored(grad, z.dtype)
-    acc = torch.float64 if z.dtype == torch.float64 else torch.float32
+    work = work_dtype(z, opts.soft_cap)
     grad = torch.empty((n, classes), dtype=z.dtype, device=z.device)
-    wt = None if weight is None else weight.detach().to(acc)
+    wt = None if weight is None else weight.detach().to(work)
     for start, stop in _blocks(n, classes):
-        block = torch.empty((stop - start, classes), dtype=acc, device=z.device)
+        block = torch.empty((stop - start, classes), dtype=work, device=z.device)
         _backend.label_gradient(
-            z[start:stop],
+            z[start:stop].to(work),
             labels[start:stop],
             wt,
             lse[start:stop],
             label_log_p[start:stop],
-            upstream[start:stop].to(acc),
+            upstream[start:stop].to(work),
             opts,
             ignore_index=ignore_index,
             out=block,
