@@ -125,3 +125,18 @@ def test_issue13_soft_cap_loss_and_gradient_within_an_ulp(
 
 def _flat_upstream(upstream: torch.Tensor, layout: str) -> torch.Tensor:
     return upstream.reshape(N // 4, 4) if layout == "spatial" else upstream
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_soft_cap_widens_on_the_cpu_only(dtype: str) -> None:
+    """float64 work for a soft-capped call on the CPU; float32 on other devices (the
+    meta device stands in for an accelerator, where float64 runs at a fraction of
+    float32's rate); float64 input stays float64 everywhere."""
+    from crossent.torch._launch import work_dtype
+
+    kind = getattr(torch, dtype)
+    cpu, meta = torch.empty(2, 3, dtype=kind), torch.empty(2, 3, dtype=kind, device="meta")
+    assert work_dtype(cpu, 30.0) == torch.float64
+    assert work_dtype(meta, 30.0) == torch.float32
+    assert work_dtype(cpu, None) == torch.float32
+    assert work_dtype(torch.empty(2, 3, dtype=torch.float64, device="meta"), None) == torch.float64

@@ -92,9 +92,9 @@ def cross_entropy(
         Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
     soft_cap : float > 0, optional
         Soft-cap the logits to :math:`s\tanh(z/s)` (Gemma 2) before the temperature.
-        Computed in float64 (the fused kernels do not take it), the loss rounded once
-        to float32 (float64 for float64 input) and the gradient once to the input's
-        dtype.
+        On the CPU computed in float64 (the fused kernels do not take it), the loss
+        rounded once to float32 (float64 for float64 input) and the gradient once to
+        the input's dtype; on accelerators in float32.
     temperature : float > 0, optional
 
     Returns
