@@ -177,7 +177,7 @@ def write_target_gradient(
     weight: np.ndarray | None,
 ) -> np.ndarray:
     r"""The probability targets' gradient
-    :math:`g_{ic} = a_i e^{z_{ic}/T - s_i} - r_i w_c (	ext{keep}\, t_{ic} + 	ext{spread})`
+    :math:`g_{ic} = a_i e^{z_{ic}/T - s_i} - r_i w_c (\text{keep}\, t_{ic} + \text{spread})`
     of float32 ``z`` and ``targets`` (N x V, C-contiguous), each entry formed in float64
     and rounded once to float32 (issue 13). ``shift`` (:math:`s_i`, the log-sum-exp of
     :math:`z_i/T`), ``p_coef`` and ``row_scale``: float64, shape (N,); ``weight``: the

@@ -513,9 +513,9 @@ def _fused_targets(problem: SoftmaxProblem) -> bool:
 
 def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndarray | None:
     r"""The probability targets' gradient of float32 logits, each entry
-    :math:`s_i\,[(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_{ic} - w_c	ilde t_{ic}]/T`
+    :math:`s_i\,[(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_{ic} - w_c\tilde t_{ic}]/T`
     formed in float64 and rounded once (issue 13): the generic path's float32
-    :math:`p - 	ilde t` lost up to 3.7e-7 where the two cancel. The log-sum-exps are
+    :math:`p - \tilde t` lost up to 3.7e-7 where the two cancel. The log-sum-exps are
     the fused statistics' (float64), :math:`A` and :math:`\omega` float64 sums of the
     targets and weights as given; the reduction's scale is the compute dtype's, as the
     label gradient's (:func:`_fast_gradient`). None (the generic path) where a row is
