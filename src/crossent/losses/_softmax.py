@@ -136,7 +136,7 @@ from ._terms import (
     target_terms,
     weighted_class_sum,
 )
-from ._widen import relayout
+from ._widen import blocked, relayout
 
 __all__ = [
     "SoftmaxProblem",
@@ -879,9 +879,10 @@ def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> b
     )
 
 
-_RELAYOUT = relayout(_fused_layout)
+_RELAYOUT = relayout(_fused_layout, blocked(labelled=True))
 """NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
-where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
+where the layout alone keeps them off it, else float64, in blocks of rows when large
+(issue 13, ``_widen.py``)."""
 
 
 def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
@@ -890,9 +891,10 @@ def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) ->
     return logits.dtype.char == _FLOAT32 and _fused_layout(logits, axis, kwargs)
 
 
-_RELAYOUT_TARGETS = relayout(_float32_layout)
+_RELAYOUT_TARGETS = relayout(_float32_layout, blocked(labelled=False, weighs=True))
 """The soft-target calls' ``widen``: float32 logits in another layout as C-contiguous
-float32 (the contiguous call's bits), float16 logits or soft-capping in float64."""
+float32 (the contiguous call's bits), float16 logits or soft-capping in float64 (in
+blocks of rows when large, each row weighing its targets' class weight)."""
 
 _label_function = functools.partial(
     prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
