@@ -382,7 +382,7 @@ def _row_blocks(shape: tuple[int, ...], rows: int) -> Iterator[tuple[Any, ...]]:
 def blocked(
     *, labelled: bool, weighs: bool = False
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], Widened | _Blocks | None]:
-    """The ``widen`` of focal, poly-1 and the softmax cross-entropy with ``soft_cap``
+    r"""The ``widen`` of focal, poly-1 and the softmax cross-entropy with ``soft_cap``
     (``labelled``: integer labels of the batch shape), of distillation (a teacher of the
     logits' shape) and of the soft-target softmax cross-entropy (``weighs``: targets of
     the logits' shape, each row weighing :math:`\sum_c w_c t_c` under the class weights
