@@ -26,9 +26,10 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
   the float64 logits exceed :data:`BLOCK_BYTES`: each block's rows by the same float64
   call (per row, in nats, unscaled), the whole batch's reduction, unit and gradient
   scale applied after as the whole call applies them (the example weights from the
-  labels, or from the soft targets and class weights, without the logits). The same bits as the
-  whole float64 call, rows being independent, with a few blocks' worth of extra memory
-  (and the float32 gradient itself) instead of the float64 copy and its temporaries.
+  labels, or from the soft targets and class weights, without the logits). The same
+  bits as the whole float64 call, rows being independent, with a few blocks' worth of
+  extra memory (and the float32 gradient itself) instead of the float64 copy and its
+  temporaries.
 
 :func:`relayout` and :func:`upcast` cost a copy of the logits (float64 for
 :func:`upcast`, 2x their float32 size, and the generic path's temporaries in float64;
@@ -391,10 +392,11 @@ def blocked(
 
     Each block (about :data:`BLOCK_BYTES` of float64 logits, at least one row) is the
     same call on a float64, C-contiguous, classes-last copy of its rows (and of the
-    teacher's), per row and unscaled (``reduction='none'``, nats); the whole batch's
-    reduction, unit and gradient scale (from its labels, or its targets and class
-    weights, alone: :meth:`_Blocks._batch`) then finish as the whole call does. Rows are independent, so these are the whole float64 call's bits, with
-    extra memory bounded by the block (and its temporaries) rather than by the logits.
+    teacher's or targets'), per row and unscaled (``reduction='none'``, nats); the
+    whole batch's reduction, unit and gradient scale (from its labels, or its targets
+    and class weights, alone: :meth:`_Blocks._batch`) then finish as the whole call
+    does. Rows are independent, so these are the whole float64 call's bits, with extra
+    memory bounded by the block (and its temporaries) rather than by the logits.
     """
 
     def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
