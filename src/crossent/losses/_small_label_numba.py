@@ -13,8 +13,7 @@ arithmetic in its order between NumPy's own np.exp, np.expm1, np.log1p and np.lo
 by the caller on the very values the full path gives them. So the values are the full
 path's bit for bit on every CPU (NumPy's SIMD transcendental functions included). These
 functions are compiled *without* fast-math: no product is contracted into an FMA, and
-each operation rounds as NumPy's does. (Their ``cast = ....dtype.type`` are float64's
-identity: these functions took float32 too, before issue 13's float64 copies.)
+each operation rounds as NumPy's does.
 
 * :func:`label_rows64`: :math:`\log p_y = \min(\sigma_y - \ell, 0)`; for a gradient
   also :math:`\sigma - \ell` (the argument of ``probs``' exp) beside it, so that one
@@ -132,25 +131,22 @@ def label_weights(
 
 @numba.njit(cache=True)
 def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np.ndarray) -> bool:
-    r"""``log_sum_exp_shifted`` between its exp and its log1p, in the dtype of ``terms``
-    (:math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
+    r"""``log_sum_exp_shifted`` between its exp and its log1p, in float64 (``terms``:
+    :math:`e^\sigma`, NumPy's; 1 is taken off where :math:`\sigma = 0`, in place, as
     there): into ``rows[REST]`` :math:`\sum_{c:\,\sigma_c \ne 0} e^{\sigma_c} + (n_0 -
-    1)`, each row summed in NumPy's pairwise order from 0 with accumulators of the dtype
-    (:func:`_row_sum`; float64 rows of more than 128 classes: ``_small_numba.row_sum``;
-    the caller takes no longer float32 rows)."""
+    1)`, each row summed in NumPy's pairwise order from 0 (:func:`_row_sum`; rows of
+    more than 128 classes: ``_small_numba.row_sum``)."""
     n, classes = terms.shape
-    cast = terms.dtype.type
-    zero, one = cast(0.0), cast(1.0)
     for i in range(n):
         ties = 0
         for c in range(classes):
-            if shifted[i, c] == zero:
-                terms[i, c] -= one
+            if shifted[i, c] == 0.0:
+                terms[i, c] -= 1.0
                 ties += 1
             elif shifted[i, c] == -np.inf and z[i, c] != -np.inf:
                 return False  # the difference overflows the dtype: NumPy would warn
-        total = _row_sum(terms[i], zero) if classes <= 128 else cast(row_sum(terms[i]))
-        rows[_REST, i] = total + cast(ties - 1)
+        total = _row_sum(terms[i], 0.0) if classes <= 128 else row_sum(terms[i])
+        rows[_REST, i] = total + float(ties - 1)
     return True
 
 
@@ -158,47 +154,40 @@ def rest_of_rows(terms: np.ndarray, shifted: np.ndarray, z: np.ndarray, rows: np
 def _reduce_rows(
     loss: np.ndarray, reduction: int, log_base: float, normalizer: float, out: np.ndarray
 ) -> tuple[bool, float]:
-    r"""``(ok, value)``: ``reduce_loss`` of per-row ``loss`` (float32 or float64, 0 on
+    r"""``(ok, value)``: ``reduce_loss`` of per-row float64 ``loss`` (0 on
     ignored rows) over ``normalizer`` (``'mean'``: 0 where it is 0), and ``finalize``
-    (:math:`/\ln b` for ``log_base`` not 0, then ``+ 0.0``), in the dtype of ``loss``
-    as NumPy computes them: ``reduce_sum``'s float64 pairwise sum rounded to the dtype
-    once, the division by the normaliser and by :math:`\ln b` (a Python float, rounded
-    to the dtype) in the dtype. For ``NONE`` the rows go to ``out`` and ``value`` is 0;
+    (:math:`/\ln b` for ``log_base`` not 0, then ``+ 0.0``) as NumPy computes them:
+    ``reduce_sum``'s pairwise sum, the divisions by the normaliser and by
+    :math:`\ln b`. For ``NONE`` the rows go to ``out`` and ``value`` is 0;
     ``ok`` is False where a row or the reduced value is not finite."""
-    cast = loss.dtype.type
-    zero = cast(0.0)
-    base = cast(log_base)
     n = loss.shape[0]
     for i in range(n):
         if not np.isfinite(loss[i]):
             return False, 0.0
     if reduction == _NONE:
         for i in range(n):
-            value = cast(loss[i] / base) if log_base != 0.0 else loss[i]
+            value = loss[i] / log_base if log_base != 0.0 else loss[i]
             if not np.isfinite(value):
                 return False, 0.0
-            out[i] = value + zero
+            out[i] = value + 0.0
         return True, 0.0
-    total = cast(pairwise_sum(loss.astype(np.float64)))
+    total = pairwise_sum(loss)
     if reduction == _MEAN:
-        rows = cast(normalizer)
-        total = cast(total / rows) if rows > zero else zero  # (+ 0.0 below: no -0.0)
+        total = total / normalizer if normalizer > 0.0 else 0.0  # (+ 0.0 below: no -0.0)
     if log_base != 0.0:
-        total = cast(total / base)
-    return bool(np.isfinite(total)), float(total + zero)
+        total = total / log_base
+    return bool(np.isfinite(total)), total + 0.0
 
 
 @numba.njit(cache=True)
-def _scale(like: np.ndarray, normalizer: float, reduction: int, log_base: float) -> Any:
-    r"""``scale_for_reduction`` in the dtype of ``like`` as NumPy forms it: for ``MEAN``
-    1 over ``normalizer`` (0 where it is 0) in the dtype, then over :math:`\ln b` in the
-    dtype; else the Python float :math:`1/\ln b` (or 1) rounded to the dtype."""
-    cast = like.dtype.type
+def _scale(normalizer: float, reduction: int, log_base: float) -> float:
+    r"""``scale_for_reduction`` (float64) as NumPy forms it: for ``MEAN`` 1 over
+    ``normalizer`` (0 where it is 0), then over :math:`\ln b`; else :math:`1/\ln b`
+    (or 1)."""
     if reduction != _MEAN:
-        return cast(1.0 / log_base) if log_base != 0.0 else cast(1.0)
-    rows = cast(normalizer)
-    scale = cast(cast(1.0) / rows) if rows > cast(0.0) else cast(0.0)
-    return cast(scale / cast(log_base)) if log_base != 0.0 else scale
+        return 1.0 / log_base if log_base != 0.0 else 1.0
+    scale = 1.0 / normalizer if normalizer > 0.0 else 0.0
+    return scale / log_base if log_base != 0.0 else scale
 
 
 @numba.njit(cache=True)
@@ -213,13 +202,12 @@ def label_rows64(
     (:math:`> -\ln 2`)."""
     n = log_p_y.shape[0]
     classes = shifted.shape[1]
-    cast = shifted.dtype.type
     probs = out.shape[0] != 0
     near = 0
     for i in range(n):
         ell_i = ell[i]
-        value = cast(rows[_LABEL, i] - ell_i)
-        value = value if value < 0.0 else cast(0.0)  # np.minimum(., 0.0); never NaN here
+        value = rows[_LABEL, i] - ell_i
+        value = value if value < 0.0 else 0.0  # np.minimum(., 0.0); never NaN here
         if value > _LOG_HALF:
             near += 1
         if probs:
@@ -255,13 +243,12 @@ def scaled_log1mexp64(
     :math:`a > -\ln 2`): ``_modulation``'s argument of exp. For a gradient ``out`` is
     :func:`label_rows64`'s, so that one np.exp gives :math:`p` and the modulation."""
     last = out.shape[1] - 1
-    g = out.dtype.type(gamma)  # (NumPy rounds the Python float to the dtype)
     for i in range(log_p_y.shape[0]):
         a = log_p_y[i]
         value = far[i]
         if a > _LOG_HALF:
             value = near[i] if a < 0.0 else -np.inf
-        out[i, last] = g * value  # (a product of two values of the dtype, rounded to it)
+        out[i, last] = gamma * value
 
 
 @numba.njit(cache=True)
@@ -279,14 +266,13 @@ def focal_loss64(
     last column of ``modulation`` (N x k), or 1 where ``modulation`` is empty
     (:math:`\gamma = 0`); :math:`\omega`: :func:`label_weights`' (``weigh``'s product)."""
     n = log_p_y.shape[0]
-    cast = log_p_y.dtype.type
     focused = modulation.shape[0] != 0
     last = modulation.shape[1] - 1
     loss = np.empty_like(log_p_y)
     for i in range(n):
-        m = modulation[i, last] if focused else cast(1.0)
+        m = modulation[i, last] if focused else 1.0
         if weights.shape[0]:
-            m = cast(weights[0, i] * m)
+            m = weights[0, i] * m
         loss[i] = m * -log_p_y[i] if m != 0.0 else 0.0
     return _reduce_rows(loss, reduction, log_base, normalizer, out)
 
@@ -306,14 +292,12 @@ def _finish_gradient64(
     :func:`label_weights` ignores. (Every value is finite: :math:`p \in [0, 1]`, and the
     factors of focal and poly-1 are bounded.)"""
     n, classes = out.shape
-    cast = out.dtype.type
-    one = cast(1.0)
     for i in range(n):
         label = labels[i]
         ignored = weights.shape[0] and weights[1, i] == 0.0
         for c in range(classes):
-            p = cast(e[i, c] - one) if c == label else e[i, c]  # probs_minus_onehot
-            out[i, c] = 0.0 if ignored else cast(factor[i] * p) * scale
+            p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
+            out[i, c] = 0.0 if ignored else (factor[i] * p) * scale
 
 
 @numba.njit(cache=True)
@@ -338,19 +322,17 @@ def focal_gradient64(
     :math:`\gamma = 0`); ``p_y`` and ``expm1``: np.exp's and np.expm1's of
     :math:`\log p_y`."""
     n, classes = out.shape
-    cast = out.dtype.type
-    g, one = cast(gamma), cast(1.0)
     factor = np.empty_like(log_p_y)
     for i in range(n):
         a, p = log_p_y[i], p_y[i]
-        ratio = cast(0.0) if a < 0.0 else -one
+        ratio = 0.0 if a < 0.0 else -1.0
         if a < 0.0 and p > 0.0:
-            ratio = cast(p * cast(a / -expm1[i]))
-        m = e[i, classes] if gamma != 0.0 else one
+            ratio = p * (a / -expm1[i])
+        m = e[i, classes] if gamma != 0.0 else 1.0
         if weights.shape[0]:
-            m = cast(weights[0, i] * m)
-        factor[i] = m * cast(one - cast(g * ratio))
-    scale = _scale(out, normalizer, reduction, log_base)
+            m = weights[0, i] * m
+        factor[i] = m * (1.0 - gamma * ratio)
+    scale = _scale(normalizer, reduction, log_base)
     _finish_gradient64(e, labels, factor, scale, weights, out)
 
 
@@ -367,14 +349,12 @@ def poly_loss64(
     r"""``poly1_cross_entropy``'s body and reduction: :math:`-\log p_y - \varepsilon\,
     \operatorname{expm1}(\log p_y)` per row, times :math:`\omega` (0 where it is 0)."""
     n = log_p_y.shape[0]
-    cast = log_p_y.dtype.type
-    eps = cast(epsilon)
     loss = np.empty_like(log_p_y)
     for i in range(n):
-        value = cast(-log_p_y[i] - cast(eps * expm1[i]))
+        value = -log_p_y[i] - epsilon * expm1[i]
         if weights.shape[0]:
             omega = weights[0, i]
-            value = cast(omega * value) if omega != 0.0 else cast(0.0)
+            value = omega * value if omega != 0.0 else 0.0
         loss[i] = value
     return _reduce_rows(loss, reduction, 0.0, normalizer, out)
 
@@ -392,13 +372,11 @@ def poly_gradient64(
     r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`\omega\,(1 +
     \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
     n, classes = out.shape
-    cast = out.dtype.type
-    eps, one = cast(epsilon), cast(1.0)
     factor = np.empty(n, out.dtype)
     for i in range(n):
-        value = cast(one + cast(eps * e[i, classes]))
+        value = 1.0 + epsilon * e[i, classes]
         factor[i] = weights[0, i] * value if weights.shape[0] else value
-    scale = _scale(out, normalizer, reduction, 0.0)
+    scale = _scale(normalizer, reduction, 0.0)
     _finish_gradient64(e, labels, factor, scale, weights, out)
 
 

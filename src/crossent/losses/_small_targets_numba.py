@@ -11,9 +11,6 @@ maximum, shift, temperature), ``rest_of_rows64`` (the ties and the row sum of
 ``log_sum_exp_shifted``), ``subtract_rows64`` (:math:`\sigma - \ell`), the row sums in
 NumPy's pairwise order, and ``reduce_rows`` for the reduction.
 
-Their ``dtype.type`` roundings of Python floats (temperature, smoothing coefficients,
-:math:`\lambda`, :math:`T^2`, the reduction's scale) are float64's identity: they
-computed float32 inputs in float32, as NumPy does, before issue 13's float64 copies.
 A target row's sum is still checked within the tolerance of the caller's dtype.
 
 Each function returns False, having written nothing the caller hands back, where the
@@ -39,6 +36,10 @@ import numpy as np
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import TOP as _TOP
 from ._small_numba import reduce_rows, rest_of_rows64, row_sum, shift_rows64
+
+_LOWEST = -1.7976931348623157e308
+"""The most negative finite float64 (a constant: ``np.finfo`` costs Numba seconds to
+compile)."""
 
 __all__ = [
     "A_ROW",
@@ -129,15 +130,13 @@ def target_rows64(
     (absent even where :math:`\sigma_c = -\infty`)."""
     rest_of_rows64(terms, shifted, rows, False)
     n, classes = targets.shape
-    kind = targets.dtype.type  # keep and spread rounded to it, as NumPy rounds them
-    keep, spread, zero = kind(keep), kind(spread), kind(0.0)
     weights = np.empty(classes, dtype=targets.dtype)
     products = np.empty(classes, dtype=targets.dtype)
     for i in range(n):
         for c in range(classes):
             w = _smoothed(targets[i, c], keep, spread, smooth)
             weights[c] = w
-            products[c] = w * (shifted[i, c] if w != 0.0 else zero)
+            products[c] = w * (shifted[i, c] if w != 0.0 else 0.0)
         rows[A_ROW, i] = row_sum(weights)
         rows[B_ROW, i] = row_sum(products)
 
@@ -148,16 +147,14 @@ def target_loss64(
 ) -> tuple[bool, float]:
     r"""``row_loss`` of probability targets, :math:`A\ell - B + \lambda\,\mathrm{LSE}^2`
     (every example weight 1, so ``z_loss * omega`` is :math:`\lambda`), then
-    ``_small_numba.reduce_rows`` with ``reduce_with``; in the dtype of ``rows`` and
-    ``ell`` (:math:`\lambda\omega` rounded to it, as NumPy rounds it)."""
+    ``_small_numba.reduce_rows`` with ``reduce_with`` (float64)."""
     n = ell.shape[0]
-    factor = ell.dtype.type(z_loss)
-    loss = np.empty(n)  # float64 holding values of the dtype, as reduce_sum casts them
+    loss = np.empty(n)
     for i in range(n):
         value = rows[A_ROW, i] * ell[i] - rows[B_ROW, i]
         if z_loss != 0.0:
             lse = rows[_TOP, i] + ell[i]
-            value = value + factor * (lse * lse)
+            value = value + z_loss * (lse * lse)
         loss[i] = value
     return reduce_rows(loss, reduce_with)
 
@@ -182,33 +179,29 @@ def target_gradient64(
     (``chain_rule``) and :math:`s` :func:`reduction_scale`. False where a value is not
     finite."""
     n, classes = p.shape
-    kind = p.dtype.type  # every Python float rounded to the dtype, as NumPy rounds it
-    scale = reduction_scale(n, reduction, log_base, p)
-    keep, spread, t = kind(keep), kind(spread), kind(temperature)
+    scale = reduction_scale(n, reduction, log_base)
     coefficients = rows[A_ROW].copy()
     if z_loss != 0.0:
-        factor = kind(2.0 * z_loss)  # (2 * z_loss) * omega, omega = 1
+        factor = 2.0 * z_loss  # (2 * z_loss) * omega, omega = 1
         for i in range(n):
             coefficients[i] = coefficients[i] + factor * (rows[_TOP, i] + ell[i])
     for i in range(n):
         coef = coefficients[i]
         for c in range(classes):
             value = coef * p[i, c] - _smoothed(targets[i, c], keep, spread, smooth)
-            p[i, c] = _tempered(value, t) * scale
+            p[i, c] = _tempered(value, temperature) * scale
     return _all_finite(p)
 
 
 @numba.njit(cache=True)
-def reduction_scale(n: int, reduction: int, log_base: float, like: np.ndarray) -> Any:
-    r"""``scale_for_reduction`` of ``n`` rows of weight 1 in the dtype of ``like``: for
-    ``'mean'`` ``1.0 / n`` and its division by :math:`\ln b` in the dtype (NumPy's
-    ``1.0 / normalizer``, a NumPy scalar of it); else the Python float ``1.0`` or
-    ``1.0 / ln b``, rounded to the dtype by the product (``log_base`` 0.0: nats)."""
-    kind = like.dtype.type
+def reduction_scale(n: int, reduction: int, log_base: float) -> float:
+    r"""``scale_for_reduction`` of ``n`` rows of weight 1 (float64): for ``'mean'``
+    ``1.0 / n`` and its division by :math:`\ln b`; else ``1.0`` or ``1.0 / ln b``
+    (``log_base`` 0.0: nats)."""
     if reduction == _MEAN:
-        scale = kind(1.0) / kind(n)
-        return scale / kind(log_base) if log_base != 0.0 else scale
-    return kind(1.0 / log_base) if log_base != 0.0 else kind(1.0)
+        scale = 1.0 / float(n)
+        return scale / log_base if log_base != 0.0 else scale
+    return 1.0 / log_base if log_base != 0.0 else 1.0
 
 
 @numba.njit(cache=True)
@@ -228,13 +221,6 @@ def _floored(value: Any, lowest: Any) -> Any:
     """``np.maximum(value, lowest)`` of ``_numerics._floored``, ``lowest`` the most negative
     finite number of the dtype (no NaN reaches here)."""
     return value if value > lowest else lowest
-
-
-@numba.njit(cache=True)
-def _lowest(like: np.ndarray) -> Any:
-    """The most negative finite float64, in ``like``'s dtype (float64: a constant, as
-    ``np.finfo`` costs Numba seconds to compile)."""
-    return like.dtype.type(-1.7976931348623157e308)
 
 
 @numba.njit(cache=True)
@@ -260,23 +246,19 @@ def shift_pair64(
 def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float) -> Any:
     r"""Per row, ``factor`` (:math:`T^2`, or 1.0 for none) times :math:`\sum_c p_c(\log p_c -
     \log q_c)` as ``kl_terms_from_log`` forms the terms (``-inf`` floored, ``+inf`` where
-    :math:`p > 0 = q`) and ``reduce_sum`` adds them (in float64, rounded once to the
-    dtype); ``p`` is NumPy's exp of ``log_p``. A float64 array holding values of the
-    dtype (as :func:`reduce_rows` takes them)."""
+    :math:`p > 0 = q`) and ``reduce_sum`` adds them; ``p`` is NumPy's exp of ``log_p``."""
     n, classes = log_p.shape
-    kind = log_p.dtype.type
-    lowest, squared = _lowest(log_p), kind(factor)
-    kl = np.empty(n)  # float64 holding values of the dtype, as reduce_rows takes them
-    terms = np.empty(classes)  # float64: reduce_sum accumulates the dtype's terms in it
+    kl = np.empty(n)
+    terms = np.empty(classes)
     for i in range(n):
         for c in range(classes):
             lp, lq = log_p[i, c], log_q[i, c]
             if lp > -np.inf and lq == -np.inf:
                 terms[c] = np.inf
             else:
-                terms[c] = (_floored(lp, lowest) - _floored(lq, lowest)) * p[i, c]
-        total = kind(row_sum(terms))  # rounded to the dtype once
-        kl[i] = total if factor == 1.0 else squared * total
+                terms[c] = (_floored(lp, _LOWEST) - _floored(lq, _LOWEST)) * p[i, c]
+        total = row_sum(terms)
+        kl[i] = total if factor == 1.0 else factor * total
     return kl
 
 
@@ -296,13 +278,12 @@ def tempered_difference64(
     :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
     not finite."""
     n, classes = s.shape
-    scale = reduction_scale(n, reduction, log_base, s)
-    factor = s.dtype.type(temperature)
+    scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
         for c in range(classes):
             value = s[i, c] - t[i, c]
             if temperature != 1.0:
-                value = factor * value
+                value = temperature * value
             s[i, c] = value * scale
     return _all_finite(s)
 
@@ -322,15 +303,13 @@ def reverse_gradient64(
     :math:`s = 0` a zero; False where a value is not finite."""
     n, classes = s.shape
     kl = kl_rows64(log_s, log_t, s, 1.0)
-    scale = reduction_scale(n, reduction, log_base, s)
-    kind = s.dtype.type
-    factor, zero, inf = kind(temperature), kind(0.0), kind(np.inf)
+    scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
         for c in range(classes):
             lt = log_t[i, c]
-            difference = log_s[i, c] - lt if lt > -np.inf else inf
+            difference = log_s[i, c] - lt if lt > -np.inf else np.inf
             weight = s[i, c]
-            excess = difference - kind(kl[i])  # (kl: float64 holding a value of the dtype)
-            value = factor * (weight * (excess if weight != 0.0 else zero))
+            excess = difference - kl[i]
+            value = temperature * (weight * (excess if weight != 0.0 else 0.0))
             s[i, c] = value * scale
     return _all_finite(s)

@@ -83,7 +83,8 @@ try ``_small_targets`` first (float32 and float64: the same hybrid, through
 NumPy float16/float32 logits that the fused kernels do not read as they are (issue 13,
 ``_widen.py``): the public label and soft-target functions call themselves again on a
 C-contiguous, classes-last copy (after the lean and small paths, which such logits never
-take), or, with soft-capping, on a float64 copy, and round the result to float32. The
+take), or, with soft-capping, on float64 copies of blocks of rows (``_widen.blocked``),
+and round the result to float32. The
 small soft-target calls compute float32 logits in float64 (``_small_targets``). The
 entry points above compute as given (``crossent.torch`` hands them contiguous views).
 """
@@ -136,7 +137,7 @@ from ._terms import (
     target_terms,
     weighted_class_sum,
 )
-from ._widen import relayout
+from ._widen import blocked, relayout
 
 __all__ = [
     "SoftmaxProblem",
@@ -970,9 +971,10 @@ def _fused_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> b
     )
 
 
-_RELAYOUT = relayout(_fused_layout)
+_RELAYOUT = relayout(_fused_layout, blocked(labelled=True))
 """NumPy float16/float32 logits off the fused path: a classes-last C-contiguous copy
-where the layout alone keeps them off it, else float64 (issue 13, ``_widen.py``)."""
+where the layout alone keeps them off it, else float64, in blocks of rows when large
+(issue 13, ``_widen.py``)."""
 
 
 def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
@@ -981,9 +983,10 @@ def _float32_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) ->
     return logits.dtype.char == _FLOAT32 and _fused_layout(logits, axis, kwargs)
 
 
-_RELAYOUT_TARGETS = relayout(_float32_layout)
+_RELAYOUT_TARGETS = relayout(_float32_layout, blocked(labelled=False, weighs=True))
 """The soft-target calls' ``widen``: float32 logits in another layout as C-contiguous
-float32 (the contiguous call's bits), float16 logits or soft-capping in float64."""
+float32 (the contiguous call's bits), float16 logits or soft-capping in float64 (in
+blocks of rows when large, each row weighing its targets' class weight)."""
 
 _label_function = functools.partial(
     prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
@@ -1065,8 +1068,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     with the classes last (a Fortran-ordered array, a column slice, ``axis=1``) are
     first copied so (one more array of the logits' size; the gradient comes back in
     their axis order), and with ``soft_cap`` they are computed in float64 (a float64
-    copy, twice their float32 size, and float64 temporaries). The soft-target loss and
-    gradient do the same (float16 logits in float64 too); focal, poly-1 and distillation
+    copy of blocks of about 2 MiB of rows, the whole batch's reduction applied after:
+    the bits of the whole float64 call). The soft-target loss and gradient do the same
+    (float16 logits in float64 too); focal, poly-1 and distillation
     compute all float16/float32 logits in float64 (small calls on a float64 copy of their
     few entries); hinge computes float32 as given (exact within an ulp).
 

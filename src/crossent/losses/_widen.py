@@ -21,12 +21,15 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
   to float32, the dtype the call returned before. Each per-row value is then the float64
   call's, correctly rounded, and the same bits for every layout of the same values.
 
-* :func:`blocked` (focal, poly-1 and distillation): :func:`upcast` in blocks of rows
-  where the float64 logits exceed :data:`BLOCK_BYTES`: each block's rows by the same
-  float64 call (per row, in nats, unscaled), the whole batch's reduction, unit and
-  gradient scale applied after as the whole call applies them. The same bits as the
-  whole float64 call, rows being independent, with a few blocks' worth of extra memory
-  (and the float32 gradient itself) instead of the float64 copy and its temporaries.
+* :func:`blocked` (focal, poly-1, distillation, and the softmax cross-entropy's calls
+  that :func:`relayout` computes in float64): :func:`upcast` in blocks of rows where
+  the float64 logits exceed :data:`BLOCK_BYTES`: each block's rows by the same float64
+  call (per row, in nats, unscaled), the whole batch's reduction, unit and gradient
+  scale applied after as the whole call applies them (the example weights from the
+  labels, or from the soft targets and class weights, without the logits). The same
+  bits as the whole float64 call, rows being independent, with a few blocks' worth of
+  extra memory (and the float32 gradient itself) instead of the float64 copy and its
+  temporaries.
 
 :func:`relayout` and :func:`upcast` cost a copy of the logits (float64 for
 :func:`upcast`, 2x their float32 size, and the generic path's temporaries in float64;
@@ -45,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_out
-from ._batch import Batch, batch_for, loss_options, prepare_labels
+from .._xp import row_sum
+from ._batch import Batch, batch_for, loss_options, prepare_labels, prepare_weight
 from ._reduction import LossParts
 
 __all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow", "narrow_for", "relayout", "upcast"]
@@ -182,9 +186,11 @@ def upcast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
     return _widened(args, kwargs, np.float64)
 
 
-def relayout(
-    fused: Callable[[np.ndarray, Any, dict[str, Any]], bool],
-) -> Callable[[tuple[Any, ...], dict[str, Any]], Widened | None]:
+_Widen = Callable[[tuple[Any, ...], dict[str, Any]], "Widened | _Blocks | None"]
+"""A public function's ``widen``: the call to make instead of ``(args, kwargs)``."""
+
+
+def relayout(fused: Callable[[np.ndarray, Any, dict[str, Any]], bool], wide: _Widen) -> _Widen:
     """The ``widen`` of the softmax cross-entropy (of integer labels or of soft targets)
     and its gradient.
 
@@ -192,17 +198,18 @@ def relayout(
     kernel) path on C-contiguous, native logits with the classes last under these
     keywords (no soft-capping, the axis an int naming an axis, not empty). Then the call
     on such a copy of the logits' dtype (:func:`_widened`, the targets copied so too);
-    else, for float16/float32 NumPy logits, :func:`upcast`. A call whose arrays are
-    already so (C-contiguous, native, the classes last) gives None: it goes on as it is.
+    else, for float16/float32 NumPy logits, ``wide`` (:func:`blocked`'s float64 call,
+    in blocks of rows when large). A call whose arrays are already so (C-contiguous,
+    native, the classes last) gives None: it goes on as it is.
     """
 
-    def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
+    def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
         if not _low_precision(args) or len(args) != 2 or "fused" in kwargs:
             return None  # (a call that does not fit: the public function names it)
         logits, other = args
         axis = kwargs.get("axis", -1)
         if not fused(logits, axis, kwargs):
-            return upcast(args, kwargs)
+            return wide(args, kwargs)
         native = logits.dtype.isnative and other.dtype.isnative
         last = axis % logits.ndim == logits.ndim - 1
         laid_out = logits.flags.c_contiguous and (
@@ -230,6 +237,7 @@ class _Blocks:
     out: Any
     axis: int
     labelled: bool
+    weighs: bool = False  # soft targets: each row weighs sum_c w_c t_c (``weight``)
 
     def run(self, public: Callable[..., Any]) -> Any:
         """The blocked call's result; on any error (or a call that does not fit), the
@@ -250,7 +258,10 @@ class _Blocks:
         options = loss_options(reduction=reduction, base=get("base"))  # (poly-1: no base)
         values = np.broadcast_to(np.zeros((), np.float64), shape)  # a shape, not a copy
         if not self.labelled:
-            return batch_for(values, len(shape) - 1, values.dtype, options, xp=np)
+            omega = self._target_weights(shape) if self.weighs else None
+            return batch_for(
+                values, len(shape) - 1, values.dtype, options, xp=np, example_weight=omega
+            )
         labels = prepare_labels(
             self.other,
             logits=self.logits,
@@ -271,6 +282,29 @@ class _Blocks:
             active=labels.active,
         )
 
+    def _target_weights(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        r"""Soft targets' example weights :math:`\omega_i = \sum_c w_c t_{ic}` (keepdims,
+        float64) under the class weights ``weight``, as the whole call forms them (per
+        row, from the float64 targets, a block of rows at a time); None without class
+        weights (every row weighs 1)."""
+        get = self.kwargs.get
+        if get("weight") is None:
+            return None
+        classes = shape[-1]
+        weight = prepare_weight(
+            get("weight"),
+            xp=np,
+            classes=classes,
+            dtype=np.float64,
+            validate=get("validate", True),
+            like=self.logits,
+        )
+        targets = np.moveaxis(self.other, self.axis, -1)
+        omega = np.empty((*shape[:-1], 1), np.float64)
+        for index in _row_blocks(shape[:-1], _block_rows(classes)):
+            omega[index] = row_sum(weight * targets[index].astype(np.float64), xp=np)
+        return omega
+
     def _blocks(self, public: Callable[..., Any]) -> Any:
         """The call block by block (:func:`_row_blocks`); raises where it does not fit."""
         logits = np.moveaxis(self.logits, self.axis, -1)
@@ -285,7 +319,7 @@ class _Blocks:
         rows: np.ndarray | None = None  # the per-row losses (float64, batch shape)
         grad: np.ndarray | None = None  # the gradient (float32, classes last)
         scale: Any = None
-        for index in _row_blocks(shape, max(1, BLOCK_BYTES // (8 * classes))):
+        for index in _row_blocks(shape, _block_rows(classes)):
             block = np.ascontiguousarray(logits[index], dtype=np.float64)
             within = block.shape[:-1]
             if self.labelled:
@@ -319,6 +353,11 @@ class _Blocks:
         return np.moveaxis(self.out, self.axis, -1)
 
 
+def _block_rows(classes: int) -> int:
+    """The rows of a block: :data:`BLOCK_BYTES` of float64 rows of ``classes``, at least one."""
+    return max(1, BLOCK_BYTES // (8 * classes))
+
+
 def _default(public: Callable[..., Any], keyword: str) -> Any:
     """The default of ``public``'s ``keyword``."""
     return inspect.signature(public).parameters[keyword].default
@@ -342,18 +381,22 @@ def _row_blocks(shape: tuple[int, ...], rows: int) -> Iterator[tuple[Any, ...]]:
 
 
 def blocked(
-    *, labelled: bool
+    *, labelled: bool, weighs: bool = False
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], Widened | _Blocks | None]:
-    """The ``widen`` of focal, poly-1 (``labelled``: integer labels of the batch shape)
-    and distillation (a teacher of the logits' shape): :func:`upcast`, in blocks of rows
-    where the float64 logits exceed :data:`BLOCK_BYTES`.
+    r"""The ``widen`` of focal, poly-1 and the softmax cross-entropy with ``soft_cap``
+    (``labelled``: integer labels of the batch shape), of distillation (a teacher of the
+    logits' shape) and of the soft-target softmax cross-entropy (``weighs``: targets of
+    the logits' shape, each row weighing :math:`\sum_c w_c t_c` under the class weights
+    ``weight``): :func:`upcast`, in blocks of rows where the float64 logits exceed
+    :data:`BLOCK_BYTES`.
 
     Each block (about :data:`BLOCK_BYTES` of float64 logits, at least one row) is the
     same call on a float64, C-contiguous, classes-last copy of its rows (and of the
-    teacher's), per row and unscaled (``reduction='none'``, nats); the whole batch's
-    reduction, unit and gradient scale (from its labels alone) then finish as the whole
-    call does. Rows are independent, so these are the whole float64 call's bits, with
-    extra memory bounded by the block (and its temporaries) rather than by the logits.
+    teacher's or targets'), per row and unscaled (``reduction='none'``, nats); the
+    whole batch's reduction, unit and gradient scale (from its labels, or its targets
+    and class weights, alone: :meth:`_Blocks._batch`) then finish as the whole call
+    does. Rows are independent, so these are the whole float64 call's bits, with extra
+    memory bounded by the block (and its temporaries) rather than by the logits.
     """
 
     def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
@@ -373,6 +416,6 @@ def blocked(
             return upcast(args, kwargs)
         rest = dict(kwargs)
         out = rest.pop("out", None)
-        return _Blocks(logits, other, rest, out, axis, labelled)
+        return _Blocks(logits, other, rest, out, axis, labelled, weighs)
 
     return widen
