@@ -47,6 +47,7 @@ __all__ = [
     "row_sum",
     "size",
     "take_along_last",
+    "to_float32",
     "to_numpy",
     "where_zero",
     "zeros_like",
@@ -375,6 +376,23 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
     if type(shifted) is np.ndarray:
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)
+
+
+def to_float32(result: Any) -> Any:
+    """A NumPy float64 ``result`` computed for float16/float32 inputs, rounded once to
+    float32 (issue 13: the losses and the measures compute such inputs in float64):
+    an array, a NumPy or Python float, or a named tuple of them (``LossParts``, the
+    cross-entropy decomposition) each so; float32 arrays and anything else (None) as
+    they are."""
+    if type(result) is np.float64:  # (the commonest first: a small call's mean or sum)
+        return np.float32(result)
+    if isinstance(result, tuple):
+        return type(result)(*map(to_float32, result))
+    if isinstance(result, np.ndarray):
+        return result if result.dtype == np.float32 else result.astype(np.float32)
+    if isinstance(result, (np.floating, float)):
+        return np.float32(result)
+    return result
 
 
 def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:

@@ -35,11 +35,10 @@ from .._numerics import (
     kl_terms_from_log,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._xp import Array, finalize, is_numpy, namespace
+from .._xp import Array, finalize, is_numpy, namespace, to_float32
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
-from ._rounding import to_float32
 
 __all__ = [
     "CrossEntropyDecomposition",

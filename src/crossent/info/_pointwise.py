@@ -22,10 +22,9 @@ from .._numerics import (
     binary_entropy_terms,
     surprisal_terms,
 )
-from .._xp import Array, compute_dtype, finalize, namespace
+from .._xp import Array, compute_dtype, finalize, namespace, to_float32
 from ..errors import InputError
 from . import _fused
-from ._rounding import to_float32
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy", "surprisal"]
 

@@ -48,11 +48,10 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_out
-from .._xp import row_sum
+from .._xp import row_sum, to_float32
 from ._batch import Batch, batch_for, loss_options, prepare_labels, prepare_weight
-from ._reduction import LossParts
 
-__all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow", "narrow_for", "relayout", "upcast"]
+__all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow_for", "relayout", "upcast"]
 
 BLOCK_BYTES = 2 << 20
 """The float64 size of the logits of one block of rows of :func:`blocked` (at least one
@@ -91,7 +90,7 @@ class Widened:
         written into ``out`` when one was given."""
         if self.axis is not None and self._gradient(result):  # the classes back in place
             result = np.moveaxis(result, -1, self.axis)
-        result = narrow(result)
+        result = to_float32(result)
         if self.out is None:
             return result
         check_out(self.out, self.logits, dtype=_RESULT)
@@ -99,24 +98,10 @@ class Widened:
         return self.out
 
 
-def narrow(result: Any) -> Any:
-    """``result`` (an array, a NumPy scalar, :class:`LossParts` or None) in float32: also
-    the small paths' float64 results for float32 logits (issue 13)."""
-    if type(result) is np.float64:  # (the commonest first: a small call's mean or sum)
-        return _RESULT.type(result)
-    if isinstance(result, LossParts):
-        return LossParts(narrow(result.total), narrow(result.normalizer))
-    if isinstance(result, np.ndarray):
-        return result if result.dtype == _RESULT else result.astype(_RESULT)
-    if isinstance(result, np.floating):
-        return _RESULT.type(result)
-    return result
-
-
 def narrow_for(logits: np.ndarray, result: Any) -> Any:
     """A small call's ``result`` (computed in float64) as the caller's ``logits`` get it:
-    as it is for float64 logits, else :func:`narrow`'s float32."""
-    return result if logits.dtype.char == _FLOAT64 else narrow(result)
+    as it is for float64 logits, else float32 (:func:`crossent._xp.to_float32`)."""
+    return result if logits.dtype.char == _FLOAT64 else to_float32(result)
 
 
 def _low_precision(args: tuple[Any, ...]) -> bool:
@@ -342,7 +327,7 @@ class _Blocks:
         if grad is not None:
             return self.out if self.out is not None else np.moveaxis(grad, -1, self.axis)
         assert rows is not None
-        return narrow(batch.reduce(rows))
+        return to_float32(batch.reduce(rows))
 
     def _gradient(self, shape: tuple[int, ...]) -> np.ndarray:
         """Where the gradient goes, classes last: the caller's ``out`` (checked first,
