@@ -525,10 +525,8 @@ def _significant_sums(
     """
     n, v = rows.shape
     size = rows.size
-    pad = min(size // 8 + 64, flags.size - size)
-    flags[size : size + pad] = True
     np.greater_equal(e, tau[:, None], out=flags[:size].reshape(n, v))
-    where = flags[: size + pad].nonzero()[0][:-pad]
+    where = _set_places(flags, size)
     bounds = np.searchsorted(where, np.arange(n + 1) * v)
     starts = bounds[:-1]
     empty = starts == bounds[1:]
@@ -544,6 +542,46 @@ def _significant_sums(
     exact[empty] = 0.0
     approx[empty] = 0.0
     return exact, approx
+
+
+#: A 64-bit word of eight True bytes.
+_EIGHT_TRUE = np.frombuffer(np.ones(8, dtype=np.bool_).tobytes(), dtype=np.uint64)[0]
+
+
+def _nonzero_dense(flags: np.ndarray) -> np.ndarray:
+    """The places of the True entries of the flat boolean ``flags``, at least 10 % of
+    which are set (NumPy's branch-free loop; ``nonzero``'s branchy one below that)."""
+    places: np.ndarray = flags.nonzero()[0]
+    return places
+
+
+def _set_places(flags: np.ndarray, size: int) -> np.ndarray:
+    """The places of the True entries among the first ``size`` of the flat boolean
+    ``flags`` (whose length is at least ``size`` rounded up to a multiple of 8), in
+    increasing order.
+
+    In two steps, each with a tail of True past its data (dropped) so that NumPy's
+    ``nonzero`` runs its branch-free loop: the 8-byte words with a True entry, then
+    the entries of those words. With 4-5 % of the entries set (a peaked row's
+    significant ones) about a third of the words are kept, and ``nonzero`` reads some
+    0.44 of an entry per entry rather than one; it took 0.7x the time of one
+    ``nonzero`` with a tail and 0.55x without (256000 entries, emulated AVX2).
+    """
+    words = -(-size // 8)
+    flags[size : words * 8] = False
+    packed = flags[: words * 8].view(np.uint64)
+    pad = words // 8 + 8
+    kept = np.empty(words + pad, dtype=np.bool_)
+    np.not_equal(packed, 0, out=kept[:words])
+    kept[words:] = True
+    chosen = _nonzero_dense(kept)[:-pad]
+    pad = chosen.size // 8 + 8
+    entries = np.empty(chosen.size + pad, dtype=np.uint64)
+    np.take(packed, chosen, out=entries[: chosen.size])
+    entries[chosen.size :] = _EIGHT_TRUE
+    inner = _nonzero_dense(entries.view(np.bool_))[: -8 * pad]
+    places: np.ndarray = chosen[inner >> 3] * 8 + (inner & 7)
+    return places
 
 
 class _BlockOut(NamedTuple):
@@ -706,7 +744,7 @@ def _exp_sum32(
     """
     np.subtract(x, top, out=h)
     np.exp(h, out=e)
-    np.add.reduce(e, axis=1, dtype=np.float64, out=out)
+    np.einsum("ij->i", e, dtype=np.float64, out=out)  # faster than add.reduce's cast loop
     if (out >= below).any():
         _difference_error(x, top, h, a, h)  # delta over h (no longer needed)
         out += _row_dot(e, h)
