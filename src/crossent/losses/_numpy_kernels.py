@@ -118,12 +118,14 @@ finds its entries with :func:`_set_places` (``nonzero``'s branch-free loop, two 
 its mask in the float64 buffer's memory (no boolean buffer). The terms, thresholds and
 bounds are those above; a row may take the other path than before at the guess (the
 blocks differ), within both paths' bounds (the benchmark's :math:`\ell`: 8e-10 relative
-apart at most). Measured (4096 x 32000, the Xeon at load average 4-7 from other
-sessions): benchmarks/bench_numpy_kernels_ab.py, peaked 0.82x the previous code's wall
-time (1.73x eager against 2.12x), random 1.00x; single-thread CPU time of
-``row_statistics`` (peaked) 0.73-0.96x, interleaved; bench_softmax_ce.py, two runs each
-alternated: peaked 2.35x and 1.63x eager against 2.01x and 2.51x. Under such load the
-ratio to eager swings by 1.5x from run to run; the issue's 2x is met in the quieter runs.
+apart at most). Measured (4096 x 32000): benchmarks/bench_numpy_kernels_ab.py (5
+turns), peaked 0.82x the previous code's wall time at load average 7.2 (1.73x eager
+against 2.12x) and 0.63x at 0.6 (1.64x against 2.60x), random 1.00x and 1.01x;
+single-thread CPU time of ``row_statistics`` (peaked) 0.73-0.96x, interleaved, load
+4.8-6.5. bench_softmax_ce.py in separate processes, alternated (load 1.5-6.4): peaked
+2.35x, 1.63x and 2.35x eager against 2.01x, 2.51x and 1.45x: eager itself took 0.36 to
+1.22 s there, and only the one-process turns compare. Without emulation (EXACT_ALL, an
+unchanged path) 0.91x and 1.07x, noise.
 
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
