@@ -109,6 +109,24 @@ load), random ones 0.91x, 1.00x, 0.83x and 0.89x (their path is the previous one
 noise); without emulation (EXACT_ALL, an unchanged path) 0.99x and 0.80x. The issue's 2x
 eager on peaked logits: met in two of the four runs.
 
+Later still (issue 13, peaked logits 2.0-2.5x torch eager, emulated AVX2): a thread whose
+rows have been mostly confident takes blocks :data:`LARGER_BLOCKS` times as large (fewer
+NumPy and Python calls per row; two threads serialise on the GIL between the calls),
+the float64 sums of float32 terms come from einsum's cast loop (0.38 ns an entry against
+0.6 for a float64 copy and einsum, 0.47 for add.reduce's), and :func:`_significant_sums`
+finds its entries with :func:`_set_places` (``nonzero``'s branch-free loop, two steps),
+its mask in the float64 buffer's memory (no boolean buffer). The terms, thresholds and
+bounds are those above; a row may take the other path than before at the guess (the
+blocks differ), within both paths' bounds (the benchmark's :math:`\ell`: 8e-10 relative
+apart at most). Measured (4096 x 32000): benchmarks/bench_numpy_kernels_ab.py (5
+turns), peaked 0.82x the previous code's wall time at load average 7.2 (1.73x eager
+against 2.12x) and 0.63x at 0.6 (1.64x against 2.60x), random 1.00x and 1.01x;
+single-thread CPU time of ``row_statistics`` (peaked) 0.73-0.96x, interleaved, load
+4.8-6.5. bench_softmax_ce.py in separate processes, alternated (load 1.5-6.4): peaked
+2.35x, 1.63x and 2.35x eager against 2.01x, 2.51x and 1.45x: eager itself took 0.36 to
+1.22 s there, and only the one-process turns compare. Without emulation (EXACT_ALL, an
+unchanged path) 0.91x and 1.07x, noise.
+
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
 :math:`\ell` about 2e-8 relative off, which the gradient's cancelling entries
@@ -148,6 +166,7 @@ __all__ = [
     "GUESS_BELOW",
     "GUESS_STRIDE",
     "INSIGNIFICANT_SHARE",
+    "LARGER_BLOCKS",
     "PARALLEL_ELEMENTS",
     "SIGNIFICANT",
     "as_float32",
@@ -205,6 +224,10 @@ EXACT_ALL = _avx512_exp()
 #: and, with :data:`EXACT_ALL`, :func:`_exact_rest` at every T (off: :func:`_exp_sum`).
 FLOAT32_PASSES = True
 
+#: Where most of a thread's rows have been confident (:func:`_direct_rest`'s), its blocks
+#: are this many times :data:`BLOCK_ELEMENTS`: fewer NumPy calls per row.
+LARGER_BLOCKS = 4
+
 #: From this many logits on, the rows are split among one thread per available core
 #: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
 PARALLEL_ELEMENTS = 1 << 22
@@ -258,26 +281,37 @@ def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> 
 
 
 def _run_in_blocks(
-    block: Callable[..., None], rows: int, classes: int, dtypes: tuple[type, ...]
+    block: Callable[..., None],
+    rows: int,
+    classes: int,
+    dtypes: tuple[type, ...],
+    *,
+    larger: Callable[[], bool] | None = None,
 ) -> None:
     """``block(first, stop, *buffers)`` over blocks of rows (threads for a large input).
 
     ``buffers`` are work buffers of the block's shape, one of each dtype in
     ``dtypes``, one set per thread. NumPy's floating-point warnings are off: the
-    kernels handle infinities and NaNs themselves.
+    kernels handle infinities and NaNs themselves. Where ``larger()`` (asked in the
+    worker's thread before each block) is true, the block is :data:`LARGER_BLOCKS`
+    times the usual one (the buffers are that large, their pages touched only where
+    used).
     """
     step = _block_rows(classes)
+    most = step * (LARGER_BLOCKS if larger is not None else 1)
 
     def work(begin: int, end: int) -> None:
-        size = min(step, end - begin) * classes
+        size = min(most, end - begin) * classes
         buffers: list[np.ndarray] = [np.empty(size, dtype=dtype) for dtype in dtypes]
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
-            for first in range(begin, end, step):
-                stop = min(end, first + step)
+            first = begin
+            while first < end:
+                stop = min(end, first + (most if larger is not None and larger() else step))
                 shape = (stop - first, classes)
                 size = shape[0] * classes
                 block(first, stop, *(buffer[:size].reshape(shape) for buffer in buffers))
+                first = stop
 
     _run_in_parts(work, rows, classes)
 
@@ -315,10 +349,8 @@ def row_statistics(
     # float32 exp left ell about 1e-8 relative off at T != 1, which the gradient's
     # cancelling entries (label smoothing) magnify (issue 13)
     exact_all = EXACT_ALL and FLOAT32_PASSES
-    # fast: a boolean block too, _direct_rest's mask of the significant entries
-    dtypes: tuple[type, ...] = (
-        (np.float64,) if exact_all else (np.float32, np.float64) + ((np.bool_,) if fast else ())
-    )
+    # (_direct_rest's mask of the significant entries: in the float64 buffer's memory)
+    dtypes: tuple[type, ...] = (np.float64,) if exact_all else (np.float32, np.float64)
 
     # per thread: the share of confident rows in its blocks so far (a moving average)
     state = threading.local()
@@ -362,7 +394,13 @@ def row_statistics(
             confident = (redo.size if first_max is None else redone[first:stop].sum()) / len(rows)
             state.share = 0.75 * getattr(state, "share", 1.0) + 0.25 * confident
 
-    _run_in_blocks(block, n, v, dtypes)
+    larger = None
+    if fast and not exact_all:
+
+        def larger() -> bool:  # the rows of a thread that has seen mostly confident ones
+            return bool(getattr(state, "share", 1.0) >= 0.5)
+
+    _run_in_blocks(block, n, v, dtypes, larger=larger)
     top64 = top[:, 0].astype(np.float64)
     m = top64 * inv_t
     with np.errstate(invalid="ignore", divide="ignore"):  # -inf - -inf, log 0
@@ -426,14 +464,18 @@ def _direct_rest(
     each within :math:`2^{-126}` absolute, could weigh :math:`2^{-30}` of it, and a
     row of ``-inf`` or NaN) is redone. So :math:`\ell` is within :math:`\eta/8`
     (0.45 float32 ulps of :math:`2^{-24}`) plus float64 roundings of its value.
-    ``buffers``: the block's float32, float64 and boolean work buffers.
+    ``buffers``: the block's float32 and float64 work buffers.
     """
     n, v = rows.shape
-    e, work, mask = buffers
+    e, work = buffers[:2]
+    # the float64 buffer's memory, as booleans: the significant entries' mask and a
+    # tail of True (_significant_sums)
+    mask = work.reshape(-1).view(np.bool_)
     np.exp(rows, out=e)
     e[np.arange(n), first_max] = 0.0  # the first maximum: exactly 1, left out
-    np.copyto(work, e)  # float64: a copy and einsum, faster than add.reduce's cast loop
-    total: np.ndarray = np.einsum("ij->i", work)
+    # float64 sums: einsum's cast loop, faster than a float64 copy and einsum, or
+    # add.reduce's (0.38, 0.6 and 0.47 ns an entry, 4-8 rows, emulated AVX2)
+    total: np.ndarray = np.einsum("ij->i", e, dtype=np.float64)
     scale = np.negative(top[:, 0], dtype=np.float64)
     np.exp(scale, out=scale)
     np.multiply(total, scale, out=out)
@@ -477,14 +519,22 @@ _NONE.flags.writeable = False
 
 
 def _significant_sums(
-    rows: np.ndarray, e: np.ndarray, tau: np.ndarray, mask: np.ndarray
+    rows: np.ndarray, e: np.ndarray, tau: np.ndarray, flags: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Per row, the float64 :math:`\sum e^{x_c}` and the float64 sum of the float32
     :math:`e^{x_c}` over its entries of float32 ``e`` (:math:`e^{x_c}`) at least ``tau``
-    (``mask``: a boolean work buffer).
+    (``flags``: a flat boolean work buffer, longer than ``e``).
 
-    The float64 :math:`e^{x_c}` of a float32 :math:`x_c` whose float32 ``exp`` is
-    finite (:math:`x_c < 88.8`) is finite too; the caller scales the sum by
+    The entries are found by one ``nonzero`` over the mask followed by a tail of True
+    in ``flags`` (an eighth of the mask's length, or what ``flags`` has room for), whose
+    places are dropped: NumPy's ``nonzero`` of a boolean array runs a branchy loop
+    (a mispredicted branch per entry found, 12-16 ns each) where under 10 % of the
+    entries are set, a branch-free one above; a peaked row's 4-5 % of significant
+    entries fall below, and with the tail the loop took 0.57-0.74x the time
+    (4-7 % set, 256000 entries, emulated AVX2).
+
+    The float64 :math:`e^{x_c}` of a float32 :math:`x_c` whose float32 ``exp`` is finite
+    (:math:`x_c < 88.8`) is finite too; the caller scales the sum by
     :math:`e^{-t}` (three float64 roundings per term in all, against one for
     :math:`e^{x_c - t}`: far below a float32 ulp, and no per-entry :math:`t`). Both
     sums by one ``reduceat`` each over the entries (a 0 after the last: a row without
@@ -492,8 +542,9 @@ def _significant_sums(
     segment, set to 0); ``bincount`` took five times as long.
     """
     n, v = rows.shape
-    np.greater_equal(e, tau[:, None], out=mask)
-    where = mask.reshape(-1).nonzero()[0]
+    size = rows.size
+    np.greater_equal(e, tau[:, None], out=flags[:size].reshape(n, v))
+    where = _set_places(flags, size)
     bounds = np.searchsorted(where, np.arange(n + 1) * v)
     starts = bounds[:-1]
     empty = starts == bounds[1:]
@@ -509,6 +560,46 @@ def _significant_sums(
     exact[empty] = 0.0
     approx[empty] = 0.0
     return exact, approx
+
+
+#: A 64-bit word of eight True bytes.
+_EIGHT_TRUE = np.frombuffer(np.ones(8, dtype=np.bool_).tobytes(), dtype=np.uint64)[0]
+
+
+def _nonzero_dense(flags: np.ndarray) -> np.ndarray:
+    """The places of the True entries of the flat boolean ``flags``, at least 10 % of
+    which are set (NumPy's branch-free loop; ``nonzero``'s branchy one below that)."""
+    places: np.ndarray = flags.nonzero()[0]
+    return places
+
+
+def _set_places(flags: np.ndarray, size: int) -> np.ndarray:
+    """The places of the True entries among the first ``size`` of the flat boolean
+    ``flags`` (whose length is at least ``size`` rounded up to a multiple of 8), in
+    increasing order.
+
+    In two steps, each with a tail of True past its data (dropped) so that NumPy's
+    ``nonzero`` runs its branch-free loop: the 8-byte words with a True entry, then
+    the entries of those words. With 4-5 % of the entries set (a peaked row's
+    significant ones) about a third of the words are kept, and ``nonzero`` reads some
+    0.44 of an entry per entry rather than one; it took 0.7x the time of one
+    ``nonzero`` with a tail and 0.55x without (256000 entries, emulated AVX2).
+    """
+    words = -(-size // 8)
+    flags[size : words * 8] = False
+    packed = flags[: words * 8].view(np.uint64)
+    pad = words // 8 + 8
+    kept = np.empty(words + pad, dtype=np.bool_)
+    np.not_equal(packed, 0, out=kept[:words])
+    kept[words:] = True
+    chosen = _nonzero_dense(kept)[:-pad]
+    pad = chosen.size // 8 + 8
+    entries = np.empty(chosen.size + pad, dtype=np.uint64)
+    np.take(packed, chosen, out=entries[: chosen.size])
+    entries[chosen.size :] = _EIGHT_TRUE
+    inner = _nonzero_dense(entries.view(np.bool_))[: -8 * pad]
+    places: np.ndarray = chosen[inner >> 3] * 8 + (inner & 7)
+    return places
 
 
 class _BlockOut(NamedTuple):
@@ -541,7 +632,7 @@ def _float32_rows(
     that :func:`_exp_sum32` finds confident takes :func:`_direct_rest`
     (:func:`_exact_rest` if that finds it not: at the threshold). Returns the rows
     (indices) that :func:`_exact_rest` must redo.
-    ``buffers``: the block's float32, float64 and boolean work buffers.
+    ``buffers``: the block's float32 and float64 work buffers.
     """
     guess = None if first_max is None else _likely_confident(rows, top)
     if guess is None or not guess.any():
@@ -671,7 +762,7 @@ def _exp_sum32(
     """
     np.subtract(x, top, out=h)
     np.exp(h, out=e)
-    np.add.reduce(e, axis=1, dtype=np.float64, out=out)
+    np.einsum("ij->i", e, dtype=np.float64, out=out)  # faster than add.reduce's cast loop
     if (out >= below).any():
         _difference_error(x, top, h, a, h)  # delta over h (no longer needed)
         out += _row_dot(e, h)
