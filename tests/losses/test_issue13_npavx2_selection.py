@@ -59,6 +59,7 @@ def _ell_truth(z: np.ndarray) -> np.ndarray:
 
 def _ell(z: np.ndarray, rows_per_block: int, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
     monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", rows_per_block * z.shape[1])
+    monkeypatch.setattr(_numpy_kernels, "LARGER_SHARE", 1)  # larger blocks on few rows
     labels = np.zeros(len(z), dtype=np.intp)
     _, ell, _, _, suspect = _numpy_kernels.row_statistics(z, labels, StatisticsOptions())
     assert not suspect.any()
@@ -77,6 +78,7 @@ def test_issue13_confident_blocks_are_larger(monkeypatch: pytest.MonkeyPatch) ->
     rng = np.random.default_rng(1)
     classes, per_block = 512, 2
     monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", per_block * classes)
+    monkeypatch.setattr(_numpy_kernels, "LARGER_SHARE", 1)  # larger blocks on few rows
     sizes: list[int] = []
 
     def spy(rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
@@ -94,6 +96,31 @@ def test_issue13_confident_blocks_are_larger(monkeypatch: pytest.MonkeyPatch) ->
     assert max(sizes) == per_block * _numpy_kernels.LARGER_BLOCKS  # the first: share 1
     assert sizes[-8:] == [per_block] * 8  # then the usual blocks
     assert sum(sizes) == 64
+
+
+def test_issue13_larger_blocks_need_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Larger blocks only where a thread has LARGER_SHARE of them: their buffers (12
+    bytes per logit) then stay under 10 % of its logits; fewer rows keep the usual
+    blocks and buffers."""
+    rng = np.random.default_rng(2)
+    classes, per_block = 512, 2
+    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", per_block * classes)
+    larger = per_block * _numpy_kernels.LARGER_BLOCKS
+    sizes: list[int] = []
+
+    def spy(rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        sizes.append(len(rows))
+        return float32_rows(rows, *args, **kwargs)
+
+    float32_rows = _numpy_kernels._float32_rows
+    monkeypatch.setattr(_numpy_kernels, "_float32_rows", spy)
+    share = _numpy_kernels.LARGER_SHARE
+    assert 0.1 * 4 * share >= 12  # buffer bytes per logit of a block: the 10 % bound
+    for rows, taken in ((share * larger - 1, per_block), (share * larger, larger)):
+        sizes.clear()
+        z = _confident_rows(rng, rows, classes)
+        _numpy_kernels.row_statistics(z, np.zeros(rows, np.intp), StatisticsOptions())
+        assert max(sizes) == taken, rows
 
 
 def _hard_rows(rng: np.random.Generator, classes: int) -> np.ndarray:

@@ -167,6 +167,7 @@ __all__ = [
     "GUESS_STRIDE",
     "INSIGNIFICANT_SHARE",
     "LARGER_BLOCKS",
+    "LARGER_SHARE",
     "PARALLEL_ELEMENTS",
     "SIGNIFICANT",
     "as_float32",
@@ -227,6 +228,10 @@ FLOAT32_PASSES = True
 #: Where most of a thread's rows have been confident (:func:`_direct_rest`'s), its blocks
 #: are this many times :data:`BLOCK_ELEMENTS`: fewer NumPy calls per row.
 LARGER_BLOCKS = 4
+
+#: ... and only where a thread has at least this many larger blocks' rows, so that the
+#: larger buffers (12 bytes per logit of a block) stay under 10 % of its logits.
+LARGER_SHARE = 32
 
 #: From this many logits on, the rows are split among one thread per available core
 #: (NumPy's ufuncs release the GIL; each thread has its own block buffer).
@@ -298,16 +303,19 @@ def _run_in_blocks(
     used).
     """
     step = _block_rows(classes)
-    most = step * (LARGER_BLOCKS if larger is not None else 1)
 
     def work(begin: int, end: int) -> None:
+        # larger blocks only where their buffers stay a small share of the thread's
+        # rows (3 bytes of float32 and float64 buffer per byte of logits: under 10 %)
+        wider = larger if (end - begin) >= LARGER_SHARE * LARGER_BLOCKS * step else None
+        most = step * (LARGER_BLOCKS if wider is not None else 1)
         size = min(most, end - begin) * classes
         buffers: list[np.ndarray] = [np.empty(size, dtype=dtype) for dtype in dtypes]
         # errstate is per thread (a context variable): set it in each worker
         with np.errstate(invalid="ignore", over="ignore", under="ignore", divide="ignore"):
             first = begin
             while first < end:
-                stop = min(end, first + (most if larger is not None and larger() else step))
+                stop = min(end, first + (most if wider is not None and wider() else step))
                 shape = (stop - first, classes)
                 size = shape[0] * classes
                 block(first, stop, *(buffer[:size].reshape(shape) for buffer in buffers))
