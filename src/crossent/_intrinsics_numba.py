@@ -58,11 +58,13 @@ __all__ = [
     "bits_to_float64",
     "call_intrinsic",
     "exp_nonpositive",
+    "float32_to_bits",
     "float64_to_bits",
     "halving",
     "numba_target_has",
     "prefer_wide_vectors",
     "splat",
+    "unit_stride",
 ]
 
 
@@ -79,8 +81,24 @@ def _bitcast(source: types.Type, target: types.Type, llvm_target: ir.Type) -> An
 
 
 float64_to_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
+float32_to_bits = _bitcast(types.float32, types.int32, ir.IntType(32))
 bits_to_float64 = _bitcast(types.int64, types.float64, ir.DoubleType())
 bits_to_float32 = _bitcast(types.int32, types.float32, ir.FloatType())
+
+
+@intrinsic
+def unit_stride(typingctx: Any, array: Any) -> Any:
+    """The 1-D array ``array`` (of any layout) typed as C-contiguous, for a caller that
+    has checked that its stride is its item size: one array structure for both types,
+    so nothing is computed, and LLVM then vectorises loops over it with plain vector
+    loads (over an ``'A'`` array it gathers, with the stride unknown)."""
+    contiguous = array.copy(layout="C")
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        context.nrt.incref(builder, signature.args[0], args[0])
+        return args[0]
+
+    return contiguous(array), codegen
 
 
 _WIDE_VECTORS = '"prefer-vector-width"="512"'
