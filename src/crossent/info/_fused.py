@@ -180,7 +180,9 @@ def measure_rows(
         block = np.empty((out.shape[0], step), dtype=a.dtype)
         for start in range(first, last, step):
             stop = min(start + step, last)
-            result = block[:, : stop - start]
+            result = (
+                block if stop - start == step else np.empty((len(block), stop - start), a.dtype)
+            )
             a_part = np.ascontiguousarray(a[start:stop])
             b_part = a_part if b is a else np.ascontiguousarray(b[start:stop])
             suspects += kernel(a_part, b_part, *options, result)
