@@ -1,4 +1,4 @@
-"""Numba intrinsics shared by the kernel modules: reinterpreting the bits of a number.
+r"""Numba intrinsics shared by the kernel modules: reinterpreting the bits of a number.
 
 ``float64_to_bits(x)`` is the int64 whose bits are those of the float64 ``x``,
 ``bits_to_float64(k)`` the converse, and ``bits_to_float32(k)`` the float32 whose bits
@@ -7,6 +7,17 @@ to nothing but a register move (NumPy's ``x.view(np.int64)`` on a scalar). The
 kernels use them for the exponent tricks of their ``exp`` and ``log`` (building
 :math:`2^k` from ``k + 1023`` shifted into the exponent field, splitting ``x`` into
 exponent and mantissa) and for the order-preserving keys of float32 maxima.
+
+``float32_to_bits(x)`` is the int32 of a float32's bits (the measures' integer-key row
+maximum). ``unit_stride(row)`` retypes a 1-D array of any layout as C-contiguous, for a
+caller that has checked its stride (no code: the same array structure), so that LLVM
+vectorises loops over it with vector loads instead of gathers.
+
+``exp_nonpositive(x)`` is :math:`e^x` for :math:`x \le 0` by a degree-7 polynomial
+(relative error 5.2e-11, derived in ``losses/_cpu_kernels_numba.py``'s docstring), with
+its coefficients ``EXP_COEFFICIENTS`` and scheme ``HORNER``: the losses' kernels and the
+measures' float32 kernels (``info/_fused_kernels.py``) import it from here (no package
+imports a sibling's private module).
 
 ``splat``, ``halving`` and ``call_intrinsic`` are not intrinsics but the helpers of the
 kernels' explicit vector code (llvmlite IR builders): a broadcast, a fixed tree over a

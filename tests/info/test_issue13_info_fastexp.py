@@ -36,7 +36,7 @@ import crossent
 
 pytest.importorskip("numba")
 
-from crossent.info import _fused  # noqa: E402
+from crossent.info import _fused
 
 LD = np.longdouble
 pytestmark = pytest.mark.skipif(

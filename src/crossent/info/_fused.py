@@ -20,17 +20,19 @@ result does not depend on the batch it comes in; other arrays, batches that flat
 only by a copy and the ``eps=`` compatibility clip take the generic path, which stays
 the reference and is what runs without the optional ``fast`` extra.
 
-Cost on large inputs: the kernel's ``exp`` and ``log`` are scalar libm calls (Numba
-vectorises neither without SVML), where NumPy's ufuncs are vectorised. Measured on
-20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, so +-30 %), the kernel
-takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and the
-binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times for
-the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
-times for the entropy of probabilities, and 2 times for float32 logits (NumPy's float32
-``exp`` has twice the lanes). Float32 logits nevertheless take the kernel (issue 13):
-the generic path's float32 terms were 2 to 32 ulps off the float64 truth, the kernel's
-are within about half an ulp. An inlined vectorisable ``exp`` as in
-``losses/_cpu_kernels.py`` would close that gap; it is not done here.
+Cost on large inputs: for float64 the kernel's ``exp`` and ``log`` are scalar libm
+calls (Numba vectorises neither without SVML), where NumPy's ufuncs are vectorised.
+Measured on 20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, so +-30 %), the
+kernel takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and
+the binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times
+for the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
+times for the entropy of probabilities. Float32 logits and log-probabilities (issue 13:
+NumPy's float32 path was 2 to 32 ulps off the float64 truth) take the polynomial ``exp``
+of the losses (:func:`crossent._intrinsics_numba.exp_nonpositive`, relative error
+5.2e-11, far below float32's rounding) in vectorised row passes (an integer-key maximum,
+then the exp-sum), and float32 batches whose class axis is strided run by C-contiguous
+block copies (:data:`BLOCK_ELEMENTS`); float64 keeps ``math.exp``, bit for bit. The
+error bound is derived in ``_fused_kernels._log_partition``.
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which

@@ -118,7 +118,7 @@ def _max_float32(row: Any) -> float:
     ``nnan``): NaN if the row holds a NaN of positive sign or is empty, else its
     maximum (NaNs of negative sign rank below ``-inf``: the caller's sums see them)."""
     prefer_wide_vectors()
-    top = -(1 << 31)
+    top: Any = -(1 << 31)  # an int64 to Numba
     for i in range(row.shape[0]):
         bits = np.int64(float32_to_bits(np.float32(row[i])))
         top = max(top, bits ^ ((bits >> 31) & 0x7FFFFFFF))
