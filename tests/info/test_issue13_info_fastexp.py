@@ -155,6 +155,17 @@ def test_issue13_fastexp_float32_hard_rows_within_half_an_ulp(classes, layout):
         assert got.dtype == np.float32
         worst = float(np.max(_ulps(got, truth[name])))
         assert worst <= 0.51, (name, worst, got, truth[name])
+    # the cross-entropy of probabilities against logits (its own vectorised pass), with
+    # exact zeros, against -inf logits too; a negative entry takes the compensated loop
+    p = np.exp(_log_softmax(np.roll(a, 2, axis=0))).astype(np.float32)
+    p[1, 0] = 0.0
+    p[2, 0] = -0.25  # validate=False: outside [0, 1]
+    log_q = _log_softmax(b)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(p == 0, 0, -(p.astype(LD) * log_q))
+    truth_ce = terms.sum(-1)
+    got = crossent.cross_entropy(p, b, q_form="logits", validate=False)
+    assert float(np.max(_ulps(got, truth_ce))) <= 0.51, (got, truth_ce)
 
 
 def test_issue13_fastexp_float32_log_probabilities_within_half_an_ulp():
