@@ -164,7 +164,7 @@ def _cross_sum(p: Any, q: Any, m: float, ell: float) -> tuple[float, int]:
         x = np.float64(p[i])
         log_q = _log_softmax_entry(np.float64(q[i]), m, ell)
         total += 0.0 if x == 0.0 else -(x * log_q)
-        negatives += x < 0.0
+        negatives += 1 if x < 0.0 else 0
     return total, negatives
 
 
