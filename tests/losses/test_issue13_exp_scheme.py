@@ -5,6 +5,7 @@ must give ``e^x`` within the polynomial's error, whichever one this machine comp
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ _BOUND = 5.3e-11  # the module docstring's epsilon (polynomial, reduction, evalu
 def _compiled(monkeypatch, horner):
     """The kernel's exp_nonpositive compiled again (its flags) with HORNER set: Numba
     reads the module's globals when it compiles, so this one holds the other scheme."""
-    monkeypatch.setattr(kernels, "HORNER", horner)
+    # HORNER is read from the module exp_nonpositive is defined in (the shared
+    # crossent._intrinsics_numba, which the losses' kernels import it from).
+    monkeypatch.setattr(sys.modules[kernels.exp_nonpositive.py_func.__module__], "HORNER", horner)
     flags = kernels._FLAGS - {"reassoc"}
     return numba.njit(fastmath=flags)(kernels.exp_nonpositive.py_func)
 

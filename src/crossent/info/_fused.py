@@ -20,17 +20,19 @@ result does not depend on the batch it comes in; other arrays, batches that flat
 only by a copy and the ``eps=`` compatibility clip take the generic path, which stays
 the reference and is what runs without the optional ``fast`` extra.
 
-Cost on large inputs: the kernel's ``exp`` and ``log`` are scalar libm calls (Numba
-vectorises neither without SVML), where NumPy's ufuncs are vectorised. Measured on
-20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, so +-30 %), the kernel
-takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and the
-binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times for
-the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
-times for the entropy of probabilities, and 2 times for float32 logits (NumPy's float32
-``exp`` has twice the lanes). Float32 logits nevertheless take the kernel (issue 13):
-the generic path's float32 terms were 2 to 32 ulps off the float64 truth, the kernel's
-are within about half an ulp. An inlined vectorisable ``exp`` as in
-``losses/_cpu_kernels.py`` would close that gap; it is not done here.
+Cost on large inputs: for float64 the kernel's ``exp`` and ``log`` are scalar libm
+calls (Numba vectorises neither without SVML), where NumPy's ufuncs are vectorised.
+Measured on 20000 x 1000 rows (AMD EPYC, AVX2, a loaded 2-core machine, so +-30 %), the
+kernel takes 0.5 to 0.9 times the generic path's time for KL, JS, the decomposition and
+the binary cross-entropy of probabilities (it saves passes and temporaries), 0.9 times
+for the entropy and cross-entropy of float64 logits (one ``exp`` per entry), 1.0 to 1.4
+times for the entropy of probabilities. Float32 logits and log-probabilities (issue 13:
+NumPy's float32 path was 2 to 32 ulps off the float64 truth) take the polynomial ``exp``
+of the losses (:func:`crossent._intrinsics_numba.exp_nonpositive`, relative error
+5.2e-11, far below float32's rounding) in vectorised row passes (an integer-key maximum,
+then the exp-sum), and float32 batches whose class axis is strided run by C-contiguous
+block copies (:data:`BLOCK_ELEMENTS`); float64 keeps ``math.exp``, bit for bit. The
+error bound is derived in ``_fused_kernels._log_partition``.
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which
@@ -59,6 +61,7 @@ across processes (see that module for why everything compiled there is at module
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import importlib.util
 from typing import Any
@@ -69,6 +72,7 @@ __all__ = [
     "BINARY_CROSS_ENTROPY",
     "BINARY_CROSS_GRAD",
     "BINARY_ENTROPY",
+    "BLOCK_ELEMENTS",
     "CROSS_ENTROPY",
     "ENTROPY",
     "FORM_CODES",
@@ -153,18 +157,83 @@ def measure_rows(
     out = np.empty((want.bit_count(), a.shape[0]), dtype=a.dtype)
     kernel = _kernel("rows", a.dtype, a.size > PARALLEL_ELEMENTS)
     tol_a, tol_b = tolerances
-    suspects = kernel(
-        a,
-        b,
+    options = (
         FORM_CODES[forms[0]],
         FORM_CODES[forms[1]],
         want,
         1.0 if log_base is None else log_base,
         -1.0 if tol_a is None else tol_a,
         -1.0 if tol_b is None else tol_b,
-        out,
     )
-    return out, suspects > 0
+    step = _block_rows(a, b)
+    if step is None:
+        return out, kernel(a, b, *options, out) > 0
+    # Serial kernels (a launch of Numba's threads costs more than a block's work),
+    # over contiguous parts of the rows on as many Python threads as Numba has (the
+    # kernel and NumPy's copies release the GIL).
+    kernel = _kernel("rows", a.dtype, False)
+    rows = a.shape[0]
+    threads = _threads() if a.size > PARALLEL_ELEMENTS else 1
+    per_thread = -(-rows // threads)
+
+    def part(first: int) -> int:
+        last = min(first + per_thread, rows)
+        suspects = 0
+        block = np.empty((out.shape[0], step), dtype=a.dtype)
+        for start in range(first, last, step):
+            stop = min(start + step, last)
+            result = (
+                block if stop - start == step else np.empty((len(block), stop - start), a.dtype)
+            )
+            a_part = np.ascontiguousarray(a[start:stop])
+            b_part = a_part if b is a else np.ascontiguousarray(b[start:stop])
+            suspects += kernel(a_part, b_part, *options, result)
+            out[:, start:stop] = result
+        return suspects
+
+    firsts = range(0, rows, per_thread)
+    if threads == 1:
+        return out, part(0) > 0
+    return out, sum(_pool().map(part, firsts)) > 0
+
+
+@functools.cache
+def _threads() -> int:
+    """Numba's thread count (its ``NUMBA_NUM_THREADS``)."""
+    import numba
+
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+@functools.cache
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads of the blocked float32 path (:func:`measure_rows`)."""
+    return concurrent.futures.ThreadPoolExecutor(_threads(), thread_name_prefix="crossent-info")
+
+
+BLOCK_ELEMENTS = 1 << 18
+"""Rows per block of :func:`measure_rows` on float32 inputs with a strided class axis:
+this many elements (1 MiB a side)."""
+
+
+def _block_rows(a: np.ndarray, b: np.ndarray) -> int | None:
+    """Rows per C-contiguous block copy where a float32 side's class axis is strided
+    (a Fortran-ordered batch, a transposed view) and there are several rows; else None
+    (the kernel reads the arrays as they are).
+
+    The float32 kernel's row passes (maximum, exp-sum) are vectorised over a
+    unit-stride row and gather otherwise, one cache line per entry: block copies
+    (NumPy's transposing copy, 2 ns an entry) cost less than the strided passes (9 ns
+    an entry measured on 20000 x 1000). Each row's result is the same either way (the
+    kernel's arithmetic per row does not depend on the layout). Float64 inputs are
+    left as they are."""
+    rows, classes = a.shape
+    if a.dtype != np.float32 or rows < 2 or classes < 2:
+        return None
+    size = a.dtype.itemsize
+    if all(x.strides[1] in (0, size) for x in (a, b)):
+        return None
+    return max(1, BLOCK_ELEMENTS // classes)
 
 
 def pointwise(

@@ -356,10 +356,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._intrinsics_numba import (
+    _MAGIC,
+    EXP_COEFFICIENTS,
+    HORNER,
     bits_to_float32,
-    bits_to_float64,
     call_intrinsic,
-    float64_to_bits,
+    exp_nonpositive,
     halving,
     numba_target_has,
     prefer_wide_vectors,
@@ -397,70 +399,6 @@ __all__ = [
 
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must propagate
-# 1.5 * 2**52 + 1023: adding it to t rounds t to an integer k and leaves k + 1023
-# (the biased exponent of 2^k) in the low bits of the sum.
-_MAGIC = 6755399441056767.0
-
-
-# The coefficients c0, c1, ..., c7 of the degree-7 minimax polynomial for e^r on
-# |r| <= ln 2 / 2 (relative error 5.2e-11, see the module docstring), c0 = c1 = 1.
-EXP_COEFFICIENTS = (
-    1.0,
-    1.0,
-    0.5000000067643473,
-    0.16666665869408973,
-    0.04166629509026616,
-    0.008333497009265464,
-    0.0013944648835041446,
-    0.00019790352356200552,
-)
-
-
-#: Whether :func:`exp_nonpositive` evaluates its polynomial by Horner's scheme (Numba's
-#: target has AVX-512) or by Estrin's (AVX2 and others): a constant to Numba, so each
-#: compiled kernel holds one scheme; Numba's cache keys its entries by the target's CPU
-#: features too. Measured (4096 x 32000 float32 forward, two threads,
-#: ``benchmarks/bench_forward_floor.py``, Horner's against Estrin's in the same rounds):
-#: AVX-512, 0.0568 against 0.0605 s and 0.0542 against 0.0586 s (31 and 11 rounds);
-#: AVX2 emulated (``benchmarks/emulate_avx2.sh``), 0.0812 against 0.0723 s and 0.0776
-#: against 0.0698 s (15 and 11 rounds, the trees' order swapped): Horner's 11-12 %
-#: slower there.
-HORNER = numba_target_has("avx512f")
-
-
-# Compiled on its own, without ``reassoc``, so that ``(t + M) - M`` rounds t to an
-# integer instead of being folded to t; LLVM still inlines it into the loops, where
-# each instruction keeps its own flags.
-@numba.njit(fastmath=_FLAGS - {"reassoc"}, inline="never")
-def exp_nonpositive(x: float) -> float:
-    # Below -708, e^x < 4e-308: the terms vanish against the max's 1. Written so
-    # that a NaN passes through (the comparison is false), and still one vmaxpd.
-    x = -708.0 if x < -708.0 else x
-    shifted = x * 1.4426950408889634 + _MAGIC  # k + 1023 in the low bits
-    k = shifted - _MAGIC
-    # One constant (not Cody-Waite's two): fused or not, |r| errs by under 6e-14,
-    # i.e. e^r by a relative 6e-14, far below the polynomial's 5.2e-11
-    r = x - k * 0.6931471805599453
-    # e^r by EXP_COEFFICIENTS: on AVX-512 (HORNER) in Horner's scheme, seven FMAs, the
-    # fewest vector operations; elsewhere in Estrin's (r^2, r^4 and 1 + r besides: a
-    # shorter dependency chain, faster with 256-bit vectors). See the module docstring.
-    c = EXP_COEFFICIENTS
-    if HORNER:
-        q = c[6] + r * c[7]
-        q = c[5] + r * q
-        q = c[4] + r * q
-        q = c[3] + r * q
-        q = c[2] + r * q  # c2 + c3 r + ... + c7 r^5
-        p = c[0] + r * (c[1] + r * q)
-    else:
-        r2 = r * r
-        r4 = r2 * r2
-        p01 = c[0] + r  # c1 = 1: an add, off the FMA pipes
-        p23 = c[2] + r * c[3]
-        p45 = c[4] + r * c[5]
-        p67 = c[6] + r * c[7]
-        p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67)
-    return p * bits_to_float64(float64_to_bits(shifted) << 52)
 
 
 _I32 = ir.IntType(32)
