@@ -26,7 +26,6 @@ smoothed targets, or of one block only; ``relayout`` calling ``upcast`` instead 
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +33,17 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.losses import _widen
+from losses.blocked_checks import (
+    CLASSES,
+    LARGE,
+    assert_peak_within_blocks,
+)
+from losses.blocked_checks import bits as _bits
+from losses.blocked_checks import labels as _labels
+from losses.blocked_checks import logits as _logits
+from losses.blocked_checks import whole as _whole
 
 ROWS = 11  # not a multiple of any block below
-CLASSES = 37
 REDUCTIONS = ("mean", "sum", "none", "parts")
 
 LABELLED = (crossent.softmax_cross_entropy, crossent.softmax_cross_entropy_grad)
@@ -45,55 +51,6 @@ TARGETS = (
     crossent.softmax_cross_entropy_with_targets,
     crossent.softmax_cross_entropy_with_targets_grad,
 )
-
-
-def _bits(x: Any) -> Any:
-    """A result's bits, comparable with ``==`` (LossParts: both fields)."""
-    if isinstance(x, tuple):
-        return tuple(_bits(v) for v in x)
-    a = np.asarray(x)
-    assert a.dtype == np.float32, a.dtype
-    return (a.shape, a.tobytes())
-
-
-def _whole(f: Callable[..., Any], z: np.ndarray, *rest: Any, **kwargs: Any) -> Any:
-    """The truth: ``f`` on the float64 logits (the other arrays as given), rounded to
-    float32."""
-    result = f(z.astype(np.float64), *rest, **kwargs)
-    if isinstance(result, tuple):
-        return type(result)(*(np.float32(v) for v in result))
-    return np.asarray(result).astype(np.float32)[()]
-
-
-@pytest.fixture
-def blocks(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[tuple[Any, ...]]]:
-    """``set(rows)``: blocks of ``rows`` rows of :data:`CLASSES` classes; the whole call's
-    copies (``_widen._widened``) are recorded in the list it returns."""
-    copies: list[tuple[Any, ...]] = []
-    real = _widen._widened
-
-    def spy(*args: Any) -> Any:
-        copies.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(_widen, "_widened", spy)
-
-    def set_rows(rows: int) -> list[tuple[Any, ...]]:
-        monkeypatch.setattr(_widen, "BLOCK_BYTES", 8 * CLASSES * rows)
-        return copies
-
-    return set_rows
-
-
-def _logits(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal(shape) * 4.0
-    z.flat[:: max(1, z.size // 7)] += 30.0  # some confident rows
-    return z.astype(dtype)
-
-
-def _labels(shape: tuple[int, ...], classes: int = CLASSES, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, classes, shape)
 
 
 def _targets(shape: tuple[int, ...], dtype: Any, seed: int = 2) -> np.ndarray:
@@ -129,7 +86,7 @@ LABEL_OPTIONS = {
 @pytest.mark.parametrize("f", LABELLED, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("rows", [1, 3, 4])
 def test_soft_cap_blocks_are_the_whole_float64_call(
-    blocks: Callable[[int], list[Any]],
+    widen_blocks: Callable[[int], list[Any]],
     f: Callable[..., Any],
     option: str,
     reduction: str,
@@ -138,7 +95,7 @@ def test_soft_cap_blocks_are_the_whole_float64_call(
 ) -> None:
     if f is crossent.softmax_cross_entropy_grad and reduction == "parts":
         pytest.skip("gradients take no 'parts'")
-    copies = blocks(rows)
+    copies = widen_blocks(rows)
     kwargs = {**LABEL_OPTIONS[option], "reduction": reduction}
     z, y = _logits((ROWS, CLASSES), dtype), _labels((ROWS,))
     if option == "cap_all_ignored":
@@ -164,7 +121,7 @@ TARGET_OPTIONS = {
 @pytest.mark.parametrize("f", TARGETS, ids=lambda f: f.__name__)
 @pytest.mark.parametrize("rows", [1, 4])
 def test_soft_target_blocks_are_the_whole_float64_call(
-    blocks: Callable[[int], list[Any]],
+    widen_blocks: Callable[[int], list[Any]],
     f: Callable[..., Any],
     option: str,
     reduction: str,
@@ -179,7 +136,7 @@ def test_soft_target_blocks_are_the_whole_float64_call(
     kwargs = {**TARGET_OPTIONS[option], "reduction": reduction}
     if dtype == np.float32 and "soft_cap" not in kwargs:
         pytest.skip("float32 logits without soft_cap: the fused path")
-    copies = blocks(rows)
+    copies = widen_blocks(rows)
     z, t = _logits((ROWS, CLASSES), dtype), _targets((ROWS, CLASSES), target_dtype)
     got = f(z, t, **kwargs)
     assert not copies
@@ -191,11 +148,11 @@ def test_soft_target_blocks_are_the_whole_float64_call(
     [((4, CLASSES, 5), 1), ((3, 2, 4, CLASSES), -1), ((CLASSES, 13), 0), ((5, CLASSES, 1), 1)],
 )
 def test_batch_axes_around_the_classes(
-    blocks: Callable[[int], list[Any]], shape: tuple[int, ...], axis: int
+    widen_blocks: Callable[[int], list[Any]], shape: tuple[int, ...], axis: int
 ) -> None:
     """Batch axes on both sides of the class axis (labels and weighted soft targets:
     the targets' example weights are blocked over the same rows), each reduction."""
-    copies = blocks(3)
+    copies = widen_blocks(3)
     z = _logits(shape, np.float16)
     y = _labels(np.delete(np.array(shape), axis % len(shape)).tolist())
     t = np.moveaxis(_targets(np.moveaxis(z, axis, -1).shape, np.float16), -1, axis)
@@ -209,8 +166,8 @@ def test_batch_axes_around_the_classes(
     assert not copies
 
 
-def test_gradient_into_out_and_strided_logits(blocks: Callable[[int], list[Any]]) -> None:
-    copies = blocks(2)
+def test_gradient_into_out_and_strided_logits(widen_blocks: Callable[[int], list[Any]]) -> None:
+    copies = widen_blocks(2)
     f = crossent.softmax_cross_entropy_grad
     own = {"soft_cap": 4.0, "weight": WEIGHT, "reduction": "mean"}
     z = np.asfortranarray(_logits((ROWS, CLASSES), np.float32))
@@ -224,12 +181,12 @@ def test_gradient_into_out_and_strided_logits(blocks: Callable[[int], list[Any]]
     assert not copies
 
 
-def test_errors_are_the_whole_calls(blocks: Callable[[int], list[Any]]) -> None:
+def test_errors_are_the_whole_calls(widen_blocks: Callable[[int], list[Any]]) -> None:
     """An error is the whole call's, named in its order: a label out of range in the
     last block, a target row that does not sum to 1 there, a bad class weight. A soft
     target gradient of float16 logits takes ``out`` as main's widened call did (the
     float64 call does not: a ``TypeError``)."""
-    blocks(2)
+    widen_blocks(2)
     z = _logits((ROWS, CLASSES), np.float16)
     y = _labels((ROWS,))
     y[-1] = CLASSES
@@ -254,9 +211,6 @@ def test_errors_are_the_whole_calls(blocks: Callable[[int], list[Any]]) -> None:
     assert _bits(out) == _bits(_whole(g, z, t))
 
 
-LARGE = (256, 32000)  # 31.25 MiB of float32 logits; their float64 copy is 62.5 MiB
-
-
 @pytest.mark.parametrize("name", ["cap", "cap_grad", "targets", "targets_grad"])
 def test_peak_memory_is_bounded_by_the_block(name: str) -> None:
     """tracemalloc's peak of one call: at most its result plus 8 blocks (16 MiB)."""
@@ -270,12 +224,4 @@ def test_peak_memory_is_bounded_by_the_block(name: str) -> None:
         t = _targets(LARGE, np.float16)
         g = TARGETS[name.endswith("grad")]
         call = lambda: g(z, t, weight=np.ones(LARGE[1]))  # noqa: E731
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    bound = np.asarray(result).nbytes + 8 * _widen.BLOCK_BYTES
-    assert peak <= bound, (peak / 2**20, bound / 2**20)
+    assert_peak_within_blocks(call)

@@ -21,7 +21,6 @@ mean (the bit-equality tests), and the unit applied twice (``base``, bit equalit
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -30,57 +29,17 @@ import pytest
 
 import crossent
 from crossent.losses import _widen
+from losses.blocked_checks import (
+    CLASSES,
+    LARGE,
+    assert_peak_within_blocks,
+)
+from losses.blocked_checks import bits as _bits
+from losses.blocked_checks import labels as _labels
+from losses.blocked_checks import logits as _logits
+from losses.blocked_checks import whole as _whole
 
 ROWS = 11  # not a multiple of any block below
-CLASSES = 37
-
-
-def _bits(x: Any) -> Any:
-    """A result's bits, comparable with ``==`` (LossParts: both fields)."""
-    if isinstance(x, tuple):
-        return tuple(_bits(v) for v in x)
-    a = np.asarray(x)
-    assert a.dtype == np.float32, a.dtype
-    return (a.shape, a.tobytes())
-
-
-def _whole(f: Callable[..., Any], z: np.ndarray, *rest: Any, **kwargs: Any) -> Any:
-    """The truth: ``f`` on the float64 logits, its result rounded to float32."""
-    result = f(z.astype(np.float64), *rest, **kwargs)
-    if isinstance(result, tuple):
-        return type(result)(*(np.float32(v) for v in result))
-    return np.asarray(result).astype(np.float32)[()]
-
-
-@pytest.fixture
-def blocks(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[tuple[Any, ...]]]:
-    """``set(rows)``: blocks of ``rows`` rows of :data:`CLASSES` classes; the whole call's
-    copies (``_widen._widened``) are recorded in the list it returns."""
-    copies: list[tuple[Any, ...]] = []
-    real = _widen._widened
-
-    def spy(*args: Any) -> Any:
-        copies.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(_widen, "_widened", spy)
-
-    def set_rows(rows: int) -> list[tuple[Any, ...]]:
-        monkeypatch.setattr(_widen, "BLOCK_BYTES", 8 * CLASSES * rows)
-        return copies
-
-    return set_rows
-
-
-def _logits(shape: tuple[int, ...], dtype: Any, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal(shape) * 4.0
-    z.flat[:: max(1, z.size // 7)] += 30.0  # some confident rows
-    return z.astype(dtype)
-
-
-def _labels(shape: tuple[int, ...], classes: int = CLASSES, seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, classes, shape)
 
 
 LABELLED = {
@@ -106,14 +65,14 @@ REDUCTIONS = ("mean", "sum", "none", "parts")
 @pytest.mark.parametrize("name", LABELLED)
 @pytest.mark.parametrize("rows", [1, 3, 4])
 def test_labelled_blocks_are_the_whole_float64_call(
-    blocks: Callable[[int], list[Any]],
+    widen_blocks: Callable[[int], list[Any]],
     name: str,
     option: str,
     reduction: str,
     dtype: Any,
     rows: int,
 ) -> None:
-    copies = blocks(rows)
+    copies = widen_blocks(rows)
     f, own = LABELLED[name]
     if name.endswith("_grad") and reduction == "parts":
         pytest.skip("gradients take no 'parts'")
@@ -134,11 +93,11 @@ def test_labelled_blocks_are_the_whole_float64_call(
     [((4, CLASSES, 5), 1), ((3, 2, 4, CLASSES), -1), ((CLASSES, 13), 0), ((5, CLASSES, 1), 1)],
 )
 def test_batch_axes_around_the_classes(
-    blocks: Callable[[int], list[Any]], name: str, shape: tuple[int, ...], axis: int
+    widen_blocks: Callable[[int], list[Any]], name: str, shape: tuple[int, ...], axis: int
 ) -> None:
     """Batch axes on both sides of the class axis: blocks of leading indices and of
     slices of the last batch axis (``_widen._row_blocks``), each reduction."""
-    copies = blocks(3)
+    copies = widen_blocks(3)
     f, own = LABELLED[name]
     z = _logits(shape, np.float32)
     y = _labels(np.delete(np.array(shape), axis % len(shape)).tolist())
@@ -150,9 +109,9 @@ def test_batch_axes_around_the_classes(
 
 @pytest.mark.parametrize("name", ["focal_grad", "poly_grad"])
 def test_gradient_into_out_and_strided_logits(
-    blocks: Callable[[int], list[Any]], name: str
+    widen_blocks: Callable[[int], list[Any]], name: str
 ) -> None:
-    copies = blocks(2)
+    copies = widen_blocks(2)
     f, own = LABELLED[name]
     z = np.asfortranarray(_logits((ROWS, CLASSES), np.float32))
     y = _labels((ROWS,))
@@ -176,11 +135,11 @@ def test_a_row_larger_than_a_block(monkeypatch: pytest.MonkeyPatch) -> None:
             assert _bits(f(z, y, **own)) == _bits(_whole(f, z, y, **own))
 
 
-def test_one_row_and_errors_are_the_whole_calls(blocks: Callable[[int], list[Any]]) -> None:
+def test_one_row_and_errors_are_the_whole_calls(widen_blocks: Callable[[int], list[Any]]) -> None:
     """One row takes the whole call (one block, or the small path); an error is the
     whole call's, named in its order (a label out of range in the last block); a loss
     given ``out`` is a ``TypeError`` (it was filled with the loss, blocked or not)."""
-    blocks(1)
+    widen_blocks(1)
     f, own = LABELLED["focal"]
     z, y = _logits((1, CLASSES), np.float32), _labels((1,))
     assert _bits(f(z, y, **own)) == _bits(_whole(f, z, y, **own))
@@ -223,7 +182,7 @@ def _teacher(z: np.ndarray, form: str) -> np.ndarray:
 @pytest.mark.parametrize("grad", [False, True])
 @pytest.mark.parametrize("rows", [1, 4])
 def test_distillation_blocks_are_the_whole_float64_call(
-    blocks: Callable[[int], list[Any]],
+    widen_blocks: Callable[[int], list[Any]],
     option: str,
     reduction: str,
     dtype: Any,
@@ -232,7 +191,7 @@ def test_distillation_blocks_are_the_whole_float64_call(
 ) -> None:
     if grad and reduction == "parts":
         pytest.skip("gradients take no 'parts'")
-    copies = blocks(rows)
+    copies = widen_blocks(rows)
     f = crossent.distillation_loss_grad if grad else crossent.distillation_loss
     kwargs = {**DISTILL[option], "reduction": reduction}
     z = _logits((ROWS, CLASSES), dtype)
@@ -244,8 +203,8 @@ def test_distillation_blocks_are_the_whole_float64_call(
     assert _bits(got) == _bits(_whole(f, z, t, **kwargs))
 
 
-def test_distillation_classes_first(blocks: Callable[[int], list[Any]]) -> None:
-    copies = blocks(2)
+def test_distillation_classes_first(widen_blocks: Callable[[int], list[Any]]) -> None:
+    copies = widen_blocks(2)
     z = _logits((3, CLASSES, 4), np.float32)
     t = np.moveaxis(_teacher(np.moveaxis(z, 1, -1), "logits"), -1, 1)
     for f in (crossent.distillation_loss, crossent.distillation_loss_grad):
@@ -253,9 +212,6 @@ def test_distillation_classes_first(blocks: Callable[[int], list[Any]]) -> None:
             kwargs = {"axis": 1, "temperature": 2.0, "reduction": reduction}
             assert _bits(f(z, t, **kwargs)) == _bits(_whole(f, z, t, **kwargs))
     assert not copies
-
-
-LARGE = (256, 32000)  # 31.25 MiB of float32 logits; their float64 copy is 62.5 MiB
 
 
 @pytest.mark.parametrize(
@@ -272,12 +228,4 @@ def test_peak_memory_is_bounded_by_the_block(name: str) -> None:
         f, own = LABELLED[name]
         y = _labels(LARGE[:1], LARGE[1])
         call = lambda: f(z, y, **own, weight=np.ones(LARGE[1]), ignore_index=0)  # noqa: E731
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    bound = np.asarray(result).nbytes + 8 * _widen.BLOCK_BYTES
-    assert peak <= bound, (peak / 2**20, bound / 2**20)
+    assert_peak_within_blocks(call)
