@@ -13,13 +13,12 @@ spreads, V = 2, and the benchmark's peaked mixture.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from crossent.losses import _cpu_kernels, _numpy_kernels
 from crossent.losses._kernel_inputs import StatisticsOptions
+from losses.test_issue13_avx2peak import _ell_truth  # the float64 truth of ell (fsum, log1p)
 
 F32 = np.float32
 #: the direct path's bound on ell's relative error (see _numpy_kernels._direct_rest)
@@ -47,16 +46,6 @@ def test_issue13_set_places_match_flatnonzero(size: int, density: float) -> None
     np.testing.assert_array_equal(_numpy_kernels._set_places(flags, size), np.flatnonzero(mask))
 
 
-def _ell_truth(z: np.ndarray) -> np.ndarray:
-    """log1p(rho), rho = fsum of e^(x - max) over all but the first maximal entry."""
-    out = []
-    for row in z.astype(np.float64):
-        with np.errstate(invalid="ignore"):
-            terms = np.exp(np.delete(row, np.argmax(row)) - row.max())
-        out.append(math.log1p(math.fsum(terms[terms > 0])))
-    return np.asarray(out)
-
-
 def _ell(z: np.ndarray, rows_per_block: int, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
     monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", rows_per_block * z.shape[1])
     monkeypatch.setattr(_numpy_kernels, "LARGER_SHARE", 1)  # larger blocks on few rows
@@ -73,20 +62,27 @@ def _confident_rows(rng: np.random.Generator, rows: int, classes: int) -> np.nda
     return z
 
 
-def test_issue13_confident_blocks_are_larger(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Confident rows go LARGER_BLOCKS times as many to a block; random ones do not."""
-    rng = np.random.default_rng(1)
-    classes, per_block = 512, 2
-    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", per_block * classes)
-    monkeypatch.setattr(_numpy_kernels, "LARGER_SHARE", 1)  # larger blocks on few rows
+def _block_sizes(monkeypatch: pytest.MonkeyPatch, elements: int) -> list[int]:
+    """Blocks of ``elements`` logits (``BLOCK_ELEMENTS``); the list that each block's
+    row count (``_float32_rows``' calls) is appended to."""
+    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", elements)
     sizes: list[int] = []
+    float32_rows = _numpy_kernels._float32_rows
 
     def spy(rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
         sizes.append(len(rows))
         return float32_rows(rows, *args, **kwargs)
 
-    float32_rows = _numpy_kernels._float32_rows
     monkeypatch.setattr(_numpy_kernels, "_float32_rows", spy)
+    return sizes
+
+
+def test_issue13_confident_blocks_are_larger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Confident rows go LARGER_BLOCKS times as many to a block; random ones do not."""
+    rng = np.random.default_rng(1)
+    classes, per_block = 512, 2
+    monkeypatch.setattr(_numpy_kernels, "LARGER_SHARE", 1)  # larger blocks on few rows
+    sizes = _block_sizes(monkeypatch, per_block * classes)
     labels = np.zeros(64, dtype=np.intp)
     _numpy_kernels.row_statistics(_confident_rows(rng, 64, classes), labels, StatisticsOptions())
     assert sizes == [per_block * _numpy_kernels.LARGER_BLOCKS] * (64 // 8)
@@ -104,16 +100,8 @@ def test_issue13_larger_blocks_need_many_rows(monkeypatch: pytest.MonkeyPatch) -
     blocks and buffers."""
     rng = np.random.default_rng(2)
     classes, per_block = 512, 2
-    monkeypatch.setattr(_numpy_kernels, "BLOCK_ELEMENTS", per_block * classes)
+    sizes = _block_sizes(monkeypatch, per_block * classes)
     larger = per_block * _numpy_kernels.LARGER_BLOCKS
-    sizes: list[int] = []
-
-    def spy(rows: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
-        sizes.append(len(rows))
-        return float32_rows(rows, *args, **kwargs)
-
-    float32_rows = _numpy_kernels._float32_rows
-    monkeypatch.setattr(_numpy_kernels, "_float32_rows", spy)
     share = _numpy_kernels.LARGER_SHARE
     assert 0.1 * 4 * share >= 12  # buffer bytes per logit of a block: the 10 % bound
     for rows, taken in ((share * larger - 1, per_block), (share * larger, larger)):
