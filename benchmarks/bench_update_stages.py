@@ -59,6 +59,24 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
 * the tile loop kept off 512-bit registers (``"min-legal-vector-width"="256"`` on
   ``tiled_rows``, so that a third vector port is free): LLVM drops that attribute
   when it inlines a callee without it, and the loop kept its zmm code.
+* (2026-12-02, the entropy's logarithm again; ``bench_entropy_log.py`` has the
+  gather-table and reciprocal experiments) the entropy terms' loop alone, 4096
+  float32 softmax entries in L1, ns an entry, min of interleaved runs in one process
+  (load 4-10): glibc's table scheme for float32 entries (128 cells, 1/c of at most 29
+  significant bits so that r = z (1/c) - 1 is exact with or without an FMA, log c chosen
+  within 0.023 ulp of a double, degree-7 log1p, k log 2 + log c + r by Fast2Sum; one
+  product in 4096 off x math.log(x)'s bits, fdlibm's 134), 1.05 against 0.88: the two
+  lookups are 512-bit gathers; the same scheme with 16 cells, the lookups that
+  two-source permutes (``vpermi2pd``) would do replaced by arithmetic to find its
+  floor, 1.50 against fdlibm's 1.57 (the permutes would then take the rest), fdlibm
+  without its division (wrong on purpose) 1.38: the loop is bound by its 33 or so
+  vector operations on two 512-bit ports, and every division-free logarithm tried
+  has more of them; fdlibm's reduction on the float32 bits (int32 lanes, the same m
+  and k, so the same bits) 1.01 against 0.89 (LLVM widened the lanes to int64 and
+  scaled float32 subnormals with blends); one or two streams instead of four, within
+  noise (1.33, 1.28, 1.27 median).  The entropy total is within 0.6 ulp of mpmath's
+  on hard rows already (test_issue13_update_log), the same as ``math.fsum`` of
+  ``math.log`` terms: a more accurate logarithm has little to gain there either.
 
 Kept (issue 13, 2026-12-01, same machine; ``--against`` main, min of 9 interleaved,
 one thread, CPU ms; load average 2.3, other engineers' runs):
