@@ -36,7 +36,7 @@ from ._error import (
     statistics_for,
 )
 from ._inputs import FloatArray, as_predictions, require_examples
-from ._parallel import ordered_map
+from .._parallel import ordered_map
 from ._summaries import summarize
 
 __all__ = [

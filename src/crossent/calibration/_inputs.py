@@ -29,7 +29,7 @@ from .._numerics import safe_log
 from .._sides import prepare
 from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
-from ._parallel import ordered_map
+from .._parallel import ordered_map
 
 __all__ = [
     "Block",
