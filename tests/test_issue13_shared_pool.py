@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from kernel_paths import use_kernel_path
 
 import crossent
 from crossent import _parallel
 from crossent.info import _fused
 from crossent.losses import _numpy_kernels
+
+from kernel_paths import use_kernel_path
 
 TIMEOUT = 60.0
 """Seconds a nested call may take before the test calls it a deadlock."""
@@ -132,7 +133,9 @@ MEASURE_CALLS: dict[str, Callable[[np.ndarray, np.ndarray], Any]] = {
     "entropy_logits": lambda p, z: crossent.entropy(z, p_form="logits"),
     "cross_entropy": lambda p, z: crossent.cross_entropy(p, z, q_form="logits"),
     "kl": lambda p, z: crossent.kl_divergence(z, p, p_form="logits", base=2.0),
-    "decomposition": lambda p, z: tuple(crossent.cross_entropy_decomposition(p, z, q_form="logits")),
+    "decomposition": lambda p, z: tuple(
+        crossent.cross_entropy_decomposition(p, z, q_form="logits")
+    ),
 }
 
 
@@ -176,7 +179,7 @@ def test_issue13_shared_pool_measures_keep_numbas_thread_count(
 ) -> None:
     """A ``NUMBA_NUM_THREADS`` of 1 keeps the measures' blocked path in one thread."""
     monkeypatch.setattr(_fused, "_threads", lambda: 1)
-    p, z = _strided_sides()
+    p, _ = _strided_sides()
     _, submitted = _with_threads(2, monkeypatch, lambda: crossent.entropy(p))
     assert measure_spy
     assert submitted == 0
@@ -203,7 +206,7 @@ def test_issue13_shared_pool_loss_in_a_mapped_block_does_not_deadlock(
     def run() -> None:
         try:
             done.append(list(_parallel.ordered_map(block, shifts)))
-        except BaseException as error:  # noqa: BLE001 - reported by the test
+        except BaseException as error:
             errors.append(error)
 
     thread = threading.Thread(target=run, daemon=True)
