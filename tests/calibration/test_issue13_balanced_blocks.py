@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _inputs, _parallel
+from crossent import _parallel
+from crossent.calibration import _inputs
 
 
 def _spans(rows: int, classes: int) -> list[tuple[int, int]]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _parallel
+from crossent import _parallel
 
 
 @pytest.fixture

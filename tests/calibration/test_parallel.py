@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _parallel
+from crossent import _parallel
 
 
 def _everything(logits: np.ndarray, labels: np.ndarray) -> tuple[object, ...]:

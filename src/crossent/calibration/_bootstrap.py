@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_base, check_choice, check_integer, check_scalar
+from .._parallel import ordered_map
 from ..errors import InputError
 from ._binning import BinStatistics
 from ._error import (
@@ -36,7 +37,6 @@ from ._error import (
     statistics_for,
 )
 from ._inputs import FloatArray, as_predictions, require_examples
-from ._parallel import ordered_map
 from ._summaries import summarize
 
 __all__ = [

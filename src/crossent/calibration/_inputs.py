@@ -26,10 +26,10 @@ from .._checks import (
     row_offset,
 )
 from .._numerics import safe_log
+from .._parallel import ordered_map
 from .._sides import prepare
 from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
-from ._parallel import ordered_map
 
 __all__ = [
     "Block",

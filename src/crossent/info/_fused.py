@@ -61,12 +61,13 @@ across processes (see that module for why everything compiled there is at module
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import importlib.util
 from typing import Any
 
 import numpy as np
+
+from .._parallel import run_in_parts
 
 __all__ = [
     "BINARY_CROSS_ENTROPY",
@@ -169,15 +170,11 @@ def measure_rows(
     if step is None:
         return out, kernel(a, b, *options, out) > 0
     # Serial kernels (a launch of Numba's threads costs more than a block's work),
-    # over contiguous parts of the rows on as many Python threads as Numba has (the
-    # kernel and NumPy's copies release the GIL).
+    # over contiguous parts of the rows on the shared pool's threads, at most as many
+    # as Numba has (the kernel and NumPy's copies release the GIL).
     kernel = _kernel("rows", a.dtype, False)
-    rows = a.shape[0]
-    threads = _threads() if a.size > PARALLEL_ELEMENTS else 1
-    per_thread = -(-rows // threads)
 
-    def part(first: int) -> int:
-        last = min(first + per_thread, rows)
+    def part(first: int, last: int) -> int:
         suspects = 0
         block = np.empty((out.shape[0], step), dtype=a.dtype)
         for start in range(first, last, step):
@@ -191,24 +188,19 @@ def measure_rows(
             out[:, start:stop] = result
         return suspects
 
-    firsts = range(0, rows, per_thread)
-    if threads == 1:
-        return out, part(0) > 0
-    return out, sum(_pool().map(part, firsts)) > 0
+    most = _threads() if a.size > PARALLEL_ELEMENTS else 1
+    return out, sum(run_in_parts(part, a.shape[0], most)) > 0
 
 
 @functools.cache
 def _threads() -> int:
-    """Numba's thread count (its ``NUMBA_NUM_THREADS``)."""
+    """Numba's thread count (its ``NUMBA_NUM_THREADS``): the most parts of the blocked
+    path, which stands in for the parallel kernel (the pool's threads are
+    ``_parallel.workers``, Numba's default count; a lower ``NUMBA_NUM_THREADS`` limits
+    every Numba kernel of the measures)."""
     import numba
 
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
-
-
-@functools.cache
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-    """The threads of the blocked float32 path (:func:`measure_rows`)."""
-    return concurrent.futures.ThreadPoolExecutor(_threads(), thread_name_prefix="crossent-info")
 
 
 BLOCK_ELEMENTS = 1 << 18

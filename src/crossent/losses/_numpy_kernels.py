@@ -143,16 +143,14 @@ its maximum or its exp-sum is not finite (a NaN or ``+inf`` in it, or every entr
 
 from __future__ import annotations
 
-import functools
 import importlib
-import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
 
+from .._parallel import run_in_parts
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
@@ -264,27 +262,6 @@ def _block_rows(classes: int) -> int:
     return max(1, BLOCK_ELEMENTS // max(classes, 1))
 
 
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="crossent")
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _run_in_parts(work: Callable[[int, int], None], rows: int, classes: int) -> None:
-    """``work(first, stop)`` over the rows, split among threads when the input is large."""
-    parts = min(_threads(), rows) if rows * classes >= PARALLEL_ELEMENTS else 1
-    if parts <= 1:
-        work(0, rows)
-        return
-    bounds = [rows * k // parts for k in range(parts + 1)]
-    futures = [_pool().submit(work, bounds[k], bounds[k + 1]) for k in range(parts)]
-    for future in futures:
-        future.result()
-
-
 def _run_in_blocks(
     block: Callable[..., None],
     rows: int,
@@ -321,7 +298,7 @@ def _run_in_blocks(
                 block(first, stop, *(buffer[:size].reshape(shape) for buffer in buffers))
                 first = stop
 
-    _run_in_parts(work, rows, classes)
+    run_in_parts(work, rows, None if rows * classes >= PARALLEL_ELEMENTS else 1)
 
 
 def row_statistics(
