@@ -1,15 +1,19 @@
 r"""Issue 13 follow-up, exactness of ``crossent.torch``'s generic paths on the CPU.
 
-Two paths still computed in float32 for float32 (and 16-bit) logits:
+Three paths still computed in float32 for float32 (and 16-bit) logits:
 
 * ``cross_entropy`` with probability targets (no soft-cap): the gradient's entries
   :math:`p - t` cancel, up to 1e6 float32 ulps off on random data (1e13 where
   :math:`t \approx p`), the loss up to 75 ulps (V = 2), as eager ``F.cross_entropy``;
 * the vocab-parallel losses with ``soft_cap``: the loss up to 70 ulps and the gradient
   up to 3e7 (the label's entry :math:`p_y - 1` at :math:`p_y \to 1`, the chain rule's
-  :math:`1 - \tanh^2`).
+  :math:`1 - \tanh^2`);
+* ``linear_cross_entropy`` with ``soft_cap``: its gradient block :math:`G = \partial
+  L/\partial z` up to 350 ulps off (1e7 where :math:`|z| \gg s`), as the naive
+  float32 ``F.cross_entropy(s * tanh(F.linear(h, W) / s), y)``.
 
-Both now compute in float64 on the CPU (``_launch.work_dtype``) and round once, so the
+All now compute in float64 on the CPU (``_launch.work_dtype``; the linear loss's
+matrix products stay float32) and round once, so the
 loss and each gradient entry are within an ulp of the truth, formed here in float64 with
 the formulas that keep every digit (:func:`_oracle`; torch's float64 autograd rounds a
 loss of 1e-16 to 0 and :math:`p_y - 1` to an ulp of 1), or with mpmath where the
@@ -266,3 +270,74 @@ def test_work_dtype_soft_targets_cpu_only() -> None:
     assert work_dtype(cpu, None, soft_targets=True) == torch.float64
     assert work_dtype(meta, None, soft_targets=True) == torch.float32
     assert work_dtype(cpu, None) == torch.float32
+
+
+# ---------------------------------------------------------------- linear, soft-cap
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.parametrize("case", ["random", "wide", "near_tie", "V=2", "weighted"])
+def test_linear_soft_cap_gradient_block_within_an_ulp(case: str, reduction: str) -> None:
+    r"""``linear_cross_entropy`` with ``soft_cap``, the identity as the classifier: the
+    logits are ``h`` exactly and ``dL/dh`` is ``dL/dz`` (the block :math:`G`, rounded
+    once to float32 for the products), within an ulp, as the loss. Main: 350 ulps, and
+    1e7 where :math:`|z| \gg s` (``'wide'``: the chain rule's :math:`1 - \tanh^2`).
+    Both the forward-formed (``'mean'``) and the recomputed (``'none'``) gradients, and
+    the vocabulary split in blocks (``'weighted'``, with smoothing and class weights)."""
+    from crossent.torch import _functional
+
+    g = _generator(11)
+    rows, classes, scale = {
+        "random": (96, 600, 25.0),
+        "wide": (96, 600, 150.0),
+        "near_tie": (96, 600, 0.0),
+        "V=2": (1024, 2, 3.0),
+        "weighted": (96, 600, 25.0),
+    }[case]
+    z = torch.randn(rows, classes, generator=g) * scale
+    if case == "near_tie":
+        z = 20 + torch.randn(rows, classes, generator=g) * 1e-4
+    y = torch.randint(0, classes, (rows,), generator=g)
+    u = torch.rand(rows, generator=_generator(3))
+    weight = torch.rand(classes, generator=g) + 0.5
+    if reduction == "mean":  # PyTorch's weighted mean: over the rows' label weights
+        total = weight.double()[y].sum() if case == "weighted" else rows
+        u = torch.full((rows,), 1.0 / total, dtype=torch.float64)
+    kw: dict[str, object] = {}
+    if case == "weighted":
+        kw = {"label_smoothing": 0.1, "weight": weight}
+        truth, grad = _smoothed_oracle(z, y, CAP, u, 0.1, weight)
+    else:
+        truth, grad = _oracle(z, y, CAP, u)
+    h = z.clone().requires_grad_(True)
+    eye = torch.eye(classes)
+    old = _functional._VOCAB_CHUNK
+    _functional._VOCAB_CHUNK = 128 if case == "weighted" else 0
+    try:
+        loss = ct.linear_cross_entropy(h, eye, y, soft_cap=CAP, reduction=reduction, **kw)
+    finally:
+        _functional._VOCAB_CHUNK = old
+    assert loss.dtype == torch.float32
+    (loss * u.float() if reduction == "none" else loss).sum().backward()
+    assert h.grad is not None
+    if reduction == "none":
+        assert _ulps_off(loss.detach(), truth) <= 1.0
+    assert _ulps_off(h.grad, grad) <= 1.0
+
+
+def _smoothed_oracle(
+    z: torch.Tensor,
+    y: torch.Tensor,
+    cap: float,
+    upstream: torch.Tensor,
+    eps: float,
+    weight: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float64 truth with label smoothing and class weights (torch's formula, the
+    unnormalised per-row sum), through the cap."""
+    z64 = z.double().requires_grad_(True)
+    capped = cap * torch.tanh(z64 / cap)
+    loss = F.cross_entropy(capped, y, weight=weight.double(), reduction="none", label_smoothing=eps)
+    (loss * upstream.double()).sum().backward()
+    assert z64.grad is not None
+    return loss.detach(), z64.grad
