@@ -13,12 +13,12 @@ Three paths still computed in float32 for float32 (and 16-bit) logits:
   float32 ``F.cross_entropy(s * tanh(F.linear(h, W) / s), y)``.
 
 All now compute in float64 on the CPU (``_launch.work_dtype``; the linear loss's
-matrix products stay float32) and round once, so the
-loss and each gradient entry are within an ulp of the truth, formed here in float64 with
-the formulas that keep every digit (:func:`_oracle`; torch's float64 autograd rounds a
-loss of 1e-16 to 0 and :math:`p_y - 1` to an ulp of 1), or with mpmath where the
-float64 truth itself cancels (:math:`t = \mathrm{fl}(p)`). The logits stay within
-:math:`|z/s| \lesssim 8` of the cap :math:`s`: beyond, the losses package's chain rule
+matrix products stay float32) and round once, so the loss and each gradient entry are
+within an ulp of the truth, formed here in float64 with the formulas that keep every
+digit (:func:`_oracle`; torch's float64 autograd rounds a loss of 1e-16 to 0 and
+:math:`p_y - 1` to an ulp of 1), or with mpmath where the float64 truth itself cancels
+(:math:`t = \mathrm{fl}(p)`). The vocab-parallel logits stay within :math:`|z/s|
+\lesssim 8` of the cap :math:`s`: beyond, the losses package's chain rule
 :math:`1 - t^2` (float64, not this module's) cancels to some thousand float32 ulps.
 """
 
@@ -33,22 +33,13 @@ torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 F = torch.nn.functional
 
+# The ulp measures of the soft-cap tests (issue 13), not copied.
+from pytorch.test_issue13_soft_cap_float64 import _ulps_off, _unit  # noqa: E402
+
 CAP = 30.0
 #: Float32 ulps allowed: the results are rounded once from float64 (half an ulp), the
 #: truth's own float64 rounding adds a hair.
 TOL = {torch.float32: 1.0, torch.float16: 1.0, torch.bfloat16: 1.0}
-
-
-def _unit(truth: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """One ulp of ``dtype`` at each entry of the float64 ``truth`` (subnormals' at 0)."""
-    info = torch.finfo(dtype)
-    magnitude = truth.abs().clamp_min(info.tiny)
-    unit = torch.exp2(torch.floor(torch.log2(magnitude))) * info.eps
-    return unit.clamp_min(info.tiny * info.eps)
-
-
-def _ulps_off(got: torch.Tensor, truth: torch.Tensor) -> float:
-    return float(((got.double() - truth).abs() / _unit(truth, got.dtype)).max())
 
 
 def _oracle(
@@ -228,13 +219,11 @@ def test_vocab_parallel_soft_cap_within_an_ulp(one_rank: None, case: str) -> Non
 
 
 @pytest.mark.distributed
-@pytest.mark.parametrize("case", CAPPED)
+@pytest.mark.parametrize("case", [c for c in CAPPED if c != "large_V"])  # no 32000^2 eye
 def test_vocab_parallel_linear_soft_cap_within_an_ulp(one_rank: None, case: str) -> None:
     """With the identity as the classifier the logits are ``h`` exactly and ``dL/dh`` is
     ``dL/dz``: the elementwise part alone, within an ulp (main: 7e7 ulps at V = 2)."""
     z, y = _capped_case(case)
-    if z.shape[1] > 4096:
-        pytest.skip("an identity classifier of 32000 classes is 4 GB")
     u = torch.rand(z.shape[0], generator=_generator(3))
     truth, grad = _oracle(z, y, CAP, u)
     h = z.clone().requires_grad_(True)
