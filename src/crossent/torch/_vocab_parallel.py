@@ -473,8 +473,12 @@ def _chunk_gradient(
     return chain_rule(grad, z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=_xp())
 
 
-def _row_blocks(rows: int, width: int, chunk_size: int | None) -> list[slice]:
-    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // max(width, 1))
+def _row_blocks(
+    rows: int, width: int, chunk_size: int | None, work: torch.dtype = torch.float32
+) -> list[slice]:
+    """Row chunks of ``_CHUNK_ELEMENTS`` float32 elements' bytes (half as many in float64)."""
+    per_element = torch.finfo(work).bits // 32
+    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // (per_element * max(width, 1)))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
         slice(0, 0)
     ]
@@ -511,7 +515,7 @@ class _VocabParallelCE(torch.autograd.Function):
         check: bool,
     ) -> Tensor:
         dtype = _work_dtype(z, _compute_dtype(z), opts)
-        blocks = _row_blocks(z.shape[0], z.shape[1], None)
+        blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
 
         def local_pass(labels: _Labels) -> _Local:
             return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
@@ -555,7 +559,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         work = _work_dtype(h, dtype, opts)
         w = weight.to(dtype)
         b_ = None if bias is None else bias.to(dtype)
-        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size)
+        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size, work)
 
         def local_pass(labels: _Labels) -> _Local:
             parts = [
