@@ -125,8 +125,9 @@ def cross_entropy(
     one pass, the label's entry as :math:`c \operatorname{expm1}(\log p_y) + (c - g)`
     where :math:`p_y > 1/2` (exact at any confidence). Other dtypes and
     devices use the generic array-API code, in blocks of rows. Probability targets
-    use plain (differentiable) torch operations; their ``'mean'`` divides by the
-    number of rows, as PyTorch's does.
+    use plain (differentiable) torch operations, on the CPU in float64 (their
+    gradient's entries :math:`p - t` cancel; the loss and the gradient are rounded
+    once); their ``'mean'`` divides by the number of rows, as PyTorch's does.
 
     Examples
     --------
@@ -189,7 +190,8 @@ def _cross_entropy_probs(
             f"got {tuple(target.shape)}"
         )
     out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-    acc = work_dtype(z, opts.soft_cap)  # the result rounded once to out_dtype
+    # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
+    acc = work_dtype(z, opts.soft_cap, soft_targets=True)
     classes = z.shape[1]
     zt = z.movedim(1, -1).to(acc)
     if opts.soft_cap is not None:

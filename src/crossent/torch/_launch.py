@@ -9,9 +9,10 @@
   a new array that becomes the gradient tensor without a copy.
 * Anything else (float64, soft-capping, other devices, no Numba): the generic
   array-API path of the losses package on torch tensors, in blocks of rows; with
-  soft-capping on the CPU in float64 (:func:`work_dtype`), the results rounded once to float32
-  (the loss) and to ``z``'s dtype (the gradient), as the fused kernels' are (issue 13:
-  in float32 the gradient's small entries were up to 90 ulps off).
+  soft-capping on the CPU in float64 (:func:`work_dtype`, which also sets the dtype of
+  probability targets, of the linear and of the vocab-parallel losses), the results
+  rounded once to float32 (the loss) and to ``z``'s dtype (the gradient), as the fused
+  kernels' are (issue 13: in float32 the gradient's small entries were up to 90 ulps off).
 
 The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
 ``exp(z'_c - LSE)`` then carries no rounding of the LSE. So is the per-row
@@ -43,16 +44,22 @@ def uses_fused_kernels(z: torch.Tensor, opts: _backend.Options) -> bool:
     )
 
 
-def work_dtype(z: torch.Tensor, soft_cap: float | None) -> torch.dtype:
-    """The dtype the generic path computes in: float64 for float64 ``z``, and with
-    soft-capping on the CPU (the cap's ``tanh`` and the softmax of capped logits in
-    float32 left the gradient's small entries up to 90 ulps off, issue 13); else
-    float32. On accelerators a soft-capped call stays in float32, as the fused GPU
-    kernels of Liger Kernel and Cut Cross-Entropy compute it: float64 there runs at a
-    small fraction of float32's rate on most GPUs (1/64 on consumer and L4-class parts)."""
+def work_dtype(
+    z: torch.Tensor, soft_cap: float | None, *, soft_targets: bool = False
+) -> torch.dtype:
+    r"""The dtype the generic paths compute in: float64 for float64 ``z``; on the CPU
+    float64 too with soft-capping (the cap's ``tanh`` and the softmax of capped logits
+    in float32 left the gradient's small entries up to 90 ulps off, issue 13) and for
+    probability targets (``soft_targets``: the gradient's entries :math:`p - t` cancel,
+    1e6 float32 ulps off and more where :math:`t \approx p`); else float32. The fused
+    kernels, which take neither, are exact in float32. On accelerators these calls stay
+    in float32, as the fused GPU kernels of Liger Kernel and Cut Cross-Entropy compute
+    them: float64 there runs at a small fraction of float32's rate on most GPUs (1/64
+    on consumer and L4-class parts)."""
     if z.dtype == torch.float64:
         return torch.float64
-    return torch.float64 if soft_cap is not None and z.device.type == "cpu" else torch.float32
+    widen = soft_cap is not None or soft_targets
+    return torch.float64 if widen and z.device.type == "cpu" else torch.float32
 
 
 def _blocks(rows: int, classes: int) -> list[tuple[int, int]]:

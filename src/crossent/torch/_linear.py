@@ -67,11 +67,19 @@ while the next was allocated made two). The first block writes ``dW`` and each
 (``bench_torch_losses.py --skip-ce --dtypes float32 --repeats 2 --turn 1 --linear
 crossent,naive``, load about 2) gave 8.07 s against naive's 8.42 s (0.96x).
 
-Precision: blocks are computed in float32 for float32/bfloat16/float16 inputs
-(float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the CPUs
-this runs on have no fast bf16 matrix product; the product of two bf16 values is
+Precision: the matrix products are computed in float32 for float32/bfloat16/float16
+inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
+CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
 exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end.
+input dtype at the end. The elementwise work on a block (cap, softmax, the gradient
+block :math:`G`) is in float32 too, except with soft-capping on the CPU
+(``_launch.work_dtype``, issue 13): there each float32 product block is converted to
+float64, :math:`G` formed in float64 and rounded once to float32 for the products,
+and the token blocks are sized for the float64 block (half the rows). With ``W = I``
+(the logits exact) :math:`G` is then within half an ulp; in float32 it was some 350
+ulps off (1e7 where :math:`|z| \gg s`). The chain rule's factor is
+:math:`\operatorname{sech}^2(z/s) = 1/\cosh^2(z/s)`, not :math:`1 - \tanh^2`, which
+cancels where :math:`|z| \gg s`.
 """
 
 from __future__ import annotations
@@ -81,6 +89,7 @@ from dataclasses import dataclass
 import torch
 
 from ._backend import Options
+from ._launch import work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
@@ -128,18 +137,19 @@ class LinearProblem:
     """The inputs of one call in the compute dtype, with the per-row label quantities."""
 
     h: torch.Tensor  # (N, D) as given (blocks are upcast on use)
-    w: torch.Tensor  # (V, D) in the compute dtype
-    b: torch.Tensor | None  # (V,) in the compute dtype
+    w: torch.Tensor  # (V, D) in the compute dtype of the products
+    b: torch.Tensor | None  # (V,) in the compute dtype of the products
     safe: torch.Tensor  # (N,) int64 labels, ignored rows at class 0
     active: torch.Tensor  # (N,) bool
-    class_weight: torch.Tensor | None  # (V,) compute dtype
-    w_y: torch.Tensor  # (N,) compute dtype: class weight of the label (1 without weights)
+    class_weight: torch.Tensor | None  # (V,) work dtype
+    w_y: torch.Tensor  # (N,) work dtype: class weight of the label (1 without weights)
     omega: torch.Tensor  # (N,) example weight, 0 on ignored rows
     a: torch.Tensor  # (N,) A_i = (1 - eps) w_y + eps/V sum(w)
     total_w: float | torch.Tensor
     options: Options  # label_smoothing, z_loss, temperature, soft_cap
     token_chunk: int
     vocab_chunk: int
+    work: torch.dtype  # of the elementwise work on the blocks (see ``work_dtype``)
 
     @classmethod
     def build(
@@ -157,6 +167,8 @@ class LinearProblem:
     ) -> LinearProblem:
         """The problem of a call with the checked options ``opts`` (block sizes None: auto)."""
         acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+        # float64 blocks with soft-capping on the CPU (products still in float32).
+        work = torch.float64 if acc == torch.float64 else work_dtype(h, opts.soft_cap)
         classes = w.shape[0]
         active = (
             torch.ones_like(labels, dtype=torch.bool)
@@ -166,17 +178,17 @@ class LinearProblem:
         safe = torch.where(active, labels, torch.zeros_like(labels))
         if class_weight is None:
             cw = None
-            w_y = torch.ones(labels.shape, dtype=acc, device=h.device)
+            w_y = torch.ones(labels.shape, dtype=work, device=h.device)
             total_w: float | torch.Tensor = float(classes)
         else:
-            cw = class_weight.detach().to(acc)
+            cw = class_weight.detach().to(work)
             w_y = cw[safe]
             total_w = cw.sum()
         eps = opts.label_smoothing
         omega = w_y * active
         a = (1 - eps) * w_y + (eps / classes) * total_w if eps else w_y
         rows, vocab = auto_chunks(
-            labels.shape[0], classes, torch.finfo(acc).bits // 8, chunk_size, vocab_chunk
+            labels.shape[0], classes, torch.finfo(work).bits // 8, chunk_size, vocab_chunk
         )
         return cls(
             h=h.detach(),
@@ -192,6 +204,7 @@ class LinearProblem:
             options=opts,
             token_chunk=rows,
             vocab_chunk=vocab,
+            work=work,
         )
 
     @property
@@ -213,14 +226,16 @@ class LinearProblem:
     def logits(
         self, hc: torch.Tensor, v0: int, v1: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``z'`` of a block (a fresh tensor), and ``tanh(z/s)`` when soft-capping."""
+        r"""``z'`` of a block (a fresh tensor in the work dtype), and ``z/s`` when
+        soft-capping (for the chain rule's :math:`\operatorname{sech}^2(z/s)`)."""
         wb = self.w[v0:v1]
         z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
+        z = z.to(self.work)  # the float32 product dropped at once when widened
         t = None
         cap, temperature = self.options.soft_cap, self.options.temperature
         if cap is not None:
-            t = z.div_(cap).tanh_()
-            z = cap * t
+            t = z.div_(cap)
+            z = torch.tanh(t).mul_(cap)
         if temperature != 1.0:
             z /= temperature
         return z, t
@@ -266,8 +281,9 @@ class LinearProblem:
                 else (eps / classes) * self.class_weight[v0:v1]
             )
             grad.addr_(scale, uniform, alpha=-1)
-        if t is not None:  # t is not used again: 1 - t^2 in its place
-            grad.mul_(t.square_().neg_().add_(1))
+        if t is not None:  # z/s is not used again: sech^2(z/s) in its place,
+            # 1/cosh^2: no cancellation where 1 - tanh^2 would lose every digit (|z| >> s).
+            grad.mul_(t.cosh_().square_().reciprocal_())
         if self.options.temperature != 1.0:
             grad /= self.options.temperature
         return grad
@@ -366,7 +382,7 @@ def forward_pass(
         rows = slice(start, stop)
         hc = problem.h[rows].to(acc)
         safe = problem.safe[rows]
-        m = torch.full((stop - start,), -torch.inf, dtype=acc, device=hc.device)
+        m = torch.full((stop - start,), -torch.inf, dtype=problem.work, device=hc.device)
         s = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
         z_y = torch.zeros_like(m)
         wz = torch.zeros_like(m)
@@ -413,6 +429,7 @@ def forward_pass(
                 z, t = problem.logits(hc, v0, v1)
                 grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
                 del z
+            grad = grad.to(acc)  # rounded once when widened
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
         _store_row_gradient(grads, rows, gh)
@@ -428,11 +445,11 @@ def backward_pass(
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)
         hc = problem.h[rows].to(acc)
-        scale = upstream[rows].to(acc) * problem.active[rows]
+        scale = upstream[rows].to(problem.work) * problem.active[rows]
         gh = _row_gradient(grads, rows, acc)
         for v0, v1 in problem.vocab_blocks():
             z, t = problem.logits(hc, v0, v1)
-            grad = problem.gradient_block(z, t, lse[rows], scale, rows, v0, v1)
+            grad = problem.gradient_block(z, t, lse[rows], scale, rows, v0, v1).to(acc)
             del z
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t

@@ -162,10 +162,10 @@ def _problem(
 def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     """1 / sum(omega) for 'mean' (0 when every row is ignored), 1 for 'sum'."""
     if reduction != "mean":
-        return torch.ones((), dtype=problem.acc, device=problem.h.device)
+        return torch.ones((), dtype=problem.work, device=problem.h.device)
     total = problem.omega.sum(dtype=torch.float64)
     safe = torch.where(total > 0, total, torch.ones_like(total))
-    return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.acc)
+    return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
 def _check_finite(lse: Tensor, batch_shape: list[int]) -> None:
@@ -285,7 +285,7 @@ def linear_cross_entropy_backward(
     tensors = (input, linear_weight, linear_bias, labels, weight)
     problem = _problem(tensors, ignore_index, options, chunk_size, vocab_chunk)
     if reduction != "none":
-        upstream = (upstream.to(problem.acc) * _normalizer_scale(problem, reduction)).expand(
+        upstream = (upstream.to(problem.work) * _normalizer_scale(problem, reduction)).expand(
             _rows_of(labels)
         )
     grads = backward_pass(problem, lse, upstream, bias=linear_bias is not None)

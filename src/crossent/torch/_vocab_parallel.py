@@ -101,6 +101,7 @@ from ..losses._terms import (
     weighted_class_sum,
 )
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor
+from ._launch import work_dtype
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
@@ -454,12 +455,17 @@ def _chunk_gradient(
     if z.shape[1] == 0:
         return torch.zeros_like(z)
     sigma = _tempered(_capped(z, opts) - coefs.m[rows, None], opts)
-    p = torch.exp(sigma - coefs.ell[rows, None])
-    s = scale[rows]
-    grad = (s * coefs.p_coef[rows])[:, None] * p
-    owned = labels.owned[rows]
-    hit = (s * coefs.target_coef[rows]) * owned
-    grad.scatter_add_(1, labels.local[rows][:, None], -hit[:, None].to(grad.dtype))
+    ell = coefs.ell[rows]
+    p = torch.exp(sigma - ell[:, None])
+    s, c, g = scale[rows], coefs.p_coef[rows], coefs.target_coef[rows]
+    grad = (s * c)[:, None] * p
+    # The label's entry c p_y - g as g expm1(log p_y) + (c - g) p_y: p_y - 1 keeps its
+    # digits as p_y -> 1, where a rounded p_y minus 1 keeps none (issue 13).
+    at = labels.local[rows][:, None]
+    log_p_y = sigma.gather(1, at)[:, 0] - ell
+    label = s * (g * torch.expm1(log_p_y) + (c - g) * torch.exp(log_p_y))
+    kept = torch.where(labels.owned[rows], label.to(grad.dtype), grad.gather(1, at)[:, 0])
+    grad.scatter_(1, at, kept[:, None])
     if coefs.uniform:
         w = labels.weight_local
         u = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if w is None else w
@@ -467,16 +473,32 @@ def _chunk_gradient(
     return chain_rule(grad, z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=_xp())
 
 
-def _row_blocks(rows: int, width: int, chunk_size: int | None) -> list[slice]:
-    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // max(width, 1))
+def _row_blocks(
+    rows: int, width: int, chunk_size: int | None, work: torch.dtype = torch.float32
+) -> list[slice]:
+    """Row chunks of ``_CHUNK_ELEMENTS`` float32 elements' bytes (half as many in float64)."""
+    per_element = torch.finfo(work).bits // 32
+    step = chunk_size if chunk_size else max(1, _CHUNK_ELEMENTS // (per_element * max(width, 1)))
     return [slice(start, min(start + step, rows)) for start in range(0, rows, step)] or [
         slice(0, 0)
     ]
 
 
 def _compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """The dtype of the logits' matrix products: float64 if any input is, else float32."""
     present = [t.dtype for t in tensors if t is not None]
     return torch.float64 if torch.float64 in present else torch.float32
+
+
+def _work_dtype(like: Tensor, dtype: torch.dtype, opts: CallOptions) -> torch.dtype:
+    r"""The dtype of the elementwise work (cap, softmax, gradient) on logits of ``dtype``.
+
+    As :func:`crossent.torch._launch.work_dtype`: float64 with soft-capping on the CPU
+    (issue 13: in float32 the chain rule :math:`1 - \tanh^2` cancels and the loss and the
+    gradient were up to 1e7 float32 ulps off); the results rounded once (the loss to
+    float32, the gradient to the logits' dtype); float32 on accelerators.
+    """
+    return torch.float64 if dtype == torch.float64 else work_dtype(like, opts.soft_cap)
 
 
 class _VocabParallelCE(torch.autograd.Function):
@@ -492,8 +514,8 @@ class _VocabParallelCE(torch.autograd.Function):
         group: Any,
         check: bool,
     ) -> Tensor:
-        dtype = _compute_dtype(z)
-        blocks = _row_blocks(z.shape[0], z.shape[1], None)
+        dtype = _work_dtype(z, _compute_dtype(z), opts)
+        blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
 
         def local_pass(labels: _Labels) -> _Local:
             return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
@@ -504,7 +526,7 @@ class _VocabParallelCE(torch.autograd.Function):
         loss, coefs = _loss_rows(rows, labels, opts)
         ctx.save_for_backward(z)
         ctx.state = (labels, opts, coefs, blocks)
-        return loss
+        return loss.to(_compute_dtype(z))
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
@@ -534,12 +556,16 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         chunk_size: int | None,
     ) -> Tensor:
         dtype = _compute_dtype(h, weight, bias)
+        work = _work_dtype(h, dtype, opts)
         w = weight.to(dtype)
         b_ = None if bias is None else bias.to(dtype)
-        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size)
+        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size, work)
 
         def local_pass(labels: _Labels) -> _Local:
-            parts = [_local_rows(_linear(h[k].to(dtype), w, b_), labels, k, opts) for k in blocks]
+            parts = [
+                _local_rows(_linear(h[k].to(dtype), w, b_).to(work), labels, k, opts)
+                for k in blocks
+            ]
             return _cat(parts)
 
         labels, rows = _global_rows(
@@ -549,30 +575,33 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             weight.shape[0],
             opts,
             group,
-            dtype,
+            work,
             check=check,
             weight_name="class_weight",
         )
         loss, coefs = _loss_rows(rows, labels, opts)
         ctx.save_for_backward(h, weight, bias)
         ctx.state = (labels, opts, coefs, blocks, group)
-        return loss
+        return loss.to(dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias = ctx.saved_tensors
         labels, opts, coefs, blocks, group = ctx.state
-        dtype = coefs.ell.dtype
+        dtype, work = _compute_dtype(h, weight, bias), coefs.ell.dtype
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         w = weight.to(dtype)
         b_ = None if bias is None else bias.to(dtype)
-        scale = torch.where(labels.active, grad_rows.to(dtype), 0.0)
+        scale = torch.where(labels.active, grad_rows.to(work), 0.0)
         grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
         grad_w = torch.zeros_like(w) if need_w else None
         grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
         for blk in blocks:
             hb = h[blk].to(dtype)
-            g = _chunk_gradient(_linear(hb, w, b_), scale, coefs, labels, blk, opts)
+            z = _linear(hb, w, b_).to(work)
+            # Rounded once to the products' dtype (float32 for a float64 work dtype).
+            g = _chunk_gradient(z, scale, coefs, labels, blk, opts).to(dtype)
+            del z
             if grad_h is not None:
                 grad_h[blk] = g @ w
             if grad_w is not None:
