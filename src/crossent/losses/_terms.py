@@ -127,14 +127,24 @@ def chain_rule(
     r"""Multiply :math:`\partial L/\partial z'` by :math:`\partial z'/\partial z`.
 
     .. math:: \frac{\partial z'_c}{\partial z_c}
-              = \frac{1}{T}\,\frac{d}{dz_c}\,s\tanh(z_c/s) = \frac{1 - \tanh^2(z_c/s)}{T}
+              = \frac{1}{T}\,\frac{d}{dz_c}\,s\tanh(z_c/s)
+              = \frac{\operatorname{sech}^2(z_c/s)}{T}
+              = \frac{1}{T}\,\frac{4u}{(1 + u)^2},\qquad u = e^{-2|z_c|/s}
 
-    (the cap's factor is 1 without soft-capping). The fused kernels apply the
+    (the cap's factor is 1 without soft-capping). The last form is exact to a few
+    ulps at every :math:`z`: :math:`1 - \tanh^2` cancels where :math:`|z| \gg s`
+    (2e3 ulps at :math:`|z|/s = 16`, all of them past 19), and :math:`u` underflows
+    to 0 where the factor does, with no overflow. The fused kernels apply the
     :math:`1/T` through their per-row coefficients (soft-capping disables them).
     """
     if soft_cap is not None:
-        t = xp.tanh(z / soft_cap)
-        grad = grad * (1 - t * t)
+        u = xp.exp(-2.0 * xp.abs(z / soft_cap))
+        square = u + 1.0
+        square *= square  # in place (a new array where arrays are immutable)
+        u *= 4.0
+        u /= square
+        del square
+        grad = grad * u
     if temperature != 1.0:
         grad = grad / temperature
     return grad
