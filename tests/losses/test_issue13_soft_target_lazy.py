@@ -165,7 +165,7 @@ def test_gradient_peak_is_its_result(validate: bool, weighted: bool) -> None:
     the result, the shifted logits and their exp alive together). With class weights,
     the fused gradient's float64 ``t @ w`` (main's too) copies the float32 targets to
     float64, twice the result, freed before the result is allocated (main's peak: about
-    five times the result)."""
+    four times the result)."""
     rng = np.random.default_rng(7)
     z = rng.standard_normal((256, 4096), np.float32)
     t = rng.dirichlet(np.ones(4096), 256).astype(np.float32)
