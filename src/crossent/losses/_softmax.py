@@ -52,7 +52,9 @@ autograd Functions) are thin wrappers over:
   base=None, validate=True) -> SoftmaxProblem``: validate once and compute the
   per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
   logits, classes last and C-contiguous, no soft-capping, ``fused``; Numba's kernels
-  when it is installed, else the NumPy twins). Their keywords are the group
+  when it is installed, else the NumPy twins); the soft targets' generic terms are
+  formed on first use, by the loss or by a gradient off the fused target kernel (issue
+  13: that kernel reads none of them). Their keywords are the group
   ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
   to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
@@ -93,6 +95,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -135,11 +138,13 @@ from ._terms import (
     smoothing_coefficients,
     softmax_rows,
     target_terms,
+    target_weight,
     weighted_class_sum,
 )
 from ._widen import blocked, relayout
 
 __all__ = [
+    "GenericTerms",
     "SoftmaxProblem",
     "classes_last",
     "label_problem",
@@ -158,18 +163,33 @@ __all__ = [
 
 
 @dataclass
+class GenericTerms:
+    """The generic path's row statistics and per-row terms of a problem (keepdims)."""
+
+    rows: SoftmaxRows  # m + ell = LSE of z', and sigma on the generic path
+    a: Array  # A = sum_c w_c t~_c
+    b: Array  # B = sum_c w_c t~_c sigma_c
+    target_term: Array | None = None  # w * t~ for probability targets
+
+
+@dataclass
 class SoftmaxProblem:
-    """One validated softmax cross-entropy call: everything the loss and gradient need."""
+    """One validated softmax cross-entropy call: everything the loss and gradient need.
+
+    ``terms``: the generic terms (:attr:`rows`, :attr:`a`, :attr:`b`,
+    :attr:`target_term`), or the function that forms them, called once, on first use
+    (probability targets, issue 13: their float32 gradient takes the fused kernel,
+    which reads none of them).
+    """
 
     batch: Batch  # layout, example weights omega (0 on ignored rows), reduction
     options: LossOptions
-    rows: SoftmaxRows  # m + ell = LSE of z', and sigma on the generic path
-    a: Array  # A = sum_c w_c t~_c, keepdims
-    b: Array  # B = sum_c w_c t~_c sigma_c, keepdims
+    terms: GenericTerms | Callable[[], GenericTerms]
     logits: Array  # the caller's array (to check ``out`` against)
     labels: Labels | None = None  # integer labels (None for probability targets)
-    target_term: Array | None = None  # w * t~ for probability targets
-    fast_logits: Any = None  # (rows, classes) float32 NumPy view when the kernels apply
+    # (rows, classes) float32 NumPy view when the kernels apply: the fused label
+    # gradient's logits, or the probability targets' (_fused_target_gradient)
+    fast_logits: Any = None
     # z'_y - m per row from the fused statistics (None elsewhere, as in
     # crossent.torch's backward from saved log-sum-exps): the gradient forms the label's
     # entry from log p_y = (z'_y - m) - ell (_label_log_p); a loss call never needs it
@@ -179,6 +199,33 @@ class SoftmaxProblem:
     # in float64 from them (issue 13)
     targets: Array | None = None
     class_weight: Any = None
+
+    def generic(self) -> GenericTerms:
+        """The generic terms, formed now if they were deferred."""
+        terms = self.terms
+        if not isinstance(terms, GenericTerms):
+            terms = self.terms = terms()
+        return terms
+
+    @property
+    def rows(self) -> SoftmaxRows:
+        r"""The row statistics: :math:`m + \ell`, and :math:`\sigma` on the generic path."""
+        return self.generic().rows
+
+    @property
+    def a(self) -> Array:
+        r""":math:`A = \sum_c w_c\tilde t_c` per row (keepdims)."""
+        return self.generic().a
+
+    @property
+    def b(self) -> Array:
+        r""":math:`B = \sum_c w_c\tilde t_c\sigma_c` per row (keepdims)."""
+        return self.generic().b
+
+    @property
+    def target_term(self) -> Array | None:
+        r""":math:`w\odot\tilde t` of probability targets (None for integer labels)."""
+        return self.generic().target_term
 
     @property
     def row_lse(self) -> Array:
@@ -259,7 +306,12 @@ def label_problem(
         unweighted=lab.unweighted,
     )
     return SoftmaxProblem(
-        batch=batch, options=opts, rows=rows, a=a, b=b, logits=logits, labels=lab, fast_logits=flat
+        batch=batch,
+        options=opts,
+        terms=GenericTerms(rows, a, b),
+        logits=logits,
+        labels=lab,
+        fast_logits=flat,
     )
 
 
@@ -432,23 +484,28 @@ def prepare_softmax_targets(
     w = prepare_weight(
         given.weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
     )
-    rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
-    assert rows.shifted is not None
-    a, b, omega, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
-    batch = batch_for(
-        z, normalised_axis, dtype, opts, xp=xp, example_weight=None if w is None else omega
-    )
+    omega = target_weight(t, w, xp=xp)
+    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
     return SoftmaxProblem(
         batch=batch,
         options=opts,
-        rows=rows,
-        a=a,
-        b=b,
+        terms=functools.partial(_target_terms, z, t, w, opts, xp=xp),
         logits=logits_arr,
-        target_term=wt,
+        fast_logits=_fused_target_logits(z, t, opts, normalised_axis),
         targets=t,
         class_weight=given.weight,
     )
+
+
+def _target_terms(
+    z: Array, t: Array, w: Array | None, opts: LossOptions, *, xp: ModuleType
+) -> GenericTerms:
+    """The generic terms of probability targets (``z``, ``t``, ``w``: as prepared), formed
+    when first used: by the loss, and by the gradient only off its fused kernel."""
+    rows = softmax_rows(z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=xp)
+    assert rows.shifted is not None
+    a, b, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
+    return GenericTerms(rows, a, b, wt)
 
 
 def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: Any = None) -> Array:
@@ -464,9 +521,9 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
     """
     if out is not None:
         check_out(out, problem.logits, dtype=problem.batch.dtype)
-    if problem.fast_logits is not None:
+    if problem.fast_logits is not None and problem.labels is not None:
         return _fast_gradient(problem, upstream=upstream, out=out)
-    if problem.labels is None and _fused_targets(problem):
+    if problem.fast_logits is not None:  # probability targets
         grad = _fused_target_gradient(problem, upstream)
         if grad is not None:
             if out is None:
@@ -493,12 +550,12 @@ def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: A
     return out
 
 
-def _fused_targets(problem: SoftmaxProblem) -> bool:
-    """Whether the probability targets' gradient takes :func:`_fused_target_gradient`:
-    NumPy float32 logits and targets, C-contiguous with the classes last (``_widen``'s
-    relayout makes them so), no soft-capping, Numba installed."""
-    z, t = problem.rows.z, problem.targets
-    return (
+def _fused_target_logits(z: Array, t: Array, opts: LossOptions, axis: int) -> np.ndarray | None:
+    """The (rows, classes) view of ``z`` when the probability targets' gradient takes
+    :func:`_fused_target_gradient`, else None: NumPy float32 logits and targets,
+    C-contiguous with the classes last (``_widen``'s relayout makes them so; ``axis``:
+    the caller's, normalised), no soft-capping, Numba installed."""
+    if not (
         type(z) is np.ndarray
         and type(t) is np.ndarray
         and z.dtype.char == _FLOAT32
@@ -506,10 +563,12 @@ def _fused_targets(problem: SoftmaxProblem) -> bool:
         and z.size > 0
         and z.flags.c_contiguous
         and t.flags.c_contiguous
-        and problem.options.soft_cap is None
-        and problem.batch.axis == z.ndim - 1
+        and opts.soft_cap is None
+        and axis == z.ndim - 1
         and _cpu_kernels.available()
-    )
+    ):
+        return None
+    return z.reshape(-1, z.shape[-1])
 
 
 def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndarray | None:
@@ -522,11 +581,11 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     label gradient's (:func:`_fast_gradient`). None (the generic path) where a row is
     suspect (a NaN, ``+inf``, a row of ``-inf``).
     """
-    z, t = problem.rows.z, problem.targets
+    flat, t = problem.fast_logits, problem.targets
     assert isinstance(t, np.ndarray)
     opts, batch = problem.options, problem.batch
-    classes = z.shape[-1]
-    flat, t_flat = z.reshape(-1, classes), t.reshape(-1, classes)
+    classes = flat.shape[-1]
+    t_flat = t.reshape(-1, classes)
     n = flat.shape[0]
     m, ell, _, _, suspect = _kernels().row_statistics(
         flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
@@ -561,7 +620,7 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
         spread=spread,
         weight=weight,
     )
-    return grad.reshape(z.shape)
+    return grad.reshape(t.shape)
 
 
 def _row_gradient(
@@ -988,6 +1047,15 @@ _RELAYOUT_TARGETS = relayout(_float32_layout, blocked(labelled=False, weighs=Tru
 float32 (the contiguous call's bits), float16 logits or soft-capping in float64 (in
 blocks of rows when large, each row weighing its targets' class weight)."""
 
+
+def _widen_targets(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:data:`_RELAYOUT_TARGETS` for a call without ``out``. Neither soft-target function
+    takes ``out`` (it is in neither signature): such a call goes on to
+    ``prepare_softmax_targets``, whose ``TypeError`` names it, before any check, for
+    every dtype and layout (the widened gradient had written into it; issue 13)."""
+    return None if "out" in kwargs else _RELAYOUT_TARGETS(args, kwargs)
+
+
 _label_function = functools.partial(
     prepared_by, prepare_softmax_labels, hide=("fused",), widen=_RELAYOUT
 )
@@ -1148,7 +1216,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,
-    widen=_RELAYOUT_TARGETS,
+    widen=_widen_targets,
 )
 def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of probability (soft) targets under logits.
@@ -1203,7 +1271,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,
-    widen=_RELAYOUT_TARGETS,
+    widen=_widen_targets,
 )
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.

@@ -29,7 +29,6 @@ from .._xp import (
     log_softmax,
     log_sum_exp_shifted,
     one_entry,
-    ones_like,
     row_max,
     row_sum,
     take_along_last,
@@ -54,6 +53,7 @@ __all__ = [
     "smoothing_coefficients",
     "softmax_rows",
     "target_terms",
+    "target_weight",
     "tempered_log_softmax",
     "weighted_class_sum",
     "z_loss_term",
@@ -261,22 +261,30 @@ def label_target_gradient(
 
 def target_terms(
     shifted: Array, targets: Array, weight: Array | None, *, eps: float, xp: ModuleType
-) -> tuple[Array, Array, Array, Array]:
-    r""":math:`A`, :math:`B`, :math:`\omega` and :math:`w\odot\tilde t` for probability targets.
+) -> tuple[Array, Array, Array]:
+    r""":math:`A`, :math:`B` and :math:`w\odot\tilde t` for probability targets.
 
-    .. math:: A = \textstyle\sum_c w_c\tilde t_c, \quad B = \sum_c w_c\tilde t_c\sigma_c,
-              \quad \omega = \sum_c w_c t_c
+    .. math:: A = \textstyle\sum_c w_c\tilde t_c, \quad B = \sum_c w_c\tilde t_c\sigma_c
 
-    The example weight :math:`\omega` is that of the *unsmoothed* target, so a one-hot
-    row weighs :math:`w_y` as an integer label does.
+    The example weight :math:`\omega` is :func:`target_weight`'s.
     """
     keep, spread = smoothing_coefficients(eps, targets.shape[-1])
     smoothed = keep * targets + spread if eps else targets
     wt = smoothed if weight is None else weight * smoothed
     a = row_sum(wt, xp=xp)
     b = row_sum(weighted_term(wt, shifted, xp=xp), xp=xp)
-    omega = ones_like(a, xp=xp) if weight is None else row_sum(weight * targets, xp=xp)
-    return a, b, omega, wt
+    return a, b, wt
+
+
+def target_weight(targets: Array, weight: Array | None, *, xp: ModuleType) -> Array | None:
+    r"""The example weight :math:`\omega = \sum_c w_c t_c` of probability targets
+    (keepdims); None without class weights (every row weighs 1).
+
+    It is that of the *unsmoothed* target, so a one-hot row weighs :math:`w_y` as an
+    integer label does. It needs no logits: a problem's batch holds it before (or
+    without) the softmax terms of :func:`target_terms` (issue 13).
+    """
+    return None if weight is None else row_sum(weight * targets, xp=xp)
 
 
 # ----------------------------------------------------------------------------- z-loss
