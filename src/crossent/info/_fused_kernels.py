@@ -195,9 +195,10 @@ def _divergence_sums(
 ) -> tuple[float, float, float, float, int]:
     r"""For float32 rows ``a`` (P) and ``b`` (Q), each log-probabilities (form 1) or
     logits (form 2, maximum and log-partition in ``shifts``: ``m_a, ell_a, m_b,
-    ell_b``): the sums of :math:`H(P)`, :math:`H(P, Q)` and :math:`D(P\|Q)`, of the absolute values of its terms, and the number of
-    entries the compensated loop must judge (a positive log-probability, or
-    :math:`\log q_i = -\infty` where :math:`\log p_i` is not; NaN shows in the sums).
+    ell_b``): the sums of :math:`H(P)`, :math:`H(P, Q)` and :math:`D(P\|Q)`, of the
+    absolute values of the KL's terms, and the number of entries the compensated loop
+    must judge (a positive log-probability, or :math:`\log q_i = -\infty` where
+    :math:`\log p_i` is not; NaN shows in the sums).
 
     Each term is the compensated loop's own, from the same ``log p``, ``log q`` and
     :math:`p = e^{\log p}` (by :func:`exp_nonpositive`; 0 below -708, where the
@@ -315,9 +316,10 @@ def _bregman_sums(
     Returns the sum of the KL, that of :math:`\nu = \sum_i q_i (e^{r_i} - 1)` (as
     :math:`p_i r_i - q_i \varphi(r_i)` for :math:`|r_i| \le 1`, else :math:`p_i - q_i`:
     :math:`\log(1 + \nu)` is the shift's error :math:`\epsilon`, to within
-    :math:`10^{-10} \sum_i |q_i (e^{r_i} - 1)|`). One loop, vectorised by LLVM (with the entropy's and
-    cross-entropy's sums added, it was not: :func:`_divergence_sums` has them): a non-negative sum errs by a relative :math:`\gamma_{n-1}` at most
-    in any order."""
+    :math:`10^{-10} \sum_i |q_i (e^{r_i} - 1)|`). One loop, vectorised by LLVM (with the
+    entropy's and cross-entropy's sums added, it was not: :func:`_divergence_sums` has
+    them): a non-negative sum errs by a relative :math:`\gamma_{n-1}` at most in any
+    order."""
     prefer_wide_vectors()
     m_a, ell_a, m_b, ell_b, shift = shifts
     e = _minus(ell_a, ell_b)
