@@ -182,13 +182,14 @@ def test_issue13_kl_fast_float32_log_probabilities_hard_rows(
 
 
 def _cancelling_log_probs(rng: np.random.Generator, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Log-probabilities whose KL terms cancel: p_0 = p_1 = 1/e with log q differing by
-    +10 and -10 (terms +-3.68, exactly opposite), and tiny positive terms (about 4e-15
-    each): a fast sum loses the tiny ones in the large ones' partial sums."""
+    """Log-probabilities (all <= 0) whose KL terms cancel: p_0 = p_1 = 1/e with
+    log q_0 = -1.5, log q_1 = -0.5 (terms +-0.18, exactly opposite), and tiny positive
+    terms (about 4e-15 each): a fast sum loses the tiny ones in the large ones' partial
+    sums."""
     x = np.full(classes, -20.0, np.float32) + rng.uniform(-1, 0, classes).astype(np.float32)
     x[:2] = -1.0
     y = np.nextafter(x, np.float32(-np.inf))
-    y[0], y[1] = -11.0, 9.0
+    y[0], y[1] = -1.5, -0.5
     return x, y
 
 
