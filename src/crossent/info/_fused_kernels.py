@@ -217,7 +217,7 @@ def _divergence_sums(
     form_a, form_b = sides
     m_a, ell_a, m_b, ell_b = shifts
     h = ce = kl = kl_abs = 0.0
-    odd = 0
+    odd: Any = 0  # a count of booleans
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
@@ -254,9 +254,9 @@ def _minus(x: float, y: float) -> float:
     return x - y
 
 
-_PHI = tuple((j + 1) / math.factorial(j + 2) for j in range(14))
-r""":math:`\varphi(r) = 1 + (r - 1) e^r = r^2 \sum_j c_j r^j`, :math:`c_j = (j + 1)/(j + 2)!`
-(:func:`_phi_series`)."""
+_PHI_HORNER = tuple((j + 1) / math.factorial(j + 2) for j in range(13, -1, -1))
+r""":math:`\varphi(r) = 1 + (r - 1) e^r = r^2 \sum_j c_j r^j`, :math:`c_j = (j + 1)/(j + 2)!`:
+:math:`c_{13}, \dots, c_0` (:func:`_phi_series`, Horner's order)."""
 
 
 @_inline
@@ -269,20 +269,9 @@ def _phi_series(r: float) -> float:
     2^{-53}` (the terms' sum is at most :math:`\varphi(1)/0.26 < 4` times the value).
     A value is returned for every ``r``; the caller selects it only where
     :math:`|r| \le 1`."""
-    s = _PHI[13]
-    s = _PHI[12] + r * s
-    s = _PHI[11] + r * s
-    s = _PHI[10] + r * s
-    s = _PHI[9] + r * s
-    s = _PHI[8] + r * s
-    s = _PHI[7] + r * s
-    s = _PHI[6] + r * s
-    s = _PHI[5] + r * s
-    s = _PHI[4] + r * s
-    s = _PHI[3] + r * s
-    s = _PHI[2] + r * s
-    s = _PHI[1] + r * s
-    s = _PHI[0] + r * s
+    s = 0.0
+    for c in _PHI_HORNER:
+        s = c + r * s
     return r * r * s
 
 
