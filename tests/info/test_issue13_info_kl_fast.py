@@ -19,9 +19,14 @@ float64 (the unchanged compensated loop with ``math.exp``) within 2e-13 relative
 without heavy cancellation.
 
 Mutants caught (by hand, then restored): ``_divergence_safe`` without its bound (the
-fast sum taken on a cancelling log-probability row: hundreds of ulps), ``_shift_negligible``
-always true (no second pass: nearly equal logit rows off by up to 10 %), the KL sums
-accumulated in float32 (``kl = np.float32(kl + term)`` in either pass: tens of ulps).
+fast sum taken on a cancelling log-probability row: 3 tests), ``_shift_negligible``
+always true (no second pass: the bound's unit test and the worst-case log-partition
+error, tens to thousands of ulps), the KL sums accumulated in float32
+(``kl = np.float32(kl + term)``: in the Bregman pass 7 tests, in the bounded pass 4),
+``_log_softmax_entry`` without its own ``fastmath`` (the cross-entropy of a dominant
+large logit: 0 instead of 4.2e-18). On random and hard rows the realised log-partition
+error is far below the worst case (it is shared by nearly equal rows), so only the
+forced error shows the second pass.
 Main (the compensated loop on logits) gave nearly equal float32 logit rows 1e5 to
 1e11 ulps off, some of them negative; float64 logits still are (``xfail`` below).
 """
@@ -313,3 +318,18 @@ def test_issue13_kl_fast_mixed_forms_nearly_equal_not_exact() -> None:
     x = (rng.standard_normal(300) * 3).astype(np.float32)
     y = np.array([float(v) for v in _log_softmax(_mp_row(_nearly(x, rng, "ulp")))[0]])
     _check([(x, y.astype(np.float32))], ("logits", "log_probs"))
+
+
+def test_issue13_kl_fast_log_softmax_entry_keeps_its_order() -> None:
+    """``(y - m) - ell`` at the maximum of large logits is ``-ell`` (4.2e-18), not 0:
+    compiled with the flags of a ``reassoc`` caller (which Numba gave a jitted function
+    without its own ``fastmath``) it became ``y - (m + ell)`` = 0, and the float32
+    cross-entropy of ``[1, 0]`` against these logits was 0."""
+    q = np.array([[1e4, 1e4 - 40]], np.float32)
+    p = np.array([[1.0, 0.0]], np.float32)
+    got = crossent.cross_entropy(p, q, q_form="logits", validate=False)[0]
+    with mpmath.workdps(50):
+        truth = mp.log1p(mp.exp(-40))
+    assert _ulps(float(got), truth) <= FLOAT32_ULPS, float(got)
+    got = crossent.kl_divergence(p, q, q_form="logits", validate=False)[0]
+    assert _ulps(float(got), truth) <= FLOAT32_ULPS, float(got)
