@@ -22,7 +22,7 @@ Mutants caught (by hand, then restored): ``_divergence_safe`` without its bound 
 fast sum taken on a cancelling log-probability row: 3 tests), ``_shift_negligible``
 always true (no second pass: the bound's unit test and the worst-case log-partition
 error, tens to thousands of ulps), the KL sums accumulated in float32
-(``kl = np.float32(kl + term)``: in the Bregman pass 7 tests, in the bounded pass 4),
+(``kl = np.float32(kl + term)``: in the Bregman pass 8 tests, in the bounded pass 4),
 ``_log_softmax_entry`` without its own ``fastmath`` (the cross-entropy of a dominant
 large logit: 0 instead of 4.2e-18). On random and hard rows the realised log-partition
 error is far below the worst case (it is shared by nearly equal rows), so only the
