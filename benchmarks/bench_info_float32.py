@@ -6,8 +6,8 @@ Run the same script under two trees, interleaved, on a noisy machine (issue 13):
         PYTHONPATH=$tree/src python benchmarks/bench_info_float32.py 20000 1000
     done; done
 
-Per call (C-contiguous and Fortran-ordered float32 inputs): the best of ``--repeats``
-timings and the largest error in float32 ulps of the float64 call on the same stored
+Per call (C-contiguous and Fortran-ordered float32 inputs): the best and the median of
+``--repeats`` timings and the largest error in float32 ulps of the float64 call on the same stored
 values (``validate=False``, as a training loop's metrics would call them).
 """
 
@@ -33,30 +33,44 @@ def main() -> None:
     shape = (args.rows, args.classes)
     z = (rng.standard_normal(shape) * 3).astype(np.float32)
     p = rng.dirichlet(np.ones(args.classes), args.rows).astype(np.float32)
+    log_p = np.log(p)
     calls: dict[str, Callable[..., Any]] = {
-        "entropy(logits)": lambda a, b: crossent.entropy(a, p_form="logits", validate=False),
-        "cross_entropy(p, logits)": lambda a, b: crossent.cross_entropy(
+        "entropy(logits)": lambda a, b, c: crossent.entropy(a, p_form="logits", validate=False),
+        "cross_entropy(p, logits)": lambda a, b, c: crossent.cross_entropy(
             b, a, q_form="logits", validate=False
         ),
-        "kl_divergence(logits, logits)": lambda a, b: crossent.kl_divergence(
+        "kl_divergence(logits, logits)": lambda a, b, c: crossent.kl_divergence(
             a, a[::-1], p_form="logits", q_form="logits", validate=False
+        ),
+        "kl_divergence(log_probs, log_probs)": lambda a, b, c: crossent.kl_divergence(
+            c, c[::-1], p_form="log_probs", q_form="log_probs", validate=False
+        ),
+        "decomposition(logits, logits)": lambda a, b, c: np.stack(
+            crossent.cross_entropy_decomposition(
+                a, a[::-1], p_form="logits", q_form="logits", validate=False
+            )
         ),
     }
     print(crossent.__file__.split("/src/")[0])
     for name, call in calls.items():
-        truth = np.asarray(call(z.astype(np.float64), p.astype(np.float64)))
+        wide = (z.astype(np.float64), p.astype(np.float64), log_p.astype(np.float64))
+        truth = np.asarray(call(*wide))
         unit = np.spacing(np.abs(truth).astype(np.float32)).astype(np.float64)
-        for layout, (a, b) in {
-            "C": (z, p),
-            "F": (np.asfortranarray(z), np.asfortranarray(p)),
+        for layout, arrays in {
+            "C": (z, p, log_p),
+            "F": tuple(np.asfortranarray(x) for x in (z, p, log_p)),
         }.items():
-            best, got = np.inf, None
+            times, got = [], None
             for _ in range(args.repeats):
                 start = time.perf_counter()
-                got = call(a, b)
-                best = min(best, time.perf_counter() - start)
+                got = call(*arrays)
+                times.append(time.perf_counter() - start)
+            best, median = min(times), float(np.median(times))
             ulps = np.max(np.abs(np.asarray(got, np.float64) - truth) / unit)
-            print(f"  {name:32s} {layout}: best {best * 1e3:8.2f} ms, max error {ulps:6.2f} ulps")
+            print(
+                f"  {name:36s} {layout}: best {best * 1e3:8.2f} ms, median {median * 1e3:8.2f} ms,"
+                f" max error {ulps:6.2f} ulps"
+            )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,18 @@ then the exp-sum), and float32 batches whose class axis is strided run by C-cont
 block copies (:data:`BLOCK_ELEMENTS`); float64 keeps ``math.exp``, bit for bit. The
 error bound is derived in ``_fused_kernels._log_partition``.
 
+The KL of float32 logits and log-probabilities (alone or in the decomposition) skips the
+compensated loop too (issue 13: 175 ms against the entropy's 23 ms on 20000 x 1000):
+for two logit sides, one vectorised pass sums the non-negative terms
+:math:`q_i \varphi(r_i)`, :math:`\varphi(r) = 1 + (r - 1)e^r`, equal to the KL since both
+sides are normalised, so nothing cancels however close P and Q are, and the
+log-partitions' error is a shift of every :math:`r_i`, of second order in the sum; a
+second pass corrects that shift where the KL is tiny. Other forms (log-probabilities
+need not be normalised) sum :math:`p_i(\log p_i - \log q_i)` in one vectorised pass
+with the bound :math:`\gamma_{n-1}\sum_i |t_i|` of its rounding error, and run the
+compensated loop only for the rows where that bound exceeds :math:`2^{-32}` of the sum.
+Derivations in ``_fused_kernels._bregman_sums`` and ``_fused_kernels._divergence_sums``.
+
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which
 ``tests/info/test_issue13_fused_measures.py`` checks on hard rows:
