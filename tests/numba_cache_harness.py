@@ -29,12 +29,24 @@ the fixture's tests first, so worksteal normally keeps them on one worker).
 
 A script that raises does not stop the others: its traceback is recorded and
 :func:`section_output` fails the test that reads it.
+
+The cold process compiles, once, kernels that the rest of the suite calls too (on a
+fresh clone, as in CI, the suite's own cache starts empty, and the first test of each
+kernel would compile it again: ``totals`` alone, float32 and float64, about a minute).
+So :func:`run_registered_once` then hands them to the suite: :func:`seed_cache` copies
+into the test processes' ``NUMBA_CACHE_DIR`` the cache files of every function that has
+none there yet, and the tests load them as they would load their own. What each test
+proves is unchanged: its kernels' bits are those of a kernel loaded from the cache, which
+the sections here prove equal to the bits of the kernel compiled in-process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -49,6 +61,7 @@ __all__ = [
     "run_registered",
     "run_registered_once",
     "section_output",
+    "seed_cache",
 ]
 
 SECTIONS = (
@@ -141,16 +154,72 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_registered_once(shared: Path) -> CacheRuns:
+def run_registered_once(shared: Path, suite_cache: Path | None = None) -> CacheRuns:
     """:func:`run_registered` once for all the test processes that share ``shared`` (the
-    pytest-xdist workers of one run): the first runs it, the others read its results."""
+    pytest-xdist workers of one run): the first runs it, the others read its results.
+    The first then seeds ``suite_cache``, the test processes' ``NUMBA_CACHE_DIR`` (if
+    any), with what the cold process compiled (:func:`seed_cache`)."""
     result = shared / "numba_cache_runs.json"
     with _locked(shared / "numba_cache_runs.lock"):
         if result.exists():
             return CacheRuns(**json.loads(result.read_text()))
-        runs = run_registered(Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared)))
+        cache = Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared))
+        runs = run_registered(cache)
         result.write_text(json.dumps(asdict(runs)))
-        return runs
+    if suite_cache is not None:
+        seed_cache(cache, suite_cache)
+    return runs
+
+
+def seed_cache(source: Path, target: Path) -> list[str]:
+    """Copy Numba's cache files (index ``.nbi`` and data ``.nbc``) of every function cached
+    in ``source`` that has no file in ``target`` into ``target``; the functions copied.
+
+    The two folders' layouts are the same (a subfolder per source folder, named by its
+    path) and the sources are the same files, so the indexes' source stamps hold. A test
+    process may compile and save one of these functions meanwhile (Numba numbers a new
+    data file 1, 2, ... past those its index names, and replaces whole files, index
+    before data). So the data files are copied under numbers from :data:`_SEED_NUMBERS`,
+    which such a process never picks, and every file is written under a temporary name
+    and linked into place only if its name is free, data before index: whichever index
+    stays (ours, that process's, or its own built on ours) is whole, and each data file
+    it names holds that entry's kernel once its writer is done.
+    """
+    from numba.core.serialize import dumps
+
+    copied = []
+    for index in sorted(source.rglob("*.nbi")):
+        folder = target / index.parent.relative_to(source)
+        stem = index.name.removesuffix(".nbi")
+        if folder.is_dir() and any(folder.glob(glob.escape(stem) + ".*")):
+            continue  # a test process has saved (or is saving) this function
+        folder.mkdir(parents=True, exist_ok=True)
+        with index.open("rb") as handle:  # as numba.core.caching.IndexDataCacheFile
+            version = pickle.load(handle)
+            stamp, overloads = pickle.loads(handle.read())
+        renamed = {}
+        for number, (key, name) in enumerate(overloads.items(), start=_SEED_NUMBERS):
+            renamed[key] = f"{stem}.{number}.nbc"
+            _link_new((index.parent / name).read_bytes(), folder / renamed[key])
+        _link_new(pickle.dumps(version, protocol=-1) + dumps((stamp, renamed)), folder / index.name)
+        copied.append(str(index.relative_to(source)))
+    return copied
+
+
+_SEED_NUMBERS = 1_000_001
+"""The first number of a seeded data file (Numba's own count from 1)."""
+
+
+def _link_new(data: bytes, target: Path) -> None:
+    """``data`` at ``target`` if nothing is there, all at once (else nothing)."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".seed-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, target)
+    finally:
+        os.unlink(temporary)
 
 
 def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
