@@ -20,7 +20,11 @@ that assert exactly which functions were compiled, and with how many signatures,
 first in :data:`SECTIONS` (nothing before them compiles). ``NUMBA_DEBUG_CACHE`` is on in
 both processes: its "data saved"/"data loaded" lines land in the output of the script
 that triggered them, and :meth:`CacheRuns.warm_sections_that_saved` lets a test check
-that the warm process saved (so compiled) nothing at all.
+that the warm process saved (so compiled) nothing at all. A test that must read the code
+of a kernel compiled in-process (Numba shows none of a kernel loaded from its cache)
+registers a section of :data:`COLD_ONLY`, run in the cold process alone, after the
+sections that compiled its kernels (the wide-vector check of the softmax kernels,
+``tests/losses/test_issue13_wide_kernels.py``, once its own cold process).
 
 Under pytest-xdist every worker that needs the fixture calls :func:`run_registered_once`
 on the directory the workers share: the first takes a lock and runs the processes, any
@@ -55,6 +59,7 @@ from pathlib import Path
 from fresh_process import run_python
 
 __all__ = [
+    "COLD_ONLY",
     "SECTIONS",
     "CacheRuns",
     "register",
@@ -73,8 +78,14 @@ SECTIONS = (
     "measure_bits",  # tests/info/test_issue13_cached_measure_bits.py
     "kernel_bits",  # tests/losses/test_issue13_cached_kernel_bits.py
     "totals_bits",  # tests/calibration/test_issue13_deterministic_sums.py
+    # After kernel_bits, whose kernels it inspects; in the cold process only.
+    "wide_kernels",  # tests/losses/test_issue13_wide_kernels.py
 )
 """The sections, in the order they run in each process."""
+
+COLD_ONLY = frozenset({"wide_kernels"})
+"""The sections that run in the cold process only: they read the code of kernels compiled
+in-process (Numba will not show that of a kernel loaded from its cache)."""
 
 _REGISTERED: dict[str, str] = {}
 
@@ -133,7 +144,7 @@ def run_registered(cache: Path) -> CacheRuns:
     """Every registered section in one cold, then one warm, process on ``cache`` (empty)."""
     sections = [(name, _REGISTERED[name]) for name in SECTIONS if name in _REGISTERED]
     cold = _run_once(sections, cache)
-    warm = _run_once(sections, cache)
+    warm = _run_once([section for section in sections if section[0] not in COLD_ONLY], cache)
     return CacheRuns(cold, warm)
 
 
@@ -224,8 +235,11 @@ def _link_new(data: bytes, target: Path) -> None:
 
 def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
     """``(cold standard output, warm standard output)`` of section ``name``; fails if the
-    section raised in either process."""
+    section raised in either process (a section of :data:`COLD_ONLY`: ``""`` for the warm)."""
     for which, outputs in (("cold", runs.cold), ("warm", runs.warm)):
+        if which == "warm" and name in COLD_ONLY:
+            continue
         error = outputs[name]["error"]
         assert error is None, f"section {name} failed in the {which} process:\n{error}"
-    return str(runs.cold[name]["stdout"]), str(runs.warm[name]["stdout"])
+    warm = "" if name in COLD_ONLY else str(runs.warm[name]["stdout"])
+    return str(runs.cold[name]["stdout"]), warm
