@@ -8,6 +8,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,14 +104,16 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sections registered in ``numba_cache_harness``, run once in a cold and once in a
     warm process on one new ``NUMBA_CACHE_DIR`` (a :class:`numba_cache_harness.CacheRuns`),
-    once for all pytest-xdist workers."""
+    once for all pytest-xdist workers; what the cold process compiled then seeds this
+    run's own ``NUMBA_CACHE_DIR``, where set (``tasks.py test`` sets it)."""
     pytest.importorskip("numba")
     from numba_cache_harness import run_registered_once
 
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the workers' basetemps are siblings
-    return run_registered_once(shared)
+    suite_cache = os.environ.get("NUMBA_CACHE_DIR")
+    return run_registered_once(shared, Path(suite_cache) if suite_cache else None)
 
 
 _LONG_FIRST = (

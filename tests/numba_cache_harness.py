@@ -20,7 +20,11 @@ that assert exactly which functions were compiled, and with how many signatures,
 first in :data:`SECTIONS` (nothing before them compiles). ``NUMBA_DEBUG_CACHE`` is on in
 both processes: its "data saved"/"data loaded" lines land in the output of the script
 that triggered them, and :meth:`CacheRuns.warm_sections_that_saved` lets a test check
-that the warm process saved (so compiled) nothing at all.
+that the warm process saved (so compiled) nothing at all. A test that must read the code
+of a kernel compiled in-process (Numba shows none of a kernel loaded from its cache)
+registers a section of :data:`COLD_ONLY`, run in the cold process alone, after the
+sections that compiled its kernels (the wide-vector check of the softmax kernels,
+``tests/losses/test_issue13_wide_kernels.py``, once its own cold process).
 
 Under pytest-xdist every worker that needs the fixture calls :func:`run_registered_once`
 on the directory the workers share: the first takes a lock and runs the processes, any
@@ -29,12 +33,24 @@ the fixture's tests first, so worksteal normally keeps them on one worker).
 
 A script that raises does not stop the others: its traceback is recorded and
 :func:`section_output` fails the test that reads it.
+
+The cold process compiles, once, kernels that the rest of the suite calls too (on a
+fresh clone, as in CI, the suite's own cache starts empty, and the first test of each
+kernel would compile it again: ``totals`` alone, float32 and float64, about a minute).
+So :func:`run_registered_once` then hands them to the suite: :func:`seed_cache` copies
+into the test processes' ``NUMBA_CACHE_DIR`` the cache files of every function that has
+none there yet, and the tests load them as they would load their own. What each test
+proves is unchanged: its kernels' bits are those of a kernel loaded from the cache, which
+the sections here prove equal to the bits of the kernel compiled in-process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
+import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -43,12 +59,14 @@ from pathlib import Path
 from fresh_process import run_python
 
 __all__ = [
+    "COLD_ONLY",
     "SECTIONS",
     "CacheRuns",
     "register",
     "run_registered",
     "run_registered_once",
     "section_output",
+    "seed_cache",
 ]
 
 SECTIONS = (
@@ -60,8 +78,14 @@ SECTIONS = (
     "measure_bits",  # tests/info/test_issue13_cached_measure_bits.py
     "kernel_bits",  # tests/losses/test_issue13_cached_kernel_bits.py
     "totals_bits",  # tests/calibration/test_issue13_deterministic_sums.py
+    # After kernel_bits, whose kernels it inspects; in the cold process only.
+    "wide_kernels",  # tests/losses/test_issue13_wide_kernels.py
 )
 """The sections, in the order they run in each process."""
+
+COLD_ONLY = frozenset({"wide_kernels"})
+"""The sections that run in the cold process only: they read the code of kernels compiled
+in-process (Numba will not show that of a kernel loaded from its cache)."""
 
 _REGISTERED: dict[str, str] = {}
 
@@ -120,7 +144,7 @@ def run_registered(cache: Path) -> CacheRuns:
     """Every registered section in one cold, then one warm, process on ``cache`` (empty)."""
     sections = [(name, _REGISTERED[name]) for name in SECTIONS if name in _REGISTERED]
     cold = _run_once(sections, cache)
-    warm = _run_once(sections, cache)
+    warm = _run_once([section for section in sections if section[0] not in COLD_ONLY], cache)
     return CacheRuns(cold, warm)
 
 
@@ -141,22 +165,81 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_registered_once(shared: Path) -> CacheRuns:
+def run_registered_once(shared: Path, suite_cache: Path | None = None) -> CacheRuns:
     """:func:`run_registered` once for all the test processes that share ``shared`` (the
-    pytest-xdist workers of one run): the first runs it, the others read its results."""
+    pytest-xdist workers of one run): the first runs it, the others read its results.
+    The first then seeds ``suite_cache``, the test processes' ``NUMBA_CACHE_DIR`` (if
+    any), with what the cold process compiled (:func:`seed_cache`)."""
     result = shared / "numba_cache_runs.json"
     with _locked(shared / "numba_cache_runs.lock"):
         if result.exists():
             return CacheRuns(**json.loads(result.read_text()))
-        runs = run_registered(Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared)))
+        cache = Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared))
+        runs = run_registered(cache)
         result.write_text(json.dumps(asdict(runs)))
-        return runs
+    if suite_cache is not None:
+        seed_cache(cache, suite_cache)
+    return runs
+
+
+def seed_cache(source: Path, target: Path) -> list[str]:
+    """Copy Numba's cache files (index ``.nbi`` and data ``.nbc``) of every function cached
+    in ``source`` that has no file in ``target`` into ``target``; the functions copied.
+
+    The two folders' layouts are the same (a subfolder per source folder, named by its
+    path) and the sources are the same files, so the indexes' source stamps hold. A test
+    process may compile and save one of these functions meanwhile (Numba numbers a new
+    data file 1, 2, ... past those its index names, and replaces whole files, index
+    before data). So the data files are copied under numbers from :data:`_SEED_NUMBERS`,
+    which such a process never picks, and every file is written under a temporary name
+    and linked into place only if its name is free, data before index: whichever index
+    stays (ours, that process's, or its own built on ours) is whole, and each data file
+    it names holds that entry's kernel once its writer is done.
+    """
+    from numba.core.serialize import dumps
+
+    copied = []
+    for index in sorted(source.rglob("*.nbi")):
+        folder = target / index.parent.relative_to(source)
+        stem = index.name.removesuffix(".nbi")
+        if folder.is_dir() and any(folder.glob(glob.escape(stem) + ".*")):
+            continue  # a test process has saved (or is saving) this function
+        folder.mkdir(parents=True, exist_ok=True)
+        with index.open("rb") as handle:  # as numba.core.caching.IndexDataCacheFile
+            version = pickle.load(handle)
+            stamp, overloads = pickle.loads(handle.read())
+        renamed = {}
+        for number, (key, name) in enumerate(overloads.items(), start=_SEED_NUMBERS):
+            renamed[key] = f"{stem}.{number}.nbc"
+            _link_new((index.parent / name).read_bytes(), folder / renamed[key])
+        _link_new(pickle.dumps(version, protocol=-1) + dumps((stamp, renamed)), folder / index.name)
+        copied.append(str(index.relative_to(source)))
+    return copied
+
+
+_SEED_NUMBERS = 1_000_001
+"""The first number of a seeded data file (Numba's own count from 1)."""
+
+
+def _link_new(data: bytes, target: Path) -> None:
+    """``data`` at ``target`` if nothing is there, all at once (else nothing)."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".seed-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, target)
+    finally:
+        os.unlink(temporary)
 
 
 def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
     """``(cold standard output, warm standard output)`` of section ``name``; fails if the
-    section raised in either process."""
+    section raised in either process (a section of :data:`COLD_ONLY`: ``""`` for the warm)."""
     for which, outputs in (("cold", runs.cold), ("warm", runs.warm)):
+        if which == "warm" and name in COLD_ONLY:
+            continue
         error = outputs[name]["error"]
         assert error is None, f"section {name} failed in the {which} process:\n{error}"
-    return str(runs.cold[name]["stdout"]), str(runs.warm[name]["stdout"])
+    warm = "" if name in COLD_ONLY else str(runs.warm[name]["stdout"])
+    return str(runs.cold[name]["stdout"]), warm
