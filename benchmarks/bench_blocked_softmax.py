@@ -120,6 +120,7 @@ def main() -> None:
                 r = _run(src, case, args, block)
                 peaks[case, name] = r["peak"]
                 times.setdefault((case, name), []).extend(r["times"])
+                print(f"  {case} {name}: {[round(t, 3) for t in r['times']]}", flush=True)
     print(f"{'case':16} {'tree':6} {'peak MiB':>10} {'min s':>8} {'median s':>9}")
     for case in cases:
         for name in trees:
