@@ -1009,9 +1009,14 @@ def row_statistics_kernel(
             out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
 
 
-# Without fast-math (its reassociation could fold ``c e + (c - g)`` into ``(c e + c) - g``
-# and cancel again); LLVM inlines it with its instructions' own flags, as exp_nonpositive.
-@numba.njit(inline="never")
+# Without ``reassoc`` (it could fold ``c e + (c - g)`` into ``(c e + c) - g`` and cancel
+# again); LLVM inlines it with its instructions' own flags, as exp_nonpositive. Its own
+# ``fastmath``, not the default: a function without one is compiled, when a caller with
+# ``fastmath`` compiles it first (gradient_kernel, _FLAGS), with the caller's flags,
+# ``reassoc`` included, and Numba puts them on its every float instruction; compiled
+# first on its own it had none, not even ``contract``, so the kernel's bits depended on
+# which came first (issue 13). ``contract``: the FMA the kernels always had.
+@numba.njit(fastmath={"contract"}, inline="never")
 def label_entry(c: float, g: float, log_p: float) -> float:
     # c p - g = c (p - 1) + (c - g) with p - 1 = expm1(log p): no cancellation as p -> 1
     # (for p > 1/2 only, HALF_LOG: the caller's c p - g otherwise)
