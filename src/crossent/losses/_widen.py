@@ -53,6 +53,7 @@ import numpy as np
 from .._checks import Form, check_form, check_logits, check_out
 from .._sides import prepare
 from .._xp import row_sum, to_float32
+from ..errors import InputError
 from ._batch import Batch, batch_for, loss_options, prepare_labels, prepare_weight
 
 __all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow_for", "relayout", "upcast"]
@@ -84,11 +85,24 @@ class Widened:
     logits: np.ndarray  # the caller's
     out: Any = None  # the caller's ``out`` buffer, taken out of ``kwargs``
     axis: int | None = None  # the caller's class axis when the call moved it last
+    caller: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # the call as given
 
     def run(self, public: Callable[..., Any]) -> Any:
         """The caller's result: ``public`` called on :attr:`args`, :attr:`kwargs`, finished
-        (a loss given ``out``, which only gradients take: the ``TypeError`` it is due)."""
-        result = public(*self.args, **self.kwargs)
+        (a loss given ``out``, which only gradients take: the ``TypeError`` it is due).
+
+        An :class:`~crossent.errors.InputError` of a call whose class axis was moved
+        last names an index of the moved copy; the call is then made again in the
+        caller's layout, on float64 logits (their values; no widening again), so that
+        the error names the caller's index, as a float64 caller's would."""
+        try:
+            result = public(*self.args, **self.kwargs)
+        except InputError:
+            if self.caller is None:
+                raise
+            args, kwargs = self.caller
+            public(np.asarray(args[0], dtype=np.float64), *args[1:], **kwargs)
+            raise  # (the caller's layout raised nothing: the moved call's error)
         if self.out is not None and not self._gradient(result):
             raise TypeError(f"{public.__name__}() got an unexpected keyword argument 'out'")
         return self.finish(result)
@@ -171,8 +185,9 @@ def _widened(args: tuple[Any, ...], kwargs: dict[str, Any], dtype: Any) -> Widen
     others = [
         _classes_last(a, axis) if f else _native(a) for f, a in zip(floats, args[1:], strict=True)
     ]
+    caller = None if axis == logits.ndim - 1 else (args, dict(rest))  # (no ``out``)
     rest["axis"] = -1
-    return Widened((_classes_last(logits, axis, dtype), *others), rest, logits, out, axis)
+    return Widened((_classes_last(logits, axis, dtype), *others), rest, logits, out, axis, caller)
 
 
 def upcast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
