@@ -72,7 +72,8 @@ def test_within_an_ulp_of_the_oracle(case: str, dtype: torch.dtype) -> None:
     u = torch.rand(z.shape[0], generator=_generator(2))
     truth, grad = _oracle(z, t, None, u)
     loss, got = _loss_and_grad(z, t, u, reduction="none")
-    assert loss.dtype == torch.float32 and got.dtype == dtype
+    assert loss.dtype == torch.float32
+    assert got.dtype == dtype
     assert _ulps_off(loss, truth) <= 1.0
     assert _ulps_off(got, grad) <= 1.0
 
@@ -216,8 +217,11 @@ def test_float64_work_in_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None
     with record:
         rows = _launch.target_forward(z, t, w, opts)
         grad = _launch.target_backward(torch.ones(200), z, t, w, opts)
-    assert rows.shape == (200,) and grad.shape == z.shape and grad.dtype == z.dtype
-    assert record.float64 and max(record.float64) <= 16 * 1000
+    assert rows.shape == (200,)
+    assert grad.shape == z.shape
+    assert grad.dtype == z.dtype
+    assert record.float64
+    assert max(record.float64) <= 16 * 1000
 
 
 def test_nonfinite_logits_as_the_generic_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -228,7 +232,8 @@ def test_nonfinite_logits_as_the_generic_path(monkeypatch: pytest.MonkeyPatch) -
     loss, grad = _loss_and_grad(z, t, None, reduction="none")
     _generic(monkeypatch)
     ref_loss, ref_grad = _loss_and_grad(z, t, None, reduction="none")
-    assert torch.equal(loss.isnan(), ref_loss.isnan()) and bool(loss[3].isnan())
+    assert torch.equal(loss.isnan(), ref_loss.isnan())
+    assert bool(loss[3].isnan())
     assert torch.equal(grad.isnan(), ref_grad.isnan())
 
 
@@ -252,7 +257,8 @@ def test_target_and_weight_gradients_keep_the_generic_path() -> None:
     zr, tr, wr = (x.detach().double().requires_grad_() for x in (z, t, w))
     F.cross_entropy(zr, tr, weight=wr).backward()
     for got, ref in ((z.grad, zr.grad), (t.grad, tr.grad), (w.grad, wr.grad)):
-        assert got is not None and ref is not None
+        assert got is not None
+        assert ref is not None
         assert torch.allclose(got.double(), ref, rtol=1e-5, atol=1e-9)
 
 
@@ -277,4 +283,6 @@ def test_compiles_fullgraph() -> None:
     got.backward()
     ref.backward()
     assert torch.equal(got, ref)
-    assert a.grad is not None and b.grad is not None and torch.equal(a.grad, b.grad)
+    assert a.grad is not None
+    assert b.grad is not None
+    assert torch.equal(a.grad, b.grad)
