@@ -7,10 +7,11 @@ from typing import Any
 import torch
 
 from ..errors import InputError, InputTypeError
+from . import _backend, _launch
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor, tensor
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
-from ._ops import linear_cross_entropy_op, softmax_ce_labels
+from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
 from ._reduction import label_weight_sum, weighted_mean
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -125,9 +126,12 @@ def cross_entropy(
     one pass, the label's entry as :math:`c \operatorname{expm1}(\log p_y) + (c - g)`
     where :math:`p_y > 1/2` (exact at any confidence). Other dtypes and
     devices use the generic array-API code, in blocks of rows. Probability targets
-    use plain (differentiable) torch operations, on the CPU in float64 (their
-    gradient's entries :math:`p - t` cancel; the loss and the gradient are rounded
-    once); their ``'mean'`` divides by the number of rows, as PyTorch's does.
+    are computed in float64 on the CPU (their gradient's entries :math:`p - t` cancel;
+    the loss and the gradient are rounded once): through the custom op
+    ``crossent::softmax_ce_probs`` (float32/float16/bfloat16 input without
+    ``soft_cap``), by blocks of rows, autograd saving only the input and the targets;
+    else with plain differentiable torch operations. Their ``'mean'`` divides by the
+    number of rows, as PyTorch's does.
 
     Examples
     --------
@@ -183,33 +187,33 @@ def _cross_entropy_probs(
     opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
-    """Probability targets, with plain differentiable torch operations (the generic path)."""
+    """Probability targets: ``crossent::softmax_ce_probs`` on the CPU (float32, float16,
+    bfloat16 logits, no soft-capping, no gradient wanted for the targets or the class
+    weights), else plain differentiable torch operations (the generic path)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
             f"got {tuple(target.shape)}"
         )
     out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
-    # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
-    acc = work_dtype(z, opts.soft_cap, soft_targets=True)
     classes = z.shape[1]
-    zt = z.movedim(1, -1).to(acc)
-    if opts.soft_cap is not None:
-        zt = opts.soft_cap * torch.tanh(zt / opts.soft_cap)
-    if opts.temperature != 1.0:
-        zt = zt / opts.temperature
-    t = target.movedim(1, -1).to(acc)
-    eps = opts.label_smoothing
-    smoothed = (1 - eps) * t + eps / classes if eps else t
-    w = None if weight is None else weight.to(acc)
-    wt = smoothed if w is None else w * smoothed
-    log_p = torch.log_softmax(zt, dim=-1)
-    # 0 * -inf = 0: a class of zero target weight is absent from the sum.
-    rows = -(wt * torch.where(wt != 0, log_p, torch.zeros_like(log_p))).sum(-1)
-    if opts.z_loss:
-        lse = torch.logsumexp(zt, dim=-1)
-        omega = torch.ones_like(lse) if w is None else (w * t).sum(-1)
-        rows = rows + opts.z_loss * omega * lse * lse
+    t = target.movedim(1, -1)
+    numeric = _backend.unpack(opts.packed())
+    # The op differentiates with respect to the logits only.
+    differentiated = torch.is_grad_enabled() and (
+        target.requires_grad or (weight is not None and weight.requires_grad)
+    )
+    if _launch.uses_target_op(z, numeric) and not differentiated:
+        # The custom op: the same float64 values, float64 copies of a block of rows at
+        # a time, autograd saving only the logits and the targets (_launch).
+        flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
+        flat_t = t.reshape(-1, classes).contiguous()
+        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed()).reshape(t.shape[:-1])
+    else:
+        # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
+        acc = work_dtype(z, opts.soft_cap, soft_targets=True)
+        w = None if weight is None else weight.to(acc)
+        rows = _launch.target_rows(z.movedim(1, -1).to(acc), t.to(acc), w, numeric)
     if opts.reduction == "none":
         return (rows[0] if unbatched else rows).to(out_dtype)
     total = _sum(rows.reshape(-1))
