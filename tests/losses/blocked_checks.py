@@ -47,8 +47,8 @@ def labels(shape: tuple[int, ...], classes: int = CLASSES, seed: int = 1) -> np.
 LARGE = (256, 32000)  # 31.25 MiB of float32 logits; their float64 copy is 62.5 MiB
 
 
-def assert_peak_within_blocks(call: Callable[[], Any]) -> None:
-    """tracemalloc's peak of ``call()``: at most its result plus 8 blocks (16 MiB)."""
+def peak_of(call: Callable[[], Any]) -> tuple[int, int]:
+    """tracemalloc's peak of ``call()`` and the size of its result, in bytes."""
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -56,5 +56,12 @@ def assert_peak_within_blocks(call: Callable[[], Any]) -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    bound = np.asarray(result).nbytes + 8 * _widen.BLOCK_BYTES
+    return peak, np.asarray(result).nbytes
+
+
+def assert_peak_within_blocks(call: Callable[[], Any]) -> None:
+    """tracemalloc's peak of ``call()``: at most its result plus 8 blocks
+    (:data:`crossent.losses._widen.BLOCK_BYTES` each)."""
+    peak, result = peak_of(call)
+    bound = result + 8 * _widen.BLOCK_BYTES
     assert peak <= bound, (peak / 2**20, bound / 2**20)

@@ -23,7 +23,6 @@ Checked here, for every option, reduction and layout the fused gradient takes:
 from __future__ import annotations
 
 import inspect
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ import crossent
 from crossent.losses import _cpu_kernels, _softmax
 from crossent.losses._softmax import prepare_softmax_targets, softmax_gradient
 from crossent.losses._terms import row_loss, softmax_rows, target_terms
+from losses.blocked_checks import peak_of
 from losses.small_call_paths import fail_on, record_calls
 from losses.test_issue13_soft_target_grad import _data, _layouts, _reference, _rows
 
@@ -147,18 +147,6 @@ def test_suspect_rows_take_the_generic_path(monkeypatch: pytest.MonkeyPatch, bad
     assert np.isfinite(np.delete(grad, 3, axis=0)).all()
 
 
-def _peak(call: Callable[[], Any]) -> tuple[int, int]:
-    """tracemalloc's peak of ``call()`` and its result's size."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, np.asarray(result).nbytes
-
-
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("validate", [True, False])
 def test_gradient_peak_is_its_result(validate: bool, weighted: bool) -> None:
@@ -172,7 +160,7 @@ def test_gradient_peak_is_its_result(validate: bool, weighted: bool) -> None:
     t = rng.dirichlet(np.ones(4096), 256).astype(np.float32)
     kw = {"weight": rng.uniform(0.5, 2.0, 4096), "label_smoothing": 0.1} if weighted else {}
     GRAD(z, t)  # compiled
-    peak, result = _peak(lambda: GRAD(z, t, validate=validate, **kw))
+    peak, result = peak_of(lambda: GRAD(z, t, validate=validate, **kw))
     assert peak <= (2 if weighted else 1) * result + 64 * 1024, (peak / result, result)
 
 
