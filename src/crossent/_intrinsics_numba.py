@@ -152,7 +152,11 @@ def halving(builder: ir.IRBuilder, vector: Any, combine: Any) -> Any:
     """``combine(low, high)`` over the lanes of ``vector`` by halves: lane j with lane
     j + h for h = lanes/2, ..., 2, 1, then lane 0. A fixed tree: the same order at any
     vector width, as long as no instruction of it carries a fast-math flag that lets
-    LLVM reorder it."""
+    LLVM reorder it. ``combine``'s instructions are emitted without flags, and Numba's
+    fast-math pass (``numba.core.fastmathpass``) gives every floating-point instruction
+    without flags its function's ``fastmath`` set: the order holds in a function
+    compiled without ``reassoc`` (or where ``combine`` sets its own flags), not in one
+    compiled with it."""
     lanes = vector.type.count
     while lanes > 1:
         lanes //= 2

@@ -610,7 +610,11 @@ def _halves(builder: Any, vector: Any, combine: Any) -> Any:
 
 
 def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
-    """``total + e^d`` in each of 8 float64 lanes by :func:`_table_terms`."""
+    """``total + e^d`` in each of 8 float64 lanes by :func:`_table_terms`. The kernels'
+    ``reassoc`` reaches these instructions too (Numba's fast-math pass flags every
+    floating-point instruction emitted without flags): at T != 1, LLVM reassociates
+    ``(d * inv_t) * log2e`` (seen in the fast-math audit of issue 13), a rounding of the
+    exponent's argument, far inside the error budget of the module docstring."""
     return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total)
 
 
