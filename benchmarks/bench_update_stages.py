@@ -1,7 +1,7 @@
 """The stages of ``EvaluationState.update``'s kernel (issue 13), one thread, by CPU time.
 
     python benchmarks/bench_update_stages.py [--rows 1000000] [--classes 10]
-        [--repeats 11] [--against PATH/TO/OTHER/src]
+        [--repeats 11] [--against PATH/TO/OTHER/src] [--only WORD ...]
 
 ``EvaluationState.update`` sums every metric of a block in one compiled pass
 (``calibration/_row_kernels_numba.totals``, through ``_row_kernels.block_totals``).  This
@@ -246,7 +246,15 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="WORD", help="only the stages whose name has one of these"
+    )
     args = parser.parse_args()
+    stages = {
+        name: options
+        for name, options in STAGES.items()
+        if not args.only or any(word in name for word in args.only)
+    }
 
     from crossent.calibration import _row_kernels
 
@@ -257,7 +265,7 @@ def main() -> None:
     probs, labels = data(args.rows, args.classes)
     cases = {
         (name, mark): stage_call(module, probs, labels, options)
-        for name, options in STAGES.items()
+        for name, options in stages.items()
         for mark, module in copies.items()
     }
     seconds = interleaved_thread_times(cases, args.repeats)
@@ -272,7 +280,7 @@ def main() -> None:
     )
     print("| stages | " + " | ".join(f"min{m} | median{m}" for m in copies) + " |")
     print("|---|" + "---:|---:|" * len(copies))
-    for name in STAGES:
+    for name in stages:
         cells = []
         for mark in copies:
             times = seconds[(name, mark)]
