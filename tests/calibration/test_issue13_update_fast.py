@@ -178,3 +178,9 @@ def test_issue13_spherical_scores_are_the_expression() -> None:
     scores = np.empty_like(p)
     kernels.spherical_scores(p, others, scores)
     np.testing.assert_array_equal(scores.view(np.int64), _spherical(p, others).view(np.int64))
+
+
+def test_issue13_spherical_scores_has_its_own_flags() -> None:
+    """Called out of line from the looped rows (``_FLAGS``, with "contract" and "arcp"):
+    with no ``fastmath`` of its own it would take theirs (an FMA, a reciprocal)."""
+    assert kernels.spherical_scores.targetoptions["fastmath"] == {"nsz"}
