@@ -164,7 +164,8 @@ the same bits (test_issue13_update_fast).  Against main, one thread, CPU ms (loa
 9-12, other engineers' runs): + top, squares, spherical 6.38 against 7.57 (min of
 21), 6.23 against 7.11 (min of 31; medians 6.64, 7.52); + top, squares (Brier) 5.49
 against 5.52, + top label 4.75 against 4.68 (min of 31: level); everything 21.47
-against 22.07 (min of 21).  Where the update kernel's time goes (one thread, 10^6 x
+against 22.07 (min of 21), 21.87 against 23.05 (min of 31; medians 22.56, 23.73; load
+11).  Where the update kernel's time goes (one thread, 10^6 x
 10 float32, min of 7, load 2.8): checks and row sums 3.6 ms, top label +0.8, squares
 +0.9, spherical +1.9 (now +0.7), bins +1.5, surprisal +1.3, per-class sums +1.0, the
 10 most surprising +0.1, entropy +9.1 (its loop without the logarithm 2.2 ms, with
