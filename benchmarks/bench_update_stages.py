@@ -1,7 +1,7 @@
 """The stages of ``EvaluationState.update``'s kernel (issue 13), one thread, by CPU time.
 
     python benchmarks/bench_update_stages.py [--rows 1000000] [--classes 10]
-        [--repeats 11] [--against PATH/TO/OTHER/src]
+        [--repeats 11] [--against PATH/TO/OTHER/src] [--only WORD ...]
 
 ``EvaluationState.update`` sums every metric of a block in one compiled pass
 (``calibration/_row_kernels_numba.totals``, through ``_row_kernels.block_totals``).  This
@@ -155,6 +155,36 @@ whole (LLVM otherwise formed the columns again from the previous stage: 26 shuff
 not 18, in the last stage) made every stage faster.  AVX2 emulated (the one-row tile
 kept; min of 9, load 5.9): every stage level with main, everything 37.71 against 37.61.
 
+Then (issue 13, 2026-12-02, the update's remaining time) each row's spherical score
+:math:`p_y / \\sqrt{s + p_y^2}` formed in the row pass (``tile_group``: a square root
+and a division a group of 8 rows, on the divider, which the tiles' loop leaves idle,
+so they overlap its shuffles; ``spherical_scores`` for the rows no group took and the
+looped rows), ``chunk_scores`` only summing them: the same expression and roundings,
+the same bits (test_issue13_update_fast).  Against main, one thread, CPU ms (load
+9-12, other engineers' runs): + top, squares, spherical 6.38 against 7.57 (min of
+21), 6.23 against 7.11 (min of 31; medians 6.64, 7.52); + top, squares (Brier) 5.49
+against 5.52, + top label 4.75 against 4.68 (min of 31: level); everything 21.47
+against 22.07 (min of 21), 21.87 against 23.05 (min of 31; medians 22.56, 23.73; load
+11).  Where the update kernel's time goes (one thread, 10^6 x
+10 float32, min of 7, load 2.8): checks and row sums 3.6 ms, top label +0.8, squares
++0.9, spherical +1.9 (now +0.7), bins +1.5, surprisal +1.3, per-class sums +1.0, the
+10 most surprising +0.1, entropy +9.1 (its loop without the logarithm 2.2 ms, with
+the fold; bench_entropy_log: 0.22 against 0.89 ns an entry), everything 21.1; the
+update call, one thread, 1.0-1.6 ms more than its kernel (10 blocks: the wrappers,
+the per-block totals, the merge).  The divider (``vdivpd``/``vsqrtpd zmm``, about 16
+and 20 cycles per 8 lanes) takes some 26 million cycles a call (the entropy's 10^7
+divisions, the surprisal's and spherical scores' 10^6 each), about 12 of the 21 ms at
+2.1 GHz (an estimate from those throughputs, not measured), and the other vector
+operations about as much on two ports: only work moved where the divider is idle (the
+spherical scores, above) overlaps.
+
+Tried then and not kept: each entry's logarithm stored by the entropy loop beside its
+term (``entropy_terms`` with a second output stream), each label's surprisal read from
+it (a gather a row) instead of a logarithm more a row in ``chunk_parts``: everything
+22.20 against 21.04 and 22.89 against 21.19 ms (min of 21 and 31 against the kept
+version above, load 10-11): the second stream of stores costs more than the 10^6
+logarithms.
+
 Tried with the tile and not kept: the tile as Numba code (the 16 entries as a tuple,
 the trees as tuples of sums, the lanes' selects written out): scalar code, 26.8 ms
 against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without the SLP
@@ -246,7 +276,15 @@ def main() -> None:
     parser.add_argument(
         "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
     )
+    parser.add_argument(
+        "--only", nargs="+", metavar="WORD", help="only the stages whose name has one of these"
+    )
     args = parser.parse_args()
+    stages = {
+        name: options
+        for name, options in STAGES.items()
+        if not args.only or any(word in name for word in args.only)
+    }
 
     from crossent.calibration import _row_kernels
 
@@ -257,7 +295,7 @@ def main() -> None:
     probs, labels = data(args.rows, args.classes)
     cases = {
         (name, mark): stage_call(module, probs, labels, options)
-        for name, options in STAGES.items()
+        for name, options in stages.items()
         for mark, module in copies.items()
     }
     seconds = interleaved_thread_times(cases, args.repeats)
@@ -272,7 +310,7 @@ def main() -> None:
     )
     print("| stages | " + " | ".join(f"min{m} | median{m}" for m in copies) + " |")
     print("|---|" + "---:|---:|" * len(copies))
-    for name in STAGES:
+    for name in stages:
         cells = []
         for mark in copies:
             times = seconds[(name, mark)]

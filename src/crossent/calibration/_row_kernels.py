@@ -74,7 +74,10 @@ for long rows: 32768 entries, :data:`_CHUNK_ENTRIES` with the entropy, whose ter
 buffered), whose per-row numbers stay in cached buffers and are summed at once: the
 labels' logarithms (:func:`log_positive`, vectorised; only when a surprisal is asked),
 the surprisal summed plainly over the chunk (vectorised, reassociated), the Brier and
-spherical scores as a balanced pairwise tree, the entropy terms of a chunk without a
+spherical scores as a balanced pairwise tree (each row's spherical score formed in the
+row pass: on AVX-512 in the grouped tiles, whose loop leaves the divider idle, so that
+its square root and division overlap the tiles' shuffles; the same expression and
+bits as a loop of its own), the entropy terms of a chunk without a
 suspect row in 256 interleaved running sums then a pairwise tree over them (each row's
 entropy, and its clip at 0, only for a chunk with a suspect row: for entries in [0, 1]
 the clip changes nothing); orders that no compilation changes (the same bits whether

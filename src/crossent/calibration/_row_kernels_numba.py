@@ -55,6 +55,7 @@ __all__ = [
     "fold_tallies",
     "folded_sum",
     "group_ahead",
+    "group_outputs",
     "guess_bin",
     "keep_smallest",
     "label_error",
@@ -68,7 +69,10 @@ __all__ = [
     "prefetch",
     "row_pass",
     "row_sums",
+    "scores_from",
     "short_rows",
+    "spherical_scores",
+    "spherical_wanted",
     "summaries",
     "sums_and_top",
     "surprisal_array",
@@ -196,14 +200,16 @@ def entropy_terms(flat, start, count, terms):
 @numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
 def chunk_rows(rows, c0, c1, base, options, buffers):
     # rows: (values, flat, bits, labels); options: (with_top, with_squares,
-    # with_entropy, limit, packed, low); buffers: (floats, predicted, terms, pad),
+    # with_entropy, limit, packed, low, with_spherical); buffers: (floats,
+    # predicted, terms, pad),
     # pad 2 _TILE_CLASSES float32 (tiled_rows' copy of the block's last rows).
     # with_entropy 2: the entropy terms only, left in terms for the caller, when the
     # chunk has no suspect row (every entry in [0, 1]: each row's entropy then sums
     # terms of one sign, its clip at 0 changes nothing); a suspect chunk's per row.
     # Rows c0 <= i < c1: p_label, the sum of squares but the label's, (with_top) the
     # confidence and predicted class, (with_entropy) the entropy, into
-    # floats[0..3][i - base] and predicted[i - base]; returns the suspect rows, or
+    # floats[0..3][i - base] and predicted[i - base], (with_spherical, floats of 5
+    # rows) the spherical score into floats[4][i - base]; returns the suspect rows, or
     # -1 - i for the first label out of range (checked before any read of the row).
     # The loops are label_error, then row_pass's (each over the chunk, in L1 after
     # the first); the entropy terms of the rows are then taken in one flat loop and
@@ -212,18 +218,23 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
     # atomic add and subtract, about 40 pairs a chunk here (measured with perf, 10^6 x
     # 10 float32: a fifth of the rows' pass, 2 ms).
     values, flat, _, labels = rows
-    with_top, with_squares, with_entropy, limit, packed, low = options
+    with_top, with_squares, with_entropy, limit, packed, low, with_spherical = options
     floats, predicted, terms, pad = buffers
     k = values.shape[1]
     wrong = label_error(labels[c0:c1], low, k)
     if wrong < 0:
         return wrong - c0
-    rows_out = (floats[0, c0 - base :], floats[1, c0 - base :], floats[2, c0 - base :])
+    rows_out = (
+        floats[0, c0 - base :],
+        floats[1, c0 - base :],
+        floats[2, c0 - base :],
+        floats[min(4, floats.shape[0] - 1), c0 - base :],  # (written only if asked)
+    )
     suspect = row_pass(
         rows,
         c0,
         c1,
-        (with_top, with_squares, limit, packed),
+        (with_top, with_squares, limit, packed, with_spherical),
         rows_out,
         (predicted[c0 - base :], pad),
     )
@@ -243,10 +254,12 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
 
 def row_pass(rows, c0, c1, options, floats, extra):
     """Rows c0 <= i < c1 of chunk_rows (labels checked; options: with_top,
-    with_squares, limit, packed): p_label, the squares but the label's (0 without
-    with_squares) and the confidence into floats[0..2][i - c0] (a tuple of three
-    rows), the predicted class into extra[0][i - c0] (extra: predicted, pad); returns
-    the suspect rows.  Compiled only (overloaded below, by the rows' dtype)."""
+    with_squares, limit, packed and optionally with_spherical): p_label, the squares
+    but the label's (0 without with_squares) and the confidence into
+    floats[0..2][i - c0] (a tuple of three rows, or four: with_spherical, the
+    spherical score into the fourth), the predicted class into extra[0][i - c0]
+    (extra: predicted, pad); returns the suspect rows.  Compiled only (overloaded
+    below, by the rows' dtype)."""
     raise NotImplementedError  # pragma: no cover - Numba compiles the overload
 
 
@@ -280,7 +293,7 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
     # entries_suspect over the chunk (every entry NaN or outside [0, 1]: the rows
     # counted again by suspect_rows, rare)
     values, flat, bits, labels = rows
-    with_top, with_squares, limit, packed = options
+    with_top, with_squares, limit, packed = options[0], options[1], options[2], options[3]
     k = values.shape[1]
     long_rows = k > _SHORT_ROWS
     if with_top and packed and not long_rows:
@@ -301,6 +314,7 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
             top_labels(values[c0:c1], bits[c0:c1], packed, floats[2], predicted)
     if not long_rows and entries_suspect(flat[c0 * k : c1 * k]):  # rare: count again
         suspect = suspect_rows(values[c0:c1], limit)
+    scores_from(floats, 0, c1 - c0, spherical_wanted(options, floats))
     return suspect
 
 
@@ -477,13 +491,16 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         and labels.dtype == types.intp
         and labels.ndim == 1
         and isinstance(outputs, types.BaseTuple)
-        and len(outputs) == 6
+        and len(outputs) in (6, 8)
     ):
         return None
-    arrays = outputs.types[:4]
+    scored = len(outputs) == 8  # (..., spherical, with_squares, with_top, with_spherical)
+    arrays = outputs.types[:5] if scored else outputs.types[:4]
     if not all(
         isinstance(a, types.Array) and a.layout == "C" and a.ndim == 1 for a in arrays
-    ) or tuple(a.dtype for a in arrays) != (types.float64,) * 3 + (types.intp,):
+    ) or tuple(a.dtype for a in arrays) != (types.float64,) * 3 + (types.intp,) + (
+        (types.float64,) if scored else ()
+    ):
         return None
     signature = types.intp(flat, start, k, labels, i, outputs, limit)
 
@@ -657,16 +674,31 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
             for j in range(_TILE_CLASSES)
         ]
         key = columnwise(keys, select_by(lambda a, b: builder.icmp_signed(">", a, b)))
-        fields = [builder.extract_value(outputs_value, q) for q in range(6)]
+        fields = [builder.extract_value(outputs_value, q) for q in range(len(outputs_type))]
+        vectors = (doubles,) * 3 + (words,) + ((doubles,) if scored else ())
         pointers = [
             at_i(t, v, vector)
             for t, v, vector in zip(
-                outputs_type.types[:4], fields[:4], (doubles,) * 3 + (words,), strict=True
+                outputs_type.types[: len(vectors)], fields, vectors, strict=False
             )
         ]
-        with_squares, with_top = fields[4], fields[5]
+        with_squares, with_top = fields[len(vectors)], fields[len(vectors) + 1]
+        others = builder.select(with_squares, squares, every(0.0))
         builder.store(p_label, pointers[0], align=8)
-        builder.store(builder.select(with_squares, squares, every(0.0)), pointers[1], align=8)
+        builder.store(others, pointers[1], align=8)
+        if scored:
+            # the spherical score p_y / sqrt(squares + p_y^2), chunk_scores' expression
+            # (no flags: each operation correctly rounded, none fused): the divider,
+            # idle in the tiles' loop, overlaps their shuffles (a loop of its own
+            # waits on it: a square root and a division a row)
+            with builder.if_then(fields[-1]):
+                norm = call_intrinsic(
+                    builder,
+                    f"llvm.sqrt.v{group}f64",
+                    doubles,
+                    builder.fadd(others, builder.fmul(p_label, p_label)),
+                )
+                builder.store(builder.fdiv(p_label, norm), pointers[4], align=8)
         with builder.if_then(with_top):
             low_bits = ir.Constant(words, [65535] * group)
             builder.store(
@@ -721,14 +753,17 @@ def tiled_rows(flat, labels, rows, options, floats, extra):
     # c0 + i of the block whose entries are flat, labels[i] their (checked) labels:
     # one tile a row, no loop over the classes (tile_row).  One loop per value of the
     # flags (tile_rows, inlined with constants: no test inside it).
-    with_top, with_squares, limit, _ = options
+    # options: (with_top, with_squares, limit, packed), and with_spherical when floats
+    # has a fourth row for the spherical scores (spherical_wanted).
+    with_top, with_squares, limit = options[0], options[1], options[2]
+    scored = spherical_wanted(options, floats)
     if with_top:
         if with_squares:
-            return tile_rows(flat, labels, rows, (True, True, limit), floats, extra)
-        return tile_rows(flat, labels, rows, (True, False, limit), floats, extra)
+            return tile_rows(flat, labels, rows, (True, True, limit, scored), floats, extra)
+        return tile_rows(flat, labels, rows, (True, False, limit, scored), floats, extra)
     if with_squares:
-        return tile_rows(flat, labels, rows, (False, True, limit), floats, extra)
-    return tile_rows(flat, labels, rows, (False, False, limit), floats, extra)
+        return tile_rows(flat, labels, rows, (False, True, limit, scored), floats, extra)
+    return tile_rows(flat, labels, rows, (False, False, limit, scored), floats, extra)
 
 
 @numba.njit(inline="always")
@@ -751,8 +786,8 @@ def tile_rows(flat, labels, rows, options, floats, extra):
     in_place = min(count, max(0, (size - _TILE_CLASSES) // k + 1 - c0))
     suspect = 0
     grouped = in_place - in_place % _GROUP_ROWS if GROUPED_TILES else 0
-    with_top, with_squares, limit = options
-    outputs = (floats[0], floats[1], floats[2], predicted, with_squares, with_top)
+    with_top, with_squares, limit, scored = options
+    outputs = group_outputs(floats, predicted, (with_squares, with_top, scored))
     if k <= _NARROW_CLASSES:  # one loop each: no test inside them
         for i in range(0, grouped, _GROUP_ROWS):
             start = group_ahead(flat, labels, (c0 + i) * k, k, i)
@@ -773,6 +808,7 @@ def tile_rows(flat, labels, rows, options, floats, extra):
         for i in range(in_place, count):
             start = (c0 + i) * k - first
             suspect += tile_out(pad, start, (flat, labels, rows, i), options, floats, predicted)
+    scores_from(floats, grouped, count, scored)  # the rows no group took
     return suspect
 
 
@@ -793,7 +829,7 @@ def tile_out(source, start, row, options, floats, predicted):
     # row i's numbers from its tile at source[start:] into floats[..][i] and
     # predicted[i]; whether it is suspect (1 or 0)
     flat, labels, (c0, k), i = row
-    with_top, with_squares, limit = options
+    with_top, with_squares, limit = options[0], options[1], options[2]
     y = labels[i]
     y = y + k if y < 0 else y
     total, squares, key, bad = tile_row(source, start, k, y)
@@ -803,6 +839,81 @@ def tile_out(source, start, row, options, floats, predicted):
         predicted[i] = 65535 - (key & 65535)
         floats[2][i] = bits_to_float64(key & ~np.int64(65535))
     return 1 if bad | (abs(total - 1.0) > limit) else 0
+
+
+def spherical_wanted(options, floats):
+    """options[4] (with_spherical) when floats has a fourth row for the scores; False
+    for the three rows and four options of the tests' direct calls.  Compiled only."""
+    raise NotImplementedError  # pragma: no cover - Numba compiles the overload
+
+
+@overload(spherical_wanted, jit_options={"fastmath": False, **_NO_REFCOUNTS})
+def _spherical_wanted(options, floats):
+    if len(options) == 5 and len(floats) == 4:
+        return lambda options, floats: options[4]
+    return lambda options, floats: False
+
+
+def group_outputs(floats, predicted, flags):
+    """tile_group's outputs: (floats[0..2], predicted, [floats[3],] with_squares,
+    with_top[, with_spherical]) for flags (with_squares, with_top, with_spherical).
+    Compiled only."""
+    raise NotImplementedError  # pragma: no cover - Numba compiles the overload
+
+
+@overload(group_outputs, jit_options={"fastmath": False, **_NO_REFCOUNTS})
+def _group_outputs(floats, predicted, flags):
+    if len(floats) == 4:
+        return lambda floats, predicted, flags: (
+            floats[0],
+            floats[1],
+            floats[2],
+            predicted,
+            floats[3],
+            flags[0],
+            flags[1],
+            flags[2],
+        )
+    return lambda floats, predicted, flags: (
+        floats[0],
+        floats[1],
+        floats[2],
+        predicted,
+        flags[0],
+        flags[1],
+    )
+
+
+def scores_from(floats, first, count, scored):
+    """(scored, floats of four rows) the spherical scores of rows first <= i < count
+    from their p_label and squares (spherical_scores); nothing otherwise.  Compiled
+    only."""
+    raise NotImplementedError  # pragma: no cover - Numba compiles the overload
+
+
+@overload(scores_from, jit_options={"fastmath": False, **_NO_REFCOUNTS})
+def _scores_from(floats, first, count, scored):
+    if len(floats) == 4:
+
+        def rest(floats, first, count, scored):
+            if scored and first < count:
+                spherical_scores(
+                    floats[0][first:count], floats[1][first:count], floats[3][first:count]
+                )
+
+        return rest
+    return lambda floats, first, count, scored: None
+
+
+# Without "arcp" (p / sqrt(.) stays one correctly rounded division) nor "contract"
+# (the NumPy expression's roundings): the same score as tile_group's, bit for bit.
+@numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", **_NO_REFCOUNTS)
+def spherical_scores(p_label, others, scores):
+    # p / sqrt(others + p^2) of each row (slices indexed from 0: see entries_suspect)
+    prefer_wide_vectors()
+    for i in range(scores.shape[0]):
+        p = p_label[i]
+        scores[i] = p / np.sqrt(others[i] + p * p)
 
 
 @numba.njit(inline="never", **_NO_REFCOUNTS)
@@ -996,7 +1107,7 @@ def summaries(
     terms = np.empty(chunk * k if with_entropy else 0)
     suspect = 0
     rows = (values, flat, bits, labels)  # formed once (see totals)
-    options = (with_top, with_squares, with_entropy, limit, packed(bits), -k)
+    options = (with_top, with_squares, with_entropy, limit, packed(bits), -k, False)
     buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
     for c0 in range(0, n, chunk):
         found = chunk_rows(rows, c0, min(c0 + chunk, n), 0, options, buffers)
@@ -1042,6 +1153,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
     # (unchecked) row of zeros, whose spherical score is NaN.
     logs, brier, spherical, entropy = wanted
     p_label, others, ent = floats[0], floats[1], floats[3]
+    formed = floats[min(4, floats.shape[0] - 1)]  # the spherical scores (chunk_rows')
     parts[0] = parts[1] = parts[2] = parts[3] = 0.0
     if logs:
         total = 0.0
@@ -1051,7 +1163,9 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
             total += s
         parts[0] = total
     if brier or spherical or entropy:
-        chunk_scores(p_label, others, ent, count, (brier, spherical, entropy), scores, parts)
+        chunk_scores(
+            p_label, others, ent, formed, count, (brier, spherical, entropy), scores, parts
+        )
 
 
 # No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
@@ -1063,9 +1177,9 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 # between the two (issue 13).  Without "arcp": p / sqrt(.) stays one correctly
 # rounded division.
 @numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", **_NO_REFCOUNTS)
-def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
-    # parts[1..3]: the sums of the Brier and spherical scores and the entropy over
-    # the chunk's rows, each only if ``wanted``
+def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
+    # parts[1..3]: the sums of the Brier and spherical scores (formed: each row's,
+    # by chunk_rows) and the entropy over the chunk's rows, each only if ``wanted``
     prefer_wide_vectors()
     brier, spherical, entropy = wanted
     if brier:
@@ -1075,8 +1189,7 @@ def chunk_scores(p_label, others, ent, count, wanted, scores, parts):
         parts[1] = pairwise_sum(scores, count)
     if spherical:
         for i in range(count):
-            p = p_label[i]
-            scores[i] = p / np.sqrt(others[i] + p * p)
+            scores[i] = formed[i]
         parts[2] = pairwise_sum(scores, count)
     if entropy:
         for i in range(count):
@@ -1291,7 +1404,7 @@ def totals(
     # chunks of _PART_ROWS rows, fewer for long rows with the entropy (whose terms
     # are buffered)
     chunk = min(_PART_ROWS, max(1, (_CHUNK_ENTRIES if with_entropy else 32768) // max(k, 1)))
-    floats = np.empty((4, chunk))
+    floats = np.empty((5, chunk))  # p_label, others, confidence, entropy, spherical
     predicted = np.empty(chunk, dtype=np.intp)
     lanes = np.empty(_FOLD_LANES)
     terms = np.empty(-(-chunk * k // _FOLD_LANES) * _FOLD_LANES if with_entropy else 0)
@@ -1311,7 +1424,7 @@ def totals(
     # the tuples and rows of buffers formed once: each array in them is a reference
     # counted (an atomic add and subtract per chunk otherwise)
     rows = (values, flat, bits, labels)
-    options = (with_top, squares, 2 if with_entropy else 0, limit, packed(bits), low)
+    options = (with_top, squares, 2 if with_entropy else 0, limit, packed(bits), low, spherical)
     buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
     p_label, confidence = floats[0], floats[2]
     for c0 in range(0, n, chunk):
