@@ -749,8 +749,42 @@ def _exp_sum32(
     np.exp(h, out=e)
     np.einsum("ij->i", e, dtype=np.float64, out=out)  # faster than add.reduce's cast loop
     if (out >= below).any():
-        _difference_error(x, top, h, a, h)  # delta over h (no longer needed)
+        _shifted_error(x, top, h, a)  # delta over h (no longer needed)
         out += _row_dot(e, h)
+
+
+def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -> None:
+    r"""``h`` := :math:`(x - t) - h` exactly, for ``h`` = fl32(x - t) and ``t`` the rows'
+    float32 maxima (a column): the :math:`\delta` of :func:`_exp_sum32`.
+
+    By Fast2Sum (Dekker; Muller et al., *Handbook of Floating-Point Arithmetic*, Theorem
+    4.3: :math:`s + \delta = a + b` exactly in binary round-to-nearest, subnormals
+    included, when the exponent of :math:`a` is at least that of :math:`b` and nothing
+    overflows), two float32 passes where TwoSum takes five, when every row of the block
+    allows it: :math:`a = x, b = -t` where every maximum is :math:`\le 0` (then
+    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`; :math:`a = -t, b = x` where
+    every maximum is positive, :math:`t \in [2^{k-1}, 2^k)`, and every :math:`x > -2^k`
+    (one ``min`` pass: as :math:`x \le t`, no :math:`x` has a larger exponent than
+    :math:`t`), :math:`\delta = x - (h + t)`. Elsewhere (a block with both kinds of
+    rows, an :math:`x \le -2^k`, a ``-inf`` or NaN) :func:`_difference_error`'s TwoSum.
+    :math:`\delta` is the exact error, one float32 number: TwoSum's bits but for the
+    sign of a zero, which no sum it enters can tell (each has a term of at least 1);
+    where :math:`x - t` overflows or :math:`x` is ``-inf``, :math:`e^h \delta` is NaN
+    (:math:`0 \cdot \infty`, or a NaN :math:`\delta`) as with TwoSum, and the row is
+    redone. ``a``: a float32 work buffer of ``x``'s shape.
+    """
+    top = t[:, 0]
+    if (top <= 0.0).all():  # x <= t <= 0: |x| >= |t|
+        np.subtract(h, x, out=a)  # exact
+        np.subtract(np.negative(t), a, out=h)
+        return
+    if (top > 0.0).all():
+        bound = np.ldexp(1.0, np.frexp(top)[1])  # 2^k: t in [2^(k-1), 2^k)
+        if (np.min(x, axis=1) > -bound).all():  # no x of a larger exponent than t's
+            np.add(h, t, out=a)  # exact
+            np.subtract(x, a, out=h)
+            return
+    _difference_error(x, t, h, a, h)
 
 
 def _split_difference(
