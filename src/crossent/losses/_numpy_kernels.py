@@ -762,11 +762,12 @@ def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -
     included, when the exponent of :math:`a` is at least that of :math:`b` and nothing
     overflows), two float32 passes where TwoSum takes five, when every row of the block
     allows it: :math:`a = x, b = -t` where every maximum is :math:`\le 0` (then
-    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`; :math:`a = -t, b = x` where
-    every maximum is positive, :math:`t \in [2^{k-1}, 2^k)`, and every :math:`x > -2^k`
-    (one ``min`` pass: as :math:`x \le t`, no :math:`x` has a larger exponent than
-    :math:`t`), :math:`\delta = x - (h + t)`. Elsewhere (a block with both kinds of
-    rows, an :math:`x \le -2^k`, a ``-inf`` or NaN) :func:`_difference_error`'s TwoSum.
+    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`; else :math:`a = -t, b = x`
+    where every row has :math:`|t| \in [2^{k-1}, 2^k)` (or :math:`t = 0`, :math:`k = 0`:
+    :math:`h = x`, :math:`\delta = 0`) and every :math:`x > -2^k` (one ``min`` pass: as
+    :math:`x \le t`, then :math:`|x| < 2^k` and no :math:`x` has a larger exponent than
+    :math:`t`), :math:`\delta = x - (h + t)`. Elsewhere (an :math:`x \le -2^k` under a
+    positive maximum, a ``-inf`` or NaN) :func:`_difference_error`'s TwoSum.
     :math:`\delta` is the exact error, one float32 number: TwoSum's bits but for the
     sign of a zero, which no sum it enters can tell (each has a term of at least 1);
     where :math:`x - t` overflows or :math:`x` is ``-inf``, :math:`e^h \delta` is NaN
@@ -778,12 +779,11 @@ def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -
         np.subtract(h, x, out=a)  # exact
         np.subtract(np.negative(t), a, out=h)
         return
-    if (top > 0.0).all():
-        bound = np.ldexp(1.0, np.frexp(top)[1])  # 2^k: t in [2^(k-1), 2^k)
-        if (np.min(x, axis=1) > -bound).all():  # no x of a larger exponent than t's
-            np.add(h, t, out=a)  # exact
-            np.subtract(x, a, out=h)
-            return
+    bound = np.ldexp(1.0, np.frexp(top)[1])  # 2^k: |t| in [2^(k-1), 2^k), or t = 0
+    if (np.min(x, axis=1) > -bound).all():  # no x of a larger exponent than t's
+        np.add(h, t, out=a)  # exact
+        np.subtract(x, a, out=h)
+        return
     _difference_error(x, t, h, a, h)
 
 
