@@ -127,6 +127,25 @@ single-thread CPU time of ``row_statistics`` (peaked) 0.73-0.96x, interleaved, l
 1.22 s there, and only the one-process turns compare. Without emulation (EXACT_ALL, an
 unchanged path) 0.91x and 1.07x, noise.
 
+Then (issue 13, peaked logits 2.03x torch eager, emulated AVX2): per pass, process time
+on 2-8 rows of 32000 (emulated AVX2, load average 5-12, so slow throughout): float32
+``exp`` 1.3 ns an entry, einsum's float64 sum 0.6, ``max`` 0.2, ``argmax`` 0.25, a
+float32 subtraction 0.16, TwoSum's five passes 1.1, the dot product 0.12; on a block of
+8 confident rows the significant entries (:func:`_significant_sums`, with the ``>=``
+mask and :func:`_set_places`) cost about as much as the ``exp`` itself (3.1 against 2.4
+ns an entry, wall, load 5.5). Peaked logits are not slowed by subnormals: NumPy's
+float32 ``exp`` takes 7-14x its time where its results are subnormal
+(:math:`-103.97 < x < -87.34`) and none extra where they are 0, but the benchmark's
+:math:`x - t` stay above -48 and its logits in [-18, 35]; a clamp below -103.97 would
+change no bit and save nothing. What costs them is the confident rows' second,
+float64 look at their significant entries (and mixed blocks' row copies). Now
+:func:`_exp_sum32`'s :math:`\delta` comes from :func:`_shifted_error`: Fast2Sum, a
+``min`` and two passes where the block allows it (nearly every block of random or
+peaked logits), TwoSum's five elsewhere, the same bits (``_exp_sum32``'s sums equal
+TwoSum's bit for bit, ``tests/losses/test_issue13_numpy_forward_fast.py``; the whole
+``row_statistics`` equal to the previous code's on 768 rows of each benchmark kind and
+on edge rows, emulated AVX2). Measured: see the final report of branch avx2np.
+
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
 :math:`\ell` about 2e-8 relative off, which the gradient's cancelling entries
