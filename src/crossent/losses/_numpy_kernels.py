@@ -780,12 +780,12 @@ def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -
     4.3: :math:`s + \delta = a + b` exactly in binary round-to-nearest, subnormals
     included, when the exponent of :math:`a` is at least that of :math:`b` and nothing
     overflows), two float32 passes where TwoSum takes five, when every row of the block
-    allows it: :math:`a = x, b = -t` where every maximum is :math:`\le 0` (then
-    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`; else :math:`a = -t, b = x`
-    where every row has :math:`|t| \in [2^{k-1}, 2^k)` (or :math:`t = 0`, :math:`k = 0`:
-    :math:`h = x`, :math:`\delta = 0`) and every :math:`x > -2^k` (one ``min`` pass: as
-    :math:`x \le t`, then :math:`|x| < 2^k` and no :math:`x` has a larger exponent than
-    :math:`t`), :math:`\delta = x - (h + t)`. Elsewhere (an :math:`x \le -2^k` under a
+    allows it: :math:`a = -t, b = x` where every row has :math:`|t| \in [2^{k-1}, 2^k)`
+    (or :math:`t = 0`, :math:`k = 0`: :math:`h = x`, :math:`\delta = 0`) and every
+    :math:`x > -2^k` (one ``min`` pass: as :math:`x \le t`, then :math:`|x| < 2^k` and no
+    :math:`x` has a larger exponent than :math:`t`), :math:`\delta = x - (h + t)`; else
+    :math:`a = x, b = -t` where every maximum is :math:`\le 0` (then
+    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`. Elsewhere (an :math:`x \le -2^k` under a
     positive maximum, a ``-inf`` or NaN) :func:`_difference_error`'s TwoSum.
     :math:`\delta` is the exact error, one float32 number: TwoSum's bits but for the
     sign of a zero, which no sum it enters can tell (each has a term of at least 1);
@@ -793,15 +793,16 @@ def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -
     (:math:`0 \cdot \infty`, or a NaN :math:`\delta`) as with TwoSum, and the row is
     redone. ``a``: a float32 work buffer of ``x``'s shape.
     """
+    # (few NumPy calls: a block may be 2 rows, and each call costs some microseconds)
     top = t[:, 0]
+    # -2^k: |t| in [2^(k-1), 2^k), or t = 0 and k = 0
+    if (np.ldexp(-1.0, np.frexp(top)[1]) < np.min(x, axis=1)).all():  # |x| < 2^k
+        np.add(h, t, out=a)  # exact
+        np.subtract(x, a, out=h)
+        return
     if (top <= 0.0).all():  # x <= t <= 0: |x| >= |t|
         np.subtract(h, x, out=a)  # exact
         np.subtract(np.negative(t), a, out=h)
-        return
-    bound = np.ldexp(1.0, np.frexp(top)[1])  # 2^k: |t| in [2^(k-1), 2^k), or t = 0
-    if (np.min(x, axis=1) > -bound).all():  # no x of a larger exponent than t's
-        np.add(h, t, out=a)  # exact
-        np.subtract(x, a, out=h)
         return
     _difference_error(x, t, h, a, h)
 
