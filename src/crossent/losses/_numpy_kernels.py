@@ -127,6 +127,31 @@ single-thread CPU time of ``row_statistics`` (peaked) 0.73-0.96x, interleaved, l
 1.22 s there, and only the one-process turns compare. Without emulation (EXACT_ALL, an
 unchanged path) 0.91x and 1.07x, noise.
 
+Then (issue 13, peaked logits 2.03x torch eager, emulated AVX2): per pass, process time
+on 2-8 rows of 32000 (emulated AVX2, load average 5-12, so slow throughout): float32
+``exp`` 1.3 ns an entry, einsum's float64 sum 0.6, ``max`` 0.2, ``argmax`` 0.25, a
+float32 subtraction 0.16, TwoSum's five passes 1.1, the dot product 0.12; on a block of
+8 confident rows the significant entries (:func:`_significant_sums`, with the ``>=``
+mask and :func:`_set_places`) cost about as much as the ``exp`` itself (3.1 against 2.4
+ns an entry, wall, load 5.5). Peaked logits are not slowed by subnormals: NumPy's
+float32 ``exp`` takes 7-14x its time where its results are subnormal
+(:math:`-103.97 < x < -87.34`) and none extra where they are 0, but the benchmark's
+:math:`x - t` stay above -48 and its logits in [-18, 35]; a clamp below -103.97 would
+change no bit and save nothing. What costs them is the confident rows' second,
+float64 look at their significant entries (and mixed blocks' row copies). Now
+:func:`_exp_sum32`'s :math:`\delta` comes from :func:`_shifted_error`: Fast2Sum, a
+``min`` and two passes where the block allows it (nearly every block of random or
+peaked logits), TwoSum's five elsewhere, the same bits (``_exp_sum32``'s sums equal
+TwoSum's bit for bit, ``tests/losses/test_issue13_numpy_forward_fast.py``; the whole
+``row_statistics`` equal to the previous code's on 768 rows of each benchmark kind and
+on edge rows, emulated AVX2). Measured (benchmarks/bench_numpy_passes.py, emulated
+AVX2, load average 9.5-11.7): the error of :math:`h` 0.77 against 1.09 ns an entry on 2
+rows, 1.16 against 1.88 on 8, of :func:`_exp_sum32`'s 3.65; the forward
+(benchmarks/bench_numpy_kernels_ab.py, wall, 5-7 turns, load 9.4-12.7, where the
+unchanged AVX-512 path read 0.97-1.17x, noise): random logits 1.02x, 0.83x and 0.83x
+the previous code's time, peaked 1.03x, 1.04x and 0.87x (their confident rows take
+:func:`_direct_rest`, which this leaves as it was).
+
 Where NumPy runs AVX-512 loops (:data:`EXACT_ALL`) every row takes :func:`_exact_rest`
 at any temperature (at T != 1 the float32 ``exp`` of :func:`_exp_sum` left
 :math:`\ell` about 2e-8 relative off, which the gradient's cancelling entries
@@ -749,8 +774,43 @@ def _exp_sum32(
     np.exp(h, out=e)
     np.einsum("ij->i", e, dtype=np.float64, out=out)  # faster than add.reduce's cast loop
     if (out >= below).any():
-        _difference_error(x, top, h, a, h)  # delta over h (no longer needed)
+        _shifted_error(x, top, h, a)  # delta over h (no longer needed)
         out += _row_dot(e, h)
+
+
+def _shifted_error(x: np.ndarray, t: np.ndarray, h: np.ndarray, a: np.ndarray) -> None:
+    r"""``h`` := :math:`(x - t) - h` exactly, for ``h`` = fl32(x - t) and ``t`` the rows'
+    float32 maxima (a column): the :math:`\delta` of :func:`_exp_sum32`.
+
+    By Fast2Sum (Dekker; Muller et al., *Handbook of Floating-Point Arithmetic*, Theorem
+    4.3: :math:`s + \delta = a + b` exactly in binary round-to-nearest, subnormals
+    included, when the exponent of :math:`a` is at least that of :math:`b` and nothing
+    overflows), two float32 passes where TwoSum takes five, when every row of the block
+    allows it: :math:`a = -t, b = x` where every row has :math:`|t| \in [2^{k-1}, 2^k)`
+    (or :math:`t = 0`, :math:`k = 0`: :math:`h = x`, :math:`\delta = 0`) and every
+    :math:`x > -2^k` (one ``min`` pass: as :math:`x \le t`, then :math:`|x| < 2^k` and no
+    :math:`x` has a larger exponent than :math:`t`), :math:`\delta = x - (h + t)`; else
+    :math:`a = x, b = -t` where every maximum is :math:`\le 0` (then
+    :math:`|x| \ge |t|`), :math:`\delta = -t - (h - x)`. Elsewhere (an :math:`x \le -2^k` under a
+    positive maximum, a ``-inf`` or NaN) :func:`_difference_error`'s TwoSum.
+    :math:`\delta` is the exact error, one float32 number: TwoSum's bits but for the
+    sign of a zero, which no sum it enters can tell (each has a term of at least 1);
+    where :math:`x - t` overflows or :math:`x` is ``-inf``, :math:`e^h \delta` is NaN
+    (:math:`0 \cdot \infty`, or a NaN :math:`\delta`) as with TwoSum, and the row is
+    redone. ``a``: a float32 work buffer of ``x``'s shape.
+    """
+    # (few NumPy calls: a block may be 2 rows, and each call costs some microseconds)
+    top = t[:, 0]
+    # -2^k: |t| in [2^(k-1), 2^k), or t = 0 and k = 0
+    if (np.ldexp(-1.0, np.frexp(top)[1]) < np.min(x, axis=1)).all():  # |x| < 2^k
+        np.add(h, t, out=a)  # exact
+        np.subtract(x, a, out=h)
+        return
+    if (top <= 0.0).all():  # x <= t <= 0: |x| >= |t|
+        np.subtract(h, x, out=a)  # exact
+        np.subtract(np.negative(t), a, out=h)
+        return
+    _difference_error(x, t, h, a, h)
 
 
 def _split_difference(
