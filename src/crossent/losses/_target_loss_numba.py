@@ -1,0 +1,122 @@
+# mypy: allow-untyped-defs
+# (Numba kernels: their arguments are typed by Numba at the call, not by annotations.)
+r"""The fused loss of probability targets of float32 logits (issue 13), by Numba.
+
+Imported on first use only (by ``_softmax._target_loss_kernels``), as
+:mod:`._cpu_kernels_numba` is: importing it imports Numba.
+
+After the row statistics (``_cpu_kernels.row_statistics``: :math:`m_i = \max_c z_{ic}/T`
+and :math:`\ell_i = \log\sum_c e^{z_{ic}/T - m_i}`, both float64), one pass over each row
+of the float32 logits and targets forms, in float64,
+
+.. math::
+
+    A_i = \sum_c w_c \tilde t_{ic},\qquad
+    B_i = \sum_c w_c \tilde t_{ic}\,(z_{ic}/T - m_i) \le 0,\qquad
+    \omega_i = \sum_c w_c t_{ic}
+
+with :math:`\tilde t = \text{keep}\cdot t + \text{spread}` (label smoothing, the
+generic path's ``_terms.target_terms``) and the loss
+:math:`L_i = A_i\ell_i - B_i + \lambda\,\omega_i\,(m_i + \ell_i)^2`: the generic path's
+``_terms.row_loss``, whose two parts :math:`A\ell \ge 0` and :math:`-B \ge 0` do not
+cancel. A term of weight :math:`w_c\tilde t_{ic} = 0` is absent even where
+:math:`z_{ic} = -\infty` (``_reduction.weighted_term``). Without class weights
+:math:`\omega_i = 1` (the generic path's example weight), not :math:`\sum_c t_{ic}`.
+No N x V array is formed, and neither input is copied: each entry is widened to float64
+as it is read.
+
+Accuracy: :math:`z/T - m` is one FMA (``contract``), exact at :math:`T = 1` (both float32
+values) and within an ulp of float64 otherwise; a non-maximal :math:`z_c` is at least a
+float32 ulp of :math:`m` away from it, so that difference is within :math:`2^{-29}` of
+its own size. Every sum is of terms of one sign, accumulated in float64 in a fixed
+order (:data:`LANES` interleaved partial sums, added at the end): no ``reassoc`` (the
+kernels' own flags are ``contract`` only), so the bits do not depend on the vector
+width LLVM picks (AVX2 or AVX-512) nor on the order of compilation. The per-row loss is
+then within a float64 rounding of the statistics' error (:math:`\ell` within about
+5e-11 relative), far inside half a float32 ulp before the one rounding to float32.
+"""
+
+from __future__ import annotations
+
+import types as pytypes
+from typing import Any
+
+import numba
+import numpy as np
+
+from .._intrinsics_numba import prefer_wide_vectors
+
+__all__ = [
+    "target_loss_kernel",
+    "target_loss_kernel_serial",
+    "target_row_sums",
+]
+
+_FLAGS = {"contract"}  # the kernel's own arithmetic: no reassoc
+_SUM_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # the row sums' (module docstring)
+
+
+@numba.njit(fastmath=_SUM_FLAGS, inline="always")
+def _weighted_sums(row, t_row, m, inv_t, keep, spread, weight):
+    # (A, B, omega) of a row with class weights
+    a = 0.0
+    b = 0.0
+    omega = 0.0
+    for j in range(row.shape[0]):
+        t = np.float64(t_row[j])
+        wt = weight[j] * (keep * t + spread)
+        d = np.float64(row[j]) * inv_t - m
+        a += wt
+        b += wt * d if wt != 0.0 else 0.0  # a term of weight 0 is absent, even at -inf
+        omega += weight[j] * t
+    return a, b, omega
+
+
+@numba.njit(fastmath=_SUM_FLAGS, inline="always")
+def _plain_sums(row, t_row, m, inv_t, keep, spread):
+    # (A, B, 1) of a row without class weights
+    a = 0.0
+    b = 0.0
+    for j in range(row.shape[0]):
+        wt = keep * np.float64(t_row[j]) + spread
+        d = np.float64(row[j]) * inv_t - m
+        a += wt
+        b += wt * d if wt != 0.0 else 0.0  # a term of weight 0 is absent, even at -inf
+    return a, b, 1.0
+
+
+@numba.njit(fastmath=_SUM_FLAGS, inline="never")
+def target_row_sums(row, t_row, m, inv_t, keep, spread, weight):
+    # (A, B, omega) of one row in float64 (omega 1 without class weights): out of line,
+    # with its own flags (the sums' reassoc stays here)
+    prefer_wide_vectors()
+    if weight.shape[0] == row.shape[0]:
+        return _weighted_sums(row, t_row, m, inv_t, keep, spread, weight)
+    return _plain_sums(row, t_row, m, inv_t, keep, spread)
+
+
+def target_loss_kernel(z, targets, m, ell, inv_t, keep, spread, weight, z_loss, out_loss, out_omega):
+    # Per row: L = A ell - B + z_loss omega (m + ell)^2 and omega, float64 (module docstring)
+    for i in numba.prange(z.shape[0]):
+        a, b, omega = target_row_sums(z[i], targets[i], m[i], inv_t, keep, spread, weight)
+        loss = a * ell[i] - b
+        if z_loss != 0.0:
+            lse = m[i] + ell[i]
+            loss += z_loss * omega * (lse * lse)
+        out_loss[i] = loss
+        out_omega[i] = omega
+
+
+def _twins(body: Any) -> tuple[Any, Any]:
+    """The parallel kernel of ``body`` and its serial twin, ``<name>_serial`` (its own
+    on-disk cache entry; as ``_cpu_kernels_numba._twins``, with this module's flags)."""
+    name = body.__name__
+    copy = pytypes.FunctionType(body.__code__, body.__globals__, f"{name}_serial")
+    copy.__qualname__ = f"{name}_serial"
+    return (
+        numba.njit(parallel=True, fastmath=_FLAGS, cache=True)(body),
+        numba.njit(fastmath=_FLAGS, cache=True)(copy),
+    )
+
+
+target_loss_kernel, target_loss_kernel_serial = _twins(target_loss_kernel)
