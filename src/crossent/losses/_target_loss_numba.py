@@ -49,6 +49,7 @@ from .._intrinsics_numba import prefer_wide_vectors
 __all__ = [
     "target_loss_kernel",
     "target_loss_kernel_serial",
+    "row_top",
     "target_row_sums",
 ]
 
@@ -57,7 +58,7 @@ _SUM_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # the row sums' (module doc
 
 
 @numba.njit(fastmath=_SUM_FLAGS, inline="always")
-def _weighted_sums(row, t_row, m, inv_t, keep, spread, weight):
+def _weighted_sums(row, t_row, top, inv_t, keep, spread, weight):
     # (A, B, omega) of a row with class weights
     a = 0.0
     b = 0.0
@@ -65,7 +66,7 @@ def _weighted_sums(row, t_row, m, inv_t, keep, spread, weight):
     for j in range(row.shape[0]):
         t = np.float64(t_row[j])
         wt = weight[j] * (keep * t + spread)
-        d = np.float64(row[j]) * inv_t - m
+        d = (np.float64(row[j]) - top) * inv_t  # 0 at the maximum, exactly
         a += wt
         b += wt * d if wt != 0.0 else 0.0  # a term of weight 0 is absent, even at -inf
         omega += weight[j] * t
@@ -73,32 +74,43 @@ def _weighted_sums(row, t_row, m, inv_t, keep, spread, weight):
 
 
 @numba.njit(fastmath=_SUM_FLAGS, inline="always")
-def _plain_sums(row, t_row, m, inv_t, keep, spread):
+def _plain_sums(row, t_row, top, inv_t, keep, spread):
     # (A, B, 1) of a row without class weights
     a = 0.0
     b = 0.0
     for j in range(row.shape[0]):
         wt = keep * np.float64(t_row[j]) + spread
-        d = np.float64(row[j]) * inv_t - m
+        d = (np.float64(row[j]) - top) * inv_t  # 0 at the maximum, exactly
         a += wt
         b += wt * d if wt != 0.0 else 0.0  # a term of weight 0 is absent, even at -inf
     return a, b, 1.0
 
 
 @numba.njit(fastmath=_SUM_FLAGS, inline="never")
-def target_row_sums(row, t_row, m, inv_t, keep, spread, weight):
-    # (A, B, omega) of one row in float64 (omega 1 without class weights): out of line,
-    # with its own flags (the sums' reassoc stays here)
+def target_row_sums(row, t_row, top, inv_t, keep, spread, weight):
+    # (A, B, omega) of one row in float64 (omega 1 without class weights), ``top`` its
+    # largest logit: out of line, with its own flags (the sums' reassoc stays here)
     prefer_wide_vectors()
     if weight.shape[0] == row.shape[0]:
-        return _weighted_sums(row, t_row, m, inv_t, keep, spread, weight)
-    return _plain_sums(row, t_row, m, inv_t, keep, spread)
+        return _weighted_sums(row, t_row, top, inv_t, keep, spread, weight)
+    return _plain_sums(row, t_row, top, inv_t, keep, spread)
+
+
+@numba.njit(fastmath=_FLAGS, inline="never")
+def row_top(row, m, inv_t):
+    # The row's largest float32 logit from m = top / T (rounded once, by the statistics
+    # kernel): m / (1/T) is within 2^-52 of it relatively, and float32 has 24 bits, so
+    # the nearest float32 is it, where m is a normal float64 (else the row's maximum)
+    if abs(m) >= 1e-300:
+        return np.float64(np.float32(m / inv_t))
+    return np.float64(np.max(row))
 
 
 def target_loss_kernel(z, targets, m, ell, inv_t, keep, spread, weight, z_loss, out_loss, out_omega):
     # Per row: L = A ell - B + z_loss omega (m + ell)^2 and omega, float64 (module docstring)
     for i in numba.prange(z.shape[0]):
-        a, b, omega = target_row_sums(z[i], targets[i], m[i], inv_t, keep, spread, weight)
+        top = row_top(z[i], m[i], inv_t)
+        a, b, omega = target_row_sums(z[i], targets[i], top, inv_t, keep, spread, weight)
         loss = a * ell[i] - b
         if z_loss != 0.0:
             lse = m[i] + ell[i]
