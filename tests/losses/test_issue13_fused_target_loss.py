@@ -35,6 +35,7 @@ from crossent.losses import _cpu_kernels, _softmax, _target_loss
 from crossent.losses._softmax import prepare_softmax_targets
 from losses.blocked_checks import peak_of
 from losses.small_call_paths import fail_on, record_calls
+
 from tolerances import ulps_apart
 
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="the fused kernel needs Numba")
@@ -92,7 +93,8 @@ def _oracle(z: np.ndarray, t: np.ndarray, w: np.ndarray | None, **kw: Any) -> np
                 for wc, s, x in zip(weights, smooth, zs, strict=True)
                 if wc * s != 0
             )
-            omega = 1 if w is None else mpmath.fsum(a * b for a, b in zip(weights, targets))
+            pairs = zip(weights, targets, strict=True)
+            omega = 1 if w is None else mpmath.fsum(a * b for a, b in pairs)
             out.append(float(loss + mpmath.mpf(lam) * omega * lse**2))
     return np.array(out)
 
@@ -159,7 +161,8 @@ def test_two_classes_and_an_infinite_loss() -> None:
     _check(fused, generic, _oracle(z, t, None))
     z[0, 1] = -np.inf
     fused, generic = _both(z, t, reduction="none", label_smoothing=0.1)
-    assert np.isinf(fused[0]) and fused[0] > 0 and np.isinf(generic[0])
+    assert fused[0] == np.inf
+    assert generic[0] == np.inf
 
 
 @pytest.mark.parametrize("case", ["wide", "huge_spread"])
@@ -188,7 +191,8 @@ def test_the_public_function_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     got = crossent.softmax_cross_entropy_with_targets(
         z.reshape(2, 3, 8), t.reshape(2, 3, 8), weight=w, reduction="none"
     )
-    assert calls == ["row_losses"] and got.shape == (2, 3)
+    assert calls == ["row_losses"]
+    assert got.shape == (2, 3)
     np.testing.assert_array_equal(
         got.reshape(-1), prepare_softmax_targets(z, t, weight=w, reduction="none").loss()
     )
@@ -199,9 +203,10 @@ def test_parts_and_base() -> None:
     kw = {"weight": OPTIONS["weight"]["weight"], "base": 2.0}
     parts, _ = _both(z, t, reduction="parts", **kw)
     truth = _oracle(z, t, kw["weight"]).sum() / math.log(2)
-    assert parts.total.dtype == F32 and parts.normalizer.dtype == F32
+    assert parts.total.dtype == F32
+    assert parts.normalizer.dtype == F32
     assert ulps_apart(parts.total, np.array(truth), "float32") <= 0.5 + 1e-3
-    assert parts.normalizer == F32(t.astype(np.float64) @ kw["weight"]).sum()
+    assert parts.normalizer == F32((t.astype(np.float64) @ kw["weight"]).sum())
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf", "row_of_minus_inf"])
@@ -239,3 +244,30 @@ def test_peak_is_per_row(weighted: bool) -> None:
     problem.loss()  # compiled
     peak, _ = peak_of(problem.loss)
     assert peak <= 16 * 8 * 256 + 8 * 2048 + 16 * 1024, peak
+
+
+def test_helpers_keep_their_own_fastmath() -> None:
+    """The kernel's out-of-line helpers under a caller with every fast-math flag: each
+    keeps its own (``tests/test_issue13_fastmath_inheritance.py``): ``row_top`` no
+    ``reassoc`` or ``arcp`` (its quotient), the row sums no ``nnan``/``ninf``/``afn``."""
+    numba = pytest.importorskip("numba")
+    if numba.config.DISABLE_JIT:
+        pytest.skip("needs Numba's compiler")
+    from test_issue13_fastmath_inheritance import (
+        _EVERY_FLAG,
+        copy_of,
+        instruction_flags,
+        own_flags,
+    )
+
+    module = "crossent.losses._target_loss_numba"
+    top, sums = copy_of(module, "row_top"), copy_of(module, "target_row_sums")
+    caller = numba.njit(fastmath=_EVERY_FLAG)(
+        lambda r, t, w: (top(r, 2.0, 1.0), sums(r, t, 2.0, 0.5, 1.0, 0.0, w))
+    )
+    row = np.array([1.0, 2.0], F32)
+    caller(row, row, np.zeros(0))
+    assert own_flags(top) == {"contract"}
+    for helper in (top, sums):
+        (signature,) = helper.signatures
+        assert instruction_flags(helper.inspect_llvm(signature)) <= own_flags(helper)

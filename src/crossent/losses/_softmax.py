@@ -53,8 +53,9 @@ autograd Functions) are thin wrappers over:
   per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
   logits, classes last and C-contiguous, no soft-capping, ``fused``; Numba's kernels
   when it is installed, else the NumPy twins); the soft targets' generic terms are
-  formed on first use, by the loss or by a gradient off the fused target kernel (issue
-  13: that kernel reads none of them). Their keywords are the group
+  formed on first use, by a loss or gradient off the fused target kernels (issue 13:
+  float32 logits and targets with Numba, ``_fused_target_loss`` and
+  ``_fused_target_gradient``, read none of them). Their keywords are the group
   ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
   to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);

@@ -21,7 +21,7 @@ from types import ModuleType
 
 import numpy as np
 
-from ._cpu_kernels import SERIAL_ELEMENTS
+from . import _cpu_kernels
 
 __all__ = ["row_losses"]
 
@@ -55,14 +55,14 @@ def row_losses(
     ``m`` and ``ell``: the row statistics of :math:`z/T` (float64, shape (N,));
     ``keep`` and ``spread``: ``_terms.smoothing_coefficients``; ``weight``: the class
     weights as C-contiguous float64, or None; ``z_loss``: :math:`\lambda`. Up to
-    :data:`SERIAL_ELEMENTS` logits run on the calling thread.
+    :data:`._cpu_kernels.SERIAL_ELEMENTS` logits run on the calling thread.
     """
     n = z.shape[0]
     loss, omega = np.empty((2, n))  # one allocation
     compiled = _compiled()
     kernel = (
         compiled.target_loss_kernel_serial
-        if z.size <= SERIAL_ELEMENTS
+        if z.size <= _cpu_kernels.SERIAL_ELEMENTS
         else compiled.target_loss_kernel
     )
     kernel(

@@ -47,9 +47,9 @@ import numpy as np
 from .._intrinsics_numba import prefer_wide_vectors
 
 __all__ = [
+    "row_top",
     "target_loss_kernel",
     "target_loss_kernel_serial",
-    "row_top",
     "target_row_sums",
 ]
 
@@ -106,7 +106,9 @@ def row_top(row, m, inv_t):
     return np.float64(np.max(row))
 
 
-def target_loss_kernel(z, targets, m, ell, inv_t, keep, spread, weight, z_loss, out_loss, out_omega):
+def target_loss_kernel(
+    z, targets, m, ell, inv_t, keep, spread, weight, z_loss, out_loss, out_omega
+):
     # Per row: L = A ell - B + z_loss omega (m + ell)^2 and omega, float64 (module docstring)
     for i in numba.prange(z.shape[0]):
         top = row_top(z[i], m[i], inv_t)
