@@ -25,26 +25,31 @@ cancel. A term of weight :math:`w_c\tilde t_{ic} = 0` is absent even where
 No N x V array is formed, and neither input is copied: each entry is widened to float64
 as it is read.
 
-Accuracy: :math:`z/T - m` is one FMA (``contract``), exact at :math:`T = 1` (both float32
-values) and within an ulp of float64 otherwise; a non-maximal :math:`z_c` is at least a
-float32 ulp of :math:`m` away from it, so that difference is within :math:`2^{-29}` of
-its own size. Every sum is of terms of one sign, accumulated in float64 in a fixed
-order (:data:`LANES` interleaved partial sums, added at the end): no ``reassoc`` (the
-kernels' own flags are ``contract`` only), so the bits do not depend on the vector
-width LLVM picks (AVX2 or AVX-512) nor on the order of compilation. The per-row loss is
-then within a float64 rounding of the statistics' error (:math:`\ell` within about
-5e-11 relative), far inside half a float32 ulp before the one rounding to float32.
+Accuracy. :math:`\sigma_c = (z_c - \mathrm{top})/T` as the generic path forms it
+(``_terms.softmax_rows``), with :math:`\mathrm{top}` the row's largest float32 logit,
+recovered from :math:`m` by :func:`row_top`: :math:`z_c - \mathrm{top}` is exact in
+float64 and :math:`\sigma` is exactly 0 at the maximum (and its ties), so a confident
+one-hot row keeps its tiny loss (:math:`z/T - m` had left :math:`m`'s rounding there:
+3e-15 for a loss of 1.7e-18 at :math:`T = 0.7`). Every sum is of terms of one sign
+(:math:`w\tilde t \ge 0`, :math:`\sigma \le 0`), accumulated in float64: reassociating
+them (``reassoc``, in :func:`target_row_sums` only, so that LLVM vectorises the loop)
+changes their bits, not their error bound (a relative :math:`V 2^{-53}` at worst), and
+the vector width (AVX2 or AVX-512) can move the float64 loss in its last bits only.
+The per-row loss is then within the statistics' error (:math:`\ell` within about 5e-11
+relative) of the exact one, far inside half a float32 ulp before its one rounding.
+The kernel body (``_cpu_kernels_numba._twins``'s flags) adds two non-negative terms
+and forms products; :func:`row_top` has its own ``fastmath`` (``contract`` only: no
+``arcp`` on its quotient) and the row sums theirs (``tests/test_issue13_fastmath_
+inheritance.py``).
 """
 
 from __future__ import annotations
-
-import types as pytypes
-from typing import Any
 
 import numba
 import numpy as np
 
 from .._intrinsics_numba import prefer_wide_vectors
+from ._cpu_kernels_numba import _twins
 
 __all__ = [
     "row_top",
@@ -53,7 +58,7 @@ __all__ = [
     "target_row_sums",
 ]
 
-_FLAGS = {"contract"}  # the kernel's own arithmetic: no reassoc
+_FLAGS = {"contract"}  # row_top's: no reassoc, no arcp (its quotient)
 _SUM_FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # the row sums' (module docstring)
 
 
@@ -119,18 +124,6 @@ def target_loss_kernel(
             loss += z_loss * omega * (lse * lse)
         out_loss[i] = loss
         out_omega[i] = omega
-
-
-def _twins(body: Any) -> tuple[Any, Any]:
-    """The parallel kernel of ``body`` and its serial twin, ``<name>_serial`` (its own
-    on-disk cache entry; as ``_cpu_kernels_numba._twins``, with this module's flags)."""
-    name = body.__name__
-    copy = pytypes.FunctionType(body.__code__, body.__globals__, f"{name}_serial")
-    copy.__qualname__ = f"{name}_serial"
-    return (
-        numba.njit(parallel=True, fastmath=_FLAGS, cache=True)(body),
-        numba.njit(fastmath=_FLAGS, cache=True)(copy),
-    )
 
 
 target_loss_kernel, target_loss_kernel_serial = _twins(target_loss_kernel)
