@@ -1,8 +1,9 @@
 """Peak memory and time of large float32 soft-target softmax cross-entropy calls (issue 13:
-the gradient's fused kernel without the generic float32 softmax pass before it).
+the gradient's fused kernel without the generic float32 softmax pass before it; the loss
+by the fused statistics and one row pass, ``_softmax._fused_target_loss``).
 
     python benchmarks/bench_soft_target_lazy.py --against /tmp/main_tree/src
-        [--rows 4096] [--classes 32000] [--rounds 3] [--repeats 2] [--only grad]
+        [--rows 4096] [--classes 32000] [--rounds 3] [--repeats 2] [--only grad] [--only loss]
 
 Each (round, case, tree) runs in a fresh subprocess (``PYTHONPATH`` = the tree's ``src``)
 on the same seeded C-contiguous float32 logits and targets: one warm-up call, one call
@@ -30,6 +31,11 @@ CASES = {
         "softmax_cross_entropy_with_targets_grad(z, t, weight=w, label_smoothing=0.1, z_loss=1e-4)"
     ),
     "loss": "softmax_cross_entropy_with_targets(z, t)",
+    "loss_novalidate": "softmax_cross_entropy_with_targets(z, t, validate=False)",
+    "loss_none": "softmax_cross_entropy_with_targets(z, t, reduction='none')",
+    "loss_options": (
+        "softmax_cross_entropy_with_targets(z, t, weight=w, label_smoothing=0.1, z_loss=1e-4)"
+    ),
 }
 
 _CHILD = """

@@ -12,7 +12,8 @@ Checked here, for every option, reduction and layout the fused gradient takes:
 * the gradient never calls ``softmax_rows`` or ``target_terms``, and its bits are those
   of the problem whose terms were formed first (main's order), within one float32 ulp
   of an independent float64 route (SciPy's ``logsumexp``, ``test_issue13_soft_target_grad``);
-* the loss forms the terms exactly once, however often it is asked, and gives the
+* the loss forms none of them (its fused path, ``_softmax._fused_target_loss``); off
+  the fused path it forms them exactly once, however often it is asked, and gives the
   generic path's bits (the terms formed by hand from the prepared problem's arrays);
 * rows the kernel calls suspect give the generic path's bits (NaN where it has NaN);
 * the peak memory of the gradient is its result and a few per-row vectors;
@@ -118,6 +119,11 @@ def test_loss_forms_the_terms_once(
         row_loss(rows, a, b, problem.batch.example_weight, z_loss=problem.options.z_loss)
     )
     calls = record_calls(monkeypatch, _softmax, GENERIC)
+    fused = prepare_softmax_targets(z, t, reduction=reduction, **kw)
+    fused.loss()
+    assert calls == []  # the fused loss forms none (test_issue13_fused_target_loss.py)
+    # off the fused path (as without Numba): the generic terms, once
+    monkeypatch.setattr(_softmax, "_fused_target_logits", lambda *args: None)
     fresh = prepare_softmax_targets(z, t, reduction=reduction, **kw)
     assert calls == []  # nothing formed by the prepare step
     first, second = fresh.loss(), fresh.loss()

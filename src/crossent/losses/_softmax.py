@@ -53,8 +53,9 @@ autograd Functions) are thin wrappers over:
   per-row log-sum-exp (with the fused kernels when they apply: NumPy float32/float16
   logits, classes last and C-contiguous, no soft-capping, ``fused``; Numba's kernels
   when it is installed, else the NumPy twins); the soft targets' generic terms are
-  formed on first use, by the loss or by a gradient off the fused target kernel (issue
-  13: that kernel reads none of them). Their keywords are the group
+  formed on first use, by a loss or gradient off the fused target kernels (issue 13:
+  float32 logits and targets with Numba, ``_fused_target_loss`` and
+  ``_fused_target_gradient``, read none of them). Their keywords are the group
   ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
   to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
@@ -104,9 +105,9 @@ import numpy as np
 
 from .._checks import check_labels, check_logits, check_out
 from .._sides import prepare
-from .._xp import Array, compat_numpy, namespace, take_along_last
+from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
-from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
+from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small, _target_loss
 from ._batch import (
     Batch,
     Labels,
@@ -240,7 +241,16 @@ class SoftmaxProblem:
         return zero_where_ignored(loss, self.batch.active, xp=self.batch.xp)
 
     def loss(self) -> Any:
-        """The loss reduced as ``reduction`` says, in the unit of ``base``."""
+        """The loss reduced as ``reduction`` says, in the unit of ``base``.
+
+        Probability targets of float32 logits that the fused gradient takes
+        (:attr:`fast_logits`) take the fused loss (:func:`_fused_target_loss`), which
+        forms no generic terms; any other problem, and a suspect row, the generic terms.
+        """
+        if self.labels is None and self.fast_logits is not None:
+            fused = _fused_target_loss(self)
+            if fused is not None:
+                return fused
         return self.batch.reduce(self.row_loss())
 
 
@@ -506,6 +516,58 @@ def _target_terms(
     assert rows.shifted is not None
     a, b, wt = target_terms(rows.shifted, t, w, eps=opts.label_smoothing, xp=xp)
     return GenericTerms(rows, a, b, wt)
+
+
+def _fused_target_loss(problem: SoftmaxProblem) -> Any:
+    r"""The probability targets' loss of float32 logits without N x V temporaries (issue
+    13), or None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of
+    ``-inf``), as :func:`_fused_target_gradient`.
+
+    Each row's :math:`L_i = A_i\ell_i - B_i + \lambda\omega_i\mathrm{LSE}_i^2` (the
+    generic :func:`row_loss` of :func:`target_terms`, :math:`\omega_i` that of
+    :func:`target_weight`) is formed in float64 from the fused statistics and one pass
+    over the logits and targets as given (:func:`_target_loss.row_losses`), the class
+    weights in float64 as given; the reduction runs in float64 (``'mean'`` divides by
+    the float64 :math:`\sum_i\omega_i`) and the result is rounded once to float32: the
+    float64 computation's value, as ``_small_targets`` gives small calls. The generic
+    float32 path rounded the shifted logits, their exponentials and each term. Peak
+    extra memory: a few float64 vectors of the rows.
+    """
+    flat, t = problem.fast_logits, problem.targets
+    assert isinstance(t, np.ndarray)
+    opts, batch = problem.options, problem.batch
+    n, classes = flat.shape
+    inv_t = 1.0 / opts.temperature
+    m, ell, _, _, suspect = _cpu_kernels.row_statistics(
+        flat, np.zeros(n, dtype=np.int64), statistics_options(inv_t, False, None)
+    )
+    if np.count_nonzero(suspect):
+        return None
+    keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
+    weight = problem.class_weight
+    if weight is not None:
+        weight = np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
+    loss, omega = _target_loss.row_losses(
+        flat,
+        t.reshape(-1, classes),
+        m=m,
+        ell=ell,
+        inv_temperature=inv_t,
+        keep=keep,
+        spread=spread,
+        weight=weight,
+        z_loss=opts.z_loss,
+    )
+    normalizer = np.float64(n) if weight is None else np.add.reduce(omega)
+    reduced = reduce_loss(
+        np.reshape(loss, t.shape[:-1]),
+        normalizer,
+        reduction=batch.reduction,
+        xp=compat_numpy,
+        log_base=batch.log_base,
+        dtype=np.float64,
+    )
+    return to_float32(reduced)
 
 
 def softmax_gradient(problem: SoftmaxProblem, *, upstream: object = None, out: Any = None) -> Array:
