@@ -168,6 +168,7 @@ def write_target_gradient(
     z: np.ndarray,
     targets: np.ndarray,
     *,
+    m: np.ndarray,
     ell: np.ndarray,
     temperature: float,
     row_scale: np.ndarray,
@@ -183,8 +184,8 @@ def write_target_gradient(
     to float32 (issue 13). :math:`A_i = 	ext{keep} \sum_c w_c t_{ic} + 	ext{spread}
     \sum_c w_c` and :math:`\omega_i = \sum_c w_c t_{ic}` (1 without weights) are summed
     by the kernel, row by row (no float64 copy of the targets); :math:`p` to within about
-    an ulp of float64: ``ell`` (the statistics' :math:`\ell` of :math:`z/T`, float64,
-    shape (N,)) is corrected by a pass over each row. ``row_scale``
+    an ulp of float64: ``m`` and ``ell`` (the statistics' maximum and :math:`\ell` of
+    :math:`z/T`, float64, shape (N,)), the latter corrected by a pass over each row. ``row_scale``
     (:math:`r_i`): float64, shape (N,); ``weight``: the class weights (float64) or None.
     """
     out = np.empty(z.shape, dtype=np.float32)
@@ -195,6 +196,7 @@ def write_target_gradient(
         z,
         z.view(np.int32),
         targets,
+        m,
         shift,
         1.0 / temperature,
         temperature,

@@ -380,12 +380,14 @@ __all__ = [
     "POLY_LOOP",
     "SUM_BLOCK",
     "TABLE_EXP",
+    "TARGET_ROWS_PER_BLOCK",
     "as_unsigned",
     "encode",
     "exp_nonpositive",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
+    "fused_entry",
     "gradient_kernel",
     "gradient_kernel_serial",
     "label_entry",
@@ -1110,10 +1112,10 @@ SUM_BLOCK = 1024
 # Without ``reassoc`` (which could fold ``(k + M) - M``, or distribute the division's
 # remainder): its own flags, and LLVM inlines it with them (as exp_nonpositive).
 @numba.njit(fastmath={"contract"}, inline="never")
-def target_exp(x, top, inv_t, temperature, floor, shift, shift_lo):
-    # e^((x - top)/T - shift - shift_lo) within about 0.7 float64 ulp, for float32 x <=
-    # top; shift >= 0 a multiple of 2**-24 below 2**8, floor = shift - 708, |shift_lo| <
-    # 2**-20. (x - top)/T is q + lo (lo: the division's remainder, an FMA; 0 at T = 1).
+def target_exp(x, top, inv_t, temperature, floor, shift):
+    # e^((x - top)/T - shift) within about 0.7 float64 ulp, for float32 x <= top; shift >=
+    # 0 a multiple of 2**-24 below 2**8, floor = shift - 708. (x - top)/T is q + lo (lo:
+    # the division's remainder, an FMA; 0 at T = 1).
     d = np.float64(x) - top  # exact
     q = d * inv_t
     lo = (d - q * temperature) * inv_t
@@ -1124,7 +1126,7 @@ def target_exp(x, top, inv_t, temperature, floor, shift, shift_lo):
     k = shifted - _MAGIC
     # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
     # difference is |r| <= 0.35, exact or off by 2**-55
-    r = (q - (k * _LN2_HI + shift)) + ((lo - shift_lo) - k * _LN2_LO)
+    r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
     c = EXP_TAYLOR
     u = c[10] + r * c[11]
     u = c[9] + r * u
@@ -1149,9 +1151,9 @@ def two_sum(hi, lo, x):
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
-def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight):
-    # sum_c e^((z_c - top)/T - shift) and sum_c w_c t_c (w = 1 for none), each as a
-    # float64 rounded from an unevaluated pair of blocks (SUM_BLOCK) summed by two_sum
+def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
+    # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
+    # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
     v = row.shape[0]
     floor = shift - 708.0
     s_hi = s_lo = t_hi = t_lo = 0.0
@@ -1161,11 +1163,15 @@ def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight):
         tw = 0.0
         if weight.shape[0] == v:
             for j in range(start, stop):
-                s += target_exp(row[j], top, inv_t, temperature, floor, shift, 0.0)
+                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                terms[j] = e
+                s += e
                 tw += weight[j] * np.float64(t_row[j])
         else:
             for j in range(start, stop):
-                s += target_exp(row[j], top, inv_t, temperature, floor, shift, 0.0)
+                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                terms[j] = e
+                s += e
                 tw += np.float64(t_row[j])
         s_hi, s_lo = two_sum(s_hi, s_lo, s)
         t_hi, t_lo = two_sum(t_hi, t_lo, tw)
@@ -1173,34 +1179,49 @@ def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight):
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
-def target_gradient_row(row, row_bits, t_row, shift, inv_t, temperature, r, options, out_row):
-    # One row of target_gradient_kernel. options: keep, spread, the weights' sum, 2 lambda
-    # and the class weights (empty for none).
+def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, terms, out_row):
+    # One row of target_gradient_kernel (``terms``: a float64 buffer of the row's length).
+    # options: keep, spread, the weights' sum, 2 lambda and the class weights (empty for
+    # none).
     keep, spread, w_sum, z_coef, weight = options
-    top = np.float64(bits_to_float32(row_max_bits(row_bits)))
-    s_hi, s_lo, total = target_row_sums(row, t_row, top, inv_t, temperature, shift, weight)
-    shift_lo = math.log1p((s_hi - 1.0) + s_lo)  # S - 1 exact (Sterbenz): S = 1 +- 2**-24
+    s_hi, s_lo, total = target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms)
+    # S = e^(ell - shift) = 1 +- 2**-24, S - 1 exact (Sterbenz): ell = shift + log1p(S - 1)
+    # and p = e^(... - shift) e^-log1p(S - 1) = terms (1 + g)
+    s_1 = (s_hi - 1.0) + s_lo
+    g = -s_1 / (1.0 + s_1)  # 1/S - 1: relative 2**-53 of g, a 2**-77 of p
     weighted = weight.shape[0] == row.shape[0]
     # the factor of p (``_terms.p_coefficient``): A + 2 lambda omega LSE, times r
-    lse = top * inv_t + (shift + shift_lo)
+    lse = top * inv_t + (shift + math.log1p(s_1))
     c = (keep * total + spread * w_sum + z_coef * (total if weighted else 1.0) * lse) * r
-    floor = shift - 708.0
+    cg = c * g
     if weighted:
         for j in range(row.shape[0]):
             t = weight[j] * (keep * np.float64(t_row[j]) + spread)
-            e = target_exp(row[j], top, inv_t, temperature, floor, shift, shift_lo)
-            out_row[j] = np.float32(c * e - r * t)
+            out_row[j] = np.float32(fused_entry(c, cg, terms[j], r * t))
     else:
         for j in range(row.shape[0]):
             t = keep * np.float64(t_row[j]) + spread
-            e = target_exp(row[j], top, inv_t, temperature, floor, shift, shift_lo)
-            out_row[j] = np.float32(c * e - r * t)
+            out_row[j] = np.float32(fused_entry(c, cg, terms[j], r * t))
+
+
+# Without ``reassoc``, which may fold c e + (c g) e into (c + c g) e (a rounding of
+# c (1 + g) more); ``contract`` makes each product an FMA.
+@numba.njit(fastmath={"contract"}, inline="never")
+def fused_entry(c, cg, e, rt):
+    # c e (1 + g) - r t, g = 1/S - 1 tiny: the last rounding is the subtraction's
+    return c * e + (cg * e - rt)
+
+
+#: Rows per parallel work item of the target gradient: each item allocates one float64
+#: buffer of a row's terms (in cache between the row's two passes).
+TARGET_ROWS_PER_BLOCK = 16
 
 
 def target_gradient_kernel(
     z,
     z_bits,
     targets,
+    m,
     shift,
     inv_t,
     temperature,
@@ -1215,14 +1236,29 @@ def target_gradient_kernel(
     # Probability targets (issue 13): g_ic = c_i p_ic - r_i w_c (keep t_ic + spread), with
     # c_i = r_i (A_i + 2 lambda omega_i LSE_i), each entry formed in float64 from an exact
     # p (see target_exp) and rounded once, so an entry where p and the target cancel keeps
-    # its digits. float32 z and targets, C-contiguous; shift: the statistics' ell rounded
-    # to a multiple of 2**-24 (the row's first pass corrects it).
+    # its digits. float32 z and targets, C-contiguous; m: the statistics' maxima of z/T
+    # (at T = 1 the row's maximum, else found again); shift: their ell rounded to a
+    # multiple of 2**-24 (the row's first pass corrects it).
+    n, v = z.shape
     options = (keep, spread, w_sum, z_coef, weight)
-    for i in numba.prange(z.shape[0]):
+    block = TARGET_ROWS_PER_BLOCK
+    for b in numba.prange((n + block - 1) // block):
         prefer_wide_vectors()
-        target_gradient_row(
-            z[i], z_bits[i], targets[i], shift[i], inv_t, temperature, row_scale[i], options, out[i]
-        )
+        terms = np.empty(v)
+        for i in range(b * block, min(n, (b + 1) * block)):
+            top = m[i] if inv_t == 1.0 else np.float64(bits_to_float32(row_max_bits(z_bits[i])))
+            target_gradient_row(
+                z[i],
+                targets[i],
+                top,
+                shift[i],
+                inv_t,
+                temperature,
+                row_scale[i],
+                options,
+                terms,
+                out[i],
+            )
 
 
 target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_kernel)

@@ -589,7 +589,7 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     opts, batch = problem.options, problem.batch
     classes = flat.shape[-1]
     n = flat.shape[0]
-    _, ell, _, _, suspect = _kernels().row_statistics(
+    m, ell, _, _, suspect = _kernels().row_statistics(
         flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
     )
     if np.count_nonzero(suspect):
@@ -605,6 +605,7 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     grad = _cpu_kernels.write_target_gradient(
         flat,
         t.reshape(-1, classes),
+        m=m,
         ell=ell,
         temperature=opts.temperature,
         row_scale=np.ascontiguousarray(np.broadcast_to(row_scale, (n,))),
