@@ -178,15 +178,16 @@ def write_target_gradient(
     weight: np.ndarray | None,
 ) -> np.ndarray:
     r"""The probability targets' gradient
-    :math:`g_{ic} = c_i\,p_{ic} - r_i w_c (	ext{keep}\, t_{ic} + 	ext{spread})`,
-    :math:`c_i = r_i (A_i + z_	ext{coef}\,\omega_i\,\mathrm{LSE}_i)`, of float32 ``z``
+    :math:`g_{ic} = c_i\,p_{ic} - r_i w_c (\text{keep}\, t_{ic} + \text{spread})`,
+    :math:`c_i = r_i (A_i + z_\text{coef}\,\omega_i\,\mathrm{LSE}_i)`, of float32 ``z``
     and ``targets`` (N x V, C-contiguous), each entry formed in float64 and rounded once
-    to float32 (issue 13). :math:`A_i = 	ext{keep} \sum_c w_c t_{ic} + 	ext{spread}
+    to float32 (issue 13). :math:`A_i = \text{keep} \sum_c w_c t_{ic} + \text{spread}
     \sum_c w_c` and :math:`\omega_i = \sum_c w_c t_{ic}` (1 without weights) are summed
     by the kernel, row by row (no float64 copy of the targets); :math:`p` to within about
     an ulp of float64: ``m`` and ``ell`` (the statistics' maximum and :math:`\ell` of
-    :math:`z/T`, float64, shape (N,)), the latter corrected by a pass over each row. ``row_scale``
-    (:math:`r_i`): float64, shape (N,); ``weight``: the class weights (float64) or None.
+    :math:`z/T`, float64, shape (N,)), the latter corrected by a pass over each row.
+    ``row_scale`` (:math:`r_i`): float64, shape (N,); ``weight``: the class weights
+    (float64) or None.
     """
     out = np.empty(z.shape, dtype=np.float32)
     # ell on a 2**-24 grid: the kernel's exp reduction stays exact (its first pass over
