@@ -168,32 +168,48 @@ def write_target_gradient(
     z: np.ndarray,
     targets: np.ndarray,
     *,
-    shift: np.ndarray,
-    inv_temperature: float,
-    p_coef: np.ndarray,
+    m: np.ndarray,
+    ell: np.ndarray,
+    temperature: float,
     row_scale: np.ndarray,
     keep: float,
     spread: float,
+    z_coef: float,
     weight: np.ndarray | None,
 ) -> np.ndarray:
     r"""The probability targets' gradient
-    :math:`g_{ic} = a_i e^{z_{ic}/T - s_i} - r_i w_c (\text{keep}\, t_{ic} + \text{spread})`
-    of float32 ``z`` and ``targets`` (N x V, C-contiguous), each entry formed in float64
-    and rounded once to float32 (issue 13). ``shift`` (:math:`s_i`, the log-sum-exp of
-    :math:`z_i/T`), ``p_coef`` and ``row_scale``: float64, shape (N,); ``weight``: the
-    class weights (float64) or None.
+    :math:`g_{ic} = c_i\,p_{ic} - r_i w_c (\text{keep}\, t_{ic} + \text{spread})`,
+    :math:`c_i = r_i (A_i + z_\text{coef}\,\omega_i\,\mathrm{LSE}_i)`, of float32 ``z``
+    and ``targets`` (N x V, C-contiguous), each entry formed in float64 and rounded once
+    to float32 (issue 13). :math:`A_i = \text{keep} \sum_c w_c t_{ic} + \text{spread}
+    \sum_c w_c` and :math:`\omega_i = \sum_c w_c t_{ic}` (1 without weights) are summed
+    by the kernel, row by row (no float64 copy of the targets); :math:`p` to within about
+    an ulp of float64: ``m`` and ``ell`` (the statistics' maximum and :math:`\ell` of
+    :math:`z/T`, float64, shape (N,)), the latter corrected by a pass over each row.
+    ``row_scale`` (:math:`r_i`): float64, shape (N,); ``weight``: the class weights
+    (float64) or None.
     """
     out = np.empty(z.shape, dtype=np.float32)
+    # ell on a 2**-24 grid: the kernel's exp reduction stays exact (its first pass over
+    # the row finds the rest, log1p of a sum within 2**-24 of 1)
+    shift = np.rint(ell * _GRID) / _GRID
     _variant("target_gradient", z.size <= SERIAL_ELEMENTS)(
         z,
+        z.view(np.int32),
         targets,
+        m,
         shift,
-        inv_temperature,
-        p_coef,
+        1.0 / temperature,
+        temperature,
         row_scale,
         keep,
         spread,
+        float(z.shape[-1]) if weight is None else float(np.add.reduce(weight)),
+        z_coef,
         _EMPTY if weight is None else weight,
         out,
     )
     return out
+
+
+_GRID = float(1 << 24)

@@ -360,8 +360,10 @@ from .._intrinsics_numba import (
     EXP_COEFFICIENTS,
     HORNER,
     bits_to_float32,
+    bits_to_float64,
     call_intrinsic,
     exp_nonpositive,
+    float64_to_bits,
     halving,
     numba_target_has,
     prefer_wide_vectors,
@@ -373,15 +375,19 @@ __all__ = [
     "EXP2_COEFFICIENTS",
     "EXP2_TABLE",
     "EXP_COEFFICIENTS",
+    "EXP_TAYLOR",
     "HORNER",
     "POLY_LOOP",
+    "SUM_BLOCK",
     "TABLE_EXP",
+    "TARGET_ROWS_PER_BLOCK",
     "as_unsigned",
     "encode",
     "exp_nonpositive",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
+    "fused_entry",
     "gradient_kernel",
     "gradient_kernel_serial",
     "label_entry",
@@ -391,10 +397,13 @@ __all__ = [
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
     "table_exp8",
+    "target_exp",
     "target_gradient_kernel",
     "target_gradient_kernel_serial",
     "target_gradient_row",
+    "target_row_sums",
     "to_float32",
+    "two_sum",
 ]
 
 
@@ -1084,32 +1093,183 @@ row_statistics_kernel, row_statistics_kernel_serial = _twins(row_statistics_kern
 gradient_kernel, gradient_kernel_serial = _twins(gradient_kernel)
 
 
-@numba.njit(inline="always")
-def target_gradient_row(row, t_row, c, base, r, inv_t, keep, spread, weight, out_row):
-    # One row of target_gradient_kernel: c e^(z/T - base) - r w (keep t + spread) per
-    # entry, formed in float64 and rounded once (``weight`` empty for none).
-    if weight.shape[0] == row.shape[0]:
+# The probability targets' gradient (issue 13, exactness). Where the target is near the
+# softmax, the entry c p - r t cancels to a float32 ulp of p or less (t = fl32(p)), so p
+# must carry every float64 digit: exp_nonpositive's polynomial (5.2e-11) and the fused
+# statistics' log-sum-exp (its table exp, 2.9e-12) left 22-30 float32 ulps at V = 2**15.
+# Here e^r is a degree-13 Taylor polynomial (truncation 4e-18 on |r| <= ln 2 / 2), the
+# reduction exact (k ln2_hi and the shift on a 2**-32 grid), and the row's log-sum-exp is
+# corrected by a first pass over the row: S = sum_c e^(d_c - L) with L the statistics'
+# ell rounded to a multiple of 2**-24, so ell = L + log1p(S - 1) as an unevaluated pair.
+# The first pass keeps its terms in a float64 buffer (one exp per entry, not two).
+# Measured (benchmarks/bench_soft_target_lazy.py --only grad, 4096 x 32000, two threads,
+# medians of 3-5 rounds against main's kernel, load average 4-7): validate=False 0.824
+# against 0.750 s (CPU 0.513 against 0.418 s), T = 1.3 0.876 against 0.842 s (CPU 0.776
+# against 0.637), weights + smoothing + z-loss 1.556 against 2.143 s (no float64 copy
+# of the targets: peak 501 against 1000 MiB). Two exps per entry (no buffer) cost
+# CPU 0.62-0.81 against 0.48-0.50 s.
+_LN2_HI = 0.6931471803691238  # 32 significant bits: k * _LN2_HI is exact for |k| < 2**21
+_LN2_LO = 1.9082149292705877e-10  # ln 2 - _LN2_HI
+_LOG2E = 1.4426950408889634
+#: 1/n! for n = 2, ..., 13: e^r = 1 + r + r^2 (1/2! + r/3! + ...), the truncation 4.2e-18
+#: relative on |r| <= ln 2 / 2 (0.02 float64 ulp).
+EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(2, 14))
+#: Logits per block of the target gradient's row sums: each block's float64 sum (in the
+#: loop vectoriser's lanes) is added to the row's by an error-free TwoSum, so that the sum
+#: of V terms errs by a fraction of a float64 ulp (0.3 ulp x 1024 / (32 sqrt V)).
+SUM_BLOCK = 1024
+
+
+# Without ``reassoc`` (which could fold ``(k + M) - M``, or distribute the division's
+# remainder): its own flags, and LLVM inlines it with them (as exp_nonpositive).
+@numba.njit(fastmath={"contract"}, inline="never")
+def target_exp(x, top, inv_t, temperature, floor, shift):
+    # e^((x - top)/T - shift) within about 0.7 float64 ulp, for float32 x <= top; shift >=
+    # 0 a multiple of 2**-24 below 2**8, floor = shift - 708. (x - top)/T is q + lo (lo:
+    # the division's remainder, an FMA; 0 at T = 1).
+    d = np.float64(x) - top  # exact
+    q = d * inv_t
+    lo = (d - q * temperature) * inv_t
+    if not q > floor:  # e^-708 and below (-inf logits, whose lo is NaN): nothing in float32
+        q = floor
+        lo = 0.0
+    shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
+    k = shifted - _MAGIC
+    # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
+    # difference is |r| <= 0.35, exact or off by 2**-55
+    r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
+    c = EXP_TAYLOR
+    u = c[10] + r * c[11]
+    u = c[9] + r * u
+    u = c[8] + r * u
+    u = c[7] + r * u
+    u = c[6] + r * u
+    u = c[5] + r * u
+    u = c[4] + r * u
+    u = c[3] + r * u
+    u = c[2] + r * u
+    u = c[1] + r * u
+    u = c[0] + r * u
+    return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
+
+
+@numba.njit(fastmath=False, inline="never")
+def two_sum(hi, lo, x):
+    # (hi, lo) + x, hi + x exactly as s + err (Knuth's TwoSum; no reassoc, which folds it)
+    s = hi + x
+    b = s - hi
+    return s, lo + ((hi - (s - b)) + (x - b))
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
+    # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
+    # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
+    v = row.shape[0]
+    floor = shift - 708.0
+    s_hi = s_lo = t_hi = t_lo = 0.0
+    for start in range(0, v, SUM_BLOCK):
+        stop = min(v, start + SUM_BLOCK)
+        s = 0.0
+        tw = 0.0
+        if weight.shape[0] == v:
+            for j in range(start, stop):
+                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                terms[j] = e
+                s += e
+                tw += weight[j] * np.float64(t_row[j])
+        else:
+            for j in range(start, stop):
+                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                terms[j] = e
+                s += e
+                tw += np.float64(t_row[j])
+        s_hi, s_lo = two_sum(s_hi, s_lo, s)
+        t_hi, t_lo = two_sum(t_hi, t_lo, tw)
+    return s_hi, s_lo, t_hi + t_lo
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, terms, out_row):
+    # One row of target_gradient_kernel (``terms``: a float64 buffer of the row's length).
+    # options: keep, spread, the weights' sum, 2 lambda and the class weights (empty for
+    # none).
+    keep, spread, w_sum, z_coef, weight = options
+    s_hi, s_lo, total = target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms)
+    # S = e^(ell - shift) = 1 +- 2**-24, S - 1 exact (Sterbenz): ell = shift + log1p(S - 1)
+    # and p = e^(... - shift) e^-log1p(S - 1) = terms (1 + g)
+    s_1 = (s_hi - 1.0) + s_lo
+    g = -s_1 / (1.0 + s_1)  # 1/S - 1: relative 2**-53 of g, a 2**-77 of p
+    weighted = weight.shape[0] == row.shape[0]
+    # the factor of p (``_terms.p_coefficient``): A + 2 lambda omega LSE, times r
+    lse = top * inv_t + (shift + math.log1p(s_1))
+    c = (keep * total + spread * w_sum + z_coef * (total if weighted else 1.0) * lse) * r
+    cg = c * g
+    if weighted:
         for j in range(row.shape[0]):
             t = weight[j] * (keep * np.float64(t_row[j]) + spread)
-            d = np.float64(row[j]) * inv_t - base
-            out_row[j] = np.float32(c * exp_nonpositive(d) - r * t)
+            out_row[j] = np.float32(fused_entry(c, cg, terms[j], r * t))
     else:
         for j in range(row.shape[0]):
             t = keep * np.float64(t_row[j]) + spread
-            d = np.float64(row[j]) * inv_t - base
-            out_row[j] = np.float32(c * exp_nonpositive(d) - r * t)
+            out_row[j] = np.float32(fused_entry(c, cg, terms[j], r * t))
 
 
-def target_gradient_kernel(z, targets, shift, inv_t, p_coef, row_scale, keep, spread, weight, out):
-    # Probability targets (issue 13): g_ic = a_i e^(z_ic/T - s_i) - r_i w_c (keep t_ic +
-    # spread), each entry formed in float64 and rounded once, so an entry where p and
-    # the target cancel keeps its digits (the float32 generic path lost 3.7e-7 there).
-    # float32 z and targets, C-contiguous.
-    for i in numba.prange(z.shape[0]):
+# Without ``reassoc``, which may fold c e + (c g) e into (c + c g) e (a rounding of
+# c (1 + g) more); ``contract`` makes each product an FMA.
+@numba.njit(fastmath={"contract"}, inline="never")
+def fused_entry(c, cg, e, rt):
+    # c e (1 + g) - r t, g = 1/S - 1 tiny: the last rounding is the subtraction's
+    return c * e + (cg * e - rt)
+
+
+#: Rows per parallel work item of the target gradient: each item allocates one float64
+#: buffer of a row's terms (in cache between the row's two passes).
+TARGET_ROWS_PER_BLOCK = 16
+
+
+def target_gradient_kernel(
+    z,
+    z_bits,
+    targets,
+    m,
+    shift,
+    inv_t,
+    temperature,
+    row_scale,
+    keep,
+    spread,
+    w_sum,
+    z_coef,
+    weight,
+    out,
+):
+    # Probability targets (issue 13): g_ic = c_i p_ic - r_i w_c (keep t_ic + spread), with
+    # c_i = r_i (A_i + 2 lambda omega_i LSE_i), each entry formed in float64 from an exact
+    # p (see target_exp) and rounded once, so an entry where p and the target cancel keeps
+    # its digits. float32 z and targets, C-contiguous; m: the statistics' maxima of z/T
+    # (at T = 1 the row's maximum, else found again); shift: their ell rounded to a
+    # multiple of 2**-24 (the row's first pass corrects it).
+    n, v = z.shape
+    options = (keep, spread, w_sum, z_coef, weight)
+    block = TARGET_ROWS_PER_BLOCK
+    for b in numba.prange((n + block - 1) // block):
         prefer_wide_vectors()
-        target_gradient_row(
-            z[i], targets[i], p_coef[i], shift[i], row_scale[i], inv_t, keep, spread, weight, out[i]
-        )
+        terms = np.empty(v)
+        for i in range(b * block, min(n, (b + 1) * block)):
+            top = m[i] if inv_t == 1.0 else np.float64(bits_to_float32(row_max_bits(z_bits[i])))
+            target_gradient_row(
+                z[i],
+                targets[i],
+                top,
+                shift[i],
+                inv_t,
+                temperature,
+                row_scale[i],
+                options,
+                terms,
+                out[i],
+            )
 
 
 target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_kernel)

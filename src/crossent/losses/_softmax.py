@@ -637,49 +637,43 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     r"""The probability targets' gradient of float32 logits, each entry
     :math:`s_i\,[(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_{ic} - w_c\tilde t_{ic}]/T`
     formed in float64 and rounded once (issue 13): the generic path's float32
-    :math:`p - \tilde t` lost up to 3.7e-7 where the two cancel. The log-sum-exps are
-    the fused statistics' (float64), :math:`A` and :math:`\omega` float64 sums of the
-    targets and weights as given; the reduction's scale is the compute dtype's, as the
-    label gradient's (:func:`_fast_gradient`). None (the generic path) where a row is
-    suspect (a NaN, ``+inf``, a row of ``-inf``).
+    :math:`p - \tilde t` lost up to 3.7e-7 where the two cancel. :math:`p` is good to
+    about a float64 ulp (``write_target_gradient``: an exact reduction, a degree-13
+    ``exp``, the fused statistics' log-sum-exp corrected by a pass over the row), so an
+    entry within an ulp of float32 where :math:`t = \mathrm{fl}(p)`; :math:`A` and
+    :math:`\omega`: float64 sums of the targets and weights as given, by the kernel; the
+    reduction's scale is the compute dtype's, as the label gradient's
+    (:func:`_fast_gradient`). None (the generic path) where a row is suspect (a NaN,
+    ``+inf``, a row of ``-inf``).
     """
     flat, t = problem.fast_logits, problem.targets
     assert isinstance(t, np.ndarray)
     opts, batch = problem.options, problem.batch
     classes = flat.shape[-1]
-    t_flat = t.reshape(-1, classes)
     n = flat.shape[0]
     m, ell, _, _, suspect = _kernels().row_statistics(
         flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
     )
     if np.count_nonzero(suspect):
         return None
-    lse = m + ell
     keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
     weight = None
-    if problem.class_weight is None:
-        total = np.add.reduce(t_flat, axis=-1, dtype=np.float64)
-        a = keep * total + spread * classes if opts.label_smoothing else total
-        omega: Any = 1.0
-    else:
+    if problem.class_weight is not None:
         weight = np.ascontiguousarray(np.reshape(problem.class_weight, (-1,)), dtype=np.float64)
-        omega = t_flat @ weight  # float64 (t promoted)
-        a = keep * omega + spread * np.add.reduce(weight) if opts.label_smoothing else omega
-    coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)
     scale = batch.gradient_scale(upstream)
     row_scale = np.reshape(np.asarray(scale, dtype=np.float64), (-1,)) / opts.temperature
     if batch.active is not None:
         row_scale = row_scale * np.reshape(batch.active, (-1,))
-    row_scale = np.ascontiguousarray(np.broadcast_to(row_scale, (n,)))
     grad = _cpu_kernels.write_target_gradient(
         flat,
-        t_flat,
-        shift=np.ascontiguousarray(lse),
-        inv_temperature=1.0 / opts.temperature,
-        p_coef=np.ascontiguousarray(np.broadcast_to(coef * row_scale, (n,))),
-        row_scale=row_scale,
+        t.reshape(-1, classes),
+        m=m,
+        ell=ell,
+        temperature=opts.temperature,
+        row_scale=np.ascontiguousarray(np.broadcast_to(row_scale, (n,))),
         keep=keep,
         spread=spread,
+        z_coef=2.0 * opts.z_loss,
         weight=weight,
     )
     return grad.reshape(t.shape)
