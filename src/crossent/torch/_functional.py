@@ -208,7 +208,7 @@ def _cross_entropy_probs(
         # a time, autograd saving only the logits and the targets (_launch).
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
-        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed()).reshape(t.shape[:-1])
+        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed())[0].reshape(t.shape[:-1])
     else:
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)

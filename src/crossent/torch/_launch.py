@@ -230,6 +230,13 @@ def target_rows(
 ) -> torch.Tensor:
     """Per-row losses of probability targets ``t`` under logits ``z`` (both classes last,
     in the work dtype), with differentiable torch operations."""
+    return _target_rows_and_log_p(z, t, weight, opts)[0]
+
+
+def _target_rows_and_log_p(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`target_rows` and the log-probabilities it formed."""
     if opts.soft_cap is not None:
         z = opts.soft_cap * torch.tanh(z / opts.soft_cap)
     if opts.temperature != 1.0:
@@ -241,7 +248,7 @@ def target_rows(
     if opts.z_loss:
         lse = torch.logsumexp(z, dim=-1, keepdim=True)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
-    return rows
+    return rows, log_p
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
@@ -265,16 +272,27 @@ def _float64_blocks(
 
 def target_forward(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
-) -> torch.Tensor:
-    """Float64 per-row losses of probability targets (rows x classes), the operations of
-    :func:`target_rows` in float64 a block of rows at a time (the same values)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Float64 per-row losses of probability targets (rows x classes), the operations of
+    :func:`target_rows` in float64 a block of rows at a time (the same values), and the
+    rows' float64 log-sum-exps of :math:`z/T` for :func:`target_backward`.
+
+    The LSE is read off the log-softmax at each row's maximum, :math:`z'_j - \log p_j =
+    m + \log s` (its argument found on ``z`` as stored, the order of :math:`z/T`'s): one
+    pass over ``z``, not the backward's log-sum-exp of its float64 block.
+    """
     rows = torch.empty(z.shape[0], dtype=torch.float64)
+    lse = torch.empty(z.shape[0], dtype=torch.float64)
     blocks, w = _float64_blocks(z, weight)
     with torch.no_grad():
         for start, stop in blocks:
             zb, tb = z[start:stop].double(), t[start:stop].double()
-            rows[start:stop] = target_rows(zb, tb, w, opts)
-    return rows
+            rows[start:stop], log_p = _target_rows_and_log_p(zb, tb, w, opts)
+            at = z[start:stop].argmax(-1, keepdim=True)
+            top = zb.gather(-1, at) / opts.temperature  # (zb may be z itself: not in place)
+            lse[start:stop] = (top - log_p.gather(-1, at))[:, 0]
+            del zb, log_p
+    return rows, lse
 
 
 def target_backward(
@@ -282,13 +300,15 @@ def target_backward(
     z: torch.Tensor,
     t: torch.Tensor,
     weight: torch.Tensor | None,
+    lse: torch.Tensor,
     opts: _backend.Options,
 ) -> torch.Tensor:
     r"""``upstream[i] * d L_i / d z[i]`` of probability targets (no soft-capping) in
     ``z``'s dtype: :math:`u_i [(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i - w\odot\tilde
     t_i] / T`, :math:`A_i = \sum_c w_c \tilde t_{ic}`, in float64 a block of rows at a
-    time, each entry rounded once. (A custom op's kernel runs below autograd: the
-    formula, not ``autograd.grad`` of :func:`target_rows`.)"""
+    time, each entry rounded once, from the forward's ``lse`` (issue 13: the backward
+    recomputed it per block). (A custom op's kernel runs below autograd: the formula,
+    not ``autograd.grad`` of :func:`target_rows`.)"""
     z, t = z.detach(), t.detach()
     u = upstream.detach().to(torch.float64)
     out = torch.empty(z.shape, dtype=z.dtype)
@@ -298,12 +318,12 @@ def target_backward(
         tb = t[start:stop].double()
         if opts.temperature != 1.0:
             zb.div_(opts.temperature)
-        lse = torch.logsumexp(zb, dim=-1, keepdim=True)
+        lse_b = lse[start:stop, None]
         wt = _weighted_targets(tb, w, opts)
         coef = wt.sum(-1, keepdim=True)
         if opts.z_loss:
-            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse
+            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse_b
         scale = u[start:stop, None] / opts.temperature
         # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
-        out[start:stop] = zb.sub_(lse).exp_().mul_(coef).sub_(wt).mul_(scale)
+        out[start:stop] = zb.sub_(lse_b).exp_().mul_(coef).sub_(wt).mul_(scale)
     return out

@@ -9,13 +9,18 @@ formed one block of :math:`N_c` tokens (and, when V is large, :math:`V_c` classe
 time and dropped:
 
 * forward: :math:`z'_{ic} = \operatorname{cap}(z_{ic})/T`; the log-sum-exp is kept
-  online over vocabulary blocks, :math:`(m, s) \leftarrow (m', s\,e^{m - m'} +
-  \sum_c e^{z'_c - m'})` with :math:`m' = \max(m, \max_c z'_c)`, and
-  :math:`\operatorname{LSE} = m + \log s`; the label's :math:`z'_y` and, for label
+  online over vocabulary blocks as the maximum :math:`m` and the float64 sum
+  :math:`s'` of :math:`e^{z'_c - m}` over all terms but one maximal one (a block with a
+  larger maximum :math:`m'` rescales by :math:`e^{m - m'}` and moves the old maximal
+  term into :math:`s'`), :math:`\ell = \operatorname{log1p}(s')`,
+  :math:`\operatorname{LSE} = m + \ell` and :math:`\log p_y = (z'_y - m) - \ell`
+  (issue 13: :math:`m + \log s` lost every log-partition below an ulp of :math:`m`,
+  the loss :math:`e^{-d}` of a confident row, as ``crossent.losses``' kernels keep
+  it); the label's :math:`z'_y` and, for label
   smoothing, :math:`\sum_c w_c z'_c` are gathered from the block that holds them. The
   loss of row i is (as in :func:`crossent.softmax_cross_entropy`)
 
-  .. math:: L_i = (1-\varepsilon) w_{y_i} (\operatorname{LSE}_i - z'_{iy_i})
+  .. math:: L_i = -(1-\varepsilon) w_{y_i} \log p_{y_i}
             + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\operatorname{LSE}_i
             - \sum_c w_c z'_{ic}\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2.
 
@@ -25,7 +30,7 @@ time and dropped:
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
   :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
-  :math:`g\,\operatorname{expm1}(z'_y - \mathrm{LSE}) + (c - g)\,p_y` with
+  :math:`g\,\operatorname{expm1}(\log p_y) + (c - g)\,p_y` with
   :math:`g = (1-\varepsilon) w_y`, :math:`c = A + 2\lambda\omega\,\mathrm{LSE}`, so
   :math:`p_y - 1` keeps its digits when :math:`p_y \to 1` (the regime where a
   rounded :math:`p_y` minus 1 loses all of them).
@@ -37,7 +42,8 @@ time and dropped:
   place, by the incoming scalar (no second gradient-sized buffer; a second backward
   through the graph fails on the saved tensors' version counter instead of scaling
   twice). For ``'none'`` (any per-row upstream) the forward saves the
-  per-row LSE and the backward recomputes each block: four products. With the
+  per-row LSE and :math:`\log p_y` (float64) and the backward recomputes each block:
+  four products. With the
   vocabulary split into blocks, forming the gradient needs the final LSE of the row,
   so the block is recomputed in a second sweep (four products too).
 
@@ -71,7 +77,12 @@ Precision: the matrix products are computed in float32 for float32/bfloat16/floa
 inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
 CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
 exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end. The elementwise work on a block (cap, softmax, the gradient
+input dtype at the end. The exponentials :math:`e^{z' - m}` and :math:`p = e^{z' -
+\mathrm{LSE}}` are formed in float64 a few rows at a time (``SUB_BYTES``), each
+rounded once: in float32, :math:`z' - \mathrm{LSE}` carried the LSE rounded to an
+ulp of :math:`m` (median ``dh`` errors 15-21 ulps at logits near 40, against the
+naive float32 path's 6) and :math:`z' - m` half an ulp of itself (32 ulps of
+:math:`e^{-70}`). The rest of the elementwise work on a block (cap, the gradient
 block :math:`G`) is in float32 too, except with soft-capping on the CPU
 (``_launch.work_dtype``, issue 13): there each float32 product block is converted to
 float64, :math:`G` formed in float64 and rounded once to float32 for the products,
@@ -349,17 +360,26 @@ def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None
 SUB_BYTES = 4 * 2**20
 
 
+def _wide(z: torch.Tensor) -> torch.dtype:
+    """The dtype of the exponentials of ``z``: float64 on the CPU; on accelerators
+    ``z``'s own (float64 runs at a small fraction of float32's rate on most GPUs, see
+    :func:`crossent.torch._launch.work_dtype`)."""
+    return torch.float64 if z.device.type == "cpu" else z.dtype
+
+
 def _sub_blocks(z: torch.Tensor) -> list[slice]:
-    step = max(1, SUB_BYTES // (8 * max(1, z.shape[1])))
-    return [slice(i, min(z.shape[0], i + step)) for i in range(0, z.shape[0], step)]
+    """Rows of ``z`` a few at a time (``SUB_BYTES`` of float64) when widened, else all."""
+    n = z.shape[0]
+    step = max(1, SUB_BYTES // (8 * max(1, z.shape[1]))) if _wide(z) != z.dtype else n
+    return [slice(i, min(n, i + step)) for i in range(0, n, max(step, 1))]
 
 
 def _probabilities_(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
     r""":math:`p = e^{z' - \mathrm{LSE}}` in place of ``z``, each entry formed in float64
-    (a few rows at a time) and rounded once: no rounding of :math:`z' - \mathrm{LSE}` to
+    (a few rows at a time; on the CPU) and rounded once: no rounding of :math:`z' - \mathrm{LSE}` to
     ``z``'s dtype (half an ulp of it, 32 float32 ulps of :math:`p` at a distance of 70)."""
     for r in _sub_blocks(z):
-        z[r] = z[r].to(torch.float64).sub_(lse[r, None]).exp_()
+        z[r] = z[r].to(_wide(z)).sub_(lse[r, None]).exp_()
     return z
 
 
@@ -376,7 +396,7 @@ def _exp_rest_(
     rest = torch.empty_like(top)
     at = top_at[:, None]
     for r in _sub_blocks(z):
-        e = z[r].to(torch.float64).sub_(m[r, None].to(torch.float64)).exp_()
+        e = z[r].to(_wide(z)).sub_(m[r, None].to(torch.float64)).exp_()
         kept = e.gather(1, at[r])
         rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
         top[r] = kept[:, 0]

@@ -16,12 +16,14 @@ synchronisation. On other devices the ops read no data for checks.
   caches key a graph by the ops' names, not their schemas, so a graph compiled with the
   old two-output op would be replayed (its backward called with the old arguments):
   a changed schema takes a new name.
-* ``crossent::softmax_ce_probs(logits, targets, weight, options) -> loss_rows``
-  (float64 per-row losses of probability targets) and its backward
-  ``crossent::softmax_ce_probs_backward`` (``upstream * dL_i/dz_i`` in the logits'
-  dtype, each entry formed in float64 and rounded once), over ``(rows, classes)``
-  views, for the CPU (:func:`crossent.torch._launch.uses_target_kernels`). Autograd
-  saves the logits, the targets and the weights: no float64 copy of the logits.
+* ``crossent::softmax_ce_probs_v2(logits, targets, weight, options) -> (loss_rows,
+  lse)`` (float64 per-row losses of probability targets and log-sum-exps) and its
+  backward ``crossent::softmax_ce_probs_v2_backward`` (``upstream * dL_i/dz_i`` in the
+  logits' dtype, each entry formed in float64 and rounded once, from the saved
+  ``lse``), over ``(rows, classes)`` views, for the CPU
+  (:func:`crossent.torch._launch.uses_target_op`). Autograd saves the logits, the
+  targets, the weights and the ``lse``: no float64 copy of the logits. ``_v2``: issue
+  13 added ``lse`` (the backward recomputed it per block).
 * ``crossent::linear_cross_entropy_v2(...) -> (loss, lse, label_log_p, grad_input,
   grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
   reductions when ``need_grad`` (empty tensors otherwise), and the backward scales
@@ -147,12 +149,13 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, .
 softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v2", mutates_args=())
 def softmax_ce_probs(
     logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Float64 per-row losses of probability ``targets`` (rows x classes) under ``logits``
-    (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks).
+    (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks)
+    and the rows' float64 log-sum-exps (of the tempered logits).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
@@ -160,18 +163,27 @@ def softmax_ce_probs(
 
 
 @softmax_ce_probs.register_fake
-def _softmax_ce_probs_fake(logits: Tensor, *_: Any) -> Tensor:
-    return logits.new_empty((logits.shape[0],), dtype=torch.float64)
+def _softmax_ce_probs_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
+    n = logits.shape[0]
+    return (
+        logits.new_empty((n,), dtype=torch.float64),
+        logits.new_empty((n,), dtype=torch.float64),
+    )
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v2_backward", mutates_args=())
 def softmax_ce_probs_backward(
-    upstream: Tensor, logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    options: list[float],
 ) -> Tensor:
     """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``, each entry formed
-    in float64 and rounded once."""
+    in float64 and rounded once, from the forward's ``lse``."""
     opts = _backend.unpack(options)
-    return _launch.target_backward(upstream, logits, targets, weight, opts)
+    return _launch.target_backward(upstream, logits, targets, weight, lse, opts)
 
 
 @softmax_ce_probs_backward.register_fake
@@ -179,17 +191,19 @@ def _softmax_ce_probs_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) -
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
-def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
     logits, targets, weight, options = inputs
-    ctx.save_for_backward(logits, targets, weight)
+    lse = output[1]
+    ctx.save_for_backward(logits, targets, weight, lse)
+    ctx.mark_non_differentiable(lse)
     ctx.options = options
 
 
-def _probs_backward(ctx: Any, grad_rows: Tensor) -> tuple[Any, ...]:
-    logits, targets, weight = ctx.saved_tensors
+def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    logits, targets, weight, lse = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, ctx.options)
+        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
     return (grad, None, None, None)
 
 
