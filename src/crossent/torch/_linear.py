@@ -104,6 +104,7 @@ from ._launch import work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
+    "SUB_BYTES",
     "Gradients",
     "LinearProblem",
     "auto_chunks",
