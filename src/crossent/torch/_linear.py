@@ -357,8 +357,10 @@ def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None
         grads.h[rows] = gh
 
 
-#: Bytes of the float64 temporaries of the exponentials (a few rows of a block at a time).
-SUB_BYTES = 4 * 2**20
+#: Bytes of the float64 buffer of the exponentials (a few rows of a block at a time):
+#: fewer, larger steps than 4 MiB's (each elementwise operation is a parallel region,
+#: which a loaded machine makes slow), a sixth of a block.
+SUB_BYTES = 16 * 2**20
 
 
 def _wide(z: torch.Tensor) -> torch.dtype:
@@ -368,19 +370,28 @@ def _wide(z: torch.Tensor) -> torch.dtype:
     return torch.float64 if z.device.type == "cpu" else z.dtype
 
 
-def _sub_blocks(z: torch.Tensor) -> list[slice]:
-    """Rows of ``z`` a few at a time (``SUB_BYTES`` of float64) when widened, else all."""
-    n = z.shape[0]
-    step = max(1, SUB_BYTES // (8 * max(1, z.shape[1]))) if _wide(z) != z.dtype else n
-    return [slice(i, min(n, i + step)) for i in range(0, n, max(step, 1))]
+def _sub_blocks(z: torch.Tensor) -> tuple[list[slice], torch.Tensor]:
+    """Rows of ``z`` a few at a time and a float64 buffer for them (``SUB_BYTES``) when
+    widened, else all at once, in place (the buffer is ``z``)."""
+    n, v = z.shape
+    if _wide(z) == z.dtype:
+        return [slice(0, n)], z
+    step = max(1, min(n, SUB_BYTES // (8 * max(1, v))))
+    buffer = torch.empty((step, v), dtype=_wide(z), device=z.device)
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)], buffer
 
 
 def _probabilities_(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
     r""":math:`p = e^{z' - \mathrm{LSE}}` in place of ``z``, each entry formed in float64
-    (a few rows at a time; on the CPU) and rounded once: no rounding of :math:`z' - \mathrm{LSE}` to
-    ``z``'s dtype (half an ulp of it, 32 float32 ulps of :math:`p` at a distance of 70)."""
-    for r in _sub_blocks(z):
-        z[r] = z[r].to(_wide(z)).sub_(lse[r, None]).exp_()
+    (a few rows at a time; on the CPU) and rounded once: no rounding of :math:`z' -
+    \mathrm{LSE}` to ``z``'s dtype (half an ulp of it, 32 float32 ulps of :math:`p` at
+    a distance of 70)."""
+    rows, buffer = _sub_blocks(z)
+    for r in rows:
+        if buffer is z:
+            z.sub_(lse[:, None]).exp_()
+        else:
+            z[r] = buffer[: r.stop - r.start].copy_(z[r]).sub_(lse[r, None]).exp_()
     return z
 
 
@@ -395,9 +406,11 @@ def _exp_rest_(
     """
     top = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
     rest = torch.empty_like(top)
-    at = top_at[:, None]
-    for r in _sub_blocks(z):
-        e = z[r].to(_wide(z)).sub_(m[r, None].to(torch.float64)).exp_()
+    at, shift = top_at[:, None], m.to(torch.float64)
+    rows, buffer = _sub_blocks(z)
+    for r in rows:
+        e = buffer[: r.stop - r.start]
+        e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None]).exp_()
         kept = e.gather(1, at[r])
         rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
         top[r] = kept[:, 0]
