@@ -78,12 +78,14 @@ inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (
 CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
 exact in float32), gradients accumulate in float32 and are rounded once to the
 input dtype at the end. The exponentials :math:`e^{z' - m}` and :math:`p = e^{z' -
-\mathrm{LSE}}` are formed in float64 a few rows at a time (``SUB_BYTES``), each
-rounded once: in float32, :math:`z' - \mathrm{LSE}` carried the LSE rounded to an
-ulp of :math:`m` (median ``dh`` errors 15-21 ulps at logits near 40, against the
-naive float32 path's 6) and :math:`z' - m` half an ulp of itself (32 ulps of
-:math:`e^{-70}`). The rest of the elementwise work on a block (cap, the gradient
-block :math:`G`) is in float32 too, except with soft-capping on the CPU
+\mathrm{LSE}}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
+beside the block: 16 MiB more peak memory, some 15 % more time at D = 512 on the
+loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
+\mathrm{LSE}` carried the LSE rounded to an ulp of :math:`m` (median ``dh`` errors
+15-21 ulps at logits near 40, against the naive float32 path's 6) and :math:`z' - m`
+half an ulp of itself (32 ulps of :math:`e^{-70}`). The rest of the elementwise work
+on a block (cap, the gradient block :math:`G`) is in float32 too, except with
+soft-capping on the CPU
 (``_launch.work_dtype``, issue 13): there each float32 product block is converted to
 float64, :math:`G` formed in float64 and rounded once to float32 for the products,
 and the token blocks are sized for the float64 block (half the rows). With ``W = I``
