@@ -2,6 +2,7 @@
 
     python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src [--repeats 5]
     python benchmarks/bench_torch_soft_targets.py --in-process [--repeats 5]
+    python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src --soft-cap 30
 
 Issue 13 follow-up: one forward and backward (``reduction='mean'``) at N = 1024,
 C = 32000, float32 logits and targets, on the CPU. Each measurement runs in a fresh
@@ -39,7 +40,7 @@ t = torch.softmax(torch.randn({n}, {c}, generator=g) * 3, -1)
 
 def step():
     z.grad = None
-    ct.cross_entropy(z, t).backward()
+    ct.cross_entropy(z, t, soft_cap={soft_cap}).backward()
 
 step()  # warm-up (compiles nothing: the first call's imports and allocations)
 times = []
@@ -53,9 +54,11 @@ print(json.dumps({{"seconds": seconds, "peak_mib": peak_mib(step)}}))
 """
 
 
-def _measure(src: str, threads: int) -> dict[str, float]:
+def _measure(src: str, threads: int, soft_cap: float | None = None) -> dict[str, float]:
     bench = os.path.dirname(os.path.abspath(__file__))
-    code = _CHILD.format(src=os.path.abspath(src), bench=bench, n=N, c=C, threads=threads)
+    code = _CHILD.format(
+        src=os.path.abspath(src), bench=bench, n=N, c=C, threads=threads, soft_cap=soft_cap
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="op against generic path")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--soft-cap", type=float, default=None, help="soft_cap of the calls")
     args = parser.parse_args()
     if args.in_process:
         _in_process(args.repeats)
@@ -109,8 +113,11 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for _ in range(args.repeats):
         for name, src in trees.items():
-            results[name].append(_measure(src, args.threads))
-    print(f"N={N} C={C} float32, mean, fwd+bwd; load average {os.getloadavg()}")
+            results[name].append(_measure(src, args.threads, args.soft_cap))
+    print(
+        f"N={N} C={C} float32, mean, soft_cap={args.soft_cap}, fwd+bwd; "
+        f"load average {os.getloadavg()}"
+    )
     print("| tree | median s | all s | median peak MiB |")
     for name, runs in results.items():
         secs = [r["seconds"] for r in runs]

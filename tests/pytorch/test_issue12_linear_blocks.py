@@ -80,10 +80,10 @@ def test_issue12_one_logits_block_alive_at_a_time(formed: bool) -> None:
     record = _AliveBlocks((chunk, v))
     with record:
         if formed:
-            _, _, grads = _linear.forward_pass(problem, row_scale=upstream)
+            *_, grads = _linear.forward_pass(problem, row_scale=upstream)
         else:
-            _, lse, _ = _linear.forward_pass(problem, row_scale=None)
-            grads = _linear.backward_pass(problem, lse, upstream, bias=False)
+            _, lse, log_p, _ = _linear.forward_pass(problem, row_scale=None)
+            grads = _linear.backward_pass(problem, lse, log_p, upstream, bias=False)
     assert record.most == 1
     assert grads is not None
     ref_h, ref_w = h.clone().requires_grad_(), w.clone().requires_grad_()

@@ -129,8 +129,8 @@ def test_gradcheck_of_the_op(option: str) -> None:
             soft_cap=None,
         )
     )
-    op = torch.ops.crossent.softmax_ce_probs
-    assert torch.autograd.gradcheck(lambda x: op(x, t, weight, packed), (z,))
+    op = torch.ops.crossent.softmax_ce_probs_v2
+    assert torch.autograd.gradcheck(lambda x: op(x, t, weight, packed)[0], (z,))
 
 
 @pytest.mark.parametrize("shape", [(7,), (4, 7, 3), (2, 7, 2, 2)])
@@ -215,8 +215,8 @@ def test_float64_work_in_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None
     opts = _backend.options(label_smoothing=0.1, z_loss=1e-3, temperature=1.5, soft_cap=None)
     record = _Allocations()
     with record:
-        rows = _launch.target_forward(z, t, w, opts)
-        grad = _launch.target_backward(torch.ones(200), z, t, w, opts)
+        rows, lse = _launch.target_forward(z, t, w, opts)
+        grad = _launch.target_backward(torch.ones(200), z, t, w, lse, opts)
     assert rows.shape == (200,)
     assert grad.shape == z.shape
     assert grad.dtype == z.dtype
@@ -262,9 +262,9 @@ def test_target_and_weight_gradients_keep_the_generic_path() -> None:
         assert torch.allclose(got.double(), ref, rtol=1e-5, atol=1e-9)
 
 
-def test_soft_cap_keeps_the_generic_path() -> None:
+def test_soft_cap_takes_the_op_too() -> None:
     z = torch.randn(4, 5)
-    assert not _launch.uses_target_op(z, _backend.unpack([0.0, 0.0, 1.0, 30.0]))
+    assert _launch.uses_target_op(z, _backend.unpack([0.0, 0.0, 1.0, 30.0]))
     assert _launch.uses_target_op(z, _backend.unpack([0.0, 0.0, 1.0, 0.0]))
     assert not _launch.uses_target_op(z.double(), _backend.unpack([0.0, 0.0, 1.0, 0.0]))
 

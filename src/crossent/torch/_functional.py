@@ -128,8 +128,8 @@ def cross_entropy(
     devices use the generic array-API code, in blocks of rows. Probability targets
     are computed in float64 on the CPU (their gradient's entries :math:`p - t` cancel;
     the loss and the gradient are rounded once): through the custom op
-    ``crossent::softmax_ce_probs`` (float32/float16/bfloat16 input without
-    ``soft_cap``), by blocks of rows, autograd saving only the input and the targets;
+    ``crossent::softmax_ce_probs_v2`` (float32/float16/bfloat16 input), by blocks of
+    rows, autograd saving only the input, the targets and the rows' log-sum-exps;
     else with plain differentiable torch operations. Their ``'mean'`` divides by the
     number of rows, as PyTorch's does.
 
@@ -187,9 +187,9 @@ def _cross_entropy_probs(
     opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
-    """Probability targets: ``crossent::softmax_ce_probs`` on the CPU (float32, float16,
-    bfloat16 logits, no soft-capping, no gradient wanted for the targets or the class
-    weights), else plain differentiable torch operations (the generic path)."""
+    """Probability targets: ``crossent::softmax_ce_probs_v2`` on the CPU (float32,
+    float16, bfloat16 logits, no gradient wanted for the targets or the class weights),
+    else plain differentiable torch operations (the generic path)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
@@ -208,7 +208,7 @@ def _cross_entropy_probs(
         # a time, autograd saving only the logits and the targets (_launch).
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
-        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed()).reshape(t.shape[:-1])
+        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed())[0].reshape(t.shape[:-1])
     else:
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)

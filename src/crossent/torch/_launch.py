@@ -15,15 +15,16 @@
   kernels' are (issue 13: in float32 the gradient's small entries were up to 90 ulps off).
 
 Probability targets (:func:`target_rows`, differentiable torch operations) go through
-``crossent::softmax_ce_probs`` on the CPU for float32/float16/bfloat16 logits without
-soft-capping (:func:`uses_target_op`): the forward computes the same float64
+``crossent::softmax_ce_probs_v2`` on the CPU for float32/float16/bfloat16 logits,
+soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
 operations a block of rows at a time under no autograd, which then saves only the
-logits and the targets (not several float64 copies of the logits); the backward
-forms the gradient's formula in float64 by blocks too, each entry rounded once to the
-logits' dtype. Not the fused kernel of ``softmax_cross_entropy_with_targets_grad``:
-on entries where :math:`p \approx \tilde t` cancel it was measured up to 35 float32
-ulps off at 4000-32000 classes (its ``exp`` is not correctly rounded; the hard cases
-of ``tests/pytorch/test_issue13_torch_exact.py``), against half an ulp here.
+logits, the targets and the rows' float64 log-sum-exps (not several float64 copies
+of the logits); the backward forms the gradient's formula in float64 by blocks too
+(the cap's chain rule included), each entry rounded once to the logits' dtype. Not
+the fused kernel of ``softmax_cross_entropy_with_targets_grad``: on entries where
+:math:`p \approx \tilde t` cancel it was measured up to 35 float32 ulps off at
+4000-32000 classes (its ``exp`` is not correctly rounded; the hard cases of
+``tests/pytorch/test_issue13_torch_exact.py``), against half an ulp here.
 
 The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
 ``exp(z'_c - LSE)`` then carries no rounding of the LSE. So is the per-row
@@ -230,6 +231,13 @@ def target_rows(
 ) -> torch.Tensor:
     """Per-row losses of probability targets ``t`` under logits ``z`` (both classes last,
     in the work dtype), with differentiable torch operations."""
+    return _target_rows_and_log_p(z, t, weight, opts)[0]
+
+
+def _target_rows_and_log_p(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`target_rows` and the log-probabilities it formed."""
     if opts.soft_cap is not None:
         z = opts.soft_cap * torch.tanh(z / opts.soft_cap)
     if opts.temperature != 1.0:
@@ -241,17 +249,13 @@ def target_rows(
     if opts.z_loss:
         lse = torch.logsumexp(z, dim=-1, keepdim=True)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
-    return rows
+    return rows, log_p
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
     """Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
-    CPU float32/float16/bfloat16 logits without soft-capping."""
-    return (
-        z.device.type == "cpu"
-        and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
-        and opts.soft_cap is None
-    )
+    CPU float32/float16/bfloat16 logits (soft-capped or not, issue 13)."""
+    return z.device.type == "cpu" and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _float64_blocks(
@@ -265,16 +269,31 @@ def _float64_blocks(
 
 def target_forward(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
-) -> torch.Tensor:
-    """Float64 per-row losses of probability targets (rows x classes), the operations of
-    :func:`target_rows` in float64 a block of rows at a time (the same values)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Float64 per-row losses of probability targets (rows x classes), the operations of
+    :func:`target_rows` in float64 a block of rows at a time (the same values), and the
+    rows' float64 log-sum-exps of :math:`z/T` for :func:`target_backward`.
+
+    The LSE is read off the log-softmax at each row's maximum, :math:`z'_j - \log p_j =
+    m + \log s` (its argument found on ``z`` as stored, the order of :math:`z/T`'s): one
+    pass over ``z``, not the backward's log-sum-exp of its float64 block.
+    """
     rows = torch.empty(z.shape[0], dtype=torch.float64)
+    lse = torch.empty(z.shape[0], dtype=torch.float64)
     blocks, w = _float64_blocks(z, weight)
     with torch.no_grad():
         for start, stop in blocks:
             zb, tb = z[start:stop].double(), t[start:stop].double()
-            rows[start:stop] = target_rows(zb, tb, w, opts)
-    return rows
+            rows[start:stop], log_p = _target_rows_and_log_p(zb, tb, w, opts)
+            # z' is increasing in z: its maximum is at z's (zb may be z: not in place).
+            at = z[start:stop].argmax(-1, keepdim=True)
+            top = zb.gather(-1, at)
+            if opts.soft_cap is not None:
+                top = opts.soft_cap * torch.tanh(top / opts.soft_cap)
+            top = top / opts.temperature
+            lse[start:stop] = (top - log_p.gather(-1, at))[:, 0]
+            del zb, log_p
+    return rows, lse
 
 
 def target_backward(
@@ -282,13 +301,18 @@ def target_backward(
     z: torch.Tensor,
     t: torch.Tensor,
     weight: torch.Tensor | None,
+    lse: torch.Tensor,
     opts: _backend.Options,
 ) -> torch.Tensor:
-    r"""``upstream[i] * d L_i / d z[i]`` of probability targets (no soft-capping) in
-    ``z``'s dtype: :math:`u_i [(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i - w\odot\tilde
-    t_i] / T`, :math:`A_i = \sum_c w_c \tilde t_{ic}`, in float64 a block of rows at a
-    time, each entry rounded once. (A custom op's kernel runs below autograd: the
-    formula, not ``autograd.grad`` of :func:`target_rows`.)"""
+    r"""``upstream[i] * d L_i / d z[i]`` of probability targets in ``z``'s dtype:
+    :math:`u_i [(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i - w\odot\tilde t_i]
+    \operatorname{sech}^2(z_i/s) / T`, :math:`A_i = \sum_c w_c \tilde t_{ic}`, in float64
+    a block of rows at a time, each entry rounded once, from the forward's ``lse``
+    (issue 13: the backward recomputed it per block). The cap's factor (1 without
+    soft-capping) is :math:`4v/(1 + v)^2`, :math:`v = e^{-2|z|/s}`, as
+    :func:`crossent.losses._terms.chain_rule`'s: no cancellation where :math:`|z| \gg
+    s`. (A custom op's kernel runs below autograd: the formula, not ``autograd.grad``
+    of :func:`target_rows`.)"""
     z, t = z.detach(), t.detach()
     u = upstream.detach().to(torch.float64)
     out = torch.empty(z.shape, dtype=z.dtype)
@@ -296,14 +320,24 @@ def target_backward(
     for start, stop in blocks:
         zb = z[start:stop].to(torch.float64, copy=True)
         tb = t[start:stop].double()
+        cap = opts.soft_cap
+        x = None
+        if cap is not None:  # z' = s tanh(z / s), as target_rows; z / s kept for the chain rule
+            x = zb.div_(cap)
+            zb = torch.tanh(x).mul_(cap)
         if opts.temperature != 1.0:
             zb.div_(opts.temperature)
-        lse = torch.logsumexp(zb, dim=-1, keepdim=True)
+        lse_b = lse[start:stop, None]
         wt = _weighted_targets(tb, w, opts)
         coef = wt.sum(-1, keepdim=True)
         if opts.z_loss:
-            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse
+            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse_b
         scale = u[start:stop, None] / opts.temperature
         # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
-        out[start:stop] = zb.sub_(lse).exp_().mul_(coef).sub_(wt).mul_(scale)
+        grad = zb.sub_(lse_b).exp_().mul_(coef).sub_(wt).mul_(scale)
+        if x is not None:  # times 4v / (1 + v)^2, v = exp(-2|z|/s), in place of z / s
+            v = x.abs_().mul_(-2.0).exp_()
+            grad.mul_(v).mul_(4.0).div_(v.add_(1.0).square_())
+            del v, x
+        out[start:stop] = grad
     return out

@@ -9,13 +9,18 @@ formed one block of :math:`N_c` tokens (and, when V is large, :math:`V_c` classe
 time and dropped:
 
 * forward: :math:`z'_{ic} = \operatorname{cap}(z_{ic})/T`; the log-sum-exp is kept
-  online over vocabulary blocks, :math:`(m, s) \leftarrow (m', s\,e^{m - m'} +
-  \sum_c e^{z'_c - m'})` with :math:`m' = \max(m, \max_c z'_c)`, and
-  :math:`\operatorname{LSE} = m + \log s`; the label's :math:`z'_y` and, for label
+  online over vocabulary blocks as the maximum :math:`m` and the float64 sum
+  :math:`s'` of :math:`e^{z'_c - m}` over all terms but one maximal one (a block with a
+  larger maximum :math:`m'` rescales by :math:`e^{m - m'}` and moves the old maximal
+  term into :math:`s'`), :math:`\ell = \operatorname{log1p}(s')`,
+  :math:`\operatorname{LSE} = m + \ell` and :math:`\log p_y = (z'_y - m) - \ell`
+  (issue 13: :math:`m + \log s` lost every log-partition below an ulp of :math:`m`,
+  the loss :math:`e^{-d}` of a confident row, as ``crossent.losses``' kernels keep
+  it); the label's :math:`z'_y` and, for label
   smoothing, :math:`\sum_c w_c z'_c` are gathered from the block that holds them. The
   loss of row i is (as in :func:`crossent.softmax_cross_entropy`)
 
-  .. math:: L_i = (1-\varepsilon) w_{y_i} (\operatorname{LSE}_i - z'_{iy_i})
+  .. math:: L_i = -(1-\varepsilon) w_{y_i} \log p_{y_i}
             + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\operatorname{LSE}_i
             - \sum_c w_c z'_{ic}\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2.
 
@@ -25,7 +30,7 @@ time and dropped:
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
   :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
-  :math:`g\,\operatorname{expm1}(z'_y - \mathrm{LSE}) + (c - g)\,p_y` with
+  :math:`g\,\operatorname{expm1}(\log p_y) + (c - g)\,p_y` with
   :math:`g = (1-\varepsilon) w_y`, :math:`c = A + 2\lambda\omega\,\mathrm{LSE}`, so
   :math:`p_y - 1` keeps its digits when :math:`p_y \to 1` (the regime where a
   rounded :math:`p_y` minus 1 loses all of them).
@@ -37,7 +42,8 @@ time and dropped:
   place, by the incoming scalar (no second gradient-sized buffer; a second backward
   through the graph fails on the saved tensors' version counter instead of scaling
   twice). For ``'none'`` (any per-row upstream) the forward saves the
-  per-row LSE and the backward recomputes each block: four products. With the
+  per-row LSE and :math:`\log p_y` (float64) and the backward recomputes each block:
+  four products. With the
   vocabulary split into blocks, forming the gradient needs the final LSE of the row,
   so the block is recomputed in a second sweep (four products too).
 
@@ -71,8 +77,15 @@ Precision: the matrix products are computed in float32 for float32/bfloat16/floa
 inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
 CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
 exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end. The elementwise work on a block (cap, softmax, the gradient
-block :math:`G`) is in float32 too, except with soft-capping on the CPU
+input dtype at the end. The exponentials :math:`e^{z' - m}` and :math:`p = e^{z' -
+\mathrm{LSE}}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
+beside the block: 16 MiB more peak memory, some 15 % more time at D = 512 on the
+loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
+\mathrm{LSE}` carried the LSE rounded to an ulp of :math:`m` (median ``dh`` errors
+15-21 ulps at logits near 40, against the naive float32 path's 6) and :math:`z' - m`
+half an ulp of itself (32 ulps of :math:`e^{-70}`). The rest of the elementwise work
+on a block (cap, the gradient block :math:`G`) is in float32 too, except with
+soft-capping on the CPU
 (``_launch.work_dtype``, issue 13): there each float32 product block is converted to
 float64, :math:`G` formed in float64 and rounded once to float32 for the products,
 and the token blocks are sized for the float64 block (half the rows). With ``W = I``
@@ -93,6 +106,7 @@ from ._launch import work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
+    "SUB_BYTES",
     "Gradients",
     "LinearProblem",
     "auto_chunks",
@@ -245,17 +259,23 @@ class LinearProblem:
         z: torch.Tensor,
         t: torch.Tensor | None,
         lse: torch.Tensor,
+        log_p: torch.Tensor,
         scale: torch.Tensor,
         rows: slice,
         v0: int,
         v1: int,
         *,
-        d_y: torch.Tensor | None = None,
+        normalised: bool = False,
     ) -> torch.Tensor:
         r"""``d L / d z`` of a block, in place of ``z'`` (``scale`` = upstream x active).
 
-        With ``d_y`` (:math:`z'_y - \mathrm{LSE}`) given, ``z`` already holds the
-        probabilities :math:`p` (the forward's exponentials, normalised).
+        ``lse`` and ``log_p`` (:math:`\log p_y = (z'_y - m) - \ell`) are the rows'
+        float64 statistics. With ``normalised``, ``z`` already holds the probabilities
+        :math:`p` (the forward's, normalised). Otherwise :math:`p = e^{z' -
+        \mathrm{LSE}}` is formed in float64 (:func:`_probabilities_`): no rounding of
+        the LSE to the work dtype (an ulp of :math:`m`, some 16 float32 ulps at
+        :math:`m = 40`, alike for every entry of the row) nor of :math:`z' -
+        \mathrm{LSE}`.
         """
         eps, z_loss, classes = self.options.label_smoothing, self.options.z_loss, self.classes
         w_y, a = self.w_y[rows], self.a[rows]
@@ -264,13 +284,9 @@ class LinearProblem:
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
         label = label.clamp(0, v1 - v0 - 1)[:, None]
-        if d_y is None:
-            d_y = z.gather(1, label)[:, 0] - lse  # float64: no cancellation near p_y = 1
-            p = z.sub_(lse.to(z.dtype)[:, None]).exp_()
-        else:
-            p = z
-        # The label's entry g expm1(z'_y - LSE) + (c - g) p_y keeps p_y - 1's digits.
-        g_y = target * torch.expm1(d_y) + (coef - target) * p.gather(1, label)[:, 0]
+        p = z if normalised else _probabilities_(z, lse)
+        # The label's entry g expm1(log p_y) + (c - g) p_y keeps p_y - 1's digits.
+        g_y = target * torch.expm1(log_p) + (coef - target) * p.gather(1, label)[:, 0]
         grad = p.mul_((coef * scale).to(p.dtype)[:, None])
         g_y = (g_y * scale).to(grad.dtype)
         grad.scatter_(1, label, torch.where(here, g_y, grad.gather(1, label)[:, 0])[:, None])
@@ -343,30 +359,84 @@ def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None
         grads.h[rows] = gh
 
 
-def _exp_sum(e: torch.Tensor, top_at: torch.Tensor) -> torch.Tensor:
-    """Float64 row sums of a block of exponentials, with no float64 block temporary.
+#: Bytes of the float64 buffer of the exponentials (a few rows of a block at a time):
+#: fewer, larger steps than 4 MiB's (each elementwise operation is a parallel region,
+#: which a loaded machine makes slow), a sixth of a block.
+SUB_BYTES = 16 * 2**20
 
-    Each row's largest term (exactly 1 in the block that holds the row's maximum) is
-    taken out and the rest summed in the block's dtype, so the rounding is relative to
-    the rest, not to the total; the two are added in float64. Near :math:`p_y = 1` the
-    rest is tiny beside 1, and a float32 sum of the whole row would keep few of its
-    digits (``sum(dtype=torch.float64)`` would convert the whole block instead).
+
+def _wide(z: torch.Tensor) -> torch.dtype:
+    """The dtype of the exponentials of ``z``: float64 on the CPU; on accelerators
+    ``z``'s own (float64 runs at a small fraction of float32's rate on most GPUs, see
+    :func:`crossent.torch._launch.work_dtype`)."""
+    return torch.float64 if z.device.type == "cpu" else z.dtype
+
+
+def _sub_blocks(z: torch.Tensor) -> tuple[list[slice], torch.Tensor]:
+    """Rows of ``z`` a few at a time and a float64 buffer for them (``SUB_BYTES``) when
+    widened, else all at once, in place (the buffer is ``z``)."""
+    n, v = z.shape
+    if _wide(z) == z.dtype:
+        return [slice(0, n)], z
+    step = max(1, min(n, SUB_BYTES // (8 * max(1, v))))
+    buffer = torch.empty((step, v), dtype=_wide(z), device=z.device)
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)], buffer
+
+
+def _probabilities_(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
+    r""":math:`p = e^{z' - \mathrm{LSE}}` in place of ``z``, each entry formed in float64
+    (a few rows at a time; on the CPU) and rounded once: no rounding of :math:`z' -
+    \mathrm{LSE}` to ``z``'s dtype (half an ulp of it, 32 float32 ulps of :math:`p` at
+    a distance of 70)."""
+    rows, buffer = _sub_blocks(z)
+    for r in rows:
+        if buffer is z:
+            z.sub_(lse[:, None]).exp_()
+        else:
+            z[r] = buffer[: r.stop - r.start].copy_(z[r]).sub_(lse[r, None]).exp_()
+    return z
+
+
+def _exp_rest_(
+    z: torch.Tensor, m: torch.Tensor, top_at: torch.Tensor, *, normalise: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Float64 sums over each row of :math:`e^{z' - m}`, apart: the term at ``top_at``
+    and the rest, the exponentials formed in float64 a few rows at a time.
+
+    With ``normalise`` (the block holds whole rows, ``m`` their maxima), ``z`` is
+    overwritten with :math:`p = e^{z' - m} / (1 + \text{rest})`, rounded once.
     """
-    at = top_at[:, None]
-    top = e.gather(1, at)
-    e.scatter_(1, at, 0.0)
-    rest = e.sum(1)
-    e.scatter_(1, at, top)
-    return top[:, 0].to(torch.float64) + rest.to(torch.float64)
+    top = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
+    rest = torch.empty_like(top)
+    at, shift = top_at[:, None], m.to(torch.float64)
+    rows, buffer = _sub_blocks(z)
+    for r in rows:
+        e = buffer[: r.stop - r.start]
+        e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None]).exp_()
+        kept = e.gather(1, at[r])
+        rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
+        top[r] = kept[:, 0]
+        if normalise:
+            z[r] = e.scatter_(1, at[r], kept).mul_((1 / (1 + rest[r]))[:, None])
+    return top, rest
 
 
 def forward_pass(
     problem: LinearProblem, *, row_scale: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, Gradients | None]:
-    """Per-row losses, LSEs, and (when ``row_scale`` is given) the gradients.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Gradients | None]:
+    r"""Per-row losses, float64 LSEs and :math:`\log p_y`, and (when ``row_scale`` is
+    given) the gradients.
 
     ``row_scale`` is the upstream gradient of each row's loss (zero on ignored rows is
     applied here); the gradients are then formed from the same logits blocks.
+
+    The row statistics: the maximum :math:`m` and, in float64, the sum :math:`s'` of
+    :math:`e^{z'_c - m}` over all terms but one maximal one, kept online over the
+    vocabulary blocks (a block with a larger maximum moves the old maximal term into
+    :math:`s'`), so :math:`\ell = \operatorname{log1p}(s')` and the loss
+    :math:`(m - z'_y) + \ell` keep a log-partition far below an ulp of :math:`m` (a
+    confident row's :math:`e^{-d}`, which :math:`m + \log s` rounds to 0 or to an ulp
+    of :math:`m`), as ``crossent.losses``' kernels do.
     """
     n, acc = problem.h.shape[0], problem.acc
     eps, z_loss = problem.options.label_smoothing, problem.options.z_loss
@@ -374,6 +444,7 @@ def forward_pass(
     # Per-row statistics in float64: near p_y = 1 the loss LSE - z'_y is a small
     # difference of two large numbers, which float32 would leave with few digits.
     lse_all = torch.empty(n, dtype=torch.float64, device=problem.h.device)
+    log_p_all = torch.empty_like(lse_all)
     grads = None
     if row_scale is not None:
         grads = _empty_grads(problem, problem.b is not None)
@@ -383,7 +454,7 @@ def forward_pass(
         hc = problem.h[rows].to(acc)
         safe = problem.safe[rows]
         m = torch.full((stop - start,), -torch.inf, dtype=problem.work, device=hc.device)
-        s = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
+        rest = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
         z_y = torch.zeros_like(m)
         wz = torch.zeros_like(m)
         kept = None
@@ -397,49 +468,63 @@ def forward_pass(
                 wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
             top, top_at = z.max(1)
             m_new = torch.maximum(m, top)
-            # z' is not needed again: its exponentials overwrite it (no temporary).
-            e = z.sub_(m_new[:, None]).exp_()
-            s = s * torch.exp(m.double() - m_new) + _exp_sum(e, top_at)
+            # One block: z' is not needed again, its probabilities overwrite it.
+            top_term, block_rest = _exp_rest_(z, m_new, top_at, normalise=len(vocab) == 1)
+            # A new maximum: the old maximal term (1 before rescaling) joins the rest.
+            factor = torch.exp(m.double() - m_new)
+            rest = torch.where(
+                top > m, rest * factor + factor + block_rest, rest + top_term + block_rest
+            )
             m = m_new
             if len(vocab) == 1:
-                kept = (e, t)
+                kept = (z, t)
             # Drop each name of the block now: one block alive at a time, not two
             # (the next block is allocated before a name still holding this one rebinds).
-            del z, t, e
-        lse = m.double() + torch.log(s)
-        a_loss = (1 - eps) * problem.w_y[rows] * (lse - z_y)
+            del z, t
+        ell = torch.log1p(rest)
+        lse = m.double() + ell
+        log_p = (z_y.double() - m) - ell
+        a_loss = -(1 - eps) * problem.w_y[rows] * log_p
         if eps:
             a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz)
         if z_loss:
             a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
         loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
         lse_all[rows] = lse
+        log_p_all[rows] = log_p
         if grads is None or row_scale is None:
             continue
         scale = row_scale[rows] * problem.active[rows]
         gh = _row_gradient(grads, rows, acc)
         for v0, v1 in vocab:
-            if kept is not None:  # one vocabulary block: p = e^{z' - m} / s, no recompute
-                e, t = kept
-                p = e.mul_((1 / s).to(e.dtype)[:, None])
-                grad = problem.gradient_block(p, t, lse, scale, rows, v0, v1, d_y=z_y - lse)
+            if kept is not None:  # one vocabulary block: its p kept, no recompute
+                p, t = kept
+                grad = problem.gradient_block(
+                    p, t, lse, log_p, scale, rows, v0, v1, normalised=True
+                )
                 kept = None
-                del e, p
+                del p
             else:
                 z, t = problem.logits(hc, v0, v1)
-                grad = problem.gradient_block(z, t, lse, scale, rows, v0, v1)
+                grad = problem.gradient_block(z, t, lse, log_p, scale, rows, v0, v1)
                 del z
             grad = grad.to(acc)  # rounded once when widened
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
         _store_row_gradient(grads, rows, gh)
-    return loss, lse_all, grads
+    return loss, lse_all, log_p_all, grads
 
 
 def backward_pass(
-    problem: LinearProblem, lse: torch.Tensor, upstream: torch.Tensor, *, bias: bool
+    problem: LinearProblem,
+    lse: torch.Tensor,
+    log_p: torch.Tensor,
+    upstream: torch.Tensor,
+    *,
+    bias: bool,
 ) -> Gradients:
-    """Gradients for a per-row ``upstream``, recomputing each logits block."""
+    r"""Gradients for a per-row ``upstream``, recomputing each logits block, from the
+    forward's float64 ``lse`` and ``log_p`` (:math:`\log p_y`)."""
     acc = problem.acc
     grads = _empty_grads(problem, bias)
     for start, stop in problem.token_blocks():
@@ -449,8 +534,9 @@ def backward_pass(
         gh = _row_gradient(grads, rows, acc)
         for v0, v1 in problem.vocab_blocks():
             z, t = problem.logits(hc, v0, v1)
-            grad = problem.gradient_block(z, t, lse[rows], scale, rows, v0, v1).to(acc)
+            grad = problem.gradient_block(z, t, lse[rows], log_p[rows], scale, rows, v0, v1)
             del z
+            grad = grad.to(acc)
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
         _store_row_gradient(grads, rows, gh)

@@ -16,17 +16,22 @@ synchronisation. On other devices the ops read no data for checks.
   caches key a graph by the ops' names, not their schemas, so a graph compiled with the
   old two-output op would be replayed (its backward called with the old arguments):
   a changed schema takes a new name.
-* ``crossent::softmax_ce_probs(logits, targets, weight, options) -> loss_rows``
-  (float64 per-row losses of probability targets) and its backward
-  ``crossent::softmax_ce_probs_backward`` (``upstream * dL_i/dz_i`` in the logits'
-  dtype, each entry formed in float64 and rounded once), over ``(rows, classes)``
-  views, for the CPU (:func:`crossent.torch._launch.uses_target_kernels`). Autograd
-  saves the logits, the targets and the weights: no float64 copy of the logits.
-* ``crossent::linear_cross_entropy(...) -> (loss, lse, grad_input, grad_weight,
-  grad_bias)``: the gradients are formed in the forward for the scalar reductions
-  when ``need_grad`` (empty tensors otherwise), and the backward scales them by the
-  incoming scalar; otherwise the backward calls
-  ``crossent::linear_cross_entropy_backward``, which recomputes the logits blocks.
+* ``crossent::softmax_ce_probs_v2(logits, targets, weight, options) -> (loss_rows,
+  lse)`` (float64 per-row losses of probability targets and log-sum-exps) and its
+  backward ``crossent::softmax_ce_probs_v2_backward`` (``upstream * dL_i/dz_i`` in the
+  logits' dtype, each entry formed in float64 and rounded once, from the saved
+  ``lse``), over ``(rows, classes)`` views, for the CPU
+  (:func:`crossent.torch._launch.uses_target_op`). Autograd saves the logits, the
+  targets, the weights and the ``lse``: no float64 copy of the logits. ``_v2``: issue
+  13 added ``lse`` (the backward recomputed it per block).
+* ``crossent::linear_cross_entropy_v2(...) -> (loss, lse, label_log_p, grad_input,
+  grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
+  reductions when ``need_grad`` (empty tensors otherwise), and the backward scales
+  them by the incoming scalar; otherwise the backward calls
+  ``crossent::linear_cross_entropy_v2_backward``, which recomputes the logits blocks
+  from the float64 ``lse`` and ``label_log_p`` (``log p_y``: its label entry
+  exact at any confidence). ``_v2``: issue 13 added ``label_log_p`` (a changed schema
+  takes a new name, as above).
 
 This module is not annotated with ``from __future__ import annotations``: the custom
 op machinery reads the annotations to infer each schema.
@@ -144,12 +149,13 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, .
 softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v2", mutates_args=())
 def softmax_ce_probs(
     logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Float64 per-row losses of probability ``targets`` (rows x classes) under ``logits``
-    (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks).
+    (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks)
+    and the rows' float64 log-sum-exps (of the tempered logits).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
@@ -157,18 +163,27 @@ def softmax_ce_probs(
 
 
 @softmax_ce_probs.register_fake
-def _softmax_ce_probs_fake(logits: Tensor, *_: Any) -> Tensor:
-    return logits.new_empty((logits.shape[0],), dtype=torch.float64)
+def _softmax_ce_probs_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
+    n = logits.shape[0]
+    return (
+        logits.new_empty((n,), dtype=torch.float64),
+        logits.new_empty((n,), dtype=torch.float64),
+    )
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v2_backward", mutates_args=())
 def softmax_ce_probs_backward(
-    upstream: Tensor, logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    options: list[float],
 ) -> Tensor:
     """``upstream[i] * d L_i / d logits[i]`` in the dtype of ``logits``, each entry formed
-    in float64 and rounded once."""
+    in float64 and rounded once, from the forward's ``lse``."""
     opts = _backend.unpack(options)
-    return _launch.target_backward(upstream, logits, targets, weight, opts)
+    return _launch.target_backward(upstream, logits, targets, weight, lse, opts)
 
 
 @softmax_ce_probs_backward.register_fake
@@ -176,17 +191,19 @@ def _softmax_ce_probs_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) -
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
-def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
     logits, targets, weight, options = inputs
-    ctx.save_for_backward(logits, targets, weight)
+    lse = output[1]
+    ctx.save_for_backward(logits, targets, weight, lse)
+    ctx.mark_non_differentiable(lse)
     ctx.options = options
 
 
-def _probs_backward(ctx: Any, grad_rows: Tensor) -> tuple[Any, ...]:
-    logits, targets, weight = ctx.saved_tensors
+def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    logits, targets, weight, lse = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, ctx.options)
+        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
     return (grad, None, None, None)
 
 
@@ -250,7 +267,7 @@ def _grad_outputs(
     return grads.h, grads.w.to(linear_weight.dtype), grad_b
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v2", mutates_args=())
 def linear_cross_entropy_op(
     input: Tensor,
     linear_weight: Tensor,
@@ -264,8 +281,9 @@ def linear_cross_entropy_op(
     chunk_size: int,
     vocab_chunk: int,
     need_grad: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``(loss, lse, grad_input, grad_weight, grad_bias)``; the gradients empty unless formed."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``(loss, lse, label_log_p, grad_input, grad_weight, grad_bias)``; the gradients
+    empty unless formed."""
     if labels.device.type == "cpu":
         check_class_ids(
             labels,
@@ -278,14 +296,14 @@ def linear_cross_entropy_op(
     scale = _normalizer_scale(problem, reduction)
     form = need_grad and reduction != "none"
     row_scale = scale.expand(_rows_of(labels)) if form else None
-    rows, lse, grads = forward_pass(problem, row_scale=row_scale)
+    rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
         _check_finite(lse, batch_shape)
     loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
     if grads is None:
         empty = input.new_empty((0,))
-        return loss, lse, empty, empty.clone(), empty.clone()
-    return (loss, lse, *_grad_outputs(grads, input, linear_weight, linear_bias))
+        return loss, lse, log_p, empty, empty.clone(), empty.clone()
+    return (loss, lse, log_p, *_grad_outputs(grads, input, linear_weight, linear_bias))
 
 
 def _rows_of(labels: Tensor) -> int:
@@ -299,7 +317,7 @@ def _linear_cross_entropy_fake(
     linear_bias: Tensor | None,
     labels: Tensor,
     *rest: Any,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     # rest: weight, batch_shape, ignore_index, options, reduction, chunk_size,
     # vocab_chunk, need_grad
     reduction, need_grad = rest[4], rest[7]
@@ -307,10 +325,11 @@ def _linear_cross_entropy_fake(
     n = labels.shape[0]
     loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
     lse = input.new_empty((n,), dtype=torch.float64)
+    log_p = input.new_empty((n,), dtype=torch.float64)
     empty = input.new_empty((0,))
     if not need_grad or reduction == "none":
-        return loss, lse, empty, empty.clone(), empty.clone()
-    return loss, lse, *_gradient_likes(input, linear_weight, linear_bias)
+        return loss, lse, log_p, empty, empty.clone(), empty.clone()
+    return loss, lse, log_p, *_gradient_likes(input, linear_weight, linear_bias)
 
 
 def _gradient_likes(
@@ -320,7 +339,7 @@ def _gradient_likes(
     return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy_backward", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v2_backward", mutates_args=())
 def linear_cross_entropy_backward(
     upstream: Tensor,
     input: Tensor,
@@ -329,6 +348,7 @@ def linear_cross_entropy_backward(
     labels: Tensor,
     weight: Tensor | None,
     lse: Tensor,
+    label_log_p: Tensor,
     ignore_index: int | None,
     options: list[float],
     reduction: str,
@@ -345,7 +365,7 @@ def linear_cross_entropy_backward(
         upstream = (upstream.to(problem.work) * _normalizer_scale(problem, reduction)).expand(
             _rows_of(labels)
         )
-    grads = backward_pass(problem, lse, upstream, bias=linear_bias is not None)
+    grads = backward_pass(problem, lse, label_log_p, upstream, bias=linear_bias is not None)
     return _grad_outputs(grads, input, linear_weight, linear_bias)
 
 
@@ -360,18 +380,18 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     # inputs: the op's arguments; those after ``batch_shape`` but ``need_grad`` are the
     # backward op's last five (ignore_index, options, reduction, chunk_size, vocab_chunk).
     input, linear_weight, linear_bias, labels, weight, _, *settings, need_grad = inputs
-    _, lse, grad_input, grad_weight, grad_bias = output
+    _, lse, log_p, grad_input, grad_weight, grad_bias = output
     reduction = settings[2]
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
-    ctx.mark_non_differentiable(lse, grad_input, grad_weight, grad_bias)
+    ctx.mark_non_differentiable(lse, log_p, grad_input, grad_weight, grad_bias)
     # Otherwise autograd hands the backward a zero tensor for each output without a
     # gradient: zeros the size of the classifier (a second dW's worth of memory).
     ctx.set_materialize_grads(False)
     if ctx.formed:
         ctx.save_for_backward(grad_input, grad_weight, grad_bias)
     else:
-        ctx.save_for_backward(input, linear_weight, linear_bias, labels, weight, lse)
+        ctx.save_for_backward(input, linear_weight, linear_bias, labels, weight, lse, log_p)
         ctx.settings = tuple(settings)
 
 
@@ -387,9 +407,17 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         gi, gw = grad_input.mul_(g), grad_weight.mul_(g)
         gb = grad_bias.mul_(g) if ctx.has_bias else None
     else:
-        input, linear_weight, linear_bias, labels, weight, lse = ctx.saved_tensors
+        input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
-            grad_loss, input, linear_weight, linear_bias, labels, weight, lse, *ctx.settings
+            grad_loss,
+            input,
+            linear_weight,
+            linear_bias,
+            labels,
+            weight,
+            lse,
+            log_p,
+            *ctx.settings,
         )
         gb = gb if ctx.has_bias else None
     return (gi, gw, gb) + (None,) * 9
