@@ -160,14 +160,18 @@ def test_gradient_peak_is_its_result(validate: bool, weighted: bool) -> None:
     the result, the shifted logits and their exp alive together). With class weights,
     the fused gradient's float64 ``t @ w`` (main's too) copies the float32 targets to
     float64, twice the result, freed before the result is allocated (main's peak: about
-    four times the result)."""
+    four times the result). The kernel adds one float64 row of terms per thread
+    (``_cpu_kernels_numba.target_gradient_kernel``'s buffer)."""
     rng = np.random.default_rng(7)
     z = rng.standard_normal((256, 4096), np.float32)
     t = rng.dirichlet(np.ones(4096), 256).astype(np.float32)
     kw = {"weight": rng.uniform(0.5, 2.0, 4096), "label_smoothing": 0.1} if weighted else {}
     GRAD(z, t)  # compiled
     peak, result = peak_of(lambda: GRAD(z, t, validate=validate, **kw))
-    assert peak <= (2 if weighted else 1) * result + 64 * 1024, (peak / result, result)
+    import numba  # (after the skip: the fused kernel needs it)
+
+    buffers = numba.get_num_threads() * 4096 * 8
+    assert peak <= (2 if weighted else 1) * result + 64 * 1024 + buffers, (peak / result, result)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
