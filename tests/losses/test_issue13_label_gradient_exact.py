@@ -190,12 +190,7 @@ def test_kernels_storage_formats(
     their ``row_statistics``; the result in the logits' format, within one of its ulps."""
     kernels = _cpu_kernels if _cpu_kernels.available() else _numpy_kernels
     z32, labels = _case(classes, "float32")
-    if fmt == "bfloat16":
-        stored = _bfloat16_bits(z32)
-        values = _decode(stored, fmt).astype(np.float32)
-    else:
-        stored = z32.astype(fmt)
-        values = stored.astype(np.float32)
+    stored = _bfloat16_bits(z32) if fmt == "bfloat16" else z32.astype(fmt)
     m, ell, zy, _, suspect = kernels.row_statistics(
         stored, labels, StatisticsOptions(1.0 / temperature)
     )
@@ -212,9 +207,21 @@ def test_kernels_storage_formats(
         label_log_p=zy - ell,
     )
     grad = kernels.write_gradient(stored, labels, terms)
-    # the oracle on the values as the kernels read them
-    exact = _exact_of(values, labels, temperature, eps)
+    # the oracle on the values as the kernels read them (the same for every path)
+    exact = _exact_stored(fmt, classes, temperature, eps)
     _check(_decode(_label_entries(grad, labels), fmt), exact, np.abs(exact), fmt)
+
+
+@functools.cache
+def _exact_stored(fmt: str, classes: int, temperature: float, eps: float) -> np.ndarray:
+    """:func:`_exact_of` the values of ``_case(classes, 'float32')`` stored in ``fmt``, as
+    ``test_kernels_storage_formats`` hands them to the kernels, once for all paths."""
+    z32, labels = _case(classes, "float32")
+    stored = _bfloat16_bits(z32) if fmt == "bfloat16" else z32.astype(fmt)
+    values = _decode(stored, fmt).astype(np.float32)
+    exact = _exact_of(values, labels, temperature, eps)
+    exact.flags.writeable = False
+    return exact
 
 
 def _exact_of(z: np.ndarray, labels: np.ndarray, temperature: float, eps: float) -> np.ndarray:

@@ -49,12 +49,35 @@ def _oracle(
     """``(grad, size, loss)``: the exact gradient, the size of each entry's terms and
     the loss (per row for ``'none'``), as mpmath numbers; rows labelled ``ignored``
     count 0 (their gradient 0)."""
+    rows = [i for i in range(z.shape[0]) if y[i] != ignored]
+    norm = 1 / _mean_scale(w, y[rows], z.dtype) if reduction == "mean" else 1
+    grad, size, losses = _per_row_terms(z, y, w, eps, t, ignored)
+    loss = losses if reduction == "none" else mpmath.fsum(losses) / norm
+    return grad / norm, size / norm, loss
+
+
+_LAST_TERMS: list[Any] = [None, None]
+
+
+def _per_row_terms(z: np.ndarray, y: np.ndarray, w: Any, eps: float, t: float, ignored: int) -> Any:
+    """``(grad, size, losses)`` of ``'sum'`` (the unnormalised terms ``_oracle`` divides
+    by ``'mean'``'s norm, in the same order: ``x / t / norm``), the last inputs' kept:
+    the checks of one input's three reductions form them once."""
+    key = (z.dtype.str, z.shape, z.tobytes(), y.tobytes(), eps, t, ignored)
+    key += (None,) if w is None else (np.asarray(w).dtype.str, np.asarray(w).tobytes())
+    if _LAST_TERMS[0] != key:
+        _LAST_TERMS[:] = [key, _unnormalised_terms(z, y, w, eps, t, ignored)]
+    return _LAST_TERMS[1]
+
+
+def _unnormalised_terms(
+    z: np.ndarray, y: np.ndarray, w: Any, eps: float, t: float, ignored: int
+) -> Any:
     n, classes = z.shape
     rows = [i for i in range(n) if y[i] != ignored]
     wv = [mpmath.mpf(float(x)) for x in np.asarray(np.ones(classes) if w is None else w, float)]
     e = mpmath.mpf(eps)
     total_w = mpmath.fsum(wv)
-    norm = 1 / _mean_scale(w, y[rows], z.dtype) if reduction == "mean" else 1
     grad = np.full((n, classes), mpmath.mpf(0), dtype=object)
     size = np.full((n, classes), mpmath.mpf(0), dtype=object)
     losses = []
@@ -71,10 +94,9 @@ def _oracle(
         for j in range(classes):
             log_p = zz[j] - lse
             target = e / classes * wv[j] + ((1 - e) * wy if j == label else 0)
-            grad[i, j] = (a * mpmath.exp(log_p) - target) / t / norm
-            size[i, j] = (abs(a * mpmath.exp(log_p)) * (1 + abs(log_p)) + target) / t / norm
-    loss = losses if reduction == "none" else mpmath.fsum(losses) / norm
-    return grad, size, loss
+            grad[i, j] = (a * mpmath.exp(log_p) - target) / t
+            size[i, j] = (abs(a * mpmath.exp(log_p)) * (1 + abs(log_p)) + target) / t
+    return grad, size, losses
 
 
 def _mean_scale(w: Any, labels: np.ndarray, dtype: Any) -> Any:

@@ -119,8 +119,10 @@ def test_probability_targets_within_an_ulp(case: str, dtype: torch.dtype) -> Non
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_probability_targets_reduced_within_an_ulp(reduction: str) -> None:
-    z64, t64 = _soft_case("random")
+@pytest.mark.parametrize("case", ["random", "large_V"])
+def test_probability_targets_reduced_within_an_ulp(case: str, reduction: str) -> None:
+    """``'mean'`` divides by the number of rows (PyTorch's probability targets)."""
+    z64, t64 = _soft_case(case)
     z, t = z64.float(), t64.float()
     truth, grad = _oracle(z, t, None, torch.ones(z.shape[0]))
     leaf = z.clone().requires_grad_(True)
