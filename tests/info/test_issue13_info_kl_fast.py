@@ -279,13 +279,13 @@ def test_issue13_kl_fast_probabilities_hard_rows() -> None:
 
 @pytest.mark.parametrize("forms", [("logits", "logits"), ("log_probs", "log_probs")])
 def test_issue13_kl_fast_float64_unchanged_path(forms: tuple[str, str]) -> None:
-    """Float64 keeps the compensated loop (``math.exp``): rows without heavy cancellation
-    within 2e-13 relative."""
+    """Float64 log-probabilities keep the compensated loop (``math.exp``), logits take the
+    exact Bregman sums: rows without heavy cancellation within 2e-13 relative."""
     rng = np.random.default_rng(64)
     pairs = [
         pair
         for k, pair in enumerate(_logit_pairs(40, rng))
-        if k not in _NEARLY_EQUAL  # see the xfail below
+        if k not in _NEARLY_EQUAL  # logits: see test_issue13_kl_float64_exact
     ]
     if forms[0] == "log_probs":
         pairs = [

@@ -405,7 +405,9 @@ def _quick_two_sum(x: float, y: float) -> tuple[float, float]:
 
 
 @_inline
-def _dd_mul_add(c_hi: float, c_lo: float, t_hi: float, t_lo: float, a_hi: float, a_lo: float) -> tuple[float, float]:
+def _dd_mul_add(
+    c_hi: float, c_lo: float, t_hi: float, t_lo: float, a_hi: float, a_lo: float
+) -> tuple[float, float]:
     """The double-double ``c + t a`` (each a pair ``hi, lo``), to about :math:`2^{-104}`
     of its terms. For kernels compiled without ``reassoc`` only."""
     p, e = _two_prod(t_hi, a_hi)
@@ -894,14 +896,18 @@ def _row(
     # did not stand: the Bregman sums (exact where P and Q are close); the loop below
     # then runs only for H and CE (the decomposition).
     exact_kl, exact = 0.0, False
-    mixed = form_a + form_b == 3
-    if want & 4 and not want & 8 and not direct and (mixed or (form_a == form_b == 2 and not fast)):
-        if math.isfinite(ell_a) and math.isfinite(ell_b):
-            shifts = (m_a, ell_a, 0.0, 0.0) if form_a == 2 else (0.0, 0.0, m_b, ell_b)
-            if form_a == form_b:
-                shifts = (m_a, ell_a, m_b, ell_b)
-            exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts)
-            direct = exact and want == 4
+    sides_fit = form_a + form_b == 3 or (form_a == form_b == 2 and not fast)
+    finite = math.isfinite(ell_a) and math.isfinite(ell_b)
+    if want & 4 and not want & 8 and not direct and sides_fit and finite:
+        logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
+        shifts = (
+            m_a if logits_a else 0.0,
+            ell_a if logits_a else 0.0,
+            m_b if logits_b else 0.0,
+            ell_b if logits_b else 0.0,
+        )
+        exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts)
+        direct = exact and want == 4
 
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
