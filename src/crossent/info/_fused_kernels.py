@@ -471,18 +471,18 @@ def _exp_dd(y: float) -> tuple[float, float]:
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
-def _mass_minus_one(row: Any) -> float:
+def _mass_minus_one(row: Any, exact: bool) -> float:
     r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities, to about
-    :math:`2^{-100}` of the sum (:func:`_exp_dd`, the sum a double-double, then
-    :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]); NaN if an entry is
-    positive or NaN."""
+    :math:`2^{-100}` of the sum with ``exact`` (:func:`_exp_dd`, the sum a
+    double-double, then :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]), else
+    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN."""
     hi = lo = 0.0
     for i in range(row.shape[0]):
         v = np.float64(row[i])
         if not v <= 0.0:
             return math.nan
         if v > -745.0:
-            e_hi, e_lo = _exp_dd(v)
+            e_hi, e_lo = _exp_dd(v) if exact else (math.exp(v), 0.0)
             s, f = _two_diff(hi, -e_hi)
             hi, lo = _quick_two_sum(s, f + (lo + e_lo))
     s, f = _two_diff(hi, 1.0)
@@ -524,13 +524,34 @@ def _kl_exact(
     sums taken again (at most four passes: each leaves a shift of order
     :math:`2^{-53}` of the previous one and of :math:`\sqrt{D}`). Where Q is not
     normalised :math:`D` may be small against :math:`B` and :math:`K - \Pi` (they then
-    cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses."""
+    cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses.
+    The masses are summed in floats first (``math.exp``, an ulp each), and again in
+    double-double only where their error could exceed an ulp of :math:`D`
+    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4)."""
     form_a, form_b = sides
+    for exact in (False, True):
+        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, exact)
+        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, exact)
+        if p_delta != p_delta or q_delta != q_delta:
+            return math.nan, False
+        kl = _kl_shifted(a, b, form_b == 2, shifts, p_delta, q_delta)
+        # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
+        if exact or form_a == form_b or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
+            return kl, True
+    return math.nan, False
+
+
+@_inline
+def _kl_shifted(
+    a: Any,
+    b: Any,
+    q_logits: bool,
+    shifts: tuple[float, float, float, float],
+    p_delta: float,
+    q_delta: float,
+) -> float:
+    """The passes of :func:`_kl_exact`, given the masses less 1 of P and Q."""
     m_a, ell_a, m_b, ell_b = shifts
-    p_delta = 0.0 if form_a == 2 else _mass_minus_one(a)
-    q_delta = 0.0 if form_b == 2 else _mass_minus_one(b)
-    if p_delta != p_delta or q_delta != q_delta:
-        return math.nan, False
     delta = p_delta - q_delta
     p_mass = 1.0 + p_delta
     hi, lo = _two_diff(m_a, m_b)
@@ -539,16 +560,16 @@ def _kl_exact(
     for k in range(4):
         total, nu, mass = _bregman64_sums(a, b, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
         if not total < math.inf:
-            return total, True
-        if form_b == 2:
+            return total
+        if q_logits:
             total, nu = total / mass, nu / mass
         kl = total + delta
         eps = math.log1p((nu - delta) / p_mass)
         if eps * eps <= _SHIFT_SQUARED_TOLERANCE * abs(kl) or k == 3:
             phi = eps * eps * _horner(eps, _PHI_HORNER64)
-            return math.exp(-eps) * (kl - p_mass * phi), True
+            return math.exp(-eps) * (kl - p_mass * phi)
         c_hi, c_lo = _dd_add(c_hi, c_lo, eps)
-    return kl, True
+    return kl
 
 
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
