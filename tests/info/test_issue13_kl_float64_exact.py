@@ -19,12 +19,13 @@ float64 mixed forms within the same plus :data:`MASS_ERROR` absolute (the double
 masses: a row whose Q is P's log-softmax rounded has a KL of 1e-17 and below, against
 masses of 1); float32 mixed forms within :data:`FLOAT32_ULPS`, nearly equal rows included.
 
-Mutants caught (by hand, then restored): no closed-form shift correction (``return kl``
-in :func:`_kl_exact`: 2 tests), the difference's low part dropped (``d_lo = 0``: the
-shifted rows), plain sums instead of Neumaier's (the dominant rows, 80 ulps), the
-shift's second pass off (``or k == 3`` as ``or True``: the one-ulp rows), the masses in
-plain floats (``_exp_dd`` as ``math.exp``: the float32 mixed forms), the fast pass's
-log-partition bound dropped (float32 mixed forms, thousands of ulps).
+Mutants caught (by hand, then restored; failing tests of this file and
+``test_issue13_info_kl_fast``): no closed-form shift correction (``return kl`` in
+``_kl_shifted``: 4), the difference's low part dropped (``d_lo``: 5), plain sums instead
+of Neumaier's (3), ``u`` without the rounding of ``y - m`` (``sy_lo``: 1), the masses
+in plain floats (``_exp_dd`` as ``math.exp``: 5), the fast pass's log-partition bound
+dropped (float32 mixed forms: 3). Not caught: the shift's further passes off (``or
+k == 3`` as ``or True``): on these rows the closed form after one pass is exact enough.
 """
 
 from __future__ import annotations
