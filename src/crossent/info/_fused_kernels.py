@@ -489,6 +489,126 @@ def _mass_minus_one(row: Any, exact: bool) -> float:
     return s + (f + lo)
 
 
+_KL64_TOLERANCE = 2.0**-47
+r"""The fast float64 KL (:func:`_kl64_sums`) stands where its error bound is at most
+this fraction of it (4 ulps where the KL is a power of 2), else the exact sums run."""
+
+_U = 2.0**-53
+"""The unit roundoff of float64."""
+
+
+@_inline
+def _row_max(row: Any) -> float:
+    """The largest entry of a row, NaNs skipped (``-inf`` for an all-NaN row)."""
+    m = -math.inf
+    for x in row:
+        if x > m:
+            m = np.float64(x)
+    return m
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl64_sums(
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float]
+) -> tuple[float, float]:
+    r"""KL of float64 rows ``a`` (P) and ``b`` (Q), each logits (form 2) or
+    log-probabilities (form 1), not both log-probabilities, in one pass with two
+    ``math.exp`` calls an entry at most (main's compensated loop took three), and a
+    rigorous bound on its error. ``tops``: each side's finite maximum (0 for
+    log-probabilities).
+
+    With :math:`w_i = x_i - m_a` and :math:`w'_i = y_i - m_b`, each exact as a pair
+    ``h + l`` (:func:`_two_diff`), :math:`e_i = e^{h}(1 + l)` (P's unnormalised
+    probability), :math:`S_a = \sum_i e_i`, :math:`S_b = \sum_i e^{w'_i}` (logits only)
+    and :math:`T = \sum_i e_i (w_i - w'_i)` (each sum Neumaier's, :func:`_add`):
+
+    .. math:: D = T/S_a - \log(S_a/S_b) \ \text{(P logits)}, \qquad
+              D = T + S_a \log S_b \ \text{(P log-probabilities)},
+
+    :math:`S = 1` standing for a log-probability side's normaliser. No log-partition is
+    rounded to a float (its rounding, up to :math:`2^{-53}\log V`, was main's
+    first-order error), and the differences :math:`w_i - w'_i` keep their low parts.
+
+    Bound (:math:`u = 2^{-53}`, ``math.exp`` within an ulp, :math:`2u` relative):
+    each :math:`e_i` errs by :math:`\rho = 4.1u` relative (the exp, the rounded
+    :math:`1 + l`, the product, :math:`e^l - 1 - l`) and :math:`2^{-1074}` absolute
+    (underflow); each difference :math:`d_i` by :math:`2.01u|d_i| + 2.01u^2(|h| + |h'|)`;
+    so each term :math:`t_i = e_i d_i` by :math:`7.2u|t_i| + 2.1u^2 e_i(|h| + |h'|) +
+    2^{-1074}|d_i|`. A Neumaier sum of :math:`n` terms errs by :math:`u|s| +
+    \gamma_{n-1}^2 \sum|x_i|` (Ogita, Rump and Oishi's Sum2), so :math:`S` by
+    :math:`(u + \rho + 1.01 n^2u^2) S + n 2^{-1074}` and :math:`T` by the terms' bounds
+    plus :math:`u|T| + 1.01 n^2 u^2 \sum|t_i|`; then the quotient, the logarithm
+    (an ulp, :math:`|\log(1 + \delta)| \le 1.01|\delta|`), the product and the
+    difference, each rounded once; the whole enlarged by :math:`2^{-20}`. Returns the
+    KL and whether it stands (:data:`_KL64_TOLERANCE`); not: a NaN, a positive
+    log-probability, a bound too large (nearly equal P and Q, a tiny KL: the terms
+    cancel). ``+inf`` where only :math:`q_i = 0`."""
+    form_a, form_b = sides
+    m_a, m_b = tops
+    logits_a, logits_b = form_a == 2, form_b == 2
+    inf = math.inf
+    n = a.shape[0]
+    s_a = s_a_c = s_b = s_b_c = t = t_c = 0.0
+    t_abs = w_abs = d_abs = 0.0
+    infinite = False
+    odd = 0
+    for i in range(n):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x:
+            odd += 1
+        h_b, l_b = (y, 0.0) if y == -inf else _two_diff(y, m_b)
+        if logits_b:
+            s_b, s_b_c = _add(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
+        if x == -inf:
+            continue
+        h_a, l_a = _two_diff(x, m_a)
+        e = math.exp(h_a) * (1.0 + l_a)
+        s_a, s_a_c = _add(s_a, s_a_c, e)
+        if y == -inf:
+            infinite = True
+            continue
+        d = (h_a - h_b) + (l_a - l_b)
+        term = e * d
+        t, t_c = _add(t, t_c, term)
+        t_abs += abs(term)
+        w_abs += e * (abs(h_a) + abs(h_b))
+        d_abs += abs(d)
+    s_a, t = s_a + s_a_c, t + t_c
+    s_b = s_b + s_b_c if logits_b else 1.0
+    if odd or not (math.isfinite(s_a) and math.isfinite(s_b) and math.isfinite(t)):
+        return math.nan, False
+    if infinite:
+        return inf, True
+    u = _U
+    tiny = 2.0**-1070  # above 2^-1074 times n's rounding
+    rho = 4.1 * u
+    sq = 1.01 * (n * u) ** 2
+    e_t = 7.2 * u * t_abs + 2.1 * u * u * w_abs + tiny * (d_abs + n) + u * abs(t) + sq * t_abs
+    rel_a = (u + rho + sq) + n * tiny / s_a if logits_a else 0.0
+    rel_b = (u + rho + sq) + n * tiny / s_b if logits_b else 0.0
+    if logits_a and logits_b:
+        ell = math.log(s_a / s_b)
+        rel = rel_a + rel_b + u
+    elif logits_a:
+        ell, rel = math.log(s_a), rel_a
+    else:
+        ell, rel = -math.log(s_b), rel_b
+    e_ell = 1.01 * rel + 2.0 * u * abs(ell)
+    if logits_a:
+        quotient = t / s_a
+        kl = quotient - ell
+        bound = (e_t / s_a + abs(quotient) * (rel_a + u)) + e_ell
+    else:
+        weighted = s_a * ell
+        kl = t - weighted
+        # log-probabilities: S_a (= the mass of P) from a Neumaier sum too
+        e_s_a = (u + rho + sq) * s_a + n * tiny
+        bound = e_t + (e_s_a * abs(ell) + s_a * e_ell + u * abs(weighted))
+    bound = (bound + u * abs(kl)) * (1.0 + 2.0**-20)
+    return kl, bound <= _KL64_TOLERANCE * abs(kl)
+
+
 # The shift of the Bregman sums is corrected in closed form where its square is at
 # most this fraction of the KL (:func:`_kl_exact`), else by another pass.
 _SHIFT_SQUARED_TOLERANCE = 2.0**-20
@@ -897,9 +1017,22 @@ def _row(
     # The entropy of logits alone comes from the log-partition's own pass.
     direct = want == 1 and form_a == 2
     fast = _narrow(a)
-    m_a, ell_a, h_a = _log_partition(a[r], direct, fast) if partition_a else (0.0, 0.0, 0.0)
-    m_b, ell_b, _ = _log_partition(b[r], False, fast) if partition_b else (0.0, 0.0, 0.0)
+    # KL alone of float64 logits, or of logits against log-probabilities: one pass with
+    # its error bound (the exact sums below only where it does not stand); a logits
+    # side then needs only its maximum (its ``ell`` stays 0: finite, as it is there).
+    quick_kl, quick = 0.0, False
+    if not fast and want == 4 and form_a != 0 and form_b != 0 and form_a + form_b > 2:
+        tops = (_row_max(a[r]) if form_a == 2 else 0.0, _row_max(b[r]) if form_b == 2 else 0.0)
+        if math.isfinite(tops[0]) and math.isfinite(tops[1]):
+            quick_kl, quick = _kl64_sums(a[r], b[r], (form_a, form_b), tops)
+    m_a = ell_a = h_a = m_b = ell_b = 0.0
+    if partition_a and not (quick and form_a == 2):
+        m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
+    if partition_b and not (quick and form_b == 2):
+        m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
+    if quick:
+        kl, direct = quick_kl, True
     # The cross-entropy alone of float32 probabilities (unscreened) against logits: one
     # vectorised pass where no probability is negative (then every term is >= 0).
     if fast and want == 2 and form_a == 0 and form_b == 2 and tol_a < 0.0:
