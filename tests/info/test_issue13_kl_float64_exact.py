@@ -179,3 +179,110 @@ def test_issue13_kl_float32_mixed_forms_nearly_equal_exact(forms: tuple[str, str
         else:
             pairs.append((x, _log_softmax(y).astype(np.float32)))
     _check(pairs, forms, dtype=np.float32)
+
+
+# The fast float64 pass (``_fused_kernels._kl64_sums``) and its error bound: where the
+# bound stands the KL is within ``_KL64_TOLERANCE`` of the truth; elsewhere the exact
+# sums run (nearly equal rows, tiny KL).
+
+FAST_TOLERANCE = 2.0**-47
+"""``_fused_kernels._KL64_TOLERANCE``: the fast pass's guaranteed relative error."""
+
+
+def _kernels() -> Any:
+    from crossent.info import _fused_kernels
+
+    return _fused_kernels
+
+
+def _fast_pass(x: np.ndarray, y: np.ndarray, forms: tuple[int, int]) -> tuple[float, bool]:
+    tops = (float(x.max()) if forms[0] == 2 else 0.0, float(y.max()) if forms[1] == 2 else 0.0)
+    kl, stands = _kernels()._kl64_sums(x, y, forms, tops)
+    return float(kl), bool(stands)
+
+
+def test_issue13_kl64_fast_pass_bound_is_safe() -> None:
+    """Rows from random to nearly equal (Q = P plus noise of 3 down to 1e-9: the terms of
+    the fast pass cancel, its raw KL up to thousands of times the tolerance off): wherever the bound lets the fast KL stand it is within
+    :data:`FAST_TOLERANCE` of the truth, and the rows whose fast KL is off by more are
+    all sent to the exact sums (some are: the test has teeth; with the bound loosened by
+    2^20 some stand and fail)."""
+    assert _kernels()._KL64_TOLERANCE == FAST_TOLERANCE
+    rng = np.random.default_rng(64)
+    stood = flagged_wrong = 0
+    for classes in (2, 40, 200):
+        x = rng.standard_normal(classes) * 3
+        for scale in (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 1e-3, 1e-6, 1e-9):
+            y = x + scale * rng.standard_normal(classes)
+            forms_list = [
+                ((2, 2), x, y),
+                ((2, 1), x, _log_softmax(y)),
+                ((1, 2), _log_softmax(x), y),
+            ]
+            for forms, p, q in forms_list:
+                names = tuple("logits" if f == 2 else "log_probs" for f in forms)
+                kl, stands = _fast_pass(p, q, forms)
+                truth = _truth(p, q, names)
+                with mpmath.workdps(DIGITS):
+                    error = float(abs(mp.mpf(kl) - truth) / abs(truth))
+                if stands:
+                    stood += 1
+                    assert error <= FAST_TOLERANCE, (classes, scale, forms, error)
+                elif error > FAST_TOLERANCE:
+                    flagged_wrong += 1
+    assert stood >= 10 and flagged_wrong >= 20, (stood, flagged_wrong)
+
+
+def _main_v2(x: np.ndarray, y: np.ndarray) -> float:
+    """Main's float64 computation of a V = 2 logits KL (the compensated loop of
+    ``p (log p - log q)``, log-partitions rounded to floats)."""
+
+    def log_softmax(v: np.ndarray) -> np.ndarray:
+        m = float(v.max())
+        ties = int(np.sum(v == m))
+        rest = float(sum(np.exp(t - m) for t in v if t != m))
+        ell = np.log1p(rest + (ties - 1))
+        return (v - m) - ell
+
+    lp, lq = log_softmax(x), log_softmax(y)
+    terms = np.exp(lp) * (lp - lq)
+    return float(terms[0] + terms[1])
+
+
+def test_issue13_kl64_two_classes_random_rows_at_least_main_accuracy() -> None:
+    """Random V = 2 logits (the fast pass or the exact sums, as the bound decides): mean
+    and largest relative error no larger than main's computation on the same rows (main:
+    a mean of hundreds of ulps, 1e5 and more at worst, where the two terms cancel), and
+    within 2 ulps on average, 8 at worst."""
+    rng = np.random.default_rng(2)
+    for scale in (1.0, 3.0):
+        a = rng.standard_normal((300, 2)) * scale
+        b = rng.standard_normal((300, 2)) * scale
+        got = crossent.kl_divergence(a, b, p_form="logits", q_form="logits", validate=False)
+        ours, main = [], []
+        with mpmath.workdps(60):
+            for i in range(a.shape[0]):
+                truth = _truth(a[i], b[i], ("logits", "logits"))
+                ours.append(float(abs(mp.mpf(float(got[i])) - truth) / truth) / 2.0**-53)
+                main.append(float(abs(mp.mpf(_main_v2(a[i], b[i])) - truth) / truth) / 2.0**-53)
+        assert np.mean(ours) <= min(np.mean(main), 2.0), (np.mean(ours), np.mean(main))
+        assert max(ours) <= min(max(main), 16.0), (max(ours), max(main))
+
+
+def test_issue13_kl_exact_further_shift_passes() -> None:
+    """The exact sums given log-partitions off by 1e-3 (far beyond their rounding): the
+    common shift's square then exceeds the KL (1e-18) a million-fold, the closed form
+    alone cancels (it was 1e-7 off), and the further passes remove it."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(50) * 2
+    y = x + 1e-9 * rng.standard_normal(50)
+    m_a, m_b = float(x.max()), float(y.max())
+    ell_a = float(np.log(np.exp(x - m_a).sum()))
+    ell_b = float(np.log(np.exp(y - m_b).sum()))
+    truth = _truth(x, y, ("logits", "logits"))
+    for off in (1e-3, -1e-3, 1e-6):
+        kl, ok = _kernels()._kl_exact(x, y, (2, 2), (m_a, ell_a + off, m_b, ell_b))
+        assert ok
+        with mpmath.workdps(DIGITS):
+            error = float(abs(mp.mpf(float(kl)) - truth) / truth)
+        assert error <= FEW_ULPS, (off, float(kl), float(truth))

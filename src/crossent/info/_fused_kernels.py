@@ -498,6 +498,17 @@ _U = 2.0**-53
 
 
 @_inline
+def _add_select(total: float, compensation: float, x: float) -> tuple[float, float]:
+    """:func:`_add` without branches (a select: Neumaier's test is unpredictable on
+    random terms), and without its guard: a non-finite total makes the compensation
+    NaN, which the caller checks once at the end."""
+    t = total + x
+    big = total if abs(total) >= abs(x) else x
+    small = x if abs(total) >= abs(x) else total
+    return t, compensation + ((big - t) + small)
+
+
+@_inline
 def _row_max(row: Any) -> float:
     """The largest entry of a row, NaNs skipped (``-inf`` for an all-NaN row)."""
     m = -math.inf
@@ -559,18 +570,18 @@ def _kl64_sums(
             odd += 1
         h_b, l_b = (y, 0.0) if y == -inf else _two_diff(y, m_b)
         if logits_b:
-            s_b, s_b_c = _add(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
+            s_b, s_b_c = _add_select(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
         if x == -inf:
             continue
         h_a, l_a = _two_diff(x, m_a)
         e = math.exp(h_a) * (1.0 + l_a)
-        s_a, s_a_c = _add(s_a, s_a_c, e)
+        s_a, s_a_c = _add_select(s_a, s_a_c, e)
         if y == -inf:
             infinite = True
             continue
         d = (h_a - h_b) + (l_a - l_b)
         term = e * d
-        t, t_c = _add(t, t_c, term)
+        t, t_c = _add_select(t, t_c, term)
         t_abs += abs(term)
         w_abs += e * (abs(h_a) + abs(h_b))
         d_abs += abs(d)
@@ -1017,22 +1028,24 @@ def _row(
     # The entropy of logits alone comes from the log-partition's own pass.
     direct = want == 1 and form_a == 2
     fast = _narrow(a)
-    # KL alone of float64 logits, or of logits against log-probabilities: one pass with
-    # its error bound (the exact sums below only where it does not stand); a logits
-    # side then needs only its maximum (its ``ell`` stays 0: finite, as it is there).
+    # KL of float64 logits, or of logits against log-probabilities: one pass with its
+    # error bound (the exact sums below only where it does not stand); for the KL alone
+    # a logits side then needs only its maximum (its ``ell`` stays 0: finite, as it is).
     quick_kl, quick = 0.0, False
-    if not fast and want == 4 and form_a != 0 and form_b != 0 and form_a + form_b > 2:
+    mixed_or_logits = form_a != 0 and form_b != 0 and form_a + form_b > 2
+    if not fast and want & 4 and not want & 8 and mixed_or_logits:
         tops = (_row_max(a[r]) if form_a == 2 else 0.0, _row_max(b[r]) if form_b == 2 else 0.0)
         if math.isfinite(tops[0]) and math.isfinite(tops[1]):
             quick_kl, quick = _kl64_sums(a[r], b[r], (form_a, form_b), tops)
     m_a = ell_a = h_a = m_b = ell_b = 0.0
-    if partition_a and not (quick and form_a == 2):
+    alone = quick and want == 4
+    if partition_a and not (alone and form_a == 2):
         m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
-    if partition_b and not (quick and form_b == 2):
+    if partition_b and not (alone and form_b == 2):
         m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
-    if quick:
-        kl, direct = quick_kl, True
+    # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only).
+    exact_kl, exact, direct = quick_kl, quick, direct or alone
     # The cross-entropy alone of float32 probabilities (unscreened) against logits: one
     # vectorised pass where no probability is negative (then every term is >= 0).
     if fast and want == 2 and form_a == 0 and form_b == 2 and tol_a < 0.0:
@@ -1049,10 +1062,9 @@ def _row(
     # KL of float64 logits, and of logits against log-probabilities where the fast pass
     # did not stand: the Bregman sums (exact where P and Q are close); the loop below
     # then runs only for H and CE (the decomposition).
-    exact_kl, exact = 0.0, False
     sides_fit = form_a + form_b == 3 or (form_a == form_b == 2 and not fast)
     finite = math.isfinite(ell_a) and math.isfinite(ell_b)
-    if want & 4 and not want & 8 and not direct and sides_fit and finite:
+    if want & 4 and not want & 8 and not direct and not exact and sides_fit and finite:
         logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
         shifts = (
             m_a if logits_a else 0.0,
