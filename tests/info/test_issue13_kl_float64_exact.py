@@ -24,8 +24,13 @@ Mutants caught (by hand, then restored; failing tests of this file and
 ``_kl_shifted``: 4), the difference's low part dropped (``d_lo``: 5), plain sums instead
 of Neumaier's (3), ``u`` without the rounding of ``y - m`` (``sy_lo``: 1), the masses
 in plain floats (``_exp_dd`` as ``math.exp``: 5), the fast pass's log-partition bound
-dropped (float32 mixed forms: 3). Not caught: the shift's further passes off (``or
-k == 3`` as ``or True``): on these rows the closed form after one pass is exact enough.
+dropped (float32 mixed forms: 3), the shift's further passes off (``or k == 3`` as
+``or True``: 1, :func:`test_issue13_kl_exact_further_shift_passes`).
+
+The float64 fast pass (``_kl64_sums``) and its bound: the bound loosened by 2^20 (5,
+:func:`test_issue13_kl64_fast_pass_bound_is_safe` among them), ``S_b`` summed plainly
+(1). Not caught: the differences' low parts dropped (their error, :math:`u|w_i|` a
+term, stays within the tolerance on these rows).
 """
 
 from __future__ import annotations
