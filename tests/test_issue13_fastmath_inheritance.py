@@ -44,6 +44,7 @@ _HELPERS = [
     ("crossent.calibration._row_kernels_numba", "log_positive", (0.3,)),
     ("crossent.info._fused_kernels", "_log_softmax_entry", (1.0, 1.0, 0.5)),
     ("crossent.info._fused_kernels", "_minus", (1.0, 0.5)),
+    ("crossent.info._fused_kernels", "_two_diff", (1.0, 0.1)),
 ]
 
 

@@ -28,7 +28,8 @@ large logit: 0 instead of 4.2e-18). On random and hard rows the realised log-par
 error is far below the worst case (it is shared by nearly equal rows), so only the
 forced error shows the second pass.
 Main (the compensated loop on logits) gave nearly equal float32 logit rows 1e5 to
-1e11 ulps off, some of them negative; float64 logits still are (``xfail`` below).
+1e11 ulps off, some of them negative; float64 logits were too (now the float64 Bregman
+sums: ``test_issue13_kl_float64_exact``).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def test_issue13_kl_fast_float32_log_probabilities_hard_rows(
     pairs = []
     for k, (x, y) in enumerate(_logit_pairs(300, rng)):
         if forms[0] == "logits" and k in (*_NEARLY_EQUAL, 4, 12):  # 4, 12: Q is P rounded
-            continue  # see test_issue13_kl_fast_mixed_forms_nearly_equal_not_exact
+            continue  # see test_issue13_kl_fast_mixed_forms_nearly_equal_exact
         if forms[0] == "log_probs":
             with mpmath.workdps(30):
                 x = np.array([float(v) for v in _log_softmax(_mp_row(x))[0]], np.float32)
@@ -280,13 +281,13 @@ def test_issue13_kl_fast_probabilities_hard_rows() -> None:
 
 @pytest.mark.parametrize("forms", [("logits", "logits"), ("log_probs", "log_probs")])
 def test_issue13_kl_fast_float64_unchanged_path(forms: tuple[str, str]) -> None:
-    """Float64 keeps the compensated loop (``math.exp``): rows without heavy cancellation
-    within 2e-13 relative."""
+    """Float64 log-probabilities keep the compensated loop (``math.exp``), logits take the
+    exact Bregman sums: rows without heavy cancellation within 2e-13 relative."""
     rng = np.random.default_rng(64)
     pairs = [
         pair
         for k, pair in enumerate(_logit_pairs(40, rng))
-        if k not in _NEARLY_EQUAL  # see the xfail below
+        if k not in _NEARLY_EQUAL  # logits: see test_issue13_kl_float64_exact
     ]
     if forms[0] == "log_probs":
         pairs = [
@@ -298,11 +299,11 @@ def test_issue13_kl_fast_float64_unchanged_path(forms: tuple[str, str]) -> None:
     _check(pairs, forms, dtype=np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="float64 logits: KL of nearly equal rows cancels")
-def test_issue13_kl_fast_float64_nearly_equal_logits_not_exact() -> None:
-    """Known limitation, as on main: float64 logits take the compensated loop of
-    ``p (log p - log q)``, whose log-partitions' rounding (1e-16) is a first-order
-    error; a KL of 1e-15 is far off."""
+def test_issue13_kl_fast_float64_nearly_equal_logits_exact() -> None:
+    """Float64 logits: the compensated loop of ``p (log p - log q)`` took the
+    log-partitions' rounding (1e-16) as a first-order error, a KL of 1e-25 far off
+    (1.8e-17); the Bregman sums (``_bregman64_sums``) are exact (more cases in
+    ``test_issue13_kl_float64_exact``)."""
     rng = np.random.default_rng(64)
     x = rng.standard_normal(1000) * 4
     y = x.copy()
@@ -310,12 +311,12 @@ def test_issue13_kl_fast_float64_nearly_equal_logits_not_exact() -> None:
     _check([(x, y)], ("logits", "logits"), dtype=np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="logits against log-probabilities: KL cancels")
-def test_issue13_kl_fast_mixed_forms_nearly_equal_not_exact() -> None:
-    """Known limitation, as on main: logits P against log-probabilities Q (not
-    normalised, so no Bregman form) take :math:`p(\\log p - \\log q)`, in which the
-    error of P's log-partition (up to 8e-11: the polynomial ``exp``) is a first-order
-    error; a KL of 1e-9 is thousands of ulps off."""
+def test_issue13_kl_fast_mixed_forms_nearly_equal_exact() -> None:
+    """Logits P against log-probabilities Q: the fast pass of :math:`p(\\log p -
+    \\log q)` took the error of P's log-partition (up to 8e-11: the polynomial ``exp``)
+    as a first-order error, a KL of 1e-9 thousands of ulps off; its bound now sends
+    such rows to the exact Bregman sums (``_kl_exact``, with Q's mass in double-double;
+    more cases in ``test_issue13_kl_float64_exact``)."""
     rng = np.random.default_rng(77)
     x = (rng.standard_normal(300) * 3).astype(np.float32)
     y = np.array([float(v) for v in _log_softmax(_mp_row(_nearly(x, rng, "ulp")))[0]])

@@ -45,6 +45,17 @@ need not be normalised) sum :math:`p_i(\log p_i - \log q_i)` in one vectorised p
 with the bound :math:`\gamma_{n-1}\sum_i |t_i|` of its rounding error, and run the
 compensated loop only for the rows where that bound exceeds :math:`2^{-32}` of the sum.
 Derivations in ``_fused_kernels._bregman_sums`` and ``_fused_kernels._divergence_sums``.
+That bound includes, where one side is logits, its log-partition's error (first order
+there); the rows it flags take exact Bregman sums instead (``_fused_kernels._kl_exact``:
+``math.exp``, exact differences, compensated sums, the common shift removed, masses of
+log-probabilities in double-double where needed), a few float64 ulps from the truth
+on nearly equal rows, at about twice the compensated loop's time (issue 13).
+The float64 KL of logits (against logits or log-probabilities, alone or in the
+decomposition) takes one pass first (``_fused_kernels._kl64_sums``: two ``exp`` calls
+an entry, exact differences, compensated sums, no log-partition rounded to a float)
+with a rigorous bound on its error; it stands where that bound is at most
+:math:`2^{-47}` of the KL (random rows), and the exact sums run for the others
+(nearly equal rows, a tiny KL, where its terms cancel).
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import types as pytypes
+from fractions import Fraction
 from typing import Any
 
 import numba
@@ -275,6 +276,433 @@ def _phi_series(r: float) -> float:
     return r * r * s
 
 
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True, inline="never")
+def _two_diff(x: float, y: float) -> tuple[float, float]:
+    """``x - y`` as ``s + e`` exactly (Knuth's TwoSum: ``s`` the rounded difference,
+    ``e`` its error), with its own flags (see :func:`_minus`: ``reassoc`` would fold
+    ``e`` to 0). NaN ``e`` where ``s`` is not finite."""
+    s = x - y
+    v = s - x
+    return s, (x - (s - v)) - (y + v)
+
+
+@_inline
+def _dd_add(hi: float, lo: float, x: float) -> tuple[float, float]:
+    """The double-double ``hi + lo`` plus the float ``x``, renormalised (error about
+    ``2^-105`` of the sum)."""
+    s, e = _two_diff(hi, -x)
+    return _two_diff(s, -(e + lo))
+
+
+_PHI_HORNER64 = tuple((j + 1) / math.factorial(j + 2) for j in range(17, -1, -1))
+r""":math:`c_{17}, \dots, c_0` of :data:`_PHI_HORNER`'s series: truncated after
+:math:`c_{17} r^{19}`, the remainder is below :math:`1.1 c_{18} < 8.6\cdot 10^{-18}`
+times :math:`r^2`, under :math:`2^{-54}` of :math:`\varphi(r) > 0.26 r^2` for
+:math:`|r| \le 1`."""
+
+_EXPM1_HORNER64 = tuple(1.0 / math.factorial(k + 1) for k in range(17, -1, -1))
+r""":math:`e^r - 1 = r \sum_k r^k/(k + 1)!`, :math:`k = 17, \dots, 0`: for
+:math:`|r| \le 1` the remainder is below :math:`1.1/19! < 10^{-17}` times
+:math:`|r| \le 1.6 |e^r - 1|`."""
+
+
+@_inline
+def _horner(r: float, coefficients: tuple[float, ...]) -> float:
+    r""":math:`\sum_j c_j r^j` by Horner's scheme, ``coefficients`` highest first."""
+    s = 0.0
+    for c in coefficients:
+        s = c + r * s
+    return s
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _bregman64_sums(
+    a: Any, b: Any, shifts: tuple[float, float, float, float, float, float]
+) -> tuple[float, float, float]:
+    r"""The float64 twin of :func:`_bregman_sums` (two logit rows ``a``, ``b``),
+    exact to a few float64 ulps: with :math:`u_i = e^{y_i - m_b}` (``math.exp``, the
+    difference's rounding error ``e`` added as :math:`u(1 + e)`), the sums
+
+    .. math:: B = \sum_i u_i \varphi(r_i), \quad N = \sum_i u_i (e^{r_i} - 1), \quad
+              U = \sum_i u_i,
+
+    so :math:`D = B/U` and :math:`e^{\epsilon} - 1 = N/U` (the shift of every
+    :math:`r_i`, see :func:`_bregman_sums`). ``shifts``: ``m_a, ell_a, m_b, ell_b``
+    and the double-double ``c = (m_a + ell_a) - (m_b + ell_b)``; each
+    :math:`r_i = ((x_i - y_i)_{hi} - c_{hi}) + ((x_i - y_i)_{lo} - c_{lo})`, the first
+    difference exact where it cancels (Sterbenz), so an :math:`r_i` errs by a few
+    ulps of itself besides the common shift. :math:`\varphi` and :math:`e^r - 1` by
+    their series for :math:`|r| \le 1` (:data:`_PHI_HORNER64`, :data:`_EXPM1_HORNER64`),
+    else from :math:`e^r` (``math.exp``): :math:`u(1 + (r - 1)e^r)` for :math:`r < -1`
+    (cancelling by at most :math:`1/\varphi(-1) < 3.8`), :math:`u + u e^r (r - 1)` for
+    :math:`r > 1`, with :math:`u e^r` from P's side (:math:`e^{x_i - m_a} e^{\ell_b -
+    \ell_a}`) where it underflows or overflows. Conventions: :math:`u_i` where
+    :math:`x_i = -\infty` (:math:`\varphi(-\infty) = 1`), :math:`+\infty` where only
+    :math:`y_i = -\infty`. Compiled without ``reassoc`` (the ``exp`` calls keep the
+    loop scalar anyway); each sum compensated (Neumaier's, :func:`_add`: a plain sum of
+    a thousand like terms erred by 1e-14), so it errs by about an ulp of itself (of
+    :math:`\sum_i |u_i (e^{r_i} - 1)|` for :math:`N`)."""
+    m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
+    inf = math.inf
+    total = total_c = nu = nu_c = mass = mass_c = 0.0
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if y == -inf:
+            if x != -inf:
+                total = inf
+            continue
+        sy, sy_lo = _two_diff(y, m_b)
+        u = math.exp(sy) * (1.0 + sy_lo)
+        mass, mass_c = _add(mass, mass_c, u)
+        if x == -inf:
+            total, total_c = _add(total, total_c, u)
+            nu, nu_c = _add(nu, nu_c, -u)
+            continue
+        d, d_lo = _two_diff(x, y)
+        r = _minus(d, c_hi) + _minus(d_lo, c_lo)
+        if abs(r) <= 1.0:
+            term = u * (r * r * _horner(r, _PHI_HORNER64))
+            change = u * (r * _horner(r, _EXPM1_HORNER64))
+        elif r < 0.0:
+            er = math.exp(r)
+            term = u * (1.0 + (r - 1.0) * er)
+            change = u * (er - 1.0)
+        else:
+            pu = u * math.exp(r)
+            if not (u > 0.0 and pu < inf):
+                sx, sx_lo = _two_diff(x, m_a)
+                pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
+            term = u + pu * (r - 1.0)
+            change = pu - u
+        total, total_c = _add(total, total_c, term)
+        nu, nu_c = _add(nu, nu_c, change)
+    return total + total_c, nu + nu_c, mass + mass_c
+
+
+_SPLIT = 134217729.0
+"""Dekker's splitter, :math:`2^{27} + 1`."""
+
+
+@_inline
+def _two_prod(x: float, y: float) -> tuple[float, float]:
+    """``x * y`` as ``p + e`` exactly (Dekker's product, no FMA needed; ``|x|, |y|``
+    well below :math:`2^{996}`). For kernels compiled without ``reassoc`` only."""
+    p = x * y
+    t = _SPLIT * x
+    xh = t - (t - x)
+    t = _SPLIT * y
+    yh = t - (t - y)
+    xl, yl = x - xh, y - yh
+    return p, (((xh * yh - p) + xh * yl) + xl * yh) + xl * yl
+
+
+@_inline
+def _quick_two_sum(x: float, y: float) -> tuple[float, float]:
+    """``x + y`` as ``s + e`` exactly where ``|x| >= |y|`` (or ``x`` is 0)."""
+    s = x + y
+    return s, y - (s - x)
+
+
+@_inline
+def _dd_mul_add(
+    c_hi: float, c_lo: float, t_hi: float, t_lo: float, a_hi: float, a_lo: float
+) -> tuple[float, float]:
+    """The double-double ``c + t a`` (each a pair ``hi, lo``), to about :math:`2^{-104}`
+    of its terms. For kernels compiled without ``reassoc`` only."""
+    p, e = _two_prod(t_hi, a_hi)
+    e += t_hi * a_lo + t_lo * a_hi
+    p, e = _quick_two_sum(p, e)
+    s, f = _two_diff(c_hi, -p)
+    return _quick_two_sum(s, f + (e + c_lo))
+
+
+def _double_double(value: Fraction) -> tuple[float, float]:
+    """``value`` as the pair of floats ``hi + lo`` nearest to it."""
+    hi = float(value)
+    return hi, float(value - Fraction(hi))
+
+
+def _ln2_parts() -> tuple[float, float, float]:
+    r""":math:`\ln 2 = L_1 + L_2 + L_3` to about :math:`2^{-140}`, :math:`L_1` and
+    :math:`L_2` with 32 significant bits (so that :math:`k L_1`, :math:`k L_2` are exact
+    for an integer :math:`|k| < 2^{21}`)."""
+    ln2 = Fraction("0.69314718055994530941723212145817656807550013436025525412068")
+    l1 = Fraction(math.floor(ln2 * 2**32), 2**32)
+    l2 = Fraction(math.floor((ln2 - l1) * 2**64), 2**64)
+    return float(l1), float(l2), float(ln2 - l1 - l2)
+
+
+_LN2_PARTS = _ln2_parts()
+
+_EXP_DD_TAYLOR = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(13, 0, -1))
+r""":math:`1/n!` as double-doubles, :math:`n = 13, \dots, 1` (:func:`_exp_dd`)."""
+
+_EXP_DD_TAIL = tuple(1.0 / math.factorial(n) for n in range(22, 13, -1))
+r""":math:`1/n!`, :math:`n = 22, \dots, 14` (:func:`_exp_dd`, in plain floats)."""
+
+
+@_inline
+def _exp_dd(y: float) -> tuple[float, float]:
+    r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
+    error about :math:`2^{-100}` (tested against mpmath): :math:`y = k \ln 2 + t`,
+    :math:`|t| \le 0.35`, with :math:`t` a double-double (:data:`_LN2_PARTS`: the first
+    two products and the first difference exact), then
+    :math:`e^t - 1 = t \sum_{n \ge 1} t^{n-1}/n!` by Horner's scheme, the terms
+    :math:`n \le 13` in double-double, the rest (below :math:`4.2\cdot 10^{-18}`) in
+    floats, the series cut after :math:`n = 22` (remainder below :math:`10^{-31}`).
+    Where :math:`2^k` scales ``lo`` below the normal range its bits are lost (terms
+    under :math:`10^{-292}`). For kernels compiled without ``reassoc`` only."""
+    l1, l2, l3 = _LN2_PARTS
+    k = math.floor(y * 1.4426950408889634 + 0.5)
+    t_hi, t_lo = _two_diff(y - k * l1, k * l2)
+    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - k * l3)
+    tail = 0.0
+    for c in _EXP_DD_TAIL:
+        tail = c + t_hi * tail
+    a_hi, a_lo = 0.0, 0.0
+    a_hi, a_lo = tail, 0.0
+    for c_hi, c_lo in _EXP_DD_TAYLOR:
+        a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t_hi, t_lo, a_hi, a_lo)
+    m_hi, m_lo = _dd_mul_add(0.0, 0.0, t_hi, t_lo, a_hi, a_lo)  # e^t - 1
+    hi, lo = _quick_two_sum(1.0, m_hi)
+    scale = 2.0**k
+    return hi * scale, (lo + m_lo) * scale
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _mass_minus_one(row: Any, exact: bool) -> float:
+    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities, to about
+    :math:`2^{-100}` of the sum with ``exact`` (:func:`_exp_dd`, the sum a
+    double-double, then :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]), else
+    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN."""
+    hi = lo = 0.0
+    for i in range(row.shape[0]):
+        v = np.float64(row[i])
+        if not v <= 0.0:
+            return math.nan
+        if v > -745.0:
+            e_hi, e_lo = _exp_dd(v) if exact else (math.exp(v), 0.0)
+            s, f = _two_diff(hi, -e_hi)
+            hi, lo = _quick_two_sum(s, f + (lo + e_lo))
+    s, f = _two_diff(hi, 1.0)
+    return s + (f + lo)
+
+
+_KL64_TOLERANCE = 2.0**-47
+r"""The fast float64 KL (:func:`_kl64_sums`) stands where its error bound is at most
+this fraction of it (4 ulps where the KL is a power of 2), else the exact sums run."""
+
+_U = 2.0**-53
+"""The unit roundoff of float64."""
+
+
+@_inline
+def _add_select(total: float, compensation: float, x: float) -> tuple[float, float]:
+    """:func:`_add` without branches (a select: Neumaier's test is unpredictable on
+    random terms), and without its guard: a non-finite total makes the compensation
+    NaN, which the caller checks once at the end."""
+    t = total + x
+    big = total if abs(total) >= abs(x) else x
+    small = x if abs(total) >= abs(x) else total
+    return t, compensation + ((big - t) + small)
+
+
+@_inline
+def _row_max(row: Any) -> float:
+    """The largest entry of a row, NaNs skipped (``-inf`` for an all-NaN row)."""
+    m = -math.inf
+    for x in row:
+        if x > m:
+            m = np.float64(x)
+    return m
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl64_sums(
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float]
+) -> tuple[float, float]:
+    r"""KL of float64 rows ``a`` (P) and ``b`` (Q), each logits (form 2) or
+    log-probabilities (form 1), not both log-probabilities, in one pass with two
+    ``math.exp`` calls an entry at most (main's compensated loop took three), and a
+    rigorous bound on its error. ``tops``: each side's finite maximum (0 for
+    log-probabilities).
+
+    With :math:`w_i = x_i - m_a` and :math:`w'_i = y_i - m_b`, each exact as a pair
+    ``h + l`` (:func:`_two_diff`), :math:`e_i = e^{h}(1 + l)` (P's unnormalised
+    probability), :math:`S_a = \sum_i e_i`, :math:`S_b = \sum_i e^{w'_i}` (logits only)
+    and :math:`T = \sum_i e_i (w_i - w'_i)` (each sum Neumaier's, :func:`_add`):
+
+    .. math:: D = T/S_a - \log(S_a/S_b) \ \text{(P logits)}, \qquad
+              D = T + S_a \log S_b \ \text{(P log-probabilities)},
+
+    :math:`S = 1` standing for a log-probability side's normaliser. No log-partition is
+    rounded to a float (its rounding, up to :math:`2^{-53}\log V`, was main's
+    first-order error), and the differences :math:`w_i - w'_i` keep their low parts.
+
+    Bound (:math:`u = 2^{-53}`, ``math.exp`` within an ulp, :math:`2u` relative):
+    each :math:`e_i` errs by :math:`\rho = 4.1u` relative (the exp, the rounded
+    :math:`1 + l`, the product, :math:`e^l - 1 - l`) and :math:`2^{-1074}` absolute
+    (underflow); each difference :math:`d_i` by :math:`2.01u|d_i| + 2.01u^2(|h| + |h'|)`;
+    so each term :math:`t_i = e_i d_i` by :math:`7.2u|t_i| + 2.1u^2 e_i(|h| + |h'|) +
+    2^{-1074}|d_i|`. A Neumaier sum of :math:`n` terms errs by :math:`u|s| +
+    \gamma_{n-1}^2 \sum|x_i|` (Ogita, Rump and Oishi's Sum2), so :math:`S` by
+    :math:`(u + \rho + 1.01 n^2u^2) S + n 2^{-1074}` and :math:`T` by the terms' bounds
+    plus :math:`u|T| + 1.01 n^2 u^2 \sum|t_i|`; then the quotient, the logarithm
+    (an ulp, :math:`|\log(1 + \delta)| \le 1.01|\delta|`), the product and the
+    difference, each rounded once; the whole enlarged by :math:`2^{-20}`. Returns the
+    KL and whether it stands (:data:`_KL64_TOLERANCE`); not: a NaN, a positive
+    log-probability, a bound too large (nearly equal P and Q, a tiny KL: the terms
+    cancel). ``+inf`` where only :math:`q_i = 0`."""
+    form_a, form_b = sides
+    m_a, m_b = tops
+    logits_a, logits_b = form_a == 2, form_b == 2
+    inf = math.inf
+    n = a.shape[0]
+    s_a = s_a_c = s_b = s_b_c = t = t_c = 0.0
+    t_abs = w_abs = d_abs = 0.0
+    infinite = False
+    odd = 0
+    for i in range(n):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x:
+            odd += 1
+        h_b, l_b = (y, 0.0) if y == -inf else _two_diff(y, m_b)
+        if logits_b:
+            s_b, s_b_c = _add_select(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
+        if x == -inf:
+            continue
+        h_a, l_a = _two_diff(x, m_a)
+        e = math.exp(h_a) * (1.0 + l_a)
+        s_a, s_a_c = _add_select(s_a, s_a_c, e)
+        if y == -inf:
+            infinite = True
+            continue
+        d = (h_a - h_b) + (l_a - l_b)
+        term = e * d
+        t, t_c = _add_select(t, t_c, term)
+        t_abs += abs(term)
+        w_abs += e * (abs(h_a) + abs(h_b))
+        d_abs += abs(d)
+    s_a, t = s_a + s_a_c, t + t_c
+    s_b = s_b + s_b_c if logits_b else 1.0
+    if odd or not (math.isfinite(s_a) and math.isfinite(s_b) and math.isfinite(t)):
+        return math.nan, False
+    if infinite:
+        return inf, True
+    u = _U
+    tiny = 2.0**-1070  # above 2^-1074 times n's rounding
+    rho = 4.1 * u
+    sq = 1.01 * (n * u) ** 2
+    e_t = 7.2 * u * t_abs + 2.1 * u * u * w_abs + tiny * (d_abs + n) + u * abs(t) + sq * t_abs
+    rel_a = (u + rho + sq) + n * tiny / s_a if logits_a else 0.0
+    rel_b = (u + rho + sq) + n * tiny / s_b if logits_b else 0.0
+    if logits_a and logits_b:
+        ell = math.log(s_a / s_b)
+        rel = rel_a + rel_b + u
+    elif logits_a:
+        ell, rel = math.log(s_a), rel_a
+    else:
+        ell, rel = -math.log(s_b), rel_b
+    e_ell = 1.01 * rel + 2.0 * u * abs(ell)
+    if logits_a:
+        quotient = t / s_a
+        kl = quotient - ell
+        bound = (e_t / s_a + abs(quotient) * (rel_a + u)) + e_ell
+    else:
+        weighted = s_a * ell
+        kl = t - weighted
+        # log-probabilities: S_a (= the mass of P) from a Neumaier sum too
+        e_s_a = (u + rho + sq) * s_a + n * tiny
+        bound = e_t + (e_s_a * abs(ell) + s_a * e_ell + u * abs(weighted))
+    bound = (bound + u * abs(kl)) * (1.0 + 2.0**-20)
+    return kl, bound <= _KL64_TOLERANCE * abs(kl)
+
+
+# The shift of the Bregman sums is corrected in closed form where its square is at
+# most this fraction of the KL (:func:`_kl_exact`), else by another pass.
+_SHIFT_SQUARED_TOLERANCE = 2.0**-20
+
+
+@_inline
+def _kl_exact(
+    a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float]
+) -> tuple[float, bool]:
+    r"""KL of rows of logits (form 2) or log-probabilities (form 1), not both
+    log-probabilities, exact to a few float64 ulps (tested against mpmath), and whether
+    it could be computed (not: a positive or NaN log-probability; the caller's loop
+    then runs). ``shifts``: ``m, ell`` of each side (0 for log-probabilities).
+
+    By :func:`_bregman64_sums`: with :math:`q_i` Q's probabilities (:math:`u_i/U` for
+    logits, :math:`u_i` for log-probabilities), :math:`B = \sum_i q_i \varphi(r_i)`,
+    :math:`N = \sum_i q_i (e^{r_i} - 1)` and the masses :math:`\Pi = \sum p`,
+    :math:`K = \sum q` (1 for logits; else by :func:`_mass_minus_one`, in
+    double-double: :math:`\Pi - K` is a first-order term, which a float sum of the
+    :math:`e^{v_i}` would leave off by :math:`10^{-16}`),
+
+    .. math:: D = B + \Pi - K, \qquad \Pi e^{\epsilon} = N + K,
+
+    :math:`\epsilon` the common shift of the :math:`r_i` (the log-partitions' error).
+    The shifted sums give :math:`D_1 = \Pi + e^{\epsilon}(D + (\epsilon - 1)\Pi)`, so
+
+    .. math:: D = e^{-\epsilon}\bigl(D_1 - \Pi\,\varphi(\epsilon)\bigr),
+
+    taken where :math:`\epsilon^2 \le 2^{-20} |D_1|` (no cancellation there: the error
+    of :math:`\epsilon`, a few ulps of :math:`\sum_i |q_i (e^{r_i} - 1)|/\Pi`, is then a
+    few ulps of :math:`D`); else ``c`` is corrected by :math:`\epsilon` (a double-double,
+    so that it can hold the log-partitions' difference more finely than a float) and the
+    sums taken again (at most four passes: each leaves a shift of order
+    :math:`2^{-53}` of the previous one and of :math:`\sqrt{D}`). Where Q is not
+    normalised :math:`D` may be small against :math:`B` and :math:`K - \Pi` (they then
+    cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses.
+    The masses are summed in floats first (``math.exp``, an ulp each), and again in
+    double-double only where their error could exceed an ulp of :math:`D`
+    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4)."""
+    form_a, form_b = sides
+    for exact in (False, True):
+        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, exact)
+        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, exact)
+        if p_delta != p_delta or q_delta != q_delta:
+            return math.nan, False
+        kl = _kl_shifted(a, b, form_b == 2, shifts, p_delta, q_delta)
+        # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
+        if exact or form_a == form_b or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
+            return kl, True
+    return math.nan, False
+
+
+@_inline
+def _kl_shifted(
+    a: Any,
+    b: Any,
+    q_logits: bool,
+    shifts: tuple[float, float, float, float],
+    p_delta: float,
+    q_delta: float,
+) -> float:
+    """The passes of :func:`_kl_exact`, given the masses less 1 of P and Q."""
+    m_a, ell_a, m_b, ell_b = shifts
+    delta = p_delta - q_delta
+    p_mass = 1.0 + p_delta
+    hi, lo = _two_diff(m_a, m_b)
+    c_hi, c_lo = _dd_add(hi, lo, ell_a - ell_b)
+    kl = math.nan
+    for k in range(4):
+        total, nu, mass = _bregman64_sums(a, b, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
+        if not total < math.inf:
+            return total
+        if q_logits:
+            total, nu = total / mass, nu / mass
+        kl = total + delta
+        eps = math.log1p((nu - delta) / p_mass)
+        if eps * eps <= _SHIFT_SQUARED_TOLERANCE * abs(kl) or k == 3:
+            phi = eps * eps * _horner(eps, _PHI_HORNER64)
+            return math.exp(-eps) * (kl - p_mass * phi)
+        c_hi, c_lo = _dd_add(c_hi, c_lo, eps)
+    return kl
+
+
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
 def _bregman_sums(
     a: Any, b: Any, shifts: tuple[float, float, float, float, float]
@@ -349,8 +777,16 @@ def _shift_negligible(kl: float, n: int, ell_a: float, ell_b: float) -> bool:
     log-partition: the polynomial's and the exp-sum's relative error, then its ``log1p``
     and the difference rounded); the part :math:`\epsilon D` is within the same
     tolerance. True for an infinite ``kl``, false for NaN."""
-    bound = 2.0 * (5.3e-11 + (n + 2) * 2.0**-53) + 2.0**-50 * (abs(ell_a) + abs(ell_b))
+    bound = _partition_error(n, ell_a) + _partition_error(n, ell_b)
     return bound * bound / 2.0 * (1.0 + 2.0**-20) <= _FAST_SUM_TOLERANCE * kl
+
+
+@_inline
+def _partition_error(n: int, ell: float) -> float:
+    """A bound on the error of a float32 row's log-partition ``ell`` (:func:`_log_partition`
+    with the polynomial ``exp``, ``n`` entries): the polynomial's and the exp-sum's
+    relative error, then ``log1p``'s rounding and that of a difference with it."""
+    return 5.3e-11 + (n + 2) * 2.0**-53 + 2.0**-51 * abs(ell)
 
 
 @_inline
@@ -384,7 +820,13 @@ def _fast_divergence(
             kl = _bregman(a, b, (m_a, ell_a, m_b, ell_b, math.log1p(nu)))[0]
         return h, ce, kl, kl == kl
     h, ce, kl, kl_abs, odd = _divergence_pass(a, b, sides, shifts)
-    return h, ce, kl, _divergence_safe(kl, kl_abs, n, odd)
+    safe = _divergence_safe(kl, kl_abs, n, odd)
+    if form_a + form_b == 3:
+        # One side logits: its log-partition's error is a first-order error of the KL
+        # (times sum p, at most 2 where the rows may pass validation).
+        ell = ell_a if form_a == 2 else ell_b
+        safe = safe and 2.0 * _partition_error(n, ell) <= _FAST_SUM_TOLERANCE * abs(kl)
+    return h, ce, kl, safe
 
 
 @_inline
@@ -586,9 +1028,24 @@ def _row(
     # The entropy of logits alone comes from the log-partition's own pass.
     direct = want == 1 and form_a == 2
     fast = _narrow(a)
-    m_a, ell_a, h_a = _log_partition(a[r], direct, fast) if partition_a else (0.0, 0.0, 0.0)
-    m_b, ell_b, _ = _log_partition(b[r], False, fast) if partition_b else (0.0, 0.0, 0.0)
+    # KL of float64 logits, or of logits against log-probabilities: one pass with its
+    # error bound (the exact sums below only where it does not stand); for the KL alone
+    # a logits side then needs only its maximum (its ``ell`` stays 0: finite, as it is).
+    quick_kl, quick = 0.0, False
+    mixed_or_logits = form_a != 0 and form_b != 0 and form_a + form_b > 2
+    if not fast and want & 4 and not want & 8 and mixed_or_logits:
+        tops = (_row_max(a[r]) if form_a == 2 else 0.0, _row_max(b[r]) if form_b == 2 else 0.0)
+        if math.isfinite(tops[0]) and math.isfinite(tops[1]):
+            quick_kl, quick = _kl64_sums(a[r], b[r], (form_a, form_b), tops)
+    m_a = ell_a = h_a = m_b = ell_b = 0.0
+    alone = quick and want == 4
+    if partition_a and not (alone and form_a == 2):
+        m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
+    if partition_b and not (alone and form_b == 2):
+        m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
+    # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only).
+    exact_kl, exact, direct = quick_kl, quick, direct or alone
     # The cross-entropy alone of float32 probabilities (unscreened) against logits: one
     # vectorised pass where no probability is negative (then every term is >= 0).
     if fast and want == 2 and form_a == 0 and form_b == 2 and tol_a < 0.0:
@@ -602,6 +1059,22 @@ def _row(
         h, ce, kl, direct = _fast_divergence(a[r], b[r], (form_a, form_b), shifts, want)
         if not direct:
             h = ce = kl = 0.0
+    # KL of float64 logits, and of logits against log-probabilities where the fast pass
+    # did not stand: the Bregman sums (exact where P and Q are close); the loop below
+    # then runs only for H and CE (the decomposition).
+    sides_fit = form_a + form_b == 3 or (form_a == form_b == 2 and not fast)
+    finite = math.isfinite(ell_a) and math.isfinite(ell_b)
+    if want & 4 and not want & 8 and not direct and not exact and sides_fit and finite:
+        logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
+        shifts = (
+            m_a if logits_a else 0.0,
+            ell_a if logits_a else 0.0,
+            m_b if logits_b else 0.0,
+            ell_b if logits_b else 0.0,
+        )
+        exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts)
+        direct = exact and want == 4
+
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
@@ -654,6 +1127,8 @@ def _row(
         out[k, r] = (ce + ce_c) / scale + 0.0
         k += 1
     if want & 4:
+        if exact:
+            kl, kl_c = exact_kl, 0.0
         out[k, r] = (kl + kl_c) / scale + 0.0
         k += 1
     if want & 8:
