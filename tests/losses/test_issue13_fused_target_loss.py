@@ -33,7 +33,7 @@ import pytest
 
 import crossent
 from crossent.errors import InputError
-from crossent.losses import _cpu_kernels, _softmax, _target_loss
+from crossent.losses import _cpu_kernels, _softmax
 from crossent.losses._softmax import prepare_softmax_targets
 from losses.blocked_checks import peak_of
 from losses.small_call_paths import fail_on, record_calls
@@ -190,12 +190,12 @@ def test_the_public_function_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A call past the small path (class weights; a 3-D batch) reaches the kernel."""
     z, t = _hard_rows()
     w = OPTIONS["weight"]["weight"]
-    calls = record_calls(monkeypatch, _target_loss, ["row_losses"])
+    calls = record_calls(monkeypatch, _cpu_kernels, ["target_row_losses"])
     fail_on(monkeypatch, _softmax, GENERIC, expected="the fused loss")
     got = crossent.softmax_cross_entropy_with_targets(
         z[:6].reshape(2, 3, 8), t[:6].reshape(2, 3, 8), weight=w, reduction="none"
     )
-    assert calls == ["row_losses"]
+    assert calls == ["target_row_losses"]
     assert got.shape == (2, 3)
     np.testing.assert_array_equal(
         got.reshape(-1), prepare_softmax_targets(z[:6], t[:6], weight=w, reduction="none").loss()

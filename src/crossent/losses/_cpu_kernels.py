@@ -45,6 +45,7 @@ __all__ = [
     "SERIAL_ELEMENTS",
     "available",
     "row_statistics",
+    "target_row_losses",
     "write_gradient",
     "write_target_gradient",
 ]
@@ -60,6 +61,7 @@ def available() -> bool:
 def _kernels() -> dict[str, Callable[..., Any]]:
     """The compiled kernels by name (imports Numba, once)."""
     from . import _cpu_kernels_numba as kernels
+    from . import _target_loss_numba as target_loss
 
     return {
         "row_statistics": kernels.row_statistics_kernel,
@@ -68,6 +70,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "gradient_serial": kernels.gradient_kernel_serial,
         "target_gradient": kernels.target_gradient_kernel,
         "target_gradient_serial": kernels.target_gradient_kernel_serial,
+        "target_loss": target_loss.target_loss_kernel,
+        "target_loss_serial": target_loss.target_loss_kernel_serial,
     }
 
 
@@ -213,3 +217,43 @@ def write_target_gradient(
 
 
 _GRID = float(1 << 24)
+
+
+def target_row_losses(
+    z: np.ndarray,
+    targets: np.ndarray,
+    *,
+    m: np.ndarray,
+    ell: np.ndarray,
+    inv_temperature: float,
+    keep: float,
+    spread: float,
+    weight: np.ndarray | None,
+    z_loss: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""The probability targets' fused loss (issue 13; the kernel and its accuracy:
+    :mod:`._target_loss_numba`): per row of float32 ``z`` and ``targets`` (N x V,
+    C-contiguous), :math:`L_i = A_i\ell_i - B_i + \lambda\,\omega_i\,(m_i + \ell_i)^2`
+    and the example weight :math:`\omega_i` (1 without class weights), both float64 of
+    shape (N,), in one pass over the logits and targets after :func:`row_statistics`,
+    with no N x V temporary.
+
+    ``m`` and ``ell``: the row statistics of :math:`z/T` (float64, shape (N,));
+    ``keep`` and ``spread``: ``_terms.smoothing_coefficients``; ``weight``: the class
+    weights as C-contiguous float64, or None; ``z_loss``: :math:`\lambda`.
+    """
+    loss, omega = np.empty((2, z.shape[0]))  # one allocation
+    _variant("target_loss", z.size <= SERIAL_ELEMENTS)(
+        z,
+        targets,
+        m,
+        ell,
+        inv_temperature,
+        keep,
+        spread,
+        _EMPTY if weight is None else weight,
+        z_loss,
+        loss,
+        omega,
+    )
+    return loss, omega

@@ -99,7 +99,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -107,7 +107,7 @@ from .._checks import check_labels, check_logits, check_out
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
-from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small, _target_loss
+from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
 from ._batch import (
     Batch,
     Labels,
@@ -518,6 +518,38 @@ def _target_terms(
     return GenericTerms(rows, a, b, wt)
 
 
+class _FusedTargetRows(NamedTuple):
+    """What the probability targets' fused loss and gradient start from (issue 13)."""
+
+    logits: np.ndarray  # (N, V) float32, C-contiguous (SoftmaxProblem.fast_logits)
+    targets: np.ndarray  # (N, V) float32, C-contiguous
+    shape: tuple[int, ...]  # the prepared targets' shape (classes last)
+    m: np.ndarray  # the fused statistics of z/T per row, float64
+    ell: np.ndarray
+    keep: float  # _terms.smoothing_coefficients
+    spread: float
+    weight: np.ndarray | None  # the class weights, C-contiguous float64, or None
+
+
+def _fused_target_rows(problem: SoftmaxProblem) -> _FusedTargetRows | None:
+    """The fused statistics and options of ``problem``'s float32 probability targets, or
+    None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of ``-inf``)."""
+    flat, t = problem.fast_logits, problem.targets
+    assert isinstance(t, np.ndarray)
+    opts = problem.options
+    n, classes = flat.shape
+    m, ell, _, _, suspect = _cpu_kernels.row_statistics(
+        flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
+    )
+    if np.count_nonzero(suspect):
+        return None
+    keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
+    weight = problem.class_weight
+    if weight is not None:
+        weight = np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
+    return _FusedTargetRows(flat, t.reshape(-1, classes), t.shape, m, ell, keep, spread, weight)
+
+
 def _fused_target_loss(problem: SoftmaxProblem) -> Any:
     r"""The probability targets' loss of float32 logits without N x V temporaries (issue
     13), or None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of
@@ -526,41 +558,31 @@ def _fused_target_loss(problem: SoftmaxProblem) -> Any:
     Each row's :math:`L_i = A_i\ell_i - B_i + \lambda\omega_i\mathrm{LSE}_i^2` (the
     generic :func:`row_loss` of :func:`target_terms`, :math:`\omega_i` that of
     :func:`target_weight`) is formed in float64 from the fused statistics and one pass
-    over the logits and targets as given (:func:`_target_loss.row_losses`), the class
+    over the logits and targets as given (``_cpu_kernels.target_row_losses``), the class
     weights in float64 as given; the reduction runs in float64 (``'mean'`` divides by
     the float64 :math:`\sum_i\omega_i`) and the result is rounded once to float32: the
     float64 computation's value, as ``_small_targets`` gives small calls. The generic
     float32 path rounded the shifted logits, their exponentials and each term. Peak
     extra memory: a few float64 vectors of the rows.
     """
-    flat, t = problem.fast_logits, problem.targets
-    assert isinstance(t, np.ndarray)
-    opts, batch = problem.options, problem.batch
-    n, classes = flat.shape
-    inv_t = 1.0 / opts.temperature
-    m, ell, _, _, suspect = _cpu_kernels.row_statistics(
-        flat, np.zeros(n, dtype=np.int64), statistics_options(inv_t, False, None)
-    )
-    if np.count_nonzero(suspect):
+    rows = _fused_target_rows(problem)
+    if rows is None:
         return None
-    keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
-    weight = problem.class_weight
-    if weight is not None:
-        weight = np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
-    loss, omega = _target_loss.row_losses(
-        flat,
-        t.reshape(-1, classes),
-        m=m,
-        ell=ell,
-        inv_temperature=inv_t,
-        keep=keep,
-        spread=spread,
-        weight=weight,
+    opts, batch = problem.options, problem.batch
+    loss, omega = _cpu_kernels.target_row_losses(
+        rows.logits,
+        rows.targets,
+        m=rows.m,
+        ell=rows.ell,
+        inv_temperature=1.0 / opts.temperature,
+        keep=rows.keep,
+        spread=rows.spread,
+        weight=rows.weight,
         z_loss=opts.z_loss,
     )
-    normalizer = np.float64(n) if weight is None else np.add.reduce(omega)
+    normalizer = np.float64(loss.size) if rows.weight is None else np.add.reduce(omega)
     reduced = reduce_loss(
-        np.reshape(loss, t.shape[:-1]),
+        np.reshape(loss, rows.shape[:-1]),
         normalizer,
         reduction=batch.reduction,
         xp=compat_numpy,
@@ -646,37 +668,27 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     (:func:`_fast_gradient`). None (the generic path) where a row is suspect (a NaN,
     ``+inf``, a row of ``-inf``).
     """
-    flat, t = problem.fast_logits, problem.targets
-    assert isinstance(t, np.ndarray)
-    opts, batch = problem.options, problem.batch
-    classes = flat.shape[-1]
-    n = flat.shape[0]
-    m, ell, _, _, suspect = _kernels().row_statistics(
-        flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
-    )
-    if np.count_nonzero(suspect):
+    rows = _fused_target_rows(problem)
+    if rows is None:
         return None
-    keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
-    weight = None
-    if problem.class_weight is not None:
-        weight = np.ascontiguousarray(np.reshape(problem.class_weight, (-1,)), dtype=np.float64)
+    opts, batch = problem.options, problem.batch
     scale = batch.gradient_scale(upstream)
     row_scale = np.reshape(np.asarray(scale, dtype=np.float64), (-1,)) / opts.temperature
     if batch.active is not None:
         row_scale = row_scale * np.reshape(batch.active, (-1,))
     grad = _cpu_kernels.write_target_gradient(
-        flat,
-        t.reshape(-1, classes),
-        m=m,
-        ell=ell,
+        rows.logits,
+        rows.targets,
+        m=rows.m,
+        ell=rows.ell,
         temperature=opts.temperature,
-        row_scale=np.ascontiguousarray(np.broadcast_to(row_scale, (n,))),
-        keep=keep,
-        spread=spread,
+        row_scale=np.ascontiguousarray(np.broadcast_to(row_scale, rows.m.shape)),
+        keep=rows.keep,
+        spread=rows.spread,
         z_coef=2.0 * opts.z_loss,
-        weight=weight,
+        weight=rows.weight,
     )
-    return grad.reshape(t.shape)
+    return grad.reshape(rows.shape)
 
 
 def _row_gradient(

@@ -2,8 +2,9 @@
 # (Numba kernels: their arguments are typed by Numba at the call, not by annotations.)
 r"""The fused loss of probability targets of float32 logits (issue 13), by Numba.
 
-Imported on first use only (by ``_softmax._target_loss_kernels``), as
-:mod:`._cpu_kernels_numba` is: importing it imports Numba.
+Imported on first use only (by ``_cpu_kernels._kernels``, which serves these kernels
+to ``_cpu_kernels.target_row_losses``), as :mod:`._cpu_kernels_numba` is: importing it
+imports Numba.
 
 After the row statistics (``_cpu_kernels.row_statistics``: :math:`m_i = \max_c z_{ic}/T`
 and :math:`\ell_i = \log\sum_c e^{z_{ic}/T - m_i}`, both float64), one pass over each row
