@@ -103,6 +103,29 @@ def _neumaier(parts: list[float]) -> float:
     return total + carry if abs(total) < math.inf else total
 
 
+def _score_sums(
+    probs: np.ndarray, labels: np.ndarray, *, top: bool, entropy: bool, surprisal: bool = True
+) -> np.ndarray:
+    """``block_totals``' float sums (index 2: the spherical scores') with the spherical
+    scores and squares on, no per-class sums, bins or kept rows (``surprisal``: as
+    ``block_totals``, on by default)."""
+    *_, (sums, _, _, _) = _row_kernels.block_totals(
+        probs,
+        labels,
+        top=top,
+        entropy=entropy,
+        limit=1.0,
+        spherical=True,
+        squares=True,
+        classes=False,
+        edges=None,
+        left=True,
+        keep=0,
+        surprisal=surprisal,
+    )
+    return sums
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     ("rows", "k"), [(203, 1), (333, 5), (1001, 10), (203, 13), (77, 16), (99, 17)]
@@ -121,20 +144,7 @@ def test_issue13_spherical_sums_keep_their_bits(dtype: type, rows: int, k: int) 
     scores = _spherical(p_label, others)
     for entropy in (False, True):
         for top, brier in ((False, False), (True, False), (True, True)):
-            *_, (sums, _, _, _) = _row_kernels.block_totals(
-                probs,
-                labels,
-                top=top,
-                entropy=entropy,
-                limit=1.0,
-                spherical=True,
-                squares=True,
-                classes=False,
-                edges=None,
-                left=True,
-                keep=0,
-                surprisal=brier,
-            )
+            sums = _score_sums(probs, labels, top=top, entropy=entropy, surprisal=brier)
             chunk = min(_PART_ROWS, max(1, (_CHUNK_ENTRIES if entropy else 32768) // k))
             want = _neumaier([_pairwise(scores[c : c + chunk]) for c in range(0, rows, chunk)])
             assert sums[2] == want, (entropy, top, brier)
@@ -153,19 +163,7 @@ def test_issue13_one_row_block_sum_is_its_score(dtype: type, k: int) -> None:
     )
     want = _spherical(p_label, others)
     for i in range(40):
-        *_, (sums, _, _, _) = _row_kernels.block_totals(
-            probs[i : i + 1],
-            labels[i : i + 1],
-            top=True,
-            entropy=True,
-            limit=1.0,
-            spherical=True,
-            squares=True,
-            classes=False,
-            edges=None,
-            left=True,
-            keep=0,
-        )
+        sums = _score_sums(probs[i : i + 1], labels[i : i + 1], top=True, entropy=True)
         assert sums[2] == want[i], i
 
 
