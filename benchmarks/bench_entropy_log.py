@@ -97,6 +97,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import struct
 import time
 import types as types_module
@@ -195,6 +196,60 @@ def table_log_array(x: np.ndarray, out: np.ndarray) -> None:
         out[i] = table_log(x[i])
 
 
+def table_log_with_gathers(gathers: int) -> Any:
+    """``table_log``'s arithmetic for float32 entries (``delta`` is 0 for them) with only
+    its first ``gathers`` table reads (1/c, log c high, log c low) from the tables, the
+    others replaced by numbers formed from the index: WRONG on purpose, a bound: what the
+    table-driven loop would take if those reads cost nothing (0 gathers: what any
+    lookup that is not a gather, say an in-register permute, could at best reach)."""
+
+    @numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy")
+    def log(x: float) -> float:
+        bits = float64_to_bits(x)
+        t = bits + (_ONE - _OFF)
+        biased = (t >> 52) & 0x7FF
+        i = (t >> 45) & 127
+        z = bits_to_float64(bits - (biased << 52) + _ONE)
+        k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
+        fake = bits_to_float64(i | 0x4330000000000000) - 4503599627370496.0
+        invc = _INVC[i] if gathers >= 1 else 1.0 + fake * 2.0**-10
+        log_hi = _LOGC_HI[i] if gathers >= 2 else fake * 2.0**-9
+        log_lo = _LOGC_LO[i] if gathers >= 3 else fake * 2.0**-60
+        r = fma(z, invc, -1.0)
+        w = fma(k, _LN2_HI, log_hi)
+        hi = w + r
+        lo = ((w - hi) + r) + fma(k, _LN2_LO, log_lo)
+        r2 = r * r
+        q = fma(
+            r2,
+            fma(r2, fma(r, 1.0 / 7.0, -1.0 / 6.0), fma(r, 0.2, -0.25)),
+            fma(r, 1.0 / 3.0, -0.5),
+        )
+        return hi + fma(r2, q, lo)
+
+    return log
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def short_form(f: float, s: float, k: float) -> float:
+    # the kernels' log_of_quotient with fdlibm's shorter form log(1 + f) = f - s (f - R)
+    # (fdlibm's __ieee754_log takes it except for m near sqrt(2), where it loses
+    # accuracy; the kernels take the longer form f - (hfsq - s (hfsq + R)) everywhere):
+    # two products fewer, less accurate (the accuracy lines)
+    z = s * s
+    w = z * z
+    a = 0.6666666666666735130 + z * 0.3999999999940941908
+    b = 0.2857142874366239149 + z * 0.2222219843214978396
+    c = 0.1818357216161805012 + z * 0.1531383769920937332
+    p = (a + w * b) + (w * w) * (c + w * 0.1479819860511658591)
+    return k * 6.93147180369123816490e-01 - ((s * (f - z * p) - k * 1.90821492927058770002e-10) - f)
+
+
+@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
+def short_reduced(f: float, k: float) -> float:
+    return short_form(f, f / (2.0 + f), k)
+
+
 @numba.njit(fastmath=_FLAGS, inline="always")
 def floor_terms(flat: np.ndarray, start: int, count: int, terms: np.ndarray) -> None:
     a = flat[start : start + count]
@@ -260,6 +315,14 @@ undivided_terms_4 = with_log(
 )
 
 
+short_log = with_log(kernels.log_positive, short_reduced, "log_reduced")
+short_log_array = with_log(kernels.log_array, short_log)
+short_terms_4 = with_log(kernels.entropy_terms, short_log)
+gathered_terms_4 = {
+    n: with_log(kernels.entropy_terms, table_log_with_gathers(n)) for n in (0, 1, 2)
+}
+
+
 def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
     """The loop over all entries, chunk by chunk, as the kernels take them."""
 
@@ -269,6 +332,23 @@ def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray
         for c0 in range(0, flat.shape[0], _CHUNK):
             count = min(_CHUNK, flat.shape[0] - c0)
             terms_loop(flat, c0, count, terms)
+            total += terms[0]
+        return total
+
+    return run
+
+
+def in_cache(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """The loop over one chunk (the first ``_CHUNK`` entries), again and again, as many
+    entries in all as ``flat`` holds: the logarithm's cost with its entries in L1
+    cache, as in the kernels (where the chunk's rows were just read by the row pass),
+    without the memory traffic that a pass over ``flat`` adds to every loop alike."""
+
+    @numba.njit(fastmath=_FLAGS)
+    def run(flat: np.ndarray, terms: np.ndarray) -> float:
+        total = 0.0
+        for _ in range(0, flat.shape[0], _CHUNK):
+            terms_loop(flat, 0, _CHUNK, terms)
             total += terms[0]
         return total
 
@@ -304,10 +384,24 @@ def accuracy() -> None:
         table = max_ulps(table_log_array, x)
         fdlibm = max_ulps(kernels.log_array, x)
         reciprocal = max_ulps(reciprocal_log_array, x)
+        short = max_ulps(short_log_array, x)
         print(
             f"accuracy, {name}: table {table:.3f} ulp, kernels {fdlibm:.3f} ulp, "
-            f"reciprocal {reciprocal:.3f} ulp"
+            f"reciprocal {reciprocal:.3f} ulp, short form {short:.3f} ulp"
         )
+
+
+def vector_facts(loop: Any) -> str:
+    """Gathers and divisions in ``loop``'s float32 machine code, by register width."""
+    loop(np.ones(64, np.float32), 0, 64, np.empty(64))
+    asm = loop.inspect_asm(loop.signatures[0])
+    counts = []
+    for what in ("vgather", "vdivpd", "vdivps"):
+        for width in ("zmm", "ymm", "xmm"):
+            found = len(re.findall(rf"\b{what}\w*\s[^\n]*%{width}", asm))
+            if found:
+                counts.append(f"{found} {what} {width}")
+    return ", ".join(counts) or "no gathers, no divisions"
 
 
 def main() -> None:
@@ -315,6 +409,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=10_000_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--no-accuracy", action="store_true")
+    parser.add_argument(
+        "--in-cache", action="store_true", help="time one chunk again and again (in L1)"
+    )
     args = parser.parse_args()
     print(f"{cpu_name()}, load average {os.getloadavg()[0]:.1f}")
     if not args.no_accuracy:
@@ -324,14 +421,22 @@ def main() -> None:
     logits = rng.normal(size=(rows, 10)) * 2
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    loops = {
-        "floor": chunked(floor_terms),
-        "kernels": chunked(kernels.entropy_terms),
-        "table, 4 streams": chunked(table_terms_4),
-        "table, 1 stream": chunked(table_terms_1),
-        "reciprocal, 4 streams": chunked(reciprocal_terms_4),
-        "no division (bound)": chunked(undivided_terms_4),
+    terms_loops = {
+        "floor": floor_terms,
+        "kernels": kernels.entropy_terms,
+        "table, 4 streams": table_terms_4,
+        "table, 1 stream": table_terms_1,
+        **{f"table, {n} gathers (bound)": gathered_terms_4[n] for n in (2, 1, 0)},
+        "reciprocal, 4 streams": reciprocal_terms_4,
+        "no division (bound)": undivided_terms_4,
+        "short form, 4 streams": short_terms_4,
     }
+    for name, terms_loop in terms_loops.items():
+        if name != "floor":
+            print(f"{name:26s} {vector_facts(terms_loop)}")
+    driver = in_cache if args.in_cache else chunked
+    loops = {name: driver(terms_loop) for name, terms_loop in terms_loops.items()}
+    print("one chunk again and again (in L1)" if args.in_cache else "chunks of one pass")
     terms = np.empty(_CHUNK)
     for dtype in (np.float32, np.float64):
         flat = probs.astype(dtype).ravel()
@@ -347,7 +452,7 @@ def main() -> None:
             per_entry = best[name] / flat.size * 1e9
             ratio = best[name] / best["kernels"]
             print(
-                f"{np.dtype(dtype).name:8s} {name:21s} {best[name] * 1e3:8.2f} ms "
+                f"{np.dtype(dtype).name:8s} {name:26s} {best[name] * 1e3:8.2f} ms "
                 f"{per_entry:5.2f} ns/entry  {ratio:5.2f}x kernels"
             )
 
