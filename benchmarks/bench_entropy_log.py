@@ -2,6 +2,7 @@
 against a table-driven one (Tang's method), and against the loop's floor.
 
     python benchmarks/bench_entropy_log.py [--entries 10000000] [--repeats 7]
+        [--no-accuracy] [--in-cache]
 
 ``EvaluationState.update`` spends most of its time on the entropy terms
 :math:`p \\log p` (one logarithm per entry).  The kernels' logarithm
@@ -42,7 +43,22 @@ clock), the minimum over ``--repeats`` interleaved repeats:
   :math:`q + (f - q d) y` by FMAs: the correctly rounded quotient (for float32 entries
   always: the same bits as the kernels', as the accuracy lines show);
 * no division (bound): the same with :math:`s = 0.4 f`, wrong on purpose: what the loop
-  would take if the division cost nothing.
+  would take if the division cost nothing;
+* table, 2, 1, 0 gathers (bound): ``table_log``'s arithmetic in the kernels' loop with
+  only its first 2, 1 or none of its three table reads, the others replaced by numbers
+  formed from the index (wrong on purpose, ``table_log_with_gathers``): what each
+  gather costs, and (0 gathers) what a table read some other way (an in-register
+  permute, say) could at best reach;
+* short form, 4 streams: the kernels' loop with fdlibm's shorter
+  :math:`\\log(1 + f) = f - s (f - R)` everywhere (two products fewer; fdlibm takes it
+  except for m near sqrt(2)), less accurate (the accuracy lines).
+
+``--in-cache`` times each loop over one chunk again and again (as many entries in all):
+the logarithm's own cost with its entries in L1, as in the kernels, where the row pass
+has just read the chunk; without it, each loop makes one pass over all entries and
+its time includes that memory traffic, the same for every loop.  Before the timings
+the script prints the gathers and divisions in each loop's float32 machine code (so
+that a reader sees which loops are vectorised with 512-bit gathers or divisions).
 
 The table rows of the AMD measurements below were taken with a copy of the loop that
 called ``table_log`` unconditionally (under a condition its loads are masked, and on
@@ -91,6 +107,54 @@ the loop: the 512-bit loop is bound about as much by its other 30 or so vector
 operations per 8 entries (two ports take 512-bit vectors), and the reciprocal's two
 conversions and five FMAs cost more than the division's three micro-operations.  The
 kernels keep the division (on the AMD EPYC, ``vdivpd ymm`` was not the limit either).
+
+On the 2-core AMD EPYC Zen 5 (``znver5``, AVX-512 with 512-bit vectors), 2026-12-02,
+load average 10 (other engineers' jobs), 10^7 entries, ns per entry, min of 11 in cache
+(``--in-cache``) and of 9 in one pass, ratios to the kernels' loop in one process.  The
+machine code: the kernels' loop 4 ``vdivpd zmm`` a pass of 32 entries; the table loop
+12 ``vgatherqpd zmm`` (the three tables, four streams) and no division: the suggested
+design vectorises as meant.
+
+=====================  ===============  ===============  ===============  ===============
+loop                   float32 in L1    float32 a pass   float64 in L1    float64 a pass
+=====================  ===============  ===============  ===============  ===============
+floor                  0.05 (0.13x)     0.24 (0.47x)     0.10 (0.21x)     0.33 (0.52x)
+kernels                0.42             0.51             0.47             0.64
+table, 4 streams       1.11 (2.64x)     1.21 (2.37x)     1.19 (2.56x)     1.32 (2.05x)
+table, 1 stream        1.35 (3.22x)     1.42 (2.77x)     1.25 (2.68x)     1.60 (2.50x)
+table, 2 gathers       0.82 (1.95x)     0.85 (1.67x)     0.78 (1.67x)     0.85 (1.32x)
+table, 1 gather        0.63 (1.51x)     0.63 (1.23x)     0.58 (1.25x)     0.69 (1.07x)
+table, 0 gathers       0.41 (0.98x)     0.45 (0.88x)     0.35 (0.75x)     0.58 (0.90x)
+reciprocal             0.68 (1.61x)     0.69 (1.34x)     0.74 (1.58x)     0.81 (1.27x)
+no division (bound)    0.36 (0.86x)     0.39 (0.76x)     0.41 (0.87x)     0.62 (0.96x)
+short form             0.39 (0.92x)     0.41 (0.81x)     0.44 (0.94x)     0.61 (0.96x)
+=====================  ===============  ===============  ===============  ===============
+
+Accuracy, the same run: table 0.500-0.516 ulp, kernels 0.734 ulp (float32 mantissas;
+0.836 float64 uniform, 0.509 near 1), reciprocal the kernels' bits, short form 0.870
+ulp on float32's [0.5, 1) (0.905 float64 uniform).
+
+On Zen 5 the table loses more than on Zen 3: each 512-bit gather costs about 0.2 ns an
+entry (the rows with 2, 1, 0 gathers), as much as half the kernels' whole loop, and the
+table's arithmetic without any gather (a bound) is 0.75x to 0.98x of the kernels' loop
+with its division, so no table read by gathers can win here; a gather-free read of 128
+entries does not exist (an in-register permute, ``vpermi2pd``, reads 16, and LLVM's
+loop vectoriser emits gathers, never permutes, for a table in scalar code: explicit
+AVX-512 vector code, whose smaller table, |r| up to 1/32 instead of 1/256, needs a
+polynomial 4-5 FMAs longer, about what the table saves).  Nor is the division the
+limit: a loop of divisions alone (``a[i] / b[i]``, float64, in L1) runs at 0.14 ns an
+entry, and removing it from the logarithm (no division, a bound) saves 13-14% in
+cache.  The loop is bound by its some 30 vector operations per 8 entries (``vdivpd``
+one of them) on Zen 5's four floating-point pipes, which the integer vector operations
+share: at about 2.7 GHz, 0.42 ns an entry is 9 cycles per 8 entries, 3.3 operations a
+cycle.  The only faster loop at hand, the short form, is less accurate (0.87 against
+0.73 ulp) and is not taken.  Also tried on this machine, in a copy of the loop (min of
+7, in L1, 4096 float32 entries; load 7-10) and not kept, none faster than 0.99x: the
+polynomial by Horner's scheme (two FMAs fewer, a longer chain: 1.00-1.05x), half of f
+from m's bits (0.5 m - 0.5: a product replaced by an integer and an addition,
+1.00-1.04x), the divisor as m + 1 instead of 2 + f (the same bits, a shorter chain:
+0.99-1.00x), two or one streams instead of four (1.01-1.07x, 1.08-1.13x).  The kernels
+keep fdlibm's logarithm and its division.
 """
 
 from __future__ import annotations
