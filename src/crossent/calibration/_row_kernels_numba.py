@@ -99,11 +99,11 @@ _PREFETCH_LABELS = 256  # and of the labels: 2 KiB of intp (the next chunk's, at
 _TALLIED_BINS = 4096  # add_to_bins' counts in 4 interleaved histograms up to this many bins
 
 
-# Division-free logarithms measured against this one and not taken (Tang's table read by
-# 512-bit gathers, a reciprocal by Newton's method, fdlibm's shorter form): slower, or
-# (the shorter form) less accurate, on Zen 3, Zen 5 and Emerald Rapids alike; on Zen 5
-# the division is not the loop's limit (its ~30 vector operations per 8 entries are).
-# The numbers are in benchmarks/bench_entropy_log.py.
+# Other logarithms measured in this one's loop and not taken: Tang's table (read by
+# gathers) and a division-free reciprocal (Newton's method), slower on Zen 3, Zen 5 and
+# Emerald Rapids; fdlibm's shorter form, 8% faster on Zen 5 but less accurate (0.87
+# against 0.73 ulp).  On Zen 5 the division is not the loop's limit (its ~30 vector
+# operations per 8 entries are).  The numbers: benchmarks/bench_entropy_log.py.
 #
 # Compiled on its own without ``reassoc`` (LLVM still inlines it, each instruction
 # keeping its flags): reassociation would distribute ``k * ln2`` over the 2^52 of
