@@ -127,12 +127,14 @@ table, 1 gather        0.63 (1.51x)     0.63 (1.23x)     0.58 (1.25x)     0.69 (
 table, 0 gathers       0.41 (0.98x)     0.45 (0.88x)     0.35 (0.75x)     0.58 (0.90x)
 reciprocal             0.68 (1.61x)     0.69 (1.34x)     0.74 (1.58x)     0.81 (1.27x)
 no division (bound)    0.36 (0.86x)     0.39 (0.76x)     0.41 (0.87x)     0.62 (0.96x)
-short form             0.39 (0.92x)     0.41 (0.81x)     0.44 (0.94x)     0.61 (0.96x)
+short form             0.40 (0.94x)     0.58 (1.00x)     0.45 (0.96x)     0.55 (0.86x)
 =====================  ===============  ===============  ===============  ===============
 
-Accuracy, the same run: table 0.500-0.516 ulp, kernels 0.734 ulp (float32 mantissas;
-0.836 float64 uniform, 0.509 near 1), reciprocal the kernels' bits, short form 0.870
-ulp on float32's [0.5, 1) (0.905 float64 uniform).
+(The short form's row from a second run, with R by Horner's scheme; its first run, by
+Estrin's: 0.92x, 0.81x, 0.94x, 0.96x.  At this load a pass's ratios move by up to 0.2
+between runs; in L1, by 0.04.)  Accuracy, both runs: table 0.500-0.516 ulp, kernels
+0.734 ulp (float32 mantissas; 0.836 float64 uniform, 0.509 near 1), reciprocal the
+kernels' bits, short form 0.870 ulp on float32's [0.5, 1) (0.905 float64 uniform).
 
 On Zen 5 the table loses more than on Zen 3: each 512-bit gather costs about 0.2 ns an
 entry (the rows with 2, 1, 0 gathers), as much as half the kernels' whole loop, and the
@@ -183,6 +185,16 @@ from _machine import cpu_name
 _OFF = 0x3FE6100000000000  # z0 = 0.689453125: 1 in the middle of interval 79
 _ONE = 0x3FF0000000000000
 _CHUNK = 4096
+# fdlibm's Lg7, ..., Lg1 (the kernels' log_of_quotient's coefficients, highest first)
+_LG_DESCENDING = (
+    0.1479819860511658591,
+    0.1531383769920937332,
+    0.1818357216161805012,
+    0.2222219843214978396,
+    0.2857142874366239149,
+    0.3999999999940941908,
+    0.6666666666666735130,
+)
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # the kernels' loop flags
 
 
@@ -243,8 +255,15 @@ def table_log(x: float) -> float:
     p = z * invc  # z/c = p + q exactly; p - 1 and (p - 1) - r exact
     delta = ((p - 1.0) - r) + fma(z, invc, -p)
     w = fma(k, _LN2_HI, _LOGC_HI[i])  # exact
+    return table_sum(r, w, fma(k, _LN2_LO, _LOGC_LO[i]) + delta)
+
+
+@numba.njit(fastmath={"nsz"}, inline="always", error_model="numpy")
+def table_sum(r: float, w: float, low: float) -> float:
+    # table_log's log(1 + r) + w + low: w + r by Fast2Sum (|w| >= |r| or w = 0), the
+    # polynomial r^2 Q(r) (Estrin's scheme) and the low parts added last
     hi = w + r
-    lo = ((w - hi) + r) + (fma(k, _LN2_LO, _LOGC_LO[i]) + delta)
+    lo = ((w - hi) + r) + low
     r2 = r * r
     q = fma(
         r2,
@@ -280,16 +299,7 @@ def table_log_with_gathers(gathers: int) -> Any:
         log_hi = _LOGC_HI[i] if gathers >= 2 else fake * 2.0**-9
         log_lo = _LOGC_LO[i] if gathers >= 3 else fake * 2.0**-60
         r = fma(z, invc, -1.0)
-        w = fma(k, _LN2_HI, log_hi)
-        hi = w + r
-        lo = ((w - hi) + r) + fma(k, _LN2_LO, log_lo)
-        r2 = r * r
-        q = fma(
-            r2,
-            fma(r2, fma(r, 1.0 / 7.0, -1.0 / 6.0), fma(r, 0.2, -0.25)),
-            fma(r, 1.0 / 3.0, -0.5),
-        )
-        return hi + fma(r2, q, lo)
+        return table_sum(r, fma(k, _LN2_HI, log_hi), fma(k, _LN2_LO, log_lo))
 
     return log
 
@@ -299,13 +309,11 @@ def short_form(f: float, s: float, k: float) -> float:
     # the kernels' log_of_quotient with fdlibm's shorter form log(1 + f) = f - s (f - R)
     # (fdlibm's __ieee754_log takes it except for m near sqrt(2), where it loses
     # accuracy; the kernels take the longer form f - (hfsq - s (hfsq + R)) everywhere):
-    # two products fewer, less accurate (the accuracy lines)
+    # two products fewer, less accurate (the accuracy lines); R by Horner's scheme
     z = s * s
-    w = z * z
-    a = 0.6666666666666735130 + z * 0.3999999999940941908
-    b = 0.2857142874366239149 + z * 0.2222219843214978396
-    c = 0.1818357216161805012 + z * 0.1531383769920937332
-    p = (a + w * b) + (w * w) * (c + w * 0.1479819860511658591)
+    p = _LG_DESCENDING[0]
+    for coefficient in _LG_DESCENDING[1:]:  # R(z) / z by Horner's scheme
+        p = coefficient + z * p
     return k * 6.93147180369123816490e-01 - ((s * (f - z * p) - k * 1.90821492927058770002e-10) - f)
 
 
