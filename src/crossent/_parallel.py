@@ -16,8 +16,6 @@ Two helpers share one pool of :func:`workers` threads per process:
 * :func:`ordered_map`: ``map`` over an iterable of blocks, lazily, with at most
   ``2 * workers`` blocks in flight, which bounds memory (calibration's evaluation, the
   bootstrap's resamples);
-* :func:`ordered_map_with_caller`: the same results, the caller's thread computing
-  blocks too, between the results it reads (the sums of stored probabilities);
 * :func:`run_in_parts`: ``work(first, stop)`` over contiguous parts of the rows, one
   per thread, the first in the caller's thread (the loss kernels, the measures).
 
@@ -35,11 +33,11 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-__all__ = ["ordered_map", "ordered_map_with_caller", "run_in_parts", "workers"]
+__all__ = ["ordered_map", "run_in_parts", "workers"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -103,59 +101,6 @@ def ordered_map(function: Callable[[_T], _R], items: Iterable[_T]) -> Iterator[_
         for future in pending:
             future.cancel()
         wait(pending)
-
-
-def ordered_map_with_caller(function: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
-    """``map(function, items)`` in order, computed by the pool's threads and the caller's.
-
-    The results and errors of :func:`ordered_map`: the results in the order of
-    ``items``, the first item that raised raising when its turn comes (the items before
-    it read first), and when the caller stops early the items not started are skipped
-    and those running waited for.  Each thread takes the next item not yet taken, the
-    caller among them: while the result it must give next is not ready, the caller
-    computes an item rather than wait, and gives each result as soon as it and those
-    before it are ready, between the items it computes (a consumer's work on the
-    results overlaps the others' items).  So no thread only waits, and ``workers()``
-    threads compute, not ``workers() - 1``: a call on a machine of two cores runs on
-    both cores without a third thread to wake for every result, and starts in the
-    caller at once.  Every item may be computed before its result is read: for results
-    that are small (sums), unlike :func:`ordered_map`'s bounded window.
-    """
-    count = min(_threads(), len(items))
-    if count <= 1:
-        yield from map(function, items)
-        return
-    results: list[Future[_R]] = [Future() for _ in items]
-    taken = iter(range(len(items)))
-    take_lock = threading.Lock()
-    stopped = threading.Event()
-
-    def next_item() -> int | None:
-        if stopped.is_set():
-            return None
-        with take_lock:
-            return next(taken, None)
-
-    def compute(index: int) -> None:
-        try:
-            results[index].set_result(function(items[index]))
-        except BaseException as error:  # raised when its turn comes, as in ordered_map
-            stopped.set()  # the items after it are not started
-            results[index].set_exception(error)
-
-    def take_items() -> None:
-        while (index := next_item()) is not None:
-            compute(index)
-
-    helpers = [_pool(_threads()).submit(take_items) for _ in range(count - 1)]
-    try:
-        for result in results:
-            while not result.done() and (index := next_item()) is not None:
-                compute(index)
-            yield result.result()  # an item not started only after an error, above
-    finally:
-        stopped.set()
-        wait(helpers)
 
 
 def run_in_parts(work: Callable[[int, int], _R], rows: int, most: int | None = None) -> list[_R]:

@@ -26,7 +26,7 @@ from .._checks import (
     row_offset,
 )
 from .._numerics import safe_log
-from .._parallel import ordered_map, ordered_map_with_caller
+from .._parallel import ordered_map
 from .._sides import prepare
 from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
 from ..errors import InputError
@@ -144,9 +144,7 @@ class Predictions:
 
     def map_stored(self, function: Callable[[int, Any, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values as stored (no copy,
-        no conversion; gathered for a subset); on all cores, the caller's thread among
-        them (:func:`.._parallel.ordered_map_with_caller`: a block's results are sums or
-        per-row summaries, and every block is read at once), results in block order.
+        no conversion; gathered for a subset); on all cores, results in block order.
         The caller validates the values if ``pending``."""
 
         def stored(span: tuple[int, int]) -> _R:
@@ -161,7 +159,7 @@ class Predictions:
         spans = list(self._spans())
         if len(spans) <= 1:  # one block: no thread pool to start (small inputs)
             return map(stored, spans)
-        return ordered_map_with_caller(stored, spans)
+        return ordered_map(stored, spans)
 
     def map_raw(self, function: Callable[[int, FloatArray, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values in float64 and still in
