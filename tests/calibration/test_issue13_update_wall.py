@@ -1,200 +1,195 @@
-"""Issue 13, ``EvaluationState.update``'s wall time: the blocks of stored probabilities
-(``Predictions.map_stored``: the update, NLL, Brier and ECE sums) are computed by the
-caller's thread too (``_parallel.ordered_map_with_caller``), not by the pool alone while
-the caller waits, so a call on two cores runs on both without a third thread to wake
-for every block.  Threads change the speed, never the numbers or the errors.
+"""Issue 13, ``EvaluationState.update``'s wall time: the blocks of stored float32 or
+float64 probabilities are read by one Python call per thread
+(``_row_kernels.blocks_totals``: the same kernel call a block as ``block_totals``, the
+outputs stacked by block), the caller's thread taking the first part, and the blocks'
+sums are then added in block order (``numpy.add.accumulate``), instead of a thread-pool
+task, a ``block_totals`` call and an ``_add`` a block (``_summaries.map_totals``, which
+the other scopes, forms and layouts still take).
 
-Pinned here: ``ordered_map_with_caller`` gives ``map``'s results in order, the caller's
-thread computing items; the first item that raised raises when its turn comes, even
-when a later one failed sooner, after the results before it, and the items after it
-are not started once it failed; a consumer that stops early waits for the running
-items.  ``EvaluationState.update`` over many blocks of float32 probabilities (the
-blocks made small) gives the same bits on 1, 2 and 3 threads, and its NLL, Brier score
-and mean entropy agree with a float64 oracle (``math.fsum`` of NumPy's terms); a
-label out of range with ``validate=False`` in two blocks names the first block's; a
-bad entry in a late block, the same message on one thread and two.
+Pinned here, against that path run by hand (``map_totals``, then ``_add`` of each
+block in order, as ``update`` did): the state's every sum, count, bin and most
+surprising row bit for bit, over many small blocks, on 1, 2 and 3 threads, float32 and
+float64, both bin closures, with and without the most surprising rows, after an
+earlier update (the running sums start from non-zero sums); the NLL, Brier score and
+mean entropy against a float64 oracle (``math.fsum``); a bad entry or label in a late
+block: the same error; unchecked NaN rows and out-of-range labels (``validate=False``):
+the same sums, or the same ``IndexError`` naming the first bad block's row; a
+Fortran-ordered input (the other path): the same bits.
 
-Mutants these fail on: results read in the order they finish instead of the items'
-(``concurrent.futures.as_completed``): the order and the error tests, and the update's
-bits (the block sums added in another order); the caller waiting instead of computing
-(``while False and ...``): the caller's-share test; a failure that does not stop the
-taking of items (``stopped.set()`` removed): the not-started test.
+Mutants these fail on: the blocks' sums added pairwise (``total + parts.sum(axis=0)``)
+instead of in order; the read stopping at a block with an unchecked suspect row (the
+loop in ``_stacked_totals.read`` returning instead of going on); the most surprising
+rows counted from the part's first block instead of their own (``bounds[0]`` for
+``bounds[block]``).
 """
 
 from __future__ import annotations
 
 import math
-import threading
-import time
 
 import numpy as np
 import pytest
 
 import crossent
 from crossent import _parallel
-from crossent.calibration import _inputs
+from crossent.calibration import _inputs, _state
+from crossent.calibration._inputs import as_predictions
+from crossent.calibration._summaries import map_totals
+
+pytest.importorskip("numba")
 
 
-def _slow_square(delays: dict[int, float], threads: list[int]) -> object:
-    def square(item: int) -> int:
-        threads.append(threading.get_ident())
-        time.sleep(delays.get(item, 0.002))
-        return item * item
-
-    return square
-
-
-def test_issue13_update_wall_map_with_caller_order_and_callers_share(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_parallel, "workers", lambda: 2)
-    threads: list[int] = []
-    items = list(range(12))
-    got = list(_parallel.ordered_map_with_caller(_slow_square({0: 0.03}, threads), items))
-    assert got == [item * item for item in items]
-    assert len(threads) == len(items)
-    assert threading.get_ident() in threads  # the caller computed items too
-    assert len(set(threads)) == 2
+def _by_blocks(
+    state: crossent.EvaluationState, probs: np.ndarray, labels: np.ndarray, validate: bool
+) -> crossent.EvaluationState:
+    """``update`` as it was: ``map_totals``' blocks, each added in turn."""
+    start = state.n
+    predictions = as_predictions(
+        probs, labels, form="probs", validate=validate, first_row=start, defer=True
+    )
+    for block_start, totals in map_totals(predictions, state._request(state.spec.bins)):
+        state._add(_state._shifted(totals, start + block_start))
+    state.n += predictions.n
+    return state
 
 
-def test_issue13_update_wall_map_with_caller_one_thread_is_map(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_parallel, "workers", lambda: 1)
-    threads: list[int] = []
-    assert list(_parallel.ordered_map_with_caller(_slow_square({}, threads), range(5))) == [
-        0,
-        1,
-        4,
-        9,
-        16,
-    ]
-    assert set(threads) == {threading.get_ident()}
-
-
-class _Failed(Exception):
-    pass
-
-
-@pytest.mark.parametrize("threads", [2, 3])
-def test_issue13_update_wall_map_with_caller_first_error_in_order(
-    monkeypatch: pytest.MonkeyPatch, threads: int
-) -> None:
-    """Item 1 fails late, item 2 at once: item 1's error, after item 0's result."""
-    monkeypatch.setattr(_parallel, "workers", lambda: threads)
-    started: list[int] = []
-
-    def work(item: int) -> int:
-        started.append(item)
-        if item == 1:
-            time.sleep(0.05)
-            raise _Failed("item 1")
-        if item == 2:
-            raise _Failed("item 2")
-        return item
-
-    read: list[int] = []
-    with pytest.raises(_Failed, match="item 1"):
-        read.extend(_parallel.ordered_map_with_caller(work, list(range(40))))
-    assert read == [0]
-    assert len(started) < 40  # no item taken after a failure
-
-
-def test_issue13_update_wall_map_with_caller_early_stop_waits(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_parallel, "workers", lambda: 2)
-    running = [0]
-    lock = threading.Lock()
-
-    def work(item: int) -> int:
-        with lock:
-            running[0] += 1
-        time.sleep(0.005)
-        with lock:
-            running[0] -= 1
-        return item
-
-    mapped = _parallel.ordered_map_with_caller(work, list(range(20)))
-    assert next(mapped) == 0
-    mapped.close()  # the consumer stops: the running items are waited for
-    assert running[0] == 0
-
-
-def _probabilities(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(rows, classes)) * 2.5
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    labels = rng.integers(0, classes, size=rows)
-    return p.astype(np.float32), labels
-
-
-def _state_bits(state: crossent.EvaluationState) -> tuple[object, ...]:
+def _bits(state: crossent.EvaluationState) -> tuple[object, ...]:
+    bins = state._bins
     return (
         state.n,
         state._sums.tobytes(),
         state._class_count.tobytes(),
         state._class_surprisal.tobytes(),
-        state._bins.count.tobytes(),
-        state._bins.confidence_sum.tobytes(),
-        state._bins.hits.tobytes(),
+        bins.count.tobytes(),
+        bins.confidence_sum.tobytes(),
+        bins.hits.tobytes(),
         state._surprising,
     )
 
 
-@pytest.mark.parametrize("classes", [10, 37])
-def test_issue13_update_wall_same_bits_on_any_threads_and_float64_oracle(
-    monkeypatch: pytest.MonkeyPatch, classes: int
-) -> None:
-    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 4096)  # many small blocks
-    probs, labels = _probabilities(3001, classes, seed=classes)
-    runs = {}
-    for threads in (1, 2, 3):
-        monkeypatch.setattr(_parallel, "workers", lambda threads=threads: threads)
-        state = crossent.EvaluationState(classes, keep=7)
-        state.update(probs[:1000], labels[:1000]).update(probs[1000:], labels[1000:])
-        runs[threads] = _state_bits(state)
-    assert runs[1] == runs[2] == runs[3]
+def _probabilities(
+    rows: int, classes: int, seed: int, dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(rows, classes)) * 2.5
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = p.astype(dtype)
+    p /= p.sum(axis=1, keepdims=True, dtype=np.float64).astype(dtype)
+    if dtype == np.float64:
+        p /= p.sum(axis=1, keepdims=True)
+    return p, rng.integers(0, classes, size=rows)
 
-    summary = state.compute()
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 2000)  # many blocks of few rows
+    return monkeypatch
+
+
+def _both(
+    probs: np.ndarray, labels: np.ndarray, *, validate: bool = True, **options: object
+) -> tuple[crossent.EvaluationState, crossent.EvaluationState]:
+    classes, cut = probs.shape[1], probs.shape[0] // 3
+    new = crossent.EvaluationState(classes, **options)
+    old = crossent.EvaluationState(classes, **options)
+    for part in (slice(0, cut), slice(cut, None)):
+        new.update(probs[part], labels[part], validate=validate)
+        _by_blocks(old, probs[part], labels[part], validate)
+    return new, old
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("classes", "dtype", "options"),
+    [
+        (10, np.float32, {"keep": 7}),
+        (37, np.float32, {"keep": 0, "closed": "right"}),
+        (10, np.float64, {"keep": 3, "bins": 8}),
+    ],
+)
+def test_issue13_update_wall_same_bits_as_block_by_block(
+    small_blocks: pytest.MonkeyPatch,
+    threads: int,
+    classes: int,
+    dtype: type,
+    options: dict[str, object],
+) -> None:
+    small_blocks.setattr(_parallel, "workers", lambda: threads)
+    probs, labels = _probabilities(3001, classes, seed=classes, dtype=dtype)
+    new, old = _both(probs, labels, **options)
+    assert _bits(new) == _bits(old)
+
+
+def test_issue13_update_wall_float64_oracle(small_blocks: pytest.MonkeyPatch) -> None:
+    probs, labels = _probabilities(3001, 10, seed=5)
+    summary = crossent.EvaluationState(10, keep=7).update(probs, labels).compute()
     p = probs.astype(np.float64)
     rows = np.arange(p.shape[0])
     p_label = p[rows, labels]
-    terms = np.where(p > 0, -p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    terms = -p * np.log(p, out=np.zeros_like(p), where=p > 0)
     brier = (p**2).sum(axis=1) - p_label**2 + (1 - p_label) ** 2
     n = p.shape[0]
     assert math.isclose(summary.nll, math.fsum(-np.log(p_label)) / n, rel_tol=1e-12)
     assert math.isclose(summary.brier, math.fsum(brier) / n, rel_tol=1e-12)
     assert math.isclose(summary.mean_entropy, math.fsum(terms.ravel()) / n, rel_tol=1e-12)
-    surprising = np.lexsort((rows, np.log(p_label)))[:7]
+    surprising = np.lexsort((rows, p_label))[:7]
     assert [row for row, _ in summary.most_surprising] == surprising.tolist()
 
 
-def test_issue13_update_wall_first_bad_block_names_its_label(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", ["nan", "label", "sum"])
+def test_issue13_update_wall_bad_late_block_same_error(
+    small_blocks: pytest.MonkeyPatch, threads: int, bad: str
 ) -> None:
-    """validate=False: the kernel's IndexError names the row within the first bad block."""
-    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 1000)  # blocks of 100 rows
-    monkeypatch.setattr(_parallel, "workers", lambda: 2)
-    probs, labels = _probabilities(2000, 10, seed=3)
-    labels[1050] = 10  # block 10, row 50
-    labels[1903] = 12  # block 19, row 3
-    with pytest.raises(IndexError, match="label 10 of row 50 "):
+    small_blocks.setattr(_parallel, "workers", lambda: threads)
+    probs, labels = _probabilities(3000, 10, seed=6)
+    if bad == "nan":
+        probs[2777, 3] = np.nan
+    elif bad == "label":
+        labels[2555] = 10
+    else:
+        probs[2333, 0] += 0.01
+    errors = []
+    for update in (
+        lambda: crossent.EvaluationState(10).update(probs, labels),
+        lambda: _by_blocks(crossent.EvaluationState(10), probs, labels, True),
+    ):
+        with pytest.raises(crossent.InputError) as error:
+            update()
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_issue13_update_wall_unchecked_suspect_rows_same_sums(
+    small_blocks: pytest.MonkeyPatch, threads: int
+) -> None:
+    small_blocks.setattr(_parallel, "workers", lambda: threads)
+    probs, labels = _probabilities(3000, 10, seed=7)
+    probs[1234, 5] = np.nan  # a suspect row read on, unchecked
+    probs[2100, 0] = 1.5
+    new, old = _both(probs, labels, validate=False, keep=4)
+    assert _bits(new) == _bits(old)
+
+
+def test_issue13_update_wall_unchecked_labels_first_bad_block(
+    small_blocks: pytest.MonkeyPatch,
+) -> None:
+    small_blocks.setattr(_parallel, "workers", lambda: 2)
+    probs, labels = _probabilities(3000, 10, seed=8)
+    bounds = [block * 3000 // 16 for block in range(17)]  # 16 blocks, 8 a thread
+    assert _state._block_bounds(as_predictions(probs, labels, form="probs")) == bounds
+    labels[1050] = 10  # block 5 (the first part's)
+    labels[2603] = 12  # block 13 (the second part's)
+    with pytest.raises(IndexError, match=f"label 10 of row {1050 - bounds[5]} "):
+        crossent.EvaluationState(10).update(probs, labels, validate=False)
+    labels[1050] = 3
+    with pytest.raises(IndexError, match=f"label 12 of row {2603 - bounds[13]} "):
         crossent.EvaluationState(10).update(probs, labels, validate=False)
 
 
-def test_issue13_update_wall_bad_entry_same_error_on_one_and_two_threads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 1000)
-    probs, labels = _probabilities(2000, 10, seed=4)
-    probs[1777, 3] = np.nan
-    messages = []
-    for threads in (1, 2):
-        monkeypatch.setattr(_parallel, "workers", lambda threads=threads: threads)
-        with pytest.raises(crossent.InputError) as error:
-            crossent.EvaluationState(10).update(probs, labels)
-        messages.append(str(error.value))
-    assert messages[0] == messages[1]
-    assert "1777" in messages[0]
+def test_issue13_update_wall_fortran_order_same_bits(small_blocks: pytest.MonkeyPatch) -> None:
+    probs, labels = _probabilities(3000, 10, seed=9)
+    c_order = crossent.EvaluationState(10).update(probs, labels)
+    f_order = crossent.EvaluationState(10).update(np.asfortranarray(probs), labels)
+    assert _bits(c_order) == _bits(f_order)
