@@ -361,10 +361,13 @@ def blocks_totals(
 
     Returns the block after the first with a suspect row or a label out of range (its
     ``out.suspect`` says which), so that the caller checks it before going on, or
-    ``stop``.  Between two kernel calls only the rows' slices are formed: the per-block
-    Python of :func:`block_totals` (its arrays, its arguments, the results' views) ran
-    with caches that the block's pass had just filled with rows, about ten times its
-    time in a warm loop (``EvaluationState.update``, 10^6 x 10: 10 blocks).
+    ``stop``.  Between two kernel calls only the rows' slices are formed.  The Python
+    around each block's call (a thread-pool task, :func:`block_totals`' arrays and
+    arguments, the results' objects, the state's adds) runs in caches that the block's
+    pass has just filled with rows: measured (10^6 x 10 float32, 10 blocks, 2-core
+    AMD EPYC, loaded), ``EvaluationState.update`` took 1.2 to 1.5 ms of CPU time
+    more than its kernel calls alone, about 0.2 ms of which that Python takes in a warm
+    loop; reading each thread's blocks in one call, at most 0.3 ms more.
     """
     k = values.shape[1]
     flat = values.reshape(-1)
