@@ -429,24 +429,29 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    options = {
-        "top": request.top,
-        "entropy": request.entropy,
-        "limit": _limit(values.dtype, k),  # as map_totals' blocks
-        "spherical": request.spherical,
-        "squares": request.brier or request.spherical,
-        "classes": bool(request.classes),
-        "edges": _kernel_edges(request.bins) if request.bins else None,
-        "left": request.closed == "left",
-        "surprisal": request.surprisal,
-        "labels_from_zero": predictions.pending,
-    }
+    limit = _limit(values.dtype, k)  # as map_totals' blocks
+    edges = _kernel_edges(request.bins) if request.bins else None
 
     def read(first: int, stop: int) -> None:
         block = first
         while block < stop:
             block = _row_kernels.blocks_totals(
-                values, labels, bounds, block, stop, totals, **options
+                values,
+                labels,
+                bounds,
+                block,
+                stop,
+                totals,
+                top=request.top,
+                entropy=request.entropy,
+                limit=limit,
+                spherical=request.spherical,
+                squares=request.brier or request.spherical,
+                classes=bool(request.classes),
+                edges=edges,
+                left=request.closed == "left",
+                surprisal=request.surprisal,
+                labels_from_zero=predictions.pending,
             )
             flagged = int(totals.suspect[block - 1])
             if flagged < 0:  # a label out of range
