@@ -124,7 +124,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,23 +341,15 @@ def blocks_totals(
     first: int,
     stop: int,
     out: BlocksTotals,
-    *,
-    top: bool,
-    entropy: bool,
-    limit: float,
-    spherical: bool,
-    squares: bool,
-    classes: bool,
-    edges: np.ndarray | None,
-    left: bool,
-    surprisal: bool = True,
-    labels_from_zero: bool = False,
+    options: Mapping[str, Any],
 ) -> int:
     """:func:`block_totals` of the blocks ``first`` to ``stop - 1`` of C-contiguous
     ``values`` (block ``b``: rows ``bounds[b]`` to ``bounds[b + 1] - 1``), each one
     kernel call on the block's rows as :func:`block_totals` makes it (the same
     arguments, hence the same numbers), written into row ``b`` of ``out``
-    (:meth:`BlocksTotals.empty`; ``keep`` is its width).
+    (:meth:`BlocksTotals.empty`; ``keep`` is its width); ``options`` are
+    :func:`block_totals`' keyword arguments but ``keep``
+    (``_summaries.kernel_options``).
 
     Returns the block after the first with a suspect row or a label out of range (its
     ``out.suspect`` says which), so that the caller checks it before going on, or
@@ -373,13 +365,13 @@ def blocks_totals(
     flat = values.reshape(-1)
     bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
     ids = np.asarray(labels, dtype=np.intp)
+    top, edges, classes = options["top"], options["edges"], options["classes"]
     bins = 0 if edges is None or not top else edges.shape[0] - 1
     kernel_edges = np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64)
-    logs, low, class_count = (
-        surprisal or classes,
-        0 if labels_from_zero else -k,
-        k if classes else 0,
-    )
+    logs = options["surprisal"] or classes
+    low = 0 if options["labels_from_zero"] else -k
+    entropy, squares, spherical = options["entropy"], options["squares"], options["spherical"]
+    left, limit = options["left"], options["limit"]
     kernel = _kernels()["totals"]
     for block in range(first, stop):
         start, end = bounds[block], bounds[block + 1]
@@ -394,7 +386,7 @@ def blocks_totals(
             squares,
             spherical,
             squares,
-            class_count,
+            k if classes else 0,
             kernel_edges,
             left,
             limit,

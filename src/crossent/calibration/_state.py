@@ -37,8 +37,8 @@ from ._summaries import (
     BlockTotals,
     ExampleSummaries,
     TotalsRequest,
-    _kernel_edges,
     _limit,
+    kernel_options,
     map_summaries,
     map_totals,
     summarize_block,
@@ -429,30 +429,13 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    limit = _limit(values.dtype, k)  # as map_totals' blocks
-    edges = _kernel_edges(request.bins) if request.bins else None
+    # the options of map_totals' blocks
+    options = kernel_options(request, limit=_limit(values.dtype, k), pending=predictions.pending)
 
     def read(first: int, stop: int) -> None:
         block = first
         while block < stop:
-            block = _row_kernels.blocks_totals(
-                values,
-                labels,
-                bounds,
-                block,
-                stop,
-                totals,
-                top=request.top,
-                entropy=request.entropy,
-                limit=limit,
-                spherical=request.spherical,
-                squares=request.brier or request.spherical,
-                classes=bool(request.classes),
-                edges=edges,
-                left=request.closed == "left",
-                surprisal=request.surprisal,
-                labels_from_zero=predictions.pending,
-            )
+            block = _row_kernels.blocks_totals(values, labels, bounds, block, stop, totals, options)
             flagged = int(totals.suspect[block - 1])
             if flagged < 0:  # a label out of range
                 if predictions.pending:
