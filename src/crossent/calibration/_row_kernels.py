@@ -124,12 +124,21 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["available", "block_totals", "log_positive", "row_summaries", "surprisal"]
+__all__ = [
+    "BlocksTotals",
+    "available",
+    "block_totals",
+    "blocks_totals",
+    "log_positive",
+    "row_summaries",
+    "surprisal",
+]
 
 _PART_ROWS = 256
 """Rows whose terms are summed plainly (vectorised) before the compensated sum of the
@@ -293,6 +302,102 @@ def block_totals(
     )
     _raise_for_label(suspect, labels, k)
     return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
+
+
+@dataclass(frozen=True)
+class BlocksTotals:
+    """:func:`block_totals`' outputs of ``B`` blocks, stacked (row ``b``: block ``b``).
+
+    ``sums`` ``(B, 5)``, ``class_stats`` ``(B, 2, classes or 0)``, ``bin_stats``
+    ``(B, 3, bins)``, ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p``
+    ``(B, keep)`` and ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
+    for a label out of range (rows of the block), as :func:`block_totals` reads them.
+    """
+
+    sums: np.ndarray
+    class_stats: np.ndarray
+    bin_stats: np.ndarray
+    found: np.ndarray
+    found_p: np.ndarray
+    suspect: np.ndarray
+
+    @classmethod
+    def empty(cls, blocks: int, classes: int, bins: int, keep: int) -> BlocksTotals:
+        """Outputs for ``blocks`` blocks (zeroed where the kernel adds into them)."""
+        return cls(
+            np.empty((blocks, 5)),
+            np.zeros((blocks, 2, classes)),
+            np.zeros((blocks, 3, bins)),
+            np.full((blocks, keep), -1, dtype=np.intp),
+            np.empty((blocks, keep)),
+            np.zeros(blocks, dtype=np.int64),
+        )
+
+
+def blocks_totals(
+    values: np.ndarray,
+    labels: np.ndarray,
+    bounds: list[int],
+    first: int,
+    stop: int,
+    out: BlocksTotals,
+    options: Mapping[str, Any],
+) -> int:
+    """:func:`block_totals` of the blocks ``first`` to ``stop - 1`` of C-contiguous
+    ``values`` (block ``b``: rows ``bounds[b]`` to ``bounds[b + 1] - 1``), each one
+    kernel call on the block's rows as :func:`block_totals` makes it (the same
+    arguments, hence the same numbers), written into row ``b`` of ``out``
+    (:meth:`BlocksTotals.empty`; ``keep`` is its width); ``options`` are
+    :func:`block_totals`' keyword arguments but ``keep``
+    (``_summaries.kernel_options``).
+
+    Returns the block after the first with a suspect row or a label out of range (its
+    ``out.suspect`` says which), so that the caller checks it before going on, or
+    ``stop``.  Between two kernel calls only the rows' slices are formed.  The Python
+    around each block's call (a thread-pool task, :func:`block_totals`' arrays and
+    arguments, the results' objects, the state's adds) runs in caches that the block's
+    pass has just filled with rows: measured (10^6 x 10 float32, 10 blocks, 2-core
+    AMD EPYC, loaded), ``EvaluationState.update`` took 1.2 to 1.5 ms of CPU time
+    more than its kernel calls alone, about 0.2 ms of which that Python takes in a warm
+    loop; reading each thread's blocks in one call, at most 0.3 ms more.
+    """
+    k = values.shape[1]
+    flat = values.reshape(-1)
+    bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
+    ids = np.asarray(labels, dtype=np.intp)
+    top, edges, classes = options["top"], options["edges"], options["classes"]
+    bins = 0 if edges is None or not top else edges.shape[0] - 1
+    kernel_edges = np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64)
+    logs = options["surprisal"] or classes
+    low = 0 if options["labels_from_zero"] else -k
+    entropy, squares, spherical = options["entropy"], options["squares"], options["spherical"]
+    left, limit = options["left"], options["limit"]
+    kernel = _kernels()["totals"]
+    for block in range(first, stop):
+        start, end = bounds[block], bounds[block + 1]
+        flagged = kernel(
+            values[start:end],
+            flat[start * k : end * k],
+            bits[start:end],
+            ids[start:end],
+            top,
+            entropy,
+            logs,
+            squares,
+            spherical,
+            squares,
+            k if classes else 0,
+            kernel_edges,
+            left,
+            limit,
+            low,
+            (out.sums[block], out.class_stats[block], out.bin_stats[block], out.found[block]),
+            out.found_p[block],
+        )
+        if flagged:
+            out.suspect[block] = flagged
+            return block + 1
+    return stop
 
 
 def _kernel_arguments(

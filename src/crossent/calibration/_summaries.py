@@ -48,6 +48,7 @@ __all__ = [
     "ExampleSummaries",
     "TotalsRequest",
     "candidates",
+    "kernel_options",
     "map_summaries",
     "map_totals",
     "summarize",
@@ -329,17 +330,8 @@ def _fused_totals(
         suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
             values,
             labels,
-            top=request.top,
-            entropy=request.entropy,
-            limit=limit,
-            spherical=request.spherical,
-            squares=request.brier or request.spherical,
-            classes=bool(request.classes),
-            edges=_kernel_edges(request.bins) if request.bins else None,
-            left=request.closed == "left",
             keep=request.keep,
-            surprisal=request.surprisal,
-            labels_from_zero=predictions.pending,
+            **kernel_options(request, limit=limit, pending=predictions.pending),
         )
     except IndexError:
         if predictions.pending:
@@ -362,6 +354,25 @@ def _fused_totals(
         if rows.size
         else [],
     )
+
+
+def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> dict[str, Any]:
+    """The options of :func:`._row_kernels.block_totals` (but ``keep``) that ``request``
+    asks for, rows past ``limit`` suspect, labels held to ``[0, classes)`` if their
+    check is ``pending`` (also those of ``EvaluationState.update``'s
+    ``_row_kernels.blocks_totals``)."""
+    return {
+        "top": request.top,
+        "entropy": request.entropy,
+        "limit": limit,
+        "spherical": request.spherical,
+        "squares": request.brier or request.spherical,
+        "classes": bool(request.classes),
+        "edges": _kernel_edges(request.bins) if request.bins else None,
+        "left": request.closed == "left",
+        "surprisal": request.surprisal,
+        "labels_from_zero": pending,
+    }
 
 
 @functools.cache
