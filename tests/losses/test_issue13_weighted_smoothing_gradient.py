@@ -85,7 +85,7 @@ def _per_row_terms(z: np.ndarray, y: np.ndarray, w: Any, eps: float, t: float, i
 def _float_terms(z: np.ndarray, y: np.ndarray, w: Any, eps: float, t: float, ignored: int) -> Any:
     """``(hi, lo, size)``: float64 arrays with ``hi + lo`` the exact ``'sum'`` gradient
     to about 2^-106 relative (``hi`` its rounding) and ``size`` its terms' size, rounded."""
-    key = ("float",) + _terms_key(z, y, w, eps, t, ignored)
+    key = ("float", *_terms_key(z, y, w, eps, t, ignored))
     if key not in _TERMS:
         grad, size, _ = _per_row_terms(z, y, w, eps, t, ignored)
         hi = np.array([float(g) for g in grad.flat]).reshape(grad.shape)
