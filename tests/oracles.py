@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 
 mpmath.mp.dps = 50
 INF = mpmath.inf
@@ -124,15 +125,58 @@ def label_p_minus_one(
     r""":math:`p_y - 1 = -r/(1 + r)`, :math:`r = \sum_{c \ne y} e^{(z_c - z_y)/T}`, per row
     of ``z`` (its values as stored, each converted exactly). Each distinct value's
     exponential is formed once and weighted by its count (exact: a count is an
-    integer; stored in 16 bits, a row of a thousand has a few dozen distinct values)."""
+    integer; stored in 16 bits, a row of a thousand has a few dozen distinct values);
+    on :func:`label_gap_rows`' grid by :func:`_grid_exp`'s tables, else by mpmath's exp."""
     t = mpmath.mpf(temperature)
     out = []
     for row, label in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
-        top = mpmath.mpf(float(row[label]))
+        top = float(row[label])
         values, counts = np.unique(np.delete(row, label), return_counts=True)
         rest = mpmath.fsum(
-            int(n) * mpmath.exp((mpmath.mpf(float(x)) - top) / t)
+            int(n) * _term(float(x), top, t, temperature)
             for x, n in zip(values, counts, strict=True)
         )
         out.append(-rest / (1 + rest))
     return tuple(out)
+
+
+#: The grid of :func:`label_gap_rows`: 2^-20 (stored in any format, its values stay on it
+#: but for a few near 0, which take mpmath's exp).
+_GRID = 2.0**20
+_EXP_TABLES: dict[tuple[float, int], tuple[mpmath.mpf, list[dict[int, mpmath.mpf]]]] = {}
+
+
+def _term(x: float, top: float, t: mpmath.mpf, temperature: float) -> mpmath.mpf:
+    """:math:`e^{(x - top)/T}`: by the grid's tables where ``top - x`` is k 2^-20 with an
+    integer k >= 0 (``top - x`` is exact in float64 there), else by mpmath's exp."""
+    k = (top - x) * _GRID
+    if k >= 0 and k.is_integer():
+        return _grid_exp(int(k), temperature)
+    return mpmath.exp((mpmath.mpf(x) - top) / t)
+
+
+def _grid_exp(k: int, temperature: float) -> mpmath.mpf:
+    r""":math:`e^{-k\delta}`, :math:`\delta = 2^{-20}/T`, as the product of three table
+    entries (k's 9-bit digits: :math:`e^{-a 2^{18}\delta} e^{-b 2^9\delta} e^{-c\delta}`),
+    each formed once per temperature and precision. :math:`\delta`, the entries and their
+    product are formed with 20 bits more than the working precision, and the product
+    rounded to it: within about half an ulp of it (mpmath's exp of the rounded quotient
+    ``(x - top)/T``, as formed before, errs by up to :math:`k\delta` ulps)."""
+    prec = mpmath.mp.prec
+    wide = prec + 20
+    if (temperature, prec) not in _EXP_TABLES:
+        with mpmath.workprec(wide):
+            delta = mpmath.mpf(2) ** -20 / mpmath.mpf(temperature)
+        _EXP_TABLES[temperature, prec] = (delta, [{}, {}, {}])
+    delta, tables = _EXP_TABLES[temperature, prec]
+    entries = []
+    for table, digit, shift in zip(
+        tables, (k >> 18, (k >> 9) & 511, k & 511), (18, 9, 0), strict=True
+    ):
+        if digit not in table:
+            with mpmath.workprec(wide):
+                table[digit] = mpmath.exp(-(digit << shift) * delta)._mpf_
+        entries.append(table[digit])
+    # raw products (mpmath.libmp): the first two at the wide precision, the last rounded
+    product = libmp.mpf_mul(entries[0], entries[1], wide, libmp.round_nearest)
+    return mpmath.mp.make_mpf(libmp.mpf_mul(product, entries[2], prec, libmp.round_nearest))
