@@ -27,6 +27,7 @@ cross-entropy's gradient, whose two quotients cancel: issue 13).
 
 from __future__ import annotations
 
+import decimal
 import math
 import types as pytypes
 from fractions import Fraction
@@ -439,41 +440,63 @@ def _ln2_parts() -> tuple[float, float, float]:
     return float(l1), float(l2), float(ln2 - l1 - l2)
 
 
-_LN2_PARTS = _ln2_parts()
+_EXP_DD_STEPS = 64
+r""":func:`_exp_dd` reduces :math:`y` by multiples of :math:`\ln 2/64`."""
 
-_EXP_DD_TAYLOR = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(13, 0, -1))
-r""":math:`1/n!` as double-doubles, :math:`n = 13, \dots, 1` (:func:`_exp_dd`)."""
+_LN2_STEP_PARTS = tuple(part / _EXP_DD_STEPS for part in _ln2_parts())
+r""":math:`\ln 2/64` as :func:`_ln2_parts` (divided by a power of 2, exactly): each part
+times an integer below :math:`2^{21}` exact."""
 
-_EXP_DD_TAIL = tuple(1.0 / math.factorial(n) for n in range(22, 13, -1))
-r""":math:`1/n!`, :math:`n = 22, \dots, 14` (:func:`_exp_dd`, in plain floats)."""
+
+def _exp2_steps() -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`2^{j/64}`, :math:`j = 0, \dots, 63`, as double-doubles (the ``hi`` and the
+    ``lo`` parts), from 60 significant digits (``decimal``)."""
+    with decimal.localcontext() as context:
+        context.prec = 60
+        values = [decimal.Decimal(2) ** (decimal.Decimal(j) / _EXP_DD_STEPS) for j in range(64)]
+    pairs = [_double_double(Fraction(v)) for v in values]
+    return np.array([hi for hi, _ in pairs]), np.array([lo for _, lo in pairs])
+
+
+_EXP2_STEPS_HI, _EXP2_STEPS_LO = _exp2_steps()
+
+_EXP_DD_TAYLOR = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(5, 0, -1))
+r""":math:`1/n!` as double-doubles, :math:`n = 5, \dots, 1` (:func:`_exp_dd`)."""
+
+_EXP_DD_TAIL = tuple(1.0 / math.factorial(n) for n in range(11, 5, -1))
+r""":math:`1/n!`, :math:`n = 11, \dots, 6` (:func:`_exp_dd`, in plain floats)."""
 
 
 @_inline
 def _exp_dd(y: float) -> tuple[float, float]:
     r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
-    error about :math:`2^{-100}` (tested against mpmath): :math:`y = k \ln 2 + t`,
-    :math:`|t| \le 0.35`, with :math:`t` a double-double (:data:`_LN2_PARTS`: the first
-    two products and the first difference exact), then
-    :math:`e^t - 1 = t \sum_{n \ge 1} t^{n-1}/n!` by Horner's scheme, the terms
-    :math:`n \le 13` in double-double, the rest (below :math:`4.2\cdot 10^{-18}`) in
-    floats, the series cut after :math:`n = 22` (remainder below :math:`10^{-31}`).
+    error about :math:`2^{-104}` (tested against mpmath): :math:`y = (64k + j)\ln 2/64
+    + t`, :math:`0 \le j < 64`, :math:`|t| \le \ln 2/128 < 0.0055`, with :math:`t` a
+    double-double (:data:`_LN2_STEP_PARTS`: the first two products and the first
+    difference exact), :math:`e^y = 2^k\, 2^{j/64} e^t` (:data:`_EXP2_STEPS_HI`,
+    ``_LO``), :math:`e^t - 1 = t \sum_{n \ge 1} t^{n-1}/n!` by Horner's scheme, the
+    terms :math:`n \le 5` in double-double, the rest (below :math:`3.6\cdot 10^{-17}`)
+    in floats, the series cut after :math:`n = 11` (remainder below
+    :math:`3\cdot 10^{-33}`). (The reduction by :math:`\ln 2` alone, :math:`|t| \le
+    0.35`, took thirteen double-double steps; the table leaves six and one product.)
     Where :math:`2^k` scales ``lo`` below the normal range its bits are lost (terms
     under :math:`10^{-292}`). For kernels compiled without ``reassoc`` only."""
-    l1, l2, l3 = _LN2_PARTS
-    k = math.floor(y * 1.4426950408889634 + 0.5)
-    t_hi, t_lo = _two_diff(y - k * l1, k * l2)
-    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - k * l3)
+    l1, l2, l3 = _LN2_STEP_PARTS
+    n = math.floor(y * (_EXP_DD_STEPS / math.log(2.0)) + 0.5)
+    k, j = n >> 6, n & 63
+    t_hi, t_lo = _two_diff(y - n * l1, n * l2)
+    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - n * l3)
     tail = 0.0
     for c in _EXP_DD_TAIL:
         tail = c + t_hi * tail
-    a_hi, a_lo = 0.0, 0.0
     a_hi, a_lo = tail, 0.0
     for c_hi, c_lo in _EXP_DD_TAYLOR:
         a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t_hi, t_lo, a_hi, a_lo)
     m_hi, m_lo = _dd_mul_add(0.0, 0.0, t_hi, t_lo, a_hi, a_lo)  # e^t - 1
-    hi, lo = _quick_two_sum(1.0, m_hi)
+    step_hi, step_lo = _EXP2_STEPS_HI[j], _EXP2_STEPS_LO[j]
+    hi, lo = _dd_mul_add(step_hi, step_lo, step_hi, step_lo, m_hi, m_lo)  # 2^(j/64) e^t
     scale = 2.0**k
-    return hi * scale, (lo + m_lo) * scale
+    return hi * scale, lo * scale
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
