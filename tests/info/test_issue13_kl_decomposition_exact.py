@@ -174,3 +174,30 @@ def _truth_tied(x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, Any]:
         h = -mp.fsum(k * mp.exp(s) * s for k, s, _ in parts)
         ce = -mp.fsum(k * mp.exp(s) * t for k, s, t in parts)
         return h, ce, ce - h
+
+
+def test_issue13_exp_dd_against_mpmath() -> None:
+    """The double-double exponential of the exact KL's masses (``_exp_dd``: reduction by
+    ln 2/64 and a table of :math:`2^{j/64}`) within :math:`2^{-100}` relative, across the
+    table's steps (both sides of each rounding boundary of ``y 64/ln 2``) and the range
+    where its low part stays normal."""
+    from crossent.info import _fused_kernels
+
+    rng = np.random.default_rng(105)
+    step = float(np.log(2.0)) / 64
+    boundaries = -(np.arange(1, 200) + 0.5) * step
+    values = np.concatenate(
+        [
+            boundaries * (1 + 1e-15),
+            boundaries * (1 - 1e-15),
+            -rng.random(100) * 600,
+            -rng.random(100) * 0.02,
+            [0.0, -1e-300, -(2.0**-60)],
+        ]
+    )
+    with mpmath.workdps(60):
+        for y in values:
+            hi, lo = _fused_kernels._exp_dd(float(y))
+            truth = mp.exp(mp.mpf(float(y)))
+            error = abs(mp.mpf(hi) + mp.mpf(lo) - truth) / truth
+            assert error <= mp.mpf(2) ** -100, (float(y), float(error))
