@@ -16,12 +16,18 @@ within :data:`FEW_ULPS` relative; a KL with a log-probability side besides withi
 :data:`MASS_ERROR` absolute (its masses in double-double, as
 ``test_issue13_kl_float64_exact``).
 
-Measured against the code before and mutants (by hand, then restored):
-``test_issue13_decomposition_float64_exact`` fails on main 876c9d4 (H and CE up to 18
-ulps, every form pair; the log-probability KL 1e8 ulps); ``test_issue13_kl64_fast_pass_keeps_low_parts``
-fails where the fast pass drops the low parts of its differences (``d = h_a - h_b``:
-12.9 ulps, the row built so that they add up: every rounding of :math:`x_i - m` a tie,
-one way on P's side, the other on Q's, 0.81 of P's mass on those entries).
+Measured against the code before and mutants (by hand, then restored). On main 876c9d4
+6 fail: ``test_issue13_decomposition_float64_exact`` with V = 2 and P logits (an entropy of
+1e-12, 25 ulps off: the loop's rounded log-partition) and with two log-probability sides
+(the KL 1e8 ulps off), and
+``test_issue13_kl64_fast_pass_keeps_low_parts`` (H 2e-12 off on its tied row). The fast
+pass without the low parts of its differences (``d = h_a - h_b``): 1 fails,
+``test_issue13_kl64_fast_pass_keeps_low_parts`` (12.9 ulps: the row is built so that
+they add up, every rounding of :math:`x_i - m` a tie, one way on P's side, the other on
+Q's, 0.81 of P's mass on those entries; elsewhere they stay within the fast pass's
+:math:`2^{-47}`). The exact sums without theirs (``d_lo``): 9 fail here. ``_exp_dd``
+without its table's low parts: 10 fail, :func:`test_issue13_exp_dd_against_mpmath`
+among them.
 """
 
 from __future__ import annotations
