@@ -10,14 +10,34 @@ to the first tree (this one).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["compare"]
+__all__ = ["add_options", "clock", "compare"]
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a script that :func:`compare` runs: ``--against``, ``--rounds``,
+    ``--json`` and ``--clock``."""
+    parser.add_argument("--against", nargs="+", default=[], help="other trees to time")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against")
+    parser.add_argument("--json", action="store_true", help="print the times as JSON")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help=_CLOCK_HELP)
+
+
+_CLOCK_HELP = "cpu: the process's CPU time (all threads), steadier on a loaded machine"
+
+
+def clock(args: argparse.Namespace) -> Callable[[], float]:
+    """The timer ``args.clock`` names."""
+    return time.perf_counter if args.clock == "wall" else time.process_time
 
 
 def compare(script: str, argv: list[str], others: list[str], rounds: int) -> None:

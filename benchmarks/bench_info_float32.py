@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import crossent
-from _against import compare
+from _against import add_options, clock, compare
 
 
 def main(argv: list[str]) -> None:
@@ -32,12 +31,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("rows", type=int)
     parser.add_argument("classes", type=int)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--against", nargs="+", default=[], help="other trees to time")
-    parser.add_argument("--rounds", type=int, default=3, help="with --against")
-    parser.add_argument("--json", action="store_true", help="print the times as JSON")
+    add_options(parser)
     args = parser.parse_args(argv)
     if args.against:
         own = [str(args.rows), str(args.classes), "--repeats", str(args.repeats)]
+        own += ["--clock", args.clock]
         compare(__file__, own, args.against, args.rounds)
         return
     rng = np.random.default_rng(0)
@@ -65,6 +63,7 @@ def main(argv: list[str]) -> None:
     if not args.json:
         print(crossent.__file__.split("/src/")[0])
     report: dict[str, list[float]] = {}
+    timer = clock(args)
     for name, call in calls.items():
         wide = (z.astype(np.float64), p.astype(np.float64), log_p.astype(np.float64))
         truth = np.asarray(call(*wide))
@@ -75,9 +74,9 @@ def main(argv: list[str]) -> None:
         }.items():
             times, got = [], None
             for _ in range(args.repeats):
-                start = time.perf_counter()
+                start = timer()
                 got = call(*arrays)
-                times.append(time.perf_counter() - start)
+                times.append(timer() - start)
             report[f"{name} {layout}"] = times
             if args.json:
                 continue

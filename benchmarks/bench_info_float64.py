@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import crossent
-from _against import compare
+from _against import add_options, clock, compare
 
 
 def _kl(p_form: str, q_form: str) -> Callable[[Any, Any], Any]:
@@ -47,15 +46,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("rows", type=int)
     parser.add_argument("classes", type=int)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--against", nargs="+", default=[], help="other trees to time")
-    parser.add_argument("--rounds", type=int, default=3, help="with --against")
-    parser.add_argument("--json", action="store_true", help="print the times as JSON")
-    parser.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="cpu: the process's CPU time (all threads), steadier on a loaded machine",
-    )
+    add_options(parser)
     parser.add_argument("--only", default="", help="the cases whose name has this")
     args = parser.parse_args(argv)
     if args.against:
@@ -92,16 +83,16 @@ def main(argv: list[str]) -> None:
     if not args.json:
         print(crossent.__file__.split("/src/")[0])
     report: dict[str, list[float]] = {}
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    timer = clock(args)
     for name, (call, a, b) in cases.items():
         if args.only not in name:
             continue
         call(a[:2], b[:2])  # compile (or load) outside the timings
         times = []
         for _ in range(args.repeats):
-            start = clock()
+            start = timer()
             call(a, b)
-            times.append(clock() - start)
+            times.append(timer() - start)
         report[name] = times
         if not args.json:
             best, median = min(times), float(np.median(times))

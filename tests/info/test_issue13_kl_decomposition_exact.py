@@ -43,12 +43,6 @@ pytest.importorskip("numba")
 mpmath = pytest.importorskip("mpmath")
 mp = mpmath.mp
 
-FEW_ULPS = 8 * 2.0**-53
-"""Relative error allowed on float64 results."""
-
-MASS_ERROR = 2.0**-98
-"""Absolute error allowed besides on a KL with a log-probability side."""
-
 DIGITS = 150
 FORMS = [
     ("logits", "logits"),
@@ -56,6 +50,12 @@ FORMS = [
     ("log_probs", "logits"),
     ("log_probs", "log_probs"),
 ]
+
+FEW_ULPS = 8 * 2.0**-53
+"""Relative error allowed on float64 results."""
+
+MASS_ERROR = 2.0**-98
+"""Absolute error allowed besides on a KL with a log-probability side."""
 
 
 def _log_softmax_mp(v: list[Any]) -> list[Any]:
