@@ -1,10 +1,11 @@
-"""The measures of float32 inputs: time and error against float64, one tree per run.
+"""The measures of float32 inputs: time and error against float64.
 
-Run the same script under two trees, interleaved, on a noisy machine (issue 13)::
+Compare trees, interleaved, on a noisy machine (issue 13)::
 
-    for i in 1 2 3; do for tree in /tmp/main_tree $PWD; do
-        PYTHONPATH=$tree/src python benchmarks/bench_info_float32.py 20000 1000
-    done; done
+    python benchmarks/bench_info_float32.py 20000 1000 --against /tmp/main_tree --rounds 3
+
+(``--against``: other trees, or their ``src``; each tree runs in its own subprocess,
+alternating round by round, see ``_against.py``; the table then has the times only.)
 
 Per call (C-contiguous and Fortran-ordered float32 inputs): the best and the median of
 ``--repeats`` timings and the largest error in float32 ulps of the float64 call on the same stored
@@ -14,21 +15,29 @@ values (``validate=False``, as a training loop's metrics would call them).
 from __future__ import annotations
 
 import argparse
-import time
+import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import crossent
+from _against import add_options, clock, compare
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("rows", type=int)
     parser.add_argument("classes", type=int)
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
+    add_options(parser)
+    args = parser.parse_args(argv)
+    if args.against:
+        own = [str(args.rows), str(args.classes), "--repeats", str(args.repeats)]
+        own += ["--clock", args.clock]
+        compare(__file__, own, args.against, args.rounds)
+        return
     rng = np.random.default_rng(0)
     shape = (args.rows, args.classes)
     z = (rng.standard_normal(shape) * 3).astype(np.float32)
@@ -51,7 +60,10 @@ def main() -> None:
             )
         ),
     }
-    print(crossent.__file__.split("/src/")[0])
+    if not args.json:
+        print(crossent.__file__.split("/src/")[0])
+    report: dict[str, list[float]] = {}
+    timer = clock(args)
     for name, call in calls.items():
         wide = (z.astype(np.float64), p.astype(np.float64), log_p.astype(np.float64))
         truth = np.asarray(call(*wide))
@@ -62,9 +74,12 @@ def main() -> None:
         }.items():
             times, got = [], None
             for _ in range(args.repeats):
-                start = time.perf_counter()
+                start = timer()
                 got = call(*arrays)
-                times.append(time.perf_counter() - start)
+                times.append(timer() - start)
+            report[f"{name} {layout}"] = times
+            if args.json:
+                continue
             best, median = min(times), float(np.median(times))
             ulps = np.max(np.abs(np.asarray(got, np.float64) - truth) / unit)
             print(
@@ -72,6 +87,9 @@ def main() -> None:
                 f" max error {ulps:6.2f} ulps"
             )
 
+    if args.json:
+        print(json.dumps(report))
+
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

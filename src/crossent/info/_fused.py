@@ -50,12 +50,16 @@ there); the rows it flags take exact Bregman sums instead (``_fused_kernels._kl_
 ``math.exp``, exact differences, compensated sums, the common shift removed, masses of
 log-probabilities in double-double where needed), a few float64 ulps from the truth
 on nearly equal rows, at about twice the compensated loop's time (issue 13).
-The float64 KL of logits (against logits or log-probabilities, alone or in the
-decomposition) takes one pass first (``_fused_kernels._kl64_sums``: two ``exp`` calls
-an entry, exact differences, compensated sums, no log-partition rounded to a float)
-with a rigorous bound on its error; it stands where that bound is at most
+The float64 KL of logits and log-probabilities (any pair of the two, alone or in the
+decomposition) takes one pass first (``_fused_kernels._kl64_pass``: two ``exp`` calls
+an entry at most, exact differences, compensated sums, no log-partition rounded to a
+float) with a rigorous bound on its error; it stands where that bound is at most
 :math:`2^{-47}` of the KL (random rows), and the exact sums run for the others
-(nearly equal rows, a tiny KL, where its terms cancel).
+(nearly equal rows, a tiny KL, where its terms cancel; two log-probability sides took
+the compensated loop, 1e8 ulps off there). The decomposition's entropy and
+cross-entropy come from the same pass's sums (:math:`\log S - \sum_i e_i w_i/S`, two
+non-negative parts: a few ulps), so it no longer takes the log-partitions' passes and
+the loop (five ``exp`` calls an entry, 1.7 times the KL's time; issue 13).
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which

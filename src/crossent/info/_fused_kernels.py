@@ -27,6 +27,7 @@ cross-entropy's gradient, whose two quotients cancel: issue 13).
 
 from __future__ import annotations
 
+import decimal
 import math
 import types as pytypes
 from fractions import Fraction
@@ -34,11 +35,13 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.extending import intrinsic, overload
 
 from .._intrinsics_numba import (
     bits_to_float32,
+    call_intrinsic,
     exp_nonpositive,
     float32_to_bits,
     prefer_wide_vectors,
@@ -380,21 +383,25 @@ def _bregman64_sums(
     return total + total_c, nu + nu_c, mass + mass_c
 
 
-_SPLIT = 134217729.0
-"""Dekker's splitter, :math:`2^{27} + 1`."""
+@intrinsic
+def _fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
+    """:math:`xy + z` rounded once (LLVM's ``llvm.fma.f64``: the FMA instruction, or
+    libm's correctly rounded ``fma`` where the CPU has none)."""
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: Any, builder: ir.IRBuilder, sig: Any, args: Any) -> Any:
+        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
+
+    return signature, codegen
 
 
 @_inline
 def _two_prod(x: float, y: float) -> tuple[float, float]:
-    """``x * y`` as ``p + e`` exactly (Dekker's product, no FMA needed; ``|x|, |y|``
-    well below :math:`2^{996}`). For kernels compiled without ``reassoc`` only."""
+    """``x * y`` as ``p + e`` exactly (the error by one FMA: Dekker's splitting took
+    fifteen operations, a third of :func:`_exp_dd`'s time), where ``e`` does not
+    underflow."""
     p = x * y
-    t = _SPLIT * x
-    xh = t - (t - x)
-    t = _SPLIT * y
-    yh = t - (t - y)
-    xl, yl = x - xh, y - yh
-    return p, (((xh * yh - p) + xh * yl) + xl * yh) + xl * yl
+    return p, _fma(x, y, -p)
 
 
 @_inline
@@ -433,41 +440,63 @@ def _ln2_parts() -> tuple[float, float, float]:
     return float(l1), float(l2), float(ln2 - l1 - l2)
 
 
-_LN2_PARTS = _ln2_parts()
+_EXP_DD_STEPS = 64
+r""":func:`_exp_dd` reduces :math:`y` by multiples of :math:`\ln 2/64`."""
 
-_EXP_DD_TAYLOR = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(13, 0, -1))
-r""":math:`1/n!` as double-doubles, :math:`n = 13, \dots, 1` (:func:`_exp_dd`)."""
+_LN2_STEP_PARTS = tuple(part / _EXP_DD_STEPS for part in _ln2_parts())
+r""":math:`\ln 2/64` as :func:`_ln2_parts` (divided by a power of 2, exactly): each part
+times an integer below :math:`2^{21}` exact."""
 
-_EXP_DD_TAIL = tuple(1.0 / math.factorial(n) for n in range(22, 13, -1))
-r""":math:`1/n!`, :math:`n = 22, \dots, 14` (:func:`_exp_dd`, in plain floats)."""
+
+def _exp2_steps() -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`2^{j/64}`, :math:`j = 0, \dots, 63`, as double-doubles (the ``hi`` and the
+    ``lo`` parts), from 60 significant digits (``decimal``)."""
+    with decimal.localcontext() as context:
+        context.prec = 60
+        values = [decimal.Decimal(2) ** (decimal.Decimal(j) / _EXP_DD_STEPS) for j in range(64)]
+    pairs = [_double_double(Fraction(v)) for v in values]
+    return np.array([hi for hi, _ in pairs]), np.array([lo for _, lo in pairs])
+
+
+_EXP2_STEPS_HI, _EXP2_STEPS_LO = _exp2_steps()
+
+_EXP_DD_TAYLOR = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(5, 0, -1))
+r""":math:`1/n!` as double-doubles, :math:`n = 5, \dots, 1` (:func:`_exp_dd`)."""
+
+_EXP_DD_TAIL = tuple(1.0 / math.factorial(n) for n in range(11, 5, -1))
+r""":math:`1/n!`, :math:`n = 11, \dots, 6` (:func:`_exp_dd`, in plain floats)."""
 
 
 @_inline
 def _exp_dd(y: float) -> tuple[float, float]:
     r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
-    error about :math:`2^{-100}` (tested against mpmath): :math:`y = k \ln 2 + t`,
-    :math:`|t| \le 0.35`, with :math:`t` a double-double (:data:`_LN2_PARTS`: the first
-    two products and the first difference exact), then
-    :math:`e^t - 1 = t \sum_{n \ge 1} t^{n-1}/n!` by Horner's scheme, the terms
-    :math:`n \le 13` in double-double, the rest (below :math:`4.2\cdot 10^{-18}`) in
-    floats, the series cut after :math:`n = 22` (remainder below :math:`10^{-31}`).
+    error about :math:`2^{-104}` (tested against mpmath): :math:`y = (64k + j)\ln 2/64
+    + t`, :math:`0 \le j < 64`, :math:`|t| \le \ln 2/128 < 0.0055`, with :math:`t` a
+    double-double (:data:`_LN2_STEP_PARTS`: the first two products and the first
+    difference exact), :math:`e^y = 2^k\, 2^{j/64} e^t` (:data:`_EXP2_STEPS_HI`,
+    ``_LO``), :math:`e^t - 1 = t \sum_{n \ge 1} t^{n-1}/n!` by Horner's scheme, the
+    terms :math:`n \le 5` in double-double, the rest (below :math:`3.6\cdot 10^{-17}`)
+    in floats, the series cut after :math:`n = 11` (remainder below
+    :math:`3\cdot 10^{-33}`). (The reduction by :math:`\ln 2` alone, :math:`|t| \le
+    0.35`, took thirteen double-double steps; the table leaves six and one product.)
     Where :math:`2^k` scales ``lo`` below the normal range its bits are lost (terms
     under :math:`10^{-292}`). For kernels compiled without ``reassoc`` only."""
-    l1, l2, l3 = _LN2_PARTS
-    k = math.floor(y * 1.4426950408889634 + 0.5)
-    t_hi, t_lo = _two_diff(y - k * l1, k * l2)
-    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - k * l3)
+    l1, l2, l3 = _LN2_STEP_PARTS
+    n = math.floor(y * (_EXP_DD_STEPS / math.log(2.0)) + 0.5)
+    k, j = n >> 6, n & 63
+    t_hi, t_lo = _two_diff(y - n * l1, n * l2)
+    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - n * l3)
     tail = 0.0
     for c in _EXP_DD_TAIL:
         tail = c + t_hi * tail
-    a_hi, a_lo = 0.0, 0.0
     a_hi, a_lo = tail, 0.0
     for c_hi, c_lo in _EXP_DD_TAYLOR:
         a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t_hi, t_lo, a_hi, a_lo)
     m_hi, m_lo = _dd_mul_add(0.0, 0.0, t_hi, t_lo, a_hi, a_lo)  # e^t - 1
-    hi, lo = _quick_two_sum(1.0, m_hi)
+    step_hi, step_lo = _EXP2_STEPS_HI[j], _EXP2_STEPS_LO[j]
+    hi, lo = _dd_mul_add(step_hi, step_lo, step_hi, step_lo, m_hi, m_lo)  # 2^(j/64) e^t
     scale = 2.0**k
-    return hi * scale, (lo + m_lo) * scale
+    return hi * scale, lo * scale
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
@@ -521,12 +550,25 @@ def _row_max(row: Any) -> float:
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _kl64_sums(
     a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float]
-) -> tuple[float, float]:
+) -> tuple[float, bool]:
+    """The KL of :func:`_kl64_pass` and whether it stands."""
+    kl, stands, _, _, _ = _kl64_pass(a, b, sides, tops, False)
+    return kl, stands
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl64_pass(
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], with_entropies: bool
+) -> tuple[float, bool, float, float, bool]:
     r"""KL of float64 rows ``a`` (P) and ``b`` (Q), each logits (form 2) or
-    log-probabilities (form 1), not both log-probabilities, in one pass with two
-    ``math.exp`` calls an entry at most (main's compensated loop took three), and a
-    rigorous bound on its error. ``tops``: each side's finite maximum (0 for
-    log-probabilities).
+    log-probabilities (form 1), in one pass with two ``math.exp`` calls an entry at
+    most (main's compensated loop took three), a rigorous bound on its error, and from
+    the same sums the entropy :math:`H(P)` and cross-entropy :math:`H(P, Q)` (the
+    decomposition). ``tops``: each side's finite maximum (0 for log-probabilities).
+    Returns the KL, whether it stands, :math:`H(P)` and :math:`H(P, Q)` (0 unless
+    ``with_entropies``: their sums cost a fifth of the pass), and whether the sums are
+    valid (not: a NaN entry or a positive log-probability; then nothing
+    stands and the caller's exact sums or loop judge the row).
 
     With :math:`w_i = x_i - m_a` and :math:`w'_i = y_i - m_b`, each exact as a pair
     ``h + l`` (:func:`_two_diff`), :math:`e_i = e^{h}(1 + l)` (P's unnormalised
@@ -540,6 +582,22 @@ def _kl64_sums(
     rounded to a float (its rounding, up to :math:`2^{-53}\log V`, was main's
     first-order error), and the differences :math:`w_i - w'_i` keep their low parts.
 
+    Entropy and cross-entropy, with :math:`W = \sum_i e_i w_i` and
+    :math:`W' = \sum_i e_i w'_i` (Neumaier's sums of terms :math:`\le 0`):
+
+    .. math:: H(P) = \log S_a - W/S_a, \quad H(P, Q) = \log S_b - W'/S_a
+              \ \text{(P logits)}; \qquad H(P) = -W, \quad H(P, Q) = S_a \log S_b - W'
+              \ \text{(P log-probabilities)},
+
+    each the sum of two non-negative parts (:math:`S \ge 1` for logits, the maximal
+    entries counted as exactly 1), so no cancellation: a few ulps, as main's
+    compensated loop of :math:`-p_i \log p_i` and :math:`-p_i \log q_i` (which took a
+    third ``exp`` an entry and the two log-partitions' passes). :math:`\log S` is
+    ``log1p`` of :math:`S - 1` taken from the compensated sum before its final rounding
+    (:math:`s_{hi} - 1` exact for :math:`s_{hi} \in [1, 2]`), so a dominant logit's
+    tiny entropy keeps its relative accuracy. ``+inf`` for :math:`H(P, Q)` (and the KL)
+    where only :math:`q_i = 0`.
+
     Bound (:math:`u = 2^{-53}`, ``math.exp`` within an ulp, :math:`2u` relative):
     each :math:`e_i` errs by :math:`\rho = 4.1u` relative (the exp, the rounded
     :math:`1 + l`, the product, :math:`e^l - 1 - l`) and :math:`2^{-1074}` absolute
@@ -550,47 +608,79 @@ def _kl64_sums(
     :math:`(u + \rho + 1.01 n^2u^2) S + n 2^{-1074}` and :math:`T` by the terms' bounds
     plus :math:`u|T| + 1.01 n^2 u^2 \sum|t_i|`; then the quotient, the logarithm
     (an ulp, :math:`|\log(1 + \delta)| \le 1.01|\delta|`), the product and the
-    difference, each rounded once; the whole enlarged by :math:`2^{-20}`. Returns the
-    KL and whether it stands (:data:`_KL64_TOLERANCE`); not: a NaN, a positive
-    log-probability, a bound too large (nearly equal P and Q, a tiny KL: the terms
-    cancel). ``+inf`` where only :math:`q_i = 0`."""
+    difference, each rounded once; the whole enlarged by :math:`2^{-20}`. The KL stands
+    where the bound is at most :data:`_KL64_TOLERANCE` of it; not: nearly equal P and
+    Q, a tiny KL (the terms cancel)."""
     form_a, form_b = sides
     m_a, m_b = tops
     logits_a, logits_b = form_a == 2, form_b == 2
     inf = math.inf
     n = a.shape[0]
     s_a = s_a_c = s_b = s_b_c = t = t_c = 0.0
+    w_a = w_a_c = w_b = w_b_c = 0.0
     t_abs = w_abs = d_abs = 0.0
     infinite = False
     odd = 0
     for i in range(n):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x:
+        if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x or y != y:
             odd += 1
-        h_b, l_b = (y, 0.0) if y == -inf else _two_diff(y, m_b)
+        h_b, l_b = (y, 0.0) if y == -inf or not logits_b else _two_diff(y, m_b)
         if logits_b:
             s_b, s_b_c = _add_select(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
         if x == -inf:
             continue
-        h_a, l_a = _two_diff(x, m_a)
+        h_a, l_a = _two_diff(x, m_a) if logits_a else (x, 0.0)
         e = math.exp(h_a) * (1.0 + l_a)
         s_a, s_a_c = _add_select(s_a, s_a_c, e)
+        if with_entropies:
+            w_a, w_a_c = _add_select(w_a, w_a_c, e * h_a)
         if y == -inf:
             infinite = True
             continue
+        if with_entropies:
+            w_b, w_b_c = _add_select(w_b, w_b_c, e * h_b)
         d = (h_a - h_b) + (l_a - l_b)
         term = e * d
         t, t_c = _add_select(t, t_c, term)
         t_abs += abs(term)
         w_abs += e * (abs(h_a) + abs(h_b))
         d_abs += abs(d)
+    # S - 1 before the final rounding of the compensated sums (see the docstring).
+    log_s_a = math.log1p((s_a - 1.0) + s_a_c) if logits_a else 0.0
+    log_s_b = math.log1p((s_b - 1.0) + s_b_c) if logits_b else 0.0
     s_a, t = s_a + s_a_c, t + t_c
+    w_a, w_b = w_a + w_a_c, w_b + w_b_c
     s_b = s_b + s_b_c if logits_b else 1.0
     if odd or not (math.isfinite(s_a) and math.isfinite(s_b) and math.isfinite(t)):
-        return math.nan, False
+        return math.nan, False, math.nan, math.nan, False
+    if logits_a:
+        h = log_s_a - w_a / s_a
+        ce = inf if infinite else log_s_b - w_b / s_a
+    else:
+        h = -w_a
+        ce = inf if infinite else s_a * log_s_b - w_b
     if infinite:
-        return inf, True
+        return inf, True, h, ce, True
+    kl, bound = _kl64_bound(t, s_a, s_b, (logits_a, logits_b), n, (t_abs, w_abs, d_abs))
+    return kl, bound <= _KL64_TOLERANCE * abs(kl), h, ce, True
+
+
+@_inline
+def _kl64_bound(
+    t: float,
+    s_a: float,
+    s_b: float,
+    logits: tuple[bool, bool],
+    n: int,
+    magnitudes: tuple[float, float, float],
+) -> tuple[float, float]:
+    r"""The KL of :func:`_kl64_pass` from its sums :math:`T, S_a, S_b`, and the bound
+    on its error derived there; ``magnitudes``: :math:`\sum|t_i|`,
+    :math:`\sum e_i(|h_i| + |h'_i|)` and :math:`\sum|d_i|`."""
+    logits_a, logits_b = logits
+    t_abs, w_abs, d_abs = magnitudes
     u = _U
     tiny = 2.0**-1070  # above 2^-1074 times n's rounding
     rho = 4.1 * u
@@ -616,8 +706,7 @@ def _kl64_sums(
         # log-probabilities: S_a (= the mass of P) from a Neumaier sum too
         e_s_a = (u + rho + sq) * s_a + n * tiny
         bound = e_t + (e_s_a * abs(ell) + s_a * e_ell + u * abs(weighted))
-    bound = (bound + u * abs(kl)) * (1.0 + 2.0**-20)
-    return kl, bound <= _KL64_TOLERANCE * abs(kl)
+    return kl, (bound + u * abs(kl)) * (1.0 + 2.0**-20)
 
 
 # The shift of the Bregman sums is corrected in closed form where its square is at
@@ -627,12 +716,20 @@ _SHIFT_SQUARED_TOLERANCE = 2.0**-20
 
 @_inline
 def _kl_exact(
-    a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float]
+    a: Any,
+    b: Any,
+    sides: tuple[int, int],
+    shifts: tuple[float, float, float, float],
+    estimate: float = math.nan,
 ) -> tuple[float, bool]:
-    r"""KL of rows of logits (form 2) or log-probabilities (form 1), not both
-    log-probabilities, exact to a few float64 ulps (tested against mpmath), and whether
-    it could be computed (not: a positive or NaN log-probability; the caller's loop
-    then runs). ``shifts``: ``m, ell`` of each side (0 for log-probabilities).
+    r"""KL of rows of logits (form 2) or log-probabilities (form 1), exact to a few
+    float64 ulps (tested against mpmath), and whether it could be computed (not: a
+    positive or NaN log-probability; the caller's loop then runs). ``shifts``: ``m,
+    ell`` of each side (0 for log-probabilities; two log-probability sides need no
+    shift, their :math:`r_i` are exact, and the closed form below then removes only
+    the rounding of :math:`N`, a relative change of about :math:`2^{-53}\sum_i|p_i -
+    q_i|` in :math:`D`). ``estimate``: the KL as far as the caller knows it (NaN: not
+    known), which only chooses where to start (below).
 
     By :func:`_bregman64_sums`: with :math:`q_i` Q's probabilities (:math:`u_i/U` for
     logits, :math:`u_i` for log-probabilities), :math:`B = \sum_i q_i \varphi(r_i)`,
@@ -658,16 +755,19 @@ def _kl_exact(
     cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses.
     The masses are summed in floats first (``math.exp``, an ulp each), and again in
     double-double only where their error could exceed an ulp of :math:`D`
-    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4)."""
+    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4); in double-double at
+    once where ``estimate`` is below 4 (the float passes would be thrown away)."""
     form_a, form_b = sides
     for exact in (False, True):
+        if not exact and abs(estimate) < 4.0 and form_a + form_b < 4:
+            continue
         p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, exact)
         q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, exact)
         if p_delta != p_delta or q_delta != q_delta:
             return math.nan, False
         kl = _kl_shifted(a, b, form_b == 2, shifts, p_delta, q_delta)
         # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
-        if exact or form_a == form_b or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
+        if exact or form_a == form_b == 2 or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
             return kl, True
     return math.nan, False
 
@@ -1028,23 +1128,27 @@ def _row(
     # The entropy of logits alone comes from the log-partition's own pass.
     direct = want == 1 and form_a == 2
     fast = _narrow(a)
-    # KL of float64 logits, or of logits against log-probabilities: one pass with its
-    # error bound (the exact sums below only where it does not stand); for the KL alone
-    # a logits side then needs only its maximum (its ``ell`` stays 0: finite, as it is).
-    quick_kl, quick = 0.0, False
-    mixed_or_logits = form_a != 0 and form_b != 0 and form_a + form_b > 2
-    if not fast and want & 4 and not want & 8 and mixed_or_logits:
+    # KL of float64 logits or log-probabilities (alone or in the decomposition): one
+    # pass with its error bound, and H and CE from its sums (``sums``: they are valid);
+    # the exact sums below only for a KL that does not stand. Where it stands a logits
+    # side needs only its maximum (its ``ell`` stays 0: finite, as it is).
+    quick_kl, quick, sums, h_sums, ce_sums = math.nan, False, False, 0.0, 0.0
+    no_probs = form_a != 0 and form_b != 0
+    if not fast and want & 4 and not want & 8 and no_probs:
         tops = (_row_max(a[r]) if form_a == 2 else 0.0, _row_max(b[r]) if form_b == 2 else 0.0)
         if math.isfinite(tops[0]) and math.isfinite(tops[1]):
-            quick_kl, quick = _kl64_sums(a[r], b[r], (form_a, form_b), tops)
+            quick_kl, quick, h_sums, ce_sums, sums = _kl64_pass(
+                a[r], b[r], (form_a, form_b), tops, want != 4
+            )
     m_a = ell_a = h_a = m_b = ell_b = 0.0
-    alone = quick and want == 4
+    alone = quick
     if partition_a and not (alone and form_a == 2):
         m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
     if partition_b and not (alone and form_b == 2):
         m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
-    # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only).
+    # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only,
+    # unless ``sums``).
     exact_kl, exact, direct = quick_kl, quick, direct or alone
     # The cross-entropy alone of float32 probabilities (unscreened) against logits: one
     # vectorised pass where no probability is negative (then every term is >= 0).
@@ -1059,10 +1163,11 @@ def _row(
         h, ce, kl, direct = _fast_divergence(a[r], b[r], (form_a, form_b), shifts, want)
         if not direct:
             h = ce = kl = 0.0
-    # KL of float64 logits, and of logits against log-probabilities where the fast pass
-    # did not stand: the Bregman sums (exact where P and Q are close); the loop below
-    # then runs only for H and CE (the decomposition).
-    sides_fit = form_a + form_b == 3 or (form_a == form_b == 2 and not fast)
+    # KL of float64 logits and log-probabilities, and of float32 logits against
+    # log-probabilities, where the fast pass did not stand: the Bregman sums (exact where
+    # P and Q are close); the loop below then runs only for H and CE (the decomposition)
+    # where the fast pass did not give them.
+    sides_fit = form_a + form_b == 3 or (no_probs and not fast)
     finite = math.isfinite(ell_a) and math.isfinite(ell_b)
     if want & 4 and not want & 8 and not direct and not exact and sides_fit and finite:
         logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
@@ -1072,8 +1177,9 @@ def _row(
             m_b if logits_b else 0.0,
             ell_b if logits_b else 0.0,
         )
-        exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts)
-        direct = exact and want == 4
+        estimate = quick_kl if sums else math.nan
+        exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, estimate)
+        direct = exact and (want == 4 or sums)
 
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
@@ -1120,6 +1226,8 @@ def _row(
     k = 0
     if direct and want == 1:
         h, h_c = h_a, 0.0
+    if direct and sums:
+        h, h_c, ce, ce_c = h_sums, 0.0, ce_sums, 0.0
     if want & 1:
         out[k, r] = (h + h_c) / scale + 0.0
         k += 1

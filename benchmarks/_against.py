@@ -1,0 +1,78 @@
+"""Run a benchmark script under several trees, interleaved (``--against``).
+
+A script that prints, with ``--json``, one JSON object ``{case: [seconds, ...]}`` on its
+last line can compare trees in one invocation: :func:`compare` runs it in a fresh
+subprocess per tree (``PYTHONPATH`` = that tree's ``src``), the trees alternating round
+by round so that slow spells of the shared machine hit them alike, and prints each
+case's best and median over all rounds, tree beside tree, with the ratio of the bests
+to the first tree (this one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["add_options", "clock", "compare"]
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a script that :func:`compare` runs: ``--against``, ``--rounds``,
+    ``--json`` and ``--clock``."""
+    parser.add_argument("--against", nargs="+", default=[], help="other trees to time")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against")
+    parser.add_argument("--json", action="store_true", help="print the times as JSON")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help=_CLOCK_HELP)
+
+
+_CLOCK_HELP = "cpu: the process's CPU time (all threads), steadier on a loaded machine"
+
+
+def clock(args: argparse.Namespace) -> Callable[[], float]:
+    """The timer ``args.clock`` names."""
+    return time.perf_counter if args.clock == "wall" else time.process_time
+
+
+def compare(script: str, argv: list[str], others: list[str], rounds: int) -> None:
+    """Run ``script`` with ``argv`` (its own arguments, less ``--against``) and
+    ``--json`` under this tree and each of ``others`` (paths of ``src`` directories or
+    of trees that hold one), ``rounds`` times, and print the table."""
+    here = Path(script).resolve().parent
+    trees = [str(here.parent / "src"), *(_src(t) for t in others)]
+    times: dict[str, dict[str, list[float]]] = {t: {} for t in trees}
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    for _ in range(rounds):
+        for tree in trees:
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, str(here)]))
+            command = [sys.executable, script, *argv, "--json"]
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            for case, runs in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                times[tree].setdefault(case, []).extend(runs)
+    print(f"load average after: {os.getloadavg()}")
+    for i, tree in enumerate(trees):
+        print(f"tree {i}: {tree}")
+    cases = list(times[trees[0]])
+    width = max(len(c) for c in cases)
+    header = "".join(f"  tree {i} best/median ms" for i in range(len(trees)))
+    print(f"{'case':{width}s}{header}  best vs tree 0")
+    for case in cases:
+        bests = [min(times[t][case]) for t in trees]
+        cells = "".join(
+            f"  {min(times[t][case]) * 1e3:9.2f} /{statistics.median(times[t][case]) * 1e3:9.2f}"
+            for t in trees
+        )
+        ratios = " ".join(f"{b / bests[0]:.2f}x" for b in bests[1:])
+        print(f"{case:{width}s}{cells}  {ratios}")
+
+
+def _src(tree: str) -> str:
+    """``tree``'s ``src`` directory (``tree`` itself if it has none)."""
+    path = Path(tree).resolve()
+    return str(path / "src") if (path / "src" / "crossent").is_dir() else str(path)
