@@ -398,6 +398,7 @@ __all__ = [
     "row_statistics_kernel_serial",
     "table_exp8",
     "target_exp",
+    "target_exp_unit",
     "target_gradient_kernel",
     "target_gradient_kernel_serial",
     "target_gradient_row",
@@ -1153,6 +1154,32 @@ def target_exp(x, top, inv_t, temperature, floor, shift):
     return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
 
 
+@numba.njit(fastmath={"contract"}, inline="never")
+def target_exp_unit(x, top, floor, shift):
+    # target_exp at T = 1, bit for bit: there q = x - top exactly and the division's
+    # remainder lo is +0, so neither is computed (one multiplication and one FMA less)
+    q = np.float64(x) - top  # exact
+    if not q > floor:  # as target_exp (a -inf logit's q is -inf here, not NaN)
+        q = floor
+    shifted = (q - shift) * _LOG2E + _MAGIC
+    k = shifted - _MAGIC
+    # target_exp's bracket with lo = +0: (0.0 - k ln2_lo) rounds as (lo - k ln2_lo) did
+    r = (q - (k * _LN2_HI + shift)) + (0.0 - k * _LN2_LO)
+    c = EXP_TAYLOR
+    u = c[10] + r * c[11]
+    u = c[9] + r * u
+    u = c[8] + r * u
+    u = c[7] + r * u
+    u = c[6] + r * u
+    u = c[5] + r * u
+    u = c[4] + r * u
+    u = c[3] + r * u
+    u = c[2] + r * u
+    u = c[1] + r * u
+    u = c[0] + r * u
+    return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
+
+
 @numba.njit(fastmath=False, inline="never")
 def two_sum(hi, lo, x):
     # (hi, lo) + x, hi + x exactly as s + err (Knuth's TwoSum; no reassoc, which folds it)
@@ -1165,19 +1192,35 @@ def two_sum(hi, lo, x):
 def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
     # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
     # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
+    # (at T = 1 by target_exp_unit: the branch is taken once per block, not per entry,
+    # and costs no specialisation of its own)
     v = row.shape[0]
     floor = shift - 708.0
+    unit = temperature == 1.0
     s_hi = s_lo = t_hi = t_lo = 0.0
     for start in range(0, v, SUM_BLOCK):
         stop = min(v, start + SUM_BLOCK)
         s = 0.0
         tw = 0.0
         if weight.shape[0] == v:
+            if unit:
+                for j in range(start, stop):
+                    e = target_exp_unit(row[j], top, floor, shift)
+                    terms[j] = e
+                    s += e
+                    tw += weight[j] * np.float64(t_row[j])
+            else:
+                for j in range(start, stop):
+                    e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                    terms[j] = e
+                    s += e
+                    tw += weight[j] * np.float64(t_row[j])
+        elif unit:
             for j in range(start, stop):
-                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                e = target_exp_unit(row[j], top, floor, shift)
                 terms[j] = e
                 s += e
-                tw += weight[j] * np.float64(t_row[j])
+                tw += np.float64(t_row[j])
         else:
             for j in range(start, stop):
                 e = target_exp(row[j], top, inv_t, temperature, floor, shift)
