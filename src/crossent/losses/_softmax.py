@@ -200,6 +200,9 @@ class SoftmaxProblem:
     # in float64 from them (issue 13)
     targets: Array | None = None
     class_weight: Any = None
+    # the probability targets' fused statistics (_fused_target_rows), formed once for
+    # the loss and the gradient of one problem (issue 13); _SUSPECT where a row is
+    fused_rows: Any = None
 
     def generic(self) -> GenericTerms:
         """The generic terms, formed now if they were deferred."""
@@ -608,7 +611,23 @@ class _FusedTargetRows(NamedTuple):
 
 def _fused_target_rows(problem: SoftmaxProblem) -> _FusedTargetRows | None:
     """The fused statistics and options of ``problem``'s float32 probability targets, or
-    None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of ``-inf``)."""
+    None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of ``-inf``).
+
+    Formed on the first call and kept on ``problem``: the loss and the gradient of one
+    prepared problem (the value-and-gradient entry points) read the logits for their
+    statistics once, not twice (issue 13).
+    """
+    rows = problem.fused_rows
+    if rows is None:
+        rows = problem.fused_rows = _target_statistics(problem)
+    return None if rows is _SUSPECT else rows
+
+
+_SUSPECT = object()  # SoftmaxProblem.fused_rows of a problem with a suspect row
+
+
+def _target_statistics(problem: SoftmaxProblem) -> _FusedTargetRows | object:
+    """:func:`_fused_target_rows` formed: the statistics, or :data:`_SUSPECT`."""
     flat, t = problem.fast_logits, problem.targets
     assert isinstance(t, np.ndarray)
     opts = problem.options
@@ -617,7 +636,7 @@ def _fused_target_rows(problem: SoftmaxProblem) -> _FusedTargetRows | None:
         flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
     )
     if np.count_nonzero(suspect):
-        return None
+        return _SUSPECT
     keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
     weight = problem.class_weight
     if weight is not None:
