@@ -88,7 +88,10 @@ def _mpmath_sum_gradient(z: np.ndarray, t: np.ndarray, temperature: float) -> np
         for i, row in enumerate(z):
             e = [mpmath.exp(mpmath.mpf(float(x)) / tau) for x in row]
             a = mpmath.fsum(mpmath.mpf(float(tc)) for tc in t[i]) / mpmath.fsum(e)
-            truth[i] = [float((a * ec - mpmath.mpf(float(tc))) / tau) for ec, tc in zip(e, t[i])]
+            truth[i] = [
+                float((a * ec - mpmath.mpf(float(tc))) / tau)
+                for ec, tc in zip(e, t[i], strict=True)
+            ]
     return truth
 
 
@@ -161,7 +164,7 @@ def test_example_weights_kernel_against_exact_rows() -> None:
     w = rng.uniform(0.5, 2.0, 1000)
     w[::2] = 0.0
     omega = _cpu_kernels.target_example_weights(t, np.ascontiguousarray(w))
-    for row, got in zip(t, omega):
+    for row, got in zip(t, omega, strict=True):
         exact = float(_exact_weight_sum(row[None], w))
         assert abs(got - exact) <= np.spacing(exact)
 

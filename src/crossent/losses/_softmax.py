@@ -547,11 +547,12 @@ class _FusedTargetBatch(Batch):
         *,
         normalizer: Callable[[], Any],
     ) -> None:
+        self._weights: Array | Callable[[], Array] = weights
         super().__init__(xp, dtype, axis, weights, None, options.reduction, options.log_base)
         self._normalizer: Callable[[], Any] | None = normalizer
         self._total: Any = None
 
-    @property  # type: ignore[override]
+    @property
     def example_weight(self) -> Array:
         r""":math:`\omega_i` (keepdims, the compute dtype), formed on first use."""
         weights = self._weights
@@ -570,12 +571,12 @@ class _FusedTargetBatch(Batch):
         return self._total
 
 
-def _class_weights64(weight: object) -> np.ndarray:
+def _class_weights64(weight: Any) -> np.ndarray:
     """The class weights as given, as the C-contiguous float64 vector the kernels read."""
     return np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
 
 
-def _fused_normalizer(targets: np.ndarray, weight: object) -> np.float32:
+def _fused_normalizer(targets: np.ndarray, weight: Any) -> np.float32:
     r""":math:`\sum_i\omega_i`, :math:`\omega_i = \sum_c w_c t_{ic}` each summed in
     float64 by ``_cpu_kernels.target_example_weights`` (float32 ``targets``, classes
     last, C-contiguous; the class weights as given), the total in float64, rounded once to
