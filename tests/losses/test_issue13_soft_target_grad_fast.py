@@ -72,9 +72,10 @@ def test_unit_exp_is_target_exp_at_temperature_one() -> None:
                 assert np.float64(got).tobytes() == np.float64(want).tobytes(), (x32, top)
 
 
-def test_unit_exp_has_its_own_flags() -> None:
+@pytest.mark.parametrize("name", ["target_exp_unit", "exp_of_pair"])
+def test_unit_exp_has_its_own_flags(name: str) -> None:
     """As ``target_exp``: no ``reassoc`` (it would fold ``(k + M) - M``)."""
-    options = kernels.target_exp_unit.targetoptions
+    options = getattr(kernels, name).targetoptions
     assert options["fastmath"] is not True
     assert "reassoc" not in set(options["fastmath"] or ())
 

@@ -384,6 +384,7 @@ __all__ = [
     "as_unsigned",
     "encode",
     "exp_nonpositive",
+    "exp_of_pair",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
@@ -1134,24 +1135,7 @@ def target_exp(x, top, inv_t, temperature, floor, shift):
     if not q > floor:  # e^-708 and below (-inf logits, whose lo is NaN): nothing in float32
         q = floor
         lo = 0.0
-    shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
-    k = shifted - _MAGIC
-    # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
-    # difference is |r| <= 0.35, exact or off by 2**-55
-    r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
-    c = EXP_TAYLOR
-    u = c[10] + r * c[11]
-    u = c[9] + r * u
-    u = c[8] + r * u
-    u = c[7] + r * u
-    u = c[6] + r * u
-    u = c[5] + r * u
-    u = c[4] + r * u
-    u = c[3] + r * u
-    u = c[2] + r * u
-    u = c[1] + r * u
-    u = c[0] + r * u
-    return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
+    return exp_of_pair(q, lo, shift)
 
 
 @numba.njit(fastmath={"contract"}, inline="never")
@@ -1161,10 +1145,18 @@ def target_exp_unit(x, top, floor, shift):
     q = np.float64(x) - top  # exact
     if not q > floor:  # as target_exp (a -inf logit's q is -inf here, not NaN)
         q = floor
-    shifted = (q - shift) * _LOG2E + _MAGIC
+    return exp_of_pair(q, 0.0, shift)
+
+
+@numba.njit(fastmath={"contract"}, inline="never")
+def exp_of_pair(q, lo, shift):
+    # e^(q + lo - shift) for floor <= q <= 0, |lo| tiny (target_exp's reduction and
+    # degree-13 Taylor polynomial); lo = +0 rounds (lo - k ln2_lo) as -(k ln2_lo)
+    shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
     k = shifted - _MAGIC
-    # target_exp's bracket with lo = +0: (0.0 - k ln2_lo) rounds as (lo - k ln2_lo) did
-    r = (q - (k * _LN2_HI + shift)) + (0.0 - k * _LN2_LO)
+    # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
+    # difference is |r| <= 0.35, exact or off by 2**-55
+    r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
     c = EXP_TAYLOR
     u = c[10] + r * c[11]
     u = c[9] + r * u
