@@ -55,7 +55,9 @@ autograd Functions) are thin wrappers over:
   when it is installed, else the NumPy twins); the soft targets' generic terms are
   formed on first use, by a loss or gradient off the fused target kernels (issue 13:
   float32 logits and targets with Numba, ``_fused_target_loss`` and
-  ``_fused_target_gradient``, read none of them). Their keywords are the group
+  ``_fused_target_gradient``, read none of them; they share one pass of row
+  statistics, ``SoftmaxProblem.fused_rows``, and under class weights form no
+  ``w * t``: ``_FusedTargetBatch``). Their keywords are the group
   ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
   to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
