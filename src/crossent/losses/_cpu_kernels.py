@@ -45,6 +45,7 @@ __all__ = [
     "SERIAL_ELEMENTS",
     "available",
     "row_statistics",
+    "target_example_weights",
     "target_row_losses",
     "write_gradient",
     "write_target_gradient",
@@ -72,6 +73,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "target_gradient_serial": kernels.target_gradient_kernel_serial,
         "target_loss": target_loss.target_loss_kernel,
         "target_loss_serial": target_loss.target_loss_kernel_serial,
+        "example_weight": target_loss.example_weight_kernel,
+        "example_weight_serial": target_loss.example_weight_kernel_serial,
     }
 
 
@@ -257,3 +260,15 @@ def target_row_losses(
         omega,
     )
     return loss, omega
+
+
+def target_example_weights(targets: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    r"""The example weights :math:`\omega_i = \sum_c w_c t_{ic}` of float32 probability
+    ``targets`` (N x V, C-contiguous) under the class weights ``weight`` (C-contiguous
+    float64, shape (V,)), float64 of shape (N,): one pass over the targets, each entry
+    widened as it is read, no N x V temporary (``w * t`` in float32 was one; issue 13).
+    The loss kernel (:func:`target_row_losses`) forms the same sums beside its own.
+    """
+    omega = np.empty(targets.shape[0])
+    _variant("example_weight", targets.size <= SERIAL_ELEMENTS)(targets, weight, omega)
+    return omega

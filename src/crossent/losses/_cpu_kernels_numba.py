@@ -384,6 +384,7 @@ __all__ = [
     "as_unsigned",
     "encode",
     "exp_nonpositive",
+    "exp_of_pair",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
@@ -398,6 +399,7 @@ __all__ = [
     "row_statistics_kernel_serial",
     "table_exp8",
     "target_exp",
+    "target_exp_unit",
     "target_gradient_kernel",
     "target_gradient_kernel_serial",
     "target_gradient_row",
@@ -1133,6 +1135,23 @@ def target_exp(x, top, inv_t, temperature, floor, shift):
     if not q > floor:  # e^-708 and below (-inf logits, whose lo is NaN): nothing in float32
         q = floor
         lo = 0.0
+    return exp_of_pair(q, lo, shift)
+
+
+@numba.njit(fastmath={"contract"}, inline="never")
+def target_exp_unit(x, top, floor, shift):
+    # target_exp at T = 1, bit for bit: there q = x - top exactly and the division's
+    # remainder lo is +0, so neither is computed (one multiplication and one FMA less)
+    q = np.float64(x) - top  # exact
+    if not q > floor:  # as target_exp (a -inf logit's q is -inf here, not NaN)
+        q = floor
+    return exp_of_pair(q, 0.0, shift)
+
+
+@numba.njit(fastmath={"contract"}, inline="never")
+def exp_of_pair(q, lo, shift):
+    # e^(q + lo - shift) for floor <= q <= 0, |lo| tiny (target_exp's reduction and
+    # degree-13 Taylor polynomial); lo = +0 rounds (lo - k ln2_lo) as -(k ln2_lo)
     shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
     k = shifted - _MAGIC
     # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
@@ -1165,19 +1184,35 @@ def two_sum(hi, lo, x):
 def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
     # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
     # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
+    # (at T = 1 by target_exp_unit: the branch is taken once per block, not per entry,
+    # and costs no specialisation of its own)
     v = row.shape[0]
     floor = shift - 708.0
+    unit = temperature == 1.0
     s_hi = s_lo = t_hi = t_lo = 0.0
     for start in range(0, v, SUM_BLOCK):
         stop = min(v, start + SUM_BLOCK)
         s = 0.0
         tw = 0.0
         if weight.shape[0] == v:
+            if unit:
+                for j in range(start, stop):
+                    e = target_exp_unit(row[j], top, floor, shift)
+                    terms[j] = e
+                    s += e
+                    tw += weight[j] * np.float64(t_row[j])
+            else:
+                for j in range(start, stop):
+                    e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                    terms[j] = e
+                    s += e
+                    tw += weight[j] * np.float64(t_row[j])
+        elif unit:
             for j in range(start, stop):
-                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+                e = target_exp_unit(row[j], top, floor, shift)
                 terms[j] = e
                 s += e
-                tw += weight[j] * np.float64(t_row[j])
+                tw += np.float64(t_row[j])
         else:
             for j in range(start, stop):
                 e = target_exp(row[j], top, inv_t, temperature, floor, shift)

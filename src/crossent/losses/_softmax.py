@@ -55,7 +55,9 @@ autograd Functions) are thin wrappers over:
   when it is installed, else the NumPy twins); the soft targets' generic terms are
   formed on first use, by a loss or gradient off the fused target kernels (issue 13:
   float32 logits and targets with Numba, ``_fused_target_loss`` and
-  ``_fused_target_gradient``, read none of them). Their keywords are the group
+  ``_fused_target_gradient``, read none of them; they share one pass of row
+  statistics, ``SoftmaxProblem.fused_rows``, and under class weights form no
+  ``w * t``: ``_FusedTargetBatch``). Their keywords are the group
   ``_batch.LossKeywords`` (declared there once, with ``_batch.labelled_batch``'s), given
   to them as one object by ``_batch.keywords_from``.
 * ``SoftmaxProblem.loss()``: the reduced loss (per row for ``reduction="none"``);
@@ -200,6 +202,9 @@ class SoftmaxProblem:
     # in float64 from them (issue 13)
     targets: Array | None = None
     class_weight: Any = None
+    # the probability targets' fused statistics (_fused_target_rows), formed once for
+    # the loss and the gradient of one problem (issue 13); _SUSPECT where a row is
+    fused_rows: Any = None
 
     def generic(self) -> GenericTerms:
         """The generic terms, formed now if they were deferred."""
@@ -494,17 +499,93 @@ def prepare_softmax_targets(
     w = prepare_weight(
         given.weight, xp=xp, classes=z.shape[-1], dtype=dtype, validate=validate, like=logits_arr
     )
-    omega = target_weight(t, w, xp=xp)
-    batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
+    fast_logits = _fused_target_logits(z, t, opts, normalised_axis)
+    batch: Batch
+    if w is not None and fast_logits is not None:
+        batch = _FusedTargetBatch(
+            xp,
+            dtype,
+            normalised_axis,
+            functools.partial(target_weight, t, w, xp=xp),
+            opts,
+            normalizer=functools.partial(_fused_normalizer, t, given.weight),
+        )
+    else:
+        omega = target_weight(t, w, xp=xp)
+        batch = batch_for(z, normalised_axis, dtype, opts, xp=xp, example_weight=omega)
     return SoftmaxProblem(
         batch=batch,
         options=opts,
         terms=functools.partial(_target_terms, z, t, w, opts, xp=xp),
         logits=logits_arr,
-        fast_logits=_fused_target_logits(z, t, opts, normalised_axis),
+        fast_logits=fast_logits,
         targets=t,
         class_weight=given.weight,
     )
+
+
+class _FusedTargetBatch(Batch):
+    r"""The :class:`Batch` of float32 probability targets under class weights that the
+    fused kernels take (issue 13): :math:`\omega_i = \sum_c w_c t_{ic}` is not formed
+    when the call is prepared, since ``w * t`` is an N x V temporary (500 MiB at 4096 x
+    32000).
+
+    The fused loss sums :math:`\omega` in its own kernel and never reads this batch's;
+    the generic path (a suspect row) forms ``example_weight`` on first use, as
+    ``_terms.target_weight`` always did. :meth:`normalizer` (the ``'mean'`` gradient's
+    :math:`\sum_i\omega_i`) is the float64 sum of the kernel's float64 rows, from the
+    class weights as given, rounded once to float32 (:func:`_fused_normalizer`): within
+    half a float32 ulp of the sum the fused loss divides by, where the float32 products
+    and row sums of ``w * t`` had strayed by several.
+    """
+
+    def __init__(
+        self,
+        xp: ModuleType,
+        dtype: Any,
+        axis: int,
+        weights: Callable[[], Array],
+        options: LossOptions,
+        *,
+        normalizer: Callable[[], Any],
+    ) -> None:
+        self._weights: Array | Callable[[], Array] = weights
+        super().__init__(xp, dtype, axis, weights, None, options.reduction, options.log_base)
+        self._normalizer: Callable[[], Any] | None = normalizer
+        self._total: Any = None
+
+    @property
+    def example_weight(self) -> Array:
+        r""":math:`\omega_i` (keepdims, the compute dtype), formed on first use."""
+        weights = self._weights
+        if callable(weights):
+            weights = self._weights = weights()
+        return weights
+
+    @example_weight.setter
+    def example_weight(self, weights: Array | Callable[[], Array]) -> None:
+        self._weights = weights
+
+    def normalizer(self) -> Array:
+        r""":math:`\sum_i \omega_i` from the targets and class weights, no temporary."""
+        if self._normalizer is not None:
+            self._total, self._normalizer = self._normalizer(), None
+        return self._total
+
+
+def _class_weights64(weight: Any) -> np.ndarray:
+    """The class weights as given, as the C-contiguous float64 vector the kernels read."""
+    return np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
+
+
+def _fused_normalizer(targets: np.ndarray, weight: Any) -> np.float32:
+    r""":math:`\sum_i\omega_i`, :math:`\omega_i = \sum_c w_c t_{ic}` each summed in
+    float64 by ``_cpu_kernels.target_example_weights`` (float32 ``targets``, classes
+    last, C-contiguous; the class weights as given), the total in float64, rounded once to
+    float32."""
+    rows = targets.reshape(-1, targets.shape[-1])
+    omega = _cpu_kernels.target_example_weights(rows, _class_weights64(weight))
+    return np.float32(np.add.reduce(omega))
 
 
 def _target_terms(
@@ -533,7 +614,23 @@ class _FusedTargetRows(NamedTuple):
 
 def _fused_target_rows(problem: SoftmaxProblem) -> _FusedTargetRows | None:
     """The fused statistics and options of ``problem``'s float32 probability targets, or
-    None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of ``-inf``)."""
+    None (the generic path) where a row is suspect (a NaN, ``+inf``, a row of ``-inf``).
+
+    Formed on the first call and kept on ``problem``: the loss and the gradient of one
+    prepared problem (the value-and-gradient entry points) read the logits for their
+    statistics once, not twice (issue 13).
+    """
+    rows = problem.fused_rows
+    if rows is None:
+        rows = problem.fused_rows = _target_statistics(problem)
+    return None if rows is _SUSPECT else rows
+
+
+_SUSPECT = object()  # SoftmaxProblem.fused_rows of a problem with a suspect row
+
+
+def _target_statistics(problem: SoftmaxProblem) -> _FusedTargetRows | object:
+    """:func:`_fused_target_rows` formed: the statistics, or :data:`_SUSPECT`."""
     flat, t = problem.fast_logits, problem.targets
     assert isinstance(t, np.ndarray)
     opts = problem.options
@@ -542,11 +639,11 @@ def _fused_target_rows(problem: SoftmaxProblem) -> _FusedTargetRows | None:
         flat, np.zeros(n, dtype=np.int64), statistics_options(1.0 / opts.temperature, False, None)
     )
     if np.count_nonzero(suspect):
-        return None
+        return _SUSPECT
     keep, spread = smoothing_coefficients(opts.label_smoothing, classes)
     weight = problem.class_weight
     if weight is not None:
-        weight = np.ascontiguousarray(np.reshape(weight, (-1,)), dtype=np.float64)
+        weight = _class_weights64(weight)
     return _FusedTargetRows(flat, t.reshape(-1, classes), t.shape, m, ell, keep, spread, weight)
 
 

@@ -53,6 +53,9 @@ from .._intrinsics_numba import prefer_wide_vectors
 from ._cpu_kernels_numba import _twins
 
 __all__ = [
+    "example_weight_kernel",
+    "example_weight_kernel_serial",
+    "row_example_weight",
     "row_top",
     "target_loss_kernel",
     "target_loss_kernel_serial",
@@ -128,3 +131,24 @@ def target_loss_kernel(
 
 
 target_loss_kernel, target_loss_kernel_serial = _twins(target_loss_kernel)
+
+
+@numba.njit(fastmath=_SUM_FLAGS, inline="never")
+def row_example_weight(t_row, weight):
+    # omega = sum_c w_c t_c of one row in float64, as _weighted_sums forms it (terms of one
+    # sign: reassoc moves its bits, not its bound)
+    prefer_wide_vectors()
+    omega = 0.0
+    for j in range(t_row.shape[0]):
+        omega += weight[j] * np.float64(t_row[j])
+    return omega
+
+
+def example_weight_kernel(targets, weight, out_omega):
+    # Per row: omega = sum_c w_c t_c in float64, from float32 targets and float64 class
+    # weights as given (the gradient's 'mean' normaliser, before its kernel runs: issue 13)
+    for i in numba.prange(targets.shape[0]):
+        out_omega[i] = row_example_weight(targets[i], weight)
+
+
+example_weight_kernel, example_weight_kernel_serial = _twins(example_weight_kernel)
