@@ -303,11 +303,11 @@ def _target_rows_and_softmax(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`target_rows`, the capped logits :math:`z'` (:func:`_capped_logits`, which
     may ``overwrite`` ``z``) and the log-probabilities it formed."""
-    z, _ = _capped_logits(z, opts, overwrite=overwrite)
+    z = _capped_logits(z, opts, overwrite=overwrite)[0]  # z / s not kept: not needed
     wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.
-    rows = -(wt * torch.where(wt != 0, log_p, torch.zeros_like(log_p))).sum(-1)
+    rows = -(wt * torch.where(wt != 0, log_p, 0.0)).sum(-1)
     if opts.z_loss:
         lse = torch.logsumexp(z, dim=-1, keepdim=True)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
@@ -345,16 +345,22 @@ def target_forward(
     blocks, w = _float64_blocks(z, weight)
     with torch.no_grad():
         for start, stop in blocks:
-            zb = z[start:stop].to(torch.float64, copy=True)  # our own: capped in place
-            tb = t[start:stop].double()
-            rows[start:stop], capped, log_p = _target_rows_and_softmax(
-                zb, tb, w, opts, overwrite=True
+            rows[start:stop], lse[start:stop] = _target_forward_block(
+                z[start:stop], t[start:stop], w, opts
             )
-            # z' is increasing in z: its maximum is at z's.
-            at = z[start:stop].argmax(-1, keepdim=True)
-            lse[start:stop] = (capped.gather(-1, at) - log_p.gather(-1, at))[:, 0]
-            del zb, capped, log_p
     return rows, lse
+
+
+def _target_forward_block(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`target_forward` on one block of rows; its float64 temporaries die with it."""
+    rows, capped, log_p = _target_rows_and_softmax(
+        z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
+    )
+    # z' is increasing in z: its maximum is at z's.
+    at = z.argmax(-1, keepdim=True)
+    return rows, (capped.gather(-1, at) - log_p.gather(-1, at))[:, 0]
 
 
 def target_backward(
@@ -381,21 +387,30 @@ def target_backward(
     out = torch.empty(z.shape, dtype=z.dtype)
     blocks, w = _float64_blocks(z, weight)
     for start, stop in blocks:
-        # z' over the block's own float64 copy, which becomes z / s for the chain rule.
-        zb, scaled = _capped_logits(
-            z[start:stop].to(torch.float64, copy=True), opts, overwrite=True
+        out[start:stop] = _target_gradient_block(
+            u[start:stop, None], z[start:stop], t[start:stop], w, lse[start:stop, None], opts
         )
-        tb = t[start:stop].double()
-        lse_b = lse[start:stop, None]
-        wt = _weighted_targets(tb, w, opts)
-        coef = wt.sum(-1, keepdim=True)
-        if opts.z_loss:
-            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse_b
-        scale = u[start:stop, None] / opts.temperature
-        # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
-        grad = zb.sub_(lse_b).exp_().mul_(coef).sub_(wt).mul_(scale)
-        if scaled is not None:
-            grad = _times_cap_slope_(grad, scaled)
-            del scaled
-        out[start:stop] = grad
     return out
+
+
+def _target_gradient_block(
+    upstream: torch.Tensor,
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    lse: torch.Tensor,
+    opts: _backend.Options,
+) -> torch.Tensor:
+    """:func:`target_backward`'s float64 gradient of one block of rows (``upstream`` and
+    ``lse`` keepdims); its other float64 temporaries die with it."""
+    # z' over the block's own float64 copy, which becomes z / s for the chain rule.
+    capped, scaled = _capped_logits(z.to(torch.float64, copy=True), opts, overwrite=True)
+    tb = t.double()
+    wt = _weighted_targets(tb, weight, opts)
+    coef = wt.sum(-1, keepdim=True)
+    if opts.z_loss:
+        coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
+    scale = upstream / opts.temperature
+    # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
+    grad = capped.sub_(lse).exp_().mul_(coef).sub_(wt).mul_(scale)
+    return grad if scaled is None else _times_cap_slope_(grad, scaled)
