@@ -11,12 +11,15 @@ Oracles: mpmath at 40 digits (the slope, the loss, the log-sum-exp and the gradi
 in float64). Mutants caught: the slope with the wrong sign of :math:`|z|`
 (:math:`v = e^{+2|z|/s}`, NaN past :math:`|z|/s = 355`) or without the absolute value
 (NaN for :math:`z/s < -355`), in either home; :math:`1 - \tanh^2` (0 past
-:math:`|z|/s = 19`); the row maximum of the forward's LSE taken uncapped.
+:math:`|z|/s = 19`); the row maximum of the forward's LSE taken uncapped. And the op's float64 blocks at once: at most 5 in
+the forward and 3 in the backward (the previous commit held 5 in the backward, main 5
+and 6).
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import pytest
@@ -24,6 +27,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 mpmath = pytest.importorskip("mpmath")
+
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from crossent._xp import namespace  # noqa: E402
 from crossent.losses._terms import chain_rule  # noqa: E402
@@ -76,9 +81,7 @@ def test_cap_slope_scales_the_gradient_in_place() -> None:
     assert all(_within(g, e, 8) for g, e in zip(out[0].tolist(), expected, strict=True))
 
 
-@pytest.mark.parametrize(
-    ("cap", "temperature"), [(None, 1.0), (None, 0.7), (3.0, 1.0), (3.0, 0.7)]
-)
+@pytest.mark.parametrize(("cap", "temperature"), [(None, 1.0), (None, 0.7), (3.0, 1.0), (3.0, 0.7)])
 def test_capped_logits_overwrite_gives_the_same_bits(cap: float | None, temperature: float) -> None:
     """Overwriting the caller's float64 block (the op) and out of place (``target_rows``
     under autograd): the same :math:`z'` bit for bit, and :math:`z/s` in the block."""
@@ -143,9 +146,7 @@ def test_capped_loss_lse_and_gradient_against_mpmath(temperature: float) -> None
     assert _ulps_off(loss.detach(), torch.tensor(losses, dtype=torch.float64)) <= 1.0
     assert _ulps_off(leaf.grad, torch.tensor(grads, dtype=torch.float64)) <= 1.0
 
-    opts = _backend.options(
-        label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=cap
-    )
+    opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=cap)
     _, lse = _launch.target_forward(z, t, None, opts)
     truth = torch.tensor(lses, dtype=torch.float64)
     assert torch.allclose(lse, truth, rtol=1e-14, atol=0.0)
@@ -166,3 +167,54 @@ def test_gradcheck_of_the_soft_capped_op(temperature: float) -> None:
     given = z.detach().clone()
     assert torch.autograd.gradcheck(lambda x: op(x, t, w, packed)[0], (z,))
     assert torch.equal(z.detach(), given)  # float64 logits: the op capped a copy
+
+
+class _LiveFloat64(TorchDispatchMode):
+    """The peak bytes of float64 tensors alive at once (views of ``given`` not counted)."""
+
+    def __init__(self, given: tuple[torch.Tensor, ...]) -> None:
+        super().__init__()
+        self.given = {x.untyped_storage().data_ptr() for x in given}
+        self.alive: set[int] = set()
+        self.live = self.peak = self.largest = 0
+
+    def _free(self, key: int, size: int) -> None:
+        self.alive.discard(key)
+        self.live -= size
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for o in torch.utils._pytree.tree_leaves(out):
+            if not isinstance(o, torch.Tensor) or o.dtype != torch.float64:
+                continue
+            key, size = o.untyped_storage().data_ptr(), o.untyped_storage().nbytes()
+            if key in self.given or key in self.alive:
+                continue
+            self.alive.add(key)
+            self.live += size
+            self.peak, self.largest = max(self.peak, self.live), max(self.largest, size)
+            weakref.finalize(o, self._free, key, size)
+        return out
+
+
+def test_float64_blocks_alive_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block's float64 temporaries die with it (the next block's copy is not made
+    beside them): the forward holds at most 5 blocks at once, the backward 3 (its
+    copy, which becomes z/s and then the slope, z' and then the gradient, the targets)."""
+    monkeypatch.setattr(_launch, "_BLOCK_BYTES", 64 * 1024)
+    g = torch.Generator().manual_seed(12)
+    z = torch.randn(48, 500, generator=g) * 40
+    t = torch.softmax(torch.randn(48, 500, generator=g), -1)
+    opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=1.0, soft_cap=3.0)
+    _, lse = _launch.target_forward(z, t, None, opts)
+    upstream = torch.ones(48)
+    for run, most in (
+        (lambda: _launch.target_forward(z, t, None, opts), 5),
+        (lambda: _launch.target_backward(upstream, z, t, None, lse, opts), 3),
+    ):
+        record = _LiveFloat64((z, t, lse, upstream))
+        with record:
+            run()
+        block = 16 * 500 * 8
+        assert record.largest == block
+        assert record.peak <= most * block + 4096  # and row vectors
