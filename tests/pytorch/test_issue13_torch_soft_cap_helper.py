@@ -11,9 +11,9 @@ Oracles: mpmath at 40 digits (the slope, the loss, the log-sum-exp and the gradi
 in float64). Mutants caught: the slope with the wrong sign of :math:`|z|`
 (:math:`v = e^{+2|z|/s}`, NaN past :math:`|z|/s = 355`) or without the absolute value
 (NaN for :math:`z/s < -355`), in either home; :math:`1 - \tanh^2` (0 past
-:math:`|z|/s = 19`); the row maximum of the forward's LSE taken uncapped. And the op's float64 blocks at once: at most 5 in
-the forward and 3 in the backward (the previous commit held 5 in the backward, main 5
-and 6).
+:math:`|z|/s = 19`); the row maximum of the forward's LSE taken uncapped. And the op's
+float64 blocks alive at once: at most 5 in the forward and 3 in the backward (main
+held 6 and 5, commit d4fbf85 6 and 6).
 """
 
 from __future__ import annotations
