@@ -388,18 +388,24 @@ def target_backward(
     blocks, w = _float64_blocks(z, weight)
     for start, stop in blocks:
         out[start:stop] = _target_gradient_block(
-            u[start:stop, None], z[start:stop], t[start:stop], w, lse[start:stop, None], opts
+            z[start:stop],
+            t[start:stop],
+            w,
+            opts,
+            lse=lse[start:stop, None],
+            upstream=u[start:stop, None],
         )
     return out
 
 
 def _target_gradient_block(
-    upstream: torch.Tensor,
     z: torch.Tensor,
     t: torch.Tensor,
     weight: torch.Tensor | None,
-    lse: torch.Tensor,
     opts: _backend.Options,
+    *,
+    lse: torch.Tensor,
+    upstream: torch.Tensor,
 ) -> torch.Tensor:
     """:func:`target_backward`'s float64 gradient of one block of rows (``upstream`` and
     ``lse`` keepdims); its other float64 temporaries die with it."""
