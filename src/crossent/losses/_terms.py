@@ -136,9 +136,18 @@ def chain_rule(
     (2e3 ulps at :math:`|z|/s = 16`, all of them past 19), and :math:`u` underflows
     to 0 where the factor does, with no overflow. The fused kernels apply the
     :math:`1/T` through their per-row coefficients (soft-capping disables them).
+
+    The one home of this factor for array-API namespaces (the generic path, NumPy and
+    torch's vocab-parallel loss). Its twin for the torch custom op's float64 blocks,
+    ``crossent.torch._launch._times_cap_slope_``, is in place (``abs_``, ``exp_``),
+    which the array API cannot express: through this function the op would hold three
+    float64 blocks more at its peak.
     """
     if soft_cap is not None:
-        u = xp.exp(-2.0 * xp.abs(z / soft_cap))
+        # |z|/s past 9e307 makes -2|z|/s -inf, and u its correctly rounded 0: no defect
+        # of the input for NumPy to warn about (as _divide).
+        with np.errstate(over="ignore"):
+            u = xp.exp(-2.0 * xp.abs(z / soft_cap))
         square = u + 1.0
         square *= square  # in place (a new array where arrays are immutable)
         u *= 4.0

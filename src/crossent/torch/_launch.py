@@ -231,25 +231,87 @@ def target_rows(
 ) -> torch.Tensor:
     """Per-row losses of probability targets ``t`` under logits ``z`` (both classes last,
     in the work dtype), with differentiable torch operations."""
-    return _target_rows_and_log_p(z, t, weight, opts)[0]
+    return _target_rows_and_softmax(z, t, weight, opts)[0]
 
 
-def _target_rows_and_log_p(
-    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`target_rows` and the log-probabilities it formed."""
-    if opts.soft_cap is not None:
-        z = opts.soft_cap * torch.tanh(z / opts.soft_cap)
-    if opts.temperature != 1.0:
-        z = z / opts.temperature
+def _capped_logits(
+    z: torch.Tensor, opts: _backend.Options, *, overwrite: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    r"""The soft-capped, tempered logits :math:`z' = s\tanh(z/s)/T` and :math:`x = z/s`.
+
+    The one home of :math:`z'` for probability targets: :func:`target_rows` (and through
+    it the custom op's forward, a float64 block at a time, whose row maximum is read off
+    this :math:`z'`) and :func:`target_backward`.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Logits ``(rows, classes)`` in the dtype to compute in (float64 blocks in the op).
+    opts : _backend.Options
+        ``soft_cap`` :math:`s` (None: no cap) and ``temperature`` :math:`T`.
+    overwrite : bool
+        ``z`` is the caller's own copy, outside autograd and not needed again: it is
+        overwritten by :math:`x` and :math:`z'` is one new tensor (``tanh``'s), scaled in
+        place. Otherwise every operation is out of place (differentiable). The same
+        roundings either way (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        :math:`z'` (``z`` itself without cap and temperature) and :math:`x` (None without
+        a cap), for the cap's chain rule :func:`_times_cap_slope_`.
+    """
+    cap, temperature = opts.soft_cap, opts.temperature
+    scaled = None
+    if cap is not None:
+        if overwrite:
+            scaled = z.div_(cap)
+            z = torch.tanh(scaled).mul_(cap)
+        else:
+            scaled = z / cap
+            z = cap * torch.tanh(scaled)
+    if temperature != 1.0:
+        z = z.div_(temperature) if overwrite else z / temperature
+    return z, scaled
+
+
+def _times_cap_slope_(grad: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
+    r"""``grad`` times the cap's slope, in place of ``grad`` and of ``scaled`` (spent).
+
+    .. math:: \frac{d}{dz}\,s\tanh(z/s) = \operatorname{sech}^2 x
+              = \frac{4v}{(1 + v)^2},\qquad v = e^{-2|x|},\quad x = z/s
+
+    :func:`crossent.losses._terms.chain_rule`'s form (exact to a few ulps at every
+    :math:`x`, where :math:`1 - \tanh^2 x` cancels for :math:`|x| \gg 1`; :math:`v`
+    underflows to 0 with the slope, nothing overflows), and its derivation. Its torch
+    twin, not a call to it: through the array API (no ``abs_``, ``exp_``) that function
+    allocates :math:`|x|`, :math:`v`, :math:`(1+v)^2` and the product, three float64
+    blocks more at the custom op's peak; here the float64 block :math:`x` becomes
+    :math:`v` and then :math:`(1 + v)^2`, and ``grad`` is scaled in place.
+    """
+    v = scaled.abs_().mul_(-2.0).exp_()
+    return grad.mul_(v).mul_(4.0).div_(v.add_(1.0).square_())
+
+
+def _target_rows_and_softmax(
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    overwrite: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`target_rows`, the capped logits :math:`z'` (:func:`_capped_logits`, which
+    may ``overwrite`` ``z``) and the log-probabilities it formed."""
+    z = _capped_logits(z, opts, overwrite=overwrite)[0]  # z / s not kept: not needed
     wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.
-    rows = -(wt * torch.where(wt != 0, log_p, torch.zeros_like(log_p))).sum(-1)
+    rows = -(wt * torch.where(wt != 0, log_p, 0.0)).sum(-1)
     if opts.z_loss:
         lse = torch.logsumexp(z, dim=-1, keepdim=True)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
-    return rows, log_p
+    return rows, z, log_p
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
@@ -283,17 +345,22 @@ def target_forward(
     blocks, w = _float64_blocks(z, weight)
     with torch.no_grad():
         for start, stop in blocks:
-            zb, tb = z[start:stop].double(), t[start:stop].double()
-            rows[start:stop], log_p = _target_rows_and_log_p(zb, tb, w, opts)
-            # z' is increasing in z: its maximum is at z's (zb may be z: not in place).
-            at = z[start:stop].argmax(-1, keepdim=True)
-            top = zb.gather(-1, at)
-            if opts.soft_cap is not None:
-                top = opts.soft_cap * torch.tanh(top / opts.soft_cap)
-            top = top / opts.temperature
-            lse[start:stop] = (top - log_p.gather(-1, at))[:, 0]
-            del zb, log_p
+            rows[start:stop], lse[start:stop] = _target_forward_block(
+                z[start:stop], t[start:stop], w, opts
+            )
     return rows, lse
+
+
+def _target_forward_block(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`target_forward` on one block of rows; its float64 temporaries die with it."""
+    rows, capped, log_p = _target_rows_and_softmax(
+        z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
+    )
+    # z' is increasing in z: its maximum is at z's.
+    at = z.argmax(-1, keepdim=True)
+    return rows, (capped.gather(-1, at) - log_p.gather(-1, at))[:, 0]
 
 
 def target_backward(
@@ -308,36 +375,48 @@ def target_backward(
     :math:`u_i [(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i - w\odot\tilde t_i]
     \operatorname{sech}^2(z_i/s) / T`, :math:`A_i = \sum_c w_c \tilde t_{ic}`, in float64
     a block of rows at a time, each entry rounded once, from the forward's ``lse``
-    (issue 13: the backward recomputed it per block). The cap's factor (1 without
-    soft-capping) is :math:`4v/(1 + v)^2`, :math:`v = e^{-2|z|/s}`, as
-    :func:`crossent.losses._terms.chain_rule`'s: no cancellation where :math:`|z| \gg
-    s`. (A custom op's kernel runs below autograd: the formula, not ``autograd.grad``
-    of :func:`target_rows`.)"""
+    (issue 13: the backward recomputed it per block). :math:`z'` is
+    :func:`_capped_logits`'s, the forward's operations; the cap's factor (1 without
+    soft-capping) is :func:`_times_cap_slope_`'s :math:`4v/(1 + v)^2`, :math:`v =
+    e^{-2|z|/s}`: no cancellation where :math:`|z| \gg s`. Recomputing :math:`z'` (its
+    ``tanh``) is what saving nothing of the logits' size costs: the backward has no
+    float64 :math:`z'` to reuse. (A custom op's kernel runs below autograd: the formula,
+    not ``autograd.grad`` of :func:`target_rows`.)"""
     z, t = z.detach(), t.detach()
     u = upstream.detach().to(torch.float64)
     out = torch.empty(z.shape, dtype=z.dtype)
     blocks, w = _float64_blocks(z, weight)
     for start, stop in blocks:
-        zb = z[start:stop].to(torch.float64, copy=True)
-        tb = t[start:stop].double()
-        cap = opts.soft_cap
-        x = None
-        if cap is not None:  # z' = s tanh(z / s), as target_rows; z / s kept for the chain rule
-            x = zb.div_(cap)
-            zb = torch.tanh(x).mul_(cap)
-        if opts.temperature != 1.0:
-            zb.div_(opts.temperature)
-        lse_b = lse[start:stop, None]
-        wt = _weighted_targets(tb, w, opts)
-        coef = wt.sum(-1, keepdim=True)
-        if opts.z_loss:
-            coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, w) * lse_b
-        scale = u[start:stop, None] / opts.temperature
-        # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
-        grad = zb.sub_(lse_b).exp_().mul_(coef).sub_(wt).mul_(scale)
-        if x is not None:  # times 4v / (1 + v)^2, v = exp(-2|z|/s), in place of z / s
-            v = x.abs_().mul_(-2.0).exp_()
-            grad.mul_(v).mul_(4.0).div_(v.add_(1.0).square_())
-            del v, x
-        out[start:stop] = grad
+        out[start:stop] = _target_gradient_block(
+            z[start:stop],
+            t[start:stop],
+            w,
+            opts,
+            lse=lse[start:stop, None],
+            upstream=u[start:stop, None],
+        )
     return out
+
+
+def _target_gradient_block(
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    lse: torch.Tensor,
+    upstream: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`target_backward`'s float64 gradient of one block of rows (``upstream`` and
+    ``lse`` keepdims); its other float64 temporaries die with it."""
+    # z' over the block's own float64 copy, which becomes z / s for the chain rule.
+    capped, scaled = _capped_logits(z.to(torch.float64, copy=True), opts, overwrite=True)
+    tb = t.double()
+    wt = _weighted_targets(tb, weight, opts)
+    coef = wt.sum(-1, keepdim=True)
+    if opts.z_loss:
+        coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
+    scale = upstream / opts.temperature
+    # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
+    grad = capped.sub_(lse).exp_().mul_(coef).sub_(wt).mul_(scale)
+    return grad if scaled is None else _times_cap_slope_(grad, scaled)
