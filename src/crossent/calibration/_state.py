@@ -180,7 +180,8 @@ class EvaluationState:
 
         ``first_row`` is the index of the batch's first row in the whole data set, used
         in error messages and for the most surprising examples; by default, the number
-        of rows this state has seen.  Returns the state, so calls chain.
+        of rows this state has seen.  Returns the state, so calls chain.  A batch that
+        raises (a bad entry or label in any block) leaves the state as it was.
         """
         start = self.n if first_row is None else int(first_row)
         predictions = as_predictions(
@@ -213,7 +214,9 @@ class EvaluationState:
             parts = predictions.map_blocks(
                 lambda block: self._totals(summarize_block(block), start + block.start, block.probs)
             )
-        for part in parts:  # in block order: the same sums whatever the threads
+        # every block read before any is added, in block order (the same sums whatever
+        # the threads): a block that raises leaves the state as it was
+        for part in list(parts):
             self._add(part)
         self.n += predictions.n
         return self
