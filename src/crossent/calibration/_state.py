@@ -214,10 +214,15 @@ class EvaluationState:
             parts = predictions.map_blocks(
                 lambda block: self._totals(summarize_block(block), start + block.start, block.probs)
             )
-        # every block read before any is added, in block order (the same sums whatever
-        # the threads): a block that raises leaves the state as it was
-        for part in list(parts):
-            self._add(part)
+        # in block order (the same sums whatever the threads); a block that raises
+        # leaves the state as it was (_add replaces the sums, never writes into them)
+        saved = self._accumulators()
+        try:
+            for part in parts:
+                self._add(part)
+        except BaseException:
+            self._restore(saved)
+            raise
         self.n += predictions.n
         return self
 
@@ -260,10 +265,19 @@ class EvaluationState:
             keep=self.keep,
         )
 
+    def _accumulators(self) -> tuple[Any, ...]:
+        """The state's sums as they stand (arrays that :meth:`_add` replaces, never
+        writes into), for :meth:`_restore`."""
+        return (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising)
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        """Put back the sums of :meth:`_accumulators`."""
+        (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising) = saved
+
     def _add(self, part: BlockTotals) -> None:
-        self._sums += part.sums
-        self._class_count += part.class_count
-        self._class_surprisal += part.class_surprisal
+        self._sums = self._sums + part.sums
+        self._class_count = self._class_count + part.class_count
+        self._class_surprisal = self._class_surprisal + part.class_surprisal
         if part.bins is not None:
             self._bins = self._bins + part.bins
         if self.keep:
