@@ -10,11 +10,13 @@ takes the exponent with an int64 conversion where the target has AVX-512DQ
 (``split_exponent``).  Pinned here: the float32 terms equal, bit for bit, the terms of the
 same values widened to float64 (``log_positive``'s path), on every float32 mantissa of
 the exponents where the split could part (float32 subnormals, the smallest normals,
-[1/2, 1) with fdlibm's cut below sqrt(2)/2... and [1, 2)) and on random values in
+[1/2, 1), which holds fdlibm's cut T/2, and [1, 2)) and on random values in
 (0, 1]; and ``split_exponent`` equals fdlibm's split computed exactly by ``np.frexp``.
-Checked against mutants: ``log_normal`` with ``m - 1`` written ``(m - 0.5) - 0.5`` (the
-same value in exact arithmetic, not in float64) fails the first test; the converted
-exponent a logical shift (``(d >> 52) & 0xFFF``: k wrong below T/2) fails both.
+Checked against mutants: ``log_normal`` compiled without ``contract`` (its
+polynomial's products then rounded apart) fails the five terms tests; the converted
+exponent a logical shift (``(d >> 52) & 0xFFF``: k wrong below T/2) fails the split
+test (and, shared by both paths, not the terms tests; the old code has no
+``split_exponent``).
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def _terms(flat: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("biased_exponent", [0, 1, 126, 127])
 def test_float32_terms_have_the_bits_of_the_float64_terms(biased_exponent: int) -> None:
     flat = _every_mantissa(biased_exponent)
-    assert np.array_equal(_terms(flat).view(np.int64), _terms(flat.astype(np.float64)).view(np.int64))
+    assert np.array_equal(
+        _terms(flat).view(np.int64), _terms(flat.astype(np.float64)).view(np.int64)
+    )
 
 
 def test_float32_terms_of_random_probabilities() -> None:
@@ -56,7 +60,9 @@ def test_float32_terms_of_random_probabilities() -> None:
     flat = np.concatenate(
         [1 - rng.random(1_000_000, dtype=np.float32), np.array([0, 1, 2**-149], np.float32)]
     )
-    assert np.array_equal(_terms(flat).view(np.int64), _terms(flat.astype(np.float64)).view(np.int64))
+    assert np.array_equal(
+        _terms(flat).view(np.int64), _terms(flat.astype(np.float64)).view(np.int64)
+    )
 
 
 @functools.cache
