@@ -52,6 +52,11 @@ clock), the minimum over ``--repeats`` interleaved repeats:
 * short form, 4 streams: the kernels' loop with fdlibm's shorter
   :math:`\\log(1 + f) = f - s (f - R)` everywhere (two products fewer; fdlibm takes it
   except for m near sqrt(2)), less accurate (the accuracy lines).
+* exponent converted: the kernels' loop and logarithm with :math:`k` converted from
+  int64 (``converted_log``: AVX-512DQ's ``vcvtqq2pd``) instead of formed in the
+  mantissa of :math:`2^{52}`: one vector operation fewer per 8 entries (the float32
+  loop 135 instructions against 160, no spilled registers against 28 stack
+  accesses), the same bits (the accuracy lines).
 
 ``--in-cache`` times each loop over one chunk again and again (as many entries in all):
 the logarithm's own cost with its entries in L1, as in the kernels, where the row pass
@@ -107,6 +112,20 @@ the loop: the 512-bit loop is bound about as much by its other 30 or so vector
 operations per 8 entries (two ports take 512-bit vectors), and the reciprocal's two
 conversions and five FMAs cost more than the division's three micro-operations.  The
 kernels keep the division (on the AMD EPYC, ``vdivpd ymm`` was not the limit either).
+
+The 2-core AMD EPYC again (Zen 5, ``znver5``, AVX-512), 2026-12-02, load average 7.6-8.7
+(a CI run and other engineers), asking whether fewer vector operations, the same bits,
+make the float32 loop faster (float32 entries need no subnormal scaling: LLVM already
+folds ``log_positive``'s away for them, its compare of a widened float32 against the
+smallest normal float64 never true).  ``--in-cache``, 10^7 entries, min of 9:
+exponent converted 1.04x the kernels' time for float32 and float64 (4.38 against 4.21
+ms, 4.94 against 4.76); min of 21 against main's own kernel, in L1: 4.39 against 4.35
+ms (float32), 4.84 against 4.68 ms (float64); ``bench_update_stages.py --only
+everything entropy`` against main, two orders: "+ entropy" 8.22 against 8.54 and 7.70
+against 7.67 ms, "everything" 12.60 against 13.11 and 11.71 against 11.59 ms, noise.
+Not faster, not kept (most likely: LLVM schedules the spill-free loop one stream after another
+(each stream's division then the polynomial waiting on it), where the spilling one
+interleaved the four streams' divisions).
 
 On the 2-core AMD EPYC Zen 5 (``znver5``, AVX-512 with 512-bit vectors), 2026-12-02,
 load average 10 (other engineers' jobs), 10^7 entries, ns per entry, min of 11 in cache
@@ -395,23 +414,22 @@ gathered_terms_4 = {
 }
 
 
-# The kernels' loop as it was before log_of_entry and the converted exponent:
-# log_positive (with its subnormal scaling) for every dtype, its exponent formed in
-# the mantissa of 2^52 (6 integer and float operations a vector for m and k).
-formed_split = with_log(kernels.split_exponent, False, "_EXPONENT_CONVERTED")
-formed_log = with_log(kernels.log_positive, formed_split, "split_exponent")
+@numba.njit(fastmath={"contract", "nsz"}, inline="never", error_model="numpy")
+def converted_log(x: float) -> float:
+    # the kernels' log_positive with the exponent k converted from int64 (AVX-512DQ's
+    # vcvtqq2pd; scalar code on AVX2) instead of formed in the mantissa of 2^52: with
+    # d = bits - bits(T/2), k = d >> 52 (arithmetic) and m's bits (d & 2^52 - 1) +
+    # bits(T/2): 5 vector operations for m and k instead of 6, the same m and k
+    tiny = x < 2.2250738585072014e-308
+    bits = float64_to_bits(x * 18014398509481984.0 if tiny else x)
+    d = bits - 0x3FE6A09C00000000
+    m = bits_to_float64((d & 0x000FFFFFFFFFFFFF) + 0x3FE6A09C00000000)
+    k = np.float64(d >> 52)
+    return kernels.log_reduced(m - 1.0, k - 54.0 if tiny else k)
 
 
-@numba.njit(inline="always")
-def formed_log_of_entry(p: float) -> float:
-    return formed_log(np.float64(p))
-
-
-before_terms_4 = with_log(
-    kernels.entropy_terms,
-    with_log(kernels.entropy_term, formed_log_of_entry, "log_of_entry"),
-    "entropy_term",
-)
+converted_log_array = with_log(kernels.log_array, converted_log)
+converted_terms_4 = with_log(kernels.entropy_terms, converted_log)
 
 
 def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
@@ -455,6 +473,14 @@ def max_ulps(log: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> fl
     return float(np.max(np.abs(out.astype(np.longdouble) - reference) / ulp))
 
 
+def same_bits(log: Callable[[np.ndarray, np.ndarray], None], x: np.ndarray) -> bool:
+    """Whether ``log`` gives the kernels' ``log_array`` bit for bit on ``x``."""
+    ours, theirs = np.empty_like(x), np.empty_like(x)
+    log(x, ours)
+    kernels.log_array(x, theirs)
+    return bool(np.array_equal(ours.view(np.int64), theirs.view(np.int64)))
+
+
 def accuracy() -> None:
     if np.finfo(np.longdouble).nmant < 63:
         print("accuracy: skipped (np.longdouble is not the 80-bit format here)")
@@ -478,7 +504,8 @@ def accuracy() -> None:
         short = max_ulps(short_log_array, x)
         print(
             f"accuracy, {name}: table {table:.3f} ulp, kernels {fdlibm:.3f} ulp, "
-            f"reciprocal {reciprocal:.3f} ulp, short form {short:.3f} ulp"
+            f"reciprocal {reciprocal:.3f} ulp, short form {short:.3f} ulp, "
+            f"exponent converted: the kernels' bits {same_bits(converted_log_array, x)}"
         )
 
 
@@ -515,7 +542,7 @@ def main() -> None:
     terms_loops = {
         "floor": floor_terms,
         "kernels": kernels.entropy_terms,
-        "kernels before": before_terms_4,
+        "exponent converted": converted_terms_4,
         "table, 4 streams": table_terms_4,
         "table, 1 stream": table_terms_1,
         **{f"table, {n} gathers (bound)": gathered_terms_4[n] for n in (2, 1, 0)},

@@ -51,7 +51,6 @@ __all__ = [
     "chunk_rows",
     "chunk_scores",
     "entries_suspect",
-    "entropy_term",
     "entropy_terms",
     "fold_tallies",
     "folded_sum",
@@ -61,8 +60,6 @@ __all__ = [
     "keep_smallest",
     "label_error",
     "log_array",
-    "log_normal",
-    "log_of_entry",
     "log_of_quotient",
     "log_positive",
     "log_reduced",
@@ -76,7 +73,6 @@ __all__ = [
     "short_rows",
     "spherical_scores",
     "spherical_wanted",
-    "split_exponent",
     "summaries",
     "sums_and_top",
     "surprisal_array",
@@ -119,73 +115,21 @@ def log_positive(x: float) -> float:
     # x = 2^k m, m in [sqrt(2)/2, sqrt(2)), then log_reduced(m - 1, k).
     # Error below 1 ulp, like the C library's.
     tiny = x < 2.2250738585072014e-308
-    m, k = split_exponent(x * 18014398509481984.0 if tiny else x)
-    return log_reduced(m - 1.0, k - 54.0 if tiny else k)
-
-
-# log_positive of a normal x (no subnormal scaling: its compare, product and two
-# selects, 4 of the loop's ~30 vector operations per 8 entries), the same bits:
-# every positive float32 widened to float64 is normal (2^-149 > 2^-1022), so
-# entropy_terms takes it for float32 arrays (log_of_entry).  Its own flags, as
-# log_positive's (and for the same reason).
-@numba.njit(fastmath={"contract", "nsz"}, inline="never", error_model="numpy")
-def log_normal(x: float) -> float:
-    m, k = split_exponent(x)
-    return log_reduced(m - 1.0, k)
-
-
-#: Whether split_exponent converts the exponent with an int64-to-float64 conversion
-#: (AVX-512DQ's vcvtqq2pd: 5 vector operations for m and k instead of 6) or forms it
-#: in the mantissa of 2^52 (AVX2 and others, which lack the conversion): the same k.
-_EXPONENT_CONVERTED = numba_target_has("avx512dq")
-
-
-# Inlined into log_positive and log_normal (their flags: integer operations and one
-# exact subtraction, which no flag changes).
-@numba.njit(fastmath={"contract", "nsz"}, inline="always", error_model="numpy")
-def split_exponent(x: float) -> tuple[float, float]:
-    # (m, k) with x = 2^k m for a normal x > 0 (fdlibm's), m in [T/2, T),
-    # T = 1 + 0x6A09C 2^-20 (fdlibm's cut below sqrt(2)), k integral: adding
-    # 1 - T/2 to the bits carries the mantissa into the exponent field exactly
+    x = x * 18014398509481984.0 if tiny else x
+    bits = float64_to_bits(x)
+    # x = 2^k m with m in [T/2, T), T = 1 + 0x6A09C 2^-20 (fdlibm's cut below sqrt(2)):
+    # adding 1 - T/2 to the bits carries the mantissa into the exponent field exactly
     # when m would reach T, so the field is k + 1023 and the mantissa bits plus those
     # of T/2 are m's (7 integer operations a vector, 11 with the halving written out;
     # the same m and k: measured 2.11 to 1.98 ns an entry, 4096 float32 entries in L1)
-    bits = float64_to_bits(x)
-    if _EXPONENT_CONVERTED:  # x / (T/2) = 2^k (1 + r 2^-52) with k the top bits of d
-        d = bits - 0x3FE6A09C00000000  # (k + 1023 of t below, less 1023 2^52)
-        m = bits_to_float64((d & 0x000FFFFFFFFFFFFF) + 0x3FE6A09C00000000)
-        return m, np.float64(d >> 52)  # (an arithmetic shift: k < 0 below T/2)
     t = bits + (0x3FF0000000000000 - 0x3FE6A09C00000000)
     biased = (t >> 52) & 0x7FF  # (masked: a logical shift, which AVX2 has for int64)
     m = bits_to_float64((t & 0x000FFFFFFFFFFFFF) + 0x3FE6A09C00000000)
     # the exponent as a float64 without an int-to-float conversion (which AVX2 lacks
     # for int64): the biased exponent in the low mantissa bits of 2^52, minus 2^52
     k = bits_to_float64(biased | 0x4330000000000000) - (4503599627370496.0 + 1023.0)
-    return m, k
-
-
-def log_of_entry(p):
-    """log p, as float64, of an array's entry p > 0 (finite): log_positive's bits,
-    without its subnormal scaling for float32 entries (log_normal).  Compiled only
-    (overloaded below, by the entry's type)."""
-    raise NotImplementedError  # pragma: no cover - Numba compiles the overload
-
-
-@overload(log_of_entry, inline="always")
-def _log_of_entry(p):
-    if p == types.float32:
-        return _log_of_float32
-    return _log_of_float64
-
-
-def _log_of_float32(p):
-    # log_of_entry of a float32 entry (compiled as its overload)
-    return log_normal(np.float64(p))
-
-
-def _log_of_float64(p):
-    # log_of_entry of any other entry (compiled as its overload)
-    return log_positive(np.float64(p))
+    k = k - 54.0 if tiny else k
+    return log_reduced(m - 1.0, k)
 
 
 # Inlined by Numba into its caller, whose flags it then has: call it only from a
@@ -247,20 +191,14 @@ def entropy_terms(flat, start, count, terms):
     out_a, out_b = terms[:quarter], terms[quarter : 2 * quarter]
     out_c, out_d = terms[2 * quarter : 3 * quarter], terms[3 * quarter : 4 * quarter]
     for t in range(quarter):
-        out_a[t] = entropy_term(a[t])
-        out_b[t] = entropy_term(b[t])
-        out_c[t] = entropy_term(c[t])
-        out_d[t] = entropy_term(d[t])
+        x, u, v, y = np.float64(a[t]), np.float64(b[t]), np.float64(c[t]), np.float64(d[t])
+        out_a[t] = x * log_positive(x) if x > 0.0 else 0.0
+        out_b[t] = u * log_positive(u) if u > 0.0 else 0.0
+        out_c[t] = v * log_positive(v) if v > 0.0 else 0.0
+        out_d[t] = y * log_positive(y) if y > 0.0 else 0.0
     for t in range(4 * quarter, count):
-        terms[t] = entropy_term(flat[start + t])
-
-
-@numba.njit(inline="always")
-def entropy_term(p):
-    # p log p of an entry p (0 for p = 0, and for p < 0 or NaN),
-    # as float64, with its caller's flags
-    x = np.float64(p)
-    return x * log_of_entry(p) if x > 0.0 else 0.0
+        x = np.float64(flat[start + t])
+        terms[t] = x * log_positive(x) if x > 0.0 else 0.0
 
 
 # Compiled with its own flags (reassociated sums, vectorised) and called from the
