@@ -126,7 +126,7 @@ import functools
 import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -273,33 +273,27 @@ def block_totals(
     """
     values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
-    bins = 0 if edges is None or not top else edges.shape[0] - 1
+    settings = _TotalsSettings.of(
+        k,
+        top=top,
+        entropy=entropy,
+        limit=limit,
+        spherical=spherical,
+        squares=squares,
+        classes=classes,
+        edges=edges,
+        left=left,
+        surprisal=surprisal,
+        labels_from_zero=labels_from_zero,
+    )
     out = (
         np.empty(5),
-        np.zeros((2, k if classes else 0)),
-        np.zeros((3, bins)),
+        np.zeros((2, settings.classes)),
+        np.zeros((3, settings.bins)),
         np.full(keep, -1, dtype=np.intp),
     )
     found_p = np.empty(keep)
-    suspect = _kernels()["totals"](
-        values,
-        flat,
-        bits,
-        ids,
-        top,
-        entropy,
-        surprisal or classes,
-        squares,
-        spherical,
-        squares,
-        k if classes else 0,
-        np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
-        left,
-        limit,
-        0 if labels_from_zero else -k,
-        out,
-        found_p,
-    )
+    suspect = _kernels()["totals"](values, flat, bits, ids, *settings, out, found_p)
     _raise_for_label(suspect, labels, k)
     return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
 
@@ -361,17 +355,9 @@ def blocks_totals(
     more than its kernel calls alone, about 0.2 ms of which that Python takes in a warm
     loop; reading each thread's blocks in one call, at most 0.3 ms more.
     """
+    values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
-    flat = values.reshape(-1)
-    bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    ids = np.asarray(labels, dtype=np.intp)
-    top, edges, classes = options["top"], options["edges"], options["classes"]
-    bins = 0 if edges is None or not top else edges.shape[0] - 1
-    kernel_edges = np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64)
-    logs = options["surprisal"] or classes
-    low = 0 if options["labels_from_zero"] else -k
-    entropy, squares, spherical = options["entropy"], options["squares"], options["spherical"]
-    left, limit = options["left"], options["limit"]
+    settings = _TotalsSettings.of(k, **options)
     kernel = _kernels()["totals"]
     for block in range(first, stop):
         start, end = bounds[block], bounds[block + 1]
@@ -380,17 +366,7 @@ def blocks_totals(
             flat[start * k : end * k],
             bits[start:end],
             ids[start:end],
-            top,
-            entropy,
-            logs,
-            squares,
-            spherical,
-            squares,
-            k if classes else 0,
-            kernel_edges,
-            left,
-            limit,
-            low,
+            *settings,
             (out.sums[block], out.class_stats[block], out.bin_stats[block], out.found[block]),
             out.found_p[block],
         )
@@ -398,6 +374,61 @@ def blocks_totals(
             out.suspect[block] = flagged
             return block + 1
     return stop
+
+
+class _TotalsSettings(NamedTuple):
+    """The ``totals`` kernel's arguments between the rows and the outputs, in its order
+    (one home for :func:`block_totals` and :func:`blocks_totals`)."""
+
+    top: bool
+    entropy: bool
+    logs: bool  # the surprisals, also for the per-class sums
+    squares: bool
+    spherical: bool
+    squares_again: bool  # the kernel's with_squares and with_brier: both ``squares``
+    classes: int  # classes summed per class (0: none)
+    edges: np.ndarray  # the bins' float64 edges (one 0: no bins)
+    left: bool
+    limit: float
+    low: int  # the smallest label allowed: 0 where the labels' check is pending, else -k
+
+    @classmethod
+    def of(
+        cls,
+        k: int,
+        *,
+        top: bool,
+        entropy: bool,
+        limit: float,
+        spherical: bool,
+        squares: bool,
+        classes: bool,
+        edges: np.ndarray | None,
+        left: bool,
+        surprisal: bool = True,
+        labels_from_zero: bool = False,
+    ) -> _TotalsSettings:
+        """The settings of :func:`block_totals`' keyword arguments (but ``keep``) for
+        rows of ``k`` classes."""
+        bins = 0 if edges is None or not top else edges.shape[0] - 1
+        return cls(
+            top,
+            entropy,
+            surprisal or classes,
+            squares,
+            spherical,
+            squares,
+            k if classes else 0,
+            np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
+            left,
+            limit,
+            0 if labels_from_zero else -k,
+        )
+
+    @property
+    def bins(self) -> int:
+        """The number of bins (0: none)."""
+        return self.edges.shape[0] - 1
 
 
 def _kernel_arguments(
