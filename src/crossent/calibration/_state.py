@@ -38,6 +38,7 @@ from ._summaries import (
     ExampleSummaries,
     TotalsRequest,
     _limit,
+    clear_unasked,
     kernel_options,
     map_summaries,
     map_totals,
@@ -466,10 +467,7 @@ def _stacked_totals(
                 predictions.check_values()  # raises, naming the entry (or passes)
 
     run_in_parts(read, blocks)
-    if not request.brier:
-        totals.sums[:, 1] = 0.0  # formed from sums of squares left out (0)
-    if not request.surprisal:
-        totals.sums[:, 0] = 0.0  # formed for the per-class sums only
+    clear_unasked(totals.sums, request)
     return totals
 
 

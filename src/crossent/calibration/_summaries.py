@@ -48,6 +48,7 @@ __all__ = [
     "ExampleSummaries",
     "TotalsRequest",
     "candidates",
+    "clear_unasked",
     "kernel_options",
     "map_summaries",
     "map_totals",
@@ -339,10 +340,7 @@ def _fused_totals(
         raise
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
-    if not request.brier:
-        sums[1] = 0.0  # formed from sums of squares left out (0): not a Brier score
-    if not request.surprisal:
-        sums[0] = 0.0  # formed for the per-class sums only
+    clear_unasked(sums, request)
     rows = found[found >= 0]
     return BlockTotals(
         sums=sums,
@@ -354,6 +352,16 @@ def _fused_totals(
         if rows.size
         else [],
     )
+
+
+def clear_unasked(sums: FloatArray, request: TotalsRequest) -> None:
+    """Zero the kernel's sums (the last axis of ``sums``: surprisal, Brier, ...) that
+    ``request`` did not ask for but the kernel formed: the Brier score's from sums of
+    squares left out (0), the surprisal's for the per-class sums only."""
+    if not request.brier:
+        sums[..., 1] = 0.0
+    if not request.surprisal:
+        sums[..., 0] = 0.0
 
 
 def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> dict[str, Any]:
