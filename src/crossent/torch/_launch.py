@@ -234,14 +234,54 @@ def target_rows(
     return _target_rows_and_softmax(z, t, weight, opts)[0]
 
 
+def _soft_capped(
+    z: torch.Tensor, soft_cap: float | None, *, overwrite: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    r"""The soft-capped logits :math:`s\tanh(x)` (Gemma 2) and :math:`x = z/s`.
+
+    The one home of the cap in ``crossent.torch``: :func:`_capped_logits` (probability
+    targets, the fused linear loss) and the vocab-parallel loss, whose temperature
+    divides the *shifted* capped logits (``_vocab_parallel._tempered``).
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Logits in the dtype to compute in.
+    soft_cap : float or None
+        :math:`s` (None: no cap).
+    overwrite : bool
+        ``z`` is the caller's own copy, outside autograd and not needed again: it is
+        overwritten by :math:`x` and :math:`s\tanh(x)` is one new tensor (``tanh``'s),
+        scaled in place. Otherwise every operation is out of place (differentiable;
+        ``tanh``'s backward reads its output, which must stay unscaled). The same
+        roundings either way (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        :math:`s\tanh(x)` (``z`` itself without a cap) and :math:`x` (None without a
+        cap), for the cap's chain rule :func:`_times_cap_slope_`.
+    """
+    if soft_cap is None:
+        return z, None
+    if overwrite:
+        scaled = z.div_(soft_cap)
+        return torch.tanh(scaled).mul_(soft_cap), scaled
+    scaled = z / soft_cap
+    return soft_cap * torch.tanh(scaled), scaled
+
+
 def _capped_logits(
     z: torch.Tensor, opts: _backend.Options, *, overwrite: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     r"""The soft-capped, tempered logits :math:`z' = s\tanh(z/s)/T` and :math:`x = z/s`.
 
-    The one home of :math:`z'` for probability targets: :func:`target_rows` (and through
-    it the custom op's forward, a float64 block at a time, whose row maximum is read off
-    this :math:`z'`) and :func:`target_backward`.
+    The one home of :math:`z'` where the temperature divides the capped logits before
+    their row maximum is taken: :func:`target_rows` (and through it the custom op's
+    forward, a float64 block at a time, whose row maximum is read off this :math:`z'`),
+    :func:`target_backward` and the fused linear loss (``_linear``, each logits block).
+    The cap is :func:`_soft_capped`'s; ``overwrite`` is as there (the division by
+    :math:`T` in place too).
 
     Parameters
     ----------
@@ -250,10 +290,7 @@ def _capped_logits(
     opts : _backend.Options
         ``soft_cap`` :math:`s` (None: no cap) and ``temperature`` :math:`T`.
     overwrite : bool
-        ``z`` is the caller's own copy, outside autograd and not needed again: it is
-        overwritten by :math:`x` and :math:`z'` is one new tensor (``tanh``'s), scaled in
-        place. Otherwise every operation is out of place (differentiable). The same
-        roundings either way (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
+        See :func:`_soft_capped`.
 
     Returns
     -------
@@ -261,15 +298,8 @@ def _capped_logits(
         :math:`z'` (``z`` itself without cap and temperature) and :math:`x` (None without
         a cap), for the cap's chain rule :func:`_times_cap_slope_`.
     """
-    cap, temperature = opts.soft_cap, opts.temperature
-    scaled = None
-    if cap is not None:
-        if overwrite:
-            scaled = z.div_(cap)
-            z = torch.tanh(scaled).mul_(cap)
-        else:
-            scaled = z / cap
-            z = cap * torch.tanh(scaled)
+    z, scaled = _soft_capped(z, opts.soft_cap, overwrite=overwrite)
+    temperature = opts.temperature
     if temperature != 1.0:
         z = z.div_(temperature) if overwrite else z / temperature
     return z, scaled
@@ -279,15 +309,21 @@ def _times_cap_slope_(grad: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
     r"""``grad`` times the cap's slope, in place of ``grad`` and of ``scaled`` (spent).
 
     .. math:: \frac{d}{dz}\,s\tanh(z/s) = \operatorname{sech}^2 x
+              = \frac{1}{\cosh^2 x}
               = \frac{4v}{(1 + v)^2},\qquad v = e^{-2|x|},\quad x = z/s
 
-    :func:`crossent.losses._terms.chain_rule`'s form (exact to a few ulps at every
-    :math:`x`, where :math:`1 - \tanh^2 x` cancels for :math:`|x| \gg 1`; :math:`v`
-    underflows to 0 with the slope, nothing overflows), and its derivation. Its torch
-    twin, not a call to it: through the array API (no ``abs_``, ``exp_``) that function
-    allocates :math:`|x|`, :math:`v`, :math:`(1+v)^2` and the product, three float64
-    blocks more at the custom op's peak; here the float64 block :math:`x` becomes
-    :math:`v` and then :math:`(1 + v)^2`, and ``grad`` is scaled in place.
+    The one home of the slope in ``crossent.torch`` (probability targets' backward, the
+    fused linear loss's gradient blocks, the vocab-parallel gradient), in the last form,
+    :func:`crossent.losses._terms.chain_rule`'s: exact to a few ulps at every :math:`x`,
+    where :math:`1 - \tanh^2 x` cancels for :math:`|x| \gg 1` (0 past
+    :math:`|x| \approx 19` in float64, where the slope is still 1e-16) and
+    :math:`1/\cosh^2 x` overflows to 0 before the slope leaves float64 (:math:`\cosh^2`
+    is ``inf`` past 355, the slope subnormal up to 372); :math:`v` underflows to 0 with
+    the slope, nothing overflows. Its torch twin, not a call to it: through the array API
+    (no ``abs_``, ``exp_``) that function allocates :math:`|x|`, :math:`v`,
+    :math:`(1+v)^2` and the product, three blocks more at the callers' peaks; here the
+    block :math:`x` becomes :math:`v` and then :math:`(1 + v)^2`, and ``grad`` is scaled
+    in place. The temperature's :math:`1/T` is the caller's.
     """
     v = scaled.abs_().mul_(-2.0).exp_()
     return grad.mul_(v).mul_(4.0).div_(v.add_(1.0).square_())

@@ -26,7 +26,7 @@ time and dropped:
 
 * gradient: :math:`G_i = r_i\,[(A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
   - (1-\varepsilon) w_{y_i} e_{y_i} - \tfrac{\varepsilon}{V} w] \odot
-  (1-\tanh^2(z_i/s))/T` with :math:`p = e^{z' - \mathrm{LSE}}` and :math:`r_i` the
+  \operatorname{sech}^2(z_i/s)/T` with :math:`p = e^{z' - \mathrm{LSE}}` and :math:`r_i` the
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
   :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
@@ -90,9 +90,13 @@ soft-capping on the CPU
 float64, :math:`G` formed in float64 and rounded once to float32 for the products,
 and the token blocks are sized for the float64 block (half the rows). With ``W = I``
 (the logits exact) :math:`G` is then within half an ulp; in float32 it was some 350
-ulps off (1e7 where :math:`|z| \gg s`). The chain rule's factor is
-:math:`\operatorname{sech}^2(z/s) = 1/\cosh^2(z/s)`, not :math:`1 - \tanh^2`, which
-cancels where :math:`|z| \gg s`.
+ulps off (1e7 where :math:`|z| \gg s`). The cap and temperature are
+``_launch._capped_logits``'s (in place on the block) and the chain rule's factor
+:math:`\operatorname{sech}^2(z/s)` is ``_launch._times_cap_slope_``'s
+:math:`4v/(1 + v)^2`, :math:`v = e^{-2|z|/s}` (in place on the block :math:`z/s` and on
+:math:`G`), not :math:`1 - \tanh^2`, which cancels where :math:`|z| \gg s`, nor
+:math:`1/\cosh^2`, which overflows to 0 past :math:`|z|/s = 355` (the slope is a
+float64 subnormal up to 372).
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ from dataclasses import dataclass
 import torch
 
 from ._backend import Options
-from ._launch import work_dtype
+from ._launch import _capped_logits, _times_cap_slope_, work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
@@ -245,14 +249,8 @@ class LinearProblem:
         wb = self.w[v0:v1]
         z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
         z = z.to(self.work)  # the float32 product dropped at once when widened
-        t = None
-        cap, temperature = self.options.soft_cap, self.options.temperature
-        if cap is not None:
-            t = z.div_(cap)
-            z = torch.tanh(t).mul_(cap)
-        if temperature != 1.0:
-            z /= temperature
-        return z, t
+        # The block is ours (the product, or its float64 copy): capped in place.
+        return _capped_logits(z, self.options, overwrite=True)
 
     def gradient_block(
         self,
@@ -297,9 +295,8 @@ class LinearProblem:
                 else (eps / classes) * self.class_weight[v0:v1]
             )
             grad.addr_(scale, uniform, alpha=-1)
-        if t is not None:  # z/s is not used again: sech^2(z/s) in its place,
-            # 1/cosh^2: no cancellation where 1 - tanh^2 would lose every digit (|z| >> s).
-            grad.mul_(t.cosh_().square_().reciprocal_())
+        if t is not None:  # z/s is not used again: sech^2(z/s) formed in its place
+            grad = _times_cap_slope_(grad, t)
         if self.options.temperature != 1.0:
             grad /= self.options.temperature
         return grad

@@ -58,8 +58,10 @@ gradient of its own slice,
           e^{\sigma_{ic} - \ell_i} - (1-\varepsilon)\,\omega_i [c = y_i]
           - \tfrac{\varepsilon}{V} w_c,
 
-times the upstream gradient and the chain rule :math:`(1-\tanh^2(z/s))/T`, from the
-saved logits and the per-row :math:`m, \ell` and coefficients.
+times the upstream gradient and the chain rule :math:`\operatorname{sech}^2(z/s)/T`
+(``_launch._times_cap_slope_``'s :math:`4v/(1+v)^2`, :math:`v = e^{-2|z|/s}`: no
+cancellation where :math:`|z| \gg s`, as :math:`1 - \tanh^2` has), from the saved
+logits and the per-row :math:`m, \ell` and coefficients.
 :func:`vocab_parallel_linear_cross_entropy` computes the logits
 :math:`h W_r^\top + b_r` of its slice of the classifier chunk by chunk of rows (never the
 whole ``N x V_r`` block), recomputes them in backward (four matrix products in all, as the
@@ -69,8 +71,10 @@ collectives), and ends its backward with one ``all_reduce(SUM)`` of the input gr
 
 The option terms come from :mod:`crossent.losses._terms`, the one home of each formula
 (smoothing coefficients and the :math:`A, B` of a label, the weighted class sums, the
-z-loss and its gradient coefficient, the soft-cap/temperature chain rule), called here on
-torch tensors through the Array API; only their split across ranks is written here.
+z-loss and its gradient coefficient), called here on torch tensors through the Array
+API; only their split across ranks is written here. The soft cap and its slope are
+``crossent.torch._launch``'s (``_soft_capped``, ``_times_cap_slope_``), in place where
+the tensor is this module's own.
 
 Checks run before the first collective where every rank sees the same data (options,
 label range against the global :math:`V`, class weights, shapes of the replicated
@@ -93,7 +97,6 @@ from .._xp import namespace
 from ..errors import InputError, InputTypeError
 from ..losses._terms import (
     SoftmaxRows,
-    chain_rule,
     label_terms,
     p_coefficient,
     row_loss,
@@ -101,7 +104,7 @@ from ..losses._terms import (
     weighted_class_sum,
 )
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor
-from ._launch import work_dtype
+from ._launch import _soft_capped, _times_cap_slope_, work_dtype
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
@@ -230,8 +233,16 @@ def _labels(
 
 
 def _capped(z: Tensor, opts: CallOptions) -> Tensor:
-    """``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``."""
-    return z if opts.soft_cap is None else opts.soft_cap * torch.tanh(z / opts.soft_cap)
+    r"""``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``: ``_launch._soft_capped``'s,
+    out of place (``z`` may be the caller's logits or the saved tensor).
+
+    Not ``_launch._capped_logits``, which divides by :math:`T` before the row maximum
+    (:math:`z' = s\tanh(z/s)/T`): here the temperature divides the *shifted* capped
+    logits (:func:`_tempered`), the rounding order of the unsharded loss
+    (``crossent.losses._terms.softmax_rows``), which cannot overflow uncapped logits
+    for :math:`T < 1`, and the maxima the ranks exchange are the undivided ones.
+    """
+    return _soft_capped(z, opts.soft_cap)[0]
 
 
 def _tempered(shift: Tensor, opts: CallOptions) -> Tensor:
@@ -470,7 +481,12 @@ def _chunk_gradient(
         w = labels.weight_local
         u = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if w is None else w
         grad = grad - (coefs.uniform * s)[:, None] * u[None, :]
-    return chain_rule(grad, z, soft_cap=opts.soft_cap, temperature=opts.temperature, xp=_xp())
+    # The chain rule sech^2(z/s)/T, in place on grad (our own) and on a new z/s: not
+    # chain_rule's array-API form, whose |z/s|, exp, (1+u)^2 and product were three
+    # blocks more at the backward's peak.
+    if opts.soft_cap is not None:
+        grad = _times_cap_slope_(grad, z / opts.soft_cap)
+    return grad if opts.temperature == 1.0 else grad.div_(opts.temperature)
 
 
 def _row_blocks(
@@ -494,9 +510,9 @@ def _work_dtype(like: Tensor, dtype: torch.dtype, opts: CallOptions) -> torch.dt
     r"""The dtype of the elementwise work (cap, softmax, gradient) on logits of ``dtype``.
 
     As :func:`crossent.torch._launch.work_dtype`: float64 with soft-capping on the CPU
-    (issue 13: in float32 the chain rule :math:`1 - \tanh^2` cancels and the loss and the
-    gradient were up to 1e7 float32 ulps off); the results rounded once (the loss to
-    float32, the gradient to the logits' dtype); float32 on accelerators.
+    (issue 13: in float32 the chain rule, then :math:`1 - \tanh^2`, cancelled and the
+    loss and the gradient were up to 1e7 float32 ulps off); the results rounded once (the
+    loss to float32, the gradient to the logits' dtype); float32 on accelerators.
     """
     return torch.float64 if dtype == torch.float64 else work_dtype(like, opts.soft_cap)
 
