@@ -33,7 +33,9 @@ The gradient with respect to :math:`z'` is
 
 which for a one-hot target and no options is the familiar :math:`p - y`. The chain
 rule through temperature and soft-capping multiplies it by
-:math:`(1 - \tanh^2(z/s))/T`.
+:math:`\operatorname{sech}^2(z/s)/T`, formed as :math:`4u/(1+u)^2/T` with
+:math:`u = e^{-2|z|/s}` (``_terms.chain_rule``): exact to a few ulps where
+:math:`1 - \tanh^2(z/s)` cancels (all its digits past :math:`|z|/s \approx 19`).
 
 Layout
 ------
@@ -1342,8 +1344,10 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
             - (1-\varepsilon)\,w_{y_i} e_{y_i} - \tfrac{\varepsilon}{C} w,
         \qquad A_i = (1-\varepsilon) w_{y_i} + \tfrac{\varepsilon}{C}\textstyle\sum_c w_c
 
-    then multiplied by :math:`(1-\tanh^2(z/s))/T`, divided by the normaliser for
-    ``'mean'`` and by :math:`\ln b` for ``base=b``; zero on ignored rows. With no
+    then multiplied by :math:`\operatorname{sech}^2(z/s)/T` (as :math:`4u/(1+u)^2/T`,
+    :math:`u = e^{-2|z|/s}`, which does not cancel where :math:`1-\tanh^2(z/s)` does),
+    divided by the normaliser for ``'mean'`` and by :math:`\ln b` for ``base=b``; zero
+    on ignored rows. With no
     options it is :math:`p - y` per row: the seeds' feedback signal.
 
     Parameters

@@ -137,11 +137,11 @@ def chain_rule(
     to 0 where the factor does, with no overflow. The fused kernels apply the
     :math:`1/T` through their per-row coefficients (soft-capping disables them).
 
-    The one home of this factor for array-API namespaces (the generic path, NumPy and
-    torch's vocab-parallel loss). Its twin for the torch custom op's float64 blocks,
-    ``crossent.torch._launch._times_cap_slope_``, is in place (``abs_``, ``exp_``),
+    The one home of this factor for array-API namespaces (the generic path). Its torch
+    twin, ``crossent.torch._launch._times_cap_slope_`` (the custom op's float64 blocks,
+    the fused linear and the vocab-parallel losses), is in place (``abs_``, ``exp_``),
     which the array API cannot express: through this function the op would hold three
-    float64 blocks more at its peak.
+    float64 blocks more at its peak (the vocab-parallel backward held one to two more).
     """
     if soft_cap is not None:
         # |z|/s past 9e307 makes -2|z|/s -inf, and u its correctly rounded 0: no defect
