@@ -35,8 +35,11 @@ of ``LSE = m + ell`` to an ulp of ``m`` loses (issue 13).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from .._checks import row_offset
 from . import _backend
@@ -252,23 +255,46 @@ def _soft_capped(
     overwrite : bool
         ``z`` is the caller's own copy, outside autograd and not needed again: it is
         overwritten by :math:`x` and :math:`s\tanh(x)` is one new tensor (``tanh``'s),
-        scaled in place. Otherwise every operation is out of place (differentiable;
-        ``tanh``'s backward reads its output, which must stay unscaled). The same
-        roundings either way (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
+        scaled in place, and :math:`x` is returned for the caller's chain rule
+        (:func:`_times_cap_slope_`). Otherwise ``z`` is left as it is and the cap is
+        differentiable (:class:`_SoftCap`, whose backward is that chain rule; torch's
+        own ``tanh`` backward forms :math:`1 - \tanh^2`, 0 past :math:`|x| \approx 19`
+        in float64 where the slope is 1.7e-17 at 20). The same roundings either way
+        (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
 
     Returns
     -------
     tuple of torch.Tensor
         :math:`s\tanh(x)` (``z`` itself without a cap) and :math:`x` (None without a
-        cap), for the cap's chain rule :func:`_times_cap_slope_`.
+        cap or without ``overwrite``).
     """
     if soft_cap is None:
         return z, None
-    if overwrite:
-        scaled = z.div_(soft_cap)
-        return torch.tanh(scaled).mul_(soft_cap), scaled
-    scaled = z / soft_cap
-    return soft_cap * torch.tanh(scaled), scaled
+    if not overwrite:
+        return _SoftCap.apply(z, soft_cap), None
+    scaled = z.div_(soft_cap)
+    return torch.tanh(scaled).mul_(soft_cap), scaled
+
+
+class _SoftCap(torch.autograd.Function):
+    r""":math:`s\tanh(z/s)` under autograd, its backward :func:`_times_cap_slope_`.
+
+    It saves ``z`` (the caller's tensor, or a view of it: nothing new where torch's
+    ``tanh`` saved its output, a block) and forms :math:`z/s` and the product anew in
+    the backward (two blocks, the slope in place on the first). Differentiable once.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, soft_cap: float) -> torch.Tensor:
+        ctx.save_for_backward(z)
+        ctx.soft_cap = soft_cap
+        return soft_cap * torch.tanh(z / soft_cap)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (z,) = ctx.saved_tensors
+        return _times_cap_slope_(grad.clone(), z / ctx.soft_cap), None
 
 
 def _capped_logits(
