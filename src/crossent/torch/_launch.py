@@ -279,9 +279,10 @@ def _soft_capped(
 class _SoftCap(torch.autograd.Function):
     r""":math:`s\tanh(z/s)` under autograd, its backward :func:`_times_cap_slope_`.
 
-    It saves ``z`` (the caller's tensor, or a view of it: nothing new where torch's
-    ``tanh`` saved its output, a block) and forms :math:`z/s` and the product anew in
-    the backward (two blocks, the slope in place on the first). Differentiable once.
+    It saves ``z`` (the caller's tensor, or a view of it: nothing new, where torch's
+    ``tanh`` saved its output, a block) and forms :math:`z/s` anew in the backward, the
+    slope in place on it and on a copy of the incoming gradient (two blocks, as many
+    as ``tanh``'s output and its backward's). Differentiable once.
     """
 
     @staticmethod
@@ -322,7 +323,7 @@ def _capped_logits(
     -------
     tuple of torch.Tensor
         :math:`z'` (``z`` itself without cap and temperature) and :math:`x` (None without
-        a cap), for the cap's chain rule :func:`_times_cap_slope_`.
+        a cap or without ``overwrite``), for the cap's chain rule :func:`_times_cap_slope_`.
     """
     z, scaled = _soft_capped(z, opts.soft_cap, overwrite=overwrite)
     temperature = opts.temperature
@@ -339,7 +340,8 @@ def _times_cap_slope_(grad: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
               = \frac{4v}{(1 + v)^2},\qquad v = e^{-2|x|},\quad x = z/s
 
     The one home of the slope in ``crossent.torch`` (probability targets' backward, the
-    fused linear loss's gradient blocks, the vocab-parallel gradient), in the last form,
+    op's and :class:`_SoftCap`'s, the fused linear loss's gradient blocks, the
+    vocab-parallel gradient), in the last form,
     :func:`crossent.losses._terms.chain_rule`'s: exact to a few ulps at every :math:`x`,
     where :math:`1 - \tanh^2 x` cancels for :math:`|x| \gg 1` (0 past
     :math:`|x| \approx 19` in float64, where the slope is still 1e-16) and
