@@ -224,3 +224,32 @@ def test_vocab_parallel_backward_peak(temperature: float) -> None:
     peak = _allocator_peak(value.backward)
     block, gradient = rows * classes * 8, rows * classes * 4
     assert peak <= gradient + 5 * block + 4096, (peak - gradient) / block
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_probability_targets_twice_differentiable(temperature: float) -> None:
+    """float64 probability targets with a cap: second derivatives through ``_SoftCap``
+    (its backward under ``create_graph``) agree with autograd's of the plain formula
+    ``s * tanh(z / s)`` (exact enough at these moderate ``|z|/s``) and with finite
+    differences (``gradgradcheck``); with ``once_differentiable`` they were silently 0
+    through the cap."""
+    gen = torch.Generator().manual_seed(7)
+    z = (torch.randn(3, 5, generator=gen, dtype=torch.float64) * 4).requires_grad_()
+    t = torch.softmax(torch.randn(3, 5, generator=gen, dtype=torch.float64), dim=1)
+    cap = 2.5
+
+    def ours(logits: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(logits, t, soft_cap=cap, temperature=temperature)
+
+    def plain(logits: torch.Tensor) -> torch.Tensor:
+        capped = cap * torch.tanh(logits / cap) / temperature
+        return -(t * torch.log_softmax(capped, dim=1)).sum(dim=1).mean()
+
+    (grad,) = torch.autograd.grad(ours(z), z, create_graph=True)
+    (grad_plain,) = torch.autograd.grad(plain(z), z, create_graph=True)
+    probe = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    (second,) = torch.autograd.grad((grad * probe).sum(), z)
+    (second_plain,) = torch.autograd.grad((grad_plain * probe).sum(), z)
+    torch.testing.assert_close(grad, grad_plain, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(second, second_plain, rtol=1e-10, atol=1e-13)
+    assert torch.autograd.gradgradcheck(ours, (z,))

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.autograd.function import once_differentiable
 
 from .._checks import row_offset
 from . import _backend
@@ -282,7 +281,9 @@ class _SoftCap(torch.autograd.Function):
     It saves ``z`` (the caller's tensor, or a view of it: nothing new, where torch's
     ``tanh`` saved its output, a block) and forms :math:`z/s` anew in the backward, the
     slope in place on it and on a copy of the incoming gradient (two blocks, as many
-    as ``tanh``'s output and its backward's). Differentiable once.
+    as ``tanh``'s output and its backward's). Differentiable twice and more: under
+    ``create_graph`` the backward forms the slope out of place (:func:`_cap_slope`), so
+    that autograd records it.
     """
 
     @staticmethod
@@ -292,10 +293,12 @@ class _SoftCap(torch.autograd.Function):
         return soft_cap * torch.tanh(z / soft_cap)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (z,) = ctx.saved_tensors
-        return _times_cap_slope_(grad.clone(), z / ctx.soft_cap), None
+        scaled = z / ctx.soft_cap
+        if torch.is_grad_enabled():  # create_graph: the same slope, out of place
+            return grad * _cap_slope(scaled), None
+        return _times_cap_slope_(grad.clone(), scaled), None
 
 
 def _capped_logits(
@@ -330,6 +333,16 @@ def _capped_logits(
     if temperature != 1.0:
         z = z.div_(temperature) if overwrite else z / temperature
     return z, scaled
+
+
+def _cap_slope(scaled: torch.Tensor) -> torch.Tensor:
+    r"""The cap's slope :math:`4v/(1 + v)^2`, :math:`v = e^{-2|x|}`, out of place
+    (differentiable: :class:`_SoftCap`'s backward under ``create_graph``); see
+    :func:`_times_cap_slope_`, its in-place form. Its derivative through autograd,
+    :math:`-8\operatorname{sign}(x)\,v(1 - v)/(1 + v)^3 = -2\operatorname{sech}^2 x
+    \tanh x`, has no cancellation either."""
+    v = torch.exp(scaled.abs() * -2.0)
+    return v * 4.0 / (v + 1.0).square()
 
 
 def _times_cap_slope_(grad: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
