@@ -398,6 +398,7 @@ __all__ = [
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
     "table_exp8",
+    "target_block_sums",
     "target_exp",
     "target_exp_unit",
     "target_gradient_kernel",
@@ -1183,45 +1184,47 @@ def two_sum(hi, lo, x):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
     # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
-    # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
-    # (at T = 1 by target_exp_unit: the branch is taken once per block, not per entry,
-    # and costs no specialisation of its own)
+    # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum.
+    # A block's loop is target_block_sums with literal flags (four loops from one body),
+    # chosen once per block, not per entry; at T = 1 its exp is target_exp_unit
     v = row.shape[0]
-    floor = shift - 708.0
+    args = (top, inv_t, temperature, shift - 708.0, shift)  # target_exp's, after x
     unit = temperature == 1.0
     s_hi = s_lo = t_hi = t_lo = 0.0
     for start in range(0, v, SUM_BLOCK):
         stop = min(v, start + SUM_BLOCK)
-        s = 0.0
-        tw = 0.0
         if weight.shape[0] == v:
             if unit:
-                for j in range(start, stop):
-                    e = target_exp_unit(row[j], top, floor, shift)
-                    terms[j] = e
-                    s += e
-                    tw += weight[j] * np.float64(t_row[j])
+                s, tw = target_block_sums(row, t_row, weight, terms, start, stop, args, True, True)
             else:
-                for j in range(start, stop):
-                    e = target_exp(row[j], top, inv_t, temperature, floor, shift)
-                    terms[j] = e
-                    s += e
-                    tw += weight[j] * np.float64(t_row[j])
+                s, tw = target_block_sums(row, t_row, weight, terms, start, stop, args, False, True)
         elif unit:
-            for j in range(start, stop):
-                e = target_exp_unit(row[j], top, floor, shift)
-                terms[j] = e
-                s += e
-                tw += np.float64(t_row[j])
+            s, tw = target_block_sums(row, t_row, weight, terms, start, stop, args, True, False)
         else:
-            for j in range(start, stop):
-                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
-                terms[j] = e
-                s += e
-                tw += np.float64(t_row[j])
+            s, tw = target_block_sums(row, t_row, weight, terms, start, stop, args, False, False)
         s_hi, s_lo = two_sum(s_hi, s_lo, s)
         t_hi, t_lo = two_sum(t_hi, t_lo, tw)
     return s_hi, s_lo, t_hi + t_lo
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def target_block_sums(row, t_row, weight, terms, start, stop, args, unit, weighted):
+    # One block of target_row_sums: terms[j] for start <= j < stop, their sum and the sum
+    # of w_j t_j; args: target_exp's after x. ``unit`` (T = 1: target_exp_unit, the same
+    # bits) and ``weighted`` are literals at each call, so that each call's loop has
+    # neither test in it (1.0 * t is t: the unweighted loop adds t_j as it did)
+    top, inv_t, temperature, floor, shift = args
+    s = 0.0
+    tw = 0.0
+    for j in range(start, stop):
+        if unit:
+            e = target_exp_unit(row[j], top, floor, shift)
+        else:
+            e = target_exp(row[j], top, inv_t, temperature, floor, shift)
+        terms[j] = e
+        s += e
+        tw += (weight[j] if weighted else 1.0) * np.float64(t_row[j])
+    return s, tw
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
