@@ -393,6 +393,7 @@ __all__ = [
     "gradient_kernel_serial",
     "label_entry",
     "maximum_bits",
+    "pair_minus_one",
     "poly_exp4",
     "row_max_bits",
     "row_statistics_kernel",
@@ -1225,6 +1226,15 @@ def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted)
     return s_hi, s_lo, t_hi + t_lo
 
 
+# Without ``reassoc``: under it LLVM may add lo to -1 first, which drops lo (it did once
+# the row sums' four forms met in one phi: S - 1 lost its low half, the cancelling
+# entries of the gradient moved by float32 ulps).
+@numba.njit(fastmath=False, inline="never")
+def pair_minus_one(hi, lo):
+    # (hi + lo) - 1 for the pair hi + lo within 2**-24 of 1: hi - 1 is exact (Sterbenz)
+    return (hi - 1.0) + lo
+
+
 @numba.njit(fastmath=_FLAGS, inline="always")
 def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, terms, out_row):
     # One row of target_gradient_kernel (``terms``: a float64 buffer of the row's length).
@@ -1234,7 +1244,7 @@ def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, 
     s_hi, s_lo, total = target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms)
     # S = e^(ell - shift) = 1 +- 2**-24, S - 1 exact (Sterbenz): ell = shift + log1p(S - 1)
     # and p = e^(... - shift) e^-log1p(S - 1) = terms (1 + g)
-    s_1 = (s_hi - 1.0) + s_lo
+    s_1 = pair_minus_one(s_hi, s_lo)
     g = -s_1 / (1.0 + s_1)  # 1/S - 1: relative 2**-53 of g, a 2**-77 of p
     weighted = weight.shape[0] == row.shape[0]
     # the factor of p (``_terms.p_coefficient``): A + 2 lambda omega LSE, times r
