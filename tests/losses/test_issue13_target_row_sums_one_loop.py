@@ -28,12 +28,14 @@ itself, zero class weights):
   chooses the loops' vector width and interleave, hence the order of the additions, per
   CPU, so elsewhere that check skips.
 
-Mutants caught (each run): the T = 1.3 weighted case given the T = 1 exp (3 tests);
-the weighted T = 1 case given the unweighted sum (2); blocks of 512 within the
-``SUM_BLOCK`` loop (the mpmath sums, 4); the pair's ``S - 1`` formed under the kernel's
-``reassoc`` as before ``pair_minus_one`` (the gradient's bits, 2: LLVM dropped the low
-half); ``s_lo`` dropped (the gradient's bits). Not caught: the weighted T = 1 case
-given ``target_exp`` (the same terms, and in the kernel the same vector loop).
+Mutants caught (each run): the T = 1.3 weighted case given the T = 1 exp (3 tests
+fail); the weighted T = 1 case given the unweighted sum (2); the ragged last block
+skipped (12); ``s_lo`` dropped (the unweighted gradients' bits, 2); the pair's
+:math:`S - 1` formed under the kernel's ``reassoc``, as before ``pair_minus_one``
+(the same 2: LLVM added ``lo`` to -1 first once the four loops met in one phi);
+``pair_minus_one`` given the kernel's flags (its own test). Not caught, and no loss: the
+weighted T = 1 case given ``target_exp`` (the same terms, and in the kernel the same
+vector loop), the blocks' TwoSums in reverse order (the same pair).
 
 Small (8 rows of 2085 logits); the wrapper below is the only compile of its own.
 """

@@ -1205,7 +1205,9 @@ def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted)
     # to t). args: top, 1/T, T and the shift. Each sum by blocks (SUM_BLOCK), the blocks'
     # sums added by two_sum. In target_gradient_kernel (both twins) the four vectorised
     # loops are, instruction for instruction, those of the four loops written out that
-    # this replaced (LLVM IR compared, Zen 5, Numba 0.68.1): the same bits and times
+    # this replaced (LLVM IR compared, Zen 5, Numba 0.68.1; the caller's S - 1 by
+    # pair_minus_one): the same bits (tests/losses/test_issue13_target_row_sums_one_loop.py)
+    # and times (interleaved A/B, thread CPU time, 0.97-1.01x)
     top, inv_t, temperature, shift = args
     floor = shift - 708.0
     v = row.shape[0]
