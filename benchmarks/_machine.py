@@ -18,6 +18,7 @@ __all__ = [
     "interleaved_wall_medians",
     "peak_mib",
     "timed_seconds",
+    "torch_allocator_peak_bytes",
     "vector_width",
     "wall_turn",
 ]
@@ -132,6 +133,41 @@ def peak_mib(fn: Callable[[], object]) -> float:
     if resident is None or after is None:
         return traced
     return max(traced, (after[1] - resident[0]) / 1024)
+
+
+def torch_allocator_peak_bytes(fn: Callable[[], object]) -> int | None:
+    """Peak bytes held by PyTorch's CPU allocator during ``fn()``, above its level at the
+    start, from the profiler's allocation events.
+
+    ``fn`` runs once under ``torch.profiler.profile(profile_memory=True)``, whose events
+    each carry the allocator's running total (``total_allocated``) after them: the peak
+    is the largest total less the total before the first event (its total less its
+    size). Unlike :func:`peak_mib`'s rise of the resident set size it sees the live
+    tensors only, not the heap that glibc keeps after a free, nor NumPy's arrays (the
+    profiler slows the call: time it apart). None where the profiler's event tree (the
+    private ``torch._C._profiler._EventType``) is missing or recorded no allocation.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        from torch._C._profiler import _EventType
+    except ImportError:  # a private name of the profiler
+        return None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    totals: list[tuple[int, int, int]] = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation:
+            fields = node.extra_fields
+            totals.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
+        stack.extend(node.children)
+    if not totals:
+        return None
+    totals.sort()
+    start = totals[0][2] - totals[0][1]
+    return max(total for _, _, total in totals) - start
 
 
 def timed_seconds(fn: Callable[[], object]) -> float:

@@ -3,14 +3,22 @@
     python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src [--repeats 5]
     python benchmarks/bench_torch_soft_targets.py --in-process [--repeats 5]
     python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src --soft-cap 30
+    python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src --rows 64 \
+        --classes 4000 --repeats 1   # a small run, to see that it works
 
 Issue 13 follow-up: one forward and backward (``reduction='mean'``) at N = 1024,
-C = 32000, float32 logits and targets, on the CPU. Each measurement runs in a fresh
-process (the peak resident set size is per process), alternating the trees given
-(``--src`` and ``--other``, e.g. main's) so that both see the same machine load; the
-medians are reported with the load average. Peak extra memory: ``_machine.peak_mib``
-(the rise of the peak resident set size, which sees PyTorch's allocations);
-time: the fastest of three steps in each process. ``--in-process``: this tree only,
+C = 32000 (``--rows``, ``--classes``), float32 logits and targets, on the CPU. Each
+measurement runs in a fresh process (the peak resident set size is per process),
+alternating the trees given (``--src`` and ``--other``, e.g. main's) so that both see
+the same machine load; the medians are reported with the load average. Peak extra
+memory, two columns, each of a step of its own: "RSS rise", ``_machine.peak_mib`` (the
+rise of the peak resident set size, which sees every allocation, PyTorch's and NumPy's,
+and glibc's retained heap: see below), and "torch alloc", the peak of PyTorch's CPU
+allocator above its level before the step, from the profiler's allocation events
+(``_machine.torch_allocator_peak_bytes``, the reading of
+``tests/pytorch/test_issue13_torch_target_peak.py``: the live tensors only, whatever
+glibc keeps; "n/a" where the profiler's private event tree is missing); time: the
+fastest of three steps in each process, without the profiler. ``--in-process``: this tree only,
 the custom op against the generic float64 path (``_launch.uses_target_op`` switched
 off: main's operations), alternating in one warm process, forward and backward timed
 apart.
@@ -32,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+from typing import Any
 
 N, C = 1024, 32000
 
@@ -39,7 +48,7 @@ _CHILD = r"""
 import json, sys, time
 sys.path[:0] = [{src!r}, {bench!r}]
 import torch
-from _machine import peak_mib
+from _machine import peak_mib, torch_allocator_peak_bytes
 import crossent.torch as ct
 torch.set_num_threads({threads})
 g = torch.Generator().manual_seed(0)
@@ -58,14 +67,23 @@ for _ in range(3):
     times.append(time.perf_counter() - start)
 seconds = min(times)
 z.grad = None
-print(json.dumps({{"seconds": seconds, "peak_mib": peak_mib(step)}}))
+rss = peak_mib(step)
+z.grad = None
+allocator = torch_allocator_peak_bytes(step)
+allocator_mib = None if allocator is None else allocator / 2**20
+print(json.dumps({{"seconds": seconds, "peak_mib": rss, "allocator_mib": allocator_mib}}))
 """
 
 
-def _measure(src: str, threads: int, soft_cap: float | None = None) -> dict[str, float]:
+def _measure(src: str, args: argparse.Namespace) -> dict[str, Any]:
     bench = os.path.dirname(os.path.abspath(__file__))
     code = _CHILD.format(
-        src=os.path.abspath(src), bench=bench, n=N, c=C, threads=threads, soft_cap=soft_cap
+        src=os.path.abspath(src),
+        bench=bench,
+        n=args.rows,
+        c=args.classes,
+        threads=args.threads,
+        soft_cap=args.soft_cap,
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -111,6 +129,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--soft-cap", type=float, default=None, help="soft_cap of the calls")
+    parser.add_argument("--rows", type=int, default=N, help="N (not with --in-process)")
+    parser.add_argument("--classes", type=int, default=C, help="C (not with --in-process)")
     args = parser.parse_args()
     if args.in_process:
         _in_process(args.repeats)
@@ -118,20 +138,31 @@ def main() -> None:
     if args.other is None:
         parser.error("--other is required (or --in-process)")
     trees = {"this": args.src, "other": args.other}
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     for _ in range(args.repeats):
         for name, src in trees.items():
-            results[name].append(_measure(src, args.threads, args.soft_cap))
+            results[name].append(_measure(src, args))
     print(
-        f"N={N} C={C} float32, mean, soft_cap={args.soft_cap}, fwd+bwd; "
+        f"N={args.rows} C={args.classes} float32, mean, soft_cap={args.soft_cap}, fwd+bwd; "
         f"load average {os.getloadavg()}"
     )
-    print("| tree | median s | all s | median peak MiB |")
+    print("| tree | median s | all s | median peak MiB, RSS rise | median peak MiB, torch alloc |")
     for name, runs in results.items():
         secs = [r["seconds"] for r in runs]
-        peak = statistics.median(r["peak_mib"] for r in runs)
         listed = " ".join(f"{s:.2f}" for s in secs)
-        print(f"| {name} ({trees[name]}) | {statistics.median(secs):.2f} | {listed} | {peak:.0f} |")
+        rss = _median_mib([r["peak_mib"] for r in runs])
+        allocator = _median_mib([r["allocator_mib"] for r in runs])
+        print(
+            f"| {name} ({trees[name]}) | {statistics.median(secs):.2f} | {listed} "
+            f"| {rss} | {allocator} |"
+        )
+
+
+def _median_mib(values: list[float | None]) -> str:
+    """The median of the runs' MiB, or "n/a" where a run had no reading."""
+    if any(v is None for v in values):
+        return "n/a"
+    return f"{statistics.median(v for v in values if v is not None):.0f}"
 
 
 if __name__ == "__main__":

@@ -19,16 +19,20 @@ Fails on 876c9d4's ``_launch.py`` in all 4 cases (forward 5.14 blocks without a 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
 from crossent.torch import _launch  # noqa: E402
+
+# the allocator peak is benchmarks/bench_torch_soft_targets.py's too: one reading of it
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _machine import torch_allocator_peak_bytes  # noqa: E402
 
 N, C = 48, 500
 BLOCK_ROWS = 16  # of _BLOCK_BYTES = 64 KiB: 64 KiB // (4 * 2C) float64 rows
@@ -37,26 +41,12 @@ SLACK = 4096  # row vectors (losses, LSEs, upstream) and the reduction's scalars
 
 
 def _allocator_peak(run: Callable[[], object]) -> int:
-    """Peak bytes of PyTorch's CPU allocator during ``run()`` above its level at the start."""
-    try:
-        from torch._C._profiler import _EventType
-    except ImportError:  # pragma: no cover - a private name of the profiler
-        pytest.skip("torch._C._profiler._EventType is not available")
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    totals: list[tuple[int, int, int]] = []
-    stack = list(prof.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        node = stack.pop()
-        if node.tag == _EventType.Allocation:
-            fields = node.extra_fields
-            totals.append((node.start_time_ns, fields.alloc_size, fields.total_allocated))
-        stack.extend(node.children)
-    if not totals:
-        pytest.skip("the profiler recorded no CPU allocations")
-    totals.sort()
-    start = totals[0][2] - totals[0][1]
-    return max(total for _, _, total in totals) - start
+    """Peak bytes of PyTorch's CPU allocator during ``run()`` above its level at the start
+    (``benchmarks/_machine.py``'s reading of the profiler's allocation events)."""
+    peak = torch_allocator_peak_bytes(run)
+    if peak is None:  # pragma: no cover - the profiler's private event tree changed
+        pytest.skip("no allocation events from torch's profiler (torch._C._profiler)")
+    return peak
 
 
 @pytest.mark.parametrize("soft_cap", [None, 30.0])

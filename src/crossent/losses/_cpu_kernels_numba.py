@@ -393,6 +393,7 @@ __all__ = [
     "gradient_kernel_serial",
     "label_entry",
     "maximum_bits",
+    "pair_minus_one",
     "poly_exp4",
     "row_max_bits",
     "row_statistics_kernel",
@@ -404,6 +405,7 @@ __all__ = [
     "target_gradient_kernel_serial",
     "target_gradient_row",
     "target_row_sums",
+    "target_row_sums_specialised",
     "to_float32",
     "two_sum",
 ]
@@ -1183,45 +1185,56 @@ def two_sum(hi, lo, x):
 @numba.njit(fastmath=_FLAGS, inline="always")
 def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
     # terms[c] = e^((z_c - top)/T - shift); returns their sum as an unevaluated pair, and
-    # sum_c w_c t_c (w = 1 for none), each summed by blocks (SUM_BLOCK) added by two_sum
-    # (at T = 1 by target_exp_unit: the branch is taken once per block, not per entry,
-    # and costs no specialisation of its own)
-    v = row.shape[0]
+    # sum_c w_c t_c (w = 1 for none). One loop body, compiled four times: the choice of
+    # target_row_sums_specialised's literal flags is made once per row, not per entry
+    args = (top, inv_t, temperature, shift)
+    if weight.shape[0] == row.shape[0]:
+        if temperature == 1.0:
+            return target_row_sums_specialised(row, t_row, weight, terms, args, True, True)
+        return target_row_sums_specialised(row, t_row, weight, terms, args, False, True)
+    if temperature == 1.0:
+        return target_row_sums_specialised(row, t_row, weight, terms, args, True, False)
+    return target_row_sums_specialised(row, t_row, weight, terms, args, False, False)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted):
+    # target_row_sums for one choice of the literals ``unit`` (T = 1: target_exp_unit,
+    # target_exp's bits there, one multiplication and one FMA less) and ``weighted``:
+    # each call's loop has neither test in it (LLVM folds the untaken arm, and 1.0 * t
+    # to t). args: top, 1/T, T and the shift. Each sum by blocks (SUM_BLOCK), the blocks'
+    # sums added by two_sum. In target_gradient_kernel (both twins) the four vectorised
+    # loops are, instruction for instruction, those of the four loops written out that
+    # this replaced (LLVM IR compared, Zen 5, Numba 0.68.1; the caller's S - 1 by
+    # pair_minus_one): the same bits (tests/losses/test_issue13_target_row_sums_one_loop.py)
+    # and times (interleaved A/B, thread CPU time, 0.97-1.01x)
+    top, inv_t, temperature, shift = args
     floor = shift - 708.0
-    unit = temperature == 1.0
+    v = row.shape[0]
     s_hi = s_lo = t_hi = t_lo = 0.0
     for start in range(0, v, SUM_BLOCK):
-        stop = min(v, start + SUM_BLOCK)
         s = 0.0
         tw = 0.0
-        if weight.shape[0] == v:
+        for j in range(start, min(v, start + SUM_BLOCK)):
             if unit:
-                for j in range(start, stop):
-                    e = target_exp_unit(row[j], top, floor, shift)
-                    terms[j] = e
-                    s += e
-                    tw += weight[j] * np.float64(t_row[j])
-            else:
-                for j in range(start, stop):
-                    e = target_exp(row[j], top, inv_t, temperature, floor, shift)
-                    terms[j] = e
-                    s += e
-                    tw += weight[j] * np.float64(t_row[j])
-        elif unit:
-            for j in range(start, stop):
                 e = target_exp_unit(row[j], top, floor, shift)
-                terms[j] = e
-                s += e
-                tw += np.float64(t_row[j])
-        else:
-            for j in range(start, stop):
+            else:
                 e = target_exp(row[j], top, inv_t, temperature, floor, shift)
-                terms[j] = e
-                s += e
-                tw += np.float64(t_row[j])
+            terms[j] = e
+            s += e
+            tw += (weight[j] if weighted else 1.0) * np.float64(t_row[j])
         s_hi, s_lo = two_sum(s_hi, s_lo, s)
         t_hi, t_lo = two_sum(t_hi, t_lo, tw)
     return s_hi, s_lo, t_hi + t_lo
+
+
+# Without ``reassoc``: under it LLVM may add lo to -1 first, which drops lo (it did once
+# the row sums' four forms met in one phi: S - 1 lost its low half, the cancelling
+# entries of the gradient moved by float32 ulps).
+@numba.njit(fastmath=False, inline="never")
+def pair_minus_one(hi, lo):
+    # (hi + lo) - 1 for the pair hi + lo within 2**-24 of 1: hi - 1 is exact (Sterbenz)
+    return (hi - 1.0) + lo
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
@@ -1233,7 +1246,7 @@ def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, 
     s_hi, s_lo, total = target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms)
     # S = e^(ell - shift) = 1 +- 2**-24, S - 1 exact (Sterbenz): ell = shift + log1p(S - 1)
     # and p = e^(... - shift) e^-log1p(S - 1) = terms (1 + g)
-    s_1 = (s_hi - 1.0) + s_lo
+    s_1 = pair_minus_one(s_hi, s_lo)
     g = -s_1 / (1.0 + s_1)  # 1/S - 1: relative 2**-53 of g, a 2**-77 of p
     weighted = weight.shape[0] == row.shape[0]
     # the factor of p (``_terms.p_coefficient``): A + 2 lambda omega LSE, times r
