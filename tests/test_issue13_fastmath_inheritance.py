@@ -56,14 +56,16 @@ _HELPERS = [
     ("crossent.losses._cpu_kernels_numba", "target_exp", _TARGET_EXP),
     ("crossent.losses._cpu_kernels_numba", "two_sum", (1.0, 0.0, 1e-17)),
     ("crossent.losses._cpu_kernels_numba", "fused_entry", (0.5, 1e-9, 0.25, 0.1)),
+    ("crossent.losses._cpu_kernels_numba", "pair_minus_one", (1.0, 1e-17)),
     ("crossent.losses._target_loss_numba", "target_row_sums", _ROW_SUMS),
     ("crossent.losses._target_loss_numba", "row_top", (_ROW, 0.75, 1.0)),
 ]
 
 # The helpers whose arithmetic ``reassoc`` would undo (their comments say why): they must
 # not have it, of their own or inherited. (target_exp: ``(k + M) - M``; two_sum: TwoSum's
-# error term; fused_entry: c e + (c g) e folded to (c + c g) e; row_top: its quotient.)
-_NO_REASSOC = {"target_exp", "two_sum", "fused_entry", "row_top"}
+# error term; fused_entry: c e + (c g) e folded to (c + c g) e; row_top: its quotient;
+# pair_minus_one: (hi - 1) + lo reordered to (lo - 1) + hi, which drops lo.)
+_NO_REASSOC = {"target_exp", "two_sum", "fused_entry", "row_top", "pair_minus_one"}
 
 
 def instruction_flags(llvm: str) -> set[str]:

@@ -3,7 +3,7 @@ r"""Issue 13 follow-up: the fused float32 soft-target gradient made cheaper, not
 Three changes, each pinned against an independent reference:
 
 * At :math:`T = 1` the gradient kernel's ``exp`` skips the division by :math:`T` and its
-  remainder (``_cpu_kernels_numba.target_exp_unit``, chosen once per block of a row):
+  remainder (``_cpu_kernels_numba.target_exp_unit``, chosen once per row):
   it must give ``target_exp``'s bits there, and must not be taken at any other
   temperature (checked against mpmath at :math:`T = 1 + 2^{-30}`, where the remainder
   is all that moves :math:`p` past a float32 ulp of the cancelling entries).
