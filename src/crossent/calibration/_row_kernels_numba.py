@@ -45,6 +45,7 @@ from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_RO
 __all__ = [
     "GROUPED_TILES",
     "add_compensated",
+    "add_stretches",
     "add_to_bins",
     "add_to_classes",
     "chunk_parts",
@@ -52,6 +53,7 @@ __all__ = [
     "chunk_scores",
     "entries_suspect",
     "entropy_terms",
+    "fold_lanes",
     "fold_tallies",
     "folded_sum",
     "group_ahead",
@@ -1217,24 +1219,74 @@ def folded_sum(values, count, lanes):
     size = count + (-count) % width
     for i in range(count, size):
         values[i] = 0.0
-    for i in range(width):
-        lanes[i] = 0.0
-    # four stretches a pass over the lanes, added one after another into each lane
-    # (the same adds in the same order as one stretch a pass): a quarter of the
-    # lanes' loads and stores (perf: this function 1.5 ms of the update kernel's 27,
-    # 10^6 x 10 float32; min of 11 interleaved with one stretch a pass, load 0.7:
-    # "+ entropy" 14.66 against 15.12 ms, everything 25.02 against 25.70 ms)
-    quads = size // (4 * width) * (4 * width)
-    for t in range(0, quads, 4 * width):
-        a, b = values[t : t + width], values[t + width : t + 2 * width]
-        c, d = values[t + 2 * width : t + 3 * width], values[t + 3 * width : t + 4 * width]
+    # four stretches a pass, added one after another onto each lane (the same adds in
+    # the same order as one stretch a pass): a quarter of the lanes' loads and stores
+    # (perf: this function 1.5 ms of the update kernel's 27, 10^6 x 10 float32; min of
+    # 11 interleaved with one stretch a pass, load 0.7: "+ entropy" 14.66 against
+    # 15.12 ms, everything 25.02 against 25.70 ms); the first pass onto 0.0 rather
+    # than onto zeroed lanes, the last 1 to 3 stretches in one pass, and 256 lanes by
+    # fixed loops (fold_lanes): the same adds again (10^7 float32 entries' terms in
+    # chunks of 2560, one thread, min of 25 interleaved: 0.60 against 0.83 ms)
+    stretches = size // width
+    quads = stretches - stretches % 4
+    for s in range(0, quads, 4):
+        add_stretches(lanes, values[s * width : (s + 4) * width], 4, s == 0)
+    add_stretches(lanes, values[quads * width : size], stretches - quads, quads == 0)
+    return fold_lanes(lanes)
+
+
+@numba.njit(fastmath={"nsz"}, inline="always")
+def add_stretches(lanes, values, stretches, first):
+    # folded_sum's pass: the 0 to 4 stretches of lanes.shape[0] values in ``values``
+    # added in order onto each lane (onto 0.0 where ``first``: a select, no store of
+    # zeros; 0.0 + x is x, or +0.0 for x = -0.0, as onto zeroed lanes)
+    width = lanes.shape[0]
+    a = values[:width]  # (slices indexed from 0: see entries_suspect)
+    b, c, d = values[width : 2 * width], values[2 * width : 3 * width], values[3 * width :]
+    if stretches == 4:
         for i in range(width):
-            lanes[i] = (((lanes[i] + a[i]) + b[i]) + c[i]) + d[i]
-    for t in range(quads, size, width):
-        stretch = values[t : t + width]  # indexed from 0 (see entries_suspect)
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = (((lane + a[i]) + b[i]) + c[i]) + d[i]
+    elif stretches == 3:
         for i in range(width):
-            lanes[i] += stretch[i]
-    return pairwise_sum(lanes, width)
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = ((lane + a[i]) + b[i]) + c[i]
+    elif stretches == 2:
+        for i in range(width):
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = (lane + a[i]) + b[i]
+    elif stretches == 1:
+        for i in range(width):
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = lane + a[i]
+    elif first:
+        for i in range(width):
+            lanes[i] = 0.0
+
+
+@numba.njit(fastmath={"nsz"}, inline="always")
+def fold_lanes(lanes):
+    # pairwise_sum(lanes, lanes.shape[0]); for _FOLD_LANES lanes by loops of constant
+    # lengths (the same adds in the same order, fully unrolled by LLVM: no runtime
+    # trip counts nor overlap checks a level)
+    if lanes.shape[0] != _FOLD_LANES:
+        return pairwise_sum(lanes, lanes.shape[0])
+    half = _FOLD_LANES // 2
+    for i in range(half):
+        lanes[i] = lanes[i] + lanes[i + half]
+    for i in range(half // 2):
+        lanes[i] = lanes[i] + lanes[i + half // 2]
+    for i in range(half // 4):
+        lanes[i] = lanes[i] + lanes[i + half // 4]
+    for i in range(half // 8):
+        lanes[i] = lanes[i] + lanes[i + half // 8]
+    for i in range(half // 16):
+        lanes[i] = lanes[i] + lanes[i + half // 16]
+    for i in range(half // 32):
+        lanes[i] = lanes[i] + lanes[i + half // 32]
+    for i in range(half // 64):
+        lanes[i] = lanes[i] + lanes[i + half // 64]
+    return lanes[0] + lanes[1]
 
 
 @numba.njit(fastmath={"nsz"}, inline="always")
