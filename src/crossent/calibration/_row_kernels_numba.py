@@ -1205,7 +1205,9 @@ def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
         parts[3] = tree_sum(scores, count)
 
 
-@numba.njit(fastmath={"nsz"}, inline="never", **_NO_REFCOUNTS)
+# No fastmath at all (not even "nsz", which would fold add_stretches' 0.0 + x into x
+# and turn a zero total of -0.0 terms from +0.0 into -0.0).
+@numba.njit(fastmath=False, inline="never", **_NO_REFCOUNTS)
 def folded_sum(values, count, lanes):
     # values[0..count) summed in lanes.shape[0] (a power of two) interleaved running
     # sums, lane l of values l, l + lanes, l + 2 lanes, ... (zeros written past count
@@ -1235,7 +1237,7 @@ def folded_sum(values, count, lanes):
     return tree_sum(lanes, width)
 
 
-@numba.njit(fastmath={"nsz"}, inline="always")
+@numba.njit(fastmath=False, inline="always")
 def add_stretches(lanes, values, stretches, first):
     # folded_sum's pass: the 0 to 4 stretches of lanes.shape[0] values in ``values``
     # added in order onto each lane (onto 0.0 where ``first``: a select, no store of
