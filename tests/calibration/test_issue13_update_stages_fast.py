@@ -3,8 +3,9 @@
 ``_row_kernels_numba.folded_sum`` (a clean chunk's entropy terms in 256 interleaved
 running sums, then a pairwise tree) now adds its first pass onto 0.0 instead of onto
 zeroed lanes, the last 1 to 3 stretches in one pass (not one pass each), and sums its 256
-lanes by ``tree_sum``: loops of constant lengths 128, 64, ..., 2, then lanes 0 and 1
-(``pairwise_sum``'s levels with no runtime trip count).  ``chunk_scores`` sums a whole
+lanes by ``tree_sum``: for 256 values ``lanes_tree``, one vector of them halved in
+registers (lane j with lane j + 128, then + 64, ..., + 1: ``pairwise_sum``'s levels
+without their loads, stores and runtime trip counts).  ``chunk_scores`` sums a whole
 chunk's Brier, spherical and per-row entropy scores (256 rows) by ``tree_sum`` too.  The
 same additions in the same order as before: pinned here bit for bit against that order
 written in Python (lane l of values l, l + 256, ... one rounding a step from +0.0, then
@@ -14,11 +15,12 @@ that a tree level or a stretch out of order shows), for the sign of a zero total
 terms: +0.0, as onto zeroed lanes), and against ``math.fsum`` (an independent, exactly
 rounded oracle) within the bound of the roundings each value goes through.
 
-Mutants caught (each checked by hand): a tree level pairing lanes i and i + 1 instead of
-i and i + half; a level dropped; the rest pass of three stretches adding only two; the
-first pass onto the lanes' stale contents instead of 0.0; the rest pass taken onto 0.0
-after a whole pass; ``folded_sum`` compiled with "nsz" (a zero total of -0.0 terms comes
-back -0.0).
+Mutants caught (each checked by hand): the vector's lanes paired even with odd (lane
+2j with 2j + 1) instead of j with j + 128; the vector read one value late; (with the
+earlier loops of constant lengths) a level pairing lanes i and i + 1, a level dropped;
+the rest pass of three stretches adding only two; the first pass onto the lanes' stale
+contents instead of 0.0; the rest pass taken onto 0.0 after a whole pass;
+``folded_sum`` compiled with "nsz" (a zero total of -0.0 terms comes back -0.0).
 """
 
 from __future__ import annotations

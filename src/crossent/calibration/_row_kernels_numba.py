@@ -87,8 +87,8 @@ __all__ = [
     "tile_rows",
     "tiled_rows",
     "top_labels",
-    "tree_sum",
     "totals",
+    "tree_sum",
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
