@@ -191,6 +191,62 @@ against ``sums_and_top``'s 10.5 ms for its loop alone.  Numba runs LLVM without 
 vectoriser (``NUMBA_SLP_VECTORIZE`` is 0, a process-wide setting), and a loop of 16 is
 fully unrolled before the loop vectoriser sees it; the tile is therefore written as
 LLVM vector instructions (an intrinsic).
+
+Then (issue 13, 2026-12-02, the 2-core AMD EPYC Zen 5, ``znver5``, 512-bit; other
+engineers' runs) the entropy's fold and the chunks' trees without runtime overheads,
+the same adds in the same order (bit for bit; test_issue13_update_stages_fast and the
+folded-sum tests): ``folded_sum``'s first pass onto 0.0 instead of onto zeroed lanes,
+its last 1 to 3 stretches in one pass (not one pass each: 10 classes leave two), and
+its 256 lanes, as a whole chunk's Brier, spherical and per-row entropy scores in
+``chunk_scores``, summed by ``tree_sum`` (``lanes_tree``: the 256 values as one
+vector halved in registers, lane j with lane j + 128, then + 64, ...: ``pairwise_sum``'s
+levels without their loads, stores, runtime trip counts and overlap checks; 15628 trees,
+one thread, min of 21, load 4.2: 0.22 ms, 0.33 as loops of constant lengths, 0.72 by
+``pairwise_sum``).  The fold alone, 10^7 float32 entries' terms in chunks of 2560, one
+thread, min of 25 interleaved: 0.60 against main's 0.83 ms (load 3.6), 0.67 against
+0.87 compiled without fast-math flags (load 5.2: "nsz" turned 0.0 + x into x, a zero
+total of -0.0 terms -0.0); its tree and zeros 0.19 against 0.27.  ``--against`` main,
+min of 21 (load 3-5), the loops of constant lengths: + entropy 7.93 against 8.04,
+everything 11.89 against 12.15, the other stages within noise; with ``lanes_tree``
+(load 2.8): + entropy 7.71 against 7.79, everything 11.67 against 12.04, the others
+within 0.1 ms.  Three runs of 101 (load 2.4-2.6), everything min/median 12.10/15.70
+against 12.09/16.14, 13.19/16.55 against 12.71/17.04, 11.94/14.73 against
+12.74/15.58: the medians 0.4-0.9 ms lower, the minima within noise (a gain of about
+0.3 ms, 2-3%).  ``bench_evaluation --repeats 9 --against`` main (load 2.9; the other
+core busy, so CPU time = wall): update 17.1 against 17.8 ms median.  Where
+everything's time goes now, each stage left out of it in turn (min of 15, load 3.1;
+everything 12.36 ms): the entropy 5.67, surprisal with the per-class sums and the 10
+most surprising 1.65 (the per-class sums 0.89), bins 1.17, squares 0.68, spherical
+0.30.
+
+Tried then and not kept (same machine):
+
+* the entropy terms added onto the 256 lanes in the entropy loop (no terms buffer, four
+  consecutive stretches a pass, the same order; tried on the Emerald Rapids, whose loop
+  is bound by its division, again here, where it is not): 2560 float32 entries in L1,
+  3907 times, min of 15 (load 1.9), terms alone 4.49, terms and main's fold 5.53, fused
+  5.31 ms; with the fold above (min of 21, load 3.3) terms and fold 5.17, fused 5.43,
+  fused two stretches a pass 5.28.  The fused loop joins its four logarithms in a chain
+  of four adds and LLVM reloads 16 broadcast constants an iteration there;
+* the terms formed and folded four stretches (1024 entries) at a time, so that 8 KiB of
+  terms, not 20 KiB, stay in L1 with the chunk's rows (``entropy_sum``): + entropy 7.78
+  against 7.93 (main), everything 12.16 against 12.18 (min of 15), no better than the
+  fold alone; over a chunk just read by another loop, 7.43 against 7.32 ms (min of 21,
+  load 4.0).  The entropy costs about 0.5 ms more in the kernel than its loop in L1,
+  not for the terms' footprint;
+* the next chunk's entries prefetched (one a 64-byte line, 2 KiB past the tile loop's
+  own prefetches) before the entropy loop, whose vector work leaves the memory idle:
+  + entropy 7.83 against 7.80, everything 12.07 against 12.13 ms (min of 25 against
+  the fold above, load 4.5), no gain;
+* the surprisal in four streams (quarters of the chunk, as the entropy terms), 0.75
+  against 0.77 ms for 10^6 labels in L1 (one stream and no sum 0.72), and from the
+  label's probability narrowed to float32 (so that LLVM drops the logarithm's subnormal
+  scaling) 0.62 against 0.62 (load 3.6): its loop is vectorised already (two ``vdivpd
+  zmm`` a pass of 16 rows);
+* the per-class counts by a compare and count over the chunk per class instead of
+  ``counts[y] += 1.0``: 1.71 against 0.83 ms (the sums alone 0.57); the bins' scatter
+  with these data's bins 0.85 ms, with bins spread evenly 0.74 (the sums alone 0.54,
+  0.45): neither scatter waits on its add chains.
 """
 
 from __future__ import annotations

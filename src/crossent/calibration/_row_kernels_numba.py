@@ -45,6 +45,7 @@ from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_RO
 __all__ = [
     "GROUPED_TILES",
     "add_compensated",
+    "add_stretches",
     "add_to_bins",
     "add_to_classes",
     "chunk_parts",
@@ -59,6 +60,7 @@ __all__ = [
     "guess_bin",
     "keep_smallest",
     "label_error",
+    "lanes_tree",
     "log_array",
     "log_of_quotient",
     "log_positive",
@@ -86,6 +88,7 @@ __all__ = [
     "tiled_rows",
     "top_labels",
     "totals",
+    "tree_sum",
 ]
 
 _FLAGS = {"contract", "reassoc", "nsz", "arcp"}  # no nnan/ninf: NaN must stay visible
@@ -1175,7 +1178,7 @@ def chunk_parts(floats, count, wanted, surprisal, scores, parts):
 
 
 # No "reassoc" (nor "contract", so that each score is the NumPy expression's): the
-# chunk's scores are formed row by row into ``scores`` and summed by pairwise_sum, in
+# chunk's scores are formed row by row into ``scores`` and summed by tree_sum, in
 # an order no compilation can change (nor the vector width: 512-bit vectors asked
 # for, see entropy_terms).  With "reassoc" the vectoriser chose the order,
 # and chose differently in the process that compiled the kernel and in one that
@@ -1192,18 +1195,20 @@ def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
         for i in range(count):
             q = 1.0 - p_label[i]
             scores[i] = others[i] + q * q
-        parts[1] = pairwise_sum(scores, count)
+        parts[1] = tree_sum(scores, count)
     if spherical:
         for i in range(count):
             scores[i] = formed[i]
-        parts[2] = pairwise_sum(scores, count)
+        parts[2] = tree_sum(scores, count)
     if entropy:
         for i in range(count):
             scores[i] = max(ent[i], 0.0)
-        parts[3] = pairwise_sum(scores, count)
+        parts[3] = tree_sum(scores, count)
 
 
-@numba.njit(fastmath={"nsz"}, inline="never", **_NO_REFCOUNTS)
+# No fastmath at all (not even "nsz", which would fold add_stretches' 0.0 + x into x
+# and turn a zero total of -0.0 terms from +0.0 into -0.0).
+@numba.njit(fastmath=False, inline="never", **_NO_REFCOUNTS)
 def folded_sum(values, count, lanes):
     # values[0..count) summed in lanes.shape[0] (a power of two) interleaved running
     # sums, lane l of values l, l + lanes, l + 2 lanes, ... (zeros written past count
@@ -1217,24 +1222,84 @@ def folded_sum(values, count, lanes):
     size = count + (-count) % width
     for i in range(count, size):
         values[i] = 0.0
-    for i in range(width):
-        lanes[i] = 0.0
-    # four stretches a pass over the lanes, added one after another into each lane
-    # (the same adds in the same order as one stretch a pass): a quarter of the
-    # lanes' loads and stores (perf: this function 1.5 ms of the update kernel's 27,
-    # 10^6 x 10 float32; min of 11 interleaved with one stretch a pass, load 0.7:
-    # "+ entropy" 14.66 against 15.12 ms, everything 25.02 against 25.70 ms)
-    quads = size // (4 * width) * (4 * width)
-    for t in range(0, quads, 4 * width):
-        a, b = values[t : t + width], values[t + width : t + 2 * width]
-        c, d = values[t + 2 * width : t + 3 * width], values[t + 3 * width : t + 4 * width]
+    # four stretches a pass, added one after another onto each lane (the same adds in
+    # the same order as one stretch a pass): a quarter of the lanes' loads and stores
+    # (perf: this function 1.5 ms of the update kernel's 27, 10^6 x 10 float32; min of
+    # 11 interleaved with one stretch a pass, load 0.7: "+ entropy" 14.66 against
+    # 15.12 ms, everything 25.02 against 25.70 ms); the first pass onto 0.0 rather
+    # than onto zeroed lanes, the last 1 to 3 stretches in one pass, and 256 lanes by
+    # fixed loops (tree_sum): the same adds again (10^7 float32 entries' terms in
+    # chunks of 2560, one thread, min of 25 interleaved: 0.60 against 0.83 ms)
+    stretches = size // width
+    quads = stretches - stretches % 4
+    for s in range(0, quads, 4):
+        add_stretches(lanes, values[s * width : (s + 4) * width], 4, s == 0)
+    add_stretches(lanes, values[quads * width : size], stretches - quads, quads == 0)
+    return tree_sum(lanes, width)
+
+
+@numba.njit(fastmath=False, inline="always")
+def add_stretches(lanes, values, stretches, first):
+    # folded_sum's pass: the 0 to 4 stretches of lanes.shape[0] values in ``values``
+    # added in order onto each lane (onto 0.0 where ``first``: a select, no store of
+    # zeros; 0.0 + x is x, or +0.0 for x = -0.0, as onto zeroed lanes)
+    width = lanes.shape[0]
+    a = values[:width]  # (slices indexed from 0: see entries_suspect)
+    b, c, d = values[width : 2 * width], values[2 * width : 3 * width], values[3 * width :]
+    if stretches == 4:
         for i in range(width):
-            lanes[i] = (((lanes[i] + a[i]) + b[i]) + c[i]) + d[i]
-    for t in range(quads, size, width):
-        stretch = values[t : t + width]  # indexed from 0 (see entries_suspect)
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = (((lane + a[i]) + b[i]) + c[i]) + d[i]
+    elif stretches == 3:
         for i in range(width):
-            lanes[i] += stretch[i]
-    return pairwise_sum(lanes, width)
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = ((lane + a[i]) + b[i]) + c[i]
+    elif stretches == 2:
+        for i in range(width):
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = (lane + a[i]) + b[i]
+    elif stretches == 1:
+        for i in range(width):
+            lane = 0.0 if first else lanes[i]
+            lanes[i] = lane + a[i]
+    elif first:
+        for i in range(width):
+            lanes[i] = 0.0
+
+
+@numba.njit(fastmath={"nsz"}, inline="always")
+def tree_sum(values, count):
+    # pairwise_sum(values, count); for count = _FOLD_LANES (folded_sum's lanes, and a
+    # whole chunk's rows in chunk_scores) by lanes_tree, in registers: the same adds in
+    # the same order, without pairwise_sum's loads and stores, runtime trip counts,
+    # padding or overlap checks a level (15628 trees of 256, one thread, min of 21:
+    # 0.22 ms, 0.33 as loops of constant lengths, 0.72 by pairwise_sum)
+    if count != _FOLD_LANES:
+        return pairwise_sum(values, count)
+    return lanes_tree(values)
+
+
+@intrinsic
+def lanes_tree(typingctx, values):
+    """pairwise_sum(values, _FOLD_LANES) of a C-contiguous float64 array of at least
+    _FOLD_LANES values: one vector of them, halving's tree (lane j with lane j + h, h =
+    128, ..., 1: pairwise_sum's order), in registers.  Its adds carry the caller's
+    fast-math flags (halving's note): call it from functions without "reassoc"."""
+    if not (
+        isinstance(values, types.Array)
+        and values.dtype == types.float64
+        and values.ndim == 1
+        and values.layout == "C"
+    ):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        vector = ir.VectorType(ir.DoubleType(), _FOLD_LANES)
+        lanes = builder.load(builder.bitcast(data, vector.as_pointer()), align=8)
+        return halving(builder, lanes, builder.fadd)
+
+    return types.float64(values), codegen
 
 
 @numba.njit(fastmath={"nsz"}, inline="always")
