@@ -303,15 +303,27 @@ class _SoftCap(torch.autograd.Function):
 
 def _capped_logits(
     z: torch.Tensor, opts: _backend.Options, *, overwrite: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    r"""The soft-capped, tempered logits :math:`z' = s\tanh(z/s)/T` and :math:`x = z/s`.
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    r"""The shifted tempered logits :math:`\sigma = (\operatorname{cap}_s(z) - m)/T`,
+    :math:`m` and :math:`x = z/s`.
 
-    The one home of :math:`z'` where the temperature divides the capped logits before
-    their row maximum is taken: :func:`target_rows` (and through it the custom op's
-    forward, a float64 block at a time, whose row maximum is read off this :math:`z'`),
-    :func:`target_backward` and the fused linear loss (``_linear``, each logits block).
-    The cap is :func:`_soft_capped`'s; ``overwrite`` is as there (the division by
-    :math:`T` in place too).
+    :math:`\operatorname{cap}_s(z) = s\tanh(z/s)` is :func:`_soft_capped`'s and
+    :math:`m = \max_c \operatorname{cap}_s(z_c)`, the row maximum of the *undivided*
+    capped logits (0 where it is not finite: such a row is divided unshifted, as
+    before); the temperature divides the shifted values, the order of the NumPy kernels
+    (``crossent.losses._terms.softmax_rows``) and of ``_vocab_parallel._tempered``:
+    :math:`\operatorname{cap}_s(z)/T` overflows huge finite logits for :math:`T < 1`
+    (``inf - inf = NaN`` in the log-softmax) where :math:`\sigma \le 0` cannot. The
+    unshifted log-partition is :math:`m/T + \operatorname{lse}(\sigma)`
+    (:func:`_unshifted_lse`), whose overflow to ``inf`` is its true value. At
+    :math:`T = 1` nothing is shifted (:math:`m` None: 0): ``torch.log_softmax`` shifts
+    by itself, and the values and blocks are those of ``z' = cap_s(z)``.
+
+    The one home of :math:`\sigma` in ``crossent.torch`` where the row is whole:
+    :func:`target_rows` (and through it the custom op's forward, a float64 block at a
+    time) and :func:`target_backward`. ``overwrite`` is as in :func:`_soft_capped`
+    (the shift and the division in place too); otherwise :math:`m` is a constant to
+    autograd (the log-softmax does not depend on it: every derivative is exact).
 
     Parameters
     ----------
@@ -325,14 +337,32 @@ def _capped_logits(
     Returns
     -------
     tuple of torch.Tensor
-        :math:`z'` (``z`` itself without cap and temperature) and :math:`x` (None without
-        a cap or without ``overwrite``), for the cap's chain rule :func:`_times_cap_slope_`.
+        :math:`\sigma` (``z`` itself without cap and temperature), :math:`m` (keepdims;
+        None at :math:`T = 1`) and :math:`x` (None without a cap or without
+        ``overwrite``), for the cap's chain rule :func:`_times_cap_slope_`.
     """
-    z, scaled = _soft_capped(z, opts.soft_cap, overwrite=overwrite)
+    capped, scaled = _soft_capped(z, opts.soft_cap, overwrite=overwrite)
     temperature = opts.temperature
-    if temperature != 1.0:
-        z = z.div_(temperature) if overwrite else z / temperature
-    return z, scaled
+    if temperature == 1.0:
+        return capped, None, scaled
+    m = _finite_row_max(capped)
+    shifted = capped.sub_(m) if overwrite else capped - m  # a new tensor: ours
+    return shifted.div_(temperature), m, scaled
+
+
+def _finite_row_max(x: torch.Tensor) -> torch.Tensor:
+    """The row maxima of ``x`` (keepdims, outside autograd), 0 where not finite."""
+    top = x.detach().amax(-1, keepdim=True)
+    return torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+
+
+def _unshifted_lse(
+    m: torch.Tensor | None, ell: torch.Tensor, opts: _backend.Options
+) -> torch.Tensor:
+    r""":math:`\operatorname{LSE} = m/T + \ell` of :func:`_capped_logits`' row maxima
+    :math:`m` and the log-partition :math:`\ell` of its :math:`\sigma` (``ell`` itself
+    where :math:`m` is None); ``inf`` where :math:`m/T` overflows, its true value."""
+    return ell if m is None else m / opts.temperature + ell
 
 
 def _cap_slope(scaled: torch.Tensor) -> torch.Tensor:
@@ -378,15 +408,17 @@ def _target_rows_and_softmax(
     *,
     overwrite: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`target_rows`, the capped logits :math:`z'` (:func:`_capped_logits`, which
-    may ``overwrite`` ``z``) and the log-probabilities it formed."""
-    z = _capped_logits(z, opts, overwrite=overwrite)[0]  # z / s not kept: not needed
+    r""":func:`target_rows`, the shifted tempered logits :math:`\sigma`
+    (:func:`_capped_logits`, which may ``overwrite`` ``z``) and the log-probabilities
+    :math:`\log\operatorname{softmax}(\sigma)` it formed. The z-loss squares
+    :math:`\operatorname{LSE} = m/T + \operatorname{lse}(\sigma)` (:func:`_unshifted_lse`)."""
+    z, m, _ = _capped_logits(z, opts, overwrite=overwrite)  # z / s not kept: not needed
     wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.
     rows = -(wt * torch.where(wt != 0, log_p, 0.0)).sum(-1)
     if opts.z_loss:
-        lse = torch.logsumexp(z, dim=-1, keepdim=True)
+        lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
     return rows, z, log_p
 
@@ -411,33 +443,36 @@ def target_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Float64 per-row losses of probability targets (rows x classes), the operations of
     :func:`target_rows` in float64 a block of rows at a time (the same values), and the
-    rows' float64 log-sum-exps of :math:`z/T` for :func:`target_backward`.
+    rows' float64 log-partitions :math:`\ell = \operatorname{lse}(\sigma)` of the shifted
+    tempered logits (:func:`_capped_logits`) for :func:`target_backward`, which forms the
+    row maxima :math:`m` anew (the unshifted :math:`\operatorname{LSE} = m/T + \ell`
+    may overflow where :math:`\sigma - \ell` does not).
 
-    The LSE is read off the log-softmax at each row's maximum, :math:`z'_j - \log p_j =
-    m + \log s` (its argument found on ``z`` as stored, the order of :math:`z/T`'s): one
-    pass over ``z``, not the backward's log-sum-exp of its float64 block.
+    :math:`\ell` is read off the log-softmax at each row's maximum, :math:`\sigma_j -
+    \log p_j` (its argument found on ``z`` as stored, the order of :math:`\sigma`'s):
+    one pass over ``z``, not the backward's log-sum-exp of its float64 block.
     """
     rows = torch.empty(z.shape[0], dtype=torch.float64)
-    lse = torch.empty(z.shape[0], dtype=torch.float64)
+    ell = torch.empty(z.shape[0], dtype=torch.float64)
     blocks, w = _float64_blocks(z, weight)
     with torch.no_grad():
         for start, stop in blocks:
-            rows[start:stop], lse[start:stop] = _target_forward_block(
+            rows[start:stop], ell[start:stop] = _target_forward_block(
                 z[start:stop], t[start:stop], w, opts
             )
-    return rows, lse
+    return rows, ell
 
 
 def _target_forward_block(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_forward` on one block of rows; its float64 temporaries die with it."""
-    rows, capped, log_p = _target_rows_and_softmax(
+    rows, shifted, log_p = _target_rows_and_softmax(
         z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
     )
-    # z' is increasing in z: its maximum is at z's.
+    # sigma is nondecreasing in z: its maximum is at z's.
     at = z.argmax(-1, keepdim=True)
-    return rows, (capped.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    return rows, (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
 
 
 def target_backward(
@@ -445,14 +480,15 @@ def target_backward(
     z: torch.Tensor,
     t: torch.Tensor,
     weight: torch.Tensor | None,
-    lse: torch.Tensor,
+    ell: torch.Tensor,
     opts: _backend.Options,
 ) -> torch.Tensor:
     r"""``upstream[i] * d L_i / d z[i]`` of probability targets in ``z``'s dtype:
     :math:`u_i [(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_i - w\odot\tilde t_i]
     \operatorname{sech}^2(z_i/s) / T`, :math:`A_i = \sum_c w_c \tilde t_{ic}`, in float64
-    a block of rows at a time, each entry rounded once, from the forward's ``lse``
-    (issue 13: the backward recomputed it per block). :math:`z'` is
+    a block of rows at a time, each entry rounded once, :math:`p = e^{\sigma - \ell}`
+    from the forward's ``ell`` (issue 13: the backward recomputed it per block) and
+    :math:`\operatorname{LSE} = m/T + \ell`. :math:`\sigma` and :math:`m` are
     :func:`_capped_logits`'s, the forward's operations; the cap's factor (1 without
     soft-capping) is :func:`_times_cap_slope_`'s :math:`4v/(1 + v)^2`, :math:`v =
     e^{-2|z|/s}`: no cancellation where :math:`|z| \gg s`. Recomputing :math:`z'` (its
@@ -469,7 +505,7 @@ def target_backward(
             t[start:stop],
             w,
             opts,
-            lse=lse[start:stop, None],
+            ell=ell[start:stop, None],
             upstream=u[start:stop, None],
         )
     return out
@@ -481,19 +517,20 @@ def _target_gradient_block(
     weight: torch.Tensor | None,
     opts: _backend.Options,
     *,
-    lse: torch.Tensor,
+    ell: torch.Tensor,
     upstream: torch.Tensor,
 ) -> torch.Tensor:
     """:func:`target_backward`'s float64 gradient of one block of rows (``upstream`` and
-    ``lse`` keepdims); its other float64 temporaries die with it."""
-    # z' over the block's own float64 copy, which becomes z / s for the chain rule.
-    capped, scaled = _capped_logits(z.to(torch.float64, copy=True), opts, overwrite=True)
+    ``ell`` keepdims); its other float64 temporaries die with it."""
+    # sigma over the block's own float64 copy, which becomes z / s for the chain rule.
+    shifted, m, scaled = _capped_logits(z.to(torch.float64, copy=True), opts, overwrite=True)
     tb = t.double()
     wt = _weighted_targets(tb, weight, opts)
     coef = wt.sum(-1, keepdim=True)
     if opts.z_loss:
+        lse = _unshifted_lse(m, ell, opts)
         coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
     scale = upstream / opts.temperature
-    # In place on the block's own float64 copy: (coef * exp(z' - LSE) - wt) * scale.
-    grad = capped.sub_(lse).exp_().mul_(coef).sub_(wt).mul_(scale)
+    # In place on the block's own float64 copy: (coef * exp(sigma - ell) - wt) * scale.
+    grad = shifted.sub_(ell).exp_().mul_(coef).sub_(wt).mul_(scale)
     return grad if scaled is None else _times_cap_slope_(grad, scaled)

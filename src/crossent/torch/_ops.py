@@ -155,7 +155,8 @@ def softmax_ce_probs(
 ) -> tuple[Tensor, Tensor]:
     """Float64 per-row losses of probability ``targets`` (rows x classes) under ``logits``
     (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks)
-    and the rows' float64 log-sum-exps (of the tempered logits).
+    and the rows' float64 log-partitions of the shifted tempered logits
+    (``_launch._capped_logits``' sigma; the op's ``lse``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
