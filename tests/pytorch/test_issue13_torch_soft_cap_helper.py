@@ -88,13 +88,19 @@ def test_capped_logits_overwrite_gives_the_same_bits(cap: float | None, temperat
     opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=cap)
     z = torch.randn(5, 33, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 40
     given = z.clone()
-    kept, kept_scaled = _launch._capped_logits(given, opts)
+    kept, kept_m, kept_scaled = _launch._capped_logits(given, opts)
     assert torch.equal(given, z)  # out of place: the input untouched
     block = z.clone()
-    capped, scaled = _launch._capped_logits(block, opts, overwrite=True)
+    capped, m, scaled = _launch._capped_logits(block, opts, overwrite=True)
     assert torch.equal(capped, kept)
     truth = z if cap is None else cap * torch.tanh(z / cap)
-    assert torch.equal(kept, truth if temperature == 1.0 else truth / temperature)
+    if temperature == 1.0:  # unshifted: torch.log_softmax shifts by itself
+        assert m is None and kept_m is None
+        assert torch.equal(kept, truth)
+    else:  # shifted by the undivided row maximum, then divided (the NumPy order)
+        top = truth.amax(-1, keepdim=True)
+        assert m is not None and torch.equal(m, top) and torch.equal(kept_m, top)
+        assert torch.equal(kept, (truth - top) / temperature)
     if cap is None:
         assert scaled is None
         assert kept_scaled is None
@@ -147,7 +153,10 @@ def test_capped_loss_lse_and_gradient_against_mpmath(temperature: float) -> None
     assert _ulps_off(leaf.grad, torch.tensor(grads, dtype=torch.float64)) <= 1.0
 
     opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=cap)
-    _, lse = _launch.target_forward(z, t, None, opts)
+    # The op saves ell = lse(sigma) of the shifted logits; LSE = m/T + ell.
+    _, ell = _launch.target_forward(z, t, None, opts)
+    m = _launch._capped_logits(z.double(), opts)[1]
+    lse = _launch._unshifted_lse(None if m is None else m[:, 0], ell, opts)
     truth = torch.tensor(lses, dtype=torch.float64)
     assert torch.allclose(lse, truth, rtol=1e-14, atol=0.0)
 

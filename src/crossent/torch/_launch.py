@@ -412,7 +412,8 @@ def _target_rows_and_softmax(
     (:func:`_capped_logits`, which may ``overwrite`` ``z``) and the log-probabilities
     :math:`\log\operatorname{softmax}(\sigma)` it formed. The z-loss squares
     :math:`\operatorname{LSE} = m/T + \operatorname{lse}(\sigma)` (:func:`_unshifted_lse`)."""
-    z, m, _ = _capped_logits(z, opts, overwrite=overwrite)  # z / s not kept: not needed
+    # z / s not kept (not even under a name: the block it overwrote is freed now).
+    z, m = _capped_logits(z, opts, overwrite=overwrite)[:2]
     wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.

@@ -8,12 +8,16 @@ step. Everything the loss and its gradients need from them is per row, so they a
 formed one block of :math:`N_c` tokens (and, when V is large, :math:`V_c` classes) at a
 time and dropped:
 
-* forward: :math:`z'_{ic} = \operatorname{cap}(z_{ic})/T`; the log-sum-exp is kept
-  online over vocabulary blocks as the maximum :math:`m` and the float64 sum
-  :math:`s'` of :math:`e^{z'_c - m}` over all terms but one maximal one (a block with a
-  larger maximum :math:`m'` rescales by :math:`e^{m - m'}` and moves the old maximal
-  term into :math:`s'`), :math:`\ell = \operatorname{log1p}(s')`,
-  :math:`\operatorname{LSE} = m + \ell` and :math:`\log p_y = (z'_y - m) - \ell`
+* forward: :math:`z'_{ic} = c_{ic}/T`, :math:`c = \operatorname{cap}(z)`; the
+  log-sum-exp is kept online over vocabulary blocks as the maximum :math:`m` of the
+  *undivided* :math:`c` and the float64 sum :math:`s'` of :math:`e^{(c - m)/T}` over
+  all terms but one maximal one (a block with a larger maximum :math:`m'` rescales by
+  :math:`e^{(m - m')/T}` and moves the old maximal term into :math:`s'`),
+  :math:`\ell = \operatorname{log1p}(s')`, :math:`\operatorname{LSE} = m/T + \ell`
+  and :math:`\log p_y = (c_y - m)/T - \ell`: the temperature divides the shifted
+  capped logits, as ``crossent.losses._terms.softmax_rows`` (:math:`c/T` overflows
+  huge float32 products for :math:`T < 1` where the loss is finite). The forward
+  keeps :math:`(m, \ell)` of each row (float64) for the backward, not the LSE
   (issue 13: :math:`m + \log s` lost every log-partition below an ulp of :math:`m`,
   the loss :math:`e^{-d}` of a confident row, as ``crossent.losses``' kernels keep
   it); the label's :math:`z'_y` and, for label
@@ -26,7 +30,7 @@ time and dropped:
 
 * gradient: :math:`G_i = r_i\,[(A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
   - (1-\varepsilon) w_{y_i} e_{y_i} - \tfrac{\varepsilon}{V} w] \odot
-  \operatorname{sech}^2(z_i/s)/T` with :math:`p = e^{z' - \mathrm{LSE}}` and :math:`r_i` the
+  \operatorname{sech}^2(z_i/s)/T` with :math:`p = e^{(c - m)/T - \ell}` and :math:`r_i` the
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
   :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
@@ -77,8 +81,8 @@ Precision: the matrix products are computed in float32 for float32/bfloat16/floa
 inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
 CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
 exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end. The exponentials :math:`e^{z' - m}` and :math:`p = e^{z' -
-\mathrm{LSE}}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
+input dtype at the end. The exponentials :math:`e^{(c - m)/T}` and :math:`p =
+e^{(c - m)/T - \ell}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
 beside the block: 16 MiB more peak memory, some 15 % more time at D = 512 on the
 loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
 \mathrm{LSE}` carried the LSE rounded to an ulp of :math:`m` (median ``dh`` errors
@@ -90,8 +94,9 @@ soft-capping on the CPU
 float64, :math:`G` formed in float64 and rounded once to float32 for the products,
 and the token blocks are sized for the float64 block (half the rows). With ``W = I``
 (the logits exact) :math:`G` is then within half an ulp; in float32 it was some 350
-ulps off (1e7 where :math:`|z| \gg s`). The cap and temperature are
-``_launch._capped_logits``'s (in place on the block) and the chain rule's factor
+ulps off (1e7 where :math:`|z| \gg s`). The cap is ``_launch._soft_capped``'s (in
+place on the block), the temperature divides the shifted values (:func:`_tempered_`, in
+the float64 buffer) and the chain rule's factor
 :math:`\operatorname{sech}^2(z/s)` is ``_launch._times_cap_slope_``'s
 :math:`4v/(1 + v)^2`, :math:`v = e^{-2|z|/s}` (in place on the block :math:`z/s` and on
 :math:`G`), not :math:`1 - \tanh^2`, which cancels where :math:`|z| \gg s`, nor
@@ -106,7 +111,7 @@ from dataclasses import dataclass
 import torch
 
 from ._backend import Options
-from ._launch import _capped_logits, _times_cap_slope_, work_dtype
+from ._launch import _soft_capped, _times_cap_slope_, work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
@@ -116,6 +121,7 @@ __all__ = [
     "auto_chunks",
     "backward_pass",
     "forward_pass",
+    "row_stats",
 ]
 
 #: Bytes of one logits block (the only N x V-like temporary), in the compute dtype.
@@ -244,19 +250,20 @@ class LinearProblem:
     def logits(
         self, hc: torch.Tensor, v0: int, v1: int
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        r"""``z'`` of a block (a fresh tensor in the work dtype), and ``z/s`` when
+        r"""The capped logits :math:`c = s\tanh(z/s)` of a block (a fresh tensor in the
+        work dtype; ``z`` without a cap), undivided by :math:`T`, and ``z/s`` when
         soft-capping (for the chain rule's :math:`\operatorname{sech}^2(z/s)`)."""
         wb = self.w[v0:v1]
         z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
         z = z.to(self.work)  # the float32 product dropped at once when widened
         # The block is ours (the product, or its float64 copy): capped in place.
-        return _capped_logits(z, self.options, overwrite=True)
+        return _soft_capped(z, self.options.soft_cap, overwrite=True)
 
     def gradient_block(
         self,
         z: torch.Tensor,
         t: torch.Tensor | None,
-        lse: torch.Tensor,
+        stats: torch.Tensor,
         log_p: torch.Tensor,
         scale: torch.Tensor,
         rows: slice,
@@ -265,24 +272,26 @@ class LinearProblem:
         *,
         normalised: bool = False,
     ) -> torch.Tensor:
-        r"""``d L / d z`` of a block, in place of ``z'`` (``scale`` = upstream x active).
+        r"""``d L / d z`` of a block, in place of ``c`` (``scale`` = upstream x active).
 
-        ``lse`` and ``log_p`` (:math:`\log p_y = (z'_y - m) - \ell`) are the rows'
-        float64 statistics. With ``normalised``, ``z`` already holds the probabilities
-        :math:`p` (the forward's, normalised). Otherwise :math:`p = e^{z' -
-        \mathrm{LSE}}` is formed in float64 (:func:`_probabilities_`): no rounding of
-        the LSE to the work dtype (an ulp of :math:`m`, some 16 float32 ulps at
-        :math:`m = 40`, alike for every entry of the row) nor of :math:`z' -
-        \mathrm{LSE}`.
+        ``stats`` (:math:`m` and :math:`\ell`, :func:`row_stats`) and ``log_p``
+        (:math:`\log p_y = (c_y - m)/T - \ell`) are the rows' float64 statistics. With
+        ``normalised``, ``z`` already holds the probabilities :math:`p` (the forward's,
+        normalised). Otherwise :math:`p = e^{(c - m)/T - \ell}` is formed in float64
+        (:func:`_probabilities_`): no rounding of the LSE to the work dtype (an ulp of
+        :math:`m`, some 16 float32 ulps at :math:`m = 40`, alike for every entry of the
+        row) nor of :math:`(c - m)/T - \ell`.
         """
         eps, z_loss, classes = self.options.label_smoothing, self.options.z_loss, self.classes
         w_y, a = self.w_y[rows], self.a[rows]
-        coef = a + 2 * z_loss * self.omega[rows] * lse if z_loss else a
+        m, ell = stats[:, 0], stats[:, 1]
+        temperature = self.options.temperature
+        coef = a + 2 * z_loss * self.omega[rows] * _lse(m, ell, temperature) if z_loss else a
         target = (1 - eps) * w_y
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
         label = label.clamp(0, v1 - v0 - 1)[:, None]
-        p = z if normalised else _probabilities_(z, lse)
+        p = z if normalised else _probabilities_(z, m, ell, temperature)
         # The label's entry g expm1(log p_y) + (c - g) p_y keeps p_y - 1's digits.
         g_y = target * torch.expm1(log_p) + (coef - target) * p.gather(1, label)[:, 0]
         grad = p.mul_((coef * scale).to(p.dtype)[:, None])
@@ -380,28 +389,50 @@ def _sub_blocks(z: torch.Tensor) -> tuple[list[slice], torch.Tensor]:
     return [slice(i, min(n, i + step)) for i in range(0, n, step)], buffer
 
 
-def _probabilities_(z: torch.Tensor, lse: torch.Tensor) -> torch.Tensor:
-    r""":math:`p = e^{z' - \mathrm{LSE}}` in place of ``z``, each entry formed in float64
-    (a few rows at a time; on the CPU) and rounded once: no rounding of :math:`z' -
-    \mathrm{LSE}` to ``z``'s dtype (half an ulp of it, 32 float32 ulps of :math:`p` at
-    a distance of 70)."""
+def _tempered_(shifted: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""``shifted / T`` in place (``shifted`` itself at :math:`T = 1`): the temperature
+    divides differences of capped logits, never the logits (:math:`c/T` overflows for
+    :math:`T < 1` where :math:`(c - m)/T \le 0` cannot)."""
+    return shifted if temperature == 1.0 else shifted.div_(temperature)
+
+
+def _lse(m: torch.Tensor, ell: torch.Tensor, temperature: float) -> torch.Tensor:
+    r""":math:`\operatorname{LSE} = m/T + \ell` (float64; ``inf`` where :math:`m/T`
+    overflows float64, its true value); out of place (``m`` may be the caller's)."""
+    return (m.double() if temperature == 1.0 else m.double() / temperature) + ell
+
+
+def row_stats(stats: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""The rows' :math:`\operatorname{LSE} = m/T + \ell` from the forward's float64
+    ``stats`` (:math:`m`, the row maximum of the undivided capped logits, and
+    :math:`\ell = \operatorname{lse}((c - m)/T)`, a row each)."""
+    return _lse(stats[:, 0], stats[:, 1], temperature)
+
+
+def _probabilities_(
+    z: torch.Tensor, m: torch.Tensor, ell: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    r""":math:`p = e^{(c - m)/T - \ell}` in place of ``z`` (the capped logits :math:`c`),
+    each entry formed in float64 (a few rows at a time; on the CPU) and rounded once:
+    no rounding of :math:`(c - m)/T - \ell` to ``z``'s dtype (half an ulp of it, 32
+    float32 ulps of :math:`p` at a distance of 70)."""
     rows, buffer = _sub_blocks(z)
     for r in rows:
-        if buffer is z:
-            z.sub_(lse[:, None]).exp_()
-        else:
-            z[r] = buffer[: r.stop - r.start].copy_(z[r]).sub_(lse[r, None]).exp_()
+        e = z if buffer is z else buffer[: r.stop - r.start].copy_(z[r])
+        e = _tempered_(e.sub_(m[r, None]), temperature).sub_(ell[r, None]).exp_()
+        if buffer is not z:
+            z[r] = e
     return z
 
 
 def _exp_rest_(
-    z: torch.Tensor, m: torch.Tensor, top_at: torch.Tensor, *, normalise: bool
+    z: torch.Tensor, m: torch.Tensor, top_at: torch.Tensor, temperature: float, *, normalise: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Float64 sums over each row of :math:`e^{z' - m}`, apart: the term at ``top_at``
-    and the rest, the exponentials formed in float64 a few rows at a time.
+    r"""Float64 sums over each row of :math:`e^{(c - m)/T}`, apart: the term at
+    ``top_at`` and the rest, the exponentials formed in float64 a few rows at a time.
 
     With ``normalise`` (the block holds whole rows, ``m`` their maxima), ``z`` is
-    overwritten with :math:`p = e^{z' - m} / (1 + \text{rest})`, rounded once.
+    overwritten with :math:`p = e^{(c - m)/T} / (1 + \text{rest})`, rounded once.
     """
     top = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
     rest = torch.empty_like(top)
@@ -409,7 +440,8 @@ def _exp_rest_(
     rows, buffer = _sub_blocks(z)
     for r in rows:
         e = buffer[: r.stop - r.start]
-        e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None]).exp_()
+        e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None])
+        e = _tempered_(e, temperature).exp_()
         kept = e.gather(1, at[r])
         rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
         top[r] = kept[:, 0]
@@ -421,8 +453,9 @@ def _exp_rest_(
 def forward_pass(
     problem: LinearProblem, *, row_scale: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Gradients | None]:
-    r"""Per-row losses, float64 LSEs and :math:`\log p_y`, and (when ``row_scale`` is
-    given) the gradients.
+    r"""Per-row losses, float64 row statistics ``(N, 2)`` (:math:`m` and :math:`\ell`:
+    :func:`row_stats`) and :math:`\log p_y`, and (when ``row_scale`` is given) the
+    gradients.
 
     ``row_scale`` is the upstream gradient of each row's loss (zero on ignored rows is
     applied here); the gradients are then formed from the same logits blocks.
@@ -431,7 +464,7 @@ def forward_pass(
     :math:`e^{z'_c - m}` over all terms but one maximal one, kept online over the
     vocabulary blocks (a block with a larger maximum moves the old maximal term into
     :math:`s'`), so :math:`\ell = \operatorname{log1p}(s')` and the loss
-    :math:`(m - z'_y) + \ell` keep a log-partition far below an ulp of :math:`m` (a
+    :math:`(m - c_y)/T + \ell` keep a log-partition far below an ulp of :math:`m` (a
     confident row's :math:`e^{-d}`, which :math:`m + \log s` rounds to 0 or to an ulp
     of :math:`m`), as ``crossent.losses``' kernels do.
     """
@@ -440,8 +473,9 @@ def forward_pass(
     loss = torch.empty(n, dtype=acc, device=problem.h.device)
     # Per-row statistics in float64: near p_y = 1 the loss LSE - z'_y is a small
     # difference of two large numbers, which float32 would leave with few digits.
-    lse_all = torch.empty(n, dtype=torch.float64, device=problem.h.device)
-    log_p_all = torch.empty_like(lse_all)
+    stats_all = torch.empty((n, 2), dtype=torch.float64, device=problem.h.device)
+    log_p_all = torch.empty(n, dtype=torch.float64, device=problem.h.device)
+    temperature = problem.options.temperature
     grads = None
     if row_scale is not None:
         grads = _empty_grads(problem, problem.b is not None)
@@ -466,9 +500,11 @@ def forward_pass(
             top, top_at = z.max(1)
             m_new = torch.maximum(m, top)
             # One block: z' is not needed again, its probabilities overwrite it.
-            top_term, block_rest = _exp_rest_(z, m_new, top_at, normalise=len(vocab) == 1)
+            top_term, block_rest = _exp_rest_(
+                z, m_new, top_at, temperature, normalise=len(vocab) == 1
+            )
             # A new maximum: the old maximal term (1 before rescaling) joins the rest.
-            factor = torch.exp(m.double() - m_new)
+            factor = _tempered_(m.double() - m_new, temperature).exp_()
             rest = torch.where(
                 top > m, rest * factor + factor + block_rest, rest + top_term + block_rest
             )
@@ -479,16 +515,19 @@ def forward_pass(
             # (the next block is allocated before a name still holding this one rebinds).
             del z, t
         ell = torch.log1p(rest)
-        lse = m.double() + ell
-        log_p = (z_y.double() - m) - ell
+        lse = _lse(m, ell, temperature)
+        log_p = _tempered_(z_y.double() - m, temperature) - ell
         a_loss = -(1 - eps) * problem.w_y[rows] * log_p
         if eps:
-            a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz)
+            wz_t = wz if temperature == 1.0 else wz.double() / temperature
+            a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz_t)
         if z_loss:
             a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
         loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
-        lse_all[rows] = lse
+        stats_all[rows, 0] = m
+        stats_all[rows, 1] = ell
         log_p_all[rows] = log_p
+        stats = stats_all[rows]
         if grads is None or row_scale is None:
             continue
         scale = row_scale[rows] * problem.active[rows]
@@ -497,31 +536,32 @@ def forward_pass(
             if kept is not None:  # one vocabulary block: its p kept, no recompute
                 p, t = kept
                 grad = problem.gradient_block(
-                    p, t, lse, log_p, scale, rows, v0, v1, normalised=True
+                    p, t, stats, log_p, scale, rows, v0, v1, normalised=True
                 )
                 kept = None
                 del p
             else:
                 z, t = problem.logits(hc, v0, v1)
-                grad = problem.gradient_block(z, t, lse, log_p, scale, rows, v0, v1)
+                grad = problem.gradient_block(z, t, stats, log_p, scale, rows, v0, v1)
                 del z
             grad = grad.to(acc)  # rounded once when widened
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
         _store_row_gradient(grads, rows, gh)
-    return loss, lse_all, log_p_all, grads
+    return loss, stats_all, log_p_all, grads
 
 
 def backward_pass(
     problem: LinearProblem,
-    lse: torch.Tensor,
+    stats: torch.Tensor,
     log_p: torch.Tensor,
     upstream: torch.Tensor,
     *,
     bias: bool,
 ) -> Gradients:
     r"""Gradients for a per-row ``upstream``, recomputing each logits block, from the
-    forward's float64 ``lse`` and ``log_p`` (:math:`\log p_y`)."""
+    forward's float64 ``stats`` (:math:`m`, :math:`\ell`) and ``log_p`` (:math:`\log
+    p_y`)."""
     acc = problem.acc
     grads = _empty_grads(problem, bias)
     for start, stop in problem.token_blocks():
@@ -531,7 +571,7 @@ def backward_pass(
         gh = _row_gradient(grads, rows, acc)
         for v0, v1 in problem.vocab_blocks():
             z, t = problem.logits(hc, v0, v1)
-            grad = problem.gradient_block(z, t, lse[rows], log_p[rows], scale, rows, v0, v1)
+            grad = problem.gradient_block(z, t, stats[rows], log_p[rows], scale, rows, v0, v1)
             del z
             grad = grad.to(acc)
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)

@@ -44,7 +44,7 @@ import torch
 from ..errors import InputError
 from . import _backend, _launch
 from ._labels import check_class_ids
-from ._linear import Gradients, LinearProblem, backward_pass, forward_pass
+from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
 
 __all__ = [
     "linear_cross_entropy_backward",
@@ -243,10 +243,14 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
-def _check_finite(lse: Tensor, batch_shape: list[int]) -> None:
-    bad = ~torch.isfinite(lse)
+def _check_finite(stats: Tensor, batch_shape: list[int], temperature: float) -> None:
+    """An error where a row's maximum :math:`m` or log-partition :math:`\\ell` (the
+    forward's ``stats``) is not finite: its logits are not (an ``inf`` LSE
+    :math:`m/T + \\ell` of finite logits is its true value, no error)."""
+    bad = ~torch.isfinite(stats).all(-1)
     if not bool(bad.any()):
         return
+    lse = row_stats(stats, temperature)
     position = int(torch.argmax(bad.to(torch.int8)))
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(position), tuple(batch_shape)))
     where = str(index[0]) if len(index) == 1 else str(index)
@@ -284,7 +288,8 @@ def linear_cross_entropy_op(
     need_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """``(loss, lse, label_log_p, grad_input, grad_weight, grad_bias)``; the gradients
-    empty unless formed."""
+    empty unless formed. ``lse`` is ``(N, 2)``: each row's maximum :math:`m` of the
+    undivided capped logits and :math:`\\ell` (``_linear.row_stats``)."""
     if labels.device.type == "cpu":
         check_class_ids(
             labels,
@@ -299,7 +304,7 @@ def linear_cross_entropy_op(
     row_scale = scale.expand(_rows_of(labels)) if form else None
     rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
-        _check_finite(lse, batch_shape)
+        _check_finite(lse, batch_shape, problem.options.temperature)
     loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
     if grads is None:
         empty = input.new_empty((0,))
@@ -325,7 +330,7 @@ def _linear_cross_entropy_fake(
     acc = _acc(input.dtype)
     n = labels.shape[0]
     loss = input.new_empty((n,) if reduction == "none" else (), dtype=acc)
-    lse = input.new_empty((n,), dtype=torch.float64)
+    lse = input.new_empty((n, 2), dtype=torch.float64)  # the rows' m and ell
     log_p = input.new_empty((n,), dtype=torch.float64)
     empty = input.new_empty((0,))
     if not need_grad or reduction == "none":
