@@ -95,11 +95,14 @@ def test_capped_logits_overwrite_gives_the_same_bits(cap: float | None, temperat
     assert torch.equal(capped, kept)
     truth = z if cap is None else cap * torch.tanh(z / cap)
     if temperature == 1.0:  # unshifted: torch.log_softmax shifts by itself
-        assert m is None and kept_m is None
+        assert m is None
+        assert kept_m is None
         assert torch.equal(kept, truth)
     else:  # shifted by the undivided row maximum, then divided (the NumPy order)
         top = truth.amax(-1, keepdim=True)
-        assert m is not None and torch.equal(m, top) and torch.equal(kept_m, top)
+        assert m is not None
+        assert torch.equal(m, top)
+        assert torch.equal(kept_m, top)
         assert torch.equal(kept, (truth - top) / temperature)
     if cap is None:
         assert scaled is None

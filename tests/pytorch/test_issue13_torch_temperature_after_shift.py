@@ -156,7 +156,8 @@ def test_linear_cross_entropy_of_huge_products(
         hl, wl, labels, temperature=temperature, soft_cap=soft_cap, reduction=reduction
     )
     loss.sum().backward()
-    assert hl.grad is not None and wl.grad is not None
+    assert hl.grad is not None
+    assert wl.grad is not None
 
     z = (h @ w.T).numpy()  # the logits as the product rounds them
     kwargs = {"temperature": temperature, "soft_cap": soft_cap, "reduction": "none"}

@@ -1,4 +1,4 @@
-"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` tensor.
+r"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` tensor.
 
 * CPU, float32, C-contiguous: the tensor *is* a NumPy array (``tensor.numpy()`` shares
   its memory), so the fused kernels read it and write the gradient in place, no copy.
@@ -18,15 +18,23 @@ Probability targets (:func:`target_rows`, differentiable torch operations) go th
 ``crossent::softmax_ce_probs_v2`` on the CPU for float32/float16/bfloat16 logits,
 soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
 operations a block of rows at a time under no autograd, which then saves only the
-logits, the targets and the rows' float64 log-sum-exps (not several float64 copies
-of the logits); the backward forms the gradient's formula in float64 by blocks too
-(the cap's chain rule included), each entry rounded once to the logits' dtype. Not
+logits, the targets and the rows' float64 log-partitions :math:`\ell` of the shifted
+logits (not several float64 copies of the logits); the backward forms the gradient's
+formula in float64 by blocks too (the cap's chain rule included), each entry rounded
+once to the logits' dtype. Not
 the fused kernel of ``softmax_cross_entropy_with_targets_grad``: on entries where
 :math:`p \approx \tilde t` cancel it was measured up to 35 float32 ulps off at
 4000-32000 classes (its ``exp`` is not correctly rounded; the hard cases of
 ``tests/pytorch/test_issue13_torch_exact.py``), against half an ulp here.
 
-The per-row log-sum-exp is kept in float64 (N numbers): the gradient's
+There the temperature divides the *shifted* capped logits, :math:`\sigma = (c - m)/T`
+with :math:`m` the row maximum of :math:`c = \operatorname{cap}_s(z)`
+(:func:`_capped_logits`), as the NumPy kernels do (:math:`c/T` overflows huge finite
+logits for :math:`T < 1`), and the op saves :math:`\ell = \operatorname{lse}(\sigma)`:
+the gradient's ``exp(sigma_c - ell)`` carries no rounding of :math:`\operatorname{LSE}
+= m/T + \ell`, which loses :math:`\ell` next to a huge :math:`m/T`.
+
+Labels: the per-row log-sum-exp is kept in float64 (N numbers): the gradient's
 ``exp(z'_c - LSE)`` then carries no rounding of the LSE. So is the per-row
 ``log p_y = (z'_y - m) - ell`` of the row statistics (N more): the label's entry
 ``c expm1(log p_y) + (c - g)`` then keeps the digits of ``1 - p_y`` that the rounding
@@ -242,8 +250,9 @@ def _soft_capped(
     r"""The soft-capped logits :math:`s\tanh(x)` (Gemma 2) and :math:`x = z/s`.
 
     The one home of the cap in ``crossent.torch``: :func:`_capped_logits` (probability
-    targets, the fused linear loss) and the vocab-parallel loss, whose temperature
-    divides the *shifted* capped logits (``_vocab_parallel._tempered``).
+    targets), the fused linear loss and the vocab-parallel loss, whose temperatures
+    all divide the *shifted* capped logits (``_linear._tempered_``,
+    ``_vocab_parallel._tempered``).
 
     Parameters
     ----------

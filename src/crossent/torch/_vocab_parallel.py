@@ -236,9 +236,9 @@ def _capped(z: Tensor, opts: CallOptions) -> Tensor:
     r"""``s tanh(z / s)`` (Gemma 2 soft-capping), or ``z``: ``_launch._soft_capped``'s,
     out of place (``z`` may be the caller's logits or the saved tensor).
 
-    Not ``_launch._capped_logits``, which divides by :math:`T` before the row maximum
-    (:math:`z' = s\tanh(z/s)/T`): here the temperature divides the *shifted* capped
-    logits (:func:`_tempered`), the rounding order of the unsharded loss
+    Not ``_launch._capped_logits``, which shifts by the maximum of a whole row: here
+    the temperature divides the capped logits shifted by the global maximum
+    (:func:`_tempered`), the rounding order of the unsharded loss
     (``crossent.losses._terms.softmax_rows``), which cannot overflow uncapped logits
     for :math:`T < 1`, and the maxima the ranks exchange are the undivided ones.
     """
