@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_torch_cap_backward.py [--rows 512] [--repeats 5]
 
-Issue 13 follow-up (item 3): the backward of ``crossent::softmax_ce_probs_v2`` recomputes
+Issue 13 follow-up (item 3): the backward of ``crossent::softmax_ce_probs_v3`` recomputes
 :math:`z' = s\\tanh(z/s)` from the logits. Reusing anything from the forward instead means
 saving a tensor of the logits' size (none is saved now: a float32 :math:`z'` would add
 125 MiB at 1024 x 32000 and cost up to some 30 float32 ulps of :math:`p`). This bounds

@@ -19,7 +19,7 @@ in float32, so the only differences are the softmax's) against a float64 oracle
 at extreme confidence) beside the naive float32 path: median ``dh`` and ``dW``
 errors no worse than naive's on peaked rows, ties, two classes and vocabulary blocks.
 
-Also (the same follow-up, ``crossent::softmax_ce_probs_v2``): probability targets with
+Also (the same follow-up, ``crossent::softmax_ce_probs_v3``): probability targets with
 ``soft_cap`` take the custom op, whose backward applies the cap's factor without the
 cancellation of :math:`1 - \tanh^2`.
 """

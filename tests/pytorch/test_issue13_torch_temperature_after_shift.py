@@ -1,7 +1,7 @@
 r"""Issue 13 follow-up: ``crossent.torch`` divides by the temperature *after* the shift.
 
 ``crossent.torch``'s probability targets (``_launch._capped_logits``: ``target_rows``
-under autograd, the ``crossent::softmax_ce_probs_v2`` op's float64 blocks and its
+under autograd, the ``crossent::softmax_ce_probs_v3`` op's float64 blocks and its
 backward) and the fused linear loss (``_linear``'s logits blocks) formed
 :math:`z' = \operatorname{cap}_s(z)/T` before subtracting the row maximum: for
 :math:`T < 1` huge finite logits overflowed to ``inf`` and the log-softmax gave
@@ -104,7 +104,7 @@ def test_float64_probability_targets_of_huge_logits(
         opts = _backend.options(
             label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=cap
         )
-        loss = torch.ops.crossent.softmax_ce_probs_v2(z, t, None, _backend.pack(opts))[0]
+        loss = torch.ops.crossent.softmax_ce_probs_v3(z, t, None, _backend.pack(opts))[0]
     loss.sum().backward()
     assert z.grad is not None
     kwargs = {"temperature": temperature, "soft_cap": cap, "reduction": "none"}

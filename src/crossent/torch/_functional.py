@@ -128,7 +128,7 @@ def cross_entropy(
     devices use the generic array-API code, in blocks of rows. Probability targets
     are computed in float64 on the CPU (their gradient's entries :math:`p - t` cancel;
     the loss and the gradient are rounded once): through the custom op
-    ``crossent::softmax_ce_probs_v2`` (float32/float16/bfloat16 input), by blocks of
+    ``crossent::softmax_ce_probs_v3`` (float32/float16/bfloat16 input), by blocks of
     rows, autograd saving only the input, the targets and the rows' log-sum-exps;
     else with plain differentiable torch operations. Their ``'mean'`` divides by the
     number of rows, as PyTorch's does.
@@ -187,7 +187,7 @@ def _cross_entropy_probs(
     opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
-    """Probability targets: ``crossent::softmax_ce_probs_v2`` on the CPU (float32,
+    """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float32,
     float16, bfloat16 logits, no gradient wanted for the targets or the class weights),
     else plain differentiable torch operations (the generic path)."""
     if tuple(target.shape) != tuple(z.shape):

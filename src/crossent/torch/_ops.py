@@ -16,22 +16,28 @@ synchronisation. On other devices the ops read no data for checks.
   caches key a graph by the ops' names, not their schemas, so a graph compiled with the
   old two-output op would be replayed (its backward called with the old arguments):
   a changed schema takes a new name.
-* ``crossent::softmax_ce_probs_v2(logits, targets, weight, options) -> (loss_rows,
-  lse)`` (float64 per-row losses of probability targets and log-sum-exps) and its
-  backward ``crossent::softmax_ce_probs_v2_backward`` (``upstream * dL_i/dz_i`` in the
+* ``crossent::softmax_ce_probs_v3(logits, targets, weight, options) -> (loss_rows,
+  lse)`` (float64 per-row losses of probability targets and the log-partitions
+  :math:`\\ell` of their shifted tempered logits) and its
+  backward ``crossent::softmax_ce_probs_v3_backward`` (``upstream * dL_i/dz_i`` in the
   logits' dtype, each entry formed in float64 and rounded once, from the saved
   ``lse``), over ``(rows, classes)`` views, for the CPU
   (:func:`crossent.torch._launch.uses_target_op`). Autograd saves the logits, the
   targets, the weights and the ``lse``: no float64 copy of the logits. ``_v2``: issue
-  13 added ``lse`` (the backward recomputed it per block).
-* ``crossent::linear_cross_entropy_v2(...) -> (loss, lse, label_log_p, grad_input,
+  13 added ``lse`` (the backward recomputed it per block); ``_v3``: that output became
+  :math:`\\ell` of :math:`(c - m)/T` instead of the log-sum-exp of :math:`c/T` (the
+  temperature divides after the shift), a changed meaning with the same schema, which
+  takes a new name too (a cached graph would pair the old forward's ``lse`` with the
+  new backward).
+* ``crossent::linear_cross_entropy_v3(...) -> (loss, lse, label_log_p, grad_input,
   grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
   reductions when ``need_grad`` (empty tensors otherwise), and the backward scales
   them by the incoming scalar; otherwise the backward calls
-  ``crossent::linear_cross_entropy_v2_backward``, which recomputes the logits blocks
+  ``crossent::linear_cross_entropy_v3_backward``, which recomputes the logits blocks
   from the float64 ``lse`` and ``label_log_p`` (``log p_y``: its label entry
   exact at any confidence). ``_v2``: issue 13 added ``label_log_p`` (a changed schema
-  takes a new name, as above).
+  takes a new name, as above); ``_v3``: ``lse`` became each row's ``(m, ell)``, shape
+  ``(N, 2)`` (the temperature divides after the shift).
 
 This module is not annotated with ``from __future__ import annotations``: the custom
 op machinery reads the annotations to infer each schema.
@@ -149,7 +155,7 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, .
 softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_v2", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
 def softmax_ce_probs(
     logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
 ) -> tuple[Tensor, Tensor]:
@@ -172,7 +178,7 @@ def _softmax_ce_probs_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor]:
     )
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_v2_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_probs_v3_backward", mutates_args=())
 def softmax_ce_probs_backward(
     upstream: Tensor,
     logits: Tensor,
@@ -272,7 +278,7 @@ def _grad_outputs(
     return grads.h, grads.w.to(linear_weight.dtype), grad_b
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy_v2", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v3", mutates_args=())
 def linear_cross_entropy_op(
     input: Tensor,
     linear_weight: Tensor,
@@ -345,7 +351,7 @@ def _gradient_likes(
     return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy_v2_backward", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v3_backward", mutates_args=())
 def linear_cross_entropy_backward(
     upstream: Tensor,
     input: Tensor,
