@@ -320,7 +320,10 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _bregman64_sums(
-    a: Any, b: Any, shifts: tuple[float, float, float, float, float, float]
+    a: Any,
+    b: Any,
+    sides: tuple[int, int],
+    shifts: tuple[float, float, float, float, float, float],
 ) -> tuple[float, float, float]:
     r"""The float64 twin of :func:`_bregman_sums` (two logit rows ``a``, ``b``),
     exact to a few float64 ulps: with :math:`u_i = e^{y_i - m_b}` (``math.exp``, the
@@ -341,28 +344,40 @@ def _bregman64_sums(
     :math:`r > 1`, with :math:`u e^r` from P's side (:math:`e^{x_i - m_a} e^{\ell_b -
     \ell_a}`) where it underflows or overflows. Conventions: :math:`u_i` where
     :math:`x_i = -\infty` (:math:`\varphi(-\infty) = 1`), :math:`+\infty` where only
-    :math:`y_i = -\infty`. Compiled without ``reassoc`` (the ``exp`` calls keep the
+    :math:`y_i = -\infty`. A side of probabilities (form 0 of ``sides``; its ``m``
+    and ``ell`` are 0) gives its entries as they are for :math:`u_i` (Q) and
+    :math:`u_i e^{r_i}` (P, times :math:`e^{\ell_b}`), and its logarithms in
+    double-double (:func:`_log_dd`), so that :math:`r_i` keeps its few ulps where the
+    sides nearly agree; a zero probability stands for :math:`-\infty`. Compiled without ``reassoc`` (the ``exp`` calls keep the
     loop scalar anyway); each sum compensated (Neumaier's, :func:`_add`: a plain sum of
     a thousand like terms erred by 1e-14), so it errs by about an ulp of itself (of
     :math:`\sum_i |u_i (e^{r_i} - 1)|` for :math:`N`)."""
+    form_a, form_b = sides
     m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
     inf = math.inf
     total = total_c = nu = nu_c = mass = mass_c = 0.0
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        if y == -inf:
-            if x != -inf:
+        log_y, log_y_lo = _log_pair(y, form_b)
+        x_dead = x == 0.0 if form_a == 0 else x == -inf
+        if log_y == -inf:
+            if not x_dead:
                 total = inf
             continue
-        sy, sy_lo = _two_diff(y, m_b)
-        u = math.exp(sy) * (1.0 + sy_lo)
+        if form_b == 0:
+            u = y
+        else:
+            sy, sy_lo = _two_diff(y, m_b)
+            u = math.exp(sy) * (1.0 + sy_lo)
         mass, mass_c = _add(mass, mass_c, u)
-        if x == -inf:
+        if x_dead:
             total, total_c = _add(total, total_c, u)
             nu, nu_c = _add(nu, nu_c, -u)
             continue
-        d, d_lo = _two_diff(x, y)
+        log_x, log_x_lo = _log_pair(x, form_a)
+        d, d_lo = _two_diff(log_x, log_y)
+        d_lo += log_x_lo - log_y_lo
         r = _minus(d, c_hi) + _minus(d_lo, c_lo)
         if abs(r) <= 1.0:
             term = u * (r * r * _horner(r, _PHI_HORNER64))
@@ -374,13 +389,44 @@ def _bregman64_sums(
         else:
             pu = u * math.exp(r)
             if not (u > 0.0 and pu < inf):
-                sx, sx_lo = _two_diff(x, m_a)
-                pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
+                if form_a == 0:
+                    pu = x * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
             term = u + pu * (r - 1.0)
             change = pu - u
         total, total_c = _add(total, total_c, term)
         nu, nu_c = _add(nu, nu_c, change)
     return total + total_c, nu + nu_c, mass + mass_c
+
+
+@_inline
+def _log_pair(x: float, form: int) -> tuple[float, float]:
+    """An entry's logarithm as a double-double: ``log x`` by :func:`_log_dd` for a
+    probability (form 0; ``-inf`` at 0), the entry itself (low part 0) otherwise."""
+    if form != 0:
+        return x, 0.0
+    if x == 0.0:
+        return -math.inf, 0.0
+    return _log_dd(x)
+
+
+@_inline
+def _log_dd(x: float) -> tuple[float, float]:
+    r""":math:`\log x` for :math:`0 < x \le 1` as a double-double ``hi + lo``, about
+    :math:`2^{-100}` of :math:`|\log x|` (tested against mpmath): ``hi`` the rounded
+    ``math.log`` (within an ulp), :math:`E = e^{hi}` by :func:`_exp_dd`, then
+    :math:`\log x - hi = \log(1 + \rho) = \rho - \rho^2/2 + \rho^3/3`,
+    :math:`\rho = (x - E)/E`, :math:`|\rho| \le 2^{-52}|hi| < 1.7\cdot 10^{-13}`
+    (:math:`x - E_{hi}` exact: Sterbenz), the next term below :math:`10^{-51}`.
+    Outside (1, ...] ``lo`` is 0 (probabilities above 1 fail validation)."""
+    hi = math.log(x)
+    if not (-745.0 < hi <= 0.0):
+        return hi, 0.0
+    e_hi, e_lo = _exp_dd(hi)
+    rho = ((x - e_hi) - e_lo) / e_hi
+    return hi, rho * (1.0 + rho * (-0.5 + rho / 3.0))
 
 
 @intrinsic
@@ -500,20 +546,28 @@ def _exp_dd(y: float) -> tuple[float, float]:
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
-def _mass_minus_one(row: Any, exact: bool) -> float:
-    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities, to about
+def _mass_minus_one(row: Any, form: int, exact: bool) -> float:
+    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities (form 1), to about
     :math:`2^{-100}` of the sum with ``exact`` (:func:`_exp_dd`, the sum a
     double-double, then :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]), else
-    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN."""
+    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN.
+    For probabilities (form 0): :math:`\sum_i x_i - 1`, the sum a double-double
+    whatever ``exact``; NaN if an entry is negative or NaN."""
     hi = lo = 0.0
     for i in range(row.shape[0]):
         v = np.float64(row[i])
-        if not v <= 0.0:
+        if form == 0:
+            if not v >= 0.0:
+                return math.nan
+            e_hi, e_lo = v, 0.0
+        elif not v <= 0.0:
             return math.nan
-        if v > -745.0:
+        elif v > -745.0:
             e_hi, e_lo = _exp_dd(v) if exact else (math.exp(v), 0.0)
-            s, f = _two_diff(hi, -e_hi)
-            hi, lo = _quick_two_sum(s, f + (lo + e_lo))
+        else:
+            continue
+        s, f = _two_diff(hi, -e_hi)
+        hi, lo = _quick_two_sum(s, f + (lo + e_lo))
     s, f = _two_diff(hi, 1.0)
     return s + (f + lo)
 
@@ -761,11 +815,11 @@ def _kl_exact(
     for exact in (False, True):
         if not exact and abs(estimate) < 4.0 and form_a + form_b < 4:
             continue
-        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, exact)
-        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, exact)
+        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, form_a, exact)
+        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, form_b, exact)
         if p_delta != p_delta or q_delta != q_delta:
             return math.nan, False
-        kl = _kl_shifted(a, b, form_b == 2, shifts, p_delta, q_delta)
+        kl = _kl_shifted(a, b, sides, shifts, p_delta, q_delta)
         # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
         if exact or form_a == form_b == 2 or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
             return kl, True
@@ -776,7 +830,7 @@ def _kl_exact(
 def _kl_shifted(
     a: Any,
     b: Any,
-    q_logits: bool,
+    sides: tuple[int, int],
     shifts: tuple[float, float, float, float],
     p_delta: float,
     q_delta: float,
@@ -789,10 +843,10 @@ def _kl_shifted(
     c_hi, c_lo = _dd_add(hi, lo, ell_a - ell_b)
     kl = math.nan
     for k in range(4):
-        total, nu, mass = _bregman64_sums(a, b, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
+        total, nu, mass = _bregman64_sums(a, b, sides, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
         if not total < math.inf:
             return total
-        if q_logits:
+        if sides[1] == 2:
             total, nu = total / mass, nu / mass
         kl = total + delta
         eps = math.log1p((nu - delta) / p_mass)
@@ -1110,6 +1164,45 @@ def _suspect(
     return not math.isfinite(ell)
 
 
+@_inline
+def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
+    r"""A bound on the error of the loop's log-probabilities of a side, besides
+    :math:`2u|\log p_i|` an entry (:func:`_loop_kl_bound`): 0 for probabilities and
+    log-probabilities; for logits, the log-partition's error (:func:`_partition_error`
+    for float32 inputs; for float64, :math:`(n + 2)1.01u` of the plain exp-sum and
+    :math:`2u|\ell|` of ``log1p``) and the rounding of :math:`x - m`, :math:`u\ell`."""
+    if form != 2:
+        return 0.0
+    if fast:
+        return _partition_error(n, ell) + _U * abs(ell)
+    return (n + 2) * 1.01 * _U + 3.0 * _U * abs(ell)
+
+
+@_inline
+def _loop_kl_bound(
+    kl: float, sums: tuple[float, float, float], errors: tuple[float, float], n: int, fast: bool
+) -> float:
+    r"""A bound on the error of the compensated loop's KL :math:`\sum_i t_i`,
+    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities.
+
+    Each log-probability errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
+    the rounding of :math:`(x - m) - \ell`) plus its side's ``errors`` (0, or a logits
+    side's :func:`_side_error`); :math:`p_i = e^{\log p_i}` takes that error, relative,
+    and its own :math:`\rho` (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so
+    :math:`t_i` errs by :math:`e_i p_i (1 + |r_i|) + (\rho + u)|t_i|`, :math:`r_i =
+    \log p_i - \log q_i`, :math:`e_i` the two logarithms' errors; and Neumaier's sum
+    by :math:`u|D| + 1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`,
+    :math:`\sum p_i (|\log p_i| + |\log q_i|)(1 + |r_i|)` and :math:`\sum p_i (1 +
+    |r_i|) = \Pi + \sum |t_i|` less the second: :math:`\Pi`. The whole enlarged by
+    :math:`2^{-20}` (the bound's own rounding)."""
+    t_abs, logs, mass = sums
+    u = _U
+    rho = 5.2e-11 if fast else 2.0 * u
+    sides = (errors[0] + errors[1]) * (mass + t_abs)
+    rounding = (rho + 2.0 * u + 1.01 * (n * u) ** 2) * t_abs + u * abs(kl)
+    return (2.0 * u * logs + sides + rounding) * (1.0 + 2.0**-20)
+
+
 @numba.njit(error_model="numpy", nogil=True, cache=True)
 def _row(
     a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
@@ -1181,6 +1274,10 @@ def _row(
         exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, estimate)
         direct = exact and (want == 4 or sums)
 
+    # One side probabilities (the other not): the loop's KL, with the error bound of
+    # :func:`_loop_kl_bound`; the exact sums run where it does not stand.
+    one_probs = (form_a == 0) != (form_b == 0) and want & 4 and not exact
+    kl_abs = kl_logs = p_mass = 0.0
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
@@ -1213,9 +1310,25 @@ def _row(
         if want & 2:
             ce, ce_c = _add(ce, ce_c, _cross_from_log(p, log_q))
         if want & 4:
-            kl, kl_c = _add(kl, kl_c, _kl_from_log(p, log_p, log_q))
+            term = _kl_from_log(p, log_p, log_q)
+            kl, kl_c = _add(kl, kl_c, term)
+            if one_probs and log_p != -math.inf:
+                kl_abs += abs(term)
+                kl_logs += p * (abs(log_p) + abs(log_q)) * (1.0 + abs(log_p - log_q))
+                p_mass += p
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
+    if one_probs and finite and math.isfinite(kl):
+        errors = (_side_error(form_a, a.shape[1], ell_a, fast), _side_error(form_b, a.shape[1], ell_b, fast))
+        bound = _loop_kl_bound(kl + kl_c, (kl_abs, kl_logs, p_mass), errors, a.shape[1], fast)
+        if not bound <= (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(kl + kl_c):
+            shifts = (
+                m_a if form_a == 2 else 0.0,
+                ell_a if form_a == 2 else 0.0,
+                m_b if form_b == 2 else 0.0,
+                ell_b if form_b == 2 else 0.0,
+            )
+            exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, kl + kl_c)
     suspects = 0
     if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
         suspects += 1
