@@ -545,31 +545,182 @@ def _exp_dd(y: float) -> tuple[float, float]:
     return hi * scale, lo * scale
 
 
+def _triple_double(value: Fraction) -> tuple[float, float, float]:
+    """``value`` as three floats ``hi + mid + lo``, each the nearest to what is left."""
+    hi = float(value)
+    mid = float(value - Fraction(hi))
+    return hi, mid, float(value - Fraction(hi) - Fraction(mid))
+
+
+def _ln2_step_parts5() -> tuple[float, ...]:
+    r""":math:`\ln 2/64` as five floats, the first four of 32 significant bits (each
+    times an integer below :math:`2^{21}` exact), to about :math:`2^{-190}`."""
+    ln2 = Fraction(
+        "0.693147180559945309417232121458176568075500134360255254120680009493393621969"
+    )
+    parts = []
+    rest = ln2 / _EXP_DD_STEPS
+    scale = 2**38  # ln2/64 < 2^-6: 32 bits from 2^-6 down
+    for _ in range(4):
+        part = Fraction(math.floor(rest * scale), scale)
+        parts.append(float(part))
+        rest -= part
+        scale *= 2**32
+    parts.append(float(rest))
+    return tuple(parts)
+
+
+_LN2_STEP_PARTS5 = _ln2_step_parts5()
+
+
+def _exp2_steps_td() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":math:`2^{j/64}`, :math:`j = 0, \dots, 63`, as triple-doubles, from 80 digits."""
+    with decimal.localcontext() as context:
+        context.prec = 80
+        values = [decimal.Decimal(2) ** (decimal.Decimal(j) / _EXP_DD_STEPS) for j in range(64)]
+    parts = [_triple_double(Fraction(v)) for v in values]
+    return tuple(np.array([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+
+_EXP2_STEPS_TD = _exp2_steps_td()
+
+_EXP_TD_TAYLOR = tuple(_triple_double(Fraction(1, math.factorial(n))) for n in range(5, 0, -1))
+r""":math:`1/n!`, :math:`n = 5, \dots, 1`, as triple-doubles (:func:`_exp_td`)."""
+
+_EXP_TD_MIDDLE = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(11, 5, -1))
+r""":math:`1/n!`, :math:`n = 11, \dots, 6`, as double-doubles (:func:`_exp_td`)."""
+
+_EXP_TD_TAIL = tuple(1.0 / math.factorial(n) for n in range(17, 11, -1))
+r""":math:`1/n!`, :math:`n = 17, \dots, 12` (:func:`_exp_td`, in plain floats)."""
+
+
+@_inline
+def _two_sum(x: float, y: float) -> tuple[float, float]:
+    """``x + y`` as ``s + e`` exactly (:func:`_two_diff`)."""
+    return _two_diff(x, -y)
+
+
+@_inline
+def _td_renormalise(hi: float, mid: float, lo: float) -> tuple[float, float, float]:
+    """``hi + mid + lo`` (``|mid|``, ``|lo|`` at most a few ulps of the part above)
+    as three floats, each at most half an ulp of the one above."""
+    mid, lo = _two_sum(mid, lo)
+    hi, mid = _two_sum(hi, mid)
+    mid, lo = _two_sum(mid, lo)
+    return hi, mid, lo
+
+
+@_inline
+def _td_mul_add(
+    c: tuple[float, float, float], t: tuple[float, float, float], a: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    r"""The triple-double :math:`c + t a`, to about :math:`2^{-155}` of
+    :math:`|c| + |ta|`: the products of parts down to :math:`2^{-106}` of
+    :math:`|ta|` exact (FMA), those below in floats, the products of the lowest parts
+    (below :math:`2^{-159}`) left out. For kernels compiled without ``reassoc`` only."""
+    c0, c1, c2 = c
+    t0, t1, t2 = t
+    a0, a1, a2 = a
+    p00, e00 = _two_prod(t0, a0)
+    p01, e01 = _two_prod(t0, a1)
+    p10, e10 = _two_prod(t1, a0)
+    low = (e01 + e10) + (t0 * a2 + t1 * a1 + t2 * a0)
+    hi, x1 = _two_sum(c0, p00)
+    m1, x2 = _two_sum(c1, e00)
+    m2, x3 = _two_sum(p01, p10)
+    mid, x4 = _two_sum(m1, m2)
+    mid, x5 = _two_sum(mid, x1)
+    lo = (c2 + low) + ((x2 + x3) + (x4 + x5))
+    return _td_renormalise(hi, mid, lo)
+
+
+@_inline
+def _td_add(
+    a: tuple[float, float, float], b: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """The triple-double ``a + b`` of two non-negative ones, to about :math:`2^{-155}`
+    of the sum."""
+    hi, x1 = _two_sum(a[0], b[0])
+    mid, x2 = _two_sum(a[1], b[1])
+    mid, x3 = _two_sum(mid, x1)
+    return _td_renormalise(hi, mid, (a[2] + b[2]) + (x2 + x3))
+
+
+@_inline
+def _exp_td(y: float) -> tuple[float, float, float]:
+    r""":math:`e^y` for :math:`-745 < y \le 0` as a triple-double, relative error about
+    :math:`2^{-150}` (tested against mpmath), as :func:`_exp_dd`: :math:`y = (64k +
+    j)\ln 2/64 + t`, :math:`t` a triple-double (:data:`_LN2_STEP_PARTS5`: the products
+    by the 32-bit parts exact, the first difference exact), :math:`e^y = 2^k\,
+    2^{j/64}(1 + (e^t - 1))` (:data:`_EXP2_STEPS_TD`), :math:`e^t - 1 = t\sum_{n \ge 1}
+    t^{n-1}/n!` by Horner's scheme: the terms :math:`n \le 5` in triple-double, those
+    up to :math:`n = 11` (below :math:`2^{-55}`) in double-double, the rest (below
+    :math:`2^{-115}`) in floats, cut after :math:`n = 17` (remainder below
+    :math:`2^{-180}`). Where :math:`2^k` scales the low parts below the normal range
+    their bits are lost (terms under :math:`10^{-290}`). For kernels compiled without
+    ``reassoc`` only."""
+    l1, l2, l3, l4, l5 = _LN2_STEP_PARTS5
+    n = math.floor(y * (_EXP_DD_STEPS / math.log(2.0)) + 0.5)
+    k, j = n >> 6, n & 63
+    # t = y - n ln2/64: the products n*l1..n*l4 exact, y - n*l1 exact (Sterbenz); their
+    # sum exact as t0 + e0 + ... + e3 (two TwoSum passes), then to three parts.
+    s, e3 = _two_sum(-n * l4, -n * l5)
+    s, e2 = _two_sum(-n * l3, s)
+    s, e1 = _two_sum(-n * l2, s)
+    t0, e0 = _two_sum(y - n * l1, s)
+    s, f2 = _two_sum(e2, e3)
+    s, f1 = _two_sum(e1, s)
+    s, f0 = _two_sum(e0, s)
+    t = _td_renormalise(t0, s, f0 + (f1 + f2))
+    tail = 0.0
+    for c in _EXP_TD_TAIL:
+        tail = c + t[0] * tail
+    a_hi, a_lo = tail, 0.0
+    for c_hi, c_lo in _EXP_TD_MIDDLE:
+        a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t[0], t[1], a_hi, a_lo)
+    a = (a_hi, a_lo, 0.0)
+    for c in _EXP_TD_TAYLOR:
+        a = _td_mul_add(c, t, a)
+    m = _td_mul_add((0.0, 0.0, 0.0), t, a)  # e^t - 1
+    hi_steps, mid_steps, lo_steps = _EXP2_STEPS_TD
+    step = (hi_steps[j], mid_steps[j], lo_steps[j])
+    hi, mid, lo = _td_mul_add(step, step, m)  # 2^(j/64) e^t
+    scale = 2.0**k
+    return hi * scale, mid * scale, lo * scale
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
-def _mass_minus_one(row: Any, form: int, exact: bool) -> float:
-    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities (form 1), to about
-    :math:`2^{-100}` of the sum with ``exact`` (:func:`_exp_dd`, the sum a
-    double-double, then :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]), else
-    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN.
-    For probabilities (form 0): :math:`\sum_i x_i - 1`, the sum a double-double
-    whatever ``exact``; NaN if an entry is negative or NaN."""
-    hi = lo = 0.0
+def _mass_minus_one(row: Any, form: int, precision: int) -> tuple[float, float]:
+    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities (form 1) as a
+    double-double ``hi + lo``: each :math:`e^{v_i}` by ``math.exp`` (``precision`` 0,
+    an ulp), :func:`_exp_dd` (1, about :math:`2^{-104}`) or :func:`_exp_td` (2, about
+    :math:`2^{-155}`), summed in triple-double, then :math:`\mathrm{hi} - 1` exact for
+    a sum in [1/2, 2]; NaN if an entry is positive or NaN. For probabilities (form 0):
+    :math:`\sum_i x_i - 1` (the sum in triple-double, exact to about
+    :math:`2^{-155}`); NaN if an entry is negative or NaN."""
+    total = (0.0, 0.0, 0.0)
     for i in range(row.shape[0]):
         v = np.float64(row[i])
         if form == 0:
             if not v >= 0.0:
-                return math.nan
-            e_hi, e_lo = v, 0.0
+                return math.nan, math.nan
+            e = (v, 0.0, 0.0)
         elif not v <= 0.0:
-            return math.nan
-        elif v > -745.0:
-            e_hi, e_lo = _exp_dd(v) if exact else (math.exp(v), 0.0)
-        else:
+            return math.nan, math.nan
+        elif v <= -745.0:
             continue
-        s, f = _two_diff(hi, -e_hi)
-        hi, lo = _quick_two_sum(s, f + (lo + e_lo))
+        elif precision == 2:
+            e = _exp_td(v)
+        elif precision == 1:
+            e_hi, e_lo = _exp_dd(v)
+            e = (e_hi, e_lo, 0.0)
+        else:
+            e = (math.exp(v), 0.0, 0.0)
+        total = _td_add(total, e)
+    hi, mid, lo = total
     s, f = _two_diff(hi, 1.0)
-    return s + (f + lo)
+    s, f2 = _two_sum(s, mid)
+    return _quick_two_sum(s, (f + f2) + lo)
 
 
 _KL64_TOLERANCE = 2.0**-47
@@ -812,18 +963,34 @@ def _kl_exact(
     (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4); in double-double at
     once where ``estimate`` is below 4 (the float passes would be thrown away)."""
     form_a, form_b = sides
-    for exact in (False, True):
-        if not exact and abs(estimate) < 4.0 and form_a + form_b < 4:
+    if form_a == form_b == 2:
+        return _kl_shifted(a, b, sides, shifts, 0.0, 1.0), True
+    for precision in range(3):
+        if precision < 2 and abs(estimate) < _MASS_SKIP[precision]:
             continue
-        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, form_a, exact)
-        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, form_b, exact)
-        if p_delta != p_delta or q_delta != q_delta:
+        p_hi, p_lo = (0.0, 0.0) if form_a == 2 else _mass_minus_one(a, form_a, precision)
+        q_hi, q_lo = (0.0, 0.0) if form_b == 2 else _mass_minus_one(b, form_b, precision)
+        if p_hi != p_hi or q_hi != q_hi:
             return math.nan, False
-        kl = _kl_shifted(a, b, sides, shifts, p_delta, q_delta)
-        # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
-        if exact or form_a == form_b == 2 or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
+        d_hi, d_lo = _two_diff(p_hi, q_hi)
+        delta = d_hi + (d_lo + (p_lo - q_lo))
+        kl = _kl_shifted(a, b, sides, shifts, delta, 1.0 + p_hi)
+        # The masses' error, about 2^-52, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
+        # the KL (the last precision stands whatever it gives).
+        masses = 2.0 + p_hi + q_hi
+        if precision == 2 or masses * _MASS_ERROR[precision] <= 2.0**-56 * abs(kl):
             return kl, True
     return math.nan, False
+
+
+_MASS_ERROR = (2.0**-48, 2.0**-96)
+"""A bound on the relative error of the masses summed by :func:`_mass_minus_one` at
+``precision`` 0 and 1 (``math.exp``, :func:`_exp_dd`, the sum of ``n`` entries adding
+a little: below :math:`2^{-4}` of it for ``n`` up to a million)."""
+
+_MASS_SKIP = (4.0, 2.0**-36)
+"""Below these estimates of the KL, the masses at ``precision`` 0 and 1 could not stand
+(:data:`_MASS_ERROR`): :func:`_kl_exact` starts at the next."""
 
 
 @_inline
@@ -832,13 +999,12 @@ def _kl_shifted(
     b: Any,
     sides: tuple[int, int],
     shifts: tuple[float, float, float, float],
-    p_delta: float,
-    q_delta: float,
+    delta: float,
+    p_mass: float,
 ) -> float:
-    """The passes of :func:`_kl_exact`, given the masses less 1 of P and Q."""
+    """The passes of :func:`_kl_exact`, given :math:`\Pi - K` (``delta``) and
+    :math:`\Pi` (``p_mass``)."""
     m_a, ell_a, m_b, ell_b = shifts
-    delta = p_delta - q_delta
-    p_mass = 1.0 + p_delta
     hi, lo = _two_diff(m_a, m_b)
     c_hi, c_lo = _dd_add(hi, lo, ell_a - ell_b)
     kl = math.nan
