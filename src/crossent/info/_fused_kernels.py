@@ -324,7 +324,8 @@ def _bregman64_sums(
     b: Any,
     sides: tuple[int, int],
     shifts: tuple[float, float, float, float, float, float],
-) -> tuple[float, float, float]:
+    fine: bool,
+) -> tuple[float, float, float, float, float]:
     r"""The float64 twin of :func:`_bregman_sums` (two logit rows ``a``, ``b``),
     exact to a few float64 ulps: with :math:`u_i = e^{y_i - m_b}` (``math.exp``, the
     difference's rounding error ``e`` added as :math:`u(1 + e)`), the sums
@@ -356,28 +357,47 @@ def _bregman64_sums(
     m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
     inf = math.inf
     total = total_c = nu = nu_c = mass = mass_c = 0.0
+    infinite = False
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
         log_y, log_y_lo = _log_pair(y, form_b)
         x_dead = x == 0.0 if form_a == 0 else x == -inf
         if log_y == -inf:
-            if not x_dead:
-                total = inf
+            infinite = infinite or not x_dead
             continue
+        u_lo = 0.0
         if form_b == 0:
             u = y
         else:
             sy, sy_lo = _two_diff(y, m_b)
-            u = math.exp(sy) * (1.0 + sy_lo)
-        mass, mass_c = _add(mass, mass_c, u)
+            if fine:
+                u, u_lo = _exp_dd(sy)
+                u, u_lo = _quick_two_sum(u, u_lo + u * (sy_lo * (1.0 + 0.5 * sy_lo)))
+            else:
+                u = math.exp(sy) * (1.0 + sy_lo)
+        if fine:
+            mass, mass_c = _dd_sum(mass, mass_c, u, u_lo)
+        else:
+            mass, mass_c = _add(mass, mass_c, u)
         if x_dead:
-            total, total_c = _add(total, total_c, u)
+            if fine:
+                total, total_c = _dd_sum(total, total_c, u, u_lo)
+            else:
+                total, total_c = _add(total, total_c, u)
             nu, nu_c = _add(nu, nu_c, -u)
             continue
         log_x, log_x_lo = _log_pair(x, form_a)
         d, d_lo = _two_diff(log_x, log_y)
         d_lo += log_x_lo - log_y_lo
+        if fine:
+            r, e = _two_diff(d, c_hi)
+            r, r_lo = _two_sum(r, (d_lo - c_lo) + e)
+            term, term_lo, change = _fine_term(u, u_lo, r, r_lo)
+            if term == term:
+                total, total_c = _dd_sum(total, total_c, term, term_lo)
+                nu, nu_c = _add(nu, nu_c, change)
+                continue
         r = _minus(d, c_hi) + _minus(d_lo, c_lo)
         if abs(r) <= 1.0:
             term = u * (r * r * _horner(r, _PHI_HORNER64))
@@ -396,9 +416,61 @@ def _bregman64_sums(
                     pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
             term = u + pu * (r - 1.0)
             change = pu - u
-        total, total_c = _add(total, total_c, term)
+        if fine:
+            total, total_c = _dd_sum(total, total_c, term, 0.0)
+        else:
+            total, total_c = _add(total, total_c, term)
         nu, nu_c = _add(nu, nu_c, change)
-    return total + total_c, nu + nu_c, mass + mass_c
+    if infinite:
+        return inf, 0.0, nu + nu_c, mass + mass_c, 0.0
+    if fine:
+        return total, total_c, nu + nu_c, mass, mass_c
+    return total + total_c, 0.0, nu + nu_c, mass + mass_c, 0.0
+
+
+@_inline
+def _dd_sum(hi: float, lo: float, x_hi: float, x_lo: float) -> tuple[float, float]:
+    """The double-double ``hi + lo`` plus ``x_hi + x_lo``, to about :math:`2^{-105}` of
+    the larger (an infinite ``hi`` stays, ``lo`` then NaN)."""
+    s, e = _two_sum(hi, x_hi)
+    return _quick_two_sum(s, e + (lo + x_lo))
+
+
+@_inline
+def _fine_term(u: float, u_lo: float, r: float, r_lo: float) -> tuple[float, float, float]:
+    r"""The term :math:`u\varphi(r)` of :func:`_bregman64_sums` as a double-double, from
+    :math:`u` and :math:`r` as double-doubles, to about :math:`2^{-100}` of itself, and
+    :math:`u(e^r - 1)` as a float: :math:`\varphi(r) = r^2 \sum_j c_j r^j`
+    (:data:`_PHI_HORNER_DD`, Horner's scheme in double-double) for :math:`|r| \le 1`,
+    :math:`1 + (r - 1)e^r` with :math:`e^r` by :func:`_exp_dd` (times :math:`1 +
+    r_{lo}`) otherwise, :math:`u + u e^r (r - 1)` for :math:`r > 1`. NaN where
+    :math:`u e^r` overflows (the caller's float term then stands)."""
+    if abs(r) <= 1.0:
+        a_hi = a_lo = 0.0
+        if abs(r) <= 2.0**-12:
+            for c_hi, c_lo in _PHI_HORNER_DD_SHORT:
+                a_hi, a_lo = _dd_mul_add(c_hi, c_lo, r, r_lo, a_hi, a_lo)
+        else:
+            for c_hi, c_lo in _PHI_HORNER_DD:
+                a_hi, a_lo = _dd_mul_add(c_hi, c_lo, r, r_lo, a_hi, a_lo)
+        square, square_lo = _two_prod(r, r)
+        square, square_lo = _quick_two_sum(square, square_lo + 2.0 * r * r_lo)
+        phi, phi_lo = _dd_mul_add(0.0, 0.0, square, square_lo, a_hi, a_lo)
+        term, term_lo = _dd_mul_add(0.0, 0.0, u, u_lo, phi, phi_lo)
+        return term, term_lo, u * (r * _horner(r, _EXPM1_HORNER64))
+    er, er_lo = _exp_dd(r)
+    er, er_lo = _quick_two_sum(er, er_lo + er * r_lo)
+    less, less_lo = _two_sum(r, -1.0)
+    less_lo += r_lo
+    if r < 0.0:
+        inner, inner_lo = _dd_mul_add(1.0, 0.0, less, less_lo, er, er_lo)
+        term, term_lo = _dd_mul_add(0.0, 0.0, u, u_lo, inner, inner_lo)
+        return term, term_lo, u * (er - 1.0)
+    pu, pu_lo = _dd_mul_add(0.0, 0.0, u, u_lo, er, er_lo)
+    if not (u > 0.0 and abs(pu) < math.inf):
+        return math.nan, math.nan, math.nan
+    term, term_lo = _dd_mul_add(u, u_lo, pu, pu_lo, less, less_lo)
+    return term, term_lo, pu - u
 
 
 @_inline
@@ -474,6 +546,18 @@ def _double_double(value: Fraction) -> tuple[float, float]:
     """``value`` as the pair of floats ``hi + lo`` nearest to it."""
     hi = float(value)
     return hi, float(value - Fraction(hi))
+
+
+_PHI_HORNER_DD = tuple(
+    _double_double(Fraction(j + 1, math.factorial(j + 2))) for j in range(29, -1, -1)
+)
+r""":data:`_PHI_HORNER`'s coefficients :math:`c_{29}, \dots, c_0` as double-doubles: the
+remainder is below :math:`1.1 c_{30} < 2^{-108}` of :math:`\varphi(r)/r^2 > 0.26` for
+:math:`|r| \le 1`."""
+
+_PHI_HORNER_DD_SHORT = _PHI_HORNER_DD[-9:]
+r""":math:`c_8, \dots, c_0` of :data:`_PHI_HORNER_DD`: enough for :math:`|r| \le
+2^{-12}` (remainder below :math:`c_9 2^{-108} < 2^{-124}`)."""
 
 
 def _ln2_parts() -> tuple[float, float, float]:
@@ -964,26 +1048,79 @@ def _kl_exact(
     once where ``estimate`` is below 4 (the float passes would be thrown away)."""
     form_a, form_b = sides
     if form_a == form_b == 2:
-        return _kl_shifted(a, b, sides, shifts, 0.0, 1.0), True
+        return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, False)[0], True
     for precision in range(3):
         if precision < 2 and abs(estimate) < _MASS_SKIP[precision]:
             continue
+        if precision == 2 and form_a == form_b == 1:
+            return _kl_log_probs_td(a, b)
         p_hi, p_lo = (0.0, 0.0) if form_a == 2 else _mass_minus_one(a, form_a, precision)
         q_hi, q_lo = (0.0, 0.0) if form_b == 2 else _mass_minus_one(b, form_b, precision)
         if p_hi != p_hi or q_hi != q_hi:
             return math.nan, False
         d_hi, d_lo = _two_diff(p_hi, q_hi)
-        delta = d_hi + (d_lo + (p_lo - q_lo))
-        kl = _kl_shifted(a, b, sides, shifts, delta, 1.0 + p_hi)
+        delta = _quick_two_sum(d_hi, d_lo + (p_lo - q_lo))
+        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, 1.0 + p_hi, precision == 2)
         # The masses' error, about 2^-52, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
-        # the KL (the last precision stands whatever it gives).
-        masses = 2.0 + p_hi + q_hi
-        if precision == 2 or masses * _MASS_ERROR[precision] <= 2.0**-56 * abs(kl):
+        # the KL, and the float Bregman sum's (a few ulps of B) within 2^-47 of it (the
+        # last precision stands whatever it gives).
+        masses = (2.0 + p_hi + q_hi) * _MASS_ERROR[precision]
+        if precision == 2 or (masses <= 2.0**-56 * abs(kl) and bregman <= 8.0 * abs(kl)):
             return kl, True
     return math.nan, False
 
 
-_MASS_ERROR = (2.0**-48, 2.0**-96)
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
+    r"""KL of two rows of log-probabilities :math:`v`, :math:`w` as it is defined,
+    :math:`\sum_i e^{v_i}(v_i - w_i)`, to about :math:`2^{-150}` of :math:`\sum_i
+    e^{v_i}|v_i - w_i|` (and whether it could be computed: not for a positive or NaN
+    entry): :math:`e^{v_i}` by :func:`_exp_td`, :math:`v_i - w_i` exact as a
+    double-double, their product in triple-double (the products of parts down to
+    :math:`2^{-106}` exact), the positive and the negative terms summed apart in
+    triple-double (no cancellation), one difference at the end, rounded once.
+
+    Where the terms cancel (nearly equal rows whose first-order terms
+    :math:`e^{v_i}(v_i - w_i)` add up to a KL far below their magnitudes) the masses'
+    route of :func:`_kl_exact` leaves the error of its float Bregman sum, an ulp of
+    :math:`\sum_i q_i\varphi(r_i)`, which may be many of the KL; this sum has none.
+    Conventions: 0 where :math:`v_i = -\infty`, :math:`+\infty` where only
+    :math:`w_i = -\infty`."""
+    positive = negative = (0.0, 0.0, 0.0)
+    infinite = False
+    for i in range(a.shape[0]):
+        v = np.float64(a[i])
+        w = np.float64(b[i])
+        if not (v <= 0.0 and w <= 0.0):
+            return math.nan, False
+        if v == -math.inf:
+            continue
+        if w == -math.inf:
+            infinite = True
+            continue
+        if v <= -745.0:  # e^v < 5e-324: its term is below 1e-320
+            continue
+        p0, p1, p2 = _exp_td(v)
+        r0, r1 = _two_diff(v, w)
+        t0, e00 = _two_prod(p0, r0)
+        t01, e01 = _two_prod(p0, r1)
+        t10, e10 = _two_prod(p1, r0)
+        low = (e01 + e10) + (p1 * r1 + p2 * r0)
+        mid, x = _two_sum(e00, t01)
+        mid, y = _two_sum(mid, t10)
+        term = _td_renormalise(t0, mid, low + (x + y))
+        if term[0] >= 0.0:
+            positive = _td_add(positive, term)
+        else:
+            negative = _td_add(negative, (-term[0], -term[1], -term[2]))
+    if infinite:
+        return math.inf, True
+    hi, mid, lo = _td_add(positive, (-negative[0], -negative[1], -negative[2]))
+    hi, mid, lo = _td_renormalise(hi, mid, lo)
+    return hi + (mid + lo), True
+
+
+_MASS_ERROR = (2.0**-48, 2.0**-96, 0.0)
 """A bound on the relative error of the masses summed by :func:`_mass_minus_one` at
 ``precision`` 0 and 1 (``math.exp``, :func:`_exp_dd`, the sum of ``n`` entries adding
 a little: below :math:`2^{-4}` of it for ``n`` up to a million)."""
@@ -999,28 +1136,43 @@ def _kl_shifted(
     b: Any,
     sides: tuple[int, int],
     shifts: tuple[float, float, float, float],
-    delta: float,
+    delta: tuple[float, float],
     p_mass: float,
-) -> float:
-    """The passes of :func:`_kl_exact`, given :math:`\Pi - K` (``delta``) and
-    :math:`\Pi` (``p_mass``)."""
+    fine: bool,
+) -> tuple[float, float]:
+    r"""The passes of :func:`_kl_exact`, given :math:`\Pi - K` (``delta``, a
+    double-double) and :math:`\Pi` (``p_mass``), the Bregman sums ``fine`` or not
+    (:func:`_bregman64_sums`); the KL and :math:`B` (to judge the float sums' error)."""
     m_a, ell_a, m_b, ell_b = shifts
+    delta_hi, delta_lo = delta
     hi, lo = _two_diff(m_a, m_b)
     c_hi, c_lo = _dd_add(hi, lo, ell_a - ell_b)
-    kl = math.nan
+    kl = total = math.nan
     for k in range(4):
-        total, nu, mass = _bregman64_sums(a, b, sides, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
+        sums = _bregman64_sums(a, b, sides, (m_a, ell_a, m_b, ell_b, c_hi, c_lo), fine)
+        total, total_lo, nu, mass, mass_lo = sums
         if not total < math.inf:
-            return total
+            return total, total
         if sides[1] == 2:
-            total, nu = total / mass, nu / mass
-        kl = total + delta
-        eps = math.log1p((nu - delta) / p_mass)
+            total, total_lo = _dd_divide(total, total_lo, mass, mass_lo)
+            nu = nu / (mass + mass_lo)
+        s, e = _two_sum(total, delta_hi)
+        kl = s + (e + (total_lo + delta_lo))
+        eps = math.log1p(((nu - delta_hi) - delta_lo) / p_mass)
         if eps * eps <= _SHIFT_SQUARED_TOLERANCE * abs(kl) or k == 3:
             phi = eps * eps * _horner(eps, _PHI_HORNER64)
-            return math.exp(-eps) * (kl - p_mass * phi)
+            return math.exp(-eps) * (kl - p_mass * phi), total
         c_hi, c_lo = _dd_add(c_hi, c_lo, eps)
-    return kl
+    return kl, total
+
+
+@_inline
+def _dd_divide(hi: float, lo: float, d_hi: float, d_lo: float) -> tuple[float, float]:
+    """The double-double ``(hi + lo) / (d_hi + d_lo)``, to about :math:`2^{-104}`."""
+    q = hi / d_hi
+    p, e = _two_prod(q, d_hi)
+    rest = (((hi - p) - e) + lo) - q * d_lo
+    return _quick_two_sum(q, rest / d_hi)
 
 
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
