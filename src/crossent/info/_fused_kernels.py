@@ -381,11 +381,9 @@ def _bregman64_sums(
         else:
             mass, mass_c = _add(mass, mass_c, u)
         if x_dead:
-            if fine:
-                total, total_c = _dd_sum(total, total_c, u, u_lo)
-            else:
+            if not fine:  # fine: left out, and out of K (_mass_difference)
                 total, total_c = _add(total, total_c, u)
-            nu, nu_c = _add(nu, nu_c, -u)
+                nu, nu_c = _add(nu, nu_c, -u)
             continue
         log_x, log_x_lo = _log_pair(x, form_a)
         d, d_lo = _two_diff(log_x, log_y)
@@ -774,37 +772,94 @@ def _exp_td(y: float) -> tuple[float, float, float]:
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
-def _mass_minus_one(row: Any, form: int, precision: int) -> tuple[float, float]:
-    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities (form 1) as a
-    double-double ``hi + lo``: each :math:`e^{v_i}` by ``math.exp`` (``precision`` 0,
-    an ulp), :func:`_exp_dd` (1, about :math:`2^{-104}`) or :func:`_exp_td` (2, about
-    :math:`2^{-155}`), summed in triple-double, then :math:`\mathrm{hi} - 1` exact for
-    a sum in [1/2, 2]; NaN if an entry is positive or NaN. For probabilities (form 0):
-    :math:`\sum_i x_i - 1` (the sum in triple-double, exact to about
-    :math:`2^{-155}`); NaN if an entry is negative or NaN."""
-    total = (0.0, 0.0, 0.0)
+def _masses(
+    row: Any, form: int, shift: float, precision: int, other: Any, other_form: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:
+    r"""The mass of a row in triple-double: :math:`\sum_i e^{v_i - \mathrm{shift}}`
+    (logits, form 2, ``shift`` their maximum; log-probabilities, form 1, ``shift`` 0),
+    each term by ``math.exp`` (``precision`` 0, an ulp), :func:`_exp_dd` (1, about
+    :math:`2^{-104}`) or :func:`_exp_td` (2, about :math:`2^{-155}`), the difference's
+    rounding error :math:`e` taken as :math:`e^{h}(1 + e + e^2/2)`; :math:`\sum_i x_i`
+    for probabilities (form 0), exact to about :math:`2^{-155}`. Also the mass over the
+    entries where the ``other`` row (in ``other_form``) is not zero (not ``-inf``),
+    and whether the row could be summed (not: a negative probability, a positive
+    log-probability, a NaN)."""
+    total = live = (0.0, 0.0, 0.0)
     for i in range(row.shape[0]):
         v = np.float64(row[i])
         if form == 0:
             if not v >= 0.0:
-                return math.nan, math.nan
+                return total, live, False
             e = (v, 0.0, 0.0)
-        elif not v <= 0.0:
-            return math.nan, math.nan
-        elif v <= -745.0:
-            continue
-        elif precision == 2:
-            e = _exp_td(v)
-        elif precision == 1:
-            e_hi, e_lo = _exp_dd(v)
-            e = (e_hi, e_lo, 0.0)
         else:
-            e = (math.exp(v), 0.0, 0.0)
+            if not (v <= 0.0 or form == 2) or v != v:
+                return total, live, False
+            h, h_lo = _two_diff(v, shift)
+            if h <= -745.0:
+                continue
+            if precision == 2:
+                e = _exp_td(h)
+            elif precision == 1:
+                e_hi, e_lo = _exp_dd(h)
+                e = (e_hi, e_lo, 0.0)
+            else:
+                e = (math.exp(h), 0.0, 0.0)
+            if h_lo != 0.0:
+                e = _td_mul_add(e, e, (h_lo * (1.0 + 0.5 * h_lo), 0.0, 0.0))
         total = _td_add(total, e)
-    hi, mid, lo = total
-    s, f = _two_diff(hi, 1.0)
-    s, f2 = _two_sum(s, mid)
-    return _quick_two_sum(s, (f + f2) + lo)
+        w = np.float64(other[i])
+        if not (w == 0.0 if other_form == 0 else w == -math.inf):
+            live = _td_add(live, e)
+    return total, live, True
+
+
+@_inline
+def _td_to_dd(x: tuple[float, float, float]) -> tuple[float, float]:
+    """A triple-double rounded to a double-double."""
+    hi, mid, lo = _td_renormalise(x[0], x[1], x[2])
+    return _quick_two_sum(hi, mid + lo)
+
+
+@_inline
+def _td_neg(x: tuple[float, float, float]) -> tuple[float, float, float]:
+    """``-x``."""
+    return -x[0], -x[1], -x[2]
+
+
+@_inline
+def _mass_difference(
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], precision: int
+) -> tuple[tuple[float, float], float, bool]:
+    r""":math:`\Pi - K` (P's and Q's masses; 1 for logits) as a double-double, to about
+    :math:`2^{-150}` of the masses at ``precision`` 2, :math:`\Pi`, and whether the
+    masses could be summed (:func:`_masses`; ``tops``: the logit sides' maxima).
+
+    At ``precision`` 2 (:func:`_bregman64_sums` ``fine``, which leaves out the entries
+    where :math:`p_i = 0`), :math:`K` is Q's mass where :math:`p_i > 0` only,
+    :math:`U_{live}/U` for logits (:math:`\Pi - U_{live}/U = (\Pi U - U_{live})/U`, the
+    numerator in triple-double): otherwise the Bregman sum's terms :math:`q_i` there
+    and :math:`-K` cancel (zeros in an unnormalised P: :math:`\Pi < 1`)."""
+    form_a, form_b = sides
+    one = (1.0, 0.0, 0.0)
+    p_mass = one
+    if form_a != 2:
+        p_mass, _, ok = _masses(a, form_a, 0.0, precision, a, form_a)
+        if not ok:
+            return (math.nan, math.nan), math.nan, False
+    fine = precision == 2
+    if form_b != 2:
+        q_all, q_live, ok = _masses(b, form_b, 0.0, precision, a, form_a)
+        if not ok:
+            return (math.nan, math.nan), math.nan, False
+        difference = _td_add(p_mass, _td_neg(q_live if fine else q_all))
+        return _td_to_dd(difference), p_mass[0], True
+    if fine:
+        u_all, u_live, ok = _masses(b, 2, tops[1], precision, a, form_a)
+        if ok and u_live != u_all:
+            numerator = _td_to_dd(_td_mul_add(_td_neg(u_live), p_mass, u_all))
+            hi, lo = _td_to_dd(u_all)
+            return _dd_divide(numerator[0], numerator[1], hi, lo), p_mass[0], True
+    return _td_to_dd(_td_add(p_mass, _td_neg(one))), p_mass[0], True
 
 
 _KL64_TOLERANCE = 2.0**-47
@@ -1054,17 +1109,15 @@ def _kl_exact(
             continue
         if precision == 2 and form_a == form_b == 1:
             return _kl_log_probs_td(a, b)
-        p_hi, p_lo = (0.0, 0.0) if form_a == 2 else _mass_minus_one(a, form_a, precision)
-        q_hi, q_lo = (0.0, 0.0) if form_b == 2 else _mass_minus_one(b, form_b, precision)
-        if p_hi != p_hi or q_hi != q_hi:
+        tops = (shifts[0], shifts[2])
+        delta, p_mass, ok = _mass_difference(a, b, sides, tops, precision)
+        if not ok:
             return math.nan, False
-        d_hi, d_lo = _two_diff(p_hi, q_hi)
-        delta = _quick_two_sum(d_hi, d_lo + (p_lo - q_lo))
-        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, 1.0 + p_hi, precision == 2)
+        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, p_mass, precision == 2)
         # The masses' error, about 2^-52, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
         # the KL, and the float Bregman sum's (a few ulps of B) within 2^-47 of it (the
         # last precision stands whatever it gives).
-        masses = (2.0 + p_hi + q_hi) * _MASS_ERROR[precision]
+        masses = (2.0 + p_mass + abs(delta[0])) * _MASS_ERROR[precision]
         if precision == 2 or (masses <= 2.0**-56 * abs(kl) and bregman <= 8.0 * abs(kl)):
             return kl, True
     return math.nan, False
