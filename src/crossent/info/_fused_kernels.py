@@ -1540,13 +1540,36 @@ def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
     r"""A bound on the error of the loop's log-probabilities of a side, besides
     :math:`2u|\log p_i|` an entry (:func:`_loop_kl_bound`): 0 for probabilities and
     log-probabilities; for logits, the log-partition's error (:func:`_partition_error`
-    for float32 inputs; for float64, :math:`(n + 2)1.01u` of the plain exp-sum and
-    :math:`2u|\ell|` of ``log1p``) and the rounding of :math:`x - m`, :math:`u\ell`."""
+    for float32 inputs; for float64, :func:`_log_partition_compensated`'s) and the
+    rounding of :math:`x - m`, :math:`u\ell`."""
     if form != 2:
         return 0.0
     if fast:
         return _partition_error(n, ell) + _U * abs(ell)
-    return (n + 2) * 1.01 * _U + 3.0 * _U * abs(ell)
+    return (6.0 + math.log(n + 1.0)) * 1.01 * _U + 3.0 * _U * abs(ell)
+
+
+@_inline
+def _log_partition_compensated(row: Any) -> tuple[float, float]:
+    r"""``m`` and ``ell`` of :func:`_log_partition` (float64, no entropy) with the
+    exp-sum compensated (Neumaier's, :func:`_add`). Error of ``ell``: ``math.exp``
+    (:math:`2u` relative), the rounding of :math:`s_i = x_i - m` (:math:`u|s_i|`
+    relative, :math:`u\sum_i p_i |s_i| = u(H - \ell) \le u \log n` in all), the sum
+    (:math:`2u`) and ``log1p`` (:math:`2u|\ell|`): at most
+    :math:`(6 + \log(n + 1))u + 2u|\ell|` (:func:`_side_error`), where the plain sum's
+    :math:`\gamma_{n-1}` made the bound :math:`n` ulps."""
+    m = _row_max(row)
+    if not math.isfinite(m):
+        m = 0.0
+    rest = rest_c = 0.0
+    ties = 0
+    for x in row:
+        s = np.float64(x) - m
+        if s == 0.0:
+            ties += 1
+        else:
+            rest, rest_c = _add(rest, rest_c, math.exp(s))
+    return m, math.log1p((rest + rest_c) + (ties - 1))
 
 
 @_inline
@@ -1560,16 +1583,17 @@ def _loop_kl_bound(
     the rounding of :math:`(x - m) - \ell`) plus its side's ``errors`` (0, or a logits
     side's :func:`_side_error`); :math:`p_i = e^{\log p_i}` takes that error, relative,
     and its own :math:`\rho` (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so
-    :math:`t_i` errs by :math:`e_i p_i (1 + |r_i|) + (\rho + u)|t_i|`, :math:`r_i =
-    \log p_i - \log q_i`, :math:`e_i` the two logarithms' errors; and Neumaier's sum
-    by :math:`u|D| + 1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`,
-    :math:`\sum p_i (|\log p_i| + |\log q_i|)(1 + |r_i|)` and :math:`\sum p_i (1 +
-    |r_i|) = \Pi + \sum |t_i|` less the second: :math:`\Pi`. The whole enlarged by
+    :math:`t_i` errs by :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + u)|t_i|`,
+    :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i` the two
+    logarithms' errors (P's without the factor :math:`1 + |r_i|` where P is
+    probabilities: :math:`p_i` is then exact); and Neumaier's sum by :math:`u|D| +
+    1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`, :math:`\sum p_i(|\log
+    p_i| w_i + |\log q_i|)` (:math:`w_i` that factor or 1) and :math:`\Pi`. The whole enlarged by
     :math:`2^{-20}` (the bound's own rounding)."""
     t_abs, logs, mass = sums
     u = _U
     rho = 5.2e-11 if fast else 2.0 * u
-    sides = (errors[0] + errors[1]) * (mass + t_abs)
+    sides = errors[0] * (mass + t_abs) + errors[1] * mass
     rounding = (rho + 2.0 * u + 1.01 * (n * u) ** 2) * t_abs + u * abs(kl)
     return (2.0 * u * logs + sides + rounding) * (1.0 + 2.0**-20)
 
@@ -1606,10 +1630,20 @@ def _row(
             )
     m_a = ell_a = h_a = m_b = ell_b = 0.0
     alone = quick
+    # One side probabilities, the other float64 logits, for the KL: the log-partition by
+    # a compensated sum (its error, first order in the loop's KL, is then a few ulps,
+    # not n: see _side_error), so that the loop's bound stands on random rows.
+    bounded = (form_a == 0) != (form_b == 0) and want & 4 and not fast
     if partition_a and not (alone and form_a == 2):
-        m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
+        if bounded and form_a == 2 and not direct:
+            m_a, ell_a = _log_partition_compensated(a[r])
+        else:
+            m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
     if partition_b and not (alone and form_b == 2):
-        m_b, ell_b, _ = _log_partition(b[r], False, fast)
+        if bounded and form_b == 2:
+            m_b, ell_b = _log_partition_compensated(b[r])
+        else:
+            m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
     # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only,
     # unless ``sums``).
@@ -1685,7 +1719,8 @@ def _row(
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
                 kl_abs += abs(term)
-                kl_logs += p * (abs(log_p) + abs(log_q)) * (1.0 + abs(log_p - log_q))
+                weight = 1.0 if form_a == 0 else 1.0 + abs(log_p - log_q)
+                kl_logs += p * (abs(log_p) * weight + abs(log_q))
                 p_mass += p
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
