@@ -349,10 +349,19 @@ def _bregman64_sums(
     and ``ell`` are 0) gives its entries as they are for :math:`u_i` (Q) and
     :math:`u_i e^{r_i}` (P, times :math:`e^{\ell_b}`), and its logarithms in
     double-double (:func:`_log_dd`), so that :math:`r_i` keeps its few ulps where the
-    sides nearly agree; a zero probability stands for :math:`-\infty`. Compiled without ``reassoc`` (the ``exp`` calls keep the
-    loop scalar anyway); each sum compensated (Neumaier's, :func:`_add`: a plain sum of
-    a thousand like terms erred by 1e-14), so it errs by about an ulp of itself (of
-    :math:`\sum_i |u_i (e^{r_i} - 1)|` for :math:`N`)."""
+    sides nearly agree; a zero probability stands for :math:`-\infty`. Compiled
+    without ``reassoc`` (the ``exp`` calls keep the loop scalar anyway); each sum
+    compensated (Neumaier's, :func:`_add`: a plain sum of a thousand like terms erred
+    by 1e-14), so it errs by about an ulp of itself (of :math:`\sum_i |u_i (e^{r_i} -
+    1)|` for :math:`N`).
+
+    With ``fine``, :math:`u_i`, :math:`r_i` and each term of :math:`B` in double-double
+    (:func:`_fine_term`), :math:`B` and :math:`U` summed so, to about :math:`2^{-100}`
+    of :math:`B`: for a KL far below :math:`B` (:math:`D = B + \Pi - K`, the masses
+    cancelling :math:`B`); the entries where :math:`p_i = 0` are then left out of
+    :math:`B` and :math:`N` (their :math:`q_i` would cancel :math:`-K`'s;
+    :func:`_mass_difference` leaves them out of :math:`K`). Returns :math:`B` and
+    :math:`U` as double-doubles (``hi, lo``; ``lo`` 0 unless ``fine``) and :math:`N`."""
     form_a, form_b = sides
     m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
     inf = math.inf
@@ -637,9 +646,7 @@ def _triple_double(value: Fraction) -> tuple[float, float, float]:
 def _ln2_step_parts5() -> tuple[float, ...]:
     r""":math:`\ln 2/64` as five floats, the first four of 32 significant bits (each
     times an integer below :math:`2^{21}` exact), to about :math:`2^{-190}`."""
-    ln2 = Fraction(
-        "0.693147180559945309417232121458176568075500134360255254120680009493393621969"
-    )
+    ln2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680009493393621969")
     parts = []
     rest = ln2 / _EXP_DD_STEPS
     scale = 2**38  # ln2/64 < 2^-6: 32 bits from 2^-6 down
@@ -760,10 +767,10 @@ def _exp_td(y: float) -> tuple[float, float, float]:
     a_hi, a_lo = tail, 0.0
     for c_hi, c_lo in _EXP_TD_MIDDLE:
         a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t[0], t[1], a_hi, a_lo)
-    a = (a_hi, a_lo, 0.0)
-    for c in _EXP_TD_TAYLOR:
-        a = _td_mul_add(c, t, a)
-    m = _td_mul_add((0.0, 0.0, 0.0), t, a)  # e^t - 1
+    series: tuple[float, float, float] = (a_hi, a_lo, 0.0)
+    for coefficient in _EXP_TD_TAYLOR:
+        series = _td_mul_add(coefficient, t, series)
+    m = _td_mul_add((0.0, 0.0, 0.0), t, series)  # e^t - 1
     hi_steps, mid_steps, lo_steps = _EXP2_STEPS_TD
     step = (hi_steps[j], mid_steps[j], lo_steps[j])
     hi, mid, lo = _td_mul_add(step, step, m)  # 2^(j/64) e^t
@@ -785,8 +792,9 @@ def _masses(
     and whether the row could be summed (not: a negative probability, a positive
     log-probability, a NaN)."""
     total = live = (0.0, 0.0, 0.0)
+    e: tuple[float, float, float]
     for i in range(row.shape[0]):
-        v = np.float64(row[i])
+        v = float(np.float64(row[i]))
         if form == 0:
             if not v >= 0.0:
                 return total, live, False
@@ -1096,11 +1104,22 @@ def _kl_exact(
     sums taken again (at most four passes: each leaves a shift of order
     :math:`2^{-53}` of the previous one and of :math:`\sqrt{D}`). Where Q is not
     normalised :math:`D` may be small against :math:`B` and :math:`K - \Pi` (they then
-    cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses.
-    The masses are summed in floats first (``math.exp``, an ulp each), and again in
-    double-double only where their error could exceed an ulp of :math:`D`
-    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4); in double-double at
-    once where ``estimate`` is below 4 (the float passes would be thrown away)."""
+    cancel). So the masses (:func:`_mass_difference`) are summed at three precisions,
+    each only where the one before could not stand: ``math.exp`` (an ulp each), in
+    double-double (:func:`_exp_dd`, where :math:`2(\Pi + K) > |D|`), in
+    triple-double (:func:`_exp_td`, where :math:`2^{-96}(\Pi + K) > 2^{-56}|D|` or
+    :math:`B > 8|D|`: then :math:`B` too in double-double, ``fine``), starting where
+    ``estimate`` says the cheaper ones would be thrown away (:data:`_MASS_SKIP`). Two
+    log-probability sides take, at the last precision, their defining sum instead
+    (:func:`_kl_log_probs_td`): their :math:`r_i` are exact and nothing is left to
+    the Bregman sum's rounding. A side of probabilities: its logarithms in
+    double-double (:func:`_bregman64_sums`), its mass exact.
+
+    Error (tested against mpmath down to a KL of 1e-40,
+    ``tests/info/test_issue13_kl_tiny_exact.py``): 4 ulps; and about :math:`2^{-150}`
+    absolute besides where one side is probabilities or logits and the other not
+    (double-double logarithms of probabilities and Bregman sum: above 1e-30, a few ulps
+    too)."""
     form_a, form_b = sides
     if form_a == form_b == 2:
         return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, False)[0], True
@@ -1173,10 +1192,11 @@ def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
     return hi + (mid + lo), True
 
 
-_MASS_ERROR = (2.0**-48, 2.0**-96, 0.0)
-"""A bound on the relative error of the masses summed by :func:`_mass_minus_one` at
-``precision`` 0 and 1 (``math.exp``, :func:`_exp_dd`, the sum of ``n`` entries adding
-a little: below :math:`2^{-4}` of it for ``n`` up to a million)."""
+_MASS_ERROR = (2.0**-55, 2.0**-96, 0.0)
+r"""What :func:`_kl_exact` counts as the error of the masses (:func:`_masses`) at each
+``precision``, relative: :math:`2^{-55}` at 0 (``math.exp``; then the masses stand
+where :math:`2(\Pi + K) \le |D|`, as before), :math:`2^{-96}` at 1 (:func:`_exp_dd`,
+about :math:`2^{-104}` each, the sum in triple-double)."""
 
 _MASS_SKIP = (4.0, 2.0**-36)
 """Below these estimates of the KL, the masses at ``precision`` 0 and 1 could not stand
@@ -1725,8 +1745,9 @@ def _row(
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
     if one_probs and finite and math.isfinite(kl):
-        errors = (_side_error(form_a, a.shape[1], ell_a, fast), _side_error(form_b, a.shape[1], ell_b, fast))
-        bound = _loop_kl_bound(kl + kl_c, (kl_abs, kl_logs, p_mass), errors, a.shape[1], fast)
+        n = a.shape[1]
+        errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
+        bound = _loop_kl_bound(kl + kl_c, (kl_abs, kl_logs, p_mass), errors, n, fast)
         if not bound <= (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(kl + kl_c):
             shifts = (
                 m_a if form_a == 2 else 0.0,
