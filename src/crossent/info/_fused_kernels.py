@@ -836,13 +836,13 @@ def _td_neg(x: tuple[float, float, float]) -> tuple[float, float, float]:
 
 @_inline
 def _mass_difference(
-    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], precision: int
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], precision: int, fine: bool
 ) -> tuple[tuple[float, float], float, bool]:
     r""":math:`\Pi - K` (P's and Q's masses; 1 for logits) as a double-double, to about
     :math:`2^{-150}` of the masses at ``precision`` 2, :math:`\Pi`, and whether the
     masses could be summed (:func:`_masses`; ``tops``: the logit sides' maxima).
 
-    At ``precision`` 2 (:func:`_bregman64_sums` ``fine``, which leaves out the entries
+    With ``fine`` (:func:`_bregman64_sums` ``fine``, which leaves out the entries
     where :math:`p_i = 0`), :math:`K` is Q's mass where :math:`p_i > 0` only,
     :math:`U_{live}/U` for logits (:math:`\Pi - U_{live}/U = (\Pi U - U_{live})/U`, the
     numerator in triple-double): otherwise the Bregman sum's terms :math:`q_i` there
@@ -854,7 +854,6 @@ def _mass_difference(
         p_mass, _, ok = _masses(a, form_a, 0.0, precision, a, form_a)
         if not ok:
             return (math.nan, math.nan), math.nan, False
-    fine = precision == 2
     if form_b != 2:
         q_all, q_live, ok = _masses(b, form_b, 0.0, precision, a, form_a)
         if not ok:
@@ -1108,7 +1107,8 @@ def _kl_exact(
     each only where the one before could not stand: ``math.exp`` (an ulp each), in
     double-double (:func:`_exp_dd`, where :math:`2(\Pi + K) > |D|`), in
     triple-double (:func:`_exp_td`, where :math:`2^{-96}(\Pi + K) > 2^{-56}|D|` or
-    :math:`B > 8|D|`: then :math:`B` too in double-double, ``fine``), starting where
+    :math:`B > 8|D|`), and that again with :math:`B` in double-double (``fine``) where
+    still :math:`B > 8|D|` (the masses cancel it), starting where
     ``estimate`` says the cheaper ones would be thrown away (:data:`_MASS_SKIP`). Two
     log-probability sides take, at the last precision, their defining sum instead
     (:func:`_kl_log_probs_td`): their :math:`r_i` are exact and nothing is left to
@@ -1123,21 +1123,22 @@ def _kl_exact(
     form_a, form_b = sides
     if form_a == form_b == 2:
         return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, False)[0], True
-    for precision in range(3):
+    for precision in range(4):
         if precision < 2 and abs(estimate) < _MASS_SKIP[precision]:
             continue
         if precision == 2 and form_a == form_b == 1:
             return _kl_log_probs_td(a, b)
         tops = (shifts[0], shifts[2])
-        delta, p_mass, ok = _mass_difference(a, b, sides, tops, precision)
+        fine = precision == 3
+        delta, p_mass, ok = _mass_difference(a, b, sides, tops, min(precision, 2), fine)
         if not ok:
             return math.nan, False
-        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, p_mass, precision == 2)
-        # The masses' error, about 2^-52, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
+        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, p_mass, fine)
+        # The masses' error, about 2^-55, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
         # the KL, and the float Bregman sum's (a few ulps of B) within 2^-47 of it (the
-        # last precision stands whatever it gives).
-        masses = (2.0 + p_mass + abs(delta[0])) * _MASS_ERROR[precision]
-        if precision == 2 or (masses <= 2.0**-56 * abs(kl) and bregman <= 8.0 * abs(kl)):
+        # last precision, B in double-double, stands whatever it gives).
+        masses = (2.0 + p_mass + abs(delta[0])) * _MASS_ERROR[min(precision, 2)]
+        if fine or (masses <= 2.0**-56 * abs(kl) and bregman <= 8.0 * abs(kl)):
             return kl, True
     return math.nan, False
 
