@@ -24,19 +24,19 @@ sides by their defining sum in triple-double (``_kl_log_probs_td``).
 
 Bound proved here on every row below (mpmath at :data:`DIGITS` digits): float64
 within :data:`FEW_ULPS` relative, and :data:`ABSOLUTE` (:math:`2^{-150}`) besides
-where one side is not log-probabilities (at 1e-40 those rows are up to 1e7 ulps off:
+unless both sides are log-probabilities (at 1e-40 those rows are up to 1e7 ulps off:
 the logarithms of probabilities and the Bregman sum would need triple-double too);
-float32 within :data:`FLOAT32_ULPS` of a float32 ulp. Rows: rounding-level differences (P and Q one
-exact distribution rounded in each form), one entry one ulp off, rows tuned by ulps
+float32 within :data:`FLOAT32_ULPS` of a float32 ulp. Rows: rounding-level
+differences (P and Q one exact distribution rounded in each form), one entry one ulp off, rows tuned by ulps
 of one side to a KL near 1e-12 ... 1e-40 (float32: 1e-12 ... 1e-30), zeros in P, a
 spread of 90 nats, V = 2, 9 and 300.
 
-Fails on main: every test of this file (the probability pairs by up to 1e25 ulps,
-the log-probability pairs at 1e-20 and below). Mutants, each caught (by hand, then
-restored): ``_loop_kl_bound`` returning 0 (the loop always stands: the probability
-pairs fail), ``_log_dd``'s low part 0 (probability pairs), ``_exp_td`` as ``_exp_dd``
-(mixed log-probability pairs at 1e-30), ``_kl_log_probs_td`` skipped (two
-log-probability sides), ``_fine_term`` never taken (``fine`` False: the tuned rows).
+Fails on main (bd63441, measured): all 13 cases (the float32 pair of log-probability
+sides, exact there already, is skipped). Mutants (a copy of ``src``, measured):
+``_loop_kl_bound`` returning 0, so the loop always stands: 8 fail (every probability
+pair); ``_log_dd``'s low part 0: 7; ``_exp_td`` as ``_exp_dd`` in ``_masses``: 6 (the
+mixed log-probability pairs); ``_kl_log_probs_td`` skipped: 1 (float64 log_probs
+against log_probs, at 1e-40); ``fine`` never set (B in floats): 12.
 """
 
 from __future__ import annotations
