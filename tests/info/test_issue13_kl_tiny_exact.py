@@ -27,9 +27,9 @@ within :data:`FEW_ULPS` relative, and :data:`ABSOLUTE` (:math:`2^{-150}`) beside
 unless both sides are log-probabilities (at 1e-40 those rows are up to 1e7 ulps off:
 the logarithms of probabilities and the Bregman sum would need triple-double too);
 float32 within :data:`FLOAT32_ULPS` of a float32 ulp. Rows: rounding-level
-differences (P and Q one exact distribution rounded in each form), one entry one ulp off, rows tuned by ulps
-of one side to a KL near 1e-12 ... 1e-40 (float32: 1e-12 ... 1e-30), zeros in P, a
-spread of 90 nats, V = 2, 9 and 300.
+differences (P and Q one exact distribution rounded in each form), one entry one
+ulp off, rows tuned by ulps of one side to a KL near 1e-12 ... 1e-40 (float32: 1e-12
+... 1e-30), zeros in P, a spread of 90 nats, V = 2, 9 and 300.
 
 Fails on main (bd63441, measured): all 13 cases (the float32 pair of log-probability
 sides, exact there already, is skipped). Mutants (a copy of ``src``, measured):
