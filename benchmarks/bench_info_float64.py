@@ -10,7 +10,8 @@ alternating round by round, see ``_against.py``.)
 Per call (C-contiguous float64 inputs, ``validate=False``): the best and the median of
 ``--repeats`` timings, on random rows (P against Q of other rows) and on nearly equal
 ones (Q = P plus noise of 1e-9: the exact sums take more passes there), and for float32
-logits against log-probabilities; the decomposition (entropy, cross-entropy and KL
+logits against log-probabilities; probabilities against logits and log-probabilities
+(nearly equal: the same distribution in each form); the decomposition (entropy, cross-entropy and KL
 together) of logits. The accuracy is the tests' business
 (``tests/info/test_issue13_kl_float64_exact.py``).
 """
@@ -59,6 +60,8 @@ def main(argv: list[str]) -> None:
     near = z + rng.standard_normal(z.shape) * 1e-9
     log_q = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     z32, log_q32 = z.astype(np.float32), log_q.astype(np.float32)
+    probs = np.exp(log_q)
+    probs32 = probs.astype(np.float32)
     cases: dict[str, tuple[Callable[[Any, Any], Any], Any, Any]] = {
         "kl(logits, logits) random": (_kl("logits", "logits"), z, z[::-1]),
         "kl(logits, logits) nearly equal": (_kl("logits", "logits"), z, near),
@@ -79,6 +82,12 @@ def main(argv: list[str]) -> None:
             log_q32[::-1],
         ),
         "float32 kl(logits, log_probs) nearly equal": (_kl("logits", "log_probs"), z32, log_q32),
+        "kl(probs, logits) random": (_kl("probs", "logits"), probs, z[::-1]),
+        "kl(probs, logits) nearly equal": (_kl("probs", "logits"), probs, near),
+        "kl(probs, log_probs) random": (_kl("probs", "log_probs"), probs, log_q[::-1]),
+        "kl(probs, log_probs) nearly equal": (_kl("probs", "log_probs"), probs, log_q),
+        "float32 kl(probs, logits) random": (_kl("probs", "logits"), probs32, z32[::-1]),
+        "float32 kl(probs, logits) nearly equal": (_kl("probs", "logits"), probs32, z32),
     }
     if not args.json:
         print(crossent.__file__.split("/src/")[0])

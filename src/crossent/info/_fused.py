@@ -60,6 +60,17 @@ the compensated loop, 1e8 ulps off there). The decomposition's entropy and
 cross-entropy come from the same pass's sums (:math:`\log S - \sum_i e_i w_i/S`, two
 non-negative parts: a few ulps), so it no longer takes the log-partitions' passes and
 the loop (five ``exp`` calls an entry, 1.7 times the KL's time; issue 13).
+The exact sums sum the masses of log-probability (and probability) sides in
+double-double where the KL is below about 4, and in triple-double (``_exp_td``, with
+the Bregman sum in double-double where it cancels against them) where it is below about
+:math:`2^{-40}` of them; two log-probability sides there take their
+defining sum in triple-double: 4 ulps down to a KL of 1e-40 (about :math:`2^{-150}`
+absolute besides for the other pairs). The KL of probabilities against logits or
+log-probabilities (either way round) keeps the compensated loop where the loop's error
+bound (``_fused_kernels._loop_kl_bound``; the float64 logits' log-partition then by a
+compensated sum) is within :math:`2^{-47}` of it (:math:`2^{-32}` in float32), and
+takes the exact sums otherwise (their logarithms of probabilities in double-double):
+nearly equal rows were up to 1e25 ulps off (issue 13).
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which

@@ -320,8 +320,12 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _bregman64_sums(
-    a: Any, b: Any, shifts: tuple[float, float, float, float, float, float]
-) -> tuple[float, float, float]:
+    a: Any,
+    b: Any,
+    sides: tuple[int, int],
+    shifts: tuple[float, float, float, float, float, float],
+    fine: bool,
+) -> tuple[float, float, float, float, float]:
     r"""The float64 twin of :func:`_bregman_sums` (two logit rows ``a``, ``b``),
     exact to a few float64 ulps: with :math:`u_i = e^{y_i - m_b}` (``math.exp``, the
     difference's rounding error ``e`` added as :math:`u(1 + e)`), the sums
@@ -341,28 +345,66 @@ def _bregman64_sums(
     :math:`r > 1`, with :math:`u e^r` from P's side (:math:`e^{x_i - m_a} e^{\ell_b -
     \ell_a}`) where it underflows or overflows. Conventions: :math:`u_i` where
     :math:`x_i = -\infty` (:math:`\varphi(-\infty) = 1`), :math:`+\infty` where only
-    :math:`y_i = -\infty`. Compiled without ``reassoc`` (the ``exp`` calls keep the
-    loop scalar anyway); each sum compensated (Neumaier's, :func:`_add`: a plain sum of
-    a thousand like terms erred by 1e-14), so it errs by about an ulp of itself (of
-    :math:`\sum_i |u_i (e^{r_i} - 1)|` for :math:`N`)."""
+    :math:`y_i = -\infty`. A side of probabilities (form 0 of ``sides``; its ``m``
+    and ``ell`` are 0) gives its entries as they are for :math:`u_i` (Q) and
+    :math:`u_i e^{r_i}` (P, times :math:`e^{\ell_b}`), and its logarithms in
+    double-double (:func:`_log_dd`), so that :math:`r_i` keeps its few ulps where the
+    sides nearly agree; a zero probability stands for :math:`-\infty`. Compiled
+    without ``reassoc`` (the ``exp`` calls keep the loop scalar anyway); each sum
+    compensated (Neumaier's, :func:`_add`: a plain sum of a thousand like terms erred
+    by 1e-14), so it errs by about an ulp of itself (of :math:`\sum_i |u_i (e^{r_i} -
+    1)|` for :math:`N`).
+
+    With ``fine``, :math:`u_i`, :math:`r_i` and each term of :math:`B` in double-double
+    (:func:`_fine_term`), :math:`B` and :math:`U` summed so, to about :math:`2^{-100}`
+    of :math:`B`: for a KL far below :math:`B` (:math:`D = B + \Pi - K`, the masses
+    cancelling :math:`B`); the entries where :math:`p_i = 0` are then left out of
+    :math:`B` and :math:`N` (their :math:`q_i` would cancel :math:`-K`'s;
+    :func:`_mass_difference` leaves them out of :math:`K`). Returns :math:`B` and
+    :math:`U` as double-doubles (``hi, lo``; ``lo`` 0 unless ``fine``) and :math:`N`."""
+    form_a, form_b = sides
     m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
     inf = math.inf
     total = total_c = nu = nu_c = mass = mass_c = 0.0
+    infinite = False
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        if y == -inf:
-            if x != -inf:
-                total = inf
+        log_y, log_y_lo = _log_pair(y, form_b)
+        x_dead = x == 0.0 if form_a == 0 else x == -inf
+        if log_y == -inf:
+            infinite = infinite or not x_dead
             continue
-        sy, sy_lo = _two_diff(y, m_b)
-        u = math.exp(sy) * (1.0 + sy_lo)
-        mass, mass_c = _add(mass, mass_c, u)
-        if x == -inf:
-            total, total_c = _add(total, total_c, u)
-            nu, nu_c = _add(nu, nu_c, -u)
+        u_lo = 0.0
+        if form_b == 0:
+            u = y
+        else:
+            sy, sy_lo = _two_diff(y, m_b)
+            if fine:
+                u, u_lo = _exp_dd(sy)
+                u, u_lo = _quick_two_sum(u, u_lo + u * (sy_lo * (1.0 + 0.5 * sy_lo)))
+            else:
+                u = math.exp(sy) * (1.0 + sy_lo)
+        if fine:
+            mass, mass_c = _dd_sum(mass, mass_c, u, u_lo)
+        else:
+            mass, mass_c = _add(mass, mass_c, u)
+        if x_dead:
+            if not fine:  # fine: left out, and out of K (_mass_difference)
+                total, total_c = _add(total, total_c, u)
+                nu, nu_c = _add(nu, nu_c, -u)
             continue
-        d, d_lo = _two_diff(x, y)
+        log_x, log_x_lo = _log_pair(x, form_a)
+        d, d_lo = _two_diff(log_x, log_y)
+        d_lo += log_x_lo - log_y_lo
+        if fine:
+            r, e = _two_diff(d, c_hi)
+            r, r_lo = _two_sum(r, (d_lo - c_lo) + e)
+            term, term_lo, change = _fine_term(u, u_lo, r, r_lo)
+            if term == term:
+                total, total_c = _dd_sum(total, total_c, term, term_lo)
+                nu, nu_c = _add(nu, nu_c, change)
+                continue
         r = _minus(d, c_hi) + _minus(d_lo, c_lo)
         if abs(r) <= 1.0:
             term = u * (r * r * _horner(r, _PHI_HORNER64))
@@ -374,13 +416,97 @@ def _bregman64_sums(
         else:
             pu = u * math.exp(r)
             if not (u > 0.0 and pu < inf):
-                sx, sx_lo = _two_diff(x, m_a)
-                pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
+                if form_a == 0:
+                    pu = x * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
             term = u + pu * (r - 1.0)
             change = pu - u
-        total, total_c = _add(total, total_c, term)
+        if fine:
+            total, total_c = _dd_sum(total, total_c, term, 0.0)
+        else:
+            total, total_c = _add(total, total_c, term)
         nu, nu_c = _add(nu, nu_c, change)
-    return total + total_c, nu + nu_c, mass + mass_c
+    if infinite:
+        return inf, 0.0, nu + nu_c, mass + mass_c, 0.0
+    if fine:
+        return total, total_c, nu + nu_c, mass, mass_c
+    return total + total_c, 0.0, nu + nu_c, mass + mass_c, 0.0
+
+
+@_inline
+def _dd_sum(hi: float, lo: float, x_hi: float, x_lo: float) -> tuple[float, float]:
+    """The double-double ``hi + lo`` plus ``x_hi + x_lo``, to about :math:`2^{-105}` of
+    the larger (an infinite ``hi`` stays, ``lo`` then NaN)."""
+    s, e = _two_sum(hi, x_hi)
+    return _quick_two_sum(s, e + (lo + x_lo))
+
+
+@_inline
+def _fine_term(u: float, u_lo: float, r: float, r_lo: float) -> tuple[float, float, float]:
+    r"""The term :math:`u\varphi(r)` of :func:`_bregman64_sums` as a double-double, from
+    :math:`u` and :math:`r` as double-doubles, to about :math:`2^{-100}` of itself, and
+    :math:`u(e^r - 1)` as a float: :math:`\varphi(r) = r^2 \sum_j c_j r^j`
+    (:data:`_PHI_HORNER_DD`, Horner's scheme in double-double) for :math:`|r| \le 1`,
+    :math:`1 + (r - 1)e^r` with :math:`e^r` by :func:`_exp_dd` (times :math:`1 +
+    r_{lo}`) otherwise, :math:`u + u e^r (r - 1)` for :math:`r > 1`. NaN where
+    :math:`u e^r` overflows (the caller's float term then stands)."""
+    if abs(r) <= 1.0:
+        a_hi = a_lo = 0.0
+        if abs(r) <= 2.0**-12:
+            for c_hi, c_lo in _PHI_HORNER_DD_SHORT:
+                a_hi, a_lo = _dd_mul_add(c_hi, c_lo, r, r_lo, a_hi, a_lo)
+        else:
+            for c_hi, c_lo in _PHI_HORNER_DD:
+                a_hi, a_lo = _dd_mul_add(c_hi, c_lo, r, r_lo, a_hi, a_lo)
+        square, square_lo = _two_prod(r, r)
+        square, square_lo = _quick_two_sum(square, square_lo + 2.0 * r * r_lo)
+        phi, phi_lo = _dd_mul_add(0.0, 0.0, square, square_lo, a_hi, a_lo)
+        term, term_lo = _dd_mul_add(0.0, 0.0, u, u_lo, phi, phi_lo)
+        return term, term_lo, u * (r * _horner(r, _EXPM1_HORNER64))
+    er, er_lo = _exp_dd(r)
+    er, er_lo = _quick_two_sum(er, er_lo + er * r_lo)
+    less, less_lo = _two_sum(r, -1.0)
+    less_lo += r_lo
+    if r < 0.0:
+        inner, inner_lo = _dd_mul_add(1.0, 0.0, less, less_lo, er, er_lo)
+        term, term_lo = _dd_mul_add(0.0, 0.0, u, u_lo, inner, inner_lo)
+        return term, term_lo, u * (er - 1.0)
+    pu, pu_lo = _dd_mul_add(0.0, 0.0, u, u_lo, er, er_lo)
+    if not (u > 0.0 and abs(pu) < math.inf):
+        return math.nan, math.nan, math.nan
+    term, term_lo = _dd_mul_add(u, u_lo, pu, pu_lo, less, less_lo)
+    return term, term_lo, pu - u
+
+
+@_inline
+def _log_pair(x: float, form: int) -> tuple[float, float]:
+    """An entry's logarithm as a double-double: ``log x`` by :func:`_log_dd` for a
+    probability (form 0; ``-inf`` at 0), the entry itself (low part 0) otherwise."""
+    if form != 0:
+        return x, 0.0
+    if x == 0.0:
+        return -math.inf, 0.0
+    return _log_dd(x)
+
+
+@_inline
+def _log_dd(x: float) -> tuple[float, float]:
+    r""":math:`\log x` for :math:`0 < x \le 1` as a double-double ``hi + lo``, about
+    :math:`2^{-100}` of :math:`|\log x|` (checked through the KL tests of probability
+    sides): ``hi`` the rounded ``math.log`` (within an ulp), :math:`E = e^{hi}` by
+    :func:`_exp_dd`, then :math:`\log x - hi = \log(1 + \rho) = \rho - \rho^2/2 +
+    \rho^3/3`, :math:`\rho = (x - E)/E`, :math:`|\rho| \le 2^{-52}|hi| < 1.7\cdot
+    10^{-13}` (:math:`x - E_{hi}` exact: Sterbenz), the next term below
+    :math:`10^{-51}`. Outside (1, ...] ``lo`` is 0 (probabilities above 1 fail
+    validation)."""
+    hi = math.log(x)
+    if not (-745.0 < hi <= 0.0):
+        return hi, 0.0
+    e_hi, e_lo = _exp_dd(hi)
+    rho = ((x - e_hi) - e_lo) / e_hi
+    return hi, rho * (1.0 + rho * (-0.5 + rho / 3.0))
 
 
 @intrinsic
@@ -428,6 +554,18 @@ def _double_double(value: Fraction) -> tuple[float, float]:
     """``value`` as the pair of floats ``hi + lo`` nearest to it."""
     hi = float(value)
     return hi, float(value - Fraction(hi))
+
+
+_PHI_HORNER_DD = tuple(
+    _double_double(Fraction(j + 1, math.factorial(j + 2))) for j in range(29, -1, -1)
+)
+r""":data:`_PHI_HORNER`'s coefficients :math:`c_{29}, \dots, c_0` as double-doubles: the
+remainder is below :math:`1.1 c_{30} < 2^{-108}` of :math:`\varphi(r)/r^2 > 0.26` for
+:math:`|r| \le 1`."""
+
+_PHI_HORNER_DD_SHORT = _PHI_HORNER_DD[-9:]
+r""":math:`c_8, \dots, c_0` of :data:`_PHI_HORNER_DD`: enough for :math:`|r| \le
+2^{-12}` (remainder below :math:`c_9 2^{-108} < 2^{-124}`)."""
 
 
 def _ln2_parts() -> tuple[float, float, float]:
@@ -499,23 +637,238 @@ def _exp_dd(y: float) -> tuple[float, float]:
     return hi * scale, lo * scale
 
 
+def _triple_double(value: Fraction) -> tuple[float, float, float]:
+    """``value`` as three floats ``hi + mid + lo``, each the nearest to what is left."""
+    hi = float(value)
+    mid = float(value - Fraction(hi))
+    return hi, mid, float(value - Fraction(hi) - Fraction(mid))
+
+
+def _ln2_step_parts5() -> tuple[float, ...]:
+    r""":math:`\ln 2/64` as five floats, the first four of 32 significant bits (each
+    times an integer below :math:`2^{21}` exact), to about :math:`2^{-190}`."""
+    ln2 = Fraction("0.693147180559945309417232121458176568075500134360255254120680009493393621969")
+    parts = []
+    rest = ln2 / _EXP_DD_STEPS
+    scale = 2**38  # ln2/64 < 2^-6: 32 bits from 2^-6 down
+    for _ in range(4):
+        part = Fraction(math.floor(rest * scale), scale)
+        parts.append(float(part))
+        rest -= part
+        scale *= 2**32
+    parts.append(float(rest))
+    return tuple(parts)
+
+
+_LN2_STEP_PARTS5 = _ln2_step_parts5()
+
+
+def _exp2_steps_td() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r""":math:`2^{j/64}`, :math:`j = 0, \dots, 63`, as triple-doubles, from 80 digits."""
+    with decimal.localcontext() as context:
+        context.prec = 80
+        values = [decimal.Decimal(2) ** (decimal.Decimal(j) / _EXP_DD_STEPS) for j in range(64)]
+    parts = [_triple_double(Fraction(v)) for v in values]
+    return tuple(np.array([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+
+_EXP2_STEPS_TD = _exp2_steps_td()
+
+_EXP_TD_TAYLOR = tuple(_triple_double(Fraction(1, math.factorial(n))) for n in range(5, 0, -1))
+r""":math:`1/n!`, :math:`n = 5, \dots, 1`, as triple-doubles (:func:`_exp_td`)."""
+
+_EXP_TD_MIDDLE = tuple(_double_double(Fraction(1, math.factorial(n))) for n in range(11, 5, -1))
+r""":math:`1/n!`, :math:`n = 11, \dots, 6`, as double-doubles (:func:`_exp_td`)."""
+
+_EXP_TD_TAIL = tuple(1.0 / math.factorial(n) for n in range(17, 11, -1))
+r""":math:`1/n!`, :math:`n = 17, \dots, 12` (:func:`_exp_td`, in plain floats)."""
+
+
+@_inline
+def _two_sum(x: float, y: float) -> tuple[float, float]:
+    """``x + y`` as ``s + e`` exactly (:func:`_two_diff`)."""
+    return _two_diff(x, -y)
+
+
+@_inline
+def _td_renormalise(hi: float, mid: float, lo: float) -> tuple[float, float, float]:
+    """``hi + mid + lo`` (``|mid|``, ``|lo|`` at most a few ulps of the part above)
+    as three floats, each at most half an ulp of the one above."""
+    mid, lo = _two_sum(mid, lo)
+    hi, mid = _two_sum(hi, mid)
+    mid, lo = _two_sum(mid, lo)
+    return hi, mid, lo
+
+
+@_inline
+def _td_mul_add(
+    c: tuple[float, float, float], t: tuple[float, float, float], a: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    r"""The triple-double :math:`c + t a`, to about :math:`2^{-155}` of
+    :math:`|c| + |ta|`: the products of parts down to :math:`2^{-106}` of
+    :math:`|ta|` exact (FMA), those below in floats, the products of the lowest parts
+    (below :math:`2^{-159}`) left out. For kernels compiled without ``reassoc`` only."""
+    c0, c1, c2 = c
+    t0, t1, t2 = t
+    a0, a1, a2 = a
+    p00, e00 = _two_prod(t0, a0)
+    p01, e01 = _two_prod(t0, a1)
+    p10, e10 = _two_prod(t1, a0)
+    low = (e01 + e10) + (t0 * a2 + t1 * a1 + t2 * a0)
+    hi, x1 = _two_sum(c0, p00)
+    m1, x2 = _two_sum(c1, e00)
+    m2, x3 = _two_sum(p01, p10)
+    mid, x4 = _two_sum(m1, m2)
+    mid, x5 = _two_sum(mid, x1)
+    lo = (c2 + low) + ((x2 + x3) + (x4 + x5))
+    return _td_renormalise(hi, mid, lo)
+
+
+@_inline
+def _td_add(
+    a: tuple[float, float, float], b: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """The triple-double ``a + b`` of two non-negative ones, to about :math:`2^{-155}`
+    of the sum."""
+    hi, x1 = _two_sum(a[0], b[0])
+    mid, x2 = _two_sum(a[1], b[1])
+    mid, x3 = _two_sum(mid, x1)
+    return _td_renormalise(hi, mid, (a[2] + b[2]) + (x2 + x3))
+
+
+@_inline
+def _exp_td(y: float) -> tuple[float, float, float]:
+    r""":math:`e^y` for :math:`-745 < y \le 0` as a triple-double, relative error about
+    :math:`2^{-150}` (measured against mpmath: :math:`2^{-159}` for results above
+    :math:`10^{-260}`), as :func:`_exp_dd`: :math:`y = (64k + j)\ln 2/64 + t`,
+    :math:`t` a triple-double (:data:`_LN2_STEP_PARTS5`: the products by the 32-bit
+    parts exact, the first difference exact), :math:`e^y = 2^k\,
+    2^{j/64}(1 + (e^t - 1))` (:data:`_EXP2_STEPS_TD`), :math:`e^t - 1 = t\sum_{n \ge 1}
+    t^{n-1}/n!` by Horner's scheme: the terms :math:`n \le 5` in triple-double, those
+    up to :math:`n = 11` (below :math:`2^{-55}`) in double-double, the rest (below
+    :math:`2^{-115}`) in floats, cut after :math:`n = 17` (remainder below
+    :math:`2^{-180}`). Where :math:`2^k` scales the low parts below the normal range
+    their bits are lost (terms under :math:`10^{-290}`). For kernels compiled without
+    ``reassoc`` only."""
+    l1, l2, l3, l4, l5 = _LN2_STEP_PARTS5
+    n = math.floor(y * (_EXP_DD_STEPS / math.log(2.0)) + 0.5)
+    k, j = n >> 6, n & 63
+    # t = y - n ln2/64: the products n*l1..n*l4 exact, y - n*l1 exact (Sterbenz); their
+    # sum exact as t0 + e0 + ... + e3 (two TwoSum passes), then to three parts.
+    s, e3 = _two_sum(-n * l4, -n * l5)
+    s, e2 = _two_sum(-n * l3, s)
+    s, e1 = _two_sum(-n * l2, s)
+    t0, e0 = _two_sum(y - n * l1, s)
+    s, f2 = _two_sum(e2, e3)
+    s, f1 = _two_sum(e1, s)
+    s, f0 = _two_sum(e0, s)
+    t = _td_renormalise(t0, s, f0 + (f1 + f2))
+    tail = 0.0
+    for c in _EXP_TD_TAIL:
+        tail = c + t[0] * tail
+    a_hi, a_lo = tail, 0.0
+    for c_hi, c_lo in _EXP_TD_MIDDLE:
+        a_hi, a_lo = _dd_mul_add(c_hi, c_lo, t[0], t[1], a_hi, a_lo)
+    series: tuple[float, float, float] = (a_hi, a_lo, 0.0)
+    for coefficient in _EXP_TD_TAYLOR:
+        series = _td_mul_add(coefficient, t, series)
+    m = _td_mul_add((0.0, 0.0, 0.0), t, series)  # e^t - 1
+    hi_steps, mid_steps, lo_steps = _EXP2_STEPS_TD
+    step = (hi_steps[j], mid_steps[j], lo_steps[j])
+    hi, mid, lo = _td_mul_add(step, step, m)  # 2^(j/64) e^t
+    scale = 2.0**k
+    return hi * scale, mid * scale, lo * scale
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
-def _mass_minus_one(row: Any, exact: bool) -> float:
-    r""":math:`\sum_i e^{v_i} - 1` for a row of log-probabilities, to about
-    :math:`2^{-100}` of the sum with ``exact`` (:func:`_exp_dd`, the sum a
-    double-double, then :math:`\mathrm{hi} - 1` exact for a sum in [1/2, 2]), else
-    to about an ulp (``math.exp``, the same sum); NaN if an entry is positive or NaN."""
-    hi = lo = 0.0
+def _masses(
+    row: Any, form: int, shift: float, precision: int, other: Any, other_form: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float], bool]:
+    r"""The mass of a row in triple-double: :math:`\sum_i e^{v_i - \mathrm{shift}}`
+    (logits, form 2, ``shift`` their maximum; log-probabilities, form 1, ``shift`` 0),
+    each term by ``math.exp`` (``precision`` 0, an ulp), :func:`_exp_dd` (1, about
+    :math:`2^{-104}`) or :func:`_exp_td` (2, about :math:`2^{-155}`), the difference's
+    rounding error :math:`e` taken as :math:`e^{h}(1 + e + e^2/2)`; :math:`\sum_i x_i`
+    for probabilities (form 0), exact to about :math:`2^{-155}`. Also the mass over the
+    entries where the ``other`` row (in ``other_form``) is not zero (not ``-inf``),
+    and whether the row could be summed (not: a negative probability, a positive
+    log-probability, a NaN)."""
+    total = live = (0.0, 0.0, 0.0)
+    e: tuple[float, float, float]
     for i in range(row.shape[0]):
-        v = np.float64(row[i])
-        if not v <= 0.0:
-            return math.nan
-        if v > -745.0:
-            e_hi, e_lo = _exp_dd(v) if exact else (math.exp(v), 0.0)
-            s, f = _two_diff(hi, -e_hi)
-            hi, lo = _quick_two_sum(s, f + (lo + e_lo))
-    s, f = _two_diff(hi, 1.0)
-    return s + (f + lo)
+        v = float(np.float64(row[i]))
+        if form == 0:
+            if not v >= 0.0:
+                return total, live, False
+            e = (v, 0.0, 0.0)
+        else:
+            if not (v <= 0.0 or form == 2) or v != v:
+                return total, live, False
+            h, h_lo = _two_diff(v, shift)
+            if h <= -745.0:
+                continue
+            if precision == 2:
+                e = _exp_td(h)
+            elif precision == 1:
+                e_hi, e_lo = _exp_dd(h)
+                e = (e_hi, e_lo, 0.0)
+            else:
+                e = (math.exp(h), 0.0, 0.0)
+            if h_lo != 0.0:
+                e = _td_mul_add(e, e, (h_lo * (1.0 + 0.5 * h_lo), 0.0, 0.0))
+        total = _td_add(total, e)
+        w = np.float64(other[i])
+        if not (w == 0.0 if other_form == 0 else w == -math.inf):
+            live = _td_add(live, e)
+    return total, live, True
+
+
+@_inline
+def _td_to_dd(x: tuple[float, float, float]) -> tuple[float, float]:
+    """A triple-double rounded to a double-double."""
+    hi, mid, lo = _td_renormalise(x[0], x[1], x[2])
+    return _quick_two_sum(hi, mid + lo)
+
+
+@_inline
+def _td_neg(x: tuple[float, float, float]) -> tuple[float, float, float]:
+    """``-x``."""
+    return -x[0], -x[1], -x[2]
+
+
+@_inline
+def _mass_difference(
+    a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], precision: int, fine: bool
+) -> tuple[tuple[float, float], float, bool]:
+    r""":math:`\Pi - K` (P's and Q's masses; 1 for logits) as a double-double, to about
+    :math:`2^{-150}` of the masses at ``precision`` 2, :math:`\Pi`, and whether the
+    masses could be summed (:func:`_masses`; ``tops``: the logit sides' maxima).
+
+    With ``fine`` (:func:`_bregman64_sums` ``fine``, which leaves out the entries
+    where :math:`p_i = 0`), :math:`K` is Q's mass where :math:`p_i > 0` only,
+    :math:`U_{live}/U` for logits (:math:`\Pi - U_{live}/U = (\Pi U - U_{live})/U`, the
+    numerator in triple-double): otherwise the Bregman sum's terms :math:`q_i` there
+    and :math:`-K` cancel (zeros in an unnormalised P: :math:`\Pi < 1`)."""
+    form_a, form_b = sides
+    one = (1.0, 0.0, 0.0)
+    p_mass = one
+    if form_a != 2:
+        p_mass, _, ok = _masses(a, form_a, 0.0, precision, a, form_a)
+        if not ok:
+            return (math.nan, math.nan), math.nan, False
+    if form_b != 2:
+        q_all, q_live, ok = _masses(b, form_b, 0.0, precision, a, form_a)
+        if not ok:
+            return (math.nan, math.nan), math.nan, False
+        difference = _td_add(p_mass, _td_neg(q_live if fine else q_all))
+        return _td_to_dd(difference), p_mass[0], True
+    if fine:
+        u_all, u_live, ok = _masses(b, 2, tops[1], precision, a, form_a)
+        if ok and u_live != u_all:
+            numerator = _td_to_dd(_td_mul_add(_td_neg(u_live), p_mass, u_all))
+            hi, lo = _td_to_dd(u_all)
+            return _dd_divide(numerator[0], numerator[1], hi, lo), p_mass[0], True
+    return _td_to_dd(_td_add(p_mass, _td_neg(one))), p_mass[0], True
 
 
 _KL64_TOLERANCE = 2.0**-47
@@ -752,55 +1105,150 @@ def _kl_exact(
     sums taken again (at most four passes: each leaves a shift of order
     :math:`2^{-53}` of the previous one and of :math:`\sqrt{D}`). Where Q is not
     normalised :math:`D` may be small against :math:`B` and :math:`K - \Pi` (they then
-    cancel): its error is a few ulps of :math:`B` and :math:`2^{-100}` of the masses.
-    The masses are summed in floats first (``math.exp``, an ulp each), and again in
-    double-double only where their error could exceed an ulp of :math:`D`
-    (:math:`2(\Pi + K) > |D|`: rows whose KL is below about 4); in double-double at
-    once where ``estimate`` is below 4 (the float passes would be thrown away)."""
+    cancel). So the masses (:func:`_mass_difference`) are summed at three precisions,
+    each only where the one before could not stand: ``math.exp`` (an ulp each), in
+    double-double (:func:`_exp_dd`, where :math:`2(\Pi + K) > |D|`), in
+    triple-double (:func:`_exp_td`, where :math:`2^{-96}(\Pi + K) > 2^{-56}|D|` or
+    :math:`B > 8|D|`), and that again with :math:`B` in double-double (``fine``) where
+    still :math:`B > 8|D|` (the masses cancel it), starting where
+    ``estimate`` says the cheaper ones would be thrown away (:data:`_MASS_SKIP`). Two
+    log-probability sides take, at the last precision, their defining sum instead
+    (:func:`_kl_log_probs_td`): their :math:`r_i` are exact and nothing is left to
+    the Bregman sum's rounding. A side of probabilities: its logarithms in
+    double-double (:func:`_bregman64_sums`), its mass exact.
+
+    Error (tested against mpmath down to a KL of 1e-40,
+    ``tests/info/test_issue13_kl_tiny_exact.py``): 4 ulps; and about :math:`2^{-150}`
+    absolute besides where one side is probabilities or logits and the other not
+    (double-double logarithms of probabilities and Bregman sum: above 1e-30, a few ulps
+    too)."""
     form_a, form_b = sides
-    for exact in (False, True):
-        if not exact and abs(estimate) < 4.0 and form_a + form_b < 4:
+    if form_a == form_b == 2:
+        return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, False)[0], True
+    for precision in range(4):
+        if precision < 2 and abs(estimate) < _MASS_SKIP[precision]:
             continue
-        p_delta = 0.0 if form_a == 2 else _mass_minus_one(a, exact)
-        q_delta = 0.0 if form_b == 2 else _mass_minus_one(b, exact)
-        if p_delta != p_delta or q_delta != q_delta:
+        if precision == 2 and form_a == form_b == 1:
+            return _kl_log_probs_td(a, b)
+        tops = (shifts[0], shifts[2])
+        fine = precision == 3
+        delta, p_mass, ok = _mass_difference(a, b, sides, tops, min(precision, 2), fine)
+        if not ok:
             return math.nan, False
-        kl = _kl_shifted(a, b, form_b == 2, shifts, p_delta, q_delta)
-        # Masses in floats (each e^v within an ulp): at most an ulp more of the KL.
-        if exact or form_a == form_b == 2 or 2.0 * (2.0 + p_delta + q_delta) <= abs(kl):
+        kl, bregman = _kl_shifted(a, b, sides, shifts, delta, p_mass, fine)
+        # The masses' error, about 2^-55, 2^-100 or 2^-150 of Pi + K, within 2^-56 of
+        # the KL, and the float Bregman sum's (a few ulps of B) within 2^-47 of it (the
+        # last precision, B in double-double, stands whatever it gives).
+        masses = (2.0 + p_mass + abs(delta[0])) * _MASS_ERROR[min(precision, 2)]
+        if fine or (masses <= 2.0**-56 * abs(kl) and bregman <= 8.0 * abs(kl)):
             return kl, True
     return math.nan, False
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
+    r"""KL of two rows of log-probabilities :math:`v`, :math:`w` as it is defined,
+    :math:`\sum_i e^{v_i}(v_i - w_i)`, to about :math:`2^{-150}` of :math:`\sum_i
+    e^{v_i}|v_i - w_i|` (and whether it could be computed: not for a positive or NaN
+    entry): :math:`e^{v_i}` by :func:`_exp_td`, :math:`v_i - w_i` exact as a
+    double-double, their product in triple-double (the products of parts down to
+    :math:`2^{-106}` exact), the positive and the negative terms summed apart in
+    triple-double (no cancellation), one difference at the end, rounded once.
+
+    Where the terms cancel (nearly equal rows whose first-order terms
+    :math:`e^{v_i}(v_i - w_i)` add up to a KL far below their magnitudes) the masses'
+    route of :func:`_kl_exact` leaves the error of its float Bregman sum, an ulp of
+    :math:`\sum_i q_i\varphi(r_i)`, which may be many of the KL; this sum has none.
+    Conventions: 0 where :math:`v_i = -\infty`, :math:`+\infty` where only
+    :math:`w_i = -\infty`."""
+    positive = negative = (0.0, 0.0, 0.0)
+    infinite = False
+    for i in range(a.shape[0]):
+        v = np.float64(a[i])
+        w = np.float64(b[i])
+        if not (v <= 0.0 and w <= 0.0):
+            return math.nan, False
+        if v == -math.inf:
+            continue
+        if w == -math.inf:
+            infinite = True
+            continue
+        if v <= -745.0:  # e^v < 5e-324: its term is below 1e-320
+            continue
+        p0, p1, p2 = _exp_td(v)
+        r0, r1 = _two_diff(v, w)
+        t0, e00 = _two_prod(p0, r0)
+        t01, e01 = _two_prod(p0, r1)
+        t10, e10 = _two_prod(p1, r0)
+        low = (e01 + e10) + (p1 * r1 + p2 * r0)
+        mid, x = _two_sum(e00, t01)
+        mid, y = _two_sum(mid, t10)
+        term = _td_renormalise(t0, mid, low + (x + y))
+        if term[0] >= 0.0:
+            positive = _td_add(positive, term)
+        else:
+            negative = _td_add(negative, (-term[0], -term[1], -term[2]))
+    if infinite:
+        return math.inf, True
+    hi, mid, lo = _td_add(positive, (-negative[0], -negative[1], -negative[2]))
+    hi, mid, lo = _td_renormalise(hi, mid, lo)
+    return hi + (mid + lo), True
+
+
+_MASS_ERROR = (2.0**-55, 2.0**-96, 0.0)
+r"""What :func:`_kl_exact` counts as the error of the masses (:func:`_masses`) at each
+``precision``, relative: :math:`2^{-55}` at 0 (``math.exp``; then the masses stand
+where :math:`2(\Pi + K) \le |D|`, as before), :math:`2^{-96}` at 1 (:func:`_exp_dd`,
+about :math:`2^{-104}` each, the sum in triple-double)."""
+
+_MASS_SKIP = (4.0, 2.0**-36)
+"""Below these estimates of the KL, the masses at ``precision`` 0 and 1 could not stand
+(:data:`_MASS_ERROR`): :func:`_kl_exact` starts at the next."""
 
 
 @_inline
 def _kl_shifted(
     a: Any,
     b: Any,
-    q_logits: bool,
+    sides: tuple[int, int],
     shifts: tuple[float, float, float, float],
-    p_delta: float,
-    q_delta: float,
-) -> float:
-    """The passes of :func:`_kl_exact`, given the masses less 1 of P and Q."""
+    delta: tuple[float, float],
+    p_mass: float,
+    fine: bool,
+) -> tuple[float, float]:
+    r"""The passes of :func:`_kl_exact`, given :math:`\Pi - K` (``delta``, a
+    double-double) and :math:`\Pi` (``p_mass``), the Bregman sums ``fine`` or not
+    (:func:`_bregman64_sums`); the KL and :math:`B` (to judge the float sums' error)."""
     m_a, ell_a, m_b, ell_b = shifts
-    delta = p_delta - q_delta
-    p_mass = 1.0 + p_delta
+    delta_hi, delta_lo = delta
     hi, lo = _two_diff(m_a, m_b)
     c_hi, c_lo = _dd_add(hi, lo, ell_a - ell_b)
-    kl = math.nan
+    kl = total = math.nan
     for k in range(4):
-        total, nu, mass = _bregman64_sums(a, b, (m_a, ell_a, m_b, ell_b, c_hi, c_lo))
+        sums = _bregman64_sums(a, b, sides, (m_a, ell_a, m_b, ell_b, c_hi, c_lo), fine)
+        total, total_lo, nu, mass, mass_lo = sums
         if not total < math.inf:
-            return total
-        if q_logits:
-            total, nu = total / mass, nu / mass
-        kl = total + delta
-        eps = math.log1p((nu - delta) / p_mass)
+            return total, total
+        if sides[1] == 2:
+            total, total_lo = _dd_divide(total, total_lo, mass, mass_lo)
+            nu = nu / (mass + mass_lo)
+        s, e = _two_sum(total, delta_hi)
+        kl = s + (e + (total_lo + delta_lo))
+        eps = math.log1p(((nu - delta_hi) - delta_lo) / p_mass)
         if eps * eps <= _SHIFT_SQUARED_TOLERANCE * abs(kl) or k == 3:
             phi = eps * eps * _horner(eps, _PHI_HORNER64)
-            return math.exp(-eps) * (kl - p_mass * phi)
+            return math.exp(-eps) * (kl - p_mass * phi), total
         c_hi, c_lo = _dd_add(c_hi, c_lo, eps)
-    return kl
+    return kl, total
+
+
+@_inline
+def _dd_divide(hi: float, lo: float, d_hi: float, d_lo: float) -> tuple[float, float]:
+    """The double-double ``(hi + lo) / (d_hi + d_lo)``, to about :math:`2^{-104}`."""
+    q = hi / d_hi
+    p, e = _two_prod(q, d_hi)
+    rest = (((hi - p) - e) + lo) - q * d_lo
+    return _quick_two_sum(q, rest / d_hi)
 
 
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
@@ -1110,6 +1558,69 @@ def _suspect(
     return not math.isfinite(ell)
 
 
+@_inline
+def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
+    r"""A bound on the error of the loop's log-probabilities of a side, besides
+    :math:`2u|\log p_i|` an entry (:func:`_loop_kl_bound`): 0 for probabilities and
+    log-probabilities; for logits, the log-partition's error (:func:`_partition_error`
+    for float32 inputs; for float64, :func:`_log_partition_compensated`'s) and the
+    rounding of :math:`x - m`, :math:`u\ell`."""
+    if form != 2:
+        return 0.0
+    if fast:
+        return _partition_error(n, ell) + _U * abs(ell)
+    return (6.0 + math.log(n + 1.0)) * 1.01 * _U + 3.0 * _U * abs(ell)
+
+
+@_inline
+def _log_partition_compensated(row: Any) -> tuple[float, float]:
+    r"""``m`` and ``ell`` of :func:`_log_partition` (float64, no entropy) with the
+    exp-sum compensated (Neumaier's, :func:`_add`). Error of ``ell``: ``math.exp``
+    (:math:`2u` relative), the rounding of :math:`s_i = x_i - m` (:math:`u|s_i|`
+    relative, :math:`u\sum_i p_i |s_i| = u(H - \ell) \le u \log n` in all), the sum
+    (:math:`2u`) and ``log1p`` (:math:`2u|\ell|`): at most
+    :math:`(6 + \log(n + 1))u + 2u|\ell|` (:func:`_side_error`), where the plain sum's
+    :math:`\gamma_{n-1}` made the bound :math:`n` ulps."""
+    m = _row_max(row)
+    if not math.isfinite(m):
+        m = 0.0
+    rest = rest_c = 0.0
+    ties = 0
+    for x in row:
+        s = np.float64(x) - m
+        if s == 0.0:
+            ties += 1
+        else:
+            rest, rest_c = _add(rest, rest_c, math.exp(s))
+    return m, math.log1p((rest + rest_c) + (ties - 1))
+
+
+@_inline
+def _loop_kl_bound(
+    kl: float, sums: tuple[float, float, float], errors: tuple[float, float], n: int, fast: bool
+) -> float:
+    r"""A bound on the error of the compensated loop's KL :math:`\sum_i t_i`,
+    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities.
+
+    Each log-probability errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
+    the rounding of :math:`(x - m) - \ell`) plus its side's ``errors`` (0, or a logits
+    side's :func:`_side_error`); :math:`p_i = e^{\log p_i}` takes that error, relative,
+    and its own :math:`\rho` (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so
+    :math:`t_i` errs by :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + u)|t_i|`,
+    :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i` the two
+    logarithms' errors (P's without the factor :math:`1 + |r_i|` where P is
+    probabilities: :math:`p_i` is then exact); and Neumaier's sum by :math:`u|D| +
+    1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`, :math:`\sum p_i(|\log
+    p_i| w_i + |\log q_i|)` (:math:`w_i` that factor or 1) and :math:`\Pi`. The whole enlarged by
+    :math:`2^{-20}` (the bound's own rounding)."""
+    t_abs, logs, mass = sums
+    u = _U
+    rho = 5.2e-11 if fast else 2.0 * u
+    sides = errors[0] * (mass + t_abs) + errors[1] * mass
+    rounding = (rho + 2.0 * u + 1.01 * (n * u) ** 2) * t_abs + u * abs(kl)
+    return (2.0 * u * logs + sides + rounding) * (1.0 + 2.0**-20)
+
+
 @numba.njit(error_model="numpy", nogil=True, cache=True)
 def _row(
     a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
@@ -1142,10 +1653,20 @@ def _row(
             )
     m_a = ell_a = h_a = m_b = ell_b = 0.0
     alone = quick
+    # One side probabilities, the other float64 logits, for the KL: the log-partition by
+    # a compensated sum (its error, first order in the loop's KL, is then a few ulps,
+    # not n: see _side_error), so that the loop's bound stands on random rows.
+    bounded = (form_a == 0) != (form_b == 0) and want & 4 and not fast
     if partition_a and not (alone and form_a == 2):
-        m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
+        if bounded and form_a == 2 and not direct:
+            m_a, ell_a = _log_partition_compensated(a[r])
+        else:
+            m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
     if partition_b and not (alone and form_b == 2):
-        m_b, ell_b, _ = _log_partition(b[r], False, fast)
+        if bounded and form_b == 2:
+            m_b, ell_b = _log_partition_compensated(b[r])
+        else:
+            m_b, ell_b, _ = _log_partition(b[r], False, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
     # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only,
     # unless ``sums``).
@@ -1181,6 +1702,10 @@ def _row(
         exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, estimate)
         direct = exact and (want == 4 or sums)
 
+    # One side probabilities (the other not): the loop's KL, with the error bound of
+    # :func:`_loop_kl_bound`; the exact sums run where it does not stand.
+    one_probs = (form_a == 0) != (form_b == 0) and want & 4 and not exact
+    kl_abs = kl_logs = p_mass = 0.0
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
@@ -1213,9 +1738,27 @@ def _row(
         if want & 2:
             ce, ce_c = _add(ce, ce_c, _cross_from_log(p, log_q))
         if want & 4:
-            kl, kl_c = _add(kl, kl_c, _kl_from_log(p, log_p, log_q))
+            term = _kl_from_log(p, log_p, log_q)
+            kl, kl_c = _add(kl, kl_c, term)
+            if one_probs and log_p != -math.inf:
+                kl_abs += abs(term)
+                weight = 1.0 if form_a == 0 else 1.0 + abs(log_p - log_q)
+                kl_logs += p * (abs(log_p) * weight + abs(log_q))
+                p_mass += p
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
+    if one_probs and finite and math.isfinite(kl):
+        n = a.shape[1]
+        errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
+        bound = _loop_kl_bound(kl + kl_c, (kl_abs, kl_logs, p_mass), errors, n, fast)
+        if not bound <= (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(kl + kl_c):
+            shifts = (
+                m_a if form_a == 2 else 0.0,
+                ell_a if form_a == 2 else 0.0,
+                m_b if form_b == 2 else 0.0,
+                ell_b if form_b == 2 else 0.0,
+            )
+            exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, kl + kl_c)
     suspects = 0
     if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
         suspects += 1
