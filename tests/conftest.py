@@ -100,6 +100,26 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return make()
 
 
+@pytest.fixture(autouse=True)
+def _mpmath_precision_kept() -> Any:
+    """mpmath's working precision as each test found it, whatever the test set.
+
+    ``mpmath.mp`` is one global: a test that raised or lowered it and kept it (for
+    instance ``mpmath.mp.prec = 80``, about 24 digits) changed the oracles of every test
+    after it on the same worker (the 40-digit label-gradient oracles, whose
+    :math:`1 + (p_y - 1)` of :math:`p_y \\approx 10^{-20}` then kept about 5 digits, failed by
+    up to 1e20 float32 ulps once an AVX2-only test had run before them in the
+    process). Not imported here: only where a test already did.
+    """
+    import sys
+
+    module = sys.modules.get("mpmath")
+    before = None if module is None else module.mp.prec
+    yield
+    if before is not None:
+        module.mp.prec = before
+
+
 @pytest.fixture(scope="session")
 def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sections registered in ``numba_cache_harness``, run once in a cold and once in a
