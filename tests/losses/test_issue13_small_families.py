@@ -9,7 +9,18 @@ exception type and message. The expected outcomes were recorded from that code (
 cases module), never from the code under test, with three exceptions made on purpose
 afterwards: ``sigmoid_focal_loss`` cases that main answered with NaN (and its
 RuntimeWarning) now record the definition's value (+inf, the mean of terms one of which
-is +inf), fixed and proved against an oracle in ``test_sigmoid_focal_saturated.py``.
+is +inf), fixed and proved against an oracle in ``test_sigmoid_focal_saturated.py``;
+and 21 results re-recorded on 2026-12-02 from the code of that day (under
+``benchmarks/emulate_avx2.sh``, whose other 1307 outcomes were the recorded ones bit for
+bit), changed on purpose by two later fixes that this file, skipped on AVX-512
+machines, had not seen: the float32 and float16 ``softmax_focal_loss_grad`` and
+``poly1_cross_entropy(_grad)`` calls (``|c_float32``, ``|c_float16``), computed in
+float64 and rounded once since aa0924a (the full path's values,
+``test_issue13_small_soft_paths.py`` and ``test_issue13_blocked_widen.py``), and the 16
+``softmax_cross_entropy_with_targets_grad`` calls with ``soft_cap`` (``|4|``), whose
+chain rule is :math:`\operatorname{sech}^2` as :math:`4u/(1 + u)^2` since f5c2d07
+(exact to an ulp where :math:`1 - \tanh^2` cancelled; proved in
+``test_issue13_soft_cap_chain_rule``-style tests against mpmath).
 
 The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
 ``log1p`` and ``expm1`` are the C library's. On a CPU where NumPy runs its own SIMD
