@@ -18,8 +18,8 @@ machines, had not seen: the float32 and float16 ``softmax_focal_loss_grad`` and
 float64 and rounded once since aa0924a (the full path's values,
 ``test_issue13_small_soft_paths.py`` and ``test_issue13_blocked_widen.py``), and the 16
 ``softmax_cross_entropy_with_targets_grad`` calls with ``soft_cap`` (``|4|``), whose
-chain rule is :math:`\operatorname{sech}^2` as :math:`4u/(1 + u)^2` since f5c2d07
-(exact to an ulp where :math:`1 - \tanh^2` cancelled; proved in
+chain rule is ``sech^2`` as ``4u/(1 + u)^2`` since f5c2d07 (exact to an ulp where
+``1 - tanh^2`` cancelled; proved in
 ``test_issue13_soft_cap_chain_rule.py`` against mpmath).
 
 The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
