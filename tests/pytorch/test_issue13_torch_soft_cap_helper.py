@@ -159,7 +159,7 @@ def test_capped_loss_lse_and_gradient_against_mpmath(temperature: float) -> None
     # The op saves ell = lse(sigma) of the shifted logits; LSE = m/T + ell.
     _, ell = _launch.target_forward(z, t, None, opts)
     m = _launch._capped_logits(z.double(), opts)[1]
-    lse = _launch._unshifted_lse(None if m is None else m[:, 0], ell, opts)
+    lse = _launch._unshifted_lse(None if m is None else m[:, 0], ell, opts.temperature)
     truth = torch.tensor(lses, dtype=torch.float64)
     assert torch.allclose(lse, truth, rtol=1e-14, atol=0.0)
 

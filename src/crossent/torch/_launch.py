@@ -365,13 +365,17 @@ def _finite_row_max(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(top), top, torch.zeros_like(top))
 
 
-def _unshifted_lse(
-    m: torch.Tensor | None, ell: torch.Tensor, opts: _backend.Options
-) -> torch.Tensor:
-    r""":math:`\operatorname{LSE} = m/T + \ell` of :func:`_capped_logits`' row maxima
-    :math:`m` and the log-partition :math:`\ell` of its :math:`\sigma` (``ell`` itself
-    where :math:`m` is None); ``inf`` where :math:`m/T` overflows, its true value."""
-    return ell if m is None else m / opts.temperature + ell
+def _unshifted_lse(m: torch.Tensor | None, ell: torch.Tensor, temperature: float) -> torch.Tensor:
+    r""":math:`\operatorname{LSE} = m/T + \ell` of rows' maxima :math:`m` of the undivided
+    capped logits and the log-partitions :math:`\ell` of their shifted tempered logits
+    (``ell`` itself where :math:`m` is None: :func:`_capped_logits` at :math:`T = 1`);
+    ``inf`` where :math:`m/T` overflows, its true value. Out of place (``m`` may be the
+    caller's), in ``m``'s dtype. The one home of this sum in ``crossent.torch``: here,
+    the fused linear loss (``_linear``, ``m`` widened to float64) and the vocab-parallel
+    loss."""
+    if m is None:
+        return ell
+    return (m if temperature == 1.0 else m / temperature) + ell
 
 
 def _cap_slope(scaled: torch.Tensor) -> torch.Tensor:
@@ -428,7 +432,7 @@ def _target_rows_and_softmax(
     # 0 * -inf = 0: a class of zero target weight is absent from the sum.
     rows = -(wt * torch.where(wt != 0, log_p, 0.0)).sum(-1)
     if opts.z_loss:
-        lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts)
+        lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts.temperature)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
     return rows, z, log_p
 
@@ -538,7 +542,7 @@ def _target_gradient_block(
     wt = _weighted_targets(tb, weight, opts)
     coef = wt.sum(-1, keepdim=True)
     if opts.z_loss:
-        lse = _unshifted_lse(m, ell, opts)
+        lse = _unshifted_lse(m, ell, opts.temperature)
         coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
     scale = upstream / opts.temperature
     # In place on the block's own float64 copy: (coef * exp(sigma - ell) - wt) * scale.

@@ -111,7 +111,7 @@ from dataclasses import dataclass
 import torch
 
 from ._backend import Options
-from ._launch import _soft_capped, _times_cap_slope_, work_dtype
+from ._launch import _soft_capped, _times_cap_slope_, _unshifted_lse, work_dtype
 
 __all__ = [
     "BLOCK_BYTES",
@@ -286,7 +286,9 @@ class LinearProblem:
         w_y, a = self.w_y[rows], self.a[rows]
         m, ell = stats[:, 0], stats[:, 1]
         temperature = self.options.temperature
-        coef = a + 2 * z_loss * self.omega[rows] * _lse(m, ell, temperature) if z_loss else a
+        coef = (
+            a + 2 * z_loss * self.omega[rows] * _unshifted_lse(m, ell, temperature) if z_loss else a
+        )
         target = (1 - eps) * w_y
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
@@ -396,17 +398,11 @@ def _tempered_(shifted: torch.Tensor, temperature: float) -> torch.Tensor:
     return shifted if temperature == 1.0 else shifted.div_(temperature)
 
 
-def _lse(m: torch.Tensor, ell: torch.Tensor, temperature: float) -> torch.Tensor:
-    r""":math:`\operatorname{LSE} = m/T + \ell` (float64; ``inf`` where :math:`m/T`
-    overflows float64, its true value); out of place (``m`` may be the caller's)."""
-    return (m.double() if temperature == 1.0 else m.double() / temperature) + ell
-
-
 def row_stats(stats: torch.Tensor, temperature: float) -> torch.Tensor:
     r"""The rows' :math:`\operatorname{LSE} = m/T + \ell` from the forward's float64
     ``stats`` (:math:`m`, the row maximum of the undivided capped logits, and
     :math:`\ell = \operatorname{lse}((c - m)/T)`, a row each)."""
-    return _lse(stats[:, 0], stats[:, 1], temperature)
+    return _unshifted_lse(stats[:, 0], stats[:, 1], temperature)
 
 
 def _probabilities_(
@@ -515,7 +511,7 @@ def forward_pass(
             # (the next block is allocated before a name still holding this one rebinds).
             del z, t
         ell = torch.log1p(rest)
-        lse = _lse(m, ell, temperature)
+        lse = _unshifted_lse(m.double(), ell, temperature)  # m/T in float64: no overflow
         log_p = _tempered_(z_y.double() - m, temperature) - ell
         a_loss = -(1 - eps) * problem.w_y[rows] * log_p
         if eps:

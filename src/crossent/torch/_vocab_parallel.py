@@ -104,7 +104,7 @@ from ..losses._terms import (
     weighted_class_sum,
 )
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor
-from ._launch import _soft_capped, _times_cap_slope_, work_dtype
+from ._launch import _soft_capped, _times_cap_slope_, _unshifted_lse, work_dtype
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
@@ -445,7 +445,7 @@ def _loss_rows(rows: _Rows, labels: _Labels, opts: CallOptions) -> tuple[Tensor,
         classes=vocabulary,
         xp=xp,
     )
-    lse = (_tempered(rows.m, opts) + rows.ell)[:, None]
+    lse = _unshifted_lse(rows.m, rows.ell, opts.temperature)[:, None]
     summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
     keep, spread = smoothing_coefficients(eps, vocabulary)
