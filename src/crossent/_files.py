@@ -56,8 +56,9 @@ def write_atomically(path: Path, text: str) -> None:
         _write_directly(path, text)
         return
     target = Path(os.path.realpath(path))
-    if not target.parent.is_dir():
-        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if not target.parent.is_dir():  # a dangling link's folder is its target's, not path's
+        shown = target.parent if path.is_symlink() else path.parent
+        raise InputError(f"{path}: the folder {shown} does not exist")
     mode = None if existing is None else stat.S_IMODE(existing.st_mode)
     try:
         descriptor, temporary = _create_temporary(target.parent, mode)

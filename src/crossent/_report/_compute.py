@@ -290,6 +290,7 @@ def report(
     advance_to = progress or _no_progress
     resamples = check_integer(resamples, name="resamples", low=1)
     top = check_integer(top, name="top", low=0)
+    max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
     check_aligned(predictions, labels)
     values, names_from_frame = host_array(predictions, name="predictions")
     label_array = host_labels(labels)
@@ -618,6 +619,18 @@ def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
     ]
 
 
+def _threshold(value: float | None, name: str) -> float | None:
+    """A gate's threshold: None, or a finite real number (the JSON report holds it, and
+    every comparison with NaN fails)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(f"`{name}` must be a finite number or None; got {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"`{name}` must be a finite number or None; got {value!r}")
+    return float(value)
+
+
 def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float) -> list[Any]:
     gates = []
     if max_ece is not None:
@@ -742,7 +755,7 @@ def _payload(
             "at_bound": temperature.get("at_bound"),
             "bounds": list(_BOUNDS),
         },
-        "recalibration_gap_nats": temperature["gap"],
+        "recalibration_gap_nats": _number(temperature["gap"]),
         "most_surprising": most_surprising,
         "per_class": per_class,
         "bins": spec.bins,

@@ -63,7 +63,7 @@ def definition(payload: dict[str, Any]) -> str:
 def gap_text(payload: dict[str, Any]) -> str:
     """The cross-fitted recalibration gap, or why there is none."""
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
+    return "n/a (too few rows to cross-fit, or not finite)" if gap is None else f"{gap:.4f}"
 
 
 def columns_statement(columns: dict[str, Any]) -> str:

@@ -309,6 +309,7 @@ def binned_calibration_interval(
     ``crossent.report`` calls it with the values its first pass kept, so its interval is
     this one, draw for draw, without a second pass over the rows.
     """
+    check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
     value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)

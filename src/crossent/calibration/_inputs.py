@@ -209,7 +209,13 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
 
 
 def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
-    """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``."""
+    """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``.
+
+    Labels of a dtype that ``intp`` cannot hold (uint64) are range-checked here whatever
+    ``validate`` says: the cast would turn 2**63 and more into negative ids, which a
+    later check would report by the wrong value, and an unchecked read would index from
+    the end of the row (issue 13).
+    """
     xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
@@ -219,10 +225,25 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
         batch_shape=(n,),
         classes=classes,
         ignore_index=None,
-        validate=validate,
+        validate=validate or not np.can_cast(labels.dtype, np.intp),
         float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
     )
     return np.asarray(labels, dtype=np.intp)
+
+
+def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
+    """Refuse predictions that are not a real floating array of their library.
+
+    A NumPy array's dtype is judged by its kind: NumPy's ``isdtype`` raises a bare
+    ``TypeError`` for dtypes NumPy does not define (``ml_dtypes``' bfloat16, kind
+    ``"V"``), which must be this message instead (issue 13).
+    """
+    dtype = values.dtype
+    numpy_dtype = isinstance(dtype, np.dtype)
+    if dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating"):
+        return
+    hint = "; widen it to float32 first" if numpy_dtype and dtype.kind == "V" else ""
+    raise InputError(f"`{name}` must be a real floating array ({form}); got dtype {dtype}{hint}")
 
 
 def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
@@ -234,10 +255,7 @@ def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any
     :math:`[1 - \sigma(z), \sigma(z)]`.
     """
     xp, (values,) = namespace(values, names=(name,))
-    if not xp.isdtype(values.dtype, "real floating"):
-        raise InputError(
-            f"`{name}` must be a real floating array ({form}); got dtype {values.dtype}"
-        )
+    _check_real_floating(values, xp=xp, name=name, form=form)
     column = np.asarray(values, dtype=np.float64)
     if form == "probs":
         if validate:
@@ -332,10 +350,7 @@ def as_predictions(
             f"{tuple(values.shape)}"
         )
     check_classes(values.shape[1], name=name, axis=1)
-    if not xp.isdtype(values.dtype, "real floating"):
-        raise InputError(
-            f"`{name}` must be a real floating array ({checked_form}); got dtype {values.dtype}"
-        )
+    _check_real_floating(values, xp=xp, name=name, form=checked_form)
     pending = (
         validate
         and defer

@@ -184,7 +184,7 @@ class EvaluationState:
         of rows this state has seen.  Returns the state, so calls chain.  A batch that
         raises (a bad entry or label in any block) leaves the state as it was.
         """
-        start = self.n if first_row is None else int(first_row)
+        start = self.n if first_row is None else check_integer(first_row, name="first_row", low=0)
         predictions = as_predictions(
             probs, labels, form=form, validate=validate, first_row=start, defer=True
         )

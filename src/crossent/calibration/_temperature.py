@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_integer, check_scalar
+from .._checks import check_base, check_integer, check_scalar
 from ..errors import InputError
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
@@ -116,6 +116,7 @@ class _FitResult:
     iterations: int
     bound: bool
     nll_at_one: float  # the NLL at T = 1, the fit's first evaluation
+    converged: bool = True  # False when the iterations ran out before the step fell below xtol
 
 
 def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float) -> _FitResult:
@@ -155,6 +156,8 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
         beta = newton
         nll, slope, curvature = _moments(predictions, beta)
         iterations += 1
+    else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
+        return _FitResult(beta, nll, slope, iterations, False, nll_at_one, converged=False)
     return _FitResult(beta, nll, slope, iterations, False, nll_at_one)
 
 
@@ -176,8 +179,11 @@ def cross_fitted_nll(
     return total / predictions.n
 
 
-def _check_folds(folds: int, n: int) -> None:
+def _check_folds(folds: int, seed: int, n: int) -> None:
+    """The cross-fitting options: ``folds >= 2`` with a row for each, and a seed that
+    :func:`numpy.random.default_rng` takes (a non-negative integer)."""
     check_integer(folds, name="folds", low=2)
+    check_integer(seed, name="seed", low=0)
     if n < folds:
         raise InputError(f"cross-fitting with {folds} folds needs at least {folds} rows; got {n}")
 
@@ -249,6 +255,10 @@ class TemperatureScaling:
         self.xtol = xtol
 
     def _checked_bounds(self) -> tuple[float, float]:
+        if not isinstance(self.bounds, tuple | list) or len(self.bounds) != 2:
+            raise InputError(
+                f"`bounds` must be a pair (low, high) of temperatures; got {self.bounds!r}"
+            )
         low, high = self.bounds
         check_scalar(low, name="bounds[0]", low=0.0, low_open=True)
         check_scalar(high, name="bounds[1]", low=0.0, low_open=True)
@@ -265,15 +275,18 @@ class TemperatureScaling:
         log-probability or logit of ``-inf``): the NLL is ``+inf`` at every temperature.
         """
         bounds = self._checked_bounds()
+        if not isinstance(self.guard, bool):
+            raise InputError(f"`guard` must be True or False; got {self.guard!r}")
+        check_scalar(self.xtol, name="xtol", low=0.0)
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting a temperature")
         if self.guard:
-            _check_folds(self.folds, predictions.n)
+            _check_folds(self.folds, self.seed, predictions.n)
         _check_finite_label_scores(predictions)
         result = _fit_beta(predictions, bounds, self.xtol)
         self.fitted_temperature_ = 1.0 / result.beta
         self.at_bound_ = result.bound
-        self.converged_ = not result.bound
+        self.converged_ = result.converged and not result.bound
         self.n_iter_ = result.iterations
         self.gradient_ = result.slope
         self.nll_after_ = result.nll
@@ -359,10 +372,11 @@ def recalibration_gap(
     True
     """
     bounds_checked = TemperatureScaling(bounds=bounds)._checked_bounds()
+    log_base = check_base(base)
     predictions = as_predictions(logits, labels, form=form, validate=validate)
-    _check_folds(folds, predictions.n)
+    _check_folds(folds, seed, predictions.n)
     _check_finite_label_scores(predictions)
     before = _moments(predictions, 1.0)[0]
     after = cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
     gap = before - after
-    return gap / math.log(base) if base is not None else gap
+    return gap / log_base if log_base is not None else gap

@@ -69,13 +69,14 @@ _PROGRESS_ENTRIES = 20_000_000
 
 
 def _threshold(text: str) -> float:
-    """A gate's threshold: a number, not NaN (every comparison with NaN fails)."""
+    """A gate's threshold: a finite number (every comparison with NaN fails, and the JSON
+    report, which records the threshold, has no infinities)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if math.isnan(value):
-        raise argparse.ArgumentTypeError("a threshold must be a number, not NaN")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"a threshold must be a finite number; got {text!r}")
     return value
 
 

@@ -40,5 +40,6 @@ def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
     if path.exists():
         return
     folder = Path(os.path.realpath(path)).parent
-    if not folder.is_dir():
-        raise crossent.InputError(f"{path}: the folder {path.parent} does not exist")
+    if not folder.is_dir():  # a dangling link's folder is its target's, not path's
+        shown = folder if path.is_symlink() else path.parent
+        raise crossent.InputError(f"{path}: the folder {shown} does not exist")

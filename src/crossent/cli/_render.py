@@ -47,7 +47,7 @@ def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], st
 
 def _gap(payload: dict[str, Any]) -> str:
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit)" if gap is None else f"{gap:.4f}"
+    return "n/a (too few rows to cross-fit, or not finite)" if gap is None else f"{gap:.4f}"
 
 
 def render_terminal(report: crossent.Report, console: Any) -> None:
