@@ -76,7 +76,9 @@ def _threshold(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"a threshold must be a finite number; got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a threshold must be a finite number (not NaN or infinite); got {text!r}"
+        )
     return value
 
 
