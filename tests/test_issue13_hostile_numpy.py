@@ -8,6 +8,9 @@ by attacking them, and fails on the code before its fix (main at 44a6699).
 * ``TemperatureScaling``'s ``bounds``, ``guard``, ``xtol`` and ``seed`` were never checked,
   and ``converged_`` was True when the solver ran out of iterations;
 * ``EvaluationState.update(first_row=...)`` took -1, 2.5 and "3";
+* the softmax losses' class ``weight`` was never dtype-checked: a complex weight lost
+  its imaginary part (a ``ComplexWarning`` and a number), strings and ``None`` entries
+  reached NumPy's comparisons (``UFuncTypeError``, ``TypeError``);
 * ``crossent.report``: ``seed=-1`` raised NumPy's ``ValueError``, the gate thresholds were
   never checked (an infinite one made ``to_dict`` unserialisable as JSON), and a
   recalibration gap of ``inf - inf`` was NaN in ``to_dict``.
@@ -80,6 +83,47 @@ def test_uint64_labels_in_range_give_the_int64_labels_values() -> None:
     as_uint = crossent.negative_log_likelihood(_PROBS, _LABELS.astype(np.uint64))
     truth = -np.mean(np.log(_PROBS[np.arange(3), _LABELS]))  # float64 oracle
     assert as_uint == pytest.approx(truth, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    "weight",
+    [
+        np.array([1.0, 1.0, 1.0, 1.0 + 5.0j]),
+        np.array(["1", "1", "1", "1"]),
+        np.array([1, 1, 1, None]),
+    ],
+    ids=["complex", "str", "object"],
+)
+@pytest.mark.parametrize(
+    "loss",
+    [
+        crossent.softmax_cross_entropy,
+        crossent.softmax_cross_entropy_grad,
+        crossent.softmax_focal_loss,
+        crossent.poly1_cross_entropy,
+        lambda z, y, weight: crossent.softmax_cross_entropy_with_targets(
+            z, np.eye(4)[y], weight=weight
+        ),
+    ],
+    ids=["ce", "ce_grad", "focal", "poly1", "targets"],
+)
+def test_softmax_class_weights_must_be_real_numbers(loss: object, weight: np.ndarray) -> None:
+    logits = np.random.default_rng(3).normal(size=(5, 4))
+    labels = np.array([0, 1, 2, 3, 0])
+    with pytest.raises(crossent.InputTypeError, match="`weight` must be real numbers"):
+        loss(logits, labels, weight=weight)  # type: ignore[operator]
+
+
+def test_integer_and_boolean_class_weights_are_their_float_values() -> None:
+    """Guard for the dtype check (passes on main): int and bool weights are numbers."""
+    logits = np.random.default_rng(3).normal(size=(5, 4))
+    labels = np.array([0, 1, 2, 3, 0])
+    per_row = -log_softmax(logits, axis=1)[np.arange(5), labels]  # float64 oracle
+    for weight in (np.array([1, 2, 3, 4]), np.array([True, False, True, True])):
+        w = weight.astype(np.float64)[labels]
+        expected = np.sum(w * per_row) / np.sum(w)
+        got = crossent.softmax_cross_entropy(logits, labels, weight=weight)
+        assert got == pytest.approx(expected, rel=1e-14)
 
 
 @pytest.mark.parametrize("base", [1, 0, -2, math.nan, math.inf, "2"])

@@ -252,10 +252,16 @@ def prepare_logits(
 def prepare_weight(
     weight: object, *, xp: ModuleType, classes: int, dtype: Any, validate: bool, like: Array
 ) -> Array | None:
-    """Class weights as an array of ``like``'s library and device, in the compute dtype."""
+    """Class weights as an array of ``like``'s library and device, in the compute dtype.
+
+    Raises :class:`~crossent.InputTypeError` for weights that are not real numbers (a
+    complex weight lost its imaginary part in the cast; strings and objects reached
+    NumPy's comparisons: issue 13)."""
     if weight is None:
         return None
     _, (_, w) = namespace(like, weight, names=("logits", "weight"))
+    if type(w) is not np.ndarray or w.dtype.kind not in "fiub":  # NumPy's: no call
+        compute_dtype(w, xp=xp, names=("weight",))  # the dtype check alone
     check_class_weight(w, xp=xp, classes=classes, validate=validate)
     return xp.astype(w, dtype) if w.dtype != dtype else w
 
