@@ -240,7 +240,8 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
     """
     dtype = values.dtype
     numpy_dtype = isinstance(dtype, np.dtype)
-    if dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating"):
+    real_floating = dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating")
+    if real_floating:
         return
     hint = "; widen it to float32 first" if numpy_dtype and dtype.kind == "V" else ""
     raise InputError(f"`{name}` must be a real floating array ({form}); got dtype {dtype}{hint}")
