@@ -106,7 +106,7 @@ float64 subnormal up to 372).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -421,14 +421,67 @@ def _probabilities_(
     return z
 
 
+@dataclass
+class _ClassSum:
+    r"""The label smoothing's :math:`D_i = \sum_c w_c (c_{ic} - m_i) \le 0` of a token
+    block, kept online over the vocabulary blocks against the running maximum
+    :math:`m_i` of the capped logits, in float64.
+
+    The smoothing term :math:`\sum_c w_c(\operatorname{LSE}_i - z'_{ic})` is then
+    :math:`(\sum_c w_c)\,\ell_i - D_i/T`, two terms :math:`\ge 0`: no cancellation,
+    and nothing overflows where the true value does not. (Issue 13: it was
+    :math:`(\sum_c w_c)\operatorname{LSE}_i - \sum_c w_c z'_{ic}`, the second sum
+    accumulated in the work dtype: float32 logits near :math:`3\cdot 10^{38}` summed to
+    ``inf`` and the loss came back ``-inf``; and the difference of two sums of size
+    :math:`V m` lost :math:`\ell` beside a large :math:`m`, e.g. all logits tied at
+    :math:`10^{30}`.) Each block's differences :math:`c - m` are those
+    :func:`_exp_rest_` forms in float64 for its exponentials (in the work dtype on
+    accelerators, see :func:`_wide`); a new maximum :math:`m' > m` moves the classes
+    seen before by :math:`(\sum_{\text{seen}} w_c)(m - m')`, also :math:`\le 0`.
+    """
+
+    sums: torch.Tensor  # (rows,) float64: D over the classes seen so far
+    weight: torch.Tensor | None  # (V,) class weights (None: all 1)
+    seen: float | torch.Tensor = 0.0  # sum of w_c over the classes seen so far
+    columns: slice = field(default_factory=lambda: slice(0, 0))  # the vocabulary block added
+
+    @classmethod
+    def of(cls, problem: LinearProblem, rows: int) -> _ClassSum:
+        sums = torch.zeros(rows, dtype=torch.float64, device=problem.h.device)
+        return cls(sums, problem.class_weight)
+
+    def move_to(self, m: torch.Tensor, m_new: torch.Tensor, v0: int, v1: int) -> None:
+        """Rescale to the new maxima ``m_new`` (from ``m``) before block ``[v0, v1)``."""
+        if v0 > 0:  # m is -inf before the first block, where nothing was seen
+            self.sums += self.seen * (m.double() - m_new)
+        self.columns = slice(v0, v1)
+        block = v1 - v0 if self.weight is None else self.weight[v0:v1].double().sum()
+        self.seen = self.seen + block
+
+    def add_block(self, gaps: torch.Tensor, rows: slice) -> None:
+        r"""Add :math:`\sum_c w_c g_c` of rows ``rows`` of the block's ``gaps`` :math:`c - m`."""
+        if self.weight is None:
+            self.sums[rows] += gaps.sum(1, dtype=torch.float64)
+        else:
+            self.sums[rows] += gaps @ self.weight[self.columns].to(gaps.dtype)
+
+
 def _exp_rest_(
-    z: torch.Tensor, m: torch.Tensor, top_at: torch.Tensor, temperature: float, *, normalise: bool
+    z: torch.Tensor,
+    m: torch.Tensor,
+    top_at: torch.Tensor,
+    temperature: float,
+    *,
+    normalise: bool,
+    gaps: _ClassSum | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Float64 sums over each row of :math:`e^{(c - m)/T}`, apart: the term at
     ``top_at`` and the rest, the exponentials formed in float64 a few rows at a time.
 
     With ``normalise`` (the block holds whole rows, ``m`` their maxima), ``z`` is
     overwritten with :math:`p = e^{(c - m)/T} / (1 + \text{rest})`, rounded once.
+    With ``gaps`` (label smoothing), :math:`\sum_c w_c (c_c - m) \le 0` of the block is
+    added to it from the same float64 differences (:class:`_ClassSum`).
     """
     top = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
     rest = torch.empty_like(top)
@@ -437,6 +490,8 @@ def _exp_rest_(
     for r in rows:
         e = buffer[: r.stop - r.start]
         e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None])
+        if gaps is not None:
+            gaps.add_block(e, r)
         e = _tempered_(e, temperature).exp_()
         kept = e.gather(1, at[r])
         rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
@@ -483,7 +538,7 @@ def forward_pass(
         m = torch.full((stop - start,), -torch.inf, dtype=problem.work, device=hc.device)
         rest = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
         z_y = torch.zeros_like(m)
-        wz = torch.zeros_like(m)
+        gaps = _ClassSum.of(problem, stop - start) if eps else None
         kept = None
         for v0, v1 in vocab:
             z, t = problem.logits(hc, v0, v1)
@@ -491,13 +546,13 @@ def forward_pass(
             here = (label >= 0) & (label < v1 - v0)
             picked = z.gather(1, label.clamp(0, v1 - v0 - 1)[:, None])[:, 0]
             z_y += torch.where(here, picked, torch.zeros_like(picked))
-            if eps:
-                wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
             top, top_at = z.max(1)
             m_new = torch.maximum(m, top)
+            if gaps is not None:
+                gaps.move_to(m, m_new, v0, v1)
             # One block: z' is not needed again, its probabilities overwrite it.
             top_term, block_rest = _exp_rest_(
-                z, m_new, top_at, temperature, normalise=len(vocab) == 1
+                z, m_new, top_at, temperature, normalise=len(vocab) == 1, gaps=gaps
             )
             # A new maximum: the old maximal term (1 before rescaling) joins the rest.
             factor = _tempered_(m.double() - m_new, temperature).exp_()
@@ -514,9 +569,9 @@ def forward_pass(
         lse = _unshifted_lse(m.double(), ell, temperature)  # m/T in float64: no overflow
         log_p = _tempered_(z_y.double() - m, temperature) - ell
         a_loss = -(1 - eps) * problem.w_y[rows] * log_p
-        if eps:
-            wz_t = wz if temperature == 1.0 else wz.double() / temperature
-            a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz_t)
+        if gaps is not None:  # sum_c w_c (LSE - z'_c) = (sum_c w_c) ell - D / T
+            smooth = problem.total_w * ell - gaps.sums / temperature
+            a_loss = a_loss + (eps / problem.classes) * smooth
         if z_loss:
             a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
         loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
