@@ -361,6 +361,41 @@ def _row_gradient(grads: Gradients, rows: slice, acc: torch.dtype) -> torch.Tens
     return torch.empty((rows.stop - rows.start, grads.h.shape[1]), dtype=acc, device=grads.h.device)
 
 
+def _finite_row_gradient_(
+    problem: LinearProblem,
+    gh: torch.Tensor,
+    hc: torch.Tensor,
+    stats: torch.Tensor,
+    log_p: torch.Tensor,
+    scale: torch.Tensor,
+    rows: slice,
+) -> None:
+    r"""``dh`` of a token block formed anew with float64 sums where the float32 product
+    :math:`G W` was not finite (on the CPU; in place of ``gh``).
+
+    Issue 13: with weights near :math:`10^{38}` the float32 partial sums of
+    :math:`\sum_c G_{ic} W_{cd}` can overflow where the sum does not (:math:`|G_{ic}|
+    \le 1` per unit of upstream, but :math:`\sum_c |G_{ic}|` up to 2): ``inf`` for a
+    true :math:`2.8\cdot 10^{38}` (PyTorch's own ``F.linear`` + ``F.cross_entropy``
+    backward gives the same ``inf``). Then each gradient block :math:`G` is formed again,
+    rounded to float32 as before, and multiplied by :math:`W` in float64 (the products
+    exact, no overflow below :math:`10^{308}`), the sum rounded once: ``inf`` only where
+    the true gradient overflows. Costs one finiteness check of the ``dh`` block (rows x
+    D, a small fraction of the logits block) where nothing overflowed. Not on
+    accelerators: a check there is a host synchronisation per block; their products
+    stay in float32, as PyTorch's."""
+    if gh.device.type != "cpu" or bool(torch.isfinite(gh).all()):
+        return
+    wide = torch.zeros(gh.shape, dtype=torch.float64)
+    for v0, v1 in problem.vocab_blocks():
+        z, t = problem.logits(hc, v0, v1)
+        grad = problem.gradient_block(z, t, stats, log_p, scale, rows, v0, v1)
+        del z
+        wide.addmm_(grad.to(problem.acc).double(), problem.w[v0:v1].double())
+        del grad, t
+    gh.copy_(wide)
+
+
 def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None:
     assert grads.h is not None
     if gh.dtype != grads.h.dtype:
@@ -598,6 +633,7 @@ def forward_pass(
             grad = grad.to(acc)  # rounded once when widened
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
+        _finite_row_gradient_(problem, gh, hc, stats, log_p, scale, rows)
         _store_row_gradient(grads, rows, gh)
     return loss, stats_all, log_p_all, grads
 
@@ -627,5 +663,6 @@ def backward_pass(
             grad = grad.to(acc)
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
+        _finite_row_gradient_(problem, gh, hc, stats[rows], log_p[rows], scale, rows)
         _store_row_gradient(grads, rows, gh)
     return grads
