@@ -32,14 +32,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("crossent.torch")
 
-from spawned import run_spawned  # noqa: E402
-
 from crossent.torch import _functional, linear_cross_entropy  # noqa: E402
+from spawned import run_spawned  # noqa: E402
 
 DIGITS = 50
 
 
-def _oracle(z: list[float], label: int, eps: float, temperature: float, weight=None) -> float:
+def _oracle(
+    z: list[float], label: int, eps: float, temperature: float, weight: list[float] | None = None
+) -> float:
     r""":math:`(1-\varepsilon)w_y(\operatorname{LSE} - z'_y) + \tfrac{\varepsilon}{V}
     \sum_c w_c(\operatorname{LSE} - z'_c)`, :math:`z' = z/T`, in mpmath."""
     classes = len(z)
@@ -120,8 +121,10 @@ def test_issue13_linear_input_gradient_near_float32_max(reduction: str) -> None:
     mine = h.clone().requires_grad_()
     linear_cross_entropy(mine, weight, labels, reduction=reduction).sum().backward()
     wide = h.double().requires_grad_()
-    torch.nn.functional.cross_entropy(wide @ weight.double().T, labels, reduction=reduction).sum().backward()
-    assert mine.grad is not None and wide.grad is not None
+    naive = torch.nn.functional.cross_entropy(wide @ weight.double().T, labels, reduction=reduction)
+    naive.sum().backward()
+    assert mine.grad is not None
+    assert wide.grad is not None
     assert bool(torch.isfinite(mine.grad).all())
     torch.testing.assert_close(mine.grad.double(), wide.grad, rtol=1e-6, atol=0)
 
@@ -133,20 +136,21 @@ def _vocab_parallel_worker(rank: int, world: int) -> None:
 
     z = torch.tensor([[3e38, -3e38], [0.5, -1.0]])
     temperature = 0.5
+    weight = [1.0, 0.01]
     cases = [
         ({"label_smoothing": 0.1}, torch.tensor([0, 0]), None),
-        ({"weight": torch.tensor([1.0, 0.01])}, torch.tensor([1, 1]), [1.0, 0.01]),
-        ({"label_smoothing": 0.1, "weight": torch.tensor([1.0, 0.01])}, torch.tensor([1, 0]), [1.0, 0.01]),
+        ({"weight": torch.tensor(weight)}, torch.tensor([1, 1]), weight),
+        ({"label_smoothing": 0.1, "weight": torch.tensor(weight)}, torch.tensor([1, 0]), weight),
     ]
     for columns in ((slice(0, 1), slice(1, 2)), (slice(0, 2), slice(2, 2))):
         local = z[:, columns[rank]].contiguous().requires_grad_()
-        for options, labels, weight in cases:
+        for options, labels, class_weight in cases:
             got = vocab_parallel_cross_entropy(
                 local, labels, reduction="none", temperature=temperature, **options
             )
             eps = options.get("label_smoothing", 0.0)
             for row in range(2):
-                want = _oracle(z[row].tolist(), int(labels[row]), eps, temperature, weight)
+                want = _oracle(z[row].tolist(), int(labels[row]), eps, temperature, class_weight)
                 assert float(got[row]) == pytest.approx(want, rel=1e-6), (columns, options, row)
             got.sum().backward()
             assert bool(torch.isfinite(local.grad).all())

@@ -20,20 +20,28 @@ time and dropped:
   keeps :math:`(m, \ell)` of each row (float64) for the backward, not the LSE
   (issue 13: :math:`m + \log s` lost every log-partition below an ulp of :math:`m`,
   the loss :math:`e^{-d}` of a confident row, as ``crossent.losses``' kernels keep
-  it); the label's :math:`z'_y` and, for label
-  smoothing, :math:`\sum_c w_c z'_c` are gathered from the block that holds them. The
-  loss of row i is (as in :func:`crossent.softmax_cross_entropy`)
+  it); the label's :math:`z'_y` is gathered from the block that holds it and, for label
+  smoothing, :math:`D_i = \sum_c w_c (c_{ic} - m_i) \le 0` kept online in float64
+  (:class:`_ClassSum`). The loss of row i is (as in
+  :func:`crossent.softmax_cross_entropy`)
 
   .. math:: L_i = -(1-\varepsilon) w_{y_i} \log p_{y_i}
-            + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\operatorname{LSE}_i
-            - \sum_c w_c z'_{ic}\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2.
+            + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\ell_i
+            - D_i/T\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2,
+
+  the smoothing term :math:`\sum_c w_c(\operatorname{LSE}_i - z'_{ic})` as two terms
+  :math:`\ge 0` (issue 13: the difference of :math:`\sum_c w_c \operatorname{LSE}_i`
+  and a float32 :math:`\sum_c w_c z'_{ic}` overflowed near :math:`3\cdot 10^{38}` and
+  lost :math:`\ell` beside a large :math:`m`).
 
 * gradient: :math:`G_i = r_i\,[(A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
   - (1-\varepsilon) w_{y_i} e_{y_i} - \tfrac{\varepsilon}{V} w] \odot
   \operatorname{sech}^2(z_i/s)/T` with :math:`p = e^{(c - m)/T - \ell}` and :math:`r_i` the
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
-  :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
+  :math:`\partial b \mathrel{+}= \sum_i G_i` (on the CPU a :math:`\partial h` block
+  that is not finite is formed again with float64 sums, :func:`_finite_row_gradient_`:
+  float32 partial sums overflow near :math:`10^{38}`). The label's entry is formed as
   :math:`g\,\operatorname{expm1}(\log p_y) + (c - g)\,p_y` with
   :math:`g = (1-\varepsilon) w_y`, :math:`c = A + 2\lambda\omega\,\mathrm{LSE}`, so
   :math:`p_y - 1` keeps its digits when :math:`p_y \to 1` (the regime where a

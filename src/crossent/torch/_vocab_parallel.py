@@ -34,7 +34,10 @@ equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
    :math:`\rho_{ir} + \tau_{ir}` times :math:`e^{m_{ir} - m_i}` where :math:`m_{ir} < m_i`,
    and :math:`m_{ir} - m_i` (times the slice's weight sum) added to the others; both parts
    of each sum are :math:`\le 0`, so there is no cancellation even for logits of
-   :math:`\pm 10^4`.
+   :math:`\pm 10^4`. The buffer is float64: the target and smoothing sums of
+   :math:`(c - m)/T` leave float32's range for logits near :math:`\pm 3\cdot 10^{38}`
+   and :math:`T < 1` where the loss, which weighs them by a class weight or
+   :math:`\varepsilon/V`, need not (issue 13); they are formed in float64 on each rank.
 
 Then :math:`\ell = \operatorname{log1p}(\rho + \tau - 1)`: the maximal terms are counted,
 not added, as in :func:`crossent._xp.log_sum_exp_shifted`, so a near-deterministic row keeps
@@ -302,9 +305,7 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
 
 
-def _smoothing_sum(
-    capped: Tensor, ref: Tensor, weight: Tensor | None, opts: CallOptions
-) -> Tensor:
+def _smoothing_sum(capped: Tensor, ref: Tensor, weight: Tensor | None, opts: CallOptions) -> Tensor:
     r""":math:`\sum_c w_c (c_c - r)/T` over a slice's capped logits :math:`c` (its
     maxima :math:`r`, float64), in float64: the differences of float32 logits reach
     :math:`6.8\cdot 10^{38}` and their quotients by :math:`T < 1` more, ``-inf`` in
@@ -828,7 +829,7 @@ def vocab_parallel_cross_entropy(
     Forward: exactly two collectives per call (after an ``all_gather`` of one integer per
     rank on a group's first call): an ``all_reduce(MAX)`` of ``N + k`` numbers (the row
     maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
-    (``4N + 1`` with label smoothing).
+    (``4N + 1`` with label smoothing; float64).
     Backward: no collectives. The design and the derivation are in the module docstring.
     Each rank's errors are raised on every rank where the checked data are replicated or
     reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
