@@ -301,19 +301,34 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     target = torch.where(owned, _tempered(at_label, opts), wide)
     smooth = None
     if opts.label_smoothing:
-        smooth = _smoothing_sum(capped, ref_wide, labels.weight_local, opts)
+        smooth = _smoothing_sum(shifted, capped, ref_wide, labels.weight_local, opts)
     return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
 
 
-def _smoothing_sum(capped: Tensor, ref: Tensor, weight: Tensor | None, opts: CallOptions) -> Tensor:
-    r""":math:`\sum_c w_c (c_c - r)/T` over a slice's capped logits :math:`c` (its
-    maxima :math:`r`, float64), in float64: the differences of float32 logits reach
+def _smoothing_sum(
+    shifted: Tensor, capped: Tensor, ref: Tensor, weight: Tensor | None, opts: CallOptions
+) -> Tensor:
+    r""":math:`\sum_c w_c \sigma_c`, :math:`\sigma = (c - r)/T`, over a slice's capped
+    logits :math:`c` (``shifted`` is :math:`\sigma` in the work dtype, ``ref`` the
+    maxima :math:`r` in float64), as float64.
+
+    Summed in the work dtype, as before; on the CPU, rows where that sum is not finite
+    are summed again in float64 (issue 13): differences of float32 logits reach
     :math:`6.8\cdot 10^{38}` and their quotients by :math:`T < 1` more, ``-inf`` in
-    float32 where the loss's :math:`\tfrac{\varepsilon}{V}` times them is finite
-    (issue 13). The sum is divided, not each term."""
-    gaps = capped.double() - ref[:, None]
-    w = None if weight is None else weight.double()
-    return _tempered(weighted_class_sum(gaps, w, xp=_xp())[:, 0], opts)
+    float32 where the loss's :math:`\tfrac{\varepsilon}{V}` times them is finite. Not
+    every row in float64: the conversion of a block costs some 20 float32 passes. Not
+    on accelerators nor under ``torch.compile`` (the check reads the data on the host):
+    there the work dtype's range, float32 on accelerators (``_launch.work_dtype``).
+    """
+    smooth = weighted_class_sum(shifted, weight, xp=_xp())[:, 0].double()
+    if shifted.dtype == torch.float64 or shifted.device.type != "cpu" or not _eager():
+        return smooth
+    redo = ~torch.isfinite(smooth)
+    if bool(redo.any()):
+        gaps = capped[redo].double() - ref[redo, None]
+        w = None if weight is None else weight.double()
+        smooth[redo] = _tempered(weighted_class_sum(gaps, w, xp=_xp())[:, 0], opts)
+    return smooth
 
 
 def _cat(parts: list[_Local]) -> _Local:
