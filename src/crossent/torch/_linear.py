@@ -20,20 +20,28 @@ time and dropped:
   keeps :math:`(m, \ell)` of each row (float64) for the backward, not the LSE
   (issue 13: :math:`m + \log s` lost every log-partition below an ulp of :math:`m`,
   the loss :math:`e^{-d}` of a confident row, as ``crossent.losses``' kernels keep
-  it); the label's :math:`z'_y` and, for label
-  smoothing, :math:`\sum_c w_c z'_c` are gathered from the block that holds them. The
-  loss of row i is (as in :func:`crossent.softmax_cross_entropy`)
+  it); the label's :math:`z'_y` is gathered from the block that holds it and, for label
+  smoothing, :math:`D_i = \sum_c w_c (c_{ic} - m_i) \le 0` kept online in float64
+  (:class:`_ClassSum`). The loss of row i is (as in
+  :func:`crossent.softmax_cross_entropy`)
 
   .. math:: L_i = -(1-\varepsilon) w_{y_i} \log p_{y_i}
-            + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\operatorname{LSE}_i
-            - \sum_c w_c z'_{ic}\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2.
+            + \tfrac{\varepsilon}{V}\Big(\textstyle\sum_c w_c\,\ell_i
+            - D_i/T\Big) + \lambda\,\omega_i \operatorname{LSE}_i^2,
+
+  the smoothing term :math:`\sum_c w_c(\operatorname{LSE}_i - z'_{ic})` as two terms
+  :math:`\ge 0` (issue 13: the difference of :math:`\sum_c w_c \operatorname{LSE}_i`
+  and a float32 :math:`\sum_c w_c z'_{ic}` overflowed near :math:`3\cdot 10^{38}` and
+  lost :math:`\ell` beside a large :math:`m`).
 
 * gradient: :math:`G_i = r_i\,[(A_i + 2\lambda\omega_i\operatorname{LSE}_i)\,p_i
   - (1-\varepsilon) w_{y_i} e_{y_i} - \tfrac{\varepsilon}{V} w] \odot
   \operatorname{sech}^2(z_i/s)/T` with :math:`p = e^{(c - m)/T - \ell}` and :math:`r_i` the
   upstream gradient of row i (0 on ignored rows), then
   :math:`\partial h = G W`, :math:`\partial W \mathrel{+}= G^\top h`,
-  :math:`\partial b \mathrel{+}= \sum_i G_i`. The label's entry is formed as
+  :math:`\partial b \mathrel{+}= \sum_i G_i` (on the CPU a :math:`\partial h` block
+  that is not finite is formed again with float64 sums, :func:`_finite_row_gradient_`:
+  float32 partial sums overflow near :math:`10^{38}`). The label's entry is formed as
   :math:`g\,\operatorname{expm1}(\log p_y) + (c - g)\,p_y` with
   :math:`g = (1-\varepsilon) w_y`, :math:`c = A + 2\lambda\omega\,\mathrm{LSE}`, so
   :math:`p_y - 1` keeps its digits when :math:`p_y \to 1` (the regime where a
@@ -106,7 +114,7 @@ float64 subnormal up to 372).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -361,6 +369,41 @@ def _row_gradient(grads: Gradients, rows: slice, acc: torch.dtype) -> torch.Tens
     return torch.empty((rows.stop - rows.start, grads.h.shape[1]), dtype=acc, device=grads.h.device)
 
 
+def _finite_row_gradient_(
+    problem: LinearProblem,
+    gh: torch.Tensor,
+    hc: torch.Tensor,
+    stats: torch.Tensor,
+    log_p: torch.Tensor,
+    scale: torch.Tensor,
+    rows: slice,
+) -> None:
+    r"""``dh`` of a token block formed anew with float64 sums where the float32 product
+    :math:`G W` was not finite (on the CPU; in place of ``gh``).
+
+    Issue 13: with weights near :math:`10^{38}` the float32 partial sums of
+    :math:`\sum_c G_{ic} W_{cd}` can overflow where the sum does not (:math:`|G_{ic}|
+    \le 1` per unit of upstream, but :math:`\sum_c |G_{ic}|` up to 2): ``inf`` for a
+    true :math:`2.8\cdot 10^{38}` (PyTorch's own ``F.linear`` + ``F.cross_entropy``
+    backward gives the same ``inf``). Then each gradient block :math:`G` is formed again,
+    rounded to float32 as before, and multiplied by :math:`W` in float64 (the products
+    exact, no overflow below :math:`10^{308}`), the sum rounded once: ``inf`` only where
+    the true gradient overflows. Costs one finiteness check of the ``dh`` block (rows x
+    D, a small fraction of the logits block) where nothing overflowed. Not on
+    accelerators: a check there is a host synchronisation per block; their products
+    stay in float32, as PyTorch's."""
+    if gh.device.type != "cpu" or bool(torch.isfinite(gh).all()):
+        return
+    wide = torch.zeros(gh.shape, dtype=torch.float64)
+    for v0, v1 in problem.vocab_blocks():
+        z, t = problem.logits(hc, v0, v1)
+        grad = problem.gradient_block(z, t, stats, log_p, scale, rows, v0, v1)
+        del z
+        wide.addmm_(grad.to(problem.acc).double(), problem.w[v0:v1].double())
+        del grad, t
+    gh.copy_(wide)
+
+
 def _store_row_gradient(grads: Gradients, rows: slice, gh: torch.Tensor) -> None:
     assert grads.h is not None
     if gh.dtype != grads.h.dtype:
@@ -421,14 +464,67 @@ def _probabilities_(
     return z
 
 
+@dataclass
+class _ClassSum:
+    r"""The label smoothing's :math:`D_i = \sum_c w_c (c_{ic} - m_i) \le 0` of a token
+    block, kept online over the vocabulary blocks against the running maximum
+    :math:`m_i` of the capped logits, in float64.
+
+    The smoothing term :math:`\sum_c w_c(\operatorname{LSE}_i - z'_{ic})` is then
+    :math:`(\sum_c w_c)\,\ell_i - D_i/T`, two terms :math:`\ge 0`: no cancellation,
+    and nothing overflows where the true value does not. (Issue 13: it was
+    :math:`(\sum_c w_c)\operatorname{LSE}_i - \sum_c w_c z'_{ic}`, the second sum
+    accumulated in the work dtype: float32 logits near :math:`3\cdot 10^{38}` summed to
+    ``inf`` and the loss came back ``-inf``; and the difference of two sums of size
+    :math:`V m` lost :math:`\ell` beside a large :math:`m`, e.g. all logits tied at
+    :math:`10^{30}`.) Each block's differences :math:`c - m` are those
+    :func:`_exp_rest_` forms in float64 for its exponentials (in the work dtype on
+    accelerators, see :func:`_wide`); a new maximum :math:`m' > m` moves the classes
+    seen before by :math:`(\sum_{\text{seen}} w_c)(m - m')`, also :math:`\le 0`.
+    """
+
+    sums: torch.Tensor  # (rows,) float64: D over the classes seen so far
+    weight: torch.Tensor | None  # (V,) class weights (None: all 1)
+    seen: float | torch.Tensor = 0.0  # sum of w_c over the classes seen so far
+    columns: slice = field(default_factory=lambda: slice(0, 0))  # the vocabulary block added
+
+    @classmethod
+    def of(cls, problem: LinearProblem, rows: int) -> _ClassSum:
+        sums = torch.zeros(rows, dtype=torch.float64, device=problem.h.device)
+        return cls(sums, problem.class_weight)
+
+    def move_to(self, m: torch.Tensor, m_new: torch.Tensor, v0: int, v1: int) -> None:
+        """Rescale to the new maxima ``m_new`` (from ``m``) before block ``[v0, v1)``."""
+        if v0 > 0:  # m is -inf before the first block, where nothing was seen
+            self.sums += self.seen * (m.double() - m_new)
+        self.columns = slice(v0, v1)
+        block = v1 - v0 if self.weight is None else self.weight[v0:v1].double().sum()
+        self.seen = self.seen + block
+
+    def add_block(self, gaps: torch.Tensor, rows: slice) -> None:
+        r"""Add :math:`\sum_c w_c g_c` of rows ``rows`` of the block's ``gaps`` :math:`c - m`."""
+        if self.weight is None:
+            self.sums[rows] += gaps.sum(1, dtype=torch.float64)
+        else:
+            self.sums[rows] += gaps @ self.weight[self.columns].to(gaps.dtype)
+
+
 def _exp_rest_(
-    z: torch.Tensor, m: torch.Tensor, top_at: torch.Tensor, temperature: float, *, normalise: bool
+    z: torch.Tensor,
+    m: torch.Tensor,
+    top_at: torch.Tensor,
+    temperature: float,
+    *,
+    normalise: bool,
+    gaps: _ClassSum | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Float64 sums over each row of :math:`e^{(c - m)/T}`, apart: the term at
     ``top_at`` and the rest, the exponentials formed in float64 a few rows at a time.
 
     With ``normalise`` (the block holds whole rows, ``m`` their maxima), ``z`` is
     overwritten with :math:`p = e^{(c - m)/T} / (1 + \text{rest})`, rounded once.
+    With ``gaps`` (label smoothing), :math:`\sum_c w_c (c_c - m) \le 0` of the block is
+    added to it from the same float64 differences (:class:`_ClassSum`).
     """
     top = torch.empty(z.shape[0], dtype=torch.float64, device=z.device)
     rest = torch.empty_like(top)
@@ -437,6 +533,8 @@ def _exp_rest_(
     for r in rows:
         e = buffer[: r.stop - r.start]
         e = (e if buffer is z else e.copy_(z[r])).sub_(shift[r, None])
+        if gaps is not None:
+            gaps.add_block(e, r)
         e = _tempered_(e, temperature).exp_()
         kept = e.gather(1, at[r])
         rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
@@ -483,7 +581,7 @@ def forward_pass(
         m = torch.full((stop - start,), -torch.inf, dtype=problem.work, device=hc.device)
         rest = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
         z_y = torch.zeros_like(m)
-        wz = torch.zeros_like(m)
+        gaps = _ClassSum.of(problem, stop - start) if eps else None
         kept = None
         for v0, v1 in vocab:
             z, t = problem.logits(hc, v0, v1)
@@ -491,13 +589,13 @@ def forward_pass(
             here = (label >= 0) & (label < v1 - v0)
             picked = z.gather(1, label.clamp(0, v1 - v0 - 1)[:, None])[:, 0]
             z_y += torch.where(here, picked, torch.zeros_like(picked))
-            if eps:
-                wz += z.sum(1) if problem.class_weight is None else z @ problem.class_weight[v0:v1]
             top, top_at = z.max(1)
             m_new = torch.maximum(m, top)
+            if gaps is not None:
+                gaps.move_to(m, m_new, v0, v1)
             # One block: z' is not needed again, its probabilities overwrite it.
             top_term, block_rest = _exp_rest_(
-                z, m_new, top_at, temperature, normalise=len(vocab) == 1
+                z, m_new, top_at, temperature, normalise=len(vocab) == 1, gaps=gaps
             )
             # A new maximum: the old maximal term (1 before rescaling) joins the rest.
             factor = _tempered_(m.double() - m_new, temperature).exp_()
@@ -514,9 +612,9 @@ def forward_pass(
         lse = _unshifted_lse(m.double(), ell, temperature)  # m/T in float64: no overflow
         log_p = _tempered_(z_y.double() - m, temperature) - ell
         a_loss = -(1 - eps) * problem.w_y[rows] * log_p
-        if eps:
-            wz_t = wz if temperature == 1.0 else wz.double() / temperature
-            a_loss = a_loss + (eps / problem.classes) * (problem.total_w * lse - wz_t)
+        if gaps is not None:  # sum_c w_c (LSE - z'_c) = (sum_c w_c) ell - D / T
+            smooth = problem.total_w * ell - gaps.sums / temperature
+            a_loss = a_loss + (eps / problem.classes) * smooth
         if z_loss:
             a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
         loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
@@ -543,6 +641,7 @@ def forward_pass(
             grad = grad.to(acc)  # rounded once when widened
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
+        _finite_row_gradient_(problem, gh, hc, stats, log_p, scale, rows)
         _store_row_gradient(grads, rows, gh)
     return loss, stats_all, log_p_all, grads
 
@@ -572,5 +671,6 @@ def backward_pass(
             grad = grad.to(acc)
             _accumulate(problem, grads, grad, hc, gh, v0, v1, first_rows=start == 0)
             del grad, t
+        _finite_row_gradient_(problem, gh, hc, stats[rows], log_p[rows], scale, rows)
         _store_row_gradient(grads, rows, gh)
     return grads

@@ -34,7 +34,10 @@ equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
    :math:`\rho_{ir} + \tau_{ir}` times :math:`e^{m_{ir} - m_i}` where :math:`m_{ir} < m_i`,
    and :math:`m_{ir} - m_i` (times the slice's weight sum) added to the others; both parts
    of each sum are :math:`\le 0`, so there is no cancellation even for logits of
-   :math:`\pm 10^4`.
+   :math:`\pm 10^4`. The buffer is float64: the target and smoothing sums of
+   :math:`(c - m)/T` leave float32's range for logits near :math:`\pm 3\cdot 10^{38}`
+   and :math:`T < 1` where the loss, which weighs them by a class weight or
+   :math:`\varepsilon/V`, need not (issue 13); they are formed in float64 on each rank.
 
 Then :math:`\ell = \operatorname{log1p}(\rho + \tau - 1)`: the maximal terms are counted,
 not added, as in :func:`crossent._xp.log_sum_exp_shifted`, so a near-deterministic row keeps
@@ -268,8 +271,10 @@ class _Local:
     top: Tensor  # max of c over the slice; -inf where it is empty or all -inf (or NaN)
     rest: Tensor  # sum of exp(sigma_r) over the terms below ref
     ties: Tensor  # number of terms equal to ref
-    target: Tensor  # sigma_r at the label on the rank that owns it, else 0
-    smooth: Tensor | None  # sum_c w_c sigma_r,c over the slice (0 * inf = 0)
+    # float64 (issue 13): (c - ref) / T overflows float32 where the terms the loss
+    # weighs by w_c < 1 or eps / V do not.
+    target: Tensor  # sigma_r at the label on the rank that owns it, else 0 (float64)
+    smooth: Tensor | None  # sum_c w_c sigma_r,c over the slice (0 * inf = 0; float64)
     bad: Tensor  # number of NaN and +inf logits (scalar)
 
 
@@ -277,10 +282,11 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     """Summarise a block of rows (raw logits ``z``, compute dtype) against its own maxima."""
     n, width = z.shape
     zeros = torch.zeros(n, dtype=z.dtype, device=z.device)
+    wide = torch.zeros(n, dtype=torch.float64, device=z.device)
     bad = (torch.isnan(z) | torch.isposinf(z)).sum()
     if width == 0:
-        smooth = zeros if opts.label_smoothing else None
-        return _Local(zeros - math.inf, zeros, zeros, zeros, smooth, bad)
+        smooth = wide if opts.label_smoothing else None
+        return _Local(zeros - math.inf, zeros, zeros, wide, smooth, bad)
     capped = _capped(z, opts)
     top = capped.amax(dim=1)
     present = top > -math.inf  # False for -inf and NaN maxima
@@ -290,11 +296,39 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
     ties = at_max.sum(dim=1).to(z.dtype)
     owned, local = labels.owned[rows], labels.local[rows]
-    target = torch.where(owned, shifted.gather(1, local[:, None])[:, 0], zeros)
+    ref_wide = ref.double()
+    at_label = capped.gather(1, local[:, None])[:, 0].double() - ref_wide
+    target = torch.where(owned, _tempered(at_label, opts), wide)
     smooth = None
     if opts.label_smoothing:
-        smooth = weighted_class_sum(shifted, labels.weight_local, xp=_xp())[:, 0]
+        smooth = _smoothing_sum(shifted, capped, ref_wide, labels.weight_local, opts)
     return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
+
+
+def _smoothing_sum(
+    shifted: Tensor, capped: Tensor, ref: Tensor, weight: Tensor | None, opts: CallOptions
+) -> Tensor:
+    r""":math:`\sum_c w_c \sigma_c`, :math:`\sigma = (c - r)/T`, over a slice's capped
+    logits :math:`c` (``shifted`` is :math:`\sigma` in the work dtype, ``ref`` the
+    maxima :math:`r` in float64), as float64.
+
+    Summed in the work dtype, as before; on the CPU, rows where that sum is not finite
+    are summed again in float64 (issue 13): differences of float32 logits reach
+    :math:`6.8\cdot 10^{38}` and their quotients by :math:`T < 1` more, ``-inf`` in
+    float32 where the loss's :math:`\tfrac{\varepsilon}{V}` times them is finite. Not
+    every row in float64: the conversion of a block costs some 20 float32 passes. Not
+    on accelerators nor under ``torch.compile`` (the check reads the data on the host):
+    there the work dtype's range, float32 on accelerators (``_launch.work_dtype``).
+    """
+    smooth = weighted_class_sum(shifted, weight, xp=_xp())[:, 0].double()
+    if shifted.dtype == torch.float64 or shifted.device.type != "cpu" or not _eager():
+        return smooth
+    redo = ~torch.isfinite(smooth)
+    if bool(redo.any()):
+        gaps = capped[redo].double() - ref[redo, None]
+        w = None if weight is None else weight.double()
+        smooth[redo] = _tempered(weighted_class_sum(gaps, w, xp=_xp())[:, 0], opts)
+    return smooth
 
 
 def _cat(parts: list[_Local]) -> _Local:
@@ -317,9 +351,9 @@ class _Rows:
     """The global per-row statistics, identical on every rank after the two collectives."""
 
     m: Tensor  # max_c of the capped logits (undivided by T)
-    ell: Tensor
-    target: Tensor  # sigma_{i y_i} = (c_{i y_i} - m_i) / T
-    smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic
+    ell: Tensor  # in the work dtype, as m
+    target: Tensor  # sigma_{i y_i} = (c_{i y_i} - m_i) / T (float64)
+    smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic (float64)
 
 
 def _max_and_sizes(
@@ -349,15 +383,18 @@ def _sum(
     at_top = present & (ref == m)
     delta = _tempered(ref - m, opts)
     moved = torch.where(present, (local.rest + local.ties) * torch.exp(delta), 0.0)
+    # The target and smoothing sums move in float64 (delta overflows float32 for T < 1),
+    # so the buffer is float64; ell is rounded to the work dtype after the sum.
+    wide = torch.where(present, _tempered(ref.double() - m.double(), opts), 0.0)
     columns = [
-        torch.where(at_top, local.rest, moved),
-        torch.where(at_top, local.ties, torch.zeros_like(m)),
-        local.target + torch.where(labels.owned, delta, torch.zeros_like(m)),
+        torch.where(at_top, local.rest, moved).double(),
+        torch.where(at_top, local.ties, torch.zeros_like(m)).double(),
+        local.target + torch.where(labels.owned, wide, torch.zeros_like(wide)),
     ]
     if local.smooth is not None:
-        columns.append(local.smooth + labels.slice_weight * delta)
+        columns.append(local.smooth + labels.slice_weight * wide)
     stacked = torch.stack(columns, dim=1).reshape(-1)
-    buffer = torch.cat([stacked, local.bad.to(m.dtype).reshape(1)])
+    buffer = torch.cat([stacked, local.bad.to(torch.float64).reshape(1)])
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
     if check and bool(buffer[-1] > 0):
         raise InputError(
@@ -373,7 +410,7 @@ def _sum(
                 "a softmax needs at least one finite logit"
             )
     sums = buffer[:-1].reshape(m.shape[0], len(columns))
-    ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1))
+    ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1)).to(m.dtype)
     smooth = sums[:, 3] if local.smooth is not None else None
     return _Rows(m=m, ell=ell, target=sums[:, 2], smooth=smooth)
 
@@ -807,7 +844,7 @@ def vocab_parallel_cross_entropy(
     Forward: exactly two collectives per call (after an ``all_gather`` of one integer per
     rank on a group's first call): an ``all_reduce(MAX)`` of ``N + k`` numbers (the row
     maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
-    (``4N + 1`` with label smoothing).
+    (``4N + 1`` with label smoothing; float64).
     Backward: no collectives. The design and the derivation are in the module docstring.
     Each rank's errors are raised on every rank where the checked data are replicated or
     reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
