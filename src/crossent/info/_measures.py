@@ -33,6 +33,7 @@ from .._numerics import (
     js_terms,
     kl_terms,
     kl_terms_from_log,
+    kl_terms_from_normalised_logs,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
 from .._xp import Array, finalize, is_numpy, namespace, to_float32
@@ -232,6 +233,10 @@ def _cross_entropy_terms(side_p: Side, side_q: Side) -> Array:
 def _kl_terms(side_p: Side, side_q: Side) -> Array:
     if side_p.form == "probs" and side_q.form == "probs":
         return kl_terms(side_p.values, side_q.values, xp=side_p.xp)
+    if side_p.form == "logits" and side_q.form == "logits":  # both sum to 1: no cancellation
+        return kl_terms_from_normalised_logs(
+            side_p.log_probs(), side_q.log_probs(), xp=side_p.xp
+        )
     return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
 
 

@@ -1,0 +1,121 @@
+"""Issue 13, hostile tests of the information measures: each test pins a defect found by
+attacking the public measures with hard inputs, against an independent oracle (mpmath
+at 60 digits, or the float64 computation of the same numbers).
+
+* ``np.longdouble`` probabilities raised SciPy's bare ``TypeError`` (its ``entr``,
+  ``xlogy``, ``rel_entr``, ``xlog1py`` have no long double loop) from ``entropy``,
+  ``cross_entropy``, ``kl_divergence``, ``js_divergence``, ``perplexity``,
+  ``binary_entropy`` and ``binary_cross_entropy``; log-probabilities and logits of the
+  same dtype were computed.
+* The KL of two logit sides on the generic path (PyTorch, array-api-strict, JAX, NumPy
+  without Numba) summed :math:`p_i(\\log p_i - \\log q_i)`, which cancels on nearly equal
+  rows: off by about :math:`\\epsilon` absolutely (1e8 times a KL of 1e-24), and below 0
+  for about half such rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import numpy as np
+import pytest
+
+import crossent
+
+from conftest import Backend
+from tolerances import ROUNDING, assert_close, ulps
+
+RNG = np.random.default_rng(1313)
+
+# ------------------------------------------------------------------ long double inputs
+
+_P = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.25, 0.25, 0.5]])
+_Q = np.array([[0.1, 0.6, 0.3], [0.5, 0.5, 0.0], [0.25, 0.25 + 2.0**-30, 0.5 - 2.0**-30]])
+
+_MEASURES: dict[str, Callable[[np.ndarray, np.ndarray], Any]] = {
+    "entropy": lambda p, q: crossent.entropy(p),
+    "cross_entropy": crossent.cross_entropy,
+    "cross_entropy_eps": lambda p, q: crossent.cross_entropy(p, q, eps=1e-3),
+    "kl_divergence": crossent.kl_divergence,
+    "js_divergence": crossent.js_divergence,
+    "perplexity": crossent.perplexity,
+    "decomposition": lambda p, q: np.stack(crossent.cross_entropy_decomposition(p, q)),
+    "binary_entropy": lambda p, q: crossent.binary_entropy(p),
+    "binary_cross_entropy": crossent.binary_cross_entropy,
+    # (rows of q far from p: the float64 gradient cancels where q nears p)
+    "binary_cross_entropy_grad": lambda p, q: crossent.binary_cross_entropy_grad(p[:2], q[:2]),
+}
+
+
+@pytest.mark.parametrize("name", list(_MEASURES))
+def test_issue13_long_double_probabilities_are_computed(name: str) -> None:
+    """Long double probabilities give a long double result equal to the float64 one
+    (the long double branch computes each term more exactly, so ROUNDING apart)."""
+    measure = _MEASURES[name]
+    got = measure(_P.astype(np.longdouble), _Q.astype(np.longdouble))
+    assert np.asarray(got).dtype == np.longdouble
+    assert_close(np.asarray(got, dtype=np.float64), measure(_P, _Q), ROUNDING, np.float64)
+
+
+# ------------------------------------------------------- KL of logits, generic path
+
+
+def _mp_kl_of_logits(z: np.ndarray, w: np.ndarray) -> float:
+    """D(softmax(z) || softmax(w)) at 60 digits (``-inf`` logits: probability 0)."""
+    with mpmath.workdps(60):
+        zs, ws = [mpmath.mpf(float(a)) for a in z], [mpmath.mpf(float(b)) for b in w]
+        lz = mpmath.log(mpmath.fsum(mpmath.exp(a) for a in zs))
+        lw = mpmath.log(mpmath.fsum(mpmath.exp(b) for b in ws))
+        total = mpmath.mpf(0)
+        for a, b in zip(zs, ws, strict=True):
+            if a == -mpmath.inf:
+                continue
+            if b == -mpmath.inf:
+                return np.inf
+            total += mpmath.exp(a - lz) * ((a - lz) - (b - lw))
+        return float(total)
+
+
+def _nearly_equal_logits() -> tuple[np.ndarray, np.ndarray]:
+    z = 3.0 * RNG.standard_normal((24, 7))
+    scales = 10.0 ** RNG.integers(-12, -3, size=(24, 1))
+    return z, z + scales * RNG.standard_normal((24, 7))
+
+
+def test_issue13_kl_of_nearly_equal_logits_is_positive_and_accurate(backend: Backend) -> None:
+    """Within the bound of the Bregman terms: an error of each :math:`r_i` of about
+    :math:`2u(|z_i - m| + |w_i - m'|)` moves the sum by at most that times
+    :math:`\\sum_i p_i |r_i| \\le \\sqrt{2D}`; the common shift and the rounding of
+    :math:`q_i` move it by a few :math:`u D`. The plain sum was off by about
+    :math:`u` (up to 4e8 times the KL here) and negative on about half of the rows."""
+    z, w = _nearly_equal_logits()
+    got = backend.to_numpy(
+        crossent.kl_divergence(
+            backend.asarray(z), backend.asarray(w), p_form="logits", q_form="logits"
+        )
+    )
+    truth = np.array([_mp_kl_of_logits(a, b) for a, b in zip(z, w, strict=True)])
+    assert (got >= 0).all()
+    spread = np.ptp(z, axis=-1) + np.ptp(w, axis=-1)
+    bound = ulps(4, scale=1.0) * spread * np.sqrt(2 * truth) + ulps(64, scale=1.0) * truth
+    assert (np.abs(got - truth) <= bound).all(), np.max(np.abs(got - truth) / truth)
+
+
+def test_issue13_kl_of_logits_keeps_its_limits_on_the_generic_path(backend: Backend) -> None:
+    """The Bregman terms' conventions: a class with :math:`p = 0` contributes
+    :math:`q`, one with only :math:`q = 0` makes the KL infinite, equal rows give 0."""
+    inf = np.inf
+    z = np.array([[0.0, -inf, 1.0], [0.0, 1.0, 2.0], [0.0, 5.0, -inf], [40.0, 0.0, -3.0]])
+    w = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 2.0], [0.0, 5.0, -inf], [-40.0, 0.0, -3.0]])
+    rows = np.concatenate([z, w[:1]]), np.concatenate([w, z[:1]])
+    got = backend.to_numpy(
+        crossent.kl_divergence(
+            *(backend.asarray(x) for x in rows), p_form="logits", q_form="logits"
+        )
+    )
+    assert got[1] == 0.0 and got[2] == 0.0
+    assert got[4] == inf
+    truth = [_mp_kl_of_logits(a, b) for a, b in zip(*rows, strict=True)]
+    assert_close(got, truth, ROUNDING, np.float64)
