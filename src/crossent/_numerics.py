@@ -400,7 +400,14 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
 
 
 def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
-    """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
+    r"""``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0.
+
+    For :math:`0 < q < 1` as :math:`\big((q - p)/q\big)/(1 - q)`, four roundings at most
+    (``1 - q`` is exact for :math:`q \ge 1/2`): the two quotients cancel where
+    :math:`p` nears :math:`q`, where their sum was 18 % off in float64 and 5 % in
+    float32 (issue 13, hostile tests). At :math:`q = 0` and :math:`q = 1` the two terms,
+    with the conventions above.
+    """
     if _numpy_arrays(p, q):
         return _numpy_binary_cross_grad_terms(p, q)
     one_minus_p = 1 - p
@@ -411,7 +418,9 @@ def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
         one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), zeros_like(q, xp=xp)
     )
     second = xp.where((one_minus_p > 0) & (q == 1), full_like(second, math.inf, xp=xp), second)
-    return first + second
+    inside = (q > 0) & (q < 1)
+    q_inside = xp.where(inside, q, full_like(q, 0.5, xp=xp))
+    return xp.where(inside, ((q_inside - p) / q_inside) / (1 - q_inside), first + second)
 
 
 def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -419,7 +428,8 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     in place instead of through ``where`` and fresh constant arrays (issue 13)."""
     c = _constants(p.dtype)
     p_pos = p > c.zero
-    first = np.divide(-p, np.where(q > c.zero, q, c.one))
+    with np.errstate(over="ignore"):  # -p/q of a subnormal q: -inf, as it should be
+        first = np.divide(-p, np.where(q > c.zero, q, c.one))
     np.copyto(first, c.minus_inf, where=p_pos & (q == c.zero))
     np.copyto(first, c.zero, where=~p_pos)
     one_minus_p = c.one - p
@@ -428,4 +438,11 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     np.copyto(second, c.inf, where=weight_pos & (q == c.one))
     np.copyto(second, c.zero, where=~weight_pos)
     first += second
+    inside = (q > c.zero) & (q < c.one)
+    q_inside = np.where(inside, q, c.half)
+    with np.errstate(over="ignore"):
+        interior = np.subtract(q_inside, p)
+        interior /= q_inside
+    interior /= c.one - q_inside
+    np.copyto(first, interior, where=inside)
     return first
