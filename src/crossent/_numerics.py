@@ -51,6 +51,7 @@ __all__ = [
     "binary_cross_terms",
     "binary_entropy_terms",
     "cross_terms",
+    "cross_terms_from_log",
     "cross_terms_from_probs",
     "entropy_terms",
     "entropy_terms_from_log",
@@ -202,6 +203,19 @@ def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     log_safe = xp.where(zero_q, zeros_like(log_q, xp=xp), log_q)
     terms = -(p * log_safe)
     return xp.where(zero_q & (p > 0), full_like(terms, math.inf, xp=xp), terms)
+
+
+def cross_terms_from_log(p: Array, log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+    """:func:`cross_terms` for ``p = exp(log_p)``: ``+inf`` also where ``p`` underflowed to
+    0 but ``log p`` is finite (so ``p > 0``) and ``q = 0``, as :func:`kl_terms_from_log`
+    decides; the finite cross-entropy there broke H(P, Q) = H(P) + D(P||Q) (issue 13,
+    hostile tests: 1400 nats beside an infinite KL)."""
+    terms = cross_terms(p, log_q, xp=xp)
+    lost = (log_p > -math.inf) & (log_q == -math.inf)
+    if type(terms) is np.ndarray and terms.ndim:
+        np.copyto(terms, np.inf, where=lost)
+        return terms
+    return xp.where(lost, full_like(terms, math.inf, xp=xp), terms)
 
 
 def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:

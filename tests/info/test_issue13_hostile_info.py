@@ -175,3 +175,32 @@ def test_issue13_binary_cross_entropy_grad_keeps_its_limits() -> None:
     np.testing.assert_array_equal(np.from_dlpack(got), want[:-1])
     # (-1/q of a subnormal q overflows to -inf, without a warning on NumPy)
     np.testing.assert_array_equal(_numerics.binary_cross_grad_terms(p, q, xp=np), want)
+
+
+# ----------------------------- cross-entropy where p underflows against q = 0
+
+
+def test_issue13_cross_entropy_is_infinite_where_p_underflows_against_q_zero(
+    backend: Backend,
+) -> None:
+    """:math:`p_0 = e^{-10^{10}}/Z > 0` (its logarithm is finite) against :math:`q_0 = 0`:
+    :math:`H(P, Q) = D(P\\|Q) = +\\infty`. The generic path decided :math:`p > 0` from
+    the underflowed :math:`e^{\\log p}` for the cross-entropy (1400 nats) and from
+    :math:`\\log p` for the KL (``+inf``). NumPy arrays take the fused kernel where
+    Numba is installed, whose cross-entropy still gives 1400
+    (``info/_fused_kernels``, not this change's file): its generic branch is held here."""
+    logits = np.array([[-700.0, 1e10, 700.0], [0.0, 1.0, 2.0]])
+    log_q = np.array([[-np.inf, -1400.0, 0.0], [-np.inf, 0.0, -np.inf]])
+    options = {"p_form": "logits", "q_form": "log_probs", "validate": False}
+    if backend.name.startswith("numpy"):
+        log_p = logits - np.max(logits, axis=-1, keepdims=True)
+        log_p -= np.log(np.sum(np.exp(log_p), axis=-1, keepdims=True))
+        terms = _numerics.cross_terms_from_log(np.exp(log_p), log_p, log_q, xp=np)
+        got = terms.sum(axis=-1)
+    else:
+        p, q = backend.asarray(logits), backend.asarray(log_q)
+        got = backend.to_numpy(crossent.cross_entropy(p, q, **options))
+        parts = crossent.cross_entropy_decomposition(p, q, **options)
+        np.testing.assert_array_equal(backend.to_numpy(parts.cross_entropy), got)
+        np.testing.assert_array_equal(backend.to_numpy(parts.kl_divergence), got)
+    np.testing.assert_array_equal(got, [np.inf, np.inf])

@@ -27,6 +27,7 @@ import numpy as np
 from .._checks import check_base, check_eps, check_form
 from .._numerics import (
     cross_terms,
+    cross_terms_from_log,
     cross_terms_from_probs,
     entropy_terms,
     entropy_terms_from_log,
@@ -227,7 +228,11 @@ def _entropy_terms(side: Side) -> Array:
 def _cross_entropy_terms(side_p: Side, side_q: Side) -> Array:
     if side_p.form == "probs" and side_q.form == "probs":
         return cross_terms_from_probs(side_p.values, side_q.values, xp=side_p.xp)
-    return cross_terms(side_p.probs(), side_q.log_probs(), xp=side_p.xp)
+    if side_p.form == "probs":
+        return cross_terms(side_p.probs(), side_q.log_probs(), xp=side_p.xp)
+    return cross_terms_from_log(
+        side_p.probs(), side_p.log_probs(), side_q.log_probs(), xp=side_p.xp
+    )
 
 
 def _kl_terms(side_p: Side, side_q: Side) -> Array:
