@@ -133,7 +133,9 @@ class _Constants(NamedTuple):
 def _constants(dtype: np.dtype) -> _Constants:
     known = _CONSTANTS.get(dtype)
     if known is None:
-        numbers = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf, -math.inf, float(np.finfo(dtype).min))
+        # (the lowest number as finfo gives it: ``float()`` of a long double's is -inf,
+        # which floored nothing, and ``0 * -inf`` made the terms NaN; issue 13)
+        numbers = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf, -math.inf, np.finfo(dtype).min)
         known = _CONSTANTS[dtype] = _Constants(*(np.asarray(v, dtype=dtype) for v in numbers))
     return known
 

@@ -288,10 +288,13 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     NumPy and PyTorch sum pairwise along a contiguous axis, but not along every
     axis and not on every device; accumulating in float64 makes the float32 result
     correctly rounded for any practical number of terms, whatever the layout.
+    NumPy long double terms are summed in long double (in float64 a sum beyond
+    float64's range was +inf: issue 13, hostile tests).
     """
     if type(terms) is np.ndarray:
         # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
-        total = np.add.reduce(terms, axis=-1, dtype=np.float64)
+        wide = np.float64 if terms.dtype.itemsize <= 8 else terms.dtype
+        total = np.add.reduce(terms, axis=-1, dtype=wide)
         return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)

@@ -60,6 +60,23 @@ def test_issue13_long_double_probabilities_are_computed(name: str) -> None:
     assert_close(np.asarray(got, dtype=np.float64), measure(_P, _Q), ROUNDING, np.float64)
 
 
+def test_issue13_long_double_log_inputs_keep_their_limits() -> None:
+    """``-inf`` log-probabilities of long doubles: terms 0, not NaN (the kernels'
+    floor of ``-inf`` was ``float(finfo.min)``, -inf for a long double, and
+    ``0 * -inf`` is NaN); sums beyond float64's range stay finite (they were summed in
+    float64: +inf)."""
+    ld = np.longdouble
+    assert crossent.entropy(np.array([0.0, -np.inf], ld), p_form="logits") == 0.0
+    assert crossent.entropy(np.array([0.0, -np.inf], ld), p_form="log_probs") == 0.0
+    kl = crossent.kl_divergence(np.array([0.0, -np.inf], ld), [0.5, 0.5], p_form="log_probs")
+    assert_close(float(kl), np.log(2.0), ROUNDING, np.float64)
+    if np.finfo(ld).max <= np.finfo(np.float64).max:
+        return  # (long double is double here)
+    big = np.array([1.7e308, -1.7e308], ld)
+    kl = crossent.kl_divergence(big, -big, p_form="logits", q_form="logits")
+    assert kl == 2 * ld(1.7e308)
+
+
 # ------------------------------------------------------- KL of logits, generic path
 
 
