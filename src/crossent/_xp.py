@@ -39,6 +39,7 @@ __all__ = [
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "numpy_sum_dtype",
     "one_entry",
     "ones_like",
     "reduce_sum",
@@ -209,6 +210,13 @@ def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     return supported.get("float64", dtype)
 
 
+def numpy_sum_dtype(dtype: np.dtype) -> Any:
+    """The dtype in which NumPy sums of ``dtype`` accumulate: float64, or a wider long
+    double itself (in float64 its sums were rounded to float64 and could overflow: issue
+    13, hostile tests)."""
+    return np.float64 if dtype.itemsize <= 8 else dtype
+
+
 def zeros_like(x: Array, *, xp: ModuleType) -> Array:
     """``xp.zeros_like(x)``; NumPy's own for a NumPy array (array-api-compat's wrapper of
     the ``*_like`` functions and ``astype`` costs microseconds a call; issue 13)."""
@@ -293,8 +301,7 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     """
     if type(terms) is np.ndarray:
         # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
-        wide = np.float64 if terms.dtype.itemsize <= 8 else terms.dtype
-        total = np.add.reduce(terms, axis=-1, dtype=wide)
+        total = np.add.reduce(terms, axis=-1, dtype=numpy_sum_dtype(terms.dtype))
         return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
