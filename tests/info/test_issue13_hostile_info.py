@@ -228,3 +228,26 @@ def test_issue13_cross_entropy_is_infinite_where_p_underflows_against_q_zero(
         np.testing.assert_array_equal(backend.to_numpy(parts.cross_entropy), got)
         np.testing.assert_array_equal(backend.to_numpy(parts.kl_divergence), got)
     np.testing.assert_array_equal(got, [np.inf, np.inf])
+
+
+# ------------------------------------------------------------------- masked arrays
+
+
+def test_issue13_masked_entries_are_refused_not_half_honoured() -> None:
+    """A masked entry was skipped by the row-sum check (NumPy's masked reductions) and
+    read by the terms of some measures: the KL of ``[0.5, 0.5, --]`` (0.3 under the
+    mask) against ``[0.25, 0.25, 0.5]`` was 0.540 (the masked 0.3 counted), the entropy
+    0.693 (not counted). Masked arrays without masked entries are plain arrays."""
+    masked = np.ma.array([0.5, 0.5, 0.3], mask=[False, False, True])
+    q = np.array([0.25, 0.25, 0.5])
+    calls = [
+        lambda: crossent.entropy(masked),
+        lambda: crossent.kl_divergence(masked, q),
+        lambda: crossent.cross_entropy(q, masked),
+        lambda: crossent.surprisal(masked),
+    ]
+    for call in calls:
+        with pytest.raises(crossent.InputTypeError, match="masked entries"):
+            call()
+    plain = np.ma.array([0.5, 0.5, 0.0])
+    assert crossent.kl_divergence(plain, q) == crossent.kl_divergence(plain.data, q)
