@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ._xp import Array, accumulation_dtype, compat_numpy, device, size
+from ._xp import Array, accumulation_dtype, compat_numpy, device, numpy_sum_dtype, size
 from .errors import InputError, InputTypeError
 
 __all__ = [
@@ -396,7 +396,7 @@ def check_distribution(
         return
     _check_entries(x, name=name, xp=xp, axis=axis)
     if type(x) is np.ndarray:
-        totals = np.add.reduce(x, axis=-1, dtype=np.float64)
+        totals = np.add.reduce(x, axis=-1, dtype=numpy_sum_dtype(x.dtype))
     else:
         totals = xp.sum(x, axis=-1, dtype=accumulation_dtype(xp.float32, xp=xp, device=device(x)))
     _check_row_sums(
@@ -421,7 +421,7 @@ def _numpy_distribution_passes(x: np.ndarray, storage_dtype: Any) -> bool:
     """
     if not x.size:
         return False
-    totals = np.add.reduce(x, -1, np.float64)
+    totals = np.add.reduce(x, -1, numpy_sum_dtype(x.dtype))
     tolerance = _numpy_row_sum_tolerance(np.dtype(storage_dtype), x.shape[-1])
     if x.ndim == 1:
         largest = smallest = float(totals)

@@ -51,12 +51,14 @@ __all__ = [
     "binary_cross_terms",
     "binary_entropy_terms",
     "cross_terms",
+    "cross_terms_from_log",
     "cross_terms_from_probs",
     "entropy_terms",
     "entropy_terms_from_log",
     "js_terms",
     "kl_terms",
     "kl_terms_from_log",
+    "kl_terms_from_normalised_logs",
     "safe_log",
     "surprisal_terms",
 ]
@@ -100,6 +102,17 @@ def _numpy_arrays(a: Array, b: Array) -> bool:
     )
 
 
+_SCIPY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _scipy_takes(*arrays: Array) -> bool:
+    """Whether SciPy's ufuncs (``entr``, ``xlogy``, ``rel_entr``, ``xlog1py``) take these
+    NumPy arrays: float32 or float64. They have no long double loop, and raised a bare
+    ``TypeError`` on ``np.longdouble`` probabilities, which the array-API branches compute
+    in long double instead (issue 13, hostile tests)."""
+    return all(getattr(a, "dtype", None) in _SCIPY_DTYPES for a in arrays)
+
+
 class _Constants(NamedTuple):
     """The numbers of the NumPy branches as 0-d arrays of the computation's dtype.
 
@@ -120,7 +133,9 @@ class _Constants(NamedTuple):
 def _constants(dtype: np.dtype) -> _Constants:
     known = _CONSTANTS.get(dtype)
     if known is None:
-        numbers = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf, -math.inf, float(np.finfo(dtype).min))
+        # (the lowest number as finfo gives it: ``float()`` of a long double's is -inf,
+        # which floored nothing, and ``0 * -inf`` made the terms NaN; issue 13)
+        numbers = (0.0, 0.5, 1.0, 2.0, 4.0, math.inf, -math.inf, np.finfo(dtype).min)
         known = _CONSTANTS[dtype] = _Constants(*(np.asarray(v, dtype=dtype) for v in numbers))
     return known
 
@@ -160,7 +175,7 @@ def surprisal_terms(p: Array, *, xp: ModuleType) -> Array:
 
 def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
     """``-p log p``, 0 at ``p = 0``."""
-    if is_numpy(xp):
+    if is_numpy(xp) and _scipy_takes(p):
         return special.entr(p)
     p_safe = xp.where(p > 0, p, _ones(p, xp=xp))
     return -(p * xp.log(p_safe))
@@ -192,9 +207,22 @@ def cross_terms(p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     return xp.where(zero_q & (p > 0), full_like(terms, math.inf, xp=xp), terms)
 
 
+def cross_terms_from_log(p: Array, log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+    """:func:`cross_terms` for ``p = exp(log_p)``: ``+inf`` also where ``p`` underflowed to
+    0 but ``log p`` is finite (so ``p > 0``) and ``q = 0``, as :func:`kl_terms_from_log`
+    decides; the finite cross-entropy there broke H(P, Q) = H(P) + D(P||Q) (issue 13,
+    hostile tests: 1400 nats beside an infinite KL)."""
+    terms = cross_terms(p, log_q, xp=xp)
+    lost = (log_p > -math.inf) & (log_q == -math.inf)
+    if type(terms) is np.ndarray and terms.ndim:
+        np.copyto(terms, np.inf, where=lost)
+        return terms
+    return xp.where(lost, full_like(terms, math.inf, xp=xp), terms)
+
+
 def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """``-p log q`` from probabilities (NumPy: ``-xlogy``)."""
-    if is_numpy(xp):
+    if is_numpy(xp) and _scipy_takes(p, q):
         return -special.xlogy(p, q)
     return cross_terms(p, safe_log(q, xp=xp), xp=xp)
 
@@ -215,7 +243,7 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     :math:`\partial_p = \log(p/q) + 1`, :math:`\partial_q = -p/q`.  On NumPy, SciPy's
     ``rel_entr`` keeps this accuracy itself (1.17); older releases are repaired here.
     """
-    if is_numpy(xp):
+    if is_numpy(xp) and _scipy_takes(p, q):
         terms = np.asarray(special.rel_entr(p, q))
         if _REL_ENTR_OVERFLOWS is None or _REL_ENTR_NAIVE_NEAR_ONE is None:
             _probe_rel_entr()
@@ -278,6 +306,50 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
 
 
+_PHI_SERIES = tuple((j + 1) / math.factorial(j + 2) for j in range(17, -1, -1))
+r""":math:`c_{17}, \dots, c_0` of :math:`\varphi(r) = r^2 \sum_j c_j r^j`,
+:math:`c_j = (j + 1)/(j + 2)!` (Horner's order): for :math:`|r| \le 1` the remainder is
+below :math:`1.1\,c_{18} < 8.6\cdot 10^{-18}` times :math:`r^2`, under :math:`2^{-54}` of
+:math:`\varphi(r) \ge (1 - 2/e)\,r^2 > 0.26\,r^2`."""
+
+
+def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+    r"""Terms of D(P||Q) that are each :math:`\ge 0`, for two sides that sum to 1 exactly
+    by construction (both log-softmaxes of logits).
+
+    .. math:: D(P \,\|\, Q) = \sum_i \big(p_i \log\tfrac{p_i}{q_i} - p_i + q_i\big)
+              = \sum_i q_i\, \varphi(r_i), \qquad r_i = \log p_i - \log q_i,
+              \qquad \varphi(r) = 1 + (r - 1) e^r \ge 0,
+
+    as :math:`\sum_i p_i = \sum_i q_i = 1`. The plain terms :math:`p_i r_i` of nearly
+    equal rows cancel: their sum was off by about :math:`\epsilon`, below 0 for half
+    of such rows (issue 13, hostile tests: -3e-16 where the truth is 1e-24). Here
+    nothing cancels, and an error :math:`\delta` common to every :math:`r_i` (the
+    log-partitions' rounding) moves the sum by :math:`\delta D` only
+    (:math:`\varphi'(r) = r e^r`). :math:`\varphi` by its series (``_PHI_SERIES``)
+    where :math:`|r| \le 1`, else :math:`q\varphi(r) = q + p(r - 1)`, which cancels by
+    at most :math:`1/\varphi(-1) < 3.8` and does not overflow. Where :math:`p_i = 0`
+    the term is :math:`q_i` (:math:`\varphi(-\infty) = 1`), where only :math:`q_i = 0`
+    it is :math:`+\infty`. The fused kernels sum the same terms
+    (``info/_fused_kernels._bregman_sums``).
+    """
+    minus_inf = -math.inf
+    p_pos = log_p > minus_inf
+    both = p_pos & (log_q > minus_inf)
+    zeros = zeros_like(log_p, xp=xp)
+    r = xp.where(both, log_p, zeros) - xp.where(both, log_q, zeros)
+    small = xp.abs(r) <= 1
+    r_small = xp.where(small, r, zeros)
+    series = zeros
+    for coefficient in _PHI_SERIES:
+        series = coefficient + r_small * series
+    p, q = xp.exp(log_p), xp.exp(log_q)
+    far = q + p * (xp.where(small, zeros, r) - 1)
+    terms = xp.where(small, q * (r_small * r_small * series), far)
+    outside = xp.where(p_pos, full_like(terms, math.inf, xp=xp), q)
+    return xp.where(both, terms, outside)
+
+
 def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     r"""Per-class Jensen-Shannon terms :math:`\tfrac12[p\log(2p/(p+q)) + q\log(2q/(p+q))]`.
 
@@ -288,7 +360,7 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
     :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
     """
-    if _numpy_arrays(p, q):
+    if _numpy_arrays(p, q) and _scipy_takes(p):
         return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
@@ -325,7 +397,7 @@ def _numpy_js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
     """``-p log p - (1-p) log(1-p)``, with ``log1p`` for the second logarithm."""
     one_minus = 1 - p
-    if is_numpy(xp):
+    if is_numpy(xp) and _scipy_takes(p):
         return special.entr(p) - special.xlog1py(one_minus, -p)
     p_below_one = xp.where(one_minus > 0, p, zeros_like(p, xp=xp))
     return entropy_terms(p, xp=xp) - one_minus * xp.log1p(-p_below_one)
@@ -334,7 +406,7 @@ def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
 def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """``-p log q - (1-p) log(1-q)``; ``log1p`` keeps the second term exact for small ``q``."""
     one_minus_p = 1 - p
-    if is_numpy(xp):
+    if is_numpy(xp) and _scipy_takes(p, q):
         return -special.xlogy(p, q) - special.xlog1py(one_minus_p, -q)
     q_below_one = q < 1
     q_safe = xp.where(q_below_one, q, zeros_like(q, xp=xp))
@@ -344,7 +416,14 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
 
 
 def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
-    """``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0."""
+    r"""``-p / q + (1 - p) / (1 - q)``, each term 0 where its weight is 0.
+
+    For :math:`0 < q < 1` as :math:`\big((q - p)/q\big)/(1 - q)`, four roundings at most
+    (``1 - q`` is exact for :math:`q \ge 1/2`): the two quotients cancel where
+    :math:`p` nears :math:`q`, where their sum was 18 % off in float64 and 5 % in
+    float32 (issue 13, hostile tests). At :math:`q = 0` and :math:`q = 1` the two terms,
+    with the conventions above.
+    """
     if _numpy_arrays(p, q):
         return _numpy_binary_cross_grad_terms(p, q)
     one_minus_p = 1 - p
@@ -355,7 +434,9 @@ def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
         one_minus_p > 0, one_minus_p / xp.where(q < 1, 1 - q, ones), zeros_like(q, xp=xp)
     )
     second = xp.where((one_minus_p > 0) & (q == 1), full_like(second, math.inf, xp=xp), second)
-    return first + second
+    inside = (q > 0) & (q < 1)
+    q_inside = xp.where(inside, q, full_like(q, 0.5, xp=xp))
+    return xp.where(inside, ((q_inside - p) / q_inside) / (1 - q_inside), first + second)
 
 
 def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -363,7 +444,8 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     in place instead of through ``where`` and fresh constant arrays (issue 13)."""
     c = _constants(p.dtype)
     p_pos = p > c.zero
-    first = np.divide(-p, np.where(q > c.zero, q, c.one))
+    with np.errstate(over="ignore"):  # -p/q of a subnormal q: -inf, as it should be
+        first = np.divide(-p, np.where(q > c.zero, q, c.one))
     np.copyto(first, c.minus_inf, where=p_pos & (q == c.zero))
     np.copyto(first, c.zero, where=~p_pos)
     one_minus_p = c.one - p
@@ -372,4 +454,11 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     np.copyto(second, c.inf, where=weight_pos & (q == c.one))
     np.copyto(second, c.zero, where=~weight_pos)
     first += second
+    inside = (q > c.zero) & (q < c.one)
+    q_inside = np.where(inside, q, c.half)
+    with np.errstate(over="ignore"):
+        interior = np.subtract(q_inside, p)
+        interior /= q_inside
+    interior /= c.one - q_inside
+    np.copyto(first, interior, where=inside)
     return first

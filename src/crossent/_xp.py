@@ -39,6 +39,7 @@ __all__ = [
     "log_sum_exp_shifted",
     "logsumexp",
     "namespace",
+    "numpy_sum_dtype",
     "one_entry",
     "ones_like",
     "reduce_sum",
@@ -66,8 +67,8 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
     Raises
     ------
     InputTypeError
-        Arguments from two different array libraries, or an argument that cannot be
-        read as a numeric array.
+        Arguments from two different array libraries, an argument that cannot be
+        read as a numeric array, or a NumPy masked array with masked entries.
     """
     if 0 < len(args) <= 2 and type(args[0]) is np.ndarray and type(args[-1]) is np.ndarray:
         return compat_numpy, list(args)  # one or two NumPy arrays: the commonest call
@@ -78,6 +79,7 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
             a if type(a) is np.ndarray else _host_array(a, name=n)
             for a, n in zip(args, names, strict=True)
         ]
+    args = tuple(_unmasked(a, name=n) for a, n in zip(args, names, strict=True))
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     try:
         xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
@@ -96,6 +98,28 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         as_numpy = _host_array(arg, name=name)
         converted.append(xp.asarray(as_numpy, device=where) if where is not None else as_numpy)
     return xp, converted
+
+
+def _unmasked(arg: object, *, name: str) -> object:
+    """``arg``, a NumPy masked array without masked entries as a plain array.
+
+    Masked entries had no one meaning: NumPy's reductions in the checks skipped them
+    while the terms read the values under the mask (a KL counted them, an entropy did
+    not; issue 13, hostile tests). What a masked class means is the caller's choice.
+
+    Raises
+    ------
+    InputTypeError
+        ``arg`` has masked entries.
+    """
+    if not isinstance(arg, np.ma.MaskedArray):
+        return arg
+    if np.ma.getmask(arg) is not np.ma.nomask and bool(np.ma.getmask(arg).any()):
+        raise InputTypeError(
+            f"`{name}` is a masked array with masked entries, whose meaning crossent does "
+            "not guess: fill them (x.filled(0)) or drop them (x.compressed()) first"
+        )
+    return np.asarray(arg.data)
 
 
 _HOST_TYPES = (list, tuple, float, int)
@@ -209,6 +233,13 @@ def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     return supported.get("float64", dtype)
 
 
+def numpy_sum_dtype(dtype: np.dtype) -> Any:
+    """The dtype in which NumPy sums of ``dtype`` accumulate: float64, or a wider long
+    double itself (in float64 its sums were rounded to float64 and could overflow: issue
+    13, hostile tests)."""
+    return np.float64 if dtype.itemsize <= 8 else dtype
+
+
 def zeros_like(x: Array, *, xp: ModuleType) -> Array:
     """``xp.zeros_like(x)``; NumPy's own for a NumPy array (array-api-compat's wrapper of
     the ``*_like`` functions and ``astype`` costs microseconds a call; issue 13)."""
@@ -288,10 +319,12 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     NumPy and PyTorch sum pairwise along a contiguous axis, but not along every
     axis and not on every device; accumulating in float64 makes the float32 result
     correctly rounded for any practical number of terms, whatever the layout.
+    NumPy long double terms are summed in long double (in float64 a sum beyond
+    float64's range was +inf: issue 13, hostile tests).
     """
     if type(terms) is np.ndarray:
         # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
-        total = np.add.reduce(terms, axis=-1, dtype=np.float64)
+        total = np.add.reduce(terms, axis=-1, dtype=numpy_sum_dtype(terms.dtype))
         return total.astype(out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)

@@ -27,12 +27,14 @@ import numpy as np
 from .._checks import check_base, check_eps, check_form
 from .._numerics import (
     cross_terms,
+    cross_terms_from_log,
     cross_terms_from_probs,
     entropy_terms,
     entropy_terms_from_log,
     js_terms,
     kl_terms,
     kl_terms_from_log,
+    kl_terms_from_normalised_logs,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
 from .._xp import Array, finalize, is_numpy, namespace, to_float32
@@ -226,12 +228,18 @@ def _entropy_terms(side: Side) -> Array:
 def _cross_entropy_terms(side_p: Side, side_q: Side) -> Array:
     if side_p.form == "probs" and side_q.form == "probs":
         return cross_terms_from_probs(side_p.values, side_q.values, xp=side_p.xp)
-    return cross_terms(side_p.probs(), side_q.log_probs(), xp=side_p.xp)
+    if side_p.form == "probs":
+        return cross_terms(side_p.probs(), side_q.log_probs(), xp=side_p.xp)
+    return cross_terms_from_log(
+        side_p.probs(), side_p.log_probs(), side_q.log_probs(), xp=side_p.xp
+    )
 
 
 def _kl_terms(side_p: Side, side_q: Side) -> Array:
     if side_p.form == "probs" and side_q.form == "probs":
         return kl_terms(side_p.values, side_q.values, xp=side_p.xp)
+    if side_p.form == "logits" and side_q.form == "logits":  # both sum to 1: no cancellation
+        return kl_terms_from_normalised_logs(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
     return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
 
 
@@ -459,7 +467,9 @@ def kl_divergence(
     ``log p - log q`` would cancel), so nearly equal distributions give a small
     positive divergence on every backend; ratios that overflow because :math:`q_i` is
     subnormal are recomputed exactly.  From log-probabilities or logits, the difference
-    of logs is used (exact when they are close).
+    of logs is used (exact when they are close); two sides of logits, which sum to 1 by
+    construction, sum the non-negative terms :math:`q_i\varphi(\log p_i - \log q_i)`,
+    :math:`\varphi(r) = 1 + (r - 1)e^r`, so their KL is never negative.
 
     References
     ----------
