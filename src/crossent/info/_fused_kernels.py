@@ -1646,6 +1646,16 @@ def _loop_bound_weights(
 
 
 @_inline
+def _cheap_bound_term(p: float, log_p: float, log_q: float, kappa: float, weighted: bool) -> float:
+    r"""An entry's term of the cheap bound's sum :math:`L` (:func:`_loop_bound_weights`):
+    :math:`p(|\log p|(1 + |\log p - \log q|) + |\log q| + \kappa)` where ``weighted``
+    (P is logits), else :math:`p(|\log p| + |\log q| + \kappa)`."""
+    if weighted:
+        return p * (abs(log_p) * (1.0 + abs(log_p - log_q)) + (abs(log_q) + kappa))
+    return p * ((abs(log_p) + abs(log_q)) + kappa)
+
+
+@_inline
 def _loop_kl_bound_cheap(
     kl: float, logs: float, t_abs: float, weights: tuple[float, float, float], n: int
 ) -> float:
@@ -1688,7 +1698,7 @@ def _loop_bound_sums(
         if log_p == -math.inf:
             continue
         t_abs += abs(_kl_from_log(p, log_p, log_q))
-        weight = 1.0 if form_a == 0 else 1.0 + abs(log_p - log_q)
+        weight = 1.0 + abs(log_p - log_q) if form_a == 2 else 1.0
         logs += p * (abs(log_p) * weight + abs(log_q))
         mass += p
     return t_abs, logs, mass
@@ -1696,28 +1706,39 @@ def _loop_bound_sums(
 
 @_inline
 def _loop_kl_bound(
-    kl: float, sums: tuple[float, float, float], errors: tuple[float, float], n: int, fast: bool
+    kl: float,
+    sums: tuple[float, float, float],
+    errors: tuple[float, float],
+    n: int,
+    sides: tuple[int, bool],
 ) -> float:
     r"""A bound on the error of the compensated loop's KL :math:`\sum_i t_i`,
-    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities.
+    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities (the
+    precise bound: :func:`_loop_bound_sums` gives its sums in a pass of their own).
 
-    Each log-probability errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
-    the rounding of :math:`(x - m) - \ell`) plus its side's ``errors`` (0, or a logits
-    side's :func:`_side_error`); :math:`p_i = e^{\log p_i}` takes that error, relative,
-    and its own :math:`\rho` (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so
-    :math:`t_i` errs by :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + u)|t_i|`,
-    :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i` the two
-    logarithms' errors (P's without the factor :math:`1 + |r_i|` where P is
-    probabilities: :math:`p_i` is then exact); and Neumaier's sum by :math:`u|D| +
-    1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`, :math:`\sum p_i(|\log
-    p_i| w_i + |\log q_i|)` (:math:`w_i` that factor or 1) and :math:`\Pi`. The whole enlarged by
-    :math:`2^{-20}` (the bound's own rounding)."""
+    Each computed logarithm errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
+    the rounding of :math:`(x - m) - \ell`; 0 for log-probabilities, their inputs, so
+    there the term is spare) plus its side's ``errors`` (0, or a logits side's
+    :func:`_side_error`); where P is logits or log-probabilities,
+    :math:`p_i = e^{\log p_i}` takes that error, relative, and its own :math:`\rho`
+    (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so :math:`t_i` errs by
+    :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + 2u)|t_i|` (the difference and the
+    product rounded), :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i`
+    the two logarithms' errors; where P is probabilities :math:`p_i` is the input,
+    exact: no factor :math:`1 + |r_i|` and :math:`\rho = 0` (and where P is
+    log-probabilities :math:`e^P_i = 0`: the factor multiplies nothing). Neumaier's sum
+    errs by :math:`u|D| + 1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`T = \sum|t_i|`,
+    :math:`L_w = \sum p_i(|\log p_i| w_i + |\log q_i|)` (:math:`w_i = 1 + |r_i|` where P
+    is logits, else 1) and :math:`\Pi`; ``sides``: P's form and whether the inputs are
+    float32 (the polynomial ``exp``). The whole enlarged by :math:`2^{-20}` (the bound's
+    own rounding)."""
     t_abs, logs, mass = sums
+    form_a, fast = sides
     u = _U
-    rho = 5.2e-11 if fast else 2.0 * u
-    sides = errors[0] * (mass + t_abs) + errors[1] * mass
+    rho = 0.0 if form_a == 0 else (5.2e-11 if fast else 2.0 * u)
+    mass_terms = errors[0] * (mass + t_abs) + errors[1] * mass
     rounding = (rho + 2.0 * u + 1.01 * (n * u) ** 2) * t_abs + u * abs(kl)
-    return (2.0 * u * logs + sides + rounding) * (1.0 + 2.0**-20)
+    return (2.0 * u * logs + mass_terms + rounding) * (1.0 + 2.0**-20)
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
@@ -1852,11 +1873,7 @@ def _row(
             term = _kl_from_log(p, log_p, log_q)
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
-                if weighted:
-                    spread = 1.0 + abs(log_p - log_q)
-                    kl_logs += p * (abs(log_p) * spread + (abs(log_q) + kappa))
-                else:
-                    kl_logs += p * ((abs(log_p) + abs(log_q)) + kappa)
+                kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, weighted)
                 if apart:
                     kl_abs += abs(term)
         if want & 8:
@@ -1876,7 +1893,7 @@ def _row(
             # (e^P + e^Q)/2u): where that exceeds the tolerance, the exact sums at once.
             if 2.0 * _U * kl_logs * (1.0 - 2.0**-20) <= tolerance:
                 precise = _loop_bound_sums(a[r], b[r], (form_a, form_b), shifts)
-                bound = _loop_kl_bound(loop_kl, precise, errors, n, fast)
+                bound = _loop_kl_bound(loop_kl, precise, errors, n, (form_a, fast))
             if not bound <= tolerance:
                 exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, loop_kl)
     suspects = 0
