@@ -1680,6 +1680,54 @@ def _loop_kl_bound_cheap(
     return bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20)
 
 
+@numba.njit(error_model="numpy", nogil=True)
+def _kl_loop_one_probs(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    shifts: tuple[float, float, float, float],
+    bound: tuple[float, bool, bool],
+    checks: tuple[bool, bool],
+) -> tuple[float, float, float, float, tuple[float, float, float, float, float, float]]:
+    r"""The loop of :func:`_row` for the KL alone where one side is probabilities, in a
+    function of its own (no branch on the measures wanted, fewer values live across
+    the ``log``/``exp`` calls): the same entries (:func:`_side`), terms and Neumaier
+    sum in the same order, so the same KL, bit for bit.
+
+    ``bound``: ``kappa``, whether P is logits (the factor :math:`1 + |r_i|`) and whether
+    :math:`T` is summed (:func:`_loop_bound_weights`); ``checks``: whether each side's
+    probabilities are screened (their sum, least and largest entry, in the loop's
+    order). Returns the KL's sum and compensation, the cheap bound's :math:`L` and
+    :math:`T`, and the screening's six values."""
+    form_a, form_b = forms
+    m_a, ell_a, m_b, ell_b = shifts
+    kappa, weighted, apart = bound
+    check_a, check_b = checks
+    fast = _narrow(a)
+    kl = kl_c = logs = t_abs = 0.0
+    sum_a = sum_b = 0.0
+    lo_a = lo_b = math.inf
+    hi_a = hi_b = -math.inf
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if check_a:  # a NaN makes the sum NaN
+            sum_a += x
+            lo_a, hi_a = min(lo_a, x), max(hi_a, x)
+        if check_b:
+            sum_b += y
+            lo_b, hi_b = min(lo_b, y), max(hi_b, y)
+        p, log_p = _side(x, form_a, m_a, ell_a, 3, fast)
+        _, log_q = _side(y, form_b, m_b, ell_b, 2, fast)
+        term = _kl_from_log(p, log_p, log_q)
+        kl, kl_c = _add(kl, kl_c, term)
+        if log_p != -math.inf:
+            logs += _cheap_bound_term(p, log_p, log_q, kappa, weighted)
+            if apart:
+                t_abs += abs(term)
+    return kl, kl_c, logs, t_abs, (sum_a, lo_a, hi_a, sum_b, lo_b, hi_b)
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _loop_bound_sums(
     a: Any, b: Any, forms: tuple[int, int], shifts: tuple[float, float, float, float]
@@ -1841,6 +1889,15 @@ def _row(
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
+    if one_probs and want == 4 and not direct:
+        checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
+        shifts = (m_a, ell_a, m_b, ell_b)
+        bound_options = (kappa, weighted, apart)
+        kl, kl_c, kl_logs, kl_abs, screened = _kl_loop_one_probs(
+            a[r], b[r], (form_a, form_b), shifts, bound_options, checks
+        )
+        sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
+        direct = True
     for i in range(0 if direct else a.shape[1]):
         x = np.float64(a[r, i])
         y = np.float64(b[r, i])
