@@ -84,7 +84,7 @@ def _bounds(a: Any, b: Any, form_a: int, form_b: int) -> tuple[float, float]:
         term = kernels._kl_from_log(p, log_p, log_q)
         kl, kl_c = kernels._add(kl, kl_c, term)
         if log_p != -math.inf:
-            logs += kernels._cheap_bound_term(p, log_p, log_q, weights[1], form_a == 2)
+            logs += kernels._cheap_bound_term(p, log_p, log_q, weights[1], weights[3])
             if weights[2] > 0.0:
                 t_abs += abs(term)
     shifts = (m_a, ell_a, m_b, ell_b)

@@ -1617,64 +1617,86 @@ def _log_partition_compensated(row: Any) -> tuple[float, float]:
     return m, math.log1p((total - 2.0) + lost)
 
 
+_EXP_POSITIVE_FLOOR = 746.0
+r"""Where :math:`e^x > 0` in float64, :math:`x > -745.2`: a bound on :math:`|\log p_i|`
+where P is logits (:math:`\log p_i \le 0`) or log-probabilities (:math:`e^x` finite)
+and :math:`p_i > 0`."""
+
+
 @_inline
 def _loop_bound_weights(
     form_a: int, errors: tuple[float, float], n: int, fast: bool
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, int]:
     r"""The weights of the loop's cheap error bound (:func:`_loop_kl_bound_cheap`):
-    ``slope`` and ``kappa`` of its one sum
-    :math:`L = \sum_i p_i(|\log p_i| w_i + |\log q_i| + \kappa)` and the factor
-    ``t_weight`` of :math:`T = \sum_i |t_i|` (0 where the loop does not sum it).
+    ``slope`` and ``kappa`` of its one sum :math:`L`, the factor ``t_weight`` of
+    :math:`T = \sum_i |t_i|` (0 where the loop does not sum it) and the form of
+    :math:`L`'s terms, ``mode`` (:func:`_cheap_bound_term`).
 
-    :math:`c_t = \rho + 2u + 1.01 n^2u^2` is the rounding of the terms and of
-    Neumaier's sum (:func:`_loop_kl_bound`), with :math:`\rho = 0` where P is
-    probabilities (:math:`p_i` is then an input, exact). Where P is logits (its
-    log-partition errs by :math:`e^P`) or float32 log-probabilities
-    (:math:`\rho = 5.2\cdot 10^{-11}`), :math:`T` is summed apart (its factor
-    :math:`e^P + c_t` is large beside :math:`u`, and :math:`T` is near :math:`|D|` where
-    :math:`L` is near :math:`H + H(P, Q)`): ``slope`` :math:`= 2u`; else
-    :math:`T \le L` stands in for it: ``slope`` :math:`= 2u + c_t`. The sides' mass
-    term :math:`(e^P + e^Q)\Pi` rides in :math:`L` as :math:`\kappa\Pi`,
-    :math:`\kappa = (e^P + e^Q)/\mathrm{slope}`."""
+    The precise bound (:func:`_loop_kl_bound`) is :math:`2u L_w + e^P(\Pi + T) +
+    e^Q\Pi + c_t T + u|D|`, :math:`c_t = \rho + 2u + 1.01 n^2u^2` (the rounding of the
+    terms and of Neumaier's sum; :math:`\rho = 0` where P is probabilities, exact
+    inputs), :math:`L_w = \sum_i p_i(|\log p_i| w_i + |\log q_i|)`, :math:`w_i = 1 +
+    |r_i|` where P is logits, else 1. Each mode bounds it by
+    :math:`\mathrm{slope}\cdot L + t_{\mathrm{weight}} T + u|D|`, the mass term
+    :math:`(e^P + e^Q)\Pi` riding in :math:`L` as :math:`\kappa\Pi`,
+    :math:`\kappa = (e^P + e^Q)/\mathrm{slope}`:
+
+    * 0, P probabilities or float64 log-probabilities (:math:`e^P = 0`, :math:`c_t`
+      a few :math:`u`): :math:`L = \sum_i p_i(|\log p_i| + |\log q_i| + \kappa)` and
+      :math:`T \le L_w` (:math:`|r_i| \le |\log p_i| + |\log q_i|`): slope
+      :math:`2u + c_t`, no :math:`T`;
+    * 1, float64 logits (:math:`e^P` tens of :math:`u`, :math:`T` near :math:`|D|`
+      where :math:`L_w` is near :math:`H + H(P, Q)`, so :math:`T` apart):
+      :math:`L = \sum_i p_i(|\log p_i|(1 + |r_i|) + |\log q_i| + \kappa)`, slope
+      :math:`2u`, ``t_weight`` :math:`e^P + c_t`;
+    * 2, float32 logits or log-probabilities (:math:`\rho = 5.2\cdot 10^{-11}`
+      dwarfs :math:`u`): :math:`L = \sum_i p_i(|\log q_i| + \kappa)`, slope
+      :math:`4u`, ``t_weight`` :math:`e^P + c_t + 2u(1 + 746)`, from
+      :math:`\sum_i p_i|\log p_i| \le T + \sum_i p_i|\log q_i|` and, where P is logits,
+      :math:`\sum_i p_i|\log p_i||r_i| \le 746\,T` (:data:`_EXP_POSITIVE_FLOOR`)."""
     u = _U
     rho = 0.0 if form_a == 0 else (5.2e-11 if fast else 2.0 * u)
     rounding = rho + 2.0 * u + 1.01 * (n * u) ** 2
-    apart = form_a == 2 or rho > 2.0 * u
-    slope = 2.0 * u if apart else 2.0 * u + rounding
-    kappa = (errors[0] + errors[1]) / slope
-    return slope, kappa, (errors[0] + rounding) if apart else 0.0
+    mass = errors[0] + errors[1]
+    if form_a != 0 and fast:
+        t_weight = errors[0] + rounding + 2.0 * u * (1.0 + _EXP_POSITIVE_FLOOR)
+        return 4.0 * u, mass / (4.0 * u), t_weight, 2
+    if form_a == 2:
+        return 2.0 * u, mass / (2.0 * u), errors[0] + rounding, 1
+    slope = 2.0 * u + rounding
+    return slope, mass / slope, 0.0, 0
 
 
 @_inline
-def _cheap_bound_term(p: float, log_p: float, log_q: float, kappa: float, weighted: bool) -> float:
-    r"""An entry's term of the cheap bound's sum :math:`L` (:func:`_loop_bound_weights`):
-    :math:`p(|\log p|(1 + |\log p - \log q|) + |\log q| + \kappa)` where ``weighted``
-    (P is logits), else :math:`p(|\log p| + |\log q| + \kappa)`."""
-    if weighted:
+def _cheap_bound_term(p: float, log_p: float, log_q: float, kappa: float, mode: int) -> float:
+    r"""An entry's term of the cheap bound's sum :math:`L` in ``mode``
+    (:func:`_loop_bound_weights`): 0, :math:`p(|\log p| + |\log q| + \kappa)`; 1,
+    :math:`p(|\log p|(1 + |\log p - \log q|) + |\log q| + \kappa)`; 2,
+    :math:`p(|\log q| + \kappa)`."""
+    if mode == 0:
+        return p * ((abs(log_p) + abs(log_q)) + kappa)
+    if mode == 1:
         return p * (abs(log_p) * (1.0 + abs(log_p - log_q)) + (abs(log_q) + kappa))
-    return p * ((abs(log_p) + abs(log_q)) + kappa)
+    return p * (abs(log_q) + kappa)
 
 
 @_inline
 def _loop_kl_bound_cheap(
-    kl: float, logs: float, t_abs: float, weights: tuple[float, float, float], n: int
+    kl: float, logs: float, t_abs: float, weights: tuple[float, float, float, int], n: int
 ) -> float:
     r"""A bound on the error of the compensated loop's KL from its one or two cheap
     sums: :math:`\mathrm{slope}\cdot L + t_{\mathrm{weight}} T + u|D|`
     (:func:`_loop_bound_weights`), enlarged for its own rounding.
 
     It bounds :func:`_loop_kl_bound`'s
-    :math:`2u L_w + e^P(\Pi + T) + e^Q\Pi + c_t T + u|D|`,
-    :math:`L_w = \sum_i p_i(|\log p_i| w_i + |\log q_i|)` (:math:`w_i = 1 + |r_i|` where
-    P is logits, else 1): :math:`L = L_w + \kappa\Pi`, and where :math:`T` is not summed
-    :math:`T \le (1 + 3u)L_w` (:math:`|t_i| = p_i|r_i|` to two roundings and
-    :math:`|r_i| \le |\log p_i| + |\log q_i|`). Where P is log-probabilities
-    :math:`w_i = 1`: their logarithms are the inputs, exact, so the factor
-    :math:`1 + |r_i|` multiplies an error of 0 (and :math:`2u|\log p_i|` is spare).
-    Rounding: :math:`L`'s terms are non-negative and each carries at most six
-    roundings, so the computed sum is within a factor :math:`1 + \gamma_{n+6}` of its
-    value; the whole is enlarged by :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`."""
-    slope, _, t_weight = weights
+    :math:`2u L_w + e^P(\Pi + T) + e^Q\Pi + c_t T + u|D|` in each mode (the derivations
+    are :func:`_loop_bound_weights`'): :math:`|t_i|` and :math:`p_i|r_i|` agree to two
+    roundings, so the computed :math:`T` may stand for :math:`\sum_i p_i|r_i|` within a
+    factor :math:`1 + 3u`. Rounding: :math:`L`'s terms are non-negative and each
+    carries at most six roundings, so the computed sum is within a factor
+    :math:`1 + \gamma_{n+6}` of its value; the whole is enlarged by
+    :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`, which covers both."""
+    slope, _, t_weight, _ = weights
     u = _U
     bound = slope * logs + t_weight * t_abs + u * abs(kl)
     return bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20)
@@ -1686,7 +1708,7 @@ def _kl_loop_one_probs(
     b: Any,
     forms: tuple[int, int],
     shifts: tuple[float, float, float, float],
-    bound: tuple[float, bool, bool],
+    bound: tuple[float, int, bool],
     checks: tuple[bool, bool],
 ) -> tuple[float, float, float, float, tuple[float, float, float, float, float, float]]:
     r"""The loop of :func:`_row` for the KL alone where one side is probabilities, in a
@@ -1694,14 +1716,14 @@ def _kl_loop_one_probs(
     the ``log``/``exp`` calls): the same entries (:func:`_side`), terms and Neumaier
     sum in the same order, so the same KL, bit for bit.
 
-    ``bound``: ``kappa``, whether P is logits (the factor :math:`1 + |r_i|`) and whether
-    :math:`T` is summed (:func:`_loop_bound_weights`); ``checks``: whether each side's
+    ``bound``: ``kappa``, the form of the cheap bound's terms and whether :math:`T` is
+    summed (:func:`_loop_bound_weights`); ``checks``: whether each side's
     probabilities are screened (their sum, least and largest entry, in the loop's
     order). Returns the KL's sum and compensation, the cheap bound's :math:`L` and
     :math:`T`, and the screening's six values."""
     form_a, form_b = forms
     m_a, ell_a, m_b, ell_b = shifts
-    kappa, weighted, apart = bound
+    kappa, mode, apart = bound
     check_a, check_b = checks
     fast = _narrow(a)
     kl = kl_c = logs = t_abs = 0.0
@@ -1722,7 +1744,7 @@ def _kl_loop_one_probs(
         term = _kl_from_log(p, log_p, log_q)
         kl, kl_c = _add(kl, kl_c, term)
         if log_p != -math.inf:
-            logs += _cheap_bound_term(p, log_p, log_q, kappa, weighted)
+            logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
             if apart:
                 t_abs += abs(term)
     return kl, kl_c, logs, t_abs, (sum_a, lo_a, hi_a, sum_b, lo_b, hi_b)
@@ -1879,20 +1901,18 @@ def _row(
     kl_abs = kl_logs = 0.0
     n = a.shape[1]
     errors = (0.0, 0.0)
-    weights = (0.0, 0.0, 0.0)
+    weights = (0.0, 0.0, 0.0, 0)
     if one_probs and finite:
         errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
         weights = _loop_bound_weights(form_a, errors, n, fast)
-    kappa = weights[1]
-    weighted = form_a == 2
-    apart = weights[2] > 0.0
+    kappa, mode, apart = weights[1], weights[3], weights[2] > 0.0
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
-        bound_options = (kappa, weighted, apart)
+        bound_options = (kappa, mode, apart)
         kl, kl_c, kl_logs, kl_abs, screened = _kl_loop_one_probs(
             a[r], b[r], (form_a, form_b), shifts, bound_options, checks
         )
@@ -1930,7 +1950,7 @@ def _row(
             term = _kl_from_log(p, log_p, log_q)
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
-                kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, weighted)
+                kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
                 if apart:
                     kl_abs += abs(term)
         if want & 8:
