@@ -20,6 +20,7 @@ kernel, timed by the process's CPU time (all threads).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import importlib
 import os
@@ -97,9 +98,9 @@ def main(argv: list[str]) -> None:
         if args.only not in name:
             continue
         for validate in validates:
+            options = {"p_form": p_form, "q_form": q_form, "validate": validate}
             calls: list[Callable[[], Any]] = [
-                (lambda k=k: k.kl_divergence(a, b, p_form=p_form, q_form=q_form, validate=validate))
-                for k in packages
+                functools.partial(k.kl_divergence, a, b, **options) for k in packages
             ]
             for call in calls:
                 call()
@@ -112,7 +113,9 @@ def main(argv: list[str]) -> None:
                     cpu[i] = min(cpu[i], timer() - c0)
                     wall[i] = min(wall[i], time.perf_counter() - w0)
             label = f"{name}{' validate' if validate else ''}"
-            cells = "  ".join(f"{c * 1e3:6.2f}/{w * 1e3:6.2f}" for c, w in zip(cpu, wall))
+            cells = "  ".join(
+                f"{c * 1e3:6.2f}/{w * 1e3:6.2f}" for c, w in zip(cpu, wall, strict=True)
+            )
             ratios = " ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
             print(f"  {label:48s} cpu/wall ms {cells}  cpu vs this {ratios}", flush=True)
     print(f"load average after: {os.getloadavg()}")
