@@ -1811,6 +1811,224 @@ def _loop_kl_bound(
     return (2.0 * u * logs + mass_terms + rounding) * (1.0 + 2.0**-20)
 
 
+_PSI_HORNER64 = tuple(1.0 / math.factorial(k + 2) for k in range(17, -1, -1))
+r""":math:`\psi(x) = e^x - 1 - x = x^2 \sum_k x^k/(k + 2)!`, :math:`k = 17, \dots, 0`
+(Horner's order): for :math:`|x| \le 1` the remainder is below :math:`1.1/20! <
+4.4\cdot 10^{-19}`, under :math:`2^{-55}` of :math:`\psi(x)/x^2 \ge e^{-1}`."""
+
+_RATIO_SERIES = 1.0
+r"""Where :math:`|r_i| \le` this, :func:`_kl_ratio_pass` takes :math:`\psi(-r_i)` from
+its series (:data:`_PSI_HORNER64`), else :math:`(q_i - p_i) + p_i r_i`."""
+
+_RATIO_RANGE = 2.0**1000
+"""The ratios :math:`p_i/q_i` :func:`_kl_ratio_pass` takes: within a factor of this
+from 1 (no subnormal or infinite quotient), else it gives way."""
+
+_NORMAL = 2.0**-1022
+"""The least positive normal float64: a computed probability below it (but not 0 from
+a ``-inf`` entry) lost its relative accuracy, and :func:`_kl_ratio_pass` gives way."""
+
+
+@_inline
+def _computed_probability(y: float, form: int, m: float, scale: float) -> tuple[float, float]:
+    r"""An entry of the side that is not probabilities as a probability ``hi + lo``:
+    logits (form 2), :math:`e^{h}(1 + l)\cdot` ``scale`` with :math:`h + l = y - m`
+    exact (:func:`_two_diff`), relative error at most :math:`4.1u + u` (the exp, the
+    rounded :math:`1 + l`, the product, :math:`e^l - 1 - l`, the scaling), ``lo`` 0;
+    log-probabilities (form 1), :math:`e^y` by :func:`_exp_dd` (``hi`` within
+    :math:`u`, ``hi + lo`` within about :math:`2^{-104}`). 0 at ``-inf``; NaN where
+    the pass cannot take the entry (a NaN, a positive log-probability, or
+    :math:`y \le -745`)."""
+    if y == -math.inf:
+        return 0.0, 0.0
+    if form == 2:
+        h, l = _two_diff(y, m)
+        return math.exp(h) * (1.0 + l) * scale, 0.0
+    if not (-745.0 < y <= 0.0):
+        return math.nan, 0.0
+    return _exp_dd(y)
+
+
+@_inline
+def _ratio_term(p: float, q: float, eta: tuple[float, float]) -> tuple[float, float, bool]:
+    r"""The Bregman term :math:`p\,\psi(-r) = q - p + p r \ge 0`, :math:`r = \log(p/q)`,
+    of positive normal :math:`p`, :math:`q`, and its error weight :math:`w` (the
+    bound of :func:`_kl_ratio_pass` is :math:`u \sum_i w_i` plus terms of the sums);
+    whether the ratio is in range (:data:`_RATIO_RANGE`). ``eta``: the relative
+    error of the computed side, counted as :math:`\eta_Q|q - p|` (Q computed) and as
+    :math:`\eta_P p|r|` (P computed), in units of :math:`u`."""
+    eta_q, eta_p = eta
+    t = p / q
+    if not (1.0 / _RATIO_RANGE < t < _RATIO_RANGE):
+        return 0.0, 0.0, False
+    r = math.log(t)
+    gap = abs(q - p)
+    size = abs(r)
+    if size <= _RATIO_SERIES:
+        x = -r
+        term = p * ((x * x) * _horner(x, _PSI_HORNER64))
+        weight = gap * ((1.01 + eta_q) + 2.0 * size) + eta_p * (p * size)
+    else:
+        term = (q - p) + p * r
+        weight = (2.0 + eta_q) * gap + (5.01 + eta_p) * (p * size)
+    return term, weight, True
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl_ratio_pass(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    shifts: tuple[float, float, float, float],
+    checks: tuple[bool, bool],
+) -> tuple[float, float, bool, tuple[float, float, float, float, float, float]]:
+    r"""KL of a row of probabilities against logits or log-probabilities, or the
+    reverse, in Bregman (ratio) form: the KL, a rigorous bound on its error, whether
+    the pass could take the row, and the screening values of
+    :func:`_kl_loop_one_probs` (the same sums, in the same order).
+
+    With :math:`p_i`, :math:`q_i` the two sides' probabilities (the computed side's by
+    :func:`_computed_probability`: logits scaled by :math:`e^{-\ell}`), :math:`r_i =
+    \log(p_i/q_i)` taken from the ratio (so its error is a few :math:`u` absolute,
+    plus :math:`2u|r_i|`, where :math:`\log p_i - \log q_i` erred by
+    :math:`u(|\log p_i| + |\log q_i|)`) and the masses :math:`\Pi = \sum_i p_i`,
+    :math:`K = \sum_i q_i`:
+
+    .. math:: D = B + \Pi - K, \qquad B = \sum_i p_i \psi(-r_i), \quad \psi(x) = e^x
+              - 1 - x \ge 0,
+
+    every term of :math:`B` non-negative (no cancellation), by its series
+    (:data:`_PSI_HORNER64`) where :math:`|r_i| \le 1`, else as :math:`(q_i - p_i) +
+    p_i r_i`; a :math:`p_i = 0` contributes :math:`q_i`. Each sum is Neumaier's
+    (:func:`_add_select`). Where P is logits its computed probabilities
+    :math:`\tilde p_i` need not sum to 1: with :math:`\tilde\Pi = \sum_i \tilde p_i =
+    1 + g`, :math:`D(\tilde P/\tilde\Pi\,\|\,Q) = B/\tilde\Pi + g/(1 + g) -
+    \log(1 + g) - (K - 1)/(1 + g)`, the middle two by their series (:math:`|g| \le
+    2^{-20}`, else the pass gives way); where Q is logits, :math:`K = 1` exactly and
+    the computed :math:`\tilde q_i = c\,q_i(1 + \eta_i)` only shift every :math:`r_i`
+    by :math:`\epsilon = -\log c`, which changes :math:`D` by :math:`\epsilon(\Pi - 1)
+    + O(\epsilon^2)`; log-probabilities' masses come from :func:`_exp_dd` in
+    double-double.
+
+    Bound (:math:`u = 2^{-53}`; the constants carry a few per cent to spare): an
+    error :math:`\delta_i` of :math:`r_i` (of :math:`q_i`, relative) changes the term
+    by :math:`(p_i - q_i)\delta_i + q_i\psi(-\delta_i)`, so only in the second order
+    of the two sides' distance: this is what the loop's first-order form
+    :math:`p_i(\log p_i - \log q_i)` lacks. Per entry, :math:`w_i` in units of
+    :math:`u` (:func:`_ratio_term`): the quotient (:math:`u`, :math:`1.01u` in
+    :math:`r_i`) and ``math.log`` (an ulp, :math:`2u|r_i|`) give :math:`|q_i - p_i|
+    (1.01 + 2|r_i|)` through the series, whose own rounding (Horner's scheme with
+    intermediate sums at most :math:`1.44` times their terms, :math:`|x| \le 1`:
+    :math:`1.44 \cdot e - 2 \over e^{-1}` :math:`< 2.9u`, then three products) is at
+    most :math:`6u` of the term, :math:`6u B` in all; the direct form, with
+    :math:`|r_i| > 1`, errs by :math:`p_i|\alpha_i| + u|q_i - p_i| + 2u p_i|r_i|`
+    (:math:`\alpha_i` the error of :math:`r_i`), at most :math:`2|q_i - p_i| +
+    5.01p_i|r_i|`; the computed side's relative error :math:`\eta` adds
+    :math:`\eta|q_i - p_i|` where Q is computed (:math:`(p - q)\delta`), and
+    :math:`\eta p_i|r_i|` (and :math:`\eta D` once) where P is, :math:`\eta = 5.2` for
+    logits and :math:`1.01` for :func:`_exp_dd`'s ``hi`` (its ``lo`` goes into the
+    mass). Besides: Neumaier's sum of :math:`B` (:math:`uB + 1.01n^2u^2B`), the
+    masses (:math:`u|\Pi - K| + 1.01n^2u^2(\Pi + K)`, :func:`_exp_dd`'s
+    :math:`2^{-100}K`), the common shift (:math:`|\epsilon||\Pi - 1|`, :math:`|\epsilon|
+    \le |\tilde K - 1| + 5.2u`), the second-order terms :math:`q_i\psi(-\delta_i)` and
+    :math:`g^4` (below :math:`2^{-80}(\Pi + K)`), the final divisions and additions
+    (:math:`u` each of their results). The sum :math:`\sum_i w_i` of non-negative
+    terms, each with at most eight roundings, is within :math:`1 + \gamma_{n+8}` of its
+    value: the whole is enlarged by :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`.
+
+    Gives way (the caller's loop then runs) on anything outside these assumptions: a
+    NaN, a probability outside :math:`[0, \infty)`, a positive log-probability, an
+    entry below :math:`e^{-745}` or a computed probability below the normal range, a
+    zero :math:`q_i` where :math:`p_i > 0` (the KL is then :math:`+\infty`, which the
+    loop gives), a quotient out of range."""
+    form_a, form_b = forms
+    m_a, ell_a, m_b, ell_b = shifts
+    check_a, check_b = checks
+    probs_a = form_a == 0
+    computed_form = form_b if probs_a else form_a
+    logits = computed_form == 2
+    eta_side = 5.2 if logits else 1.01
+    eta = (eta_side, 0.0) if probs_a else (0.0, eta_side)
+    m = m_b if probs_a else m_a
+    scale = math.exp(-(ell_b if probs_a else ell_a)) if logits else 1.0
+    bregman = bregman_c = weights = 0.0
+    p_s = p_c = q_s = q_c = lows = 0.0
+    sum_a = sum_b = 0.0
+    lo_a = lo_b = math.inf
+    hi_a = hi_b = -math.inf
+    fail = (0.0, 0.0, False, (sum_a, lo_a, hi_a, sum_b, lo_b, hi_b))
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if check_a:
+            sum_a += x
+            lo_a, hi_a = min(lo_a, x), max(hi_a, x)
+        if check_b:
+            sum_b += y
+            lo_b, hi_b = min(lo_b, y), max(hi_b, y)
+        given = x if probs_a else y
+        hi, lo = _computed_probability(y if probs_a else x, computed_form, m, scale)
+        if not (given >= 0.0 and hi >= 0.0) or given == math.inf:
+            return fail
+        p, q = (given, hi) if probs_a else (hi, given)
+        p_s, p_c = _add_select(p_s, p_c, p)
+        q_s, q_c = _add_select(q_s, q_c, q)
+        lows += lo
+        if p == 0.0:
+            if not probs_a and x != -math.inf:
+                return fail  # an underflowed e^{x_i}
+            bregman, bregman_c = _add_select(bregman, bregman_c, q)
+            weights += eta[0] * q
+            continue
+        if q < _NORMAL or p < _NORMAL:
+            return fail  # q = 0 (an infinite KL) or a subnormal side
+        term, weight, ok = _ratio_term(p, q, eta)
+        if not ok:
+            return fail
+        bregman, bregman_c = _add_select(bregman, bregman_c, term)
+        weights += weight
+    screened = (sum_a, lo_a, hi_a, sum_b, lo_b, hi_b)
+    b_total = bregman + bregman_c
+    if not math.isfinite(b_total):
+        return fail
+    n = a.shape[0]
+    u = _U
+    sq = 1.01 * (n * u) ** 2
+    pi_total, k_total = p_s + (p_c + (lows if not probs_a else 0.0)), q_s + q_c
+    if probs_a:
+        mass = (p_s - q_s) + ((p_c - q_c) - lows) if not logits else (p_s - 1.0) + p_c
+        kl = b_total + mass
+        shift = abs(k_total - 1.0) + 6.3 * u if logits else 0.0
+        mass_error = u * abs(mass) + sq * (pi_total + k_total) + shift * abs(mass)
+        extra = 0.0
+    elif logits:
+        g = (p_s - 1.0) + p_c
+        if not abs(g) <= 2.0**-20:
+            return fail
+        k = (q_s - 1.0) + q_c
+        correction = -(g * g) * (0.5 - g * (2.0 / 3.0))
+        mass = correction - k / (1.0 + g)
+        kl = b_total / pi_total + mass
+        mass_error = u * (abs(b_total) + 3.0 * abs(k)) + sq * (pi_total + k_total)
+        extra = eta_side * u * abs(kl)
+    else:
+        mass = (p_s - q_s) + ((p_c - q_c) + lows)
+        kl = b_total + mass
+        mass_error = u * abs(mass) + sq * (pi_total + k_total)
+        extra = 0.0
+    tiny = 2.0**-80 * (pi_total + k_total)
+    bound = (
+        u * weights
+        + (6.0 * u + u + sq) * b_total
+        + mass_error
+        + extra
+        + tiny
+        + 2.0**-100 * k_total
+        + u * abs(kl)
+    )
+    return kl, bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20), True, screened
+
+
 @numba.njit(error_model="numpy", nogil=True, cache=True)
 def _row(
     a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
@@ -1909,14 +2127,38 @@ def _row(
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
+    # The KL alone: first the Bregman (ratio) pass, whose bound stands on realistic rows
+    # (:func:`_kl_ratio_pass`); where it does not, the exact sums at once (the loop's
+    # bound, about u(H + H(P, Q)), would not stand either); where the pass gives way
+    # (an odd entry), the loop.
+    ratio = False
+    kl_bound = 0.0
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
-        bound_options = (kappa, mode, apart)
-        kl, kl_c, kl_logs, kl_abs, screened = _kl_loop_one_probs(
-            a[r], b[r], (form_a, form_b), shifts, bound_options, checks
-        )
-        sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
+        if finite:
+            kl, kl_bound, ratio, screened = _kl_ratio_pass(
+                a[r], b[r], (form_a, form_b), shifts, checks
+            )
+        if ratio:
+            sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
+            tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(kl)
+            if kl_bound <= tolerance:
+                exact_kl, exact = kl, True
+            else:
+                exact_shifts = (
+                    m_a if form_a == 2 else 0.0,
+                    ell_a if form_a == 2 else 0.0,
+                    m_b if form_b == 2 else 0.0,
+                    ell_b if form_b == 2 else 0.0,
+                )
+                exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), exact_shifts, kl)
+        else:
+            bound_options = (kappa, mode, apart)
+            kl, kl_c, kl_logs, kl_abs, screened = _kl_loop_one_probs(
+                a[r], b[r], (form_a, form_b), shifts, bound_options, checks
+            )
+            sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
         direct = True
     for i in range(0 if direct else a.shape[1]):
         x = np.float64(a[r, i])
@@ -1955,7 +2197,7 @@ def _row(
                     kl_abs += abs(term)
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
-    if one_probs and finite and math.isfinite(kl):
+    if one_probs and finite and math.isfinite(kl) and not ratio:
         loop_kl = kl + kl_c
         tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(loop_kl)
         bound = _loop_kl_bound_cheap(loop_kl, kl_logs, kl_abs, weights, n)
