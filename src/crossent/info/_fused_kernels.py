@@ -979,17 +979,21 @@ def _kl64_pass(
         y = np.float64(b[i])
         if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x or y != y:
             odd += 1
-        h_b, l_b = (y, 0.0) if y == -inf or not logits_b else _two_diff(y, m_b)
+        # q_i = 0 (p_i = 0): y = -inf, or y - m_b overflowing to -inf (_two_diff's low
+        # part then NaN), as the generic log-softmax has it.
+        h_b, l_b = _two_diff(y, m_b) if logits_b else (y, 0.0)
+        if h_b == -inf:
+            l_b = 0.0
         if logits_b:
             s_b, s_b_c = _add_select(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
-        if x == -inf:
-            continue
         h_a, l_a = _two_diff(x, m_a) if logits_a else (x, 0.0)
+        if h_a == -inf:
+            continue
         e = math.exp(h_a) * (1.0 + l_a)
         s_a, s_a_c = _add_select(s_a, s_a_c, e)
         if with_entropies:
             w_a, w_a_c = _add_select(w_a, w_a_c, e * h_a)
-        if y == -inf:
+        if h_b == -inf:
             infinite = True
             continue
         if with_entropies:
@@ -1526,10 +1530,12 @@ def _js_term(p: float, q: float) -> float:
 
 
 @_inline
-def _cross_from_log(p: float, log_q: float) -> float:
-    """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
+    """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``: where ``p > 0`` or
+    ``log p`` is finite (``p`` underflowed to 0; ``log_p`` is ``-inf`` for a zero
+    probability), as ``_numerics.cross_terms_from_log``."""
     if log_q == -math.inf:
-        return math.inf if p > 0.0 else 0.0
+        return math.inf if p > 0.0 or log_p > -math.inf else 0.0
     return -(p * log_q)
 
 
@@ -1736,7 +1742,10 @@ def _row(
             continue
         q, log_q = _side(y, form_b, m_b, ell_b, need_b, fast)
         if want & 2:
-            ce, ce_c = _add(ce, ce_c, _cross_from_log(p, log_q))
+            # A probability's log is not computed for CE (0.0 stands in): -inf, its
+            # zero being p's own.
+            known_log_p = log_p if form_a != 0 else -math.inf
+            ce, ce_c = _add(ce, ce_c, _cross_from_log(p, known_log_p, log_q))
         if want & 4:
             term = _kl_from_log(p, log_p, log_q)
             kl, kl_c = _add(kl, kl_c, term)
@@ -1812,8 +1821,12 @@ def _rows(
 
 @_inline
 def _binary_cross_grad_term(x: float, y: float) -> float:
-    """``_numerics.binary_cross_grad_terms``: ``-x/y + (1-x)/(1-y)``, each term 0 where
-    its weight is, infinite where only its denominator is 0."""
+    """``_numerics.binary_cross_grad_terms``: for ``0 < y < 1`` as ``((y - x)/y)/(1 - y)``
+    (the two quotients of ``-x/y + (1-x)/(1-y)`` cancel as ``x`` nears ``y``); at ``y = 0``
+    and ``y = 1`` the two terms, each 0 where its weight is, infinite where only its
+    denominator is 0."""
+    if 0.0 < y < 1.0:
+        return ((y - x) / y) / (1.0 - y)
     first = 0.0
     if x > 0.0:
         first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
