@@ -114,3 +114,56 @@ def test_issue13_fused_kl_of_overflowing_logit_spread_is_infinite() -> None:
             strict.asarray(p), strict.asarray(q), p_form="logits", q_form="logits"
         )
     assert float(generic) == np.inf
+
+
+def _mp_log(x: float) -> object:
+    """``log x`` in mpmath, ``-inf`` at 0."""
+    return mpmath.log(mpmath.mpf(x)) if x > 0 else -mpmath.inf
+
+
+# (p, q, p_form, q_form): the KL of each against mpmath. The forms fix the KL:
+# probabilities as they are (not renormalised), log-probabilities exponentiated,
+# logits by the softmax.
+_TINY_KL_ROWS = {
+    # F1: a subnormal probability against logits (main: +inf).
+    "F1_probs_subnormal_vs_logits": ([1.0, 5e-323], [-50.0, -700.0], "probs", "logits"),
+    "F1_probs_1e-310_vs_logits": ([1.0, 1e-310], [0.0, -10.0], "probs", "logits"),
+    # F2: a subnormal probability on Q's side (main: NaN).
+    "F2_logits_vs_subnormal_probs": ([1e-20, 1e10], [5e-323, 1.0], "logits", "probs"),
+    "F2_log_probs_vs_subnormal_probs": ([0.0, -1e300], [1.0, 5e-311], "log_probs", "probs"),
+    # F4: q = e^-744 is subnormal, 29 % off once rounded (main: 1.5412e-32).
+    "F4_logits_vs_subnormal_log_probs": ([-50.0, 30.0], [-744.0, 0.0], "logits", "log_probs"),
+    # F5: p = e^-745 times log p - log q = 1e300 (main: 0); and a subnormal e^-740.
+    "F5_log_probs_below_745": ([-745.0, 0.0], [-1e300, 0.0], "log_probs", "log_probs"),
+    "F5_log_probs_subnormal": ([-740.0, 0.0], [-1e300, 0.0], "log_probs", "log_probs"),
+    "F5_log_probs_far_below": ([-1200.0, 0.0], [-1e308, 0.0], "log_probs", "log_probs"),
+}
+
+
+def _log_side(values: list[float], form: str) -> list[object]:
+    """A side's log-probabilities in mpmath, by its form."""
+    if form == "logits":
+        return _log_softmax(values)
+    if form == "log_probs":
+        return [mpmath.mpf(v) for v in values]
+    return [_mp_log(v) for v in values]
+
+
+@pytest.mark.parametrize("name", list(_TINY_KL_ROWS))
+def test_issue13_fused_kl_subnormal_probabilities_against_mpmath(name: str) -> None:
+    """F1, F2, F4, F5: float64 within 4 ulps of mpmath (2^-1074 absolute besides)."""
+    p, q, p_form, q_form = _TINY_KL_ROWS[name]
+    with mpmath.workdps(DIGITS):
+        want = _kl_of_logs(_log_side(p, p_form), _log_side(q, q_form))
+    got = crossent.kl_divergence(np.array(p), np.array(q), p_form=p_form, q_form=q_form)
+    tolerance = 4 * np.finfo(np.float64).eps * abs(want) + 2.0**-1074
+    assert abs(float(got) - want) <= tolerance, (got, want)
+
+
+def test_issue13_fused_kl_subnormal_log_probs_float32() -> None:
+    """F4 in float32 (main: 1.5412183e-32): within an ulp of mpmath."""
+    p, q = [-50.0, 30.0], [-744.0, 0.0]
+    with mpmath.workdps(DIGITS):
+        want = _kl_of_logs(_log_softmax(p), [mpmath.mpf(v) for v in q])
+    got = crossent.kl_divergence(np.float32(p), np.float32(q), p_form="logits", q_form="log_probs")
+    assert abs(float(got) - want) <= np.finfo(np.float32).eps * abs(want), (got, want)
