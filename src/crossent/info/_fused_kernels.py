@@ -614,6 +614,17 @@ r""":math:`1/n!`, :math:`n = 11, \dots, 6` (:func:`_exp_dd`, in plain floats).""
 
 
 @_inline
+def _scaled(x: float, k: int) -> float:
+    """:math:`x 2^k`: by ``2.0**k`` (a few multiplications) where that is normal, else
+    ``math.ldexp`` (compiled, ``2.0**k`` is ``1/2^-k``: 0 below :math:`2^{-1023}`, and
+    :func:`_exp_dd`'s subnormal results were 0, :func:`_log_dd`'s quotient by them
+    infinite)."""
+    if k >= -1022:
+        return x * 2.0**k
+    return math.ldexp(x, k)
+
+
+@_inline
 def _exp_dd(y: float) -> tuple[float, float]:
     r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
     error about :math:`2^{-104}` (tested against mpmath): :math:`y = (64k + j)\ln 2/64
@@ -641,9 +652,7 @@ def _exp_dd(y: float) -> tuple[float, float]:
     m_hi, m_lo = _dd_mul_add(0.0, 0.0, t_hi, t_lo, a_hi, a_lo)  # e^t - 1
     step_hi, step_lo = _EXP2_STEPS_HI[j], _EXP2_STEPS_LO[j]
     hi, lo = _dd_mul_add(step_hi, step_lo, step_hi, step_lo, m_hi, m_lo)  # 2^(j/64) e^t
-    # ldexp, not 2.0**k: compiled, that is 1/2^-k, 0 below 2^-1023 (subnormal results
-    # were 0, and _log_dd's quotient by them infinite).
-    return math.ldexp(hi, k), math.ldexp(lo, k)
+    return _scaled(hi, k), _scaled(lo, k)
 
 
 def _triple_double(value: Fraction) -> tuple[float, float, float]:
@@ -749,7 +758,7 @@ def _td_add(
 def _exp_td(y: float) -> tuple[float, float, float]:
     """:func:`_exp_td_scaled` with its power of two applied."""
     (hi, mid, lo), k = _exp_td_scaled(y)
-    return math.ldexp(hi, k), math.ldexp(mid, k), math.ldexp(lo, k)  # as _exp_dd's
+    return _scaled(hi, k), _scaled(mid, k), _scaled(lo, k)
 
 
 @_inline
@@ -1209,7 +1218,7 @@ def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
         mid, x = _two_sum(e00, t01)
         mid, y = _two_sum(mid, t10)
         t0, mid, low = _td_renormalise(t0, mid, low + (x + y))
-        term = (math.ldexp(t0, k), math.ldexp(mid, k), math.ldexp(low, k))
+        term = (_scaled(t0, k), _scaled(mid, k), _scaled(low, k))
         if term[0] >= 0.0:
             positive = _td_add(positive, term)
         else:
