@@ -68,9 +68,13 @@ defining sum in triple-double: 4 ulps down to a KL of 1e-40 (about :math:`2^{-15
 absolute besides for the other pairs). The KL of probabilities against logits or
 log-probabilities (either way round) keeps the compensated loop where the loop's error
 bound (``_fused_kernels._loop_kl_bound``; the float64 logits' log-partition then by a
-compensated sum) is within :math:`2^{-47}` of it (:math:`2^{-32}` in float32), and
-takes the exact sums otherwise (their logarithms of probabilities in double-double):
-nearly equal rows were up to 1e25 ulps off (issue 13).
+compensated sum, Fast2Sum from 1, branch-free) is within :math:`2^{-47}` of it
+(:math:`2^{-32}` in float32), and takes the exact sums otherwise (their logarithms of
+probabilities in double-double): nearly equal rows were up to 1e25 ulps off (issue 13).
+The loop (for the KL alone a function of its own, ``_kl_loop_one_probs``) sums one or
+two cheap quantities an entry from which ``_loop_kl_bound_cheap`` bounds that bound;
+the precise one's sums take a second pass only where the cheap one fails and the
+precise one may stand (the three sums an entry had cost random rows 10 to 25 %).
 
 Each term follows the generic path's convention and formula, branch for branch (the
 docstrings of ``_numerics.py`` derive them), so the two paths agree to rounding, which

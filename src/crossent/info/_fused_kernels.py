@@ -1600,62 +1600,252 @@ def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
     r"""A bound on the error of the loop's log-probabilities of a side, besides
     :math:`2u|\log p_i|` an entry (:func:`_loop_kl_bound`): 0 for probabilities and
     log-probabilities; for logits, the log-partition's error (:func:`_partition_error`
-    for float32 inputs; for float64, :func:`_log_partition_compensated`'s) and the
-    rounding of :math:`x - m`, :math:`u\ell`."""
+    for float32 inputs; for float64, :func:`_log_partition_compensated`'s:
+    :math:`(4 + \log n)u + 2.02(n u)^2 + 2u|\ell|`, here with :math:`2u` and 1 % to
+    spare) and the rounding of :math:`x - m`, :math:`u\ell`."""
     if form != 2:
         return 0.0
     if fast:
         return _partition_error(n, ell) + _U * abs(ell)
-    return (6.0 + math.log(n + 1.0)) * 1.01 * _U + 3.0 * _U * abs(ell)
+    spread = (n + 1.0) * _U
+    return (6.0 + math.log(n + 1.0)) * 1.01 * _U + 2.02 * spread * spread + 3.0 * _U * abs(ell)
 
 
 @_inline
 def _log_partition_compensated(row: Any) -> tuple[float, float]:
     r"""``m`` and ``ell`` of :func:`_log_partition` (float64, no entropy) with the
-    exp-sum compensated (Neumaier's, :func:`_add`). Error of ``ell``: ``math.exp``
-    (:math:`2u` relative), the rounding of :math:`s_i = x_i - m` (:math:`u|s_i|`
-    relative, :math:`u\sum_i p_i |s_i| = u(H - \ell) \le u \log n` in all), the sum
-    (:math:`2u`) and ``log1p`` (:math:`2u|\ell|`): at most
-    :math:`(6 + \log(n + 1))u + 2u|\ell|` (:func:`_side_error`), where the plain sum's
-    :math:`\gamma_{n-1}` made the bound :math:`n` ulps."""
+    exp-sum compensated, branch-free.
+
+    The sum starts at 1 and adds every :math:`e_i = e^{x_i - m}`, the maximal terms
+    (:math:`e_i = 1`) among them, by Fast2Sum: :math:`t = T + e`, whose rounding error
+    :math:`e - (t - T)` is exact since :math:`T \ge 1 \ge e` (Dekker's condition
+    :math:`|T| \ge |e|`), and gathered in ``c``. Then
+    :math:`\ell = \operatorname{log1p}((T - 2) + c)`, the 2 removing the start and
+    the 1 of :math:`\log(1 + (S - 1))`, :math:`S = \sum_i e_i \ge 1`.
+
+    Error of ``ell``: the cascade (Ogita, Rump and Oishi's Sum2, with Fast2Sum where its
+    condition holds: the same error-free transformation) gives :math:`T + c` within
+    :math:`\gamma_n^2 (1 + S)` of :math:`1 + S`; :math:`T - 2` (exact while
+    :math:`T \le 4`, Sterbenz) and the addition of ``c`` round by :math:`u(S - 1)`
+    each, so ``log1p``'s argument errs by at most :math:`(2u + 2.02(nu)^2) S` and
+    ``ell`` by its quotient by :math:`S`; besides, ``math.exp`` (:math:`2u` relative),
+    the rounding of :math:`s_i = x_i - m` (:math:`u|s_i|` relative,
+    :math:`u\sum_i p_i |s_i| = u(H - \ell) \le u \log n` in all) and ``log1p``
+    (:math:`2u|\ell|`): at most :math:`(4 + \log n)u + 2.02(nu)^2 + 2u|\ell|`
+    (:func:`_side_error`), where the plain sum's :math:`\gamma_{n-1}` made the bound
+    :math:`n` ulps. Neumaier's sum (:func:`_add`, a branch and a finiteness test an
+    entry) took 1.1 times the plain sum's time; this one takes about the plain sum's.
+
+    Not finite entries: an infinite or NaN ``T`` drops ``c`` (the compensation is then
+    NaN), so ``ell`` is :math:`+\infty` or NaN as the plain sum's; a row of
+    :math:`-\infty` (``m`` then 0) sums to 1, ``ell`` :math:`-\infty`."""
     m = _row_max(row)
     if not math.isfinite(m):
         m = 0.0
-    rest = rest_c = 0.0
-    ties = 0
+    total = 1.0
+    lost = 0.0
     for x in row:
-        s = np.float64(x) - m
-        if s == 0.0:
-            ties += 1
-        else:
-            rest, rest_c = _add(rest, rest_c, math.exp(s))
-    return m, math.log1p((rest + rest_c) + (ties - 1))
+        e = math.exp(np.float64(x) - m)
+        t = total + e
+        lost += e - (t - total)
+        total = t
+    if not math.isfinite(total):
+        lost = 0.0
+    return m, math.log1p((total - 2.0) + lost)
+
+
+_EXP_POSITIVE_FLOOR = 746.0
+r"""Where :math:`e^x > 0` in float64, :math:`x > -745.2`: a bound on :math:`|\log p_i|`
+where P is logits (:math:`\log p_i \le 0`) or log-probabilities (:math:`e^x` finite)
+and :math:`p_i > 0`."""
+
+
+@_inline
+def _loop_bound_weights(
+    form_a: int, errors: tuple[float, float], n: int, fast: bool
+) -> tuple[float, float, float, int]:
+    r"""The weights of the loop's cheap error bound (:func:`_loop_kl_bound_cheap`):
+    ``slope`` and ``kappa`` of its one sum :math:`L`, the factor ``t_weight`` of
+    :math:`T = \sum_i |t_i|` (0 where the loop does not sum it) and the form of
+    :math:`L`'s terms, ``mode`` (:func:`_cheap_bound_term`).
+
+    The precise bound (:func:`_loop_kl_bound`) is :math:`2u L_w + e^P(\Pi + T) +
+    e^Q\Pi + c_t T + u|D|`, :math:`c_t = \rho + 2u + 1.01 n^2u^2` (the rounding of the
+    terms and of Neumaier's sum; :math:`\rho = 0` where P is probabilities, exact
+    inputs), :math:`L_w = \sum_i p_i(|\log p_i| w_i + |\log q_i|)`, :math:`w_i = 1 +
+    |r_i|` where P is logits, else 1. Each mode bounds it by
+    :math:`\mathrm{slope}\cdot L + t_{\mathrm{weight}} T + u|D|`, the mass term
+    :math:`(e^P + e^Q)\Pi` riding in :math:`L` as :math:`\kappa\Pi`,
+    :math:`\kappa = (e^P + e^Q)/\mathrm{slope}`:
+
+    * 0, P probabilities or float64 log-probabilities (:math:`e^P = 0`, :math:`c_t`
+      a few :math:`u`): :math:`L = \sum_i p_i(|\log p_i| + |\log q_i| + \kappa)` and
+      :math:`T \le L_w` (:math:`|r_i| \le |\log p_i| + |\log q_i|`): slope
+      :math:`2u + c_t`, no :math:`T`;
+    * 1, float64 logits (:math:`e^P` tens of :math:`u`, :math:`T` near :math:`|D|`
+      where :math:`L_w` is near :math:`H + H(P, Q)`, so :math:`T` apart):
+      :math:`L = \sum_i p_i(|\log p_i|(1 + |r_i|) + |\log q_i| + \kappa)`, slope
+      :math:`2u`, ``t_weight`` :math:`e^P + c_t`;
+    * 2, float32 logits or log-probabilities (:math:`\rho = 5.2\cdot 10^{-11}`
+      dwarfs :math:`u`): :math:`L = \sum_i p_i(|\log q_i| + \kappa)`, slope
+      :math:`4u`, ``t_weight`` :math:`e^P + c_t + 2u(1 + 746)`, from
+      :math:`\sum_i p_i|\log p_i| \le T + \sum_i p_i|\log q_i|` and, where P is logits,
+      :math:`\sum_i p_i|\log p_i||r_i| \le 746\,T` (:data:`_EXP_POSITIVE_FLOOR`)."""
+    u = _U
+    rho = 0.0 if form_a == 0 else (5.2e-11 if fast else 2.0 * u)
+    rounding = rho + 2.0 * u + 1.01 * (n * u) ** 2
+    mass = errors[0] + errors[1]
+    if form_a != 0 and fast:
+        t_weight = errors[0] + rounding + 2.0 * u * (1.0 + _EXP_POSITIVE_FLOOR)
+        return 4.0 * u, mass / (4.0 * u), t_weight, 2
+    if form_a == 2:
+        return 2.0 * u, mass / (2.0 * u), errors[0] + rounding, 1
+    slope = 2.0 * u + rounding
+    return slope, mass / slope, 0.0, 0
+
+
+@_inline
+def _cheap_bound_term(p: float, log_p: float, log_q: float, kappa: float, mode: int) -> float:
+    r"""An entry's term of the cheap bound's sum :math:`L` in ``mode``
+    (:func:`_loop_bound_weights`): 0, :math:`p(|\log p| + |\log q| + \kappa)`; 1,
+    :math:`p(|\log p|(1 + |\log p - \log q|) + |\log q| + \kappa)`; 2,
+    :math:`p(|\log q| + \kappa)`."""
+    if mode == 0:
+        return p * ((abs(log_p) + abs(log_q)) + kappa)
+    if mode == 1:
+        return p * (abs(log_p) * (1.0 + abs(log_p - log_q)) + (abs(log_q) + kappa))
+    return p * (abs(log_q) + kappa)
+
+
+@_inline
+def _loop_kl_bound_cheap(
+    kl: float, logs: float, t_abs: float, weights: tuple[float, float, float, int], n: int
+) -> float:
+    r"""A bound on the error of the compensated loop's KL from its one or two cheap
+    sums: :math:`\mathrm{slope}\cdot L + t_{\mathrm{weight}} T + u|D|`
+    (:func:`_loop_bound_weights`), enlarged for its own rounding.
+
+    It bounds :func:`_loop_kl_bound`'s
+    :math:`2u L_w + e^P(\Pi + T) + e^Q\Pi + c_t T + u|D|` in each mode (the derivations
+    are :func:`_loop_bound_weights`'): :math:`|t_i|` and :math:`p_i|r_i|` agree to two
+    roundings, so the computed :math:`T` may stand for :math:`\sum_i p_i|r_i|` within a
+    factor :math:`1 + 3u`. Rounding: :math:`L`'s terms are non-negative and each
+    carries at most six roundings, so the computed sum is within a factor
+    :math:`1 + \gamma_{n+6}` of its value; the whole is enlarged by
+    :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`, which covers both."""
+    slope, _, t_weight, _ = weights
+    u = _U
+    bound = slope * logs + t_weight * t_abs + u * abs(kl)
+    return bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20)
+
+
+@numba.njit(error_model="numpy", nogil=True)
+def _kl_loop_one_probs(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    shifts: tuple[float, float, float, float],
+    bound: tuple[float, int, bool],
+    checks: tuple[bool, bool],
+) -> tuple[float, float, float, float, tuple[float, float, float, float, float, float]]:
+    r"""The loop of :func:`_row` for the KL alone where one side is probabilities, in a
+    function of its own (no branch on the measures wanted, fewer values live across
+    the ``log``/``exp`` calls): the same entries (:func:`_side`), terms and Neumaier
+    sum in the same order, so the same KL, bit for bit.
+
+    ``bound``: ``kappa``, the form of the cheap bound's terms and whether :math:`T` is
+    summed (:func:`_loop_bound_weights`); ``checks``: whether each side's
+    probabilities are screened (their sum, least and largest entry, in the loop's
+    order). Returns the KL's sum and compensation, the cheap bound's :math:`L` and
+    :math:`T`, and the screening's six values."""
+    form_a, form_b = forms
+    m_a, ell_a, m_b, ell_b = shifts
+    kappa, mode, apart = bound
+    check_a, check_b = checks
+    fast = _narrow(a)
+    kl = kl_c = logs = t_abs = 0.0
+    sum_a = sum_b = 0.0
+    lo_a = lo_b = math.inf
+    hi_a = hi_b = -math.inf
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        if check_a:  # a NaN makes the sum NaN
+            sum_a += x
+            lo_a, hi_a = min(lo_a, x), max(hi_a, x)
+        if check_b:
+            sum_b += y
+            lo_b, hi_b = min(lo_b, y), max(hi_b, y)
+        p, log_p = _side(x, form_a, m_a, ell_a, 3, fast)
+        _, log_q = _side(y, form_b, m_b, ell_b, 2, fast)
+        term = _kl_from_log(p, log_p, log_q)
+        kl, kl_c = _add(kl, kl_c, term)
+        if log_p != -math.inf:
+            logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
+            if apart:
+                t_abs += abs(term)
+    return kl, kl_c, logs, t_abs, (sum_a, lo_a, hi_a, sum_b, lo_b, hi_b)
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _loop_bound_sums(
+    a: Any, b: Any, forms: tuple[int, int], shifts: tuple[float, float, float, float]
+) -> tuple[float, float, float]:
+    r""":func:`_loop_kl_bound`'s sums :math:`\sum_i |t_i|`,
+    :math:`\sum_i p_i(|\log p_i| w_i + |\log q_i|)` and :math:`\Pi` of rows ``a``, ``b``,
+    from the loop's own entries (:func:`_side` with the same shifts, so the same
+    values): the precise bound, for the rows the cheap one did not certify."""
+    form_a, form_b = forms
+    m_a, ell_a, m_b, ell_b = shifts
+    fast = _narrow(a)
+    t_abs = logs = mass = 0.0
+    for i in range(a.shape[0]):
+        p, log_p = _side(np.float64(a[i]), form_a, m_a, ell_a, 3, fast)
+        _, log_q = _side(np.float64(b[i]), form_b, m_b, ell_b, 2, fast)
+        if log_p == -math.inf:
+            continue
+        t_abs += abs(_kl_from_log(p, log_p, log_q))
+        weight = 1.0 + abs(log_p - log_q) if form_a == 2 else 1.0
+        logs += p * (abs(log_p) * weight + abs(log_q))
+        mass += p
+    return t_abs, logs, mass
 
 
 @_inline
 def _loop_kl_bound(
-    kl: float, sums: tuple[float, float, float], errors: tuple[float, float], n: int, fast: bool
+    kl: float,
+    sums: tuple[float, float, float],
+    errors: tuple[float, float],
+    n: int,
+    sides: tuple[int, bool],
 ) -> float:
     r"""A bound on the error of the compensated loop's KL :math:`\sum_i t_i`,
-    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities.
+    :math:`t_i = p_i(\log p_i - \log q_i)`, where one side is probabilities (the
+    precise bound: :func:`_loop_bound_sums` gives its sums in a pass of their own).
 
-    Each log-probability errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
-    the rounding of :math:`(x - m) - \ell`) plus its side's ``errors`` (0, or a logits
-    side's :func:`_side_error`); :math:`p_i = e^{\log p_i}` takes that error, relative,
-    and its own :math:`\rho` (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so
-    :math:`t_i` errs by :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + u)|t_i|`,
-    :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i` the two
-    logarithms' errors (P's without the factor :math:`1 + |r_i|` where P is
-    probabilities: :math:`p_i` is then exact); and Neumaier's sum by :math:`u|D| +
-    1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`\sum|t_i|`, :math:`\sum p_i(|\log
-    p_i| w_i + |\log q_i|)` (:math:`w_i` that factor or 1) and :math:`\Pi`. The whole enlarged by
-    :math:`2^{-20}` (the bound's own rounding)."""
+    Each computed logarithm errs by :math:`2u|\log p_i|` (``math.log`` within an ulp, or
+    the rounding of :math:`(x - m) - \ell`; 0 for log-probabilities, their inputs, so
+    there the term is spare) plus its side's ``errors`` (0, or a logits side's
+    :func:`_side_error`); where P is logits or log-probabilities,
+    :math:`p_i = e^{\log p_i}` takes that error, relative, and its own :math:`\rho`
+    (``math.exp``: :math:`2u`; the polynomial: 5.2e-11), so :math:`t_i` errs by
+    :math:`p_i(e^P_i (1 + |r_i|) + e^Q_i) + (\rho + 2u)|t_i|` (the difference and the
+    product rounded), :math:`r_i = \log p_i - \log q_i`, :math:`e^P_i`, :math:`e^Q_i`
+    the two logarithms' errors; where P is probabilities :math:`p_i` is the input,
+    exact: no factor :math:`1 + |r_i|` and :math:`\rho = 0` (and where P is
+    log-probabilities :math:`e^P_i = 0`: the factor multiplies nothing). Neumaier's sum
+    errs by :math:`u|D| + 1.01 n^2u^2 \sum|t_i|`. ``sums``: :math:`T = \sum|t_i|`,
+    :math:`L_w = \sum p_i(|\log p_i| w_i + |\log q_i|)` (:math:`w_i = 1 + |r_i|` where P
+    is logits, else 1) and :math:`\Pi`; ``sides``: P's form and whether the inputs are
+    float32 (the polynomial ``exp``). The whole enlarged by :math:`2^{-20}` (the bound's
+    own rounding)."""
     t_abs, logs, mass = sums
+    form_a, fast = sides
     u = _U
-    rho = 5.2e-11 if fast else 2.0 * u
-    sides = errors[0] * (mass + t_abs) + errors[1] * mass
+    rho = 0.0 if form_a == 0 else (5.2e-11 if fast else 2.0 * u)
+    mass_terms = errors[0] * (mass + t_abs) + errors[1] * mass
     rounding = (rho + 2.0 * u + 1.01 * (n * u) ** 2) * t_abs + u * abs(kl)
-    return (2.0 * u * logs + sides + rounding) * (1.0 + 2.0**-20)
+    return (2.0 * u * logs + mass_terms + rounding) * (1.0 + 2.0**-20)
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
@@ -1692,7 +1882,8 @@ def _row(
     alone = quick
     # One side probabilities, the other float64 logits, for the KL: the log-partition by
     # a compensated sum (its error, first order in the loop's KL, is then a few ulps,
-    # not n: see _side_error), so that the loop's bound stands on random rows.
+    # not n: see _side_error), so that the loop's bound stands on random rows; branch-free
+    # (Fast2Sum), about the plain sum's cost.
     bounded = (form_a == 0) != (form_b == 0) and want & 4 and not fast
     if partition_a and not (alone and form_a == 2):
         if bounded and form_a == 2 and not direct:
@@ -1739,13 +1930,31 @@ def _row(
         exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, estimate)
         direct = exact and (want == 4 or sums)
 
-    # One side probabilities (the other not): the loop's KL, with the error bound of
-    # :func:`_loop_kl_bound`; the exact sums run where it does not stand.
+    # One side probabilities (the other not): the loop's KL, with a cheap error bound
+    # (one sum an entry, two where P is logits or float32 log-probabilities:
+    # _loop_kl_bound_cheap); where it does not stand, the precise one of
+    # _loop_kl_bound (a second pass) where that may, else the exact sums.
     one_probs = (form_a == 0) != (form_b == 0) and want & 4 and not exact
-    kl_abs = kl_logs = p_mass = 0.0
+    kl_abs = kl_logs = 0.0
+    n = a.shape[1]
+    errors = (0.0, 0.0)
+    weights = (0.0, 0.0, 0.0, 0)
+    if one_probs and finite:
+        errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
+        weights = _loop_bound_weights(form_a, errors, n, fast)
+    kappa, mode, apart = weights[1], weights[3], weights[2] > 0.0
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
     hi_a = hi_b = -math.inf
+    if one_probs and want == 4 and not direct:
+        checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
+        shifts = (m_a, ell_a, m_b, ell_b)
+        bound_options = (kappa, mode, apart)
+        kl, kl_c, kl_logs, kl_abs, screened = _kl_loop_one_probs(
+            a[r], b[r], (form_a, form_b), shifts, bound_options, checks
+        )
+        sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
+        direct = True
     for i in range(0 if direct else a.shape[1]):
         x = np.float64(a[r, i])
         y = np.float64(b[r, i])
@@ -1781,24 +1990,29 @@ def _row(
             term = _kl_from_log(p, log_p, log_q)
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
-                kl_abs += abs(term)
-                weight = 1.0 if form_a == 0 else 1.0 + abs(log_p - log_q)
-                kl_logs += p * (abs(log_p) * weight + abs(log_q))
-                p_mass += p
+                kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
+                if apart:
+                    kl_abs += abs(term)
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
     if one_probs and finite and math.isfinite(kl):
-        n = a.shape[1]
-        errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
-        bound = _loop_kl_bound(kl + kl_c, (kl_abs, kl_logs, p_mass), errors, n, fast)
-        if not bound <= (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(kl + kl_c):
+        loop_kl = kl + kl_c
+        tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(loop_kl)
+        bound = _loop_kl_bound_cheap(loop_kl, kl_logs, kl_abs, weights, n)
+        if not bound <= tolerance:
             shifts = (
                 m_a if form_a == 2 else 0.0,
                 ell_a if form_a == 2 else 0.0,
                 m_b if form_b == 2 else 0.0,
                 ell_b if form_b == 2 else 0.0,
             )
-            exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, kl + kl_c)
+            # The precise bound is at least 2u L (its 2u L_w + (e^P + e^Q) Pi, kappa <=
+            # (e^P + e^Q)/2u): where that exceeds the tolerance, the exact sums at once.
+            if 2.0 * _U * kl_logs * (1.0 - 2.0**-20) <= tolerance:
+                precise = _loop_bound_sums(a[r], b[r], (form_a, form_b), shifts)
+                bound = _loop_kl_bound(loop_kl, precise, errors, n, (form_a, fast))
+            if not bound <= tolerance:
+                exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, loop_kl)
     suspects = 0
     if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
         suspects += 1
