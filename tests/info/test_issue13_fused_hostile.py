@@ -13,7 +13,18 @@ the generic path itself (array-api-strict: no fused kernel).
 * F3: the KL of two float64 logit rows whose spread overflows (:math:`x_i - m = -\infty`)
   was NaN (``_kl64_pass``: ``_two_diff``'s NaN low part), where it is :math:`+\infty`.
 
-Fails on main (4c77793): every test here (measured).
+* F1, F2: a subnormal probability made the KL +inf or NaN: compiled, ``2.0**k`` is
+  ``1/2^-k``, 0 below :math:`2^{-1023}`, so ``_exp_dd`` of its logarithm was 0 and
+  ``_log_dd``'s quotient by it infinite (now ``_scaled``: ``math.ldexp`` there).
+* F4: :math:`q = e^{-744}`, subnormal, is 29 % off once rounded, and
+  ``_bregman64_sums`` took :math:`p = q e^r` from it (1.5412e-32 for 1.1966e-32); now
+  from P's side where :math:`q` is subnormal.
+* F5: ``_kl_log_probs_td`` left out the terms of :math:`v \le -745`
+  (:math:`e^{-745} \cdot 10^{300}`: 0 for 2.82e-24; the claimed 4.94e-24 is the float
+  product with :math:`e^{-745}` rounded to :math:`2^{-1074}`, mpmath says 2.8224e-24);
+  now :math:`e^v` unscaled times :math:`v - w`, scaled after.
+
+Fails on main (4c77793, measured): all 12 tests.
 """
 
 from __future__ import annotations
