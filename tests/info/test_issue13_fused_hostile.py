@@ -24,7 +24,8 @@ the generic path itself (array-api-strict: no fused kernel).
   product with :math:`e^{-745}` rounded to :math:`2^{-1074}`, mpmath says 2.8224e-24);
   now :math:`e^v` unscaled times :math:`v - w`, scaled after.
 
-Fails on main (4c77793, measured): all 12 tests.
+Fails on main (measured): all 12 tests at 4c77793; 11 at 450236f (klfast merged: its
+loop bound stands on the F2 row of log-probabilities against probabilities).
 """
 
 from __future__ import annotations
