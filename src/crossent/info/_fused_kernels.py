@@ -318,6 +318,11 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
     return s
 
 
+_SMALLEST_NORMAL = 2.0**-1022
+"""Below it a float is subnormal, its relative error up to 1 (:math:`2^{-1074}`
+absolute): :math:`u_i e^{r_i}` is then taken from P's side (:func:`_bregman64_sums`)."""
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _bregman64_sums(
     a: Any,
@@ -343,7 +348,9 @@ def _bregman64_sums(
     else from :math:`e^r` (``math.exp``): :math:`u(1 + (r - 1)e^r)` for :math:`r < -1`
     (cancelling by at most :math:`1/\varphi(-1) < 3.8`), :math:`u + u e^r (r - 1)` for
     :math:`r > 1`, with :math:`u e^r` from P's side (:math:`e^{x_i - m_a} e^{\ell_b -
-    \ell_a}`) where it underflows or overflows. Conventions: :math:`u_i` where
+    \ell_a}`) where it overflows or :math:`u` is subnormal (rounded to
+    :math:`2^{-1074}`: 29 % off at :math:`e^{-744}`, and :math:`u e^r` with it).
+    Conventions: :math:`u_i` where
     :math:`x_i = -\infty` (:math:`\varphi(-\infty) = 1`), :math:`+\infty` where only
     :math:`y_i = -\infty`. A side of probabilities (form 0 of ``sides``; its ``m``
     and ``ell`` are 0) gives its entries as they are for :math:`u_i` (Q) and
@@ -415,7 +422,7 @@ def _bregman64_sums(
             change = u * (er - 1.0)
         else:
             pu = u * math.exp(r)
-            if not (u > 0.0 and pu < inf):
+            if not (u >= _SMALLEST_NORMAL and pu < inf):
                 if form_a == 0:
                     pu = x * math.exp(ell_b)
                 else:
@@ -451,7 +458,8 @@ def _fine_term(u: float, u_lo: float, r: float, r_lo: float) -> tuple[float, flo
     (:data:`_PHI_HORNER_DD`, Horner's scheme in double-double) for :math:`|r| \le 1`,
     :math:`1 + (r - 1)e^r` with :math:`e^r` by :func:`_exp_dd` (times :math:`1 +
     r_{lo}`) otherwise, :math:`u + u e^r (r - 1)` for :math:`r > 1`. NaN where
-    :math:`u e^r` overflows (the caller's float term then stands)."""
+    :math:`u e^r` overflows or :math:`u` is subnormal (the caller's float term, from
+    P's side, then stands)."""
     if abs(r) <= 1.0:
         a_hi = a_lo = 0.0
         if abs(r) <= 2.0**-12:
@@ -474,7 +482,7 @@ def _fine_term(u: float, u_lo: float, r: float, r_lo: float) -> tuple[float, flo
         term, term_lo = _dd_mul_add(0.0, 0.0, u, u_lo, inner, inner_lo)
         return term, term_lo, u * (er - 1.0)
     pu, pu_lo = _dd_mul_add(0.0, 0.0, u, u_lo, er, er_lo)
-    if not (u > 0.0 and abs(pu) < math.inf):
+    if not (u >= _SMALLEST_NORMAL and abs(pu) < math.inf):
         return math.nan, math.nan, math.nan
     term, term_lo = _dd_mul_add(u, u_lo, pu, pu_lo, less, less_lo)
     return term, term_lo, pu - u
@@ -606,6 +614,17 @@ r""":math:`1/n!`, :math:`n = 11, \dots, 6` (:func:`_exp_dd`, in plain floats).""
 
 
 @_inline
+def _scaled(x: float, k: int) -> float:
+    """:math:`x 2^k`: by ``2.0**k`` (a few multiplications) where that is normal, else
+    ``math.ldexp`` (compiled, ``2.0**k`` is ``1/2^-k``: 0 below :math:`2^{-1023}`, and
+    :func:`_exp_dd`'s subnormal results were 0, :func:`_log_dd`'s quotient by them
+    infinite)."""
+    if k >= -1022:
+        return x * 2.0**k
+    return math.ldexp(x, k)
+
+
+@_inline
 def _exp_dd(y: float) -> tuple[float, float]:
     r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
     error about :math:`2^{-104}` (tested against mpmath): :math:`y = (64k + j)\ln 2/64
@@ -633,8 +652,7 @@ def _exp_dd(y: float) -> tuple[float, float]:
     m_hi, m_lo = _dd_mul_add(0.0, 0.0, t_hi, t_lo, a_hi, a_lo)  # e^t - 1
     step_hi, step_lo = _EXP2_STEPS_HI[j], _EXP2_STEPS_LO[j]
     hi, lo = _dd_mul_add(step_hi, step_lo, step_hi, step_lo, m_hi, m_lo)  # 2^(j/64) e^t
-    scale = 2.0**k
-    return hi * scale, lo * scale
+    return _scaled(hi, k), _scaled(lo, k)
 
 
 def _triple_double(value: Fraction) -> tuple[float, float, float]:
@@ -738,7 +756,15 @@ def _td_add(
 
 @_inline
 def _exp_td(y: float) -> tuple[float, float, float]:
-    r""":math:`e^y` for :math:`-745 < y \le 0` as a triple-double, relative error about
+    """:func:`_exp_td_scaled` with its power of two applied."""
+    (hi, mid, lo), k = _exp_td_scaled(y)
+    return _scaled(hi, k), _scaled(mid, k), _scaled(lo, k)
+
+
+@_inline
+def _exp_td_scaled(y: float) -> tuple[tuple[float, float, float], int]:
+    r""":math:`e^y = 2^k (hi + mid + lo)` for :math:`-23000 < y \le 0` as a triple-double
+    in :math:`[2^{-1/128}, 2)` and the integer :math:`k`, relative error about
     :math:`2^{-150}` (measured against mpmath: :math:`2^{-159}` for results above
     :math:`10^{-260}`), as :func:`_exp_dd`: :math:`y = (64k + j)\ln 2/64 + t`,
     :math:`t` a triple-double (:data:`_LN2_STEP_PARTS5`: the products by the 32-bit
@@ -748,8 +774,9 @@ def _exp_td(y: float) -> tuple[float, float, float]:
     up to :math:`n = 11` (below :math:`2^{-55}`) in double-double, the rest (below
     :math:`2^{-115}`) in floats, cut after :math:`n = 17` (remainder below
     :math:`2^{-180}`). Where :math:`2^k` scales the low parts below the normal range
-    their bits are lost (terms under :math:`10^{-290}`). For kernels compiled without
-    ``reassoc`` only."""
+    their bits are lost (terms under :math:`10^{-290}`): unscaled, none are (the
+    product by a tiny :math:`e^y` can be taken before the scaling). For kernels
+    compiled without ``reassoc`` only."""
     l1, l2, l3, l4, l5 = _LN2_STEP_PARTS5
     n = math.floor(y * (_EXP_DD_STEPS / math.log(2.0)) + 0.5)
     k, j = n >> 6, n & 63
@@ -775,9 +802,7 @@ def _exp_td(y: float) -> tuple[float, float, float]:
     m = _td_mul_add((0.0, 0.0, 0.0), t, series)  # e^t - 1
     hi_steps, mid_steps, lo_steps = _EXP2_STEPS_TD
     step = (hi_steps[j], mid_steps[j], lo_steps[j])
-    hi, mid, lo = _td_mul_add(step, step, m)  # 2^(j/64) e^t
-    scale = 2.0**k
-    return hi * scale, mid * scale, lo * scale
+    return _td_mul_add(step, step, m), k  # 2^(j/64) e^t
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
@@ -979,17 +1004,21 @@ def _kl64_pass(
         y = np.float64(b[i])
         if (x > 0.0 and not logits_a) or (y > 0.0 and not logits_b) or x != x or y != y:
             odd += 1
-        h_b, l_b = (y, 0.0) if y == -inf or not logits_b else _two_diff(y, m_b)
+        # q_i = 0 (p_i = 0): y = -inf, or y - m_b overflowing to -inf (_two_diff's low
+        # part then NaN), as the generic log-softmax has it.
+        h_b, l_b = _two_diff(y, m_b) if logits_b else (y, 0.0)
+        if h_b == -inf:
+            l_b = 0.0
         if logits_b:
             s_b, s_b_c = _add_select(s_b, s_b_c, math.exp(h_b) * (1.0 + l_b))
-        if x == -inf:
-            continue
         h_a, l_a = _two_diff(x, m_a) if logits_a else (x, 0.0)
+        if h_a == -inf:
+            continue
         e = math.exp(h_a) * (1.0 + l_a)
         s_a, s_a_c = _add_select(s_a, s_a_c, e)
         if with_entropies:
             w_a, w_a_c = _add_select(w_a, w_a_c, e * h_a)
-        if y == -inf:
+        if h_b == -inf:
             infinite = True
             continue
         if with_entropies:
@@ -1150,10 +1179,13 @@ def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
     r"""KL of two rows of log-probabilities :math:`v`, :math:`w` as it is defined,
     :math:`\sum_i e^{v_i}(v_i - w_i)`, to about :math:`2^{-150}` of :math:`\sum_i
     e^{v_i}|v_i - w_i|` (and whether it could be computed: not for a positive or NaN
-    entry): :math:`e^{v_i}` by :func:`_exp_td`, :math:`v_i - w_i` exact as a
+    entry): :math:`e^{v_i}` by :func:`_exp_td_scaled`, :math:`v_i - w_i` exact as a
     double-double, their product in triple-double (the products of parts down to
-    :math:`2^{-106}` exact), the positive and the negative terms summed apart in
-    triple-double (no cancellation), one difference at the end, rounded once.
+    :math:`2^{-106}` exact), scaled by the power of two only then (a subnormal
+    :math:`e^{v_i}` had lost its bits first, and below :math:`v_i = -745` the term, up
+    to :math:`e^{v_i + 710}`, was left out: 0 for :math:`e^{-745} \cdot 10^{300}`), the
+    positive and the negative terms summed apart in triple-double (no cancellation), one
+    difference at the end, rounded once.
 
     Where the terms cancel (nearly equal rows whose first-order terms
     :math:`e^{v_i}(v_i - w_i)` add up to a KL far below their magnitudes) the masses'
@@ -1173,9 +1205,11 @@ def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
         if w == -math.inf:
             infinite = True
             continue
-        if v <= -745.0:  # e^v < 5e-324: its term is below 1e-320
+        if v < -1500.0:  # e^v |v - w| <= e^(v + 710) < 2^-1075: no term
             continue
-        p0, p1, p2 = _exp_td(v)
+        # e^v = 2^k (p0 + p1 + p2), p0 < 1: the product cannot overflow.
+        (p0, p1, p2), k = _exp_td_scaled(v)
+        p0, p1, p2, k = 0.5 * p0, 0.5 * p1, 0.5 * p2, k + 1
         r0, r1 = _two_diff(v, w)
         t0, e00 = _two_prod(p0, r0)
         t01, e01 = _two_prod(p0, r1)
@@ -1183,7 +1217,8 @@ def _kl_log_probs_td(a: Any, b: Any) -> tuple[float, bool]:
         low = (e01 + e10) + (p1 * r1 + p2 * r0)
         mid, x = _two_sum(e00, t01)
         mid, y = _two_sum(mid, t10)
-        term = _td_renormalise(t0, mid, low + (x + y))
+        t0, mid, low = _td_renormalise(t0, mid, low + (x + y))
+        term = (_scaled(t0, k), _scaled(mid, k), _scaled(low, k))
         if term[0] >= 0.0:
             positive = _td_add(positive, term)
         else:
@@ -1526,10 +1561,12 @@ def _js_term(p: float, q: float) -> float:
 
 
 @_inline
-def _cross_from_log(p: float, log_q: float) -> float:
-    """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
+    """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``: where ``p > 0`` or
+    ``log p`` is finite (``p`` underflowed to 0; ``log_p`` is ``-inf`` for a zero
+    probability), as ``_numerics.cross_terms_from_log``."""
     if log_q == -math.inf:
-        return math.inf if p > 0.0 else 0.0
+        return math.inf if p > 0.0 or log_p > -math.inf else 0.0
     return -(p * log_q)
 
 
@@ -2204,7 +2241,10 @@ def _row(
             continue
         q, log_q = _side(y, form_b, m_b, ell_b, need_b, fast)
         if want & 2:
-            ce, ce_c = _add(ce, ce_c, _cross_from_log(p, log_q))
+            # A probability's log is not computed for CE (0.0 stands in): -inf, its
+            # zero being p's own.
+            known_log_p = log_p if form_a != 0 else -math.inf
+            ce, ce_c = _add(ce, ce_c, _cross_from_log(p, known_log_p, log_q))
         if want & 4:
             term = _kl_from_log(p, log_p, log_q)
             kl, kl_c = _add(kl, kl_c, term)
@@ -2285,8 +2325,12 @@ def _rows(
 
 @_inline
 def _binary_cross_grad_term(x: float, y: float) -> float:
-    """``_numerics.binary_cross_grad_terms``: ``-x/y + (1-x)/(1-y)``, each term 0 where
-    its weight is, infinite where only its denominator is 0."""
+    """``_numerics.binary_cross_grad_terms``: for ``0 < y < 1`` as ``((y - x)/y)/(1 - y)``
+    (the two quotients of ``-x/y + (1-x)/(1-y)`` cancel as ``x`` nears ``y``); at ``y = 0``
+    and ``y = 1`` the two terms, each 0 where its weight is, infinite where only its
+    denominator is 0."""
+    if 0.0 < y < 1.0:
+        return ((y - x) / y) / (1.0 - y)
     first = 0.0
     if x > 0.0:
         first = -math.inf if y == 0.0 else (-x / y if y > 0.0 else -x)
