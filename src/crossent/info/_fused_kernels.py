@@ -1871,6 +1871,7 @@ def _psi_series(x: float) -> float:
     y = x * x
     return _horner(y, _PSI_EVEN64) + x * _horner(y, _PSI_ODD64)
 
+
 _RATIO_SERIES = 1.0
 r"""Where :math:`|r_i| \le` this, :func:`_kl_ratio_pass` takes :math:`\psi(-r_i)` from
 its series (:func:`_psi_series`), else :math:`(q_i - p_i) + p_i r_i`."""
