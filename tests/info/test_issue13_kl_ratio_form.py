@@ -99,7 +99,7 @@ def _pass(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> tuple:
             shifts[2 * k] = top
             shifts[2 * k + 1] = float(np.log(np.exp(row - top).sum()))
     forms = (FORMS[p_form], FORMS[q_form])
-    return kernels._kl_ratio_pass(a, b, forms, tuple(shifts), (False, False))
+    return kernels._kl_ratio_pass(a, b, (forms, (False, False)), tuple(shifts))
 
 
 @pytest.mark.parametrize(("p_form", "q_form"), PAIRS)

@@ -1898,8 +1898,8 @@ def _computed_probability(y: float, form: int, m: float, scale: float) -> tuple[
     if y == -math.inf:
         return 0.0, 0.0
     if form == 2:
-        h, l = _two_diff(y, m)
-        return math.exp(h) * (1.0 + l) * scale, 0.0
+        h, low = _two_diff(y, m)
+        return math.exp(h) * (1.0 + low) * scale, 0.0
     if not (-745.0 < y <= 0.0):
         return math.nan, 0.0
     return _exp_dd(y)
@@ -1934,14 +1934,14 @@ def _ratio_term(p: float, q: float, eta: tuple[float, float]) -> tuple[float, fl
 def _kl_ratio_pass(
     a: Any,
     b: Any,
-    forms: tuple[int, int],
+    sides: tuple[tuple[int, int], tuple[bool, bool]],
     shifts: tuple[float, float, float, float],
-    checks: tuple[bool, bool],
 ) -> tuple[float, float, bool, tuple[float, float, float, float, float, float]]:
     r"""KL of a row of probabilities against logits or log-probabilities, or the
     reverse, in Bregman (ratio) form: the KL, a rigorous bound on its error, whether
     the pass could take the row, and the screening values of
-    :func:`_kl_loop_one_probs` (the same sums, in the same order).
+    :func:`_kl_loop_one_probs` (the same sums, in the same order). ``sides``: the two
+    forms and whether each side's probabilities are screened.
 
     With :math:`p_i`, :math:`q_i` the two sides' probabilities (the computed side's by
     :func:`_computed_probability`: logits scaled by :math:`e^{-\ell}`), :math:`r_i =
@@ -1996,9 +1996,8 @@ def _kl_ratio_pass(
     entry below :math:`e^{-745}` or a computed probability below the normal range, a
     zero :math:`q_i` where :math:`p_i > 0` (the KL is then :math:`+\infty`, which the
     loop gives), a quotient out of range."""
-    form_a, form_b = forms
+    (form_a, form_b), (check_a, check_b) = sides
     m_a, ell_a, m_b, ell_b = shifts
-    check_a, check_b = checks
     probs_a = form_a == 0
     computed_form = form_b if probs_a else form_a
     logits = computed_form == 2
@@ -2193,7 +2192,7 @@ def _row(
         shifts = (m_a, ell_a, m_b, ell_b)
         if finite:
             kl, kl_bound, ratio, screened = _kl_ratio_pass(
-                a[r], b[r], (form_a, form_b), shifts, checks
+                a[r], b[r], ((form_a, form_b), checks), shifts
             )
         if ratio:
             sum_a, lo_a, hi_a, sum_b, lo_b, hi_b = screened
