@@ -2092,6 +2092,35 @@ def _kl_ratio_pass(
     return kl, bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20), True, screened
 
 
+@numba.njit(error_model="numpy", nogil=True)
+def _loop_certified(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    partitions: tuple[float, float, float, float],
+    loop_kl: float,
+    sums: tuple[float, float],
+    bounds: tuple[tuple[float, float, float, int], tuple[float, float], int, bool],
+) -> bool:
+    r"""Whether the loop's KL ``loop_kl`` of rows ``a``, ``b`` (one side probabilities)
+    stands: :func:`_loop_kl_bound_cheap` of the loop's sums (``sums``: its
+    :math:`\sum` of :func:`_cheap_bound_term` and of the terms' magnitudes) within
+    :data:`_KL64_TOLERANCE` (:data:`_FAST_SUM_TOLERANCE` with ``fast``) of it, or else
+    :func:`_loop_kl_bound` of a second pass (:func:`_loop_bound_sums`), taken only where
+    it could stand: it is at least :math:`2uL` (its :math:`2uL_w + (e^P + e^Q)\Pi`,
+    :math:`\kappa \le (e^P + e^Q)/2u`). ``bounds``: the loop's bound weights, the
+    sides' errors (:func:`_side_error`), the row's length and ``fast``."""
+    weights, errors, n, fast = bounds
+    kl_logs, kl_abs = sums
+    tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(loop_kl)
+    if _loop_kl_bound_cheap(loop_kl, kl_logs, kl_abs, weights, n) <= tolerance:
+        return True
+    if not 2.0 * _U * kl_logs * (1.0 - 2.0**-20) <= tolerance:
+        return False
+    precise = _loop_bound_sums(a, b, forms, partitions)
+    return _loop_kl_bound(loop_kl, precise, errors, n, (forms[0], fast)) <= tolerance
+
+
 @numba.njit(error_model="numpy", nogil=True, cache=True)
 def _row(
     a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
@@ -2197,8 +2226,17 @@ def _row(
     # the pass gives way (an odd entry), the loop's own bounds below.  The order and
     # the threshold (:data:`_RATIO_LEAST_KL`) choose only which certified sum is
     # returned, never whether it is certified.
-    ratio = certified = False
+    ratio = certified = loop_failed = False
     kl_bound = ratio_kl = 0.0
+    # each side's (m, ell) where it is logits, else 0 (the exact sums' and the precise
+    # bound's shifts); the loop's bound settings
+    partitions = (
+        m_a if form_a == 2 else 0.0,
+        ell_a if form_a == 2 else 0.0,
+        m_b if form_b == 2 else 0.0,
+        ell_b if form_b == 2 else 0.0,
+    )
+    bounds = (weights, errors, n, fast)
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
@@ -2210,19 +2248,11 @@ def _row(
         direct = True
         loop_kl = kl + kl_c
         if finite and math.isfinite(loop_kl) and abs(loop_kl) >= _RATIO_LEAST_KL:
-            tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(loop_kl)
-            certified = _loop_kl_bound_cheap(loop_kl, kl_logs, kl_abs, weights, n) <= tolerance
-            if not certified and 2.0 * _U * kl_logs * (1.0 - 2.0**-20) <= tolerance:
-                loop_shifts = (
-                    m_a if form_a == 2 else 0.0,
-                    ell_a if form_a == 2 else 0.0,
-                    m_b if form_b == 2 else 0.0,
-                    ell_b if form_b == 2 else 0.0,
-                )
-                precise = _loop_bound_sums(a[r], b[r], (form_a, form_b), loop_shifts)
-                bound = _loop_kl_bound(loop_kl, precise, errors, n, (form_a, fast))
-                certified = bound <= tolerance
-            if not certified:
+            certified = _loop_certified(
+                a[r], b[r], (form_a, form_b), partitions, loop_kl, (kl_logs, kl_abs), bounds
+            )
+            loop_failed = not certified
+            if loop_failed:
                 ratio_kl, kl_bound, ratio, _ = _kl_ratio_pass(
                     a[r], b[r], ((form_a, form_b), checks), shifts
                 )
@@ -2231,13 +2261,7 @@ def _row(
             if kl_bound <= tolerance:
                 exact_kl, exact = ratio_kl, True
             else:
-                exact_shifts = (
-                    m_a if form_a == 2 else 0.0,
-                    ell_a if form_a == 2 else 0.0,
-                    m_b if form_b == 2 else 0.0,
-                    ell_b if form_b == 2 else 0.0,
-                )
-                exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), exact_shifts, ratio_kl)
+                exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), partitions, ratio_kl)
     for i in range(0 if direct else a.shape[1]):
         x = np.float64(a[r, i])
         y = np.float64(b[r, i])
@@ -2280,22 +2304,11 @@ def _row(
             js, js_c = _add(js, js_c, _js_term(p, q))
     if one_probs and finite and math.isfinite(kl) and not (ratio or certified):
         loop_kl = kl + kl_c
-        tolerance = (_FAST_SUM_TOLERANCE if fast else _KL64_TOLERANCE) * abs(loop_kl)
-        bound = _loop_kl_bound_cheap(loop_kl, kl_logs, kl_abs, weights, n)
-        if not bound <= tolerance:
-            shifts = (
-                m_a if form_a == 2 else 0.0,
-                ell_a if form_a == 2 else 0.0,
-                m_b if form_b == 2 else 0.0,
-                ell_b if form_b == 2 else 0.0,
-            )
-            # The precise bound is at least 2u L (its 2u L_w + (e^P + e^Q) Pi, kappa <=
-            # (e^P + e^Q)/2u): where that exceeds the tolerance, the exact sums at once.
-            if 2.0 * _U * kl_logs * (1.0 - 2.0**-20) <= tolerance:
-                precise = _loop_bound_sums(a[r], b[r], (form_a, form_b), shifts)
-                bound = _loop_kl_bound(loop_kl, precise, errors, n, (form_a, fast))
-            if not bound <= tolerance:
-                exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), shifts, loop_kl)
+        # (the bounds already failed above where the ratio pass then gave way)
+        if loop_failed or not _loop_certified(
+            a[r], b[r], (form_a, form_b), partitions, loop_kl, (kl_logs, kl_abs), bounds
+        ):
+            exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), partitions, loop_kl)
     suspects = 0
     if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
         suspects += 1
