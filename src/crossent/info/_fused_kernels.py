@@ -50,7 +50,17 @@ from .._intrinsics_numba import (
 
 __all__ = ["pointwise", "rows"]
 
+# Two ways to call a helper from a kernel. ``_inline``: Numba inlines it in its IR (the
+# caller's fastmath flags then reach its operations) -- for the per-entry helpers of the
+# loops.  ``_once``: compiled on its own and called (LLVM may still inline it) -- for the
+# helpers a row calls once or a few times.  Numba's IR inlining types the helper's body
+# again at every call site, so the row kernel's first compile grew to about 48 s per
+# dtype with everything inlined, against about 20 s so (issue 13: a fresh install's
+# first call, and every CI run).  For the same reason a ``_once`` helper is called with
+# run-time values, not constants, where its other calls pass variables: a constant
+# argument is a literal type, and each literal gets a compile of its own.
 _inline = numba.njit(inline="always", error_model="numpy")
+_once = numba.njit(error_model="numpy", nogil=True)
 
 # The flags of the float32 inputs' exp-sum loops: ``reassoc`` lets LLVM vectorise the
 # sums (several partial sums, added at the end); no ``nnan``/``ninf``, so a NaN
@@ -129,7 +139,7 @@ def _max_float32(row: Any) -> float:
     return np.float64(bits_to_float32(np.int32(top ^ ((top >> 31) & 0x7FFFFFFF))))
 
 
-@_inline
+@_once
 def _fast_sums(row: Any, with_entropy: bool) -> tuple[float, float, int, float]:
     """The maximum ``m`` of a float32 row (NaN: not finite, the caller's exact loop
     then runs) and, if finite, :func:`_exp_sums`, on the row typed C-contiguous where
@@ -179,7 +189,7 @@ def _cross_sum(p: Any, q: Any, m: float, ell: float) -> tuple[float, int]:
     return total, negatives
 
 
-@_inline
+@_once
 def _fast_cross(p: Any, q: Any, m: float, ell: float) -> tuple[float, int]:
     """:func:`_cross_sum` on the rows typed C-contiguous where both strides allow."""
     if p.strides[0] == p.itemsize and q.strides[0] == q.itemsize:
@@ -238,7 +248,7 @@ def _divergence_sums(
     return h, ce, kl, kl_abs, odd
 
 
-@_inline
+@_once
 def _divergence_safe(kl: float, kl_abs: float, n: int, odd: int) -> bool:
     r"""Whether :func:`_divergence_sums`' KL ``kl`` is within
     :data:`_FAST_SUM_TOLERANCE` of the exact sum of its terms, and no entry needs the
@@ -861,7 +871,7 @@ def _td_neg(x: tuple[float, float, float]) -> tuple[float, float, float]:
     return -x[0], -x[1], -x[2]
 
 
-@_inline
+@_once
 def _mass_difference(
     a: Any, b: Any, sides: tuple[int, int], tops: tuple[float, float], precision: int, fine: bool
 ) -> tuple[tuple[float, float], float, bool]:
@@ -887,8 +897,8 @@ def _mass_difference(
             return (math.nan, math.nan), math.nan, False
         difference = _td_add(p_mass, _td_neg(q_live if fine else q_all))
         return _td_to_dd(difference), p_mass[0], True
-    if fine:
-        u_all, u_live, ok = _masses(b, 2, tops[1], precision, a, form_a)
+    if fine:  # (form_b is 2 here: a run-time 2, so that one _masses is compiled)
+        u_all, u_live, ok = _masses(b, form_b, tops[1], precision, a, form_a)
         if ok and u_live != u_all:
             numerator = _td_to_dd(_td_mul_add(_td_neg(u_live), p_mass, u_all))
             hi, lo = _td_to_dd(u_all)
@@ -1049,7 +1059,7 @@ def _kl64_pass(
     return kl, bound <= _KL64_TOLERANCE * abs(kl), h, ce, True
 
 
-@_inline
+@_once
 def _kl64_bound(
     t: float,
     s_a: float,
@@ -1096,7 +1106,7 @@ def _kl64_bound(
 _SHIFT_SQUARED_TOLERANCE = 2.0**-20
 
 
-@_inline
+@_once
 def _kl_exact(
     a: Any,
     b: Any,
@@ -1153,7 +1163,10 @@ def _kl_exact(
     too)."""
     form_a, form_b = sides
     if form_a == form_b == 2:
-        return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, False)[0], True
+        # ``fine`` False, as a run-time value: one compiled _kl_shifted, not a second
+        # one for the constant (see _once)
+        fine = form_a != form_b
+        return _kl_shifted(a, b, sides, shifts, (0.0, 0.0), 1.0, fine)[0], True
     for precision in range(4):
         if precision < 2 and abs(estimate) < _MASS_SKIP[precision]:
             continue
@@ -1241,7 +1254,7 @@ _MASS_SKIP = (4.0, 2.0**-36)
 (:data:`_MASS_ERROR`): :func:`_kl_exact` starts at the next."""
 
 
-@_inline
+@_once
 def _kl_shifted(
     a: Any,
     b: Any,
@@ -1342,7 +1355,7 @@ def _bregman_sums(
     return kl, nu
 
 
-@_inline
+@_once
 def _bregman(
     a: Any, b: Any, shifts: tuple[float, float, float, float, float]
 ) -> tuple[float, float]:
@@ -1352,7 +1365,7 @@ def _bregman(
     return _bregman_sums(a, b, shifts)
 
 
-@_inline
+@_once
 def _shift_negligible(kl: float, n: int, ell_a: float, ell_b: float) -> bool:
     r"""Whether :func:`_bregman_sums`' KL ``kl`` may stand without correcting the
     shift: :math:`\epsilon^2/2 \le 2^{-32} D` for the bound :math:`\epsilon \le
@@ -1372,7 +1385,7 @@ def _partition_error(n: int, ell: float) -> float:
     return 5.3e-11 + (n + 2) * 2.0**-53 + 2.0**-51 * abs(ell)
 
 
-@_inline
+@_once
 def _fast_divergence(
     a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float], want: int
 ) -> tuple[float, float, float, bool]:
@@ -1412,7 +1425,7 @@ def _fast_divergence(
     return h, ce, kl, safe
 
 
-@_inline
+@_once
 def _divergence_pass(
     a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float]
 ) -> tuple[float, float, float, float, int]:
@@ -1446,7 +1459,7 @@ def _add(total: float, compensation: float, x: float) -> tuple[float, float]:
     return t, compensation
 
 
-@_inline
+@_once
 def _log_partition(row: Any, with_entropy: bool, fast: bool) -> tuple[float, float, float]:
     r"""The shift ``m`` (the row maximum, 0 if not finite),
     ``ell = log1p(sum_{x < m} e^{x - m} + ties - 1)`` as ``_xp.log_sum_exp_shifted``,
@@ -1580,7 +1593,7 @@ def _kl_from_log(p: float, log_p: float, log_q: float) -> float:
     return p * (log_p - log_q)
 
 
-@_inline
+@_once
 def _suspect(
     form: int, m: float, ell: float, total: float, lo: float, hi: float, tol: float
 ) -> bool:
@@ -1595,7 +1608,7 @@ def _suspect(
     return not math.isfinite(ell)
 
 
-@_inline
+@_once
 def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
     r"""A bound on the error of the loop's log-probabilities of a side, besides
     :math:`2u|\log p_i|` an entry (:func:`_loop_kl_bound`): 0 for probabilities and
@@ -1611,7 +1624,7 @@ def _side_error(form: int, n: int, ell: float, fast: bool) -> float:
     return (6.0 + math.log(n + 1.0)) * 1.01 * _U + 2.02 * spread * spread + 3.0 * _U * abs(ell)
 
 
-@_inline
+@_once
 def _log_partition_compensated(row: Any) -> tuple[float, float]:
     r"""``m`` and ``ell`` of :func:`_log_partition` (float64, no entropy) with the
     exp-sum compensated, branch-free.
@@ -1660,7 +1673,7 @@ where P is logits (:math:`\log p_i \le 0`) or log-probabilities (:math:`e^x` fin
 and :math:`p_i > 0`."""
 
 
-@_inline
+@_once
 def _loop_bound_weights(
     form_a: int, errors: tuple[float, float], n: int, fast: bool
 ) -> tuple[float, float, float, int]:
@@ -1717,7 +1730,7 @@ def _cheap_bound_term(p: float, log_p: float, log_q: float, kappa: float, mode: 
     return p * (abs(log_q) + kappa)
 
 
-@_inline
+@_once
 def _loop_kl_bound_cheap(
     kl: float, logs: float, t_abs: float, weights: tuple[float, float, float, int], n: int
 ) -> float:
@@ -1811,7 +1824,7 @@ def _loop_bound_sums(
     return t_abs, logs, mass
 
 
-@_inline
+@_once
 def _loop_kl_bound(
     kl: float,
     sums: tuple[float, float, float],
