@@ -248,7 +248,7 @@ def _divergence_sums(
     return h, ce, kl, kl_abs, odd
 
 
-@_once
+@_inline
 def _divergence_safe(kl: float, kl_abs: float, n: int, odd: int) -> bool:
     r"""Whether :func:`_divergence_sums`' KL ``kl`` is within
     :data:`_FAST_SUM_TOLERANCE` of the exact sum of its terms, and no entry needs the
@@ -1355,7 +1355,7 @@ def _bregman_sums(
     return kl, nu
 
 
-@_once
+@_inline
 def _bregman(
     a: Any, b: Any, shifts: tuple[float, float, float, float, float]
 ) -> tuple[float, float]:
@@ -1365,7 +1365,7 @@ def _bregman(
     return _bregman_sums(a, b, shifts)
 
 
-@_once
+@_inline
 def _shift_negligible(kl: float, n: int, ell_a: float, ell_b: float) -> bool:
     r"""Whether :func:`_bregman_sums`' KL ``kl`` may stand without correcting the
     shift: :math:`\epsilon^2/2 \le 2^{-32} D` for the bound :math:`\epsilon \le
@@ -1385,7 +1385,7 @@ def _partition_error(n: int, ell: float) -> float:
     return 5.3e-11 + (n + 2) * 2.0**-53 + 2.0**-51 * abs(ell)
 
 
-@_once
+@_inline
 def _fast_divergence(
     a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float], want: int
 ) -> tuple[float, float, float, bool]:
@@ -1425,7 +1425,7 @@ def _fast_divergence(
     return h, ce, kl, safe
 
 
-@_once
+@_inline
 def _divergence_pass(
     a: Any, b: Any, sides: tuple[int, int], shifts: tuple[float, float, float, float]
 ) -> tuple[float, float, float, float, int]:
