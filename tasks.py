@@ -135,6 +135,7 @@ def build_docs(args: list[str]) -> None:
 
 def docs(args: list[str]) -> None:
     ensure_environment("docs")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     build_docs(args)
 
 
@@ -147,6 +148,10 @@ def test(args: list[str]) -> None:
         browser.result()
     _run(PYTHON, "-m", "ruff", "format", "--check", ".")
     _run(PYTHON, "-m", "ruff", "check", ".")
+    # Set before the docs build: its tutorials compile the row kernels, which the test
+    # workers then load from this cache instead of compiling them again (each, about
+    # 20 s per kernel and dtype).
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     typing = _start(PYTHON, "-m", "mypy")
     try:
         if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
@@ -155,7 +160,6 @@ def test(args: list[str]) -> None:
             build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
     finally:
         _finish(typing)
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
 
 
