@@ -32,10 +32,12 @@ from typing import Literal
 import numpy as np
 
 from .._checks import check_choice, check_integer
+from ..errors import InputError
 from ._inputs import FloatArray, IntArray
 
 __all__ = [
     "FINE_CELLS",
+    "MAX_BINS",
     "BinStatistics",
     "Binning",
     "Closed",
@@ -61,9 +63,28 @@ FINE_CELLS = 4096
 _LOGIT_LIMIT = 16.0
 
 
+MAX_BINS = 2**20
+r"""The most calibration bins any function or state takes (1,048,576).
+
+Each bin's hit rate is an average over the examples in it, so a calibration-error
+estimate means something only while bins hold several examples each: :math:`2^{20}` bins
+already need some :math:`10^7` examples for ten per bin, far past the 10 to 100 bins of
+the literature.  A streaming :class:`~crossent.EvaluationState` cannot know how many
+examples will come, so the bound cannot be the number of rows; it is instead set where
+the arrays stay small: three float64 sums per bin, 24 MiB per curve (top-label) at
+:math:`2^{20}` bins, where :math:`10^{12}` bins asked for terabytes and ended in a
+``MemoryError`` (issue 13).
+"""
+
+
 def check_bins(bins: object, binning: str, closed: str, norm: str) -> int:
-    """Validate the binning options; returns the number of bins."""
+    """Validate the binning options; returns the number of bins (1 to :data:`MAX_BINS`)."""
     count = check_integer(bins, name="bins", low=1)
+    if count > MAX_BINS:
+        raise InputError(
+            f"`bins` must be at most {MAX_BINS} (2**20): each bin needs several examples to "
+            f"estimate its hit rate; got {bins!r}"
+        )
     check_choice(binning, ("uniform", "quantile"), name="binning")
     check_choice(closed, ("left", "right"), name="closed")
     check_choice(norm, ("l1", "l2", "max"), name="norm")
