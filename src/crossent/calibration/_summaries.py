@@ -297,8 +297,8 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
         index = assign_uniform_bins(confidence, request.bins, request.closed)
         bins = bin_statistics(index, confidence, correct, request.bins)
     empty = np.zeros(0)
-    return BlockTotals(
-        sums=np.array(
+    with np.errstate(over="ignore"):  # surprisals summing past 1.8e308 total +inf (NLL inf)
+        sums = np.array(
             [
                 surprisal.sum() if request.surprisal else 0.0,
                 summaries.brier.sum() if request.brier else 0.0,
@@ -306,7 +306,9 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
                 summaries.entropy.sum() if request.entropy else 0.0,
                 summaries.correct.sum() if request.top else 0.0,
             ]
-        ),
+        )
+    return BlockTotals(
+        sums=sums,
         class_count=np.bincount(summaries.labels, minlength=request.classes)
         if request.classes
         else empty.astype(np.intp),
