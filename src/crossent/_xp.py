@@ -32,6 +32,7 @@ __all__ = [
     "device",
     "finalize",
     "finite_row_max",
+    "foreign_dtype_note",
     "full_like",
     "index_array",
     "is_numpy",
@@ -211,6 +212,8 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
         kind = a.dtype.kind
         if kind == "f":
             floating.append(a.dtype)
+        elif kind == "V" and a.dtype.fields is None:
+            raise InputTypeError(f"`{name}` has {foreign_dtype_note(name, a.dtype)}")
         elif kind not in "iub":
             raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
     if not floating:
@@ -220,6 +223,21 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
     result = np.float32 if promoted.itemsize < 4 else promoted
     _NUMPY_COMPUTE_DTYPES[dtypes] = result
     return result
+
+
+def foreign_dtype_note(name: str, dtype: np.dtype) -> str:
+    """What to say of a NumPy array whose dtype NumPy only stores: ``ml_dtypes``' bfloat16,
+    float8 and int4 types (kind ``"V"``, no fields), which NumPy does not compute in.
+
+    The rule, everywhere (losses, measures, evaluation): such arrays are refused with this
+    note, since NumPy's own ufuncs would compute in that dtype or not at all; widened to
+    float32 by the caller they are exact.  PyTorch bfloat16 tensors are taken and
+    computed in float32 (issue 13).
+    """
+    return (
+        f"dtype {dtype} (ml_dtypes), which NumPy cannot compute in; widen it first: "
+        f"{name}.astype(numpy.float32)"
+    )
 
 
 _NUMPY_COMPUTE_DTYPES: dict[tuple[np.dtype, ...], Any] = {}

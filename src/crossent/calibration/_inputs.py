@@ -20,6 +20,7 @@ import numpy.typing as npt
 from .._checks import (
     Form,
     check_classes,
+    check_flag,
     check_form,
     check_labels,
     check_probabilities,
@@ -28,7 +29,14 @@ from .._checks import (
 from .._numerics import safe_log
 from .._parallel import ordered_map
 from .._sides import prepare
-from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
+from .._xp import (
+    compute_dtype,
+    detached,
+    foreign_dtype_note,
+    log_softmax,
+    namespace,
+    to_numpy,
+)
 from ..errors import InputError
 
 __all__ = [
@@ -243,8 +251,12 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
     real_floating = dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating")
     if real_floating:
         return
-    hint = "; widen it to float32 first" if numpy_dtype and dtype.kind == "V" else ""
-    raise InputError(f"`{name}` must be a real floating array ({form}); got dtype {dtype}{hint}")
+    got = (
+        foreign_dtype_note(name, dtype)
+        if numpy_dtype and dtype.kind == "V" and dtype.fields is None
+        else f"dtype {dtype}"
+    )
+    raise InputError(f"`{name}` must be a real floating array ({form}); got {got}")
 
 
 def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
@@ -326,6 +338,7 @@ def as_predictions(
     """
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
+    validate = check_flag(validate)
     if not isinstance(renormalize, bool):
         raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
     if renormalize and checked_form != "probs":
@@ -336,6 +349,8 @@ def as_predictions(
     values = detached(values, name=name)
     if not hasattr(values, "ndim"):  # lists and scalars
         values = np.asarray(values)
+    if isinstance(values, np.ndarray):  # before renormalize divides in the given dtype
+        _check_real_floating(values, xp=np, name=name, form=checked_form)
     if values.ndim == 1:
         values = binary_columns(
             to_numpy(values, name=name), checked_form, name=name, validate=validate

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._checks import (
     check_broadcastable,
+    check_flag,
     check_non_negative,
     check_not_nan,
     check_probabilities,
@@ -137,6 +138,7 @@ def _binary(
     """Check one call of :func:`sigmoid_cross_entropy` (or its gradient)."""
     # label_smoothing, base and reduction checked in this order, once per distinct set
     options = options_of(label_smoothing, 1.0, 0.0, None, base, reduction)
+    validate = check_flag(validate)
     eps, log_base = options.label_smoothing, options.log_base
     given = {"logits": logits, "targets": targets}
     if weight is not None:
