@@ -1,0 +1,211 @@
+"""Issue 13 follow-ups of the hostile review (input hygiene): each test pins a defect and
+fails on main at 47e5a2f, as its docstring says.
+
+* ``bins=10**12`` ended in ``MemoryError``: bins are now at most ``MAX_BINS`` (2**20);
+* logits of +-1e308 made NumPy warn (overflow in ``x - max`` and in the test sum of
+  ``finite_row_max``) where ``-inf`` is the intended, handled result;
+* ml_dtypes bfloat16 probabilities were taken with ``renormalize=True`` (divided in
+  bfloat16), while refused without it;
+* the measures and losses called a bfloat16 array "not real numbers";
+* ``validate="no"`` / ``None`` / ``1`` were read by their truth value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import crossent
+
+MAX_BINS = 2**20  # the documented maximum (crossent.calibration._binning.MAX_BINS)
+
+_PROBS = np.array([[0.25, 0.75], [0.5, 0.5], [0.875, 0.125]])
+_LABELS = np.array([1, 0, 0])
+_LOGITS = np.log(_PROBS)
+
+
+# ----------------------------------------------------------------------------- bins
+
+
+@pytest.mark.parametrize("bins", [MAX_BINS + 1, 10**12, np.int64(2**40)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda b: crossent.calibration_error(_PROBS, _LABELS, bins=b),
+        lambda b: crossent.reliability_diagram(_PROBS, _LABELS, bins=b),
+        lambda b: crossent.EvaluationState(2, bins=b),
+        lambda b: crossent.HistogramBinning(bins=b).fit(_PROBS, _LABELS),
+        lambda b: crossent.report(_PROBS, _LABELS, bins=b, resamples=5),
+    ],
+    ids=["calibration_error", "reliability_diagram", "state", "histogram", "report"],
+)
+def test_too_many_bins_are_refused_by_name(call: Callable[[object], object], bins: int) -> None:
+    """Main: ``MemoryError`` (7.28 TiB asked for 10**12 bins), or 2**20 + 1 taken."""
+    with pytest.raises(crossent.InputError, match=rf"`bins` must be at most {MAX_BINS} .*got"):
+        call(bins)
+
+
+def test_the_largest_bin_count_is_taken_and_exact() -> None:
+    """At 2**20 bins every example has its own bin, so the L1 ECE is the mean of
+    ``|confidence - hit|`` (an independent float64 formula)."""
+    expected = np.mean(np.abs(_PROBS.max(axis=1) - (_PROBS.argmax(axis=1) == _LABELS)))
+    got = crossent.calibration_error(_PROBS, _LABELS, bins=MAX_BINS).value
+    assert got == pytest.approx(expected, rel=1e-15)
+
+
+# ------------------------------------------------------------------ runtime warnings
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_overflowing_logits_give_exact_values_without_warnings() -> None:
+    """Main: ``RuntimeWarning: overflow encountered in subtract`` (``x - max`` of logits
+    1e308 apart) and ``... in reduce`` (the sum of two row maxima of 1e308).
+
+    References by hand: a row [1e308, 0] has log-partition 1e308 (the other term
+    e^-1e308 vanishes), so the NLLs are 0 and 1e308, mean 5e307; the NLL of
+    [1e308, -1e308] at label 1 is 2e308, beyond float64, so +inf; a softmax that is
+    one-hot to within e^-1e308 has entropy 0.
+    """
+    twin_rows = np.array([[1e308, 0.0], [1e308, 0.0]])
+    nll = crossent.negative_log_likelihood(twin_rows, np.array([0, 1]), form="logits")
+    assert nll == 5e307
+    wide = np.array([[1e308, -1e308]])
+    assert crossent.negative_log_likelihood(wide, np.array([1]), form="logits") == math.inf
+    logits = np.array([[1e308, -1e308, 0.0], [1e308, -1e308, 0.0]])
+    np.testing.assert_array_equal(crossent.entropy(logits, p_form="logits"), [0.0, 0.0])
+    assert crossent.entropy(logits[0], p_form="logits") == 0.0
+    # confidences 1 (a miss) and sigmoid(1) (a hit), in two of the 15 bins
+    ece = crossent.calibration_error(
+        np.array([[1e308, -1e308], [0.0, 1.0]]), np.array([1, 1]), form="logits"
+    )
+    assert ece.value == pytest.approx((1.0 + (1.0 - 1.0 / (1.0 + math.exp(-1.0)))) / 2, 1e-15)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_report_of_overflowing_logits_warns_nothing() -> None:
+    """Main: overflow warnings from the log-softmax, the temperature moments and the
+    report's recalibrated curve (the older test of this input filtered them out)."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(12, 2))
+    labels = (np.arange(12) % 2).astype(np.int64)
+    logits[0], labels[0] = (1e308, -1e308), 1
+    payload = crossent.report(logits, labels, form="logits", resamples=5).to_dict()
+    assert payload["nll_nats"] is None  # 2e308 / 12 past an inf row: +inf, null in JSON
+
+
+# ------------------------------------------------------------------------- bfloat16
+
+
+def _bfloat16() -> object:
+    return pytest.importorskip("ml_dtypes").bfloat16
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: crossent.calibration_error(x, _LABELS, renormalize=True),
+        lambda x: crossent.negative_log_likelihood(x, _LABELS, renormalize=True),
+        lambda x: crossent.brier_score(x, _LABELS, renormalize=True),
+        lambda x: crossent.smooth_calibration_error(x, _LABELS, renormalize=True),
+    ],
+    ids=["ece", "nll", "brier", "smooth"],
+)
+def test_bfloat16_is_refused_with_renormalize_too(call: Callable[[np.ndarray], object]) -> None:
+    """Main: taken (divided by its row sums in bfloat16) where ``renormalize=False``
+    refused it."""
+    values = _PROBS.astype(_bfloat16())  # type: ignore[call-overload]
+    with pytest.raises(crossent.InputError, match=r"got dtype bfloat16 \(ml_dtypes\)"):
+        call(values)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda x: crossent.entropy(x), "p"),
+        (lambda x: crossent.kl_divergence(_PROBS, x), "q"),
+        (lambda x: crossent.cross_entropy(x, _PROBS), "p"),
+        (lambda x: crossent.surprisal(x), "p"),
+        (lambda x: crossent.softmax_cross_entropy(x, _LABELS), "logits"),
+        (lambda x: crossent.distillation_loss(x, x), "student_logits"),
+    ],
+    ids=["entropy", "kl", "cross_entropy", "surprisal", "softmax_ce", "distillation"],
+)
+def test_bfloat16_is_named_as_such_by_the_measures_and_losses(
+    call: Callable[[np.ndarray], object], name: str
+) -> None:
+    """Main: "`p` must be real numbers; got dtype bfloat16" (bfloat16 values are real
+    numbers: NumPy just cannot compute in them). The rule is the losses' and the
+    evaluation's: refused, with the fix."""
+    values = _PROBS.astype(_bfloat16())  # type: ignore[call-overload]
+    with pytest.raises(crossent.InputTypeError) as raised:
+        call(values)
+    message = str(raised.value)
+    assert message.startswith(f"`{name}` has dtype bfloat16 (ml_dtypes)")
+    assert f"{name}.astype(numpy.float32)" in message
+    assert "real numbers" not in message
+
+
+def test_widened_bfloat16_gives_the_float32_answer() -> None:
+    """The fix the message gives works: the widened array is exact (bfloat16 is a
+    truncated float32), so its entropy is that of the same float32 values."""
+    widened = _PROBS.astype(_bfloat16()).astype(np.float32)  # type: ignore[call-overload]
+    np.testing.assert_array_equal(crossent.entropy(widened), crossent.entropy(widened.copy()))
+    reference = -np.sum(widened.astype(np.float64) * np.log(widened.astype(np.float64)), axis=1)
+    np.testing.assert_allclose(crossent.entropy(widened), reference, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------- validate
+
+def _state_ece(validate: object) -> float:
+    state = crossent.EvaluationState(2)
+    state.update(_PROBS, _LABELS, validate=validate)  # type: ignore[arg-type]
+    return state.compute().calibration.value
+
+
+_VALIDATED: dict[str, Callable[[object], object]] = {
+    "accuracy": lambda v: crossent.accuracy(_PROBS, _LABELS, validate=v),
+    "calibration_error": lambda v: crossent.calibration_error(_PROBS, _LABELS, validate=v),
+    "state.update": lambda v: _state_ece(v),
+    "temperature.fit": lambda v: crossent.TemperatureScaling(guard=False)
+    .fit(_LOGITS, _LABELS, validate=v)
+    .temperature_,
+    "entropy": lambda v: crossent.entropy(_PROBS, validate=v),
+    "kl_divergence": lambda v: crossent.kl_divergence(_PROBS, _PROBS, validate=v),
+    "surprisal": lambda v: crossent.surprisal(_PROBS[:, 0], validate=v),
+    "binary_cross_entropy": lambda v: crossent.binary_cross_entropy(
+        _PROBS[:, 0], _PROBS[:, 1], validate=v
+    ),
+    "softmax_cross_entropy": lambda v: crossent.softmax_cross_entropy(
+        _LOGITS, _LABELS, validate=v
+    ),
+    "softmax_cross_entropy_with_targets": lambda v: (
+        crossent.softmax_cross_entropy_with_targets(_LOGITS, _PROBS, validate=v)
+    ),
+    "softmax_focal_loss": lambda v: crossent.softmax_focal_loss(_LOGITS, _LABELS, validate=v),
+    "sigmoid_cross_entropy": lambda v: crossent.sigmoid_cross_entropy(
+        _LOGITS, _PROBS, validate=v
+    ),
+    "distillation_loss": lambda v: crossent.distillation_loss(_LOGITS, _LOGITS, validate=v),
+}
+
+
+@pytest.mark.parametrize("value", ["no", None, 1, 0, np.array([True])])
+@pytest.mark.parametrize("name", sorted(_VALIDATED))
+def test_validate_must_be_a_bool(name: str, value: object) -> None:
+    """Main: taken by its truth value ("no" and 1 validating, None and 0 not), or a
+    Numba ``TypeError`` ("No matching definition") in the pointwise measures."""
+    with pytest.raises(crossent.InputTypeError, match=r"^`validate` must be True or False; got"):
+        _VALIDATED[name](value)
+
+
+@pytest.mark.parametrize("name", sorted(_VALIDATED))
+def test_numpy_bools_are_taken_as_bools(name: str) -> None:
+    """``numpy.bool_`` (what a NumPy comparison gives) is a bool, and is read as one."""
+    call = _VALIDATED[name]
+    expected, got, unchecked = call(True), call(np.bool_(True)), call(np.bool_(False))
+    assert type(got) is type(expected)
+    assert repr(got) == repr(expected)
+    assert repr(unchecked) == repr(expected)  # valid input: the same value either way
