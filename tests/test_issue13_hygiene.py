@@ -159,6 +159,7 @@ def test_widened_bfloat16_gives_the_float32_answer() -> None:
 
 # ------------------------------------------------------------------------- validate
 
+
 def _state_ece(validate: object) -> float:
     state = crossent.EvaluationState(2)
     state.update(_PROBS, _LABELS, validate=validate)  # type: ignore[arg-type]
@@ -169,25 +170,21 @@ _VALIDATED: dict[str, Callable[[object], object]] = {
     "accuracy": lambda v: crossent.accuracy(_PROBS, _LABELS, validate=v),
     "calibration_error": lambda v: crossent.calibration_error(_PROBS, _LABELS, validate=v),
     "state.update": lambda v: _state_ece(v),
-    "temperature.fit": lambda v: crossent.TemperatureScaling(guard=False)
-    .fit(_LOGITS, _LABELS, validate=v)
-    .temperature_,
+    "temperature.fit": lambda v: (
+        crossent.TemperatureScaling(guard=False).fit(_LOGITS, _LABELS, validate=v).temperature_
+    ),
     "entropy": lambda v: crossent.entropy(_PROBS, validate=v),
     "kl_divergence": lambda v: crossent.kl_divergence(_PROBS, _PROBS, validate=v),
     "surprisal": lambda v: crossent.surprisal(_PROBS[:, 0], validate=v),
     "binary_cross_entropy": lambda v: crossent.binary_cross_entropy(
         _PROBS[:, 0], _PROBS[:, 1], validate=v
     ),
-    "softmax_cross_entropy": lambda v: crossent.softmax_cross_entropy(
-        _LOGITS, _LABELS, validate=v
-    ),
-    "softmax_cross_entropy_with_targets": lambda v: (
-        crossent.softmax_cross_entropy_with_targets(_LOGITS, _PROBS, validate=v)
-    ),
-    "softmax_focal_loss": lambda v: crossent.softmax_focal_loss(_LOGITS, _LABELS, validate=v),
-    "sigmoid_cross_entropy": lambda v: crossent.sigmoid_cross_entropy(
+    "softmax_cross_entropy": lambda v: crossent.softmax_cross_entropy(_LOGITS, _LABELS, validate=v),
+    "softmax_cross_entropy_with_targets": lambda v: crossent.softmax_cross_entropy_with_targets(
         _LOGITS, _PROBS, validate=v
     ),
+    "softmax_focal_loss": lambda v: crossent.softmax_focal_loss(_LOGITS, _LABELS, validate=v),
+    "sigmoid_cross_entropy": lambda v: crossent.sigmoid_cross_entropy(_LOGITS, _PROBS, validate=v),
     "distillation_loss": lambda v: crossent.distillation_loss(_LOGITS, _LOGITS, validate=v),
 }
 

@@ -431,9 +431,7 @@ def compare_log_loss(
     low, high = percentile_interval(replicates, confidence)
     with np.errstate(over="ignore"):  # a sum past 1.8e308 is +inf, a mean log loss of inf
         means = float(np.mean(difference)), float(np.mean(loss_a)), float(np.mean(loss_b))
-    return LogLossComparison(
-        means[0], low, high, means[1], means[2], confidence, resamples, seed
-    )
+    return LogLossComparison(means[0], low, high, means[1], means[2], confidence, resamples, seed)
 
 
 def _check_difference_defined(loss_a: FloatArray, loss_b: FloatArray) -> None:
