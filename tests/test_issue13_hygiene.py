@@ -96,6 +96,48 @@ def test_report_of_overflowing_logits_warns_nothing() -> None:
     assert payload["nll_nats"] is None  # 2e308 / 12 past an inf row: +inf, null in JSON
 
 
+_WIDE = np.array([[1e308, -1e308, 0.0], [0.0, 1.0, 2.0]])
+_WIDE_LABELS = np.array([0, 2])
+
+
+def _vector_scaling_fits() -> bool:
+    scores = np.random.default_rng(5).normal(size=(12, 3))
+    scores[0] = (1e308, -1e308, 0.0)
+    fitted = crossent.VectorScaling().fit(scores, np.arange(12) % 3)
+    return bool(np.all(np.isfinite(fitted.scale_)))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        # the generic path (classes along axis 0); by hand, [1e308, -1e308, 0] at label 0
+        # has log-partition 1e308 and NLL 0; the other row's NLL is LSE(0, 1, 2) - 2
+        (
+            lambda: crossent.softmax_cross_entropy(_WIDE.T.copy(), _WIDE_LABELS, axis=0),
+            (np.log(1.0 + np.exp(-1.0) + np.exp(-2.0))) / 2,
+        ),
+        (lambda: crossent.multiclass_hinge_loss(_WIDE, _WIDE_LABELS), 0.0),  # no violation
+        # (1 - p_t)^2 of a saturated right logit: 0
+        (
+            lambda: crossent.sigmoid_focal_loss(
+                np.array([[1e308, -1e308]]), np.array([[1.0, 0.0]]), gamma=2.0
+            ),
+            0.0,
+        ),
+        (_vector_scaling_fits, True),
+    ],
+    ids=["softmax_rows", "hinge_margins", "focal_factor", "vector_scaling"],
+)
+def test_losses_and_recalibrators_of_overflowing_logits_warn_nothing(
+    call: Callable[[], object], expected: object
+) -> None:
+    """Main: overflow in ``_terms.softmax_rows``' shift, in the hinge margins and in the
+    focal exponent; "invalid value encountered in multiply" in VectorScaling's objective
+    (``-inf * 0`` of the one-hot sum: a NaN objective)."""
+    assert call() == pytest.approx(expected, rel=1e-15)
+
+
 # ------------------------------------------------------------------------- bfloat16
 
 
