@@ -96,6 +96,22 @@ def test_report_of_overflowing_logits_warns_nothing() -> None:
     assert payload["nll_nats"] is None  # 2e308 / 12 past an inf row: +inf, null in JSON
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_surprisals_summing_past_the_range_warn_nothing() -> None:
+    """Main: "overflow encountered in reduce" from the block sums of surprisals
+    (``_summaries.totals_of``) and the temperature moments' NLL sum.
+
+    Four binary rows of log-odds +-1.7e308 on the wrong side have surprisal 1.7e308
+    each: the mean over 12 rows is 5.67e307 (a sum past float64's range, so crossent
+    gives +inf: the bound below holds for both)."""
+    logits = np.random.default_rng(4).normal(size=12)
+    labels = (np.arange(12) % 2).astype(np.int64)
+    logits[:4], labels[:4] = (1.7e308, -1.7e308, 1.7e308, -1.7e308), (0, 1, 0, 1)
+    assert crossent.negative_log_likelihood(logits, labels, form="logits") >= 4 * 1.7e308 / 12
+    payload = crossent.report(logits, labels, form="logits", resamples=5).to_dict()
+    assert payload["nll_nats"] is None or payload["nll_nats"] >= 4 * 1.7e308 / 12
+
+
 _WIDE = np.array([[1e308, -1e308, 0.0], [0.0, 1.0, 2.0]])
 _WIDE_LABELS = np.array([0, 2])
 
