@@ -168,8 +168,9 @@ def _bfloat16() -> object:
         lambda x: crossent.negative_log_likelihood(x, _LABELS, renormalize=True),
         lambda x: crossent.brier_score(x, _LABELS, renormalize=True),
         lambda x: crossent.smooth_calibration_error(x, _LABELS, renormalize=True),
+        lambda x: crossent.report(x, _LABELS, renormalize=True, resamples=5),
     ],
-    ids=["ece", "nll", "brier", "smooth"],
+    ids=["ece", "nll", "brier", "smooth", "report"],
 )
 def test_bfloat16_is_refused_with_renormalize_too(call: Callable[[np.ndarray], object]) -> None:
     """Main: taken (divided by its row sums in bfloat16) where ``renormalize=False``

@@ -290,9 +290,11 @@ def renormalized(values: Any, *, name: str) -> tuple[Any, float]:
 
     Entries are checked first (finite, in [0, 1]); a row summing to 0 cannot be
     renormalised and is an error.  The result keeps the input's dtype (float32 at least),
-    dividing in float64, so it sums to 1 within the dtype's rounding.
+    dividing in float64, so it sums to 1 within the dtype's rounding.  A dtype refused
+    without ``renormalize`` (ml_dtypes' bfloat16) is refused here too (issue 13).
     """
     host = np.asarray(values)
+    _check_real_floating(host, xp=np, name=name, form="probs")
     out = np.empty(host.shape, dtype=np.result_type(host.dtype, np.float32))
     largest = 0.0
     for start in range(0, host.shape[0], _RENORMALIZE_ROWS):
@@ -349,8 +351,6 @@ def as_predictions(
     values = detached(values, name=name)
     if not hasattr(values, "ndim"):  # lists and scalars
         values = np.asarray(values)
-    if isinstance(values, np.ndarray):  # before renormalize divides in the given dtype
-        _check_real_floating(values, xp=np, name=name, form=checked_form)
     if values.ndim == 1:
         values = binary_columns(
             to_numpy(values, name=name), checked_form, name=name, validate=validate
