@@ -276,7 +276,8 @@ def calibration_error(
         array by its form.  (Why a keyword and not one function per form: see
         :mod:`crossent.calibration`.)
     bins : int, default 15
-        Number of bins.
+        Number of bins, 1 to 2**20 (``_binning.MAX_BINS``: a bin needs several
+        examples to estimate its hit rate).
     binning : {"uniform", "quantile"}, default "uniform"
         Equal-width bins, or equal-mass bins at the empirical quantiles of the confidences.
     norm : {"l1", "l2", "max"}, default "l1"

@@ -166,7 +166,7 @@ class HistogramBinning:
     Parameters
     ----------
     bins : int, default 15
-        Equal-width bins on [0, 1], ``[a, b)`` with the last closed.
+        Equal-width bins on [0, 1], ``[a, b)`` with the last closed; at most 2**20.
 
     Examples
     --------

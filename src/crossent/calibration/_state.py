@@ -101,6 +101,7 @@ class EvaluationState:
     classes : int
         Number of classes.
     bins : int, default 15
+        Number of bins, at most 2**20 (the state keeps three float64 sums a bin).
     binning : {"uniform", "quantile"}, default "uniform"
         Equal-width bins (kept exactly), or equal-mass bins from a fine logit-spaced grid
         (see :mod:`crossent.calibration._binning`; masses equal to within one fine cell).
