@@ -56,6 +56,45 @@ def test_the_largest_bin_count_is_taken_and_exact() -> None:
     assert got == pytest.approx(expected, rel=1e-15)
 
 
+@pytest.mark.parametrize(
+    ("call", "fix"),
+    [
+        (
+            lambda: crossent.EvaluationState(17, bins=MAX_BINS, scope="class-wise"),
+            "use fewer `bins`",
+        ),
+        (
+            lambda: crossent.EvaluationState(4097, scope="class-wise", binning="quantile"),
+            "use binning='uniform' with fewer bins",
+        ),
+        (
+            lambda: crossent.calibration_error(
+                np.full((2, 17), 1 / 17), [0, 1], scope="class-wise", bins=MAX_BINS
+            ),
+            "use fewer `bins`",
+        ),
+    ],
+    ids=["state-uniform", "state-quantile", "calibration_error"],
+)
+def test_class_wise_bins_are_capped_in_all(call: Callable[[], object], fix: str) -> None:
+    """Main: taken, 17 x 2**20 bins (428 MB) and 4097 classes of 4098 fine cells
+    (403 MB); 1000 classes of 2**20 bins (the CLI's ``--scope class-wise --bins
+    1048576``) asked for 24 GiB and ended in ``MemoryError``."""
+    with pytest.raises(crossent.InputError, match=r"more than 16777216 \(2\*\*24\)") as raised:
+        call()
+    assert fix in str(raised.value)
+
+
+def test_class_wise_bins_below_the_cap_are_taken() -> None:
+    """Two classes of 2**20 bins: taken, and each example has its own bin, so each
+    class's L1 error is the mean of ``|p_k - [label = k]|``, averaged over classes."""
+    probs = np.array([[0.5, 0.5], [0.25, 0.75], [0.875, 0.125]])
+    labels = np.array([0, 1, 1])
+    got = crossent.calibration_error(probs, labels, scope="class-wise", bins=MAX_BINS).value
+    expected = np.mean(np.abs(probs - np.eye(2)[labels]))
+    assert got == pytest.approx(expected, rel=1e-14)
+
+
 # ------------------------------------------------------------------ runtime warnings
 
 

@@ -38,6 +38,7 @@ from ._inputs import FloatArray, IntArray
 __all__ = [
     "FINE_CELLS",
     "MAX_BINS",
+    "MAX_CLASS_BINS",
     "BinStatistics",
     "Binning",
     "Closed",
@@ -47,6 +48,7 @@ __all__ = [
     "bin_statistics",
     "calibration_value",
     "check_bins",
+    "check_class_bins",
     "fine_cell",
     "fine_edges",
     "group_fine_cells",
@@ -75,6 +77,28 @@ the arrays stay small: three float64 sums per bin, 24 MiB per curve (top-label) 
 :math:`2^{20}` bins, where :math:`10^{12}` bins asked for terabytes and ended in a
 ``MemoryError`` (issue 13).
 """
+
+
+MAX_CLASS_BINS = 2**24
+"""The most bins of all classes together in the class-wise scope (16,777,216): three
+float64 sums each, 384 MiB, where 1000 classes of :data:`MAX_BINS` bins asked for 24 GiB."""
+
+
+def check_class_bins(cells: int, classes: int, *, binning: str) -> None:
+    """Refuse class-wise bins (``cells`` for each of ``classes`` classes) past
+    :data:`MAX_CLASS_BINS` in all, naming what to change."""
+    if cells * classes <= MAX_CLASS_BINS:
+        return
+    fix = (
+        "use binning='uniform' with fewer bins, or the top-label scope"
+        if binning == "quantile"
+        else "use fewer `bins`, or the top-label scope"
+    )
+    kept = "fine cells (equal-mass bins)" if binning == "quantile" else "bins"
+    raise InputError(
+        f"the class-wise scope keeps {cells} {kept} for each of {classes} classes, "
+        f"{cells * classes} in all, more than {MAX_CLASS_BINS} (2**24); {fix}"
+    )
 
 
 def check_bins(bins: object, binning: str, closed: str, norm: str) -> int:

@@ -22,6 +22,7 @@ from ._binning import (
     bin_statistics,
     calibration_value,
     check_bins,
+    check_class_bins,
     quantile_edges,
     squared_or_value,
     uniform_edges,
@@ -377,6 +378,8 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
             statistics=stats,
             renormalized=predictions.renormalized,
         )
+    if spec.scope == "class-wise":
+        check_class_bins(spec.bins, predictions.classes, binning="uniform")
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
     stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)

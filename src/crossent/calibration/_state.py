@@ -26,6 +26,7 @@ from ._binning import (
     BinStatistics,
     assign_uniform_bins,
     bin_statistics,
+    check_class_bins,
     fine_cell,
     fine_edges,
     group_fine_cells,
@@ -157,6 +158,8 @@ class EvaluationState:
         self._class_count = np.zeros(self.classes, dtype=np.int64)
         self._class_surprisal = np.zeros(self.classes)
         cells = self._spec.bins if binning == "uniform" else FINE_CELLS + 2
+        if scope == "class-wise":
+            check_class_bins(cells, self.classes, binning=binning)
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
         self._surprising: list[tuple[float, int]] = []
