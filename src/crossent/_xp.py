@@ -212,9 +212,10 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
         kind = a.dtype.kind
         if kind == "f":
             floating.append(a.dtype)
-        elif kind == "V" and a.dtype.fields is None:
-            raise InputTypeError(f"`{name}` has {foreign_dtype_note(name, a.dtype)}")
         elif kind not in "iub":
+            note = foreign_dtype_note(name, a.dtype)
+            if note is not None:
+                raise InputTypeError(f"`{name}` has {note}")
             raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
     if not floating:
         _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)
@@ -225,15 +226,18 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
     return result
 
 
-def foreign_dtype_note(name: str, dtype: np.dtype) -> str:
+def foreign_dtype_note(name: str, dtype: Any) -> str | None:
     """What to say of a NumPy array whose dtype NumPy only stores: ``ml_dtypes``' bfloat16,
-    float8 and int4 types (kind ``"V"``, no fields), which NumPy does not compute in.
+    float8 and int4 types (kind ``"V"``, no fields), which NumPy does not compute in;
+    None for any other dtype.
 
     The rule, everywhere (losses, measures, evaluation): such arrays are refused with this
     note, since NumPy's own ufuncs would compute in that dtype or not at all; widened to
     float32 by the caller they are exact.  PyTorch bfloat16 tensors are taken and
     computed in float32 (issue 13).
     """
+    if not isinstance(dtype, np.dtype) or dtype.kind != "V" or dtype.fields is not None:
+        return None
     return (
         f"dtype {dtype} (ml_dtypes), which NumPy cannot compute in; widen it first: "
         f"{name}.astype(numpy.float32)"

@@ -251,11 +251,7 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
     real_floating = dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating")
     if real_floating:
         return
-    got = (
-        foreign_dtype_note(name, dtype)
-        if numpy_dtype and dtype.kind == "V" and dtype.fields is None
-        else f"dtype {dtype}"
-    )
+    got = foreign_dtype_note(name, dtype) or f"dtype {dtype}"
     raise InputError(f"`{name}` must be a real floating array ({form}); got {got}")
 
 
