@@ -297,7 +297,9 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
         index = assign_uniform_bins(confidence, request.bins, request.closed)
         bins = bin_statistics(index, confidence, correct, request.bins)
     empty = np.zeros(0)
-    with np.errstate(over="ignore"):  # surprisals summing past 1.8e308 total +inf (NLL inf)
+    # Surprisals summing past 1.8e308 total +inf, and the NLL is then +inf (reported as
+    # such, though a mean of such rows may still be finite): no NumPy warning (issue 13).
+    with np.errstate(over="ignore"):
         sums = np.array(
             [
                 surprisal.sum() if request.surprisal else 0.0,

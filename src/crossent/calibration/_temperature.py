@@ -60,7 +60,8 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
         with np.errstate(over="ignore"):
             np.square(shifted, out=shifted)
         variance = _weighted_row_sum(weights, shifted) / partition
-        with np.errstate(over="ignore"):  # an NLL beyond 1.8e308 is inf, as it should be
+        # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
+        with np.errstate(over="ignore"):
             return np.array(
                 [
                     np.sum(np.log(partition) - beta * label_shift),
