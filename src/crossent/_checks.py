@@ -36,6 +36,7 @@ __all__ = [
     "check_classes",
     "check_distribution",
     "check_eps",
+    "check_flag",
     "check_form",
     "check_integer",
     "check_labels",
@@ -536,6 +537,24 @@ def check_scalar(
         upper = "inf)" if math.isinf(high) else f"{high:g}]"
         raise InputError(f"`{name}` must be in {bracket}{low:g}, {upper}; got {value!r}")
     return number
+
+
+def check_flag(value: object, *, name: str = "validate") -> bool:
+    """A yes/no option such as ``validate``: Python's ``True``/``False`` or a NumPy bool.
+
+    Anything else is refused rather than read by its truth value, which would turn
+    ``validate="no"`` into ``True`` and ``validate=None`` into ``False`` (issue 13).
+
+    Raises
+    ------
+    InputTypeError
+        ``value`` is not a bool.
+    """
+    if value is True or value is False:
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise InputTypeError(f"`{name}` must be True or False; got {value!r}")
 
 
 def check_integer(value: object, *, name: str, low: int | None = None) -> int:

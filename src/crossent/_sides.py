@@ -23,6 +23,7 @@ from ._checks import (
     check_axis,
     check_classes,
     check_distribution,
+    check_flag,
     check_log_distribution,
     check_logits,
     check_same_classes,
@@ -129,6 +130,7 @@ def prepare_one(
 ) -> tuple[Side, Any]:
     """Prepare one distribution (``axis`` as the caller gave it); returns it and the
     compute dtype. ``pending`` as in :func:`prepare`."""
+    validate = check_flag(validate)
     if _ready(x, axis=axis):
         side = Side(x, form, xp)
         if validate:
@@ -164,6 +166,7 @@ def prepare_pair(
 ) -> tuple[Side, Side, Any]:
     """Prepare two distributions over the same classes; returns both and the compute
     dtype. ``pending`` as in :func:`prepare` (``p``'s check first)."""
+    validate = check_flag(validate)
     if _ready(p, axis=axis) and type(q) is np.ndarray and q.shape == p.shape and q.dtype == p.dtype:
         side_p, side_q = Side(p, forms[0], xp), Side(q, forms[1], xp)
         if validate and pending is not None:  # the commonest call of the measures

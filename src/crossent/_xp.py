@@ -32,12 +32,14 @@ __all__ = [
     "device",
     "finalize",
     "finite_row_max",
+    "foreign_dtype_note",
     "full_like",
     "index_array",
     "is_numpy",
     "log_softmax",
     "log_sum_exp_shifted",
     "logsumexp",
+    "minus_row_max",
     "namespace",
     "numpy_sum_dtype",
     "one_entry",
@@ -211,6 +213,9 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
         if kind == "f":
             floating.append(a.dtype)
         elif kind not in "iub":
+            note = foreign_dtype_note(name, a.dtype)
+            if note is not None:
+                raise InputTypeError(f"`{name}` has {note}")
             raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
     if not floating:
         _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)
@@ -219,6 +224,24 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
     result = np.float32 if promoted.itemsize < 4 else promoted
     _NUMPY_COMPUTE_DTYPES[dtypes] = result
     return result
+
+
+def foreign_dtype_note(name: str, dtype: Any) -> str | None:
+    """What to say of a NumPy array whose dtype NumPy only stores: ``ml_dtypes``' bfloat16,
+    float8 and int4 types (kind ``"V"``, no fields), which NumPy does not compute in;
+    None for any other dtype.
+
+    The rule, everywhere (losses, measures, evaluation): such arrays are refused with this
+    note, since NumPy's own ufuncs would compute in that dtype or not at all; widened to
+    float32 by the caller they are exact.  PyTorch bfloat16 tensors are taken and
+    computed in float32 (issue 13).
+    """
+    if not isinstance(dtype, np.dtype) or dtype.kind != "V" or dtype.fields is not None:
+        return None
+    return (
+        f"dtype {dtype} (ml_dtypes), which NumPy cannot compute in; widen it first: "
+        f"{name}.astype(numpy.float32)"
+    )
 
 
 _NUMPY_COMPUTE_DTYPES: dict[tuple[np.dtype, ...], Any] = {}
@@ -374,20 +397,44 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
     m = finite_row_max(x, xp=xp)
-    return log_sum_exp_shifted(x - m, xp=xp) + m
+    return log_sum_exp_shifted(minus_row_max(x, m), xp=xp) + m
+
+
+def minus_row_max(x: Array, m: Array) -> Array:
+    r"""``x - m``, the scores shifted by their row maximum, each :math:`\le 0`.
+
+    A difference beyond the float range (logits of :math:`\pm 10^{308}` in one row) is
+    ``-inf`` on purpose: its ``exp`` is the 0 that the class's probability rounds to, so
+    NumPy's overflow warning is silenced for this subtraction only (issue 13).
+    """
+    if type(x) is np.ndarray:
+        with np.errstate(over="ignore"):
+            return x - m
+    return x - m
 
 
 def finite_row_max(x: Array, *, xp: ModuleType) -> Array:
     """The maximum over the last axis (kept), 0 where it is not finite."""
     if type(x) is np.ndarray:
         m = np.maximum.reduce(x, -1, keepdims=True)
-        # Whether every maximum is finite, from one number (a sum that overflows only
-        # sends finite maxima the long way, which returns them unchanged).
-        if math.isfinite(m.item() if m.size == 1 else np.add.reduce(m, None)):
+        if m.size == 1:
+            return m if math.isfinite(m.item()) else np.where(np.isfinite(m), m, 0.0)
+        # Whether every maximum is finite, from one number: a sum that overflows (or
+        # meets inf - inf) only sends finite maxima the long way, which returns them
+        # unchanged, so its warning is not for the caller (issue 13).
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(m, None)
+        if math.isfinite(total):
             return m
         return np.where(np.isfinite(m), m, 0.0)
     m = xp.max(x, axis=-1, keepdims=True)
     return xp.where(xp.isfinite(m), m, zeros_like(m, xp=xp))
+
+
+_NO_OVERFLOW_SHIFT = 2.0**102
+"""A row maximum below this cannot make ``x - max`` overflow in float32 or float64: with
+``x >= -MAX`` the difference is at least ``-MAX - 2**102``, which rounds to ``-MAX`` (half
+an ulp of float32's MAX is ``2**103``, of float64's ``2**970``)."""
 
 
 def log_softmax(x: Array, *, xp: ModuleType) -> Array:
@@ -402,10 +449,12 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         # less than one-element arrays do (issue 13: per-call overhead); in place, as
         # ``shifted`` is our own temporary.
         m = np.maximum.reduce(x)
-        shifted = x - (m if math.isfinite(m) else 0.0)
+        if not math.isfinite(m):
+            m = 0.0
+        shifted = x - m if m < _NO_OVERFLOW_SHIFT else minus_row_max(x, m)
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
     m = finite_row_max(x, xp=xp)
-    shifted = x - m
+    shifted = minus_row_max(x, m)
     if type(shifted) is np.ndarray:
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)
     return shifted - log_sum_exp_shifted(shifted, xp=xp)

@@ -585,9 +585,10 @@ def _ece_at_temperature(
         top = np.argmax(scores, axis=1)
         # in place where the block is this pass's own float64 copy (never the caller's)
         mine = scores.flags.owndata and scores.flags.writeable
-        shifted = np.subtract(
-            scores, scores[np.arange(top.shape[0]), top][:, None], out=scores if mine else None
-        )
+        with np.errstate(over="ignore"):  # beyond the range below the top: -inf, exp 0
+            shifted = np.subtract(
+                scores, scores[np.arange(top.shape[0]), top][:, None], out=scores if mine else None
+            )
         np.divide(shifted, temperature, out=shifted)
         np.exp(shifted, out=shifted)
         total = shifted.sum(axis=1)

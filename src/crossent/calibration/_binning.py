@@ -32,10 +32,13 @@ from typing import Literal
 import numpy as np
 
 from .._checks import check_choice, check_integer
+from ..errors import InputError
 from ._inputs import FloatArray, IntArray
 
 __all__ = [
     "FINE_CELLS",
+    "MAX_BINS",
+    "MAX_CLASS_BINS",
     "BinStatistics",
     "Binning",
     "Closed",
@@ -45,6 +48,7 @@ __all__ = [
     "bin_statistics",
     "calibration_value",
     "check_bins",
+    "check_class_bins",
     "fine_cell",
     "fine_edges",
     "group_fine_cells",
@@ -61,9 +65,50 @@ FINE_CELLS = 4096
 _LOGIT_LIMIT = 16.0
 
 
+MAX_BINS = 2**20
+r"""The most calibration bins any function or state takes (1,048,576).
+
+Each bin's hit rate is an average over the examples in it, so a calibration-error
+estimate means something only while bins hold several examples each: :math:`2^{20}` bins
+already need some :math:`10^7` examples for ten per bin, far past the 10 to 100 bins of
+the literature.  A streaming :class:`~crossent.EvaluationState` cannot know how many
+examples will come, so the bound cannot be the number of rows; it is instead set where
+the arrays stay small: three float64 sums per bin, 24 MiB per curve (top-label) at
+:math:`2^{20}` bins, where :math:`10^{12}` bins asked for terabytes and ended in a
+``MemoryError`` (issue 13).
+"""
+
+
+MAX_CLASS_BINS = 2**24
+"""The most bins of all classes together in the class-wise scope (16,777,216): three
+float64 sums each, 384 MiB, where 1000 classes of :data:`MAX_BINS` bins asked for 24 GiB."""
+
+
+def check_class_bins(cells: int, classes: int, *, binning: str) -> None:
+    """Refuse class-wise bins (``cells`` for each of ``classes`` classes) past
+    :data:`MAX_CLASS_BINS` in all, naming what to change."""
+    if cells * classes <= MAX_CLASS_BINS:
+        return
+    fix = (
+        "use binning='uniform' with fewer bins, or the top-label scope"
+        if binning == "quantile"
+        else "use fewer `bins`, or the top-label scope"
+    )
+    kept = "fine cells (equal-mass bins)" if binning == "quantile" else "bins"
+    raise InputError(
+        f"the class-wise scope keeps {cells} {kept} for each of {classes} classes, "
+        f"{cells * classes} in all, more than {MAX_CLASS_BINS} (2**24); {fix}"
+    )
+
+
 def check_bins(bins: object, binning: str, closed: str, norm: str) -> int:
-    """Validate the binning options; returns the number of bins."""
+    """Validate the binning options; returns the number of bins (1 to :data:`MAX_BINS`)."""
     count = check_integer(bins, name="bins", low=1)
+    if count > MAX_BINS:
+        raise InputError(
+            f"`bins` must be at most {MAX_BINS} (2**20): each bin needs several examples to "
+            f"estimate its hit rate; got {bins!r}"
+        )
     check_choice(binning, ("uniform", "quantile"), name="binning")
     check_choice(closed, ("left", "right"), name="closed")
     check_choice(norm, ("l1", "l2", "max"), name="norm")

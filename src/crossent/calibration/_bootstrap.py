@@ -429,16 +429,9 @@ def compare_log_loss(
     difference = loss_a - loss_b
     (replicates,) = mean_replicates([difference], resamples=resamples, seed=seed)
     low, high = percentile_interval(replicates, confidence)
-    return LogLossComparison(
-        float(np.mean(difference)),
-        low,
-        high,
-        float(np.mean(loss_a)),
-        float(np.mean(loss_b)),
-        confidence,
-        resamples,
-        seed,
-    )
+    with np.errstate(over="ignore"):  # a sum past 1.8e308 is +inf, as in the summaries
+        means = float(np.mean(difference)), float(np.mean(loss_a)), float(np.mean(loss_b))
+    return LogLossComparison(means[0], low, high, means[1], means[2], confidence, resamples, seed)
 
 
 def _check_difference_defined(loss_a: FloatArray, loss_b: FloatArray) -> None:

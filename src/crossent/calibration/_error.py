@@ -22,6 +22,7 @@ from ._binning import (
     bin_statistics,
     calibration_value,
     check_bins,
+    check_class_bins,
     quantile_edges,
     squared_or_value,
     uniform_edges,
@@ -276,7 +277,8 @@ def calibration_error(
         array by its form.  (Why a keyword and not one function per form: see
         :mod:`crossent.calibration`.)
     bins : int, default 15
-        Number of bins.
+        Number of bins, 1 to 2**20 (``_binning.MAX_BINS``: a bin needs several
+        examples to estimate its hit rate).
     binning : {"uniform", "quantile"}, default "uniform"
         Equal-width bins, or equal-mass bins at the empirical quantiles of the confidences.
     norm : {"l1", "l2", "max"}, default "l1"
@@ -376,6 +378,8 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
             statistics=stats,
             renormalized=predictions.renormalized,
         )
+    if spec.scope == "class-wise":
+        check_class_bins(spec.bins, predictions.classes, binning="uniform")
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
     stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from .._checks import (
     Form,
     check_classes,
+    check_flag,
     check_form,
     check_labels,
     check_probabilities,
@@ -28,7 +29,14 @@ from .._checks import (
 from .._numerics import safe_log
 from .._parallel import ordered_map
 from .._sides import prepare
-from .._xp import compute_dtype, detached, log_softmax, namespace, to_numpy
+from .._xp import (
+    compute_dtype,
+    detached,
+    foreign_dtype_note,
+    log_softmax,
+    namespace,
+    to_numpy,
+)
 from ..errors import InputError
 
 __all__ = [
@@ -243,8 +251,8 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
     real_floating = dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating")
     if real_floating:
         return
-    hint = "; widen it to float32 first" if numpy_dtype and dtype.kind == "V" else ""
-    raise InputError(f"`{name}` must be a real floating array ({form}); got dtype {dtype}{hint}")
+    got = foreign_dtype_note(name, dtype) or f"dtype {dtype}"
+    raise InputError(f"`{name}` must be a real floating array ({form}); got {got}")
 
 
 def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
@@ -278,9 +286,11 @@ def renormalized(values: Any, *, name: str) -> tuple[Any, float]:
 
     Entries are checked first (finite, in [0, 1]); a row summing to 0 cannot be
     renormalised and is an error.  The result keeps the input's dtype (float32 at least),
-    dividing in float64, so it sums to 1 within the dtype's rounding.
+    dividing in float64, so it sums to 1 within the dtype's rounding.  A dtype refused
+    without ``renormalize`` (ml_dtypes' bfloat16) is refused here too (issue 13).
     """
     host = np.asarray(values)
+    _check_real_floating(host, xp=np, name=name, form="probs")
     out = np.empty(host.shape, dtype=np.result_type(host.dtype, np.float32))
     largest = 0.0
     for start in range(0, host.shape[0], _RENORMALIZE_ROWS):
@@ -326,6 +336,7 @@ def as_predictions(
     """
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
+    validate = check_flag(validate)
     if not isinstance(renormalize, bool):
         raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
     if renormalize and checked_form != "probs":

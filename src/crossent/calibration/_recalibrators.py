@@ -65,15 +65,20 @@ class VectorScaling:
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         scores = _finite_log_scores(predictions, "VectorScaling")
         n, classes = scores.shape
+        rows, labels = np.arange(n), predictions.labels
         onehot = np.zeros_like(scores)
-        onehot[np.arange(n), predictions.labels] = 1.0
+        onehot[rows, labels] = 1.0
 
         def objective(params: FloatArray) -> tuple[float, FloatArray]:
             scale, bias = params[:classes], params[classes:]
-            log_probs = log_softmax(scores * scale + bias, xp=np)
-            residual = (np.exp(log_probs) - onehot) / n
-            grad = np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)])
-            return float(-np.sum(log_probs * onehot) / n), grad
+            # scores of 1e308 make NLLs and slopes past float64's range: +-inf, their
+            # rounded values (no NumPy warning). The label's log-probability is taken,
+            # not summed against the one-hot rows, where -inf * 0 was NaN (issue 13).
+            with np.errstate(over="ignore"):
+                log_probs = log_softmax(scores * scale + bias, xp=np)
+                residual = (np.exp(log_probs) - onehot) / n
+                grad = np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)])
+                return float(-np.sum(log_probs[rows, labels]) / n), grad
 
         result = _minimise(objective, np.concatenate([np.ones(classes), np.zeros(classes)]))
         self.scale_, self.bias_ = result.x[:classes], result.x[classes:]
@@ -126,10 +131,13 @@ class PlattScaling:
         n = target.size
 
         def objective(params: FloatArray) -> tuple[float, FloatArray]:
-            t = params[0] * log_odds + params[1]
-            loss = np.logaddexp(0.0, t) - target * t
-            residual = (special.expit(t) - target) / n
-            return float(loss.sum() / n), np.array([residual @ log_odds, residual.sum()])
+            # log(1 + e^t) - y t is log(1 + e^-t) for y = 1: no inf - inf (NaN) at an
+            # infinite t; sums past float64's range are +-inf, unwarned (issue 13).
+            with np.errstate(over="ignore"):
+                t = params[0] * log_odds + params[1]
+                loss = np.logaddexp(0.0, np.where(target == 1.0, -t, t))
+                residual = (special.expit(t) - target) / n
+                return float(loss.sum() / n), np.array([residual @ log_odds, residual.sum()])
 
         result = _minimise(objective, np.array([1.0, 0.0]))
         self.slope_, self.intercept_ = float(result.x[0]), float(result.x[1])
@@ -158,7 +166,7 @@ class HistogramBinning:
     Parameters
     ----------
     bins : int, default 15
-        Equal-width bins on [0, 1], ``[a, b)`` with the last closed.
+        Equal-width bins on [0, 1], ``[a, b)`` with the last closed; at most 2**20.
 
     Examples
     --------

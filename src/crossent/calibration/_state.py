@@ -26,6 +26,7 @@ from ._binning import (
     BinStatistics,
     assign_uniform_bins,
     bin_statistics,
+    check_class_bins,
     fine_cell,
     fine_edges,
     group_fine_cells,
@@ -101,6 +102,7 @@ class EvaluationState:
     classes : int
         Number of classes.
     bins : int, default 15
+        Number of bins, at most 2**20 (the state keeps three float64 sums a bin).
     binning : {"uniform", "quantile"}, default "uniform"
         Equal-width bins (kept exactly), or equal-mass bins from a fine logit-spaced grid
         (see :mod:`crossent.calibration._binning`; masses equal to within one fine cell).
@@ -156,6 +158,8 @@ class EvaluationState:
         self._class_count = np.zeros(self.classes, dtype=np.int64)
         self._class_surprisal = np.zeros(self.classes)
         cells = self._spec.bins if binning == "uniform" else FINE_CELLS + 2
+        if scope == "class-wise":
+            check_class_bins(cells, self.classes, binning=binning)
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
         self._surprising: list[tuple[float, int]] = []

@@ -297,8 +297,10 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
         index = assign_uniform_bins(confidence, request.bins, request.closed)
         bins = bin_statistics(index, confidence, correct, request.bins)
     empty = np.zeros(0)
-    return BlockTotals(
-        sums=np.array(
+    # Surprisals summing past 1.8e308 total +inf, and the NLL is then +inf (reported as
+    # such, though a mean of such rows may still be finite): no NumPy warning (issue 13).
+    with np.errstate(over="ignore"):
+        sums = np.array(
             [
                 surprisal.sum() if request.surprisal else 0.0,
                 summaries.brier.sum() if request.brier else 0.0,
@@ -306,7 +308,9 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
                 summaries.entropy.sum() if request.entropy else 0.0,
                 summaries.correct.sum() if request.top else 0.0,
             ]
-        ),
+        )
+    return BlockTotals(
+        sums=sums,
         class_count=np.bincount(summaries.labels, minlength=request.classes)
         if request.classes
         else empty.astype(np.intp),

@@ -46,7 +46,9 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
         z = log_scores(values, predictions.form)
         # in place where the block is this pass's own float64 copy (never the caller's)
         mine = z.flags.owndata and z.flags.writeable
-        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
+        # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
+        with np.errstate(over="ignore"):
+            shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
         label_shift = shifted[np.arange(z.shape[0]), labels]
         weights = np.multiply(shifted, beta)
         np.exp(weights, out=weights)
@@ -58,13 +60,15 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
         with np.errstate(over="ignore"):
             np.square(shifted, out=shifted)
         variance = _weighted_row_sum(weights, shifted) / partition
-        return np.array(
-            [
-                np.sum(np.log(partition) - beta * label_shift),
-                np.sum(mean - label_shift),
-                np.sum(variance),
-            ]
-        )
+        # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
+        with np.errstate(over="ignore"):
+            return np.array(
+                [
+                    np.sum(np.log(partition) - beta * label_shift),
+                    np.sum(mean - label_shift),
+                    np.sum(variance),
+                ]
+            )
 
     total = np.zeros(3)
     for part in predictions.map_raw(block_moments):

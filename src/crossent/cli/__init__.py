@@ -70,7 +70,11 @@ _PROGRESS_ENTRIES = 20_000_000
 
 def _threshold(text: str) -> float:
     """A gate's threshold: a finite number (every comparison with NaN fails, and the JSON
-    report, which records the threshold, has no infinities)."""
+    report, which records the threshold, has no infinities).
+
+    ``crossent.report`` checks ``max_ece``/``max_nll`` again, as numbers; this check stays
+    here because it reads the text as typed, at parse time, and words the error as
+    argparse does ("argument --max-ece: ... got 'inf'"), which the library cannot."""
     try:
         value = float(text)
     except ValueError:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_eps, check_probabilities
+from .._checks import check_base, check_eps, check_flag, check_probabilities
 from .._numerics import (
     binary_cross_grad_terms,
     binary_cross_terms,
@@ -32,6 +32,7 @@ __all__ = ["binary_cross_entropy", "binary_cross_entropy_grad", "binary_entropy"
 def _probabilities(
     *args: object, names: tuple[str, ...], validate: bool
 ) -> tuple[ModuleType, list[Array], Any]:
+    validate = check_flag(validate)
     xp, arrays = namespace(*args, names=names)
     shapes = [tuple(a.shape) for a in arrays]
     if len(set(shapes)) > 1:
@@ -276,6 +277,7 @@ def _evaluate(
     applies (its screen standing in for the validation, which runs in full only when an
     entry is suspect, to raise its message), else from the generic ``terms``."""
     names = ("p", "q")[: len(args)]
+    validate = check_flag(validate)
     xp, arrays, _ = _probabilities(*args, names=names, validate=False)
     flat = _fused_flat(arrays[0], arrays[-1])
     if flat is None:

@@ -86,6 +86,7 @@ from .._checks import (
     check_axis,
     check_base,
     check_class_weight,
+    check_flag,
     check_labels,
     check_logits,
     check_reduction,
@@ -576,7 +577,7 @@ def label_batch(
     caller that checks the logits another way (the fused kernels) skip the full pass
     over them.
     """
-    validate = given.validate
+    validate = check_flag(given.validate)
     check = validate if validate_logits is None else validate_logits
     values, normalised_axis, dtype = prepare_logits(logits, given.axis, xp=xp, validate=check)
     lab = prepare_labels(

@@ -78,7 +78,8 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
     rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
-    margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
+    with np.errstate(over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
+        margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
     return _Hinge(given.batch, z, margins, is_target, variant)
 
 

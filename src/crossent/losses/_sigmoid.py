@@ -33,6 +33,7 @@ import numpy as np
 
 from .._checks import (
     check_broadcastable,
+    check_flag,
     check_non_negative,
     check_not_nan,
     check_probabilities,
@@ -137,6 +138,7 @@ def _binary(
     """Check one call of :func:`sigmoid_cross_entropy` (or its gradient)."""
     # label_smoothing, base and reduction checked in this order, once per distinct set
     options = options_of(label_smoothing, 1.0, 0.0, None, base, reduction)
+    validate = check_flag(validate)
     eps, log_base = options.label_smoothing, options.log_base
     given = {"logits": logits, "targets": targets}
     if weight is not None:
@@ -396,7 +398,8 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
-        term = term * b.xp.exp(focal.gamma * _log_one_minus_pt(b))
+        with np.errstate(over="ignore"):  # gamma log(1 - p_t) below -1.8e308: a factor 0
+            term = term * b.xp.exp(focal.gamma * _log_one_minus_pt(b))
     if focal.alpha_t is not None:
         # alpha_t = 0 (alpha = 1 for a negative, 0 for a positive) removes the term, an
         # infinite one too (a saturated wrong logit): 0, not 0 * inf = NaN.

@@ -168,6 +168,8 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         return None
     if not (z.flags.carray and v.flags.carray):
         return None
+    if "validate" in kwargs and type(kwargs["validate"]) is not bool:
+        return None  # (the full path checks it)
     if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults
         settings: _Settings | None = _DEFAULT_SETTINGS
     else:

@@ -107,7 +107,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import check_labels, check_logits, check_out
+from .._checks import check_flag, check_labels, check_logits, check_out
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
@@ -380,7 +380,7 @@ def _fused_label_problem(
     label's logit, and the generic path decides what that call does.
     """
     z = logits if logits.dtype.char != _FLOAT16 else logits.astype(np.float32)
-    weight, ignore_index, validate = given.weight, given.ignore_index, given.validate
+    weight, ignore_index, validate = given.weight, given.ignore_index, check_flag(given.validate)
     lab = prepare_labels(
         labels,
         logits=logits,
@@ -485,7 +485,7 @@ def prepare_softmax_targets(
             f"`logits` and `targets` must have the same shape; got {tuple(logits_arr.shape)} "
             f"and {tuple(targets_arr.shape)}"
         )
-    validate = given.validate
+    validate = check_flag(given.validate)
     z, normalised_axis, dtype = prepare_logits(
         logits_arr, given.axis, xp=xp, validate=validate, extra=(targets_arr,)
     )
@@ -1025,7 +1025,7 @@ def _settings_of(kwargs: dict[str, Any]) -> _Settings | None:
     if not _LEAN_DEFAULTS.keys() >= kwargs.keys():
         return None
     given = _LEAN_DEFAULTS | kwargs
-    return _lean_options(given), given["axis"], given["validate"]
+    return _lean_options(given), given["axis"], check_flag(given["validate"])
 
 
 @functools.lru_cache(maxsize=256, typed=True)
@@ -1062,7 +1062,7 @@ def lean_call(
     if not kwargs:
         settings: _Settings | None = _DEFAULT_SETTINGS
     elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
-        settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, kwargs["validate"])
+        settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, check_flag(kwargs["validate"]))
     else:
         settings = lean_settings(kwargs)
     if settings is None:

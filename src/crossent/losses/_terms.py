@@ -28,6 +28,7 @@ from .._xp import (
     finite_row_max,
     log_softmax,
     log_sum_exp_shifted,
+    minus_row_max,
     one_entry,
     row_max,
     row_sum,
@@ -97,7 +98,7 @@ def softmax_rows(
     """
     capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
     top = row_max(capped, xp=xp)
-    shifted = capped - one_entry(top)
+    shifted = minus_row_max(capped, one_entry(top))
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
         top = _divide(top, temperature)
@@ -114,7 +115,7 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     """
     if temperature == 1.0:
         return log_softmax(x, xp=xp)  # the same operations, one home
-    shifted = _divide(x - finite_row_max(x, xp=xp), temperature)
+    shifted = _divide(minus_row_max(x, finite_row_max(x, xp=xp)), temperature)
     ell = log_sum_exp_shifted(shifted, xp=xp)
     if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
         return np.subtract(shifted, ell, out=shifted)
