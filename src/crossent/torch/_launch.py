@@ -43,6 +43,7 @@ of ``LSE = m + ell`` to an ulp of ``m`` loses (issue 13).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -161,6 +162,8 @@ def forward(
                 ignore_index=ignore_index,
                 validate=validate,
             )
+        if validate:
+            values = _far_label_rows(values, z[start:stop], labels[start:stop], wt, opts)
         rows[start:stop] = values
         lse[start:stop] = row_lse
         log_p[start:stop] = row_log_p
@@ -240,8 +243,23 @@ def target_rows(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> torch.Tensor:
     """Per-row losses of probability targets ``t`` under logits ``z`` (both classes last,
-    in the work dtype), with differentiable torch operations."""
-    return _target_rows_and_softmax(z, t, weight, opts)[0]
+    in the work dtype), with differentiable torch operations; a row whose loss came out
+    ``inf`` on the CPU is formed again by :func:`_far_rows` (differentiable too)."""
+    rows = _target_rows_and_softmax(z, t, weight, opts)[0]
+    if z.device.type != "cpu" or torch.compiler.is_compiling():
+        return rows
+    far = _infinite_at(rows.reshape(-1))
+    if far is None:
+        return rows
+    classes = z.shape[-1]
+    z_far, t_far = z.reshape(-1, classes)[far], t.reshape(-1, classes)[far]
+    again = _far_rows(
+        _soft_capped(z_far, opts.soft_cap)[0],
+        _weighted_targets(t_far, weight, opts),
+        _z_loss_weight(t_far, weight),
+        opts,
+    )
+    return rows.reshape(-1).index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
 
 
 def _soft_capped(
@@ -435,6 +453,117 @@ def _target_rows_and_softmax(
         lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts.temperature)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
     return rows, z, log_p
+
+
+# ----------------------------------------------------------- far gaps (issue 13 follow-up)
+# A row's loss A*ell - B (+ z-loss) weighs each gap sigma_c = (c_c - m)/T by
+# v_c = w_c t~_c. The gap c - m overflows for |c - m| past the dtype's maximum (float64:
+# 1.8e308, so logits of +-1e308), (c - m)/T for T < 1 sooner; but v_c sigma_c is finite
+# where v_c is small enough (eps/C of label smoothing, a small probability target, a
+# class weight below 1) and (c - m)/T is finite where T > 1. The common path keeps its
+# operations; on the CPU the rows whose loss came out inf (one check of a value per row)
+# are formed again here, each gap scaled by a power of two before it is formed.
+
+
+def _infinite_at(rows: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the ``inf`` entries of the per-row losses ``rows`` (flat), or None."""
+    far = torch.isinf(rows.detach())
+    return far.nonzero()[:, 0] if bool(far.any()) else None
+
+
+def _times_power_of_two(x: torch.Tensor, bits: int) -> torch.Tensor:
+    r""":math:`x\,2^{\text{bits}}` for ``bits`` :math:`\ge -1022`, exact where the result is
+    a normal number: upward in steps of at most :math:`2^{1000}` (:math:`2^{1024}` itself
+    is no float64), downward in one (:math:`2^{-1022}` is normal), so the result is
+    rounded at most once (to a subnormal) and is ``inf`` only where it overflows."""
+    while bits > 1000:
+        x = x * 2.0**1000
+        bits -= 1000
+    return x * 2.0**bits
+
+
+def _tempered_gaps(c: torch.Tensor, m: torch.Tensor, temperature: float) -> torch.Tensor:
+    r""":math:`\sigma = (c - m)/T` with no overflow before the quotient's own.
+
+    .. math:: \sigma = 2^{2-e}\,\frac{c/4 - m/4}{f},\qquad T = f\,2^e,\ \tfrac12 \le f < 1
+
+    :math:`|c/4 - m/4| \le \max/2` and the quotient by :math:`f` stays below the maximum;
+    the quarters are exact (but for logits below :math:`2^{-1020}`, which then differ
+    from :math:`m` by far more than they lose) and :math:`2^{2-e}` is exact
+    (:func:`_times_power_of_two`): the roundings of :math:`(c - m)/T`, one of the
+    difference and one of the quotient, and ``-inf`` only where :math:`\sigma` is.
+    """
+    frac, exponent = math.frexp(temperature)
+    return _times_power_of_two((c * 0.25 - m * 0.25) / frac, 2 - exponent)
+
+
+def _weighted_gap_sum(
+    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    r""":math:`B = \sum_c v_c (c_c - m)/T` per row (keepdims), inf only where it overflows.
+
+    .. math:: B = 2^{j-e}\sum_c v_c\,\frac{c_c 2^{-j} - m 2^{-j}}{f},\qquad
+              T = f\,2^e,\quad 2^j \ge 4C\max(1, \max_c v_c)
+
+    Each gap is at most :math:`2\max\cdot 2^{-j}`, its quotient by :math:`f \ge 1/2` and
+    product with :math:`v_c` at most :math:`\max/C`, so nothing overflows before the
+    exact scaling by :math:`2^{j-e}`; the roundings are those of :math:`\sum_c v_c
+    \sigma_c`. A class with :math:`v_c = 0` is absent (not :math:`0 \cdot \infty`).
+    Reads :math:`\max v` on the host: for the few rows of :func:`_far_rows`.
+    """
+    frac, exponent = math.frexp(temperature)
+    top = float(v.detach().max()) if v.numel() else 0.0
+    bits = 2 + math.ceil(math.log2(max(1, c.shape[-1]) * max(1.0, top)))
+    scale = 2.0**-bits
+    terms = v * ((c * scale - m * scale) / frac)
+    terms = torch.where(v != 0, terms, torch.zeros_like(terms))
+    return _times_power_of_two(terms.sum(-1, keepdim=True), bits - exponent)
+
+
+def _far_rows(
+    c: torch.Tensor, v: torch.Tensor, omega: torch.Tensor | float, opts: _backend.Options
+) -> torch.Tensor:
+    r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of a few rows
+    of capped logits :math:`c` (classes last) and target weights :math:`v = w \odot
+    \tilde t`, in float64, every gap formed by :func:`_tempered_gaps` and
+    :func:`_weighted_gap_sum`: ``inf`` only where the loss overflows. Differentiable
+    (:math:`m` a constant, as in :func:`_capped_logits`); for the rows whose loss the
+    common path gave as ``inf``, where :math:`-B` is at least about :math:`10^{290}`:
+    :math:`A\ell \le A\log C` beside it needs no care for its digits."""
+    c, v = c.double(), v.double()
+    temperature = opts.temperature
+    m = _finite_row_max(c)
+    ell = torch.logsumexp(_tempered_gaps(c, m, temperature), dim=-1, keepdim=True)
+    rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature)
+    if opts.z_loss:
+        lse = _unshifted_lse(m, ell, temperature)
+        rows = rows + opts.z_loss * omega * lse * lse
+    return rows[..., 0]
+
+
+def _far_label_rows(
+    values: torch.Tensor,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+) -> torch.Tensor:
+    r"""The per-row losses ``values`` of integer labels (a block of the generic path),
+    the ``inf`` ones formed again by :func:`_far_rows` with :math:`v = (1-\varepsilon)
+    w_y e_y + \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``)."""
+    far = _infinite_at(values)
+    if far is None:
+        return values
+    classes = z.shape[-1]
+    y = labels[far].long()
+    keep, spread = 1.0 - opts.label_smoothing, opts.label_smoothing / classes
+    w = torch.ones(classes, dtype=torch.float64) if weight is None else weight.double()
+    w_y = w[y]
+    v = (spread * w).expand(len(y), classes).clone()
+    v.scatter_add_(1, y[:, None], (keep * w_y)[:, None])
+    capped = _soft_capped(z[far].double(), opts.soft_cap)[0]
+    again = _far_rows(capped, v, w_y[:, None], opts)
+    return values.index_put((far,), again.to(values.dtype))
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
