@@ -497,6 +497,22 @@ def _tempered_gaps(c: torch.Tensor, m: torch.Tensor, temperature: float) -> torc
     return _times_power_of_two((c * 0.25 - m * 0.25) / frac, 2 - exponent)
 
 
+def _gap_sum_bits(classes: int, largest_weight: float) -> int:
+    r"""The :math:`j` of :func:`_weighted_gap_sum`: :math:`2^j \ge 4C\max(1, \max_c v_c)`."""
+    return 2 + math.ceil(math.log2(max(1, classes) * max(1.0, largest_weight)))
+
+
+def _scaled_gap_sum(
+    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float, bits: int
+) -> torch.Tensor:
+    r""":math:`\sum_c v_c (c_c 2^{-j} - m 2^{-j})/f = 2^{e-j} B` (keepdims), ``bits`` :math:`j`
+    (:func:`_gap_sum_bits`) and :math:`T = f\,2^e`: :func:`_weighted_gap_sum` before its
+    final scaling (the vocab-parallel loss adds the ranks' parts first)."""
+    scale, frac = 2.0**-bits, math.frexp(temperature)[0]
+    terms = v * ((c * scale - m * scale) / frac)
+    return torch.where(v != 0, terms, torch.zeros_like(terms)).sum(-1, keepdim=True)
+
+
 def _weighted_gap_sum(
     c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float
 ) -> torch.Tensor:
@@ -507,17 +523,15 @@ def _weighted_gap_sum(
 
     Each gap is at most :math:`2\max\cdot 2^{-j}`, its quotient by :math:`f \ge 1/2` and
     product with :math:`v_c` at most :math:`\max/C`, so nothing overflows before the
-    exact scaling by :math:`2^{j-e}`; the roundings are those of :math:`\sum_c v_c
-    \sigma_c`. A class with :math:`v_c = 0` is absent (not :math:`0 \cdot \infty`).
-    Reads :math:`\max v` on the host: for the few rows of :func:`_far_rows`.
+    exact scaling by :math:`2^{j-e}` (:func:`_times_power_of_two`); the roundings are
+    those of :math:`\sum_c v_c \sigma_c`. A class with :math:`v_c = 0` is absent (not
+    :math:`0 \cdot \infty`). Reads :math:`\max v` on the host: for the few rows of
+    :func:`_far_rows`.
     """
-    frac, exponent = math.frexp(temperature)
     top = float(v.detach().max()) if v.numel() else 0.0
-    bits = 2 + math.ceil(math.log2(max(1, c.shape[-1]) * max(1.0, top)))
-    scale = 2.0**-bits
-    terms = v * ((c * scale - m * scale) / frac)
-    terms = torch.where(v != 0, terms, torch.zeros_like(terms))
-    return _times_power_of_two(terms.sum(-1, keepdim=True), bits - exponent)
+    bits = _gap_sum_bits(c.shape[-1], top)
+    scaled = _scaled_gap_sum(c, m, v, temperature, bits)
+    return _times_power_of_two(scaled, bits - math.frexp(temperature)[1])
 
 
 def _far_rows(
