@@ -502,7 +502,9 @@ def _loss_rows(
     if far is not None and far_b is not None:
         again = SoftmaxRows(z=None, shifted=None, ell=summary.ell[far], lse=lse[far])
         b_far = far_b(far).to(b.dtype)[:, None]
-        loss = loss.index_put((far,), row_loss(again, a[far], b_far, omega[far], z_loss=opts.z_loss))
+        loss = loss.index_put(
+            (far,), row_loss(again, a[far], b_far, omega[far], z_loss=opts.z_loss)
+        )
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
     coefs = _Coefficients(rows.m, rows.ell, p_coef, keep * omega[:, 0], spread if eps else 0.0)
