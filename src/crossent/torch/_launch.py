@@ -252,14 +252,21 @@ def target_rows(
     if far is None:
         return rows
     classes = z.shape[-1]
-    z_far, t_far = z.reshape(-1, classes)[far], t.reshape(-1, classes)[far]
+    z, t = z.reshape(-1, classes), t.reshape(-1, classes)
     again = _far_rows(
-        _soft_capped(z_far, opts.soft_cap)[0],
-        _weighted_targets(t_far, weight, opts),
-        _z_loss_weight(t_far, weight),
+        _soft_capped(z[far], opts.soft_cap)[0],
+        _weighted_targets(t[far], weight, opts),
+        _z_loss_weight(t[far], weight),
         opts,
     )
-    return rows.reshape(-1).index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
+    # The other rows again, the far ones zeroed: in the first graph their -inf log p
+    # times a zero upstream made NaN gradients of the targets (0 * inf).
+    near = torch.ones(z.shape[0], 1, dtype=torch.bool, device=z.device).index_fill_(0, far, False)
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    rows_near = _target_rows_and_softmax(
+        torch.where(near, z, zero), torch.where(near, t, zero), weight, opts
+    )[0]
+    return rows_near.index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
 
 
 def _soft_capped(
@@ -509,8 +516,9 @@ def _scaled_gap_sum(
     (:func:`_gap_sum_bits`) and :math:`T = f\,2^e`: :func:`_weighted_gap_sum` before its
     final scaling (the vocab-parallel loss adds the ranks' parts first)."""
     scale, frac = 2.0**-bits, math.frexp(temperature)[0]
-    terms = v * ((c * scale - m * scale) / frac)
-    return torch.where(v != 0, terms, torch.zeros_like(terms)).sum(-1, keepdim=True)
+    gaps = (c * scale - m * scale) / frac
+    # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: the gap masked first.
+    return (v * torch.where(v != 0, gaps, torch.zeros_like(gaps))).sum(-1, keepdim=True)
 
 
 def _weighted_gap_sum(
