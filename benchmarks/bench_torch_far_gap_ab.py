@@ -1,0 +1,127 @@
+"""Issue 13 far gaps, A/B in one process: the float64 paths that now check for inf rows.
+
+    PYTHONPATH=src python benchmarks/bench_torch_far_gap_ab.py --base OTHER/src [--rounds 15]
+
+This tree's ``crossent.torch._launch``, ``_linear`` and ``_vocab_parallel`` against another
+tree's (``--base``, e.g. ``git archive main src | tar -x -C /tmp/base``), loaded beside
+them as ``crossent.torch._launch_base`` etc. (their relative imports resolve to this
+tree's other modules). Rounds interleave the two, alternating which goes first; thread
+CPU time with one torch thread (the 2-core machine is shared), the minimum and median of
+the rounds. Ordinary logits (standard normal x 3, nothing overflows), float64, T = 0.5,
+label smoothing 0.1, each forward + backward: the generic label path
+(``_launch.forward`` / ``backward``), probability targets (``_launch.target_rows`` under
+autograd), ``_linear.forward_pass`` with the gradients formed, and
+``vocab_parallel_cross_entropy`` (a world of one, gloo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from types import ModuleType
+
+import torch
+import torch.distributed as dist
+
+from crossent.torch import _backend
+from crossent.torch import _launch as launch_new
+from crossent.torch import _linear as lin_new
+from crossent.torch import _vocab_parallel as vp_new
+
+
+def load(name: str, path: str) -> ModuleType:
+    """The module at ``path`` as ``crossent.torch.<name>`` (its relative imports resolve there)."""
+    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--base", required=True, help="the other tree's src folder")
+parser.add_argument("--rounds", type=int, default=15)
+args = parser.parse_args()
+torch.set_num_threads(1)
+launch_old = load("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
+lin_old = load("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
+vp_old = load("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+g = torch.Generator().manual_seed(0)
+N, D, V = 256, 256, 8000
+z = torch.randn(N, V, generator=g, dtype=torch.float64) * 3
+y = torch.randint(0, V, (N,), generator=g)
+t = torch.softmax(torch.randn(N, V, generator=g, dtype=torch.float64), -1)
+h = torch.randn(N, D, generator=g, dtype=torch.float64)
+W = torch.randn(V, D, generator=g, dtype=torch.float64) * 0.05
+opts = _backend.options(label_smoothing=0.1, z_loss=0.0, temperature=0.5, soft_cap=None)
+
+
+def labels(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        _, lse, log_p = mod.forward(z, y, None, opts, ignore_index=-100)
+        mod.backward(torch.ones(N, dtype=torch.float64), z, y, None, lse, log_p, opts, ignore_index=-100)
+
+    return f
+
+
+def targets(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        zz = z.clone().requires_grad_()
+        mod.target_rows(zz, t, None, opts).sum().backward()
+
+    return f
+
+
+def linear(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        p = mod.LinearProblem.build(
+            h, W, None, y, None, opts, ignore_index=None, chunk_size=None, vocab_chunk=None
+        )
+        mod.forward_pass(p, row_scale=torch.full((N,), 1.0 / N, dtype=torch.float64))
+
+    return f
+
+
+def vocab_parallel(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        zz = z.clone().requires_grad_()
+        mod.vocab_parallel_cross_entropy(zz, y, label_smoothing=0.1, temperature=0.5).backward()
+
+    return f
+
+
+cases = {
+    "labels (generic path)": (labels(launch_old), labels(launch_new)),
+    "probability targets": (targets(launch_old), targets(launch_new)),
+    "linear, gradients formed": (linear(lin_old), linear(lin_new)),
+    "vocab-parallel": (vocab_parallel(vp_old), vocab_parallel(vp_new)),
+}
+res: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
+rounds = args.rounds
+for r in range(rounds + 1):
+    for k, (old, new) in cases.items():
+        for i, f in ((0, old), (1, new)) if r % 2 else ((1, new), (0, old)):
+            a = time.thread_time()
+            f()
+            spent = time.thread_time() - a
+            if r:
+                res[k][i].append(spent)
+print(f"N={N} D={D} V={V} float64, T=0.5, eps=0.1, 1 thread, {rounds} rounds")
+print(f"load {os.getloadavg()}")
+for k, (o, n) in res.items():
+    mains = f"{min(o):.4f} / {statistics.median(o):.4f}"
+    these = f"{min(n):.4f} / {statistics.median(n):.4f}"
+    print(f"| {k} | base min / med {mains} | this min / med {these} | {min(n) / min(o):.3f} |")
+dist.destroy_process_group()
