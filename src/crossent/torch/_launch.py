@@ -489,21 +489,6 @@ def _times_power_of_two(x: torch.Tensor, bits: int) -> torch.Tensor:
     return x * 2.0**bits
 
 
-def _tempered_gaps(c: torch.Tensor, m: torch.Tensor, temperature: float) -> torch.Tensor:
-    r""":math:`\sigma = (c - m)/T` with no overflow before the quotient's own.
-
-    .. math:: \sigma = 2^{2-e}\,\frac{c/4 - m/4}{f},\qquad T = f\,2^e,\ \tfrac12 \le f < 1
-
-    :math:`|c/4 - m/4| \le \max/2` and the quotient by :math:`f` stays below the maximum;
-    the quarters are exact (but for logits below :math:`2^{-1020}`, which then differ
-    from :math:`m` by far more than they lose) and :math:`2^{2-e}` is exact
-    (:func:`_times_power_of_two`): the roundings of :math:`(c - m)/T`, one of the
-    difference and one of the quotient, and ``-inf`` only where :math:`\sigma` is.
-    """
-    frac, exponent = math.frexp(temperature)
-    return _times_power_of_two((c * 0.25 - m * 0.25) / frac, 2 - exponent)
-
-
 def _gap_sum_bits(classes: int, largest_weight: float) -> int:
     r"""The :math:`j` of :func:`_weighted_gap_sum`: :math:`2^j \ge 4C\max(1, \max_c v_c)`."""
     return 2 + math.ceil(math.log2(max(1, classes) * max(1.0, largest_weight)))
@@ -547,15 +532,19 @@ def _far_rows(
 ) -> torch.Tensor:
     r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of a few rows
     of capped logits :math:`c` (classes last) and target weights :math:`v = w \odot
-    \tilde t`, in float64, every gap formed by :func:`_tempered_gaps` and
-    :func:`_weighted_gap_sum`: ``inf`` only where the loss overflows. Differentiable
-    (:math:`m` a constant, as in :func:`_capped_logits`); for the rows whose loss the
-    common path gave as ``inf``, where :math:`-B` is at least about :math:`10^{290}`:
-    :math:`A\ell \le A\log C` beside it needs no care for its digits."""
+    \tilde t`, in float64, :math:`B` by :func:`_weighted_gap_sum`: ``inf`` only where the
+    loss overflows. Differentiable (:math:`m` a constant, as in :func:`_capped_logits`).
+
+    For the rows whose loss the common path gave as ``inf``: some :math:`v_c\sigma_c`
+    there overflowed, so :math:`-B` is :math:`v_c` times a gap past the float64 range,
+    beside which :math:`A\ell \le A\log C` needs no more care than
+    ``torch.logsumexp`` of :math:`(c - m)/T` (a gap that overflows there is ``-inf``,
+    :math:`e^\sigma` 0 as it truly is but for :math:`T > 2\cdot 10^{305}`).
+    """
     c, v = c.double(), v.double()
     temperature = opts.temperature
     m = _finite_row_max(c)
-    ell = torch.logsumexp(_tempered_gaps(c, m, temperature), dim=-1, keepdim=True)
+    ell = torch.logsumexp((c - m) / temperature, dim=-1, keepdim=True)
     rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature)
     if opts.z_loss:
         lse = _unshifted_lse(m, ell, temperature)
