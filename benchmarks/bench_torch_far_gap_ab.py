@@ -71,7 +71,8 @@ opts = _backend.options(label_smoothing=0.1, z_loss=0.0, temperature=0.5, soft_c
 def labels(mod: ModuleType) -> Callable[[], None]:
     def f() -> None:
         _, lse, log_p = mod.forward(z, y, None, opts, ignore_index=-100)
-        mod.backward(torch.ones(N, dtype=torch.float64), z, y, None, lse, log_p, opts, ignore_index=-100)
+        ones = torch.ones(N, dtype=torch.float64)
+        mod.backward(ones, z, y, None, lse, log_p, opts, ignore_index=-100)
 
     return f
 

@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 mpmath = pytest.importorskip("mpmath")
 dist = pytest.importorskip("torch.distributed")
 
-import crossent.torch as F  # noqa: E402
+import crossent.torch as ct  # noqa: E402
 from spawned import run_spawned  # noqa: E402
 
 BIG = 1e308
@@ -50,7 +50,7 @@ def _truth(
 
 
 def _label_weights(label: int, eps: float, classes: int, weight: list[float] | None) -> list[float]:
-    """:math:`v = w\\odot((1-\\varepsilon)e_y + \\varepsilon/C)` in float64 (as the loss forms it)."""
+    """:math:`v = w\\odot((1-\\varepsilon)e_y + \\varepsilon/C)`, float64 as the loss forms it."""
     w = [1.0] * classes if weight is None else weight
     return [w[c] * ((1 - eps) * (c == label) + eps / classes) for c in range(classes)]
 
@@ -79,7 +79,7 @@ def test_label_loss_finite_past_the_gap(
     z = [-1.7e308, 1.7e308] if cap else ROW
     want = _truth(z, _label_weights(label, eps, 2, weight), temperature, cap)
     w = None if weight is None else torch.tensor(weight, dtype=torch.float64)
-    got = F.cross_entropy(
+    got = ct.cross_entropy(
         torch.tensor([z], dtype=torch.float64),
         torch.tensor([label]),
         weight=w,
@@ -97,7 +97,7 @@ def test_probability_target_loss_and_gradient(temperature: float) -> None:
     :math:`(p - t)/T` with :math:`p = e_1` (right on main too)."""
     t = [1e-10, 1 - 1e-10]
     z = torch.tensor([ROW], dtype=torch.float64, requires_grad=True)
-    loss = F.cross_entropy(z, torch.tensor([t], dtype=torch.float64), temperature=temperature)
+    loss = ct.cross_entropy(z, torch.tensor([t], dtype=torch.float64), temperature=temperature)
     _close(loss.item(), _truth(ROW, t, temperature))
     (grad,) = torch.autograd.grad(loss, z)
     want = [(0.0 - t[0]) / temperature, (1.0 - t[1]) / temperature]  # 1 - t[1] exact
@@ -110,7 +110,7 @@ def test_probability_targets_a_batch_and_grad_of_targets() -> None:
     (not NaN): 1e308 and 0 for the far row at T = 2."""
     t = torch.tensor([[1e-10, 1 - 1e-10], [0.25, 0.75]], dtype=torch.float64, requires_grad=True)
     z = torch.tensor([ROW, [0.5, -1.0]], dtype=torch.float64)
-    loss = F.cross_entropy(z, t, temperature=2.0, reduction="none")
+    loss = ct.cross_entropy(z, t, temperature=2.0, reduction="none")
     for i in range(2):
         _close(loss[i].item(), _truth(z[i].tolist(), t[i].tolist(), 2.0))
     (grad,) = torch.autograd.grad(loss.sum(), t)
@@ -130,7 +130,7 @@ def test_linear_loss_and_gradient(
     gradient :math:`(A p - v)/T`, :math:`p = e_1`, stays right."""
     h = torch.tensor([ROW], dtype=torch.float64, requires_grad=True)
     w = None if weight is None else torch.tensor(weight, dtype=torch.float64)
-    loss = F.linear_cross_entropy(
+    loss = ct.linear_cross_entropy(
         h,
         torch.eye(2, dtype=torch.float64),
         torch.tensor([label]),
@@ -153,8 +153,8 @@ def test_finite_rows_keep_their_values() -> None:
     z = torch.tensor([ROW, [0.5, -1.0], [3.0, 2.0]], dtype=torch.float64)
     y = torch.tensor([1, 0, 1])
     opts: dict[str, Any] = {"label_smoothing": 1e-10, "temperature": 0.5, "reduction": "none"}
-    both = F.cross_entropy(z, y, **opts)
-    alone = F.cross_entropy(z[1:], y[1:], **opts)
+    both = ct.cross_entropy(z, y, **opts)
+    alone = ct.cross_entropy(z[1:], y[1:], **opts)
     assert torch.equal(both[1:], alone)
     _close(float(both[0]), _truth(ROW, _label_weights(1, 1e-10, 2, None), 0.5))
 
@@ -174,11 +174,11 @@ def _vp_worker(rank: int, world: int) -> None:
         want = _truth(row, _label_weights(label, eps, 3, None), temperature)
         opts: dict[str, Any] = {"label_smoothing": eps, "temperature": temperature}
         z = torch.tensor([row], dtype=torch.float64)[:, cut]
-        got = F.vocab_parallel_cross_entropy(z, torch.tensor([label]), reduction="sum", **opts)
+        got = ct.vocab_parallel_cross_entropy(z, torch.tensor([label]), reduction="sum", **opts)
         _close(float(got), want)
         h = torch.tensor([row], dtype=torch.float64)
         w = torch.eye(3, dtype=torch.float64)[cut]
-        got = F.vocab_parallel_linear_cross_entropy(
+        got = ct.vocab_parallel_linear_cross_entropy(
             h, w, torch.tensor([label]), reduction="sum", **opts
         )
         _close(float(got), want)

@@ -565,16 +565,22 @@ def _far_label_rows(
     far = _infinite_at(values)
     if far is None:
         return values
-    classes = z.shape[-1]
-    y = labels[far].long()
-    keep, spread = 1.0 - opts.label_smoothing, opts.label_smoothing / classes
-    w = torch.ones(classes, dtype=torch.float64) if weight is None else weight.double()
-    w_y = w[y]
-    v = (spread * w).expand(len(y), classes).clone()
-    v.scatter_add_(1, y[:, None], (keep * w_y)[:, None])
+    v, w_y = _label_target_weights(labels[far], weight, opts.label_smoothing, z.shape[-1])
     capped = _soft_capped(z[far].double(), opts.soft_cap)[0]
     again = _far_rows(capped, v, w_y[:, None], opts)
     return values.index_put((far,), again.to(values.dtype))
+
+
+def _label_target_weights(
+    labels: torch.Tensor, weight: torch.Tensor | None, eps: float, classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":math:`v = (1-\varepsilon) w_y e_y + \tfrac{\varepsilon}{C} w` of each label (rows x
+    classes) and :math:`w_y`, in float64 (the float64 work of :func:`_far_rows`)."""
+    w = torch.ones(classes, dtype=torch.float64) if weight is None else weight.double()
+    y = labels.long()
+    w_y = w[y]
+    v = ((eps / classes) * w).expand(len(y), classes).clone()
+    return v.scatter_add_(1, y[:, None], ((1 - eps) * w_y)[:, None]), w_y
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:

@@ -122,6 +122,7 @@ from ._backend import Options
 from ._launch import (
     _far_rows,
     _infinite_at,
+    _label_target_weights,
     _soft_capped,
     _times_cap_slope_,
     _unshifted_lse,
@@ -669,15 +670,11 @@ def _far_linear_rows(
     if far is None:
         return loss
     eps, classes = problem.options.label_smoothing, problem.classes
-    weight = problem.class_weight
-    w = torch.ones(classes, dtype=torch.float64) if weight is None else weight.double()
     step = max(1, BLOCK_BYTES // (8 * classes))
     for start in range(0, far.shape[0], step):
         at = far[start : start + step]
-        y = problem.safe[rows][at]
-        w_y = w[y]
-        v = ((eps / classes) * w).expand(len(at), classes).clone()
-        v.scatter_add_(1, y[:, None], ((1 - eps) * w_y)[:, None])
+        labels = problem.safe[rows][at]
+        v = _label_target_weights(labels, problem.class_weight, eps, classes)[0]
         capped = problem.logits(hc[at], 0, classes)[0]
         again = _far_rows(capped, v, problem.omega[rows][at].double()[:, None], problem.options)
         loss[at] = again.to(loss.dtype)
