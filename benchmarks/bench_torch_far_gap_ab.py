@@ -5,8 +5,8 @@
 This tree's ``crossent.torch._launch``, ``_linear`` and ``_vocab_parallel`` against another
 tree's (``--base``, e.g. ``git archive main src | tar -x -C /tmp/base``), loaded beside
 them as ``crossent.torch._launch_base`` etc. (their relative imports resolve to this
-tree's other modules). Rounds interleave the two, alternating which goes first; thread
-CPU time with one torch thread (the 2-core machine is shared), the minimum and median of
+tree's other modules). Rounds interleave the two (``_machine.interleaved_thread_times``);
+thread CPU time with one torch thread (the 2-core machine is shared), the minimum and median of
 the rounds. Ordinary logits (standard normal x 3, nothing overflows), float64, T = 0.5,
 label smoothing 0.1, each forward + backward: the generic label path
 (``_launch.forward`` / ``backward``), probability targets (``_launch.target_rows`` under
@@ -22,7 +22,6 @@ import os
 import socket
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from types import ModuleType
 
@@ -34,16 +33,18 @@ from crossent.torch import _launch as launch_new
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
+from _machine import interleaved_thread_times
 
-def load(name: str, path: str) -> ModuleType:
-    """The module at ``path`` as ``crossent.torch.<name>`` (its relative imports resolve there)."""
+
+def beside(name: str, path: str) -> ModuleType:
+    """The other tree's module at ``path``, as ``crossent.torch.<name>``."""
     spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -51,9 +52,9 @@ parser.add_argument("--base", required=True, help="the other tree's src folder")
 parser.add_argument("--rounds", type=int, default=15)
 args = parser.parse_args()
 torch.set_num_threads(1)
-launch_old = load("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
-lin_old = load("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
-vp_old = load("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
+launch_old = beside("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
+lin_old = beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
+vp_old = beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -109,20 +110,13 @@ cases = {
     "linear, gradients formed": (linear(lin_old), linear(lin_new)),
     "vocab-parallel": (vocab_parallel(vp_old), vocab_parallel(vp_new)),
 }
-res: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in cases}
-rounds = args.rounds
-for r in range(rounds + 1):
-    for k, (old, new) in cases.items():
-        for i, f in ((0, old), (1, new)) if r % 2 else ((1, new), (0, old)):
-            a = time.thread_time()
-            f()
-            spent = time.thread_time() - a
-            if r:
-                res[k][i].append(spent)
-print(f"N={N} D={D} V={V} float64, T=0.5, eps=0.1, 1 thread, {rounds} rounds")
+calls = {(case, tree): pair[i] for case, pair in cases.items() for i, tree in enumerate("AB")}
+seconds = interleaved_thread_times(calls, args.rounds)
+print(f"N={N} D={D} V={V} float64, T=0.5, eps=0.1, 1 thread, {args.rounds} rounds")
 print(f"load {os.getloadavg()}")
-for k, (o, n) in res.items():
-    mains = f"{min(o):.4f} / {statistics.median(o):.4f}"
-    these = f"{min(n):.4f} / {statistics.median(n):.4f}"
-    print(f"| {k} | base min / med {mains} | this min / med {these} | {min(n) / min(o):.3f} |")
+for case in cases:
+    base, this = seconds[case, "A"], seconds[case, "B"]
+    row = f"base min / med {min(base):.4f} / {statistics.median(base):.4f} | this min / med "
+    row += f"{min(this):.4f} / {statistics.median(this):.4f} | {min(this) / min(base):.3f}"
+    print(f"| {case} | {row} |")
 dist.destroy_process_group()
