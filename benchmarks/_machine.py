@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
+import socket
 import statistics
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Hashable, Mapping
+from types import ModuleType
 from typing import TypeVar
 
 __all__ = [
     "cpu_name",
     "emulated_avx2",
+    "gloo_world_of_one",
     "interleaved_thread_times",
     "interleaved_wall_medians",
+    "module_beside",
     "peak_mib",
     "timed_seconds",
     "torch_allocator_peak_bytes",
@@ -216,3 +221,25 @@ def wall_turn(fn: Callable[[], object]) -> list[float]:
     time.sleep(0.3)
     fn()
     return [timed_seconds(fn) for _ in range(2)]
+
+
+def module_beside(name: str, path: str) -> ModuleType:
+    """Another tree's module at ``path``, loaded as ``crossent.torch.<name>`` beside this
+    tree's (its relative imports resolve to this tree's modules), for A/B scripts."""
+    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def gloo_world_of_one() -> None:
+    """A ``torch.distributed`` gloo group of this process alone, on a free loopback port."""
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)

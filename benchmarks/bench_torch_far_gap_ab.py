@@ -17,11 +17,8 @@ autograd), ``_linear.forward_pass`` with the gradients formed, and
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import socket
 import statistics
-import sys
 from collections.abc import Callable
 from types import ModuleType
 
@@ -33,32 +30,17 @@ from crossent.torch import _launch as launch_new
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
-from _machine import interleaved_thread_times
-
-
-def beside(name: str, path: str) -> ModuleType:
-    """The other tree's module at ``path``, as ``crossent.torch.<name>``."""
-    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from _machine import gloo_world_of_one, interleaved_thread_times, module_beside
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--base", required=True, help="the other tree's src folder")
 parser.add_argument("--rounds", type=int, default=15)
 args = parser.parse_args()
 torch.set_num_threads(1)
-launch_old = beside("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
-lin_old = beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
-vp_old = beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+launch_old = module_beside("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
+lin_old = module_beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
+vp_old = module_beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
+gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, D, V = 256, 256, 8000
 z = torch.randn(N, V, generator=g, dtype=torch.float64) * 3

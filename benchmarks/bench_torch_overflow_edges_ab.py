@@ -15,44 +15,26 @@ with the gradients formed (``'mean'``) or followed by ``backward_pass`` (``'none
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import socket
 import statistics
-import sys
 import time
-from types import ModuleType
 
 import torch
-import torch.distributed as dist
 
 from crossent.torch import _backend
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
-
-def load(name: str, path: str) -> ModuleType:
-    """The module at ``path`` as ``crossent.torch.<name>`` (its relative imports resolve there)."""
-    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
+from _machine import gloo_world_of_one, module_beside
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--base", required=True, help="the other tree's src folder")
 parser.add_argument("--rounds", type=int, default=15)
 args = parser.parse_args()
 torch.set_num_threads(1)
-vp_old = load("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
-lin_old = load("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+vp_old = module_beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
+lin_old = module_beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
+gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, D, V = 512, 512, 32000
 z = (torch.randn(N, V, generator=g) * 3).requires_grad_()
