@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import platform
@@ -15,12 +16,13 @@ from types import ModuleType
 from typing import TypeVar
 
 __all__ = [
+    "ab_arguments",
     "cpu_name",
     "emulated_avx2",
     "gloo_world_of_one",
     "interleaved_thread_times",
     "interleaved_wall_medians",
-    "module_beside",
+    "modules_beside",
     "peak_mib",
     "timed_seconds",
     "torch_allocator_peak_bytes",
@@ -223,16 +225,30 @@ def wall_turn(fn: Callable[[], object]) -> list[float]:
     return [timed_seconds(fn) for _ in range(2)]
 
 
-def module_beside(name: str, path: str) -> ModuleType:
-    """Another tree's module at ``path``, loaded as ``crossent.torch.<name>`` beside this
-    tree's (its relative imports resolve to this tree's modules), for A/B scripts."""
-    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def ab_arguments(doc: str) -> argparse.Namespace:
+    """The options of an A/B script of ``crossent.torch`` modules: ``--base`` (the other
+    tree's ``src`` folder) and ``--rounds``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the other tree's src folder")
+    parser.add_argument("--rounds", type=int, default=15)
+    return parser.parse_args()
+
+
+def modules_beside(base: str, *names: str) -> list[ModuleType]:
+    """The other tree's ``crossent.torch`` modules ``names`` (under the ``src`` folder
+    ``base``), each loaded as ``crossent.torch.<name>_base`` beside this tree's (their
+    relative imports resolve to this tree's modules), for A/B scripts in one process."""
+    loaded = []
+    for name in names:
+        path = os.path.join(base, "crossent", "torch", f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}_base", path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        loaded.append(module)
+    return loaded
 
 
 def gloo_world_of_one() -> None:

@@ -4,19 +4,17 @@
 
 This tree's ``crossent.torch._launch``, ``_linear`` and ``_vocab_parallel`` against another
 tree's (``--base``, e.g. ``git archive main src | tar -x -C /tmp/base``), loaded beside
-them as ``crossent.torch._launch_base`` etc. (their relative imports resolve to this
-tree's other modules). Rounds interleave the two (``_machine.interleaved_thread_times``);
-thread CPU time with one torch thread (the 2-core machine is shared), the minimum and median of
-the rounds. Ordinary logits (standard normal x 3, nothing overflows), float64, T = 0.5,
-label smoothing 0.1, each forward + backward: the generic label path
-(``_launch.forward`` / ``backward``), probability targets (``_launch.target_rows`` under
-autograd), ``_linear.forward_pass`` with the gradients formed, and
-``vocab_parallel_cross_entropy`` (a world of one, gloo).
+them by ``_machine.modules_beside``. Rounds interleave the two
+(``_machine.interleaved_thread_times``); thread CPU time with one torch thread (the
+2-core machine is shared), the minimum and median of the rounds. Ordinary logits
+(standard normal x 3, nothing overflows), float64, T = 0.5, label smoothing 0.1, each
+forward + backward: the generic label path (``_launch.forward`` / ``backward``),
+probability targets (``_launch.target_rows`` under autograd), ``_linear.forward_pass``
+with the gradients formed, and ``vocab_parallel_cross_entropy`` (a world of one, gloo).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 from collections.abc import Callable
@@ -30,16 +28,11 @@ from crossent.torch import _launch as launch_new
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
-from _machine import gloo_world_of_one, interleaved_thread_times, module_beside
+from _machine import ab_arguments, gloo_world_of_one, interleaved_thread_times, modules_beside
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--base", required=True, help="the other tree's src folder")
-parser.add_argument("--rounds", type=int, default=15)
-args = parser.parse_args()
+args = ab_arguments(__doc__)
 torch.set_num_threads(1)
-launch_old = module_beside("_launch_base", os.path.join(args.base, "crossent/torch/_launch.py"))
-lin_old = module_beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
-vp_old = module_beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
+launch_old, lin_old, vp_old = modules_beside(args.base, "_launch", "_linear", "_vocab_parallel")
 gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, D, V = 256, 256, 8000

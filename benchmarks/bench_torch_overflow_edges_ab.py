@@ -4,7 +4,7 @@
 
 This tree's ``crossent.torch._vocab_parallel`` and ``_linear`` against another tree's
 (``--base``, e.g. ``git archive main src | tar -x -C /tmp/base``), whose two modules are
-loaded beside them (as ``crossent.torch._vp_base`` and ``_lin_base``; the rest of
+loaded beside them (as ``crossent.torch._vocab_parallel_base`` and ``_linear_base``; the rest of
 ``crossent.torch`` is this tree's). Rounds interleave the two, alternating which goes
 first; thread CPU time with one torch thread (the 2-core machine is shared), the minimum
 and median of the rounds. Cases: ``vocab_parallel_cross_entropy`` (a world of one,
@@ -14,7 +14,6 @@ with the gradients formed (``'mean'``) or followed by ``backward_pass`` (``'none
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import time
@@ -25,15 +24,11 @@ from crossent.torch import _backend
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
-from _machine import gloo_world_of_one, module_beside
+from _machine import ab_arguments, gloo_world_of_one, modules_beside
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--base", required=True, help="the other tree's src folder")
-parser.add_argument("--rounds", type=int, default=15)
-args = parser.parse_args()
+args = ab_arguments(__doc__)
 torch.set_num_threads(1)
-vp_old = module_beside("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
-lin_old = module_beside("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
+vp_old, lin_old = modules_beside(args.base, "_vocab_parallel", "_linear")
 gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, D, V = 512, 512, 32000
