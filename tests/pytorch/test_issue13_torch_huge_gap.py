@@ -119,6 +119,18 @@ def test_probability_targets_a_batch_and_grad_of_targets() -> None:
     assert torch.allclose(grad[1], -near, rtol=1e-15, atol=0)
 
 
+def test_minus_inf_logit_of_target_zero_in_a_far_row() -> None:
+    """A -inf logit whose target is 0 is absent from the far row's sum, and from its
+    gradients (no 0 * inf = NaN, for the logits nor the targets)."""
+    t = torch.tensor([[0.0, 1e-10, 1 - 1e-10]], dtype=torch.float64, requires_grad=True)
+    z = torch.tensor([[-np.inf, *ROW]], dtype=torch.float64, requires_grad=True)
+    loss = ct.cross_entropy(z, t, temperature=2.0)
+    _close(loss.item(), _truth(ROW, t[0, 1:].tolist(), 2.0))
+    grad_z, grad_t = torch.autograd.grad(loss, (z, t))
+    assert grad_z[0].tolist() == pytest.approx([0.0, -0.5e-10, 0.5e-10], rel=1e-6, abs=0)
+    assert not bool(torch.isnan(grad_t).any())
+
+
 LINEAR_CASES = [(1, 1e-10, 0.5, None), (0, 0.0, 2.0, None), (0, 0.0, 0.5, [1e-10, 1.0])]
 
 
