@@ -253,12 +253,7 @@ def target_rows(
         return rows
     classes = z.shape[-1]
     z, t = z.reshape(-1, classes), t.reshape(-1, classes)
-    again = _far_rows(
-        _soft_capped(z[far], opts.soft_cap)[0],
-        _weighted_targets(t[far], weight, opts),
-        _z_loss_weight(t[far], weight),
-        opts,
-    )
+    again = _far_target_rows(z[far], t[far], weight, opts)
     # The other rows again, the far ones zeroed: in the first graph their -inf log p
     # times a zero upstream made NaN gradients of the targets (0 * inf).
     near = torch.ones(z.shape[0], 1, dtype=torch.bool, device=z.device).index_fill_(0, far, False)
@@ -267,6 +262,14 @@ def target_rows(
         torch.where(near, z, zero), torch.where(near, t, zero), weight, opts
     )[0]
     return rows_near.index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
+
+
+def _far_target_rows(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> torch.Tensor:
+    """:func:`_far_rows` of probability targets ``t`` under logits ``z`` (rows x classes)."""
+    capped = _soft_capped(z, opts.soft_cap)[0]
+    return _far_rows(capped, _weighted_targets(t, weight, opts), _z_loss_weight(t, weight), opts)
 
 
 def _soft_capped(
@@ -626,13 +629,20 @@ def target_forward(
 def _target_forward_block(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`target_forward` on one block of rows; its float64 temporaries die with it."""
+    """:func:`target_forward` on one block of rows; its float64 temporaries die with it.
+    A row whose loss came out ``inf`` is formed again by :func:`_far_rows`: float32
+    logits cannot make :math:`c - m` overflow float64, but :math:`(c - m)/T` can for a
+    tiny :math:`T`, where a smoothed target :math:`\varepsilon/C` weighs it finitely."""
     rows, shifted, log_p = _target_rows_and_softmax(
         z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
     )
     # sigma is nondecreasing in z: its maximum is at z's.
     at = z.argmax(-1, keepdim=True)
-    return rows, (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    ell = (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    far = _infinite_at(rows)
+    if far is not None:
+        rows[far] = _far_target_rows(z[far].double(), t[far].double(), weight, opts)
+    return rows, ell
 
 
 def target_backward(
