@@ -8,8 +8,9 @@ them by ``_machine.modules_beside``. Rounds interleave the two
 (``_machine.interleaved_thread_times``); thread CPU time with one torch thread (the
 2-core machine is shared), the minimum and median of the rounds. Ordinary logits
 (standard normal x 3, nothing overflows), float64, T = 0.5, label smoothing 0.1, each
-forward + backward: the generic label path (``_launch.forward`` / ``backward``),
-probability targets (``_launch.target_rows`` under autograd), ``_linear.forward_pass``
+forward + backward: the generic label path (``_launch.forward`` / ``backward``), the
+fused kernels' forward of a small float32 batch (8 x 10, T = 1, 200 calls: the per-call
+check), probability targets (``_launch.target_rows`` under autograd), ``_linear.forward_pass``
 with the gradients formed, and ``vocab_parallel_cross_entropy`` (a world of one, gloo).
 """
 
@@ -53,6 +54,19 @@ def labels(mod: ModuleType) -> Callable[[], None]:
     return f
 
 
+small = torch.randn(8, 10, generator=g) * 3
+small_y = torch.randint(0, 10, (8,), generator=g)
+plain = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=1.0, soft_cap=None)
+
+
+def fused_small(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        for _ in range(200):
+            mod.forward(small, small_y, None, plain, ignore_index=-100)
+
+    return f
+
+
 def targets(mod: ModuleType) -> Callable[[], None]:
     def f() -> None:
         zz = z.clone().requires_grad_()
@@ -81,6 +95,7 @@ def vocab_parallel(mod: ModuleType) -> Callable[[], None]:
 
 cases = {
     "labels (generic path)": (labels(launch_old), labels(launch_new)),
+    "fused float32 8 x 10, 200 forwards": (fused_small(launch_old), fused_small(launch_new)),
     "probability targets": (targets(launch_old), targets(launch_new)),
     "linear, gradients formed": (linear(lin_old), linear(lin_new)),
     "vocab-parallel": (vocab_parallel(vp_old), vocab_parallel(vp_new)),

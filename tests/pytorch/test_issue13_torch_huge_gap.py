@@ -131,10 +131,10 @@ def test_minus_inf_logit_of_target_zero_in_a_far_row() -> None:
     assert not bool(torch.isnan(grad_t).any())
 
 
-def test_float32_probability_targets_tiny_temperature() -> None:
-    """The custom op of float32 logits: :math:`(c - m)/T = -10^{310}` overflows its float64
-    work at :math:`T = 10^{-300}`, weighed finitely by :math:`\\varepsilon/C`
-    (:math:`5\\cdot 10^{19}`, inf on main)."""
+def test_float32_logits_tiny_temperature() -> None:
+    """The custom ops of float32 logits (probability targets, class ids): their float64
+    work overflows :math:`(c - m)/T = -10^{310}` at :math:`T = 10^{-300}`, weighed
+    finitely by :math:`\\varepsilon/C` (:math:`5\\cdot 10^{19}`, inf on main)."""
     eps, temperature, row = 1e-290, 1e-300, [0.0, 1e10]
     loss = ct.cross_entropy(
         torch.tensor([row]),
@@ -143,6 +143,11 @@ def test_float32_probability_targets_tiny_temperature() -> None:
         temperature=temperature,
     )
     want = _truth(row, [eps / 2, 1 - eps / 2], temperature)
+    assert loss.item() == float(np.float32(want))
+    # Class ids: the fused kernels' rows (the same loss).
+    loss = ct.cross_entropy(
+        torch.tensor([row]), torch.tensor([1]), label_smoothing=eps, temperature=temperature
+    )
     assert loss.item() == float(np.float32(want))
 
 

@@ -147,6 +147,9 @@ def forward(
         rows.numpy()[...] = values
         lse.numpy()[...] = row_lse
         log_p.numpy()[...] = row_log_p
+        if math.isinf(values.sum()):  # a row's inf (or a sum past float32: rows checked)
+            w_far = None if weight is None else weight.detach()
+            rows = _far_label_rows(rows, z, labels, w_far, opts)
         return rows, lse, log_p
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
@@ -562,9 +565,11 @@ def _far_label_rows(
     weight: torch.Tensor | None,
     opts: _backend.Options,
 ) -> torch.Tensor:
-    r"""The per-row losses ``values`` of integer labels (a block of the generic path),
-    the ``inf`` ones formed again by :func:`_far_rows` with :math:`v = (1-\varepsilon)
-    w_y e_y + \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``)."""
+    r"""The per-row losses ``values`` of integer labels (a block of the generic path, or
+    the fused kernels' rows: float32 logits cannot make :math:`c - m` overflow their
+    float64 work, but :math:`(c - m)/T` can for a tiny :math:`T`), the ``inf`` ones
+    formed again by :func:`_far_rows` with :math:`v = (1-\varepsilon) w_y e_y +
+    \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``)."""
     far = _infinite_at(values)
     if far is None:
         return values
