@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import os
 import platform
+import socket
 import statistics
 import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Hashable, Mapping
+from types import ModuleType
 from typing import TypeVar
 
 __all__ = [
+    "ab_arguments",
     "cpu_name",
     "emulated_avx2",
+    "gloo_world_of_one",
     "interleaved_thread_times",
     "interleaved_wall_medians",
+    "modules_beside",
     "peak_mib",
     "timed_seconds",
     "torch_allocator_peak_bytes",
@@ -216,3 +223,39 @@ def wall_turn(fn: Callable[[], object]) -> list[float]:
     time.sleep(0.3)
     fn()
     return [timed_seconds(fn) for _ in range(2)]
+
+
+def ab_arguments(doc: str) -> argparse.Namespace:
+    """The options of an A/B script of ``crossent.torch`` modules: ``--base`` (the other
+    tree's ``src`` folder) and ``--rounds``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--base", required=True, help="the other tree's src folder")
+    parser.add_argument("--rounds", type=int, default=15)
+    return parser.parse_args()
+
+
+def modules_beside(base: str, *names: str) -> list[ModuleType]:
+    """The other tree's ``crossent.torch`` modules ``names`` (under the ``src`` folder
+    ``base``), each loaded as ``crossent.torch.<name>_base`` beside this tree's (their
+    relative imports resolve to this tree's modules), for A/B scripts in one process."""
+    loaded = []
+    for name in names:
+        path = os.path.join(base, "crossent", "torch", f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}_base", path)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        loaded.append(module)
+    return loaded
+
+
+def gloo_world_of_one() -> None:
+    """A ``torch.distributed`` gloo group of this process alone, on a free loopback port."""
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)

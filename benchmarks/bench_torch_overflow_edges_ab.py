@@ -4,7 +4,7 @@
 
 This tree's ``crossent.torch._vocab_parallel`` and ``_linear`` against another tree's
 (``--base``, e.g. ``git archive main src | tar -x -C /tmp/base``), whose two modules are
-loaded beside them (as ``crossent.torch._vp_base`` and ``_lin_base``; the rest of
+loaded beside them (as ``crossent.torch._vocab_parallel_base`` and ``_linear_base``; the rest of
 ``crossent.torch`` is this tree's). Rounds interleave the two, alternating which goes
 first; thread CPU time with one torch thread (the 2-core machine is shared), the minimum
 and median of the rounds. Cases: ``vocab_parallel_cross_entropy`` (a world of one,
@@ -14,45 +14,22 @@ with the gradients formed (``'mean'``) or followed by ``backward_pass`` (``'none
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import os
-import socket
 import statistics
-import sys
 import time
-from types import ModuleType
 
 import torch
-import torch.distributed as dist
 
 from crossent.torch import _backend
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
+from _machine import ab_arguments, gloo_world_of_one, modules_beside
 
-def load(name: str, path: str) -> ModuleType:
-    """The module at ``path`` as ``crossent.torch.<name>`` (its relative imports resolve there)."""
-    spec = importlib.util.spec_from_file_location(f"crossent.torch.{name}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--base", required=True, help="the other tree's src folder")
-parser.add_argument("--rounds", type=int, default=15)
-args = parser.parse_args()
+args = ab_arguments(__doc__)
 torch.set_num_threads(1)
-vp_old = load("_vp_base", os.path.join(args.base, "crossent/torch/_vocab_parallel.py"))
-lin_old = load("_lin_base", os.path.join(args.base, "crossent/torch/_linear.py"))
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+vp_old, lin_old = modules_beside(args.base, "_vocab_parallel", "_linear")
+gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, D, V = 512, 512, 32000
 z = (torch.randn(N, V, generator=g) * 3).requires_grad_()

@@ -43,6 +43,7 @@ of ``LSE = m + ell`` to an ulp of ``m`` loses (issue 13).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,9 @@ def forward(
         rows.numpy()[...] = values
         lse.numpy()[...] = row_lse
         log_p.numpy()[...] = row_log_p
+        if math.isinf(values.sum()):  # a row's inf (or a sum past float32: rows checked)
+            w_far = None if weight is None else weight.detach()
+            rows = _far_label_rows(rows, z, labels, w_far, opts)
         return rows, lse, log_p
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
@@ -161,6 +165,8 @@ def forward(
                 ignore_index=ignore_index,
                 validate=validate,
             )
+        if validate:
+            values = _far_label_rows(values, z[start:stop], labels[start:stop], wt, opts)
         rows[start:stop] = values
         lse[start:stop] = row_lse
         log_p[start:stop] = row_log_p
@@ -240,8 +246,33 @@ def target_rows(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> torch.Tensor:
     """Per-row losses of probability targets ``t`` under logits ``z`` (both classes last,
-    in the work dtype), with differentiable torch operations."""
-    return _target_rows_and_softmax(z, t, weight, opts)[0]
+    in the work dtype), with differentiable torch operations; a row whose loss came out
+    ``inf`` on the CPU is formed again by :func:`_far_rows` (differentiable too)."""
+    rows = _target_rows_and_softmax(z, t, weight, opts)[0]
+    if z.device.type != "cpu" or torch.compiler.is_compiling():
+        return rows
+    far = _infinite_at(rows.reshape(-1))
+    if far is None:
+        return rows
+    classes = z.shape[-1]
+    z, t = z.reshape(-1, classes), t.reshape(-1, classes)
+    again = _far_target_rows(z[far], t[far], weight, opts)
+    # The other rows again, the far ones zeroed: in the first graph their -inf log p
+    # times a zero upstream made NaN gradients of the targets (0 * inf).
+    near = torch.ones(z.shape[0], 1, dtype=torch.bool, device=z.device).index_fill_(0, far, False)
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    rows_near = _target_rows_and_softmax(
+        torch.where(near, z, zero), torch.where(near, t, zero), weight, opts
+    )[0]
+    return rows_near.index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
+
+
+def _far_target_rows(
+    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+) -> torch.Tensor:
+    """:func:`_far_rows` of probability targets ``t`` under logits ``z`` (rows x classes)."""
+    capped = _soft_capped(z, opts.soft_cap)[0]
+    return _far_rows(capped, _weighted_targets(t, weight, opts), _z_loss_weight(t, weight), opts)
 
 
 def _soft_capped(
@@ -437,6 +468,129 @@ def _target_rows_and_softmax(
     return rows, z, log_p
 
 
+# ----------------------------------------------------------- far gaps (issue 13 follow-up)
+# A row's loss A*ell - B (+ z-loss) weighs each gap sigma_c = (c_c - m)/T by
+# v_c = w_c t~_c. The gap c - m overflows for |c - m| past the dtype's maximum (float64:
+# 1.8e308, so logits of +-1e308), (c - m)/T for T < 1 sooner; but v_c sigma_c is finite
+# where v_c is small enough (eps/C of label smoothing, a small probability target, a
+# class weight below 1) and (c - m)/T is finite where T > 1. The common path keeps its
+# operations; on the CPU the rows whose loss came out inf (one check of a value per row)
+# are formed again here, each gap scaled by a power of two before it is formed.
+
+
+def _infinite_at(rows: torch.Tensor) -> torch.Tensor | None:
+    """Indices of the ``inf`` entries of the per-row losses ``rows`` (flat), or None."""
+    far = torch.isinf(rows.detach())
+    return far.nonzero()[:, 0] if bool(far.any()) else None
+
+
+def _times_power_of_two(x: torch.Tensor, bits: int) -> torch.Tensor:
+    r""":math:`x\,2^{\text{bits}}` for ``bits`` :math:`\ge -1022`, exact where the result is
+    a normal number: upward in steps of at most :math:`2^{1000}` (:math:`2^{1024}` itself
+    is no float64), downward in one (:math:`2^{-1022}` is normal), so the result is
+    rounded at most once (to a subnormal) and is ``inf`` only where it overflows."""
+    while bits > 1000:
+        x = x * 2.0**1000
+        bits -= 1000
+    return x * 2.0**bits
+
+
+def _gap_sum_bits(classes: int, largest_weight: float) -> int:
+    r"""The :math:`j` of :func:`_weighted_gap_sum`: :math:`2^j \ge 4C\max(1, \max_c v_c)`."""
+    return 2 + math.ceil(math.log2(max(1, classes) * max(1.0, largest_weight)))
+
+
+def _scaled_gap_sum(
+    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float, bits: int
+) -> torch.Tensor:
+    r""":math:`\sum_c v_c (c_c 2^{-j} - m 2^{-j})/f = 2^{e-j} B` (keepdims), ``bits`` :math:`j`
+    (:func:`_gap_sum_bits`) and :math:`T = f\,2^e`: :func:`_weighted_gap_sum` before its
+    final scaling (the vocab-parallel loss adds the ranks' parts first)."""
+    scale, frac = 2.0**-bits, math.frexp(temperature)[0]
+    gaps = (c * scale - m * scale) / frac
+    # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: the gap masked first.
+    return (v * torch.where(v != 0, gaps, torch.zeros_like(gaps))).sum(-1, keepdim=True)
+
+
+def _weighted_gap_sum(
+    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    r""":math:`B = \sum_c v_c (c_c - m)/T` per row (keepdims), inf only where it overflows.
+
+    .. math:: B = 2^{j-e}\sum_c v_c\,\frac{c_c 2^{-j} - m 2^{-j}}{f},\qquad
+              T = f\,2^e,\quad 2^j \ge 4C\max(1, \max_c v_c)
+
+    Each gap is at most :math:`2\max\cdot 2^{-j}`, its quotient by :math:`f \ge 1/2` and
+    product with :math:`v_c` at most :math:`\max/C`, so nothing overflows before the
+    exact scaling by :math:`2^{j-e}` (:func:`_times_power_of_two`); the roundings are
+    those of :math:`\sum_c v_c \sigma_c`. A class with :math:`v_c = 0` is absent (not
+    :math:`0 \cdot \infty`). Reads :math:`\max v` on the host: for the few rows of
+    :func:`_far_rows`.
+    """
+    top = float(v.detach().max()) if v.numel() else 0.0
+    bits = _gap_sum_bits(c.shape[-1], top)
+    scaled = _scaled_gap_sum(c, m, v, temperature, bits)
+    return _times_power_of_two(scaled, bits - math.frexp(temperature)[1])
+
+
+def _far_rows(
+    c: torch.Tensor, v: torch.Tensor, omega: torch.Tensor | float, opts: _backend.Options
+) -> torch.Tensor:
+    r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of a few rows
+    of capped logits :math:`c` (classes last) and target weights :math:`v = w \odot
+    \tilde t`, in float64, :math:`B` by :func:`_weighted_gap_sum`: ``inf`` only where the
+    loss overflows. Differentiable (:math:`m` a constant, as in :func:`_capped_logits`).
+
+    For the rows whose loss the common path gave as ``inf``: some :math:`v_c\sigma_c`
+    there overflowed, so :math:`-B` is :math:`v_c` times a gap past the float64 range,
+    beside which :math:`A\ell \le A\log C` needs no more care than
+    ``torch.logsumexp`` of :math:`(c - m)/T` (a gap that overflows there is ``-inf``,
+    :math:`e^\sigma` 0 as it truly is but for :math:`T > 2\cdot 10^{305}`).
+    """
+    c, v = c.double(), v.double()
+    temperature = opts.temperature
+    m = _finite_row_max(c)
+    ell = torch.logsumexp((c - m) / temperature, dim=-1, keepdim=True)
+    rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature)
+    if opts.z_loss:
+        lse = _unshifted_lse(m, ell, temperature)
+        rows = rows + opts.z_loss * omega * lse * lse
+    return rows[..., 0]
+
+
+def _far_label_rows(
+    values: torch.Tensor,
+    z: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+) -> torch.Tensor:
+    r"""The per-row losses ``values`` of integer labels (a block of the generic path, or
+    the fused kernels' rows: float32 logits cannot make :math:`c - m` overflow their
+    float64 work, but :math:`(c - m)/T` can for a tiny :math:`T`), the ``inf`` ones
+    formed again by :func:`_far_rows` with :math:`v = (1-\varepsilon) w_y e_y +
+    \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``)."""
+    far = _infinite_at(values)
+    if far is None:
+        return values
+    v, w_y = _label_target_weights(labels[far], weight, opts.label_smoothing, z.shape[-1])
+    capped = _soft_capped(z[far].double(), opts.soft_cap)[0]
+    again = _far_rows(capped, v, w_y[:, None], opts)
+    return values.index_put((far,), again.to(values.dtype))
+
+
+def _label_target_weights(
+    labels: torch.Tensor, weight: torch.Tensor | None, eps: float, classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r""":math:`v = (1-\varepsilon) w_y e_y + \tfrac{\varepsilon}{C} w` of each label (rows x
+    classes) and :math:`w_y`, in float64 (the float64 work of :func:`_far_rows`)."""
+    w = torch.ones(classes, dtype=torch.float64) if weight is None else weight.double()
+    y = labels.long()
+    w_y = w[y]
+    v = ((eps / classes) * w).expand(len(y), classes).clone()
+    return v.scatter_add_(1, y[:, None], ((1 - eps) * w_y)[:, None]), w_y
+
+
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
     """Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
     CPU float32/float16/bfloat16 logits (soft-capped or not, issue 13)."""
@@ -480,13 +634,20 @@ def target_forward(
 def _target_forward_block(
     z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`target_forward` on one block of rows; its float64 temporaries die with it."""
+    """:func:`target_forward` on one block of rows; its float64 temporaries die with it.
+    A row whose loss came out ``inf`` is formed again by :func:`_far_rows`: float32
+    logits cannot make :math:`c - m` overflow float64, but :math:`(c - m)/T` can for a
+    tiny :math:`T`, where a smoothed target :math:`\varepsilon/C` weighs it finitely."""
     rows, shifted, log_p = _target_rows_and_softmax(
         z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
     )
     # sigma is nondecreasing in z: its maximum is at z's.
     at = z.argmax(-1, keepdim=True)
-    return rows, (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    ell = (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    far = _infinite_at(rows)
+    if far is not None:
+        rows[far] = _far_target_rows(z[far].double(), t[far].double(), weight, opts)
+    return rows, ell
 
 
 def target_backward(

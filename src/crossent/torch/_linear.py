@@ -119,7 +119,15 @@ from dataclasses import dataclass, field
 import torch
 
 from ._backend import Options
-from ._launch import _soft_capped, _times_cap_slope_, _unshifted_lse, work_dtype
+from ._launch import (
+    _far_rows,
+    _infinite_at,
+    _label_target_weights,
+    _soft_capped,
+    _times_cap_slope_,
+    _unshifted_lse,
+    work_dtype,
+)
 
 __all__ = [
     "BLOCK_BYTES",
@@ -617,7 +625,9 @@ def forward_pass(
             a_loss = a_loss + (eps / problem.classes) * smooth
         if z_loss:
             a_loss = a_loss + z_loss * problem.omega[rows] * lse * lse
-        loss[rows] = torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss))
+        loss[rows] = _far_linear_rows(
+            problem, torch.where(problem.active[rows], a_loss, torch.zeros_like(a_loss)), hc, rows
+        )
         stats_all[rows, 0] = m
         stats_all[rows, 1] = ell
         log_p_all[rows] = log_p
@@ -644,6 +654,31 @@ def forward_pass(
         _finite_row_gradient_(problem, gh, hc, stats, log_p, scale, rows)
         _store_row_gradient(grads, rows, gh)
     return loss, stats_all, log_p_all, grads
+
+
+def _far_linear_rows(
+    problem: LinearProblem, loss: torch.Tensor, hc: torch.Tensor, rows: slice
+) -> torch.Tensor:
+    r"""The losses ``loss`` of a token block, those that came out ``inf`` on the CPU formed
+    again from their whole rows of logits by ``_launch._far_rows`` (issue 13: float64
+    logits :math:`2\cdot 10^{308}` apart overflow :math:`c - m`, or :math:`(c - m)/T`
+    for :math:`T < 1`, where the loss weighs the gap by :math:`\varepsilon/V` or
+    :math:`(1-\varepsilon) w_y` and is finite, or :math:`T > 1` brings it in range).
+    One check of a value per row where nothing overflowed; the rows again a few at a
+    time (``BLOCK_BYTES`` of float64 logits)."""
+    far = _infinite_at(loss) if loss.device.type == "cpu" else None
+    if far is None:
+        return loss
+    eps, classes = problem.options.label_smoothing, problem.classes
+    step = max(1, BLOCK_BYTES // (8 * classes))
+    for start in range(0, far.shape[0], step):
+        at = far[start : start + step]
+        labels = problem.safe[rows][at]
+        v = _label_target_weights(labels, problem.class_weight, eps, classes)[0]
+        capped = problem.logits(hc[at], 0, classes)[0]
+        again = _far_rows(capped, v, problem.omega[rows][at].double()[:, None], problem.options)
+        loss[at] = again.to(loss.dtype)
+    return loss
 
 
 def backward_pass(

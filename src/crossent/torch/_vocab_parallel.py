@@ -107,7 +107,16 @@ from ..losses._terms import (
     weighted_class_sum,
 )
 from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor
-from ._launch import _soft_capped, _times_cap_slope_, _unshifted_lse, work_dtype
+from ._launch import (
+    _gap_sum_bits,
+    _infinite_at,
+    _scaled_gap_sum,
+    _soft_capped,
+    _times_cap_slope_,
+    _times_power_of_two,
+    _unshifted_lse,
+    work_dtype,
+)
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
@@ -461,13 +470,17 @@ class _Coefficients:
     uniform: float  # eps / V
 
 
-def _loss_rows(rows: _Rows, labels: _Labels, opts: CallOptions) -> tuple[Tensor, _Coefficients]:
+def _loss_rows(
+    rows: _Rows, labels: _Labels, opts: CallOptions, far_b: Callable[[Tensor], Tensor] | None
+) -> tuple[Tensor, _Coefficients]:
     """Per-row losses (0 on ignored rows) and the coefficients the backward needs.
 
     The global per-row statistics go through the same helpers as the unsharded loss:
     :func:`~crossent.losses._terms.label_terms` (with the whole vocabulary's size and
     class weights), :func:`~crossent.losses._terms.row_loss` and
-    :func:`~crossent.losses._terms.p_coefficient`.
+    :func:`~crossent.losses._terms.p_coefficient`. With ``far_b`` (eager), the rows whose
+    loss came out ``inf`` (the same on every rank) take their :math:`B` from it
+    (:func:`_far_gap_sums`).
     """
     xp, eps, vocabulary = _xp(), opts.label_smoothing, labels.vocabulary
     zeros = torch.zeros_like(rows.ell)
@@ -485,10 +498,48 @@ def _loss_rows(rows: _Rows, labels: _Labels, opts: CallOptions) -> tuple[Tensor,
     lse = _unshifted_lse(rows.m, rows.ell, opts.temperature)[:, None]
     summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
+    far = None if far_b is None else _infinite_at(loss)
+    if far is not None and far_b is not None:
+        again = SoftmaxRows(z=None, shifted=None, ell=summary.ell[far], lse=lse[far])
+        b_far = far_b(far).to(b.dtype)[:, None]
+        loss = loss.index_put(
+            (far,), row_loss(again, a[far], b_far, omega[far], z_loss=opts.z_loss)
+        )
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
     coefs = _Coefficients(rows.m, rows.ell, p_coef, keep * omega[:, 0], spread if eps else 0.0)
     return loss, coefs
+
+
+def _far_gap_sums(
+    far: Tensor,
+    capped: Tensor,
+    labels: _Labels,
+    m: Tensor,
+    opts: CallOptions,
+    group: Any,
+) -> Tensor:
+    r""":math:`B_i = \sum_{c<V} v_c (c_{ic} - m_i)/T`, :math:`v = (1-\varepsilon) w_{y_i}
+    e_{y_i} + \tfrac{\varepsilon}{V} w`, of the rows ``far`` (float64), no gap formed
+    before it is scaled by :math:`2^{-j}` (``_launch._weighted_gap_sum``): each rank sums
+    its slice (``capped``, its capped logits of those rows) at the same
+    :math:`j` (from :math:`V` and the replicated weights), one ``all_reduce(SUM)`` adds
+    the parts, then the exact scaling by :math:`2^{j-e}` (issue 13: float64 logits
+    :math:`2\cdot 10^{308}` apart gave ``inf`` for a finite loss)."""
+    keep, spread = smoothing_coefficients(opts.label_smoothing, labels.vocabulary)
+    w_y = labels.w_y[far].double()
+    widest = 1.0 if labels.weight is None else float(labels.weight.max())
+    bits = _gap_sum_bits(labels.vocabulary, keep * float(w_y.max()) + spread * widest)
+    c = capped.double()
+    w = labels.weight_local
+    ones = torch.ones(c.shape[1], dtype=torch.float64, device=c.device)
+    v = (spread * (ones if w is None else w.double())).expand(c.shape).clone()
+    if c.shape[1]:
+        label = torch.where(labels.owned[far], keep * w_y, torch.zeros_like(w_y))
+        v.scatter_add_(1, labels.local[far][:, None], label[:, None])
+    part = _scaled_gap_sum(c, m[far].double()[:, None], v, opts.temperature, bits)[:, 0]
+    dist.all_reduce(part, op=dist.ReduceOp.SUM, group=group)
+    return _times_power_of_two(part, bits - math.frexp(opts.temperature)[1])
 
 
 def _chunk_gradient(
@@ -576,7 +627,12 @@ class _VocabParallelCE(torch.autograd.Function):
         labels, rows = _global_rows(
             local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
         )
-        loss, coefs = _loss_rows(rows, labels, opts)
+
+        def far_b(far: Tensor) -> Tensor:
+            capped = _capped(z[far].to(torch.float64), opts)
+            return _far_gap_sums(far, capped, labels, rows.m, opts, group)
+
+        loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
         ctx.save_for_backward(z)
         ctx.state = (labels, opts, coefs, blocks)
         return loss.to(_compute_dtype(z))
@@ -632,7 +688,12 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             check=check,
             weight_name="class_weight",
         )
-        loss, coefs = _loss_rows(rows, labels, opts)
+
+        def far_b(far: Tensor) -> Tensor:
+            capped = _capped(_linear(h[far].to(dtype), w, b_).to(torch.float64), opts)
+            return _far_gap_sums(far, capped, labels, rows.m, opts, group)
+
+        loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
         ctx.save_for_backward(h, weight, bias)
         ctx.state = (labels, opts, coefs, blocks, group)
         return loss.to(dtype)
