@@ -27,6 +27,7 @@ from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
 from . import _small_distill
+from ._far_gaps import distillation_far_rows, far_rows_guard
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._reduction import weighted_term
@@ -107,6 +108,7 @@ def prepare_distillation(
     return _Distillation(batch, t, direction, log_s, log_t)
 
 
+@far_rows_guard(distillation_far_rows)
 @prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss, widen=_WIDEN)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.

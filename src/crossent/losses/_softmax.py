@@ -112,6 +112,7 @@ from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
+from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
 from ._batch import (
     Batch,
     Labels,
@@ -1229,6 +1230,7 @@ _label_function = functools.partial(
 """``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
 
 
+@far_rows_guard(label_far_rows)
 @_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
@@ -1382,6 +1384,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
+@far_rows_guard(target_far_rows)
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,

@@ -1,0 +1,306 @@
+r"""Rows whose loss came out ``inf`` although the true loss is finite (issue 13 follow-up).
+
+A softmax loss row is :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` with
+:math:`B = \sum_c v_c\sigma_c`, :math:`v = w\odot\tilde t` and the gaps
+:math:`\sigma_c = (c_c - m)/T` (``_terms.py``). A gap overflows float64 where
+:math:`|c_c - m|` passes 1.8e308 (logits of :math:`\pm 10^{308}`), or
+:math:`(c_c - m)/T` does for :math:`T < 1`; yet :math:`v_c\sigma_c` is finite where
+:math:`v_c` is small (label smoothing's :math:`\varepsilon/C`, a small probability
+target, a class weight below 1) or :math:`T > 1`. Likewise :math:`\operatorname{LSE}^2`
+overflows past 1.3e154 where a small :math:`\lambda` makes the z-loss finite, and a
+``'mean'`` of rows near 1e308 overflows its sum, not its value.
+
+The kernels keep their operations. A public loss checks its result once (one
+``math.isinf`` of a NumPy scalar, or the maximum of a ``'none'`` array); where it is
+``inf`` the call is made again with ``reduction='none'``, and only the ``inf`` rows are
+formed again here, in float64, each gap scaled by a power of two before it is formed:
+
+.. math:: B = 2^{j-e}\sum_c v_c\,\frac{c_c 2^{-j} - m 2^{-j}}{f},\qquad
+          T = f\,2^e\ (\tfrac12 \le f < 1),\quad 2^j \ge 4C\max(1, \max_c v_c)
+
+Each scaled gap is at most :math:`2\cdot\text{max}\cdot 2^{-j}`, its quotient by
+:math:`f` and product with :math:`v_c` at most :math:`\text{max}/C`, so the sum is
+finite; the scaling by :math:`2^{j-e}` is exact (``np.ldexp``) and ``inf`` only where
+:math:`B` truly overflows. The roundings are those of :math:`\sum_c v_c\sigma_c`.
+
+These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
+(``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
+through the gap sum; its non-differentiable forward blocks could call
+:func:`gap_sum_parts` on ``tensor.numpy()`` views.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._reduction import LossParts
+
+__all__ = [
+    "distillation_far_rows",
+    "label_far_rows",
+    "target_far_rows",
+    "far_rows_guard",
+    "gap_sum_parts",
+    "overflowed",
+    "scaled_square_term",
+    "softmax_far_rows",
+    "tempered_log_softmax64",
+]
+
+_FarRows = Callable[[dict[str, Any], np.ndarray], np.ndarray]
+"""``(arguments, far)``: the far rows' losses in nats, float64, for the rows ``far``
+(a boolean mask of the batch shape) of a call whose bound ``arguments`` are given."""
+
+
+def gap_sum_parts(
+    c: np.ndarray, m: np.ndarray, v: np.ndarray, temperature: float
+) -> tuple[np.ndarray, int]:
+    r"""``(S, k)`` with :math:`B = \sum_c v_c (c_c - m)/T = S\,2^k` per row (keepdims).
+
+    ``c``: float64 logits (rows x classes); ``m``: their row maxima (keepdims); ``v``:
+    nonnegative weights of the shape of ``c``. :math:`S` is finite wherever every
+    :math:`c_c, m` is (module docstring); a class with :math:`v_c = 0` is absent (not
+    :math:`0\cdot\infty`), a ``-inf`` logit with :math:`v_c > 0` gives :math:`S = -\infty`.
+    """
+    top = float(np.max(v)) if v.size else 0.0
+    bits = 2 + math.ceil(math.log2(max(1, c.shape[-1]) * max(1.0, top)))
+    frac, exponent = math.frexp(temperature)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gaps = (np.ldexp(c, -bits) - np.ldexp(m, -bits)) / frac
+        terms = v * np.where(v != 0, gaps, 0.0)
+    return np.add.reduce(terms, axis=-1, keepdims=True), bits - exponent
+
+
+def scaled_square_term(
+    coefficient: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`\kappa\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T + \ell`,
+    neither :math:`m/T` nor the square formed where they would overflow.
+
+    .. math:: \operatorname{LSE} = 2^{E} S,\quad
+              S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
+              E = \max(e_m - e_T, 0),\qquad
+              \kappa\operatorname{LSE}^2 = (\kappa S^2)\,2^{2E}
+
+    with :math:`m = f_m 2^{e_m}`, :math:`T = f_T 2^{e_T}` (``np.frexp``). Where
+    :math:`E = 0`, :math:`S` is :math:`m/T + \ell` as the common path forms it (the
+    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere: :math:`S^2` cannot
+    overflow, and :math:`2^{2E}` is applied exactly (``inf`` only where the term is).
+    """
+    f_m, e_m = np.frexp(top)
+    f_t, e_t = math.frexp(temperature)
+    shift = np.maximum(e_m - e_t, 0)
+    s = np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift)
+    with np.errstate(over="ignore"):
+        return np.ldexp(coefficient * (s * s), 2 * shift)
+
+
+def tempered_log_softmax64(
+    x: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(m, ell, log_p)`` of float64 rows ``x``: :math:`m = \max_c x_c`,
+    :math:`\ell = \log\sum_c e^{(x_c - m)/T}` and :math:`\log\operatorname{softmax}(x/T)`
+    (keepdims). A gap past the float64 range is ``-inf``, its :math:`e^{\sigma}` 0 as it
+    truly is (but for :math:`T > 2\cdot 10^{305}`)."""
+    m = np.max(x, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = (x - m) / temperature
+    ell = np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+    return m, ell, shifted - ell
+
+
+def softmax_far_rows(
+    c: np.ndarray,
+    v: np.ndarray,
+    a: np.ndarray,
+    omega: np.ndarray,
+    *,
+    temperature: float,
+    z_loss: float,
+) -> np.ndarray:
+    r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of float64 rows
+    of (capped) logits ``c`` and target weights ``v`` (:math:`A`, :math:`\omega`
+    keepdims), :math:`B` by :func:`gap_sum_parts` and the z-loss by
+    :func:`scaled_square_term`: ``inf`` only where the loss overflows."""
+    m, ell, _ = tempered_log_softmax64(c, temperature)
+    s, k = gap_sum_parts(c, m, v, temperature)
+    with np.errstate(over="ignore"):
+        loss = a * ell - np.ldexp(s, k)
+        if z_loss:
+            loss = loss + scaled_square_term(z_loss * omega, m, ell, temperature)
+    return loss[..., 0]
+
+
+# ---------------------------------------------------------------- the public functions
+
+
+def overflowed(result: object) -> bool:
+    """Whether a NumPy float64 loss (a scalar, a ``'none'`` array or :class:`LossParts`)
+    holds an ``inf``: one check of one number (the maximum, for an array)."""
+    if type(result) is np.float64:
+        return math.isinf(result)
+    if type(result) is np.ndarray:
+        return result.dtype == np.float64 and result.size > 0 and math.isinf(result.max())
+    if type(result) is LossParts:
+        return overflowed(result.total)
+    return False
+
+
+def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a public loss form its ``inf`` rows again by ``far_rows`` (module docstring).
+
+    The common path runs as it is; a result that :func:`overflowed` sends the call to
+    :func:`_again`, which the common path's finite rows pass through bit for bit.
+    """
+
+    def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(public)
+
+        @functools.wraps(public)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            result = public(*args, **kwargs)
+            if overflowed(result):
+                return _again(public, signature, far_rows, args, kwargs)
+            return result
+
+        return checked
+
+    return decorate
+
+
+def _again(
+    public: Callable[..., Any],
+    signature: inspect.Signature,
+    far_rows: _FarRows,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    r"""The call once more: its rows by the common path, the ``inf`` ones by
+    ``far_rows`` (in the unit of ``base``), reduced as asked. A ``'mean'`` is
+    :math:`2^k\,(\sum_i L_i 2^{-k})/\sum_i\omega_i` with :math:`2^k \ge 2N`: its sum
+    cannot overflow where the mean does not."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    reduction = arguments["reduction"]
+    rows = public(*args, **{**kwargs, "reduction": "none"})
+    far = np.isinf(rows)
+    if far.any():
+        again = far_rows(arguments, far)
+        base = arguments.get("base")
+        rows = rows.copy()
+        rows[far] = again if base is None else again / math.log(base)
+    if reduction == "none":
+        return rows
+    flat = rows.reshape(-1)
+    if reduction == "mean":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        if not normalizer > 0:
+            return normalizer * 0.0
+        bits = 1 + math.ceil(math.log2(max(flat.size, 1)))
+        with np.errstate(over="ignore"):
+            return np.float64(np.ldexp(np.add.reduce(np.ldexp(flat, -bits)) / normalizer, bits))
+    with np.errstate(over="ignore"):
+        total = np.add.reduce(flat) + 0.0
+    if reduction == "parts":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        return LossParts(total=total, normalizer=normalizer)
+    return total
+
+
+# ------------------------------------------------------------------ the families' rows
+
+
+def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
+    """The rows ``far`` of ``array`` (classes along ``axis``) in float64, classes last."""
+    values = np.asarray(array, dtype=np.float64)
+    return np.moveaxis(values, axis, -1)[far]
+
+
+def _class_weights(weight: object, classes: int) -> np.ndarray:
+    """The class weights in float64 (ones without them)."""
+    return np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
+
+
+def _capped(c: np.ndarray, soft_cap: float | None) -> np.ndarray:
+    r""":math:`s\tanh(c/s)` (the logits as they are without soft-capping)."""
+    return c if soft_cap is None else soft_cap * np.tanh(c / soft_cap)
+
+
+def label_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
+    r"""The far rows of :func:`softmax_cross_entropy` (nats): :math:`v = (1-\varepsilon)
+    w_y e_y + \tfrac{\varepsilon}{C} w`, :math:`A = (1-\varepsilon) w_y +
+    \tfrac{\varepsilon}{C}\sum_c w_c`, :math:`\omega = w_y` (an ignored row is 0, never
+    far)."""
+    c = _capped(_rows_of(arguments["logits"], arguments["axis"], far), arguments["soft_cap"])
+    classes = c.shape[-1]
+    y = np.asarray(arguments["labels"])[far].astype(np.intp)
+    w = _class_weights(arguments["weight"], classes)
+    eps = float(arguments["label_smoothing"])
+    keep, spread = 1.0 - eps, eps / classes
+    w_y = w[y][:, None]
+    v = np.broadcast_to(spread * w, c.shape).copy()
+    np.put_along_axis(v, y[:, None], np.take_along_axis(v, y[:, None], -1) + keep * w_y, -1)
+    a = keep * w_y + spread * np.add.reduce(w) if eps else w_y
+    return softmax_far_rows(
+        c, v, a, w_y, temperature=float(arguments["temperature"]), z_loss=float(arguments["z_loss"])
+    )
+
+
+def target_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
+    r"""The far rows of :func:`softmax_cross_entropy_with_targets` (nats): :math:`v =
+    w\odot\tilde t`, :math:`A = \sum_c v_c`, :math:`\omega = \sum_c w_c t_c`."""
+    axis = arguments["axis"]
+    c = _capped(_rows_of(arguments["logits"], axis, far), arguments["soft_cap"])
+    t = _rows_of(arguments["targets"], axis, far)
+    w = _class_weights(arguments["weight"], c.shape[-1])
+    eps = float(arguments["label_smoothing"])
+    v = w * ((1.0 - eps) * t + eps / c.shape[-1] if eps else t)
+    a = np.add.reduce(v, axis=-1, keepdims=True)
+    omega = np.add.reduce(w * t, axis=-1, keepdims=True)
+    return softmax_far_rows(
+        c,
+        v,
+        a,
+        omega,
+        temperature=float(arguments["temperature"]),
+        z_loss=float(arguments["z_loss"]),
+    )
+
+
+def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
+    r"""The far rows of :func:`distillation_loss` (nats): with :math:`p` the first
+    distribution of the KL and :math:`x` the second's logits (the student's; the
+    teacher's logits, :math:`\log t` or its log-probabilities),
+
+    .. math:: T^2 D(p\,\|\,q) = T^2\Big(\sum_{c:\,p_c>0} p_c\log p_c
+              + \ell_q\sum_c p_c\Big) - T^2 B,\qquad B = \sum_c p_c\,(x_c - m)/T
+
+    with :math:`T^2 B = (f^2 S)\,2^{k+2e}` for :math:`B = S 2^k` (:func:`gap_sum_parts`)
+    and :math:`T = f 2^e`."""
+    axis, temperature = arguments["axis"], float(arguments["temperature"])
+    student = _rows_of(arguments["student_logits"], axis, far)
+    teacher = _rows_of(arguments["teacher"], axis, far)
+    if arguments["teacher_form"] == "probs":
+        with np.errstate(divide="ignore"):
+            teacher = np.log(teacher)
+    if arguments["direction"] == "forward":
+        weights, second = teacher, student
+    else:
+        weights, second = student, teacher
+    log_p = tempered_log_softmax64(weights, temperature)[2]
+    p = np.exp(log_p)
+    m, ell, _ = tempered_log_softmax64(second, temperature)
+    own = np.add.reduce(p * np.where(p > 0, log_p, 0.0), axis=-1, keepdims=True)
+    near = own + ell * np.add.reduce(p, axis=-1, keepdims=True)
+    s, k = gap_sum_parts(second, m, p, temperature)
+    frac, exponent = math.frexp(temperature)
+    with np.errstate(over="ignore"):
+        far_part = np.ldexp(s * (frac * frac), k + 2 * exponent)
+        return ((temperature * temperature) * near - far_part)[..., 0]
