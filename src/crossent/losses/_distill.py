@@ -27,9 +27,9 @@ from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
 from . import _small_distill
-from ._far_gaps import distillation_far_rows, far_rows_guard
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
+from ._far_gaps import distillation_far_rows, far_rows_guard
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 from ._widen import blocked

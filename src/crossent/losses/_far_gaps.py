@@ -43,13 +43,13 @@ from ._reduction import LossParts
 
 __all__ = [
     "distillation_far_rows",
-    "label_far_rows",
-    "target_far_rows",
     "far_rows_guard",
     "gap_sum_parts",
+    "label_far_rows",
     "overflowed",
     "scaled_square_term",
     "softmax_far_rows",
+    "target_far_rows",
     "tempered_log_softmax64",
 ]
 

@@ -112,7 +112,6 @@ from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
-from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
 from ._batch import (
     Batch,
     Labels,
@@ -129,6 +128,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
+from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, statistics_options
 from ._reduction import reduce_loss, scale_for_reduction
