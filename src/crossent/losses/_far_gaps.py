@@ -141,7 +141,7 @@ def softmax_far_rows(
 
 
 def overflowed(result: object) -> bool:
-    """Whether a NumPy float64 loss (a scalar, a ``'none'`` array or :class:`LossParts`)
+    r"""Whether a NumPy float64 loss (a scalar, a ``'none'`` array or :class:`LossParts`)
     holds an ``inf``: one check of one number (the maximum, for an array). Float32 and
     float16 losses are not checked: their gaps are formed in float64, where
     :math:`v_c\sigma_c` past the float64 range is past theirs too for any :math:`v_c`
