@@ -75,8 +75,10 @@ def main() -> None:
         for _ in range(40):
             a.append(_best(f.__wrapped__, args, kwargs, calls))
             b.append(_best(f, args, kwargs, calls))
+        without, with_check = min(a), min(b)
         print(
-            f"{name:48s} without {min(a):9.2f} us  with {min(b):9.2f} us  ({min(b) - min(a):+.2f} us)"
+            f"{name:48s} without {without:9.2f} us  with {with_check:9.2f} us"
+            f"  ({with_check - without:+.2f} us)"
         )
 
 
