@@ -205,3 +205,13 @@ def test_far_gradients_are_finite() -> None:
     np.testing.assert_allclose(grad, [[0.02, -0.01, -0.01]], rtol=1e-15, atol=0)
     grad = crossent.distillation_loss_grad(logits[:, :2], np.array([[0.0, 0.0]]), temperature=2.0)
     np.testing.assert_allclose(grad, [[1.0, -1.0]], rtol=1e-15, atol=0)
+
+
+def test_float32_mean_whose_sum_overflows() -> None:
+    """Float32 rows of 3e38 have mean 3e38 (inf on main); the rows and sum stay as they are."""
+    logits = np.array([[3e38, 0.0], [3e38, 0.0]], dtype=np.float32)
+    labels = np.array([1, 1])
+    mean = _quiet(crossent.softmax_cross_entropy, logits, labels)
+    assert mean.dtype == np.float32
+    assert mean == np.float32(3e38)
+    assert math.isinf(_quiet(crossent.softmax_cross_entropy, logits, labels, reduction="sum"))

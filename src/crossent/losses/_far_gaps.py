@@ -141,12 +141,13 @@ def softmax_far_rows(
 
 
 def overflowed(result: object) -> bool:
-    r"""Whether a NumPy float64 loss (a scalar, a ``'none'`` array or :class:`LossParts`)
-    holds an ``inf``: one check of one number (the maximum, for an array). Float32 and
-    float16 losses are not checked: their gaps are formed in float64, where
+    r"""Whether a NumPy loss holds an ``inf``: one check of one number (a float64 or
+    float32 scalar, the total of :class:`LossParts`, the maximum of a float64 ``'none'``
+    array). Float32 rows are not formed again: their gaps are formed in float64, where
     :math:`v_c\sigma_c` past the float64 range is past theirs too for any :math:`v_c`
-    they can hold, so their ``inf`` is the true loss rounded."""
-    if type(result) is np.float64:
+    they can hold, so their ``inf`` is the true loss rounded; but their ``'mean'`` can
+    overflow its float32 sum (:func:`_reduce`)."""
+    if type(result) is np.float64 or type(result) is np.float32:
         return math.isinf(result)
     if type(result) is np.ndarray and result.dtype.char == "d" and result.size:
         # One row: its number (a NumPy reduction costs a microsecond on a small call);
@@ -187,36 +188,50 @@ def _again(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    r"""The call once more: its rows by the common path, the ``inf`` ones by
-    ``far_rows`` (in the unit of ``base``), reduced as asked. A ``'mean'`` is
-    :math:`2^k\,(\sum_i L_i 2^{-k})/\sum_i\omega_i` with :math:`2^k \ge 2N`: its sum
-    cannot overflow where the mean does not."""
+    """The call once more: its rows by the common path, the ``inf`` ones of float64 rows
+    by ``far_rows`` (in the unit of ``base``), reduced by :func:`_reduce`."""
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     reduction = arguments["reduction"]
     rows = public(*args, **{**kwargs, "reduction": "none"})
     far = np.isinf(rows)
-    if far.any():
+    if rows.dtype == np.float64 and far.any():
         again = far_rows(arguments, far)
         base = arguments.get("base")
         rows = rows.copy()
         rows[far] = again if base is None else again / math.log(base)
     if reduction == "none":
         return rows
-    flat = rows.reshape(-1)
+    return _reduce(
+        rows.reshape(-1),
+        reduction,
+        lambda: public(*args, **{**kwargs, "reduction": "parts"}).normalizer,
+    )
+
+
+def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> Any:
+    r"""``'sum'``, ``'parts'`` or ``'mean'`` of the rows ``flat``, in their dtype.
+
+    Float32 rows are summed in float64, which they cannot overflow. A float64 ``'mean'``
+    is :math:`2^k\,(\sum_i L_i 2^{-k})/\sum_i\omega_i` with :math:`2^k \ge 2N`: its
+    sum cannot overflow where the mean does not (the scalings are exact but for rows
+    below :math:`2^{k-1022}`, far below the ulp of a sum that would overflow).
+    """
+    dtype = flat.dtype.type
     if reduction == "mean":
-        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
-        if not normalizer > 0:
-            return normalizer * 0.0
+        weight = normalizer()
+        if not weight > 0:
+            return weight * 0.0
+        if dtype is not np.float64:
+            return dtype(np.add.reduce(flat, dtype=np.float64) / float(weight))
         bits = 1 + math.ceil(math.log2(max(flat.size, 1)))
         with np.errstate(over="ignore"):
-            return np.float64(np.ldexp(np.add.reduce(np.ldexp(flat, -bits)) / normalizer, bits))
+            return np.float64(np.ldexp(np.add.reduce(np.ldexp(flat, -bits)) / weight, bits))
     with np.errstate(over="ignore"):
-        total = np.add.reduce(flat) + 0.0
+        total = dtype(np.add.reduce(flat, dtype=np.float64) + 0.0)
     if reduction == "parts":
-        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
-        return LossParts(total=total, normalizer=normalizer)
+        return LossParts(total=total, normalizer=normalizer())
     return total
 
 
