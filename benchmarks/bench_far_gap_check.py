@@ -1,5 +1,5 @@
 """A/B of the far-gap check (issue 13 follow-up): the public losses with the check
-(``far_rows_guard``) against the same function without it (``__wrapped__``), interleaved
+(``far_rows_guard``) against the same function without it (``_common_path``), interleaved
 in one process, thread CPU time, min of many rounds. Indicative on a shared machine.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_far_gap_check.py``.
@@ -73,7 +73,7 @@ def main() -> None:
         f(*args, **kwargs)
         a, b = [], []
         for _ in range(40):
-            a.append(_best(f.__wrapped__, args, kwargs, calls))
+            a.append(_best(f._common_path, args, kwargs, calls))
             b.append(_best(f, args, kwargs, calls))
         without, with_check = min(a), min(b)
         print(
