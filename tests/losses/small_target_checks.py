@@ -22,6 +22,7 @@ import crossent
 from crossent._xp import to_float32
 from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _distill, _small_distill, _small_targets
+from crossent.losses._far_gaps import guarded_like
 from crossent.losses._softmax import prepare_softmax_targets
 from losses.small_call_paths import fail_on, random_case
 
@@ -132,7 +133,9 @@ class Family:
         never the shortcut."""
 
         def part(public: Any) -> Callable[..., Any]:
-            return lambda *args, **kwargs: public.__wrapped__(self.prepare(*args, **kwargs))
+            full = lambda *args, **kwargs: public.__wrapped__(self.prepare(*args, **kwargs))  # noqa: E731
+            # the losses' far-row check (issue 13 follow-up) is above the full path too
+            return guarded_like(public, full) if hasattr(public, "_far_rows") else full
 
         return part(self.public[0]), part(self.public[1])
 

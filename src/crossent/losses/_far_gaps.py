@@ -45,6 +45,7 @@ __all__ = [
     "distillation_far_rows",
     "far_rows_guard",
     "gap_sum_parts",
+    "guarded_like",
     "label_far_rows",
     "overflowed",
     "scaled_square_term",
@@ -168,23 +169,36 @@ def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callabl
     """
 
     def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(public)
-
-        @functools.wraps(public)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            result = public(*args, **kwargs)
-            if overflowed(result):
-                return _again(public, signature, far_rows, args, kwargs)
-            return result
-
+        checked = functools.wraps(public)(_checked(public, inspect.signature(public), far_rows))
         # ``__wrapped__`` stays the body, as ``_batch.prepared_by`` makes it (the tests
         # reach the full path through it); the common path without the check is
-        # ``_common_path``.
+        # ``_common_path``, and :func:`guarded_like` checks another path of it.
         checked.__wrapped__ = public.__wrapped__  # type: ignore[attr-defined]
         checked._common_path = public  # type: ignore[attr-defined]
+        checked._far_rows = far_rows  # type: ignore[attr-defined]
         return checked
 
     return decorate
+
+
+def guarded_like(public: Any, path: Callable[..., Any]) -> Callable[..., Any]:
+    """``path`` (a function of ``public``'s arguments: its full path, in the tests) with
+    the far-row check of the guarded ``public``."""
+    return _checked(path, inspect.signature(public), public._far_rows)
+
+
+def _checked(
+    path: Callable[..., Any], signature: inspect.Signature, far_rows: _FarRows
+) -> Callable[..., Any]:
+    """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        result = path(*args, **kwargs)
+        if overflowed(result):
+            return _again(path, signature, far_rows, args, kwargs)
+        return result
+
+    return checked
 
 
 def _again(
@@ -200,15 +214,14 @@ def _again(
     bound.apply_defaults()
     arguments = dict(bound.arguments)
     reduction = arguments["reduction"]
-    rows = public(*args, **{**kwargs, "reduction": "none"})
+    rows = np.array(public(*args, **{**kwargs, "reduction": "none"}))  # (a copy)
     far = np.isinf(rows)
     if rows.dtype == np.float64 and far.any():
         again = far_rows(arguments, far)
         base = arguments.get("base")
-        rows = rows.copy()
         rows[far] = again if base is None else again / math.log(base)
     if reduction == "none":
-        return rows
+        return rows if rows.ndim else rows[()]  # one row: a NumPy scalar, as given
     return _reduce(
         rows.reshape(-1),
         reduction,
