@@ -64,6 +64,8 @@ LABEL_CASES = [
         2,
         {"label_smoothing": 0.2, "weight": np.array([0.5, 0.1, 1.0]), "temperature": 3.0},
     ),
+    # a -inf logit on a class of weight 0 is absent (not 0 * inf) in the far row too
+    ([1e308, -1e308, -np.inf], 0, {"label_smoothing": 0.1, "weight": np.array([1.0, 0.5, 0.0])}),
 ]
 
 
