@@ -17,7 +17,9 @@ Parameters sections). ``_cpu_kernels`` holds the optional fused float32 CPU kern
 NumPy calls of every family first try a compiled shortcut (``_softmax_small``,
 ``_small_label_families``, ``_small_targets``, ``_small_distill``, ``_small_sigmoid``,
 each with a ``*_numba`` module imported on first use) that gives the full path's values
-bit for bit, or None, and the full path runs.
+bit for bit, or None, and the full path runs. The softmax losses and distillation
+check their NumPy result once for ``inf`` and form such rows again with scaled gaps
+(``_far_gaps``: a gap past the float64 range weighed by a small target, issue 13).
 No family imports another family's private names.
 """
 

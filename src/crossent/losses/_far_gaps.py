@@ -23,6 +23,14 @@ Each scaled gap is at most :math:`2\cdot\text{max}\cdot 2^{-j}`, its quotient by
 finite; the scaling by :math:`2^{j-e}` is exact (``np.ldexp``) and ``inf`` only where
 :math:`B` truly overflows. The roundings are those of :math:`\sum_c v_c\sigma_c`.
 
+Gradients need no second pass where the loss is finite: the softmax losses' gradient is
+:math:`((A + 2\lambda\omega\operatorname{LSE})\,p - v)/T`, with :math:`p = 0` at a far
+gap (its :math:`e^{\sigma}` is 0 in truth too) and :math:`\operatorname{LSE}` finite
+wherever a normal :math:`\lambda\omega` leaves :math:`\lambda\omega\operatorname{LSE}^2`
+finite; forward distillation's is :math:`T(s - t)`. Not so reverse distillation's
+:math:`T s\odot(\log s - \log t - D)` where a teacher gap overflows: ``log t = -inf``
+is read as :math:`t = 0`, and the gradient is ``-inf``/NaN where it is finite (left).
+
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
 through the gap sum; its non-differentiable forward blocks could call

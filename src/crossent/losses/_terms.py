@@ -305,6 +305,9 @@ def z_loss_term(z_loss: float, omega: Array, lse: Array) -> Array:
 
     Its derivative with respect to :math:`z'` is :math:`2\lambda\omega\operatorname{LSE}\,p`
     (since :math:`\partial\operatorname{LSE}/\partial z' = p`): see :func:`p_coefficient`.
+    :math:`\operatorname{LSE}^2` overflows past 1.3e154 where a small :math:`\lambda`
+    leaves the term finite: a public loss forms such a row again
+    (``_far_gaps.scaled_square_term``), this common path keeps its roundings.
     """
     return z_loss * omega * (lse * lse)
 
