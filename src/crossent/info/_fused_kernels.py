@@ -328,6 +328,10 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
     return s
 
 
+_LN2_HIGH = 2839.0 / 4096.0
+_LN2_LOW = 3.1946184945309415e-05
+""":math:`\ln 2` in two parts, the first of 12 significant bits (:func:`_exp_times`)."""
+
 _SMALLEST_NORMAL = 2.0**-1022
 """Below it a float is subnormal, its relative error up to 1 (:math:`2^{-1074}`
 absolute): :math:`u_i e^{r_i}` is then taken from P's side (:func:`_bregman64_sums`)."""
@@ -1032,7 +1036,10 @@ def _kl64_pass(
             infinite = True
             continue
         if with_entropies:
-            w_b, w_b_c = _add_select(w_b, w_b_c, e * h_b)
+            # e subnormal: e h_b scaled (_exp_times; the decomposition's H(P, Q))
+            tiny = h_a < _LOG_SMALLEST_NORMAL
+            cross = -_exp_times(h_a, -h_b) * (1.0 + l_a) if tiny else e * h_b
+            w_b, w_b_c = _add_select(w_b, w_b_c, cross)
         d = (h_a - h_b) + (l_a - l_b)
         term = e * d
         t, t_c = _add_select(t, t_c, term)
@@ -1573,6 +1580,25 @@ def _js_term(p: float, q: float) -> float:
     return total * g / 4.0
 
 
+_LOG_SMALLEST_NORMAL = math.log(2.0**-1022)
+"""Below it :math:`e^x` is subnormal in float64: :func:`_exp_times` scales the product."""
+
+
+@_once
+def _exp_times(log_x: float, y: float) -> float:
+    r""":math:`e^{\log x}\,y` for :math:`y \ge 0` where :math:`e^{\log x}` is subnormal
+    or underflows (``_numerics.exp_times``: :math:`e^{s} y 2^{-k}`, :math:`s = (\log x +
+    k L_1) + k L_2` with the first sum exact; about :math:`3u`): issue 13, the
+    cross-entropy of :math:`\log p = -745` against :math:`\log q = -10^{300}` was the
+    rounded :math:`e^{-745} = 2^{-1074}` times :math:`10^{300}`. Called only for such
+    entries (and ``log_x`` above -2048, below which every product is 0)."""
+    if not log_x > -2048.0:
+        return math.exp(log_x) * y
+    k = math.floor(-log_x / math.log(2.0) + 0.5)
+    s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
+    return math.ldexp(math.exp(s) * y, -int(k))
+
+
 @_inline
 def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
     """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``: where ``p > 0`` or
@@ -1580,16 +1606,23 @@ def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
     probability), as ``_numerics.cross_terms_from_log``."""
     if log_q == -math.inf:
         return math.inf if p > 0.0 or log_p > -math.inf else 0.0
+    if log_p < _LOG_SMALLEST_NORMAL and log_p > -math.inf:  # p subnormal: scaled
+        return _exp_times(log_p, -log_q)
     return -(p * log_q)
 
 
 @_inline
-def _kl_from_log(p: float, log_p: float, log_q: float) -> float:
-    """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+def _kl_from_log(p: float, log_p: float, log_q: float, p_from_log: bool) -> float:
+    """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``; the
+    product scaled (:func:`_exp_times`) where ``p = exp(log p)`` (``p_from_log``) is
+    subnormal (a given probability is exact, its rounded log not)."""
     if log_p == -math.inf:
         return 0.0
     if log_q == -math.inf:
         return math.inf
+    if p_from_log and log_p < _LOG_SMALLEST_NORMAL:  # p subnormal: scaled
+        difference = log_p - log_q
+        return math.copysign(_exp_times(log_p, abs(difference)), difference)
     return p * (log_p - log_q)
 
 
@@ -1791,7 +1824,7 @@ def _kl_loop_one_probs(
             lo_b, hi_b = min(lo_b, y), max(hi_b, y)
         p, log_p = _side(x, form_a, m_a, ell_a, 3, fast)
         _, log_q = _side(y, form_b, m_b, ell_b, 2, fast)
-        term = _kl_from_log(p, log_p, log_q)
+        term = _kl_from_log(p, log_p, log_q, form_a != 0)
         kl, kl_c = _add(kl, kl_c, term)
         if log_p != -math.inf:
             logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
@@ -1817,7 +1850,7 @@ def _loop_bound_sums(
         _, log_q = _side(np.float64(b[i]), form_b, m_b, ell_b, 2, fast)
         if log_p == -math.inf:
             continue
-        t_abs += abs(_kl_from_log(p, log_p, log_q))
+        t_abs += abs(_kl_from_log(p, log_p, log_q, form_a != 0))
         weight = 1.0 + abs(log_p - log_q) if form_a == 2 else 1.0
         logs += p * (abs(log_p) * weight + abs(log_q))
         mass += p
@@ -2307,7 +2340,7 @@ def _row(
             known_log_p = log_p if form_a != 0 else -math.inf
             ce, ce_c = _add(ce, ce_c, _cross_from_log(p, known_log_p, log_q))
         if want & 4:
-            term = _kl_from_log(p, log_p, log_q)
+            term = _kl_from_log(p, log_p, log_q, form_a != 0)
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
                 kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
