@@ -60,6 +60,7 @@ __all__ = [
     "kl_terms",
     "kl_terms_from_log",
     "kl_terms_from_normalised_logs",
+    "kl_terms_nonnegative",
     "safe_log",
     "surprisal_terms",
 ]
@@ -334,6 +335,42 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     log_far = xp.log(p_far / q_scaled) + shift
     terms = p * xp.where(near, log_near, log_far)
     return xp.where(p_pos & ~q_pos, full_like(terms, math.inf, xp=xp), terms)
+
+
+_ATANH_TAIL = tuple(1.0 / (2 * k + 3) for k in range(17, -1, -1))
+r""":math:`1/(2k + 3)`, :math:`k = 17, \dots, 0` (Horner's order, in :math:`s^2`): for
+:math:`s^2 \le 1/9` the remainder of :math:`\sum_k s^{2k}/(2k + 3)` is below
+:math:`2^{-57}` of it (:func:`kl_terms_nonnegative`)."""
+
+
+def kl_terms_nonnegative(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r"""The non-negative terms :math:`p\log(p/q) - p + q` of D(P||Q) from probabilities,
+    each to a few ulps: D is their sum plus :math:`\sum_i (p_i - q_i)` (issue 13: the
+    plain terms of nearly equal rows cancel).
+
+    .. math:: p\log\frac{p}{q} - p + q = p\,(r - \operatorname{log1p} r)
+              = p\Big(rs - 2s^3 \sum_k \frac{s^{2k}}{2k + 3}\Big),
+              \qquad r = \frac{q - p}{p}, \quad s = \frac{r}{2 + r}
+
+    where :math:`q/2 \le p \le 2q` (:math:`p - q` exact, :math:`|s| \le 1/3`, the two
+    parts cancel by at most 8 %); elsewhere :func:`kl_terms` minus :math:`p - q` (a
+    cancellation by a factor below 12). :math:`q` where :math:`p = 0`, :math:`+\infty`
+    where only :math:`q = 0` (the fused twin: ``_fused_kernels._kl_probs_nonnegative``).
+    """
+    ones = _ones(p, xp=xp)
+    both = (p > 0) & (q > 0)
+    near = both & (xp.abs(p - q) <= xp.minimum(p, q))
+    p_near = xp.where(near, p, ones)
+    r = (xp.where(near, q, ones) - p_near) / p_near
+    s = r / (2 + r)
+    s2 = s * s
+    series = zeros_like(s, xp=xp)
+    for coefficient in _ATANH_TAIL:
+        series = coefficient + s2 * series
+    near_terms = p_near * (r * s - 2 * s * s2 * series)
+    far_terms = kl_terms(p, q, xp=xp) - (p - q)
+    terms = xp.where(near, near_terms, far_terms)
+    return xp.where(p == 0, q, terms)
 
 
 def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:

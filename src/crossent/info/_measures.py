@@ -18,6 +18,7 @@ at the end of this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -35,9 +36,10 @@ from .._numerics import (
     kl_terms,
     kl_terms_from_log,
     kl_terms_from_normalised_logs,
+    kl_terms_nonnegative,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._xp import Array, finalize, is_numpy, namespace, to_float32
+from .._xp import Array, device, finalize, is_numpy, namespace, to_float32, to_numpy
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
@@ -241,6 +243,56 @@ def _kl_terms(side_p: Side, side_q: Side) -> Array:
     if side_p.form == "logits" and side_q.form == "logits":  # both sum to 1: no cancellation
         return kl_terms_from_normalised_logs(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
     return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
+
+
+# The generic KL of probabilities stands where its error bound is within this fraction
+# of it (the fused kernel's ``_KL64_TOLERANCE``).
+_KL_TOLERANCE = 2.0**-47
+
+
+def _kl_nats(m: _Prepared) -> Array:
+    r"""D(P||Q) in nats on the generic path. Of two sides of probabilities, the plain
+    sum of :func:`kl_terms` where its error bound (each term :math:`4.5u`, the backend's
+    pairwise sum :math:`(\lceil\log_2 n\rceil + 2)u`, of :math:`\sum_i|t_i|`) is within
+    :data:`_KL_TOLERANCE` of it, else (nearly equal rows: the terms cancel, issue 13)
+    the sum of :func:`kl_terms_nonnegative` plus the mass difference
+    :math:`\sum_i (p_i - q_i)`, the latter corrected to its exactly rounded value
+    (``math.fsum`` of the exact differences; the correction is a constant, so gradients
+    are those of the plain sums)."""
+    plain = m.total(_kl_terms, *m.sides)
+    side_p, side_q = m.sides
+    if side_p.form != "probs" or side_q.form != "probs":
+        return plain
+    xp = m.xp
+    magnitude = m.total(lambda a, b: xp.abs(_kl_terms(a, b)), side_p, side_q)
+    n = int(side_p.values.shape[-1])
+    u = float(xp.finfo(m.dtype).eps) / 2
+    error = (4.5 + math.ceil(math.log2(max(n, 2))) + 2) * u * magnitude + u * xp.abs(plain)
+    careful = ~(error <= _KL_TOLERANCE * xp.abs(plain)) & xp.isfinite(plain)
+    if not bool(xp.any(careful)):
+        return plain
+    p, q = side_p.values, side_q.values
+    nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
+    mass = m.total(lambda a, b: a.values - b.values, *m.sides)
+    exact = _exact_mass_difference(p, q, mass, careful)
+    corrected = nonnegative + (mass + xp.asarray(exact, dtype=mass.dtype, device=device(mass)))
+    return xp.where(careful, corrected, plain)
+
+
+def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.ndarray:
+    """For the ``rows`` (a mask of the batch shape): the exactly rounded
+    :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, from ``math.fsum`` of the
+    entries on the host; 0 for the other rows."""
+    computed = np.asarray(to_numpy(mass, name="mass"), np.float64)
+    chosen = np.broadcast_to(np.asarray(to_numpy(rows, name="rows"), bool), computed.shape)
+    p_np, q_np = (np.asarray(to_numpy(x, name=n), np.float64) for x, n in ((p, "p"), (q, "q")))
+    shape = (*computed.shape, max(p_np.shape[-1], q_np.shape[-1]))
+    p_np, q_np = np.broadcast_to(p_np, shape), np.broadcast_to(q_np, shape)
+    exact = np.zeros(computed.shape)
+    for index in np.argwhere(chosen):
+        at = tuple(index)
+        exact[at] = math.fsum([*p_np[at], *(-q_np[at]), -computed[at]])
+    return exact
 
 
 def _js_terms(side_p: Side, side_q: Side) -> Array:
@@ -487,7 +539,7 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.KL_DIVERGENCE, lambda m: m.total(_kl_terms, *m.sides))
+    return m.measure(_fused.KL_DIVERGENCE, _kl_nats)
 
 
 def js_divergence(
@@ -665,7 +717,7 @@ def cross_entropy_decomposition(
         lambda m: CrossEntropyDecomposition(
             entropy=m.result(m.total(_entropy_terms, m.sides[0])),
             cross_entropy=m.result(_cross_entropy_nats(m)),
-            kl_divergence=m.result(m.total(_kl_terms, *m.sides)),
+            kl_divergence=m.result(_kl_nats(m)),
         )
     )
 
