@@ -330,7 +330,7 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
 
 _LN2_HIGH = 2839.0 / 4096.0
 _LN2_LOW = 3.1946184945309415e-05
-""":math:`\ln 2` in two parts, the first of 12 significant bits (:func:`_exp_times`)."""
+r""":math:`\ln 2` in two parts, the first of 12 significant bits (:func:`_exp_times`)."""
 
 _SMALLEST_NORMAL = 2.0**-1022
 """Below it a float is subnormal, its relative error up to 1 (:math:`2^{-1074}`

@@ -280,7 +280,7 @@ def _kl_nats(m: _Prepared) -> Array:
 
 
 def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.ndarray:
-    """For the ``rows`` (a mask of the batch shape): the exactly rounded
+    r"""For the ``rows`` (a mask of the batch shape): the exactly rounded
     :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, from ``math.fsum`` of the
     entries on the host; 0 for the other rows."""
     computed = np.asarray(to_numpy(mass, name="mass"), np.float64)
