@@ -122,7 +122,8 @@ def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
 
     :math:`L_1` (``_LN2_HIGH``) with 12 significant bits, so :math:`k L_1` and the first
     sum are exact (:math:`|\log x| \le 2048`, :math:`|k| < 2^{12}`: both terms are
-    multiples of :math:`2^{-43}`, :math:`2^{-13}` in float32, and so is their small sum); :math:`|s| \le 0.35`; then ``exp``, the product and the exact scaling by
+    multiples of :math:`2^{-43}`, :math:`2^{-13}` in float32, and so is their small
+    sum); :math:`|s| \le 0.35`; then ``exp``, the product and the exact scaling by
     :math:`2^{-k}` (in two halves, each normal): about :math:`3u` relative where the
     result is normal. For ``log_x`` with :math:`e^{\log x}` normal or below
     ``_EXP_TIMES_FLOOR`` the caller keeps its plain product (this is valid there too)."""
