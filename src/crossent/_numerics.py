@@ -107,7 +107,9 @@ def _subnormal_exp(log_x: Array, *, xp: ModuleType) -> Array:
     """Where ``e^log_x`` is finite but below the smallest normal number of its dtype
     (so its relative accuracy is lost, 0 included), and ``log_x`` above
     ``_EXP_TIMES_FLOOR``."""
-    threshold = math.log(float(xp.finfo(log_x.dtype).smallest_normal))
+    tiny = xp.finfo(log_x.dtype).smallest_normal
+    # (a long double's is 0.0 as a float: its log taken in long double)
+    threshold = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
     return (log_x < threshold) & (log_x > _EXP_TIMES_FLOOR)
 
 
