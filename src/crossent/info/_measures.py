@@ -33,13 +33,24 @@ from .._numerics import (
     entropy_terms,
     entropy_terms_from_log,
     js_terms,
+    js_terms_from_log_ratios,
     kl_terms,
     kl_terms_from_log,
     kl_terms_from_normalised_logs,
     kl_terms_nonnegative,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._xp import Array, device, finalize, is_numpy, namespace, to_float32, to_numpy
+from .._xp import (
+    Array,
+    device,
+    finalize,
+    is_numpy,
+    logsumexp,
+    namespace,
+    reduce_sum,
+    to_float32,
+    to_numpy,
+)
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
@@ -296,7 +307,42 @@ def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.n
 
 
 def _js_terms(side_p: Side, side_q: Side) -> Array:
-    return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+    if side_p.form == "probs" or side_q.form == "probs":
+        return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+    delta = _log_ratios(side_p, side_q)
+    return js_terms_from_log_ratios(delta, side_p.probs(), side_q.probs(), xp=side_p.xp)
+
+
+def _log_ratios(side_p: Side, side_q: Side) -> Array:
+    r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
+    as :math:`(x_i - y_i) - c` with :math:`x_i - y_i` exact as a pair (TwoSum) and
+    :math:`c` the difference of the log-partitions (0 between log-probabilities), so that
+    nearly equal rows keep the digits of :math:`\delta` (``log_softmax`` rounds each
+    entry to :math:`u|\log p_i|`). An error :math:`\epsilon` of :math:`c` moves JS only by
+    about :math:`\epsilon^2/8` (to first order by :math:`\epsilon\sum_i (p_i - q_i)/2 =
+    0`); where a side is logits, :math:`c` is corrected once by
+    :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx \epsilon`
+    on rows where every :math:`\delta_i` is finite (``_fused_kernels._js_of_logs``
+    takes the correction only where the bound asks for it)."""
+    xp = side_p.xp
+    x, y = side_p.values, side_q.values
+    high = x - y
+    virtual = high - x
+    low = (x - (high - virtual)) - (y + virtual)
+    if side_p.form == "log_probs" and side_q.form == "log_probs":
+        return high + low
+    zero = xp.zeros((), dtype=high.dtype)
+    c = (logsumexp(x, xp=xp) if side_p.form == "logits" else zero) - (
+        logsumexp(y, xp=xp) if side_q.form == "logits" else zero
+    )
+    delta = (high - c) + low
+    finite = xp.isfinite(delta)
+    shares = xp.where(finite, side_q.probs() * xp.expm1(xp.where(finite, delta, zero)), zero)
+    dtype = delta.dtype
+    mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
+    rows_finite = xp.all(finite, axis=-1, keepdims=True)
+    correction = xp.where(rows_finite, xp.log1p(mass), zero)
+    return (high - c) + (low - correction)
 
 
 def _entropy_nats(m: _Prepared) -> Array:
