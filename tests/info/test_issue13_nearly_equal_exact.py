@@ -101,3 +101,61 @@ def test_cross_entropy_of_underflowed_probability(to_array: object, log_p0: floa
         to_array(log_p), to_array(log_q), p_form="log_probs", q_form="log_probs"
     )
     assert _relative_error(value, truth) <= TOLERANCE
+
+
+def _log_softmax_reference(z: np.ndarray) -> list[mpmath.mpf]:
+    values = [mpmath.mpf(float(v)) for v in z]
+    log_partition = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in values))
+    return [v - log_partition for v in values]
+
+
+def _js_reference(log_p: list[mpmath.mpf], log_q: list[mpmath.mpf]) -> mpmath.mpf:
+    total = mpmath.mpf(0)
+    for a, b in zip(log_p, log_q, strict=True):
+        p, q = mpmath.exp(a), mpmath.exp(b)
+        m = (p + q) / 2
+        total += p * mpmath.log(p / m) + q * mpmath.log(q / m)
+    return total / 2
+
+
+@pytest.mark.parametrize("to_array", BACKENDS)
+@pytest.mark.parametrize(("classes", "noise", "shift"), [(10, 1e-9, 37.25), (100, 1e-12, 0.0)])
+def test_js_of_nearly_equal_logits(
+    to_array: object, classes: int, noise: float, shift: float
+) -> None:
+    """Logits z and z + shift + noise: main was 1e-7 to 1e-4 relative off on both paths
+    (p - q of the separately rounded probabilities)."""
+    rng = np.random.default_rng(classes)
+    z = 3.0 * rng.normal(size=classes)
+    w = z + shift + noise * rng.normal(size=classes)
+    truth = _js_reference(_log_softmax_reference(z), _log_softmax_reference(w))
+    value = crossent.js_divergence(to_array(z), to_array(w), p_form="logits", q_form="logits")
+    assert _relative_error(value, truth) <= TOLERANCE
+
+
+@pytest.mark.parametrize("to_array", BACKENDS)
+def test_js_of_nearly_equal_log_probabilities(to_array: object) -> None:
+    """Log-probabilities (float64 log-softmax of nearly equal logits, taken as given)."""
+    rng = np.random.default_rng(7)
+    z = 3.0 * rng.normal(size=20)
+    w = z + 1e-10 * rng.normal(size=20)
+    log_p = np.array([float(v) for v in _log_softmax_reference(z)])
+    log_q = np.array([float(v) for v in _log_softmax_reference(w)])
+    truth = _js_reference(
+        [mpmath.mpf(float(v)) for v in log_p], [mpmath.mpf(float(v)) for v in log_q]
+    )
+    value = crossent.js_divergence(
+        to_array(log_p), to_array(log_q), p_form="log_probs", q_form="log_probs"
+    )
+    assert _relative_error(value, truth) <= TOLERANCE
+
+
+def test_js_of_nearly_equal_logits_float32() -> None:
+    """Float32 logits: the float64 truth of the float32 inputs, within a float32 rounding."""
+    rng = np.random.default_rng(3)
+    z = (3.0 * rng.normal(size=16)).astype(np.float32)
+    w = z + np.float32(2.0**-20) * rng.choice([-1.0, 1.0], size=16).astype(np.float32)
+    truth = _js_reference(_log_softmax_reference(z), _log_softmax_reference(w))
+    value = crossent.js_divergence(z, w, p_form="logits", q_form="logits")
+    assert value.dtype == np.float32
+    assert _relative_error(value, truth) <= 2.0**-23
