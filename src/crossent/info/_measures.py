@@ -269,7 +269,8 @@ def _kl_nats(m: _Prepared) -> Array:
     the sum of :func:`kl_terms_nonnegative` plus the mass difference
     :math:`\sum_i (p_i - q_i)`, the latter corrected to its exactly rounded value
     (``math.fsum`` of the exact differences; the correction is a constant, so gradients
-    are those of the plain sums)."""
+    are those of the plain sums). Arrays whose values cannot be read (meta tensors, JAX
+    tracers) keep the plain sum."""
     plain = m.total(_kl_terms, *m.sides)
     side_p, side_q = m.sides
     if side_p.form != "probs" or side_q.form != "probs":
@@ -280,7 +281,11 @@ def _kl_nats(m: _Prepared) -> Array:
     u = float(xp.finfo(m.dtype).eps) / 2
     error = (4.5 + math.ceil(math.log2(max(n, 2))) + 2) * u * magnitude + u * xp.abs(plain)
     careful = ~(error <= _KL_TOLERANCE * xp.abs(plain)) & xp.isfinite(plain)
-    if not bool(xp.any(careful)):
+    try:
+        any_careful = bool(xp.any(careful))
+    except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
+        return plain
+    if not any_careful:
         return plain
     p, q = side_p.values, side_q.values
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
