@@ -2230,8 +2230,8 @@ def _js_logs_pass(
                 term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
             else:
                 term = _js_term(p, q)
-            if with_mass:
-                mass += q * math.expm1(delta)
+            if with_mass:  # q (e^delta - 1) = p (1 - e^-delta), without overflow
+                mass += q * math.expm1(delta) if delta <= 0.0 else -p * math.expm1(-delta)
         js, js_c = _add(js, js_c, term)
     return js + js_c, mass, finite
 
@@ -2253,11 +2253,15 @@ def _js_of_logs(
     :math:`\epsilon^2/8`. Where the bound :math:`\epsilon^2/4` exceeds :math:`2^{-49}`
     of the sum (nearly equal rows of logits), :math:`c` is corrected by
     :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) = \epsilon`
-    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`) and the sum taken again."""
+    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`; two sides of logits only), kept
+    as the low part of :math:`c`, and the sum taken again."""
     m_a, ell_a, m_b, ell_b = partitions
     c = (m_a - m_b) + (ell_a - ell_b)
     js, _, finite = _js_logs_pass(a, b, partitions, (c, 0.0), False)
-    if forms[0] == 1 and forms[1] == 1:  # no log-partition: c = 0 exactly
+    # The correction assumes sum p = sum q = 1: only two sides of logits are exactly
+    # normalised (log-probabilities are given, within their validation's tolerance);
+    # between log-probabilities c = 0 exactly.
+    if forms[0] != 2 or forms[1] != 2:
         return js
     n = a.shape[0]
     fast = _narrow(a)

@@ -325,10 +325,15 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
     nearly equal rows keep the digits of :math:`\delta` (``log_softmax`` rounds each
     entry to :math:`u|\log p_i|`). An error :math:`\epsilon` of :math:`c` moves JS only by
     about :math:`\epsilon^2/8` (to first order by :math:`\epsilon\sum_i (p_i - q_i)/2 =
-    0`); where a side is logits, :math:`c` is corrected once by
+    0`); between two sides of logits (exactly normalised), :math:`c` is corrected once by
     :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx \epsilon`
     on rows where every :math:`\delta_i` is finite (``_fused_kernels._js_of_logs``
     takes the correction only where the bound asks for it)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
+        return _log_ratios_of(side_p, side_q)
+
+
+def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     xp = side_p.xp
     x, y = side_p.values, side_q.values
     high = x - y
@@ -341,8 +346,17 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
         logsumexp(y, xp=xp) if side_q.form == "logits" else zero
     )
     delta = (high - c) + low
+    if side_p.form != "logits" or side_q.form != "logits":  # not exactly normalised
+        return delta
     finite = xp.isfinite(delta)
-    shares = xp.where(finite, side_q.probs() * xp.expm1(xp.where(finite, delta, zero)), zero)
+    # q (e^delta - 1) = p (1 - e^-delta): the form whose expm1 cannot overflow
+    safe = xp.where(finite, delta, zero)
+    rising = safe > 0
+    shares = xp.where(
+        rising,
+        -side_p.probs() * xp.expm1(-xp.where(rising, safe, zero)),
+        side_q.probs() * xp.expm1(xp.where(rising, zero, safe)),
+    )
     dtype = delta.dtype
     mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
     rows_finite = xp.all(finite, axis=-1, keepdims=True)
