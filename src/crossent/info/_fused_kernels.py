@@ -1612,7 +1612,7 @@ def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
 
 
 @_inline
-def _kl_from_log(p: float, log_p: float, log_q: float, p_from_log: bool) -> float:
+def _kl_from_log(p: float, log_p: float, log_q: float, p_from_log: bool = True) -> float:
     """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``; the
     product scaled (:func:`_exp_times`) where ``p = exp(log p)`` (``p_from_log``) is
     subnormal (a given probability is exact, its rounded log not)."""
