@@ -33,18 +33,31 @@ def _measure(function: Callable[..., Any], form: str) -> Callable[[Any, Any], An
     return call
 
 
+def _timed(call: Callable[[Any, Any], Any], a: Any, b: Any, args: Any) -> list[float]:
+    """``args.repeats`` timings of ``call(a, b)`` by the clock ``args`` names, after one
+    call on two rows (the compile, or the cache's load)."""
+    call(a[:2], b[:2])
+    timer = clock(args)
+    times = []
+    for _ in range(args.repeats):
+        start = timer()
+        call(a, b)
+        times.append(timer() - start)
+    return times
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("rows", type=int)
-    parser.add_argument("classes", type=int)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for size in ("rows", "classes"):
+        parser.add_argument(size, type=int)
     parser.add_argument("--repeats", type=int, default=5)
-    add_options(parser)
     parser.add_argument("--only", default="", help="the cases whose name has this")
+    add_options(parser)
     args = parser.parse_args(argv)
     if args.against:
-        own = [args.rows, args.classes, "--repeats", args.repeats, "--clock", args.clock]
-        own += ["--only", args.only]
-        compare(__file__, [str(v) for v in own], args.against, args.rounds)
+        own = [f"{args.rows}", f"{args.classes}", f"--repeats={args.repeats}"]
+        own += [f"--clock={args.clock}", f"--only={args.only}"]
+        compare(__file__, own, args.against, args.rounds)
         return
     import torch
 
@@ -90,25 +103,16 @@ def main(argv: list[str]) -> None:
             torch.from_numpy(x.copy()),
             torch.from_numpy(y.copy()),
         )
-    if not args.json:
-        print(crossent.__file__.split("/src/")[0])
-    report: dict[str, list[float]] = {}
-    timer = clock(args)
-    for name, (call, a, b) in cases.items():
-        if args.only not in name:
-            continue
-        call(a[:2], b[:2])  # compile (or load) outside the timings
-        times = []
-        for _ in range(args.repeats):
-            start = timer()
-            call(a, b)
-            times.append(timer() - start)
-        report[name] = times
-        if not args.json:
-            best, median = min(times), float(np.median(times))
-            print(f"  {name:44s} best {best * 1e3:8.2f} ms, median {median * 1e3:8.2f} ms")
+    report = {
+        name: _timed(call, a, b, args) for name, (call, a, b) in cases.items() if args.only in name
+    }
     if args.json:
         print(json.dumps(report))
+        return
+    print(crossent.__file__.split("/src/")[0])
+    for name, times in report.items():
+        best, median = min(times) * 1e3, float(np.median(times)) * 1e3
+        print(f"  {name:44s} best {best:8.2f} ms, median {median:8.2f} ms")
 
 
 if __name__ == "__main__":
