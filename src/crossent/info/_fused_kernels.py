@@ -2189,6 +2189,12 @@ def _kl_probs_nonnegative(a: Any, b: Any) -> float:
     return total + (mass_hi + (compensation + mass_lo))
 
 
+_LOG3 = math.log(3.0)
+r""":math:`2\operatorname{atanh}(1/2)`: where :math:`|\delta| \le \log 3`,
+:math:`|\tanh(\delta/2)| \le 1/2` (:func:`_js_logs_pass`; beyond it :func:`_js_term`,
+whose far form has no cancellation, computes the term)."""
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _js_logs_pass(
     a: Any,
@@ -2213,25 +2219,34 @@ def _js_logs_pass(
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        h_a, l_a = _two_diff(x, m_a)
-        s_a, e_a = _two_diff(h_a, ell_a)
-        h_b, l_b = _two_diff(y, m_b)
-        s_b, e_b = _two_diff(h_b, ell_b)
+        # TwoSum written out (no calls in the loop; only "contract": no product to fuse)
+        h_a = x - m_a
+        v = h_a - x
+        l_a = (x - (h_a - v)) - (m_a + v)
+        s_a = h_a - ell_a
+        v = s_a - h_a
+        e_a = (h_a - (s_a - v)) - (ell_a + v)
+        h_b = y - m_b
+        v = h_b - y
+        l_b = (y - (h_b - v)) - (m_b + v)
+        s_b = h_b - ell_b
+        v = s_b - h_b
+        e_b = (h_b - (s_b - v)) - (ell_b + v)
         p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a > -math.inf else 0.0
         q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b > -math.inf else 0.0
-        h, low = _two_diff(x, y)
-        delta = (h - c_hi) + (low - c_lo)
+        h = x - y
+        v = h - x
+        delta = (h - c_hi) + (((x - (h - v)) - (y + v)) - c_lo)
         if not math.isfinite(delta):
             finite = False
             term = _js_term(p, q)
-        else:
+        elif abs(delta) <= _LOG3:  # |t| <= 1/2
             t = math.tanh(0.5 * delta)
-            if abs(t) <= 0.5:
-                term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
-            else:
-                term = _js_term(p, q)
-            if with_mass:  # q (e^delta - 1) = p (1 - e^-delta), without overflow
-                mass += q * math.expm1(delta) if delta <= 0.0 else -p * math.expm1(-delta)
+            term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
+        else:
+            term = _js_term(p, q)
+        if with_mass and math.isfinite(delta):  # q (e^delta - 1) = p (1 - e^-delta)
+            mass += q * math.expm1(delta) if delta <= 0.0 else -p * math.expm1(-delta)
         js, js_c = _add(js, js_c, term)
     return js + js_c, mass, finite
 
