@@ -2201,11 +2201,11 @@ def _js_logs_pass(
     b: Any,
     partitions: tuple[float, float, float, float],
     c: tuple[float, float],
-    with_mass: bool,
 ) -> tuple[float, float, bool]:
     r"""One pass of :func:`_js_of_logs` with the log-ratio shift ``c`` (a pair
-    ``hi + lo``): the JS sum, and (``with_mass``) :math:`\sum_i q_i
-    \operatorname{expm1}(\delta_i)`, and whether every :math:`\delta_i` was finite.
+    ``hi + lo``): the JS sum, :math:`\sum_i q_i \operatorname{expm1}(\delta_i)` (as
+    :math:`2qt/(1 - t)` where :math:`|t| \le 1/2`, else :math:`p - q`: no ``expm1``)
+    and whether every :math:`\delta_i` was finite.
     Each term :math:`\tfrac{p + q}{4} g(t)`, :math:`t = \tanh(\delta/2)`,
     :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
     parts cancel by a factor below 3), else :func:`_js_term`; :math:`p` as
@@ -2243,10 +2243,10 @@ def _js_logs_pass(
         elif abs(delta) <= _LOG3:  # |t| <= 1/2
             t = math.tanh(0.5 * delta)
             term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
+            mass += 2.0 * q * t / (1.0 - t)  # q (e^delta - 1), e^delta = (1 + t)/(1 - t)
         else:
             term = _js_term(p, q)
-        if with_mass and math.isfinite(delta):  # q (e^delta - 1) = p (1 - e^-delta)
-            mass += q * math.expm1(delta) if delta <= 0.0 else -p * math.expm1(-delta)
+            mass += p - q  # |p - q| >= (p + q)/2 here: a few ulps
         js, js_c = _add(js, js_c, term)
     return js + js_c, mass, finite
 
@@ -2272,7 +2272,7 @@ def _js_of_logs(
     as the low part of :math:`c`, and the sum taken again."""
     m_a, ell_a, m_b, ell_b = partitions
     c = (m_a - m_b) + (ell_a - ell_b)
-    js, _, finite = _js_logs_pass(a, b, partitions, (c, 0.0), False)
+    js, mass, finite = _js_logs_pass(a, b, partitions, (c, 0.0))
     # The correction assumes sum p = sum q = 1: only two sides of logits are exactly
     # normalised (log-probabilities are given, within their validation's tolerance);
     # between log-probabilities c = 0 exactly.
@@ -2287,9 +2287,8 @@ def _js_of_logs(
     )
     if not finite or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
         return js
-    _, mass, _ = _js_logs_pass(a, b, partitions, (c, 0.0), True)
     # (the correction kept as c's low part: added to c it would round again)
-    js, _, _ = _js_logs_pass(a, b, partitions, (c, math.log1p(mass)), False)
+    js, _, _ = _js_logs_pass(a, b, partitions, (c, math.log1p(mass)))
     return js
 
 
