@@ -44,8 +44,9 @@ from .._xp import (
     Array,
     device,
     finalize,
+    finite_row_max,
     is_numpy,
-    logsumexp,
+    log_sum_exp_shifted,
     namespace,
     reduce_sum,
     to_float32,
@@ -320,34 +321,44 @@ def _js_terms(side_p: Side, side_q: Side) -> Array:
 
 def _log_ratios(side_p: Side, side_q: Side) -> Array:
     r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
-    as :math:`(x_i - y_i) - c` with :math:`x_i - y_i` exact as a pair (TwoSum) and
-    :math:`c` the difference of the log-partitions (0 between log-probabilities), so that
-    nearly equal rows keep the digits of :math:`\delta` (``log_softmax`` rounds each
-    entry to :math:`u|\log p_i|`). An error :math:`\epsilon` of :math:`c` moves JS only by
+    as :math:`(x_i - m_a) - (y_i - m_b) - c` with each :math:`x_i - m` exact as a pair
+    (TwoSum; :math:`m` the row maximum of a logits side, 0 for log-probabilities) and
+    :math:`c = \ell_a - \ell_b` the log-partitions' difference, so that nearly equal
+    rows keep the digits of :math:`\delta` (``log_softmax`` rounds each entry to
+    :math:`u|\log p_i|`). An error :math:`\epsilon` of :math:`c` moves JS only by
     about :math:`\epsilon^2/8` (to first order by :math:`\epsilon\sum_i (p_i - q_i)/2 =
-    0`); between two sides of logits (exactly normalised), :math:`c` is corrected once by
-    :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx \epsilon`
-    on rows where every :math:`\delta_i` is finite (``_fused_kernels._js_of_logs``
-    takes the correction only where the bound asks for it)."""
+    0`); between two sides of logits (exactly normalised), :math:`c` is corrected once
+    by :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx
+    \epsilon` on rows where every :math:`\delta_i` is finite
+    (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
     with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
         return _log_ratios_of(side_p, side_q)
 
 
+def _shifted(side: Side) -> tuple[Array, Array, Array]:
+    """A side's ``x - m`` as an exact pair ``(high, low)`` and its log-partition ``ell``
+    (``log_probs``: ``x`` itself, 0 and 0)."""
+    xp, x = side.xp, side.values
+    zero = xp.zeros((), dtype=x.dtype)
+    if side.form != "logits":
+        return x, zero, zero
+    m = finite_row_max(x, xp=xp)
+    high = x - m
+    virtual = high - x
+    low = (x - (high - virtual)) - (m + virtual)
+    return high, low, log_sum_exp_shifted(high, xp=xp)
+
+
 def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     xp = side_p.xp
-    x, y = side_p.values, side_q.values
-    high = x - y
-    virtual = high - x
-    low = (x - (high - virtual)) - (y + virtual)
-    if side_p.form == "log_probs" and side_q.form == "log_probs":
-        return high + low
-    zero = xp.zeros((), dtype=high.dtype)
-    c = (logsumexp(x, xp=xp) if side_p.form == "logits" else zero) - (
-        logsumexp(y, xp=xp) if side_q.form == "logits" else zero
-    )
-    delta = (high - c) + low
+    high_p, low_p, ell_p = _shifted(side_p)
+    high_q, low_q, ell_q = _shifted(side_q)
+    c = ell_p - ell_q
+    low = low_p - low_q
+    delta = ((high_p - high_q) - c) + low
     if side_p.form != "logits" or side_q.form != "logits":  # not exactly normalised
         return delta
+    zero = xp.zeros((), dtype=delta.dtype)
     finite = xp.isfinite(delta)
     # q (e^delta - 1) = p (1 - e^-delta): the form whose expm1 cannot overflow
     safe = xp.where(finite, delta, zero)
@@ -361,7 +372,7 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
     rows_finite = xp.all(finite, axis=-1, keepdims=True)
     correction = xp.where(rows_finite, xp.log1p(mass), zero)
-    return (high - c) + (low - correction)
+    return ((high_p - high_q) - c) + (low - correction)
 
 
 def _entropy_nats(m: _Prepared) -> Array:
