@@ -272,12 +272,17 @@ def _kl_nats(m: _Prepared) -> Array:
     (``math.fsum`` of the exact differences; the correction is a constant, so gradients
     are those of the plain sums). Arrays whose values cannot be read (meta tensors, JAX
     tracers) keep the plain sum."""
-    plain = m.total(_kl_terms, *m.sides)
     side_p, side_q = m.sides
     if side_p.form != "probs" or side_q.form != "probs":
-        return plain
+        return m.total(_kl_terms, *m.sides)
     xp = m.xp
-    magnitude = m.total(lambda a, b: xp.abs(_kl_terms(a, b)), side_p, side_q)
+    if is_numpy(xp):  # by blocks (``_blocks.py``): the terms twice
+        plain = m.total(_kl_terms, *m.sides)
+        magnitude = m.total(lambda a, b: xp.abs(_kl_terms(a, b)), side_p, side_q)
+    else:  # one expression: the terms once
+        terms = _kl_terms(side_p, side_q)
+        plain = reduce_sum(terms, xp=xp, out_dtype=m.dtype)
+        magnitude = reduce_sum(xp.abs(terms), xp=xp, out_dtype=m.dtype)
     n = int(side_p.values.shape[-1])
     u = float(xp.finfo(m.dtype).eps) / 2
     error = (4.5 + math.ceil(math.log2(max(n, 2))) + 2) * u * magnitude + u * xp.abs(plain)
