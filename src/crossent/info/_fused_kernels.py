@@ -2195,6 +2195,18 @@ r""":math:`2\operatorname{atanh}(1/2)`: where :math:`|\delta| \le \log 3`,
 whose far form has no cancellation, computes the term)."""
 
 
+@_inline
+def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float, float]:
+    """``x - m = h + l`` and ``h - ell = s + e``, each exact (TwoSum written out, inlined
+    in :func:`_js_logs_pass`'s loop, whose flags have no ``reassoc``)."""
+    h = x - m
+    v = h - x
+    low = (x - (h - v)) - (m + v)
+    s = h - ell
+    v = s - h
+    return h, low, s, (h - (s - v)) - (ell + v)
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _js_logs_pass(
     a: Any,
@@ -2219,19 +2231,8 @@ def _js_logs_pass(
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        # TwoSum written out (no calls in the loop; only "contract": no product to fuse)
-        h_a = x - m_a
-        v = h_a - x
-        l_a = (x - (h_a - v)) - (m_a + v)
-        s_a = h_a - ell_a
-        v = s_a - h_a
-        e_a = (h_a - (s_a - v)) - (ell_a + v)
-        h_b = y - m_b
-        v = h_b - y
-        l_b = (y - (h_b - v)) - (m_b + v)
-        s_b = h_b - ell_b
-        v = s_b - h_b
-        e_b = (h_b - (s_b - v)) - (ell_b + v)
+        h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
+        h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
         p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a > -math.inf else 0.0
         q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b > -math.inf else 0.0
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
