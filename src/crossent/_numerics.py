@@ -55,10 +55,13 @@ __all__ = [
     "cross_terms_from_probs",
     "entropy_terms",
     "entropy_terms_from_log",
+    "exp_times",
     "js_terms",
+    "js_terms_from_log_ratios",
     "kl_terms",
     "kl_terms_from_log",
     "kl_terms_from_normalised_logs",
+    "kl_terms_nonnegative",
     "safe_log",
     "surprisal_terms",
 ]
@@ -89,6 +92,49 @@ def _probe_rel_entr() -> None:
     if _REL_ENTR_NAIVE_NEAR_ONE is None:
         ratio = rel_entr(1.0, 1.0 - 2.0**-30) / -np.log1p(-(2.0**-30))
         _REL_ENTR_NAIVE_NEAR_ONE = bool(abs(ratio - 1.0) > 1e-12)
+
+
+# ``ln 2 = _LN2_HIGH + _LN2_LOW``, the first with 12 significant bits: ``k * _LN2_HIGH`` is
+# exact in float32 and float64 for an integer ``|k| < 2^12`` (:func:`exp_times`).
+_LN2_HIGH = 2839.0 / 4096.0
+_LN2_LOW = 3.1946184945309415e-05
+
+# Below this ``log_x`` every product ``e^log_x * y`` with a finite float64 ``y`` (at most
+# ``e^710``) underflows to 0 (``e^-1338``): :func:`exp_times` is not used there.
+_EXP_TIMES_FLOOR = -2048.0
+
+
+def _subnormal_exp(log_x: Array, *, xp: ModuleType) -> Array:
+    """Where ``e^log_x`` is finite but below the smallest normal number of its dtype
+    (so its relative accuracy is lost, 0 included), and ``log_x`` above
+    ``_EXP_TIMES_FLOOR``."""
+    tiny = xp.finfo(log_x.dtype).smallest_normal
+    # (a long double's is 0.0 as a float: its log taken in long double)
+    threshold = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
+    return (log_x < threshold) & (log_x > _EXP_TIMES_FLOOR)
+
+
+def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
+    r""":math:`e^{\log x}\,y` for :math:`y \ge 0`, without rounding :math:`e^{\log x}`
+    where it is subnormal (issue 13: :math:`-p\log q` of :math:`\log p = -745`,
+    :math:`\log q = -10^{300}` was :math:`4.94\cdot 10^{-24}`, the subnormal
+    :math:`e^{-745}` rounded to :math:`2^{-1074}`, against :math:`2.82\cdot 10^{-24}`).
+
+    .. math:: e^{\log x}\,y = e^{s}\,y\,2^{-k}, \qquad k = \operatorname{round}(-\log x/\ln 2),
+              \qquad s = (\log x + k L_1) + k L_2,
+
+    :math:`L_1` (``_LN2_HIGH``) with 12 significant bits, so :math:`k L_1` and the first
+    sum are exact (:math:`|\log x| \le 2048`, :math:`|k| < 2^{12}`: both terms are
+    multiples of :math:`2^{-43}`, :math:`2^{-13}` in float32, and so is their small
+    sum); :math:`|s| \le 0.35`; then ``exp``, the product and the exact scaling by
+    :math:`2^{-k}` (in two halves, each normal): about :math:`3u` relative where the
+    result is normal. For ``log_x`` with :math:`e^{\log x}` normal or below
+    ``_EXP_TIMES_FLOOR`` the caller keeps its plain product (this is valid there too)."""
+    k = xp.round(-log_x / math.log(2.0))
+    s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
+    half = xp.floor(k / 2)
+    two = xp.asarray(2.0, dtype=log_x.dtype)
+    return xp.exp(s) * y * xp.pow(two, -half) * xp.pow(two, half - k)
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
@@ -214,10 +260,19 @@ def cross_terms_from_log(p: Array, log_p: Array, log_q: Array, *, xp: ModuleType
     hostile tests: 1400 nats beside an infinite KL)."""
     terms = cross_terms(p, log_q, xp=xp)
     lost = (log_p > -math.inf) & (log_q == -math.inf)
+    # ``p`` subnormal (or underflowed to 0) against a finite ``log q``: the product
+    # scaled instead (:func:`exp_times`; 4.94e-24 for 2.82e-24, issue 13).
+    tiny = _subnormal_exp(log_p, xp=xp) & (log_q > -math.inf)
     if type(terms) is np.ndarray and terms.ndim:
         np.copyto(terms, np.inf, where=lost)
+        if tiny.any():
+            log_p_b, log_q_b = np.broadcast_arrays(log_p, log_q)
+            terms[tiny] = exp_times(log_p_b[tiny], -log_q_b[tiny], xp=np)
         return terms
-    return xp.where(lost, full_like(terms, math.inf, xp=xp), terms)
+    terms = xp.where(lost, full_like(terms, math.inf, xp=xp), terms)
+    log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
+    log_q_tiny = xp.where(tiny, log_q, zeros_like(log_q, xp=xp))
+    return xp.where(tiny, exp_times(log_p_tiny, -log_q_tiny, xp=xp), terms)
 
 
 def cross_terms_from_probs(p: Array, q: Array, *, xp: ModuleType) -> Array:
@@ -286,6 +341,42 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p_pos & ~q_pos, full_like(terms, math.inf, xp=xp), terms)
 
 
+_ATANH_TAIL = tuple(1.0 / (2 * k + 3) for k in range(17, -1, -1))
+r""":math:`1/(2k + 3)`, :math:`k = 17, \dots, 0` (Horner's order, in :math:`s^2`): for
+:math:`s^2 \le 1/9` the remainder of :math:`\sum_k s^{2k}/(2k + 3)` is below
+:math:`2^{-57}` of it (:func:`kl_terms_nonnegative`)."""
+
+
+def kl_terms_nonnegative(p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r"""The non-negative terms :math:`p\log(p/q) - p + q` of D(P||Q) from probabilities,
+    each to a few ulps: D is their sum plus :math:`\sum_i (p_i - q_i)` (issue 13: the
+    plain terms of nearly equal rows cancel).
+
+    .. math:: p\log\frac{p}{q} - p + q = p\,(r - \operatorname{log1p} r)
+              = p\Big(rs - 2s^3 \sum_k \frac{s^{2k}}{2k + 3}\Big),
+              \qquad r = \frac{q - p}{p}, \quad s = \frac{r}{2 + r}
+
+    where :math:`q/2 \le p \le 2q` (:math:`p - q` exact, :math:`|s| \le 1/3`, the two
+    parts cancel by at most 8 %); elsewhere :func:`kl_terms` minus :math:`p - q` (a
+    cancellation by a factor below 12). :math:`q` where :math:`p = 0`, :math:`+\infty`
+    where only :math:`q = 0` (the fused twin: ``_fused_kernels._kl_probs_nonnegative``).
+    """
+    ones = _ones(p, xp=xp)
+    both = (p > 0) & (q > 0)
+    near = both & (xp.abs(p - q) <= xp.minimum(p, q))
+    p_near = xp.where(near, p, ones)
+    r = (xp.where(near, q, ones) - p_near) / p_near
+    s = r / (2 + r)
+    s2 = s * s
+    series = zeros_like(s, xp=xp)
+    for coefficient in _ATANH_TAIL:
+        series = coefficient + s2 * series
+    near_terms = p_near * (r * s - 2 * s * s2 * series)
+    far_terms = kl_terms(p, q, xp=xp) - (p - q)
+    terms = xp.where(near, near_terms, far_terms)
+    return xp.where(p == 0, q, terms)
+
+
 def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     """``p (log p - log q)`` from log-probabilities.
 
@@ -294,7 +385,14 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     if _numpy_arrays(log_p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
         c = _constants(log_p.dtype)
         terms = np.subtract(_floored(log_p, c), _floored(log_q, c))
+        tiny = _subnormal_exp(log_p, xp=np) & (log_q > c.minus_inf)
+        if tiny.any():  # p subnormal: the product scaled (:func:`exp_times`)
+            log_p_b = np.broadcast_to(log_p, terms.shape)[tiny]
+            difference = terms[tiny]
+            scaled = np.copysign(exp_times(log_p_b, np.abs(difference), xp=np), difference)
         terms *= np.exp(log_p)
+        if tiny.any():
+            terms[tiny] = scaled
         np.copyto(terms, c.inf, where=(log_p > c.minus_inf) & (log_q == c.minus_inf))
         return terms
     p_pos = log_p > -math.inf
@@ -302,7 +400,12 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     zeros = zeros_like(log_p, xp=xp)
     log_p_safe = xp.where(p_pos, log_p, zeros)
     log_q_safe = xp.where(q_zero, zeros, log_q)
-    terms = xp.exp(log_p) * (log_p_safe - log_q_safe)
+    difference = log_p_safe - log_q_safe
+    terms = xp.exp(log_p) * difference
+    tiny = _subnormal_exp(log_p, xp=xp) & ~q_zero
+    log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
+    scaled = exp_times(log_p_tiny, xp.abs(difference), xp=xp)
+    terms = xp.where(tiny, xp.where(difference < 0, -scaled, scaled), terms)
     return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
 
 
@@ -375,6 +478,26 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     g_far = entropy_terms(a, xp=xp) + entropy_terms(b, xp=xp)
     g = xp.where(near, g_near, -g_far)
     return xp.where(nonzero, total * g / 4, zeros_like(total, xp=xp))
+
+
+def js_terms_from_log_ratios(delta: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r""":func:`js_terms` from accurate log-ratios :math:`\delta = \log p - \log q` (two
+    sides of logits or log-probabilities: issue 13, :math:`d = (p - q)/(p + q)` from
+    separately rounded probabilities lost the digits of nearly equal rows).
+
+    With :math:`t = \tanh(\delta/2) = d`, :math:`2\operatorname{atanh} t = \delta`, so
+    :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
+    parts cancel by a factor below 3; :math:`p, q` only weigh the term), else
+    :func:`js_terms` of :math:`p, q`. A non-finite :math:`\delta` (a zero probability)
+    takes :func:`js_terms` too."""
+    finite = xp.isfinite(delta)
+    zeros = zeros_like(delta, xp=xp)
+    delta_safe = xp.where(finite, delta, zeros)
+    t = xp.tanh(delta_safe / 2)
+    near = finite & (xp.abs(t) <= 0.5)
+    t_near = xp.where(near, t, zeros)
+    g = t_near * xp.where(near, delta_safe, zeros) + xp.log1p(-(t_near * t_near))
+    return xp.where(near, (p + q) * g / 4, js_terms(p, q, xp=xp))
 
 
 def _numpy_js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:

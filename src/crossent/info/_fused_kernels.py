@@ -328,6 +328,10 @@ def _horner(r: float, coefficients: tuple[float, ...]) -> float:
     return s
 
 
+_LN2_HIGH = 2839.0 / 4096.0
+_LN2_LOW = 3.1946184945309415e-05
+r""":math:`\ln 2` in two parts, the first of 12 significant bits (:func:`_exp_times`)."""
+
 _SMALLEST_NORMAL = 2.0**-1022
 """Below it a float is subnormal, its relative error up to 1 (:math:`2^{-1074}`
 absolute): :math:`u_i e^{r_i}` is then taken from P's side (:func:`_bregman64_sums`)."""
@@ -1032,7 +1036,10 @@ def _kl64_pass(
             infinite = True
             continue
         if with_entropies:
-            w_b, w_b_c = _add_select(w_b, w_b_c, e * h_b)
+            # e subnormal: e h_b scaled (_exp_times; the decomposition's H(P, Q))
+            tiny = h_a < _LOG_SMALLEST_NORMAL
+            cross = -_exp_times(h_a, -h_b) * (1.0 + l_a) if tiny else e * h_b
+            w_b, w_b_c = _add_select(w_b, w_b_c, cross)
         d = (h_a - h_b) + (l_a - l_b)
         term = e * d
         t, t_c = _add_select(t, t_c, term)
@@ -1573,6 +1580,25 @@ def _js_term(p: float, q: float) -> float:
     return total * g / 4.0
 
 
+_LOG_SMALLEST_NORMAL = math.log(2.0**-1022)
+"""Below it :math:`e^x` is subnormal in float64: :func:`_exp_times` scales the product."""
+
+
+@_once
+def _exp_times(log_x: float, y: float) -> float:
+    r""":math:`e^{\log x}\,y` for :math:`y \ge 0` where :math:`e^{\log x}` is subnormal
+    or underflows (``_numerics.exp_times``: :math:`e^{s} y 2^{-k}`, :math:`s = (\log x +
+    k L_1) + k L_2` with the first sum exact; about :math:`3u`): issue 13, the
+    cross-entropy of :math:`\log p = -745` against :math:`\log q = -10^{300}` was the
+    rounded :math:`e^{-745} = 2^{-1074}` times :math:`10^{300}`. Called only for such
+    entries (and ``log_x`` above -2048, below which every product is 0)."""
+    if not log_x > -2048.0:
+        return math.exp(log_x) * y
+    k = math.floor(-log_x / math.log(2.0) + 0.5)
+    s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
+    return math.ldexp(math.exp(s) * y, -int(k))
+
+
 @_inline
 def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
     """``-p log q``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``: where ``p > 0`` or
@@ -1580,16 +1606,23 @@ def _cross_from_log(p: float, log_p: float, log_q: float) -> float:
     probability), as ``_numerics.cross_terms_from_log``."""
     if log_q == -math.inf:
         return math.inf if p > 0.0 or log_p > -math.inf else 0.0
+    if log_p < _LOG_SMALLEST_NORMAL and log_p > -math.inf:  # p subnormal: scaled
+        return _exp_times(log_p, -log_q)
     return -(p * log_q)
 
 
 @_inline
-def _kl_from_log(p: float, log_p: float, log_q: float) -> float:
-    """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``."""
+def _kl_from_log(p: float, log_p: float, log_q: float, p_from_log: bool = True) -> float:
+    """``p (log p - log q)``: 0 where ``p = 0``, ``+inf`` where only ``q = 0``; the
+    product scaled (:func:`_exp_times`) where ``p = exp(log p)`` (``p_from_log``) is
+    subnormal (a given probability is exact, its rounded log not)."""
     if log_p == -math.inf:
         return 0.0
     if log_q == -math.inf:
         return math.inf
+    if p_from_log and log_p < _LOG_SMALLEST_NORMAL:  # p subnormal: scaled
+        difference = log_p - log_q
+        return math.copysign(_exp_times(log_p, abs(difference)), difference)
     return p * (log_p - log_q)
 
 
@@ -1791,7 +1824,7 @@ def _kl_loop_one_probs(
             lo_b, hi_b = min(lo_b, y), max(hi_b, y)
         p, log_p = _side(x, form_a, m_a, ell_a, 3, fast)
         _, log_q = _side(y, form_b, m_b, ell_b, 2, fast)
-        term = _kl_from_log(p, log_p, log_q)
+        term = _kl_from_log(p, log_p, log_q, form_a != 0)
         kl, kl_c = _add(kl, kl_c, term)
         if log_p != -math.inf:
             logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
@@ -1817,7 +1850,7 @@ def _loop_bound_sums(
         _, log_q = _side(np.float64(b[i]), form_b, m_b, ell_b, 2, fast)
         if log_p == -math.inf:
             continue
-        t_abs += abs(_kl_from_log(p, log_p, log_q))
+        t_abs += abs(_kl_from_log(p, log_p, log_q, form_a != 0))
         weight = 1.0 + abs(log_p - log_q) if form_a == 2 else 1.0
         logs += p * (abs(log_p) * weight + abs(log_q))
         mass += p
@@ -2105,6 +2138,161 @@ def _kl_ratio_pass(
     return kl, bound * (1.0 + 2.0 * (n + 8.0) * u) * (1.0 + 2.0**-20), True, screened
 
 
+_ATANH_TAIL = tuple(1.0 / (2 * k + 3) for k in range(17, -1, -1))
+r""":math:`1/(2k + 3)`, :math:`k = 17, \dots, 0` (Horner's order, in :math:`s^2`) of
+:func:`_kl_probs_nonnegative`'s series: for :math:`s^2 \le 1/9` the remainder is below
+:math:`9^{-18} < 2^{-57}` of the sum."""
+
+
+@_once
+def _kl_probs_nonnegative(a: Any, b: Any) -> float:
+    r"""D(P||Q) of probability rows ``a``, ``b`` as a sum of non-negative terms plus the
+    exact mass difference, for nearly equal rows, where the plain terms
+    :math:`p\log(p/q)` cancel (issue 13: ``[.25, .25, .5]`` against ``[.25, .25 +
+    2^-30, .5 - 2^-30]`` was :math:`1.2\cdot 10^{-9}` relative off):
+
+    .. math:: D = \sum_i t_i + \sum_i (p_i - q_i), \qquad
+              t_i = p_i \log\frac{p_i}{q_i} - p_i + q_i = p_i\,(r - \operatorname{log1p} r)
+              \ge 0, \qquad r = \frac{q_i - p_i}{p_i}.
+
+    Where :math:`q/2 \le p \le 2q` (:math:`p - q` exact, :math:`r \in [-1/2, 1]`), with
+    :math:`s = r/(2 + r) \in [-1/3, 1/3]` and :math:`\operatorname{log1p} r = 2
+    \operatorname{atanh} s`: :math:`r - \operatorname{log1p} r = rs - 2s^3 \sum_k
+    s^{2k}/(2k + 3)` (:data:`_ATANH_TAIL`), whose two parts cancel by at most 8 %: about
+    :math:`8u` a term. Elsewhere :math:`t_i` = :func:`_rel_entr` :math:`- (p_i - q_i)`,
+    which cancels by a factor below 12 (:math:`p/q \notin [1/2, 2]`): under
+    :math:`48u`. :math:`t_i = q_i` where :math:`p_i = 0`, :math:`+\infty` where only
+    :math:`q_i = 0`. The terms by Neumaier's sum; :math:`\sum_i (p_i - q_i)` from the
+    exact differences (:func:`_two_diff`) as a double-double, rounded once at the end."""
+    total = compensation = mass_hi = mass_lo = 0.0
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        d_hi, d_lo = _two_diff(x, y)
+        if x > 0.0 and y > 0.0:
+            if abs(d_hi) <= min(x, y):  # exact difference (Sterbenz)
+                r = -d_hi / x
+                t = r / (2.0 + r)
+                t2 = t * t
+                term = x * (r * t - 2.0 * t * t2 * _horner(t2, _ATANH_TAIL))
+            else:
+                term = _rel_entr(x, y) - d_hi
+        elif x == 0.0 and y >= 0.0:
+            term = y
+        else:
+            term = _rel_entr(x, y)
+        total, compensation = _add(total, compensation, term)
+        if math.isfinite(d_hi):
+            mass_hi, mass_lo = _dd_add(mass_hi, mass_lo + d_lo, d_hi)
+    if not math.isfinite(total):
+        return total
+    return total + (mass_hi + (compensation + mass_lo))
+
+
+_LOG3 = math.log(3.0)
+r""":math:`2\operatorname{atanh}(1/2)`: where :math:`|\delta| \le \log 3`,
+:math:`|\tanh(\delta/2)| \le 1/2` (:func:`_js_logs_pass`; beyond it :func:`_js_term`,
+whose far form has no cancellation, computes the term)."""
+
+
+@_inline
+def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float, float]:
+    """``x - m = h + l`` and ``h - ell = s + e``, each exact (TwoSum written out, inlined
+    in :func:`_js_logs_pass`'s loop, whose flags have no ``reassoc``)."""
+    h = x - m
+    v = h - x
+    low = (x - (h - v)) - (m + v)
+    s = h - ell
+    v = s - h
+    return h, low, s, (h - (s - v)) - (ell + v)
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _js_logs_pass(
+    a: Any,
+    b: Any,
+    partitions: tuple[float, float, float, float],
+    c: tuple[float, float],
+) -> tuple[float, float, bool]:
+    r"""One pass of :func:`_js_of_logs` with the log-ratio shift ``c`` (a pair
+    ``hi + lo``): the JS sum, :math:`\sum_i q_i \operatorname{expm1}(\delta_i)` (as
+    :math:`2qt/(1 - t)` where :math:`|t| \le 1/2`, else :math:`p - q`: no ``expm1``)
+    and whether every :math:`\delta_i` was finite.
+    Each term :math:`\tfrac{p + q}{4} g(t)`, :math:`t = \tanh(\delta/2)`,
+    :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
+    parts cancel by a factor below 3), else :func:`_js_term`; :math:`p` as
+    :math:`e^{s}(1 + e + l)` from the exact :math:`x - m` (:func:`_two_diff`), so its
+    rounding does not grow with :math:`|\log p|`."""
+    m_a, ell_a, m_b, ell_b = partitions
+    c_hi, c_lo = c
+    fast = _narrow(a)
+    js = js_c = mass = 0.0
+    finite = True
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
+        h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
+        p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a > -math.inf else 0.0
+        q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b > -math.inf else 0.0
+        # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
+        # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
+        delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
+        if not math.isfinite(delta):
+            finite = False
+            term = _js_term(p, q)
+        elif abs(delta) <= _LOG3:  # |t| <= 1/2
+            t = math.tanh(0.5 * delta)
+            term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
+            mass += 2.0 * q * t / (1.0 - t)  # q (e^delta - 1), e^delta = (1 + t)/(1 - t)
+        else:
+            term = _js_term(p, q)
+            mass += p - q  # |p - q| >= (p + q)/2 here: a few ulps
+        js, js_c = _add(js, js_c, term)
+    return js + js_c, mass, finite
+
+
+@_once
+def _js_of_logs(
+    a: Any, b: Any, forms: tuple[int, int], partitions: tuple[float, float, float, float]
+) -> float:
+    r"""JS(P, Q) of rows of logits or log-probabilities from the log-ratios
+    :math:`\delta_i = \log p_i - \log q_i = (x_i - m_a) - (y_i - m_b) - c`,
+    :math:`c = \ell_a - \ell_b` (``partitions``: each logits side's maximum and
+    log-partition, 0 for log-probabilities), each :math:`x_i - m` exact as a pair
+    (issue 13: from the separately rounded probabilities, :math:`p - q` of nearly equal
+    rows lost its digits; up to 1e-4 relative off).
+
+    An error :math:`\epsilon` of :math:`c` (the log-partitions' and its own rounding)
+    shifts every :math:`\delta_i`; to first order it moves the sum by
+    :math:`\tfrac{\epsilon}{2}\sum_i (p_i - q_i) = 0`, to second by about
+    :math:`\epsilon^2/8`. Where the bound :math:`\epsilon^2/4` exceeds :math:`2^{-49}`
+    of the sum (nearly equal rows of logits), :math:`c` is corrected by
+    :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) = \epsilon`
+    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`; two sides of logits only), kept
+    as the low part of :math:`c`, and the sum taken again."""
+    _, ell_a, _, ell_b = partitions
+    c = ell_a - ell_b
+    js, mass, finite = _js_logs_pass(a, b, partitions, (c, 0.0))
+    # The correction assumes sum p = sum q = 1: only two sides of logits are exactly
+    # normalised (log-probabilities are given, within their validation's tolerance);
+    # between log-probabilities c = 0 exactly.
+    if forms[0] != 2 or forms[1] != 2:
+        return js
+    n = a.shape[0]
+    fast = _narrow(a)
+    epsilon = 2.0 * _U * (abs(ell_a) + abs(ell_b)) + (
+        _partition_error(n, ell_a) + _partition_error(n, ell_b)
+        if fast
+        else 2.0 * (n + 2) * _U + 2.0**-51 * (abs(ell_a) + abs(ell_b))
+    )
+    if not finite or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
+        return js
+    # (the correction kept as c's low part: added to c it would round again)
+    js, _, _ = _js_logs_pass(a, b, partitions, (c, math.log1p(mass)))
+    return js
+
+
 @numba.njit(error_model="numpy", nogil=True)
 def _loop_certified(
     a: Any,
@@ -2250,6 +2438,9 @@ def _row(
         ell_b if form_b == 2 else 0.0,
     )
     bounds = (weights, errors, n, fast)
+    # JS of two sides of logits or log-probabilities: from the exact log-ratios.
+    if want == 8 and no_probs and finite and not direct:
+        js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), True
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
@@ -2290,7 +2481,9 @@ def _row(
             if want & 2:
                 ce, ce_c = _add(ce, ce_c, -_xlogy(x, y))
             if want & 4:
-                kl, kl_c = _add(kl, kl_c, _rel_entr(x, y))
+                term = _rel_entr(x, y)
+                kl, kl_c = _add(kl, kl_c, term)
+                kl_abs += abs(term)
             if want & 8:
                 js, js_c = _add(js, js_c, _js_term(x, y))
             continue
@@ -2307,7 +2500,7 @@ def _row(
             known_log_p = log_p if form_a != 0 else -math.inf
             ce, ce_c = _add(ce, ce_c, _cross_from_log(p, known_log_p, log_q))
         if want & 4:
-            term = _kl_from_log(p, log_p, log_q)
+            term = _kl_from_log(p, log_p, log_q, form_a != 0)
             kl, kl_c = _add(kl, kl_c, term)
             if one_probs and log_p != -math.inf:
                 kl_logs += _cheap_bound_term(p, log_p, log_q, kappa, mode)
@@ -2322,6 +2515,15 @@ def _row(
             a[r], b[r], (form_a, form_b), partitions, loop_kl, (kl_logs, kl_abs), bounds
         ):
             exact_kl, exact = _kl_exact(a[r], b[r], (form_a, form_b), partitions, loop_kl)
+    # Probabilities against probabilities: the loop's KL stands where its error (each
+    # term 4.5u, the compensated sum's 2u and n^2 u^2 of the magnitudes) is at most
+    # _KL64_TOLERANCE of it; else (nearly equal rows, whose terms cancel) the sum of
+    # non-negative terms, _kl_probs_nonnegative.
+    if both_probs and want & 4 and math.isfinite(kl) and not direct:
+        loop_kl = kl + kl_c
+        error = (4.5 + n * n * _U) * _U * kl_abs + 3.0 * _U * abs(loop_kl)
+        if not error <= _KL64_TOLERANCE * abs(loop_kl):
+            exact_kl, exact = _kl_probs_nonnegative(a[r], b[r]), True
     suspects = 0
     if tol_a >= 0.0 and _suspect(form_a, m_a, ell_a, sum_a, lo_a, hi_a, tol_a):
         suspects += 1

@@ -18,6 +18,7 @@ at the end of this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -32,12 +33,25 @@ from .._numerics import (
     entropy_terms,
     entropy_terms_from_log,
     js_terms,
+    js_terms_from_log_ratios,
     kl_terms,
     kl_terms_from_log,
     kl_terms_from_normalised_logs,
+    kl_terms_nonnegative,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._xp import Array, finalize, is_numpy, namespace, to_float32
+from .._xp import (
+    Array,
+    device,
+    finalize,
+    finite_row_max,
+    is_numpy,
+    log_sum_exp_shifted,
+    namespace,
+    reduce_sum,
+    to_float32,
+    to_numpy,
+)
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
@@ -243,8 +257,127 @@ def _kl_terms(side_p: Side, side_q: Side) -> Array:
     return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
 
 
+# The generic KL of probabilities stands where its error bound is within this fraction
+# of it (the fused kernel's ``_KL64_TOLERANCE``).
+_KL_TOLERANCE = 2.0**-47
+
+
+def _kl_nats(m: _Prepared) -> Array:
+    r"""D(P||Q) in nats on the generic path. Of two sides of probabilities, the plain
+    sum of :func:`kl_terms` where its error bound (each term :math:`4.5u`, the backend's
+    pairwise sum :math:`(\lceil\log_2 n\rceil + 2)u`, of :math:`\sum_i|t_i|`) is within
+    :data:`_KL_TOLERANCE` of it, else (nearly equal rows: the terms cancel, issue 13)
+    the sum of :func:`kl_terms_nonnegative` plus the mass difference
+    :math:`\sum_i (p_i - q_i)`, the latter corrected to its exactly rounded value
+    (``math.fsum`` of the exact differences; the correction is a constant, so gradients
+    are those of the plain sums). Arrays whose values cannot be read (meta tensors, JAX
+    tracers) keep the plain sum."""
+    side_p, side_q = m.sides
+    if side_p.form != "probs" or side_q.form != "probs":
+        return m.total(_kl_terms, *m.sides)
+    xp = m.xp
+    if is_numpy(xp):  # by blocks (``_blocks.py``): the terms twice
+        plain = m.total(_kl_terms, *m.sides)
+        magnitude = m.total(lambda a, b: xp.abs(_kl_terms(a, b)), side_p, side_q)
+    else:  # one expression: the terms once
+        terms = _kl_terms(side_p, side_q)
+        plain = reduce_sum(terms, xp=xp, out_dtype=m.dtype)
+        magnitude = reduce_sum(xp.abs(terms), xp=xp, out_dtype=m.dtype)
+    n = int(side_p.values.shape[-1])
+    u = float(xp.finfo(m.dtype).eps) / 2
+    error = (4.5 + math.ceil(math.log2(max(n, 2))) + 2) * u * magnitude + u * xp.abs(plain)
+    careful = ~(error <= _KL_TOLERANCE * xp.abs(plain)) & xp.isfinite(plain)
+    try:
+        any_careful = bool(xp.any(careful))
+    except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
+        return plain
+    if not any_careful:
+        return plain
+    p, q = side_p.values, side_q.values
+    nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
+    mass = m.total(lambda a, b: a.values - b.values, *m.sides)
+    exact = _exact_mass_difference(p, q, mass, careful)
+    corrected = nonnegative + (mass + xp.asarray(exact, dtype=mass.dtype, device=device(mass)))
+    return xp.where(careful, corrected, plain)
+
+
+def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.ndarray:
+    r"""For the ``rows`` (a mask of the batch shape): the exactly rounded
+    :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, from ``math.fsum`` of the
+    entries on the host; 0 for the other rows."""
+    computed = np.asarray(to_numpy(mass, name="mass"), np.float64)
+    chosen = np.broadcast_to(np.asarray(to_numpy(rows, name="rows"), bool), computed.shape)
+    p_np, q_np = (np.asarray(to_numpy(x, name=n), np.float64) for x, n in ((p, "p"), (q, "q")))
+    shape = (*computed.shape, max(p_np.shape[-1], q_np.shape[-1]))
+    p_np, q_np = np.broadcast_to(p_np, shape), np.broadcast_to(q_np, shape)
+    exact = np.zeros(computed.shape)
+    for index in np.argwhere(chosen):
+        at = tuple(index)
+        exact[at] = math.fsum([*p_np[at], *(-q_np[at]), -computed[at]])
+    return exact
+
+
 def _js_terms(side_p: Side, side_q: Side) -> Array:
-    return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+    if side_p.form == "probs" or side_q.form == "probs":
+        return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
+    delta = _log_ratios(side_p, side_q)
+    return js_terms_from_log_ratios(delta, side_p.probs(), side_q.probs(), xp=side_p.xp)
+
+
+def _log_ratios(side_p: Side, side_q: Side) -> Array:
+    r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
+    as :math:`(x_i - m_a) - (y_i - m_b) - c` with each :math:`x_i - m` exact as a pair
+    (TwoSum; :math:`m` the row maximum of a logits side, 0 for log-probabilities) and
+    :math:`c = \ell_a - \ell_b` the log-partitions' difference, so that nearly equal
+    rows keep the digits of :math:`\delta` (``log_softmax`` rounds each entry to
+    :math:`u|\log p_i|`). An error :math:`\epsilon` of :math:`c` moves JS only by
+    about :math:`\epsilon^2/8` (to first order by :math:`\epsilon\sum_i (p_i - q_i)/2 =
+    0`); between two sides of logits (exactly normalised), :math:`c` is corrected once
+    by :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx
+    \epsilon` on rows where every :math:`\delta_i` is finite
+    (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
+        return _log_ratios_of(side_p, side_q)
+
+
+def _shifted(side: Side) -> tuple[Array, Array, Array]:
+    """A side's ``x - m`` as an exact pair ``(high, low)`` and its log-partition ``ell``
+    (``log_probs``: ``x`` itself, 0 and 0)."""
+    xp, x = side.xp, side.values
+    zero = xp.zeros((), dtype=x.dtype)
+    if side.form != "logits":
+        return x, zero, zero
+    m = finite_row_max(x, xp=xp)
+    high = x - m
+    virtual = high - x
+    low = (x - (high - virtual)) - (m + virtual)
+    return high, low, log_sum_exp_shifted(high, xp=xp)
+
+
+def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
+    xp = side_p.xp
+    high_p, low_p, ell_p = _shifted(side_p)
+    high_q, low_q, ell_q = _shifted(side_q)
+    c = ell_p - ell_q
+    low = low_p - low_q
+    delta = ((high_p - high_q) - c) + low
+    if side_p.form != "logits" or side_q.form != "logits":  # not exactly normalised
+        return delta
+    zero = xp.zeros((), dtype=delta.dtype)
+    finite = xp.isfinite(delta)
+    # q (e^delta - 1) = p (1 - e^-delta): the form whose expm1 cannot overflow
+    safe = xp.where(finite, delta, zero)
+    rising = safe > 0
+    shares = xp.where(
+        rising,
+        -side_p.probs() * xp.expm1(-xp.where(rising, safe, zero)),
+        side_q.probs() * xp.expm1(xp.where(rising, zero, safe)),
+    )
+    dtype = delta.dtype
+    mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
+    rows_finite = xp.all(finite, axis=-1, keepdims=True)
+    correction = xp.where(rows_finite, xp.log1p(mass), zero)
+    return ((high_p - high_q) - c) + (low - correction)
 
 
 def _entropy_nats(m: _Prepared) -> Array:
@@ -487,7 +620,7 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.KL_DIVERGENCE, lambda m: m.total(_kl_terms, *m.sides))
+    return m.measure(_fused.KL_DIVERGENCE, _kl_nats)
 
 
 def js_divergence(
@@ -665,7 +798,7 @@ def cross_entropy_decomposition(
         lambda m: CrossEntropyDecomposition(
             entropy=m.result(m.total(_entropy_terms, m.sides[0])),
             cross_entropy=m.result(_cross_entropy_nats(m)),
-            kl_divergence=m.result(m.total(_kl_terms, *m.sides)),
+            kl_divergence=m.result(_kl_nats(m)),
         )
     )
 
