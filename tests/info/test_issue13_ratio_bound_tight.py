@@ -1,0 +1,207 @@
+r"""Issue 13 follow-up: how tight the error bound of ``_fused_kernels._kl_ratio_pass`` is,
+and tests that fail when any of its terms is weakened.
+
+The pass sums :math:`p_i\psi(-r_i)`, :math:`r_i = \log(p_i/q_i)` from the rounded ratio
+(:math:`u = 2^{-53}`). An error :math:`\delta_i` of :math:`r_i` moves the sum by
+:math:`(p_i - q_i)\delta_i`, so on rows of small :math:`|r_i|` the bound is, per entry,
+:math:`u|q_i - p_i|(1.01 + \eta_Q + 2|r_i|)` and little else (:math:`13uB` is second
+order there), and :math:`\delta_i` is the relative rounding of the computed
+:math:`\tilde q_i` (at most :math:`u`), of the quotient (at most :math:`u` above 1,
+:math:`u/2` below) and of the log (:math:`\le u|r_i|/2`).
+
+Soundness (``test_aligned_rows_within_bound``): rows whose roundings all push the KL the
+same way. Entries are picked where :math:`\tilde q_i` rounded by at least :math:`0.85u`;
+where it rounded down, :math:`p_i = \tilde q_i(1 + 2^{-8})`, else :math:`p_i <
+\tilde q_i`, each :math:`p_i` the float (of 32 neighbours) whose quotient and log round
+the same way, so every :math:`(p_i - q_i)\delta_i > 0`; the two groups carry equal gaps
+so that :math:`\Pi - K` and the KL (the bound's :math:`u|\Pi - K| + u|D|`) nearly
+vanish. Against log-probabilities the error reaches 0.74 to 0.79 of the bound (the
+limit is about :math:`(2 + 1.5)/(2 \cdot 2.02) = 0.87`); random rows reach about 0.05.
+
+Mutants that this catches (each in ``src``, measured): the quotient's weight 1.01
+halved or removed, the computed side's :math:`\eta` of ``_exp_dd`` (1.01) halved or
+removed (the error then exceeds the bound on most rows).
+
+What no row can catch: the weight :math:`2|r_i|` of the series branch (the log's ulp),
+and :math:`\eta_Q q_i` of a zero :math:`p_i`, are each covered a second time by the
+bound's :math:`12uB` (the series' rounding, charged on all of :math:`B`, zero entries'
+:math:`q_i` included): with :math:`|r_i| \le 1`, :math:`B_i = p_i\psi(-r_i) \ge
+|q_i - p_i||r_i|/2.4`, so :math:`12uB_i \ge 5u|q_i - p_i||r_i|` while the actual
+series error is at most a few :math:`u B_i` and the log's at most :math:`u|q_i -
+p_i||r_i|/2`; and a zero :math:`p_i` adds :math:`13uq_i` against an actual error of
+at most about :math:`4u q_i` (logits: the exp, :math:`1 + l`, the scale). Without
+either term the bound stays sound, so a soundness test cannot fail: measured on the
+rows above, the ratio moves from 0.79 to 0.79 (no :math:`2|r|`, :math:`r \approx
+2^{-8}`) and on rows of :math:`|r_i|` near 1 and of zero entries it stays under 0.2.
+
+So ``test_bound_covers_documented_budget`` pins, on one constructed row per pair of
+forms, that the bound is at least the budget the pass documents (its docstring and
+:func:`_ratio_term`), computed here from mpmath's :math:`p_i`, :math:`q_i`,
+:math:`r_i` (150 bits), in units of :math:`u`:
+
+.. math:: \sum_{p_i > 0,\,|r_i| \le 1} \bigl(|q_i - p_i|(1.01 + \eta_Q + 2|r_i|)
+          + \eta_P p_i|r_i|\bigr) + \sum_{|r_i| > 1} \bigl((2 + \eta_Q)|q_i - p_i|
+          + (5.01 + \eta_P)p_i|r_i|\bigr) + \sum_{p_i = 0} \eta_Q q_i
+          + 13B + M + |D|,
+
+:math:`\eta = 5.2` for logits and 1.01 for log-probabilities (on the computed side, 0
+on the other), :math:`M` the masses' term (:math:`|\Pi - K|`; with P logits
+:math:`B + 3|K - 1| + 5.2|D|`), less :math:`2^{-20}` for the computed values' own
+error. The row has entries with :math:`r = \pm 0.9` (series, where :math:`2|r|` is
+40 per cent of their weight), :math:`r = \pm 3` (the direct form) and two zero
+:math:`p_i` with 10 per cent of Q's mass, so each term is over :math:`10^{-3}` of the
+bound. It is a pin of the documented accounting, weaker than soundness (a larger
+bound passes), but it fails on every weakening of a term that the soundness test
+cannot see: :math:`2|r|` removed or halved, the zero entries' :math:`\eta_Q q_i`
+removed, :math:`12uB` removed, the direct form's weights, :math:`\eta_P`, the masses'
+and :math:`u|D|` terms (measured: see the commit message).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+mpmath = pytest.importorskip("mpmath")
+pytest.importorskip("numba")
+
+from crossent.info import _fused_kernels as kernels  # noqa: E402
+
+U = 2.0**-53
+FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
+PAIRS = [("probs", "logits"), ("probs", "log_probs"), ("logits", "probs"), ("log_probs", "probs")]
+ETA = {"probs": 0.0, "log_probs": 1.01, "logits": 5.2}
+
+
+def _pass(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> tuple:
+    """``_kl_ratio_pass`` on one row, with the shifts the kernel's row gives it."""
+    shifts = [0.0, 0.0, 0.0, 0.0]
+    for k, (form, row) in enumerate(((p_form, a), (q_form, b))):
+        if form == "logits":
+            top = float(row.max())
+            shifts[2 * k] = top
+            shifts[2 * k + 1] = float(np.log(np.exp(row - top).sum()))
+    forms = (FORMS[p_form], FORMS[q_form])
+    return kernels._kl_ratio_pass(a, b, (forms, (False, False)), tuple(shifts))
+
+
+def _exact_probabilities(form: str, row: np.ndarray) -> list:
+    """The probabilities a row stands for, in mpmath (the working precision)."""
+    values = [mpmath.mpf(float(v)) for v in row]
+    if form == "probs":
+        return values
+    if form == "log_probs":
+        return [mpmath.exp(v) for v in values]
+    top = max(values)
+    e = [mpmath.exp(v - top) for v in values]
+    total = mpmath.fsum(e)
+    return [v / total for v in e]
+
+
+def _aligned_probability(q_rounded: float, q: object, up: bool, step: float) -> float:
+    r"""The :math:`p` near :math:`\tilde q(1 \pm \text{step})` (of 32 neighbouring floats)
+    whose :math:`\tilde r = \mathrm{fl}(\log \mathrm{fl}(p/\tilde q))` errs most above
+    :math:`\log(p/q)` (``up``, :math:`p > q`) or below it (:math:`p < q`)."""
+    start = q_rounded * (1.0 + step if up else 1.0 - step)
+    direction = 1.0 if up else -1.0
+    best, best_error = start, -math.inf
+    for k in range(32):
+        p = start + direction * k * math.ulp(start)
+        error = direction * float(mpmath.log(p / q_rounded) - mpmath.log(mpmath.mpf(p) / q))
+        error += direction * (math.log(p / q_rounded) - float(mpmath.log(p / q_rounded)))
+        if error > best_error:
+            best, best_error = p, error
+    return best
+
+
+def _aligned_row(seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    r"""Probabilities and log-probabilities whose every rounding raises the pass's KL:
+    half the entries with :math:`\tilde q` rounded down by at least :math:`0.85u` and
+    :math:`p > q`, half rounded up and :math:`p < q`, the two halves' gaps equal."""
+    rng = np.random.default_rng(seed)
+    groups: dict[bool, list[float]] = {True: [], False: []}
+    while min(len(g) for g in groups.values()) < n // 2:
+        y = float(rng.uniform(-4.0, -1.0))
+        exact = mpmath.exp(y)
+        eta = float((math.exp(y) - exact) / exact) / U
+        if abs(eta) >= 0.85 and len(groups[eta < 0]) < n // 2:
+            groups[eta < 0].append(y)
+    p, gap = [], 0.0
+    for y in groups[True]:
+        p.append(_aligned_probability(math.exp(y), mpmath.exp(y), True, 2.0**-8))
+        gap += p[-1] - math.exp(y)
+    for y in groups[False]:
+        step = gap / (n // 2) / math.exp(y)
+        p.append(_aligned_probability(math.exp(y), mpmath.exp(y), False, step))
+    return np.array(p), np.array(groups[True] + groups[False])
+
+
+def _reference(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> object:
+    """mpmath's KL of the rows as given (the working precision), 0 log 0 = 0."""
+    p, q = _exact_probabilities(p_form, a), _exact_probabilities(q_form, b)
+    return mpmath.fsum(x * mpmath.log(x / y) for x, y in zip(p, q, strict=True) if x)
+
+
+def test_aligned_rows_within_bound() -> None:
+    ratios = []
+    with mpmath.workprec(150):
+        for seed in range(12):
+            a, b = _aligned_row(seed)
+            kl, bound, ok, _ = _pass("probs", a, "log_probs", b)
+            assert ok
+            error = abs(mpmath.mpf(kl) - _reference("probs", a, "log_probs", b))
+            assert error <= bound, (seed, float(error), bound)
+            ratios.append(float(error) / bound)
+    # The rows are what they claim: a bound twice as loose would not be tested.
+    assert max(ratios) >= 0.7, max(ratios)
+
+
+def _pinned_row(p_form: str, q_form: str) -> tuple[np.ndarray, np.ndarray]:
+    r"""Entries with :math:`r = \log(p/q) \approx 0.92, -0.88` (series), :math:`\pm 3.0`
+    (direct), :math:`0.18`, and two zero :math:`p` with :math:`q` 0.06 and 0.045."""
+    p = np.array([0.3, 0.15, 0.3, 0.01, 0.24, 0.0, 0.0])
+    q = np.array([0.12, 0.36, 0.015, 0.2, 0.2, 0.06, 0.045])
+    with np.errstate(divide="ignore"):
+        sides = {
+            "probs": (p, q),
+            "log_probs": (np.log(p), np.log(q)),
+            "logits": (np.log(p), np.log(q)),
+        }
+    return sides[p_form][0], sides[q_form][1]
+
+
+def _budget(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> float:
+    """The bound the pass documents for a row, in units of u (the module docstring)."""
+    eta_p, eta_q = ETA[p_form], ETA[q_form]
+    p, q = _exact_probabilities(p_form, a), _exact_probabilities(q_form, b)
+    weights = bregman = mpmath.mpf(0)
+    for x, y in zip(p, q, strict=True):
+        if not x:
+            weights += eta_q * y
+            bregman += y
+            continue
+        r, gap = mpmath.log(x / y), abs(y - x)
+        bregman += y - x + x * r
+        if abs(r) <= 1:
+            weights += gap * (1.01 + eta_q + 2 * abs(r)) + eta_p * x * abs(r)
+        else:
+            weights += (2 + eta_q) * gap + (5.01 + eta_p) * x * abs(r)
+    kl = mpmath.fsum(x * mpmath.log(x / y) for x, y in zip(p, q, strict=True) if x)
+    if p_form == "logits":
+        masses = bregman + 3 * abs(mpmath.fsum(q) - 1) + 5.2 * abs(kl)
+    else:
+        masses = abs(mpmath.fsum(p) - mpmath.fsum(q))
+    return float(weights + 13 * bregman + masses + abs(kl))
+
+
+@pytest.mark.parametrize(("p_form", "q_form"), PAIRS)
+def test_bound_covers_documented_budget(p_form: str, q_form: str) -> None:
+    a, b = _pinned_row(p_form, q_form)
+    kl, bound, ok, _ = _pass(p_form, a, q_form, b)
+    assert ok
+    with mpmath.workprec(150):
+        budget = _budget(p_form, a, q_form, b)
+        error = abs(mpmath.mpf(kl) - _reference(p_form, a, q_form, b))
+    assert bound >= U * budget * (1.0 - 2.0**-20), (bound / (U * budget), float(error) / bound)
