@@ -100,42 +100,57 @@ def _exact_probabilities(form: str, row: np.ndarray) -> list:
     return [v / total for v in e]
 
 
-def _aligned_probability(q_rounded: float, q: object, up: bool, step: float) -> float:
-    r"""The :math:`p` near :math:`\tilde q(1 \pm \text{step})` (of 32 neighbouring floats)
-    whose :math:`\tilde r = \mathrm{fl}(\log \mathrm{fl}(p/\tilde q))` errs most above
-    :math:`\log(p/q)` (``up``, :math:`p > q`) or below it (:math:`p < q`)."""
-    start = q_rounded * (1.0 + step if up else 1.0 - step)
-    direction = 1.0 if up else -1.0
+def _entry_error(p: object, q: object, p_pass: float, q_pass: float) -> float:
+    r""":math:`\tilde p\,\psi(-\tilde r) - p\,\psi(-r)`: how far the pass's term of one
+    entry is from the truth (:math:`p`, :math:`q` exact; ``p_pass``, ``q_pass`` the
+    floats the pass takes, :math:`\tilde r` its rounded log of their rounded ratio),
+    the series' own rounding aside."""
+    r_pass = math.log(p_pass / q_pass)
+    exact = p * (mpmath.expm1(-mpmath.log(p / q)) + mpmath.log(p / q))
+    return float(p_pass * (mpmath.expm1(-mpmath.mpf(r_pass)) + r_pass) - exact)
+
+
+def _aligned_given(rounded: float, exact: object, computed_p: bool, start: float) -> float:
+    r"""The given side's float, of the 32 from ``start`` on, whose entry errs most
+    upwards (:func:`_entry_error`), against the computed side ``rounded`` (of
+    ``exact``)."""
     best, best_error = start, -math.inf
-    for k in range(32):
-        p = start + direction * k * math.ulp(start)
-        error = direction * float(mpmath.log(p / q_rounded) - mpmath.log(mpmath.mpf(p) / q))
-        error += direction * (math.log(p / q_rounded) - float(mpmath.log(p / q_rounded)))
+    for k in range(-16, 16):
+        given = start + k * math.ulp(start)
+        sides = (exact, given, rounded, given) if computed_p else (given, exact, given, rounded)
+        error = _entry_error(*sides)
         if error > best_error:
-            best, best_error = p, error
+            best, best_error = given, error
     return best
 
 
-def _aligned_row(seed: int, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    r"""Probabilities and log-probabilities whose every rounding raises the pass's KL:
-    half the entries with :math:`\tilde q` rounded down by at least :math:`0.85u` and
-    :math:`p > q`, half rounded up and :math:`p < q`, the two halves' gaps equal."""
+def _aligned_row(seed: int, computed_p: bool, n: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    r"""Probabilities and log-probabilities (``computed_p``: P's side) whose every
+    rounding raises the pass's KL: entries whose :math:`e^y` rounded by at least
+    :math:`0.85u`, with :math:`p > q` where that raises :math:`\tilde r` (Q rounded
+    down, P up), else :math:`p < q`; the given side's float chosen
+    (:func:`_aligned_given`) so that the quotient and the log round the same way, and
+    the two halves' gaps :math:`|p - q|` equal."""
     rng = np.random.default_rng(seed)
     groups: dict[bool, list[float]] = {True: [], False: []}
     while min(len(g) for g in groups.values()) < n // 2:
         y = float(rng.uniform(-4.0, -1.0))
         exact = mpmath.exp(y)
         eta = float((math.exp(y) - exact) / exact) / U
-        if abs(eta) >= 0.85 and len(groups[eta < 0]) < n // 2:
-            groups[eta < 0].append(y)
-    p, gap = [], 0.0
-    for y in groups[True]:
-        p.append(_aligned_probability(math.exp(y), mpmath.exp(y), True, 2.0**-8))
-        gap += p[-1] - math.exp(y)
-    for y in groups[False]:
-        step = gap / (n // 2) / math.exp(y)
-        p.append(_aligned_probability(math.exp(y), mpmath.exp(y), False, step))
-    return np.array(p), np.array(groups[True] + groups[False])
+        if abs(eta) >= 0.85 and len(groups[(eta > 0) == computed_p]) < n // 2:
+            groups[(eta > 0) == computed_p].append(y)
+    given, gap = [], 0.0
+    for up, ys in ((True, groups[True]), (False, groups[False])):
+        for y in ys:
+            rounded = math.exp(y)
+            step = 2.0**-8 if up else gap / (n // 2) / rounded
+            sign = 1.0 if up != computed_p else -1.0
+            given.append(
+                _aligned_given(rounded, mpmath.exp(y), computed_p, rounded * (1.0 + sign * step))
+            )
+            if up:
+                gap += abs(given[-1] - rounded)
+    return np.array(given), np.array(groups[True] + groups[False])
 
 
 def _reference(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> object:
@@ -144,14 +159,17 @@ def _reference(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> object
     return mpmath.fsum(x * mpmath.log(x / y) for x, y in zip(p, q, strict=True) if x)
 
 
-def test_aligned_rows_within_bound() -> None:
+@pytest.mark.parametrize("computed_p", [False, True], ids=["probs-log_probs", "log_probs-probs"])
+def test_aligned_rows_within_bound(computed_p: bool) -> None:
+    forms = ("log_probs", "probs") if computed_p else ("probs", "log_probs")
     ratios = []
     with mpmath.workprec(150):
         for seed in range(12):
-            a, b = _aligned_row(seed)
-            kl, bound, ok, _ = _pass("probs", a, "log_probs", b)
+            given, logs = _aligned_row(seed, computed_p)
+            a, b = (logs, given) if computed_p else (given, logs)
+            kl, bound, ok, _ = _pass(forms[0], a, forms[1], b)
             assert ok
-            error = abs(mpmath.mpf(kl) - _reference("probs", a, "log_probs", b))
+            error = abs(mpmath.mpf(kl) - _reference(forms[0], a, forms[1], b))
             assert error <= bound, (seed, float(error), bound)
             ratios.append(float(error) / bound)
     # The rows are what they claim: a bound twice as loose would not be tested.
