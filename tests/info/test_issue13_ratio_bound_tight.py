@@ -191,6 +191,20 @@ def _pinned_row(p_form: str, q_form: str) -> tuple[np.ndarray, np.ndarray]:
     return sides[p_form][0], sides[q_form][1]
 
 
+def _computed_mass(logits: np.ndarray) -> float:
+    r""":math:`\tilde K = \sum_i \tilde q_i`, the pass's probabilities of ``logits``:
+    :math:`e^{h_i}(1 + l_i)e^{-\ell}`, :math:`h_i + l_i = z_i - m` exactly."""
+    top = float(logits.max())
+    scale = math.exp(-float(np.log(np.exp(logits - top).sum())))
+    total = []
+    for z in logits.tolist():
+        h = z - top
+        v = h - z
+        low = (z - (h - v)) - (top + v)
+        total.append(math.exp(h) * (1.0 + low) * scale)
+    return math.fsum(total)
+
+
 def _budget(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> float:
     """The bound the pass documents for a row, in units of u (the module docstring)."""
     eta_p, eta_q = ETA[p_form], ETA[q_form]
@@ -212,8 +226,8 @@ def _budget(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> float:
         masses = bregman + 3 * abs(mpmath.fsum(q) - 1) + 5.2 * abs(kl)
     else:
         masses = abs(mpmath.fsum(p) - mpmath.fsum(q))
-    if q_form == "logits":  # the common shift: |K~ - 1| + 5.2u times |Pi - 1|
-        masses += 5.2 * abs(mpmath.fsum(p) - 1)
+    if q_form == "logits":  # the common shift, |K~ - 1| + 6.3u, times |Pi - 1|
+        masses += (abs(_computed_mass(b) - 1) / U + 6.3) * abs(mpmath.fsum(p) - 1)
     return float(weights + 13 * bregman + masses + abs(kl))
 
 
