@@ -10,29 +10,37 @@ order there), and :math:`\delta_i` is the relative rounding of the computed
 :math:`u/2` below) and of the log (:math:`\le u|r_i|/2`).
 
 Soundness (``test_aligned_rows_within_bound``): rows whose roundings all push the KL the
-same way. Entries are picked where :math:`\tilde q_i` rounded by at least :math:`0.85u`;
-where it rounded down, :math:`p_i = \tilde q_i(1 + 2^{-8})`, else :math:`p_i <
-\tilde q_i`, each :math:`p_i` the float (of 32 neighbours) whose quotient and log round
-the same way, so every :math:`(p_i - q_i)\delta_i > 0`; the two groups carry equal gaps
-so that :math:`\Pi - K` and the KL (the bound's :math:`u|\Pi - K| + u|D|`) nearly
-vanish. Against log-probabilities the error reaches 0.74 to 0.79 of the bound (the
-limit is about :math:`(2 + 1.5)/(2 \cdot 2.02) = 0.87`); random rows reach about 0.05.
+same way, one side probabilities and the other log-probabilities (either way round).
+Entries are picked where :math:`e^{y_i}` rounded by at least :math:`0.85u`, with
+:math:`p_i > q_i` where that rounding raises :math:`\tilde r_i` (Q rounded down, P
+up) and :math:`p_i < q_i` elsewhere; the given side's float (of 32 neighbours) is the
+one whose quotient and log round the same way (:func:`_aligned_given`), so every
+entry's error is positive; the two halves carry equal gaps so that :math:`\Pi - K`
+and the KL (the bound's :math:`u|\Pi - K| + u|D|`) nearly vanish. 12 rows of 16
+entries each way: the error reaches 0.79 (Q computed) and 0.78 (P computed) of the
+bound, the least row 0.68 (the limit is about :math:`(2 + 1.5)/(2 \cdot 2.02) =
+0.87`); random rows reach 0.04 to 0.08 (:math:`p = \mathrm{softmax}(z)`, :math:`q =
+\mathrm{softmax}(z + 0.3\,\mathrm{noise})`).
 
-Mutants that this catches (each in ``src``, measured): the quotient's weight 1.01
-halved or removed, the computed side's :math:`\eta` of ``_exp_dd`` (1.01) halved or
-removed (the error then exceeds the bound on most rows).
+Mutants this catches (each in ``src``, measured; ratio reached with the mutant):
+the quotient's weight 1.01 halved (1.04) or removed (1.54), :math:`\eta_Q` halved
+(1.04) or removed (1.54), :math:`\eta_P p_i|r_i|` halved (1.03) or removed (1.51),
+``_exp_dd``'s :math:`\eta` 1.01 halved or removed, :math:`u\sum_i w_i` halved (1.55).
 
 What no row can catch: the weight :math:`2|r_i|` of the series branch (the log's ulp),
 and :math:`\eta_Q q_i` of a zero :math:`p_i`, are each covered a second time by the
 bound's :math:`12uB` (the series' rounding, charged on all of :math:`B`, zero entries'
 :math:`q_i` included): with :math:`|r_i| \le 1`, :math:`B_i = p_i\psi(-r_i) \ge
 |q_i - p_i||r_i|/2.4`, so :math:`12uB_i \ge 5u|q_i - p_i||r_i|` while the actual
-series error is at most a few :math:`u B_i` and the log's at most :math:`u|q_i -
-p_i||r_i|/2`; and a zero :math:`p_i` adds :math:`13uq_i` against an actual error of
-at most about :math:`4u q_i` (logits: the exp, :math:`1 + l`, the scale). Without
-either term the bound stays sound, so a soundness test cannot fail: measured on the
-rows above, the ratio moves from 0.79 to 0.79 (no :math:`2|r|`, :math:`r \approx
-2^{-8}`) and on rows of :math:`|r_i|` near 1 and of zero entries it stays under 0.2.
+series error is a few :math:`u B_i` and the log's at most :math:`u|q_i - p_i||r_i|/2`;
+and a zero :math:`p_i` adds :math:`13uq_i` against an actual error of at most about
+:math:`4u q_i` (logits: the exp, :math:`1 + l`, the scale). Without either term the
+bound stays sound, so no soundness test can fail. Measured (largest error/bound of 12
+rows, without and with the mutant): rows of aligned roundings 0.787 and 0.791 (no
+:math:`2|r|`); such rows with :math:`|r_i| \in [0.5, 1]` 0.258 and 0.303; one
+quarter of the entries :math:`p_i > 0`, Q logits, 0.055 and 0.064 (no
+:math:`\eta_Q q_i`). Likewise :math:`12uB` removed (0.80), the direct form's weights
+(no aligned row takes it), the masses' terms (zero on balanced rows).
 
 So ``test_bound_covers_documented_budget`` pins, on one constructed row per pair of
 forms, that the bound is at least the budget the pass documents (its docstring and
@@ -45,16 +53,22 @@ forms, that the bound is at least the budget the pass documents (its docstring a
           + 13B + M + |D|,
 
 :math:`\eta = 5.2` for logits and 1.01 for log-probabilities (on the computed side, 0
-on the other), :math:`M` the masses' term (:math:`|\Pi - K|`; with P logits
-:math:`B + 3|K - 1| + 5.2|D|`), less :math:`2^{-20}` for the computed values' own
-error. The row has entries with :math:`r = \pm 0.9` (series, where :math:`2|r|` is
-40 per cent of their weight), :math:`r = \pm 3` (the direct form) and two zero
-:math:`p_i` with 10 per cent of Q's mass, so each term is over :math:`10^{-3}` of the
-bound. It is a pin of the documented accounting, weaker than soundness (a larger
-bound passes), but it fails on every weakening of a term that the soundness test
-cannot see: :math:`2|r|` removed or halved, the zero entries' :math:`\eta_Q q_i`
-removed, :math:`12uB` removed, the direct form's weights, :math:`\eta_P`, the masses'
-and :math:`u|D|` terms (measured: see the commit message).
+on the other), :math:`M` the masses' term (:math:`|\Pi - K|`; Q logits: :math:`|\Pi -
+1|(1 + |\tilde K - 1|/u + 6.3)`, the common shift (the pass's constant; its
+docstring says 5.2); P logits: :math:`B + 3|K - 1| + 5.2|D|`), times :math:`1 +
+2^{-21}`: at least half the documented enlargement by :math:`1 + 2^{-20}` (the
+computed values' own error is some :math:`10^{-15}` of the budget). The row has
+entries with :math:`r = \pm 0.9` (series, where :math:`2|r|` is 40 per cent of their
+weight), :math:`r = \pm 3` (the direct form), two zero :math:`p_i` with 10 per cent of
+Q's mass, and the probabilities' side summing to 1.25, so each term is over
+:math:`2^{-19}` of the bound. A pin of the documented accounting, weaker than
+soundness (a larger bound passes), but it fails on every weakening the soundness test
+cannot see (measured, each halved and removed): :math:`2|r|` (mutant a), the zero
+entries' :math:`\eta_Q q_i` (mutant b), :math:`12uB`, :math:`uB`, the direct form's
+:math:`2`, :math:`\eta_Q` and :math:`5.01`, :math:`\eta_P`, :math:`\eta = 5.2`
+halved, each masses' term, :math:`u|D|`, the factor :math:`1 + 2^{-20}`. Not caught,
+each below :math:`2^{-80}` of the bound here: :math:`1.01(nu)^2(B + \Pi + K)`,
+:math:`2^{-80}(\Pi + K)`, :math:`2^{-100}K`, the factor :math:`1 + 2(n + 8)u`.
 """
 
 from __future__ import annotations
