@@ -81,37 +81,12 @@ import pytest
 mpmath = pytest.importorskip("mpmath")
 pytest.importorskip("numba")
 
-from crossent.info import _fused_kernels as kernels  # noqa: E402
+from tests.info.test_issue13_kl_ratio_form import _pass  # noqa: E402
+from tests.info.test_issue13_kl_ratio_form import _probabilities as _exact_probabilities  # noqa: E402
 
 U = 2.0**-53
-FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
 PAIRS = [("probs", "logits"), ("probs", "log_probs"), ("logits", "probs"), ("log_probs", "probs")]
 ETA = {"probs": 0.0, "log_probs": 1.01, "logits": 5.2}
-
-
-def _pass(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> tuple:
-    """``_kl_ratio_pass`` on one row, with the shifts the kernel's row gives it."""
-    shifts = [0.0, 0.0, 0.0, 0.0]
-    for k, (form, row) in enumerate(((p_form, a), (q_form, b))):
-        if form == "logits":
-            top = float(row.max())
-            shifts[2 * k] = top
-            shifts[2 * k + 1] = float(np.log(np.exp(row - top).sum()))
-    forms = (FORMS[p_form], FORMS[q_form])
-    return kernels._kl_ratio_pass(a, b, (forms, (False, False)), tuple(shifts))
-
-
-def _exact_probabilities(form: str, row: np.ndarray) -> list:
-    """The probabilities a row stands for, in mpmath (the working precision)."""
-    values = [mpmath.mpf(float(v)) for v in row]
-    if form == "probs":
-        return values
-    if form == "log_probs":
-        return [mpmath.exp(v) for v in values]
-    top = max(values)
-    e = [mpmath.exp(v - top) for v in values]
-    total = mpmath.fsum(e)
-    return [v / total for v in e]
 
 
 def _entry_error(p: object, q: object, p_pass: float, q_pass: float) -> float:
