@@ -2040,9 +2040,10 @@ def _kl_ratio_pass(
     mass). Besides: Neumaier's sum of :math:`B` (:math:`uB + 1.01n^2u^2B`), the
     masses (:math:`u|\Pi - K| + 1.01n^2u^2(\Pi + K)`, :func:`_exp_dd`'s
     :math:`2^{-100}K`), the common shift (:math:`|\epsilon||\Pi - 1|`, :math:`|\epsilon|
-    \le |\tilde K - 1| + 5.2u`), the second-order terms :math:`q_i\psi(-\delta_i)` and
-    :math:`g^4` (below :math:`2^{-80}(\Pi + K)`), the final divisions and additions
-    (:math:`u` each of their results). The sum :math:`\sum_i w_i` of non-negative
+    \le |\tilde K - 1| + 6.3u`: the logits' :math:`\eta = 5.2` and the logarithm's
+    rounding, with a few per cent to spare), the second-order terms
+    :math:`q_i\psi(-\delta_i)` and :math:`g^4` (below :math:`2^{-80}(\Pi + K)`), the
+    final divisions and additions (:math:`u` each of their results). The sum :math:`\sum_i w_i` of non-negative
     terms, each with at most eight roundings, is within :math:`1 + \gamma_{n+8}` of its
     value: the whole is enlarged by :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`.
 
