@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 import crossent
-from _machine import interleaved_thread_times
 from bench_kl_mixed_ab import _copy
+
+from _machine import interleaved_thread_times
 
 
 def _rows(rows: int, classes: int, noise: float | None) -> tuple[Any, Any]:
@@ -29,7 +30,11 @@ def _rows(rows: int, classes: int, noise: float | None) -> tuple[Any, Any]:
     times Gaussian noise (None: other random logits)."""
     rng = np.random.default_rng(0)
     z = rng.standard_normal((rows, classes)) * 3
-    y = rng.standard_normal(z.shape) * 3 if noise is None else z + rng.standard_normal(z.shape) * noise
+    y = (
+        rng.standard_normal(z.shape) * 3
+        if noise is None
+        else z + rng.standard_normal(z.shape) * noise
+    )
     return tuple(np.exp(x - np.log(np.exp(x).sum(axis=1, keepdims=True))) for x in (z, y))
 
 
