@@ -84,13 +84,15 @@ ROWS = {
 
 
 def _no_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``math.fsum`` and the host copy raise."""
+    """Make ``math.fsum`` and the host copy raise, and take the extraction whatever the
+    size (small host batches go to fsum, which is cheaper there: ``_host_is_cheaper``)."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a per-row host path ran")
 
     monkeypatch.setattr(math, "fsum", refuse)
     monkeypatch.setattr(_measures, "to_numpy", refuse)
+    monkeypatch.setattr(_measures, "_HOST_MASS_COST", {"numpy": -1, "cpu": -1})
 
 
 MASSES = {
@@ -108,16 +110,14 @@ def test_mass_correction_is_exactly_rounded_without_host(
 ) -> None:
     """Each row's correction is mpmath's exactly rounded sum(p - q) - mass, to the bit,
     for the computed mass and for masses rounded more coarsely (whose correction has
-    all 53 bits), with fsum and the host copy refused (NumPy: rows enough to take the
-    extraction)."""
-    p, q = (np.tile(x, (3, 1)) for x in ROWS[kind]())
+    all 53 bits), with fsum and the host copy refused."""
+    p, q = ROWS[kind]()
     mass = MASSES[mass_kind](p - q)
     want = np.array([_exactly_rounded(a, b, c) for a, b, c in zip(p, q, mass, strict=True)])
     if backend == "torch":
         xp, convert = _measures.namespace(torch.zeros(1), names=("x",))[0], torch.from_numpy
     else:
         xp, convert = compat_numpy, np.asarray
-        assert len(p) * (p.shape[1] + 80) > _measures._HOST_MASS_COST
     _no_host(monkeypatch)
     rows = np.ones(len(p), dtype=bool)
     got = _measures._mass_correction(convert(p), convert(q), convert(mass), convert(rows), xp=xp)
@@ -175,6 +175,7 @@ def test_uncertified_rows_fall_back_to_fsum(monkeypatch: pytest.MonkeyPatch) -> 
     called: list[int] = []
     fsum = math.fsum
     monkeypatch.setattr(math, "fsum", lambda values: called.append(1) or fsum(values))
+    monkeypatch.setattr(_measures, "_HOST_MASS_COST", {"numpy": -1, "cpu": -1})
     xp = _measures.namespace(a, names=("a",))[0]
     got = _measures._mass_correction(a, b, mass, torch.ones(3, dtype=torch.bool), xp=xp)
     want = [_exactly_rounded(x, y, float(c)) for x, y, c in zip(p, q, mass.numpy(), strict=True)]
@@ -220,3 +221,23 @@ def test_some_rows_only() -> None:
         for x, c, r in zip(p, mass.numpy(), rows.tolist(), strict=True)
     ]
     assert got.tolist() == want
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_small_host_batches_take_fsum(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A few rows in host memory go to fsum (cheaper there), larger batches do not; the
+    bits are the same either way."""
+    calls: list[int] = []
+    fsum = math.fsum
+    monkeypatch.setattr(math, "fsum", lambda values: calls.append(1) or fsum(values))
+    for rows, fsum_calls in ((2, 2), (40, 0)):
+        p, q = _nearly_equal(1e-9, rows=rows, classes=33, scale=12.0)
+        mass = (p - q).sum(axis=-1)
+        want = [_exactly_rounded(a, b, c) for a, b, c in zip(p, q, mass, strict=True)]
+        if backend == "torch":
+            p, q, mass = (torch.from_numpy(x) for x in (p, q, mass))
+        xp = _measures.namespace(p, names=("p",))[0]
+        calls.clear()
+        got = _measures._mass_correction(p, q, mass, mass == mass, xp=xp)
+        assert len(calls) == fsum_calls
+        assert [float(x) for x in got] == want

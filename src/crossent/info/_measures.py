@@ -305,8 +305,8 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, 0 for the other rows; a
     constant (no gradient) of ``mass``'s dtype, on its device.
 
-    Arrays on a device without float64, and NumPy arrays with few such rows
-    (:data:`_HOST_MASS_COST`), take ``math.fsum`` on the host
+    Arrays on a device without float64, and arrays in host memory with few such rows
+    (:func:`_host_is_cheaper`), take ``math.fsum`` on the host
     (:func:`_exact_mass_difference`). Others take :class:`_MassExtraction` on the
     ``rows`` (gathered first where they are not all of them), in float64 in their own
     namespace: no per-row loop, no host copy (float32 values are exact in float64, so
@@ -326,8 +326,9 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     count = math.prod(batch)
     chosen = ns.reshape(ns.broadcast_to(rows, batch), (count,))
     index = ns.nonzero(chosen)[0]
-    if is_numpy(xp) and int(index.shape[0]) * (n + 80) <= _HOST_MASS_COST:
-        return xp.asarray(_exact_mass_difference(p, q, mass, rows), dtype=mass.dtype)
+    if _host_is_cheaper(int(index.shape[0]), n, xp=xp, where=device(mass)):
+        exact = _exact_mass_difference(p, q, mass, rows)
+        return xp.asarray(exact, dtype=mass.dtype, device=device(mass))
     p2, q2 = (
         ns.reshape(ns.broadcast_to(_constant(x, work, xp=ns), (*batch, n)), (count, n))
         for x in (p, q)
@@ -346,11 +347,21 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     return correction if correction.dtype == mass.dtype else ns.astype(correction, mass.dtype)
 
 
-_HOST_MASS_COST = 1000
-"""NumPy rows go to ``math.fsum`` where rows x (classes + 80) is at most this: about
-0.1 us a class and 8 us a row there, against 90 us a call and 0.02 us an element for
-:class:`_MassExtraction` (measured: 4 x 10 rows 0.04 ms by fsum, 0.12 ms extracted;
-16 x 100, 0.22 and 0.14 ms)."""
+_HOST_MASS_COST = {"numpy": 1000, "cpu": 3000}
+"""The largest rows x (classes + 80) that ``math.fsum`` takes (:func:`_host_is_cheaper`),
+for NumPy and for other arrays in host memory (PyTorch CPU tensors)."""
+
+
+def _host_is_cheaper(rows: int, classes: int, *, xp: ModuleType, where: Any) -> bool:
+    """Whether ``math.fsum`` on the host is cheaper than :class:`_MassExtraction` for
+    ``rows`` of ``classes`` in host memory (never for other devices: a host copy and a
+    synchronisation). fsum costs about 8 us a row and 0.1 us a class; the extraction
+    about 90 us a call on NumPy (4 x 10 rows: 0.04 ms by fsum, 0.12 ms extracted; 16 x
+    100: 0.22 and 0.14 ms) and 300 us in PyTorch (about 150 operations of 2 us; 1 x 10:
+    0.31 and 0.47 ms a KL call), plus 0.02 us an element. Same bits either way."""
+    if is_numpy(xp):
+        return rows * (classes + 80) <= _HOST_MASS_COST["numpy"]
+    return str(where) == "cpu" and rows * (classes + 80) <= _HOST_MASS_COST["cpu"]
 
 
 def _certified_mass_difference(p: Array, q: Array, computed: Array, *, xp: ModuleType) -> Array:
@@ -386,7 +397,7 @@ _ETA = 2.0**-1074  # the smallest subnormal
 _TINY = 2.0**-1022  # the smallest normal
 _MASS_LIMIT = 2.0**960  # largest row maximum taken: 2^53 and 2^M times it stay finite
 _MASS_LEVELS = 3  # levels a round, 53 - M bits each (126 bits below 2^M max|x| for M = 11)
-_MAX_SHIFT = 26  # M at most: up to 2^26 - 3 terms a row
+_MAX_SHIFT = 26  # M at most: up to 2^26 - 2 terms a row
 
 
 class _MassExtraction:
@@ -423,19 +434,21 @@ class _MassExtraction:
        rounding (:func:`_sum_error_bound`).
     4. Certificate: :math:`y` is :math:`T` rounded to nearest where :math:`b = 0`
        (then :math:`T = s + r` exactly and :math:`y` is its rounding) or where
-       :math:`b < \operatorname{fl}(g/2 - |z|)`, :math:`g` the smaller gap from
-       :math:`y` to its neighbours (:math:`|z| \le g/2`; the subtraction is exact for
-       :math:`|z| \ge g/4`, else within :math:`u` of a value :math:`\ge g/4`): then
-       :math:`|T - y| \le |z| + b/2 < g/2`. After :math:`L` levels :math:`b \approx
-       4N^2u^2\sigma_{L-1}`, 0 where the residuals vanish or are subnormal; a row
-       stays uncertified only where :math:`|T|` is below about :math:`2^{-150}
-       \max_j|x_j|` (more levels, :meth:`extract`, settle it) or within :math:`b` of a
-       midpoint between floats, beyond :data:`_MASS_LIMIT`, or with :math:`N >
-       2^{26} - 3` (``inside`` false).
+       :math:`b < \operatorname{fl}(g/2 - |z|)`, :math:`g` the gap from :math:`|y|` to
+       the next float toward 0 (the smaller of its two gaps; :math:`|z| \le g/2`, and
+       the subtraction is exact for :math:`|z| \ge g/4`, else within :math:`u` of a
+       value :math:`\ge g/4`): then :math:`|T - y| \le |z| + b/2 < g/2`.
 
-    The work is :math:`O(Ln)` elementwise operations and :math:`2L + 4` sums over the
-    classes, whatever the values; round to nearest is assumed (IEEE 754 float64 with
-    subnormals, as PyTorch and CuPy compute on CPU and GPU).
+    After :math:`L` levels :math:`b \approx 4N^2u^2\sigma_{L-1}` (about
+    :math:`2^{-155}\max_j|x_j|` for :math:`n = 1000`, :math:`L = 3`), and 0 where the
+    residuals vanish or are subnormal (nearly equal rows: usually). A row stays
+    uncertified where :math:`|T|` is below about :math:`2^{52}b` (more levels,
+    :meth:`extract`, settle it), where :math:`T` lies within :math:`b` of a midpoint
+    between floats, and (``inside`` false) beyond :data:`_MASS_LIMIT` or with
+    :math:`N > 2^{26} - 2`. The work is :math:`O(Ln)` elementwise operations and
+    :math:`L + 3` reductions over the classes, whatever the values. Round to nearest
+    is assumed (IEEE 754 float64 with subnormals, as PyTorch and CuPy compute on CPU
+    and GPU).
 
     References
     ----------
@@ -449,13 +462,13 @@ class _MassExtraction:
         self.xp = xp
         self.terms = 2 * max(int(p.shape[-1]), int(q.shape[-1])) + 1
         self.shift = max(2, math.ceil(math.log2(self.terms + 2)))
-        d, self.low = _two_sum(p, -q)
-        self.parts = [d]
+        d, self.low = _two_difference(p, q)
+        self.values = d  # the x_j still to extract: d, then d and e side by side
         self.rest = -computed
         mu = xp.maximum(xp.max(xp.abs(d), axis=-1), xp.abs(self.rest))
         self.inside = (mu <= _MASS_LIMIT) & (self.shift <= _MAX_SHIFT)
-        sigma = _next_power_of_two(xp.where(self.inside, mu, xp.zeros_like(mu)), xp=xp)
-        self.sigma = self._floored(sigma * 2.0**self.shift)
+        sigma = _next_power_of_two(xp.where(self.inside, mu, 0.0), xp=xp)
+        self.sigma = xp.clip(sigma * 2.0**self.shift, _TINY, None)
         self.taus: list[Array] = []
 
     @property
@@ -470,37 +483,33 @@ class _MassExtraction:
         xp = self.xp
         for _ in range(levels):
             if len(self.taus) == 1:
-                self.parts.append(self.low)
+                self.values = xp.concat([self.values, self.low], axis=-1)
             column = xp.expand_dims(self.sigma, axis=-1)
-            top = (self.sigma + self.rest) - self.sigma
-            self.rest, tau = self.rest - top, top
-            for i, x in enumerate(self.parts):
-                top = (column + x) - column
-                self.parts[i] = x - top
-                tau = tau + xp.sum(top, axis=-1)
-            self.taus.append(tau)
-            self.sigma = self._floored(self.sigma * 2.0 ** (self.shift - 53))
+            top_rest = (self.sigma + self.rest) - self.sigma
+            top = (column + self.values) - column
+            self.rest, self.values = self.rest - top_rest, self.values - top
+            self.taus.append(top_rest + xp.sum(top, axis=-1))
+            self.sigma = xp.clip(self.sigma * 2.0 ** (self.shift - 53), _TINY, None)
 
     def rounded(self) -> tuple[Array, Array]:
         """``(y, certified)`` after the levels so far (steps 3 and 4)."""
         xp = self.xp
-        rho, spread = self.rest, xp.abs(self.rest)
-        for x in self.parts:
-            rho, spread = rho + xp.sum(x, axis=-1), spread + xp.sum(xp.abs(x), axis=-1)
-        total, tail, tail_spread = self.taus[0], xp.zeros_like(rho), xp.zeros_like(rho)
+        rho = self.rest + xp.sum(self.values, axis=-1)
+        spread = xp.abs(self.rest) + xp.sum(xp.abs(self.values), axis=-1)
+        total, errors = self.taus[0], []
         for value in (*self.taus[1:], rho):
             total, error = _two_sum(total, value)
+            errors.append(error)
+        tail, tail_spread = errors[0], xp.abs(errors[0])
+        for error in errors[1:]:
             tail, tail_spread = tail + error, tail_spread + xp.abs(error)
         rounded, residue = _two_sum(total, tail)
         bound = _sum_error_bound(spread, self.terms, xp=xp)
-        bound = bound + _sum_error_bound(tail_spread, len(self.taus), xp=xp)
-        up = xp.nextafter(rounded, _full(rounded, math.inf, xp=xp)) - rounded
-        down = rounded - xp.nextafter(rounded, _full(rounded, -math.inf, xp=xp))
-        room = xp.minimum(up, down) * 0.5 - xp.abs(residue)
+        bound = bound + _sum_error_bound(tail_spread, len(errors), xp=xp)
+        magnitude = xp.abs(rounded)
+        gap = magnitude - xp.nextafter(magnitude, xp.zeros_like(magnitude))
+        room = gap * 0.5 - xp.abs(residue)
         return rounded, self.inside & ((bound == 0) | (bound < room))
-
-    def _floored(self, sigma: Array) -> Array:
-        return self.xp.maximum(sigma, _full(sigma, _TINY, xp=self.xp))
 
 
 def _sum_error_bound(spread: Array, count: int, *, xp: ModuleType) -> Array:
@@ -513,7 +522,16 @@ def _sum_error_bound(spread: Array, count: int, *, xp: ModuleType) -> Array:
     sum (of the magnitudes, and so of the terms) lies on the subnormal grid below
     :math:`2^{-1022}`, where additions are exact."""
     bound = (4 * count * _EPS) * spread + _ETA
-    return xp.where(spread < _TINY, xp.zeros_like(bound), bound)
+    return xp.where(spread < _TINY, 0.0, bound)
+
+
+def _two_difference(a: Array, b: Array) -> tuple[Array, Array]:
+    """``(s, e)`` with ``s = fl(a - b)`` and ``a - b = s + e`` exactly: :func:`_two_sum`
+    of ``a`` and ``-b``, with the negation carried through (it commutes with rounding)."""
+    s = a - b
+    minus_b_virtual = s - a
+    a_virtual = s - minus_b_virtual
+    return s, (a - a_virtual) - (b + minus_b_virtual)
 
 
 def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
@@ -533,11 +551,6 @@ def _next_power_of_two(mu: Array, *, xp: ModuleType) -> Array:
     q = mu * 2.0**53
     step = xp.abs((q + mu) - q)
     return xp.where(step == 0, mu, step)
-
-
-def _full(x: Array, value: float, *, xp: ModuleType) -> Array:
-    """``value`` in ``x``'s shape, dtype and device."""
-    return xp.full_like(x, value)
 
 
 def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.ndarray:
