@@ -324,9 +324,11 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     ns = np if is_numpy(xp) else xp  # array-api-compat's NumPy wrappers cost microseconds
     batch, n = tuple(mass.shape), max(int(p.shape[-1]), int(q.shape[-1]))
     count = math.prod(batch)
-    chosen = ns.reshape(ns.broadcast_to(rows, batch), (count,))
-    index = ns.nonzero(chosen)[0]
-    if _host_is_cheaper(int(index.shape[0]), n, xp=xp, where=device(mass)):
+    index = None
+    if not _host_is_cheaper(count, n, xp=xp, where=device(mass)):  # all rows: no count
+        chosen = ns.reshape(ns.broadcast_to(rows, batch), (count,))
+        index = ns.nonzero(chosen)[0]
+    if index is None or _host_is_cheaper(int(index.shape[0]), n, xp=xp, where=device(mass)):
         exact = _exact_mass_difference(p, q, mass, rows)
         return xp.asarray(exact, dtype=mass.dtype, device=device(mass))
     p2, q2 = (
