@@ -105,7 +105,7 @@ MASSES = {
 
 @pytest.mark.parametrize("mass_kind", list(MASSES))
 @pytest.mark.parametrize("kind", list(ROWS))
-@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("backend", ["torch", "numpy", "numpy through array-api-compat"])
 def test_mass_correction_is_exactly_rounded_without_host(
     kind: str, backend: str, mass_kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -119,6 +119,7 @@ def test_mass_correction_is_exactly_rounded_without_host(
         xp, convert = _measures.namespace(torch.zeros(1), names=("x",))[0], torch.from_numpy
     else:
         xp, convert = compat_numpy, np.asarray
+        monkeypatch.setattr(_measures, "_NUMPY_ARRAY_API", backend == "numpy")
     _no_host(monkeypatch)
     rows = np.ones(len(p), dtype=bool)
     got = _measures._mass_correction(convert(p), convert(q), convert(mass), convert(rows), xp=xp)
@@ -209,10 +210,12 @@ def test_gradients_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not correction.requires_grad
 
 
-def test_some_rows_only() -> None:
+def test_some_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the rows asked for get a correction (the others 0), gathered and scattered
-    back in place, with a batch broadcast against a single row of Q."""
-    p, q = _nearly_equal(1e-9, rows=5, classes=7)
+    back in place, with a batch broadcast against a single row of Q; and one row alone
+    (batch shape ())."""
+    _no_host(monkeypatch)
+    p, q = _nearly_equal(1e-9, rows=5, classes=7, scale=12.0)
     a, b = torch.from_numpy(p), torch.from_numpy(q[0])
     mass = (a - b).sum(dim=-1)
     rows = torch.tensor([False, True, False, True, True])
@@ -223,6 +226,9 @@ def test_some_rows_only() -> None:
         for x, c, r in zip(p, mass.numpy(), rows.tolist(), strict=True)
     ]
     assert got.tolist() == want
+    one = _measures._mass_correction(a[1], b, mass[1], rows[1], xp=xp)
+    assert one.shape == ()
+    assert float(one) == want[1]
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])

@@ -321,7 +321,7 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     if work != xp.float64:
         exact = _exact_mass_difference(p, q, mass, rows)
         return xp.asarray(exact, dtype=mass.dtype, device=device(mass))
-    ns = np if is_numpy(xp) else xp  # array-api-compat's NumPy wrappers cost microseconds
+    ns = np if is_numpy(xp) and _NUMPY_ARRAY_API else xp
     batch, n = tuple(mass.shape), max(int(p.shape[-1]), int(q.shape[-1]))
     count = math.prod(batch)
     index = None
@@ -348,6 +348,11 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     correction = ns.reshape(correction, batch)
     return correction if correction.dtype == mass.dtype else ns.astype(correction, mass.dtype)
 
+
+_NUMPY_ARRAY_API = hasattr(np, "cumulative_sum")
+"""Whether ``numpy`` itself has the standard's functions (2.1 and later), which
+:func:`_mass_correction` then calls directly: array-api-compat's wrappers cost
+microseconds a call, and copies (100 x 1000 rows: 1.3 ms directly, 4.0 ms wrapped)."""
 
 _HOST_MASS_COST = {"numpy": 1000, "cpu": 3000}
 """The largest rows x (classes + 80) that ``math.fsum`` takes (:func:`_host_is_cheaper`),
