@@ -409,6 +409,27 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
 
 
+def _exp_times_where_subnormal(x: Array, log_x: Array, y: Array, *, xp: ModuleType) -> Array:
+    r""":math:`x y` for :math:`x = e^{\log x}`, by :func:`exp_times` where :math:`x` is
+    subnormal (:func:`_subnormal_exp`) and :math:`y > 0`: the rounded :math:`x` times a
+    huge :math:`y` may be a normal number, off by up to 100 % (issue 13: the KL of two
+    sides of logits, :math:`p(r - 1)` of :func:`kl_terms_from_normalised_logs` with
+    :math:`\log p = -745`, :math:`\log q = -10^{300}`, was :math:`4.94\cdot 10^{-24}`
+    against :math:`2.82\cdot 10^{-24}`)."""
+    products = x * y
+    tiny = _subnormal_exp(log_x, xp=xp)
+    if type(products) is np.ndarray and products.ndim:  # NumPy: only the few entries
+        if tiny.any():
+            tiny &= y > 0
+            log_x_b, y_b = np.broadcast_arrays(log_x, y)
+            products[tiny] = exp_times(log_x_b[tiny], y_b[tiny], xp=np)
+        return products
+    tiny = tiny & (y > 0)
+    log_x_tiny = xp.where(tiny, log_x, full_like(log_x, -1000.0, xp=xp))
+    y_tiny = xp.where(tiny, y, zeros_like(y, xp=xp))
+    return xp.where(tiny, exp_times(log_x_tiny, y_tiny, xp=xp), products)
+
+
 _PHI_SERIES = tuple((j + 1) / math.factorial(j + 2) for j in range(17, -1, -1))
 r""":math:`c_{17}, \dots, c_0` of :math:`\varphi(r) = r^2 \sum_j c_j r^j`,
 :math:`c_j = (j + 1)/(j + 2)!` (Horner's order): for :math:`|r| \le 1` the remainder is
@@ -447,7 +468,7 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     for coefficient in _PHI_SERIES:
         series = coefficient + r_small * series
     p, q = xp.exp(log_p), xp.exp(log_q)
-    far = q + p * (xp.where(small, zeros, r) - 1)
+    far = q + _exp_times_where_subnormal(p, log_p, xp.where(small, zeros, r) - 1, xp=xp)
     terms = xp.where(small, q * (r_small * r_small * series), far)
     outside = xp.where(p_pos, full_like(terms, math.inf, xp=xp), q)
     return xp.where(both, terms, outside)

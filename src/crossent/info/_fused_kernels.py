@@ -444,6 +444,13 @@ def _bregman64_sums(
                     pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
             term = u + pu * (r - 1.0)
             change = pu - u
+            if pu < _SMALLEST_NORMAL:  # (from P's side) rounded: the product scaled
+                if form_a == 0:
+                    term = u + (x * (r - 1.0)) * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    scaled = _exp_times(sx, (r - 1.0) * (1.0 + sx_lo))
+                    term = u + scaled * math.exp(ell_b - ell_a)
         if fine:
             total, total_c = _dd_sum(total, total_c, term, 0.0)
         else:
