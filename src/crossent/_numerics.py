@@ -128,13 +128,17 @@ def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
     multiples of :math:`2^{-43}`, :math:`2^{-13}` in float32, and so is their small
     sum); :math:`|s| \le 0.35`; then ``exp``, the product and the exact scaling by
     :math:`2^{-k}` (in two halves, each normal): about :math:`3u` relative where the
-    result is normal. For ``log_x`` with :math:`e^{\log x}` normal or below
-    ``_EXP_TIMES_FLOOR`` the caller keeps its plain product (this is valid there too)."""
+    result is normal. :math:`y` enters as :math:`y/4` (and :math:`2^{2-k}`), so that
+    :math:`e^{s} y` does not overflow for :math:`y` near the largest float (issue 13:
+    :math:`-p\log q` of :math:`\log p = -1400`, :math:`\log q = -1.7\cdot 10^{308}` was
+    :math:`+\infty` for :math:`1.65\cdot 10^{-300}`). For ``log_x`` with
+    :math:`e^{\log x}` normal or below ``_EXP_TIMES_FLOOR`` the caller keeps its plain
+    product (this is valid there too)."""
     k = xp.round(-log_x / math.log(2.0))
     s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
     half = xp.floor(k / 2)
     two = xp.asarray(2.0, dtype=log_x.dtype)
-    return xp.exp(s) * y * xp.pow(two, -half) * xp.pow(two, half - k)
+    return xp.exp(s) * (y * 0.25) * xp.pow(two, -half) * xp.pow(two, half - k + 2)
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
@@ -420,7 +424,7 @@ def _exp_times_where_subnormal(x: Array, log_x: Array, y: Array, *, xp: ModuleTy
     tiny = _subnormal_exp(log_x, xp=xp)
     if type(products) is np.ndarray and products.ndim:  # NumPy: only the few entries
         if tiny.any():
-            tiny &= y > 0
+            tiny = tiny & (y > 0)  # (of the broadcast shape)
             log_x_b, y_b = np.broadcast_arrays(log_x, y)
             products[tiny] = exp_times(log_x_b[tiny], y_b[tiny], xp=np)
         return products
