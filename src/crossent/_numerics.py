@@ -104,13 +104,28 @@ _LN2_LOW = 3.1946184945309415e-05
 _EXP_TIMES_FLOOR = -2048.0
 
 
+def _log_smallest_normal(dtype: object, *, xp: ModuleType) -> float:
+    """The logarithm of the smallest normal number of ``dtype`` (cached by the dtype's
+    name, which fixes its format, and compares without warnings across libraries: the
+    ``finfo`` and the logarithm cost about a microsecond a call)."""
+    name = str(dtype)
+    known = _LOG_SMALLEST_NORMALS.get(name)
+    if known is None:
+        tiny = xp.finfo(dtype).smallest_normal
+        # (a long double's is 0.0 as a float: its log taken in long double)
+        known = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
+        _LOG_SMALLEST_NORMALS[name] = known
+    return known
+
+
+_LOG_SMALLEST_NORMALS: dict[str, float] = {}
+
+
 def _subnormal_exp(log_x: Array, *, xp: ModuleType) -> Array:
     """Where ``e^log_x`` is finite but below the smallest normal number of its dtype
     (so its relative accuracy is lost, 0 included), and ``log_x`` above
     ``_EXP_TIMES_FLOOR``."""
-    tiny = xp.finfo(log_x.dtype).smallest_normal
-    # (a long double's is 0.0 as a float: its log taken in long double)
-    threshold = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
+    threshold = _log_smallest_normal(log_x.dtype, xp=xp)
     return (log_x < threshold) & (log_x > _EXP_TIMES_FLOOR)
 
 
@@ -421,14 +436,13 @@ def _exp_times_where_subnormal(x: Array, log_x: Array, y: Array, *, xp: ModuleTy
     :math:`\log p = -745`, :math:`\log q = -10^{300}`, was :math:`4.94\cdot 10^{-24}`
     against :math:`2.82\cdot 10^{-24}`)."""
     products = x * y
-    tiny = _subnormal_exp(log_x, xp=xp)
     if type(products) is np.ndarray and products.ndim:  # NumPy: only the few entries
-        if tiny.any():
-            tiny = tiny & (y > 0)  # (of the broadcast shape)
+        if log_x.size and log_x.min() < _log_smallest_normal(log_x.dtype, xp=np):
+            tiny = _subnormal_exp(log_x, xp=np) & (y > 0)  # (of the broadcast shape)
             log_x_b, y_b = np.broadcast_arrays(log_x, y)
             products[tiny] = exp_times(log_x_b[tiny], y_b[tiny], xp=np)
         return products
-    tiny = tiny & (y > 0)
+    tiny = _subnormal_exp(log_x, xp=xp) & (y > 0)
     log_x_tiny = xp.where(tiny, log_x, full_like(log_x, -1000.0, xp=xp))
     y_tiny = xp.where(tiny, y, zeros_like(y, xp=xp))
     return xp.where(tiny, exp_times(log_x_tiny, y_tiny, xp=xp), products)
