@@ -396,19 +396,27 @@ def kl_terms_nonnegative(p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p == 0, q, terms)
 
 
-def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+def kl_terms_from_log(
+    log_p: Array, log_q: Array, *, xp: ModuleType, p: Array | None = None
+) -> Array:
     """``p (log p - log q)`` from log-probabilities.
 
-    0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
+    0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``. Where ``p = exp(log p)``
+    is subnormal the product is scaled (:func:`exp_times`), unless ``p`` is given (a
+    side of probabilities, exact): then it is ``p (log p - log q)`` itself there (the
+    scaled product of its rounded logarithm was some 300 ulps off; issue 13).
     """
     if _numpy_arrays(log_p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
         c = _constants(log_p.dtype)
         terms = np.subtract(_floored(log_p, c), _floored(log_q, c))
         tiny = _subnormal_exp(log_p, xp=np) & (log_q > c.minus_inf)
-        if tiny.any():  # p subnormal: the product scaled (:func:`exp_times`)
-            log_p_b = np.broadcast_to(log_p, terms.shape)[tiny]
+        if tiny.any():  # p subnormal: the product scaled (:func:`exp_times`) or exact
             difference = terms[tiny]
-            scaled = np.copysign(exp_times(log_p_b, np.abs(difference), xp=np), difference)
+            if p is None:
+                log_p_b = np.broadcast_to(log_p, terms.shape)[tiny]
+                scaled = np.copysign(exp_times(log_p_b, np.abs(difference), xp=np), difference)
+            else:
+                scaled = np.broadcast_to(p, terms.shape)[tiny] * difference
         terms *= np.exp(log_p)
         if tiny.any():
             terms[tiny] = scaled
@@ -422,9 +430,12 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     difference = log_p_safe - log_q_safe
     terms = xp.exp(log_p) * difference
     tiny = _subnormal_exp(log_p, xp=xp) & ~q_zero
-    log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
-    scaled = exp_times(log_p_tiny, xp.abs(difference), xp=xp)
-    terms = xp.where(tiny, xp.where(difference < 0, -scaled, scaled), terms)
+    if p is None:
+        log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
+        scaled = exp_times(log_p_tiny, xp.abs(difference), xp=xp)
+        terms = xp.where(tiny, xp.where(difference < 0, -scaled, scaled), terms)
+    else:
+        terms = xp.where(tiny, p * difference, terms)
     return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
 
 

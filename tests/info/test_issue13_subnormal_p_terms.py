@@ -80,6 +80,7 @@ MEASURES: dict[str, Callable[..., Any]] = {
         *a, **k
     )[1],
 }
+KL_MEASURES = {"kl_divergence", "decomposition_kl"}
 
 
 def _logs(values: Any, form: str) -> list[Any]:
@@ -96,7 +97,7 @@ def _truth(measure: str, p: Any, q: Any, forms: tuple[str, str]) -> float:
     """The measure of the given floats at :data:`DIGITS` digits, rounded to float64."""
     with mpmath.workdps(DIGITS):
         log_p, log_q = _logs(p, forms[0]), _logs(q, forms[1])
-        if measure.endswith("kl_divergence") or measure.endswith("_kl"):
+        if measure in KL_MEASURES:
             terms = (mpmath.exp(a) * (a - b) for a, b in zip(log_p, log_q, strict=True))
         else:
             terms = (-mpmath.exp(a) * b for a, b in zip(log_p, log_q, strict=True))
@@ -168,6 +169,25 @@ def test_issue13_subnormal_p_terms_generic_backends(forms: tuple[str, str], back
         )
         for row, value in zip(p, got, strict=True):
             _assert_few_ulps(value, _truth("kl_divergence", row, q[0], forms))
+
+
+P_PROBS = ([2.0**-1074, 1.0], [-1e300, 0.0])
+"""P as probabilities, one subnormal (exact as given), Q logits or log-probabilities."""
+
+
+@pytest.mark.parametrize("path", ["fused", "generic"])
+@pytest.mark.parametrize("q_form", ["logits", "log_probs"])
+def test_issue13_subnormal_probabilities_keep_their_value(q_form: str, path: str) -> None:
+    """A subnormal probability is exact: its term is ``p (log p - log q)`` as it is, not
+    rebuilt from its rounded logarithm (the generic path's scaled product was 297 ulps
+    off)."""
+    if path == "fused":
+        pytest.importorskip("numba")
+    with pytest.MonkeyPatch.context() as patch:
+        if path == "generic":
+            patch.setattr(_fused, "available", lambda: False)
+        for measure in ("kl_divergence", "decomposition_kl"):
+            _check_rows(measure, [P_PROBS], ("probs", q_form))
 
 
 @pytest.mark.parametrize("path", ["fused", "generic"])
