@@ -153,7 +153,11 @@ def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
     s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
     half = xp.floor(k / 2)
     two = xp.asarray(2.0, dtype=log_x.dtype)
-    return xp.exp(s) * (y * 0.25) * xp.pow(two, -half) * xp.pow(two, half - k + 2)
+    scale = xp.pow(two, -half)
+    # 2^(half - k + 2) = 2^-half * (4 or 2), as 2 half - k is 0 or -1: one elementwise
+    # pow, not two (the costly operation on other arrays than NumPy's)
+    rest = scale * (4 + 2 * (2 * half - k))
+    return xp.exp(s) * (y * 0.25) * scale * rest
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
@@ -440,23 +444,24 @@ def kl_terms_from_log(
 
 
 def _exp_times_where_subnormal(x: Array, log_x: Array, y: Array, *, xp: ModuleType) -> Array:
-    r""":math:`x y` for :math:`x = e^{\log x}`, by :func:`exp_times` where :math:`x` is
-    subnormal (:func:`_subnormal_exp`) and :math:`y > 0`: the rounded :math:`x` times a
-    huge :math:`y` may be a normal number, off by up to 100 % (issue 13: the KL of two
-    sides of logits, :math:`p(r - 1)` of :func:`kl_terms_from_normalised_logs` with
+    r""":math:`x y` for :math:`x = e^{\log x}` and a finite :math:`y`, by
+    :func:`exp_times` where :math:`x` is subnormal (:func:`_subnormal_exp`; its formula
+    holds for :math:`y` of either sign): the rounded :math:`x` times a huge :math:`y`
+    may be a normal number, off by up to 100 % (issue 13: the KL of two sides of
+    logits, :math:`p(r - 1)` of :func:`kl_terms_from_normalised_logs` with
     :math:`\log p = -745`, :math:`\log q = -10^{300}`, was :math:`4.94\cdot 10^{-24}`
-    against :math:`2.82\cdot 10^{-24}`)."""
+    against :math:`2.82\cdot 10^{-24}`). NumPy: only those entries, if any; other
+    arrays: everywhere, ``log x`` clipped into :func:`exp_times`' range (finite values
+    and gradients where its result is not taken)."""
     products = x * y
-    if type(products) is np.ndarray and products.ndim:  # NumPy: only the few entries
+    if type(products) is np.ndarray and products.ndim:
         if log_x.size and log_x.min() < _log_smallest_normal(log_x.dtype, xp=np):
-            tiny = _subnormal_exp(log_x, xp=np) & (y > 0)  # (of the broadcast shape)
+            tiny = np.broadcast_to(_subnormal_exp(log_x, xp=np), products.shape)
             log_x_b, y_b = np.broadcast_arrays(log_x, y)
             products[tiny] = exp_times(log_x_b[tiny], y_b[tiny], xp=np)
         return products
-    tiny = _subnormal_exp(log_x, xp=xp) & (y > 0)
-    log_x_tiny = xp.where(tiny, log_x, full_like(log_x, -1000.0, xp=xp))
-    y_tiny = xp.where(tiny, y, zeros_like(y, xp=xp))
-    return xp.where(tiny, exp_times(log_x_tiny, y_tiny, xp=xp), products)
+    log_x_safe = xp.clip(log_x, _EXP_TIMES_FLOOR, 0.0)
+    return xp.where(_subnormal_exp(log_x, xp=xp), exp_times(log_x_safe, y, xp=xp), products)
 
 
 _PHI_SERIES = tuple((j + 1) / math.factorial(j + 2) for j in range(17, -1, -1))
