@@ -105,20 +105,10 @@ _EXP_TIMES_FLOOR = -2048.0
 
 
 def _log_smallest_normal(dtype: object, *, xp: ModuleType) -> float:
-    """The logarithm of the smallest normal number of ``dtype`` (cached by the dtype's
-    name, which fixes its format, and compares without warnings across libraries: the
-    ``finfo`` and the logarithm cost about a microsecond a call)."""
-    name = str(dtype)
-    known = _LOG_SMALLEST_NORMALS.get(name)
-    if known is None:
-        tiny = xp.finfo(dtype).smallest_normal
-        # (a long double's is 0.0 as a float: its log taken in long double)
-        known = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
-        _LOG_SMALLEST_NORMALS[name] = known
-    return known
-
-
-_LOG_SMALLEST_NORMALS: dict[str, float] = {}
+    """The logarithm of the smallest normal number of ``dtype``."""
+    tiny = xp.finfo(dtype).smallest_normal
+    # (a long double's is 0.0 as a float: its log taken in long double)
+    return math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
 
 
 def _subnormal_exp(log_x: Array, *, xp: ModuleType) -> Array:
