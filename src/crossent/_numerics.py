@@ -104,13 +104,18 @@ _LN2_LOW = 3.1946184945309415e-05
 _EXP_TIMES_FLOOR = -2048.0
 
 
+def _log_smallest_normal(dtype: object, *, xp: ModuleType) -> float:
+    """The logarithm of the smallest normal number of ``dtype``."""
+    tiny = xp.finfo(dtype).smallest_normal
+    # (a long double's is 0.0 as a float: its log taken in long double)
+    return math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
+
+
 def _subnormal_exp(log_x: Array, *, xp: ModuleType) -> Array:
     """Where ``e^log_x`` is finite but below the smallest normal number of its dtype
     (so its relative accuracy is lost, 0 included), and ``log_x`` above
     ``_EXP_TIMES_FLOOR``."""
-    tiny = xp.finfo(log_x.dtype).smallest_normal
-    # (a long double's is 0.0 as a float: its log taken in long double)
-    threshold = math.log(float(tiny)) if float(tiny) > 0 else float(np.log(np.asarray(tiny)))
+    threshold = _log_smallest_normal(log_x.dtype, xp=xp)
     return (log_x < threshold) & (log_x > _EXP_TIMES_FLOOR)
 
 
@@ -128,13 +133,21 @@ def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
     multiples of :math:`2^{-43}`, :math:`2^{-13}` in float32, and so is their small
     sum); :math:`|s| \le 0.35`; then ``exp``, the product and the exact scaling by
     :math:`2^{-k}` (in two halves, each normal): about :math:`3u` relative where the
-    result is normal. For ``log_x`` with :math:`e^{\log x}` normal or below
-    ``_EXP_TIMES_FLOOR`` the caller keeps its plain product (this is valid there too)."""
+    result is normal. :math:`y` enters as :math:`y/4` (and :math:`2^{2-k}`), so that
+    :math:`e^{s} y` does not overflow for :math:`y` near the largest float (issue 13:
+    :math:`-p\log q` of :math:`\log p = -1400`, :math:`\log q = -1.7\cdot 10^{308}` was
+    :math:`+\infty` for :math:`1.65\cdot 10^{-300}`). For ``log_x`` with
+    :math:`e^{\log x}` normal or below ``_EXP_TIMES_FLOOR`` the caller keeps its plain
+    product (this is valid there too)."""
     k = xp.round(-log_x / math.log(2.0))
     s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
     half = xp.floor(k / 2)
     two = xp.asarray(2.0, dtype=log_x.dtype)
-    return xp.exp(s) * y * xp.pow(two, -half) * xp.pow(two, half - k)
+    scale = xp.pow(two, -half)
+    # 2^(half - k + 2) = 2^-half * (4 or 2), as 2 half - k is 0 or -1: one elementwise
+    # pow, not two (the costly operation on other arrays than NumPy's)
+    rest = scale * (4 + 2 * (2 * half - k))
+    return xp.exp(s) * (y * 0.25) * scale * rest
 
 
 def _numpy_arrays(a: Array, b: Array) -> bool:
@@ -377,19 +390,27 @@ def kl_terms_nonnegative(p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p == 0, q, terms)
 
 
-def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+def kl_terms_from_log(
+    log_p: Array, log_q: Array, *, xp: ModuleType, p: Array | None = None
+) -> Array:
     """``p (log p - log q)`` from log-probabilities.
 
-    0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``.
+    0 where ``p = 0``; ``+inf`` where ``p > 0`` and ``q = 0``. Where ``p = exp(log p)``
+    is subnormal the product is scaled (:func:`exp_times`), unless ``p`` is given (a
+    side of probabilities, exact): then it is ``p (log p - log q)`` itself there (the
+    scaled product of its rounded logarithm was some 300 ulps off; issue 13).
     """
     if _numpy_arrays(log_p, log_q):  # fewer ufunc calls (issue 13: per-call overhead)
         c = _constants(log_p.dtype)
         terms = np.subtract(_floored(log_p, c), _floored(log_q, c))
         tiny = _subnormal_exp(log_p, xp=np) & (log_q > c.minus_inf)
-        if tiny.any():  # p subnormal: the product scaled (:func:`exp_times`)
-            log_p_b = np.broadcast_to(log_p, terms.shape)[tiny]
+        if tiny.any():  # p subnormal: the product scaled (:func:`exp_times`) or exact
             difference = terms[tiny]
-            scaled = np.copysign(exp_times(log_p_b, np.abs(difference), xp=np), difference)
+            if p is None:
+                log_p_b = np.broadcast_to(log_p, terms.shape)[tiny]
+                scaled = np.copysign(exp_times(log_p_b, np.abs(difference), xp=np), difference)
+            else:
+                scaled = np.broadcast_to(p, terms.shape)[tiny] * difference
         terms *= np.exp(log_p)
         if tiny.any():
             terms[tiny] = scaled
@@ -403,10 +424,34 @@ def kl_terms_from_log(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     difference = log_p_safe - log_q_safe
     terms = xp.exp(log_p) * difference
     tiny = _subnormal_exp(log_p, xp=xp) & ~q_zero
-    log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
-    scaled = exp_times(log_p_tiny, xp.abs(difference), xp=xp)
-    terms = xp.where(tiny, xp.where(difference < 0, -scaled, scaled), terms)
+    if p is None:
+        log_p_tiny = xp.where(tiny, log_p, full_like(log_p, -1000.0, xp=xp))
+        scaled = exp_times(log_p_tiny, xp.abs(difference), xp=xp)
+        terms = xp.where(tiny, xp.where(difference < 0, -scaled, scaled), terms)
+    else:
+        terms = xp.where(tiny, p * difference, terms)
     return xp.where(p_pos & q_zero, full_like(terms, math.inf, xp=xp), terms)
+
+
+def _exp_times_where_subnormal(x: Array, log_x: Array, y: Array, *, xp: ModuleType) -> Array:
+    r""":math:`x y` for :math:`x = e^{\log x}` and a finite :math:`y`, by
+    :func:`exp_times` where :math:`x` is subnormal (:func:`_subnormal_exp`; its formula
+    holds for :math:`y` of either sign): the rounded :math:`x` times a huge :math:`y`
+    may be a normal number, off by up to 100 % (issue 13: the KL of two sides of
+    logits, :math:`p(r - 1)` of :func:`kl_terms_from_normalised_logs` with
+    :math:`\log p = -745`, :math:`\log q = -10^{300}`, was :math:`4.94\cdot 10^{-24}`
+    against :math:`2.82\cdot 10^{-24}`). NumPy: only those entries, if any; other
+    arrays: everywhere, ``log x`` clipped into :func:`exp_times`' range (finite values
+    and gradients where its result is not taken)."""
+    products = x * y
+    if type(products) is np.ndarray and products.ndim:
+        if log_x.size and log_x.min() < _log_smallest_normal(log_x.dtype, xp=np):
+            tiny = np.broadcast_to(_subnormal_exp(log_x, xp=np), products.shape)
+            log_x_b, y_b = np.broadcast_arrays(log_x, y)
+            products[tiny] = exp_times(log_x_b[tiny], y_b[tiny], xp=np)
+        return products
+    log_x_safe = xp.clip(log_x, _EXP_TIMES_FLOOR, 0.0)
+    return xp.where(_subnormal_exp(log_x, xp=xp), exp_times(log_x_safe, y, xp=xp), products)
 
 
 _PHI_SERIES = tuple((j + 1) / math.factorial(j + 2) for j in range(17, -1, -1))
@@ -447,7 +492,7 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     for coefficient in _PHI_SERIES:
         series = coefficient + r_small * series
     p, q = xp.exp(log_p), xp.exp(log_q)
-    far = q + p * (xp.where(small, zeros, r) - 1)
+    far = q + _exp_times_where_subnormal(p, log_p, xp.where(small, zeros, r) - 1, xp=xp)
     terms = xp.where(small, q * (r_small * r_small * series), far)
     outside = xp.where(p_pos, full_like(terms, math.inf, xp=xp), q)
     return xp.where(both, terms, outside)

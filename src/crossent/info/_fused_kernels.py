@@ -363,7 +363,11 @@ def _bregman64_sums(
     (cancelling by at most :math:`1/\varphi(-1) < 3.8`), :math:`u + u e^r (r - 1)` for
     :math:`r > 1`, with :math:`u e^r` from P's side (:math:`e^{x_i - m_a} e^{\ell_b -
     \ell_a}`) where it overflows or :math:`u` is subnormal (rounded to
-    :math:`2^{-1074}`: 29 % off at :math:`e^{-744}`, and :math:`u e^r` with it).
+    :math:`2^{-1074}`: 29 % off at :math:`e^{-744}`, and :math:`u e^r` with it); where
+    that is subnormal too, :math:`u e^r (r - 1)` as :func:`_exp_times` of
+    :math:`x_i - m_a` and :math:`r - 1`, times :math:`e^{\ell_b - \ell_a}` (issue 13:
+    :math:`\log p = -745` against :math:`\log q = -10^{300}` gave :math:`4.94\cdot
+    10^{-24}` for :math:`2.82\cdot 10^{-24}`, and 0 below :math:`e^{-745}`).
     Conventions: :math:`u_i` where
     :math:`x_i = -\infty` (:math:`\varphi(-\infty) = 1`), :math:`+\infty` where only
     :math:`y_i = -\infty`. A side of probabilities (form 0 of ``sides``; its ``m``
@@ -444,6 +448,13 @@ def _bregman64_sums(
                     pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
             term = u + pu * (r - 1.0)
             change = pu - u
+            if pu < _SMALLEST_NORMAL:  # (from P's side) rounded: the product scaled
+                if form_a == 0:
+                    term = u + (x * (r - 1.0)) * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    scaled = _exp_times(sx, (r - 1.0) * (1.0 + sx_lo))
+                    term = u + scaled * math.exp(ell_b - ell_a)
         if fine:
             total, total_c = _dd_sum(total, total_c, term, 0.0)
         else:
@@ -1591,12 +1602,14 @@ def _exp_times(log_x: float, y: float) -> float:
     k L_1) + k L_2` with the first sum exact; about :math:`3u`): issue 13, the
     cross-entropy of :math:`\log p = -745` against :math:`\log q = -10^{300}` was the
     rounded :math:`e^{-745} = 2^{-1074}` times :math:`10^{300}`. Called only for such
-    entries (and ``log_x`` above -2048, below which every product is 0)."""
+    entries (and ``log_x`` above -2048, below which every product is 0). :math:`y/4`
+    and :math:`2^{2-k}`: :math:`e^{s} y` overflowed for :math:`y` near the largest float
+    (:math:`+\infty` for :math:`e^{-1400} \cdot 1.7\cdot 10^{308}`)."""
     if not log_x > -2048.0:
         return math.exp(log_x) * y
     k = math.floor(-log_x / math.log(2.0) + 0.5)
     s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
-    return math.ldexp(math.exp(s) * y, -int(k))
+    return math.ldexp(math.exp(s) * (0.25 * y), 2 - int(k))
 
 
 @_inline

@@ -255,7 +255,8 @@ def _kl_terms(side_p: Side, side_q: Side) -> Array:
         return kl_terms(side_p.values, side_q.values, xp=side_p.xp)
     if side_p.form == "logits" and side_q.form == "logits":  # both sum to 1: no cancellation
         return kl_terms_from_normalised_logs(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
-    return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp)
+    exact_p = side_p.values if side_p.form == "probs" else None  # (subnormal ones kept)
+    return kl_terms_from_log(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp, p=exact_p)
 
 
 # The generic KL of probabilities stands where its error bound is within this fraction
