@@ -19,8 +19,12 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
@@ -29,7 +33,12 @@ from ..errors import InputError
 from . import _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
-from ._far_gaps import distillation_far_rows, far_rows_guard
+from ._far_gaps import (
+    distillation_far_rows,
+    far_rows_guard,
+    reverse_distillation_gradient64,
+    times_temperature_squared,
+)
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 from ._widen import blocked
@@ -54,6 +63,8 @@ class _Distillation:
     direction: str  # 'forward': D(teacher || student); 'reverse': D(student || teacher)
     log_s: Array  # log softmax(z / T), the student, classes last
     log_t: Array  # log softmax(log t / T), the teacher, classes last
+    student: Array  # the student's logits z, classes last (for far rows)
+    teacher_scores: Array  # the teacher's logits, log t or log-probabilities, classes last
 
     def row_kl(self) -> Array:
         """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
@@ -103,9 +114,10 @@ def prepare_distillation(
     # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
     log_s = tempered_log_softmax(s_side.values, t, xp=xp)
     log_t = t_side.log_probs()
+    scores = t_side.values if form == "logits" else log_t  # (the raw logits: no gap lost)
     log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
     batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
-    return _Distillation(batch, t, direction, log_s, log_t)
+    return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores)
 
 
 @far_rows_guard(distillation_far_rows)
@@ -167,9 +179,24 @@ def distillation_loss(d: _Distillation) -> Any:
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    kl = d.row_kl()
+    kl, t = d.row_kl(), d.temperature
     # T^2 KL; at T = 1 the product is the KL itself, bit for bit (issue 13: one op saved)
-    return d.batch.reduce(kl if d.temperature == 1.0 else (d.temperature * d.temperature) * kl)
+    if t == 1.0:
+        return d.batch.reduce(kl)
+    square = t * t
+    if sys.float_info.min <= square < math.inf:
+        return d.batch.reduce(square * kl)
+    return d.batch.reduce(_times_square(kl, t))
+
+
+def _times_square(kl: Array, temperature: float) -> Array:
+    r""":math:`T^2 D` where :math:`T^2` is past the normal range (:math:`T > 1.3\cdot
+    10^{154}` or :math:`T < 1.5\cdot 10^{-154}`): ``inf`` or 0 only where the product
+    is, never :math:`\infty\cdot 0`; ``(D T) T`` for other namespaces (each factor
+    moves the product towards :math:`T^2 D`)."""
+    if type(kl) is np.ndarray:
+        return times_temperature_squared(kl, temperature)
+    return (kl * temperature) * temperature
 
 
 @prepared_by(
@@ -212,5 +239,29 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+        far = _far_rows(kl)
+        if far is None:
+            grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+        else:
+            with np.errstate(all="ignore"):  # the far rows' inf - inf, formed again below
+                grad = t * weighted_term(s, diff - kl, xp=xp)
+            grad[far] = reverse_distillation_gradient64(
+                np.asarray(d.student[far], dtype=np.float64),
+                np.asarray(d.teacher_scores[far], dtype=np.float64),
+                t,
+            )
     return d.batch.finish_gradient(grad)
+
+
+def _far_rows(kl: Array) -> np.ndarray | None:
+    r"""The rows of a NumPy reverse gradient to form again, or None (the common case,
+    one maximum of the per-row KL): those whose :math:`D(s\,\|\,t)` is not finite. The
+    common path's :math:`T s\odot(\log s - \log t - D)` reads a teacher gap past the
+    float64 range as :math:`t = 0` (an infinite :math:`D`; the gradient ``-inf``/NaN
+    where it is finite), and cannot form a finite gradient beside an infinite
+    :math:`D`; :func:`._far_gaps.reverse_distillation_gradient64` holds no gap."""
+    if type(kl) is not np.ndarray or not kl.size:
+        return None
+    if math.isfinite(np.maximum.reduce(kl, axis=None)):
+        return None
+    return ~np.isfinite(kl[..., 0])

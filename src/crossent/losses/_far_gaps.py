@@ -56,10 +56,12 @@ __all__ = [
     "guarded_like",
     "label_far_rows",
     "overflowed",
+    "reverse_distillation_gradient64",
     "scaled_square_term",
     "softmax_far_rows",
     "target_far_rows",
     "tempered_log_softmax64",
+    "times_temperature_squared",
 ]
 
 _FarRows = Callable[[dict[str, Any], np.ndarray], np.ndarray]
@@ -115,13 +117,75 @@ def tempered_log_softmax64(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""``(m, ell, log_p)`` of float64 rows ``x``: :math:`m = \max_c x_c`,
     :math:`\ell = \log\sum_c e^{(x_c - m)/T}` and :math:`\log\operatorname{softmax}(x/T)`
-    (keepdims). A gap past the float64 range is ``-inf``, its :math:`e^{\sigma}` 0 as it
-    truly is (but for :math:`T > 2\cdot 10^{305}`)."""
+    (keepdims).
+
+    A gap :math:`x_c - m` past the float64 range is formed in halves where :math:`T > 1`,
+    :math:`\sigma_c = 2\,\frac{x_c/2 - m/2}{T}` (exact scalings: the bits of
+    :math:`(x_c - m)/T` wherever that is finite); ``-inf`` only where :math:`\sigma_c`
+    truly overflows, its :math:`e^{\sigma}` then 0 as it truly is."""
     m = np.max(x, axis=-1, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        shifted = (x - m) / temperature
+        gaps = x - m
+        shifted = gaps / temperature
+        if temperature > 1.0:
+            past = np.isinf(gaps) & np.isfinite(x) & np.isfinite(m)
+            if past.any():
+                halves = (np.ldexp(x, -1) - np.ldexp(m, -1)) / temperature
+                shifted = np.where(past, 2.0 * halves, shifted)
     ell = np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
     return m, ell, shifted - ell
+
+
+def reverse_distillation_gradient64(
+    z: np.ndarray, x: np.ndarray, temperature: float
+) -> np.ndarray:
+    r"""The gradient of :math:`T^2 D(s\,\|\,t)` in the student's float64 logits ``z``
+    (rows x classes), with ``x`` the teacher's logits or log-probabilities, in the form
+    that holds no gap (the :math:`\ell`, the shifts and :math:`T` cancel):
+
+    .. math:: T\,s_j\big(\log s_j - \log t_j - D(s\,\|\,t)\big)
+              = s_j\,(d_j - \bar d),\qquad d = z - x,\quad
+              \bar d = \sum_c s_c d_c,\qquad s = \operatorname{softmax}(z/T)
+
+    formed as :math:`s_j\big(D_j - \sum_c s_c D_c\big)` with :math:`D = d - d_r`,
+    :math:`r` the student's top class (no cancellation at :math:`r`). Rows with an entry
+    past :math:`2^{1018}` are scaled by :math:`2^{-4}` first (exact), so that
+    :math:`|d|, |D|` and :math:`|D_j - \bar D|` stay finite; a product is ``inf`` only
+    where the gradient overflows. :math:`s_j = 0` gives 0; ``x = -inf`` (:math:`t = 0`)
+    where :math:`s > 0` gives the common path's ``-inf``/NaN of an infinite loss.
+    """
+    s = np.exp(tempered_log_softmax64(z, temperature)[2])
+    present = s != 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = np.maximum(np.max(np.abs(z), axis=-1), np.max(np.abs(x), axis=-1))
+        bits = np.where(wide >= 2.0**1018, _GRADIENT_BITS, 0)[:, None]
+        d = np.ldexp(z, -bits) - np.ldexp(x, -bits)
+        top = np.argmax(s, axis=-1)[:, None]
+        gaps = d - np.take_along_axis(d, top, axis=-1)
+        mean = np.add.reduce(np.where(present, s * gaps, 0.0), axis=-1, keepdims=True)
+        excess = gaps - mean
+        # (the product of an unscaled excess keeps a small gradient's bits from 2^-1022)
+        exact = np.abs(excess) < 2.0 ** (1023 - _GRADIENT_BITS)
+        grad = np.where(
+            exact, s * np.ldexp(excess, bits), np.ldexp(s * excess, bits)
+        )
+    return np.where(present, grad, 0.0)
+
+
+_GRADIENT_BITS = 4
+r"""The scaling of :func:`reverse_distillation_gradient64`'s wide rows: :math:`|d| \le
+2\cdot 1.8\cdot 10^{308}\cdot 2^{-4}`, and :math:`|D_j - \bar D| \le 4|d| < 1.8\cdot
+10^{308}`."""
+
+
+def times_temperature_squared(x: np.ndarray, temperature: float, *, shift: int = 0) -> np.ndarray:
+    r""":math:`T^2 x\,2^{k}` (``shift`` :math:`k`) without forming :math:`T^2`:
+    :math:`(f^2 x)\,2^{2e + k}` with :math:`T = f\,2^e` (``math.frexp``), the bits of
+    ``(T * T) * x`` (for :math:`k = 0`) wherever neither product leaves the normal
+    range; ``inf`` only where the product overflows, 0 (not NaN) where :math:`x = 0`."""
+    frac, exponent = math.frexp(temperature)
+    with np.errstate(over="ignore"):
+        return np.ldexp(x * (frac * frac), 2 * exponent + shift)
 
 
 def softmax_far_rows(
@@ -348,7 +412,10 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
     own = np.add.reduce(p * np.where(p > 0, log_p, 0.0), axis=-1, keepdims=True)
     near = own + ell * np.add.reduce(p, axis=-1, keepdims=True)
     s, k = gap_sum_parts(second, m, p, temperature)
-    frac, exponent = math.frexp(temperature)
-    with np.errstate(over="ignore"):
-        far_part = np.ldexp(s * (frac * frac), k + 2 * exponent)
-        return ((temperature * temperature) * near - far_part)[..., 0]
+    # D = near - S 2^k as (near 2^-k - S) 2^k where 2^k > 1 (B past the range: no
+    # inf - inf), then T^2 D by powers of two (T^2 past the range: no inf * 0)
+    if k > 0:
+        loss = times_temperature_squared(np.ldexp(near, -k) - s, temperature, shift=k)
+    else:
+        loss = times_temperature_squared(near - np.ldexp(s, k), temperature)
+    return loss[..., 0]
