@@ -34,9 +34,10 @@ from . import _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._far_gaps import (
+    WIDE_TEMPERATURE,
     distillation_far_rows,
+    distillation_gradient64,
     far_rows_guard,
-    reverse_distillation_gradient64,
     times_temperature_squared,
 )
 from ._reduction import weighted_term
@@ -231,6 +232,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if d.direction == "forward":
         grad = s - xp.exp(log_t)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
+        far = _far_rows(d, None)
     else:
         kl = d.row_kl()[..., None]
         finite = log_t > -float("inf")
@@ -239,29 +241,41 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        far = _far_rows(kl)
+        far = _far_rows(d, kl)
         if far is None:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
         else:
             with np.errstate(all="ignore"):  # the far rows' inf - inf, formed again below
                 grad = t * weighted_term(s, diff - kl, xp=xp)
-            grad[far] = reverse_distillation_gradient64(
-                np.asarray(d.student[far], dtype=np.float64),
-                np.asarray(d.teacher_scores[far], dtype=np.float64),
-                t,
-            )
+    if far is not None:
+        grad[far] = distillation_gradient64(
+            np.asarray(d.student[far], dtype=np.float64),
+            np.asarray(d.teacher_scores[far], dtype=np.float64),
+            t,
+            forward=d.direction == "forward",
+        )
     return d.batch.finish_gradient(grad)
 
 
-def _far_rows(kl: Array) -> np.ndarray | None:
-    r"""The rows of a NumPy reverse gradient to form again, or None (the common case,
-    one maximum of the per-row KL): those whose :math:`D(s\,\|\,t)` is not finite. The
-    common path's :math:`T s\odot(\log s - \log t - D)` reads a teacher gap past the
-    float64 range as :math:`t = 0` (an infinite :math:`D`; the gradient ``-inf``/NaN
-    where it is finite), and cannot form a finite gradient beside an infinite
-    :math:`D`; :func:`._far_gaps.reverse_distillation_gradient64` holds no gap."""
-    if type(kl) is not np.ndarray or not kl.size:
+def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
+    r"""The rows of a NumPy gradient to form again (:func:`._far_gaps.distillation_gradient64`,
+    which holds no gap), or None: the common case costs one maximum of the reverse
+    direction's per-row KL and one comparison of :math:`T`.
+
+    * Reverse, rows whose :math:`D(s\,\|\,t)` is not finite: :math:`T s\odot(\log s -
+      \log t - D)` reads a teacher gap past the float64 range as :math:`t = 0` (an
+      infinite :math:`D`, the gradient ``-inf``/NaN where it is finite), and cannot form
+      a finite gradient beside an infinite :math:`D`.
+    * :math:`T \ge 2^{1000}`, rows with a zero probability on either side: a gap
+      :math:`x_c - m` past the float64 range is ``-inf`` there, yet
+      :math:`(x_c - m)/T` is in range and its :math:`e^{\sigma}` not 0.
+    """
+    if type(d.log_s) is not np.ndarray:
         return None
-    if math.isfinite(np.maximum.reduce(kl, axis=None)):
-        return None
-    return ~np.isfinite(kl[..., 0])
+    far = None
+    if kl is not None and kl.size and not math.isfinite(np.maximum.reduce(kl, axis=None)):
+        far = ~np.isfinite(kl[..., 0])
+    if d.temperature >= WIDE_TEMPERATURE:
+        lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
+        far = lost if far is None else far | lost
+    return None if far is None or not far.any() else far

@@ -50,6 +50,8 @@ import numpy as np
 from ._reduction import LossParts
 
 __all__ = [
+    "WIDE_TEMPERATURE",
+    "distillation_gradient64",
     "distillation_far_rows",
     "far_rows_guard",
     "gap_sum_parts",
@@ -134,6 +136,27 @@ def tempered_log_softmax64(
                 shifted = np.where(past, 2.0 * halves, shifted)
     ell = np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
     return m, ell, shifted - ell
+
+
+WIDE_TEMPERATURE = 2.0**1000
+r"""From this :math:`T` on, a gap :math:`x_c - m` past the float64 range (``-inf``) can
+be a tempered gap :math:`(x_c - m)/T` whose :math:`e^{\sigma}` is not 0 (below it,
+:math:`e^{-1.8\cdot 10^{308}/T} \le e^{-10^7}`, 0 even times :math:`T` or a gap)."""
+
+
+def distillation_gradient64(
+    z: np.ndarray, x: np.ndarray, temperature: float, *, forward: bool
+) -> np.ndarray:
+    r"""The gradient of distillation's :math:`T^2 D` in the student's float64 logits ``z``
+    (rows x classes), ``x`` the teacher's logits, :math:`\log t` or log-probabilities:
+    :math:`T(s - t)` (forward) of :func:`tempered_log_softmax64`'s :math:`s` and
+    :math:`t`, or :func:`reverse_distillation_gradient64`."""
+    if not forward:
+        return reverse_distillation_gradient64(z, x, temperature)
+    s = np.exp(tempered_log_softmax64(z, temperature)[2])
+    t = np.exp(tempered_log_softmax64(x, temperature)[2])
+    with np.errstate(over="ignore"):
+        return temperature * (s - t)
 
 
 def reverse_distillation_gradient64(

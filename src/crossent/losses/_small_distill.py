@@ -58,6 +58,7 @@ from ._batch import LossOptions
 from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
+from ._far_gaps import WIDE_TEMPERATURE
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -230,8 +231,8 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
         )
     except ValueError:  # the full path raises it
         return None
-    if form not in ("logits", "probs"):
-        return None
+    if form not in ("logits", "probs") or t >= WIDE_TEMPERATURE:
+        return None  # (the full path forms the gaps that T >= 2^1000 brings back in range)
     factor = 1.0 if t == 1.0 else t * t
     return _Settings(t, form, direction == "forward", factor, scale_arguments(options))
 
