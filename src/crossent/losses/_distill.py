@@ -269,6 +269,9 @@ def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
     * :math:`T \ge 2^{1000}`, rows with a zero probability on either side: a gap
       :math:`x_c - m` past the float64 range is ``-inf`` there, yet
       :math:`(x_c - m)/T` is in range and its :math:`e^{\sigma}` not 0.
+
+    Not the reverse rows where :math:`t_c = 0` (a ``-inf`` teacher score) and
+    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite.
     """
     if type(d.log_s) is not np.ndarray:
         return None
@@ -278,4 +281,7 @@ def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
     if d.temperature >= WIDE_TEMPERATURE:
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
+    if far is not None and kl is not None:
+        # t = 0 < s truly (a -inf teacher score): D is +inf, and its gradient the common path's
+        far &= ~(np.isneginf(d.teacher_scores) & (d.log_s > -math.inf)).any(axis=-1)
     return None if far is None or not far.any() else far

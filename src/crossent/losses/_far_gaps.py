@@ -441,4 +441,7 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
         loss = times_temperature_squared(np.ldexp(near, -k) - s, temperature, shift=k)
     else:
         loss = times_temperature_squared(near - np.ldexp(s, k), temperature)
-    return loss[..., 0]
+    # p > 0 (a finite log p, even where p underflows) beside q = 0: D = +inf, as the
+    # common path's kl_terms_from_log has it
+    infinite = ((log_p > -np.inf) & np.isneginf(second)).any(axis=-1)
+    return np.where(infinite, np.inf, loss[..., 0])
