@@ -51,8 +51,8 @@ from ._reduction import LossParts
 
 __all__ = [
     "WIDE_TEMPERATURE",
-    "distillation_gradient64",
     "distillation_far_rows",
+    "distillation_gradient64",
     "far_rows_guard",
     "gap_sum_parts",
     "guarded_like",
@@ -159,9 +159,7 @@ def distillation_gradient64(
         return temperature * (s - t)
 
 
-def reverse_distillation_gradient64(
-    z: np.ndarray, x: np.ndarray, temperature: float
-) -> np.ndarray:
+def reverse_distillation_gradient64(z: np.ndarray, x: np.ndarray, temperature: float) -> np.ndarray:
     r"""The gradient of :math:`T^2 D(s\,\|\,t)` in the student's float64 logits ``z``
     (rows x classes), with ``x`` the teacher's logits or log-probabilities, in the form
     that holds no gap (the :math:`\ell`, the shifts and :math:`T` cancel):
@@ -189,9 +187,7 @@ def reverse_distillation_gradient64(
         excess = gaps - mean
         # (the product of an unscaled excess keeps a small gradient's bits from 2^-1022)
         exact = np.abs(excess) < 2.0 ** (1023 - _GRADIENT_BITS)
-        grad = np.where(
-            exact, s * np.ldexp(excess, bits), np.ldexp(s * excess, bits)
-        )
+        grad = np.where(exact, s * np.ldexp(excess, bits), np.ldexp(s * excess, bits))
     return np.where(present, grad, 0.0)
 
 
