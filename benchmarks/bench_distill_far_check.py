@@ -1,32 +1,22 @@
-"""A/B of the distillation gradient's far-row check (issue 13 follow-up): the public
-gradient as it is against the same with ``_distill._far_rows`` answering None at once
-(the check skipped), interleaved in one process, thread CPU time, min of many rounds.
-Indicative on a shared machine.
-
-The lean path (small float64/float32 calls with teacher logits or probabilities) makes
-no check; the cases below take the full path (teacher log-probabilities, or more than
-the lean path's elements), where the check is one maximum of the per-row KL (reverse)
-and one comparison of the temperature.
+"""A/B of the distillation gradient's far-row check (issue 13 follow-up; the loss's is
+``bench_far_gap_check.py``): the public gradient against the same with
+``_distill._far_rows`` answering None at once (no check), interleaved in one process,
+thread CPU time (``bench_far_gap_check._best``), min of many rounds. Indicative on a
+shared machine. The lean path (small calls, teacher logits or probabilities) makes no
+check; these cases take the full path (teacher log-probabilities, or more than the lean
+path's elements), where it is one maximum of the per-row KL (reverse) and one
+comparison of the temperature.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_distill_far_check.py``.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import crossent
+from bench_far_gap_check import _best
 from crossent.losses import _distill
-
-
-def _per_call(f, args, kwargs, calls: int) -> float:
-    """Microseconds per call of ``f`` over ``calls`` calls, thread CPU time."""
-    start = time.thread_time_ns()
-    for _ in range(calls):
-        f(*args, **kwargs)
-    return (time.thread_time_ns() - start) / calls / 1e3
 
 
 def main() -> None:
@@ -52,7 +42,7 @@ def main() -> None:
             for key, far_rows in (("a", checked), ("b", skipped)):
                 _distill._far_rows = far_rows
                 try:
-                    best[key] = min(best[key], _per_call(grad, (z, teacher), kwargs, calls))
+                    best[key] = min(best[key], _best(grad, (z, teacher), kwargs, calls))
                 finally:
                     _distill._far_rows = checked
         name = f"{rows}x{classes} {form} {direction} T={temperature:g}"

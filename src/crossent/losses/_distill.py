@@ -33,8 +33,8 @@ from ..errors import InputError
 from . import _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
+from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
 from ._far_gaps import (
-    WIDE_TEMPERATURE,
     distillation_far_rows,
     distillation_gradient64,
     far_rows_guard,
@@ -278,7 +278,7 @@ def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
     far = None
     if kl is not None and kl.size and not math.isfinite(np.maximum.reduce(kl, axis=None)):
         far = ~np.isfinite(kl[..., 0])
-    if d.temperature >= WIDE_TEMPERATURE:
+    if d.temperature >= _WIDE_TEMPERATURE:
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
     if far is not None and kl is not None:

@@ -29,7 +29,14 @@ gap (its :math:`e^{\sigma}` is 0 in truth too) and :math:`\operatorname{LSE}` fi
 wherever a normal :math:`\lambda\omega` leaves :math:`\lambda\omega\operatorname{LSE}^2`
 finite; forward distillation's is :math:`T(s - t)`. Not so reverse distillation's
 :math:`T s\odot(\log s - \log t - D)` where a teacher gap overflows: ``log t = -inf``
-is read as :math:`t = 0`, and the gradient is ``-inf``/NaN where it is finite (left).
+is read as :math:`t = 0`, :math:`D` is ``inf``, and the gradient ``-inf``/NaN where it
+is finite. ``_distill`` forms such rows again (those whose :math:`D` is not finite, one
+maximum of the per-row :math:`D` on the common path) by
+:func:`reverse_distillation_gradient64`, :math:`s\odot(d - \bar d)` with :math:`d = z -
+x`, which holds no gap; and, for :math:`T \ge 2^{1000}` (:data:`WIDE_TEMPERATURE`),
+the rows where a gap past the range is back in range once divided by :math:`T`.
+Distillation's :math:`T^2 D` is formed by powers of two where :math:`T^2` leaves the
+normal range (:func:`times_temperature_squared`): ``inf`` only where the loss is.
 
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
