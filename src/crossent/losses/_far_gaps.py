@@ -191,10 +191,7 @@ def reverse_distillation_gradient64(z: np.ndarray, x: np.ndarray, temperature: f
         top = np.argmax(s, axis=-1)[:, None]
         gaps = d - np.take_along_axis(d, top, axis=-1)
         mean = np.add.reduce(np.where(present, s * gaps, 0.0), axis=-1, keepdims=True)
-        excess = gaps - mean
-        # (the product of an unscaled excess keeps a small gradient's bits from 2^-1022)
-        exact = np.abs(excess) < 2.0 ** (1023 - _GRADIENT_BITS)
-        grad = np.where(exact, s * np.ldexp(excess, bits), np.ldexp(s * excess, bits))
+        grad = np.ldexp(s * (gaps - mean), bits)
     return np.where(present, grad, 0.0)
 
 
