@@ -220,6 +220,13 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         Rows sum to 0 (the softmax's gradient); the errors are those of
         :func:`distillation_loss`.
 
+    Notes
+    -----
+    Where a logit gap passes the float64 range (logits near :math:`\pm 10^{308}`), the
+    reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
+    :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
+    no gap: finite wherever the gradient is (``_far_gaps``).
+
     Examples
     --------
     >>> import crossent
