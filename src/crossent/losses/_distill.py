@@ -283,8 +283,11 @@ def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
     if type(d.log_s) is not np.ndarray:
         return None
     far = None
-    if kl is not None and kl.size and not math.isfinite(np.maximum.reduce(kl, axis=None)):
-        far = ~np.isfinite(kl[..., 0])
+    if kl is not None and kl.size:
+        # one row: its number (a NumPy reduction costs a microsecond), as ``overflowed``
+        top = kl.item() if kl.size == 1 else np.maximum.reduce(kl, axis=None)
+        if not math.isfinite(top):
+            far = ~np.isfinite(kl[..., 0])
     if d.temperature >= _WIDE_TEMPERATURE:
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
