@@ -414,11 +414,14 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
     distribution of the KL and :math:`x` the second's logits (the student's; the
     teacher's logits, :math:`\log t` or its log-probabilities),
 
-    .. math:: T^2 D(p\,\|\,q) = T^2\Big(\sum_{c:\,p_c>0} p_c\log p_c
-              + \ell_q\sum_c p_c\Big) - T^2 B,\qquad B = \sum_c p_c\,(x_c - m)/T
+    .. math:: T^2 D(p\,\|\,q) = T^2 (N - B),\qquad N = \sum_{c:\,p_c>0} p_c\log p_c
+              + \ell_q\sum_c p_c,\qquad B = \sum_c p_c\,(x_c - m)/T = S\,2^k
 
-    with :math:`T^2 B = (f^2 S)\,2^{k+2e}` for :math:`B = S 2^k` (:func:`gap_sum_parts`)
-    and :math:`T = f 2^e`."""
+    (:func:`gap_sum_parts`), formed as :math:`(N 2^{-k} - S)\,2^k` where :math:`k > 0`
+    (no ``inf - inf`` where :math:`B` passes the range) and times :math:`T^2` by
+    :func:`times_temperature_squared` (no ``inf * 0``); ``inf`` where :math:`p_c > 0`
+    (a finite :math:`\log p_c`, even where :math:`p_c` underflows) beside :math:`q_c =
+    0`, as the common path's ``kl_terms_from_log``."""
     axis, temperature = arguments["axis"], float(arguments["temperature"])
     student = _rows_of(arguments["student_logits"], axis, far)
     teacher = _rows_of(arguments["teacher"], axis, far)
@@ -435,13 +438,9 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
     own = np.add.reduce(p * np.where(p > 0, log_p, 0.0), axis=-1, keepdims=True)
     near = own + ell * np.add.reduce(p, axis=-1, keepdims=True)
     s, k = gap_sum_parts(second, m, p, temperature)
-    # D = near - S 2^k as (near 2^-k - S) 2^k where 2^k > 1 (B past the range: no
-    # inf - inf), then T^2 D by powers of two (T^2 past the range: no inf * 0)
     if k > 0:
         loss = times_temperature_squared(np.ldexp(near, -k) - s, temperature, shift=k)
     else:
         loss = times_temperature_squared(near - np.ldexp(s, k), temperature)
-    # p > 0 (a finite log p, even where p underflows) beside q = 0: D = +inf, as the
-    # common path's kl_terms_from_log has it
     infinite = ((log_p > -np.inf) & np.isneginf(second)).any(axis=-1)
     return np.where(infinite, np.inf, loss[..., 0])
