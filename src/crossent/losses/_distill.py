@@ -185,9 +185,12 @@ def distillation_loss(d: _Distillation) -> Any:
     if t == 1.0:
         return d.batch.reduce(kl)
     square = t * t
-    if sys.float_info.min <= square < math.inf:
-        return d.batch.reduce(square * kl)
-    return d.batch.reduce(_times_square(kl, t))
+    if not sys.float_info.min <= square < math.inf:
+        return d.batch.reduce(_times_square(kl, t))
+    if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
+        with np.errstate(over="ignore"):
+            return d.batch.reduce(square * kl)
+    return d.batch.reduce(square * kl)
 
 
 def _times_square(kl: Array, temperature: float) -> Array:
@@ -239,7 +242,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if d.direction == "forward":
         grad = s - xp.exp(log_t)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
-        far = _far_rows(d, None)
+        far = _far_rows(d, None, 0.0)
     else:
         kl = d.row_kl()[..., None]
         finite = log_t > -float("inf")
@@ -248,11 +251,12 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        far = _far_rows(d, kl)
-        if far is None:
+        top = _largest(kl)
+        far = _far_rows(d, kl, top)
+        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
-        else:
-            with np.errstate(all="ignore"):  # the far rows' inf - inf, formed again below
+        else:  # the far rows' inf - inf (formed again below); diff - kl past the range
+            with np.errstate(all="ignore"):  # beside s = 0 (a 0 then)
                 grad = t * weighted_term(s, diff - kl, xp=xp)
     if far is not None:
         grad[far] = distillation_gradient64(
@@ -264,10 +268,24 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     return d.batch.finish_gradient(grad)
 
 
-def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
+def _largest(kl: Array) -> float:
+    """The largest per-row KL of a NumPy reverse gradient (NaN if one is; 0 for others):
+    one row's number, or one maximum (as ``_far_gaps.overflowed``)."""
+    if type(kl) is not np.ndarray or not kl.size:
+        return 0.0
+    return float(kl.item() if kl.size == 1 else np.maximum.reduce(kl, axis=None))
+
+
+_HUGE = 2.0**960
+r"""From this :math:`D` on, :math:`\log s_c - \log t_c - D` can pass the float64 range
+where :math:`s_c = 0` (:math:`|\log s_c - \log t_c| < 1.8\cdot 10^{308}`, whose ulp is
+:math:`2^{971}`): the gradient is right (0 there), its overflow warning hidden."""
+
+
+def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | None:
     r"""The rows of a NumPy gradient to form again (:func:`._far_gaps.distillation_gradient64`,
-    which holds no gap), or None: the common case costs one maximum of the reverse
-    direction's per-row KL and one comparison of :math:`T`.
+    which holds no gap), or None: the common case costs :func:`_largest` of the reverse
+    direction's per-row KL (``top``) and one comparison of :math:`T`.
 
     * Reverse, rows whose :math:`D(s\,\|\,t)` is not finite: :math:`T s\odot(\log s -
       \log t - D)` reads a teacher gap past the float64 range as :math:`t = 0` (an
@@ -283,11 +301,8 @@ def _far_rows(d: _Distillation, kl: Array | None) -> np.ndarray | None:
     if type(d.log_s) is not np.ndarray:
         return None
     far = None
-    if kl is not None and kl.size:
-        # one row: its number (a NumPy reduction costs a microsecond), as ``overflowed``
-        top = kl.item() if kl.size == 1 else np.maximum.reduce(kl, axis=None)
-        if not math.isfinite(top):
-            far = ~np.isfinite(kl[..., 0])
+    if kl is not None and not math.isfinite(top):
+        far = ~np.isfinite(kl[..., 0])
     if d.temperature >= _WIDE_TEMPERATURE:
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
