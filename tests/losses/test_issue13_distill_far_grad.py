@@ -142,6 +142,9 @@ ROWS = [
     ([0.0, 1e308, -1e308], [0.0, 1.0, 2.0], "logits"),
     ([0.0, 1.0, -2.0], [0.0, -1e308, -1.7e308], "log_probs"),
     ([0.0, 1e308, -1e308], [0.2, 0.3, 0.5], "probs"),
+    # (found by a fuzz: T^2 D of T = 1e306 was -inf; a finite D of 6e307 times T^2 warned)
+    ([3.0, 5e307, 0.0], [1e300, 1e308, 0.0], "logits"),
+    ([0.0, 1.0, -2.0], [0.0, -1.7e308, -1.7e308], "log_probs"),
 ]
 TEMPERATURES = [1.0, 2.0, 0.5, 1e306, 1e200]
 DIRECTIONS = ["forward", "reverse"]
