@@ -22,7 +22,7 @@ from crossent.losses import _distill
 def main() -> None:
     rng = np.random.default_rng(0)
     checked = _distill._far_rows
-    skipped = lambda d, kl: None  # noqa: E731
+    skipped = lambda d, kl, top: None  # noqa: E731
     grad = crossent.distillation_loss_grad
     print(f"{'case':<46} {'with check':>11} {'without':>11} {'ratio':>7}")
     for rows, classes, form, direction, temperature in (
