@@ -19,8 +19,12 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
@@ -29,7 +33,13 @@ from ..errors import InputError
 from . import _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
-from ._far_gaps import distillation_far_rows, far_rows_guard
+from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
+from ._far_gaps import (
+    distillation_far_rows,
+    distillation_gradient64,
+    far_rows_guard,
+    times_temperature_squared,
+)
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 from ._widen import blocked
@@ -54,6 +64,8 @@ class _Distillation:
     direction: str  # 'forward': D(teacher || student); 'reverse': D(student || teacher)
     log_s: Array  # log softmax(z / T), the student, classes last
     log_t: Array  # log softmax(log t / T), the teacher, classes last
+    student: Array  # the student's logits z, classes last (for far rows)
+    teacher_scores: Array  # the teacher's logits, log t or log-probabilities, classes last
 
     def row_kl(self) -> Array:
         """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
@@ -103,9 +115,10 @@ def prepare_distillation(
     # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
     log_s = tempered_log_softmax(s_side.values, t, xp=xp)
     log_t = t_side.log_probs()
+    scores = t_side.values if form == "logits" else log_t  # (the raw logits: no gap lost)
     log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
     batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
-    return _Distillation(batch, t, direction, log_s, log_t)
+    return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores)
 
 
 @far_rows_guard(distillation_far_rows)
@@ -167,9 +180,27 @@ def distillation_loss(d: _Distillation) -> Any:
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    kl = d.row_kl()
+    kl, t = d.row_kl(), d.temperature
     # T^2 KL; at T = 1 the product is the KL itself, bit for bit (issue 13: one op saved)
-    return d.batch.reduce(kl if d.temperature == 1.0 else (d.temperature * d.temperature) * kl)
+    if t == 1.0:
+        return d.batch.reduce(kl)
+    square = t * t
+    if not sys.float_info.min <= square < math.inf:
+        return d.batch.reduce(_times_square(kl, t))
+    if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
+        with np.errstate(over="ignore"):
+            return d.batch.reduce(square * kl)
+    return d.batch.reduce(square * kl)
+
+
+def _times_square(kl: Array, temperature: float) -> Array:
+    r""":math:`T^2 D` where :math:`T^2` is past the normal range (:math:`T > 1.3\cdot
+    10^{154}` or :math:`T < 1.5\cdot 10^{-154}`): ``inf`` or 0 only where the product
+    is, never :math:`\infty\cdot 0`; ``(D T) T`` for other namespaces (each factor
+    moves the product towards :math:`T^2 D`)."""
+    if type(kl) is np.ndarray:
+        return times_temperature_squared(kl, temperature)
+    return (kl * temperature) * temperature
 
 
 @prepared_by(
@@ -192,6 +223,13 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         Rows sum to 0 (the softmax's gradient); the errors are those of
         :func:`distillation_loss`.
 
+    Notes
+    -----
+    Where a logit gap passes the float64 range (logits near :math:`\pm 10^{308}`), the
+    reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
+    :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
+    no gap: finite wherever the gradient is (``_far_gaps``).
+
     Examples
     --------
     >>> import crossent
@@ -204,6 +242,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if d.direction == "forward":
         grad = s - xp.exp(log_t)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
+        far = _far_rows(d, None, 0.0)
     else:
         kl = d.row_kl()[..., None]
         finite = log_t > -float("inf")
@@ -212,5 +251,62 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
             xp.full_like(log_s, float("inf")),
         )
-        grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+        top = _largest(kl)
+        far = _far_rows(d, kl, top)
+        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
+            grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+        else:  # the far rows' inf - inf (formed again below); diff - kl past the range
+            with np.errstate(all="ignore"):  # beside s = 0 (a 0 then)
+                grad = t * weighted_term(s, diff - kl, xp=xp)
+    if far is not None:
+        grad[far] = distillation_gradient64(
+            np.asarray(d.student[far], dtype=np.float64),
+            np.asarray(d.teacher_scores[far], dtype=np.float64),
+            t,
+            forward=d.direction == "forward",
+        )
     return d.batch.finish_gradient(grad)
+
+
+def _largest(kl: Array) -> float:
+    """The largest per-row KL of a NumPy reverse gradient (NaN if one is; 0 for others):
+    one row's number, or one maximum (as ``_far_gaps.overflowed``)."""
+    if type(kl) is not np.ndarray or not kl.size:
+        return 0.0
+    return float(kl.item() if kl.size == 1 else np.maximum.reduce(kl, axis=None))
+
+
+_HUGE = 2.0**960
+r"""From this :math:`D` on, :math:`\log s_c - \log t_c - D` can pass the float64 range
+where :math:`s_c = 0` (:math:`|\log s_c - \log t_c| < 1.8\cdot 10^{308}`, whose ulp is
+:math:`2^{971}`): the gradient is right (0 there), its overflow warning hidden."""
+
+
+def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | None:
+    r"""The rows of a NumPy gradient to form again (:func:`._far_gaps.distillation_gradient64`,
+    which holds no gap), or None: the common case costs :func:`_largest` of the reverse
+    direction's per-row KL (``top``) and one comparison of :math:`T`.
+
+    * Reverse, rows whose :math:`D(s\,\|\,t)` is not finite: :math:`T s\odot(\log s -
+      \log t - D)` reads a teacher gap past the float64 range as :math:`t = 0` (an
+      infinite :math:`D`, the gradient ``-inf``/NaN where it is finite), and cannot form
+      a finite gradient beside an infinite :math:`D`.
+    * :math:`T \ge 2^{1000}`, rows with a zero probability on either side: a gap
+      :math:`x_c - m` past the float64 range is ``-inf`` there, yet
+      :math:`(x_c - m)/T` is in range and its :math:`e^{\sigma}` not 0.
+
+    Not the reverse rows where :math:`t_c = 0` (a ``-inf`` teacher score) and
+    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite.
+    """
+    if type(d.log_s) is not np.ndarray:
+        return None
+    far = None
+    if kl is not None and not math.isfinite(top):
+        far = ~np.isfinite(kl[..., 0])
+    if d.temperature >= _WIDE_TEMPERATURE:
+        lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
+        far = lost if far is None else far | lost
+    if far is not None and kl is not None:
+        # t = 0 < s truly (a -inf teacher score): D is +inf, and its gradient the common path's
+        far &= ~(np.isneginf(d.teacher_scores) & (d.log_s > -math.inf)).any(axis=-1)
+    return None if far is None or not far.any() else far

@@ -29,7 +29,14 @@ gap (its :math:`e^{\sigma}` is 0 in truth too) and :math:`\operatorname{LSE}` fi
 wherever a normal :math:`\lambda\omega` leaves :math:`\lambda\omega\operatorname{LSE}^2`
 finite; forward distillation's is :math:`T(s - t)`. Not so reverse distillation's
 :math:`T s\odot(\log s - \log t - D)` where a teacher gap overflows: ``log t = -inf``
-is read as :math:`t = 0`, and the gradient is ``-inf``/NaN where it is finite (left).
+is read as :math:`t = 0`, :math:`D` is ``inf``, and the gradient ``-inf``/NaN where it
+is finite. ``_distill`` forms such rows again (those whose :math:`D` is not finite, one
+maximum of the per-row :math:`D` on the common path) by
+:func:`reverse_distillation_gradient64`, :math:`s\odot(d - \bar d)` with :math:`d = z -
+x`, which holds no gap; and, for :math:`T \ge 2^{1000}` (:data:`WIDE_TEMPERATURE`),
+the rows where a gap past the range is back in range once divided by :math:`T`.
+Distillation's :math:`T^2 D` is formed by powers of two where :math:`T^2` leaves the
+normal range (:func:`times_temperature_squared`): ``inf`` only where the loss is.
 
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
@@ -50,16 +57,20 @@ import numpy as np
 from ._reduction import LossParts
 
 __all__ = [
+    "WIDE_TEMPERATURE",
     "distillation_far_rows",
+    "distillation_gradient64",
     "far_rows_guard",
     "gap_sum_parts",
     "guarded_like",
     "label_far_rows",
     "overflowed",
+    "reverse_distillation_gradient64",
     "scaled_square_term",
     "softmax_far_rows",
     "target_far_rows",
     "tempered_log_softmax64",
+    "times_temperature_squared",
 ]
 
 _FarRows = Callable[[dict[str, Any], np.ndarray], np.ndarray]
@@ -115,13 +126,94 @@ def tempered_log_softmax64(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r"""``(m, ell, log_p)`` of float64 rows ``x``: :math:`m = \max_c x_c`,
     :math:`\ell = \log\sum_c e^{(x_c - m)/T}` and :math:`\log\operatorname{softmax}(x/T)`
-    (keepdims). A gap past the float64 range is ``-inf``, its :math:`e^{\sigma}` 0 as it
-    truly is (but for :math:`T > 2\cdot 10^{305}`)."""
+    (keepdims).
+
+    A gap :math:`x_c - m` past the float64 range is formed in halves where :math:`T > 1`,
+    :math:`\sigma_c = 2\,\frac{x_c/2 - m/2}{T}` (exact scalings: the bits of
+    :math:`(x_c - m)/T` wherever that is finite); ``-inf`` only where :math:`\sigma_c`
+    truly overflows, its :math:`e^{\sigma}` then 0 as it truly is. :math:`\ell` is
+    ``log1p`` of the sum past one top class (:math:`e^0 = 1`), not the log of a sum near
+    1: its relative error stays an ulp's where the other classes are far below the top
+    (a :math:`T^2 D` of :math:`T = 10^{306}` multiplies it by :math:`10^{612}`)."""
     m = np.max(x, axis=-1, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
-        shifted = (x - m) / temperature
-    ell = np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
+        gaps = x - m
+        shifted = gaps / temperature
+        if temperature > 1.0:
+            past = np.isinf(gaps) & np.isfinite(x) & np.isfinite(m)
+            if past.any():
+                halves = (np.ldexp(x, -1) - np.ldexp(m, -1)) / temperature
+                shifted = np.where(past, 2.0 * halves, shifted)
+    terms = np.exp(shifted)
+    np.put_along_axis(terms, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
+    ell = np.log1p(np.add.reduce(terms, axis=-1, keepdims=True))
     return m, ell, shifted - ell
+
+
+WIDE_TEMPERATURE = 2.0**1000
+r"""From this :math:`T` on, a gap :math:`x_c - m` past the float64 range (``-inf``) can
+be a tempered gap :math:`(x_c - m)/T` whose :math:`e^{\sigma}` is not 0 (below it,
+:math:`e^{-1.8\cdot 10^{308}/T} \le e^{-10^7}`, 0 even times :math:`T` or a gap)."""
+
+
+def distillation_gradient64(
+    z: np.ndarray, x: np.ndarray, temperature: float, *, forward: bool
+) -> np.ndarray:
+    r"""The gradient of distillation's :math:`T^2 D` in the student's float64 logits ``z``
+    (rows x classes), ``x`` the teacher's logits, :math:`\log t` or log-probabilities:
+    :math:`T(s - t)` (forward) of :func:`tempered_log_softmax64`'s :math:`s` and
+    :math:`t`, or :func:`reverse_distillation_gradient64`."""
+    if not forward:
+        return reverse_distillation_gradient64(z, x, temperature)
+    s = np.exp(tempered_log_softmax64(z, temperature)[2])
+    t = np.exp(tempered_log_softmax64(x, temperature)[2])
+    with np.errstate(over="ignore"):
+        return temperature * (s - t)
+
+
+def reverse_distillation_gradient64(z: np.ndarray, x: np.ndarray, temperature: float) -> np.ndarray:
+    r"""The gradient of :math:`T^2 D(s\,\|\,t)` in the student's float64 logits ``z``
+    (rows x classes), with ``x`` the teacher's logits or log-probabilities, in the form
+    that holds no gap (the :math:`\ell`, the shifts and :math:`T` cancel):
+
+    .. math:: T\,s_j\big(\log s_j - \log t_j - D(s\,\|\,t)\big)
+              = s_j\,(d_j - \bar d),\qquad d = z - x,\quad
+              \bar d = \sum_c s_c d_c,\qquad s = \operatorname{softmax}(z/T)
+
+    formed as :math:`s_j\big(D_j - \sum_c s_c D_c\big)` with :math:`D = d - d_r`,
+    :math:`r` the student's top class (no cancellation at :math:`r`). Rows with an entry
+    past :math:`2^{1018}` are scaled by :math:`2^{-4}` first (exact), so that
+    :math:`|d|, |D|` and :math:`|D_j - \bar D|` stay finite; a product is ``inf`` only
+    where the gradient overflows. :math:`s_j = 0` gives 0; ``x = -inf`` (:math:`t = 0`)
+    where :math:`s > 0` gives the common path's ``-inf``/NaN of an infinite loss.
+    """
+    s = np.exp(tempered_log_softmax64(z, temperature)[2])
+    present = s != 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        wide = np.maximum(np.max(np.abs(z), axis=-1), np.max(np.abs(x), axis=-1))
+        bits = np.where(wide >= 2.0**1018, _GRADIENT_BITS, 0)[:, None]
+        d = np.ldexp(z, -bits) - np.ldexp(x, -bits)
+        top = np.argmax(s, axis=-1)[:, None]
+        gaps = d - np.take_along_axis(d, top, axis=-1)
+        mean = np.add.reduce(np.where(present, s * gaps, 0.0), axis=-1, keepdims=True)
+        grad = np.ldexp(s * (gaps - mean), bits)
+    return np.where(present, grad, 0.0)
+
+
+_GRADIENT_BITS = 4
+r"""The scaling of :func:`reverse_distillation_gradient64`'s wide rows: :math:`|d| \le
+2\cdot 1.8\cdot 10^{308}\cdot 2^{-4}`, and :math:`|D_j - \bar D| \le 4|d| < 1.8\cdot
+10^{308}`."""
+
+
+def times_temperature_squared(x: np.ndarray, temperature: float, *, shift: int = 0) -> np.ndarray:
+    r""":math:`T^2 x\,2^{k}` (``shift`` :math:`k`) without forming :math:`T^2`:
+    :math:`(f^2 x)\,2^{2e + k}` with :math:`T = f\,2^e` (``math.frexp``), the bits of
+    ``(T * T) * x`` (for :math:`k = 0`) wherever neither product leaves the normal
+    range; ``inf`` only where the product overflows, 0 (not NaN) where :math:`x = 0`."""
+    frac, exponent = math.frexp(temperature)
+    with np.errstate(over="ignore"):
+        return np.ldexp(x * (frac * frac), 2 * exponent + shift)
 
 
 def softmax_far_rows(
@@ -327,11 +419,14 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
     distribution of the KL and :math:`x` the second's logits (the student's; the
     teacher's logits, :math:`\log t` or its log-probabilities),
 
-    .. math:: T^2 D(p\,\|\,q) = T^2\Big(\sum_{c:\,p_c>0} p_c\log p_c
-              + \ell_q\sum_c p_c\Big) - T^2 B,\qquad B = \sum_c p_c\,(x_c - m)/T
+    .. math:: T^2 D(p\,\|\,q) = T^2 (N - B),\qquad N = \sum_{c:\,p_c>0} p_c\log p_c
+              + \ell_q\sum_c p_c,\qquad B = \sum_c p_c\,(x_c - m)/T = S\,2^k
 
-    with :math:`T^2 B = (f^2 S)\,2^{k+2e}` for :math:`B = S 2^k` (:func:`gap_sum_parts`)
-    and :math:`T = f 2^e`."""
+    (:func:`gap_sum_parts`), formed as :math:`(N 2^{-k} - S)\,2^k` where :math:`k > 0`
+    (no ``inf - inf`` where :math:`B` passes the range) and times :math:`T^2` by
+    :func:`times_temperature_squared` (no ``inf * 0``); ``inf`` where :math:`p_c > 0`
+    (a finite :math:`\log p_c`, even where :math:`p_c` underflows) beside :math:`q_c =
+    0`, as the common path's ``kl_terms_from_log``."""
     axis, temperature = arguments["axis"], float(arguments["temperature"])
     student = _rows_of(arguments["student_logits"], axis, far)
     teacher = _rows_of(arguments["teacher"], axis, far)
@@ -348,7 +443,9 @@ def distillation_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndar
     own = np.add.reduce(p * np.where(p > 0, log_p, 0.0), axis=-1, keepdims=True)
     near = own + ell * np.add.reduce(p, axis=-1, keepdims=True)
     s, k = gap_sum_parts(second, m, p, temperature)
-    frac, exponent = math.frexp(temperature)
-    with np.errstate(over="ignore"):
-        far_part = np.ldexp(s * (frac * frac), k + 2 * exponent)
-        return ((temperature * temperature) * near - far_part)[..., 0]
+    if k > 0:
+        loss = times_temperature_squared(np.ldexp(near, -k) - s, temperature, shift=k)
+    else:
+        loss = times_temperature_squared(near - np.ldexp(s, k), temperature)
+    infinite = ((log_p > -np.inf) & np.isneginf(second)).any(axis=-1)
+    return np.where(infinite, np.inf, loss[..., 0])

@@ -48,6 +48,8 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
+import math
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -233,6 +235,10 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
     if form not in ("logits", "probs"):
         return None
     factor = 1.0 if t == 1.0 else t * t
+    if not sys.float_info.min <= factor < math.inf:
+        # T^2 past the normal range: the full path forms T^2 D by powers of two, and (at
+        # T >= 2^1000, far beyond) the gaps that such a T brings back in range
+        return None
     return _Settings(t, form, direction == "forward", factor, scale_arguments(options))
 
 
