@@ -33,8 +33,9 @@ beside the caller's, not on its CPU.  Measured on the 2-core AMD EPYC (a KVM gue
 10^6 x 10 float32, ``EvaluationState.update``: the worker was woken on the caller's own
 CPU in a quarter to most of the calls, started 1 to 3 ms late, and the two parts then
 shared that CPU while the other stayed idle (10.5 ms a call instead of 5.5); the
-threads' affinity is set back to the caller's when the call ends (for
-:func:`ordered_map`, whose caller only waits).
+threads' affinity is set back to the caller's when the caller's own part ends (a part
+on a CPU that another process keeps busy may then move to the caller's, which only
+waits; and :func:`ordered_map`'s blocks, whose caller only waits, use every CPU).
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def run_in_parts(work: Callable[[int, int], _R], rows: int, most: int | None = N
     rest = [pool.submit(work, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     try:
         first = work(bounds[0], bounds[1])
+        restore()  # the caller's CPU now only waits: a part delayed elsewhere may move there
         return [first, *(future.result() for future in rest)]
     finally:
         for future in rest:
@@ -166,7 +168,9 @@ def run_in_parts(work: Callable[[int, int], _R], rows: int, most: int | None = N
 
 def _off_the_caller(threads: list[int]) -> Callable[[], None]:
     """Let ``threads`` (native ids) run on the calling thread's CPUs but the one it is on
-    now; returns what sets them back to all the caller's CPUs.
+    now; returns what sets them back to all the caller's CPUs (once, however often
+    called).  :func:`run_in_parts` sets them back as soon as the caller's own part is
+    done: a part that another process slows on its CPU may then move to the caller's.
 
     Best effort, for speed only: nothing is changed where the platform cannot say or
     set a thread's CPU, where the caller may run on one CPU only, or before the pool's
@@ -183,7 +187,14 @@ def _off_the_caller(threads: list[int]) -> Callable[[], None]:
     if not elsewhere:
         return _nothing
     _set_affinity(threads, elsewhere)
-    return lambda: _set_affinity(threads, allowed)
+    done: list[bool] = []
+
+    def restore() -> None:  # (once: run_in_parts calls it twice)
+        if not done:
+            done.append(True)
+            _set_affinity(threads, allowed)
+
+    return restore
 
 
 def _set_affinity(threads: list[int], cpus: set[int]) -> None:
