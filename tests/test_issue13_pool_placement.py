@@ -9,15 +9,15 @@ Pinned (Linux with two CPUs or more, else skipped): a part run by the pool may r
 the caller's CPUs but the one it was on (``_current_cpu``, fixed here so that the test
 does not depend on where the scheduler puts the caller) while the caller's own part
 runs, and on all of them once that part is done (the pool's part still running); after
-the call, and after a part that raises, the pool's threads may run on all the caller's
-CPUs; ``ordered_map``'s blocks are not restricted.  The parts' results are unchanged
+the call, and after the caller's part raises, the pool's threads may run on all the
+caller's CPUs; ``ordered_map``'s blocks are not restricted.  The parts' results are unchanged
 (their order and values: ``tests/test_issue13_shared_pool.py``).
 
 Mutants these fail on: no restriction (``_off_the_caller`` returning ``_nothing``
 before setting anything: the first test); the restriction lifted only when every part
 is done (the ``restore()`` after the caller's part left out: the first); not lifted
-at all (both ``restore()`` calls left out: all three); lifted only after parts that
-return (the ``restore()`` in ``finally`` left out: the third).
+at all (both ``restore()`` calls left out: all three); not lifted when the caller's
+part raises (the ``restore()`` in ``finally`` left out: the third).
 """
 
 from __future__ import annotations
@@ -91,14 +91,14 @@ def test_issue13_pool_threads_set_back_after_the_call(caller_on_first_cpu: int) 
     assert mapped == [allowed] * 4
 
 
-def test_issue13_pool_threads_set_back_after_a_part_raises(caller_on_first_cpu: int) -> None:
+def test_issue13_pool_threads_set_back_after_the_callers_part_raises(caller_on_first_cpu: int) -> None:
     allowed = os.sched_getaffinity(0)
 
-    def fail_in_pool(first: int, stop: int) -> None:
-        if threading.current_thread() is not threading.main_thread():
+    def fail_in_caller(first: int, stop: int) -> None:
+        if first == 0:  # the caller's own part
             raise RuntimeError("part failed")
 
     with pytest.raises(RuntimeError, match="part failed"):
-        _parallel.run_in_parts(fail_in_pool, 2)
+        _parallel.run_in_parts(fail_in_caller, 2)
     assert _pool_threads_affinity()
     assert all(cpus == allowed for cpus in _pool_threads_affinity())
