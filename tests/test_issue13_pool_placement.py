@@ -91,7 +91,7 @@ def test_issue13_pool_threads_set_back_after_the_call(caller_on_first_cpu: int) 
     assert mapped == [allowed] * 4
 
 
-def test_issue13_pool_threads_set_back_after_the_callers_part_raises(caller_on_first_cpu: int) -> None:
+def test_issue13_pool_threads_set_back_after_caller_part_raises(caller_on_first_cpu: int) -> None:
     allowed = os.sched_getaffinity(0)
 
     def fail_in_caller(first: int, stop: int) -> None:
