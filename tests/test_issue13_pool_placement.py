@@ -49,7 +49,10 @@ def caller_on_first_cpu(monkeypatch: pytest.MonkeyPatch) -> int:
     cpu = min(os.sched_getaffinity(0))
     monkeypatch.setattr(_parallel, "_current_cpu", lambda: cpu)
     monkeypatch.setattr(_parallel, "workers", lambda: 2)
-    _parallel.run_in_parts(_affinity_of_this_thread, 2)  # the pool's threads exist
+    both = threading.Barrier(2, timeout=TIMEOUT)
+    # both pool threads started (and known to _parallel): none is started, unrestricted,
+    # by the test's own call
+    list(_parallel.ordered_map(lambda _: both.wait(), range(2)))
     return cpu
 
 
