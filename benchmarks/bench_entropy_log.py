@@ -57,6 +57,16 @@ clock), the minimum over ``--repeats`` interleaved repeats:
   mantissa of :math:`2^{52}`: one vector operation fewer per 8 entries (the float32
   loop 135 instructions against 160, no spilled registers against 28 stack
   accesses), the same bits (the accuracy lines).
+* explicit, ... (AVX-512 targets, float32 entries only): the kernels' terms written as
+  LLVM vector instructions (``_vector_terms``: LLVM's contractions of the kernels' loop
+  written out as FMAs, the same operations in the same order), four streams; "integer"
+  with the kernels' integer range reduction (the control: what the explicit code
+  itself costs), "getmant/getexp pd" with AVX-512's ``vgetmantpd``/``vgetexppd``
+  (m1 in [1, 2) and the exponent; m1 >= T halved and the exponent raised, a compare
+  and two selects: the same m and k), "getmant/getexp ps" the same on the 16 float32
+  lanes before widening (m - 1 and k exact in float32, then widened).  Each is checked
+  bit for bit against the kernels' terms (every float32 mantissa of [0.5, 2), the
+  subnormals, 0, -0, inf, NaN, negative and the largest entries) before the timings.
 
 ``--in-cache`` times each loop over one chunk again and again (as many entries in all):
 the logarithm's own cost with its entries in L1, as in the kernels, where the row pass
@@ -176,6 +186,22 @@ from m's bits (0.5 m - 0.5: a product replaced by an integer and an addition,
 1.00-1.04x), the divisor as m + 1 instead of 2 + f (the same bits, a shorter chain:
 0.99-1.00x), two or one streams instead of four (1.01-1.07x, 1.08-1.13x).  The kernels
 keep fdlibm's logarithm and its division.
+
+Tried and not kept (issue 13, 2026-12-03, the same 2-core AMD EPYC Zen 5, load average
+2.5: other engineers' runs): the range reduction by AVX-512's ``vgetmantpd`` and
+``vgetexppd`` (the "explicit" rows), 2 operations and a compare with two selects
+instead of the integer reduction's 5 integer operations and 2 additions.  The same bits
+as the kernels' terms (every float32 mantissa and the special entries, above), but
+slower: ``--in-cache --no-accuracy --repeats 9``, float32, ns an entry (ratio to the
+kernels' loop): kernels 0.38, explicit integer (control) 0.42 (1.10x), getmant/getexp
+pd 0.49 (1.29x), ps 0.46 (1.21x); a first run (scratch copy, min of 15, load 1.1):
+control 1.08x, pd 1.28x, ps on 16 lanes 1.19-1.22x.  Against its own control, the pd
+reduction costs 17% more and the ps one 10% more: on Zen 5 the two AVX-512 operations
+cost more than the integer operations they replace (whose port pressure the loop's
+FMAs share anyway), and the ps form adds four widenings and two lane extractions a 16
+entries (``vcvtps2pd``, ``vextractf64x4``) for the two it saves.  The kernels keep the
+integer reduction; the explicit code stays here so that a CPU with cheaper
+``vgetmant``/``vgetexp`` (Intel's, for one) can be measured.
 """
 
 from __future__ import annotations
@@ -196,7 +222,12 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from crossent._intrinsics_numba import bits_to_float64, float64_to_bits
+from crossent._intrinsics_numba import (
+    bits_to_float64,
+    call_intrinsic,
+    float64_to_bits,
+    numba_target_has,
+)
 from crossent.calibration import _row_kernels_numba as kernels
 
 from _machine import cpu_name
@@ -432,6 +463,190 @@ converted_log_array = with_log(kernels.log_array, converted_log)
 converted_terms_4 = with_log(kernels.entropy_terms, converted_log)
 
 
+# Explicit 512-bit vector code (AVX-512 only): the kernels' terms written as LLVM vector
+# instructions, with LLVM's contractions of the kernels' loop written out as FMAs (the
+# same operations in the same order: the same bits, checked in main), so that the range
+# reduction can be AVX-512's vgetmantpd/vgetexppd (or vgetmantps/vgetexpps on 16
+# float32 lanes) instead of the integer operations; "integer" is the same explicit code
+# with the kernels' integer reduction, the control.
+_F64X8 = ir.VectorType(ir.DoubleType(), 8)
+_I64X8 = ir.VectorType(ir.IntType(64), 8)
+_F32X16 = ir.VectorType(ir.FloatType(), 16)
+_I32 = ir.IntType(32)
+_CUT = 1.0 + 0x6A09C * 2.0**-20  # fdlibm's T: m in [T/2, T)
+_ROUND_CURRENT = ir.Constant(_I32, 4)
+
+
+def _doubles(value: float) -> ir.Constant:
+    return ir.Constant(_F64X8, [value] * 8)
+
+
+def _fma(builder: ir.IRBuilder, a: Any, b: Any, c: Any) -> Any:
+    return call_intrinsic(builder, "llvm.fma.v8f64", _F64X8, a, b, c)
+
+
+def _log_reduced_vector(builder: ir.IRBuilder, f: Any, k: Any) -> Any:
+    """``kernels.log_reduced(f, k)`` on 8 lanes, each contraction as LLVM made it."""
+    lg = _LG_DESCENDING[::-1]
+    s = builder.fdiv(f, builder.fadd(f, _doubles(2.0)))
+    z = builder.fmul(s, s)
+    a, b, c = (_fma(builder, z, _doubles(lg[j + 1]), _doubles(lg[j])) for j in (0, 2, 4))
+    w = builder.fmul(z, z)
+    r = _fma(
+        builder, builder.fmul(w, w), _fma(builder, w, _doubles(lg[6]), c), _fma(builder, w, b, a)
+    )
+    hfsq = builder.fmul(builder.fmul(f, _doubles(0.5)), f)
+    sr = builder.fmul(s, _fma(builder, z, r, hfsq))
+    low = builder.fsub(_fma(builder, k, _doubles(1.90821492927058770002e-10), sr), hfsq)
+    return _fma(builder, k, _doubles(6.93147180369123816490e-01), builder.fadd(f, low))
+
+
+def _reduce_by_integers(builder: ir.IRBuilder, x: Any) -> tuple[Any, Any]:
+    def word(value: int) -> ir.Constant:
+        return ir.Constant(_I64X8, [value] * 8)
+
+    t = builder.add(builder.bitcast(x, _I64X8), word(0x3FF0000000000000 - 0x3FE6A09C00000000))
+    biased = builder.and_(builder.lshr(t, word(52)), word(0x7FF))
+    m = builder.add(builder.and_(t, word(0x000FFFFFFFFFFFFF)), word(0x3FE6A09C00000000))
+    k = builder.bitcast(builder.or_(biased, word(0x4330000000000000)), _F64X8)
+    f = builder.fsub(builder.bitcast(m, _F64X8), _doubles(1.0))
+    return f, builder.fsub(k, _doubles(4503599627370496.0 + 1023.0))
+
+
+def _reduce_by_getmant(builder: ir.IRBuilder, x: Any) -> tuple[Any, Any]:
+    # m1 in [1, 2) and the exponent e; m1 >= T: m = m1 / 2, k = e + 1 (exact)
+    every = ir.Constant(ir.IntType(8), -1)
+    m1 = call_intrinsic(
+        builder,
+        "llvm.x86.avx512.mask.getmant.pd.512",
+        _F64X8,
+        x,
+        ir.Constant(_I32, 0),
+        x,
+        every,
+        _ROUND_CURRENT,
+    )
+    e = call_intrinsic(
+        builder, "llvm.x86.avx512.mask.getexp.pd.512", _F64X8, x, x, every, _ROUND_CURRENT
+    )
+    big = builder.fcmp_ordered(">=", m1, _doubles(_CUT))
+    m = builder.select(big, builder.fmul(m1, _doubles(0.5)), m1)
+    return builder.fsub(m, _doubles(1.0)), builder.fadd(
+        e, builder.select(big, _doubles(1.0), _doubles(0.0))
+    )
+
+
+def _vector_terms(reduce: Any, lanes: int) -> Any:
+    """An intrinsic ``(flat, i, terms, j)``: ``terms[j:j + lanes]`` = the kernels' terms
+    of the float32 entries ``flat[i:i + lanes]``, reduced by ``reduce`` (8 lanes), or
+    (``reduce`` None, 16 lanes) by vgetmantps/vgetexpps on the float32 entries, m - 1
+    and k then widened (exact)."""
+
+    @intrinsic
+    def terms(typingctx: Any, flat: Any, i: Any, out: Any, j: Any) -> Any:
+        def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            stored = context.make_array(signature.args[2])(context, builder, args[2]).data
+            floats = ir.VectorType(ir.FloatType(), lanes)
+            pointer = builder.bitcast(builder.gep(data, [args[1]]), floats.as_pointer())
+            entries = builder.load(pointer, align=4)
+            target = builder.bitcast(builder.gep(stored, [args[3]]), _F64X8.as_pointer())
+            if reduce is None:
+                f32, k32 = _float32_reduction(builder, entries)
+            for h in range(lanes // 8):
+                half = ir.Constant(ir.VectorType(_I32, 8), list(range(8 * h, 8 * h + 8)))
+                x = builder.fpext(builder.shuffle_vector(entries, entries, half), _F64X8)
+                if reduce is None:
+                    f, k = (
+                        builder.fpext(builder.shuffle_vector(v, v, half), _F64X8)
+                        for v in (f32, k32)
+                    )
+                else:
+                    f, k = reduce(builder, x)
+                term = builder.fmul(x, _log_reduced_vector(builder, f, k))
+                positive = builder.fcmp_ordered(">", x, _doubles(0.0))
+                term = builder.select(positive, term, _doubles(0.0))
+                builder.store(term, builder.gep(target, [ir.Constant(_I32, h)]), align=8)
+            return context.get_dummy_value()
+
+        return types.void(flat, i, out, j), codegen
+
+    return terms
+
+
+def _float32_reduction(builder: ir.IRBuilder, entries: Any) -> tuple[Any, Any]:
+    def floats(value: float) -> ir.Constant:
+        return ir.Constant(_F32X16, [value] * 16)
+
+    every = ir.Constant(ir.IntType(16), -1)
+    m1 = call_intrinsic(
+        builder,
+        "llvm.x86.avx512.mask.getmant.ps.512",
+        _F32X16,
+        entries,
+        ir.Constant(_I32, 0),
+        entries,
+        every,
+        _ROUND_CURRENT,
+    )
+    e = call_intrinsic(
+        builder,
+        "llvm.x86.avx512.mask.getexp.ps.512",
+        _F32X16,
+        entries,
+        entries,
+        every,
+        _ROUND_CURRENT,
+    )
+    big = builder.fcmp_ordered(">=", m1, floats(_CUT))
+    m = builder.select(big, builder.fmul(m1, floats(0.5)), m1)
+    k = builder.fadd(e, builder.select(big, floats(1.0), floats(0.0)))
+    return builder.fsub(m, floats(1.0)), k
+
+
+def _four_streams(terms: Any, lanes: int) -> Any:
+    """The kernels' loop shape: four quarters of the chunk side by side, ``lanes``
+    entries of each an iteration (the chunk a multiple of 4 lanes, as 4096)."""
+
+    @numba.njit(fastmath=False, inline="never")
+    def loop(flat: np.ndarray, start: int, count: int, out: np.ndarray) -> None:
+        quarter = count // (4 * lanes) * lanes
+        for t in range(0, quarter, lanes):
+            for q in range(4):
+                terms(flat, start + q * quarter + t, out, q * quarter + t)
+
+    return loop
+
+
+EXPLICIT_VECTORS = numba_target_has("avx512f")
+explicit_terms = (
+    {
+        "explicit, integer (control)": _four_streams(_vector_terms(_reduce_by_integers, 8), 8),
+        "explicit, getmant/getexp pd": _four_streams(_vector_terms(_reduce_by_getmant, 8), 8),
+        "explicit, getmant/getexp ps": _four_streams(_vector_terms(None, 16), 16),
+    }
+    if EXPLICIT_VECTORS
+    else {}
+)
+
+
+def same_terms(loop: Callable[..., None]) -> bool:
+    """Whether ``loop`` (float32 entries) gives the kernels' entropy terms bit for bit
+    on every float32 mantissa of [0.5, 1), [1, 2) and the subnormals, and on 0, -0,
+    inf, NaN, negative entries and the largest float32."""
+    mantissas = np.arange(1 << 23, dtype=np.uint32)
+    cases = [(mantissas | np.uint32(e)).view(np.float32) for e in (0x3F000000, 0x3F800000, 0)]
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, -1.0, 1.0, 3.4e38]
+    cases.append(np.resize(np.array(special, dtype=np.float32), 64))
+    for x in cases:
+        ours, theirs = np.empty(x.size), np.empty(x.size)
+        loop(x, 0, x.size, ours)
+        kernels.entropy_terms(x, 0, x.size, theirs)
+        if not np.array_equal(ours.view(np.int64), theirs.view(np.int64)):
+            return False
+    return True
+
+
 def chunked(terms_loop: Callable[..., None]) -> Callable[[np.ndarray, np.ndarray], float]:
     """The loop over all entries, chunk by chunk, as the kernels take them."""
 
@@ -549,9 +764,12 @@ def main() -> None:
         "reciprocal, 4 streams": reciprocal_terms_4,
         "no division (bound)": undivided_terms_4,
         "short form, 4 streams": short_terms_4,
+        **explicit_terms,  # float32 entries only
     }
+    for name, loop in explicit_terms.items():
+        print(f"{name:26s} the kernels' terms bit for bit: {same_terms(loop)}")
     for name, terms_loop in terms_loops.items():
-        if name != "floor":
+        if name != "floor" and name not in explicit_terms:
             print(f"{name:26s} {vector_facts(terms_loop)}")
     driver = in_cache if args.in_cache else chunked
     loops = {name: driver(terms_loop) for name, terms_loop in terms_loops.items()}
@@ -559,6 +777,8 @@ def main() -> None:
     terms = np.empty(_CHUNK)
     for dtype in (np.float32, np.float64):
         flat = probs.astype(dtype).ravel()
+        if dtype == np.float64:
+            loops = {name: run for name, run in loops.items() if name not in explicit_terms}
         for run in loops.values():
             run(flat[: 2 * _CHUNK], terms)  # compile
         best = dict.fromkeys(loops, np.inf)
