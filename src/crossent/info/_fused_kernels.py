@@ -2056,9 +2056,10 @@ def _kl_ratio_pass(
     \le |\tilde K - 1| + 6.3u`: the logits' :math:`\eta = 5.2` and the logarithm's
     rounding, with a few per cent to spare), the second-order terms
     :math:`q_i\psi(-\delta_i)` and :math:`g^4` (below :math:`2^{-80}(\Pi + K)`), the
-    final divisions and additions (:math:`u` each of their results). The sum :math:`\sum_i w_i` of non-negative
-    terms, each with at most eight roundings, is within :math:`1 + \gamma_{n+8}` of its
-    value: the whole is enlarged by :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`.
+    final divisions and additions (:math:`u` each of their results). The sum
+    :math:`\sum_i w_i` of non-negative terms, each with at most eight roundings, is
+    within :math:`1 + \gamma_{n+8}` of its value: the whole is enlarged by
+    :math:`(1 + 2(n + 8)u)(1 + 2^{-20})`.
 
     Gives way (the caller's loop then runs) on anything outside these assumptions: a
     NaN, a probability outside :math:`[0, \infty)`, a positive log-probability, an
