@@ -20,7 +20,6 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +37,7 @@ from ._far_gaps import (
     distillation_far_rows,
     distillation_gradient64,
     far_rows_guard,
+    square_is_normal,
     times_temperature_squared,
 )
 from ._reduction import weighted_term
@@ -184,9 +184,9 @@ def distillation_loss(d: _Distillation) -> Any:
     # T^2 KL; at T = 1 the product is the KL itself, bit for bit (issue 13: one op saved)
     if t == 1.0:
         return d.batch.reduce(kl)
-    square = t * t
-    if not sys.float_info.min <= square < math.inf:
+    if not square_is_normal(t):
         return d.batch.reduce(_times_square(kl, t))
+    square = t * t
     if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
         with np.errstate(over="ignore"):
             return d.batch.reduce(square * kl)

@@ -49,6 +49,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,7 @@ __all__ = [
     "reverse_distillation_gradient64",
     "scaled_square_term",
     "softmax_far_rows",
+    "square_is_normal",
     "target_far_rows",
     "tempered_log_softmax64",
     "times_temperature_squared",
@@ -204,6 +206,13 @@ _GRADIENT_BITS = 4
 r"""The scaling of :func:`reverse_distillation_gradient64`'s wide rows: :math:`|d| \le
 2\cdot 1.8\cdot 10^{308}\cdot 2^{-4}`, and :math:`|D_j - \bar D| \le 4|d| < 1.8\cdot
 10^{308}`."""
+
+
+def square_is_normal(temperature: float) -> bool:
+    """Whether :math:`T^2` is a normal float64 (neither overflows nor leaves the normal
+    range below): where it is not, :math:`T^2 D` is formed by
+    :func:`times_temperature_squared`."""
+    return sys.float_info.min <= temperature * temperature < math.inf
 
 
 def times_temperature_squared(x: np.ndarray, temperature: float, *, shift: int = 0) -> np.ndarray:

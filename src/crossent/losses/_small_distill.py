@@ -48,8 +48,6 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
-import math
-import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -60,6 +58,7 @@ from ._batch import LossOptions
 from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
+from ._far_gaps import square_is_normal
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -235,7 +234,7 @@ def _cached_settings(**kwargs: Any) -> _Settings | None:
     if form not in ("logits", "probs"):
         return None
     factor = 1.0 if t == 1.0 else t * t
-    if not sys.float_info.min <= factor < math.inf:
+    if not square_is_normal(t):
         # T^2 past the normal range: the full path forms T^2 D by powers of two, and (at
         # T >= 2^1000, far beyond) the gaps that such a T brings back in range
         return None
