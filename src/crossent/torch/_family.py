@@ -12,6 +12,7 @@ import torch
 
 from .. import losses
 from ..errors import InputError
+from ._far_distillation import distillation_rows_checked
 from ._labels import as_class_ids
 
 __all__ = [
@@ -152,7 +153,10 @@ def distillation_loss(
     PyTorch's idiom ``T**2 * F.kl_div(F.log_softmax(z / T, 1), F.softmax(v / T, 1),
     reduction="batchmean")`` for ``reduction='mean'`` and 2-D input, computed in log
     space (exact when the teacher gives a class probability 0). The generic path: see
-    :func:`crossent.distillation_loss`.
+    :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
+    dtype (float64, or float32 for narrower inputs), and temperatures whose :math:`T^2`
+    does, are formed in float64 by the NumPy function and its gradient twin
+    (``_far_distillation``).
 
     Examples
     --------
@@ -164,10 +168,4 @@ def distillation_loss(
     >>> bool(torch.isclose(distillation_loss(z, v, temperature=2.0), idiom))
     True
     """
-    return losses.distillation_loss(
-        input,
-        teacher_logits,
-        axis=1 if input.ndim > 1 else 0,
-        temperature=temperature,
-        reduction=reduction,
-    )
+    return distillation_rows_checked(input, teacher_logits, temperature, reduction)

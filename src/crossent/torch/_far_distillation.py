@@ -1,0 +1,212 @@
+r"""Distillation rows that ``crossent.torch`` cannot form in its work dtype (issue 13 follow-up).
+
+:func:`crossent.torch.distillation_loss` runs crossent's generic array-API formula on
+torch tensors, :math:`T^2\sum_c t_c(\log t_c - \log s_c)` with :math:`s, t` the
+softened student and teacher, recorded by autograd. Two kinds of call leave it:
+
+* a row whose gap :math:`x_c - m` passes the work dtype's range (float64 logits of
+  :math:`\pm 10^{308}`, float32 ones of :math:`\pm 3\cdot 10^{38}`, or
+  :math:`(x_c - m)/T` for a small :math:`T`): its :math:`\log s_c` is ``-inf`` beside a
+  :math:`t_c > 0`, its loss ``inf`` (the truth can be finite: :math:`10^{308}` times a
+  small :math:`t_c`) and its gradient wrong;
+* a temperature whose :math:`T^2` is not a normal number of the work dtype (float64:
+  :math:`T > 1.3\cdot 10^{154}` or :math:`T < 1.5\cdot 10^{-154}`; float32, the work
+  dtype of float32, float16 and bfloat16: :math:`T > 1.8\cdot 10^{19}` or :math:`T <
+  1.1\cdot 10^{-19}`): autograd multiplies by :math:`T^2` (``inf`` or 0), so the
+  gradient is NaN or 0 where it is finite and not 0.
+
+The NumPy :func:`crossent.distillation_loss` forms both right in float64 (its far-row
+guard and ``losses._far_gaps``: gaps scaled by powers of two, :math:`T^2 D` by
+``times_temperature_squared``, gradients that hold no gap), and its gradient twin
+:func:`crossent.distillation_loss_grad` is exact there too. :class:`_HostRows` calls
+both on float64 host copies of the rows it is given: one home for each formula, the
+torch side only selects rows, rounds and reduces.
+
+The common path costs one host read: the finiteness of its result (one flag). Its rows
+keep their bits, its graph its operations. Only a non-finite result sends the call to
+:func:`_again`, which forms the per-row losses again (the far rows' inputs zeroed, so
+that their ``-inf`` holds no ``0 * inf`` in the graph), the far rows by
+:class:`_HostRows`, and reduces them as NumPy does (:func:`_reduced`: a ``'mean'`` of
+rows near the largest float does not overflow its sum). A temperature of the second
+kind sends the whole call to :class:`_HostRows` (a check of a Python float, no read).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch.autograd.function import once_differentiable
+
+from .. import losses
+from ..losses import LossParts
+
+__all__ = ["distillation_rows_checked"]
+
+
+def distillation_rows_checked(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str
+) -> Any:
+    r"""``crossent.distillation_loss`` of torch tensors (classes on axis 1, or 0 for a
+    vector) with its far rows formed again (module docstring)."""
+    axis = 1 if student.ndim > 1 else 0
+    if _square_is_far(student, teacher, temperature):
+        rows = _host_rows(student, teacher, float(temperature), axis)
+        return _reduced(rows, reduction, None, _work_dtype(student, teacher))
+    loss = losses.distillation_loss(
+        student, teacher, axis=axis, temperature=temperature, reduction=reduction
+    )
+    if torch.compiler.is_compiling() or _finite(loss):
+        return loss
+    return _again(student, teacher, temperature, reduction, loss, axis)
+
+
+def _finite(loss: Any) -> bool:
+    """Whether the common path's result is finite: one flag read on the host."""
+    total = loss.total if type(loss) is LossParts else loss
+    return bool(torch.isfinite(total).all())
+
+
+def _work_dtype(student: torch.Tensor, teacher: torch.Tensor) -> torch.dtype:
+    """The dtype the generic path computes in: float64 if either side is, else float32."""
+    wide = torch.float64 in (student.dtype, teacher.dtype)
+    return torch.float64 if wide else torch.float32
+
+
+def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
+    r"""Whether :math:`T^2` leaves the normal range of the work dtype, for a call the
+    generic path would take (floating tensors of one shape, a finite :math:`T > 0`;
+    anything else stays on it, which names the error)."""
+    if type(temperature) not in (float, int) or not 0 < temperature < math.inf:
+        return False
+    if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
+        return False
+    if student.shape != teacher.shape or student.ndim == 0:
+        return False
+    if not (student.dtype.is_floating_point and teacher.dtype.is_floating_point):
+        return False
+    info = torch.finfo(_work_dtype(student, teacher))
+    square = float(temperature) * float(temperature)
+    return not info.tiny <= square <= info.max
+
+
+def _again(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    loss: Any,
+    axis: int,
+) -> Any:
+    """The call whose result was not finite, its non-finite rows by :class:`_HostRows`."""
+    if reduction == "none":
+        rows = loss
+    else:
+        with torch.no_grad():
+            rows = _common_rows(student, teacher, temperature, axis)
+    far = ~torch.isfinite(rows.detach())
+    if not bool(far.any()):  # finite rows, an overflowed sum ('mean' of rows near max)
+        near = rows if reduction == "none" else _common_rows(student, teacher, temperature, axis)
+        return _reduced(near, reduction, loss, near.dtype)
+    keep = (~far).unsqueeze(axis)
+    zero = torch.zeros((), dtype=student.dtype, device=student.device)
+    near = _common_rows(
+        torch.where(keep, student, zero),
+        torch.where(keep, teacher, zero.to(teacher.dtype)),
+        temperature,
+        axis,
+    )
+    at = far.reshape(-1).nonzero()[:, 0]
+    again = _HostRows.apply(
+        _rows_last(student, axis)[at], _rows_last(teacher, axis)[at], float(temperature)
+    )
+    flat = near.reshape(-1).double().index_put((at,), again)
+    return _reduced(flat.reshape(near.shape), reduction, loss, near.dtype)
+
+
+def _common_rows(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+) -> torch.Tensor:
+    """The generic path's per-row losses (batch shape)."""
+    return losses.distillation_loss(
+        student, teacher, axis=axis, temperature=temperature, reduction="none"
+    )
+
+
+def _rows_last(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """``x`` as rows x classes (classes last)."""
+    return x.movedim(axis, -1).reshape(-1, x.shape[axis])
+
+
+def _host_rows(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+) -> torch.Tensor:
+    """Every row of the call by :class:`_HostRows` (batch shape, float64)."""
+    batch = student.movedim(axis, -1).shape[:-1]
+    rows = _HostRows.apply(_rows_last(student, axis), _rows_last(teacher, axis), temperature)
+    return rows.reshape(batch)
+
+
+def _host64(x: torch.Tensor) -> np.ndarray:
+    """A float64 NumPy copy of ``x`` (exact for every floating dtype)."""
+    return x.detach().to("cpu", torch.float64).contiguous().numpy()
+
+
+class _HostRows(torch.autograd.Function):
+    r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
+    (rows x classes) in float64, by the NumPy :func:`crossent.distillation_loss` on host
+    copies; the gradients by :func:`crossent.distillation_loss_grad`: :math:`T(s - t)`
+    in ``z``, and in ``v`` the reverse direction's with the roles swapped,
+
+    .. math:: \frac{\partial\,T^2 D(t\,\|\,s)}{\partial v}
+              = T\,t\odot\big(\log t - \log s - D(t\,\|\,s)\big),
+
+    each times the upstream row and rounded once to its input's dtype."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
+        ctx.save_for_backward(z, v)
+        ctx.temperature = temperature
+        rows = losses.distillation_loss(
+            _host64(z), _host64(v), temperature=temperature, reduction="none"
+        )
+        return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        z, v = ctx.saved_tensors
+        t = ctx.temperature
+        u = _host64(upstream)[:, None]
+        grad_z = grad_v = None
+        if ctx.needs_input_grad[0]:
+            g = losses.distillation_loss_grad(_host64(z), _host64(v), temperature=t, reduction="none")
+            grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
+        if ctx.needs_input_grad[1]:
+            g = losses.distillation_loss_grad(
+                _host64(v), _host64(z), temperature=t, direction="reverse", reduction="none"
+            )
+            grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
+        return grad_z, grad_v, None
+
+
+def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:
+    r"""Per-row losses ``rows`` reduced as NumPy's far-row guard reduces them
+    (``_far_gaps._reduce``), in float64 and rounded once to ``dtype``: a ``'mean'`` as
+    :math:`2^k(\sum_i L_i 2^{-k})/N` with :math:`2^k \ge 2N`, whose sum cannot overflow
+    where the mean does not (the scalings are exact but for rows below
+    :math:`2^{k-1022}`). ``'parts'`` keeps the normalizer of the common path's result
+    ``loss`` (:math:`N` without one)."""
+    if reduction == "none":
+        return rows.to(dtype)
+    wide, n = rows.double(), rows.numel()
+    if reduction == "mean":
+        bits = 1 + math.ceil(math.log2(max(n, 1)))
+        return (((wide * 2.0**-bits).sum() / max(n, 1)) * 2.0**bits).to(dtype)
+    total = wide.sum().to(dtype)
+    if reduction == "parts":
+        normalizer = torch.tensor(float(n), dtype=dtype) if loss is None else loss.normalizer
+        return LossParts(total=total, normalizer=normalizer)
+    return total
