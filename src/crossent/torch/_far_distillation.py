@@ -58,7 +58,9 @@ def distillation_rows_checked(
     loss = losses.distillation_loss(
         student, teacher, axis=axis, temperature=temperature, reduction=reduction
     )
-    if torch.compiler.is_compiling() or _finite(loss):
+    if torch.compiler.is_compiling():
+        return loss
+    if _finite(loss) and not _teacher_gradient_at_far_gaps(student, teacher, temperature, axis):
         return loss
     return _again(student, teacher, temperature, reduction, loss, axis)
 
@@ -67,6 +69,30 @@ def _finite(loss: Any) -> bool:
     """Whether the common path's result is finite: one flag read on the host."""
     total = loss.total if type(loss) is LossParts else loss
     return bool(torch.isfinite(total).all())
+
+
+def _teacher_gradient_at_far_gaps(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+) -> bool:
+    r"""Whether autograd will form the teacher's gradient of a row with a gap
+    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit): a finite loss,
+    but the generic terms' ``where(t > 0, t (log t - log s), 0)`` gives the teacher
+    :math:`\infty\cdot 0` there (NaN). One pass over both sides, only where the
+    teacher requires a gradient."""
+    if not (torch.is_grad_enabled() and teacher.requires_grad):
+        return False
+    return bool(_far_gap_rows(student, temperature, axis).any()) or bool(
+        _far_gap_rows(teacher, temperature, axis).any()
+    )
+
+
+def _far_gap_rows(x: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
+    r"""The rows of ``x`` (batch shape) with a tempered gap :math:`(x_c - m)/T` that is
+    not finite, in the work dtype of the generic path."""
+    with torch.no_grad():
+        x = x.detach()
+        x = x if x.dtype == torch.float64 else x.float()
+        return torch.isinf((x - x.amax(axis, keepdim=True)) / temperature).any(axis)
 
 
 def _work_dtype(student: torch.Tensor, teacher: torch.Tensor) -> torch.dtype:
@@ -107,6 +133,8 @@ def _again(
         with torch.no_grad():
             rows = _common_rows(student, teacher, temperature, axis)
     far = ~torch.isfinite(rows.detach())
+    if torch.is_grad_enabled() and teacher.requires_grad:
+        far |= _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
     if not bool(far.any()):  # finite rows, an overflowed sum ('mean' of rows near max)
         near = rows if reduction == "none" else _common_rows(student, teacher, temperature, axis)
         return _reduced(near, reduction, loss, near.dtype)
