@@ -119,6 +119,20 @@ def test_issue13_mean_of_rows_near_the_largest_float() -> None:
     _close(grad, [g / 2 for g in want_z] * 2)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_issue13_teacher_gradient_beside_a_far_teacher_gap(reduction: str) -> None:
+    """A teacher gap past the range alone leaves the loss finite (the common path's
+    value), but its gradient in the teacher was NaN (mutant: no check of the gaps where
+    the teacher requires a gradient)."""
+    z, v = [[0.3, 0.1, 0.2], [0.5, -0.5, 1.0]], [[-BIG, BIG, 0.0], TEACHER]
+    loss, grad_z, grad_v = _call(z, v, 1.0, reduction, teacher_grad=True)
+    scale = 0.5 if reduction == "mean" else 1.0
+    rows = [_truth(z[row], v[row], 1.0) for row in range(2)]
+    _close(loss, sum(r[0] for r in rows) * scale if reduction == "mean" else [r[0] for r in rows])
+    _close(grad_z, [[g * scale for g in r[1]] for r in rows])
+    _close(grad_v, [[g * scale for g in r[2]] for r in rows], rel=1e-13)
+
+
 @pytest.mark.parametrize("temperature", [1e306, 1e-300, 1e-160])
 def test_issue13_far_temperature_float64(temperature: float) -> None:
     r""":math:`T^2` past float64's normal range: the far row against mpmath (at

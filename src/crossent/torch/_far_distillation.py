@@ -81,9 +81,8 @@ def _teacher_gradient_at_far_gaps(
     teacher requires a gradient."""
     if not (torch.is_grad_enabled() and teacher.requires_grad):
         return False
-    return bool(_far_gap_rows(student, temperature, axis).any()) or bool(
-        _far_gap_rows(teacher, temperature, axis).any()
-    )
+    far = _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
+    return bool(far.any())
 
 
 def _far_gap_rows(x: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
@@ -126,32 +125,22 @@ def _again(
     loss: Any,
     axis: int,
 ) -> Any:
-    """The call whose result was not finite, its non-finite rows by :class:`_HostRows`."""
-    if reduction == "none":
-        rows = loss
-    else:
-        with torch.no_grad():
-            rows = _common_rows(student, teacher, temperature, axis)
+    r"""The call whose result was not finite (or whose teacher gradient would not be), its
+    far rows by :class:`_HostRows`. ``index_put`` sends them no gradient through the
+    common path's graph (whose terms hold no :math:`0\cdot\infty`: ``kl_terms_from_log``
+    masks ``-inf`` before its products)."""
+    rows = loss if reduction == "none" else _common_rows(student, teacher, temperature, axis)
     far = ~torch.isfinite(rows.detach())
     if torch.is_grad_enabled() and teacher.requires_grad:
         far |= _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
     if not bool(far.any()):  # finite rows, an overflowed sum ('mean' of rows near max)
-        near = rows if reduction == "none" else _common_rows(student, teacher, temperature, axis)
-        return _reduced(near, reduction, loss, near.dtype)
-    keep = (~far).unsqueeze(axis)
-    zero = torch.zeros((), dtype=student.dtype, device=student.device)
-    near = _common_rows(
-        torch.where(keep, student, zero),
-        torch.where(keep, teacher, zero.to(teacher.dtype)),
-        temperature,
-        axis,
-    )
+        return _reduced(rows, reduction, loss, rows.dtype)
     at = far.reshape(-1).nonzero()[:, 0]
     again = _HostRows.apply(
         _rows_last(student, axis)[at], _rows_last(teacher, axis)[at], float(temperature)
     )
-    flat = near.reshape(-1).double().index_put((at,), again)
-    return _reduced(flat.reshape(near.shape), reduction, loss, near.dtype)
+    flat = rows.reshape(-1).double().index_put((at,), again)
+    return _reduced(flat.reshape(rows.shape), reduction, loss, rows.dtype)
 
 
 def _common_rows(
