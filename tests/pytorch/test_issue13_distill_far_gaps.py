@@ -122,12 +122,13 @@ def test_issue13_mean_of_rows_near_the_largest_float() -> None:
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_issue13_teacher_gradient_beside_a_far_teacher_gap(reduction: str) -> None:
     """A teacher gap past the range alone leaves the loss finite (the common path's
-    value), but its gradient in the teacher was NaN (mutant: no check of the gaps where
-    the teacher requires a gradient)."""
+    value), but its gradient in the teacher was NaN at T = 2 (the teacher's second
+    softening, of ``log t`` with its ``-inf``; mutant: no check of the gaps where the
+    teacher requires a gradient)."""
     z, v = [[0.3, 0.1, 0.2], [0.5, -0.5, 1.0]], [[-BIG, BIG, 0.0], TEACHER]
-    loss, grad_z, grad_v = _call(z, v, 1.0, reduction, teacher_grad=True)
+    loss, grad_z, grad_v = _call(z, v, 2.0, reduction, teacher_grad=True)
     scale = 0.5 if reduction == "mean" else 1.0
-    rows = [_truth(z[row], v[row], 1.0) for row in range(2)]
+    rows = [_truth(z[row], v[row], 2.0) for row in range(2)]
     _close(loss, sum(r[0] for r in rows) * scale if reduction == "mean" else [r[0] for r in rows])
     _close(grad_z, [[g * scale for g in r[1]] for r in rows])
     _close(grad_v, [[g * scale for g in r[2]] for r in rows], rel=1e-13)
