@@ -52,9 +52,7 @@ def _truth(z: list[float], v: list[float], temperature: float) -> tuple[float, l
         log_s, log_t = log_softmax(z), log_softmax(v)
         kl = mpmath.fsum(mpmath.exp(b) * (b - a) for a, b in zip(log_s, log_t, strict=True))
         grad_z = [t_ * (mpmath.exp(a) - mpmath.exp(b)) for a, b in zip(log_s, log_t, strict=True)]
-        grad_v = [
-            t_ * mpmath.exp(b) * (b - a - kl) for a, b in zip(log_s, log_t, strict=True)
-        ]
+        grad_v = [t_ * mpmath.exp(b) * (b - a - kl) for a, b in zip(log_s, log_t, strict=True)]
         return _float(t_ * t_ * kl), [_float(g) for g in grad_z], [_float(g) for g in grad_v]
 
 
@@ -173,7 +171,8 @@ def test_issue13_far_float32_row() -> None:
     z32 = torch.tensor(z, dtype=torch.float32).double().tolist()
     loss, grad, _ = _call([z], [TEACHER], 1.0, dtype=torch.float32)
     want, want_z, _ = _truth(z32, torch.tensor(TEACHER).double().tolist(), 1.0)
-    assert loss.dtype == torch.float32 and grad.dtype == torch.float32
+    assert loss.dtype == torch.float32
+    assert grad.dtype == torch.float32
     assert loss.item() == np.float32(want)
     assert grad.tolist() == [np.float32(want_z).tolist()]
 
@@ -209,7 +208,8 @@ def test_issue13_ordinary_rows_keep_their_bits(dtype: torch.dtype) -> None:
     (grad,) = torch.autograd.grad(rows.sum(), zt)
     common = losses.distillation_loss(zt, vt, axis=1, temperature=1.5, reduction="none")
     (common_grad,) = torch.autograd.grad(common[[0, 1, 3]].sum(), zt)
-    assert math.isinf(common[2].item()) and math.isfinite(rows[2].item())
+    assert math.isinf(common[2].item())
+    assert math.isfinite(rows[2].item())
     assert rows[[0, 1, 3]].tolist() == common[[0, 1, 3]].tolist()
     assert grad[[0, 1, 3]].tolist() == common_grad[[0, 1, 3]].tolist()
 
@@ -257,5 +257,8 @@ def test_issue13_far_row_of_3d_input_and_finite_differences() -> None:
         plus[index] += step
         minus[index] -= step
         row = index[0], index[2]
-        f = [distillation_loss(torch.tensor(x), torch.tensor(v), reduction="none")[row] for x in (plus, minus)]
+        f = [
+            distillation_loss(torch.tensor(x), torch.tensor(v), reduction="none")[row]
+            for x in (plus, minus)
+        ]
         assert grad[index].item() == pytest.approx(((f[0] - f[1]) / (2 * step)).item(), rel=1e-6)

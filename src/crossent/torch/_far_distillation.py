@@ -104,7 +104,10 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     r"""Whether :math:`T^2` leaves the normal range of the work dtype, for a call the
     generic path would take (floating tensors of one shape, a finite :math:`T > 0`;
     anything else stays on it, which names the error)."""
-    if type(temperature) not in (float, int) or not 0 < temperature < math.inf:
+    if not isinstance(temperature, (float, int)) or isinstance(temperature, bool):
+        return False
+    t = float(temperature)
+    if not 0 < t < math.inf:
         return False
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
@@ -113,8 +116,7 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     if not (student.dtype.is_floating_point and teacher.dtype.is_floating_point):
         return False
     info = torch.finfo(_work_dtype(student, teacher))
-    square = float(temperature) * float(temperature)
-    return not info.tiny <= square <= info.max
+    return not info.tiny <= t * t <= info.max
 
 
 def _again(
@@ -199,7 +201,9 @@ class _HostRows(torch.autograd.Function):
         u = _host64(upstream)[:, None]
         grad_z = grad_v = None
         if ctx.needs_input_grad[0]:
-            g = losses.distillation_loss_grad(_host64(z), _host64(v), temperature=t, reduction="none")
+            g = losses.distillation_loss_grad(
+                _host64(z), _host64(v), temperature=t, reduction="none"
+            )
             grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
         if ctx.needs_input_grad[1]:
             g = losses.distillation_loss_grad(
