@@ -106,15 +106,40 @@ def test_issue13_teacher_gradient_of_a_far_row() -> None:
         _close(grad_v[row], want_v, rel=1e-13)
 
 
-def test_issue13_mean_of_rows_near_the_largest_float() -> None:
-    """Two far rows of 1.4e308: their sum overflows, their mean does not (mutant: the
-    float64 mean without its power-of-two scaling)."""
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_issue13_mean_of_rows_near_the_largest_float(reduction: str) -> None:
+    """Two far rows of 1.4e308: their sum overflows (truly, for ``'sum'``), their mean does
+    not, nor their rows (mutants: the float64 mean without its power-of-two scaling, host
+    gradients not times the upstream)."""
     teacher = [0.0, 0.0, 1.0]
-    loss, grad, _ = _call([FAR, FAR], [teacher, teacher], 1.0, "mean")
+    loss, grad, _ = _call([FAR, FAR], [teacher, teacher], 1.0, reduction)
     want, want_z, _ = _truth(FAR, teacher, 1.0)
     assert want > 1e308
-    _close(loss, want)
-    _close(grad, [g / 2 for g in want_z] * 2)
+    scale = 0.5 if reduction == "mean" else 1.0
+    if reduction == "sum":
+        assert loss.item() == math.inf
+    else:
+        _close(loss, [want] * (2 if reduction == "none" else 1))
+    _close(grad, [g * scale for g in want_z] * 2)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none", "parts"])
+def test_issue13_finite_rows_whose_sum_overflows(reduction: str) -> None:
+    """Rows of 1.1e308 with no far gap: the common path's rows, but their ``'mean'``
+    overflowed its sum (main: ``inf``); ``'parts'`` keeps the overflowed total and the
+    common path's normalizer."""
+    z, teacher = [0.0, 8e307, -8e307], [0.0, 0.0, 1.0]
+    zt = torch.tensor([z, z], dtype=torch.float64, requires_grad=True)
+    vt = torch.tensor([teacher, teacher], dtype=torch.float64)
+    loss = distillation_loss(zt, vt, reduction=reduction)
+    want, want_z, _ = _truth(z, teacher, 1.0)
+    if reduction == "parts":
+        assert loss.total.item() == math.inf
+        assert loss.normalizer.item() == 2
+        return
+    (grad,) = torch.autograd.grad(loss.sum(), zt)
+    _close(loss, [want] * (2 if reduction == "none" else 1), rel=1e-15)
+    _close(grad, [g * (0.5 if reduction == "mean" else 1.0) for g in want_z] * 2)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])

@@ -66,9 +66,11 @@ def distillation_rows_checked(
 
 
 def _finite(loss: Any) -> bool:
-    """Whether the common path's result is finite: one flag read on the host."""
+    """Whether the common path's result is finite: one number read on the host (a sum of
+    ``'none'`` rows that overflows sends finite rows to :func:`_again`, which returns
+    them as they are)."""
     total = loss.total if type(loss) is LossParts else loss
-    return bool(torch.isfinite(total).all())
+    return math.isfinite((total if total.numel() == 1 else total.detach().sum()).item())
 
 
 def _teacher_gradient_at_far_gaps(
@@ -106,8 +108,10 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     anything else stays on it, which names the error)."""
     if not isinstance(temperature, (float, int)) or isinstance(temperature, bool):
         return False
-    t = float(temperature)
-    if not 0 < t < math.inf:
+    square = float(temperature) * float(temperature)
+    if _NORMAL_SQUARES[0] <= square <= _NORMAL_SQUARES[1]:  # the common case: no tensor read
+        return False
+    if not 0 < temperature < math.inf:
         return False
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
@@ -116,7 +120,11 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     if not (student.dtype.is_floating_point and teacher.dtype.is_floating_point):
         return False
     info = torch.finfo(_work_dtype(student, teacher))
-    return not info.tiny <= t * t <= info.max
+    return not info.tiny <= square <= info.max
+
+
+_NORMAL_SQUARES = (torch.finfo(torch.float32).tiny, torch.finfo(torch.float32).max)
+"""The :math:`T^2` normal in float32, hence in float64 too (:func:`_square_is_far`)."""
 
 
 def _again(
