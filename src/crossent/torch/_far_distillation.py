@@ -22,13 +22,15 @@ guard and ``losses._far_gaps``: gaps scaled by powers of two, :math:`T^2 D` by
 both on float64 host copies of the rows it is given: one home for each formula, the
 torch side only selects rows, rounds and reduces.
 
-The common path costs one host read: the finiteness of its result (one flag). Its rows
-keep their bits, its graph its operations. Only a non-finite result sends the call to
-:func:`_again`, which forms the per-row losses again (the far rows' inputs zeroed, so
-that their ``-inf`` holds no ``0 * inf`` in the graph), the far rows by
+The common path costs one host read (beside the four of its validation): the
+finiteness of its result, one number. Its rows keep their bits, its graph its
+operations. Only a result that is not finite sends the call to :func:`_again`, which
+forms the per-row losses (for ``'mean'`` and ``'sum'``), the far rows again by
 :class:`_HostRows`, and reduces them as NumPy does (:func:`_reduced`: a ``'mean'`` of
-rows near the largest float does not overflow its sum). A temperature of the second
-kind sends the whole call to :class:`_HostRows` (a check of a Python float, no read).
+rows near the largest float does not overflow its sum). Where the teacher requires a
+gradient, rows with a gap past the range on either side go there too (one pass over
+both, :func:`_teacher_gradient_at_far_gaps`). A temperature of the second kind sends
+the whole call to :class:`_HostRows` (a check of a Python float, no read).
 """
 
 from __future__ import annotations
@@ -77,10 +79,11 @@ def _teacher_gradient_at_far_gaps(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
 ) -> bool:
     r"""Whether autograd will form the teacher's gradient of a row with a gap
-    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit): a finite loss,
-    but the generic terms' ``where(t > 0, t (log t - log s), 0)`` gives the teacher
-    :math:`\infty\cdot 0` there (NaN). One pass over both sides, only where the
-    teacher requires a gradient."""
+    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit): its loss can
+    be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
+    :math:`T = 2`, ``reduction='none'``: the second softening of :math:`\log t`, which
+    holds a ``-inf``). One pass over both sides, only where the teacher requires a
+    gradient (distillation's teacher usually does not)."""
     if not (torch.is_grad_enabled() and teacher.requires_grad):
         return False
     far = _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
