@@ -239,6 +239,10 @@ def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) 
         return (((wide * 2.0**-bits).sum() / max(n, 1)) * 2.0**bits).to(dtype)
     total = wide.sum().to(dtype)
     if reduction == "parts":
-        normalizer = torch.tensor(float(n), dtype=dtype) if loss is None else loss.normalizer
+        normalizer = (
+            torch.tensor(float(n), dtype=dtype, device=rows.device)
+            if loss is None
+            else loss.normalizer
+        )
         return LossParts(total=total, normalizer=normalizer)
     return total
