@@ -17,6 +17,7 @@ from typing import TypeVar
 
 __all__ = [
     "ab_arguments",
+    "ab_row",
     "cpu_name",
     "emulated_avx2",
     "gloo_world_of_one",
@@ -223,6 +224,14 @@ def wall_turn(fn: Callable[[], object]) -> list[float]:
     time.sleep(0.3)
     fn()
     return [timed_seconds(fn) for _ in range(2)]
+
+
+def ab_row(case: str, base: list[float], this: list[float], names: tuple[str, str]) -> str:
+    """One Markdown row of an A/B table: each side's minimum and median seconds (its
+    ``names``), and the ratio of the minima (this / base)."""
+    row = f"{names[0]} min / med {min(base):.4f} / {statistics.median(base):.4f} | "
+    row += f"{names[1]} min / med {min(this):.4f} / {statistics.median(this):.4f} | "
+    return f"| {case} | {row}{min(this) / min(base):.3f} |"
 
 
 def ab_arguments(doc: str) -> argparse.Namespace:

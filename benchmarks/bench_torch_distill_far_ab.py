@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 from collections.abc import Callable
 
 import torch
@@ -23,7 +22,7 @@ import torch
 import crossent
 import crossent.torch as ct
 
-from _machine import interleaved_thread_times
+from _machine import ab_row, interleaved_thread_times
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--rounds", type=int, default=15)
@@ -65,7 +64,4 @@ seconds = interleaved_thread_times(calls, args.rounds)
 print(f"float32, T=2, 'mean', forward + backward, 1 thread, {args.rounds} rounds")
 print(f"load {os.getloadavg()}")
 for name in shapes:
-    base, this = seconds[name, "A"], seconds[name, "B"]
-    row = f"main min / med {min(base):.4f} / {statistics.median(base):.4f} | this min / med "
-    row += f"{min(this):.4f} / {statistics.median(this):.4f} | {min(this) / min(base):.3f}"
-    print(f"| {name} | {row} |")
+    print(ab_row(name, seconds[name, "A"], seconds[name, "B"], ("main", "this")))

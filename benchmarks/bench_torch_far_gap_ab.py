@@ -17,7 +17,6 @@ with the gradients formed, and ``vocab_parallel_cross_entropy`` (a world of one,
 from __future__ import annotations
 
 import os
-import statistics
 from collections.abc import Callable
 from types import ModuleType
 
@@ -29,7 +28,13 @@ from crossent.torch import _launch as launch_new
 from crossent.torch import _linear as lin_new
 from crossent.torch import _vocab_parallel as vp_new
 
-from _machine import ab_arguments, gloo_world_of_one, interleaved_thread_times, modules_beside
+from _machine import (
+    ab_arguments,
+    ab_row,
+    gloo_world_of_one,
+    interleaved_thread_times,
+    modules_beside,
+)
 
 args = ab_arguments(__doc__)
 torch.set_num_threads(1)
@@ -105,8 +110,5 @@ seconds = interleaved_thread_times(calls, args.rounds)
 print(f"N={N} D={D} V={V} float64, T=0.5, eps=0.1, 1 thread, {args.rounds} rounds")
 print(f"load {os.getloadavg()}")
 for case in cases:
-    base, this = seconds[case, "A"], seconds[case, "B"]
-    row = f"base min / med {min(base):.4f} / {statistics.median(base):.4f} | this min / med "
-    row += f"{min(this):.4f} / {statistics.median(this):.4f} | {min(this) / min(base):.3f}"
-    print(f"| {case} | {row} |")
+    print(ab_row(case, seconds[case, "A"], seconds[case, "B"], ("base", "this")))
 dist.destroy_process_group()
