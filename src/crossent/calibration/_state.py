@@ -11,6 +11,7 @@ floating-point reassociation).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -436,19 +437,27 @@ def _stacked_totals(
     predictions: Predictions, request: TotalsRequest, bounds: list[int]
 ) -> _row_kernels.BlocksTotals:
     """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_totals`), the blocks split into one contiguous part
-    per thread, the caller's thread taking the first (``run_in_parts``).
+    (:func:`._row_kernels.blocks_totals`), read by every thread of ``run_in_parts``
+    (the caller's among them), each taking the next block not yet taken
+    (:class:`_NextBlocks`) until none is left.
 
     The same kernel calls on the same blocks as :func:`._summaries.map_totals`, the same
-    checks of each: a block with a suspect row or a label out of range runs the full
-    check of the predictions if theirs was deferred (which raises, naming the first bad
-    entry or label, or passes near the limit), or raises the kernel's ``IndexError``
-    (unchecked labels); the first such block in block order raises.  Each part's
-    blocks are read by one call, with no Python between two blocks but their slices.
-    Tried and not kept: each thread taking the next block not yet taken (a lock, one
-    ``blocks_totals`` call a block), so that a thread slowed by other work reads
-    fewer: 10^6 x 10 float32, paired against these parts, 0.2 and 0.7 ms slower
-    (median of 61, under ``chrt -f``, the 2-core AMD EPYC loaded by other work).
+    checks of each, hence the same numbers whichever thread reads which block.  A block
+    with a suspect row or a label out of range runs the full check of the predictions
+    if theirs was deferred (which raises, naming the first bad entry or label, or
+    passes near the limit; the other threads then take no more blocks); labels out of
+    range left unchecked raise the kernel's ``IndexError`` of the first such block in
+    block order, once every block is read.  Each thread's blocks are read by one call,
+    with no Python between two blocks but their slices and the taking of the next.
+
+    Taking blocks as they come rather than one contiguous part a thread: a thread that
+    another process slows on its CPU reads fewer blocks (and the pool's, kept off the
+    caller's CPU while the caller reads, is often on the busy one).  Measured, 10^6 x
+    10 float32 (10 blocks), ``EvaluationState.update`` on the 2-core AMD EPYC: see
+    ``benchmarks/bench_update_stages.py`` (the wall side).  Tried before and not kept:
+    the same with one ``blocks_totals`` call a block (its arguments formed again for
+    each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under ``chrt -f``,
+    the machine loaded by other work).
     """
     values, labels = predictions.values, predictions.labels
     k, blocks = values.shape[1], len(bounds) - 1
@@ -457,22 +466,52 @@ def _stacked_totals(
     )
     # the options of map_totals' blocks
     options = kernel_options(request, limit=_limit(values.dtype, k), pending=predictions.pending)
+    unread = _NextBlocks(blocks)
 
-    def read(first: int, stop: int) -> None:
-        block = first
-        while block < stop:
-            block = _row_kernels.blocks_totals(values, labels, bounds, block, stop, totals, options)
-            flagged = int(totals.suspect[block - 1])
-            if flagged < 0:  # a label out of range
+    def read(_first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
+        try:
+            while (
+                _row_kernels.blocks_totals(values, labels, bounds, unread, totals, options)
+                is not None
+            ):
                 if predictions.pending:
-                    predictions.check_values()  # raises, naming the first bad label
-                _row_kernels._raise_for_label(flagged, labels[bounds[block - 1] : bounds[block]], k)
-            if flagged and predictions.pending:
-                predictions.check_values()  # raises, naming the entry (or passes)
+                    predictions.check_values()  # raises, naming the entry or label (or passes)
+        except BaseException:
+            unread.close()
+            raise
 
     run_in_parts(read, blocks)
+    for block in np.flatnonzero(totals.suspect < 0)[:1].tolist():  # unchecked labels
+        flagged = int(totals.suspect[block])
+        _row_kernels._raise_for_label(flagged, labels[bounds[block] : bounds[block + 1]], k)
     clear_unasked(totals.sums, request)
     return totals
+
+
+class _NextBlocks:
+    """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
+    next (an iterator that threads share: a lock around the count)."""
+
+    def __init__(self, blocks: int) -> None:
+        self._next = 0
+        self._stop = blocks
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _NextBlocks:
+        return self
+
+    def __next__(self) -> int:
+        with self._lock:
+            block = self._next
+            if block >= self._stop:
+                raise StopIteration
+            self._next = block + 1
+            return block
+
+    def close(self) -> None:
+        """Give no more blocks (a thread's block raised)."""
+        with self._lock:
+            self._next = self._stop
 
 
 def _running_sum(total: FloatArray, parts: FloatArray) -> FloatArray:
