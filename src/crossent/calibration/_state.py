@@ -310,12 +310,15 @@ class EvaluationState:
             _running_sum(bins.hits, stats[:, 2]),
         )
         if self.keep:
-            for block, found in enumerate(blocks.found):
-                rows = found[found >= 0]
-                values = _row_kernels.surprisal(blocks.found_p[block, : rows.size]).tolist()
+            # every block's surprisals in one call (elementwise: the same values; those
+            # past a block's kept rows, -1 in found, are not read)
+            found_p = blocks.found_p.reshape(-1)
+            surprisals = _row_kernels.surprisal(found_p).reshape(blocks.found_p.shape).tolist()
+            pairs = zip(blocks.found.tolist(), surprisals, strict=True)
+            for block, (found, values) in enumerate(pairs):
                 shift = first_row + bounds[block]
-                rows_seen = (shift + row for row in rows.tolist())
-                shifted = list(zip(values, rows_seen, strict=True))
+                kept = zip(values, found, strict=True)
+                shifted = [(value, shift + row) for value, row in kept if row >= 0]
                 self._surprising = _top(self._surprising + shifted, self.keep)
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
