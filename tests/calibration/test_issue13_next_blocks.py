@@ -13,8 +13,9 @@ errors of bad blocks: ``test_issue13_update_wall``.)
 
 Mutants these fail on: contiguous parts, one a thread (main's ``run_in_parts`` split:
 the caller reads 8 of 16 blocks); the ``close()`` on a raising block left out (the
-caller reads every block left); ``_NextBlocks`` without its lock (blocks given twice,
-most runs).
+caller reads every block left).  ``_NextBlocks`` without its lock passes here: under
+CPython's GIL its ``__next__`` (no call, no backward jump) is never interrupted; the
+lock is for a Python without the GIL.
 """
 
 from __future__ import annotations
