@@ -1,14 +1,15 @@
 """Issue 13, ``EvaluationState.update``'s blocks taken as they come: every thread of
 ``run_in_parts`` (the caller's among them) reads the next block not yet taken
-(``_state._NextBlocks``), so that a thread slowed by other work reads fewer blocks
-instead of holding the call up with half of them.
+(``_state._NextBlocks``: the caller's from the first block on, the pool's from the last
+back), so that a thread slowed by other work reads fewer blocks instead of holding the
+call up with half of them.
 
 Pinned here: with one thread 20 ms slower a block (a kernel wrapped to sleep off the
 caller's thread), the caller reads most of the blocks, and the state's every sum, bin
 and most surprising row is bit for bit the one-thread state's (each block one kernel
 call whichever thread reads it, the sums added in block order); a block that raises
 stops the other threads from taking more; ``_NextBlocks`` gives each block once to
-threads that share it.  (The bits on 1, 2 and 3 threads without a slow thread, and the
+threads that share it, in order from its end.  (The bits on 1, 2 and 3 threads without a slow thread, and the
 errors of bad blocks: ``test_issue13_update_wall``.)
 
 Mutants these fail on: contiguous parts, one a thread (main's ``run_in_parts`` split:
@@ -122,19 +123,22 @@ def test_issue13_next_blocks_each_block_once() -> None:
     taken: list[list[int]] = [[] for _ in range(4)]
     start = threading.Barrier(4)
 
-    def take(mine: list[int]) -> None:
+    def take(mine: list[int], front: bool) -> None:
         start.wait()
-        mine.extend(blocks)
+        mine.extend(blocks.taking(front=front))
 
-    threads = [threading.Thread(target=take, args=(mine,)) for mine in taken]
+    threads = [
+        threading.Thread(target=take, args=(mine, t % 2 == 0)) for t, mine in enumerate(taken)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(block for mine in taken for block in mine) == list(range(20000))
-    for mine in taken:
-        assert mine == sorted(mine)
+    for t, mine in enumerate(taken):
+        assert mine == sorted(mine, reverse=t % 2 == 1)
     closed = _state._NextBlocks(5)
-    assert next(closed) == 0
+    front, back = closed.taking(front=True), closed.taking(front=False)
+    assert (next(front), next(back), next(front)) == (0, 4, 1)
     closed.close()
-    assert list(closed) == []
+    assert list(front) == list(back) == []

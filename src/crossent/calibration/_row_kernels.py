@@ -317,15 +317,34 @@ class BlocksTotals:
 
     @classmethod
     def empty(cls, blocks: int, classes: int, bins: int, keep: int) -> BlocksTotals:
-        """Outputs for ``blocks`` blocks (zeroed where the kernel adds into them)."""
+        """Outputs for ``blocks`` blocks (zeroed where the kernel adds into them), each
+        block's part of each array on cache lines of its own (:func:`_apart`)."""
         return cls(
-            np.empty((blocks, 5)),
-            np.zeros((blocks, 2, classes)),
-            np.zeros((blocks, 3, bins)),
-            np.full((blocks, keep), -1, dtype=np.intp),
-            np.empty((blocks, keep)),
+            _apart((blocks, 5), 0.0),
+            _apart((blocks, 2, classes), 0.0),
+            _apart((blocks, 3, bins), 0.0),
+            _apart((blocks, keep), -1),
+            _apart((blocks, keep), 0.0),
             np.zeros(blocks, dtype=np.int64),
         )
+
+
+_LINE_BYTES = 64
+"""A cache line (x86, most Arm cores): blocks' outputs are kept this far apart."""
+
+
+def _apart(shape: tuple[int, ...], fill: float) -> np.ndarray:
+    """An array of ``shape`` filled with ``fill`` (float64, or intp for an integral
+    ``fill``) whose rows (the first axis) are each C-contiguous and at least a cache
+    line apart, rounded to two lines: threads that write different rows at once (the
+    kernel's per-class and per-bin sums, row after row of its block) never write the
+    same line (nor its neighbour, which some CPUs fetch in pairs)."""
+    dtype = np.dtype(np.intp if isinstance(fill, int) else np.float64)
+    row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+    stride = -(-(row + _LINE_BYTES) // (2 * _LINE_BYTES)) * 2 * _LINE_BYTES
+    rows = np.full((shape[0], stride // dtype.itemsize), fill, dtype=dtype)
+    inner = np.empty(shape[1:], dtype=dtype).strides
+    return np.lib.stride_tricks.as_strided(rows, shape, (stride, *inner), writeable=True)
 
 
 def blocks_totals(

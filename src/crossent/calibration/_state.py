@@ -471,10 +471,11 @@ def _stacked_totals(
     options = kernel_options(request, limit=_limit(values.dtype, k), pending=predictions.pending)
     unread = _NextBlocks(blocks)
 
-    def read(_first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
+    def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
+        taken = unread.taking(front=first == 0)  # the caller's from the front
         try:
             while (
-                _row_kernels.blocks_totals(values, labels, bounds, unread, totals, options)
+                _row_kernels.blocks_totals(values, labels, bounds, taken, totals, options)
                 is not None
             ):
                 if predictions.pending:
@@ -493,28 +494,32 @@ def _stacked_totals(
 
 class _NextBlocks:
     """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
-    next (an iterator that threads share: a lock around the count)."""
+    next: :meth:`taking` from the front (``0, 1, ...``) or from the back (``blocks - 1,
+    blocks - 2, ...``), until the two meet (a lock around the two ends)."""
 
     def __init__(self, blocks: int) -> None:
-        self._next = 0
-        self._stop = blocks
+        self._low = 0
+        self._high = blocks
         self._lock = threading.Lock()
 
-    def __iter__(self) -> _NextBlocks:
-        return self
-
-    def __next__(self) -> int:
-        with self._lock:
-            block = self._next
-            if block >= self._stop:
-                raise StopIteration
-            self._next = block + 1
-            return block
+    def taking(self, *, front: bool) -> Iterator[int]:
+        """The blocks this thread takes, one at a time, from the front or the back."""
+        while True:
+            with self._lock:
+                if self._low >= self._high:
+                    return
+                if front:
+                    block = self._low
+                    self._low += 1
+                else:
+                    self._high -= 1
+                    block = self._high
+            yield block
 
     def close(self) -> None:
         """Give no more blocks (a thread's block raised)."""
         with self._lock:
-            self._next = self._stop
+            self._low = self._high
 
 
 def _running_sum(total: FloatArray, parts: FloatArray) -> FloatArray:
