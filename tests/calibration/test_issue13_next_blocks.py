@@ -9,8 +9,8 @@ caller's thread), the caller reads most of the blocks, and the state's every sum
 and most surprising row is bit for bit the one-thread state's (each block one kernel
 call whichever thread reads it, the sums added in block order); a block that raises
 stops the other threads from taking more; ``_NextBlocks`` gives each block once to
-threads that share it, in order from its end.  (The bits on 1, 2 and 3 threads without a slow thread, and the
-errors of bad blocks: ``test_issue13_update_wall``.)
+threads that share it, in order from its end.  (The bits on 1, 2 and 3 threads
+without a slow thread, and the errors of bad blocks: ``test_issue13_update_wall``.)
 
 Mutants these fail on: contiguous parts, one a thread (main's ``run_in_parts`` split:
 the caller reads 8 of 16 blocks); the ``close()`` on a raising block left out (the
