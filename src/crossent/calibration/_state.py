@@ -440,9 +440,9 @@ def _stacked_totals(
     predictions: Predictions, request: TotalsRequest, bounds: list[int]
 ) -> _row_kernels.BlocksTotals:
     """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_totals`), read by every thread of ``run_in_parts``
-    (the caller's among them), each taking the next block not yet taken
-    (:class:`_NextBlocks`) until none is left.
+    (:func:`._row_kernels.blocks_totals`), read by every thread of ``run_in_parts``,
+    each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
+    the first block on, the pool's from the last back, until the two meet.
 
     The same kernel calls on the same blocks as :func:`._summaries.map_totals`, the same
     checks of each, hence the same numbers whichever thread reads which block.  A block
@@ -453,14 +453,18 @@ def _stacked_totals(
     block order, once every block is read.  Each thread's blocks are read by one call,
     with no Python between two blocks but their slices and the taking of the next.
 
-    Taking blocks as they come rather than one contiguous part a thread: a thread that
-    another process slows on its CPU reads fewer blocks (and the pool's, kept off the
-    caller's CPU while the caller reads, is often on the busy one).  Measured, 10^6 x
-    10 float32 (10 blocks), ``EvaluationState.update`` on the 2-core AMD EPYC: see
-    ``benchmarks/bench_update_stages.py`` (the wall side).  Tried before and not kept:
-    the same with one ``blocks_totals`` call a block (its arguments formed again for
-    each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under ``chrt -f``,
-    the machine loaded by other work).
+    Taken as they come rather than in one contiguous part a thread: a thread that
+    another process slows on its CPU reads fewer blocks (the pool's, kept off the
+    caller's CPU while the caller reads, was often on the busy one, and the caller
+    waited for its half).  From the two ends, each thread's blocks stay contiguous, as
+    the parts were, on a machine where nothing else runs.  Measured (10^6 x 10
+    float32, 10 blocks, the 2-core AMD EPYC, in one process against contiguous parts,
+    median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
+    22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
+    7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
+    Tried before and not kept: one ``blocks_totals`` call a block (its arguments formed
+    again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
+    ``chrt -f``, the machine loaded by other work).
     """
     values, labels = predictions.values, predictions.labels
     k, blocks = values.shape[1], len(bounds) - 1
