@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 import numpy as np
@@ -45,16 +46,9 @@ def _probabilities(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def _bits(state: crossent.EvaluationState) -> tuple[object, ...]:
-    bins = state._bins
-    return (
-        state._sums.tobytes(),
-        state._class_count.tobytes(),
-        state._class_surprisal.tobytes(),
-        bins.count.tobytes(),
-        bins.confidence_sum.tobytes(),
-        bins.hits.tobytes(),
-        state._surprising,
-    )
+    """Every sum, count and bin of ``state`` as bytes, and its most surprising rows."""
+    arrays = (state._sums, state._class_count, state._class_surprisal, *astuple(state._bins))
+    return (*(array.tobytes() for array in arrays), state._surprising)
 
 
 def _wrapped_totals(
