@@ -304,10 +304,14 @@ Tried then and not kept:
   loops over 10^6 rows in chunks of 256, one thread, min of 31 (load 5): 1.92 and 1.83
   against 1.87 and 1.70 ms; the class loop without the negative labels' fix (labels
   checked from 0): 1.64 against 1.70, 0.06 ms, not worth a second loop;
-* not built: the labels' surprisal computed in the tile loop (its logarithm overlapping
-  the tiles' shuffles, as the spherical score's division does, for at most the 5% of the
-  kernel its loop takes): the chunk's plain, reassociated surprisal sum would then be
-  vectorised another way, other bits of the NLL.
+* the labels' surprisal computed in the tile loop (fdlibm's logarithm of the 8 rows'
+  p_y as LLVM vector operations in ``tile_group``, beside the spherical score, so that
+  it overlaps the tiles' shuffles), ``chunk_parts`` only summing them: a bound, in a
+  scratch copy with wrong Brier sums (the logarithms stored over the squares),
+  everything 11.34 against 11.54 ms (min of 21; medians 11.59, 11.82; load 4): the
+  tile loop takes back about two thirds of the surprisal loop's 0.6 ms, and the chunk's
+  plain, reassociated surprisal sum, then over stored values, would be vectorised
+  another way (other bits of the NLL).  Not built.
 """
 
 from __future__ import annotations
