@@ -247,6 +247,71 @@ Tried then and not kept (same machine):
   ``counts[y] += 1.0``: 1.71 against 0.83 ms (the sums alone 0.57); the bins' scatter
   with these data's bins 0.85 ms, with bins spread evenly 0.74 (the sums alone 0.54,
   0.45): neither scatter waits on its add chains.
+
+Then (issue 13, 2026-12-03, the same 2-core AMD EPYC Zen 5; other engineers' runs, load
+0.9-6) the wall side and the kernel again.  Where a call's time goes (10^6 x 10 float32,
+``update`` on 2 threads, timed inside the process): each thread's 5 blocks 5.6-5.8 ms of
+CPU (the kernel alone, one thread, 11.0-11.6 ms for all 10); the pool's thread starts
+0.05 ms after the caller's; Python 0.1-0.2 ms before the parts and 0.2-0.25 ms after
+(with the kernel stubbed out: 160 us warm, 410 us after a 48 MB pass evicted the
+caches).  With one other process busy on one CPU, contiguous parts left the pool's
+thread, kept off the caller's CPU, sharing the busy one: its 5 blocks took 7-17 ms of
+wall for 5.8 ms of CPU while the caller waited.  ``perf`` (timer samples, a map of the
+kernel's code written by the process) on ``totals`` alone: the entropy loop 37% (185
+instructions a pass of 32 entries, 64 of them products or FMAs, for Zen 5's two
+multiply pipes; constants and widened entries spilled: four streams), the tile loop 28%,
+the per-class scatter 6.9%, the bins' scatter 6.1%, the surprisal's logarithms 5.4%,
+the bins' index 2.8%, ``folded_sum`` 2.7%.  The spherical score's ``vdivpd`` and its
+store hold 9% of the samples, yet leaving the score out saves 0.05 ms (11.51 against
+11.56 ms, min of 15): skid onto a long operation, not its cost.
+
+Kept: ``update``'s blocks taken as they come (``_state._NextBlocks``: the caller's from
+the first block on, the pool's from the last back, each thread's blocks contiguous as
+the parts were, until the two meet), each block's outputs on cache lines of their own
+(``_row_kernels._apart``), and the most surprising rows' surprisals of all blocks in one
+call.  The same kernel call on the same block whichever thread reads it: the same bits
+(test_issue13_update_wall, test_issue13_next_blocks).  ``update`` against main, in one
+process, alternating, wall ms (``/tmp`` script; min, median, mean of 61): one other
+process busy (load 1.5-2; first with one shared count, blocks alternating between the
+threads), 8.5/12.1/12.3 against 8.4/14.0/13.5 and 8.0/12.0/11.9 against 8.3/13.1/13.5;
+both ends (load 5.8: several processes) 10.4/22.7/23.6 against 12.6/24.7/25.4; with
+``chrt -f 10`` (these threads first: a quiet machine's case) 6.58/7.14/7.51 against
+6.58/7.08/7.59 and 7.19/8.85/8.78 against 6.99/8.90/9.34: level when nothing else runs.
+Blocks alternating between the threads wrote neighbouring blocks' per-class and
+per-bin sums into shared cache lines: two threads' kernels on blocks 0 and 1 at once,
+CPU ms for both, min of 101, 2.54 unpadded against 2.26 with each block's outputs two
+lines apart (``chrt -f``, load 5.4).  ``_add_blocks``: 69 to 48 us (warm).
+
+Tried then and not kept:
+
+* chunks of 512 rows (``_PART_ROWS`` 512, ``_CHUNK_ENTRIES`` 5120, 512 fold lanes: other
+  bits, timing only): every stage slower, everything 11.63 against 11.33 ms (min of 15,
+  load 0.9); of 128 rows (2048 entries, 128 lanes): everything 13.08 against 12.46, the
+  other stages within noise (load 1.2).  Nor do the rows wait on memory: 10 passes over
+  10^5 rows (4 MB, in cache) against one over 10^6 from DRAM, checks and row sums 1.93
+  against 1.99, + entropy 7.06 against 7.68, everything 11.74 against 11.84 ms;
+* the bins' and per-class scatters in the entropy loop (three rows' scatters each pass
+  of 32 entries, the terms written as LLVM vector operations, bench_entropy_log's
+  ``_vector_terms``, bit for bit the kernel's), to overlap their loads and stores with
+  the logarithm's arithmetic: 10^6 x 10 in chunks of 256 rows, one thread, min of 21:
+  8.41 ms fused against 6.40 for the same two loops one after the other (the explicit
+  terms alone 4.95, the kernel's 4.94; the scatters alone 1.32);
+* the block-by-block selection of the most surprising rows done as one sort (the same
+  rows when no surprisal is NaN): 13 against 16 us, not worth the second path;
+* the per-class counts tallied with the bins' (one histogram of (bin, hit, label), the
+  class loop left with the surprisals only: one load and store less a row there, a
+  label's load and a multiply more in the bins' loop), in a copy of the two scatter
+  loops over 10^6 rows in chunks of 256, one thread, min of 31 (load 5): 1.92 and 1.83
+  against 1.87 and 1.70 ms; the class loop without the negative labels' fix (labels
+  checked from 0): 1.64 against 1.70, 0.06 ms, not worth a second loop;
+* the labels' surprisal computed in the tile loop (fdlibm's logarithm of the 8 rows'
+  p_y as LLVM vector operations in ``tile_group``, beside the spherical score, so that
+  it overlaps the tiles' shuffles), ``chunk_parts`` only summing them: a bound, in a
+  scratch copy with wrong Brier sums (the logarithms stored over the squares),
+  everything 11.34 against 11.54 ms (min of 21; medians 11.59, 11.82; load 4): the
+  tile loop takes back about two thirds of the surprisal loop's 0.6 ms, and the chunk's
+  plain, reassociated surprisal sum, then over stored values, would be vectorised
+  another way (other bits of the NLL).  Not built.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ floating-point reassociation).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,12 +310,15 @@ class EvaluationState:
             _running_sum(bins.hits, stats[:, 2]),
         )
         if self.keep:
-            for block, found in enumerate(blocks.found):
-                rows = found[found >= 0]
-                values = _row_kernels.surprisal(blocks.found_p[block, : rows.size]).tolist()
+            # every block's surprisals in one call (elementwise: the same values; those
+            # past a block's kept rows, -1 in found, are not read)
+            found_p = blocks.found_p.reshape(-1)
+            surprisals = _row_kernels.surprisal(found_p).reshape(blocks.found_p.shape).tolist()
+            pairs = zip(blocks.found.tolist(), surprisals, strict=True)
+            for block, (found, values) in enumerate(pairs):
                 shift = first_row + bounds[block]
-                rows_seen = (shift + row for row in rows.tolist())
-                shifted = list(zip(values, rows_seen, strict=True))
+                kept = zip(values, found, strict=True)
+                shifted = [(value, shift + row) for value, row in kept if row >= 0]
                 self._surprising = _top(self._surprising + shifted, self.keep)
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
@@ -436,19 +440,31 @@ def _stacked_totals(
     predictions: Predictions, request: TotalsRequest, bounds: list[int]
 ) -> _row_kernels.BlocksTotals:
     """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_totals`), the blocks split into one contiguous part
-    per thread, the caller's thread taking the first (``run_in_parts``).
+    (:func:`._row_kernels.blocks_totals`), read by every thread of ``run_in_parts``,
+    each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
+    the first block on, the pool's from the last back, until the two meet.
 
     The same kernel calls on the same blocks as :func:`._summaries.map_totals`, the same
-    checks of each: a block with a suspect row or a label out of range runs the full
-    check of the predictions if theirs was deferred (which raises, naming the first bad
-    entry or label, or passes near the limit), or raises the kernel's ``IndexError``
-    (unchecked labels); the first such block in block order raises.  Each part's
-    blocks are read by one call, with no Python between two blocks but their slices.
-    Tried and not kept: each thread taking the next block not yet taken (a lock, one
-    ``blocks_totals`` call a block), so that a thread slowed by other work reads
-    fewer: 10^6 x 10 float32, paired against these parts, 0.2 and 0.7 ms slower
-    (median of 61, under ``chrt -f``, the 2-core AMD EPYC loaded by other work).
+    checks of each, hence the same numbers whichever thread reads which block.  A block
+    with a suspect row or a label out of range runs the full check of the predictions
+    if theirs was deferred (which raises, naming the first bad entry or label, or
+    passes near the limit; the other threads then take no more blocks); labels out of
+    range left unchecked raise the kernel's ``IndexError`` of the first such block in
+    block order, once every block is read.  Each thread's blocks are read by one call,
+    with no Python between two blocks but their slices and the taking of the next.
+
+    Taken as they come rather than in one contiguous part a thread: a thread that
+    another process slows on its CPU reads fewer blocks (the pool's, kept off the
+    caller's CPU while the caller reads, was often on the busy one, and the caller
+    waited for its half).  From the two ends, each thread's blocks stay contiguous, as
+    the parts were, on a machine where nothing else runs.  Measured (10^6 x 10
+    float32, 10 blocks, the 2-core AMD EPYC, in one process against contiguous parts,
+    median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
+    22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
+    7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
+    Tried before and not kept: one ``blocks_totals`` call a block (its arguments formed
+    again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
+    ``chrt -f``, the machine loaded by other work).
     """
     values, labels = predictions.values, predictions.labels
     k, blocks = values.shape[1], len(bounds) - 1
@@ -457,22 +473,57 @@ def _stacked_totals(
     )
     # the options of map_totals' blocks
     options = kernel_options(request, limit=_limit(values.dtype, k), pending=predictions.pending)
+    unread = _NextBlocks(blocks)
 
-    def read(first: int, stop: int) -> None:
-        block = first
-        while block < stop:
-            block = _row_kernels.blocks_totals(values, labels, bounds, block, stop, totals, options)
-            flagged = int(totals.suspect[block - 1])
-            if flagged < 0:  # a label out of range
+    def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
+        taken = unread.taking(front=first == 0)  # the caller's from the front
+        try:
+            while (
+                _row_kernels.blocks_totals(values, labels, bounds, taken, totals, options)
+                is not None
+            ):
                 if predictions.pending:
-                    predictions.check_values()  # raises, naming the first bad label
-                _row_kernels._raise_for_label(flagged, labels[bounds[block - 1] : bounds[block]], k)
-            if flagged and predictions.pending:
-                predictions.check_values()  # raises, naming the entry (or passes)
+                    predictions.check_values()  # raises, naming the entry or label (or passes)
+        except BaseException:
+            unread.close()
+            raise
 
     run_in_parts(read, blocks)
+    for block in np.flatnonzero(totals.suspect < 0)[:1].tolist():  # unchecked labels
+        flagged = int(totals.suspect[block])
+        _row_kernels._raise_for_label(flagged, labels[bounds[block] : bounds[block + 1]], k)
     clear_unasked(totals.sums, request)
     return totals
+
+
+class _NextBlocks:
+    """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
+    next: :meth:`taking` from the front (``0, 1, ...``) or from the back (``blocks - 1,
+    blocks - 2, ...``), until the two meet (a lock around the two ends)."""
+
+    def __init__(self, blocks: int) -> None:
+        self._low = 0
+        self._high = blocks
+        self._lock = threading.Lock()
+
+    def taking(self, *, front: bool) -> Iterator[int]:
+        """The blocks this thread takes, one at a time, from the front or the back."""
+        while True:
+            with self._lock:
+                if self._low >= self._high:
+                    return
+                if front:
+                    block = self._low
+                    self._low += 1
+                else:
+                    self._high -= 1
+                    block = self._high
+            yield block
+
+    def close(self) -> None:
+        """Give no more blocks (a thread's block raised)."""
+        with self._lock:
+            self._low = self._high
 
 
 def _running_sum(total: FloatArray, parts: FloatArray) -> FloatArray:
