@@ -1,7 +1,8 @@
 """Issue 13, ``EvaluationState.update``'s wall time: the blocks of stored float32 or
 float64 probabilities are read by one Python call per thread
 (``_row_kernels.blocks_totals``: the same kernel call a block as ``block_totals``, the
-outputs stacked by block), the caller's thread taking the first part, and the blocks'
+outputs stacked by block; each thread takes the next block not yet taken, the caller's
+from the front, the pool's from the back: ``_state._NextBlocks``), and the blocks'
 sums are then added in block order (``numpy.add.accumulate``), instead of a thread-pool
 task, a ``block_totals`` call and an ``_add`` a block (``_summaries.map_totals``, which
 the other scopes, forms and layouts still take).
@@ -179,8 +180,8 @@ def test_issue13_update_wall_unchecked_labels_first_bad_block(
     probs, labels = _probabilities(3000, 10, seed=8)
     bounds = [block * 3000 // 16 for block in range(17)]  # 16 blocks, 8 a thread
     assert _state._block_bounds(as_predictions(probs, labels, form="probs")) == bounds
-    labels[1050] = 10  # block 5 (the first part's)
-    labels[2603] = 12  # block 13 (the second part's)
+    labels[1050] = 10  # block 5 (the caller's end)
+    labels[2603] = 12  # block 13 (the pool's end)
     with pytest.raises(IndexError, match=f"label 10 of row {1050 - bounds[5]} "):
         crossent.EvaluationState(10).update(probs, labels, validate=False)
     labels[1050] = 3
