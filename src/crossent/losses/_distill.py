@@ -40,6 +40,14 @@ from ._far_gaps import (
     square_is_normal,
     times_temperature_squared,
 )
+from ._near_rows import (
+    KL_FLOOR,
+    SPREAD_FLOOR,
+    near_forward_gradient64,
+    near_loss64,
+    near_reverse_gradient64,
+    rows_to_form,
+)
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 from ._widen import blocked
@@ -180,17 +188,29 @@ def distillation_loss(d: _Distillation) -> Any:
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    kl, t = d.row_kl(), d.temperature
-    # T^2 KL; at T = 1 the product is the KL itself, bit for bit (issue 13: one op saved)
+    kl = d.row_kl()
+    near = _near_rows(d, kl)
+    rows = _times_temperature_squared(kl, d.temperature)
+    if near is not None:  # KL small against its terms: formed again, without them
+        rows = np.array(rows)  # (a 0-d array of one row too)
+        rows[near] = near_loss64(
+            *_rows64(d, near), d.temperature, forward=d.direction == "forward"
+        )
+    return d.batch.reduce(rows)
+
+
+def _times_temperature_squared(kl: Array, t: float) -> Array:
+    """:math:`T^2 D` per row; at :math:`T = 1` the KL itself, bit for bit (issue 13: one
+    op saved)."""
     if t == 1.0:
-        return d.batch.reduce(kl)
+        return kl
     if not square_is_normal(t):
-        return d.batch.reduce(_times_square(kl, t))
+        return _times_square(kl, t)
     square = t * t
     if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
         with np.errstate(over="ignore"):
-            return d.batch.reduce(square * kl)
-    return d.batch.reduce(square * kl)
+            return square * kl
+    return square * kl
 
 
 def _times_square(kl: Array, temperature: float) -> Array:
@@ -240,7 +260,9 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     xp, t, log_s, log_t = d.batch.xp, d.temperature, d.log_s, d.log_t
     s = xp.exp(log_s)
     if d.direction == "forward":
-        grad = s - xp.exp(log_t)
+        teacher = xp.exp(log_t)
+        grad = s - teacher
+        near = _near_forward_rows(d, grad, teacher)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
     else:
@@ -252,6 +274,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             xp.full_like(log_s, float("inf")),
         )
         top = _largest(kl)
+        near = _near_rows(d, kl[..., 0])
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
@@ -265,7 +288,50 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             t,
             forward=d.direction == "forward",
         )
+    if near is not None:  # s - t, or log s - log t - D, small against its terms
+        if far is not None:
+            near &= ~far
+        form = near_forward_gradient64 if d.direction == "forward" else near_reverse_gradient64
+        grad[near] = form(*_rows64(d, near), t)
     return d.batch.finish_gradient(grad)
+
+
+def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
+    r"""The rows of a NumPy call whose KL (before :math:`T^2`) is below
+    :data:`._near_rows.KL_FLOOR` (negative ones too), where the common path's terms
+    cancel (``_near_rows``), or None: the common case costs one minimum of the per-row
+    KL."""
+    if type(kl) is not np.ndarray or not kl.size:
+        return None
+    low = kl.item() if kl.size == 1 else np.fmin.reduce(kl, axis=None)
+    if not low < KL_FLOOR:
+        return None
+    return rows_to_form(kl < KL_FLOOR, d.student, d.teacher_scores)
+
+
+def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
+    r"""The rows of a NumPy forward gradient whose :math:`\max_c |s_c - t_c|` (of the
+    ``difference`` :math:`s - t`) is below :data:`._near_rows.SPREAD_FLOOR` times
+    :math:`\max_c t_c` (``_near_rows``), or None: three row maxima on the common
+    path."""
+    if type(difference) is not np.ndarray or not difference.size:
+        return None
+    spread = np.maximum(
+        np.maximum.reduce(difference, axis=-1), -np.minimum.reduce(difference, axis=-1)
+    )
+    flagged = spread < SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+    if not flagged.any():
+        return None
+    return rows_to_form(flagged, d.student, d.teacher_scores)
+
+
+def _rows64(d: _Distillation, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The student's logits and the teacher's scores of ``rows`` in float64 (rows x
+    classes)."""
+    return (
+        np.asarray(d.student[rows], dtype=np.float64),
+        np.asarray(d.teacher_scores[rows], dtype=np.float64),
+    )
 
 
 def _largest(kl: Array) -> float:

@@ -1,0 +1,175 @@
+r"""Distillation rows whose teacher and student nearly agree (issue 13 follow-up).
+
+With :math:`p` the first distribution of the KL (the teacher for ``'forward'``) and
+:math:`d_c = D_c/T` the log-ratio of the second to it up to a constant (:math:`D = z -
+v` forward, :math:`v - z` reverse; :math:`z` the student's logits, :math:`v` the
+teacher's logits or :math:`\log t`), the common path's terms :math:`p_c(\log p_c -
+\log q_c)` are of the size of :math:`\log C`, their sum of :math:`\tfrac12
+\operatorname{Var}_p(d)`: at :math:`T = 10^8` on logits of size 1 the KL is
+:math:`10^{-17}`, its rounding error :math:`10^{-16}`, and :math:`T^2 D` any number
+(negative too); at :math:`T = 10^{306}`, 0. Here, for any shift :math:`c` and
+:math:`u = d - c` (exactly, :math:`\varphi(u) = e^u - 1 - u \ge 0`):
+
+.. math:: D(p\,\|\,q) = \log \mathrm E_p[e^u] - \mathrm E_p[u]
+          = \Phi + \psi(m + \Phi),\qquad m = \mathrm E_p[u],\quad
+          \Phi = \mathrm E_p[\varphi(u)],\quad \psi(y) = \log(1 + y) - y
+
+(:math:`\mathrm E_p` over the weights as rounded, :math:`\sum_c p_c` divided out: the
+KL of such weights against :math:`p\,e^{d}` renormalised moves only by their relative
+error). With :math:`c = \mathrm E_p[d]`, :math:`m` is a rounding residual that enters
+only squared (:math:`\psi(y) = -y^2/2 + \dots`), and :math:`\Phi` a sum of
+nonnegative terms: nothing cancels. Everything is formed in units of :math:`T`, from
+:math:`U = D - TC`, so that no :math:`T^2` and no :math:`u^2` leaves the range:
+
+.. math:: T^2 D = F - (M + F/T)^2\,\big(\tfrac12 - \tfrac y3 + \tfrac{y^2}4 - \dots\big),
+          \qquad F = \mathrm E_p\big[U^2 h(U/T)\big],\ h(x) = \varphi(x)/x^2,\quad
+          M = \mathrm E_p[U],\quad y = (M + F/T)/T
+
+(:math:`h` by its series for :math:`|x| < 1/2`; for larger :math:`|x|`, or :math:`|y|
+\ge 2^{-7}`, the direct forms times :math:`T^2` by ``times_temperature_squared``). The
+forward gradient :math:`T(q - p) = T p \odot \operatorname{expm1}(u - \log\mathrm
+E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U
+- M - T D`; the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which
+holds neither a gap nor :math:`T`.
+
+Which rows: those whose common-path KL (before :math:`T^2`) is below
+:data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
+|s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, for the forward
+gradient; each with finite logits on both sides and a finite :math:`D`. Elsewhere the
+common path's error is at most some :math:`2^{12}\varepsilon\log C` of its value (the
+loss) or of the row's largest entry (the gradient), and its bits stay. The lean path
+(``_small_targets_numba``) hands such calls on to the full path, which forms them here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._far_gaps import (
+    reverse_distillation_gradient64,
+    tempered_log_softmax64,
+    times_temperature_squared,
+)
+
+__all__ = [
+    "KL_FLOOR",
+    "SPREAD_FLOOR",
+    "near_forward_gradient64",
+    "near_loss64",
+    "near_reverse_gradient64",
+    "rows_to_form",
+]
+
+KL_FLOOR = 2.0**-10
+r"""Below this common-path KL (nats, before :math:`T^2`) a row's loss and reverse
+gradient are formed here: above it, the common path's absolute error (about
+:math:`2\varepsilon\log C`) is at most :math:`2^{11}\varepsilon\log C` of the KL.
+``_small_targets_numba`` compiles it in: after changing it, touch that file."""
+
+SPREAD_FLOOR = 2.0**-5
+r"""Below this :math:`\max_c|s_c - t_c| / \max_c t_c` a row's forward gradient is
+formed here (above it, the common path's error is at most some
+:math:`2^{7}\varepsilon(1 + \log C)` of the row's largest entry). Compiled in as
+:data:`KL_FLOOR`."""
+
+_H_COEFFICIENTS = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
+r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
+by Horner's rule, to an ulp for :math:`|x| < 1/2` (the first term left out is below
+:math:`2^{-60}` of the sum)."""
+
+_PSI_COEFFICIENTS = tuple((-1.0) ** k / (k + 2) for k in range(7, -1, -1))
+r"""The bracket of :math:`\psi(y) = -y^2\sum_{k \ge 0} (-y)^k/(k + 2)`, :math:`k = 7,
+\dots, 0`: to an ulp for :math:`|y| < 2^{-7}`."""
+
+_SERIES_X = 0.5
+_SERIES_Y = 2.0**-7
+
+
+def rows_to_form(
+    flagged: np.ndarray, student: np.ndarray, teacher: np.ndarray
+) -> np.ndarray | None:
+    """The rows of the mask ``flagged`` (batch shape) that the functions here can form:
+    finite logits on both sides (classes last) and a finite difference; None for none."""
+    if not flagged.any():
+        return None
+    rows = np.array(flagged)
+    z = np.asarray(student[rows], dtype=np.float64)
+    v = np.asarray(teacher[rows], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows[rows] = np.isfinite(z - v).all(axis=-1)
+    return rows if rows.any() else None
+
+
+def _horner(x: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
+    """:math:`\\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
+    total = np.full_like(x, coefficients[0])
+    for a in coefficients[1:]:
+        total = total * x + a
+    return total
+
+
+def _kl_parts(
+    first: np.ndarray, second: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(p, U, M, L)`` of float64 rows (keepdims where a row has one value): the
+    weights :math:`p = \operatorname{softmax}(\text{first}/T)` normalised, :math:`U`,
+    :math:`M` and :math:`L = T^2 D(p\,\|\,q)` of the module docstring, :math:`q =
+    \operatorname{softmax}(\text{second}/T)`; every entry finite, and ``second -
+    first`` too."""
+    t = temperature
+    p = np.exp(tempered_log_softmax64(first, t)[2])
+    p = p / np.add.reduce(p, axis=-1, keepdims=True)
+    present = p > 0.0
+    diff = second - first
+    shift = np.add.reduce(p * diff, axis=-1, keepdims=True)
+    u = diff - shift
+    m = np.add.reduce(p * u, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        x = u / t
+        near = np.abs(x) < _SERIES_X
+        series = (p * u) * (u * _horner(np.where(near, x, 0.0), _H_COEFFICIENTS))
+        direct = times_temperature_squared(p * (np.expm1(x) - x), t)
+        terms = np.where(present, np.where(near, series, direct), 0.0)
+        f = np.add.reduce(terms, axis=-1, keepdims=True)
+        ty = m + f / t
+        y = ty / t
+        small = np.abs(y) < _SERIES_Y
+        psi = -(ty * ty) * _horner(np.where(small, y, 0.0), _PSI_COEFFICIENTS)
+        wide = times_temperature_squared(np.log1p(y) - m / t, t)
+        loss = np.where(small, f + psi, wide)
+    # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
+    return p, u, m, np.where(np.isinf(f), np.inf, np.maximum(loss, 0.0))
+
+
+def near_loss64(
+    student: np.ndarray, teacher: np.ndarray, temperature: float, *, forward: bool
+) -> np.ndarray:
+    r""":math:`T^2 D` of float64 rows (rows x classes) of the student's logits and the
+    teacher's scores (logits, :math:`\log t` or log-probabilities), in nats, without the
+    common path's cancellation (module docstring): one value per row."""
+    first, second = (teacher, student) if forward else (student, teacher)
+    return _kl_parts(first, second, temperature)[3][..., 0]
+
+
+def near_forward_gradient64(
+    student: np.ndarray, teacher: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`T(s - t)` of float64 rows as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`,
+    :math:`a = U - M - T D(t\,\|\,s)` (module docstring): no difference of nearly equal
+    probabilities, and :math:`T` only divides."""
+    p, u, m, loss = _kl_parts(teacher, student, temperature)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        a = u - m - loss / temperature
+        q = a / temperature
+        ratio = np.where(q != 0.0, np.expm1(q) / np.where(q != 0.0, q, 1.0), 1.0)
+        return p * (a * ratio)
+
+
+def near_reverse_gradient64(
+    student: np.ndarray, teacher: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)` of float64
+    rows: ``_far_gaps.reverse_distillation_gradient64``, which holds no :math:`T`."""
+    return reverse_distillation_gradient64(student, teacher, temperature)
