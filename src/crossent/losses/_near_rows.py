@@ -44,6 +44,7 @@ loss) or of the row's largest entry (the gradient), and its bits stay. The lean 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -74,12 +75,12 @@ formed here (above it, the common path's error is at most some
 :math:`2^{7}\varepsilon(1 + \log C)` of the row's largest entry). Compiled in as
 :data:`KL_FLOOR`."""
 
-_H_COEFFICIENTS = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
+_H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
 by Horner's rule, to an ulp for :math:`|x| < 1/2` (the first term left out is below
 :math:`2^{-60}` of the sum)."""
 
-_PSI_COEFFICIENTS = tuple((-1.0) ** k / (k + 2) for k in range(7, -1, -1))
+_PSI = tuple((-1.0) ** k / (k + 2) for k in range(7, -1, -1))
 r"""The bracket of :math:`\psi(y) = -y^2\sum_{k \ge 0} (-y)^k/(k + 2)`, :math:`k = 7,
 \dots, 0`: to an ulp for :math:`|y| < 2^{-7}`."""
 
@@ -110,37 +111,60 @@ def _horner(x: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     return total
 
 
-def _kl_parts(
-    first: np.ndarray, second: np.ndarray, temperature: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    r"""``(p, U, M, L)`` of float64 rows (keepdims where a row has one value): the
-    weights :math:`p = \operatorname{softmax}(\text{first}/T)` normalised, :math:`U`,
-    :math:`M` and :math:`L = T^2 D(p\,\|\,q)` of the module docstring, :math:`q =
-    \operatorname{softmax}(\text{second}/T)`; every entry finite, and ``second -
-    first`` too."""
-    t = temperature
-    p = np.exp(tempered_log_softmax64(first, t)[2])
-    p = p / np.add.reduce(p, axis=-1, keepdims=True)
-    present = p > 0.0
-    diff = second - first
-    shift = np.add.reduce(p * diff, axis=-1, keepdims=True)
-    u = diff - shift
-    m = np.add.reduce(p * u, axis=-1, keepdims=True)
+class _Parts(NamedTuple):
+    """The shifted log-ratios of a block of rows (module docstring), keepdims."""
+
+    log_p: np.ndarray  # log softmax(first / T), normalised as p
+    p: np.ndarray  # the weights, normalised
+    u: np.ndarray  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
+    m: np.ndarray  # M = E_p[U], a rounding residual
+
+
+def _parts(first: np.ndarray, second: np.ndarray, temperature: float) -> _Parts:
+    r""":class:`_Parts` of float64 rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
+    and :math:`D = \text{second} - \text{first}` (finite). The shift is
+    :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
+    dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
+    log_p = tempered_log_softmax64(first, temperature)[2]
+    p = np.exp(log_p)
+    total = np.add.reduce(p, axis=-1, keepdims=True)
+    p, log_p = p / total, log_p - np.log(total)
+    u = second - first
+    for _ in range(2):
+        u = u - np.add.reduce(p * u, axis=-1, keepdims=True)
+    return _Parts(log_p, p, u, np.add.reduce(p * u, axis=-1, keepdims=True))
+
+
+def _times_t(kl_terms: np.ndarray, temperature: float, power: int) -> np.ndarray:
+    """:math:`T^k x` (``power`` :math:`k` of 1 or 2), ``inf`` only where it overflows."""
+    if power == 2:
+        return times_temperature_squared(kl_terms, temperature)
+    return kl_terms * temperature
+
+
+def _scaled_kl(parts: _Parts, temperature: float, power: int) -> np.ndarray:
+    r""":math:`T^k D(p\,\|\,q)` per row (keepdims), :math:`k` = ``power`` (2: the loss;
+    1: :math:`T D`, for the gradient), with :math:`F_k = \mathrm E_p[T^k\varphi(U/T)]`
+    and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
+    t, p, u, m = temperature, parts.p, parts.u, parts.m
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         x = u / t
         near = np.abs(x) < _SERIES_X
-        series = (p * u) * (u * _horner(np.where(near, x, 0.0), _H_COEFFICIENTS))
-        direct = times_temperature_squared(p * (np.expm1(x) - x), t)
-        terms = np.where(present, np.where(near, series, direct), 0.0)
+        # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
+        series = (p * u) * ((u if power == 2 else x) * _horner(np.where(near, x, 0.0), _H))
+        # p e^x as exp(log p + x): a p that underflows beside a large x is not 0 there
+        direct = _times_t(np.exp(parts.log_p + x) - p - p * x, t, power)
+        terms = np.where(parts.log_p > -np.inf, np.where(near, series, direct), 0.0)
         f = np.add.reduce(terms, axis=-1, keepdims=True)
-        ty = m + f / t
+        ty = m + (f / t if power == 2 else f)
         y = ty / t
         small = np.abs(y) < _SERIES_Y
-        psi = -(ty * ty) * _horner(np.where(small, y, 0.0), _PSI_COEFFICIENTS)
-        wide = times_temperature_squared(np.log1p(y) - m / t, t)
-        loss = np.where(small, f + psi, wide)
+        bracket = ty * _horner(np.where(small, y, 0.0), _PSI)
+        psi = -ty * bracket if power == 2 else -y * bracket
+        wide = _times_t(np.log1p(y) - m / t, t, power)
+        kl = np.where(small, f + psi, wide)
     # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
-    return p, u, m, np.where(np.isinf(f), np.inf, np.maximum(loss, 0.0))
+    return np.where(np.isinf(f), np.inf, np.maximum(kl, 0.0))
 
 
 def near_loss64(
@@ -150,7 +174,7 @@ def near_loss64(
     teacher's scores (logits, :math:`\log t` or log-probabilities), in nats, without the
     common path's cancellation (module docstring): one value per row."""
     first, second = (teacher, student) if forward else (student, teacher)
-    return _kl_parts(first, second, temperature)[3][..., 0]
+    return _scaled_kl(_parts(first, second, temperature), temperature, 2)[..., 0]
 
 
 def near_forward_gradient64(
@@ -158,13 +182,20 @@ def near_forward_gradient64(
 ) -> np.ndarray:
     r""":math:`T(s - t)` of float64 rows as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`,
     :math:`a = U - M - T D(t\,\|\,s)` (module docstring): no difference of nearly equal
-    probabilities, and :math:`T` only divides."""
-    p, u, m, loss = _kl_parts(teacher, student, temperature)
+    probabilities, and :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the
+    loss may overflow where the gradient does not)."""
+    t = temperature
+    parts = _parts(teacher, student, t)
+    p = parts.p
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        a = u - m - loss / temperature
-        q = a / temperature
+        a = parts.u - parts.m - _scaled_kl(parts, t, 1)
+        q = a / t
+        near = np.abs(q) < _SERIES_X
         ratio = np.where(q != 0.0, np.expm1(q) / np.where(q != 0.0, q, 1.0), 1.0)
-        return p * (a * ratio)
+        # |q| >= 1/2: s and t differ by a factor past 1.6, and t may underflow where s
+        # does not (log t + q, not t e^q)
+        apart = (np.exp(parts.log_p + np.where(near, 0.0, q)) - p) * t
+        return np.where(near, p * (a * ratio), apart)
 
 
 def near_reverse_gradient64(
