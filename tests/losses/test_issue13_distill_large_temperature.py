@@ -98,6 +98,8 @@ def test_rows_at_large_temperature_are_the_truth(temperature, direction) -> None
     largest, on both paths. On main: -1.06, 1.99, 1.23, 0 (loss), gradients 0 or
     wrong in their leading digit from 1e16."""
     forward = direction == "forward"
+    if temperature in (1e4, 1e100):
+        _check_the_oracle_gradient(temperature, forward)
     for student, teacher in ROWS:
         z, v = np.array([student]), np.array([teacher])
         loss, grad = _truth(student, teacher, temperature, forward)
@@ -149,22 +151,20 @@ def test_nearly_equal_rows_at_ordinary_temperature() -> None:
                     assert _close(got, want, top, 64), (name, gradient[0], grad)
 
 
-def test_the_oracle_gradient_is_the_derivative() -> None:
-    """The analytic gradient of the oracle is ``mpmath.diff`` of its loss."""
+def _check_the_oracle_gradient(temperature: float, forward: bool) -> None:
+    """The oracle's analytic gradient is ``mpmath.diff`` of its loss (the report's row)."""
     student, teacher = ROWS[0]
-    for temperature in (1e4, 1e100):
-        for forward in (True, False):
-            with mpmath.workprec(_bits(temperature) + 200):
-                grad = _gradient(student, teacher, temperature, forward)
-                for j in range(len(student)):
+    with mpmath.workprec(_bits(temperature) + 200):
+        grad = _gradient(student, teacher, temperature, forward)
+        for j in range(len(student)):
 
-                    def loss_of(x, j=j):
-                        moved = [mpmath.mpf(c) for c in student]
-                        moved[j] = x
-                        return _loss(moved, teacher, temperature, forward)
+            def loss_of(x, j=j):
+                moved = [mpmath.mpf(c) for c in student]
+                moved[j] = x
+                return _loss(moved, teacher, temperature, forward)
 
-                    numeric = mpmath.diff(loss_of, mpmath.mpf(student[j]))
-                    assert abs(numeric - grad[j]) <= mpmath.mpf(2) ** -60 * abs(grad[j])
+            numeric = mpmath.diff(loss_of, mpmath.mpf(student[j]))
+            assert abs(numeric - grad[j]) <= mpmath.mpf(2) ** -60 * abs(grad[j])
 
 
 def _random_rows(seed):
@@ -174,7 +174,7 @@ def _random_rows(seed):
     return z, v
 
 
-@pytest.mark.parametrize("temperature", [1.0, 3.0, 1e3, 1e8, 1e200])
+@pytest.mark.parametrize("temperature", [1.0, 3.0, 1e3, 1e8, 1e16])
 def test_the_loss_is_never_negative(temperature) -> None:
     """Teachers from 1e-12 to 10 away from their students: no row below 0 on either path
     (on main: about a third of the rows at T = 1e8, some at T = 1)."""
