@@ -103,7 +103,9 @@ def test_rows_at_large_temperature_are_the_truth(temperature, direction) -> None
     for student, teacher in ROWS:
         z, v = np.array([student]), np.array([teacher])
         loss, grad = _truth(student, teacher, temperature, forward)
-        for name, (rows, gradient) in _paths(z, v, temperature=temperature, direction=direction).items():
+        for name, (rows, gradient) in _paths(
+            z, v, temperature=temperature, direction=direction
+        ).items():
             assert _close(rows[0], loss, loss, 8), (name, student, rows[0], loss)
             top = max(abs(g) for g in grad)
             for got, want in zip(gradient[0], grad, strict=True):
@@ -214,9 +216,7 @@ def test_the_loss_is_never_negative(temperature) -> None:
 def _common_path(z, v, temperature, direction):
     """The common path's rows and gradient, from its own internals (as before issue 13's
     follow-up): ``T^2 * row_kl``, and ``T (s - t)`` or ``T s (log s - log t - D)``."""
-    d = prepare_distillation(
-        z, v, temperature=temperature, direction=direction, reduction="none"
-    )
+    d = prepare_distillation(z, v, temperature=temperature, direction=direction, reduction="none")
     kl = d.row_kl()
     rows = kl if temperature == 1.0 else (temperature * temperature) * kl
     s, t = np.exp(d.log_s), np.exp(d.log_t)

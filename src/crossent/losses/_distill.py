@@ -193,9 +193,7 @@ def distillation_loss(d: _Distillation) -> Any:
     rows = _times_temperature_squared(kl, d.temperature)
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
-        rows[near] = near_loss64(
-            *_rows64(d, near), d.temperature, forward=d.direction == "forward"
-        )
+        rows[near] = near_loss64(*_rows64(d, near), d.temperature, forward=d.direction == "forward")
     return d.batch.reduce(rows)
 
 

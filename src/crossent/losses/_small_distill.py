@@ -131,24 +131,25 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         s, t = np.exp(log_s), np.exp(log_t)
     reduction, log_base = settings.scale
     compiled = compiled_functions()
+    # A row for ``_near_rows`` is handed on before anything is written; a value that is
+    # not finite, after: it stays in ``s``, and ``_near_gradient`` gives None.
+    grad: np.ndarray | None = s
     if settings.forward:
         difference = compiled.tempered_difference64
         difference = steps.difference if difference is steps.difference_of else difference
-        ok = difference(s, t, settings.temperature, reduction, log_base)
-        if not ok:  # (nothing written: ``s`` is as it was)
-            s = _near_gradient(args, settings, (s, t))
+        if not difference(s, t, settings.temperature, reduction, log_base):
+            grad = _near_gradient(args, settings, (s, t))
     else:
         if stacked is not None:
             log_s, log_t = stacked[:n], stacked[n:]
         reverse = compiled.reverse_gradient64
         reverse = steps.reverse if reverse is steps.reverse_of else reverse
-        ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
-        if not ok:
-            s = _near_gradient(args, settings, (s, log_s, log_t))
-    if s is None:
+        if not reverse(s, log_s, log_t, settings.temperature, reduction, log_base):
+            grad = _near_gradient(args, settings, (s, log_s, log_t))
+    if grad is None:
         return None
-    s = narrow_for(args[0], s)
-    return s if len(shape) == 2 else s.reshape(shape)
+    grad = narrow_for(args[0], grad)
+    return grad if len(shape) == 2 else grad.reshape(shape)
 
 
 def _near_loss(

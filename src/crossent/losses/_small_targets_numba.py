@@ -280,10 +280,7 @@ def kl_loss64(
 def _below(values: np.ndarray, floor: float) -> bool:
     """Whether a value is at most ``floor`` (NaN is not): such a row is formed by the full
     path (``_near_rows``), which flags it by a test that implies this one."""
-    for value in values:
-        if value <= floor:
-            return True
-    return False
+    return bool(np.any(values <= floor))
 
 
 @numba.njit(cache=True)
