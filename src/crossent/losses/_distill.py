@@ -40,9 +40,9 @@ from ._far_gaps import (
     square_is_normal,
     times_temperature_squared,
 )
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
-    KL_FLOOR,
-    SPREAD_FLOOR,
     near_forward_gradient64,
     near_loss64,
     near_reverse_gradient64,
@@ -302,9 +302,9 @@ def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
     if type(kl) is not np.ndarray or not kl.size:
         return None
     low = kl.item() if kl.size == 1 else np.fmin.reduce(kl, axis=None)
-    if not low < KL_FLOOR:
+    if not low < _KL_FLOOR:
         return None
-    return rows_to_form(kl < KL_FLOOR, d.student, d.teacher_scores)
+    return rows_to_form(kl < _KL_FLOOR, d.student, d.teacher_scores)
 
 
 def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
@@ -317,7 +317,7 @@ def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> n
     spread = np.maximum(
         np.maximum.reduce(difference, axis=-1), -np.minimum.reduce(difference, axis=-1)
     )
-    flagged = spread < SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+    flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)

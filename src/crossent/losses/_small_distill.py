@@ -59,9 +59,9 @@ from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
-    KL_FLOOR,
-    SPREAD_FLOOR,
     near_forward_gradient64,
     near_loss64,
     near_reverse_gradient64,
@@ -164,7 +164,7 @@ def _near_loss(
     finite); None where there is no such row (the call was handed on for another
     reason)."""
     kl = compiled_functions().kl_rows64(*arguments, 1.0)
-    flagged = kl < KL_FLOOR
+    flagged = kl < _KL_FLOOR
     if not flagged.any():
         return None
     values = kl if settings.factor == 1.0 else settings.factor * kl
@@ -189,13 +189,13 @@ def _near_gradient(
     if settings.forward:
         teacher = arrays[1]
         spread = np.maximum.reduce(np.abs(s - teacher), axis=-1)
-        flagged = spread < SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+        flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
         grad = s - teacher
         grad = grad if t == 1.0 else t * grad
     else:
         log_s, log_t = arrays[1], arrays[2]
         kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
-        flagged = kl < KL_FLOOR
+        flagged = kl < _KL_FLOOR
         with np.errstate(invalid="ignore"):  # (-inf - -inf, not taken)
             difference = np.where(log_t > -np.inf, log_s - log_t, np.inf)
             excess = difference - kl[:, None]
