@@ -1,5 +1,5 @@
-r"""Issue 13 follow-up: distillation at large temperature, NumPy paths (the lean small
-call, the full path, float32 through both).
+r"""Issue 13 follow-up: distillation at large temperature: the lean small call, the full
+path, float32 through both, and the generic path (``array_api_strict``).
 
 At :math:`T = 10^8` the KL of a row of logits of size 1 is :math:`10^{-17}`, the
 common path's terms of size :math:`\log C`: on main, the row of :data:`ROWS` ``[0]``
@@ -25,6 +25,11 @@ import pytest
 import crossent
 from crossent.losses._distill import prepare_distillation
 from losses.small_target_checks import DISTILL
+
+try:
+    import array_api_strict as strict_xp
+except ImportError:  # pragma: no cover - an optional backend
+    strict_xp = None
 
 TEMPERATURES = [1e4, 1e8, 1e16, 1e100, 1e306]
 DIRECTIONS = ["forward", "reverse"]
@@ -76,15 +81,24 @@ def _truth(student, teacher, temperature, forward):
 
 
 def _paths(z, v, **keywords):
-    """``(loss rows, gradient)`` of the public call (the lean path, for these sizes) and of
-    the full path (the public bodies, with the far-row check)."""
+    """``(loss rows, gradient)`` of the public call (the lean path, for these sizes), of
+    the full path (the public bodies, with the far-row check) and of the generic path
+    (``array_api_strict`` arrays, where it is installed), as NumPy arrays."""
     loss, grad = DISTILL.full_parts()
     public = (
         crossent.distillation_loss(z, v, reduction="none", **keywords),
         crossent.distillation_loss_grad(z, v, reduction="sum", **keywords),
     )
     full = (loss(z, v, reduction="none", **keywords), grad(z, v, reduction="sum", **keywords))
-    return {"lean": public, "full": full}
+    paths = {"lean": public, "full": full}
+    if strict_xp is not None:
+        zs, vs = strict_xp.asarray(z), strict_xp.asarray(v)
+        generic = (
+            crossent.distillation_loss(zs, vs, reduction="none", **keywords),
+            crossent.distillation_loss_grad(zs, vs, reduction="sum", **keywords),
+        )
+        paths["generic"] = (np.asarray(generic[0]), np.asarray(generic[1]))
+    return paths
 
 
 def _close(got, want, scale, ulps):

@@ -194,6 +194,8 @@ def distillation_loss(d: _Distillation) -> Any:
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
         rows[near] = near_loss64(*_rows64(d, near), d.temperature, forward=d.direction == "forward")
+    elif type(kl) is not np.ndarray:  # other namespaces: the rows formed where it matters
+        rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
     return d.batch.reduce(rows)
 
 
@@ -261,6 +263,9 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         teacher = xp.exp(log_t)
         grad = s - teacher
         near = _near_forward_rows(d, grad, teacher)
+        if type(grad) is not np.ndarray:
+            spread = xp.max(xp.abs(grad), axis=-1)
+            flagged = spread < _SPREAD_FLOOR * xp.max(teacher, axis=-1)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
     else:
@@ -273,6 +278,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         )
         top = _largest(kl)
         near = _near_rows(d, kl[..., 0])
+        flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
@@ -291,7 +297,30 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             near &= ~far
         form = near_forward_gradient64 if d.direction == "forward" else near_reverse_gradient64
         grad[near] = form(*_rows64(d, near), t)
+    elif type(grad) is not np.ndarray:
+        grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     return d.batch.finish_gradient(grad)
+
+
+def _near_rows_of_namespace(
+    d: _Distillation, flagged: Array, values: Array, *, loss: bool
+) -> Array:
+    r"""``values`` (the rows' :math:`T^2 D`, or the gradient) of a call of another
+    namespace than NumPy with the rows ``flagged`` (and formable: finite logits and
+    difference) formed by ``_near_rows`` in its operations, on every row then picked
+    (no boolean indexing); one host read where none is flagged."""
+    xp, t = d.batch.xp, d.temperature
+    formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
+    flagged = xp.logical_and(flagged, formable)
+    if not bool(xp.any(flagged)):
+        return values
+    forward = d.direction == "forward"
+    z, v, log_p = d.student, d.teacher_scores, d.log_t if forward else d.log_s
+    if loss:
+        near = near_loss64(z, v, t, forward=forward, xp=xp, log_p=log_p)
+        return xp.where(flagged, near, values)
+    form = near_forward_gradient64 if forward else near_reverse_gradient64
+    return xp.where(flagged[..., None], form(z, v, t, xp=xp, log_p=log_p), values)
 
 
 def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:

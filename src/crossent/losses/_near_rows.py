@@ -43,11 +43,14 @@ loss) or of the row's largest entry (the gradient), and its bits stay. The lean 
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import NamedTuple
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._xp import Array
 from ._far_gaps import (
     reverse_distillation_gradient64,
     tempered_log_softmax64,
@@ -103,104 +106,148 @@ def rows_to_form(
     return rows if rows.any() else None
 
 
-def _horner(x: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
-    """:math:`\\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
-    total = np.full_like(x, coefficients[0])
+def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
+    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
+    total = xp.full_like(x, coefficients[0])
     for a in coefficients[1:]:
         total = total * x + a
     return total
 
 
+def _quiet(xp: ModuleType) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's warnings off (other namespaces give none): the values no branch takes."""
+    if xp is np:
+        return np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore")
+    return contextlib.nullcontext()
+
+
 class _Parts(NamedTuple):
     """The shifted log-ratios of a block of rows (module docstring), keepdims."""
 
-    log_p: np.ndarray  # log softmax(first / T), normalised as p
-    p: np.ndarray  # the weights, normalised
-    u: np.ndarray  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
-    m: np.ndarray  # M = E_p[U], a rounding residual
+    log_p: Array  # log softmax(first / T), normalised as p
+    p: Array  # the weights, normalised
+    u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
+    m: Array  # M = E_p[U], a rounding residual
 
 
-def _parts(first: np.ndarray, second: np.ndarray, temperature: float) -> _Parts:
-    r""":class:`_Parts` of float64 rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
-    and :math:`D = \text{second} - \text{first}` (finite). The shift is
-    :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
-    dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
-    log_p = tempered_log_softmax64(first, temperature)[2]
-    p = np.exp(log_p)
-    total = np.add.reduce(p, axis=-1, keepdims=True)
-    p, log_p = p / total, log_p - np.log(total)
+def _parts(
+    first: Array, second: Array, temperature: float, xp: ModuleType, log_p: Array | None
+) -> _Parts:
+    r""":class:`_Parts` of rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
+    (``log_p`` where given, else by ``tempered_log_softmax64``) and :math:`D =
+    \text{second} - \text{first}` (finite). The shift is :math:`\mathrm E_p[D]` and
+    then the mean of what is left, so that :math:`U` of a dominant class is not the
+    rounding error of :math:`\mathrm E_p[D]`."""
+    if log_p is None:
+        log_p = tempered_log_softmax64(first, temperature)[2]
+    p = xp.exp(log_p)
+    total = xp.sum(p, axis=-1, keepdims=True)
+    p, log_p = p / total, log_p - xp.log(total)
     u = second - first
     for _ in range(2):
-        u = u - np.add.reduce(p * u, axis=-1, keepdims=True)
-    return _Parts(log_p, p, u, np.add.reduce(p * u, axis=-1, keepdims=True))
+        u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
 
 
-def _times_t(kl_terms: np.ndarray, temperature: float, power: int) -> np.ndarray:
-    """:math:`T^k x` (``power`` :math:`k` of 1 or 2), ``inf`` only where it overflows."""
-    if power == 2:
+def _times_t(kl_terms: Array, temperature: float, power: int, xp: ModuleType) -> Array:
+    """:math:`T^k x` (``power`` :math:`k` of 1 or 2), ``inf`` only where it overflows
+    (NumPy; elsewhere :math:`(xT)T`)."""
+    if power == 1:
+        return kl_terms * temperature
+    if xp is np:
         return times_temperature_squared(kl_terms, temperature)
-    return kl_terms * temperature
+    return (kl_terms * temperature) * temperature
 
 
-def _scaled_kl(parts: _Parts, temperature: float, power: int) -> np.ndarray:
+def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) -> Array:
     r""":math:`T^k D(p\,\|\,q)` per row (keepdims), :math:`k` = ``power`` (2: the loss;
     1: :math:`T D`, for the gradient), with :math:`F_k = \mathrm E_p[T^k\varphi(U/T)]`
     and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
     t, p, u, m = temperature, parts.p, parts.u, parts.m
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+    zero = xp.zeros_like(u)
+    with _quiet(xp):
         x = u / t
-        near = np.abs(x) < _SERIES_X
+        near = xp.abs(x) < _SERIES_X
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
-        series = (p * u) * ((u if power == 2 else x) * _horner(np.where(near, x, 0.0), _H))
+        h = _horner(xp.where(near, x, zero), _H, xp)
+        series = (p * u) * ((u if power == 2 else x) * h)
         # p e^x as exp(log p + x): a p that underflows beside a large x is not 0 there
-        direct = _times_t(np.exp(parts.log_p + x) - p - p * x, t, power)
-        terms = np.where(parts.log_p > -np.inf, np.where(near, series, direct), 0.0)
-        f = np.add.reduce(terms, axis=-1, keepdims=True)
+        direct = xp.where(near, zero, xp.exp(parts.log_p + x) - p - p * x)
+        direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
+        terms = xp.where(parts.log_p > -math.inf, xp.where(near, series, direct), zero)
+        f = xp.sum(terms, axis=-1, keepdims=True)
         ty = m + (f / t if power == 2 else f)
         y = ty / t
-        small = np.abs(y) < _SERIES_Y
-        bracket = ty * _horner(np.where(small, y, 0.0), _PSI)
+        small = xp.abs(y) < _SERIES_Y
+        bracket = ty * _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
         psi = -ty * bracket if power == 2 else -y * bracket
-        wide = _times_t(np.log1p(y) - m / t, t, power)
-        kl = np.where(small, f + psi, wide)
-    # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
-    return np.where(np.isinf(f), np.inf, np.maximum(kl, 0.0))
+        wide = _times_t(xp.log1p(y) - m / t, t, power, xp)
+        kl = xp.where(small, f + psi, wide)
+        # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
+        kl = xp.where(kl > 0.0, kl, xp.zeros_like(kl))
+    return xp.where(xp.isinf(f), f, kl)
 
 
 def near_loss64(
-    student: np.ndarray, teacher: np.ndarray, temperature: float, *, forward: bool
-) -> np.ndarray:
+    student: Array,
+    teacher: Array,
+    temperature: float,
+    *,
+    forward: bool,
+    xp: ModuleType = np,
+    log_p: Array | None = None,
+) -> Array:
     r""":math:`T^2 D` of float64 rows (rows x classes) of the student's logits and the
     teacher's scores (logits, :math:`\log t` or log-probabilities), in nats, without the
-    common path's cancellation (module docstring): one value per row."""
+    common path's cancellation (module docstring): one value per row. ``log_p``: the
+    softened first distribution (the teacher's, forward), where the caller has it."""
     first, second = (teacher, student) if forward else (student, teacher)
-    return _scaled_kl(_parts(first, second, temperature), temperature, 2)[..., 0]
+    parts = _parts(first, second, temperature, xp, log_p)
+    return _scaled_kl(parts, temperature, 2, xp)[..., 0]
 
 
 def near_forward_gradient64(
-    student: np.ndarray, teacher: np.ndarray, temperature: float
-) -> np.ndarray:
+    student: Array,
+    teacher: Array,
+    temperature: float,
+    *,
+    xp: ModuleType = np,
+    log_p: Array | None = None,
+) -> Array:
     r""":math:`T(s - t)` of float64 rows as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`,
     :math:`a = U - M - T D(t\,\|\,s)` (module docstring): no difference of nearly equal
     probabilities, and :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the
-    loss may overflow where the gradient does not)."""
+    loss may overflow where the gradient does not). ``log_p``: the softened teacher."""
     t = temperature
-    parts = _parts(teacher, student, t)
+    parts = _parts(teacher, student, t, xp, log_p)
     p = parts.p
-    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        a = parts.u - parts.m - _scaled_kl(parts, t, 1)
+    with _quiet(xp):
+        a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
         q = a / t
-        near = np.abs(q) < _SERIES_X
-        ratio = np.where(q != 0.0, np.expm1(q) / np.where(q != 0.0, q, 1.0), 1.0)
+        near = xp.abs(q) < _SERIES_X
+        small = xp.where(near, q, xp.zeros_like(q))
+        nonzero = small != 0.0
+        ones = xp.ones_like(q)
+        ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
         # |q| >= 1/2: s and t differ by a factor past 1.6, and t may underflow where s
         # does not (log t + q, not t e^q)
-        apart = (np.exp(parts.log_p + np.where(near, 0.0, q)) - p) * t
-        return np.where(near, p * (a * ratio), apart)
+        apart = (xp.exp(parts.log_p + xp.where(near, xp.zeros_like(q), q)) - p) * t
+        return xp.where(near, p * (a * ratio), apart)
 
 
 def near_reverse_gradient64(
-    student: np.ndarray, teacher: np.ndarray, temperature: float
-) -> np.ndarray:
-    r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)` of float64
-    rows: ``_far_gaps.reverse_distillation_gradient64``, which holds no :math:`T`."""
-    return reverse_distillation_gradient64(student, teacher, temperature)
+    student: Array,
+    teacher: Array,
+    temperature: float,
+    *,
+    xp: ModuleType = np,
+    log_p: Array | None = None,
+) -> Array:
+    r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`, :math:`d
+    = z - v`, of float64 rows: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
+    :math:`-s \odot (U - M)` of :func:`_parts` (``log_p``: the softened student); neither
+    holds :math:`T`."""
+    if log_p is None:
+        return reverse_distillation_gradient64(student, teacher, temperature)
+    parts = _parts(student, teacher, temperature, xp, log_p)
+    return -(parts.p * (parts.u - parts.m))
