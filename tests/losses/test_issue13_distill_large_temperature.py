@@ -254,3 +254,23 @@ def test_ordinary_rows_keep_their_bits(shape, temperature, direction) -> None:
     assert got.tobytes() == rows.tobytes()
     got = crossent.distillation_loss_grad(z, v, reduction="sum", **keywords)
     assert got.tobytes() == grad.tobytes()
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_one_dimensional_row(direction) -> None:
+    """A 1-D call (one row, its loss a NumPy scalar) at T = 1e8, on both paths."""
+    student, teacher = ROWS[0]
+    loss, grad = _truth(student, teacher, 1e8, direction == "forward")
+    z, v = np.array(student), np.array(teacher)
+    full_loss, full_grad = DISTILL.full_parts()
+    keywords = {"temperature": 1e8, "direction": direction, "reduction": "sum"}
+    for got in (crossent.distillation_loss(z, v, **keywords), full_loss(z, v, **keywords)):
+        assert _close(got, loss, loss, 8), (got, loss)
+    top = max(abs(g) for g in grad)
+    for gradient in (
+        crossent.distillation_loss_grad(z, v, **keywords),
+        full_grad(z, v, **keywords),
+    ):
+        assert gradient.shape == (3,)
+        for got, want in zip(gradient, grad, strict=True):
+            assert _close(got, want, top, 8), (gradient, grad)

@@ -194,7 +194,7 @@ def distillation_loss(d: _Distillation) -> Any:
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
         rows[near] = near_loss64(*_rows64(d, near), d.temperature, forward=d.direction == "forward")
-    elif type(kl) is not np.ndarray:  # other namespaces: the rows formed where it matters
+    elif type(d.log_s) is not np.ndarray:  # other namespaces: formed where it matters
         rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
     return d.batch.reduce(rows)
 
@@ -263,7 +263,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         teacher = xp.exp(log_t)
         grad = s - teacher
         near = _near_forward_rows(d, grad, teacher)
-        if type(grad) is not np.ndarray:
+        if type(log_s) is not np.ndarray:
             spread = xp.max(xp.abs(grad), axis=-1)
             flagged = spread < _SPREAD_FLOOR * xp.max(teacher, axis=-1)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
@@ -297,7 +297,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             near &= ~far
         form = near_forward_gradient64 if d.direction == "forward" else near_reverse_gradient64
         grad[near] = form(*_rows64(d, near), t)
-    elif type(grad) is not np.ndarray:
+    elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     return d.batch.finish_gradient(grad)
 
@@ -327,13 +327,18 @@ def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
     r"""The rows of a NumPy call whose KL (before :math:`T^2`) is below
     :data:`._near_rows.KL_FLOOR` (negative ones too), where the common path's terms
     cancel (``_near_rows``), or None: the common case costs one minimum of the per-row
-    KL."""
-    if type(kl) is not np.ndarray or not kl.size:
+    KL (of one row, a NumPy scalar: its number)."""
+    if type(d.log_s) is not np.ndarray:
         return None
-    low = kl.item() if kl.size == 1 else np.fmin.reduce(kl, axis=None)
+    if type(kl) is not np.ndarray:
+        low = float(kl)
+    elif kl.size == 1:
+        low = kl.item()
+    else:
+        low = np.fmin.reduce(kl, axis=None) if kl.size else math.inf
     if not low < _KL_FLOOR:
         return None
-    return rows_to_form(kl < _KL_FLOOR, d.student, d.teacher_scores)
+    return rows_to_form(np.asarray(kl) < _KL_FLOOR, d.student, d.teacher_scores)
 
 
 def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
