@@ -130,6 +130,7 @@ FAR_CLASS_ROWS = [
     # (student, teacher, T): a class of small weight whose log-ratio is not small
     ([0.0, -19e158], [0.0, -20e158], 1e158),  # T^2 past the range, the loss finite
     ([0.0, 3.05e5, 1e3], [0.0, 3e5, 0.0], 1e4),  # one class dominant, by 30 T
+    ([0.0, -5.0], [0.0, -1000.0], 1.0),  # a teacher class that underflows (its t e^u)
 ]
 
 

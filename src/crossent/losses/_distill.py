@@ -330,8 +330,11 @@ def _near_rows_of_namespace(
     if loss:
         near = near_loss64(z, v, t, forward=forward, xp=xp, log_p=log_p)
         return xp.where(flagged, near, values)
-    form = near_forward_gradient64 if forward else near_reverse_gradient64
-    return xp.where(flagged[..., None], form(z, v, t, xp=xp, log_p=log_p), values)
+    if forward:
+        near = near_forward_gradient64(z, v, t, xp=xp, log_p=log_p, log_q=d.log_s)
+    else:
+        near = near_reverse_gradient64(z, v, t, xp=xp, log_p=log_p)
+    return xp.where(flagged[..., None], near, values)
 
 
 def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:

@@ -213,13 +213,18 @@ def near_forward_gradient64(
     *,
     xp: ModuleType = np,
     log_p: Array | None = None,
+    log_q: Array | None = None,
 ) -> Array:
     r""":math:`T(s - t)` of float64 rows as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`,
     :math:`a = U - M - T D(t\,\|\,s)` (module docstring): no difference of nearly equal
     probabilities, and :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the
-    loss may overflow where the gradient does not). ``log_p``: the softened teacher."""
+    loss may overflow where the gradient does not). Where :math:`|a|/T \ge 1/2`, where
+    :math:`s` and :math:`t` differ by a factor past 1.6, :math:`T(s - t)` itself (``log_p``
+    and ``log_q``: the softened teacher and student, where the caller has them)."""
     t = temperature
     parts = _parts(teacher, student, t, xp, log_p)
+    if log_q is None:
+        log_q = tempered_log_softmax64(student, t)[2]
     p = parts.p
     with _quiet(xp):
         a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
@@ -229,9 +234,7 @@ def near_forward_gradient64(
         nonzero = small != 0.0
         ones = xp.ones_like(q)
         ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
-        # |q| >= 1/2: s and t differ by a factor past 1.6, and t may underflow where s
-        # does not (log t + q, not t e^q)
-        apart = (xp.exp(parts.log_p + xp.where(near, xp.zeros_like(q), q)) - p) * t
+        apart = (xp.exp(log_q) - xp.exp(log_p if log_p is not None else parts.log_p)) * t
         return xp.where(near, p * (a * ratio), apart)
 
 
