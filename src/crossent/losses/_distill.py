@@ -277,6 +277,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         if type(log_s) is not np.ndarray:
             spread = xp.max(xp.abs(grad), axis=-1)
             flagged = spread < _SPREAD_FLOOR * xp.max(teacher, axis=-1)
+        del s, teacher  # (issue 13: no third block of the call's size held past here)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
     else:
