@@ -43,9 +43,7 @@ from ._far_gaps import (
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
-    near_forward_gradient64,
-    near_loss64,
-    near_reverse_gradient64,
+    NearRows,
     rows_to_form,
 )
 from ._reduction import weighted_term
@@ -201,7 +199,8 @@ def distillation_loss(d: _Distillation) -> Any:
     rows = _times_temperature_squared(kl, d.temperature)
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
-        rows[near] = near_loss64(*_rows64(d, near), d.temperature, forward=d.direction == "forward")
+        near_rows = NearRows(*_rows64(d, near), d.temperature)
+        rows[near] = near_rows.loss(forward=d.direction == "forward")
     elif type(d.log_s) is not np.ndarray:  # other namespaces: formed where it matters
         rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
     return d.batch.reduce(rows)
@@ -307,8 +306,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if near is not None:  # s - t, or log s - log t - D, small against its terms
         if far is not None:
             near &= ~far
-        form = near_forward_gradient64 if d.direction == "forward" else near_reverse_gradient64
-        grad[near] = form(*_rows64(d, near), t)
+        near_rows = NearRows(*_rows64(d, near), t)
+        grad[near] = near_rows.gradient(forward=d.direction == "forward")
     elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     return d.batch.finish_gradient(grad)
@@ -327,14 +326,10 @@ def _near_rows_of_namespace(
     if not bool(xp.any(flagged)):
         return values
     forward = d.direction == "forward"
-    z, v, log_p = d.student, d.teacher_scores, d.log_t if forward else d.log_s
+    near_rows = NearRows(d.student, d.teacher_scores, t, xp, d.log_s, d.log_t)
     if loss:
-        near = near_loss64(z, v, t, forward=forward, xp=xp, log_p=log_p)
-        return xp.where(flagged, near, values)
-    if forward:
-        near = near_forward_gradient64(z, v, t, xp=xp, log_p=log_p, log_q=d.log_s)
-    else:
-        near = near_reverse_gradient64(z, v, t, xp=xp, log_p=log_p)
+        return xp.where(flagged, near_rows.loss(forward=forward), values)
+    near = near_rows.gradient(forward=forward)
     return xp.where(flagged[..., None], near, values)
 
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -60,9 +61,7 @@ from ._far_gaps import (
 __all__ = [
     "KL_FLOOR",
     "SPREAD_FLOOR",
-    "near_forward_gradient64",
-    "near_loss64",
-    "near_reverse_gradient64",
+    "NearRows",
     "rows_to_form",
 ]
 
@@ -188,69 +187,62 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
     return xp.where(xp.isinf(f), f, kl)
 
 
-def near_loss64(
-    student: Array,
-    teacher: Array,
-    temperature: float,
-    *,
-    forward: bool,
-    xp: ModuleType = np,
-    log_p: Array | None = None,
-) -> Array:
-    r""":math:`T^2 D` of float64 rows (rows x classes) of the student's logits and the
-    teacher's scores (logits, :math:`\log t` or log-probabilities), in nats, without the
-    common path's cancellation (module docstring): one value per row. ``log_p``: the
-    softened first distribution (the teacher's, forward), where the caller has it."""
-    first, second = (teacher, student) if forward else (student, teacher)
-    parts = _parts(first, second, temperature, xp, log_p)
-    return _scaled_kl(parts, temperature, 2, xp)[..., 0]
+@dataclass(frozen=True)
+class NearRows:
+    r"""Rows (rows x classes, float64 for NumPy) of the student's logits and the teacher's
+    scores (logits, :math:`\log t` or log-probabilities) to form without the common
+    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``,
+    with the softened student and teacher (``log_s``, ``log_t``) where the caller has
+    them (else NumPy's ``tempered_log_softmax64``)."""
 
+    student: Array
+    teacher: Array
+    temperature: float
+    xp: ModuleType = np
+    log_s: Array | None = None
+    log_t: Array | None = None
 
-def near_forward_gradient64(
-    student: Array,
-    teacher: Array,
-    temperature: float,
-    *,
-    xp: ModuleType = np,
-    log_p: Array | None = None,
-    log_q: Array | None = None,
-) -> Array:
-    r""":math:`T(s - t)` of float64 rows as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`,
-    :math:`a = U - M - T D(t\,\|\,s)` (module docstring): no difference of nearly equal
-    probabilities, and :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the
-    loss may overflow where the gradient does not). Where :math:`|a|/T \ge 1/2`, where
-    :math:`s` and :math:`t` differ by a factor past 1.6, :math:`T(s - t)` itself (``log_p``
-    and ``log_q``: the softened teacher and student, where the caller has them)."""
-    t = temperature
-    parts = _parts(teacher, student, t, xp, log_p)
-    if log_q is None:
-        log_q = tempered_log_softmax64(student, t)[2]
-    p = parts.p
-    with _quiet(xp):
-        a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
-        q = a / t
-        near = xp.abs(q) < _SERIES_X
-        small = xp.where(near, q, xp.zeros_like(q))
-        nonzero = small != 0.0
-        ones = xp.ones_like(q)
-        ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
-        apart = (xp.exp(log_q) - xp.exp(log_p if log_p is not None else parts.log_p)) * t
-        return xp.where(near, p * (a * ratio), apart)
+    def loss(self, *, forward: bool) -> Array:
+        """:math:`T^2 D` in nats, one value per row (:func:`_scaled_kl`)."""
+        t = self.temperature
+        if forward:
+            parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
+        else:
+            parts = _parts(self.student, self.teacher, t, self.xp, self.log_s)
+        return _scaled_kl(parts, t, 2, self.xp)[..., 0]
 
+    def gradient(self, *, forward: bool) -> Array:
+        """The gradient of :meth:`loss` in the student's logits (before the reduction's
+        scale): :meth:`_forward_gradient`, or :meth:`_reverse_gradient`."""
+        return self._forward_gradient() if forward else self._reverse_gradient()
 
-def near_reverse_gradient64(
-    student: Array,
-    teacher: Array,
-    temperature: float,
-    *,
-    xp: ModuleType = np,
-    log_p: Array | None = None,
-) -> Array:
-    r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`, :math:`d
-    = z - v`, of float64 rows: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
-    :math:`-s \odot (U - M)` of :func:`_parts` (``log_p``: the softened student); neither
-    holds :math:`T`."""
-    if log_p is None:
-        return reverse_distillation_gradient64(student, teacher, temperature)
-    parts = _parts(student, teacher, temperature, xp, log_p)
-    return -(parts.p * (parts.u - parts.m))
+    def _forward_gradient(self) -> Array:
+        r""":math:`T(s - t)` as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`, :math:`a =
+        U - M - T D(t\,\|\,s)`: no difference of nearly equal probabilities, and
+        :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the loss may overflow
+        where the gradient does not). Where :math:`|a|/T \ge 1/2` (:math:`s` and
+        :math:`t` differ by a factor past 1.6) :math:`T(s - t)` itself."""
+        xp, t = self.xp, self.temperature
+        parts = _parts(self.teacher, self.student, t, xp, self.log_t)
+        log_s = self.log_s
+        if log_s is None:
+            log_s = tempered_log_softmax64(self.student, t)[2]
+        with _quiet(xp):
+            a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
+            q = a / t
+            near = xp.abs(q) < _SERIES_X
+            small = xp.where(near, q, xp.zeros_like(q))
+            nonzero = small != 0.0
+            ones = xp.ones_like(q)
+            ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
+            return xp.where(near, parts.p * (a * ratio), apart)
+
+    def _reverse_gradient(self) -> Array:
+        r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
+        :math:`d = z - v`: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
+        :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
+        if self.log_s is None:
+            return reverse_distillation_gradient64(self.student, self.teacher, self.temperature)
+        parts = _parts(self.student, self.teacher, self.temperature, self.xp, self.log_s)
+        return -(parts.p * (parts.u - parts.m))

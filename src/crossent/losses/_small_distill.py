@@ -62,9 +62,7 @@ from ._far_gaps import square_is_normal
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
-    near_forward_gradient64,
-    near_loss64,
-    near_reverse_gradient64,
+    NearRows,
     rows_to_form,
 )
 from ._small_targets import (
@@ -160,7 +158,7 @@ def _near_loss(
 ) -> Any:
     r"""The loss where rows have a KL below ``_near_rows.KL_FLOOR`` (``kl_loss64`` handed
     them on), as the full path forms it: :math:`T^2 D` per row (``kl_rows64``), those
-    rows by ``_near_rows.near_loss64``, then ``reduce_rows`` (None where a value is not
+    rows by ``_near_rows.NearRows``, then ``reduce_rows`` (None where a value is not
     finite); None where there is no such row (the call was handed on for another
     reason)."""
     kl = compiled_functions().kl_rows64(*arguments, 1.0)
@@ -171,7 +169,8 @@ def _near_loss(
     near = _near(flagged, args, settings)
     if near is not None:
         rows, z, scores = near
-        values[rows] = near_loss64(z, scores, settings.temperature, forward=settings.forward)
+        near_rows = NearRows(z, scores, settings.temperature)
+        values[rows] = near_rows.loss(forward=settings.forward)
     reduce = hybrid_functions().reduce_rows
     return reduced(reduce, (values,), shape[:-1], settings.scale, values.dtype)
 
@@ -205,8 +204,7 @@ def _near_gradient(
     near = _near(flagged, args, settings)
     if near is not None:
         rows, z, scores = near
-        form = near_forward_gradient64 if settings.forward else near_reverse_gradient64
-        grad[rows] = form(z, scores, t)
+        grad[rows] = NearRows(z, scores, t).gradient(forward=settings.forward)
     reduction, log_base = settings.scale
     grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
     return grad if np.isfinite(grad).all() else None
