@@ -26,19 +26,26 @@ nonnegative terms: nothing cancels. Everything is formed in units of :math:`T`, 
           M = \mathrm E_p[U],\quad y = (M + F/T)/T
 
 (:math:`h` by its series for :math:`|x| < 1/2`; for larger :math:`|x|`, or :math:`|y|
-\ge 2^{-7}`, the direct forms times :math:`T^2` by ``times_temperature_squared``). The
+\ge 2^{-7}`, the direct forms times :math:`T^2` by ``times_temperature_squared``, and
+:math:`p e^x` as :math:`e^{\log p + x}`: a weight that underflows beside a large
+:math:`x` is not 0 there). The shift is taken twice (the mean, then the mean of what is
+left), so that :math:`U` of a dominant class is not the rounding of the first. The
 forward gradient :math:`T(q - p) = T p \odot \operatorname{expm1}(u - \log\mathrm
 E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U
-- M - T D`; the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which
-holds neither a gap nor :math:`T`.
+- M - T D` (where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation
+there); the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds
+neither a gap nor :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`).
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
 |s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, for the forward
 gradient; each with finite logits on both sides and a finite :math:`D`. Elsewhere the
 common path's error is at most some :math:`2^{12}\varepsilon\log C` of its value (the
-loss) or of the row's largest entry (the gradient), and its bits stay. The lean path
-(``_small_targets_numba``) hands such calls on to the full path, which forms them here.
+loss) or of the row's largest entry (the gradient), and its bits stay. The lean path's
+compiled steps (``_small_targets_numba``) hand such a call back before writing; its
+caller (``_small_distill``) then forms the call as the full path (``_distill``) does.
+Other namespaces than NumPy form every row here in their own operations and pick the
+flagged ones (one host read of whether there is one).
 """
 
 from __future__ import annotations
