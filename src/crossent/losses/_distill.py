@@ -40,6 +40,12 @@ from ._far_gaps import (
     square_is_normal,
     times_temperature_squared,
 )
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
+from ._near_rows import (
+    NearRows,
+    rows_to_form,
+)
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
 from ._widen import blocked
@@ -166,6 +172,14 @@ def distillation_loss(d: _Distillation) -> Any:
     --------
     distillation_loss_grad, crossent.kl_divergence
 
+    Notes
+    -----
+    Where teacher and student nearly agree (a large :math:`T`: at :math:`T = 10^8` the KL
+    of logits of size 1 is :math:`10^{-17}`, its terms of size :math:`\log C`), a row
+    whose KL comes out below :math:`2^{-10}` is formed again as :math:`\log \mathrm
+    E_p[e^u] - \mathrm E_p[u]` in a form with no cancellation (``_near_rows``), and
+    :math:`T^2` never leaves the range where the loss does not.
+
     References
     ----------
     .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
@@ -180,17 +194,30 @@ def distillation_loss(d: _Distillation) -> Any:
     >>> bool(abs(a - b[0]) < 1e-15)
     True
     """
-    kl, t = d.row_kl(), d.temperature
-    # T^2 KL; at T = 1 the product is the KL itself, bit for bit (issue 13: one op saved)
+    kl = d.row_kl()
+    near = _near_rows(d, kl)
+    rows = _times_temperature_squared(kl, d.temperature)
+    if near is not None:  # KL small against its terms: formed again, without them
+        rows = np.array(rows)  # (a 0-d array of one row too)
+        near_rows = NearRows(*_rows64(d, near), d.temperature)
+        rows[near] = near_rows.loss(forward=d.direction == "forward")
+    elif type(d.log_s) is not np.ndarray:  # other namespaces: formed where it matters
+        rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
+    return d.batch.reduce(rows)
+
+
+def _times_temperature_squared(kl: Array, t: float) -> Array:
+    """:math:`T^2 D` per row; at :math:`T = 1` the KL itself, bit for bit (issue 13: one
+    op saved)."""
     if t == 1.0:
-        return d.batch.reduce(kl)
+        return kl
     if not square_is_normal(t):
-        return d.batch.reduce(_times_square(kl, t))
+        return _times_square(kl, t)
     square = t * t
     if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
         with np.errstate(over="ignore"):
-            return d.batch.reduce(square * kl)
-    return d.batch.reduce(square * kl)
+            return square * kl
+    return square * kl
 
 
 def _times_square(kl: Array, temperature: float) -> Array:
@@ -225,7 +252,10 @@ def distillation_loss_grad(d: _Distillation) -> Array:
 
     Notes
     -----
-    Where a logit gap passes the float64 range (logits near :math:`\pm 10^{308}`), the
+    Rows where teacher and student nearly agree (:math:`\max_c |s_c - t_c|` below
+    :math:`2^{-5}\max_c t_c`, forward; a KL below :math:`2^{-10}`, reverse) are formed
+    without the difference of nearly equal numbers (``_near_rows``). Where a logit gap
+    passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
     :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
     no gap: finite wherever the gradient is (``_far_gaps``).
@@ -240,7 +270,13 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     xp, t, log_s, log_t = d.batch.xp, d.temperature, d.log_s, d.log_t
     s = xp.exp(log_s)
     if d.direction == "forward":
-        grad = s - xp.exp(log_t)
+        teacher = xp.exp(log_t)
+        grad = s - teacher
+        near = _near_forward_rows(d, grad, teacher)
+        if type(log_s) is not np.ndarray:
+            spread = xp.max(xp.abs(grad), axis=-1)
+            flagged = spread < _SPREAD_FLOOR * xp.max(teacher, axis=-1)
+        del s, teacher  # (issue 13: no third block of the call's size held past here)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
     else:
@@ -252,6 +288,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             xp.full_like(log_s, float("inf")),
         )
         top = _largest(kl)
+        near = _near_rows(d, kl[..., 0])
+        flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
@@ -265,7 +303,77 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             t,
             forward=d.direction == "forward",
         )
+    if near is not None:  # s - t, or log s - log t - D, small against its terms
+        if far is not None:
+            near &= ~far
+        near_rows = NearRows(*_rows64(d, near), t)
+        grad[near] = near_rows.gradient(forward=d.direction == "forward")
+    elif type(log_s) is not np.ndarray:
+        grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     return d.batch.finish_gradient(grad)
+
+
+def _near_rows_of_namespace(
+    d: _Distillation, flagged: Array, values: Array, *, loss: bool
+) -> Array:
+    r"""``values`` (the rows' :math:`T^2 D`, or the gradient) of a call of another
+    namespace than NumPy with the rows ``flagged`` (and formable: finite logits and
+    difference) formed by ``_near_rows`` in its operations, on every row then picked
+    (no boolean indexing); one host read where none is flagged."""
+    xp, t = d.batch.xp, d.temperature
+    formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
+    flagged = xp.logical_and(flagged, formable)
+    if not bool(xp.any(flagged)):
+        return values
+    forward = d.direction == "forward"
+    near_rows = NearRows(d.student, d.teacher_scores, t, xp, d.log_s, d.log_t)
+    if loss:
+        return xp.where(flagged, near_rows.loss(forward=forward), values)
+    near = near_rows.gradient(forward=forward)
+    return xp.where(flagged[..., None], near, values)
+
+
+def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
+    r"""The rows of a NumPy call whose KL (before :math:`T^2`) is below
+    :data:`._near_rows.KL_FLOOR` (negative ones too), where the common path's terms
+    cancel (``_near_rows``), or None: the common case costs one minimum of the per-row
+    KL (of one row, a NumPy scalar: its number)."""
+    if type(d.log_s) is not np.ndarray:
+        return None
+    if type(kl) is not np.ndarray:
+        low = float(kl)
+    elif kl.size == 1:
+        low = kl.item()
+    else:
+        low = np.fmin.reduce(kl, axis=None) if kl.size else math.inf
+    if not low < _KL_FLOOR:
+        return None
+    return rows_to_form(np.asarray(kl) < _KL_FLOOR, d.student, d.teacher_scores)
+
+
+def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
+    r"""The rows of a NumPy forward gradient whose :math:`\max_c |s_c - t_c|` (of the
+    ``difference`` :math:`s - t`) is below :data:`._near_rows.SPREAD_FLOOR` times
+    :math:`\max_c t_c` (``_near_rows``), or None: three row maxima on the common
+    path."""
+    if type(difference) is not np.ndarray or not difference.size:
+        return None
+    spread = np.maximum(
+        np.maximum.reduce(difference, axis=-1), -np.minimum.reduce(difference, axis=-1)
+    )
+    flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+    if not flagged.any():
+        return None
+    return rows_to_form(flagged, d.student, d.teacher_scores)
+
+
+def _rows64(d: _Distillation, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The student's logits and the teacher's scores of ``rows`` in float64 (rows x
+    classes)."""
+    return (
+        np.asarray(d.student[rows], dtype=np.float64),
+        np.asarray(d.teacher_scores[rows], dtype=np.float64),
+    )
 
 
 def _largest(kl: Array) -> float:

@@ -59,6 +59,12 @@ from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
+from ._near_rows import (
+    NearRows,
+    rows_to_form,
+)
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -104,6 +110,8 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
     loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    if loss is None:  # a row to form by ``_near_rows`` (or the full path's call)
+        loss = _near_loss(args, settings, arguments[:3], shape)
     return narrow_for(args[0], loss)
 
 
@@ -121,20 +129,103 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         s, t = np.exp(log_s), np.exp(log_t)
     reduction, log_base = settings.scale
     compiled = compiled_functions()
+    # A row for ``_near_rows`` is handed on before anything is written; a value that is
+    # not finite, after: it stays in ``s``, and ``_near_gradient`` gives None.
+    grad: np.ndarray | None = s
     if settings.forward:
         difference = compiled.tempered_difference64
         difference = steps.difference if difference is steps.difference_of else difference
-        ok = difference(s, t, settings.temperature, reduction, log_base)
+        if not difference(s, t, settings.temperature, reduction, log_base):
+            grad = _near_gradient(args, settings, (s, t))
     else:
         if stacked is not None:
             log_s, log_t = stacked[:n], stacked[n:]
         reverse = compiled.reverse_gradient64
         reverse = steps.reverse if reverse is steps.reverse_of else reverse
-        ok = reverse(s, log_s, log_t, settings.temperature, reduction, log_base)
-    if not ok:
+        if not reverse(s, log_s, log_t, settings.temperature, reduction, log_base):
+            grad = _near_gradient(args, settings, (s, log_s, log_t))
+    if grad is None:
         return None
-    s = narrow_for(args[0], s)
-    return s if len(shape) == 2 else s.reshape(shape)
+    grad = narrow_for(args[0], grad)
+    return grad if len(shape) == 2 else grad.reshape(shape)
+
+
+def _near_loss(
+    args: tuple[Any, ...],
+    settings: _Settings,
+    arguments: tuple[np.ndarray, np.ndarray, np.ndarray],
+    shape: tuple[int, ...],
+) -> Any:
+    r"""The loss where rows have a KL below ``_near_rows.KL_FLOOR`` (``kl_loss64`` handed
+    them on), as the full path forms it: :math:`T^2 D` per row (``kl_rows64``), those
+    rows by ``_near_rows.NearRows``, then ``reduce_rows`` (None where a value is not
+    finite); None where there is no such row (the call was handed on for another
+    reason)."""
+    kl = compiled_functions().kl_rows64(*arguments, 1.0)
+    flagged = kl < _KL_FLOOR
+    if not flagged.any():
+        return None
+    values = kl if settings.factor == 1.0 else settings.factor * kl
+    near = _near(flagged, args, settings)
+    if near is not None:
+        rows, z, scores = near
+        near_rows = NearRows(z, scores, settings.temperature)
+        values[rows] = near_rows.loss(forward=settings.forward)
+    reduce = hybrid_functions().reduce_rows
+    return reduced(reduce, (values,), shape[:-1], settings.scale, values.dtype)
+
+
+def _near_gradient(
+    args: tuple[Any, ...], settings: _Settings, arrays: tuple[np.ndarray, ...]
+) -> np.ndarray | None:
+    r"""The gradient where the compiled one handed rows on to ``_near_rows`` (a small
+    :math:`\max_c|s_c - t_c|`, forward, ``arrays`` :math:`(s, t)`; or KL, reverse,
+    :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
+    compiled function's operations (here in NumPy: this is the rare call), those rows
+    by ``_near_rows``, then the reduction's scale; None where there is no such row, or
+    a value is not finite."""
+    s, t = arrays[0], settings.temperature
+    if settings.forward:
+        teacher = arrays[1]
+        spread = np.maximum.reduce(np.abs(s - teacher), axis=-1)
+        flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+        grad = s - teacher
+        grad = grad if t == 1.0 else t * grad
+    else:
+        log_s, log_t = arrays[1], arrays[2]
+        kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
+        flagged = kl < _KL_FLOOR
+        with np.errstate(invalid="ignore"):  # (-inf - -inf, not taken)
+            difference = np.where(log_t > -np.inf, log_s - log_t, np.inf)
+            excess = difference - kl[:, None]
+            grad = t * (s * np.where(s != 0.0, excess, 0.0))
+    if not flagged.any():
+        return None
+    near = _near(flagged, args, settings)
+    if near is not None:
+        rows, z, scores = near
+        grad[rows] = NearRows(z, scores, t).gradient(forward=settings.forward)
+    reduction, log_base = settings.scale
+    grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
+    return grad if np.isfinite(grad).all() else None
+
+
+def _near(
+    flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    r"""``(rows, z, scores)``: of the rows ``flagged`` (N), those ``_near_rows`` forms, and
+    their student logits and teacher scores (logits or :math:`\log t`) in float64, as
+    the full path gives them; None where there is none."""
+    if not flagged.any():
+        return None
+    classes = args[0].shape[-1]
+    z = np.asarray(args[0], dtype=np.float64).reshape(-1, classes)
+    v = np.asarray(args[1], dtype=np.float64).reshape(-1, classes)
+    if settings.teacher_form == "probs":
+        with np.errstate(divide="ignore"):
+            v = np.log(v)  # safe_log
+    rows = rows_to_form(flagged, z, v)
+    return None if rows is None else (rows, z[rows], v[rows])
 
 
 _Softened = tuple[np.ndarray | None, Any, Any, "_Settings", tuple[int, ...], "_Steps"]

@@ -33,6 +33,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import TOP as _TOP
 from ._small_numba import reduce_rows, rest_of_rows64, row_sum, shift_rows64
@@ -266,8 +268,19 @@ def kl_rows64(log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float
 def kl_loss64(
     log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float, reduce_with: Any
 ) -> tuple[bool, float]:
-    """:func:`kl_rows64`, then ``_small_numba.reduce_rows``."""
-    return reduce_rows(kl_rows64(log_p, log_q, p, factor), reduce_with)
+    """:func:`kl_rows64`, then ``_small_numba.reduce_rows``; ``(False, 0.0)`` where a row's
+    KL is below ``_near_rows.KL_FLOOR`` (the full path forms it without cancellation)."""
+    rows = kl_rows64(log_p, log_q, p, factor)
+    if _below(rows, factor * _KL_FLOOR):
+        return False, 0.0
+    return reduce_rows(rows, reduce_with)
+
+
+@numba.njit(cache=True)
+def _below(values: np.ndarray, floor: float) -> bool:
+    """Whether a value is at most ``floor`` (NaN is not): such a row is formed by the full
+    path (``_near_rows``), which flags it by a test that implies this one."""
+    return bool(np.any(values <= floor))
 
 
 @numba.njit(cache=True)
@@ -276,8 +289,17 @@ def tempered_difference64(
 ) -> bool:
     r"""The forward distillation gradient :math:`T\,(s - t)` (the product only for
     :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
-    not finite."""
+    not finite, or where a row's :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (then before writing: the full
+    path forms it without cancellation)."""
     n, classes = s.shape
+    for i in range(n):
+        spread, top = 0.0, 0.0
+        for c in range(classes):
+            spread = max(spread, abs(s[i, c] - t[i, c]))
+            top = max(top, t[i, c])
+        if spread < _SPREAD_FLOOR * top:
+            return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
         for c in range(classes):
@@ -303,6 +325,8 @@ def reverse_gradient64(
     :math:`s = 0` a zero; False where a value is not finite."""
     n, classes = s.shape
     kl = kl_rows64(log_s, log_t, s, 1.0)
+    if _below(kl, _KL_FLOOR):  # (the full path's test: KL < the floor)
+        return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
         for c in range(classes):

@@ -1,0 +1,255 @@
+r"""Distillation rows whose teacher and student nearly agree (issue 13 follow-up).
+
+With :math:`p` the first distribution of the KL (the teacher for ``'forward'``) and
+:math:`d_c = D_c/T` the log-ratio of the second to it up to a constant (:math:`D = z -
+v` forward, :math:`v - z` reverse; :math:`z` the student's logits, :math:`v` the
+teacher's logits or :math:`\log t`), the common path's terms :math:`p_c(\log p_c -
+\log q_c)` are of the size of :math:`\log C`, their sum of :math:`\tfrac12
+\operatorname{Var}_p(d)`: at :math:`T = 10^8` on logits of size 1 the KL is
+:math:`10^{-17}`, its rounding error :math:`10^{-16}`, and :math:`T^2 D` any number
+(negative too); at :math:`T = 10^{306}`, 0. Here, for any shift :math:`c` and
+:math:`u = d - c` (exactly, :math:`\varphi(u) = e^u - 1 - u \ge 0`):
+
+.. math:: D(p\,\|\,q) = \log \mathrm E_p[e^u] - \mathrm E_p[u]
+          = \Phi + \psi(m + \Phi),\qquad m = \mathrm E_p[u],\quad
+          \Phi = \mathrm E_p[\varphi(u)],\quad \psi(y) = \log(1 + y) - y
+
+(:math:`\mathrm E_p` over the weights as rounded, :math:`\sum_c p_c` divided out: the
+KL of such weights against :math:`p\,e^{d}` renormalised moves only by their relative
+error). With :math:`c = \mathrm E_p[d]`, :math:`m` is a rounding residual that enters
+only squared (:math:`\psi(y) = -y^2/2 + \dots`), and :math:`\Phi` a sum of
+nonnegative terms: nothing cancels. Everything is formed in units of :math:`T`, from
+:math:`U = D - TC`, so that no :math:`T^2` and no :math:`u^2` leaves the range:
+
+.. math:: T^2 D = F - (M + F/T)^2\,\big(\tfrac12 - \tfrac y3 + \tfrac{y^2}4 - \dots\big),
+          \qquad F = \mathrm E_p\big[U^2 h(U/T)\big],\ h(x) = \varphi(x)/x^2,\quad
+          M = \mathrm E_p[U],\quad y = (M + F/T)/T
+
+(:math:`h` by its series for :math:`|x| < 1/2`; for larger :math:`|x|`, or :math:`|y|
+\ge 2^{-7}`, the direct forms times :math:`T^2` by ``times_temperature_squared``, and
+:math:`p e^x` as :math:`e^{\log p + x}`: a weight that underflows beside a large
+:math:`x` is not 0 there). The shift is taken twice (the mean, then the mean of what is
+left), so that :math:`U` of a dominant class is not the rounding of the first. The
+forward gradient :math:`T(q - p) = T p \odot \operatorname{expm1}(u - \log\mathrm
+E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U
+- M - T D` (where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation
+there); the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds
+neither a gap nor :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`).
+
+Which rows: those whose common-path KL (before :math:`T^2`) is below
+:data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
+|s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, for the forward
+gradient; each with finite logits on both sides and a finite :math:`D`. Elsewhere the
+common path's error is at most some :math:`2^{12}\varepsilon\log C` of its value (the
+loss) or of the row's largest entry (the gradient), and its bits stay. The lean path's
+compiled steps (``_small_targets_numba``) hand such a call back before writing; its
+caller (``_small_distill``) then forms the call as the full path (``_distill``) does.
+Other namespaces than NumPy form every row here in their own operations and pick the
+flagged ones (one host read of whether there is one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._xp import Array
+from ._far_gaps import (
+    reverse_distillation_gradient64,
+    tempered_log_softmax64,
+    times_temperature_squared,
+)
+
+__all__ = [
+    "KL_FLOOR",
+    "SPREAD_FLOOR",
+    "NearRows",
+    "rows_to_form",
+]
+
+KL_FLOOR = 2.0**-10
+r"""Below this common-path KL (nats, before :math:`T^2`) a row's loss and reverse
+gradient are formed here: above it, the common path's absolute error (about
+:math:`2\varepsilon\log C`) is at most :math:`2^{11}\varepsilon\log C` of the KL.
+``_small_targets_numba`` compiles it in: after changing it, touch that file."""
+
+SPREAD_FLOOR = 2.0**-5
+r"""Below this :math:`\max_c|s_c - t_c| / \max_c t_c` a row's forward gradient is
+formed here (above it, the common path's error is at most some
+:math:`2^{7}\varepsilon(1 + \log C)` of the row's largest entry). Compiled in as
+:data:`KL_FLOOR`."""
+
+_H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
+r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
+by Horner's rule, to an ulp for :math:`|x| < 1/2` (the first term left out is below
+:math:`2^{-60}` of the sum)."""
+
+_PSI = tuple((-1.0) ** k / (k + 2) for k in range(7, -1, -1))
+r"""The bracket of :math:`\psi(y) = -y^2\sum_{k \ge 0} (-y)^k/(k + 2)`, :math:`k = 7,
+\dots, 0`: to an ulp for :math:`|y| < 2^{-7}`."""
+
+_SERIES_X = 0.5
+_SERIES_Y = 2.0**-7
+
+
+def rows_to_form(
+    flagged: np.ndarray, student: np.ndarray, teacher: np.ndarray
+) -> np.ndarray | None:
+    """The rows of the mask ``flagged`` (batch shape) that the functions here can form:
+    finite logits on both sides (classes last) and a finite difference; None for none."""
+    if not flagged.any():
+        return None
+    rows = np.array(flagged)
+    z = np.asarray(student[rows], dtype=np.float64)
+    v = np.asarray(teacher[rows], dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows[rows] = np.isfinite(z - v).all(axis=-1)
+    return rows if rows.any() else None
+
+
+def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
+    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
+    total = xp.full_like(x, coefficients[0])
+    for a in coefficients[1:]:
+        total = total * x + a
+    return total
+
+
+def _quiet(xp: ModuleType) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's warnings off (other namespaces give none): the values no branch takes."""
+    if xp is np:
+        return np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore")
+    return contextlib.nullcontext()
+
+
+class _Parts(NamedTuple):
+    """The shifted log-ratios of a block of rows (module docstring), keepdims."""
+
+    log_p: Array  # log softmax(first / T), normalised as p
+    p: Array  # the weights, normalised
+    u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
+    m: Array  # M = E_p[U], a rounding residual
+
+
+def _parts(
+    first: Array, second: Array, temperature: float, xp: ModuleType, log_p: Array | None
+) -> _Parts:
+    r""":class:`_Parts` of rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
+    (``log_p`` where given, else by ``tempered_log_softmax64``) and :math:`D =
+    \text{second} - \text{first}` (finite). The shift is :math:`\mathrm E_p[D]` and
+    then the mean of what is left, so that :math:`U` of a dominant class is not the
+    rounding error of :math:`\mathrm E_p[D]`."""
+    if log_p is None:
+        log_p = tempered_log_softmax64(first, temperature)[2]
+    p = xp.exp(log_p)
+    total = xp.sum(p, axis=-1, keepdims=True)
+    p, log_p = p / total, log_p - xp.log(total)
+    u = second - first
+    for _ in range(2):
+        u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+
+
+def _times_t(kl_terms: Array, temperature: float, power: int, xp: ModuleType) -> Array:
+    """:math:`T^k x` (``power`` :math:`k` of 1 or 2), ``inf`` only where it overflows
+    (NumPy; elsewhere :math:`(xT)T`)."""
+    if power == 1:
+        return kl_terms * temperature
+    if xp is np:
+        return times_temperature_squared(kl_terms, temperature)
+    return (kl_terms * temperature) * temperature
+
+
+def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) -> Array:
+    r""":math:`T^k D(p\,\|\,q)` per row (keepdims), :math:`k` = ``power`` (2: the loss;
+    1: :math:`T D`, for the gradient), with :math:`F_k = \mathrm E_p[T^k\varphi(U/T)]`
+    and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
+    t, p, u, m = temperature, parts.p, parts.u, parts.m
+    zero = xp.zeros_like(u)
+    with _quiet(xp):
+        x = u / t
+        near = xp.abs(x) < _SERIES_X
+        # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
+        h = _horner(xp.where(near, x, zero), _H, xp)
+        series = (p * u) * ((u if power == 2 else x) * h)
+        # p e^x as exp(log p + x): a p that underflows beside a large x is not 0 there
+        direct = xp.where(near, zero, xp.exp(parts.log_p + x) - p - p * x)
+        direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
+        terms = xp.where(parts.log_p > -math.inf, xp.where(near, series, direct), zero)
+        f = xp.sum(terms, axis=-1, keepdims=True)
+        ty = m + (f / t if power == 2 else f)
+        y = ty / t
+        small = xp.abs(y) < _SERIES_Y
+        bracket = ty * _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
+        psi = -ty * bracket if power == 2 else -y * bracket
+        wide = _times_t(xp.log1p(y) - m / t, t, power, xp)
+        kl = xp.where(small, f + psi, wide)
+        # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
+        kl = xp.where(kl > 0.0, kl, xp.zeros_like(kl))
+    return xp.where(xp.isinf(f), f, kl)
+
+
+@dataclass(frozen=True)
+class NearRows:
+    r"""Rows (rows x classes, float64 for NumPy) of the student's logits and the teacher's
+    scores (logits, :math:`\log t` or log-probabilities) to form without the common
+    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``,
+    with the softened student and teacher (``log_s``, ``log_t``) where the caller has
+    them (else NumPy's ``tempered_log_softmax64``)."""
+
+    student: Array
+    teacher: Array
+    temperature: float
+    xp: ModuleType = np
+    log_s: Array | None = None
+    log_t: Array | None = None
+
+    def loss(self, *, forward: bool) -> Array:
+        """:math:`T^2 D` in nats, one value per row (:func:`_scaled_kl`)."""
+        t = self.temperature
+        if forward:
+            parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
+        else:
+            parts = _parts(self.student, self.teacher, t, self.xp, self.log_s)
+        return _scaled_kl(parts, t, 2, self.xp)[..., 0]
+
+    def gradient(self, *, forward: bool) -> Array:
+        """The gradient of :meth:`loss` in the student's logits (before the reduction's
+        scale): :meth:`_forward_gradient`, or :meth:`_reverse_gradient`."""
+        return self._forward_gradient() if forward else self._reverse_gradient()
+
+    def _forward_gradient(self) -> Array:
+        r""":math:`T(s - t)` as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`, :math:`a =
+        U - M - T D(t\,\|\,s)`: no difference of nearly equal probabilities, and
+        :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the loss may overflow
+        where the gradient does not). Where :math:`|a|/T \ge 1/2` (:math:`s` and
+        :math:`t` differ by a factor past 1.6) :math:`T(s - t)` itself."""
+        xp, t = self.xp, self.temperature
+        parts = _parts(self.teacher, self.student, t, xp, self.log_t)
+        log_s = self.log_s
+        if log_s is None:
+            log_s = tempered_log_softmax64(self.student, t)[2]
+        with _quiet(xp):
+            a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
+            q = a / t
+            near = xp.abs(q) < _SERIES_X
+            small = xp.where(near, q, xp.zeros_like(q))
+            nonzero = small != 0.0
+            ones = xp.ones_like(q)
+            ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
+            return xp.where(near, parts.p * (a * ratio), apart)
+
+    def _reverse_gradient(self) -> Array:
+        r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
+        :math:`d = z - v`: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
+        :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
+        if self.log_s is None:
+            return reverse_distillation_gradient64(self.student, self.teacher, self.temperature)
+        parts = _parts(self.student, self.teacher, self.temperature, self.xp, self.log_s)
+        return -(parts.p * (parts.u - parts.m))
