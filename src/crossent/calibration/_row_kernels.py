@@ -308,10 +308,11 @@ class BlocksTotals:
     for a label out of range (rows of the block), as :func:`block_totals` reads them.
 
     The float outputs of a block are one row of one array, in the order class counts,
-    class surprisals, ``sums``, bins, ``found_p``; ``running`` ``(B, classes + 5 + 3 bins)``
-    is the stretch of each row from the class surprisals to the bins: every float sum
-    that the caller adds up block after block, as one array (one running sum over the
-    blocks instead of one a kind of sum; a column's additions are the same).
+    class surprisals, ``sums``, bins, ``found_p``, after a first row of zeros (no
+    block's): ``running`` ``(1 + B, 2 classes + 5 + 3 bins)``, the rows from the class
+    counts to the bins, holds every float sum that the caller adds up block after block
+    (one running sum over the blocks, its first row the caller's starting sums, instead
+    of one a kind of sum; a column's additions are the same).
     """
 
     sums: np.ndarray
@@ -327,10 +328,10 @@ class BlocksTotals:
         """Outputs for ``blocks`` blocks (zeroed where the kernel adds into them), each
         block's floats, and its ``found``, on cache lines of their own (:func:`_apart`):
         two arrays, each block's part of every output a C-contiguous view."""
-        counts, surprisals = classes, 2 * classes
-        sums_end = surprisals + 5
+        surprisals, sums_end = 2 * classes, 2 * classes + 5
         bins_end = sums_end + 3 * bins
-        floats = _apart((blocks, bins_end + keep), 0.0)
+        rows = _apart((1 + blocks, bins_end + keep), 0.0)
+        floats = rows[1:]
         return cls(
             floats[:, surprisals:sums_end],
             floats[:, :surprisals].reshape(blocks, 2, classes),
@@ -338,7 +339,7 @@ class BlocksTotals:
             _apart((blocks, keep), -1),
             floats[:, bins_end:],
             np.zeros(blocks, dtype=np.int64),
-            floats[:, counts:bins_end],
+            rows[:, :bins_end],
         )
 
 

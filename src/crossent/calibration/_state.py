@@ -298,18 +298,21 @@ class EvaluationState:
 
         Each float sum is added block after block, in block order, by one
         ``numpy.add.accumulate`` over the blocks of every float sum side by side
-        (``blocks.running`` after the state's sums: a running sum, one addition a block
-        for each column, in order, whatever the width); the counts are integers (exact
-        in any order); the most surprising rows are merged block by block.
+        (``blocks.running``, whose first row is set to the state's sums: a running sum,
+        one addition a block for each column, in order, whatever the width); the counts
+        are integers, summed from 0 as float64 (exact below 2**53) and added to the
+        state's as integers; the most surprising rows are merged block by block
+        (:func:`_top_of_groups`).
         """
-        bins, classes = self._bins, self._class_surprisal.shape[0]
+        bins, classes, running = self._bins, self._class_count.shape[0], blocks.running
         start = (self._class_surprisal, self._sums, bins.count, bins.confidence_sum, bins.hits)
-        running = _running_sum(np.concatenate(start), blocks.running)
-        self._class_surprisal = running[:classes]
-        self._sums = running[classes : classes + 5]
-        count, confidence_sum, hits = running[classes + 5 :].reshape(3, -1)
+        np.concatenate(start, out=running[0, classes:])  # (the counts start from 0)
+        total = np.add.accumulate(running, axis=0)[-1]
+        self._class_count = self._class_count + total[:classes].astype(np.intp)
+        self._class_surprisal = total[classes : 2 * classes]
+        self._sums = total[2 * classes : 2 * classes + 5]
+        count, confidence_sum, hits = total[2 * classes + 5 :].reshape(3, -1)
         self._bins = BinStatistics(count, confidence_sum, hits)
-        self._class_count = self._class_count + blocks.class_stats[:, 0].astype(np.intp).sum(axis=0)
         if self.keep:
             # every block's surprisals in one call (elementwise: the same values; those
             # past a block's kept rows, -1 in found, are not read)
@@ -538,12 +541,6 @@ class _NextBlocks:
         """Give no more blocks (a thread's block raised)."""
         with self._lock:
             self._low = self._high
-
-
-def _running_sum(total: FloatArray, parts: FloatArray) -> FloatArray:
-    """``total + parts[0] + parts[1] + ...``, added in that order (``parts``' first axis),
-    as ``total += part`` for each part in turn."""
-    return np.add.accumulate(np.concatenate((total[np.newaxis], parts)), axis=0)[-1]
 
 
 def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:
