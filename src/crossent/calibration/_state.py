@@ -564,6 +564,8 @@ def _top_of_groups(groups: list[list[tuple[float, int]]], keep: int) -> list[tup
     :math:`(-s, \text{row})`, then negated back (exact: the sign bit), compared as
     tuples with no key function (``-0.0`` and ``0.0`` tie, as in :func:`_top`'s key).
     With a NaN (unchecked rows), group after group, as :func:`_top` orders them.
+    ``groups[0]`` is a state's list (already :func:`_top`'s), and a block's group
+    follows it (otherwise :func:`_top` would not touch it at all).
     """
     items = [item for group in groups for item in group]
     if math.isnan(sum(value for value, _ in items)):  # (also inf - inf: no matter)
