@@ -9,6 +9,7 @@ rows, checked and unchecked (negative labels count from the end when unchecked),
 one after the other in one process, each bit for bit the block-by-block path
 (``_summaries.map_totals``, which forms its settings afresh); a float64 row whose sum is
 off by 1e-5 still refused after a float32 update (whose looser limit would pass it);
+confidences on the bins' edges (the closure in the settings);
 the one sort against ``_top`` merged group by group, on ties, signed zeros,
 infinities, repeated rows and NaN.
 
@@ -79,9 +80,10 @@ def test_issue13_update_python_settings_by_dtype_and_options(
         (np.float32, "left", 4, False),
     ]:
         probs, labels = _probabilities(1000, dtype, seed=keep)
+        probs[::50] = [0.5, 0.25, 0.25, 0.0, 0.0, 0.0]  # confidence on an edge of 4 bins
         if not validate:
             labels[::7] -= 6  # the same classes, counted from the end
-        states = [crossent.EvaluationState(6, closed=closed, keep=keep) for _ in range(2)]
+        states = [crossent.EvaluationState(6, bins=4, closed=closed, keep=keep) for _ in range(2)]
         states[0].update(probs, labels, validate=validate)
         _by_blocks(states[1], probs, labels, validate)
         assert _bits(states[0]) == _bits(states[1]), (dtype, closed, keep, validate)
