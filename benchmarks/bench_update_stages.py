@@ -312,6 +312,43 @@ Tried then and not kept:
   tile loop takes back about two thirds of the surprisal loop's 0.6 ms, and the chunk's
   plain, reassociated surprisal sum, then over stored values, would be vectorised
   another way (other bits of the NLL).  Not built.
+
+Then (issue 13, 2026-12-03, the Python around the kernel; 10^6 x 10 float32, 10 blocks:
+``_inputs._BLOCK_ELEMENTS``' spans, whose bounds set the sums' bits: 4, 6 or 20 blocks
+give other bits of the NLL and Brier sums, so the count stays).  Timed in the call, each
+step's wall time after the kernel's pass (``perf_counter`` marks in a copy of the
+source, median of 41, ``chrt -f 10``, load 2-3.7): the caller's Python before its
+first block about 200 us (the state 25, ``as_predictions`` 45, the blocks' outputs 22,
+the pool's hand-off 60: ``workers``, ``_off_the_caller``'s system calls, ``submit``),
+after the last block 270 us (``_add_blocks`` 134 of it: five running sums, ``np.split``'s
+Python, the counts, a ``_top`` a block with its key function; the suspect labels'
+``np.flatnonzero`` 34; ``run_in_parts``' ``cancel`` and ``wait`` of done parts 23), and
+the pool's first block 47-92 us after the caller's (its ``_kernel_arguments`` and
+``_TotalsSettings``).  Kept: the kernel's arguments and settings formed once in the
+caller, before the pool's part starts (``_row_kernels.blocks_reader``; the settings
+cached by request, dtype, classes and pending check: ``_state._kernel_settings``);
+every float sum of a block in one row of one array, after a row the state's sums fill
+(``BlocksTotals.running``: one ``np.add.accumulate`` for the sums, per-class sums and
+counts and the bins, the same additions a column); the most surprising rows by one
+sort when no surprisal is NaN (``_state._top_of_groups``); the blocks with a suspect
+row noted as they are read; no ``cancel``/``wait`` after parts that succeeded;
+``numpy.full`` and ``_xp.detached``/``to_numpy``'s array-api-compat checks skipped for
+NumPy arrays.  Against main, in one process, alternating (``chrt -f 10``, load 3.5-3.9,
+61 calls each): Python before the caller's first block and after the last, median
+580 against 498 us (min 484 against 434); the pool's first block 92 against 43 us after
+the caller's; ``_add_blocks``' steps after the pass 268 against 178 us.  The wall time
+moved within the machine's noise (6.89 against 6.84 ms, 6.59 against 6.72 in another
+run): the Python left is about 0.45 ms of 6.5.
+
+Tried then and not kept: each thread's most surprising rows merged by that thread once
+it had no more blocks (while the other still read; the same rows: no two rows of a
+batch tie), leaving the caller one sort of the state's and the threads' tops: post
+319 against 327 us (median of 81, load 3.8), within noise, and here the caller mostly
+read last; the state's zero sums as views of one array (one allocation instead of
+six): ``EvaluationState(10)`` after a pass 35-52 against 40-44 us, warm 5.1 against 4.5;
+the kernel called through its compiled entry point (``overloads[sig].entry_point``,
+skipping Numba's typing of 17 arguments): 0.5 us a call warm, 3-5 after a pass, for a
+private interface.
 """
 
 from __future__ import annotations

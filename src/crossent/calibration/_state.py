@@ -301,8 +301,7 @@ class EvaluationState:
         (``blocks.running``, whose first row is set to the state's sums: a running sum,
         one addition a block for each column, in order, whatever the width); the counts
         are integers, summed from 0 as float64 (exact below 2**53) and added to the
-        state's as integers; the most surprising rows are merged block by block
-        (:func:`_top_of_groups`).
+        state's as integers; the most surprising rows are merged block by block.
         """
         bins, classes, running = self._bins, self._class_count.shape[0], blocks.running
         start = (self._class_surprisal, self._sums, bins.count, bins.confidence_sum, bins.hits)
@@ -316,14 +315,14 @@ class EvaluationState:
         if self.keep:
             # every block's surprisals in one call (elementwise: the same values; those
             # past a block's kept rows, -1 in found, are not read)
-            keep = blocks.found.shape[1]
-            surprisals = _row_kernels.surprisal(blocks.found_p.reshape(-1)).tolist()
-            groups = [self._surprising]
-            for block, rows in enumerate(blocks.found.tolist()):
-                shift, first = first_row + bounds[block], block * keep
-                kept = zip(surprisals[first : first + keep], rows, strict=True)
-                groups.append([(value, shift + row) for value, row in kept if row >= 0])
-            self._surprising = _top_of_groups(groups, self.keep)
+            found_p = blocks.found_p.reshape(-1)
+            surprisals = _row_kernels.surprisal(found_p).reshape(blocks.found_p.shape).tolist()
+            pairs = zip(blocks.found.tolist(), surprisals, strict=True)
+            for block, (found, values) in enumerate(pairs):
+                shift = first_row + bounds[block]
+                kept = zip(values, found, strict=True)
+                shifted = [(value, shift + row) for value, row in kept if row >= 0]
+                self._surprising = _top(self._surprising + shifted, self.keep)
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
         if self._spec.binning == "uniform":
@@ -552,28 +551,6 @@ def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:
 def _top(items: list[tuple[float, int]], keep: int) -> list[tuple[float, int]]:
     """The ``keep`` highest surprisals, ties broken by the lower row index."""
     return sorted(items, key=lambda item: (-item[0], item[1]))[:keep]
-
-
-def _top_of_groups(groups: list[list[tuple[float, int]]], keep: int) -> list[tuple[float, int]]:
-    """:func:`_top` of the first group and the second, of that and the third, and so on:
-    by one sort of them all when no surprisal is NaN (the same items in the same order).
-
-    :func:`_top` sorts stably by :math:`(-s, \text{row})`, a total order but for NaN,
-    and no item it drops can come back: the first ``keep`` of all the groups sorted
-    stably, each group after the ones before.  The pairs are sorted negated,
-    :math:`(-s, \text{row})`, then negated back (exact: the sign bit), compared as
-    tuples with no key function (``-0.0`` and ``0.0`` tie, as in :func:`_top`'s key).
-    With a NaN (unchecked rows), group after group, as :func:`_top` orders them.
-    ``groups[0]`` is a state's list (already :func:`_top`'s), and a block's group
-    follows it (otherwise :func:`_top` would not touch it at all).
-    """
-    items = [item for group in groups for item in group]
-    if math.isnan(sum(value for value, _ in items)):  # (also inf - inf: no matter)
-        top = groups[0]
-        for group in groups[1:]:
-            top = _top(top + group, keep)
-        return top
-    return [(-value, row) for value, row in sorted([(-value, row) for value, row in items])[:keep]]
 
 
 def _group(stats: BinStatistics, bins: int) -> tuple[BinStatistics, FloatArray]:
