@@ -5,9 +5,10 @@ formed once per (request, dtype, classes, pending check) (``_state._kernel_setti
 
 Pinned here: states of both dtypes, both closures, with and without the most surprising
 rows, checked and unchecked (negative labels count from the end when unchecked), updated
-one after the other in one process, twice each (the running sums from non-zero sums), each bit for bit the block-by-block path
-(``_summaries.map_totals``, which forms its settings afresh); a float64 row whose sum is
-off by 1e-5 still refused after a float32 update (whose looser limit would pass it);
+one after the other in one process, twice each (the running sums from non-zero sums),
+each bit for bit the block-by-block path (``_summaries.map_totals``, which forms its
+settings afresh); a float64 row whose sum is off by 1e-5 still refused after a float32
+update (whose looser limit would pass it);
 confidences on the bins' edges (the closure in the settings); each block's outputs a
 C-contiguous view of the one array (the kernel's one compiled signature), a cache line
 and more apart, its first row left for the state's sums.
