@@ -23,40 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tests.calibration.test_issue13_update_wall import _bits, _by_blocks
 
 import crossent
-from crossent.calibration import _inputs, _row_kernels, _state
-from crossent.calibration._inputs import as_predictions
-from crossent.calibration._summaries import map_totals
+from crossent.calibration import _inputs, _row_kernels
 
 pytest.importorskip("numba")
-
-
-def _by_blocks(
-    state: crossent.EvaluationState, probs: np.ndarray, labels: np.ndarray, validate: bool
-) -> crossent.EvaluationState:
-    """``update`` block by block (``map_totals``' settings, formed for each call)."""
-    predictions = as_predictions(
-        probs, labels, form="probs", validate=validate, first_row=state.n, defer=True
-    )
-    for block_start, totals in map_totals(predictions, state._request(state.spec.bins)):
-        state._add(_state._shifted(totals, state.n + block_start))
-    state.n += predictions.n
-    return state
-
-
-def _bits(state: crossent.EvaluationState) -> tuple[object, ...]:
-    bins = state._bins
-    return (
-        state.n,
-        state._sums.tobytes(),
-        state._class_count.tobytes(),
-        state._class_surprisal.tobytes(),
-        bins.count.tobytes(),
-        bins.confidence_sum.tobytes(),
-        bins.hits.tobytes(),
-        state._surprising,
-    )
 
 
 def _probabilities(rows: int, dtype: type, seed: int) -> tuple[np.ndarray, np.ndarray]:
