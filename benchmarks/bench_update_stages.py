@@ -336,11 +336,12 @@ that succeeded (23 to 3 us); ``numpy.full`` (15 us after a pass, ``ndarray.fill`
 and ``_xp.detached``/``to_numpy``'s array-api-compat checks (``as_predictions`` 52 to
 46 us) skipped for NumPy arrays.  Against main, in one process, alternating
 (``chrt -f 10``, 61 calls each): Python before the caller's first block and after the
-last, median 475 against 405 us (min 428 against 327; load 4.0), 580 against 498 (load
-3.9); the pool's first block 46 against 23 us after the caller's (92 against 43).  The
-wall time moves within the machine's noise (6.68 against 6.68 ms median, paired
-difference -24 us; ``bench_evaluation --repeats 15``: 6.8 against 6.5 ms, load 3.9):
-the Python left is about 0.4 ms of 6.5, 0.1-0.2 ms of it ``submit`` and the
+last, median 414 against 334 us (min 334 against 252; load 2.4), 475 against 405 (load
+4.0), 580 against 498 (load 3.9); the pool's first block 40 against 24 us after the
+caller's (46 against 23, 92 against 43).  The wall time, near the machine's noise:
+6.82 against 6.70 ms median, paired difference -96 us (load 2.5), 6.68 against 6.68,
+-24 us (load 3.8); ``bench_evaluation --repeats 15``: 6.8 against 6.5 ms (load 3.9).
+The Python left is about 0.35 ms of 6.5, 0.1 ms of it ``submit`` and the
 ``_off_the_caller`` system calls, which the pool needs.
 
 Tried then and not kept: the most surprising rows of all blocks merged by one sort when
