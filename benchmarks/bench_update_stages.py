@@ -312,6 +312,51 @@ Tried then and not kept:
   tile loop takes back about two thirds of the surprisal loop's 0.6 ms, and the chunk's
   plain, reassociated surprisal sum, then over stored values, would be vectorised
   another way (other bits of the NLL).  Not built.
+
+Then (issue 13, 2026-12-03, the Python around the kernel; 10^6 x 10 float32, 10 blocks:
+``_inputs._BLOCK_ELEMENTS``' spans, whose bounds set the sums' bits: 4, 6 or 20 blocks
+give other bits of the NLL and Brier sums, so the count stays).  Timed in the call, each
+step's wall time after the kernel's pass (``perf_counter`` marks in a copy of the
+source, median of 41, ``chrt -f 10``, load 2-3.7): the caller's Python before its
+first block about 200 us (the state 25, ``as_predictions`` 45, the blocks' outputs 22,
+the pool's hand-off 60: ``workers``, ``_off_the_caller``'s system calls, ``submit``),
+after the last block 270 us (``_add_blocks`` 134 of it, 80 of which the most
+surprising rows; the suspect labels' ``np.flatnonzero`` 34; ``run_in_parts``'
+``cancel`` and ``wait`` of parts already done 23), and the pool's first block 47-92 us
+after the caller's (its ``_kernel_arguments`` and ``_TotalsSettings``).  Kept: the
+kernel's arguments and settings formed once in the caller, before the pool's part
+starts (``_row_kernels.blocks_reader``; the settings cached by request, dtype, classes
+and pending check: ``_state._kernel_settings``); every float sum of a block in one row
+of one array, after a row that the state's sums fill (``BlocksTotals.running``: one
+``np.add.accumulate`` for the sums, the per-class sums and counts and the bins, the
+same additions a column; in the call, alternating with the five running sums on the
+same outputs, median of 101: 159 against 171 us for ``_add_blocks``); the blocks with a
+suspect row noted as they are read (34 to 3 us); no ``cancel``/``wait`` after parts
+that succeeded (23 to 3 us); ``numpy.full`` (15 us after a pass, ``ndarray.fill`` 8)
+and ``_xp.detached``/``to_numpy``'s array-api-compat checks (``as_predictions`` 52 to
+46 us) skipped for NumPy arrays.  Against main, in one process, alternating
+(``chrt -f 10``, 61 calls each): Python before the caller's first block and after the
+last, median 414 against 334 us (min 334 against 252; load 2.4), 475 against 405 (load
+4.0), 580 against 498 (load 3.9); the pool's first block 40 against 24 us after the
+caller's (46 against 23, 92 against 43).  The wall time, near the machine's noise:
+6.82 against 6.70 ms median, paired difference -96 us (load 2.5), 6.68 against 6.68,
+-24 us (load 3.8); ``bench_evaluation --repeats 15``: 6.8 against 6.5 ms (load 3.9).
+The Python left is about 0.35 ms of 6.5, 0.1 ms of it ``submit`` and the
+``_off_the_caller`` system calls, which the pool needs.
+
+Tried then and not kept: the most surprising rows of all blocks merged by one sort when
+no surprisal is NaN (the same rows: ``_top`` is a stable sort by a total order but for
+NaN): in the call, alternating, 10 us slower than a ``_top`` a block (183.8 against
+172.8 us median of 41: the flattening and negating of 100 pairs cost more after the
+pass than the key function's calls); each thread's most surprising rows merged by that
+thread once it had no more blocks (while the other still read; no two rows of a batch
+tie), the caller left one sort of the state's and the threads' tops: 319 against 327 us
+after the last block (median of 81, load 3.8), within noise, the caller mostly reading
+last here; the state's zero sums as views of one array (one allocation instead of six):
+``EvaluationState(10)`` after a pass 35-52 against 40-44 us, warm 5.1 against 4.5; the
+kernel called through its compiled entry point (``overloads[sig].entry_point``, skipping
+Numba's typing of 17 arguments): 0.5 us a call warm, 3-5 after a pass, for a private
+interface.
 """
 
 from __future__ import annotations

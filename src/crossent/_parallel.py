@@ -165,12 +165,14 @@ def run_in_parts(work: Callable[[int, int], _R], rows: int, most: int | None = N
     try:
         first = work(bounds[0], bounds[1])
         restore()  # the caller's CPU now only waits: a part delayed elsewhere may move there
-        return [first, *(future.result() for future in rest)]
-    finally:
+        results = [first, *(future.result() for future in rest)]
+    except BaseException:  # (on success every part is done: nothing to cancel or wait for)
         for future in rest:
             future.cancel()
         wait(rest)
         restore()
+        raise
+    return results
 
 
 def _off_the_caller(threads: list[int]) -> Callable[[], None]:

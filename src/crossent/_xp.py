@@ -517,7 +517,7 @@ def detached(x: Any, *, name: str) -> Any:
     InputError
         A tensor on an accelerator (evaluation reads it on the host).
     """
-    if not array_api_compat.is_torch_array(x):
+    if type(x) is np.ndarray or not array_api_compat.is_torch_array(x):
         return x
     if x.device.type == "meta":
         raise InputTypeError(
@@ -542,6 +542,8 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     InputError
         ``x`` cannot be read on the host.
     """
+    if type(x) is np.ndarray:  # (the commonest call: nothing to detach or convert)
+        return x
     x = detached(x, name=name)
     if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
         import torch  # imported already: x is a tensor

@@ -1,6 +1,6 @@
 """Issue 13, ``EvaluationState.update``'s wall time: the blocks of stored float32 or
 float64 probabilities are read by one Python call per thread
-(``_row_kernels.blocks_totals``: the same kernel call a block as ``block_totals``, the
+(``_row_kernels.blocks_reader``: the same kernel call a block as ``block_totals``, the
 outputs stacked by block; each thread takes the next block not yet taken, the caller's
 from the front, the pool's from the back: ``_state._NextBlocks``), and the blocks'
 sums are then added in block order (``numpy.add.accumulate``), instead of a thread-pool

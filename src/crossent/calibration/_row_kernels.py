@@ -124,8 +124,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -135,7 +134,7 @@ __all__ = [
     "BlocksTotals",
     "available",
     "block_totals",
-    "blocks_totals",
+    "blocks_reader",
     "log_positive",
     "row_summaries",
     "surprisal",
@@ -307,6 +306,13 @@ class BlocksTotals:
     ``(B, 3, bins)``, ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p``
     ``(B, keep)`` and ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
     for a label out of range (rows of the block), as :func:`block_totals` reads them.
+
+    The float outputs of a block are one row of one array, in the order class counts,
+    class surprisals, ``sums``, bins, ``found_p``, after a first row of zeros (no
+    block's): ``running`` ``(1 + B, 2 classes + 5 + 3 bins)``, the rows from the class
+    counts to the bins, holds every float sum that the caller adds up block after block
+    (one running sum over the blocks, its first row the caller's starting sums, instead
+    of one a kind of sum; a column's additions are the same).
     """
 
     sums: np.ndarray
@@ -315,18 +321,25 @@ class BlocksTotals:
     found: np.ndarray
     found_p: np.ndarray
     suspect: np.ndarray
+    running: np.ndarray
 
     @classmethod
     def empty(cls, blocks: int, classes: int, bins: int, keep: int) -> BlocksTotals:
         """Outputs for ``blocks`` blocks (zeroed where the kernel adds into them), each
-        block's part of each array on cache lines of its own (:func:`_apart`)."""
+        block's floats, and its ``found``, on cache lines of their own (:func:`_apart`):
+        two arrays, each block's part of every output a C-contiguous view."""
+        surprisals, sums_end = 2 * classes, 2 * classes + 5
+        bins_end = sums_end + 3 * bins
+        rows = _apart((1 + blocks, bins_end + keep), 0.0)
+        floats = rows[1:]
         return cls(
-            _apart((blocks, 5), 0.0),
-            _apart((blocks, 2, classes), 0.0),
-            _apart((blocks, 3, bins), 0.0),
+            floats[:, surprisals:sums_end],
+            floats[:, :surprisals].reshape(blocks, 2, classes),
+            floats[:, sums_end:bins_end].reshape(blocks, 3, bins),
             _apart((blocks, keep), -1),
-            _apart((blocks, keep), 0.0),
+            floats[:, bins_end:],
             np.zeros(blocks, dtype=np.int64),
+            rows[:, :bins_end],
         )
 
 
@@ -334,76 +347,80 @@ _LINE_BYTES = 64
 """A cache line (x86, most Arm cores): blocks' outputs are kept this far apart."""
 
 
-def _apart(shape: tuple[int, ...], fill: float) -> np.ndarray:
+def _apart(shape: tuple[int, int], fill: float) -> np.ndarray:
     """An array of ``shape`` filled with ``fill`` (float64, or intp for an integral
-    ``fill``) whose rows (the first axis) are each C-contiguous and at least a cache
-    line apart, rounded to two lines: threads that write different rows at once (the
-    kernel's per-class and per-bin sums, row after row of its block) never write the
-    same line (nor its neighbour, which some CPUs fetch in pairs).  A view of wider
-    rows (a slice, then split: no copy; 1 us, against 2 us for ``as_strided`` alone)."""
+    ``fill``) whose rows are each C-contiguous and at least a cache line apart, rounded
+    to two lines: threads that write different rows at once (the kernel's per-class
+    and per-bin sums, row after row of its block) never write the same line (nor its
+    neighbour, which some CPUs fetch in pairs).  A slice of wider rows (no copy)."""
     dtype = np.dtype(np.intp if isinstance(fill, int) else np.float64)
-    row = math.prod(shape[1:])
     line = 2 * _LINE_BYTES // dtype.itemsize
-    width = -(-(row + _LINE_BYTES // dtype.itemsize) // line) * line
-    rows = (
-        np.zeros((shape[0], width), dtype) if fill == 0 else np.full((shape[0], width), fill, dtype)
-    )
-    return rows[:, :row].reshape(shape)
+    width = -(-(shape[1] + _LINE_BYTES // dtype.itemsize) // line) * line
+    rows = np.zeros((shape[0], width), dtype)
+    if fill:
+        rows.fill(fill)  # (numpy.full, Python around copyto, took 15 us after a pass, this 8)
+    return rows[:, : shape[1]]
 
 
-def blocks_totals(
+def blocks_reader(
     values: np.ndarray,
     labels: np.ndarray,
     bounds: list[int],
-    blocks: Iterator[int],
     out: BlocksTotals,
-    options: Mapping[str, Any],
-) -> int | None:
-    """:func:`block_totals` of each block that ``blocks`` yields, of C-contiguous
-    ``values`` (block ``b``: rows ``bounds[b]`` to ``bounds[b + 1] - 1``), each one
-    kernel call on the block's rows as :func:`block_totals` makes it (the same
+    settings: _TotalsSettings,
+) -> Callable[[Iterator[int]], int | None]:
+    """What reads, into ``out``, :func:`block_totals` of each block that it is given, of
+    C-contiguous ``values`` (block ``b``: rows ``bounds[b]`` to ``bounds[b + 1] - 1``):
+    each one kernel call on the block's rows as :func:`block_totals` makes it (the same
     arguments, hence the same numbers), written into row ``b`` of ``out``
-    (:meth:`BlocksTotals.empty`; ``keep`` is its width); ``options`` are
-    :func:`block_totals`' keyword arguments but ``keep``
-    (``_summaries.kernel_options``).  ``blocks`` may be shared by several threads
+    (:meth:`BlocksTotals.empty`; ``keep`` is its width); ``settings`` are
+    :func:`block_totals`' options but ``keep`` (:meth:`_TotalsSettings.of`).  The
+    reader may be called by several threads at once with one shared iterator of blocks
     (``EvaluationState.update``'s: each takes the next block not yet taken), since a
     block's numbers do not depend on the thread that reads it.
 
-    Returns the first block read with a suspect row or a label out of range (its
-    ``out.suspect`` says which), so that the caller checks it before going on (with
-    the same ``blocks``), or None once ``blocks`` is exhausted.  Between two kernel
-    calls only the rows' slices are formed.  The Python around each block's call (a
-    thread-pool task, :func:`block_totals`' arrays and arguments, the results' objects,
-    the state's adds) runs in caches that the block's pass has just filled with rows:
-    measured (10^6 x 10 float32, 10 blocks, 2-core AMD EPYC, loaded),
-    ``EvaluationState.update`` took 1.2 to 1.5 ms of CPU time more than its kernel
-    calls alone, about 0.2 ms of which that Python takes in a warm loop; reading each
-    thread's blocks in one call, at most 0.3 ms more.
+    The reader returns the first block read with a suspect row or a label out of range
+    (its ``out.suspect`` says which), so that the caller checks it before going on (with
+    the same blocks), or None once they are exhausted.  Between two kernel calls only
+    the rows' slices are formed; the kernel's arguments and settings are formed here,
+    once, in the caller's thread, before any thread reads (the pool's thread starts its
+    first block sooner).  The Python around each block's call (a thread-pool task,
+    :func:`block_totals`' arrays and arguments, the results' objects, the state's adds)
+    runs in caches that the block's pass has just filled with rows: measured (10^6 x 10
+    float32, 10 blocks, 2-core AMD EPYC, loaded), ``EvaluationState.update`` took 1.2
+    to 1.5 ms of CPU time more than its kernel calls alone, about 0.2 ms of which that
+    Python takes in a warm loop; reading each thread's blocks in one call, at most 0.3
+    ms more.
     """
     values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
-    settings = _TotalsSettings.of(k, **options)
     kernel = _kernels()["totals"]
-    for block in blocks:
-        start, end = bounds[block], bounds[block + 1]
-        flagged = kernel(
-            values[start:end],
-            flat[start * k : end * k],
-            bits[start:end],
-            ids[start:end],
-            *settings,
-            (out.sums[block], out.class_stats[block], out.bin_stats[block], out.found[block]),
-            out.found_p[block],
-        )
-        if flagged:
-            out.suspect[block] = flagged
-            return block
-    return None
+    sums, class_stats, bin_stats, found = out.sums, out.class_stats, out.bin_stats, out.found
+    found_p, suspect = out.found_p, out.suspect
+
+    def read(blocks: Iterator[int]) -> int | None:
+        for block in blocks:
+            start, end = bounds[block], bounds[block + 1]
+            flagged = kernel(
+                values[start:end],
+                flat[start * k : end * k],
+                bits[start:end],
+                ids[start:end],
+                *settings,
+                (sums[block], class_stats[block], bin_stats[block], found[block]),
+                found_p[block],
+            )
+            if flagged:
+                suspect[block] = flagged
+                return block
+        return None
+
+    return read
 
 
 class _TotalsSettings(NamedTuple):
     """The ``totals`` kernel's arguments between the rows and the outputs, in its order
-    (one home for :func:`block_totals` and :func:`blocks_totals`)."""
+    (one home for :func:`block_totals` and :func:`blocks_reader`)."""
 
     top: bool
     entropy: bool

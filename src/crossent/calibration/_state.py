@@ -10,6 +10,7 @@ floating-point reassociation).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Iterator
@@ -295,20 +296,22 @@ class EvaluationState:
         """:meth:`_add` of each block of ``blocks`` in turn, as ``update``'s blocks came
         (block ``b``: rows ``bounds[b]`` on, counted from ``first_row``): the same sums.
 
-        Each float sum is added block after block, in block order, by
-        ``numpy.add.accumulate`` over the blocks (a running sum: one addition a block,
-        in order, whatever the shape); the counts are integers (exact in any order);
-        the most surprising rows are merged block by block.
+        Each float sum is added block after block, in block order, by one
+        ``numpy.add.accumulate`` over the blocks of every float sum side by side
+        (``blocks.running``, whose first row is set to the state's sums: a running sum,
+        one addition a block for each column, in order, whatever the width); the counts
+        are integers, summed from 0 as float64 (exact below 2**53) and added to the
+        state's as integers; the most surprising rows are merged block by block.
         """
-        self._sums = _running_sum(self._sums, blocks.sums)
-        self._class_count = self._class_count + blocks.class_stats[:, 0].astype(np.intp).sum(axis=0)
-        self._class_surprisal = _running_sum(self._class_surprisal, blocks.class_stats[:, 1])
-        stats, bins = blocks.bin_stats, self._bins
-        self._bins = BinStatistics(
-            _running_sum(bins.count, stats[:, 0]),
-            _running_sum(bins.confidence_sum, stats[:, 1]),
-            _running_sum(bins.hits, stats[:, 2]),
-        )
+        bins, classes, running = self._bins, self._class_count.shape[0], blocks.running
+        start = (self._class_surprisal, self._sums, bins.count, bins.confidence_sum, bins.hits)
+        np.concatenate(start, out=running[0, classes:])  # (the counts start from 0)
+        total = np.add.accumulate(running, axis=0)[-1]
+        self._class_count = self._class_count + total[:classes].astype(np.intp)
+        self._class_surprisal = total[classes : 2 * classes]
+        self._sums = total[2 * classes : 2 * classes + 5]
+        count, confidence_sum, hits = total[2 * classes + 5 :].reshape(3, -1)
+        self._bins = BinStatistics(count, confidence_sum, hits)
         if self.keep:
             # every block's surprisals in one call (elementwise: the same values; those
             # past a block's kept rows, -1 in found, are not read)
@@ -440,7 +443,7 @@ def _stacked_totals(
     predictions: Predictions, request: TotalsRequest, bounds: list[int]
 ) -> _row_kernels.BlocksTotals:
     """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_totals`), read by every thread of ``run_in_parts``,
+    (:func:`._row_kernels.blocks_reader`), read by every thread of ``run_in_parts``,
     each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
     the first block on, the pool's from the last back, until the two meet.
 
@@ -462,7 +465,7 @@ def _stacked_totals(
     median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
     22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
     7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
-    Tried before and not kept: one ``blocks_totals`` call a block (its arguments formed
+    Tried before and not kept: one call a block of what reads the blocks (its arguments formed
     again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
     ``chrt -f``, the machine loaded by other work).
     """
@@ -471,17 +474,17 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    # the options of map_totals' blocks
-    options = kernel_options(request, limit=_limit(values.dtype, k), pending=predictions.pending)
+    settings = _kernel_settings(request, values.dtype, k, predictions.pending)
+    read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
     unread = _NextBlocks(blocks)
+
+    flagged: list[int] = []  # the blocks read with a suspect row or label
 
     def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
         taken = unread.taking(front=first == 0)  # the caller's from the front
         try:
-            while (
-                _row_kernels.blocks_totals(values, labels, bounds, taken, totals, options)
-                is not None
-            ):
+            while (block := read_blocks(taken)) is not None:
+                flagged.append(block)
                 if predictions.pending:
                     predictions.check_values()  # raises, naming the entry or label (or passes)
         except BaseException:
@@ -489,11 +492,24 @@ def _stacked_totals(
             raise
 
     run_in_parts(read, blocks)
-    for block in np.flatnonzero(totals.suspect < 0)[:1].tolist():  # unchecked labels
-        flagged = int(totals.suspect[block])
-        _row_kernels._raise_for_label(flagged, labels[bounds[block] : bounds[block + 1]], k)
+    for block in sorted(flagged):  # unchecked labels: the first such block's
+        suspect = int(totals.suspect[block])
+        _row_kernels._raise_for_label(suspect, labels[bounds[block] : bounds[block + 1]], k)
     clear_unasked(totals.sums, request)
     return totals
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_settings(
+    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool
+) -> _row_kernels._TotalsSettings:
+    """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
+    ``dtype`` (labels held to ``[0, classes)`` if their check is ``pending``): those of
+    :func:`._summaries.map_totals`' blocks (:func:`._summaries.kernel_options`), formed
+    once per such key (every call of ``update`` asks; the arrays in them, the bins'
+    edges, are shared and never written)."""
+    options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
+    return _row_kernels._TotalsSettings.of(classes, **options)
 
 
 class _NextBlocks:
@@ -524,12 +540,6 @@ class _NextBlocks:
         """Give no more blocks (a thread's block raised)."""
         with self._lock:
             self._low = self._high
-
-
-def _running_sum(total: FloatArray, parts: FloatArray) -> FloatArray:
-    """``total + parts[0] + parts[1] + ...``, added in that order (``parts``' first axis),
-    as ``total += part`` for each part in turn."""
-    return np.add.accumulate(np.concatenate((total[np.newaxis], parts)), axis=0)[-1]
 
 
 def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:

@@ -372,7 +372,7 @@ def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> di
     """The options of :func:`._row_kernels.block_totals` (but ``keep``) that ``request``
     asks for, rows past ``limit`` suspect, labels held to ``[0, classes)`` if their
     check is ``pending`` (also those of ``EvaluationState.update``'s
-    ``_row_kernels.blocks_totals``)."""
+    ``_state._kernel_settings``)."""
     return {
         "top": request.top,
         "entropy": request.entropy,
