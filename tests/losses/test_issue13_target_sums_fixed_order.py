@@ -6,11 +6,11 @@ r"""Issue 13, a flaky CI failure: the soft-target gradient's row sums in a fixed
 Not the test order, nor another overload of the kernel (Numba 0.68 compiles an exact
 one for every new argument type while it may compile): the same cold-cache script,
 compile then call, gave those two digests in 2 processes of about 250 (and 84455e6c
-alone in one more), the recorded ones in the others. :math:`S = \sum_c e_c` was a reassociated sum inside the exp loop
-(the kernel's ``reassoc``), in the order that LLVM chose for it, and that choice
-differed between compilations; the cancelling entries of the unweighted gradient follow
-:math:`S` below a float64 ulp. A strided ``targets`` (an 'A'-layout specialisation, whose
-loop LLVM does not vectorise) showed the same thing on every run.
+alone in one more), the recorded ones in the others. :math:`S = \sum_c e_c` was a
+reassociated sum inside the exp loop (the kernel's ``reassoc``), in the order that LLVM
+chose for it, and that choice differed between compilations; the cancelling entries of
+the unweighted gradient follow :math:`S` below a float64 ulp. A strided ``targets`` (an
+'A'-layout specialisation, whose loop LLVM does not vectorise) moved them on every run.
 
 Now ``_cpu_kernels_numba.block_sum`` (and ``block_sum_weighted``, for
 :math:`\sum_c w_c t_c`) add each block's terms after its exp loop, in explicit vectors
@@ -20,7 +20,10 @@ the ragged rest added in order. Pinned here bit for bit against a NumPy emulatio
 that order (float64 terms, float32 targets, weights; lengths under, at and past the
 lanes; a block that starts inside the row), and the row sums of rows compiled for
 C-contiguous inputs (the loops LLVM vectorises) held to the blocks' emulated sums
-joined by TwoSum. The latter fails on the code before (:math:`S` off on 6 rows of 8).
+joined by TwoSum. The latter fails on the code before (:math:`S` off on 6 rows of 8);
+mutants caught: 16 lanes (5 tests fail), the vectors added in a running sum (3),
+``s_lo`` dropped (3), the block sums given the kernel's flags (the flags test below;
+the bits did not move in that compilation).
 """
 
 from __future__ import annotations
@@ -119,3 +122,12 @@ def test_row_sums_follow_the_fixed_order() -> None:
             t_hi, t_lo = two_sum(t_hi, t_lo, emulated(t[i], None, start, stop))
         want = np.array([s_hi, s_lo, t_hi + t_lo])
         assert out[i].tobytes() == want.tobytes(), (i, out[i] - want)
+
+
+@pytest.mark.parametrize("name", ["block_sum", "block_sum_weighted"])
+def test_block_sums_have_no_fast_math(name: str) -> None:
+    """Their instructions carry no fast-math flag (``fastmath=False`` of their own: the
+    kernel's ``reassoc`` would let LLVM reorder them, as it chose)."""
+    options = getattr(kernels, name).targetoptions
+    assert "fastmath" in options, "no fastmath of its own: it would inherit the kernel's"
+    assert options["fastmath"] is False

@@ -1223,7 +1223,11 @@ def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted)
             else:
                 terms[j] = target_exp(row[j], top, inv_t, temperature, floor, shift)
         s = block_sum(terms, start, stop)
-        tw = block_sum_weighted(t_row, weight, start, stop) if weighted else block_sum(t_row, start, stop)
+        tw = (
+            block_sum_weighted(t_row, weight, start, stop)
+            if weighted
+            else block_sum(t_row, start, stop)
+        )
         s_hi, s_lo = two_sum(s_hi, s_lo, s)
         t_hi, t_lo = two_sum(t_hi, t_lo, tw)
     return s_hi, s_lo, t_hi + t_lo
@@ -1280,7 +1284,9 @@ def _block_sum_codegen(weighted: bool) -> Any:
 
         zero = ir.Constant(doubles, [0.0] * _SUM_VECTOR)
         sums = [cgutils.alloca_once_value(builder, zero) for _ in range(SUM_LANES // _SUM_VECTOR)]
-        whole = builder.sub(stop, builder.srem(builder.sub(stop, start), ir.Constant(index, SUM_LANES)))
+        whole = builder.sub(
+            stop, builder.srem(builder.sub(stop, start), ir.Constant(index, SUM_LANES))
+        )
         step = ir.Constant(index, SUM_LANES)
         with cgutils.for_range_slice(builder, start, whole, step) as (j, _):
             for a, total in enumerate(sums):
