@@ -1207,10 +1207,15 @@ def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted)
     # each call's loop has neither test in it (LLVM folds the untaken arm). args: top,
     # 1/T, T and the shift. By blocks of SUM_BLOCK: the block's terms (a vectorised loop
     # with no sum in it), then its two sums by block_sum, in an order no compilation
-    # can change, added to the row's by two_sum. (A sum in the loop, under
-    # the kernel's ``reassoc``, was in the order LLVM chose: which varied from one
-    # compilation to the next, in the same process recipe, and the cancelling entries of
-    # the gradient with it: tests/losses/test_issue13_target_row_sums_one_loop.py.)
+    # can change, added to the row's by two_sum. Before, both sums were in the loop,
+    # under the kernel's ``reassoc``, in the order LLVM chose: it varied between
+    # compilations of one script (2 cold processes in about 250), between the parallel
+    # and serial twins, with the layout, and the gradient's cancelling entries with it
+    # (tests/losses/test_issue13_target_sums_fixed_order.py). Against that (main's module
+    # imported beside this one, the serial twins in one process, thread CPU time, min of
+    # 21 interleaved, load 3.3; indicative): 64 x 32000 0.96x (T = 1) and 0.73x (T = 1.3,
+    # weights), 512 x 2085 0.86x and 0.74x, 1024 x 100 0.92x and 0.85x: the exp loop,
+    # with no reduction in it, vectorises better.
     top, inv_t, temperature, shift = args
     floor = shift - 708.0
     v = row.shape[0]
