@@ -379,9 +379,12 @@ __all__ = [
     "HORNER",
     "POLY_LOOP",
     "SUM_BLOCK",
+    "SUM_LANES",
     "TABLE_EXP",
     "TARGET_ROWS_PER_BLOCK",
     "as_unsigned",
+    "block_sum",
+    "block_sum_weighted",
     "encode",
     "exp_nonpositive",
     "exp_of_pair",
@@ -1201,31 +1204,147 @@ def target_row_sums(row, t_row, top, inv_t, temperature, shift, weight, terms):
 def target_row_sums_specialised(row, t_row, weight, terms, args, unit, weighted):
     # target_row_sums for one choice of the literals ``unit`` (T = 1: target_exp_unit,
     # target_exp's bits there, one multiplication and one FMA less) and ``weighted``:
-    # each call's loop has neither test in it (LLVM folds the untaken arm, and 1.0 * t
-    # to t). args: top, 1/T, T and the shift. Each sum by blocks (SUM_BLOCK), the blocks'
-    # sums added by two_sum. In target_gradient_kernel (both twins) the four vectorised
-    # loops are, instruction for instruction, those of the four loops written out that
-    # this replaced (LLVM IR compared, Zen 5, Numba 0.68.1; the caller's S - 1 by
-    # pair_minus_one): the same bits (tests/losses/test_issue13_target_row_sums_one_loop.py)
-    # and times (interleaved A/B, thread CPU time, 0.97-1.01x)
+    # each call's loop has neither test in it (LLVM folds the untaken arm). args: top,
+    # 1/T, T and the shift. By blocks of SUM_BLOCK: the block's terms (a vectorised loop
+    # with no sum in it), then its two sums by block_sum, in an order no compilation
+    # can change, added to the row's by two_sum. Before, both sums were in the loop,
+    # under the kernel's ``reassoc``, in the order LLVM chose: it varied between
+    # compilations of one script (2 cold processes in about 250), between the parallel
+    # and serial twins, with the layout, and the gradient's cancelling entries with it
+    # (tests/losses/test_issue13_target_sums_fixed_order.py). Against that (main's module
+    # imported beside this one, the serial twins in one process, thread CPU time, min of
+    # 21 interleaved, load 3.3; indicative): 64 x 32000 0.96x (T = 1) and 0.73x (T = 1.3,
+    # weights), 512 x 2085 0.86x and 0.74x, 1024 x 100 0.92x and 0.85x: the exp loop,
+    # with no reduction in it, vectorises better.
     top, inv_t, temperature, shift = args
     floor = shift - 708.0
     v = row.shape[0]
     s_hi = s_lo = t_hi = t_lo = 0.0
     for start in range(0, v, SUM_BLOCK):
-        s = 0.0
-        tw = 0.0
-        for j in range(start, min(v, start + SUM_BLOCK)):
+        stop = min(v, start + SUM_BLOCK)
+        for j in range(start, stop):
             if unit:
-                e = target_exp_unit(row[j], top, floor, shift)
+                terms[j] = target_exp_unit(row[j], top, floor, shift)
             else:
-                e = target_exp(row[j], top, inv_t, temperature, floor, shift)
-            terms[j] = e
-            s += e
-            tw += (weight[j] if weighted else 1.0) * np.float64(t_row[j])
+                terms[j] = target_exp(row[j], top, inv_t, temperature, floor, shift)
+        s = block_sum(terms, start, stop)
+        tw = (
+            block_sum_weighted(t_row, weight, start, stop)
+            if weighted
+            else block_sum(t_row, start, stop)
+        )
         s_hi, s_lo = two_sum(s_hi, s_lo, s)
         t_hi, t_lo = two_sum(t_hi, t_lo, tw)
     return s_hi, s_lo, t_hi + t_lo
+
+
+#: float64 lanes of :func:`block_sum`'s running sums: four vectors of eight (one
+#: 512-bit register each on AVX-512, two 256-bit ones on AVX2: the same sums).
+SUM_LANES = 32
+_SUM_VECTOR = 8
+
+
+def _block_sum_codegen(weighted: bool) -> Any:
+    """The code of ``sum_j w_j values_j`` over ``[start, stop)`` (w = 1 unless
+    ``weighted``) in a fixed order: :data:`SUM_LANES` running sums from 0, lane l of the
+    entries start + l, start + l + SUM_LANES, ... while whole vectors last, then the rest
+    one by one into a sum of its own, in order; the lanes' vectors pairwise, then their
+    lanes by halves (:func:`_halves`), then the rest. Each product (w_j values_j in
+    float64) is rounded, each addition too: every instruction is emitted without
+    fast-math flags, so that the order holds in a function compiled without them
+    (:func:`block_sum`'s), inlined where LLVM will."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arrays = [
+            (context.make_array(kind)(context, builder, value), kind)
+            for kind, value in zip(signature.args[:-2], args[:-2], strict=True)
+        ]
+        start, stop = args[-2], args[-1]
+        doubles = ir.VectorType(ir.DoubleType(), _SUM_VECTOR)
+        index = start.type
+
+        def load_scalar(array: Any, j: Any) -> Any:
+            data, kind = array
+            loaded = builder.load(cgutils.get_item_pointer(context, builder, kind, data, [j]))
+            return builder.fpext(loaded, ir.DoubleType()) if kind.dtype == types.float32 else loaded
+
+        def load_vector(array: Any, j: Any) -> Any:
+            data, kind = array
+            if kind.layout != "C":  # lane by lane: the same values
+                vector = ir.Constant(doubles, ir.Undefined)
+                for lane in range(_SUM_VECTOR):
+                    at = builder.add(j, ir.Constant(index, lane))
+                    vector = builder.insert_element(
+                        vector, load_scalar(array, at), ir.Constant(_I32, lane)
+                    )
+                return vector
+            stored = ir.VectorType(data.data.type.pointee, _SUM_VECTOR)
+            pointer = builder.bitcast(builder.gep(data.data, [j]), stored.as_pointer())
+            loaded = builder.load(pointer, align=1)
+            return builder.fpext(loaded, doubles) if kind.dtype == types.float32 else loaded
+
+        def term(load: Any, j: Any) -> Any:
+            x = load(arrays[0], j)
+            return builder.fmul(load(arrays[1], j), x) if weighted else x
+
+        zero = ir.Constant(doubles, [0.0] * _SUM_VECTOR)
+        sums = [cgutils.alloca_once_value(builder, zero) for _ in range(SUM_LANES // _SUM_VECTOR)]
+        whole = builder.sub(
+            stop, builder.srem(builder.sub(stop, start), ir.Constant(index, SUM_LANES))
+        )
+        step = ir.Constant(index, SUM_LANES)
+        with cgutils.for_range_slice(builder, start, whole, step) as (j, _):
+            for a, total in enumerate(sums):
+                at = builder.add(j, ir.Constant(index, a * _SUM_VECTOR))
+                builder.store(builder.fadd(builder.load(total), term(load_vector, at)), total)
+        rest = cgutils.alloca_once_value(builder, ir.Constant(ir.DoubleType(), 0.0))
+        with cgutils.for_range_slice(builder, whole, stop, ir.Constant(index, 1)) as (j, _):
+            builder.store(builder.fadd(builder.load(rest), term(load_scalar, j)), rest)
+        vectors = [builder.load(total) for total in sums]
+        while len(vectors) > 1:  # pairwise: (0 + 1) + (2 + 3)
+            vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
+        return builder.fadd(_halves(builder, vectors[0], builder.fadd), builder.load(rest))
+
+    return codegen
+
+
+def _vector_of_floats(array: Any) -> bool:
+    """Whether ``array`` is a one-dimensional array of float32 or float64."""
+    return (
+        isinstance(array, types.Array)
+        and array.ndim == 1
+        and array.dtype in (types.float32, types.float64)
+    )
+
+
+@intrinsic
+def _block_sum(typingctx: Any, values: Any, start: Any, stop: Any) -> Any:
+    if not _vector_of_floats(values):
+        return None
+    return types.float64(values, types.intp, types.intp), _block_sum_codegen(False)
+
+
+@intrinsic
+def _block_sum_weighted(typingctx: Any, values: Any, weight: Any, start: Any, stop: Any) -> Any:
+    if not (_vector_of_floats(values) and _vector_of_floats(weight)):
+        return None
+    return types.float64(values, weight, types.intp, types.intp), _block_sum_codegen(True)
+
+
+# Without fast-math: no flags on _block_sum's instructions (Numba's fast-math pass would
+# give them the caller's, ``reassoc`` among them, and LLVM could then reorder the sum as
+# it chose), which LLVM keeps when it inlines this.
+@numba.njit(fastmath=False, inline="never")
+def block_sum(values, start, stop):
+    # sum of values[start:stop] (float32 or float64, C-contiguous) in float64, in the
+    # fixed order of _block_sum_codegen
+    return _block_sum(values, start, stop)
+
+
+@numba.njit(fastmath=False, inline="never")
+def block_sum_weighted(values, weight, start, stop):
+    # sum of weight[j] * values[j] over [start, stop), as block_sum
+    return _block_sum_weighted(values, weight, start, stop)
 
 
 # Without ``reassoc``: under it LLVM may add lo to -1 first, which drops lo (it did once
