@@ -36,6 +36,7 @@ the whole call to :class:`_HostRows` (a check of a Python float, no read).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .. import losses
+from .._checks import check_reduction
 from ..losses import LossParts
 
 __all__ = ["distillation_rows_checked"]
@@ -55,6 +57,7 @@ def distillation_rows_checked(
     vector) with its far rows formed again (module docstring)."""
     axis = 1 if student.ndim > 1 else 0
     if _square_is_far(student, teacher, temperature):
+        check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
     loss = losses.distillation_loss(
@@ -109,8 +112,8 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     r"""Whether :math:`T^2` leaves the normal range of the work dtype, for a call the
     generic path would take (floating tensors of one shape, a finite :math:`T > 0`;
     anything else stays on it, which names the error)."""
-    if not isinstance(temperature, (float, int)) or isinstance(temperature, bool):
-        return False
+    if not isinstance(temperature, numbers.Real) or isinstance(temperature, (bool, np.bool_)):
+        return False  # (a NumPy float32 is a real number too)
     square = float(temperature) * float(temperature)
     if _NORMAL_SQUARES[0] <= square <= _NORMAL_SQUARES[1]:  # the common case: no tensor read
         return False
