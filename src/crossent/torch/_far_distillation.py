@@ -114,10 +114,11 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     anything else stays on it, which names the error)."""
     if not isinstance(temperature, numbers.Real) or isinstance(temperature, (bool, np.bool_)):
         return False  # (a NumPy float32 is a real number too)
-    square = float(temperature) * float(temperature)
+    value = float(temperature)
+    square = value * value
     if _NORMAL_SQUARES[0] <= square <= _NORMAL_SQUARES[1]:  # the common case: no tensor read
         return False
-    if not 0 < temperature < math.inf:
+    if not 0 < value < math.inf:
         return False
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
