@@ -209,8 +209,15 @@ class _HostRows(torch.autograd.Function):
         return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grads = _HostRows._gradients(ctx, upstream)
+        if torch.is_grad_enabled() and not upstream.requires_grad:
+            return _no_second_derivative(grads)
+        return grads
+
+    @staticmethod
+    @once_differentiable
+    def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
         t = ctx.temperature
         u = _host64(upstream)[:, None]
@@ -226,6 +233,20 @@ class _HostRows(torch.autograd.Function):
             )
             grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
         return grad_z, grad_v, None
+
+
+def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
+    r"""``grads`` whose own gradient raises (a ``create_graph`` backward: the host rows
+    have no second derivative). ``once_differentiable`` does so only where the upstream
+    requires a gradient; the gradients here also depend on the saved rows, so a second
+    derivative through them (a gradient penalty) would otherwise be a silent 0."""
+    error = torch._C._functions.DelayedError(  # (as ``once_differentiable`` forms it)
+        b"crossent.torch.distillation_loss: rows formed on the host (far gaps or "
+        b"temperatures) have no second derivative",
+        len(grads),
+    )
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:
