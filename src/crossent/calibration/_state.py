@@ -202,7 +202,13 @@ class EvaluationState:
         if self._spec.scope == "top-label" and self._spec.binning == "uniform":
             if _stacked_applies(predictions):  # stored float probabilities, several blocks
                 request, bounds = self._request(self._spec.bins), _block_bounds(predictions)
-                self._add_blocks(_stacked_totals(predictions, request, bounds), bounds, start)
+                blocks = _stacked_totals(predictions, request, bounds)
+                saved = self._accumulators()
+                try:  # (an interrupt in the adds' Python, the most surprising rows' merge)
+                    self._add_blocks(blocks, bounds, start)
+                except BaseException:
+                    self._restore(saved)
+                    raise
                 self.n += predictions.n
                 return self
             # every number in the same pass as the validation (the Numba kernel's sums)

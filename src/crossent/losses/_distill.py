@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -319,18 +320,41 @@ def _near_rows_of_namespace(
     r"""``values`` (the rows' :math:`T^2 D`, or the gradient) of a call of another
     namespace than NumPy with the rows ``flagged`` (and formable: finite logits and
     difference) formed by ``_near_rows`` in its operations, on every row then picked
-    (no boolean indexing); one host read where none is flagged."""
+    (no boolean indexing); one host read where none is flagged (none in a traced
+    call, ``jax.jit``: every row is formed there, then picked). The other rows enter
+    ``_near_rows`` as zeros (:func:`_flagged_only`): their values there are dropped, and
+    autograd's zero through ``where`` times a derivative that is not finite (an ``exp``
+    that overflows on an ordinary row) would be NaN."""
     xp, t = d.batch.xp, d.temperature
     formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
     flagged = xp.logical_and(flagged, formable)
-    if not bool(xp.any(flagged)):
+    if not _may_hold_one(flagged, xp):
         return values
     forward = d.direction == "forward"
-    near_rows = NearRows(d.student, d.teacher_scores, t, xp, d.log_s, d.log_t)
+    inputs = (d.student, d.teacher_scores, d.log_s, d.log_t)
+    z, scores, log_s, log_t = (_flagged_only(x, flagged, xp) for x in inputs)
+    near_rows = NearRows(z, scores, t, xp, log_s, log_t)
     if loss:
         return xp.where(flagged, near_rows.loss(forward=forward), values)
     near = near_rows.gradient(forward=forward)
     return xp.where(flagged[..., None], near, values)
+
+
+def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:
+    """Whether a row is ``flagged``; True where the values cannot be read (an array
+    traced by ``jax.jit``, which ``validate=False`` lets through: its rows are all
+    formed then picked, no read)."""
+    try:
+        return bool(xp.any(flagged))
+    except Exception as exc:
+        if any(word in type(exc).__name__ for word in ("Tracer", "Concretization")):
+            return True
+        raise
+
+
+def _flagged_only(x: Array, flagged: Array, xp: ModuleType) -> Array:
+    """``x`` (classes last) on the rows ``flagged``, 0 elsewhere (finite everywhere there)."""
+    return xp.where(flagged[..., None], x, xp.zeros_like(x))
 
 
 def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:

@@ -36,6 +36,7 @@ the whole call to :class:`_HostRows` (a check of a Python float, no read).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from .. import losses
+from .._checks import check_reduction
 from ..losses import LossParts
 
 __all__ = ["distillation_rows_checked"]
@@ -55,6 +57,7 @@ def distillation_rows_checked(
     vector) with its far rows formed again (module docstring)."""
     axis = 1 if student.ndim > 1 else 0
     if _square_is_far(student, teacher, temperature):
+        check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
     loss = losses.distillation_loss(
@@ -109,12 +112,13 @@ def _square_is_far(student: Any, teacher: Any, temperature: object) -> bool:
     r"""Whether :math:`T^2` leaves the normal range of the work dtype, for a call the
     generic path would take (floating tensors of one shape, a finite :math:`T > 0`;
     anything else stays on it, which names the error)."""
-    if not isinstance(temperature, (float, int)) or isinstance(temperature, bool):
-        return False
-    square = float(temperature) * float(temperature)
+    if not isinstance(temperature, numbers.Real) or isinstance(temperature, (bool, np.bool_)):
+        return False  # (a NumPy float32 is a real number too)
+    value = float(temperature)
+    square = value * value
     if _NORMAL_SQUARES[0] <= square <= _NORMAL_SQUARES[1]:  # the common case: no tensor read
         return False
-    if not 0 < temperature < math.inf:
+    if not 0 < value < math.inf:
         return False
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
@@ -205,8 +209,15 @@ class _HostRows(torch.autograd.Function):
         return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grads = _HostRows._gradients(ctx, upstream)
+        if torch.is_grad_enabled() and not upstream.requires_grad:
+            return _no_second_derivative(grads)
+        return grads
+
+    @staticmethod
+    @once_differentiable
+    def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
         t = ctx.temperature
         u = _host64(upstream)[:, None]
@@ -222,6 +233,20 @@ class _HostRows(torch.autograd.Function):
             )
             grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
         return grad_z, grad_v, None
+
+
+def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
+    r"""``grads`` whose own gradient raises (a ``create_graph`` backward: the host rows
+    have no second derivative). ``once_differentiable`` does so only where the upstream
+    requires a gradient; the gradients here also depend on the saved rows, so a second
+    derivative through them (a gradient penalty) would otherwise be a silent 0."""
+    error = torch._C._functions.DelayedError(  # (as ``once_differentiable`` forms it)
+        b"crossent.torch.distillation_loss: rows formed on the host (far gaps or "
+        b"temperatures) have no second derivative",
+        len(grads),
+    )
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:
