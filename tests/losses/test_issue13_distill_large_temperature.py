@@ -108,10 +108,14 @@ def _close(got, want, scale, ulps):
 @pytest.mark.parametrize("temperature", TEMPERATURES)
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_rows_at_large_temperature_are_the_truth(temperature, direction) -> None:
-    """Each row's :math:`T^2 D` to 8 ulps, each gradient entry to 8 ulps of its row's
+    r"""Each row's :math:`T^2 D` to 8 ulps, each gradient entry to 8 ulps of its row's
     largest, on both paths. On main: -1.06, 1.99, 1.23, 0 (loss), gradients 0 or
-    wrong in their leading digit from 1e16."""
+    wrong in their leading digit from 1e16. The forward gradient at :math:`T = 10^4`
+    (a spread of about :math:`10^{-4}` of the largest teacher probability, above
+    ``_near_rows.SPREAD_FLOOR``) is the common path's, to its documented bound
+    :math:`2^{17}(1 + \log C)` ulps of the row's largest entry."""
     forward = direction == "forward"
+    common = forward and temperature == 1e4
     if temperature in (1e4, 1e100):
         _check_the_oracle_gradient(temperature, forward)
     for student, teacher in ROWS:
@@ -122,8 +126,9 @@ def test_rows_at_large_temperature_are_the_truth(temperature, direction) -> None
         ).items():
             assert _close(rows[0], loss, loss, 8), (name, student, rows[0], loss)
             top = max(abs(g) for g in grad)
+            ulps = 2**17 * (1 + math.log(len(student))) if common else 8
             for got, want in zip(gradient[0], grad, strict=True):
-                assert _close(got, want, top, 8), (name, student, gradient[0], grad)
+                assert _close(got, want, top, ulps), (name, student, gradient[0], grad)
 
 
 FAR_CLASS_ROWS = [

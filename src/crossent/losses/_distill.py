@@ -177,7 +177,7 @@ def distillation_loss(d: _Distillation) -> Any:
     -----
     Where teacher and student nearly agree (a large :math:`T`: at :math:`T = 10^8` the KL
     of logits of size 1 is :math:`10^{-17}`, its terms of size :math:`\log C`), a row
-    whose KL comes out below :math:`2^{-10}` is formed again as :math:`\log \mathrm
+    whose KL comes out below :math:`2^{-20}` is formed again as :math:`\log \mathrm
     E_p[e^u] - \mathrm E_p[u]` in a form with no cancellation (``_near_rows``), and
     :math:`T^2` never leaves the range where the loss does not.
 
@@ -254,7 +254,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     Notes
     -----
     Rows where teacher and student nearly agree (:math:`\max_c |s_c - t_c|` below
-    :math:`2^{-5}\max_c t_c`, forward; a KL below :math:`2^{-10}`, reverse) are formed
+    :math:`2^{-15}\max_c t_c`, forward; a KL below :math:`2^{-20}`, reverse) are formed
     without the difference of nearly equal numbers (``_near_rows``). Where a logit gap
     passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
