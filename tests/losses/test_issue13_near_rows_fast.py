@@ -132,3 +132,63 @@ def test_identical_beside_near_rows(temperature, direction) -> None:
     top = max(abs(g) for g in grad)
     for got, want in zip(gradient[1], grad, strict=True):
         assert abs(got - want) <= 8 * np.spacing(top), (gradient[1], grad)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("base", [None, 0.5])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_identical_calls_keep_the_full_paths_zeros(direction, base, dtype) -> None:
+    """The lean path's whole-call shortcut (every row identical) is the full path bit for
+    bit: the reduction's scale too (base 1/2: :math:`\\ln b < 0`, a gradient of -0.0),
+    float32, one row and a batch, every reduction."""
+    rng = np.random.default_rng(3)
+    for shape in ((10,), (4, 5)):
+        z = rng.standard_normal(shape).astype(dtype)
+        for reduction in ("none", "mean", "sum"):
+            keywords = {"direction": direction, "base": base, "reduction": reduction}
+            for temperature in (1.0, 3.0):
+                want = DISTILL.full(z, z.copy(), temperature=temperature, **keywords)
+                got = (
+                    crossent.distillation_loss(z, z.copy(), temperature=temperature, **keywords),
+                    crossent.distillation_loss_grad(
+                        z, z.copy(), temperature=temperature, **keywords
+                    ),
+                )
+                same_bits(got[0], want[0])
+                same_bits(got[1], want[1])
+                assert np.all(got[1] == 0.0)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_identical_rows_with_an_infinite_logit(direction) -> None:
+    """A ``-inf`` logit on both sides: :math:`z - v` is NaN there, ``NearRows`` does not
+    form the row, and the common path's value stays (a residual of 1e-16 at T = 3 or
+    7): the lean path's shortcut must not take such a call (its value is the full
+    path's)."""
+    z = 5.0 * np.random.default_rng(1).standard_normal((8, 5))
+    z[:, 1] = -np.inf
+    for temperature in (3.0, 7.0):
+        keywords = {"temperature": temperature, "direction": direction, "reduction": "none"}
+        want = DISTILL.full(z, z.copy(), **keywords)
+        assert np.any(want[0] != 0.0)  # (these rows have a residual: the test bites)
+        same_bits(crossent.distillation_loss(z, z.copy(), **keywords), want[0])
+        same_bits(crossent.distillation_loss_grad(z, z.copy(), **keywords), want[1])
+
+
+def test_rows_to_form_with_every_row_flagged() -> None:
+    """``rows_to_form``'s shortcut where every row is flagged (no copy of them) picks
+    the rows a plain per-row test picks (finite logits, a finite difference), as where
+    some rows are not flagged; a 0-d mask (one row) stays a 0-d array."""
+    values = [0.0, 1.0, -np.inf, np.inf, np.nan, 1.7e308, -1.7e308]
+    rng = np.random.default_rng(5)
+    z = rng.choice(values, size=(200, 3))
+    v = rng.choice(values, size=(200, 3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = np.array([all(math.isfinite(a - b) for a, b in zip(*row)) for row in zip(z, v)])
+    same_bits(_near_rows.rows_to_form(np.ones(200, bool), z, v), want)
+    some = np.arange(200) % 3 != 0
+    same_bits(_near_rows.rows_to_form(some, z, v), want & some)
+    one = _near_rows.rows_to_form(np.array(True), np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    assert type(one) is np.ndarray
+    assert one.shape == ()
+    assert _near_rows.rows_to_form(np.ones(1, bool), np.full((1, 3), np.inf), v[:1]) is None

@@ -166,7 +166,11 @@ def _near_loss(
     if not flagged.any():
         return None
     values = kl if settings.factor == 1.0 else settings.factor * kl
-    near = _near(flagged, args, settings)
+    near = None
+    if _all_equal(flagged, args, settings):
+        values = np.zeros(kl.shape)  # (NearRows' value of such rows)
+    else:
+        near = _near(flagged, args, settings)
     if near is not None:
         rows, z, scores = near
         near_rows = NearRows(z, scores, settings.temperature)
@@ -201,13 +205,28 @@ def _near_gradient(
             grad = t * (s * np.where(s != 0.0, excess, 0.0))
     if not flagged.any():
         return None
-    near = _near(flagged, args, settings)
+    near = None
+    if _all_equal(flagged, args, settings):
+        grad = np.zeros(grad.shape)  # (NearRows' value of such rows)
+    else:
+        near = _near(flagged, args, settings)
     if near is not None:
         rows, z, scores = near
         grad[rows] = NearRows(z, scores, t).gradient(forward=settings.forward)
     reduction, log_base = settings.scale
     grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
     return grad if np.isfinite(grad).all() else None
+
+
+def _all_equal(flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings) -> bool:
+    r"""Whether every row is ``flagged`` and the student's logits are the teacher's, bit
+    for bit, and finite: then the full path forms every row by ``NearRows``, which gives
+    each the +0 of :math:`D = 0` and of its gradient (before the reduction's scale)
+    without its formulas; here not even the rows (a row of 10: 35 us, not 100)."""
+    if settings.teacher_form != "logits" or not flagged.all():
+        return False
+    z, v = args
+    return bool(np.equal(z, v).all()) and bool(np.isfinite(z).all())
 
 
 def _near(
