@@ -46,6 +46,7 @@ from torch.autograd.function import once_differentiable
 from .. import losses
 from .._checks import check_reduction
 from ..losses import LossParts
+from ..losses._distill import NEAR_ROWS_LATER, NearRowsLater
 
 __all__ = ["distillation_rows_checked"]
 
@@ -60,37 +61,54 @@ def distillation_rows_checked(
         check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    loss = losses.distillation_loss(
-        student, teacher, axis=axis, temperature=temperature, reduction=reduction
-    )
     if torch.compiler.is_compiling():
-        return loss
-    if _finite(loss) and not _teacher_gradient_at_far_gaps(student, teacher, temperature, axis):
-        return loss
-    return _again(student, teacher, temperature, reduction, loss, axis)
+        return losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        )
+    later: list[NearRowsLater] = []
+    token = NEAR_ROWS_LATER.set(later)  # (its near-row flags read below, with the rest)
+    try:
+        loss = losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        )
+    finally:
+        NEAR_ROWS_LATER.reset(token)
+    teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
+    flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
+    flags += [] if teacher_far is None else [teacher_far]
+    read = torch.stack(flags).tolist()  # the one host read of an ordinary call
+    not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
+    if any(near):  # rows near the teacher: formed, and the result read once more
+        loss = later[0].finish()
+        not_finite = bool(_not_finite(loss))
+    if not_finite or any(far):
+        return _again(student, teacher, temperature, reduction, loss, axis)
+    return loss
 
 
-def _finite(loss: Any) -> bool:
-    """Whether the common path's result is finite: one number read on the host (a sum of
-    ``'none'`` rows that overflows sends finite rows to :func:`_again`, which returns
-    them as they are)."""
+def _not_finite(loss: Any) -> torch.Tensor:
+    """Whether the common path's result is not finite, on its device (a 0-d boolean;
+    a sum of ``'none'`` rows that overflows sends finite rows to :func:`_again`, which
+    returns them as they are)."""
     total = loss.total if type(loss) is LossParts else loss
-    return math.isfinite((total if total.numel() == 1 else total.detach().sum()).item())
+    total = total.detach()
+    return ~torch.isfinite(total if total.numel() == 1 else total.sum()).reshape(())
 
 
-def _teacher_gradient_at_far_gaps(
+def _teacher_far_gaps(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
-) -> bool:
+) -> torch.Tensor | None:
     r"""Whether autograd will form the teacher's gradient of a row with a gap
-    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit): its loss can
-    be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
+    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit), on the
+    device (a 0-d boolean), or None where the teacher requires no gradient: its loss
+    can be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
     :math:`T = 2`, ``reduction='none'``: the second softening of :math:`\log t`, which
     holds a ``-inf``). One pass over both sides, only where the teacher requires a
     gradient (distillation's teacher usually does not)."""
     if not (torch.is_grad_enabled() and teacher.requires_grad):
-        return False
+        return None
     far = _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
-    return bool(far.any())
+    return far.any().reshape(())
 
 
 def _far_gap_rows(x: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
