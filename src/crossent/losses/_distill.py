@@ -54,6 +54,8 @@ from ._terms import tempered_log_softmax
 from ._widen import blocked
 
 __all__ = [
+    "NEAR_ROWS_LATER",
+    "NearRowsLater",
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",

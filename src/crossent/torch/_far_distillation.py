@@ -22,9 +22,13 @@ guard and ``losses._far_gaps``: gaps scaled by powers of two, :math:`T^2 D` by
 both on float64 host copies of the rows it is given: one home for each formula, the
 torch side only selects rows, rounds and reduces.
 
-The common path costs one host read (beside the four of its validation): the
-finiteness of its result, one number. Its rows keep their bits, its graph its
-operations. Only a result that is not finite sends the call to :func:`_again`, which
+The common path costs one host read (beside the four of its validation; on a GPU each
+read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
+the generic path flagged near rows (student and teacher nearly agree, which it leaves
+to this caller: ``losses._distill.NEAR_ROWS_LATER``, formed then, and the result read
+once more) and, where the teacher requires a gradient, of its far gaps (below). Its
+rows keep their bits, its graph its operations. Only a result that is not finite sends
+the call to :func:`_again`, which
 forms the per-row losses (for ``'mean'`` and ``'sum'``), the far rows again by
 :class:`_HostRows`, and reduces them as NumPy does (:func:`_reduced`: a ``'mean'`` of
 rows near the largest float does not overflow its sum). Where the teacher requires a
@@ -45,8 +49,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import losses
 from .._checks import check_reduction
-from ..losses import LossParts
-from ..losses._distill import NEAR_ROWS_LATER, NearRowsLater
+from ..losses import LossParts, _distill
 
 __all__ = ["distillation_rows_checked"]
 
@@ -65,14 +68,14 @@ def distillation_rows_checked(
         return losses.distillation_loss(
             student, teacher, axis=axis, temperature=temperature, reduction=reduction
         )
-    later: list[NearRowsLater] = []
-    token = NEAR_ROWS_LATER.set(later)  # (its near-row flags read below, with the rest)
+    later: list[_distill.NearRowsLater] = []
+    token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
     try:
         loss = losses.distillation_loss(
             student, teacher, axis=axis, temperature=temperature, reduction=reduction
         )
     finally:
-        NEAR_ROWS_LATER.reset(token)
+        _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
     flags += [] if teacher_far is None else [teacher_far]
