@@ -28,13 +28,12 @@ the generic path flagged near rows (student and teacher nearly agree, which it l
 to this caller: ``losses._distill.NEAR_ROWS_LATER``, formed then, and the result read
 once more) and, where the teacher requires a gradient, of its far gaps (below). Its
 rows keep their bits, its graph its operations. Only a result that is not finite sends
-the call to :func:`_again`, which
-forms the per-row losses (for ``'mean'`` and ``'sum'``), the far rows again by
-:class:`_HostRows`, and reduces them as NumPy does (:func:`_reduced`: a ``'mean'`` of
-rows near the largest float does not overflow its sum). Where the teacher requires a
-gradient, rows with a gap past the range on either side go there too (one pass over
-both, :func:`_teacher_gradient_at_far_gaps`). A temperature of the second kind sends
-the whole call to :class:`_HostRows` (a check of a Python float, no read).
+the call to :func:`_again`, which forms the per-row losses (for ``'mean'`` and
+``'sum'``), the far rows again by :class:`_HostRows`, and reduces them as NumPy does
+(:func:`_reduced`: a ``'mean'`` of rows near the largest float does not overflow its
+sum). Where the teacher requires a gradient, rows with a gap past the range on either
+side go there too (one pass over both, :func:`_teacher_far_gaps`). A temperature of
+the second kind sends the whole call to :class:`_HostRows` (a check of a Python float, no read).
 """
 
 from __future__ import annotations
