@@ -20,6 +20,8 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -52,6 +54,8 @@ from ._terms import tempered_log_softmax
 from ._widen import blocked
 
 __all__ = [
+    "NEAR_ROWS_LATER",
+    "NearRowsLater",
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
@@ -325,11 +329,22 @@ def _near_rows_of_namespace(
     ``_near_rows`` as zeros (:func:`_flagged_only`): their values there are dropped, and
     autograd's zero through ``where`` times a derivative that is not finite (an ``exp``
     that overflows on an ordinary row) would be NaN."""
-    xp, t = d.batch.xp, d.temperature
+    xp = d.batch.xp
     formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
     flagged = xp.logical_and(flagged, formable)
+    later = NEAR_ROWS_LATER.get()
+    if loss and later is not None:  # the caller reads the flags with its own (one read)
+        later.append(NearRowsLater(flagged, lambda: d.batch.reduce(_formed(d, flagged, values))))
+        return values
     if not _may_hold_one(flagged, xp):
         return values
+    return _formed(d, flagged, values, loss=loss)
+
+
+def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = True) -> Array:
+    """``values`` with the rows ``flagged`` formed by ``_near_rows`` (every row formed,
+    then picked: :func:`_near_rows_of_namespace`)."""
+    xp, t = d.batch.xp, d.temperature
     forward = d.direction == "forward"
     inputs = (d.student, d.teacher_scores, d.log_s, d.log_t)
     z, scores, log_s, log_t = (_flagged_only(x, flagged, xp) for x in inputs)
@@ -338,6 +353,25 @@ def _near_rows_of_namespace(
         return xp.where(flagged, near_rows.loss(forward=forward), values)
     near = near_rows.gradient(forward=forward)
     return xp.where(flagged[..., None], near, values)
+
+
+@dataclass(frozen=True)
+class NearRowsLater:
+    """A loss's near rows left to its caller (:data:`NEAR_ROWS_LATER`): the rows
+    ``flagged`` (batch shape, booleans) and ``finish()``, the call's result with them
+    formed (what the call would have returned had one been flagged)."""
+
+    flagged: Array
+    finish: Callable[[], Any]
+
+
+NEAR_ROWS_LATER: ContextVar[list[NearRowsLater] | None] = ContextVar(
+    "NEAR_ROWS_LATER", default=None
+)
+"""Set to a list by a caller that reads the near-row flags of a loss of another namespace
+than NumPy together with its own (``crossent.torch``: one host read, not two): the loss
+then returns its rows as they are and appends a :class:`NearRowsLater` in place of its
+read (:func:`_near_rows_of_namespace`)."""
 
 
 def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:

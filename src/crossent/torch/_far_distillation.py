@@ -22,15 +22,18 @@ guard and ``losses._far_gaps``: gaps scaled by powers of two, :math:`T^2 D` by
 both on float64 host copies of the rows it is given: one home for each formula, the
 torch side only selects rows, rounds and reduces.
 
-The common path costs one host read (beside the four of its validation): the
-finiteness of its result, one number. Its rows keep their bits, its graph its
-operations. Only a result that is not finite sends the call to :func:`_again`, which
-forms the per-row losses (for ``'mean'`` and ``'sum'``), the far rows again by
-:class:`_HostRows`, and reduces them as NumPy does (:func:`_reduced`: a ``'mean'`` of
-rows near the largest float does not overflow its sum). Where the teacher requires a
-gradient, rows with a gap past the range on either side go there too (one pass over
-both, :func:`_teacher_gradient_at_far_gaps`). A temperature of the second kind sends
-the whole call to :class:`_HostRows` (a check of a Python float, no read).
+The common path costs one host read (beside the four of its validation; on a GPU each
+read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
+the generic path flagged near rows (student and teacher nearly agree, which it leaves
+to this caller: ``losses._distill.NEAR_ROWS_LATER``, formed then, and the result read
+once more) and, where the teacher requires a gradient, of its far gaps (below). Its
+rows keep their bits, its graph its operations. Only a result that is not finite sends
+the call to :func:`_again`, which forms the per-row losses (for ``'mean'`` and
+``'sum'``), the far rows again by :class:`_HostRows`, and reduces them as NumPy does
+(:func:`_reduced`: a ``'mean'`` of rows near the largest float does not overflow its
+sum). Where the teacher requires a gradient, rows with a gap past the range on either
+side go there too (one pass over both, :func:`_teacher_far_gaps`). A temperature of
+the second kind sends the whole call to :class:`_HostRows` (a check of a Python float, no read).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import losses
 from .._checks import check_reduction
-from ..losses import LossParts
+from ..losses import LossParts, _distill
 
 __all__ = ["distillation_rows_checked"]
 
@@ -60,37 +63,54 @@ def distillation_rows_checked(
         check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    loss = losses.distillation_loss(
-        student, teacher, axis=axis, temperature=temperature, reduction=reduction
-    )
     if torch.compiler.is_compiling():
-        return loss
-    if _finite(loss) and not _teacher_gradient_at_far_gaps(student, teacher, temperature, axis):
-        return loss
-    return _again(student, teacher, temperature, reduction, loss, axis)
+        return losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        )
+    later: list[_distill.NearRowsLater] = []
+    token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
+    try:
+        loss = losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        )
+    finally:
+        _distill.NEAR_ROWS_LATER.reset(token)
+    teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
+    flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
+    flags += [] if teacher_far is None else [teacher_far]
+    read = torch.stack(flags).tolist()  # the one host read of an ordinary call
+    not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
+    if any(near):  # rows near the teacher: formed, and the result read once more
+        loss = later[0].finish()
+        not_finite = bool(_not_finite(loss))
+    if not_finite or any(far):
+        return _again(student, teacher, temperature, reduction, loss, axis)
+    return loss
 
 
-def _finite(loss: Any) -> bool:
-    """Whether the common path's result is finite: one number read on the host (a sum of
-    ``'none'`` rows that overflows sends finite rows to :func:`_again`, which returns
-    them as they are)."""
+def _not_finite(loss: Any) -> torch.Tensor:
+    """Whether the common path's result is not finite, on its device (a 0-d boolean;
+    a sum of ``'none'`` rows that overflows sends finite rows to :func:`_again`, which
+    returns them as they are)."""
     total = loss.total if type(loss) is LossParts else loss
-    return math.isfinite((total if total.numel() == 1 else total.detach().sum()).item())
+    total = total.detach()
+    return ~torch.isfinite(total if total.numel() == 1 else total.sum()).reshape(())
 
 
-def _teacher_gradient_at_far_gaps(
+def _teacher_far_gaps(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
-) -> bool:
+) -> torch.Tensor | None:
     r"""Whether autograd will form the teacher's gradient of a row with a gap
-    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit): its loss can
-    be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
+    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit), on the
+    device (a 0-d boolean), or None where the teacher requires no gradient: its loss
+    can be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
     :math:`T = 2`, ``reduction='none'``: the second softening of :math:`\log t`, which
     holds a ``-inf``). One pass over both sides, only where the teacher requires a
     gradient (distillation's teacher usually does not)."""
     if not (torch.is_grad_enabled() and teacher.requires_grad):
-        return False
+        return None
     far = _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
-    return bool(far.any())
+    return far.any().reshape(())
 
 
 def _far_gap_rows(x: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
