@@ -184,7 +184,12 @@ def test_rows_to_form_with_every_row_flagged() -> None:
     z = rng.choice(values, size=(200, 3))
     v = rng.choice(values, size=(200, 3))
     with np.errstate(over="ignore", invalid="ignore"):
-        want = np.array([all(math.isfinite(a - b) for a, b in zip(*row)) for row in zip(z, v)])
+        want = np.array(
+            [
+                all(math.isfinite(a - b) for a, b in zip(*row, strict=True))
+                for row in zip(z, v, strict=True)
+            ]
+        )
     same_bits(_near_rows.rows_to_form(np.ones(200, bool), z, v), want)
     some = np.arange(200) % 3 != 0
     same_bits(_near_rows.rows_to_form(some, z, v), want & some)

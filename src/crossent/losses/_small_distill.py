@@ -166,15 +166,7 @@ def _near_loss(
     if not flagged.any():
         return None
     values = kl if settings.factor == 1.0 else settings.factor * kl
-    near = None
-    if _all_equal(flagged, args, settings):
-        values = np.zeros(kl.shape)  # (NearRows' value of such rows)
-    else:
-        near = _near(flagged, args, settings)
-    if near is not None:
-        rows, z, scores = near
-        near_rows = NearRows(z, scores, settings.temperature)
-        values[rows] = near_rows.loss(forward=settings.forward)
+    values = _with_near_rows(values, flagged, args, settings, NearRows.loss)
     reduce = hybrid_functions().reduce_rows
     return reduced(reduce, (values,), shape[:-1], settings.scale, values.dtype)
 
@@ -205,14 +197,7 @@ def _near_gradient(
             grad = t * (s * np.where(s != 0.0, excess, 0.0))
     if not flagged.any():
         return None
-    near = None
-    if _all_equal(flagged, args, settings):
-        grad = np.zeros(grad.shape)  # (NearRows' value of such rows)
-    else:
-        near = _near(flagged, args, settings)
-    if near is not None:
-        rows, z, scores = near
-        grad[rows] = NearRows(z, scores, t).gradient(forward=settings.forward)
+    grad = _with_near_rows(grad, flagged, args, settings, NearRows.gradient)
     reduction, log_base = settings.scale
     grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
     return grad if np.isfinite(grad).all() else None
@@ -227,6 +212,27 @@ def _all_equal(flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings) 
         return False
     z, v = args
     return bool(np.equal(z, v).all()) and bool(np.isfinite(z).all())
+
+
+def _with_near_rows(
+    values: np.ndarray,
+    flagged: np.ndarray,
+    args: tuple[Any, ...],
+    settings: _Settings,
+    form: Callable[..., np.ndarray],
+) -> np.ndarray:
+    r"""``values`` (N rows) with the rows ``flagged`` that ``_near_rows`` forms replaced
+    by ``form(NearRows(...), forward=...)`` (:meth:`NearRows.loss` or
+    :meth:`NearRows.gradient`), in place; zeros where every row is flagged and equal to
+    its teacher (:func:`_all_equal`: NearRows' value of such rows)."""
+    if _all_equal(flagged, args, settings):
+        return np.zeros(values.shape)
+    near = _near(flagged, args, settings)
+    if near is not None:
+        rows, z, scores = near
+        near_rows = NearRows(z, scores, settings.temperature)
+        values[rows] = form(near_rows, forward=settings.forward)
+    return values
 
 
 def _near(
