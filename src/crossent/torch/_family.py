@@ -156,7 +156,10 @@ def distillation_loss(
     :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
     dtype (float64, or float32 for narrower inputs), and temperatures whose :math:`T^2`
     does, are formed in float64 by the NumPy function and its gradient twin
-    (``_far_distillation``).
+    (``_far_distillation``). Under ``torch.compile`` the far rows are not formed again
+    (that takes a read of the result on the host): such a row's loss is ``inf`` there,
+    as in PyTorch's idiom, where eager mode gives its finite value; far temperatures
+    are still handled (a check of the Python number).
 
     Examples
     --------
