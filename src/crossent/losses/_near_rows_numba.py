@@ -28,12 +28,12 @@ from ._small_numba import row_sum
 
 __all__ = ["near_loss64"]
 
-_H0, _H_REST = _H[0], np.array(_H[1:])
-_PSI0, _PSI_REST = _PSI[0], np.array(_PSI[1:])
+_H0, _H_REST = _H[0], _H[1:]
+_PSI0, _PSI_REST = _PSI[0], _PSI[1:]
 
 
 @numba.njit(cache=True)
-def _horner(x: float, first: float, rest: np.ndarray) -> float:
+def _horner(x: float, first: float, rest: tuple[float, ...]) -> float:
     r""":math:`\sum_k a_k x^k`, the coefficients from the highest power down."""
     total = first
     for a in rest:
@@ -103,16 +103,17 @@ def _row_kl(
     for c in range(classes):
         terms[c] = p[c] * u[c]
     m = row_sum(terms)
-    for c in range(classes):
+    for c in range(classes):  # the series everywhere, without a branch (vectorised)
         x = u[c] / t
-        term = 0.0
-        if log_p[c] > -math.inf:
-            if abs(x) < _SERIES_X:
-                term = (p[c] * u[c]) * (u[c] * _horner(x, _H0, _H_REST))
-            else:
-                direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
-                term = _times_t2(direct, frac_squared, exponent)
-        terms[c] = term
+        h = _horner(x if abs(x) < _SERIES_X else 0.0, _H0, _H_REST)
+        terms[c] = (p[c] * u[c]) * (u[c] * h)
+    for c in range(classes):  # the direct form where |x| >= 1/2; 0 where p is
+        x = u[c] / t
+        if not log_p[c] > -math.inf:
+            terms[c] = 0.0
+        elif not abs(x) < _SERIES_X:
+            direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
+            terms[c] = _times_t2(direct, frac_squared, exponent)
     f = row_sum(terms)
     if math.isinf(f):
         return f
