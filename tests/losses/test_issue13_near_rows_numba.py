@@ -72,11 +72,12 @@ def _mpmath_loss(z: np.ndarray, v: np.ndarray, t: float, forward: bool) -> float
 
 @pytest.mark.parametrize("forward", [True, False])
 @pytest.mark.parametrize(
-    ("temperature", "step"), [(1.0, 1e-3), (4.0, 1e-6), (1e8, 0.3), (3.0, math.inf)]
+    ("temperature", "step"),
+    [(1.0, 1e-3), (4.0, 1e-6), (1e8, 0.3), (3.0, math.inf), (1.0, math.inf)],
 )
 def test_compiled_loss_against_mpmath(temperature: float, step: float, forward: bool) -> None:
     """Near rows (the series of psi), and rows far apart (step inf: an independent
-    teacher, a KL of about 0.7, log1p's branch)."""
+    teacher, a KL of about 0.7, log1p's branch; at T = 1 the direct form of |U/T| >= 1/2)."""
     rng = np.random.default_rng(7)
     z = rng.standard_normal((2, 10))
     noise = rng.standard_normal((2, 10))
