@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -59,6 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._xp import Array
+from . import _cpu_kernels
 from ._far_gaps import (
     reverse_distillation_gradient64,
     tempered_log_softmax64,
@@ -208,6 +210,24 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
     return xp.where(xp.isinf(f), f, kl)
 
 
+def _compiled_loss(rows: NearRows) -> Callable[..., np.ndarray] | None:
+    """``_near_rows_numba.near_loss64`` where it forms ``rows``' loss (float64 NumPy
+    rows, no softened rows given, Numba importable; imported on first use), else None:
+    the NumPy formulas here."""
+    if rows.xp is not np or rows.log_s is not None or rows.log_t is not None:
+        return None
+    if not (_float64(rows.student) and _float64(rows.teacher)) or not _cpu_kernels.available():
+        return None
+    from . import _near_rows_numba
+
+    return _near_rows_numba.near_loss64
+
+
+def _float64(x: object) -> bool:
+    """Whether ``x`` is a float64 NumPy array."""
+    return isinstance(x, np.ndarray) and x.dtype == np.float64
+
+
 @dataclass(frozen=True)
 class NearRows:
     r"""Rows (rows x classes, float64 for NumPy) of the student's logits and the teacher's
@@ -225,10 +245,14 @@ class NearRows:
 
     def loss(self, *, forward: bool) -> Array:
         """:math:`T^2 D` in nats, one value per row (:func:`_scaled_kl`); 0 for rows that
-        are all equal to the teacher's (:meth:`_all_equal`)."""
+        are all equal to the teacher's (:meth:`_all_equal`). Float64 NumPy rows are
+        formed by the same formula compiled (:func:`_compiled_loss`), where Numba is."""
         if self._all_equal():
             return np.zeros(self.student.shape[:-1])
         t = self.temperature
+        compiled = _compiled_loss(self)
+        if compiled is not None:
+            return compiled(self.student, self.teacher, t, forward=forward)
         if forward:
             parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
         else:
