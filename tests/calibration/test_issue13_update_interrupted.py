@@ -2,7 +2,7 @@
 (``_state._stacked_totals`` then ``_add_blocks``) leaves the state as it was when the
 adds are interrupted (a ``KeyboardInterrupt`` in their Python, the merge of the most
 surprising rows block by block), as ``update`` promises and its other paths do
-(``_accumulators``/``_restore``).
+(``EvaluationState._all_or_nothing``).
 
 At 540dca7 ``_add_blocks`` had replaced the counts, sums and bins before the merge, and
 nothing put them back: the state counted the batch's rows in its classes and bins but

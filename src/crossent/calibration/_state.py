@@ -10,6 +10,7 @@ floating-point reassociation).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
@@ -203,12 +204,8 @@ class EvaluationState:
             if _stacked_applies(predictions):  # stored float probabilities, several blocks
                 request, bounds = self._request(self._spec.bins), _block_bounds(predictions)
                 blocks = _stacked_totals(predictions, request, bounds)
-                saved = self._accumulators()
-                try:  # (an interrupt in the adds' Python, the most surprising rows' merge)
+                with self._all_or_nothing():  # (an interrupt in the adds' Python)
                     self._add_blocks(blocks, bounds, start)
-                except BaseException:
-                    self._restore(saved)
-                    raise
                 self.n += predictions.n
                 return self
             # every number in the same pass as the validation (the Numba kernel's sums)
@@ -228,14 +225,10 @@ class EvaluationState:
                 lambda block: self._totals(summarize_block(block), start + block.start, block.probs)
             )
         # in block order (the same sums whatever the threads); a block that raises
-        # leaves the state as it was (_add replaces the sums, never writes into them)
-        saved = self._accumulators()
-        try:
+        # leaves the state as it was
+        with self._all_or_nothing():
             for part in parts:
                 self._add(part)
-        except BaseException:
-            self._restore(saved)
-            raise
         self.n += predictions.n
         return self
 
@@ -278,14 +271,22 @@ class EvaluationState:
             keep=self.keep,
         )
 
-    def _accumulators(self) -> tuple[Any, ...]:
-        """The state's sums as they stand (arrays that :meth:`_add` replaces, never
-        writes into), for :meth:`_restore`."""
-        return (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising)
-
-    def _restore(self, saved: tuple[Any, ...]) -> None:
-        """Put back the sums of :meth:`_accumulators`."""
-        (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising) = saved
+    @contextlib.contextmanager
+    def _all_or_nothing(self) -> Iterator[None]:
+        """The state's sums put back as they stood if the body raises (:meth:`_add` and
+        :meth:`_add_blocks` replace the sums, never write into them)."""
+        saved = (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising)
+        try:
+            yield
+        except BaseException:
+            (
+                self._sums,
+                self._class_count,
+                self._class_surprisal,
+                self._bins,
+                self._surprising,
+            ) = saved
+            raise
 
     def _add(self, part: BlockTotals) -> None:
         self._sums = self._sums + part.sums
@@ -471,7 +472,7 @@ def _stacked_totals(
     median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
     22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
     7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
-    Tried before and not kept: one call a block of what reads the blocks (its arguments formed
+    Tried before and not kept: one kernel-reading call a block (its arguments formed
     again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
     ``chrt -f``, the machine loaded by other work).
     """

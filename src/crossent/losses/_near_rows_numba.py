@@ -7,7 +7,7 @@ temporary arrays but two of the row's length: :math:`\log p` by
 ``_SERIES_X`` and ``_SERIES_Y``, :math:`T^2 x` as ``times_temperature_squared`` forms
 it). Row sums in NumPy's pairwise order (``_small_numba.row_sum``); ``exp``, ``log``
 and ``log1p`` are libm's, not NumPy's vectorised loops, so a value may differ from the
-NumPy formulas' in its last bits (pinned within 4 ulps by
+NumPy formulas' in its last bits (pinned within 8 ulps by
 ``tests/losses/test_issue13_near_rows_numba.py``). A row of 10 near its teacher took
 99 us by the NumPy formulas (many small operations).
 
