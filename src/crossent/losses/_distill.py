@@ -44,10 +44,10 @@ from ._far_gaps import (
     times_temperature_squared,
 )
 from ._near_rows import KL_FLOOR as _KL_FLOOR
-from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
     NearRows,
     rows_to_form,
+    spread_is_small,
 )
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
@@ -279,8 +279,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         grad = s - teacher
         near = _near_forward_rows(d, grad, teacher)
         if type(log_s) is not np.ndarray:
-            spread = xp.max(xp.abs(grad), axis=-1)
-            flagged = spread < _SPREAD_FLOOR * xp.max(teacher, axis=-1)
+            flagged = spread_is_small(grad, teacher, xp)
         del s, teacher  # (issue 13: no third block of the call's size held past here)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
@@ -294,7 +293,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         )
         top = _largest(kl)
         near = _near_rows(d, kl[..., 0])
-        flagged = kl[..., 0] < _KL_FLOOR
+        if type(log_s) is not np.ndarray:
+            flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
@@ -416,10 +416,7 @@ def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> n
     path."""
     if type(difference) is not np.ndarray or not difference.size:
         return None
-    spread = np.maximum(
-        np.maximum.reduce(difference, axis=-1), -np.minimum.reduce(difference, axis=-1)
-    )
-    flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
+    flagged = spread_is_small(difference, teacher, np)
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)

@@ -72,6 +72,7 @@ __all__ = [
     "SPREAD_FLOOR",
     "NearRows",
     "rows_to_form",
+    "spread_is_small",
 ]
 
 KL_FLOOR = 2.0**-20
@@ -104,6 +105,16 @@ r"""The bracket of :math:`\psi(y) = -y^2\sum_{k \ge 0} (-y)^k/(k + 2)`, :math:`k
 
 _SERIES_X = 0.5
 _SERIES_Y = 2.0**-7
+
+
+def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
+    r"""Per row (classes last), whether :math:`\max_c |s_c - t_c|` (``difference``
+    :math:`s - t`) is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c` (``teacher``):
+    the forward gradient's rows to form here. :math:`\max_c |d_c|` is taken as
+    :math:`\max(\max_c d_c, -\min_c d_c)`, the same number with no array of
+    :math:`|d|`; a NaN makes it False."""
+    spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
+    return spread < SPREAD_FLOOR * xp.max(teacher, axis=-1)
 
 
 def rows_to_form(

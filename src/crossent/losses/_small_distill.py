@@ -60,10 +60,10 @@ from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
 from ._near_rows import KL_FLOOR as _KL_FLOOR
-from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
     NearRows,
     rows_to_form,
+    spread_is_small,
 )
 from ._small_targets import (
     compiled_functions,
@@ -183,9 +183,8 @@ def _near_gradient(
     s, t = arrays[0], settings.temperature
     if settings.forward:
         teacher = arrays[1]
-        spread = np.maximum.reduce(np.abs(s - teacher), axis=-1)
-        flagged = spread < _SPREAD_FLOOR * np.maximum.reduce(teacher, axis=-1)
         grad = s - teacher
+        flagged = spread_is_small(grad, teacher, np)
         grad = grad if t == 1.0 else t * grad
     else:
         log_s, log_t = arrays[1], arrays[2]
