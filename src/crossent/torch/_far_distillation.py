@@ -77,7 +77,7 @@ def distillation_rows_checked(
         _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
-    flags += [] if teacher_far is None else [teacher_far]
+    flags += [] if teacher_far is None else [teacher_far.any().reshape(())]
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
     not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
@@ -100,17 +100,16 @@ def _not_finite(loss: Any) -> torch.Tensor:
 def _teacher_far_gaps(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
 ) -> torch.Tensor | None:
-    r"""Whether autograd will form the teacher's gradient of a row with a gap
-    :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit), on the
-    device (a 0-d boolean), or None where the teacher requires no gradient: its loss
+    r"""The rows (batch shape, on the device) whose teacher gradient autograd will form
+    with a gap :math:`(x_c - m)/T` past the range (either side, or a ``-inf`` logit),
+    or None where the teacher requires no gradient: such a row's loss
     can be finite and right, its gradient in the teacher NaN (a teacher gap of 2e308 at
     :math:`T = 2`, ``reduction='none'``: the second softening of :math:`\log t`, which
     holds a ``-inf``). One pass over both sides, only where the teacher requires a
     gradient (distillation's teacher usually does not)."""
     if not (torch.is_grad_enabled() and teacher.requires_grad):
         return None
-    far = _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
-    return far.any().reshape(())
+    return _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
 
 
 def _far_gap_rows(x: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
@@ -168,8 +167,9 @@ def _again(
     masks ``-inf`` before its products)."""
     rows = loss if reduction == "none" else _common_rows(student, teacher, temperature, axis)
     far = ~torch.isfinite(rows.detach())
-    if torch.is_grad_enabled() and teacher.requires_grad:
-        far |= _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
+    teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
+    if teacher_far is not None:
+        far |= teacher_far
     if not bool(far.any()):  # finite rows, an overflowed sum ('mean' of rows near max)
         return _reduced(rows, reduction, loss, rows.dtype)
     at = far.reshape(-1).nonzero()[:, 0]
