@@ -1,0 +1,83 @@
+"""Per-call time of distillation on rows near their teacher (issue 13 follow-up).
+
+    python benchmarks/bench_distill_near_rows.py [--calls 1000] [--repeats 5]
+        [--against PATH/TO/OTHER/src ...] [--rounds 3] [--clock wall|process]
+
+``crossent.distillation_loss`` and ``distillation_loss_grad`` (float64, ``validate=False``,
+T = 1) on a row of 10 and on 64 x 100 standard normal student logits, against three
+teachers: the student itself (bit for bit), the student plus 1e-3 standard normal
+noise (a KL near 5e-7, below ``_near_rows.KL_FLOOR``, but a spread above
+``SPREAD_FLOOR``: the loss takes the near rows, the gradient the common path), and an
+independent draw (ordinary rows). Each case is timed as ``--calls`` calls in a row,
+``--repeats`` times; the table's numbers are milliseconds per ``--calls`` calls, so at
+the default 1000 calls they read as microseconds per call. With ``--against``, each
+tree runs in its own process, alternating round by round (``_against.compare``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+import crossent
+from _against import add_options, clock, compare
+
+
+def cases() -> dict[str, Callable[[], object]]:
+    """The calls timed, by name."""
+    rng = np.random.default_rng(0)
+    calls: dict[str, Callable[[], object]] = {}
+    for shape in ((10,), (64, 100)):
+        z = rng.standard_normal(shape)
+        teachers = {
+            "identical": z.copy(),
+            "close": z + 1e-3 * rng.standard_normal(shape),
+            "ordinary": rng.standard_normal(shape),
+        }
+        for name, v in teachers.items():
+            label = f"{'x'.join(map(str, shape))} {name}"
+            calls[f"{label} loss"] = lambda z=z, v=v: crossent.distillation_loss(
+                z, v, validate=False
+            )
+            calls[f"{label} grad"] = lambda z=z, v=v: crossent.distillation_loss_grad(
+                z, v, validate=False
+            )
+    return calls
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    add_options(parser)
+    args = parser.parse_args(argv)
+    if args.against:
+        own = ["--calls", str(args.calls), "--repeats", str(args.repeats), "--clock", args.clock]
+        compare(__file__, own, args.against, args.rounds)
+        return
+    timer = clock(args)
+    calls = cases()
+    for call in calls.values():  # (compilation, first-call caches)
+        for _ in range(20):
+            call()
+    report: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(args.repeats):  # the cases interleaved, repeat after repeat
+        for name, call in calls.items():
+            start = timer()
+            for _ in range(args.calls):
+                call()
+            report[name].append(timer() - start)
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(crossent.__file__.split("/src/")[0])
+    for name, times in report.items():
+        print(f"  {name:28s} best {min(times) / args.calls * 1e6:8.1f} us a call")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
