@@ -222,16 +222,29 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
 
 
 def _compiled_loss(rows: NearRows) -> Callable[..., np.ndarray] | None:
-    """``_near_rows_numba.near_loss64`` where it forms ``rows``' loss (float64 NumPy
-    rows, no softened rows given, Numba importable; imported on first use), else None:
-    the NumPy formulas here."""
+    """``_near_rows_numba.near_loss64`` where it forms ``rows``' loss (:func:`_compiled`),
+    else None: the NumPy formulas here."""
+    compiled = _compiled(rows)
+    return None if compiled is None else compiled.near_loss64
+
+
+def _compiled_gradient(rows: NearRows) -> Callable[..., np.ndarray] | None:
+    """``_near_rows_numba.near_gradient64`` where it forms ``rows``' forward gradient
+    (:func:`_compiled`), else None: the NumPy formulas here."""
+    compiled = _compiled(rows)
+    return None if compiled is None else compiled.near_gradient64
+
+
+def _compiled(rows: NearRows) -> ModuleType | None:
+    """``_near_rows_numba`` (imported on first use) where it forms ``rows``: float64
+    NumPy rows, no softened rows given, Numba importable; else None."""
     if rows.xp is not np or rows.log_s is not None or rows.log_t is not None:
         return None
     if not (_float64(rows.student) and _float64(rows.teacher)) or not _cpu_kernels.available():
         return None
     from . import _near_rows_numba
 
-    return _near_rows_numba.near_loss64
+    return _near_rows_numba
 
 
 def _float64(x: object) -> bool:
@@ -258,12 +271,12 @@ class NearRows:
         """:math:`T^2 D` in nats, one value per row (:func:`_scaled_kl`); 0 for rows that
         are all equal to the teacher's (:meth:`_all_equal`). Float64 NumPy rows are
         formed by the same formula compiled (:func:`_compiled_loss`), where Numba is."""
-        if self._all_equal():
-            return np.zeros(self.student.shape[:-1])
         t = self.temperature
         compiled = _compiled_loss(self)
-        if compiled is not None:
+        if compiled is not None:  # (its +0 of equal rows without the formula)
             return compiled(self.student, self.teacher, t, forward=forward)
+        if self._all_equal():
+            return np.zeros(self.student.shape[:-1])
         if forward:
             parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
         else:
@@ -273,7 +286,12 @@ class NearRows:
     def gradient(self, *, forward: bool) -> Array:
         """The gradient of :meth:`loss` in the student's logits (before the reduction's
         scale): :meth:`_forward_gradient`, or :meth:`_reverse_gradient`; 0 for rows that
-        are all equal to the teacher's (:meth:`_all_equal`)."""
+        are all equal to the teacher's (:meth:`_all_equal`). The forward gradient of
+        float64 NumPy rows is formed by the same formula compiled
+        (:func:`_compiled_gradient`), where Numba is."""
+        compiled = _compiled_gradient(self) if forward else None
+        if compiled is not None:  # (its +0 of equal rows without the formula)
+            return compiled(self.student, self.teacher, self.temperature)
         if self._all_equal():
             return np.zeros(self.student.shape)
         return self._forward_gradient() if forward else self._reverse_gradient()

@@ -19,14 +19,19 @@ file.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
 
-from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
-from ._small_numba import row_sum
+from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y, KL_FLOOR, SPREAD_FLOOR
+from ._small_numba import reduce_rows, row_sum
+from ._small_targets_numba import _all_finite, kl_rows64, reduction_scale
 
-__all__ = ["near_loss64"]
+__all__ = ["near_forward_gradient64", "near_gradient64", "near_kl_loss64", "near_loss64"]
+
+_KL_FLOOR, _SPREAD_FLOOR = KL_FLOOR, SPREAD_FLOOR
 
 _H0, _H_REST = _H[0], _H[1:]
 _PSI0, _PSI_REST = _PSI[0], _PSI[1:]
@@ -71,18 +76,18 @@ def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray) -> None:
 
 
 @numba.njit(cache=True)
-def _row_kl(
+def _row_parts(
     first: np.ndarray,
     second: np.ndarray,
     t: float,
-    frac_squared: float,
-    exponent: int,
     log_p: np.ndarray,
     p: np.ndarray,
     u: np.ndarray,
+    terms: np.ndarray,
 ) -> float:
-    r""":math:`T^2 D` of one row: ``_parts`` then ``_scaled_kl`` (power 2); ``log_p``,
-    ``p`` and ``u`` scratch rows."""
+    r"""``_parts`` of one row: :math:`\log p` and :math:`p` of ``first``, :math:`U` (the
+    two shifts) into the scratch rows ``log_p``, ``p`` and ``u`` (``terms`` a fourth);
+    returns :math:`M = \mathrm E_p[U]`."""
     classes = first.shape[0]
     _log_softmax(first, t, log_p)
     for c in range(classes):
@@ -93,7 +98,6 @@ def _row_kl(
         p[c] = p[c] / total
         log_p[c] = log_p[c] - log_total
         u[c] = second[c] - first[c]
-    terms = np.empty(classes)
     for _ in range(2):
         for c in range(classes):
             terms[c] = p[c] * u[c]
@@ -102,28 +106,124 @@ def _row_kl(
             u[c] = u[c] - shift
     for c in range(classes):
         terms[c] = p[c] * u[c]
-    m = row_sum(terms)
+    return row_sum(terms)
+
+
+@numba.njit(cache=True)
+def _row_scaled_kl(
+    log_p: np.ndarray,
+    p: np.ndarray,
+    u: np.ndarray,
+    m: float,
+    t: float,
+    power: int,
+    frac_squared: float,
+    exponent: int,
+    terms: np.ndarray,
+) -> float:
+    r"""``_scaled_kl`` of one row of :func:`_row_parts`: :math:`T^k D`, :math:`k` =
+    ``power`` (2: the loss; 1: :math:`T D`, for the gradient); ``terms`` scratch."""
+    classes = p.shape[0]
     for c in range(classes):  # the series everywhere, without a branch (vectorised)
         x = u[c] / t
         h = _horner(x if abs(x) < _SERIES_X else 0.0, _H0, _H_REST)
-        terms[c] = (p[c] * u[c]) * (u[c] * h)
+        terms[c] = (p[c] * u[c]) * ((u[c] if power == 2 else x) * h)
     for c in range(classes):  # the direct form where |x| >= 1/2; 0 where p is
         x = u[c] / t
         if not log_p[c] > -math.inf:
             terms[c] = 0.0
         elif not abs(x) < _SERIES_X:
             direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
-            terms[c] = _times_t2(direct, frac_squared, exponent)
+            if power == 2:
+                terms[c] = _times_t2(direct, frac_squared, exponent)
+            else:
+                terms[c] = direct * t
     f = row_sum(terms)
     if math.isinf(f):
         return f
-    ty = m + f / t
+    ty = m + (f / t if power == 2 else f)
     y = ty / t
     if abs(y) < _SERIES_Y:
-        kl = f + -ty * (ty * _horner(y, _PSI0, _PSI_REST))
-    else:
+        bracket = ty * _horner(y, _PSI0, _PSI_REST)
+        kl = f + (-ty * bracket if power == 2 else -y * bracket)
+    elif power == 2:
         kl = _times_t2(math.log1p(y) - m / t, frac_squared, exponent)
+    else:
+        kl = (math.log1p(y) - m / t) * t
     return kl if kl > 0.0 else 0.0
+
+
+@numba.njit(cache=True)
+def _row_kl(
+    first: np.ndarray,
+    second: np.ndarray,
+    t: float,
+    frac_squared: float,
+    exponent: int,
+    scratch: np.ndarray,
+) -> float:
+    r""":math:`T^2 D` of one row: ``_parts`` then ``_scaled_kl`` (power 2); ``scratch``
+    four rows. A row equal to its teacher's, bit for bit, is the formula's +0 without it
+    (:math:`U = M = F = 0`)."""
+    if _equal(first, second):
+        return 0.0
+    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    m = _row_parts(first, second, t, log_p, p, u, terms)
+    return _row_scaled_kl(log_p, p, u, m, t, 2, frac_squared, exponent, terms)
+
+
+@numba.njit(cache=True)
+def _row_gradient(
+    first: np.ndarray,
+    second: np.ndarray,
+    t: float,
+    frac_squared: float,
+    exponent: int,
+    scratch: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    r"""``NearRows._forward_gradient`` of one row (``first`` the teacher's scores,
+    ``second`` the student's logits) into ``out``: :math:`p\,a\,\operatorname{expm1}(a/T)
+    /(a/T)`, :math:`a = U - M - T D`, where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
+    (:math:`\log s` formed only where a class needs it); ``scratch`` five rows. A row
+    equal to its teacher's is the formula's +0 without it."""
+    classes = first.shape[0]
+    if _equal(first, second):
+        for c in range(classes):
+            out[c] = 0.0
+        return
+    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    m = _row_parts(first, second, t, log_p, p, u, terms)
+    kl = _row_scaled_kl(log_p, p, u, m, t, 1, frac_squared, exponent, terms)
+    softened = False
+    for c in range(classes):
+        a = u[c] - m - kl
+        q = a / t
+        if abs(q) < _SERIES_X:
+            out[c] = p[c] * (a * (math.expm1(q) / q if q != 0.0 else 1.0))
+            continue
+        if not softened:
+            _log_softmax(second, t, scratch[4])
+            softened = True
+        out[c] = (math.exp(scratch[4][c]) - math.exp(log_p[c])) * t
+
+
+@numba.njit(cache=True)
+def _equal(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether two rows are equal entry for entry."""
+    for c in range(first.shape[0]):
+        if first[c] != second[c]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _formable(first: np.ndarray, second: np.ndarray) -> bool:
+    """``rows_to_form``'s test of one row: every difference finite."""
+    for c in range(first.shape[0]):
+        if not math.isfinite(second[c] - first[c]):
+            return False
+    return True
 
 
 @numba.njit(cache=True)
@@ -133,9 +233,21 @@ def _near_loss_rows(
     """:func:`_row_kl` of each row of C-contiguous float64 ``first`` and ``second``."""
     rows, classes = first.shape
     out = np.empty(rows)
-    log_p, p, u = np.empty(classes), np.empty(classes), np.empty(classes)
+    scratch = np.empty((4, classes))
     for r in range(rows):
-        out[r] = _row_kl(first[r], second[r], t, frac_squared, exponent, log_p, p, u)
+        out[r] = _row_kl(first[r], second[r], t, frac_squared, exponent, scratch)
+    return out
+
+
+@numba.njit(cache=True)
+def _near_gradient_rows(
+    first: np.ndarray, second: np.ndarray, t: float, frac_squared: float, exponent: int
+) -> np.ndarray:
+    """:func:`_row_gradient` of each row of C-contiguous float64 ``first`` and ``second``."""
+    out = np.empty(first.shape)
+    scratch = np.empty((5, first.shape[1]))
+    for r in range(first.shape[0]):
+        _row_gradient(first[r], second[r], t, frac_squared, exponent, scratch, out[r])
     return out
 
 
@@ -146,14 +258,125 @@ def near_loss64(
     the student's logits and the teacher's scores: ``NearRows.loss`` compiled (module
     docstring); :math:`D(t\,\|\,s)` where ``forward``, else :math:`D(s\,\|\,t)`."""
     first, second = (teacher, student) if forward else (student, teacher)
+    return _rows_of(_near_loss_rows, first, second, temperature)[..., 0]
+
+
+def near_gradient64(student: np.ndarray, teacher: np.ndarray, temperature: float) -> np.ndarray:
+    r"""The forward gradient :math:`T(s - t)` of float64 rows (batch x classes, finite
+    differences) of the student's logits and the teacher's scores: ``NearRows``'
+    forward gradient compiled (:func:`_row_gradient`)."""
+    return _rows_of(_near_gradient_rows, teacher, student, temperature)
+
+
+def _rows_of(
+    rows: Callable[..., np.ndarray], first: np.ndarray, second: np.ndarray, temperature: float
+) -> np.ndarray:
+    r"""``rows(first, second, T, f^2, e)`` (:math:`T = f\,2^e`) of float64 rows in any batch
+    shape, in that shape (classes last: keepdims for per-row values)."""
     classes = first.shape[-1]
     frac, exponent = math.frexp(temperature)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        out = _near_loss_rows(
+        out = rows(
             np.ascontiguousarray(first, dtype=np.float64).reshape(-1, classes),
             np.ascontiguousarray(second, dtype=np.float64).reshape(-1, classes),
             float(temperature),
             frac * frac,
             exponent,
         )
-    return out.reshape(first.shape[:-1])
+    return out.reshape((*first.shape[:-1], -1))
+
+
+# ---------------------------------------------------- the lean path's near rows (issue 13)
+
+
+@numba.njit(cache=True)
+def near_kl_loss64(
+    log_p: np.ndarray,
+    log_q: np.ndarray,
+    p: np.ndarray,
+    factor: float,
+    first: np.ndarray,
+    second: np.ndarray,
+    t: float,
+    frac_squared: float,
+    exponent: int,
+    reduce_with: Any,
+) -> tuple[bool, float]:
+    r"""The lean loss (``_small_distill``) where ``kl_loss64`` handed rows on: the common
+    path's :math:`T^2 D` per row (``kl_rows64``, ``factor`` :math:`T^2` or 1.0), the rows
+    whose KL is below ``KL_FLOOR`` and formable (finite ``second - first``, the raw
+    scores of the KL's first and second sides) by :func:`_row_kl`, then
+    ``reduce_rows``; ``(False, 0.0)`` where no row is below the floor (the call was
+    handed on for another reason: the full path's)."""
+    rows = kl_rows64(log_p, log_q, p, 1.0)
+    scratch = np.empty((4, first.shape[1]))
+    found = False
+    for i in range(rows.shape[0]):
+        kl = rows[i]
+        if kl < _KL_FLOOR:
+            found = True
+            if _formable(first[i], second[i]):
+                rows[i] = _row_kl(first[i], second[i], t, frac_squared, exponent, scratch)
+                continue
+        if factor != 1.0:
+            rows[i] = factor * kl
+    if not found:
+        return False, 0.0
+    return reduce_rows(rows, reduce_with)
+
+
+@numba.njit(cache=True)
+def near_forward_gradient64(
+    s: np.ndarray,
+    teacher: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    t: float,
+    frac_squared: float,
+    exponent: int,
+    reduction: int,
+    log_base: float,
+) -> bool:
+    r"""The lean forward gradient (``_small_distill``) where ``tempered_difference64``
+    handed rows on, into ``s`` (the softened student; ``teacher`` the softened
+    teacher): :math:`T(s - t)` (the product only for :math:`T \ne 1`), the rows that
+    ``spread_is_small`` flags and that are formable (``first`` the teacher's scores,
+    ``second`` the student's logits) by :func:`_row_gradient`, times
+    ``reduction_scale``. False where no row is flagged (the full path's call), or a
+    value is not finite."""
+    n, classes = s.shape
+    flagged = np.empty(n, np.bool_)
+    found = False
+    for i in range(n):
+        flagged[i] = _spread_is_small(s[i], teacher[i])
+        found = found or flagged[i]
+    if not found:
+        return False
+    scale = reduction_scale(n, reduction, log_base)
+    scratch = np.empty((5, classes))
+    for i in range(n):
+        row = s[i]
+        if flagged[i] and _formable(first[i], second[i]):
+            _row_gradient(first[i], second[i], t, frac_squared, exponent, scratch, row)
+        else:
+            for c in range(classes):
+                value = row[c] - teacher[i, c]
+                row[c] = value if t == 1.0 else t * value
+        for c in range(classes):
+            row[c] = row[c] * scale
+    return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def _spread_is_small(s: np.ndarray, teacher: np.ndarray) -> bool:
+    r"""``_near_rows.spread_is_small`` of one row: :math:`\max_c|s_c - t_c| <`
+    ``SPREAD_FLOOR`` :math:`\max_c t_c`; False where a difference or :math:`t_c` is NaN
+    (as NumPy's maxima propagate it)."""
+    spread, top = 0.0, -math.inf
+    for c in range(s.shape[0]):
+        difference = s[c] - teacher[c]
+        if math.isnan(difference) or math.isnan(teacher[c]):
+            return False
+        spread = max(spread, abs(difference))
+        top = max(top, teacher[c])
+    return spread < _SPREAD_FLOOR * top

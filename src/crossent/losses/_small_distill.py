@@ -48,7 +48,9 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -60,11 +62,7 @@ from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
 from ._near_rows import KL_FLOOR as _KL_FLOOR
-from ._near_rows import (
-    NearRows,
-    rows_to_form,
-    spread_is_small,
-)
+from ._near_rows import NearRows, rows_to_form
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -157,18 +155,16 @@ def _near_loss(
     shape: tuple[int, ...],
 ) -> Any:
     r"""The loss where rows have a KL below ``_near_rows.KL_FLOOR`` (``kl_loss64`` handed
-    them on), as the full path forms it: :math:`T^2 D` per row (``kl_rows64``), those
-    rows by ``_near_rows.NearRows``, then ``reduce_rows`` (None where a value is not
-    finite); None where there is no such row (the call was handed on for another
-    reason)."""
-    kl = compiled_functions().kl_rows64(*arguments, 1.0)
-    flagged = kl < _KL_FLOOR
-    if not flagged.any():
-        return None
-    values = kl if settings.factor == 1.0 else settings.factor * kl
-    values = _with_near_rows(values, flagged, args, settings, NearRows.loss)
-    reduce = hybrid_functions().reduce_rows
-    return reduced(reduce, (values,), shape[:-1], settings.scale, values.dtype)
+    them on), as the full path forms it: :math:`T^2 D` per row, those rows by
+    ``NearRows``' compiled formula, then ``reduce_rows``, in one compiled call
+    (``_near_rows_numba.near_kl_loss64``); None where a value is not finite or there is
+    no such row (the call was handed on for another reason)."""
+    z, v = _scores(args, settings)
+    first, second = (v, z) if settings.forward else (z, v)
+    frac, exponent = math.frexp(settings.temperature)
+    near = (*arguments, settings.factor, first, second, settings.temperature)
+    loss = _near_functions().near_kl_loss64
+    return reduced(loss, (*near, frac * frac, exponent), shape[:-1], settings.scale, _WIDE)
 
 
 def _near_gradient(
@@ -177,29 +173,50 @@ def _near_gradient(
     r"""The gradient where the compiled one handed rows on to ``_near_rows`` (a small
     :math:`\max_c|s_c - t_c|`, forward, ``arrays`` :math:`(s, t)`; or KL, reverse,
     :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
-    compiled function's operations (here in NumPy: this is the rare call), those rows
-    by ``_near_rows``, then the reduction's scale; None where there is no such row, or
-    a value is not finite."""
+    compiled function's operations, those rows by ``_near_rows``, then the reduction's
+    scale (forward: in one compiled call, ``near_forward_gradient64``, into :math:`s`;
+    reverse: in NumPy, the rare call); None where there is no such row, or a value is
+    not finite."""
     s, t = arrays[0], settings.temperature
+    reduction, log_base = settings.scale
     if settings.forward:
-        teacher = arrays[1]
-        grad = s - teacher
-        flagged = spread_is_small(grad, teacher, np)
-        grad = grad if t == 1.0 else t * grad
-    else:
-        log_s, log_t = arrays[1], arrays[2]
-        kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
-        flagged = kl < _KL_FLOOR
-        with np.errstate(invalid="ignore"):  # (-inf - -inf, not taken)
-            difference = np.where(log_t > -np.inf, log_s - log_t, np.inf)
-            excess = difference - kl[:, None]
-            grad = t * (s * np.where(s != 0.0, excess, 0.0))
+        z, v = _scores(args, settings)
+        frac, exponent = math.frexp(t)
+        gradient = _near_functions().near_forward_gradient64
+        near = (s, arrays[1], v, z, t, frac * frac, exponent, reduction, log_base)
+        return s if gradient(*near) else None
+    log_s, log_t = arrays[1], arrays[2]
+    kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
+    flagged = kl < _KL_FLOOR
+    with np.errstate(invalid="ignore"):  # (-inf - -inf, not taken)
+        difference = np.where(log_t > -np.inf, log_s - log_t, np.inf)
+        excess = difference - kl[:, None]
+        grad = t * (s * np.where(s != 0.0, excess, 0.0))
     if not flagged.any():
         return None
     grad = _with_near_rows(grad, flagged, args, settings, NearRows.gradient)
-    reduction, log_base = settings.scale
     grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
     return grad if np.isfinite(grad).all() else None
+
+
+def _scores(args: tuple[Any, ...], settings: _Settings) -> tuple[np.ndarray, np.ndarray]:
+    r"""The student's logits and the teacher's scores (logits, or :math:`\log t` by
+    ``safe_log``) of a lean call in float64, N x C, as the full path gives them to
+    ``_near_rows``."""
+    classes = args[0].shape[-1]
+    z = np.asarray(args[0], dtype=np.float64).reshape(-1, classes)
+    v = np.asarray(args[1], dtype=np.float64).reshape(-1, classes)
+    if settings.teacher_form == "probs":
+        with np.errstate(divide="ignore"):
+            v = np.log(v)  # safe_log
+    return z, v
+
+
+def _near_functions() -> ModuleType:
+    """``_near_rows_numba``, imported on first use (it imports Numba)."""
+    from . import _near_rows_numba
+
+    return _near_rows_numba
 
 
 def _all_equal(flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings) -> bool:
@@ -242,12 +259,7 @@ def _near(
     the full path gives them; None where there is none."""
     if not flagged.any():
         return None
-    classes = args[0].shape[-1]
-    z = np.asarray(args[0], dtype=np.float64).reshape(-1, classes)
-    v = np.asarray(args[1], dtype=np.float64).reshape(-1, classes)
-    if settings.teacher_form == "probs":
-        with np.errstate(divide="ignore"):
-            v = np.log(v)  # safe_log
+    z, v = _scores(args, settings)
     rows = rows_to_form(flagged, z, v)
     return None if rows is None else (rows, z[rows], v[rows])
 
