@@ -1,15 +1,16 @@
 """Per-call time of distillation on rows near their teacher (issue 13 follow-up).
 
     python benchmarks/bench_distill_near_rows.py [--calls 1000] [--repeats 5]
-        [--against PATH/TO/OTHER/src ...] [--rounds 3] [--clock wall|process]
+        [--against PATH/TO/OTHER/src ...] [--rounds 3] [--clock wall|cpu]
 
 ``crossent.distillation_loss`` and ``distillation_loss_grad`` (float64, ``validate=False``,
-T = 1) on a row of 10 and on 64 x 100 standard normal student logits, against three
+T = 1) on a row of 10 and on 64 x 100 standard normal student logits, against four
 teachers: the student itself (bit for bit), the student plus 1e-3 standard normal
 noise (a KL near 5e-7, below ``_near_rows.KL_FLOOR``, but a spread above
-``SPREAD_FLOOR``: the loss takes the near rows, the gradient the common path), and an
-independent draw (ordinary rows). Each case is timed as ``--calls`` calls in a row,
-``--repeats`` times; the table's numbers are milliseconds per ``--calls`` calls, so at
+``SPREAD_FLOOR``: the loss takes the near rows, the gradient the common path), plus
+1e-7 noise (both take the near rows), and an independent draw (ordinary rows); the
+row of 10 also with ``validate=True`` (the default, ``+v``). Each case is timed as
+``--calls`` calls in a row, ``--repeats`` times; the table's numbers are milliseconds per ``--calls`` calls, so at
 the default 1000 calls they read as microseconds per call. With ``--against``, each
 tree runs in its own process, alternating round by round (``_against.compare``).
 """
@@ -17,6 +18,7 @@ tree runs in its own process, alternating round by round (``_against.compare``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -28,7 +30,8 @@ from _against import add_options, clock, compare
 
 
 def cases() -> dict[str, Callable[[], object]]:
-    """The calls timed, by name."""
+    """The calls timed, by name: each case with ``validate=False``; a row of 10 also with
+    the default validation (``+v``)."""
     rng = np.random.default_rng(0)
     calls: dict[str, Callable[[], object]] = {}
     for shape in ((10,), (64, 100)):
@@ -36,17 +39,22 @@ def cases() -> dict[str, Callable[[], object]]:
         teachers = {
             "identical": z.copy(),
             "close": z + 1e-3 * rng.standard_normal(shape),
+            "very close": z + 1e-7 * rng.standard_normal(shape),
             "ordinary": rng.standard_normal(shape),
         }
+        checks = (False, True) if len(shape) == 1 else (False,)
         for name, v in teachers.items():
-            label = f"{'x'.join(map(str, shape))} {name}"
-            calls[f"{label} loss"] = lambda z=z, v=v: crossent.distillation_loss(
-                z, v, validate=False
-            )
-            calls[f"{label} grad"] = lambda z=z, v=v: crossent.distillation_loss_grad(
-                z, v, validate=False
-            )
+            for validate in checks:
+                label = f"{'x'.join(map(str, shape))} {name}{' +v' if validate else ''}"
+                for kind, function in (("loss", _LOSS), ("grad", _GRADIENT)):
+                    calls[f"{label} {kind}"] = functools.partial(
+                        function, z, v, validate=validate
+                    )
     return calls
+
+
+_LOSS = crossent.distillation_loss
+_GRADIENT = crossent.distillation_loss_grad
 
 
 def main(argv: list[str]) -> None:
@@ -76,7 +84,7 @@ def main(argv: list[str]) -> None:
         return
     print(crossent.__file__.split("/src/")[0])
     for name, times in report.items():
-        print(f"  {name:28s} best {min(times) / args.calls * 1e6:8.1f} us a call")
+        print(f"  {name:32s} best {min(times) / args.calls * 1e6:8.1f} us a call")
 
 
 if __name__ == "__main__":

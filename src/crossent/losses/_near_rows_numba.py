@@ -210,20 +210,23 @@ def _row_gradient(
 
 @numba.njit(cache=True)
 def _equal(first: np.ndarray, second: np.ndarray) -> bool:
-    """Whether two rows are equal entry for entry."""
+    """Whether two rows are equal entry for entry (a count, not a loop that stops: it
+    vectorises)."""
+    unequal = 0
     for c in range(first.shape[0]):
-        if first[c] != second[c]:
-            return False
-    return True
+        unequal += first[c] != second[c]
+    return unequal == 0
 
 
 @numba.njit(cache=True)
 def _formable(first: np.ndarray, second: np.ndarray) -> bool:
-    """``rows_to_form``'s test of one row: every difference finite."""
+    """``rows_to_form``'s test of one row: every difference finite (:math:`x - x = 0`
+    exactly where :math:`x` is; a count, as :func:`_equal`)."""
+    lost = 0
     for c in range(first.shape[0]):
-        if not math.isfinite(second[c] - first[c]):
-            return False
-    return True
+        difference = second[c] - first[c]
+        lost += not difference - difference == 0.0
+    return lost == 0
 
 
 @numba.njit(cache=True)
@@ -342,21 +345,14 @@ def near_forward_gradient64(
     teacher): :math:`T(s - t)` (the product only for :math:`T \ne 1`), the rows that
     ``spread_is_small`` flags and that are formable (``first`` the teacher's scores,
     ``second`` the student's logits) by :func:`_row_gradient`, times
-    ``reduction_scale``. False where no row is flagged (the full path's call), or a
-    value is not finite."""
+    ``reduction_scale``; False where a value is not finite. Where no row is flagged
+    (``tempered_difference64``'s test is looser), the common path's values."""
     n, classes = s.shape
-    flagged = np.empty(n, np.bool_)
-    found = False
-    for i in range(n):
-        flagged[i] = _spread_is_small(s[i], teacher[i])
-        found = found or flagged[i]
-    if not found:
-        return False
     scale = reduction_scale(n, reduction, log_base)
     scratch = np.empty((5, classes))
     for i in range(n):
         row = s[i]
-        if flagged[i] and _formable(first[i], second[i]):
+        if _spread_is_small(row, teacher[i]) and _formable(first[i], second[i]):
             _row_gradient(first[i], second[i], t, frac_squared, exponent, scratch, row)
         else:
             for c in range(classes):

@@ -289,16 +289,20 @@ def tempered_difference64(
 ) -> bool:
     r"""The forward distillation gradient :math:`T\,(s - t)` (the product only for
     :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
-    not finite, or where a row's :math:`\max_c |s_c - t_c|` is below
+    not finite, or where a row may have a :math:`\max_c |s_c - t_c|` below
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (then before writing: the full
-    path forms it without cancellation)."""
+    path forms it without cancellation): where no :math:`|s_c - t_c|` reaches twice
+    the floor, which such a row's do not (``t`` probabilities: :math:`t_c \le 1`). An
+    ordinary row is told by its first entries (64 x 100: a pass of two maxima cost 4 us
+    of 42)."""
     n, classes = s.shape
     for i in range(n):
-        spread, top = 0.0, 0.0
+        apart = False
         for c in range(classes):
-            spread = max(spread, abs(s[i, c] - t[i, c]))
-            top = max(top, t[i, c])
-        if spread < _SPREAD_FLOOR * top:
+            if abs(s[i, c] - t[i, c]) >= 2.0 * _SPREAD_FLOOR:
+                apart = True
+                break
+        if not apart:
             return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
