@@ -242,18 +242,6 @@ def _near_loss_rows(
     return out
 
 
-@numba.njit(cache=True)
-def _near_gradient_rows(
-    first: np.ndarray, second: np.ndarray, t: float, frac_squared: float, exponent: int
-) -> np.ndarray:
-    """:func:`_row_gradient` of each row of C-contiguous float64 ``first`` and ``second``."""
-    out = np.empty(first.shape)
-    scratch = np.empty((5, first.shape[1]))
-    for r in range(first.shape[0]):
-        _row_gradient(first[r], second[r], t, frac_squared, exponent, scratch, out[r])
-    return out
-
-
 def near_loss64(
     student: np.ndarray, teacher: np.ndarray, temperature: float, *, forward: bool
 ) -> np.ndarray:
@@ -267,8 +255,20 @@ def near_loss64(
 def near_gradient64(student: np.ndarray, teacher: np.ndarray, temperature: float) -> np.ndarray:
     r"""The forward gradient :math:`T(s - t)` of float64 rows (batch x classes, finite
     differences) of the student's logits and the teacher's scores: ``NearRows``'
-    forward gradient compiled (:func:`_row_gradient`)."""
-    return _rows_of(_near_gradient_rows, teacher, student, temperature)
+    forward gradient compiled (:func:`_row_gradient`, by :func:`near_forward_gradient64`
+    given no softened rows: every row formed)."""
+    return _rows_of(_every_gradient_row, teacher, student, temperature)
+
+
+def _every_gradient_row(
+    first: np.ndarray, second: np.ndarray, t: float, frac_squared: float, exponent: int
+) -> np.ndarray:
+    """:func:`_row_gradient` of every row of C-contiguous float64 ``first`` and ``second``
+    (one compiled function for both paths: each costs a compile of the formula)."""
+    out = np.empty(first.shape)
+    no_rows = np.empty((0, first.shape[1]))
+    near_forward_gradient64(out, no_rows, first, second, t, frac_squared, exponent, 0, 0.0)
+    return out
 
 
 def _rows_of(
@@ -346,13 +346,16 @@ def near_forward_gradient64(
     ``spread_is_small`` flags and that are formable (``first`` the teacher's scores,
     ``second`` the student's logits) by :func:`_row_gradient`, times
     ``reduction_scale``; False where a value is not finite. Where no row is flagged
-    (``tempered_difference64``'s test is looser), the common path's values."""
+    (``tempered_difference64``'s test is looser), the common path's values. A
+    ``teacher`` of no rows: every row of ``s`` formed by :func:`_row_gradient` (the
+    full path's rows: ``near_gradient64``), reduction 0 (``'none'``) giving a scale of 1."""
     n, classes = s.shape
     scale = reduction_scale(n, reduction, log_base)
     scratch = np.empty((5, classes))
+    every = teacher.shape[0] == 0
     for i in range(n):
         row = s[i]
-        if _spread_is_small(row, teacher[i]) and _formable(first[i], second[i]):
+        if (every or _spread_is_small(row, teacher[i])) and _formable(first[i], second[i]):
             _row_gradient(first[i], second[i], t, frac_squared, exponent, scratch, row)
         else:
             for c in range(classes):
