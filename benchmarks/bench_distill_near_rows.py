@@ -10,8 +10,8 @@ noise (a KL near 5e-7, below ``_near_rows.KL_FLOOR``, but a spread above
 ``SPREAD_FLOOR``: the loss takes the near rows, the gradient the common path), plus
 1e-7 noise (both take the near rows), and an independent draw (ordinary rows); the
 row of 10 also with ``validate=True`` (the default, ``+v``). Each case is timed as
-``--calls`` calls in a row, ``--repeats`` times; the table's numbers are milliseconds per ``--calls`` calls, so at
-the default 1000 calls they read as microseconds per call. With ``--against``, each
+``--calls`` calls in a row, ``--repeats`` times; the table's numbers are milliseconds
+per ``--calls`` calls, so at the default 1000 calls they read as microseconds per call. With ``--against``, each
 tree runs in its own process, alternating round by round (``_against.compare``).
 """
 
@@ -47,9 +47,7 @@ def cases() -> dict[str, Callable[[], object]]:
             for validate in checks:
                 label = f"{'x'.join(map(str, shape))} {name}{' +v' if validate else ''}"
                 for kind, function in (("loss", _LOSS), ("grad", _GRADIENT)):
-                    calls[f"{label} {kind}"] = functools.partial(
-                        function, z, v, validate=validate
-                    )
+                    calls[f"{label} {kind}"] = functools.partial(function, z, v, validate=validate)
     return calls
 
 

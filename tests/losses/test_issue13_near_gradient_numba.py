@@ -85,7 +85,11 @@ def test_compiled_gradient_against_mpmath(temperature: float, step: float) -> No
     at T = 1 classes with |a|/T >= 1/2, formed as T(s - t))."""
     rng = np.random.default_rng(int(math.log10(temperature)) + 7)
     z = rng.standard_normal((4, 12))
-    v = rng.standard_normal((4, 12)) if math.isinf(step) else z + step * rng.standard_normal(z.shape)
+    v = (
+        rng.standard_normal((4, 12))
+        if math.isinf(step)
+        else z + step * rng.standard_normal(z.shape)
+    )
     compiled = near_gradient64(z, v, temperature)
     for row in range(z.shape[0]):
         want = np.array(_mpmath_gradient(z[row], v[row], temperature))
@@ -122,7 +126,9 @@ def test_compiled_spread_test_is_numpys() -> None:
     s[2, 3] = np.nan
     teacher[3, 1] = np.nan
     want = spread_is_small(s - teacher, teacher, np)
-    assert want[1] and not want[0] and not want[2] and not want[3] and 0 < want.sum() < 50
+    assert want[1]
+    assert not (want[0] or want[2] or want[3])
+    assert 0 < want.sum() < 50
     for row in range(60):
         assert _near_rows_numba._spread_is_small(s[row], teacher[row]) == want[row], row
 

@@ -225,7 +225,7 @@ def _formable(first: np.ndarray, second: np.ndarray) -> bool:
     lost = 0
     for c in range(first.shape[0]):
         difference = second[c] - first[c]
-        lost += not difference - difference == 0.0
+        lost += difference - difference != 0.0
     return lost == 0
 
 
