@@ -11,8 +11,9 @@ noise (a KL near 5e-7, below ``_near_rows.KL_FLOOR``, but a spread above
 1e-7 noise (both take the near rows), and an independent draw (ordinary rows); the
 row of 10 also with ``validate=True`` (the default, ``+v``). Each case is timed as
 ``--calls`` calls in a row, ``--repeats`` times; the table's numbers are milliseconds
-per ``--calls`` calls, so at the default 1000 calls they read as microseconds per call. With ``--against``, each
-tree runs in its own process, alternating round by round (``_against.compare``).
+per ``--calls`` calls, so at the default 1000 calls they read as microseconds per call.
+With ``--against``, each tree runs in its own process, alternating round by round
+(``_against.compare``).
 """
 
 from __future__ import annotations

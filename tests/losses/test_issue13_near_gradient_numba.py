@@ -127,7 +127,7 @@ def test_compiled_spread_test_is_numpys() -> None:
     teacher[3, 1] = np.nan
     want = spread_is_small(s - teacher, teacher, np)
     assert want[1]
-    assert not (want[0] or want[2] or want[3])
+    assert not np.any(want[[0, 2, 3]])
     assert 0 < want.sum() < 50
     for row in range(60):
         assert _near_rows_numba._spread_is_small(s[row], teacher[row]) == want[row], row
