@@ -212,8 +212,10 @@ def _scores(args: tuple[Any, ...], settings: _Settings) -> tuple[np.ndarray, np.
     return z, v
 
 
+@functools.cache
 def _near_functions() -> ModuleType:
-    """``_near_rows_numba``, imported on first use (it imports Numba)."""
+    """``_near_rows_numba``, imported on first use (it imports Numba); kept (an import
+    statement at each call cost a microsecond)."""
     from . import _near_rows_numba
 
     return _near_rows_numba
