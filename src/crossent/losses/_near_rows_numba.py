@@ -29,9 +29,20 @@ from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y, KL_FLOOR, SPREAD_FLOOR
 from ._small_numba import reduce_rows, row_sum
 from ._small_targets_numba import _all_finite, kl_rows64, reduction_scale
 
-__all__ = ["near_forward_gradient64", "near_gradient64", "near_kl_loss64", "near_loss64"]
+__all__ = [
+    "Tempered",
+    "near_forward_gradient64",
+    "near_gradient64",
+    "near_kl_loss64",
+    "near_loss64",
+    "tempered",
+]
 
 _KL_FLOOR, _SPREAD_FLOOR = KL_FLOOR, SPREAD_FLOOR
+
+Tempered = tuple[float, float, int]
+r""":math:`(T, f^2, e)`, :math:`T = f\,2^e`: the temperature as the compiled functions
+take it (:func:`tempered`)."""
 
 _H0, _H_REST = _H[0], _H[1:]
 _PSI0, _PSI_REST = _PSI[0], _PSI[1:]
@@ -47,9 +58,9 @@ def _horner(x: float, first: float, rest: tuple[float, ...]) -> float:
 
 
 @numba.njit(cache=True)
-def _times_t2(x: float, frac_squared: float, exponent: int) -> float:
+def _times_t2(x: float, tempered: Tempered) -> float:
     r""":math:`T^2 x` as ``times_temperature_squared``: :math:`(f^2 x)\,2^{2e}`."""
-    return math.ldexp(x * frac_squared, 2 * exponent)
+    return math.ldexp(x * tempered[1], 2 * tempered[2])
 
 
 @numba.njit(cache=True)
@@ -76,18 +87,11 @@ def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray) -> None:
 
 
 @numba.njit(cache=True)
-def _row_parts(
-    first: np.ndarray,
-    second: np.ndarray,
-    t: float,
-    log_p: np.ndarray,
-    p: np.ndarray,
-    u: np.ndarray,
-    terms: np.ndarray,
-) -> float:
-    r"""``_parts`` of one row: :math:`\log p` and :math:`p` of ``first``, :math:`U` (the
-    two shifts) into the scratch rows ``log_p``, ``p`` and ``u`` (``terms`` a fourth);
+def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
+    r"""``_parts`` of one row: :math:`\log p` and :math:`p` of ``first`` and :math:`U`
+    (the two shifts) into ``scratch``'s rows 0, 1 and 2 (row 3 a scratch row of terms);
     returns :math:`M = \mathrm E_p[U]`."""
+    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
     classes = first.shape[0]
     _log_softmax(first, t, log_p)
     for c in range(classes):
@@ -110,19 +114,12 @@ def _row_parts(
 
 
 @numba.njit(cache=True)
-def _row_scaled_kl(
-    log_p: np.ndarray,
-    p: np.ndarray,
-    u: np.ndarray,
-    m: float,
-    t: float,
-    power: int,
-    frac_squared: float,
-    exponent: int,
-    terms: np.ndarray,
-) -> float:
-    r"""``_scaled_kl`` of one row of :func:`_row_parts`: :math:`T^k D`, :math:`k` =
-    ``power`` (2: the loss; 1: :math:`T D`, for the gradient); ``terms`` scratch."""
+def _row_scaled_kl(scratch: np.ndarray, m: float, tempered: Tempered, power: int) -> float:
+    r""":math:`T^k D` of one row of :func:`_row_parts` (``scratch``, :math:`M`):
+    ``_scaled_kl``, :math:`k` = ``power`` (2: the loss; 1: :math:`T D`, for the
+    gradient)."""
+    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    t = tempered[0]
     classes = p.shape[0]
     for c in range(classes):  # the series everywhere, without a branch (vectorised)
         x = u[c] / t
@@ -134,10 +131,7 @@ def _row_scaled_kl(
             terms[c] = 0.0
         elif not abs(x) < _SERIES_X:
             direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
-            if power == 2:
-                terms[c] = _times_t2(direct, frac_squared, exponent)
-            else:
-                terms[c] = direct * t
+            terms[c] = _times_t2(direct, tempered) if power == 2 else direct * t
     f = row_sum(terms)
     if math.isinf(f):
         return f
@@ -147,7 +141,7 @@ def _row_scaled_kl(
         bracket = ty * _horner(y, _PSI0, _PSI_REST)
         kl = f + (-ty * bracket if power == 2 else -y * bracket)
     elif power == 2:
-        kl = _times_t2(math.log1p(y) - m / t, frac_squared, exponent)
+        kl = _times_t2(math.log1p(y) - m / t, tempered)
     else:
         kl = (math.log1p(y) - m / t) * t
     return kl if kl > 0.0 else 0.0
@@ -155,57 +149,45 @@ def _row_scaled_kl(
 
 @numba.njit(cache=True)
 def _row_kl(
-    first: np.ndarray,
-    second: np.ndarray,
-    t: float,
-    frac_squared: float,
-    exponent: int,
-    scratch: np.ndarray,
+    first: np.ndarray, second: np.ndarray, tempered: Tempered, scratch: np.ndarray
 ) -> float:
     r""":math:`T^2 D` of one row: ``_parts`` then ``_scaled_kl`` (power 2); ``scratch``
     four rows. A row equal to its teacher's, bit for bit, is the formula's +0 without it
     (:math:`U = M = F = 0`)."""
     if _equal(first, second):
         return 0.0
-    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
-    m = _row_parts(first, second, t, log_p, p, u, terms)
-    return _row_scaled_kl(log_p, p, u, m, t, 2, frac_squared, exponent, terms)
+    m = _row_parts(first, second, tempered[0], scratch)
+    return _row_scaled_kl(scratch, m, tempered, 2)
 
 
 @numba.njit(cache=True)
 def _row_gradient(
-    first: np.ndarray,
-    second: np.ndarray,
-    t: float,
-    frac_squared: float,
-    exponent: int,
-    scratch: np.ndarray,
-    out: np.ndarray,
+    rows: tuple[np.ndarray, np.ndarray], tempered: Tempered, scratch: np.ndarray, out: np.ndarray
 ) -> None:
-    r"""``NearRows._forward_gradient`` of one row (``first`` the teacher's scores,
-    ``second`` the student's logits) into ``out``: :math:`p\,a\,\operatorname{expm1}(a/T)
-    /(a/T)`, :math:`a = U - M - T D`, where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
+    r"""``NearRows._forward_gradient`` of one row (``rows``: the teacher's scores, the
+    student's logits) into ``out``: :math:`p\,a\,\operatorname{expm1}(a/T)/(a/T)`,
+    :math:`a = U - M - T D`, where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
     (:math:`\log s` formed only where a class needs it); ``scratch`` five rows. A row
     equal to its teacher's is the formula's +0 without it."""
-    classes = first.shape[0]
+    first, second = rows
+    t = tempered[0]
     if _equal(first, second):
-        for c in range(classes):
-            out[c] = 0.0
+        out[:] = 0.0
         return
-    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
-    m = _row_parts(first, second, t, log_p, p, u, terms)
-    kl = _row_scaled_kl(log_p, p, u, m, t, 1, frac_squared, exponent, terms)
+    m = _row_parts(first, second, t, scratch)
+    kl = _row_scaled_kl(scratch, m, tempered, 1)
+    log_p, p, u, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
     softened = False
-    for c in range(classes):
+    for c in range(first.shape[0]):
         a = u[c] - m - kl
         q = a / t
         if abs(q) < _SERIES_X:
             out[c] = p[c] * (a * (math.expm1(q) / q if q != 0.0 else 1.0))
             continue
         if not softened:
-            _log_softmax(second, t, scratch[4])
+            _log_softmax(second, t, log_s)
             softened = True
-        out[c] = (math.exp(scratch[4][c]) - math.exp(log_p[c])) * t
+        out[c] = (math.exp(log_s[c]) - math.exp(log_p[c])) * t
 
 
 @numba.njit(cache=True)
@@ -230,16 +212,21 @@ def _formable(first: np.ndarray, second: np.ndarray) -> bool:
 
 
 @numba.njit(cache=True)
-def _near_loss_rows(
-    first: np.ndarray, second: np.ndarray, t: float, frac_squared: float, exponent: int
-) -> np.ndarray:
+def _near_loss_rows(first: np.ndarray, second: np.ndarray, tempered: Tempered) -> np.ndarray:
     """:func:`_row_kl` of each row of C-contiguous float64 ``first`` and ``second``."""
     rows, classes = first.shape
     out = np.empty(rows)
     scratch = np.empty((4, classes))
     for r in range(rows):
-        out[r] = _row_kl(first[r], second[r], t, frac_squared, exponent, scratch)
+        out[r] = _row_kl(first[r], second[r], tempered, scratch)
     return out
+
+
+def tempered(temperature: float) -> Tempered:
+    r""":math:`(T, f^2, e)` with :math:`T = f\,2^e` (``math.frexp``): the temperature as
+    the compiled functions here take it (:math:`T^2 x` formed as :math:`(f^2 x)\,2^{2e}`)."""
+    frac, exponent = math.frexp(temperature)
+    return float(temperature), frac * frac, exponent
 
 
 def near_loss64(
@@ -260,31 +247,25 @@ def near_gradient64(student: np.ndarray, teacher: np.ndarray, temperature: float
     return _rows_of(_every_gradient_row, teacher, student, temperature)
 
 
-def _every_gradient_row(
-    first: np.ndarray, second: np.ndarray, t: float, frac_squared: float, exponent: int
-) -> np.ndarray:
+def _every_gradient_row(first: np.ndarray, second: np.ndarray, tempered: Tempered) -> np.ndarray:
     """:func:`_row_gradient` of every row of C-contiguous float64 ``first`` and ``second``
     (one compiled function for both paths: each costs a compile of the formula)."""
     out = np.empty(first.shape)
-    no_rows = np.empty((0, first.shape[1]))
-    near_forward_gradient64(out, no_rows, first, second, t, frac_squared, exponent, 0, 0.0)
+    near_forward_gradient64(out, np.empty((0, first.shape[1])), (first, second), tempered, 0, 0.0)
     return out
 
 
 def _rows_of(
     rows: Callable[..., np.ndarray], first: np.ndarray, second: np.ndarray, temperature: float
 ) -> np.ndarray:
-    r"""``rows(first, second, T, f^2, e)`` (:math:`T = f\,2^e`) of float64 rows in any batch
-    shape, in that shape (classes last: keepdims for per-row values)."""
+    """``rows(first, second, tempered(T))`` of float64 rows in any batch shape, in that
+    shape (classes last: keepdims for per-row values)."""
     classes = first.shape[-1]
-    frac, exponent = math.frexp(temperature)
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         out = rows(
             np.ascontiguousarray(first, dtype=np.float64).reshape(-1, classes),
             np.ascontiguousarray(second, dtype=np.float64).reshape(-1, classes),
-            float(temperature),
-            frac * frac,
-            exponent,
+            tempered(temperature),
         )
     return out.reshape((*first.shape[:-1], -1))
 
@@ -298,19 +279,17 @@ def near_kl_loss64(
     log_q: np.ndarray,
     p: np.ndarray,
     factor: float,
-    first: np.ndarray,
-    second: np.ndarray,
-    t: float,
-    frac_squared: float,
-    exponent: int,
+    scores: tuple[np.ndarray, np.ndarray],
+    tempered: Tempered,
     reduce_with: Any,
 ) -> tuple[bool, float]:
     r"""The lean loss (``_small_distill``) where ``kl_loss64`` handed rows on: the common
     path's :math:`T^2 D` per row (``kl_rows64``, ``factor`` :math:`T^2` or 1.0), the rows
-    whose KL is below ``KL_FLOOR`` and formable (finite ``second - first``, the raw
-    scores of the KL's first and second sides) by :func:`_row_kl`, then
+    whose KL is below ``KL_FLOOR`` and formable (finite ``second - first``, of
+    ``scores``: the raw scores of the KL's first and second sides) by :func:`_row_kl`, then
     ``reduce_rows``; ``(False, 0.0)`` where no row is below the floor (the call was
     handed on for another reason: the full path's)."""
+    first, second = scores
     rows = kl_rows64(log_p, log_q, p, 1.0)
     scratch = np.empty((4, first.shape[1]))
     found = False
@@ -319,7 +298,7 @@ def near_kl_loss64(
         if kl < _KL_FLOOR:
             found = True
             if _formable(first[i], second[i]):
-                rows[i] = _row_kl(first[i], second[i], t, frac_squared, exponent, scratch)
+                rows[i] = _row_kl(first[i], second[i], tempered, scratch)
                 continue
         if factor != 1.0:
             rows[i] = factor * kl
@@ -332,31 +311,30 @@ def near_kl_loss64(
 def near_forward_gradient64(
     s: np.ndarray,
     teacher: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    t: float,
-    frac_squared: float,
-    exponent: int,
+    scores: tuple[np.ndarray, np.ndarray],
+    tempered: Tempered,
     reduction: int,
     log_base: float,
 ) -> bool:
     r"""The lean forward gradient (``_small_distill``) where ``tempered_difference64``
     handed rows on, into ``s`` (the softened student; ``teacher`` the softened
     teacher): :math:`T(s - t)` (the product only for :math:`T \ne 1`), the rows that
-    ``spread_is_small`` flags and that are formable (``first`` the teacher's scores,
-    ``second`` the student's logits) by :func:`_row_gradient`, times
+    ``spread_is_small`` flags and that are formable (``scores``: the teacher's scores,
+    the student's logits) by :func:`_row_gradient`, times
     ``reduction_scale``; False where a value is not finite. Where no row is flagged
     (``tempered_difference64``'s test is looser), the common path's values. A
     ``teacher`` of no rows: every row of ``s`` formed by :func:`_row_gradient` (the
     full path's rows: ``near_gradient64``), reduction 0 (``'none'``) giving a scale of 1."""
+    first, second = scores
     n, classes = s.shape
     scale = reduction_scale(n, reduction, log_base)
     scratch = np.empty((5, classes))
     every = teacher.shape[0] == 0
+    t = tempered[0]
     for i in range(n):
         row = s[i]
         if (every or _spread_is_small(row, teacher[i])) and _formable(first[i], second[i]):
-            _row_gradient(first[i], second[i], t, frac_squared, exponent, scratch, row)
+            _row_gradient((first[i], second[i]), tempered, scratch, row)
         else:
             for c in range(classes):
                 value = row[c] - teacher[i, c]

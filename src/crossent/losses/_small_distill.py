@@ -48,7 +48,6 @@ does a call whose values the full path would make warn or not finite.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -160,11 +159,10 @@ def _near_loss(
     (``_near_rows_numba.near_kl_loss64``); None where a value is not finite or there is
     no such row (the call was handed on for another reason)."""
     z, v = _scores(args, settings)
-    first, second = (v, z) if settings.forward else (z, v)
-    frac, exponent = math.frexp(settings.temperature)
-    near = (*arguments, settings.factor, first, second, settings.temperature)
-    loss = _near_functions().near_kl_loss64
-    return reduced(loss, (*near, frac * frac, exponent), shape[:-1], settings.scale, _WIDE)
+    compiled = _near_functions()
+    scores = (v, z) if settings.forward else (z, v)
+    near = (*arguments, settings.factor, scores, compiled.tempered(settings.temperature))
+    return reduced(compiled.near_kl_loss64, near, shape[:-1], settings.scale, _WIDE)
 
 
 def _near_gradient(
@@ -181,10 +179,9 @@ def _near_gradient(
     reduction, log_base = settings.scale
     if settings.forward:
         z, v = _scores(args, settings)
-        frac, exponent = math.frexp(t)
-        gradient = _near_functions().near_forward_gradient64
-        near = (s, arrays[1], v, z, t, frac * frac, exponent, reduction, log_base)
-        return s if gradient(*near) else None
+        compiled = _near_functions()
+        near = (s, arrays[1], (v, z), compiled.tempered(t), reduction, log_base)
+        return s if compiled.near_forward_gradient64(*near) else None
     log_s, log_t = arrays[1], arrays[2]
     kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
     flagged = kl < _KL_FLOOR
