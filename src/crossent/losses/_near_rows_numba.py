@@ -1,19 +1,30 @@
-r"""``_near_rows.NearRows``' loss compiled for float64 NumPy rows (issue 13, Numba).
+r"""``_near_rows.NearRows``' loss and forward gradient compiled for float64 NumPy rows
+(issue 13, Numba).
 
-The formula of ``_near_rows`` (its docstring derives it), one row at a time with no
-temporary arrays but two of the row's length: :math:`\log p` by
-``_far_gaps.tempered_log_softmax64``'s steps, the two shifts of ``_parts`` and
-:math:`T^2 D` of ``_scaled_kl`` (the Horner series ``_H`` and ``_PSI``, the switches
-``_SERIES_X`` and ``_SERIES_Y``, :math:`T^2 x` as ``times_temperature_squared`` forms
-it). Row sums in NumPy's pairwise order (``_small_numba.row_sum``); ``exp``, ``log``
-and ``log1p`` are libm's, not NumPy's vectorised loops, so a value may differ from the
-NumPy formulas' in its last bits (pinned within 8 ulps by
-``tests/losses/test_issue13_near_rows_numba.py``). A row of 10 near its teacher took
-99 us by the NumPy formulas (many small operations).
+The formulas of ``_near_rows`` (its docstring derives them), one row at a time in a
+few scratch rows: :math:`\log p` by ``_far_gaps.tempered_log_softmax64``'s steps, the
+two shifts of ``_parts`` and :math:`T^k D` of ``_scaled_kl`` (the Horner series ``_H``
+and ``_PSI``, the switches ``_SERIES_X`` and ``_SERIES_Y``, :math:`T^2 x` as
+``times_temperature_squared`` forms it), and the forward gradient of
+``NearRows._forward_gradient``. Row sums in NumPy's pairwise order
+(``_small_numba.row_sum``); ``exp``, ``expm1``, ``log`` and ``log1p`` are libm's, not
+NumPy's vectorised loops, so a value may differ from the NumPy formulas' in its last
+bits (pinned within 8 ulps, of the row's largest entry for the gradient, by
+``tests/losses/test_issue13_near_rows_numba.py`` and
+``test_issue13_near_gradient_numba.py``). A row of 10 near its teacher took 99 us
+(loss) and 120 us (gradient) by the NumPy formulas (many small operations). A row equal
+to its teacher's, bit for bit, is given the formulas' +0 without them.
+
+The lean path (``_small_distill``) forms a call with such rows in one compiled call
+each (:func:`near_kl_loss64`, :func:`near_forward_gradient64`): the common path's rows
+and the near ones together, then the reduction; the full path's ``NearRows`` calls
+:func:`near_loss64` and :func:`near_gradient64`, the same row functions, so both paths
+give the same bits.
 
 Numba caches this module (``cache=True``) keyed by this file, with ``_near_rows``'
-constants and ``_small_numba.row_sum`` compiled in: after changing either, touch this
-file.
+constants, ``_small_numba``'s ``row_sum`` and ``reduce_rows`` and
+``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and ``_all_finite``
+compiled in: after changing any of them, touch this file.
 """
 
 from __future__ import annotations
@@ -25,7 +36,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y, KL_FLOOR, SPREAD_FLOOR
+from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import reduce_rows, row_sum
 from ._small_targets_numba import _all_finite, kl_rows64, reduction_scale
 
@@ -38,7 +51,6 @@ __all__ = [
     "tempered",
 ]
 
-_KL_FLOOR, _SPREAD_FLOOR = KL_FLOOR, SPREAD_FLOOR
 
 Tempered = tuple[float, float, int]
 r""":math:`(T, f^2, e)`, :math:`T = f\,2^e`: the temperature as the compiled functions
