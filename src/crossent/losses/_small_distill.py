@@ -172,9 +172,10 @@ def _near_gradient(
     :math:`\max_c|s_c - t_c|`, forward, ``arrays`` :math:`(s, t)`; or KL, reverse,
     :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
     compiled function's operations, those rows by ``_near_rows``, then the reduction's
-    scale (forward: in one compiled call, ``near_forward_gradient64``, into :math:`s`;
-    reverse: in NumPy, the rare call); None where there is no such row, or a value is
-    not finite."""
+    scale. Forward: in one compiled call (``near_forward_gradient64``, into :math:`s`),
+    every row formed even where none is flagged (``tempered_difference64`` hands on
+    more rows than that); None where a value is not finite. Reverse: in NumPy (the rare
+    call); None where there is no such row, or a value is not finite."""
     s, t = arrays[0], settings.temperature
     reduction, log_base = settings.scale
     if settings.forward:
