@@ -48,6 +48,8 @@ from torch.autograd.function import once_differentiable
 
 from .. import losses
 from .._checks import check_reduction
+from .._sides import prepare_pair
+from .._xp import namespace
 from ..losses import LossParts, _distill
 
 __all__ = ["distillation_rows_checked"]
@@ -59,14 +61,12 @@ def distillation_rows_checked(
     r"""``crossent.distillation_loss`` of torch tensors (classes on axis 1, or 0 for a
     vector) with its far rows formed again (module docstring)."""
     axis = 1 if student.ndim > 1 else 0
+    if torch.compiler.is_compiling():
+        return _traced(student, teacher, temperature, reduction, axis)
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    if torch.compiler.is_compiling():
-        return losses.distillation_loss(
-            student, teacher, axis=axis, temperature=temperature, reduction=reduction
-        )
     later: list[_distill.NearRowsLater] = []
     token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
     try:
@@ -208,6 +208,41 @@ def _host64(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).contiguous().numpy()
 
 
+def _host_loss(z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
+    r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
+    (rows x classes) by the NumPy :func:`crossent.distillation_loss` on float64 host
+    copies (float64, on their device)."""
+    rows = losses.distillation_loss(_host64(z), _host64(v), temperature=temperature, reduction="none")
+    return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
+
+
+def _host_gradients(
+    z: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    upstream: torch.Tensor,
+    student: bool,
+    teacher: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    r"""The gradients of :func:`_host_loss` in ``z`` (where ``student``) and ``v`` (where
+    ``teacher``), times the ``upstream`` rows, each rounded once to its input's dtype
+    (None where not asked): :func:`crossent.distillation_loss_grad`, forward in ``z``,
+    reverse with the roles swapped in ``v`` (:class:`_HostRows`)."""
+    u = _host64(upstream)[:, None]
+    grad_z = grad_v = None
+    if student:
+        g = losses.distillation_loss_grad(
+            _host64(z), _host64(v), temperature=temperature, reduction="none"
+        )
+        grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
+    if teacher:
+        g = losses.distillation_loss_grad(
+            _host64(v), _host64(z), temperature=temperature, direction="reverse", reduction="none"
+        )
+        grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
+    return grad_z, grad_v
+
+
 class _HostRows(torch.autograd.Function):
     r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
     (rows x classes) in float64, by the NumPy :func:`crossent.distillation_loss` on host
@@ -223,10 +258,7 @@ class _HostRows(torch.autograd.Function):
     def forward(ctx: Any, z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
         ctx.save_for_backward(z, v)
         ctx.temperature = temperature
-        rows = losses.distillation_loss(
-            _host64(z), _host64(v), temperature=temperature, reduction="none"
-        )
-        return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
+        return _host_loss(z, v, temperature)
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -239,20 +271,8 @@ class _HostRows(torch.autograd.Function):
     @once_differentiable
     def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
-        t = ctx.temperature
-        u = _host64(upstream)[:, None]
-        grad_z = grad_v = None
-        if ctx.needs_input_grad[0]:
-            g = losses.distillation_loss_grad(
-                _host64(z), _host64(v), temperature=t, reduction="none"
-            )
-            grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
-        if ctx.needs_input_grad[1]:
-            g = losses.distillation_loss_grad(
-                _host64(v), _host64(z), temperature=t, direction="reverse", reduction="none"
-            )
-            grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
-        return grad_z, grad_v, None
+        needs = ctx.needs_input_grad
+        return (*_host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1]), None)
 
 
 def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
@@ -271,23 +291,176 @@ def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, 
 
 def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:
     r"""Per-row losses ``rows`` reduced as NumPy's far-row guard reduces them
-    (``_far_gaps._reduce``), in float64 and rounded once to ``dtype``: a ``'mean'`` as
-    :math:`2^k(\sum_i L_i 2^{-k})/N` with :math:`2^k \ge 2N`, whose sum cannot overflow
-    where the mean does not (the scalings are exact but for rows below
-    :math:`2^{k-1022}`). ``'parts'`` keeps the normalizer of the common path's result
-    ``loss`` (:math:`N` without one)."""
+    (``_far_gaps._reduce``), in float64 and rounded once to ``dtype``: a ``'mean'``
+    whose sum :math:`S` overflows as :math:`2^{64}(\sum_i L_i 2^{-64})/N`, which cannot
+    overflow where the mean does not (:math:`N < 2^{63}`; rows below
+    :math:`2^{-958}` lose bits there, beside a sum past :math:`10^{308}`), else
+    :math:`S/N`, the same bits as the scaled form. ``'parts'`` keeps the normalizer of
+    the common path's result ``loss`` (:math:`N` without one). No Python number of the
+    values or of the shape: traceable, shapes dynamic."""
     if reduction == "none":
         return rows.to(dtype)
     wide, n = rows.double(), rows.numel()
+    total = wide.sum()
     if reduction == "mean":
-        bits = 1 + math.ceil(math.log2(max(n, 1)))
-        return (((wide * 2.0**-bits).sum() / max(n, 1)) * 2.0**bits).to(dtype)
-    total = wide.sum().to(dtype)
+        count = max(n, 1)
+        scaled = ((wide * 2.0**-_MEAN_SCALING).sum() / count) * 2.0**_MEAN_SCALING
+        return torch.where(torch.isfinite(total), total / count, scaled).to(dtype)
     if reduction == "parts":
-        normalizer = (
-            torch.tensor(float(n), dtype=dtype, device=rows.device)
-            if loss is None
-            else loss.normalizer
+        normalizer = rows.new_full((), n, dtype=dtype) if loss is None else loss.normalizer
+        return LossParts(total=total.to(dtype), normalizer=normalizer)
+    return total.to(dtype)
+
+
+_MEAN_SCALING = 64
+"""The power of two that scales the rows of a ``'mean'`` whose sum overflows (:func:`_reduced`)."""
+
+
+# ------------------------------------------------------------------ under torch.compile
+
+
+def _traced(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str, axis: int
+) -> Any:
+    r"""The call while ``torch.compile`` traces it: no host read and no graph break. The
+    graph holds the generic rows (``_distill.common_rows_and_near_flags``, which
+    Inductor fuses) and the rows an eager call would form again, flagged: near rows,
+    rows that are not finite, and where the teacher requires a gradient its far gaps
+    (:func:`_teacher_far_gaps`); every row where :math:`T^2` is far. The custom op
+    :func:`_rows_formed` forms the flagged rows on the host at run time, with the one
+    host read of the eager call; :func:`_reduced` reduces (a Python branch on
+    ``reduction`` only)."""
+    if _square_is_far(student, teacher, temperature):
+        check_reduction(reduction)
+        batch = student.movedim(axis, -1).shape[:-1]
+        rows = student.new_zeros(batch, dtype=torch.float64)
+        flagged = torch.ones(batch, dtype=torch.bool, device=student.device)
+    else:
+        rows, near = _distill.common_rows_and_near_flags(
+            student, teacher, axis=axis, temperature=temperature
         )
-        return LossParts(total=total, normalizer=normalizer)
-    return total
+        flagged = near | ~torch.isfinite(rows.detach())
+        teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
+        flagged = flagged if teacher_far is None else flagged | teacher_far
+    formed = _rows_formed(rows, student, teacher, flagged, float(temperature), axis)
+    return _reduced(formed, reduction, None, _work_dtype(student, teacher))
+
+
+@torch.library.custom_op("crossent::distillation_rows_formed", mutates_args=())
+def _rows_formed(
+    rows: torch.Tensor,
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    flagged: torch.Tensor,
+    temperature: float,
+    axis: int,
+) -> torch.Tensor:
+    r"""The generic path's per-row losses ``rows`` (batch shape) in float64, the rows
+    ``flagged`` formed again by :func:`_host_loss` (the NumPy function: far gaps and
+    near rows exact), after the eager call's validation of both sides' logits. Its
+    one host read: whether a row is flagged."""
+    _validate(student, teacher, axis)
+    formed = rows.to(torch.float64, copy=True)
+    if bool(flagged.any()):
+        z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
+        formed[flagged] = _host_loss(z, v, temperature)
+    return formed
+
+
+@_rows_formed.register_fake
+def _rows_formed_fake(rows: torch.Tensor, *_: Any) -> torch.Tensor:
+    return rows.new_empty(rows.shape, dtype=torch.float64)
+
+
+@torch.library.custom_op("crossent::distillation_rows_formed_backward", mutates_args=())
+def _rows_formed_backward(
+    upstream: torch.Tensor,
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    flagged: torch.Tensor,
+    temperature: float,
+    axis: int,
+    need_student: bool,
+    need_teacher: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The gradients of the rows ``flagged`` of :func:`_rows_formed` in ``student`` and
+    ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows), 0 on the other
+    rows (the graph's own), each in its input's shape and dtype (contiguous); an empty
+    tensor where not needed."""
+    grads = [
+        torch.zeros_like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
+        for x, need in ((student, need_student), (teacher, need_teacher))
+    ]
+    if not bool(flagged.any()):
+        return grads[0], grads[1]
+    z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
+    formed = _host_gradients(z, v, temperature, upstream[flagged], need_student, need_teacher)
+    for grad, rows in zip(grads, formed, strict=True):
+        if rows is not None:
+            grad.movedim(axis, -1)[flagged] = rows
+    return grads[0], grads[1]
+
+
+@_rows_formed_backward.register_fake
+def _rows_formed_backward_fake(
+    upstream: torch.Tensor,
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    flagged: torch.Tensor,
+    temperature: float,
+    axis: int,
+    need_student: bool,
+    need_teacher: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(  # type: ignore[return-value]
+        torch.empty_like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
+        for x, need in ((student, need_student), (teacher, need_teacher))
+    )
+
+
+def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    rows, student, teacher, flagged, temperature, axis = inputs
+    ctx.save_for_backward(student, teacher, flagged)
+    ctx.options = (temperature, axis)
+    ctx.rows_dtype = rows.dtype
+
+
+def _rows_formed_autograd(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
+    r"""The rows' gradient: ``upstream`` to the generic rows but the flagged ones (0
+    there: ``kl_terms_from_log`` holds no :math:`0\cdot\infty`, as for ``_again``'s
+    ``index_put``), and :func:`_rows_formed_backward` for those."""
+    student, teacher, flagged = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    grad_rows = grad_z = grad_v = None
+    if needs[0]:
+        grad_rows = torch.where(flagged, 0.0, upstream).to(ctx.rows_dtype)
+    if needs[1] or needs[2]:
+        grad_z, grad_v = _rows_formed_backward(
+            upstream, student, teacher, flagged, *ctx.options, needs[1], needs[2]
+        )
+    return (
+        grad_rows,
+        grad_z if needs[1] else None,
+        grad_v if needs[2] else None,
+        None,
+        None,
+        None,
+    )
+
+
+_rows_formed.register_autograd(_rows_formed_autograd, setup_context=_rows_formed_setup)
+
+
+def _validate(student: torch.Tensor, teacher: torch.Tensor, axis: int) -> None:
+    """The eager call's validation of both sides' logits (``_sides.prepare_pair``:
+    ``InputError`` naming the argument and the row)."""
+    xp, (z, v) = namespace(student, teacher, names=("student_logits", "teacher"))
+    prepare_pair(
+        z,
+        v,
+        names=("student_logits", "teacher"),
+        forms=("logits", "logits"),
+        axis=axis,
+        xp=xp,
+        validate=True,
+    )
