@@ -51,6 +51,7 @@ from .._checks import check_reduction
 from .._sides import prepare_pair
 from .._xp import namespace
 from ..losses import LossParts, _distill
+from ..losses._near_rows import NearRows
 
 __all__ = ["distillation_rows_checked"]
 
@@ -223,25 +224,32 @@ def _host_gradients(
     upstream: torch.Tensor,
     student: bool,
     teacher: bool,
+    near: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     r"""The gradients of :func:`_host_loss` in ``z`` (where ``student``) and ``v`` (where
     ``teacher``), times the ``upstream`` rows, each rounded once to its input's dtype
     (None where not asked): :func:`crossent.distillation_loss_grad`, forward in ``z``,
-    reverse with the roles swapped in ``v`` (:class:`_HostRows`)."""
-    u = _host64(upstream)[:, None]
+    reverse with the roles swapped in ``v`` (:class:`_HostRows`). The rows ``near``
+    (booleans, where given: rows the loss forms by ``_near_rows``) take
+    ``_near_rows.NearRows``' gradients of that loss, as eager autograd does through
+    it (``distillation_loss_grad`` picks its own rows, by the spread of :math:`s - t`:
+    1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16)."""
+    u, z64, v64 = _host64(upstream)[:, None], _host64(z), _host64(v)
+    at = None if near is None or not bool(near.any()) else near.cpu().numpy()
     grad_z = grad_v = None
     if student:
-        g = losses.distillation_loss_grad(
-            _host64(z), _host64(v), temperature=temperature, reduction="none"
-        )
+        g = losses.distillation_loss_grad(z64, v64, temperature=temperature, reduction="none")
+        if at is not None:
+            g[at] = NearRows(z64[at], v64[at], temperature).gradient(forward=True)
         grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
     if teacher:
         g = losses.distillation_loss_grad(
-            _host64(v), _host64(z), temperature=temperature, direction="reverse", reduction="none"
+            v64, z64, temperature=temperature, direction="reverse", reduction="none"
         )
+        if at is not None:
+            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=False)
         grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
     return grad_z, grad_v
-
 
 class _HostRows(torch.autograd.Function):
     r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
@@ -324,25 +332,25 @@ def _traced(
 ) -> Any:
     r"""The call while ``torch.compile`` traces it: no host read and no graph break. The
     graph holds the generic rows (``_distill.common_rows_and_near_flags``, which
-    Inductor fuses) and the rows an eager call would form again, flagged: near rows,
-    rows that are not finite, and where the teacher requires a gradient its far gaps
-    (:func:`_teacher_far_gaps`); every row where :math:`T^2` is far. The custom op
-    :func:`_rows_formed` forms the flagged rows on the host at run time, with the one
-    host read of the eager call; :func:`_reduced` reduces (a Python branch on
-    ``reduction`` only)."""
+    Inductor fuses) and the rows an eager call forms again, flagged: ``near`` rows,
+    and ``far`` ones (not finite, or where the teacher requires a gradient its far gaps,
+    :func:`_teacher_far_gaps`; every row where :math:`T^2` is far). The custom op
+    :func:`_rows_formed` forms them at run time, with the one host read of the eager
+    call; :func:`_reduced` reduces (a Python branch on ``reduction`` only)."""
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)
         batch = student.movedim(axis, -1).shape[:-1]
         rows = student.new_zeros(batch, dtype=torch.float64)
-        flagged = torch.ones(batch, dtype=torch.bool, device=student.device)
+        near = torch.zeros(batch, dtype=torch.bool, device=student.device)
+        far = ~near
     else:
         rows, near = _distill.common_rows_and_near_flags(
             student, teacher, axis=axis, temperature=temperature
         )
-        flagged = near | ~torch.isfinite(rows.detach())
+        far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
-        flagged = flagged if teacher_far is None else flagged | teacher_far
-    formed = _rows_formed(rows, student, teacher, flagged, float(temperature), axis)
+        far = far if teacher_far is None else far | teacher_far
+    formed = _rows_formed(rows, student, teacher, near, far, float(temperature), axis)
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
 
 
@@ -351,16 +359,18 @@ def _rows_formed(
     rows: torch.Tensor,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    flagged: torch.Tensor,
+    near: torch.Tensor,
+    far: torch.Tensor,
     temperature: float,
     axis: int,
 ) -> torch.Tensor:
     r"""The generic path's per-row losses ``rows`` (batch shape) in float64, the rows
-    ``flagged`` formed again by :func:`_host_loss` (the NumPy function: far gaps and
-    near rows exact), after the eager call's validation of both sides' logits. Its
-    one host read: whether a row is flagged."""
+    ``near`` or ``far`` (booleans, batch shape) formed again by :func:`_host_loss` (the
+    NumPy function, exact there), after the eager call's validation of both sides'
+    logits (:func:`_validate`). Its one host read: whether a row is flagged."""
     _validate(student, teacher, axis)
     formed = rows.to(torch.float64, copy=True)
+    flagged = near | far
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
         formed[flagged] = _host_loss(z, v, temperature)
@@ -377,24 +387,28 @@ def _rows_formed_backward(
     upstream: torch.Tensor,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    flagged: torch.Tensor,
+    near: torch.Tensor,
+    far: torch.Tensor,
     temperature: float,
     axis: int,
     need_student: bool,
     need_teacher: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The gradients of the rows ``flagged`` of :func:`_rows_formed` in ``student`` and
-    ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows), 0 on the other
-    rows (the graph's own), each in its input's shape and dtype (contiguous); an empty
-    tensor where not needed."""
+    r"""The gradients of the flagged rows of :func:`_rows_formed` in ``student`` and
+    ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows; the near rows but
+    the far ones by ``NearRows``), 0 on the other rows (the graph's own), each in its
+    input's shape and dtype (contiguous); an empty tensor where not needed."""
     grads = [
         torch.zeros_like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
         for x, need in ((student, need_student), (teacher, need_teacher))
     ]
+    flagged = near | far
     if not bool(flagged.any()):
         return grads[0], grads[1]
     z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
-    formed = _host_gradients(z, v, temperature, upstream[flagged], need_student, need_teacher)
+    formed = _host_gradients(
+        z, v, temperature, upstream[flagged], need_student, need_teacher, (near & ~far)[flagged]
+    )
     for grad, rows in zip(grads, formed, strict=True):
         if rows is not None:
             grad.movedim(axis, -1)[flagged] = rows
@@ -406,7 +420,8 @@ def _rows_formed_backward_fake(
     upstream: torch.Tensor,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    flagged: torch.Tensor,
+    near: torch.Tensor,
+    far: torch.Tensor,
     temperature: float,
     axis: int,
     need_student: bool,
@@ -419,8 +434,8 @@ def _rows_formed_backward_fake(
 
 
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    rows, student, teacher, flagged, temperature, axis = inputs
-    ctx.save_for_backward(student, teacher, flagged)
+    rows, student, teacher, near, far, temperature, axis = inputs
+    ctx.save_for_backward(student, teacher, near, far)
     ctx.options = (temperature, axis)
     ctx.rows_dtype = rows.dtype
 
@@ -429,23 +444,16 @@ def _rows_formed_autograd(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
     r"""The rows' gradient: ``upstream`` to the generic rows but the flagged ones (0
     there: ``kl_terms_from_log`` holds no :math:`0\cdot\infty`, as for ``_again``'s
     ``index_put``), and :func:`_rows_formed_backward` for those."""
-    student, teacher, flagged = ctx.saved_tensors
+    student, teacher, near, far = ctx.saved_tensors
     needs = ctx.needs_input_grad
     grad_rows = grad_z = grad_v = None
     if needs[0]:
-        grad_rows = torch.where(flagged, 0.0, upstream).to(ctx.rows_dtype)
+        grad_rows = torch.where(near | far, 0.0, upstream).to(ctx.rows_dtype)
     if needs[1] or needs[2]:
         grad_z, grad_v = _rows_formed_backward(
-            upstream, student, teacher, flagged, *ctx.options, needs[1], needs[2]
+            upstream, student, teacher, near, far, *ctx.options, needs[1], needs[2]
         )
-    return (
-        grad_rows,
-        grad_z if needs[1] else None,
-        grad_v if needs[2] else None,
-        None,
-        None,
-        None,
-    )
+    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 4
 
 
 _rows_formed.register_autograd(_rows_formed_autograd, setup_context=_rows_formed_setup)
