@@ -24,7 +24,6 @@ from collections.abc import Callable
 import torch
 
 import crossent.torch as ct
-
 from _against import add_options, compare
 
 SHAPES = {"8 x 10": (8, 10, 200), "256 x 1000": (256, 1000, 20), "4096 x 32000": (4096, 32000, 1)}

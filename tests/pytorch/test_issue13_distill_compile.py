@@ -20,7 +20,6 @@ caught are named in each test.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from typing import Any, NamedTuple
@@ -157,7 +156,8 @@ def _ulps_apart(got: torch.Tensor, want: torch.Tensor) -> float:
     assert got.shape == want.shape
     columns = got.shape[-1] if got.ndim > 1 else 1
     g, w = got.double().reshape(-1, columns), want.double().reshape(-1, columns)
-    assert torch.equal(torch.isinf(g), torch.isinf(w)) and torch.equal(g[g.isinf()], w[w.isinf()])
+    assert torch.equal(torch.isinf(g), torch.isinf(w))
+    assert torch.equal(g[g.isinf()], w[w.isinf()])
     finite = torch.isfinite(w)
     g, w = torch.where(finite, g, 0.0), torch.where(finite, w, 0.0)
     scale = w.abs().amax(dim=-1, keepdim=True)

@@ -80,7 +80,8 @@ def _divide(x: Array, temperature: float) -> Array:
     NumPy would warn about that overflow; the warning is not a defect of the input.
     Other namespaces warn of nothing (and ``torch.compile`` cannot trace ``np.errstate``).
     """
-    if not isinstance(x, (np.ndarray, np.generic)):  # (a tuple: Dynamo traces it)
+    numpy = isinstance(x, (np.ndarray, np.generic))  # (a tuple: Dynamo traces it)
+    if not numpy:
         return x / temperature
     with np.errstate(over="ignore"):
         return x / temperature
