@@ -33,18 +33,19 @@ def loss_fn(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return ct.distillation_loss(z, v, temperature=2.0, reduction="mean")
 
 
-def timing(loss: Callable[..., torch.Tensor], n: int, c: int, calls: int) -> Callable[[], None]:
-    """``calls`` forward + backward calls of ``loss`` on one pair of ``n x c`` logits."""
+def logits(n: int, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pair of ordinary ``n x c`` float32 logits (student, teacher)."""
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(n, c, generator=g) * 3
-    v = torch.randn(n, c, generator=g) * 3
+    return torch.randn(n, c, generator=g) * 3, torch.randn(n, c, generator=g) * 3
 
-    def run() -> None:
-        for _ in range(calls):
-            leaf = z.clone().requires_grad_()
-            loss(leaf, v).backward()
 
-    return run
+def calls_of(
+    loss: Callable[..., torch.Tensor], z: torch.Tensor, v: torch.Tensor, calls: int
+) -> None:
+    """``calls`` forward + backward calls of ``loss`` (a fresh student leaf each)."""
+    for _ in range(calls):
+        leaf = z.clone().requires_grad_()
+        loss(leaf, v).backward()
 
 
 def main() -> None:
@@ -61,14 +62,14 @@ def main() -> None:
     compiled = torch.compile(loss_fn)
     times: dict[str, list[float]] = {}
     for name, shape in SHAPES.items():
+        z, v = logits(shape[0], shape[1])
         for kind, fn in (("compiled", compiled), ("eager", loss_fn)):
-            run = timing(fn, *shape)
-            run()
+            calls_of(fn, z, v, shape[2])  # (the compilation)
             case = f"{name} {kind}"
             times[case] = []
             for _ in range(args.repeats if shape[0] < 4096 else 2):
                 start = time.thread_time()
-                run()
+                calls_of(fn, z, v, shape[2])
                 times[case].append(time.thread_time() - start)
     if args.json:
         print(json.dumps(times))

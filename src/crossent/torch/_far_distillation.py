@@ -420,10 +420,7 @@ def _rows_formed_backward(
     ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows; the near rows but
     the far ones by ``NearRows``), 0 on the other rows (the graph's own), each in its
     input's shape and dtype (contiguous); an empty tensor where not needed."""
-    grads = [
-        torch.zeros_like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
-        for x, need in ((student, need_student), (teacher, need_teacher))
-    ]
+    grads = _gradient_buffers(student, teacher, need_student, need_teacher, torch.zeros_like)
     flagged = near | far
     if not bool(flagged.any()):
         return grads[0], grads[1]
@@ -439,20 +436,25 @@ def _rows_formed_backward(
 
 @_rows_formed_backward.register_fake
 def _rows_formed_backward_fake(
-    upstream: torch.Tensor,
+    upstream: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor, *rest: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # rest: near, far, temperature, axis, need_student, need_teacher
+    grads = _gradient_buffers(student, teacher, rest[4], rest[5], torch.empty_like)
+    return grads[0], grads[1]
+
+
+def _gradient_buffers(
     student: torch.Tensor,
     teacher: torch.Tensor,
-    near: torch.Tensor,
-    far: torch.Tensor,
-    temperature: float,
-    axis: int,
     need_student: bool,
     need_teacher: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    return tuple(  # type: ignore[return-value]
-        torch.empty_like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
+    like: Any,
+) -> list[torch.Tensor]:
+    """Each side's gradient buffer, ``like(x)`` contiguous where needed, else empty."""
+    return [
+        like(x, memory_format=torch.contiguous_format) if need else x.new_empty((0,))
         for x, need in ((student, need_student), (teacher, need_teacher))
-    )
+    ]
 
 
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
