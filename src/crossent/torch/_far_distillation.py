@@ -372,7 +372,8 @@ def _traced(
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
-    formed = _rows_formed(rows, student, teacher, near, far, float(temperature), axis)
+    kind = torch.where(far, _FAR, near.to(torch.int8))  # (0: the graph's own row)
+    formed = _rows_formed(rows, student, teacher, kind, float(temperature), axis)
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
 
 
@@ -381,18 +382,18 @@ def _rows_formed(
     rows: torch.Tensor,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    near: torch.Tensor,
-    far: torch.Tensor,
+    kind: torch.Tensor,
     temperature: float,
     axis: int,
 ) -> torch.Tensor:
     r"""The generic path's per-row losses ``rows`` (batch shape) in float64, the rows
-    ``near`` or ``far`` (booleans, batch shape) formed again by :func:`_host_loss` (the
-    NumPy function, exact there), after the eager call's validation of both sides'
-    logits (:func:`_validate`). Its one host read: whether a row is flagged."""
+    whose ``kind`` (int8, batch shape) is not 0 (1: near, :data:`_FAR`: far) formed
+    again by :func:`_host_loss` (the NumPy function, exact there), after the eager
+    call's validation of both sides' logits (:func:`_validate`). Its one host read:
+    whether a row is flagged."""
     _validate(student, teacher, axis)
     formed = rows.to(torch.float64, copy=True)
-    flagged = near | far
+    flagged = kind != 0
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
         formed[flagged] = _host_loss(z, v, temperature)
@@ -409,25 +410,24 @@ def _rows_formed_backward(
     upstream: torch.Tensor,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    near: torch.Tensor,
-    far: torch.Tensor,
-    temperature: float,
-    axis: int,
+    kind: torch.Tensor,
+    options: list[float],
     need_student: bool,
     need_teacher: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The gradients of the flagged rows of :func:`_rows_formed` in ``student`` and
     ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows; the near rows but
     the far ones by ``NearRows``), 0 on the other rows (the graph's own), each in its
-    input's shape and dtype (contiguous); an empty tensor where not needed."""
+    input's shape and dtype (contiguous); an empty tensor where not needed. ``options``:
+    the forward's temperature and class axis."""
     grads = _gradient_buffers(student, teacher, need_student, need_teacher, torch.zeros_like)
-    flagged = near | far
+    flagged = kind != 0
     if not bool(flagged.any()):
         return grads[0], grads[1]
+    temperature, axis = options[0], int(options[1])
     z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
-    formed = _host_gradients(
-        z, v, temperature, upstream[flagged], need_student, need_teacher, (near & ~far)[flagged]
-    )
+    near = kind[flagged] == 1
+    formed = _host_gradients(z, v, temperature, upstream[flagged], need_student, need_teacher, near)
     for grad, rows in zip(grads, formed, strict=True):
         if rows is not None:
             grad.movedim(axis, -1)[flagged] = rows
@@ -438,8 +438,8 @@ def _rows_formed_backward(
 def _rows_formed_backward_fake(
     upstream: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor, *rest: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # rest: near, far, temperature, axis, need_student, need_teacher
-    grads = _gradient_buffers(student, teacher, rest[4], rest[5], torch.empty_like)
+    # rest: kind, options, need_student, need_teacher
+    grads = _gradient_buffers(student, teacher, rest[2], rest[3], torch.empty_like)
     return grads[0], grads[1]
 
 
@@ -457,10 +457,14 @@ def _gradient_buffers(
     ]
 
 
+_FAR = 2
+"""The ``kind`` of a far row (:func:`_rows_formed`; 1: a near row, 0: the graph's own)."""
+
+
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    rows, student, teacher, near, far, temperature, axis = inputs
-    ctx.save_for_backward(student, teacher, near, far)
-    ctx.options = (temperature, axis)
+    rows, student, teacher, kind, temperature, axis = inputs
+    ctx.save_for_backward(student, teacher, kind)
+    ctx.options = [temperature, float(axis)]
     ctx.rows_dtype = rows.dtype
 
 
@@ -468,16 +472,16 @@ def _rows_formed_autograd(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
     r"""The rows' gradient: ``upstream`` to the generic rows but the flagged ones (0
     there: ``kl_terms_from_log`` holds no :math:`0\cdot\infty`, as for ``_again``'s
     ``index_put``), and :func:`_rows_formed_backward` for those."""
-    student, teacher, near, far = ctx.saved_tensors
+    student, teacher, kind = ctx.saved_tensors
     needs = ctx.needs_input_grad
     grad_rows = grad_z = grad_v = None
     if needs[0]:
-        grad_rows = torch.where(near | far, 0.0, upstream).to(ctx.rows_dtype)
+        grad_rows = torch.where(kind != 0, 0.0, upstream).to(ctx.rows_dtype)
     if needs[1] or needs[2]:
         grad_z, grad_v = _rows_formed_backward(
-            upstream, student, teacher, near, far, *ctx.options, needs[1], needs[2]
+            upstream, student, teacher, kind, ctx.options, needs[1], needs[2]
         )
-    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 4
+    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 3
 
 
 _rows_formed.register_autograd(_rows_formed_autograd, setup_context=_rows_formed_setup)
