@@ -36,9 +36,9 @@ side go there too (one pass over both, :func:`_teacher_far_gaps`). A temperature
 the second kind sends the whole call to :class:`_HostRows` (a check of a Python float, no read).
 
 Under ``torch.compile`` (:func:`_traced`) nothing may be read while Dynamo traces, so
-the graph holds the generic per-row losses (Inductor fuses them) and the rows an eager
-call would form again, as masks: ``near`` (the generic path's own flags) and ``far``
-(not finite; a teacher's far gaps where it requires a gradient; every row of a far
+the graph holds the generic per-row losses (Inductor fuses them) and each row's
+``kind``: 0, the graph's own; 1, near (the generic path's own flags); 2, far (not
+finite; a teacher's far gaps where it requires a gradient; every row of a far
 :math:`T^2`). One custom op, ``crossent::distillation_rows_formed``
 (:func:`_rows_formed`, opaque to Dynamo, with a fake kernel and registered autograd),
 runs at run time: the eager call's validation of both sides, its one host read
@@ -354,8 +354,8 @@ def _traced(
 ) -> Any:
     r"""The call while ``torch.compile`` traces it: no host read and no graph break. The
     graph holds the generic rows (``_distill.common_rows_and_near_flags``, which
-    Inductor fuses) and the rows an eager call forms again, flagged: ``near`` rows,
-    and ``far`` ones (not finite, or where the teacher requires a gradient its far gaps,
+    Inductor fuses) and the rows an eager call forms again, by ``kind``: near rows,
+    and far ones (not finite, or where the teacher requires a gradient its far gaps,
     :func:`_teacher_far_gaps`; every row where :math:`T^2` is far). The custom op
     :func:`_rows_formed` forms them at run time, with the one host read of the eager
     call; :func:`_reduced` reduces (a Python branch on ``reduction`` only)."""
