@@ -202,16 +202,19 @@ def test_compiled_float32_near_row_against_mpmath(compiled_and_eager: Any) -> No
 
 def test_a_second_batch_size_compiles_once_more() -> None:
     """Batch sizes 3, 5 and 8, each with a near row and a far row: the second compiles a
-    graph dynamic in the batch, the third reuses it; equal to eager (mutant: a Python
-    number of the batch size in the reduction, which specialises it again)."""
+    graph dynamic in the batch, the third reuses it; a second temperature, passed as an
+    argument, compiles again (Dynamo makes it symbolic: taken by its value, not a graph
+    break at the option checks). Equal to eager (mutants: a Python number of the
+    batch size in the reduction, which specialises it again; the temperature not read
+    by its value: fullgraph fails)."""
     from torch._dynamo.testing import CompileCounterWithBackend
 
-    def loss_fn(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(z, v, temperature=1e8, reduction="none")
+    def loss_fn(z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
+        return distillation_loss(z, v, temperature=temperature, reduction="none")
 
     counter = CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(loss_fn, fullgraph=True, backend=counter)
-    for n in (3, 5, 8):
+    for n, temperature in ((3, 1e8), (5, 1e8), (8, 1e8), (8, 1e4)):
         g = torch.Generator().manual_seed(n)
         z = torch.randn(n, 4, generator=g, dtype=F64)
         v = z + 1e-3 * torch.randn(n, 4, generator=g, dtype=F64)
@@ -219,12 +222,12 @@ def test_a_second_batch_size_compiles_once_more() -> None:
         results = []
         for fn in (compiled, loss_fn):
             leaf = z.clone().requires_grad_()
-            loss = fn(leaf, v)
+            loss = fn(leaf, v, temperature)
             loss.sum().backward()
             results.append((loss.detach(), leaf.grad))
         for got, want in zip(*results, strict=True):
             assert _ulps_apart(got, want) <= ULPS[F64]
-    assert counter.frame_count == 2
+    assert counter.frame_count == 4  # (Dynamo counts two for the temperature's first change)
 
 
 def _no_compiler() -> bool:

@@ -162,9 +162,7 @@ def distillation_loss(
     holds the generic rows and one custom op forms the flagged rows at run time, with
     the eager call's validation and its one host read: eager's numbers and gradients
     (near rows formed in float64 there, within 16 float32 ulps of eager's float32 ones).
-    Keep ``temperature`` a Python constant of the compiled function: one that Dynamo
-    makes symbolic (a second value passed as an argument) breaks the graph at the
-    option checks, as for every crossent loss.
+    Each ``temperature`` compiles its own graph (a value passed as an argument too).
 
     Examples
     --------

@@ -358,7 +358,13 @@ def _traced(
     and far ones (not finite, or where the teacher requires a gradient its far gaps,
     :func:`_teacher_far_gaps`; every row where :math:`T^2` is far). The custom op
     :func:`_rows_formed` forms them at run time, with the one host read of the eager
-    call; :func:`_reduced` reduces (a Python branch on ``reduction`` only)."""
+    call; :func:`_reduced` reduces (a Python branch on ``reduction`` only). A
+    ``temperature`` that Dynamo made symbolic (a second value passed to the compiled
+    function) is taken by its value, guarded: ``float.hex`` reads it (the option
+    checks' ``math.isfinite`` cannot take a symbol), so each value compiles its own
+    graph, as a constant does."""
+    if isinstance(temperature, float):  # (a SymFloat too, under Dynamo)
+        temperature = float.fromhex(temperature.hex())
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)
         batch = student.movedim(axis, -1).shape[:-1]
