@@ -66,7 +66,7 @@ F64, F32, BF16 = torch.float64, torch.float32, torch.bfloat16
 TEACHER_GAP = ([0.3, 0.1, 0.2], [-B, B, 0.0])  # a teacher gap past the range
 CASES = [
     _case(
-        "float64_large_temperature",
+        "float64_large_temperature_3d",
         [NEAR, (FAR, NEAR[1]), TEACHER_GAP, (NEAR[0], NEAR[0]), ORDINARY],
         1e4,
         F64,
@@ -121,16 +121,21 @@ def _losses(students: list[torch.Tensor], teachers: list[torch.Tensor]) -> list[
     return out
 
 
+def _logits(rows: list[list[float]], case: Case) -> torch.Tensor:
+    """``rows`` in the case's dtype: rows x classes, or for a name ending in ``_3d``
+    shape (1, classes, rows) (classes on axis 1, as PyTorch's layout of a sequence)."""
+    x = torch.tensor(rows, dtype=F64).to(case.dtype)
+    return x.T.unsqueeze(0).contiguous() if case.name.endswith("_3d") else x
+
+
 def _run(fn: Any) -> list[tuple[torch.Tensor, ...]]:
     """Each case's loss and gradients (student; teacher, or None) under ``fn``; the
     upstream of a ``'none'`` call differs by row, of a scalar one is 0.75."""
-    students = [torch.tensor(c.student, dtype=F64).to(c.dtype).requires_grad_() for c in CASES]
-    teachers = [
-        torch.tensor(c.teacher, dtype=F64).to(c.dtype).requires_grad_(c.teacher_grad) for c in CASES
-    ]
+    students = [_logits(c.student, c).requires_grad_() for c in CASES]
+    teachers = [_logits(c.teacher, c).requires_grad_(c.teacher_grad) for c in CASES]
     losses = fn(students, teachers)
     upstream = [
-        torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype)
+        torch.linspace(0.5, 1.5, loss.numel(), dtype=loss.dtype).reshape(loss.shape)
         if loss.ndim
         else 0.75 * loss.new_ones(())
         for loss in losses
@@ -151,9 +156,11 @@ def compiled_and_eager() -> tuple[list[tuple[torch.Tensor, ...]], list[tuple[tor
 
 def _ulps_apart(got: torch.Tensor, want: torch.Tensor) -> float:
     """The largest difference of ``got`` and ``want`` in ulps of each row's largest
-    entry of ``want`` (infinities must match); 0 where both are equal."""
+    entry of ``want`` (infinities must match; classes on axis 1 of 3-D ones)."""
     assert got.dtype == want.dtype
     assert got.shape == want.shape
+    if got.ndim == 3:
+        got, want = got.movedim(1, -1), want.movedim(1, -1)
     columns = got.shape[-1] if got.ndim > 1 else 1
     g, w = got.double().reshape(-1, columns), want.double().reshape(-1, columns)
     assert torch.equal(torch.isinf(g), torch.isinf(w))

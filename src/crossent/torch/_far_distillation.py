@@ -398,7 +398,7 @@ def _rows_formed(
     call's validation of both sides' logits (:func:`_validate`). Its one host read:
     whether a row is flagged."""
     _validate(student, teacher, axis)
-    formed = rows.to(torch.float64, copy=True)
+    formed = rows.to(torch.float64, copy=True, memory_format=torch.contiguous_format)
     flagged = kind != 0
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
