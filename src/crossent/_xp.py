@@ -195,7 +195,8 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
         return info.default_dtypes(device=device(arrays[0]))["real floating"]
     promoted = floating[0]
     for dtype in floating[1:]:
-        promoted = xp.result_type(promoted, dtype)
+        if dtype != promoted:  # (array-api-compat's torch.result_type of bfloat16: a
+            promoted = xp.result_type(promoted, dtype)  # graph break under torch.compile)
     if xp.finfo(promoted).bits < 32:
         return xp.float32
     return promoted

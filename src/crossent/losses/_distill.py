@@ -56,6 +56,7 @@ from ._widen import blocked
 __all__ = [
     "NEAR_ROWS_LATER",
     "NearRowsLater",
+    "common_rows_and_near_flags",
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
@@ -330,8 +331,7 @@ def _near_rows_of_namespace(
     autograd's zero through ``where`` times a derivative that is not finite (an ``exp``
     that overflows on an ordinary row) would be NaN."""
     xp = d.batch.xp
-    formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
-    flagged = xp.logical_and(flagged, formable)
+    flagged = _formable(d, flagged)
     later = NEAR_ROWS_LATER.get()
     if loss and later is not None:  # the caller reads the flags with its own (one read)
         later.append(NearRowsLater(flagged, lambda: d.batch.reduce(_formed(d, flagged, values))))
@@ -339,6 +339,35 @@ def _near_rows_of_namespace(
     if not _may_hold_one(flagged, xp):
         return values
     return _formed(d, flagged, values, loss=loss)
+
+
+def _formable(d: _Distillation, flagged: Array) -> Array:
+    """The rows ``flagged`` that ``_near_rows`` can form: finite logits on both sides and
+    a finite difference (other namespaces than NumPy, which reads its own)."""
+    xp = d.batch.xp
+    formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
+    return xp.logical_and(flagged, formable)
+
+
+def common_rows_and_near_flags(
+    student_logits: Array, teacher: Array, /, *, axis: int, temperature: float
+) -> tuple[Array, Array]:
+    r"""For a caller that reads no values (``crossent.torch`` under ``torch.compile``,
+    which forms the rows again in a custom op at run time): the generic path's per-row
+    :math:`T^2 D(t\,\|\,s)` of teacher logits (batch shape, the work dtype, no row
+    formed again, no validation) and the rows :func:`distillation_loss` would form by
+    ``_near_rows`` (booleans: a KL below :data:`._near_rows.KL_FLOOR`, formable). No
+    host read and no NumPy call: traceable."""
+    d = prepare_distillation(
+        student_logits,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        reduction="none",
+        validate=False,
+    )
+    kl = d.row_kl()
+    return _times_temperature_squared(kl, d.temperature), _formable(d, kl < _KL_FLOOR)
 
 
 def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = True) -> Array:

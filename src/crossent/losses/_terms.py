@@ -78,7 +78,11 @@ def _divide(x: Array, temperature: float) -> Array:
     """``x / T``; a quotient beyond the dtype's range is +-inf, its correctly rounded value.
 
     NumPy would warn about that overflow; the warning is not a defect of the input.
+    Other namespaces warn of nothing (and ``torch.compile`` cannot trace ``np.errstate``).
     """
+    numpy = isinstance(x, (np.ndarray, np.generic))  # (a tuple: Dynamo traces it)
+    if not numpy:
+        return x / temperature
     with np.errstate(over="ignore"):
         return x / temperature
 

@@ -54,7 +54,8 @@ Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` 
 fused (custom ops); ``cross_entropy`` with probability targets and the family
 wrappers (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``,
 ``softmax_focal_loss``, ``distillation_loss``) run crossent's generic formulas under
-autograd (eager use; their value checks break ``torch.compile`` graphs).
+autograd (eager use; their value checks break ``torch.compile`` graphs, but those of
+``distillation_loss``, which run in a custom op with its far and near rows).
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; bf16/fp16 input gives a float32 loss;
