@@ -216,9 +216,12 @@ def _row_reverse_gradient(
     ``scratch``'s row 0), :math:`D = d - d_r`, :math:`d = z - x`, :math:`r` the first
     top class of :math:`s`, every entry scaled by :math:`2^{-4}` first (and the products
     back) in a row with an entry past :math:`2^{1018}`; 0 where :math:`s_j = 0`. A row
-    equal to its teacher's gives +0 (:math:`D = 0`), as the formula does. ``scratch``:
-    rows 0 and 1."""
+    equal to its teacher's, bit for bit, is the formula's +0 (:math:`D = 0`) without it.
+    ``scratch``: rows 0 and 1."""
     z, x = rows
+    if _equal(z, x):
+        out[:] = 0.0
+        return
     s, gaps = scratch[0], scratch[1]
     classes = z.shape[0]
     _log_softmax(z, t, s)
