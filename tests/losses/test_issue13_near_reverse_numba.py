@@ -157,6 +157,7 @@ def _mixed_rows(form: str) -> tuple[np.ndarray, np.ndarray]:
         {"validate": False, "reduction": "none"},
         {"temperature": 4.0, "reduction": "sum", "base": 2},
         {"temperature": 0.5},
+        {"temperature": 3.0, "reduction": "sum"},
         {"dtype": np.float32},
     ],
 )
