@@ -14,6 +14,8 @@ mpmath (observed: 1) on rows whose gradient is far below its terms. The lean pat
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ pytest.importorskip("numba")
 import crossent
 from crossent.losses import _near_rows, _near_rows_numba
 from crossent.losses._far_gaps import reverse_distillation_gradient64, tempered_log_softmax64
-from crossent.losses._near_rows import NearRows
+from crossent.losses._near_rows import KL_FLOOR, NearRows
 from crossent.losses._near_rows_numba import near_reverse_rows64
 from losses.small_target_checks import DISTILL, same_bits
 
@@ -134,19 +136,30 @@ def test_rows_in_a_batch_are_the_rows_alone() -> None:
 
 def _mixed_rows(form: str) -> tuple[np.ndarray, np.ndarray]:
     """Rows of 10: identical, very close and close (the reverse near rows, by the KL),
-    ordinary, and one near its student of logits of size 30 (probabilities down to
-    :math:`10^{-40}`); the teacher as logits or probabilities."""
+    ordinary, one near its student of logits of size 30 (probabilities down to
+    :math:`10^{-40}`), and one of a KL of 1.5 ``KL_FLOOR`` (the common path's: handed on
+    by ``reverse_gradient64``, not near); the teacher as logits or probabilities."""
     rng = np.random.default_rng(19)
-    z = rng.standard_normal((5, 10))
+    z = rng.standard_normal((6, 10))
     z[4] *= 30.0
     v = z.copy()
     v[1] += 1e-7 * rng.standard_normal(10)
     v[2] += 1e-3 * rng.standard_normal(10)
     v[3] = rng.standard_normal(10)
     v[4] += 1e-5 * rng.standard_normal(10)
+    noise = rng.standard_normal(10)
+    v[5] += noise * math.sqrt(1.5 * KL_FLOOR / _reverse_kl(z[5], z[5] + noise))
+    assert KL_FLOOR < _reverse_kl(z[5], v[5]) < 2.0 * KL_FLOOR
     if form == "probs":
         v = np.exp(v - np.log(np.sum(np.exp(v), axis=-1, keepdims=True)))
     return z, v
+
+
+def _reverse_kl(z: np.ndarray, v: np.ndarray) -> float:
+    r""":math:`D(s\,\|\,t)` of a row of logits at T = 1 (NumPy)."""
+    log_s = tempered_log_softmax64(z[None], 1.0)[2][0]
+    log_t = tempered_log_softmax64(v[None], 1.0)[2][0]
+    return float(np.sum(np.exp(log_s) * (log_s - log_t)))
 
 
 @pytest.mark.parametrize("form", ["logits", "probs"])
@@ -169,7 +182,7 @@ def test_lean_reverse_near_rows_are_the_full_paths(monkeypatch, form, options) -
     dtype = options.pop("dtype", np.float64)
     z, v = _mixed_rows(form)
     z, v = z.astype(dtype), v.astype(dtype)
-    cases = [(z, v)] + [(z[row], v[row]) for row in range(5)]
+    cases = [(z, v)] + [(z[row], v[row]) for row in range(6)]
     wants = [DISTILL.full(a, b, **options) for a, b in cases]
     calls = []
     compiled = _near_rows_numba.near_reverse_gradient64
