@@ -1,13 +1,15 @@
-"""Issue 13: the near-row reverse gradient compiled (``_near_rows_numba``), and the lean
+r"""Issue 13: the near-row reverse gradient compiled (``_near_rows_numba``), and the lean
 path's reverse near rows in one compiled call.
 
 ``NearRows.gradient(forward=False)`` of float64 NumPy rows is ``near_reverse_rows64``:
-``_far_gaps.reverse_distillation_gradient64`` (:math:`s \\odot (D - \\sum_c s_c D_c)`,
+``_far_gaps.reverse_distillation_gradient64`` (:math:`s \odot (D - \sum_c s_c D_c)`,
 :math:`D` the log-ratio less the student's top class's) one row at a time, with libm's
-exp in place of NumPy's loop, so within a few ulps of the row's largest entry of it
-(observed: 1) and of the array-API formula :math:`-p \\odot (U - M)` of ``_parts``
-(observed: 2), over 450 random near rows; pinned at 8, as the forward gradient; and of
-mpmath (observed: 1) on rows whose gradient is far below its terms. The lean path
+exp in place of NumPy's loop. An ulp of :math:`s_c` moves :math:`\sum_c s_c D_c` by up
+to :math:`s_c|D_c|`, which may be a few times :math:`|D_j - \sum_c s_c D_c|`: against
+that formula and the array-API one (:math:`-p \odot (U - M)` of ``_parts``) the
+compiled gradient is within 8 ulps of the row's largest entry over 3600 random near
+rows (in 99 rows of 100, 5), pinned at 16 (:data:`ULPS_FORMULAS`); against mpmath,
+where it is NumPy's to the ulp (observed: 6, both), at 8. The lean path
 (``_small_distill``) forms its reverse near rows by the same row function
 (``near_reverse_gradient64``), so it stays the full path bit for bit.
 """
@@ -30,6 +32,7 @@ from crossent.losses._near_rows_numba import near_reverse_rows64
 from losses.small_target_checks import DISTILL, same_bits
 
 ULPS = 8
+ULPS_FORMULAS = 16
 
 
 def _ulps_of_top(got: np.ndarray, want: np.ndarray) -> float:
@@ -64,9 +67,10 @@ def test_compiled_reverse_gradient_matches_the_numpy_formulas(monkeypatch) -> No
         sums = np.abs(np.sum(compiled, axis=-1))
         assert np.all(sums <= 64 * np.spacing(np.abs(compiled).max()))
         formulas = NearRows(z, v, temperature).gradient(forward=False)
-        assert _ulps_of_top(compiled, formulas) <= ULPS
-        assert _ulps_of_top(compiled, reverse_distillation_gradient64(z, v, temperature)) <= ULPS
-        assert _ulps_of_top(compiled, _array_api_formula(z, v, temperature)) <= ULPS
+        assert _ulps_of_top(compiled, formulas) <= ULPS_FORMULAS
+        numpy_formula = reverse_distillation_gradient64(z, v, temperature)
+        assert _ulps_of_top(compiled, numpy_formula) <= ULPS_FORMULAS
+        assert _ulps_of_top(compiled, _array_api_formula(z, v, temperature)) <= ULPS_FORMULAS
 
 
 def _mpmath_gradient(z: np.ndarray, v: np.ndarray, t: float) -> list[float]:
