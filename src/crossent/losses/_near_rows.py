@@ -35,6 +35,8 @@ E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :mat
 - M - T D` (where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation
 there); the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds
 neither a gap nor :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`).
+Float64 NumPy rows are formed by these formulas compiled (``_near_rows_numba``), where
+Numba is.
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c

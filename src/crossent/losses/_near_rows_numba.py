@@ -1,30 +1,33 @@
-r"""``_near_rows.NearRows``' loss and forward gradient compiled for float64 NumPy rows
+r"""``_near_rows.NearRows``' loss and gradients compiled for float64 NumPy rows
 (issue 13, Numba).
 
 The formulas of ``_near_rows`` (its docstring derives them), one row at a time in a
 few scratch rows: :math:`\log p` by ``_far_gaps.tempered_log_softmax64``'s steps, the
 two shifts of ``_parts`` and :math:`T^k D` of ``_scaled_kl`` (the Horner series ``_H``
 and ``_PSI``, the switches ``_SERIES_X`` and ``_SERIES_Y``, :math:`T^2 x` as
-``times_temperature_squared`` forms it), and the forward gradient of
-``NearRows._forward_gradient``. Row sums in NumPy's pairwise order
+``times_temperature_squared`` forms it), the forward gradient of
+``NearRows._forward_gradient`` and the reverse one of
+``_far_gaps.reverse_distillation_gradient64``. Row sums in NumPy's pairwise order
 (``_small_numba.row_sum``); ``exp``, ``expm1``, ``log`` and ``log1p`` are libm's, not
 NumPy's vectorised loops, so a value may differ from the NumPy formulas' in its last
-bits (pinned within 8 ulps, of the row's largest entry for the gradient, by
-``tests/losses/test_issue13_near_rows_numba.py`` and
-``test_issue13_near_gradient_numba.py``). A row of 10 near its teacher took 99 us
-(loss) and 120 us (gradient) by the NumPy formulas (many small operations). A row equal
-to its teacher's, bit for bit, is given the formulas' +0 without them.
+bits (pinned within 8 ulps, of the row's largest entry for the gradients, 16 for the
+reverse one against its formulas, by ``tests/losses/test_issue13_near_rows_numba.py``,
+``test_issue13_near_gradient_numba.py`` and ``test_issue13_near_reverse_numba.py``). A
+row of 10 near its teacher took 99 us (loss), 120 us (gradient) and 59 us (reverse
+gradient) by the NumPy formulas (many small operations). A row equal to its teacher's,
+bit for bit, is given the formulas' +0 without them.
 
 The lean path (``_small_distill``) forms a call with such rows in one compiled call
-each (:func:`near_kl_loss64`, :func:`near_forward_gradient64`): the common path's rows
-and the near ones together, then the reduction; the full path's ``NearRows`` calls
-:func:`near_loss64` and :func:`near_gradient64`, the same row functions, so both paths
-give the same bits.
+each (:func:`near_kl_loss64`, :func:`near_forward_gradient64`,
+:func:`near_reverse_gradient64`): the common path's rows and the near ones together,
+then the reduction; the full path's ``NearRows`` calls :func:`near_loss64`,
+:func:`near_gradient64` and :func:`near_reverse_rows64`, the same row functions, so both
+paths give the same bits.
 
 Numba caches this module (``cache=True``) keyed by this file, with ``_near_rows``'
-constants, ``_small_numba``'s ``row_sum`` and ``reduce_rows`` and
-``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and ``_all_finite``
-compiled in: after changing any of them, touch this file.
+constants, ``_far_gaps._GRADIENT_BITS``, ``_small_numba``'s ``row_sum`` and
+``reduce_rows`` and ``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and
+``_all_finite`` compiled in: after changing any of them, touch this file.
 """
 
 from __future__ import annotations
