@@ -1,7 +1,8 @@
 """Per-call time of distillation on rows near their teacher (issue 13 follow-up).
 
     python benchmarks/bench_distill_near_rows.py [--calls 1000] [--repeats 5]
-        [--against PATH/TO/OTHER/src ...] [--rounds 3] [--clock wall|cpu]
+        [--direction forward|reverse] [--against PATH/TO/OTHER/src ...] [--rounds 3]
+        [--clock wall|cpu]
 
 ``crossent.distillation_loss`` and ``distillation_loss_grad`` (float64, ``validate=False``,
 T = 1) on a row of 10 and on 64 x 100 standard normal student logits, against four
@@ -12,6 +13,9 @@ noise (a KL near 5e-7, below ``_near_rows.KL_FLOOR``, but a spread above
 row of 10 also with ``validate=True`` (the default, ``+v``). Each case is timed as
 ``--calls`` calls in a row, ``--repeats`` times; the table's numbers are milliseconds
 per ``--calls`` calls, so at the default 1000 calls they read as microseconds per call.
+``--direction reverse`` times
+``direction='reverse'`` (D(s || t): there the close and very close rows take
+the near rows for the loss and the gradient alike, both flagged by the KL).
 With ``--against``, each tree runs in its own process, alternating round by round
 (``_against.compare``).
 """
@@ -30,10 +34,12 @@ import crossent
 from _against import add_options, clock, compare
 
 
-def cases() -> dict[str, Callable[[], object]]:
+def cases(direction: str = "forward") -> dict[str, Callable[[], object]]:
     """The calls timed, by name: each case with ``validate=False``; a row of 10 also with
-    the default validation (``+v``)."""
+    the default validation (``+v``); in ``direction``."""
     rng = np.random.default_rng(0)
+    # (forward by the default: no keyword, the lean path's default settings, as before)
+    options = {} if direction == "forward" else {"direction": direction}
     calls: dict[str, Callable[[], object]] = {}
     for shape in ((10,), (64, 100)):
         z = rng.standard_normal(shape)
@@ -48,7 +54,9 @@ def cases() -> dict[str, Callable[[], object]]:
             for validate in checks:
                 label = f"{'x'.join(map(str, shape))} {name}{' +v' if validate else ''}"
                 for kind, function in (("loss", _LOSS), ("grad", _GRADIENT)):
-                    calls[f"{label} {kind}"] = functools.partial(function, z, v, validate=validate)
+                    calls[f"{label} {kind}"] = functools.partial(
+                        function, z, v, validate=validate, **options
+                    )
     return calls
 
 
@@ -60,14 +68,16 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--direction", choices=("forward", "reverse"), default="forward")
     add_options(parser)
     args = parser.parse_args(argv)
     if args.against:
         own = ["--calls", str(args.calls), "--repeats", str(args.repeats), "--clock", args.clock]
+        own += ["--direction", args.direction]
         compare(__file__, own, args.against, args.rounds)
         return
     timer = clock(args)
-    calls = cases()
+    calls = cases(args.direction)
     for call in calls.values():  # (compilation, first-call caches)
         for _ in range(20):
             call()

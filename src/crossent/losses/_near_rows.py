@@ -35,6 +35,8 @@ E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :mat
 - M - T D` (where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation
 there); the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds
 neither a gap nor :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`).
+Float64 NumPy rows are formed by these formulas compiled (``_near_rows_numba``), where
+Numba is.
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
@@ -235,6 +237,13 @@ def _compiled_gradient(rows: NearRows) -> Callable[..., np.ndarray] | None:
     return None if compiled is None else compiled.near_gradient64
 
 
+def _compiled_reverse_gradient(rows: NearRows) -> Callable[..., np.ndarray] | None:
+    """``_near_rows_numba.near_reverse_rows64`` where it forms ``rows``' reverse gradient
+    (:func:`_compiled`), else None: ``reverse_distillation_gradient64`` (NumPy)."""
+    compiled = _compiled(rows)
+    return None if compiled is None else compiled.near_reverse_rows64
+
+
 def _compiled(rows: NearRows) -> ModuleType | None:
     """``_near_rows_numba`` (imported on first use) where it forms ``rows``: float64
     NumPy rows, no softened rows given, Numba importable; else None."""
@@ -286,11 +295,11 @@ class NearRows:
     def gradient(self, *, forward: bool) -> Array:
         """The gradient of :meth:`loss` in the student's logits (before the reduction's
         scale): :meth:`_forward_gradient`, or :meth:`_reverse_gradient`; 0 for rows that
-        are all equal to the teacher's (:meth:`_all_equal`). The forward gradient of
-        float64 NumPy rows is formed by the same formula compiled
-        (:func:`_compiled_gradient`), where Numba is."""
-        compiled = _compiled_gradient(self) if forward else None
-        if compiled is not None:  # (its +0 of equal rows without the formula)
+        are all equal to the teacher's (:meth:`_all_equal`). Float64 NumPy rows are
+        formed by the same formula compiled (:func:`_compiled_gradient`), where Numba
+        is."""
+        compiled = _compiled_gradient(self) if forward else _compiled_reverse_gradient(self)
+        if compiled is not None:  # (its +0 of equal rows, the formula's too in reverse)
             return compiled(self.student, self.teacher, self.temperature)
         if self._all_equal():
             return np.zeros(self.student.shape)

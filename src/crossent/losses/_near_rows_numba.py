@@ -1,30 +1,33 @@
-r"""``_near_rows.NearRows``' loss and forward gradient compiled for float64 NumPy rows
+r"""``_near_rows.NearRows``' loss and gradients compiled for float64 NumPy rows
 (issue 13, Numba).
 
 The formulas of ``_near_rows`` (its docstring derives them), one row at a time in a
 few scratch rows: :math:`\log p` by ``_far_gaps.tempered_log_softmax64``'s steps, the
 two shifts of ``_parts`` and :math:`T^k D` of ``_scaled_kl`` (the Horner series ``_H``
 and ``_PSI``, the switches ``_SERIES_X`` and ``_SERIES_Y``, :math:`T^2 x` as
-``times_temperature_squared`` forms it), and the forward gradient of
-``NearRows._forward_gradient``. Row sums in NumPy's pairwise order
+``times_temperature_squared`` forms it), the forward gradient of
+``NearRows._forward_gradient`` and the reverse one of
+``_far_gaps.reverse_distillation_gradient64``. Row sums in NumPy's pairwise order
 (``_small_numba.row_sum``); ``exp``, ``expm1``, ``log`` and ``log1p`` are libm's, not
 NumPy's vectorised loops, so a value may differ from the NumPy formulas' in its last
-bits (pinned within 8 ulps, of the row's largest entry for the gradient, by
-``tests/losses/test_issue13_near_rows_numba.py`` and
-``test_issue13_near_gradient_numba.py``). A row of 10 near its teacher took 99 us
-(loss) and 120 us (gradient) by the NumPy formulas (many small operations). A row equal
-to its teacher's, bit for bit, is given the formulas' +0 without them.
+bits (pinned within 8 ulps, of the row's largest entry for the gradients, 16 for the
+reverse one against its formulas, by ``tests/losses/test_issue13_near_rows_numba.py``,
+``test_issue13_near_gradient_numba.py`` and ``test_issue13_near_reverse_numba.py``). A
+row of 10 near its teacher took 99 us (loss), 120 us (gradient) and 59 us (reverse
+gradient) by the NumPy formulas (many small operations). A row equal to its teacher's,
+bit for bit, is given the formulas' +0 without them.
 
 The lean path (``_small_distill``) forms a call with such rows in one compiled call
-each (:func:`near_kl_loss64`, :func:`near_forward_gradient64`): the common path's rows
-and the near ones together, then the reduction; the full path's ``NearRows`` calls
-:func:`near_loss64` and :func:`near_gradient64`, the same row functions, so both paths
-give the same bits.
+each (:func:`near_kl_loss64`, :func:`near_forward_gradient64`,
+:func:`near_reverse_gradient64`): the common path's rows and the near ones together,
+then the reduction; the full path's ``NearRows`` calls :func:`near_loss64`,
+:func:`near_gradient64` and :func:`near_reverse_rows64`, the same row functions, so both
+paths give the same bits.
 
 Numba caches this module (``cache=True``) keyed by this file, with ``_near_rows``'
-constants, ``_small_numba``'s ``row_sum`` and ``reduce_rows`` and
-``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and ``_all_finite``
-compiled in: after changing any of them, touch this file.
+constants, ``_far_gaps._GRADIENT_BITS``, ``_small_numba``'s ``row_sum`` and
+``reduce_rows`` and ``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and
+``_all_finite`` compiled in: after changing any of them, touch this file.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -48,6 +52,8 @@ __all__ = [
     "near_gradient64",
     "near_kl_loss64",
     "near_loss64",
+    "near_reverse_gradient64",
+    "near_reverse_rows64",
     "tempered",
 ]
 
@@ -203,6 +209,42 @@ def _row_gradient(
 
 
 @numba.njit(cache=True)
+def _row_reverse_gradient(
+    rows: tuple[np.ndarray, np.ndarray], t: float, scratch: np.ndarray, out: np.ndarray
+) -> None:
+    r"""``NearRows``' reverse gradient of one row (``rows``: the student's logits
+    :math:`z`, the teacher's scores :math:`x`) into ``out``: ``_far_gaps``'
+    ``reverse_distillation_gradient64``, :math:`s_j(D_j - \sum_c s_c D_c)` with
+    :math:`s = \exp(\log\operatorname{softmax}(z/T))` (:func:`_log_softmax`, into
+    ``scratch``'s row 0), :math:`D = d - d_r`, :math:`d = z - x`, :math:`r` the first
+    top class of :math:`s`, every entry scaled by :math:`2^{-4}` first (and the products
+    back) in a row with an entry past :math:`2^{1018}`; 0 where :math:`s_j = 0`. A row
+    equal to its teacher's, bit for bit, is the formula's +0 (:math:`D = 0`) without it.
+    ``scratch``: rows 0 and 1."""
+    z, x = rows
+    if _equal(z, x):
+        out[:] = 0.0
+        return
+    s, gaps = scratch[0], scratch[1]
+    classes = z.shape[0]
+    _log_softmax(z, t, s)
+    wide, top = 0.0, 0
+    for c in range(classes):
+        s[c] = math.exp(s[c])
+        wide = max(wide, abs(z[c]), abs(x[c]))
+        if s[c] > s[top]:
+            top = c
+    bits = _GRADIENT_BITS if wide >= 2.0**1018 else 0
+    reference = math.ldexp(z[top], -bits) - math.ldexp(x[top], -bits)
+    for c in range(classes):
+        gaps[c] = (math.ldexp(z[c], -bits) - math.ldexp(x[c], -bits)) - reference
+        out[c] = s[c] * gaps[c] if s[c] != 0.0 else 0.0
+    mean = row_sum(out)
+    for c in range(classes):
+        out[c] = math.ldexp(s[c] * (gaps[c] - mean), bits) if s[c] != 0.0 else 0.0
+
+
+@numba.njit(cache=True)
 def _equal(first: np.ndarray, second: np.ndarray) -> bool:
     """Whether two rows are equal entry for entry (a count, not a loop that stops: it
     vectorises)."""
@@ -264,6 +306,23 @@ def _every_gradient_row(first: np.ndarray, second: np.ndarray, tempered: Tempere
     (one compiled function for both paths: each costs a compile of the formula)."""
     out = np.empty(first.shape)
     near_forward_gradient64(out, np.empty((0, first.shape[1])), (first, second), tempered, 0, 0.0)
+    return out
+
+
+def near_reverse_rows64(student: np.ndarray, teacher: np.ndarray, temperature: float) -> np.ndarray:
+    r"""The reverse gradient :math:`s \odot (d - \bar d)` of float64 rows (batch x
+    classes, finite differences) of the student's logits and the teacher's scores:
+    ``NearRows``' reverse gradient compiled (:func:`_row_reverse_gradient`, by
+    :func:`near_reverse_gradient64` given no softened rows: every row formed)."""
+    return _rows_of(_every_reverse_row, student, teacher, temperature)
+
+
+def _every_reverse_row(first: np.ndarray, second: np.ndarray, tempered: Tempered) -> np.ndarray:
+    """:func:`_row_reverse_gradient` of every row of C-contiguous float64 ``first`` (the
+    student's logits) and ``second`` (the teacher's scores), by the lean path's entry."""
+    out = np.empty(first.shape)
+    none = np.empty((0, first.shape[1]))
+    near_reverse_gradient64(out, none, none, (first, second), tempered[0], 0, 0.0)
     return out
 
 
@@ -354,6 +413,51 @@ def near_forward_gradient64(
         for c in range(classes):
             row[c] = row[c] * scale
     return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def near_reverse_gradient64(
+    s: np.ndarray,
+    log_s: np.ndarray,
+    log_t: np.ndarray,
+    scores: tuple[np.ndarray, np.ndarray],
+    temperature: float,
+    reduction: int,
+    log_base: float,
+) -> bool:
+    r"""The lean reverse gradient (``_small_distill``) where ``reverse_gradient64`` handed
+    rows on, into ``s`` (NumPy's exp of ``log_s``; ``log_t`` the softened teacher): the
+    rows whose KL (``kl_rows64``) is below ``KL_FLOOR`` and that are formable
+    (``scores``: the student's logits, the teacher's scores) by
+    :func:`_row_reverse_gradient`, the others by ``reverse_gradient64``'s formula
+    :math:`T\,s \odot (\log s - \log t - D)`, times ``reduction_scale``; False where
+    no row is below the floor (the call was handed on for another reason: the full
+    path's) or a value is not finite. A ``log_s`` of no rows: every row of ``s``
+    formed by :func:`_row_reverse_gradient` (the full path's rows:
+    ``near_reverse_rows64``), reduction 0 (``'none'``) giving a scale of 1."""
+    first, second = scores
+    n, classes = s.shape
+    every = log_s.shape[0] == 0
+    kl = np.zeros(n) if every else kl_rows64(log_s, log_t, s, 1.0)
+    scale = reduction_scale(n, reduction, log_base)
+    scratch = np.empty((2, classes))
+    found = every
+    for i in range(n):
+        row = s[i]
+        near = kl[i] < _KL_FLOOR
+        found = found or near
+        if every or (near and _formable(first[i], second[i])):
+            _row_reverse_gradient((first[i], second[i]), temperature, scratch, row)
+        else:
+            for c in range(classes):
+                lt = log_t[i, c]
+                difference = log_s[i, c] - lt if lt > -np.inf else np.inf
+                weight = row[c]
+                excess = difference - kl[i]
+                row[c] = temperature * (weight * (excess if weight != 0.0 else 0.0))
+        for c in range(classes):
+            row[c] = row[c] * scale
+    return found and _all_finite(s)
 
 
 @numba.njit(cache=True)

@@ -60,8 +60,6 @@ from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
-from ._near_rows import KL_FLOOR as _KL_FLOOR
-from ._near_rows import NearRows, rows_to_form
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -172,29 +170,20 @@ def _near_gradient(
     :math:`\max_c|s_c - t_c|`, forward, ``arrays`` :math:`(s, t)`; or KL, reverse,
     :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
     compiled function's operations, those rows by ``_near_rows``, then the reduction's
-    scale. Forward: in one compiled call (``near_forward_gradient64``, into :math:`s`),
+    scale, in one compiled call into :math:`s`. Forward: ``near_forward_gradient64``,
     every row formed even where none is flagged (``tempered_difference64`` hands on
-    more rows than that); None where a value is not finite. Reverse: in NumPy (the rare
-    call); None where there is no such row, or a value is not finite."""
+    more rows than that); None where a value is not finite. Reverse:
+    ``near_reverse_gradient64``; None where there is no such row, or a value is not
+    finite."""
     s, t = arrays[0], settings.temperature
     reduction, log_base = settings.scale
+    z, v = _scores(args, settings)
+    compiled = _near_functions()
     if settings.forward:
-        z, v = _scores(args, settings)
-        compiled = _near_functions()
         near = (s, arrays[1], (v, z), compiled.tempered(t), reduction, log_base)
         return s if compiled.near_forward_gradient64(*near) else None
-    log_s, log_t = arrays[1], arrays[2]
-    kl = compiled_functions().kl_rows64(log_s, log_t, s, 1.0)
-    flagged = kl < _KL_FLOOR
-    with np.errstate(invalid="ignore"):  # (-inf - -inf, not taken)
-        difference = np.where(log_t > -np.inf, log_s - log_t, np.inf)
-        excess = difference - kl[:, None]
-        grad = t * (s * np.where(s != 0.0, excess, 0.0))
-    if not flagged.any():
-        return None
-    grad = _with_near_rows(grad, flagged, args, settings, NearRows.gradient)
-    grad *= compiled_functions().reduction_scale(s.shape[0], reduction, log_base)
-    return grad if np.isfinite(grad).all() else None
+    reverse = (s, arrays[1], arrays[2], (z, v), t, reduction, log_base)
+    return s if compiled.near_reverse_gradient64(*reverse) else None
 
 
 def _scores(args: tuple[Any, ...], settings: _Settings) -> tuple[np.ndarray, np.ndarray]:
@@ -217,51 +206,6 @@ def _near_functions() -> ModuleType:
     from . import _near_rows_numba
 
     return _near_rows_numba
-
-
-def _all_equal(flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings) -> bool:
-    r"""Whether every row is ``flagged`` and the student's logits are the teacher's, bit
-    for bit, and finite: then the full path forms every row by ``NearRows``, which gives
-    each the +0 of :math:`D = 0` and of its gradient (before the reduction's scale)
-    without its formulas; here not even the rows (a row of 10: 12-15 us, not 100)."""
-    if settings.teacher_form != "logits" or not flagged.all():
-        return False
-    z, v = args
-    return bool(np.equal(z, v).all()) and bool(np.isfinite(z).all())
-
-
-def _with_near_rows(
-    values: np.ndarray,
-    flagged: np.ndarray,
-    args: tuple[Any, ...],
-    settings: _Settings,
-    form: Callable[..., np.ndarray],
-) -> np.ndarray:
-    r"""``values`` (N rows) with the rows ``flagged`` that ``_near_rows`` forms replaced
-    by ``form(NearRows(...), forward=...)`` (:meth:`NearRows.loss` or
-    :meth:`NearRows.gradient`), in place; zeros where every row is flagged and equal to
-    its teacher (:func:`_all_equal`: NearRows' value of such rows)."""
-    if _all_equal(flagged, args, settings):
-        return np.zeros(values.shape)
-    near = _near(flagged, args, settings)
-    if near is not None:
-        rows, z, scores = near
-        near_rows = NearRows(z, scores, settings.temperature)
-        values[rows] = form(near_rows, forward=settings.forward)
-    return values
-
-
-def _near(
-    flagged: np.ndarray, args: tuple[Any, ...], settings: _Settings
-) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    r"""``(rows, z, scores)``: of the rows ``flagged`` (N), those ``_near_rows`` forms, and
-    their student logits and teacher scores (logits or :math:`\log t`) in float64, as
-    the full path gives them; None where there is none."""
-    if not flagged.any():
-        return None
-    z, v = _scores(args, settings)
-    rows = rows_to_form(flagged, z, v)
-    return None if rows is None else (rows, z[rows], v[rows])
 
 
 _Softened = tuple[np.ndarray | None, Any, Any, "_Settings", tuple[int, ...], "_Steps"]
