@@ -1,37 +1,41 @@
 r"""Issue 13 follow-up: the exact KL sums of mixed input forms with their double-double
-``exp`` and ``log`` taken a row at a time, vectorised.
+``exp`` and ``log`` and their series taken a row at a time, vectorised.
 
 The KL of probabilities against log-probabilities or logits (either way round), and of
 logits against log-probabilities, falls to the exact sums (``_fused_kernels._kl_exact``)
 on nearly equal rows, and the first two to the Bregman (ratio) pass on others. Both
 took :math:`e^y` and :math:`\log x` in double-double entry by entry (``_exp_dd``,
-``_log_dd``: 52 and 62 ns an entry, latency-bound), most of their 60 to 200 ms on
-10^6 entries. Now ``_exp_dd_row`` and ``_log_dd_row`` compute a row's worth first in
-one branch-free loop each, which LLVM vectorises (7 and 9 ns an entry): ``hi`` and
-``lo`` of ``_exp_dd`` bit for bit (the power of two applied as :math:`2^{k+600}` then
-:math:`2^{-600}`, one rounding where the result is subnormal, as ``math.ldexp``),
-arguments clamped into :math:`[-745, 0]`; ``_log_dd``'s ``lo`` within an ulp of
-itself. Used by ``_masses`` (the masses at ``precision`` 1), ``_bregman64_sums`` (the
-logarithms of a probability side) and ``_kl_ratio_pass`` (a log-probability side's
-probabilities).
+``_log_dd``: 52 and 62 ns an entry, latency-bound), and the exact sums two Horner
+chains of 18 steps an entry, most of their 60 to 200 ms on 10^6 entries. Now
+``_exp_dd_row`` and ``_log_dd_row`` compute a row's worth first in branch-free loops
+that LLVM vectorises (7 and 9 ns an entry): ``hi`` and ``lo`` of ``_exp_dd`` bit for
+bit (the power of two applied as :math:`2^{k+600}` then :math:`2^{-600}`, one rounding
+where the result is subnormal, as ``math.ldexp``), arguments clamped into
+:math:`[-745, 0]`; ``_log_dd``'s ``lo`` within an ulp of itself; and
+``_bregman_series_row`` the series of every :math:`r_i`, Horner's steps one coefficient
+at a time over the row, bit for bit. Used by ``_masses`` (the masses at ``precision``
+1), ``_bregman64_sums`` (the logarithms of probability sides, the series) and
+``_kl_ratio_pass`` (a log-probability side's probabilities).
 
 Proved here against mpmath (:data:`DIGITS` digits, the KL as it is defined for each
 form: :math:`\sum_i p_i(\log p_i - \log q_i)`, a log-probability side not
-renormalised): rows whose entries reach the ends of the new loops' ranges, where a
-wrong scaling, clamp or dropped low part shows: log-probabilities down to
-:math:`-744.9` (subnormal :math:`e^y`, the scaling's second product rounding) and at
-:math:`-745.2` (below the clamp: their terms are 0 to the last bit), probabilities
-down to the least subnormal (``_log_dd_row``'s ``lo`` 0 there), zero probabilities and
-``-inf`` logits, one dominant class, and Q equal to P up to a relative
-:math:`10^{-8}` (the masses then cancel to 1e-16, where only their double-double low
-parts carry the KL), and rows 0.3 apart (the ratio pass), each within
-:data:`TOLERANCE` of the truth (or :data:`ABSOLUTE`); and, against the existing path, a batch equal to its rows taken
-one by one and with a strided class axis (the loops read the row through its stride).
+renormalised), on rows whose entries reach the ends of the new loops' ranges:
+log-probabilities down to :math:`-744.4` (subnormal :math:`e^y`, the scaling's second
+product rounding) and at :math:`-745.2` (below the clamp), probabilities down to the
+least subnormal (``_log_dd_row``'s ``lo`` 0 there), zero probabilities and ``-inf``
+logits, one dominant class, Q equal to P up to a relative :math:`10^{-8}` (the masses
+then cancel to 1e-16, where only their double-double low parts carry the KL), and rows
+0.3 apart (the ratio pass): each KL within :data:`TOLERANCE` of the truth (or
+:data:`ABSOLUTE`). Against the existing path: a batch equals its rows taken one by one
+and with a strided class axis (the ratio pass's scalar route there); and, measured
+(not a test: main is not importable here), 9000 KLs of every pair of forms (rows 1 to
+1e-8 apart, ``-inf`` entries, entries near -745) equal main's bit for bit.
 
-Mutants (a copy of ``src``, measured): ``_exp_dd_clamped``'s ``lo`` returned as 0: 8
-of the 9 tests fail; its scaling by :math:`2^{k + 601}` (an exponent off by one): 9;
-the clamp at :math:`-744` instead of :math:`-745`: 2 (the subnormal
-log-probabilities); ``_log_dd_row``'s ``lo`` 0: 3 (the probability sides).
+Mutants (a copy of ``src``, measured; the 8 tests here): ``_exp_dd_clamped``'s ``lo``
+returned as 0: MUT_LO fail; its scaling by :math:`2^{k + 601}`: MUT_EXP; ``_log_dd_row``'s
+``lo`` 0: MUT_LOG; the ratio pass reading the first entry's :math:`e^y` for every entry:
+MUT_RATIO; the series of ``_bregman_series_row`` with its last coefficient dropped:
+MUT_SERIES. Not caught (no change above :data:`ABSOLUTE`): the clamp at :math:`-744`.
 """
 
 from __future__ import annotations
@@ -120,7 +124,7 @@ def _hard_rows(forms: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     deep = base.copy()
     deep[-6:] = [-700.0, -708.5, -730.25, -744.0, -744.4, -745.2]
     deep_q = deep + 1e-8 * rng.standard_normal(40)
-    deep_q[-6:] = deep[-6:] + [1e-3, -2e-3, 0.5, -0.25, 0.125, 0.3]
+    deep_q[-6:] = deep[-6:] + np.array([1e-3, -2e-3, 0.5, -0.25, 0.125, 0.3])
     rows.append((deep, deep_q))
     # zeros in P: -inf log-probabilities and logits, zero probabilities
     zeros = base.copy()
@@ -182,7 +186,10 @@ def test_issue13_mixed_kl_batch_rows_strides_agree() -> None:
         for x, y in zip(a, b, strict=True)
     ]
     strided = crossent.kl_divergence(
-        np.asfortranarray(a), np.asfortranarray(b), p_form=forms[0], q_form=forms[1],
+        np.asfortranarray(a),
+        np.asfortranarray(b),
+        p_form=forms[0],
+        q_form=forms[1],
         validate=False,
     )
     np.testing.assert_array_equal(batch, np.array(one_by_one))

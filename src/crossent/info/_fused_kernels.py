@@ -527,16 +527,23 @@ def _entry_logs(row: Any, form: int) -> tuple[Any, Any]:
     """:func:`_log_pair` of a row's entries, ``hi`` and ``lo`` as two arrays: by
     :func:`_log_dd_row` for probabilities (form 0), else the entries themselves (as
     float64) and 0."""
-    n = row.shape[0]
-    hi, lo = np.empty(n), np.empty(n)
-    if form == 0 and row.strides[0] == row.itemsize:  # plain vector loads
-        _log_dd_row(unit_stride(row), hi, lo)
-    elif form == 0:
-        _log_dd_row(row, hi, lo)
-    else:
-        for i in range(n):
-            hi[i], lo[i] = np.float64(row[i]), 0.0
+    values = _float64_copy(row)
+    if form != 0:
+        return values, np.zeros(row.shape[0])
+    hi, lo = np.empty(row.shape[0]), np.empty(row.shape[0])
+    _log_dd_row(values, hi, lo)
     return hi, lo
+
+
+@_once
+def _float64_copy(row: Any) -> Any:
+    """A C-contiguous float64 copy of a row: what the vectorised row loops take (one
+    compiled loop for rows of either dtype and any stride, read with plain vector
+    loads; each variant compiled had cost about a second of the first call)."""
+    out = np.empty(row.shape[0])
+    for i in range(row.shape[0]):
+        out[i] = np.float64(row[i])
+    return out
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
@@ -609,24 +616,24 @@ def _log_dd_low(x: float, e_hi: float, e_lo: float) -> float:
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _log_dd_row(row: Any, hi: Any, lo: Any) -> None:
-    r""":func:`_log_pair` of every entry of a row of probabilities (form 0) into
-    ``hi[i]``, ``lo[i]``: the ``math.log`` calls first (a loop of their own), then
-    :func:`_log_dd`'s correction in one branch-free loop that LLVM vectorises
-    (:func:`_exp_dd_clamped`, bit for bit; ``lo`` 0 outside :math:`(-745, 0]`), 9 ns an
+    r""":func:`_log_pair` of every entry of a float64 row of probabilities (form 0)
+    into ``hi[i]``, ``lo[i]``: the ``math.log`` calls first (a loop of their own), then
+    :math:`e^{hi}` by :func:`_exp_dd_row` and :func:`_log_dd`'s correction in a
+    branch-free loop that LLVM vectorises (``lo`` 0 outside :math:`(-745, 0]`), 9 ns an
     entry against the scalar :func:`_log_dd`'s 62. ``hi`` is that of :func:`_log_dd`
     bit for bit, ``lo`` within an ulp of its (about :math:`2^{-105}` of ``hi``: LLVM
     contracts the correction's products into FMAs differently in the two loops), far
     inside :func:`_log_dd`'s :math:`2^{-100}`."""
-    for i in range(row.shape[0]):
-        x = np.float64(row[i])
+    n = row.shape[0]
+    for i in range(n):
+        x = row[i]
         hi[i] = -math.inf if x == 0.0 else math.log(x)
+    e_hi, e_lo = np.empty(n), np.empty(n)
+    _exp_dd_row(hi, 0.0, e_hi, e_lo)
     prefer_wide_vectors()
-    for i in range(row.shape[0]):
-        x = np.float64(row[i])
-        h = hi[i]
-        e_hi, e_lo = _exp_dd_clamped(h)
-        low = _log_dd_low(x, e_hi, e_lo)
-        lo[i] = low if -745.0 < h <= 0.0 else 0.0
+    for i in range(n):
+        low = _log_dd_low(row[i], e_hi[i], e_lo[i])
+        lo[i] = low if -745.0 < hi[i] <= 0.0 else 0.0
 
 
 @intrinsic
@@ -781,10 +788,8 @@ def _exp_dd_of_row(row: Any, shift: float, wanted: bool) -> tuple[Any, Any]:
     ``lo``) if ``wanted``, else two empty arrays."""
     n = row.shape[0] if wanted else 0
     hi, lo = np.empty(n), np.empty(n)
-    if wanted and row.strides[0] == row.itemsize:  # plain vector loads
-        _exp_dd_row(unit_stride(row), shift, hi, lo)
-    elif wanted:
-        _exp_dd_row(row, shift, hi, lo)
+    if wanted:
+        _exp_dd_row(_float64_copy(row), shift, hi, lo)
     return hi, lo
 
 
@@ -795,7 +800,8 @@ rounded): :func:`_exp_dd_row` clamps its arguments into :math:`[-745, 0]`."""
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _exp_dd_row(row: Any, shift: float, hi: Any, lo: Any) -> None:
-    r""":func:`_exp_dd` of every ``row[i] - shift`` (the difference rounded) into
+    r""":func:`_exp_dd` of every ``row[i] - shift`` (a float64 row; the difference
+    rounded) into
     ``hi[i]``, ``lo[i]``, bit for bit, for the arguments in :math:`(-745, 0]`; others
     are first clamped into :math:`[-745, 0]` (NaN to :math:`-745`), and their results
     are for the caller to ignore. One branch-free loop, which LLVM vectorises (8
@@ -806,7 +812,7 @@ def _exp_dd_row(row: Any, shift: float, hi: Any, lo: Any) -> None:
     rounding of :func:`_scaled`'s ``math.ldexp`` where the result is subnormal."""
     prefer_wide_vectors()
     for i in range(row.shape[0]):
-        hi[i], lo[i] = _exp_dd_clamped(np.float64(row[i]) - shift)
+        hi[i], lo[i] = _exp_dd_clamped(row[i] - shift)
 
 
 @_inline
@@ -978,9 +984,10 @@ def _masses(
     r"""The mass of a row in triple-double: :math:`\sum_i e^{v_i - \mathrm{shift}}`
     (logits, form 2, ``shift`` their maximum; log-probabilities, form 1, ``shift`` 0),
     each term by ``math.exp`` (``precision`` 0, an ulp), :func:`_exp_dd` (1, about
-    :math:`2^{-104}`; :func:`_exp_dd_row` of the row, before the sum) or :func:`_exp_td` (2, about :math:`2^{-155}`), the difference's
-    rounding error :math:`e` taken as :math:`e^{h}(1 + e + e^2/2)`; :math:`\sum_i x_i`
-    for probabilities (form 0), exact to about :math:`2^{-155}`. Also the mass over the
+    :math:`2^{-104}`; :func:`_exp_dd_row` of the row, before the sum) or
+    :func:`_exp_td` (2, about :math:`2^{-155}`), the difference's rounding error
+    :math:`e` taken as :math:`e^{h}(1 + e + e^2/2)`; :math:`\sum_i x_i` for
+    probabilities (form 0), exact to about :math:`2^{-155}`. Also the mass over the
     entries where the ``other`` row (in ``other_form``) is not zero (not ``-inf``),
     and whether the row could be summed (not: a negative probability, a positive
     log-probability, a NaN)."""
