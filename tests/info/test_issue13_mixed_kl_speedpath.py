@@ -31,11 +31,11 @@ and with a strided class axis (the ratio pass's scalar route there); and, measur
 (not a test: main is not importable here), 9000 KLs of every pair of forms (rows 1 to
 1e-8 apart, ``-inf`` entries, entries near -745) equal main's bit for bit.
 
-Mutants (a copy of ``src``, measured; the 8 tests here): ``_exp_dd_clamped``'s ``lo``
-returned as 0: MUT_LO fail; its scaling by :math:`2^{k + 601}`: MUT_EXP; ``_log_dd_row``'s
-``lo`` 0: MUT_LOG; the ratio pass reading the first entry's :math:`e^y` for every entry:
-MUT_RATIO; the series of ``_bregman_series_row`` with its last coefficient dropped:
-MUT_SERIES. Not caught (no change above :data:`ABSOLUTE`): the clamp at :math:`-744`.
+Mutants (a copy of ``src``, measured on the 8 tests here): ``_exp_dd_clamped``'s ``lo``
+returned as 0: 6 fail; its scaling by :math:`2^{k + 601}`: 7; ``_log_dd_row``'s ``lo``
+0: 1 (the subnormal probabilities); the ratio pass reading the first entry's
+:math:`e^y` for every entry: 3; ``_bregman_series_row``'s last Horner step left out: 7.
+Not caught (no change above :data:`ABSOLUTE`): the clamp at :math:`-744`.
 """
 
 from __future__ import annotations
