@@ -71,6 +71,12 @@ bound (``_fused_kernels._loop_kl_bound``; the float64 logits' log-partition then
 compensated sum, Fast2Sum from 1, branch-free) is within :math:`2^{-47}` of it
 (:math:`2^{-32}` in float32), and takes the exact sums otherwise (their logarithms of
 probabilities in double-double): nearly equal rows were up to 1e25 ulps off (issue 13).
+The exact sums' and the ratio pass's double-double ``exp`` and ``log`` and the Bregman
+sums' series are taken a row at a time, in loops LLVM vectorises
+(``_fused_kernels._exp_dd_row``, ``_log_dd_row``, ``_bregman_series_row``: 7, 9 and 2.5
+ns an entry, where entry by entry their dependent steps took 52, 62 and about 16), with
+the same results bit for bit: the mixed forms' KL took 2 to 3.5 times less CPU time on
+nearly equal rows (issue 13).
 The loop (for the KL alone a function of its own, ``_kl_loop_one_probs``) sums one or
 two cheap quantities an entry from which ``_loop_kl_bound_cheap`` bounds that bound;
 the precise one's sums take a second pass only where the cheap one fails and the
