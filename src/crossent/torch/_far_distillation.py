@@ -89,7 +89,7 @@ def distillation_rows_checked(
         check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    ordinary = _ordinary_call(student, teacher, float(temperature), reduction, axis)
+    ordinary = _ordinary_call(student, teacher, temperature, reduction, axis)
     if ordinary is not None:
         return ordinary
     later: list[_distill.NearRowsLater] = []
@@ -114,24 +114,25 @@ def distillation_rows_checked(
 
 
 def _ordinary_call(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str, axis: int
+    student: torch.Tensor, teacher: torch.Tensor, temperature: Any, reduction: str, axis: int
 ) -> Any:
     r"""The call's result where every row is ordinary, or None (the generic path then
     runs as before).
 
-    The generic formula recorded by autograd costs some 50 passes over the call's size
-    on every row, most of them ``kl_terms_from_log``'s scaled product for a subnormal
+    The generic formula recorded by autograd made some 50 arrays of the call's size on
+    every call, most of them for ``kl_terms_from_log``'s scaled product of a subnormal
     :math:`t_c` (``_numerics.exp_times``), formed everywhere then picked by ``where``,
-    and their backward: 49 s at 4096 x 32000 float32 where PyTorch's ``kl_div`` idiom
-    takes a few (issue 13 follow-up). Here the same softened sides
+    and their backward: 49 s at 4096 x 32000 float32 on 2 cores, where PyTorch's
+    ``kl_div`` idiom takes 3 (issue 13 follow-up; each new array of 0.5 GB costs its
+    pages, about 0.3 s there, more than the arithmetic). Here the same softened sides
     (``_distill.prepare_distillation``: its validation, its :math:`\log s` recorded by
     autograd, its :math:`\log t`) give the terms :math:`t_c(\log t_c - \log s_c)`
-    (:func:`_ordinary_terms`) without the branches that pick nothing on an ordinary
-    call: the generic path's rows and gradient bit for bit. One host read: whether the
-    result is finite, a row's KL is below :data:`._near_rows.KL_FLOOR` (near rows) or a
-    :math:`t_c` is subnormal beside :math:`s_c > 0`; any of them, or a teacher that
-    requires a gradient, and the call goes the generic way (its far and near rows
-    formed as there)."""
+    without the branches that pick nothing on an ordinary call (:func:`_ordinary_terms`):
+    the generic path's rows and gradient bit for bit.
+    One host read: whether the result is finite, a row's KL is below
+    :data:`._near_rows.KL_FLOOR` (near rows) or a :math:`t_c` is subnormal beside
+    :math:`s_c > 0`; any of them, or a teacher that requires a gradient, and the call
+    goes the generic way (its far and near rows formed as there)."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
     if teacher.requires_grad and torch.is_grad_enabled():
@@ -139,11 +140,10 @@ def _ordinary_call(
     d = _distill.prepare_distillation(
         student, teacher, axis=axis, temperature=temperature, reduction=reduction
     )
-    if d.direction != "forward" or d.log_t.requires_grad:
+    if d.log_t.requires_grad:
         return None
-    xp = d.batch.xp
-    terms, subnormal = _ordinary_terms(d.log_s, d.log_t, xp=xp)
-    kl = reduce_sum(terms, xp=xp, out_dtype=d.batch.dtype)
+    terms, subnormal = _ordinary_terms(d.log_s, d.log_t, xp=d.batch.xp)
+    kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
     loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
     near = (kl.detach() < KL_FLOOR).any().reshape(())
@@ -168,9 +168,10 @@ def _ordinary_terms(
     here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`)."""
     with torch.no_grad():
         t = torch.exp(log_t)
-        log_t_safe = log_t.masked_fill(log_t == -math.inf, 0.0)
+        difference = log_t.masked_fill(torch.isneginf(log_t), 0.0)
         subnormal = _subnormal_exp(log_t, xp=xp).logical_and_(log_s > -math.inf).any()
-    return t * (log_t_safe - log_s), subnormal
+    # in place, on its own temporary (autograd records the same operations)
+    return difference.sub_(log_s).mul_(t), subnormal
 
 
 def _not_finite(loss: Any) -> torch.Tensor:
