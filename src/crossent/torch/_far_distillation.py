@@ -72,7 +72,8 @@ from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
 from .._xp import namespace, reduce_sum
 from ..losses import LossParts, _distill
-from ..losses._near_rows import KL_FLOOR, NearRows
+from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
+from ..losses._near_rows import NearRows
 
 __all__ = ["distillation_rows_checked"]
 
@@ -146,7 +147,7 @@ def _ordinary_call(
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
     loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
-    near = (kl.detach() < KL_FLOOR).any().reshape(())
+    near = (kl.detach() < _KL_FLOOR).any().reshape(())
     if any(torch.stack([_not_finite(loss), near, subnormal]).tolist()):
         return None
     return loss
