@@ -22,6 +22,11 @@ guard and ``losses._far_gaps``: gaps scaled by powers of two, :math:`T^2 D` by
 both on float64 host copies of the rows it is given: one home for each formula, the
 torch side only selects rows, rounds and reduces.
 
+An ordinary eager call (:func:`_ordinary_call`: the teacher requires no gradient; the
+result finite, no near row, no subnormal :math:`t_c`, which its one host read checks)
+forms the generic path's terms without the branches that pick nothing there, and returns
+the generic path's value and gradient bit for bit; any other call goes on as follows.
+
 The common path costs one host read (beside the four of its validation; on a GPU each
 read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
 the generic path flagged near rows (student and teacher nearly agree, which it leaves
@@ -129,11 +134,13 @@ def _ordinary_call(
     (``_distill.prepare_distillation``: its validation, its :math:`\log s` recorded by
     autograd, its :math:`\log t`) give the terms :math:`t_c(\log t_c - \log s_c)`
     without the branches that pick nothing on an ordinary call (:func:`_ordinary_terms`):
-    the generic path's rows and gradient bit for bit.
-    One host read: whether the result is finite, a row's KL is below
-    :data:`._near_rows.KL_FLOOR` (near rows) or a :math:`t_c` is subnormal beside
-    :math:`s_c > 0`; any of them, or a teacher that requires a gradient, and the call
-    goes the generic way (its far and near rows formed as there)."""
+    the generic path's rows and gradient bit for bit. One host read: whether the
+    result is finite, a row's KL is below :data:`._near_rows.KL_FLOOR` (near rows) or a
+    :math:`t_c` is subnormal; any of them, or a teacher that requires a gradient, and
+    the call goes the generic way (its far and near rows formed as there). What is
+    left (some 35 arrays of the call's size where the idiom makes 10: the generic
+    path's exact log-partitions, the teacher softened twice, the float64 sum, autograd
+    through them) is what keeping its bits costs."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
     if teacher.requires_grad and torch.is_grad_enabled():
@@ -158,8 +165,7 @@ def _ordinary_terms(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The terms :math:`t_c(\log t_c - \log s_c)` of the softened student ``log_s``
     (recorded by autograd) and teacher ``log_t`` (no graph), :math:`0` where
-    :math:`t_c = 0`, and whether a :math:`t_c` is subnormal beside :math:`s_c > 0`
-    (a 0-d boolean).
+    :math:`t_c = 0`, and whether a :math:`t_c` is subnormal (a 0-d boolean).
 
     ``_numerics.kl_terms_from_log``'s operations where no :math:`t_c` is subnormal and no
     :math:`s_c` is 0: its value and gradient there bit for bit (each ``where`` it adds
@@ -170,7 +176,8 @@ def _ordinary_terms(
     with torch.no_grad():
         t = torch.exp(log_t)
         difference = log_t.masked_fill(torch.isneginf(log_t), 0.0)
-        subnormal = _subnormal_exp(log_t, xp=xp).logical_and_(log_s > -math.inf).any()
+        # (beside an s_c = 0 as well: that term is not finite, the call not taken anyway)
+        subnormal = _subnormal_exp(log_t, xp=xp).any()
     # in place, on its own temporary (autograd records the same operations)
     return difference.sub_(log_s).mul_(t), subnormal
 
