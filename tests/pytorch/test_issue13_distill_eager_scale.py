@@ -10,7 +10,7 @@ subnormal :math:`t_c`, a near row or a non-finite result still takes the generic
 Oracles: the generic path (``crossent.losses.distillation_loss`` on the same tensors,
 autograd through it), which an ordinary call must match bit for bit, value and
 gradient; and the NumPy float64 loss of the same inputs. ``test_ordinary_calls_scale``
-fails on main (ba9ac14: ``exp_times`` runs on every call); the others pass there and
+fails on main (ba9ac14 and 075a3b2: ``exp_times`` runs on every call); the others pass there and
 catch the mutants named in them. Small shapes, no timing.
 """
 
