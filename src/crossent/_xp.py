@@ -381,7 +381,10 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
         np.subtract(terms, at_max, out=terms)
         rest = np.add.reduce(terms, -1, keepdims=True)
         return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
-    terms = xp.where(at_max, zeros_like(shifted, xp=xp), xp.exp(shifted))
+    # a 0-d zero: no array of zeros of the rows' size (issue 13 follow-up: one pass
+    # over it of six; the same numbers)
+    zero = xp.zeros((), dtype=shifted.dtype, device=device(shifted))
+    terms = xp.where(at_max, zero, xp.exp(shifted))
     ties = astype(at_max, shifted.dtype, xp=xp)
     rest = xp.sum(terms, axis=-1, keepdims=True)
     ties = xp.sum(ties, axis=-1, keepdims=True)
