@@ -26,8 +26,9 @@ paths give the same bits.
 
 Numba caches this module (``cache=True``) keyed by this file, with ``_near_rows``'
 constants, ``_far_gaps._GRADIENT_BITS``, ``_small_numba``'s ``row_sum`` and
-``reduce_rows`` and ``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale`` and
-``_all_finite`` compiled in: after changing any of them, touch this file.
+``reduce_rows`` and ``_small_targets_numba``'s ``kl_rows64``, ``reduction_scale``,
+``_all_finite``, ``tempered_difference_row`` and ``reverse_gradient_row`` compiled in:
+after changing any of them, touch this file.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import reduce_rows, row_sum
-from ._small_targets_numba import _all_finite, kl_rows64, reduction_scale
+from ._small_targets_numba import (
+    _all_finite,
+    kl_rows64,
+    reduction_scale,
+    reverse_gradient_row,
+    tempered_difference_row,
+)
 
 __all__ = [
     "Tempered",
@@ -406,12 +413,9 @@ def near_forward_gradient64(
         row = s[i]
         if (every or _spread_is_small(row, teacher[i])) and _formable(first[i], second[i]):
             _row_gradient((first[i], second[i]), tempered, scratch, row)
+            _scaled(row, scale)
         else:
-            for c in range(classes):
-                value = row[c] - teacher[i, c]
-                row[c] = value if t == 1.0 else t * value
-        for c in range(classes):
-            row[c] = row[c] * scale
+            tempered_difference_row(row, teacher[i], t, scale)
     return _all_finite(s)
 
 
@@ -448,16 +452,17 @@ def near_reverse_gradient64(
         found = found or near
         if every or (near and _formable(first[i], second[i])):
             _row_reverse_gradient((first[i], second[i]), temperature, scratch, row)
+            _scaled(row, scale)
         else:
-            for c in range(classes):
-                lt = log_t[i, c]
-                difference = log_s[i, c] - lt if lt > -np.inf else np.inf
-                weight = row[c]
-                excess = difference - kl[i]
-                row[c] = temperature * (weight * (excess if weight != 0.0 else 0.0))
-        for c in range(classes):
-            row[c] = row[c] * scale
+            reverse_gradient_row(row, log_s[i], log_t[i], kl[i], temperature, scale)
     return found and _all_finite(s)
+
+
+@numba.njit(cache=True)
+def _scaled(row: np.ndarray, scale: float) -> None:
+    """``row`` times ``scale``, in place (``reduction_scale``'s factor)."""
+    for c in range(row.shape[0]):
+        row[c] = row[c] * scale
 
 
 @numba.njit(cache=True)

@@ -50,6 +50,7 @@ __all__ = [
     "kl_rows64",
     "reduction_scale",
     "reverse_gradient64",
+    "reverse_gradient_row",
     "screen_distributions64",
     "shift_logits64",
     "shift_pair64",
@@ -58,6 +59,7 @@ __all__ = [
     "target_loss64",
     "target_rows64",
     "tempered_difference64",
+    "tempered_difference_row",
 ]
 
 #: Rows of the per-row buffer ``rows`` (6 x N) of the soft-target functions past those
@@ -306,12 +308,19 @@ def tempered_difference64(
             return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
-        for c in range(classes):
-            value = s[i, c] - t[i, c]
-            if temperature != 1.0:
-                value = temperature * value
-            s[i, c] = value * scale
+        tempered_difference_row(s[i], t[i], temperature, scale)
     return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def tempered_difference_row(s: np.ndarray, t: np.ndarray, temperature: float, scale: float) -> None:
+    r"""One row of :func:`tempered_difference64`: :math:`T\,(s - t)` (the product only
+    for :math:`T \ne 1`) times ``scale``, into ``s``."""
+    for c in range(s.shape[0]):
+        value = s[c] - t[c]
+        if temperature != 1.0:
+            value = temperature * value
+        s[c] = value * scale
 
 
 @numba.njit(cache=True)
@@ -327,17 +336,27 @@ def reverse_gradient64(
     times :func:`reduction_scale`, into ``s`` (NumPy's exp of ``log_s``): the difference
     is :math:`+\infty` where :math:`t = 0`, and ``weighted_term`` makes a term of
     :math:`s = 0` a zero; False where a value is not finite."""
-    n, classes = s.shape
+    n = s.shape[0]
     kl = kl_rows64(log_s, log_t, s, 1.0)
     if _below(kl, _KL_FLOOR):  # (the full path's test: KL < the floor)
         return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
-        for c in range(classes):
-            lt = log_t[i, c]
-            difference = log_s[i, c] - lt if lt > -np.inf else np.inf
-            weight = s[i, c]
-            excess = difference - kl[i]
-            value = temperature * (weight * (excess if weight != 0.0 else 0.0))
-            s[i, c] = value * scale
+        reverse_gradient_row(s[i], log_s[i], log_t[i], kl[i], temperature, scale)
     return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def reverse_gradient_row(
+    s: np.ndarray, log_s: np.ndarray, log_t: np.ndarray, kl: float, temperature: float, scale: float
+) -> None:
+    r"""One row of :func:`reverse_gradient64`: :math:`T\,s \odot (\log s - \log t - D)`
+    with the row's KL ``kl``, times ``scale``, into ``s`` (:math:`+\infty` difference
+    where :math:`t = 0`; a term of :math:`s = 0` a zero)."""
+    for c in range(s.shape[0]):
+        lt = log_t[c]
+        difference = log_s[c] - lt if lt > -np.inf else np.inf
+        weight = s[c]
+        excess = difference - kl
+        value = temperature * (weight * (excess if weight != 0.0 else 0.0))
+        s[c] = value * scale
