@@ -312,7 +312,7 @@ def tempered_difference64(
     return _all_finite(s)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # (in its callers' loops)
 def tempered_difference_row(s: np.ndarray, t: np.ndarray, temperature: float, scale: float) -> None:
     r"""One row of :func:`tempered_difference64`: :math:`T\,(s - t)` (the product only
     for :math:`T \ne 1`) times ``scale``, into ``s``."""
@@ -346,7 +346,7 @@ def reverse_gradient64(
     return _all_finite(s)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")  # (in its callers' loops)
 def reverse_gradient_row(
     s: np.ndarray, log_s: np.ndarray, log_t: np.ndarray, kl: float, temperature: float, scale: float
 ) -> None:
