@@ -357,6 +357,57 @@ last here; the state's zero sums as views of one array (one allocation instead o
 kernel called through its compiled entry point (``overloads[sig].entry_point``, skipping
 Numba's typing of 17 arguments): 0.5 us a call warm, 3-5 after a pass, for a private
 interface.
+
+Then (issue 13, 2026-12-03, a 2-core AMD EPYC Zen 4, ``znver4``: AVX-512 on 256-bit data
+paths, each 512-bit operation two micro-operations; load average 3-6, other engineers'
+runs, so CPU times only).  Before: checks and row sums 3.3, + entropy 12.6, everything
+18.9 ms; ``bench_evaluation`` 5.6-6.1x the read.  Where everything's time goes, each
+stage left out in turn (``--leave-out``, min of 21, main's kernels; everything 17.80):
+the entropy 8.50, the surprisal with the per-class sums and the 10 most surprising 1.96
+(the per-class sums 0.92, the 10 most 0.0), the bins 1.16, the squares and spherical
+1.63 (the spherical 0.69: its square root and division on the divider), the top label
+with the bins, squares and spherical 3.63; checks, row sums and the call about 3.7.
+
+* 256-bit vectors (``"prefer-vector-width"="256"`` in place of ``prefer_wide_vectors``'
+  512, every kernel), tried and not kept: + entropy 15.21 against 12.59 ms, everything
+  21.70 against 18.89 (min of 11), the stages without the entropy level; the entropy
+  loop alone, 4096 entries in L1 (``bench_entropy_log --in-cache``, min of 9): float32
+  1.13 against 0.77 ns an entry, float64 1.08 against 0.90.  Zen 4 splits a 512-bit
+  operation into two 256-bit halves on one pipe, so the pipes do the same work either
+  way, but a 256-bit loop has twice the instructions to decode, rename and retire.
+* Tried, measured and not merged (branch ``zen4update``, a logarithm gated on the
+  target ``znver4`` with AVX-512DQ): the
+  logarithm's exponent by ``vcvtqq2pd`` (the same m and k, the same bits) and R(z) by
+  Horner's scheme (0.1% of the float32 mantissas' logarithms an ulp apart, max 0.732
+  against 0.734 ulp).  The float32 entropy loop (a pass of 32 entries) had 16 products
+  or FMAs of 29 vector operations per 8 entries and 22 spill loads and stores a pass;
+  now 14 of 26, none: Zen 4's two multiply pipes take the products, its four pipes all
+  operations, each zmm operation twice, and the loop ran near both bounds (16 and about
+  15 cycles per 8 entries, 0.77 ns an entry at 2.6 GHz).  The entropy loop alone (a
+  scratch copy of ``bench_entropy_log``'s in-cache loop, 2560 entries, min of 41
+  interleaved in one process, load 5.5): float32 0.753 against 0.791 ns (0.95x; the
+  conversion alone 0.96x, Horner's alone 0.97x; halving f from m's bits as well 0.95x:
+  not taken), float64 0.895 against 1.023 (0.87x).  Against main, min and median of 31
+  interleaved, two runs (load 4.3-4.9): + entropy 11.88/14.09 against 12.87/14.63 and
+  11.78/14.20 against 12.38/14.95, everything 18.13/20.74 against 18.91/21.90 and
+  17.87/21.49 against 18.48/22.12; the other stages within 0.15 ms (not using the
+  logarithm but for the surprisal, 10^6 logarithms).  At load 8 (min/median of 41, 61,
+  61): + entropy 12.25/14.84 against 13.53/15.44, 11.87/14.51 against 12.59/15.65,
+  12.57/15.32 against 14.19/16.38; everything 20.50/22.51 against 19.60/23.56 (the
+  one minimum not lower), 17.76/22.27 against 19.01/23.20, 20.93/23.41 against
+  22.27/24.90.  ``bench_evaluation --repeats 15`` (load 6 and 8: wall times
+  meaningless, the CPU column): update 21.0 against 22.5 and 24.1 against 25.2 ms.
+  On Zen 5 the same two changes measured 1.04x and 1.00-1.05x (``bench_entropy_log``).
+  Not merged: 3-5 % of update's CPU time does not pay for a code path chosen by CPU
+  name and logarithms whose last bit then depends on the machine.
+
+The issue's target, update within 3x of one read (2.2 ms here), is out of reach on this
+Zen 4: the update kernel's 18 ms of CPU are at best 9 ms on two cores (4x), and its
+entropy loop alone (10^7 logarithms, 0.75-0.8 ns each in L1) takes 7.5-8 ms of CPU, bound by
+the multiply pipes' double-pumped FMAs; the logarithms tried in ``bench_entropy_log``
+with fewer such operations (a table read by gathers, 16-cell tables, a reciprocal) are
+all slower there, and the one faster form, fdlibm's short form (0.96x of the gated loop),
+is less accurate (0.87 against 0.73 ulp).
 """
 
 from __future__ import annotations
@@ -396,6 +447,30 @@ STAGES: dict[str, dict[str, Any]] = {
         "keep": 10,
     },
 }
+
+
+EVERYTHING = STAGES["everything (update's)"]
+#: ``--leave-out``'s rows: everything but one stage (the per-class sums and the most
+#: surprising rows need the surprisal, so "surprisal" leaves out all three; the bins
+#: and the squares need the top label, so "top label" leaves out those too).
+LEFT_OUT: dict[str, tuple[str, ...]] = {
+    "entropy": ("entropy",),
+    "surprisal, per-class, 10 most": ("logs", "classes", "keep"),
+    "per-class sums": ("classes",),
+    "10 most surprising": ("keep",),
+    "bins": ("bins",),
+    "spherical": ("spherical",),
+    "squares and spherical (Brier)": ("squares", "spherical"),
+    "top label, bins, squares, spherical": ("top", "bins", "squares", "spherical"),
+}
+
+
+def left_out(what: tuple[str, ...]) -> dict[str, Any]:
+    """Everything's options with the stages ``what`` off."""
+    return {
+        key: (0 if key == "keep" else False) if key in what else value
+        for key, value in EVERYTHING.items()
+    }
 
 
 def stage_call(
@@ -445,10 +520,18 @@ def main() -> None:
     parser.add_argument(
         "--only", nargs="+", metavar="WORD", help="only the stages whose name has one of these"
     )
+    parser.add_argument(
+        "--leave-out",
+        action="store_true",
+        help="also time everything with each stage left out in turn (what each costs there)",
+    )
     args = parser.parse_args()
+    every = dict(STAGES)
+    if args.leave_out:
+        every |= {f"everything but {name}": left_out(what) for name, what in LEFT_OUT.items()}
     stages = {
         name: options
-        for name, options in STAGES.items()
+        for name, options in every.items()
         if not args.only or any(word in name for word in args.only)
     }
 
