@@ -388,6 +388,8 @@ __all__ = [
     "encode",
     "exp_nonpositive",
     "exp_of_pair",
+    "exp_rest",
+    "exp_rest_and_next_max",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
@@ -663,7 +665,9 @@ class _Shape(NamedTuple):
     next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
     a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
     and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
-    (vector ``a`` of bits into pair ``a % bound_pairs``)."""
+    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the ties (x = top,
+    left out of the sums and counted) are found by comparing the float32 values (else
+    the float64 differences with 0: the same lanes)."""
 
     terms: Callable[[Any, Any, Any], Any]
     lanes: int
@@ -672,10 +676,11 @@ class _Shape(NamedTuple):
     ahead: int
     sums: int
     bound_pairs: int
+    float32_ties: bool = False
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, True)
 #: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
 #: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
 #: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
@@ -686,7 +691,11 @@ _POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384, 4, 1)
 def _table_loop(
     context: Any, builder: Any, signature: Any, args: Any, scaled: bool, shape: _Shape
 ) -> Any:
-    """The exp-sum of ``row`` (and with a ``following`` row, its maximum's bits)."""
+    """``(rest, ties)``: the exp-sum of ``row``'s entries other than ``top`` and the
+    number of entries equal to ``top`` (float64), and with a ``following`` row, its
+    maximum's bits as a third element. The ties' terms, e^0 = 1 exactly, are counted,
+    not added: the caller's s = ties + rest, and log1p(rest + (ties - 1)) keeps every
+    digit of the rest where s is close to 1."""
     fused = len(args) == 4
     lanes, step, bit_lanes = shape.lanes, shape.step, shape.bit_lanes
     doubles = ir.VectorType(ir.DoubleType(), lanes)
@@ -694,15 +703,48 @@ def _table_loop(
     row = context.make_array(row_type)(context, builder, args[0])
     top, inv_t = args[-2], args[-1]
     n = cgutils.unpack_tuple(builder, row.shape, 1)[0]
+    zero = ir.Constant(doubles, [0.0] * lanes)
 
     def vector_at(data: Any, j: Any, count: int) -> Any:
         vector = ir.VectorType(data.type.pointee, count)
         return builder.load(builder.bitcast(builder.gep(data, [j]), vector.as_pointer()), align=1)
 
-    def exponent(stored: Any) -> Any:  # d = (x - top) / T in float64 lanes
-        x = builder.fpext(_widen(builder, stored, row_type.dtype), doubles)
-        d = builder.fsub(x, splat(builder, top, lanes))
-        return builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
+    # top in float32 (exact), or NaN, which equals nothing, for top = +-inf: there (x -
+    # top) is NaN for x = top, which the float64 lanes' test and the old sum kept
+    double = ir.DoubleType()
+    finite = builder.and_(
+        builder.fcmp_ordered("<", top, ir.Constant(double, math.inf)),
+        builder.fcmp_ordered(">", top, ir.Constant(double, -math.inf)),
+    )
+    top32 = builder.select(
+        finite, builder.fptrunc(top, ir.FloatType()), ir.Constant(ir.FloatType(), math.nan)
+    )
+    top32 = splat(builder, top32, lanes)
+
+    def exponent(stored: Any) -> tuple[Any, Any]:
+        # d = (x - top) / T in float64 lanes, and the lanes where x = top (the ties)
+        x32 = _widen(builder, stored, row_type.dtype)
+        d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
+        if shape.float32_ties:  # one compare of 8 float32 (a ymm on AVX-512: a k-mask)
+            tie = builder.fcmp_ordered("==", x32, top32)
+        else:  # (x - top) = 0 exactly where x = top: the float64 lanes' own mask
+            tie = builder.fcmp_ordered("==", d, zero)
+        return (builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d), tie
+
+    def add_ties(tie: Any) -> None:  # ties += the number of true lanes of ``tie``
+        count = builder.zext(builder.bitcast(tie, ir.IntType(lanes)), _I32)
+        count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
+        builder.store(builder.add(builder.load(ties), builder.zext(count, _I64)), ties)
+
+    def accumulate(total: Any, stored: Any, inside: Any = None) -> None:
+        # total += e^d in the lanes where x != top (or NaN), inside the row
+        d, tie = exponent(stored)
+        kept = builder.not_(tie)
+        if inside is not None:
+            kept, tie = builder.and_(kept, inside), builder.and_(tie, inside)
+        loaded = builder.load(total)
+        builder.store(builder.select(kept, shape.terms(builder, d, loaded), loaded), total)
+        add_ties(tie)
 
     def larger(a: Any, b: Any) -> Any:  # the signed maximum
         return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -710,8 +752,8 @@ def _table_loop(
     def smaller(a: Any, b: Any) -> Any:  # the unsigned minimum
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
-    zero = ir.Constant(doubles, [0.0] * lanes)
     sums = [cgutils.alloca_once_value(builder, zero) for _ in range(shape.sums)]
+    ties = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))
     stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
@@ -724,10 +766,8 @@ def _table_loop(
         builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
     ) as (j, _):
         for a in range(step // lanes):
-            total = sums[a % len(sums)]
             at = builder.add(j, ir.Constant(n.type, a * lanes))
-            d = exponent(vector_at(row.data, at, lanes))
-            builder.store(shape.terms(builder, d, builder.load(total)), total)
+            accumulate(sums[a % len(sums)], vector_at(row.data, at, lanes))
         if fused:  # prefetch the next row some KiB ahead (into L2): every line once
             ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
             for line in range(0, step * _bytes(following.data), 64):
@@ -775,9 +815,7 @@ def _table_loop(
         stored = builder.load(
             builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, lanes).as_pointer())
         )
-        total = builder.load(sums[0])
-        added = shape.terms(builder, exponent(stored), total)
-        builder.store(builder.select(inside, added, total), sums[0])
+        accumulate(sums[0], stored, inside)
         if fused:
             raw = builder.load(
                 builder.bitcast(
@@ -792,9 +830,10 @@ def _table_loop(
     vectors = [builder.load(total) for total in sums]
     while len(vectors) > 1:  # pairwise: ((0 + 1) + (2 + 3)) + ...
         vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
-    s = _halves(builder, vectors[0], builder.fadd)
+    rest = _halves(builder, vectors[0], builder.fadd)
+    tied = builder.uitofp(builder.load(ties), ir.DoubleType())  # exact below 2**53
     if not fused:
-        return s
+        return context.make_tuple(builder, signature.return_type, [rest, tied])
     highs = [builder.load(bound) for bound in bounds[::2]]
     lows = [builder.load(bound) for bound in bounds[1::2]]
     high, low = highs[-1], lows[-1]
@@ -807,13 +846,13 @@ def _table_loop(
         _halves(builder, low, smaller), _halves(builder, builder.load(tail_bounds[1]), smaller)
     )
     top_bits = builder.select(builder.icmp_signed(">=", high, ir.Constant(_I32, 0)), high, low)
-    return context.make_tuple(builder, signature.return_type, [s, top_bits])
+    return context.make_tuple(builder, signature.return_type, [rest, tied, top_bits])
 
 
 def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
-    """The intrinsic ``(s, top_bits) = f(row, following, top, inv_t)`` (``fused``) or
-    ``s = f(row, top, inv_t)``, with the multiply by ``inv_t`` (``scaled``) or without,
-    by the loop of ``shape``."""
+    """The intrinsic ``(rest, ties, top_bits) = f(row, following, top, inv_t)``
+    (``fused``) or ``(rest, ties) = f(row, top, inv_t)``, with the multiply by ``inv_t``
+    (``scaled``) or without, by the loop of ``shape`` (:func:`_table_loop`)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return _table_loop(context, builder, signature, args, scaled, shape)
@@ -824,7 +863,7 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
         def table_fused(typingctx: Any, row: Any, following: Any, top: Any, inv_t: Any) -> Any:
             if row.layout != "C" or following.layout != "C":  # the loop reads rows as vectors
                 return None
-            returned = types.Tuple((types.float64, types.int32))
+            returned = types.Tuple((types.float64, types.float64, types.int32))
             return returned(row, following, types.float64, types.float64), codegen
 
         return table_fused
@@ -833,7 +872,8 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
     def table_sum(typingctx: Any, row: Any, top: Any, inv_t: Any) -> Any:
         if row.layout != "C":
             return None
-        return types.float64(row, types.float64, types.float64), codegen
+        returned = types.UniTuple(types.float64, 2)
+        return returned(row, types.float64, types.float64), codegen
 
     return table_sum
 
@@ -919,35 +959,59 @@ def row_max_bits(row_bits):
 # results are the same, x * 1.0 being exact). (x - top) is exact in float64 for
 # float32 x, so the maximum gives exactly 0 whatever fast-math contracts.
 @numba.njit(fastmath=_FLAGS, inline="always")
-def exp_sum_and_next_max(row, following, top, inv_t, scale):
-    # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
+def exp_rest_and_next_max(row, following, top, inv_t, scale):
+    # (rest, ties, bits): the sum of e^((x - top) / T) over the row's x != top (a NaN
+    # included), the number of x = top (float64), and the bits of the following row's
+    # maximum
     if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_fused_scaled(row, following, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
         return _table_fused_unscaled(row, following, top, inv_t)
     high = float32_bits(following[0])
     low = as_unsigned(high)
-    s = 0.0
+    rest = ties = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
-        s += exp_nonpositive(d * inv_t if scale else d)
+        if d == 0.0:
+            ties += 1.0
+        else:
+            rest += exp_nonpositive(d * inv_t if scale else d)
         bits = float32_bits(following[j])
         high = max(high, bits)
         low = min(low, as_unsigned(bits))
-    return s, maximum_bits(high, low)
+    return rest, ties, maximum_bits(high, low)
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
-def exp_sum(row, top, inv_t, scale):
+def exp_rest(row, top, inv_t, scale):
+    # (rest, ties) of exp_rest_and_next_max, without a following row
     if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_sum_scaled(row, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
         return _table_sum_unscaled(row, top, inv_t)
-    s = 0.0
+    rest = ties = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
-        s += exp_nonpositive(d * inv_t if scale else d)
-    return s
+        if d == 0.0:
+            ties += 1.0
+        else:
+            rest += exp_nonpositive(d * inv_t if scale else d)
+    return rest, ties
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum_and_next_max(row, following, top, inv_t, scale):
+    # sum of e^((x - top) / T) over the row (ties + rest), and the bits of the following
+    # row's maximum (the kernel takes exp_rest_and_next_max's parts)
+    rest, ties, bits = exp_rest_and_next_max(row, following, top, inv_t, scale)
+    return ties + rest, bits
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum(row, top, inv_t, scale):
+    # sum of e^((x - top) / T) over the row (ties + rest)
+    rest, ties = exp_rest(row, top, inv_t, scale)
+    return ties + rest
 
 
 # The two kernels below are plain functions here, compiled twice each at the end of the
@@ -981,19 +1045,23 @@ def row_statistics_kernel(
             row = z[i]
             top = np.float64(bits_to_float32(top_bits))
             m = top * inv_t
-            s = 0.0
+            rest = ties = 0.0
             total = 0.0
             if m != -np.inf:
                 if i + 1 < stop and scale:
-                    s, top_bits = exp_sum_and_next_max(row, z_bits[i + 1], top, inv_t, True)
+                    rest, ties, top_bits = exp_rest_and_next_max(
+                        row, z_bits[i + 1], top, inv_t, True
+                    )
                 elif i + 1 < stop:
-                    s, top_bits = exp_sum_and_next_max(row, z_bits[i + 1], top, inv_t, False)
+                    rest, ties, top_bits = exp_rest_and_next_max(
+                        row, z_bits[i + 1], top, inv_t, False
+                    )
                 # the block's last row (running the fused loop on its own maximum
                 # again, from cache, measured 3-10 % slower overall)
                 elif scale:
-                    s = exp_sum(row, top, inv_t, True)
+                    rest, ties = exp_rest(row, top, inv_t, True)
                 else:
-                    s = exp_sum(row, top, inv_t, False)
+                    rest, ties = exp_rest(row, top, inv_t, False)
             elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
                 top_bits = row_max_bits(z_bits[i + 1])
             if m != -np.inf and need_sum:
@@ -1004,17 +1072,10 @@ def row_statistics_kernel(
                 else:
                     for j in range(v):
                         total += (np.float64(to_float32(row[j])) - top) * inv_t
+            s = ties + rest
             if s < 1.5:
-                # Near-deterministic row: log(1 + delta) has lost delta's digits.
-                # Count the maximal terms and log1p the others (a pass from cache).
-                rest = 0.0
-                ties = 0.0
-                for j in range(v):
-                    d = (np.float64(to_float32(row[j])) - top) * inv_t
-                    if d < 0.0:
-                        rest += exp_nonpositive(d)
-                    elif d == 0.0:
-                        ties += 1.0
+                # Near-deterministic row: log(1 + delta) has lost delta's digits; the
+                # maximal terms were counted apart from the others (no second pass).
                 ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
             else:
                 ell = math.log(s)
