@@ -565,8 +565,9 @@ def _fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
     return call_intrinsic(builder, f"llvm.fma.v{a.type.count}f64", a.type, a, b, c)
 
 
-def _table_terms(builder: Any, y: Any, total: Any) -> Any:
-    """``total + 2^y`` in each of 8 float64 lanes (``y = d log2(e)``: ``total + e^d``).
+def _table_terms(builder: Any, y: Any, total: Any, kept: Any = None) -> Any:
+    """``total + 2^y`` in each of 8 float64 lanes (``y = d log2(e)``: ``total + e^d``);
+    with a mask ``kept`` (8 x i1), ``total + 0`` in its false lanes (whatever y there).
 
     With :math:`n = \\lfloor 16 y \\rfloor`, :math:`j = n \\bmod 16` and :math:`f = y -
     n/16 \\in [0, 1/16)` (exact), :math:`2^y = 2^{\\lfloor y \\rfloor} \\cdot 2^{j/16}
@@ -574,7 +575,9 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
     :math:`16 y + 1.5 \\cdot 2^{52}`, whose low 4 bits index the table in two registers
     (``vpermi2pd``), Horner's scheme gives :math:`2^f` (four FMAs), ``vscalefpd``
     multiplies it by :math:`2^{\\lfloor y \\rfloor}` (0 below the subnormals, also for
-    :math:`y = -\\infty`; NaN stays NaN) and the accumulating FMA by :math:`2^{j/16}`.
+    :math:`y = -\\infty`; NaN stays NaN; and 0 in the lanes ``kept`` leaves out, by the
+    instruction's zero-masking: no instruction more) and the accumulating FMA by
+    :math:`2^{j/16}` (a finite table entry, so such a lane adds 0).
     """
     mask = ir.Constant(ir.IntType(8), -1)
     f = call_intrinsic(
@@ -614,8 +617,8 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
         _DOUBLES,
         p,
         y,
-        p,
-        mask,
+        p if kept is None else _constant(_DOUBLES, 0.0),
+        mask if kept is None else builder.bitcast(kept, ir.IntType(8)),
         ir.Constant(_I32, _CURRENT),
     )
     return _fma(builder, entry, scaled, total)
@@ -627,16 +630,16 @@ def _halves(builder: Any, vector: Any, combine: Any) -> Any:
     return halving(builder, vector, lambda low, high: combine(high, low))
 
 
-def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
+def _table_exp_terms(builder: Any, d: Any, total: Any, kept: Any = None) -> Any:
     """``total + e^d`` in each of 8 float64 lanes by :func:`_table_terms`. The kernels'
     ``reassoc`` reaches these instructions too (Numba's fast-math pass flags every
     floating-point instruction emitted without flags): at T != 1, LLVM reassociates
     ``(d * inv_t) * log2e`` (seen in the fast-math audit of issue 13), a rounding of the
     exponent's argument, far inside the error budget of the module docstring."""
-    return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total)
+    return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total, kept)
 
 
-def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
+def _poly_terms(builder: Any, x: Any, total: Any, kept: Any = None) -> Any:
     """``total + exp_nonpositive(x)`` in each lane, by :func:`exp_nonpositive`'s own
     operations and roundings in Horner's scheme (as an AVX-512 target compiles it: the
     products that LLVM contracts there are FMAs here), the term rounded once into the
@@ -656,7 +659,8 @@ def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     p = _fma(builder, r, _fma(builder, r, q, c[1]), c[0])
     integers = ir.VectorType(_I64, of.count)
     power = builder.shl(builder.bitcast(shifted, integers), _constant(integers, 52))
-    return _fma(builder, p, builder.bitcast(power, of), total)
+    added = _fma(builder, p, builder.bitcast(power, of), total)
+    return added if kept is None else builder.select(kept, added, total)
 
 
 class _Shape(NamedTuple):
@@ -669,7 +673,7 @@ class _Shape(NamedTuple):
     left out of the sums and counted) are found by comparing the float32 values (else
     the float64 differences with 0: the same lanes)."""
 
-    terms: Callable[[Any, Any, Any], Any]
+    terms: Callable[..., Any]
     lanes: int
     step: int
     bit_lanes: int
@@ -722,29 +726,25 @@ def _table_loop(
     top32 = splat(builder, top32, lanes)
 
     def exponent(stored: Any) -> tuple[Any, Any]:
-        # d = (x - top) / T in float64 lanes, and the lanes where x = top (the ties)
+        # d = (x - top) / T in float64 lanes, and the lanes kept in the sum: x != top
+        # or NaN (the ties, x = top, left out)
         x32 = _widen(builder, stored, row_type.dtype)
         d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
         if shape.float32_ties:  # one compare of 8 float32 (a ymm on AVX-512: a k-mask)
-            tie = builder.fcmp_ordered("==", x32, top32)
+            kept = builder.fcmp_unordered("!=", x32, top32)
         else:  # (x - top) = 0 exactly where x = top: the float64 lanes' own mask
-            tie = builder.fcmp_ordered("==", d, zero)
-        return (builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d), tie
-
-    def add_ties(tie: Any) -> None:  # ties += the number of true lanes of ``tie``
-        count = builder.zext(builder.bitcast(tie, ir.IntType(lanes)), _I32)
-        count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
-        builder.store(builder.add(builder.load(ties), builder.zext(count, _I64)), ties)
+            kept = builder.fcmp_unordered("!=", d, zero)
+        return (builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d), kept
 
     def accumulate(total: Any, stored: Any, inside: Any = None) -> None:
-        # total += e^d in the lanes where x != top (or NaN), inside the row
-        d, tie = exponent(stored)
-        kept = builder.not_(tie)
+        # total += e^d in the lanes kept (inside the row), and count them
+        d, kept = exponent(stored)
         if inside is not None:
-            kept, tie = builder.and_(kept, inside), builder.and_(tie, inside)
-        loaded = builder.load(total)
-        builder.store(builder.select(kept, shape.terms(builder, d, loaded), loaded), total)
-        add_ties(tie)
+            kept = builder.and_(kept, inside)
+        builder.store(shape.terms(builder, d, builder.load(total), kept), total)
+        count = builder.zext(builder.bitcast(kept, ir.IntType(lanes)), _I32)
+        count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
+        builder.store(builder.add(builder.load(counted), builder.zext(count, _I64)), counted)
 
     def larger(a: Any, b: Any) -> Any:  # the signed maximum
         return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -753,7 +753,7 @@ def _table_loop(
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
     sums = [cgutils.alloca_once_value(builder, zero) for _ in range(shape.sums)]
-    ties = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))
+    counted = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))  # terms kept
     stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
@@ -831,7 +831,7 @@ def _table_loop(
     while len(vectors) > 1:  # pairwise: ((0 + 1) + (2 + 3)) + ...
         vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
     rest = _halves(builder, vectors[0], builder.fadd)
-    tied = builder.uitofp(builder.load(ties), ir.DoubleType())  # exact below 2**53
+    tied = builder.sitofp(builder.sub(n, builder.load(counted)), double)  # the ties
     if not fused:
         return context.make_tuple(builder, signature.return_type, [rest, tied])
     highs = [builder.load(bound) for bound in bounds[::2]]
