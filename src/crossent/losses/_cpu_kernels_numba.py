@@ -1076,7 +1076,9 @@ def row_statistics_kernel(
             if s < 1.5:
                 # Near-deterministic row: log(1 + delta) has lost delta's digits; the
                 # maximal terms were counted apart from the others (no second pass).
-                ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
+                # (ties - 1) + rest without reassoc: LLVM would otherwise form it as
+                # s - 1 from the sum above, which has lost the rest's digits.
+                ell = math.log1p(pair_minus_one(ties, rest)) if ties > 0.0 else -np.inf
             else:
                 ell = math.log(s)
             out_m[i] = m
@@ -1086,8 +1088,10 @@ def row_statistics_kernel(
             out_zy[i] = (np.float64(to_float32(row[0 if bad_label else y])) - top) * inv_t
             out_sum[i] = total
             # Not finite exactly when the row holds a NaN (a positive NaN is the
-            # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
-            out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
+            # maximum; any NaN makes the exp-sum's rest NaN) or +inf, or is all -inf.
+            # The rest as the loop returned it: isfinite(ties + rest) missed a negative
+            # NaN below the maximum (as LLVM compiled it under the kernel's flags).
+            out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(rest))
 
 
 # Without ``reassoc`` (it could fold ``c e + (c - g)`` into ``(c e + c) - g`` and cancel
