@@ -223,9 +223,9 @@ cached kernel still gives the bits of a fresh one. The gradient keeps
 :func:`exp_nonpositive` (the degree-7 polynomial): its :math:`p = e^{d - (m + \ell)}`
 errs by the polynomial's 5.2e-11 plus :math:`\ell`'s error, which the table exp makes
 smaller (the two exps' errors were never correlated: the gradient's argument is shifted
-by :math:`\ell`, so its reduction differs from the forward's anyway); the
-near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
-the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
+by :math:`\ell`, so its reduction differs from the forward's anyway). The
+near-deterministic rows' rest comes from the same loop and terms (below, "Ties counted in
+the loop"). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
 
 AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branches ``avx2loop`` and ``avx2regs``):
 the same explicit loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes
@@ -236,13 +236,49 @@ arithmetic in Horner's scheme (:func:`_poly_terms`: the clamp, the rounding by
 :data:`_MAGIC`, the one-constant reduction, seven FMAs, the exponent shift; the products
 LLVM contracts in :func:`exp_nonpositive` are FMAs there, so every term has the bits of
 :func:`exp_nonpositive` as an AVX-512 target compiles it). On AVX2 :func:`exp_nonpositive`
-itself keeps Estrin's scheme (the gradient's and the ``log1p`` pass's loops, which LLVM
-vectorises: see :data:`HORNER`); the two schemes evaluate the same polynomial and differ
+itself keeps Estrin's scheme (the gradient's loops, which LLVM vectorises: see
+:data:`HORNER`); the two schemes evaluate the same polynomial and differ
 by at most 4.4e-16 relative, with the same worst error, 5.18e-11 against mpmath (4e5
 points, and ``tests/losses/test_issue13_avx2regs.py``). The sum's order differs from
 main's (the accumulators', and LLVM's: Numba's fast-math flags reach every instruction of
 the kernel, the loop's included), so ``ell`` moves in its last float64 places against
 main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh`` on the Xeon).
+
+Ties counted in the loop (issue 13, branch ``peaked``)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Where :math:`s < 1.5`, :math:`\log s` has lost the digits of :math:`s - 1`, so
+:math:`\ell = \operatorname{log1p}(\mathrm{rest} + (\mathrm{ties} - 1))`, with the
+ties (the entries equal to the maximum, each term exactly 1) counted and the rest summed
+apart. That took a second pass over the row, from cache: on a trained model's rows
+(``bench_softmax_ce.py --logits peaked``, 68 % of them with :math:`s < 1.5`) the forward
+cost 1.8x its time on random rows. The explicit loop (:func:`_table_loop`) now returns
+the two itself: a compare per vector of terms gives the lanes kept, :math:`x \ne` top or
+NaN (8 float32 in a ``ymm`` on AVX-512, ``vcmpneqps`` into a k-mask; the float64
+differences :math:`x - \mathrm{top} \ne 0` in the AVX2 loop: the same lanes);
+``vscalefpd``'s zero-masking makes the other lanes' terms 0 (no instruction more: a
+select of the accumulating FMA compiled to an extra masked move per vector), the AVX2
+loop selects; a popcount of the mask counts the kept lanes (``kmovb``, ``popcnt``, an
+add: scalar work), and ties = V - kept. Then :math:`s = \mathrm{ties} + \mathrm{rest}`
+(the ties are no longer added one by one into the accumulators, so ``ell`` moves in its
+last float64 places on every row against main) and :math:`\mathrm{ties} - 1 +
+\mathrm{rest}` is formed by :func:`pair_minus_one` (without ``reassoc``, under which
+LLVM formed it as :math:`s - 1`). A top of :math:`\pm\infty` equals no lane (NaN in the
+compare), so :math:`x - \mathrm{top}` = NaN reaches the sum as before. Per 32 logits
+(``inspect_asm``, T = 1) the loop holds 4 ``vcmpneqps`` (``ymm``), 4 ``kmovb``, 4
+``popcnt`` and 4 adds more. The loops LLVM vectorises (targets without the explicit
+loop) test :math:`d = 0` per term the same way.
+
+Measured (Zen 4, 2 cores, load average 5-6 from other engineers' runs; the forward on
+4096 x 32000 float32, main's tree imported beside, 21 interleaved rounds, process CPU
+time of two calls after one): peaked logits 0.552x main's CPU time (median of the
+rounds' ratios; quartiles 0.52-0.58), random logits 0.984x (quartiles 0.94-1.03: the
+noise); peaked now costs what random does (medians 0.0622 and 0.0620 s).
+``bench_forward_floor.py --torch --rounds 15 --against`` main's tree (load average
+5-6): peaked 2.51x the two-thread read against main's 4.57x, torch.compile 1.61x our
+time; random 2.59x against 2.69x (main's time over ours, median of rounds, 0.935: wall
+time at that load). The rest's terms are now the table exp's (2.9e-12 relative) on
+AVX-512, not :func:`exp_nonpositive`'s (5.3e-11): the ``log1p`` branch's bound below
+with the smaller :math:`\varepsilon`. Tests: ``tests/losses/test_issue13_peaked_fused.py``.
 
 Branch ``avx2loop`` (eight accumulators, one pair of bounds per vector of bits, Estrin's
 terms): one thread (``bench_fused_stream.py --shapes``, ns per logit, minimum CPU time),
@@ -310,9 +346,11 @@ float64 summation error (:math:`\le (V/4)\,2^{-53} < 10^{-11}` for :math:`V \le 
   and :math:`L \ge \ell \ge \log 1.5`, so :math:`L` is off by a relative
   :math:`\eta / \log 1.5 \le 2.5\,\eta`;
 * for :math:`s < 1.5`, :math:`\ell = \operatorname{log1p}(x)` of the non-maximal terms
-  (the ties exact), off by at most :math:`\eta\,x/(1+x) \le \eta \operatorname{log1p}(x)`
-  (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta` of :math:`\ell`, hence of
-  :math:`L`.
+  (the ties exact: counted, not summed), off by at most :math:`\eta\,x/(1+x) \le \eta
+  \operatorname{log1p}(x)` (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta`
+  of :math:`\ell`, hence of :math:`L`. The rest's terms are the forward loop's own: on
+  AVX-512 the table exp's (:math:`\varepsilon = 2.9 \times 10^{-12}`, "The table exp"
+  above), else :func:`exp_nonpositive`'s (the bound here), both far inside it.
 
 Either way the float64 loss is within a relative :math:`2.5\,(\varepsilon + \gamma)
 \le 1.6 \times 10^{-10}` of the float64 truth, i.e. within :math:`0.003` float32 ulp
