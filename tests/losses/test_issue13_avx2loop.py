@@ -57,11 +57,14 @@ _sum_unscaled = kernels._table_intrinsic(False, False, kernels._POLY_SHAPE)
 @numba.njit(fastmath=kernels._FLAGS)
 def _poly_loop(row, following, top, inv_t):
     # the AVX2 loop itself, whatever this machine's target dispatches to
+    # (the loop returns the rest and the ties apart: their sum is the exp-sum)
     if inv_t != 1.0:
-        s, bits = _fused_scaled(row, following, top, inv_t)
-        return s, bits, _sum_scaled(row, top, inv_t)
-    s, bits = _fused_unscaled(row, following, top, inv_t)
-    return s, bits, _sum_unscaled(row, top, inv_t)
+        rest, ties, bits = _fused_scaled(row, following, top, inv_t)
+        alone, alone_ties = _sum_scaled(row, top, inv_t)
+        return ties + rest, bits, alone_ties + alone
+    rest, ties, bits = _fused_unscaled(row, following, top, inv_t)
+    alone, alone_ties = _sum_unscaled(row, top, inv_t)
+    return ties + rest, bits, alone_ties + alone
 
 
 @numba.njit(fastmath=kernels._FLAGS)

@@ -677,7 +677,7 @@ def _table_exp_terms(builder: Any, d: Any, total: Any, kept: Any = None) -> Any:
     return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total, kept)
 
 
-def _poly_terms(builder: Any, x: Any, total: Any, kept: Any = None) -> Any:
+def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
     """``total + exp_nonpositive(x)`` in each lane, by :func:`exp_nonpositive`'s own
     operations and roundings in Horner's scheme (as an AVX-512 target compiles it: the
     products that LLVM contracts there are FMAs here), the term rounded once into the
@@ -697,8 +697,7 @@ def _poly_terms(builder: Any, x: Any, total: Any, kept: Any = None) -> Any:
     p = _fma(builder, r, _fma(builder, r, q, c[1]), c[0])
     integers = ir.VectorType(_I64, of.count)
     power = builder.shl(builder.bitcast(shifted, integers), _constant(integers, 52))
-    added = _fma(builder, p, builder.bitcast(power, of), total)
-    return added if kept is None else builder.select(kept, added, total)
+    return _fma(builder, p, builder.bitcast(power, of), total)
 
 
 class _Shape(NamedTuple):
@@ -707,9 +706,11 @@ class _Shape(NamedTuple):
     next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
     a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
     and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
-    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the ties (x = top,
-    left out of the sums and counted) are found by comparing the float32 values (else
-    the float64 differences with 0: the same lanes)."""
+    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the terms take the
+    mask of the lanes kept (x != top or NaN; the ties x = top are counted, not summed)
+    and make the others 0 (``zero_masked``: AVX-512's ``vscalefpd``), else the ties'
+    logits become -inf before the terms (whose clamp at -708 then adds e^-708, 3.3e-308,
+    for each tie: as for any logit 708 or more below the maximum)."""
 
     terms: Callable[..., Any]
     lanes: int
@@ -718,11 +719,11 @@ class _Shape(NamedTuple):
     ahead: int
     sums: int
     bound_pairs: int
-    float32_ties: bool = False
+    zero_masked: bool = False
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, True)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, zero_masked=True)
 #: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
 #: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
 #: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
@@ -763,23 +764,23 @@ def _table_loop(
     )
     top32 = splat(builder, top32, lanes)
 
-    def exponent(stored: Any) -> tuple[Any, Any]:
-        # d = (x - top) / T in float64 lanes, and the lanes kept in the sum: x != top
-        # or NaN (the ties, x = top, left out)
-        x32 = _widen(builder, stored, row_type.dtype)
-        d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
-        if shape.float32_ties:  # one compare of 8 float32 (a ymm on AVX-512: a k-mask)
-            kept = builder.fcmp_unordered("!=", x32, top32)
-        else:  # (x - top) = 0 exactly where x = top: the float64 lanes' own mask
-            kept = builder.fcmp_unordered("!=", d, zero)
-        return (builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d), kept
-
     def accumulate(total: Any, stored: Any, inside: Any = None) -> None:
-        # total += e^d in the lanes kept (inside the row), and count them
-        d, kept = exponent(stored)
+        # total += e^((x - top) / T) in the lanes kept, x != top or NaN (inside the
+        # row), and count them: one compare of the float32 values (a k-mask on AVX-512)
+        x32 = _widen(builder, stored, row_type.dtype)
+        kept = builder.fcmp_unordered("!=", x32, top32)
+        if not shape.zero_masked:  # a tie's term: e^-708 (the clamp), not e^0
+            x32 = builder.select(kept, x32, _constant(x32.type, -math.inf))
+        d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
+        d = builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
         if inside is not None:
             kept = builder.and_(kept, inside)
-        builder.store(shape.terms(builder, d, builder.load(total), kept), total)
+        loaded = builder.load(total)
+        if shape.zero_masked:
+            builder.store(shape.terms(builder, d, loaded, kept), total)
+        else:
+            added = shape.terms(builder, d, loaded)
+            builder.store(added if inside is None else builder.select(inside, added, loaded), total)
         count = builder.zext(builder.bitcast(kept, ir.IntType(lanes)), _I32)
         count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
         builder.store(builder.add(builder.load(counted), builder.zext(count, _I64)), counted)
