@@ -251,24 +251,32 @@ Where :math:`s < 1.5`, :math:`\log s` has lost the digits of :math:`s - 1`, so
 ties (the entries equal to the maximum, each term exactly 1) counted and the rest summed
 apart. That took a second pass over the row, from cache: on a trained model's rows
 (``bench_softmax_ce.py --logits peaked``, 68 % of them with :math:`s < 1.5`) the forward
-cost 1.8x its time on random rows. The explicit loop (:func:`_table_loop`) now returns
-the two itself: a compare per vector of terms gives the lanes kept, :math:`x \ne` top or
-NaN (8 float32 in a ``ymm`` on AVX-512, ``vcmpneqps`` into a k-mask; the float64
-differences :math:`x - \mathrm{top} \ne 0` in the AVX2 loop: the same lanes);
-``vscalefpd``'s zero-masking makes the other lanes' terms 0 (no instruction more: a
-select of the accumulating FMA compiled to an extra masked move per vector), the AVX2
-loop selects; a popcount of the mask counts the kept lanes (``kmovb``, ``popcnt``, an
-add: scalar work), and ties = V - kept. Then :math:`s = \mathrm{ties} + \mathrm{rest}`
-(the ties are no longer added one by one into the accumulators, so ``ell`` moves in its
-last float64 places on every row against main) and :math:`\mathrm{ties} - 1 +
-\mathrm{rest}` is formed by :func:`pair_minus_one` (without ``reassoc``, under which
-LLVM formed it as :math:`s - 1`). A top of :math:`\pm\infty` equals no lane (NaN in the
-compare), so :math:`x - \mathrm{top}` = NaN reaches the sum as before. Per 32 logits
-(``inspect_asm``, T = 1) the loop holds 4 ``vcmpneqps`` (``ymm``), 4 ``kmovb``, 4
-``popcnt`` and 4 adds more. The loops LLVM vectorises (targets without the explicit
-loop) test :math:`d = 0` per term the same way.
+cost 1.8x its time on random rows. On AVX-512 (:data:`TIES_COUNTED`) the explicit loop
+(:func:`_table_loop`, ``counts_ties``) now returns the two itself: a compare of 8
+float32 (a ``ymm``, ``vcmpneqps`` into a k-mask) gives the lanes kept, :math:`x \ne` top
+or NaN; ``vscalefpd``'s zero-masking makes the other lanes' terms 0 (no instruction
+more: a select of the accumulating FMA compiled to an extra masked move per vector); a
+popcount of the mask counts the kept lanes (``kmovb``, ``popcnt``, an add: scalar work),
+and ties = V - kept. Then :math:`s = \mathrm{ties} + \mathrm{rest}` (the ties are no
+longer added one by one into the accumulators, so ``ell`` moves in its last float64
+places against main where the maximum is tied or :math:`s \ge 1.5`) and
+:math:`\mathrm{ties} - 1 + \mathrm{rest}` is formed by :func:`pair_minus_one` (without
+``reassoc``, under which LLVM formed it as :math:`s - 1`). A top of :math:`\pm\infty`
+equals no lane (NaN in the compare), so :math:`x - \mathrm{top}` = NaN reaches the sum
+as before. Per 32 logits (``inspect_asm``, T = 1) the loop holds 4 ``vcmpneqps``
+(``ymm``), 4 ``kmovb``, 4 ``popcnt`` and 4 adds more (92 instructions against 68).
 
-Measured (Zen 4, 2 cores, load average 5-6 from other engineers' runs; the forward on
+Not on AVX2 (:data:`POLY_LOOP`) nor the loops LLVM vectorises: they count no ties and
+return the whole sum (a count of 0), and the kernel keeps the second pass there (main's
+bits). In the AVX2 loop (emulated, ``benchmarks/emulate_avx2.sh`` on this Zen 4, the
+same A/B protocol as below, 15 rounds, load average 5.5) counting cost random logits
+1.37x main's CPU time for 0.82x on peaked ones: a float64 compare and a blend of each
+sum (255 instructions per 32 logits, 74 on the stack, against 201 and 41), or a float32
+compare with the ties' logits blended to :math:`-\infty` before the terms (263, 60),
+and either way a ``vmovmskps``, a ``popcnt`` and an add per 4 terms, with 16 ``ymm``
+registers already short.
+
+Measured on AVX-512 (Zen 4, 2 cores, load average 5-6 from other engineers' runs; the forward on
 4096 x 32000 float32, main's tree imported beside, 21 interleaved rounds, process CPU
 time of two calls after one): peaked logits 0.552x main's CPU time (median of the
 rounds' ratios; quartiles 0.52-0.58), random logits 0.984x (quartiles 0.94-1.03: the
@@ -420,6 +428,7 @@ __all__ = [
     "SUM_LANES",
     "TABLE_EXP",
     "TARGET_ROWS_PER_BLOCK",
+    "TIES_COUNTED",
     "as_unsigned",
     "block_sum",
     "block_sum_weighted",
@@ -706,11 +715,10 @@ class _Shape(NamedTuple):
     next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
     a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
     and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
-    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the terms take the
-    mask of the lanes kept (x != top or NaN; the ties x = top are counted, not summed)
-    and make the others 0 (``zero_masked``: AVX-512's ``vscalefpd``), else the ties'
-    logits become -inf before the terms (whose clamp at -708 then adds e^-708, 3.3e-308,
-    for each tie: as for any logit 708 or more below the maximum)."""
+    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the ties (x = top)
+    are counted and left out of the sum (``counts_ties``: the terms take the mask of
+    the lanes kept and make the others 0, AVX-512's ``vscalefpd``), else summed with the
+    others (a count of 0)."""
 
     terms: Callable[..., Any]
     lanes: int
@@ -719,11 +727,11 @@ class _Shape(NamedTuple):
     ahead: int
     sums: int
     bound_pairs: int
-    zero_masked: bool = False
+    counts_ties: bool = False
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, zero_masked=True)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, counts_ties=True)
 #: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
 #: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
 #: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
@@ -765,22 +773,21 @@ def _table_loop(
     top32 = splat(builder, top32, lanes)
 
     def accumulate(total: Any, stored: Any, inside: Any = None) -> None:
-        # total += e^((x - top) / T) in the lanes kept, x != top or NaN (inside the
-        # row), and count them: one compare of the float32 values (a k-mask on AVX-512)
+        # total += e^((x - top) / T) in the lanes inside the row; with counts_ties, in
+        # the lanes kept, x != top or NaN, counted: one compare of the float32 values
+        # (a k-mask on AVX-512)
         x32 = _widen(builder, stored, row_type.dtype)
-        kept = builder.fcmp_unordered("!=", x32, top32)
-        if not shape.zero_masked:  # a tie's term: e^-708 (the clamp), not e^0
-            x32 = builder.select(kept, x32, _constant(x32.type, -math.inf))
         d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
         d = builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
-        if inside is not None:
-            kept = builder.and_(kept, inside)
         loaded = builder.load(total)
-        if shape.zero_masked:
-            builder.store(shape.terms(builder, d, loaded, kept), total)
-        else:
+        if not shape.counts_ties:
             added = shape.terms(builder, d, loaded)
             builder.store(added if inside is None else builder.select(inside, added, loaded), total)
+            return
+        kept = builder.fcmp_unordered("!=", x32, top32)
+        if inside is not None:
+            kept = builder.and_(kept, inside)
+        builder.store(shape.terms(builder, d, loaded, kept), total)
         count = builder.zext(builder.bitcast(kept, ir.IntType(lanes)), _I32)
         count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
         builder.store(builder.add(builder.load(counted), builder.zext(count, _I64)), counted)
@@ -870,7 +877,9 @@ def _table_loop(
     while len(vectors) > 1:  # pairwise: ((0 + 1) + (2 + 3)) + ...
         vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
     rest = _halves(builder, vectors[0], builder.fadd)
-    tied = builder.sitofp(builder.sub(n, builder.load(counted)), double)  # the ties
+    tied = ir.Constant(double, 0.0)  # none counted
+    if shape.counts_ties:
+        tied = builder.sitofp(builder.sub(n, builder.load(counted)), double)  # the ties
     if not fused:
         return context.make_tuple(builder, signature.return_type, [rest, tied])
     highs = [builder.load(bound) for bound in bounds[::2]]
@@ -922,6 +931,9 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
 #: AVX2 and FMA, without :data:`TABLE_EXP` or :data:`HORNER`); any other target keeps
 #: the loops over :func:`exp_nonpositive` that LLVM vectorises.
 POLY_LOOP = not TABLE_EXP and not HORNER and numba_target_has("avx2") and numba_target_has("fma")
+#: Whether the forward's exp-sum loop counts the ties of the maximum and leaves them out
+#: of its sum (:data:`TABLE_EXP`), so that a near-deterministic row needs no second pass.
+TIES_COUNTED = _TABLE_SHAPE.counts_ties and TABLE_EXP
 _SHAPE = _POLY_SHAPE if POLY_LOOP else _TABLE_SHAPE
 _table_fused_scaled = _table_intrinsic(True, True, _SHAPE)
 _table_fused_unscaled = _table_intrinsic(True, False, _SHAPE)
@@ -999,26 +1011,23 @@ def row_max_bits(row_bits):
 # float32 x, so the maximum gives exactly 0 whatever fast-math contracts.
 @numba.njit(fastmath=_FLAGS, inline="always")
 def exp_rest_and_next_max(row, following, top, inv_t, scale):
-    # (rest, ties, bits): the sum of e^((x - top) / T) over the row's x != top (a NaN
-    # included), the number of x = top (float64), and the bits of the following row's
-    # maximum
+    # (rest, ties, bits): the sum of e^((x - top) / T) over the row's entries not
+    # counted as ties, the number of ties x = top (float64; on AVX-512, TIES_COUNTED,
+    # else none: all summed), and the bits of the following row's maximum
     if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_fused_scaled(row, following, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
         return _table_fused_unscaled(row, following, top, inv_t)
     high = float32_bits(following[0])
     low = as_unsigned(high)
-    rest = ties = 0.0
+    s = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
-        if d == 0.0:
-            ties += 1.0
-        else:
-            rest += exp_nonpositive(d * inv_t if scale else d)
+        s += exp_nonpositive(d * inv_t if scale else d)
         bits = float32_bits(following[j])
         high = max(high, bits)
         low = min(low, as_unsigned(bits))
-    return rest, ties, maximum_bits(high, low)
+    return s, 0.0, maximum_bits(high, low)
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
@@ -1028,14 +1037,11 @@ def exp_rest(row, top, inv_t, scale):
         return _table_sum_scaled(row, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
         return _table_sum_unscaled(row, top, inv_t)
-    rest = ties = 0.0
+    s = 0.0
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
-        if d == 0.0:
-            ties += 1.0
-        else:
-            rest += exp_nonpositive(d * inv_t if scale else d)
-    return rest, ties
+        s += exp_nonpositive(d * inv_t if scale else d)
+    return s, 0.0
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
@@ -1112,9 +1118,20 @@ def row_statistics_kernel(
                     for j in range(v):
                         total += (np.float64(to_float32(row[j])) - top) * inv_t
             s = ties + rest
+            if s < 1.5 and not TIES_COUNTED:
+                # Near-deterministic row (log(1 + delta) has lost delta's digits) on a
+                # target whose loop does not count the ties: count them and sum the
+                # others in a second pass (from cache)
+                rest = 0.0
+                ties = 0.0
+                for j in range(v):
+                    d = (np.float64(to_float32(row[j])) - top) * inv_t
+                    if d < 0.0:
+                        rest += exp_nonpositive(d)
+                    elif d == 0.0:
+                        ties += 1.0
             if s < 1.5:
-                # Near-deterministic row: log(1 + delta) has lost delta's digits; the
-                # maximal terms were counted apart from the others (no second pass).
+                # the ties (terms of exactly 1) apart: log1p keeps the rest's digits
                 # (ties - 1) + rest without reassoc: LLVM would otherwise form it as
                 # s - 1 from the sum above, which has lost the rest's digits.
                 ell = math.log1p(pair_minus_one(ties, rest)) if ties > 0.0 else -np.inf
@@ -1128,8 +1145,9 @@ def row_statistics_kernel(
             out_sum[i] = total
             # Not finite exactly when the row holds a NaN (a positive NaN is the
             # maximum; any NaN makes the exp-sum's rest NaN) or +inf, or is all -inf.
-            # The rest as the loop returned it: isfinite(ties + rest) missed a negative
-            # NaN below the maximum (as LLVM compiled it under the kernel's flags).
+            # The rest, not s: isfinite(ties + rest) missed a negative NaN below the
+            # maximum (as LLVM compiled it under the kernel's flags; a second pass only
+            # replaces a finite rest).
             out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(rest))
 
 
