@@ -276,17 +276,20 @@ compare with the ties' logits blended to :math:`-\infty` before the terms (263, 
 and either way a ``vmovmskps``, a ``popcnt`` and an add per 4 terms, with 16 ``ymm``
 registers already short.
 
-Measured on AVX-512 (Zen 4, 2 cores, load average 5-6 from other engineers' runs; the forward on
-4096 x 32000 float32, main's tree imported beside, 21 interleaved rounds, process CPU
-time of two calls after one): peaked logits 0.552x main's CPU time (median of the
-rounds' ratios; quartiles 0.52-0.58), random logits 0.984x (quartiles 0.94-1.03: the
-noise); peaked now costs what random does (medians 0.0622 and 0.0620 s).
-``bench_forward_floor.py --torch --rounds 15 --against`` main's tree (load average
-5-6): peaked 2.51x the two-thread read against main's 4.57x, torch.compile 1.61x our
-time; random 2.59x against 2.69x (main's time over ours, median of rounds, 0.935: wall
-time at that load). The rest's terms are now the table exp's (2.9e-12 relative) on
-AVX-512, not :func:`exp_nonpositive`'s (5.3e-11): the ``log1p`` branch's bound below
-with the smaller :math:`\varepsilon`. Tests: ``tests/losses/test_issue13_peaked_fused.py``.
+Measured on AVX-512 (Zen 4, 2 cores, load average 5-8 from other engineers' runs; the
+forward on 4096 x 32000 float32, main's tree imported beside, 21 interleaved rounds,
+process CPU time of two calls after one, two runs): peaked logits 0.552x and 0.562x
+main's CPU time (median of the rounds' ratios; quartiles 0.52-0.58), random logits
+0.984x and 0.973x (quartiles 0.94-1.03); peaked now costs what random does (medians
+0.0622 and 0.0620 s). Wall time (``bench_forward_floor.py --rounds 15 --against``
+main's tree, ``--torch``): peaked 2.51x and 3.08x the two-thread read against main's
+4.57x and 5.85x, torch.compile 1.61x and 1.72x our time; random 2.59x and 3.13x against
+2.69x and 2.92x, main's time over ours 0.935 and 0.957, and 1.066 ours over main's with
+the trees swapped: the loop's compares and counts may cost random rows some 5 % of wall
+time at that load, which the CPU times do not show. The rest's terms are now the table
+exp's (2.9e-12 relative) on AVX-512, not :func:`exp_nonpositive`'s (5.3e-11): the
+``log1p`` branch's bound below with the smaller :math:`\varepsilon`. Tests:
+``tests/losses/test_issue13_peaked_fused.py``.
 
 Branch ``avx2loop`` (eight accumulators, one pair of bounds per vector of bits, Estrin's
 terms): one thread (``bench_fused_stream.py --shapes``, ns per logit, minimum CPU time),
