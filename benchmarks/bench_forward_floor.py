@@ -2,6 +2,7 @@
 
     python benchmarks/bench_forward_floor.py [--rows 4096] [--classes 32000]
         [--rounds 31] [--no-numba] [--against PATH/TO/OTHER/src] [--torch]
+        [--logits {random,peaked}]
 
 Issue 13 asks for the float32 forward within 2.5x of the two-thread read floor
 (``np.max`` over each half of the rows on its own thread, as ``bench_softmax_ce.py``
@@ -18,6 +19,8 @@ in the same rounds (imported as ``bench_evaluation`` does), its own ratio beside
 sharing the logits' memory) to the same rounds, so that the forward's time against
 ``torch.compile``'s is also a per-round ratio (the last column: each contender's time
 over crossent's, median of the rounds), not a ratio of two drifting medians.
+``--logits peaked`` times ``bench_softmax_ce``'s peaked logits (most rows confident:
+exp-sums close to 1) instead of its random ones.
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ def main() -> None:
     parser.add_argument("--no-numba", action="store_true", help="the NumPy kernels")
     parser.add_argument("--against", help="another crossent's src folder, timed alongside")
     parser.add_argument("--torch", action="store_true", help="torch eager and torch.compile too")
+    parser.add_argument("--logits", choices=("random", "peaked"), default="random")
     args = parser.parse_args()
     if args.no_numba:
         _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
-    logits, labels = make_logits(args.rows, args.classes, "random")
+    logits, labels = make_logits(args.rows, args.classes, args.logits)
     halves = (logits[: args.rows // 2], logits[args.rows // 2 :])
     pool = ThreadPoolExecutor(2)
     contenders: dict[str, Callable[[], object]] = {
@@ -85,7 +89,7 @@ def main() -> None:
         f"{'Numba' if _cpu_kernels.available() else 'NumPy (no Numba)'}"
     )
     print(
-        f"input: {args.rows} x {args.classes} float32 logits (random), "
+        f"input: {args.rows} x {args.classes} float32 logits ({args.logits}), "
         f"{logits.nbytes / 2**20:.0f} MiB; {args.rounds} paired rounds"
     )
     print(

@@ -57,11 +57,14 @@ _sum_unscaled = kernels._table_intrinsic(False, False, kernels._POLY_SHAPE)
 @numba.njit(fastmath=kernels._FLAGS)
 def _poly_loop(row, following, top, inv_t):
     # the AVX2 loop itself, whatever this machine's target dispatches to
+    # (the AVX2 loop counts no ties: its sum is the whole exp-sum, the count 0)
     if inv_t != 1.0:
-        s, bits = _fused_scaled(row, following, top, inv_t)
-        return s, bits, _sum_scaled(row, top, inv_t)
-    s, bits = _fused_unscaled(row, following, top, inv_t)
-    return s, bits, _sum_unscaled(row, top, inv_t)
+        s, ties, bits = _fused_scaled(row, following, top, inv_t)
+        alone, alone_ties = _sum_scaled(row, top, inv_t)
+        return s + ties, bits, alone + alone_ties
+    s, ties, bits = _fused_unscaled(row, following, top, inv_t)
+    alone, alone_ties = _sum_unscaled(row, top, inv_t)
+    return s + ties, bits, alone + alone_ties
 
 
 @numba.njit(fastmath=kernels._FLAGS)

@@ -223,9 +223,9 @@ cached kernel still gives the bits of a fresh one. The gradient keeps
 :func:`exp_nonpositive` (the degree-7 polynomial): its :math:`p = e^{d - (m + \ell)}`
 errs by the polynomial's 5.2e-11 plus :math:`\ell`'s error, which the table exp makes
 smaller (the two exps' errors were never correlated: the gradient's argument is shifted
-by :math:`\ell`, so its reduction differs from the forward's anyway); the
-near-deterministic rows' ``log1p`` pass keeps it too (where the fused sum only chooses
-the branch). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
+by :math:`\ell`, so its reduction differs from the forward's anyway). The
+near-deterministic rows' rest comes from the same loop and terms (below, "Ties counted in
+the loop"). Tests: ``tests/losses/test_issue13_fwdvec_exp.py``.
 
 AVX2 with FMA (:data:`POLY_LOOP`; issue 13, branches ``avx2loop`` and ``avx2regs``):
 the same explicit loop (:func:`_table_loop`, shaped by :class:`_Shape`), 4 float64 lanes
@@ -236,13 +236,60 @@ arithmetic in Horner's scheme (:func:`_poly_terms`: the clamp, the rounding by
 :data:`_MAGIC`, the one-constant reduction, seven FMAs, the exponent shift; the products
 LLVM contracts in :func:`exp_nonpositive` are FMAs there, so every term has the bits of
 :func:`exp_nonpositive` as an AVX-512 target compiles it). On AVX2 :func:`exp_nonpositive`
-itself keeps Estrin's scheme (the gradient's and the ``log1p`` pass's loops, which LLVM
-vectorises: see :data:`HORNER`); the two schemes evaluate the same polynomial and differ
+itself keeps Estrin's scheme (the gradient's loops, which LLVM vectorises: see
+:data:`HORNER`); the two schemes evaluate the same polynomial and differ
 by at most 4.4e-16 relative, with the same worst error, 5.18e-11 against mpmath (4e5
 points, and ``tests/losses/test_issue13_avx2regs.py``). The sum's order differs from
 main's (the accumulators', and LLVM's: Numba's fast-math flags reach every instruction of
 the kernel, the loop's included), so ``ell`` moves in its last float64 places against
 main's AVX2 build. Measured only emulated (``benchmarks/emulate_avx2.sh`` on the Xeon).
+
+Ties counted in the loop (issue 13, branch ``peaked``)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Where :math:`s < 1.5`, :math:`\log s` has lost the digits of :math:`s - 1`, so
+:math:`\ell = \operatorname{log1p}(\mathrm{rest} + (\mathrm{ties} - 1))`, with the
+ties (the entries equal to the maximum, each term exactly 1) counted and the rest summed
+apart. That took a second pass over the row, from cache: on a trained model's rows
+(``bench_softmax_ce.py --logits peaked``, 68 % of them with :math:`s < 1.5`) the forward
+cost 1.8x its time on random rows. On AVX-512 (:data:`TIES_COUNTED`) the explicit loop
+(:func:`_table_loop`, ``counts_ties``) now returns the two itself: a compare of 8
+float32 (a ``ymm``, ``vcmpneqps`` into a k-mask) gives the lanes kept, :math:`x \ne` top
+or NaN; ``vscalefpd``'s zero-masking makes the other lanes' terms 0 (no instruction
+more: a select of the accumulating FMA compiled to an extra masked move per vector); a
+popcount of the mask counts the kept lanes (``kmovb``, ``popcnt``, an add: scalar work),
+and ties = V - kept. Then :math:`s = \mathrm{ties} + \mathrm{rest}` (the ties are no
+longer added one by one into the accumulators, so ``ell`` moves in its last float64
+places against main where the maximum is tied or :math:`s \ge 1.5`) and
+:math:`\mathrm{ties} - 1 + \mathrm{rest}` is formed by :func:`pair_minus_one` (without
+``reassoc``, under which LLVM formed it as :math:`s - 1`). A top of :math:`\pm\infty`
+equals no lane (NaN in the compare), so :math:`x - \mathrm{top}` = NaN reaches the sum
+as before. Per 32 logits (``inspect_asm``, T = 1) the loop holds 4 ``vcmpneqps``
+(``ymm``), 4 ``kmovb``, 4 ``popcnt`` and 4 adds more (92 instructions against 68).
+
+Not on AVX2 (:data:`POLY_LOOP`) nor the loops LLVM vectorises: they count no ties and
+return the whole sum (a count of 0), and the kernel keeps the second pass there (main's
+bits). In the AVX2 loop (emulated, ``benchmarks/emulate_avx2.sh`` on this Zen 4, the
+same A/B protocol as below, 15 rounds, load average 5.5) counting cost random logits
+1.37x main's CPU time for 0.82x on peaked ones: a float64 compare and a blend of each
+sum (255 instructions per 32 logits, 74 on the stack, against 201 and 41), or a float32
+compare with the ties' logits blended to :math:`-\infty` before the terms (263, 60),
+and either way a ``vmovmskps``, a ``popcnt`` and an add per 4 terms, with 16 ``ymm``
+registers already short.
+
+Measured on AVX-512 (Zen 4, 2 cores, load average 5-8 from other engineers' runs; the
+forward on 4096 x 32000 float32, main's tree imported beside, 21 interleaved rounds,
+process CPU time of two calls after one, two runs): peaked logits 0.552x and 0.562x
+main's CPU time (median of the rounds' ratios; quartiles 0.52-0.58), random logits
+0.984x and 0.973x (quartiles 0.94-1.03); peaked now costs what random does (medians
+0.0622 and 0.0620 s). Wall time (``bench_forward_floor.py --rounds 15 --against``
+main's tree, ``--torch``): peaked 2.51x and 3.08x the two-thread read against main's
+4.57x and 5.85x, torch.compile 1.61x and 1.72x our time; random 2.59x and 3.13x against
+2.69x and 2.92x, main's time over ours 0.935 and 0.957, and 1.066 ours over main's with
+the trees swapped: the loop's compares and counts may cost random rows some 5 % of wall
+time at that load, which the CPU times do not show. The rest's terms are now the table
+exp's (2.9e-12 relative) on AVX-512, not :func:`exp_nonpositive`'s (5.3e-11): the
+``log1p`` branch's bound below with the smaller :math:`\varepsilon`. Tests:
+``tests/losses/test_issue13_peaked_fused.py``.
 
 Branch ``avx2loop`` (eight accumulators, one pair of bounds per vector of bits, Estrin's
 terms): one thread (``bench_fused_stream.py --shapes``, ns per logit, minimum CPU time),
@@ -310,9 +357,11 @@ float64 summation error (:math:`\le (V/4)\,2^{-53} < 10^{-11}` for :math:`V \le 
   and :math:`L \ge \ell \ge \log 1.5`, so :math:`L` is off by a relative
   :math:`\eta / \log 1.5 \le 2.5\,\eta`;
 * for :math:`s < 1.5`, :math:`\ell = \operatorname{log1p}(x)` of the non-maximal terms
-  (the ties exact), off by at most :math:`\eta\,x/(1+x) \le \eta \operatorname{log1p}(x)`
-  (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta` of :math:`\ell`, hence of
-  :math:`L`.
+  (the ties exact: counted, not summed), off by at most :math:`\eta\,x/(1+x) \le \eta
+  \operatorname{log1p}(x)` (as :math:`x/(1+x) \le \log(1+x)`): a relative :math:`\eta`
+  of :math:`\ell`, hence of :math:`L`. The rest's terms are the forward loop's own: on
+  AVX-512 the table exp's (:math:`\varepsilon = 2.9 \times 10^{-12}`, "The table exp"
+  above), else :func:`exp_nonpositive`'s (the bound here), both far inside it.
 
 Either way the float64 loss is within a relative :math:`2.5\,(\varepsilon + \gamma)
 \le 1.6 \times 10^{-10}` of the float64 truth, i.e. within :math:`0.003` float32 ulp
@@ -382,12 +431,15 @@ __all__ = [
     "SUM_LANES",
     "TABLE_EXP",
     "TARGET_ROWS_PER_BLOCK",
+    "TIES_COUNTED",
     "as_unsigned",
     "block_sum",
     "block_sum_weighted",
     "encode",
     "exp_nonpositive",
     "exp_of_pair",
+    "exp_rest",
+    "exp_rest_and_next_max",
     "exp_sum",
     "exp_sum_and_next_max",
     "float32_bits",
@@ -563,8 +615,9 @@ def _fma(builder: Any, a: Any, b: Any, c: Any) -> Any:
     return call_intrinsic(builder, f"llvm.fma.v{a.type.count}f64", a.type, a, b, c)
 
 
-def _table_terms(builder: Any, y: Any, total: Any) -> Any:
-    """``total + 2^y`` in each of 8 float64 lanes (``y = d log2(e)``: ``total + e^d``).
+def _table_terms(builder: Any, y: Any, total: Any, kept: Any = None) -> Any:
+    """``total + 2^y`` in each of 8 float64 lanes (``y = d log2(e)``: ``total + e^d``);
+    with a mask ``kept`` (8 x i1), ``total + 0`` in its false lanes (whatever y there).
 
     With :math:`n = \\lfloor 16 y \\rfloor`, :math:`j = n \\bmod 16` and :math:`f = y -
     n/16 \\in [0, 1/16)` (exact), :math:`2^y = 2^{\\lfloor y \\rfloor} \\cdot 2^{j/16}
@@ -572,7 +625,9 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
     :math:`16 y + 1.5 \\cdot 2^{52}`, whose low 4 bits index the table in two registers
     (``vpermi2pd``), Horner's scheme gives :math:`2^f` (four FMAs), ``vscalefpd``
     multiplies it by :math:`2^{\\lfloor y \\rfloor}` (0 below the subnormals, also for
-    :math:`y = -\\infty`; NaN stays NaN) and the accumulating FMA by :math:`2^{j/16}`.
+    :math:`y = -\\infty`; NaN stays NaN; and 0 in the lanes ``kept`` leaves out, by the
+    instruction's zero-masking: no instruction more) and the accumulating FMA by
+    :math:`2^{j/16}` (a finite table entry, so such a lane adds 0).
     """
     mask = ir.Constant(ir.IntType(8), -1)
     f = call_intrinsic(
@@ -612,8 +667,8 @@ def _table_terms(builder: Any, y: Any, total: Any) -> Any:
         _DOUBLES,
         p,
         y,
-        p,
-        mask,
+        p if kept is None else _constant(_DOUBLES, 0.0),
+        mask if kept is None else builder.bitcast(kept, ir.IntType(8)),
         ir.Constant(_I32, _CURRENT),
     )
     return _fma(builder, entry, scaled, total)
@@ -625,13 +680,13 @@ def _halves(builder: Any, vector: Any, combine: Any) -> Any:
     return halving(builder, vector, lambda low, high: combine(high, low))
 
 
-def _table_exp_terms(builder: Any, d: Any, total: Any) -> Any:
+def _table_exp_terms(builder: Any, d: Any, total: Any, kept: Any = None) -> Any:
     """``total + e^d`` in each of 8 float64 lanes by :func:`_table_terms`. The kernels'
     ``reassoc`` reaches these instructions too (Numba's fast-math pass flags every
     floating-point instruction emitted without flags): at T != 1, LLVM reassociates
     ``(d * inv_t) * log2e`` (seen in the fast-math audit of issue 13), a rounding of the
     exponent's argument, far inside the error budget of the module docstring."""
-    return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total)
+    return _table_terms(builder, builder.fmul(d, _constant(d.type, _LOG2E)), total, kept)
 
 
 def _poly_terms(builder: Any, x: Any, total: Any) -> Any:
@@ -663,19 +718,23 @@ class _Shape(NamedTuple):
     next row's bits, the prefetch distance, the number of accumulators (vector ``a`` of
     a step adds into accumulator ``a % sums``; a power of two, added pairwise at the end)
     and of pairs of bounds (signed maximum, unsigned minimum) of the next row's bits
-    (vector ``a`` of bits into pair ``a % bound_pairs``)."""
+    (vector ``a`` of bits into pair ``a % bound_pairs``); whether the ties (x = top)
+    are counted and left out of the sum (``counts_ties``: the terms take the mask of
+    the lanes kept and make the others 0, AVX-512's ``vscalefpd``), else summed with the
+    others (a count of 0)."""
 
-    terms: Callable[[Any, Any, Any], Any]
+    terms: Callable[..., Any]
     lanes: int
     step: int
     bit_lanes: int
     ahead: int
     sums: int
     bound_pairs: int
+    counts_ties: bool = False
 
 
 #: AVX-512 (:data:`TABLE_EXP`): four accumulators of 8 lanes, 16 KiB ahead.
-_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2)
+_TABLE_SHAPE = _Shape(_table_exp_terms, 8, 32, 16, 16384, 4, 2, counts_ties=True)
 #: AVX2 with FMA (:data:`POLY_LOOP`): steps of 32 logits into four accumulators of 4
 #: float64 lanes (two vectors each a step), the next row's bits in 8 int32 lanes into
 #: one pair of bounds, 16 KiB ahead (steps of 8-64 and 4-32 KiB: ``bench_fused_stream.py
@@ -686,7 +745,11 @@ _POLY_SHAPE = _Shape(_poly_terms, 4, 32, 8, 16384, 4, 1)
 def _table_loop(
     context: Any, builder: Any, signature: Any, args: Any, scaled: bool, shape: _Shape
 ) -> Any:
-    """The exp-sum of ``row`` (and with a ``following`` row, its maximum's bits)."""
+    """``(rest, ties)``: the exp-sum of ``row``'s entries other than ``top`` and the
+    number of entries equal to ``top`` (float64), and with a ``following`` row, its
+    maximum's bits as a third element. The ties' terms, e^0 = 1 exactly, are counted,
+    not added: the caller's s = ties + rest, and log1p(rest + (ties - 1)) keeps every
+    digit of the rest where s is close to 1."""
     fused = len(args) == 4
     lanes, step, bit_lanes = shape.lanes, shape.step, shape.bit_lanes
     doubles = ir.VectorType(ir.DoubleType(), lanes)
@@ -694,15 +757,43 @@ def _table_loop(
     row = context.make_array(row_type)(context, builder, args[0])
     top, inv_t = args[-2], args[-1]
     n = cgutils.unpack_tuple(builder, row.shape, 1)[0]
+    zero = ir.Constant(doubles, [0.0] * lanes)
 
     def vector_at(data: Any, j: Any, count: int) -> Any:
         vector = ir.VectorType(data.type.pointee, count)
         return builder.load(builder.bitcast(builder.gep(data, [j]), vector.as_pointer()), align=1)
 
-    def exponent(stored: Any) -> Any:  # d = (x - top) / T in float64 lanes
-        x = builder.fpext(_widen(builder, stored, row_type.dtype), doubles)
-        d = builder.fsub(x, splat(builder, top, lanes))
-        return builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
+    # top in float32 (exact), or NaN, which equals nothing, for top = +-inf: there (x -
+    # top) is NaN for x = top, which the float64 lanes' test and the old sum kept
+    double = ir.DoubleType()
+    finite = builder.and_(
+        builder.fcmp_ordered("<", top, ir.Constant(double, math.inf)),
+        builder.fcmp_ordered(">", top, ir.Constant(double, -math.inf)),
+    )
+    top32 = builder.select(
+        finite, builder.fptrunc(top, ir.FloatType()), ir.Constant(ir.FloatType(), math.nan)
+    )
+    top32 = splat(builder, top32, lanes)
+
+    def accumulate(total: Any, stored: Any, inside: Any = None) -> None:
+        # total += e^((x - top) / T) in the lanes inside the row; with counts_ties, in
+        # the lanes kept, x != top or NaN, counted: one compare of the float32 values
+        # (a k-mask on AVX-512)
+        x32 = _widen(builder, stored, row_type.dtype)
+        d = builder.fsub(builder.fpext(x32, doubles), splat(builder, top, lanes))
+        d = builder.fmul(d, splat(builder, inv_t, lanes)) if scaled else d
+        loaded = builder.load(total)
+        if not shape.counts_ties:
+            added = shape.terms(builder, d, loaded)
+            builder.store(added if inside is None else builder.select(inside, added, loaded), total)
+            return
+        kept = builder.fcmp_unordered("!=", x32, top32)
+        if inside is not None:
+            kept = builder.and_(kept, inside)
+        builder.store(shape.terms(builder, d, loaded, kept), total)
+        count = builder.zext(builder.bitcast(kept, ir.IntType(lanes)), _I32)
+        count = call_intrinsic(builder, "llvm.ctpop.i32", _I32, count)
+        builder.store(builder.add(builder.load(counted), builder.zext(count, _I64)), counted)
 
     def larger(a: Any, b: Any) -> Any:  # the signed maximum
         return builder.select(builder.icmp_signed(">", a, b), a, b)
@@ -710,8 +801,8 @@ def _table_loop(
     def smaller(a: Any, b: Any) -> Any:  # the unsigned minimum
         return builder.select(builder.icmp_unsigned("<", a, b), a, b)
 
-    zero = ir.Constant(doubles, [0.0] * lanes)
     sums = [cgutils.alloca_once_value(builder, zero) for _ in range(shape.sums)]
+    counted = cgutils.alloca_once_value(builder, ir.Constant(_I64, 0))  # terms kept
     stop = builder.and_(n, ir.Constant(n.type, -step))
     if fused:
         next_type = signature.args[1]
@@ -724,10 +815,8 @@ def _table_loop(
         builder, ir.Constant(n.type, 0), stop, ir.Constant(n.type, step)
     ) as (j, _):
         for a in range(step // lanes):
-            total = sums[a % len(sums)]
             at = builder.add(j, ir.Constant(n.type, a * lanes))
-            d = exponent(vector_at(row.data, at, lanes))
-            builder.store(shape.terms(builder, d, builder.load(total)), total)
+            accumulate(sums[a % len(sums)], vector_at(row.data, at, lanes))
         if fused:  # prefetch the next row some KiB ahead (into L2): every line once
             ahead = builder.bitcast(builder.gep(following.data, [j]), _I8P)
             for line in range(0, step * _bytes(following.data), 64):
@@ -775,9 +864,7 @@ def _table_loop(
         stored = builder.load(
             builder.bitcast(buffer, ir.VectorType(row.data.type.pointee, lanes).as_pointer())
         )
-        total = builder.load(sums[0])
-        added = shape.terms(builder, exponent(stored), total)
-        builder.store(builder.select(inside, added, total), sums[0])
+        accumulate(sums[0], stored, inside)
         if fused:
             raw = builder.load(
                 builder.bitcast(
@@ -792,9 +879,12 @@ def _table_loop(
     vectors = [builder.load(total) for total in sums]
     while len(vectors) > 1:  # pairwise: ((0 + 1) + (2 + 3)) + ...
         vectors = [builder.fadd(*vectors[i : i + 2]) for i in range(0, len(vectors), 2)]
-    s = _halves(builder, vectors[0], builder.fadd)
+    rest = _halves(builder, vectors[0], builder.fadd)
+    tied = ir.Constant(double, 0.0)  # none counted
+    if shape.counts_ties:
+        tied = builder.sitofp(builder.sub(n, builder.load(counted)), double)  # the ties
     if not fused:
-        return s
+        return context.make_tuple(builder, signature.return_type, [rest, tied])
     highs = [builder.load(bound) for bound in bounds[::2]]
     lows = [builder.load(bound) for bound in bounds[1::2]]
     high, low = highs[-1], lows[-1]
@@ -807,13 +897,13 @@ def _table_loop(
         _halves(builder, low, smaller), _halves(builder, builder.load(tail_bounds[1]), smaller)
     )
     top_bits = builder.select(builder.icmp_signed(">=", high, ir.Constant(_I32, 0)), high, low)
-    return context.make_tuple(builder, signature.return_type, [s, top_bits])
+    return context.make_tuple(builder, signature.return_type, [rest, tied, top_bits])
 
 
 def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
-    """The intrinsic ``(s, top_bits) = f(row, following, top, inv_t)`` (``fused``) or
-    ``s = f(row, top, inv_t)``, with the multiply by ``inv_t`` (``scaled``) or without,
-    by the loop of ``shape``."""
+    """The intrinsic ``(rest, ties, top_bits) = f(row, following, top, inv_t)``
+    (``fused``) or ``(rest, ties) = f(row, top, inv_t)``, with the multiply by ``inv_t``
+    (``scaled``) or without, by the loop of ``shape`` (:func:`_table_loop`)."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
         return _table_loop(context, builder, signature, args, scaled, shape)
@@ -824,7 +914,7 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
         def table_fused(typingctx: Any, row: Any, following: Any, top: Any, inv_t: Any) -> Any:
             if row.layout != "C" or following.layout != "C":  # the loop reads rows as vectors
                 return None
-            returned = types.Tuple((types.float64, types.int32))
+            returned = types.Tuple((types.float64, types.float64, types.int32))
             return returned(row, following, types.float64, types.float64), codegen
 
         return table_fused
@@ -833,7 +923,8 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
     def table_sum(typingctx: Any, row: Any, top: Any, inv_t: Any) -> Any:
         if row.layout != "C":
             return None
-        return types.float64(row, types.float64, types.float64), codegen
+        returned = types.UniTuple(types.float64, 2)
+        return returned(row, types.float64, types.float64), codegen
 
     return table_sum
 
@@ -843,6 +934,9 @@ def _table_intrinsic(fused: bool, scaled: bool, shape: _Shape) -> Any:
 #: AVX2 and FMA, without :data:`TABLE_EXP` or :data:`HORNER`); any other target keeps
 #: the loops over :func:`exp_nonpositive` that LLVM vectorises.
 POLY_LOOP = not TABLE_EXP and not HORNER and numba_target_has("avx2") and numba_target_has("fma")
+#: Whether the forward's exp-sum loop counts the ties of the maximum and leaves them out
+#: of its sum (:data:`TABLE_EXP`), so that a near-deterministic row needs no second pass.
+TIES_COUNTED = _TABLE_SHAPE.counts_ties and TABLE_EXP
 _SHAPE = _POLY_SHAPE if POLY_LOOP else _TABLE_SHAPE
 _table_fused_scaled = _table_intrinsic(True, True, _SHAPE)
 _table_fused_unscaled = _table_intrinsic(True, False, _SHAPE)
@@ -919,8 +1013,10 @@ def row_max_bits(row_bits):
 # results are the same, x * 1.0 being exact). (x - top) is exact in float64 for
 # float32 x, so the maximum gives exactly 0 whatever fast-math contracts.
 @numba.njit(fastmath=_FLAGS, inline="always")
-def exp_sum_and_next_max(row, following, top, inv_t, scale):
-    # sum of e^((x - top) / T) over the row, and the bits of the following row's maximum
+def exp_rest_and_next_max(row, following, top, inv_t, scale):
+    # (rest, ties, bits): the sum of e^((x - top) / T) over the row's entries not
+    # counted as ties, the number of ties x = top (float64; on AVX-512, TIES_COUNTED,
+    # else none: all summed), and the bits of the following row's maximum
     if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_fused_scaled(row, following, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
@@ -934,11 +1030,12 @@ def exp_sum_and_next_max(row, following, top, inv_t, scale):
         bits = float32_bits(following[j])
         high = max(high, bits)
         low = min(low, as_unsigned(bits))
-    return s, maximum_bits(high, low)
+    return s, 0.0, maximum_bits(high, low)
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
-def exp_sum(row, top, inv_t, scale):
+def exp_rest(row, top, inv_t, scale):
+    # (rest, ties) of exp_rest_and_next_max, without a following row
     if (TABLE_EXP or POLY_LOOP) and scale:
         return _table_sum_scaled(row, top, inv_t)
     if TABLE_EXP or POLY_LOOP:
@@ -947,7 +1044,22 @@ def exp_sum(row, top, inv_t, scale):
     for j in range(row.shape[0]):
         d = np.float64(to_float32(row[j])) - top
         s += exp_nonpositive(d * inv_t if scale else d)
-    return s
+    return s, 0.0
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum_and_next_max(row, following, top, inv_t, scale):
+    # sum of e^((x - top) / T) over the row (ties + rest), and the bits of the following
+    # row's maximum (the kernel takes exp_rest_and_next_max's parts)
+    rest, ties, bits = exp_rest_and_next_max(row, following, top, inv_t, scale)
+    return ties + rest, bits
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def exp_sum(row, top, inv_t, scale):
+    # sum of e^((x - top) / T) over the row (ties + rest)
+    rest, ties = exp_rest(row, top, inv_t, scale)
+    return ties + rest
 
 
 # The two kernels below are plain functions here, compiled twice each at the end of the
@@ -981,19 +1093,23 @@ def row_statistics_kernel(
             row = z[i]
             top = np.float64(bits_to_float32(top_bits))
             m = top * inv_t
-            s = 0.0
+            rest = ties = 0.0
             total = 0.0
             if m != -np.inf:
                 if i + 1 < stop and scale:
-                    s, top_bits = exp_sum_and_next_max(row, z_bits[i + 1], top, inv_t, True)
+                    rest, ties, top_bits = exp_rest_and_next_max(
+                        row, z_bits[i + 1], top, inv_t, True
+                    )
                 elif i + 1 < stop:
-                    s, top_bits = exp_sum_and_next_max(row, z_bits[i + 1], top, inv_t, False)
+                    rest, ties, top_bits = exp_rest_and_next_max(
+                        row, z_bits[i + 1], top, inv_t, False
+                    )
                 # the block's last row (running the fused loop on its own maximum
                 # again, from cache, measured 3-10 % slower overall)
                 elif scale:
-                    s = exp_sum(row, top, inv_t, True)
+                    rest, ties = exp_rest(row, top, inv_t, True)
                 else:
-                    s = exp_sum(row, top, inv_t, False)
+                    rest, ties = exp_rest(row, top, inv_t, False)
             elif i + 1 < stop:  # a row of -inf: nothing to exponentiate
                 top_bits = row_max_bits(z_bits[i + 1])
             if m != -np.inf and need_sum:
@@ -1004,9 +1120,11 @@ def row_statistics_kernel(
                 else:
                     for j in range(v):
                         total += (np.float64(to_float32(row[j])) - top) * inv_t
-            if s < 1.5:
-                # Near-deterministic row: log(1 + delta) has lost delta's digits.
-                # Count the maximal terms and log1p the others (a pass from cache).
+            s = ties + rest
+            if s < 1.5 and not TIES_COUNTED:
+                # Near-deterministic row (log(1 + delta) has lost delta's digits) on a
+                # target whose loop does not count the ties: count them and sum the
+                # others in a second pass (from cache)
                 rest = 0.0
                 ties = 0.0
                 for j in range(v):
@@ -1015,7 +1133,11 @@ def row_statistics_kernel(
                         rest += exp_nonpositive(d)
                     elif d == 0.0:
                         ties += 1.0
-                ell = math.log1p(rest + (ties - 1.0)) if ties > 0.0 else -np.inf
+            if s < 1.5:
+                # the ties (terms of exactly 1) apart: log1p keeps the rest's digits
+                # (ties - 1) + rest without reassoc: LLVM would otherwise form it as
+                # s - 1 from the sum above, which has lost the rest's digits.
+                ell = math.log1p(pair_minus_one(ties, rest)) if ties > 0.0 else -np.inf
             else:
                 ell = math.log(s)
             out_m[i] = m
@@ -1025,8 +1147,11 @@ def row_statistics_kernel(
             out_zy[i] = (np.float64(to_float32(row[0 if bad_label else y])) - top) * inv_t
             out_sum[i] = total
             # Not finite exactly when the row holds a NaN (a positive NaN is the
-            # maximum; any NaN makes the exp-sum NaN) or +inf, or is all -inf.
-            out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(s))
+            # maximum; any NaN makes the exp-sum's rest NaN) or +inf, or is all -inf.
+            # The rest, not s: isfinite(ties + rest) missed a negative NaN below the
+            # maximum (as LLVM compiled it under the kernel's flags; a second pass only
+            # replaces a finite rest).
+            out_suspect[i] = bad_label or not (math.isfinite(m) and math.isfinite(rest))
 
 
 # Without ``reassoc`` (it could fold ``c e + (c - g)`` into ``(c e + c) - g`` and cancel
