@@ -14,6 +14,7 @@ import torch
 
 from .. import losses
 from ..errors import InputError
+from . import _distill_cpu
 from ._far_distillation import distillation_rows_checked
 from ._labels import as_class_ids
 
@@ -174,4 +175,6 @@ def distillation_loss(
     >>> bool(torch.isclose(distillation_loss(z, v, temperature=2.0), idiom))
     True
     """
+    if _distill_cpu.applies(input, teacher_logits, temperature, reduction):
+        return _distill_cpu.fused_distillation(input, teacher_logits, temperature, reduction)
     return distillation_rows_checked(input, teacher_logits, temperature, reduction)
