@@ -35,8 +35,9 @@ compilation each): float32, float16 and bfloat16 rows are widened a block at a t
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
-A second derivative raises (the backward op has no autograd), as the other fused ops'
-(``_ops``).
+The backward op has an autograd formula of its own (:func:`_second_derivative`), by
+torch operations: a gradient penalty differentiates through it as through the generic
+path's graph.
 """
 
 from __future__ import annotations
@@ -252,3 +253,40 @@ def _backward(ctx: Any, upstream: torch.Tensor, *_: Any) -> tuple[Any, ...]:
 
 
 distillation_cpu_rows.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _backward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    upstream, student, teacher, _, _, temperature = inputs
+    ctx.save_for_backward(upstream, student, teacher)
+    ctx.temperature = temperature
+
+
+def _second_derivative(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
+    r"""The derivatives of :math:`\langle W, Gangle`, :math:`G_i = u_i T (s_i - t_i)`
+    (the backward op's output), in the upstream :math:`u` and the student :math:`z`:
+
+    .. math:: T \sum_c W_{ic}(s_{ic} - t_{ic}), \qquad
+              u_iig(s_i \odot W_i - s_i\,(s_i \cdot W_i)ig)
+
+    (:math:`\partial s/\partial z = (\operatorname{diag} s - s s^	op)/T`), by torch
+    operations in the generic path's work dtype, recorded by autograd in their turn."""
+    upstream, student, teacher = ctx.saved_tensors
+    temperature = ctx.temperature
+    needs = ctx.needs_input_grad
+    work = _work_dtype(student, teacher)
+    s = torch.softmax(student.to(work) / temperature, 1)
+    w = w.to(work)
+    grad_u = grad_z = None
+    if needs[0]:
+        t = torch.softmax(teacher.to(work) / temperature, 1)
+        grad_u = (temperature * ((s - t) * w).sum(1)).to(upstream.dtype)
+    if needs[1]:
+        sw = s * w
+        grad_z = upstream.to(work)[:, None] * (sw - s * sw.sum(1, keepdim=True))
+        grad_z = grad_z.to(student.dtype)
+    return grad_u, grad_z, None, None, None, None
+
+
+distillation_cpu_rows_backward.register_autograd(
+    _second_derivative, setup_context=_backward_setup_context
+)
