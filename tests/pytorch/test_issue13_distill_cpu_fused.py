@@ -113,7 +113,9 @@ def test_hard_rows_against_mpmath() -> None:
         big_t = mpmath.mpf(temperature)
         s = _softmax_mp([mpmath.mpf(x) / big_t for x in zr])
         t = _softmax_mp([mpmath.mpf(x) / big_t if np.isfinite(x) else -mpmath.inf for x in vr])
-        kl = mpmath.fsum(tc * (mpmath.log(tc) - mpmath.log(sc)) for tc, sc in zip(t, s) if tc)
+        kl = mpmath.fsum(
+            tc * (mpmath.log(tc) - mpmath.log(sc)) for tc, sc in zip(t, s, strict=True) if tc
+        )
         want = float(big_t**2 * kl)
         assert abs(float(loss) - want) <= 4e-16 * abs(want) + 1e-300, (zr, vr, float(loss), want)
         for got, sc, tc in zip(grad[0].tolist(), s, t, strict=True):
@@ -139,7 +141,8 @@ def test_narrow_dtypes_round_the_float64_values_once(dtype: torch.dtype) -> None
     for temperature in TEMPERATURES:
         loss, grad, weights = _call(z, v, temperature, "none")
         want_loss, want_grad = _numpy_oracle(zs, vs, temperature, "none")
-        assert loss.dtype == torch.float32 and grad.dtype == dtype
+        assert loss.dtype == torch.float32
+        assert grad.dtype == dtype
         np.testing.assert_array_equal(loss.numpy(), want_loss.astype(np.float32))
         want = torch.tensor(want_grad * weights[:, None])
         ulp = torch.finfo(dtype).eps * want.abs() + torch.finfo(dtype).tiny

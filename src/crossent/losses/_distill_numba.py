@@ -61,14 +61,13 @@ import numba
 import numpy as np
 
 from ._cpu_kernels_numba import exp_of_pair
-from ._near_rows import SPREAD_FLOOR
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
 __all__ = ["BLOCK", "distillation_backward_kernel", "distillation_forward_kernel"]
 
 BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
-_SPREAD_FLOOR = SPREAD_FLOOR
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums and maxima (finite terms)

@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from ..losses import _cpu_kernels
-from ..losses._near_rows import KL_FLOOR
+from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -167,7 +167,7 @@ def distillation_cpu_rows(
     kl = stats[:, 0]
     loss = kl * (temperature * temperature)  # (a huge D times T^2: inf, formed again)
     far = ~torch.isfinite(loss)
-    kind = torch.where(far, 2, (kl < KL_FLOOR).to(torch.int8)).to(torch.int8)
+    kind = torch.where(far, 2, (kl < _KL_FLOOR).to(torch.int8)).to(torch.int8)
     flagged = kind != 0
     if bool(flagged.any()):
         if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
@@ -223,7 +223,8 @@ def distillation_cpu_rows_backward(
         near = kind[host] == 1
         z, v, u = student[host], teacher[host], upstream.detach()[host]
         formed, _ = _host_gradients(z, v, temperature, u, True, False, near)
-        grad[host] = formed
+        if formed is not None:  # (always: the student's gradient was asked for)
+            grad[host] = formed
     return grad
 
 
@@ -262,13 +263,13 @@ def _backward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Ten
 
 
 def _second_derivative(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
-    r"""The derivatives of :math:`\langle W, Gangle`, :math:`G_i = u_i T (s_i - t_i)`
+    r"""The derivatives of :math:`\langle W, G\rangle`, :math:`G_i = u_i T (s_i - t_i)`
     (the backward op's output), in the upstream :math:`u` and the student :math:`z`:
 
     .. math:: T \sum_c W_{ic}(s_{ic} - t_{ic}), \qquad
-              u_iig(s_i \odot W_i - s_i\,(s_i \cdot W_i)ig)
+              u_i\big(s_i \odot W_i - s_i\,(s_i \cdot W_i)\big)
 
-    (:math:`\partial s/\partial z = (\operatorname{diag} s - s s^	op)/T`), by torch
+    (:math:`\partial s/\partial z = (\operatorname{diag} s - s s^\top)/T`), by torch
     operations in the generic path's work dtype, recorded by autograd in their turn."""
     upstream, student, teacher = ctx.saved_tensors
     temperature = ctx.temperature
