@@ -60,7 +60,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._cpu_kernels_numba import exp_of_pair
+from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
 __all__ = ["BLOCK", "distillation_backward_kernel", "distillation_forward_kernel"]
@@ -71,14 +71,6 @@ BLOCK = 512
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums and maxima (finite terms)
-
-
-@numba.njit(fastmath=False, inline="never")
-def _two_sum(hi, lo, x):
-    # (hi, lo) + x as an unevaluated pair: hi + x exactly as s + err (Knuth's TwoSum)
-    s = hi + x
-    b = s - hi
-    return s, lo + ((hi - (s - b)) + (x - b))
 
 
 @numba.njit(fastmath=_LOOP, inline="always")
@@ -173,9 +165,9 @@ def distillation_forward_kernel(z, v, temperature, out):
             n = min(BLOCK, classes - start)
             _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew)
             a, b, c = _sums(es, et, ew, n)
-            ss, ss_lo = _two_sum(ss, ss_lo, a)
-            st, st_lo = _two_sum(st, st_lo, b)
-            w, w_lo = _two_sum(w, w_lo, c)
+            ss, ss_lo = two_sum(ss, ss_lo, a)
+            st, st_lo = two_sum(st, st_lo, b)
+            w, w_lo = two_sum(w, w_lo, c)
         t_total = st + st_lo
         ell_s = np.log(ss + ss_lo)
         ell_t = np.log(t_total)

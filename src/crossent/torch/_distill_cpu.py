@@ -128,8 +128,13 @@ def _row_blocks(rows: int, classes: int) -> list[tuple[int, int]]:
 
 
 def _wide(x: torch.Tensor) -> np.ndarray:
-    """``x`` (rows x classes) as a C-contiguous float64 array (no copy for such a tensor)."""
-    return x.detach().to(torch.float64).contiguous().numpy()
+    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact;
+    no copy for such a float64 tensor; bfloat16 by its bits, which NumPy cannot read)."""
+    x = x.detach()
+    if x.dtype == torch.bfloat16:
+        bits = x.contiguous().view(torch.int16).numpy().view(np.uint16)
+        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return np.ascontiguousarray(x.numpy(), dtype=np.float64)
 
 
 def _over_blocks(rows: int, classes: int, work: Callable[[int, int], None]) -> None:
@@ -208,14 +213,20 @@ def distillation_cpu_rows_backward(
     _, backward = _kernels()
     statistics = stats.contiguous().numpy()
     direct = student.dtype == torch.float64
+    numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
 
     def work(start: int, stop: int) -> None:
         z, v = _wide(student[start:stop]), _wide(teacher[start:stop])
         block = grad[start:stop].numpy() if direct else np.empty(z.shape)
         at = slice(start, stop)
         backward(z, v, statistics[at], temperature, scale[at], block, spread_small[at])
-        if not direct:  # rounded to float32 first, as the generic path's work
-            grad[start:stop] = torch.from_numpy(block).float().to(student.dtype)
+        if direct:
+            return
+        narrow = block.astype(np.float32)  # rounded to float32 first, as the generic path's work
+        if numpy_grad is not None:  # float32 (no rounding more), float16
+            numpy_grad[start:stop] = narrow
+        else:
+            grad[start:stop] = torch.from_numpy(narrow).to(torch.bfloat16)
 
     _over_blocks(rows, classes, work)
     host = (kind != 0) | torch.from_numpy(spread_small)
