@@ -99,12 +99,16 @@ def test_float64_against_numpy(temperature: float, classes: int) -> None:
 
 def test_hard_rows_against_mpmath() -> None:
     """Rows whose KL is 0, 1e-15 relative and ordinary; C = 2, 3 and T = 0.5, 4 (the
-    gradients of near rows within 1e-14: ``_near_rows``' own bound)."""
+    gradients of near rows within 1e-14: ``_near_rows``' own bound); and a row whose KL
+    (1.3e-5) is not small but whose :math:`s - t` is (2e-5 at most, beside a
+    :math:`t_0` of 1: the backward kernel's small spread, formed by NumPy: its entries
+    are 5e-12 off in the kernel)."""
     rows = [
         ([0.3, -1.2, 2.0], [0.3, -1.2, 2.0], 4.0),
         ([0.3, -1.2, 2.0], [0.3 + 2e-8, -1.2, 2.0 - 1e-8], 4.0),
         ([1.0, -2.0], [-0.5, 0.25], 0.5),
         ([1e4, 0.0, -3.0], [0.0, 1.0, -np.inf], 1.0),
+        ([0.0, float(np.log(3e-5)), -30.0], [0.0, float(np.log(1e-5)), -30.0], 1.0),
     ]
     mpmath.mp.dps = 50
     for zr, vr, temperature in rows:

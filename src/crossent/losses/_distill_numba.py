@@ -22,11 +22,14 @@ each by a compensated sum (Knuth's TwoSum: within about an ulp of float64 whatev
 .. math::
 
     D(t\,\|\,s) = \sum_c t_c(\log t_c - \log s_c) = W/S_t + \ell_s - \ell_t,
-    \qquad \ell = \log S,
+    \qquad \ell = \operatorname{log1p}(S - 1),
 
 the same sum as the generic path's terms (:math:`t_c = e^{\tau_c}/S_t`,
 :math:`\log t_c - \log s_c = \tau_c - \sigma_c - \ell_t + \ell_s`, :math:`\sum_c t_c =
-1`), with the same error: a few float64 ulps of :math:`\ell_s, \ell_t, W/S_t`. A term
+1`), with the same error: a few float64 ulps of :math:`\ell_s, \ell_t, W/S_t`
+(:math:`S - 1`: the sums leave out the first maximum's term, 1 exactly, as the
+generic path's ``log1p`` of the other terms: a sum with it would lose the digits of a
+small :math:`\ell`, which the difference :math:`\ell_s - \ell_t` needs). A term
 with :math:`e^{\tau_c} = 0` is absent (0 log 0 = 0), even beside :math:`\sigma_c =
 -\infty`; :math:`e^{\tau_c} > 0` beside :math:`e^{\sigma_c} = 0` makes the row's KL
 ``inf``. Rows that hold a NaN or ``+inf``, or only ``-inf``, come out NaN (never a
@@ -105,17 +108,24 @@ def _maxima(eg, et, n):
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _row_maxima(zr, vr):
-    # the row maxima, and whether the row holds a NaN or an infinity (its check sum is NaN)
+    # the row maxima, their first places, and whether the row holds a NaN or an infinity
+    # (its check sum is NaN then)
     mz = -np.inf
     mv = -np.inf
+    jz = 0
+    jv = 0
     check = 0.0
     for c in range(zr.shape[0]):
         a = np.float64(zr[c])
         b = np.float64(vr[c])
-        mz = a if a > mz else mz
-        mv = b if b > mv else mv
+        if a > mz:
+            mz = a
+            jz = c
+        if b > mv:
+            mv = b
+            jv = c
         check += a * 0.0 + b * 0.0
-    return mz, mv, check == 0.0
+    return mz, mv, jz, jv, check == 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -150,7 +160,7 @@ def distillation_forward_kernel(z, v, temperature, out):
     for i in range(z.shape[0]):
         zr = z[i]
         vr = v[i]
-        mz, mv, finite = _row_maxima(zr, vr)
+        mz, mv, jz, jv, finite = _row_maxima(zr, vr)
         out[i, 1] = mz
         out[i, 3] = mv
         if not finite:
@@ -160,18 +170,24 @@ def distillation_forward_kernel(z, v, temperature, out):
             continue
         buffers = np.empty((3, BLOCK))
         es, et, ew = buffers[0], buffers[1], buffers[2]
+        # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
+        # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         for start in range(0, classes, BLOCK):
             n = min(BLOCK, classes - start)
             _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew)
+            if start <= jz < start + n:
+                es[jz - start] = 0.0
+            if start <= jv < start + n:
+                et[jv - start] = 0.0
             a, b, c = _sums(es, et, ew, n)
             ss, ss_lo = two_sum(ss, ss_lo, a)
             st, st_lo = two_sum(st, st_lo, b)
             w, w_lo = two_sum(w, w_lo, c)
-        t_total = st + st_lo
-        ell_s = np.log(ss + ss_lo)
-        ell_t = np.log(t_total)
-        out[i, 0] = (w + w_lo) / t_total + (ell_s - ell_t)
+        t_rest = st + st_lo
+        ell_s = np.log1p(ss + ss_lo)
+        ell_t = np.log1p(t_rest)
+        out[i, 0] = (w + w_lo) / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
 

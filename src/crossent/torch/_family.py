@@ -5,7 +5,8 @@ records their (exact, log-space) formulas operation by operation: correct gradie
 but no fused kernel, and their data checks (``validate=True``) read values, so
 ``torch.compile`` breaks the graph there. Use them eagerly; but ``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
-with ``fullgraph=True``.
+with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
+gradient run fused kernels in a custom op of their own (``_distill_cpu``).
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ def distillation_loss(
     the eager call's validation and its one host read: eager's numbers and gradients
     (near rows formed in float64 there, within 16 float32 ulps of eager's float32 ones).
     Each ``temperature`` compiles its own graph (a value passed as an argument too).
+
+    On the CPU, 2-D logits of one dtype whose teacher requires no gradient (``'mean'``,
+    ``'sum'`` or ``'none'``) take a fused custom op instead (``_distill_cpu``: float64
+    kernels, no array of the call's size but the gradient, the near and far rows by the
+    NumPy functions; eagerly and under ``torch.compile``): the loss in the same dtype,
+    within an ulp of the float64 truth before its rounding, the student's gradient
+    :math:`T(s - t)` rounded once (to float32 first for float16 and bfloat16).
 
     Examples
     --------
