@@ -12,8 +12,19 @@ rows: their own tests); ``gradcheck``/``gradgradcheck`` in float64 (finite diffe
 the generic path (the fused op turned off) for the errors and the dtypes. Hard rows:
 student equal to the teacher, nearly equal (:math:`10^{-7}`), a gap of :math:`10^4`, a
 teacher probability 0 (a ``-inf`` logit), :math:`T = 0.5, 1, 4`, :math:`C = 2` and
-:math:`C = 3000`. On main (c15a133) every test fails: ``_distill_cpu`` does not exist
-(and :func:`test_cpu_calls_take_the_fused_op` finds no such node in the graph).
+:math:`C = 3000`; and ``torch.compile(fullgraph=True)`` (one node, eager's bits).
+
+On main (c15a133) the file fails to import (``_distill_cpu`` does not exist); with the
+fused op turned off (``applies`` False: main's generic path) six tests fail: the
+structural one, mpmath's hard rows, the narrow dtypes (float32 work: not the float64
+values rounded once), the near/far/ordinary rows in one call. Mutants caught: the
+KL without :math:`\ell_s - \ell_t`; near rows not formed, or formed into the wrong
+rows (loss and gradient); small-spread rows not formed; the gradient without
+:math:`T`; no validation; the second derivative without :math:`s(s\cdot W)`; the
+row sums without TwoSum; an ``exp`` floor of -20; near flags not passed to the host
+gradients. Not caught: the 0 log 0 guard dropped (its NaN goes to the NumPy function,
+which gives the same row), bfloat16 gradients rounded from float64 directly (once, not
+through float32: within the same ulp bound).
 """
 
 from __future__ import annotations
@@ -231,3 +242,34 @@ def test_invalid_options_and_shapes_keep_their_errors(monkeypatch: pytest.Monkey
                 distillation_loss(*call)
             messages[fused].append(str(error.value))
     assert messages[0] == messages[1]
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_compiled_fullgraph_holds_the_fused_op() -> None:
+    """``torch.compile(fullgraph=True)`` traces the op as one node (its fake kernel), with
+    eager's numbers and gradient."""
+    targets: list[str] = []
+
+    def backend(graph: torch.fx.GraphModule, _: object) -> object:
+        targets.extend(str(node.target) for node in graph.graph.nodes)
+        return graph.forward
+
+    def loss_fn(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(z, v, 2.0, "mean")
+
+    z, v = _hard_rows(5, seed=2)
+    zt, vt = torch.tensor(z, dtype=torch.float32), torch.tensor(v, dtype=torch.float32)
+    results = [
+        _call_fn(fn, zt, vt)
+        for fn in (torch.compile(loss_fn, fullgraph=True, backend=backend), loss_fn)
+    ]
+    assert any("distillation_cpu_rows" in target for target in targets), targets
+    for got, want in zip(*results, strict=True):
+        assert torch.equal(got, want)
+
+
+def _call_fn(fn: object, z: torch.Tensor, v: torch.Tensor) -> tuple:
+    leaf = z.clone().requires_grad_()
+    loss = fn(leaf, v)  # type: ignore[operator]
+    (grad,) = torch.autograd.grad(loss, leaf)
+    return loss.detach(), grad
