@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32", help="with --versus-plain: a,b")
     parser.add_argument("--compiled-plain", action="store_true", help="time compiled F.kl_div")
     parser.add_argument("--peaks", action="store_true", help="peak resident sets only")
+    parser.add_argument("--peak-kinds", default=",".join(PEAK_KINDS), help="with --peaks")
     parser.add_argument("--peak-of", choices=PEAK_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shapes = shapes_of(args.shapes)
@@ -161,7 +162,8 @@ def main() -> None:
         print(f"peak resident set (VmHWM, MiB), one call in a fresh process; {ct.__file__}")
         for name, shape in shapes.items():
             for dtype in dtypes:
-                peaks = {kind: peak_mib(kind, shape, dtype) for kind in PEAK_KINDS}
+                kinds = args.peak_kinds.split(",")
+                peaks = {kind: peak_mib(kind, shape, dtype) for kind in kinds}
                 cells = ", ".join(f"{kind} {mib:.0f}" for kind, mib in peaks.items())
                 print(f"{name} {dtype}: {cells}")
         return
