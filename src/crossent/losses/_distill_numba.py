@@ -195,11 +195,12 @@ def distillation_forward_kernel(z, v, temperature, out):
 @numba.njit(nogil=True, cache=True)
 def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row: out = (s - t) * scale[i] and whether the row's spread is small (docstring);
-    # rows whose statistics are not finite are left to the caller (out not written)
+    # rows whose statistics are not finite are left to the caller (0 here)
     classes = z.shape[1]
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
+            out[i, :] = 0.0
             continue
         buffers = np.empty((2, BLOCK))
         eg, et = buffers[0], buffers[1]
