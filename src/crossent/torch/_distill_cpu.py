@@ -33,6 +33,18 @@ logits, float32 otherwise). The kernels are compiled for float64 only (one
 compilation each): float32, float16 and bfloat16 rows are widened a block at a time
 (exact), blocks shared between two threads (the kernels release the GIL).
 
+Measured (``benchmarks/bench_torch_distill_compile.py --versus-plain --compiled-plain
+--against`` main, wall seconds of forward and backward, T = 2, ``'mean'``, 2 cores
+shared with other work, load average 3-7, trees interleaved): 4096 x 32000 float32
+2.8 s best (median 4.0) against main's 10.9 (20.1), PyTorch's ``kl_div`` idiom 3.5-3.9
+and the idiom under ``torch.compile`` 0.6-1.2 (3 rounds); 512 x 32000 float32 0.74
+against 2.7, bfloat16 0.67 against 2.6, 4096 x 32000 bfloat16 5.5 against 10.9 (2
+rounds). Peak resident set of one call in a fresh process at 4096 x 32000: float32
+2453 MiB against main's 5371 (the idiom 4242, compiled 2392; the inputs, the
+student's copy and its gradient are 2000), bfloat16 1739 against 5621 (2242, 1739).
+The kernels run at some 7-10 ns a logit a thread there (two exponentials each way):
+the compiled idiom, which keeps float32, is still faster.
+
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
 The backward op has an autograd formula of its own (:func:`_second_derivative`), by
