@@ -18,6 +18,14 @@ reduction='batchmean') * T*T`` (forward + backward), interleaved call by call, w
 torch's default thread count and wall seconds; and the peak resident set (``VmHWM``)
 of one call of each in a fresh process (``--peak-of``). An issue 13 follow-up: eager
 distillation took 49 s at 4096 x 32000 on the 2-core machine where the idiom took 4.
+
+With ``--versus-plain``, ``--dtypes float32,bfloat16`` times the logits in those dtypes
+(cast from the same float32 values) and ``--compiled-plain`` adds the idiom under
+``torch.compile`` (Inductor, one compilation per shape and dtype, before the timings).
+``--peaks`` prints only the peak resident sets (eager, idiom, compiled idiom) of each
+shape and dtype, a fresh process each: run it under each tree (``PYTHONPATH``) to
+compare them. CPU calls of crossent now take the fused op (``_distill_cpu``); time them
+against main's generic path with ``--against``.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import torch.nn.functional as F  # noqa: N812 - the name everyone reads
 import crossent.torch as ct
 from _against import add_options, compare
 
+PEAK_KINDS = ("eager", "plain", "compiled")
 SHAPES = {"8 x 10": (8, 10, 200), "256 x 1000": (256, 1000, 20), "4096 x 32000": (4096, 32000, 1)}
 
 
@@ -62,10 +71,12 @@ def shapes_of(text: str | None) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
-def peak_mib(kind: str, shape: tuple[int, int, int]) -> float:
+def peak_mib(kind: str, shape: tuple[int, int, int], dtype: str = "float32") -> float:
     """The peak resident set (``VmHWM``, MiB) of a fresh process that makes the inputs and
-    one forward + backward call of ``kind`` (``eager`` or ``plain``)."""
+    one forward + backward call of ``kind`` (``eager``, ``plain`` or ``compiled``; the
+    last after a call that compiles it)."""
     command = [sys.executable, __file__, "--peak-of", kind, "--shapes", f"{shape[0]}x{shape[1]}"]
+    command += ["--dtypes", dtype]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
@@ -77,26 +88,39 @@ def vm_hwm_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
-def versus_plain(shapes: dict[str, tuple[int, int, int]], repeats: int) -> dict[str, list[float]]:
-    """Wall seconds of eager ``crossent`` and of :func:`plain_fn`, interleaved."""
+def versus_plain(
+    shapes: dict[str, tuple[int, int, int]],
+    repeats: int,
+    dtypes: list[str],
+    compiled_plain: bool,
+) -> dict[str, list[float]]:
+    """Wall seconds of eager ``crossent``, of :func:`plain_fn` and (``compiled_plain``)
+    of ``torch.compile(plain_fn)``, interleaved, for each shape and dtype."""
     times: dict[str, list[float]] = {}
+    kinds = [("eager", loss_fn), ("plain torch", plain_fn)]
+    if compiled_plain:
+        warnings.simplefilter("ignore")  # (Inductor's deprecation warnings)
+        kinds.append(("compiled plain", torch.compile(plain_fn, dynamic=False)))
     for name, shape in shapes.items():
-        z, v = logits(shape[0], shape[1])
-        kinds = (("eager", loss_fn), ("plain torch", plain_fn))
-        for _, fn in kinds:
-            calls_of(fn, z, v, shape[2])  # (a warm-up)
-        for _ in range(repeats):
-            for kind, fn in kinds:
-                start = time.perf_counter()
-                calls_of(fn, z, v, shape[2])
-                times.setdefault(f"{name} {kind}", []).append(time.perf_counter() - start)
+        for dtype in dtypes:
+            z, v = logits(shape[0], shape[1], dtype)
+            for _, fn in kinds:
+                calls_of(fn, z, v, shape[2])  # (a warm-up; the compilation)
+            for _ in range(repeats):
+                for kind, fn in kinds:
+                    start = time.perf_counter()
+                    calls_of(fn, z, v, shape[2])
+                    case = f"{name} {dtype} {kind}"
+                    times.setdefault(case, []).append(time.perf_counter() - start)
     return times
 
 
-def logits(n: int, c: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A pair of ordinary ``n x c`` float32 logits (student, teacher)."""
+def logits(n: int, c: int, dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
+    """A pair of ordinary ``n x c`` logits (student, teacher), float32 values cast to
+    ``dtype``."""
     g = torch.Generator().manual_seed(0)
-    return torch.randn(n, c, generator=g) * 3, torch.randn(n, c, generator=g) * 3
+    z, v = torch.randn(n, c, generator=g) * 3, torch.randn(n, c, generator=g) * 3
+    return z.to(getattr(torch, dtype)), v.to(getattr(torch, dtype))
 
 
 def calls_of(
@@ -114,35 +138,52 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timings per case")
     parser.add_argument("--shapes", help="rows x classes, comma-separated: 512x32000,...")
     parser.add_argument("--versus-plain", action="store_true", help="eager vs F.kl_div")
-    parser.add_argument("--peak-of", choices=("eager", "plain"), help=argparse.SUPPRESS)
+    parser.add_argument("--dtypes", default="float32", help="with --versus-plain: a,b")
+    parser.add_argument("--compiled-plain", action="store_true", help="time compiled F.kl_div")
+    parser.add_argument("--peaks", action="store_true", help="peak resident sets only")
+    parser.add_argument("--peak-kinds", default=",".join(PEAK_KINDS), help="with --peaks")
+    parser.add_argument("--peak-of", choices=PEAK_KINDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     shapes = shapes_of(args.shapes)
+    dtypes = args.dtypes.split(",")
     if args.peak_of:  # (a fresh process of peak_mib)
-        z, v = logits(*next(iter(shapes.values()))[:2])
-        calls_of(loss_fn if args.peak_of == "eager" else plain_fn, z, v, 1)
+        z, v = logits(*next(iter(shapes.values()))[:2], dtypes[0])
+        fn = {"eager": loss_fn, "plain": plain_fn}.get(args.peak_of)
+        if fn is None:
+            warnings.simplefilter("ignore")
+            fn = torch.compile(plain_fn, dynamic=False)
+            calls_of(fn, z[:8].clone(), v[:8].clone(), 1)  # (compiled on a small batch)
+            torch._dynamo.reset()
+            fn = torch.compile(plain_fn, dynamic=False)
+        calls_of(fn, z, v, 1)
         print(vm_hwm_mib())
         return
+    if args.peaks:
+        print(f"peak resident set (VmHWM, MiB), one call in a fresh process; {ct.__file__}")
+        for name, shape in shapes.items():
+            for dtype in dtypes:
+                kinds = args.peak_kinds.split(",")
+                peaks = {kind: peak_mib(kind, shape, dtype) for kind in kinds}
+                cells = ", ".join(f"{kind} {mib:.0f}" for kind, mib in peaks.items())
+                print(f"{name} {dtype}: {cells}")
+        return
     if args.against:
-        argv = ["--repeats", str(args.repeats)]
+        argv = ["--repeats", str(args.repeats), "--dtypes", args.dtypes]
         argv += ["--shapes", args.shapes] if args.shapes else []
         argv += ["--versus-plain"] if args.versus_plain else []
+        argv += ["--compiled-plain"] if args.compiled_plain else []
         compare(__file__, argv, args.against, args.rounds)
         return
     if args.versus_plain:
-        times = versus_plain(shapes, args.repeats)
+        times = versus_plain(shapes, args.repeats, dtypes, args.compiled_plain)
         if args.json:
             print(json.dumps(times))
             return
-        print(f"float32, T=2, 'mean', forward + backward, {torch.get_num_threads()} threads")
+        print(f"T=2, 'mean', forward + backward, {torch.get_num_threads()} threads")
         print(f"load {os.getloadavg()}")
         for case, seconds in times.items():
             median = sorted(seconds)[len(seconds) // 2]
-            print(f"{case:28s} best {min(seconds):8.3f} s  median {median:8.3f} s")
-        for name, shape in shapes.items():
-            peaks = {kind: peak_mib(kind, shape) for kind in ("eager", "plain")}
-            print(
-                f"{name}: peak RSS eager {peaks['eager']:.0f} MiB, plain {peaks['plain']:.0f} MiB"
-            )
+            print(f"{case:40s} best {min(seconds):8.3f} s  median {median:8.3f} s")
         return
     warnings.simplefilter("ignore")  # (Inductor's deprecation warnings)
     torch.set_num_threads(1)

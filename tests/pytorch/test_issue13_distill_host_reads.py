@@ -13,6 +13,12 @@ is no GPU in CI); validation's reads counted the same way on
 past validation, not 1. The results, and their gradients in both sides, are those of the
 generic path, which forms the near rows itself, bit for bit: ordinary rows, near rows at
 a large temperature, and both in one call.
+
+CPU calls of 2-D tensors whose teacher requires no gradient now go through the fused
+op (``crossent.torch._distill_cpu``, its own tests in
+``test_issue13_distill_cpu_fused.py``); the generic path these tests pin still serves
+every other call (GPU tensors, a teacher that requires a gradient), so they run it
+here with the fused op turned off (:func:`generic_path`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,16 @@ torch = pytest.importorskip("torch")
 
 from crossent import losses  # noqa: E402
 from crossent.losses import _distill  # noqa: E402
-from crossent.torch import distillation_loss  # noqa: E402
+from crossent.torch import _distill_cpu, distillation_loss  # noqa: E402
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "cpu")
 """The ``torch.Tensor`` methods that bring a device value to the host."""
+
+
+@pytest.fixture(autouse=True)
+def generic_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call by the generic path (module docstring)."""
+    monkeypatch.setattr(_distill_cpu, "applies", lambda *_: False)
 
 
 @pytest.fixture

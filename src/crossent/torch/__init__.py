@@ -56,6 +56,8 @@ wrappers (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``,
 ``softmax_focal_loss``, ``distillation_loss``) run crossent's generic formulas under
 autograd (eager use; their value checks break ``torch.compile`` graphs, but those of
 ``distillation_loss``, which run in a custom op with its far and near rows).
+``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient is fused
+(a custom op over float64 Numba kernels, ``_distill_cpu``).
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; bf16/fp16 input gives a float32 loss;

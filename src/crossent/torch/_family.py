@@ -5,7 +5,8 @@ records their (exact, log-space) formulas operation by operation: correct gradie
 but no fused kernel, and their data checks (``validate=True``) read values, so
 ``torch.compile`` breaks the graph there. Use them eagerly; but ``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
-with ``fullgraph=True``.
+with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
+gradient run fused kernels in a custom op of their own (``_distill_cpu``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 
 from .. import losses
 from ..errors import InputError
+from . import _distill_cpu
 from ._far_distillation import distillation_rows_checked
 from ._labels import as_class_ids
 
@@ -164,6 +166,13 @@ def distillation_loss(
     (near rows formed in float64 there, within 16 float32 ulps of eager's float32 ones).
     Each ``temperature`` compiles its own graph (a value passed as an argument too).
 
+    On the CPU, 2-D logits of one dtype whose teacher requires no gradient (``'mean'``,
+    ``'sum'`` or ``'none'``) take a fused custom op instead (``_distill_cpu``: float64
+    kernels, no array of the call's size but the gradient, the near and far rows by the
+    NumPy functions; eagerly and under ``torch.compile``): the loss in the same dtype,
+    within an ulp of the float64 truth before its rounding, the student's gradient
+    :math:`T(s - t)` rounded once (to float32 first for float16 and bfloat16).
+
     Examples
     --------
     >>> import torch, torch.nn.functional as F
@@ -174,4 +183,6 @@ def distillation_loss(
     >>> bool(torch.isclose(distillation_loss(z, v, temperature=2.0), idiom))
     True
     """
+    if _distill_cpu.applies(input, teacher_logits, temperature, reduction):
+        return _distill_cpu.fused_distillation(input, teacher_logits, temperature, reduction)
     return distillation_rows_checked(input, teacher_logits, temperature, reduction)
