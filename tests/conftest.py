@@ -125,13 +125,17 @@ def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sections registered in ``numba_cache_harness``, run once in a cold and once in a
     warm process on one new ``NUMBA_CACHE_DIR`` (a :class:`numba_cache_harness.CacheRuns`),
     once for all pytest-xdist workers; what the cold process compiled then seeds this
-    run's own ``NUMBA_CACHE_DIR``, where set (``tasks.py test`` sets it)."""
+    run's own ``NUMBA_CACHE_DIR``, where set (``tasks.py test`` sets it). Under
+    ``tasks.py test`` the processes ran ahead, beside the docs build, into the folder
+    ``CROSSENT_NUMBA_CACHE_RUNS`` names (``numba_cache_harness.main``)."""
     pytest.importorskip("numba")
     from numba_cache_harness import run_registered_once
 
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the workers' basetemps are siblings
+    if os.environ.get("CROSSENT_NUMBA_CACHE_RUNS"):  # run ahead by tasks.py test
+        shared = Path(os.environ["CROSSENT_NUMBA_CACHE_RUNS"])
     suite_cache = os.environ.get("NUMBA_CACHE_DIR")
     return run_registered_once(shared, Path(suite_cache) if suite_cache else None)
 
