@@ -205,13 +205,16 @@ def main(shared: Path) -> None:
     scripts, the fixture finds no result under its digest and runs the processes itself.
     """
     import importlib.util
+    import sys
 
     tests = Path(__file__).resolve().parent
     for name, module in SECTIONS.items():
         spec = importlib.util.spec_from_file_location(f"_numba_cache_{name}", tests / module)
         assert spec is not None, module
         assert spec.loader is not None, module
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+        module_of_tests = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module_of_tests  # as an import would (dataclasses look)
+        spec.loader.exec_module(module_of_tests)
     suite_cache = os.environ.get("NUMBA_CACHE_DIR")
     run_registered_once(shared, Path(suite_cache) if suite_cache else None)
 
