@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,6 +69,9 @@ def ensure_environment(task: str) -> None:
     stamp = VENV / f".installed-{task}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
+    # --no-compile: pip would byte-compile all of the 16,000 modules installed (56 s of
+    # CPU for the test extras); Python compiles the quarter any process imports, once,
+    # when first imported.
     _run(
         PYTHON,
         "-m",
@@ -75,6 +79,7 @@ def ensure_environment(task: str) -> None:
         "install",
         "--quiet",
         "--disable-pip-version-check",
+        "--no-compile",
         *REQUIREMENTS[task],
     )
     stamp.write_text(digest.hexdigest())
@@ -141,7 +146,8 @@ def docs(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     # CI has two cores and these steps are mostly single-threaded, so they run in pairs:
-    # Chromium's apt install beside pip, mypy beside the docs build.
+    # Chromium's apt install beside pip; mypy, then the Numba cache tests' two processes,
+    # beside the docs build.
     with ThreadPoolExecutor(max_workers=1) as pool:
         browser = pool.submit(ensure_browser)
         ensure_environment("test")
@@ -153,14 +159,32 @@ def test(args: list[str]) -> None:
     # 20 s per kernel and dtype).
     os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     typing = _start(PYTHON, "-m", "mypy")
+    # The whole suite (as CI): the cold and the warm process of the Numba cache tests
+    # (minutes of one core, tests/numba_cache_harness.py) run now, beside the docs build,
+    # not on a test worker; the tests read what they printed from this folder.
+    ahead = None if args else Path(tempfile.mkdtemp(prefix="crossent-numba-cache-runs-"))
+    cache_runs = None
     try:
-        if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
-            print("note: CROSSENT_NO_DOCS is set; the docs site is not rebuilt", file=sys.stderr)
-        else:
-            build_docs([])  # warnings fail CI; the tests open the built site in a headless browser
+        if ahead is not None:
+            os.environ["CROSSENT_NUMBA_CACHE_RUNS"] = str(ahead)
+            cache_runs = _start(PYTHON, ROOT / "tests" / "numba_cache_harness.py", ahead)
+        try:
+            if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+                print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
+            else:
+                build_docs([])  # warnings fail CI; the tests open the built site in a browser
+        finally:
+            _finish(typing)
+        _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
     finally:
-        _finish(typing)
-    _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
+        # Done by now unless pytest stopped early (the tests wait for its results);
+        # if it failed, the tests ran the two processes themselves.
+        if cache_runs is not None and cache_runs.poll() is None:
+            cache_runs.kill()
+        if cache_runs is not None:
+            cache_runs.wait()
+        if ahead is not None:
+            shutil.rmtree(ahead, ignore_errors=True)
 
 
 def numba_cache() -> Path:

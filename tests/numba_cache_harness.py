@@ -30,6 +30,10 @@ Under pytest-xdist every worker that needs the fixture calls :func:`run_register
 on the directory the workers share: the first takes a lock and runs the processes, any
 other waits on the lock and reads the first's results (``tests/conftest.py`` also orders
 the fixture's tests first, so worksteal normally keeps them on one worker).
+``tasks.py test`` starts them earlier still: ``python tests/numba_cache_harness.py DIR``
+(:func:`main`) runs the two processes beside the documentation build, on the core mypy
+leaves idle, and pytest's fixture reads their results from ``DIR``
+(``CROSSENT_NUMBA_CACHE_RUNS``) rather than running them on a test worker.
 
 A script that raises does not stop the others: its traceback is recorded and
 :func:`section_output` fails the test that reads it.
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -62,6 +67,7 @@ __all__ = [
     "COLD_ONLY",
     "SECTIONS",
     "CacheRuns",
+    "main",
     "register",
     "run_registered",
     "run_registered_once",
@@ -69,19 +75,20 @@ __all__ = [
     "seed_cache",
 ]
 
-SECTIONS = (
+SECTIONS = {
     # Assert exactly which kernels the cold process compiled: nothing may run before them.
-    "numba_cache",  # tests/test_issue13_numba_cache.py
-    "compiled_small",  # tests/losses/test_issue13_compiled_small_cache.py
+    "numba_cache": "test_issue13_numba_cache.py",
+    "compiled_small": "losses/test_issue13_compiled_small_cache.py",
     # Any order from here.
-    "fused_cache",  # tests/info/test_issue13_fused_cache.py
-    "measure_bits",  # tests/info/test_issue13_cached_measure_bits.py
-    "kernel_bits",  # tests/losses/test_issue13_cached_kernel_bits.py
-    "totals_bits",  # tests/calibration/test_issue13_deterministic_sums.py
+    "fused_cache": "info/test_issue13_fused_cache.py",
+    "measure_bits": "info/test_issue13_cached_measure_bits.py",
+    "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
+    "totals_bits": "calibration/test_issue13_deterministic_sums.py",
     # After kernel_bits, whose kernels it inspects; in the cold process only.
-    "wide_kernels",  # tests/losses/test_issue13_wide_kernels.py
-)
-"""The sections, in the order they run in each process."""
+    "wide_kernels": "losses/test_issue13_wide_kernels.py",
+}
+"""The sections, in the order they run in each process, and the test module (under
+``tests/``) that registers each."""
 
 COLD_ONLY = frozenset({"wide_kernels"})
 """The sections that run in the cold process only: they read the code of kernels compiled
@@ -166,11 +173,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def run_registered_once(shared: Path, suite_cache: Path | None = None) -> CacheRuns:
-    """:func:`run_registered` once for all the test processes that share ``shared`` (the
-    pytest-xdist workers of one run): the first runs it, the others read its results.
-    The first then seeds ``suite_cache``, the test processes' ``NUMBA_CACHE_DIR`` (if
-    any), with what the cold process compiled (:func:`seed_cache`)."""
-    result = shared / "numba_cache_runs.json"
+    """:func:`run_registered` once for all the processes that share ``shared`` (the
+    pytest-xdist workers of one run, and :func:`main` ahead of them): the first runs it,
+    the others read its results, kept under a name that is a digest of the registered
+    scripts (so a run of other scripts, or of fewer, is never read as this one's). The
+    first then seeds ``suite_cache``, the test processes' ``NUMBA_CACHE_DIR`` (if any),
+    with what the cold process compiled (:func:`seed_cache`)."""
+    sections = [(name, _REGISTERED[name]) for name in SECTIONS if name in _REGISTERED]
+    digest = hashlib.sha256(json.dumps(sections).encode()).hexdigest()[:16]
+    result = shared / f"numba_cache_runs-{digest}.json"
     with _locked(shared / "numba_cache_runs.lock"):
         if result.exists():
             return CacheRuns(**json.loads(result.read_text()))
@@ -180,6 +191,32 @@ def run_registered_once(shared: Path, suite_cache: Path | None = None) -> CacheR
     if suite_cache is not None:
         seed_cache(cache, suite_cache)
     return runs
+
+
+def main(shared: Path) -> None:
+    """Register every section (importing the test modules of :data:`SECTIONS`) and run
+    them once into ``shared`` (:func:`run_registered_once`, seeding ``NUMBA_CACHE_DIR``).
+
+    ``tasks.py test`` runs this beside the documentation build, whose second core is
+    idle once mypy is done, and hands ``shared`` to pytest as ``CROSSENT_NUMBA_CACHE_RUNS``:
+    the fixture ``numba_cache_runs`` then reads these results (waiting on the lock while
+    the processes still run) instead of running the two processes on a test worker. The
+    tests assert on the same output of the same scripts; if this run failed or ran other
+    scripts, the fixture finds no result under its digest and runs the processes itself.
+    """
+    import importlib.util
+    import sys
+
+    tests = Path(__file__).resolve().parent
+    for name, module in SECTIONS.items():
+        spec = importlib.util.spec_from_file_location(f"_numba_cache_{name}", tests / module)
+        assert spec is not None, module
+        assert spec.loader is not None, module
+        module_of_tests = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module_of_tests  # as an import would (dataclasses look)
+        spec.loader.exec_module(module_of_tests)
+    suite_cache = os.environ.get("NUMBA_CACHE_DIR")
+    run_registered_once(shared, Path(suite_cache) if suite_cache else None)
 
 
 def seed_cache(source: Path, target: Path) -> list[str]:
@@ -243,3 +280,12 @@ def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
         assert error is None, f"section {name} failed in the {which} process:\n{error}"
     warm = "" if name in COLD_ONLY else str(runs.warm[name]["stdout"])
     return str(runs.cold[name]["stdout"]), warm
+
+
+if __name__ == "__main__":  # the registry is that of the module the tests import
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import numba_cache_harness
+
+    numba_cache_harness.main(Path(sys.argv[1]))
