@@ -157,6 +157,8 @@ def _backward_block(zr, vr, orow, start, n, stats, temperature, r, eg, et):
 def distillation_forward_kernel(z, v, temperature, out):
     # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
     classes = z.shape[1]
+    buffers = np.empty((3, BLOCK))  # one set for every row
+    es, et, ew = buffers[0], buffers[1], buffers[2]
     for i in range(z.shape[0]):
         zr = z[i]
         vr = v[i]
@@ -168,8 +170,6 @@ def distillation_forward_kernel(z, v, temperature, out):
             out[i, 2] = np.nan
             out[i, 4] = np.nan
             continue
-        buffers = np.empty((3, BLOCK))
-        es, et, ew = buffers[0], buffers[1], buffers[2]
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -197,13 +197,13 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     # Per row: out = (s - t) * scale[i] and whether the row's spread is small (docstring);
     # rows whose statistics are not finite are left to the caller (0 here)
     classes = z.shape[1]
+    buffers = np.empty((2, BLOCK))  # one set for every row
+    eg, et = buffers[0], buffers[1]
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
-        buffers = np.empty((2, BLOCK))
-        eg, et = buffers[0], buffers[1]
         spread = 0.0
         top = 0.0
         for start in range(0, classes, BLOCK):

@@ -66,6 +66,7 @@ import torch
 
 from ..losses import _cpu_kernels
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
+from ..losses._numpy_kernels import as_float32
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -74,6 +75,7 @@ from ._far_distillation import (
     _validate,
     _work_dtype,
 )
+from ._launch import _stored
 
 __all__ = ["applies", "fused_distillation"]
 
@@ -141,12 +143,12 @@ def _row_blocks(rows: int, classes: int) -> list[tuple[int, int]]:
 
 def _wide(x: torch.Tensor) -> np.ndarray:
     """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact;
-    no copy for such a float64 tensor; bfloat16 by its bits, which NumPy cannot read)."""
-    x = x.detach()
-    if x.dtype == torch.bfloat16:
-        bits = x.contiguous().view(torch.int16).numpy().view(np.uint16)
-        return (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    return np.ascontiguousarray(x.numpy(), dtype=np.float64)
+    no copy for such a float64 tensor; bfloat16 by its bits, which NumPy cannot read:
+    ``_launch._stored`` and ``_numpy_kernels.as_float32``)."""
+    stored = _stored(x.detach())
+    if stored.dtype == np.uint16:
+        stored = as_float32(stored)
+    return np.ascontiguousarray(stored, dtype=np.float64)
 
 
 def _over_blocks(rows: int, classes: int, work: Callable[[int, int], None]) -> None:
