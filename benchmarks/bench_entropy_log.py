@@ -485,10 +485,32 @@ def _fma(builder: ir.IRBuilder, a: Any, b: Any, c: Any) -> Any:
     return call_intrinsic(builder, "llvm.fma.v8f64", _F64X8, a, b, c)
 
 
-def _log_reduced_vector(builder: ir.IRBuilder, f: Any, k: Any) -> Any:
-    """``kernels.log_reduced(f, k)`` on 8 lanes, each contraction as LLVM made it."""
+def _divided(builder: ir.IRBuilder, f: Any, d: Any) -> Any:
+    return builder.fdiv(f, d)
+
+
+def _estimated(steps: int) -> Any:
+    """``f / d`` without a division: AVX-512's ``vrcp14pd`` estimate y of 1/d (relative
+    error below 2^-14), ``steps`` Newton steps y + y (1 - d y) by FMAs (2^-28, 2^-56),
+    q = f y, then Markstein's correction q + (f - q d) y."""
+
+    def quotient(builder: ir.IRBuilder, f: Any, d: Any) -> Any:
+        every = ir.Constant(ir.IntType(8), -1)
+        y = call_intrinsic(builder, "llvm.x86.avx512.rcp14.pd.512", _F64X8, d, d, every)
+        minus_d = builder.fneg(d)
+        for _ in range(steps):
+            y = _fma(builder, y, _fma(builder, minus_d, y, _doubles(1.0)), y)
+        q = builder.fmul(f, y)
+        return _fma(builder, _fma(builder, builder.fneg(q), d, f), y, q)
+
+    return quotient
+
+
+def _log_reduced_vector(builder: ir.IRBuilder, f: Any, k: Any, quotient: Any = _divided) -> Any:
+    """``kernels.log_reduced(f, k)`` on 8 lanes, each contraction as LLVM made it, with
+    s = f / (2 + f) formed by ``quotient(builder, f, 2 + f)``."""
     lg = _LG_DESCENDING[::-1]
-    s = builder.fdiv(f, builder.fadd(f, _doubles(2.0)))
+    s = quotient(builder, f, builder.fadd(f, _doubles(2.0)))
     z = builder.fmul(s, s)
     a, b, c = (_fma(builder, z, _doubles(lg[j + 1]), _doubles(lg[j])) for j in (0, 2, 4))
     w = builder.fmul(z, z)
@@ -536,7 +558,7 @@ def _reduce_by_getmant(builder: ir.IRBuilder, x: Any) -> tuple[Any, Any]:
     )
 
 
-def _vector_terms(reduce: Any, lanes: int) -> Any:
+def _vector_terms(reduce: Any, lanes: int, quotient: Any = _divided) -> Any:
     """An intrinsic ``(flat, i, terms, j)``: ``terms[j:j + lanes]`` = the kernels' terms
     of the float32 entries ``flat[i:i + lanes]``, reduced by ``reduce`` (8 lanes), or
     (``reduce`` None, 16 lanes) by vgetmantps/vgetexpps on the float32 entries, m - 1
@@ -563,7 +585,7 @@ def _vector_terms(reduce: Any, lanes: int) -> Any:
                     )
                 else:
                     f, k = reduce(builder, x)
-                term = builder.fmul(x, _log_reduced_vector(builder, f, k))
+                term = builder.fmul(x, _log_reduced_vector(builder, f, k, quotient))
                 positive = builder.fcmp_ordered(">", x, _doubles(0.0))
                 term = builder.select(positive, term, _doubles(0.0))
                 builder.store(term, builder.gep(target, [ir.Constant(_I32, h)]), align=8)
@@ -624,6 +646,12 @@ explicit_terms = (
         "explicit, integer (control)": _four_streams(_vector_terms(_reduce_by_integers, 8), 8),
         "explicit, getmant/getexp pd": _four_streams(_vector_terms(_reduce_by_getmant, 8), 8),
         "explicit, getmant/getexp ps": _four_streams(_vector_terms(None, 16), 16),
+        **{
+            f"explicit, rcp14, {n} Newton": _four_streams(
+                _vector_terms(_reduce_by_integers, 8, _estimated(n)), 8
+            )
+            for n in (2, 1)
+        },
     }
     if EXPLICIT_VECTORS
     else {}
