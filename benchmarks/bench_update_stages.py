@@ -416,7 +416,9 @@ import argparse
 import importlib
 import os
 import statistics
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -509,6 +511,104 @@ def stage_call(
     )
 
 
+def blocks_reading(
+    probs: np.ndarray, labels: np.ndarray
+) -> tuple[Callable[[Iterator[int]], object], int]:
+    """What reads the given blocks of ``EvaluationState.update``'s kernel calls (the
+    same blocks, settings and outputs as ``update``'s, ``_row_kernels.blocks_reader``),
+    and the number of blocks."""
+    from crossent import EvaluationState
+    from crossent.calibration import _row_kernels, _state
+
+    state = EvaluationState(probs.shape[1])
+    predictions = _state.as_predictions(
+        probs, labels, form="probs", validate=True, first_row=0, defer=True
+    )
+    request = state._request(state.spec.bins)
+    bounds = _state._block_bounds(predictions)
+    k = probs.shape[1]
+    out = _row_kernels.BlocksTotals.empty(len(bounds) - 1, k, request.bins, request.keep)
+    settings = _state._kernel_settings(request, probs.dtype, k, predictions.pending)
+    return _row_kernels.blocks_reader(probs, labels, bounds, out, settings), len(bounds) - 1
+
+
+def wall_round(
+    probs: np.ndarray, labels: np.ndarray, read: Callable[[Iterator[int]], object], blocks: int
+) -> dict[str, float]:
+    """One round of ``--wall``: update's blocks read by one thread, then by two threads
+    at once (the first half and the rest, started together), then ``update`` itself
+    with each kernel call's start and end noted (seconds)."""
+    from crossent import EvaluationState
+    from crossent.calibration import _row_kernels
+
+    out: dict[str, float] = {}
+    start = time.thread_time()
+    read(iter(range(blocks)))
+    out["kernel, one thread: CPU"] = time.thread_time() - start
+    times: dict[int, tuple[float, float]] = {}
+    together = threading.Barrier(2)
+
+    def half(which: int) -> None:
+        together.wait()
+        cpu, wall = time.thread_time(), time.perf_counter()
+        read(iter(range(blocks // 2) if which == 0 else range(blocks // 2, blocks)))
+        times[which] = (time.thread_time() - cpu, time.perf_counter() - wall)
+
+    other = threading.Thread(target=half, args=(1,))
+    other.start()
+    half(0)
+    other.join()
+    out["kernel, two threads: CPU, both"] = times[0][0] + times[1][0]
+    out["kernel, two threads: wall"] = max(times[0][1], times[1][1])
+    kernels, calls = _row_kernels._kernels(), []
+    kernel = kernels["totals"]
+
+    def noted(*arguments: Any) -> Any:
+        began = time.perf_counter()
+        flagged = kernel(*arguments)
+        calls.append((threading.get_native_id(), began, time.perf_counter()))
+        return flagged
+
+    kernels["totals"] = noted
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        EvaluationState(probs.shape[1]).update(probs, labels)
+        ended, cpu = time.perf_counter(), time.process_time() - cpu
+    finally:
+        kernels["totals"] = kernel
+    caller = threading.get_native_id()
+    mine = [c for c in calls if c[0] == caller]
+    theirs = [c for c in calls if c[0] != caller] or mine
+    last = max(mine[-1][2], theirs[-1][2])
+    out["update: wall"] = ended - wall
+    out["update: CPU, both threads"] = cpu
+    out["update: call to the caller's first block"] = mine[0][1] - wall
+    out["update: call to the pool's first block"] = theirs[0][1] - wall
+    out["update: caller's and pool's last block ends apart"] = abs(mine[-1][2] - theirs[-1][2])
+    out["update: last block end to return"] = ended - last
+    return out
+
+
+def wall_breakdown(probs: np.ndarray, labels: np.ndarray, repeats: int) -> None:
+    """``--wall``: where ``update``'s wall time goes (:func:`wall_round`), min and median."""
+    from crossent import EvaluationState
+
+    EvaluationState(probs.shape[1]).update(probs, labels)  # compile
+    read, blocks = blocks_reading(probs, labels)
+    if blocks < 2:
+        raise SystemExit("--wall: the input is one block; update reads it in the caller only")
+    rounds = [wall_round(probs, labels, read, blocks) for _ in range(repeats)]
+    print(f"machine: {cpu_name()}, {vector_width()}, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{probs.shape[0]} x {probs.shape[1]} float32, {blocks} blocks, ms, "
+        f"min and median of {repeats}\n"
+    )
+    print("| what | min | median |\n|---|---:|---:|")
+    for key in rounds[0]:
+        values = [r[key] * 1e3 for r in rounds]
+        print(f"| {key} | {min(values):.2f} | {statistics.median(values):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -525,7 +625,16 @@ def main() -> None:
         action="store_true",
         help="also time everything with each stage left out in turn (what each costs there)",
     )
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        help="instead: where update's wall time goes (its kernel on one and two threads, "
+        "the Python before and after its blocks)",
+    )
     args = parser.parse_args()
+    if args.wall:
+        wall_breakdown(*data(args.rows, args.classes), args.repeats)
+        return
     every = dict(STAGES)
     if args.leave_out:
         every |= {f"everything but {name}": left_out(what) for name, what in LEFT_OUT.items()}
