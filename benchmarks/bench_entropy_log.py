@@ -64,9 +64,14 @@ clock), the minimum over ``--repeats`` interleaved repeats:
   itself costs), "getmant/getexp pd" with AVX-512's ``vgetmantpd``/``vgetexppd``
   (m1 in [1, 2) and the exponent; m1 >= T halved and the exponent raised, a compare
   and two selects: the same m and k), "getmant/getexp ps" the same on the 16 float32
-  lanes before widening (m - 1 and k exact in float32, then widened).  Each is checked
-  bit for bit against the kernels' terms (every float32 mantissa of [0.5, 2), the
-  subnormals, 0, -0, inf, NaN, negative and the largest entries) before the timings.
+  lanes before widening (m - 1 and k exact in float32, then widened); "rcp14, n
+  Newton" the integer reduction with :math:`s = f / (2 + f)` formed without a division
+  (``_estimated``): AVX-512's ``vrcp14pd`` estimate y of 1/d (relative error below
+  2^-14), n Newton steps :math:`y + y (1 - d y)` by FMAs (2^-28, 2^-56), q = f y and
+  Markstein's correction :math:`q + (f - q d) y` (2 steps: 8 vector operations for the
+  division's one).  Each is checked bit for bit against the kernels' terms (every
+  float32 mantissa of [0.5, 2), the subnormals, 0, -0, inf, NaN, negative and the
+  largest entries) before the timings.
 
 ``--in-cache`` times each loop over one chunk again and again (as many entries in all):
 the logarithm's own cost with its entries in L1, as in the kernels, where the row pass
@@ -202,6 +207,45 @@ FMAs share anyway), and the ps form adds four widenings and two lane extractions
 entries (``vcvtps2pd``, ``vextractf64x4``) for the two it saves.  The kernels keep the
 integer reduction; the explicit code stays here so that a CPU with cheaper
 ``vgetmant``/``vgetexp`` (Intel's, for one) can be measured.
+
+On the 2-core AMD EPYC Zen 4 (``znver4``: AVX-512 on 256-bit data paths, each 512-bit
+operation two halves; ``vdivpd zmm`` slower than Zen 5's), 2026-12-03 (issue 13, branch
+update4), ``--in-cache --no-accuracy --repeats 11``, two runs (load 0.8 and 2.3: other
+engineers' runs), ns an entry for the kernels' loop, the others as ratios to it in the
+same run (the table rows from the first run only):
+
+==============================  ===============  ===============
+loop                            float32          float64
+==============================  ===============  ===============
+kernels                         0.76, 0.81       0.87, 0.93
+exponent converted              0.96x, 0.97x     0.97x, 0.99x
+reciprocal (float32 seed)       1.35x, 1.37x     1.36x, 1.34x
+no division (bound)             0.87x, 0.88x     0.88x, 0.86x
+short form (less accurate)      0.85x, 0.87x     0.82x, 0.81x
+explicit, integer (control)     0.98x, 1.01x
+explicit, getmant/getexp pd     1.13x, 1.14x
+explicit, getmant/getexp ps     1.12x, 1.13x
+explicit, rcp14, 2 Newton       1.33x, 1.33x
+explicit, rcp14, 1 Newton       1.17x, 1.17x
+table, 4 streams; 1 stream      2.08x; 2.59x     1.94x; 2.20x
+table, 2, 1, 0 gathers (bound)  1.55, 1.20,      1.30, 0.99,
+                                0.87x            0.70x
+==============================  ===============  ===============
+
+The ``vrcp14pd`` quotient with two Newton steps gives the kernels' bits on every float32
+entry checked (above), with one step it does not (its quotient is within about 2^-56
+of f / d, not always the correctly rounded one); both are slower than the division,
+by a third and by a sixth.  Zen 4 as the other machines: the loop is bound by its
+number of vector operations (each 512-bit one two micro-operations on its pipes), not
+by the divider; with the division replaced by one product (a bound, wrong on purpose)
+the loop is 12-13% faster, so a division-free quotient must cost at most one or two
+operations to gain anything, and every one tried costs five to eight.  Also measured
+then, a scratch copy of the kernels' loop with one or two streams instead of four (the
+same terms; 10^6 entries in 4096-entry chunks in L1, min of 21 and 31, load 1.1 and
+2.0): one stream 0.95x and 0.96x, two 0.94x and 1.03x, the exponent converted 0.92x and
+0.97x: within this machine's noise of about 5% between runs, and on Zen 5 fewer
+streams were 1.01-1.13x slower.  Not kept: the kernels keep fdlibm's logarithm, its
+division and four streams.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The stages of ``EvaluationState.update``'s kernel (issue 13), one thread, by CPU time.
 
     python benchmarks/bench_update_stages.py [--rows 1000000] [--classes 10]
-        [--repeats 11] [--against PATH/TO/OTHER/src] [--only WORD ...]
+        [--repeats 11] [--against PATH/TO/OTHER/src] [--only WORD ...] [--leave-out]
+    python benchmarks/bench_update_stages.py --wall [--repeats 41]
 
 ``EvaluationState.update`` sums every metric of a block in one compiled pass
 (``calibration/_row_kernels_numba.totals``, through ``_row_kernels.block_totals``).  This
@@ -408,6 +409,64 @@ the multiply pipes' double-pumped FMAs; the logarithms tried in ``bench_entropy_
 with fewer such operations (a table read by gathers, 16-cell tables, a reciprocal) are
 all slower there, and the one faster form, fdlibm's short form (0.96x of the gated loop),
 is less accurate (0.87 against 0.73 ulp).
+
+Then (issue 13, 2026-12-03 afternoon, the same Zen 4, branch update4; other engineers'
+runs, load 0.8-2.5, and the VM's slow spells: the one-thread kernel's minimum moved
+from 18.3 to 24.6 ms between runs minutes apart) where ``update``'s wall time goes
+beyond half its kernel's one-thread CPU time.  ``--wall`` (added then) reads update's
+10 blocks with its own reader (``_row_kernels.blocks_reader``, the same calls) on one
+thread, then on two at once (blocks 0-4 and 5-9, started by a barrier), then calls
+``update`` with each kernel call's start and end noted; ms, min / median of 21, 31, 41:
+
+=====================================  ============  ============  ============
+                                       load 1.9      chrt, 2.3     chrt, 1.3
+=====================================  ============  ============  ============
+kernel, one thread: CPU                18.30 / 19.89 24.63 / 26.72 19.61 / 24.70
+kernel, two threads: CPU, both         19.57 / 22.19 25.06 / 27.49 19.43 / 32.82
+kernel, two threads: wall              9.86 / 11.93  12.97 / 14.49 9.96 / 16.44
+update: wall                           11.62 / 13.02 13.47 / 16.35 10.44 / 17.67
+update: CPU, both threads              21.07 / 23.55 25.33 / 28.02 20.12 / 33.57
+call to the caller's first block       0.32 / 0.41   0.39 / 0.46   0.31 / 0.40
+call to the pool's first block         0.35 / 0.46   0.45 / 0.53   0.35 / 0.47
+the two threads' last blocks apart     0.11 / 1.03   0.15 / 0.46   0.06 / 0.20
+last block end to return               0.26 / 0.34   0.36 / 0.44   0.27 / 0.37
+=====================================  ============  ============  ============
+
+("chrt": ``chrt -f 10``, these threads before other processes.)  The update's Python is
+about 0.7 ms a call (0.3-0.4 before its first block, 0.3-0.4 after its last), and its
+threads' last blocks end 0.1-0.5 ms apart when nothing else runs (10 blocks of about 2
+ms of CPU, taken as they come; their bounds set the sums' bits); the rest of the gap
+is the kernel itself: its CPU time on two threads at once is the one-thread time at
+best (the minima) and up to a third more at the median, with the other engineers'
+processes held off by ``chrt``: the VM's two CPUs slow each other down (the host's,
+not this process's doing; the kernel's entropy loop alone on 4096 entries in L1, two
+threads at once against one, 8 rounds under ``chrt``: one of the two threads 0.95-1.20x
+its time alone, the other level, the loop that reads 40 MB level in both).  The
+Python before the first block, timed step by step after a 96 MB pass (cold caches,
+median of 41): ``EvaluationState(10)`` 59 us, ``as_predictions`` 56, the blocks'
+bounds 20, their outputs 29, the request, settings and reader 24; warm, the whole call
+with the kernel stubbed out takes 181 us (min of 301; median 354, the pool's hand-offs):
+at most 0.1-0.2 ms of some 12 left to gain there, below this machine's noise between
+runs; not pursued.
+
+Bounds measured then (``--against`` a scratch copy, min / median of 15, load 1.8): the
+kernels' logarithm with its division replaced by a product (s = 0.4 f, wrong on
+purpose: what any division-free quotient could at best give, in the entropy and the
+surprisal): everything 19.93 / 22.75 against 21.67 / 25.53 ms, + entropy 13.62 / 15.57
+against 14.55 / 17.01; everything but the entropy 10.42 / 12.40 ms.  Tried and not
+kept: the rows prefetched 4 KiB ahead instead of 2 (``_PREFETCH_ENTRIES`` 1024, min of
+15 against main, load 1.5): checks and row sums 3.49 against 3.86, + entropy 15.19
+against 13.66, everything 20.26 against 20.73 ms: noise, no gain to show.
+
+How far this Zen 4 can get: with the kernel at its best one-thread minimum, 18.3-18.9
+ms, on both CPUs at full speed, the Python's 0.7 ms and 0.2 ms of the threads' last
+blocks apart, ``update`` would take about 10.3 ms, 4.7x the read (2.2 ms); its medians
+are 12-13 ms (5.5-6x) on a quiet machine.  Everything but the entropy is 9.3-10.4 ms of
+CPU (about 5.5 ms of wall, 2.5x the read): the entropy's 10^7 logarithms are what
+stands between ``update`` and 3x, which would need them and their fold at about 3 ms
+of CPU (0.3 ns an entry; in L1 the loop takes 0.76 now, 0.66 with no division at all,
+0.10 with no logarithm at all), while every logarithm of the same accuracy tried
+(``bench_entropy_log``) takes at least as many vector operations as fdlibm's.
 """
 
 from __future__ import annotations
