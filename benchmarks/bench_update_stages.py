@@ -440,8 +440,8 @@ is the kernel itself: its CPU time on two threads at once is the one-thread time
 best (the minima) and up to a third more at the median, with the other engineers'
 processes held off by ``chrt``: the VM's two CPUs slow each other down (the host's,
 not this process's doing; the kernel's entropy loop alone on 4096 entries in L1, two
-threads at once against one, 8 rounds under ``chrt``: one of the two threads 0.95-1.20x
-its time alone, the other level, the loop that reads 40 MB level in both).  The
+threads at once against one, 8 rounds under ``chrt``: one of the two threads 0.82-1.26x
+its time alone, median 1.16x, the other 0.97-1.05x; a loop reading 40 MB level in both).  The
 Python before the first block, timed step by step after a 96 MB pass (cold caches,
 median of 41): ``EvaluationState(10)`` 59 us, ``as_predictions`` 56, the blocks'
 bounds 20, their outputs 29, the request, settings and reader 24; warm, the whole call
