@@ -63,6 +63,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
@@ -72,14 +73,20 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
+_GRID = 2.0**24  # the backward's shifts: ell on a 2**-24 grid (exp_of_pair's exact bracket)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
-_SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums and maxima (finite terms)
+_SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
+_LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
+_HIGHEST = 0x7FFFFFFFFFFFFFFF
+_INF_KEY = 0x7FF0000000000000  # the key of +inf; -_INF_KEY - 1 is -inf's
 
 
 @numba.njit(fastmath=_LOOP, inline="always")
-def _exp(x):
-    # e^x for x <= 0 within 0.7 float64 ulp, 0 below the floor
-    return exp_of_pair(x, 0.0, 0.0) if x > _FLOOR else 0.0
+def _quotient(d, inv_t, temperature):
+    # d/T as the pair q + lo: q = d (1/T) rounded, lo = the remainder (d - q T)/T (an
+    # FMA: exact), so q + lo is within 2**-53 |q| of d/T with no division
+    q = d * inv_t
+    return q, (d - q * temperature) * inv_t
 
 
 @numba.njit(fastmath=_SUMS, inline="never")
@@ -95,95 +102,128 @@ def _sums(es, et, ew, n):
     return a, b, w
 
 
-@numba.njit(fastmath=_SUMS, inline="never")
-def _maxima(eg, et, n):
-    # max |g| and max t of a block (finite)
-    spread = 0.0
-    top = 0.0
-    for j in range(n):
-        spread = max(spread, abs(eg[j]))
-        top = max(top, et[j])
-    return spread, top
+@numba.njit(fastmath=_LOOP, inline="never")
+def _block_maxima(zb, vb):
+    # the maxima of a block of a row, by integer maxima of order-preserving keys of the
+    # float64 bits (vectorised; a float maximum is not without nnan): a NaN's block
+    # gives any number (the forward's check then makes its row NaN)
+    kz = kv = _LOWEST
+    lowest = _HIGHEST
+    for c in range(zb.shape[0]):
+        a = _key(float64_to_bits(zb[c]))
+        b = _key(float64_to_bits(vb[c]))
+        kz = max(kz, a)
+        kv = max(kv, b)
+        lowest = min(lowest, min(a, b))
+    return kz, kv, lowest
+
+
+@numba.njit(inline="always")
+def _key(bits):
+    # the order-preserving key of a float64's bits (its own inverse): negative numbers'
+    # magnitude bits flipped
+    return bits ^ ((bits >> 63) & 0x7FFFFFFFFFFFFFFF)
+
+
+@numba.njit(inline="never")
+def _block_maxima_of_row(zr, vr, maxima):
+    # maxima[0, b], maxima[1, b]: the maxima of block b of zr and of vr
+    classes = zr.shape[0]
+    for b in range(maxima.shape[1]):
+        at = slice(b * BLOCK, min(classes, (b + 1) * BLOCK))
+        maxima[0, b], maxima[1, b], maxima[2, b] = _block_maxima(zr[at], vr[at])
+
+
+@numba.njit(inline="never")
+def _first(row, keys, key):
+    # the first place of the row's maximum in row, from its blocks' maximal keys and the
+    # row's
+    top = bits_to_float64(_key(key))
+    for b in range(keys.shape[0]):
+        if keys[b] == key:
+            for c in range(b * BLOCK, min(row.shape[0], (b + 1) * BLOCK)):
+                if row[c] == top:
+                    return c
+    return row.shape[0]
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _row_maxima(zr, vr):
-    # the row maxima, their first places, and whether the row holds a NaN or an infinity
-    # (its check sum is NaN then)
-    mz = -np.inf
-    mv = -np.inf
-    jz = 0
-    jv = 0
-    check = 0.0
-    for c in range(zr.shape[0]):
-        a = np.float64(zr[c])
-        b = np.float64(vr[c])
-        if a > mz:
-            mz = a
-            jz = c
-        if b > mv:
-            mv = b
-            jv = c
-        check += a * 0.0 + b * 0.0
-    return mz, mv, jz, jv, check == 0.0
-
-
-@numba.njit(fastmath=_LOOP, inline="never")
-def _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew):
+def _forward_block(zb, vb, scalars, es, et, ew):
     # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is)
-    for j in range(n):
-        sigma = (np.float64(zr[start + j]) - mz) / temperature
-        tau = (np.float64(vr[start + j]) - mv) / temperature
-        es[j] = _exp(sigma)
-        e = _exp(tau)
+    mz, mv, inv_t, temperature = scalars
+    for j in range(zb.shape[0]):
+        qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
+        qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
-        ew[j] = e * (tau - sigma) if e != 0.0 else 0.0
+        ew[j] = e * ((qt - qs) + (lt - ls))  # (finite: e = 0 gives 0)
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _backward_block(zr, vr, orow, start, n, stats, temperature, r, eg, et):
-    # the block's entries (s - t) r, and its s - t and t for the row's maxima
-    mz, ell_s, mv, ell_t = stats[1], stats[2], stats[3], stats[4]
-    for j in range(n):
-        s = _exp((np.float64(zr[start + j]) - mz) / temperature - ell_s)
-        t = _exp((np.float64(vr[start + j]) - mv) / temperature - ell_t)
+def _backward_block(zb, vb, ob, shifts, scalars, r):
+    # the block's entries (s - t) r, and its max |s - t|
+    mz, hz, lz, mv, hv, lv = shifts
+    inv_t, temperature = scalars
+    floor_s = hz + _FLOOR
+    floor_t = hv + _FLOOR
+    spread = 0
+    for j in range(zb.shape[0]):
+        qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
+        qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        s = exp_of_pair(qs, ls - lz, hz) if qs > floor_s else 0.0
+        t = exp_of_pair(qt, lt - lv, hv) if qt > floor_t else 0.0
         g = s - t
-        eg[j] = g
-        et[j] = t
-        orow[start + j] = g * r
+        ob[j] = g * r
+        spread = max(spread, float64_to_bits(abs(g)))  # (an integer maximum: vectorised)
+    return bits_to_float64(spread)
 
 
 @numba.njit(nogil=True, cache=True)
 def distillation_forward_kernel(z, v, temperature, out):
     # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
-    classes = z.shape[1]
+    prefer_wide_vectors()
+    rows, classes = z.shape
+    scalars = (0.0, 0.0, 1.0 / temperature, temperature)
     buffers = np.empty((3, BLOCK))  # one set for every row
     es, et, ew = buffers[0], buffers[1], buffers[2]
-    for i in range(z.shape[0]):
-        zr = z[i]
-        vr = v[i]
-        mz, mv, jz, jv, finite = _row_maxima(zr, vr)
+    # the block maxima of the row: z's keys, v's, the least of both
+    own = np.empty((3, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
+    for i in range(rows):
+        if not classes:  # (S = 1: D = 0)
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = 0.0, -np.inf, 0.0, -np.inf, 0.0
+            continue
+        zr, vr = z[i], v[i]
+        _block_maxima_of_row(zr, vr, own)
+        kz, kv, lowest = own[0].max(), own[1].max(), own[2].min()
+        mz = bits_to_float64(_key(kz))
+        mv = bits_to_float64(_key(kv))
         out[i, 1] = mz
         out[i, 3] = mv
-        if not finite:
+        if max(kz, kv) >= _INF_KEY or lowest < -_INF_KEY:  # NaN, +inf, -inf (keys' order)
             out[i, 0] = np.nan
             out[i, 2] = np.nan
             out[i, 4] = np.nan
             continue
+        jz = _first(zr, own[0], kz)
+        jv = _first(vr, own[1], kv)
+        scalars = (mz, mv, scalars[2], temperature)
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        for start in range(0, classes, BLOCK):
+        for b in range(own.shape[1]):
+            start = b * BLOCK
             n = min(BLOCK, classes - start)
-            _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew)
+            at = slice(start, start + n)
+            _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
                 es[jz - start] = 0.0
             if start <= jv < start + n:
                 et[jv - start] = 0.0
-            a, b, c = _sums(es, et, ew, n)
+            a, c, d = _sums(es, et, ew, n)
             ss, ss_lo = two_sum(ss, ss_lo, a)
-            st, st_lo = two_sum(st, st_lo, b)
-            w, w_lo = two_sum(w, w_lo, c)
+            st, st_lo = two_sum(st, st_lo, c)
+            w, w_lo = two_sum(w, w_lo, d)
         t_rest = st + st_lo
         ell_s = np.log1p(ss + ss_lo)
         ell_t = np.log1p(t_rest)
@@ -196,20 +236,23 @@ def distillation_forward_kernel(z, v, temperature, out):
 def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row: out = (s - t) * scale[i] and whether the row's spread is small (docstring);
     # rows whose statistics are not finite are left to the caller (0 here)
+    prefer_wide_vectors()
     classes = z.shape[1]
-    buffers = np.empty((2, BLOCK))  # one set for every row
-    eg, et = buffers[0], buffers[1]
+    scalars = (1.0 / temperature, temperature)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
+        # ell = h + l, h on a 2**-24 grid (exp_of_pair's shift), l exact
+        hz = np.round(stats[i, 2] * _GRID) / _GRID
+        hv = np.round(stats[i, 4] * _GRID) / _GRID
+        shifts = (stats[i, 1], hz, stats[i, 2] - hz, stats[i, 3], hv, stats[i, 4] - hv)
         spread = 0.0
-        top = 0.0
         for start in range(0, classes, BLOCK):
-            n = min(BLOCK, classes - start)
-            _backward_block(z[i], v[i], out[i], start, n, stats[i], temperature, scale[i], eg, et)
-            a, b = _maxima(eg, et, n)
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            a = _backward_block(z[i, at], v[i, at], out[i, at], shifts, scalars, scale[i])
             spread = max(spread, a)
-            top = max(top, b)
+        top = exp_of_pair(0.0, -shifts[5], hv)  # max_c t_c: the teacher's maximum's t
         spread_small[i] = spread < _SPREAD_FLOOR * top
