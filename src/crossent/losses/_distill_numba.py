@@ -62,9 +62,10 @@ m` (exact for float32 logits), :math:`q = \mathrm{fl}(d \cdot \mathrm{fl}(1/T))`
 :math:`\mathrm{lo} = \mathrm{fl}((d - qT) \cdot \mathrm{fl}(1/T))`, the remainder
 :math:`d - qT` exact by an FMA, so :math:`q + \mathrm{lo}` is within about
 :math:`2^{-104}|q|` of :math:`d/T` (:math:`\mathrm{lo} = 0` exactly where :math:`T`
-is a power of two). The rounded quotient used before (one
-``vdivpd``) erred by half an ulp of :math:`\sigma`, an error of :math:`|\sigma|
-2^{-53}` relative in :math:`e^\sigma`: 30 ulps at :math:`\sigma = -60`. The backward's
+is a power of two: the loops leave it out there, :math:`T = 1` and 2 among them). The
+rounded quotient used before (one ``vdivpd``) erred by half an ulp of :math:`\sigma`,
+an error of :math:`|\sigma| 2^{-53}` relative in :math:`e^\sigma`: 30 ulps at
+:math:`\sigma = -60`. The backward's
 :math:`e^{\sigma - \ell_s}` takes :math:`\ell_s = h + l` with :math:`h` on a
 :math:`2^{-24}` grid (``exp_of_pair``'s shift, exact in its reduction) and :math:`l` in
 the pair's low part, so :math:`\ell` is not rounded into :math:`\sigma - \ell` either
@@ -150,6 +151,12 @@ def _quotient(d, inv_t, temperature):
     return q, (d - q * temperature) * inv_t
 
 
+@numba.njit(inline="always")
+def _power_of_two(temperature):
+    # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
+    return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
+
+
 @numba.njit(fastmath=_SUMS, inline="never")
 def _sums(es, et, ew, n):
     # the block's three sums, vectorised (terms of one sign for es and et)
@@ -212,9 +219,15 @@ def _forward_block(zb, vb, scalars, es, et, ew):
     # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is; the
     # row is finite)
     mz, mv, inv_t, temperature = scalars
+    exact = _power_of_two(temperature)  # lo = 0: the loop without it (LLVM unswitches)
     for j in range(zb.shape[0]):
-        qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
-        qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        if exact:
+            qs = (zb[j] - mz) * inv_t
+            qt = (vb[j] - mv) * inv_t
+            ls = lt = 0.0
+        else:
+            qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
+            qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
         es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
         e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
@@ -229,10 +242,16 @@ def _backward_block(zb, vb, ob, shifts, scalars, r):
     inv_t, temperature = scalars
     floor_s = hz + _FLOOR
     floor_t = hv + _FLOOR
+    exact = _power_of_two(temperature)  # lo = 0: the loop without it (LLVM unswitches)
     spread = 0
     for j in range(zb.shape[0]):
-        qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
-        qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        if exact:
+            qs = (zb[j] - mz) * inv_t
+            qt = (vb[j] - mv) * inv_t
+            ls = lt = 0.0
+        else:
+            qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
+            qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
         s = exp_of_pair(qs, ls - lz, hz) if qs > floor_s else 0.0
         t = exp_of_pair(qt, lt - lv, hv) if qt > floor_t else 0.0
         g = s - t
