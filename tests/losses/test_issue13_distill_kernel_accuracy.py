@@ -164,3 +164,22 @@ def test_small_spread_flags_and_rows_that_are_not_finite() -> None:
     assert not small[2:].any()
     assert stats[4, 1] == z[4].max()
     assert stats[3, 3] == v[3].max()
+
+
+@pytest.mark.parametrize("ratio", [0.6, 1.6])
+def test_small_spread_flag_beside_its_threshold(ratio: float) -> None:
+    """A row whose max |s - t| / max t is ``ratio`` times 2^-15 (by the oracle): flagged
+    below the threshold, not above it."""
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((1, 500))
+    noise = rng.standard_normal((1, 500))
+
+    def spread(delta: float) -> float:
+        o = _oracle(z, z + delta * noise, 3.0)
+        return float(np.abs(o["s"] - o["t"]).max() / o["t"].max())
+
+    delta = 1e-6 * ratio * 2.0**-15 / spread(1e-6)
+    v = z + delta * noise
+    assert abs(spread(delta) / 2.0**-15 - ratio) < 0.05
+    _, _, small = _kernels(z, v, 3.0)
+    assert small[0] == (ratio < 1.0)
