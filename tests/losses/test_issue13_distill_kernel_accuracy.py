@@ -16,8 +16,8 @@ formulas: :math:`\sigma = (z - \max z)/T`, :math:`\ell = \log\sum_c e^{\sigma_c}
 * :math:`|\Delta g_c| \le 12\varepsilon(s_c + t_c) + \varepsilon(s_c|\sigma_c| +
   t_c|\tau_c|)\,[\text{float64 rows}] + 2e^{-708}`: each of :math:`s, t` within a few
   ulps (exp within 0.7 ulp, its argument :math:`(z - m)/T` as the pair
-  :math:`q + \mathrm{lo}` within :math:`2^{-53}|q|` of the quotient of the stored
-  difference, :math:`\ell`'s error); for float64 logits the difference :math:`z - m`
+  :math:`q + \mathrm{lo}` within about :math:`2^{-104}|q|` of the quotient of the
+  stored difference, :math:`\ell`'s error); for float64 logits the difference :math:`z - m`
   itself is rounded (the term in :math:`|\sigma|`: exact for float32 logits, the op's
   usual input); below :math:`e^{-708}` an exponential is 0 (module docstring).
 
@@ -26,11 +26,13 @@ Measured worst on these rows (T = 0.5, 1, 2, 7; C = 2, 3, 1000, 65536): :math:`\
 per-entry division :math:`(z - m)/T - \ell`, rounded, left an error of
 :math:`|\sigma - \ell|\varepsilon` in each exponential: main fails the gradient bound at
 10 of the 16 temperatures and sizes, e.g. 37 ulps at T = 0.5, 791 at T = 7, C = 65536).
-Mutants caught: the remainder ``lo`` dropped from
-the quotient pair (the gradient at T = 7); the first maximum's term kept in the sums
-(:math:`\ell` of a row with :math:`C = 2`); ``exp_of_pair`` replaced by the
-degree-7 ``exp_nonpositive`` (everything). Rows with a NaN, ``+inf`` or ``-inf`` give
-a NaN :math:`D` (the caller's exact path) and a zero gradient row.
+Mutants caught: the remainder ``lo`` dropped from the quotient pair (4 cases: T = 7,
+the other temperatures are powers of two, where it is 0); the first maximum's term kept
+in the sums (every case); the student's ``exp_of_pair`` replaced by the degree-7
+``exp_nonpositive`` (all cases but C = 2 at T = 1); the flag's :math:`\max_c t_c` doubled or halved (the
+threshold test). Not caught: :math:`\tau - \sigma` without the remainders in
+:math:`W` (within the :math:`D` bound). Rows with a NaN, ``+inf`` or ``-inf`` give a
+NaN :math:`D, \ell_s, \ell_t` (the caller's exact path) and a zero gradient row.
 """
 
 from __future__ import annotations
