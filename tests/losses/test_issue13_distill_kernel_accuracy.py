@@ -29,8 +29,8 @@ per-entry division :math:`(z - m)/T - \ell`, rounded, left an error of
 Mutants caught: the remainder ``lo`` dropped from the quotient pair (4 cases: T = 7,
 the other temperatures are powers of two, where it is 0); the first maximum's term kept
 in the sums (every case); the student's ``exp_of_pair`` replaced by the degree-7
-``exp_nonpositive`` (all cases but C = 2 at T = 1); the flag's :math:`\max_c t_c` doubled or halved (the
-threshold test). Not caught: :math:`\tau - \sigma` without the remainders in
+``exp_nonpositive`` (all 16 cases); the flag's :math:`\max_c t_c` doubled or halved
+(the threshold test). Not caught: :math:`\tau - \sigma` without the remainders in
 :math:`W` (within the :math:`D` bound). Rows with a NaN, ``+inf`` or ``-inf`` give a
 NaN :math:`D, \ell_s, \ell_t` (the caller's exact path) and a zero gradient row.
 """
