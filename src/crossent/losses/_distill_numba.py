@@ -158,6 +158,17 @@ def _quotient(d, inv_t, temperature):
     return q, (d - q * temperature) * inv_t
 
 
+@numba.njit(fastmath=_LOOP, inline="always")
+def _quotients(dz, dv, inv_t, temperature, exact):
+    # _quotient of dz and of dv; lo = 0 where T is a power of two (exact): a branch in
+    # the blocks' loops, which LLVM unswitches (two loops, the test once per block)
+    if exact:
+        return dz * inv_t, 0.0, dv * inv_t, 0.0
+    qs, ls = _quotient(dz, inv_t, temperature)
+    qt, lt = _quotient(dv, inv_t, temperature)
+    return qs, ls, qt, lt
+
+
 @numba.njit(inline="always")
 def _power_of_two(temperature):
     # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
@@ -226,15 +237,9 @@ def _forward_block(zb, vb, scalars, es, et, ew):
     # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is; the
     # row is finite)
     mz, mv, inv_t, temperature = scalars
-    exact = _power_of_two(temperature)  # lo = 0: the loop without it (LLVM unswitches)
+    exact = _power_of_two(temperature)
     for j in range(zb.shape[0]):
-        if exact:
-            qs = (zb[j] - mz) * inv_t
-            qt = (vb[j] - mv) * inv_t
-            ls = lt = 0.0
-        else:
-            qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
-            qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
         es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
         e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
@@ -249,16 +254,10 @@ def _backward_block(zb, vb, ob, shifts, scalars, r):
     inv_t, temperature = scalars
     floor_s = hz + _FLOOR
     floor_t = hv + _FLOOR
-    exact = _power_of_two(temperature)  # lo = 0: the loop without it (LLVM unswitches)
+    exact = _power_of_two(temperature)
     spread = 0
     for j in range(zb.shape[0]):
-        if exact:
-            qs = (zb[j] - mz) * inv_t
-            qt = (vb[j] - mv) * inv_t
-            ls = lt = 0.0
-        else:
-            qs, ls = _quotient(zb[j] - mz, inv_t, temperature)
-            qt, lt = _quotient(vb[j] - mv, inv_t, temperature)
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
         s = exp_of_pair(qs, ls - lz, hz) if qs > floor_s else 0.0
         t = exp_of_pair(qt, lt - lv, hv) if qt > floor_t else 0.0
         g = s - t
