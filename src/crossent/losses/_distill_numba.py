@@ -7,9 +7,10 @@ Numba. Two kernels over rows x classes float32 or float64 student logits :math:`
 teacher logits :math:`v` (C-contiguous, one dtype), each entry widened to float64 as it
 is read, no N x V temporary, threads over rows.
 
-:func:`distillation_forward_kernel`, per row: the maxima :math:`m_z, m_v` (one pass),
-then in one pass :math:`\sigma_c = (z_c - m_z)/T`, :math:`\tau_c = (v_c - m_v)/T` (the
-generic path's ``tempered_log_softmax``: shift, then divide),
+:func:`distillation_forward_kernel`, per row: the maxima :math:`m_z, m_v` (one pass,
+by blocks, :func:`_block_maxima`), then in one pass :math:`\sigma_c = (z_c - m_z)/T`,
+:math:`\tau_c = (v_c - m_v)/T` (the generic path's ``tempered_log_softmax``: shift,
+then divide; here the quotient as a pair, below),
 
 .. math::
 
@@ -45,17 +46,85 @@ dtype; and whether :math:`\max_c |s_c - t_c| < 2^{-15}\max_c t_c`
 forms again as the NumPy gradient does).
 
 Rows that hold a NaN or an infinity (``-inf`` logits are valid) come out with a NaN
-:math:`D`: the caller validates them, and forms the valid ones by the NumPy function
-(exact there). On the others every :math:`\sigma_c, \tau_c` is finite and
-:math:`\le 0`, and each exponential is ``_cpu_kernels_numba.exp_of_pair``'s (within
-0.7 float64 ulp; the softmax kernels' 5e-11 polynomial would show in :math:`s - t`),
-0 below :math:`-708` (where :math:`e^x` has no float32 digit and a float64 one only
-past the subnormal range: a teacher's :math:`t_c` of :math:`10^{-308}` is 0 there,
-as in float32 logits' work). The loop over a block of :data:`BLOCK` classes has no
-reduction, so LLVM vectorises its exponentials; each block's terms are then summed
-with ``reassoc`` (vectorised, an error bound of :math:`2^{-53}` times the block's
-lanes) and the block sums added to the row's by TwoSum: the row's sums within a few
-float64 ulps of their terms' magnitudes whatever :math:`C`.
+:math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller validates
+them, and forms the valid ones by the NumPy function (exact there). On the others
+every :math:`\sigma_c, \tau_c` is finite and :math:`\le 0`.
+
+Error analysis
+--------------
+Each exponential is ``_cpu_kernels_numba.exp_of_pair``'s (within 0.7 float64 ulp of
+:math:`e^{q + \mathrm{lo} - h}`; the softmax kernels' 5e-11 polynomial would show in
+:math:`s - t`), 0 below :math:`-708` (where :math:`e^x` has no float32 digit and a
+float64 one only past the subnormal range: a teacher's :math:`t_c` of
+:math:`10^{-308}` is 0 there, as in float32 logits' work). Its argument has no
+division (:func:`_quotient`, as ``_cpu_kernels_numba.target_exp``): with :math:`d = z -
+m` (exact for float32 logits), :math:`q = \mathrm{fl}(d \cdot \mathrm{fl}(1/T))` and
+:math:`\mathrm{lo} = \mathrm{fl}((d - qT) \cdot \mathrm{fl}(1/T))`, the remainder
+:math:`d - qT` exact by an FMA, so :math:`q + \mathrm{lo}` is within about
+:math:`2^{-104}|q|` of :math:`d/T` (:math:`\mathrm{lo} = 0` exactly where :math:`T`
+is a power of two: the loops leave it out there, :math:`T = 1` and 2 among them). The
+rounded quotient used before (one ``vdivpd``) erred by half an ulp of :math:`\sigma`,
+an error of :math:`|\sigma| 2^{-53}` relative in :math:`e^\sigma`: 30 ulps at
+:math:`\sigma = -60`. The backward's
+:math:`e^{\sigma - \ell_s}` takes :math:`\ell_s = h + l` with :math:`h` on a
+:math:`2^{-24}` grid (``exp_of_pair``'s shift, exact in its reduction) and :math:`l` in
+the pair's low part, so :math:`\ell` is not rounded into :math:`\sigma - \ell` either
+(before: :math:`|\sigma - \ell| 2^{-53}`). The forward's :math:`\tau - \sigma` is
+:math:`(q_t - q_s) + (\mathrm{lo}_t - \mathrm{lo}_s)`.
+
+The loop over a block of :data:`BLOCK` classes has no reduction, so LLVM vectorises
+its exponentials; each block's terms are then summed with ``reassoc`` (vectorised, an
+error bound of :math:`2^{-53}` times the block's lanes) and the block sums added to
+the row's by TwoSum: the row's sums within a few float64 ulps of their terms'
+magnitudes whatever :math:`C`. Against an extended-precision (x87 ``longdouble``)
+oracle on hard rows (spreads to :math:`8\cdot 10^4`, near ties one ulp apart, all
+but one class at the maximum, gaps of :math:`5\cdot10^3`, :math:`T = 0.5, 1, 2, 7`,
+:math:`C = 2` to 65536; ``tests/losses/test_issue13_distill_kernel_accuracy.py``):
+:math:`|\Delta\ell| \le 7.8 \cdot 2^{-53}`, :math:`|\Delta D| \le 11 \cdot
+2^{-53}(1 + \sum_c t_c|\tau_c - \sigma_c|)`, :math:`|\Delta g_c| \le 7.0 \cdot
+2^{-53}(s_c + t_c)` on float32-valued logits (plus :math:`2^{-53}(s_c|\sigma_c| +
+t_c|\tau_c|)` on float64 ones, the rounding of :math:`z - m`); the kernels before
+these changes: the same :math:`\ell` and :math:`D` (the same sums), a gradient up to
+911 ulps off.
+
+Speed
+-----
+Both kernels are bound by their vector arithmetic (some 100 ``zmm`` operations per
+8 classes: two degree-13 exponentials, a quotient pair each, the rest), not by memory.
+What they lost before, and what replaced it (measured on the Zen 4 below):
+
+* every read of a logit was a ``vgatherqpd``: the blocks indexed the row by ``start +
+  j``, a signed index that Numba wraps when negative, so LLVM could not prove unit
+  stride; now each block is a slice of the row indexed from 0 (plain vector loads);
+* two ``vdivpd`` per entry (the quotients): now the pair above (two multiplications and
+  an FMA each, on the FMA pipes, pipelined);
+* the maxima pass: a scalar loop (first places and a NaN check by a serial sum, no
+  ``reassoc``); now :func:`_block_maxima`, integer maxima of order-preserving keys of
+  the float64 bits (``vpmaxsq``, vectorised without ``nnan``) per block, the least key
+  too: a key at or above :math:`+\infty`'s, or at or below :math:`-\infty`'s, is a NaN
+  or an infinity (the row's check); the first places by a scan of the first block whose
+  maximum is the row's;
+* the backward's second pass over its buffers for :math:`\max_c|s_c - t_c|` and
+  :math:`\max_c t_c`: now the first an integer maximum of the bits of :math:`|g|` in the
+  loop (nonnegative: their order is the bits'), the second :math:`e^{-\ell_t}` (the
+  teacher maximum's :math:`t`), one exponential per row.
+
+Tried and dropped: the next row's block maxima inside the forward's loop (its read
+overlapping the arithmetic, as the softmax kernels do): 10-15 % slower, the loop is
+arithmetic-bound and the keys' operations share its pipes.
+
+Measured (``benchmarks/bench_distill_kernels.py --against`` main's tree, 256 x 32000
+float64 logits of N(0, 9), one thread, thread CPU time, min of 5 calls x 4
+interleaved rounds, 2 cores shared with other work, load average 1.8-1.9), in ns per
+entry, against main's: forward 2.23 (T = 1), 2.21 (T = 2), 2.52 (T = 7) against
+4.22, 4.32, 4.17; backward 1.69, 1.70, 1.92 against 5.63, 5.71, 5.70. End to end
+(``bench_torch_distill_compile.py --versus-plain --compiled-plain --shapes
+4096x32000``, float32, T = 2, forward and backward, wall, best of 3 x 3 rounds, load
+average 2.0-2.2): the op 0.81 s against main's 1.31, PyTorch's ``kl_div`` idiom 2.2-2.3,
+the idiom under ``torch.compile`` 0.60. Of the op's time the kernels are now less
+than half: the caller's float64 copies of the float32 rows (``_distill_cpu._wide``,
+twice each way) and its float64 gradient blocks rounded and copied into the float32
+gradient took as much CPU time as both kernels (one thread, 1024 x 32000, cProfile).
 """
 
 from __future__ import annotations
@@ -63,6 +132,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
@@ -72,14 +142,37 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
+_GRID = 2.0**24  # the backward's shifts: ell on a 2**-24 grid (exp_of_pair's exact bracket)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
-_SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums and maxima (finite terms)
+_SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
+_LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
+_HIGHEST = 0x7FFFFFFFFFFFFFFF
+_INF_KEY = 0x7FF0000000000000  # the key of +inf; -_INF_KEY - 1 is -inf's
 
 
 @numba.njit(fastmath=_LOOP, inline="always")
-def _exp(x):
-    # e^x for x <= 0 within 0.7 float64 ulp, 0 below the floor
-    return exp_of_pair(x, 0.0, 0.0) if x > _FLOOR else 0.0
+def _quotient(d, inv_t, temperature):
+    # d/T as the pair q + lo: q = d (1/T) rounded, lo = the remainder (d - q T)/T (an
+    # FMA: exact), so q + lo is within about 2**-104 |q| of d/T with no division
+    q = d * inv_t
+    return q, (d - q * temperature) * inv_t
+
+
+@numba.njit(fastmath=_LOOP, inline="always")
+def _quotients(dz, dv, inv_t, temperature, exact):
+    # _quotient of dz and of dv; lo = 0 where T is a power of two (exact): a branch in
+    # the blocks' loops, which LLVM unswitches (two loops, the test once per block)
+    if exact:
+        return dz * inv_t, 0.0, dv * inv_t, 0.0
+    qs, ls = _quotient(dz, inv_t, temperature)
+    qt, lt = _quotient(dv, inv_t, temperature)
+    return qs, ls, qt, lt
+
+
+@numba.njit(inline="always")
+def _power_of_two(temperature):
+    # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
+    return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
 
 
 @numba.njit(fastmath=_SUMS, inline="never")
@@ -95,95 +188,129 @@ def _sums(es, et, ew, n):
     return a, b, w
 
 
-@numba.njit(fastmath=_SUMS, inline="never")
-def _maxima(eg, et, n):
-    # max |g| and max t of a block (finite)
-    spread = 0.0
-    top = 0.0
-    for j in range(n):
-        spread = max(spread, abs(eg[j]))
-        top = max(top, et[j])
-    return spread, top
+@numba.njit(fastmath=_LOOP, inline="never")
+def _block_maxima(zb, vb):
+    # the keys (_key) of the maxima of a block of z and of v, and the least key of both
+    # (integer maxima and minima: vectorised, where a float maximum is not without nnan)
+    kz = kv = _LOWEST
+    lowest = _HIGHEST
+    for c in range(zb.shape[0]):
+        a = _key(float64_to_bits(zb[c]))
+        b = _key(float64_to_bits(vb[c]))
+        kz = max(kz, a)
+        kv = max(kv, b)
+        lowest = min(lowest, min(a, b))
+    return kz, kv, lowest
+
+
+@numba.njit(inline="always")
+def _key(bits):
+    # the order-preserving key of a float64's bits (its own inverse): negative numbers'
+    # magnitude bits flipped
+    return bits ^ ((bits >> 63) & 0x7FFFFFFFFFFFFFFF)
+
+
+@numba.njit(inline="never")
+def _block_maxima_of_row(zr, vr, maxima):
+    # maxima[:, b]: _block_maxima of block b of zr and vr
+    classes = zr.shape[0]
+    for b in range(maxima.shape[1]):
+        at = slice(b * BLOCK, min(classes, (b + 1) * BLOCK))
+        maxima[0, b], maxima[1, b], maxima[2, b] = _block_maxima(zr[at], vr[at])
+
+
+@numba.njit(inline="never")
+def _first(row, keys, key):
+    # the first place of the row's maximum in row, from its blocks' maximal keys and the
+    # row's
+    top = bits_to_float64(_key(key))
+    for b in range(keys.shape[0]):
+        if keys[b] == key:
+            for c in range(b * BLOCK, min(row.shape[0], (b + 1) * BLOCK)):
+                if row[c] == top:
+                    return c
+    return row.shape[0]
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _row_maxima(zr, vr):
-    # the row maxima, their first places, and whether the row holds a NaN or an infinity
-    # (its check sum is NaN then)
-    mz = -np.inf
-    mv = -np.inf
-    jz = 0
-    jv = 0
-    check = 0.0
-    for c in range(zr.shape[0]):
-        a = np.float64(zr[c])
-        b = np.float64(vr[c])
-        if a > mz:
-            mz = a
-            jz = c
-        if b > mv:
-            mv = b
-            jv = c
-        check += a * 0.0 + b * 0.0
-    return mz, mv, jz, jv, check == 0.0
-
-
-@numba.njit(fastmath=_LOOP, inline="never")
-def _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew):
-    # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is)
-    for j in range(n):
-        sigma = (np.float64(zr[start + j]) - mz) / temperature
-        tau = (np.float64(vr[start + j]) - mv) / temperature
-        es[j] = _exp(sigma)
-        e = _exp(tau)
+def _forward_block(zb, vb, scalars, es, et, ew):
+    # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is; the
+    # row is finite)
+    mz, mv, inv_t, temperature = scalars
+    exact = _power_of_two(temperature)
+    for j in range(zb.shape[0]):
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
+        es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
-        ew[j] = e * (tau - sigma) if e != 0.0 else 0.0
+        # (e = 0 gives 0; a difference past the range NaN: the caller's exact path)
+        ew[j] = e * ((qt - qs) + (lt - ls))
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _backward_block(zr, vr, orow, start, n, stats, temperature, r, eg, et):
-    # the block's entries (s - t) r, and its s - t and t for the row's maxima
-    mz, ell_s, mv, ell_t = stats[1], stats[2], stats[3], stats[4]
-    for j in range(n):
-        s = _exp((np.float64(zr[start + j]) - mz) / temperature - ell_s)
-        t = _exp((np.float64(vr[start + j]) - mv) / temperature - ell_t)
+def _backward_block(zb, vb, ob, shifts, scalars, r):
+    # the block's entries (s - t) r, and its max |s - t|
+    mz, hz, lz, mv, hv, lv = shifts
+    inv_t, temperature = scalars
+    floor_s = hz + _FLOOR
+    floor_t = hv + _FLOOR
+    exact = _power_of_two(temperature)
+    spread = 0
+    for j in range(zb.shape[0]):
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
+        s = exp_of_pair(qs, ls - lz, hz) if qs > floor_s else 0.0
+        t = exp_of_pair(qt, lt - lv, hv) if qt > floor_t else 0.0
         g = s - t
-        eg[j] = g
-        et[j] = t
-        orow[start + j] = g * r
+        ob[j] = g * r
+        spread = max(spread, float64_to_bits(abs(g)))  # (an integer maximum: vectorised)
+    return bits_to_float64(spread)
 
 
 @numba.njit(nogil=True, cache=True)
 def distillation_forward_kernel(z, v, temperature, out):
     # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
-    classes = z.shape[1]
+    prefer_wide_vectors()
+    rows, classes = z.shape
+    scalars = (0.0, 0.0, 1.0 / temperature, temperature)
     buffers = np.empty((3, BLOCK))  # one set for every row
     es, et, ew = buffers[0], buffers[1], buffers[2]
-    for i in range(z.shape[0]):
-        zr = z[i]
-        vr = v[i]
-        mz, mv, jz, jv, finite = _row_maxima(zr, vr)
+    # the block maxima of the row: z's keys, v's, the least of both
+    own = np.empty((3, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
+    for i in range(rows):
+        if not classes:  # (S = 1: D = 0)
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = 0.0, -np.inf, 0.0, -np.inf, 0.0
+            continue
+        zr, vr = z[i], v[i]
+        _block_maxima_of_row(zr, vr, own)
+        kz, kv, lowest = own[0].max(), own[1].max(), own[2].min()
+        mz = bits_to_float64(_key(kz))
+        mv = bits_to_float64(_key(kv))
         out[i, 1] = mz
         out[i, 3] = mv
-        if not finite:
+        if max(kz, kv) >= _INF_KEY or lowest < -_INF_KEY:  # NaN, +inf, -inf (keys' order)
             out[i, 0] = np.nan
             out[i, 2] = np.nan
             out[i, 4] = np.nan
             continue
+        jz = _first(zr, own[0], kz)
+        jv = _first(vr, own[1], kv)
+        scalars = (mz, mv, scalars[2], temperature)
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-        for start in range(0, classes, BLOCK):
+        for b in range(own.shape[1]):
+            start = b * BLOCK
             n = min(BLOCK, classes - start)
-            _forward_block(zr, vr, start, n, mz, mv, temperature, es, et, ew)
+            at = slice(start, start + n)
+            _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
                 es[jz - start] = 0.0
             if start <= jv < start + n:
                 et[jv - start] = 0.0
-            a, b, c = _sums(es, et, ew, n)
+            a, c, d = _sums(es, et, ew, n)
             ss, ss_lo = two_sum(ss, ss_lo, a)
-            st, st_lo = two_sum(st, st_lo, b)
-            w, w_lo = two_sum(w, w_lo, c)
+            st, st_lo = two_sum(st, st_lo, c)
+            w, w_lo = two_sum(w, w_lo, d)
         t_rest = st + st_lo
         ell_s = np.log1p(ss + ss_lo)
         ell_t = np.log1p(t_rest)
@@ -196,20 +323,23 @@ def distillation_forward_kernel(z, v, temperature, out):
 def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row: out = (s - t) * scale[i] and whether the row's spread is small (docstring);
     # rows whose statistics are not finite are left to the caller (0 here)
+    prefer_wide_vectors()
     classes = z.shape[1]
-    buffers = np.empty((2, BLOCK))  # one set for every row
-    eg, et = buffers[0], buffers[1]
+    scalars = (1.0 / temperature, temperature)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
+        # ell = h + l, h on a 2**-24 grid (exp_of_pair's shift), l exact
+        hz = np.round(stats[i, 2] * _GRID) / _GRID
+        hv = np.round(stats[i, 4] * _GRID) / _GRID
+        shifts = (stats[i, 1], hz, stats[i, 2] - hz, stats[i, 3], hv, stats[i, 4] - hv)
         spread = 0.0
-        top = 0.0
         for start in range(0, classes, BLOCK):
-            n = min(BLOCK, classes - start)
-            _backward_block(z[i], v[i], out[i], start, n, stats[i], temperature, scale[i], eg, et)
-            a, b = _maxima(eg, et, n)
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            a = _backward_block(z[i, at], v[i, at], out[i, at], shifts, scalars, scale[i])
             spread = max(spread, a)
-            top = max(top, b)
+        top = exp_of_pair(0.0, -shifts[5], hv)  # max_c t_c: the teacher's maximum's t
         spread_small[i] = spread < _SPREAD_FLOOR * top

@@ -1,0 +1,104 @@
+"""The fused distillation kernels (``losses._distill_numba``), per entry, one thread.
+
+    PYTHONPATH=src python benchmarks/bench_distill_kernels.py [--against OTHER/src]
+        [--shape 512x32000] [--temperatures 1,2] [--repeats 5] [--end-to-end]
+
+Float64 logits (the kernels' input: the op widens float32 rows to them) of N(0, 9),
+student and teacher independent, so no row is near or far. For each temperature, the
+forward kernel (:math:`(D, m_z, \\ell_s, m_v, \\ell_t)` per row) and the backward kernel
+(the gradient and the small-spread flags) are timed on the calling thread by its CPU
+time (``time.thread_time``), the minimum of ``--repeats`` calls after a warm-up call
+(the compilation or the cache load), and printed in ns per entry. ``--against`` runs the
+script under each tree in turn, rounds interleaved (``_against.compare``), and prints
+each case's best and median in ms per call.
+
+``--end-to-end`` also times ``crossent.torch.distillation_loss`` forward + backward of
+float32 logits of the shape (``'mean'``, torch's default threads, wall seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from _against import add_options, compare
+
+
+def _kernel_times(shape: tuple[int, int], temperatures: list[float], repeats: int) -> dict:
+    """{case: [seconds, ...]} of each kernel at each temperature (thread CPU time)."""
+    from crossent.losses import _distill_numba as kernels
+
+    rows, classes = shape
+    rng = np.random.default_rng(0)
+    z = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    v = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    stats = np.empty((rows, 5))
+    grad = np.empty_like(z)
+    small = np.empty(rows, dtype=np.bool_)
+    scale = np.ones(rows)
+    times: dict[str, list[float]] = {}
+    for t in temperatures:
+        forward = times.setdefault(f"forward T={t:g}", [])
+        backward = times.setdefault(f"backward T={t:g}", [])
+        for i in range(repeats + 1):
+            start = time.thread_time()
+            kernels.distillation_forward_kernel(z, v, t, stats)
+            middle = time.thread_time()
+            kernels.distillation_backward_kernel(z, v, stats, t, scale, grad, small)
+            stop = time.thread_time()
+            if i:  # the first: the compilation or the cache load
+                forward.append(middle - start)
+                backward.append(stop - middle)
+    return times
+
+
+def _end_to_end(shape: tuple[int, int], repeats: int) -> dict:
+    """{case: [seconds, ...]} of the op's forward + backward (float32, T = 2, wall)."""
+    import torch
+
+    import crossent.torch as ct
+
+    torch.manual_seed(0)
+    z = 3.0 * torch.randn(shape)
+    v = 3.0 * torch.randn(shape)
+    runs = []
+    for i in range(repeats + 1):
+        x = z.clone().requires_grad_()
+        start = time.perf_counter()
+        ct.distillation_loss(x, v, temperature=2.0, reduction="mean").backward()
+        if i:
+            runs.append(time.perf_counter() - start)
+    return {"op fwd+bwd T=2 (wall)": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", default="512x32000")
+    parser.add_argument("--temperatures", default="1,2")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--end-to-end", action="store_true")
+    add_options(parser)
+    args = parser.parse_args()
+    if args.against:
+        argv = ["--shape", args.shape, "--temperatures", args.temperatures]
+        argv += ["--repeats", str(args.repeats)] + (["--end-to-end"] if args.end_to_end else [])
+        compare(__file__, argv, args.against, args.rounds)
+        return
+    rows, classes = (int(n) for n in args.shape.split("x"))
+    temperatures = [float(t) for t in args.temperatures.split(",")]
+    times = _kernel_times((rows, classes), temperatures, args.repeats)
+    if args.end_to_end:
+        times.update(_end_to_end((rows, classes), args.repeats))
+    if args.json:
+        print(json.dumps(times))
+        return
+    for case, runs in times.items():
+        per = "" if "wall" in case else f"  {min(runs) / (rows * classes) * 1e9:6.2f} ns/entry"
+        print(f"{case:24s} {min(runs) * 1e3:9.2f} ms{per}")
+
+
+if __name__ == "__main__":
+    main()
