@@ -88,7 +88,8 @@ def _assert_close(a: Any, b: Any, rtol: float = 1e-9, atol: Any = 0.0) -> None:
     ``rtol`` (the kernels' rounding: a few ulps of the terms, relative to a KL near
     ``_near_rows.KL_FLOOR``), float32 within one float32 ulp more; ``atol`` beside."""
     a, b = np.asarray(a), np.asarray(b)
-    assert a.dtype == b.dtype and a.shape == b.shape
+    assert a.dtype == b.dtype
+    assert a.shape == b.shape
     wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
     assert np.array_equal(np.isfinite(wide_a), np.isfinite(wide_b))
     ulp = np.spacing(np.abs(b)).astype(np.float64) if b.dtype == np.float32 else 0.0
@@ -178,7 +179,8 @@ def test_far_and_infinite_rows(fused: dict[str, int]) -> None:
     assert math.isinf(crossent.distillation_loss(z, v, reduction="none")[1])
     grad = crossent.distillation_loss_grad(z, v)
     _assert_close(grad, _today(crossent.distillation_loss_grad, z, v), rtol=1e-12, atol=1e-18)
-    assert fused["loss"] >= 3 and fused["gradient"] == 1
+    assert fused["loss"] >= 3
+    assert fused["gradient"] == 1
 
 
 @pytest.mark.parametrize(
