@@ -32,8 +32,10 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent._parallel import workers
 from crossent.errors import InputError
 from crossent.losses import _distill_fused, _distill_rows
+from losses.blocked_checks import peak_of
 
 pytest.importorskip("numba")
 mpmath = pytest.importorskip("mpmath")
@@ -143,6 +145,18 @@ def test_blocks_on_threads_keep_the_bits(fused: dict[str, int], monkeypatch: Any
     )
     np.testing.assert_array_equal(batch, one.reshape(3, 4))
     assert fused == {"loss": 3, "gradient": 2}
+
+
+def test_peak_memory_is_bounded_by_the_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tracemalloc's peak of a fused float32 gradient (ordinary rows): its result plus
+    three float64 blocks a thread (``_distill_rows.Blocks``: both sides and the
+    gradient's), not a float64 copy of the call (1.5 MiB here, the full path's)."""
+    block = 2 * 3000 * 8
+    monkeypatch.setattr(_distill_rows, "BLOCK_BYTES", block)
+    rng = np.random.default_rng(5)
+    z, v = (rng.standard_normal((64, 3000), dtype=np.float32) for _ in range(2))
+    peak, result = peak_of(lambda: crossent.distillation_loss_grad(z, v, temperature=2.0))
+    assert peak <= result + 3 * workers() * block + 64 * 1024, peak - result
 
 
 def test_two_classes_against_mpmath(fused: dict[str, int]) -> None:

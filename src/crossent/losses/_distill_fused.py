@@ -56,8 +56,10 @@ import numpy as np
 from .._xp import to_float32
 from . import _cpu_kernels, _distill_rows
 from ._batch import Batch, LossOptions, batch_for
-from ._distill_options import KEYWORDS, distillation_options
-from ._far_gaps import WIDE_TEMPERATURE, square_is_normal
+from ._distill_options import KEYWORDS as _OPTION_DEFAULTS
+from ._distill_options import distillation_options
+from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
+from ._far_gaps import square_is_normal
 
 __all__ = ["FUSED_ELEMENTS", "FusedCall", "Host", "fused_call", "gradient", "loss"]
 
@@ -70,7 +72,7 @@ Host = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
 per row) or gradient (unscaled, float64, rows x classes) of float64 student logits
 ``z`` and teacher logits ``v`` (rows x classes), without validation."""
 
-_KEYWORDS = frozenset(KEYWORDS)
+_KEYWORDS = frozenset(_OPTION_DEFAULTS)
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT64 = np.dtype(np.float64)
 
@@ -160,23 +162,32 @@ def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | Non
     except Exception:  # (the full path names it)
         return None
     t = options[0]
-    if not square_is_normal(t) or t >= WIDE_TEMPERATURE:
+    if not square_is_normal(t) or t >= _WIDE_TEMPERATURE:
         return None
     classes = shape[-1]
     rows = z.reshape(-1, classes), v.reshape(-1, classes)
     return FusedCall(*rows, shape, t, options[3], validate, _distill_rows.Blocks(classes))
 
 
-def loss(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
-    """``distillation_loss(*args, **kwargs)`` by the fused kernels, or None (the call
-    is not one :func:`fused_call` takes, or it holds an invalid row: the full path
-    names it)."""
+def _forward(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FusedCall, np.ndarray] | None:
+    """The call (:func:`fused_call`) and its rows' statistics by the forward kernel
+    (``_distill_rows.forward_statistics``), or None."""
     call = fused_call(args, kwargs)
     if call is None:
         return None
     rows, classes = call.z.shape
+    return call, _distill_rows.forward_statistics(rows, classes, call.temperature, call.wide)
+
+
+def loss(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
+    """``distillation_loss(*args, **kwargs)`` by the fused kernels, or None (the call
+    is not one :func:`fused_call` takes, or it holds an invalid row: the full path
+    names it)."""
+    found = _forward(args, kwargs)
+    if found is None:
+        return None
+    call, stats = found
     t = call.temperature
-    stats = _distill_rows.forward_statistics(rows, classes, t, call.wide)
     values, kind = _distill_rows.row_kinds(stats, t)
     flagged = np.flatnonzero(kind)
     if flagged.size:
@@ -189,16 +200,16 @@ def loss(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
 def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     """``distillation_loss_grad(*args, **kwargs)`` by the fused kernels, or None (as
     :func:`loss`)."""
-    call = fused_call(args, kwargs)
-    if call is None:
+    found = _forward(args, kwargs)
+    if found is None:
         return None
-    rows, classes = call.z.shape
+    call, stats = found
     t = call.temperature
-    stats = _distill_rows.forward_statistics(rows, classes, t, call.wide)
     finite = np.isfinite(stats[:, 0])
     if not finite.all() and call.invalid(np.flatnonzero(~finite)):
         return None
     scale = call.batch().gradient_scale()
+    rows, classes = call.z.shape
     grad = np.empty((rows, classes), dtype=call.z.dtype)
     direct = grad.dtype == _FLOAT64
 

@@ -122,9 +122,8 @@ class Blocks:
         if held is None:
             held = self._local.held = {}
         block = held.get(slot)
-        if block is None or block.shape[0] < rows:
-            size = max(rows, row_blocks(rows, self._classes)[0][1])
-            block = held[slot] = np.empty((size, self._classes), dtype=np.float64)
+        if block is None or block.shape[0] < rows:  # (the first block: the largest)
+            block = held[slot] = np.empty((rows, self._classes), dtype=np.float64)
         return block[:rows]
 
 
