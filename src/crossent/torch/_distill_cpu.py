@@ -122,19 +122,30 @@ def fused_distillation(
     return _reduced(rows, reduction, None, _work_dtype(student, teacher))
 
 
-def _wide(x: torch.Tensor) -> np.ndarray:
-    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact;
-    no copy for such a float64 tensor; bfloat16 by its bits, which NumPy cannot read:
-    ``_launch._stored`` and ``_numpy_kernels.as_float32``)."""
+def _wide(x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int) -> np.ndarray:
+    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact)
+    into the thread's block ``slot`` of ``blocks``; no copy for a contiguous float64
+    tensor. bfloat16 by its bits, which NumPy cannot read (``_launch._stored`` and
+    ``_numpy_kernels.as_float32``)."""
     stored = _stored(x.detach())
     if stored.dtype == np.uint16:
         stored = as_float32(stored)
-    return np.ascontiguousarray(stored, dtype=np.float64)
+    if stored.dtype == np.float64 and stored.flags.c_contiguous:
+        return stored
+    block = blocks.get(slot, stored.shape[0])
+    np.copyto(block, stored)
+    return block
 
 
-def _blocks_of(student: torch.Tensor, teacher: torch.Tensor) -> _distill_rows.Wide:
-    """The kernels' ``wide(start, stop)`` of ``student`` and ``teacher`` (:func:`_wide`)."""
-    return lambda start, stop: (_wide(student[start:stop]), _wide(teacher[start:stop]))
+def _blocks_of(
+    student: torch.Tensor, teacher: torch.Tensor, blocks: _distill_rows.Blocks
+) -> _distill_rows.Wide:
+    """The kernels' ``wide(start, stop)`` of ``student`` and ``teacher`` (:func:`_wide`,
+    in ``blocks``' slots 0 and 1)."""
+    return lambda start, stop: (
+        _wide(student[start:stop], blocks, 0),
+        _wide(teacher[start:stop], blocks, 1),
+    )
 
 
 def _threads() -> int:
@@ -151,7 +162,7 @@ def distillation_cpu_rows(
     formed by the kernel, 1 a near row, 2 a row that is not finite, both formed by the
     NumPy function) of student and teacher logits (rows x classes, CPU)."""
     rows, classes = student.shape
-    wide = _blocks_of(student, teacher)
+    wide = _blocks_of(student, teacher, _distill_rows.Blocks(classes))
     stats = _distill_rows.forward_statistics(rows, classes, temperature, wide, _threads())
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
@@ -196,8 +207,10 @@ def distillation_cpu_rows_backward(
     direct = student.dtype == torch.float64
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
 
+    blocks = _distill_rows.Blocks(classes)
+
     def target(start: int, stop: int) -> np.ndarray:
-        return grad[start:stop].numpy() if direct else np.empty((stop - start, classes))
+        return grad[start:stop].numpy() if direct else blocks.get(2, stop - start)
 
     def store(start: int, stop: int, block: np.ndarray) -> None:
         narrow = block.astype(np.float32)  # rounded to float32 first, as the generic path's work
@@ -206,7 +219,7 @@ def distillation_cpu_rows_backward(
         else:
             grad[start:stop] = torch.from_numpy(narrow).to(torch.bfloat16)
 
-    wide = _blocks_of(student, teacher)
+    wide = _blocks_of(student, teacher, blocks)
     spread_small = _distill_rows.backward_rows(
         classes, statistics, temperature, scale, wide, target, None if direct else store, _threads()
     )
