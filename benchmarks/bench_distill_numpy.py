@@ -16,12 +16,15 @@ path.
 
 ``--peaks``: the peak resident set (``VmHWM``, MiB) of a fresh process that makes the
 inputs and makes one call of a case, for this tree and each of ``--against``; the
-``inputs`` row is the process with the inputs alone.
+``inputs`` row is the process with the inputs alone, ``inputs+kernels`` with Numba and
+the distillation kernels loaded too, and called on one row (what the fused path's
+first call loads).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -40,8 +43,9 @@ KINDS = ("numpy loss", "numpy grad", "torch fwd+bwd")
 def inputs(shape: tuple[int, int], dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """Student and teacher logits of ``shape``: standard normal times 3, in ``dtype``."""
     rng = np.random.default_rng(0)
-    z = (3.0 * rng.standard_normal(shape, dtype=np.float32)).astype(dtype)
-    v = (3.0 * rng.standard_normal(shape, dtype=np.float32)).astype(dtype)
+    z, v = (rng.standard_normal(shape, dtype=np.dtype(dtype).type) for _ in range(2))
+    z *= 3.0  # (in place: no copy of the call's size beside the inputs)
+    v *= 3.0
     return z, v
 
 
@@ -65,6 +69,16 @@ def case(kind: str, z: np.ndarray, v: np.ndarray, temperature: float) -> Callabl
     return torch_call
 
 
+def load_kernels() -> None:
+    """Load (or compile) the forward and backward distillation kernels: one call each on
+    a row of two classes."""
+    kernels = importlib.import_module("crossent.losses._distill_numba")
+    z, v, stats = np.zeros((1, 2)), np.zeros((1, 2)), np.empty((1, 5))
+    kernels.distillation_forward_kernel(z, v, 1.0, stats)
+    spread = np.zeros(1, dtype=np.bool_)
+    kernels.distillation_backward_kernel(z, v, stats, 1.0, np.ones(1), np.empty((1, 2)), spread)
+
+
 def vm_hwm_mib() -> float:
     """This process's peak resident set, MiB (``/proc/self/status``)."""
     with open("/proc/self/status") as status:
@@ -83,7 +97,7 @@ def peaks(args: argparse.Namespace, kinds: list[str]) -> None:
     trees = [str(here.parent / "src"), *args.against]
     print(f"peak resident set (VmHWM, MiB) of one call in a fresh process, {args.dtype}")
     for shape in parse_shapes(args.shapes):
-        for kind in ["inputs", *kinds]:
+        for kind in ["inputs", "inputs+kernels", *kinds]:
             cells = []
             for tree in trees:
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, str(here)]))
@@ -111,7 +125,9 @@ def main(argv: list[str]) -> None:
     kinds = [k for k in KINDS if not (args.no_torch and k.startswith("torch"))]
     if args.peak_of:  # (a fresh process of ``peaks``)
         z, v = inputs(parse_shapes(args.shapes)[0], args.dtype)
-        if args.peak_of != "inputs":
+        if args.peak_of == "inputs+kernels":  # (Numba and the distillation kernels loaded)
+            load_kernels()
+        elif args.peak_of != "inputs":
             case(args.peak_of, z, v, args.temperature)()
         print(vm_hwm_mib())
         return

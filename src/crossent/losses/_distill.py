@@ -221,6 +221,12 @@ def distillation_loss(d: _Distillation) -> Any:
     E_p[e^u] - \mathrm E_p[u]` in a form with no cancellation (``_near_rows``), and
     :math:`T^2` never leaves the range where the loss does not.
 
+    Large NumPy calls (float32 or float64 teacher logits, ``direction='forward'``, more
+    than 16384 entries, C-contiguous with the classes last) form their rows by fused
+    float64 kernels, two passes over each row and no array of the call's size
+    (``_distill_fused``), within float64 rounding of the formula above; the rows those
+    cannot form (near rows, ``-inf`` logits, gaps past the range) are formed as above.
+
     References
     ----------
     .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
@@ -300,7 +306,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
     :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
-    no gap: finite wherever the gradient is (``_far_gaps``).
+    no gap: finite wherever the gradient is (``_far_gaps``). Large NumPy calls take
+    fused float64 kernels as :func:`distillation_loss` does (the rows above excepted).
 
     Examples
     --------
