@@ -260,4 +260,5 @@ def test_declined_calls() -> None:
     assert call((z.astype(">f8"), v.astype(">f8")), {}) is None
     assert call((z[:5, :3000], v[:5, :3000]), {}) is None  # within the lean path's size
     assert call((z.ravel(), v.ravel()), {}) is None  # one row
+    assert call((z.reshape(-1, 1), v.reshape(-1, 1)), {}) is None  # one class
     assert call((z.tolist(), v), {}) is None

@@ -32,8 +32,8 @@ below :math:`e^{-708}` is 0 here, a subnormal there).
 
 A call is taken (:func:`fused_call`) when Numba is installed and: two NumPy arrays
 (``np.ndarray`` itself) of one float32 or float64 dtype in native byte order, of one
-shape, two axes or more, C-contiguous, with the classes on the last axis and at
-least :data:`FUSED_ELEMENTS` entries; teacher logits (``teacher_form='logits'``),
+shape, two axes or more, C-contiguous, with two classes or more on the last axis and
+at least :data:`FUSED_ELEMENTS` entries; teacher logits (``teacher_form='logits'``),
 ``direction='forward'``, any ``reduction`` and ``base``, a ``temperature`` whose
 square is a normal float64 and below ``_far_gaps.WIDE_TEMPERATURE``, ``validate`` a
 bool. Anything else (an invalid option too: the full path names it) returns None and
@@ -162,6 +162,8 @@ def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | Non
         return None
     shape = z.shape
     if z.dtype not in _DTYPES or v.dtype != z.dtype or v.shape != shape or len(shape) < 2:
+        return None
+    if shape[-1] < 2:  # (one class: every row's D is 0, a near row the full path forms)
         return None
     if not (z.flags.c_contiguous and v.flags.c_contiguous) or not _KEYWORDS.issuperset(kwargs):
         return None
