@@ -766,6 +766,7 @@ def prepared_by(
     twin: Callable[..., object] | None = None,
     hide: tuple[str, ...] = (),
     shortcut: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
+    fused: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
     widen: Callable[[tuple[Any, ...], dict[str, Any]], Any] | None = None,
 ) -> Callable[[Callable[..., _Result]], Callable[..., _Result]]:
     """Make ``body(problem)`` a public function that takes ``prepare``'s arguments.
@@ -791,6 +792,10 @@ def prepared_by(
     result, unless None, is the call's (issue 13: a lean path for small inputs, which
     must give what ``body(prepare(...))`` gives, and returns None for anything else).
 
+    ``fused(args, kwargs)``: tried next, as ``shortcut`` (issue 13 follow-up: fused
+    kernels for large inputs, which must give what ``body(prepare(...))`` gives within
+    float64 rounding; a call that does not pay for a shortcut does not pass it).
+
     ``widen(args, kwargs)``: a :class:`._widen.Widened` call to make instead (the
     public function called again on other arrays by ``Widened.run``, its result
     finished by ``Widened.finish``; or on blocks of rows), or None; tried after
@@ -814,7 +819,8 @@ def prepared_by(
             call = widen(args, kwargs)
             return None if call is None else call.run(public)
 
-        tries = tuple(t for t in (shortcut, widened if widen else None) if t is not None)
+        steps = (shortcut, fused, widened if widen else None)
+        tries = tuple(t for t in steps if t is not None)
 
         def public(*args: Any, **kwargs: Any) -> _Result:
             for attempt in tries:

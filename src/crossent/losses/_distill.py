@@ -19,6 +19,7 @@ hard-label loss; with it, :math:`T(s - t) \approx (z - v)/C` whatever :math:`T`.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -32,7 +33,7 @@ from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
 from ..errors import InputError
-from . import _small_distill
+from . import _distill_fused, _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
@@ -133,8 +134,42 @@ def prepare_distillation(
     return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores)
 
 
+def _fused_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A large call by the fused kernels (``_distill_fused``), or None."""
+    return _distill_fused.loss(args, kwargs, _host_rows)
+
+
+def _fused_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A large gradient call by the fused kernels (``_distill_fused``), or None."""
+    return _distill_fused.gradient(args, kwargs, _host_gradient)
+
+
+def _host_rows(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
+    """The full path's per-row losses (nats) of float64 rows ``z`` and teacher logits
+    ``v``, not validated: the rows that ``_distill_fused`` leaves to it."""
+    d = _host_call(z, v, temperature)
+    return np.asarray(inspect.unwrap(distillation_loss)(d), dtype=np.float64)
+
+
+def _host_gradient(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
+    """The full path's per-row gradients (unscaled) of float64 rows, as :func:`_host_rows`."""
+    d = _host_call(z, v, temperature)
+    return np.asarray(inspect.unwrap(distillation_loss_grad)(d), dtype=np.float64)
+
+
+def _host_call(z: np.ndarray, v: np.ndarray, temperature: float) -> _Distillation:
+    """The full path's prepared call of float64 rows ``z`` and ``v`` (teacher logits,
+    forward, per row in nats, not validated)."""
+    return prepare_distillation(z, v, temperature=temperature, reduction="none", validate=False)
+
+
 @far_rows_guard(distillation_far_rows)
-@prepared_by(prepare_distillation, shortcut=_small_distill.distillation_loss, widen=_WIDEN)
+@prepared_by(
+    prepare_distillation,
+    shortcut=_small_distill.distillation_loss,
+    fused=_fused_loss,
+    widen=_WIDEN,
+)
 def distillation_loss(d: _Distillation) -> Any:
     r"""Distillation loss: :math:`T^2` times the KL between softened teacher and student.
 
@@ -185,6 +220,12 @@ def distillation_loss(d: _Distillation) -> Any:
     whose KL comes out below :math:`2^{-20}` is formed again as :math:`\log \mathrm
     E_p[e^u] - \mathrm E_p[u]` in a form with no cancellation (``_near_rows``), and
     :math:`T^2` never leaves the range where the loss does not.
+
+    Large NumPy calls (float32 or float64 teacher logits, ``direction='forward'``, more
+    than 16384 entries, C-contiguous with the classes last) form their rows by fused
+    float64 kernels, two passes over each row and no array of the call's size
+    (``_distill_fused``), within float64 rounding of the formula above; the rows those
+    cannot form (near rows, ``-inf`` logits, gaps past the range) are formed as above.
 
     References
     ----------
@@ -240,6 +281,7 @@ def _times_square(kl: Array, temperature: float) -> Array:
     prepare_distillation,
     twin=distillation_loss,
     shortcut=_small_distill.distillation_gradient,
+    fused=_fused_gradient,
     widen=_WIDEN,
 )
 def distillation_loss_grad(d: _Distillation) -> Array:
@@ -264,7 +306,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
     :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
-    no gap: finite wherever the gradient is (``_far_gaps``).
+    no gap: finite wherever the gradient is (``_far_gaps``). Large NumPy calls take
+    fused float64 kernels as :func:`distillation_loss` does (the rows above excepted).
 
     Examples
     --------

@@ -31,7 +31,9 @@ The reduction is ``_far_distillation._reduced``'s (in float64, a ``'mean'`` whos
 overflows scaled), rounded once to the generic path's dtype (float64 for float64
 logits, float32 otherwise). The kernels are compiled for float64 only (one
 compilation each): float32, float16 and bfloat16 rows are widened a block at a time
-(exact), blocks shared between two threads (the kernels release the GIL).
+(exact), blocks shared between two threads (the kernels release the GIL): the
+dispatch of ``losses._distill_rows``, which the NumPy ``crossent.distillation_loss``
+shares (``losses._distill_fused``).
 
 Measured (``benchmarks/bench_torch_distill_compile.py --versus-plain --compiled-plain
 --against`` main, wall seconds of forward and backward, T = 2, ``'mean'``, 2 cores
@@ -54,18 +56,14 @@ path's graph.
 
 from __future__ import annotations
 
-import concurrent.futures
-import functools
 import math
 import numbers
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..losses import _cpu_kernels
-from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
+from ..losses import _cpu_kernels, _distill_rows
 from ..losses._numpy_kernels import as_float32
 from ._far_distillation import (
     _host_gradients,
@@ -81,9 +79,6 @@ __all__ = ["applies", "fused_distillation"]
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _REDUCTIONS = ("mean", "sum", "none")
-
-#: float64 bytes of one block of rows widened for the kernels (per side).
-_BLOCK_BYTES = 4 * 2**20
 
 
 def applies(student: Any, teacher: Any, temperature: Any, reduction: Any) -> bool:
@@ -127,42 +122,35 @@ def fused_distillation(
     return _reduced(rows, reduction, None, _work_dtype(student, teacher))
 
 
-@functools.cache
-def _kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The forward and backward kernels (imports Numba, once)."""
-    from ..losses import _distill_numba
-
-    return _distill_numba.distillation_forward_kernel, _distill_numba.distillation_backward_kernel
-
-
-def _row_blocks(rows: int, classes: int) -> list[tuple[int, int]]:
-    """Blocks of rows of at most :data:`_BLOCK_BYTES` float64 (one row at least)."""
-    size = max(1, _BLOCK_BYTES // (8 * max(classes, 1)))
-    return [(start, min(start + size, rows)) for start in range(0, rows, size)]
-
-
-def _wide(x: torch.Tensor) -> np.ndarray:
-    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact;
-    no copy for such a float64 tensor; bfloat16 by its bits, which NumPy cannot read:
-    ``_launch._stored`` and ``_numpy_kernels.as_float32``)."""
+def _wide(x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int) -> np.ndarray:
+    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact)
+    into the thread's block ``slot`` of ``blocks``; no copy for a contiguous float64
+    tensor. bfloat16 by its bits, which NumPy cannot read (``_launch._stored`` and
+    ``_numpy_kernels.as_float32``)."""
     stored = _stored(x.detach())
     if stored.dtype == np.uint16:
         stored = as_float32(stored)
-    return np.ascontiguousarray(stored, dtype=np.float64)
+    if stored.dtype == np.float64 and stored.flags.c_contiguous:
+        return stored
+    block = blocks.get(slot, stored.shape[0])
+    np.copyto(block, stored)
+    return block
 
 
-def _over_blocks(rows: int, classes: int, work: Callable[[int, int], None]) -> None:
-    """``work(start, stop)`` on each block of rows, on two threads where there are two
-    blocks or more (the kernels and torch's copies release the GIL)."""
-    blocks = _row_blocks(rows, classes)
-    threads = min(len(blocks), max(1, torch.get_num_threads()), 2)
-    if threads == 1:
-        for start, stop in blocks:
-            work(start, stop)
-        return
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        for future in [pool.submit(work, start, stop) for start, stop in blocks]:
-            future.result()
+def _blocks_of(
+    student: torch.Tensor, teacher: torch.Tensor, blocks: _distill_rows.Blocks
+) -> _distill_rows.Wide:
+    """The kernels' ``wide(start, stop)`` of ``student`` and ``teacher`` (:func:`_wide`,
+    in ``blocks``' slots 0 and 1)."""
+    return lambda start, stop: (
+        _wide(student[start:stop], blocks, 0),
+        _wide(teacher[start:stop], blocks, 1),
+    )
+
+
+def _threads() -> int:
+    """The threads over the blocks of rows: two at most, within torch's own count."""
+    return min(max(1, torch.get_num_threads()), 2)
 
 
 @torch.library.custom_op("crossent::distillation_cpu_rows", mutates_args=())
@@ -174,25 +162,17 @@ def distillation_cpu_rows(
     formed by the kernel, 1 a near row, 2 a row that is not finite, both formed by the
     NumPy function) of student and teacher logits (rows x classes, CPU)."""
     rows, classes = student.shape
-    stats = torch.empty((rows, 5), dtype=torch.float64)
-    forward, _ = _kernels()
-    out = stats.numpy()
-
-    def work(start: int, stop: int) -> None:
-        z, v = _wide(student[start:stop]), _wide(teacher[start:stop])
-        forward(z, v, temperature, out[start:stop])
-
-    _over_blocks(rows, classes, work)
-    kl = stats[:, 0]
-    loss = kl * (temperature * temperature)  # (a huge D times T^2: inf, formed again)
-    far = ~torch.isfinite(loss)
-    kind = torch.where(far, 2, (kl < _KL_FLOOR).to(torch.int8)).to(torch.int8)
+    wide = _blocks_of(student, teacher, _distill_rows.Blocks(classes))
+    stats = _distill_rows.forward_statistics(rows, classes, temperature, wide, _threads())
+    loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
+    loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
+    far = kind == 2  # (a huge D times T^2: inf, formed again)
     flagged = kind != 0
     if bool(flagged.any()):
         if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
             _validate(student, teacher, 1)
         loss[flagged] = _host_loss(student[flagged], teacher[flagged], temperature)
-    return loss, stats, kind
+    return loss, torch.from_numpy(stats), kind
 
 
 @distillation_cpu_rows.register_fake
@@ -223,26 +203,26 @@ def distillation_cpu_rows_backward(
     rows, classes = student.shape
     grad = torch.empty((rows, classes), dtype=student.dtype)
     scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
-    spread_small = np.zeros(rows, dtype=np.bool_)
-    _, backward = _kernels()
     statistics = stats.contiguous().numpy()
     direct = student.dtype == torch.float64
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
 
-    def work(start: int, stop: int) -> None:
-        z, v = _wide(student[start:stop]), _wide(teacher[start:stop])
-        block = grad[start:stop].numpy() if direct else np.empty(z.shape)
-        at = slice(start, stop)
-        backward(z, v, statistics[at], temperature, scale[at], block, spread_small[at])
-        if direct:
-            return
+    blocks = _distill_rows.Blocks(classes)
+
+    def target(start: int, stop: int) -> np.ndarray:
+        return grad[start:stop].numpy() if direct else blocks.get(2, stop - start)
+
+    def store(start: int, stop: int, block: np.ndarray) -> None:
         narrow = block.astype(np.float32)  # rounded to float32 first, as the generic path's work
         if numpy_grad is not None:  # float32 (no rounding more), float16
             numpy_grad[start:stop] = narrow
         else:
             grad[start:stop] = torch.from_numpy(narrow).to(torch.bfloat16)
 
-    _over_blocks(rows, classes, work)
+    wide = _blocks_of(student, teacher, blocks)
+    spread_small = _distill_rows.backward_rows(
+        classes, statistics, temperature, scale, wide, target, None if direct else store, _threads()
+    )
     host = (kind != 0) | torch.from_numpy(spread_small)
     if bool(host.any()):
         near = kind[host] == 1
