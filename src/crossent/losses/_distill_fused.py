@@ -4,7 +4,8 @@ The full path of :func:`crossent.distillation_loss` (``_distill``) forms both so
 distributions and the KL's terms as arrays of the call's size, in float64 (float32
 logits widened a block of rows at a time, ``_widen.blocked``): some ten passes over
 memory and a dozen exponentials and logarithms an entry. Here, for a call that
-:func:`fused_call` takes, the float64 kernels of ``_distill_numba`` form each row's
+:func:`fused_call` takes, the kernels of ``_distill_numba`` (float64 arithmetic, on
+float32 or float64 rows as they are: ``_distill_rows.KERNEL_DTYPES``) form each row's
 :math:`(D, m_z, \ell_s, m_v, \ell_t)` in two passes over the row (the forward
 kernel), and the gradient :math:`T(s - t)` times the reduction's scale from them (the
 backward kernel, after the forward one), a block of rows at a time on the process's
@@ -112,8 +113,8 @@ class FusedCall:
 
     def wide(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of both sides as the kernels take them
-        (``_distill_rows.Wide``): views of float64 arrays that are aligned and writable
-        (Numba compiles read-only arrays apart), else copies in the thread's blocks."""
+        (``_distill_rows.Wide``): views where the arrays are aligned and writable (Numba
+        compiles read-only arrays apart), else float64 copies in the thread's blocks."""
         z, v = self.z[start:stop], self.v[start:stop]
         if self.direct:
             return z, v
@@ -124,9 +125,11 @@ class FusedCall:
 
     @property
     def direct(self) -> bool:
-        """Whether the kernels read both sides as they are (:meth:`wide`)."""
+        """Whether the kernels read both sides as they are (:meth:`wide`; float32 or
+        float64, one dtype: :func:`fused_call`), and write the gradient into its result."""
         return all(
-            x.dtype == _FLOAT64 and x.flags.aligned and x.flags.writeable for x in (self.z, self.v)
+            x.dtype in _distill_rows.KERNEL_DTYPES and x.flags.aligned and x.flags.writeable
+            for x in (self.z, self.v)
         )
 
     def batch(self) -> Batch:
@@ -232,7 +235,7 @@ def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     scale = call.batch().gradient_scale()
     rows, classes = call.z.shape
     grad = np.empty((rows, classes), dtype=call.z.dtype)
-    direct = grad.dtype == _FLOAT64
+    direct = call.direct  # (the gradient in the rows' dtype, each entry rounded once)
 
     def target(start: int, stop: int) -> np.ndarray:
         return grad[start:stop] if direct else call.blocks.get(2, stop - start)

@@ -6,9 +6,11 @@ m_v, \ell_t)` of :math:`D(t\,\|\,s)` at a temperature :math:`T` (the forward ker
 and from them :math:`r_i(s - t)` with each row's spread flag (the backward kernel).
 Two callers run them: ``crossent.torch``'s CPU op (``torch._distill_cpu``) and the NumPy
 :func:`crossent.distillation_loss` and its gradient (``_distill_fused``). Both hand the
-kernels a block of rows at a time, widened to float64 by the caller's ``wide(start,
-stop)`` (:data:`Wide`; the kernels are compiled for float64 only, one compilation
-each, and a block of :data:`BLOCK_BYTES` bounds the copies), the blocks shared by
+kernels a block of rows at a time by the caller's ``wide(start, stop)`` (:data:`Wide`):
+float32 and float64 rows as they are (:data:`KERNEL_DTYPES`: the kernels widen each
+entry as they read it, and the backward writes a float32 gradient itself, each entry
+rounded once; one compilation of each kernel per dtype), others widened to float64
+into per-thread blocks of :data:`BLOCK_BYTES` (:class:`Blocks`), the blocks shared by
 threads (:func:`over_blocks`: the kernels release the GIL), and both hand the rows the
 kernels do not form to NumPy's exact functions (:func:`row_kinds`):
 
@@ -38,6 +40,7 @@ from ._near_rows import KL_FLOOR as _KL_FLOOR
 
 __all__ = [
     "BLOCK_BYTES",
+    "KERNEL_DTYPES",
     "Blocks",
     "Wide",
     "backward_rows",
@@ -51,9 +54,14 @@ __all__ = [
 BLOCK_BYTES = 4 * 2**20
 """Float64 bytes of one block of rows widened for the kernels (per side; one row at least)."""
 
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+"""The dtypes of rows the kernels read as they are (one compilation of each kernel per
+dtype); the callers widen others to float64 (float16, bfloat16; read-only arrays)."""
+
 Wide = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 """``wide(start, stop)``: the student's and the teacher's rows ``start:stop`` as
-C-contiguous, aligned, writable float64 arrays (rows x classes), as the kernels take them."""
+C-contiguous, aligned, writable arrays of one of :data:`KERNEL_DTYPES` (rows x
+classes), as the kernels take them."""
 
 
 @functools.cache
@@ -166,8 +174,9 @@ def backward_rows(
     most: int | None = None,
 ) -> np.ndarray:
     r""":math:`r_i(s_i - t_i)` by the backward kernel, ``scale`` :math:`r` (float64, one
-    per row), into ``target(start, stop)`` (a C-contiguous float64 block of the rows,
-    rows x classes; ``store(start, stop, block)`` then, where given, puts it where the
+    per row), into ``target(start, stop)`` (a C-contiguous block of the rows, rows x
+    classes, float64 or the rows' dtype: each entry formed in float64 and rounded once
+    to it; ``store(start, stop, block)`` then, where given, puts it where the
     caller wants it); returns the rows whose spread is small (booleans), which the
     caller forms again. Rows whose :math:`D` is not finite are written as 0 (the
     caller's too). ``classes``: the rows' length."""

@@ -29,11 +29,13 @@ there, as for the generic path's far rows.
 
 The reduction is ``_far_distillation._reduced``'s (in float64, a ``'mean'`` whose sum
 overflows scaled), rounded once to the generic path's dtype (float64 for float64
-logits, float32 otherwise). The kernels are compiled for float64 only (one
-compilation each): float32, float16 and bfloat16 rows are widened a block at a time
-(exact), blocks shared between two threads (the kernels release the GIL): the
-dispatch of ``losses._distill_rows``, which the NumPy ``crossent.distillation_loss``
-shares (``losses._distill_fused``).
+logits, float32 otherwise). The kernels read float32 and float64 rows as they are
+(each entry widened as it is read; the backward writes the float32 or float64
+gradient itself: one compilation of each kernel per dtype); float16 and bfloat16 rows
+are widened into float64 blocks a block at a time (exact), their gradient formed in
+a float64 block. Blocks of rows are shared between two threads (the kernels release
+the GIL): the dispatch of ``losses._distill_rows``, which the NumPy
+``crossent.distillation_loss`` shares (``losses._distill_fused``).
 
 Measured (``benchmarks/bench_torch_distill_compile.py --versus-plain --compiled-plain
 --against`` main, wall seconds of forward and backward, T = 2, ``'mean'``, 2 cores
@@ -123,14 +125,14 @@ def fused_distillation(
 
 
 def _wide(x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int) -> np.ndarray:
-    """``x`` (rows x classes) as a C-contiguous float64 array, widened by NumPy (exact)
-    into the thread's block ``slot`` of ``blocks``; no copy for a contiguous float64
-    tensor. bfloat16 by its bits, which NumPy cannot read (``_launch._stored`` and
-    ``_numpy_kernels.as_float32``)."""
+    """``x`` (rows x classes) as the kernels read it: a float32 or float64 tensor as it
+    is (contiguous: a copy only where it is not), float16 and bfloat16 widened by NumPy
+    (exact) into the thread's float64 block ``slot`` of ``blocks``; bfloat16 by its
+    bits, which NumPy cannot read (``_launch._stored`` and ``_numpy_kernels.as_float32``)."""
     stored = _stored(x.detach())
     if stored.dtype == np.uint16:
         stored = as_float32(stored)
-    if stored.dtype == np.float64 and stored.flags.c_contiguous:
+    elif stored.dtype in _distill_rows.KERNEL_DTYPES:
         return stored
     block = blocks.get(slot, stored.shape[0])
     np.copyto(block, stored)
@@ -204,8 +206,8 @@ def distillation_cpu_rows_backward(
     grad = torch.empty((rows, classes), dtype=student.dtype)
     scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
     statistics = stats.contiguous().numpy()
-    direct = student.dtype == torch.float64
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
+    direct = numpy_grad is not None and numpy_grad.dtype in _distill_rows.KERNEL_DTYPES  # (_wide)
 
     blocks = _distill_rows.Blocks(classes)
 
@@ -214,7 +216,7 @@ def distillation_cpu_rows_backward(
 
     def store(start: int, stop: int, block: np.ndarray) -> None:
         narrow = block.astype(np.float32)  # rounded to float32 first, as the generic path's work
-        if numpy_grad is not None:  # float32 (no rounding more), float16
+        if numpy_grad is not None:  # float16 (float32 where KERNEL_DTYPES leaves it out)
             numpy_grad[start:stop] = narrow
         else:
             grad[start:stop] = torch.from_numpy(narrow).to(torch.bfloat16)
