@@ -40,12 +40,17 @@ from _against import add_options, clock, compare
 KINDS = ("numpy loss", "numpy grad", "torch fwd+bwd")
 
 
-def inputs(shape: tuple[int, int], dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    """Student and teacher logits of ``shape``: standard normal times 3, in ``dtype``."""
+def inputs(
+    shape: tuple[int, int], dtype: str, masked: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student and teacher logits of ``shape``: standard normal times 3, in ``dtype``;
+    the teacher ``-inf`` at a fraction ``masked`` of the classes, the same in every row
+    (a masked vocabulary)."""
     rng = np.random.default_rng(0)
     z, v = (rng.standard_normal(shape, dtype=np.dtype(dtype).type) for _ in range(2))
     z *= 3.0  # (in place: no copy of the call's size beside the inputs)
     v *= 3.0
+    v[:, rng.random(shape[1]) < masked] = -np.inf
     return z, v
 
 
@@ -118,6 +123,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--masked", type=float, default=0.0, help="teacher classes at -inf")
     parser.add_argument("--peaks", action="store_true", help="peak resident sets only")
     parser.add_argument("--peak-of", help=argparse.SUPPRESS)
     add_options(parser)
@@ -138,12 +144,13 @@ def main(argv: list[str]) -> None:
         own = ["--shapes", args.shapes, "--dtype", args.dtype, "--repeats", str(args.repeats)]
         own += ["--temperature", str(args.temperature), "--clock", args.clock]
         own += ["--no-torch"] if args.no_torch else []
+        own += ["--masked", str(args.masked)]
         compare(__file__, own, args.against, args.rounds)
         return
     timer = clock(args)
     calls: dict[str, Callable[[], object]] = {}
     for shape in parse_shapes(args.shapes):
-        z, v = inputs(shape, args.dtype)
+        z, v = inputs(shape, args.dtype, args.masked)
         for kind in kinds:
             calls[f"{shape[0]}x{shape[1]} {kind}"] = case(kind, z, v, args.temperature)
     for call in calls.values():  # (compilation, first-call caches)

@@ -146,14 +146,15 @@ def test_rows_within_ulps_of_the_extended_oracle(temperature: float, classes: in
 
 def test_small_spread_flags_and_rows_that_are_not_finite() -> None:
     """The backward's flag (max |s - t| < 2^-15 max t) on rows far on each side of it;
-    NaN, +inf and -inf rows: a NaN D (the caller's exact path) and a zero gradient."""
+    NaN, +inf and a row of -inf: a NaN D (the caller's exact path) and a zero gradient
+    (a -inf logit beside others: a finite D, test_issue13_distill_masked_rows.py)."""
     rng = np.random.default_rng(7)
     z = rng.standard_normal((6, 700))
     v = z + 1e-9 * rng.standard_normal(700)  # small spread
     v[1] = z[1] + 1e-2 * rng.standard_normal(700)  # not small
     v[2, 5] = np.nan
     z[3, 699] = np.inf
-    v[4, 0] = -np.inf
+    v[4] = -np.inf  # (a -inf logit alone: valid, formed; issue 13 masked rows)
     z[5] = -np.inf
     stats, grad, small = _kernels(np.ascontiguousarray(z), np.ascontiguousarray(v), 1.5)
     assert small[0]
@@ -165,6 +166,9 @@ def test_small_spread_flags_and_rows_that_are_not_finite() -> None:
     assert (grad[2:] == 0.0).all()
     assert not small[2:].any()
     assert stats[4, 1] == z[4].max()
+    v[4, 1:] = 0.0  # one -inf logit: formed
+    stats, _, _ = _kernels(np.ascontiguousarray(z), np.ascontiguousarray(v), 1.5)
+    assert np.isfinite(stats[4, 0])
     assert stats[3, 3] == v[3].max()
 
 

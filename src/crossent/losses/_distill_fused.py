@@ -14,9 +14,10 @@ rows that the kernels do not form (``_distill_rows.row_kinds``, and the backward
 small spreads) are formed by the full path itself, on float64 copies of those rows
 only (``host``: ``_distill``'s bodies, ``reduction='none'`` in nats), exact there:
 
-* a row whose :math:`T^2 D` is not finite: a ``-inf`` logit (valid: the full path's
-  row), a gap past the float64 range (its ``inf``, which the far-row guard around
-  the public function then forms again as for the full path), an invalid row (a NaN,
+* a row whose :math:`T^2 D` is not finite: a student ``-inf`` beside a teacher
+  probability above 0 (valid: the full path's ``inf``), a gap past the float64 range
+  (its ``inf``, which the far-row guard around the public function then forms again
+  as for the full path), an invalid row (a NaN,
   ``+inf`` or a row of ``-inf``: the call then returns None, so that the full path
   runs and names the error, in its order; with ``validate=False`` the full path's
   row);
@@ -60,9 +61,9 @@ entries, where the full path runs, the fused kernels are 1.4 to 4 times faster (
 The first fused call of a process loads Numba and the kernels from Numba's cache
 (0.55 s; compiling them, where the cache is empty, about 2 s).
 
-Rows that hold a ``-inf`` logit go to the full path (the kernels flag them NaN), a
-kernel pass and the full path's work on those rows: a teacher with ``-inf`` in every
-row (a masked vocabulary) gains nothing.
+Rows with ``-inf`` logits (a masked vocabulary) the kernels form (``_distill_numba``:
+a teacher's ``-inf`` is no term), but a student's ``-inf`` beside a teacher
+probability above 0 (the full path's row, ``inf``).
 """
 
 from __future__ import annotations

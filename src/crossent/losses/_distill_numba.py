@@ -45,10 +45,13 @@ dtype; and whether :math:`\max_c |s_c - t_c| < 2^{-15}\max_c t_c`
 (``_near_rows.SPREAD_FLOOR``: the rows where the difference cancels, which the caller
 forms again as the NumPy gradient does).
 
-Rows that hold a NaN or an infinity (``-inf`` logits are valid) come out with a NaN
-:math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller validates
-them, and forms the valid ones by the NumPy function (exact there). On the others
-every :math:`\sigma_c, \tau_c` is finite and :math:`\le 0`.
+Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
+NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
+validates them. A ``-inf`` logit beside others is valid (a masked class): its
+:math:`e^{\sigma_c}` or :math:`e^{\tau_c}` is 0 (a teacher's: no term, its gradient
+entry :math:`s_c`, 0 where the student's is ``-inf`` too; a student's beside
+:math:`t_c > 0`: :math:`W = D = \infty`, the row the caller forms again). On the
+others every :math:`\sigma_c, \tau_c` is finite or ``-inf``, and :math:`\le 0`.
 
 Error analysis
 --------------
@@ -147,7 +150,8 @@ _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction i
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
 _LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
 _HIGHEST = 0x7FFFFFFFFFFFFFFF
-_INF_KEY = 0x7FF0000000000000  # the key of +inf; -_INF_KEY - 1 is -inf's
+_INF_KEY = 0x7FF0000000000000  # the key of +inf
+_NEG_INF_KEY = -_INF_KEY - 1  # the key of -inf (a negative NaN's: below it)
 
 
 @numba.njit(fastmath=_LOOP, inline="always")
@@ -243,8 +247,10 @@ def _forward_block(zb, vb, scalars, es, et, ew):
         es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
         e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
-        # (e = 0 gives 0; a difference past the range NaN: the caller's exact path)
-        ew[j] = e * ((qt - qs) + (lt - ls))
+        # e = 0: no term (0 log 0 = 0), even beside sigma = -inf (where tau - sigma and
+        # lo are not numbers); e > 0 beside sigma = -inf: inf (the row's KL)
+        gap = (qt - qs) + (lt - ls) if qs > -np.inf else np.inf
+        ew[j] = e * gap if e > 0.0 else 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -287,7 +293,8 @@ def distillation_forward_kernel(z, v, temperature, out):
         mv = bits_to_float64(_key(kv))
         out[i, 1] = mz
         out[i, 3] = mv
-        if max(kz, kv) >= _INF_KEY or lowest < -_INF_KEY:  # NaN, +inf, -inf (keys' order)
+        # NaN, +inf, a row of -inf (keys' order); a -inf logit is valid (e^x = 0)
+        if max(kz, kv) >= _INF_KEY or min(kz, kv, lowest + 1) <= _NEG_INF_KEY:
             out[i, 0] = np.nan
             out[i, 2] = np.nan
             out[i, 4] = np.nan
@@ -314,7 +321,8 @@ def distillation_forward_kernel(z, v, temperature, out):
         t_rest = st + st_lo
         ell_s = np.log1p(ss + ss_lo)
         ell_t = np.log1p(t_rest)
-        out[i, 0] = (w + w_lo) / (1.0 + t_rest) + (ell_s - ell_t)
+        w = w if w == np.inf else w + w_lo  # (TwoSum's low part of inf: NaN)
+        out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
 

@@ -14,9 +14,11 @@ into per-thread blocks of :data:`BLOCK_BYTES` (:class:`Blocks`), the blocks shar
 threads (:func:`over_blocks`: the kernels release the GIL), and both hand the rows the
 kernels do not form to NumPy's exact functions (:func:`row_kinds`):
 
-* kind 2, a row whose :math:`T^2 D` is not finite (a NaN or an infinity in its logits,
-  the caller's validation then names it; a ``-inf`` logit, valid; a gap past the
-  float64 range; a :math:`T^2 D` that overflows);
+* kind 2, a row whose :math:`T^2 D` is not finite (a NaN, ``+inf`` or a row of
+  ``-inf`` in its logits, the caller's validation then names it; a student ``-inf``
+  beside a teacher probability above 0, valid, :math:`D = \infty`; a gap past the
+  float64 range; a :math:`T^2 D` that overflows); other ``-inf`` logits (a masked
+  vocabulary) the kernels form;
 * kind 1, a row whose :math:`D` is below ``_near_rows.KL_FLOOR``, where the common
   formula's terms cancel (``_near_rows`` forms it);
 * and in the backward, a row whose spread :math:`\max_c |s_c - t_c|` is small

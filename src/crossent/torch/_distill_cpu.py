@@ -19,7 +19,9 @@ there, as for the generic path's far rows.
 
 * A row whose KL is not finite: a NaN or an infinity in its logits (the op then runs
   the generic path's validation, ``_far_distillation._validate``: the same
-  ``InputError``), a ``-inf`` logit (valid; formed by NumPy), a gap past the range.
+  ``InputError``), a student ``-inf`` beside a teacher probability above 0 (valid:
+  ``inf``, formed by NumPy), a gap past the range. Other ``-inf`` logits (a masked
+  vocabulary) the kernels form (``losses._distill_numba``).
 * A row whose KL is below ``_near_rows.KL_FLOOR`` (student and teacher nearly agree,
   its terms cancel): :func:`crossent.distillation_loss` forms it by ``_near_rows``,
   and its gradient ``_near_rows.NearRows``' (``_host_gradients``' ``near``).
@@ -227,8 +229,10 @@ def distillation_cpu_rows_backward(
     )
     host = (kind != 0) | torch.from_numpy(spread_small)
     if bool(host.any()):
-        near = kind[host] == 1
         z, v, u = student[host], teacher[host], upstream.detach()[host]
+        # near rows by NearRows' gradients, but those with a -inf logit (NaN there):
+        # distillation_loss_grad's, as before the kernels formed -inf rows
+        near = (kind[host] == 1) & torch.isfinite(z).all(1) & torch.isfinite(v).all(1)
         formed, _ = _host_gradients(z, v, temperature, u, True, False, near)
         if formed is not None:  # (always: the student's gradient was asked for)
             grad[host] = formed
