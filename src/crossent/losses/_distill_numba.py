@@ -248,9 +248,8 @@ def _forward_block(zb, vb, scalars, es, et, ew):
         e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
         et[j] = e
         # e = 0: no term (0 log 0 = 0), even beside sigma = -inf (where tau - sigma and
-        # lo are not numbers); e > 0 beside sigma = -inf: inf (the row's KL)
-        gap = (qt - qs) + (lt - ls) if qs > -np.inf else np.inf
-        ew[j] = e * gap if e > 0.0 else 0.0
+        # lo are not numbers); e > 0 beside sigma = -inf: inf or NaN (the row's: inf)
+        ew[j] = e * ((qt - qs) + (lt - ls)) if e > 0.0 else 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -321,7 +320,9 @@ def distillation_forward_kernel(z, v, temperature, out):
         t_rest = st + st_lo
         ell_s = np.log1p(ss + ss_lo)
         ell_t = np.log1p(t_rest)
-        w = w if w == np.inf else w + w_lo  # (TwoSum's low part of inf: NaN)
+        # W = inf, or NaN (TwoSum's low part of inf; lo of sigma = -inf): only where a
+        # student's -inf meets t > 0 (the terms are finite or inf otherwise): D = inf
+        w = w + w_lo if w + w_lo == w + w_lo else np.inf
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
