@@ -124,10 +124,15 @@ entry, against main's: forward 2.23 (T = 1), 2.21 (T = 2), 2.52 (T = 7) against
 (``bench_torch_distill_compile.py --versus-plain --compiled-plain --shapes
 4096x32000``, float32, T = 2, forward and backward, wall, best of 3 x 3 rounds, load
 average 2.0-2.2): the op 0.81 s against main's 1.31, PyTorch's ``kl_div`` idiom 2.2-2.3,
-the idiom under ``torch.compile`` 0.60. Of the op's time the kernels are now less
+the idiom under ``torch.compile`` 0.60. Of the op's time the kernels were less
 than half: the caller's float64 copies of the float32 rows (``_distill_cpu._wide``,
 twice each way) and its float64 gradient blocks rounded and copied into the float32
 gradient took as much CPU time as both kernels (one thread, 1024 x 32000, cProfile).
+The kernels now read float32 rows as they are and write the float32 gradient
+(``_distill_rows.KERNEL_DTYPES``: one compilation more of each, some 3 s fresh on the
+Zen 4 below): the op's forward and backward at 1024 x 32000 in 0.25 s against 0.40
+(``bench_distill_kernels.py --end-to-end --against``, wall, best of 3 x 3 rounds, load
+2.9-3.6).
 """
 
 from __future__ import annotations
