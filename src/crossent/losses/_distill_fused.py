@@ -42,24 +42,21 @@ bool. Anything else (an invalid option too: the full path names it) returns None
 the full path runs as before. Below :data:`FUSED_ELEMENTS` the lean path of small
 calls (``_small_distill``) runs, as fast or faster.
 
-Measured (2-core AMD EPYC Zen 4 KVM guest shared with two other engineers' work, load
-average 1.4-3.2; float32, :math:`T = 2`, ``'mean'``;
-``benchmarks/bench_distill_numpy.py --against`` main's tree, 3 rounds of 2 calls,
-trees interleaved, best (median)): 4096 x 32000 loss 0.40 s (0.58) wall against main's
-2.06 (2.43), gradient 1.56 (1.85) against 2.47 (2.98); 512 x 32000 loss 0.055 against
-0.25, gradient 0.14 against 0.24. Process CPU time (``--clock cpu``): 4096 x 32000
-loss 0.72 s against 1.82, gradient 2.90 against 2.88: the forward pass the gradient
-needs and the backward kernel's two exponentials an entry cost what the full path's
-NumPy passes do, the gradient's wall time gains from the two threads. Peak resident
-set beyond the inputs (``--peaks``, a fresh process): Numba and the kernels, once a
-process, 109 MiB; then the loss 16 MiB (two threads' blocks of 4 MiB a side) against
-main's 2, the gradient 526 MiB (its result 500) against 502. Crossover (thread CPU time
+Measured (``benchmarks/bench_distill_numpy.py --against`` acdb998's tree ``--rounds 3
+--repeats 2``, float32, :math:`T = 2`, ``'mean'``, 2-core AMD EPYC Zen 4, quiet, load
+1.1-1.6, wall, best (median)): 4096 x 32000 loss 0.154 s (0.195) against 1.97 (2.14),
+gradient 0.34 (0.90) against 2.23 (3.37); 512 x 32000 loss 0.021 against 0.226,
+gradient 0.044 against 0.236. With 10 % of the teacher's classes at ``-inf`` in every
+row (``--masked 0.1 --shapes 1024x32000``): loss 0.041 against 0.54, gradient 0.085
+against 0.55. Peak resident set beyond the inputs (``--peaks``, a fresh process): Numba
+and the kernels, once a process, 109 MiB; then the loss 16 MiB (two threads' blocks)
+against 2, the gradient about 500 MiB, its result. Crossover (thread CPU time
 of one call, the lean path's limit lowered to time the full path below it): the lean
 path is as fast up to some 4000 (loss) and 16000 (gradient) entries; from 16385
 entries, where the full path runs, the fused kernels are 1.4 to 4 times faster (2 to
 32000 classes) but for the gradient of a single row of 32000 classes (0.8 to 1.2).
 The first fused call of a process loads Numba and the kernels from Numba's cache
-(0.55 s; compiling them, where the cache is empty, about 2 s).
+(0.55 s; compiling them, where the cache is empty, 2-3 s a dtype).
 
 Rows with ``-inf`` logits (a masked vocabulary) the kernels form (``_distill_numba``:
 a teacher's ``-inf`` is no term), but a student's ``-inf`` beside a teacher

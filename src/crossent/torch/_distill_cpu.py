@@ -40,16 +40,17 @@ the GIL): the dispatch of ``losses._distill_rows``, which the NumPy
 ``crossent.distillation_loss`` shares (``losses._distill_fused``).
 
 Measured (``benchmarks/bench_torch_distill_compile.py --versus-plain --compiled-plain
---against`` main, wall seconds of forward and backward, T = 2, ``'mean'``, 2 cores
-shared with other work, load average 3-7, trees interleaved): 4096 x 32000 float32
-2.8 s best (median 4.0) against main's 10.9 (20.1), PyTorch's ``kl_div`` idiom 3.5-3.9
-and the idiom under ``torch.compile`` 0.6-1.2 (3 rounds); 512 x 32000 float32 0.74
-against 2.7, bfloat16 0.67 against 2.6, 4096 x 32000 bfloat16 5.5 against 10.9 (2
-rounds). Peak resident set of one call in a fresh process at 4096 x 32000: float32
-2453 MiB against main's 5371 (the idiom 4242, compiled 2392; the inputs, the
-student's copy and its gradient are 2000), bfloat16 1739 against 5621 (2242, 1739).
-The kernels run at some 7-10 ns a logit a thread there (two exponentials each way):
-the compiled idiom, which keeps float32, is still faster.
+--shapes 512x32000,4096x32000 --repeats 3 --rounds 3 --against`` acdb998's tree, wall
+seconds of forward and backward, T = 2, ``'mean'``, 2-core AMD EPYC Zen 4, quiet, load
+0.6-1.7, best (median)): 4096 x 32000 float32 0.69 s (0.72) against acdb998's 1.24
+(1.34), PyTorch's ``kl_div`` idiom 2.08-2.16 and the idiom under ``torch.compile``
+0.55-0.62; 512 x 32000 0.084 (0.099) against 0.160, idiom 0.26-0.29, compiled idiom
+0.074-0.075. A second run of 4096 x 32000 alone: 0.75 s, idiom 2.68, compiled idiom
+0.66. Peak resident set of one call in a fresh process at 4096 x 32000 float32:
+2421 MiB (the idiom 4242, compiled 2392; the inputs, the student's copy and its
+gradient are 2000). The kernels take about 2.6 and 2.0 ns a logit a thread (forward,
+backward; ``bench_distill_kernels.py``); the compiled idiom, which keeps float32 and
+one exponential a logit each way, is still 10-25 % faster at this size.
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
