@@ -23,7 +23,8 @@ _ROWS, _CLASSES = 6, 4096  # past the fused path's threshold (16384 entries)
 def _negative_nan(dtype: type) -> np.floating:
     bits = np.array([0xFFF8000000000001 if dtype is np.float64 else 0xFFC00001])
     value = bits.astype(np.uint64 if dtype is np.float64 else np.uint32).view(dtype)[0]
-    assert np.isnan(value) and np.signbit(value)
+    assert np.isnan(value)
+    assert np.signbit(value)
     return value
 
 
@@ -63,5 +64,6 @@ def test_validation_names_it(dtype: type, side: str) -> None:
 def test_unvalidated_rows_are_nan_never_a_number(dtype: type, side: str) -> None:
     z, v = _pair(dtype, side, 517)
     loss = crossent.distillation_loss(z, v, temperature=2.0, reduction="none", validate=False)
-    assert np.isnan(loss[2]) and np.isfinite(np.delete(loss, 2)).all()
+    assert np.isnan(loss[2])
+    assert np.isfinite(np.delete(loss, 2)).all()
     assert np.isnan(crossent.distillation_loss(z, v, temperature=2.0, validate=False))
