@@ -91,7 +91,6 @@ per row) or gradient (unscaled, float64, rows x classes) of float64 student logi
 ``z`` and teacher logits ``v`` (rows x classes), without validation."""
 
 _KEYWORDS = frozenset(_OPTION_DEFAULTS)
-_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -162,7 +161,12 @@ def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | Non
     if type(z) is not np.ndarray or type(v) is not np.ndarray or z.size < FUSED_ELEMENTS:
         return None
     shape = z.shape
-    if z.dtype not in _DTYPES or v.dtype != z.dtype or v.shape != shape or len(shape) < 2:
+    if (
+        z.dtype not in _distill_rows.KERNEL_DTYPES
+        or v.dtype != z.dtype
+        or v.shape != shape
+        or len(shape) < 2
+    ):
         return None
     if shape[-1] < 2:  # (one class: every row's D is 0, a near row the full path forms)
         return None

@@ -327,7 +327,8 @@ def distillation_forward_kernel(z, v, temperature, out):
         ell_t = np.log1p(t_rest)
         # W = inf, or NaN (TwoSum's low part of inf; lo of sigma = -inf): only where a
         # student's -inf meets t > 0 (the terms are finite or inf otherwise): D = inf
-        w = w + w_lo if w + w_lo == w + w_lo else np.inf
+        w = w + w_lo
+        w = w if w == w else np.inf
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
