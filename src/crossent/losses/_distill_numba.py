@@ -33,9 +33,15 @@ generic path's ``log1p`` of the other terms: a sum with it would lose the digits
 small :math:`\ell`, which the difference :math:`\ell_s - \ell_t` needs). A term
 with :math:`e^{\tau_c} = 0` is absent (0 log 0 = 0), even beside :math:`\sigma_c =
 -\infty`; :math:`e^{\tau_c} > 0` beside :math:`e^{\sigma_c} = 0` makes the row's KL
-``inf``. Rows that hold a NaN or ``+inf``, or only ``-inf``, come out NaN (never a
-number): the caller validates then. Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t)`
-is written to ``out`` (float64).
+``inf``. A term the floor below drops (:math:`\tau_c < -708`) is not always
+negligible: beside :math:`\sigma_c = -\infty` it is :math:`+\infty` (:math:`t_c > 0`,
+:math:`s_c = 0`), beside :math:`\sigma_c < -2^{900}` it can reach the digits of
+:math:`D`; a row with such a :math:`\sigma_c` beside a teacher logit above ``-inf``
+(:func:`_lost_terms`, one comparison of the student's least logit on other rows) gets
+``D = inf``, and the caller forms it again (issue 13 review: such rows were finite, or
+off in the ninth digit, here). Rows that hold a NaN or ``+inf``, or only ``-inf``, come
+out NaN (never a number): the caller validates then. Each row's :math:`(D, m_z,
+\ell_s, m_v, \ell_t)` is written to ``out`` (float64).
 
 :func:`distillation_backward_kernel`, per row, from those statistics:
 :math:`g_c = (s_c - t_c)\,r` with :math:`s_c = e^{\sigma_c - \ell_s}`, :math:`t_c =
@@ -150,6 +156,7 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
+_FAR = 2.0**900  # a student's sigma below -_FAR beside t_c > 0: the row formed again
 _GRID = 2.0**24  # the backward's shifts: ell on a 2**-24 grid (exp_of_pair's exact bracket)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
@@ -198,18 +205,29 @@ def _sums(es, et, ew, n):
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
+def _lost_terms(zr, vr, edge):
+    # whether a student's logit at or below edge (-inf too) meets a teacher's above -inf
+    # (a term t_c (tau_c - sigma_c) the floor would drop; no early exit: vectorised)
+    hits = 0
+    for c in range(zr.shape[0]):
+        hits += (zr[c] <= edge) & (vr[c] > -np.inf)
+    return hits > 0
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
 def _block_maxima(zb, vb):
-    # the keys (_key) of the maxima of a block of z and of v, and the least key of both
+    # the keys (_key) of the maxima of a block of z and of v, and their least keys
     # (integer maxima and minima: vectorised, where a float maximum is not without nnan)
     kz = kv = _LOWEST
-    lowest = _HIGHEST
+    lz = lv = _HIGHEST
     for c in range(zb.shape[0]):
         a = _key(float64_to_bits(zb[c]))
         b = _key(float64_to_bits(vb[c]))
         kz = max(kz, a)
         kv = max(kv, b)
-        lowest = min(lowest, min(a, b))
-    return kz, kv, lowest
+        lz = min(lz, a)
+        lv = min(lv, b)
+    return kz, kv, lz, lv
 
 
 @numba.njit(inline="always")
@@ -225,7 +243,7 @@ def _block_maxima_of_row(zr, vr, maxima):
     classes = zr.shape[0]
     for b in range(maxima.shape[1]):
         at = slice(b * BLOCK, min(classes, (b + 1) * BLOCK))
-        maxima[0, b], maxima[1, b], maxima[2, b] = _block_maxima(zr[at], vr[at])
+        maxima[0, b], maxima[1, b], maxima[2, b], maxima[3, b] = _block_maxima(zr[at], vr[at])
 
 
 @numba.njit(inline="never")
@@ -284,15 +302,16 @@ def distillation_forward_kernel(z, v, temperature, out):
     scalars = (0.0, 0.0, 1.0 / temperature, temperature)
     buffers = np.empty((3, BLOCK))  # one set for every row
     es, et, ew = buffers[0], buffers[1], buffers[2]
-    # the block maxima of the row: z's keys, v's, the least of both
-    own = np.empty((3, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
+    # the block maxima of the row: z's keys, v's, and their least keys
+    own = np.empty((4, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
     for i in range(rows):
         if not classes:  # (S = 1: D = 0)
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = 0.0, -np.inf, 0.0, -np.inf, 0.0
             continue
         zr, vr = z[i], v[i]
         _block_maxima_of_row(zr, vr, own)
-        kz, kv, lowest = own[0].max(), own[1].max(), own[2].min()
+        kz, kv, low_z = own[0].max(), own[1].max(), own[2].min()
+        lowest = min(low_z, own[3].min())
         mz = bits_to_float64(_key(kz))
         mv = bits_to_float64(_key(kv))
         out[i, 1] = mz
@@ -329,6 +348,13 @@ def distillation_forward_kernel(z, v, temperature, out):
         # student's -inf meets t > 0 (the terms are finite or inf otherwise): D = inf
         w = w + w_lo
         w = w if w == w else np.inf
+        # the terms the floor drops (e^tau = 0 above): a student's -inf beside a teacher's
+        # tau > -inf (t_c > 0 below the floor: D = inf, as the full path has it), or a
+        # sigma below -2**900 there (t_c (tau_c - sigma_c) then a digit of D): formed
+        # again (issue 13 review: both were dropped); one comparison on other rows
+        edge = mz - _FAR * temperature
+        if bits_to_float64(_key(low_z)) <= edge and _lost_terms(zr, vr, edge):
+            w = np.inf
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t

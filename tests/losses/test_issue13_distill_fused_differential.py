@@ -1,0 +1,356 @@
+r"""Issue 13 review: the fused distillation paths against the full path and an oracle.
+
+Differential tests of the fused kernels' routes (``_distill_fused`` for NumPy
+:func:`crossent.distillation_loss` and :func:`crossent.distillation_loss_grad` of more
+than 16384 entries; ``torch._distill_cpu`` for ``crossent.torch.distillation_loss`` on
+CPU) over inputs hypothesis draws: float32/float64, 2-D and 3-D, sizes straddling the
+16384-entry crossover, classes on both sides of the kernels' 512-class blocks, every
+reduction, nats and bits, :math:`T` from 1/8 to 1000, and hard rows (student equal to
+the teacher, shifted, 1e-7 or an ulp apart, ties, a gap of 1e4, subnormal logits,
+masked classes on one side or both, a student ``-inf`` beside a teacher probability
+above 0 or below :math:`e^{-708}`, student logits of :math:`-10^{300}`).
+
+Oracles: the full path itself (``FUSED_ELEMENTS`` raised: no call fused), to float64
+rounding; an extended-precision (x87 ``longdouble``) log-softmax KL times :math:`T^2`
+and gradient :math:`T(s - t)`, with a bound of some 64 float64 ulps of the terms
+(weak on near rows at large :math:`T`, where the full path's own tests hold mpmath);
+the same ``InputError`` from both routes for NaN, ``+inf``, a negative NaN and rows of
+``-inf``, and the same values with ``validate=False``; rows in blocks on one thread or
+two (``_distill_rows.BLOCK_BYTES`` lowered) keep their bits. For crossent.torch: the
+loss within one rounding of the oracle, the gradient of every dtype within one
+rounding (two for float16/bfloat16, through float32), the generic path's errors and
+dtypes.
+
+Bugs these found and the regressions below pin (on main's d445a34 tree the two
+regression tests and the hypothesis tests fail, run with ``PYTHONPATH`` at that tree):
+
+* the forward kernel dropped a teacher term below its :math:`e^{-708}` floor beside a
+  student ``-inf``: :math:`t_c > 0 = s_c` is :math:`D = \infty` (the full path's and
+  PyTorch's generic path's), the kernels gave a finite loss;
+* the same floor beside a student logit of :math:`-10^{300}`: the term
+  :math:`t_c(\tau_c - \sigma_c)` (:math:`4.5\cdot 10^{-9}` there) was lost, the loss
+  off in its ninth digit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import crossent  # noqa: E402
+from crossent import _parallel  # noqa: E402
+from crossent.errors import InputError  # noqa: E402
+from crossent.losses import _distill_fused, _distill_rows  # noqa: E402
+
+CLASSES = (2, 3, 5, 511, 512, 513, 1025)
+TEMPERATURES = (0.125, 0.3, 1.0, 2.0, 3.0, 7.0, 1000.0)
+REDUCTIONS = ("none", "mean", "sum", "parts")
+HARD = (
+    "equal",
+    "shift",
+    "near",
+    "ulp",
+    "ties",
+    "gap",
+    "subnormal",
+    "masked_teacher",
+    "masked_both",
+    "student_inf",
+    "student_inf_below_floor",
+    "student_huge",
+)
+EPS = 2.0**-53
+LD = np.longdouble
+
+
+def _full(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` by the full path (no call fused)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
+        return function(*args, **kwargs)
+
+
+def _harden(z: np.ndarray, v: np.ndarray, row: int, kind: str, t: float, rng: Any) -> None:
+    """Make row ``row`` of float64 ``z``, ``v`` (rows x classes) one of :data:`HARD`."""
+    classes = z.shape[1]
+    col = int(rng.integers(classes))
+    some = rng.choice(classes, size=max(1, classes // 10), replace=False)
+    some = some[some != int(np.argmax(v[row]))] if kind != "masked_both" else some
+    if kind == "equal":
+        v[row] = z[row]
+    elif kind == "shift":
+        v[row] = z[row] + 0.5
+    elif kind == "near":
+        v[row] = z[row] + 1e-7 * rng.standard_normal(classes)
+    elif kind == "ulp":
+        v[row] = np.nextafter(z[row].astype(np.float32), np.float32(np.inf))
+    elif kind == "ties":
+        z[row] = np.round(z[row] / 3.0)
+        v[row] = np.round(v[row] / 3.0)
+    elif kind == "gap":
+        z[row, col] = 1e4
+    elif kind == "subnormal":
+        z[row] *= 1e-310
+        v[row] *= 1e-310
+    elif kind == "masked_teacher":
+        v[row, some] = -np.inf
+    elif kind == "masked_both":
+        z[row, some] = -np.inf
+        v[row, some] = -np.inf
+        if np.isneginf(z[row]).all():
+            z[row, 0] = v[row, 0] = 0.0
+    elif kind == "student_inf":
+        z[row, col] = -np.inf
+    elif kind == "student_inf_below_floor":  # t_c = e^-800 / S > 0 beside s_c = 0
+        z[row, col] = -np.inf
+        v[row, col] = v[row].max() - 800.0 * t
+    elif kind == "student_huge":  # t_c (tau_c - sigma_c): e^-710 times 1e300
+        if col == int(np.argmax(z[row])):
+            col = (col + 1) % classes
+        z[row, col] = -1e300
+        v[row, col] = np.delete(v[row], col).max() - 710.0 * t
+
+
+def _inputs(
+    seed: int, classes: int, extra: int, dtype: Any, t: float, hard: list[tuple[int, str]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student and teacher logits of ``ceil(16385 / classes) + extra`` rows (the
+    crossover's either side), N(0, s^2) for a drawn scale, the ``hard`` rows made so."""
+    rng = np.random.default_rng(seed)
+    rows = max(2, -(-_distill_fused.FUSED_ELEMENTS // classes) + extra)
+    scale = float(rng.choice([0.1, 1.0, 3.0, 30.0]))
+    z = scale * rng.standard_normal((rows, classes))
+    v = scale * rng.standard_normal((rows, classes))
+    with np.errstate(all="ignore"):  # (-1e300 is -inf in float32: a student_inf row)
+        for row, kind in hard:
+            _harden(z, v, row % rows, kind, t, rng)
+        return z.astype(dtype), v.astype(dtype)
+
+
+def _oracle(z: np.ndarray, v: np.ndarray, t: float) -> dict[str, np.ndarray]:
+    """Long-double :math:`T^2 D(t\\|s)` per row, :math:`T(s - t)`, and the float64
+    rounding bounds of both (some 64 ulps of the terms)."""
+    z, v, tt = z.astype(LD), v.astype(LD), LD(t)
+    with np.errstate(all="ignore"):
+        sigma = (z - z.max(-1, keepdims=True)) / tt
+        tau = (v - v.max(-1, keepdims=True)) / tt
+        ell_s = np.log(np.exp(sigma).sum(-1, keepdims=True))
+        ell_t = np.log(np.exp(tau).sum(-1, keepdims=True))
+        log_s, log_t = sigma - ell_s, tau - ell_t
+        s, p = np.exp(log_s), np.exp(log_t)
+        live = log_t > -np.inf
+        terms = np.where(live, p * (log_t - log_s), LD(0))
+        terms = np.where(live & np.isneginf(log_s), LD(np.inf), terms)
+        magnitude = np.where(live, p * (np.abs(tau) + np.abs(sigma)), LD(0)).sum(-1)
+        loss_bound = tt * tt * 64 * EPS * (1 + magnitude + np.abs(ell_s[:, 0]) + ell_t[:, 0])
+        grad_magnitude = s + p + np.where(s > 0, s * np.abs(sigma), 0) + p * np.abs(tau)
+        grad_bound = tt * (64 * EPS * grad_magnitude + LD(4e-308))  # (+ t_c below e^-708)
+    return {
+        "loss": (tt * tt * terms.sum(-1)).astype(np.float64),
+        "loss_bound": loss_bound.astype(np.float64),
+        "grad": (tt * (s - p)).astype(np.float64),
+        "grad_bound": grad_bound.astype(np.float64),
+    }
+
+
+def _values(result: Any) -> np.ndarray:
+    """A loss (or its ``LossParts``' total) as an array, in its dtype."""
+    return np.asarray(result.total if isinstance(result, tuple) else result)
+
+
+def _ulp(x: np.ndarray) -> Any:
+    """One float32 ulp of ``x`` where ``x`` is float32 (its rounding once), else 0."""
+    if x.dtype != np.float32:
+        return 0.0
+    return np.spacing(np.abs(x).astype(np.float32)).astype(np.float64)
+
+
+def _assert_close(a: Any, b: Any, rtol: float, atol: Any = 0.0, *, dtypes: bool = True) -> None:
+    """``a`` (fused) against ``b`` (the full path, or the oracle where not ``dtypes``):
+    dtype, shape, the same non-finite entries, the finite ones within ``rtol`` and
+    ``atol`` (one float32 ulp more of either side that is float32)."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    assert a.dtype == b.dtype or not dtypes
+    wa, wb = a.astype(np.float64), b.astype(np.float64)
+    finite = np.isfinite(wb)
+    np.testing.assert_array_equal(np.isfinite(wa), finite)
+    np.testing.assert_array_equal(wa[~finite], wb[~finite])
+    bound = np.broadcast_to(rtol * np.abs(wb) + atol + _ulp(b) + _ulp(a), b.shape)
+    excess = np.abs(wa[finite] - wb[finite]) - bound[finite]
+    assert not (excess > 0).any(), (wa[finite], wb[finite], excess.max())
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> dict[str, Any]:
+    """One call: seed, classes, rows' offset from the crossover, dtype, T, hard rows,
+    batch axes, base."""
+    t = draw(st.sampled_from(TEMPERATURES))
+    hard = draw(st.lists(st.tuples(st.integers(0, 1 << 20), st.sampled_from(HARD)), max_size=8))
+    return {
+        "seed": draw(st.integers(0, 2**32 - 1)),
+        "classes": draw(st.sampled_from(CLASSES)),
+        "extra": draw(st.integers(-1, 2)),
+        "dtype": draw(st.sampled_from([np.float32, np.float64])),
+        "t": t,
+        "hard": hard,
+        "three_axes": draw(st.booleans()),
+        "base": draw(st.sampled_from([None, 2.0])),
+    }
+
+
+@settings(max_examples=30, deadline=None)
+@given(_calls())
+def test_numpy_fused_against_full_path_and_oracle(call: dict[str, Any]) -> None:
+    """Loss and gradient, every reduction: the full path's dtype, type and values (to
+    float64 rounding), and the long-double oracle; the call fused iff it has more than
+    16384 entries."""
+    t, dtype = call["t"], call["dtype"]
+    z, v = _inputs(call["seed"], call["classes"], call["extra"], dtype, t, call["hard"])
+    rows, classes = z.shape
+    if call["three_axes"] and rows % 2 == 0:
+        z, v = z.reshape(2, rows // 2, classes), v.reshape(2, rows // 2, classes)
+    base = call["base"]
+    unit = 1.0 if base is None else math.log(base)
+    fused = _distill_fused.fused_call((z, v), {"temperature": t, "base": base})
+    assert (fused is not None) == (z.size >= _distill_fused.FUSED_ELEMENTS)
+    with np.errstate(all="ignore"):  # (the full path's warnings of the -inf rows)
+        for reduction in REDUCTIONS:
+            options = {"temperature": t, "reduction": reduction, "base": base}
+            loss = crossent.distillation_loss(z, v, **options)
+            want = _full(crossent.distillation_loss, z, v, **options)
+            assert type(loss) is type(want)
+            if isinstance(want, tuple):
+                assert np.asarray(loss.normalizer).dtype == np.asarray(want.normalizer).dtype
+                assert loss.normalizer == want.normalizer
+            _assert_close(_values(loss), _values(want), rtol=1e-9)
+            grad = crossent.distillation_loss_grad(z, v, **options)
+            expected = _full(crossent.distillation_loss_grad, z, v, **options)
+            scale = t / (rows if reduction == "mean" else 1) / unit
+            _assert_close(grad, expected, rtol=1e-12, atol=8 * EPS * scale)
+        oracle = _oracle(z.reshape(rows, classes), v.reshape(rows, classes), t)
+        loss = np.asarray(crossent.distillation_loss(z, v, temperature=t, reduction="none"))
+        grad = crossent.distillation_loss_grad(z, v, temperature=t, reduction="none")
+    _assert_close(loss.ravel(), oracle["loss"], 1e-12, oracle["loss_bound"], dtypes=False)
+    g = grad.reshape(rows, classes)
+    _assert_close(g, oracle["grad"], 1e-12, oracle["grad_bound"], dtypes=False)
+
+
+def test_rows_in_blocks_on_one_thread_or_two_keep_their_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows are independent: blocks of 3 rows on one thread or two (and a read-only
+    input, copied into the blocks) give the bits of one block, loss and gradient."""
+    hard = [(i, kind) for i, kind in enumerate(HARD)]
+    z, v = _inputs(7, 513, 0, np.float64, 2.0, hard)
+    kwargs = {"temperature": 2.0, "reduction": "none"}
+    with np.errstate(all="ignore"):
+        one = crossent.distillation_loss(z, v, **kwargs), crossent.distillation_loss_grad(z, v)
+        monkeypatch.setattr(_distill_rows, "BLOCK_BYTES", 3 * 8 * 513)
+        for threads in (1, 2):
+            monkeypatch.setattr(_parallel, "_threads", lambda n=threads: n)
+            for frozen in (False, True):
+                z.flags.writeable = not frozen
+                loss = crossent.distillation_loss(z, v, **kwargs)
+                np.testing.assert_array_equal(loss, one[0])
+                np.testing.assert_array_equal(crossent.distillation_loss_grad(z, v), one[1])
+
+
+def _raised(function: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(InputError) as error:
+        function(*args, **kwargs)
+    return str(error.value)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([np.float32, np.float64]),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["z", "v"]),
+            st.integers(0, 40),
+            st.sampled_from(["nan", "-nan", "inf", "row"]),
+        ),
+        min_size=1,
+        max_size=2,
+    ),
+    st.sampled_from(CLASSES[3:]),
+)
+def test_invalid_rows_raise_the_full_path_s_error(
+    dtype: Any, bad: list[tuple[str, int, str]], classes: int
+) -> None:
+    """NaN, a negative NaN, ``+inf`` or a row of ``-inf`` on either side, one or two
+    rows: the full path's ``InputError`` (argument, row) from both functions; with
+    ``validate=False`` the full path's rows (NaN where it has them)."""
+    z, v = _inputs(3, classes, 0, dtype, 2.0, [(0, "masked_teacher"), (1, "student_inf")])
+    for side, drawn, what in bad:
+        x, row = (z if side == "z" else v), drawn % len(z)
+        value = {"nan": np.nan, "-nan": -np.nan, "inf": np.inf, "row": -np.inf}[what]
+        if what == "row":
+            x[row] = value
+        else:
+            x[row, row % classes] = np.copysign(np.nan, -1.0) if what == "-nan" else value
+    for function in (crossent.distillation_loss, crossent.distillation_loss_grad):
+        want = _raised(_full, function, z, v, temperature=2.0)
+        assert _raised(function, z, v, temperature=2.0) == want
+    with np.errstate(all="ignore"):
+        for function in (crossent.distillation_loss, crossent.distillation_loss_grad):
+            options = {"temperature": 2.0, "reduction": "none", "validate": False}
+            got, want = function(z, v, **options), _full(function, z, v, **options)
+            assert (got.dtype, got.shape) == (want.dtype, want.shape)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            _assert_close(np.nan_to_num(got, nan=0.0), np.nan_to_num(want, nan=0.0), 1e-9, 1e-15)
+
+
+def test_option_errors_match() -> None:
+    """Temperatures that are not finite and above 0, and other bad options: the full
+    path's error from a call the fused route would otherwise take."""
+    z, v = _inputs(1, 513, 0, np.float32, 1.0, [])
+    for options in (
+        {"temperature": 0.0},
+        {"temperature": -2.0},
+        {"temperature": math.inf},
+        {"temperature": math.nan},
+        {"temperature": True},
+        {"base": 1.0},
+        {"reduction": "batchmean"},
+    ):
+        want = _raised(_full, crossent.distillation_loss, z, v, **options)
+        assert _raised(crossent.distillation_loss, z, v, **options) == want
+        assert _raised(crossent.distillation_loss_grad, z, v, **options) == want
+
+
+def test_a_student_minus_inf_beside_an_underflowing_teacher_probability_is_inf() -> None:
+    r"""Regression: :math:`t_2 = e^{-800}/S > 0` beside :math:`s_2 = 0` is
+    :math:`D = \infty` (the full path's, the lean path's); the forward kernel's floor
+    made the term absent and the loss 0.462. float32 and float64, 5462 x 3."""
+    for dtype in (np.float32, np.float64):
+        z = np.tile(np.array([0.0, 1.0, -np.inf], dtype=dtype), (5462, 1))
+        v = np.tile(np.array([1.0, 0.0, -800.0], dtype=dtype), (5462, 1))
+        assert _distill_fused.fused_call((z, v), {}) is not None
+        with np.errstate(all="ignore"):
+            assert np.isposinf(crossent.distillation_loss(z, v, reduction="none")).all()
+            assert np.isposinf(crossent.distillation_loss(z[:2], v[:2], reduction="none")).all()
+            grad = crossent.distillation_loss_grad(z, v)
+            _assert_close(grad, _full(crossent.distillation_loss_grad, z, v), 1e-12, 1e-18)
+
+
+def test_a_student_logit_of_minus_1e300_keeps_the_teacher_s_tiny_term() -> None:
+    r"""Regression: beside :math:`z_2 = -10^{300}` a teacher probability of
+    :math:`e^{-710}` (below the kernels' floor) weighs :math:`4.5\cdot10^{-9}` in
+    :math:`D`; the fused loss lost it (0.462117157260 against 0.462117158464, mpmath's
+    0.46211715846386850)."""
+    z = np.tile([0.0, 1.0, -1e300], (5462, 1))
+    v = np.tile([1.0, 0.0, -710.0], (5462, 1))
+    loss = crossent.distillation_loss(z, v, reduction="none")
+    np.testing.assert_allclose(loss, 0.46211715846386850, rtol=4 * EPS)
+    np.testing.assert_array_equal(loss, _full(crossent.distillation_loss, z, v, reduction="none"))
