@@ -2,9 +2,11 @@
 
     PYTHONPATH=src python benchmarks/bench_distill_kernels.py [--against OTHER/src]
         [--shape 512x32000] [--temperatures 1,2] [--repeats 5] [--end-to-end]
+        [--masked 0.1]
 
 Float64 logits (the kernels' input: the op widens float32 rows to them) of N(0, 9),
-student and teacher independent, so no row is near or far. For each temperature, the
+student and teacher independent, so no row is near or far (``--masked``: that share
+of the classes, the same in every row, at ``-inf`` on both sides). For each temperature, the
 forward kernel (:math:`(D, m_z, \\ell_s, m_v, \\ell_t)` per row) and the backward kernel
 (the gradient and the small-spread flags) are timed on the calling thread by its CPU
 time (``time.thread_time``), the minimum of ``--repeats`` calls after a warm-up call
@@ -27,7 +29,9 @@ import numpy as np
 from _against import add_options, compare
 
 
-def _kernel_times(shape: tuple[int, int], temperatures: list[float], repeats: int) -> dict:
+def _kernel_times(
+    shape: tuple[int, int], temperatures: list[float], repeats: int, masked: float = 0.0
+) -> dict:
     """{case: [seconds, ...]} of each kernel at each temperature (thread CPU time)."""
     from crossent.losses import _distill_numba as kernels
 
@@ -35,6 +39,8 @@ def _kernel_times(shape: tuple[int, int], temperatures: list[float], repeats: in
     rng = np.random.default_rng(0)
     z = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
     v = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    hidden = rng.permutation(classes)[: int(masked * classes)]
+    z[:, hidden] = v[:, hidden] = -np.inf
     stats = np.empty((rows, 5))
     grad = np.empty_like(z)
     small = np.empty(rows, dtype=np.bool_)
@@ -80,16 +86,18 @@ def main() -> None:
     parser.add_argument("--temperatures", default="1,2")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--end-to-end", action="store_true")
+    parser.add_argument("--masked", type=float, default=0.0, help="classes at -inf, both sides")
     add_options(parser)
     args = parser.parse_args()
     if args.against:
         argv = ["--shape", args.shape, "--temperatures", args.temperatures]
         argv += ["--repeats", str(args.repeats)] + (["--end-to-end"] if args.end_to_end else [])
+        argv += ["--masked", str(args.masked)]
         compare(__file__, argv, args.against, args.rounds)
         return
     rows, classes = (int(n) for n in args.shape.split("x"))
     temperatures = [float(t) for t in args.temperatures.split(",")]
-    times = _kernel_times((rows, classes), temperatures, args.repeats)
+    times = _kernel_times((rows, classes), temperatures, args.repeats, args.masked)
     if args.end_to_end:
         times.update(_end_to_end((rows, classes), args.repeats))
     if args.json:

@@ -37,7 +37,8 @@ with :math:`e^{\tau_c} = 0` is absent (0 log 0 = 0), even beside :math:`\sigma_c
 negligible: beside :math:`\sigma_c = -\infty` it is :math:`+\infty` (:math:`t_c > 0`,
 :math:`s_c = 0`), beside :math:`\sigma_c < -2^{900}` it can reach the digits of
 :math:`D`; a row with such a :math:`\sigma_c` beside a teacher logit above ``-inf``
-(:func:`_lost_terms`, one comparison of the student's least logit on other rows) gets
+(:func:`_block_maxima`'s flag of a student ``-inf`` beside a teacher logit above it;
+:func:`_lost_terms` where the student's least finite logit is that far) gets
 ``D = inf``, and the caller forms it again (issue 13 review: such rows were finite, or
 off in the ninth digit, here). Rows that hold a NaN or ``+inf``, or only ``-inf``, come
 out NaN (never a number): the caller validates then. Each row's :math:`(D, m_z,
@@ -216,18 +217,22 @@ def _lost_terms(zr, vr, edge):
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _block_maxima(zb, vb):
-    # the keys (_key) of the maxima of a block of z and of v, and their least keys
-    # (integer maxima and minima: vectorised, where a float maximum is not without nnan)
+    # the keys (_key) of the maxima of a block of z and of v, their least keys (z's
+    # -inf left out), and whether a z of -inf meets a v above -inf (integer maxima and
+    # minima: vectorised, where a float maximum is not without nnan)
     kz = kv = _LOWEST
     lz = lv = _HIGHEST
+    lost = False
     for c in range(zb.shape[0]):
         a = _key(float64_to_bits(zb[c]))
         b = _key(float64_to_bits(vb[c]))
         kz = max(kz, a)
         kv = max(kv, b)
-        lz = min(lz, a)
+        masked = a == _NEG_INF_KEY
+        lz = min(lz, _HIGHEST if masked else a)
         lv = min(lv, b)
-    return kz, kv, lz, lv
+        lost |= masked & (b != _NEG_INF_KEY)
+    return kz, kv, lz, lv, lost
 
 
 @numba.njit(inline="always")
@@ -243,7 +248,8 @@ def _block_maxima_of_row(zr, vr, maxima):
     classes = zr.shape[0]
     for b in range(maxima.shape[1]):
         at = slice(b * BLOCK, min(classes, (b + 1) * BLOCK))
-        maxima[0, b], maxima[1, b], maxima[2, b], maxima[3, b] = _block_maxima(zr[at], vr[at])
+        kz, kv, lz, lv, lost = _block_maxima(zr[at], vr[at])
+        maxima[0, b], maxima[1, b], maxima[2, b], maxima[3, b], maxima[4, b] = kz, kv, lz, lv, lost
 
 
 @numba.njit(inline="never")
@@ -302,8 +308,8 @@ def distillation_forward_kernel(z, v, temperature, out):
     scalars = (0.0, 0.0, 1.0 / temperature, temperature)
     buffers = np.empty((3, BLOCK))  # one set for every row
     es, et, ew = buffers[0], buffers[1], buffers[2]
-    # the block maxima of the row: z's keys, v's, and their least keys
-    own = np.empty((4, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
+    # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
+    own = np.empty((5, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
     for i in range(rows):
         if not classes:  # (S = 1: D = 0)
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = 0.0, -np.inf, 0.0, -np.inf, 0.0
@@ -353,7 +359,7 @@ def distillation_forward_kernel(z, v, temperature, out):
         # sigma below -2**900 there (t_c (tau_c - sigma_c) then a digit of D): formed
         # again (issue 13 review: both were dropped); one comparison on other rows
         edge = mz - _FAR * temperature
-        if bits_to_float64(_key(low_z)) <= edge and _lost_terms(zr, vr, edge):
+        if own[4].max() or (bits_to_float64(_key(low_z)) <= edge and _lost_terms(zr, vr, edge)):
             w = np.inf
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
