@@ -70,7 +70,7 @@ def _call(z: torch.Tensor, v: torch.Tensor, t: float, reduction: str) -> tuple[A
     rows = z.shape[0]
     weights = np.full(rows, 1.0 / rows if reduction == "mean" else 1.0)
     if reduction == "none":
-        weights = np.linspace(0.5, 1.5, rows)
+        weights = 1.0 + (np.arange(rows) % 4) / 4.0  # (exact in every dtype: its upstream)
     upstream = torch.tensor(weights if reduction == "none" else 1.0, dtype=torch.float64)
     (grad,) = torch.autograd.grad((loss.double() * upstream).sum(), z)
     return loss.detach(), grad, weights
