@@ -29,7 +29,15 @@ LD = np.longdouble
 
 
 def harden(z: np.ndarray, v: np.ndarray, row: int, kind: str, t: float, rng: Any) -> None:
-    """Make row ``row`` of float64 ``z``, ``v`` (rows x classes) one of :data:`HARD`."""
+    """Make row ``row`` of float64 ``z``, ``v`` (rows x classes) one of :data:`HARD`
+    (left as it was where that would leave a side all ``-inf``: no distribution)."""
+    before = z[row].copy(), v[row].copy()
+    _make(z, v, row, kind, t, rng)
+    if np.isneginf(z[row]).all() or np.isneginf(v[row]).all():
+        z[row], v[row] = before
+
+
+def _make(z: np.ndarray, v: np.ndarray, row: int, kind: str, t: float, rng: Any) -> None:
     classes = z.shape[1]
     col = int(rng.integers(classes))
     some = rng.choice(classes, size=max(1, classes // 10), replace=False)
@@ -66,7 +74,7 @@ def harden(z: np.ndarray, v: np.ndarray, row: int, kind: str, t: float, rng: Any
         if col == int(np.argmax(z[row])):
             col = (col + 1) % classes
         z[row, col] = -1e300
-        v[row, col] = np.delete(v[row], col).max() - 710.0 * t
+        v[row, col] = np.delete(v[row], col).max() - 710.0 * t  # (-inf beside a masked row)
 
 
 def oracle(z: np.ndarray, v: np.ndarray, t: float) -> dict[str, np.ndarray]:
