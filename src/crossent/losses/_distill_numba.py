@@ -36,10 +36,10 @@ with :math:`e^{\tau_c} = 0` is absent (0 log 0 = 0), even beside :math:`\sigma_c
 ``inf``. A term the floor below drops (:math:`\tau_c < -708`) is not always
 negligible: beside :math:`\sigma_c = -\infty` it is :math:`+\infty` (:math:`t_c > 0`,
 :math:`s_c = 0`), beside :math:`\sigma_c < -2^{900}` it can reach the digits of
-:math:`D`; a row with such a :math:`\sigma_c` beside a teacher logit above ``-inf``
-(:func:`_block_maxima`'s flag of a student ``-inf`` beside a teacher logit above it;
-:func:`_lost_terms` where the student's least finite logit is that far) gets
-``D = inf``, and the caller forms it again (issue 13 review: such rows were finite, or
+:math:`D`. A row with a student ``-inf`` beside a teacher logit above ``-inf``
+(:func:`_block_maxima`'s flag), or a finite :math:`\sigma_c < -2^{900}` (logits past
+:math:`10^{270}`: the row goes whatever the teacher there), gets ``D = inf``, and the
+caller forms it again (issue 13 review: such rows were finite, or
 off in the ninth digit, here). Rows that hold a NaN or ``+inf``, or only ``-inf``, come
 out NaN (never a number): the caller validates then. Each row's :math:`(D, m_z,
 \ell_s, m_v, \ell_t)` is written to ``out`` (float64).
@@ -157,7 +157,7 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
-_FAR = 2.0**900  # a student's sigma below -_FAR beside t_c > 0: the row formed again
+_FAR = 2.0**900  # a student sigma below -_FAR: the row formed again (t_c sigma_c may count)
 _GRID = 2.0**24  # the backward's shifts: ell on a 2**-24 grid (exp_of_pair's exact bracket)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
@@ -203,16 +203,6 @@ def _sums(es, et, ew, n):
         b += et[j]
         w += ew[j]
     return a, b, w
-
-
-@numba.njit(fastmath=_LOOP, inline="never")
-def _lost_terms(zr, vr, edge):
-    # whether a student's logit at or below edge (-inf too) meets a teacher's above -inf
-    # (a term t_c (tau_c - sigma_c) the floor would drop; no early exit: vectorised)
-    hits = 0
-    for c in range(zr.shape[0]):
-        hits += (zr[c] <= edge) & (vr[c] > -np.inf)
-    return hits > 0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -356,10 +346,9 @@ def distillation_forward_kernel(z, v, temperature, out):
         w = w if w == w else np.inf
         # the terms the floor drops (e^tau = 0 above): a student's -inf beside a teacher's
         # tau > -inf (t_c > 0 below the floor: D = inf, as the full path has it), or a
-        # sigma below -2**900 there (t_c (tau_c - sigma_c) then a digit of D): formed
-        # again (issue 13 review: both were dropped); one comparison on other rows
-        edge = mz - _FAR * temperature
-        if own[4].max() or (bits_to_float64(_key(low_z)) <= edge and _lost_terms(zr, vr, edge)):
+        # sigma below -2**900 (t_c (tau_c - sigma_c) a digit of D where t_c > 0): the row
+        # formed again (issue 13 review: both were dropped); one comparison on others
+        if own[4].max() or bits_to_float64(_key(low_z)) <= mz - _FAR * temperature:
             w = np.inf
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s

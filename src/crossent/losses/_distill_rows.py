@@ -18,7 +18,7 @@ kernels do not form to NumPy's exact functions (:func:`row_kinds`):
   ``-inf`` in its logits, the caller's validation then names it; a student ``-inf``
   beside a teacher probability above 0, even one below the kernels' :math:`e^{-708}`
   floor, valid, :math:`D = \infty`; a student logit more than :math:`2^{900}T` below
-  its maximum beside a teacher logit above ``-inf``, a term the floor would drop; a gap
+  its maximum, where a term the floor drops may count; a gap
   past the float64 range; a :math:`T^2 D` that overflows); other ``-inf`` logits (a
   masked vocabulary) the kernels form;
 * kind 1, a row whose :math:`D` is below ``_near_rows.KL_FLOOR``, where the common
