@@ -30,6 +30,12 @@ regression tests and the hypothesis tests fail, run with ``PYTHONPATH`` at that 
 * the same floor beside a student logit of :math:`-10^{300}`: the term
   :math:`t_c(\tau_c - \sigma_c)` (:math:`4.5\cdot 10^{-9}` there) was lost, the loss
   off in its ninth digit.
+
+Mutants caught (each run by hand, reverted): the kernel's flag of a student ``-inf``
+beside a teacher logit above it dropped (the property test and the first regression);
+the :math:`2^{900}T` comparison dropped (the property tests, NumPy and torch, and the
+second regression); the flag raised on every student ``-inf``, masked teacher classes
+too (a slower, equal result: the kernel-rows test).
 """
 
 from __future__ import annotations
@@ -271,3 +277,25 @@ def test_a_student_logit_of_minus_1e300_keeps_the_teacher_s_tiny_term() -> None:
     loss = crossent.distillation_loss(z, v, reduction="none")
     np.testing.assert_allclose(loss, 0.46211715846386850, rtol=4 * EPS)
     np.testing.assert_array_equal(loss, _full(crossent.distillation_loss, z, v, reduction="none"))
+
+
+def test_the_kernel_leaves_only_the_rows_it_cannot_form() -> None:
+    r"""The forward kernel's :math:`D` (``_distill_rows.forward_statistics``): finite on
+    masked classes (both sides, or the teacher's) and on a student logit of
+    :math:`-10^{200}` (its dropped terms below an ulp), ``inf`` (the host's rows) for a
+    student ``-inf`` beside a teacher logit above ``-inf`` (whatever its probability)
+    and for a student logit of :math:`-10^{300}` (a dropped term may count)."""
+    rows = {
+        "both masked": ([0.0, 1.0, -np.inf], [1.0, 0.0, -np.inf], True),
+        "teacher masked": ([0.0, 1.0, 2.0], [1.0, 0.0, -np.inf], True),
+        "student -1e200": ([0.0, 1.0, -1e200], [1.0, 0.0, -710.0], True),
+        "student -inf": ([0.0, 1.0, -np.inf], [1.0, 0.0, 0.5], False),
+        "below the floor": ([0.0, 1.0, -np.inf], [1.0, 0.0, -800.0], False),
+        "student -1e300": ([0.0, 1.0, -1e300], [1.0, 0.0, -710.0], False),
+    }
+    z = np.array([r[0] for r in rows.values()])
+    v = np.array([r[1] for r in rows.values()])
+    stats = _distill_rows.forward_statistics(len(z), 3, 1.0, lambda a, b: (z[a:b], v[a:b]))
+    for (name, (_, _, finite)), d in zip(rows.items(), stats[:, 0], strict=True):
+        assert np.isfinite(d) == finite, (name, d)
+        assert d > 0, (name, d)
