@@ -87,7 +87,7 @@ def _rounding(want: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     return bound
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
     st.sampled_from(DTYPES),
