@@ -220,18 +220,29 @@ def main(shared: Path) -> None:
 
 
 def seed_cache(source: Path, target: Path) -> list[str]:
-    """Copy Numba's cache files (index ``.nbi`` and data ``.nbc``) of every function cached
-    in ``source`` that has no file in ``target`` into ``target``; the functions copied.
+    """Copy into ``target`` Numba's cache files (index ``.nbi`` and data ``.nbc``) of every
+    kernel cached in ``source`` that ``target`` lacks; the functions some kernel was
+    copied of.
 
     The two folders' layouts are the same (a subfolder per source folder, named by its
-    path) and the sources are the same files, so the indexes' source stamps hold. A test
-    process may compile and save one of these functions meanwhile (Numba numbers a new
-    data file 1, 2, ... past those its index names, and replaces whole files, index
-    before data). So the data files are copied under numbers from :data:`_SEED_NUMBERS`,
-    which such a process never picks, and every file is written under a temporary name
-    and linked into place only if its name is free, data before index: whichever index
-    stays (ours, that process's, or its own built on ours) is whole, and each data file
-    it names holds that entry's kernel once its writer is done.
+    path) and the sources are the same files, so the indexes' source stamps hold. A
+    function with no file in ``target`` gets all of its kernels. A function whose index
+    is in ``target`` (under ``tasks.py test`` the docs build, beside the cold process,
+    compiles some of the same functions, often for other dtypes) gets the signatures
+    that index lacks, added to it: without them the suite compiled again what the cold
+    process had compiled (``totals`` for float32: a test's 22 s of CPU). A function with
+    data files but no index in ``target`` (a process saving it) is left alone.
+
+    A test process may compile and save one of these functions meanwhile (Numba numbers
+    a new data file 1, 2, ... past those its index names, and replaces whole files,
+    index before data). So the data files are copied under numbers from
+    :data:`_SEED_NUMBERS` on, which such a process never picks, each written under a
+    temporary name and linked into place only if its name is free, data before index;
+    a new index is linked into place only if none is there, a merged one replaces the
+    index it was read from (:func:`_merged_index`). Whichever index stays (ours, that
+    process's, or its own built on ours) is whole, and each data file it names holds
+    that entry's kernel once its writer is done; at worst an entry is dropped, and a
+    process compiles that kernel again.
     """
     from numba.core.serialize import dumps
 
@@ -239,19 +250,48 @@ def seed_cache(source: Path, target: Path) -> list[str]:
     for index in sorted(source.rglob("*.nbi")):
         folder = target / index.parent.relative_to(source)
         stem = index.name.removesuffix(".nbi")
-        if folder.is_dir() and any(folder.glob(glob.escape(stem) + ".*")):
-            continue  # a test process has saved (or is saving) this function
-        folder.mkdir(parents=True, exist_ok=True)
         with index.open("rb") as handle:  # as numba.core.caching.IndexDataCacheFile
             version = pickle.load(handle)
             stamp, overloads = pickle.loads(handle.read())
-        renamed = {}
-        for number, (key, name) in enumerate(overloads.items(), start=_SEED_NUMBERS):
-            renamed[key] = f"{stem}.{number}.nbc"
-            _link_new((index.parent / name).read_bytes(), folder / renamed[key])
-        _link_new(pickle.dumps(version, protocol=-1) + dumps((stamp, renamed)), folder / index.name)
+        there: dict[object, str] = {}
+        if folder.is_dir() and any(folder.glob(glob.escape(stem) + ".*")):
+            there_index = _merged_index(folder / index.name, version, stamp)
+            if there_index is None:
+                continue  # a process is saving this function, or other sources saved it
+            there = there_index
+        missing = [key for key in overloads if key not in there]
+        if not missing:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        merged = dict(there)
+        taken = set(there.values())
+        number = _SEED_NUMBERS
+        for key in missing:
+            while f"{stem}.{number}.nbc" in taken or (folder / f"{stem}.{number}.nbc").exists():
+                number += 1
+            merged[key] = f"{stem}.{number}.nbc"
+            taken.add(merged[key])
+            _link_new((index.parent / overloads[key]).read_bytes(), folder / merged[key])
+        data = pickle.dumps(version, protocol=-1) + dumps((stamp, merged))
+        if there:
+            _replace(data, folder / index.name)
+        else:
+            _link_new(data, folder / index.name)
         copied.append(str(index.relative_to(source)))
     return copied
+
+
+def _merged_index(path: Path, version: str, stamp: object) -> dict[object, str] | None:
+    """The entries of the Numba index at ``path``, if it is there and of this Numba
+    ``version`` and source ``stamp`` (so our entries may join it); else None."""
+    try:
+        with path.open("rb") as handle:
+            if pickle.load(handle) != version:
+                return None
+            there_stamp, overloads = pickle.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    return dict(overloads) if there_stamp == stamp else None
 
 
 _SEED_NUMBERS = 1_000_001
@@ -268,6 +308,19 @@ def _link_new(data: bytes, target: Path) -> None:
             os.link(temporary, target)
     finally:
         os.unlink(temporary)
+
+
+def _replace(data: bytes, target: Path) -> None:
+    """``data`` at ``target``, replacing what is there, all at once."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".seed-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def section_output(runs: CacheRuns, name: str) -> tuple[str, str]:
