@@ -69,8 +69,8 @@ import numpy as np
 import torch
 
 from ..losses import _cpu_kernels, _distill_rows
-from ..losses._numpy_kernels import as_float32
 from ..losses._near_rows import formable
+from ..losses._numpy_kernels import as_float32
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
