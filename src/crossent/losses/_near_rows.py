@@ -362,5 +362,8 @@ class NearRows:
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
         if self.log_s is None:
             return reverse_distillation_gradient64(self.student, self.teacher, self.temperature)
-        parts = _parts(self.student, self.teacher, self.temperature, self.xp, self.log_s)
-        return -(parts.p * (parts.u - parts.m))
+        xp = self.xp
+        parts = _parts(self.student, self.teacher, self.temperature, xp, self.log_s)
+        grad = -(parts.p * (parts.u - parts.m))
+        # +0 at a class masked on both sides, as the forward gradient
+        return xp.where(parts.log_p > -math.inf, grad, xp.zeros_like(grad))
