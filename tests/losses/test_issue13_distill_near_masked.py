@@ -11,8 +11,9 @@ masked) went to the common path's cancelling formula in every path
 Checked here: the small NumPy call (one row, ``_small_distill``), a call past 16384
 entries (``_distill_fused`` then ``NearRows``), the NumPy formulas of ``NearRows``
 (Numba's left out) and in torch's operations, and ``crossent.torch``; a ``-inf`` on
-one side only stays outside the near rows. On main (d25f216) all 24 tests fail (3 by
-the missing ``_near_rows.formable``; the other 21 by their values).
+one side only stays outside the near rows. On main (d25f216) 24 of the 26 tests fail (3 by
+the missing ``_near_rows.formable``, 21 by their values; the 2 one-sided near rows
+pass there: they guard the change's reach).
 """
 
 from __future__ import annotations
