@@ -161,24 +161,26 @@ def test_identical_calls_keep_the_full_paths_zeros(direction, base, dtype) -> No
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_identical_rows_with_an_infinite_logit(direction) -> None:
-    """A ``-inf`` logit on both sides: :math:`z - v` is NaN there, ``NearRows`` does not
-    form the row, and the common path's value stays (a residual of 1e-16 at T = 3 or
-    7): the lean path's shortcut must not take such a call (its value is the full
-    path's)."""
+    """A ``-inf`` logit on both sides (a masked class): ``NearRows`` forms the row, whose
+    loss and gradient are then exactly 0 (the common path left a residual of 1e-16 at
+    T = 3 or 7 until issue 13's masked near rows); the lean path's value is the full
+    path's."""
     z = 5.0 * np.random.default_rng(1).standard_normal((8, 5))
     z[:, 1] = -np.inf
     for temperature in (3.0, 7.0):
         keywords = {"temperature": temperature, "direction": direction, "reduction": "none"}
         want = DISTILL.full(z, z.copy(), **keywords)
-        assert np.any(want[0] != 0.0)  # (these rows have a residual: the test bites)
+        assert not np.any(want[0])  # (the exact 0: the masked class dropped)
+        assert not np.any(want[1])
         same_bits(crossent.distillation_loss(z, z.copy(), **keywords), want[0])
         same_bits(crossent.distillation_loss_grad(z, z.copy(), **keywords), want[1])
 
 
 def test_rows_to_form_with_every_row_flagged() -> None:
     """``rows_to_form``'s shortcut where every row is flagged (no copy of them) picks
-    the rows a plain per-row test picks (finite logits, a finite difference), as where
-    some rows are not flagged; a 0-d mask (one row) stays a 0-d array."""
+    the rows a plain per-row test picks (finite logits and difference, or ``-inf`` on
+    both sides, one class finite), as where some rows are not flagged; a 0-d mask (one
+    row) stays a 0-d array."""
     values = [0.0, 1.0, -np.inf, np.inf, np.nan, 1.7e308, -1.7e308]
     rng = np.random.default_rng(5)
     z = rng.choice(values, size=(200, 3))
@@ -186,7 +188,8 @@ def test_rows_to_form_with_every_row_flagged() -> None:
     with np.errstate(over="ignore", invalid="ignore"):
         want = np.array(
             [
-                all(math.isfinite(a - b) for a, b in zip(*row, strict=True))
+                all(math.isfinite(a - b) or a == b == -math.inf for a, b in zip(*row, strict=True))
+                and any(math.isfinite(a - b) for a, b in zip(*row, strict=True))
                 for row in zip(z, v, strict=True)
             ]
         )

@@ -47,6 +47,7 @@ from ._far_gaps import (
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import (
     NearRows,
+    formable,
     rows_to_form,
     spread_is_small,
 )
@@ -385,11 +386,11 @@ def _near_rows_of_namespace(
 
 
 def _formable(d: _Distillation, flagged: Array) -> Array:
-    """The rows ``flagged`` that ``_near_rows`` can form: finite logits on both sides and
-    a finite difference (other namespaces than NumPy, which reads its own)."""
+    """The rows ``flagged`` that ``_near_rows`` can form (``_near_rows.formable``: finite
+    logits and difference, or classes masked on both sides; other namespaces than
+    NumPy, which reads its own)."""
     xp = d.batch.xp
-    formable = xp.all(xp.isfinite(d.student - d.teacher_scores), axis=-1)
-    return xp.logical_and(flagged, formable)
+    return xp.logical_and(flagged, formable(d.student, d.teacher_scores, xp))
 
 
 def common_rows_and_near_flags(

@@ -41,7 +41,8 @@ Numba is.
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
 |s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, for the forward
-gradient; each with finite logits on both sides and a finite :math:`D`. Elsewhere the
+gradient; each :func:`formable` (finite logits and :math:`D`, or classes masked on both
+sides: dropped from both distributions, exactly). Elsewhere the
 common path's error is at most some :math:`2^{12}\varepsilon\log C` of its value (the
 loss) or of the row's largest entry (the gradient), and its bits stay. The lean path's
 compiled steps (``_small_targets_numba``) hand such a call back before writing; its
@@ -73,6 +74,7 @@ __all__ = [
     "KL_FLOOR",
     "SPREAD_FLOOR",
     "NearRows",
+    "formable",
     "rows_to_form",
     "spread_is_small",
 ]
@@ -123,22 +125,38 @@ def rows_to_form(
     flagged: np.ndarray, student: np.ndarray, teacher: np.ndarray
 ) -> np.ndarray | None:
     """The rows of the mask ``flagged`` (batch shape) that the functions here can form:
-    finite logits on both sides (classes last) and a finite difference; None for none.
+    :func:`formable` (classes last; in float64, as they are formed); None for none.
     Where every row is flagged (the common case: one row, or a student near its
     teacher throughout), no copy of them (issue 13: a row of 10 spent 9 us here)."""
     if not flagged.any():
         return None
     if flagged.all():
-        with np.errstate(over="ignore", invalid="ignore"):
-            difference = np.subtract(student, teacher, dtype=np.float64)
-        rows = np.asarray(np.isfinite(difference).all(axis=-1))
+        rows = np.asarray(formable(_wide(student), _wide(teacher), np))
         return rows if rows.any() else None
     rows = np.array(flagged)
-    z = np.asarray(student[rows], dtype=np.float64)
-    v = np.asarray(teacher[rows], dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        rows[rows] = np.isfinite(z - v).all(axis=-1)
+    rows[rows] = formable(_wide(student[rows]), _wide(teacher[rows]), np)
     return rows if rows.any() else None
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    """``x`` in float64 (no copy of float64): the rows' dtype here."""
+    return np.asarray(x, dtype=np.float64)
+
+
+def formable(student: Array, teacher: Array, xp: ModuleType) -> Array:
+    r"""Per row (classes last), whether the functions here can form it: every class
+    finite on both sides (a finite difference) or ``-inf`` on both (a masked class), one
+    class finite. A class masked on both sides has :math:`p_c = q_c = 0`: the row's KL
+    and gradient are those of the row without it, which the formulas give with its
+    :math:`D_c` taken as 0 (:func:`_parts`; its weight :math:`p_c = 0` then multiplies
+    finite numbers only, and its gradient is 0). A ``-inf`` on one side only is not a
+    near row (:math:`D = \infty`, or a student's mass where the teacher has none)."""
+    with _quiet(xp):
+        difference = student - teacher
+        finite = xp.isfinite(difference)
+        masked = xp.logical_and(student == -math.inf, teacher == -math.inf)
+        every = xp.all(xp.logical_or(finite, masked), axis=-1)
+        return xp.logical_and(every, xp.any(finite, axis=-1))
 
 
 def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
@@ -178,7 +196,9 @@ def _parts(
     p = xp.exp(log_p)
     total = xp.sum(p, axis=-1, keepdims=True)
     p, log_p = p / total, log_p - xp.log(total)
-    u = second - first
+    with _quiet(xp):  # D_c = 0 at a class masked on both sides (-inf - -inf: formable)
+        u = second - first
+        u = xp.where(xp.isnan(u), xp.zeros_like(u), u)
     for _ in range(2):
         u = u - xp.sum(p * u, axis=-1, keepdims=True)
     return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
@@ -332,7 +352,9 @@ class NearRows:
             ones = xp.ones_like(q)
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
-            return xp.where(near, parts.p * (a * ratio), apart)
+            formed = xp.where(near, parts.p * (a * ratio), apart)
+            # +0 at a class masked on both sides (p * a there: -0 where a < 0)
+            return xp.where(parts.log_p > -math.inf, formed, xp.zeros_like(formed))
 
     def _reverse_gradient(self) -> Array:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
@@ -340,5 +362,8 @@ class NearRows:
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
         if self.log_s is None:
             return reverse_distillation_gradient64(self.student, self.teacher, self.temperature)
-        parts = _parts(self.student, self.teacher, self.temperature, self.xp, self.log_s)
-        return -(parts.p * (parts.u - parts.m))
+        xp = self.xp
+        parts = _parts(self.student, self.teacher, self.temperature, xp, self.log_s)
+        grad = -(parts.p * (parts.u - parts.m))
+        # +0 at a class masked on both sides, as the forward gradient
+        return xp.where(parts.log_p > -math.inf, grad, xp.zeros_like(grad))

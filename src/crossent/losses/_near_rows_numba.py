@@ -126,7 +126,8 @@ def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndar
     for c in range(classes):
         p[c] = p[c] / total
         log_p[c] = log_p[c] - log_total
-        u[c] = second[c] - first[c]
+        difference = second[c] - first[c]  # 0 where both are -inf (``_parts``)
+        u[c] = difference if difference == difference else 0.0
     for _ in range(2):
         for c in range(classes):
             terms[c] = p[c] * u[c]
@@ -204,6 +205,9 @@ def _row_gradient(
     log_p, p, u, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
     softened = False
     for c in range(first.shape[0]):
+        if not log_p[c] > -math.inf:  # a class masked on both sides: +0 (``_parts``)
+            out[c] = 0.0
+            continue
         a = u[c] - m - kl
         q = a / t
         if abs(q) < _SERIES_X:
@@ -263,13 +267,16 @@ def _equal(first: np.ndarray, second: np.ndarray) -> bool:
 
 @numba.njit(cache=True)
 def _formable(first: np.ndarray, second: np.ndarray) -> bool:
-    """``rows_to_form``'s test of one row: every difference finite (:math:`x - x = 0`
-    exactly where :math:`x` is; a count, as :func:`_equal`)."""
-    lost = 0
+    """``rows_to_form``'s test of one row (``_near_rows.formable``): every difference
+    finite (:math:`x - x = 0` exactly where :math:`x` is) or both sides ``-inf``, one
+    finite (counts, as :func:`_equal`)."""
+    lost = kept = 0
     for c in range(first.shape[0]):
         difference = second[c] - first[c]
-        lost += difference - difference != 0.0
-    return lost == 0
+        finite = difference - difference == 0.0
+        kept += finite
+        lost += not (finite or (first[c] == -math.inf and second[c] == -math.inf))
+    return lost == 0 and kept > 0
 
 
 @numba.njit(cache=True)

@@ -69,6 +69,7 @@ import numpy as np
 import torch
 
 from ..losses import _cpu_kernels, _distill_rows
+from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
 from ._far_distillation import (
     _host_gradients,
@@ -231,9 +232,9 @@ def distillation_cpu_rows_backward(
     host = (kind != 0) | torch.from_numpy(spread_small)
     if bool(host.any()):
         z, v, u = student[host], teacher[host], upstream.detach()[host]
-        # near rows by NearRows' gradients, but those with a -inf logit (NaN there):
-        # distillation_loss_grad's, as before the kernels formed -inf rows
-        near = (kind[host] == 1) & torch.isfinite(z).all(1) & torch.isfinite(v).all(1)
+        # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
+        # side: NaN there): distillation_loss_grad's, as before the kernels formed them
+        near = (kind[host] == 1) & formable(z.double(), v.double(), torch)
         formed, _ = _host_gradients(z, v, temperature, u, True, False, near)
         if formed is not None:  # (always: the student's gradient was asked for)
             grad[host] = formed
