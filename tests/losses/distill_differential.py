@@ -1,13 +1,19 @@
 r"""Shared pieces of the fused distillation differential tests (issue 13 review):
 ``tests/losses/test_issue13_distill_fused_differential.py`` (NumPy) and
 ``tests/pytorch/test_issue13_distill_fused_differential_torch.py``: the hard rows, a
-long-double oracle with its rounding bounds, one float32 ulp."""
+long-double oracle with its rounding bounds, one float32 ulp; and for every NumPy
+test of the fused route, the full path's call (:func:`full_path`) and a loss's values
+(:func:`loss_values`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
+
+from crossent.losses import _distill_fused
 
 TEMPERATURES = (0.125, 0.3, 1.0, 2.0, 3.0, 7.0, 1000.0)
 HARD = (
@@ -108,3 +114,15 @@ def ulp32(x: np.ndarray) -> Any:
     if x.dtype != np.float32:
         return 0.0
     return np.spacing(np.abs(x).astype(np.float32)).astype(np.float64)
+
+
+def full_path(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` by the full path (no NumPy call fused)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
+        return function(*args, **kwargs)
+
+
+def loss_values(result: Any) -> np.ndarray:
+    """A loss (or its ``LossParts``' total) as an array, in its dtype."""
+    return np.asarray(result.total if isinstance(result, tuple) else result)

@@ -60,20 +60,15 @@ from losses.distill_differential import (  # noqa: E402
     EPS,
     HARD,
     TEMPERATURES,
+    full_path,
     harden,
+    loss_values,
     oracle,
     ulp32,
 )
 
 CLASSES = (2, 3, 5, 511, 512, 513, 1025)
 REDUCTIONS = ("none", "mean", "sum", "parts")
-
-
-def _full(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)`` by the full path (no call fused)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
-        return function(*args, **kwargs)
 
 
 def _inputs(
@@ -90,11 +85,6 @@ def _inputs(
         for row, kind in hard:
             harden(z, v, row % rows, kind, t, rng)
         return z.astype(dtype), v.astype(dtype)
-
-
-def _values(result: Any) -> np.ndarray:
-    """A loss (or its ``LossParts``' total) as an array, in its dtype."""
-    return np.asarray(result.total if isinstance(result, tuple) else result)
 
 
 def _assert_close(a: Any, b: Any, rtol: float, atol: Any = 0.0, *, dtypes: bool = True) -> None:
@@ -150,14 +140,14 @@ def test_numpy_fused_against_full_path_and_oracle(call: dict[str, Any]) -> None:
         for reduction in REDUCTIONS:
             options = {"temperature": t, "reduction": reduction, "base": base}
             loss = crossent.distillation_loss(z, v, **options)
-            want = _full(crossent.distillation_loss, z, v, **options)
+            want = full_path(crossent.distillation_loss, z, v, **options)
             assert type(loss) is type(want)
             if isinstance(want, tuple):
                 assert np.asarray(loss.normalizer).dtype == np.asarray(want.normalizer).dtype
                 assert loss.normalizer == want.normalizer
-            _assert_close(_values(loss), _values(want), rtol=1e-9)
+            _assert_close(loss_values(loss), loss_values(want), rtol=1e-9)
             grad = crossent.distillation_loss_grad(z, v, **options)
-            expected = _full(crossent.distillation_loss_grad, z, v, **options)
+            expected = full_path(crossent.distillation_loss_grad, z, v, **options)
             scale = t / (rows if reduction == "mean" else 1) / unit
             _assert_close(grad, expected, rtol=1e-12, atol=8 * EPS * scale)
         truth = oracle(z.reshape(rows, classes), v.reshape(rows, classes), t)
@@ -223,12 +213,12 @@ def test_invalid_rows_raise_the_full_path_s_error(
         else:
             x[row, row % classes] = np.copysign(np.nan, -1.0) if what == "-nan" else value
     for function in (crossent.distillation_loss, crossent.distillation_loss_grad):
-        want = _raised(_full, function, z, v, temperature=2.0)
+        want = _raised(full_path, function, z, v, temperature=2.0)
         assert _raised(function, z, v, temperature=2.0) == want
     with np.errstate(all="ignore"):
         for function in (crossent.distillation_loss, crossent.distillation_loss_grad):
             options = {"temperature": 2.0, "reduction": "none", "validate": False}
-            got, want = function(z, v, **options), _full(function, z, v, **options)
+            got, want = function(z, v, **options), full_path(function, z, v, **options)
             assert (got.dtype, got.shape) == (want.dtype, want.shape)
             np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
             _assert_close(np.nan_to_num(got, nan=0.0), np.nan_to_num(want, nan=0.0), 1e-9, 1e-15)
@@ -247,7 +237,7 @@ def test_option_errors_match() -> None:
         {"base": 1.0},
         {"reduction": "batchmean"},
     ):
-        want = _raised(_full, crossent.distillation_loss, z, v, **options)
+        want = _raised(full_path, crossent.distillation_loss, z, v, **options)
         assert _raised(crossent.distillation_loss, z, v, **options) == want
         assert _raised(crossent.distillation_loss_grad, z, v, **options) == want
 
@@ -264,7 +254,7 @@ def test_a_student_minus_inf_beside_an_underflowing_teacher_probability_is_inf()
             assert np.isposinf(crossent.distillation_loss(z, v, reduction="none")).all()
             assert np.isposinf(crossent.distillation_loss(z[:2], v[:2], reduction="none")).all()
             grad = crossent.distillation_loss_grad(z, v)
-            _assert_close(grad, _full(crossent.distillation_loss_grad, z, v), 1e-12, 1e-18)
+            _assert_close(grad, full_path(crossent.distillation_loss_grad, z, v), 1e-12, 1e-18)
 
 
 def test_a_student_logit_of_minus_1e300_keeps_the_teacher_s_tiny_term() -> None:
@@ -276,7 +266,9 @@ def test_a_student_logit_of_minus_1e300_keeps_the_teacher_s_tiny_term() -> None:
     v = np.tile([1.0, 0.0, -710.0], (5462, 1))
     loss = crossent.distillation_loss(z, v, reduction="none")
     np.testing.assert_allclose(loss, 0.46211715846386850, rtol=4 * EPS)
-    np.testing.assert_array_equal(loss, _full(crossent.distillation_loss, z, v, reduction="none"))
+    np.testing.assert_array_equal(
+        loss, full_path(crossent.distillation_loss, z, v, reduction="none")
+    )
 
 
 def test_the_kernel_leaves_only_the_rows_it_cannot_form() -> None:

@@ -29,6 +29,7 @@ pytest.importorskip("numba")
 
 import crossent
 from crossent.losses import _cpu_kernels, _distill_fused, _distill_rows
+from losses.distill_differential import full_path
 
 pytestmark = pytest.mark.skipif(not _cpu_kernels.available(), reason="no Numba kernels")
 
@@ -108,12 +109,6 @@ def test_student_masked_beside_teacher_mass_is_inf_and_invalid_rows_nan() -> Non
         assert np.isfinite(stats[:6, 0]).all()
 
 
-def _full(function, z: np.ndarray, v: np.ndarray, **kwargs) -> np.ndarray:  # type: ignore[no-untyped-def]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
-        return function(z, v, **kwargs)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_numpy_fused_masked_rows_match_the_full_path(dtype: type) -> None:
     z, v = _masked_rows(700, dtype)
@@ -126,10 +121,10 @@ def test_numpy_fused_masked_rows_match_the_full_path(dtype: type) -> None:
         assert (kind[[0, 1, 2, 3, 4]] == 0).all()  # (main: 2, the full path's)
         kwargs = {"temperature": temperature, "reduction": "none"}
         loss = crossent.distillation_loss(z, v, **kwargs)
-        want = _full(crossent.distillation_loss, z, v, **kwargs)
+        want = full_path(crossent.distillation_loss, z, v, **kwargs)
         np.testing.assert_allclose(loss, want, rtol=1e-12 if dtype is np.float64 else 1e-6)
         grad = crossent.distillation_loss_grad(z, v, **kwargs)
-        want = _full(crossent.distillation_loss_grad, z, v, **kwargs)
+        want = full_path(crossent.distillation_loss_grad, z, v, **kwargs)
         tol = 1e-13 if dtype is np.float64 else 1e-6
         np.testing.assert_allclose(grad, want, rtol=tol, atol=tol * np.abs(want).max())
         assert (grad[np.isneginf(z) & np.isneginf(v)] == 0).all()
@@ -146,6 +141,6 @@ def test_torch_op_masked_rows() -> None:
     _, _, kind = _distill_cpu.distillation_cpu_rows(zt.detach(), vt, 2.0)
     assert (kind[:5] == 0).all()
     distillation_loss(zt, vt, temperature=2.0, reduction="sum").backward()
-    want = _full(crossent.distillation_loss_grad, z, v, temperature=2.0, reduction="sum")
+    want = full_path(crossent.distillation_loss_grad, z, v, temperature=2.0, reduction="sum")
     assert zt.grad is not None
     np.testing.assert_allclose(zt.grad.numpy(), want, rtol=1e-13, atol=1e-15)

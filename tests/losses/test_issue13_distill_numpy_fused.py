@@ -25,7 +25,6 @@ blocks not stored, the near flags of ``_distill_rows.row_kinds`` dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from crossent._parallel import workers
 from crossent.errors import InputError
 from crossent.losses import _distill_fused, _distill_rows
 from losses.blocked_checks import peak_of
+from losses.distill_differential import full_path, loss_values
 
 pytest.importorskip("numba")
 mpmath = pytest.importorskip("mpmath")
@@ -73,18 +73,6 @@ def fused(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return counts
 
 
-def _today(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)`` by the full path (no call fused)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
-        return function(*args, **kwargs)
-
-
-def _values(result: Any) -> np.ndarray:
-    """A loss (or its ``LossParts``' total) as an array, in its dtype."""
-    return np.asarray(result.total if isinstance(result, tuple) else result)
-
-
 def _assert_close(a: Any, b: Any, rtol: float = 1e-9, atol: Any = 0.0) -> None:
     """``a`` (fused) against ``b`` (today's): the same dtype and shape; float64 within
     ``rtol`` (the kernels' rounding: a few ulps of the terms, relative to a KL near
@@ -113,13 +101,13 @@ def test_fused_matches_today(
     options = {"temperature": temperature}
     for reduction in REDUCTIONS:
         loss = crossent.distillation_loss(z, v, reduction=reduction, **options)
-        expected = _today(crossent.distillation_loss, z, v, reduction=reduction, **options)
+        expected = full_path(crossent.distillation_loss, z, v, reduction=reduction, **options)
         assert type(loss) is type(expected)
-        _assert_close(_values(loss), _values(expected))
+        _assert_close(loss_values(loss), loss_values(expected))
         if reduction == "none":
             _assert_close(loss[list(NEAR)], expected[list(NEAR)], rtol=1e-12)
         grad = crossent.distillation_loss_grad(z, v, reduction=reduction, **options)
-        want = _today(crossent.distillation_loss_grad, z, v, reduction=reduction, **options)
+        want = full_path(crossent.distillation_loss_grad, z, v, reduction=reduction, **options)
         scale = temperature / rows if reduction == "mean" else temperature
         # each entry: s - t of two float64 exponentials of at most 1, times the scale
         _assert_close(grad, want, rtol=1e-12, atol=8 * np.finfo(np.float64).eps * scale)
@@ -189,10 +177,10 @@ def test_far_and_infinite_rows(fused: dict[str, int]) -> None:
     z[1, 2] = -np.inf
     for reduction in ("none", "sum"):
         loss = crossent.distillation_loss(z, v, reduction=reduction)
-        _assert_close(loss, _today(crossent.distillation_loss, z, v, reduction=reduction))
+        _assert_close(loss, full_path(crossent.distillation_loss, z, v, reduction=reduction))
     assert math.isinf(crossent.distillation_loss(z, v, reduction="none")[1])
     grad = crossent.distillation_loss_grad(z, v)
-    _assert_close(grad, _today(crossent.distillation_loss_grad, z, v), rtol=1e-12, atol=1e-18)
+    _assert_close(grad, full_path(crossent.distillation_loss_grad, z, v), rtol=1e-12, atol=1e-18)
     assert fused["loss"] >= 3
     assert fused["gradient"] == 1
 
@@ -216,14 +204,14 @@ def test_invalid_rows_raise_today_s_error(
             x[row, 17] = value
         for function in (crossent.distillation_loss, crossent.distillation_loss_grad):
             with pytest.raises(InputError) as expected:
-                _today(function, z, v, temperature=2.0)
+                full_path(function, z, v, temperature=2.0)
             with pytest.raises(InputError) as raised:
                 function(z, v, temperature=2.0)
             assert str(raised.value) == str(expected.value)
     assert fused == {"loss": 0, "gradient": 0}
     with np.errstate(all="ignore"):  # (NumPy's warnings of those rows, on both paths)
         unchecked = crossent.distillation_loss(z, v, validate=False, reduction="none")
-        kept = _today(crossent.distillation_loss, z, v, validate=False, reduction="none")
+        kept = full_path(crossent.distillation_loss, z, v, validate=False, reduction="none")
     _assert_close(unchecked, kept)
 
 
@@ -237,7 +225,7 @@ def test_option_errors_keep_their_order(fused: dict[str, int]) -> None:
         {"temperature": 2.0, "direction": "sideways"},
     ):
         with pytest.raises(InputError) as expected:
-            _today(crossent.distillation_loss, z, v, **options)
+            full_path(crossent.distillation_loss, z, v, **options)
         with pytest.raises(InputError) as raised:
             crossent.distillation_loss(z, v, **options)
         assert str(raised.value) == str(expected.value)
