@@ -5,7 +5,9 @@ none: for ``crossent::linear_cross_entropy`` that was a zero tensor of the class
 shape (and of the input's) handed to the backward for the formed ``grad_weight``
 output, 125 MiB at V = 32000, D = 1024, which the peak resident memory showed (266 MiB
 against PyTorch's chunked 250 MiB). Every allocation of the backward is recorded with
-a dispatch mode.
+a dispatch mode. Since issue 13 (linreview) a bfloat16 call's backward allocates its two
+rounded gradients (the forward keeps them in float32 until the upstream scalar is
+known, so they are rounded once, after it).
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ def test_issue12_linear_backward_allocates_no_classifier_sized_tensor(
     with record:
         loss.backward()
     big = [(f, s) for f, s in record.shapes if s and s[0] * (s[1] if len(s) > 1 else 1) >= N * D]
-    assert big == []
+    # Issue 13 (linreview): bfloat16 gradients are kept in float32 until the upstream
+    # scalar is known, then rounded once: the rounding's outputs are the only large new
+    # tensors (float32 needs none: the gradients are scaled in place).
+    rounded = [("aten._to_copy.default", (N, D)), ("aten._to_copy.default", (V, D))]
+    assert big == ([] if dtype == torch.float32 else rounded)
     assert w.grad is not None
     assert h.grad is not None
     assert w.grad.dtype == dtype

@@ -338,12 +338,17 @@ class Gradients:
     b: torch.Tensor | None
 
 
-def _empty_grads(problem: LinearProblem, bias: bool) -> Gradients:
-    """The accumulators; ``dW`` is written (not added to) by the first token block."""
+def _empty_grads(problem: LinearProblem, bias: bool, *, unscaled: bool = False) -> Gradients:
+    """The accumulators; ``dW`` is written (not added to) by the first token block.
+
+    ``dh`` is in the input's dtype (each block rounded once), but ``unscaled`` (the
+    forward's gradients, which the backward still multiplies by the upstream scalar):
+    then in ``acc`` too, as ``dW`` and ``db``, so that they are rounded to the input's
+    dtype once, after that product (``_ops._linear_backward``)."""
     dev, acc = problem.h.device, problem.acc
     fresh = torch.zeros if problem.h.shape[0] == 0 else torch.empty
     return Gradients(
-        h=torch.empty(problem.h.shape, dtype=problem.h.dtype, device=dev),
+        h=torch.empty(problem.h.shape, dtype=acc if unscaled else problem.h.dtype, device=dev),
         w=fresh(problem.w.shape, dtype=acc, device=dev),
         b=torch.zeros(problem.classes, dtype=acc, device=dev) if bias else None,
     )
@@ -580,7 +585,7 @@ def forward_pass(
     temperature = problem.options.temperature
     grads = None
     if row_scale is not None:
-        grads = _empty_grads(problem, problem.b is not None)
+        grads = _empty_grads(problem, problem.b is not None, unscaled=True)
     vocab = problem.vocab_blocks()
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)

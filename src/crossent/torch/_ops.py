@@ -29,15 +29,17 @@ synchronisation. On other devices the ops read no data for checks.
   temperature divides after the shift), a changed meaning with the same schema, which
   takes a new name too (a cached graph would pair the old forward's ``lse`` with the
   new backward).
-* ``crossent::linear_cross_entropy_v3(...) -> (loss, lse, label_log_p, grad_input,
+* ``crossent::linear_cross_entropy_v4(...) -> (loss, lse, label_log_p, grad_input,
   grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
-  reductions when ``need_grad`` (empty tensors otherwise), and the backward scales
-  them by the incoming scalar; otherwise the backward calls
-  ``crossent::linear_cross_entropy_v3_backward``, which recomputes the logits blocks
+  reductions when ``need_grad`` (empty tensors otherwise; float32 for bfloat16/float16
+  tensors), and the backward scales them by the incoming scalar and rounds them to the
+  tensors' dtypes; otherwise the backward calls
+  ``crossent::linear_cross_entropy_v4_backward``, which recomputes the logits blocks
   from the float64 ``lse`` and ``label_log_p`` (``log p_y``: its label entry
   exact at any confidence). ``_v2``: issue 13 added ``label_log_p`` (a changed schema
   takes a new name, as above); ``_v3``: ``lse`` became each row's ``(m, ell)``, shape
-  ``(N, 2)`` (the temperature divides after the shift).
+  ``(N, 2)`` (the temperature divides after the shift); ``_v4``: the formed gradients
+  of bfloat16/float16 tensors became float32, rounded after the upstream scalar.
 
 This module is not annotated with ``from __future__ import annotations``: the custom
 op machinery reads the annotations to infer each schema.
@@ -267,18 +269,27 @@ def _check_finite(stats: Tensor, batch_shape: list[int], temperature: float) -> 
 
 
 def _grad_outputs(
-    grads: Gradients, input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None
+    grads: Gradients,
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    *,
+    unscaled: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The accumulated gradients in the dtypes of their tensors (empty bias without one)."""
+    """The accumulated gradients in the dtypes of their tensors (empty bias without one);
+    ``unscaled`` (the forward's, before the upstream scalar): as accumulated, float32
+    for bfloat16/float16 tensors (:func:`_linear_backward` rounds them)."""
     if grads.h is None or grads.w is None:
         raise RuntimeError("crossent: gradients were not formed")  # pragma: no cover
     grad_b = input.new_empty((0,))
     if grads.b is not None and linear_bias is not None:
-        grad_b = grads.b.to(linear_bias.dtype)
+        grad_b = grads.b if unscaled else grads.b.to(linear_bias.dtype)
+    if unscaled:
+        return grads.h, grads.w, grad_b
     return grads.h, grads.w.to(linear_weight.dtype), grad_b
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy_v3", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v4", mutates_args=())
 def linear_cross_entropy_op(
     input: Tensor,
     linear_weight: Tensor,
@@ -315,7 +326,8 @@ def linear_cross_entropy_op(
     if grads is None:
         empty = input.new_empty((0,))
         return loss, lse, log_p, empty, empty.clone(), empty.clone()
-    return (loss, lse, log_p, *_grad_outputs(grads, input, linear_weight, linear_bias))
+    grad_outputs = _grad_outputs(grads, input, linear_weight, linear_bias, unscaled=True)
+    return (loss, lse, log_p, *grad_outputs)
 
 
 def _rows_of(labels: Tensor) -> int:
@@ -341,17 +353,27 @@ def _linear_cross_entropy_fake(
     empty = input.new_empty((0,))
     if not need_grad or reduction == "none":
         return loss, lse, log_p, empty, empty.clone(), empty.clone()
-    return loss, lse, log_p, *_gradient_likes(input, linear_weight, linear_bias)
+    return loss, lse, log_p, *_gradient_likes(input, linear_weight, linear_bias, dtype=acc)
 
 
 def _gradient_likes(
-    input: Tensor, linear_weight: Tensor, linear_bias: Tensor | None
+    input: Tensor,
+    linear_weight: Tensor,
+    linear_bias: Tensor | None,
+    dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    grad_b = input.new_empty((0,)) if linear_bias is None else torch.empty_like(linear_bias)
-    return torch.empty_like(input), torch.empty_like(linear_weight), grad_b
+    """Empty gradients of the tensors, in their dtypes or in ``dtype``."""
+    grad_b = input.new_empty((0,))
+    if linear_bias is not None:
+        grad_b = torch.empty_like(linear_bias, dtype=dtype or linear_bias.dtype)
+    return (
+        torch.empty_like(input, dtype=dtype or input.dtype),
+        torch.empty_like(linear_weight, dtype=dtype or linear_weight.dtype),
+        grad_b,
+    )
 
 
-@torch.library.custom_op("crossent::linear_cross_entropy_v3_backward", mutates_args=())
+@torch.library.custom_op("crossent::linear_cross_entropy_v4_backward", mutates_args=())
 def linear_cross_entropy_backward(
     upstream: Tensor,
     input: Tensor,
@@ -396,6 +418,7 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     reduction = settings[2]
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
+    ctx.dtypes = (input.dtype, linear_weight.dtype, None if linear_bias is None else linear_bias.dtype)
     ctx.mark_non_differentiable(lse, log_p, grad_input, grad_weight, grad_bias)
     # Otherwise autograd hands the backward a zero tensor for each output without a
     # gradient: zeros the size of the classifier (a second dW's worth of memory).
@@ -413,11 +436,16 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
     if ctx.formed:
         # Scaled in place: no second gradient-sized buffer. A second backward through
         # the same graph (retain_graph=True) then fails on the saved tensors' version
-        # counter instead of scaling twice.
+        # counter instead of scaling twice. Scaled in float32 (float64), then rounded
+        # to the tensors' dtypes: the forward's bfloat16/float16 gradients rounded
+        # before the scalar were rounded twice, and those below float16's range at
+        # unit scale came back 0 under a loss scale (GradScaler's 2^16), where
+        # PyTorch's are not (issue 13).
         grad_input, grad_weight, grad_bias = ctx.saved_tensors
-        g = grad_loss.to(_acc(grad_input.dtype))
-        gi, gw = grad_input.mul_(g), grad_weight.mul_(g)
-        gb = grad_bias.mul_(g) if ctx.has_bias else None
+        g = grad_loss.to(grad_input.dtype)
+        dtype_h, dtype_w, dtype_b = ctx.dtypes
+        gi, gw = grad_input.mul_(g).to(dtype_h), grad_weight.mul_(g).to(dtype_w)
+        gb = grad_bias.mul_(g).to(dtype_b) if ctx.has_bias else None
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
