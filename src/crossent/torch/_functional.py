@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -324,7 +325,8 @@ def linear_cross_entropy(
         )
     classes = linear_weight.shape[0]
     if linear_bias is not None:
-        linear_bias = tensor(linear_bias, name="linear_bias")
+        # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
+        linear_bias = floating_tensor(linear_bias, name="linear_bias")
         if tuple(linear_bias.shape) != (classes,):
             raise InputError(
                 f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
@@ -343,7 +345,8 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
-    h = input.reshape(-1, input.shape[-1])
+    # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
+    h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD

@@ -156,7 +156,7 @@ def auto_chunks(
     (4096 rows at V = 32000: 6 blocks of 683, not 5 of 786 and one of 166); the
     vocabulary is split only when 64 rows of it exceed twice the budget.
     """
-    tokens = max(tokens, 1)
+    tokens, classes = max(tokens, 1), max(classes, 1)  # V = 0 (no rows then): no division by 0
     if chunk_size is not None:
         rows = chunk_size
     else:

@@ -418,7 +418,11 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     reduction = settings[2]
     ctx.has_bias = linear_bias is not None
     ctx.formed = need_grad and reduction != "none"
-    ctx.dtypes = (input.dtype, linear_weight.dtype, None if linear_bias is None else linear_bias.dtype)
+    ctx.dtypes = (
+        input.dtype,
+        linear_weight.dtype,
+        None if linear_bias is None else linear_bias.dtype,
+    )
     ctx.mark_non_differentiable(lse, log_p, grad_input, grad_weight, grad_bias)
     # Otherwise autograd hands the backward a zero tensor for each output without a
     # gradient: zeros the size of the classifier (a second dW's worth of memory).
