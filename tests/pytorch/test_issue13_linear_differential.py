@@ -74,21 +74,18 @@ def oracle(
     b: torch.Tensor | None,
     y: torch.Tensor,
     upstream: torch.Tensor,
-    *,
-    weight: torch.Tensor | None = None,
-    reduction: str = "mean",
-    ignore_index: int | None = None,
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    soft_cap: float | None = None,
-    temperature: float = 1.0,
+    **options: Any,
 ) -> Truth:
     r"""The documented loss in float64 (``cross_entropy``'s docstring at
     :math:`z = hW^\top + b`): :math:`L_i = (1-\varepsilon)w_{y}(\mathrm{LSE} - z'_y) +
     \tfrac{\varepsilon}{V}\sum_c w_c(\mathrm{LSE} - z'_c) + \lambda w_y\mathrm{LSE}^2`,
     :math:`z' = s\tanh(z/s)/T`, 0 on ignored rows; ``'mean'`` divides by the rows'
-    :math:`\sum w_y` (0 when that is 0). ``h`` is ``(N, D)``."""
-    eps, lam, temp = label_smoothing, z_loss, temperature
+    :math:`\sum w_y` (0 when that is 0). ``h`` is ``(N, D)``; ``options`` those of
+    ``linear_cross_entropy`` (its defaults where absent)."""
+    eps, lam = options.get("label_smoothing", 0.0), options.get("z_loss", 0.0)
+    temp, soft_cap = options.get("temperature", 1.0), options.get("soft_cap")
+    weight, ignore_index = options.get("weight"), options.get("ignore_index")
+    reduction = options.get("reduction", "mean")
     h64, w64 = h.double(), w.double()
     z = h64 @ w64.T + (0.0 if b is None else b.double())
     classes = w.shape[0]
