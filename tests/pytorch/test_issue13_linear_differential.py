@@ -151,7 +151,7 @@ def oracle(
     g_size = r.abs() * magnitude * slope / temp
     grads = (g @ w64, g.T @ h64, g.sum(0))
     sizes = (g_size @ w64.abs(), g_size.T @ h64.abs(), g_size.sum(0))
-    n, d = h64.shape
+    d = h64.shape[1]
     # The gradient block rounded where subnormal: p by up to a spacing before the row's
     # factor r coef / T multiplies it (a loss scale of 2^16 lifts that to 9e-41 in
     # float32), then the block itself; each times the other factor of the product.
