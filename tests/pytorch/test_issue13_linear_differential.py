@@ -11,17 +11,18 @@ formula on benign inputs (:func:`test_oracle_is_float64_autograd`).
 
 The hypothesis test draws every option and input form at once: float64/float32/bfloat16/
 float16, bias or not, 0 rows, V = 1 and 2, token and vocabulary blocks of 1-3, float64
-sub-blocks of one row (``_linear.SUB_BYTES``), N-D hidden states, a transposed classifier and strided hidden states, label dtypes, every
-reduction, ``ignore_index`` (-100 or an in-range class, all rows ignored), class weights
-(zeros among them), label smoothing up to 1, z-loss, soft-capping (saturating), the
-temperature, any upstream gradient (scalars that are not 1, e.g. a loss scale of
-:math:`2^{16}`), gradients wanted for any subset of ``h``, ``W``, ``b``, and the forward's
-gradients or the backward's recompute (``_FORM_GRADIENTS_IN_FORWARD``); hard rows: exact
-ties, near-ties, logits up to :math:`2^{12}` apart (every exponential but one
-underflows), one class taking all the mass (the loss :math:`e^{-d}`). Inputs lie on a
-dyadic grid, so every logit is exact in float32 (the oracle takes the inputs as rounded
-to bfloat16/float16): the only differences are the softmax's and the sums'. The same
-oracle checks :func:`vocab_parallel_cross_entropy` (``W = I``) and
+sub-blocks of one row (``_linear.SUB_BYTES``), N-D hidden states, a transposed
+classifier and strided hidden states, label dtypes, every reduction, ``ignore_index``
+(-100 or an in-range class, all rows ignored), class weights (zeros among them), label
+smoothing up to 1, z-loss, soft-capping (saturating), the temperature, any upstream
+gradient (scalars that are not 1, e.g. a loss scale of :math:`2^{16}`), gradients wanted
+for any subset of ``h``, ``W``, ``b``, and the forward's gradients or the backward's
+recompute (``_FORM_GRADIENTS_IN_FORWARD``); hard rows: exact ties, near-ties, logits up
+to :math:`2^{12}` apart (every exponential but one underflows), one class taking all the
+mass (the loss :math:`e^{-d}`). Inputs lie on a dyadic grid, so every logit is exact in
+float32 (the oracle takes the inputs as rounded to bfloat16/float16): the only
+differences are the softmax's and the sums'. The same oracle checks
+:func:`vocab_parallel_cross_entropy` (``W = I``) and
 :func:`vocab_parallel_linear_cross_entropy` on two gloo ranks, a few fixed cases (uneven
 and empty slices; :data:`VP_CASES`).
 
@@ -369,6 +370,60 @@ def check(case: Case) -> None:
 @settings(max_examples=40, deadline=None)
 @given(cases())
 def test_linear_cross_entropy_matches_the_oracle(case: Case) -> None:
+    check(case)
+
+
+def _fixed(dtype: torch.dtype, seed: int, **changes: Any) -> Case:
+    """A grid case with every option on, 5 rows in blocks of 2, 7 classes in blocks of 3."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 7, (5,), generator=gen)
+    y[1] = -100
+    case = Case(
+        dtype=dtype,
+        h=_grid(gen, (5, 3), 1.0),
+        w=_grid(gen, (7, 3), 4.0),
+        b=_grid(gen, (7,), 2.0),
+        y=y,
+        options={
+            "reduction": "mean",
+            "ignore_index": -100,
+            "weight": (_grid(gen, (7,), 2.0).abs() + 0.25).to(_accumulation(dtype)),
+            "label_smoothing": 0.1,
+            "z_loss": 1e-4,
+        },
+        upstream=torch.tensor(0.75),
+        chunk_size=2,
+        vocab_chunk=3,
+    )
+    for name, value in changes.items():
+        setattr(case, name, value)
+    return case
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _fixed(torch.float32, 0),
+        _fixed(torch.float64, 1, form=False),
+        _fixed(torch.bfloat16, 2, vocab_chunk=0, sub_bytes=8),
+        _fixed(
+            torch.float32,
+            3,
+            sub_bytes=8,
+            upstream=torch.tensor([1.0, 0.5, -2.0, 0.25, 3.0]),
+            options={
+                "reduction": "none",
+                "ignore_index": -100,
+                "soft_cap": 3.0,
+                "temperature": 0.7,
+            },
+        ),
+    ],
+    ids=["float32", "float64-backward", "bfloat16-rows", "float32-none-cap"],
+)
+def test_fixed_cases(case: Case) -> None:
+    """Every option at once on blocks of tokens and classes (the hypothesis test draws
+    them one by one): weighted mean with smoothing and z-loss over blocks."""
     check(case)
 
 
