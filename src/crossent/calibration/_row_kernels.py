@@ -206,11 +206,13 @@ def row_summaries(
     entropy: bool,
     limit: float,
     squares: bool = True,
+    first_row: int = 0,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``(suspect rows, p_label, sum_{k != y} p_k^2, confidence, predicted, entropy)`` of
     float32 or float64 rows (confidence and predicted None unless ``top``, entropy None
     unless ``entropy``; without ``entropy``, ``squares=False`` leaves the sums of
-    squares out, as 0)."""
+    squares out, as 0; ``first_row`` numbers the rows in the message of a label out
+    of range)."""
     n = values.shape[0]
     values, flat, bits, ids = _kernel_arguments(values, labels)
     floats = np.empty((4, n))
@@ -218,7 +220,7 @@ def row_summaries(
     suspect = _kernels()["summaries"](
         values, flat, bits, ids, top, squares or entropy, entropy, limit, floats, predicted
     )
-    _raise_for_label(suspect, labels, values.shape[1])
+    _raise_for_label(suspect, labels, values.shape[1], first_row)
     return (
         int(suspect),
         floats[0],
@@ -244,6 +246,7 @@ def block_totals(
     keep: int,
     surprisal: bool = True,
     labels_from_zero: bool = False,
+    first_row: int = 0,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -269,7 +272,7 @@ def block_totals(
     largest surprisals), earlier rows first on ties, -1 where the block has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
-    this pass) is an ``IndexError``.
+    this pass) is an ``IndexError`` naming the row counted from ``first_row``.
     """
     values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
@@ -294,7 +297,7 @@ def block_totals(
     )
     found_p = np.empty(keep)
     suspect = _kernels()["totals"](values, flat, bits, ids, *settings, out, found_p)
-    _raise_for_label(suspect, labels, k)
+    _raise_for_label(suspect, labels, k, first_row)
     return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
 
 
@@ -482,8 +485,13 @@ def _kernel_arguments(
     return values, values.reshape(-1), bits, np.asarray(labels, dtype=np.intp)
 
 
-def _raise_for_label(suspect: int, labels: np.ndarray, classes: int) -> None:
-    """The kernels' report of a label out of range (-1 - row) as NumPy's IndexError."""
+def _raise_for_label(suspect: int, labels: np.ndarray, classes: int, first_row: int = 0) -> None:
+    """The kernels' report of a label out of range (-1 - row) as NumPy's IndexError,
+    naming the row counted from ``first_row``, the number of the block's first row in
+    the whole data (the row in the block alone named the wrong row of a batch of
+    several blocks; issue 13)."""
     if suspect < 0:
         row = -1 - int(suspect)
-        raise IndexError(f"label {labels[row]} of row {row} is out of range for {classes} classes")
+        raise IndexError(
+            f"label {labels[row]} of row {first_row + row} is out of range for {classes} classes"
+        )
