@@ -580,3 +580,117 @@ def test_issue13_extreme_values_against_the_oracle(case: str, form: str) -> None
         values, labels = np.ones((300, 1)), np.zeros(300, dtype=np.intp)
     with np.errstate(over="ignore"):
         check_everything(values, labels, form, bins=15, closed="left", keep=10, splits=(7, 200))
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _every_path(values: Any, labels: Any, k: int, state: Any) -> dict[str, Any]:
+    """What each path raises for the same input (None if it returns)."""
+    calls = {
+        "nll": lambda: crossent.negative_log_likelihood(values, labels),
+        "nll rows": lambda: crossent.negative_log_likelihood(values, labels, reduction="none"),
+        "brier": lambda: crossent.brier_score(values, labels),
+        "spherical": lambda: crossent.spherical_score(values, labels),
+        "accuracy": lambda: crossent.accuracy(values, labels),
+        "ece": lambda: crossent.calibration_error(values, labels),
+        "ece quantile": lambda: crossent.calibration_error(values, labels, binning="quantile"),
+        "ece class-wise": lambda: crossent.calibration_error(values, labels, scope="class-wise"),
+        "state quantile": lambda: crossent.EvaluationState(k, binning="quantile").update(
+            values, labels
+        ),
+        "state class-wise": lambda: crossent.EvaluationState(k, scope="class-wise").update(
+            values, labels
+        ),
+        "state": lambda: state.update(values, labels, first_row=0),
+    }
+    raised: dict[str, Any] = {}
+    for name, call in calls.items():
+        try:
+            call()
+            raised[name] = None
+        except InputError as error:
+            raised[name] = (type(error), error.args)
+    return raised
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("block", [None, 100])
+@pytest.mark.parametrize(
+    "bad", ["nan", "negative", "above 1", "row sum", "label k", "label -1", "nan and label"]
+)
+def test_issue13_the_same_error_from_every_path(dtype: Any, block: int | None, bad: str) -> None:
+    rng = np.random.default_rng(6)
+    n, k = 400, 10
+    values = rng.dirichlet(np.ones(k), size=n).astype(dtype)
+    labels = rng.integers(0, k, n)
+    if bad == "nan":
+        values[350, 3] = np.nan
+    elif bad == "negative":
+        values[350, 3], values[350, 4] = -0.01, values[350, 4] + 0.01
+    elif bad == "above 1":
+        values[350, 3] = 1.5
+    elif bad == "row sum":
+        values[350] *= 1.01
+    elif bad == "label k":
+        labels[350] = k
+    elif bad == "label -1":
+        labels[350] = -1
+    else:  # the labels are checked first, whichever row comes first
+        values[120, 3], labels[350] = np.nan, k
+    state = crossent.EvaluationState(k, keep=3)
+    state.update(values[:50], labels[:50])
+    before = state.compute()
+    with evaluation_setting(2, block):
+        raised = _every_path(values, labels, k, state)
+    assert len(set(raised.values())) == 1, raised
+    assert None not in raised.values()
+    after = state.compute()  # the state as it was
+    assert (state.n, after.nll, after.brier, after.mean_entropy) == (
+        50,
+        before.nll,
+        before.brier,
+        before.mean_entropy,
+    )
+    assert after.most_surprising == before.most_surprising
+    np.testing.assert_array_equal(
+        after.calibration.statistics.count, before.calibration.statistics.count
+    )
+
+
+# ---------------------------------------------------------------- regressions
+
+
+def test_issue13_accuracy_of_logits_one_ulp_apart() -> None:
+    """Logits one ulp apart: the later class is the more probable, though their float64
+    probabilities round to a tie (``argmax`` of those picked the first: 0.80 for 1.0)."""
+    z = np.random.default_rng(7).normal(size=(1000, 2))
+    z[:, 1] = np.nextafter(z[:, 0], np.inf)
+    labels = np.ones(1000, dtype=np.intp)
+    assert crossent.accuracy([[0.0, 1e-300]], [1], form="logits") == 1.0
+    assert crossent.accuracy(z, labels, form="logits") == 1.0
+    assert crossent.accuracy(z, labels, form="logits", reduction="none").min() == 1.0
+    summary = crossent.EvaluationState(2).update(z, labels, form="logits").compute()
+    assert summary.accuracy == 1.0
+    error = crossent.calibration_error(z, labels, form="logits", scope="top-label")
+    assert error.statistics.hits.sum() == 1000
+    half = math.log(0.5)
+    log_p = [[half, float(np.nextafter(half, 0.0))]]  # exp: 0.5 both
+    assert crossent.accuracy(log_p, [1], form="log_probs") == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_issue13_unchecked_label_error_names_the_row(dtype: Any) -> None:
+    """``validate=False`` and a label out of range: the IndexError names the row of the
+    batch, counted from ``first_row``, not its row in its block of rows (row 5)."""
+    rng = np.random.default_rng(8)
+    values = rng.dirichlet(np.ones(10), size=400).astype(dtype)
+    labels = rng.integers(0, 10, 400)
+    labels[355] = 10
+    with evaluation_setting(2, 100):  # blocks of 10 rows
+        with pytest.raises(IndexError, match="of row 355 is"):
+            crossent.negative_log_likelihood(values, labels, validate=False)
+        with pytest.raises(IndexError, match="of row 355 is"):
+            crossent.accuracy(values, labels, validate=False, reduction="none")
+        with pytest.raises(IndexError, match="of row 1355 is"):
+            crossent.EvaluationState(10).update(values, labels, validate=False, first_row=1000)
