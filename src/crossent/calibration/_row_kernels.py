@@ -479,10 +479,13 @@ class _TotalsSettings(NamedTuple):
 def _kernel_arguments(
     values: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The rows (C-contiguous), their flat view, their bits and the labels as intp."""
+    """The rows (C-contiguous), their flat view, their bits and the labels as intp,
+    C-contiguous too: strided labels (``labels[::-1]``, a column of a table) otherwise
+    compiled the kernels again for labels of layout "A" (seconds, on first use; issue
+    13), where a copy of the labels costs microseconds."""
     values = np.ascontiguousarray(values)
     bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    return values, values.reshape(-1), bits, np.asarray(labels, dtype=np.intp)
+    return values, values.reshape(-1), bits, np.ascontiguousarray(labels, dtype=np.intp)
 
 
 def _raise_for_label(suspect: int, labels: np.ndarray, classes: int, first_row: int = 0) -> None:
