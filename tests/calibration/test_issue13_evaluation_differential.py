@@ -678,3 +678,22 @@ def test_issue13_unchecked_label_error_names_the_row(dtype: Any) -> None:
             crossent.accuracy(values, labels, validate=False, reduction="none")
         with pytest.raises(IndexError, match="of row 1355 is"):
             crossent.EvaluationState(10).update(values, labels, validate=False, first_row=1000)
+
+
+def test_issue13_most_surprising_tie_of_rounded_surprisals() -> None:
+    """Label probabilities 1e-300 and the float64 below it: one surprisal, a tie, which
+    the earlier row wins in one batch as in a batch split between the two (the kernel
+    kept the smaller probability, the later row, and the merge the earlier; float32
+    probabilities are too far apart to round to one surprisal)."""
+    tiny = np.array([1e-300, np.nextafter(1e-300, 0.0)])
+    probs = np.array([[tiny[0], 1 - tiny[0]], [tiny[1], 1 - tiny[1]], [0.5, 0.5]])
+    labels = [0, 0, 1]
+    surprisal = crossent.negative_log_likelihood(probs, labels, reduction="none")
+    assert surprisal[0] == surprisal[1]  # (the premise)
+    whole = crossent.EvaluationState(2, keep=1).update(probs, labels).compute()
+    left = crossent.EvaluationState(2, keep=1).update(probs[:1], labels[:1])
+    right = crossent.EvaluationState(2, keep=1).update(probs[1:], labels[1:], first_row=1)
+    assert whole.most_surprising == [(0, surprisal[0])]
+    assert left.merge(right).compute().most_surprising == whole.most_surprising
+    logits = crossent.EvaluationState(2, keep=1).update(np.log(probs), labels, form="log_probs")
+    assert logits.compute().most_surprising[0][0] == 0

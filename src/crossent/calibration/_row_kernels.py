@@ -88,7 +88,7 @@ comparisons of :func:`._binning.assign_uniform_bins`, the edges formed as
 :math:`j \cdot e_1`, which is what ``numpy.linspace`` computes; each bin's confidences
 summed in row order, its count and hits tallied as integers in four interleaved
 histograms, so that consecutive rows of one bin do not wait on each other's store) and
-the rows of smallest :math:`p_y` (the most surprising). No per-row array of the block
+the rows of largest surprisal (the most surprising). No per-row array of the block
 is written; NumPy would make about twenty passes over per-row arrays for these.
 
 The logarithm costs about 1.8 ns an entry on the 2-core AMD EPYC (AVX2, four doubles
@@ -268,8 +268,9 @@ def block_totals(
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
-    ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
-    largest surprisals), earlier rows first on ties, -1 where the block has fewer;
+    ``numpy.bincount``).  ``found``: the rows of the ``keep`` largest surprisals (the
+    kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
+    surprisal), earlier rows first on ties, -1 where the block has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
     this pass) is an ``IndexError`` naming the row counted from ``first_row``.
