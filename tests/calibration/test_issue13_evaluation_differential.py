@@ -39,6 +39,7 @@ import pytest
 
 import crossent
 from crossent import _parallel
+from crossent._checks import row_sum_tolerance
 from crossent.calibration import _inputs
 from crossent.errors import InputError
 
@@ -405,7 +406,10 @@ def hard_probs(rng: np.random.Generator, n: int, k: int, kind: str, bins: int) -
         p[rows[:, None], np.argsort(rng.random((n, k)), axis=1)[:, :m]] = 1.0 / m
         return p
     if kind == "edges":
-        c = rng.integers(-(-bins // k), bins + 1, n) / bins  # at least 1/k
+        # the edges of numpy.linspace (j / bins is not always one), or an ulp off
+        c = np.linspace(0.0, 1.0, bins + 1)[rng.integers(-(-bins // k), bins + 1, n)]
+        c = np.minimum(c * (1.0 + rng.integers(-1, 2, n) * np.finfo(float).eps), 1.0)
+        c = np.maximum(c, 1.0 / k)  # (the top label)
         top = rng.integers(0, k, n)
         p = np.repeat(((1.0 - c) / (k - 1))[:, None], k, axis=1)
         p[rows, top] = c
@@ -601,7 +605,17 @@ def _every_path(values: Any, labels: Any, k: int, state: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 @pytest.mark.parametrize("block", [None, 100])
 @pytest.mark.parametrize(
-    "bad", ["nan", "negative", "above 1", "row sum", "label k", "label -1", "nan and label"]
+    "bad",
+    [
+        "nan",
+        "negative",
+        "above 1",
+        "row sum",
+        "sum past tolerance",
+        "label k",
+        "label -1",
+        "nan and label",
+    ],
 )
 def test_issue13_the_same_error_from_every_path(dtype: Any, block: int | None, bad: str) -> None:
     rng = np.random.default_rng(6)
@@ -616,6 +630,11 @@ def test_issue13_the_same_error_from_every_path(dtype: Any, block: int | None, b
         values[350, 3] = 1.5
     elif bad == "row sum":
         values[350] *= 1.01
+    elif bad == "sum past tolerance":  # 1.2 times the tolerance off, in the row's dtype
+        tolerance = row_sum_tolerance(np.dtype(dtype), k, xp=np)
+        row = values[350].astype(np.float64)
+        values[350] = row * ((1.0 + 1.2 * tolerance) / row.sum())
+        assert abs(values[350].astype(np.float64).sum() - 1.0) > tolerance
     elif bad == "label k":
         labels[350] = k
     elif bad == "label -1":
@@ -697,3 +716,40 @@ def test_issue13_most_surprising_tie_of_rounded_surprisals() -> None:
     assert left.merge(right).compute().most_surprising == whole.most_surprising
     logits = crossent.EvaluationState(2, keep=1).update(np.log(probs), labels, form="log_probs")
     assert logits.compute().most_surprising[0][0] == 0
+
+
+@pytest.mark.parametrize("closed", ["left", "right"])
+@pytest.mark.parametrize("bins", [3, 10, 15, 100])
+def test_issue13_confidences_on_every_edge(closed: str, bins: int) -> None:
+    """Top-label confidences on every edge of ``numpy.linspace(0, 1, bins + 1)`` from
+    1/2 to 1 and an ulp either side, 2 and 10 classes, float64, through the kernel's
+    bins (the state, one batch and split; ``calibration_error``) and the generic ones
+    (class-wise)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    c = edges[edges >= 0.5]
+    c = np.concatenate([c, np.nextafter(c, 0.0), np.minimum(np.nextafter(c, 2.0), 1.0)])
+    labels = np.random.default_rng(9).integers(0, 2, c.size)
+    pairs = np.stack([c, 1.0 - c], axis=1)
+    check_everything(pairs, labels, "probs", bins=bins, closed=closed, keep=1, splits=(5,))
+    check_scopes(pairs, labels, "probs", bins=bins, closed=closed, norm="l1", debias=False)
+    spread = np.repeat(((1.0 - c) / 9)[:, None], 10, axis=1)
+    spread[:, 3] = c
+    check_everything(spread, labels, "probs", bins=bins, closed=closed, keep=0)
+
+
+def test_issue13_compensated_sum_of_chunks() -> None:
+    """A surprisal of 690 in the first chunk of 256 rows, then 10 chunks of surprisals
+    of 1.1e-16 (2.8e-14 a chunk, a quarter of an ulp of 690): added plainly, every
+    chunk's sum is lost; the kernel's compensated sum of the chunks keeps them (the
+    mean within an ulp of the exact one)."""
+    n = 11 * 256
+    p_label = np.full(n, 1.0 - 2.0**-53)
+    p_label[0] = 1e-300
+    probs = np.stack([p_label, 1.0 - p_label], axis=1)
+    labels = np.zeros(n, dtype=np.intp)
+    exact = math.fsum(oracle_rows(probs, labels, "probs")["surprisal"].tolist()) / n
+    for got in (
+        crossent.EvaluationState(2).update(probs, labels).compute().nll,
+        crossent.negative_log_likelihood(probs, labels),
+    ):
+        assert abs(got - exact) <= math.ulp(exact), (got, exact)
