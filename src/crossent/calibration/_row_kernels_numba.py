@@ -1473,7 +1473,8 @@ def totals(
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
     # (the largest surprisals -log p_label, earlier rows first on ties; -1 where
-    # fewer; their p_label in found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
+    # fewer; their p_label in found_p).  Returns the suspect rows, or -1 - i for a
+    # label outside [low, k).
     # No fastmath here: the vector width changes no result (512-bit vectors asked for,
     # see entropy_terms; the bins' index loop, the hits).
     prefer_wide_vectors()
