@@ -63,12 +63,20 @@ IntArray = npt.NDArray[np.intp]
 @dataclass(frozen=True)
 class Block:
     """A block of rows in float64: probabilities, labels, and log-probabilities unless given
-    as probabilities (``log_probs`` is None then: use ``label_log_probs``)."""
+    as probabilities (``log_probs`` is None then: use ``label_log_probs``).
+
+    ``predicted``, when given, is each row's most probable class (the first on ties)
+    found in the values as given: the order of logits or log-probabilities is that of
+    the probabilities, which ``exp`` (and ``log_softmax``) can round to ties between
+    classes whose values differ (logits one ulp apart: the later class is the more
+    probable, but ``argmax`` of the rounded probabilities picked the first; issue 13).
+    """
 
     start: int
     log_probs: FloatArray | None
     probs: FloatArray
     labels: IntArray
+    predicted: IntArray | None = None
 
     def label_log_probs(self) -> FloatArray:
         """``log p_y`` of each row (``-inf`` where the label has probability 0)."""
@@ -136,7 +144,8 @@ class Predictions:
     def _block(self, span: tuple[int, int]) -> Block:
         start, chunk, labels = self._raw(span)
         log_probs, probs = to_log_probs_and_probs(chunk, self.form)
-        return Block(start, log_probs, probs, labels)
+        predicted = np.argmax(chunk, axis=1).astype(np.intp)  # (Block: before the rounding)
+        return Block(start, log_probs, probs, labels, predicted)
 
     def check_values(self) -> None:
         """Run the checks that ``as_predictions`` would have run: the labels' range (when

@@ -88,7 +88,7 @@ comparisons of :func:`._binning.assign_uniform_bins`, the edges formed as
 :math:`j \cdot e_1`, which is what ``numpy.linspace`` computes; each bin's confidences
 summed in row order, its count and hits tallied as integers in four interleaved
 histograms, so that consecutive rows of one bin do not wait on each other's store) and
-the rows of smallest :math:`p_y` (the most surprising). No per-row array of the block
+the rows of largest surprisal (the most surprising). No per-row array of the block
 is written; NumPy would make about twenty passes over per-row arrays for these.
 
 The logarithm costs about 1.8 ns an entry on the 2-core AMD EPYC (AVX2, four doubles
@@ -206,11 +206,13 @@ def row_summaries(
     entropy: bool,
     limit: float,
     squares: bool = True,
+    first_row: int = 0,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``(suspect rows, p_label, sum_{k != y} p_k^2, confidence, predicted, entropy)`` of
     float32 or float64 rows (confidence and predicted None unless ``top``, entropy None
     unless ``entropy``; without ``entropy``, ``squares=False`` leaves the sums of
-    squares out, as 0)."""
+    squares out, as 0; ``first_row`` numbers the rows in the message of a label out
+    of range)."""
     n = values.shape[0]
     values, flat, bits, ids = _kernel_arguments(values, labels)
     floats = np.empty((4, n))
@@ -218,7 +220,7 @@ def row_summaries(
     suspect = _kernels()["summaries"](
         values, flat, bits, ids, top, squares or entropy, entropy, limit, floats, predicted
     )
-    _raise_for_label(suspect, labels, values.shape[1])
+    _raise_for_label(suspect, labels, values.shape[1], first_row)
     return (
         int(suspect),
         floats[0],
@@ -244,6 +246,7 @@ def block_totals(
     keep: int,
     surprisal: bool = True,
     labels_from_zero: bool = False,
+    first_row: int = 0,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -265,11 +268,12 @@ def block_totals(
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
-    ``numpy.bincount``).  ``found``: the rows of the ``keep`` smallest :math:`p_y` (the
-    largest surprisals), earlier rows first on ties, -1 where the block has fewer;
+    ``numpy.bincount``).  ``found``: the rows of the ``keep`` largest surprisals (the
+    kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
+    surprisal), earlier rows first on ties, -1 where the block has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
-    this pass) is an ``IndexError``.
+    this pass) is an ``IndexError`` naming the row counted from ``first_row``.
     """
     values, flat, bits, ids = _kernel_arguments(values, labels)
     k = values.shape[1]
@@ -294,7 +298,7 @@ def block_totals(
     )
     found_p = np.empty(keep)
     suspect = _kernels()["totals"](values, flat, bits, ids, *settings, out, found_p)
-    _raise_for_label(suspect, labels, k)
+    _raise_for_label(suspect, labels, k, first_row)
     return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
 
 
@@ -476,14 +480,22 @@ class _TotalsSettings(NamedTuple):
 def _kernel_arguments(
     values: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The rows (C-contiguous), their flat view, their bits and the labels as intp."""
+    """The rows (C-contiguous), their flat view, their bits and the labels as intp,
+    C-contiguous too: strided labels (``labels[::-1]``, a column of a table) otherwise
+    compiled the kernels again for labels of layout "A" (seconds, on first use; issue
+    13), where a copy of the labels costs microseconds."""
     values = np.ascontiguousarray(values)
     bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    return values, values.reshape(-1), bits, np.asarray(labels, dtype=np.intp)
+    return values, values.reshape(-1), bits, np.ascontiguousarray(labels, dtype=np.intp)
 
 
-def _raise_for_label(suspect: int, labels: np.ndarray, classes: int) -> None:
-    """The kernels' report of a label out of range (-1 - row) as NumPy's IndexError."""
+def _raise_for_label(suspect: int, labels: np.ndarray, classes: int, first_row: int = 0) -> None:
+    """The kernels' report of a label out of range (-1 - row) as NumPy's IndexError,
+    naming the row counted from ``first_row``, the number of the block's first row in
+    the whole data (the row in the block alone named the wrong row of a batch of
+    several blocks; issue 13)."""
     if suspect < 0:
         row = -1 - int(suspect)
-        raise IndexError(f"label {labels[row]} of row {row} is out of range for {classes} classes")
+        raise IndexError(
+            f"label {labels[row]} of row {first_row + row} is out of range for {classes} classes"
+        )

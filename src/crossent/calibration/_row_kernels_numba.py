@@ -1408,31 +1408,38 @@ def add_to_classes(labels, surprisal, count, class_stats):
 
 
 @numba.njit(inline="always")
-def keep_smallest(p_label, count, c0, found, found_p, kept):
-    # rows c0 + i of the smallest p_label into found (sorted, earlier rows first on
-    # ties; kept of keep filled); returns the new kept.  Once every place is filled
-    # a row enters only below the last kept value: one vectorised pass over the
-    # chunk tells whether any does (NaN never does), and most chunks stop there
-    # (measured, 10^6 x 10 update kernel: with the class sums in one row loop,
-    # 3.8 ms for both; split, 0.7 ms)
+def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
+    # rows c0 + i of the largest surprisal into found (sorted, earlier rows first on
+    # ties; kept of keep filled), their p_label into found_p and surprisal into
+    # found_s; returns the new kept.  Keyed on the surprisal as summed and reported
+    # (chunk_parts'), not on p_label: two p_label whose logarithms round to one
+    # surprisal (1e-300 and the float64 below it) are a tie, which the earlier row
+    # wins, as in EvaluationState's merge of blocks and the generic path; keyed on
+    # p_label the later row won, and a batch split between the two kept the other
+    # (evalreview).  Once every place is filled a row enters only above the last kept
+    # value: one vectorised pass over the chunk tells whether any does (NaN never
+    # does), and most chunks stop there (measured, 10^6 x 10 update kernel: with the
+    # class sums in one row loop, 3.8 ms for both; split, 0.7 ms)
     keep = found.shape[0]
     if kept == keep:
-        lower = False
-        threshold = found_p[keep - 1]
+        higher = False
+        threshold = found_s[keep - 1]
         for i in range(count):
-            lower |= p_label[i] < threshold
-        if not lower:
+            higher |= surprisal[i] > threshold
+        if not higher:
             return kept
     for i in range(count):
-        p = p_label[i]
-        if kept < keep or p < found_p[kept - 1]:
-            j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same p
-            while j > 0 and p < found_p[j - 1]:
+        s = surprisal[i]
+        if kept < keep or s > found_s[kept - 1]:
+            j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same surprisal
+            while j > 0 and s > found_s[j - 1]:
                 found[j] = found[j - 1]
                 found_p[j] = found_p[j - 1]
+                found_s[j] = found_s[j - 1]
                 j -= 1
             found[j] = c0 + i
-            found_p[j] = p
+            found_p[j] = p_label[i]
+            found_s[j] = s
             kept = min(kept + 1, keep)
     return kept
 
@@ -1465,8 +1472,9 @@ def totals(
     # per-class counts and surprisals and the most surprising rows.
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
     # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
-    # (the smallest p_label, earlier rows first; -1 where fewer; their p_label in
-    # found_p).  Returns the suspect rows, or -1 - i for a label outside [low, k).
+    # (the largest surprisals -log p_label, earlier rows first on ties; -1 where
+    # fewer; their p_label in found_p).  Returns the suspect rows, or -1 - i for a
+    # label outside [low, k).
     # No fastmath here: the vector width changes no result (512-bit vectors asked for,
     # see entropy_terms; the bins' index loop, the hits).
     prefer_wide_vectors()
@@ -1489,6 +1497,7 @@ def totals(
     bins = edges.shape[0] - 1 if with_top else 0
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
     keep = found.shape[0]
+    found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
     kept = 0
     hits = 0
     suspect = 0
@@ -1506,7 +1515,9 @@ def totals(
             return flagged
         suspect += flagged
         per_row = with_entropy and flagged > 0  # (chunk_rows' with_entropy 2)
-        chunk_parts(floats, count, (logs, brier, spherical, per_row), surprisal, scores, parts)
+        # (the surprisals also for the kept rows: sums[0] not asked for is cleared)
+        wanted = (logs or keep > 0, brier, spherical, per_row)
+        chunk_parts(floats, count, wanted, surprisal, scores, parts)
         if with_entropy and not per_row:  # "0.0 -": no -0.0
             parts[3] = 0.0 - folded_sum(terms, count * k, lanes)
         add_compensated(sums, carry, parts)
@@ -1520,7 +1531,7 @@ def totals(
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:
-            kept = keep_smallest(p_label, count, c0, found, found_p, kept)
+            kept = keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]

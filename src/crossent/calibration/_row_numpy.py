@@ -21,10 +21,18 @@ BLOCK_ELEMENTS = 1 << 16
 
 
 def row_summaries(
-    values: np.ndarray, labels: np.ndarray, *, top: bool, entropy: bool, limit: float
+    values: np.ndarray,
+    labels: np.ndarray,
+    *,
+    top: bool,
+    entropy: bool,
+    limit: float,
+    first_row: int = 0,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """``(suspect rows, p_label, sum_{k != y} p_k^2, confidence, predicted, entropy)``
-    (confidence and predicted None unless ``top``, entropy None unless ``entropy``)."""
+    (confidence and predicted None unless ``top``, entropy None unless ``entropy``).
+    ``first_row``, the kernels' numbering of the rows in a label's error, is not read:
+    a label out of range is NumPy's own ``IndexError``, which names no row."""
     from scipy import special  # here, not at import (issue 13: import time)
 
     n, classes = values.shape

@@ -501,7 +501,12 @@ def _stacked_totals(
     run_in_parts(read, blocks)
     for block in sorted(flagged):  # unchecked labels: the first such block's
         suspect = int(totals.suspect[block])
-        _row_kernels._raise_for_label(suspect, labels[bounds[block] : bounds[block + 1]], k)
+        _row_kernels._raise_for_label(
+            suspect,
+            labels[bounds[block] : bounds[block + 1]],
+            k,
+            predictions.first_row + bounds[block],
+        )
     clear_unasked(totals.sums, request)
     return totals
 

@@ -121,7 +121,7 @@ def summarize_block(block: Block, *, entropy: bool = True) -> ExampleSummaries:
     probs, labels = block.probs, block.labels
     squares = np.square(probs)
     squares[rows, labels] = 0.0
-    predicted = np.argmax(probs, axis=1)
+    predicted = np.argmax(probs, axis=1) if block.predicted is None else block.predicted
     terms = None
     if entropy:
         if block.log_probs is None:
@@ -171,15 +171,27 @@ def _check_block_labels(predictions: Predictions, labels: IntArray) -> None:
 
 
 def _fused(
-    predictions: Predictions, values: FloatArray, labels: IntArray, *, top: bool, entropy: bool
+    predictions: Predictions,
+    values: FloatArray,
+    labels: IntArray,
+    *,
+    top: bool,
+    entropy: bool,
+    start: int = 0,
 ) -> ExampleSummaries:
-    """The summaries of one block of stored probabilities in one pass (validating it if
-    the predictions' check was deferred)."""
+    """The summaries of one block of stored probabilities, whose first row is row
+    ``start`` of the predictions, in one pass (validating it if the predictions' check
+    was deferred)."""
     _check_block_labels(predictions, labels)
     values, limit = _stored(values)
     kernels = _row_kernels if _row_kernels.available() else _row_numpy
     suspect, p_label, others, confidence, predicted, ent = kernels.row_summaries(
-        values, labels, top=top, entropy=entropy, limit=limit
+        values,
+        labels,
+        top=top,
+        entropy=entropy,
+        limit=limit,
+        first_row=predictions.first_row + start,
     )
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
@@ -208,7 +220,7 @@ def map_summaries(
     if predictions.form == "probs":
         return predictions.map_stored(
             lambda start, values, labels: function(
-                start, _fused(predictions, values, labels, top=top, entropy=entropy)
+                start, _fused(predictions, values, labels, top=top, entropy=entropy, start=start)
             )
         )
     return predictions.map_blocks(
@@ -323,12 +335,19 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
 
 
 def _fused_totals(
-    predictions: Predictions, values: FloatArray, labels: IntArray, request: TotalsRequest
+    predictions: Predictions,
+    values: FloatArray,
+    labels: IntArray,
+    request: TotalsRequest,
+    start: int = 0,
 ) -> BlockTotals:
-    """:class:`BlockTotals` of one block of stored probabilities: the Numba kernel's sums
-    in the same pass as the row summaries, or the NumPy twin's summaries reduced."""
+    """:class:`BlockTotals` of one block of stored probabilities (its first row: row
+    ``start`` of the predictions): the Numba kernel's sums in the same pass as the row
+    summaries, or the NumPy twin's summaries reduced."""
     if not _row_kernels.available():
-        summaries = _fused(predictions, values, labels, top=request.top, entropy=request.entropy)
+        summaries = _fused(
+            predictions, values, labels, top=request.top, entropy=request.entropy, start=start
+        )
         return totals_of(summaries, request)
     values, limit = _stored(values)
     try:  # the labels' deferred range check in the kernel's pass too
@@ -336,6 +355,7 @@ def _fused_totals(
             values,
             labels,
             keep=request.keep,
+            first_row=predictions.first_row + start,
             **kernel_options(request, limit=limit, pending=predictions.pending),
         )
     except IndexError:
@@ -404,7 +424,7 @@ def map_totals(
         return predictions.map_stored(
             lambda start, values, labels: (
                 start,
-                _fused_totals(predictions, values, labels, request),
+                _fused_totals(predictions, values, labels, request, start),
             )
         )
     return predictions.map_blocks(
