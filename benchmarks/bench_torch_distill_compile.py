@@ -238,13 +238,7 @@ def main() -> None:
         compare(__file__, argv, args.against, args.rounds)
         return
     if args.breakdown:
-        times = breakdown(shapes, args.repeats)
-        if args.json:
-            print(json.dumps(times))
-            return
-        print(f"float32, T=2, 'mean', 1 thread, thread CPU time; load {os.getloadavg()}")
-        for case, seconds in times.items():
-            print(f"{case:52s} best {min(seconds) * 1e3:10.2f} ms")
+        report(breakdown(shapes, args.repeats), args.json, "1 thread, thread CPU time", 52)
         return
     if args.versus_plain:
         times = versus_plain(shapes, args.repeats, dtypes, args.compiled_plain)
@@ -271,12 +265,17 @@ def main() -> None:
                 start = time.thread_time()
                 calls_of(fn, z, v, shape[2])
                 times[case].append(time.thread_time() - start)
-    if args.json:
+    report(times, args.json, "forward + backward, 1 thread", 28)
+
+
+def report(times: dict[str, list[float]], as_json: bool, what: str, width: int) -> None:
+    """Print ``times`` (seconds) as JSON or as each case's best in ms."""
+    if as_json:
         print(json.dumps(times))
         return
-    print(f"float32, T=2, 'mean', forward + backward, 1 thread; load {os.getloadavg()}")
+    print(f"float32, T=2, 'mean', {what}; load {os.getloadavg()}")
     for case, seconds in times.items():
-        print(f"{case:28s} best {min(seconds) * 1e3:10.2f} ms")
+        print(f"{case:{width}s} best {min(seconds) * 1e3:10.2f} ms")
 
 
 if __name__ == "__main__":
