@@ -8,11 +8,14 @@ now allocates it by NumPy, which advises Linux to back a large array with transp
 huge pages (``madvise(MADV_HUGEPAGE)``: the ``hg`` flag of the mapping in
 ``/proc/self/smaps``). Checked here: the flag on the gradient's memory, and that the
 gradient is an ordinary tensor for autograd (accumulated by a second backward, updated
-in place, its values the float64 oracle's for every dtype the op takes).
+in place, its values the float64 oracle's for every dtype the op takes, the op's own
+output in that dtype).
 
 On main (638b205) ``test_gradient_memory_is_advised_for_huge_pages`` fails (the
 gradient is ``torch.empty``'s: no ``hg`` flag); the other test passes there (the
-values and the accumulation are unchanged: a guard for the new memory).
+values and the accumulation are unchanged: a guard for the new memory). Mutants caught:
+``torch.empty``'s memory again (the first test); float16 gradients in float32 memory
+(the op's dtype); a gradient that is not contiguous (a reversed view of NumPy's).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from crossent.torch import distillation_loss  # noqa: E402
+from crossent.torch import _distill_cpu, distillation_loss  # noqa: E402
 
 _SMAPS = Path("/proc/self/smaps")
 
@@ -96,3 +99,10 @@ def test_gradient_is_an_ordinary_tensor(dtype: torch.dtype) -> None:
     with torch.no_grad():
         leaf.grad.mul_(0.5).add_(1.0)  # an optimizer's in-place update
     assert torch.isfinite(leaf.grad).all()
+    # the op itself (autograd would cast a gradient of another dtype back to z's)
+    _, stats, kind = _distill_cpu.distillation_cpu_rows(z, v, 2.0)
+    upstream = torch.full((6,), 1.0 / 6, dtype=torch.float64)
+    grad = _distill_cpu.distillation_cpu_rows_backward(upstream, z, v, stats, kind, 2.0)
+    assert grad.dtype == dtype
+    assert grad.is_contiguous()
+    np.testing.assert_allclose(grad.double().numpy(), expected.numpy(), rtol=rtol, atol=atol)
