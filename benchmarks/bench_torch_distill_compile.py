@@ -149,7 +149,7 @@ def parts(
 
     n, c = z.shape
     reused = torch.empty(n, c)
-    _, stats, kind = _distill_cpu.distillation_cpu_rows(z, v, 2.0)
+    stats, kind = _distill_cpu.distillation_cpu_rows(z, v, 2.0)[1:3]  # (main's: 3 outputs)
     upstream = torch.full((n,), 1.0 / n, dtype=torch.float64)
 
     def compiled_forward() -> None:

@@ -100,7 +100,7 @@ def test_gradient_is_an_ordinary_tensor(dtype: torch.dtype) -> None:
         leaf.grad.mul_(0.5).add_(1.0)  # an optimizer's in-place update
     assert torch.isfinite(leaf.grad).all()
     # the op itself (autograd would cast a gradient of another dtype back to z's)
-    _, stats, kind = _distill_cpu.distillation_cpu_rows(z, v, 2.0)
+    _, stats, kind, _ = _distill_cpu.distillation_cpu_rows(z, v, 2.0)
     upstream = torch.full((6,), 1.0 / 6, dtype=torch.float64)
     grad = _distill_cpu.distillation_cpu_rows_backward(upstream, z, v, stats, kind, 2.0)
     assert grad.dtype == dtype
