@@ -5,7 +5,8 @@ r"""The fused distillation rows of teacher logits (issue 13 follow-up), by Numba
 Imported on first use only (``crossent.torch._distill_cpu``): importing it imports
 Numba. Two kernels over rows x classes float32 or float64 student logits :math:`z` and
 teacher logits :math:`v` (C-contiguous, one dtype), each entry widened to float64 as it
-is read, no N x V temporary, threads over rows.
+is read, no N x V temporary, threads over rows; and a third that does the work of both
+(:func:`distillation_forward_gradient_kernel`, below).
 
 :func:`distillation_forward_kernel`, per row: the maxima :math:`m_z, m_v` (one pass,
 by blocks, :func:`_block_maxima`), then in one pass :math:`\sigma_c = (z_c - m_z)/T`,
