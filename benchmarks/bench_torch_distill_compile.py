@@ -22,10 +22,13 @@ distillation took 49 s at 4096 x 32000 on the 2-core machine where the idiom too
 With ``--versus-plain``, ``--dtypes float32,bfloat16`` times the logits in those dtypes
 (cast from the same float32 values) and ``--compiled-plain`` adds the idiom under
 ``torch.compile`` (Inductor, one compilation per shape and dtype, before the timings).
-``--peaks`` prints only the peak resident sets (eager, idiom, compiled idiom) of each
-shape and dtype, a fresh process each: run it under each tree (``PYTHONPATH``) to
-compare them. CPU calls of crossent now take the fused op (``_distill_cpu``); time them
-against main's generic path with ``--against``.
+``--breakdown`` times the parts of a call instead, one thread, thread CPU time
+(:func:`parts`: the floor of one read and one write, each op alone, the compiled
+idiom's forward alone; ``--shapes 1024x32000`` keeps it short). ``--peaks`` prints
+only the peak resident sets (eager, idiom, compiled idiom) of each shape and dtype, a
+fresh process each: run it under each tree (``PYTHONPATH``) to compare them. CPU calls
+of crossent now take the fused op (``_distill_cpu``); time them against main's generic
+path with ``--against``.
 """
 
 from __future__ import annotations
@@ -115,6 +118,64 @@ def versus_plain(
     return times
 
 
+def breakdown(shapes: dict[str, tuple[int, int, int]], repeats: int) -> dict[str, list[float]]:
+    """Thread CPU seconds, one torch thread, of the parts of a forward + backward call
+    (:func:`parts`) at each shape, each part after a warm-up call."""
+    warnings.simplefilter("ignore")  # (Inductor's deprecation warnings)
+    torch.set_num_threads(1)
+    compiled = torch.compile(plain_fn, dynamic=False)
+    times: dict[str, list[float]] = {}
+    for name, (n, c, _) in shapes.items():
+        for part, fn in parts(*logits(n, c), compiled).items():
+            fn()  # (the compilation)
+            for _ in range(repeats):
+                start = time.thread_time()
+                fn()
+                times.setdefault(f"{name} {part}", []).append(time.thread_time() - start)
+    return times
+
+
+def parts(
+    z: torch.Tensor, v: torch.Tensor, compiled: Callable[..., torch.Tensor]
+) -> dict[str, Callable[[], object]]:
+    """The parts of a call: the benchmark's fresh leaf (``clone``), the floor (one read
+    of both inputs, one write of an N x V result: into fresh ``torch.empty`` memory, into
+    fresh NumPy memory, into a reused buffer), crossent's forward op alone, its backward
+    op alone, its forward + backward (no clone), and the idiom under ``torch.compile``
+    (``compiled``): its forward alone (no gradient), its forward + backward (no clone)."""
+    import numpy as np
+
+    from crossent.torch import _distill_cpu
+
+    n, c = z.shape
+    reused = torch.empty(n, c)
+    stats, kind = _distill_cpu.distillation_cpu_rows(z, v, 2.0)[1:3]  # (main's: 3 outputs)
+    upstream = torch.full((n,), 1.0 / n, dtype=torch.float64)
+
+    def compiled_forward() -> None:
+        with torch.no_grad():
+            compiled(z, v)
+
+    def both(fn: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        return lambda: fn(z.detach().requires_grad_(), v).backward()
+
+    return {
+        "clone": z.clone,
+        "floor, torch.empty": lambda: torch.sub(z, v, out=torch.empty(n, c)),
+        "floor, NumPy memory": lambda: torch.sub(
+            z, v, out=torch.from_numpy(np.empty((n, c), np.float32))
+        ),
+        "floor, reused buffer": lambda: torch.sub(z, v, out=reused),
+        "crossent forward op": lambda: _distill_cpu.distillation_cpu_rows(z, v, 2.0),
+        "crossent backward op": lambda: _distill_cpu.distillation_cpu_rows_backward(
+            upstream, z, v, stats, kind, 2.0
+        ),
+        "crossent forward + backward": both(loss_fn),
+        "compiled idiom forward": compiled_forward,
+        "compiled idiom forward + backward": both(compiled),
+    }
+
+
 def logits(n: int, c: int, dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
     """A pair of ordinary ``n x c`` logits (student, teacher), float32 values cast to
     ``dtype``."""
@@ -140,6 +201,7 @@ def main() -> None:
     parser.add_argument("--versus-plain", action="store_true", help="eager vs F.kl_div")
     parser.add_argument("--dtypes", default="float32", help="with --versus-plain: a,b")
     parser.add_argument("--compiled-plain", action="store_true", help="time compiled F.kl_div")
+    parser.add_argument("--breakdown", action="store_true", help="parts, thread CPU time")
     parser.add_argument("--peaks", action="store_true", help="peak resident sets only")
     parser.add_argument("--peak-kinds", default=",".join(PEAK_KINDS), help="with --peaks")
     parser.add_argument("--peak-of", choices=PEAK_KINDS, help=argparse.SUPPRESS)
@@ -172,7 +234,11 @@ def main() -> None:
         argv += ["--shapes", args.shapes] if args.shapes else []
         argv += ["--versus-plain"] if args.versus_plain else []
         argv += ["--compiled-plain"] if args.compiled_plain else []
+        argv += ["--breakdown"] if args.breakdown else []
         compare(__file__, argv, args.against, args.rounds)
+        return
+    if args.breakdown:
+        report(breakdown(shapes, args.repeats), args.json, "1 thread, thread CPU time", 52)
         return
     if args.versus_plain:
         times = versus_plain(shapes, args.repeats, dtypes, args.compiled_plain)
@@ -199,12 +265,17 @@ def main() -> None:
                 start = time.thread_time()
                 calls_of(fn, z, v, shape[2])
                 times[case].append(time.thread_time() - start)
-    if args.json:
+    report(times, args.json, "forward + backward, 1 thread", 28)
+
+
+def report(times: dict[str, list[float]], as_json: bool, what: str, width: int) -> None:
+    """Print ``times`` (seconds) as JSON or as each case's best in ms."""
+    if as_json:
         print(json.dumps(times))
         return
-    print(f"float32, T=2, 'mean', forward + backward, 1 thread; load {os.getloadavg()}")
+    print(f"float32, T=2, 'mean', {what}; load {os.getloadavg()}")
     for case, seconds in times.items():
-        print(f"{case:28s} best {min(seconds) * 1e3:10.2f} ms")
+        print(f"{case:{width}s} best {min(seconds) * 1e3:10.2f} ms")
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def test_torch_op_masked_rows() -> None:
     zt = torch.from_numpy(z).requires_grad_(True)
     vt = torch.from_numpy(v)
     assert _distill_cpu.applies(zt, vt, 2.0, "sum")
-    _, _, kind = _distill_cpu.distillation_cpu_rows(zt.detach(), vt, 2.0)
+    _, _, kind, _ = _distill_cpu.distillation_cpu_rows(zt.detach(), vt, 2.0)
     assert (kind[:5] == 0).all()
     distillation_loss(zt, vt, temperature=2.0, reduction="sum").backward()
     want = full_path(crossent.distillation_loss_grad, z, v, temperature=2.0, reduction="sum")

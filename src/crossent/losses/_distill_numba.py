@@ -5,7 +5,8 @@ r"""The fused distillation rows of teacher logits (issue 13 follow-up), by Numba
 Imported on first use only (``crossent.torch._distill_cpu``): importing it imports
 Numba. Two kernels over rows x classes float32 or float64 student logits :math:`z` and
 teacher logits :math:`v` (C-contiguous, one dtype), each entry widened to float64 as it
-is read, no N x V temporary, threads over rows.
+is read, no N x V temporary, threads over rows; and a third that does the work of both
+(:func:`distillation_forward_gradient_kernel`, below).
 
 :func:`distillation_forward_kernel`, per row: the maxima :math:`m_z, m_v` (one pass,
 by blocks, :func:`_block_maxima`), then in one pass :math:`\sigma_c = (z_c - m_z)/T`,
@@ -45,12 +46,18 @@ out NaN (never a number): the caller validates then. Each row's :math:`(D, m_z,
 \ell_s, m_v, \ell_t)` is written to ``out`` (float64).
 
 :func:`distillation_backward_kernel`, per row, from those statistics:
-:math:`g_c = (s_c - t_c)\,r` with :math:`s_c = e^{\sigma_c - \ell_s}`, :math:`t_c =
-e^{\tau_c - \ell_t}` (the gradient :math:`T(s - t)` of :math:`T^2 D` in :math:`z`, times
-the row's upstream: :math:`r = uT`), formed in float64 and rounded once to ``out``'s
-dtype; and whether :math:`\max_c |s_c - t_c| < 2^{-15}\max_c t_c`
+:math:`g_c = (s_c - t_c)\,r` with :math:`s_c = e^{\sigma_c} e^{-\ell_s}`, :math:`t_c =
+e^{\tau_c} e^{-\ell_t}` (the gradient :math:`T(s - t)` of :math:`T^2 D` in :math:`z`,
+times the row's upstream: :math:`r = uT`), formed in float64 and rounded once to
+``out``'s dtype; and whether :math:`\max_c |s_c - t_c| < 2^{-15}\max_c t_c`
 (``_near_rows.SPREAD_FLOOR``: the rows where the difference cancels, which the caller
 forms again as the NumPy gradient does).
+:func:`distillation_forward_gradient_kernel` writes the forward kernel's statistics
+and, for a given :math:`r` per row, the backward kernel's gradient and flags, the same
+bits (one function of the exponentials, :func:`_terms`, and of the difference,
+:func:`_difference`, for both), from each row's :math:`e^{\sigma_c}` and
+:math:`e^{\tau_c}` kept from the sums (float64 buffers of the row's length): two
+exponentials a logit for the forward and the backward together, not four.
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -75,11 +82,11 @@ m` (exact for float32 logits), :math:`q = \mathrm{fl}(d \cdot \mathrm{fl}(1/T))`
 is a power of two: the loops leave it out there, :math:`T = 1` and 2 among them). The
 rounded quotient used before (one ``vdivpd``) erred by half an ulp of :math:`\sigma`,
 an error of :math:`|\sigma| 2^{-53}` relative in :math:`e^\sigma`: 30 ulps at
-:math:`\sigma = -60`. The backward's
-:math:`e^{\sigma - \ell_s}` takes :math:`\ell_s = h + l` with :math:`h` on a
-:math:`2^{-24}` grid (``exp_of_pair``'s shift, exact in its reduction) and :math:`l` in
-the pair's low part, so :math:`\ell` is not rounded into :math:`\sigma - \ell` either
-(before: :math:`|\sigma - \ell| 2^{-53}`). The forward's :math:`\tau - \sigma` is
+:math:`\sigma = -60`. The backward's :math:`s_c = e^{\sigma_c} e^{-\ell_s}` is the
+product of two exponentials (each within 0.7 ulp; :math:`e^{-\ell_s}` once a row),
+rounded: about two ulps of :math:`s_c` beside :math:`\ell_s`'s own error, and no
+:math:`|\sigma - \ell| 2^{-53}` term (the rounded :math:`\sigma - \ell` of the kernel
+before the pair). The forward's :math:`\tau - \sigma` is
 :math:`(q_t - q_s) + (\mathrm{lo}_t - \mathrm{lo}_s)`.
 
 The loop over a block of :data:`BLOCK` classes has no reduction, so LLVM vectorises
@@ -91,8 +98,9 @@ oracle on hard rows (spreads to :math:`8\cdot 10^4`, near ties one ulp apart, al
 but one class at the maximum, gaps of :math:`5\cdot10^3`, :math:`T = 0.5, 1, 2, 7`,
 :math:`C = 2` to 65536; ``tests/losses/test_issue13_distill_kernel_accuracy.py``):
 :math:`|\Delta\ell| \le 7.8 \cdot 2^{-53}`, :math:`|\Delta D| \le 11 \cdot
-2^{-53}(1 + \sum_c t_c|\tau_c - \sigma_c|)`, :math:`|\Delta g_c| \le 7.0 \cdot
-2^{-53}(s_c + t_c)` on float32-valued logits (plus :math:`2^{-53}(s_c|\sigma_c| +
+2^{-53}(1 + \sum_c t_c|\tau_c - \sigma_c|)`, :math:`|\Delta g_c| \le 7.3 \cdot
+2^{-53}(s_c + t_c)` (7.0 by :math:`e^{\sigma - \ell}` in one exponential, before the
+product) on float32-valued logits (plus :math:`2^{-53}(s_c|\sigma_c| +
 t_c|\tau_c|)` on float64 ones, the rounding of :math:`z - m`); the kernels before
 these changes: the same :math:`\ell` and :math:`D` (the same sums), a gradient up to
 911 ulps off.
@@ -123,6 +131,11 @@ Tried and dropped: the next row's block maxima inside the forward's loop (its re
 overlapping the arithmetic, as the softmax kernels do): 10-15 % slower, the loop is
 arithmetic-bound and the keys' operations share its pipes.
 
+The forward that writes the gradient too (:func:`distillation_forward_gradient_kernel`,
+the torch op's eager training call): 90-98 ms against 75 + 69-73 for the forward and
+backward kernels (1024 x 32000 float32, T = 2, one thread, thread CPU time, load 3.3):
+the backward's two exponentials a logit become two products of kept ones.
+
 Measured (``benchmarks/bench_distill_kernels.py --against`` main's tree, 256 x 32000
 float64 logits of N(0, 9), one thread, thread CPU time, min of 5 calls x 4
 interleaved rounds, 2 cores shared with other work, load average 1.8-1.9), in ns per
@@ -151,14 +164,18 @@ from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_ve
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
-__all__ = ["BLOCK", "distillation_backward_kernel", "distillation_forward_kernel"]
+__all__ = [
+    "BLOCK",
+    "distillation_backward_kernel",
+    "distillation_forward_gradient_kernel",
+    "distillation_forward_kernel",
+]
 
 BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
 _FAR = 2.0**900  # a student sigma below -_FAR: the row formed again (t_c sigma_c may count)
-_GRID = 2.0**24  # the backward's shifts: ell on a 2**-24 grid (exp_of_pair's exact bracket)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
 _LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
@@ -259,48 +276,80 @@ def _first(row, keys, key):
 def _forward_block(zb, vb, scalars, es, et, ew):
     # the block's terms e^sigma, e^tau and e^tau (tau - sigma) (0 where e^tau is; the
     # row is finite)
-    mz, mv, inv_t, temperature = scalars
-    exact = _power_of_two(temperature)
+    exact = _power_of_two(scalars[3])
     for j in range(zb.shape[0]):
-        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
-        es[j] = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
-        e = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
+        qs, ls, qt, lt, es[j], e = _terms(zb[j], vb[j], scalars, exact)
         et[j] = e
         # e = 0: no term (0 log 0 = 0), even beside sigma = -inf (where tau - sigma and
         # lo are not numbers); e > 0 beside sigma = -inf: inf or NaN (the row's: inf)
         ew[j] = e * ((qt - qs) + (lt - ls)) if e > 0.0 else 0.0
 
 
+@numba.njit(inline="always")
+def _terms(zj, vj, scalars, exact):
+    # sigma and tau as pairs, e^sigma and e^tau (0 below the floor): _forward_block's and
+    # _backward_block's (the same bits)
+    mz, mv, inv_t, temperature = scalars
+    qs, ls, qt, lt = _quotients(zj - mz, vj - mv, inv_t, temperature, exact)
+    es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+    et = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
+    return qs, ls, qt, lt, es, et
+
+
+@numba.njit(inline="always")
+def _difference(es, et, a, b):
+    # s - t = e^sigma a - e^tau b, a = e^-ell_s, b = e^-ell_t: _gradient_block's and
+    # _backward_block's (the same bits)
+    return es * a - et * b
+
+
 @numba.njit(fastmath=_LOOP, inline="never")
-def _backward_block(zb, vb, ob, shifts, scalars, r):
-    # the block's entries (s - t) r, and its max |s - t|
-    mz, hz, lz, mv, hv, lv = shifts
-    inv_t, temperature = scalars
-    floor_s = hz + _FLOOR
-    floor_t = hv + _FLOOR
-    exact = _power_of_two(temperature)
+def _gradient_block(es, et, a, b, r, ob):
+    # the entries (s - t) r of a row from its e^sigma and e^tau, and its max |s - t|
     spread = 0
-    for j in range(zb.shape[0]):
-        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
-        s = exp_of_pair(qs, ls - lz, hz) if qs > floor_s else 0.0
-        t = exp_of_pair(qt, lt - lv, hv) if qt > floor_t else 0.0
-        g = s - t
+    for j in range(ob.shape[0]):
+        g = _difference(es[j], et[j], a, b)
         ob[j] = g * r
         spread = max(spread, float64_to_bits(abs(g)))  # (an integer maximum: vectorised)
     return bits_to_float64(spread)
 
 
-@numba.njit(nogil=True, cache=True)
-def distillation_forward_kernel(z, v, temperature, out):
-    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
+@numba.njit(fastmath=_LOOP, inline="never")
+def _backward_block(zb, vb, ob, scalars, a, b, r):
+    # the block's entries (s - t) r, and its max |s - t| (_gradient_block's, from z and v)
+    exact = _power_of_two(scalars[3])
+    spread = 0
+    for j in range(zb.shape[0]):
+        _, _, _, _, es, et = _terms(zb[j], vb[j], scalars, exact)
+        g = _difference(es, et, a, b)
+        ob[j] = g * r
+        spread = max(spread, float64_to_bits(abs(g)))
+    return bits_to_float64(spread)
+
+
+@numba.njit(inline="always")
+def _normalisers(ell_s, ell_t):
+    # e^-ell_s and e^-ell_t: s_c = e^sigma_c e^-ell_s (the second: max_c t_c too)
+    return exp_of_pair(-ell_s, 0.0, 0.0), exp_of_pair(-ell_t, 0.0, 0.0)
+
+
+@numba.njit(inline="never")
+def _forward_rows(z, v, temperature, out, scale, grad, spread_small):
+    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring); where grad has
+    # rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau kept
+    # (the backward kernel's bits), and the spread flags
     prefer_wide_vectors()
     rows, classes = z.shape
+    keep = grad.shape[0] > 0
     scalars = (0.0, 0.0, 1.0 / temperature, temperature)
-    buffers = np.empty((3, BLOCK))  # one set for every row
-    es, et, ew = buffers[0], buffers[1], buffers[2]
+    # e^sigma and e^tau: one block for every row, or the whole row where kept
+    terms = np.empty((2, classes if keep else BLOCK))
+    ew = np.empty(BLOCK)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
     own = np.empty((5, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
     for i in range(rows):
+        if keep:  # (rows not formed here: 0, the caller's)
+            spread_small[i] = False
         if not classes:  # (S = 1: D = 0)
             out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4] = 0.0, -np.inf, 0.0, -np.inf, 0.0
             continue
@@ -317,6 +366,8 @@ def distillation_forward_kernel(z, v, temperature, out):
             out[i, 0] = np.nan
             out[i, 2] = np.nan
             out[i, 4] = np.nan
+            if keep:
+                grad[i, :] = 0.0
             continue
         jz = _first(zr, own[0], kz)
         jv = _first(vr, own[1], kv)
@@ -328,6 +379,8 @@ def distillation_forward_kernel(z, v, temperature, out):
             start = b * BLOCK
             n = min(BLOCK, classes - start)
             at = slice(start, start + n)
+            kept = slice(start, start + n) if keep else slice(0, n)
+            es, et = terms[0, kept], terms[1, kept]
             _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
                 es[jz - start] = 0.0
@@ -353,6 +406,30 @@ def distillation_forward_kernel(z, v, temperature, out):
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
+        if not keep:
+            continue
+        if not np.isfinite(out[i, 0]):
+            grad[i, :] = 0.0
+            continue
+        terms[0, jz] = 1.0  # (e^0: the maxima's terms, left out of the sums)
+        terms[1, jv] = 1.0
+        a, b = _normalisers(ell_s, ell_t)
+        spread = _gradient_block(terms[0], terms[1], a, b, scale[i], grad[i])
+        spread_small[i] = spread < _SPREAD_FLOOR * b
+
+
+@numba.njit(nogil=True, cache=True)
+def distillation_forward_kernel(z, v, temperature, out):
+    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
+    none = np.empty((0, z.shape[1]), dtype=z.dtype)  # (no gradient: the same types)
+    _forward_rows(z, v, temperature, out, np.empty(0), none, np.empty(0, dtype=np.bool_))
+
+
+@numba.njit(nogil=True, cache=True)
+def distillation_forward_gradient_kernel(z, v, temperature, out, scale, grad, spread_small):
+    # distillation_forward_kernel's statistics, and distillation_backward_kernel's grad
+    # and spread_small of them (the same bits), scale: r per row
+    _forward_rows(z, v, temperature, out, scale, grad, spread_small)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -361,21 +438,17 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     # rows whose statistics are not finite are left to the caller (0 here)
     prefer_wide_vectors()
     classes = z.shape[1]
-    scalars = (1.0 / temperature, temperature)
+    inv_t = 1.0 / temperature
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
-        # ell = h + l, h on a 2**-24 grid (exp_of_pair's shift), l exact
-        hz = np.round(stats[i, 2] * _GRID) / _GRID
-        hv = np.round(stats[i, 4] * _GRID) / _GRID
-        shifts = (stats[i, 1], hz, stats[i, 2] - hz, stats[i, 3], hv, stats[i, 4] - hv)
+        scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
+        a, b = _normalisers(stats[i, 2], stats[i, 4])
         spread = 0.0
         for start in range(0, classes, BLOCK):
-            stop = min(classes, start + BLOCK)
-            at = slice(start, stop)
-            a = _backward_block(z[i, at], v[i, at], out[i, at], shifts, scalars, scale[i])
-            spread = max(spread, a)
-        top = exp_of_pair(0.0, -shifts[5], hv)  # max_c t_c: the teacher's maximum's t
-        spread_small[i] = spread < _SPREAD_FLOOR * top
+            at = slice(start, min(classes, start + BLOCK))
+            block = _backward_block(z[i, at], v[i, at], out[i, at], scalars, a, b, scale[i])
+            spread = max(spread, block)
+        spread_small[i] = spread < _SPREAD_FLOOR * b

@@ -46,9 +46,11 @@ __all__ = [
     "BLOCK_BYTES",
     "KERNEL_DTYPES",
     "Blocks",
+    "Gradient",
     "Wide",
     "backward_rows",
     "forward_statistics",
+    "gradient_kernel",
     "kernels",
     "over_blocks",
     "row_blocks",
@@ -74,6 +76,21 @@ def kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
     from . import _distill_numba
 
     return _distill_numba.distillation_forward_kernel, _distill_numba.distillation_backward_kernel
+
+
+@functools.cache
+def gradient_kernel() -> Callable[..., Any]:
+    """The forward kernel that writes the backward kernel's gradient rows too (imports
+    Numba, once)."""
+    from . import _distill_numba
+
+    return _distill_numba.distillation_forward_gradient_kernel
+
+
+Gradient = tuple[np.ndarray, Callable[[int, int], np.ndarray], np.ndarray]
+"""``(scale, target, spread_small)``: :func:`backward_rows`' ``scale`` and ``target``
+(``target`` of the rows' own dtype, one of :data:`KERNEL_DTYPES`) and its flags, an
+array of rows booleans that the kernel fills."""
 
 
 def row_blocks(rows: int, classes: int) -> list[tuple[int, int]]:
@@ -140,17 +157,29 @@ class Blocks:
 
 
 def forward_statistics(
-    rows: int, classes: int, temperature: float, wide: Wide, most: int | None = None
+    rows: int,
+    classes: int,
+    temperature: float,
+    wide: Wide,
+    most: int | None = None,
+    gradient: Gradient | None = None,
 ) -> np.ndarray:
     r"""Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t)` (float64, rows x 5) by the
     forward kernel, over the blocks ``wide`` gives (:func:`over_blocks`); :math:`D` is
-    NaN on a row that holds a NaN or an infinity."""
+    NaN on a row that holds a NaN or an infinity. With ``gradient`` (:data:`Gradient`),
+    the kernel also writes :func:`backward_rows`' gradient and flags, the same bits, from
+    each row's exponentials (:func:`gradient_kernel`: two a logit in all, not four)."""
     stats = np.empty((rows, 5), dtype=np.float64)
     forward, _ = kernels()
 
     def work(start: int, stop: int) -> None:
         z, v = wide(start, stop)
-        forward(z, v, temperature, stats[start:stop])
+        if gradient is None:
+            forward(z, v, temperature, stats[start:stop])
+            return
+        scale, target, small = gradient
+        at = slice(start, stop)
+        gradient_kernel()(z, v, temperature, stats[at], scale[at], target(start, stop), small[at])
 
     over_blocks(rows, classes, work, most)
     return stats

@@ -51,6 +51,27 @@ seconds of forward and backward, T = 2, ``'mean'``, 2-core AMD EPYC Zen 4, quiet
 gradient are 2000). The kernels take about 2.6 and 2.0 ns a logit a thread (forward,
 backward; ``bench_distill_kernels.py``); the compiled idiom, which keeps float32 and
 one exponential a logit each way, is still 10-25 % faster at this size.
+Half of the backward op's CPU time was the page faults of ``torch.empty``'s gradient
+(first touched by the kernel in 4 KiB pages); the gradient is now NumPy's memory
+(:func:`_fresh`: transparent huge pages). And an eager call whose float32 or float64
+student requires a gradient, reduced by ``'mean'`` or ``'sum'`` (:func:`_upstream_ahead`),
+gets its gradient from the forward op, for the upstream that ``loss.backward()`` gives
+(:math:`1/N` or 1 a row): the forward kernel writes it from each row's exponentials
+(``_distill_numba.distillation_forward_gradient_kernel``: the backward kernel's bits,
+two exponentials a logit in all instead of four), and the backward returns it where
+the upstream is that one (else, under ``create_graph`` and on a second backward, the
+backward op forms it: the same bits). It is held from the forward to the backward
+(one N x V array of the student's dtype: the compiled idiom keeps two, its
+``log_softmax`` outputs; the peak resident set of one call is unchanged, 2425 MiB).
+Under ``torch.compile`` the backward op forms it (no branch on values in the graph).
+Measured (``bench_torch_distill_compile.py --breakdown --shapes 1024x32000 --repeats 3
+--rounds 3 --against`` main's tree, float32, T = 2, ``'mean'``, one thread, thread CPU
+time, best of 9, load 1.2-1.8): forward and backward 105 ms against main's 198 and the
+compiled idiom's 167-175 (its forward alone 60; the floor of one read of both inputs
+and one write of the gradient: 74-81 ms into ``torch.empty``'s memory, 23-25 into
+NumPy's). End to end (``--versus-plain --compiled-plain --shapes 4096x32000 --repeats 3
+--rounds 3 --against``, two threads, wall, load 1.2-2.6): 0.48 s (median 0.77) against
+main's 0.74 (1.23), the compiled idiom 0.55-0.70 (1.08-1.22).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
@@ -79,7 +100,7 @@ from ._far_distillation import (
     _validate,
     _work_dtype,
 )
-from ._launch import _stored
+from ._launch import _from_stored, _stored
 
 __all__ = ["applies", "fused_distillation"]
 
@@ -124,8 +145,27 @@ def fused_distillation(
     r""":math:`T^2 D(\operatorname{softmax}(v/T)\,\|\,\operatorname{softmax}(z/T))` of
     student logits ``student`` (:math:`z`) and ``teacher`` (:math:`v`), rows x classes,
     reduced: for a call that :func:`applies`."""
-    rows, _, _ = distillation_cpu_rows(student, teacher.detach(), _value(temperature))
+    value = _value(temperature)
+    ahead = _upstream_ahead(student, reduction)
+    rows, _, _, _ = distillation_cpu_rows(student, teacher.detach(), value, ahead)
     return _reduced(rows, reduction, None, _work_dtype(student, teacher))
+
+
+def _upstream_ahead(student: torch.Tensor, reduction: str) -> float:
+    r"""The upstream :math:`u_i` of every row that ``loss.backward()`` of the reduced
+    loss gives (:func:`_reduced`: :math:`1/N` for ``'mean'``, 1 for ``'sum'``), for
+    which the forward op writes the gradient ahead: an eager call whose float32 or
+    float64 student requires a gradient; 0 (none) otherwise, ``'none'`` and under
+    ``torch.compile`` included."""
+    if reduction == "none" or not (student.requires_grad and torch.is_grad_enabled()):
+        return 0.0
+    if student.dtype not in _AHEAD_DTYPES or torch.compiler.is_compiling():
+        return 0.0
+    return 1.0 / max(student.shape[0], 1) if reduction == "mean" else 1.0
+
+
+_AHEAD_DTYPES = (torch.float32, torch.float64)
+"""The dtypes whose gradient the forward op writes ahead (the kernels' own: ``_wide``)."""
 
 
 def _wide(x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int) -> np.ndarray:
@@ -161,15 +201,24 @@ def _threads() -> int:
 
 @torch.library.custom_op("crossent::distillation_cpu_rows", mutates_args=())
 def distillation_cpu_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, upstream: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Per-row :math:`T^2 D(t\,\|\,s)` (float64), each row's statistics :math:`(D, m_z,
     \ell_s, m_v, \ell_t)` (float64, rows x 5: the backward's) and its ``kind`` (int8: 0
     formed by the kernel, 1 a near row, 2 a row that is not finite, both formed by the
-    NumPy function) of student and teacher logits (rows x classes, CPU)."""
+    NumPy function) of student and teacher logits (rows x classes, CPU); and where
+    ``upstream`` is not 0 (a float32 or float64 student), the gradient that
+    :func:`distillation_cpu_rows_backward` gives for that upstream on every row, the same
+    bits, formed by the forward kernel from each row's exponentials (two a logit in all,
+    not four; :func:`_upstream_ahead`), else an empty 0 x classes tensor."""
     rows, classes = student.shape
     wide = _blocks_of(student, teacher, _distill_rows.Blocks(classes))
-    stats = _distill_rows.forward_statistics(rows, classes, temperature, wide, _threads())
+    ahead, gradient = None, None
+    if upstream:
+        ahead, small = _fresh(student), np.zeros(rows, dtype=np.bool_)
+        scale = np.full(rows, upstream * temperature)  # (the backward op's u T, bit for bit)
+        gradient = (scale, lambda start, stop: ahead[start:stop].numpy(), small)
+    stats = _distill_rows.forward_statistics(rows, classes, temperature, wide, _threads(), gradient)
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
     far = kind == 2  # (a huge D times T^2: inf, formed again)
@@ -178,18 +227,23 @@ def distillation_cpu_rows(
         if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
             _validate(student, teacher, 1)
         loss[flagged] = _host_loss(student[flagged], teacher[flagged], temperature)
-    return loss, torch.from_numpy(stats), kind
+    if ahead is None:
+        return loss, torch.from_numpy(stats), kind, student.new_empty((0, classes))
+    u = torch.full((rows,), upstream, dtype=torch.float64)
+    _host_rows(ahead, student, teacher, kind, small, u, temperature)
+    return loss, torch.from_numpy(stats), kind, ahead
 
 
 @distillation_cpu_rows.register_fake
 def _distillation_cpu_rows_fake(
-    student: torch.Tensor, *_: Any
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    rows = student.shape[0]
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float, upstream: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    rows, classes = student.shape
     return (
         student.new_empty((rows,), dtype=torch.float64),
         student.new_empty((rows, 5), dtype=torch.float64),
         student.new_empty((rows,), dtype=torch.int8),
+        student.new_empty((rows if upstream else 0, classes)),
     )
 
 
@@ -206,8 +260,8 @@ def distillation_cpu_rows_backward(
     :func:`distillation_cpu_rows` in ``student``, in its dtype (contiguous): the kernel's
     rows, the flagged ones (``kind``, and the backward kernel's small spreads) by
     ``_far_distillation._host_gradients``."""
-    rows, classes = student.shape
-    grad = torch.empty((rows, classes), dtype=student.dtype)
+    classes = student.shape[1]
+    grad = _fresh(student)
     scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
     statistics = stats.contiguous().numpy()
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
@@ -229,16 +283,49 @@ def distillation_cpu_rows_backward(
     spread_small = _distill_rows.backward_rows(
         classes, statistics, temperature, scale, wide, target, None if direct else store, _threads()
     )
+    _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature)
+    return grad
+
+
+def _host_rows(
+    grad: torch.Tensor,
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    kind: torch.Tensor,
+    spread_small: np.ndarray,
+    upstream: torch.Tensor,
+    temperature: float,
+) -> None:
+    """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
+    spread) formed again by ``_far_distillation._host_gradients``, in place."""
     host = (kind != 0) | torch.from_numpy(spread_small)
     if bool(host.any()):
-        z, v, u = student[host], teacher[host], upstream.detach()[host]
+        z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
         # side: NaN there): distillation_loss_grad's, as before the kernels formed them
         near = (kind[host] == 1) & formable(z.double(), v.double(), torch)
         formed, _ = _host_gradients(z, v, temperature, u, True, False, near)
         if formed is not None:  # (always: the student's gradient was asked for)
             grad[host] = formed
-    return grad
+
+
+def _fresh(student: torch.Tensor) -> torch.Tensor:
+    """An uninitialised contiguous tensor of ``student``'s shape and dtype whose memory
+    NumPy allocates: NumPy asks Linux for transparent huge pages for a large array
+    (``madvise``), so the gradient's first touch faults in 2 MiB pages, not 4 KiB ones
+    (``torch.empty``'s: some 0.45 ms a MiB on the Zen 4 KVM guest below, as much CPU time
+    as the backward kernel's arithmetic; ``_launch.backward``'s gradient is NumPy's too)."""
+    memory = np.empty(tuple(student.shape), dtype=_STORED[student.dtype])
+    return _from_stored(memory, student.dtype)
+
+
+_STORED = {
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+    torch.float16: np.float16,
+    torch.bfloat16: np.uint16,
+}
+"""The NumPy dtype of a gradient's memory (bfloat16: its bits, ``_launch._from_stored``)."""
 
 
 @distillation_cpu_rows_backward.register_fake
@@ -249,21 +336,32 @@ def _distillation_cpu_rows_backward_fake(
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-    student, teacher, temperature = inputs
-    _, stats, kind = output
+    student, teacher, temperature, upstream = inputs
+    _, stats, kind, ahead = output
     ctx.save_for_backward(student, teacher, stats, kind)
-    ctx.mark_non_differentiable(stats, kind)
+    ctx.mark_non_differentiable(stats, kind, ahead)
+    ctx.set_materialize_grads(False)  # (no N x V zeros for ahead's gradient: None)
     ctx.temperature = temperature
+    # (not saved for backward: its one reference goes to autograd, which keeps it as the
+    # leaf's gradient instead of a copy)
+    ctx.ahead = (ahead, upstream) if upstream else None
 
 
-def _backward(ctx: Any, upstream: torch.Tensor, *_: Any) -> tuple[Any, ...]:
+def _backward(ctx: Any, upstream: torch.Tensor | None, *_: Any) -> tuple[Any, ...]:
+    r"""The gradient in the student: the forward op's, written ahead, where every row's
+    upstream is the one it assumed (once; not under ``create_graph``, whose gradient
+    records the backward op), else :func:`distillation_cpu_rows_backward`'s (the same
+    bits)."""
     student, teacher, stats, kind = ctx.saved_tensors
+    ahead, ctx.ahead = ctx.ahead, None
     grad = None
-    if ctx.needs_input_grad[0]:
+    if ctx.needs_input_grad[0] and upstream is not None:
+        if ahead is not None and not torch.is_grad_enabled() and bool((upstream == ahead[1]).all()):
+            return ahead[0], None, None, None
         grad = distillation_cpu_rows_backward(
             upstream, student, teacher, stats, kind, ctx.temperature
         )
-    return grad, None, None
+    return grad, None, None, None
 
 
 distillation_cpu_rows.register_autograd(_backward, setup_context=_setup_context)
