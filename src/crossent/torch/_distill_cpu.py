@@ -6,7 +6,7 @@ autograd: some 35 arrays of the call's size, 8.7 s for the forward and backward 
 Here, for CPU student and teacher logits of one floating dtype, rows x classes
 (:func:`applies`: a 2-D call whose teacher requires no gradient, ``reduction`` of
 ``'mean'``, ``'sum'`` or ``'none'``, a :math:`T` whose square is normal), one custom op
-``crossent::distillation_cpu_rows`` forms the per-row :math:`T^2 D(t\,\|\,s)` by
+``crossent::distillation_cpu_rows_v2`` forms the per-row :math:`T^2 D(t\,\|\,s)` by
 ``losses._distill_numba``'s forward kernel (two passes over each row, float64, no
 N x V array), and its registered backward ``crossent::distillation_cpu_rows_backward``
 the gradient :math:`u_i T (s - t)` in the student by the backward kernel, each entry
@@ -75,9 +75,11 @@ main's 0.74 (1.23), the compiled idiom 0.55-0.70 (1.08-1.22).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
-The backward op has an autograd formula of its own (:func:`_second_derivative`), by
-torch operations: a gradient penalty differentiates through it as through the generic
-path's graph.
+The forward op's name is ``_v2`` since it gained ``upstream`` and the gradient written
+ahead (a changed schema takes a new name: compiled-graph caches key a graph by the ops'
+names, ``_ops``' module note). The backward op has an autograd formula of its own
+(:func:`_second_derivative`), by torch operations: a gradient penalty differentiates
+through it as through the generic path's graph.
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def _threads() -> int:
     return min(max(1, torch.get_num_threads()), 2)
 
 
-@torch.library.custom_op("crossent::distillation_cpu_rows", mutates_args=())
+@torch.library.custom_op("crossent::distillation_cpu_rows_v2", mutates_args=())
 def distillation_cpu_rows(
     student: torch.Tensor, teacher: torch.Tensor, temperature: float, upstream: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
