@@ -126,8 +126,7 @@ class FusedCall:
         """Whether the kernels read both sides as they are (:meth:`wide`; float32 or
         float64, one dtype: :func:`fused_call`), and write the gradient into its result."""
         return all(
-            x.dtype in _distill_rows.KERNEL_DTYPES and x.flags.aligned
-            for x in (self.z, self.v)
+            x.dtype in _distill_rows.KERNEL_DTYPES and x.flags.aligned for x in (self.z, self.v)
         )
 
     def batch(self) -> Batch:
