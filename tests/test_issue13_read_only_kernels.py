@@ -8,8 +8,9 @@ softmax loss kernels 5 s). The dispatch layers now hand every input array to the
 as a read-only view (``crossent._read_only.read_only``). Each test calls a kernel family
 with a writable float32 array, then with a read-only copy of it, and checks that the
 results are the same bits and that each kernel holds at most one float32 specialisation
-(on main's code: two each). The kernels are those the rest of the suite compiles (or
-loads from the cache the harness seeds): small inputs, no new compilation.
+(on main's code: two each; main copied read-only distillation rows to float64
+blocks, read by a float64 kernel). The kernels are those the rest of the suite compiles
+(or loads from the cache the harness seeds): small inputs, no new compilation.
 """
 
 from __future__ import annotations
@@ -41,22 +42,23 @@ def _float32_specialisations(kernel: Any) -> int:
     )
 
 
+_TOTALS: dict[str, Any] = {
+    "top": True,
+    "entropy": True,
+    "limit": 1e-3,
+    "spherical": True,
+    "squares": True,
+    "classes": True,
+    "left": False,
+    "keep": 3,
+}
+"""``block_totals``' options: every sum asked."""
+
+
 def _calibration(p: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], list[np.ndarray]]:
     from crossent.calibration import _row_kernels
 
-    totals = _row_kernels.block_totals(
-        p,
-        y,
-        top=True,
-        entropy=True,
-        limit=1e-3,
-        spherical=True,
-        squares=True,
-        classes=True,
-        edges=np.linspace(0.0, 1.0, 16),
-        left=False,
-        keep=3,
-    )
+    totals = _row_kernels.block_totals(p, y, **_TOTALS, edges=np.linspace(0.0, 1.0, 16))
     summaries = _row_kernels.row_summaries(p, y, top=True, entropy=True, limit=1e-3)
     kernels = _row_kernels._kernels()
     out = [totals[1], *totals[2], *(x for x in summaries[1:] if x is not None)]
@@ -71,8 +73,11 @@ def _softmax(z: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], list[np.ndar
 
 
 def _distillation(z: np.ndarray, v: np.ndarray) -> tuple[dict[str, Any], list[np.ndarray]]:
-    from crossent.losses import _distill_rows
+    from crossent.losses import _distill_fused, _distill_rows
 
+    call = _distill_fused.fused_call((z, v), {})
+    assert call is not None
+    assert call.direct  # read as they are (main's copied read-only rows to float64 blocks)
     out = [np.asarray(ce.distillation_loss(z, v)), ce.distillation_loss_grad(z, v)]
     return dict(zip(("forward", "backward"), _distill_rows.kernels(), strict=True)), out
 
@@ -95,7 +100,9 @@ def test_issue13_read_only_input_shares_the_writable_specialisation(family: str)
         "distillation": (_distillation, z, p),
     }[family]
     kernels, writable = call(first, second)
+    compiled = {name: len(kernel.signatures) for name, kernel in kernels.items()}
     _, frozen = call(_frozen(first), _frozen(second))
+    assert {name: len(kernel.signatures) for name, kernel in kernels.items()} == compiled
     for a, b in zip(writable, frozen, strict=True):
         np.testing.assert_array_equal(a, b, strict=True)
     counts = {name: _float32_specialisations(kernel) for name, kernel in kernels.items()}
