@@ -43,6 +43,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+from crossent._read_only import read_only
 from crossent.losses import _distill_numba
 
 if np.finfo(np.longdouble).nmant < 63:  # pragma: no cover - platforms without x87
@@ -107,7 +108,9 @@ def _oracle(z: np.ndarray, v: np.ndarray, temperature: float) -> dict:
 
 
 def _kernels(z: np.ndarray, v: np.ndarray, temperature: float) -> tuple:
-    """The kernels' statistics, gradient and small-spread flags (the op's argument types)."""
+    """The kernels' statistics, gradient and small-spread flags (the op's argument types:
+    read-only rows, as ``_distill_rows`` hands them)."""
+    z, v = read_only(z), read_only(v)
     rows = z.shape[0]
     stats = np.empty((rows, 5))
     _distill_numba.distillation_forward_kernel(z, v, temperature, stats)

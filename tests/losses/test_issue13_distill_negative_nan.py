@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent._read_only import read_only
 from crossent.errors import InputError
 
 pytest.importorskip("numba")
@@ -44,7 +45,7 @@ def test_the_kernel_leaves_the_row_to_the_caller(dtype: type, side: str, column:
 
     z, v = _pair(dtype, side, column)
     out = np.empty((_ROWS, 5))
-    _distill_numba.distillation_forward_kernel(z, v, 2.0, out)
+    _distill_numba.distillation_forward_kernel(read_only(z), read_only(v), 2.0, out)
     assert np.isnan(out[2, 0])
     assert np.isfinite(np.delete(out[:, 0], 2)).all()
 

@@ -56,6 +56,7 @@ numba = pytest.importorskip("numba")
 mpmath = pytest.importorskip("mpmath")
 kernels = pytest.importorskip("crossent.losses._cpu_kernels_numba")
 
+from crossent._read_only import read_only  # noqa: E402
 from crossent.losses._cpu_kernels_numba import _FLAGS, SUM_BLOCK  # noqa: E402
 
 EPS64 = float(np.finfo(np.float64).eps)
@@ -144,10 +145,12 @@ def kernel_gradient(module: Any, temperature: float, weighted: bool) -> np.ndarr
     0.1/V and a z-loss coefficient 2e-3."""
     z, t, w = hard_rows(temperature)
     top, shift = row_tops_and_shifts(z, temperature)
-    weight = w if weighted else np.zeros(0)
+    weight = read_only(w if weighted else np.zeros(0))
     w_sum = float(np.add.reduce(w)) if weighted else float(CLASSES)
     inv_t = 1.0 / temperature
-    rows = np.ones(z.shape[0])
+    rows = read_only(np.ones(z.shape[0]))
+    # read-only inputs, as _cpu_kernels hands them (one compilation)
+    z, t, top, shift = (read_only(x) for x in (z, t, top, shift))
     outs = []
     for keep, spread, z_coef in ((1.0, 0.0, 0.0), (0.9, 0.1 / CLASSES, 2e-3)):
         out = np.empty(z.shape, np.float32)

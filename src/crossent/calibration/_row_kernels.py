@@ -130,6 +130,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._read_only import read_only
+
 __all__ = [
     "BlocksTotals",
     "available",
@@ -465,7 +467,7 @@ class _TotalsSettings(NamedTuple):
             spherical,
             squares,
             k if classes else 0,
-            np.zeros(1) if bins == 0 else np.asarray(edges, dtype=np.float64),
+            _NO_EDGES if bins == 0 else read_only(np.asarray(edges, dtype=np.float64)),
             left,
             limit,
             0 if labels_from_zero else -k,
@@ -477,16 +479,24 @@ class _TotalsSettings(NamedTuple):
         return self.edges.shape[0] - 1
 
 
+_NO_EDGES = read_only(np.zeros(1))
+"""The ``totals`` kernel's edges where no bins are asked (read-only, as every array the
+kernels read: :func:`_kernel_arguments`)."""
+
+
 def _kernel_arguments(
     values: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The rows (C-contiguous), their flat view, their bits and the labels as intp,
     C-contiguous too: strided labels (``labels[::-1]``, a column of a table) otherwise
     compiled the kernels again for labels of layout "A" (seconds, on first use; issue
-    13), where a copy of the labels costs microseconds."""
-    values = np.ascontiguousarray(values)
+    13), where a copy of the labels costs microseconds.  All of them read-only views
+    (:func:`crossent._read_only.read_only`): a read-only array (``crossent report``'s
+    memory maps) otherwise compiled the kernels again (22 s of CPU time, float32)."""
+    values = read_only(np.ascontiguousarray(values))
     bits = values.view(np.int32 if values.dtype == np.float32 else np.int64)
-    return values, values.reshape(-1), bits, np.ascontiguousarray(labels, dtype=np.intp)
+    labels = read_only(np.ascontiguousarray(labels, dtype=np.intp))
+    return values, values.reshape(-1), bits, labels
 
 
 def _raise_for_label(suspect: int, labels: np.ndarray, classes: int, first_row: int = 0) -> None:

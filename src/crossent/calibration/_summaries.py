@@ -410,8 +410,8 @@ def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> di
 @functools.cache
 def _kernel_edges(bins: int) -> FloatArray:
     """:func:`uniform_edges` for the kernel, once per number of bins (every block of every
-    call asks).  Shared: never written (left writable, so that the kernel keeps the one
-    compiled signature, for writable arrays)."""
+    call asks).  Shared: never written (``_row_kernels._TotalsSettings.of`` hands the
+    kernel a read-only view, as of every array it reads: one compiled signature)."""
     return uniform_edges(bins)
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .._read_only import read_only
 from ._kernel_inputs import GradientTerms, StatisticsOptions, gradient_out
 
 __all__ = [
@@ -78,7 +79,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
     }
 
 
-_EMPTY = np.zeros(0)
+_EMPTY = read_only(np.zeros(0))
 
 #: Rows per parallel work item of the statistics kernel: its first row's maximum is a
 #: pass of its own, the others' are fused into the previous row's exp-sum. Part of the
@@ -98,7 +99,10 @@ def _variant(name: str, serial: bool) -> Callable[..., Any]:
 
 
 def _stored(z: np.ndarray) -> np.ndarray:
-    """What the kernels read: float32 as is, float16 as its int16 bits, bf16 bits (uint16)."""
+    """What the kernels read or write: float32 as is, float16 as its int16 bits, bf16 bits
+    (uint16).  Every array a kernel only reads is handed read-only
+    (:func:`crossent._read_only.read_only`): a read-only caller's array (a memory map)
+    otherwise compiled the kernels again (5 s of CPU time, float32)."""
     return z.view(np.int16) if z.dtype.char == _FLOAT16 else z
 
 
@@ -110,8 +114,8 @@ _INT64 = np.dtype(np.int64).char
 def _int64(labels: np.ndarray) -> np.ndarray:
     """``labels`` as the C-contiguous int64 the kernels read (no copy when they are)."""
     if type(labels) is np.ndarray and labels.dtype.char == _INT64 and labels.flags.c_contiguous:
-        return labels
-    return np.ascontiguousarray(labels, dtype=np.int64)
+        return read_only(labels)
+    return read_only(np.ascontiguousarray(labels, dtype=np.int64))
 
 
 def row_statistics(
@@ -130,13 +134,13 @@ def row_statistics(
     """
     n = z.shape[0]
     outs = [*np.empty((4, n)), np.empty(n, dtype=np.bool_)]  # one allocation (issue 13)
-    stored = _stored(z)
+    stored = read_only(_stored(z))
     # A single block of rows gains nothing from threads.
     _variant("row_statistics", n <= _ROWS_PER_BLOCK or z.size <= SERIAL_ELEMENTS)(
         stored,
-        z.view(np.int32) if z.dtype.char == _FLOAT32 else stored,
+        stored.view(np.int32) if z.dtype.char == _FLOAT32 else stored,
         _int64(labels),
-        _EMPTY if options.weight is None else options.weight,
+        _optional(options.weight),
         options.inv_temperature,
         options.need_sum,
         _ROWS_PER_BLOCK,
@@ -157,15 +161,15 @@ def write_gradient(
     """
     out = gradient_out(z, out)
     _variant("gradient", z.size <= SERIAL_ELEMENTS)(
-        _stored(z),
+        read_only(_stored(z)),
         _int64(labels),
         terms.shift,
         terms.inv_temperature,
         terms.p_coef,
         terms.target_coef,
-        _EMPTY if terms.uniform is None else terms.uniform,
-        _EMPTY if terms.row_uniform is None else terms.row_uniform,
-        _EMPTY if terms.label_log_p is None else terms.label_log_p,
+        _optional(terms.uniform),
+        _optional(terms.row_uniform),
+        _optional(terms.label_log_p),
         _stored(out),
     )
     return out
@@ -200,26 +204,32 @@ def write_target_gradient(
     # ell on a 2**-24 grid: the kernel's exp reduction stays exact (its first pass over
     # the row finds the rest, log1p of a sum within 2**-24 of 1)
     shift = np.rint(ell * _GRID) / _GRID
+    z = read_only(z)
     _variant("target_gradient", z.size <= SERIAL_ELEMENTS)(
         z,
         z.view(np.int32),
-        targets,
-        m,
-        shift,
+        read_only(targets),
+        read_only(m),
+        read_only(shift),
         1.0 / temperature,
         temperature,
-        row_scale,
+        read_only(row_scale),
         keep,
         spread,
         float(z.shape[-1]) if weight is None else float(np.add.reduce(weight)),
         z_coef,
-        _EMPTY if weight is None else weight,
+        _optional(weight),
         out,
     )
     return out
 
 
 _GRID = float(1 << 24)
+
+
+def _optional(x: np.ndarray | None) -> np.ndarray:
+    """An optional input as the kernels read it: read-only, :data:`_EMPTY` for None."""
+    return _EMPTY if x is None else read_only(x)
 
 
 def target_row_losses(
@@ -247,14 +257,14 @@ def target_row_losses(
     """
     loss, omega = np.empty((2, z.shape[0]))  # one allocation
     _variant("target_loss", z.size <= SERIAL_ELEMENTS)(
-        z,
-        targets,
-        m,
-        ell,
+        read_only(z),
+        read_only(targets),
+        read_only(m),
+        read_only(ell),
         inv_temperature,
         keep,
         spread,
-        _EMPTY if weight is None else weight,
+        _optional(weight),
         z_loss,
         loss,
         omega,
@@ -270,5 +280,7 @@ def target_example_weights(targets: np.ndarray, weight: np.ndarray) -> np.ndarra
     The loss kernel (:func:`target_row_losses`) forms the same sums beside its own.
     """
     omega = np.empty(targets.shape[0])
-    _variant("example_weight", targets.size <= SERIAL_ELEMENTS)(targets, weight, omega)
+    _variant("example_weight", targets.size <= SERIAL_ELEMENTS)(
+        read_only(targets), read_only(weight), omega
+    )
     return omega

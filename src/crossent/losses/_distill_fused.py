@@ -110,8 +110,9 @@ class FusedCall:
 
     def wide(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of both sides as the kernels take them
-        (``_distill_rows.Wide``): views where the arrays are aligned and writable (Numba
-        compiles read-only arrays apart), else float64 copies in the thread's blocks."""
+        (``_distill_rows.Wide``): views where the arrays are aligned, else float64 copies
+        in the thread's blocks (read-only arrays too: ``_distill_rows`` hands the kernels
+        read-only views of either, one compilation whatever the caller's flags)."""
         z, v = self.z[start:stop], self.v[start:stop]
         if self.direct:
             return z, v
@@ -125,8 +126,7 @@ class FusedCall:
         """Whether the kernels read both sides as they are (:meth:`wide`; float32 or
         float64, one dtype: :func:`fused_call`), and write the gradient into its result."""
         return all(
-            x.dtype in _distill_rows.KERNEL_DTYPES and x.flags.aligned and x.flags.writeable
-            for x in (self.z, self.v)
+            x.dtype in _distill_rows.KERNEL_DTYPES and x.flags.aligned for x in (self.z, self.v)
         )
 
     def batch(self) -> Batch:

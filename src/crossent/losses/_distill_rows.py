@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .._parallel import run_in_parts
+from .._read_only import read_only
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 
 __all__ = [
@@ -62,12 +63,14 @@ BLOCK_BYTES = 4 * 2**20
 
 KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 """The dtypes of rows the kernels read as they are (one compilation of each kernel per
-dtype); the callers widen others to float64 (float16, bfloat16; read-only arrays)."""
+dtype); the callers widen others to float64 (float16, bfloat16)."""
 
 Wide = Callable[[int, int], tuple[np.ndarray, np.ndarray]]
 """``wide(start, stop)``: the student's and the teacher's rows ``start:stop`` as
-C-contiguous, aligned, writable arrays of one of :data:`KERNEL_DTYPES` (rows x
-classes), as the kernels take them."""
+C-contiguous, aligned arrays of one of :data:`KERNEL_DTYPES` (rows x classes), as
+the kernels take them: writable or not, each is handed to the kernels as a read-only
+view (:func:`crossent._read_only.read_only`; Numba compiles read-only arrays apart, so
+the NumPy path's memory maps and the torch path's tensors share one compilation)."""
 
 
 @functools.cache
@@ -173,7 +176,7 @@ def forward_statistics(
     forward, _ = kernels()
 
     def work(start: int, stop: int) -> None:
-        z, v = wide(start, stop)
+        z, v = map(read_only, wide(start, stop))
         if gradient is None:
             forward(z, v, temperature, stats[start:stop])
             return
@@ -218,7 +221,7 @@ def backward_rows(
     _, backward = kernels()
 
     def work(start: int, stop: int) -> None:
-        z, v = wide(start, stop)
+        z, v = map(read_only, wide(start, stop))
         block = target(start, stop)
         at = slice(start, stop)
         backward(z, v, stats[at], temperature, scale[at], block, spread_small[at])
