@@ -583,11 +583,17 @@ def check_labels(
     batch_shape: tuple[int, ...],
     classes: int,
     ignore_index: int | None,
-    validate: bool,
+    check_range: bool = True,
     float_hint: str = _LOSS_FLOAT_HINT,
 ) -> None:
     """Integer class labels of shape ``batch_shape`` in ``[0, classes)`` or ``ignore_index``.
 
+    The range is checked whatever the caller's ``validate`` says (issue 13): a label
+    outside ``[0, classes)`` is an index out of bounds, which no option may let through
+    (it wrapped round to the last class, or read another row's entry in a kernel), and
+    the check is one min/max pass over ``N`` labels against the ``N x classes`` work.
+    ``check_range`` False leaves the range to a caller whose kernel flags a label that
+    is not a class in its own row loop, and calls this again (to name it) when one is.
     ``float_hint`` ends the message for non-integer labels (what to do instead).
     """
     if not _is_integral(labels.dtype, xp=xp):
@@ -603,7 +609,7 @@ def check_labels(
         isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)
     ):
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
-    if not validate or size(labels) == 0:
+    if not check_range or size(labels) == 0:
         return
     if type(labels) is np.ndarray:
         if labels.size == 1:  # one label: one Python comparison (issue 13: overhead)

@@ -106,6 +106,11 @@ class Predictions:
     """The check of the values and of the labels' range was deferred
     (``as_predictions(..., defer=True)``) to the fused pass of
     :func:`._summaries.summary_blocks`; every other reader checks them first."""
+    labels_pending: bool = False
+    """The labels' range check was deferred to the fused pass (also with
+    ``validate=False``, which skips the values' check only: issue 13), whose kernel
+    flags a label outside ``[0, classes)`` before reading its row; every other reader
+    checks the range first."""
     first_row: int = 0
     """The number of the first row in messages (data read in chunks)."""
 
@@ -151,13 +156,20 @@ class Predictions:
         """Run the checks that ``as_predictions`` would have run: the labels' range (when
         deferred), then the values (raises on a bad label or row)."""
         if self.pending:
-            with row_offset(self.first_row):
-                labels_array(self.labels, n=self.n, classes=self.classes, validate=True)
+            self.check_labels()
         check_values(self.values, name=self.name, form=self.form, first_row=self.first_row)
+
+    def check_labels(self) -> None:
+        """The labels' range check (raises on a label outside ``[0, classes)``, naming
+        its row in the whole data and its value): where the kernel flagged one."""
+        with row_offset(self.first_row):
+            labels_array(self.labels, n=self.n, classes=self.classes)
 
     def _checked(self) -> None:
         if self.pending:
             self.check_values()
+        elif self.labels_pending:
+            self.check_labels()
 
     def map_stored(self, function: Callable[[int, Any, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values as stored (no copy,
@@ -225,13 +237,15 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
     return log_probs, np.exp(log_probs)
 
 
-def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArray:
+def labels_array(labels: Any, *, n: int, classes: int, check_range: bool = True) -> IntArray:
     """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``.
 
-    Labels of a dtype that ``intp`` cannot hold (uint64) are range-checked here whatever
-    ``validate`` says: the cast would turn 2**63 and more into negative ids, which a
-    later check would report by the wrong value, and an unchecked read would index from
-    the end of the row (issue 13).
+    The range is checked whatever ``validate`` says (issue 13: ``check_labels``), here
+    or, with ``check_range`` False, by the fused pass's kernel, which flags a label
+    outside ``[0, classes)`` before it reads the row (then
+    :meth:`Predictions.check_labels` names it).  Labels of a dtype that ``intp`` cannot
+    hold (uint64) are range-checked here in any case: the cast would turn 2**63 and
+    more into negative ids, which a later check would report by the wrong value.
     """
     xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
@@ -242,7 +256,7 @@ def labels_array(labels: Any, *, n: int, classes: int, validate: bool) -> IntArr
         batch_shape=(n,),
         classes=classes,
         ignore_index=None,
-        validate=validate or not np.can_cast(labels.dtype, np.intp),
+        check_range=check_range or not np.can_cast(labels.dtype, np.intp),
         float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
     )
     return np.asarray(labels, dtype=np.intp)
@@ -372,16 +386,16 @@ def as_predictions(
         )
     check_classes(values.shape[1], name=name, axis=1)
     _check_real_floating(values, xp=xp, name=name, form=checked_form)
-    pending = (
-        validate
-        and defer
+    fused = (
+        defer
         and checked_form == "probs"
         and isinstance(values, np.ndarray)
         and values.dtype in (np.float32, np.float64)
     )
-    with row_offset(first_row):  # the range in the fused pass if pending
+    pending = validate and fused
+    with row_offset(first_row):  # the range in the fused pass if deferred
         label_ids = labels_array(
-            labels, n=values.shape[0], classes=values.shape[1], validate=validate and not pending
+            labels, n=values.shape[0], classes=values.shape[1], check_range=not fused
         )
     if validate and not pending:
         check_values(values, name=name, form=checked_form, first_row=first_row)
@@ -393,6 +407,7 @@ def as_predictions(
         name=name,
         renormalized=correction,
         pending=pending,
+        labels_pending=fused,
         first_row=first_row,
     )
 

@@ -459,8 +459,9 @@ def _stacked_totals(
     with a suspect row or a label out of range runs the full check of the predictions
     if theirs was deferred (which raises, naming the first bad entry or label, or
     passes near the limit; the other threads then take no more blocks); labels out of
-    range left unchecked raise the kernel's ``IndexError`` of the first such block in
-    block order, once every block is read.  Each thread's blocks are read by one call,
+    range with ``validate=False`` (whose range check is deferred all the same: issue
+    13) raise the labels' ``InputError``, naming the first one, once every block is
+    read.  Each thread's blocks are read by one call,
     with no Python between two blocks but their slices and the taking of the next.
 
     Taken as they come rather than in one contiguous part a thread: a thread that
@@ -481,7 +482,7 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    settings = _kernel_settings(request, values.dtype, k, predictions.pending)
+    settings = _kernel_settings(request, values.dtype, k, predictions.labels_pending)
     read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
     unread = _NextBlocks(blocks)
 
@@ -499,7 +500,9 @@ def _stacked_totals(
             raise
 
     run_in_parts(read, blocks)
-    for block in sorted(flagged):  # unchecked labels: the first such block's
+    if any(int(totals.suspect[block]) < 0 for block in flagged):
+        predictions.check_labels()  # raises, naming the first bad label in the whole data
+    for block in sorted(flagged):  # (labels checked above: never raises)
         suspect = int(totals.suspect[block])
         _row_kernels._raise_for_label(
             suspect,

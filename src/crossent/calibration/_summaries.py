@@ -161,13 +161,14 @@ def _limit(dtype: np.dtype[Any], classes: int) -> float:
 def _check_block_labels(predictions: Predictions, labels: IntArray) -> None:
     """The deferred range check of one block's labels, on the worker thread: two
     reductions over the block's labels (in cache), and the full check, which names the
-    first bad label, if they leave ``[0, classes)``."""
+    first bad label, if they leave ``[0, classes)`` (whatever ``validate`` said: the
+    ``summaries`` kernel holds labels to ``[-classes, classes)`` only)."""
     if (
-        predictions.pending
+        predictions.labels_pending
         and labels.size
         and (labels.min() < 0 or labels.max() >= predictions.classes)
     ):
-        predictions.check_values()  # raises
+        predictions.check_labels()  # raises
 
 
 def _fused(
@@ -356,11 +357,10 @@ def _fused_totals(
             labels,
             keep=request.keep,
             first_row=predictions.first_row + start,
-            **kernel_options(request, limit=limit, pending=predictions.pending),
+            **kernel_options(request, limit=limit, pending=predictions.labels_pending),
         )
-    except IndexError:
-        if predictions.pending:
-            predictions.check_values()  # raises, naming the first bad label
+    except IndexError:  # a label outside [0, classes), whatever ``validate`` said
+        predictions.check_labels()  # raises, naming the first bad label
         raise
     if suspect and predictions.pending:
         predictions.check_values()  # raises, naming the entry (or passes near the limit)
@@ -391,7 +391,8 @@ def clear_unasked(sums: FloatArray, request: TotalsRequest) -> None:
 def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> dict[str, Any]:
     """The options of :func:`._row_kernels.block_totals` (but ``keep``) that ``request``
     asks for, rows past ``limit`` suspect, labels held to ``[0, classes)`` if their
-    check is ``pending`` (also those of ``EvaluationState.update``'s
+    check is ``pending`` (``Predictions.labels_pending``: deferred to the kernel, with
+    or without ``validate``; also those of ``EvaluationState.update``'s
     ``_state._kernel_settings``)."""
     return {
         "top": request.top,

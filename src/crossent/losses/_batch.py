@@ -319,7 +319,7 @@ def prepare_labels(
         batch_shape=tuple(values.shape[:-1]),
         classes=classes,
         ignore_index=ignore_index,
-        validate=validate and check_range,
+        check_range=check_range,
     )
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
     active = None if ignore_index is None else labels != ignore_index

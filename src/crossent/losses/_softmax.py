@@ -276,9 +276,7 @@ def prepare_softmax_labels(
     opts = given.options()
     xp, (logits_arr, labels_arr) = namespace(logits, labels, names=("logits", "labels"))
     if fused and _fast_path_applies(logits_arr, given.axis, opts) and _native(labels_arr):
-        problem = _fused_label_problem(logits_arr, labels_arr, opts, given, xp=xp)
-        if problem is not None:
-            return problem  # else a label is not a class and validate is off: generic
+        return _fused_label_problem(logits_arr, labels_arr, opts, given, xp=xp)
     batched = label_batch(logits_arr, labels_arr, opts, given, xp=xp)
     lab = batched.labels
     rows, shifted_y, smooth_b = _generic_rows(batched.values, lab.safe, lab.weight, opts, xp=xp)
@@ -370,15 +368,14 @@ def _fused_label_problem(
     given: LossKeywords,
     *,
     xp: ModuleType,
-) -> SoftmaxProblem | None:
+) -> SoftmaxProblem:
     """The fused path, with as few Python and NumPy steps as the checks allow (issue 13).
 
     The logits are checked by the kernel (its *suspect* rows) and so is the labels'
     range by Numba's (a label outside ``[0, C)`` makes its row suspect; the NumPy twins
     leave it to ``check_labels``); the full checks run only
-    for suspect rows, to name what is wrong. None (take the generic path) when
-    ``validate`` is off and a label is not a class: the kernel never reads such a
-    label's logit, and the generic path decides what that call does.
+    for suspect rows, to name what is wrong: the logits' only with ``validate``, the
+    labels' always (the kernel never reads such a label's logit).
     """
     z = logits if logits.dtype.char != _FLOAT16 else logits.astype(np.float32)
     weight, ignore_index, validate = given.weight, given.ignore_index, check_flag(given.validate)
@@ -402,16 +399,11 @@ def _fused_label_problem(
         classes = z.shape[-1]
         if validate:
             check_logits(z, name="logits", xp=np, axis=axis)
-            check_labels(
-                labels,
-                xp=xp,
-                batch_shape=lab.safe.shape,
-                classes=classes,
-                ignore_index=ignore_index,
-                validate=True,
-            )
-        elif not np.all((lab.safe >= 0) & (lab.safe < classes)):
-            return None
+        # the labels' range whatever ``validate`` says (issue 13: never an index out
+        # of bounds, nor a -1 read as the last class)
+        check_labels(
+            labels, xp=xp, batch_shape=lab.safe.shape, classes=classes, ignore_index=ignore_index
+        )
     batch = batch_for(
         z,
         axis,
@@ -1089,7 +1081,7 @@ def _lean_statistics(
         batch_shape=logits.shape[:-1],
         classes=classes,
         ignore_index=None,
-        validate=validate and generic,  # (the kernel flags a label that is not a class)
+        check_range=generic,  # (the kernel flags a label that is not a class)
     )
     if generic:  # the generic path's statistics
         rows, shifted_y, _ = _generic_rows(logits, labels, None, opts, xp=compat_numpy)
