@@ -684,18 +684,19 @@ def test_issue13_accuracy_of_logits_one_ulp_apart() -> None:
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
 def test_issue13_unchecked_label_error_names_the_row(dtype: Any) -> None:
-    """``validate=False`` and a label out of range: the IndexError names the row of the
-    batch, counted from ``first_row``, not its row in its block of rows (row 5)."""
+    """``validate=False`` and a label out of range: the labels' InputError (labelsafe:
+    it was an IndexError) names the row of the batch, counted from ``first_row``, not
+    its row in its block of rows (row 5)."""
     rng = np.random.default_rng(8)
     values = rng.dirichlet(np.ones(10), size=400).astype(dtype)
     labels = rng.integers(0, 10, 400)
     labels[355] = 10
     with evaluation_setting(2, 100):  # blocks of 10 rows
-        with pytest.raises(IndexError, match="of row 355 is"):
+        with pytest.raises(InputError, match=r"\(row 355 has 10\)"):
             crossent.negative_log_likelihood(values, labels, validate=False)
-        with pytest.raises(IndexError, match="of row 355 is"):
+        with pytest.raises(InputError, match=r"\(row 355 has 10\)"):
             crossent.accuracy(values, labels, validate=False, reduction="none")
-        with pytest.raises(IndexError, match="of row 1355 is"):
+        with pytest.raises(InputError, match=r"\(row 1355 has 10\)"):
             crossent.EvaluationState(10).update(values, labels, validate=False, first_row=1000)
 
 

@@ -14,6 +14,7 @@ import crossent
 from crossent.calibration import _row_kernels, _row_numpy, _summaries
 from crossent.calibration._binning import assign_bins, assign_uniform_bins, uniform_edges
 from crossent.calibration._inputs import Block, as_predictions
+from crossent.errors import InputError
 
 from tolerances import SUM
 
@@ -336,14 +337,15 @@ def test_issue13_unchecked_labels_out_of_range_never_read_outside_the_row(
     probs = _probs(10, 3, np.float32, seed=1)
     labels = np.zeros(10, dtype=int)
     labels[4] = label
-    with pytest.raises(IndexError):
+    # the labels' InputError whatever validate says (labelsafe: it was an IndexError)
+    with pytest.raises(InputError, match=rf"\(row 4 has {label}\)"):
         crossent.negative_log_likelihood(probs, labels, validate=False)
 
 
-def test_issue13_negative_unchecked_labels_count_from_the_end_as_numpy_indexing(
-    row_backend: str,
-) -> None:
+def test_issue13_negative_unchecked_labels_are_refused(row_backend: str) -> None:
+    """A label -1 with ``validate=False`` is an error, not the last class (labelsafe:
+    it was read as NumPy's indexing reads it, a silent wrong number)."""
     probs = _probs(10, 3, np.float64, seed=1)
     labels = np.full(10, -1)
-    got = crossent.negative_log_likelihood(probs, labels, validate=False, reduction="none")
-    np.testing.assert_array_equal(got, -np.log(probs[:, 2]))
+    with pytest.raises(InputError, match=r"\(row 0 has -1\)"):
+        crossent.negative_log_likelihood(probs, labels, validate=False, reduction="none")

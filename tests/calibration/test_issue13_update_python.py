@@ -4,7 +4,8 @@ formed once per (request, dtype, classes, pending check) (``_state._kernel_setti
 (``_row_kernels.BlocksTotals.running``, one running sum).
 
 Pinned here: states of both dtypes, both closures, with and without the most surprising
-rows, checked and unchecked (negative labels count from the end when unchecked), updated
+rows, checked and unchecked (labels in range: an unchecked negative label is refused
+since labelsafe, as a checked one), updated
 one after the other in one process, twice each (the running sums from non-zero sums),
 each bit for bit the block-by-block path (``_summaries.map_totals``, which forms its
 settings afresh); a float64 row whose sum is off by 1e-5 still refused after a float32
@@ -14,8 +15,7 @@ C-contiguous view of the one array (the kernel's one compiled signature), a cach
 and more apart, its first row left for the state's sums.
 
 Mutants these fail on: the settings cached without the dtype (the float64 row passes),
-without ``pending`` (the unchecked negative labels raise ``IndexError``), without the
-request (the second closure's bins); the running sum's counts started from the
+without the request (the second closure's bins); the running sum's counts started from the
 state's (counted twice).
 """
 
@@ -51,8 +51,6 @@ def test_issue13_update_python_settings_by_dtype_and_options(
     ]:
         probs, labels = _probabilities(1000, dtype, seed=keep)
         probs[::50] = [0.5, 0.25, 0.25, 0.0, 0.0, 0.0]  # confidence on an edge of 4 bins
-        if not validate:
-            labels[::7] -= 6  # the same classes, counted from the end
         states = [crossent.EvaluationState(6, bins=4, closed=closed, keep=keep) for _ in range(2)]
         for part in (slice(0, 400), slice(400, None)):  # (the second from non-zero sums)
             states[0].update(probs[part], labels[part], validate=validate)
