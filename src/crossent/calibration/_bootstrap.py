@@ -210,7 +210,9 @@ def bootstrap_interval(
     base : float, optional
         Logarithm base of the NLL (None: nats).
     validate : bool, default True
-        Check the values and labels.
+        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
+        tolerance). The labels' range is checked in any case (a label outside ``[0,
+        classes)`` is an index out of bounds), as are shapes and dtypes.
     bins, binning, norm, scope, debias, closed : optional
         Options of :func:`calibration_error` (its defaults when None), for
         ``metric="calibration_error"`` only.

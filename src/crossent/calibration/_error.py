@@ -298,8 +298,9 @@ def calibration_error(
         float32); the result's ``renormalized`` is the largest deviation corrected.
         Never the default: a row that does not sum to 1 is otherwise an error.
     validate : bool, default True
-        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware tolerance,
-        labels in range).
+        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
+        tolerance). The labels' range is checked in any case (a label outside ``[0,
+        classes)`` is an index out of bounds), as are shapes and dtypes.
 
     Returns
     -------

@@ -19,10 +19,10 @@ average (:mod:`._summaries`), and validates the row on the way:
   row sum farther from 1 than ``limit``.  The caller passes a ``limit`` a little below
   the validation tolerance, so every row the full check would reject is suspect; on any
   suspect row the caller runs the full check, which names the entry (or passes).
-  A label outside ``[-classes, classes)`` (possible only unchecked, ``validate=False``)
-  stops the kernel before it reads outside the row: an ``IndexError``, as NumPy's
-  indexing in the generic path; negative labels count from the end, as there.  Labels
-  whose range check was deferred to this pass are held to ``[0, classes)``
+  A label outside ``[-classes, classes)`` stops the kernel before it reads outside the
+  row: an ``IndexError`` naming the row; negative labels count from the end, as in
+  NumPy's indexing.  Labels whose range check was deferred to this pass (the public
+  callers', ``validate`` or not: issue 13) are held to ``[0, classes)``
   (``labels_from_zero``), and the caller's full check names the first bad one.
 
 A chunk of rows goes through a few short loops, each without a flag that changes it

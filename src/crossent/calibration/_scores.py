@@ -91,7 +91,9 @@ def negative_log_likelihood(
         same option as :func:`calibration_error`'s, which also reports the largest
         deviation corrected.
     validate : bool, default True
-        Check values and labels.
+        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
+        tolerance). The labels' range is checked in any case (a label outside ``[0,
+        classes)`` is an index out of bounds), as are shapes and dtypes.
 
     Returns
     -------

@@ -279,7 +279,9 @@ def smooth_calibration_error(
     renormalize : bool, default False
         Divide each row by its sum first (see :func:`calibration_error`).
     validate : bool, default True
-        Check the values and labels.
+        Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
+        tolerance). The labels' range is checked in any case (a label outside ``[0,
+        classes)`` is an index out of bounds), as are shapes and dtypes.
 
     Returns
     -------

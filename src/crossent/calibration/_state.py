@@ -190,6 +190,8 @@ class EvaluationState:
         in error messages and for the most surprising examples; by default, the number
         of rows this state has seen.  Returns the state, so calls chain.  A batch that
         raises (a bad entry or label in any block) leaves the state as it was.
+        ``validate=False`` skips the values' check (as :func:`calibration_error`), never
+        the labels' range (a label outside ``[0, classes)`` is an index out of bounds).
         """
         start = self.n if first_row is None else check_integer(first_row, name="first_row", low=0)
         predictions = as_predictions(

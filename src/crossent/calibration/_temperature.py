@@ -277,6 +277,7 @@ class TemperatureScaling:
 
         Raises ``InputError`` for a label of probability 0 (a probability of 0, or a
         log-probability or logit of ``-inf``): the NLL is ``+inf`` at every temperature.
+        ``validate=False`` skips the values' check, never the labels' range.
         """
         bounds = self._checked_bounds()
         if not isinstance(self.guard, bool):
@@ -351,6 +352,9 @@ def recalibration_gap(
         None for nats, 2 for bits.
     bounds : (float, float), default (0.05, 20.0)
         Temperature bounds of each fit.
+    validate : bool, default True
+        Check the values (as :func:`calibration_error`). The labels' range is checked
+        in any case (a label outside ``[0, classes)`` is an index out of bounds).
 
     Returns
     -------

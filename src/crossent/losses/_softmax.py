@@ -1264,8 +1264,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     base : float, optional
         None for nats, 2 for bits (bits per token).
     validate : bool, optional
-        Check logits (no NaN or +inf, no all ``-inf`` row), labels (range) and
-        weights. Shape and dtype checks always run.
+        Check logits (no NaN or +inf, no all ``-inf`` row) and weights. The labels'
+        range is checked in any case (a label outside ``[0, C)`` other than
+        ``ignore_index`` is an index out of bounds), as are shapes and dtypes.
 
     Returns
     -------
