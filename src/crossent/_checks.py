@@ -3,9 +3,10 @@
 Checks that only look at metadata (types, shapes, options) always run.  Checks that
 need a pass over the data (ranges, finiteness, normalisation) run unless the caller
 passes ``validate=False``, but the range of class labels, which always runs (an index
-out of bounds is no value to skip checking: ``check_labels``).  The fast path of each data check is one or two reductions
-(no boolean temporaries of the input's size); only when a check fails is the data
-searched again, to name the first offending index and its value.
+out of bounds is no value to skip checking: ``check_labels``).  The fast path of each
+data check is one or two reductions (no boolean temporaries of the input's size); only
+when a check fails is the data searched again, to name the first offending index and
+its value.
 
 Messages name the argument in backticks, the requirement, the value seen and the
 fix where one is known.  Indices are given in the caller's layout.
