@@ -10,12 +10,13 @@ calibration kernels hold the labels to ``[0, C)`` in their pass.  Timed here, wi
 ``validate=False`` and with ``validate=True``, on valid labels (the cost every call
 pays): ``softmax_cross_entropy`` and its gradient on float32 logits 10^6 x 10 and 4096 x
 32000 (the fused kernels) and float64 10^6 x 10 (the generic path),
-``negative_log_likelihood``, ``calibration_error`` and ``EvaluationState.update`` on
-float32 probabilities 10^6 x 10.  Each case is called ``--repeats`` times after a
-warm-up call; the minimum is kept.  With ``--against`` the script runs again under each
-other tree, the trees alternating round by round (``_against.compare``);
-``--clock cpu`` times the process's CPU time (all threads), steadier on a shared
-machine.
+``negative_log_likelihood`` (mean, and per row: the ``summaries`` kernel, whose
+labels get a min/max pass per block), ``calibration_error`` and
+``EvaluationState.update`` on float32 probabilities 10^6 x 10.  Each case is called
+``--repeats`` times after a warm-up call, interleaved; the minimum is kept.  With
+``--against`` the script runs again under each other tree, the trees alternating round
+by round (``_against.compare``); ``--clock cpu`` times the process's CPU time (all
+threads), steadier on a shared machine.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def _cases() -> dict[str, Callable[[], object]]:
             )
         cases[f"negative_log_likelihood 1e6x10 f32 {tag}"] = lambda v=validate: (
             crossent.negative_log_likelihood(probs, labels, validate=v)
+        )
+        cases[f"negative_log_likelihood none 1e6x10 f32 {tag}"] = lambda v=validate: (
+            crossent.negative_log_likelihood(probs, labels, reduction="none", validate=v)
         )
         cases[f"calibration_error 1e6x10 f32 {tag}"] = lambda v=validate: (
             crossent.calibration_error(probs, labels, validate=v)
