@@ -154,7 +154,8 @@ def _labelled_cases(x: dict[str, Any]) -> list[tuple[str, Call]]:
             out.append(
                 (f"{fn.__name__}|list", _bind(fn, (x["z_b"].tolist(), [int(x["y_b"][0])]), {}))
             )
-            # unchecked labels that are no class: what the code does with them is pinned
+            # unchecked labels that are no class: the labels' InputError (labelsafe: they
+            # were read as NumPy indexes them, -1 the last class, or NumPy's IndexError)
             for label in (-1, -10, 10):
                 for tag, zk in (("b", "z_b"), ("a", "z_a")):
                     labels = np.array([label]) if tag == "b" else np.array(label)
