@@ -258,3 +258,14 @@ def test_issue13_torch_targets_out_of_range(rows: int) -> None:
             ctorch.cross_entropy(logits.requires_grad_(), target, reduction="none")
         with pytest.raises(InputError, match=message):
             ctorch.linear_cross_entropy(hidden, weight, target, ignore_index=None)
+
+
+def test_issue13_meta_labels_pass_unchecked_with_validate_false() -> None:
+    """Labels without values (a meta tensor) cannot be checked: with ``validate=False``
+    the call keeps its shapes, as before (the range check must not refuse them)."""
+    torch = pytest.importorskip("torch")
+    meta = torch.zeros((2, 3), device="meta")
+    labels = torch.zeros(2, dtype=torch.int64, device="meta")
+    for name in ("softmax_cross_entropy", "softmax_cross_entropy_grad", "softmax_focal_loss"):
+        result = getattr(crossent, name)(meta, labels, reduction="none", validate=False)
+        assert result.device.type == "meta"

@@ -596,6 +596,8 @@ def check_labels(
     the check is one min/max pass over ``N`` labels against the ``N x classes`` work.
     ``check_range`` False leaves the range to a caller whose kernel flags a label that
     is not a class in its own row loop, and calls this again (to name it) when one is.
+    Labels whose values cannot be read (meta tensors, arrays traced by ``jax.jit``)
+    pass unchecked, as with ``validate=False`` before.
     ``float_hint`` ends the message for non-integer labels (what to do instead).
     """
     if not _is_integral(labels.dtype, xp=xp):
@@ -625,7 +627,15 @@ def check_labels(
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
-    if not _any(bad, xp=xp):
+    try:
+        found = _any(bad, xp=xp)
+    except InputTypeError:
+        # Labels without values (a meta tensor, an array traced by jax.jit): nothing
+        # can be checked, nor read out of bounds by crossent (its kernels take NumPy);
+        # the library's own indexing decides.  With ``validate`` the logits' check has
+        # refused such input already, naming the fix.
+        return
+    if not found:
         return
     index = _first_index(bad, xp=xp)
     value = int(labels[index])
