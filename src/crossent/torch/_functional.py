@@ -9,7 +9,15 @@ import torch
 
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch
-from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor, tensor
+from ._arguments import (
+    CallOptions,
+    call_options_in,
+    check_chunk_size,
+    check_one_dtype,
+    check_weight_not_differentiated,
+    floating_tensor,
+    tensor,
+)
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
 from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
@@ -158,6 +166,7 @@ def cross_entropy(
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
+    check_weight_not_differentiated(w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -318,11 +327,7 @@ def linear_cross_entropy(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
             f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
         )
-    if input.dtype != linear_weight.dtype:
-        raise InputTypeError(
-            f"`input` and `linear_weight` must have one dtype; got {input.dtype} and "
-            f"{linear_weight.dtype}"
-        )
+    check_one_dtype(input=input, linear_weight=linear_weight)
     classes = linear_weight.shape[0]
     if linear_bias is not None:
         # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
@@ -331,6 +336,8 @@ def linear_cross_entropy(
             raise InputError(
                 f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
             )
+        # Of their dtype too, as F.linear's bias (issue 13: it was cast to theirs).
+        check_one_dtype(input=input, linear_weight=linear_weight, linear_bias=linear_bias)
     if target.is_floating_point():
         raise InputTypeError(
             "`target` must hold integer class ids for `linear_cross_entropy`; for probability "
@@ -344,6 +351,7 @@ def linear_cross_entropy(
             f"got {tuple(target.shape)}"
         )
     w = _check_weight(weight, classes, input)
+    check_weight_not_differentiated(w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])

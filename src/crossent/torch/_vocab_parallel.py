@@ -106,7 +106,14 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
-from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor
+from ._arguments import (
+    CallOptions,
+    call_options_in,
+    check_chunk_size,
+    check_one_dtype,
+    check_weight_not_differentiated,
+    floating_tensor,
+)
 from ._launch import (
     _gap_sum_bits,
     _infinite_at,
@@ -922,6 +929,7 @@ def vocab_parallel_cross_entropy(
     group = _resolve(group)
     check = _eager()
     w = _class_weight(weight, name="weight", check=check)
+    check_weight_not_differentiated(w)
     rows = _VocabParallelCE.apply(z, y, w, opts, group, check)
     return _reduce(rows, y, w, opts, batch)
 
@@ -1005,12 +1013,15 @@ def vocab_parallel_linear_cross_entropy(
         )
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+    # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted).
+    check_one_dtype(input=h, weight=w, bias=b)
     chunk_size = check_chunk_size(chunk_size)
     batch = tuple(h.shape[:-1])
     y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
     group = _resolve(group)
     check = _eager()
     cw = _class_weight(class_weight, name="class_weight", check=check)
+    check_weight_not_differentiated(cw, name="class_weight")
     rows = _VocabParallelLinearCE.apply(
         h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, check, chunk_size
     )
