@@ -629,14 +629,19 @@ class _VocabParallelCE(torch.autograd.Function):
         blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
 
         def local_pass(labels: _Labels) -> _Local:
-            return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
+            return _cat(
+                [
+                    _local_rows(_counted(z, b, labels, opts).to(dtype), labels, b, opts)
+                    for b in blocks
+                ]
+            )
 
         labels, rows = _global_rows(
             local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
         )
 
         def far_b(far: Tensor) -> Tensor:
-            capped = _capped(z[far].to(torch.float64), opts)
+            capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
@@ -651,7 +656,8 @@ class _VocabParallelCE(torch.autograd.Function):
         scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
         grad = torch.empty_like(z)
         for b in blocks:
-            grad[b] = _chunk_gradient(z[b].to(coefs.ell.dtype), scale, coefs, labels, b, opts)
+            zb = _counted(z, b, labels, opts).to(coefs.ell.dtype)
+            grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
         return grad, None, None, None, None, None
 
 
@@ -679,7 +685,12 @@ class _VocabParallelLinearCE(torch.autograd.Function):
 
         def local_pass(labels: _Labels) -> _Local:
             parts = [
-                _local_rows(_linear(h[k].to(dtype), w, b_).to(work), labels, k, opts)
+                _local_rows(
+                    _linear(_counted(h, k, labels, opts).to(dtype), w, b_).to(work),
+                    labels,
+                    k,
+                    opts,
+                )
                 for k in blocks
             ]
             return _cat(parts)
@@ -697,7 +708,8 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         )
 
         def far_b(far: Tensor) -> Tensor:
-            capped = _capped(_linear(h[far].to(dtype), w, b_).to(torch.float64), opts)
+            hf = _counted(h, far, labels, opts).to(dtype)
+            capped = _capped(_linear(hf, w, b_).to(torch.float64), opts)
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
@@ -718,7 +730,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         grad_w = torch.zeros_like(w) if need_w else None
         grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
         for blk in blocks:
-            hb = h[blk].to(dtype)
+            hb = _counted(h, blk, labels, opts).to(dtype)
             z = _linear(hb, w, b_).to(work)
             # Rounded once to the products' dtype (float32 for a float64 work dtype).
             g = _chunk_gradient(z, scale, coefs, labels, blk, opts).to(dtype)
@@ -743,6 +755,23 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _counted(x: Tensor, rows: slice | Tensor, labels: _Labels, opts: CallOptions) -> Tensor:
+    r"""Rows ``rows`` of ``x`` (logits or hidden states, rows first), the ignored rows'
+    values replaced by 0 (a copy) where there are any.
+
+    An ignored row is never used (issue 13): its loss and gradient are 0, also where
+    it holds a NaN or an infinity, which then raise no error and cannot reach the
+    gradients (:math:`0 \cdot \mathrm{NaN}`) nor the count of NaN and ``+inf`` logits.
+    On the CPU, eagerly, only blocks with an ignored row are copied; elsewhere always
+    with ``ignore_index`` (no host sync)."""
+    block, active = x[rows], labels.active[rows]
+    if opts.ignore_index is None:
+        return block
+    if block.device.type == "cpu" and _eager() and bool(active.all()):
+        return block
+    return torch.where(active[:, None], block, 0.0)
 
 
 def _linear(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
