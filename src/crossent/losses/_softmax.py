@@ -1289,7 +1289,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
         Non-negative class weights (PyTorch's ``weight``).
     ignore_index : int, optional
         Label value whose rows contribute nothing, to the sum or to the mean's
-        denominator. Default None: every label must be a class (PyTorch: -100).
+        denominator. Default None: every label must be a class (PyTorch: -100). Their
+        logits are never used: a NaN or an infinity there is no error, and their
+        loss and gradient are 0 (the rows that count are checked as always).
     label_smoothing : float in [0, 1], optional
         Mix the one-hot target with the uniform distribution (Szegedy et al. 2016).
     reduction : {'mean', 'sum', 'none', 'parts'}, optional

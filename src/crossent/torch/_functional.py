@@ -91,9 +91,13 @@ def cross_entropy(
         Class ids of shape (), (N) or (N, d1, ...), any integer dtype (int8 .. int64,
         uint8); or class probabilities of the shape of ``input``.
     weight : Tensor, shape (C,), optional
-        Non-negative class weights.
+        Non-negative class weights. Not differentiated with class-id targets (as
+        PyTorch's): one that requires grad is an error there (under ``torch.no_grad()``
+        or detached it is none); probability targets differentiate them.
     ignore_index : int or None, optional
-        Target value whose rows contribute nothing (default -100, as PyTorch).
+        Target value whose rows contribute nothing (default -100, as PyTorch). Their
+        logits are never used: a NaN or an infinity there is no error, their loss and
+        gradient are 0 (PyTorch's gradient there is NaN).
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
         mean), and is 0, not NaN, when every row is ignored.
@@ -116,8 +120,9 @@ def cross_entropy(
     Raises
     ------
     InputError
-        A class id out of range (naming the row and the value), non-finite logits
-        (CPU), bad shapes or options.
+        A class id out of range (naming the row and the value), non-finite logits in
+        a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
+        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -261,12 +266,18 @@ def linear_cross_entropy(
     target : Tensor, shape (*batch)
         Class ids, any integer dtype.
     linear_bias : Tensor, shape (V,), optional
+        Of the dtype of ``input`` and ``linear_weight``, as ``F.linear``'s bias (another
+        dtype is an error, not a silent cast).
     weight, reduction, label_smoothing, z_loss, soft_cap, temperature
-        As in :func:`cross_entropy`.
+        As in :func:`cross_entropy` (``weight`` is not differentiated: one that
+        requires grad is an error).
     ignore_index : int, optional
         Default None, as PyTorch 2.13's ``F.linear_cross_entropy``; unlike it, a label
         of -100 with ``ignore_index=None`` is an error (which suggests
-        ``ignore_index=-100``), not silently ignored.
+        ``ignore_index=-100``), not silently ignored. The hidden states of ignored rows
+        are never used (zeroed before the products): a NaN or an infinity there (a
+        padding position) is no error, their loss and gradient are 0 and ``dW`` is
+        that of the other rows.
     chunk_size : int, optional
         Tokens per block. Default: equal blocks of at most about 96 MiB of logits
         (at least 64 rows; 683 rows at V = 32000), large enough for the matrix
@@ -282,9 +293,11 @@ def linear_cross_entropy(
     ------
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
-        that are not finite (naming the row; CPU).
+        of a row that counts that are not finite (naming the row; CPU), a ``weight``
+        that requires grad.
     InputTypeError
-        Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``).
+        Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
+        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
 
     See Also
     --------

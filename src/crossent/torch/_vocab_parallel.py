@@ -907,9 +907,12 @@ def vocab_parallel_cross_entropy(
     group : ProcessGroup, optional
         The tensor-parallel group (default: the world).
     weight : Tensor, shape (V,), optional
-        Class weights of the *whole* vocabulary, the same on every rank.
+        Class weights of the *whole* vocabulary, the same on every rank; not
+        differentiated (one that requires grad is an error, as in ``F.cross_entropy``).
     ignore_index : int or None, default -100
-        Label whose rows count neither in the sum nor in the mean's denominator.
+        Label whose rows count neither in the sum nor in the mean's denominator. Their
+        logits are never used (zeroed): a NaN or an infinity there is no error, their
+        loss and gradient are 0.
     reduction : {'mean', 'sum', 'none'}
         ``'mean'`` divides by the sum of the rows' label weights (0 when every row is
         ignored, with zero gradients).
@@ -925,8 +928,9 @@ def vocab_parallel_cross_entropy(
     Raises
     ------
     InputError
-        On every rank: labels out of range, NaN or ``+inf`` logits on any rank, a row
-        ``-inf`` on every rank, bad options or weights, no process group.
+        On every rank: labels out of range, NaN or ``+inf`` logits of a row that counts
+        on any rank, a row that counts ``-inf`` on every rank, bad options or weights
+        (also one that requires grad), no process group.
     InputTypeError
         Non-floating ``input``, non-integer ``target``.
 
@@ -996,11 +1000,13 @@ def vocab_parallel_linear_cross_entropy(
     target : integer Tensor, shape (*batch)
         Global class ids in ``[0, V)`` or ``ignore_index``.
     bias : Tensor, shape (V_r,), optional
-        This rank's part of the classifier's bias.
+        This rank's part of the classifier's bias. ``input``, ``weight`` and ``bias``
+        have one dtype (as in ``F.linear``; another is an :class:`InputTypeError`).
     group : ProcessGroup, optional
     class_weight : Tensor, shape (V,), optional
         Class weights of the whole vocabulary (``weight`` of
-        :func:`vocab_parallel_cross_entropy`; here ``weight`` is the classifier).
+        :func:`vocab_parallel_cross_entropy`; here ``weight`` is the classifier); not
+        differentiated. The hidden states of ignored rows are never used (zeroed).
     ignore_index, reduction, label_smoothing, z_loss, soft_cap, temperature
         As in :func:`vocab_parallel_cross_entropy`.
     chunk_size : int, optional
