@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -976,7 +977,9 @@ def _kernel_gradient(
         terms,
         out=None if out is None else np.reshape(out, flat.shape),
     )
-    if active is not None:
+    # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
+    # of float32 logits: no overflow), so calls with no such row pay only that.
+    if active is not None and not math.isfinite(np.add.reduce(lse, None)):
         _zero_ignored_rows(grad, active, lse)
     return out if out is not None else np.reshape(grad, (*safe.shape, classes))
 
@@ -985,7 +988,7 @@ def _zero_ignored_rows(grad: np.ndarray, active: np.ndarray, lse: np.ndarray) ->
     """0 in place on the ignored rows of the kernel's ``grad`` (rows x classes) whose
     ``lse`` is not finite: their logits hold a NaN or an infinity, unchecked (issue 13),
     which the kernel turns into NaN times the row's zero coefficient. The other ignored
-    rows are 0 already. One pass over N numbers."""
+    rows are 0 already."""
     flat = np.reshape(grad, (-1, grad.shape[-1]))
     ignored = ~np.reshape(active, (-1,)) & ~np.isfinite(np.reshape(lse, (-1,)))
     if ignored.any():
