@@ -25,9 +25,6 @@ Small shapes and the dtypes other tests compile for: a second or two in all.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -38,6 +35,9 @@ F = torch.nn.functional
 import crossent  # noqa: E402
 from crossent.errors import InputError, InputTypeError  # noqa: E402
 
+# The one-rank gloo group of the vocab-parallel tests (a fixture), not copied.
+from pytorch.test_issue13_torch_exact import one_rank  # noqa: E402, F401
+
 LABELS = [0, -100, 2, 5, -100, 6]  # rows 1 and 4 ignored
 IGNORED = [1, 4]
 NON_FINITE = [float("nan"), float("inf"), -float("inf")]
@@ -45,26 +45,6 @@ NON_FINITE = [float("nan"), float("inf"), -float("inf")]
 
 def _generator(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-@pytest.fixture
-def one_rank(tmp_path: object) -> Iterator[None]:
-    """A one-rank gloo group in this process, destroyed afterwards."""
-    dist = pytest.importorskip("torch.distributed")
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with gloo is unavailable")
-    if dist.is_initialized():
-        pytest.skip("a process group is already initialised in this process")
-    from crossent.torch import _vocab_parallel
-
-    path = os.path.join(str(tmp_path), "store")
-    dist.init_process_group("gloo", init_method=f"file://{path}", rank=0, world_size=1)
-    _vocab_parallel._SIZES.clear()
-    try:
-        yield
-    finally:
-        _vocab_parallel._SIZES.clear()
-        dist.destroy_process_group()
 
 
 # ------------------------------------------------------------ 1. class weights and grad
@@ -108,7 +88,8 @@ def test_class_id_weight_that_requires_grad_raises(name: str) -> None:
     assert bool(torch.isfinite(loss).all())
 
 
-def test_vocab_parallel_weight_that_requires_grad_raises(one_rank: None) -> None:
+@pytest.mark.usefixtures("one_rank")
+def test_vocab_parallel_weight_that_requires_grad_raises() -> None:
     g = _generator(3)
     w = (torch.rand(7, generator=g) + 0.5).requires_grad_()
     y = torch.tensor(LABELS)
@@ -194,7 +175,8 @@ def test_bias_of_another_dtype_raises_as_in_f_linear(
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0)
 
 
-def test_vocab_parallel_linear_one_dtype(one_rank: None) -> None:
+@pytest.mark.usefixtures("one_rank")
+def test_vocab_parallel_linear_one_dtype() -> None:
     g = _generator(7)
     h = torch.randn(5, 4, dtype=torch.float64, generator=g)
     w = torch.randn(7, 4, dtype=torch.float64, generator=g)
@@ -345,8 +327,9 @@ def test_linear_cross_entropy_ignores_non_finite_ignored_rows(
     assert torch.equal(module.linear.bias.grad, got[3])
 
 
+@pytest.mark.usefixtures("one_rank")
 @pytest.mark.parametrize("bad", NON_FINITE)
-def test_vocab_parallel_ignores_non_finite_ignored_rows(one_rank: None, bad: float) -> None:
+def test_vocab_parallel_ignores_non_finite_ignored_rows(bad: float) -> None:
     g = _generator(12)
     y = torch.tensor(LABELS)
     z, zeroed = _with_bad_ignored_rows(torch.randn(6, 7, dtype=torch.float64, generator=g), bad)
