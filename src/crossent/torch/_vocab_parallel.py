@@ -299,10 +299,13 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     n, width = z.shape
     zeros = torch.zeros(n, dtype=z.dtype, device=z.device)
     wide = torch.zeros(n, dtype=torch.float64, device=z.device)
-    bad = (torch.isnan(z) | torch.isposinf(z)).sum()
     if width == 0:
         smooth = wide if opts.label_smoothing else None
+        bad = torch.zeros((), dtype=torch.int64, device=z.device)
         return _Local(zeros - math.inf, zeros, zeros, wide, smooth, bad)
+    active = labels.active[rows]
+    z = _rows_read(z, active, opts)
+    bad = _bad_count(z, z.amax(dim=1), active)
     capped = _capped(z, opts)
     top = capped.amax(dim=1)
     present = top > -math.inf  # False for -inf and NaN maxima
@@ -629,12 +632,7 @@ class _VocabParallelCE(torch.autograd.Function):
         blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
 
         def local_pass(labels: _Labels) -> _Local:
-            return _cat(
-                [
-                    _local_rows(_counted(z, b, labels, opts).to(dtype), labels, b, opts)
-                    for b in blocks
-                ]
-            )
+            return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
 
         labels, rows = _global_rows(
             local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
@@ -656,7 +654,7 @@ class _VocabParallelCE(torch.autograd.Function):
         scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
         grad = torch.empty_like(z)
         for b in blocks:
-            zb = _counted(z, b, labels, opts).to(coefs.ell.dtype)
+            zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
             grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
         return grad, None, None, None, None, None
 
@@ -757,9 +755,41 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         )
 
 
+def _rows_read(z: Tensor, active: Tensor, opts: CallOptions) -> Tensor:
+    r"""The block of logits ``z`` (rows x classes) with the ignored rows (``active``
+    False) that hold a NaN or an infinity replaced by 0 (a copy, where there are any).
+
+    An ignored row is never used (issue 13): its loss and gradient are 0, also where
+    its logits are not finite, which then raise no error. Such a row is found from its
+    maximum (NaN, or :math:`\pm\infty`: a NaN propagates through ``amax``), one pass
+    with N results; on the CPU, eagerly, only a block that has one is copied
+    (elsewhere always with ``ignore_index``: no host sync)."""
+    if opts.ignore_index is None or z.shape[1] == 0:  # (an empty slice has no maximum)
+        return z
+    unread = ~torch.isfinite(z.amax(dim=1)) & ~active
+    if z.device.type == "cpu" and _eager() and not bool(unread.any()):
+        return z
+    return torch.where(unread[:, None], 0.0, z)
+
+
+def _bad_count(z: Tensor, top: Tensor, active: Tensor) -> Tensor:
+    """The number of NaN and ``+inf`` logits in the rows of ``z`` that count (a scalar),
+    from the rows' maxima ``top`` (NaN or ``+inf`` exactly where a row holds one): on the
+    CPU, eagerly, the rows it names counted entry by entry, none on most calls (issue
+    13: a count over the whole block was a third of the local pass)."""
+    suspect = (torch.isnan(top) | torch.isposinf(top)) & active
+    if z.device.type == "cpu" and _eager():
+        if not bool(suspect.any()):
+            return torch.zeros((), dtype=torch.int64, device=z.device)
+        rows = z[suspect]
+        return (torch.isnan(rows) | torch.isposinf(rows)).sum()
+    return ((torch.isnan(z) | torch.isposinf(z)) & suspect[:, None]).sum()
+
+
 def _counted(x: Tensor, rows: slice | Tensor, labels: _Labels, opts: CallOptions) -> Tensor:
-    r"""Rows ``rows`` of ``x`` (logits or hidden states, rows first), the ignored rows'
-    values replaced by 0 (a copy) where there are any.
+    r"""Rows ``rows`` of ``x`` (hidden states, or the few far rows' logits; rows first),
+    the ignored rows' values replaced by 0 (a copy) where there are any (N x D work
+    beside the N x V_r x D products; the logits blocks take :func:`_rows_read`).
 
     An ignored row is never used (issue 13): its loss and gradient are 0, also where
     it holds a NaN or an infinity, which then raise no error and cannot reach the
