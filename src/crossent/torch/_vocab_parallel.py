@@ -776,7 +776,8 @@ def _bad_count(z: Tensor, top: Tensor, active: Tensor) -> Tensor:
     """The number of NaN and ``+inf`` logits in the rows of ``z`` that count (a scalar),
     from the rows' maxima ``top`` (NaN or ``+inf`` exactly where a row holds one): on the
     CPU, eagerly, the rows it names counted entry by entry, none on most calls (issue
-    13: a count over the whole block was a third of the local pass)."""
+    13: ``isnan | isposinf`` summed over a 512 x 8000 float32 block took 9.6 ms of
+    thread CPU time, its row maxima 0.3 ms, its ``exp`` 3.6 ms)."""
     suspect = (torch.isnan(top) | torch.isposinf(top)) & active
     if z.device.type == "cpu" and _eager():
         if not bool(suspect.any()):
