@@ -305,7 +305,7 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
         return _Local(zeros - math.inf, zeros, zeros, wide, smooth, bad)
     active = labels.active[rows]
     z = _rows_read(z, active, opts)
-    bad = _bad_count(z, z.amax(dim=1), active)
+    bad = _bad_count(z, z.amax(dim=1))
     capped = _capped(z, opts)
     top = capped.amax(dim=1)
     present = top > -math.inf  # False for -inf and NaN maxima
@@ -772,13 +772,14 @@ def _rows_read(z: Tensor, active: Tensor, opts: CallOptions) -> Tensor:
     return torch.where(unread[:, None], 0.0, z)
 
 
-def _bad_count(z: Tensor, top: Tensor, active: Tensor) -> Tensor:
-    """The number of NaN and ``+inf`` logits in the rows of ``z`` that count (a scalar),
-    from the rows' maxima ``top`` (NaN or ``+inf`` exactly where a row holds one): on the
-    CPU, eagerly, the rows it names counted entry by entry, none on most calls (issue
-    13: ``isnan | isposinf`` summed over a 512 x 8000 float32 block took 9.6 ms of
-    thread CPU time, its row maxima 0.3 ms, its ``exp`` 3.6 ms)."""
-    suspect = (torch.isnan(top) | torch.isposinf(top)) & active
+def _bad_count(z: Tensor, top: Tensor) -> Tensor:
+    """The number of NaN and ``+inf`` logits in ``z`` (a scalar; :func:`_rows_read` has
+    zeroed the ignored rows that hold one), from the rows' maxima ``top`` (NaN or
+    ``+inf`` exactly where a row holds one): on the CPU, eagerly, the rows it names
+    counted entry by entry, none on most calls (issue 13: ``isnan | isposinf`` summed
+    over a 512 x 8000 float32 block took 9.6 ms of thread CPU time, its row maxima
+    0.3 ms, its ``exp`` 3.6 ms)."""
+    suspect = torch.isnan(top) | torch.isposinf(top)
     if z.device.type == "cpu" and _eager():
         if not bool(suspect.any()):
             return torch.zeros((), dtype=torch.int64, device=z.device)
