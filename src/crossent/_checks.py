@@ -44,6 +44,7 @@ __all__ = [
     "check_labels",
     "check_log_distribution",
     "check_logits",
+    "check_logits_of_rows",
     "check_non_negative",
     "check_not_nan",
     "check_out",
@@ -499,6 +500,19 @@ def check_logits(x: Array, *, name: str, xp: ModuleType, axis: int) -> None:
         raise InputError(
             f"`{name}` (logits) has {_describe_row(index)} entirely -inf, which is no distribution"
         )
+
+
+def check_logits_of_rows(
+    x: Array, active: Array | None, *, name: str, xp: ModuleType, axis: int
+) -> None:
+    """:func:`check_logits` of the rows that count: ``active`` (the batch shape of ``x``,
+    classes last; None: every row) False marks an ignored row, whose logits no loss or
+    gradient reads, so a NaN or an infinity there is no error (issue 13, as PyTorch,
+    which raises none either). The message names the entry in ``x``'s layout. For the
+    error paths: the ignored rows are replaced by zeros in a copy of ``x``."""
+    if active is not None:
+        x = xp.where(active[..., None], x, xp.zeros_like(x))
+    check_logits(x, name=name, xp=xp, axis=axis)
 
 
 # ------------------------------------------------------------------------ loss options

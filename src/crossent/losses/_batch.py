@@ -89,6 +89,7 @@ from .._checks import (
     check_flag,
     check_labels,
     check_logits,
+    check_logits_of_rows,
     check_reduction,
     check_scalar,
 )
@@ -102,6 +103,7 @@ from .._xp import (
     reshape,
     where_zero,
 )
+from ..errors import InputError
 from ._docs import render
 from ._reduction import reduce_loss, scale_for_reduction
 
@@ -579,7 +581,13 @@ def label_batch(
     """
     validate = check_flag(given.validate)
     check = validate if validate_logits is None else validate_logits
-    values, normalised_axis, dtype = prepare_logits(logits, given.axis, xp=xp, validate=check)
+    # With ignore_index, an ignored row's logits are never read: checked with the others
+    # first, and only where that fails again without them (issue 13).
+    ignoring = check and given.ignore_index is not None
+    values, normalised_axis, dtype = prepare_logits(
+        logits, given.axis, xp=xp, validate=check and not ignoring
+    )
+    suspect = ignoring and not _logits_pass(values, xp=xp, axis=normalised_axis)
     lab = prepare_labels(
         labels,
         logits=logits,
@@ -590,6 +598,8 @@ def label_batch(
         validate=validate,
         xp=xp,
     )
+    if suspect:
+        values = _counted_logits(values, lab.active, xp=xp, axis=normalised_axis)
     batch = batch_for(
         values,
         normalised_axis,
@@ -600,6 +610,26 @@ def label_batch(
         active=lab.active,
     )
     return LabelBatch(values=values, labels=lab, batch=batch, logits=logits)
+
+
+def _logits_pass(values: Array, *, xp: ModuleType, axis: int) -> bool:
+    """Whether the logits ``values`` (classes last) pass :func:`check_logits`."""
+    try:
+        check_logits(values, name="logits", xp=xp, axis=axis)
+    except InputError:
+        return False
+    return True
+
+
+def _counted_logits(values: Array, active: Array | None, *, xp: ModuleType, axis: int) -> Array:
+    """``values`` (classes last) checked on the rows that count (an error names the entry
+    in the caller's layout, ``axis`` its class axis), with the ignored rows' logits
+    replaced by 0 (a copy): nothing downstream reads them, and a NaN or an infinity
+    there would make NumPy warn (``inf - inf``) or a gradient row NaN (issue 13)."""
+    check_logits_of_rows(values, active, name="logits", xp=xp, axis=axis)
+    if active is None:  # (every row counts: the check above raised)
+        return values
+    return xp.where(active[..., None], values, xp.zeros_like(values))
 
 
 _Shared = TypeVar("_Shared")

@@ -100,6 +100,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -107,7 +108,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import check_flag, check_labels, check_logits, check_out
+from .._checks import check_flag, check_labels, check_logits, check_logits_of_rows, check_out
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
 from ..errors import InputError
@@ -158,6 +159,7 @@ __all__ = [
     "lean_settings",
     "prepare_softmax_labels",
     "prepare_softmax_targets",
+    "quiet_ignored_rows",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_with_targets",
@@ -398,12 +400,14 @@ def _fused_label_problem(
         # checks name it (the logits first, as on the generic path).
         classes = z.shape[-1]
         if validate:
-            check_logits(z, name="logits", xp=np, axis=axis)
+            # The rows that count: an ignored row's logits are never read (issue 13).
+            check_logits_of_rows(z, lab.active, name="logits", xp=np, axis=axis)
         # the labels' range whatever ``validate`` says (issue 13: never an index out
         # of bounds, nor a -1 read as the last class)
         check_labels(
             labels, xp=xp, batch_shape=lab.safe.shape, classes=classes, ignore_index=ignore_index
         )
+        quiet_ignored_rows(rows, shifted_y, smooth_b, lab.active)
     batch = batch_for(
         z,
         axis,
@@ -416,6 +420,25 @@ def _fused_label_problem(
     problem = label_problem(batch, lab, opts, rows, shifted_y, smooth_b, logits, flat)
     problem.shifted_y = shifted_y
     return problem
+
+
+def quiet_ignored_rows(
+    rows: SoftmaxRows, shifted_y: np.ndarray, smooth_b: np.ndarray | None, active: Any
+) -> None:
+    r"""The fused statistics of the ignored rows that are not finite (a NaN or an
+    infinity among their logits, which only the rows that count are checked for, issue
+    13) set to NaN, in place: the per-row terms then give NaN there quietly (NumPy warns
+    where an operation makes a NaN of an infinity, :math:`0 \cdot \infty`, not where one
+    passes a NaN on), which the loss's ``where`` and the gradient
+    (:func:`_zero_ignored_rows`) set to 0. ``active`` None: no row is ignored."""
+    if active is None:
+        return
+    bad = ~np.isfinite(rows.lse) & ~np.reshape(active, rows.lse.shape)
+    if not bad.any():
+        return
+    for stat in (rows.lse, rows.ell, shifted_y, smooth_b):
+        if stat is not None:
+            stat[bad] = np.nan
 
 
 def _label_log_p(shifted_y: Any, rows: SoftmaxRows) -> np.ndarray:
@@ -946,7 +969,22 @@ def _kernel_gradient(
         terms,
         out=None if out is None else np.reshape(out, flat.shape),
     )
+    # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
+    # of float32 logits: no overflow), so calls with no such row pay only that.
+    if active is not None and not math.isfinite(np.add.reduce(lse, None)):
+        _zero_ignored_rows(grad, active, lse)
     return out if out is not None else np.reshape(grad, (*safe.shape, classes))
+
+
+def _zero_ignored_rows(grad: np.ndarray, active: np.ndarray, lse: np.ndarray) -> None:
+    """0 in place on the ignored rows of the kernel's ``grad`` (rows x classes) whose
+    ``lse`` is not finite: their logits hold a NaN or an infinity, unchecked (issue 13),
+    which the kernel turns into NaN times the row's zero coefficient. The other ignored
+    rows are 0 already."""
+    flat = np.reshape(grad, (-1, grad.shape[-1]))
+    ignored = ~np.reshape(active, (-1,)) & ~np.isfinite(np.reshape(lse, (-1,)))
+    if ignored.any():
+        flat[ignored] = 0
 
 
 # ------------------------------------------------------------ the lean path (issue 13)
@@ -1246,7 +1284,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
         Non-negative class weights (PyTorch's ``weight``).
     ignore_index : int, optional
         Label value whose rows contribute nothing, to the sum or to the mean's
-        denominator. Default None: every label must be a class (PyTorch: -100).
+        denominator. Default None: every label must be a class (PyTorch: -100). Their
+        logits are never used: a NaN or an infinity there is no error, and their
+        loss and gradient are 0 (the rows that count are checked as always).
     label_smoothing : float in [0, 1], optional
         Mix the one-hot target with the uniform distribution (Szegedy et al. 2016).
     reduction : {'mean', 'sum', 'none', 'parts'}, optional

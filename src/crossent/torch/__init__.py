@@ -41,12 +41,17 @@ For the linear cross-entropy see ``_linear.py``.
 What is checked where:
 
 * always, at call time, on Python values and shapes (no data read, so also while
-  ``torch.compile`` traces): argument types, options, shapes, dtypes, weight shape;
+  ``torch.compile`` traces): argument types, options, shapes, dtypes (the linear
+  losses' input, classifier and bias of one dtype, as ``F.linear``), weight shape, and
+  class weights of class-id targets not requiring grad (``F.cross_entropy`` raises
+  there too; they were silently not, or half, differentiated);
 * inside the custom ops when the data are on the CPU (eager *and* compiled, no graph
   break and no device sync): target class ids in range (the error names row and
   value, and suggests ``ignore_index=-100`` for a -100 label), logits with NaN/+inf
   or an all ``-inf`` row (``cross_entropy``), non-finite logits per row
-  (``linear_cross_entropy``); class weights finite and non-negative (eagerly);
+  (``linear_cross_entropy``), in the rows that count only (an ignored row's logits,
+  or hidden states, are never used: its loss and gradient are 0, also where they
+  hold a NaN or an infinity); class weights finite and non-negative (eagerly);
 * on other devices, the class-id check runs eagerly only (it costs a device sync),
   and not while compiling; no data check happens inside the ops there.
 
@@ -60,7 +65,8 @@ autograd (eager use; their value checks break ``torch.compile`` graphs, but thos
 (a custom op over float64 Numba kernels, ``_distill_cpu``).
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
-0 (zero gradients), not NaN; bf16/fp16 input gives a float32 loss;
+0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits
+are not finite (PyTorch's is NaN there); bf16/fp16 input gives a float32 loss;
 ``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
 ignoring them; ``size_average``/``reduce`` are not accepted.
 

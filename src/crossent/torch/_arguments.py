@@ -29,6 +29,8 @@ __all__ = [
     "call_options",
     "call_options_in",
     "check_chunk_size",
+    "check_one_dtype",
+    "check_weight_not_differentiated",
     "floating_tensor",
     "tensor",
 ]
@@ -125,3 +127,41 @@ def floating_tensor(x: object, *, name: str) -> torch.Tensor:
     if not t.is_floating_point():
         raise InputTypeError(f"`{name}` must be a floating-point tensor; got dtype {t.dtype}")
     return t
+
+
+def check_weight_not_differentiated(weight: torch.Tensor | None, *, name: str = "weight") -> None:
+    """Raise where the class weights of a class-id loss would need a gradient.
+
+    The losses of class ids (``cross_entropy`` with class ids, ``linear_cross_entropy``
+    and the vocab-parallel losses) differentiate with respect to the logits (and the
+    classifier) only, as ``torch.nn.functional.cross_entropy``, which raises a
+    ``RuntimeError`` there; a ``weight`` with ``requires_grad=True`` would otherwise get no
+    gradient, or (``'mean'``) only that of the mean's denominator :math:`\\sum_i w_{y_i}`,
+    silently wrong. Python attributes only (no data read): also while ``torch.compile``
+    traces. Nothing is raised under ``torch.no_grad()`` or for a detached ``weight``.
+    """
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        raise InputError(
+            f"`{name}` requires grad; crossent does not differentiate the class weights of "
+            f"class-id targets (nor does torch.nn.functional.cross_entropy): pass "
+            f"`{name}.detach()` (probability targets of `cross_entropy` do differentiate them)"
+        )
+
+
+def check_one_dtype(**tensors: torch.Tensor | None) -> None:
+    """Raise :class:`InputTypeError` unless the given tensors (None: absent) share one dtype.
+
+    The rule of ``torch.nn.functional.linear`` for its input, weight and bias (it raises
+    a ``RuntimeError`` on a bias of another dtype): no silent cast, which would round a
+    float64 bias to float32 or compute a float32 problem in float64.
+    """
+    present = {name: t for name, t in tensors.items() if t is not None}
+    if len({t.dtype for t in present.values()}) > 1:
+        names = _listed([f"`{name}`" for name in present])
+        dtypes = _listed([str(t.dtype) for t in present.values()])
+        raise InputTypeError(f"{names} must have one dtype; got {dtypes}")
+
+
+def _listed(words: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]

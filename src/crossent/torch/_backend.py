@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .._checks import check_logits
+from .._checks import check_logits_of_rows
 from ..losses import _cpu_kernels, _numpy_kernels
 from ..losses._batch import LossKeywords, LossOptions, label_batch, loss_options
 from ..losses._softmax import (
@@ -36,6 +36,7 @@ from ..losses._softmax import (
     _label_log_p,
     label_problem,
     prepare_softmax_labels,
+    quiet_ignored_rows,
     softmax_label_gradient,
 )
 from ..losses._terms import SoftmaxRows, log_prob_of_labels
@@ -237,8 +238,11 @@ def _fused_problem(
     lab = given.labels
     if saved is None:
         rows, shifted_y, smooth_b = _fast_rows(z, lab, opts, validate=False, axis=1)
-        if validate and not np.isfinite(rows.lse).all():
-            check_logits(_numpy_kernels.as_float32(z), name="logits", xp=np, axis=1)
+        if not np.isfinite(rows.lse).all():
+            if validate:  # the rows that count only: an ignored row is never read (issue 13)
+                logits = _numpy_kernels.as_float32(z)
+                check_logits_of_rows(logits, lab.active, name="logits", xp=np, axis=1)
+            quiet_ignored_rows(rows, shifted_y, smooth_b, lab.active)
     else:
         # The gradient reads no B: zeros in place of the smoothing's term (and B's
         # label term, formed from log p_y, is unread too).

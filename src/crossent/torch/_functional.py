@@ -9,7 +9,15 @@ import torch
 
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch
-from ._arguments import CallOptions, call_options_in, check_chunk_size, floating_tensor, tensor
+from ._arguments import (
+    CallOptions,
+    call_options_in,
+    check_chunk_size,
+    check_one_dtype,
+    check_weight_not_differentiated,
+    floating_tensor,
+    tensor,
+)
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
 from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
@@ -83,9 +91,13 @@ def cross_entropy(
         Class ids of shape (), (N) or (N, d1, ...), any integer dtype (int8 .. int64,
         uint8); or class probabilities of the shape of ``input``.
     weight : Tensor, shape (C,), optional
-        Non-negative class weights.
+        Non-negative class weights. Not differentiated with class-id targets (as
+        PyTorch's): one that requires grad is an error there (under ``torch.no_grad()``
+        or detached it is none); probability targets differentiate them.
     ignore_index : int or None, optional
-        Target value whose rows contribute nothing (default -100, as PyTorch).
+        Target value whose rows contribute nothing (default -100, as PyTorch). Their
+        logits are never used: a NaN or an infinity there is no error, their loss and
+        gradient are 0 (PyTorch's gradient there is NaN).
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
         mean), and is 0, not NaN, when every row is ignored.
@@ -108,8 +120,9 @@ def cross_entropy(
     Raises
     ------
     InputError
-        A class id out of range (naming the row and the value), non-finite logits
-        (CPU), bad shapes or options.
+        A class id out of range (naming the row and the value), non-finite logits in
+        a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
+        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -158,6 +171,7 @@ def cross_entropy(
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
+    check_weight_not_differentiated(w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -252,12 +266,18 @@ def linear_cross_entropy(
     target : Tensor, shape (*batch)
         Class ids, any integer dtype.
     linear_bias : Tensor, shape (V,), optional
+        Of the dtype of ``input`` and ``linear_weight``, as ``F.linear``'s bias (another
+        dtype is an error, not a silent cast).
     weight, reduction, label_smoothing, z_loss, soft_cap, temperature
-        As in :func:`cross_entropy`.
+        As in :func:`cross_entropy` (``weight`` is not differentiated: one that
+        requires grad is an error).
     ignore_index : int, optional
         Default None, as PyTorch 2.13's ``F.linear_cross_entropy``; unlike it, a label
         of -100 with ``ignore_index=None`` is an error (which suggests
-        ``ignore_index=-100``), not silently ignored.
+        ``ignore_index=-100``), not silently ignored. The hidden states of ignored rows
+        are never used (zeroed before the products): a NaN or an infinity there (a
+        padding position) is no error, their loss and gradient are 0 and ``dW`` is
+        that of the other rows.
     chunk_size : int, optional
         Tokens per block. Default: equal blocks of at most about 96 MiB of logits
         (at least 64 rows; 683 rows at V = 32000), large enough for the matrix
@@ -273,9 +293,11 @@ def linear_cross_entropy(
     ------
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
-        that are not finite (naming the row; CPU).
+        of a row that counts that are not finite (naming the row; CPU), a ``weight``
+        that requires grad.
     InputTypeError
-        Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``).
+        Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
+        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
 
     See Also
     --------
@@ -318,11 +340,7 @@ def linear_cross_entropy(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
             f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
         )
-    if input.dtype != linear_weight.dtype:
-        raise InputTypeError(
-            f"`input` and `linear_weight` must have one dtype; got {input.dtype} and "
-            f"{linear_weight.dtype}"
-        )
+    check_one_dtype(input=input, linear_weight=linear_weight)
     classes = linear_weight.shape[0]
     if linear_bias is not None:
         # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
@@ -331,6 +349,8 @@ def linear_cross_entropy(
             raise InputError(
                 f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
             )
+        # Of their dtype too, as F.linear's bias (issue 13: it was cast to theirs).
+        check_one_dtype(input=input, linear_weight=linear_weight, linear_bias=linear_bias)
     if target.is_floating_point():
         raise InputTypeError(
             "`target` must hold integer class ids for `linear_cross_entropy`; for probability "
@@ -344,6 +364,7 @@ def linear_cross_entropy(
             f"got {tuple(target.shape)}"
         )
     w = _check_weight(weight, classes, input)
+    check_weight_not_differentiated(w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])

@@ -190,6 +190,7 @@ class LinearProblem:
     token_chunk: int
     vocab_chunk: int
     work: torch.dtype  # of the elementwise work on the blocks (see ``work_dtype``)
+    masked: bool = False  # whether ``hidden`` zeroes the ignored rows (there are some)
 
     @classmethod
     def build(
@@ -245,7 +246,24 @@ class LinearProblem:
             token_chunk=rows,
             vocab_chunk=vocab,
             work=work,
+            # (off the CPU without a host sync: whenever rows may be ignored)
+            masked=ignore_index is not None and (h.device.type != "cpu" or not bool(active.all())),
         )
+
+    def hidden(self, rows: slice) -> torch.Tensor:
+        r"""The hidden states of the token block ``rows`` in the products' dtype, those of
+        the ignored rows replaced by 0 (a copy) when there are any.
+
+        An ignored row's logits are never used (issue 13): its loss and its gradient
+        are 0, also where its :math:`h_i` holds a NaN or an infinity (padding positions),
+        which then raise no error; zeroed, they cannot reach :math:`\partial W =
+        G^\top h` either (:math:`0 \cdot \mathrm{NaN}` is NaN), nor the check of the
+        logits (:func:`crossent.torch._ops._check_finite`). N x D elementwise work
+        beside the N x V x D products."""
+        hc = self.h[rows].to(self.acc)
+        if not self.masked:
+            return hc
+        return torch.where(self.active[rows, None], hc, 0.0)
 
     @property
     def acc(self) -> torch.dtype:
@@ -589,7 +607,7 @@ def forward_pass(
     vocab = problem.vocab_blocks()
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)
-        hc = problem.h[rows].to(acc)
+        hc = problem.hidden(rows)
         safe = problem.safe[rows]
         m = torch.full((stop - start,), -torch.inf, dtype=problem.work, device=hc.device)
         rest = torch.zeros(stop - start, dtype=torch.float64, device=hc.device)
@@ -701,7 +719,7 @@ def backward_pass(
     grads = _empty_grads(problem, bias)
     for start, stop in problem.token_blocks():
         rows = slice(start, stop)
-        hc = problem.h[rows].to(acc)
+        hc = problem.hidden(rows)
         scale = upstream[rows].to(problem.work) * problem.active[rows]
         gh = _row_gradient(grads, rows, acc)
         for v0, v1 in problem.vocab_blocks():
