@@ -220,8 +220,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _console(*, stderr: bool = False) -> Any:
+    """A rich console that prints text as it is: paths, column names and row ids come from
+    the user's files, and ``[/b]`` in one is text, not console markup (which would end the
+    run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
     Console = require("rich.console", "printing tables", extra="cli").Console
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+    return Console(
+        file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
+    )
 
 
 def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int], None]], Any]:

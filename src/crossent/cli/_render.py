@@ -53,16 +53,18 @@ def _gap(payload: dict[str, Any]) -> str:
 def render_terminal(report: crossent.Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
+    from rich.text import Text
 
     p = report.to_dict()
     if p["builtin_example"]:
         console.print(
-            "[bold]This is the built-in example[/bold] (no file given): "
-            + p["source"].removeprefix("built-in example: ")
-            + "."
+            Text.assemble(
+                ("This is the built-in example", "bold"),
+                " (no file given): " + p["source"].removeprefix("built-in example: ") + ".",
+            )
         )
-    else:
-        console.print(f"[bold]{p['source']}[/bold] ({p['form']})", markup=True)
+    else:  # the path is text, never markup (the CLI's console has markup off)
+        console.print(Text.assemble((p["source"], "bold"), f" ({p['form']})"))
     columns = report.columns_statement()
     if columns:
         console.print(columns, markup=False)
