@@ -34,7 +34,7 @@ from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
-from ._files import check_output, write_atomically
+from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms
 from ._render import (
     render_comparison_markdown,
@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print a compact Markdown summary (for a CI job summary or a PR comment)",
     )
-    report.add_argument("--output", type=Path, metavar="HTML", help="write an HTML report")
+    report.add_argument("--output", metavar="HTML", help="write an HTML report")
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument("--bins", type=int, help="calibration bins (default 15)")
@@ -277,6 +277,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def _run_report(args: argparse.Namespace) -> int:
     if (args.bins is not None and args.bins < 1) or args.resamples < 1 or args.top < 0:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
+    args.output = output_path(args.output)
     if len(args.paths) > 1:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
@@ -286,8 +287,7 @@ def _run_report(args: argparse.Namespace) -> int:
         check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     if not args.paths:
-        if form is not None or args.dtype is not None:
-            raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
+        _refuse_file_options(args, form)
         dataset = builtin_dataset()
     else:
         dataset = open_dataset(args.paths[0], form=form, dtype=args.dtype, columns=_columns(args))
@@ -306,6 +306,19 @@ def _run_report(args: argparse.Namespace) -> int:
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
     return _gates(report.to_dict())
+
+
+def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
+    """Options that describe a file, given without one (the built-in example has none)."""
+    if form is not None or args.dtype is not None:
+        raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
+    for option, value in (
+        ("--label-column", args.label_column),
+        ("--id-column", args.id_column),
+        ("--class-columns", args.class_columns),
+    ):
+        if value is not None:
+            raise crossent.InputError(f"{option} needs a PATH (a table to read)")
 
 
 def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
