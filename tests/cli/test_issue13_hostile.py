@@ -12,9 +12,9 @@ test pins a defect found by attacking the command line, and fails on main at 80c
   a made-up two-class model);
 * ``--output -`` wrote a file named ``-``, ``--output x.html/`` a file ``x.html``, and
   ``--output ''`` was reported as the folder ``.``;
-* an empty cell of a CSV's class column was reported as "contains NaN at index (0, 0)";
 * ``--label-column``/``--id-column``/``--class-columns`` without a PATH were ignored (the
-  built-in example ran, 20 s);
+  built-in example ran, 20 s); ``report - -`` read standard input twice and called the
+  second, empty read a parse error;
 * an ``.npz`` with zero classes was refused as "`classes` must be a positive integer",
   an argument the command line does not have;
 * ``explain --temperature 1e-320`` refused a valid Q as "entirely -inf" after NumPy's
@@ -207,16 +207,6 @@ def test_a_class_column_named_twice_is_refused(
     assert "--class-columns names 'a' twice" in err
 
 
-def test_an_empty_class_cell_is_named_by_column_and_row(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """Main: "the predictions (probs) contains NaN at index (1, 1)"."""
-    pytest.importorskip("pyarrow")
-    path = _csv(tmp_path / "t.csv", "label,a,b", ["0,0.75,0.25", "1,0.5,", "1,0.25,0.75"])
-    err = _usage_error(capsys, ["report", "--json", *_FAST, str(path)])
-    assert f"{path}: the 'b' column is empty in row 1" in err
-
-
 @pytest.mark.parametrize(
     "option", [["--label-column", "y"], ["--id-column", "id"], ["--class-columns", "a,b"]]
 )
@@ -234,6 +224,19 @@ def test_empty_column_names_are_refused(
     path = _npz(tmp_path / "p.npz")
     err = _usage_error(capsys, ["report", "--json", *_FAST, option, "", str(path)])
     assert f"{option} needs a column name" in err
+
+
+def test_standard_input_twice_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Main: "-: cannot be parsed (Empty CSV file)", about a table that was read once."""
+    import io
+    import sys
+
+    csv = b"label,a,b\n0,0.75,0.25\n1,0.5,0.5\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(csv)))
+    err = _usage_error(capsys, ["report", "--json", *_FAST, "-", "-"])
+    assert "'-' (a CSV on standard input) can be given only once" in err
 
 
 # --- --output names ------------------------------------------------------------------

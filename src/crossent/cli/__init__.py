@@ -278,6 +278,8 @@ def _run_report(args: argparse.Namespace) -> int:
     if (args.bins is not None and args.bins < 1) or args.resamples < 1 or args.top < 0:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
     args.output = output_path(args.output)
+    if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
+        raise crossent.InputError("'-' (a CSV on standard input) can be given only once")
     if len(args.paths) > 1:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()

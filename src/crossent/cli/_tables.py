@@ -155,16 +155,10 @@ def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:
         raise SourceError(
             f"{path}: the {name!r} column must hold integers (class ids); it holds {column.type}"
         )
-    _refuse_empty(path, column, first_row, name)
-    return column.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _refuse_empty(path: Path, column: Any, first_row: int, name: str) -> None:
-    """A missing value (an empty CSV cell, a Parquet null) is an error naming its column
-    and row; read as a number it would be NaN, and the error would name neither."""
     if column.null_count:
         first = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
         raise SourceError(f"{path}: the {name!r} column is empty in row {first}")
+    return column.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
@@ -208,7 +202,6 @@ def _convert(
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
         for k, name in enumerate(columns):
-            _refuse_empty(path, batch.column(name), rows, name)
             block[:, k] = batch.column(name).to_numpy(zero_copy_only=False)
         sink.write(block.tobytes())
         rows += batch.num_rows
