@@ -15,6 +15,7 @@ test pins a defect found by attacking the command line, and fails on main at 80c
 * ``--label-column``/``--id-column``/``--class-columns`` without a PATH were ignored (the
   built-in example ran, 20 s); ``report - -`` read standard input twice and called the
   second, empty read a parse error;
+* an infinite logit was "`logits` (logits)" / "the predictions (logits) (logits)";
 * an ``.npz`` with zero classes was refused as "`classes` must be a positive integer",
   an argument the command line does not have;
 * ``explain --temperature 1e-320`` refused a valid Q as "entirely -inf" after NumPy's
@@ -265,6 +266,26 @@ def test_output_names_that_are_no_file_are_refused(
     assert "--output: " in err
     assert words in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npz"]
+
+
+@pytest.mark.parametrize("kind", ["npz", "csv"])
+def test_infinite_logits_are_named_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """Main: "`logits` (logits) must not be +inf" and, for a CSV, "the predictions
+    (logits) (logits) must not be +inf"."""
+    logits, labels = make_predictions(n=6, classes=2)
+    logits[4, 1] = np.inf
+    if kind == "npz":
+        path, argv, name = tmp_path / "l.npz", [], "`logits`"
+        np.savez(path, logits=logits, labels=labels)
+    else:
+        pytest.importorskip("pyarrow")
+        rows = [f"{y},{a!r},{b!r}" for y, (a, b) in zip(labels, logits.tolist(), strict=True)]
+        path, argv = _csv(tmp_path / "l.csv", "label,a,b", rows), ["--logits"]
+        name = "the predictions (logits)"
+    err = _usage_error(capsys, ["report", "--json", *_FAST, *argv, str(path)])
+    assert f"{path}: {name} must not be +inf; got +inf at index (4, 1)" in err
 
 
 # --- shapes --------------------------------------------------------------------------
