@@ -15,6 +15,7 @@ test pins a defect found by attacking the command line, and fails on main at 80c
 * ``--label-column``/``--id-column``/``--class-columns`` without a PATH were ignored (the
   built-in example ran, 20 s); ``report - -`` read standard input twice and called the
   second, empty read a parse error;
+* a uint64 label column's 2**64 - 1 was refused as the label -1;
 * an infinite logit was "`logits` (logits)" / "the predictions (logits) (logits)";
 * an ``.npz`` with zero classes was refused as "`classes` must be a positive integer",
   an argument the command line does not have;
@@ -286,6 +287,23 @@ def test_infinite_logits_are_named_once(
         name = "the predictions (logits)"
     err = _usage_error(capsys, ["report", "--json", *_FAST, *argv, str(path)])
     assert f"{path}: {name} must not be +inf; got +inf at index (4, 1)" in err
+
+
+@pytest.mark.parametrize("label", [2**64 - 1, 2**63 + 3])
+def test_a_huge_unsigned_label_is_named_by_its_value(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, label: int
+) -> None:
+    """Main: a uint64 label column was cast to int64, and 2**64 - 1 refused as "row 0 has
+    -1"."""
+    import pyarrow as pa
+
+    path = _ids_table(tmp_path, pa.array([1, 2, 3]))
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(path).select(["label", "a", "b"])
+    table = table.set_column(0, "label", pa.array([label, 1, 1], pa.uint64()))
+    pq.write_table(table, path)
+    err = _usage_error(capsys, ["report", "--json", *_FAST, str(path)])
+    assert f"(row 0 has {label})" in err
 
 
 # --- shapes --------------------------------------------------------------------------
