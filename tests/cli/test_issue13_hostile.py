@@ -5,6 +5,8 @@ test pins a defect found by attacking the command line, and fails on main at 80c
   model's path in a comparison, the ``--output`` path) was read by rich as console markup:
   ``[/b]`` ended the run with exit 3 (``MarkupError``), ``[bold]`` vanished from the path
   shown, so the report named a file that does not exist;
+* ``--markdown`` wrapped a path in single backticks, so a path holding one broke the
+  code span;
 * ``--json`` with an ``--id-column`` of dates, timestamps, decimals, bytes or a NaN float:
   exit 3 (``... is not JSON serializable``, ``Out of range float values``); a list column
   exit 3 in every output (``can only convert an array of size 1``);
@@ -121,6 +123,20 @@ def test_markup_in_the_output_path_is_shown_verbatim(
     out = _ok(capsys, ["report", *_FAST, str(path), "--output", str(output)])
     assert f"HTML report written to {output}" in out.replace("\n", "")
     assert output.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_backticks_in_a_path_keep_the_markdown_code_span(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Main: "### crossent report: `a``b.npz`", whose code span ends after ``a``."""
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "a``b.npz")
+    _npz(tmp_path / "`c.npz")
+    out = _ok(capsys, ["report", "--markdown", *_FAST, "a``b.npz"])
+    assert out.splitlines()[0] == "### crossent report: ```a``b.npz```"
+    out = _ok(capsys, ["report", "--markdown", *_FAST, "a``b.npz", "`c.npz", "--max-nll", "9"])
+    assert "Paired differences against ```a``b.npz``` (" in out
+    assert "\n`` `c.npz ``:\n" in out
 
 
 # --- --id-column values of any type make a JSON report --------------------------------
