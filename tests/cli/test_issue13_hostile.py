@@ -5,6 +5,8 @@ test pins a defect found by attacking the command line, and fails on main at 80c
   model's path in a comparison, the ``--output`` path) was read by rich as console markup:
   ``[/b]`` ended the run with exit 3 (``MarkupError``), ``[bold]`` vanished from the path
   shown, so the report named a file that does not exist;
+* an argument error (``--bins abc``) printed argparse's whole usage before the one line
+  that matters;
 * ``--markdown`` wrapped a path in single backticks, so a path holding one broke the
   code span;
 * ``--json`` with an ``--id-column`` of dates, timestamps, decimals, bytes or a NaN float:
@@ -255,6 +257,26 @@ def test_standard_input_twice_is_refused(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(csv)))
     err = _usage_error(capsys, ["report", "--json", *_FAST, "-", "-"])
     assert "'-' (a CSV on standard input) can be given only once" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["report", "--bins", "abc"], "crossent report: error: argument --bins: invalid int"),
+        (["report", "--max-ece", "inf"], "argument --max-ece: a threshold must be a finite"),
+        (["report", "--bogus"], "crossent: error: unrecognized arguments: --bogus"),
+        (["explain", "--logits", "-inf,1"], "argument --logits: expected one argument"),
+        (["demo", "nope"], "crossent demo: error: argument TOPIC: invalid choice: 'nope'"),
+        (["nope"], "crossent: error: argument COMMAND: invalid choice: 'nope'"),
+    ],
+)
+def test_argument_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    """Main: argparse's usage first (eleven lines for ``report``), the error last."""
+    err = _usage_error(capsys, argv)
+    assert words in err
+    assert err.rstrip().endswith("--help)")
 
 
 # --- --output names ------------------------------------------------------------------

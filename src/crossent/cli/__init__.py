@@ -24,7 +24,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import crossent
 
@@ -86,8 +86,17 @@ def _threshold(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: argparse prints the whole usage first (eleven
+    lines for ``report``, the error last); here the error names the argument and points
+    to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crossent",
         description="Exact cross-entropy and its information-theory family.",
     )
