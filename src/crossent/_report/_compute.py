@@ -650,6 +650,26 @@ def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float)
     return gates
 
 
+def _id_value(value: Any) -> Any:
+    """A row id as a JSON value: a string, integer or finite float as it is, a missing one
+    (None, NaN, NaT) as null, and anything else (a date, bytes, a decimal, a list, an
+    infinity: what JSON cannot hold) as its text, so that every id column gives a report.
+
+    A NumPy datetime or timedelta is its text too, since ``item()`` of a nanosecond one is
+    a bare integer."""
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return None if np.isnat(value) else str(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist() if value.ndim else value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, str | int):  # bool is an int
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value if math.isfinite(value) else str(value)
+    return str(value)
+
+
 def _payload(
     *,
     values: Any,
@@ -687,7 +707,7 @@ def _payload(
             "predicted": int(np.argmax(scores)),
         }
         if ids is not None:
-            entry["id"] = ids[row].item() if hasattr(ids[row], "item") else ids[row]
+            entry["id"] = _id_value(ids[row])
         most_surprising.append(entry)
     stats = classwise.calibration.statistics
     per_class = []

@@ -24,7 +24,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import crossent
 
@@ -34,7 +34,7 @@ from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
-from ._files import check_output, write_atomically
+from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms
 from ._render import (
     render_comparison_markdown,
@@ -86,8 +86,17 @@ def _threshold(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: argparse prints the whole usage first (eleven
+    lines for ``report``, the error last); here the error names the argument and points
+    to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crossent",
         description="Exact cross-entropy and its information-theory family.",
     )
@@ -145,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print a compact Markdown summary (for a CI job summary or a PR comment)",
     )
-    report.add_argument("--output", type=Path, metavar="HTML", help="write an HTML report")
+    report.add_argument("--output", metavar="HTML", help="write an HTML report")
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument("--bins", type=int, help="calibration bins (default 15)")
@@ -220,8 +229,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _console(*, stderr: bool = False) -> Any:
+    """A rich console that prints text as it is: paths, column names and row ids come from
+    the user's files, and ``[/b]`` in one is text, not console markup (which would end the
+    run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
     Console = require("rich.console", "printing tables", extra="cli").Console
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
+    return Console(
+        file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
+    )
 
 
 def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int], None]], Any]:
@@ -272,6 +286,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def _run_report(args: argparse.Namespace) -> int:
     if (args.bins is not None and args.bins < 1) or args.resamples < 1 or args.top < 0:
         raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
+    args.output = output_path(args.output)
+    if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
+        raise crossent.InputError("'-' (a CSV on standard input) can be given only once")
     if len(args.paths) > 1:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
@@ -281,8 +298,7 @@ def _run_report(args: argparse.Namespace) -> int:
         check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     if not args.paths:
-        if form is not None or args.dtype is not None:
-            raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
+        _refuse_file_options(args, form)
         dataset = builtin_dataset()
     else:
         dataset = open_dataset(args.paths[0], form=form, dtype=args.dtype, columns=_columns(args))
@@ -301,6 +317,19 @@ def _run_report(args: argparse.Namespace) -> int:
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
     return _gates(report.to_dict())
+
+
+def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
+    """Options that describe a file, given without one (the built-in example has none)."""
+    if form is not None or args.dtype is not None:
+        raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
+    for option, value in (
+        ("--label-column", args.label_column),
+        ("--id-column", args.id_column),
+        ("--class-columns", args.class_columns),
+    ):
+        if value is not None:
+            raise crossent.InputError(f"{option} needs a PATH (a table to read)")
 
 
 def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:

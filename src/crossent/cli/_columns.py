@@ -24,11 +24,19 @@ class TableColumns:
 
     @classmethod
     def parse(cls, label: str | None, id: str | None, classes: str | None) -> TableColumns:
+        """The options as typed; an empty name, or a class column named twice (one column
+        read as two classes), is a :class:`ValueError` naming the option."""
+        for option, name in (("--label-column", label), ("--id-column", id)):
+            if name is not None and not name.strip():
+                raise ValueError(f"{option} needs a column name; got {name!r}")
         chosen = None
         if classes is not None:
             chosen = tuple(name.strip() for name in classes.split(",") if name.strip())
             if not chosen:
                 raise ValueError("--class-columns needs at least one column name")
+            twice = next((name for k, name in enumerate(chosen) if name in chosen[:k]), None)
+            if twice is not None:
+                raise ValueError(f"--class-columns names {twice!r} twice")
         return cls(label or "label", id, chosen)
 
 

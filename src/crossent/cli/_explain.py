@@ -202,7 +202,7 @@ def explain_distributions(
         return
     with np.errstate(divide="ignore"):
         log_q = np.log(q)  # -inf where q = 0: a valid logit
-    scaled = log_q / temperature
+    scaled = _shift_and_scale(log_q, temperature)  # log_q / T overflows for tiny T
     reshaped = special.softmax(scaled)
     _temperature_table(out, q, reshaped, temperature, "Q")
     h_pq_t = float(crossent.cross_entropy(p, scaled, q_form="logits", base=base))
@@ -262,8 +262,8 @@ def _temperature_table(out: Output, before: Any, after: Any, temperature: float,
 def _shift_and_scale(logits: Any, temperature: float) -> Any:
     """(z - max z) / T: the same softmax as z / T, but finite for huge z and T < 1."""
     top = float(np.max(logits))
-    shifted = logits - top if math.isfinite(top) else logits
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # 1e308 - (-1e308) is -inf: its softmax weight, 0
+        shifted = logits - top if math.isfinite(top) else logits
         return shifted / temperature
 
 

@@ -17,7 +17,29 @@ import crossent
 
 from .._files import write_atomically
 
-__all__ = ["check_output", "write_atomically"]
+__all__ = ["check_output", "output_path", "write_atomically"]
+
+
+def output_path(text: str | None) -> Path | None:
+    """``--output`` as typed, as a path; refuses what names no file, before any work.
+
+    ``Path`` would read ``''`` as ``.`` and drop the ``/`` of ``report.html/`` (so a
+    file ``report.html`` would be written where a folder was named), and ``-``, which
+    means standard input for PATH, would become a file named ``-``."""
+    if text is None:
+        return None
+    if not text:
+        raise crossent.InputError("--output: an empty file name; give the HTML file's name")
+    if text == "-":
+        raise crossent.InputError(
+            "--output: '-' is not a file name (the HTML report is a file; use --output "
+            "/dev/stdout to print it, or --json/--markdown for standard output)"
+        )
+    if text.endswith(("/", os.sep)):
+        raise crossent.InputError(
+            f"--output: {text!r} ends in '/', which names a folder; give a file name"
+        )
+    return Path(text)
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -22,6 +22,8 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
     message = _VALIDATE_FALSE.sub(".", message).replace("..", ".").replace(": .", ".")
     message = message.replace(" along `axis`", "")
     if dataset.what:
+        # "`logits` (logits) must not be +inf": the file's name for the array says it once
+        message = message.replace(f"`{dataset.form}` ({dataset.form})", dataset.what)
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
         message = message.replace(f"`{dataset.form}`", dataset.what)

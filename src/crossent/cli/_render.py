@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import crossent
@@ -53,16 +54,18 @@ def _gap(payload: dict[str, Any]) -> str:
 def render_terminal(report: crossent.Report, console: Any) -> None:
     """Print the report as rich tables to ``console``."""
     from rich.table import Table
+    from rich.text import Text
 
     p = report.to_dict()
     if p["builtin_example"]:
         console.print(
-            "[bold]This is the built-in example[/bold] (no file given): "
-            + p["source"].removeprefix("built-in example: ")
-            + "."
+            Text.assemble(
+                ("This is the built-in example", "bold"),
+                " (no file given): " + p["source"].removeprefix("built-in example: ") + ".",
+            )
         )
-    else:
-        console.print(f"[bold]{p['source']}[/bold] ({p['form']})", markup=True)
+    else:  # the path is text, never markup (the CLI's console has markup off)
+        console.print(Text.assemble((p["source"], "bold"), f" ({p['form']})"))
     columns = report.columns_statement()
     if columns:
         console.print(columns, markup=False)
@@ -128,6 +131,17 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
     console.print(surprising)
 
 
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span, verbatim whatever backticks it holds (CommonMark:
+    a fence longer than its longest run of backticks, and a space inside the fence when
+    the text starts or ends with one); a path such as ``a`b.npz`` would otherwise end
+    the span early."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -146,7 +160,7 @@ def render_markdown(report: crossent.Report) -> str:
     payload = report.to_dict()
     rows = [[name, value] for name, value in report.metric_rows()]
     lines = [
-        f"### crossent report: `{payload['source']}`",
+        f"### crossent report: {_code(payload['source'])}",
         "",
         f"{payload['n']} examples, {payload['classes']} classes ({payload['form']}).",
         "",
@@ -232,7 +246,7 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
         "",
         _md_table(header, rows),
         "",
-        f"Paired differences against `{payload['models'][0]['name']}` "
+        f"Paired differences against {_code(payload['models'][0]['name'])} "
         f"({payload['comparisons'][0]['confidence']:.0%} bootstrap intervals; negative is "
         "better):",
         "",
@@ -241,5 +255,5 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
     for model in payload["models"]:
         gates = _gate_lines(model)
         if gates:
-            lines += ["", f"`{model['name']}`:", *gates]
+            lines += ["", f"{_code(model['name'])}:", *gates]
     return "\n".join(lines)

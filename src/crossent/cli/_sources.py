@@ -154,7 +154,14 @@ def open_dataset(
 
 
 def _with_rows(dataset: Dataset, path: Path) -> Dataset:
+    """``dataset`` if it has rows and classes (a stored ``(rows, 0)`` array has none)."""
     if dataset.n == 0:
         dataset.close()
         raise SourceError(f"{path}: there are no rows")
+    if dataset.classes == 0:
+        shape = tuple(dataset.values.shape)
+        dataset.close()
+        raise SourceError(
+            f"{path}: {dataset.what or 'the predictions'} has no classes (shape {shape})"
+        )
     return dataset

@@ -158,7 +158,9 @@ def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:
     if column.null_count:
         first = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
         raise SourceError(f"{path}: the {name!r} column is empty in row {first}")
-    return column.to_numpy(zero_copy_only=False).astype(np.int64)
+    values = column.to_numpy(zero_copy_only=False)
+    # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
+    return values if values.dtype == np.uint64 else values.astype(np.int64)
 
 
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
