@@ -327,13 +327,13 @@ def test_issue13_docs_python_blocks_run_as_written(path: str, code: str) -> None
 
 
 def _commands() -> list[tuple[str, list[str]]]:
-    """Every `crossent explain` / `crossent demo` line in the docs and the README."""
+    """Every `crossent explain --...` / `crossent demo TOPIC` in the docs and the README."""
     found: dict[tuple[str, ...], str] = {}  # each command once, with the first file naming it
     for path in sorted([ROOT / "README.md", *DOCS.glob("*.md"), *TUTORIALS.glob("*.md")]):
         if path.name == "changelog.md":
             continue
         for line in path.read_text().splitlines():
-            for match in re.findall(r"crossent (?:explain|demo)[^`#\n]*", line):
+            for match in re.findall(r"crossent (?:explain --[^`#\n]*|demo [a-z-]+)", line):
                 found.setdefault(tuple(shlex.split(match)[1:]), str(path.relative_to(ROOT)))
     return [(path, list(argv)) for argv, path in found.items()]
 
