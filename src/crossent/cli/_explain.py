@@ -363,13 +363,16 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
     rows = []
     for factor in (1, 2, 4, 8):
         scaled = logits * factor
+        # Both columns in the loss's unit and in e-notation: a loss of 1e-7 is not 0.000000.
+        scaled_ce = float(crossent.softmax_cross_entropy(scaled, label, base=base))
+        scaled_grad = crossent.softmax_cross_entropy_grad(scaled, label) / (_LN2 if bits else 1.0)
         rows.append(
             [
                 f"{factor}",
                 fmt(float(scaled[label] - np.max(np.delete(scaled, label))), 4),
                 fmt(float(crossent.multiclass_hinge_loss(scaled, label))),
-                fmt(float(crossent.softmax_cross_entropy(scaled, label, base=base))),
-                f"{float(np.max(np.abs(crossent.softmax_cross_entropy_grad(scaled, label)))):.2e}",
+                f"{scaled_ce:.2e}",
+                f"{float(np.max(np.abs(scaled_grad))):.2e}",
             ]
         )
     out.table(
