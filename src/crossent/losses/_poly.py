@@ -150,6 +150,8 @@ def poly1_cross_entropy_grad(poly: _Poly) -> Array:
     >>> print(g)  # (1 + 1/2) (p - e_y), p = (1/2, 1/2)
     [[-0.75  0.75]]
     """
-    softmax = poly.softmax
-    p_y = softmax.batch.xp.exp(softmax.log_p_y)
-    return softmax.finish_gradient(softmax.batch.weigh(1 + poly.epsilon * p_y))
+    softmax, eps = poly.softmax, poly.epsilon
+    # 1 + eps p_y = (1 + eps) + eps (p_y - 1), p_y - 1 = expm1(log p_y): 1 - p_y for
+    # eps = -1 without the cancellation of 1 - p_y as p_y -> 1 (issue 13).
+    factor = (1.0 + eps) + eps * softmax.batch.xp.expm1(softmax.log_p_y)
+    return softmax.finish_gradient(softmax.batch.weigh(factor))

@@ -404,6 +404,7 @@ def _poly_gradient(
     _compiled().poly_gradient64(
         np.exp(work),
         y,
+        np.expm1(rows[1]),
         own[0],
         weights,
         _REDUCTIONS[options.reduction],

@@ -281,6 +281,7 @@ def focal_loss64(
 def _finish_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
+    expm1: np.ndarray,
     factor: np.ndarray,
     scale: float,
     weights: np.ndarray,
@@ -288,7 +289,8 @@ def _finish_gradient64(
 ) -> None:
     r"""``LabelledSoftmax.finish_gradient``: :math:`(f_i\,(p_i - e_{y_i}))\,s` into
     ``out`` (N x C) from the per-row ``factor`` :math:`f` (:math:`\omega` included) and
-    ``e``, which holds :math:`p` (np.exp's) in its first C columns; 0 on the rows
+    ``e``, which holds :math:`p` (np.exp's) in its first C columns, the label's entry
+    :math:`p_y - 1` being ``expm1`` (np.expm1's of :math:`\log p_y`); 0 on the rows
     :func:`label_weights` ignores. (Every value is finite: :math:`p \in [0, 1]`, and the
     factors of focal and poly-1 are bounded.)"""
     n, classes = out.shape
@@ -296,7 +298,7 @@ def _finish_gradient64(
         label = labels[i]
         ignored = weights.shape[0] and weights[1, i] == 0.0
         for c in range(classes):
-            p = e[i, c] - 1.0 if c == label else e[i, c]  # probs_minus_onehot
+            p = expm1[i] if c == label else e[i, c]  # probs_minus_onehot
             out[i, c] = 0.0 if ignored else (factor[i] * p) * scale
 
 
@@ -333,7 +335,7 @@ def focal_gradient64(
             m = weights[0, i] * m
         factor[i] = m * (1.0 - gamma * ratio)
     scale = _scale(normalizer, reduction, log_base)
-    _finish_gradient64(e, labels, factor, scale, weights, out)
+    _finish_gradient64(e, labels, expm1, factor, scale, weights, out)
 
 
 @numba.njit(cache=True)
@@ -363,6 +365,7 @@ def poly_loss64(
 def poly_gradient64(
     e: np.ndarray,
     labels: np.ndarray,
+    expm1: np.ndarray,
     epsilon: float,
     weights: np.ndarray,
     reduction: int,
@@ -370,14 +373,16 @@ def poly_gradient64(
     out: np.ndarray,
 ) -> None:
     r"""``poly1_cross_entropy_grad``'s body into ``out`` (N x C): :math:`\omega\,(1 +
-    \varepsilon p_y)\,(p_i - e_{y_i})\,s`; ``e`` holds :math:`p` and, last, :math:`p_y`."""
-    n, classes = out.shape
+    \varepsilon p_y)\,(p_i - e_{y_i})\,s`, :math:`1 + \varepsilon p_y` as :math:`(1 +
+    \varepsilon) + \varepsilon\operatorname{expm1}(\log p_y)`; ``e`` holds :math:`p` (and,
+    last, :math:`p_y`, unused); ``expm1``: np.expm1's of :math:`\log p_y`."""
+    n = out.shape[0]
     factor = np.empty(n, out.dtype)
     for i in range(n):
-        value = 1.0 + epsilon * e[i, classes]
+        value = (1.0 + epsilon) + epsilon * expm1[i]  # (1 + eps) + eps (p_y - 1)
         factor[i] = weights[0, i] * value if weights.shape[0] else value
     scale = _scale(normalizer, reduction, 0.0)
-    _finish_gradient64(e, labels, factor, scale, weights, out)
+    _finish_gradient64(e, labels, expm1, factor, scale, weights, out)
 
 
 @numba.njit(cache=True)
@@ -649,7 +654,8 @@ def label_libm(
         return poly_loss64(log_p_y, expm1, option, weights, reduction, normalizer, per_row)
     if what == _POLY_GRADIENT:
         e = _exp_of_work(loops, work)
-        poly_gradient64(e, labels, option, weights, reduction, normalizer, grad)
+        expm1 = _fresh(loops, _EXPM1, log_p_y)
+        poly_gradient64(e, labels, expm1, option, weights, reduction, normalizer, grad)
         return True, 0.0
     gamma = option
     n = log_p_y.shape[0]

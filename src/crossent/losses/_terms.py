@@ -351,17 +351,23 @@ def log_prob_of_labels(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Arr
     )
 
 
-def probs_minus_onehot(rows: SoftmaxRows, safe: Array, *, xp: ModuleType) -> Array:
-    r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`."""
+def probs_minus_onehot(rows: SoftmaxRows, safe: Array, log_p_y: Array, *, xp: ModuleType) -> Array:
+    r""":math:`p - e_y`: the gradient of :math:`-\log p_y` with respect to :math:`z'`.
+
+    The label's entry :math:`p_y - 1` is :math:`\operatorname{expm1}(\log p_y)`
+    (``log_p_y``: :func:`log_prob_of_labels`'), as the cross-entropy's: :math:`p_y` less 1
+    cancels as :math:`p_y \to 1` (0 for :math:`p_y` rounded to 1, where the other
+    entries are not 0 and the row must sum to 0; issue 13).
+    """
     p = probs(rows, xp=xp)
     if type(p) is np.ndarray and p.size == p.shape[-1]:
-        # One row (issue 13: per-call overhead): subtract 1 at its label, in place (``p``
-        # is our own temporary); a label that is no class has no 1 to subtract.
+        # One row (issue 13: per-call overhead): the label's entry in place (``p`` is our
+        # own temporary); a label that is no class has no entry.
         label = int(safe.reshape(-1)[0])
         if 0 <= label < p.shape[-1]:
-            p.reshape(-1)[label] -= 1
+            p.reshape(-1)[label] = np.expm1(log_p_y.reshape(-1))[0]
         return p
-    return xp.where(class_mask(safe, p.shape[-1], xp=xp), p - 1, p)
+    return xp.where(class_mask(safe, p.shape[-1], xp=xp), xp.expm1(log_p_y), p)
 
 
 @dataclass
@@ -375,7 +381,7 @@ class LabelledSoftmax:
 
     def probs_minus_onehot(self) -> Array:
         r""":math:`p - e_y`, the gradient of :math:`-\log p_y`."""
-        return probs_minus_onehot(self.rows, self.safe, xp=self.batch.xp)
+        return probs_minus_onehot(self.rows, self.safe, self.log_p_y, xp=self.batch.xp)
 
     def reduce(self, per_row: Array, weight: Array | None = None) -> Any:
         r"""Reduce :math:`\omega_i\,L_i` (keepdims; :math:`\omega` is ``weight``, by default
