@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration._bootstrap import check_resampling, mean_replicates, percentile_interval
+from ..calibration._bootstrap import (
+    check_resampling,
+    infinite_rows,
+    mean_replicates,
+    percentile_interval,
+)
 from ..errors import InputError
 from . import _compute
 from ._compute import Report
@@ -39,7 +44,9 @@ class ReportComparison:
         One entry per model after the first and metric (``"nll_nats"``, ``"brier"``):
         ``model``, ``baseline``, ``metric``, ``difference`` (model minus baseline; negative
         is better for both metrics), ``ci_low``, ``ci_high``, ``confidence``,
-        ``resamples``, ``seed``.
+        ``resamples``, ``seed``.  A value that is not finite is None: ``+-inf``, or
+        undefined when both models give some true label probability 0 (both mean log
+        losses ``+inf``; :func:`compare_log_loss` refuses that case).
     """
 
     names: list[str]
@@ -156,17 +163,35 @@ def compare_reports(
                 f"{int(report.labels[row])} and {int(baseline.labels[row])}); a paired "
                 "comparison needs the same examples in the same order"
             )
+    pairs = [(m, metric, rows) for m in range(1, len(reports)) for metric, rows in _METRICS]
+    # Both models with an infinite loss somewhere: the mean difference is inf - inf,
+    # undefined (compare_log_loss refuses it); None, not a NaN-tainted interval.
+    undefined = {
+        (m, metric)
+        for m, metric, rows in pairs
+        if infinite_rows(getattr(reports[m], rows), getattr(baseline, rows)) is not None
+    }
     differences = {
         (m, metric): getattr(reports[m], rows) - getattr(baseline, rows)
-        for m in range(1, len(reports))
-        for metric, rows in _METRICS
+        for m, metric, rows in pairs
+        if (m, metric) not in undefined
     }
     # one stream of draws for every pair: each example's scores are resampled together
-    replicates = mean_replicates(list(differences.values()), resamples=resamples, seed=seed)
+    # (the draws do not depend on how many pairs there are)
+    drawn_of = dict(
+        zip(
+            differences,
+            mean_replicates(list(differences.values()), resamples=resamples, seed=seed),
+            strict=True,
+        )
+    )
     comparisons = []
-    for ((m, metric), difference), drawn in zip(differences.items(), replicates, strict=True):
-        low, high = percentile_interval(drawn, confidence)
-        value = float(np.mean(difference))
+    for m, metric, _ in pairs:
+        if (m, metric) in undefined:
+            value = low = high = np.nan
+        else:
+            low, high = percentile_interval(drawn_of[(m, metric)], confidence)
+            value = float(np.mean(differences[(m, metric)]))
         comparisons.append(
             {
                 "model": chosen[m],

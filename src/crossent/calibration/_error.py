@@ -418,9 +418,14 @@ CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
 ``"torchmetrics-multiclass"`` / ``"torchmetrics-binary"``
     ``multiclass_calibration_error`` (top-label) and ``binary_calibration_error``
     (positive class: torchmetrics compares ``p_1`` with the label itself), 15 bins
-    ``[a, b)``; choose ``norm`` as there.  They differ from torchmetrics 1.9 only for a
+    ``[a, b)``; choose ``norm`` as there.  They differ from torchmetrics 1.9 for a
     confidence of exactly 1.0, which torchmetrics counts in a hidden extra bin
-    (torchmetrics#3510).
+    (torchmetrics#3510), and for a confidence equal to an interior edge up to an ulp:
+    torchmetrics' edges are ``torch.linspace`` in the confidences' dtype (float32 for
+    ``multiclass_calibration_error``), these ``numpy.linspace`` in float64, which place
+    every float32 confidence as its exact value says.  For example float32(0.7) =
+    0.69999999 with 10 bins is in bin 6 here and 7 there; float32(0.2) = 0.20000000298
+    with 15 bins is in bin 3 here and 2 there (torch's float32 edge is 0.20000002).
 ``"sklearn"``
     The bins of ``sklearn.calibration.calibration_curve`` (5 bins ``(a, b]`` on the
     positive-class probability; ``binning="quantile"`` for ``strategy="quantile"``).

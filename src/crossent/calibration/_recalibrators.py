@@ -15,7 +15,7 @@ from .._xp import log_softmax
 from ..errors import InputError
 from ._binning import assign_bins, check_bins, uniform_edges
 from ._calibrator import all_log_scores, as_output, check_fitted, unlabelled
-from ._inputs import FloatArray, Predictions, as_predictions
+from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
 __all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
 
@@ -36,16 +36,47 @@ def _minimise(objective: Any, start: FloatArray) -> Any:
     return optimize.minimize(objective, start, jac=True, method="L-BFGS-B")
 
 
+def _absent_classes(labels: IntArray, classes: int) -> bool:
+    """Some class never is the label: the likelihood keeps rising as its bias falls to
+    ``-inf``, so the maximum-likelihood fit does not exist."""
+    return bool(np.unique(labels).size < classes)
+
+
+def _separated(log_odds: FloatArray, target: FloatArray) -> bool:
+    r"""Whether the log-odds :math:`s` separate the classes, so that :math:`\sigma(a s + b)`
+    has no maximum-likelihood fit (Albert and Anderson 1984).
+
+    The fit does not exist when some line :math:`a s + b` with :math:`(a, b) \ne 0` is
+    :math:`\ge 0` on every positive and :math:`\le 0` on every negative example and
+    nonzero on one of them: following it lowers the loss without end.  In one dimension
+    that is one class only, or :math:`\max_{y=0} s \le \min_{y=1} s` (or the reverse),
+    unless every :math:`s` is the same (then only the intercept matters, and it is finite).
+    """
+    positive, negative = log_odds[target == 1.0], log_odds[target == 0.0]
+    if positive.size == 0 or negative.size == 0:
+        return True
+    if log_odds.min() == log_odds.max():
+        return False
+    return bool(negative.max() <= positive.min() or positive.max() <= negative.min())
+
+
 class VectorScaling:
     """Vector scaling: ``softmax(w * z + b)`` with one scale and one bias per class.
 
     Guo et al. (2017)'s diagonal matrix scaling, fitted by L-BFGS on the mean NLL with
     its exact gradient.
 
+    The maximum-likelihood fit does not exist when some class is never the label (its
+    bias falls without end) or when the scaled scores separate the classes (the scales
+    grow without end); L-BFGS then stops at an arbitrary point of a falling NLL.  A
+    class absent from the labels sets ``converged_`` to False; separation by the scores
+    is not detected (it is a linear program): check that ``scale_`` is moderate.
+
     Attributes
     ----------
     scale_, bias_ : ndarray, shape (classes,)
     converged_ : bool
+        L-BFGS converged and every class is a label at least once.
     n_iter_ : int
 
     Examples
@@ -63,6 +94,7 @@ class VectorScaling:
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> VectorScaling:
         predictions = as_predictions(logits, labels, form=form, validate=validate)
+        require_examples(predictions, purpose="fitting VectorScaling")
         scores = _finite_log_scores(predictions, "VectorScaling")
         n, classes = scores.shape
         rows, labels = np.arange(n), predictions.labels
@@ -82,7 +114,8 @@ class VectorScaling:
 
         result = _minimise(objective, np.concatenate([np.ones(classes), np.zeros(classes)]))
         self.scale_, self.bias_ = result.x[:classes], result.x[classes:]
-        self.converged_, self.n_iter_ = bool(result.success), int(result.nit)
+        absent = _absent_classes(predictions.labels, classes)
+        self.converged_, self.n_iter_ = bool(result.success) and not absent, int(result.nit)
         return self
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
@@ -97,12 +130,22 @@ class PlattScaling:
     r"""Platt scaling for binary problems: :math:`p_1 = \sigma(a s + b)`, :math:`s = z_1 - z_0`.
 
     Platt (1999)'s logistic calibration of the log-odds, fitted by maximum likelihood
-    (L-BFGS).  Returns both classes' probabilities.
+    (L-BFGS) on the labels themselves (not Platt's smoothed targets
+    :math:`(n_+ + 1)/(n_+ + 2)` and :math:`1/(n_- + 2)`, which scikit-learn uses).
+    Returns both classes' probabilities.
+
+    When the log-odds separate the classes (:math:`\max_{y=0} s \le \min_{y=1} s` or
+    the reverse, or only one class is present) the maximum-likelihood fit does not
+    exist: the slope or the intercept grows without end and L-BFGS stops at an arbitrary
+    point.  ``separated_`` is then True and ``converged_`` False.
 
     Attributes
     ----------
     slope_, intercept_ : float
     converged_ : bool
+        L-BFGS converged and the fit exists (the classes are not separated).
+    separated_ : bool
+        The log-odds separate the classes (or one class only): no finite fit exists.
 
     Examples
     --------
@@ -124,6 +167,7 @@ class PlattScaling:
                 f"PlattScaling is for 2 classes; got {predictions.classes}. Use "
                 "TemperatureScaling or VectorScaling."
             )
+        require_examples(predictions, purpose="fitting PlattScaling")
         from scipy import special  # here, not at import (issue 13: import time)
 
         log_odds = self._log_odds(predictions)
@@ -141,7 +185,8 @@ class PlattScaling:
 
         result = _minimise(objective, np.array([1.0, 0.0]))
         self.slope_, self.intercept_ = float(result.x[0]), float(result.x[1])
-        self.converged_ = bool(result.success)
+        self.separated_ = _separated(log_odds, target)
+        self.converged_ = bool(result.success) and not self.separated_
         return self
 
     @staticmethod
@@ -185,6 +230,7 @@ class HistogramBinning:
     ) -> HistogramBinning:
         bins = check_bins(self.bins, "uniform", "left", "l1")
         predictions = as_predictions(probs, labels, form=form, validate=validate)
+        require_examples(predictions, purpose="fitting HistogramBinning")
         p = predictions.probs()
         self.edges_ = uniform_edges(bins)
         rates = np.empty((predictions.classes, bins))
