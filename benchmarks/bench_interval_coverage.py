@@ -142,10 +142,13 @@ def calibration(rows: int, datasets: int, resamples: int, bins: int = 10) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--ece-rows", type=int, default=500)
-    parser.add_argument("--datasets", type=int, default=300)
-    parser.add_argument("--resamples", type=int, default=400)
+    for option, default in (
+        ("--rows", 200),
+        ("--ece-rows", 500),
+        ("--datasets", 300),
+        ("--resamples", 400),
+    ):
+        parser.add_argument(option, type=int, default=default)
     args = parser.parse_args()
     start = time.process_time()
     print(f"{args.datasets} data sets, {args.resamples} resamples, 95 % intervals")
