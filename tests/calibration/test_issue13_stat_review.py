@@ -248,3 +248,21 @@ def test_torchmetrics_edge_examples_of_the_presets_docstring() -> None:
         assert (here, tm) == (ours, theirs)
         below = Fraction(float(c)) < Fraction(round(value * bins), bins)
         assert below == (ours < round(value * bins))  # the bin its exact value says
+
+
+def test_class_wise_interval_has_the_bound_of_calibration_error() -> None:
+    """``calibration_error`` refuses class-wise bins past 2**24 in all (1000 classes of
+    2**20 bins asked for 24 GiB); main's ``bootstrap_interval`` skipped that check and
+    built 17 * 2**20 bins a replicate here (a ``MemoryError`` with more classes)."""
+    rng = np.random.default_rng(6)
+    probs = rng.dirichlet(np.ones(17), size=5)
+    labels = rng.integers(0, 17, size=5)
+    options = {"scope": "class-wise", "bins": 2**20}
+    with pytest.raises(InputError, match="2\\*\\*24") as refused:
+        crossent.calibration_error(probs, labels, **options)
+    with pytest.raises(InputError, match="2\\*\\*24") as interval_refused:
+        crossent.bootstrap_interval("calibration_error", probs, labels, resamples=1, **options)
+    assert str(interval_refused.value) == str(refused.value)
+    within = {"scope": "class-wise", "bins": 2**20 // 17}
+    ci = crossent.bootstrap_interval("calibration_error", probs, labels, resamples=2, **within)
+    assert ci.value == crossent.calibration_error(probs, labels, **within).value

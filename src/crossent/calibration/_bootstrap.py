@@ -26,7 +26,7 @@ import numpy as np
 from .._checks import check_base, check_choice, check_integer, check_scalar
 from .._parallel import ordered_map
 from ..errors import InputError
-from ._binning import BinStatistics
+from ._binning import BinStatistics, check_class_bins
 from ._error import (
     CalibrationSpec,
     bin_indices,
@@ -282,6 +282,8 @@ def bootstrap_interval(
             debias=calibration_options.pop("debias", False),
             closed=calibration_options.pop("closed", "left"),
         )
+        if spec.scope == "class-wise":  # as calibration_error: bins of all classes bounded
+            check_class_bins(spec.bins, predictions.classes, binning="uniform")
         conf, hits = scope_arrays(predictions, spec.scope)
         if conf.ndim == 1:
             return binned_calibration_interval(
