@@ -4,11 +4,11 @@
 
 Each data set draws ``rows`` predictions ``p ~ Dirichlet(0.7, 0.7, 0.7)`` and labels
 ``y ~ p`` (a perfectly calibrated model), so the population values are known by Monte
-Carlo on 2e6 draws: E[NLL] = E[H(p)], E[Brier] = 1 - E[sum p_k^2], E[accuracy] =
-E[max p].  Printed: the share of data sets whose 95 % interval holds the truth, and how
+Carlo on 2e6 draws: E[NLL] = E[H(p)], E[Brier] = 1 - E[sum p_k^2], E[spherical] =
+E[||p||_2], E[accuracy] = E[max p].  Printed: the share of data sets whose 95 % interval holds the truth, and how
 many missed below and above.
 
-* ``bootstrap_interval`` for "nll", "brier", "accuracy";
+* ``bootstrap_interval`` for "nll", "brier", "spherical", "accuracy";
 * ``compare_log_loss`` of the calibrated model against the same model at temperature 2
   (true difference -E[KL(p || q)]), paired as shipped, and the width of the interval
   when the two models' rows are resampled independently instead (what pairing buys);
@@ -65,6 +65,7 @@ def means(rows: int, datasets: int, resamples: int) -> None:
     truth = {
         "nll": float(np.mean(-(big * np.log(big)).sum(axis=1))),
         "brier": float(np.mean(1.0 - square)),
+        "spherical": float(np.mean(np.sqrt(square))),
         "accuracy": float(np.mean(big.max(axis=1))),
     }
     for metric, value in truth.items():
@@ -73,7 +74,7 @@ def means(rows: int, datasets: int, resamples: int) -> None:
             p, y = _draw(rows, 1000 + r)
             ci = crossent.bootstrap_interval(metric, p, y, resamples=resamples, seed=r)
             hits.append(_where(value, ci.low, ci.high))
-        print(f"bootstrap_interval {metric:9s} truth {value:.4f}  {_tally(hits)}")
+        print(f"bootstrap_interval {metric:10s} truth {value:.4f}  {_tally(hits)}")
     q = _temper(big, 2.0)
     difference = float(np.mean((big * (np.log(q) - np.log(big))).sum(axis=1)))
     hits, paired, unpaired = [], [], []
