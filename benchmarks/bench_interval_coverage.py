@@ -5,8 +5,8 @@
 Each data set draws ``rows`` predictions ``p ~ Dirichlet(0.7, 0.7, 0.7)`` and labels
 ``y ~ p`` (a perfectly calibrated model), so the population values are known by Monte
 Carlo on 2e6 draws: E[NLL] = E[H(p)], E[Brier] = 1 - E[sum p_k^2], E[spherical] =
-E[||p||_2], E[accuracy] = E[max p].  Printed: the share of data sets whose 95 % interval holds the truth, and how
-many missed below and above.
+E[||p||_2], E[accuracy] = E[max p].  Printed: the share of data sets whose 95 %
+interval holds the truth, and how many missed below and above.
 
 * ``bootstrap_interval`` for "nll", "brier", "spherical", "accuracy";
 * ``compare_log_loss`` of the calibrated model against the same model at temperature 2
