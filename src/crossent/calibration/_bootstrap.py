@@ -397,7 +397,10 @@ def compare_log_loss(
     .. math:: \Delta = \frac1n \sum_i \big(-\log a_{i,y_i}\big) - \big(-\log b_{i,y_i}\big)
 
     with a bootstrap percentile interval that resamples examples, keeping each example's
-    pair of losses together (so the shared difficulty of an example cancels).
+    pair of losses together (so the shared difficulty of an example cancels).  Its 95 %
+    interval covered the true difference 95 % of the time at 200 rows and 89 % at 20
+    (``benchmarks/bench_interval_coverage.py``; resampling each model's rows on its own
+    stream instead would have been 2.5 times as wide there).
 
     Parameters
     ----------
