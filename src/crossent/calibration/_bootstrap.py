@@ -193,7 +193,9 @@ def bootstrap_interval(
     whose population values are known, 95 % intervals of 400 resamples).  For the means
     (``"nll"``, ``"brier"``, ``"spherical"``, ``"accuracy"``) the interval covers at
     about the nominal rate unless the rows are few: 95.0 to 95.7 % at 200 rows, 88 to
-    92 % at 20 (the percentile method runs short in small samples).  Not so for the
+    92 % at 20 (the percentile method runs short in small samples); rows whose values
+    are all equal (one row, or every prediction correct) give a zero-width interval
+    whatever ``n``.  Not so for the
     plug-in calibration error, which is biased upward by about
     :math:`\sqrt{\text{bins}/n}` and bounded below by 0: its interval describes the
     spread of the estimate, not where the population error lies.  For a perfectly
