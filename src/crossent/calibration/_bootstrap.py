@@ -195,10 +195,10 @@ def bootstrap_interval(
     about the nominal rate unless the rows are few: 95.0 to 95.7 % at 200 rows, 88 to
     92 % at 20 (the percentile method runs short in small samples); rows whose values
     are all equal (one row, or every prediction correct) give a zero-width interval
-    whatever ``n``.  Not so for the
-    plug-in calibration error, which is biased upward by about
-    :math:`\sqrt{\text{bins}/n}` and bounded below by 0: its interval describes the
-    spread of the estimate, not where the population error lies.  For a perfectly
+    whatever ``n``.  The plug-in calibration error's interval falls far short: the
+    estimate is biased upward by about :math:`\sqrt{\text{bins}/n}` and bounded below
+    by 0, so its interval describes the spread of the estimate, not where the
+    population error lies.  For a perfectly
     calibrated model (population error 0) the plug-in L1 and L2 intervals never held 0
     (the debiased L2 one 85 % of the time, with 10 bins and 500 rows or 100); for
     :math:`P(y = 1 \mid p) = p^{1.5}`, with 500 rows L1 covered 92 %, L2 78 %,
