@@ -198,9 +198,9 @@ def bootstrap_interval(
     whatever ``n``.  The plug-in calibration error's interval falls far short: the
     estimate is biased upward by about :math:`\sqrt{\text{bins}/n}` and bounded below
     by 0, so its interval describes the spread of the estimate, not where the
-    population error lies.  For a perfectly
-    calibrated model (population error 0) the plug-in L1 and L2 intervals never held 0
-    (the debiased L2 one 85 % of the time, with 10 bins and 500 rows or 100); for
+    population error lies.  For a perfectly calibrated model (population error 0) the
+    plug-in L1 and L2 intervals never held 0 (the debiased L2 one 85 % of the time,
+    with 10 bins and 500 rows or 100); for
     :math:`P(y = 1 \mid p) = p^{1.5}`, with 500 rows L1 covered 92 %, L2 78 %,
     debiased L2 94 %, and with 100 rows 58 %, 27 % and 90 %.  Use ``norm="l2",
     debias=True`` when the interval should bracket the population error.
