@@ -12,6 +12,8 @@ What main got wrong, pinned here:
   ``inf - inf`` (a NumPy warning) and reported an interval from NaN-tainted replicates
   (``ci_low`` 0.0, ``ci_high`` None); the difference is undefined, as
   ``compare_log_loss`` says by refusing it: now None throughout.
+* ``bootstrap_interval`` of the class-wise calibration error skipped the bound on the
+  bins of all classes that ``calibration_error`` enforces (2**24 in all).
 
 Also pinned (documented, unchanged): the 95 % intervals of the means cover about 95 %
 of the time on a perfectly calibrated model; the comparison resamples the two models'
