@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import calibration as cal
 from .._checks import check_form, check_integer
-from ..calibration._bootstrap import binned_calibration_interval
+from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import (
     CalibrationError,
@@ -288,7 +288,7 @@ def report(
     True
     """
     advance_to = progress or _no_progress
-    resamples = check_integer(resamples, name="resamples", low=1)
+    resamples = check_resamples(resamples)
     top = check_integer(top, name="top", low=0)
     max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
     check_aligned(predictions, labels)
@@ -621,14 +621,22 @@ def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
 
 
 def _threshold(value: float | None, name: str) -> float | None:
-    """A gate's threshold: None, or a finite real number (the JSON report holds it, and
-    every comparison with NaN fails)."""
+    """A gate's threshold: None, or a finite real number >= 0 (the JSON report holds it,
+    every comparison with NaN fails, and the calibration error and the NLL are never
+    negative, so a negative threshold would fail every report)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not math.isfinite(value)
+    ):
         raise InputError(f"`{name}` must be a finite number or None; got {value!r}")
-    if not math.isfinite(value):
-        raise InputError(f"`{name}` must be a finite number or None; got {value!r}")
+    if value < 0:
+        raise InputError(
+            f"`{name}` must be >= 0 (the calibration error and the NLL are never negative, "
+            f"so every report would fail the gate); got {value!r}"
+        )
     return float(value)
 
 

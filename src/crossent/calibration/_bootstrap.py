@@ -40,11 +40,13 @@ from ._inputs import FloatArray, as_predictions, require_examples
 from ._summaries import summarize
 
 __all__ = [
+    "MAX_RESAMPLES",
     "Interval",
     "LogLossComparison",
     "binned_calibration_interval",
     "binned_replicates",
     "bootstrap_interval",
+    "check_resamples",
     "check_resampling",
     "compare_log_loss",
     "infinite_rows",
@@ -53,6 +55,12 @@ __all__ = [
     "resample_counts",
     "weighted_mean",
 ]
+
+MAX_RESAMPLES = 1_000_000
+"""The most bootstrap resamples a call takes.  Each replicate recomputes the metric, so
+``10**20`` (a typo, or an overflow upstream) would run until interrupted; a million is
+far past where a 95 % interval's ends stop moving (their Monte Carlo error falls as
+``1/sqrt(resamples)``)."""
 
 _CHUNK = 25
 """Bootstrap replicates per random stream (and per task on the thread pool)."""
@@ -94,14 +102,26 @@ class LogLossComparison:
     seed: int
 
 
+def check_resamples(resamples: object) -> int:
+    """The checked ``resamples``: an integer in ``[1, MAX_RESAMPLES]``."""
+    count = check_integer(resamples, name="resamples", low=1)
+    if count > MAX_RESAMPLES:
+        raise InputError(
+            f"`resamples` must be at most {MAX_RESAMPLES:_} (each replicate recomputes the "
+            f"metric); got {resamples!r}"
+        )
+    return count
+
+
 def check_resampling(confidence: float, resamples: int, seed: int) -> tuple[float, int, int]:
-    """The checked ``confidence`` in (0, 1), ``resamples >= 1`` and ``seed >= 0``."""
+    """The checked ``confidence`` in (0, 1), ``resamples`` in ``[1, MAX_RESAMPLES]`` and
+    ``seed >= 0``."""
     level = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
     if level >= 1.0:
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
     return (
         level,
-        check_integer(resamples, name="resamples", low=1),
+        check_resamples(resamples),
         check_integer(seed, name="seed", low=0),  # numpy's SeedSequence needs seed >= 0
     )
 

@@ -69,8 +69,9 @@ _PROGRESS_ENTRIES = 20_000_000
 
 
 def _threshold(text: str) -> float:
-    """A gate's threshold: a finite number (every comparison with NaN fails, and the JSON
-    report, which records the threshold, has no infinities).
+    """A gate's threshold: a finite number >= 0 (every comparison with NaN fails, the JSON
+    report records the threshold, and the calibration error and the NLL are never
+    negative, so a negative threshold would fail every report).
 
     ``crossent.report`` checks ``max_ece``/``max_nll`` again, as numbers; this check stays
     here because it reads the text as typed, at parse time, and words the error as
@@ -82,6 +83,30 @@ def _threshold(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(
             f"a threshold must be a finite number (not NaN or infinite); got {text!r}"
+        )
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            "a threshold must be >= 0 (the calibration error and the NLL are never "
+            f"negative, so every report would fail); got {text!r}"
+        )
+    return value
+
+
+_MAX_RESAMPLES = 1_000_000
+"""``crossent.report``'s bound on ``resamples`` (a test checks that the two agree),
+checked here at parse time so that a typo is refused before the input is read."""
+
+
+def _resamples(text: str) -> int:
+    """``--resamples``: an integer in ``[1, 1_000_000]``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= _MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in [1, {_MAX_RESAMPLES:_}] (each resample recomputes the "
+            f"calibration error); got {text!r}"
         )
     return value
 
@@ -181,7 +206,10 @@ def _parser() -> argparse.ArgumentParser:
         help="divide each row of probabilities by its sum (reports the largest correction)",
     )
     report.add_argument(
-        "--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)"
+        "--resamples",
+        type=_resamples,
+        default=1000,
+        help=f"bootstrap resamples, at most {_MAX_RESAMPLES:_} (default 1000)",
     )
     report.add_argument("--seed", type=int, default=0, help="bootstrap and fold seed")
     report.add_argument("--top", type=int, default=10, help="most surprising examples shown")
@@ -284,8 +312,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    if (args.bins is not None and args.bins < 1) or args.resamples < 1 or args.top < 0:
-        raise crossent.InputError("--bins and --resamples must be positive, --top non-negative")
+    if (args.bins is not None and args.bins < 1) or args.top < 0:
+        raise crossent.InputError("--bins must be positive, --top non-negative")
     args.output = output_path(args.output)
     if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
         raise crossent.InputError("'-' (a CSV on standard input) can be given only once")

@@ -69,11 +69,23 @@ def _batches(path: Path, kind: str) -> Iterator[Any]:
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
             source: Any = sys.stdin.buffer if path == STDIN else path
-            yield from pa_csv.open_csv(source, read_options=options)
+            yield from pa_csv.open_csv(
+                source, read_options=options, convert_options=_csv_conversion(pa_csv)
+            )
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
+
+
+def _csv_conversion(pa_csv: Any) -> Any:
+    """pyarrow's CSV conversion with ``nan`` read as the number NaN, not as a missing
+    value: pyarrow's default null markers include ``nan`` and ``NaN``, which would make
+    a NaN the file holds indistinguishable from an empty cell in the messages."""
+    markers = pa_csv.ConvertOptions().null_values
+    return pa_csv.ConvertOptions(
+        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"]
+    )
 
 
 def _arrow_batches(path: Path) -> Iterator[Any]:
@@ -155,12 +167,22 @@ def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:
         raise SourceError(
             f"{path}: the {name!r} column must hold integers (class ids); it holds {column.type}"
         )
-    if column.null_count:
-        first = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
-        raise SourceError(f"{path}: the {name!r} column is empty in row {first}")
+    _refuse_missing(path, column, first_row, name)
     values = column.to_numpy(zero_copy_only=False)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     return values if values.dtype == np.uint64 else values.astype(np.int64)
+
+
+def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
+    """A missing value (a null: an empty CSV cell, a null marker such as ``NA``, a Parquet
+    or Arrow null) is refused with its column and row; converted, it would be a NaN and
+    reported as one, a value the file does not hold."""
+    if column.null_count:
+        first = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
+        raise SourceError(
+            f"{path}: the {name!r} column is empty in row {first} (an empty cell or a null "
+            "marker such as NA)"
+        )
 
 
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
@@ -204,7 +226,9 @@ def _convert(
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
         for k, name in enumerate(columns):
-            block[:, k] = batch.column(name).to_numpy(zero_copy_only=False)
+            column = batch.column(name)
+            _refuse_missing(path, column, rows, name)
+            block[:, k] = column.to_numpy(zero_copy_only=False)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
