@@ -228,9 +228,10 @@ def test_report_checks_gate_thresholds(gate: str, threshold: object) -> None:
 def test_report_of_overflowing_logits_is_json() -> None:
     """Logits of +-1e308: the NLL at T = 1 overflows to inf (the exact 2e308 is beyond
     float64) and so does the cross-fitted NLL, so the gap is ``inf - inf``.  Main put
-    that NaN in ``to_dict``; it is null now, like every other non-finite number."""
+    that NaN in ``to_dict``; it is null now (undefined), and the infinite NLL is "inf"
+    (JSON format 2)."""
     logits = np.array([[1e308, -1e308], [0.0, 1.0], [1.0, 0.0]])
     payload = crossent.report(logits, np.array([1, 1, 0]), form="logits", resamples=5)
     as_json = json.loads(json.dumps(payload.to_dict(), allow_nan=False))
     assert as_json["recalibration_gap_nats"] is None
-    assert as_json["nll_nats"] is None  # inf, as the float64 NLL of 2e308 is
+    assert as_json["nll_nats"] == "inf"  # as the float64 NLL of 2e308 is

@@ -58,7 +58,8 @@ def test_overflowing_logits_give_a_json_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """The NLL at T = 1 of logits [1e308, -1e308] with label 1 is 2e308, inf in float64,
-    and the cross-fitted NLL too: the gap is reported as null, not NaN."""
+    and the cross-fitted NLL too: the gap (inf - inf) is reported as null, not NaN, and
+    the NLL as "inf" (JSON format 2)."""
     logits, labels = make_predictions(n=12, classes=2)
     logits[0], labels[0] = (1e308, -1e308), 1
     path = tmp_path / "huge.npz"
@@ -67,7 +68,7 @@ def test_overflowing_logits_give_a_json_report(
     out, _err = capsys.readouterr()
     payload = json.loads(out)
     assert payload["recalibration_gap_nats"] is None
-    assert payload["nll_nats"] is None
+    assert payload["nll_nats"] == "inf"
 
 
 def test_dangling_output_link_names_the_missing_folder(

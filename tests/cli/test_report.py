@@ -50,7 +50,7 @@ def test_builtin_example_matches_the_golden_json(capsys: pytest.CaptureFixture[s
     report["crossent_version"] = golden["crossent_version"]
     _assert_close(report, golden)
     assert report["builtin_example"] is True
-    assert report["format"] == 1
+    assert report["format"] == 2
 
 
 def test_builtin_example_terminal_output_says_what_it_is(
@@ -201,19 +201,19 @@ def test_gates_exit_1_and_say_why(capsys: pytest.CaptureFixture[str], npz_logits
     assert "gate failed: NLL" in capsys.readouterr().err
 
 
-def test_probability_zero_on_a_label_reports_inf_as_null(
+def test_probability_zero_on_a_label_reports_inf_as_the_string_inf(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     path = tmp_path / "zero.npz"
     probs = np.array([[1.0, 0.0], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
     np.savez(path, probs=probs, labels=np.array([1, 1, 0, 1]))
     report = _json(capsys, ["report", str(path), "--json", "--resamples", "20"])
-    assert report["nll_nats"] is None
-    assert report["perplexity"] is None
-    assert report["temperature"]["value"] is None
+    assert report["nll_nats"] == "inf"  # JSON format 2 (format 1: null)
+    assert report["perplexity"] == "inf"
+    assert report["temperature"]["value"] is None  # not fitted: not applicable
     assert report["most_surprising"][0] == {
         "index": 0,
-        "surprisal_nats": None,
+        "surprisal_nats": "inf",
         "label": 1,
         "predicted": 0,
     }

@@ -25,6 +25,7 @@ from ..calibration._bootstrap import (
 from ..errors import InputError
 from . import _compute
 from ._compute import Report
+from ._text import to_json_number
 
 __all__ = ["ReportComparison", "compare_reports"]
 
@@ -44,9 +45,11 @@ class ReportComparison:
         One entry per model after the first and metric (``"nll_nats"``, ``"brier"``):
         ``model``, ``baseline``, ``metric``, ``difference`` (model minus baseline; negative
         is better for both metrics), ``ci_low``, ``ci_high``, ``confidence``,
-        ``resamples``, ``seed``.  A value that is not finite is None: ``+-inf``, or
-        undefined when both models give some true label probability 0 (both mean log
-        losses ``+inf``; :func:`compare_log_loss` refuses that case).
+        ``resamples``, ``seed``.  An infinite value is the string ``"inf"`` or
+        ``"-inf"`` (one model gives some true label probability 0); a value is None when
+        it is undefined: when both models give some true label probability 0 (both mean
+        log losses are ``+inf``, and ``inf - inf`` has no value; :func:`compare_log_loss`
+        refuses that case), the difference and both ends of its interval are None.
     """
 
     names: list[str]
@@ -197,9 +200,9 @@ def compare_reports(
                 "model": chosen[m],
                 "baseline": chosen[0],
                 "metric": metric,
-                "difference": value if np.isfinite(value) else None,
-                "ci_low": float(low) if np.isfinite(low) else None,
-                "ci_high": float(high) if np.isfinite(high) else None,
+                "difference": to_json_number(value),
+                "ci_low": to_json_number(low),
+                "ci_high": to_json_number(high),
                 "confidence": confidence,
                 "resamples": resamples,
                 "seed": seed,

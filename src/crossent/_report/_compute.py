@@ -43,7 +43,7 @@ from ._host import check_aligned, host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
 
-FORMAT = 1
+FORMAT = 2
 """Schema version of the JSON report; bumped when a field changes meaning or is removed
 (fields are only ever added within a version)."""
 
@@ -109,6 +109,13 @@ class Report:
         """True when every gate (``max_ece``, ``max_nll``) passed (or none was set)."""
         return all(gate["pass"] for gate in self.payload["gates"])
 
+    @staticmethod
+    def format_number(value: float | str | None, digits: int = 4) -> str:
+        """A number of the JSON report (:meth:`to_dict`) as every rendering prints it:
+        ``inf`` or ``-inf`` for the infinities (``"inf"``/``"-inf"`` in the JSON),
+        ``undefined`` for null, else ``digits`` decimals."""
+        return _text.fmt(value, digits)
+
     def metric_rows(self) -> list[tuple[str, str]]:
         """The headline metrics as ``(label, value)`` strings, as every rendering shows
         them (the HTML page, ``crossent report`` on the terminal and in Markdown)."""
@@ -143,9 +150,7 @@ def _batches(values: Any, labels: Any) -> Iterator[tuple[int, Any, Any]]:
         yield start, values[start:stop], labels[start:stop]
 
 
-def _number(value: float | None) -> float | None:
-    """A JSON number, or null for infinities, NaN and None."""
-    return float(value) if value is not None and math.isfinite(value) else None
+_number = _text.to_json_number
 
 
 def _calibration_options(
@@ -640,6 +645,21 @@ def _threshold(value: float | None, name: str) -> float | None:
     return float(value)
 
 
+def _per_class_definition(spec: CalibrationSpec) -> str:
+    """In words: each class's calibration error, as ``per_class[k]["calibration_error"]``
+    holds it (the report's norm and estimator; always equal-width bins)."""
+    width = "equal-width"
+    ends = (
+        "[a, b) with the last bin closed"
+        if spec.closed == "left"
+        else ("(a, b] with the first bin closed")
+    )
+    return (
+        f"{spec.norm.upper()} calibration error of class k: p_k against [label = k], "
+        f"{spec.bins} {width} bins {ends}, {spec.estimator} estimator"
+    )
+
+
 def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float) -> list[Any]:
     gates = []
     if max_ece is not None:
@@ -718,6 +738,7 @@ def _payload(
             entry["id"] = _id_value(ids[row])
         most_surprising.append(entry)
     stats = classwise.calibration.statistics
+    debias = spec.estimator == "debiased"
     per_class = []
     for k in range(len(names)):
         count = int(summary.per_class_count[k])
@@ -728,7 +749,7 @@ def _payload(
                 "count": count,
                 "nll_nats": _number(summary.per_class_nll[k]) if count else None,
                 "accuracy": float(correct_per_class[k]) / count if count else None,
-                "calibration_error": calibration_value(stats.row(k), norm="l1", debias=False),
+                "calibration_error": calibration_value(stats.row(k), norm=spec.norm, debias=debias),
             }
         )
     notes = []
@@ -787,6 +808,14 @@ def _payload(
         "recalibration_gap_nats": _number(temperature["gap"]),
         "most_surprising": most_surprising,
         "per_class": per_class,
+        "per_class_calibration": {
+            "norm": spec.norm,
+            "debias": debias,
+            "bins": spec.bins,
+            "binning": "uniform",
+            "closed": spec.closed,
+            "definition": _per_class_definition(spec),
+        },
         "bins": spec.bins,
         "reliability_bins": _bins_table(diagram),
         "binary": binary,

@@ -138,12 +138,14 @@ def _per_class_figure(report: Report) -> tuple[str, Any]:
 
     rows, note = shown_classes(report.payload["per_class"])
     title = "Cross-entropy per class" + (f": {note}" if note else "")
-    if any(r["count"] and r["nll_nats"] is None for r in rows):
+    if any(r["nll_nats"] == "inf" for r in rows):
         title += " (an infinite NLL is drawn as 0)"
     figure = Figure(figsize=(max(6.4, min(0.45 * len(rows), 11.0)), 3.4), layout="constrained")
     axis = figure.subplots()
     positions = np.arange(len(rows))
-    heights = [r["nll_nats"] if r["nll_nats"] is not None else 0.0 for r in rows]
+    heights = [
+        0.0 if r["nll_nats"] is None or r["nll_nats"] == "inf" else r["nll_nats"] for r in rows
+    ]
     bars = axis.bar(positions, heights, color="C0")
     axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
     axis.set_xticks(positions, [r["name"] for r in rows], rotation=90 if len(rows) > 10 else 0)
@@ -314,6 +316,7 @@ def body_html(report: Report) -> str:
 {table(rows)}
 {images}
 <h2>Per class</h2>
+<p>One-vs-rest ECE: {html.escape(p["per_class_calibration"]["definition"])}.</p>
 {f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
 <div class="scroll">{per_class}</div>
 <h2>Reliability bins</h2>

@@ -15,9 +15,11 @@ __all__ = [
     "columns_statement",
     "definition",
     "fmt",
+    "from_json_number",
     "gap_text",
     "metric_rows",
     "shown_classes",
+    "to_json_number",
 ]
 
 SHOWN_CLASSES = 30
@@ -25,11 +27,37 @@ SHOWN_CLASSES = 30
 bars take minutes to draw and show nothing legible)."""
 
 
-def fmt(value: float | None, digits: int = 4) -> str:
-    """A number for people; None (an infinite value in the JSON) is "inf"."""
-    if value is None:
-        return "inf"
-    return f"{value:.{digits}f}"
+_INFINITIES = {"inf": math.inf, "-inf": -math.inf}
+
+
+def to_json_number(value: float | None) -> float | str | None:
+    """A number as the JSON report holds it (format 2): a finite number as itself, an
+    infinity as the string ``"inf"`` or ``"-inf"`` (JSON has no infinities), and NaN or
+    None, an undefined or not applicable value, as null."""
+    if value is None or math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return float(value)
+
+
+def from_json_number(value: float | str | None) -> float | None:
+    """The number a JSON report's value stands for: ``"inf"``/``"-inf"`` are the
+    infinities, null (undefined) is None."""
+    if isinstance(value, str):
+        return _INFINITIES[value]
+    return None if value is None else float(value)
+
+
+def fmt(value: float | str | None, digits: int = 4) -> str:
+    """A JSON report's number for people: ``inf``, ``-inf``, ``undefined`` for null, or
+    the number with ``digits`` decimals."""
+    number = from_json_number(value)
+    if number is None or math.isnan(number):
+        return "undefined"
+    if math.isinf(number):
+        return "inf" if number > 0 else "-inf"
+    return f"{number:.{digits}f}"
 
 
 def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
@@ -63,7 +91,7 @@ def definition(payload: dict[str, Any]) -> str:
 def gap_text(payload: dict[str, Any]) -> str:
     """The cross-fitted recalibration gap, or why there is none."""
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit, or not finite)" if gap is None else f"{gap:.4f}"
+    return "n/a (too few rows to cross-fit, or undefined)" if gap is None else fmt(gap)
 
 
 def columns_statement(columns: dict[str, Any]) -> str:
@@ -84,6 +112,6 @@ def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
     if len(rows) <= SHOWN_CLASSES:
         return rows, ""
     seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (format 2) is float("inf")
     shown = seen[:SHOWN_CLASSES]
     return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"

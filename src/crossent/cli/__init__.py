@@ -421,7 +421,7 @@ def _gates(payload: dict[str, Any]) -> int:
             continue
         failures += 1
         what, flag = _GATE_WORDS[gate["name"]]
-        shown = "inf" if gate["value"] is None else f"{gate['value']:.4f}"
+        shown = crossent.Report.format_number(gate["value"])
         unit = " nats" if gate["name"] == "max_nll" else ""
         print(
             f"crossent: gate failed: {what} {shown}{unit} > {flag} {gate['threshold']:g}",

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
@@ -22,10 +21,7 @@ SHOWN_CLASSES = 30
 """The per-class table shows at most this many classes (the worst beyond it)."""
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None:
-        return "inf"
-    return f"{value:.{digits}f}"
+_fmt = crossent.Report.format_number
 
 
 def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -38,7 +34,7 @@ def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], st
     if len(rows) <= SHOWN_CLASSES:
         return rows, ""
     seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -math.inf if r["nll_nats"] is None else -r["nll_nats"])
+    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (format 2) is float("inf")
     shown = seen[:SHOWN_CLASSES]
     return shown, (
         f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}; "
@@ -48,7 +44,7 @@ def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], st
 
 def _gap(payload: dict[str, Any]) -> str:
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit, or not finite)" if gap is None else f"{gap:.4f}"
+    return "n/a (too few rows to cross-fit, or undefined)" if gap is None else _fmt(gap)
 
 
 def render_terminal(report: crossent.Report, console: Any) -> None:
@@ -103,7 +99,10 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
     shown, note = _shown_classes(p["per_class"])
-    classes = Table(title="cross-entropy per true class" + (f" ({note})" if note else ""))
+    classes = Table(
+        title="cross-entropy per true class" + (f" ({note})" if note else ""),
+        caption=Text("one-vs-rest ECE: " + p["per_class_calibration"]["definition"]),
+    )
     for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
         classes.add_column(column, justify="right")
     for row in shown:
