@@ -106,6 +106,7 @@ def test_issue13_comparison_html_renders_minus_inf_and_undefined() -> None:
     page = comparison.to_html()
     assert "<td>f</td><td>z</td><td>nll_nats</td><td>-inf</td>" in page
     assert "<td>y</td><td>z</td><td>nll_nats</td><td>undefined</td>" in page
+    assert "(an infinite NLL is drawn as 0)" in page  # the per-class figure of z
 
 
 @pytest.mark.parametrize(
