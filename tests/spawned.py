@@ -14,12 +14,14 @@ about half of their time on a 2-core machine).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import os
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -90,3 +92,21 @@ def run_spawned(worker: Callable[..., None], world: int, *args: Any, timeout: fl
                 if process.is_alive():
                     process.kill()
             pytest.fail(f"the {world} spawned ranks did not finish within {timeout} s")
+
+
+@contextlib.contextmanager
+def one_rank_group(folder: str) -> Iterator[None]:
+    """A one-rank gloo process group in this process (its file store in ``folder``),
+    destroyed on exit: the vocab-parallel losses on one rank without spawning.  Skips
+    when gloo is unavailable or a group is already initialised."""
+    dist = pytest.importorskip("torch.distributed")
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is unavailable")
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialised in this process")
+    store = os.path.join(folder, "store")
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()

@@ -24,7 +24,6 @@ digit (:func:`_oracle`; torch's float64 autograd rounds a loss of 1e-16 to 0 and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -35,6 +34,7 @@ F = torch.nn.functional
 
 # The ulp measures of the soft-cap tests (issue 13), not copied.
 from pytorch.test_issue13_soft_cap_float64 import _ulps_off, _unit  # noqa: E402
+from spawned import one_rank_group  # noqa: E402
 
 CAP = 30.0
 #: Float32 ulps allowed: the results are rounded once from float64 (half an ulp), the
@@ -167,21 +167,14 @@ def test_probability_targets_cancelling_against_mpmath() -> None:
 @pytest.fixture
 def one_rank(tmp_path: object) -> Iterator[None]:
     """A one-rank gloo group in this process, destroyed afterwards."""
-    dist = pytest.importorskip("torch.distributed")
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with gloo is unavailable")
-    if dist.is_initialized():
-        pytest.skip("a process group is already initialised in this process")
     from crossent.torch import _vocab_parallel
 
-    path = os.path.join(str(tmp_path), "store")
-    dist.init_process_group("gloo", init_method=f"file://{path}", rank=0, world_size=1)
-    _vocab_parallel._SIZES.clear()
-    try:
-        yield
-    finally:
+    with one_rank_group(str(tmp_path)):
         _vocab_parallel._SIZES.clear()
-        dist.destroy_process_group()
+        try:
+            yield
+        finally:
+            _vocab_parallel._SIZES.clear()
 
 
 def _capped_case(name: str) -> tuple[torch.Tensor, torch.Tensor]:

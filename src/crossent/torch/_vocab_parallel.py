@@ -82,8 +82,12 @@ the tensor is this module's own.
 Checks run before the first collective where every rank sees the same data (options,
 label range against the global :math:`V`, class weights, shapes of the replicated
 arguments), and after the collectives for the logits (NaN, ``+inf``, a row of ``-inf``),
-so every rank raises the same error. They run eagerly only (skipped under
-``torch.compile`` tracing); they read values on the host.
+so every rank raises the same error. They read values on the host and run on every call,
+also under ``torch.compile``, where each is a graph break (issue 13: they were skipped
+while tracing, so a compiled call took a label outside ``[0, V)`` without a target term,
+a negative class weight, or a NaN logit, and returned a wrong loss); so is the exact
+re-evaluation of the rows whose logit gaps leave the work dtype's range
+(:func:`_far_gap_sums`).
 """
 
 from __future__ import annotations
@@ -143,7 +147,9 @@ Tensor = torch.Tensor
 
 
 def _eager() -> bool:
-    """Whether host-side checks may run (not while ``torch.compile`` traces)."""
+    """Whether a host sync that only saves work may run (not while ``torch.compile``
+    traces: there the work is done unconditionally).  The checks and the exact
+    re-evaluations run in both cases."""
     return not torch.compiler.is_compiling()
 
 
@@ -336,11 +342,12 @@ def _smoothing_sum(
     :math:`6.8\cdot 10^{38}` and their quotients by :math:`T < 1` more, ``-inf`` in
     float32 where the loss's :math:`\tfrac{\varepsilon}{V}` times them is finite. Not
     every row in float64: the conversion of a block costs some 20 float32 passes. Not
-    on accelerators nor under ``torch.compile`` (the check reads the data on the host):
-    there the work dtype's range, float32 on accelerators (``_launch.work_dtype``).
+    on accelerators (the check reads the data on the host): there the work dtype's
+    range, float32 on accelerators (``_launch.work_dtype``). Under ``torch.compile`` on
+    the CPU it runs, a graph break (it was skipped while tracing before).
     """
     smooth = weighted_class_sum(shifted, weight, xp=_xp())[:, 0].double()
-    if shifted.dtype == torch.float64 or shifted.device.type != "cpu" or not _eager():
+    if shifted.dtype == torch.float64 or shifted.device.type != "cpu":
         return smooth
     redo = ~torch.isfinite(smooth)
     if bool(redo.any()):
@@ -392,9 +399,7 @@ def _max_and_sizes(
     return buffer[:-world].to(local.top.dtype), sizes
 
 
-def _sum(
-    local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: Any, *, check: bool
-) -> _Rows:
+def _sum(local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: Any) -> _Rows:
     """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
     present = local.top > -math.inf
     ref = torch.where(present, local.top, torch.zeros_like(m))
@@ -415,19 +420,18 @@ def _sum(
     stacked = torch.stack(columns, dim=1).reshape(-1)
     buffer = torch.cat([stacked, local.bad.to(torch.float64).reshape(1)])
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
-    if check and bool(buffer[-1] > 0):
+    if bool(buffer[-1] > 0):
         raise InputError(
             f"`input` has {int(buffer[-1].item())} NaN or +inf logits (over all ranks); "
             "logits must be finite or -inf"
         )
-    if check:
-        empty = m == -math.inf
-        if bool(empty.any()):
-            row = int(torch.nonzero(empty)[0, 0])
-            raise InputError(
-                f"`input` row {row} is -inf for every class (on every rank); "
-                "a softmax needs at least one finite logit"
-            )
+    empty = m == -math.inf
+    if bool(empty.any()):
+        row = int(torch.nonzero(empty)[0, 0])
+        raise InputError(
+            f"`input` row {row} is -inf for every class (on every rank); "
+            "a softmax needs at least one finite logit"
+        )
     sums = buffer[:-1].reshape(m.shape[0], len(columns))
     ell = torch.log1p(sums[:, 0] + (sums[:, 1] - 1)).to(m.dtype)
     smooth = sums[:, 3] if local.smooth is not None else None
@@ -443,7 +447,6 @@ def _global_rows(
     group: Any,
     dtype: torch.dtype,
     *,
-    check: bool,
     weight_name: str = "weight",
 ) -> tuple[_Labels, _Rows]:
     """The forward's collectives around the local pass; every rank gets the same rows."""
@@ -461,9 +464,8 @@ def _global_rows(
         _check_weight_length(weight, layout.classes, name=weight_name)
         labels = _labels(target, weight, layout, width, opts, dtype)
         local = local_pass(labels)
-    if check:
-        _check_label_range(target, layout.classes, opts.ignore_index)
-    return labels, _sum(local, labels, m, opts, group, check=check)
+    _check_label_range(target, layout.classes, opts.ignore_index)
+    return labels, _sum(local, labels, m, opts, group)
 
 
 # --------------------------------------------------------------------------- loss and gradient
@@ -488,7 +490,7 @@ def _loss_rows(
     The global per-row statistics go through the same helpers as the unsharded loss:
     :func:`~crossent.losses._terms.label_terms` (with the whole vocabulary's size and
     class weights), :func:`~crossent.losses._terms.row_loss` and
-    :func:`~crossent.losses._terms.p_coefficient`. With ``far_b`` (eager), the rows whose
+    :func:`~crossent.losses._terms.p_coefficient`. With ``far_b``, the rows whose
     loss came out ``inf`` (the same on every rank) take their :math:`B` from it
     (:func:`_far_gap_sums`).
     """
@@ -626,7 +628,6 @@ class _VocabParallelCE(torch.autograd.Function):
         weight: Tensor | None,
         opts: CallOptions,
         group: Any,
-        check: bool,
     ) -> Tensor:
         dtype = _work_dtype(z, _compute_dtype(z), opts)
         blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
@@ -634,15 +635,13 @@ class _VocabParallelCE(torch.autograd.Function):
         def local_pass(labels: _Labels) -> _Local:
             return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
 
-        labels, rows = _global_rows(
-            local_pass, target, weight, z.shape[1], opts, group, dtype, check=check
-        )
+        labels, rows = _global_rows(local_pass, target, weight, z.shape[1], opts, group, dtype)
 
         def far_b(far: Tensor) -> Tensor:
             capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
-        loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
+        loss, coefs = _loss_rows(rows, labels, opts, far_b)
         ctx.save_for_backward(z)
         ctx.state = (labels, opts, coefs, blocks)
         return loss.to(_compute_dtype(z))
@@ -656,7 +655,7 @@ class _VocabParallelCE(torch.autograd.Function):
         for b in blocks:
             zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
             grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None
 
 
 class _VocabParallelLinearCE(torch.autograd.Function):
@@ -672,7 +671,6 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         class_weight: Tensor | None,
         opts: CallOptions,
         group: Any,
-        check: bool,
         chunk_size: int | None,
     ) -> Tensor:
         dtype = _compute_dtype(h, weight, bias)
@@ -701,7 +699,6 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             opts,
             group,
             work,
-            check=check,
             weight_name="class_weight",
         )
 
@@ -710,7 +707,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             capped = _capped(_linear(hf, w, b_).to(torch.float64), opts)
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
-        loss, coefs = _loss_rows(rows, labels, opts, far_b if check else None)
+        loss, coefs = _loss_rows(rows, labels, opts, far_b)
         ctx.save_for_backward(h, weight, bias)
         ctx.state = (labels, opts, coefs, blocks, group)
         return loss.to(dtype)
@@ -746,7 +743,6 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             None if grad_h is None else grad_h.to(h.dtype),
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None or bias is None else grad_b.to(bias.dtype),
-            None,
             None,
             None,
             None,
@@ -846,14 +842,14 @@ def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -
     )
 
 
-def _class_weight(weight: object, *, name: str, check: bool) -> Tensor | None:
+def _class_weight(weight: object, *, name: str) -> Tensor | None:
     """Class weights of the whole vocabulary, the same on every rank (length checked later)."""
     if weight is None:
         return None
     w = floating_tensor(weight, name=name)
     if w.ndim != 1:
         raise InputError(f"`{name}` must be one weight per class, shape (V,); got {tuple(w.shape)}")
-    if check and not bool((torch.isfinite(w) & (w >= 0)).all()):
+    if not bool((torch.isfinite(w) & (w >= 0)).all()):
         raise InputError(f"`{name}` must be finite and non-negative")
     return w
 
@@ -992,10 +988,9 @@ def vocab_parallel_cross_entropy(
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
-    check = _eager()
-    w = _class_weight(weight, name="weight", check=check)
+    w = _class_weight(weight, name="weight")
     check_weight_not_differentiated(w)
-    rows = _VocabParallelCE.apply(z, y, w, opts, group, check)
+    rows = _VocabParallelCE.apply(z, y, w, opts, group)
     return _reduce(rows, y, w, opts, batch)
 
 
@@ -1086,10 +1081,9 @@ def vocab_parallel_linear_cross_entropy(
     batch = tuple(h.shape[:-1])
     y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
     group = _resolve(group)
-    check = _eager()
-    cw = _class_weight(class_weight, name="class_weight", check=check)
+    cw = _class_weight(class_weight, name="class_weight")
     check_weight_not_differentiated(cw, name="class_weight")
     rows = _VocabParallelLinearCE.apply(
-        h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, check, chunk_size
+        h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size
     )
     return _reduce(rows, y, cw, opts, batch)
