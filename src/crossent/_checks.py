@@ -52,6 +52,7 @@ __all__ = [
     "check_reduction",
     "check_same_classes",
     "check_scalar",
+    "not_ignored",
     "row_offset",
     "row_sum_tolerance",
 ]
@@ -638,10 +639,11 @@ def check_labels(
             and np.maximum.reduce(labels, axis=None) < classes
         ):
             return  # two reductions, no temporaries (issue 13: per-call overhead)
-    bad = (labels < 0) | (labels >= classes)
-    if ignore_index is not None:
-        bad = bad & (labels != ignore_index)
     try:
+        bad = _outside(labels, classes, xp=xp)
+        if ignore_index is not None:
+            kept = not_ignored(labels, ignore_index, xp=xp)
+            bad = bad if kept is None else bad & kept
         found = _any(bad, xp=xp)
     except InputTypeError:
         # Labels without values (a meta tensor, an array traced by jax.jit): nothing
@@ -659,6 +661,34 @@ def check_labels(
         f"`labels` must be integers in [0, {classes}){allowed}; got values in [{lo}, {hi}] "
         f"({_describe_row(index)} has {value})"
     )
+
+
+def _label_bounds(labels: Array, *, xp: ModuleType) -> tuple[int, int]:
+    """The smallest and largest value of the labels' integer dtype."""
+    info = np.iinfo(labels.dtype) if isinstance(labels.dtype, np.dtype) else xp.iinfo(labels.dtype)
+    return int(info.min), int(info.max)
+
+
+def _outside(labels: Array, classes: int, *, xp: ModuleType) -> Array:
+    """``(labels < 0) | (labels >= classes)``, with no comparison against a number the
+    labels' dtype cannot hold (issue 13: array-api-strict raised ``OverflowError`` for
+    int8 labels of 300 classes; such a comparison is constant, so it is left out)."""
+    low, high = _label_bounds(labels, xp=xp)
+    bad = labels < 0 if low < 0 else xp.zeros_like(labels, dtype=xp.bool)
+    if classes <= high:
+        bad = bad | (labels >= classes)
+    return bad
+
+
+def not_ignored(labels: Array, ignore_index: int, *, xp: ModuleType) -> Array | None:
+    """``labels != ignore_index``, or None where no label can equal it: an
+    ``ignore_index`` outside the labels' dtype is never formed in it (issue 13: JAX
+    wrapped -100 to 156 in uint8, so the valid label 156 was ignored, a wrong loss, and
+    array-api-strict raised ``OverflowError``)."""
+    low, high = _label_bounds(labels, xp=xp)
+    if not low <= ignore_index <= high:
+        return None
+    return labels != ignore_index
 
 
 def _is_integral(dtype: Any, *, xp: ModuleType) -> bool:
@@ -682,6 +712,18 @@ def check_non_negative(x: Array, *, name: str, xp: ModuleType) -> None:
     """Weights: finite and non-negative (NaN fails too)."""
     if size(x) == 0:
         return
+    if _is_integral(x.dtype, xp=xp):
+        # integers are finite (issue 13: ``< inf`` of an integer array is a TypeError in
+        # array-api-strict, which promotes no Python float with integers)
+        if _truth(xp.min(x) >= 0):
+            return
+        _fail_at(
+            x,
+            x < 0,
+            f"`{name}` must be finite and non-negative; got {{value!r}} at index {{index}}",
+            xp=xp,
+            axis=None,
+        )
     if _truth(xp.min(x) >= 0) and _truth(xp.max(x) < math.inf):
         return
     _fail_at(

@@ -92,6 +92,7 @@ from .._checks import (
     check_logits_of_rows,
     check_reduction,
     check_scalar,
+    not_ignored,
 )
 from .._sides import prepare, ready
 from .._xp import (
@@ -324,7 +325,7 @@ def prepare_labels(
         check_range=check_range,
     )
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
-    active = None if ignore_index is None else labels != ignore_index
+    active = None if ignore_index is None else not_ignored(labels, ignore_index, xp=xp)
     safe = labels if active is None else where_zero(active, labels, xp=xp)
     shape = (*labels.shape, 1)
     if w is None:

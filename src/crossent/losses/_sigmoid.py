@@ -154,7 +154,12 @@ def _binary(
             f"`logits` and `targets` must have the same shape; got {tuple(x.shape)} and "
             f"{tuple(t.shape)}"
         )
-    dtype = compute_dtype(*arrays, xp=xp, names=names)
+    # The weights are parameters of the loss, not data: like the softmax losses' class
+    # weights they take the dtype of the logits and targets (issue 13: a float64 or
+    # Python-float ``pos_weight`` made a float32 loss float64), after their own dtype check.
+    dtype = compute_dtype(x, t, xp=xp, names=("logits", "targets"))
+    for name in names[2:]:
+        compute_dtype(by_name[name], xp=xp, names=(name,))
     cast = {n: (astype(a, dtype, xp=xp) if a.dtype != dtype else a) for n, a in by_name.items()}
     for name in ("weight", "pos_weight"):
         if name in cast:
