@@ -664,9 +664,21 @@ def check_labels(
 
 
 def _label_bounds(labels: Array, *, xp: ModuleType) -> tuple[int, int]:
-    """The smallest and largest value of the labels' integer dtype."""
-    info = np.iinfo(labels.dtype) if isinstance(labels.dtype, np.dtype) else xp.iinfo(labels.dtype)
-    return int(info.min), int(info.max)
+    """The smallest and largest value of the labels' integer dtype (kept per dtype:
+    ``np.iinfo`` takes 0.6 us, a tenth of a small loss call)."""
+    dtype = labels.dtype
+    if not isinstance(dtype, np.dtype):  # (other libraries' dtypes may not mix in a dict)
+        info = xp.iinfo(dtype)
+        return int(info.min), int(info.max)
+    bounds = _NUMPY_BOUNDS.get(dtype)
+    if bounds is None:
+        info = np.iinfo(dtype)
+        bounds = _NUMPY_BOUNDS[dtype] = (int(info.min), int(info.max))
+    return bounds
+
+
+_NUMPY_BOUNDS: dict[np.dtype[Any], tuple[int, int]] = {}
+"""``_label_bounds`` by NumPy dtype (a handful of integer dtypes)."""
 
 
 def _outside(labels: Array, classes: int, *, xp: ModuleType) -> Array:
