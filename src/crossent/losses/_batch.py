@@ -572,13 +572,15 @@ def label_batch(
     *,
     xp: ModuleType,
     validate_logits: bool | None = None,
+    check_range: bool = True,
 ) -> LabelBatch:
     """Check logits and integer labels of one namespace ``xp``; weigh each row by ``w_y``.
 
     ``given``: the call's ``axis``, ``weight``, ``ignore_index`` and ``validate``;
     ``options``: its checked options. ``validate_logits`` (default ``validate``) lets a
     caller that checks the logits another way (the fused kernels) skip the full pass
-    over them.
+    over them; ``check_range`` False (:func:`prepare_labels`) the pass over the labels,
+    for a caller whose labels were checked already (``crossent.torch``'s backward).
     """
     validate = check_flag(given.validate)
     check = validate if validate_logits is None else validate_logits
@@ -598,6 +600,7 @@ def label_batch(
         ignore_index=given.ignore_index,
         validate=validate,
         xp=xp,
+        check_range=check_range,
     )
     if suspect:
         values = _counted_logits(values, lab.active, xp=xp, axis=normalised_axis)

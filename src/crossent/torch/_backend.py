@@ -230,11 +230,18 @@ def _fused_problem(
     as the statistics :math:`m = \mathrm{LSE}`, :math:`\ell = 0`, :math:`z'_y - m = \log
     p_y`; nothing is read from ``z``. The fused gradient needs per row only these and
     :math:`A` (which depends on the label and the class weights, not on the logits);
-    pass ``validate=False`` (the forward checked).
+    pass ``validate=False`` (the forward checked). Nor are the labels' range read again
+    (issue 13: a min/max pass, 0.25 ms per :math:`10^6` labels, 0.95 ms with
+    ``ignore_index`` rows): they are the tensor the forward op checked
+    (``_ops.softmax_ce_labels``' ``check_class_ids``), saved by ``save_for_backward``,
+    which refuses a tensor changed in place since; and the gradient kernel never reads
+    nor writes outside a row for a label that is not a class.
     """
     like = _float32_proxy(z) if _reduced(z) else z
     keywords = LossKeywords(weight=weight, ignore_index=ignore_index, validate=validate)
-    given = label_batch(like, labels, opts, keywords, xp=np, validate_logits=False)
+    given = label_batch(
+        like, labels, opts, keywords, xp=np, validate_logits=False, check_range=saved is None
+    )
     lab = given.labels
     if saved is None:
         rows, shifted_y, smooth_b = _fast_rows(z, lab, opts, validate=False, axis=1)
