@@ -49,7 +49,9 @@ class ReportComparison:
         ``"-inf"`` (one model gives some true label probability 0); a value is None when
         it is undefined: when both models give some true label probability 0 (both mean
         log losses are ``+inf``, and ``inf - inf`` has no value; :func:`compare_log_loss`
-        refuses that case), the difference and both ends of its interval are None.
+        refuses that case), the difference and both ends of its interval are None.  An
+        interval end is None too when the replicates hold both ``+inf`` and ``-inf``
+        (or NaN): a percentile between them is ``inf - inf``, which has no value.
     """
 
     names: list[str]
@@ -193,7 +195,7 @@ def compare_reports(
         if (m, metric) in undefined:
             value = low = high = np.nan
         else:
-            low, high = percentile_interval(drawn_of[(m, metric)], confidence)
+            low, high = _interval(drawn_of[(m, metric)], confidence)
             value = float(np.mean(differences[(m, metric)]))
         comparisons.append(
             {
@@ -209,3 +211,18 @@ def compare_reports(
             }
         )
     return ReportComparison(chosen, reports, comparisons)
+
+
+def _interval(replicates: Any, confidence: float) -> tuple[float, float]:
+    """The percentile interval of the replicates; both ends NaN (undefined) when they
+    hold NaN or both infinities, whose percentiles mix ``inf - inf``.
+
+    From real predictions every replicate of a difference is finite or of one sign: a
+    surprisal is never ``-inf``, and two models with infinite losses make the whole
+    difference undefined before any draw; the rule keeps any other caller's replicates
+    from giving one end that is NaN and one that is not.
+    """
+    positive, negative = replicates == np.inf, replicates == -np.inf
+    if np.isnan(replicates).any() or (positive.any() and negative.any()):
+        return np.nan, np.nan
+    return percentile_interval(replicates, confidence)

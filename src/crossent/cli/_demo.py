@@ -39,7 +39,11 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]])
 
 def _cell(value: object) -> str:
     if isinstance(value, float | np.floating):
-        return "inf" if np.isinf(value) else f"{float(value):.4f}"
+        if np.isnan(value):
+            return "undefined"
+        if np.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{float(value):.4f}"
     return str(value)
 
 
