@@ -70,7 +70,7 @@ _FIELDS = frozenset(
 _NO_PROBLEM, _BAD_STATE, _BAD_ROW_OFFSET = 0, 1, 2
 _PROBLEMS = {
     _BAD_STATE: "`state` must be an EvaluationState",
-    _BAD_ROW_OFFSET: "`row_offset` must be None or a non-negative integer (row_offset + n < 2**53)",
+    _BAD_ROW_OFFSET: "`row_offset` must be None or a non-negative integer (shifted rows < 2**53)",
 }
 
 #: Row numbers travel as float64: exact below this.
@@ -86,8 +86,9 @@ def _local_problem(state: Any, row_offset: Any) -> tuple[int, str]:
             offset = check_integer(row_offset, name="row_offset", low=0)
         except InputError:
             return _BAD_ROW_OFFSET, f"got {row_offset!r}"
-        if offset + state.n >= _EXACT_ROWS:
-            return _BAD_ROW_OFFSET, f"got {offset} with n={state.n}"
+        last = max((row for _, row in state._surprising), default=0)
+        if offset + last >= _EXACT_ROWS:
+            return _BAD_ROW_OFFSET, f"got {offset}, with rows up to {last}"
     return _NO_PROBLEM, ""
 
 
@@ -168,9 +169,11 @@ def all_reduce_state(
     group : ProcessGroup, optional
         Default: the world.
     row_offset : int, optional
-        Added to this rank's row numbers of the most surprising examples. Default: the
-        number of examples on the lower ranks, so rows are numbered as in the ranks'
-        data concatenated in rank order (each rank having numbered its own rows from 0).
+        A non-negative integer added to this rank's row numbers of the most surprising
+        examples (rows travel as float64: the shifted rows must stay below
+        :math:`2^{53}`). Default: the number of examples on the lower ranks, so rows
+        are numbered as in the ranks' data concatenated in rank order (each rank having
+        numbered its own rows from 0).
         Pass 0 when the ranks already gave global row numbers (``first_row=`` in
         ``update``).
 
@@ -185,7 +188,7 @@ def all_reduce_state(
     InputError
         On every rank of ``group``, naming the argument and the rank(s), when any rank's
         ``state`` is not an ``EvaluationState`` or its ``row_offset`` is not ``None`` or
-        a non-negative integer (with ``row_offset + state.n`` below :math:`2^{53}`), or
+        a non-negative integer (with the shifted rows below :math:`2^{53}`), or
         the ranks' states cannot be merged (different classes, binning or ``keep``).
         On this process only when no process group is initialised, or this process is
         not in ``group``.
