@@ -78,7 +78,7 @@ _EXACT_ROWS = 2**53
 
 
 def _local_problem(state: Any, row_offset: Any) -> tuple[int, str]:
-    """This rank's problem code with its arguments and what it got ("" when none)."""
+    """This rank's problem code for its own arguments, and what it got ("" when none)."""
     if not isinstance(state, EvaluationState):
         return _BAD_STATE, f"got {type(state).__name__}"
     if row_offset is not None:
