@@ -27,6 +27,21 @@ from typing import Any
 import pytest
 
 
+def gloo_marks() -> list[pytest.MarkDecorator]:
+    """The marks of a module of spawned gloo tests: ``distributed``, and a skip where
+    ``torch.distributed`` or its gloo backend is unavailable (or torch is not installed)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        usable = False
+    else:
+        usable = dist.is_available() and dist.is_gloo_available()
+    return [
+        pytest.mark.distributed,
+        pytest.mark.skipif(not usable, reason="torch.distributed with gloo is unavailable"),
+    ]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -15,15 +15,9 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 import crossent  # noqa: E402
-from spawned import run_spawned  # noqa: E402
+from spawned import gloo_marks, run_spawned  # noqa: E402
 
-pytestmark = [
-    pytest.mark.distributed,
-    pytest.mark.skipif(
-        not (dist.is_available() and dist.is_gloo_available()),
-        reason="torch.distributed with gloo is unavailable",
-    ),
-]
+pytestmark = gloo_marks()
 
 CLASSES = 7
 SPLITS = {1: [123], 2: [100, 23], 3: [70, 0, 53]}

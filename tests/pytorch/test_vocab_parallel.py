@@ -22,17 +22,11 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 import crossent  # noqa: E402
-from spawned import run_spawned  # noqa: E402
+from spawned import gloo_marks, run_spawned  # noqa: E402
 
 from tolerances import rtol  # noqa: E402
 
-pytestmark = [
-    pytest.mark.distributed,
-    pytest.mark.skipif(
-        not (dist.is_available() and dist.is_gloo_available()),
-        reason="torch.distributed with gloo is unavailable",
-    ),
-]
+pytestmark = gloo_marks()
 
 GRAD_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 
