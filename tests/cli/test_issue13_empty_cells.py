@@ -78,21 +78,15 @@ def _table_with_null() -> object:
     )
 
 
-def test_issue13_parquet_null_is_named_empty(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("suffix", "module", "writer"),
+    [("parquet", "pyarrow.parquet", "write_table"), ("arrow", "pyarrow.feather", "write_feather")],
+)
+def test_issue13_parquet_and_arrow_nulls_are_named_empty(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, suffix: str, module: str, writer: str
 ) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
-    path = tmp_path / "p.parquet"
-    pq.write_table(_table_with_null(), path)
-    assert _EMPTY in _refused(capsys, path)
-
-
-def test_issue13_arrow_null_is_named_empty(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    feather = pytest.importorskip("pyarrow.feather")
-    path = tmp_path / "p.arrow"
-    feather.write_feather(_table_with_null(), path)
+    path = tmp_path / f"p.{suffix}"
+    getattr(pytest.importorskip(module), writer)(_table_with_null(), path)
     assert _EMPTY in _refused(capsys, path)
 
 
