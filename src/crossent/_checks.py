@@ -724,23 +724,14 @@ def check_non_negative(x: Array, *, name: str, xp: ModuleType) -> None:
     """Weights: finite and non-negative (NaN fails too)."""
     if size(x) == 0:
         return
-    if _is_integral(x.dtype, xp=xp):
-        # integers are finite (issue 13: ``< inf`` of an integer array is a TypeError in
-        # array-api-strict, which promotes no Python float with integers)
-        if _truth(xp.min(x) >= 0):
-            return
-        _fail_at(
-            x,
-            x < 0,
-            f"`{name}` must be finite and non-negative; got {{value!r}} at index {{index}}",
-            xp=xp,
-            axis=None,
-        )
-    if _truth(xp.min(x) >= 0) and _truth(xp.max(x) < math.inf):
+    # Integers are finite: no ``< inf`` (issue 13: a TypeError in array-api-strict, which
+    # promotes no Python float with integers).
+    integral = _is_integral(x.dtype, xp=xp)
+    if _truth(xp.min(x) >= 0) and (integral or _truth(xp.max(x) < math.inf)):
         return
     _fail_at(
         x,
-        ~((x >= 0) & (x < math.inf)),
+        x < 0 if integral else ~((x >= 0) & (x < math.inf)),
         f"`{name}` must be finite and non-negative; got {{value!r}} at index {{index}}",
         xp=xp,
         axis=None,

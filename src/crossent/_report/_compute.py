@@ -10,6 +10,7 @@ every row.  ``crossent report`` (the CLI) prints :meth:`Report.to_dict` as its J
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -648,15 +649,10 @@ def _threshold(value: float | None, name: str) -> float | None:
 def _per_class_definition(spec: CalibrationSpec) -> str:
     """In words: each class's calibration error, as ``per_class[k]["calibration_error"]``
     holds it (the report's norm and estimator; always equal-width bins)."""
-    width = "equal-width"
-    ends = (
-        "[a, b) with the last bin closed"
-        if spec.closed == "left"
-        else ("(a, b] with the first bin closed")
-    )
+    bins = dataclasses.replace(spec, binning="uniform").bins_in_words
     return (
         f"{spec.norm.upper()} calibration error of class k: p_k against [label = k], "
-        f"{spec.bins} {width} bins {ends}, {spec.estimator} estimator"
+        f"{bins}, {spec.estimator} estimator"
     )
 
 

@@ -90,16 +90,22 @@ class CalibrationSpec:
     @property
     def definition(self) -> str:
         """The definition in one line of words."""
+        return (
+            f"{self.norm.upper()} calibration error, {_SCOPE_WORDS[self.scope]}, "
+            f"{self.bins_in_words}, {self.estimator} estimator"
+        )
+
+    @property
+    def bins_in_words(self) -> str:
+        """The bins of :attr:`definition`, e.g. "15 equal-width bins [a, b) with the last
+        bin closed"."""
         width = "equal-width" if self.binning == "uniform" else "equal-mass"
         ends = (
             "[a, b) with the last bin closed"
             if self.closed == "left"
             else "(a, b] with the first bin closed"
         )
-        return (
-            f"{self.norm.upper()} calibration error, {_SCOPE_WORDS[self.scope]}, "
-            f"{self.bins} {width} bins {ends}, {self.estimator} estimator"
-        )
+        return f"{self.bins} {width} bins {ends}"
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,8 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]])
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, float | np.floating):
-        if np.isnan(value):
-            return "undefined"
-        if np.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{float(value):.4f}"
+    if isinstance(value, float | np.floating):  # inf, -inf, undefined (NaN): the report's
+        return crossent.Report.format_number(float(value))
     return str(value)
 
 
