@@ -126,6 +126,13 @@ def test_issue13_format_number(value: float | str | None, shown: str) -> None:
     assert crossent.Report.format_number(value) == shown
 
 
+@pytest.mark.parametrize("value", ["Infinity", "nan", ""])
+def test_issue13_format_number_refuses_other_strings(value: str) -> None:
+    """Only "inf" and "-inf" are strings in a format-2 report (not a raw KeyError)."""
+    with pytest.raises(crossent.InputError, match='must be a number, "inf", "-inf" or null'):
+        crossent.Report.format_number(value)
+
+
 @pytest.mark.parametrize(
     ("norm", "debias"), [("l1", False), ("l2", False), ("l2", True), ("max", False)]
 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import InputError
+
 __all__ = [
     "SHOWN_CLASSES",
     "columns_statement",
@@ -45,6 +47,10 @@ def from_json_number(value: float | str | None) -> float | None:
     """The number a JSON report's value stands for: ``"inf"``/``"-inf"`` are the
     infinities, null (undefined) is None."""
     if isinstance(value, str):
+        if value not in _INFINITIES:
+            raise InputError(
+                f'a JSON report number must be a number, "inf", "-inf" or null; got {value!r}'
+            )
         return _INFINITIES[value]
     return None if value is None else float(value)
 
