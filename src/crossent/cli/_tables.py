@@ -10,6 +10,7 @@ file was written from float32 values.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,10 +154,22 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         or pa_types.is_integer(batch.column(name).type)
         for name in names
     }
-    choice, problem = choose_columns(names, numeric, options, str(path))
+    choice, problem = choose_columns(
+        names, numeric, options, str(path), index=_pandas_index(batch.schema)
+    )
     if choice is None:
         raise SourceError(problem)
     return choice
+
+
+def _pandas_index(schema: Any) -> tuple[str, ...]:
+    """The columns a pandas index was stored in (its ``pandas`` schema metadata; a
+    RangeIndex is stored as metadata alone, in no column)."""
+    try:
+        stored = json.loads((schema.metadata or {})[b"pandas"])["index_columns"]
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return tuple(name for name in stored if isinstance(name, str))
 
 
 def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:

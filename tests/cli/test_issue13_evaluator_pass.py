@@ -1,0 +1,85 @@
+"""Issue 13, an evaluator's pass: predictions saved the way people save them.
+
+Oracles: the metrics of the same predictions written without the artefact (a pandas
+index, a shuffled row order) and SciPy's ``log_softmax``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.special import log_softmax
+
+from crossent.cli import main
+
+pytest.importorskip("rich")
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict:
+    code = main([*argv, "--json", "--resamples", "20"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _frame(n: int = 120, classes: int = 3, seed: int = 0) -> tuple[object, np.ndarray]:
+    """Logits in columns "0", "1", ... and a label column, with the shuffled index that
+    ``train_test_split`` leaves on a test split (not a RangeIndex)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, classes)) * 2
+    labels = np.argmax(logits + rng.gumbel(size=(n, classes)), axis=1)
+    frame = pd.DataFrame(logits, columns=[str(k) for k in range(classes)])
+    frame["label"] = labels
+    frame.index = rng.permutation(10 * n)[:n]
+    return frame, logits
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_pandas_index_column_is_not_a_class(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    """``DataFrame.to_csv(path)`` writes the index as an unnamed first column, and
+    ``to_parquet`` stores a non-range index as ``__index_level_0__``: read as a class of
+    logits, it made a 4-class report of a 3-class model (NLL about 70 nats).  The index
+    is the row ids; the metrics are those of the file written without it."""
+    frame, logits = _frame()
+    with_index, without = tmp_path / f"with.{suffix}", tmp_path / f"without.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(with_index)
+        frame.to_csv(without, index=False)
+    else:
+        frame.to_parquet(with_index)
+        frame.to_parquet(without, index=False)
+    got = _json(capsys, ["report", str(with_index), "--logits"])
+    want = _json(capsys, ["report", str(without), "--logits"])
+    assert got["classes"] == 3
+    assert got["columns"]["classes"] == ["0", "1", "2"]
+    labels = frame["label"].to_numpy()
+    nll = -log_softmax(logits, axis=1)[np.arange(labels.size), labels].mean()
+    assert got["nll_nats"] == pytest.approx(nll, rel=1e-12)
+    for key in ("accuracy", "nll_nats", "brier"):
+        assert got[key] == want[key], key
+    # the index names the rows of the most surprising examples
+    index = frame.index.to_numpy()
+    assert [e["id"] for e in got["most_surprising"]] == [
+        int(index[e["index"]]) for e in got["most_surprising"]
+    ]
+
+
+def test_a_pandas_index_column_with_an_id_column_is_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With ``--id-column`` naming another column, the pandas index is neither a class
+    nor the ids: it is listed as ignored."""
+    frame, _ = _frame()
+    frame["name"] = [f"row{k}" for k in range(len(frame))]
+    frame.to_csv(tmp_path / "t.csv")
+    got = _json(capsys, ["report", str(tmp_path / "t.csv"), "--logits", "--id-column", "name"])
+    assert got["columns"]["classes"] == ["0", "1", "2"]
+    assert got["columns"]["id"] == "name"
+    assert got["columns"]["ignored"] == [""]
