@@ -247,12 +247,7 @@ class EvaluationState:
         elif scope == "positive-class" and probs is not None:
             bins = self._binned(probs[:, 1], (summaries.labels == 1).astype(np.float64))
         elif probs is not None:
-            bins = BinStatistics.stack(
-                [
-                    self._binned(probs[:, k], (summaries.labels == k).astype(np.float64))
-                    for k in range(self.classes)
-                ]
-            )
+            bins = self._binned_classes(probs, summaries.labels)
         else:  # pragma: no cover - update() passes probs for these scopes
             raise AssertionError(f"scope {scope!r} needs the block's probabilities")
         sums = totals_of(summaries, self._request(0))  # the bins above: by scope
@@ -338,6 +333,34 @@ class EvaluationState:
             index = assign_uniform_bins(confidence, self._spec.bins, self._spec.closed)
             return bin_statistics(index, confidence, hits, self._spec.bins)
         return bin_statistics(fine_cell(confidence), confidence, hits, FINE_CELLS + 2)
+
+    def _binned_classes(self, probs: FloatArray, labels: IntArray) -> BinStatistics:
+        """The class-wise bins of a block, ``(classes, cells)``: :meth:`_binned` of each
+        column ``k`` (``p_k`` against ``[label = k]``), for every class at once.
+
+        Cell ``(k, b)`` is ``k * cells + b`` of one ``numpy.bincount`` over the block in
+        row-major order, so each cell adds its rows in row order, as the column's own
+        ``bincount`` does: the same sums, in one call instead of one per class (50 000
+        classes made that loop minutes of Python per million rows).  A row's hit is
+        only in its label's column: those cells count the rows with that label.
+        """
+        rows, classes = probs.shape
+        if self._spec.binning == "uniform":
+            cells = self._spec.bins
+            index = assign_uniform_bins(probs, cells, self._spec.closed)
+        else:
+            cells = FINE_CELLS + 2
+            index = fine_cell(probs)
+        cell = index + np.arange(classes, dtype=np.intp) * cells
+        size = classes * cells
+        count = np.bincount(cell.reshape(-1), minlength=size).astype(np.float64)
+        confidence_sum = np.bincount(cell.reshape(-1), weights=probs.reshape(-1), minlength=size)
+        hit_cells = cell[np.arange(rows), labels]
+        hits = np.bincount(hit_cells, minlength=size).astype(np.float64)
+        shape = (classes, cells)
+        return BinStatistics(
+            count.reshape(shape), confidence_sum.reshape(shape), hits.reshape(shape)
+        )
 
     def merge(self, other: EvaluationState) -> EvaluationState:
         """A new state holding both states' data (neither input is changed)."""
