@@ -83,3 +83,39 @@ def test_a_pandas_index_column_with_an_id_column_is_ignored(
     assert got["columns"]["classes"] == ["0", "1", "2"]
     assert got["columns"]["id"] == "name"
     assert got["columns"]["ignored"] == [""]
+
+
+def test_compared_files_with_ids_in_another_order_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two models' files, each sorted by label, rows in another order within a label: the
+    labels agree row by row, so only the ids show that the rows are not the same
+    examples.  The paired differences were computed anyway (a wrong interval around 0);
+    now the differing ids are an error naming the first row."""
+    frame, _ = _frame(n=60)
+    frame["id"] = np.arange(len(frame))
+    ordered = frame.sort_values(["label", "id"])
+    shuffled = ordered.groupby("label", group_keys=False).sample(frac=1.0, random_state=3)
+    assert (shuffled["label"].to_numpy() == ordered["label"].to_numpy()).all()
+    ordered.to_csv(tmp_path / "a.csv", index=False)
+    shuffled.to_csv(tmp_path / "b.csv", index=False)
+    argv = ["report", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--logits"]
+    code = main([*argv, "--id-column", "id", "--resamples", "20"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    first = int(np.flatnonzero(shuffled["id"].to_numpy() != ordered["id"].to_numpy())[0])
+    assert f"different ids (first at row {first}" in err
+    # the same file twice: a difference of exactly 0, the interval [0, 0]
+    same = _json(
+        capsys,
+        [
+            "report",
+            str(tmp_path / "a.csv"),
+            str(tmp_path / "a.csv"),
+            "--logits",
+            "--id-column",
+            "id",
+        ],
+    )
+    for entry in same["comparisons"]:
+        assert (entry["difference"], entry["ci_low"], entry["ci_high"]) == (0.0, 0.0, 0.0)
