@@ -119,3 +119,85 @@ def test_compared_files_with_ids_in_another_order_are_refused(
     )
     for entry in same["comparisons"]:
         assert (entry["difference"], entry["ci_low"], entry["ci_high"]) == (0.0, 0.0, 0.0)
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    code = main([*argv, "--resamples", "20"])
+    _, err = capsys.readouterr()
+    assert code == 2, err
+    return err
+
+
+_NAMES = ["setosa", "versicolor", "virginica"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "categorical"])
+def test_labels_that_name_the_class_columns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """scikit-learn's way: ``DataFrame(predict_proba(X), columns=clf.classes_)`` with the
+    string labels ``y``.  Each label names its class column; the metrics are those of the
+    integer labels.  A CSV, a Parquet string column and a pandas categorical (a Parquet
+    dictionary column) were refused ("must hold integers")."""
+    frame, _ = _frame()
+    frame.columns = [*_NAMES, "label"]
+    integers = tmp_path / "ints.csv"
+    frame.to_csv(integers, index=False)
+    named = frame.assign(label=np.array(_NAMES)[frame["label"].to_numpy()])
+    if kind == "categorical":  # categories in another order than the columns
+        named["label"] = pd.Categorical(named["label"], categories=_NAMES[::-1])
+    path = tmp_path / f"named.{'csv' if kind == 'csv' else 'parquet'}"
+    if kind == "csv":
+        named.to_csv(path, index=False)
+    else:
+        named.to_parquet(path, index=False)
+    got = _json(capsys, ["report", str(path), "--logits"])
+    want = _json(capsys, ["report", str(integers), "--logits"])
+    for key in ("n", "classes", "accuracy", "nll_nats", "brier"):
+        assert got[key] == want[key], key
+
+
+def test_a_label_that_names_no_class_column_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame, _ = _frame()
+    frame.columns = [*_NAMES, "label"]
+    frame = frame.assign(label=np.array(_NAMES)[frame["label"].to_numpy()])
+    frame.loc[frame.index[7], "label"] = "Virginica"
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    err = _error(capsys, ["report", str(tmp_path / "t.csv"), "--logits"])
+    assert "row 7 has 'Virginica'" in err
+    assert "'setosa', 'versicolor', 'virginica'" in err
+
+
+def test_boolean_labels_are_0_and_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``label = y == "malignant"``: pandas writes True/False, ``np.savez`` a bool
+    array; False is class 0, True class 1 (NumPy's own conversion), so a one-column
+    P(label = 1) reads as it says."""
+    rng = np.random.default_rng(2)
+    p = rng.uniform(size=80)
+    y = rng.uniform(size=80) < p
+    pd.DataFrame({"p": p, "label": y}).to_csv(tmp_path / "b.csv", index=False)
+    pd.DataFrame({"p": p, "label": y.astype(int)}).to_csv(tmp_path / "i.csv", index=False)
+    pd.DataFrame({"p": p, "label": y}).to_parquet(tmp_path / "b.parquet")
+    np.savez(tmp_path / "b.npz", probs=p, labels=y)
+    want = _json(capsys, ["report", str(tmp_path / "i.csv")])
+    nll = -np.mean(np.where(y, np.log(p), np.log1p(-p)))
+    assert want["nll_nats"] == pytest.approx(nll, rel=1e-12)
+    for name in ("b.csv", "b.parquet", "b.npz"):
+        got = _json(capsys, ["report", str(tmp_path / name)])
+        for key in ("n", "classes", "accuracy", "nll_nats", "brier"):
+            assert got[key] == want[key], (name, key)
+
+
+def test_string_labels_of_a_one_column_table_are_refused_clearly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "yes"/"no" beside one column P(label = 1): which string is class 1 is not
+    written anywhere, so it is an error saying what to write, never a guess."""
+    pd.DataFrame({"p_yes": [0.2, 0.9, 0.6], "label": ["no", "yes", "yes"]}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    err = _error(capsys, ["report", str(tmp_path / "t.csv")])
+    assert "'no'" in err
+    assert "0 and 1" in err
