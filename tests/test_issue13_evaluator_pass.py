@@ -66,3 +66,17 @@ def test_class_wise_bins_a_block_in_one_call(monkeypatch: pytest.MonkeyPatch) ->
     state = crossent.EvaluationState(classes, scope="class-wise")
     state.update(probs, rng.integers(0, classes, size=64))
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "hint"),
+    [
+        (np.array([True, False, True]), "False is class 0, True class 1"),
+        (np.array(["no", "yes", "yes"]), "index of its column"),
+        (np.array(["no", "yes", "yes"], dtype=object), "index of its column"),
+    ],
+)
+def test_labels_that_are_not_ids_get_the_fix_for_their_kind(labels: np.ndarray, hint: str) -> None:
+    """Booleans and class names were told to "cast whole-number floats"."""
+    with pytest.raises(crossent.InputTypeError, match=hint):
+        crossent.report(np.array([0.3, 0.6, 0.9]), labels, resamples=10)
