@@ -105,3 +105,36 @@ def test_issue13_state_entropy_option_is_a_bool(value: object) -> None:
 
 def test_issue13_state_entropy_option_takes_numpy_bools() -> None:
     assert crossent.EvaluationState(3, entropy=np.bool_(False)).entropy is False
+
+
+@pytest.mark.parametrize(
+    ("scope", "binning", "classes"),
+    [("top-label", "quantile", 4), ("class-wise", "uniform", 4), ("positive-class", "uniform", 2)],
+)
+@pytest.mark.parametrize("form", ["probs", "logits"])
+def test_issue13_state_without_entropy_never_asks_for_it(
+    monkeypatch: pytest.MonkeyPatch, scope: str, binning: str, classes: int, form: str
+) -> None:
+    """The summarising paths: the summaries are made without the entropy (an entropy
+    formed and then dropped would give the same numbers, and cost what it saves)."""
+    from crossent.calibration import _state
+
+    asked: list[bool] = []
+
+    def spy(function):  # type: ignore[no-untyped-def]
+        def wrapped(*args, **kwargs):  # type: ignore[no-untyped-def]
+            asked.append(kwargs.get("entropy", True))
+            return function(*args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(_state, "summarize_block", spy(_state.summarize_block))
+    monkeypatch.setattr(_state, "map_summaries", spy(_state.map_summaries))
+    logits, labels = _data(50, classes, seed=4)
+    values = softmax(logits, axis=1) if form == "probs" else logits
+    for entropy in (False, True):
+        asked.clear()
+        state = crossent.EvaluationState(classes, scope=scope, binning=binning, entropy=entropy)
+        state.update(values, labels, form=form)
+        assert asked
+        assert set(asked) == {entropy}
