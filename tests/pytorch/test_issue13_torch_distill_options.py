@@ -1,0 +1,320 @@
+r"""Issue 13 follow-up: ``crossent.torch.distillation_loss`` takes the NumPy function's
+``teacher_form`` ({'logits', 'probs', 'log_probs'}) and ``direction`` ({'forward',
+'reverse'}).
+
+Before, the torch function took teacher logits and the forward KL
+:math:`D(t\,\|\,s)` only: a teacher's stored probabilities, or the reverse KL
+:math:`D(s\,\|\,t)` (MiniLLM), could not be used from ``crossent.torch``. On main every
+test here fails with ``TypeError: ... unexpected keyword argument 'teacher_form'`` (or
+``'direction'``).
+
+Oracles: the NumPy :func:`crossent.distillation_loss` and
+:func:`crossent.distillation_loss_grad` on float64 copies of the same arrays (float64:
+1e-12 relative; float32: :data:`ULPS32` float32 ulps of the row's scale against the
+float64 truth), and PyTorch's own float64 idioms (``F.kl_div(..., log_target=True,
+reduction="batchmean")`` forward, :math:`\sum_c s_c(\log s_c - \log t_c)` reverse).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+F = pytest.importorskip("torch.nn.functional")
+
+import crossent  # noqa: E402
+from crossent.errors import InputError  # noqa: E402
+from crossent.torch import DistillationLoss, distillation_loss  # noqa: E402
+
+FORMS = ("logits", "probs", "log_probs")
+DIRECTIONS = ("forward", "reverse")
+REDUCTIONS = ("mean", "sum", "none")
+TEMPERATURES = (1.0, 2.5)
+DTYPES = (torch.float64, torch.float32)
+ULPS32 = 16
+"""Float32 ulps (of the call's scale, below) allowed against the float64 truth."""
+
+
+def _teacher(form: str, logits: np.ndarray) -> np.ndarray:
+    """The teacher ``logits`` in ``form`` (float64)."""
+    if form == "logits":
+        return logits
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return np.exp(log_probs) if form == "probs" else log_probs
+
+
+def _arrays(seed: int = 0, rows: int = 6, classes: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return 2.0 * rng.standard_normal((rows, classes)), 2.0 * rng.standard_normal((rows, classes))
+
+
+def _truth(
+    z: torch.Tensor, t: torch.Tensor, **options: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The NumPy loss and student gradient on float64 copies of ``z`` and ``t``
+    (not validated: float32 probabilities widened are rows of float32 rounding)."""
+    z64, t64 = (x.detach().double().numpy() for x in (z, t))
+    loss = crossent.distillation_loss(z64, t64, validate=False, **options)
+    grad = crossent.distillation_loss_grad(z64, t64, validate=False, **options)
+    return np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+
+def _call(
+    z64: np.ndarray, t64: np.ndarray, dtype: torch.dtype, **options: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The torch loss of ``z64`` and ``t64`` rounded to ``dtype``, and the student's
+    gradient of its sum (loss.backward() with ones)."""
+    z = torch.tensor(z64, dtype=dtype, requires_grad=True)
+    t = torch.tensor(t64, dtype=dtype)
+    loss = distillation_loss(z, t, **options)
+    loss.backward(torch.ones_like(loss))
+    assert z.grad is not None
+    return loss.detach(), z.grad, z, t
+
+
+def _close(ours: np.ndarray, truth: np.ndarray, dtype: torch.dtype, scale: float) -> None:
+    """Within 1e-12 relative (float64) or :data:`ULPS32` float32 ulps of ``scale``."""
+    ours = np.asarray(ours, dtype=np.float64)
+    if dtype == torch.float64:
+        np.testing.assert_allclose(ours, truth, rtol=1e-12, atol=1e-12 * scale)
+    else:
+        eps = float(np.finfo(np.float32).eps)
+        np.testing.assert_allclose(ours, truth, rtol=0, atol=ULPS32 * eps * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_loss_and_student_gradient_equal_numpy(
+    teacher_form: str, direction: str, reduction: str, temperature: float, dtype: torch.dtype
+) -> None:
+    z64, v64 = _arrays()
+    options = dict(
+        temperature=temperature, teacher_form=teacher_form, direction=direction, reduction=reduction
+    )
+    loss, grad, z, t = _call(z64, _teacher(teacher_form, v64), dtype, **options)
+    assert loss.dtype == dtype
+    truth, truth_grad = _truth(z, t, **options)
+    scale = temperature**2 * (1.0 + np.log(z64.shape[1]))  # the size of a row's terms
+    _close(loss.numpy(), truth, dtype, scale * (z64.shape[0] if reduction == "sum" else 1))
+    _close(grad.numpy(), truth_grad, dtype, temperature)
+
+
+def _idiom(z: torch.Tensor, log_t: torch.Tensor, temperature: float, direction: str) -> Any:
+    """PyTorch's float64 idiom of the 'mean' distillation loss (``log_t``: the teacher's
+    log-probabilities or logits, softened here)."""
+    t = temperature
+    log_s, log_tt = F.log_softmax(z / t, 1), F.log_softmax(log_t / t, 1)
+    if direction == "forward":
+        return t**2 * F.kl_div(log_s, log_tt, log_target=True, reduction="batchmean")
+    return t**2 * (log_s.exp() * (log_s - log_tt)).sum(1).mean()
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_equals_pytorch_idioms(teacher_form: str, direction: str, temperature: float) -> None:
+    z64, v64 = _arrays(1)
+    teacher = _teacher(teacher_form, v64)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    loss, grad, _, _ = _call(z64, teacher, torch.float64, **options)
+    z = torch.tensor(z64, requires_grad=True)
+    scores = torch.tensor(np.log(teacher) if teacher_form == "probs" else teacher)
+    idiom = _idiom(z, scores, temperature, direction)
+    idiom.backward()
+    assert z.grad is not None
+    torch.testing.assert_close(loss, idiom.detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(grad, z.grad, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_teacher_logits_gradient_equals_idiom(direction: str, temperature: float) -> None:
+    """A teacher (logits) that requires a gradient gets autograd's, both directions."""
+    z64, v64 = _arrays(2)
+    z, v = torch.tensor(z64, requires_grad=True), torch.tensor(v64, requires_grad=True)
+    distillation_loss(z, v, temperature=temperature, direction=direction).backward()
+    zi, vi = torch.tensor(z64, requires_grad=True), torch.tensor(v64, requires_grad=True)
+    _idiom(zi, vi, temperature, direction).backward()
+    torch.testing.assert_close(z.grad, zi.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(v.grad, vi.grad, rtol=1e-12, atol=1e-14)
+
+
+# --------------------------------------------------------------------------- hard rows
+
+
+ZERO_TEACHER = np.array([[0.5, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+def test_zero_teacher_probability_forward_is_finite(
+    teacher_form: str, temperature: float, dtype: torch.dtype
+) -> None:
+    r"""Forward: :math:`0\log 0 = 0`, so a teacher class of probability 0 adds nothing."""
+    z64 = _arrays(3, 3, 4)[0]
+    with np.errstate(divide="ignore"):
+        teacher = ZERO_TEACHER if teacher_form == "probs" else np.log(ZERO_TEACHER)
+    options = dict(temperature=temperature, teacher_form=teacher_form, reduction="none")
+    loss, grad, z, t = _call(z64, teacher, dtype, **options)
+    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    truth, truth_grad = _truth(z, t, **options)
+    _close(loss.numpy(), truth, dtype, temperature**2 * 3.0)
+    _close(grad.numpy(), truth_grad, dtype, temperature)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+def test_zero_teacher_probability_reverse_is_inf_not_nan(
+    teacher_form: str, dtype: torch.dtype
+) -> None:
+    r"""Reverse: the student's mass on a class the teacher gives probability 0 makes
+    :math:`D(s\,\|\,t) = +\infty` (never NaN); the other rows as NumPy's."""
+    z64 = _arrays(4, 3, 4)[0]
+    with np.errstate(divide="ignore"):
+        teacher = ZERO_TEACHER if teacher_form == "probs" else np.log(ZERO_TEACHER)
+    for reduction in ("none", "mean", "sum"):
+        options = dict(teacher_form=teacher_form, direction="reverse", reduction=reduction)
+        z = torch.tensor(z64, dtype=dtype, requires_grad=True)
+        loss = distillation_loss(z, torch.tensor(teacher, dtype=dtype), **options)
+        assert not torch.isnan(loss).any()
+        if reduction == "none":
+            assert loss[0] == np.inf and loss[2] == np.inf
+            truth, _ = _truth(z, torch.tensor(teacher), **options)
+            _close(loss[1:2].detach().numpy(), truth[1:2], dtype, 3.0)
+            loss[1].backward()  # a finite row's gradient
+            _, truth_grad = _truth(z[1:2], torch.tensor(teacher[1:2]), **options)
+            assert z.grad is not None
+            _close(z.grad[1:2].numpy(), truth_grad, dtype, 1.0)
+            assert (z.grad[[0, 2]] == 0).all()
+        else:
+            assert loss == np.inf
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_student_equal_to_teacher_gives_zero(
+    teacher_form: str, direction: str, temperature: float, dtype: torch.dtype
+) -> None:
+    """Student and teacher the same distribution: loss 0 and gradient 0 (within ulps)."""
+    z64 = _arrays(5)[0]
+    teacher = _teacher(teacher_form, z64)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    loss, grad, _, _ = _call(z64, teacher, dtype, **options)
+    eps = float(torch.finfo(dtype).eps)
+    assert abs(float(loss)) <= 4 * eps * temperature**2
+    assert float(grad.abs().max()) <= 4 * eps * temperature
+
+
+FAR_STUDENT = np.array([[0.0, 1e4, -1e4, 5.0], [1e4, 0.0, 1.0, -1e4], [1.0, 2.0, 3.0, 4.0]])
+FAR_TEACHER = np.array([[1e4, 0.0, -1e4, 5.0], [1e4, 1e4 - 3.0, 2.0, 0.0], [1e4, -1e4, 0.0, 3.0]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_far_logits_equal_numpy(
+    teacher_form: str, direction: str, temperature: float, dtype: torch.dtype
+) -> None:
+    r"""Gaps of :math:`\pm 10^4` (probabilities that underflow to 0): NumPy's numbers,
+    ``+inf`` only where NumPy's is, never NaN."""
+    teacher = _teacher(teacher_form, FAR_TEACHER)
+    options = dict(
+        temperature=temperature, teacher_form=teacher_form, direction=direction, reduction="none"
+    )
+    z = torch.tensor(FAR_STUDENT, dtype=dtype, requires_grad=True)
+    t = torch.tensor(teacher, dtype=dtype)
+    loss = distillation_loss(z, t, **options)
+    truth, truth_grad = _truth(z, t, **options)
+    assert not torch.isnan(loss).any()
+    finite = np.isfinite(truth)
+    assert (torch.isinf(loss).numpy() == ~finite).all()
+    scale = temperature**2 * 1e4
+    _close(loss.detach().numpy()[finite], truth[finite], dtype, scale)
+    loss[torch.from_numpy(finite)].sum().backward()
+    assert z.grad is not None
+    _close(z.grad.numpy()[finite], truth_grad[finite], dtype, temperature)
+
+
+# -------------------------------------------------------------------------- bad inputs
+
+
+def test_bad_teacher_form_names_the_argument() -> None:
+    z, v = (torch.tensor(a) for a in _arrays())
+    with pytest.raises(InputError, match="teacher_form"):
+        distillation_loss(z, v, teacher_form="prob")
+    with pytest.raises(InputError, match="teacher_form"):
+        distillation_loss(z.float(), v.float(), teacher_form="prob")  # not the fused op's
+
+
+def test_bad_direction_names_the_argument() -> None:
+    z, v = (torch.tensor(a) for a in _arrays())
+    with pytest.raises(InputError, match="direction"):
+        distillation_loss(z, v, direction="backwards")
+    with pytest.raises(InputError, match="direction"):
+        distillation_loss(z.float(), v.float(), direction="backwards")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.array([[0.5, 0.4, 0.2], [0.2, 0.3, 0.5]]),  # sums to 1.1
+        np.array([[1.2, -0.2, 0.0], [0.2, 0.3, 0.5]]),  # outside [0, 1]
+        np.array([[0.5, np.nan, 0.5], [0.2, 0.3, 0.5]]),
+    ],
+    ids=["sum", "range", "nan"],
+)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_bad_probabilities_raise_as_numpy(bad: np.ndarray, direction: str) -> None:
+    z = np.zeros_like(bad)
+    options = dict(teacher_form="probs", direction=direction)
+    with pytest.raises(InputError) as numpy_error:
+        crossent.distillation_loss(z, bad, axis=1, **options)
+    with pytest.raises(InputError) as torch_error:
+        distillation_loss(torch.tensor(z, requires_grad=True), torch.tensor(bad), **options)
+    assert str(torch_error.value) == str(numpy_error.value)
+
+
+def test_module_holds_the_options() -> None:
+    z64, v64 = _arrays(6)
+    teacher = torch.tensor(_teacher("probs", v64))
+    module = DistillationLoss(2.5, "sum", teacher_form="probs", direction="reverse")
+    z = torch.tensor(z64)
+    expected = distillation_loss(
+        z, teacher, temperature=2.5, reduction="sum", teacher_form="probs", direction="reverse"
+    )
+    assert torch.equal(module(z, teacher), expected)
+    assert (module.teacher_form, module.direction) == ("probs", "reverse")
+
+
+# --------------------------------------------------------------------------- compile
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_compiled_reverse_probs_equals_eager() -> None:
+    """Under ``torch.compile`` (``fullgraph=False``) a non-default option runs the eager
+    call outside the graph (a graph break): eager's numbers and gradient."""
+    z64, v64 = _arrays(7)
+    teacher = torch.tensor(_teacher("probs", v64))
+    options = dict(temperature=2.5, teacher_form="probs", direction="reverse")
+
+    def f(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(z, t, **options) * 1.0
+
+    compiled = torch.compile(f, backend="eager")
+    z = torch.tensor(z64, requires_grad=True)
+    loss = compiled(z, teacher)
+    loss.backward()
+    eager, grad, _, _ = _call(z64, teacher.numpy(), torch.float64, **options)
+    assert torch.equal(loss.detach(), eager)
+    assert z.grad is not None and torch.equal(z.grad, grad)
