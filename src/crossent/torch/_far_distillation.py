@@ -84,25 +84,48 @@ __all__ = ["distillation_rows_checked"]
 
 
 def distillation_rows_checked(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""``crossent.distillation_loss`` of torch tensors (classes on axis 1, or 0 for a
-    vector) with its far rows formed again (module docstring)."""
+    vector) with its far rows formed again (module docstring).
+
+    ``teacher_form`` and ``direction`` are the NumPy function's, passed on to every
+    call that forms rows (the generic one, :class:`_HostRows`'). Where they are not
+    the defaults, two calls leave the path above: under ``torch.compile`` the call runs
+    eagerly outside the graph (:func:`_outside_graph`, a graph break: the custom ops of
+    :func:`_traced` take teacher logits, forward); and a teacher of probabilities or
+    log-probabilities that requires a gradient takes the generic formula alone,
+    recorded by autograd (:class:`_HostRows` forms a teacher's gradient in its logits
+    only), its far rows not formed again."""
     axis = 1 if student.ndim > 1 else 0
+    options = {"teacher_form": teacher_form, "direction": direction}
+    default = teacher_form == "logits" and direction == "forward"
     if torch.compiler.is_compiling():
+        if not default:
+            return _outside_graph(student, teacher, temperature, reduction, **options)
         return _traced(student, teacher, temperature, reduction, axis)
+    if teacher_form != "logits" and _teacher_needs_gradient(teacher):
+        return losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
+        )
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)  # (the NumPy call below is of 'none')
-        rows = _host_rows(student, teacher, float(temperature), axis)
+        rows = _host_rows(student, teacher, float(temperature), axis, **options)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    ordinary = _ordinary_call(student, teacher, temperature, reduction, axis)
+    ordinary = _ordinary_call(student, teacher, temperature, reduction, axis, **options)
     if ordinary is not None:
         return ordinary
     later: list[_distill.NearRowsLater] = []
     token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
     try:
         loss = losses.distillation_loss(
-            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
         )
     finally:
         _distill.NEAR_ROWS_LATER.reset(token)
@@ -115,12 +138,41 @@ def distillation_rows_checked(
         loss = later[0].finish()
         not_finite = bool(_not_finite(loss))
     if not_finite or any(far):
-        return _again(student, teacher, temperature, reduction, loss, axis)
+        return _again(student, teacher, temperature, reduction, loss, axis, **options)
     return loss
 
 
+def _teacher_needs_gradient(teacher: Any) -> bool:
+    """Whether autograd will form a gradient in ``teacher``."""
+    return isinstance(teacher, torch.Tensor) and teacher.requires_grad and torch.is_grad_enabled()
+
+
+@torch.compiler.disable
+def _outside_graph(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    *,
+    teacher_form: str,
+    direction: str,
+) -> Any:
+    """The eager call of options other than teacher logits and ``'forward'`` under
+    ``torch.compile``: Dynamo does not trace it (a graph break), so it runs as eagerly."""
+    return distillation_rows_checked(
+        student, teacher, temperature, reduction, teacher_form=teacher_form, direction=direction
+    )
+
+
 def _ordinary_call(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: Any, reduction: str, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: Any,
+    reduction: str,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call's result where every row is ordinary, or None (the generic path then
     runs as before).
@@ -140,13 +192,22 @@ def _ordinary_call(
     the call goes the generic way (its far and near rows formed as there). What is
     left (some 35 arrays of the call's size where the idiom makes 10: the generic
     path's exact log-partitions, the teacher softened twice, the float64 sum, autograd
-    through them) is what keeping its bits costs."""
+    through them) is what keeping its bits costs. The forward direction only (any
+    ``teacher_form``: the softened :math:`\log t` is the same); ``'reverse'`` goes the
+    generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
+    if direction != "forward":
+        return None  # (its terms s_c(log s_c - log t_c): the generic path's)
     if teacher.requires_grad and torch.is_grad_enabled():
         return None  # (its far gaps and reverse gradient: the generic path's)
     d = _distill.prepare_distillation(
-        student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        reduction=reduction,
     )
     if d.log_t.requires_grad:
         return None
@@ -254,13 +315,23 @@ def _again(
     reduction: str,
     loss: Any,
     axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call whose result was not finite (or whose teacher gradient would not be), its
     far rows by :class:`_HostRows`. ``index_put`` sends them no gradient through the
     common path's graph (whose terms hold no :math:`0\cdot\infty`: ``kl_terms_from_log``
-    masks ``-inf`` before its products)."""
-    rows = loss if reduction == "none" else _common_rows(student, teacher, temperature, axis)
+    masks ``-inf`` before its products). Reverse rows whose :math:`D(s\,\|\,t)` is truly
+    infinite (:func:`_truly_infinite`) stay the generic path's, as in NumPy."""
+    options = {"teacher_form": teacher_form, "direction": direction}
+    if reduction == "none":
+        rows = loss
+    else:
+        rows = _common_rows(student, teacher, temperature, axis, **options)
     far = ~torch.isfinite(rows.detach())
+    if direction == "reverse":
+        far &= ~_truly_infinite(student, teacher, teacher_form, axis)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     if teacher_far is not None:
         far |= teacher_far
@@ -268,18 +339,46 @@ def _again(
         return _reduced(rows, reduction, loss, rows.dtype)
     at = far.reshape(-1).nonzero()[:, 0]
     again = _HostRows.apply(
-        _rows_last(student, axis)[at], _rows_last(teacher, axis)[at], float(temperature)
+        _rows_last(student, axis)[at],
+        _rows_last(teacher, axis)[at],
+        float(temperature),
+        teacher_form,
+        direction,
     )
     flat = rows.reshape(-1).double().index_put((at,), again)
     return _reduced(flat.reshape(rows.shape), reduction, loss, rows.dtype)
 
 
+def _truly_infinite(
+    student: torch.Tensor, teacher: torch.Tensor, teacher_form: str, axis: int
+) -> torch.Tensor:
+    r"""The rows (batch shape) whose reverse :math:`D(s\,\|\,t)` is :math:`+\infty`:
+    a teacher probability 0 (a ``-inf`` logit or log-probability) where the student's
+    is not (a logit above ``-inf``). The generic path gives ``inf`` there, and a
+    finite gradient (NumPy's ``_far_rows`` leaves them to its common path too)."""
+    with torch.no_grad():
+        zero = teacher == 0 if teacher_form == "probs" else torch.isneginf(teacher)
+        return (zero & (student > -math.inf)).any(axis)
+
+
 def _common_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     """The generic path's per-row losses (batch shape)."""
     return losses.distillation_loss(
-        student, teacher, axis=axis, temperature=temperature, reduction="none"
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
     )
 
 
@@ -289,11 +388,23 @@ def _rows_last(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 def _host_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     """Every row of the call by :class:`_HostRows` (batch shape, float64)."""
     batch = student.movedim(axis, -1).shape[:-1]
-    rows = _HostRows.apply(_rows_last(student, axis), _rows_last(teacher, axis), temperature)
+    rows = _HostRows.apply(
+        _rows_last(student, axis),
+        _rows_last(teacher, axis),
+        temperature,
+        teacher_form,
+        direction,
+    )
     return rows.reshape(batch)
 
 
@@ -302,12 +413,24 @@ def _host64(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).contiguous().numpy()
 
 
-def _host_loss(z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
-    r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
-    (rows x classes) by the NumPy :func:`crossent.distillation_loss` on float64 host
-    copies (float64, on their device)."""
+def _host_loss(
+    z: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+) -> torch.Tensor:
+    r"""Per-row :math:`T^2 D(t\,\|\,s)` (``'reverse'``: :math:`T^2 D(s\,\|\,t)`) of
+    student rows ``z`` and teacher rows ``v`` in ``teacher_form`` (rows x classes) by the
+    NumPy :func:`crossent.distillation_loss` on float64 host copies (float64, on their
+    device)."""
     rows = losses.distillation_loss(
-        _host64(z), _host64(v), temperature=temperature, reduction="none"
+        _host64(z),
+        _host64(v),
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
     )
     return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
 
@@ -320,6 +443,8 @@ def _host_gradients(
     student: bool,
     teacher: bool,
     near: torch.Tensor | None = None,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     r"""The gradients of :func:`_host_loss` in ``z`` (where ``student``) and ``v`` (where
     ``teacher``), times the ``upstream`` rows, each rounded once to its input's dtype
@@ -328,23 +453,40 @@ def _host_gradients(
     (booleans, where given: rows the loss forms by ``_near_rows``) take
     ``_near_rows.NearRows``' gradients of that loss, as eager autograd does through
     it (``distillation_loss_grad`` picks its own rows, by the spread of :math:`s - t`:
-    1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16)."""
+    1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16). ``teacher_form`` and
+    ``direction`` as :func:`_host_loss`'s; a teacher's gradient is formed in its logits
+    only (the other direction's student gradient, the roles swapped)."""
     u, z64, v64 = _host64(upstream)[:, None], _host64(z), _host64(v)
     at = None if near is None or not bool(near.any()) else near.cpu().numpy()
+    forward = direction == "forward"
     grad_z = grad_v = None
     if student:
-        g = losses.distillation_loss_grad(z64, v64, temperature=temperature, reduction="none")
-        if at is not None:
-            g[at] = NearRows(z64[at], v64[at], temperature).gradient(forward=True)
+        g = losses.distillation_loss_grad(
+            z64,
+            v64,
+            temperature=temperature,
+            teacher_form=teacher_form,
+            direction=direction,
+            reduction="none",
+        )
+        if at is not None:  # (``near``: under torch.compile, of teacher logits only)
+            g[at] = NearRows(z64[at], v64[at], temperature).gradient(forward=forward)
         grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
     if teacher:
+        if teacher_form != "logits":  # (distillation_rows_checked never asks)
+            raise NotImplementedError("a teacher's gradient is formed in its logits only")
         g = losses.distillation_loss_grad(
-            v64, z64, temperature=temperature, direction="reverse", reduction="none"
+            v64,
+            z64,
+            temperature=temperature,
+            direction="reverse" if forward else "forward",
+            reduction="none",
         )
         if at is not None:
-            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=False)
+            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=not forward)
         grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
     return grad_z, grad_v
+
 
 
 class _HostRows(torch.autograd.Function):
@@ -356,13 +498,23 @@ class _HostRows(torch.autograd.Function):
     .. math:: \frac{\partial\,T^2 D(t\,\|\,s)}{\partial v}
               = T\,t\odot\big(\log t - \log s - D(t\,\|\,s)\big),
 
-    each times the upstream row and rounded once to its input's dtype."""
+    each times the upstream row and rounded once to its input's dtype. With
+    ``teacher_form`` and ``direction`` (:func:`_host_loss`), the same functions of the
+    same options; the teacher's gradient in its logits only."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        z: torch.Tensor,
+        v: torch.Tensor,
+        temperature: float,
+        teacher_form: str = "logits",
+        direction: str = "forward",
+    ) -> torch.Tensor:
         ctx.save_for_backward(z, v)
         ctx.temperature = temperature
-        return _host_loss(z, v, temperature)
+        ctx.options = {"teacher_form": teacher_form, "direction": direction}
+        return _host_loss(z, v, temperature, teacher_form, direction)
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -376,7 +528,10 @@ class _HostRows(torch.autograd.Function):
     def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        return (*_host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1]), None)
+        grads = _host_gradients(
+            z, v, ctx.temperature, upstream, needs[0], needs[1], **ctx.options
+        )
+        return (*grads, None, None, None)
 
 
 def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
