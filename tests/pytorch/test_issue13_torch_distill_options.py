@@ -320,3 +320,79 @@ def test_compiled_reverse_probs_equals_eager() -> None:
     eager, grad, _, _ = _call(z64, teacher.numpy(), torch.float64, **options)
     assert torch.equal(loss.detach(), eager)
     assert z.grad is not None and torch.equal(z.grad, grad)
+
+
+# ------------------------------------------------- rows formed again on the host (NumPy)
+
+B = 1e308
+GAPS = np.array([[0.0, B, -B], [1.0, 2.0, 3.0]])  # a gap of 2e308: past float64's range
+TEACHER_PROBS = np.array([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
+
+
+def _teacher_of(form: str, probs: np.ndarray) -> np.ndarray:
+    return probs if form == "probs" else np.log(probs)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_far_gaps_formed_again_with_the_options(
+    teacher_form: str, direction: str, reduction: str
+) -> None:
+    """A student gap of 2e308: the generic rows are ``inf`` (forward) or lose the
+    gradient; formed again by the NumPy function with the same options (a mutant that
+    drops them from ``_HostRows`` gives the teacher-logits forward numbers)."""
+    teacher = _teacher_of(teacher_form, TEACHER_PROBS)
+    options = dict(teacher_form=teacher_form, direction=direction, reduction=reduction)
+    loss, grad, z, t = _call(GAPS, teacher, torch.float64, **options)
+    truth, truth_grad = _truth(z, t, **options)
+    assert np.isfinite(truth).all()
+    np.testing.assert_allclose(loss.numpy(), truth, rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), truth_grad, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("temperature", (1e160, 1e-160))
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_far_temperature_formed_with_the_options(
+    teacher_form: str, direction: str, temperature: float
+) -> None:
+    """:math:`T^2` past float64's range: every row by the NumPy function, its options."""
+    z64 = np.array([[1e150, -2e150, 0.0], [3e-160, 0.0, -1e-160]])
+    teacher = _teacher_of(teacher_form, TEACHER_PROBS)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    loss, grad, z, t = _call(z64, teacher, torch.float64, **options)
+    truth, truth_grad = _truth(z, t, **options)
+    np.testing.assert_allclose(loss.numpy(), truth, rtol=1e-12)
+    np.testing.assert_allclose(grad.numpy(), truth_grad, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+def test_teacher_probabilities_requiring_a_gradient(teacher_form: str, direction: str) -> None:
+    """A teacher of probabilities (or log-probabilities) that requires a gradient: the
+    student's as NumPy's, the teacher's along the simplex as a central difference of
+    the NumPy loss."""
+    rng = np.random.default_rng(8)
+    z64, probs = rng.standard_normal((4, 5)), rng.dirichlet(np.ones(5), size=4)
+    teacher = _teacher_of(teacher_form, probs)
+    options = dict(temperature=2.5, teacher_form=teacher_form, direction=direction)
+    z, t = torch.tensor(z64, requires_grad=True), torch.tensor(teacher, requires_grad=True)
+    distillation_loss(z, t, **options).backward()
+    assert z.grad is not None and t.grad is not None
+    np.testing.assert_allclose(
+        z.grad.numpy(), crossent.distillation_loss_grad(z64, teacher, **options), rtol=1e-12
+    )
+    d = rng.standard_normal(probs.shape)
+    d -= d.mean(axis=1, keepdims=True)  # a direction that keeps each row's sum
+    h = 1e-6
+
+    def at(step: float) -> float:
+        p = probs + step * d
+        return float(crossent.distillation_loss(z64, _teacher_of(teacher_form, p), **options))
+
+    if teacher_form == "probs":
+        expected, slope = (at(h) - at(-h)) / (2 * h), float((t.grad.numpy() * d).sum())
+    else:  # d log p = d p / p
+        expected, slope = (at(h) - at(-h)) / (2 * h), float((t.grad.numpy() * d / probs).sum())
+    assert slope == pytest.approx(expected, rel=1e-6)
