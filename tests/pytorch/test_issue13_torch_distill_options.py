@@ -301,25 +301,68 @@ def test_module_holds_the_options() -> None:
 
 # --------------------------------------------------------------------------- compile
 
+COMPILED_ROWS = (
+    ([0.5, -0.5, 1.0], [0.2, 0.3, 0.5]),  # ordinary
+    ([0.0, 1e308, -1e308], [0.2, 0.3, 0.5]),  # a far student gap: formed on the host
+    ([0.3, 0.301, 0.3], [1 / 3, 1 / 3, 1 / 3]),  # a near row (KL about 1e-7 at T = 1)
+    ([1.0, 2.0, 3.0], [0.5, 0.5, 0.0]),  # reverse: truly +inf (the graph's own row)
+)
+COMPILED_CASES = [
+    (form, direction)
+    for form in FORMS
+    for direction in DIRECTIONS
+    if (form, direction) != ("logits", "forward")
+]
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_compiled_reverse_probs_equals_eager() -> None:
-    """Under ``torch.compile`` (``fullgraph=False``) a non-default option runs the eager
-    call outside the graph (a graph break): eager's numbers and gradient."""
-    z64, v64 = _arrays(7)
-    teacher = torch.tensor(_teacher("probs", v64))
-    options = dict(temperature=2.5, teacher_form="probs", direction="reverse")
 
-    def f(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return distillation_loss(z, t, **options) * 1.0
+def _compiled_inputs(form: str, teacher_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    z = torch.tensor([r[0] for r in COMPILED_ROWS], dtype=torch.float64, requires_grad=True)
+    with np.errstate(divide="ignore"):
+        probs = np.array([r[1] for r in COMPILED_ROWS])
+        teacher = probs if form == "probs" else np.log(probs)  # (logits: log p, -inf for 0)
+    return z, torch.tensor(teacher).requires_grad_(teacher_grad)
 
-    compiled = torch.compile(f, backend="eager")
-    z = torch.tensor(z64, requires_grad=True)
-    loss = compiled(z, teacher)
-    loss.backward()
-    eager, grad, _, _ = _call(z64, teacher.numpy(), torch.float64, **options)
-    assert torch.equal(loss.detach(), eager)
-    assert z.grad is not None and torch.equal(z.grad, grad)
+
+def _compiled_losses(students: list[Any], teachers: list[Any]) -> list[Any]:
+    return [
+        distillation_loss(z, t, reduction="none", teacher_form=form, direction=direction)
+        for (form, direction), z, t in zip(COMPILED_CASES, students, teachers, strict=True)
+    ]
+
+
+def _run_compiled(fn: Any) -> list[tuple[Any, ...]]:
+    """Each case's rows, and the gradients of their sum but the infinite row's."""
+    inputs = [_compiled_inputs(form, form == "logits") for form, _ in COMPILED_CASES]
+    rows = fn([x[0] for x in inputs], [x[1] for x in inputs])
+    finite = [torch.where(torch.isfinite(r), r, 0.0).sum() for r in rows]
+    torch.autograd.backward(finite)
+    return [(r.detach(), z.grad, t.grad) for r, (z, t) in zip(rows, inputs, strict=True)]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_compiled_fullgraph_equals_eager() -> None:
+    """Under ``torch.compile(fullgraph=True)`` every option but the default (ordinary,
+    far, near and truly infinite rows; a teacher's gradient in its logits): eager's
+    numbers and gradients (the far and near rows formed by the custom op with the
+    options; mutants that drop them from ``_rows_formed`` or its backward fail)."""
+    torch._dynamo.reset()
+    compiled = _run_compiled(torch.compile(_compiled_losses, fullgraph=True, backend="aot_eager"))
+    eager = _run_compiled(_compiled_losses)
+    for (form, direction), got, want in zip(COMPILED_CASES, compiled, eager, strict=True):
+        rows, grad, teacher_grad = got
+        assert torch.isfinite(rows[:3]).all(), (form, direction)
+        assert rows[3].item() == (np.inf if direction == "reverse" else want[0][3].item())
+        for name, g, w in zip(("rows", "student", "teacher"), got, want, strict=True):
+            if w is None:
+                assert g is None
+                continue
+            torch.testing.assert_close(g, w, rtol=1e-14, atol=1e-300, msg=f"{form} {direction} {name}")
+        z, t = _compiled_inputs(form, False)
+        truth, truth_grad = _truth(z, t, teacher_form=form, direction=direction, reduction="none")
+        np.testing.assert_allclose(rows.numpy(), truth, rtol=1e-12)
+        finite = np.isfinite(truth)
+        np.testing.assert_allclose(grad[finite].numpy(), truth_grad[finite], rtol=1e-12, atol=1e-15)
 
 
 # ------------------------------------------------- rows formed again on the host (NumPy)

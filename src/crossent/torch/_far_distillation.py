@@ -96,24 +96,20 @@ def distillation_rows_checked(
     vector) with its far rows formed again (module docstring).
 
     ``teacher_form`` and ``direction`` are the NumPy function's, passed on to every
-    call that forms rows (the generic one, :class:`_HostRows`'). Where they are not
-    the defaults, two calls leave the path above: under ``torch.compile`` the call runs
-    eagerly outside the graph (:func:`_outside_graph`, a graph break: the custom ops of
-    :func:`_traced` take teacher logits, forward); and a teacher of probabilities or
+    call that forms rows (the generic one, :class:`_HostRows`', the custom ops under
+    ``torch.compile``). One call leaves the path above: a teacher of probabilities or
     log-probabilities that requires a gradient takes the generic formula alone,
     recorded by autograd (:class:`_HostRows` forms a teacher's gradient in its logits
-    only), its far rows not formed again."""
+    only), its far rows not formed again (and, under ``torch.compile``, its
+    validation's reads break the graph)."""
     axis = 1 if student.ndim > 1 else 0
     options = {"teacher_form": teacher_form, "direction": direction}
-    default = teacher_form == "logits" and direction == "forward"
-    if torch.compiler.is_compiling():
-        if not default:
-            return _outside_graph(student, teacher, temperature, reduction, **options)
-        return _traced(student, teacher, temperature, reduction, axis)
     if teacher_form != "logits" and _teacher_needs_gradient(teacher):
         return losses.distillation_loss(
             student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
         )
+    if torch.compiler.is_compiling():
+        return _traced(student, teacher, temperature, reduction, axis, **options)
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)  # (the NumPy call below is of 'none')
         rows = _host_rows(student, teacher, float(temperature), axis, **options)
@@ -145,23 +141,6 @@ def distillation_rows_checked(
 def _teacher_needs_gradient(teacher: Any) -> bool:
     """Whether autograd will form a gradient in ``teacher``."""
     return isinstance(teacher, torch.Tensor) and teacher.requires_grad and torch.is_grad_enabled()
-
-
-@torch.compiler.disable
-def _outside_graph(
-    student: torch.Tensor,
-    teacher: torch.Tensor,
-    temperature: float,
-    reduction: str,
-    *,
-    teacher_form: str,
-    direction: str,
-) -> Any:
-    """The eager call of options other than teacher logits and ``'forward'`` under
-    ``torch.compile``: Dynamo does not trace it (a graph break), so it runs as eagerly."""
-    return distillation_rows_checked(
-        student, teacher, temperature, reduction, teacher_form=teacher_form, direction=direction
-    )
 
 
 def _ordinary_call(
@@ -469,9 +448,10 @@ def _host_gradients(
             direction=direction,
             reduction="none",
         )
-        if at is not None:  # (``near``: under torch.compile, of teacher logits only)
-            g[at] = NearRows(z64[at], v64[at], temperature).gradient(forward=forward)
-        grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
+        if at is not None:  # (``near``: under torch.compile)
+            scores = _teacher_scores(v64[at], teacher_form)
+            g[at] = NearRows(z64[at], scores, temperature).gradient(forward=forward)
+        grad_z = torch.from_numpy(_times_upstream(u, g)).to(z.device, z.dtype)
     if teacher:
         if teacher_form != "logits":  # (distillation_rows_checked never asks)
             raise NotImplementedError("a teacher's gradient is formed in its logits only")
@@ -484,9 +464,27 @@ def _host_gradients(
         )
         if at is not None:
             g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=not forward)
-        grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
+        grad_v = torch.from_numpy(_times_upstream(u, g)).to(v.device, v.dtype)
     return grad_z, grad_v
 
+
+def _times_upstream(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    r"""The rows ``g`` times their upstream ``u`` (a column), 0 where ``u`` is 0: a row
+    that does not enter the result sends no gradient, even where its own is not finite
+    (a reverse row of :math:`D(s\,\|\,t) = +\infty`, formed here for its teacher's
+    gradient, then masked by the caller)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(u == 0.0, 0.0, u * g)
+
+
+def _teacher_scores(v: np.ndarray, teacher_form: str) -> np.ndarray:
+    r"""The teacher's rows as ``_near_rows`` takes them (``_distill``'s
+    ``teacher_scores``): logits and log-probabilities as they are, :math:`\log p` of
+    probabilities (``-inf`` for 0)."""
+    if teacher_form != "probs":
+        return v
+    with np.errstate(divide="ignore"):
+        return np.log(v)
 
 
 class _HostRows(torch.autograd.Function):
@@ -579,7 +577,14 @@ _MEAN_SCALING = 64
 
 
 def _traced(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call while ``torch.compile`` traces it: no host read and no graph break. The
     graph holds the generic rows (``_distill.common_rows_and_near_flags``, which
@@ -591,7 +596,9 @@ def _traced(
     ``temperature`` that Dynamo made symbolic (a second value passed to the compiled
     function) is taken by its value, guarded: ``float.hex`` reads it (the option
     checks' ``math.isfinite`` cannot take a symbol), so each value compiles its own
-    graph, as a constant does."""
+    graph, as a constant does. ``teacher_form`` and ``direction`` go to every call
+    that forms rows (reverse rows that are truly infinite stay the graph's own,
+    :func:`_truly_infinite`)."""
     if isinstance(temperature, float):  # (a SymFloat too, under Dynamo)
         temperature = float.fromhex(temperature.hex())
     if _square_is_far(student, teacher, temperature):
@@ -602,13 +609,22 @@ def _traced(
         far = ~near
     else:
         rows, near = _distill.common_rows_and_near_flags(
-            student, teacher, axis=axis, temperature=temperature
+            student,
+            teacher,
+            axis=axis,
+            temperature=temperature,
+            teacher_form=teacher_form,
+            direction=direction,
         )
         far = ~torch.isfinite(rows.detach())
+        if direction == "reverse":
+            far &= ~_truly_infinite(student, teacher, teacher_form, axis)
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
     kind = torch.where(far, _FAR, near.to(torch.int8))  # (0: the graph's own row)
-    formed = _rows_formed(rows, student, teacher, kind, float(temperature), axis)
+    formed = _rows_formed(
+        rows, student, teacher, kind, float(temperature), axis, teacher_form, direction
+    )
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
 
 
@@ -620,18 +636,20 @@ def _rows_formed(
     kind: torch.Tensor,
     temperature: float,
     axis: int,
+    teacher_form: str,
+    direction: str,
 ) -> torch.Tensor:
     r"""The generic path's per-row losses ``rows`` (batch shape) in float64, the rows
     whose ``kind`` (int8, batch shape) is not 0 (1: near, :data:`_FAR`: far) formed
-    again by :func:`_host_loss` (the NumPy function, exact there), after the eager
-    call's validation of both sides' logits (:func:`_validate`). Its one host read:
-    whether a row is flagged."""
-    _validate(student, teacher, axis)
+    again by :func:`_host_loss` (the NumPy function, exact there, of ``teacher_form``
+    and ``direction``), after the eager call's validation of both sides
+    (:func:`_validate`). Its one host read: whether a row is flagged."""
+    _validate(student, teacher, axis, teacher_form)
     formed = rows.to(torch.float64, copy=True, memory_format=torch.contiguous_format)
     flagged = kind != 0
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
-        formed[flagged] = _host_loss(z, v, temperature)
+        formed[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
     return formed
 
 
@@ -649,12 +667,15 @@ def _rows_formed_backward(
     options: list[float],
     need_student: bool,
     need_teacher: bool,
+    teacher_form: str,
+    direction: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The gradients of the flagged rows of :func:`_rows_formed` in ``student`` and
     ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows; the near rows but
     the far ones by ``NearRows``), 0 on the other rows (the graph's own), each in its
     input's shape and dtype (contiguous); an empty tensor where not needed. ``options``:
-    the forward's temperature and class axis."""
+    the forward's temperature and class axis; ``teacher_form`` and ``direction`` its
+    own (a teacher's gradient: of its logits only)."""
     grads = _gradient_buffers(student, teacher, need_student, need_teacher, torch.zeros_like)
     flagged = kind != 0
     if not bool(flagged.any()):
@@ -662,7 +683,17 @@ def _rows_formed_backward(
     temperature, axis = options[0], int(options[1])
     z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
     near = kind[flagged] == 1
-    formed = _host_gradients(z, v, temperature, upstream[flagged], need_student, need_teacher, near)
+    formed = _host_gradients(
+        z,
+        v,
+        temperature,
+        upstream[flagged],
+        need_student,
+        need_teacher,
+        near,
+        teacher_form,
+        direction,
+    )
     for grad, rows in zip(grads, formed, strict=True):
         if rows is not None:
             grad.movedim(axis, -1)[flagged] = rows
@@ -697,9 +728,10 @@ _FAR = 2
 
 
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    rows, student, teacher, kind, temperature, axis = inputs
+    rows, student, teacher, kind, temperature, axis, teacher_form, direction = inputs
     ctx.save_for_backward(student, teacher, kind)
     ctx.options = [temperature, float(axis)]
+    ctx.forms = (teacher_form, direction)
     ctx.rows_dtype = rows.dtype
 
 
@@ -714,23 +746,25 @@ def _rows_formed_autograd(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
         grad_rows = torch.where(kind != 0, 0.0, upstream).to(ctx.rows_dtype)
     if needs[1] or needs[2]:
         grad_z, grad_v = _rows_formed_backward(
-            upstream, student, teacher, kind, ctx.options, needs[1], needs[2]
+            upstream, student, teacher, kind, ctx.options, needs[1], needs[2], *ctx.forms
         )
-    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 3
+    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 5
 
 
 _rows_formed.register_autograd(_rows_formed_autograd, setup_context=_rows_formed_setup)
 
 
-def _validate(student: torch.Tensor, teacher: torch.Tensor, axis: int) -> None:
-    """The eager call's validation of both sides' logits (``_sides.prepare_pair``:
-    ``InputError`` naming the argument and the row)."""
+def _validate(
+    student: torch.Tensor, teacher: torch.Tensor, axis: int, teacher_form: str = "logits"
+) -> None:
+    """The eager call's validation of both sides, the teacher in ``teacher_form``
+    (``_sides.prepare_pair``: ``InputError`` naming the argument and the row)."""
     xp, (z, v) = namespace(student, teacher, names=("student_logits", "teacher"))
     prepare_pair(
         z,
         v,
         names=("student_logits", "teacher"),
-        forms=("logits", "logits"),
+        forms=("logits", teacher_form),
         axis=axis,
         xp=xp,
         validate=True,
