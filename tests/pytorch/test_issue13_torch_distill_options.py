@@ -365,6 +365,36 @@ def test_compiled_fullgraph_equals_eager() -> None:
         np.testing.assert_allclose(grad[finite].numpy(), truth_grad[finite], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_compiled_checks_and_infinite_rows_as_eager() -> None:
+    """Compiled (``fullgraph=True``): probabilities that do not sum to 1 raise eager's
+    error (the custom op validates the teacher in its form), and a truly infinite
+    reverse row keeps eager's gradient (the graph's own row, not the host's NaN)."""
+
+    def f(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return distillation_loss(z, t, reduction="sum", teacher_form="probs", direction="reverse")
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    z = torch.tensor([[1.0, 2.0, 3.0], [0.5, -0.5, 1.0]], dtype=torch.float64)
+    bad = torch.tensor([[0.5, 0.4, 0.2], [0.2, 0.3, 0.5]], dtype=torch.float64)
+    with pytest.raises(InputError) as eager_error:
+        f(z, bad)
+    with pytest.raises(InputError) as compiled_error:
+        compiled(z, bad)
+    assert str(compiled_error.value) == str(eager_error.value)
+    t = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], dtype=torch.float64)
+    grads = []
+    for fn in (compiled, f):
+        zz = z.clone().requires_grad_()
+        loss = fn(zz, t)
+        assert loss.item() == np.inf
+        loss.backward()
+        grads.append(zz.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-14, atol=0.0, equal_nan=True)
+
+
 # ------------------------------------------------- rows formed again on the host (NumPy)
 
 B = 1e308
