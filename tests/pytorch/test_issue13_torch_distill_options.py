@@ -52,9 +52,7 @@ def _arrays(seed: int = 0, rows: int = 6, classes: int = 7) -> tuple[np.ndarray,
     return 2.0 * rng.standard_normal((rows, classes)), 2.0 * rng.standard_normal((rows, classes))
 
 
-def _truth(
-    z: torch.Tensor, t: torch.Tensor, **options: Any
-) -> tuple[np.ndarray, np.ndarray]:
+def _truth(z: torch.Tensor, t: torch.Tensor, **options: Any) -> tuple[np.ndarray, np.ndarray]:
     """The NumPy loss and student gradient on float64 copies of ``z`` and ``t``
     (not validated: float32 probabilities widened are rows of float32 rounding)."""
     z64, t64 = (x.detach().double().numpy() for x in (z, t))
@@ -154,7 +152,7 @@ ZERO_TEACHER = np.array([[0.5, 0.5, 0.0, 0.0], [0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("temperature", TEMPERATURES)
-@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
 def test_zero_teacher_probability_forward_is_finite(
     teacher_form: str, temperature: float, dtype: torch.dtype
 ) -> None:
@@ -164,14 +162,15 @@ def test_zero_teacher_probability_forward_is_finite(
         teacher = ZERO_TEACHER if teacher_form == "probs" else np.log(ZERO_TEACHER)
     options = dict(temperature=temperature, teacher_form=teacher_form, reduction="none")
     loss, grad, z, t = _call(z64, teacher, dtype, **options)
-    assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
+    assert torch.isfinite(loss).all()
+    assert torch.isfinite(grad).all()
     truth, truth_grad = _truth(z, t, **options)
     _close(loss.numpy(), truth, dtype, temperature**2 * 3.0)
     _close(grad.numpy(), truth_grad, dtype, temperature)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
 def test_zero_teacher_probability_reverse_is_inf_not_nan(
     teacher_form: str, dtype: torch.dtype
 ) -> None:
@@ -186,7 +185,8 @@ def test_zero_teacher_probability_reverse_is_inf_not_nan(
         loss = distillation_loss(z, torch.tensor(teacher, dtype=dtype), **options)
         assert not torch.isnan(loss).any()
         if reduction == "none":
-            assert loss[0] == np.inf and loss[2] == np.inf
+            assert loss[0] == np.inf
+            assert loss[2] == np.inf
             truth, _ = _truth(z, torch.tensor(teacher), **options)
             _close(loss[1:2].detach().numpy(), truth[1:2], dtype, 3.0)
             loss[1].backward()  # a finite row's gradient
@@ -350,14 +350,16 @@ def test_compiled_fullgraph_equals_eager() -> None:
     compiled = _run_compiled(torch.compile(_compiled_losses, fullgraph=True, backend="aot_eager"))
     eager = _run_compiled(_compiled_losses)
     for (form, direction), got, want in zip(COMPILED_CASES, compiled, eager, strict=True):
-        rows, grad, teacher_grad = got
+        rows, grad, _teacher_grad = got
         assert torch.isfinite(rows[:3]).all(), (form, direction)
         assert rows[3].item() == (np.inf if direction == "reverse" else want[0][3].item())
         for name, g, w in zip(("rows", "student", "teacher"), got, want, strict=True):
             if w is None:
                 assert g is None
                 continue
-            torch.testing.assert_close(g, w, rtol=1e-14, atol=1e-300, msg=f"{form} {direction} {name}")
+            torch.testing.assert_close(
+                g, w, rtol=1e-14, atol=1e-300, msg=f"{form} {direction} {name}"
+            )
         z, t = _compiled_inputs(form, False)
         truth, truth_grad = _truth(z, t, teacher_form=form, direction=direction, reduction="none")
         np.testing.assert_allclose(rows.numpy(), truth, rtol=1e-12)
@@ -424,7 +426,7 @@ def test_far_gaps_formed_again_with_the_options(
     np.testing.assert_allclose(grad.numpy(), truth_grad, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("temperature", (1e160, 1e-160))
+@pytest.mark.parametrize("temperature", [1e160, 1e-160])
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("teacher_form", FORMS)
 def test_far_temperature_formed_with_the_options(
@@ -441,7 +443,7 @@ def test_far_temperature_formed_with_the_options(
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
-@pytest.mark.parametrize("teacher_form", ("probs", "log_probs"))
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
 def test_teacher_probabilities_requiring_a_gradient(teacher_form: str, direction: str) -> None:
     """A teacher of probabilities (or log-probabilities) that requires a gradient: the
     student's as NumPy's, the teacher's along the simplex as a central difference of
@@ -452,7 +454,8 @@ def test_teacher_probabilities_requiring_a_gradient(teacher_form: str, direction
     options = dict(temperature=2.5, teacher_form=teacher_form, direction=direction)
     z, t = torch.tensor(z64, requires_grad=True), torch.tensor(teacher, requires_grad=True)
     distillation_loss(z, t, **options).backward()
-    assert z.grad is not None and t.grad is not None
+    assert z.grad is not None
+    assert t.grad is not None
     np.testing.assert_allclose(
         z.grad.numpy(), crossent.distillation_loss_grad(z64, teacher, **options), rtol=1e-12
     )

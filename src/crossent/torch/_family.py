@@ -218,12 +218,14 @@ def distillation_loss(
     :math:`T(s - t)` rounded once (to float32 first for float16 and bfloat16).
 
     Other options than ``teacher_form='logits', direction='forward'`` take the
-    generic path (never the fused op), their far and near rows formed again by the
-    NumPy functions with the same options, but in two cases: a teacher given as
-    probabilities or log-probabilities that requires a gradient takes the generic
-    formula recorded by autograd alone (its rows whose gaps pass the work dtype's range
-    are not formed again), and under ``torch.compile`` the call runs eagerly outside
-    the graph (a graph break; ``fullgraph=True`` refuses it).
+    generic path (never the fused op), eagerly and under ``torch.compile``
+    (``fullgraph=True`` too), their far and near rows formed again by the NumPy
+    functions with the same options; a reverse row whose :math:`D(s\,\|\,t)` is
+    truly :math:`+\infty` (a teacher probability 0 where the student's is not) keeps
+    the generic formula's ``inf``. One case takes the generic formula recorded by
+    autograd alone: a teacher given as probabilities or log-probabilities that
+    requires a gradient (its rows whose gaps pass the work dtype's range are not formed
+    again, and under ``torch.compile`` its checks' reads break the graph).
 
     Examples
     --------

@@ -59,20 +59,29 @@ for every call. Measured (``benchmarks/bench_torch_distill_compile.py``, float32
 0.83, 7.2 and 7570 (main, 21 graphs); 0 to 19% over a graph of the generic rows alone
 (which gives wrong numbers there; two runs on a loaded machine), at 4096 x 32000
 mostly the zero gradient the op returns beside the graph's (0.22 s, its pages).
+
+The NumPy function's ``teacher_form`` (logits, probabilities, log-probabilities) and
+``direction`` (``'forward'``, ``'reverse'``) go to every call above that forms rows:
+the generic one, :class:`_HostRows` (the NumPy function and its gradient twin of the
+same options) and both custom ops (their validation of the teacher in its form too).
+A reverse row whose :math:`D(s\,\|\,t)` is truly infinite (:func:`_truly_infinite`)
+is not formed again, as NumPy's own far-row guard leaves it. A teacher's gradient is
+formed here in its logits only: a teacher of probabilities or log-probabilities that
+requires a gradient takes the generic formula alone (:func:`distillation_rows_checked`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
 from .. import losses
-from .._checks import check_reduction
+from .._checks import Form, check_reduction
 from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
 from .._xp import namespace, reduce_sum
@@ -526,9 +535,7 @@ class _HostRows(torch.autograd.Function):
     def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grads = _host_gradients(
-            z, v, ctx.temperature, upstream, needs[0], needs[1], **ctx.options
-        )
+        grads = _host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1], **ctx.options)
         return (*grads, None, None, None)
 
 
@@ -764,7 +771,7 @@ def _validate(
         z,
         v,
         names=("student_logits", "teacher"),
-        forms=("logits", teacher_form),
+        forms=("logits", cast("Form", teacher_form)),  # (checked by the trace: the options)
         axis=axis,
         xp=xp,
         validate=True,
