@@ -77,7 +77,10 @@ def call_options(
         raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
     ignore = check_ignore_index(ignore_index)
     terms = _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+        label_smoothing=_by_value(label_smoothing),
+        z_loss=_by_value(z_loss),
+        temperature=_by_value(temperature),
+        soft_cap=_by_value(soft_cap),
     )
     return CallOptions(
         ignore_index=ignore,
@@ -87,6 +90,19 @@ def call_options(
         soft_cap=terms.soft_cap,
         temperature=terms.temperature,
     )
+
+
+def _by_value(option: Any) -> Any:
+    """A float option by its value: a symbolic float under Dynamo becomes a constant.
+
+    ``torch.compile(..., dynamic=True)`` makes the float attributes of a Module (the
+    options of :class:`~crossent.torch.CrossEntropyLoss`) and float arguments symbolic;
+    the option checks' ``math.isfinite`` cannot take a symbol (a graph break, an error
+    under ``fullgraph=True``). ``float.hex`` reads the value (a guard), so each value
+    compiles its own graph, as a constant does (as ``_far_distillation._traced``).
+    Anything else is returned as is, for the checks to judge.
+    """
+    return float.fromhex(option.hex()) if isinstance(option, float) else option
 
 
 def call_options_in(arguments: Mapping[str, Any]) -> CallOptions:
