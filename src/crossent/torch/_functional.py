@@ -13,9 +13,11 @@ from ._arguments import (
     CallOptions,
     call_options_in,
     check_chunk_size,
+    check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
     floating_tensor,
+    has_tangent,
     tensor,
 )
 from ._labels import as_class_ids, check_class_ids_off_cpu
@@ -122,7 +124,9 @@ def cross_entropy(
     InputError
         A class id out of range (naming the row and the value), non-finite logits in
         a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
-        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there).
+        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there);
+        forward-mode AD (``torch.func.jvp``, ``jacfwd``) with class-id targets (the
+        fused op has reverse-mode derivatives only; probability targets support it).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -172,6 +176,7 @@ def cross_entropy(
     if target.is_floating_point():
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     check_weight_not_differentiated(w)
+    check_no_tangent("cross_entropy", input=input, weight=w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -218,6 +223,8 @@ def _cross_entropy_probs(
     differentiated = torch.is_grad_enabled() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
     )
+    # Forward-mode AD: plain torch operations (the op would drop the tangent).
+    differentiated = differentiated or has_tangent(z, target, weight)
     if _launch.uses_target_op(z, numeric) and not differentiated:
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
@@ -294,7 +301,8 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad.
+        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``: reverse
+        mode only).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
@@ -365,6 +373,13 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
+    check_no_tangent(
+        "linear_cross_entropy",
+        input=input,
+        linear_weight=linear_weight,
+        linear_bias=linear_bias,
+        weight=w,
+    )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])

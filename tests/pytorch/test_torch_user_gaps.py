@@ -1,0 +1,95 @@
+"""crossent.torch where a PyTorch user finds it differs from torch.nn.functional.
+
+Float64 ``torch.nn.functional`` is the oracle. Forward-mode AD (``torch.func.jvp``,
+``jacfwd``, ``torch.autograd.forward_ad``): a custom op whose inputs require no grad
+runs without autograd, so its output's tangent was silently dropped (a zero Jacobian);
+the fused class-id losses now raise, the probability-target and distillation losses
+take their plain torch operations (the right tangent).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from crossent.errors import InputError
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+ct = pytest.importorskip("crossent.torch")
+func = pytest.importorskip("torch.func")
+forward_ad = pytest.importorskip("torch.autograd.forward_ad")
+
+# torch.func's first transform calls a deprecated torch.jit API inside PyTorch.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
+
+def _data(seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(4, 5, dtype=torch.float64, generator=gen).to(dtype)
+    v = torch.randn(4, 5, dtype=torch.float64, generator=gen).to(dtype)
+    y = torch.tensor([0, 4, -100, 2])
+    return z, v, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_forward_mode_through_class_ids_raises_not_zero(dtype: torch.dtype) -> None:
+    """``jacfwd``, ``jvp`` and ``forward_ad`` of the fused class-id loss: an error naming
+    the argument (on main: a zero Jacobian, F.cross_entropy's is not)."""
+    z, _, y = _data(0, dtype)
+    assert float(func.jacfwd(lambda x: F.cross_entropy(x, y))(z).abs().max()) > 0.01
+    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
+        func.jacfwd(lambda x: ct.cross_entropy(x, y))(z)
+    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
+        func.jvp(lambda x: ct.cross_entropy(x, y, reduction="none"), (z,), (z,))
+    with forward_ad.dual_level(), pytest.raises(InputError, match="forward-mode"):
+        ct.CrossEntropyLoss(label_smoothing=0.1)(forward_ad.make_dual(z, z), y)
+
+
+def test_forward_mode_through_linear_cross_entropy_raises() -> None:
+    z, v, y = _data(1)
+    h, w = z[:, :3], torch.cat([v, v[:1]])[:, :3]
+    with pytest.raises(InputError, match="`linear_weight` carries a forward-mode AD tangent"):
+        func.jacfwd(lambda m: ct.linear_cross_entropy(h, m, y, ignore_index=-100))(w)
+    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
+        func.jvp(lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100), (h,), (h,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_forward_mode_through_probability_targets(dtype: torch.dtype) -> None:
+    """The Jacobian of the logits and of the targets against float64 F.cross_entropy's
+    (on main: zero, the custom op of float32/bfloat16 logits dropped the tangent)."""
+    z, v, _ = _data(2, dtype)
+    t = torch.softmax(v.double(), 1).to(dtype)
+    w = torch.linspace(0.5, 2.0, 5, dtype=torch.float64)
+    kw = {"weight": w, "label_smoothing": 0.1}
+    ours = func.jacfwd(lambda x: ct.cross_entropy(x, t, **kw))(z)
+    ref = func.jacfwd(lambda x: F.cross_entropy(x, t.double(), **kw))(z.double())
+    tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 0.0, "atol": 0.01}
+    torch.testing.assert_close(ours.double(), ref, **tol)
+    ours_t = func.jacfwd(lambda s: ct.cross_entropy(z, s, **kw))(t)
+    ref_t = func.jacfwd(lambda s: F.cross_entropy(z.double(), s, **kw))(t.double())
+    torch.testing.assert_close(ours_t.double(), ref_t, **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_forward_mode_through_distillation(dtype: torch.dtype, temperature: float) -> None:
+    """The fused CPU distillation op is left for the plain path under forward mode: the
+    student's and the teacher's Jacobians against float64 PyTorch's idiom (on main:
+    zero)."""
+    z, v, _ = _data(3, dtype)
+
+    def idiom(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        p = F.softmax(t / temperature, 1)
+        kl = F.kl_div(F.log_softmax(s / temperature, 1), p, reduction="batchmean")
+        return temperature**2 * kl
+
+    def ours(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return ct.distillation_loss(s, t, temperature=temperature)
+
+    tol = {"rtol": 1e-5, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 0.0}
+    for argnums in (0, 1):
+        got = func.jacfwd(ours, argnums=argnums)(z, v)
+        want = func.jacfwd(idiom, argnums=argnums)(z.double(), v.double())
+        assert float(want.abs().max()) > 0.01
+        torch.testing.assert_close(got.double(), want, **tol)
