@@ -93,3 +93,24 @@ def test_forward_mode_through_distillation(dtype: torch.dtype, temperature: floa
         want = func.jacfwd(idiom, argnums=argnums)(z.double(), v.double())
         assert float(want.abs().max()) > 0.01
         torch.testing.assert_close(got.double(), want, **tol)
+
+
+@pytest.mark.parametrize("ignore_index", [0, 3])
+def test_ignore_index_of_a_class_with_probability_targets_raises(ignore_index: int) -> None:
+    """F.cross_entropy raises for an ``ignore_index`` >= 0 with probability targets (on
+    main it was silently not applied); a negative one (the default -100) is no class."""
+    z, v, _ = _data(4)
+    t = torch.softmax(v, 1)
+    with pytest.raises(RuntimeError, match="ignore_index is not supported"):
+        F.cross_entropy(z, t, ignore_index=ignore_index)
+    with pytest.raises(InputError, match=rf"`ignore_index`.*got {ignore_index} with probability"):
+        ct.cross_entropy(z, t, ignore_index=ignore_index)
+    with pytest.raises(InputError, match="`ignore_index` applies to class-id targets only"):
+        ct.CrossEntropyLoss(ignore_index=ignore_index)(z[0], t[0])
+    for negative in (-1, -100):
+        torch.testing.assert_close(
+            ct.cross_entropy(z, t, ignore_index=negative),
+            F.cross_entropy(z, t, ignore_index=negative),
+            rtol=1e-12,
+            atol=0.0,
+        )

@@ -99,7 +99,8 @@ def cross_entropy(
     ignore_index : int or None, optional
         Target value whose rows contribute nothing (default -100, as PyTorch). Their
         logits are never used: a NaN or an infinity there is no error, their loss and
-        gradient are 0 (PyTorch's gradient there is NaN).
+        gradient are 0 (PyTorch's gradient there is NaN). Class-id targets only: with
+        probability targets a class (a value >= 0) is an error, as in PyTorch.
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
         mean), and is 0, not NaN, when every row is ignored.
@@ -174,6 +175,13 @@ def cross_entropy(
     classes = z.shape[1]
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
+        if opts.ignore_index is not None and opts.ignore_index >= 0:
+            # As F.cross_entropy: a class to ignore has no meaning for probabilities (it
+            # was silently not applied); the default -100 (any negative) is no class.
+            raise InputError(
+                f"`ignore_index` applies to class-id targets only; got {opts.ignore_index} "
+                f"with probability targets (dtype {target.dtype}): leave it at -100"
+            )
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     check_weight_not_differentiated(w)
     check_no_tangent("cross_entropy", input=input, weight=w)
