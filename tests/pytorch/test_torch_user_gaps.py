@@ -114,3 +114,24 @@ def test_ignore_index_of_a_class_with_probability_targets_raises(ignore_index: i
             rtol=1e-12,
             atol=0.0,
         )
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_ignore_index_a_numpy_integer(dtype: str) -> None:
+    """F.cross_entropy takes a NumPy integer ``ignore_index`` (one read from a config or
+    an array); it was an InputError here. A bool stays one."""
+    np = pytest.importorskip("numpy")
+    z, _, _ = _data(5)
+    y = torch.tensor([0, 2, 2, 4])
+    ignore = np.dtype(dtype).type(2)
+    torch.testing.assert_close(
+        ct.cross_entropy(z, y, ignore_index=ignore, label_smoothing=0.1),
+        F.cross_entropy(z, y, ignore_index=ignore, label_smoothing=0.1),
+        rtol=1e-12,
+        atol=0.0,
+    )
+    torch.testing.assert_close(
+        ct.CrossEntropyLoss(ignore_index=ignore)(z, y), F.cross_entropy(z, y, ignore_index=2)
+    )
+    with pytest.raises(InputError, match="`ignore_index` must be an integer"):
+        ct.cross_entropy(z, y, ignore_index=np.bool_(True))
