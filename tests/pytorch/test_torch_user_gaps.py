@@ -135,3 +135,37 @@ def test_ignore_index_a_numpy_integer(dtype: str) -> None:
     )
     with pytest.raises(InputError, match="`ignore_index` must be an integer"):
         ct.cross_entropy(z, y, ignore_index=np.bool_(True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_mean_of_nothing_is_zero_not_nan(dtype: torch.dtype) -> None:
+    """A documented difference, pinned: where PyTorch's ``'mean'`` is 0/0 (NaN), crossent's
+    is 0 with a zero gradient: an empty batch (N = 0, or d1 = 0) for class ids and, on
+    main NaN there, probability targets; labels whose class weights are all 0. ``'sum'``
+    is 0 and ``'none'`` empty, as PyTorch's."""
+    w = torch.tensor([0.0, 1.0, 2.0], dtype=dtype)
+    cases = [
+        (torch.randn(0, 3, dtype=dtype), torch.zeros(0, dtype=torch.int64), None),
+        (torch.randn(2, 3, 0, dtype=dtype), torch.zeros(2, 0, dtype=torch.int64), w),
+        (torch.randn(0, 3, dtype=dtype), torch.zeros(0, 3, dtype=dtype), None),
+        (torch.randn(0, 3, 2, dtype=dtype), torch.zeros(0, 3, 2, dtype=dtype), w),
+        (torch.randn(4, 3, dtype=dtype), torch.zeros(4, dtype=torch.int64), w),
+    ]
+    for z, target, weight in cases:
+        case = (tuple(z.shape), target.dtype, weight is not None)
+        assert bool(torch.isnan(F.cross_entropy(z, target, weight))), case
+        leaf = z.clone().requires_grad_(True)
+        loss = ct.cross_entropy(leaf, target, weight)
+        assert loss.dtype == dtype, case
+        assert float(loss.detach()) == 0.0, case
+        loss.backward()
+        assert leaf.grad is not None, case
+        assert not bool(leaf.grad.any()), case
+        for reduction in ("sum", "none"):
+            ours = ct.cross_entropy(z, target, weight, reduction=reduction)
+            ref = F.cross_entropy(z, target, weight, reduction=reduction)
+            assert ours.shape == ref.shape, case
+            if z.numel():
+                torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+            else:
+                assert not bool(ours.any()), case

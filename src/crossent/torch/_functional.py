@@ -103,7 +103,10 @@ def cross_entropy(
         probability targets a class (a value >= 0) is an error, as in PyTorch.
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
-        mean), and is 0, not NaN, when every row is ignored.
+        mean), and is 0, not NaN (PyTorch's), where that sum is 0: every row ignored,
+        an empty batch (N = 0 or a d_k = 0), or rows whose labels' class weights are
+        all 0. With probability targets it divides by the number of rows, and is 0 for
+        an empty batch.
     label_smoothing : float in [0, 1], optional
     z_loss : float >= 0, optional
         Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
@@ -150,7 +153,7 @@ def cross_entropy(
     ``crossent::softmax_ce_probs_v3`` (float32/float16/bfloat16 input), by blocks of
     rows, autograd saving only the input, the targets and the rows' log-sum-exps;
     else with plain differentiable torch operations. Their ``'mean'`` divides by the
-    number of rows, as PyTorch's does.
+    number of rows, as PyTorch's does (0 for no row, as with class ids).
 
     Examples
     --------
@@ -249,7 +252,8 @@ def _cross_entropy_probs(
     total = _sum(rows.reshape(-1))
     if opts.reduction == "sum":
         return total.to(out_dtype)
-    return (total / rows.numel()).to(out_dtype)
+    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN).
+    return weighted_mean(total, total.new_tensor(rows.numel())).to(out_dtype)
 
 
 def linear_cross_entropy(
