@@ -169,3 +169,25 @@ def test_mean_of_nothing_is_zero_not_nan(dtype: torch.dtype) -> None:
                 torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
             else:
                 assert not bool(ours.any()), case
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_linear_cross_entropy_gradient_penalty_raises_not_zero(reduction: str) -> None:
+    """``create_graph=True`` through the gradients ``linear_cross_entropy`` forms in its
+    forward: first order equal to float64 PyTorch's; a penalty on them, added to another
+    loss, raises on its backward (on main the gradients held no graph, and the penalty's
+    contribution was a silent 0)."""
+    gen = torch.Generator().manual_seed(6)
+    h = torch.randn(5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(7, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.tensor([0, 1, 6, 3, -100])
+    loss = ct.linear_cross_entropy(h, w, y, ignore_index=-100, reduction=reduction)
+    grads = torch.autograd.grad(loss, (h, w), create_graph=True)
+    ref = F.cross_entropy(h @ w.T, y, reduction=reduction)
+    for got, want in zip(grads, torch.autograd.grad(ref, (h, w)), strict=True):
+        torch.testing.assert_close(got.detach(), want, rtol=1e-12, atol=1e-14)
+    penalty = sum((g**2).sum() for g in grads)
+    assert penalty.requires_grad
+    other = (w**2).sum()  # a loss beside the penalty, not through the linear loss
+    with pytest.raises(RuntimeError, match="linear_cross_entropy has no second derivative"):
+        (other + penalty).backward()

@@ -332,8 +332,11 @@ def linear_cross_entropy(
     a second backward through the same graph (``retain_graph=True``, ``gradcheck``)
     raises an error rather than doubling them (as PyTorch's chunked path by
     default); with ``'none'`` the backward recomputes the blocks and may run again.
-    Nothing of the gradient is computed under ``torch.no_grad()``. Gradients accumulate in
-    float32 (float64 for float64 input) and are rounded once to the input dtype.
+    There is no second derivative: backpropagating through gradients taken with
+    ``create_graph=True`` (a gradient penalty) raises an error (for one, use
+    ``cross_entropy(F.linear(...))``). Nothing of the gradient is computed under
+    ``torch.no_grad()``. Gradients accumulate in float32 (float64 for float64 input)
+    and are rounded once to the input dtype.
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
