@@ -191,3 +191,19 @@ def test_linear_cross_entropy_gradient_penalty_raises_not_zero(reduction: str) -
     other = (w**2).sum()  # a loss beside the penalty, not through the linear loss
     with pytest.raises(RuntimeError, match="linear_cross_entropy has no second derivative"):
         (other + penalty).backward()
+
+
+def test_distillation_mean_of_k_dimensional_input_is_per_row() -> None:
+    """A documented difference, pinned: for (N, C, d) logits ``'mean'`` averages over the
+    N*d rows, where the idiom's ``"batchmean"`` divides by N (checked: a mutant that
+    divides by N fails it)."""
+    gen = torch.Generator().manual_seed(7)
+    z = torch.randn(4, 5, 3, dtype=torch.float64, generator=gen)
+    v = torch.randn(4, 5, 3, dtype=torch.float64, generator=gen)
+    pointwise = F.kl_div(
+        F.log_softmax(z / 2, 1), F.log_softmax(v / 2, 1), log_target=True, reduction="none"
+    )
+    rows = 4 * pointwise.sum(1)
+    for reduction, want in (("mean", rows.mean()), ("sum", rows.sum()), ("none", rows)):
+        got = ct.distillation_loss(z, v, temperature=2.0, reduction=reduction)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
