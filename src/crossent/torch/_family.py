@@ -200,8 +200,10 @@ def distillation_loss(
     The student's logits ``input`` and the teacher's, classes on axis 1. The same as
     PyTorch's idiom ``T**2 * F.kl_div(F.log_softmax(z / T, 1), F.softmax(v / T, 1),
     reduction="batchmean")`` for ``reduction='mean'`` and 2-D input, computed in log
-    space (exact when the teacher gives a class probability 0). The generic path: see
-    :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
+    space (exact when the teacher gives a class probability 0). For input of shape
+    (N, C, d1, ...) ``'mean'`` averages over the N*d1*... rows (as ``cross_entropy``'s
+    mean of probability targets), where ``"batchmean"`` divides their sum by N. The
+    generic path: see :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
     dtype (float64, or float32 for narrower inputs), and temperatures whose :math:`T^2`
     does, are formed in float64 by the NumPy function and its gradient twin
     (``_far_distillation``). Under ``torch.compile`` (``fullgraph=True`` too) the graph
