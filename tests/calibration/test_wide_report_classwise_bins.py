@@ -100,3 +100,17 @@ def test_report_per_class_calibration_matches_numpy(form: str) -> None:
         expected = np.sum(np.abs(h_b[used] - c_b[used])) / 300
         got = payload["per_class"][k]["calibration_error"]
         assert got == pytest.approx(expected, rel=1e-12, abs=1e-15), k
+
+
+@pytest.mark.parametrize("classes", [1, 2, 3])
+def test_first_bin_sums_add_in_row_order_for_narrow_blocks(classes: int) -> None:
+    """Columns entirely in the first bin, values over eight decades: a pairwise sum
+    (what ``sum(axis=0)`` does over one column) differs from the row-order one."""
+    rng = np.random.default_rng(classes)
+    probs = rng.random((1000, classes)) * 0.06 * 10.0 ** rng.integers(-8, 0, (1000, classes))
+    labels = rng.integers(0, classes, 1000)
+    stats = class_bins_uniform(probs, labels, 15, "left")
+    count, total, hits = _oracle(probs, labels, 15, "left")
+    np.testing.assert_array_equal(stats.count, count)
+    np.testing.assert_array_equal(stats.hits, hits)
+    np.testing.assert_array_equal(stats.confidence_sum.view(np.uint64), total.view(np.uint64))
