@@ -104,10 +104,12 @@ def test_report_per_class_calibration_matches_numpy(form: str) -> None:
 
 @pytest.mark.parametrize("classes", [1, 2, 3])
 def test_first_bin_sums_add_in_row_order_for_narrow_blocks(classes: int) -> None:
-    """Columns entirely in the first bin, values over eight decades: a pairwise sum
-    (what ``sum(axis=0)`` does over one column) differs from the row-order one."""
+    """Columns entirely in the first bin, 0.05 then 999 times 1e-17: in row order each
+    1e-17 is lost against 0.05 (the sum stays 0.05); a pairwise sum (what ``sum(axis=0)``
+    does over one column) adds them up first and gives 0.05 + 1e-14."""
     rng = np.random.default_rng(classes)
-    probs = rng.random((1000, classes)) * 0.06 * 10.0 ** rng.integers(-8, 0, (1000, classes))
+    probs = np.full((1000, classes), 1e-17)
+    probs[0] = 0.05
     labels = rng.integers(0, classes, 1000)
     stats = class_bins_uniform(probs, labels, 15, "left")
     count, total, hits = _oracle(probs, labels, 15, "left")
