@@ -182,3 +182,24 @@ def test_issue14_report_rejects_bad_input_clearly() -> None:
         crossent.report(logits, labels, form="logits", class_names=["a"])
     with pytest.raises(crossent.InputError, match="ids"):
         crossent.report(logits, labels, form="logits", ids=np.arange(3))
+
+
+def test_to_dict_is_a_deep_copy_equal_to_copy_deepcopy() -> None:
+    """``Report.to_dict`` copies the payload's dicts and lists (its own JSON-tree copy,
+    not ``copy.deepcopy``): equal to ``copy.deepcopy``, and changing the copy at any
+    depth (per-class rows, lists, a table's ``columns``) leaves the report as it was."""
+    import copy
+
+    rng = np.random.default_rng(5)
+    logits, labels = rng.normal(size=(60, 7)) * 2, rng.integers(0, 7, size=60)
+    result = crossent.report(
+        logits, labels, form="logits", resamples=10, columns={"classes": ("a", ["b"])}
+    )
+    expected = copy.deepcopy(result.payload)
+    copied = result.to_dict()
+    assert copied == expected
+    copied["per_class"][0]["name"] = "changed"
+    copied["temperature"]["bounds"].append(1.0)
+    copied["columns"]["classes"][1].append("c")
+    copied["reliability_bins"].clear()
+    assert result.payload == expected

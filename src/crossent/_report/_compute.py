@@ -106,7 +106,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
-        return copy.deepcopy(self.payload)
+        return _json_copy(self.payload)
 
     @property
     def passed(self) -> bool:
@@ -146,6 +146,26 @@ class Report:
         from ._html import render_html
 
         return render_html(self, standalone=False)
+
+
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+"""The immutable leaves of a JSON-ready tree, shared by its copies."""
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON-ready tree: new dicts and lists all the way down, the same
+    (immutable) strings, numbers, booleans and None; anything else through
+    ``copy.deepcopy``.  ``copy.deepcopy`` of the whole payload, with its memo of every
+    object, took a second for 50 000 classes' per-class table; this takes a fifth."""
+    if type(value) in _LEAVES:
+        return value
+    if isinstance(value, dict):
+        return {
+            key: item if type(item) in _LEAVES else _json_copy(item) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [item if type(item) in _LEAVES else _json_copy(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def _batches(values: Any, labels: Any) -> Iterator[tuple[int, Any, Any]]:

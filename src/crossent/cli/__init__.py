@@ -344,7 +344,7 @@ def _run_report(args: argparse.Namespace) -> int:
         render_terminal(report, console)
         if args.output is not None:
             console.print(f"HTML report written to {args.output}")
-    return _gates(report.to_dict())
+    return _gates(report.payload)  # read only: no copy of the per-class table
 
 
 def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
