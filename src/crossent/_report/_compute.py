@@ -743,7 +743,7 @@ def _payload(
     max_nll: float | None,
 ) -> dict[str, Any]:
     from .. import __version__
-    from ..calibration._binning import calibration_value
+    from ..calibration._binning import calibration_values
 
     most_surprising = []
     for row, value in summary.most_surprising:
@@ -759,6 +759,7 @@ def _payload(
         most_surprising.append(entry)
     stats = classwise.calibration.statistics
     debias = spec.estimator == "debiased"
+    class_errors = calibration_values(stats, norm=spec.norm, debias=debias).tolist()
     per_class = []
     for k in range(len(names)):
         count = int(summary.per_class_count[k])
@@ -769,7 +770,7 @@ def _payload(
                 "count": count,
                 "nll_nats": _number(summary.per_class_nll[k]) if count else None,
                 "accuracy": float(correct_per_class[k]) / count if count else None,
-                "calibration_error": calibration_value(stats.row(k), norm=spec.norm, debias=debias),
+                "calibration_error": class_errors[k],
             }
         )
     notes = []

@@ -47,6 +47,7 @@ __all__ = [
     "assign_uniform_bins",
     "bin_statistics",
     "calibration_value",
+    "calibration_values",
     "check_bins",
     "check_class_bins",
     "fine_cell",
@@ -54,6 +55,7 @@ __all__ = [
     "group_fine_cells",
     "quantile_edges",
     "squared_or_value",
+    "squared_or_values",
     "uniform_edges",
 ]
 
@@ -259,6 +261,50 @@ def squared_or_value(stats: BinStatistics, *, norm: Norm, debias: bool) -> float
             variance = rate * (1.0 - rate) / (count - 1.0)
         squared = np.where(count >= 2, squared - variance, 0.0)
     return float(np.sum(count * squared) / total)
+
+
+def squared_or_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> FloatArray:
+    """:func:`squared_or_value` of each row of ``(classes, bins)`` statistics: the same
+    floats, without a Python call per class for most classes of a wide model.
+
+    A row with one nonempty bin :math:`b` (every probability of the class in one bin:
+    with many classes, nearly all below the first edge) has total :math:`n_b`, a sum of
+    one term and a maximum of one, so its value is the scalar's arithmetic on that bin,
+    done here for all such rows at once, elementwise (the same operations in the same
+    order, hence the same bits).  The other rows go through :func:`squared_or_value`.
+    """
+    count, hits, confidence_sum = stats.count, stats.hits, stats.confidence_sum
+    occupied = np.count_nonzero(count > 0, axis=1)
+    values = np.zeros(count.shape[0])  # a row with no examples: 0, as the scalar
+    single = np.flatnonzero(occupied == 1)
+    if single.size:
+        where = (single, np.argmax(count[single] > 0, axis=1))
+        n, gap = count[where], hits[where] / count[where] - confidence_sum[where] / count[where]
+        if norm == "max":
+            values[single] = np.abs(gap)
+        elif norm == "l1":
+            values[single] = n * np.abs(gap) / n
+        else:
+            squared = np.square(gap)
+            if debias:
+                rate = hits[where] / n
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    variance = rate * (1.0 - rate) / (n - 1.0)
+                squared = np.where(n >= 2, squared - variance, 0.0)
+            values[single] = n * squared / n
+    for k in np.flatnonzero(occupied > 1):
+        values[k] = squared_or_value(stats.row(int(k)), norm=norm, debias=debias)
+    return values
+
+
+def calibration_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> FloatArray:
+    """:func:`calibration_value` of each row of ``(classes, bins)`` statistics (the
+    same floats): :func:`squared_or_values`, and for L2 the root of its positive part."""
+    values = squared_or_values(stats, norm=norm, debias=debias)
+    if norm != "l2":
+        return values
+    # max(value, 0.0) of the scalar: the value itself unless 0.0 > value (NaN stays)
+    return np.sqrt(np.where(values < 0.0, 0.0, values))
 
 
 # ---------------------------------------------------------------- streaming quantile bins

@@ -24,7 +24,7 @@ from ._binning import (
     check_bins,
     check_class_bins,
     quantile_edges,
-    squared_or_value,
+    squared_or_values,
     uniform_edges,
 )
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
@@ -193,10 +193,7 @@ def error_from_statistics(stats: BinStatistics, spec: CalibrationSpec) -> float:
     debias = spec.estimator == "debiased"
     if stats.count.ndim == 1:
         return calibration_value(stats, norm=spec.norm, debias=debias)
-    per_class = [
-        squared_or_value(stats.row(k), norm=spec.norm, debias=debias)
-        for k in range(stats.count.shape[0])
-    ]
+    per_class = squared_or_values(stats, norm=spec.norm, debias=debias)
     if spec.norm == "max":
         return float(np.max(per_class))
     if spec.norm == "l1":
