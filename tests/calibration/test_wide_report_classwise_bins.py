@@ -116,3 +116,49 @@ def test_first_bin_sums_add_in_row_order_for_narrow_blocks(classes: int) -> None
     np.testing.assert_array_equal(stats.count, count)
     np.testing.assert_array_equal(stats.hits, hits)
     np.testing.assert_array_equal(stats.confidence_sum.view(np.uint64), total.view(np.uint64))
+
+
+def _summarized_state(probs: np.ndarray, labels: np.ndarray, rows: slice) -> tuple:
+    """A class-wise state fed as ``crossent.report`` feeds it (add_summarized_block)."""
+    from crossent.calibration._inputs import as_predictions
+    from crossent.calibration._state import add_summarized_block
+    from crossent.calibration._summaries import summarize_block
+
+    state = crossent.EvaluationState(probs.shape[1], scope="class-wise", keep=0)
+    predictions = as_predictions(probs[rows], labels[rows], form="probs")
+    for block, summaries in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+        add_summarized_block(state, block, summaries, 0)
+    state.n += predictions.n
+    return state, predictions
+
+
+def test_summarized_blocks_added_in_place_give_the_bins_of_update() -> None:
+    """Several blocks (20 000 classes: about 52 rows a block): the bins added into in
+    place are those of ``EvaluationState.update``, bit for bit."""
+    probs, labels = _wide_block(200, 20_000, seed=5)
+    probs /= probs.sum(axis=1, keepdims=True)
+    fed, _ = _summarized_state(probs, labels, slice(None))
+    updated = crossent.EvaluationState(20_000, scope="class-wise", keep=0)
+    updated.update(probs, labels)
+    for name in ("count", "confidence_sum", "hits"):
+        got = getattr(fed.calibration().statistics, name)
+        expected = getattr(updated.calibration().statistics, name)
+        np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
+
+
+def test_bins_handed_out_are_not_written_into_by_later_blocks() -> None:
+    probs, labels = _wide_block(200, 20_000, seed=6)
+    probs /= probs.sum(axis=1, keepdims=True)
+    state, _ = _summarized_state(probs, labels, slice(0, 100))
+    statistics = state.calibration().statistics  # handed out
+    kept = statistics.confidence_sum.copy(), statistics.count.copy()
+    from crossent.calibration._inputs import as_predictions
+    from crossent.calibration._state import add_summarized_block
+    from crossent.calibration._summaries import summarize_block
+
+    more = as_predictions(probs[100:], labels[100:], form="probs")
+    for block, summaries in more.map_blocks(lambda b: (b, summarize_block(b))):
+        add_summarized_block(state, block, summaries, 100)
+    np.testing.assert_array_equal(statistics.confidence_sum, kept[0])
+    np.testing.assert_array_equal(statistics.count, kept[1])
+    assert state.calibration().statistics.count[:, 0].sum() > kept[1][:, 0].sum()
