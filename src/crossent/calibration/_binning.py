@@ -174,13 +174,6 @@ class BinStatistics:
             self.hits + other.hits,
         )
 
-    def add_into(self, other: BinStatistics) -> None:
-        """``self + other`` written into ``self``'s arrays (the same additions, without
-        three new arrays: 18 MB a block for 50 000 classes' class-wise bins)."""
-        np.add(self.count, other.count, out=self.count)
-        np.add(self.confidence_sum, other.confidence_sum, out=self.confidence_sum)
-        np.add(self.hits, other.hits, out=self.hits)
-
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> BinStatistics:
         return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))

@@ -176,8 +176,6 @@ class EvaluationState:
             check_class_bins(cells, self.classes, binning=binning)
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
-        self._own_bins: BinStatistics | None = None
-        """``_bins`` when only this state holds them (see :func:`add_summarized_block`)."""
         self._surprising: list[tuple[float, int]] = []
 
     @property
@@ -300,20 +298,12 @@ class EvaluationState:
             ) = saved
             raise
 
-    def _add(self, part: BlockTotals, *, in_place: bool = False) -> None:
-        """Add one block's totals.  The sums are replaced, never written into (so
-        :meth:`_all_or_nothing` can put them back), except with ``in_place``: then the
-        bins are added into, with the same additions, when they are the state's own
-        (the result of an earlier in-place ``_add``, not handed out since)."""
+    def _add(self, part: BlockTotals) -> None:
         self._sums = self._sums + part.sums
         self._class_count = self._class_count + part.class_count
         self._class_surprisal = self._class_surprisal + part.class_surprisal
         if part.bins is not None:
-            if in_place and self._bins is self._own_bins:
-                self._bins.add_into(part.bins)
-            else:
-                self._bins = self._bins + part.bins
-                self._own_bins = self._bins if in_place else None
+            self._bins = self._bins + part.bins
         if self.keep:
             self._surprising = _top(self._surprising + part.found, self.keep)
 
@@ -388,7 +378,6 @@ class EvaluationState:
         merged._class_count = self._class_count + other._class_count
         merged._class_surprisal = self._class_surprisal + other._class_surprisal
         merged._bins = self._bins + other._bins
-        merged._own_bins = None
         merged._surprising = _top(self._surprising + other._surprising, self.keep)
         return merged
 
@@ -408,7 +397,6 @@ class EvaluationState:
             closed=self._spec.closed,
         )
         stats, edges = self._bins, uniform_edges(spec.bins)
-        self._own_bins = None  # handed out: never written into again
         if spec.binning == "quantile":
             stats, edges = _group(stats, spec.bins)
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
@@ -517,13 +505,8 @@ def add_summarized_block(
     for several states; the state's own :meth:`EvaluationState.update` reads the rows
     itself.  ``summaries`` must be those of ``block`` (the class-wise and positive-class
     scopes bin ``block.probs``).
-
-    The bins are added into in place after the first block (the same additions; 50 000
-    classes' class-wise bins are 18 MB, three new arrays a block otherwise), so
-    ``state`` must not share its arrays with a copy; one that raises partway is
-    discarded by its caller (no :meth:`EvaluationState._all_or_nothing` here).
     """
-    state._add(state._totals(summaries, first_row + block.start, block.probs), in_place=True)
+    state._add(state._totals(summaries, first_row + block.start, block.probs))
 
 
 def _stacked_applies(predictions: Predictions) -> bool:

@@ -62,7 +62,6 @@ _FIELDS = frozenset(
         "_class_count",
         "_class_surprisal",
         "_bins",
-        "_own_bins",  # bookkeeping, not data: the merged state owns no bins
         "_surprising",
     }
 )
@@ -155,7 +154,6 @@ def _unpack(state: EvaluationState, vector: np.ndarray, n: int, surprising: list
     merged._class_count = np.rint(parts[1]).astype(np.int64)
     merged._class_surprisal = parts[2]
     merged._bins = type(state._bins)(*(np.reshape(p, shape) for p in parts[3:6]))
-    merged._own_bins = None
     merged._surprising = surprising
     return merged
 
