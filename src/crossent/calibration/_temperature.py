@@ -194,9 +194,9 @@ def _folds(misses: BoolArray, folds: int, seed: int) -> list[IntArray]:
     term :math:`\le 0` at every :math:`\beta`, so a training fold without a miss has no
     finite maximum-likelihood temperature (separated data: the NLL keeps falling as
     :math:`T \to 0`), and a fit at the lower bound then scores the held-out misses at
-    :math:`T_{\min}`.  Unstratified, with few misses this happens by chance (75 rows and 5
-    misses in 2 folds: one split in 16 puts every miss in one fold), and the gap depends
-    on which split the seed drew rather than on the model.
+    :math:`T_{\min}`.  Unstratified, with few misses this happens by chance (75 rows and
+    5 misses in 2 folds: about one split in 18 puts every miss in one fold), and the gap
+    depends on which split the seed drew rather than on the model.
     """
     n = misses.shape[0]
     rng = np.random.default_rng(seed)
@@ -258,8 +258,8 @@ class TemperatureScaling:
     folds : int, default 5
         Folds of the guard's cross-fitting, stratified by top-1 misses: each fold holds
         its share (floor or ceil) of the rows whose label is below the row's maximum, so
-        that every training fold has errors to fit a temperature to whenever there are
-        at least ``folds`` of them.
+        that every training fold has an error to fit a temperature to whenever there
+        are at least two.
     seed : int, default 0
         Seed of the fold assignment (which rows of each stratum go to which fold).
     xtol : float, default 1e-10
@@ -405,9 +405,10 @@ def recalibration_gap(
     fitted to (a correctly ranked row's NLL only falls as :math:`T \to 0`), so with few
     errors an unstratified split can leave a training fold with none, fit
     :math:`T_{\min}` and charge the held-out errors at it.  When a training fold's fit
-    is still at one of ``bounds`` (fewer misses than ``folds``, or predictions nearly
-    independent of the labels) no maximum-likelihood temperature exists there, the gap
-    would measure the bound rather than the model, and the result is NaN.
+    is still at one of ``bounds`` (a single miss, or none, in all the data; or
+    predictions nearly independent of the labels) no maximum-likelihood temperature
+    exists there, the gap would measure the bound rather than the model, and the result
+    is NaN.
 
     Parameters
     ----------
