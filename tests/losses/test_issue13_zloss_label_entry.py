@@ -300,7 +300,8 @@ def test_torch_cross_entropy_backward(
             temperature=temperature,
         )
         loss.sum().backward()
-        assert leaf.grad is not None and leaf.grad.dtype == leaf.dtype
+        assert leaf.grad is not None
+        assert leaf.grad.dtype == leaf.dtype
         want, sizes = _oracle(
             z,
             labels,
