@@ -37,7 +37,9 @@ by the rounding of :math:`z/T` where :math:`1/T` is inexact, and, with smoothing
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import mpmath
@@ -347,3 +349,65 @@ def test_oracle_against_numerical_derivative(
             order = tuple(int(k == c) for k in range(3))
             derivative = mpmath.diff(loss, point, order)
             assert abs(derivative - want[c]) <= 2.0**-53 * abs(derivative), c
+
+
+@pytest.mark.parametrize("kind", ["linear", "vocab_parallel", "vocab_parallel_linear"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_torch_linear_and_vocab_parallel_backward(
+    tmp_path: Any,
+    kind: str,
+    dtype: str,
+    reduction: str,
+    eps: float,
+    weighted: bool,
+    temperature: float,
+) -> None:
+    """``crossent.torch``'s fused linear cross-entropy (the hidden states are the rows,
+    the linear weight the identity: the hidden states' gradient is the logits') and the
+    vocab-parallel losses on one gloo rank, which form the label's entry as
+    :math:`g\\operatorname{expm1}(\\log p_y) + (c - g)\\,p_y`."""
+    torch = pytest.importorskip("torch")
+    ct = pytest.importorskip("crossent.torch")
+    from spawned import one_rank_group
+
+    np_dtype = np.float64 if dtype == "float64" else np.float32
+    z, labels = _base_rows(np_dtype)
+    weight = _weight(np_dtype) if weighted else None
+    eye = torch.eye(_CLASSES, dtype=getattr(torch, dtype))
+    options: dict[str, Any] = {
+        "weight": None if weight is None else torch.from_numpy(weight),
+        "reduction": reduction,
+        "label_smoothing": eps,
+        "temperature": temperature,
+    }
+    calls = {
+        "linear": lambda h, y, **kw: ct.linear_cross_entropy(h, eye, y, **kw),
+        "vocab_parallel": ct.vocab_parallel_cross_entropy,
+        "vocab_parallel_linear": lambda h, y, weight, **kw: ct.vocab_parallel_linear_cross_entropy(
+            h, eye, y, class_weight=weight, **kw
+        ),
+    }
+    with one_rank_group(str(tmp_path)) if kind != "linear" else _nothing():
+        for lam in _LAMBDAS:
+            leaf = torch.from_numpy(z.copy()).requires_grad_(True)
+            calls[kind](leaf, torch.from_numpy(labels), z_loss=lam, **options).backward()
+            assert leaf.grad is not None
+            want, sizes = _oracle(
+                z,
+                labels,
+                temperature=temperature,
+                lam=lam,
+                eps=eps,
+                weight=weight,
+                reduction=reduction,
+            )
+            _check(leaf.grad.numpy(), z, labels, want, sizes, temperature)
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
