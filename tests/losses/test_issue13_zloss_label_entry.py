@@ -47,7 +47,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.losses import _cpu_kernels
+from crossent.losses import _cpu_kernels, _softmax_small
 
 from kernel_paths import use_kernel_path
 
@@ -184,6 +184,22 @@ def _weight(dtype: type) -> np.ndarray:
     return np.linspace(0.5, 2.0, _CLASSES).astype(dtype)
 
 
+def _spy_compiled_small(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each call that reached the compiled small gradient
+    (``_softmax_small.label_gradient``: float32's one call, float64's hybrid) was
+    answered there (not handed on to the full path)."""
+    taken: list[bool] = []
+    real = _softmax_small.label_gradient
+
+    def spy(*args: Any) -> Any:
+        result = real(*args)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(_softmax_small, "label_gradient", spy)
+    return taken
+
+
 @pytest.fixture(params=["numba", "numpy_exact_all", "numpy_float32_passes"])
 def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Numba's kernels and compiled small calls (where installed), or the NumPy twins
@@ -199,6 +215,7 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_public_gradient(
+    monkeypatch: pytest.MonkeyPatch,
     kernel_path: str,
     size: str,
     dtype: type,
@@ -208,10 +225,12 @@ def test_public_gradient(
     temperature: float,
 ) -> None:
     """``softmax_cross_entropy_grad`` on one call of the base rows (the compiled small
-    calls) and on them repeated past ``SERIAL_ELEMENTS`` (the fused kernels, the lean
-    and the full path), ``validate`` on and off."""
+    calls, which answer every call without class weights where Numba is installed)
+    and on them repeated past ``SERIAL_ELEMENTS`` (the fused kernels, the lean and the
+    full path), ``validate`` on and off."""
     if dtype == np.float64 and kernel_path == "numpy_float32_passes":
         pytest.skip("float64 takes no kernel: one NumPy setting is enough")
+    taken = _spy_compiled_small(monkeypatch)
     z, labels = _base_rows(dtype)
     if size == "large":
         repeat = _cpu_kernels.SERIAL_ELEMENTS // z.size + 1
@@ -228,18 +247,15 @@ def test_public_gradient(
             reduction=reduction,
         )
         for validate in (True, False):
-            got = crossent.softmax_cross_entropy_grad(
-                z,
-                labels,
-                weight=weight,
-                reduction=reduction,
-                label_smoothing=eps,
-                temperature=temperature,
-                z_loss=lam,
-                validate=validate,
-            )
+            options: dict[str, Any] = {"reduction": reduction, "label_smoothing": eps}
+            options |= {"temperature": temperature, "z_loss": lam, "validate": validate}
+            if weight is not None:  # (a ``weight`` keyword, even None, takes the full path)
+                options["weight"] = weight
+            got = crossent.softmax_cross_entropy_grad(z, labels, **options)
             assert np.asarray(got).dtype == dtype
             _check(got, z, labels, want, sizes, temperature)
+    compiled = size == "small" and not weighted and kernel_path == "numba"
+    assert taken == ([True] * 2 * len(_LAMBDAS) if compiled else []), taken
 
 
 @pytest.mark.parametrize("layout", ["class_axis_0", "torch_tensors"])
