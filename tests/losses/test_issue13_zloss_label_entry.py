@@ -8,7 +8,7 @@ and every path formed the label's entry as :math:`c\operatorname{expm1}(\log p_y
 (label 0): :math:`\operatorname{LSE} = 1.8\cdot10^{-35}` and the entry is
 :math:`-1.8\cdot10^{-35}(1 - 2\lambda)`, which came out as
 :math:`-1.8\cdot10^{-35}`; logits ``[5, 0]`` with :math:`\lambda = 10^{-4}`: the entry
-is :math:`-5.7\cdot10^{-3}`, 80 float64 ulps off. The entry is now
+is :math:`-5.7\cdot10^{-3}`, and came out 38 float64 ulps off. The entry is now
 :math:`c\operatorname{expm1}(\log p_y) + ((A - t_y) + 2\lambda\omega\operatorname{LSE})`
 on every path (:math:`A - t_y` as before: 0 without smoothing).
 
@@ -20,8 +20,11 @@ float64: the hybrid) and on large calls (float32: the fused kernels, Numba's and
 NumPy twins under both settings of ``EXACT_ALL``; float64: the lean and the full generic
 path), ``validate`` on and off, reductions ``'mean'``, ``'sum'`` and ``'none'``, label
 smoothing 0 and 0.1, class weights, temperatures 1 and 0.7; the generic path's ``where``
-form (classes on axis 0, torch tensors); and ``crossent.torch.cross_entropy``'s backward
-(float64 and float32).
+form (classes on axis 0, torch tensors); ``crossent.torch.cross_entropy``'s backward
+(float64 and float32); and ``crossent.torch``'s fused linear and vocab-parallel losses
+(one gloo rank), whose label entry :math:`g\operatorname{expm1}(\log p_y) + (c - g)\,p_y`
+had the same :math:`c - g`. With :math:`\lambda = 1` the entry of ``[0, -80]`` is
+:math:`+1.8\cdot10^{-35}`: it came out with the wrong sign.
 
 Oracle: :math:`\partial/\partial z` of :math:`(1-\varepsilon)w_y(\operatorname{LSE} -
 z'_y) + \tfrac{\varepsilon}{C}\sum_c w_c(\operatorname{LSE} - z'_c) + \lambda w_y

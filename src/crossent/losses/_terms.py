@@ -337,7 +337,7 @@ def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: f
     only to an ulp of :math:`A`, nothing of it where :math:`2\lambda\omega
     \operatorname{LSE}` is below an ulp of 1 (logits ``[0, -80]``: an LSE of 1.8e-35),
     and where it is the entry's main part (:math:`p_y \to 1`) many ulps of the entry
-    (logits ``[5, 0]``, :math:`\lambda = 10^{-4}`: 80). :math:`A - t_y` is 0 without
+    (logits ``[5, 0]``, :math:`\lambda = 10^{-4}`: 38). :math:`A - t_y` is 0 without
     smoothing (:math:`A = t_y = \omega`); with it, as :math:`c - t_y` had it.
     """
     gap = a - target
