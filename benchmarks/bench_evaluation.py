@@ -18,7 +18,9 @@ resident set, whichever is larger).
 * crossent: ``negative_log_likelihood``, ``brier_score``, ``calibration_error``
   (top-label, L1, 15 bins) and ``EvaluationState(classes).update`` (every metric of the
   state: NLL, Brier, spherical, entropy, accuracy, per-class NLL, bins, most
-  surprising), all with their default arguments, validation included.
+  surprising), all with their default arguments, validation included; and
+  ``EvaluationState(classes, entropy=False).update`` (the same without the entropy, the
+  one logarithm of every entry), where the package has that option.
 * torchmetrics: ``multiclass_calibration_error(..., n_bins=15, norm="l1")`` on the same
   memory (``torch.from_numpy``), with its default ``validate_args=True``.
 
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import inspect
 import os
 import platform
 import shutil
@@ -95,9 +98,11 @@ def against(source: str) -> ModuleType:
 def metrics(
     package: Any, probs: np.ndarray, labels: np.ndarray, mark: str = ""
 ) -> dict[str, Callable[[], object]]:
-    """The four crossent contenders of ``package`` (names followed by ``mark``)."""
+    """The crossent contenders of ``package`` (names followed by ``mark``): the four
+    above, and ``update`` of a state made with ``entropy=False`` where ``package`` has
+    that option."""
     classes = probs.shape[1]
-    return {
+    out: dict[str, Callable[[], object]] = {
         f"negative_log_likelihood{mark}": lambda: package.negative_log_likelihood(probs, labels),
         f"brier_score{mark}": lambda: package.brier_score(probs, labels),
         f"calibration_error{mark}": lambda: package.calibration_error(probs, labels).value,
@@ -105,6 +110,11 @@ def metrics(
             probs, labels
         ),
     }
+    if "entropy" in inspect.signature(package.EvaluationState).parameters:
+        out[f"EvaluationState(entropy=False).update{mark}"] = lambda: package.EvaluationState(
+            classes, entropy=False
+        ).update(probs, labels)
+    return out
 
 
 def contenders(

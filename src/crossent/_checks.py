@@ -588,6 +588,20 @@ def check_integer(value: object, *, name: str, low: int | None = None) -> int:
     return int(value)
 
 
+_NAMES_HINT = (
+    "Map each class name to the index of its column in the predictions (their class "
+    "order), e.g. labels = np.array([order[name] for name in names]) with "
+    "order = {name: k for k, name in enumerate(class_names)}."
+)
+_LABEL_HINTS = {
+    "b": "Cast booleans to integers first: False is class 0, True class 1.",
+    "U": _NAMES_HINT,
+    "S": _NAMES_HINT,
+    "O": _NAMES_HINT,
+}
+"""What to do instead, by the NumPy dtype kind of labels that are not integers (floats
+get the caller's ``float_hint``)."""
+
 _LOSS_FLOAT_HINT = (
     "For probability targets use the *_with_targets variant; for float ids, cast them first."
 )
@@ -616,8 +630,11 @@ def check_labels(
     ``float_hint`` ends the message for non-integer labels (what to do instead).
     """
     if not _is_integral(labels.dtype, xp=xp):
+        hint = _LABEL_HINTS.get(getattr(labels.dtype, "kind", ""), float_hint)
+        if labels.dtype == getattr(xp, "bool", None):
+            hint = _LABEL_HINTS["b"]
         raise InputTypeError(
-            f"`labels` must be integer class ids; got dtype {labels.dtype}. {float_hint}"
+            f"`labels` must be integer class ids; got dtype {labels.dtype}. {hint}"
         )
     if tuple(labels.shape) != tuple(batch_shape):
         raise InputError(

@@ -95,8 +95,19 @@ def _worker(rank: int, world: int) -> None:
     # Different `keep` on one rank: every rank raises (none is left in a collective).
     state = crossent.EvaluationState(CLASSES, keep=3 if rank == world - 1 else 10)
     state.update(*_data(5, seed=rank), form="logits")
-    with pytest.raises(InputError, match="different classes, binning or `keep`"):
+    with pytest.raises(InputError, match="different classes, binning, `keep` or `entropy`"):
         all_reduce_state(state)
+    # Different `entropy` on one rank: the same.
+    state = crossent.EvaluationState(CLASSES, entropy=rank != 0)
+    state.update(*_data(5, seed=rank), form="logits")
+    with pytest.raises(InputError, match=r"entropy=(True|False)\)"):
+        all_reduce_state(state)
+    # States without the entropy merge into one without it.
+    state = crossent.EvaluationState(CLASSES, entropy=False)
+    state.update(*_data(5, seed=rank), form="logits")
+    merged = all_reduce_state(state)
+    assert merged.entropy is False
+    assert merged.compute().mean_entropy is None
     # The group still works.
     assert all_reduce_state(crossent.EvaluationState(CLASSES)).n == 0
 

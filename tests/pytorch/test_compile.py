@@ -69,3 +69,51 @@ def test_linear_cross_entropy_compiles_fullgraph():
     torch.testing.assert_close(loss, ref, rtol=1e-6, atol=1e-6)
     for a, r in zip(leaves, ref_leaves, strict=True):
         torch.testing.assert_close(a.grad, r.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_module_compiles_fullgraph_with_dynamic_shapes():
+    """``torch.compile(model, dynamic=True, fullgraph=True)`` with the loss a submodule:
+    Dynamo makes the module's float options (and float or int arguments) symbolic, which
+    the option checks read by value (on main: "torch.* op returned non-Tensor" at
+    ``math.isfinite``). Two batch sizes and a changed ``ignore_index`` argument, values
+    and gradients against float64 ``F.cross_entropy``."""
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(4, 6, dtype=torch.float64)
+            weight = torch.linspace(0.5, 2.0, 6, dtype=torch.float64)
+            self.loss = ct.CrossEntropyLoss(weight=weight, label_smoothing=0.1, z_loss=0.0)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return self.loss(self.head(x), y)
+
+    model = Model()
+    compiled = torch.compile(model, dynamic=True, fullgraph=True, backend="aot_eager")
+
+    def by_argument(z: torch.Tensor, y: torch.Tensor, ignore: int, eps: float) -> torch.Tensor:
+        return ct.cross_entropy(z, y, ignore_index=ignore, label_smoothing=eps)
+
+    compiled_fn = torch.compile(by_argument, dynamic=True, fullgraph=True, backend="aot_eager")
+    for n, ignore, eps in ((5, 1, 0.0), (9, 2, 0.2)):
+        gen = torch.Generator().manual_seed(n)
+        x = torch.randn(n, 4, dtype=torch.float64, generator=gen)
+        y = torch.randint(0, 6, (n,), generator=gen)
+        y[0] = -100
+        y[1] = ignore
+        model.zero_grad()
+        compiled(x, y).backward()
+        grads = [p.grad.clone() for p in model.head.parameters()]
+        model.zero_grad()
+        ref = F.cross_entropy(model.head(x), y, model.loss.weight, label_smoothing=0.1)
+        ref.backward()
+        for got, want in zip(grads, model.head.parameters(), strict=True):
+            torch.testing.assert_close(got, want.grad, rtol=1e-10, atol=1e-12)
+        z = torch.randn(n, 6, dtype=torch.float64, generator=gen)
+        y[0] = 0  # (no -100 label where another one is ignored)
+        torch.testing.assert_close(
+            compiled_fn(z, y, ignore, eps),
+            F.cross_entropy(z, y, ignore_index=ignore, label_smoothing=eps),
+            rtol=1e-12,
+            atol=1e-12,
+        )

@@ -137,9 +137,13 @@ def test_weighted_mean_is_pytorchs() -> None:
 
 
 def test_ignore_index_does_not_apply_to_probabilities() -> None:
+    """A negative ``ignore_index`` is no class: the op leaves every row in. A class (>= 0)
+    is an error, as in ``F.cross_entropy`` (it was silently not applied)."""
     z64, t64 = _soft_case("random")
     z, t = z64.float(), t64.float()
-    assert torch.equal(ct.cross_entropy(z, t, ignore_index=0), ct.cross_entropy(z, t))
+    assert torch.equal(ct.cross_entropy(z, t, ignore_index=-1), ct.cross_entropy(z, t))
+    with pytest.raises(InputError, match="`ignore_index` applies to class-id targets only"):
+        ct.cross_entropy(z, t, ignore_index=0)
 
 
 class _Allocations(TorchDispatchMode):

@@ -24,7 +24,7 @@ from ..calibration._bootstrap import (
 )
 from ..errors import InputError
 from . import _compute
-from ._compute import Report
+from ._compute import Report, _id_value
 from ._text import to_json_number
 
 __all__ = ["ReportComparison", "compare_reports"]
@@ -115,7 +115,8 @@ def compare_reports(
     Parameters
     ----------
     reports : sequence of Report
-        From :func:`report`, on the same labels in the same order (checked).
+        From :func:`report`, on the same labels in the same order (checked; and the
+        same ids, when every report has them).
     names : sequence of str, optional
         The models' names (default: each report's ``source``).
     confidence, resamples, seed
@@ -129,7 +130,7 @@ def compare_reports(
     Raises
     ------
     InputError
-        Fewer than two reports, different labels, or bad options.
+        Fewer than two reports, different labels or ids, or bad options.
 
     Examples
     --------
@@ -168,6 +169,17 @@ def compare_reports(
                 f"{int(report.labels[row])} and {int(baseline.labels[row])}); a paired "
                 "comparison needs the same examples in the same order"
             )
+        if report.ids is not None and baseline.ids is not None:
+            # the labels can agree row by row on rows in another order (files sorted by
+            # label); the ids, when both have them, say whether the rows are the same
+            at = _first_different_id(report.ids, baseline.ids)
+            if at is not None:
+                raise InputError(
+                    f"model {name!r} and {chosen[0]!r} have different ids (first at row "
+                    f"{at}: {_id_value(report.ids[at])!r} and "
+                    f"{_id_value(baseline.ids[at])!r}); a paired comparison needs the same "
+                    "examples in the same order"
+                )
     pairs = [(m, metric, rows) for m in range(1, len(reports)) for metric, rows in _METRICS]
     # Both models with an infinite loss somewhere: the mean difference is inf - inf,
     # undefined (compare_log_loss refuses it); None, not a NaN-tainted interval.
@@ -211,6 +223,15 @@ def compare_reports(
             }
         )
     return ReportComparison(chosen, reports, comparisons)
+
+
+def _first_different_id(ids: Any, baseline: Any) -> int | None:
+    """The first row whose ids differ, or None; two missing ids (NaN, None, NaT) are the
+    same id, as in the report's JSON (both null)."""
+    for row in np.flatnonzero(np.asarray(ids) != np.asarray(baseline)).tolist():
+        if _id_value(ids[row]) != _id_value(baseline[row]):
+            return int(row)
+    return None
 
 
 def _interval(replicates: Any, confidence: float) -> tuple[float, float]:

@@ -89,6 +89,8 @@ class Report:
     brier_rows : ndarray, shape (n,)
         The Brier score of every row (for paired comparisons).
     labels : ndarray of int, shape (n,)
+    ids : ndarray, shape (n,), or None
+        The rows' ids, when given (:func:`compare_reports` checks that they agree).
     """
 
     payload: dict[str, Any]
@@ -100,6 +102,7 @@ class Report:
     classwise: Any = field(default=None, repr=False)
     brier_rows: Any = field(default=None, repr=False)
     labels: Any = field(default=None, repr=False)
+    ids: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
@@ -436,6 +439,7 @@ def report(
         classwise_summary,
         brier_rows,
         np.asarray(label_array, dtype=np.intp),
+        ids,
     )
 
 

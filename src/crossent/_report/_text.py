@@ -103,7 +103,9 @@ def gap_text(payload: dict[str, Any]) -> str:
 def columns_statement(columns: dict[str, Any]) -> str:
     """One sentence naming the columns a table was read with."""
     parts = [f"labels from column '{columns['label']}'"]
-    if columns.get("id"):
+    if columns.get("id") == "":  # the unnamed column pandas writes for its index
+        parts.append("row ids from the unnamed column (a pandas index)")
+    elif columns.get("id"):
         parts.append(f"row ids from '{columns['id']}'")
     classes = columns.get("classes", [])
     shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")

@@ -4,6 +4,12 @@
 and ``--class-columns A,B,...`` (default: every other column).  Every class column must
 be numeric; a non-numeric one is an error naming it, with the fix.  The choice is recorded
 (:meth:`TableColumns.record`) so the report always states which columns it used.
+
+A pandas index written with the table is never a default class: ``DataFrame.to_csv``
+writes it as the first column with an empty name, and ``to_parquet`` stores a non-range
+index as a column named in the file's pandas metadata (``__index_level_0__``).  Read as a
+class, it would add a class whose logit is the row number.  It identifies the rows, so
+it is the id column unless ``--id-column`` names another (then it is ignored).
 """
 
 from __future__ import annotations
@@ -60,10 +66,19 @@ class ColumnChoice:
 
 
 def choose_columns(
-    names: list[str], numeric: dict[str, bool], options: TableColumns, where: str
+    names: list[str],
+    numeric: dict[str, bool],
+    options: TableColumns,
+    where: str,
+    index: tuple[str, ...] = (),
 ) -> tuple[ColumnChoice | None, str | None]:
     """The column choice for a table with these column ``names`` (``numeric[name]`` says
-    whether the column holds numbers), or ``(None, message)`` naming the problem."""
+    whether the column holds numbers), or ``(None, message)`` naming the problem.
+
+    ``index`` names the columns that hold a pandas index (from the file's pandas
+    metadata); a column with an empty name (pandas' unnamed index in a CSV) is one too.
+    They are not default classes; one of them is the id column when ``--id-column``
+    is not given."""
     if options.label not in names:
         hint = "" if options.label != "label" else "; name it with --label-column"
         return None, (
@@ -73,7 +88,13 @@ def choose_columns(
         return None, f"{where}: no {options.id!r} column for --id-column"
     if options.id is not None and options.id == options.label:
         return None, f"{where}: --id-column and --label-column name the same column"
-    others = [n for n in names if n not in (options.label, options.id)]
+    pandas_index = [
+        n for n in names if (n in index or n == "") and n not in (options.label, options.id)
+    ]
+    chosen_id = options.id
+    if chosen_id is None and len(pandas_index) == 1 and options.classes is None:
+        chosen_id = pandas_index[0]
+    others = [n for n in names if n not in (options.label, chosen_id)]
     if options.classes is not None:
         missing = [c for c in options.classes if c not in names]
         if missing:
@@ -86,7 +107,7 @@ def choose_columns(
             return None, f"{where}: --class-columns includes the label or id column {taken[0]!r}"
         classes = list(options.classes)
     else:
-        classes = others
+        classes = [n for n in others if n not in pandas_index]
     if not classes:
         return None, f"{where}: no class columns besides {options.label!r}"
     for name in classes:
@@ -97,4 +118,4 @@ def choose_columns(
                 "--class-columns"
             )
     ignored = [n for n in others if n not in classes]
-    return ColumnChoice(options.label, options.id, classes, ignored), None
+    return ColumnChoice(options.label, chosen_id, classes, ignored), None

@@ -228,9 +228,11 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
         raise SourceError(
             f"{path}: 'labels' has {labels.shape[0]} rows but '{name}' has {values.shape[0]}"
         )
+    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in a table
+        labels = dataset.labels = labels.astype(np.int64)
     if not np.issubdtype(labels.dtype, np.integer):
         raise SourceError(
-            f"{path}: 'labels' must be integers (class ids); got dtype {labels.dtype}"
+            f"{path}: 'labels' must be integers (class ids) or booleans; got dtype {labels.dtype}"
         )
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{name}' must be floating point; got dtype {values.dtype}")

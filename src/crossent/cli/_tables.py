@@ -10,6 +10,7 @@ file was written from float32 values.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,24 +154,75 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         or pa_types.is_integer(batch.column(name).type)
         for name in names
     }
-    choice, problem = choose_columns(names, numeric, options, str(path))
+    choice, problem = choose_columns(
+        names, numeric, options, str(path), index=_pandas_index(batch.schema)
+    )
     if choice is None:
         raise SourceError(problem)
     return choice
 
 
-def _labels(path: Path, batch: Any, first_row: int, name: str) -> Any:
+def _pandas_index(schema: Any) -> tuple[str, ...]:
+    """The columns a pandas index was stored in (its ``pandas`` schema metadata; a
+    RangeIndex is stored as metadata alone, in no column)."""
+    try:
+        stored = json.loads((schema.metadata or {})[b"pandas"])["index_columns"]
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return tuple(name for name in stored if isinstance(name, str))
+
+
+def _labels(path: Path, batch: Any, first_row: int, choice: ColumnChoice) -> Any:
+    """The label column as class ids: integers as they are; booleans as 0 and 1 (False,
+    True); strings (or a pandas categorical of strings) as the index of the class column
+    each one names."""
     import pyarrow.types as pa_types
 
+    name = choice.label
     column = batch.column(name)
+    if pa_types.is_dictionary(column.type):  # a pandas categorical
+        column = column.dictionary_decode()
+    if pa_types.is_boolean(column.type):
+        _refuse_missing(path, column, first_row, name)
+        return column.to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa_types.is_string(column.type) or pa_types.is_large_string(column.type):
+        _refuse_missing(path, column, first_row, name)
+        return _labels_by_name(path, column, first_row, name, choice.classes)
     if not pa_types.is_integer(column.type):
         raise SourceError(
-            f"{path}: the {name!r} column must hold integers (class ids); it holds {column.type}"
+            f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
+            f"names of the class columns; it holds {column.type}"
         )
     _refuse_missing(path, column, first_row, name)
     values = column.to_numpy(zero_copy_only=False)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     return values if values.dtype == np.uint64 else values.astype(np.int64)
+
+
+def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
+    """String labels as the index of the class column each names; a label that names
+    none is an error with its row.  One class column (P(label = 1)) names one class
+    only, so strings there are refused: which of them is class 1 is written nowhere."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(classes) == 1:
+        seen = sorted(set(column.unique().to_pylist()))
+        shown = ", ".join(map(repr, seen[:4])) + (", ..." if len(seen) > 4 else "")
+        raise SourceError(
+            f"{path}: the {name!r} column holds strings ({shown}), and the one class column "
+            f"{classes[0]!r} is P(label = 1) of a binary problem: which string is class 1 "
+            "is not in the file; write the labels as 0 and 1 (or True and False)"
+        )
+    codes = pc.index_in(column, value_set=pa.array(classes, type=pa.string()))
+    if codes.null_count:
+        row = int(np.flatnonzero(codes.is_null().to_numpy(False))[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds strings, read as the names of the class "
+            f"columns; row {first_row + row} has {column[row].as_py()!r}, which names none "
+            f"(class columns: {', '.join(map(repr, classes))})"
+        )
+    return codes.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
@@ -219,7 +271,7 @@ def _convert(
             raise SourceError(f"{path}: the columns change within the file")
         chosen = choice
         columns = choice.classes
-        label_parts.append(_labels(path, batch, rows, choice.label))
+        label_parts.append(_labels(path, batch, rows, choice))
         if choice.id is not None:
             id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
         batch_dtype = _stored_dtype(path, batch, columns)

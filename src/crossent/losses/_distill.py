@@ -394,19 +394,29 @@ def _formable(d: _Distillation, flagged: Array) -> Array:
 
 
 def common_rows_and_near_flags(
-    student_logits: Array, teacher: Array, /, *, axis: int, temperature: float
+    student_logits: Array,
+    teacher: Array,
+    /,
+    *,
+    axis: int,
+    temperature: float,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> tuple[Array, Array]:
     r"""For a caller that reads no values (``crossent.torch`` under ``torch.compile``,
     which forms the rows again in a custom op at run time): the generic path's per-row
-    :math:`T^2 D(t\,\|\,s)` of teacher logits (batch shape, the work dtype, no row
-    formed again, no validation) and the rows :func:`distillation_loss` would form by
-    ``_near_rows`` (booleans: a KL below :data:`._near_rows.KL_FLOOR`, formable). No
-    host read and no NumPy call: traceable."""
+    :math:`T^2 D(t\,\|\,s)` (``'reverse'``: :math:`T^2 D(s\,\|\,t)`) of a teacher in
+    ``teacher_form`` (batch shape, the work dtype, no row formed again, no validation of
+    the values; the options are checked) and the rows :func:`distillation_loss` would
+    form by ``_near_rows`` (booleans: a KL below :data:`._near_rows.KL_FLOOR`,
+    formable). No host read and no NumPy call: traceable."""
     d = prepare_distillation(
         student_logits,
         teacher,
         axis=axis,
         temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
         reduction="none",
         validate=False,
     )

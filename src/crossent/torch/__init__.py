@@ -68,7 +68,12 @@ Documented differences from PyTorch: a batch whose every target is ignored has m
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits
 are not finite (PyTorch's is NaN there); bf16/fp16 input gives a float32 loss;
 ``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
-ignoring them; ``size_average``/``reduce`` are not accepted.
+ignoring them; ``size_average``/``reduce`` are not accepted; forward-mode AD
+(``torch.func.jvp``/``jacfwd``) through the fused class-id losses (``cross_entropy``
+with class ids, ``linear_cross_entropy``) is an error naming the argument (their
+custom ops have reverse-mode derivatives only; PyTorch would drop the tangent
+silently), and probability targets and ``distillation_loss`` take their plain torch
+operations there.
 
 Distributed training and evaluation (``_vocab_parallel.py``, ``_distributed_state.py``):
 :func:`vocab_parallel_cross_entropy` and :func:`vocab_parallel_linear_cross_entropy`

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 
 from ..errors import InputError, InputTypeError
 from . import _backend
@@ -29,9 +30,11 @@ __all__ = [
     "call_options",
     "call_options_in",
     "check_chunk_size",
+    "check_no_tangent",
     "check_one_dtype",
     "check_weight_not_differentiated",
     "floating_tensor",
+    "has_tangent",
     "tensor",
 ]
 
@@ -77,7 +80,10 @@ def call_options(
         raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
     ignore = check_ignore_index(ignore_index)
     terms = _backend.options(
-        label_smoothing=label_smoothing, z_loss=z_loss, temperature=temperature, soft_cap=soft_cap
+        label_smoothing=_by_value(label_smoothing),
+        z_loss=_by_value(z_loss),
+        temperature=_by_value(temperature),
+        soft_cap=_by_value(soft_cap),
     )
     return CallOptions(
         ignore_index=ignore,
@@ -87,6 +93,19 @@ def call_options(
         soft_cap=terms.soft_cap,
         temperature=terms.temperature,
     )
+
+
+def _by_value(option: Any) -> Any:
+    """A float option by its value: a symbolic float under Dynamo becomes a constant.
+
+    ``torch.compile(..., dynamic=True)`` makes the float attributes of a Module (the
+    options of :class:`~crossent.torch.CrossEntropyLoss`) and float arguments symbolic;
+    the option checks' ``math.isfinite`` cannot take a symbol (a graph break, an error
+    under ``fullgraph=True``). ``float.hex`` reads the value (a guard), so each value
+    compiles its own graph, as a constant does (as ``_far_distillation._traced``).
+    Anything else is returned as is, for the checks to judge.
+    """
+    return float.fromhex(option.hex()) if isinstance(option, float) else option
 
 
 def call_options_in(arguments: Mapping[str, Any]) -> CallOptions:
@@ -146,6 +165,36 @@ def check_weight_not_differentiated(weight: torch.Tensor | None, *, name: str = 
             f"class-id targets (nor does torch.nn.functional.cross_entropy): pass "
             f"`{name}.detach()` (probability targets of `cross_entropy` do differentiate them)"
         )
+
+
+def has_tangent(*tensors: torch.Tensor | None) -> bool:
+    """Whether forward-mode AD carries a tangent on one of ``tensors`` (None: absent).
+
+    ``torch.autograd.forward_ad`` and ``torch.func.jvp``/``jacfwd`` at the current dual
+    level. The custom ops (``_ops.py``) have no forward-mode formula, and PyTorch runs
+    a custom op whose inputs require no grad without autograd: the output's tangent is
+    silently dropped (a zero Jacobian). Eager calls only: ``torch.compile`` does not
+    trace forward-mode AD.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:
+    """Raise :class:`InputError` where forward-mode AD would pass through a fused op.
+
+    Its tangent would be silently dropped (:func:`has_tangent`); ``F.cross_entropy``
+    gives it. The message names the argument and points to reverse mode.
+    """
+    for name, t in tensors.items():
+        if has_tangent(t):
+            raise InputError(
+                f"`{name}` carries a forward-mode AD tangent (torch.func.jvp, jacfwd, "
+                f"torch.autograd.forward_ad); crossent's fused `{function}` has reverse-mode "
+                f"derivatives only (its tangent would be silently 0): use reverse mode, "
+                f"torch.autograd.grad or torch.autograd.functional.jacobian"
+            )
 
 
 def check_one_dtype(**tensors: torch.Tensor | None) -> None:

@@ -94,6 +94,7 @@ import torch
 from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
+from ._arguments import has_tangent
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -122,6 +123,8 @@ def applies(student: Any, teacher: Any, temperature: Any, reduction: Any) -> boo
     if student.ndim != 2 or student.shape != teacher.shape or student.numel() == 0:
         return False
     if teacher.requires_grad and torch.is_grad_enabled():
+        return False
+    if has_tangent(student, teacher):  # forward-mode AD: the op would drop the tangent
         return False
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         return False

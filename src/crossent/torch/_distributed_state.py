@@ -7,7 +7,7 @@ bins and ``keep`` only, never on the number of examples (no prediction is gather
 
 1. ``all_gather`` of four integers per rank: a problem code (0, or which argument failed
    this rank's own checks: ``state`` not an ``EvaluationState``, ``row_offset`` not a
-   non-negative integer), a fingerprint (CRC32) of (classes, binning, ``keep``), the
+   non-negative integer), a fingerprint (CRC32) of (classes, binning, ``keep``, ``entropy``), the
    rank's example count, and how many surprising rows it keeps. A problem on any rank,
    or a fingerprint that differs from rank 0's, raises an
    :class:`~crossent.errors.InputError` naming the argument and the rank(s) on every
@@ -56,6 +56,7 @@ _FIELDS = frozenset(
         "_spec",
         "classes",
         "keep",
+        "entropy",
         "n",
         "_sums",
         "_class_count",
@@ -94,7 +95,7 @@ def _local_problem(state: Any, row_offset: Any) -> tuple[int, str]:
 
 def _fingerprint(state: EvaluationState) -> int:
     """A checksum of what must agree for two states to merge (stable across processes)."""
-    return zlib.crc32(repr((state.classes, state.spec, state.keep)).encode())
+    return zlib.crc32(repr((state.classes, state.spec, state.keep, state.entropy)).encode())
 
 
 def _rank_in(group: Any) -> int:
@@ -165,7 +166,8 @@ def all_reduce_state(
     Parameters
     ----------
     state : EvaluationState
-        This rank's state; every rank's must have the same classes, binning and ``keep``.
+        This rank's state; every rank's must have the same classes, binning, ``keep`` and
+        ``entropy``.
     group : ProcessGroup, optional
         Default: the world.
     row_offset : int, optional
@@ -189,7 +191,8 @@ def all_reduce_state(
         On every rank of ``group``, naming the argument and the rank(s), when any rank's
         ``state`` is not an ``EvaluationState`` or its ``row_offset`` is not ``None`` or
         a non-negative integer (with the shifted rows below :math:`2^{53}`), or
-        the ranks' states cannot be merged (different classes, binning or ``keep``).
+        the ranks' states cannot be merged (different classes, binning, ``keep`` or
+        ``entropy``).
         On this process only when no process group is initialised, or this process is
         not in ``group``.
 
@@ -239,10 +242,10 @@ def all_reduce_state(
     different = [r for r in range(world) if table[r][1] != table[0][1]]
     if different:
         raise InputError(
-            "`state`: cannot merge evaluation states with different classes, binning or "
-            f"`keep` across ranks: rank(s) {different} of the group differ from rank 0 "
-            f"(this rank {rank}: "
-            f"{state.classes} classes, {state.spec}, keep={state.keep})"
+            "`state`: cannot merge evaluation states with different classes, binning, "
+            f"`keep` or `entropy` across ranks: rank(s) {different} of the group differ "
+            f"from rank 0 (this rank {rank}: {state.classes} classes, {state.spec}, "
+            f"keep={state.keep}, entropy={state.entropy})"
         )
     counts = [row[2] for row in table]
     n = sum(counts)

@@ -150,14 +150,60 @@ def distillation_loss(
     teacher_logits: torch.Tensor,
     temperature: float = 1.0,
     reduction: str = "mean",
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     r"""Knowledge distillation: :math:`T^2\,\mathrm{KL}(\sigma(v/T)\,\|\,\sigma(z/T))` (softmax).
 
+    With :math:`s = \operatorname{softmax}(z/T)` the softened student and :math:`t =
+    \operatorname{softmax}(\log p / T)` the softened teacher (:math:`\log p` its
+    logits :math:`v`, or the log of its probabilities), each row's loss is
+
+    .. math:: L_i = T^2 \sum_c t_c(\log t_c - \log s_c) \quad \text{(forward)},
+              \qquad L_i = T^2 \sum_c s_c(\log s_c - \log t_c) \quad \text{(reverse)},
+
+    with :math:`0\log 0 = 0`; the reverse direction is :math:`+\infty` where the
+    student puts mass on a class of teacher probability 0.
+
+    Parameters
+    ----------
+    input : Tensor, shape (N, C, ...) or (C,)
+        The student's logits :math:`z`, classes on axis 1 (axis 0 for a vector).
+    teacher_logits : Tensor, the shape of ``input``
+        The teacher, in the form ``teacher_form``: its logits (the default), its
+        probabilities or its log-probabilities.
+    temperature : float > 0, optional
+        :math:`T`.
+    reduction : {'mean', 'sum', 'none'}, optional
+        ``'mean'`` divides by the number of rows (PyTorch's ``'batchmean'``).
+    teacher_form : {'logits', 'probs', 'log_probs'}, optional
+        How ``teacher_logits`` is given (keyword only). Probabilities are validated as
+        :func:`crossent.distillation_loss` does: in :math:`[0, 1]`, rows summing to 1.
+    direction : {'forward', 'reverse'}, optional
+        ``'forward'``: :math:`D(t\,\|\,s)`, the classic choice (mean-seeking);
+        ``'reverse'``: :math:`D(s\,\|\,t)` (mode-seeking, as in MiniLLM). Keyword only.
+
+    Returns
+    -------
+    Tensor
+        A scalar, or one loss per row for ``'none'``.
+
+    Raises
+    ------
+    InputError
+        As :func:`crossent.distillation_loss`: an option value (naming the argument),
+        logits or probabilities that are not valid (naming the row), shapes that differ.
+
+    Notes
+    -----
     The student's logits ``input`` and the teacher's, classes on axis 1. The same as
     PyTorch's idiom ``T**2 * F.kl_div(F.log_softmax(z / T, 1), F.softmax(v / T, 1),
     reduction="batchmean")`` for ``reduction='mean'`` and 2-D input, computed in log
-    space (exact when the teacher gives a class probability 0). The generic path: see
-    :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
+    space (exact when the teacher gives a class probability 0). For input of shape
+    (N, C, d1, ...) ``'mean'`` averages over the N*d1*... rows (as ``cross_entropy``'s
+    mean of probability targets), where ``"batchmean"`` divides their sum by N. The
+    generic path: see :func:`crossent.distillation_loss`; rows whose gaps pass the range of the work
     dtype (float64, or float32 for narrower inputs), and temperatures whose :math:`T^2`
     does, are formed in float64 by the NumPy function and its gradient twin
     (``_far_distillation``). Under ``torch.compile`` (``fullgraph=True`` too) the graph
@@ -173,6 +219,16 @@ def distillation_loss(
     within an ulp of the float64 truth before its rounding, the student's gradient
     :math:`T(s - t)` rounded once (to float32 first for float16 and bfloat16).
 
+    Other options than ``teacher_form='logits', direction='forward'`` take the
+    generic path (never the fused op), eagerly and under ``torch.compile``
+    (``fullgraph=True`` too), their far and near rows formed again by the NumPy
+    functions with the same options; a reverse row whose :math:`D(s\,\|\,t)` is
+    truly :math:`+\infty` (a teacher probability 0 where the student's is not) keeps
+    the generic formula's ``inf``. One case takes the generic formula recorded by
+    autograd alone: a teacher given as probabilities or log-probabilities that
+    requires a gradient (its rows whose gaps pass the work dtype's range are not formed
+    again, and under ``torch.compile`` its checks' reads break the graph).
+
     Examples
     --------
     >>> import torch, torch.nn.functional as F
@@ -182,7 +238,24 @@ def distillation_loss(
     >>> idiom = 4 * F.kl_div(F.log_softmax(z / 2, 1), F.softmax(v / 2, 1), reduction="batchmean")
     >>> bool(torch.isclose(distillation_loss(z, v, temperature=2.0), idiom))
     True
+
+    The reverse KL of a teacher's stored probabilities:
+
+    >>> p = F.softmax(v, 1)
+    >>> s = F.log_softmax(z, 1)
+    >>> reverse = (s.exp() * (s - p.log())).sum()
+    >>> loss = distillation_loss(z, p, teacher_form="probs", direction="reverse")
+    >>> bool(torch.isclose(loss, reverse))
+    True
     """
-    if _distill_cpu.applies(input, teacher_logits, temperature, reduction):
+    default = teacher_form == "logits" and direction == "forward"
+    if default and _distill_cpu.applies(input, teacher_logits, temperature, reduction):
         return _distill_cpu.fused_distillation(input, teacher_logits, temperature, reduction)
-    return distillation_rows_checked(input, teacher_logits, temperature, reduction)
+    return distillation_rows_checked(
+        input,
+        teacher_logits,
+        temperature,
+        reduction,
+        teacher_form=teacher_form,
+        direction=direction,
+    )

@@ -59,20 +59,29 @@ for every call. Measured (``benchmarks/bench_torch_distill_compile.py``, float32
 0.83, 7.2 and 7570 (main, 21 graphs); 0 to 19% over a graph of the generic rows alone
 (which gives wrong numbers there; two runs on a loaded machine), at 4096 x 32000
 mostly the zero gradient the op returns beside the graph's (0.22 s, its pages).
+
+The NumPy function's ``teacher_form`` (logits, probabilities, log-probabilities) and
+``direction`` (``'forward'``, ``'reverse'``) go to every call above that forms rows:
+the generic one, :class:`_HostRows` (the NumPy function and its gradient twin of the
+same options) and both custom ops (their validation of the teacher in its form too).
+A reverse row whose :math:`D(s\,\|\,t)` is truly infinite (:func:`_truly_infinite`)
+is not formed again, as NumPy's own far-row guard leaves it. A teacher's gradient is
+formed here in its logits only: a teacher of probabilities or log-probabilities that
+requires a gradient takes the generic formula alone (:func:`distillation_rows_checked`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
 from .. import losses
-from .._checks import check_reduction
+from .._checks import Form, check_reduction
 from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
 from .._xp import namespace, reduce_sum
@@ -84,25 +93,44 @@ __all__ = ["distillation_rows_checked"]
 
 
 def distillation_rows_checked(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""``crossent.distillation_loss`` of torch tensors (classes on axis 1, or 0 for a
-    vector) with its far rows formed again (module docstring)."""
+    vector) with its far rows formed again (module docstring).
+
+    ``teacher_form`` and ``direction`` are the NumPy function's, passed on to every
+    call that forms rows (the generic one, :class:`_HostRows`', the custom ops under
+    ``torch.compile``). One call leaves the path above: a teacher of probabilities or
+    log-probabilities that requires a gradient takes the generic formula alone,
+    recorded by autograd (:class:`_HostRows` forms a teacher's gradient in its logits
+    only), its far rows not formed again (and, under ``torch.compile``, its
+    validation's reads break the graph)."""
     axis = 1 if student.ndim > 1 else 0
+    options = {"teacher_form": teacher_form, "direction": direction}
+    if teacher_form != "logits" and _teacher_needs_gradient(teacher):
+        return losses.distillation_loss(
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
+        )
     if torch.compiler.is_compiling():
-        return _traced(student, teacher, temperature, reduction, axis)
+        return _traced(student, teacher, temperature, reduction, axis, **options)
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)  # (the NumPy call below is of 'none')
-        rows = _host_rows(student, teacher, float(temperature), axis)
+        rows = _host_rows(student, teacher, float(temperature), axis, **options)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-    ordinary = _ordinary_call(student, teacher, temperature, reduction, axis)
+    ordinary = _ordinary_call(student, teacher, temperature, reduction, axis, **options)
     if ordinary is not None:
         return ordinary
     later: list[_distill.NearRowsLater] = []
     token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
     try:
         loss = losses.distillation_loss(
-            student, teacher, axis=axis, temperature=temperature, reduction=reduction
+            student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
         )
     finally:
         _distill.NEAR_ROWS_LATER.reset(token)
@@ -115,12 +143,24 @@ def distillation_rows_checked(
         loss = later[0].finish()
         not_finite = bool(_not_finite(loss))
     if not_finite or any(far):
-        return _again(student, teacher, temperature, reduction, loss, axis)
+        return _again(student, teacher, temperature, reduction, loss, axis, **options)
     return loss
 
 
+def _teacher_needs_gradient(teacher: Any) -> bool:
+    """Whether autograd will form a gradient in ``teacher``."""
+    return isinstance(teacher, torch.Tensor) and teacher.requires_grad and torch.is_grad_enabled()
+
+
 def _ordinary_call(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: Any, reduction: str, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: Any,
+    reduction: str,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call's result where every row is ordinary, or None (the generic path then
     runs as before).
@@ -140,13 +180,22 @@ def _ordinary_call(
     the call goes the generic way (its far and near rows formed as there). What is
     left (some 35 arrays of the call's size where the idiom makes 10: the generic
     path's exact log-partitions, the teacher softened twice, the float64 sum, autograd
-    through them) is what keeping its bits costs."""
+    through them) is what keeping its bits costs. The forward direction only (any
+    ``teacher_form``: the softened :math:`\log t` is the same); ``'reverse'`` goes the
+    generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
+    if direction != "forward":
+        return None  # (its terms s_c(log s_c - log t_c): the generic path's)
     if teacher.requires_grad and torch.is_grad_enabled():
         return None  # (its far gaps and reverse gradient: the generic path's)
     d = _distill.prepare_distillation(
-        student, teacher, axis=axis, temperature=temperature, reduction=reduction
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        reduction=reduction,
     )
     if d.log_t.requires_grad:
         return None
@@ -254,13 +303,23 @@ def _again(
     reduction: str,
     loss: Any,
     axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call whose result was not finite (or whose teacher gradient would not be), its
     far rows by :class:`_HostRows`. ``index_put`` sends them no gradient through the
     common path's graph (whose terms hold no :math:`0\cdot\infty`: ``kl_terms_from_log``
-    masks ``-inf`` before its products)."""
-    rows = loss if reduction == "none" else _common_rows(student, teacher, temperature, axis)
+    masks ``-inf`` before its products). Reverse rows whose :math:`D(s\,\|\,t)` is truly
+    infinite (:func:`_truly_infinite`) stay the generic path's, as in NumPy."""
+    options = {"teacher_form": teacher_form, "direction": direction}
+    if reduction == "none":
+        rows = loss
+    else:
+        rows = _common_rows(student, teacher, temperature, axis, **options)
     far = ~torch.isfinite(rows.detach())
+    if direction == "reverse":
+        far &= ~_truly_infinite(student, teacher, teacher_form, axis)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     if teacher_far is not None:
         far |= teacher_far
@@ -268,18 +327,46 @@ def _again(
         return _reduced(rows, reduction, loss, rows.dtype)
     at = far.reshape(-1).nonzero()[:, 0]
     again = _HostRows.apply(
-        _rows_last(student, axis)[at], _rows_last(teacher, axis)[at], float(temperature)
+        _rows_last(student, axis)[at],
+        _rows_last(teacher, axis)[at],
+        float(temperature),
+        teacher_form,
+        direction,
     )
     flat = rows.reshape(-1).double().index_put((at,), again)
     return _reduced(flat.reshape(rows.shape), reduction, loss, rows.dtype)
 
 
+def _truly_infinite(
+    student: torch.Tensor, teacher: torch.Tensor, teacher_form: str, axis: int
+) -> torch.Tensor:
+    r"""The rows (batch shape) whose reverse :math:`D(s\,\|\,t)` is :math:`+\infty`:
+    a teacher probability 0 (a ``-inf`` logit or log-probability) where the student's
+    is not (a logit above ``-inf``). The generic path gives ``inf`` there, and a
+    finite gradient (NumPy's ``_far_rows`` leaves them to its common path too)."""
+    with torch.no_grad():
+        zero = teacher == 0 if teacher_form == "probs" else torch.isneginf(teacher)
+        return (zero & (student > -math.inf)).any(axis)
+
+
 def _common_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     """The generic path's per-row losses (batch shape)."""
     return losses.distillation_loss(
-        student, teacher, axis=axis, temperature=temperature, reduction="none"
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
     )
 
 
@@ -289,11 +376,23 @@ def _rows_last(x: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 def _host_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     """Every row of the call by :class:`_HostRows` (batch shape, float64)."""
     batch = student.movedim(axis, -1).shape[:-1]
-    rows = _HostRows.apply(_rows_last(student, axis), _rows_last(teacher, axis), temperature)
+    rows = _HostRows.apply(
+        _rows_last(student, axis),
+        _rows_last(teacher, axis),
+        temperature,
+        teacher_form,
+        direction,
+    )
     return rows.reshape(batch)
 
 
@@ -302,12 +401,24 @@ def _host64(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).contiguous().numpy()
 
 
-def _host_loss(z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
-    r"""Per-row :math:`T^2 D(t\,\|\,s)` of student rows ``z`` and teacher rows ``v``
-    (rows x classes) by the NumPy :func:`crossent.distillation_loss` on float64 host
-    copies (float64, on their device)."""
+def _host_loss(
+    z: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+) -> torch.Tensor:
+    r"""Per-row :math:`T^2 D(t\,\|\,s)` (``'reverse'``: :math:`T^2 D(s\,\|\,t)`) of
+    student rows ``z`` and teacher rows ``v`` in ``teacher_form`` (rows x classes) by the
+    NumPy :func:`crossent.distillation_loss` on float64 host copies (float64, on their
+    device)."""
     rows = losses.distillation_loss(
-        _host64(z), _host64(v), temperature=temperature, reduction="none"
+        _host64(z),
+        _host64(v),
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
     )
     return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
 
@@ -320,6 +431,8 @@ def _host_gradients(
     student: bool,
     teacher: bool,
     near: torch.Tensor | None = None,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     r"""The gradients of :func:`_host_loss` in ``z`` (where ``student``) and ``v`` (where
     ``teacher``), times the ``upstream`` rows, each rounded once to its input's dtype
@@ -328,23 +441,59 @@ def _host_gradients(
     (booleans, where given: rows the loss forms by ``_near_rows``) take
     ``_near_rows.NearRows``' gradients of that loss, as eager autograd does through
     it (``distillation_loss_grad`` picks its own rows, by the spread of :math:`s - t`:
-    1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16)."""
+    1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16). ``teacher_form`` and
+    ``direction`` as :func:`_host_loss`'s; a teacher's gradient is formed in its logits
+    only (the other direction's student gradient, the roles swapped)."""
     u, z64, v64 = _host64(upstream)[:, None], _host64(z), _host64(v)
     at = None if near is None or not bool(near.any()) else near.cpu().numpy()
+    forward = direction == "forward"
     grad_z = grad_v = None
     if student:
-        g = losses.distillation_loss_grad(z64, v64, temperature=temperature, reduction="none")
-        if at is not None:
-            g[at] = NearRows(z64[at], v64[at], temperature).gradient(forward=True)
-        grad_z = torch.from_numpy(u * g).to(z.device, z.dtype)
-    if teacher:
         g = losses.distillation_loss_grad(
-            v64, z64, temperature=temperature, direction="reverse", reduction="none"
+            z64,
+            v64,
+            temperature=temperature,
+            teacher_form=teacher_form,
+            direction=direction,
+            reduction="none",
+        )
+        if at is not None:  # (``near``: under torch.compile)
+            scores = _teacher_scores(v64[at], teacher_form)
+            g[at] = NearRows(z64[at], scores, temperature).gradient(forward=forward)
+        grad_z = torch.from_numpy(_times_upstream(u, g)).to(z.device, z.dtype)
+    if teacher:
+        if teacher_form != "logits":  # (distillation_rows_checked never asks)
+            raise NotImplementedError("a teacher's gradient is formed in its logits only")
+        g = losses.distillation_loss_grad(
+            v64,
+            z64,
+            temperature=temperature,
+            direction="reverse" if forward else "forward",
+            reduction="none",
         )
         if at is not None:
-            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=False)
-        grad_v = torch.from_numpy(u * g).to(v.device, v.dtype)
+            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=not forward)
+        grad_v = torch.from_numpy(_times_upstream(u, g)).to(v.device, v.dtype)
     return grad_z, grad_v
+
+
+def _times_upstream(u: np.ndarray, g: np.ndarray) -> np.ndarray:
+    r"""The rows ``g`` times their upstream ``u`` (a column), 0 where ``u`` is 0: a row
+    that does not enter the result sends no gradient, even where its own is not finite
+    (a reverse row of :math:`D(s\,\|\,t) = +\infty`, formed here for its teacher's
+    gradient, then masked by the caller)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(u == 0.0, 0.0, u * g)
+
+
+def _teacher_scores(v: np.ndarray, teacher_form: str) -> np.ndarray:
+    r"""The teacher's rows as ``_near_rows`` takes them (``_distill``'s
+    ``teacher_scores``): logits and log-probabilities as they are, :math:`\log p` of
+    probabilities (``-inf`` for 0)."""
+    if teacher_form != "probs":
+        return v
+    with np.errstate(divide="ignore"):
+        return np.log(v)
 
 
 class _HostRows(torch.autograd.Function):
@@ -356,13 +505,23 @@ class _HostRows(torch.autograd.Function):
     .. math:: \frac{\partial\,T^2 D(t\,\|\,s)}{\partial v}
               = T\,t\odot\big(\log t - \log s - D(t\,\|\,s)\big),
 
-    each times the upstream row and rounded once to its input's dtype."""
+    each times the upstream row and rounded once to its input's dtype. With
+    ``teacher_form`` and ``direction`` (:func:`_host_loss`), the same functions of the
+    same options; the teacher's gradient in its logits only."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, v: torch.Tensor, temperature: float) -> torch.Tensor:
+    def forward(
+        ctx: Any,
+        z: torch.Tensor,
+        v: torch.Tensor,
+        temperature: float,
+        teacher_form: str = "logits",
+        direction: str = "forward",
+    ) -> torch.Tensor:
         ctx.save_for_backward(z, v)
         ctx.temperature = temperature
-        return _host_loss(z, v, temperature)
+        ctx.options = {"teacher_form": teacher_form, "direction": direction}
+        return _host_loss(z, v, temperature, teacher_form, direction)
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -376,7 +535,8 @@ class _HostRows(torch.autograd.Function):
     def _gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         z, v = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        return (*_host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1]), None)
+        grads = _host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1], **ctx.options)
+        return (*grads, None, None, None)
 
 
 def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
@@ -424,7 +584,14 @@ _MEAN_SCALING = 64
 
 
 def _traced(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, reduction: str, axis: int
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r"""The call while ``torch.compile`` traces it: no host read and no graph break. The
     graph holds the generic rows (``_distill.common_rows_and_near_flags``, which
@@ -436,7 +603,9 @@ def _traced(
     ``temperature`` that Dynamo made symbolic (a second value passed to the compiled
     function) is taken by its value, guarded: ``float.hex`` reads it (the option
     checks' ``math.isfinite`` cannot take a symbol), so each value compiles its own
-    graph, as a constant does."""
+    graph, as a constant does. ``teacher_form`` and ``direction`` go to every call
+    that forms rows (reverse rows that are truly infinite stay the graph's own,
+    :func:`_truly_infinite`)."""
     if isinstance(temperature, float):  # (a SymFloat too, under Dynamo)
         temperature = float.fromhex(temperature.hex())
     if _square_is_far(student, teacher, temperature):
@@ -447,13 +616,22 @@ def _traced(
         far = ~near
     else:
         rows, near = _distill.common_rows_and_near_flags(
-            student, teacher, axis=axis, temperature=temperature
+            student,
+            teacher,
+            axis=axis,
+            temperature=temperature,
+            teacher_form=teacher_form,
+            direction=direction,
         )
         far = ~torch.isfinite(rows.detach())
+        if direction == "reverse":
+            far &= ~_truly_infinite(student, teacher, teacher_form, axis)
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
     kind = torch.where(far, _FAR, near.to(torch.int8))  # (0: the graph's own row)
-    formed = _rows_formed(rows, student, teacher, kind, float(temperature), axis)
+    formed = _rows_formed(
+        rows, student, teacher, kind, float(temperature), axis, teacher_form, direction
+    )
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
 
 
@@ -465,18 +643,20 @@ def _rows_formed(
     kind: torch.Tensor,
     temperature: float,
     axis: int,
+    teacher_form: str,
+    direction: str,
 ) -> torch.Tensor:
     r"""The generic path's per-row losses ``rows`` (batch shape) in float64, the rows
     whose ``kind`` (int8, batch shape) is not 0 (1: near, :data:`_FAR`: far) formed
-    again by :func:`_host_loss` (the NumPy function, exact there), after the eager
-    call's validation of both sides' logits (:func:`_validate`). Its one host read:
-    whether a row is flagged."""
-    _validate(student, teacher, axis)
+    again by :func:`_host_loss` (the NumPy function, exact there, of ``teacher_form``
+    and ``direction``), after the eager call's validation of both sides
+    (:func:`_validate`). Its one host read: whether a row is flagged."""
+    _validate(student, teacher, axis, teacher_form)
     formed = rows.to(torch.float64, copy=True, memory_format=torch.contiguous_format)
     flagged = kind != 0
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
-        formed[flagged] = _host_loss(z, v, temperature)
+        formed[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
     return formed
 
 
@@ -494,12 +674,15 @@ def _rows_formed_backward(
     options: list[float],
     need_student: bool,
     need_teacher: bool,
+    teacher_form: str,
+    direction: str,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The gradients of the flagged rows of :func:`_rows_formed` in ``student`` and
     ``teacher`` (:func:`_host_gradients` times the ``upstream`` rows; the near rows but
     the far ones by ``NearRows``), 0 on the other rows (the graph's own), each in its
     input's shape and dtype (contiguous); an empty tensor where not needed. ``options``:
-    the forward's temperature and class axis."""
+    the forward's temperature and class axis; ``teacher_form`` and ``direction`` its
+    own (a teacher's gradient: of its logits only)."""
     grads = _gradient_buffers(student, teacher, need_student, need_teacher, torch.zeros_like)
     flagged = kind != 0
     if not bool(flagged.any()):
@@ -507,7 +690,17 @@ def _rows_formed_backward(
     temperature, axis = options[0], int(options[1])
     z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
     near = kind[flagged] == 1
-    formed = _host_gradients(z, v, temperature, upstream[flagged], need_student, need_teacher, near)
+    formed = _host_gradients(
+        z,
+        v,
+        temperature,
+        upstream[flagged],
+        need_student,
+        need_teacher,
+        near,
+        teacher_form,
+        direction,
+    )
     for grad, rows in zip(grads, formed, strict=True):
         if rows is not None:
             grad.movedim(axis, -1)[flagged] = rows
@@ -542,9 +735,10 @@ _FAR = 2
 
 
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    rows, student, teacher, kind, temperature, axis = inputs
+    rows, student, teacher, kind, temperature, axis, teacher_form, direction = inputs
     ctx.save_for_backward(student, teacher, kind)
     ctx.options = [temperature, float(axis)]
+    ctx.forms = (teacher_form, direction)
     ctx.rows_dtype = rows.dtype
 
 
@@ -559,23 +753,25 @@ def _rows_formed_autograd(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
         grad_rows = torch.where(kind != 0, 0.0, upstream).to(ctx.rows_dtype)
     if needs[1] or needs[2]:
         grad_z, grad_v = _rows_formed_backward(
-            upstream, student, teacher, kind, ctx.options, needs[1], needs[2]
+            upstream, student, teacher, kind, ctx.options, needs[1], needs[2], *ctx.forms
         )
-    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 3
+    return (grad_rows, grad_z if needs[1] else None, grad_v if needs[2] else None) + (None,) * 5
 
 
 _rows_formed.register_autograd(_rows_formed_autograd, setup_context=_rows_formed_setup)
 
 
-def _validate(student: torch.Tensor, teacher: torch.Tensor, axis: int) -> None:
-    """The eager call's validation of both sides' logits (``_sides.prepare_pair``:
-    ``InputError`` naming the argument and the row)."""
+def _validate(
+    student: torch.Tensor, teacher: torch.Tensor, axis: int, teacher_form: str = "logits"
+) -> None:
+    """The eager call's validation of both sides, the teacher in ``teacher_form``
+    (``_sides.prepare_pair``: ``InputError`` naming the argument and the row)."""
     xp, (z, v) = namespace(student, teacher, names=("student_logits", "teacher"))
     prepare_pair(
         z,
         v,
         names=("student_logits", "teacher"),
-        forms=("logits", "logits"),
+        forms=("logits", cast("Form", teacher_form)),  # (checked by the trace: the options)
         axis=axis,
         xp=xp,
         validate=True,

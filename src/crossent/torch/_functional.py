@@ -13,9 +13,11 @@ from ._arguments import (
     CallOptions,
     call_options_in,
     check_chunk_size,
+    check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
     floating_tensor,
+    has_tangent,
     tensor,
 )
 from ._labels import as_class_ids, check_class_ids_off_cpu
@@ -97,10 +99,14 @@ def cross_entropy(
     ignore_index : int or None, optional
         Target value whose rows contribute nothing (default -100, as PyTorch). Their
         logits are never used: a NaN or an infinity there is no error, their loss and
-        gradient are 0 (PyTorch's gradient there is NaN).
+        gradient are 0 (PyTorch's gradient there is NaN). Class-id targets only: with
+        probability targets a class (a value >= 0) is an error, as in PyTorch.
     reduction : {'mean', 'sum', 'none'}, optional
         ``'mean'`` divides by the sum of the rows' label weights (PyTorch's weighted
-        mean), and is 0, not NaN, when every row is ignored.
+        mean), and is 0, not NaN (PyTorch's), where that sum is 0: every row ignored,
+        an empty batch (N = 0 or a d_k = 0), or rows whose labels' class weights are
+        all 0. With probability targets it divides by the number of rows, and is 0 for
+        an empty batch.
     label_smoothing : float in [0, 1], optional
     z_loss : float >= 0, optional
         Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
@@ -122,7 +128,9 @@ def cross_entropy(
     InputError
         A class id out of range (naming the row and the value), non-finite logits in
         a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
-        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there).
+        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there);
+        forward-mode AD (``torch.func.jvp``, ``jacfwd``) with class-id targets (the
+        fused op has reverse-mode derivatives only; probability targets support it).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -145,7 +153,7 @@ def cross_entropy(
     ``crossent::softmax_ce_probs_v3`` (float32/float16/bfloat16 input), by blocks of
     rows, autograd saving only the input, the targets and the rows' log-sum-exps;
     else with plain differentiable torch operations. Their ``'mean'`` divides by the
-    number of rows, as PyTorch's does.
+    number of rows, as PyTorch's does (0 for no row, as with class ids).
 
     Examples
     --------
@@ -170,8 +178,16 @@ def cross_entropy(
     classes = z.shape[1]
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
+        if opts.ignore_index is not None and opts.ignore_index >= 0:
+            # As F.cross_entropy: a class to ignore has no meaning for probabilities (it
+            # was silently not applied); the default -100 (any negative) is no class.
+            raise InputError(
+                f"`ignore_index` applies to class-id targets only; got {opts.ignore_index} "
+                f"with probability targets (dtype {target.dtype}): leave it at -100"
+            )
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     check_weight_not_differentiated(w)
+    check_no_tangent("cross_entropy", input=input, weight=w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -218,6 +234,8 @@ def _cross_entropy_probs(
     differentiated = torch.is_grad_enabled() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
     )
+    # Forward-mode AD: plain torch operations (the op would drop the tangent).
+    differentiated = differentiated or has_tangent(z, target, weight)
     if _launch.uses_target_op(z, numeric) and not differentiated:
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
@@ -234,7 +252,8 @@ def _cross_entropy_probs(
     total = _sum(rows.reshape(-1))
     if opts.reduction == "sum":
         return total.to(out_dtype)
-    return (total / rows.numel()).to(out_dtype)
+    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN).
+    return weighted_mean(total, total.new_tensor(rows.numel())).to(out_dtype)
 
 
 def linear_cross_entropy(
@@ -294,7 +313,8 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad.
+        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``: reverse
+        mode only).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
@@ -312,8 +332,11 @@ def linear_cross_entropy(
     a second backward through the same graph (``retain_graph=True``, ``gradcheck``)
     raises an error rather than doubling them (as PyTorch's chunked path by
     default); with ``'none'`` the backward recomputes the blocks and may run again.
-    Nothing of the gradient is computed under ``torch.no_grad()``. Gradients accumulate in
-    float32 (float64 for float64 input) and are rounded once to the input dtype.
+    There is no second derivative: backpropagating through gradients taken with
+    ``create_graph=True`` (a gradient penalty) raises an error (for one, use
+    ``cross_entropy(F.linear(...))``). Nothing of the gradient is computed under
+    ``torch.no_grad()``. Gradients accumulate in float32 (float64 for float64 input)
+    and are rounded once to the input dtype.
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
@@ -365,6 +388,13 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
+    check_no_tangent(
+        "linear_cross_entropy",
+        input=input,
+        linear_weight=linear_weight,
+        linear_bias=linear_bias,
+        weight=w,
+    )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])

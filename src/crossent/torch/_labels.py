@@ -9,6 +9,7 @@ and, when a label is -100 with ``ignore_index=None``, suggests ``ignore_index=-1
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..errors import InputError, InputTypeError
@@ -27,10 +28,10 @@ _INTEGER_DTYPES = frozenset(
 
 
 def check_ignore_index(ignore_index: object) -> int | None:
-    """``ignore_index`` as an int, or None."""
+    """``ignore_index`` as an int, or None; a NumPy integer too (as ``F.cross_entropy``)."""
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     return int(ignore_index)
 

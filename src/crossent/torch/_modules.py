@@ -214,11 +214,19 @@ class SoftmaxFocalLoss(_Loss):
 
 
 class DistillationLoss(_Loss):
-    """``forward(input, teacher_logits)`` is :func:`crossent.torch.distillation_loss`."""
+    """``forward(input, teacher_logits)`` is :func:`crossent.torch.distillation_loss`
+    (``teacher_form`` and ``direction`` keyword-only, as there)."""
 
-    _options = ("temperature", "reduction")
+    _options = ("temperature", "reduction", "teacher_form", "direction")
 
-    def __init__(self, temperature: float = 1.0, reduction: str = "mean") -> None:
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        reduction: str = "mean",
+        *,
+        teacher_form: str = "logits",
+        direction: str = "forward",
+    ) -> None:
         super().__init__(locals())
 
     def forward(self, input: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:

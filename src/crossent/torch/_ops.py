@@ -450,6 +450,8 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         dtype_h, dtype_w, dtype_b = ctx.dtypes
         gi, gw = grad_input.mul_(g).to(dtype_h), grad_weight.mul_(g).to(dtype_w)
         gb = grad_bias.mul_(g).to(dtype_b) if ctx.has_bias else None
+        if torch.is_grad_enabled():  # a ``create_graph`` backward
+            gi, gw, gb = _first_order_only((gi, gw, gb))
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
@@ -465,6 +467,21 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         )
         gb = gb if ctx.has_bias else None
     return (gi, gw, gb) + (None,) * 9
+
+
+def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
+    """``grads`` whose own gradient raises. The gradients formed in the forward are
+    constants of the graph: with ``create_graph=True`` they held no graph, and a second
+    derivative through them (a gradient penalty added to the loss) was a silent 0. As
+    ``once_differentiable`` forms the error (``_far_distillation._no_second_derivative``)."""
+    error = torch._C._functions.DelayedError(
+        b"crossent.torch.linear_cross_entropy has no second derivative (its gradients "
+        b"are formed in the forward): for a gradient penalty, use "
+        b"cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        len(grads),
+    )
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)
