@@ -135,7 +135,7 @@ n = 2
 ones, zeros = np.ones(n), np.zeros(n)
 k.gradient_kernel_serial(
     np.zeros((n, 2), np.float32), np.zeros(n, np.int64), zeros, 1.0, ones, ones,
-    np.empty(0), zeros, ones * -1e-3, np.empty((n, 2), np.float32),
+    np.empty(0), zeros, ones * -1e-3, np.empty(0), np.empty((n, 2), np.float32),
 )
 print(json.dumps({str(s): k.label_entry.inspect_llvm(s) for s in k.label_entry.signatures}))
 """

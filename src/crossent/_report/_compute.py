@@ -54,7 +54,8 @@ _BOUNDS = (0.05, 20.0)
 """The temperatures the fit may choose from (TemperatureScaling's default)."""
 
 _FOLDS = 2
-"""Folds of the cross-fitted recalibration gap; fewer rows than this give no gap (null)."""
+"""Folds of the cross-fitted recalibration gap, stratified by top-1 misses; fewer rows
+than this, or a training fold's temperature at a bound, give no gap (null, with a note)."""
 
 _LEVEL = 0.95
 """Coverage of the calibration error's bootstrap interval and of the diagram's bins."""
@@ -560,19 +561,25 @@ def _temperature(
             values, labels, form=form, validate=False
         )
     except InputError:  # a label with probability 0: NLL is inf at every T
-        return {"value": None, "nll_nats": None, "ece": None, "gap": None, "at_bound": None}
+        return {
+            "value": None,
+            "nll_nats": None,
+            "ece": None,
+            "gap": None,
+            "at_bound": None,
+            "gap_note": None,
+        }
     advance(1)
     ece = _ece_at_temperature(values, labels, form, spec, scaler)
     advance(1)
     # recalibration_gap without its redundant passes (the label check, and the NLL at
     # T = 1, which is the fit's first evaluation on the same rows)
     predictions = as_predictions(values, labels, form=form, validate=False)
-    gap = (
-        scaler.nll_before_
-        - cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
-        if labels.shape[0] >= _FOLDS
-        else None  # too few rows to cross-fit: reported as null, not an error
-    )
+    gap, note = None, None  # too few rows to cross-fit: reported as null, not an error
+    if labels.shape[0] >= _FOLDS:
+        fit = cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
+        gap = None if fit.at_bound else scaler.nll_before_ - fit.nll
+        note = _gap_note(fit.separated) if fit.at_bound else None
     advance(1)
     return {
         "value": scaler.temperature_,
@@ -580,7 +587,21 @@ def _temperature(
         "ece": ece,
         "gap": gap,
         "at_bound": scaler.at_bound_,
+        "gap_note": note,
     }
+
+
+def _gap_note(separated: bool) -> str:
+    """Why a cross-fitted gap whose fold fit is at a bound is reported as null."""
+    why = (
+        "a training fold has every label top-ranked, so its NLL keeps falling as T -> 0"
+        if separated
+        else "a training fold's NLL-optimal temperature is at a bound"
+    )
+    return (
+        f"recalibration gap not reported: too few errors to cross-fit a temperature ({why}; "
+        f"the gap would measure the bounds {list(_BOUNDS)}, not the model)"
+    )
 
 
 def _ece_at_temperature(
@@ -783,6 +804,8 @@ def _payload(
         notes.append(
             f"rows renormalised to sum to 1 (largest deviation corrected {correction:.3g})"
         )
+    if temperature.get("gap_note"):
+        notes.append(temperature["gap_note"])
     return {
         "format": FORMAT,
         "crossent_version": __version__,

@@ -97,7 +97,7 @@ def definition(payload: dict[str, Any]) -> str:
 def gap_text(payload: dict[str, Any]) -> str:
     """The cross-fitted recalibration gap, or why there is none."""
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit, or undefined)" if gap is None else fmt(gap)
+    return "n/a (too few rows or errors to cross-fit, or undefined)" if gap is None else fmt(gap)
 
 
 def columns_statement(columns: dict[str, Any]) -> str:

@@ -24,13 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .._checks import check_base, check_integer, check_scalar
 from ..errors import InputError
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
-__all__ = ["TemperatureScaling", "cross_fitted_nll", "recalibration_gap"]
+__all__ = ["CrossFit", "TemperatureScaling", "cross_fitted_nll", "recalibration_gap"]
+
+BoolArray = npt.NDArray[np.bool_]
 
 
 def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
@@ -165,22 +168,72 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
     return _FitResult(beta, nll, slope, iterations, False, nll_at_one)
 
 
-def _folds(n: int, folds: int, seed: int) -> list[IntArray]:
-    order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(part) for part in np.array_split(order, folds)]
+def _misses(predictions: Predictions) -> BoolArray:
+    """Rows whose label scores below the row's maximum (top-1 wrong; a label tied for the
+    maximum counts as right).  Every form is monotone in the log-scores, so the raw values
+    are compared: one pass, no logarithms."""
+
+    def block_misses(_: int, values: FloatArray, labels: IntArray) -> BoolArray:
+        return np.asarray(values[np.arange(labels.shape[0]), labels] < values.max(axis=1))
+
+    return np.concatenate([np.zeros(0, bool), *predictions.map_raw(block_misses)])
+
+
+def _folds(misses: BoolArray, folds: int, seed: int) -> list[IntArray]:
+    r"""Cross-fitting folds stratified by top-1 misses: sorted row indices of each fold.
+
+    The rows are shuffled with ``numpy.random.default_rng(seed)``, the misses (a label
+    below its row's maximum, :func:`_misses`) put first, each group in its shuffled order,
+    and the rows dealt to the folds in turn, the folds' order itself shuffled.  So each
+    fold holds :math:`\lfloor m/F \rfloor` or :math:`\lceil m/F \rceil` of the
+    :math:`m` misses, likewise of the hits and of the :math:`n` rows, and which rows is
+    random (deterministic given the seed).
+
+    Why the misses: they alone pull the temperature up.  :math:`f'(\beta) =
+    \frac1n\sum_i(\mathbb{E}_{\mathrm{softmax}(\beta z_i)}[z_i] - z_{iy_i})` has a hit's
+    term :math:`\le 0` at every :math:`\beta`, so a training fold without a miss has no
+    finite maximum-likelihood temperature (separated data: the NLL keeps falling as
+    :math:`T \to 0`), and a fit at the lower bound then scores the held-out misses at
+    :math:`T_{\min}`.  Unstratified, with few misses this happens by chance (75 rows and
+    5 misses in 2 folds: about one split in 18 puts every miss in one fold), and the gap
+    depends on which split the seed drew rather than on the model.
+    """
+    n = misses.shape[0]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    order = order[np.argsort(~misses[order], kind="stable")]  # misses first, still shuffled
+    fold_of = np.empty(n, np.intp)
+    fold_of[order] = rng.permutation(folds)[np.arange(n) % folds]
+    return [np.flatnonzero(fold_of == fold) for fold in range(folds)]
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """The cross-fitted NLL and whether it is defined by the data rather than the bounds."""
+
+    nll: float
+    """Mean NLL of each fold at the temperature fitted on the other folds."""
+    at_bound: bool
+    """Some training folds' fit is at a bound (no finite maximum-likelihood temperature)."""
+    separated: bool
+    """Some training folds have no misses (every label top-ranked): too few errors."""
 
 
 def cross_fitted_nll(
     predictions: Predictions, *, folds: int, seed: int, bounds: tuple[float, float], xtol: float
-) -> float:
-    """Mean NLL of each fold at the temperature fitted on the other folds."""
-    total = 0.0
-    for held_out in _folds(predictions.n, folds, seed):
+) -> CrossFit:
+    """Mean NLL of each fold at the temperature fitted on the other folds (:func:`_folds`:
+    stratified by top-1 misses), and whether a training fold's fit was at a bound."""
+    misses = _misses(predictions)
+    total, at_bound, separated = 0.0, False, False
+    for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
-        beta = _fit_beta(predictions.subset(train), bounds, xtol).beta
-        nll = _moments(predictions.subset(held_out), beta)[0]
+        fit = _fit_beta(predictions.subset(train), bounds, xtol)
+        at_bound |= fit.bound
+        separated |= not misses[train].any()
+        nll = _moments(predictions.subset(held_out), fit.beta)[0]
         total += nll * held_out.size
-    return total / predictions.n
+    return CrossFit(total / predictions.n, at_bound, separated)
 
 
 def _check_folds(folds: int, seed: int, n: int) -> None:
@@ -203,9 +256,12 @@ class TemperatureScaling:
         Keep :math:`T = 1` unless the cross-fitted NLL (each fold at the temperature fitted
         on the other folds) beats the NLL at :math:`T = 1`.
     folds : int, default 5
-        Folds of the guard's cross-fitting.
+        Folds of the guard's cross-fitting, stratified by top-1 misses: each fold holds
+        its share (floor or ceil) of the rows whose label is below the row's maximum, so
+        that every training fold has an error to fit a temperature to whenever there
+        are at least two.
     seed : int, default 0
-        Seed of the fold assignment.
+        Seed of the fold assignment (which rows of each stratum go to which fold).
     xtol : float, default 1e-10
         Tolerance on :math:`\\log(1/T)`.
 
@@ -226,7 +282,10 @@ class TemperatureScaling:
     nll_before_, nll_after_ : float
         Mean NLL at :math:`T = 1` and at ``fitted_temperature_`` (nats).
     cross_fitted_nll_ : float or None
-        The guard's cross-fitted NLL (None without the guard).
+        The guard's cross-fitted NLL (None without the guard).  A training fold's fit at
+        a bound (a fold without misses) is used as it is: the held-out NLL is still an
+        honest estimate of what the bounded fit does to new rows, which is what the
+        guard weighs.
     kept_identity_ : bool
         The guard kept :math:`T = 1`.
 
@@ -302,7 +361,7 @@ class TemperatureScaling:
         if self.guard:
             self.cross_fitted_nll_ = cross_fitted_nll(
                 predictions, folds=self.folds, seed=self.seed, bounds=bounds, xtol=self.xtol
-            )
+            ).nll
             if not self.cross_fitted_nll_ < self.nll_before_:
                 self.temperature_ = 1.0
                 self.kept_identity_ = True
@@ -340,6 +399,17 @@ def recalibration_gap(
     units of the loss.  Cross-fitting keeps the fit from scoring itself: for a calibrated
     model the gap is near 0 (it may be slightly negative).
 
+    The folds are stratified by top-1 misses (rows whose label scores below the row's
+    maximum): each fold holds the floor or ceil of its share of them, the rows of each
+    stratum assigned at random with ``seed``.  The misses are what the temperature is
+    fitted to (a correctly ranked row's NLL only falls as :math:`T \to 0`), so with few
+    errors an unstratified split can leave a training fold with none, fit
+    :math:`T_{\min}` and charge the held-out errors at it.  When a training fold's fit
+    is still at one of ``bounds`` (a single miss, or none, in all the data; or
+    predictions nearly independent of the labels) no maximum-likelihood temperature
+    exists there, the gap would measure the bound rather than the model, and the result
+    is NaN.
+
     Parameters
     ----------
     logits : array_like, shape (n, classes)
@@ -347,7 +417,8 @@ def recalibration_gap(
     labels : array_like of int, shape (n,)
         True classes.
     folds : int, default 5
-        Number of cross-fitting folds (rows assigned at random with ``seed``).
+        Number of cross-fitting folds (stratified by top-1 misses, rows assigned at
+        random with ``seed``).
     base : float, optional
         None for nats, 2 for bits.
     bounds : (float, float), default (0.05, 20.0)
@@ -359,7 +430,8 @@ def recalibration_gap(
     Returns
     -------
     float
-        The gap, in nats (or in ``base``).
+        The gap, in nats (or in ``base``); NaN when a training fold's temperature is at a
+        bound (too few errors to cross-fit a temperature).
 
     Raises
     ------
@@ -386,5 +458,5 @@ def recalibration_gap(
     _check_finite_label_scores(predictions)
     before = _moments(predictions, 1.0)[0]
     after = cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
-    gap = before - after
+    gap = math.nan if after.at_bound else before - after.nll
     return gap / log_base if log_base is not None else gap

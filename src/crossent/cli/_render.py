@@ -44,7 +44,7 @@ def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], st
 
 def _gap(payload: dict[str, Any]) -> str:
     gap = payload["recalibration_gap_nats"]
-    return "n/a (too few rows to cross-fit, or undefined)" if gap is None else _fmt(gap)
+    return "n/a (too few rows or errors to cross-fit, or undefined)" if gap is None else _fmt(gap)
 
 
 def render_terminal(report: crossent.Report, console: Any) -> None:

@@ -170,6 +170,7 @@ def write_gradient(
         _optional(terms.uniform),
         _optional(terms.row_uniform),
         _optional(terms.label_log_p),
+        _optional(terms.label_offset),
         _stored(out),
     )
     return out

@@ -1162,18 +1162,30 @@ def row_statistics_kernel(
 # first on its own it had none, not even ``contract``, so the kernel's bits depended on
 # which came first (issue 13). ``contract``: the FMA the kernels always had.
 @numba.njit(fastmath={"contract"}, inline="never")
-def label_entry(c: float, g: float, log_p: float) -> float:
+def label_entry(c: float, gap: float, log_p: float) -> float:
     # c p - g = c (p - 1) + (c - g) with p - 1 = expm1(log p): no cancellation as p -> 1
-    # (for p > 1/2 only, HALF_LOG: the caller's c p - g otherwise)
-    return c * math.expm1(log_p) + (c - g)
+    # (for p > 1/2 only, HALF_LOG: the caller's c p - g otherwise); gap: c - g, formed
+    # by the caller (from c's parts where given: GradientTerms.label_offset)
+    return c * math.expm1(log_p) + gap
 
 
 def gradient_kernel(
-    z, labels, shift, inv_t, p_coef, target_coef, uniform, row_uniform, label_log_p, out
+    z,
+    labels,
+    shift,
+    inv_t,
+    p_coef,
+    target_coef,
+    uniform,
+    row_uniform,
+    label_log_p,
+    label_offset,
+    out,
 ):
     n, v = z.shape
     has_uniform = uniform.shape[0] == v
     has_log_p = label_log_p.shape[0] == n
+    has_offset = label_offset.shape[0] == n
     for i in numba.prange(n):
         prefer_wide_vectors()
         row = z[i]
@@ -1194,7 +1206,8 @@ def gradient_kernel(
         if y < 0 or y >= v:  # not a class (unchecked input): never write outside
             continue
         if has_log_p and label_log_p[i] > _HALF_LOG:  # log p_y given (issue 13): p_y -> 1
-            value = label_entry(c, target_coef[i], label_log_p[i])
+            gap = label_offset[i] if has_offset else c - target_coef[i]
+            value = label_entry(c, gap, label_log_p[i])
         else:
             d = np.float64(to_float32(row[y])) * inv_t - base
             value = c * exp_nonpositive(d) - target_coef[i]

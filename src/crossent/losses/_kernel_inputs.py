@@ -104,6 +104,11 @@ class GradientTerms:
         free of the rounding of :math:`s_i` (an ulp of :math:`m_i`, large against
         :math:`1 - p_y` at extreme confidence). None: :math:`a_i e^{z_{iy}/T - s_i} - t_i
         - b_i u_{y_i}`, as every other entry.
+    label_offset : ndarray, shape (N,), or None
+        :math:`a_i - t_i` in that label's entry, formed by the caller from
+        :math:`a_i`'s parts (``_terms.label_offset``: a z-loss's part of :math:`a_i`
+        kept to its own ulp, not an ulp of :math:`a_i`, issue 13); None: :math:`a_i -
+        t_i` as given.
     """
 
     shift: np.ndarray
@@ -113,11 +118,20 @@ class GradientTerms:
     uniform: np.ndarray | None = None
     row_uniform: np.ndarray | None = None
     label_log_p: np.ndarray | None = None
+    label_offset: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if (self.uniform is None) != (self.row_uniform is None):
             raise ValueError("`uniform` and `row_uniform` must be given together")
-        for name in ("shift", "p_coef", "target_coef", "uniform", "row_uniform", "label_log_p"):
+        for name in (
+            "shift",
+            "p_coef",
+            "target_coef",
+            "uniform",
+            "row_uniform",
+            "label_log_p",
+            "label_offset",
+        ):
             object.__setattr__(self, name, _float64(getattr(self, name)))
         object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
 

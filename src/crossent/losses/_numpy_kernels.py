@@ -929,13 +929,15 @@ def _label_entries(
     ``plain``: those entries as the other entries are formed (from :math:`e^{z_y/T -
     s}`). Where :math:`\log p_y` is given (``terms.label_log_p``) and above
     :data:`._kernel_inputs.HALF_LOG`, :math:`a \operatorname{expm1}(\log p_y) + (a - t) - b\,u_y`
-    instead, exact however close :math:`p_y` is to 1.
+    instead, exact however close :math:`p_y` is to 1 (:math:`a - t`: ``terms.label_offset``
+    where given).
     """
     if terms.label_log_p is None:
         return plain
     a, t = terms.p_coef[first:stop], terms.target_coef[first:stop]
     log_p = terms.label_log_p[first:stop]
-    entry = a * np.expm1(log_p) + (a - t)
+    gap = a - t if terms.label_offset is None else terms.label_offset[first:stop]
+    entry = a * np.expm1(log_p) + gap
     if terms.uniform is not None and terms.row_uniform is not None:
         entry -= terms.row_uniform[first:stop] * terms.uniform[picked]
     chosen: np.ndarray = np.where(log_p > _HALF_LOG, entry, plain)

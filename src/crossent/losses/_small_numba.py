@@ -298,11 +298,15 @@ def label_gradient(
     lse = np.empty(n)
     p_coef = np.empty(n)
     target_coef = np.empty(n)
+    # the label's c - g from c's parts (_terms.label_offset, issue 13), with a z-loss
+    offset = np.empty(n if z_loss != 0.0 else 0)
     for i in range(n):
         lse[i] = m[i] + ell[i]
         coef = a + 2.0 * z_loss * lse[i] if z_loss != 0.0 else a
         p_coef[i] = coef * row_scale
         target_coef[i] = keep * row_scale if eps != 0.0 else row_scale
+        if z_loss != 0.0:
+            offset[i] = ((a - keep) + 2.0 * z_loss * lse[i]) * row_scale
     if eps != 0.0:
         uniform = np.full(classes, eps / classes)
         row_uniform = np.full(n, row_scale)
@@ -311,7 +315,7 @@ def label_gradient(
     # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
     log_p = shifted_y - ell
     gradient_kernel_serial(
-        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, out
+        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, offset, out
     )
     return True
 
@@ -529,11 +533,15 @@ def label_gradient64(
         coef = a + 2.0 * z_loss * lse if z_loss != 0.0 else a
         if not (np.isfinite(lse) and np.isfinite(coef)):
             return False
+        # c - t_y from c's parts, as _terms.label_offset (issue 13)
+        gap = a - on_label
+        if z_loss != 0.0:
+            gap = gap + 2.0 * z_loss * lse
         label = labels[i]
         for c in range(classes):
             # p_y > 1/2 (the same test as _exact_label_entries, on the same log p_y)
             if c == label and rows[LABEL, i] - ell[i] > _HALF_LOG:
-                value = coef * label_expm1[i] + (coef - on_label)
+                value = coef * label_expm1[i] + gap
             elif c == label:
                 value = coef * p[i, c] - on_label
             else:

@@ -137,6 +137,7 @@ from ._terms import (
     SoftmaxRows,
     chain_rule,
     label_coefficient,
+    label_offset,
     label_target_gradient,
     label_terms,
     p_coefficient,
@@ -823,7 +824,7 @@ def _row_gradient(
     coef = p_coefficient(a, omega, rows.lse, z_loss=opts.z_loss)
     grad = coef * probs(rows, xp=xp) - target
     if safe is not None:
-        grad = _exact_label_entries(grad, rows, coef, target, safe, xp=xp)
+        grad = _exact_label_entries(grad, rows, coef, target, safe, (a, omega, opts.z_loss), xp=xp)
     return chain_rule(
         grad,
         rows.z,
@@ -834,12 +835,21 @@ def _row_gradient(
 
 
 def _exact_label_entries(
-    grad: Array, rows: SoftmaxRows, coef: Any, target: Array, safe: Array, *, xp: ModuleType
+    grad: Array,
+    rows: SoftmaxRows,
+    coef: Any,
+    target: Array,
+    safe: Array,
+    coefficient: tuple[Any, Any, float],
+    *,
+    xp: ModuleType,
 ) -> Array:
     r"""``grad`` (:math:`c\,p - t`) with each label's entry as :math:`c \operatorname{expm1}
     (\sigma_y - \ell) + (c - t_y)`: :math:`p_y - 1` without the rounding of :math:`p_y`
     (an ulp of 1, large against :math:`1 - p_y` at extreme confidence); :math:`\sigma_y
     - \ell = \log p_y` is exact where the label is the maximum (:math:`\sigma_y = 0`).
+    :math:`c - t_y` is :func:`label_offset`'s, from :math:`c`'s parts (``coefficient``:
+    :math:`A`, :math:`\omega`, :math:`\lambda`), not from :math:`c` rounded.
     Only where :math:`p_y > 1/2` (:data:`._kernel_inputs.HALF_LOG`): below, :math:`c\,p_y - t_y` as
     formed keeps :math:`t_y`'s digits, which :math:`c \operatorname{expm1} + c` would
     cancel when :math:`c` is large (a z-loss on large logits).
@@ -848,6 +858,7 @@ def _exact_label_entries(
     ``where``. A label that is not a class (``validate=False``) keeps its row as it was.
     """
     assert rows.shifted is not None
+    a, omega, z_loss = coefficient
     classes = grad.shape[-1]
     if type(grad) is np.ndarray and grad.ndim == 2:  # (issue 13: NumPy calls, not xp's)
         at, labels = np.arange(grad.shape[0]), np.reshape(safe, (-1,))
@@ -863,14 +874,29 @@ def _exact_label_entries(
         c = (coef if np.shape(coef) == column else np.broadcast_to(coef, column))[at, 0]
         full = target if target.shape == grad.shape else np.broadcast_to(target, grad.shape)
         t_y = full[at, labels]
-        grad[at, labels] = c * np.expm1(log_p) + (c - t_y)
+        gap = label_offset(
+            _rows_of(a, at, column),
+            t_y,
+            _rows_of(omega, at, column),
+            rows.lse[at, 0],
+            z_loss=z_loss,
+        )
+        grad[at, labels] = c * np.expm1(log_p) + gap
         return grad
     index = xp.clip(safe, 0, classes - 1)[..., None]
     sigma_y = take_along_last(rows.shifted, index, xp=xp)
     t_y = take_along_last(xp.broadcast_to(target, grad.shape), index, xp=xp)
     log_p = sigma_y - rows.ell
-    value = coef * xp.expm1(log_p) + (coef - t_y)
+    value = coef * xp.expm1(log_p) + label_offset(a, t_y, omega, rows.lse, z_loss=z_loss)
     return xp.where(class_mask(safe, classes, xp=xp) & (log_p > _HALF_LOG), value, grad)
+
+
+def _rows_of(x: Any, at: np.ndarray, column: tuple[int, int]) -> Any:
+    """The entries ``at`` of a per-row ``x`` (broadcast to ``column``); a scalar as it is
+    (a Python float stays one: NumPy's weak scalar, as in the ``where`` form)."""
+    if np.ndim(x) == 0:
+        return x
+    return (x if np.shape(x) == column else np.broadcast_to(x, column))[at, 0]
 
 
 #: The names the brief of ``crossent.torch`` uses; one function serves both forms.
@@ -953,15 +979,20 @@ def _kernel_gradient(
     if opts.label_smoothing:
         uniform = spread * (np.ones(classes) if weight is None else weight)
         row_uniform = np.broadcast_to(row_scale, (n,))
+    target = omega if keep == 1.0 else keep * omega  # 1.0 * x is x
+    offset = None
+    if opts.z_loss and label_log_p is not None:  # c - g from c's parts (issue 13)
+        gap = label_offset(a, target, omega, lse, z_loss=opts.z_loss)
+        offset = np.broadcast_to(gap * row_scale, (n,))
     terms = GradientTerms(
         shift=lse,
         inv_temperature=1.0 / opts.temperature,
         p_coef=np.broadcast_to(coef * row_scale, (n,)),
-        # 1.0 * x is x
-        target_coef=np.broadcast_to((omega if keep == 1.0 else keep * omega) * row_scale, (n,)),
+        target_coef=np.broadcast_to(target * row_scale, (n,)),
         uniform=uniform,
         row_uniform=row_uniform,
         label_log_p=label_log_p,
+        label_offset=offset,
     )
     grad = _kernels().write_gradient(
         flat,

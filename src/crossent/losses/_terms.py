@@ -43,6 +43,7 @@ __all__ = [
     "SoftmaxRows",
     "chain_rule",
     "label_coefficient",
+    "label_offset",
     "label_target_gradient",
     "label_terms",
     "labelled_softmax",
@@ -324,6 +325,23 @@ def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float) -> Array
     \operatorname{LSE}\,p`.
     """
     return a + 2 * z_loss * omega * lse if z_loss else a
+
+
+def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+    r""":math:`c - t_y = (A - t_y) + 2\lambda\omega\operatorname{LSE}` in the label's
+    entry :math:`c\operatorname{expm1}(\log p_y) + (c - t_y)` (:func:`p_coefficient`'s
+    :math:`c`; ``target``: :math:`t_y`, or the part of it that the caller subtracts
+    there).
+
+    Not :math:`c - t_y` of :math:`c` rounded (issue 13): that keeps the z-loss's part
+    only to an ulp of :math:`A`, nothing of it where :math:`2\lambda\omega
+    \operatorname{LSE}` is below an ulp of 1 (logits ``[0, -80]``: an LSE of 1.8e-35),
+    and where it is the entry's main part (:math:`p_y \to 1`) many ulps of the entry
+    (logits ``[5, 0]``, :math:`\lambda = 10^{-4}`: 38). :math:`A - t_y` is 0 without
+    smoothing (:math:`A = t_y = \omega`); with it, as :math:`c - t_y` had it.
+    """
+    gap = a - target
+    return gap + 2 * z_loss * omega * lse if z_loss else gap
 
 
 def row_loss(rows: SoftmaxRows, a: Array, b: Array, omega: Array, *, z_loss: float) -> Array:

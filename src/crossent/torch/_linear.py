@@ -118,6 +118,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..losses._terms import label_offset, p_coefficient
 from ._backend import Options
 from ._launch import (
     _far_rows,
@@ -320,16 +321,20 @@ class LinearProblem:
         w_y, a = self.w_y[rows], self.a[rows]
         m, ell = stats[:, 0], stats[:, 1]
         temperature = self.options.temperature
-        coef = (
-            a + 2 * z_loss * self.omega[rows] * _unshifted_lse(m, ell, temperature) if z_loss else a
-        )
         target = (1 - eps) * w_y
+        if z_loss:
+            lse = _unshifted_lse(m, ell, temperature)
+            coef = p_coefficient(a, self.omega[rows], lse, z_loss=z_loss)
+            # c - g from c's parts, not from c rounded (issue 13)
+            gap = label_offset(a, target, self.omega[rows], lse, z_loss=z_loss)
+        else:
+            coef, gap = a, a - target
         label = self.safe[rows] - v0
         here = (label >= 0) & (label < v1 - v0)
         label = label.clamp(0, v1 - v0 - 1)[:, None]
         p = z if normalised else _probabilities_(z, m, ell, temperature)
         # The label's entry g expm1(log p_y) + (c - g) p_y keeps p_y - 1's digits.
-        g_y = target * torch.expm1(log_p) + (coef - target) * p.gather(1, label)[:, 0]
+        g_y = target * torch.expm1(log_p) + gap * p.gather(1, label)[:, 0]
         grad = p.mul_((coef * scale).to(p.dtype)[:, None])
         g_y = (g_y * scale).to(grad.dtype)
         grad.scatter_(1, label, torch.where(here, g_y, grad.gather(1, label)[:, 0])[:, None])

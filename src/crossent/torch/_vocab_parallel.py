@@ -104,6 +104,7 @@ from .._xp import namespace
 from ..errors import InputError, InputTypeError
 from ..losses._terms import (
     SoftmaxRows,
+    label_offset,
     label_terms,
     p_coefficient,
     row_loss,
@@ -479,6 +480,7 @@ class _Coefficients:
     ell: Tensor
     p_coef: Tensor  # A + 2 lambda omega LSE
     target_coef: Tensor  # (1 - eps) omega
+    gap: Tensor  # p_coef - target_coef from p_coef's parts (_terms.label_offset)
     uniform: float  # eps / V
 
 
@@ -519,7 +521,9 @@ def _loss_rows(
         )
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
-    coefs = _Coefficients(rows.m, rows.ell, p_coef, keep * omega[:, 0], spread if eps else 0.0)
+    target = keep * omega
+    gap = label_offset(a, target, omega, lse, z_loss=opts.z_loss)[:, 0]
+    coefs = _Coefficients(rows.m, rows.ell, p_coef, target[:, 0], gap, spread if eps else 0.0)
     return loss, coefs
 
 
@@ -571,10 +575,11 @@ def _chunk_gradient(
     s, c, g = scale[rows], coefs.p_coef[rows], coefs.target_coef[rows]
     grad = (s * c)[:, None] * p
     # The label's entry c p_y - g as g expm1(log p_y) + (c - g) p_y: p_y - 1 keeps its
-    # digits as p_y -> 1, where a rounded p_y minus 1 keeps none (issue 13).
+    # digits as p_y -> 1, where a rounded p_y minus 1 keeps none (issue 13); c - g
+    # from c's parts (a z-loss's part to its own ulp, not to an ulp of c).
     at = labels.local[rows][:, None]
     log_p_y = sigma.gather(1, at)[:, 0] - ell
-    label = s * (g * torch.expm1(log_p_y) + (c - g) * torch.exp(log_p_y))
+    label = s * (g * torch.expm1(log_p_y) + coefs.gap[rows] * torch.exp(log_p_y))
     kept = torch.where(labels.owned[rows], label.to(grad.dtype), grad.gather(1, at)[:, 0])
     grad.scatter_(1, at, kept[:, None])
     if coefs.uniform:
