@@ -127,6 +127,8 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         options.temperature,
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
+        shifted,  # log p
+        np.expm1(-ell),  # log p_c = -ell where p_c > 1/2 (the row's maximum; issue 13)
     )
     if not ok:
         return None
@@ -233,7 +235,7 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (own[0], (z, z, 0.5, 1.0, z, rows)),
         (own[1], (z, z, z, rows, 1.0, 0.0, False)),
         (own[2], (rows, vector, 0.0, (2, 0.0, vector))),
-        (own[3], (z, z, rows, vector, 1.0, 0.0, False, 0.0, 1.0, 2, 0.0)),
+        (own[3], (z, z, rows, vector, 1.0, 0.0, False, 0.0, 1.0, 2, 0.0, z, vector)),
         (hybrid_functions().subtract_rows64, (z, vector)),
     ]
     return kept_table(_Steps._make, calls, own, _STEPS, dtype)

@@ -33,6 +33,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import MEAN as _MEAN
@@ -176,23 +177,36 @@ def target_gradient64(
     temperature: float,
     reduction: int,
     log_base: float,
+    log_p: np.ndarray,
+    top_expm1: np.ndarray,
 ) -> bool:
     r"""The soft-target gradient from :math:`p` (NumPy's exp), in place:
     :math:`((c_i p_i - \tilde t_i)/T)\,s` with :math:`c_i = A_i + 2\lambda\,\mathrm{LSE}_i`
     (``p_coefficient``, :math:`\omega = 1`), the division only for :math:`T \ne 1`
-    (``chain_rule``) and :math:`s` :func:`reduction_scale`. False where a value is not
-    finite."""
+    (``chain_rule``) and :math:`s` :func:`reduction_scale`. The entry with :math:`p_c >
+    1/2` (``log_p``, :math:`\sigma - \ell`, above :data:`HALF_LOG`: the row's maximum,
+    :math:`\log p_c = -\ell`) as :math:`c_i \operatorname{expm1}(-\ell_i) + ((A_i -
+    \tilde t_c) + 2\lambda\mathrm{LSE}_i)` (``top_expm1``: NumPy's expm1 of
+    :math:`-\ell`), as the full path's ``_exact_label_entries`` (issue 13). False where a
+    value is not finite."""
     n, classes = p.shape
     scale = reduction_scale(n, reduction, log_base)
     coefficients = rows[A_ROW].copy()
+    factor = 2.0 * z_loss  # (2 * z_loss) * omega, omega = 1
     if z_loss != 0.0:
-        factor = 2.0 * z_loss  # (2 * z_loss) * omega, omega = 1
         for i in range(n):
             coefficients[i] = coefficients[i] + factor * (rows[_TOP, i] + ell[i])
     for i in range(n):
         coef = coefficients[i]
         for c in range(classes):
-            value = coef * p[i, c] - _smoothed(targets[i, c], keep, spread, smooth)
+            t = _smoothed(targets[i, c], keep, spread, smooth)
+            if log_p[i, c] > _HALF_LOG:
+                gap = rows[A_ROW, i] - t
+                if z_loss != 0.0:
+                    gap = gap + factor * (rows[_TOP, i] + ell[i])
+                value = coef * top_expm1[i] + gap
+            else:
+                value = coef * p[i, c] - t
             p[i, c] = _tempered(value, temperature) * scale
     return _all_finite(p)
 

@@ -823,6 +823,8 @@ def _row_gradient(
     :func:`_exact_label_entries`."""
     coef = p_coefficient(a, omega, rows.lse, z_loss=opts.z_loss)
     grad = coef * probs(rows, xp=xp) - target
+    if safe is None:  # probability targets: the entry where p > 1/2 as a label's (issue 13)
+        safe = _confident_classes(rows, xp=xp)
     if safe is not None:
         grad = _exact_label_entries(grad, rows, coef, target, safe, (a, omega, opts.z_loss), xp=xp)
     return chain_rule(
@@ -889,6 +891,27 @@ def _exact_label_entries(
     log_p = sigma_y - rows.ell
     value = coef * xp.expm1(log_p) + label_offset(a, t_y, omega, rows.lse, z_loss=z_loss)
     return xp.where(class_mask(safe, classes, xp=xp) & (log_p > _HALF_LOG), value, grad)
+
+
+def _confident_classes(rows: SoftmaxRows, *, xp: ModuleType) -> Array | None:
+    r"""Per row, the class with :math:`p_c > 1/2` where it has one, else -1 (no class);
+    None where no row has one. Such a class is the row's maximum (:math:`\sigma_c = 0`),
+    so the test is per row: :math:`\log p_c = -\ell > \log\tfrac12`
+    (:data:`._kernel_inputs.HALF_LOG`), and only those rows are searched (NumPy). With it
+    :func:`_exact_label_entries` forms that entry of probability targets,
+    :math:`c\,p_c - t_c`, as :math:`c\operatorname{expm1}(\log p_c) + (c - t_c)`: a
+    one-hot row at logits ``[0, -80]`` has :math:`-(1 - p_0) = -1.8\times10^{-35}`
+    there, not 0 (:math:`p_0` rounded to 1; issue 13).
+    """
+    assert rows.shifted is not None
+    confident = -rows.ell[..., 0] > _HALF_LOG
+    if type(confident) is np.ndarray:
+        if not confident.any():
+            return None
+        classes = np.full(confident.shape, -1, dtype=np.intp)
+        classes[confident] = np.argmax(rows.shifted[confident], axis=-1)
+        return classes
+    return xp.where(confident, xp.argmax(rows.shifted, axis=-1), -1)
 
 
 def _rows_of(x: Any, at: np.ndarray, column: tuple[int, int]) -> Any:
