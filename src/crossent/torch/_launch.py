@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from .._checks import row_offset
+from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
 from . import _backend
 
 __all__ = [
@@ -701,11 +702,32 @@ def _target_gradient_block(
     shifted, m, scaled = _capped_logits(z.to(torch.float64, copy=True), opts, overwrite=True)
     tb = t.double()
     wt = _weighted_targets(tb, weight, opts)
-    coef = wt.sum(-1, keepdim=True)
+    a = wt.sum(-1, keepdim=True)
+    coef = a
+    # The row's maximum (sigma is nondecreasing in z), the one class that may have
+    # p > 1/2: log p there, its target and c - t from c's parts (``_terms.label_offset``).
+    at = z.argmax(-1, keepdim=True)
+    log_top = shifted.gather(-1, at) - ell
+    gap = a - wt.gather(-1, at)
     if opts.z_loss:
         lse = _unshifted_lse(m, ell, opts.temperature)
-        coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
+        z_part = 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
+        coef = coef + z_part
+        gap = gap + z_part
     scale = upstream / opts.temperature
+    p = shifted.sub_(ell).exp_()
+    # Rows with p > 1/2 at their maximum: p - 1 there is minus the others' sum, each p
+    # to its own digits (the forward's ell, log of a sum, has only an ulp of 1's: an
+    # expm1 of it would keep none of 1 - p's at logits [0, -80]); those rows only.
+    rows = torch.nonzero(log_top[:, 0] > _HALF_LOG)[:, 0]
+    if rows.numel():
+        others = p[rows].scatter_(-1, at[rows], 0.0).sum(-1, keepdim=True)
+        n = p.shape[0]
+        c_rows = torch.broadcast_to(torch.as_tensor(coef, dtype=p.dtype), (n, 1))[rows]
+        exact = (c_rows * -others + gap[rows]) * torch.broadcast_to(scale, (n, 1))[rows]
     # In place on the block's own float64 copy: (coef * exp(sigma - ell) - wt) * scale.
-    grad = shifted.sub_(ell).exp_().mul_(coef).sub_(wt).mul_(scale)
+    grad = p.mul_(coef).sub_(wt).mul_(scale)
+    if rows.numel():
+        # c p - t as c (p - 1) + (c - t) (issue 13; [0, -80], one-hot: -1.8e-35, not 0)
+        grad[rows, at[rows, 0]] = exact[:, 0]
     return grad if scaled is None else _times_cap_slope_(grad, scaled)
