@@ -595,12 +595,7 @@ def _label_target_weights(
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
     """Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
     CPU float32/float16/bfloat16 logits (soft-capped or not, issue 13)."""
-    return z.device.type == "cpu" and z.dtype in (
-        torch.float64,
-        torch.float32,
-        torch.float16,
-        torch.bfloat16,
-    )
+    return z.device.type == "cpu" and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _float64_blocks(
@@ -712,29 +707,38 @@ def _target_gradient_block(
     # The row's maximum (sigma is nondecreasing in z), the one class that may have
     # p > 1/2, and log p there.
     at = z.argmax(-1, keepdim=True)
-    log_top = shifted.gather(-1, at) - ell
+    sigma_top = shifted.gather(-1, at)
+    log_top = sigma_top - ell
+    omega = _z_loss_weight(tb, weight) if opts.z_loss else 1.0
     if opts.z_loss:
         lse = _unshifted_lse(m, ell, opts.temperature)
-        coef = coef + 2 * opts.z_loss * _z_loss_weight(tb, weight) * lse
+        coef = coef + 2 * opts.z_loss * omega * lse
     scale = upstream / opts.temperature
-    # Rows with p > 1/2 at their maximum (those rows only): p - 1 there is -r/(1 + r),
-    # r = sum of e^(sigma_j - sigma_top) over the others, and LSE = m/T + sigma_top +
-    # log1p(r): the forward's ell is the log of a sum, an ulp of 1's digits (0 at logits
-    # [0, -80] for 1.8e-35), and an expm1 of it would keep none of 1 - p's.
-    rows = torch.nonzero(log_top[:, 0] > _HALF_LOG)[:, 0]
+    confident = log_top > _HALF_LOG
+    rows = torch.nonzero(confident[:, 0])[:, 0]
+    p = shifted.sub_(ell).exp_()
     if rows.numel():
-        n, at_rows = shifted.shape[0], at[rows]
-        sigma_top = shifted[rows].gather(-1, at_rows)
-        r = (shifted[rows] - sigma_top).exp_().scatter_(-1, at_rows, 0.0).sum(-1, keepdim=True)
+        # Rows with p > 1/2 at their maximum: p - 1 there is -r/(1 + r), r = the sum of
+        # e^(sigma_j - sigma_top) over the others (their p times e^(ell - sigma_top)),
+        # and LSE = m/T + sigma_top + log1p(r): the forward's ell is the log of a sum,
+        # an ulp of 1's digits (0 at logits [0, -80] for 1.8e-35), and an expm1 of it
+        # would keep none of 1 - p's. The others' sum with p_top set aside in place (no
+        # copy of the rows: the block's peak stays).
+        n = p.shape[0]
+        p_top = p.gather(-1, at)
+        p.scatter_(-1, at, torch.where(confident, 0.0, p_top))
+        r = p.sum(-1, keepdim=True)[rows] * torch.exp(-log_top[rows])
+        p.scatter_(-1, at, p_top)
         c_rows = torch.broadcast_to(torch.as_tensor(coef, dtype=r.dtype), (n, 1))[rows]
         # c - t from c's parts (``_terms.label_offset``)
-        gap = a[rows] - wt[rows].gather(-1, at_rows)
+        gap = a[rows] - wt.gather(-1, at)[rows]
         if opts.z_loss:
             m_rows = None if m is None else m[rows]
-            lse_rows = _unshifted_lse(m_rows, sigma_top + torch.log1p(r), opts.temperature)
-            gap = gap + 2 * opts.z_loss * _z_loss_weight(tb[rows], weight) * lse_rows
+            ell_rows = sigma_top[rows] + torch.log1p(r)
+            lse_rows = _unshifted_lse(m_rows, ell_rows, opts.temperature)
+            omega_rows = omega[rows] if isinstance(omega, torch.Tensor) else omega
+            gap = gap + 2 * opts.z_loss * omega_rows * lse_rows
         exact = (c_rows * (-r / (1 + r)) + gap) * torch.broadcast_to(scale, (n, 1))[rows]
-    p = shifted.sub_(ell).exp_()
     # In place on the block's own float64 copy: (coef * exp(sigma - ell) - wt) * scale.
     grad = p.mul_(coef).sub_(wt).mul_(scale)
     if rows.numel():
