@@ -10,13 +10,14 @@ it exactly. The entry with :math:`p_c > 1/2` (at most one a row, the row's maxim
 now :math:`c\operatorname{expm1}(\log p_c) + ((A - \tilde t_c) + 2\lambda
 \operatorname{LSE})`, as the class-id path's label entry (``_exact_label_entries``).
 
-Rows: one-hot targets at logits ``[0, -80]``, ``[40, -40]``, ``[5, 0]``, and
-soft targets ``[1 - 2**-10, 2**-10]`` (a sum of exactly 1 in both dtypes: a sum
-rounded is the input's own conditioning) at ``[5, 0]`` and ``[0, -80]``; with 2 classes and with 1000 (the
-other 998 logits at -100 and -90). Paths: the compiled small call (the shortcut, asked
-directly), large calls (float64: the generic path; float32: the NumPy generic path with
-Numba's kernels off), reductions ``'sum'``, ``'mean'`` and ``'none'``, label smoothing
-0 and 0.1, z-loss 0 and :math:`10^{-4}`, temperatures 1 and 0.5 (exact division);
+Rows: one-hot targets at logits ``[0, -80]``, ``[40, -40]``, ``[5, 0]``, and soft
+targets ``[1 - 2**-10, 2**-10]`` (a sum of exactly 1 in both dtypes: a sum rounded is
+the input's own conditioning) at ``[5, 0]`` and ``[0, -80]``; with 2 classes and with
+1000 (the other 998 logits at -100 and -90). Paths: the compiled small call (the
+shortcut, asked directly), large calls (float64: the generic path; float32: the fused
+kernel ``write_target_gradient``, and the NumPy generic path with Numba's kernels off),
+reductions ``'sum'``, ``'mean'`` and ``'none'``, label smoothing 0 and 0.1, z-loss 0
+and :math:`10^{-4}`, temperatures 1 and 0.5 (exact division);
 ``crossent.torch.cross_entropy``'s backward with probability targets (float32, the
 custom op; float64 takes plain autograd and is still off: xfail).
 
@@ -150,12 +151,14 @@ def test_issue13_soft_target_label_entry_small_path(dtype, classes, options, red
 @pytest.mark.parametrize("classes", [2, 1000])
 @pytest.mark.parametrize("options", _OPTIONS)
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("path", ["numba", "numpy"])
 def test_issue13_soft_target_label_entry_large_path(
-    dtype, classes, options, reduction, monkeypatch
+    dtype, classes, options, reduction, path, monkeypatch
 ) -> None:
-    """Large calls (more than ``SERIAL_ELEMENTS``; float32 on the NumPy generic path):
-    the hard rows repeated, each row's gradient that of the oracle."""
-    use_kernel_path("numpy", monkeypatch)
+    """Large calls (more than ``SERIAL_ELEMENTS``; float32: the fused kernel with Numba,
+    the NumPy generic path without): the hard rows repeated, each row's gradient that
+    of the oracle."""
+    use_kernel_path(path, monkeypatch)
     z, t = _case(classes, dtype)
     copies = _cpu_kernels.SERIAL_ELEMENTS // z.size + 1
     big_z, big_t = np.tile(z, (copies, 1)), np.tile(t, (copies, 1))

@@ -435,6 +435,7 @@ __all__ = [
     "as_unsigned",
     "block_sum",
     "block_sum_weighted",
+    "confident_entry",
     "encode",
     "exp_nonpositive",
     "exp_of_pair",
@@ -1507,7 +1508,8 @@ def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, 
     g = -s_1 / (1.0 + s_1)  # 1/S - 1: relative 2**-53 of g, a 2**-77 of p
     weighted = weight.shape[0] == row.shape[0]
     # the factor of p (``_terms.p_coefficient``): A + 2 lambda omega LSE, times r
-    lse = top * inv_t + (shift + math.log1p(s_1))
+    ell = shift + math.log1p(s_1)
+    lse = top * inv_t + ell
     c = (keep * total + spread * w_sum + z_coef * (total if weighted else 1.0) * lse) * r
     cg = c * g
     if weighted:
@@ -1518,6 +1520,34 @@ def target_gradient_row(row, t_row, top, shift, inv_t, temperature, r, options, 
         for j in range(row.shape[0]):
             t = keep * np.float64(t_row[j]) + spread
             out_row[j] = np.float32(fused_entry(c, cg, terms[j], r * t))
+    if -ell > _HALF_LOG:
+        # p > 1/2 at the row's maximum: c p - t as c (p - 1) + (c - t), c - t from c's
+        # parts (_terms.label_offset), p - 1 = -q/(1 + q) with q the others' sum of
+        # e^((z - top)/T), not 1 - p to an ulp of 1 (issue 13: a one-hot row at [0, -80]:
+        # -1.8e-35, not 0; S - 1 above has a block's float64 sum's rounding, an ulp of 1).
+        # One pass over the row's terms (in cache), on rows where p > 1/2 only.
+        j = 0
+        while j + 1 < row.shape[0] and np.float64(row[j]) != top:
+            j += 1
+        q = 0.0
+        for k in range(row.shape[0]):
+            if k != j:
+                q += terms[k]
+        q = q * math.exp(shift)  # terms: e^((z - top)/T - shift)
+        w_j = weight[j] if weighted else 1.0
+        t = w_j * (keep * np.float64(t_row[j]) + spread)
+        a = keep * total + spread * w_sum
+        z_part = z_coef * (total if weighted else 1.0) * (top * inv_t + math.log1p(q))
+        out_row[j] = np.float32(confident_entry(c, q, r, a - t, z_part))
+
+
+# Without ``reassoc``, which may form (a - t) + z as a + (z - t): 0 for a one-hot row's
+# z-loss part (a = t = 1, z = 3.6e-39 at [0, -80]).
+@numba.njit(fastmath=False, inline="never")
+def confident_entry(c, q, r, gap, z_part):
+    # c (p - 1) + r ((A - t) + z_part), p - 1 = -q/(1 + q): target_gradient_row's entry
+    # where p > 1/2
+    return c * (-q / (1.0 + q)) + r * (gap + z_part)
 
 
 # Without ``reassoc``, which may fold c e + (c g) e into (c + c g) e (a rounding of
