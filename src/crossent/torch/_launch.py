@@ -704,10 +704,9 @@ def _target_gradient_block(
     wt = _weighted_targets(tb, weight, opts)
     a = wt.sum(-1, keepdim=True)
     coef = a
-    # The row's maximum (sigma is nondecreasing in z), the one class that may have
-    # p > 1/2, and log p there.
-    at = z.argmax(-1, keepdim=True)
-    sigma_top = shifted.gather(-1, at)
+    # log p at the row's maximum, the one class that may have p > 1/2: sigma there is 0
+    # where _capped_logits shifted (m given), else sigma's maximum.
+    sigma_top = torch.zeros_like(ell) if m is not None else shifted.amax(-1, keepdim=True)
     log_top = sigma_top - ell
     omega = _z_loss_weight(tb, weight) if opts.z_loss else 1.0
     if opts.z_loss:
@@ -724,7 +723,7 @@ def _target_gradient_block(
         # an ulp of 1's digits (0 at logits [0, -80] for 1.8e-35), and an expm1 of it
         # would keep none of 1 - p's. The others' sum with p_top set aside in place (no
         # copy of the rows: the block's peak stays).
-        n = p.shape[0]
+        n, at = p.shape[0], z.argmax(-1, keepdim=True)  # sigma is nondecreasing in z
         p_top = p.gather(-1, at)
         p.scatter_(-1, at, torch.where(confident, 0.0, p_top))
         r = p.sum(-1, keepdim=True)[rows] * torch.exp(-log_top[rows])
