@@ -80,3 +80,22 @@ def test_labels_that_are_not_ids_get_the_fix_for_their_kind(labels: np.ndarray, 
     """Booleans and class names were told to "cast whole-number floats"."""
     with pytest.raises(crossent.InputTypeError, match=hint):
         crossent.report(np.array([0.3, 0.6, 0.9]), labels, resamples=10)
+
+
+@pytest.mark.parametrize(
+    ("form", "given"),
+    [
+        ("probs", "given as P(label = 1):"),
+        ("logits", "given as the log-odds of class 1:"),
+    ],
+)
+def test_binary_note_names_the_form_of_the_column(form: str, given: str) -> None:
+    """The report's note on a one-column binary input says what the column holds (it
+    said P(label = 1) for a column of logits too)."""
+    p = np.array([0.9, 0.2, 0.7, 0.4, 0.6, 0.1])
+    labels = np.array([1, 0, 1, 1, 0, 0])
+    column = p if form == "probs" else np.log(p) - np.log1p(-p)
+    notes = crossent.report(column, labels, form=form, resamples=10).to_dict()["notes"]
+    binary = [note for note in notes if note.startswith("binary predictions")]
+    assert len(binary) == 1
+    assert given in binary[0]

@@ -739,6 +739,11 @@ def _id_value(value: Any) -> Any:
     return str(value)
 
 
+#: What a one-column binary input holds, by its form (the report's note; a column of
+#: log-probabilities is refused before).
+_BINARY_GIVEN = {"probs": "P(label = 1)", "logits": "the log-odds of class 1"}
+
+
 def _payload(
     *,
     values: Any,
@@ -796,8 +801,9 @@ def _payload(
         )
     notes = []
     if binary:
+        given = _BINARY_GIVEN[form]
         notes.append(
-            "binary predictions given as P(label = 1): calibration uses the positive-class "
+            f"binary predictions given as {given}: calibration uses the positive-class "
             "scope (p_1 against [label = 1])"
         )
     if correction is not None:

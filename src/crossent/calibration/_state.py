@@ -56,6 +56,7 @@ __all__ = [
     "EvaluationState",
     "EvaluationSummary",
     "add_summarized_block",
+    "class_bins_uniform",
 ]
 
 
