@@ -908,6 +908,8 @@ def _confident_classes(rows: SoftmaxRows, *, xp: ModuleType) -> Array | None:
     if type(confident) is np.ndarray:
         if not confident.any():
             return None
+        if confident.all():  # (no copy of the rows)
+            return np.argmax(rows.shifted, axis=-1)
         classes = np.full(confident.shape, -1, dtype=np.intp)
         classes[confident] = np.argmax(rows.shifted[confident], axis=-1)
         return classes
