@@ -40,7 +40,11 @@ from crossent.losses import _cpu_kernels, _small_targets
 
 from kernel_paths import use_kernel_path
 
-mpmath.mp.dps = 50
+#: The oracle's working precision, set where it runs (a module-level ``mpmath.mp.dps``
+#: is one global: under pytest-xdist every test module is imported first, and the
+#: last one's setting, 40 digits, cancelled ``coef - t`` of a one-hot row's z-loss
+#: part, 3.6e-39, to a digit or two; CI failed 14 of these cases that way).
+_DIGITS = 60
 
 _ROWS = (
     ([0.0, -80.0], [1.0, 0.0]),
@@ -75,6 +79,14 @@ def _oracle(
     m'}`, and :math:`\operatorname{LSE} = m' + \log(1 + s)` (no cancellation at any
     precision); and per entry :math:`(A + \tilde t_c)` times the scale, the size of
     what a rounding of :math:`A` and :math:`\tilde t_c` (smoothing) moves."""
+    with mpmath.workdps(_DIGITS):
+        return _oracle_at_precision(z, t, options, reduction)
+
+
+def _oracle_at_precision(
+    z: np.ndarray, t: np.ndarray, options: dict[str, Any], reduction: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_oracle` at the working precision its caller set."""
     lam = mpmath.mpf(options.get("z_loss", 0.0))
     eps = mpmath.mpf(options.get("label_smoothing", 0.0))
     temp = mpmath.mpf(options.get("temperature", 1.0))
