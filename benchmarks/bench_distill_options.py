@@ -39,12 +39,13 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812
 
 import crossent
 from _against import add_options, compare
-from _machine import cpu_name, vector_width
 from crossent.torch import distillation_loss
+
+from _machine import cpu_name, vector_width
 
 FORMS = ("logits", "probs", "log_probs")
 DIRECTIONS = ("forward", "reverse")

@@ -145,23 +145,38 @@ def _fused_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return _distill_fused.gradient(args, kwargs, _host_gradient)
 
 
-def _host_rows(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
-    """The full path's per-row losses (nats) of float64 rows ``z`` and teacher logits
-    ``v``, not validated: the rows that ``_distill_fused`` leaves to it."""
-    d = _host_call(z, v, temperature)
+def _host_rows(
+    z: np.ndarray, v: np.ndarray, temperature: float, options: _distill_fused.Options
+) -> np.ndarray:
+    """The full path's per-row losses (nats) of float64 rows ``z`` and the teacher ``v``
+    (in ``options.teacher_form``), not validated: the rows that ``_distill_fused`` leaves
+    to it."""
+    d = _host_call(z, v, temperature, options)
     return np.asarray(inspect.unwrap(distillation_loss)(d), dtype=np.float64)
 
 
-def _host_gradient(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
+def _host_gradient(
+    z: np.ndarray, v: np.ndarray, temperature: float, options: _distill_fused.Options
+) -> np.ndarray:
     """The full path's per-row gradients (unscaled) of float64 rows, as :func:`_host_rows`."""
-    d = _host_call(z, v, temperature)
+    d = _host_call(z, v, temperature, options)
     return np.asarray(inspect.unwrap(distillation_loss_grad)(d), dtype=np.float64)
 
 
-def _host_call(z: np.ndarray, v: np.ndarray, temperature: float) -> _Distillation:
-    """The full path's prepared call of float64 rows ``z`` and ``v`` (teacher logits,
-    forward, per row in nats, not validated)."""
-    return prepare_distillation(z, v, temperature=temperature, reduction="none", validate=False)
+def _host_call(
+    z: np.ndarray, v: np.ndarray, temperature: float, options: _distill_fused.Options
+) -> _Distillation:
+    """The full path's prepared call of float64 rows ``z`` and ``v`` (the teacher in
+    ``options.teacher_form``, ``options.direction``; per row in nats, not validated)."""
+    return prepare_distillation(
+        z,
+        v,
+        temperature=temperature,
+        teacher_form=options.teacher_form,
+        direction=options.direction,
+        reduction="none",
+        validate=False,
+    )
 
 
 @far_rows_guard(distillation_far_rows)
@@ -222,11 +237,14 @@ def distillation_loss(d: _Distillation) -> Any:
     E_p[e^u] - \mathrm E_p[u]` in a form with no cancellation (``_near_rows``), and
     :math:`T^2` never leaves the range where the loss does not.
 
-    Large NumPy calls (float32 or float64 teacher logits, ``direction='forward'``, more
+    Large NumPy calls (float32 or float64, any ``teacher_form`` and ``direction``, more
     than 16384 entries, C-contiguous with the classes last) form their rows by fused
     float64 kernels, two passes over each row and no array of the call's size
     (``_distill_fused``), within float64 rounding of the formula above; the rows those
-    cannot form (near rows, ``-inf`` logits, gaps past the range) are formed as above.
+    cannot form (near rows, ``-inf`` student logits beside a teacher probability above
+    0, gaps past the range) are formed as above. At :math:`T = 1` a teacher of
+    probabilities or log-probabilities is taken as it is, as above (not renormalised:
+    its rows sum to 1 within the validation's tolerance).
 
     References
     ----------

@@ -71,24 +71,30 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import to_float32
+from .._checks import row_sum_tolerance
+from .._sides import passes_check
+from .._xp import compat_numpy, to_float32
 from . import _cpu_kernels, _distill_rows
 from ._batch import Batch, LossOptions, batch_for
 from ._distill_options import KEYWORDS as _OPTION_DEFAULTS
 from ._distill_options import distillation_options
 from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
 from ._far_gaps import square_is_normal
+from ._near_rows import KL_FLOOR as _KL_FLOOR
 
-__all__ = ["FUSED_ELEMENTS", "FusedCall", "Host", "fused_call", "gradient", "loss"]
+__all__ = ["FUSED_ELEMENTS", "FusedCall", "Host", "Options", "fused_call", "gradient", "loss"]
 
 FUSED_ELEMENTS = (1 << 14) + 1
 """The fewest entries (of the student's logits) of a call the fused kernels take: one
 more than the lean path's :data:`._cpu_kernels.SERIAL_ELEMENTS` (module docstring)."""
 
-Host = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
-"""``host(z, v, temperature)``: the full path's per-row losses (nats, float64, one
-per row) or gradient (unscaled, float64, rows x classes) of float64 student logits
-``z`` and teacher logits ``v`` (rows x classes), without validation."""
+Options = _distill_rows.Options
+
+Host = Callable[[np.ndarray, np.ndarray, float, Options], np.ndarray]
+"""``host(z, v, temperature, options)``: the full path's per-row losses (nats,
+float64, one per row) or gradient (unscaled, float64, rows x classes) of float64
+student logits ``z`` and teacher ``v`` (rows x classes, in ``options.teacher_form``,
+``options.direction``), without validation."""
 
 _KEYWORDS = frozenset(_OPTION_DEFAULTS)
 _FLOAT64 = np.dtype(np.float64)
@@ -107,19 +113,21 @@ class FusedCall:
     validate: bool
 
     blocks: _distill_rows.Blocks
+    variant: Options = _distill_rows.FORWARD_LOGITS
 
     def wide(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows ``start:stop`` of both sides as the kernels take them
         (``_distill_rows.Wide``): views where the arrays are aligned, else float64 copies
         in the thread's blocks (read-only arrays too: ``_distill_rows`` hands the kernels
-        read-only views of either, one compilation whatever the caller's flags)."""
+        read-only views of either, one compilation whatever the caller's flags); a
+        teacher of probabilities as its logarithms, formed in float64 into the thread's
+        block (``_distill_rows.log_of_probs``)."""
         z, v = self.z[start:stop], self.v[start:stop]
-        if self.direct:
-            return z, v
-        wide_z, wide_v = self.blocks.get(0, stop - start), self.blocks.get(1, stop - start)
-        np.copyto(wide_z, z)
-        np.copyto(wide_v, v)
-        return wide_z, wide_v
+        if self.variant.teacher_form == "probs":
+            v = _distill_rows.log_of_probs(v, self.blocks.get(1, stop - start))
+        elif not self.direct:
+            v = _copied(v, self.blocks.get(1, stop - start))
+        return (z if self.direct else _copied(z, self.blocks.get(0, stop - start))), v
 
     @property
     def direct(self) -> bool:
@@ -138,6 +146,21 @@ class FusedCall:
         """Both sides' ``rows`` (indices) in float64, for ``host``."""
         return self.z[rows].astype(_FLOAT64), self.v[rows].astype(_FLOAT64)
 
+    def teacher_fails(self, stats: np.ndarray) -> bool:
+        """Whether the full path should validate a teacher of probabilities or
+        log-probabilities (``validate``; False for logits): at :math:`T = 1` a row that
+        the kernels' statistics do not surely pass (``_distill_rows.teacher_passes``:
+        their :math:`L` is the teacher's log-sum-exp there), at other temperatures a
+        teacher that fails the full path's own check (``_sides.validated``: a pass or
+        two over it, which the kernels' softened sums cannot answer)."""
+        form = self.variant.teacher_form
+        if not self.validate or form == "logits":
+            return False
+        if self.temperature == 1.0:
+            tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=compat_numpy)
+            return not _distill_rows.teacher_passes(stats, form, tolerance)
+        return not passes_check(self.v, form)
+
     def invalid(self, rows: np.ndarray) -> bool:
         """Whether one of ``rows`` (indices) fails ``_checks.check_logits`` on either
         side (a NaN, ``+inf``, or a row of ``-inf``): its row maximum is not finite."""
@@ -150,6 +173,12 @@ class FusedCall:
         """The caller's result from the float64 one: as it is for float64 logits, else
         rounded once to float32."""
         return value if self.z.dtype == _FLOAT64 else to_float32(value)
+
+
+def _copied(x: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """``x`` copied into ``block`` (float64, its shape)."""
+    np.copyto(block, x)
+    return block
 
 
 def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | None:
@@ -177,9 +206,9 @@ def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | Non
     if type(axis) is not int or axis not in (-1, len(shape) - 1) or type(validate) is not bool:
         return None
     form, direction = get("teacher_form", "logits"), get("direction", "forward")
-    if type(form) is not str or form != "logits" or type(direction) is not str:
+    if type(form) is not str or form not in _FORMS or type(direction) is not str:
         return None
-    if direction != "forward" or not _cpu_kernels.available():
+    if direction not in _DIRECTIONS or not _cpu_kernels.available():
         return None
     try:
         options = distillation_options(
@@ -192,17 +221,27 @@ def fused_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> FusedCall | Non
         return None
     classes = shape[-1]
     rows = z.reshape(-1, classes), v.reshape(-1, classes)
-    return FusedCall(*rows, shape, t, options[3], validate, _distill_rows.Blocks(classes))
+    blocks = _distill_rows.Blocks(classes)
+    variant = Options(form, direction)
+    return FusedCall(*rows, shape, t, options[3], validate, blocks, variant)
+
+
+_FORMS = ("logits", "probs", "log_probs")
+_DIRECTIONS = ("forward", "reverse")
 
 
 def _forward(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[FusedCall, np.ndarray] | None:
     """The call (:func:`fused_call`) and its rows' statistics by the forward kernel
-    (``_distill_rows.forward_statistics``), or None."""
+    (``_distill_rows.forward_statistics``), or None (a teacher of probabilities or
+    log-probabilities that the statistics do not surely pass: the full path validates)."""
     call = fused_call(args, kwargs)
     if call is None:
         return None
     rows, classes = call.z.shape
-    return call, _distill_rows.forward_statistics(rows, classes, call.temperature, call.wide)
+    stats = _distill_rows.forward_statistics(
+        rows, classes, call.temperature, call.wide, options=call.variant
+    )
+    return None if call.teacher_fails(stats) else (call, stats)
 
 
 def loss(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
@@ -219,7 +258,7 @@ def loss(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     if flagged.size:
         if call.invalid(np.flatnonzero(kind == 2)):
             return None
-        values[flagged] = host(*call.rows64(flagged), t)
+        values[flagged] = host(*call.rows64(flagged), t, call.variant)
     return call.result(call.batch().reduce(values.reshape(call.shape[:-1])))
 
 
@@ -246,10 +285,13 @@ def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
         grad[start:stop] = block  # (rounded once to float32)
 
     r = np.full(rows, t * scale, dtype=_FLOAT64)
+    variant = call.variant
     small = _distill_rows.backward_rows(
-        classes, stats, t, r, call.wide, target, None if direct else store
+        classes, stats, t, r, call.wide, target, None if direct else store, options=variant
     )
+    if variant.reverse:  # (the full path's near rows of the reverse gradient: a small D)
+        small = stats[:, 0] < _KL_FLOOR
     again = np.flatnonzero(~finite | small)
     if again.size:
-        grad[again] = host(*call.rows64(again), t) * scale
+        grad[again] = host(*call.rows64(again), t, variant) * scale
     return grad.reshape(call.shape)

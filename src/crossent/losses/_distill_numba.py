@@ -169,6 +169,7 @@ __all__ = [
     "distillation_backward_kernel",
     "distillation_forward_gradient_kernel",
     "distillation_forward_kernel",
+    "distillation_reverse_backward_kernel",
 ]
 
 BLOCK = 512
@@ -334,10 +335,12 @@ def _normalisers(ell_s, ell_t):
 
 
 @numba.njit(inline="never")
-def _forward_rows(z, v, temperature, out, scale, grad, spread_small):
-    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring); where grad has
-    # rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau kept
-    # (the backward kernel's bits), and the spread flags
+def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
+    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring), and where out has
+    # a sixth column the teacher's log-sum-exp L = m_v + ell_t; given (T = 1, a teacher of
+    # log-probabilities taken as they are: _given): D and ell_t of t_c = e^v_c. Where grad
+    # has rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau
+    # kept (the backward kernel's bits), and the spread flags
     prefer_wide_vectors()
     rows, classes = z.shape
     keep = grad.shape[0] > 0
@@ -366,6 +369,8 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small):
             out[i, 0] = np.nan
             out[i, 2] = np.nan
             out[i, 4] = np.nan
+            if out.shape[1] > 5:
+                out[i, 5] = np.nan
             if keep:
                 grad[i, :] = 0.0
             continue
@@ -406,6 +411,11 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small):
         out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
         out[i, 2] = ell_s
         out[i, 4] = ell_t
+        if out.shape[1] > 5:
+            out[i, 5] = mv + ell_t
+        if given:
+            out[i, 0], out[i, 4] = _given(out[i, 0], mv, ell_t)
+            ell_t = out[i, 4]
         if not keep:
             continue
         if not np.isfinite(out[i, 0]):
@@ -418,18 +428,30 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small):
         spread_small[i] = spread < _SPREAD_FLOOR * b
 
 
+@numba.njit(inline="always")
+def _given(d, mv, ell_t):
+    # D(t || s) and the teacher's ell of t_c = e^(v_c) as they are (v: log-probabilities
+    # summing to e^L, L = m_v + ell_t, near 1; T = 1), from the kernel's D_k of the
+    # normalised t' = t e^-L: D = sum_c t_c (v_c - log s_c) = e^L (D_k + L), and
+    # log t_c = tau_c + m_v = tau_c - ell with ell = -m_v (the backward's e^-ell: e^m_v)
+    big_l = mv + ell_t
+    return np.exp(big_l) * (d + big_l), -mv
+
+
 @numba.njit(nogil=True, cache=True)
-def distillation_forward_kernel(z, v, temperature, out):
-    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring)
+def distillation_forward_kernel(z, v, temperature, out, given=False):
+    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring); given: _given
     none = np.empty((0, z.shape[1]), dtype=z.dtype)  # (no gradient: the same types)
-    _forward_rows(z, v, temperature, out, np.empty(0), none, np.empty(0, dtype=np.bool_))
+    _forward_rows(z, v, temperature, out, np.empty(0), none, np.empty(0, dtype=np.bool_), given)
 
 
 @numba.njit(nogil=True, cache=True)
-def distillation_forward_gradient_kernel(z, v, temperature, out, scale, grad, spread_small):
+def distillation_forward_gradient_kernel(
+    z, v, temperature, out, scale, grad, spread_small, given=False
+):
     # distillation_forward_kernel's statistics, and distillation_backward_kernel's grad
     # and spread_small of them (the same bits), scale: r per row
-    _forward_rows(z, v, temperature, out, scale, grad, spread_small)
+    _forward_rows(z, v, temperature, out, scale, grad, spread_small, given)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -452,3 +474,36 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             block = _backward_block(z[i, at], v[i, at], out[i, at], scalars, a, b, scale[i])
             spread = max(spread, block)
         spread_small[i] = spread < _SPREAD_FLOOR * b
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _reverse_block(zb, vb, ob, scalars, a, c, r):
+    # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
+    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
+    exact = _power_of_two(scalars[3])
+    mz, mv, inv_t, temperature = scalars
+    for j in range(zb.shape[0]):
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
+        es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
+
+
+@numba.njit(nogil=True, cache=True)
+def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
+    # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
+    # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
+    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once;
+    # rows whose D is not finite are left to the caller (0 here)
+    prefer_wide_vectors()
+    classes = z.shape[1]
+    inv_t = 1.0 / temperature
+    for i in range(z.shape[0]):
+        if not np.isfinite(stats[i, 0]):
+            out[i, :] = 0.0
+            continue
+        scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
+        a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
+        c = (stats[i, 4] - stats[i, 2]) - stats[i, 0]
+        for start in range(0, classes, BLOCK):
+            at = slice(start, min(classes, start + BLOCK))
+            _reverse_block(z[i, at], v[i, at], out[i, at], scalars, a, c, scale[i])

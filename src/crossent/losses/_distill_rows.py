@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,17 +46,22 @@ from ._near_rows import KL_FLOOR as _KL_FLOOR
 
 __all__ = [
     "BLOCK_BYTES",
+    "FORWARD_LOGITS",
     "KERNEL_DTYPES",
     "Blocks",
     "Gradient",
+    "Options",
     "Wide",
     "backward_rows",
     "forward_statistics",
     "gradient_kernel",
     "kernels",
+    "log_of_probs",
     "over_blocks",
+    "reverse_kernel",
     "row_blocks",
     "row_kinds",
+    "teacher_passes",
 ]
 
 BLOCK_BYTES = 4 * 2**20
@@ -79,6 +85,74 @@ def kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
     from . import _distill_numba
 
     return _distill_numba.distillation_forward_kernel, _distill_numba.distillation_backward_kernel
+
+
+@functools.cache
+def reverse_kernel() -> Callable[..., Any]:
+    """The reverse direction's backward kernel (imports Numba, once)."""
+    from . import _distill_numba
+
+    return _distill_numba.distillation_reverse_backward_kernel
+
+
+@dataclass(frozen=True)
+class Options:
+    r"""How the kernels read a call (``teacher_form`` and ``direction`` of
+    :func:`crossent.distillation_loss`), beside its :math:`T`.
+
+    * The teacher reaches the kernels as logits :math:`v`: its logits, its
+      log-probabilities as they are, or the log of its probabilities (the callers'
+      ``wide``, :func:`log_of_probs`): the softened teacher
+      :math:`\operatorname{softmax}(\log t / T)` is the logits kernel's
+      :math:`\operatorname{softmax}(v / T)` of them.
+    * At :math:`T = 1` a teacher of probabilities or log-probabilities is taken as it is
+      (the full path's ``log_t``, not renormalised; its rows sum to 1 within the
+      validation's tolerance): :math:`t_c = e^{v_c}`, :attr:`given` (the kernel's
+      ``_given``: :math:`D = e^L(D_k + L)` of the renormalised :math:`D_k`, and
+      :math:`\ell_t = -m_v`).
+    * ``'reverse'``: :math:`D(s\,\|\,t)` is the forward kernel's :math:`D(t'\,\|\,s')`
+      with the roles swapped (:func:`forward_statistics`), its gradient
+      :math:`T s \odot (\log s - \log t - D)` the reverse kernel's
+      (:func:`backward_rows`).
+    """
+
+    teacher_form: str = "logits"
+    direction: str = "forward"
+
+    def given(self, temperature: float) -> bool:
+        """Whether the teacher is taken as it is (its form not logits, :math:`T = 1`)."""
+        return self.teacher_form != "logits" and temperature == 1.0
+
+    @property
+    def reverse(self) -> bool:
+        """Whether the direction is ``'reverse'``."""
+        return self.direction == "reverse"
+
+
+FORWARD_LOGITS = Options()
+"""Teacher logits, ``direction='forward'``: the kernels' own call."""
+
+
+def log_of_probs(probs: np.ndarray, block: np.ndarray) -> np.ndarray:
+    r""":math:`\log p` of probabilities ``probs`` (rows x classes, any float dtype) into
+    the float64 ``block`` of their shape, each formed in float64 (``-inf`` for 0, NaN
+    for a negative or NaN entry: the validation's screen, :func:`teacher_passes`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(probs, out=block, dtype=np.float64)
+
+
+def teacher_passes(stats: np.ndarray, teacher_form: str, tolerance: float) -> bool:
+    r"""Whether every row surely passes the validation of a teacher of probabilities or
+    log-probabilities (``_checks.check_distribution``, ``check_log_distribution``) by
+    the kernels' statistics (``stats[:, 5]``, the teacher's log-sum-exp :math:`L`, and
+    :math:`m_v`): :math:`|e^L - 1|` within half the row-sum ``tolerance`` (NaN for a
+    NaN, ``+inf`` or negative entry, or a row of zeros, fails), and, for probabilities,
+    :math:`\max_c p_c = e^{m_v} \le 1`. False sends the call to the full validation,
+    which names the error or passes."""
+    with np.errstate(invalid="ignore"):
+        if not bool((np.abs(np.expm1(stats[:, 5])) <= 0.5 * tolerance).all()):
+            return False
+        return teacher_form != "probs" or bool((stats[:, 3] <= 0.0).all())
 
 
 @functools.cache
@@ -166,26 +240,60 @@ def forward_statistics(
     wide: Wide,
     most: int | None = None,
     gradient: Gradient | None = None,
+    options: Options = FORWARD_LOGITS,
 ) -> np.ndarray:
-    r"""Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t)` (float64, rows x 5) by the
-    forward kernel, over the blocks ``wide`` gives (:func:`over_blocks`); :math:`D` is
-    NaN on a row that holds a NaN or an infinity. With ``gradient`` (:data:`Gradient`),
-    the kernel also writes :func:`backward_rows`' gradient and flags, the same bits, from
-    each row's exponentials (:func:`gradient_kernel`: two a logit in all, not four)."""
-    stats = np.empty((rows, 5), dtype=np.float64)
+    r"""Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t, L)` (float64, rows x 6; :math:`L
+    = m_v + \ell_t` the teacher's log-sum-exp before :attr:`Options.given`'s
+    :math:`\ell_t = -m_v`) by the forward kernel, over the blocks ``wide`` gives
+    (:func:`over_blocks`); :math:`D` is NaN on a row that holds a NaN or an infinity,
+    :math:`D(s\,\|\,t)` for ``options.reverse`` (:class:`Options`). With ``gradient``
+    (:data:`Gradient`, forward only), the kernel also writes :func:`backward_rows`'
+    gradient and flags, the same bits, from each row's exponentials
+    (:func:`gradient_kernel`: two a logit in all, not four)."""
+    stats = np.empty((rows, 6), dtype=np.float64)
     forward, _ = kernels()
+    given = options.given(temperature)
 
     def work(start: int, stop: int) -> None:
         z, v = map(read_only, wide(start, stop))
-        if gradient is None:
-            forward(z, v, temperature, stats[start:stop])
-            return
-        scale, target, small = gradient
         at = slice(start, stop)
-        gradient_kernel()(z, v, temperature, stats[at], scale[at], target(start, stop), small[at])
+        if options.reverse:
+            _reverse_statistics(forward, z, v, temperature, stats[at], given)
+        elif gradient is None:
+            forward(z, v, temperature, stats[at], given)
+        else:
+            scale, target, small = gradient
+            kernel = gradient_kernel()
+            kernel(z, v, temperature, stats[at], scale[at], target(start, stop), small[at], given)
 
     over_blocks(rows, classes, work, most)
     return stats
+
+
+def _reverse_statistics(
+    forward: Callable[..., Any],
+    z: np.ndarray,
+    v: np.ndarray,
+    temperature: float,
+    out: np.ndarray,
+    given: bool,
+) -> None:
+    r""":math:`(D(s\,\|\,t), m_z, \ell_s, m_v, \ell_t, L)` of rows ``z`` and ``v`` into
+    ``out``: the forward kernel of the roles swapped (its :math:`D(t'\,\|\,s')` of
+    :math:`t' = s`, :math:`s' = t`, its rows' floors and flags those of the swapped
+    sides: a teacher ``-inf`` beside a student logit above ``-inf`` makes
+    :math:`D = \infty`, the truth), its columns put back; ``given`` (:class:`Options`):
+    :math:`D = D_k - L` of :math:`\log t_c = v_c` (the renormalised teacher's
+    :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`."""
+    swapped = np.empty((out.shape[0], 5), dtype=np.float64)
+    forward(v, z, temperature, swapped, False)
+    out[:, 0] = swapped[:, 0]
+    out[:, 1:3] = swapped[:, 3:5]
+    out[:, 3:5] = swapped[:, 1:3]
+    out[:, 5] = out[:, 3] + out[:, 4]
+    if given:
+        out[:, 0] -= out[:, 5]
+        out[:, 4] = -out[:, 3]
 
 
 def row_kinds(stats: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +316,7 @@ def backward_rows(
     target: Callable[[int, int], np.ndarray],
     store: Callable[[int, int, np.ndarray], None] | None = None,
     most: int | None = None,
+    options: Options = FORWARD_LOGITS,
 ) -> np.ndarray:
     r""":math:`r_i(s_i - t_i)` by the backward kernel, ``scale`` :math:`r` (float64, one
     per row), into ``target(start, stop)`` (a C-contiguous block of the rows, rows x
@@ -215,7 +324,10 @@ def backward_rows(
     to it; ``store(start, stop, block)`` then, where given, puts it where the
     caller wants it); returns the rows whose spread is small (booleans), which the
     caller forms again. Rows whose :math:`D` is not finite are written as 0 (the
-    caller's too). ``classes``: the rows' length."""
+    caller's too). ``classes``: the rows' length. ``options.reverse``: :math:`r_i s_i
+    \odot (\log s_i - \log t_i - D_i)` by the reverse kernel, of
+    :func:`forward_statistics`' reverse statistics (no spread flags: the reverse rows
+    that cancel are the near rows, :math:`D` below ``_near_rows.KL_FLOOR``)."""
     rows = stats.shape[0]
     spread_small = np.zeros(rows, dtype=np.bool_)
     _, backward = kernels()
@@ -224,7 +336,10 @@ def backward_rows(
         z, v = map(read_only, wide(start, stop))
         block = target(start, stop)
         at = slice(start, stop)
-        backward(z, v, stats[at], temperature, scale[at], block, spread_small[at])
+        if options.reverse:
+            reverse_kernel()(z, v, stats[at], temperature, scale[at], block)
+        else:
+            backward(z, v, stats[at], temperature, scale[at], block, spread_small[at])
         if store is not None:
             store(start, stop, block)
 
