@@ -237,8 +237,10 @@ def test_declined_calls() -> None:
     z, v = _hard_rows(8, 3000, np.float64)
     call = _distill_fused.fused_call
     assert call((z, v), {"temperature": 2.0, "reduction": "parts", "base": 2}) is not None
-    assert call((z, v), {"teacher_form": "log_probs"}) is None
-    assert call((z, v), {"direction": "reverse"}) is None
+    assert call((z, v), {"teacher_form": "log_probs"}) is not None  # (taken since issue 13's
+    assert call((z, v), {"direction": "reverse"}) is not None  # options follow-up)
+    assert call((z, v), {"teacher_form": "logit"}) is None  # (the full path names it)
+    assert call((z, v), {"direction": "backward"}) is None
     assert call((z, v), {"axis": 0}) is None
     assert call((z, v), {"validate": 1}) is None
     assert call((z, v), {"temperature": 1e300}) is None  # T^2 past the range

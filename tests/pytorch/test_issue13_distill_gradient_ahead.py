@@ -97,9 +97,11 @@ def test_no_gradient_ahead_without_a_gradient(monkeypatch: pytest.MonkeyPatch) -
     seen: list[float] = []
     op = _distill_cpu.distillation_cpu_rows
 
-    def spy(student: torch.Tensor, teacher: torch.Tensor, t: float, upstream: float = 0.0):
+    def spy(
+        student: torch.Tensor, teacher: torch.Tensor, t: float, upstream: float = 0.0, *options: str
+    ):
         seen.append(upstream)
-        return op(student, teacher, t, upstream)
+        return op(student, teacher, t, upstream, *options)
 
     monkeypatch.setattr(_distill_cpu, "distillation_cpu_rows", spy)
     distillation_loss(z, v, temperature=2.0)  # no gradient asked for

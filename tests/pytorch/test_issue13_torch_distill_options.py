@@ -27,7 +27,7 @@ F = pytest.importorskip("torch.nn.functional")
 
 import crossent  # noqa: E402
 from crossent.errors import InputError  # noqa: E402
-from crossent.torch import DistillationLoss, distillation_loss  # noqa: E402
+from crossent.torch import DistillationLoss, _distill_cpu, distillation_loss  # noqa: E402
 
 FORMS = ("logits", "probs", "log_probs")
 DIRECTIONS = ("forward", "reverse")
@@ -472,3 +472,233 @@ def test_teacher_probabilities_requiring_a_gradient(teacher_form: str, direction
     else:  # d log p = d p / p
         expected, slope = (at(h) - at(-h)) / (2 * h), float((t.grad.numpy() * d / probs).sum())
     assert slope == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------------------------------- the fused op of every option
+#
+# Issue 13 follow-up: on main only teacher logits with ``direction='forward'`` took the
+# fused CPU op (``_distill_cpu``); the other options ran the generic formula, some 12
+# times slower at 256 x 1000. Now every option does (``_distill_rows.Options``). The
+# oracle is the NumPy function's generic path on float64 copies (its class axis first:
+# ``_distill_fused`` takes the classes last only), within float64 rounding, and the
+# rounding of the result to its dtype.
+
+FUSED_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+HARD_TEMPERATURES = (1e-3, 0.3, 1.0, 2.5, 1e3)
+
+
+def _generic(z: torch.Tensor, t: torch.Tensor, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The NumPy generic path's per-row loss and the gradient of their sum (float64
+    copies, classes on axis 0: never the fused kernels; not validated, as :func:`_truth`)."""
+    z64, t64 = (np.ascontiguousarray(x.detach().double().numpy().T) for x in (z, t))
+    kw = dict(axis=0, validate=False, **options)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        loss = np.asarray(crossent.distillation_loss(z64, t64, reduction="none", **kw))
+        finite = np.isfinite(loss)  # (the gradient of the finite rows' sum)
+        grad = np.zeros_like(z64)
+        grad[:, finite] = crossent.distillation_loss_grad(
+            z64[:, finite], t64[:, finite], reduction="sum", **kw
+        )
+    return loss.astype(np.float64), grad.T
+
+
+def _hard_teacher(form: str, logits: np.ndarray) -> np.ndarray:
+    """:func:`_teacher` of ``logits`` (float64), with ``-inf`` logits as probability 0."""
+    with np.errstate(divide="ignore"):
+        return _teacher(form, logits)
+
+
+HARD_STUDENT = np.array(
+    [
+        [0.0, 1e3, -1e3, 5.0, 1.0, 0.5],  # gaps of 1e3: probabilities that underflow
+        [3.0, 2.0, 1.0, 0.0, -1.0, -2.0],
+        [1.0, 1.0 + 2**-20, 1.0, 1.0, 1.0, 1.0],  # near ties
+        [-np.inf, 0.0, 1.0, 2.0, 3.0, -np.inf],  # masked where the teacher is too
+        [40.0, -40.0, 0.0, 7.0, -7.0, 0.25],
+    ]
+)
+HARD_TEACHER = np.array(
+    [
+        [1e3, 0.0, -1e3, 5.0, 2.0, -0.5],
+        [-np.inf, 2.5, 1.0, -np.inf, 0.0, -2.0],  # teacher probabilities 0 (forward)
+        [1.0, 1.0, 1.0 - 2**-20, 1.0, 1.0, 1.0],
+        [-np.inf, 1.0, 0.0, 2.0, 2.5, -np.inf],
+        [-40.0, 40.0, 0.0, 7.5, -6.0, 0.0],
+    ]
+)
+
+
+def _fused_close(
+    ours: np.ndarray, truth: np.ndarray, dtype: torch.dtype, scale: np.ndarray
+) -> None:
+    """Within 1e-12 of ``scale`` (per row, the terms' magnitude) for float64, else
+    :data:`ULPS32` ulps of ``scale`` in the dtype the result is rounded to (float32 for
+    float32, float16 and bfloat16 losses; the dtype's own for gradients)."""
+    eps = 1e-12 if dtype == torch.float64 else ULPS32 * float(torch.finfo(dtype).eps)
+    error = np.abs(np.asarray(ours, np.float64) - truth)
+    np.testing.assert_array_less(error, eps * scale + 1e-300)
+
+
+def _spy_fused(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """The options of every call of the fused op (``_distill_cpu.distillation_cpu_rows``)."""
+    seen: list[tuple[str, str]] = []
+    op = _distill_cpu.distillation_cpu_rows
+
+    def spy(*args: Any) -> Any:
+        seen.append(tuple(args[4:6]) if len(args) > 4 else ("logits", "forward"))
+        return op(*args)
+
+    monkeypatch.setattr(_distill_cpu, "distillation_cpu_rows", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", FUSED_DTYPES, ids=str)
+@pytest.mark.parametrize("temperature", HARD_TEMPERATURES)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_fused_options_equal_the_generic_path_on_hard_rows(
+    teacher_form: str,
+    direction: str,
+    temperature: float,
+    dtype: torch.dtype,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r"""Every option goes through the fused op (fails on main: the generic path ran), its
+    rows and gradient the generic path's: gaps of :math:`10^3`, near ties, teacher
+    probabilities 0 (forward; reverse where the student's are 0 too), masked classes,
+    :math:`T` from :math:`10^{-3}` to :math:`10^3`, float64 to bfloat16."""
+    seen = _spy_fused(monkeypatch)
+    rows = slice(None) if direction == "forward" else [0, 2, 3, 4]  # (row 1: D(s||t) = inf)
+    student, teacher = HARD_STUDENT[rows], _hard_teacher(teacher_form, HARD_TEACHER[rows])
+    if dtype in (torch.float16, torch.bfloat16):  # (their range: gaps of 40)
+        student, teacher = np.clip(student, -40, 40), np.clip(teacher, -40, 40)
+        teacher = _hard_teacher(teacher_form, np.clip(HARD_TEACHER[rows], -40, 40))
+    z = torch.tensor(student, dtype=dtype, requires_grad=True)
+    t = torch.tensor(teacher, dtype=dtype)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    loss = distillation_loss(z, t, reduction="none", **options)
+    truth, truth_grad = _generic(z, t, **options)
+    finite = np.isfinite(truth)  # (reverse: a teacher probability that underflows to 0)
+    loss[torch.from_numpy(finite)].sum().backward()
+    assert seen == [(teacher_form, direction)]
+    assert (torch.isfinite(loss).numpy() == finite).all()
+    assert not torch.isnan(loss).any()
+    with np.errstate(divide="ignore"):
+        scores = np.log(teacher) if teacher_form == "probs" else teacher
+    gaps = [np.ptp(x[np.isfinite(x)]) for x in (*student, *scores)]
+    scale = temperature * (temperature + max(gaps))  # (T^2 D: T^2 times terms of gap / T)
+    loss_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    _fused_close(loss.detach().numpy()[finite], truth[finite], loss_dtype, scale)
+    assert z.grad is not None
+    assert torch.isfinite(z.grad).all()
+    error = z.grad.double().numpy()[finite]
+    _fused_close(error, truth_grad[finite], dtype, scale / temperature)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
+def test_fused_teacher_at_t1_is_taken_as_it_is(teacher_form: str, direction: str) -> None:
+    r"""At :math:`T = 1` the generic path takes a teacher of probabilities or
+    log-probabilities as it is (its rows sum to 1 within the validation's tolerance, not
+    renormalised): the fused op's kernels, which renormalise, give the generic numbers
+    (``_distill_numba._given``; fails without it: float32 probabilities summing to
+    :math:`1 + 3\cdot 10^{-6}`, a KL of some :math:`10^{-3}`, the renormalised loss off
+    by thousands of float32 ulps)."""
+    rng = np.random.default_rng(13)
+    v = rng.standard_normal((8, 100))
+    p = np.exp(v) / np.exp(v).sum(1, keepdims=True) * (1 + 3e-6)
+    student = v + 0.05 * rng.standard_normal(v.shape)
+    teacher = p if teacher_form == "probs" else np.log(p)
+    z = torch.tensor(student, dtype=torch.float32, requires_grad=True)
+    t = torch.tensor(teacher, dtype=torch.float32)
+    options = dict(teacher_form=teacher_form, direction=direction)
+    loss = distillation_loss(z, t, reduction="none", **options)
+    loss.sum().backward()
+    truth, truth_grad = _generic(z, t, **options)
+    assert z.grad is not None
+    np.testing.assert_allclose(loss.detach().numpy(), truth, rtol=4e-7, atol=0)
+    np.testing.assert_allclose(z.grad.numpy(), truth_grad, rtol=0, atol=4e-7 * 0.05)
+
+
+BAD_TEACHERS = {
+    "sum": np.array([[0.5, 0.4, 0.2], [0.2, 0.3, 0.5]]),
+    "range": np.array([[1.2, -0.2, 0.0], [0.2, 0.3, 0.5]]),
+    "above-one": np.array([[0.2, 0.3, 0.5], [1.0 + 2e-14, 0.0, 0.0]]),
+    "nan": np.array([[0.5, np.nan, 0.5], [0.2, 0.3, 0.5]]),
+    "zeros": np.array([[0.2, 0.3, 0.5], [0.0, 0.0, 0.0]]),  # (probabilities only)
+}
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
+@pytest.mark.parametrize("bad", list(BAD_TEACHERS))
+def test_fused_op_validates_the_teacher_as_numpy(
+    bad: str, teacher_form: str, direction: str, temperature: float
+) -> None:
+    """A teacher of probabilities or log-probabilities that fails validation raises the
+    NumPy function's error from the fused op too, at :math:`T = 1` (where the kernels'
+    log-sum-exp screens it) and elsewhere (fails if the op skips the check: a loss
+    comes back)."""
+    if teacher_form == "log_probs" and bad == "zeros":
+        pytest.skip("NumPy's own check warns of log1p(-1) on a row of -inf first")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        teacher = BAD_TEACHERS[bad] if teacher_form == "probs" else np.log(BAD_TEACHERS[bad])
+    if teacher_form == "log_probs" and bad in ("range", "above-one"):
+        teacher = np.log(BAD_TEACHERS["sum"]) + np.array([[0.0], [0.0]])  # (exp-sum 1.1)
+    z = np.zeros_like(teacher)
+    options = dict(teacher_form=teacher_form, direction=direction, temperature=temperature)
+    with pytest.raises(InputError) as numpy_error:
+        crossent.distillation_loss(z, teacher, axis=1, **options)
+    with pytest.raises(InputError) as torch_error:
+        distillation_loss(torch.tensor(z, requires_grad=True), torch.tensor(teacher), **options)
+    assert str(torch_error.value).replace("torch.", "") == str(numpy_error.value)
+
+
+@pytest.mark.parametrize("shape", ["rows", "rows x classes x 1"])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_far_rows_of_float32_probabilities_are_not_validated_again(
+    direction: str, shape: str
+) -> None:
+    r"""A float32 teacher's probabilities pass float32's row-sum tolerance; a row whose
+    student gap passes float32's range is formed again on a float64 copy, which must not
+    be validated again at float64's tolerance (main: ``InputError`` "row 0 sums to
+    0.99999995 (... > tolerance 1.15e-13 for float64)", fused op or generic path)."""
+    student = np.array([[3e38, -3e38, 0.0], [0.5, 0.25, 0.0]])
+    probs = torch.softmax(torch.tensor([[0.3, 1.1, -0.7], [0.2, 0.1, 0.0]]), 1)
+    assert float(probs[0].double().sum()) != 1.0
+    z = torch.tensor(student, dtype=torch.float32, requires_grad=True)
+    t = probs if shape == "rows" else probs[..., None]
+    x = z if shape == "rows" else z[..., None]
+    options = dict(teacher_form="probs", direction=direction)
+    loss = distillation_loss(x, t, reduction="none", **options)
+    truth, _ = _generic(z, probs, **options)
+    loss = loss.reshape(-1).detach().double().numpy()
+    assert not np.isnan(loss).any()
+    with np.errstate(over="ignore"):
+        assert loss[0] == np.float32(truth[0])  # (4.0e38: inf in float32, both ways)
+    np.testing.assert_allclose(loss[1], truth[1], rtol=0, atol=ULPS32 * 2**-23)
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", FORMS)
+def test_fused_second_derivative_equals_the_generic_graph(
+    teacher_form: str, direction: str
+) -> None:
+    r"""A gradient penalty (``create_graph=True``) through the fused op of every option
+    (``_distill_cpu._second_derivative_of_options``) equals the generic path's graph
+    (the teacher requiring a gradient: never fused), float64."""
+    z64, v64 = _arrays(21)
+    teacher = torch.tensor(_teacher(teacher_form, v64))
+    options = dict(temperature=1.5, teacher_form=teacher_form, direction=direction)
+    results = []
+    for generic in (False, True):
+        z = torch.tensor(z64, requires_grad=True)
+        t = teacher.clone().requires_grad_(generic)
+        loss = distillation_loss(z, t, reduction="sum", **options)
+        (grad,) = torch.autograd.grad(loss, z, create_graph=True)
+        (grad * grad).sum().backward()
+        results.append((grad.detach(), z.grad))
+    (g, gg), (g0, gg0) = results
+    torch.testing.assert_close(g, g0, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(gg, gg0, rtol=1e-10, atol=1e-13)

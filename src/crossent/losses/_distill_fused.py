@@ -67,11 +67,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from .._checks import row_sum_tolerance
+from .._checks import Form, row_sum_tolerance
 from .._sides import passes_check
 from .._xp import compat_numpy, to_float32
 from . import _cpu_kernels, _distill_rows
@@ -159,7 +159,7 @@ class FusedCall:
         if self.temperature == 1.0:
             tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=compat_numpy)
             return not _distill_rows.teacher_passes(stats, form, tolerance)
-        return not passes_check(self.v, form)
+        return not passes_check(self.v, cast("Form", form))
 
     def invalid(self, rows: np.ndarray) -> bool:
         """Whether one of ``rows`` (indices) fails ``_checks.check_logits`` on either

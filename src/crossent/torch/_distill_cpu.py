@@ -91,6 +91,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import row_sum_tolerance
+from .._xp import namespace
 from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
@@ -100,6 +102,7 @@ from ._far_distillation import (
     _host_loss,
     _reduced,
     _square_is_far,
+    _truly_infinite,
     _validate,
     _work_dtype,
 )
@@ -109,13 +112,26 @@ __all__ = ["applies", "fused_distillation"]
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _REDUCTIONS = ("mean", "sum", "none")
+_FORMS = ("logits", "probs", "log_probs")
+_DIRECTIONS = ("forward", "reverse")
 
 
-def applies(student: Any, teacher: Any, temperature: Any, reduction: Any) -> bool:
+def applies(
+    student: Any,
+    teacher: Any,
+    temperature: Any,
+    reduction: Any,
+    teacher_form: Any = "logits",
+    direction: Any = "forward",
+) -> bool:
     """Whether the call goes through the fused op (module docstring); anything else, an
     invalid call included, takes the generic path, which names the error."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
+    if teacher_form not in _FORMS or direction not in _DIRECTIONS:
+        return False
+    if direction == "reverse" and torch.compiler.is_compiling():
+        return False  # (its truly infinite rows: the generic graph's, _infinite_reverse)
     if student.device.type != "cpu" or teacher.device.type != "cpu":
         return False
     if student.dtype not in _DTYPES or teacher.dtype != student.dtype:
@@ -145,15 +161,41 @@ def _value(temperature: Any) -> float:
 
 
 def fused_distillation(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: Any, reduction: str
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: Any,
+    reduction: str,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> Any:
     r""":math:`T^2 D(\operatorname{softmax}(v/T)\,\|\,\operatorname{softmax}(z/T))` of
-    student logits ``student`` (:math:`z`) and ``teacher`` (:math:`v`), rows x classes,
-    reduced: for a call that :func:`applies`."""
+    student logits ``student`` (:math:`z`) and ``teacher`` (:math:`v`, in
+    ``teacher_form``), rows x classes, reduced (``'reverse'``: :math:`T^2 D(s\,\|\,t)`):
+    for a call that :func:`applies`; None for a reverse call with a row whose
+    :math:`D(s\,\|\,t)` is truly infinite (:func:`_infinite_reverse`), which the caller
+    sends to the generic path."""
     value = _value(temperature)
-    ahead = _upstream_ahead(student, reduction)
-    rows, _, _, _ = distillation_cpu_rows(student, teacher.detach(), value, ahead)
+    reverse = direction == "reverse"
+    ahead = 0.0 if reverse else _upstream_ahead(student, reduction)
+    v = teacher.detach()
+    rows, _, kind, _ = distillation_cpu_rows(student, v, value, ahead, teacher_form, direction)
+    if reverse and _infinite_reverse(student, v, kind, teacher_form):
+        return None
     return _reduced(rows, reduction, None, _work_dtype(student, teacher))
+
+
+def _infinite_reverse(
+    student: torch.Tensor, teacher: torch.Tensor, kind: torch.Tensor, teacher_form: str
+) -> bool:
+    r"""Whether a reverse row that the op formed on the host (``kind`` 2) has a truly
+    infinite :math:`D(s\,\|\,t)` (``_far_distillation._truly_infinite``: a teacher
+    probability 0 where the student's is not). Its loss is ``inf`` either way; the
+    generic path gives such a call the gradient of its graph (finite where the NumPy
+    gradient's is not), which it keeps: the call goes there (one read of ``kind``)."""
+    far = kind == 2
+    if not bool(far.any()):
+        return False
+    return bool(_truly_infinite(student[far], teacher[far], teacher_form, 1).any())
 
 
 def _upstream_ahead(student: torch.Tensor, reduction: str) -> float:
@@ -173,29 +215,39 @@ _AHEAD_DTYPES = (torch.float32, torch.float64)
 """The dtypes whose gradient the forward op writes ahead (the kernels' own: ``_wide``)."""
 
 
-def _wide(x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int) -> np.ndarray:
+def _wide(
+    x: torch.Tensor, blocks: _distill_rows.Blocks, slot: int, probs: bool = False
+) -> np.ndarray:
     """``x`` (rows x classes) as the kernels read it: a float32 or float64 tensor as it
     is (contiguous: a copy only where it is not), float16 and bfloat16 widened by NumPy
     (exact) into the thread's float64 block ``slot`` of ``blocks``; bfloat16 by its
-    bits, which NumPy cannot read (``_launch._stored`` and ``_numpy_kernels.as_float32``)."""
+    bits, which NumPy cannot read (``_launch._stored`` and ``_numpy_kernels.as_float32``).
+    ``probs``: probabilities, as their logarithms formed in float64 into that block
+    (``_distill_rows.log_of_probs``)."""
     stored = _stored(x.detach())
     if stored.dtype == np.uint16:
         stored = as_float32(stored)
-    elif stored.dtype in _distill_rows.KERNEL_DTYPES:
+    elif stored.dtype in _distill_rows.KERNEL_DTYPES and not probs:
         return stored
     block = blocks.get(slot, stored.shape[0])
+    if probs:
+        return _distill_rows.log_of_probs(stored, block)
     np.copyto(block, stored)
     return block
 
 
 def _blocks_of(
-    student: torch.Tensor, teacher: torch.Tensor, blocks: _distill_rows.Blocks
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    blocks: _distill_rows.Blocks,
+    teacher_form: str = "logits",
 ) -> _distill_rows.Wide:
     """The kernels' ``wide(start, stop)`` of ``student`` and ``teacher`` (:func:`_wide`,
-    in ``blocks``' slots 0 and 1)."""
+    in ``blocks``' slots 0 and 1; a teacher of probabilities as their logarithms)."""
+    probs = teacher_form == "probs"
     return lambda start, stop: (
         _wide(student[start:stop], blocks, 0),
-        _wide(teacher[start:stop], blocks, 1),
+        _wide(teacher[start:stop], blocks, 1, probs),
     )
 
 
@@ -204,9 +256,14 @@ def _threads() -> int:
     return min(max(1, torch.get_num_threads()), 2)
 
 
-@torch.library.custom_op("crossent::distillation_cpu_rows_v2", mutates_args=())
+@torch.library.custom_op("crossent::distillation_cpu_rows_v3", mutates_args=())
 def distillation_cpu_rows(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, upstream: float = 0.0
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    upstream: float = 0.0,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Per-row :math:`T^2 D(t\,\|\,s)` (float64), each row's statistics :math:`(D, m_z,
     \ell_s, m_v, \ell_t)` (float64, rows x 5: the backward's) and its ``kind`` (int8: 0
@@ -215,44 +272,83 @@ def distillation_cpu_rows(
     ``upstream`` is not 0 (a float32 or float64 student), the gradient that
     :func:`distillation_cpu_rows_backward` gives for that upstream on every row, the same
     bits, formed by the forward kernel from each row's exponentials (two a logit in all,
-    not four; :func:`_upstream_ahead`), else an empty 0 x classes tensor."""
+    not four; :func:`_upstream_ahead`), else an empty 0 x classes tensor.
+
+    ``teacher_form`` and ``direction`` as :func:`crossent.distillation_loss`'s
+    (``_distill_rows.Options``: the teacher's log-probabilities, or the log of its
+    probabilities, as logits; ``'reverse'``: :math:`T^2 D(s\,\|\,t)`, ``upstream`` 0); a
+    teacher of probabilities or log-probabilities validated as the generic path does
+    (:func:`_validate_teacher`)."""
     rows, classes = student.shape
-    wide = _blocks_of(student, teacher, _distill_rows.Blocks(classes))
+    options = _distill_rows.Options(teacher_form, direction)
+    wide = _blocks_of(student, teacher, _distill_rows.Blocks(classes), teacher_form)
     ahead, gradient = None, None
-    if upstream:
+    if upstream and not options.reverse:
         ahead, small = _fresh(student), np.zeros(rows, dtype=np.bool_)
         scale = np.full(rows, upstream * temperature)  # (the backward op's u T, bit for bit)
         gradient = (scale, lambda start, stop: ahead[start:stop].numpy(), small)
-    stats = _distill_rows.forward_statistics(rows, classes, temperature, wide, _threads(), gradient)
+    stats = _distill_rows.forward_statistics(
+        rows, classes, temperature, wide, _threads(), gradient, options
+    )
+    _validate_teacher(student, teacher, stats, temperature, teacher_form)
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
     far = kind == 2  # (a huge D times T^2: inf, formed again)
     flagged = kind != 0
     if bool(flagged.any()):
         if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
-            _validate(student, teacher, 1)
-        loss[flagged] = _host_loss(student[flagged], teacher[flagged], temperature)
+            _validate(student, teacher, 1, teacher_form)
+        z, v = student[flagged], teacher[flagged]
+        loss[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
     if ahead is None:
         return loss, torch.from_numpy(stats), kind, student.new_empty((0, classes))
     u = torch.full((rows,), upstream, dtype=torch.float64)
-    _host_rows(ahead, student, teacher, kind, small, u, temperature)
+    _host_rows(ahead, student, teacher, kind, small, u, temperature, options)
     return loss, torch.from_numpy(stats), kind, ahead
+
+
+def _validate_teacher(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    stats: np.ndarray,
+    temperature: float,
+    teacher_form: str,
+) -> None:
+    """The generic path's validation of a teacher of probabilities or log-probabilities
+    (``_far_distillation._validate``: ``InputError`` naming the argument and the row, the
+    student first): at :math:`T = 1` only where the kernels' statistics do not surely
+    pass it (``_distill_rows.teacher_passes``: their :math:`L` is the teacher's
+    log-sum-exp there); at other temperatures always (its passes over the teacher)."""
+    if teacher_form == "logits":
+        return
+    if temperature == 1.0:
+        xp, _ = namespace(teacher, names=("teacher",))
+        tolerance = row_sum_tolerance(teacher.dtype, teacher.shape[1], xp=xp)
+        if _distill_rows.teacher_passes(stats, teacher_form, tolerance):
+            return
+    _validate(student, teacher, 1, teacher_form)
 
 
 @distillation_cpu_rows.register_fake
 def _distillation_cpu_rows_fake(
-    student: torch.Tensor, teacher: torch.Tensor, temperature: float, upstream: float = 0.0
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    upstream: float = 0.0,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     rows, classes = student.shape
+    ahead = upstream and direction == "forward"
     return (
         student.new_empty((rows,), dtype=torch.float64),
-        student.new_empty((rows, 5), dtype=torch.float64),
+        student.new_empty((rows, 6), dtype=torch.float64),
         student.new_empty((rows,), dtype=torch.int8),
-        student.new_empty((rows if upstream else 0, classes)),
+        student.new_empty((rows if ahead else 0, classes)),
     )
 
 
-@torch.library.custom_op("crossent::distillation_cpu_rows_backward", mutates_args=())
+@torch.library.custom_op("crossent::distillation_cpu_rows_backward_v2", mutates_args=())
 def distillation_cpu_rows_backward(
     upstream: torch.Tensor,
     student: torch.Tensor,
@@ -260,12 +356,16 @@ def distillation_cpu_rows_backward(
     stats: torch.Tensor,
     kind: torch.Tensor,
     temperature: float,
+    teacher_form: str = "logits",
+    direction: str = "forward",
 ) -> torch.Tensor:
     r"""``upstream[i]`` times the gradient :math:`T(s_i - t_i)` of row ``i`` of
-    :func:`distillation_cpu_rows` in ``student``, in its dtype (contiguous): the kernel's
-    rows, the flagged ones (``kind``, and the backward kernel's small spreads) by
+    :func:`distillation_cpu_rows` in ``student`` (``'reverse'``: :math:`T s_i \odot
+    (\log s_i - \log t_i - D_i)`), in its dtype (contiguous): the kernel's rows, the
+    flagged ones (``kind``, the backward kernel's small spreads) by
     ``_far_distillation._host_gradients``."""
     classes = student.shape[1]
+    options = _distill_rows.Options(teacher_form, direction)
     grad = _fresh(student)
     scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
     statistics = stats.contiguous().numpy()
@@ -284,11 +384,19 @@ def distillation_cpu_rows_backward(
         else:
             grad[start:stop] = torch.from_numpy(narrow).to(torch.bfloat16)
 
-    wide = _blocks_of(student, teacher, blocks)
+    wide = _blocks_of(student, teacher, blocks, teacher_form)
     spread_small = _distill_rows.backward_rows(
-        classes, statistics, temperature, scale, wide, target, None if direct else store, _threads()
+        classes,
+        statistics,
+        temperature,
+        scale,
+        wide,
+        target,
+        None if direct else store,
+        _threads(),
+        options,
     )
-    _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature)
+    _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature, options)
     return grad
 
 
@@ -300,16 +408,20 @@ def _host_rows(
     spread_small: np.ndarray,
     upstream: torch.Tensor,
     temperature: float,
+    options: _distill_rows.Options = _distill_rows.FORWARD_LOGITS,
 ) -> None:
     """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
-    spread) formed again by ``_far_distillation._host_gradients``, in place."""
+    spread) formed again by ``_far_distillation._host_gradients`` (with ``options``'
+    ``teacher_form`` and ``direction``), in place."""
     host = (kind != 0) | torch.from_numpy(spread_small)
     if bool(host.any()):
         z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
         # side: NaN there): distillation_loss_grad's, as before the kernels formed them
-        near = (kind[host] == 1) & formable(z.double(), v.double(), torch)
-        formed, _ = _host_gradients(z, v, temperature, u, True, False, near)
+        scores = v.double().log() if options.teacher_form == "probs" else v.double()
+        near = (kind[host] == 1) & formable(z.double(), scores, torch)
+        form, direction = options.teacher_form, options.direction
+        formed, _ = _host_gradients(z, v, temperature, u, True, False, near, form, direction)
         if formed is not None:  # (always: the student's gradient was asked for)
             grad[host] = formed
 
@@ -341,12 +453,14 @@ def _distillation_cpu_rows_backward_fake(
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
-    student, teacher, temperature, upstream = inputs
+    student, teacher, temperature, upstream, teacher_form, direction = inputs
     _, stats, kind, ahead = output
     ctx.save_for_backward(student, teacher, stats, kind)
     ctx.mark_non_differentiable(stats, kind, ahead)
     ctx.set_materialize_grads(False)  # (no N x V zeros for ahead's gradient: None)
     ctx.temperature = temperature
+    ctx.forms = (teacher_form, direction)
+    upstream = upstream if direction == "forward" else 0.0  # (reverse: no gradient ahead)
     # (not saved for backward: its one reference goes to autograd, which keeps it as the
     # leaf's gradient instead of a copy)
     ctx.ahead = (ahead, upstream) if upstream else None
@@ -362,20 +476,21 @@ def _backward(ctx: Any, upstream: torch.Tensor | None, *_: Any) -> tuple[Any, ..
     grad = None
     if ctx.needs_input_grad[0] and upstream is not None:
         if ahead is not None and not torch.is_grad_enabled() and bool((upstream == ahead[1]).all()):
-            return ahead[0], None, None, None
+            return ahead[0], None, None, None, None, None
         grad = distillation_cpu_rows_backward(
-            upstream, student, teacher, stats, kind, ctx.temperature
+            upstream, student, teacher, stats, kind, ctx.temperature, *ctx.forms
         )
-    return grad, None, None, None
+    return grad, None, None, None, None, None
 
 
 distillation_cpu_rows.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _backward_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    upstream, student, teacher, _, _, temperature = inputs
+    upstream, student, teacher, _, _, temperature, teacher_form, direction = inputs
     ctx.save_for_backward(upstream, student, teacher)
     ctx.temperature = temperature
+    ctx.forms = (teacher_form, direction)
 
 
 def _second_derivative(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
@@ -390,6 +505,8 @@ def _second_derivative(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
     upstream, student, teacher = ctx.saved_tensors
     temperature = ctx.temperature
     needs = ctx.needs_input_grad
+    if ctx.forms != ("logits", "forward"):
+        return _second_derivative_of_options(ctx, w)
     work = _work_dtype(student, teacher)
     s = torch.softmax(student.to(work) / temperature, 1)
     w = w.to(work)
@@ -407,3 +524,47 @@ def _second_derivative(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
 distillation_cpu_rows_backward.register_autograd(
     _second_derivative, setup_context=_backward_setup_context
 )
+
+
+def _second_derivative_of_options(ctx: Any, w: torch.Tensor) -> tuple[Any, ...]:
+    r""":func:`_second_derivative` of the other options (``ctx.forms``): the backward
+    op's output :math:`G` formed again by torch operations in the work dtype
+    (:func:`_gradient_formula`), its vector-Jacobian product with :math:`W` by
+    autograd (recorded in its turn, for a third derivative too)."""
+    upstream, student, teacher = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    work = _work_dtype(student, teacher)
+    with torch.enable_grad():
+        u = upstream.detach().to(work).requires_grad_(needs[0])
+        z = student.detach().to(work).requires_grad_(needs[1])
+        g = _gradient_formula(u, z, teacher.detach().to(work), ctx.temperature, *ctx.forms)
+        inputs = [x for x, need in ((u, needs[0]), (z, needs[1])) if need]
+        grads = list(torch.autograd.grad(g, inputs, w.to(work), create_graph=True))
+    grad_u = grads.pop(0).to(upstream.dtype) if needs[0] else None
+    grad_z = grads.pop(0).to(student.dtype) if needs[1] else None
+    return grad_u, grad_z, None, None, None, None, None, None
+
+
+def _gradient_formula(
+    u: torch.Tensor,
+    z: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    teacher_form: str,
+    direction: str,
+) -> torch.Tensor:
+    r"""The backward op's :math:`G_i = u_i T (s_i - t_i)` (``'reverse'``: :math:`u_i T
+    s_i \odot (\log s_i - \log t_i - D(s_i\,\|\,t_i))`) by torch operations, the
+    teacher softened as the generic path softens it (at :math:`T = 1` probabilities and
+    log-probabilities as they are; a teacher probability 0 adds nothing)."""
+    log_s = torch.log_softmax(z / temperature, 1)
+    log_t = v.log() if teacher_form == "probs" else v
+    if teacher_form == "logits" or temperature != 1.0:
+        log_t = torch.log_softmax(log_t / temperature, 1)
+    s = log_s.exp()
+    if direction == "forward":
+        return u[:, None] * temperature * (s - log_t.exp())
+    difference = log_s - log_t.masked_fill(torch.isneginf(log_t), 0.0)
+    terms = torch.where(s > 0, s * difference, 0.0)
+    kl = terms.sum(1, keepdim=True)
+    return u[:, None] * temperature * torch.where(s > 0, s * (difference - kl), 0.0)

@@ -248,9 +248,13 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
-    default = teacher_form == "logits" and direction == "forward"
-    if default and _distill_cpu.applies(input, teacher_logits, temperature, reduction):
-        return _distill_cpu.fused_distillation(input, teacher_logits, temperature, reduction)
+    options = (teacher_form, direction)
+    if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):
+        fused = _distill_cpu.fused_distillation(
+            input, teacher_logits, temperature, reduction, *options
+        )
+        if fused is not None:  # (None: a reverse row truly infinite, the generic path's)
+            return fused
     return distillation_rows_checked(
         input,
         teacher_logits,

@@ -121,6 +121,7 @@ def distillation_rows_checked(
         return _traced(student, teacher, temperature, reduction, axis, **options)
     if _square_is_far(student, teacher, temperature):
         check_reduction(reduction)  # (the NumPy call below is of 'none')
+        _validate(student, teacher, axis, teacher_form)  # (in their dtype: _host_loss's is not)
         rows = _host_rows(student, teacher, float(temperature), axis, **options)
         return _reduced(rows, reduction, None, _work_dtype(student, teacher))
     ordinary = _ordinary_call(student, teacher, temperature, reduction, axis, **options)
@@ -411,7 +412,9 @@ def _host_loss(
     r"""Per-row :math:`T^2 D(t\,\|\,s)` (``'reverse'``: :math:`T^2 D(s\,\|\,t)`) of
     student rows ``z`` and teacher rows ``v`` in ``teacher_form`` (rows x classes) by the
     NumPy :func:`crossent.distillation_loss` on float64 host copies (float64, on their
-    device)."""
+    device). Not validated: the callers validate ``z`` and ``v`` in their own dtype
+    (``_validate``; float32 probabilities widened to float64 would fail float64's
+    row-sum tolerance)."""
     rows = losses.distillation_loss(
         _host64(z),
         _host64(v),
@@ -419,6 +422,7 @@ def _host_loss(
         teacher_form=teacher_form,
         direction=direction,
         reduction="none",
+        validate=False,
     )
     return torch.from_numpy(np.array(rows, dtype=np.float64).reshape(-1)).to(z.device)
 
@@ -456,6 +460,7 @@ def _host_gradients(
             teacher_form=teacher_form,
             direction=direction,
             reduction="none",
+            validate=False,
         )
         if at is not None:  # (``near``: under torch.compile)
             scores = _teacher_scores(v64[at], teacher_form)
@@ -470,6 +475,7 @@ def _host_gradients(
             temperature=temperature,
             direction="reverse" if forward else "forward",
             reduction="none",
+            validate=False,
         )
         if at is not None:
             g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=not forward)
