@@ -35,8 +35,15 @@ below :math:`e^{-708}` is 0 here, a subnormal there).
 A call is taken (:func:`fused_call`) when Numba is installed and: two NumPy arrays
 (``np.ndarray`` itself) of one float32 or float64 dtype in native byte order, of one
 shape, two axes or more, C-contiguous, with two classes or more on the last axis and
-at least :data:`FUSED_ELEMENTS` entries; teacher logits (``teacher_form='logits'``),
-``direction='forward'``, any ``reduction`` and ``base``, a ``temperature`` whose
+at least :data:`FUSED_ELEMENTS` entries; any ``teacher_form`` and ``direction``
+(``_distill_rows.Options``: the teacher's log-probabilities, or the log of its
+probabilities formed in float64 a block of rows at a time, as its logits; the reverse
+direction by the forward kernel of the roles swapped and the reverse backward kernel,
+its near rows those of a small :math:`D` as the full path's; at :math:`T = 1` such a
+teacher taken as it is, as the full path takes it; with ``validate``, such a teacher
+screened by the kernels' log-sum-exp at :math:`T = 1`, by the full path's check
+elsewhere, and the full path run where it fails, to name the error), any
+``reduction`` and ``base``, a ``temperature`` whose
 square is a normal float64 and below ``_far_gaps.WIDE_TEMPERATURE``, ``validate`` a
 bool. Anything else (an invalid option too: the full path names it) returns None and
 the full path runs as before. Below :data:`FUSED_ELEMENTS` the lean path of small

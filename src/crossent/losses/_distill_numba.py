@@ -59,6 +59,18 @@ bits (one function of the exponentials, :func:`_terms`, and of the difference,
 :math:`e^{\tau_c}` kept from the sums (float64 buffers of the row's length): two
 exponentials a logit for the forward and the backward together, not four.
 
+The options of :func:`crossent.distillation_loss` (``_distill_rows.Options``): a
+teacher of log-probabilities or probabilities reaches the kernels as logits (its
+log-probabilities, :math:`\log p`); at :math:`T = 1`, where the full path takes such a
+teacher as it is (:math:`t_c = e^{v_c}`, rows that sum to :math:`e^L \approx 1`), the
+forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
+:math:`D_k` and :math:`\ell_t = -m_v` (:func:`_given`), and each row's :math:`L = m_v +
+\ell_t` in a sixth column where ``out`` has one (the validation's screen). The reverse
+:math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
+:func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\sigma_c
+- \tau_c + \ell_t - \ell_s - D)` (one exponential a logit, the quotients as pairs, 0
+where :math:`s_c` is, even beside :math:`t_c = 0`).
+
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
 validates them. A ``-inf`` logit beside others is valid (a masked class): its

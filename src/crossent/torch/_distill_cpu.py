@@ -73,11 +73,29 @@ NumPy's). End to end (``--versus-plain --compiled-plain --shapes 4096x32000 --re
 --rounds 3 --against``, two threads, wall, load 1.2-2.6): 0.48 s (median 0.77) against
 main's 0.74 (1.23), the compiled idiom 0.55-0.70 (1.08-1.22).
 
+Every ``teacher_form`` and ``direction`` of :func:`crossent.distillation_loss` (issue 13
+follow-up: on main the other options ran the generic path, 21 ms against 1.7 for the
+forward and backward of 256 x 1000 float32): the kernels read the teacher as logits
+(its log-probabilities as they are, the log of its probabilities formed in float64
+into the thread's block, :func:`_wide`), the reverse direction is the forward kernel
+of the roles swapped and a reverse backward kernel (``_distill_rows.Options``; no
+gradient written ahead), and at :math:`T = 1` a teacher of probabilities or
+log-probabilities is taken as it is (the generic path's ``log_t``, not renormalised:
+``_distill_numba._given``). Such a teacher is validated as the generic path validates
+it (:func:`_validate_teacher`: at :math:`T = 1` the kernels' log-sum-exp of each row
+screens it, elsewhere the generic check runs, its passes over the teacher). A reverse
+row whose :math:`D(s\,\|\,t)` is truly infinite sends its call to the generic path
+(:func:`fused_distillation` returns None), whose graph gives it a finite gradient; the
+second derivative of the options' backward op is autograd's through a torch formula
+of its output (:func:`_second_derivative_of_options`). Reverse calls under
+``torch.compile`` keep the generic graph (:func:`applies`).
+
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
-The forward op's name is ``_v2`` since it gained ``upstream`` and the gradient written
-ahead (a changed schema takes a new name: compiled-graph caches key a graph by the ops'
-names, ``_ops``' module note). The backward op has an autograd formula of its own
+The forward op's name is ``_v3`` since it gained ``teacher_form`` and ``direction``
+(``_v2``: ``upstream`` and the gradient written ahead), the backward op's ``_v2`` (a
+changed schema takes a new name: compiled-graph caches key a graph by the ops' names,
+``_ops``' module note). The backward op has an autograd formula of its own
 (:func:`_second_derivative`), by torch operations: a gradient penalty differentiates
 through it as through the generic path's graph.
 """

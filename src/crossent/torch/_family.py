@@ -6,7 +6,8 @@ but no fused kernel, and their data checks (``validate=True``) read values, so
 ``torch.compile`` breaks the graph there. Use them eagerly; but ``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
-gradient run fused kernels in a custom op of their own (``_distill_cpu``).
+gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
+``teacher_form`` and ``direction``.
 """
 
 from __future__ import annotations
@@ -219,15 +220,21 @@ def distillation_loss(
     within an ulp of the float64 truth before its rounding, the student's gradient
     :math:`T(s - t)` rounded once (to float32 first for float16 and bfloat16).
 
-    Other options than ``teacher_form='logits', direction='forward'`` take the
-    generic path (never the fused op), eagerly and under ``torch.compile``
-    (``fullgraph=True`` too), their far and near rows formed again by the NumPy
-    functions with the same options; a reverse row whose :math:`D(s\,\|\,t)` is
-    truly :math:`+\infty` (a teacher probability 0 where the student's is not) keeps
-    the generic formula's ``inf``. One case takes the generic formula recorded by
-    autograd alone: a teacher given as probabilities or log-probabilities that
-    requires a gradient (its rows whose gaps pass the work dtype's range are not formed
-    again, and under ``torch.compile`` its checks' reads break the graph).
+    Every ``teacher_form`` and ``direction`` takes that op (``_distill_rows.Options``):
+    the teacher's log-probabilities, or the log of its probabilities formed in float64,
+    as its logits; the reverse direction by the forward kernel of the roles swapped and
+    a reverse backward kernel (:math:`T s \odot (\log s - \log t - D)`); at
+    :math:`T = 1` probabilities and log-probabilities taken as they are, as the generic
+    path takes them (not renormalised); the teacher validated as the generic path
+    does. Two cases keep the generic path: a reverse call with a row whose
+    :math:`D(s\,\|\,t)` is truly :math:`+\infty` (a teacher probability 0 where the
+    student's is not: its ``inf``, and the gradient of the generic graph), and reverse
+    calls under ``torch.compile`` (which cannot look at that row first). There the far
+    and near rows are formed again by the NumPy functions with the same options. One
+    case takes the generic formula recorded by autograd alone: a teacher given as
+    probabilities or log-probabilities that requires a gradient (its rows whose gaps
+    pass the work dtype's range are not formed again, and under ``torch.compile`` its
+    checks' reads break the graph).
 
     Examples
     --------
