@@ -193,3 +193,81 @@ def test_small_spread_flag_beside_its_threshold(ratio: float) -> None:
     assert abs(spread(delta) / 2.0**-15 - ratio) < 0.05
     _, _, small = _kernels(z, v, 3.0)
     assert small[0] == (ratio < 1.0)
+
+
+# ------------------------------------------------------------------ the reverse direction
+#
+# Issue 13 follow-up (the options on the fused kernels): the reverse D(s || t) is the
+# forward kernel of the roles swapped (``_distill_rows._reverse_statistics``), its
+# gradient g_c = s_c (sigma_c - tau_c + ell_t - ell_s - D) the reverse kernel's. Bounds,
+# with C = |ell_t - ell_s| + |D|, A = sum_c s_c |sigma_c - tau_c| and I_c = |g_c| / s_c:
+# |Delta D| <= 16 eps (1 + A + C) (measured 11.0) and |Delta g_c| <= 6 eps s_c (I_c +
+# |sigma_c - tau_c| + C + 1 + A) (measured 3.0), plus for float64 rows eps s_c (|sigma_c|
+# (1 + I_c) + |tau_c|) and below e^-708, where s_c is 0 here, e^-708 (1 + I_c).
+# Mutants caught (T = 7): the remainders lo left out of sigma - tau (250), the student's
+# exponential of q without lo (307). Two more rows: float32-valued logits spread to
+# some 1e3 with a teacher 0.01 away (sigma large, the bracket small).
+
+
+def _reverse_rows(classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_hard_rows` and two rows where sigma is large and the bracket small."""
+    z, v = _hard_rows(classes, classes)
+    rng = np.random.default_rng(classes + 1)
+    ez = (300.0 * rng.standard_normal((2, classes), dtype=np.float32)).astype(np.float64)
+    noise = 0.01 * rng.standard_normal((2, classes), dtype=np.float32)
+    ev = (ez + noise).astype(np.float32).astype(np.float64)
+    return np.ascontiguousarray(np.vstack([z, ez])), np.ascontiguousarray(np.vstack([v, ev]))
+
+
+def _reverse_oracle(z: np.ndarray, v: np.ndarray, temperature: float) -> dict:
+    """D(s || t), its gradient's entries and their bounds' magnitudes (longdouble)."""
+    wide = np.longdouble
+    zl, vl = z.astype(wide), v.astype(wide)
+    sigma = (zl - zl.max(1, keepdims=True)) / wide(temperature)
+    tau = (vl - vl.max(1, keepdims=True)) / wide(temperature)
+    ell_s, ell_t = np.log(np.exp(sigma).sum(1)), np.log(np.exp(tau).sum(1))
+    s = np.exp(sigma - ell_s[:, None])
+    gap = sigma - tau
+    kl = (s * gap).sum(1) + ell_t - ell_s
+    inner = gap + (ell_t - ell_s - kl)[:, None]
+    return {
+        "D": kl,
+        "g": s * inner,
+        "s": s,
+        "I": np.abs(inner),
+        "gap": np.abs(gap),
+        "C": np.abs(ell_t - ell_s) + np.abs(kl),
+        "A": (s * np.abs(gap)).sum(1),
+        "sigma": np.abs(sigma),
+        "tau": np.abs(tau),
+    }
+
+
+@pytest.mark.parametrize("classes", CLASSES)
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_reverse_rows_within_ulps_of_the_extended_oracle(temperature: float, classes: int) -> None:
+    from crossent.losses import _distill_rows
+
+    z, v = _reverse_rows(classes)
+    rows = z.shape[0]
+    stats = np.empty((rows, 6))
+    forward, _ = _distill_rows.kernels()
+    _distill_rows._reverse_statistics(
+        forward, read_only(z), read_only(v), temperature, stats, False
+    )
+    grad = np.empty_like(z)
+    _distill_numba.distillation_reverse_backward_kernel(
+        read_only(z), read_only(v), stats, temperature, np.ones(rows), grad
+    )
+    o = _reverse_oracle(z, v, temperature)
+    kl = np.abs(stats[:, 0] - o["D"]) / (EPS * (1 + o["A"] + o["C"]))
+    assert float(kl.max()) <= 16.0, kl
+    s, inner = o["s"], o["I"]
+    rounded = np.zeros(rows, dtype=bool)
+    rounded[list(FLOAT64_ROWS)] = True
+    slack = np.where(rounded[:, None], EPS * s * (o["sigma"] * (1 + inner) + o["tau"]), 0.0)
+    slack = slack + FLOOR * (1 + inner)
+    excess = np.maximum(np.abs(grad - o["g"]) - slack, 0.0)
+    unit = EPS * s * (inner + o["gap"] + o["C"][:, None] + 1 + o["A"][:, None])
+    g = (excess / (unit + np.finfo(float).tiny)).max(1)
+    assert float(g.max()) <= 6.0, g
