@@ -158,7 +158,7 @@ class FusedCall:
         log-probabilities (``validate``; False for logits): at :math:`T = 1` a row that
         the kernels' statistics do not surely pass (``_distill_rows.teacher_passes``:
         their :math:`L` is the teacher's log-sum-exp there), at other temperatures a
-        teacher that fails the full path's own check (``_sides.validated``: a pass or
+        teacher that fails the full path's own check (``_sides.passes_check``: a pass or
         two over it, which the kernels' softened sums cannot answer)."""
         form = self.variant.teacher_form
         if not self.validate or form == "logits":
