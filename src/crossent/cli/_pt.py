@@ -64,10 +64,10 @@ def load_pt(path: Path) -> Any:
         # A damaged or foreign file makes torch.load raise whatever its parser meets
         # (RuntimeError from the zip reader, EOFError, ValueError, KeyError, ...): any of
         # them means the same thing here, and the CLI's rule is one line, never a traceback.
-        text = str(exc).strip().splitlines()
+        lines = str(exc).strip().splitlines()
         raise SourceError(
             f"{path}: not a file torch.save wrote ({type(exc).__name__}: "
-            f"{text[0] if text else 'no message'})"
+            f"{lines[0] if lines else 'no message'})"
         ) from exc
 
 
