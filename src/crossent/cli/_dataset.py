@@ -57,6 +57,8 @@ class Dataset:
     dtype_hint: str = ""
     ids: Any = None
     columns: dict[str, Any] | None = None
+    labels_source: str = ""
+    """The file the labels were read from, when not ``source`` (``--labels``)."""
     row_ids: tuple[list[str], str] = ([], "")
     """A table's class columns of integers with a different value in every row (likely
     row ids), and the table's first column."""

@@ -101,6 +101,7 @@ def attach_labels(
                 "source of labels (drop one)"
             )
         dataset.labels = _read_labels(labels_path, label_column, dataset.class_names)
+        dataset.labels_source = str(labels_path)
         where = labels_path
     elif dataset.labels is None:
         raise SourceError(

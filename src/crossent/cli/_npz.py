@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -131,7 +132,15 @@ def npy_layout(
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran_order, dtype = read_header(raw)
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError) as exc:
+    except (
+        ValueError,
+        SyntaxError,
+        TypeError,
+        EOFError,
+        OverflowError,
+        RecursionError,
+        tokenize.TokenError,  # NumPy tokenizes the header text to read older files
+    ) as exc:
         raise SourceError(f"{path}: {_array(name)} is not a valid .npy array ({exc})") from exc
     if dtype.hasobject:
         raise SourceError(

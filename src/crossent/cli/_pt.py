@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,14 @@ def load_pt(path: Path) -> Any:
     zip format); a file it cannot read is a :class:`SourceError` of one line."""
     torch = require("torch", f"reading {path.suffix} files", extra="torch")
     try:
-        # mmap needs the zip format; is_zipfile only reads the end of the file
-        return torch.load(
-            path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path)
-        )
+        with warnings.catch_warnings():
+            # torch warns of what it then refuses (a pickle protocol it does not expect):
+            # the refusal below says it in one line
+            warnings.simplefilter("ignore")
+            # mmap needs the zip format; is_zipfile only reads the end of the file
+            return torch.load(
+                path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path)
+            )
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text:  # a class or function the restricted unpickler refused
