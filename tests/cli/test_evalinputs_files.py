@@ -503,3 +503,23 @@ def test_integer_class_columns_that_repeat_get_no_note(
     _, err = _report(capsys, ["report", str(tmp_path / "ids.csv"), "--logits"])
     assert "the class column 'row' holds integers, a different one in every row" in err
     assert err.strip().endswith("pass --id-column row")
+
+
+def test_npz_member_whose_header_numpy_cannot_tokenize(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by the fuzz above: a ``[`` in a member's header made NumPy's header reader
+    raise ``tokenize.TokenError``, an internal error (exit 3) on main."""
+    import io
+    import zipfile
+
+    member, labels = io.BytesIO(), io.BytesIO()
+    np.save(member, np.full((4, 2), 0.5))
+    np.save(labels, np.array([0, 1, 0, 1]))
+    damaged = bytearray(member.getvalue())
+    damaged[damaged.index(b"fortran_order'") + 14] = ord("[")
+    with zipfile.ZipFile(tmp_path / "bad.npz", "w") as archive:
+        archive.writestr("probs.npy", bytes(damaged))
+        archive.writestr("labels.npy", labels.getvalue())
+    err = _error(capsys, ["report", str(tmp_path / "bad.npz")])
+    assert "'probs' is not a valid .npy array" in err
