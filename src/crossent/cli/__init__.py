@@ -149,9 +149,15 @@ def _parser() -> argparse.ArgumentParser:
         "is the baseline); '-' reads a CSV from standard input",
     )
     form = report.add_mutually_exclusive_group()
-    form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
     form.add_argument(
-        "--log-probs", action="store_true", help="CSV/Parquet columns are log-probabilities"
+        "--logits",
+        action="store_true",
+        help="a table's columns, a .npy or a .pt's single tensor hold logits",
+    )
+    form.add_argument(
+        "--log-probs",
+        action="store_true",
+        help="a table's columns, a .npy or a .pt's single tensor hold log-probabilities",
     )
     report.add_argument(
         "--dtype",

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ._columns import TableColumns
 from ._dataset import Dataset, SourceError
-from ._labels import TABLE_SUFFIXES, attach_labels, check_file
+from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
+from ._labels import attach_labels, check_file
 from ._npy import open_npy
 from ._npz import open_npz
 from ._pt import open_pt
@@ -181,7 +182,7 @@ def _label_column(path: Path, columns: TableColumns | None, labels: Path | None)
         return "label"
     if (
         labels is not None
-        and labels.suffix.lower() in TABLE_SUFFIXES
+        and labels.suffix.lower() in _TABLE_SUFFIXES
         and columns.id is None
         and columns.classes is None
     ):

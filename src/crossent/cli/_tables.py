@@ -22,7 +22,7 @@ from ._columns import ColumnChoice, TableColumns, choose_columns
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
 
-__all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet"]
+__all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet", "read_label_column"]
 
 STDIN = Path("-")
 """``-`` on the command line: a CSV table on standard input."""
