@@ -122,6 +122,8 @@ def test_learner_temperature_on_a_uniform_q_is_not_called_sharper(
     assert "Here: flatter" not in out  # uniform over the outcomes it allows
     out = _ok(capsys, ["explain", "--p", "1,0", "--q", "0.8,0.2", "--temperature", "0.5"])
     assert "Here: sharper" in out
+    out = _ok(capsys, ["explain", "--logits", "2,1,0.1", "--label", "0", "--temperature", "2"])
+    assert re.search(r"class\W+p\W+p at T", out)  # the logits' table says class, as above it
 
 
 # Bits: the logarithm named is the one computed ----------------------------------------------

@@ -252,10 +252,12 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     out.line("Gibbs' inequality: both are >= 0, and 0 only when P = Q.")
 
 
-def _temperature_table(out: Output, before: Any, after: Any, temperature: float, name: str) -> None:
+def _temperature_table(
+    out: Output, before: Any, after: Any, temperature: float, name: str, *, index: str = "outcome"
+) -> None:
     out.table(
         f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)",
-        ("outcome", name, f"{name} at T"),
+        (index, name, f"{name} at T"),
         [
             [str(k), fmt(b, 4), fmt(a, 4)]
             for k, (b, a) in enumerate(zip(before, after, strict=True))
@@ -342,7 +344,9 @@ def explain_logits(
     if smoothing is not None:
         _smoothing_floor(out, target, smoothed, eps, base=base, unit=unit)
     if temperature is not None:
-        _temperature_table(out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p")
+        _temperature_table(
+            out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p", index="class"
+        )
 
 
 def _smoothing_floor(
