@@ -30,18 +30,9 @@ from ._checks import (
     row_sum_tolerance,
 )
 from ._numerics import safe_log
-from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp, namespace
-from .errors import InputError
+from ._xp import Array, astype, compute_dtype, log_softmax, logsumexp
 
-__all__ = [
-    "PendingCheck",
-    "Side",
-    "passes_check",
-    "prepare",
-    "prepare_one",
-    "prepare_pair",
-    "ready",
-]
+__all__ = ["PendingCheck", "Side", "prepare", "prepare_one", "prepare_pair", "ready"]
 
 
 @dataclass
@@ -223,18 +214,6 @@ def _ready(x: Array, *, axis: int) -> bool:
 ready = _ready
 """Whether a NumPy array is ready as it is (:func:`_ready`), for the losses' own prepare
 step (issue 13); this module's shortcuts call ``_ready``, which the tests patch."""
-
-
-def passes_check(values: Array, form: Form) -> bool:
-    """Whether ``values`` (classes last, a NumPy array or a tensor) pass the validation
-    of ``form`` (:func:`_validate`'s; no error raised: a caller whose full path then
-    names it, in its order)."""
-    xp, _ = namespace(values, names=("values",))
-    try:
-        _validate(Side(values, form, xp), name="", axis=values.ndim - 1, storage_dtype=values.dtype)
-    except InputError:
-        return False
-    return True
 
 
 def _validate(side: Side, *, name: str, axis: int, storage_dtype: Any) -> None:

@@ -41,8 +41,8 @@ probabilities formed in float64 a block of rows at a time, as its logits; the re
 direction by the forward kernel of the roles swapped and the reverse backward kernel,
 its near rows those of a small :math:`D` as the full path's; at :math:`T = 1` such a
 teacher taken as it is, as the full path takes it; with ``validate``, such a teacher
-screened by the kernels' log-sum-exp at :math:`T = 1`, by the full path's check
-elsewhere, and the full path run where it fails, to name the error), any
+screened by the kernels' log-sum-exp of its rows, and the full path run where a row
+fails, to name the error), any
 ``reduction`` and ``base``, a ``temperature`` whose
 square is a normal float64 and below ``_far_gaps.WIDE_TEMPERATURE``, ``validate`` a
 bool. Anything else (an invalid option too: the full path names it) returns None and
@@ -74,12 +74,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from .._checks import Form, row_sum_tolerance
-from .._sides import passes_check
+from .._checks import row_sum_tolerance
 from .._xp import compat_numpy, to_float32
 from . import _cpu_kernels, _distill_rows
 from ._batch import Batch, LossOptions, batch_for
@@ -155,18 +154,14 @@ class FusedCall:
 
     def teacher_fails(self, stats: np.ndarray) -> bool:
         """Whether the full path should validate a teacher of probabilities or
-        log-probabilities (``validate``; False for logits): at :math:`T = 1` a row that
-        the kernels' statistics do not surely pass (``_distill_rows.teacher_passes``:
-        their :math:`L` is the teacher's log-sum-exp there), at other temperatures a
-        teacher that fails the full path's own check (``_sides.passes_check``: a pass or
-        two over it, which the kernels' softened sums cannot answer)."""
+        log-probabilities (``validate``; False for logits): a row that the kernels'
+        statistics do not surely pass (``_distill_rows.teacher_passes``: the teacher's
+        log-sum-exp of each row, the kernels' own)."""
         form = self.variant.teacher_form
         if not self.validate or form == "logits":
             return False
-        if self.temperature == 1.0:
-            tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=compat_numpy)
-            return not _distill_rows.teacher_passes(stats, form, tolerance)
-        return not passes_check(self.v, cast("Form", form))
+        tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=compat_numpy)
+        return not _distill_rows.teacher_passes(stats, form, tolerance)
 
     def invalid(self, rows: np.ndarray) -> bool:
         """Whether one of ``rows`` (indices) fails ``_checks.check_logits`` on either

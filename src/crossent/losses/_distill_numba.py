@@ -347,10 +347,12 @@ def _normalisers(ell_s, ell_t):
 
 
 @numba.njit(inline="never")
-def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
+def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse):
     # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring), and where out has
-    # a sixth column the teacher's log-sum-exp L = m_v + ell_t; given (T = 1, a teacher of
-    # log-probabilities taken as they are: _given): D and ell_t of t_c = e^v_c. Where grad
+    # a sixth column the teacher's log-sum-exp L = m_v + ell_t (T = 1; else, for lse 1 or
+    # 2, that of v or z at T = 1: _exp_block, one exponential more a logit, the
+    # validation's screen); given (T = 1, a teacher of log-probabilities taken as they
+    # are: _given): D and ell_t of t_c = e^v_c. Where grad
     # has rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau
     # kept (the backward kernel's bits), and the spread flags
     prefer_wide_vectors()
@@ -360,6 +362,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
     # e^sigma and e^tau: one block for every row, or the whole row where kept
     terms = np.empty((2, classes if keep else BLOCK))
     ew = np.empty(BLOCK)
+    ex = np.empty(BLOCK)  # (lse: e^(x - m) of a block)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
     own = np.empty((5, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
     for i in range(rows):
@@ -392,6 +395,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        whole = 0.0  # (lse: sum_c e^(x_c - m) of the side it names)
         for b in range(own.shape[1]):
             start = b * BLOCK
             n = min(BLOCK, classes - start)
@@ -404,6 +408,10 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
             if start <= jv < start + n:
                 et[jv - start] = 0.0
             a, c, d = _sums(es, et, ew, n)
+            if lse == 1:  # (two calls: z and v may be of two dtypes)
+                whole += _exp_block(vr[at], mv, ex)
+            elif lse == 2:
+                whole += _exp_block(zr[at], mz, ex)
             ss, ss_lo = two_sum(ss, ss_lo, a)
             st, st_lo = two_sum(st, st_lo, c)
             w, w_lo = two_sum(w, w_lo, d)
@@ -424,7 +432,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given):
         out[i, 2] = ell_s
         out[i, 4] = ell_t
         if out.shape[1] > 5:
-            out[i, 5] = mv + ell_t
+            out[i, 5] = mv + ell_t if not lse else (mv if lse == 1 else mz) + np.log(whole)
         if given:
             out[i, 0], out[i, 4] = _given(out[i, 0], mv, ell_t)
             ell_t = out[i, 4]
@@ -450,20 +458,41 @@ def _given(d, mv, ell_t):
     return np.exp(big_l) * (d + big_l), -mv
 
 
+@numba.njit(fastmath=_LOOP, inline="never")
+def _exp_block(xb, m, ex):
+    # sum_c e^(x_c - m) of a block (0 below the floor; a term past the range: the row's
+    # NaN, found before): the exponentials into ex, then their sum (vectorised)
+    n = xb.shape[0]
+    for j in range(n):
+        d = xb[j] - m
+        ex[j] = exp_of_pair(d, 0.0, 0.0) if d > _FLOOR else 0.0
+    return _sum_of(ex, n)
+
+
+@numba.njit(fastmath=_SUMS, inline="never")
+def _sum_of(ex, n):
+    total = 0.0
+    for j in range(n):
+        total += ex[j]
+    return total
+
+
 @numba.njit(nogil=True, cache=True)
-def distillation_forward_kernel(z, v, temperature, out, given=False):
-    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring); given: _given
+def distillation_forward_kernel(z, v, temperature, out, given=False, lse=0):
+    # Per row: (D, m_z, ell_s, m_v, ell_t), float64 (module docstring); given: _given;
+    # lse: _forward_rows'
     none = np.empty((0, z.shape[1]), dtype=z.dtype)  # (no gradient: the same types)
-    _forward_rows(z, v, temperature, out, np.empty(0), none, np.empty(0, dtype=np.bool_), given)
+    no_flags = np.empty(0, dtype=np.bool_)
+    _forward_rows(z, v, temperature, out, np.empty(0), none, no_flags, given, lse)
 
 
 @numba.njit(nogil=True, cache=True)
 def distillation_forward_gradient_kernel(
-    z, v, temperature, out, scale, grad, spread_small, given=False
+    z, v, temperature, out, scale, grad, spread_small, given=False, lse=0
 ):
     # distillation_forward_kernel's statistics, and distillation_backward_kernel's grad
     # and spread_small of them (the same bits), scale: r per row
-    _forward_rows(z, v, temperature, out, scale, grad, spread_small, given)
+    _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
 
 
 @numba.njit(nogil=True, cache=True)

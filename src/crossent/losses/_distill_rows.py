@@ -144,8 +144,10 @@ def log_of_probs(probs: np.ndarray, block: np.ndarray) -> np.ndarray:
 def teacher_passes(stats: np.ndarray, teacher_form: str, tolerance: float) -> bool:
     r"""Whether every row surely passes the validation of a teacher of probabilities or
     log-probabilities (``_checks.check_distribution``, ``check_log_distribution``) by
-    the kernels' statistics (``stats[:, 5]``, the teacher's log-sum-exp :math:`L`, and
-    :math:`m_v`): :math:`|e^L - 1|` within half the row-sum ``tolerance`` (NaN for a
+    the kernels' statistics (``stats[:, 5]``, the teacher's log-sum-exp :math:`L` at
+    :math:`T = 1`, :func:`forward_statistics`, and :math:`m_v`): :math:`|e^L - 1|`
+    within half the row-sum ``tolerance`` (the check's own sum, in the storage dtype or
+    float32, is within far less of :math:`e^L`; NaN for a
     NaN, ``+inf`` or negative entry, or a row of zeros, fails), and, for probabilities,
     :math:`\max_c p_c = e^{m_v} \le 1`. False sends the call to the full validation,
     which names the error or passes."""
@@ -242,9 +244,12 @@ def forward_statistics(
     gradient: Gradient | None = None,
     options: Options = FORWARD_LOGITS,
 ) -> np.ndarray:
-    r"""Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t, L)` (float64, rows x 6; :math:`L
-    = m_v + \ell_t` the teacher's log-sum-exp before :attr:`Options.given`'s
-    :math:`\ell_t = -m_v`) by the forward kernel, over the blocks ``wide`` gives
+    r"""Each row's :math:`(D, m_z, \ell_s, m_v, \ell_t, L)` (float64, rows x 6; :math:`L`
+    the teacher's log-sum-exp at :math:`T = 1`, for the validation: :math:`m_v + \ell_t`
+    before :attr:`Options.given`'s :math:`\ell_t = -m_v` at :math:`T = 1`, at other
+    temperatures the kernel's sum of :math:`e^{v_c - m_v}` for a teacher of
+    probabilities or log-probabilities, one exponential more a logit; no number for
+    logits) by the forward kernel, over the blocks ``wide`` gives
     (:func:`over_blocks`); :math:`D` is NaN on a row that holds a NaN or an infinity,
     :math:`D(s\,\|\,t)` for ``options.reverse`` (:class:`Options`). With ``gradient``
     (:data:`Gradient`, forward only), the kernel also writes :func:`backward_rows`'
@@ -253,18 +258,22 @@ def forward_statistics(
     stats = np.empty((rows, 6), dtype=np.float64)
     forward, _ = kernels()
     given = options.given(temperature)
+    # the teacher's log-sum-exp (at T = 1 the kernel's own m_v + ell_t): v's, or for the
+    # reverse direction z's of the swapped call
+    lse = 0 if options.teacher_form == "logits" or temperature == 1.0 else 1
 
     def work(start: int, stop: int) -> None:
         z, v = map(read_only, wide(start, stop))
         at = slice(start, stop)
         if options.reverse:
-            _reverse_statistics(forward, z, v, temperature, stats[at], given)
+            _reverse_statistics(forward, z, v, temperature, stats[at], given, lse)
         elif gradient is None:
-            forward(z, v, temperature, stats[at], given)
+            forward(z, v, temperature, stats[at], given, lse)
         else:
             scale, target, small = gradient
             kernel = gradient_kernel()
-            kernel(z, v, temperature, stats[at], scale[at], target(start, stop), small[at], given)
+            into = target(start, stop)
+            kernel(z, v, temperature, stats[at], scale[at], into, small[at], given, lse)
 
     over_blocks(rows, classes, work, most)
     return stats
@@ -277,6 +286,7 @@ def _reverse_statistics(
     temperature: float,
     out: np.ndarray,
     given: bool,
+    lse: int = 0,
 ) -> None:
     r""":math:`(D(s\,\|\,t), m_z, \ell_s, m_v, \ell_t, L)` of rows ``z`` and ``v`` into
     ``out``: the forward kernel of the roles swapped (its :math:`D(t'\,\|\,s')` of
@@ -285,12 +295,12 @@ def _reverse_statistics(
     :math:`D = \infty`, the truth), its columns put back; ``given`` (:class:`Options`):
     :math:`D = D_k - L` of :math:`\log t_c = v_c` (the renormalised teacher's
     :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`."""
-    swapped = np.empty((out.shape[0], 5), dtype=np.float64)
-    forward(v, z, temperature, swapped, False)
+    swapped = np.empty((out.shape[0], 6), dtype=np.float64)
+    forward(v, z, temperature, swapped, False, 2 if lse else 0)  # (2: of its z, our v)
     out[:, 0] = swapped[:, 0]
     out[:, 1:3] = swapped[:, 3:5]
     out[:, 3:5] = swapped[:, 1:3]
-    out[:, 5] = out[:, 3] + out[:, 4]
+    out[:, 5] = swapped[:, 5] if lse else out[:, 3] + out[:, 4]
     if given:
         out[:, 0] -= out[:, 5]
         out[:, 4] = -out[:, 3]

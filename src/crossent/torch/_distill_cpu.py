@@ -82,8 +82,8 @@ of the roles swapped and a reverse backward kernel (``_distill_rows.Options``; n
 gradient written ahead), and at :math:`T = 1` a teacher of probabilities or
 log-probabilities is taken as it is (the generic path's ``log_t``, not renormalised:
 ``_distill_numba._given``). Such a teacher is validated as the generic path validates
-it (:func:`_validate_teacher`: at :math:`T = 1` the kernels' log-sum-exp of each row
-screens it, elsewhere the generic check runs, its passes over the teacher). A reverse
+it (:func:`_validate_teacher`: the kernels' log-sum-exp of each row screens it, one
+exponential more a logit at :math:`T \ne 1`; the generic check where a row fails). A reverse
 row whose :math:`D(s\,\|\,t)` is truly infinite sends its call to the generic path
 (:func:`fused_distillation` returns None), whose graph gives it a finite gradient; the
 second derivative of the options' backward op is autograd's through a torch formula
@@ -308,7 +308,7 @@ def distillation_cpu_rows(
     stats = _distill_rows.forward_statistics(
         rows, classes, temperature, wide, _threads(), gradient, options
     )
-    _validate_teacher(student, teacher, stats, temperature, teacher_form)
+    _validate_teacher(student, teacher, stats, teacher_form)
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
     far = kind == 2  # (a huge D times T^2: inf, formed again)
@@ -326,25 +326,18 @@ def distillation_cpu_rows(
 
 
 def _validate_teacher(
-    student: torch.Tensor,
-    teacher: torch.Tensor,
-    stats: np.ndarray,
-    temperature: float,
-    teacher_form: str,
+    student: torch.Tensor, teacher: torch.Tensor, stats: np.ndarray, teacher_form: str
 ) -> None:
     """The generic path's validation of a teacher of probabilities or log-probabilities
     (``_far_distillation._validate``: ``InputError`` naming the argument and the row, the
-    student first): at :math:`T = 1` only where the kernels' statistics do not surely
-    pass it (``_distill_rows.teacher_passes``: their :math:`L` is the teacher's
-    log-sum-exp there); at other temperatures always (its passes over the teacher)."""
+    student first), only where the kernels' statistics do not surely pass it
+    (``_distill_rows.teacher_passes``: the teacher's log-sum-exp of each row)."""
     if teacher_form == "logits":
         return
-    if temperature == 1.0:
-        xp, _ = namespace(teacher, names=("teacher",))
-        tolerance = row_sum_tolerance(teacher.dtype, teacher.shape[1], xp=xp)
-        if _distill_rows.teacher_passes(stats, teacher_form, tolerance):
-            return
-    _validate(student, teacher, 1, teacher_form)
+    xp, _ = namespace(teacher, names=("teacher",))
+    tolerance = row_sum_tolerance(teacher.dtype, teacher.shape[1], xp=xp)
+    if not _distill_rows.teacher_passes(stats, teacher_form, tolerance):
+        _validate(student, teacher, 1, teacher_form)
 
 
 @distillation_cpu_rows.register_fake
