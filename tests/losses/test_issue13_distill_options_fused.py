@@ -165,3 +165,32 @@ def test_invalid_teacher_raises_the_full_paths_error(
     assert "17" in str(error.value)
     swapped = re.sub(r"index \((\d+), (\d+)\)", r"index (\2, \1)", str(full.value))
     assert str(error.value) == swapped
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.5])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
+def test_valid_teacher_is_screened_by_the_kernels(
+    teacher_form: str, direction: str, temperature: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid teacher passes the kernels' screen at every temperature: the fused call
+    gives the result itself (``_distill_fused.loss`` and ``gradient`` return no None,
+    which would run the full path to validate)."""
+    from crossent.losses import _distill_fused
+
+    results: list[object] = []
+    for name in ("loss", "gradient"):
+        original = getattr(_distill_fused, name)
+
+        def spy(*args: Any, original: Any = original) -> Any:
+            results.append(original(*args))
+            return results[-1]
+
+        monkeypatch.setattr(_distill_fused, name, spy)
+    z, t, _ = _inputs(teacher_form, np.float32, rows=32, classes=700, seed=4)
+    z, t = z[5:], t[5:]  # (no hard rows: ordinary ones)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    crossent.distillation_loss(np.ascontiguousarray(z), np.ascontiguousarray(t), **options)
+    crossent.distillation_loss_grad(np.ascontiguousarray(z), np.ascontiguousarray(t), **options)
+    assert len(results) == 2
+    assert all(r is not None for r in results)

@@ -699,3 +699,25 @@ def test_fused_second_derivative_equals_the_generic_graph(
     (g, gg), (g0, gg0) = results
     torch.testing.assert_close(g, g0, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(gg, gg0, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.5])
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("teacher_form", ["probs", "log_probs"])
+def test_fused_op_screens_a_valid_teacher_without_the_generic_check(
+    teacher_form: str, direction: str, temperature: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid teacher passes the kernels' screen (their log-sum-exp of each row, at every
+    temperature): the generic check (``_validate``, some passes over the teacher by
+    torch operations, 25 times the kernels' time at 256 x 1000 on a loaded machine) does
+    not run (fails where the kernels screen the tempered sums at T != 1)."""
+    seen = _spy_fused(monkeypatch)
+    checks: list[int] = []
+    monkeypatch.setattr(_distill_cpu, "_validate", lambda *args: checks.append(1))
+    z64, v64 = _arrays(8, 16, 300)
+    z = torch.tensor(z64, dtype=torch.float32, requires_grad=True)
+    t = torch.tensor(_teacher(teacher_form, v64), dtype=torch.float32)
+    options = dict(temperature=temperature, teacher_form=teacher_form, direction=direction)
+    distillation_loss(z, t, **options).backward()
+    assert seen == [(teacher_form, direction)]
+    assert checks == []
