@@ -284,7 +284,8 @@ def distillation_cpu_rows(
     direction: str = "forward",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""Per-row :math:`T^2 D(t\,\|\,s)` (float64), each row's statistics :math:`(D, m_z,
-    \ell_s, m_v, \ell_t)` (float64, rows x 5: the backward's) and its ``kind`` (int8: 0
+    \ell_s, m_v, \ell_t, L)` (float64, rows x 6: the backward's, ``_distill_rows.
+    forward_statistics``) and its ``kind`` (int8: 0
     formed by the kernel, 1 a near row, 2 a row that is not finite, both formed by the
     NumPy function) of student and teacher logits (rows x classes, CPU); and where
     ``upstream`` is not 0 (a float32 or float64 student), the gradient that
