@@ -272,14 +272,14 @@ def test_cuda_branch_on_meta_keeps_w_in_its_dtype(monkeypatch, dtype, bias) -> N
     w = torch.empty(v, d, dtype=dtype, device="meta")
     b = torch.empty(v, dtype=dtype, device="meta") if bias else None
     y = torch.zeros(n, dtype=torch.int64, device="meta")
-    problem = _ops._problem((h, w, b, y, None), -100, [0.1, 1e-4, 1.0, 30.0], 0, 0)
-    assert (problem.token_chunk, problem.vocab_chunk) == (512, v)
-    assert problem.w.dtype == dtype
     mode = _Products((v, d))
     with mode:
+        problem = _ops._problem((h, w, b, y, None), -100, [0.1, 1e-4, 1.0, 30.0], 0, 0)
         _, stats, log_p, grads = _linear.forward_pass(
             problem, row_scale=torch.ones(n, device="meta")
         )
+    assert (problem.token_chunk, problem.vocab_chunk) == (512, v)
+    assert problem.w.dtype == dtype
     assert grads is not None
     assert grads.w is not None
     assert grads.w.dtype == torch.float32
