@@ -85,14 +85,21 @@ while the next was allocated made two). The first block writes ``dW`` and each
 (``bench_torch_losses.py --skip-ce --dtypes float32 --repeats 2 --turn 1 --linear
 crossent,naive``, load about 2) gave 8.07 s against naive's 8.42 s (0.96x).
 
-Precision: the matrix products are computed in float32 for float32/bfloat16/float16
-inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
-CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
-exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end. The exponentials :math:`e^{(c - m)/T}` and :math:`p =
-e^{(c - m)/T - \ell}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
-beside the block: 16 MiB more peak memory, some 15 % more time at D = 512 on the
-loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
+Precision: the matrix products' results are float32 for float32/bfloat16/float16
+inputs (float64 for float64), from ``_products.Products``, the one place that
+decides their operands. On the CPU bfloat16/float16 ``W`` is upcast to float32 once
+(no fast bf16 matrix product there; the product of two bf16 values is exact in
+float32). On CUDA bfloat16/float16 ``h`` and ``W`` stay in their dtype and the tensor
+cores return float32 (``torch.mm(..., out_dtype=torch.float32)``): the same exact
+products, no float32 copy of ``W``, and ``NATIVE_BLOCK_BYTES`` blocks; the backward's
+float32 :math:`G` goes into those products as two bf16 halves
+:math:`G_{hi} + G_{lo}` (:math:`2^{-17}` of :math:`G`, against :math:`2^{-9}` for
+:math:`G` rounded once as eager PyTorch's bf16 ``dlogits``; fp16 blocks scaled by a
+power of two first), see ``_products.py``. Gradients accumulate in float32 and are
+rounded once to the input dtype at the end. The exponentials :math:`e^{(c - m)/T}`
+and :math:`p = e^{(c - m)/T - \ell}` are formed in float64 a few rows at a time (one
+``SUB_BYTES`` buffer beside the block: 16 MiB more peak memory, some 15 % more time at
+D = 512 on the loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
 \mathrm{LSE}` carried the LSE rounded to an ulp of :math:`m` (median ``dh`` errors
 15-21 ulps at logits near 40, against the naive float32 path's 6) and :math:`z' - m`
 half an ulp of itself (32 ulps of :math:`e^{-70}`). The rest of the elementwise work
@@ -456,8 +463,8 @@ def _finite_row_gradient_(
     exact, no overflow below :math:`10^{308}`), the sum rounded once: ``inf`` only where
     the true gradient overflows. Costs one finiteness check of the ``dh`` block (rows x
     D, a small fraction of the logits block) where nothing overflowed. Not on
-    accelerators: a check there is a host synchronisation per block; their products
-    stay in float32, as PyTorch's."""
+    accelerators: a check there is a host synchronisation per block; their products'
+    sums stay in float32, as PyTorch's."""
     if gh.device.type != "cpu" or bool(torch.isfinite(gh).all()):
         return
     wide = torch.zeros(gh.shape, dtype=torch.float64)
