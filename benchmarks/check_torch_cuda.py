@@ -302,7 +302,7 @@ def accuracy(device: str, quick: bool) -> None:
             },
         )
     # linear cross-entropy
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
         g = torch.Generator().manual_seed(7)
         h = (torch.randn(64, 128, generator=g) * 2).to(dtype)
         w = (torch.randn(1000, 128, generator=g) / 4).to(dtype)
