@@ -131,7 +131,7 @@ def forward(
     *,
     ignore_index: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
+    r"""Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
     float64 ``log p_y`` (of class 0 on ignored rows). Off the CPU
     (:func:`crossent.torch._accelerator.applies`) the torch path of
     :mod:`crossent.torch._accelerator`, whose second output is the rows' :math:`\ell`
