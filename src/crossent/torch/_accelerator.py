@@ -58,6 +58,7 @@ as the fused linear loss's on the CPU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -124,16 +125,19 @@ class LogitsProblem(LinearProblem):
         n, classes = z.shape
         acc = torch.float64 if z.dtype == torch.float64 else torch.float32
         placeholder = torch.empty((classes, 0), dtype=acc, device=z.device)
-        problem = cls.build(
-            z,
-            placeholder,
-            None,
-            labels,
-            weight,
-            opts,
-            ignore_index=ignore_index,
-            chunk_size=1,
-            vocab_chunk=classes,
+        problem = cast(
+            LogitsProblem,
+            cls.build(
+                z,
+                placeholder,
+                None,
+                labels,
+                weight,
+                opts,
+                ignore_index=ignore_index,
+                chunk_size=1,
+                vocab_chunk=classes,
+            ),
         )
         work_itemsize = torch.finfo(problem.work).bits // 8
         problem.token_chunk = block_rows(n, classes, z.element_size(), work_itemsize)
