@@ -467,6 +467,7 @@ def test_block_rows() -> None:
     """At most ``BLOCK_BYTES`` of the work dtype and the input's size, in equal blocks."""
     assert _accelerator.block_rows(4096, 32000, 4, 4) == 2048
     assert _accelerator.block_rows(4096, 32000, 2, 4) == 2048  # bf16: the input's 250 MiB
+    assert _accelerator.block_rows(100, 1000, 2, 4) == 50  # float32 work of a bf16 input
     assert _accelerator.block_rows(4096, 32000, 8, 8) == 1024
     assert _accelerator.block_rows(10, 32000, 4, 4) == 10
     assert _accelerator.block_rows(3, 10**9, 4, 4) == 1
