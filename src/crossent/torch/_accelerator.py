@@ -65,7 +65,7 @@ import torch
 from ._backend import Options
 from ._linear import LinearProblem, _soft_capped, forward_pass
 
-__all__ = ["BLOCK_BYTES", "ON_CPU", "LogitsProblem", "applies", "backward", "forward"]
+__all__ = ["BLOCK_BYTES", "ON_CPU", "LogitsProblem", "applies", "backward", "block_rows", "forward"]
 
 #: Largest block of rows, in bytes of the work dtype (and at most the input's size).
 BLOCK_BYTES = 256 * 2**20
