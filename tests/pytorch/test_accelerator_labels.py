@@ -519,3 +519,31 @@ def test_no_host_synchronisation_on_cuda() -> None:
         torch.cuda.set_sync_debug_mode("default")
     assert z.grad is not None
     assert bool(torch.isfinite(z.grad).all())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_no_value_read_on_the_host(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """The path's forward and backward read no tensor's value into Python (on CUDA each
+    ``bool()``, ``.item()``, ``.tolist()``, ``.cpu()`` would be a host synchronisation):
+    run on CPU tensors with those methods raising, every option on."""
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("a tensor's value was read on the host")
+
+    rng = np.random.default_rng(13)
+    z = torch.from_numpy(rng.normal(0.0, 3.0, (40, 300))).to(DTYPES[dtype])
+    labels = torch.from_numpy(rng.integers(0, 300, 40))
+    labels[[2, 7]] = -100
+    weight = torch.from_numpy(rng.uniform(0.5, 2.0, 300).astype(np.float32))
+    upstream = torch.from_numpy(rng.uniform(0.5, 2.0, 40).astype(np.float32))
+    opts = _backend.options(label_smoothing=0.1, z_loss=1e-3, temperature=0.7, soft_cap=20.0)
+    monkeypatch.setattr(_accelerator, "BLOCK_BYTES", 4 * 300 * 16)  # 3 blocks
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "cpu", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    rows, ell, log_p = _accelerator.forward(z, labels, weight, opts, ignore_index=-100)
+    grad = _accelerator.backward(upstream, z, labels, weight, ell, log_p, opts, ignore_index=-100)
+    monkeypatch.undo()
+    assert rows.shape == (40,)
+    assert grad.shape == (40, 300)
+    assert grad.dtype == z.dtype
+    assert bool(torch.isfinite(grad).all())

@@ -143,6 +143,11 @@ class LogitsProblem(LinearProblem):
         problem.token_chunk = block_rows(n, classes, z.element_size(), work_itemsize)
         return problem
 
+    @staticmethod
+    def reads_mask(h: torch.Tensor, active: torch.Tensor) -> bool:
+        """True: rows may be ignored, never read on the host (on the CPU too)."""
+        return True
+
     @property
     def host_checks(self) -> bool:
         """False: the accelerator's behaviour, also on the CPU (:data:`ON_CPU`)."""

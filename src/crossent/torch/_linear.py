@@ -247,9 +247,14 @@ class LinearProblem:
             token_chunk=rows,
             vocab_chunk=vocab,
             work=work,
-            # (off the CPU without a host sync: whenever rows may be ignored)
-            masked=ignore_index is not None and (h.device.type != "cpu" or not bool(active.all())),
+            masked=ignore_index is not None and cls.reads_mask(h, active),
         )
+
+    @staticmethod
+    def reads_mask(h: torch.Tensor, active: torch.Tensor) -> bool:
+        """Whether some row is ignored (given an ``ignore_index``): read on the CPU; off it
+        True without a host sync (whenever rows may be ignored)."""
+        return h.device.type != "cpu" or not bool(active.all())
 
     def hidden(self, rows: slice) -> torch.Tensor:
         r"""The hidden states of the token block ``rows`` in the products' dtype, those of
