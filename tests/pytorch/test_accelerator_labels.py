@@ -209,9 +209,7 @@ def _run(
     """Per-row losses and the gradient of ``sum(upstream * loss)`` through ``fn``
     (``crossent.torch.cross_entropy`` with ``reduction="none"`` by default)."""
     z = z.detach().clone().requires_grad_()
-    keywords = dict(options)
-    if ignore_index is None:  # no id is ignored (crossent's default -100 is one)
-        keywords["ignore_index"] = -(2**62)
+    keywords = dict(options, ignore_index=ignore_index)  # None: no id is ignored
     if fn is None:
         rows = ct.cross_entropy(z, labels, weight, reduction="none", **keywords)
     else:
