@@ -149,6 +149,7 @@ from ._terms import (
     target_weight,
     weighted_class_sum,
 )
+from ._weight_scale import weight_scaled
 from ._widen import blocked, relayout
 
 __all__ = [
@@ -1316,6 +1317,7 @@ _label_function = functools.partial(
 """``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
 
 
+@weight_scaled
 @far_rows_guard(label_far_rows)
 @_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
@@ -1425,6 +1427,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
+@weight_scaled
 @_label_function(shortcut=_lean_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
@@ -1473,6 +1476,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
+@weight_scaled
 @far_rows_guard(target_far_rows)
 @prepared_by(
     prepare_softmax_targets,
@@ -1529,6 +1533,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
+@weight_scaled
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,
