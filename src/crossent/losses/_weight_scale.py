@@ -107,6 +107,13 @@ def _times_power_of_two(x: Any, shift: int) -> Any:
 def scaled_weight(weight: object) -> tuple[object, int]:
     """``(w', k)`` with ``weight`` :math:`= 2^k w'` and :math:`\\max w' \\in [1, 2)`, or
     ``(weight, 0)`` where the weights are used as given (module docstring)."""
+    if (  # the common call, in one reduction (per-call overhead)
+        type(weight) is np.ndarray
+        and weight.dtype.kind == "f"
+        and weight.size
+        and _LOW <= np.maximum.reduce(weight, axis=None) < _HIGH
+    ):
+        return weight, 0
     extremes = _float_extremes(weight)
     if extremes is None or not extremes[0] >= 0.0:
         return weight, 0  # negative weights (or NaN): the checks name them as given
