@@ -280,7 +280,8 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     targets : array, the shape of ``logits``
         Target probabilities in [0, 1] (0/1 labels or soft targets).
     weight : array, broadcastable to ``logits``, optional
-        Non-negative element or class weights :math:`w`.
+        Non-negative element or class weights :math:`w`; their scale cancels in the
+        ``'mean'`` at any size, as in :func:`softmax_cross_entropy`.
     pos_weight : array, broadcastable to ``logits``, optional
         Weight :math:`\pi` of the positive term, e.g. negatives/positives per class.
     label_smoothing : float in [0, 1], optional

@@ -1339,7 +1339,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     axis : int, optional
         The class axis of ``logits`` (1 for PyTorch's ``(N, C, d1, ...)`` layout).
     weight : array, shape (C,), optional
-        Non-negative class weights (PyTorch's ``weight``).
+        Non-negative class weights (PyTorch's ``weight``). Their scale cancels in the
+        ``'mean'`` at any size: weights far from 1 (up to ``1.8e308``, down to the
+        subnormals) are taken at a power of two of their size (``_weight_scale``).
     ignore_index : int, optional
         Label value whose rows contribute nothing, to the sum or to the mean's
         denominator. Default None: every label must be a class (PyTorch: -100). Their
