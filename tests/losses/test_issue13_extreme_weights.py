@@ -184,6 +184,14 @@ def test_list_weights_are_scaled_too() -> None:
     assert got == pytest.approx(crossent.softmax_cross_entropy(_X, _Y), rel=1e-15)
 
 
+@pytest.mark.parametrize("weight", [1e308, np.float64(1e308), np.array(1e308), 5e-324])
+def test_one_sigmoid_weight_of_any_type(weight: Any) -> None:
+    """Main: NaN for a Python float of 1e308, 0.1667 for 5e-324 (0.2129 truly)."""
+    expected = crossent.sigmoid_focal_loss(_X, _T)
+    got = _quiet(lambda: crossent.sigmoid_focal_loss(_X, _T, weight=weight))
+    assert got == pytest.approx(expected, rel=1e-15)
+
+
 def test_gradient_written_into_out_is_scaled_there() -> None:
     out = np.empty_like(_X)
     tiny = np.ldexp(_W, -1060)

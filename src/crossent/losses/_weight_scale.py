@@ -61,9 +61,9 @@ def _readable(value: Any) -> float | None:
 
 def _float_extremes(weight: object) -> tuple[float, float] | None:
     """The smallest and largest weight, where ``weight`` is a nonempty real floating
-    array (or a list of floats); None otherwise (the checks deal with it)."""
+    array (or a list of floats, or a float); None otherwise (the checks deal with it)."""
     w: Any = weight
-    if isinstance(weight, list | tuple):
+    if isinstance(weight, list | tuple | float):
         try:
             w = np.asarray(weight)
         except (TypeError, ValueError):
@@ -118,7 +118,7 @@ def scaled_weight(weight: object) -> tuple[object, int]:
     if extremes is None or not extremes[0] >= 0.0:
         return weight, 0  # negative weights (or NaN): the checks name them as given
     shift = math.frexp(extremes[1])[1] - 1
-    if isinstance(weight, list | tuple):
+    if isinstance(weight, list | tuple | float):  # (a Python float: a sigmoid's one weight)
         return _times_power_of_two(np.asarray(weight), -shift).tolist(), shift
     return _times_power_of_two(weight, -shift), shift
 
