@@ -113,7 +113,7 @@ from ..losses._terms import (
 )
 from ._arguments import (
     CallOptions,
-    call_options_in,
+    call_options,
     check_chunk_size,
     check_one_dtype,
     check_weight_not_differentiated,
@@ -995,7 +995,14 @@ def vocab_parallel_cross_entropy(
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -1078,7 +1085,14 @@ def vocab_parallel_linear_cross_entropy(
     the float32 gradient block, as :func:`crossent.torch.linear_cross_entropy`
     (``crossent/torch/_products.py``).
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     h = floating_tensor(input, name="input")
     w = floating_tensor(weight, name="weight")
     b = None if bias is None else floating_tensor(bias, name="bias")
