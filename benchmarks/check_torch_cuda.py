@@ -587,6 +587,10 @@ def speed(device: str, quick: bool) -> None:
             with torch.no_grad():
                 return float((a.double() - b).abs().max() / b.abs().max())
 
+        try:
+            extra: dict[str, Any] = _eager_and_chunked_errors(hs, wd, ys, h64.grad, w64.grad, rel)
+        except Exception as exc:  # (torch.mm's out_dtype: CUDA only)
+            extra = {"eager and chunked": f"FAILED {type(exc).__name__}: {str(exc)[:120]}"}
         _record(
             "speed",
             f"linear gradient accuracy ({hs.shape[0]} rows) max err / max",
@@ -595,6 +599,7 @@ def speed(device: str, quick: bool) -> None:
                 "crossent dW (float32)": rel(out[4], w64.grad),
                 "G rounded once to bf16: dh": rel(once @ w64, h64.grad),
                 "G rounded once to bf16: dW": rel(once.T @ h64, w64.grad),
+                **extra,
             },
         )
         del out, h64, w64, z64, once
@@ -602,6 +607,45 @@ def speed(device: str, quick: bool) -> None:
         _record(
             "speed", "linear gradient accuracy", f"FAILED {type(exc).__name__}: {str(exc)[:200]}"
         )
+
+
+def _eager_and_chunked_errors(
+    hs: torch.Tensor,
+    wd: torch.Tensor,
+    ys: torch.Tensor,
+    dh64: torch.Tensor,
+    dw64: torch.Tensor,
+    rel: Callable[[torch.Tensor, torch.Tensor], float],
+) -> dict[str, float]:
+    """The gradients' errors of eager PyTorch's naive path (bf16 logits and dlogits), and
+    of ``dh`` formed as crossent's split products over vocabulary chunks of 4096 classes
+    summed in float32 (whether cuBLAS's float32 accumulation over a long ``K`` is what
+    limits crossent's ``dh``)."""
+    he = hs.clone().requires_grad_(True)
+    we = wd.clone().requires_grad_(True)
+    F.cross_entropy((he @ we.T).float(), ys, reduction="sum").backward()
+    assert he.grad is not None
+    assert we.grad is not None
+    with torch.no_grad():
+        z = torch.mm(hs, wd.T, out_dtype=torch.float32)
+        g = torch.softmax(z, 1)
+        g[torch.arange(len(ys), device=g.device), ys] -= 1
+        hi = g.to(torch.bfloat16)
+        lo = (g - hi.float()).to(torch.bfloat16)
+        whole = torch.mm(hi, wd, out_dtype=torch.float32) + torch.mm(
+            lo, wd, out_dtype=torch.float32
+        )
+        chunked = torch.zeros_like(whole)
+        for c0 in range(0, wd.shape[0], 4096):
+            c1 = min(wd.shape[0], c0 + 4096)
+            chunked += torch.mm(hi[:, c0:c1], wd[c0:c1], out_dtype=torch.float32)
+            chunked += torch.mm(lo[:, c0:c1], wd[c0:c1], out_dtype=torch.float32)
+    return {
+        "torch eager naive: dh (bf16)": rel(he.grad, dh64),
+        "torch eager naive: dW (bf16)": rel(we.grad, dw64),
+        "split, one product over V: dh": rel(whole, dh64),
+        "split, 4096-class chunks summed: dh": rel(chunked, dh64),
+    }
 
 
 # ---------------------------------------------------------------- distributed

@@ -481,7 +481,8 @@ def test_block_rows() -> None:
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_fullgraph_module(accelerated: dict[str, int], device: str) -> None:
     """A module calling ``crossent.torch.cross_entropy`` under ``torch.compile(fullgraph=
-    True)`` (the custom op is opaque): the eager losses and gradients, bit for bit."""
+    True)`` (the custom op is opaque): the eager losses and gradients, bit for bit on the
+    CPU, to a float32 ulp or two on CUDA."""
 
     class Head(torch.nn.Module):
         def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -500,8 +501,13 @@ def test_compiled_fullgraph_module(accelerated: dict[str, int], device: str) -> 
         loss.backward()
         assert x.grad is not None
         results.append((loss.detach(), x.grad))
-    assert torch.equal(results[0][0], results[1][0])
-    assert torch.equal(results[0][1], results[1][1])
+    if device == "cpu":
+        assert torch.equal(results[0][0], results[1][0])
+        assert torch.equal(results[0][1], results[1][1])
+    else:  # Inductor's CUDA kernels for the mean around the op sum in another order (H200:
+        # 7.1121 both, not the same bits): a float32 ulp or two
+        torch.testing.assert_close(results[1][0], results[0][0], rtol=2.5e-7, atol=0.0)
+        torch.testing.assert_close(results[1][1], results[0][1], rtol=2.5e-7, atol=1e-12)
     assert accelerated["backward"] >= 2
 
 
