@@ -16,7 +16,9 @@ from ._arguments import (
     check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
+    examples,
     floating_tensor,
+    functorch_reverse_mode,
     has_tangent,
     tensor,
 )
@@ -49,11 +51,14 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
     if w.device != like.device:
         raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
     if not torch.compiler.is_compiling() and w.device.type == "cpu":
-        bad = ~((w >= 0) & (w < torch.inf))
+        # Every example's weights under torch.func.vmap (a batched weight's values).
+        values = examples(w.detach())[0].reshape(-1, classes)
+        bad = ~((values >= 0) & (values < torch.inf))
         if bool(bad.any()):
-            i = int(torch.argmax(bad.to(torch.int8)))
+            at = int(torch.argmax(bad.reshape(-1).to(torch.int8)))
+            value, i = float(values.reshape(-1)[at]), at % classes
             raise InputError(
-                f"`weight` must be finite and non-negative; got {float(w[i])!r} at index {i}"
+                f"`weight` must be finite and non-negative; got {value!r} at index {i}"
             )
     return w
 
@@ -234,8 +239,9 @@ def _cross_entropy_probs(
     differentiated = torch.is_grad_enabled() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
     )
-    # Forward-mode AD: plain torch operations (the op would drop the tangent).
-    differentiated = differentiated or has_tangent(z, target, weight)
+    # Forward-mode AD: plain torch operations (the op would drop the tangent); so
+    # under torch.func.grad, vjp, jacrev (the op's autograd cannot run there).
+    differentiated = differentiated or has_tangent(z, target, weight) or functorch_reverse_mode()
     if _launch.uses_target_op(z, numeric) and not differentiated:
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
