@@ -34,6 +34,7 @@ __all__ = [
     "check_one_dtype",
     "check_weight_not_differentiated",
     "examples",
+    "first_order_only",
     "floating_tensor",
     "functorch_reverse_mode",
     "has_tangent",
@@ -212,6 +213,19 @@ def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if dim is not None and dim >= 0:
             x, batched = x.movedim(dim, 0), True
     return x, batched
+
+
+def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:
+    """``grads`` (a ``create_graph`` backward's) whose own gradient raises ``message``.
+
+    For a backward written by hand that has no second derivative: with ``create_graph``
+    its gradients otherwise either hold no graph (a second derivative through them, a
+    gradient penalty, is a silent 0) or a graph of tensors it changed in place (an
+    error about an in-place modification that names no loss). As
+    ``once_differentiable`` forms the error, but whatever requires a gradient."""
+    error = torch._C._functions.DelayedError(message.encode(), len(grads))
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:

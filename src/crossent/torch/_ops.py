@@ -51,6 +51,7 @@ import torch
 
 from ..errors import InputError
 from . import _backend, _launch
+from ._arguments import first_order_only
 from ._labels import check_class_ids
 from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
 
@@ -540,16 +541,13 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
 def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
     """``grads`` whose own gradient raises. The gradients formed in the forward are
     constants of the graph: with ``create_graph=True`` they held no graph, and a second
-    derivative through them (a gradient penalty added to the loss) was a silent 0. As
-    ``once_differentiable`` forms the error (``_far_distillation._no_second_derivative``)."""
-    error = torch._C._functions.DelayedError(
-        b"crossent.torch.linear_cross_entropy has no second derivative (its gradients "
-        b"are formed in the forward): for a gradient penalty, use "
-        b"cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
-        len(grads),
+    derivative through them (a gradient penalty added to the loss) was a silent 0."""
+    return first_order_only(
+        grads,
+        "crossent.torch.linear_cross_entropy has no second derivative (its gradients "
+        "are formed in the forward): for a gradient penalty, use "
+        "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
     )
-    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
-    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)
