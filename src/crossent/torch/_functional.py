@@ -155,10 +155,21 @@ def cross_entropy(
     devices use the generic array-API code, in blocks of rows. Probability targets
     are computed in float64 on the CPU (their gradient's entries :math:`p - t` cancel;
     the loss and the gradient are rounded once): through the custom op
-    ``crossent::softmax_ce_probs_v3`` (float32/float16/bfloat16 input), by blocks of
-    rows, autograd saving only the input, the targets and the rows' log-sum-exps;
-    else with plain differentiable torch operations. Their ``'mean'`` divides by the
-    number of rows, as PyTorch's does (0 for no row, as with class ids).
+    ``crossent::softmax_ce_probs_v3`` (float64, float32, float16, bfloat16 input), by
+    blocks of rows, autograd saving only the input, the targets and the rows'
+    log-sum-exps; its backward forms the entry where :math:`p_c > 1/2` as
+    :math:`c\,(p_c - 1) + (c - t_c)`, :math:`p_c - 1 = -r/(1 + r)` from the other
+    classes' sum :math:`r` (exact at any confidence: plain autograd's float64
+    gradient was 0 for :math:`-1.8\cdot10^{-35}` at logits ``[0, -80]``). Second
+    derivatives (``create_graph=True``) take the op's gradient with the graph of the
+    plain operations' (those derivatives as plain autograd's). Plain differentiable
+    torch operations instead where the targets or the class weights require a
+    gradient, under forward-mode AD and ``torch.func``'s reverse-mode transforms
+    (``grad``, ``vjp``, ``jacrev``), and off the CPU. ``torch.func.vmap`` works on
+    both (per-example gradients: ``vmap(grad(...))``); there a row whose loss
+    overflows the common form (logits near the float range) raises an
+    :class:`InputError` (its exact form cannot be batched). Their ``'mean'`` divides
+    by the number of rows, as PyTorch's does (0 for no row, as with class ids).
 
     Examples
     --------
@@ -223,9 +234,10 @@ def _cross_entropy_probs(
     opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
-    """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float32,
-    float16, bfloat16 logits, no gradient wanted for the targets or the class weights),
-    else plain differentiable torch operations (the generic path)."""
+    """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float64,
+    float32, float16, bfloat16 logits, no gradient wanted for the targets or the class
+    weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), else
+    plain differentiable torch operations (the generic path)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "

@@ -15,8 +15,8 @@ r"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` 
   kernels' are (issue 13: in float32 the gradient's small entries were up to 90 ulps off).
 
 Probability targets (:func:`target_rows`, differentiable torch operations) go through
-``crossent::softmax_ce_probs_v3`` on the CPU for float32/float16/bfloat16 logits,
-soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
+``crossent::softmax_ce_probs_v3`` on the CPU for float64/float32/float16/bfloat16
+logits, soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
 operations a block of rows at a time under no autograd, which then saves only the
 logits, the targets and the rows' float64 log-partitions :math:`\ell` of the shifted
 logits (not several float64 copies of the logits); the backward forms the gradient's

@@ -28,7 +28,9 @@ synchronisation. On other devices the ops read no data for checks.
   :math:`\\ell` of :math:`(c - m)/T` instead of the log-sum-exp of :math:`c/T` (the
   temperature divides after the shift), a changed meaning with the same schema, which
   takes a new name too (a cached graph would pair the old forward's ``lse`` with the
-  new backward).
+  new backward). Its ``torch.func.vmap`` rule passes the examples' rows as one call's
+  rows (:func:`_probs_vmap`); a ``create_graph`` backward gives the op's gradient the
+  graph of the generic rows' (:func:`_twice_differentiable`).
 * ``crossent::linear_cross_entropy_v4(...) -> (loss, lse, label_log_p, grad_input,
   grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
   reductions when ``need_grad`` (empty tensors otherwise; float32 for bfloat16/float16
