@@ -247,9 +247,14 @@ class LinearProblem:
             token_chunk=rows,
             vocab_chunk=vocab,
             work=work,
-            # (off the CPU without a host sync: whenever rows may be ignored)
-            masked=ignore_index is not None and (h.device.type != "cpu" or not bool(active.all())),
+            masked=ignore_index is not None and cls.reads_mask(h, active),
         )
+
+    @staticmethod
+    def reads_mask(h: torch.Tensor, active: torch.Tensor) -> bool:
+        """Whether some row is ignored (given an ``ignore_index``): read on the CPU; off it
+        True without a host sync (whenever rows may be ignored)."""
+        return h.device.type != "cpu" or not bool(active.all())
 
     def hidden(self, rows: slice) -> torch.Tensor:
         r"""The hidden states of the token block ``rows`` in the products' dtype, those of
@@ -265,6 +270,12 @@ class LinearProblem:
         if not self.masked:
             return hc
         return torch.where(self.active[rows, None], hc, 0.0)
+
+    @property
+    def host_checks(self) -> bool:
+        """Whether checks that read values on the host may run (on the CPU only: on
+        accelerators each would be a synchronisation)."""
+        return self.h.device.type == "cpu"
 
     @property
     def acc(self) -> torch.dtype:
@@ -573,7 +584,9 @@ def _exp_rest_(
             gaps.add_block(e, r)
         e = _tempered_(e, temperature).exp_()
         kept = e.gather(1, at[r])
-        rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
+        # in place (no second temporary); float64 sums of the work dtype's terms
+        # (accelerators: float32 exponentials, float64 accumulation)
+        rest[r] = e.scatter_(1, at[r], 0.0).sum(1, dtype=torch.float64)
         top[r] = kept[:, 0]
         if normalise:
             z[r] = e.scatter_(1, at[r], kept).mul_((1 / (1 + rest[r]))[:, None])
@@ -629,9 +642,11 @@ def forward_pass(
             m_new = torch.maximum(m, top)
             if gaps is not None:
                 gaps.move_to(m, m_new, v0, v1)
-            # One block: z' is not needed again, its probabilities overwrite it.
+            # One block: z' is not needed again, its probabilities overwrite it (when
+            # the gradients are formed from them here).
+            keep = len(vocab) == 1 and grads is not None
             top_term, block_rest = _exp_rest_(
-                z, m_new, top_at, temperature, normalise=len(vocab) == 1, gaps=gaps
+                z, m_new, top_at, temperature, normalise=keep, gaps=gaps
             )
             # A new maximum: the old maximal term (1 before rescaling) joins the rest.
             factor = _tempered_(m.double() - m_new, temperature).exp_()
@@ -639,7 +654,7 @@ def forward_pass(
                 top > m, rest * factor + factor + block_rest, rest + top_term + block_rest
             )
             m = m_new
-            if len(vocab) == 1:
+            if keep:
                 kept = (z, t)
             # Drop each name of the block now: one block alive at a time, not two
             # (the next block is allocated before a name still holding this one rebinds).
@@ -694,7 +709,7 @@ def _far_linear_rows(
     :math:`(1-\varepsilon) w_y` and is finite, or :math:`T > 1` brings it in range).
     One check of a value per row where nothing overflowed; the rows again a few at a
     time (``BLOCK_BYTES`` of float64 logits)."""
-    far = _infinite_at(loss) if loss.device.type == "cpu" else None
+    far = _infinite_at(loss) if problem.host_checks else None
     if far is None:
         return loss
     eps, classes = problem.options.label_smoothing, problem.classes
