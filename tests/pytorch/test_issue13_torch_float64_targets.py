@@ -252,3 +252,20 @@ def test_probability_targets_second_derivative(dtype: torch.dtype, options: dict
         assert torch.autograd.gradgradcheck(
             lambda x: ct.cross_entropy(x, t, weight=w, **options), (z.clone().requires_grad_(),)
         )
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_a_row_with_an_infinite_logit_stays_nan(dtype: torch.dtype, temperature: float) -> None:
+    """A row with a ``+inf`` logit has a NaN loss and an all-NaN gradient (as plain
+    autograd's), its neighbour its own: the backward's :math:`q/\\sum q` must not give
+    it finite entries beside the NaN (a mutant without the forward's NaN gave
+    ``[nan, 0, 0]`` at :math:`T = 0.5`)."""
+    z = torch.tensor([[torch.inf, 0.0, 1.0], [2.0, 0.0, 1.0]], dtype=dtype, requires_grad=True)
+    t = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.25, 0.25]], dtype=dtype)
+    rows = ct.cross_entropy(z, t, temperature=temperature, reduction="none")
+    rows.sum().backward()
+    assert z.grad is not None
+    assert torch.isnan(rows[0])
+    assert torch.isnan(z.grad[0]).all()
+    assert torch.isfinite(z.grad[1]).all()

@@ -802,6 +802,8 @@ def _target_gradient_block(
         exact = (c_rows * (-r / (1 + r)) + gap) * torch.broadcast_to(scale, (n, 1))[rows]
     else:
         total = q.sum(-1, keepdim=True)
+    # A row the forward found NaN (a +inf or NaN logit) stays NaN throughout, as before.
+    total = torch.where(torch.isnan(ell), ell, total)
     # In place on the block's own float64 copy: (q * (coef / sum q) - wt) * scale.
     grad = q.mul_(coef / total).sub_(wt).mul_(scale)
     if rows.numel():
