@@ -25,6 +25,7 @@ to float32 before its ``exp``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +36,7 @@ import pytest
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 
-from crossent.torch import _accelerator, _backend, _launch  # noqa: E402
+from crossent.torch import _accelerator, _backend, _labels, _launch  # noqa: E402
 
 from tolerances import ulps_apart  # noqa: E402
 
@@ -225,13 +226,18 @@ def _unit(dtype: str, device: str) -> float:
     return 2.0**-24 if device != "cpu" and dtype != "float64" else 2.0**-53
 
 
-def _gradient_tolerance(oracle: dict[str, np.ndarray], fmt: str, device: str) -> np.ndarray:
+def _gradient_tolerance(
+    oracle: dict[str, np.ndarray], fmt: str, device: str, soft_cap: float | None = None
+) -> np.ndarray:
     """Allowed ``|got - exact|``: k ulps of the entry in ``fmt`` plus, of the magnitude of
     the terms it subtracts, k float32 ulps (float64 ones for float64) and twice the unit
     roundoff of the exponentials times ``1 + spread`` (k = 2; 8 for float64: the label
-    entry's ``expm1(-log1p(r))`` chain of roundings)."""
+    entry's ``expm1(-log1p(r))`` chain of roundings). With a soft cap :math:`s` off the
+    CPU, where the capped logits :math:`s\tanh(z/s)` are rounded to float32 (the CPU
+    forms them in float64), twice the unit roundoff times :math:`s` more (an H200 run:
+    the label entry of a confident capped row, -1.1e-13, was 1e-6 relative off)."""
     k, wide, tiny = (8.0, 2.0**-53, 2.0**-1074) if fmt == "float64" else (2.0, 2.0**-24, 2.0**-149)
-    relative = k * wide + 2.0 * _unit(fmt, device) * (1.0 + oracle["spread"])
+    relative = k * wide + 2.0 * _unit(fmt, device) * (1.0 + oracle["spread"] + (soft_cap or 0.0))
     # + a few subnormal ulps of the work format (its roundings of p, c p, ... there)
     return k * _spacing(oracle["grad"], fmt) + relative * oracle["mag"] + 4 * tiny
 
@@ -296,7 +302,7 @@ def test_hard_rows_against_mpmath(
     allowed = _loss_tolerance(oracle, dtype, device)[finite]
     assert np.all(off <= allowed), (loss, exact, off / allowed)
     off = np.abs(grad - oracle["grad"])
-    allowed = _gradient_tolerance(oracle, dtype, device)
+    allowed = _gradient_tolerance(oracle, dtype, device, options.get("soft_cap"))
     assert np.all(off <= allowed), (np.argwhere(off > allowed), grad, oracle["grad"])
     if ignored:  # exactly 0, whatever the ignored rows hold
         assert np.all(loss[labels == -100] == 0.0)
@@ -500,21 +506,29 @@ def test_compiled_fullgraph_module(accelerated: dict[str, int], device: str) -> 
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_no_host_synchronisation_on_cuda() -> None:
-    """Forward and backward on CUDA under ``set_sync_debug_mode("error")``."""
+def test_no_host_synchronisation_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forward and backward on CUDA under ``set_sync_debug_mode("error")``, the eager
+    class-id check (one documented sync: ``_labels.check_class_ids_off_cpu``) left out.
+    (On an H200 this test first failed on ``set_sync_debug_mode``'s own UserWarning,
+    which the suite's ``-W error`` turned into an error, and then on that check.)"""
+    monkeypatch.setattr(_labels, "check_class_ids", lambda *_, **__: None)
     z = torch.randn(64, 1000, device="cuda", requires_grad=True)
     labels = torch.randint(0, 1000, (64,), device="cuda")
     labels[3] = -100
     weight = torch.rand(1000, device="cuda")
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
+    with warnings.catch_warnings():  # "a prototype feature": a UserWarning each call
+        warnings.simplefilter("ignore", UserWarning)
+        torch.cuda.set_sync_debug_mode("error")
     try:
         rows = ct.cross_entropy(
             z, labels, weight, reduction="none", label_smoothing=0.1, z_loss=1e-4
         )
         rows.sum().backward()
     finally:
-        torch.cuda.set_sync_debug_mode("default")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.cuda.set_sync_debug_mode("default")
     assert z.grad is not None
     assert bool(torch.isfinite(z.grad).all())
 

@@ -113,7 +113,7 @@ from ..losses._terms import (
 )
 from ._arguments import (
     CallOptions,
-    call_options_in,
+    call_options,
     check_chunk_size,
     check_one_dtype,
     check_weight_not_differentiated,
@@ -1005,7 +1005,14 @@ def vocab_parallel_cross_entropy(
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -1085,7 +1092,14 @@ def vocab_parallel_linear_cross_entropy(
     collectives. Low-precision inputs are computed in float32 (the classifier slice is
     cast once per call). No second derivative, as :func:`vocab_parallel_cross_entropy`.
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     h = floating_tensor(input, name="input")
     w = floating_tensor(weight, name="weight")
     b = None if bias is None else floating_tensor(bias, name="bias")
