@@ -32,7 +32,10 @@ __all__ = [
     "check_no_tangent",
     "check_one_dtype",
     "check_weight_not_differentiated",
+    "examples",
+    "first_order_only",
     "floating_tensor",
+    "functorch_reverse_mode",
     "has_tangent",
     "tensor",
 ]
@@ -162,6 +165,50 @@ def has_tangent(*tensors: torch.Tensor | None) -> bool:
     if torch.compiler.is_compiling():
         return False
     return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def functorch_reverse_mode() -> bool:
+    """Whether a ``torch.func`` reverse-mode transform (``grad``, ``vjp``, ``jacrev``,
+    also under ``vmap``) is active. Autograd of a custom op (``register_autograd``)
+    cannot run under them ("an autograd.Function with functorch transforms ... must
+    override the setup_context staticmethod"): where a plain path exists, callers take
+    it. Eager calls only, as :func:`has_tangent`."""
+    if torch.compiler.is_compiling():
+        return False
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    grad = torch._C._functorch.TransformType.Grad
+    return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
+
+
+def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``x`` without its ``torch.func`` wrappers (``grad``'s; ``vmap``'s, each level's
+    examples on a new leading axis, outermost first) and whether one was ``vmap``'s.
+
+    For data checks that read values (a Python ``bool`` of a batched tensor is an error
+    under vmap): they read every example's, and a position's trailing indices are those
+    of ``x`` itself. ``x`` as it is outside ``torch.func``."""
+    functorch = torch._C._functorch
+    batched = False
+    while functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x):
+        dim = functorch.maybe_get_bdim(x) if functorch.is_batchedtensor(x) else None
+        x = functorch.get_unwrapped(x)
+        if dim is not None and dim >= 0:
+            x, batched = x.movedim(dim, 0), True
+    return x, batched
+
+
+def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:
+    """``grads`` (a ``create_graph`` backward's) whose own gradient raises ``message``.
+
+    For a backward written by hand that has no second derivative: with ``create_graph``
+    its gradients otherwise either hold no graph (a second derivative through them, a
+    gradient penalty, is a silent 0) or a graph of tensors it changed in place (an
+    error about an in-place modification that names no loss). As
+    ``once_differentiable`` forms the error, but whatever requires a gradient."""
+    error = torch._C._functions.DelayedError(message.encode(), len(grads))
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:

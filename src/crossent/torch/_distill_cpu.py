@@ -94,7 +94,7 @@ import torch
 from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
-from ._arguments import has_tangent
+from ._arguments import functorch_reverse_mode, has_tangent
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -125,6 +125,8 @@ def applies(student: Any, teacher: Any, temperature: Any, reduction: Any) -> boo
     if teacher.requires_grad and torch.is_grad_enabled():
         return False
     if has_tangent(student, teacher):  # forward-mode AD: the op would drop the tangent
+        return False
+    if functorch_reverse_mode():  # torch.func.grad, jacrev: the op's autograd cannot run
         return False
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         return False

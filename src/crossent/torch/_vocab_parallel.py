@@ -117,6 +117,7 @@ from ._arguments import (
     check_chunk_size,
     check_one_dtype,
     check_weight_not_differentiated,
+    first_order_only,
     floating_tensor,
 )
 from ._launch import (
@@ -661,6 +662,8 @@ class _VocabParallelCE(torch.autograd.Function):
         for b in blocks:
             zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
             grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
+        if torch.is_grad_enabled():  # a ``create_graph`` backward
+            return _first_order_only("vocab_parallel_cross_entropy", (grad, None, None, None, None))
         return grad, None, None, None, None
 
 
@@ -754,16 +757,27 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         if grad_h is not None:
             # Each rank holds the part of dL/dh from its slice of the classes.
             dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=group)
-        return (
+        grads = (
             None if grad_h is None else grad_h.to(h.dtype),
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None or bias is None else grad_b.to(bias.dtype),
-            None,
-            None,
-            None,
-            None,
-            None,
         )
+        if torch.is_grad_enabled():  # a ``create_graph`` backward
+            grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
+        return (*grads, None, None, None, None, None)
+
+
+def _first_order_only(name: str, grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
+    """The gradients of a ``create_graph`` backward, whose own gradient raises naming
+    the loss ``name``: the backward forms them by hand, from blocks it writes in place
+    (a second derivative through them raised an in-place modification error that named
+    no loss) and the forward's collectives, which autograd did not record."""
+    return first_order_only(
+        grads,
+        f"crossent.torch.{name} has no second derivative (its backward is formed by hand "
+        "from the forward's collectives): for a gradient penalty, gather the logits and "
+        "use crossent.torch.cross_entropy",
+    )
 
 
 def _rows_read(z: Tensor, active: Tensor, opts: CallOptions) -> Tensor:
@@ -986,6 +1000,8 @@ def vocab_parallel_cross_entropy(
     maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
     (``4N + 1`` with label smoothing; float64).
     Backward: no collectives. The design and the derivation are in the module docstring.
+    There is no second derivative: backpropagating through gradients taken with
+    ``create_graph=True`` (a gradient penalty) raises an error naming this loss.
     Each rank's errors are raised on every rank where the checked data are replicated or
     reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
     until the process group's timeout.
@@ -1083,7 +1099,8 @@ def vocab_parallel_linear_cross_entropy(
     (the classifier slice cast once per call); on CUDA in bfloat16/float16 with float32
     results (no float32 copy of the slice), the backward's from the two-term split of
     the float32 gradient block, as :func:`crossent.torch.linear_cross_entropy`
-    (``crossent/torch/_products.py``).
+    (``crossent/torch/_products.py``). No second derivative, as
+    :func:`vocab_parallel_cross_entropy`.
     """
     opts = call_options(
         ignore_index=ignore_index,
