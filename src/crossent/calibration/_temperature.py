@@ -19,7 +19,9 @@ so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ import numpy.typing as npt
 
 from .._checks import check_base, check_integer, check_scalar
 from ..errors import InputError
+from . import _row_kernels
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
@@ -43,41 +46,113 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
     :math:`S = \sum_k e^{\beta s_k}` and :math:`E`, :math:`V` the mean and variance of
     :math:`s` under :math:`\mathrm{softmax}(\beta s)`:
     :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y`, :math:`f'' = V \ge 0`.
+
+    Each block's rows give :math:`S, E, V, s_y`: by the compiled pass over the stored
+    logits (``_temperature_numba.row_moments``: no float64 copy) where Numba is
+    installed and the values are a C-contiguous NumPy float32 or float64 array of
+    logits or log-probabilities; otherwise by its NumPy twin :func:`_numpy_rows` on a
+    float64 copy of the block.  Each block's rows are summed by :func:`_block_sums`,
+    the blocks added in order: the twins differ only in each row's rounding (the
+    fused pass's exponential and sums, within an ulp or so of NumPy's).
     """
+    fused = _fused_kernel(predictions)
+    if fused is not None:
+        kernel = fused  # (bound for the closure: mypy's narrowing)
+        classes = predictions.classes
+        values = np.asarray(predictions.values)
 
-    def block_moments(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-        z = log_scores(values, predictions.form)
-        # in place where the block is this pass's own float64 copy (never the caller's)
-        mine = z.flags.owndata and z.flags.writeable
-        # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
-        with np.errstate(over="ignore"):
-            shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
-        label_shift = shifted[np.arange(z.shape[0]), labels]
-        weights = np.multiply(shifted, beta)
-        np.exp(weights, out=weights)
-        partition = weights.sum(axis=1)
-        mean = _weighted_row_sum(weights, shifted) / partition
-        shifted -= mean[:, None]
-        # A score more than ~1e154 below the mean overflows to inf here; its weight
-        # exp(beta * s) is exactly 0, and _weighted_row_sum masks such entries.
-        with np.errstate(over="ignore"):
-            np.square(shifted, out=shifted)
-        variance = _weighted_row_sum(weights, shifted) / partition
-        # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
-        with np.errstate(over="ignore"):
-            return np.array(
-                [
-                    np.sum(np.log(partition) - beta * label_shift),
-                    np.sum(mean - label_shift),
-                    np.sum(variance),
-                ]
-            )
+        def fused_block(rows: IntArray, labels: IntArray) -> FloatArray:
+            out = np.empty((4, rows.shape[0]))
+            lanes, weights = np.empty((5, _LANES)), np.empty(classes)
+            kernel(values, rows, labels, beta, lanes, weights, out)
+            return _block_sums(out[0], out[1], out[2], out[3], beta)
 
+        parts = predictions.map_rows(fused_block)
+    else:
+        form = predictions.form
+
+        def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
+            return _block_sums(*_numpy_rows(values, labels, form, beta), beta)
+
+        parts = predictions.map_raw(numpy_block)
     total = np.zeros(3)
-    for part in predictions.map_raw(block_moments):
+    for part in parts:
         total += part
     nll, slope, curvature = total / predictions.n
     return float(nll), float(slope), float(max(curvature, 0.0))
+
+
+_LANES = 256
+"""Running sums of a row in the fused pass (``_temperature_numba.row_moments``); a power
+of two, and a run-time length there, so that LLVM vectorises the lanes' loop."""
+
+
+def _fused_kernel(predictions: Predictions) -> Callable[..., Any] | None:
+    """The compiled pass (``_temperature_numba.row_moments``) if it can read these
+    predictions' stored values in place, else None (the NumPy twin)."""
+    values = predictions.values
+    if not (
+        predictions.form in ("logits", "log_probs")
+        and isinstance(values, np.ndarray)
+        and values.dtype in (np.float32, np.float64)
+        and values.flags.c_contiguous
+        and _row_kernels.available()
+    ):
+        return None
+    return _kernels().row_moments
+
+
+@functools.cache
+def _kernels() -> Any:
+    """The kernel module (imports Numba, once; its kernels compile on first call or load
+    from Numba's on-disk cache)."""
+    from . import _temperature_numba
+
+    return _temperature_numba
+
+
+def _numpy_rows(
+    values: FloatArray, labels: IntArray, form: str, beta: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:math:`S, E, V, s_y` of each row of a float64 block (the fused pass's NumPy twin)."""
+    z = log_scores(values, form)
+    # in place where the block is this pass's own float64 copy (never the caller's)
+    mine = z.flags.owndata and z.flags.writeable
+    # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
+    with np.errstate(over="ignore"):
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
+    label_shift = shifted[np.arange(z.shape[0]), labels]
+    weights = np.multiply(shifted, beta)
+    np.exp(weights, out=weights)
+    partition = weights.sum(axis=1)
+    mean = _weighted_row_sum(weights, shifted) / partition
+    shifted -= mean[:, None]
+    # A score more than ~1e154 below the mean overflows to inf here; its weight
+    # exp(beta * s) is exactly 0, and _weighted_row_sum masks such entries.
+    with np.errstate(over="ignore"):
+        np.square(shifted, out=shifted)
+    variance = _weighted_row_sum(weights, shifted) / partition
+    return partition, mean, variance, label_shift
+
+
+def _block_sums(
+    partition: FloatArray,
+    mean: FloatArray,
+    variance: FloatArray,
+    label_shift: FloatArray,
+    beta: float,
+) -> FloatArray:
+    r"""A block's sums of :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y` and
+    :math:`f'' = V` over its rows."""
+    # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
+    with np.errstate(over="ignore"):
+        return np.array(
+            [
+                np.sum(np.log(partition) - beta * label_shift),
+                np.sum(mean - label_shift),
+                np.sum(variance),
+            ]
+        )
 
 
 def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
