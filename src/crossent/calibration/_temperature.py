@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,12 +34,21 @@ from . import _row_kernels
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
-__all__ = ["CrossFit", "TemperatureScaling", "cross_fitted_nll", "recalibration_gap"]
+__all__ = [
+    "CrossFit",
+    "RowMemo",
+    "TemperatureScaling",
+    "cross_fitted_nll",
+    "fit_scaler",
+    "recalibration_gap",
+]
 
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
+def _moments(
+    predictions: Predictions, beta: float, memo: RowMemo | None = None
+) -> tuple[float, float, float]:
     r"""Mean NLL at inverse temperature ``beta`` and its first two derivatives, in one pass.
 
     With :math:`s = z - \max_k z_k` (so that every exponent is at most 0),
@@ -53,33 +62,94 @@ def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float
     logits or log-probabilities; otherwise by its NumPy twin :func:`_numpy_rows` on a
     float64 copy of the block.  Each block's rows are summed by :func:`_block_sums`,
     the blocks added in order: the twins differ only in each row's rounding (the
-    fused pass's exponential and sums, within an ulp or so of NumPy's).
+    fused pass's exponential and sums, within an ulp or so of NumPy's).  With a
+    ``memo`` (:class:`RowMemo`, fused pass only) the rows' numbers at ``beta`` are
+    taken from it, or kept in it, where it says so: the same bits.
     """
     fused = _fused_kernel(predictions)
+    total = np.zeros(3)
     if fused is not None:
-        kernel = fused  # (bound for the closure: mypy's narrowing)
-        classes = predictions.classes
-        values = np.asarray(predictions.values)
-
-        def fused_block(rows: IntArray, labels: IntArray) -> FloatArray:
-            out = np.empty((4, rows.shape[0]))
-            lanes, weights = np.empty((5, _LANES)), np.empty(classes)
-            kernel(values, rows, labels, beta, lanes, weights, out)
-            return _block_sums(out[0], out[1], out[2], out[3], beta)
-
-        parts = predictions.map_rows(fused_block)
+        for part in _fused_parts(predictions, beta, fused, memo):
+            total += part
     else:
         form = predictions.form
 
         def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
             return _block_sums(*_numpy_rows(values, labels, form, beta), beta)
 
-        parts = predictions.map_raw(numpy_block)
-    total = np.zeros(3)
-    for part in parts:
-        total += part
+        for part in predictions.map_raw(numpy_block):
+            total += part
     nll, slope, curvature = total / predictions.n
     return float(nll), float(slope), float(max(curvature, 0.0))
+
+
+def _fused_parts(
+    predictions: Predictions, beta: float, kernel: Callable[..., Any], memo: RowMemo | None
+) -> list[FloatArray]:
+    """The blocks' sums (:func:`_block_sums`) by the fused pass, or from ``memo``."""
+    if memo is not None and memo.values is not predictions.values:
+        memo = None  # (another array's rows)
+    if memo is not None and beta in memo.rows:
+        known = memo.rows[beta]
+        return list(
+            predictions.map_rows(
+                lambda rows, _: _block_sums(
+                    known[0, rows], known[1, rows], known[2, rows], known[3, rows], beta
+                )
+            )
+        )
+    keep = memo is not None and beta in memo.keep and predictions.selected is None
+    every = np.empty((4, predictions.n)) if keep else None
+    classes = predictions.classes
+    values = np.asarray(predictions.values)
+
+    def block(rows: IntArray, labels: IntArray) -> FloatArray:
+        out = np.empty((4, rows.shape[0]))
+        lanes, weights = np.empty((5, _LANES)), np.empty(classes)
+        kernel(values, rows, labels, beta, lanes, weights, out)
+        if every is not None:
+            every[:, rows] = out  # (rows: consecutive, disjoint between blocks)
+        return _block_sums(out[0], out[1], out[2], out[3], beta)
+
+    parts = list(predictions.map_rows(block))
+    if memo is not None and every is not None:
+        memo.rows[beta] = every  # (only once every block is in)
+    return parts
+
+
+@dataclass(frozen=True)
+class RowMemo:
+    r"""The fused pass's :math:`S, E, V, s_y` of every row of one array of predictions, at
+    the inverse temperatures every fit on its rows evaluates: :math:`\beta = 1` (each
+    fit's start) and the bounds (where a fit at a bound ends).
+
+    The fit on all rows keeps them here (``(4, n)`` float64, 32 bytes a row for each
+    of the three); the cross-fitting's training folds start at :math:`\beta = 1`, and
+    a fold whose fit ends at a bound evaluates it on its training rows and then scores
+    its held-out rows there: those passes gather the rows' numbers from here instead
+    of reading the logits again (in the report of a model at a bound, 2 passes over
+    the data instead of 5).  The kernel gives a row the same bits in whatever block it
+    is, and a subset's blocks are summed as when computed, so every sum is the same
+    bits.  Only for the fused pass (NumPy's row sums may depend on a row's place in
+    memory) and rows of at least :data:`_MEMO_CLASSES` classes (the memo is then at
+    most 3% of the float32 logits for each :math:`\beta`).
+    """
+
+    values: Any
+    keep: frozenset[float]
+    rows: dict[float, FloatArray] = field(default_factory=dict)
+
+    @classmethod
+    def for_fits(cls, predictions: Predictions, bounds: tuple[float, float]) -> RowMemo | None:
+        """A memo for fits within ``bounds`` on ``predictions`` and its subsets, or None
+        where it would not serve (the NumPy twin, or narrow rows)."""
+        if _fused_kernel(predictions) is None or predictions.classes < _MEMO_CLASSES:
+            return None
+        return cls(predictions.values, frozenset({1.0, 1.0 / bounds[1], 1.0 / bounds[0]}))
+
+
+_MEMO_CLASSES = 256
+"""Rows narrower than this keep no :class:`RowMemo`: a pass over them costs little."""
 
 
 _LANES = 256
@@ -201,7 +271,12 @@ class _FitResult:
     converged: bool = True  # False when the iterations ran out before the step fell below xtol
 
 
-def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float) -> _FitResult:
+def _fit_beta(
+    predictions: Predictions,
+    bounds: tuple[float, float],
+    xtol: float,
+    memo: RowMemo | None = None,
+) -> _FitResult:
     """Minimise the convex NLL over ``beta`` in ``[1/T_max, 1/T_min]``.
 
     Safeguarded Newton on :math:`f'(\beta)` (Press et al., Numerical Recipes, ``rtsafe``):
@@ -210,12 +285,14 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
     non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
     when a Newton step would cross it; if ``f'`` has not changed sign there, the minimiser
     is at that bound.  The fit stops when the next Newton step is below ``xtol``
-    relative, typically after 4 to 6 passes over the data.
+    relative, typically after 4 to 6 passes over the data.  With a ``memo``
+    (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1` and at the bounds are
+    gathered from it, or kept in it.
     """
     lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
     known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
     beta = 1.0
-    nll, slope, curvature = _moments(predictions, beta)
+    nll, slope, curvature = _moments(predictions, beta, memo)
     nll_at_one, iterations = nll, 1
     for _ in range(200):
         if slope > 0:
@@ -230,13 +307,13 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
-                edge_values = _moments(predictions, edge)
+                edge_values = _moments(predictions, edge, memo)
                 iterations += 1
                 if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
                     return _FitResult(edge, *edge_values[:2], iterations, True, nll_at_one)
             newton = math.sqrt(lo * hi)
         beta = newton
-        nll, slope, curvature = _moments(predictions, beta)
+        nll, slope, curvature = _moments(predictions, beta, memo)
         iterations += 1
     else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
         return _FitResult(beta, nll, slope, iterations, False, nll_at_one, converged=False)
@@ -295,18 +372,25 @@ class CrossFit:
 
 
 def cross_fitted_nll(
-    predictions: Predictions, *, folds: int, seed: int, bounds: tuple[float, float], xtol: float
+    predictions: Predictions,
+    *,
+    folds: int,
+    seed: int,
+    bounds: tuple[float, float],
+    xtol: float,
+    memo: RowMemo | None = None,
 ) -> CrossFit:
     """Mean NLL of each fold at the temperature fitted on the other folds (:func:`_folds`:
-    stratified by top-1 misses), and whether a training fold's fit was at a bound."""
+    stratified by top-1 misses), and whether a training fold's fit was at a bound.
+    ``memo``: the rows' numbers the fit on all of ``predictions`` kept (:class:`RowMemo`)."""
     misses = _misses(predictions)
     total, at_bound, separated = 0.0, False, False
     for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
-        fit = _fit_beta(predictions.subset(train), bounds, xtol)
+        fit = _fit_beta(predictions.subset(train), bounds, xtol, memo)
         at_bound |= fit.bound
         separated |= not misses[train].any()
-        nll = _moments(predictions.subset(held_out), fit.beta)[0]
+        nll = _moments(predictions.subset(held_out), fit.beta, memo)[0]
         total += nll * held_out.size
     return CrossFit(total / predictions.n, at_bound, separated)
 
@@ -377,6 +461,18 @@ class TemperatureScaling:
     (True, True)
     """
 
+    # the learned attributes, set by fit (fit_scaler)
+    fitted_temperature_: float
+    at_bound_: bool
+    converged_: bool
+    n_iter_: int
+    gradient_: float
+    nll_after_: float
+    nll_before_: float
+    cross_fitted_nll_: float | None
+    kept_identity_: bool
+    temperature_: float
+
     def __init__(
         self,
         *,
@@ -421,26 +517,7 @@ class TemperatureScaling:
         require_examples(predictions, purpose="fitting a temperature")
         if self.guard:
             _check_folds(self.folds, self.seed, predictions.n)
-        _check_finite_label_scores(predictions)
-        result = _fit_beta(predictions, bounds, self.xtol)
-        self.fitted_temperature_ = 1.0 / result.beta
-        self.at_bound_ = result.bound
-        self.converged_ = result.converged and not result.bound
-        self.n_iter_ = result.iterations
-        self.gradient_ = result.slope
-        self.nll_after_ = result.nll
-        self.nll_before_ = result.nll_at_one
-        self.cross_fitted_nll_: float | None = None
-        self.kept_identity_ = False
-        self.temperature_ = self.fitted_temperature_
-        if self.guard:
-            self.cross_fitted_nll_ = cross_fitted_nll(
-                predictions, folds=self.folds, seed=self.seed, bounds=bounds, xtol=self.xtol
-            ).nll
-            if not self.cross_fitted_nll_ < self.nll_before_:
-                self.temperature_ = 1.0
-                self.kept_identity_ = True
-        return self
+        return fit_scaler(self, predictions, bounds)
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs."""
@@ -450,6 +527,46 @@ class TemperatureScaling:
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
         return self.fit(logits, labels, form=form).transform(logits, form=form)
+
+
+def fit_scaler(
+    scaler: TemperatureScaling,
+    predictions: Predictions,
+    bounds: tuple[float, float],
+    memo: RowMemo | None = None,
+) -> TemperatureScaling:
+    """:meth:`TemperatureScaling.fit` on checked ``predictions`` (its options checked, and
+    ``bounds`` those of ``_checked_bounds``): the report fits through this to share a
+    :class:`RowMemo` with its own cross-fitting.  Raises ``InputError`` for a label of
+    probability 0, and for 0 rows."""
+    require_examples(predictions, purpose="fitting a temperature")
+    _check_finite_label_scores(predictions)
+    if memo is None:
+        memo = RowMemo.for_fits(predictions, bounds)
+    result = _fit_beta(predictions, bounds, scaler.xtol, memo)
+    scaler.fitted_temperature_ = 1.0 / result.beta
+    scaler.at_bound_ = result.bound
+    scaler.converged_ = result.converged and not result.bound
+    scaler.n_iter_ = result.iterations
+    scaler.gradient_ = result.slope
+    scaler.nll_after_ = result.nll
+    scaler.nll_before_ = result.nll_at_one
+    scaler.cross_fitted_nll_ = None
+    scaler.kept_identity_ = False
+    scaler.temperature_ = scaler.fitted_temperature_
+    if scaler.guard:
+        scaler.cross_fitted_nll_ = cross_fitted_nll(
+            predictions,
+            folds=scaler.folds,
+            seed=scaler.seed,
+            bounds=bounds,
+            xtol=scaler.xtol,
+            memo=memo,
+        ).nll
+        if not scaler.cross_fitted_nll_ < scaler.nll_before_:
+            scaler.temperature_ = 1.0
+            scaler.kept_identity_ = True
+    return scaler
 
 
 def recalibration_gap(
@@ -531,7 +648,10 @@ def recalibration_gap(
     predictions = as_predictions(logits, labels, form=form, validate=validate)
     _check_folds(folds, seed, predictions.n)
     _check_finite_label_scores(predictions)
-    before = _moments(predictions, 1.0)[0]
-    after = cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
+    memo = RowMemo.for_fits(predictions, bounds_checked)
+    before = _moments(predictions, 1.0, memo)[0]
+    after = cross_fitted_nll(
+        predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8, memo=memo
+    )
     gap = math.nan if after.at_bound else before - after.nll
     return gap / log_base if log_base is not None else gap
