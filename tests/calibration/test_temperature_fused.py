@@ -61,6 +61,9 @@ def _hard_rows() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     z[:, 1:] = -rng.uniform(700.0, 760.0, size=(6, 599))  # e^(beta s) in the subnormals
     z[:, 5] = -1e300  # far below: weight 0
     cases["subnormal weights"] = (z, np.full(6, 2))
+    z = np.zeros((6, 500))
+    z[:, 1:] = -rng.uniform(709.0, 745.0, size=(6, 499))  # all of them just below e^-708
+    cases["subnormal weights only"] = (z, np.full(6, 3))
     z = np.full((3, 4), -1e308)
     z[:, 0] = 1e308  # z - max overflows to -inf: weight 0, as NumPy's
     cases["overflowing shift"] = (z, np.zeros(3, np.intp))
@@ -242,8 +245,22 @@ def test_a_memo_of_other_values_is_not_used() -> None:
     z = rng.normal(size=(50, 300))
     y = rng.integers(0, 300, 50)
     one = as_predictions(z, y, form="logits", validate=False)
-    other = as_predictions(z + 1.0, y, form="logits", validate=False)
+    other = as_predictions(1.3 * z, y, form="logits", validate=False)
     memo = _temperature.RowMemo.for_fits(one, _BOUNDS)
     assert memo is not None
     _temperature._moments(one, 1.0, memo)
     assert _temperature._moments(other, 1.0, memo) == _temperature._moments(other, 1.0)
+
+
+def test_a_memo_without_the_fit_on_all_rows_keeps_nothing_of_the_folds() -> None:
+    # cross-fitting alone: the folds' rows are never kept (a subset's rows are not all
+    # rows), and the sums are those without a memo
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(400, 300)) * 3
+    predictions = as_predictions(z, _sample(rng, z / 2), form="logits", validate=False)
+    options: dict[str, Any] = {"folds": 3, "seed": 1, "bounds": _BOUNDS, "xtol": 1e-8}
+    memo = _temperature.RowMemo.for_fits(predictions, _BOUNDS)
+    assert memo is not None
+    kept = _temperature.cross_fitted_nll(predictions, **options, memo=memo)
+    assert kept == _temperature.cross_fitted_nll(predictions, **options)
+    assert memo.rows == {}
