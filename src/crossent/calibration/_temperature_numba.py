@@ -50,7 +50,15 @@ import numpy as np
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 
-__all__ = ["exp_array", "exp_nonpositive_fdlibm", "row_moments"]
+__all__ = [
+    "exp_array",
+    "exp_nonpositive_fdlibm",
+    "lanes_total",
+    "power_of_two",
+    "row_moments",
+    "spread",
+    "weigh",
+]
 
 # contract: FMAs (only fewer roundings); nsz.  No reassoc: it would fold the rounding
 # trick (t + R) - R to t and reorder the lanes' sums.  No nnan/ninf: a NaN must stay
