@@ -15,6 +15,7 @@ the memo's sums bit for bit, with fewer passes.
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 
 from crossent.calibration import _row_kernels, _temperature
 from crossent.calibration._inputs import as_predictions
+from numba_cache_harness import CacheRuns, register, section_output
 
 from tolerances import ROUNDING, SOLVER, ulps_apart
 
@@ -31,6 +33,43 @@ pytest.importorskip("numba")
 from crossent.calibration import _temperature_numba
 
 _BOUNDS = (0.05, 20.0)
+
+_CACHE_SCRIPT = """
+import hashlib
+import json
+
+import numpy as np
+
+from crossent.calibration import _temperature
+from crossent.calibration._inputs import as_predictions
+
+digests = {}
+for dtype in (np.float32, np.float64):
+    for classes in (2, 255, 1000, 5003):
+        rng = np.random.default_rng(classes)
+        z = (rng.normal(size=(40, classes)) * 4).astype(dtype)
+        z[0, 1] = -np.inf
+        z[1, 1:] = -rng.uniform(700.0, 760.0, size=classes - 1)  # subnormal weights
+        y = rng.integers(1, classes, 40) if classes > 2 else np.ones(40, np.intp)
+        frozen = z.copy()
+        frozen.flags.writeable = False  # (a memory-mapped file: a read-only array)
+        for name, values in (("writeable", z), ("read-only", frozen)):
+            predictions = as_predictions(values, y, form="logits", validate=False)
+            moments = [_temperature._moments(predictions, b) for b in (0.05, 0.7, 1.0, 20.0)]
+            beta = _temperature._fit_beta(predictions, (0.05, 20.0), 1e-10).beta
+            bits = np.array([*np.ravel(moments), beta]).tobytes()
+            key = f"{np.dtype(dtype).name}/{classes}/{name}"
+            digests[key] = hashlib.sha1(bits).hexdigest()[:16]
+kernel = _temperature._kernels().row_moments
+stats = [
+    len(kernel.signatures),
+    sum(kernel.stats.cache_hits.values()),
+    sum(kernel.stats.cache_misses.values()),
+]
+print(json.dumps({"digests": digests, "stats": stats}))
+"""
+
+register("temperature_bits", _CACHE_SCRIPT)
 
 
 def _sample(rng: np.random.Generator, scores: np.ndarray) -> np.ndarray:
@@ -264,3 +303,19 @@ def test_a_memo_without_the_fit_on_all_rows_keeps_nothing_of_the_folds() -> None
     kept = _temperature.cross_fitted_nll(predictions, **options, memo=memo)
     assert kept == _temperature.cross_fitted_nll(predictions, **options)
     assert memo.rows == {}
+
+
+def test_the_fused_pass_gives_the_same_bits_compiled_or_loaded_from_the_cache(
+    numba_cache_runs: CacheRuns,
+) -> None:
+    # one function, its helpers inlined by Numba, no reassociation: the kernel loaded
+    # from Numba's disk cache in a new process is the one compiled (the moments at four
+    # temperatures and the fitted one, float32 and float64, writeable and read-only)
+    cold, warm = (
+        json.loads(out.strip().splitlines()[-1])
+        for out in section_output(numba_cache_runs, "temperature_bits")
+    )
+    assert warm["digests"] == cold["digests"]
+    signatures, hits, misses = warm["stats"]
+    assert signatures == 4  # float32 and float64, writeable and read-only
+    assert (hits, misses) == (signatures, 0)
