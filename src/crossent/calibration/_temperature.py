@@ -93,7 +93,7 @@ def _fused_parts(
         known = memo.rows[beta]
         return list(
             predictions.map_rows(
-                lambda rows, _: _block_sums(
+                lambda _, rows, __: _block_sums(
                     known[0, rows], known[1, rows], known[2, rows], known[3, rows], beta
                 )
             )
@@ -103,7 +103,7 @@ def _fused_parts(
     classes = predictions.classes
     values = np.asarray(predictions.values)
 
-    def block(rows: IntArray, labels: IntArray) -> FloatArray:
+    def block(_: int, rows: IntArray, labels: IntArray) -> FloatArray:
         out = np.empty((4, rows.shape[0]))
         lanes, weights = np.empty((5, _LANES)), np.empty(classes)
         kernel(values, rows, labels, beta, lanes, weights, out)
@@ -241,15 +241,17 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
     """Refuse a label of probability 0 (a probability of 0, a log-probability or logit of
     ``-inf``): its NLL is ``+inf`` at every temperature, so no temperature is better than
     another, and the NLL's slope would be ``inf - inf``."""
+    values = np.asarray(predictions.values)
+    zero = 0.0 if predictions.form == "probs" else -math.inf
 
-    def zero_label(start: int, values: FloatArray, labels: IntArray) -> int | None:
-        # Only the labels' entries matter: no log or exp of the whole block.
-        hit = values[np.arange(labels.shape[0]), labels] == (0.0 if form == "probs" else -math.inf)
+    def zero_label(start: int, rows: IntArray, labels: IntArray) -> int | None:
+        # Only the labels' entries, as stored: no block read, no log or exp.
+        hit = values[rows, labels] == zero
         return start + int(np.argmax(hit)) if hit.any() else None
 
     form = predictions.form
     entry = "" if form == "probs" else f" ({_FORM_WORDS[form]} -inf)"
-    for row in predictions.map_raw(zero_label):
+    for row in predictions.map_rows(zero_label):
         if row is not None:
             raise InputError(
                 f"row {row}'s label has probability 0{entry}, so the NLL is +inf at every "
@@ -323,12 +325,24 @@ def _fit_beta(
 def _misses(predictions: Predictions) -> BoolArray:
     """Rows whose label scores below the row's maximum (top-1 wrong; a label tied for the
     maximum counts as right).  Every form is monotone in the log-scores, so the raw values
-    are compared: one pass, no logarithms."""
+    are compared as stored: one pass, no logarithms, no float64 copy."""
 
-    def block_misses(_: int, values: FloatArray, labels: IntArray) -> BoolArray:
-        return np.asarray(values[np.arange(labels.shape[0]), labels] < values.max(axis=1))
+    values = np.asarray(predictions.values)
 
-    return np.concatenate([np.zeros(0, bool), *predictions.map_raw(block_misses)])
+    def block_misses(_: int, rows: IntArray, labels: IntArray) -> BoolArray:
+        # as stored (float32 compares as its float64 conversion does): no float64 copy
+        block = _stored_rows(values, rows)
+        return np.asarray(block[np.arange(labels.shape[0]), labels] < block.max(axis=1))
+
+    return np.concatenate([np.zeros(0, bool), *predictions.map_rows(block_misses)])
+
+
+def _stored_rows(values: Any, rows: IntArray) -> Any:
+    """Rows ``rows`` (sorted, distinct) of ``values`` as stored: a view where they are
+    consecutive (all rows' blocks), else gathered."""
+    if rows.size and rows[-1] - rows[0] == rows.size - 1:
+        return values[rows[0] : rows[-1] + 1]
+    return values[rows]
 
 
 def _folds(misses: BoolArray, folds: int, seed: int) -> list[IntArray]:
