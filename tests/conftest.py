@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,24 +101,83 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return make()
 
 
-@pytest.fixture(autouse=True)
-def _mpmath_precision_kept() -> Any:
-    """mpmath's working precision as each test found it, whatever the test set.
+#: mpmath's default working precision (53 bits, 15 digits): every test starts and ends at
+#: it. An oracle sets its own precision where it runs (``with mpmath.workdps(N):`` or
+#: ``@mpmath.workdps(N)``): ``mpmath.mp`` is one global, and a module-level ``mpmath.mp.dps
+#: = N`` in a test module is one setting for the whole run (pytest imports every test
+#: module before any test runs; the last import wins: CI once failed 14 cases of a
+#: 60-digit oracle at another module's 40 digits).
+MPMATH_DEFAULT_PREC = 53
 
-    ``mpmath.mp`` is one global: a test that raised or lowered it and kept it (for
-    instance ``mpmath.mp.prec = 80``, about 24 digits) changed the oracles of every test
-    after it on the same worker (the 40-digit label-gradient oracles, whose
-    :math:`1 + (p_y - 1)` of :math:`p_y \\approx 10^{-20}` then kept about 5 digits, failed by
-    up to 1e20 float32 ulps once an AVX2-only test had run before them in the
-    process). Not imported here: only where a test already did.
-    """
-    import sys
 
+def _mpmath_prec() -> int | None:
+    """mpmath's working precision in bits, or None where no test imported mpmath (not
+    imported here)."""
     module = sys.modules.get("mpmath")
-    before = None if module is None else module.mp.prec
+    return None if module is None else int(module.mp.prec)
+
+
+def _reset_mpmath_prec() -> None:
+    sys.modules["mpmath"].mp.prec = MPMATH_DEFAULT_PREC
+
+
+_SET_IT_WHERE_IT_RUNS = (
+    "set the oracle's precision where it runs: `with mpmath.workdps(N):` or "
+    "`@mpmath.workdps(N)` (mpmath.mp is one global; see MPMATH_DEFAULT_PREC in tests/conftest.py)"
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Any:
+    """A module whose import (or that of a helper it imports first, such as ``oracles``)
+    changed mpmath's working precision is a collection error naming it, and the
+    precision is put back for the next module."""
+    before = _mpmath_prec()
+    report = yield
+    after = _mpmath_prec()
+    if after is not None and after != (before or MPMATH_DEFAULT_PREC):
+        _reset_mpmath_prec()
+        report.outcome = "failed"
+        report.longrepr = (
+            f"importing {collector.nodeid} set mpmath's working precision to {after} bits "
+            f"(from {before or MPMATH_DEFAULT_PREC}): a module-level mpmath.mp.dps/prec is "
+            f"one setting for every test of the run; {_SET_IT_WHERE_IT_RUNS}"
+        )
+    return report
+
+
+def check_mpmath_default_prec(when: str) -> None:
+    """Fail (the precision put back first) where mpmath's working precision is not the
+    default; ``when`` says where it was found (a sentence's start)."""
+    found = _mpmath_prec()
+    if found is not None and found != MPMATH_DEFAULT_PREC:
+        _reset_mpmath_prec()
+        pytest.fail(
+            f"{when} mpmath's working precision was {found} bits, not the default "
+            f"{MPMATH_DEFAULT_PREC}; " + _SET_IT_WHERE_IT_RUNS,
+            pytrace=False,
+        )
+
+
+@pytest.fixture(autouse=True)
+def _mpmath_precision_default() -> Any:
+    """Every test starts at mpmath's default precision (``MPMATH_DEFAULT_PREC``) and must
+    leave it there: a test found at another precision, or one that left another, fails
+    (and the default is put back for the next test).
+
+    History: a test that set ``mpmath.mp.prec = 80`` (about 24 digits) and kept it changed
+    the oracles of every test after it on the same worker (the 40-digit label-gradient
+    oracles, whose :math:`1 + (p_y - 1)` of :math:`p_y \\approx 10^{-20}` then kept about 5
+    digits, failed by up to 1e20 float32 ulps once an AVX2-only test had run before them
+    in the process); and the last-imported module's ``mpmath.mp.dps = 40`` ran a 60-digit
+    oracle at 40 (CI failed 14 cases). mpmath is not imported here: only where a test
+    already did.
+    """
+    check_mpmath_default_prec(
+        "At the start of this test (set at import, or left by an earlier test)"
+    )
     yield
-    if before is not None:
-        module.mp.prec = before
+    check_mpmath_default_prec("At the end of this test (which set it and left it)")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """Independent references: the measures at 50 significant digits with mpmath.
 
 Each float input is converted to an mpf exactly, so these are the true values of the
-measures of the given floating-point numbers (not of their decimal intent).
+measures of the given floating-point numbers (not of their decimal intent). Each
+reference sets its own precision where it runs (``@mpmath.workdps(DIGITS)``), never
+mpmath's global one at import (``tests/conftest.py``'s ``MPMATH_DEFAULT_PREC``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import mpmath
 import numpy as np
 from mpmath import libmp
 
-mpmath.mp.dps = 50
+#: The measures' working precision: 50 digits. Their worst cancellation is the KL's of
+#: nearly equal rows (terms of 1e-16 relative summing to 1e-32): 34 digits kept.
+DIGITS = 50
 INF = mpmath.inf
 
 
@@ -20,10 +24,12 @@ def _mp(values: Sequence[float]) -> list[mpmath.mpf]:
     return [mpmath.mpf(float(v)) for v in values]
 
 
+@mpmath.workdps(DIGITS)
 def entropy(p: Sequence[float]) -> float:
     return float(-mpmath.fsum(x * mpmath.log(x) for x in _mp(p) if x > 0))
 
 
+@mpmath.workdps(DIGITS)
 def cross_entropy(p: Sequence[float], q: Sequence[float]) -> float:
     total = mpmath.mpf(0)
     for x, y in zip(_mp(p), _mp(q), strict=True):
@@ -35,6 +41,7 @@ def cross_entropy(p: Sequence[float], q: Sequence[float]) -> float:
     return float(total)
 
 
+@mpmath.workdps(DIGITS)
 def kl_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     total = mpmath.mpf(0)
     for x, y in zip(_mp(p), _mp(q), strict=True):
@@ -46,6 +53,7 @@ def kl_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     return float(total)
 
 
+@mpmath.workdps(DIGITS)
 def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     total = mpmath.mpf(0)
     for x, y in zip(_mp(p), _mp(q), strict=True):
@@ -57,6 +65,7 @@ def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     return float(total)
 
 
+@mpmath.workdps(DIGITS)
 def binary_cross_entropy(p: float, q: float) -> float:
     # 1 - q is formed exactly at any precision: mpmath.log1p(-q), not log(1 - q), since
     # 1 - 5e-207 is 1 at 50 digits.
@@ -73,6 +82,7 @@ def binary_cross_entropy(p: float, q: float) -> float:
     return float(total)
 
 
+@mpmath.workdps(DIGITS)
 def softmax(logits: Sequence[float]) -> list[float]:
     z = _mp(logits)
     m = max(z)
@@ -81,18 +91,21 @@ def softmax(logits: Sequence[float]) -> list[float]:
     return [float(v / s) for v in e]
 
 
+@mpmath.workdps(DIGITS)
 def _log_softmax_mp(logits: Sequence[float]) -> list[mpmath.mpf]:
     z = _mp(logits)
     lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in z))
     return [v - lse for v in z]
 
 
+@mpmath.workdps(DIGITS)
 def entropy_of_logits(logits: Sequence[float]) -> float:
     """H(softmax(z)) without rounding the probabilities to floats on the way."""
     log_p = _log_softmax_mp(logits)
     return float(-mpmath.fsum(mpmath.exp(lp) * lp for lp in log_p))
 
 
+@mpmath.workdps(DIGITS)
 def cross_entropy_with_logits(p: Sequence[float], logits: Sequence[float]) -> float:
     """H(P, softmax(z)) in mpmath throughout."""
     log_q = _log_softmax_mp(logits)
@@ -120,24 +133,28 @@ def label_gap_rows(
 
 
 def label_p_minus_one(
-    z: np.ndarray, labels: np.ndarray, temperature: float
+    z: np.ndarray, labels: np.ndarray, temperature: float, *, digits: int
 ) -> tuple[mpmath.mpf, ...]:
     r""":math:`p_y - 1 = -r/(1 + r)`, :math:`r = \sum_{c \ne y} e^{(z_c - z_y)/T}`, per row
-    of ``z`` (its values as stored, each converted exactly). Each distinct value's
-    exponential is formed once and weighted by its count (exact: a count is an
-    integer; stored in 16 bits, a row of a thousand has a few dozen distinct values);
-    on :func:`label_gap_rows`' grid by :func:`_grid_exp`'s tables, else by mpmath's exp."""
-    t = mpmath.mpf(temperature)
-    out = []
-    for row, label in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
-        top = float(row[label])
-        values, counts = np.unique(np.delete(row, label), return_counts=True)
-        rest = mpmath.fsum(
-            int(n) * _term(float(x), top, t, temperature)
-            for x, n in zip(values, counts, strict=True)
-        )
-        out.append(-rest / (1 + rest))
-    return tuple(out)
+    of ``z`` (its values as stored, each converted exactly), at ``digits`` significant
+    digits (no cancellation: a sum of positive terms and a quotient; the caller's
+    arithmetic on the results takes its own precision, the same ``digits`` as a rule).
+    Each distinct value's exponential is formed once and weighted by its count (exact: a
+    count is an integer; stored in 16 bits, a row of a thousand has a few dozen distinct
+    values); on :func:`label_gap_rows`' grid by :func:`_grid_exp`'s tables, else by
+    mpmath's exp."""
+    with mpmath.workdps(digits):
+        t = mpmath.mpf(temperature)
+        out = []
+        for row, label in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
+            top = float(row[label])
+            values, counts = np.unique(np.delete(row, label), return_counts=True)
+            rest = mpmath.fsum(
+                int(n) * _term(float(x), top, t, temperature)
+                for x, n in zip(values, counts, strict=True)
+            )
+            out.append(-rest / (1 + rest))
+        return tuple(out)
 
 
 #: The grid of :func:`label_gap_rows`: 2^-20 (stored in any format, its values stay on it

@@ -149,6 +149,23 @@ NUMBERS: list[Number] = [
         lambda: crossent.softmax_cross_entropy(np.array([0.0, -800.0]), 1),
         ".0f",
     ),
+    (
+        "docs/tutorials/binary.md",
+        "The exact losses are $800$ nats",
+        "800",
+        lambda: MP.log1p(MP.exp(800)),
+        lambda: crossent.sigmoid_cross_entropy(np.array([-800.0]), np.array([1.0])),
+        ".0f",
+    ),
+    # the other convention's [0.9, 0.05, 0.05] is label_smoothing eps K / (K - 1)
+    (
+        "docs/tutorials/smoothing-weights.md",
+        "here 0.15, not 0.1",
+        "0.15",
+        lambda: MP.mpf("0.1") * 3 / 2,
+        None,
+        ".2f",
+    ),
     # the smoothed target's true-class probability, in percent
     (
         "docs/tutorials/smoothing-weights.md",

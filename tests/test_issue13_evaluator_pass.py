@@ -71,13 +71,13 @@ def test_class_wise_bins_a_block_in_one_call(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     ("labels", "hint"),
     [
-        (np.array([True, False, True]), "False is class 0, True class 1"),
         (np.array(["no", "yes", "yes"]), "index of its column"),
         (np.array(["no", "yes", "yes"], dtype=object), "index of its column"),
     ],
 )
 def test_labels_that_are_not_ids_get_the_fix_for_their_kind(labels: np.ndarray, hint: str) -> None:
-    """Booleans and class names were told to "cast whole-number floats"."""
+    """Class names were told to "cast whole-number floats" (booleans of a binary problem
+    are classes 0 and 1: tests/calibration/test_evalinputs_bool_labels.py)."""
     with pytest.raises(crossent.InputTypeError, match=hint):
         crossent.report(np.array([0.3, 0.6, 0.9]), labels, resamples=10)
 

@@ -594,7 +594,10 @@ _NAMES_HINT = (
     "order = {name: k for k, name in enumerate(class_names)}."
 )
 _LABEL_HINTS = {
-    "b": "Cast booleans to integers first: False is class 0, True class 1.",
+    "b": (
+        "Pass labels.astype(np.int64) (a PyTorch tensor: labels.long()): False is class 0, "
+        "True class 1."
+    ),
     "U": _NAMES_HINT,
     "S": _NAMES_HINT,
     "O": _NAMES_HINT,

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._lazy import LazyModule
-from ._xp import Array, full_like, is_numpy, ones_like, zeros_like
+from ._xp import Array, device, full_like, is_numpy, ones_like, zeros_like
 
 if typing.TYPE_CHECKING:
     from scipy import special
@@ -142,7 +142,9 @@ def exp_times(log_x: Array, y: Array, *, xp: ModuleType) -> Array:
     k = xp.round(-log_x / math.log(2.0))
     s = (log_x + k * _LN2_HIGH) + k * _LN2_LOW
     half = xp.floor(k / 2)
-    two = xp.asarray(2.0, dtype=log_x.dtype)
+    # on the input's device: a CPU scalar beside CUDA logits broke the reverse KL's
+    # backward there ("Expected all tensors to be on the same device", an H200 run)
+    two = xp.asarray(2.0, dtype=log_x.dtype, device=device(log_x))
     scale = xp.pow(two, -half)
     # 2^(half - k + 2) = 2^-half * (4 or 2), as 2 half - k is 0 or -1: one elementwise
     # pow, not two (the costly operation on other arrays than NumPy's)

@@ -107,14 +107,15 @@ def test_issue13_public_scores_keep_the_brier_digits_of_near_certain_rows(
     one_hot = np.eye(4)[labels]
     got = crossent.brier_score(probs, labels, reduction="none")
     for row in (4, 7):  # correct near-certain row: (1 - p_y)^2 + sum of the rest
-        want = float(
-            mpmath.fsum(
-                [
-                    (mpmath.mpf(float(a)) - float(b)) ** 2
-                    for a, b in zip(x[row], one_hot[row], strict=True)
-                ]
+        with mpmath.workdps(40):  # (not mpmath's global precision, 15 digits)
+            want = float(
+                mpmath.fsum(
+                    [
+                        (mpmath.mpf(float(a)) - float(b)) ** 2
+                        for a, b in zip(x[row], one_hot[row], strict=True)
+                    ]
+                )
             )
-        )
         assert got[row] == pytest.approx(want, rel=1e-14)
 
 

@@ -56,8 +56,8 @@ def test_intervals_bracket_the_accuracy_and_empty_bins_are_nan() -> None:
 def test_jeffreys_interval_against_mpmath_beta_quantiles() -> None:
     """One bin of 10 examples with 7 hits: the 2.5% and 97.5% quantiles of Beta(7.5, 3.5)."""
     mpmath = pytest.importorskip("mpmath")
-    mpmath.mp.dps = 30
 
+    @mpmath.workdps(30)
     def quantile(q: float) -> float:
         cdf = lambda x: mpmath.betainc(7.5, 3.5, 0, x, regularized=True) - q  # noqa: E731
         return float(mpmath.findroot(cdf, (0.01, 0.99), solver="bisect"))

@@ -97,9 +97,9 @@ def test_brier_half_scale_matches_sklearn_for_two_classes() -> None:
 def test_brier_of_a_near_certain_correct_prediction_keeps_its_precision() -> None:
     """p_y = 1 - delta from logits: the score is 2 delta^2 (to first order), not 0."""
     logits = np.array([[40.0, 0.0]])
-    mpmath.mp.dps = 50
-    delta = 1 / (1 + mpmath.e**40)
-    truth = float(2 * delta**2)
+    with mpmath.workdps(50):
+        delta = 1 / (1 + mpmath.e**40)
+        truth = float(2 * delta**2)
     assert crossent.brier_score(logits, [0], form="logits") == pytest.approx(
         truth, rel=CLOSED_FORM.rtol
     )

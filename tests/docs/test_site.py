@@ -30,6 +30,7 @@ TUTORIALS = [
     "clipping",
     "softmax",
     "gradient",
+    "binary",
     "temperature",
     "smoothing-weights",
     "imbalance-focal",

@@ -49,11 +49,11 @@ def _rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return z, v, mask
 
 
+@mpmath.workdps(40)
 def _kl_and_gradient(z: np.ndarray, v: np.ndarray, temperature: float, direction: str):
     r""":math:`T^2 D` and its gradient in the student's logits ``z`` (0 where
     :math:`s_c = 0`) of one row, in 40 digits: the classes of a probability 0 give no
     term."""
-    mpmath.mp.dps = 40
     t = mpmath.mpf(temperature)
 
     def softmax(x: np.ndarray) -> list[mpmath.mpf]:

@@ -147,10 +147,10 @@ def test_peak_memory_is_bounded_by_the_blocks(monkeypatch: pytest.MonkeyPatch) -
     assert peak <= result + 3 * workers() * block + 64 * 1024, peak - result
 
 
+@mpmath.workdps(40)
 def test_two_classes_against_mpmath(fused: dict[str, int]) -> None:
     r""":math:`T^2 D(t\,\|\,s)` and :math:`T(s - t)` of a few rows of two classes at
     :math:`T = 2` against mpmath (40 digits), the fused call in bits (base 2)."""
-    mpmath.mp.dps = 40
     z, v = _hard_rows(8200, 2, np.float64, seed=3)
     t = 2.0
     loss = crossent.distillation_loss(z, v, temperature=t, reduction="none", base=2)

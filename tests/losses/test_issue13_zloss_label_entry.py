@@ -26,6 +26,18 @@ form (classes on axis 0, torch tensors); ``crossent.torch.cross_entropy``'s back
 had the same :math:`c - g`. With :math:`\lambda = 1` the entry of ``[0, -80]`` is
 :math:`+1.8\cdot10^{-35}`: it came out with the wrong sign.
 
+``soft_cap`` :math:`s` with the z-loss on the same paths (:math:`s` = 64, where
+:math:`z/s` is exact, and 20): the oracle of the capped logits :math:`s\tanh(z/s)`
+(formed in mpmath from the exact :math:`z`) times the cap's slope
+:math:`\operatorname{sech}^2(z/s)`, also checked against mpmath's numerical derivative.
+Soft-capping keeps every NumPy call off the compiled small calls and the fused kernels
+(the generic path, float64; asserted), and ``crossent.torch``'s off its fused kernels
+(the generic path in float64 on the CPU); the fused linear and vocab-parallel losses
+cap and apply the slope themselves. No path was wrong: the tolerances add the rounding
+of the capped logits, which every path rounds (:math:`\max_c|z'_c|` ulps, as
+:math:`z/T` where :math:`1/T` is inexact), and of :math:`z/s` in the slope
+(:math:`|z_c/s|` ulps).
+
 Oracle: :math:`\partial/\partial z` of :math:`(1-\varepsilon)w_y(\operatorname{LSE} -
 z'_y) + \tfrac{\varepsilon}{C}\sum_c w_c(\operatorname{LSE} - z'_c) + \lambda w_y
 \operatorname{LSE}^2` (``crossent.torch.cross_entropy``'s formula) times the reduction's
@@ -54,7 +66,11 @@ from crossent.losses import _cpu_kernels, _softmax_small
 
 from kernel_paths import use_kernel_path
 
-mpmath.mp.dps = 50
+#: The oracle's working precision, set where it runs: 50 digits (its one cancellation,
+#: :math:`-c\,s/(1 + s) + 2\lambda\omega\operatorname{LSE}` of a ``[0, -80]`` row, is
+#: by a factor :math:`1 - 2\lambda` at most; :math:`A - t_y` is exactly 0 without
+#: smoothing).
+DIGITS = 50
 
 _CLASSES = 6
 _LAMBDAS = (1e-4, 1.0)
@@ -87,13 +103,24 @@ def _row_oracle(
     lam: float,
     eps: float,
     weight: tuple[float, ...] | None,
+    cap: float | None = None,
 ) -> tuple[np.ndarray, float]:
     r"""The row's gradient (reduction ``'sum'``, float64) and the size of the label
     entry's rounded terms: :math:`(|c(p_y - 1)| + |2\lambda\omega\operatorname{LSE}|)/T`,
-    plus :math:`(|A| + |t_y|)/T` with smoothing (:math:`A - t_y = 0` without)."""
-    with mpmath.workdps(50):
+    plus :math:`(|A| + |t_y|)/T` with smoothing (:math:`A - t_y = 0` without).
+
+    With ``cap`` (``soft_cap`` :math:`s`): the same of the capped logits
+    :math:`s\tanh(z/s)`, formed here from the exact :math:`z`, each entry (and its
+    size) times the cap's slope :math:`\operatorname{sech}^2(z_c/s)` (the chain rule)."""
+    with mpmath.workdps(DIGITS):
         t = mpmath.mpf(temperature)
-        zs = [mpmath.mpf(v) / t for v in z]
+        raw = [mpmath.mpf(v) for v in z]
+        slope = [mpmath.mpf(1)] * len(raw)
+        if cap is not None:
+            s_cap = mpmath.mpf(cap)
+            slope = [mpmath.sech(v / s_cap) ** 2 for v in raw]
+            raw = [s_cap * mpmath.tanh(v / s_cap) for v in raw]
+        zs = [v / t for v in raw]
         classes = len(zs)
         w = [mpmath.mpf(1)] * classes if weight is None else [mpmath.mpf(v) for v in weight]
         e, lam_mp = mpmath.mpf(eps), mpmath.mpf(lam)
@@ -117,9 +144,13 @@ def _row_oracle(
             abs(coef * rest[c] / (1 + s)) + abs(target[c]) if c != y else 0 for c in range(classes)
         ]
         sizes[y] = abs(coef * s / (1 + s)) + abs(z_part) + (abs(a) + abs(target[y]) if eps else 0)
-        return np.array([float(g / t) for g in grad]), np.array([float(v / t) for v in sizes])
+        return (
+            np.array([float(g * k / t) for g, k in zip(grad, slope, strict=True)]),
+            np.array([float(v * k / t) for v, k in zip(sizes, slope, strict=True)]),
+        )
 
 
+@mpmath.workdps(DIGITS)
 def _oracle(
     z: np.ndarray,
     labels: np.ndarray,
@@ -129,13 +160,14 @@ def _oracle(
     eps: float,
     weight: np.ndarray | None,
     reduction: str,
+    cap: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_row_oracle` of each row times the reduction's scale (``'mean'``:
     :math:`1/\\sum_i\\omega_i`), and the label entries' sizes likewise."""
     w = None if weight is None else tuple(np.asarray(weight, dtype=np.float64).tolist())
     grads, sizes = [], []
     for row, y in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
-        g, size = _row_oracle(tuple(row.tolist()), int(y), temperature, lam, eps, w)
+        g, size = _row_oracle(tuple(row.tolist()), int(y), temperature, lam, eps, w, cap)
         grads.append(g)
         sizes.append(size)
     grad, size = np.array(grads), np.array(sizes)
@@ -156,26 +188,39 @@ def _check(
     want: np.ndarray,
     sizes: np.ndarray,
     temperature: float,
+    cap: float | None = None,
 ) -> None:
     """Each label entry within 4 ulps (relative), plus :math:`\\max_c|z'_c|` ulps where
     :math:`1/T` is inexact; each other entry within :math:`4 + |m'| + \\max_c|z'_c -
-    m'|` ulps more; each entry within 4 ulps of its terms' ``sizes`` more."""
+    m'|` ulps more; each entry within 4 ulps of its terms' ``sizes`` more.
+
+    With ``cap`` (``soft_cap`` :math:`s`), :math:`z'` are the capped logits
+    :math:`s\\tanh(z/s)/T`, which every path rounds (as :math:`z/T` where :math:`1/T` is
+    inexact: :math:`\\max_c|z'_c|` ulps more at every temperature), and each entry
+    :math:`|z_c/s|` ulps more: the rounding of :math:`z/s` moves the cap's slope
+    :math:`\\operatorname{sech}^2(z_c/s)` by :math:`2|\\tanh(z_c/s)|` times it."""
     got = np.asarray(got)
     info = np.finfo(got.dtype)
     eps, atol = float(info.eps), 4 * float(info.smallest_subnormal)
     entries = got.astype(np.float64)
     assert entries.shape == want.shape
-    scaled = np.asarray(z, dtype=np.float64) / temperature
+    z = np.asarray(z, dtype=np.float64)
+    slope_ulps = np.zeros(z.shape) if cap is None else np.abs(z / cap)
+    if cap is not None:
+        z = cap * np.tanh(z / cap)
+    scaled = z / temperature
     top = np.max(scaled, axis=-1)
-    inexact = temperature not in (0.5, 1.0, 2.0)  # z/T rounded: z * fl(1/T)
+    # z/T rounded: z * fl(1/T); the capped logits rounded at any T
+    inexact = temperature not in (0.5, 1.0, 2.0) or cap is not None
     widest = np.max(np.abs(scaled), axis=-1) if inexact else np.zeros(len(labels))
     at = np.arange(len(labels))
     label_got, label_want = entries[at, labels], want[at, labels]
-    label_tol = (4 + widest) * eps * np.abs(label_want) + 4 * eps * sizes[at, labels] + atol
+    label_ulps = 4 + widest + slope_ulps[at, labels]
+    label_tol = label_ulps * eps * np.abs(label_want) + 4 * eps * sizes[at, labels] + atol
     bad = np.flatnonzero(np.abs(label_got - label_want) > label_tol)
     assert bad.size == 0, ("label", bad[:4], label_got[bad[:4]], label_want[bad[:4]])
     spread = np.max(top[:, None] - scaled, axis=-1)
-    rtol = ((4 + np.abs(top) + spread + widest) * eps)[:, None]
+    rtol = ((4 + np.abs(top) + spread + widest)[:, None] + slope_ulps) * eps
     off = np.ones(want.shape, dtype=bool)
     off[at, labels] = False
     error = np.abs(entries - want)
@@ -261,12 +306,89 @@ def test_public_gradient(
     assert taken == ([True] * 2 * len(_LAMBDAS) if compiled else []), taken
 
 
+#: ``soft_cap`` values: :math:`z/s` exact (a power of two) and rounded; the rows' gaps of
+#: 30 and more capped to less than :math:`2s` (a row with its maximum at 0 and the rest
+#: past :math:`-s` has a log-sum-exp of :math:`e^{-s}` or so, the entry's cancellation).
+_SOFT_CAPS = (64.0, 20.0)
+
+
+def _spy_statistics(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which row statistics each call formed: the generic path's (``'generic'``) or the
+    fused kernels' (``'kernels'``)."""
+    from crossent.losses import _softmax
+
+    seen: list[str] = []
+    for name, tag in (("_generic_rows", "generic"), ("_kernel_rows", "kernels")):
+        real = getattr(_softmax, name)
+
+        def spy(*args: Any, _real: Any = real, _tag: str = tag, **kwargs: Any) -> Any:
+            seen.append(_tag)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(_softmax, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_soft_cap_public_gradient(
+    monkeypatch: pytest.MonkeyPatch,
+    size: str,
+    dtype: type,
+    reduction: str,
+    eps: float,
+    weighted: bool,
+    temperature: float,
+) -> None:
+    """``soft_cap`` with the z-loss: ``softmax_cross_entropy_grad`` against the oracle of
+    the capped logits :math:`s\\tanh(z/s)` and their chain rule, one call of the base rows
+    and the rows repeated past ``SERIAL_ELEMENTS``, ``validate`` on and off. Soft-capping
+    keeps every call off the compiled small calls and the fused kernels (the generic
+    path, in float64 for float32 logits): asserted, with Numba installed or not."""
+    taken = _spy_compiled_small(monkeypatch)
+    statistics = _spy_statistics(monkeypatch)
+    z, labels = _base_rows(dtype)
+    if size == "large":
+        repeat = _cpu_kernels.SERIAL_ELEMENTS // z.size + 1
+        z, labels = np.tile(z, (repeat, 1)), np.tile(labels, repeat)
+    weight = _weight(dtype) if weighted else None
+    for cap in _SOFT_CAPS:
+        for lam in _LAMBDAS:
+            want, sizes = _oracle(
+                z,
+                labels,
+                temperature=temperature,
+                lam=lam,
+                eps=eps,
+                weight=weight,
+                reduction=reduction,
+                cap=cap,
+            )
+            for validate in (True, False):
+                options: dict[str, Any] = {"reduction": reduction, "label_smoothing": eps}
+                options |= {"temperature": temperature, "z_loss": lam, "validate": validate}
+                options |= {"soft_cap": cap}
+                if weight is not None:
+                    options["weight"] = weight
+                got = crossent.softmax_cross_entropy_grad(z, labels, **options)
+                assert np.asarray(got).dtype == dtype
+                _check(got, z, labels, want, sizes, temperature, cap=cap)
+    assert taken == []
+    assert statistics
+    assert set(statistics) == {"generic"}, set(statistics)
+
+
 @pytest.mark.parametrize("layout", ["class_axis_0", "torch_tensors"])
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_generic_where_form(layout: str, eps: float, weighted: bool) -> None:
+@pytest.mark.parametrize("cap", [None, *_SOFT_CAPS])
+def test_generic_where_form(layout: str, eps: float, weighted: bool, cap: float | None) -> None:
     """The generic path's ``where`` form: float64 NumPy logits with the classes on axis
-    0, or float64 torch tensors."""
+    0, or float64 torch tensors; without and with ``soft_cap``."""
     z, labels = _base_rows(np.float64)
     weight = _weight(np.float64) if weighted else None
     for lam in _LAMBDAS:
@@ -276,6 +398,7 @@ def test_generic_where_form(layout: str, eps: float, weighted: bool) -> None:
             "label_smoothing": eps,
             "temperature": 0.7,
             "z_loss": lam,
+            "soft_cap": cap,
         }
         if layout == "torch_tensors":
             torch = pytest.importorskip("torch")
@@ -289,9 +412,9 @@ def test_generic_where_form(layout: str, eps: float, weighted: bool) -> None:
                 crossent.softmax_cross_entropy_grad(z.T.copy(), labels, axis=0, **options)
             ).T
         want, sizes = _oracle(
-            z, labels, temperature=0.7, lam=lam, eps=eps, weight=weight, reduction="sum"
+            z, labels, temperature=0.7, lam=lam, eps=eps, weight=weight, reduction="sum", cap=cap
         )
-        _check(got, z, labels, want, sizes, 0.7)
+        _check(got, z, labels, want, sizes, 0.7, cap=cap)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -299,11 +422,13 @@ def test_generic_where_form(layout: str, eps: float, weighted: bool) -> None:
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("cap", [None, *_SOFT_CAPS])
 def test_torch_cross_entropy_backward(
-    dtype: str, reduction: str, eps: float, weighted: bool, temperature: float
+    dtype: str, reduction: str, eps: float, weighted: bool, temperature: float, cap: float | None
 ) -> None:
     """``crossent.torch.cross_entropy``'s backward (float64: the generic path on torch
-    tensors; float32: the fused kernels)."""
+    tensors; float32: the fused kernels, or with ``soft_cap`` the generic path in
+    float64, its result rounded to float32)."""
     torch = pytest.importorskip("torch")
     ct = pytest.importorskip("crossent.torch")
     np_dtype = np.float64 if dtype == "float64" else np.float32
@@ -319,6 +444,7 @@ def test_torch_cross_entropy_backward(
             label_smoothing=eps,
             z_loss=lam,
             temperature=temperature,
+            soft_cap=cap,
         )
         loss.sum().backward()
         assert leaf.grad is not None
@@ -331,32 +457,48 @@ def test_torch_cross_entropy_backward(
             eps=eps,
             weight=weight,
             reduction=reduction,
+            cap=cap,
         )
-        _check(leaf.grad.numpy(), z, labels, want, sizes, temperature)
+        _check(leaf.grad.numpy(), z, labels, want, sizes, temperature, cap=cap)
 
 
 @pytest.mark.parametrize(
-    ("row", "label", "temperature", "lam", "eps", "weighted"),
+    ("row", "label", "temperature", "lam", "eps", "weighted", "cap"),
     [
-        ((0.0, -80.0, -80.25), 0, 1.0, 1e-4, 0.0, False),
-        ((0.0, -80.0, -80.25), 0, 1.0, 1.0, 0.1, True),
-        ((_TINY, -30.0, -30.25), 0, 0.7, 1.0, 0.0, True),
-        ((5.0, 0.0, -0.25), 0, 1.0, 1e-4, 0.0, False),
-        ((-1000.0, -1005.0, -1005.25), 0, 0.7, 1e-4, 0.1, False),
-        ((1.5, 0.25, -2.0), 1, 1.0, 1.0, 0.1, True),
+        ((0.0, -80.0, -80.25), 0, 1.0, 1e-4, 0.0, False, None),
+        ((0.0, -80.0, -80.25), 0, 1.0, 1.0, 0.1, True, None),
+        ((_TINY, -30.0, -30.25), 0, 0.7, 1.0, 0.0, True, None),
+        ((5.0, 0.0, -0.25), 0, 1.0, 1e-4, 0.0, False, None),
+        ((-1000.0, -1005.0, -1005.25), 0, 0.7, 1e-4, 0.1, False, None),
+        ((1.5, 0.25, -2.0), 1, 1.0, 1.0, 0.1, True, None),
+        # soft_cap: the capped logits' oracle and its chain rule
+        ((0.0, -80.0, -80.25), 0, 1.0, 1e-4, 0.0, False, 64.0),
+        ((0.0, -80.0, -80.25), 0, 0.7, 1.0, 0.1, True, 20.0),
+        ((_TINY, -30.0, -30.25), 0, 0.7, 1.0, 0.0, True, 20.0),
+        ((5.0, 0.0, -0.25), 0, 1.0, 1e-4, 0.0, False, 4.0),
+        ((1.5, 0.25, -2.0), 1, 1.0, 1.0, 0.1, True, 1.0),
     ],
 )
 def test_oracle_against_numerical_derivative(
-    row: tuple[float, ...], label: int, temperature: float, lam: float, eps: float, weighted: bool
+    row: tuple[float, ...],
+    label: int,
+    temperature: float,
+    lam: float,
+    eps: float,
+    weighted: bool,
+    cap: float | None,
 ) -> None:
-    """The oracle (rounded to float64) is mpmath's numerical derivative of the loss."""
+    """The oracle (rounded to float64) is mpmath's numerical derivative of the loss (of
+    the capped logits :math:`s\\tanh(z/s)` with ``cap``)."""
     weight = (0.5, 1.25, 2.0) if weighted else None
-    want, _ = _row_oracle(row, label, temperature, lam, eps, weight)
+    want, _ = _row_oracle(row, label, temperature, lam, eps, weight, cap)
     with mpmath.workdps(60):
         w = [mpmath.mpf(1)] * 3 if weight is None else [mpmath.mpf(v) for v in weight]
         e, t = mpmath.mpf(eps), mpmath.mpf(temperature)
 
         def loss(*z: Any) -> Any:
+            if cap is not None:
+                z = tuple(cap * mpmath.tanh(v / cap) for v in z)
             zs = [v / t for v in z]
             lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in zs))
             smooth = e / 3 * mpmath.fsum(w[c] * (lse - zs[c]) for c in range(3))
@@ -376,6 +518,7 @@ def test_oracle_against_numerical_derivative(
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("cap", [None, 20.0])
 def test_torch_linear_and_vocab_parallel_backward(
     tmp_path: Any,
     kind: str,
@@ -384,11 +527,14 @@ def test_torch_linear_and_vocab_parallel_backward(
     eps: float,
     weighted: bool,
     temperature: float,
+    cap: float | None,
 ) -> None:
     """``crossent.torch``'s fused linear cross-entropy (the hidden states are the rows,
     the linear weight the identity: the hidden states' gradient is the logits') and the
     vocab-parallel losses on one gloo rank, which form the label's entry as
-    :math:`g\\operatorname{expm1}(\\log p_y) + (c - g)\\,p_y`."""
+    :math:`g\\operatorname{expm1}(\\log p_y) + (c - g)\\,p_y`; without and with
+    ``soft_cap`` (their own cap and slope, ``_launch._soft_capped`` and
+    ``_times_cap_slope_``)."""
     torch = pytest.importorskip("torch")
     ct = pytest.importorskip("crossent.torch")
     from spawned import one_rank_group
@@ -402,6 +548,7 @@ def test_torch_linear_and_vocab_parallel_backward(
         "reduction": reduction,
         "label_smoothing": eps,
         "temperature": temperature,
+        "soft_cap": cap,
     }
     calls = {
         "linear": lambda h, y, **kw: ct.linear_cross_entropy(h, eye, y, **kw),
@@ -423,8 +570,9 @@ def test_torch_linear_and_vocab_parallel_backward(
                 eps=eps,
                 weight=weight,
                 reduction=reduction,
+                cap=cap,
             )
-            _check(leaf.grad.numpy(), z, labels, want, sizes, temperature)
+            _check(leaf.grad.numpy(), z, labels, want, sizes, temperature, cap=cap)
 
 
 @contextlib.contextmanager

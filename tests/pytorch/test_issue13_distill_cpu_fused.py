@@ -108,6 +108,7 @@ def test_float64_against_numpy(temperature: float, classes: int) -> None:
         np.testing.assert_allclose(grad.numpy(), want, rtol=1e-12, atol=atol)
 
 
+@mpmath.workdps(50)
 def test_hard_rows_against_mpmath() -> None:
     """Rows whose KL is 0, 1e-15 relative and ordinary; C = 2, 3 and T = 0.5, 4 (the
     gradients of near rows within 1e-14: ``_near_rows``' own bound); and a row whose KL
@@ -121,7 +122,6 @@ def test_hard_rows_against_mpmath() -> None:
         ([1e4, 0.0, -3.0], [0.0, 1.0, -np.inf], 1.0),
         ([0.0, float(np.log(3e-5)), -30.0], [0.0, float(np.log(1e-5)), -30.0], 1.0),
     ]
-    mpmath.mp.dps = 50
     for zr, vr, temperature in rows:
         z, v = torch.tensor([zr], dtype=torch.float64), torch.tensor([vr], dtype=torch.float64)
         loss, grad, _ = _call(z, v, temperature, "sum")

@@ -37,7 +37,7 @@ from .._xp import (
     namespace,
     to_numpy,
 )
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 __all__ = [
     "Block",
@@ -269,6 +269,8 @@ def labels_array(labels: Any, *, n: int, classes: int, check_range: bool = True)
     xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
+    if labels.dtype == np.bool_:  # a binary problem's classes 0 and 1
+        labels = _boolean_labels(labels, classes=classes)
     check_labels(
         labels,
         xp=xp,
@@ -279,6 +281,26 @@ def labels_array(labels: Any, *, n: int, classes: int, check_range: bool = True)
         float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
     )
     return np.asarray(labels, dtype=np.intp)
+
+
+def _boolean_labels(labels: npt.NDArray[np.bool_], *, classes: int) -> IntArray:
+    """Boolean labels of a binary problem as the class ids 0 (False) and 1 (True).
+
+    With two classes (two columns, or one-dimensional predictions of class 1) there is
+    one reading: ``False`` is class 0 and ``True`` class 1, NumPy's own cast, the order
+    of scikit-learn's classes ``[False, True]``, and what ``crossent report`` reads from
+    a boolean label column or array.  With any other number of classes a boolean says
+    which of two classes, not which of ``classes``: refused, saying what to write if
+    False and True do mean the classes 0 and 1.
+    """
+    if classes != 2:
+        raise InputTypeError(
+            f"`labels` are booleans, which are the classes 0 (False) and 1 (True) of a "
+            f"binary problem, but the predictions have {classes} "
+            f"{'class' if classes == 1 else 'classes'}; if False and True are the classes "
+            "0 and 1, pass labels.astype(np.int64) (a PyTorch tensor: labels.long())"
+        )
+    return labels.astype(np.intp)
 
 
 def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:

@@ -149,9 +149,15 @@ def _parser() -> argparse.ArgumentParser:
         "is the baseline); '-' reads a CSV from standard input",
     )
     form = report.add_mutually_exclusive_group()
-    form.add_argument("--logits", action="store_true", help="CSV/Parquet columns are logits")
     form.add_argument(
-        "--log-probs", action="store_true", help="CSV/Parquet columns are log-probabilities"
+        "--logits",
+        action="store_true",
+        help="a table's columns, a .npy or a .pt's single tensor hold logits",
+    )
+    form.add_argument(
+        "--log-probs",
+        action="store_true",
+        help="a table's columns, a .npy or a .pt's single tensor hold log-probabilities",
     )
     report.add_argument(
         "--dtype",
@@ -166,6 +172,13 @@ def _parser() -> argparse.ArgumentParser:
         "--id-column",
         metavar="NAME",
         help="a table column identifying rows (not a class; shown for the surprising rows)",
+    )
+    report.add_argument(
+        "--labels",
+        type=Path,
+        metavar="FILE",
+        help="the labels of predictions stored alone (a .npy, or a .pt holding one tensor): a "
+        ".npy or .pt of class ids, or a table whose --label-column holds them",
     )
     report.add_argument(
         "--class-columns",
@@ -321,7 +334,7 @@ def _run_report(args: argparse.Namespace) -> int:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
-    inputs = [path for path in args.paths if str(path) != "-"]
+    inputs = [path for path in [*args.paths, args.labels] if path and str(path) != "-"]
     if args.output is not None:
         check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
@@ -329,7 +342,13 @@ def _run_report(args: argparse.Namespace) -> int:
         _refuse_file_options(args, form)
         dataset = builtin_dataset()
     else:
-        dataset = open_dataset(args.paths[0], form=form, dtype=args.dtype, columns=_columns(args))
+        dataset = open_dataset(
+            args.paths[0],
+            form=form,
+            dtype=args.dtype,
+            columns=_columns(args),
+            labels=args.labels,
+        )
     try:
         report = _evaluate(dataset, args)
         if args.output is not None:
@@ -352,6 +371,7 @@ def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
     if form is not None or args.dtype is not None:
         raise crossent.InputError("--logits, --log-probs and --dtype need a PATH")
     for option, value in (
+        ("--labels", args.labels),
         ("--label-column", args.label_column),
         ("--id-column", args.id_column),
         ("--class-columns", args.class_columns),
@@ -367,24 +387,33 @@ def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
     try:
         if bar is not None:
             bar.start()
-        return build_report(dataset, progress=progress, **_options(args))
+        report = build_report(dataset, progress=progress, **_options(args))
     except crossent.InputError as exc:
         where = "" if dataset.builtin else f"{dataset.source}: "
-        raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
+        hint = dataset.row_id_hint()
+        message = in_file_terms(str(exc), dataset) + (f" ({hint})" if hint else "")
+        raise crossent.InputError(f"{where}{message}") from exc
     finally:
         if bar is not None:
             bar.stop()
+    if dataset.row_id_hint():  # a diagnostic: stderr, whatever the output
+        print(f"crossent: note: {dataset.source}: {dataset.row_id_hint()}", file=sys.stderr)
+    return report
 
 
 def _run_comparison(args: argparse.Namespace) -> int:
     """``crossent report A B [C ...]``: each model's report and paired differences."""
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     if args.output is not None:
-        check_output(args.output, inputs=[p for p in args.paths if str(p) != "-"])
+        check_output(
+            args.output, inputs=[p for p in [*args.paths, args.labels] if p and str(p) != "-"]
+        )
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     reports = []
     for path in args.paths:
-        dataset = open_dataset(path, form=form, dtype=args.dtype, columns=_columns(args))
+        dataset = open_dataset(
+            path, form=form, dtype=args.dtype, columns=_columns(args), labels=args.labels
+        )
         try:
             reports.append(_evaluate(dataset, args))
         finally:

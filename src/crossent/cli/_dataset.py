@@ -8,6 +8,7 @@ never guessed from the values, and the labels are held in memory.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,11 @@ class Dataset:
     dtype_hint: str = ""
     ids: Any = None
     columns: dict[str, Any] | None = None
+    labels_source: str = ""
+    """The file the labels were read from, when not ``source`` (``--labels``)."""
+    row_ids: tuple[list[str], str] = ([], "")
+    """A table's class columns of integers with a different value in every row (likely
+    row ids), and the table's first column."""
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -65,6 +71,23 @@ class Dataset:
     @property
     def classes(self) -> int:
         return int(self.values.shape[1])
+
+    def row_id_hint(self) -> str:
+        """What to pass if the class columns of likely row ids do identify rows ("" when
+        there are none): a named pandas index written by ``to_csv`` is the first column,
+        and is otherwise read as a class whose value is the row id."""
+        names, first = self.row_ids
+        if not names:
+            return ""
+        name = names[0]
+        what = (
+            f"the first column, {name!r}, is read as a class but holds integers, a "
+            "different one in every row, as a pandas index written by to_csv does"
+            if name == first
+            else f"the class column {name!r} holds integers, a different one in every row, "
+            "as row ids do"
+        )
+        return f"{what}; if it identifies rows, pass --id-column {shlex.quote(name)}"
 
     def close(self) -> None:
         """Drop the memory maps' temporary files."""

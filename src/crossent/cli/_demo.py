@@ -1,8 +1,9 @@
 """``crossent demo [TOPIC]``: the tutorial examples, every number computed by crossent.
 
 The topics follow the tutorials' order: surprisal, entropy, cross-entropy, KL, binary
-cross-entropy, softmax from logits with its ``p - y`` gradient, temperature,
-perplexity and calibration; without a topic, all of them.  Where a tutorial's printed
+cross-entropy, softmax from logits with its ``p - y`` gradient, temperature, label
+smoothing, class weights, distillation, perplexity, calibration and the hinge loss as
+the contrast; without a topic, all of them.  Where a tutorial's printed
 number is an artefact (clipping at 1e-10, probabilities that do not sum to 1), the
 demo shows the exact value beside it and says why they differ.
 """
@@ -129,11 +130,42 @@ def _step_by_step(out: TextIO) -> None:
     )
 
 
+def _three_predictions(out: TextIO) -> None:
+    _heading(out, "Three predictions for a true class 0 (nats)")
+    p = [1.0, 0.0, 0.0]
+    rows = [
+        [name, text, crossent.cross_entropy(p, q)]
+        for name, text, q in (
+            ("confident and right", "[0.9, 0.07, 0.03]", [0.9, 0.07, 0.03]),
+            ("confident and wrong", "[0.05, 0.9, 0.05]", [0.05, 0.9, 0.05]),
+            ("uniform", "[1/3, 1/3, 1/3]", [1 / 3, 1 / 3, 1 / 3]),
+        )
+    ]
+    _table(out, ["prediction", "Q", "H(P,Q)"], rows)
+    typed = [0.333, 0.333, 0.333]
+    try:
+        crossent.cross_entropy(p, typed)
+    except crossent.InputError:
+        printed = crossent.cross_entropy(p, typed, validate=False)
+        _note(
+            out,
+            f"The uniform loss is log 3 = {np.log(3):.4f}. Tutorial code that types 0.333 gets "
+            f"-log 0.333 = {printed:.4f}:",
+            f"its Q sums to {sum(typed):.3f}, which crossent refuses (InputError).",
+        )
+
+
 def _binary(out: TextIO) -> None:
     _heading(out, "Binary cross-entropy, true label y = 1 (nats)")
     predictions = [0.95, 0.5, 0.05, 0.0]
     losses = crossent.binary_cross_entropy(1.0, predictions)
-    _table(out, ["predicted p", "BCE"], [[q, v] for q, v in zip(predictions, losses, strict=True)])
+    grads = [q - 1.0 for q in predictions]  # d BCE / d z for p = sigmoid(z)
+    _table(
+        out,
+        ["predicted p", "BCE", "gradient p - y"],
+        [[q, v, g] for q, v, g in zip(predictions, losses, grads, strict=True)],
+    )
+    _note(out, "With p = sigmoid(z), the gradient in the logit z is p - y, as for the softmax.")
 
 
 def _softmax(out: TextIO) -> None:
@@ -166,6 +198,19 @@ def _perplexity(out: TextIO) -> None:
         f"a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f}",
         f"a [0.9, 0.1] coin: perplexity {crossent.perplexity([0.9, 0.1]):.4f} "
         "(less than 2 choices' worth of confusion)",
+    )
+    q_true = [0.5, 0.25, 0.1, 0.4]  # what a model gave each true next token
+    surprise = crossent.surprisal(q_true)
+    rows = [[n, q, s] for n, (q, s) in enumerate(zip(q_true, surprise, strict=True), start=1)]
+    _table(out, ["token", "q(true token)", "-log q"], rows)
+    mean = float(np.mean(surprise))
+    _note(
+        out,
+        f"mean cross-entropy {mean:.4f} nats per token: perplexity exp({mean:.4f}) = "
+        f"{np.exp(mean):.4f},",
+        "one over the geometric mean of the true tokens' probabilities (the exponential of "
+        "the mean,",
+        f"not the mean of per-token perplexities, {float(np.mean(1 / np.array(q_true))):.4f}).",
     )
 
 
@@ -200,6 +245,91 @@ def _temperature(out: TextIO) -> None:
     _note(out, "T < 1 sharpens the prediction, T > 1 flattens it; the ranking never changes.")
 
 
+def _smoothing(out: TextIO) -> None:
+    _heading(out, "Label smoothing: y' = (1 - eps) y + eps / K, logits z = [2, 1, 0.1], class 0")
+    logits = np.array([2.0, 1.0, 0.1])
+    classes = logits.size
+    rows = []
+    for eps in (0.0, 0.1, 0.2):
+        smoothed = (1 - eps) * np.eye(classes)[0] + eps / classes
+        rows.append(
+            [
+                f"eps = {eps:g}",
+                smoothed[0],
+                crossent.softmax_cross_entropy(logits, 0, label_smoothing=eps),
+                crossent.entropy(smoothed),
+            ]
+        )
+    _table(out, ["smoothing", "y'(class 0)", "loss (nats)", "floor H(y')"], rows)
+    rows = [
+        [
+            f"logits x {scale}",
+            crossent.softmax_cross_entropy(logits * scale, 0),
+            crossent.softmax_cross_entropy(logits * scale, 0, label_smoothing=0.1),
+        ]
+        for scale in (1, 2, 4, 8)
+    ]
+    _table(out, ["more confident", "plain loss", "smoothed, eps = 0.1"], rows)
+    other = crossent.softmax_cross_entropy_with_targets(logits, [0.9, 0.05, 0.05])
+    same = crossent.softmax_cross_entropy(logits, 0, label_smoothing=0.15)
+    _note(
+        out,
+        "The plain loss falls towards 0 forever; the smoothed one has a floor, and rises again",
+        "once the logits grow past the confidence y' asks for.",
+        "The target [0.9, 0.05, 0.05] spreads eps = 0.1 over the K - 1 other classes: it is",
+        f"label_smoothing = 0.15 in the eps / K convention used here ({other:.4f} = {same:.4f}).",
+    )
+
+
+def _weights(out: TextIO) -> None:
+    _heading(out, "Class weights: a weighted mean, divided by the weights of the labels present")
+    logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0], [1.0, 1.0, 1.0]])
+    labels = np.array([0, 2, 1])
+    weight = np.array([1.0, 5.0, 1.0])
+    losses = crossent.softmax_cross_entropy(logits, labels, reduction="none")
+    rows = [[n, int(y), weight[y], v] for n, (y, v) in enumerate(zip(labels, losses, strict=True))]
+    _table(out, ["example", "label", "weight w_y", "loss (nats)"], rows)
+    total = float(np.sum(weight[labels]))
+    plain = crossent.softmax_cross_entropy(logits, labels)
+    weighted = crossent.softmax_cross_entropy(logits, labels, weight=weight)
+    _note(
+        out,
+        f"unweighted mean {plain:.4f}; weighted sum(w_y loss) / sum(w_y) = {weighted:.4f} "
+        f"(sum w_y = {total:g})",
+        "Class 1 counts five times: its example's loss pulls the mean towards it.",
+    )
+
+
+def _distillation(out: TextIO) -> None:
+    _heading(out, "Distillation: T^2 D(softmax(v/T) || softmax(z/T)), teacher v, student z")
+    teacher = np.array([9.0, 5.0, 4.5, 0.0, -2.0])
+    classes = teacher.size
+    rows = []
+    for t in (1.0, 2.0, 4.0, 8.0):
+        soft = np.exp(-crossent.cross_entropy(np.eye(classes), teacher / t, q_form="logits"))
+        rows.append([f"T = {t:g}", *[float(v) for v in soft]])
+    _table(out, ["teacher v = [9, 5, 4.5, 0, -2]", *[f"p{k}" for k in range(classes)]], rows)
+    student = np.array([[6.0, 4.0, 4.0, 1.0, 0.0]])
+    rows = []
+    for t in (1.0, 2.0, 4.0, 8.0):
+        loss = crossent.distillation_loss(student, teacher[None], temperature=t)
+        kl = crossent.kl_divergence(teacher / t, student[0] / t, p_form="logits", q_form="logits")
+        grad = crossent.distillation_loss_grad(student, teacher[None], temperature=t)
+        size = float(np.max(np.abs(grad)))
+        rows.append([f"T = {t:g}", float(kl), loss, size / t**2, size])
+    _table(
+        out,
+        ["student z = [6, 4, 4, 1, 0]", "KL", "loss = T^2 KL", "max|KL grad|", "max|loss grad|"],
+        rows,
+    )
+    _note(
+        out,
+        "A higher T shows which wrong classes the teacher finds plausible (its dark knowledge).",
+        "The gradient of the KL alone shrinks about as 1/T^2; the T^2 factor keeps it comparable",
+        "across temperatures, so T does not silently re-weight it against the label loss.",
+    )
+
+
 def _calibration(out: TextIO) -> None:
     _heading(out, "Calibration: an over-confident model, then temperature scaling")
     rng = np.random.default_rng(0)
@@ -232,16 +362,49 @@ def _calibration(out: TextIO) -> None:
     )
 
 
+def _hinge(out: TextIO) -> None:
+    _heading(out, "The contrast: hinge loss max(0, 1 - margin) against cross-entropy")
+    logits = np.array([3.0, 1.0, 0.5])
+    rows = []
+    for scale in (1, 2, 4, 8):
+        z = logits * scale
+        rows.append(
+            [
+                f"logits x {scale}",
+                float(z[0] - np.max(z[1:])),
+                crossent.multiclass_hinge_loss(z, 0),
+                # e-notation: at x 8 they are 1e-7, which four decimals would show as 0
+                f"{float(crossent.softmax_cross_entropy(z, 0)):.2e}",
+                f"{float(np.max(np.abs(crossent.softmax_cross_entropy_grad(z, 0)))):.2e}",
+            ]
+        )
+    _table(
+        out,
+        ["z = [3, 1, 0.5], class 0", "margin", "hinge", "cross-entropy", "max|CE gradient|"],
+        rows,
+    )
+    _note(
+        out,
+        "Past a margin of 1 the hinge loss and its gradient are exactly 0: it stops caring.",
+        "Cross-entropy keeps pushing, ever more gently, and so gives probabilities, not only",
+        "a winner.",
+    )
+
+
 TOPICS: dict[str, tuple[Callable[[TextIO], None], ...]] = {
     "surprisal": (_surprisal,),
     "entropy": (_entropy,),
-    "cross-entropy": (_friends, _step_by_step),
+    "cross-entropy": (_friends, _step_by_step, _three_predictions),
     "kl": (_kl,),
     "binary": (_binary,),
     "softmax": (_softmax,),
     "temperature": (_temperature,),
+    "smoothing": (_smoothing,),
+    "weights": (_weights,),
+    "distillation": (_distillation,),
     "perplexity": (_perplexity,),
     "calibration": (_calibration,),
+    "hinge": (_hinge,),
 }
 """Each topic of ``crossent demo TOPIC`` and its sections, in the tutorials' order."""
 

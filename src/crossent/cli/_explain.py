@@ -165,6 +165,11 @@ def _unit(bits: bool) -> tuple[float | None, str]:
     return (2, "bits") if bits else (None, "nats")
 
 
+def _log(bits: bool) -> str:
+    """The logarithm as the table computes it: ``log2`` in bits, ``log`` (natural) in nats."""
+    return "log2" if bits else "log"
+
+
 def _check_identity(out: Output, h_pq: float, h_p: float, kl: float, unit: str) -> None:
     holds = math.isclose(h_pq, h_p + kl, rel_tol=1e-12, abs_tol=1e-15) or (
         math.isinf(h_pq) and math.isinf(kl)
@@ -189,9 +194,10 @@ def explain_distributions(
         [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(0.0 if pk == 0 else pk * sk, 4)]
         for k, (pk, qk, sk) in enumerate(zip(p, q, surprisal, strict=True))  # 0 log 0 = 0
     ]
+    log = _log(bits)
     out.table(
         f"cross-entropy H(P, Q) in {unit}, outcome by outcome",
-        ("outcome", "P", "Q", "surprisal -log Q", "contribution -P log Q"),
+        ("outcome", "P", "Q", f"surprisal -{log} Q", f"contribution -P {log} Q"),
         rows,
     )
     out.line(f"H(P)     = {fmt(h_p)} {unit}   (entropy: the unavoidable surprise)")
@@ -226,9 +232,10 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
         [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(a, 4), fmt(b, 4)]
         for k, (pk, qk, a, b) in enumerate(zip(p, q, terms_pq, terms_qp, strict=True))
     ]
+    log = _log(bits)
     out.table(
         f"KL divergence in {unit}, both directions",
-        ("outcome", "P", "Q", "p log(p/q)", "q log(q/p)"),
+        ("outcome", "P", "Q", f"p {log}(p/q)", f"q {log}(q/p)"),
         rows,
     )
     out.line(f"D(P||Q) = {fmt(forward)} {unit}   (expected under P: where P has mass, Q must too)")
@@ -245,18 +252,28 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     out.line("Gibbs' inequality: both are >= 0, and 0 only when P = Q.")
 
 
-def _temperature_table(out: Output, before: Any, after: Any, temperature: float, name: str) -> None:
+def _temperature_table(
+    out: Output, before: Any, after: Any, temperature: float, name: str, *, index: str = "outcome"
+) -> None:
     out.table(
         f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)",
-        ("outcome", name, f"{name} at T"),
+        (index, name, f"{name} at T"),
         [
             [str(k), fmt(b, 4), fmt(a, 4)]
             for k, (b, a) in enumerate(zip(before, after, strict=True))
         ],
     )
+    if temperature == 1:
+        return
+    support = np.asarray(before) > 0
+    if np.ptp(np.asarray(before)[support]) == 0:  # equal probabilities wherever positive
+        out.line(
+            f"T > 1 makes the distribution flatter; T < 1 sharper. Here {name} is uniform "
+            "over the outcomes it allows: any temperature leaves it unchanged."
+        )
+        return
     word = "flatter (less confident)" if temperature > 1 else "sharper (more confident)"
-    if temperature != 1:
-        out.line(f"T > 1 makes the distribution flatter; T < 1 sharper. Here: {word}.")
+    out.line(f"T > 1 makes the distribution flatter; T < 1 sharper. Here: {word}.")
 
 
 def _shift_and_scale(logits: Any, temperature: float) -> Any:
@@ -307,9 +324,13 @@ def explain_logits(
         rows.append([*row, fmt(grad[k], 4, sign=True)])
     out.table(title, columns, rows)
     y = "y'" if smoothing is not None else "y"
+    zt = "z/T" if temperature else "z"
+    computed = f"logsumexp({zt}) - sum {y} {zt}"
+    if bits:
+        computed = f"({computed}) / ln 2"
     out.line(
-        f"loss = -sum {y} log p = {fmt(loss)} {unit}  (computed as logsumexp(z) - sum {y} z, "
-        "never log(softmax(z)))"
+        f"loss = -sum {y} {_log(bits)} p = {fmt(loss)} {unit}  (computed as {computed}, "
+        f"never log(softmax({zt})))"
     )
     scale = (
         f"(p - {y})"
@@ -321,13 +342,32 @@ def explain_logits(
         f"gradient = {scale}; it sums to {float(np.sum(grad)):+.1e} over classes (0 up to rounding)"
     )
     if smoothing is not None:
-        floor = float(crossent.entropy(smoothed, base=base))
-        out.line(
-            f"label smoothing {eps:g}: y' = (1 - {eps:g}) y + {eps:g}/{logits.size}. The loss can "
-            f"no longer reach 0: its floor is H(y') = {fmt(floor)} {unit}, at p = y'."
-        )
+        _smoothing_floor(out, target, smoothed, eps, base=base, unit=unit)
     if temperature is not None:
-        _temperature_table(out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p")
+        _temperature_table(
+            out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p", index="class"
+        )
+
+
+def _smoothing_floor(
+    out: Output, target: Any, smoothed: Any, eps: float, *, base: float | None, unit: str
+) -> None:
+    """The loss's smallest value, H(y') at p = y', against H(y) without smoothing."""
+    floor = float(crossent.entropy(smoothed, base=base))
+    before = float(crossent.entropy(target, base=base))
+    mix = f"label smoothing {eps:g}: y' = (1 - {eps:g}) y + {eps:g}/{target.size}."
+    if eps == 0:
+        out.line(f"{mix} Nothing changes: y' = y, and the floor stays H(y) = {fmt(floor)} {unit}.")
+    elif before == 0:
+        out.line(
+            f"{mix} The loss can no longer reach 0: its floor is H(y') = {fmt(floor)} {unit}, "
+            "at p = y'."
+        )
+    else:
+        out.line(
+            f"{mix} The loss's floor, its value at p = y', rises from H(y) = {fmt(before)} to "
+            f"H(y') = {fmt(floor)} {unit}."
+        )
 
 
 def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
@@ -380,10 +420,25 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         ("scale", "margin", "hinge loss", f"cross-entropy ({unit})", "max |CE gradient|"),
         rows,
     )
-    out.line(
-        "Once the margin reaches 1 the hinge stops caring: loss 0, gradient 0. Cross-entropy "
-        "never stops pushing: its loss and gradient shrink but stay above 0."
-    )
+    if margin > 0:
+        out.line(
+            "Once the margin reaches 1 the hinge stops caring: loss 0, gradient 0. Cross-entropy "
+            "never stops pushing: its loss and gradient shrink but stay above 0."
+        )
+    elif margin == 0:
+        tied = int(np.sum(logits == logits[label]))
+        limit = math.log(tied) / (_LN2 if bits else 1.0)
+        out.line(
+            "Here the true class only ties for the top (margin 0): scaling changes neither the "
+            "margin nor the hinge loss, and cross-entropy tends to log of the number of tied "
+            f"classes, {fmt(limit)} {unit}, not to 0. Neither gradient vanishes."
+        )
+    else:
+        out.line(
+            "Here the true class is behind (margin < 0): scaling up makes the model more "
+            "confident in a wrong class, and both losses grow without bound, the hinge as "
+            "1 - margin, cross-entropy about as fast. Neither gradient vanishes."
+        )
 
 
 def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
@@ -394,10 +449,15 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
     log = (lambda v: math.log(v) / _LN2) if bits else math.log
     positive = 0.0 if y == 0 else -y * (log(p) if p > 0 else -math.inf)
     negative = 0.0 if y == 1 else -(1 - y) * (log(1 - p) if p < 1 else -math.inf)
+    terms = (
+        (f"-y {_log(bits)} p", fmt(positive)),
+        (f"-(1 - y) {_log(bits)}(1 - p)", fmt(negative)),
+        ("loss", f"{fmt(loss)} {unit}"),
+    )
+    width = max(len(name) for name, _ in terms)
     out.line(f"binary cross-entropy, y = {y:g}, p = {p:g}, in {unit}:")
-    out.line(f"  -y log p           = {fmt(positive)}")
-    out.line(f"  -(1 - y) log(1 - p) = {fmt(negative)}")
-    out.line(f"  loss               = {fmt(loss)} {unit}")
+    for name, value in terms:
+        out.line(f"  {name.ljust(width)} = {value}")
     if bits:
         out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / _LN2, sign=True)}")
     else:

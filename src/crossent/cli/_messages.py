@@ -27,6 +27,8 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
         message = message.replace(f"`{dataset.form}`", dataset.what)
+    if dataset.labels_source:  # --labels: the labels are another file's
+        message = message.replace("`labels`", f"the labels in {dataset.labels_source}")
     if dataset.dtype_hint and "must sum to 1" in message:
         message = f"{message} {dataset.dtype_hint}"
     return message

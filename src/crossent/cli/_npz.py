@@ -27,6 +27,7 @@ import math
 import os
 import shutil
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -36,7 +37,7 @@ import numpy as np
 
 from ._dataset import Dataset, SourceError, binary_column, prediction_arrays, scratch_file
 
-__all__ = ["open_npz"]
+__all__ = ["npy_layout", "open_npz", "read_small"]
 
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, struct.error)
 """What :mod:`zipfile` raises for a damaged archive or member (besides ``OSError``)."""
@@ -75,7 +76,7 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
                 "so that the form of the predictions is unambiguous"
             )
         name = found[0]
-        labels = _read_small(path, archive, members["labels"], "labels")
+        labels = read_small(path, archive, members["labels"], "labels")
         dataset = Dataset(None, labels, name, [], str(path), what=f"`{name}`")
         try:
             dataset.values = _map_member(path, archive, members[name], name, dataset)
@@ -105,14 +106,21 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
 
 
 def _corrupt(path: Path, name: str, exc: BaseException | str) -> SourceError:
-    return SourceError(f"{path}: the array {name!r} is damaged ({exc})")
+    return SourceError(f"{path}: {_array(name, 'the array ')} is damaged ({exc})")
 
 
-def _layout(
+def _array(name: str, prefix: str = "") -> str:
+    """How messages call the ``.npy`` being read: the member ``name`` of an ``.npz``, or
+    (``name`` empty) a ``.npy`` file of its own."""
+    return f"{prefix}{name!r}" if name else "the file"
+
+
+def npy_layout(
     raw: IO[bytes], size: int, path: Path, name: str
 ) -> tuple[tuple[int, ...], np.dtype[Any], bool, int]:
     """Shape, dtype, Fortran order and header length of the ``.npy`` of ``size`` bytes at
-    ``raw``'s position; refuses a header that does not describe exactly those bytes."""
+    ``raw``'s position; refuses a header that does not describe exactly those bytes, and
+    arrays of Python objects.  ``name`` is the ``.npz`` member's ("": a ``.npy`` file)."""
     start = raw.tell()
     try:
         version = np.lib.format.read_magic(raw)
@@ -124,15 +132,25 @@ def _layout(
             else np.lib.format.read_array_header_2_0
         )
         shape, fortran_order, dtype = read_header(raw)
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError) as exc:
-        raise SourceError(f"{path}: {name!r} is not a valid .npy array ({exc})") from exc
+    except (
+        ValueError,
+        SyntaxError,
+        TypeError,
+        EOFError,
+        OverflowError,
+        RecursionError,
+        tokenize.TokenError,  # NumPy tokenizes the header text to read older files
+    ) as exc:
+        raise SourceError(f"{path}: {_array(name)} is not a valid .npy array ({exc})") from exc
     if dtype.hasobject:
         raise SourceError(
-            f"{path}: {name!r} holds Python objects, which crossent never unpickles; "
+            f"{path}: {_array(name)} holds Python objects, which crossent never unpickles; "
             "save a numeric array"
         )
     if dtype.fields is not None or dtype.subdtype is not None:
-        raise SourceError(f"{path}: {name!r} must be a plain numeric array; got dtype {dtype}")
+        raise SourceError(
+            f"{path}: {_array(name)} must be a plain numeric array; got dtype {dtype}"
+        )
     if any(d < 0 for d in shape):
         raise _corrupt(path, name, f"negative shape {shape} in its header")
     header = raw.tell() - start
@@ -141,19 +159,20 @@ def _layout(
         raise _corrupt(
             path,
             name,
-            f"its header describes {expected} bytes of shape {shape}, the member holds "
+            f"its header describes {expected} bytes of shape {shape}, the "
+            f"{'member' if name else 'file'} holds "
             f"{size - header}; the file is truncated or was modified",
         )
     return shape, dtype, bool(fortran_order), header
 
 
-def _read_small(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
+def read_small(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
     """A member read whole into memory (the labels); zipfile checks its CRC."""
     try:
         data = archive.read(info)
     except _CORRUPT as exc:
         raise _corrupt(path, name, exc) from exc
-    shape, dtype, fortran_order, header = _layout(io.BytesIO(data), len(data), path, name)
+    shape, dtype, fortran_order, header = npy_layout(io.BytesIO(data), len(data), path, name)
     flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
     return flat.reshape(shape, order="F" if fortran_order else "C")
 
@@ -178,7 +197,7 @@ def _map_member(
         raw.flush()
         start, size = 0, raw.tell()
     raw.seek(start)
-    shape, dtype, fortran_order, header = _layout(raw, size, path, name)
+    shape, dtype, fortran_order, header = npy_layout(raw, size, path, name)
     if math.prod(shape) == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(

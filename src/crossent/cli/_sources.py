@@ -13,15 +13,17 @@ by the file; nothing here looks at the values.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._columns import TableColumns
 from ._dataset import Dataset, SourceError
+from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
+from ._labels import attach_labels, check_file
+from ._npy import open_npy
 from ._npz import open_npz
+from ._pt import open_pt
 from ._safetensors import open_safetensors
 from ._tables import STDIN, open_arrow, open_csv, open_parquet
 
@@ -45,13 +47,16 @@ class InputFormat:
     """A file format: suffixes (lower case, with the dot), what it holds, and its opener;
     ``takes_dtype`` if ``--dtype`` means something for it (text formats); ``takes_columns``
     if it is a table, whose opener also takes the column options (``--label-column``,
-    ``--id-column``, ``--class-columns``) as a fourth argument."""
+    ``--id-column``, ``--class-columns``) as a fourth argument; ``takes_labels`` if it
+    may hold predictions alone, whose labels ``--labels FILE`` gives (its opener returns
+    a dataset whose ``labels`` may be None, completed by :func:`._labels.attach_labels`)."""
 
     suffixes: tuple[str, ...]
     description: str
     open: Opener
     takes_dtype: bool = False
     takes_columns: bool = False
+    takes_labels: bool = False
 
 
 FORMATS = (
@@ -89,6 +94,22 @@ FORMATS = (
         open_arrow,
         takes_columns=True,
     ),
+    InputFormat(
+        (".npy",),
+        "a .npy of predictions (rows, classes), or (rows,) for P(label = 1) of a binary "
+        "problem, probabilities unless --logits or --log-probs, with --labels FILE (a .npy "
+        "or .pt of class ids, or a table's --label-column; read without pickle)",
+        open_npy,
+        takes_labels=True,
+    ),
+    InputFormat(
+        (".pt", ".pth"),
+        "a .pt/.pth written by torch.save: a dict of tensors named as in the .npz, or one "
+        "tensor of predictions read as a .npy is (read with torch.load(weights_only=True), "
+        "never unpickling objects; needs the torch extra)",
+        open_pt,
+        takes_labels=True,
+    ),
 )
 
 
@@ -112,45 +133,64 @@ def open_dataset(
     form: str | None,
     dtype: str | None = None,
     columns: TableColumns | None = None,
+    labels: Path | None = None,
 ) -> Dataset:
     """Open ``path`` (``-``: a CSV on standard input); ``form`` is a table's prediction form
     (None: probabilities), ``dtype`` a CSV's column dtype (None: float64), ``columns`` a
-    table's column options."""
+    table's column options, ``labels`` the file of labels of predictions stored alone
+    (``--labels``)."""
     if path == STDIN:
+        if labels is not None:
+            raise SourceError(_NO_LABELS.format(path="standard input (CSV)", suffix=".csv"))
         return _with_rows(open_csv(path, form, dtype, columns), path)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError as exc:
-        raise SourceError(f"{path}: no such file") from exc
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    if stat.S_ISDIR(info.st_mode):
-        raise SourceError(f"{path}: is a directory, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise SourceError(
-            f"{path}: is not a regular file (a FIFO, socket or device); the formats need "
-            "random access, so save the data to a file first"
-        )
-    if info.st_size == 0:
-        raise SourceError(f"{path}: the file is empty")
+    check_file(path)
     suffix = path.suffix.lower()
     found = _format_of(suffix)
     if found is None:
         raise SourceError(f"{path}: unknown format {suffix or '(no extension)'!r}; use {_known()}")
     if dtype is not None and not found.takes_dtype:
         raise SourceError(f"{path}: --dtype applies to CSV files; {suffix} stores its dtype")
+    if labels is not None and not found.takes_labels:
+        raise SourceError(_NO_LABELS.format(path=path, suffix=suffix))
     try:
         if found.takes_columns:
             dataset = found.open(path, form, dtype, columns)  # type: ignore[call-arg]
         else:
-            if columns is not None and columns != TableColumns():
-                raise SourceError(
-                    f"{path}: --label-column, --id-column and --class-columns apply to tables"
-                )
+            label_column = _label_column(path, columns, labels)
             dataset = found.open(path, form, dtype)
+            if found.takes_labels:
+                try:
+                    attach_labels(dataset, path, labels, label_column)
+                except BaseException:
+                    dataset.close()
+                    raise
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     return _with_rows(dataset, path)
+
+
+_NO_LABELS = (
+    "{path}: --labels gives the labels of predictions stored alone (.npy, .pt, .pth); "
+    "a {suffix} file holds its own labels"
+)
+
+
+def _label_column(path: Path, columns: TableColumns | None, labels: Path | None) -> str:
+    """The label column of a ``--labels`` table (``--label-column``, default ``label``);
+    the other column options describe a table of predictions, which this is not."""
+    if columns is None or columns == TableColumns():
+        return "label"
+    if (
+        labels is not None
+        and labels.suffix.lower() in _TABLE_SUFFIXES
+        and columns.id is None
+        and columns.classes is None
+    ):
+        return columns.label
+    raise SourceError(
+        f"{path}: --label-column, --id-column and --class-columns apply to tables "
+        "(--label-column also to a table given with --labels)"
+    )
 
 
 def _with_rows(dataset: Dataset, path: Path) -> Dataset:

@@ -22,7 +22,7 @@ from ._columns import ColumnChoice, TableColumns, choose_columns
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
 
-__all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet"]
+__all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet", "read_label_column"]
 
 STDIN = Path("-")
 """``-`` on the command line: a CSV table on standard input."""
@@ -265,12 +265,17 @@ def _convert(
     sink = dataset._cleanup.enter_context(scratch_file())
     rows, label_parts, id_parts, stored = 0, [], [], dtype
     chosen: ColumnChoice | None = None
+    distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
+    first_column = ""
     for batch in _batches(path, kind):
         choice = _columns(path, batch, options)
         if chosen is not None and choice != chosen:
             raise SourceError(f"{path}: the columns change within the file")
         chosen = choice
         columns = choice.classes
+        if options.classes is None:
+            distinct = _track_distinct_integers(batch, columns, distinct)
+            first_column = str(batch.schema.names[0])
         label_parts.append(_labels(path, batch, rows, choice))
         if choice.id is not None:
             id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
@@ -284,6 +289,8 @@ def _convert(
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
+    if distinct and rows > 2:
+        dataset.row_ids = (_row_id_columns(distinct), first_column)
     if chosen is not None:
         dataset.class_names = list(chosen.classes)
         dataset.columns = chosen.record()
@@ -296,3 +303,54 @@ def _convert(
         if rows
         else np.zeros((0, max(classes, 1)))
     )
+
+
+def _track_distinct_integers(
+    batch: Any, columns: list[str], distinct: dict[str, list[Any]] | None
+) -> dict[str, list[Any]]:
+    """The values so far of the integer class columns not named by ``--class-columns``
+    whose values have all been different; a column drops out at its first repeat (a
+    0/1 column of hard predictions in its first batch), so only row-id-like columns
+    are kept."""
+    import pyarrow.types as pa_types
+
+    if distinct is None:
+        distinct = {name: [] for name in columns if pa_types.is_integer(batch.column(name).type)}
+    for name in list(distinct):
+        values = batch.column(name).to_numpy(zero_copy_only=False)
+        if np.unique(values).size != values.size:
+            del distinct[name]
+        else:
+            distinct[name].append(values)
+    return distinct
+
+
+def _row_id_columns(distinct: dict[str, list[Any]]) -> list[str]:
+    """The class columns of integers with a different value in every row: row ids, such
+    as the index ``DataFrame.to_csv`` writes as a table's first column (named when the
+    index is: ``df.index.name = "id"``), more likely than a model's output.  They are
+    still read as classes (nothing is guessed from the values); the CLI says what to
+    pass if they identify rows (:meth:`Dataset.row_id_hint`)."""
+    return [
+        name
+        for name, parts in distinct.items()
+        if np.unique(values := np.concatenate(parts)).size == values.size
+    ]
+
+
+def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
+    """The ``name`` column of the table at ``path`` (CSV, Parquet or Arrow, by suffix) as
+    class ids, read as a table's label column is (``--labels FILE`` with predictions
+    stored alone); string labels name the classes ``class_names``."""
+    suffix = path.suffix.lower()
+    kind = "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else "arrow"
+    parts, rows = [], 0
+    choice = ColumnChoice(name, None, class_names, [])
+    for batch in _batches(path, kind):
+        names = [str(column) for column in batch.schema.names]
+        if name not in names:
+            hint = "; name it with --label-column" if name == "label" else ""
+            raise SourceError(f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}")
+        parts.append(_labels(path, batch, rows, choice))
+        rows += batch.num_rows
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)

@@ -22,7 +22,8 @@ the very values the generic path gives them:
   \lambda\,\mathrm{LSE}^2`, then the reduction): three compiled calls and two ufuncs,
   as the label hybrid;
 * gradient: the same up to :math:`\ell`, then ``subtract_rows64`` and np.exp for
-  :math:`p`, then ``target_gradient64``.
+  :math:`p`, then ``target_gradient64`` (given np.expm1 of :math:`-\ell` only where
+  ``target_rows64`` flagged a row that may have :math:`p_c > 1/2`).
 
 float32 logits and targets are computed so on float64 copies of theirs (the few entries
 a small call has; the target rows' sums still checked within float32's tolerance), the
@@ -75,6 +76,8 @@ _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
 """The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
+_NOT_FORMED = np.empty(0)
+"""``target_gradient64``'s ``top_expm1`` not formed (it asks where a row needs it)."""
 
 
 def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -108,14 +111,19 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _rows(z, t, options, args[0].dtype)
     if found is None:
         return None
-    shifted, rows, ell, steps = found
+    shifted, rows, ell, steps, confident = found
     steps.subtract(shifted, ell)
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
     keep, spread = smoothing_coefficients(eps, t.shape[-1]) if eps else (1.0, 0.0)
-    gradient = compiled_functions().target_gradient64
+    compiled = compiled_functions()
+    gradient = compiled.target_gradient64
     gradient = steps.gradient if gradient is steps.gradient_of else gradient
-    ok = gradient(
+    # NumPy's expm1 of log p_c = -ell (the row's maximum) only where a row may have
+    # p_c > 1/2 (issue 13); a row the flag missed (a patched target_rows64 flags none),
+    # the compiled call asks for, having written nothing: called again with it. (Not
+    # one tuple of arguments and f(*args): that costs about what the expm1 saves.)
+    status = gradient(
         p,
         t,
         rows,
@@ -128,9 +136,25 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         _REDUCTIONS[options.reduction],
         options.log_base or 0.0,
         shifted,  # log p
-        np.expm1(-ell),  # log p_c = -ell where p_c > 1/2 (the row's maximum; issue 13)
+        np.expm1(-ell) if confident else _NOT_FORMED,
     )
-    if not ok:
+    if status == compiled.NEEDS_TOP_EXPM1:
+        status = gradient(
+            p,
+            t,
+            rows,
+            ell,
+            keep,
+            spread,
+            bool(eps),
+            options.z_loss,
+            options.temperature,
+            _REDUCTIONS[options.reduction],
+            options.log_base or 0.0,
+            shifted,
+            np.expm1(-ell),
+        )
+    if not status:
         return None
     p = narrow_for(args[0], p)
     return p if len(shape) == 2 else p.reshape(shape)
@@ -173,11 +197,12 @@ def _call(
 
 def _rows(
     z: np.ndarray, t: np.ndarray, options: LossOptions, given: np.dtype
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Steps] | None:
-    r"""``(shifted, rows, ell, steps)`` of N x C ``z`` and ``t`` that :func:`_call` took:
-    :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among them), :math:`\ell`
-    and the compiled functions of the dtype; None when a row is suspect (a target row's
-    sum checked within the tolerance of ``given``, the caller's dtype)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Steps, bool] | None:
+    r"""``(shifted, rows, ell, steps, confident)`` of N x C ``z`` and ``t`` that
+    :func:`_call` took: :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among
+    them), :math:`\ell`, the compiled functions of the dtype and whether a row may have
+    :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
+    row's sum checked within the tolerance of ``given``, the caller's dtype)."""
     compiled = compiled_functions()
     dtype = z.dtype
     steps = _STEPS.get(dtype) or _steps_of(dtype)
@@ -193,8 +218,8 @@ def _rows(
     keep, spread = smoothing_coefficients(eps, classes) if eps else (1.0, 0.0)
     target_rows = compiled.target_rows64
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
-    target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, rows, np.log1p(rows[_REST]), steps
+    confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
+    return shifted, rows, np.log1p(rows[_REST]), steps, confident
 
 
 class _Steps(NamedTuple):
@@ -209,14 +234,14 @@ class _Steps(NamedTuple):
     """
 
     shift: Callable[..., bool]  # _small_targets_numba.shift_targets64
-    rows: Callable[..., None]  # _small_targets_numba.target_rows64
+    rows: Callable[..., bool]  # _small_targets_numba.target_rows64
     loss: Callable[..., tuple[bool, float]]  # _small_targets_numba.target_loss64
-    gradient: Callable[..., bool]  # _small_targets_numba.target_gradient64
+    gradient: Callable[..., int]  # _small_targets_numba.target_gradient64
     subtract: Callable[..., None]  # _small_numba.subtract_rows64
     shift_of: Callable[..., bool]  # the dispatchers of the first four
-    rows_of: Callable[..., None]
+    rows_of: Callable[..., bool]
     loss_of: Callable[..., tuple[bool, float]]
-    gradient_of: Callable[..., bool]
+    gradient_of: Callable[..., int]
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:

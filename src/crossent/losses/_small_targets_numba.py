@@ -37,8 +37,19 @@ from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import MEAN as _MEAN
+from ._small_numba import REST as _REST
 from ._small_numba import TOP as _TOP
 from ._small_numba import reduce_rows, rest_of_rows64, row_sum, shift_rows64
+
+NEEDS_TOP_EXPM1 = 2
+r"""What :func:`target_gradient64` returns, having written nothing, where it needs the
+expm1 of :math:`-\ell` that it was not given (a row with :math:`p_c > 1/2`)."""
+
+_CONFIDENT_REST = 1.0 + 2.0**-20
+r"""A row whose rest (``rows[REST]``, :math:`\ell = \operatorname{log1p}(\text{rest})`) is
+below this may have :math:`p_c > 1/2`: that needs :math:`-\ell >` :data:`HALF_LOG`, so
+rest below 1 (the margin covers log1p's rounding; a row flagged wrongly costs an expm1
+whose value goes unused)."""
 
 _LOWEST = -1.7976931348623157e308
 """The most negative finite float64 (a constant: ``np.finfo`` costs Numba seconds to
@@ -47,6 +58,7 @@ compile)."""
 __all__ = [
     "A_ROW",
     "B_ROW",
+    "NEEDS_TOP_EXPM1",
     "kl_loss64",
     "kl_rows64",
     "reduction_scale",
@@ -127,14 +139,20 @@ def target_rows64(
     keep: float,
     spread: float,
     smooth: bool,
-) -> None:
+) -> bool:
     r"""``rest_of_rows64`` (``terms``: NumPy's exp of ``shifted``), then ``target_terms``
     without class weights: :math:`A = \sum_c \tilde t_c` into ``rows[A_ROW]`` and
     :math:`B = \sum_c \tilde t_c\,\sigma_c` into ``rows[B_ROW]``, each in NumPy's
     pairwise order; a term of weight 0 is ``weighted_term``'s :math:`\tilde t_c \cdot 0`
-    (absent even where :math:`\sigma_c = -\infty`)."""
+    (absent even where :math:`\sigma_c = -\infty`). Returns whether a row may have
+    :math:`p_c > 1/2` (its rest below ``_CONFIDENT_REST``): the gradient's caller forms
+    the expm1 that :func:`target_gradient64` needs for it only then (issue 13)."""
     rest_of_rows64(terms, shifted, rows, False)
     n, classes = targets.shape
+    confident = False
+    for i in range(n):
+        if rows[_REST, i] < _CONFIDENT_REST:
+            confident = True
     weights = np.empty(classes, dtype=targets.dtype)
     products = np.empty(classes, dtype=targets.dtype)
     for i in range(n):
@@ -144,6 +162,7 @@ def target_rows64(
             products[c] = w * (shifted[i, c] if w != 0.0 else 0.0)
         rows[A_ROW, i] = row_sum(weights)
         rows[B_ROW, i] = row_sum(products)
+    return confident
 
 
 @numba.njit(cache=True)
@@ -179,7 +198,7 @@ def target_gradient64(
     log_base: float,
     log_p: np.ndarray,
     top_expm1: np.ndarray,
-) -> bool:
+) -> int:
     r"""The soft-target gradient from :math:`p` (NumPy's exp), in place:
     :math:`((c_i p_i - \tilde t_i)/T)\,s` with :math:`c_i = A_i + 2\lambda\,\mathrm{LSE}_i`
     (``p_coefficient``, :math:`\omega = 1`), the division only for :math:`T \ne 1`
@@ -187,9 +206,19 @@ def target_gradient64(
     1/2` (``log_p``, :math:`\sigma - \ell`, above :data:`HALF_LOG`: the row's maximum,
     :math:`\log p_c = -\ell`) as :math:`c_i \operatorname{expm1}(-\ell_i) + ((A_i -
     \tilde t_c) + 2\lambda\mathrm{LSE}_i)` (``top_expm1``: NumPy's expm1 of
-    :math:`-\ell`), as the full path's ``_exact_label_entries`` (issue 13). False where a
-    value is not finite."""
+    :math:`-\ell`), as the full path's ``_exact_label_entries`` (issue 13).
+
+    ``top_expm1`` empty: not formed (NumPy's expm1 is most of a microsecond a call; the
+    caller forms it where :func:`target_rows64` flagged a row). Where a row has
+    :math:`-\ell_i >` :data:`HALF_LOG` all the same (every entry :math:`\log p_c \le
+    -\ell_i`: the only rows that can have one), it returns :data:`NEEDS_TOP_EXPM1` having
+    written nothing, and the caller calls again with it. Else 1, or 0 where a value is
+    not finite."""
     n, classes = p.shape
+    if top_expm1.shape[0] == 0:
+        for i in range(n):
+            if -ell[i] > _HALF_LOG:
+                return NEEDS_TOP_EXPM1
     scale = reduction_scale(n, reduction, log_base)
     coefficients = rows[A_ROW].copy()
     factor = 2.0 * z_loss  # (2 * z_loss) * omega, omega = 1
@@ -208,7 +237,7 @@ def target_gradient64(
             else:
                 value = coef * p[i, c] - t
             p[i, c] = _tempered(value, temperature) * scale
-    return _all_finite(p)
+    return 1 if _all_finite(p) else 0
 
 
 @numba.njit(cache=True)

@@ -1,0 +1,132 @@
+"""``--labels FILE``: the labels of predictions stored alone (a ``.npy``, or a ``.pt``
+holding one tensor), and the checks every such pair of files needs.
+
+The labels file is a ``.npy`` of class ids, a ``.pt``/``.pth`` holding a tensor of them
+(or a dict with ``labels``), or a table (CSV, Parquet, Arrow) whose ``--label-column``
+(default ``label``) holds them, read as a table's label column is: integers, booleans
+(False is class 0, True class 1) or the names of the classes.  Predictions whose file
+holds its labels (an ``.npz``, a ``.safetensors``, a table, a ``.pt`` dict with
+``labels``) take no ``--labels``: two sources of labels is an error, never a choice.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._dataset import Dataset, SourceError, binary_column
+from ._npy import read_npy
+from ._pt import load_pt, pt_array
+from ._tables import read_label_column
+
+__all__ = ["LABEL_SUFFIXES", "TABLE_SUFFIXES", "attach_labels", "check_file"]
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".feather", ".ipc")
+LABEL_SUFFIXES = (".npy", ".pt", ".pth", *TABLE_SUFFIXES)
+
+
+def check_file(path: Path) -> None:
+    """Refuse what no format can read: a missing file, a folder, a FIFO or device (the
+    readers need random access), an empty file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise SourceError(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError(
+            f"{path}: is not a regular file (a FIFO, socket or device); the formats need "
+            "random access, so save the data to a file first"
+        )
+    if info.st_size == 0:
+        raise SourceError(f"{path}: the file is empty")
+
+
+def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
+    """The labels in ``path``, by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in LABEL_SUFFIXES:
+        raise SourceError(
+            f"{path}: --labels reads a .npy, a .pt/.pth or a table (.csv, .parquet, .arrow); "
+            f"got {suffix or '(no extension)'!r}"
+        )
+    check_file(path)
+    try:
+        if suffix in TABLE_SUFFIXES:
+            return read_label_column(path, label_column, class_names)
+        if suffix == ".npy":
+            return read_npy(path)
+        loaded = load_pt(path)
+        if isinstance(loaded, dict):
+            if "labels" not in loaded:
+                keys = ", ".join(sorted(map(str, loaded))) or "an empty dict"
+                raise SourceError(f"{path}: no tensor named 'labels' (found: {keys})")
+            loaded = loaded["labels"]
+        return pt_array(path, "the labels", loaded)
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def attach_labels(
+    dataset: Dataset, path: Path, labels_path: Path | None, label_column: str
+) -> Dataset:
+    """``dataset`` (predictions stored alone, opened from ``path``) with its labels, from
+    the file itself or from ``labels_path``, after the checks of shapes and dtypes."""
+    values = dataset.values
+    if values.ndim not in (1, 2):
+        raise SourceError(
+            f"{path}: {dataset.what} must have shape (rows, classes), or (rows,) for the "
+            "P(label = 1) or the log-odds of class 1 (--logits) of a binary problem; got "
+            f"shape {values.shape}"
+        )
+    if not np.issubdtype(values.dtype, np.floating):
+        raise SourceError(
+            f"{path}: {dataset.what} must be floating point; got dtype {values.dtype}"
+        )
+    if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column
+        values = dataset.values = binary_column(values, dataset.form, str(path))
+    dataset.class_names = [str(k) for k in range(values.shape[1])]
+    where: Path = path
+    if labels_path is not None:
+        if dataset.labels is not None:
+            raise SourceError(
+                f"{path}: holds its own 'labels'; --labels {labels_path} would be a second "
+                "source of labels (drop one)"
+            )
+        dataset.labels = _read_labels(labels_path, label_column, dataset.class_names)
+        dataset.labels_source = str(labels_path)
+        where = labels_path
+    elif dataset.labels is None:
+        raise SourceError(
+            f"{path}: holds predictions only; give their labels with --labels FILE (a .npy "
+            "or .pt of class ids, or a table's --label-column)"
+        )
+    dataset.labels = _checked_labels(dataset.labels, where, values.shape[0], path)
+    return dataset
+
+
+def _checked_labels(labels: Any, where: Path, rows: int, path: Path) -> Any:
+    if labels.ndim != 1:
+        raise SourceError(
+            f"{where}: the labels must be one-dimensional (one class id a row); got shape "
+            f"{labels.shape}"
+        )
+    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in a table
+        labels = labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise SourceError(
+            f"{where}: the labels must be integers (class ids) or booleans; got dtype "
+            f"{labels.dtype}"
+        )
+    if labels.shape[0] != rows:
+        raise SourceError(
+            f"{where}: {labels.shape[0]} labels for the {rows} rows of predictions in {path}"
+        )
+    return labels

@@ -1,0 +1,69 @@
+"""Read a ``.npy`` file: one array, the predictions (or, given with ``--labels``, the labels).
+
+A ``.npy`` holds one array and no name, so the caller names what it holds: the form of
+the predictions with ``--logits`` / ``--log-probs`` (probabilities otherwise, as for a
+table) and the labels with ``--labels FILE``.  The file is read as ``np.load(path,
+mmap_mode="r", allow_pickle=False)`` would read it, with the checks of an ``.npz``
+member (:func:`._npz.npy_layout`): the header must describe exactly the bytes that
+follow it (a truncated file would otherwise be refused only by the memory map, and a
+longer one read silently), and an array of Python objects is refused, never unpickled.
+The predictions are memory-mapped in place, so the file need not fit in memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._dataset import Dataset, SourceError
+from ._npz import npy_layout
+
+__all__ = ["map_npy", "open_npy", "read_npy"]
+
+
+def map_npy(path: Path, *, in_memory: bool = False) -> Any:
+    """The array of the ``.npy`` at ``path``: memory-mapped read-only, or read into
+    memory (``in_memory``, for labels)."""
+    with open(path, "rb") as raw:
+        shape, dtype, fortran_order, header = npy_layout(
+            raw, os.fstat(raw.fileno()).st_size, path, ""
+        )
+        count = math.prod(shape)
+        if count == 0:
+            return np.zeros(shape, dtype=dtype)
+        if in_memory:
+            raw.seek(header)
+            flat = np.fromfile(raw, dtype=dtype, count=count)
+            return flat.reshape(shape, order="F" if fortran_order else "C")
+        return np.memmap(
+            raw,
+            dtype=dtype,
+            mode="r",
+            offset=header,
+            shape=shape,
+            order="F" if fortran_order else "C",
+        )
+
+
+def open_npy(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
+    """A ``.npy`` of predictions ``(rows, classes)`` or ``(rows,)`` in ``form`` (None:
+    probabilities); its labels come from ``--labels`` (:mod:`._labels`)."""
+    form = form or "probs"
+    dataset = Dataset(None, None, form, [], str(path), what=f"the predictions ({form})")
+    dataset.values = map_npy(path)
+    return dataset
+
+
+def read_npy(path: Path) -> Any:
+    """The labels in a ``.npy`` file, read into memory."""
+    labels = map_npy(path, in_memory=True)
+    if labels.ndim != 1:
+        raise SourceError(
+            f"{path}: the labels must be one-dimensional (one class id a row); got shape "
+            f"{labels.shape}"
+        )
+    return labels

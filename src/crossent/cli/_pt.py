@@ -1,0 +1,132 @@
+"""Read a PyTorch ``.pt`` / ``.pth`` file (``torch.save`` output): a tensor, or a dict of tensors.
+
+The file is read with ``torch.load(path, weights_only=True, map_location="cpu")``:
+PyTorch's restricted unpickler, which builds tensors and plain containers and refuses
+any other object, so no code in the file is run.  A file in the zip format (the
+default of ``torch.save`` since PyTorch 1.6) is memory-mapped (``mmap=True``), so its
+tensors are read from the page cache as the report needs them; a file in the legacy
+format is read into memory.  torch is imported only here, when such a file is given
+(the ``torch`` extra).
+
+What the file holds says what it is, as in an ``.npz``:
+
+* a dict (a ``state_dict``-like mapping of names to tensors) with ``labels`` and exactly
+  one of ``probs``, ``logits``, ``log_probs``: the name says the form;
+* a dict with one prediction tensor and no ``labels``, or a single tensor: the
+  predictions, whose labels come from ``--labels FILE``; a single tensor's form is named
+  by ``--logits`` / ``--log-probs`` (probabilities otherwise, as for a table).
+
+bfloat16 tensors are widened to float32 (NumPy has no bfloat16; the widening is exact),
+as the library does with a bfloat16 tensor; float16 stays float16, which the library
+evaluates in float32 at least.  Every problem is a :class:`SourceError` naming the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ._dataset import Dataset, SourceError, prediction_arrays
+from ._deps import require
+
+__all__ = ["load_pt", "open_pt", "pt_array"]
+
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
+"""The line of torch's restricted-unpickler message that says what it met."""
+
+
+def load_pt(path: Path) -> Any:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` (memory-mapped for the
+    zip format); a file it cannot read is a :class:`SourceError` of one line."""
+    torch = require("torch", f"reading {path.suffix} files", extra="torch")
+    try:
+        with warnings.catch_warnings():
+            # torch warns of what it then refuses (a pickle protocol it does not expect):
+            # the refusal below says it in one line
+            warnings.simplefilter("ignore")
+            # mmap needs the zip format; is_zipfile only reads the end of the file
+            return torch.load(
+                path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path)
+            )
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "Unsupported global" in text:  # a class or function the restricted unpickler refused
+            raise SourceError(
+                f"{path}: holds Python objects other than tensors, which crossent never "
+                "unpickles (torch.load with weights_only=True refused it); save a tensor or "
+                "a dict of tensors"
+            ) from exc
+        found = _UNPICKLER_ERROR.search(text)
+        detail = found.group(1) if found else (text.splitlines() or ["unreadable"])[0]
+        raise SourceError(f"{path}: not a file torch.save wrote ({detail})") from exc
+    except OSError:
+        raise  # an I/O error: "cannot be read", as for every format
+    except Exception as exc:
+        # A damaged or foreign file makes torch.load raise whatever its parser meets
+        # (RuntimeError from the zip reader, EOFError, ValueError, KeyError, ...): any of
+        # them means the same thing here, and the CLI's rule is one line, never a traceback.
+        lines = str(exc).strip().splitlines()
+        raise SourceError(
+            f"{path}: not a file torch.save wrote ({type(exc).__name__}: "
+            f"{lines[0] if lines else 'no message'})"
+        ) from exc
+
+
+def pt_array(path: Path, name: str, tensor: Any) -> Any:
+    """A loaded tensor as a NumPy array on the same memory (bfloat16 widened to float32)."""
+    import torch  # loaded already: the file was read by torch.load
+
+    if not isinstance(tensor, torch.Tensor):
+        raise SourceError(
+            f"{path}: {name} must be a tensor; got {type(tensor).__name__} (save tensors, or "
+            "a dict of tensors)"
+        )
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        raise SourceError(
+            f"{path}: {name} is a {tensor.layout} tensor"
+            f"{' (quantized)' if tensor.is_quantized else ''}; save a dense one (.to_dense(), "
+            ".dequantize())"
+        )
+    tensor = tensor.detach()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.to(torch.float32)
+    try:
+        return tensor.resolve_conj().resolve_neg().numpy()
+    except (TypeError, RuntimeError) as exc:  # a dtype NumPy lacks (float8, uint16 in old torch)
+        raise SourceError(f"{path}: {name} has dtype {tensor.dtype}, which cannot be read") from exc
+
+
+def open_pt(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
+    """A ``.pt``/``.pth`` of predictions: a tensor in ``form`` (None: probabilities), or a
+    dict whose names say the form (``form`` must then be None), with or without
+    ``labels``."""
+    loaded = load_pt(path)
+    if isinstance(loaded, dict):
+        return _from_dict(path, loaded, form)
+    form = form or "probs"
+    values = pt_array(path, "the tensor", loaded)
+    return Dataset(values, None, form, [], str(path), what=f"the predictions ({form})")
+
+
+def _from_dict(path: Path, loaded: dict[Any, Any], form: str | None) -> Dataset:
+    names = sorted(str(key) for key in loaded)
+    found = [name for name in prediction_arrays() if name in loaded]
+    if len(found) != 1:
+        raise SourceError(
+            f"{path}: a dict of tensors needs exactly one named probs, logits or log_probs "
+            f"(found: {', '.join(names) or 'an empty dict'}); or save the predictions as "
+            "one tensor and name their form with --logits or --log-probs"
+        )
+    name = found[0]
+    if form is not None:
+        raise SourceError(
+            f"{path}: --logits/--log-probs name the form of a single tensor; in a dict of "
+            f"tensors the name ({name!r}) says the form"
+        )
+    values = pt_array(path, f"{name!r}", loaded[name])
+    labels = pt_array(path, "'labels'", loaded["labels"]) if "labels" in loaded else None
+    return Dataset(values, labels, name, [], str(path), what=f"`{name}`")
