@@ -15,6 +15,12 @@ stay inside the bracket that holds the sign change of :math:`f'`, bisection othe
 Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the bounds; when
 :math:`f'` does not change sign there, the optimum is at a bound and ``at_bound_`` says
 so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
+
+Each evaluation of :math:`f, f', f''` is one pass over the rows (:func:`_moments`): a
+compiled pass over the stored logits where Numba is installed (``_temperature_numba``,
+no float64 copy), NumPy's on float64 blocks otherwise; the cross-fitting's folds take
+the rows' numbers at :math:`T = 1` and at the bounds from the fit on all rows
+(:class:`RowMemo`).
 """
 
 from __future__ import annotations
