@@ -302,7 +302,7 @@ def accuracy(device: str, quick: bool) -> None:
             },
         )
     # linear cross-entropy
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
         g = torch.Generator().manual_seed(7)
         h = (torch.randn(64, 128, generator=g) * 2).to(dtype)
         w = (torch.randn(1000, 128, generator=g) / 4).to(dtype)
@@ -560,6 +560,48 @@ def speed(device: str, quick: bool) -> None:
             )
     except Exception as exc:
         _record("speed", "linear accuracy", f"FAILED {type(exc).__name__}: {str(exc)[:200]}")
+    # Which products ran (native: bf16 operands, float32 results; widened: float32 ones),
+    # and the gradients' accuracy at this size: the forward op's float32 accumulators
+    # (before the final rounding to bf16) against float64 autograd of the same values,
+    # beside the error of the gradient block G rounded once to bf16 (eager PyTorch's).
+    try:
+        from crossent.torch import _ops, _products
+
+        rows_ = slice(0, 256 if not quick else 64)
+        hs, wd, ys = h[rows_].detach(), w.detach(), y[rows_]
+        _record("speed", "linear products", repr(_products.Products.of(hs, wd)))
+        out = _ops.linear_cross_entropy_op(
+            hs, wd, None, ys, None, [hs.shape[0]], None, [0.0, 0.0, 1.0, 0.0], "sum", 0, 0, True
+        )
+        h64 = hs.double().requires_grad_(True)
+        w64 = wd.double().requires_grad_(True)
+        z64 = h64 @ w64.T
+        z64.retain_grad()
+        F.cross_entropy(z64, ys, reduction="sum").backward()
+        assert z64.grad is not None
+        assert h64.grad is not None
+        assert w64.grad is not None
+        once = z64.grad.to(torch.bfloat16).double()
+
+        def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+            with torch.no_grad():
+                return float((a.double() - b).abs().max() / b.abs().max())
+
+        _record(
+            "speed",
+            f"linear gradient accuracy ({hs.shape[0]} rows) max err / max",
+            {
+                "crossent dh (float32)": rel(out[3], h64.grad),
+                "crossent dW (float32)": rel(out[4], w64.grad),
+                "G rounded once to bf16: dh": rel(once @ w64, h64.grad),
+                "G rounded once to bf16: dW": rel(once.T @ h64, w64.grad),
+            },
+        )
+        del out, h64, w64, z64, once
+    except Exception as exc:
+        _record(
+            "speed", "linear gradient accuracy", f"FAILED {type(exc).__name__}: {str(exc)[:200]}"
+        )
 
 
 # ---------------------------------------------------------------- distributed

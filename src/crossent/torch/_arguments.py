@@ -1,21 +1,21 @@
 """The argument checks and the option bundle that every public function of crossent.torch shares.
 
 :func:`call_options` checks a call's options once and freezes them in a
-:class:`CallOptions` (:func:`call_options_in` reads them from a public function's
-``locals()``), whose numeric options the functional forms hand to the custom ops
+:class:`CallOptions`, whose numeric options the functional forms hand to the custom ops
 packed in one list (:meth:`CallOptions.packed`), and which the vocab-parallel losses
-pass through their ``autograd.Function`` whole. The
-checks read Python values, shapes and dtypes only, never tensor data, so they also run
-while ``torch.compile`` traces, with no graph break and no device sync. The numeric
-options are checked by :func:`crossent.torch._backend.options` (the losses package's
-checks), so ``cross_entropy``, ``linear_cross_entropy`` and the vocab-parallel losses
+pass through their ``autograd.Function`` whole. Each public function passes its options
+by name, not as its ``locals()``, which Dynamo before torch 2.13 cannot trace
+(``fullgraph=True`` failed there). The checks read Python values, shapes and dtypes
+only, never tensor data, so they also run while ``torch.compile`` traces, with no graph
+break and no device sync. The numeric options are checked by
+:func:`crossent.torch._backend.options` (the losses package's checks), so
+``cross_entropy``, ``linear_cross_entropy`` and the vocab-parallel losses
 raise the same :class:`~crossent.errors.InputError` for the same bad value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +28,6 @@ from ._labels import check_ignore_index
 __all__ = [
     "CallOptions",
     "call_options",
-    "call_options_in",
     "check_chunk_size",
     "check_no_tangent",
     "check_one_dtype",
@@ -106,22 +105,6 @@ def _by_value(option: Any) -> Any:
     Anything else is returned as is, for the checks to judge.
     """
     return float.fromhex(option.hex()) if isinstance(option, float) else option
-
-
-def call_options_in(arguments: Mapping[str, Any]) -> CallOptions:
-    """:func:`call_options` of the options among a public function's ``arguments``.
-
-    ``arguments`` is the caller's ``locals()``, taken before it rebinds any option: the
-    options are read by their names (the fields of :class:`CallOptions`), so the public
-    losses that take them (``cross_entropy``, ``linear_cross_entropy`` and the two
-    vocab-parallel losses) do not forward them one by one, as the Modules hold theirs
-    (from their ``__init__``'s ``locals()``). ``torch.compile`` traces it.
-    """
-    return call_options(**{name: arguments[name] for name in _OPTION_NAMES})
-
-
-_OPTION_NAMES = tuple(f.name for f in fields(CallOptions))
-"""The keywords :func:`call_options` takes, in the order of :class:`CallOptions`."""
 
 
 def check_chunk_size(chunk_size: object) -> int | None:

@@ -11,7 +11,7 @@ from ..errors import InputError, InputTypeError
 from . import _backend, _launch
 from ._arguments import (
     CallOptions,
-    call_options_in,
+    call_options,
     check_chunk_size,
     check_no_tangent,
     check_one_dtype,
@@ -170,7 +170,14 @@ def cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     # The options' checks (InputError naming the option) run on Python values only.
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -356,7 +363,14 @@ def linear_cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     floating_tensor(linear_weight, name="linear_weight")
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     chunk_size = check_chunk_size(chunk_size)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(

@@ -7,7 +7,9 @@ r"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` 
   float32 in registers (exact: every bf16/fp16 value is a float32); the gradient is
   computed in float64, rounded to float32 and then once to the tensor's dtype, into
   a new array that becomes the gradient tensor without a copy.
-* Anything else (float64, soft-capping, other devices, no Numba): the generic
+* Off the CPU: :mod:`crossent.torch._accelerator` (torch operations on large blocks
+  of whole rows, the fused linear loss's formulas).
+* Anything else on the CPU (float64, soft-capping, no Numba): the generic
   array-API path of the losses package on torch tensors, in blocks of rows; with
   soft-capping on the CPU in float64 (:func:`work_dtype`, which also sets the dtype of
   probability targets, of the linear and of the vocab-parallel losses), the results
@@ -129,8 +131,12 @@ def forward(
     *,
     ignore_index: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
-    float64 ``log p_y`` (of class 0 on ignored rows)."""
+    r"""Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
+    float64 ``log p_y`` (of class 0 on ignored rows). Off the CPU
+    (:func:`crossent.torch._accelerator.applies`) the torch path of
+    :mod:`crossent.torch._accelerator`, whose second output is the rows' :math:`\ell`
+    (the shifted log-partition), not the log-sum-exp: its backward forms the row maxima
+    again."""
     n, classes = z.shape
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     rows = torch.empty(n, dtype=acc, device=z.device)
@@ -139,6 +145,10 @@ def forward(
     if n == 0:
         return rows, lse, log_p
     z = z.detach()
+    from . import _accelerator  # (it imports _linear, which imports this module)
+
+    if _accelerator.applies(z):
+        return _accelerator.forward(z, labels, weight, opts, ignore_index=ignore_index)
     if uses_fused_kernels(z, opts):
         y = labels.numpy()
         w = _numpy_weight(weight, np.dtype(np.float32))
@@ -191,6 +201,12 @@ def backward(
     n, classes = z.shape
     z = z.detach()
     upstream = upstream.detach()
+    from . import _accelerator
+
+    if _accelerator.applies(z):
+        return _accelerator.backward(
+            upstream, z, labels, weight, lse, label_log_p, opts, ignore_index=ignore_index
+        )
     if uses_fused_kernels(z, opts):
         if n == 0:
             return torch.empty((n, classes), dtype=z.dtype)

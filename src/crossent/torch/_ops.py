@@ -84,7 +84,8 @@ def softmax_ce_labels(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-row losses (float32; float64 for float64 logits), float64 log-sum-exps and
     float64 ``log p_y`` (``(z'_y - m) - ell`` from the row statistics, of class 0 on
-    ignored rows: the backward's label entry, exact at any confidence; issue 13).
+    ignored rows: the backward's label entry, exact at any confidence; issue 13). Off
+    the CPU the second output is each row's ``ell`` instead (``_launch.forward``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
