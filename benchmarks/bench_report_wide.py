@@ -1,16 +1,19 @@
 """`crossent report` on language-model-sized outputs: many rows of 50 000 classes.
 
     python benchmarks/bench_report_wide.py [--rows 1000] [--classes 50000]
-        [--file PATH] [--rounds 1] [--against TREE ...]
+        [--planted T] [--file PATH] [--rounds 1] [--against TREE ...]
 
 Writes (or reuses, with ``--file``) an uncompressed ``.npz`` of float32 logits
-N(0, 3) and uniform labels, then runs ``python -m crossent report FILE --json`` in a
-fresh process per tree (``PYTHONPATH`` = this tree's ``src``, then each ``--against``
-tree's), the trees alternating round by round.  Each run's wall time, CPU time (user +
-system, all threads) and peak resident memory come from ``os.wait4`` of that child
-alone.  The JSON outputs of the trees are compared byte for byte (they must agree:
-the optimisations keep every number).  On a shared machine the wall time follows the
-load; the CPU time much less.
+N(0, 3) and uniform labels (a model no temperature helps: the fits end at the bound
+T = 20, and the gap is null), or with ``--planted T`` labels drawn from
+``softmax(logits / T)`` (an over-confident model whose NLL-optimal temperature is
+about ``T``: interior fits, Newton steps, a gap).  Then runs ``python -m crossent
+report FILE --json`` in a fresh process per tree (``PYTHONPATH`` = this tree's
+``src``, then each ``--against`` tree's), the trees alternating round by round.  Each
+run's wall time, CPU time (user + system, all threads) and peak resident memory come
+from ``os.wait4`` of that child alone.  The JSON outputs of the trees are compared
+byte for byte (they must agree: the optimisations keep every number).  On a shared
+machine the wall time follows the load; the CPU time much less.
 """
 
 from __future__ import annotations
@@ -31,14 +34,22 @@ from _against import _src
 from _machine import cpu_name
 
 
-def write_file(path: Path, rows: int, classes: int) -> None:
-    """``logits`` float32 ``(rows, classes)`` N(0, 3) and uniform ``labels``."""
+def write_file(path: Path, rows: int, classes: int, planted: float | None = None) -> None:
+    """``logits`` float32 ``(rows, classes)`` N(0, 3) and ``labels``: uniform, or drawn
+    from ``softmax(logits / planted)`` (the Gumbel-max trick)."""
     rng = np.random.default_rng(0)
     logits = np.empty((rows, classes), dtype=np.float32)
     for start in range(0, rows, 1000):
         stop = min(start + 1000, rows)
         logits[start:stop] = rng.normal(size=(stop - start, classes)) * 3
-    np.savez(path, logits=logits, labels=rng.integers(0, classes, size=rows))
+    if planted is None:
+        labels = rng.integers(0, classes, size=rows)
+    else:
+        labels = np.empty(rows, dtype=np.int64)
+        for start in range(0, rows, 1000):
+            block = logits[start : start + 1000] / planted
+            labels[start : start + 1000] = np.argmax(block + rng.gumbel(size=block.shape), 1)
+    np.savez(path, logits=logits, labels=labels)
 
 
 def run_once(tree: str, path: Path) -> tuple[float, float, float, bytes]:
@@ -63,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--classes", type=int, default=50_000)
+    parser.add_argument("--planted", type=float, help="labels from softmax(logits / T)")
     parser.add_argument("--file", type=Path, help="an existing .npz (logits, labels) to use")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--against", nargs="*", default=[], help="other trees to time")
@@ -72,7 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = args.file or Path(folder) / "wide.npz"
         if args.file is None:
-            write_file(path, args.rows, args.classes)
+            write_file(path, args.rows, args.classes, args.planted)
         with np.load(path) as data:
             shape = data["logits"].shape
         print(

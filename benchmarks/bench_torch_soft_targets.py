@@ -5,12 +5,18 @@
     python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src --soft-cap 30
     python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src --rows 64 \
         --classes 4000 --repeats 1   # a small run, to see that it works
+    python benchmarks/bench_torch_soft_targets.py --src src --other /tmp/main/src \
+        --dtype float64 --peaked --threads 1   # float64 (the op since issue 13's follow-up)
 
 Issue 13 follow-up: one forward and backward (``reduction='mean'``) at N = 1024,
 C = 32000 (``--rows``, ``--classes``), float32 logits and targets, on the CPU. Each
 measurement runs in a fresh process (the peak resident set size is per process),
 alternating the trees given (``--src`` and ``--other``, e.g. main's) so that both see
-the same machine load; the medians are reported with the load average. Peak extra
+the same machine load; the medians are reported with the load average, the time as
+wall and as process CPU time (all threads; steadier on a loaded machine). ``--dtype
+float64``: float64 logits and targets (on main the generic path, plain autograd);
+``--peaked``: every row's first logit at 30 above the others and one-hot targets
+there (every row with :math:`p > 1/2`: the backward's exact top entries). Peak extra
 memory, two columns, each of a step of its own: "RSS rise", ``_machine.peak_mib`` (the
 rise of the peak resident set size, which sees every allocation, PyTorch's and NumPy's,
 and glibc's retained heap: see below), and "torch alloc", the peak of PyTorch's CPU
@@ -52,26 +58,34 @@ from _machine import peak_mib, torch_allocator_peak_bytes
 import crossent.torch as ct
 torch.set_num_threads({threads})
 g = torch.Generator().manual_seed(0)
-z = (torch.randn({n}, {c}, generator=g) * 3).requires_grad_()
-t = torch.softmax(torch.randn({n}, {c}, generator=g) * 3, -1)
+z = torch.randn({n}, {c}, generator=g, dtype=torch.float64) * 3
+t = torch.softmax(torch.randn({n}, {c}, generator=g, dtype=torch.float64) * 3, -1)
+if {peaked}:
+    z[:, 0] = z.amax(1) + 30.0
+    t = torch.zeros_like(t)
+    t[:, 0] = 1.0
+z = z.to(torch.{dtype}).requires_grad_()
+t = t.to(torch.{dtype})
 
 def step():
     z.grad = None
     ct.cross_entropy(z, t, soft_cap={soft_cap}).backward()
 
 step()  # warm-up (compiles nothing: the first call's imports and allocations)
-times = []
+times, cpu_times = [], []
 for _ in range(3):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     step()
     times.append(time.perf_counter() - start)
-seconds = min(times)
+    cpu_times.append(time.process_time() - cpu)
+seconds, cpu_seconds = min(times), min(cpu_times)
 z.grad = None
 rss = peak_mib(step)
 z.grad = None
 allocator = torch_allocator_peak_bytes(step)
 allocator_mib = None if allocator is None else allocator / 2**20
-print(json.dumps({{"seconds": seconds, "peak_mib": rss, "allocator_mib": allocator_mib}}))
+print(json.dumps({{"seconds": seconds, "cpu": cpu_seconds, "peak_mib": rss,
+                  "allocator_mib": allocator_mib}}))
 """
 
 
@@ -84,6 +98,8 @@ def _measure(src: str, args: argparse.Namespace) -> dict[str, Any]:
         c=args.classes,
         threads=args.threads,
         soft_cap=args.soft_cap,
+        dtype=args.dtype,
+        peaked=args.peaked,
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,6 +147,8 @@ def main() -> None:
     parser.add_argument("--soft-cap", type=float, default=None, help="soft_cap of the calls")
     parser.add_argument("--rows", type=int, default=N, help="N (not with --in-process)")
     parser.add_argument("--classes", type=int, default=C, help="C (not with --in-process)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--peaked", action="store_true", help="one-hot targets at p -> 1")
     args = parser.parse_args()
     if args.in_process:
         _in_process(args.repeats)
@@ -143,18 +161,23 @@ def main() -> None:
         for name, src in trees.items():
             results[name].append(_measure(src, args))
     print(
-        f"N={args.rows} C={args.classes} float32, mean, soft_cap={args.soft_cap}, fwd+bwd; "
+        f"N={args.rows} C={args.classes} {args.dtype}, mean, soft_cap={args.soft_cap}, "
+        f"peaked={args.peaked}, threads={args.threads}, fwd+bwd; "
         f"load average {os.getloadavg()}"
     )
-    print("| tree | median s | all s | median peak MiB, RSS rise | median peak MiB, torch alloc |")
+    print(
+        "| tree | median s | all s | median CPU s | median peak MiB, RSS rise "
+        "| median peak MiB, torch alloc |"
+    )
     for name, runs in results.items():
         secs = [r["seconds"] for r in runs]
+        cpu = statistics.median(r["cpu"] for r in runs)
         listed = " ".join(f"{s:.2f}" for s in secs)
         rss = _median_mib([r["peak_mib"] for r in runs])
         allocator = _median_mib([r["allocator_mib"] for r in runs])
         print(
             f"| {name} ({trees[name]}) | {statistics.median(secs):.2f} | {listed} "
-            f"| {rss} | {allocator} |"
+            f"| {cpu:.2f} | {rss} | {allocator} |"
         )
 
 

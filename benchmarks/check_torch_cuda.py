@@ -302,7 +302,7 @@ def accuracy(device: str, quick: bool) -> None:
             },
         )
     # linear cross-entropy
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
         g = torch.Generator().manual_seed(7)
         h = (torch.randn(64, 128, generator=g) * 2).to(dtype)
         w = (torch.randn(1000, 128, generator=g) / 4).to(dtype)
@@ -560,6 +560,92 @@ def speed(device: str, quick: bool) -> None:
             )
     except Exception as exc:
         _record("speed", "linear accuracy", f"FAILED {type(exc).__name__}: {str(exc)[:200]}")
+    # Which products ran (native: bf16 operands, float32 results; widened: float32 ones),
+    # and the gradients' accuracy at this size: the forward op's float32 accumulators
+    # (before the final rounding to bf16) against float64 autograd of the same values,
+    # beside the error of the gradient block G rounded once to bf16 (eager PyTorch's).
+    try:
+        from crossent.torch import _ops, _products
+
+        rows_ = slice(0, 256 if not quick else 64)
+        hs, wd, ys = h[rows_].detach(), w.detach(), y[rows_]
+        _record("speed", "linear products", repr(_products.Products.of(hs, wd)))
+        out = _ops.linear_cross_entropy_op(
+            hs, wd, None, ys, None, [hs.shape[0]], None, [0.0, 0.0, 1.0, 0.0], "sum", 0, 0, True
+        )
+        h64 = hs.double().requires_grad_(True)
+        w64 = wd.double().requires_grad_(True)
+        z64 = h64 @ w64.T
+        z64.retain_grad()
+        F.cross_entropy(z64, ys, reduction="sum").backward()
+        assert z64.grad is not None
+        assert h64.grad is not None
+        assert w64.grad is not None
+        once = z64.grad.to(torch.bfloat16).double()
+
+        def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+            with torch.no_grad():
+                return float((a.double() - b).abs().max() / b.abs().max())
+
+        try:
+            extra: dict[str, Any] = _eager_and_chunked_errors(hs, wd, ys, h64.grad, w64.grad, rel)
+        except Exception as exc:  # (torch.mm's out_dtype: CUDA only)
+            extra = {"eager and chunked": f"FAILED {type(exc).__name__}: {str(exc)[:120]}"}
+        _record(
+            "speed",
+            f"linear gradient accuracy ({hs.shape[0]} rows) max err / max",
+            {
+                "crossent dh (float32)": rel(out[3], h64.grad),
+                "crossent dW (float32)": rel(out[4], w64.grad),
+                "G rounded once to bf16: dh": rel(once @ w64, h64.grad),
+                "G rounded once to bf16: dW": rel(once.T @ h64, w64.grad),
+                **extra,
+            },
+        )
+        del out, h64, w64, z64, once
+    except Exception as exc:
+        _record(
+            "speed", "linear gradient accuracy", f"FAILED {type(exc).__name__}: {str(exc)[:200]}"
+        )
+
+
+def _eager_and_chunked_errors(
+    hs: torch.Tensor,
+    wd: torch.Tensor,
+    ys: torch.Tensor,
+    dh64: torch.Tensor,
+    dw64: torch.Tensor,
+    rel: Callable[[torch.Tensor, torch.Tensor], float],
+) -> dict[str, float]:
+    """The gradients' errors of eager PyTorch's naive path (bf16 logits and dlogits), and
+    of ``dh`` formed as crossent's split products over vocabulary chunks of 4096 classes
+    summed in float32 (whether cuBLAS's float32 accumulation over a long ``K`` is what
+    limits crossent's ``dh``)."""
+    he = hs.clone().requires_grad_(True)
+    we = wd.clone().requires_grad_(True)
+    F.cross_entropy((he @ we.T).float(), ys, reduction="sum").backward()
+    assert he.grad is not None
+    assert we.grad is not None
+    with torch.no_grad():
+        z = torch.mm(hs, wd.T, out_dtype=torch.float32)
+        g = torch.softmax(z, 1)
+        g[torch.arange(len(ys), device=g.device), ys] -= 1
+        hi = g.to(torch.bfloat16)
+        lo = (g - hi.float()).to(torch.bfloat16)
+        whole = torch.mm(hi, wd, out_dtype=torch.float32) + torch.mm(
+            lo, wd, out_dtype=torch.float32
+        )
+        chunked = torch.zeros_like(whole)
+        for c0 in range(0, wd.shape[0], 4096):
+            c1 = min(wd.shape[0], c0 + 4096)
+            chunked += torch.mm(hi[:, c0:c1], wd[c0:c1], out_dtype=torch.float32)
+            chunked += torch.mm(lo[:, c0:c1], wd[c0:c1], out_dtype=torch.float32)
+    return {
+        "torch eager naive: dh (bf16)": rel(he.grad, dh64),
+        "torch eager naive: dW (bf16)": rel(we.grad, dw64),
+        "split, one product over V: dh": rel(whole, dh64),
+        "split, 4096-class chunks summed: dh": rel(chunked, dh64),
+    }
 
 
 # ---------------------------------------------------------------- distributed

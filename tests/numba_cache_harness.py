@@ -84,6 +84,7 @@ SECTIONS = {
     "measure_bits": "info/test_issue13_cached_measure_bits.py",
     "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
     "totals_bits": "calibration/test_issue13_deterministic_sums.py",
+    "temperature_bits": "calibration/test_temperature_fused.py",
     # After kernel_bits, whose kernels it inspects; in the cold process only.
     "wide_kernels": "losses/test_issue13_wide_kernels.py",
 }

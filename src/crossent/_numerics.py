@@ -56,6 +56,7 @@ __all__ = [
     "entropy_terms",
     "entropy_terms_from_log",
     "exp_times",
+    "far_gap_cross_entropy64",
     "js_terms",
     "js_terms_from_log_ratios",
     "kl_terms",
@@ -632,3 +633,34 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     interior /= c.one - q_inside
     np.copyto(first, interior, where=inside)
     return first
+
+
+def far_gap_cross_entropy64(p: np.ndarray, x: np.ndarray) -> np.ndarray:
+    r"""Per row, :math:`H(p, \operatorname{softmax}(x)) = \sum_c p_c\,(\operatorname{LSE}(x)
+    - x_c)` of float64 rows (probabilities ``p``, logits ``x``, classes last), finite
+    wherever it is, although a gap :math:`x_c - m` (:math:`m = \max_c x_c`) may pass the
+    float64 range (logits near :math:`\pm 10^{308}`), where :math:`\log q_c` is ``-inf``
+    and :math:`p_c \log q_c` with it (a hostile review: ``cross_entropy([0.6, 0.4],
+    [1.7e308, -1.7e308], q_form='logits')`` was ``inf``, the loss
+    ``softmax_cross_entropy_with_targets`` of the same rows 1.36e308):
+
+    .. math:: H = A\,\ell - 2^{j}\sum_c p_c\,(x_c 2^{-j} - m 2^{-j}),\qquad
+              A = \sum_c p_c,\quad \ell = \log\sum_c e^{x_c - m},\quad
+              2^j \ge 4C\max(1, \max_c p_c)
+
+    Each scaled gap is finite and each product at most :math:`\text{max}/C`, so the sum
+    is finite; ``np.ldexp`` applies :math:`2^j` exactly (``inf`` only where :math:`H`
+    truly overflows). A ``-inf`` logit weighs as :math:`+\infty` where :math:`p_c > 0`
+    and is absent where :math:`p_c = 0`. The tempered twin of the softmax losses is
+    ``losses._far_gaps.gap_sum_parts``.
+    """
+    m = np.max(x, axis=-1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        terms = np.exp(x - m)  # a gap past the range: -inf, and e^gap = 0 as it truly is
+        np.put_along_axis(terms, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
+        ell = np.log1p(np.add.reduce(terms, axis=-1))
+        top = float(np.max(p)) if p.size else 0.0
+        bits = 2 + math.ceil(math.log2(max(1, x.shape[-1]) * max(1.0, top)))
+        gaps = np.ldexp(x, -bits) - np.ldexp(m, -bits)
+        b = np.add.reduce(p * np.where(p != 0, gaps, 0.0), axis=-1)
+        return np.add.reduce(p, axis=-1) * ell - np.ldexp(b, bits)

@@ -485,13 +485,22 @@ def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:
     """Convert nats to the requested unit and return a NumPy scalar for 0-d NumPy results.
 
     Adding 0.0 turns the ``-0.0`` of a sum such as ``-(1 * log 1)`` into ``+0.0``.
+    A 0-d result of another library (a reduced loss) takes both as 0-d arrays of its
+    dtype (the same values): PyTorch's ``torch.func.jvp``/``jacfwd`` gave ``x + 0.0`` of
+    a 0-d float32 tensor a float64 tangent (issue 13 follow-up: a float64 Jacobian of a
+    float32 ``distillation_loss``). The unit's divisor so only where it rounds as the
+    Python float does (float32, float64; float16 divides by it in float32).
     """
+    numpy = is_numpy(xp)
+    if numpy or x.ndim:
+        if log_base is not None:
+            x = x / log_base
+        x = x + 0.0
+        return x[()] if numpy and x.ndim == 0 else x
     if log_base is not None:
-        x = x / log_base
-    x = x + 0.0
-    if is_numpy(xp) and x.ndim == 0:
-        return x[()]
-    return x
+        exact = x.dtype in (xp.float32, xp.float64)
+        x = x / (xp.asarray(log_base, dtype=x.dtype, device=device(x)) if exact else log_base)
+    return x + xp.zeros_like(x)
 
 
 def device(x: Array) -> Any:

@@ -358,7 +358,6 @@ def _declined() -> list[tuple[str, Any, Any, dict[str, Any]]]:
         ("weight broadcast in two blocks", x, t, {"weight": np.ones((4, 1, 1))}),
         ("float32 weight", x, t, {"weight": np.ones(10, dtype=np.float32)}),
         ("list weight", x, t, {"weight": [1.0] * 10}),
-        ("huge weight: overflow", x, t, {"weight": np.full(10, 1e308), "reduction": "sum"}),
         ("label_smoothing -0.1", x, t, {"label_smoothing": -0.1}),
         ("reduction avg", x, t, {"reduction": "avg"}),
         ("reduction list", x, t, {"reduction": ["mean"]}),
@@ -435,6 +434,27 @@ def test_issue13_small_sigmoid_leaves_the_rest_to_the_full_path(
     assert _outcome(lambda: public(x, t, **options)) == _outcome(
         lambda: _full(family, x, t, **options)
     )
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_issue13_small_sigmoid_huge_weights_are_scaled_then_taken(family: str) -> None:
+    """Weights of 1e308: the lean path declines them as given (their products overflow);
+    the public function calls it with the weights at a power of two of their size
+    (``_weight_scale``), and its ``'sum'`` is that call's times the power of two:
+    ``inf`` where the true sum overflows, with no warning (a hostile review; it was the
+    full path's ``RuntimeWarning``)."""
+    x = np.array([-1e4, 3.0, 0.5, -2.0, 1.0, 0.0, 4.0, 2.0, -3.0, 9.0])
+    t = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    huge = {"weight": np.full(10, 1e308), "reduction": "sum"}
+    assert _lean(family, x, t, **huge) is None
+    shift = np.frexp(1e308)[1] - 1
+    scaled = {"weight": np.full(10, np.ldexp(1e308, -shift)), "reduction": "sum"}
+    with np.errstate(over="ignore"):
+        expected = np.ldexp(_full(family, x, t, **scaled), shift)
+    public = FAMILIES[family][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _same_bits(public(x, t, **huge), expected)
 
 
 def test_issue13_small_sigmoid_bad_calls_raise_the_full_paths_errors() -> None:

@@ -184,22 +184,8 @@ def test_issue13_soft_target_label_entry_large_path(
     _check(got[-z.shape[0] :], (want, size), z, options)
 
 
-_FLOAT64_OFF = pytest.mark.xfail(
-    strict=True,
-    reason="float64 probability targets take plain autograd (log_softmax's backward: "
-    "p - 1 with p rounded), kept for second derivatives",
-)
-
-
-@pytest.mark.parametrize(
-    ("dtype", "options"),
-    [("float32", options) for options in _OPTIONS]
-    + [
-        # smoothing: no cancellation at p -> 1 (t~ = 0.95), plain autograd is within 8 ulps
-        pytest.param("float64", options, marks=() if "label_smoothing" in options else _FLOAT64_OFF)
-        for options in _OPTIONS
-    ],
-)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("options", _OPTIONS)
 def test_issue13_soft_target_label_entry_torch_backward(dtype, options) -> None:
     """``crossent.torch.cross_entropy``'s backward with probability targets: float32 by
     the custom op (float64 by plain autograd, left as it is: xfail)."""

@@ -37,7 +37,7 @@ from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._state import add_summarized_block
 from ..calibration._summaries import summarize_block
-from ..calibration._temperature import cross_fitted_nll
+from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError
 from . import _text
 from ._host import check_aligned, host_array, host_labels
@@ -556,9 +556,13 @@ def _temperature(
 ) -> dict[str, Any]:
     """The NLL-optimal temperature on the whole input, the metrics at it, and the gap."""
     advance = progress("temperature", 3)
+    # one set of predictions for the fit and the cross-fitting, which share the rows'
+    # numbers at T = 1 and at the bounds (RowMemo: the same bits, fewer passes)
+    predictions = as_predictions(values, labels, form=form, validate=False)
+    memo = RowMemo.for_fits(predictions, _BOUNDS)
     try:
-        scaler = cal.TemperatureScaling(bounds=_BOUNDS, guard=False).fit(
-            values, labels, form=form, validate=False
+        scaler = fit_scaler(
+            cal.TemperatureScaling(bounds=_BOUNDS, guard=False), predictions, _BOUNDS, memo
         )
     except InputError:  # a label with probability 0: NLL is inf at every T
         return {
@@ -574,10 +578,11 @@ def _temperature(
     advance(1)
     # recalibration_gap without its redundant passes (the label check, and the NLL at
     # T = 1, which is the fit's first evaluation on the same rows)
-    predictions = as_predictions(values, labels, form=form, validate=False)
     gap, note = None, None  # too few rows to cross-fit: reported as null, not an error
     if labels.shape[0] >= _FOLDS:
-        fit = cross_fitted_nll(predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8)
+        fit = cross_fitted_nll(
+            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=1e-8, memo=memo
+        )
         gap = None if fit.at_bound else scaler.nll_before_ - fit.nll
         note = _gap_note(fit.separated) if fit.at_bound else None
     advance(1)

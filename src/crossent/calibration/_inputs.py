@@ -190,6 +190,25 @@ class Predictions:
             return map(stored, spans)
         return ordered_map(stored, spans)
 
+    def map_rows(self, function: Callable[[int, IntArray, IntArray], _R]) -> Iterator[_R]:
+        """``function(start, rows, labels)`` of each block: its first row's number, the
+        indices of its rows in ``values`` (no values read, none copied: for a kernel
+        that reads the stored rows in place) and their labels; on all cores, results in
+        block order, the blocks of :meth:`map_raw`.  The values are validated first if
+        ``pending``."""
+        self._checked()
+
+        def indices(span: tuple[int, int]) -> _R:
+            start, stop = span
+            rows = (
+                np.arange(start, stop, dtype=np.intp)
+                if self.selected is None
+                else self.selected[start:stop]
+            )
+            return function(start, rows, self.labels[start:stop])
+
+        return ordered_map(indices, self._spans())
+
     def map_raw(self, function: Callable[[int, FloatArray, IntArray], _R]) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values in float64 and still in
         ``form``; blocks run on all cores, results in block order."""

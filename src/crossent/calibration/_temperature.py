@@ -15,12 +15,20 @@ stay inside the bracket that holds the sign change of :math:`f'`, bisection othe
 Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the bounds; when
 :math:`f'` does not change sign there, the optimum is at a bound and ``at_bound_`` says
 so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
+
+Each evaluation of :math:`f, f', f''` is one pass over the rows (:func:`_moments`): a
+compiled pass over the stored logits where Numba is installed (``_temperature_numba``,
+no float64 copy), NumPy's on float64 blocks otherwise; the cross-fitting's folds take
+the rows' numbers at :math:`T = 1` and at the bounds from the fit on all rows
+(:class:`RowMemo`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,56 +36,199 @@ import numpy.typing as npt
 
 from .._checks import check_base, check_integer, check_scalar
 from ..errors import InputError
+from . import _row_kernels
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
-__all__ = ["CrossFit", "TemperatureScaling", "cross_fitted_nll", "recalibration_gap"]
+__all__ = [
+    "CrossFit",
+    "RowMemo",
+    "TemperatureScaling",
+    "cross_fitted_nll",
+    "fit_scaler",
+    "recalibration_gap",
+]
 
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _moments(predictions: Predictions, beta: float) -> tuple[float, float, float]:
+def _moments(
+    predictions: Predictions, beta: float, memo: RowMemo | None = None
+) -> tuple[float, float, float]:
     r"""Mean NLL at inverse temperature ``beta`` and its first two derivatives, in one pass.
 
     With :math:`s = z - \max_k z_k` (so that every exponent is at most 0),
     :math:`S = \sum_k e^{\beta s_k}` and :math:`E`, :math:`V` the mean and variance of
     :math:`s` under :math:`\mathrm{softmax}(\beta s)`:
     :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y`, :math:`f'' = V \ge 0`.
+
+    Each block's rows give :math:`S, E, V, s_y`: by the compiled pass over the stored
+    logits (``_temperature_numba.row_moments``: no float64 copy) where Numba is
+    installed and the values are a C-contiguous NumPy float32 or float64 array of
+    logits or log-probabilities; otherwise by its NumPy twin :func:`_numpy_rows` on a
+    float64 copy of the block.  Each block's rows are summed by :func:`_block_sums`,
+    the blocks added in order: the twins differ only in each row's rounding (the
+    fused pass's exponential and sums, within an ulp or so of NumPy's).  With a
+    ``memo`` (:class:`RowMemo`, fused pass only) the rows' numbers at ``beta`` are
+    taken from it, or kept in it, where it says so: the same bits.
     """
-
-    def block_moments(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-        z = log_scores(values, predictions.form)
-        # in place where the block is this pass's own float64 copy (never the caller's)
-        mine = z.flags.owndata and z.flags.writeable
-        # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
-        with np.errstate(over="ignore"):
-            shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
-        label_shift = shifted[np.arange(z.shape[0]), labels]
-        weights = np.multiply(shifted, beta)
-        np.exp(weights, out=weights)
-        partition = weights.sum(axis=1)
-        mean = _weighted_row_sum(weights, shifted) / partition
-        shifted -= mean[:, None]
-        # A score more than ~1e154 below the mean overflows to inf here; its weight
-        # exp(beta * s) is exactly 0, and _weighted_row_sum masks such entries.
-        with np.errstate(over="ignore"):
-            np.square(shifted, out=shifted)
-        variance = _weighted_row_sum(weights, shifted) / partition
-        # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
-        with np.errstate(over="ignore"):
-            return np.array(
-                [
-                    np.sum(np.log(partition) - beta * label_shift),
-                    np.sum(mean - label_shift),
-                    np.sum(variance),
-                ]
-            )
-
+    fused = _fused_kernel(predictions)
     total = np.zeros(3)
-    for part in predictions.map_raw(block_moments):
-        total += part
+    if fused is not None:
+        for part in _fused_parts(predictions, beta, fused, memo):
+            total += part
+    else:
+        form = predictions.form
+
+        def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
+            return _block_sums(*_numpy_rows(values, labels, form, beta), beta)
+
+        for part in predictions.map_raw(numpy_block):
+            total += part
     nll, slope, curvature = total / predictions.n
     return float(nll), float(slope), float(max(curvature, 0.0))
+
+
+def _fused_parts(
+    predictions: Predictions, beta: float, kernel: Callable[..., Any], memo: RowMemo | None
+) -> list[FloatArray]:
+    """The blocks' sums (:func:`_block_sums`) by the fused pass, or from ``memo``."""
+    if memo is not None and memo.values is not predictions.values:
+        memo = None  # (another array's rows)
+    if memo is not None and beta in memo.rows:
+        known = memo.rows[beta]
+        return list(
+            predictions.map_rows(
+                lambda _, rows, __: _block_sums(
+                    known[0, rows], known[1, rows], known[2, rows], known[3, rows], beta
+                )
+            )
+        )
+    keep = memo is not None and beta in memo.keep and predictions.selected is None
+    every = np.empty((4, predictions.n)) if keep else None
+    classes = predictions.classes
+    values = np.asarray(predictions.values)
+
+    def block(_: int, rows: IntArray, labels: IntArray) -> FloatArray:
+        out = np.empty((4, rows.shape[0]))
+        lanes, weights = np.empty((5, _LANES)), np.empty(classes)
+        kernel(values, rows, labels, beta, lanes, weights, out)
+        if every is not None:
+            every[:, rows] = out  # (rows: consecutive, disjoint between blocks)
+        return _block_sums(out[0], out[1], out[2], out[3], beta)
+
+    parts = list(predictions.map_rows(block))
+    if memo is not None and every is not None:
+        memo.rows[beta] = every  # (only once every block is in)
+    return parts
+
+
+@dataclass(frozen=True)
+class RowMemo:
+    r"""The fused pass's :math:`S, E, V, s_y` of every row of one array of predictions, at
+    the inverse temperatures every fit on its rows evaluates: :math:`\beta = 1` (each
+    fit's start) and the bounds (where a fit at a bound ends).
+
+    The fit on all rows keeps them here (``(4, n)`` float64, 32 bytes a row for each
+    of the three); the cross-fitting's training folds start at :math:`\beta = 1`, and
+    a fold whose fit ends at a bound evaluates it on its training rows and then scores
+    its held-out rows there: those passes gather the rows' numbers from here instead
+    of reading the logits again (in the report of a model at a bound, 2 passes over
+    the data instead of 5).  The kernel gives a row the same bits in whatever block it
+    is, and a subset's blocks are summed as when computed, so every sum is the same
+    bits.  Only for the fused pass (NumPy's row sums may depend on a row's place in
+    memory) and rows of at least :data:`_MEMO_CLASSES` classes (the memo is then at
+    most 3% of the float32 logits for each :math:`\beta`).
+    """
+
+    values: Any
+    keep: frozenset[float]
+    rows: dict[float, FloatArray] = field(default_factory=dict)
+
+    @classmethod
+    def for_fits(cls, predictions: Predictions, bounds: tuple[float, float]) -> RowMemo | None:
+        """A memo for fits within ``bounds`` on ``predictions`` and its subsets, or None
+        where it would not serve (the NumPy twin, or narrow rows)."""
+        if _fused_kernel(predictions) is None or predictions.classes < _MEMO_CLASSES:
+            return None
+        return cls(predictions.values, frozenset({1.0, 1.0 / bounds[1], 1.0 / bounds[0]}))
+
+
+_MEMO_CLASSES = 256
+"""Rows narrower than this keep no :class:`RowMemo`: a pass over them costs little."""
+
+
+_LANES = 256
+"""Running sums of a row in the fused pass (``_temperature_numba.row_moments``); a power
+of two, and a run-time length there, so that LLVM vectorises the lanes' loop."""
+
+
+def _fused_kernel(predictions: Predictions) -> Callable[..., Any] | None:
+    """The compiled pass (``_temperature_numba.row_moments``) if it can read these
+    predictions' stored values in place, else None (the NumPy twin)."""
+    values = predictions.values
+    if not (
+        predictions.form in ("logits", "log_probs")
+        and isinstance(values, np.ndarray)
+        and values.dtype in (np.float32, np.float64)
+        and values.flags.c_contiguous
+        and _row_kernels.available()
+    ):
+        return None
+    return _kernels().row_moments
+
+
+@functools.cache
+def _kernels() -> Any:
+    """The kernel module (imports Numba, once; its kernels compile on first call or load
+    from Numba's on-disk cache)."""
+    from . import _temperature_numba
+
+    return _temperature_numba
+
+
+def _numpy_rows(
+    values: FloatArray, labels: IntArray, form: str, beta: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """:math:`S, E, V, s_y` of each row of a float64 block (the fused pass's NumPy twin)."""
+    z = log_scores(values, form)
+    # in place where the block is this pass's own float64 copy (never the caller's)
+    mine = z.flags.owndata and z.flags.writeable
+    # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
+    with np.errstate(over="ignore"):
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
+    label_shift = shifted[np.arange(z.shape[0]), labels]
+    weights = np.multiply(shifted, beta)
+    np.exp(weights, out=weights)
+    partition = weights.sum(axis=1)
+    mean = _weighted_row_sum(weights, shifted) / partition
+    shifted -= mean[:, None]
+    # A score more than ~1e154 below the mean overflows to inf here; its weight
+    # exp(beta * s) is exactly 0, and _weighted_row_sum masks such entries.
+    with np.errstate(over="ignore"):
+        np.square(shifted, out=shifted)
+    variance = _weighted_row_sum(weights, shifted) / partition
+    return partition, mean, variance, label_shift
+
+
+def _block_sums(
+    partition: FloatArray,
+    mean: FloatArray,
+    variance: FloatArray,
+    label_shift: FloatArray,
+    beta: float,
+) -> FloatArray:
+    r"""A block's sums of :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y` and
+    :math:`f'' = V` over its rows."""
+    # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
+    with np.errstate(over="ignore"):
+        return np.array(
+            [
+                np.sum(np.log(partition) - beta * label_shift),
+                np.sum(mean - label_shift),
+                np.sum(variance),
+            ]
+        )
 
 
 def _weighted_row_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
@@ -96,15 +247,17 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
     """Refuse a label of probability 0 (a probability of 0, a log-probability or logit of
     ``-inf``): its NLL is ``+inf`` at every temperature, so no temperature is better than
     another, and the NLL's slope would be ``inf - inf``."""
+    values = np.asarray(predictions.values)
+    zero = 0.0 if predictions.form == "probs" else -math.inf
 
-    def zero_label(start: int, values: FloatArray, labels: IntArray) -> int | None:
-        # Only the labels' entries matter: no log or exp of the whole block.
-        hit = values[np.arange(labels.shape[0]), labels] == (0.0 if form == "probs" else -math.inf)
+    def zero_label(start: int, rows: IntArray, labels: IntArray) -> int | None:
+        # Only the labels' entries, as stored: no block read, no log or exp.
+        hit = values[rows, labels] == zero
         return start + int(np.argmax(hit)) if hit.any() else None
 
     form = predictions.form
     entry = "" if form == "probs" else f" ({_FORM_WORDS[form]} -inf)"
-    for row in predictions.map_raw(zero_label):
+    for row in predictions.map_rows(zero_label):
         if row is not None:
             raise InputError(
                 f"row {row}'s label has probability 0{entry}, so the NLL is +inf at every "
@@ -126,7 +279,12 @@ class _FitResult:
     converged: bool = True  # False when the iterations ran out before the step fell below xtol
 
 
-def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float) -> _FitResult:
+def _fit_beta(
+    predictions: Predictions,
+    bounds: tuple[float, float],
+    xtol: float,
+    memo: RowMemo | None = None,
+) -> _FitResult:
     """Minimise the convex NLL over ``beta`` in ``[1/T_max, 1/T_min]``.
 
     Safeguarded Newton on :math:`f'(\beta)` (Press et al., Numerical Recipes, ``rtsafe``):
@@ -135,12 +293,14 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
     non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
     when a Newton step would cross it; if ``f'`` has not changed sign there, the minimiser
     is at that bound.  The fit stops when the next Newton step is below ``xtol``
-    relative, typically after 4 to 6 passes over the data.
+    relative, typically after 4 to 6 passes over the data.  With a ``memo``
+    (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1` and at the bounds are
+    gathered from it, or kept in it.
     """
     lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
     known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
     beta = 1.0
-    nll, slope, curvature = _moments(predictions, beta)
+    nll, slope, curvature = _moments(predictions, beta, memo)
     nll_at_one, iterations = nll, 1
     for _ in range(200):
         if slope > 0:
@@ -155,13 +315,13 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
-                edge_values = _moments(predictions, edge)
+                edge_values = _moments(predictions, edge, memo)
                 iterations += 1
                 if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
                     return _FitResult(edge, *edge_values[:2], iterations, True, nll_at_one)
             newton = math.sqrt(lo * hi)
         beta = newton
-        nll, slope, curvature = _moments(predictions, beta)
+        nll, slope, curvature = _moments(predictions, beta, memo)
         iterations += 1
     else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
         return _FitResult(beta, nll, slope, iterations, False, nll_at_one, converged=False)
@@ -171,12 +331,24 @@ def _fit_beta(predictions: Predictions, bounds: tuple[float, float], xtol: float
 def _misses(predictions: Predictions) -> BoolArray:
     """Rows whose label scores below the row's maximum (top-1 wrong; a label tied for the
     maximum counts as right).  Every form is monotone in the log-scores, so the raw values
-    are compared: one pass, no logarithms."""
+    are compared as stored: one pass, no logarithms, no float64 copy."""
 
-    def block_misses(_: int, values: FloatArray, labels: IntArray) -> BoolArray:
-        return np.asarray(values[np.arange(labels.shape[0]), labels] < values.max(axis=1))
+    values = np.asarray(predictions.values)
 
-    return np.concatenate([np.zeros(0, bool), *predictions.map_raw(block_misses)])
+    def block_misses(_: int, rows: IntArray, labels: IntArray) -> BoolArray:
+        # as stored (float32 compares as its float64 conversion does): no float64 copy
+        block = _stored_rows(values, rows)
+        return np.asarray(block[np.arange(labels.shape[0]), labels] < block.max(axis=1))
+
+    return np.concatenate([np.zeros(0, bool), *predictions.map_rows(block_misses)])
+
+
+def _stored_rows(values: Any, rows: IntArray) -> Any:
+    """Rows ``rows`` (sorted, distinct) of ``values`` as stored: a view where they are
+    consecutive (all rows' blocks), else gathered."""
+    if rows.size and rows[-1] - rows[0] == rows.size - 1:
+        return values[rows[0] : rows[-1] + 1]
+    return values[rows]
 
 
 def _folds(misses: BoolArray, folds: int, seed: int) -> list[IntArray]:
@@ -220,18 +392,25 @@ class CrossFit:
 
 
 def cross_fitted_nll(
-    predictions: Predictions, *, folds: int, seed: int, bounds: tuple[float, float], xtol: float
+    predictions: Predictions,
+    *,
+    folds: int,
+    seed: int,
+    bounds: tuple[float, float],
+    xtol: float,
+    memo: RowMemo | None = None,
 ) -> CrossFit:
     """Mean NLL of each fold at the temperature fitted on the other folds (:func:`_folds`:
-    stratified by top-1 misses), and whether a training fold's fit was at a bound."""
+    stratified by top-1 misses), and whether a training fold's fit was at a bound.
+    ``memo``: the rows' numbers the fit on all of ``predictions`` kept (:class:`RowMemo`)."""
     misses = _misses(predictions)
     total, at_bound, separated = 0.0, False, False
     for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
-        fit = _fit_beta(predictions.subset(train), bounds, xtol)
+        fit = _fit_beta(predictions.subset(train), bounds, xtol, memo)
         at_bound |= fit.bound
         separated |= not misses[train].any()
-        nll = _moments(predictions.subset(held_out), fit.beta)[0]
+        nll = _moments(predictions.subset(held_out), fit.beta, memo)[0]
         total += nll * held_out.size
     return CrossFit(total / predictions.n, at_bound, separated)
 
@@ -302,6 +481,18 @@ class TemperatureScaling:
     (True, True)
     """
 
+    # the learned attributes, set by fit (fit_scaler)
+    fitted_temperature_: float
+    at_bound_: bool
+    converged_: bool
+    n_iter_: int
+    gradient_: float
+    nll_after_: float
+    nll_before_: float
+    cross_fitted_nll_: float | None
+    kept_identity_: bool
+    temperature_: float
+
     def __init__(
         self,
         *,
@@ -346,26 +537,7 @@ class TemperatureScaling:
         require_examples(predictions, purpose="fitting a temperature")
         if self.guard:
             _check_folds(self.folds, self.seed, predictions.n)
-        _check_finite_label_scores(predictions)
-        result = _fit_beta(predictions, bounds, self.xtol)
-        self.fitted_temperature_ = 1.0 / result.beta
-        self.at_bound_ = result.bound
-        self.converged_ = result.converged and not result.bound
-        self.n_iter_ = result.iterations
-        self.gradient_ = result.slope
-        self.nll_after_ = result.nll
-        self.nll_before_ = result.nll_at_one
-        self.cross_fitted_nll_: float | None = None
-        self.kept_identity_ = False
-        self.temperature_ = self.fitted_temperature_
-        if self.guard:
-            self.cross_fitted_nll_ = cross_fitted_nll(
-                predictions, folds=self.folds, seed=self.seed, bounds=bounds, xtol=self.xtol
-            ).nll
-            if not self.cross_fitted_nll_ < self.nll_before_:
-                self.temperature_ = 1.0
-                self.kept_identity_ = True
-        return self
+        return fit_scaler(self, predictions, bounds)
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs."""
@@ -375,6 +547,46 @@ class TemperatureScaling:
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
         return self.fit(logits, labels, form=form).transform(logits, form=form)
+
+
+def fit_scaler(
+    scaler: TemperatureScaling,
+    predictions: Predictions,
+    bounds: tuple[float, float],
+    memo: RowMemo | None = None,
+) -> TemperatureScaling:
+    """:meth:`TemperatureScaling.fit` on checked ``predictions`` (its options checked, and
+    ``bounds`` those of ``_checked_bounds``): the report fits through this to share a
+    :class:`RowMemo` with its own cross-fitting.  Raises ``InputError`` for a label of
+    probability 0, and for 0 rows."""
+    require_examples(predictions, purpose="fitting a temperature")
+    _check_finite_label_scores(predictions)
+    if memo is None:
+        memo = RowMemo.for_fits(predictions, bounds)
+    result = _fit_beta(predictions, bounds, scaler.xtol, memo)
+    scaler.fitted_temperature_ = 1.0 / result.beta
+    scaler.at_bound_ = result.bound
+    scaler.converged_ = result.converged and not result.bound
+    scaler.n_iter_ = result.iterations
+    scaler.gradient_ = result.slope
+    scaler.nll_after_ = result.nll
+    scaler.nll_before_ = result.nll_at_one
+    scaler.cross_fitted_nll_ = None
+    scaler.kept_identity_ = False
+    scaler.temperature_ = scaler.fitted_temperature_
+    if scaler.guard:
+        scaler.cross_fitted_nll_ = cross_fitted_nll(
+            predictions,
+            folds=scaler.folds,
+            seed=scaler.seed,
+            bounds=bounds,
+            xtol=scaler.xtol,
+            memo=memo,
+        ).nll
+        if not scaler.cross_fitted_nll_ < scaler.nll_before_:
+            scaler.temperature_ = 1.0
+            scaler.kept_identity_ = True
+    return scaler
 
 
 def recalibration_gap(
@@ -456,7 +668,10 @@ def recalibration_gap(
     predictions = as_predictions(logits, labels, form=form, validate=validate)
     _check_folds(folds, seed, predictions.n)
     _check_finite_label_scores(predictions)
-    before = _moments(predictions, 1.0)[0]
-    after = cross_fitted_nll(predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8)
+    memo = RowMemo.for_fits(predictions, bounds_checked)
+    before = _moments(predictions, 1.0, memo)[0]
+    after = cross_fitted_nll(
+        predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=1e-8, memo=memo
+    )
     gap = math.nan if after.at_bound else before - after.nll
     return gap / log_base if log_base is not None else gap

@@ -32,6 +32,7 @@ from .._numerics import (
     cross_terms_from_probs,
     entropy_terms,
     entropy_terms_from_log,
+    far_gap_cross_entropy64,
     js_terms,
     js_terms_from_log_ratios,
     kl_terms,
@@ -640,6 +641,32 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     return ((high_p - high_q) - c) + (low - correction)
 
 
+def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
+    r"""``result`` (:math:`H(P, Q)`, or :math:`D(P\,\|\,Q)` for ``kl``, in the unit)
+    with its ``inf`` rows formed again where ``q`` is float64 NumPy logits: a gap past the
+    float64 range made :math:`\log q_c` ``-inf`` where :math:`p_c \log q_c` is finite
+    (:func:`._numerics.far_gap_cross_entropy64`; the KL is that minus :math:`H(P)`). One
+    check of the result in the common case; the rows that are truly infinite stay so."""
+    side_p, side_q = m.sides
+    if side_q.form != "logits" or not is_numpy(m.xp) or m.dtype != np.float64:
+        return result
+    if type(result) is np.float64:
+        if not math.isinf(result):
+            return result
+    elif type(result) is not np.ndarray or not np.isinf(result).any():
+        return result
+    rows = np.array(result, dtype=np.float64)  # (a copy)
+    far = np.isinf(rows)
+    p, x = np.broadcast_arrays(np.asarray(side_p.probs()), np.asarray(side_q.values))
+    p, x = p[far], x[far]
+    nats = far_gap_cross_entropy64(p, x)
+    if kl:
+        nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
+    with np.errstate(over="ignore"):  # bits past the range: inf, as the value is
+        rows[far] = nats if m.log_base is None else nats / m.log_base
+    return rows[()] if rows.ndim == 0 else rows
+
+
 def _entropy_nats(m: _Prepared) -> Array:
     return m.total(_entropy_terms, *m.sides)
 
@@ -820,7 +847,7 @@ def cross_entropy(
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     if clip is not None:  # the distortion has no fused twin
         return m.exact(lambda m: m.result(_cross_entropy_nats(m, eps=clip)))
-    return m.measure(_fused.CROSS_ENTROPY, _cross_entropy_nats)
+    return _far_gap_rows(m, m.measure(_fused.CROSS_ENTROPY, _cross_entropy_nats), kl=False)
 
 
 def kl_divergence(
@@ -880,7 +907,7 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.KL_DIVERGENCE, _kl_nats)
+    return _far_gap_rows(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), kl=True)
 
 
 def js_divergence(
@@ -1052,14 +1079,20 @@ def cross_entropy_decomposition(
     if fused is not None:
         out, batch = fused
         if batch == ():  # NumPy scalars, indexed one by one (cheaper than a view)
-            return CrossEntropyDecomposition(out[0, 0], out[1, 0], out[2, 0])
-        return CrossEntropyDecomposition(*out.reshape(3, *batch))
-    return m.exact(
-        lambda m: CrossEntropyDecomposition(
-            entropy=m.result(m.total(_entropy_terms, m.sides[0])),
-            cross_entropy=m.result(_cross_entropy_nats(m)),
-            kl_divergence=m.result(_kl_nats(m)),
+            parts = CrossEntropyDecomposition(out[0, 0], out[1, 0], out[2, 0])
+        else:
+            parts = CrossEntropyDecomposition(*out.reshape(3, *batch))
+    else:
+        parts = m.exact(
+            lambda m: CrossEntropyDecomposition(
+                entropy=m.result(m.total(_entropy_terms, m.sides[0])),
+                cross_entropy=m.result(_cross_entropy_nats(m)),
+                kl_divergence=m.result(_kl_nats(m)),
+            )
         )
+    return parts._replace(
+        cross_entropy=_far_gap_rows(m, parts.cross_entropy, kl=False),
+        kl_divergence=_far_gap_rows(m, parts.kl_divergence, kl=True),
     )
 
 

@@ -32,6 +32,7 @@ from .._xp import Array, ones_like
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
+from ._weight_scale import weight_scaled
 from ._widen import blocked
 
 __all__ = ["softmax_focal_loss", "softmax_focal_loss_grad"]
@@ -97,6 +98,7 @@ _WIDEN = blocked(labelled=True)
 """Large float16/float32 NumPy calls (issue 13): float64 in blocks of rows (``_widen``)."""
 
 
+@weight_scaled
 @prepared_by(_focal, shortcut=_SMALL.shortcut(_small.focal_loss), widen=_WIDEN)
 def softmax_focal_loss(focal: _Focal) -> Any:
     r"""Softmax focal loss (Lin et al. 2017) of integer labels under logits.
@@ -144,6 +146,7 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     return ls.reduce(-ls.log_p_y, weight=ls.batch.weigh(focal.modulation))
 
 
+@weight_scaled
 @prepared_by(
     _focal,
     twin=softmax_focal_loss,

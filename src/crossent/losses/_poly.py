@@ -33,6 +33,7 @@ from .._xp import Array
 from . import _small_label_families as _small
 from ._batch import LabelBatch, extends, labelled_batch, prepared_by
 from ._terms import LabelledSoftmax, labelled_softmax
+from ._weight_scale import weight_scaled
 from ._widen import blocked
 
 __all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
@@ -68,6 +69,7 @@ _WIDEN = blocked(labelled=True)
 """Large float16/float32 NumPy calls (issue 13): float64 in blocks of rows (``_widen``)."""
 
 
+@weight_scaled
 @prepared_by(_poly, shortcut=_SMALL.shortcut(_small.poly_loss), widen=_WIDEN)
 def poly1_cross_entropy(poly: _Poly) -> Any:
     r"""Poly-1 loss (PolyLoss) of integer labels under logits.
@@ -125,6 +127,7 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
 
 
+@weight_scaled
 @prepared_by(
     _poly,
     twin=poly1_cross_entropy,

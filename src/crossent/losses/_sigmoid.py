@@ -54,6 +54,7 @@ from ..errors import InputError
 from . import _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
+from ._weight_scale import weight_scaled
 
 __all__ = [
     "sigmoid_cross_entropy",
@@ -264,6 +265,7 @@ def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = No
 # ------------------------------------------------------------------------------- public
 
 
+@weight_scaled
 @prepared_by(_binary, shortcut=_small_sigmoid.cross_entropy)
 def sigmoid_cross_entropy(b: _Binary) -> Any:
     r"""Binary cross-entropy from logits, elementwise (multi-label classification).
@@ -278,7 +280,8 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     targets : array, the shape of ``logits``
         Target probabilities in [0, 1] (0/1 labels or soft targets).
     weight : array, broadcastable to ``logits``, optional
-        Non-negative element or class weights :math:`w`.
+        Non-negative element or class weights :math:`w`; their scale cancels in the
+        ``'mean'`` at any size, as in :func:`softmax_cross_entropy`.
     pos_weight : array, broadcastable to ``logits``, optional
         Weight :math:`\pi` of the positive term, e.g. negatives/positives per class.
     label_smoothing : float in [0, 1], optional
@@ -321,6 +324,7 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     return b.reduce(b.weighted(_bce(b)))
 
 
+@weight_scaled
 @prepared_by(_binary, twin=sigmoid_cross_entropy, shortcut=_small_sigmoid.cross_entropy_grad)
 def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     r"""Gradient of :func:`sigmoid_cross_entropy` with respect to ``logits``.
@@ -345,6 +349,7 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     return b.scale(b.weighted(_bce_grad(b)))
 
 
+@weight_scaled
 @prepared_by(_focal_binary, shortcut=_small_sigmoid.focal_loss)
 def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     r"""Sigmoid focal loss (Lin et al. 2017), elementwise.
@@ -412,6 +417,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     return b.reduce(b.weighted(term))
 
 
+@weight_scaled
 @prepared_by(_focal_binary, twin=sigmoid_focal_loss, shortcut=_small_sigmoid.focal_loss_grad)
 def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     r"""Gradient of :func:`sigmoid_focal_loss` with respect to ``logits``.

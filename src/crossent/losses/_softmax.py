@@ -149,6 +149,7 @@ from ._terms import (
     target_weight,
     weighted_class_sum,
 )
+from ._weight_scale import weight_scaled
 from ._widen import blocked, relayout
 
 __all__ = [
@@ -1316,6 +1317,7 @@ _label_function = functools.partial(
 """``prepared_by`` for the label loss and its gradient (after the lean path, widened)."""
 
 
+@weight_scaled
 @far_rows_guard(label_far_rows)
 @_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
@@ -1337,7 +1339,9 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     axis : int, optional
         The class axis of ``logits`` (1 for PyTorch's ``(N, C, d1, ...)`` layout).
     weight : array, shape (C,), optional
-        Non-negative class weights (PyTorch's ``weight``).
+        Non-negative class weights (PyTorch's ``weight``). Their scale cancels in the
+        ``'mean'`` at any size: weights far from 1 (up to ``1.8e308``, down to the
+        subnormals) are taken at a power of two of their size (``_weight_scale``).
     ignore_index : int, optional
         Label value whose rows contribute nothing, to the sum or to the mean's
         denominator. Default None: every label must be a class (PyTorch: -100). Their
@@ -1425,6 +1429,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
+@weight_scaled
 @_label_function(shortcut=_lean_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
@@ -1473,6 +1478,7 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     return softmax_gradient(problem, out=out)
 
 
+@weight_scaled
 @far_rows_guard(target_far_rows)
 @prepared_by(
     prepare_softmax_targets,
@@ -1529,6 +1535,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
     return problem.loss()
 
 
+@weight_scaled
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,

@@ -56,13 +56,17 @@ What is checked where:
   and not while compiling; no data check happens inside the ops there.
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
-fused (custom ops); ``cross_entropy`` with probability targets and the family
-wrappers (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``,
-``softmax_focal_loss``, ``distillation_loss``) run crossent's generic formulas under
-autograd (eager use; their value checks break ``torch.compile`` graphs, but those of
-``distillation_loss``, which run in a custom op with its far and near rows).
-``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient is fused
-(a custom op over float64 Numba kernels, ``_distill_cpu``).
+fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU
+(``crossent::softmax_ce_probs_v3``, every floating dtype) where only the logits want a
+gradient; the family wrappers (``binary_cross_entropy_with_logits``,
+``sigmoid_focal_loss``, ``softmax_focal_loss``, ``distillation_loss``) run crossent's
+generic formulas under autograd (eager use; their value checks break ``torch.compile``
+graphs, but those of ``distillation_loss``, which run in a custom op with its far and
+near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
+is fused (a custom op over float64 Numba kernels, ``_distill_cpu``). Under
+``torch.func``'s reverse-mode transforms (``grad``, ``vjp``, ``jacrev``), where a custom
+op's autograd cannot run, probability targets and ``distillation_loss`` take their
+plain torch operations (class ids and the linear losses have none: PyTorch's error).
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits

@@ -1,21 +1,21 @@
 """The argument checks and the option bundle that every public function of crossent.torch shares.
 
 :func:`call_options` checks a call's options once and freezes them in a
-:class:`CallOptions` (:func:`call_options_in` reads them from a public function's
-``locals()``), whose numeric options the functional forms hand to the custom ops
+:class:`CallOptions`, whose numeric options the functional forms hand to the custom ops
 packed in one list (:meth:`CallOptions.packed`), and which the vocab-parallel losses
-pass through their ``autograd.Function`` whole. The
-checks read Python values, shapes and dtypes only, never tensor data, so they also run
-while ``torch.compile`` traces, with no graph break and no device sync. The numeric
-options are checked by :func:`crossent.torch._backend.options` (the losses package's
-checks), so ``cross_entropy``, ``linear_cross_entropy`` and the vocab-parallel losses
+pass through their ``autograd.Function`` whole. Each public function passes its options
+by name, not as its ``locals()``, which Dynamo before torch 2.13 cannot trace
+(``fullgraph=True`` failed there). The checks read Python values, shapes and dtypes
+only, never tensor data, so they also run while ``torch.compile`` traces, with no graph
+break and no device sync. The numeric options are checked by
+:func:`crossent.torch._backend.options` (the losses package's checks), so
+``cross_entropy``, ``linear_cross_entropy`` and the vocab-parallel losses
 raise the same :class:`~crossent.errors.InputError` for the same bad value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,12 +28,14 @@ from ._labels import check_ignore_index
 __all__ = [
     "CallOptions",
     "call_options",
-    "call_options_in",
     "check_chunk_size",
     "check_no_tangent",
     "check_one_dtype",
     "check_weight_not_differentiated",
+    "examples",
+    "first_order_only",
     "floating_tensor",
+    "functorch_reverse_mode",
     "has_tangent",
     "tensor",
 ]
@@ -108,22 +110,6 @@ def _by_value(option: Any) -> Any:
     return float.fromhex(option.hex()) if isinstance(option, float) else option
 
 
-def call_options_in(arguments: Mapping[str, Any]) -> CallOptions:
-    """:func:`call_options` of the options among a public function's ``arguments``.
-
-    ``arguments`` is the caller's ``locals()``, taken before it rebinds any option: the
-    options are read by their names (the fields of :class:`CallOptions`), so the public
-    losses that take them (``cross_entropy``, ``linear_cross_entropy`` and the two
-    vocab-parallel losses) do not forward them one by one, as the Modules hold theirs
-    (from their ``__init__``'s ``locals()``). ``torch.compile`` traces it.
-    """
-    return call_options(**{name: arguments[name] for name in _OPTION_NAMES})
-
-
-_OPTION_NAMES = tuple(f.name for f in fields(CallOptions))
-"""The keywords :func:`call_options` takes, in the order of :class:`CallOptions`."""
-
-
 def check_chunk_size(chunk_size: object) -> int | None:
     """``chunk_size`` (rows per block) as a positive int, or None for the default."""
     if chunk_size is not None and (
@@ -179,6 +165,50 @@ def has_tangent(*tensors: torch.Tensor | None) -> bool:
     if torch.compiler.is_compiling():
         return False
     return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def functorch_reverse_mode() -> bool:
+    """Whether a ``torch.func`` reverse-mode transform (``grad``, ``vjp``, ``jacrev``,
+    also under ``vmap``) is active. Autograd of a custom op (``register_autograd``)
+    cannot run under them ("an autograd.Function with functorch transforms ... must
+    override the setup_context staticmethod"): where a plain path exists, callers take
+    it. Eager calls only, as :func:`has_tangent`."""
+    if torch.compiler.is_compiling():
+        return False
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    grad = torch._C._functorch.TransformType.Grad
+    return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
+
+
+def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``x`` without its ``torch.func`` wrappers (``grad``'s; ``vmap``'s, each level's
+    examples on a new leading axis, outermost first) and whether one was ``vmap``'s.
+
+    For data checks that read values (a Python ``bool`` of a batched tensor is an error
+    under vmap): they read every example's, and a position's trailing indices are those
+    of ``x`` itself. ``x`` as it is outside ``torch.func``."""
+    functorch = torch._C._functorch
+    batched = False
+    while functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x):
+        dim = functorch.maybe_get_bdim(x) if functorch.is_batchedtensor(x) else None
+        x = functorch.get_unwrapped(x)
+        if dim is not None and dim >= 0:
+            x, batched = x.movedim(dim, 0), True
+    return x, batched
+
+
+def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:
+    """``grads`` (a ``create_graph`` backward's) whose own gradient raises ``message``.
+
+    For a backward written by hand that has no second derivative: with ``create_graph``
+    its gradients otherwise either hold no graph (a second derivative through them, a
+    gradient penalty, is a silent 0) or a graph of tensors it changed in place (an
+    error about an in-place modification that names no loss). As
+    ``once_differentiable`` forms the error, but whatever requires a gradient."""
+    error = torch._C._functions.DelayedError(message.encode(), len(grads))
+    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
+    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:

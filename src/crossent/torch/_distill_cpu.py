@@ -114,7 +114,7 @@ from .._xp import namespace
 from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
-from ._arguments import has_tangent
+from ._arguments import functorch_reverse_mode, has_tangent
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -159,6 +159,8 @@ def applies(
     if teacher.requires_grad and torch.is_grad_enabled():
         return False
     if has_tangent(student, teacher):  # forward-mode AD: the op would drop the tangent
+        return False
+    if functorch_reverse_mode():  # torch.func.grad, jacrev: the op's autograd cannot run
         return False
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         return False

@@ -11,12 +11,14 @@ from ..errors import InputError, InputTypeError
 from . import _backend, _launch
 from ._arguments import (
     CallOptions,
-    call_options_in,
+    call_options,
     check_chunk_size,
     check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
+    examples,
     floating_tensor,
+    functorch_reverse_mode,
     has_tangent,
     tensor,
 )
@@ -49,11 +51,14 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
     if w.device != like.device:
         raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
     if not torch.compiler.is_compiling() and w.device.type == "cpu":
-        bad = ~((w >= 0) & (w < torch.inf))
+        # Every example's weights under torch.func.vmap (a batched weight's values).
+        values = examples(w.detach())[0].reshape(-1, classes)
+        bad = ~((values >= 0) & (values < torch.inf))
         if bool(bad.any()):
-            i = int(torch.argmax(bad.to(torch.int8)))
+            at = int(torch.argmax(bad.reshape(-1).to(torch.int8)))
+            value, i = float(values.reshape(-1)[at]), at % classes
             raise InputError(
-                f"`weight` must be finite and non-negative; got {float(w[i])!r} at index {i}"
+                f"`weight` must be finite and non-negative; got {value!r} at index {i}"
             )
     return w
 
@@ -150,10 +155,21 @@ def cross_entropy(
     devices use the generic array-API code, in blocks of rows. Probability targets
     are computed in float64 on the CPU (their gradient's entries :math:`p - t` cancel;
     the loss and the gradient are rounded once): through the custom op
-    ``crossent::softmax_ce_probs_v3`` (float32/float16/bfloat16 input), by blocks of
-    rows, autograd saving only the input, the targets and the rows' log-sum-exps;
-    else with plain differentiable torch operations. Their ``'mean'`` divides by the
-    number of rows, as PyTorch's does (0 for no row, as with class ids).
+    ``crossent::softmax_ce_probs_v3`` (float64, float32, float16, bfloat16 input), by
+    blocks of rows, autograd saving only the input, the targets and the rows'
+    log-sum-exps; its backward forms the entry where :math:`p_c > 1/2` as
+    :math:`c\,(p_c - 1) + (c - t_c)`, :math:`p_c - 1 = -r/(1 + r)` from the other
+    classes' sum :math:`r` (exact at any confidence: plain autograd's float64
+    gradient was 0 for :math:`-1.8\cdot10^{-35}` at logits ``[0, -80]``). Second
+    derivatives (``create_graph=True``) take the op's gradient with the graph of the
+    plain operations' (those derivatives as plain autograd's). Plain differentiable
+    torch operations instead where the targets or the class weights require a
+    gradient, under forward-mode AD and ``torch.func``'s reverse-mode transforms
+    (``grad``, ``vjp``, ``jacrev``), and off the CPU. ``torch.func.vmap`` works on
+    both (per-example gradients: ``vmap(grad(...))``); there a row whose loss
+    overflows the common form (logits near the float range) raises an
+    :class:`InputError` (its exact form cannot be batched). Their ``'mean'`` divides
+    by the number of rows, as PyTorch's does (0 for no row, as with class ids).
 
     Examples
     --------
@@ -170,7 +186,14 @@ def cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     # The options' checks (InputError naming the option) run on Python values only.
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -218,9 +241,10 @@ def _cross_entropy_probs(
     opts: CallOptions,
     unbatched: bool,
 ) -> torch.Tensor:
-    """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float32,
-    float16, bfloat16 logits, no gradient wanted for the targets or the class weights),
-    else plain differentiable torch operations (the generic path)."""
+    """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float64,
+    float32, float16, bfloat16 logits, no gradient wanted for the targets or the class
+    weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), else
+    plain differentiable torch operations (the generic path)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
@@ -234,8 +258,9 @@ def _cross_entropy_probs(
     differentiated = torch.is_grad_enabled() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
     )
-    # Forward-mode AD: plain torch operations (the op would drop the tangent).
-    differentiated = differentiated or has_tangent(z, target, weight)
+    # Forward-mode AD: plain torch operations (the op would drop the tangent); so
+    # under torch.func.grad, vjp, jacrev (the op's autograd cannot run there).
+    differentiated = differentiated or has_tangent(z, target, weight) or functorch_reverse_mode()
     if _launch.uses_target_op(z, numeric) and not differentiated:
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
@@ -356,7 +381,14 @@ def linear_cross_entropy(
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
     floating_tensor(linear_weight, name="linear_weight")
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     chunk_size = check_chunk_size(chunk_size)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(

@@ -7,7 +7,9 @@ r"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` 
   float32 in registers (exact: every bf16/fp16 value is a float32); the gradient is
   computed in float64, rounded to float32 and then once to the tensor's dtype, into
   a new array that becomes the gradient tensor without a copy.
-* Anything else (float64, soft-capping, other devices, no Numba): the generic
+* Off the CPU: :mod:`crossent.torch._accelerator` (torch operations on large blocks
+  of whole rows, the fused linear loss's formulas).
+* Anything else on the CPU (float64, soft-capping, no Numba): the generic
   array-API path of the losses package on torch tensors, in blocks of rows; with
   soft-capping on the CPU in float64 (:func:`work_dtype`, which also sets the dtype of
   probability targets, of the linear and of the vocab-parallel losses), the results
@@ -15,8 +17,8 @@ r"""Launchers: run the backend's per-block functions over a ``(rows, classes)`` 
   kernels' are (issue 13: in float32 the gradient's small entries were up to 90 ulps off).
 
 Probability targets (:func:`target_rows`, differentiable torch operations) go through
-``crossent::softmax_ce_probs_v3`` on the CPU for float32/float16/bfloat16 logits,
-soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
+``crossent::softmax_ce_probs_v3`` on the CPU for float64/float32/float16/bfloat16
+logits, soft-capped or not (:func:`uses_target_op`): the forward computes the same float64
 operations a block of rows at a time under no autograd, which then saves only the
 logits, the targets and the rows' float64 log-partitions :math:`\ell` of the shifted
 logits (not several float64 copies of the logits); the backward forms the gradient's
@@ -50,8 +52,10 @@ import numpy as np
 import torch
 
 from .._checks import row_offset
+from ..errors import InputError
 from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
 from . import _backend
+from ._arguments import examples
 
 __all__ = [
     "backward",
@@ -129,8 +133,12 @@ def forward(
     *,
     ignore_index: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
-    float64 ``log p_y`` (of class 0 on ignored rows)."""
+    r"""Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
+    float64 ``log p_y`` (of class 0 on ignored rows). Off the CPU
+    (:func:`crossent.torch._accelerator.applies`) the torch path of
+    :mod:`crossent.torch._accelerator`, whose second output is the rows' :math:`\ell`
+    (the shifted log-partition), not the log-sum-exp: its backward forms the row maxima
+    again."""
     n, classes = z.shape
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     rows = torch.empty(n, dtype=acc, device=z.device)
@@ -139,6 +147,10 @@ def forward(
     if n == 0:
         return rows, lse, log_p
     z = z.detach()
+    from . import _accelerator  # (it imports _linear, which imports this module)
+
+    if _accelerator.applies(z):
+        return _accelerator.forward(z, labels, weight, opts, ignore_index=ignore_index)
     if uses_fused_kernels(z, opts):
         y = labels.numpy()
         w = _numpy_weight(weight, np.dtype(np.float32))
@@ -191,6 +203,12 @@ def backward(
     n, classes = z.shape
     z = z.detach()
     upstream = upstream.detach()
+    from . import _accelerator
+
+    if _accelerator.applies(z):
+        return _accelerator.backward(
+            upstream, z, labels, weight, lse, label_log_p, opts, ignore_index=ignore_index
+        )
     if uses_fused_kernels(z, opts):
         if n == 0:
             return torch.empty((n, classes), dtype=z.dtype)
@@ -327,11 +345,21 @@ class _SoftCap(torch.autograd.Function):
     that autograd records it.
     """
 
+    # Written for torch.func too (issue 13 follow-up): forward without ctx, setup_context,
+    # a jvp and vmap's generated rule; torch.func.grad, vmap and jacfwd raised for an
+    # autograd.Function without them.
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, soft_cap: float) -> torch.Tensor:
-        ctx.save_for_backward(z)
-        ctx.soft_cap = soft_cap
+    def forward(z: torch.Tensor, soft_cap: float) -> torch.Tensor:
         return soft_cap * torch.tanh(z / soft_cap)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        z, soft_cap = inputs
+        ctx.save_for_backward(z)
+        ctx.save_for_forward(z)
+        ctx.soft_cap = soft_cap
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
@@ -340,6 +368,11 @@ class _SoftCap(torch.autograd.Function):
         if torch.is_grad_enabled():  # create_graph: the same slope, out of place
             return grad * _cap_slope(scaled), None
         return _times_cap_slope_(grad.clone(), scaled), None
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor, _: Any) -> torch.Tensor:
+        (z,) = ctx.saved_tensors
+        return tangent * _cap_slope(z / ctx.soft_cap)
 
 
 def _capped_logits(
@@ -480,9 +513,26 @@ def _target_rows_and_softmax(
 
 
 def _infinite_at(rows: torch.Tensor) -> torch.Tensor | None:
-    """Indices of the ``inf`` entries of the per-row losses ``rows`` (flat), or None."""
+    """Indices of the ``inf`` entries of the per-row losses ``rows`` (flat), or None.
+
+    Under ``torch.func.vmap`` (the generic path of probability targets, e.g.
+    ``vmap(grad(...))``: per-example gradients) the values are read from the tensor
+    under vmap's wrapper (a Python ``bool`` of a batched tensor is an error there):
+    None where no row is ``inf``; else an :class:`InputError`, since those rows are
+    formed again by selecting them, a shape that depends on the values, which vmap
+    cannot batch (and their ``inf`` is no loss: the truth is finite)."""
     far = torch.isinf(rows.detach())
-    return far.nonzero()[:, 0] if bool(far.any()) else None
+    physical, batched = examples(far)
+    if not batched:
+        return far.nonzero()[:, 0] if bool(far.any()) else None
+    if bool(physical.any()):
+        raise InputError(
+            "under torch.func.vmap a row's loss overflowed its common form (logits "
+            "whose gaps, over the temperature, pass the float range, weighed by a small "
+            "target): its exact form selects such rows by value, which vmap cannot "
+            "batch; call the loss without vmap (on the whole batch, or in a loop)"
+        )
+    return None
 
 
 def _times_power_of_two(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -593,9 +643,17 @@ def _label_target_weights(
 
 
 def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
-    """Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
-    CPU float32/float16/bfloat16 logits (soft-capped or not, issue 13)."""
-    return z.device.type == "cpu" and z.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    r"""Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
+    CPU floating logits, float64 and float32/float16/bfloat16 (soft-capped or not, issue
+    13; float64 since its follow-up: autograd's ``log_softmax`` backward formed the entry
+    :math:`p - t` at :math:`p \to 1` from a rounded :math:`p`, 0 for
+    :math:`-1.8\cdot 10^{-35}` at logits ``[0, -80]``)."""
+    return z.device.type == "cpu" and z.dtype in (
+        torch.float64,
+        torch.float32,
+        torch.float16,
+        torch.bfloat16,
+    )
 
 
 def _float64_blocks(
@@ -715,19 +773,23 @@ def _target_gradient_block(
     scale = upstream / opts.temperature
     confident = log_top > _HALF_LOG
     rows = torch.nonzero(confident[:, 0])[:, 0]
-    p = shifted.sub_(ell).exp_()
+    # q = e^(sigma - sigma_top) in place, p = q / sum(q): no rounding of an exponent
+    # sigma - ell (its ulp, 16 float64 ulps of p at a gap of -36, issue 13 follow-up),
+    # and q = 1 exactly at the row's maximum.
+    q = (shifted if m is not None else shifted.sub_(sigma_top)).exp_()
     if rows.numel():
         # Rows with p > 1/2 at their maximum: p - 1 there is -r/(1 + r), r = the sum of
-        # e^(sigma_j - sigma_top) over the others (their p times e^(ell - sigma_top)),
-        # and LSE = m/T + sigma_top + log1p(r): the forward's ell is the log of a sum,
-        # an ulp of 1's digits (0 at logits [0, -80] for 1.8e-35), and an expm1 of it
-        # would keep none of 1 - p's. The others' sum with p_top set aside in place (no
-        # copy of the rows: the block's peak stays).
-        n, at = p.shape[0], z.argmax(-1, keepdim=True)  # sigma is nondecreasing in z
-        p_top = p.gather(-1, at)
-        p.scatter_(-1, at, torch.where(confident, 0.0, p_top))
-        r = p.sum(-1, keepdim=True)[rows] * torch.exp(-log_top[rows])
-        p.scatter_(-1, at, p_top)
+        # q over the others, and LSE = m/T + sigma_top + log1p(r): the forward's ell is
+        # the log of a sum, an ulp of 1's digits (0 at logits [0, -80] for 1.8e-35), and
+        # an expm1 of it would keep none of 1 - p's. The others' sum with q_top set
+        # aside in place (no copy of the rows: the block's peak stays).
+        n, at = q.shape[0], z.argmax(-1, keepdim=True)  # sigma is nondecreasing in z
+        q_top = q.gather(-1, at)
+        q.scatter_(-1, at, torch.where(confident, 0.0, q_top))
+        total = q.sum(-1, keepdim=True)
+        q.scatter_(-1, at, q_top)
+        r = total[rows]
+        total = total.index_put_((rows,), r + q_top[rows])
         c_rows = torch.broadcast_to(torch.as_tensor(coef, dtype=r.dtype), (n, 1))[rows]
         # c - t from c's parts (``_terms.label_offset``)
         gap = a[rows] - wt.gather(-1, at)[rows]
@@ -738,8 +800,12 @@ def _target_gradient_block(
             omega_rows = omega[rows] if isinstance(omega, torch.Tensor) else omega
             gap = gap + 2 * opts.z_loss * omega_rows * lse_rows
         exact = (c_rows * (-r / (1 + r)) + gap) * torch.broadcast_to(scale, (n, 1))[rows]
-    # In place on the block's own float64 copy: (coef * exp(sigma - ell) - wt) * scale.
-    grad = p.mul_(coef).sub_(wt).mul_(scale)
+    else:
+        total = q.sum(-1, keepdim=True)
+    # A row the forward found NaN (a +inf or NaN logit) stays NaN throughout, as before.
+    total = torch.where(torch.isnan(ell), ell, total)
+    # In place on the block's own float64 copy: (q * (coef / sum q) - wt) * scale.
+    grad = q.mul_(coef / total).sub_(wt).mul_(scale)
     if rows.numel():
         # c p - t as c (p - 1) + (c - t) (issue 13; [0, -80], one-hot: -1.8e-35, not 0)
         grad[rows, at[rows, 0]] = exact[:, 0]

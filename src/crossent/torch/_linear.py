@@ -85,14 +85,21 @@ while the next was allocated made two). The first block writes ``dW`` and each
 (``bench_torch_losses.py --skip-ce --dtypes float32 --repeats 2 --turn 1 --linear
 crossent,naive``, load about 2) gave 8.07 s against naive's 8.42 s (0.96x).
 
-Precision: the matrix products are computed in float32 for float32/bfloat16/float16
-inputs (float64 for float64). bfloat16/float16 ``W`` is upcast to float32 once (the
-CPUs this runs on have no fast bf16 matrix product; the product of two bf16 values is
-exact in float32), gradients accumulate in float32 and are rounded once to the
-input dtype at the end. The exponentials :math:`e^{(c - m)/T}` and :math:`p =
-e^{(c - m)/T - \ell}` are formed in float64 a few rows at a time (one ``SUB_BYTES`` buffer
-beside the block: 16 MiB more peak memory, some 15 % more time at D = 512 on the
-loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
+Precision: the matrix products' results are float32 for float32/bfloat16/float16
+inputs (float64 for float64), from ``_products.Products``, the one place that
+decides their operands. On the CPU bfloat16/float16 ``W`` is upcast to float32 once
+(no fast bf16 matrix product there; the product of two bf16 values is exact in
+float32). On CUDA bfloat16/float16 ``h`` and ``W`` stay in their dtype and the tensor
+cores return float32 (``torch.mm(..., out_dtype=torch.float32)``): the same exact
+products, no float32 copy of ``W``, and ``NATIVE_BLOCK_BYTES`` blocks; the backward's
+float32 :math:`G` goes into those products as two bf16 halves
+:math:`G_{hi} + G_{lo}` (:math:`2^{-17}` of :math:`G`, against :math:`2^{-9}` for
+:math:`G` rounded once as eager PyTorch's bf16 ``dlogits``; fp16 blocks scaled by a
+power of two first), see ``_products.py``. Gradients accumulate in float32 and are
+rounded once to the input dtype at the end. The exponentials :math:`e^{(c - m)/T}`
+and :math:`p = e^{(c - m)/T - \ell}` are formed in float64 a few rows at a time (one
+``SUB_BYTES`` buffer beside the block: 16 MiB more peak memory, some 15 % more time at
+D = 512 on the loaded 2-core Xeon, issue 13), each rounded once: in float32, :math:`z' -
 \mathrm{LSE}` carried the LSE rounded to an ulp of :math:`m` (median ``dh`` errors
 15-21 ulps at logits near 40, against the naive float32 path's 6) and :math:`z' - m`
 half an ulp of itself (32 ulps of :math:`e^{-70}`). The rest of the elementwise work
@@ -129,9 +136,11 @@ from ._launch import (
     _unshifted_lse,
     work_dtype,
 )
+from ._products import Products
 
 __all__ = [
     "BLOCK_BYTES",
+    "NATIVE_BLOCK_BYTES",
     "SUB_BYTES",
     "Gradients",
     "LinearProblem",
@@ -147,11 +156,26 @@ __all__ = [
 #: speed, not the multipliers', below some 500 rows (see the module's notes).
 BLOCK_BYTES = 96 * 2**20
 
+#: The same with native bf16/fp16 products (``_products``, CUDA): 256 MiB, some 512
+#: rows at V = 128256. Each token block reads and writes all of the float32 ``dW``
+#: (2.1 GB at V = 128256, D = 4096: some 0.9 ms of an H200's 4.8 TB/s, beside 1.4 ms
+#: of the block's bf16 ``dW`` product), so fewer, larger blocks; the peak memory rise
+#: is then ``dW`` plus this block and its bf16 halves :math:`[G_{hi}; G_{lo}]` (as
+#: large again): some 2.6 GB there, against 11 GB for the eager
+#: ``F.cross_entropy((h @ W.T).float(), y)``.
+NATIVE_BLOCK_BYTES = 256 * 2**20
+
 
 def auto_chunks(
-    tokens: int, classes: int, itemsize: int, chunk_size: int | None, vocab_chunk: int | None
+    tokens: int,
+    classes: int,
+    itemsize: int,
+    chunk_size: int | None,
+    vocab_chunk: int | None,
+    budget: int = BLOCK_BYTES,
 ) -> tuple[int, int]:
-    """Token and vocabulary block sizes: a block of at most about ``BLOCK_BYTES``.
+    """Token and vocabulary block sizes: a block of at most about ``budget`` bytes
+    (``BLOCK_BYTES``; ``NATIVE_BLOCK_BYTES`` for native products).
 
     Tokens first (whole rows keep three matrix products), in blocks of equal size
     (4096 rows at V = 32000: 6 blocks of 683, not 5 of 786 and one of 166); the
@@ -161,14 +185,14 @@ def auto_chunks(
     if chunk_size is not None:
         rows = chunk_size
     else:
-        rows = max(64, BLOCK_BYTES // (itemsize * classes))
+        rows = max(64, budget // (itemsize * classes))
         rows = -(-tokens // -(-tokens // rows))  # ceil(tokens / number of blocks)
     rows = max(1, min(rows, tokens))
     if vocab_chunk is None:
         vocab_chunk = (
             classes
-            if rows * classes * itemsize <= 2 * BLOCK_BYTES
-            else max(1024, BLOCK_BYTES // (itemsize * rows))
+            if rows * classes * itemsize <= 2 * budget
+            else max(1024, budget // (itemsize * rows))
         )
     return rows, max(1, min(vocab_chunk, classes))
 
@@ -177,9 +201,9 @@ def auto_chunks(
 class LinearProblem:
     """The inputs of one call in the compute dtype, with the per-row label quantities."""
 
-    h: torch.Tensor  # (N, D) as given (blocks are upcast on use)
-    w: torch.Tensor  # (V, D) in the compute dtype of the products
-    b: torch.Tensor | None  # (V,) in the compute dtype of the products
+    h: torch.Tensor  # (N, D) as given (blocks are upcast on use when widened)
+    w: torch.Tensor  # (V, D) in the dtype of the products' operands
+    b: torch.Tensor | None  # (V,) in the dtype of the products' results
     safe: torch.Tensor  # (N,) int64 labels, ignored rows at class 0
     active: torch.Tensor  # (N,) bool
     class_weight: torch.Tensor | None  # (V,) work dtype
@@ -192,6 +216,7 @@ class LinearProblem:
     vocab_chunk: int
     work: torch.dtype  # of the elementwise work on the blocks (see ``work_dtype``)
     masked: bool = False  # whether ``hidden`` zeroes the ignored rows (there are some)
+    products: Products = field(default_factory=lambda: Products(torch.float32, torch.float32))
 
     @classmethod
     def build(
@@ -208,7 +233,8 @@ class LinearProblem:
         vocab_chunk: int | None,
     ) -> LinearProblem:
         """The problem of a call with the checked options ``opts`` (block sizes None: auto)."""
-        acc = torch.float64 if h.dtype == torch.float64 else torch.float32
+        products = Products.of(h, w)
+        acc = products.output
         # float64 blocks with soft-capping on the CPU (products still in float32).
         work = torch.float64 if acc == torch.float64 else work_dtype(h, opts.soft_cap)
         classes = w.shape[0]
@@ -229,12 +255,13 @@ class LinearProblem:
         eps = opts.label_smoothing
         omega = w_y * active
         a = (1 - eps) * w_y + (eps / classes) * total_w if eps else w_y
+        budget = NATIVE_BLOCK_BYTES if products.native else BLOCK_BYTES
         rows, vocab = auto_chunks(
-            labels.shape[0], classes, torch.finfo(work).bits // 8, chunk_size, vocab_chunk
+            labels.shape[0], classes, torch.finfo(work).bits // 8, chunk_size, vocab_chunk, budget
         )
         return cls(
             h=h.detach(),
-            w=w.detach().to(acc),
+            w=w.detach().to(products.operand),  # native: W itself, no copy
             b=None if b is None else b.detach().to(acc),
             safe=safe,
             active=active,
@@ -247,9 +274,15 @@ class LinearProblem:
             token_chunk=rows,
             vocab_chunk=vocab,
             work=work,
-            # (off the CPU without a host sync: whenever rows may be ignored)
-            masked=ignore_index is not None and (h.device.type != "cpu" or not bool(active.all())),
+            masked=ignore_index is not None and cls.reads_mask(h, active),
+            products=products,
         )
+
+    @staticmethod
+    def reads_mask(h: torch.Tensor, active: torch.Tensor) -> bool:
+        """Whether some row is ignored (given an ``ignore_index``): read on the CPU; off it
+        True without a host sync (whenever rows may be ignored)."""
+        return h.device.type != "cpu" or not bool(active.all())
 
     def hidden(self, rows: slice) -> torch.Tensor:
         r"""The hidden states of the token block ``rows`` in the products' dtype, those of
@@ -261,14 +294,21 @@ class LinearProblem:
         G^\top h` either (:math:`0 \cdot \mathrm{NaN}` is NaN), nor the check of the
         logits (:func:`crossent.torch._ops._check_finite`). N x D elementwise work
         beside the N x V x D products."""
-        hc = self.h[rows].to(self.acc)
+        hc = self.h[rows].to(self.products.operand)
         if not self.masked:
             return hc
         return torch.where(self.active[rows, None], hc, 0.0)
 
     @property
+    def host_checks(self) -> bool:
+        """Whether checks that read values on the host may run (on the CPU only: on
+        accelerators each would be a synchronisation)."""
+        return self.h.device.type == "cpu"
+
+    @property
     def acc(self) -> torch.dtype:
-        return self.w.dtype
+        """The dtype of the products' results and of the gradients' accumulators."""
+        return self.products.output
 
     @property
     def classes(self) -> int:
@@ -288,8 +328,8 @@ class LinearProblem:
         r"""The capped logits :math:`c = s\tanh(z/s)` of a block (a fresh tensor in the
         work dtype; ``z`` without a cap), undivided by :math:`T`, and ``z/s`` when
         soft-capping (for the chain rule's :math:`\operatorname{sech}^2(z/s)`)."""
-        wb = self.w[v0:v1]
-        z = hc @ wb.T if self.b is None else torch.addmm(self.b[v0:v1], hc, wb.T)
+        b = None if self.b is None else self.b[v0:v1]
+        z = self.products.logits(hc, self.w[v0:v1], b)
         z = z.to(self.work)  # the float32 product dropped at once when widened
         # The block is ours (the product, or its float64 copy): capped in place.
         return _soft_capped(z, self.options.soft_cap, overwrite=True)
@@ -388,13 +428,21 @@ def _accumulate(
     *,
     first_rows: bool,
 ) -> None:
-    """``dh_c (+)= G W_c``, ``dW_c (+)= G^T h_c``, ``db_c += sum G``; ``beta = 0``
-    (a write, no zero fill and no read) on each accumulator's first block."""
-    gh.addmm_(grad, problem.w[v0:v1], beta=0 if v0 == 0 else 1)
-    assert grads.w is not None
-    grads.w[v0:v1].addmm_(grad.T, hc, beta=0 if first_rows else 1)
+    """``db_c += sum G``, ``dh_c (+)= G W_c``, ``dW_c (+)= G^T h_c``
+    (:meth:`Products.gradient_products`, which may overwrite ``grad``); written (no
+    zero fill and no read) on each accumulator's first block."""
     if grads.b is not None:
         grads.b[v0:v1] += grad.sum(0)
+    assert grads.w is not None
+    problem.products.gradient_products(
+        grad,
+        hc,
+        problem.w[v0:v1],
+        gh,
+        grads.w[v0:v1],
+        first_h=v0 == 0,
+        first_w=first_rows,
+    )
 
 
 def _row_gradient(grads: Gradients, rows: slice, acc: torch.dtype) -> torch.Tensor:
@@ -426,8 +474,8 @@ def _finite_row_gradient_(
     exact, no overflow below :math:`10^{308}`), the sum rounded once: ``inf`` only where
     the true gradient overflows. Costs one finiteness check of the ``dh`` block (rows x
     D, a small fraction of the logits block) where nothing overflowed. Not on
-    accelerators: a check there is a host synchronisation per block; their products
-    stay in float32, as PyTorch's."""
+    accelerators: a check there is a host synchronisation per block; their products'
+    sums stay in float32, as PyTorch's."""
     if gh.device.type != "cpu" or bool(torch.isfinite(gh).all()):
         return
     wide = torch.zeros(gh.shape, dtype=torch.float64)
@@ -573,7 +621,9 @@ def _exp_rest_(
             gaps.add_block(e, r)
         e = _tempered_(e, temperature).exp_()
         kept = e.gather(1, at[r])
-        rest[r] = e.scatter_(1, at[r], 0.0).sum(1)  # in place: no second temporary
+        # in place (no second temporary); float64 sums of the work dtype's terms
+        # (accelerators: float32 exponentials, float64 accumulation)
+        rest[r] = e.scatter_(1, at[r], 0.0).sum(1, dtype=torch.float64)
         top[r] = kept[:, 0]
         if normalise:
             z[r] = e.scatter_(1, at[r], kept).mul_((1 / (1 + rest[r]))[:, None])
@@ -629,9 +679,11 @@ def forward_pass(
             m_new = torch.maximum(m, top)
             if gaps is not None:
                 gaps.move_to(m, m_new, v0, v1)
-            # One block: z' is not needed again, its probabilities overwrite it.
+            # One block: z' is not needed again, its probabilities overwrite it (when
+            # the gradients are formed from them here).
+            keep = len(vocab) == 1 and grads is not None
             top_term, block_rest = _exp_rest_(
-                z, m_new, top_at, temperature, normalise=len(vocab) == 1, gaps=gaps
+                z, m_new, top_at, temperature, normalise=keep, gaps=gaps
             )
             # A new maximum: the old maximal term (1 before rescaling) joins the rest.
             factor = _tempered_(m.double() - m_new, temperature).exp_()
@@ -639,7 +691,7 @@ def forward_pass(
                 top > m, rest * factor + factor + block_rest, rest + top_term + block_rest
             )
             m = m_new
-            if len(vocab) == 1:
+            if keep:
                 kept = (z, t)
             # Drop each name of the block now: one block alive at a time, not two
             # (the next block is allocated before a name still holding this one rebinds).
@@ -694,7 +746,7 @@ def _far_linear_rows(
     :math:`(1-\varepsilon) w_y` and is finite, or :math:`T > 1` brings it in range).
     One check of a value per row where nothing overflowed; the rows again a few at a
     time (``BLOCK_BYTES`` of float64 logits)."""
-    far = _infinite_at(loss) if loss.device.type == "cpu" else None
+    far = _infinite_at(loss) if problem.host_checks else None
     if far is None:
         return loss
     eps, classes = problem.options.label_smoothing, problem.classes

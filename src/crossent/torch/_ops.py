@@ -28,7 +28,9 @@ synchronisation. On other devices the ops read no data for checks.
   :math:`\\ell` of :math:`(c - m)/T` instead of the log-sum-exp of :math:`c/T` (the
   temperature divides after the shift), a changed meaning with the same schema, which
   takes a new name too (a cached graph would pair the old forward's ``lse`` with the
-  new backward).
+  new backward). Its ``torch.func.vmap`` rule passes the examples' rows as one call's
+  rows (:func:`_probs_vmap`); a ``create_graph`` backward gives the op's gradient the
+  graph of the generic rows' (:func:`_twice_differentiable`).
 * ``crossent::linear_cross_entropy_v4(...) -> (loss, lse, label_log_p, grad_input,
   grad_weight, grad_bias)``: the gradients are formed in the forward for the scalar
   reductions when ``need_grad`` (empty tensors otherwise; float32 for bfloat16/float16
@@ -51,6 +53,7 @@ import torch
 
 from ..errors import InputError
 from . import _backend, _launch
+from ._arguments import first_order_only
 from ._labels import check_class_ids
 from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
 
@@ -84,7 +87,8 @@ def softmax_ce_labels(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-row losses (float32; float64 for float64 logits), float64 log-sum-exps and
     float64 ``log p_y`` (``(z'_y - m) - ell`` from the row statistics, of class 0 on
-    ignored rows: the backward's label entry, exact at any confidence; issue 13).
+    ignored rows: the backward's label entry, exact at any confidence; issue 13). Off
+    the CPU the second output is each row's ``ell`` instead (``_launch.forward``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
@@ -213,10 +217,78 @@ def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any
     grad = None
     if ctx.needs_input_grad[0]:
         grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
+            grad = _twice_differentiable(grad, grad_rows, logits, targets, weight, ctx.options)
     return (grad, None, None, None)
 
 
+def _twice_differentiable(
+    grad: Tensor,
+    grad_rows: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    options: list[float],
+) -> Tensor:
+    r"""The op's gradient ``grad`` (its values) with the graph of autograd's gradient
+    :math:`g` of the generic path's float64 rows (:func:`_launch.target_rows`, the
+    forward's operations), for a ``create_graph`` backward (a gradient penalty,
+    ``gradgradcheck``):
+
+    .. math:: G + (g - \operatorname{sg}(g)),
+
+    :math:`\operatorname{sg}` a detach: the value :math:`G` (:math:`g - g = 0` exactly;
+    where :math:`g` is not finite that term is 0), every derivative :math:`g`'s, of
+    any order, in the logits (the saved input, its graph) and in the upstream rows.
+    The backward op has no autograd formula of its own: its second derivative was an
+    error, and float64 took plain autograd for it, whose :math:`p - t` at :math:`p
+    \to 1` keeps no digit of :math:`1 - p` (issue 13 follow-up)."""
+    opts = _backend.unpack(options)
+    rows = _launch.target_rows(
+        logits.to(torch.float64),
+        targets.to(torch.float64),
+        None if weight is None else weight.to(torch.float64),
+        opts,
+    )
+    (plain,) = torch.autograd.grad(rows, logits, grad_rows.to(rows.dtype), create_graph=True)
+    finite = torch.isfinite(plain.detach())
+    return grad.detach() + torch.where(finite, plain - plain.detach(), torch.zeros_like(plain))
+
+
 softmax_ce_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
+
+
+def _probs_vmap(
+    info: Any,
+    in_dims: tuple[int | None, ...],
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    options: list[float],
+) -> tuple[tuple[Tensor, Tensor], tuple[int, int]]:
+    """``torch.func.vmap`` of :func:`softmax_ce_probs`: the examples' rows as one op's
+    rows (each row's values are its own: the same numbers, one call; PyTorch's
+    fallback called the op once an example, with a performance warning). Class
+    weights of each example (batched): one call an example."""
+    size = info.batch_size
+
+    def batch_first(x: Tensor, dim: int | None) -> Tensor:
+        return x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
+
+    z, t = batch_first(logits, in_dims[0]), batch_first(targets, in_dims[1])
+    if weight is not None and in_dims[2] is not None:
+        w = weight.movedim(in_dims[2], 0)
+        each = [softmax_ce_probs(z[b], t[b], w[b], options) for b in range(size)]
+        rows, lse = (torch.stack(parts) for parts in zip(*each, strict=True))
+        return (rows, lse), (0, 0)
+    n, classes = z.shape[1], z.shape[2]
+    flat_z = z.reshape(size * n, classes).contiguous()
+    flat_t = t.reshape(size * n, classes).contiguous()
+    rows, lse = softmax_ce_probs(flat_z, flat_t, weight, options)
+    return (rows.reshape(size, n), lse.reshape(size, n)), (0, 0)
+
+
+softmax_ce_probs.register_vmap(_probs_vmap)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
@@ -472,16 +544,13 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
 def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
     """``grads`` whose own gradient raises. The gradients formed in the forward are
     constants of the graph: with ``create_graph=True`` they held no graph, and a second
-    derivative through them (a gradient penalty added to the loss) was a silent 0. As
-    ``once_differentiable`` forms the error (``_far_distillation._no_second_derivative``)."""
-    error = torch._C._functions.DelayedError(
-        b"crossent.torch.linear_cross_entropy has no second derivative (its gradients "
-        b"are formed in the forward): for a gradient penalty, use "
-        b"cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
-        len(grads),
+    derivative through them (a gradient penalty added to the loss) was a silent 0."""
+    return first_order_only(
+        grads,
+        "crossent.torch.linear_cross_entropy has no second derivative (its gradients "
+        "are formed in the forward): for a gradient penalty, use "
+        "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
     )
-    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
-    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)

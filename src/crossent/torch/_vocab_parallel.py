@@ -113,10 +113,11 @@ from ..losses._terms import (
 )
 from ._arguments import (
     CallOptions,
-    call_options_in,
+    call_options,
     check_chunk_size,
     check_one_dtype,
     check_weight_not_differentiated,
+    first_order_only,
     floating_tensor,
 )
 from ._launch import (
@@ -129,6 +130,7 @@ from ._launch import (
     _unshifted_lse,
     work_dtype,
 )
+from ._products import Products
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
 __all__ = [
@@ -660,6 +662,8 @@ class _VocabParallelCE(torch.autograd.Function):
         for b in blocks:
             zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
             grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
+        if torch.is_grad_enabled():  # a ``create_graph`` backward
+            return _first_order_only("vocab_parallel_cross_entropy", (grad, None, None, None, None))
         return grad, None, None, None, None
 
 
@@ -680,14 +684,17 @@ class _VocabParallelLinearCE(torch.autograd.Function):
     ) -> Tensor:
         dtype = _compute_dtype(h, weight, bias)
         work = _work_dtype(h, dtype, opts)
-        w = weight.to(dtype)
-        b_ = None if bias is None else bias.to(dtype)
+        products = Products.of(h, weight)  # one dtype (checked): native bf16/fp16 on CUDA
+        w = weight.to(products.operand)
+        b_ = None if bias is None else bias.to(products.output)
         blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size, work)
 
         def local_pass(labels: _Labels) -> _Local:
             parts = [
                 _local_rows(
-                    _linear(_counted(h, k, labels, opts).to(dtype), w, b_).to(work),
+                    products.logits(_counted(h, k, labels, opts).to(products.operand), w, b_).to(
+                        work
+                    ),
                     labels,
                     k,
                     opts,
@@ -708,52 +715,69 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         )
 
         def far_b(far: Tensor) -> Tensor:
-            hf = _counted(h, far, labels, opts).to(dtype)
-            capped = _capped(_linear(hf, w, b_).to(torch.float64), opts)
+            hf = _counted(h, far, labels, opts).to(products.operand)
+            capped = _capped(products.logits(hf, w, b_).to(torch.float64), opts)
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b)
         ctx.save_for_backward(h, weight, bias)
-        ctx.state = (labels, opts, coefs, blocks, group)
+        ctx.state = (labels, opts, coefs, blocks, group, products)
         return loss.to(dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias = ctx.saved_tensors
-        labels, opts, coefs, blocks, group = ctx.state
-        dtype, work = _compute_dtype(h, weight, bias), coefs.ell.dtype
+        labels, opts, coefs, blocks, group, products = ctx.state
+        dtype, work = products.output, coefs.ell.dtype
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        w = weight.to(dtype)
+        w = weight.to(products.operand)
         b_ = None if bias is None else bias.to(dtype)
         scale = torch.where(labels.active, grad_rows.to(work), 0.0)
         grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
-        grad_w = torch.zeros_like(w) if need_w else None
+        grad_w = torch.zeros(w.shape, dtype=dtype, device=w.device) if need_w else None
         grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
         for blk in blocks:
-            hb = _counted(h, blk, labels, opts).to(dtype)
-            z = _linear(hb, w, b_).to(work)
-            # Rounded once to the products' dtype (float32 for a float64 work dtype).
+            hb = _counted(h, blk, labels, opts).to(products.operand)
+            z = products.logits(hb, w, b_).to(work)
+            # Rounded once to the products' results' dtype (float32 for float64 work).
             g = _chunk_gradient(z, scale, coefs, labels, blk, opts).to(dtype)
             del z
-            if grad_h is not None:
-                grad_h[blk] = g @ w
-            if grad_w is not None:
-                grad_w.addmm_(g.T, hb)
             if grad_b is not None:
                 grad_b += g.sum(dim=0)
+            # dh = G W (written), dW += G^T h (native: G split in two bf16 halves).
+            products.gradient_products(
+                g,
+                hb,
+                w,
+                None if grad_h is None else grad_h[blk],
+                grad_w,
+                first_h=True,
+                first_w=False,
+            )
         if grad_h is not None:
             # Each rank holds the part of dL/dh from its slice of the classes.
             dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=group)
-        return (
+        grads = (
             None if grad_h is None else grad_h.to(h.dtype),
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None or bias is None else grad_b.to(bias.dtype),
-            None,
-            None,
-            None,
-            None,
-            None,
         )
+        if torch.is_grad_enabled():  # a ``create_graph`` backward
+            grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
+        return (*grads, None, None, None, None, None)
+
+
+def _first_order_only(name: str, grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
+    """The gradients of a ``create_graph`` backward, whose own gradient raises naming
+    the loss ``name``: the backward forms them by hand, from blocks it writes in place
+    (a second derivative through them raised an in-place modification error that named
+    no loss) and the forward's collectives, which autograd did not record."""
+    return first_order_only(
+        grads,
+        f"crossent.torch.{name} has no second derivative (its backward is formed by hand "
+        "from the forward's collectives): for a gradient penalty, gather the logits and "
+        "use crossent.torch.cross_entropy",
+    )
 
 
 def _rows_read(z: Tensor, active: Tensor, opts: CallOptions) -> Tensor:
@@ -805,10 +829,6 @@ def _counted(x: Tensor, rows: slice | Tensor, labels: _Labels, opts: CallOptions
     if block.device.type == "cpu" and _eager() and bool(active.all()):
         return block
     return torch.where(active[:, None], block, 0.0)
-
-
-def _linear(h: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    return h @ w.T if b is None else torch.addmm(b, h, w.T)
 
 
 # --------------------------------------------------------------------------- checks
@@ -980,6 +1000,8 @@ def vocab_parallel_cross_entropy(
     maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
     (``4N + 1`` with label smoothing; float64).
     Backward: no collectives. The design and the derivation are in the module docstring.
+    There is no second derivative: backpropagating through gradients taken with
+    ``create_graph=True`` (a gradient penalty) raises an error naming this loss.
     Each rank's errors are raised on every rank where the checked data are replicated or
     reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
     until the process group's timeout.
@@ -989,7 +1011,14 @@ def vocab_parallel_cross_entropy(
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -1066,10 +1095,21 @@ def vocab_parallel_linear_cross_entropy(
     :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank).
     Four matrix products in all: the backward recomputes the logits, because the
     gradient needs the global log-sum-exp, which is known only after the forward's
-    collectives. Low-precision inputs are computed in float32 (the classifier slice is
-    cast once per call).
+    collectives. Low-precision inputs: on the CPU the products are computed in float32
+    (the classifier slice cast once per call); on CUDA in bfloat16/float16 with float32
+    results (no float32 copy of the slice), the backward's from the two-term split of
+    the float32 gradient block, as :func:`crossent.torch.linear_cross_entropy`
+    (``crossent/torch/_products.py``). No second derivative, as
+    :func:`vocab_parallel_cross_entropy`.
     """
-    opts = call_options_in(locals())
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
     h = floating_tensor(input, name="input")
     w = floating_tensor(weight, name="weight")
     b = None if bias is None else floating_tensor(bias, name="bias")

@@ -1,0 +1,165 @@
+r"""Weights far from 1, taken at a power of two of their size (a hostile review).
+
+Every weighted loss is equivariant in its weights: with :math:`w = 2^k w'`,
+
+.. math:: \frac{\sum_i \omega_i \ell_i}{\sum_i \omega_i}
+          = \frac{\sum_i \omega'_i \ell_i}{\sum_i \omega'_i},\qquad
+          \sum_i \omega_i \ell_i = 2^k \sum_i \omega'_i \ell_i,
+
+and the same for the gradients. The kernels form :math:`\omega_i\ell_i`,
+:math:`\sum_i\omega_i` and their quotient as they are, which is exact for weights of
+ordinary size but not at the ends of the range: class weights of ``1e308`` made
+:math:`\sum_i\omega_i` overflow (a ``'mean'`` of NaN where it is 3.64, a
+``'sum'`` that raised Python's ``OverflowError`` in the far-row pass), weights of
+``1e-310`` or ``5e-324`` formed :math:`\omega_i\ell_i` among the subnormals (a
+``'mean'`` of 3.4 where it is 3.64, gradients of ``inf`` and NaN), and float32 logits
+cast weights past ``3.4e38`` to ``inf`` (NaN) and weights below ``1.4e-45`` to 0 (a
+``'mean'`` of 0 and a zero gradient).
+
+:func:`weight_scaled` wraps a public loss: where the largest weight is a finite
+positive float outside :math:`[2^{-32}, 2^{32})` (and none is negative, so that the
+checks still name the values as given), the call is made with :math:`w' = 2^{-k}w`,
+:math:`k` the exponent of the largest weight (:math:`\max w' \in [1, 2)`), and a result
+other than a ``'mean'`` is multiplied by :math:`2^k` (``np.ldexp``: rounded once; an
+``inf`` only where the true value overflows). The scalings are exact but for weights
+more than :math:`2^{1021}` below the largest, which become subnormal, as they would be
+beside a largest weight of 1. Weights of ordinary size, integer weights and calls
+without weights go through untouched (one ``dict`` look-up and, with weights, one
+maximum over them).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .._xp import Array
+from ._reduction import LossParts
+
+__all__ = ["scale_result", "scaled_weight", "weight_scaled"]
+
+_LOW, _HIGH = 2.0**-32, 2.0**32
+"""Largest weights in ``[_LOW, _HIGH)`` are used as given."""
+
+_STEP = 100
+"""The largest power of two applied at once to an array of another library: ``2**100``
+is a float32 (``2**1075``, the largest shift, is no float64)."""
+
+
+def _readable(value: Any) -> float | None:
+    """``float(value)``, or None for a value that cannot be read (an array traced by
+    ``jax.jit``, a meta tensor): such weights are used as given."""
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError, NotImplementedError):
+        return None
+
+
+def _float_extremes(weight: object) -> tuple[float, float] | None:
+    """The smallest and largest weight, where ``weight`` is a nonempty real floating
+    array (or a list of floats, or a float); None otherwise (the checks deal with it)."""
+    w: Any = weight
+    if isinstance(weight, list | tuple | float):
+        try:
+            w = np.asarray(weight)
+        except (TypeError, ValueError):
+            return None
+    if type(w) is np.ndarray:
+        if w.dtype.kind != "f" or w.size == 0:
+            return None
+        top = float(np.maximum.reduce(w, axis=None))
+        if _LOW <= top < _HIGH or not 0.0 < top < math.inf:
+            return None  # (NaN fails the second test)
+        return float(np.minimum.reduce(w, axis=None)), top
+    import array_api_compat
+
+    if not array_api_compat.is_array_api_obj(w):
+        return None
+    xp = array_api_compat.array_namespace(w)
+    if not xp.isdtype(w.dtype, "real floating") or array_api_compat.size(w) == 0:
+        return None
+    top_read = _readable(xp.max(w))
+    if top_read is None or _LOW <= top_read < _HIGH or not 0.0 < top_read < math.inf:
+        return None
+    low = _readable(xp.min(w))
+    return None if low is None else (low, top_read)
+
+
+def _times_power_of_two(x: Any, shift: int) -> Any:
+    r""":math:`2^{\text{shift}} x` for an array of any library, in its dtype: NumPy's
+    rounded once (``np.ldexp``), another library's by factors of at most
+    :math:`2^{100}` (rounded once too, but where an intermediate is subnormal)."""
+    if isinstance(x, np.ndarray | np.generic):
+        with np.errstate(over="ignore", under="ignore"):
+            return np.ldexp(x, shift)
+    step = _STEP if shift > 0 else -_STEP
+    while shift:
+        part = step if abs(shift) > _STEP else shift
+        x = x * 2.0**part
+        shift -= part
+    return x
+
+
+def scaled_weight(weight: object) -> tuple[object, int]:
+    """``(w', k)`` with ``weight`` :math:`= 2^k w'` and :math:`\\max w' \\in [1, 2)`, or
+    ``(weight, 0)`` where the weights are used as given (module docstring)."""
+    if (  # the common call, in one reduction (per-call overhead)
+        type(weight) is np.ndarray
+        and weight.dtype.kind == "f"
+        and weight.size
+        and _LOW <= np.maximum.reduce(weight, axis=None) < _HIGH
+    ):
+        return weight, 0
+    extremes = _float_extremes(weight)
+    if extremes is None or not extremes[0] >= 0.0:
+        return weight, 0  # negative weights (or NaN): the checks name them as given
+    shift = math.frexp(extremes[1])[1] - 1
+    if isinstance(weight, list | tuple | float):  # (a Python float: a sigmoid's one weight)
+        return _times_power_of_two(np.asarray(weight), -shift).tolist(), shift
+    return _times_power_of_two(weight, -shift), shift
+
+
+def scale_result(result: Any, shift: int, *, out: Array | None = None) -> Any:
+    r"""A loss or gradient of weights :math:`2^{-k}w` times :math:`2^k` (``shift``):
+    each field of :class:`LossParts`; into ``out`` where the gradient was written
+    there."""
+    if isinstance(result, LossParts):
+        return LossParts(
+            total=_times_power_of_two(result.total, shift),
+            normalizer=_times_power_of_two(result.normalizer, shift),
+        )
+    if out is not None and result is out:
+        with np.errstate(over="ignore", under="ignore"):
+            return np.ldexp(out, shift, out=out)
+    return _times_power_of_two(result, shift)
+
+
+def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
+    """``public`` (a weighted loss or gradient) called with its weights scaled by a power
+    of two where they are far from 1, and its result scaled back (module docstring).
+
+    The wrapper keeps ``public``'s attributes (its signature, ``__wrapped__`` the body
+    as :func:`._batch.prepared_by` makes it, the far-row guard's ``_common_path``).
+    """
+
+    @functools.wraps(public)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        weight = kwargs.get("weight")
+        if weight is None:
+            return public(*args, **kwargs)
+        scaled, shift = scaled_weight(weight)
+        if not shift:
+            return public(*args, **kwargs)
+        result = public(*args, **{**kwargs, "weight": scaled})
+        if kwargs.get("reduction", "mean") == "mean":
+            return result
+        return scale_result(result, shift, out=kwargs.get("out"))
+
+    wrapped = getattr(public, "__wrapped__", None)
+    if wrapped is not None:
+        call.__wrapped__ = wrapped
+    return call
