@@ -63,13 +63,17 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["SCRATCH_BYTES", "Products"]
+__all__ = ["DH_CHUNK", "SCRATCH_BYTES", "Products"]
 
 #: Tests only: bf16/fp16 on the CPU take the native path, each product of operands
 #: upcast to float32 (see the module's notes).
 _EMULATE = False
 #: Tests only: the native path with the real ``out_dtype`` operators on any device.
 _FORCE_NATIVE = False
+
+#: Classes per product of the native ``dh = G W`` (its :math:`K`), summed in float32:
+#: shorter float32 accumulations than one product over the whole vocabulary block.
+DH_CHUNK = 4096
 
 #: Bytes of a float32 product formed apart and then added to ``dW`` (float16, or no
 #: in-place accumulation): a few rows of ``dW`` at a time.
@@ -143,6 +147,24 @@ class Products:
             return a.float() @ b.float()
         return torch.mm(a, b, out_dtype=torch.float32)
 
+    def _chunked_mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        r"""``a @ b`` in float32 as the sum of the products of ``DH_CHUNK`` columns of
+        ``a`` (rows of ``b``) at a time (a new tensor).
+
+        :math:`\partial h = GW` sums over the whole vocabulary block (:math:`K` = 128256
+        at the H200 benchmark), and one product's float32 accumulation over that
+        :math:`K` left :math:`\partial h` 6.5e-5 of its largest entry off (cancelling
+        terms: the rows of :math:`G` sum to 0); the products of 4096-class chunks added
+        in float32 gave 1.0e-5 (``benchmarks/check_torch_cuda.py``, its "linear gradient
+        accuracy" line, on the H200), eager PyTorch 3.3e-3."""
+        k = a.shape[1]
+        if k <= DH_CHUNK:
+            return self._mm(a, b)
+        out = self._mm(a[:, :DH_CHUNK], b[:DH_CHUNK])
+        for c0 in range(DH_CHUNK, k, DH_CHUNK):
+            out.add_(self._mm(a[:, c0 : c0 + DH_CHUNK], b[c0 : c0 + DH_CHUNK]))
+        return out
+
     def logits(self, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         r""":math:`z = hW^\top + b` in ``self.output`` (a new tensor), ``h`` and ``w`` in
         ``self.operand``, ``b`` in ``self.output``. Widened: one ``addmm`` (as before);
@@ -182,15 +204,15 @@ class Products:
         halves[:rows] = grad  # G_hi = rd(G)
         halves[rows:] = grad.sub_(halves[:rows])  # G_lo = rd(G - G_hi), the difference exact
         if dh is not None:
-            both = self._mm(halves, w)
-            part = both[:rows].add_(both[rows:])
+            part = self._chunked_mm(halves, w)
+            part = part[:rows].add_(part[rows:])
             if unscale is not None:
                 part.mul_(unscale)
             if first_h:
                 dh.copy_(part)
             else:
                 dh.add_(part)
-            del both, part
+            del part
         if dw is not None:
             self._add_product(dw, halves.T, torch.cat([h, h]), unscale, first=first_w)
 
