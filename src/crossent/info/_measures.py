@@ -657,13 +657,20 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
         return result
     rows = np.array(result, dtype=np.float64)  # (a copy)
     far = np.isinf(rows)
-    p, x = np.broadcast_arrays(np.asarray(side_p.probs()), np.asarray(side_q.values))
+    # P's probabilities of every row, also those of NaN or all -inf logits, whose log-
+    # softmax warns (CI: -W error); their rows' results are NaN or inf already
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.asarray(side_p.probs())
+    p, x = np.broadcast_arrays(p, np.asarray(side_q.values))
     p, x = p[far], x[far]
     nats = far_gap_cross_entropy64(p, x)
     if kl:
         nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
     with np.errstate(over="ignore"):  # bits past the range: inf, as the value is
-        rows[far] = nats if m.log_base is None else nats / m.log_base
+        nats = nats if m.log_base is None else nats / m.log_base
+    # a row of NaN or +inf logits (no far gap) keeps its inf (CI: the KL of a row with a
+    # +inf logit in P came back NaN, against inf for the same float32 row)
+    rows[far] = np.where(np.isnan(nats), rows[far], nats)
     return rows[()] if rows.ndim == 0 else rows
 
 
