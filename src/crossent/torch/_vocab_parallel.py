@@ -130,6 +130,7 @@ from ._launch import (
     _unshifted_lse,
     work_dtype,
 )
+from ._linear import _exp_rest_
 from ._products import Products
 from ._reduction import label_rows, label_weight_sum, weighted_mean
 
@@ -321,16 +322,18 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     ref = torch.where(present, top, zeros)
     shifted = _tempered(capped - ref[:, None], opts)
     ref_wide = ref.double()
-    # The exponentials of float32 work in float64 on the CPU, as the unsharded loss's:
-    # c - r rounded to float32 before exp left a confident row's loss (4.2e-30, every
-    # other class 80 below) 36 float32 ulps off (2.1e-6 relative; cross_entropy 5e-8)
-    exps = shifted
     if shifted.dtype != torch.float64 and shifted.device.type == "cpu":
-        exps = _tempered(capped.double() - ref_wide[:, None], opts)
-    at_max = exps == 0
-    rest = torch.where(at_max, torch.zeros_like(exps), torch.exp(exps)).sum(dim=1)
-    ties = at_max.sum(dim=1).to(rest.dtype)
-    del exps
+        # The exponentials of float32 work in float64 on the CPU, a few rows at a time,
+        # as the fused linear loss's (`_linear._exp_rest_`): c - r rounded to float32
+        # before exp left a confident row's loss (4.2e-30, every other class 80 below)
+        # 36 float32 ulps off (2.1e-6 relative; cross_entropy 5e-8). The rest leaves
+        # out one maximal term, so the ties are that one term.
+        _, rest = _exp_rest_(capped, ref, capped.argmax(dim=1), opts.temperature, normalise=False)
+        ties = present.to(torch.float64)
+    else:
+        at_max = shifted == 0
+        rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
+        ties = at_max.sum(dim=1).to(z.dtype)
     owned, local = labels.owned[rows], labels.local[rows]
     at_label = capped.gather(1, local[:, None])[:, 0].double() - ref_wide
     target = torch.where(owned, _tempered(at_label, opts), wide)
