@@ -88,6 +88,7 @@ from .._xp import namespace, reduce_sum
 from ..losses import LossParts, _distill
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
+from ._arguments import first_order_only
 
 __all__ = ["distillation_rows_checked"]
 
@@ -550,13 +551,11 @@ def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, 
     have no second derivative). ``once_differentiable`` does so only where the upstream
     requires a gradient; the gradients here also depend on the saved rows, so a second
     derivative through them (a gradient penalty) would otherwise be a silent 0."""
-    error = torch._C._functions.DelayedError(  # (as ``once_differentiable`` forms it)
-        b"crossent.torch.distillation_loss: rows formed on the host (far gaps or "
-        b"temperatures) have no second derivative",
-        len(grads),
+    return first_order_only(
+        grads,
+        "crossent.torch.distillation_loss: rows formed on the host (far gaps or "
+        "temperatures) have no second derivative",
     )
-    aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
-    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
 
 
 def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:
