@@ -320,9 +320,14 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     top = capped.amax(dim=1)
     present = top > -math.inf  # False for -inf and NaN maxima
     ref = torch.where(present, top, zeros)
-    shifted = _tempered(capped - ref[:, None], opts)
     ref_wide = ref.double()
-    if shifted.dtype != torch.float64 and shifted.device.type == "cpu":
+    wide_exponentials = capped.dtype != torch.float64 and capped.device.type == "cpu"
+    # sigma = (c - r)/T in the work dtype: the exponentials' (but on the CPU's float32
+    # work) and the smoothing sum's
+    shifted = None
+    if opts.label_smoothing or not wide_exponentials:
+        shifted = _tempered(capped - ref[:, None], opts)
+    if wide_exponentials:
         # The exponentials of float32 work in float64 on the CPU, a few rows at a time,
         # as the fused linear loss's (`_linear._exp_rest_`): c - r rounded to float32
         # before exp left a confident row's loss (4.2e-30, every other class 80 below)
@@ -331,6 +336,7 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
         _, rest = _exp_rest_(capped, ref, capped.argmax(dim=1), opts.temperature, normalise=False)
         ties = present.to(torch.float64)
     else:
+        assert shifted is not None
         at_max = shifted == 0
         rest = torch.where(at_max, torch.zeros_like(shifted), torch.exp(shifted)).sum(dim=1)
         ties = at_max.sum(dim=1).to(z.dtype)
@@ -339,6 +345,7 @@ def _local_rows(z: Tensor, labels: _Labels, rows: slice, opts: CallOptions) -> _
     target = torch.where(owned, _tempered(at_label, opts), wide)
     smooth = None
     if opts.label_smoothing:
+        assert shifted is not None
         smooth = _smoothing_sum(shifted, capped, ref_wide, labels.weight_local, opts)
     return _Local(torch.where(present, top, zeros - math.inf), rest, ties, target, smooth, bad)
 
