@@ -174,6 +174,13 @@ class BinStatistics:
             self.hits + other.hits,
         )
 
+    def add_into(self, other: BinStatistics) -> None:
+        """``other`` added into these arrays in place: ``self + other``'s numbers, without
+        new arrays (for arrays that nothing else holds)."""
+        np.add(self.count, other.count, out=self.count)
+        np.add(self.confidence_sum, other.confidence_sum, out=self.confidence_sum)
+        np.add(self.hits, other.hits, out=self.hits)
+
     @classmethod
     def zeros(cls, shape: tuple[int, ...]) -> BinStatistics:
         return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
