@@ -365,7 +365,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     total = BinStatistics.zeros((spec.bins,))
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     for _, part in map_totals(predictions, request):
-        if part.bins is not None:
+        if isinstance(part.bins, BinStatistics):  # (top-label: never a ClassBinsPart)
             total = total + part.bins
     return total
 
