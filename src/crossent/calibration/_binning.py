@@ -254,8 +254,9 @@ class ClassBinsPart:
         count, confidence_sum, hits = target.count, target.confidence_sum, target.hits
         plain = np.ones(self.shape[0], dtype=bool)
         plain[self.binned] = False
-        count[plain, 0] += self.rows
-        confidence_sum[plain, 0] += self.first_sum[plain]
+        first_count, first_sum = count[:, 0], confidence_sum[:, 0]  # views (strided)
+        np.add(first_count, self.rows, out=first_count, where=plain)
+        np.add(first_sum, self.first_sum, out=first_sum, where=plain)
         if self.stats is not None:
             count[self.binned] += self.stats.count
             confidence_sum[self.binned] += self.stats.confidence_sum
