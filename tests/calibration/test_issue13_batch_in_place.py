@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent import _parallel
 from crossent._report import _compute
 from crossent.calibration import _binning, _inputs
 from crossent.calibration._state import class_bins_part, class_bins_uniform
@@ -225,3 +226,19 @@ def test_issue13_class_bins_part_added_sparse_equals_the_dense_add(closed: str) 
     part.add_into(target)
     for got, want in zip(target.arrays(), expected.arrays(), strict=True):
         np.testing.assert_array_equal(got, want, strict=True)
+
+
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("options", _SCOPES)
+def test_issue13_batch_in_place_same_bits_whatever_the_threads(
+    options: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocks' sums are formed on the worker threads and added in block order by the
+    caller, in place or not: one thread and four give the same bits (a pin: so on main)."""
+    probs, labels = _batch(10 * _BLOCK_ROWS, seed=7)
+    results = []
+    for threads in (1, 4):
+        monkeypatch.setattr(_parallel, "workers", lambda threads=threads: threads)
+        state = crossent.EvaluationState(_CLASSES, **options)
+        results.append(_fields(state.update(probs, labels).update(probs[:77], labels[:77])))
+    _same_bits(*results)
