@@ -372,14 +372,19 @@ def _fuzz_sources(folder: Path) -> dict[str, bytes]:
     logits, labels = make_predictions(n=9, classes=3, seed=4)
     np.save(folder / "z.npy", logits)
     np.save(folder / "y.npy", labels)
+    np.savez(folder / "y.npz", y=labels)
     sources = {
         ".npy": (folder / "z.npy").read_bytes(),
         "labels.npy": (folder / "y.npy").read_bytes(),
+        "labels.npz": (folder / "y.npz").read_bytes(),
+        "labels.safetensors": _safetensors_bytes({"labels": labels.astype(np.int64)}),
     }
     try:
         import torch
     except ImportError:
         return sources
+    torch.save((torch.from_numpy(logits), torch.from_numpy(labels)), folder / "pair.pt")
+    sources["pair.pt"] = (folder / "pair.pt").read_bytes()
     for zipped in (True, False):
         torch.save(
             {"logits": torch.from_numpy(logits), "labels": torch.from_numpy(labels)},
@@ -390,8 +395,26 @@ def _fuzz_sources(folder: Path) -> dict[str, bytes]:
     return sources
 
 
+def _safetensors_bytes(tensors: dict[str, np.ndarray]) -> bytes:
+    """A ``.safetensors`` file as the format's specification lays it out (8-byte header
+    length, JSON header, little-endian data)."""
+    kinds = {"float64": "F64", "int64": "I64"}
+    header, blobs, offset = {}, [], 0
+    for name, array in tensors.items():
+        data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {
+            "dtype": kinds[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+
+
 @settings(
-    max_examples=60,
+    max_examples=90,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -404,8 +427,9 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
     data: st.DataObject,
 ) -> None:
     """Truncations, overwritten byte runs and random bytes of a valid ``.npy``, labels
-    ``.npy`` and ``.pt`` (zip and legacy formats): exit 0 or 2, one line naming the file,
-    never a traceback, and no output file after a failure."""
+    ``.npy``, ``.npz`` and ``.safetensors``, and ``.pt`` (a dict in the zip and legacy
+    formats, a (logits, labels) pair): exit 0 or 2, one line naming the file, never a
+    traceback, and no output file after a failure."""
     monkeypatch.setattr(crossent.cli, "render_html", lambda report: "<html></html>")
     sources = _fuzz_sources(tmp_path)
     kind = data.draw(st.sampled_from(sorted(sources)), label="kind")
@@ -419,15 +443,17 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
         mutated = (original[:start] + run + original[start + len(run) :])[: len(original)]
     else:
         mutated = data.draw(st.binary(min_size=1, max_size=600))
-    suffix = ".npy" if "npy" in kind else ".pt"
+    suffix = "." + kind.split(".")[-1].split(" ")[0]
     path = tmp_path / f"fuzzed{suffix}"
     path.write_bytes(mutated)
     output = tmp_path / "out.html"
     output.unlink(missing_ok=True)
-    if kind == "labels.npy":
+    if kind.startswith("labels."):
         argv = [str(tmp_path / "z.npy"), "--logits", "--labels", str(path)]
     elif kind == ".npy":
         argv = [str(path), "--logits", "--labels", str(tmp_path / "y.npy")]
+    elif kind == "pair.pt":
+        argv = [str(path), "--logits"]
     else:
         argv = [str(path)]
     code = main(["report", *argv, "--resamples", "3", "--top", "2", "--output", str(output)])
@@ -437,7 +463,7 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
     assert "internal error" not in err, err
     if code == 2:
         assert len(err.strip().splitlines()) == 1, err
-        named = f"crossent: error: {argv[0]}: the labels in {path}" if kind == "labels.npy" else ""
+        named = f"crossent: error: {argv[0]}: the labels in {path}" if "labels." in kind else ""
         assert err.startswith(f"crossent: error: {path}") or err.startswith(named), err
         assert not output.exists()
 
