@@ -325,3 +325,30 @@ def test_fuzzed_index_columns_are_the_index_only_when_unambiguous(
         assert err.startswith(f"crossent: error: {path}: "), err
         assert f"{name!r}" in err
         assert "--id-column" in err
+
+
+def test_unnamed_0_is_checked_in_every_batch(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    arrays: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parquet is read 7 rows a batch here: the row numbers continue across batches, and
+    the first wrong one is named by its row in the file."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    import crossent.cli._tables as tables
+
+    monkeypatch.setattr(tables, "_BATCH_ROWS", 7)
+    frame = _frame(pd, arrays)
+    frame.to_parquet(tmp_path / "plain.parquet", index=False)
+    frame.insert(0, "Unnamed: 0", np.arange(len(frame)))
+    frame.to_parquet(tmp_path / "b.parquet", index=False)
+    got = _report(capsys, [str(tmp_path / "b.parquet"), "--logits"])
+    want = _report(capsys, [str(tmp_path / "plain.parquet"), "--logits"])
+    assert got["columns"]["id"] == "Unnamed: 0"
+    assert got["nll_nats"] == want["nll_nats"]
+    frame.loc[23, "Unnamed: 0"] = 999
+    frame.to_parquet(tmp_path / "c.parquet", index=False)
+    err = _error(capsys, [str(tmp_path / "c.parquet"), "--logits"], tmp_path / "out.html")
+    assert "row 23 has 999" in err
