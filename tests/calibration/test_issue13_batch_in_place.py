@@ -25,7 +25,6 @@ import crossent
 from crossent import _parallel
 from crossent._report import _compute
 from crossent.calibration import _binning, _inputs
-from crossent.calibration._state import class_bins_part, class_bins_uniform
 from crossent.errors import InputError
 
 _CLASSES, _BLOCK_ROWS = 7, 50
@@ -199,6 +198,8 @@ def test_issue13_class_bins_part_added_sparse_equals_the_dense_add(closed: str) 
     dense`` bit for bit, onto sums already holding values: a wide block (most columns
     all in bin 0), entries on the edges, -0.0, NaN and out-of-range entries
     (``validate=False``), repeated labels."""
+    from crossent.calibration._state import class_bins_part, class_bins_uniform  # (not on main)
+
     rng = np.random.default_rng(6)
     rows, classes, bins = 40, 300, 15
     logits = rng.normal(size=(rows, classes)) * 3
@@ -242,3 +243,29 @@ def test_issue13_batch_in_place_same_bits_whatever_the_threads(
         state = crossent.EvaluationState(_CLASSES, **options)
         results.append(_fields(state.update(probs, labels).update(probs[:77], labels[:77])))
     _same_bits(*results)
+
+
+@pytest.mark.usefixtures("small_blocks")
+def test_issue13_batch_in_place_positive_class() -> None:
+    """The positive-class scope (two classes, its bins added in place): the merged
+    blocks' bits, and a ``compute`` result held across a batch keeps its numbers."""
+    rng = np.random.default_rng(8)
+    rows = 10 * _BLOCK_ROWS * _CLASSES // 2  # ten blocks of two classes
+    positive = rng.random(rows).astype(np.float32)
+    probs = np.stack([1 - positive, positive], axis=1)
+    labels = (rng.random(rows) < positive).astype(np.intp)
+    state = crossent.EvaluationState(2, scope="positive-class").update(probs[:30], labels[:30])
+    held = state.compute().calibration.statistics
+    arrays = (held.count, held.confidence_sum, held.hits)
+    saved = [a.copy() for a in arrays]
+    state.update(probs, labels)
+    for array, before in zip(arrays, saved, strict=True):
+        np.testing.assert_array_equal(array, before, strict=True)
+    merged = crossent.EvaluationState(2, scope="positive-class").update(probs[:30], labels[:30])
+    spans = list(_inputs.as_predictions(probs, labels, form="probs")._spans())
+    assert len(spans) == 10
+    for start, stop in spans:
+        one = crossent.EvaluationState(2, scope="positive-class")
+        block = probs[start:stop], labels[start:stop]
+        merged = merged.merge(one.update(*block, first_row=30 + start))  # after the 30
+    _same_bits(_fields(state), _fields(merged))
