@@ -129,9 +129,10 @@ def reference_rst() -> str:
         "API reference",
         "=============",
         "",
-        "Every public name of ``crossent`` (its ``__all__``, listed automatically), grouped",
-        "by what it computes. Each page gives the definition as a formula, the parameters",
-        "with their shapes, the errors raised, and an example that the test suite runs.",
+        "Every public name of ``crossent`` and ``crossent.torch`` (their ``__all__``, listed",
+        "automatically), grouped by what it computes. Each page gives the definition as a",
+        "formula, the parameters with their shapes, the errors raised, and an example that",
+        "the test suite runs; a class's page documents its methods.",
         "",
     ]
     for title, summary, module, names, constants in api_sections():
