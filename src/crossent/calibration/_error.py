@@ -277,8 +277,8 @@ def calibration_error(
         True classes in ``[0, classes)``.
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.  Never inferred from the values; error messages call the
-        array by its form.  (Why a keyword and not one function per form: see
-        :mod:`crossent.calibration`.)
+        array by its form.  (Why a keyword and not one function per form: see the
+        docstring of the ``crossent.calibration`` package.)
     bins : int, default 15
         Number of bins, 1 to 2**20 (``_binning.MAX_BINS``: a bin needs several
         examples to estimate its hit rate).
