@@ -22,6 +22,7 @@ from ._arguments import (
     has_tangent,
     tensor,
 )
+from ._family import _reject_legacy
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
 from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
@@ -72,7 +73,9 @@ def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
+    size_average: None = None,
     ignore_index: int = -100,
+    reduce: None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     *,
@@ -101,6 +104,9 @@ def cross_entropy(
         Non-negative class weights. Not differentiated with class-id targets (as
         PyTorch's): one that requires grad is an error there (under ``torch.no_grad()``
         or detached it is none); probability targets differentiate them.
+    size_average, reduce : None
+        PyTorch's deprecated arguments, in PyTorch's positions (so that positional
+        calls bind as there); anything but None is an error: use ``reduction``.
     ignore_index : int or None, optional
         Target value whose rows contribute nothing (default -100, as PyTorch). Their
         logits are never used: a NaN or an infinity there is no error, their loss and
@@ -132,7 +138,9 @@ def cross_entropy(
     ------
     InputError
         A class id out of range (naming the row and the value), non-finite logits in
-        a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
+        a row that counts (CPU), bad shapes or options (``size_average`` or
+        ``reduce`` not None: PyTorch maps them to a reduction with a deprecation
+        warning), a ``weight`` that requires grad
         with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there);
         forward-mode AD (``torch.func.jvp``, ``jacfwd``) with class-id targets (the
         fused op has reverse-mode derivatives only; probability targets support it).
@@ -182,6 +190,7 @@ def cross_entropy(
     >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
     tensor(0., dtype=torch.float64)
     """
+    _reject_legacy(size_average, reduce)
     input = tensor(input, name="input")
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
