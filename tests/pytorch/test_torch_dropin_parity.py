@@ -393,3 +393,17 @@ def test_inside_sequential_and_a_compiled_model() -> None:
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
         for p, q in zip(ours.parameters(), ref.parameters(), strict=True):
             torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torch_jit_script_is_a_clear_error() -> None:
+    """TorchScript cannot compile crossent's Python checks and custom ops; scripting the
+    loss or a model holding it raises an error that says so and names torch.compile (on
+    main: ``ValueError: Unknown type annotation: 'torch.Tensor | None'``)."""
+    for module in (
+        ct.CrossEntropyLoss(),
+        ct.BCEWithLogitsLoss(),
+        nn.Sequential(nn.Identity(), ct.CrossEntropyLoss()),
+    ):
+        with pytest.raises(InputTypeError, match=r"torch\.jit\.script.*torch\.compile"):
+            torch.jit.script(module)

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import InputTypeError
 from . import _family, _functional
 
 __all__ = [
@@ -55,6 +56,16 @@ class _Loss(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return type(self)._function(input, target, **self._held())
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` (which calls this first, on every submodule too):
+        say why and what to use, rather than TorchScript's error about an annotation."""
+        raise InputTypeError(
+            f"`crossent.torch.{type(self).__name__}` cannot be compiled by "
+            "`torch.jit.script` (its forward runs Python checks and custom operators "
+            "that TorchScript cannot compile); use `torch.compile(model)` instead, or "
+            "script the model without the loss"
+        )
 
 
 class CrossEntropyLoss(_Loss):
