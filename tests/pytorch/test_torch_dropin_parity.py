@@ -407,3 +407,28 @@ def test_torch_jit_script_is_a_clear_error() -> None:
     ):
         with pytest.raises(InputTypeError, match=r"torch\.jit\.script.*torch\.compile"):
             torch.jit.script(module)
+
+
+def test_linear_cross_entropy_loss_surface_as_torch() -> None:
+    """nn.LinearCrossEntropyLoss (PyTorch 2.13): its parameters but ``out_features`` and
+    ``options`` (documented), its ``num_classes`` attribute and ``repr`` fields (on main
+    the repr held none of them), its state dict loaded both ways, the same values."""
+    theirs_cls = getattr(nn, "LinearCrossEntropyLoss", None)
+    if theirs_cls is None:
+        pytest.skip("torch.nn.LinearCrossEntropyLoss needs PyTorch 2.13")
+    mine = inspect.signature(ct.LinearCrossEntropyLoss).parameters
+    for name, p in inspect.signature(theirs_cls).parameters.items():
+        if name in ("out_features", "options"):
+            assert name not in mine
+            continue
+        assert (mine[name].kind, mine[name].default) == (p.kind, p.default), name
+    kw = {"bias": True, "ignore_index": -100, "label_smoothing": 0.1, "reduction": "sum"}
+    torch.manual_seed(8)
+    ours, theirs = ct.LinearCrossEntropyLoss(4, 7, **kw), theirs_cls(4, 7, **kw)
+    ours.load_state_dict(theirs.state_dict())
+    theirs.load_state_dict(ours.state_dict())
+    assert ours.num_classes == theirs.num_classes == 7
+    shared = theirs.extra_repr().replace(" out_features=(),", "").replace(", options=None", "")
+    assert ours.extra_repr().startswith(shared), (ours.extra_repr(), shared)
+    h, y = torch.randn(6, 4), torch.tensor([0, 6, -100, 3, 3, 1])
+    torch.testing.assert_close(ours(h, y), theirs(h, y), rtol=1e-5, atol=1e-5)

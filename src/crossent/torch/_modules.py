@@ -162,7 +162,15 @@ class LinearCrossEntropyLoss(_Loss):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__(locals())
+        self.num_classes = num_classes
         self.linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        """The fields of ``torch.nn.LinearCrossEntropyLoss``'s repr (in its order, but
+        ``out_features`` and ``options``), then crossent's options."""
+        shape = f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+        held = ", ".join(f"{name}={getattr(self, name)}" for name in self._options[1:])
+        return f"{shape}bias={self.linear.bias is not None}, {held}"
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         linear = self.linear
