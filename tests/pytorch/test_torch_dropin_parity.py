@@ -432,3 +432,41 @@ def test_linear_cross_entropy_loss_surface_as_torch() -> None:
     assert ours.extra_repr().startswith(shared), (ours.extra_repr(), shared)
     h, y = torch.randn(6, 4), torch.tensor([0, 6, -100, 3, 3, 1])
     torch.testing.assert_close(ours(h, y), theirs(h, y), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_second_derivative_of_class_ids_as_torch(dtype) -> None:
+    """``create_graph=True`` through class-id targets (a gradient penalty, Hessian-vector
+    products), every option torch has, against float64 F.cross_entropy (on main:
+    "RuntimeError: Trying to backward through crossent.softmax_ce_labels_v2_backward
+    ... no autograd formula"); ``gradgradcheck`` of crossent's own options."""
+    z, y, w = _k_dim_case(9)
+    up = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+
+    def penalty_grad(fn, x, labels, upstream, **kw):
+        leaf = x.detach().clone().requires_grad_(True)
+        loss = fn(leaf, labels, **kw)
+        u = torch.ones_like(loss) if upstream is None else upstream.to(loss.dtype)
+        (g,) = torch.autograd.grad((loss * u).sum(), leaf, create_graph=True)
+        (gg,) = torch.autograd.grad((g * g.detach().sign()).sum() + (g**2).sum(), leaf)
+        return g.detach(), gg
+
+    for use_w, ignore, eps, reduction in ((True, -100, 0.2, "mean"), (False, 2, 0.0, "none")):
+        kw = {"weight": w.to(dtype) if use_w else None, "ignore_index": ignore}
+        kw |= {"label_smoothing": eps, "reduction": reduction}
+        ref_kw = {**kw, "weight": w if use_w else None}
+        upstream = up if reduction == "none" else None
+        labels = y if ignore == -100 else torch.where(y < 0, 0, y)
+        g, gg = penalty_grad(ct.cross_entropy, z.to(dtype), labels, upstream, **kw)
+        g_ref, gg_ref = penalty_grad(
+            F.cross_entropy, z.to(dtype).double(), labels, upstream, **ref_kw
+        )
+        _, gtol = TOLERANCES[dtype]
+        torch.testing.assert_close(g.double(), g_ref, **gtol)
+        torch.testing.assert_close(gg.double(), gg_ref, **gtol)
+    leaf = z[:2, :, :2, 0].detach().clone().requires_grad_(True)
+    labels = torch.tensor([[1, -100], [4, 0]])
+    for kw in ({"z_loss": 0.01, "temperature": 1.7}, {"soft_cap": 3.0, "label_smoothing": 0.1}):
+        assert torch.autograd.gradgradcheck(
+            lambda x, kw=kw: ct.cross_entropy(x, labels, w, reduction="none", **kw), (leaf,)
+        )

@@ -155,6 +155,8 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, .
         grad = softmax_ce_labels_backward(
             grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
         )
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
+            grad = _labels_twice_differentiable(grad, grad_rows, logits, labels, weight, ctx)
     return (grad,) + (None,) * 5
 
 
@@ -256,6 +258,25 @@ def _twice_differentiable(
 
 
 softmax_ce_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
+
+
+def _labels_twice_differentiable(
+    grad: Tensor, grad_rows: Tensor, logits: Tensor, labels: Tensor, weight: Tensor | None, ctx: Any
+) -> Tensor:
+    r""":func:`_twice_differentiable` for class ids: the labels as one-hot targets, whose
+    probability-target rows are the class-id rows (smoothing
+    :math:`(1-\varepsilon)w_y\ell_y + \tfrac{\varepsilon}{C}\sum_c w_c\ell_c`, z-loss weight
+    :math:`\sum_c w_c t_c = w_y`), the ignored rows' upstream and targets 0; so
+    ``create_graph`` backwards (gradient penalties, ``gradgradcheck``) have
+    ``F.cross_entropy``'s second derivatives (they were an error)."""
+    ignore_index, options = ctx.options
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    safe = torch.where(active, labels, 0)
+    targets = torch.nn.functional.one_hot(safe, logits.shape[-1]) * active[:, None]
+    upstream = torch.where(active, grad_rows, torch.zeros_like(grad_rows))
+    return _twice_differentiable(grad, upstream, logits, targets, weight, options)
 
 
 def _probs_vmap(
