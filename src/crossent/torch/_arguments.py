@@ -38,6 +38,7 @@ __all__ = [
     "functorch_reverse_mode",
     "has_tangent",
     "tensor",
+    "under_torch_func",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -179,6 +180,18 @@ def functorch_reverse_mode() -> bool:
 
     grad = torch._C._functorch.TransformType.Grad
     return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
+
+
+def under_torch_func() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vjp``, ``jacrev``, ``vmap``,
+    ``jvp``, ``jacfwd``, ``functional_call`` inside one) is active: one interpreter on
+    functorch's stack (a C++ read, under a microsecond). The custom ops' autograd cannot
+    run under the reverse-mode ones, so the functional forms take their
+    ``autograd.Function`` twins there (``_ops.py``). Eager calls only, as
+    :func:`has_tangent`."""
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
 
 
 def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:

@@ -21,10 +21,17 @@ from ._arguments import (
     functorch_reverse_mode,
     has_tangent,
     tensor,
+    under_torch_func,
 )
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
-from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
+from ._ops import (
+    LabelsFunction,
+    LinearFunction,
+    linear_cross_entropy_op,
+    softmax_ce_labels,
+    softmax_ce_probs,
+)
 from ._reduction import label_weight_sum, weighted_mean
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -210,7 +217,7 @@ def cross_entropy(
             )
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     check_weight_not_differentiated(w)
-    check_no_tangent("cross_entropy", input=input, weight=w)
+    check_no_tangent("cross_entropy", weight=w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -222,9 +229,10 @@ def cross_entropy(
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
-    rows, _, _ = softmax_ce_labels(
-        flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed()
-    )
+    # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
+    # own autograd cannot run there, nor has it a forward-mode rule.
+    op = LabelsFunction.apply if under_torch_func() or has_tangent(input) else softmax_ce_labels
+    rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -431,12 +439,15 @@ def linear_cross_entropy(
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
+    # Under torch.func the op's autograd.Function twin, the gradients not formed ahead.
+    transformed = under_torch_func()
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
+        and not transformed
         and torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in tensors)
     )
-    loss, *_ = linear_cross_entropy_op(
+    loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
         h,
         linear_weight,
         linear_bias,
