@@ -32,6 +32,7 @@ __all__ = [
     "check_no_tangent",
     "check_one_dtype",
     "check_weight_not_differentiated",
+    "example_stack",
     "examples",
     "first_order_only",
     "floating_tensor",
@@ -39,6 +40,7 @@ __all__ = [
     "has_tangent",
     "tensor",
     "under_torch_func",
+    "vmapped",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -209,6 +211,41 @@ def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if dim is not None and dim >= 0:
             x, batched = x.movedim(dim, 0), True
     return x, batched
+
+
+def vmapped(*tensors: object) -> bool:
+    """Whether ``torch.func.vmap`` batches one of ``tensors`` (others: ignored).
+
+    The generic losses' data checks read values, which a batched tensor does not give
+    (PyTorch's "data-dependent control flow" error): the family's functions then check
+    :func:`example_stack`'s examples and call the generic path with ``validate=False``."""
+    if not under_torch_func():
+        return False
+    return any(isinstance(t, torch.Tensor) and examples(t)[1] for t in tensors)
+
+
+def example_stack(
+    *tensors: torch.Tensor | None,
+) -> tuple[tuple[int, ...], list[torch.Tensor | None]]:
+    """The examples of ``tensors`` (None: absent) under ``torch.func``, each of shape
+    ``lead + shape``: ``lead`` the leading example axes (vmap's levels, outermost
+    first: :func:`examples`), ``shape`` the tensor's own inside the transform (one
+    that a level does not batch is broadcast along its axis). Detached, for checks
+    that read values (the examples' values, not a copy)."""
+    pairs = [None if t is None else (examples(t.detach())[0], t) for t in tensors]
+    lead: tuple[int, ...] = ()
+    for pair in pairs:
+        if pair is not None and pair[0].ndim - pair[1].ndim > len(lead):
+            lead = tuple(pair[0].shape[: pair[0].ndim - pair[1].ndim])
+    out: list[torch.Tensor | None] = []
+    for pair in pairs:
+        if pair is None:
+            out.append(None)
+            continue
+        u, t = pair
+        missing = len(lead) - (u.ndim - t.ndim)
+        out.append(u.reshape((1,) * missing + tuple(u.shape)).expand(*lead, *t.shape))
+    return lead, out
 
 
 def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:

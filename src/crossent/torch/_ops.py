@@ -346,7 +346,9 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
-        grad = softmax_ce_labels_backward(ones, logits, labels, weight, lse, label_log_p, *ctx.options)
+        grad = softmax_ce_labels_backward(
+            ones, logits, labels, weight, lse, label_log_p, *ctx.options
+        )
         return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
 
 
