@@ -30,6 +30,7 @@ __all__ = [
     "call_options",
     "check_chunk_size",
     "check_no_tangent",
+    "check_not_transformed",
     "check_one_dtype",
     "check_weight_not_differentiated",
     "example_stack",
@@ -211,6 +212,18 @@ def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if dim is not None and dim >= 0:
             x, batched = x.movedim(dim, 0), True
     return x, batched
+
+
+def check_not_transformed(function: str) -> None:
+    """Raise :class:`InputError` under a ``torch.func`` transform for a loss that does
+    not support them (the vocab-parallel losses: their collectives run once a call,
+    which vmap cannot batch, and their ``autograd.Function`` has no functorch form)."""
+    if under_torch_func():
+        raise InputError(
+            f"crossent.torch.{function} does not run under torch.func transforms (grad, "
+            f"vmap, jacrev, jvp, functional_call inside one): its collectives cannot be "
+            f"batched; use torch.autograd.grad, or {function} outside the transform"
+        )
 
 
 def vmapped(*tensors: object) -> bool:
