@@ -40,11 +40,11 @@ def _reject_legacy(size_average: object, reduce: object) -> None:
         )
 
 
-def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor) -> Any:
+def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
     """An elementwise weight of :func:`example_stack` (shape ``lead + shape``) broadcast
     against ``like``'s examples (``lead + like's shape``): its own axes last."""
-    if x is None:
-        return None
+    if x is None or like is None:
+        return x
     own = x.shape[len(lead) :]
     return x.reshape(*lead, *(1,) * (like.ndim - len(lead) - len(own)), *own)
 
@@ -171,17 +171,16 @@ def softmax_focal_loss(
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
     validate = True
     if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
-        _, stacked = example_stack(input, labels, weight)
-        x, y, w = (
-            None if a is None else a.reshape(-1, *a.shape[-n:]) if n else a.reshape(-1)
-            for a, n in zip(stacked, (input.ndim, labels.ndim, 1), strict=True)
-        )
+        _, (x, y, w) = example_stack(input, labels, weight)
+        x, y = x.reshape(-1, *input.shape), y.reshape(-1, *labels.shape)  # type: ignore[union-attr]
+        w = None if w is None else w.reshape(-1, w.shape[-1])
         check = {"gamma": gamma, "ignore_index": ignore_index, "reduction": "none"}
         with torch.no_grad():
             if w is None:
                 losses.softmax_focal_loss(x, y, axis=axis + 1, **check)
-            for b in range(0 if w is None else x.shape[0]):  # class weights: each example's
-                losses.softmax_focal_loss(x[b], y[b], axis=axis, weight=w[b], **check)
+            else:  # class weights: each example's
+                for b in range(x.shape[0]):
+                    losses.softmax_focal_loss(x[b], y[b], axis=axis, weight=w[b], **check)
         validate = False
     return losses.softmax_focal_loss(
         input,

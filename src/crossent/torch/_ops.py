@@ -219,7 +219,7 @@ def _labels_vmap(
     size = info.batch_size
     if in_dims[2] is not None:
         args = (logits, labels, weight, batch_shape, ignore_index, options)
-        return _each_example(softmax_ce_labels, size, in_dims, args)  # type: ignore[return-value]
+        return _each_example(softmax_ce_labels, size, in_dims, args)
     n = _batch_first(labels, in_dims[1], size).shape[1]
     out = softmax_ce_labels(
         _rows_of_examples(logits, in_dims[0], size),
@@ -252,11 +252,13 @@ def _labels_backward_vmap(
     size = info.batch_size
     args = (upstream, logits, labels, weight, lse, label_log_p, ignore_index, options)
     if in_dims[3] is not None:
-        return _each_example(softmax_ce_labels_backward, size, in_dims, args)  # type: ignore[return-value]
+        return _each_example(softmax_ce_labels_backward, size, in_dims, args)
     z = _batch_first(logits, in_dims[1], size)
-    rows = [_rows_of_examples(args[i], in_dims[i], size) for i in (0, 1, 2)]
-    stats = [_rows_of_examples(args[i], in_dims[i], size) for i in (4, 5)]
-    grad = softmax_ce_labels_backward(*rows, weight, *stats, ignore_index, options)
+    u, z_rows, y, s1, s2 = (
+        _rows_of_examples(x, in_dims[i], size)
+        for x, i in ((upstream, 0), (logits, 1), (labels, 2), (lse, 4), (label_log_p, 5))
+    )
+    grad = softmax_ce_labels_backward(u, z_rows, y, weight, s1, s2, ignore_index, options)
     return grad.reshape(z.shape), 0
 
 
