@@ -3,9 +3,9 @@
 Float64 ``torch.nn.functional`` is the oracle. Forward-mode AD (``torch.func.jvp``,
 ``jacfwd``, ``torch.autograd.forward_ad``): a custom op whose inputs require no grad
 runs without autograd, so its output's tangent was silently dropped (a zero Jacobian);
-the fused class-id loss has a forward-mode rule now (it raised before), the linear
-losses raise, the probability-target and distillation losses take their plain torch
-operations (the right tangent).
+the fused class-id loss has a forward-mode rule now (it raised before), so have the
+linear loss's scalar reductions ('none' raises), and the probability-target and
+distillation losses take their plain torch operations (the right tangent).
 """
 
 from __future__ import annotations
@@ -57,13 +57,37 @@ def test_forward_mode_through_class_ids(dtype: torch.dtype) -> None:
     torch.testing.assert_close(tangent.double(), ref_tangent, **tol)
 
 
-def test_forward_mode_through_linear_cross_entropy_raises() -> None:
+def test_forward_mode_through_linear_cross_entropy() -> None:
+    """Scalar reductions: float64 ``F.cross_entropy(F.linear(...))``'s tangents (on main
+    an InputError: now ``_ops.LinearFunction.jvp``); ``'none'``, which has no cheap
+    rule, still an error naming the argument and the reduction."""
     z, v, y = _data(1)
     h, w = z[:, :3], torch.cat([v, v[:1]])[:, :3]
+    for reduction in ("mean", "sum"):
+        got = func.jacfwd(
+            lambda m, r=reduction: ct.linear_cross_entropy(h, m, y, ignore_index=-100, reduction=r)
+        )(w)
+        want = func.jacfwd(
+            lambda m, r=reduction: F.cross_entropy(
+                F.linear(h, m), y, ignore_index=-100, reduction=r
+            )
+        )(w)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    _, got_t = func.jvp(lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100), (h,), (h,))
+    _, want_t = func.jvp(
+        lambda x: F.cross_entropy(F.linear(x, w), y, ignore_index=-100), (h,), (h,)
+    )
+    torch.testing.assert_close(got_t, want_t, rtol=1e-12, atol=1e-14)
     with pytest.raises(InputError, match="`linear_weight` carries a forward-mode AD tangent"):
-        func.jacfwd(lambda m: ct.linear_cross_entropy(h, m, y, ignore_index=-100))(w)
-    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
-        func.jvp(lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100), (h,), (h,))
+        func.jacfwd(
+            lambda m: ct.linear_cross_entropy(h, m, y, ignore_index=-100, reduction="none")
+        )(w)
+    with pytest.raises(InputError, match="reduction='none'"):
+        func.jvp(
+            lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100, reduction="none"),
+            (h,),
+            (h,),
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

@@ -428,11 +428,12 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
+    # Forward-mode AD: a rule for the scalar reductions (_ops.LinearFunction.jvp);
+    # 'none' has none (each row's tangent needs its logits' gradient), an error there.
+    differentiable = {"input": input, "linear_weight": linear_weight, "linear_bias": linear_bias}
     check_no_tangent(
-        "linear_cross_entropy",
-        input=input,
-        linear_weight=linear_weight,
-        linear_bias=linear_bias,
+        "linear_cross_entropy" + (" with reduction='none'" if opts.reduction == "none" else ""),
+        **(differentiable if opts.reduction == "none" else {}),
         weight=w,
     )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
@@ -440,7 +441,7 @@ def linear_cross_entropy(
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     # Under torch.func the op's autograd.Function twin, the gradients not formed ahead.
-    transformed = under_torch_func()
+    transformed = under_torch_func() or has_tangent(input, linear_weight, linear_bias)
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
         and not transformed

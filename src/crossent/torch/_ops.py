@@ -782,6 +782,8 @@ class LinearFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
         _linear_setup_context(ctx, inputs, output)
+        if not ctx.formed:
+            ctx.save_for_forward(*inputs[:5], output[1], output[2])
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
@@ -796,3 +798,23 @@ class LinearFunction(torch.autograd.Function):
             *ctx.settings,
         )
         return (gi, gw, gb if ctx.has_bias else None) + (None,) * 9
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> tuple[Tensor | None, ...]:
+        r"""The tangent of a scalar loss :math:`L`: :math:`\langle \nabla_h L, \dot h
+        \rangle + \langle \nabla_W L, \dot W \rangle + \langle \nabla_b L, \dot b
+        \rangle`, the gradients of one backward pass (under ``jacfwd`` one pass for
+        every tangent: the gradients are unbatched). ``'none'`` has no such form (each
+        row's tangent needs its logits' gradient): the functional form raises first."""
+        input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
+        if ctx.settings[2] == "none":  # pragma: no cover (refused by linear_cross_entropy)
+            raise RuntimeError("crossent: no forward-mode rule for reduction='none'")
+        acc = _acc(input.dtype)
+        one = torch.ones((), dtype=acc, device=input.device)
+        tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
+        grads = linear_cross_entropy_backward(one, *tensors, *ctx.settings)
+        total = torch.zeros((), dtype=acc, device=input.device)
+        for g, t in zip(grads, tangents[:3], strict=True):
+            if t is not None and g.numel() > 0:
+                total = total + (g.to(acc) * t.to(acc)).sum()
+        return (total, None, None, None, None, None)
