@@ -384,3 +384,62 @@ def test_vocab_parallel_losses_name_torch_func() -> None:
     h, w = torch.randn(N, D, dtype=torch.float64), torch.randn(C, D, dtype=torch.float64)
     with pytest.raises(InputError, match="vocab_parallel_linear_cross_entropy does not run"):
         func.vmap(lambda x: ct.vocab_parallel_linear_cross_entropy(x, w, y[:1]))(h[:, None])
+
+
+# ------------------------------------------------------------------- vmap's corners
+
+
+def test_class_weights_of_each_example_and_shared_logits() -> None:
+    """Class ids with class weights batched by vmap (one op call an example) and with
+    logits shared across the examples (in_dims None): float64 autograd's."""
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(B, N, C, generator=g, dtype=torch.float64)
+    y = torch.randint(0, C, (B, N), generator=g)
+    w = torch.rand(B, C, generator=g, dtype=torch.float64) + 0.5
+
+    def ours(x: torch.Tensor, t: torch.Tensor, cw: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(x, t, weight=cw, label_smoothing=0.1)
+
+    def oracle(x: torch.Tensor, t: torch.Tensor, cw: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(x, t, weight=cw, label_smoothing=0.1)
+
+    (want,) = _per_example_grads(oracle, (z, y, w), (0,))
+    _close(func.vmap(func.grad(ours))(z, y, w), want, torch.float64)
+    shared = func.vmap(ours, in_dims=(None, 0, None))(z[0], y, w[0])
+    _close(shared, torch.stack([oracle(z[0], y[b], w[0]) for b in range(B)]), torch.float64)
+
+
+def test_distillation_near_and_far_rows_under_vmap() -> None:
+    """A student next to its teacher (rows whose KL the common form cancels: formed
+    again, on every row then picked, as eager per-example calls do) and a row whose
+    gaps pass the float range (an InputError naming vmap: on main PyTorch's
+    data-dependent control-flow error)."""
+    g = torch.Generator().manual_seed(8)
+    v = torch.randn(B, N, C, generator=g, dtype=torch.float64)
+    z = v + 1e-7 * torch.randn(B, N, C, generator=g, dtype=torch.float64)
+
+    def loss(x: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return ct.distillation_loss(x, teacher, reduction="sum")
+
+    eager = torch.stack([loss(z[b], v[b]) for b in range(B)])
+    torch.testing.assert_close(func.vmap(loss)(z, v), eager, rtol=1e-12, atol=0.0)
+    far = z.clone()
+    far[1, 2, :2] = torch.tensor([1e308, -1e308], dtype=torch.float64)
+    with pytest.raises(InputError, match=r"under torch\.func\.vmap a row's distillation loss"):
+        func.vmap(func.grad(loss))(far, v)
+
+
+def test_core_validation_under_vmap_says_validate_false() -> None:
+    """crossent's array-API losses on tensors batched by vmap: the InputTypeError of
+    data that cannot be read (as for jax.jit's tracers), naming ``validate=False``;
+    on main PyTorch's data-dependent control-flow RuntimeError."""
+    from crossent import losses
+    from crossent.errors import InputTypeError
+
+    z, t = torch.randn(B, N, C, dtype=torch.float64), torch.rand(B, N, C, dtype=torch.float64)
+    with pytest.raises(InputTypeError, match="validate=False"):
+        func.vmap(lambda x, s: losses.sigmoid_cross_entropy(x, s))(z, t)
+    rows = func.vmap(lambda x, s: losses.sigmoid_cross_entropy(x, s, validate=False))(z, t)
+    torch.testing.assert_close(
+        rows, torch.stack([losses.sigmoid_cross_entropy(z[b], t[b]) for b in range(B)])
+    )
