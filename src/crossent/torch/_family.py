@@ -8,6 +8,13 @@ whose checks and far and near rows run in a custom op (``_far_distillation``), c
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
 gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
 ``teacher_form`` and ``direction``.
+
+Under ``torch.func.vmap`` (per-example gradients: ``vmap(grad(...))``) a batched tensor
+has no value to read: each function checks vmap's examples first (the generic path on
+the unbatched data, no graph: crossent's errors, an index with the example first),
+then runs the generic path with ``validate=False``; ``distillation_loss`` forms its
+near rows on every row (then picks them) and refuses rows it would form again on the
+host (:func:`._far_distillation.distillation_rows_vmapped`).
 """
 
 from __future__ import annotations

@@ -140,9 +140,7 @@ def cross_entropy(
     InputError
         A class id out of range (naming the row and the value), non-finite logits in
         a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
-        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there);
-        forward-mode AD (``torch.func.jvp``, ``jacfwd``) with class-id targets (the
-        fused op has reverse-mode derivatives only; probability targets support it).
+        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -177,6 +175,13 @@ def cross_entropy(
     overflows the common form (logits near the float range) raises an
     :class:`InputError` (its exact form cannot be batched). Their ``'mean'`` divides
     by the number of rows, as PyTorch's does (0 for no row, as with class ids).
+
+    Under ``torch.func`` (``grad``, ``vmap(grad(...))``, ``jacrev``, ``jvp``,
+    ``jacfwd``) class ids take the op through an ``autograd.Function`` with the same
+    setup and backward (``_ops.LabelsFunction``), whose forward-mode rule is the
+    backward kernel's gradient times the tangent; under ``vmap`` the examples' rows
+    are one op call's rows (a bad class id is named by its example and row). No
+    second derivative there (an error naming the loss): use ``F.cross_entropy``.
 
     Examples
     --------
@@ -346,8 +351,8 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``: reverse
-        mode only).
+        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``) with
+        ``reduction='none'`` (the scalar reductions have a rule).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
@@ -369,7 +374,11 @@ def linear_cross_entropy(
     ``create_graph=True`` (a gradient penalty) raises an error (for one, use
     ``cross_entropy(F.linear(...))``). Nothing of the gradient is computed under
     ``torch.no_grad()``. Gradients accumulate in float32 (float64 for float64 input)
-    and are rounded once to the input dtype.
+    and are rounded once to the input dtype. Under ``torch.func`` the op runs through
+    an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
+    logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
+    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
+    reductions have a forward-mode rule (``jvp``, ``jacfwd``).
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
