@@ -45,9 +45,9 @@ def main() -> None:
         "cross_entropy class ids": lambda: ct.cross_entropy(z, y).backward(),
         "cross_entropy probs": lambda: ct.cross_entropy(z, t).backward(),
         "linear_cross_entropy": lambda: ct.linear_cross_entropy(h, w, y).backward(),
-        "binary_cross_entropy_with_logits": lambda: (
-            ct.binary_cross_entropy_with_logits(z, t).backward()
-        ),
+        "binary_cross_entropy_with_logits": lambda: ct.binary_cross_entropy_with_logits(
+            z, t
+        ).backward(),
     }
     print("| call (fwd+bwd, float32, 1 thread) | CPU us / call |")
     print("|---|---:|")
