@@ -41,15 +41,11 @@ pytestmark = pytest.mark.distributed
 @pytest.fixture
 def tracing(tmp_path: Path) -> Iterator[None]:
     """A one-rank group, with the losses believing they are being traced."""
-    from crossent.torch import _vocab_parallel
-
-    with one_rank_group(str(tmp_path)):
-        _vocab_parallel._SIZES.clear()
-        try:
-            with mock.patch("torch.compiler.is_compiling", return_value=True):
-                yield
-        finally:
-            _vocab_parallel._SIZES.clear()
+    with (
+        one_rank_group(str(tmp_path)),
+        mock.patch("torch.compiler.is_compiling", return_value=True),
+    ):
+        yield
 
 
 def _logit_loss(z: torch.Tensor, y: torch.Tensor, **options: object) -> torch.Tensor:
