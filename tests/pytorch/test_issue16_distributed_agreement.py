@@ -207,7 +207,8 @@ def _worker(rank: int, world: int, cases: tuple[str, ...]) -> None:
         "vocab_parallel": lambda: _vocab_parallel_cases(rank, group),
         "mixed_calls": lambda: _mixed_calls(rank, group),
         "still_works": lambda: _still_works(rank, group),
-        "group_elsewhere": lambda: _group_elsewhere(rank, group),  # last: it leaves a timed-out group
+        # last: it leaves a timed-out group
+        "group_elsewhere": lambda: _group_elsewhere(rank, group),
     }
     for case in cases:
         functions[case]()
