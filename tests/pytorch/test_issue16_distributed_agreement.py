@@ -90,63 +90,97 @@ def _linear(rank: int, group: Any, *, features: int = 4, grad: bool = True) -> A
     return loss
 
 
-def _vocab_parallel_cases(rank: int, group: Any) -> None:
+def _vocab_parallel_cases(rank: int, group: Any, only: str | None = None) -> None:
+    """One rank differs from the others in each case (``only``: that case alone)."""
     from crossent.errors import InputError, InputTypeError
 
+    cases: dict[str, Callable[[], None]] = {}
+
     # Another number of rows on rank 2 (main: gloo aborted every rank).
-    _raises(
-        InputError,
-        r"disagree on the number of rows \(rank 0: 5; rank 2: 4\); it must be the same",
-        lambda: _ce(
-            rank,
-            group,
-            logits=_logits(rank, 4 if rank == 2 else ROWS),
-            target=_labels(4 if rank == 2 else ROWS),
-        ),
-    )
+    def rows() -> None:
+        _raises(
+            InputError,
+            r"disagree on the number of rows \(rank 0: 5; rank 2: 4\); it must be the same",
+            lambda: _ce(
+                rank,
+                group,
+                logits=_logits(rank, 4 if rank == 2 else ROWS),
+                target=_labels(4 if rank == 2 else ROWS),
+            ),
+        )
+
+    cases["rows"] = rows
+
     # Label smoothing on rank 1 only (main: abort, the SUM buffers had 3N+1 and 4N+1).
-    _raises(
-        InputError,
-        r"disagree on the options \(rank 0: .*label_smoothing=0\.0.*; rank 1: .*"
-        r"label_smoothing=0\.1",
-        lambda: _ce(rank, group, label_smoothing=0.1 if rank == 1 else 0.0),
-    )
+    def smoothing() -> None:
+        _raises(
+            InputError,
+            r"disagree on the options \(rank 0: .*label_smoothing=0\.0.*; rank 1: .*"
+            r"label_smoothing=0\.1",
+            lambda: _ce(rank, group, label_smoothing=0.1 if rank == 1 else 0.0),
+        )
+
+    cases["smoothing"] = smoothing
+
     # Other labels on rank 0 (main: a loss, wrong, without an error).
-    other = _labels()
-    other[1] = 4
-    _raises(
-        InputError,
-        r"disagree on `target` \(the labels\) \(ranks 1, 2 differ from rank 0\)",
-        lambda: _ce(rank, group, target=other if rank == 0 else _labels()),
-    )
+    def labels() -> None:
+        other = _labels()
+        other[1] = 4
+        _raises(
+            InputError,
+            r"disagree on `target` \(the labels\) \(ranks 1, 2 differ from rank 0\)",
+            lambda: _ce(rank, group, target=other if rank == 0 else _labels()),
+        )
+
+    cases["labels"] = labels
+
     # A float target on rank 1 only: its InputTypeError on every rank (main: others waited).
-    _raises(
-        InputTypeError,
-        r"^vocab_parallel_cross_entropy: on rank 1 of the group, `target` must hold integer",
-        lambda: _ce(rank, group, target=_labels().double() if rank == 1 else _labels()),
-    )
+    def float_target() -> None:
+        _raises(
+            InputTypeError,
+            r"^vocab_parallel_cross_entropy: on rank 1 of the group, `target` must hold integer",
+            lambda: _ce(rank, group, target=_labels().double() if rank == 1 else _labels()),
+        )
+
+    cases["float_target"] = float_target
+
     # A negative class weight on rank 2 only.
-    weight = torch.ones(sum(SIZES), dtype=torch.float64)
-    bad = weight.clone()
-    bad[3] = -1.0
-    _raises(
-        InputError,
-        r"on rank 2 of the group, `weight` must be finite and non-negative",
-        lambda: _ce(rank, group, weight=bad if rank == 2 else weight),
-    )
+    def class_weight() -> None:
+        weight = torch.ones(sum(SIZES), dtype=torch.float64)
+        bad = weight.clone()
+        bad[3] = -1.0
+        _raises(
+            InputError,
+            r"on rank 2 of the group, `weight` must be finite and non-negative",
+            lambda: _ce(rank, group, weight=bad if rank == 2 else weight),
+        )
+
+    cases["class_weight"] = class_weight
+
     # The linear loss: other features on rank 0 (main: the backward's all-reduce aborted).
-    _raises(
-        InputError,
-        r"vocab_parallel_linear_cross_entropy: .*disagree on the features of `input` "
-        r"\(rank 0: 3; rank 1: 4; rank 2: 4\)",
-        lambda: _linear(rank, group, features=3 if rank == 0 else 4),
-    )
+    def features() -> None:
+        _raises(
+            InputError,
+            r"vocab_parallel_linear_cross_entropy: .*disagree on the features of `input` "
+            r"\(rank 0: 3; rank 1: 4; rank 2: 4\)",
+            lambda: _linear(rank, group, features=3 if rank == 0 else 4),
+        )
+
+    cases["features"] = features
+
     # `input` requires grad on rank 1 only (main: rank 1 alone in the backward's all-reduce).
-    _raises(
-        InputError,
-        r"disagree on whether `input` requires grad \(rank 0: False; rank 1: True\)",
-        lambda: _linear(rank, group, grad=rank == 1),
-    )
+    def requires_grad() -> None:
+        _raises(
+            InputError,
+            r"disagree on whether `input` requires grad \(rank 0: False; rank 1: True\)",
+            lambda: _linear(rank, group, grad=rank == 1),
+        )
+
+    cases["requires_grad"] = requires_grad
+
+    for name, case in cases.items():
+        if only in (None, name):
+            case()
 
 
 def _mixed_calls(rank: int, group: Any) -> None:
@@ -211,7 +245,10 @@ def _worker(rank: int, world: int, cases: tuple[str, ...]) -> None:
         "group_elsewhere": lambda: _group_elsewhere(rank, group),
     }
     for case in cases:
-        functions[case]()
+        if case.startswith("vocab_parallel:"):  # one of its cases alone
+            _vocab_parallel_cases(rank, group, case.split(":")[1])
+        else:
+            functions[case]()
 
 
 ALL_CASES = ("vocab_parallel", "mixed_calls", "still_works", "group_elsewhere")

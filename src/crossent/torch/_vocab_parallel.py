@@ -194,11 +194,13 @@ class _Layout:
         return sum(self.sizes)
 
 
-def _resolve(group: Any, function: str) -> tuple[Any, int]:
+def _resolve(group: Any, function: str, problem: Exception | None) -> tuple[Any, int]:
     """The process group (default: the world) and this process's rank in it; an error on
-    this process only when there is none, or it is not a member (see the module
-    docstring: that cannot be shared)."""
+    this process only when there is none (``problem`` first, this rank's own), or it is
+    not a member (see the module docstring: that cannot be shared)."""
     if not (dist.is_available() and dist.is_initialized()):
+        if problem is not None:
+            raise problem
         raise InputError(
             "vocab-parallel losses need an initialised torch.distributed process group; "
             "call torch.distributed.init_process_group first (e.g. under torchrun)"
@@ -1047,7 +1049,6 @@ def vocab_parallel_cross_entropy(
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
     name = "vocab_parallel_cross_entropy"
-    group, rank = _resolve(group, name)
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
         opts = call_options(
@@ -1066,6 +1067,7 @@ def vocab_parallel_cross_entropy(
         fields.append(Field("slice width", z.shape[1], same=False))
     except Exception as error:  # any failure: the agreement raises it on every rank
         problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
     rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
@@ -1147,7 +1149,6 @@ def vocab_parallel_linear_cross_entropy(
     second derivative, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
-    group, rank = _resolve(group, name)
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
         opts = call_options(
@@ -1186,6 +1187,7 @@ def vocab_parallel_linear_cross_entropy(
         ]
     except Exception as error:  # any failure: the agreement raises it on every rank
         problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
     rows = _VocabParallelLinearCE.apply(
