@@ -54,7 +54,15 @@ import torch.distributed as dist
 
 from ..errors import CrossentError, InputError, InputTypeError
 
-__all__: list[str] = []
+__all__ = [
+    "RECORD",
+    "Field",
+    "exchange",
+    "fingerprint",
+    "message_device",
+    "rank_in",
+    "tensor_digest",
+]
 
 #: int64 slots of each rank's record (fixed, whatever the function).
 RECORD = 16
