@@ -27,9 +27,11 @@ case after :data:`SHORT_TIMEOUT`), and ``run_spawned`` kills the ranks after
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -258,6 +260,28 @@ def test_issue16_one_rank_differs_every_rank_raises() -> None:
     run_spawned(_worker, 3, ALL_CASES, timeout=SPAWN_TIMEOUT)
 
 
+def test_issue16_tensor_digest_equals_a_numpy_oracle() -> None:
+    """The labels' fingerprint: exact int64 sums of the bytes' 16-bit words (a Python-int
+    oracle), changed by a swap of two rows; the same for a copy."""
+    from crossent.torch._agreement import fingerprint, tensor_digest
+
+    rng = np.random.default_rng(16)
+    labels = rng.integers(-(2**62), 2**62, size=1001)
+    labels[:3] = [-100, 0, 2**63 - 1]
+    words = labels.astype("<i8").view("<i2").astype(object)
+    weights = [(40503 * j + 1) % 2**16 for j in range(words.size)]
+    want = [int(sum(words)), int(sum(w * u for w, u in zip(weights, words, strict=True)))]
+    got = tensor_digest(torch.tensor(labels))
+    assert got.tolist() == want
+    assert tensor_digest(torch.tensor(labels).clone()).tolist() == want
+    swapped = labels.copy()
+    swapped[[4, 5]] = swapped[[5, 4]]
+    assert tensor_digest(torch.tensor(swapped)).tolist() != want
+    # BLAKE2b's first 8 bytes, little-endian: the same in every process (not Python's hash).
+    digest = hashlib.blake2b(b"abc", digest_size=8).digest()
+    assert fingerprint("abc") == int.from_bytes(digest, "little", signed=True)
+
+
 if __name__ == "__main__":  # one case at a time (to check each against main's code)
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     run_spawned(_worker, 3, tuple(sys.argv[1:]), timeout=SPAWN_TIMEOUT)
