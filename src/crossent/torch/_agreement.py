@@ -110,14 +110,6 @@ class Field:
     def slots(self) -> int:
         return 1 if isinstance(self.value, int) else 2
 
-    def record(self, device: torch.device) -> torch.Tensor:
-        """The field's slots (int64, on ``device``)."""
-        if isinstance(self.value, int):
-            return torch.tensor([self.value], dtype=torch.int64, device=device)
-        if self.value is None:
-            return torch.zeros(2, dtype=torch.int64, device=device)
-        return tensor_digest(self.value).to(device)
-
 
 def message_device(group: Any) -> torch.device:
     """Where the records live: the current GPU for NCCL, else the CPU."""
@@ -164,12 +156,18 @@ def exchange(
     world = dist.get_world_size(group)
     if world == 1 and problem is not None:  # no other rank to tell
         raise problem
-    head = [fingerprint(function), int(problem is not None)]
-    parts = [torch.tensor(head, dtype=torch.int64, device=device)]
-    if problem is None:
-        parts += [f.record(device) for f in fields]
-    record = torch.cat(parts)
-    record = torch.cat([record, record.new_zeros(RECORD - record.numel())])
+    values = [fingerprint(function), int(problem is not None)]
+    digests: list[tuple[int, torch.Tensor]] = []
+    for f in fields if problem is None else ():
+        if isinstance(f.value, int):
+            values.append(f.value)
+            continue
+        if f.value is not None:
+            digests.append((len(values), f.value))
+        values += [0, 0]
+    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
+    for at, tensor in digests:  # computed on the tensor's device, then one copy
+        record[at : at + 2] = tensor_digest(tensor)
     table = [torch.empty_like(record) for _ in range(world)]
     try:
         dist.all_gather(table, record, group=group)

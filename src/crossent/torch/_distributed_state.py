@@ -97,7 +97,7 @@ def _layout(state: EvaluationState) -> list[Field]:
     described = f"{state.classes} classes, {state.spec}, keep={state.keep}, entropy={state.entropy}"
     words = "`state` (cannot merge states with different classes, binning, `keep` or `entropy`)"
     key = repr((state.classes, state.spec, state.keep, state.entropy))
-    length = int(_pack(state).size)
+    length = 5 + 2 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
     return [
         Field(words, fingerprint(key), described),
         # Exactly the sizes of the next two collectives (also under a fingerprint collision).
