@@ -1,4 +1,4 @@
-"""Issue 16: the cost of the agreement (one all-gather of 16 integers a rank), A/B on gloo ranks.
+"""Issue 13: the cost of the agreement (one all-gather of 16 integers a rank), A/B on gloo ranks.
 
     PYTHONPATH=src python benchmarks/bench_distributed_agreement_ab.py --base OTHER/src
         [--ranks 2] [--rounds 7]

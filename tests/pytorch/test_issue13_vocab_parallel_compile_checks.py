@@ -15,7 +15,7 @@ return True, the branch a trace takes, on a one-rank gloo group in this process;
 real compiled call of each loss runs in a subprocess with a time limit when
 CROSSENT_REAL_COMPILE is set (10-30 s each on a loaded 2-core machine: opt-in for time).
 
-Issue 16: those real compiled calls sometimes hung (4 of 10 runs on main at fa36995). Our
+Issue 13: those real compiled calls sometimes hung (4 of 10 runs on main at fa36995). Our
 part: the slice sizes' ``all_gather`` of a *constant* tensor (``torch.tensor([width])``)
 was traced, and fake-tensor constant propagation ran it for real while dynamo traced,
 under the Python dispatcher: the main thread then waited in ``c10d::wait_tensor``
@@ -185,7 +185,7 @@ _COMPILED = textwrap.dedent(
 @pytest.mark.skipif(
     "CROSSENT_REAL_COMPILE" not in os.environ,
     reason="real torch.compile over gloo: 10-30 s a call (set CROSSENT_REAL_COMPILE=1 to "
-    "run); the hang it sometimes met is fixed (issue 16, see the module docstring)",
+    "run); the hang it sometimes met is fixed (issue 13, see the module docstring)",
 )
 @pytest.mark.parametrize("loss", ["logits", "linear"])
 def test_issue13_compiled_call_refuses_a_bad_label(loss: str, tmp_path: Path) -> None:
@@ -200,7 +200,7 @@ def test_issue13_compiled_call_refuses_a_bad_label(loss: str, tmp_path: Path) ->
             timeout=120,
             check=False,
         )
-    except subprocess.TimeoutExpired:  # issue 16: the deadlock of the module docstring
+    except subprocess.TimeoutExpired:  # issue 13: the deadlock of the module docstring
         pytest.fail("torch.compile over gloo did not finish within 120 s")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "InputError: `target` must be integers in [0, 5)" in done.stdout, done.stdout

@@ -59,7 +59,7 @@ def _check(name: str, got: Any, want: Any, tol: float, atol: float = 0.0) -> Non
 
 class _Collectives:
     """Checks a forward's collectives: the agreement's all-gather (16 integers a rank, which
-    also gives the slice sizes on every call, issue 16) and two all-reduces."""
+    also gives the slice sizes on every call, issue 13) and two all-reduces."""
 
     def forward(self, mode: Any, label: str, classes: int, weighted: bool) -> None:
         want = {"allgather_": 1, "allreduce_": 2}

@@ -30,7 +30,7 @@ labels and of the class weights, and for the linear loss the features and whethe
 ``input`` needs a gradient (which decides the backward's collective). A failed check or
 a difference on any rank raises the same :class:`~crossent.errors.InputError` on every
 rank, naming the rank(s) and the values, before any collective whose size depends on the
-data (issue 16: one rank's bad argument raised there and left the others waiting; a
+data (issue 13: one rank's bad argument raised there and left the others waiting; a
 different number of rows, or label smoothing on one rank only, sent collectives of
 different sizes, which gloo answers by aborting the processes; different labels gave a
 wrong loss without an error). Then each rank summarises its slice per row against its
@@ -57,8 +57,8 @@ its tiny log-partition. The flag entry counts NaN and ``+inf`` logits on every r
 value on one rank raises the same :class:`~crossent.errors.InputError` on all of them (no
 rank is left waiting in a collective).
 
-**Slice sizes** come from the agreement's records, on every call (before issue 16 they
-were cached per group and re-checked inside the MAX all-reduce: one collective less, but
+**Slice sizes** come from the agreement's records, on every call (they used to be
+cached per group and re-checked inside the MAX all-reduce: one collective less, but
 no rank could tell that the others' rows or options differed from its own).
 
 **Backward: no collectives** for :func:`vocab_parallel_cross_entropy`: each rank writes the

@@ -1,4 +1,4 @@
-"""Issue 16: distributed calls where one rank differs raise the same error on every rank.
+"""Issue 13: distributed calls where one rank differs raise the same error on every rank.
 
 Bugs pinned (on main at fa36995, each case alone):
 
@@ -256,11 +256,11 @@ def _worker(rank: int, world: int, cases: tuple[str, ...]) -> None:
 ALL_CASES = ("vocab_parallel", "mixed_calls", "still_works", "group_elsewhere")
 
 
-def test_issue16_one_rank_differs_every_rank_raises() -> None:
+def test_issue13_one_rank_differs_every_rank_raises() -> None:
     run_spawned(_worker, 3, ALL_CASES, timeout=SPAWN_TIMEOUT)
 
 
-def test_issue16_tensor_digest_equals_a_numpy_oracle() -> None:
+def test_issue13_tensor_digest_equals_a_numpy_oracle() -> None:
     """The labels' fingerprint: exact int64 sums of the bytes' 16-bit words (a Python-int
     oracle), changed by a swap of two rows; the same for a copy."""
     from crossent.torch._agreement import fingerprint, tensor_digest
