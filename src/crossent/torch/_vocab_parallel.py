@@ -129,6 +129,7 @@ from ._arguments import (
     CallOptions,
     call_options,
     check_chunk_size,
+    check_not_transformed,
     check_one_dtype,
     check_weight_not_differentiated,
     first_order_only,
@@ -1049,6 +1050,7 @@ def vocab_parallel_cross_entropy(
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
     name = "vocab_parallel_cross_entropy"
+    check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
         opts = call_options(
@@ -1149,6 +1151,7 @@ def vocab_parallel_linear_cross_entropy(
     second derivative, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
+    check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
         opts = call_options(
