@@ -422,7 +422,7 @@ def _cat(parts: list[_Local]) -> _Local:
 
 @dataclass
 class _Rows:
-    """The global per-row statistics, identical on every rank after the two collectives."""
+    """The global per-row statistics, identical on every rank after the MAX and SUM."""
 
     m: Tensor  # max_c of the capped logits (undivided by T)
     ell: Tensor  # in the work dtype, as m
