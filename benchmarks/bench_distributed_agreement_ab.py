@@ -8,8 +8,9 @@ each tree's ``_vocab_parallel`` and ``_distributed_state`` loaded side by side i
 spawned gloo ranks (``_machine.modules_beside``; one torch thread a rank, CPU): the
 forward of :func:`vocab_parallel_cross_entropy` (float32 logits, no gradient) at a small
 size, where the collectives' latency is the whole cost, and a larger one, and
-:func:`all_reduce_state` (100 classes, ``keep=10``). Wall-clock medians
-(``_machine.interleaved_wall_medians``) of ``--rounds`` turns of a batch of calls; every
+:func:`all_reduce_state` (100 classes, ``keep=10``). Medians over ``--rounds`` turns of a
+batch of calls (the trees interleaved, after one warm-up batch each) of the wall clock
+and of the calling thread's CPU time (the waiting in collectives is wall, not CPU); every
 rank runs the same turns, rank 0 prints the table.
 """
 
@@ -18,13 +19,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import socket
+import statistics
+import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from _machine import cpu_name, interleaved_wall_medians, modules_beside
+from _machine import cpu_name, modules_beside
 
 #: (rows, classes per rank, calls per timed batch) of the vocab-parallel cases.
 SIZES = ((16, 128, 200), (1024, 8000, 5))
@@ -69,15 +72,30 @@ def _rank(rank: int, world: int, port: int, base: str, rounds: int) -> None:
                 st.all_reduce_state(state)  # type: ignore[attr-defined]
 
         calls[("all_reduce_state 100 classes keep=10 x100", name)] = merge
-    medians = interleaved_wall_medians(calls, rounds)
+    wall: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+    cpu: dict[tuple[str, str], list[float]] = {key: [] for key in calls}
+    for fn in calls.values():
+        fn()
+    for _ in range(rounds):
+        for key, fn in calls.items():
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            fn()
+            wall[key].append(time.perf_counter() - start)
+            cpu[key].append(time.thread_time() - start_cpu)
     if rank == 0:
         print(f"{world} gloo ranks on one machine ({cpu_name()}), 1 torch thread a rank")
-        print("| case | base (s) | this (s) | this - base per call (us) |")
-        print("|---|---|---|---|")
+        print(
+            "| case | wall base / this (s) | per call (us) | CPU base / this (s) | per call (us) |"
+        )
+        print("|---|---|---|---|---|")
         for case in dict.fromkeys(c for c, _ in calls):
             n = int(case.rsplit("x", 1)[1])
-            a, b = medians[(case, "base")], medians[(case, "this")]
-            print(f"| {case} | {a:.4f} | {b:.4f} | {(b - a) / n * 1e6:+.0f} |")
+            row = f"| {case} "
+            for table in (wall, cpu):
+                a = statistics.median(table[(case, "base")])
+                b = statistics.median(table[(case, "this")])
+                row += f"| {a:.4f} / {b:.4f} | {(b - a) / n * 1e6:+.0f} "
+            print(row + "|")
     dist.destroy_process_group()
 
 
