@@ -33,6 +33,7 @@ from ._ops import (
     softmax_ce_labels,
     softmax_ce_probs,
 )
+from ._targets import check_targets_eagerly
 from ._reduction import label_weight_sum, weighted_mean
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -288,8 +289,12 @@ def _cross_entropy_probs(
         # a time, autograd saving only the logits and the targets (_launch).
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
-        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed())[0].reshape(t.shape[:-1])
+        # The op checks the targets (on the CPU, under torch.compile too).
+        batch_shape = list(t.shape[:-1])
+        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed(), batch_shape)[0]
+        rows = rows.reshape(t.shape[:-1])
     else:
+        check_targets_eagerly(target)
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)
         w = None if weight is None else weight.to(acc)

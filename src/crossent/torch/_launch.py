@@ -54,7 +54,7 @@ import torch
 from .._checks import row_offset
 from ..errors import InputError
 from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
-from . import _backend
+from . import _backend, _targets
 from ._arguments import examples
 
 __all__ = [
@@ -666,7 +666,12 @@ def _float64_blocks(
 
 
 def target_forward(
-    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    bad: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Float64 per-row losses of probability targets (rows x classes), the operations of
     :func:`target_rows` in float64 a block of rows at a time (the same values), and the
@@ -678,32 +683,54 @@ def target_forward(
     :math:`\ell` is read off the log-softmax at each row's maximum, :math:`\sigma_j -
     \log p_j` (its argument found on ``z`` as stored, the order of :math:`\sigma`'s):
     one pass over ``z``, not the backward's log-sum-exp of its float64 block.
+
+    ``bad`` (bool, one entry a row), if given, receives each row's flag of
+    :func:`crossent.torch._targets.bad_rows` (targets that are no probability vector),
+    formed on the block's float64 targets the forward makes anyway; the caller reads
+    the flags once.
     """
     rows = torch.empty(z.shape[0], dtype=torch.float64)
     ell = torch.empty(z.shape[0], dtype=torch.float64)
     blocks, w = _float64_blocks(z, weight)
+    tol = None if bad is None else _targets.tolerance(t.dtype, t.shape[-1])
     with torch.no_grad():
         for start, stop in blocks:
             rows[start:stop], ell[start:stop] = _target_forward_block(
-                z[start:stop], t[start:stop], w, opts
+                z[start:stop],
+                t[start:stop],
+                w,
+                opts,
+                bad=None if bad is None else bad[start:stop],
+                tol=tol,
             )
     return rows, ell
 
 
 def _target_forward_block(
-    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    bad: torch.Tensor | None = None,
+    tol: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_forward` on one block of rows; its float64 temporaries die with it.
     A row whose loss came out ``inf`` is formed again by :func:`_far_rows`: float32
     logits cannot make :math:`c - m` overflow float64, but :math:`(c - m)/T` can for a
     tiny :math:`T`, where a smoothed target :math:`\varepsilon/C` weighs it finitely."""
+    t64 = t.double()
+    if bad is not None and tol is not None:
+        bad.copy_(_targets.bad_rows(t64, tol))
     rows, shifted, log_p = _target_rows_and_softmax(
-        z.to(torch.float64, copy=True), t.double(), weight, opts, overwrite=True
+        z.to(torch.float64, copy=True), t64, weight, opts, overwrite=True
     )
     # sigma is nondecreasing in z: its maximum is at z's.
     at = z.argmax(-1, keepdim=True)
     ell = (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
-    far = _infinite_at(rows)
+    # A flagged row (the op raises for it) is not formed again: an infinite target has
+    # no exact form.
+    far = _infinite_at(rows if bad is None else torch.where(bad, 0.0, rows))
     if far is not None:
         rows[far] = _far_target_rows(z[far].double(), t[far].double(), weight, opts)
     return rows, ell

@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from . import _backend, _launch
+from . import _backend, _launch, _targets
 from ._arguments import first_order_only
 from ._labels import check_class_ids
 from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
@@ -358,16 +358,33 @@ class LabelsFunction(torch.autograd.Function):
 
 @torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
 def softmax_ce_probs(
-    logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    options: list[float],
+    batch_shape: list[int] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Float64 per-row losses of probability ``targets`` (rows x classes) under ``logits``
     (the float64 operations of :func:`crossent.torch._launch.target_rows`, by blocks)
     and the rows' float64 log-partitions of the shifted tempered logits
     (``_launch._capped_logits``' sigma; the op's ``lse``).
 
+    The targets are checked as the NumPy API checks them (:mod:`crossent.torch._targets`:
+    finite, in [0, 1], each row's sum within the row-sum tolerance of 1), each block's
+    per-row flags formed on the float64 targets the forward makes anyway, then read
+    once: an :class:`InputError` naming the row by its index in ``batch_shape`` (the
+    caller's batch shape; None: the flat row) and the value. On data in host memory,
+    so under ``torch.compile`` too (as the class ids of ``softmax_ce_labels``).
+
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
+    ``batch_shape`` (trailing, default None) names rows only: a graph cached with the
+    four-argument call replays unchanged, so the op keeps its name.
     """
-    return _launch.target_forward(logits, targets, weight, _backend.unpack(options))
+    bad = torch.empty(targets.shape[0], dtype=torch.bool)
+    out = _launch.target_forward(logits, targets, weight, _backend.unpack(options), bad=bad)
+    shape = None if batch_shape is None else tuple(batch_shape)
+    _targets.raise_bad_row(targets, bad, batch_shape=shape, storage_dtype=targets.dtype)
+    return out
 
 
 @softmax_ce_probs.register_fake
@@ -400,7 +417,7 @@ def _softmax_ce_probs_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) -
 
 
 def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    logits, targets, weight, options = inputs
+    logits, targets, weight, options = inputs[:4]
     lse = output[1]
     ctx.save_for_backward(logits, targets, weight, lse)
     ctx.mark_non_differentiable(lse)
@@ -414,7 +431,7 @@ def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any
         grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
             grad = _twice_differentiable(grad, grad_rows, logits, targets, weight, ctx.options)
-    return (grad, None, None, None)
+    return (grad, None, None, None, None)
 
 
 def _twice_differentiable(
@@ -479,11 +496,13 @@ def _probs_vmap(
     targets: Tensor,
     weight: Tensor | None,
     options: list[float],
+    batch_shape: list[int] | None = None,
 ) -> tuple[tuple[Tensor, Tensor], tuple[int, int]]:
     """``torch.func.vmap`` of :func:`softmax_ce_probs`: the examples' rows as one op's
     rows (each row's values are its own: the same numbers, one call; PyTorch's
     fallback called the op once an example, with a performance warning). Class
-    weights of each example (batched): one call an example."""
+    weights of each example (batched): one call an example. A bad target row is named
+    by its example and its row."""
     size = info.batch_size
 
     def batch_first(x: Tensor, dim: int | None) -> Tensor:
@@ -492,13 +511,14 @@ def _probs_vmap(
     z, t = batch_first(logits, in_dims[0]), batch_first(targets, in_dims[1])
     if weight is not None and in_dims[2] is not None:
         w = weight.movedim(in_dims[2], 0)
-        each = [softmax_ce_probs(z[b], t[b], w[b], options) for b in range(size)]
+        each = [softmax_ce_probs(z[b], t[b], w[b], options, batch_shape) for b in range(size)]
         rows, lse = (torch.stack(parts) for parts in zip(*each, strict=True))
         return (rows, lse), (0, 0)
     n, classes = z.shape[1], z.shape[2]
     flat_z = z.reshape(size * n, classes).contiguous()
     flat_t = t.reshape(size * n, classes).contiguous()
-    rows, lse = softmax_ce_probs(flat_z, flat_t, weight, options)
+    shape = [size, *(batch_shape if batch_shape is not None else [n])]
+    rows, lse = softmax_ce_probs(flat_z, flat_t, weight, options, shape)
     return (rows.reshape(size, n), lse.reshape(size, n)), (0, 0)
 
 

@@ -1,0 +1,118 @@
+r"""Probability targets as the NumPy API checks them: finite, in [0, 1], rows summing to 1.
+
+The rules and the tolerance are :func:`crossent._checks.check_distribution`'s (a row
+sum :math:`S_i` may differ from 1 by :func:`crossent._checks.row_sum_tolerance` of the
+targets' own dtype and the number of classes), applied to each row of ``(rows,
+classes)`` targets in two reductions: per row, the extremes and the float64 sum,
+
+.. math::
+
+    \mathrm{bad}_i = \neg\big(\min_c t_{ic} \ge 0 \;\wedge\; \max_c t_{ic} \le 1
+        \;\wedge\; |S_i - 1| \le \tau\big),
+
+false for a NaN (every comparison with NaN is false) and for an infinity (the sum is not
+finite). :func:`bad_rows` forms those flags (a block of rows at a time inside
+``crossent::softmax_ce_probs_v3``' forward, on data in host memory, so the check runs
+under ``torch.compile(fullgraph=True)`` too); :func:`raise_bad_row` reads them once and,
+only for a flagged batch, writes the :class:`InputError` naming the argument, the row in
+the caller's layout and the value. :func:`check_targets_eagerly` is the same check of
+whole tensors for the generic path (off the CPU, targets that require grad,
+``torch.func``), eagerly only, as ``_labels.check_class_ids_off_cpu``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .._checks import _tolerance
+from ..errors import InputError
+from ._arguments import examples
+
+__all__ = ["bad_rows", "check_targets_eagerly", "raise_bad_row", "tolerance"]
+
+
+def tolerance(dtype: torch.dtype, classes: int) -> float:
+    """:func:`crossent._checks.row_sum_tolerance` of targets stored in ``dtype``."""
+    return _tolerance(torch.finfo(dtype), classes)
+
+
+def bad_rows(t: torch.Tensor, tol: float) -> torch.Tensor:
+    """Per-row flags (bool, shape ``t.shape[:-1]``) of rows (classes last, float64 or the
+    widest type the device has) that are no probability vector within ``tol``."""
+    if t.shape[-1] == 0:
+        return torch.ones(t.shape[:-1], dtype=torch.bool, device=t.device)
+    lo, hi = torch.aminmax(t, dim=-1)
+    total = t.sum(-1)
+    return ~((lo >= 0) & (hi <= 1) & ((total - 1).abs() <= tol))
+
+
+def raise_bad_row(
+    t: torch.Tensor,
+    flags: torch.Tensor,
+    *,
+    batch_shape: tuple[int, ...] | None,
+    storage_dtype: torch.dtype,
+    name: str = "target",
+) -> None:
+    """Raise :class:`InputError` for the first flagged row of ``t`` (rows x classes, any
+    floating dtype), naming it by its index in ``batch_shape`` (the caller's batch shape,
+    class axis 1 removed; None: the flat row) and the offending value; return where no
+    row is flagged (the one read of the flags)."""
+    if not bool(flags.any()):
+        return
+    classes = t.shape[-1]
+    flat = int(torch.argmax(flags.reshape(-1).to(torch.int8)))
+    shape = (t.shape[0],) if batch_shape is None else tuple(batch_shape)
+    row = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), shape))
+    where = str(row[0]) if len(row) == 1 else str(row)
+    values = t.reshape(-1, classes)[flat].to(torch.float64)
+
+    def entry(mask: torch.Tensor) -> tuple[str, float]:
+        c = int(torch.argmax(mask.to(torch.int8)))
+        index = (row[0], c, *row[1:])
+        return str(index), float(values[c])
+
+    if bool(torch.isnan(values).any()):
+        at, _ = entry(torch.isnan(values))
+        raise InputError(f"`{name}` contains NaN at index {at} (row {where})")
+    if bool(torch.isinf(values).any()):
+        at, value = entry(torch.isinf(values))
+        raise InputError(f"`{name}` must be finite; got {value} at index {at} (row {where})")
+    if bool((values < 0).any()):
+        at, value = entry(values < 0)
+        raise InputError(
+            f"`{name}` must be non-negative (probabilities); got {value!r} at index {at} "
+            f"(row {where})"
+        )
+    if bool((values > 1).any()):
+        at, value = entry(values > 1)
+        raise InputError(
+            f"`{name}` must be probabilities in [0, 1]; got {value!r} at index {at} "
+            f"(row {where})"
+        )
+    total = float(values.sum())
+    tol = tolerance(storage_dtype, classes)
+    raise InputError(
+        f"`{name}` must sum to 1 along the class axis 1; row {where} sums to {total!r} "
+        f"(|error| {abs(total - 1):.3g} > tolerance {tol:.3g} for {storage_dtype} with "
+        f"{classes} classes). crossent never renormalises silently: normalise it first "
+        f"({name} / {name}.sum(1, keepdim=True))"
+    )
+
+
+def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None:
+    """The check of probability ``target`` (the caller's layout, classes on axis 1) for
+    the generic path, in eager calls only (never while Dynamo traces: a data-dependent
+    branch; off the CPU a device sync). Under ``torch.func`` every example's values
+    (``_arguments.examples``; the row then names the example first)."""
+    if torch.compiler.is_compiling():
+        return
+    values, _ = examples(target.detach())
+    axis = values.ndim - target.ndim + 1  # vmap's example axes lead
+    rows = values.movedim(axis, -1)
+    if rows.numel() == 0:
+        return
+    wide = torch.float32 if rows.device.type == "mps" else torch.float64
+    flat = rows.reshape(-1, rows.shape[-1])
+    flags = bad_rows(flat.to(wide), tolerance(target.dtype, rows.shape[-1]))
+    raise_bad_row(flat, flags, batch_shape=tuple(rows.shape[:-1]), storage_dtype=target.dtype)
