@@ -51,9 +51,14 @@ What is checked where:
   or an all ``-inf`` row (``cross_entropy``), non-finite logits per row
   (``linear_cross_entropy``), in the rows that count only (an ignored row's logits,
   or hidden states, are never used: its loss and gradient are 0, also where they
-  hold a NaN or an infinity); class weights finite and non-negative (eagerly);
-* on other devices, the class-id check runs eagerly only (it costs a device sync),
-  and not while compiling; no data check happens inside the ops there.
+  hold a NaN or an infinity); probability targets finite, in [0, 1], rows summing
+  to 1 within the NumPy API's tolerance (``crossent::softmax_ce_probs_v3``: per-row
+  flags formed in its float64 pass, read once; ``_targets``); class weights finite
+  and non-negative (eagerly);
+* on other devices, and for probability targets on the generic path (targets that
+  require grad, ``torch.func``), the class-id and the probability-target checks run
+  eagerly only (off the CPU they cost a device sync), and not while compiling; no
+  data check happens inside the ops there.
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
 fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU

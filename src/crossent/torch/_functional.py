@@ -33,8 +33,8 @@ from ._ops import (
     softmax_ce_labels,
     softmax_ce_probs,
 )
-from ._targets import check_targets_eagerly
 from ._reduction import label_weight_sum, weighted_mean
+from ._targets import check_targets_eagerly
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
 
@@ -107,7 +107,10 @@ def cross_entropy(
         computed in float32.
     target : Tensor
         Class ids of shape (), (N) or (N, d1, ...), any integer dtype (int8 .. int64,
-        uint8); or class probabilities of the shape of ``input``.
+        uint8); or class probabilities of the shape of ``input``, checked as the NumPy
+        API checks them: finite, in [0, 1], each row (along axis 1) summing to 1 within
+        :func:`crossent._checks.row_sum_tolerance` of their dtype and ``C`` (PyTorch
+        checks nothing: NaN or a meaningless number).
     weight : Tensor, shape (C,), optional
         Non-negative class weights. Not differentiated with class-id targets (as
         PyTorch's): one that requires grad is an error there (under ``torch.no_grad()``
@@ -145,8 +148,11 @@ def cross_entropy(
     Raises
     ------
     InputError
-        A class id out of range (naming the row and the value), non-finite logits in
-        a row that counts (CPU), bad shapes or options (``size_average`` or
+        A class id out of range (naming the row and the value), probability targets
+        with a NaN, an infinite or negative entry or a row not summing to 1 (naming
+        the row, the entry and the value, or the row's sum; on the CPU also under
+        ``torch.compile``, elsewhere in eager calls, as class ids), non-finite logits
+        in a row that counts (CPU), bad shapes or options (``size_average`` or
         ``reduce`` not None: PyTorch maps them to a reduction with a deprecation
         warning), a ``weight`` that requires grad with class-id targets
         (``F.cross_entropy`` raises a ``RuntimeError`` there).
@@ -266,8 +272,10 @@ def _cross_entropy_probs(
 ) -> torch.Tensor:
     """Probability targets: ``crossent::softmax_ce_probs_v3`` on the CPU (float64,
     float32, float16, bfloat16 logits, no gradient wanted for the targets or the class
-    weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), else
-    plain differentiable torch operations (the generic path)."""
+    weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), which
+    checks the targets in its forward pass (``_targets``); else plain differentiable
+    torch operations (the generic path), the targets checked eagerly first
+    (:func:`_targets.check_targets_eagerly`; not while Dynamo traces)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
