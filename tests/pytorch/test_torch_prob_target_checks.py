@@ -136,3 +136,13 @@ def test_valid_edge_cases_pass(dtype: torch.dtype) -> None:
         cross_entropy(z, t.clone().requires_grad_()).backward()
     empty = cross_entropy(torch.zeros(0, 5), torch.zeros(0, 5, dtype=dtype))
     assert float(empty) == 0.0
+
+
+def test_entry_above_one_within_the_row_tolerance_is_refused() -> None:
+    """[1 + 2^-16, 0, 0, 0] sums to 1 within float32's tolerance (6.2e-5) but holds no
+    probability: refused, as by the NumPy API (its entries in [0, 1])."""
+    t = torch.tensor([[0.25] * 4, [1.0 + 2.0**-16, 0.0, 0.0, 0.0]])
+    with pytest.raises(InputError):
+        crossent.softmax_cross_entropy_with_targets(np.zeros((2, 4)), t.numpy())
+    with pytest.raises(InputError, match=r"in \[0, 1\]; got 1\.0000152587890625 at index \(1, 0\)"):
+        cross_entropy(torch.zeros(2, 4), t)
