@@ -354,6 +354,8 @@ def report(
             "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
             f"binary problem; got shape {tuple(np.shape(values))}"
         )
+    if int(values.shape[0]) == 0:
+        raise InputError("`predictions` has 0 rows; a report needs at least one example")
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
