@@ -31,3 +31,36 @@ def test_report_of_one_row_is_its_nll() -> None:
     result = crossent.report(np.array([[0.25, 0.75]]), np.array([1]), resamples=5).to_dict()
     assert result["n"] == 1
     assert result["nll_nats"] == pytest.approx(-np.log(0.75), rel=1e-15)
+
+
+def _report(seed: int) -> crossent.Report:
+    rng = np.random.default_rng(seed)
+    return crossent.report(rng.dirichlet(np.ones(3), 20), np.arange(20) % 3, resamples=5)
+
+
+@pytest.mark.parametrize(
+    ("reports", "where", "kind"),
+    [
+        ([1, 2], r"reports\[0\]", "int"),
+        (["a", "b"], r"reports\[0\]", "str"),
+        (None, "reports", "NoneType"),
+    ],
+    ids=["ints", "strings", "none"],
+)
+def test_compare_reports_refuses_what_is_not_a_report(
+    reports: object, where: str, kind: str
+) -> None:
+    with pytest.raises(crossent.InputTypeError, match=rf"`{where}` must be .*Report.*got {kind}"):
+        crossent.compare_reports(reports)  # type: ignore[arg-type]
+
+
+def test_compare_reports_names_the_entry_that_is_not_a_report() -> None:
+    with pytest.raises(crossent.InputTypeError, match=r"`reports\[1\]` must be .*got dict"):
+        crossent.compare_reports([_report(0), _report(0).to_dict()])  # type: ignore[list-item]
+
+
+def test_compare_reports_of_a_model_with_itself_is_zero() -> None:
+    """Identical models: every paired difference is exactly 0, and so is its interval."""
+    result = crossent.compare_reports([_report(1), _report(1)], resamples=50)
+    for row in result.comparisons:
+        assert (row["difference"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
