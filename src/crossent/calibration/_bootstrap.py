@@ -245,7 +245,7 @@ def bootstrap_interval(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.
     base : float, optional
-        Logarithm base of the NLL (None: nats).
+        Logarithm base of the NLL (None: nats); for ``metric="nll"`` only.
     validate : bool, default True
         Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
         tolerance). The labels' range is checked in any case (a label outside ``[0,
@@ -291,6 +291,11 @@ def bootstrap_interval(
     if metric != "calibration_error" and calibration_options:
         raise InputError(
             f"options {sorted(calibration_options)} apply to metric='calibration_error' only"
+        )
+    if metric != "nll" and base is not None:
+        raise InputError(
+            f"`base` applies to metric='nll' only (the other metrics have no logarithm); "
+            f"got base={base!r} with metric={metric!r}"
         )
     check_resampling(confidence, resamples, seed)
     log_base = check_base(base)

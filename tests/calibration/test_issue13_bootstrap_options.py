@@ -1,0 +1,35 @@
+"""Issue 13 hostile pass over the bootstrap intervals' options; each test fails on main
+(fa36995).
+
+* ``bootstrap_interval(metric, ..., base=2)`` for a metric other than the NLL returned
+  the metric in its own units, the base silently ignored (while the calibration-error
+  options are refused for other metrics);
+* ``confidence=0`` was refused as "must be in (0, 1]", a range that holds 1, which is
+  refused too (as "must be in (0, 1)").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossent
+
+_PROBS = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.55, 0.45]])
+_LABELS = np.array([0, 1, 1, 0])
+
+
+@pytest.mark.parametrize("metric", ["brier", "spherical", "accuracy", "calibration_error"])
+def test_base_is_refused_for_a_metric_without_a_logarithm(metric: str) -> None:
+    with pytest.raises(
+        crossent.InputError, match=rf"`base` applies to metric='nll' only.*{metric}"
+    ):
+        crossent.bootstrap_interval(metric, _PROBS, _LABELS, base=2, resamples=10)
+
+
+def test_base_of_the_nll_is_the_nll_over_log_base() -> None:
+    nats = crossent.bootstrap_interval("nll", _PROBS, _LABELS, resamples=50)
+    bits = crossent.bootstrap_interval("nll", _PROBS, _LABELS, resamples=50, base=2)
+    expected = -np.mean(np.log(_PROBS[np.arange(4), _LABELS])) / np.log(2)
+    assert bits.value == pytest.approx(expected, rel=1e-15)
+    assert (bits.low, bits.high) == pytest.approx((nats.low / np.log(2), nats.high / np.log(2)))
