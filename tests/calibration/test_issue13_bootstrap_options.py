@@ -33,3 +33,19 @@ def test_base_of_the_nll_is_the_nll_over_log_base() -> None:
     expected = -np.mean(np.log(_PROBS[np.arange(4), _LABELS])) / np.log(2)
     assert bits.value == pytest.approx(expected, rel=1e-15)
     assert (bits.low, bits.high) == pytest.approx((nats.low / np.log(2), nats.high / np.log(2)))
+
+
+@pytest.mark.parametrize("confidence", [0, 0.0, 1, 1.0, -0.5, 1.5, float("nan"), float("inf")])
+@pytest.mark.parametrize(
+    "interval",
+    [
+        lambda c: crossent.bootstrap_interval("nll", _PROBS, _LABELS, confidence=c),
+        lambda c: crossent.compare_log_loss(_PROBS, _PROBS[::-1], _LABELS, confidence=c),
+    ],
+    ids=["bootstrap_interval", "compare_log_loss"],
+)
+def test_confidence_outside_the_open_unit_interval_says_so(
+    interval: object, confidence: float
+) -> None:
+    with pytest.raises(crossent.InputError, match=r"`confidence` must be in \(0, 1\); got"):
+        interval(confidence)  # type: ignore[operator]

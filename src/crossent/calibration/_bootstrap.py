@@ -17,13 +17,14 @@ The machinery is package-internal API, shared with ``crossent.report`` and
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_choice, check_integer, check_scalar
+from .._checks import check_base, check_choice, check_integer
 from .._parallel import ordered_map
 from ..errors import InputError
 from ._binning import BinStatistics, check_class_bins
@@ -116,8 +117,10 @@ def check_resamples(resamples: object) -> int:
 def check_resampling(confidence: float, resamples: int, seed: int) -> tuple[float, int, int]:
     """The checked ``confidence`` in (0, 1), ``resamples`` in ``[1, MAX_RESAMPLES]`` and
     ``seed >= 0``."""
-    level = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
-    if level >= 1.0:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+        raise InputError(f"`confidence` must be a real number; got {confidence!r}")
+    level = float(confidence)
+    if not 0.0 < level < 1.0:  # NaN too; one wording for either end (0 was "(0, 1]")
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
     return (
         level,
