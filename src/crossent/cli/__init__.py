@@ -111,6 +111,19 @@ def _resamples(text: str) -> int:
     return value
 
 
+def _count(low: int, wanted: str) -> Callable[[str], int]:
+    """An integer option's parser: at least ``low``, refused by name and value as typed."""
+
+    def parse(text: str) -> int:
+        value = int(text)  # a ValueError reads "invalid int value: 'abc'", as before
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in that message by it
+    return parse
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: argparse prints the whole usage first (eleven
     lines for ``report``, the error last); here the error names the argument and points
@@ -195,7 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", metavar="HTML", help="write an HTML report")
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
-    report.add_argument("--bins", type=int, help="calibration bins (default 15)")
+    report.add_argument(
+        "--bins", type=_count(1, "a positive integer"), help="calibration bins (default 15)"
+    )
     report.add_argument(
         "--binning", choices=("uniform", "quantile"), help="equal-width (default) or equal-mass"
     )
@@ -225,7 +240,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"bootstrap resamples, at most {_MAX_RESAMPLES:_} (default 1000)",
     )
     report.add_argument("--seed", type=int, default=0, help="bootstrap and fold seed")
-    report.add_argument("--top", type=int, default=10, help="most surprising examples shown")
+    report.add_argument(
+        "--top",
+        type=_count(0, "a non-negative integer"),
+        default=10,
+        help="most surprising examples shown",
+    )
 
     explain = commands.add_parser(
         "explain",
@@ -325,8 +345,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    if (args.bins is not None and args.bins < 1) or args.top < 0:
-        raise crossent.InputError("--bins must be positive, --top non-negative")
     args.output = output_path(args.output)
     if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
         raise crossent.InputError("'-' (a CSV on standard input) can be given only once")
