@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import signal
@@ -36,6 +37,7 @@ from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms
+from ._pipe import closed_pipe_is_quiet
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -294,9 +296,17 @@ def _console(*, stderr: bool = False) -> Any:
     the user's files, and ``[/b]`` in one is text, not console markup (which would end the
     run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
     Console = require("rich.console", "printing tables", extra="cli").Console
-    return Console(
+    console = Console(
         file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
     )
+    # rich exits 1 on a closed pipe, the code of a failed gate: let the BrokenPipeError
+    # reach closed_pipe_is_quiet instead, which ends the output as demo's and explain's
+    console.on_broken_pipe = _raise_broken_pipe
+    return console
+
+
+def _raise_broken_pipe() -> NoReturn:
+    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int], None]], Any]:
@@ -373,14 +383,15 @@ def _run_report(args: argparse.Namespace) -> int:
             write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    elif args.markdown:
-        print(render_markdown(report))
-    else:
-        render_terminal(report, console)
-        if args.output is not None:
-            console.print(f"HTML report written to {args.output}")
+    with closed_pipe_is_quiet(sys.stdout):  # a reader gone: the gates still decide
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        elif args.markdown:
+            print(render_markdown(report))
+        else:
+            render_terminal(report, console)
+            if args.output is not None:
+                console.print(f"HTML report written to {args.output}")
     return _gates(report.payload)  # read only: no copy of the per-class table
 
 
@@ -445,15 +456,16 @@ def _run_comparison(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_atomically(args.output, render_html(comparison))
     payload = comparison.to_dict()
-    if args.json:
-        print(json.dumps(payload, indent=2, allow_nan=False))
-    elif args.markdown:
-        print(render_comparison_markdown(comparison))
-    else:
-        console = _console()
-        render_comparison_terminal(comparison, console)
-        if args.output is not None:
-            console.print(f"HTML report written to {args.output}")
+    with closed_pipe_is_quiet(sys.stdout):
+        if args.json:
+            print(json.dumps(payload, indent=2, allow_nan=False))
+        elif args.markdown:
+            print(render_comparison_markdown(comparison))
+        else:
+            console = _console()
+            render_comparison_terminal(comparison, console)
+            if args.output is not None:
+                console.print(f"HTML report written to {args.output}")
     codes = [_gates(model) for model in payload["models"]]
     return EXIT_GATE if EXIT_GATE in codes else EXIT_OK
 
