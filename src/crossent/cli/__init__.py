@@ -25,7 +25,10 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 import crossent
 
@@ -37,7 +40,7 @@ from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms
-from ._pipe import closed_pipe_is_quiet
+from ._pipe import closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -133,6 +136,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """argparse's, less its silence on a failed write (``--help > /dev/full`` exited
+        0 with the text lost); a closed pipe is still quiet (:func:`main`)."""
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -517,7 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
-        return int(exc.code or 0)
+        return _printed(int(exc.code or 0))
+    except BrokenPipeError:  # --help into a closed pipe (unbuffered): quiet, as demo
+        drop_unwritable(sys.stdout)
+        return EXIT_OK
+    except OSError as error:  # --help's text not written (_Parser._print_message)
+        return _output_failed(error)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -545,8 +559,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"crossent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"crossent: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _output_failed(exc)
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -556,6 +569,25 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _printed(code: int) -> int:
+    """``code`` once argparse's text (``--help``, ``--version``) is flushed: a closed pipe
+    is quiet, a full device an error (argparse would exit 0 and lose the text)."""
+    try:
+        with closed_pipe_is_quiet(sys.stdout):
+            pass
+    except OSError as error:
+        return _output_failed(error)
+    return code
+
+
+def _output_failed(error: OSError) -> int:
+    """Exit 2 with one line; stdout's unwritten text is dropped, not flushed again at exit
+    (Python would add "Exception ignored ... OSError" and exit 120)."""
+    print(f"crossent: error: {error}", file=sys.stderr)
+    drop_unwritable(sys.stdout)
+    return EXIT_USAGE
 
 
 def console_main() -> None:
