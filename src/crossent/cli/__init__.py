@@ -129,6 +129,37 @@ def _count(low: int, wanted: str) -> Callable[[str], int]:
     return parse
 
 
+_NUMBER_OPTIONS = frozenset({"--p", "--q", "--logits", "--y", "--temperature", "--smoothing"})
+"""``explain``'s options whose value is a number or a comma-separated list of them."""
+
+
+def _negative_values_attached(argv: Sequence[str] | None) -> list[str]:
+    """``explain``'s command line with ``--logits -1,2`` written ``--logits=-1,2``.
+
+    argparse takes a word that begins with ``-`` for an option unless it looks like
+    ``-1`` or ``-1.5``, so ``--logits -1,2`` (or ``--temperature -1e-3``) failed with
+    "expected one argument"; no option of ``crossent`` begins with ``-`` and a digit or
+    a point, so such a word after one of :data:`_NUMBER_OPTIONS` is its value.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = [word for word in words if not word.startswith("-")]
+    if not commands or commands[0] != "explain":
+        return words
+    attached: list[str] = []
+    for word in words:
+        if (
+            attached
+            and attached[-1] in _NUMBER_OPTIONS
+            and len(word) > 1
+            and word[0] == "-"
+            and (word[1].isdigit() or word[1] == ".")
+        ):
+            attached[-1] = f"{attached[-1]}={word}"
+        else:
+            attached.append(word)
+    return attached
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: argparse prints the whole usage first (eleven
     lines for ``report``, the error last); here the error names the argument and points
@@ -524,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_negative_values_attached(argv))
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
         return _printed(int(exc.code or 0))
     except BrokenPipeError:  # --help into a closed pipe (unbuffered): quiet, as demo
