@@ -4,7 +4,9 @@ test pins a defect found by attacking them and fails on main (fa36995).
 * ``report`` of no rows said "the state has seen no examples; call update() first", a
   message about an object the caller never made, naming no argument;
 * ``compare_reports`` of something that is not a ``Report`` raised ``AttributeError``
-  ("'int' object has no attribute 'payload'").
+  ("'int' object has no attribute 'payload'");
+* ``report`` of 1-D binary predictions dropped ``class_names`` of any length but 2
+  without a word (two-column predictions refused them).
 """
 
 from __future__ import annotations
@@ -64,3 +66,20 @@ def test_compare_reports_of_a_model_with_itself_is_zero() -> None:
     result = crossent.compare_reports([_report(1), _report(1)], resamples=50)
     for row in result.comparisons:
         assert (row["difference"], row["ci_low"], row["ci_high"]) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("names", [["a", "b", "c"], [], ["a", "b", "c", "d"]])
+def test_report_of_binary_predictions_refuses_a_wrong_number_of_class_names(
+    names: list[str],
+) -> None:
+    """Main dropped them silently (the classes were named "0" and "1"); two-column
+    predictions already refused them."""
+    with pytest.raises(crossent.InputError, match=rf"`class_names` has {len(names)} names"):
+        crossent.report(np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), class_names=names)
+
+
+def test_report_of_binary_predictions_keeps_two_class_names() -> None:
+    result = crossent.report(
+        np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), class_names=["neg", "pos"], resamples=5
+    )
+    assert [row["name"] for row in result.to_dict()["per_class"]] == ["neg", "pos"]

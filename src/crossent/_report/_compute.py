@@ -262,7 +262,9 @@ def report(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
-        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...).
+        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...),
+        one a class: two for a 1-D binary ``predictions`` (a single name, that of its
+        one column, is replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
         Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
     bins, binning, scope, norm, debias, closed : optional
@@ -332,9 +334,10 @@ def report(
         values = binary_columns(
             np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
         )
-        # a one-column table's single name is that of class 1; the classes are 0 and 1
+        # a one-column table's single name is that of class 1; the classes are 0 and 1.
+        # Any other count is refused below (it was dropped without a word: issue 13)
         names = (
-            list(class_names) if class_names is not None and len(class_names) == 2 else ["0", "1"]
+            list(class_names) if class_names is not None and len(class_names) != 1 else ["0", "1"]
         )
     else:
         names = (
