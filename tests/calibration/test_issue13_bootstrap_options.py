@@ -5,10 +5,15 @@
   the metric in its own units, the base silently ignored (while the calibration-error
   options are refused for other metrics);
 * ``confidence=0`` was refused as "must be in (0, 1]", a range that holds 1, which is
-  refused too (as "must be in (0, 1)").
+  refused too (as "must be in (0, 1)");
+* a NumPy integer ``seed`` was recorded as given in the ``Interval`` and
+  ``LogLossComparison``, so ``crossent.report(..., seed=np.int64(7)).to_dict()`` was not
+  JSON ("Object of type int64 is not JSON serializable").
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -49,3 +54,30 @@ def test_confidence_outside_the_open_unit_interval_says_so(
 ) -> None:
     with pytest.raises(crossent.InputError, match=r"`confidence` must be in \(0, 1\); got"):
         interval(confidence)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("seed", [np.int64(3), np.uint8(3)])
+@pytest.mark.parametrize(
+    "interval",
+    [
+        lambda s: crossent.bootstrap_interval("nll", _PROBS, _LABELS, resamples=5, seed=s),
+        lambda s: crossent.bootstrap_interval(
+            "calibration_error", _PROBS, _LABELS, resamples=5, seed=s
+        ),
+        lambda s: crossent.compare_log_loss(_PROBS, _PROBS[::-1], _LABELS, resamples=5, seed=s),
+    ],
+    ids=["nll", "calibration_error", "compare_log_loss"],
+)
+def test_a_numpy_seed_is_recorded_as_a_python_int(interval: object, seed: object) -> None:
+    """Main recorded the NumPy integer as given (so the report's JSON failed, below)."""
+    result = interval(seed)  # type: ignore[operator]
+    assert type(result.seed) is int
+    assert result.seed == 3
+
+
+def test_report_with_a_numpy_seed_is_json() -> None:
+    """Main: ``TypeError: Object of type int64 is not JSON serializable``."""
+    rng = np.random.default_rng(0)
+    probs, labels = rng.dirichlet(np.ones(3), 20), np.arange(20) % 3
+    payload = crossent.report(probs, labels, resamples=3, seed=np.int64(7)).to_dict()
+    assert json.loads(json.dumps(payload))["ece"]["seed"] == 7

@@ -300,7 +300,8 @@ def bootstrap_interval(
             f"`base` applies to metric='nll' only (the other metrics have no logarithm); "
             f"got base={base!r} with metric={metric!r}"
         )
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
     require_examples(predictions, purpose="a bootstrap interval")
@@ -358,7 +359,8 @@ def binned_calibration_interval(
     ``crossent.report`` calls it with the values its first pass kept, so its interval is
     this one, draw for draw, without a second pass over the rows.
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
     value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
@@ -465,7 +467,8 @@ def compare_log_loss(
     >>> bool(result.high < 0)   # the sharper model is better on these labels
     True
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
     if np.shape(probs_a) != np.shape(probs_b):
         raise InputError(
