@@ -6,7 +6,9 @@ test pins a defect found by attacking them and fails on main (fa36995).
 * ``compare_reports`` of something that is not a ``Report`` raised ``AttributeError``
   ("'int' object has no attribute 'payload'");
 * ``report`` of 1-D binary predictions dropped ``class_names`` of any length but 2
-  without a word (two-column predictions refused them).
+  without a word (two-column predictions refused them);
+* ``report``'s ``renormalize`` and ``builtin_example`` were read by truth value
+  (``renormalize="no"`` renormalised).
 """
 
 from __future__ import annotations
@@ -83,3 +85,13 @@ def test_report_of_binary_predictions_keeps_two_class_names() -> None:
         np.array([0.9, 0.2, 0.6]), np.array([1, 0, 0]), class_names=["neg", "pos"], resamples=5
     )
     assert [row["name"] for row in result.to_dict()["per_class"]] == ["neg", "pos"]
+
+
+@pytest.mark.parametrize("option", ["renormalize", "builtin_example"])
+@pytest.mark.parametrize("value", ["yes", "no", 1, None])
+def test_report_flags_must_be_bools(option: str, value: object) -> None:
+    """Main read them by truth value: renormalize="no" renormalised, and
+    builtin_example="no" reached the JSON as the string "no"."""
+    probs = np.array([[0.25, 0.75], [0.5, 0.5]])
+    with pytest.raises(crossent.InputTypeError, match=rf"`{option}` must be True or False"):
+        crossent.report(probs, np.array([1, 0]), resamples=3, **{option: value})

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import calibration as cal
-from .._checks import check_form, check_integer
+from .._checks import check_flag, check_form, check_integer
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import (
@@ -320,6 +320,8 @@ def report(
     True
     """
     advance_to = progress or _no_progress
+    renormalize = check_flag(renormalize, name="renormalize")  # not by truth value
+    builtin_example = check_flag(builtin_example, name="builtin_example")
     resamples = check_resamples(resamples)
     top = check_integer(top, name="top", low=0)
     max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
