@@ -207,12 +207,14 @@ def _parser() -> argparse.ArgumentParser:
     form.add_argument(
         "--logits",
         action="store_true",
-        help="a table's columns, a .npy or a .pt's single tensor hold logits",
+        help="a table's columns, a .npy, or a .pt's single tensor or (predictions, labels) "
+        "pair hold logits",
     )
     form.add_argument(
         "--log-probs",
         action="store_true",
-        help="a table's columns, a .npy or a .pt's single tensor hold log-probabilities",
+        help="a table's columns, a .npy, or a .pt's single tensor or (predictions, labels) "
+        "pair hold log-probabilities",
     )
     report.add_argument(
         "--dtype",
@@ -226,14 +228,20 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--id-column",
         metavar="NAME",
-        help="a table column identifying rows (not a class; shown for the surprising rows)",
+        help="a table column identifying rows (not a class; shown for the surprising rows). "
+        "A pandas index saved with the table is taken as the ids when it is unambiguous "
+        "(to_csv's unnamed first column, Parquet's pandas metadata, or a first column "
+        "'Unnamed: 0' holding the row numbers 0, 1, 2, ...); a named one (df.index.name = "
+        "'id') is refused as a class until named here or listed in --class-columns",
     )
     report.add_argument(
         "--labels",
         type=Path,
         metavar="FILE",
-        help="the labels of predictions stored alone (a .npy, or a .pt holding one tensor): a "
-        ".npy or .pt of class ids, or a table whose --label-column holds them",
+        help="the labels of predictions stored alone (a .npy, or a .pt holding one tensor or "
+        "a dict without 'labels'): a .npy of class ids; an .npz, .safetensors or .pt/.pth "
+        "whose array named 'labels' holds them, or holding that one array only; or a table "
+        "whose --label-column holds them",
     )
     report.add_argument(
         "--class-columns",
@@ -459,14 +467,10 @@ def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
         report = build_report(dataset, progress=progress, **_options(args))
     except crossent.InputError as exc:
         where = "" if dataset.builtin else f"{dataset.source}: "
-        hint = dataset.row_id_hint()
-        message = in_file_terms(str(exc), dataset) + (f" ({hint})" if hint else "")
-        raise crossent.InputError(f"{where}{message}") from exc
+        raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
     finally:
         if bar is not None:
             bar.stop()
-    if dataset.row_id_hint():  # a diagnostic: stderr, whatever the output
-        print(f"crossent: note: {dataset.source}: {dataset.row_id_hint()}", file=sys.stderr)
     return report
 
 

@@ -115,6 +115,7 @@ from ._arguments import (
     CallOptions,
     call_options,
     check_chunk_size,
+    check_not_transformed,
     check_one_dtype,
     check_weight_not_differentiated,
     first_order_only,
@@ -1036,6 +1037,7 @@ def vocab_parallel_cross_entropy(
         soft_cap=soft_cap,
         temperature=temperature,
     )
+    check_not_transformed("vocab_parallel_cross_entropy")
     logits = floating_tensor(input, name="input")
     z, y, batch = _logit_rows(logits, target)
     group = _resolve(group)
@@ -1127,6 +1129,7 @@ def vocab_parallel_linear_cross_entropy(
         soft_cap=soft_cap,
         temperature=temperature,
     )
+    check_not_transformed("vocab_parallel_linear_cross_entropy")
     h = floating_tensor(input, name="input")
     w = floating_tensor(weight, name="weight")
     b = None if bias is None else floating_tensor(bias, name="bias")
