@@ -23,11 +23,12 @@ import math
 import signal
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
 import crossent
