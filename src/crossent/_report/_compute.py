@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import calibration as cal
-from .._checks import check_form, check_integer
+from .._checks import check_flag, check_form, check_integer
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import (
@@ -262,7 +262,9 @@ def report(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
-        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...).
+        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...),
+        one a class: two for a 1-D binary ``predictions`` (a single name, that of its
+        one column, is replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
         Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
     bins, binning, scope, norm, debias, closed : optional
@@ -318,6 +320,8 @@ def report(
     True
     """
     advance_to = progress or _no_progress
+    renormalize = check_flag(renormalize, name="renormalize")  # not by truth value
+    builtin_example = check_flag(builtin_example, name="builtin_example")
     resamples = check_resamples(resamples)
     top = check_integer(top, name="top", low=0)
     max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
@@ -332,9 +336,10 @@ def report(
         values = binary_columns(
             np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
         )
-        # a one-column table's single name is that of class 1; the classes are 0 and 1
+        # a one-column table's single name is that of class 1; the classes are 0 and 1.
+        # Any other count is refused below (it was dropped without a word: issue 13)
         names = (
-            list(class_names) if class_names is not None and len(class_names) == 2 else ["0", "1"]
+            list(class_names) if class_names is not None and len(class_names) != 1 else ["0", "1"]
         )
     else:
         names = (
@@ -354,6 +359,8 @@ def report(
             "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
             f"binary problem; got shape {tuple(np.shape(values))}"
         )
+    if int(values.shape[0]) == 0:
+        raise InputError("`predictions` has 0 rows; a report needs at least one example")
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")

@@ -18,6 +18,7 @@ The machinery is package-internal API, shared with ``crossent.report`` and
 from __future__ import annotations
 
 import functools
+import numbers
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_choice, check_integer, check_scalar
+from .._checks import check_base, check_choice, check_integer
 from .._parallel import ordered_map
 from ..errors import InputError
 from . import _row_kernels
@@ -147,8 +148,10 @@ def check_resamples(resamples: object) -> int:
 def check_resampling(confidence: float, resamples: int, seed: int) -> tuple[float, int, int]:
     """The checked ``confidence`` in (0, 1), ``resamples`` in ``[1, MAX_RESAMPLES]`` and
     ``seed >= 0``."""
-    level = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
-    if level >= 1.0:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+        raise InputError(f"`confidence` must be a real number; got {confidence!r}")
+    level = float(confidence)
+    if not 0.0 < level < 1.0:  # NaN too; one wording for either end (0 was "(0, 1]")
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
     return (
         level,
@@ -276,7 +279,7 @@ def bootstrap_interval(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.
     base : float, optional
-        Logarithm base of the NLL (None: nats).
+        Logarithm base of the NLL (None: nats); for ``metric="nll"`` only.
     validate : bool, default True
         Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
         tolerance). The labels' range is checked in any case (a label outside ``[0,
@@ -323,7 +326,13 @@ def bootstrap_interval(
         raise InputError(
             f"options {sorted(calibration_options)} apply to metric='calibration_error' only"
         )
-    check_resampling(confidence, resamples, seed)
+    if metric != "nll" and base is not None:
+        raise InputError(
+            f"`base` applies to metric='nll' only (the other metrics have no logarithm); "
+            f"got base={base!r} with metric={metric!r}"
+        )
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
     require_examples(predictions, purpose="a bootstrap interval")
@@ -381,7 +390,8 @@ def binned_calibration_interval(
     ``crossent.report`` calls it with the values its first pass kept, so its interval is
     this one, draw for draw, without a second pass over the rows.
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
     value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
@@ -528,7 +538,8 @@ def compare_log_loss(
     >>> bool(result.high < 0)   # the sharper model is better on these labels
     True
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
     if np.shape(probs_a) != np.shape(probs_b):
         raise InputError(
