@@ -80,6 +80,8 @@ def _float_extremes(weight: object) -> tuple[float, float] | None:
     if not array_api_compat.is_array_api_obj(w):
         return None
     xp = array_api_compat.array_namespace(w)
+    if array_api_compat.is_torch_array(w):
+        w = w.detach()  # the values, not the graph (learnable weights: no autograd warning)
     if not xp.isdtype(w.dtype, "real floating") or array_api_compat.size(w) == 0:
         return None
     top_read = _readable(xp.max(w))
