@@ -64,3 +64,16 @@ def test_weights_that_require_grad_are_read_without_autograd_warning(
         got.sum().backward()
         assert w.grad is not None
         assert bool(torch.all(torch.isfinite(w.grad)))
+
+
+def test_report_refuses_a_meta_tensor_with_the_projects_error() -> None:
+    """``report`` on a meta tensor raised PyTorch's raw ``NotImplementedError`` ("Cannot
+    copy out of meta tensor") where every evaluation function raises
+    :class:`InputTypeError` naming the argument."""
+    torch = pytest.importorskip("torch")
+    probs = torch.full((5, 3), 1 / 3, device="meta")
+    labels = torch.zeros(5, dtype=torch.int64)
+    with pytest.raises(crossent.InputTypeError, match="`predictions` is a meta tensor"):
+        crossent.report(probs, labels)
+    with pytest.raises(crossent.InputTypeError, match="`labels` is a meta tensor"):
+        crossent.report(torch.full((5, 3), 1 / 3), labels.to("meta"))

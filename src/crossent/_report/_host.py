@@ -1,8 +1,8 @@
 """Predictions and labels from NumPy, PyTorch, pandas (or anything NumPy can read) on the host.
 
 NumPy arrays and memory maps are used as they are (never copied); tensors are detached
-and copied to the host (float16 and bfloat16 as float32); a pandas DataFrame gives its
-columns as class names.  No optional library is imported here.
+and copied to the host (float16 and bfloat16 as float32); a meta tensor is refused; a
+pandas DataFrame gives its columns as class names.  No optional library is imported here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 __all__ = ["check_aligned", "host_array", "host_labels"]
 
@@ -26,6 +26,10 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
             return _frame(x, name=name), [str(c) for c in x.columns]
         return _series(x), None
     if module == "torch":
+        if x.device.type == "meta":
+            raise InputTypeError(
+                f"`{name}` is a meta tensor, which has a shape but no values to evaluate"
+            )
         tensor = x.detach()
         if tensor.dtype.is_floating_point and tensor.element_size() < 4:
             tensor = tensor.float()
