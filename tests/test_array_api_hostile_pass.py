@@ -66,6 +66,51 @@ def test_weights_that_require_grad_are_read_without_autograd_warning(
         assert bool(torch.all(torch.isfinite(w.grad)))
 
 
+def _narrow_probs(torch: object, dtype_name: str, *, seed: int = 0) -> tuple[object, object]:
+    """Probabilities rounded to float16 or bfloat16 (rows then sum to 1 within that
+    dtype's tolerance, not float32's) and their labels, as CPU tensors."""
+    import torch as t
+
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(200, 4)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return (
+        t.from_numpy(probs).to(getattr(t, dtype_name)),
+        t.from_numpy(rng.integers(0, 4, size=200)),
+    )
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_report_takes_the_low_precision_probs_the_evaluation_functions_take(
+    dtype_name: str,
+) -> None:
+    """``report`` widened float16/bfloat16 tensors to float32 before the value check, so
+    the check used float32's tolerance: probabilities rounded to float16 or bfloat16,
+    which ``negative_log_likelihood`` and ``calibration_error`` accept, were refused
+    ("row 0 sums to 0.99981689453125 ... tolerance 6.17e-05 for float32"). The tensor's
+    own dtype sets the tolerance, as in ``EvaluationState.update``."""
+    torch = pytest.importorskip("torch")
+    probs, labels = _narrow_probs(torch, dtype_name)
+    with pytest.raises(crossent.InputError, match="sum to 1"):  # the bug's trigger holds
+        crossent.negative_log_likelihood(probs.float(), labels)
+    got = crossent.report(probs, labels, resamples=20)
+    expected_nll = crossent.negative_log_likelihood(probs, labels)
+    oracle = -np.mean(np.log(probs.double().numpy()[np.arange(200), labels.numpy()]))
+    assert got.to_dict()["nll_nats"] == pytest.approx(expected_nll, rel=1e-12)
+    assert got.to_dict()["nll_nats"] == pytest.approx(oracle, rel=1e-6)
+    ece = crossent.calibration_error(probs, labels).value
+    assert got.to_dict()["ece"]["value"] == pytest.approx(ece, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_report_still_refuses_low_precision_rows_that_do_not_sum_to_one(dtype_name: str) -> None:
+    torch = pytest.importorskip("torch")
+    probs, labels = _narrow_probs(torch, dtype_name)
+    probs[7, 0] += 0.25
+    with pytest.raises(crossent.InputError, match="row 7"):
+        crossent.report(probs, labels, resamples=20)
+
+
 def test_report_refuses_a_meta_tensor_with_the_projects_error() -> None:
     """``report`` on a meta tensor raised PyTorch's raw ``NotImplementedError`` ("Cannot
     copy out of meta tensor") where every evaluation function raises
