@@ -122,3 +122,28 @@ def test_report_refuses_a_meta_tensor_with_the_projects_error() -> None:
         crossent.report(probs, labels)
     with pytest.raises(crossent.InputTypeError, match="`labels` is a meta tensor"):
         crossent.report(torch.full((5, 3), 1 / 3), labels.to("meta"))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        crossent.softmax_cross_entropy,
+        crossent.softmax_cross_entropy_grad,
+        crossent.softmax_focal_loss_grad,
+        crossent.poly1_cross_entropy,
+    ],
+)
+def test_float16_numpy_weights_raise_no_overflow_warning(loss: object) -> None:
+    """The power-of-two guard compared the largest float16 weight with ``2**32``, which
+    NumPy cast to float16 (``inf``) with "RuntimeWarning: overflow encountered in cast"
+    on every call with float16 weights (an error under ``-W error``). The weights, exact
+    in float32, give what their float32 copy gives."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, size=5)
+    weight = np.array([0.5, 1.0, 3.0], dtype=np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = loss(logits, labels, weight=weight)  # type: ignore[operator]
+    expected = loss(logits, labels, weight=weight.astype(np.float32))  # type: ignore[operator]
+    np.testing.assert_array_equal(got, expected)

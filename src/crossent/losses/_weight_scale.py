@@ -113,8 +113,8 @@ def scaled_weight(weight: object) -> tuple[object, int]:
         type(weight) is np.ndarray
         and weight.dtype.kind == "f"
         and weight.size
-        and _LOW <= np.maximum.reduce(weight, axis=None) < _HIGH
-    ):
+        and _LOW <= float(np.maximum.reduce(weight, axis=None)) < _HIGH
+    ):  # (as a float: float16 weights compared with 2**32 overflowed in the cast)
         return weight, 0
     extremes = _float_extremes(weight)
     if extremes is None or not extremes[0] >= 0.0:
