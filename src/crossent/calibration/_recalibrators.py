@@ -119,6 +119,14 @@ class VectorScaling:
         return self
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+        """The recalibrated distributions ``softmax(scale * z + bias)`` as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "scale_")
         predictions = unlabelled(logits, form)
         return as_output(
@@ -195,6 +203,14 @@ class PlattScaling:
         return scores[:, 1] - scores[:, 0]
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+        """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
+        intercept``) as probabilities or log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "slope_")
         predictions = unlabelled(logits, form)
         t = self.slope_ * self._log_odds(predictions) + self.intercept_
@@ -243,6 +259,14 @@ class HistogramBinning:
         return self
 
     def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
+        """The recalibrated distributions (each bin's observed rates) as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``probs`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "rates_")
         predictions = unlabelled(probs, form)
         p = predictions.probs()
