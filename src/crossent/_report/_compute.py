@@ -35,7 +35,7 @@ from ..calibration._error import (
 from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
 from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
-from ..calibration._state import add_summarized_block
+from ..calibration._state import add_summarized_block, adding_batch
 from ..calibration._summaries import summarize_block
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError
@@ -507,22 +507,24 @@ def _first_pass(
         predictions = as_predictions(
             batch, batch_labels, form=form, first_row=start, validate=validate
         )
-        for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
-            for state in states:
-                add_summarized_block(state, block, rows, start)
-            hit = rows.predicted == rows.labels
-            correct += np.bincount(rows.labels[hit], minlength=classes)
-            if curve_scope == "positive-class":
-                parts.append(
-                    (
-                        rows.surprisal,
-                        rows.brier,
-                        block.probs[:, 1],
-                        (rows.labels == 1).astype(np.float64),
+        with adding_batch(states):  # each state's sums allocated once a batch, not a block
+            for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
+                for state in states:
+                    add_summarized_block(state, block, rows, start)
+                hit = rows.predicted == rows.labels
+                correct += np.bincount(rows.labels[hit], minlength=classes)
+                if curve_scope == "positive-class":
+                    parts.append(
+                        (
+                            rows.surprisal,
+                            rows.brier,
+                            block.probs[:, 1],
+                            (rows.labels == 1).astype(np.float64),
+                        )
                     )
-                )
-            else:
-                parts.append((rows.surprisal, rows.brier, rows.confidence, hit.astype(np.float64)))
+                else:
+                    hit_floats = hit.astype(np.float64)
+                    parts.append((rows.surprisal, rows.brier, rows.confidence, hit_floats))
         for state in states:
             state.n += predictions.n
         advance(int(batch_labels.shape[0]))

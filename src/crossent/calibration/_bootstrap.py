@@ -70,7 +70,22 @@ _METRICS = ("nll", "brier", "spherical", "accuracy", "calibration_error")
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a bootstrap percentile interval."""
+    """A point estimate with a bootstrap percentile interval.
+
+    Attributes
+    ----------
+    value : float
+        The metric on the data as given (``float(interval)`` is this value).
+    low, high : float
+        The ends of the percentile interval of the bootstrap replicates.
+    confidence : float
+        The interval's nominal coverage, such as 0.95.
+    resamples, seed : int
+        The number of bootstrap replicates and the seed that drew them.
+    metric : str
+        The metric's name: ``'nll'``, ``'brier'``, ``'spherical'``, ``'accuracy'`` or
+        ``'calibration_error'``.
+    """
 
     value: float
     low: float
@@ -90,6 +105,19 @@ class LogLossComparison:
 
     A negative ``difference`` means A predicts the labels better.  ``low`` and ``high``
     bound the difference; an interval that excludes 0 is evidence of a real gap.
+
+    Attributes
+    ----------
+    difference : float
+        Mean NLL of A minus mean NLL of B (in the unit of ``base``).
+    low, high : float
+        The ends of the paired bootstrap's percentile interval of ``difference``.
+    nll_a, nll_b : float
+        Each model's mean NLL.
+    confidence : float
+        The interval's nominal coverage, such as 0.95.
+    resamples, seed : int
+        The number of bootstrap replicates and the seed that drew them.
     """
 
     difference: float

@@ -93,6 +93,13 @@ class VectorScaling:
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> VectorScaling:
+        """Fit one scale and one bias per class by the mean NLL on ``logits`` and ``labels``.
+
+        ``logits`` ``(n, classes)`` may also be log-probabilities or probabilities
+        (``form``; their logarithm is taken as the scores). Returns ``self``;
+        ``validate=False`` skips the values' check. Raises ``InputError`` for scores
+        that are not finite (a probability of 0).
+        """
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting VectorScaling")
         scores = _finite_log_scores(predictions, "VectorScaling")
@@ -169,6 +176,12 @@ class PlattScaling:
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> PlattScaling:
+        """Fit slope and intercept of the log-odds ``z_1 - z_0`` by the labels' NLL.
+
+        ``logits`` ``(n, 2)`` may also be log-probabilities or probabilities (``form``).
+        Returns ``self``; ``validate=False`` skips the values' check. Raises
+        ``InputError`` for another number of classes than 2.
+        """
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         if predictions.classes != 2:
             raise InputError(
@@ -244,6 +257,11 @@ class HistogramBinning:
     def fit(
         self, probs: Any, labels: Any, /, *, form: str = "probs", validate: bool = True
     ) -> HistogramBinning:
+        """Fit each class's bin hit rates, one-vs-rest, on ``probs`` and ``labels``.
+
+        ``probs`` ``(n, classes)`` may also be log-probabilities or logits (``form``).
+        Returns ``self``; ``validate=False`` skips the values' check.
+        """
         bins = check_bins(self.bins, "uniform", "left", "l1")
         predictions = as_predictions(probs, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting HistogramBinning")

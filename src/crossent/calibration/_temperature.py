@@ -552,6 +552,7 @@ class TemperatureScaling:
         return as_output(all_log_scores(predictions) / self.temperature_, output)
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
+        """``fit(logits, labels, form=form)``, then the recalibrated probabilities of ``logits``."""
         return self.fit(logits, labels, form=form).transform(logits, form=form)
 
 
