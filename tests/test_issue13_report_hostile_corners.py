@@ -13,6 +13,8 @@ test pins a defect found by attacking them and fails on main (fa36995).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,32 @@ def test_report_flags_must_be_bools(option: str, value: object) -> None:
     probs = np.array([[0.25, 0.75], [0.5, 0.5]])
     with pytest.raises(crossent.InputTypeError, match=rf"`{option}` must be True or False"):
         crossent.report(probs, np.array([1, 0]), resamples=3, **{option: value})
+
+
+def test_compare_reports_refuses_models_of_different_class_counts() -> None:
+    """The same labels scored by a 3-class and a 4-class model are not a paired
+    comparison of the same task (on fa36995 the log-loss difference was reported)."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(40, 3))
+    labels = rng.integers(0, 3, 40)
+    three = crossent.report(logits, labels, form="logits", resamples=5)
+    four = crossent.report(np.c_[logits, rng.normal(size=40)], labels, form="logits", resamples=5)
+    with pytest.raises(crossent.InputError, match=r"predicts 4 classes but .* predicts 3"):
+        crossent.compare_reports([three, four], names=["three", "four"])
+
+
+def test_cli_report_of_two_models_of_different_class_counts_exits_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from crossent.cli import main
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, 30)
+    for classes in (3, 4):
+        probs = rng.dirichlet(np.ones(classes), size=30)
+        np.savez(tmp_path / f"m{classes}.npz", probs=probs, labels=labels)
+    code = main(["report", str(tmp_path / "m3.npz"), str(tmp_path / "m4.npz")])
+    _out, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "predicts 4 classes" in err

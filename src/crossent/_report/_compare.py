@@ -146,7 +146,7 @@ def compare_reports(
     Raises
     ------
     InputError
-        Fewer than two reports, different labels or ids, or bad options.
+        Fewer than two reports, different class counts, labels or ids, or bad options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`.
 
@@ -178,6 +178,12 @@ def compare_reports(
             raise InputError(
                 f"model {name!r} has {report.labels.shape[0]} rows but {chosen[0]!r} has "
                 f"{baseline.labels.shape[0]}: a paired comparison needs the same examples"
+            )
+        classes, baseline_classes = report.payload["classes"], baseline.payload["classes"]
+        if classes != baseline_classes:
+            raise InputError(
+                f"model {name!r} predicts {classes} classes but {chosen[0]!r} predicts "
+                f"{baseline_classes}: a paired comparison needs models of the same classes"
             )
         differ = np.flatnonzero(report.labels != baseline.labels)
         if differ.size:

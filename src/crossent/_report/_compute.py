@@ -32,7 +32,7 @@ from ..calibration._error import (
     error_from_statistics,
     statistics_for,
 )
-from ..calibration._inputs import as_predictions, binary_columns, renormalized
+from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
 from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._state import add_summarized_block, adding_batch
@@ -40,7 +40,7 @@ from ..calibration._summaries import summarize_block
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError
 from . import _text
-from ._host import check_aligned, host_array, host_labels
+from ._host import bfloat16_tensor, check_aligned, host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
 
@@ -361,6 +361,13 @@ def report(
         )
     if int(values.shape[0]) == 0:
         raise InputError("`predictions` has 0 rows; a report needs at least one example")
+    checked_in_bfloat16 = False
+    narrow = bfloat16_tensor(predictions)
+    if narrow is not None and not binary and not renormalize:
+        # host_array widened it to float32: its values are checked in bfloat16 here,
+        # with bfloat16's tolerance, as negative_log_likelihood checks them
+        check_values(narrow, name=checked_form, form=checked_form, first_row=0)
+        checked_in_bfloat16 = True
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
@@ -402,6 +409,7 @@ def report(
         (state, classwise),
         curve_scope,
         advance_to("evaluating", n),
+        validate=not checked_in_bfloat16,
     )
     summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
     correct_per_class = rows.correct_per_class
@@ -490,6 +498,8 @@ def _first_pass(
     states: tuple[cal.EvaluationState, ...],
     curve_scope: str,
     advance: Callable[[int], None],
+    *,
+    validate: bool = True,
 ) -> _Rows:
     """One pass over the rows: each block is validated, turned into probabilities once
     (one log-sum-exp per row) and summarised once; every state adds those summaries, and
@@ -500,7 +510,10 @@ def _first_pass(
     correct = np.zeros(classes, dtype=np.int64)
     for start, batch, batch_labels in _batches(values, labels):
         # the caller's dtype sets the validation tolerance, as in EvaluationState.update
-        predictions = as_predictions(batch, batch_labels, form=form, first_row=start)
+        # (validate=False: the values were checked already; the labels still are)
+        predictions = as_predictions(
+            batch, batch_labels, form=form, first_row=start, validate=validate
+        )
         with adding_batch(states):  # each state's sums allocated once a batch, not a block
             for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
                 for state in states:

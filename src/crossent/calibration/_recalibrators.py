@@ -126,7 +126,14 @@ class VectorScaling:
         return self
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated distributions ``softmax(scale * z + bias)`` as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "scale_")
         predictions = unlabelled(logits, form)
         check_classes(predictions, self.scale_.size)
@@ -210,7 +217,14 @@ class PlattScaling:
         return scores[:, 1] - scores[:, 0]
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
+        intercept``) as probabilities or log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "slope_")
         predictions = unlabelled(logits, form)
         check_classes(predictions, 2)
@@ -265,7 +279,14 @@ class HistogramBinning:
         return self
 
     def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated distributions (each bin's observed rates) as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``probs`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "rates_")
         predictions = unlabelled(probs, form)
         check_classes(predictions, self.rates_.shape[0])
