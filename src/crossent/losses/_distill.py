@@ -378,7 +378,37 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         grad[near] = near_rows.gradient(forward=d.direction == "forward")
     elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
+    if d.direction == "reverse" and (type(log_s) is not np.ndarray or not math.isfinite(top)):
+        grad = _without_derivative(d, grad)  # (NumPy: only where a row's D is not finite)
     return d.batch.finish_gradient(grad)
+
+
+def _infinite_reverse_rows(d: _Distillation) -> Array:
+    r"""The rows (batch shape, booleans) whose reverse :math:`D(s\,\|\,t)` is truly
+    :math:`+\infty`: a teacher probability 0 (a ``-inf`` score: logit, log-probability
+    or :math:`\log 0`) beside a student logit above ``-inf`` (as ``crossent.torch``'s
+    ``_far_distillation._truly_infinite``)."""
+    xp = d.batch.xp
+    zero = xp.logical_and(d.teacher_scores == -math.inf, d.student > -math.inf)
+    return xp.any(zero, axis=-1)
+
+
+def _without_derivative(d: _Distillation, grad: Array) -> Array:
+    r"""The reverse gradient ``grad`` (classes last, before the reduction's scale) with
+    each row of a truly infinite :math:`D(s\,\|\,t)` (:func:`_infinite_reverse_rows`)
+    NaN where the student's logit is above ``-inf`` and 0 where it is ``-inf`` (a masked
+    class gets 0, as in every row): ``distillation_loss_grad``'s Notes. The formula
+    :math:`T s \odot (\log s - \log t - D)` gives ``inf - inf`` (NaN) where
+    :math:`t_c = 0` and ``-inf`` elsewhere there (issue: a mix of both)."""
+    xp = d.batch.xp
+    infinite = _infinite_reverse_rows(d)
+    if type(grad) is np.ndarray:
+        if infinite.any():
+            grad[infinite] = np.where(d.student[infinite] > -math.inf, math.nan, 0.0)
+        return grad
+    masked = d.student == -math.inf
+    nan = xp.where(masked, xp.zeros_like(grad), xp.full_like(grad, math.nan))
+    return xp.where(infinite[..., None], nan, grad)
 
 
 def _near_rows_of_namespace(
