@@ -20,57 +20,24 @@ On main every test here fails: the rows of an infinite loss had gradient entries
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 import crossent
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-INF = math.inf
-# Each row: the student's logits, the teacher's probabilities (0 marks a zero class).
-ROWS = (
-    ([0.5, 0.0, -1.0, 0.0], [0.0, 0.3, 0.7, 0.0]),  # two zero classes, student > 0: inf
-    ([0.2, 1.0, -0.5, 0.3], [0.0, 0.5, 0.5, 0.0]),  # two zero classes, student > 0: inf
-    ([-INF, 0.0, -1.0, 0.0], [0.0, 0.3, 0.7, 0.0]),  # one zero class masked, one not: inf
-    ([0.4, -0.3, 2.0, 0.1], [0.1, 0.3, 0.5, 0.1]),  # ordinary
-    ([-INF, 0.0, -1.0, -INF], [0.0, 0.3, 0.7, 0.0]),  # every zero class masked: finite
-    ([1.5, -INF, 0.25, -2.0], [0.6, 0.0, 0.15, 0.25]),  # the zero class masked: finite
+from reverse_kl_zero_teacher import (
+    FORMS,
+    INF,
+    INFINITE,
+    ROWS,
+    inputs,
+    masked_oracle,
 )
-INFINITE = np.array([True, True, True, False, False, False])
-FORMS = ("logits", "probs", "log_probs")
+
 TEMPERATURES = (1.0, 0.5, 3.0)
 DTYPES = (np.float64, np.float32)
-
-
-def _inputs(form: str, dtype: type, copies: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    z = np.array([r[0] for r in ROWS] * copies)
-    probs = np.array([r[1] for r in ROWS] * copies)
-    with np.errstate(divide="ignore"):
-        teacher = probs if form == "probs" else np.log(probs)  # logits: log p, -inf for 0
-    return z.astype(dtype), teacher.astype(dtype)
-
-
-def _masked_oracle(z: np.ndarray, teacher: np.ndarray, form: str, t: float) -> tuple[float, ...]:
-    r"""The row's :math:`T^2 D(s\,\|\,t)` and gradient by float64 torch autograd of the
-    formula over the classes of finite student logits only (``s`` is 0 in the others;
-    the teacher softened over all its classes, as crossent softens it)."""
-    zz = torch.tensor(z, dtype=torch.float64)
-    keep = torch.isfinite(zz)
-    with np.errstate(divide="ignore"):
-        log_t = np.log(teacher) if form == "probs" else teacher.astype(np.float64)
-    log_t = torch.tensor(log_t, dtype=torch.float64)
-    if t != 1.0 or form == "logits":
-        log_t = torch.log_softmax(log_t / t, 0)
-    sub = zz[keep].clone().requires_grad_()
-    log_s = torch.log_softmax(sub / t, 0)
-    loss = t * t * (log_s.exp() * (log_s - log_t[keep])).sum()
-    loss.backward()
-    grad = torch.zeros_like(zz)
-    grad[keep] = sub.grad
-    return loss.item(), *grad.tolist()
 
 
 def _central_difference(z: np.ndarray, teacher: np.ndarray, form: str, t: float) -> np.ndarray:
@@ -96,14 +63,14 @@ def _check(loss: np.ndarray, grad: np.ndarray, z: np.ndarray, form: str, t: floa
     ``-inf`` classes; finite rows within the dtype's tolerance of the masked oracle."""
     dtype = grad.dtype
     rtol = 1e-12 if dtype == np.float64 else 2e-6
-    z64, teacher64 = _inputs(form, np.float64)
+    z64, teacher64 = inputs(form, np.float64)
     copies = loss.shape[0] // len(ROWS)
     infinite = np.tile(INFINITE, copies)
     assert (loss[infinite] == INF).all()
     want = np.where(np.isneginf(z[infinite]), 0.0, np.nan).astype(dtype)
     np.testing.assert_array_equal(grad[infinite], want)
     finite = np.flatnonzero(~INFINITE)
-    oracle = np.array([_masked_oracle(z64[k], teacher64[k], form, t) for k in finite])
+    oracle = np.array([masked_oracle(z64[k], teacher64[k], form, t) for k in finite])
     for j, k in enumerate(finite):
         np.testing.assert_allclose(loss[k :: len(ROWS)], oracle[j, 0], rtol=rtol, atol=0)
         rows = grad[k :: len(ROWS)]
@@ -119,7 +86,7 @@ def _check(loss: np.ndarray, grad: np.ndarray, z: np.ndarray, form: str, t: floa
 def test_reverse_gradient_nan_rows_beside_zero_teacher(
     form: str, temperature: float, dtype: type, copies: int
 ) -> None:
-    z, teacher = _inputs(form, dtype, copies)
+    z, teacher = inputs(form, dtype, copies)
     options = {"temperature": temperature, "teacher_form": form, "direction": "reverse"}
     loss = crossent.distillation_loss(z, teacher, reduction="none", **options)
     grad = crossent.distillation_loss_grad(z, teacher, reduction="none", **options)
@@ -131,7 +98,7 @@ def test_reverse_gradient_nan_rows_beside_zero_teacher(
 def test_reverse_gradient_one_row_and_scaled(form: str) -> None:
     """A single row (1-D, the lean path's shape) and a ``'mean'`` of several: the
     reduction's scale keeps the NaN and the 0 of a masked class."""
-    z, teacher = _inputs(form, np.float64)
+    z, teacher = inputs(form, np.float64)
     options = {"temperature": 2.0, "teacher_form": form, "direction": "reverse"}
     one = crossent.distillation_loss_grad(z[2], teacher[2], **options)
     np.testing.assert_array_equal(one, [0.0, np.nan, np.nan, np.nan])
@@ -147,7 +114,7 @@ def test_masked_zero_class_gradient_against_finite_differences(
 ) -> None:
     """The finite rows, each alone (the lean path) and beside the infinite rows, against
     central finite differences of the loss; and each infinite row alone NaN."""
-    z, teacher = _inputs(form, np.float64)
+    z, teacher = inputs(form, np.float64)
     options = {"temperature": temperature, "teacher_form": form, "direction": "reverse"}
     together = crossent.distillation_loss_grad(z, teacher, reduction="none", **options)
     for k in range(len(ROWS)):
