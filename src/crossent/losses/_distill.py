@@ -246,6 +246,11 @@ def distillation_loss(d: _Distillation) -> Any:
     probabilities or log-probabilities is taken as it is, as above (not renormalised:
     its rows sum to 1 within the validation's tolerance).
 
+    The reverse loss is :math:`+\infty` where the teacher gives a class probability 0
+    and the student does not (a logit above ``-inf``); its gradient there is NaN
+    (:func:`distillation_loss_grad`'s Notes). A student logit of ``-inf`` in that
+    class makes the term :math:`0 \log 0 = 0`.
+
     References
     ----------
     .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
@@ -327,6 +332,22 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
     no gap: finite wherever the gradient is (``_far_gaps``). Large NumPy calls take
     fused float64 kernels as :func:`distillation_loss` does (the rows above excepted).
+
+    A teacher probability of exactly 0 (a ``-inf`` logit or log-probability, or a
+    probability 0) where the student's logit is above ``-inf`` makes the reverse
+    :math:`D(s\,\|\,t)` :math:`+\infty` for every finite student logits near these:
+    the loss has no derivative there. Such a row's reverse gradient is NaN in every
+    class whose student logit is above ``-inf``, and 0 in a class whose logit is
+    ``-inf`` (a masked class gets 0, as in every row), for every ``teacher_form``,
+    temperature and dtype, and in ``crossent.torch``'s backward too (a row whose
+    upstream is 0 gets 0 there). The formula above gives :math:`\infty - \infty`
+    (NaN) where :math:`t_c = 0` and ``-inf`` elsewhere, as autograd of the plain
+    formula does in PyTorch and JAX; the limit as the zero probabilities rise to
+    :math:`\epsilon` is :math:`\pm\infty` with signs that depend on how several of
+    them rise, so no infinity is given. A student logit of ``-inf`` in each such
+    class instead makes the row finite (:math:`0 \log 0 = 0`), and so its gradient
+    (the formula of the other classes; 0 in the masked ones). The forward direction's
+    gradient :math:`T(s - t)` is finite beside any zero.
 
     Examples
     --------
@@ -590,7 +611,8 @@ def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | No
       :math:`(x_c - m)/T` is in range and its :math:`e^{\sigma}` not 0.
 
     Not the reverse rows where :math:`t_c = 0` (a ``-inf`` teacher score) and
-    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite.
+    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite (their gradient NaN,
+    :func:`_without_derivative`).
     """
     if type(d.log_s) is not np.ndarray:
         return None
@@ -601,6 +623,6 @@ def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | No
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
     if far is not None and kl is not None:
-        # t = 0 < s truly (a -inf teacher score): D is +inf, and its gradient the common path's
+        # t = 0 < s truly (a -inf teacher score): D is +inf, its gradient NaN (below)
         far &= ~(np.isneginf(d.teacher_scores) & (d.log_s > -math.inf)).any(axis=-1)
     return None if far is None or not far.any() else far
