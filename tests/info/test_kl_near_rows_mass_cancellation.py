@@ -20,6 +20,7 @@ import math
 
 import mpmath
 import numpy as np
+
 import crossent
 
 EPS = float(np.finfo(np.float64).eps)
