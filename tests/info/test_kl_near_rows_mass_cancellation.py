@@ -73,7 +73,7 @@ def test_random_near_rows_within_four_ulps() -> None:
     """Rows of 3 to 60 classes, ratios :math:`1 + 10^{-8} z` (the cancelling regime),
     each alone and in one batch; results below the normal range left out (their ulp is
     the subnormals')."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(1)
     worst = 0.0
     for _ in range(100):
         n = int(rng.integers(3, 61))
