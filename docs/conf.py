@@ -3,7 +3,8 @@
 Sphinx with the PyData theme and numpydoc (as NumPy and SciPy), tutorials as MyST
 notebooks executed at every build by myst-nb (a failing cell fails the build), MathJax
 served from the site itself (no network needed to read the pages).  Built by
-``python3 tasks.py docs`` into ``site/`` with warnings as errors.
+``python3 tasks.py docs`` into ``site/`` with warnings as errors, every
+cross-reference checked (``nitpicky``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ extensions = [
 ]
 
 exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]
+templates_path = ["_templates"]  # autosummary/class.rst: each class's methods, documented
+
+# Every cross-reference must resolve (``-W`` turns a broken one into an error), except
+# those to other libraries (no intersphinx: the site builds offline) and to private
+# modules, which have no page by design.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(numpy|scipy|sklearn|torch|torchvision|torchmetrics|nn)\..*"),
+    (r"py:.*", r"crossent(\.\w+)*\._\w+.*"),
+]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 
 # API reference

@@ -98,3 +98,18 @@ def test_arrays_are_positional_only_and_options_keyword_only() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(crossent.__version__, str)
+
+
+@pytest.mark.parametrize("name", ["crossent", "crossent.torch"])
+def test_package_namespace_holds_only_its_api_and_submodules(name: str) -> None:
+    # Stray imports (``from importlib.metadata import version``) would otherwise show up
+    # as public attributes of the package, in tab completion and in the docs' inventory.
+    if name == "crossent.torch":
+        pytest.importorskip("torch")
+    module = importlib.import_module(name)
+    stray = {
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_") and not inspect.ismodule(value)
+    } - set(module.__all__)
+    assert not stray, f"{name}: public attributes outside __all__: {sorted(stray)}"

@@ -6,6 +6,12 @@ per name from its numpydoc docstring, formula included.  ``crossent.torch`` gets
 section when it exists and torch is installed; otherwise the section is left out, so
 the reference builds without torch.  The page is written at ``config-inited`` into
 ``docs/api/index.rst`` (generated, not committed).
+
+A class's page (``docs/_templates/autosummary/class.rst``) documents the public methods
+and properties that crossent's own code defines (:func:`class_members`), each with its
+docstring, and none of what it inherits from torch's ``nn.Module``, ``tuple`` or
+``object``.  A reference to a bare public name (``:class:`InputError``` in a
+``crossent.torch`` docstring) resolves to ``crossent.<name>`` (:func:`resolve_public_name`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SECTIONS", "api_sections", "escape_shape_stars", "reference_rst", "setup"]
+__all__ = [
+    "SECTIONS",
+    "api_sections",
+    "class_members",
+    "escape_shape_stars",
+    "reference_rst",
+    "resolve_public_name",
+    "setup",
+]
 
 SECTIONS = {
     "crossent.info": (
@@ -115,9 +129,10 @@ def reference_rst() -> str:
         "API reference",
         "=============",
         "",
-        "Every public name of ``crossent`` (its ``__all__``, listed automatically), grouped",
-        "by what it computes. Each page gives the definition as a formula, the parameters",
-        "with their shapes, the errors raised, and an example that the test suite runs.",
+        "Every public name of ``crossent`` and ``crossent.torch`` (their ``__all__``, listed",
+        "automatically), grouped by what it computes. Each page gives the definition as a",
+        "formula, the parameters with their shapes, the errors raised, and an example that",
+        "the test suite runs; a class's page documents its methods.",
         "",
     ]
     for title, summary, module, names, constants in api_sections():
@@ -134,12 +149,81 @@ def reference_rst() -> str:
     return "\n".join(lines) + "\n"
 
 
+def class_members(cls: type) -> dict[str, list[str]]:
+    """The public ``methods`` and ``properties`` that crossent's own classes give ``cls``.
+
+    Walks the method resolution order and keeps what a class of a ``crossent`` module
+    defines with a docstring of its own, in definition order (a private base's included);
+    members that torch's ``nn.Module``, ``tuple`` or ``object`` provide (autodoc would show
+    their docstrings, such as ``nn.Module.forward``'s), members without a docstring, and
+    dataclass or named-tuple fields (the class docstring's Attributes section) are left
+    out.
+    """
+    methods: list[str] = []
+    properties: list[str] = []
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("crossent"):
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name in seen:
+                continue
+            seen.add(name)
+            if not getattr(value, "__doc__", None):
+                continue  # e.g. a module's ``forward``: its class docstring says what it is
+            if isinstance(value, property):
+                properties.append(name)
+            elif inspect.isfunction(value) or isinstance(value, classmethod | staticmethod):
+                methods.append(name)
+    return {"methods": methods, "properties": properties}
+
+
+def _members_context() -> dict[str, dict[str, list[str]]]:
+    """``class_members`` of every public class, by its documented full name."""
+    context = {}
+    for _, _, module, names, _ in api_sections():
+        package = importlib.import_module(module)
+        for name in names:
+            obj = getattr(package, name)
+            if inspect.isclass(obj):
+                context[f"{module}.{name}"] = class_members(obj)
+    return context
+
+
 def _write_reference(app: Any, config: Any) -> None:
     target = Path(app.srcdir) / "api" / "index.rst"
     target.parent.mkdir(parents=True, exist_ok=True)
     text = reference_rst()
     if not target.exists() or target.read_text() != text:
         target.write_text(text)
+    config.autosummary_context = {
+        **config.autosummary_context,
+        "crossent_members": _members_context(),
+    }
+
+
+def resolve_public_name(app: Any, env: Any, node: Any, contnode: Any) -> Any:
+    """Resolve a Python reference to a bare public name (``InputError``) as ``crossent.<name>``.
+
+    Docstrings of ``crossent.torch`` and of the private modules name the library's own
+    errors and classes without their package; Sphinx looks for them in the current
+    module only and, under ``nitpicky``, warns.  Other targets are left to Sphinx.
+    """
+    import crossent
+
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or target not in crossent.__all__:
+        return None
+    domain = env.get_domain("py")
+    return domain.resolve_xref(
+        env,
+        node["refdoc"],
+        app.builder,
+        node["reftype"],
+        f"crossent.{target}",
+        node,
+        contnode,
+    )
 
 
 _QUOTED = re.compile(r"(``.*?``|`[^`]*`)")
@@ -168,4 +252,5 @@ def _escape_docstring(
 def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", _write_reference)
     app.connect("autodoc-process-docstring", _escape_docstring, priority=100)
+    app.connect("missing-reference", resolve_public_name)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -12,7 +12,8 @@ the value when given something that is not a distribution.
 the report functions and the errors.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _installed_version
 
 from . import calibration, info, losses
 from ._report import Report, ReportComparison, compare_reports, report
@@ -25,8 +26,8 @@ from .info._pointwise import *  # noqa: F403
 from .losses import *  # noqa: F403 -- losses.__all__
 
 try:
-    __version__ = version("crossent")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = _installed_version("crossent")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [

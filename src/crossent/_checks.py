@@ -252,6 +252,13 @@ def _truth(value: Array) -> bool:
                 "jax.jit, jax.vmap or a compiled function) does not have; pass "
                 "validate=False there and validate outside, or before, the traced function"
             ) from exc
+        if "vmap" in str(exc) and "data-dependent control flow" in str(exc):
+            # PyTorch's torch.func.vmap: a batched tensor has no one value to branch on.
+            raise InputTypeError(
+                "validation reads the values of its inputs, which a batched tensor inside "
+                "torch.func.vmap does not give; pass validate=False there and validate "
+                "outside the vmapped function (crossent.torch's losses do so themselves)"
+            ) from exc
         raise
 
 

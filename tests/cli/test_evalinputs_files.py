@@ -1,7 +1,7 @@
 """`crossent report` on model outputs as people save them: a ``.npy`` of predictions with
 ``--labels FILE``, a ``.pt``/``.pth`` written by ``torch.save`` (a tensor, or a dict of
-tensors), and a CSV whose named index (``df.index.name = "id"; df.to_csv(path)``) is
-read as a class.
+tensors), and a CSV whose named index (``df.index.name = "id"; df.to_csv(path)``) was
+read as a class (now refused with the fix).
 
 Each reader is checked against the ``.npz`` (or CSV) holding the same arrays: the same
 JSON report, number for number.  Bad files exit 2 with one line naming the file, never
@@ -328,7 +328,7 @@ def _bad_files(folder: Path, torch: Any) -> dict[str, tuple[list[str], str]]:
             "a NumPy array in a .pt": ([str(folder / "np.pt")], "never unpickles"),
             "a plain pickle": ([str(folder / "pickle.pt")], "never unpickles"),
             "a plain pickle 4": ([str(folder / "pickle4.pt")], "not a file torch.save wrote"),
-            "a list": ([str(folder / "list.pt"), "--labels", y], "must be a tensor"),
+            "a list": ([str(folder / "list.pt"), "--labels", y], "a list of 1 item;"),
             "a string": ([str(folder / "str.pt")], "must be a tensor"),
             "sparse": ([str(folder / "sparse.pt"), "--labels", y], "dense"),
             "complex": ([str(folder / "complex.pt"), "--labels", y], "floating point"),
@@ -336,7 +336,10 @@ def _bad_files(folder: Path, torch: Any) -> dict[str, tuple[list[str], str]]:
             "random bytes": ([str(folder / "random.pt"), "--labels", y], "not a file torch.save"),
             "form of a dict": ([pt, "--logits"], "the name ('logits') says the form"),
             "two sources of labels": ([pt, "--labels", y], "second source of labels"),
-            "labels .pt without labels": ([z, "--labels", str(folder / "two.pt")], "no tensor"),
+            "labels .pt without labels": (
+                [z, "--labels", str(folder / "two.pt")],
+                "holds 2 tensors ('logits', 'probs') and none named 'labels'",
+            ),
         }
     )
     return cases
@@ -369,14 +372,19 @@ def _fuzz_sources(folder: Path) -> dict[str, bytes]:
     logits, labels = make_predictions(n=9, classes=3, seed=4)
     np.save(folder / "z.npy", logits)
     np.save(folder / "y.npy", labels)
+    np.savez(folder / "y.npz", y=labels)
     sources = {
         ".npy": (folder / "z.npy").read_bytes(),
         "labels.npy": (folder / "y.npy").read_bytes(),
+        "labels.npz": (folder / "y.npz").read_bytes(),
+        "labels.safetensors": _safetensors_bytes({"labels": labels.astype(np.int64)}),
     }
     try:
         import torch
     except ImportError:
         return sources
+    torch.save((torch.from_numpy(logits), torch.from_numpy(labels)), folder / "pair.pt")
+    sources["pair.pt"] = (folder / "pair.pt").read_bytes()
     for zipped in (True, False):
         torch.save(
             {"logits": torch.from_numpy(logits), "labels": torch.from_numpy(labels)},
@@ -387,8 +395,26 @@ def _fuzz_sources(folder: Path) -> dict[str, bytes]:
     return sources
 
 
+def _safetensors_bytes(tensors: dict[str, np.ndarray]) -> bytes:
+    """A ``.safetensors`` file as the format's specification lays it out (8-byte header
+    length, JSON header, little-endian data)."""
+    kinds = {"float64": "F64", "int64": "I64"}
+    header, blobs, offset = {}, [], 0
+    for name, array in tensors.items():
+        data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+        header[name] = {
+            "dtype": kinds[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+
+
 @settings(
-    max_examples=60,
+    max_examples=90,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -401,8 +427,9 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
     data: st.DataObject,
 ) -> None:
     """Truncations, overwritten byte runs and random bytes of a valid ``.npy``, labels
-    ``.npy`` and ``.pt`` (zip and legacy formats): exit 0 or 2, one line naming the file,
-    never a traceback, and no output file after a failure."""
+    ``.npy``, ``.npz`` and ``.safetensors``, and ``.pt`` (a dict in the zip and legacy
+    formats, a (logits, labels) pair): exit 0 or 2, one line naming the file, never a
+    traceback, and no output file after a failure."""
     monkeypatch.setattr(crossent.cli, "render_html", lambda report: "<html></html>")
     sources = _fuzz_sources(tmp_path)
     kind = data.draw(st.sampled_from(sorted(sources)), label="kind")
@@ -416,15 +443,17 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
         mutated = (original[:start] + run + original[start + len(run) :])[: len(original)]
     else:
         mutated = data.draw(st.binary(min_size=1, max_size=600))
-    suffix = ".npy" if "npy" in kind else ".pt"
+    suffix = "." + kind.split(".")[-1].split(" ")[0]
     path = tmp_path / f"fuzzed{suffix}"
     path.write_bytes(mutated)
     output = tmp_path / "out.html"
     output.unlink(missing_ok=True)
-    if kind == "labels.npy":
+    if kind.startswith("labels."):
         argv = [str(tmp_path / "z.npy"), "--logits", "--labels", str(path)]
     elif kind == ".npy":
         argv = [str(path), "--logits", "--labels", str(tmp_path / "y.npy")]
+    elif kind == "pair.pt":
+        argv = [str(path), "--logits"]
     else:
         argv = [str(path)]
     code = main(["report", *argv, "--resamples", "3", "--top", "2", "--output", str(output)])
@@ -434,7 +463,7 @@ def test_fuzzed_npy_and_pt_files_give_a_clean_error_or_a_report(
     assert "internal error" not in err, err
     if code == 2:
         assert len(err.strip().splitlines()) == 1, err
-        named = f"crossent: error: {argv[0]}: the labels in {path}" if kind == "labels.npy" else ""
+        named = f"crossent: error: {argv[0]}: the labels in {path}" if "labels." in kind else ""
         assert err.startswith(f"crossent: error: {path}") or err.startswith(named), err
         assert not output.exists()
 
@@ -453,18 +482,22 @@ def _named_index_csv(folder: Path, values: np.ndarray, labels: np.ndarray) -> tu
     return folder / "named.csv", folder / "plain.csv"
 
 
-def test_named_index_read_as_a_class_is_named_with_the_fix(
+def test_named_index_is_refused_with_the_fix_until_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], arrays: Any
 ) -> None:
+    """``df.index.name = "id"; df.to_csv(path)``: main read 'id' as a class (exit 0 with
+    a note on stderr, and the metrics of an 11-class model); it is refused, exit 2 with
+    the fix, whatever the form, until --id-column or --class-columns says what it is."""
     pytest.importorskip("pyarrow")
     logits, labels = arrays
     named, plain = _named_index_csv(tmp_path, logits.astype(np.float64), labels)
-    # logits: read (the columns are never guessed), with a note on stderr saying what to pass
-    misread, err = _report(capsys, ["report", str(named), "--logits"])
-    assert misread["columns"]["classes"][0] == "id"
-    assert err.startswith(f"crossent: note: {named}: the first column, 'id', is read as a class")
-    assert err.strip().endswith("pass --id-column id")
-    # with it: the metrics of the table without the index, and no note
+    output = tmp_path / "out.html"
+    for form in (["--logits"], ["--log-probs"], []):
+        err = _error(capsys, ["report", str(named), *form, "--output", str(output)])
+        assert err.startswith(f"crossent: error: {named}: the first column, 'id', holds integers")
+        assert "pass --id-column id if it identifies rows" in err
+        assert not output.exists()
+    # with it: the metrics of the table without the index, and nothing on stderr
     got, err = _report(capsys, ["report", str(named), "--logits", "--id-column", "id"])
     want, _ = _report(capsys, ["report", str(plain), "--logits"])
     assert err == ""
@@ -473,20 +506,18 @@ def test_named_index_read_as_a_class_is_named_with_the_fix(
         for row in report["most_surprising"]:
             row.pop("id", None)
     assert got == want
-    # probabilities: the failed check says the same
-    named, _ = _named_index_csv(tmp_path, softmax(logits.astype(np.float64)), labels)
-    err = _error(capsys, ["report", str(named)])
-    assert "must be probabilities" in err
-    assert err.strip().endswith(
-        "a pandas index written by to_csv does; if it identifies rows, pass --id-column id)"
+    # listed as a class, it is one (the user said so)
+    listed, _ = _report(
+        capsys, ["report", str(named), "--logits", "--class-columns", "id,c0,c1,c2,c3,c4"]
     )
+    assert listed["classes"] == 6
 
 
-def test_integer_class_columns_that_repeat_get_no_note(
+def test_integer_class_columns_that_repeat_are_classes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Hard 0/1 predictions stored as integers are classes like any other; a later
-    column of distinct integers is named as such, not as the first column."""
+    column of distinct integers is refused by its name, not as the first column."""
     pytest.importorskip("pyarrow")
     labels = np.array([0, 1, 1, 0, 1, 0])
     hard = np.stack([1 - labels, labels], axis=1)
@@ -500,9 +531,13 @@ def test_integer_class_columns_that_repeat_get_no_note(
         for k, (y, (a, b)) in enumerate(zip(labels, logits, strict=True))
     )
     (tmp_path / "ids.csv").write_text("label,a,b,row\n" + rows)
-    _, err = _report(capsys, ["report", str(tmp_path / "ids.csv"), "--logits"])
-    assert "the class column 'row' holds integers, a different one in every row" in err
-    assert err.strip().endswith("pass --id-column row")
+    err = _error(capsys, ["report", str(tmp_path / "ids.csv"), "--logits"])
+    assert "the column 'row' holds integers, a different one in every row" in err
+    assert "pass --id-column row if it identifies rows" in err
+    got, _ = _report(
+        capsys, ["report", str(tmp_path / "ids.csv"), "--logits", "--id-column", "row"]
+    )
+    assert got["columns"]["id"] == "row"
 
 
 def test_npz_member_whose_header_numpy_cannot_tokenize(

@@ -74,14 +74,17 @@ def test_issue14_id_column_gives_the_metrics_of_the_file_without_it(
     }
     for row in got["most_surprising"]:
         assert row["id"] == int(ids[row["index"]])
-    # the reported bug: without --id-column a numeric id is read as an 11th class, and the
-    # report says so in its statement of the columns
-    misread = _json(capsys, ["report", str(with_id), "--logits"])
-    assert misread["classes"] == 11
-    assert misread["columns"]["classes"][0] == "id"
-    code, out, _ = _run(capsys, ["report", str(with_id), "--logits", "--resamples", "20"])
-    assert code == 0
-    assert "Columns used: labels from column 'label'; 11 class columns ('id', 'c0'" in out
+    # the reported bug: without --id-column a numeric id was read as an 11th class (exit 0,
+    # wrong numbers); a column of integers, a different one in every row, is now refused
+    # with the fix, and read as a class only when --class-columns lists it
+    code, out, err = _run(capsys, ["report", str(with_id), "--logits", "--resamples", "20"])
+    assert (code, out) == (2, "")
+    assert err.startswith(f"crossent: error: {with_id}: the first column, 'id', holds integers")
+    assert "pass --id-column id if it identifies rows" in err
+    classes = ",".join(["id", *(f"c{k}" for k in range(10))])
+    listed = _json(capsys, ["report", str(with_id), "--logits", "--class-columns", classes])
+    assert listed["classes"] == 11
+    assert listed["columns"]["classes"][0] == "id"
 
 
 def test_issue14_non_numeric_extra_column_is_an_error_naming_it(

@@ -1,4 +1,4 @@
-"""`crossent explain` and `crossent demo` for learners (issue 16; issue 10 items 9, 20, 22).
+"""`crossent explain` and `crossent demo` for learners (issue 13; issue 10 items 9, 20, 22).
 
 Every expected number is computed here from the textbook formula, never by crossent.
 """
@@ -48,7 +48,7 @@ def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 # --bits: the gradient of the loss shown ----------------------------------------------------
 
 
-def test_issue16_bits_gradient_is_p_minus_y_over_ln2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_issue13_bits_gradient_is_p_minus_y_over_ln2(capsys: pytest.CaptureFixture[str]) -> None:
     out = _ok(capsys, ["explain", "--logits", "2,1,0.1", "--label", "0", "--bits"])
     p = _softmax([2.0, 1.0, 0.1])
     for k, pk in enumerate(p):
@@ -57,7 +57,7 @@ def test_issue16_bits_gradient_is_p_minus_y_over_ln2(capsys: pytest.CaptureFixtu
     assert "(p - y) / ln 2" in out
 
 
-def test_issue16_binary_bits_gradient_is_p_minus_y_over_ln2(
+def test_issue13_binary_bits_gradient_is_p_minus_y_over_ln2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = _ok(capsys, ["explain", "--binary", "--y", "1", "--p", "0.9", "--bits"])
@@ -66,7 +66,7 @@ def test_issue16_binary_bits_gradient_is_p_minus_y_over_ln2(
     assert "(p - y) / ln 2" in out
 
 
-def test_issue16_temperature_and_bits_gradient(capsys: pytest.CaptureFixture[str]) -> None:
+def test_issue13_temperature_and_bits_gradient(capsys: pytest.CaptureFixture[str]) -> None:
     out = _ok(
         capsys, ["explain", "--logits", "2,1,0.1", "--label", "2", "--temperature", "2", "--bits"]
     )
@@ -95,7 +95,7 @@ def test_issue16_temperature_and_bits_gradient(capsys: pytest.CaptureFixture[str
         (["--logits", "1,2", "--p", "0.5,0.5", "--hinge"], "--hinge"),
     ],
 )
-def test_issue16_conflicting_inputs_are_usage_errors_naming_the_flag(
+def test_issue13_conflicting_inputs_are_usage_errors_naming_the_flag(
     capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
 ) -> None:
     err = _usage_error(capsys, ["explain", *argv])
@@ -162,7 +162,7 @@ def test_issue10_item9_temperature_below_one_with_huge_logits(
 # explain needs only the base install ---------------------------------------------------------
 
 
-def test_issue16_explain_works_without_rich_sklearn_matplotlib_pyarrow() -> None:
+def test_issue13_explain_works_without_rich_sklearn_matplotlib_pyarrow() -> None:
     # One fresh process (the interpreter's start and crossent's import cost seconds)
     # calls main for each command in turn, each with its own stdout and stderr; after
     # every call, none of the four packages may have been imported.
@@ -214,7 +214,7 @@ def test_issue16_explain_works_without_rich_sklearn_matplotlib_pyarrow() -> None
 # New modes -----------------------------------------------------------------------------------
 
 
-def test_issue16_smoothing_shows_the_smoothed_target_and_its_loss(
+def test_issue13_smoothing_shows_the_smoothed_target_and_its_loss(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = _ok(capsys, ["explain", "--logits", "2,1,0.1", "--label", "0", "--smoothing", "0.1"])
@@ -230,7 +230,7 @@ def test_issue16_smoothing_shows_the_smoothed_target_and_its_loss(
     assert f"{floor:.6f} nats" in out  # the floor: the entropy of the smoothed target
 
 
-def test_issue16_hinge_versus_cross_entropy_on_the_same_logits(
+def test_issue13_hinge_versus_cross_entropy_on_the_same_logits(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = _ok(capsys, ["explain", "--logits", "3,1,0.5", "--label", "0", "--hinge"])
@@ -248,7 +248,7 @@ def test_issue16_hinge_versus_cross_entropy_on_the_same_logits(
     assert "hinge loss = 0.500000" in out
 
 
-def test_issue16_kl_both_directions(capsys: pytest.CaptureFixture[str]) -> None:
+def test_issue13_kl_both_directions(capsys: pytest.CaptureFixture[str]) -> None:
     out = _ok(capsys, ["explain", "--p", "0.5,0.5", "--q", "0.9,0.1", "--kl"])
     forward = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
     reverse = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
@@ -259,7 +259,7 @@ def test_issue16_kl_both_directions(capsys: pytest.CaptureFixture[str]) -> None:
     assert "D(Q||P) = 1.000000 bits" in out
 
 
-def test_issue16_temperature_recomputes_the_loss_on_distributions(
+def test_issue13_temperature_recomputes_the_loss_on_distributions(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = _ok(capsys, ["explain", "--p", "1,0", "--q", "0.8,0.2", "--temperature", "0.5"])
@@ -272,7 +272,7 @@ def test_issue16_temperature_recomputes_the_loss_on_distributions(
 # demo ----------------------------------------------------------------------------------------
 
 
-def test_issue16_demo_speaks_of_the_tutorial_examples(capsys: pytest.CaptureFixture[str]) -> None:
+def test_issue13_demo_speaks_of_the_tutorial_examples(capsys: pytest.CaptureFixture[str]) -> None:
     out = _ok(capsys, ["demo"])
     assert "the tutorial examples" in out
     assert "seed" not in out.lower()
@@ -287,7 +287,7 @@ def test_issue16_demo_speaks_of_the_tutorial_examples(capsys: pytest.CaptureFixt
         ("calibration", "temperature", "Surprisal"),
     ],
 )
-def test_issue16_demo_takes_a_topic(
+def test_issue13_demo_takes_a_topic(
     capsys: pytest.CaptureFixture[str], topic: str, expected: str, absent: str
 ) -> None:
     out = _ok(capsys, ["demo", topic])
@@ -295,13 +295,13 @@ def test_issue16_demo_takes_a_topic(
     assert absent not in out
 
 
-def test_issue16_demo_unknown_topic_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_issue13_demo_unknown_topic_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "nonsense"]) == 2
     assert "entropy" in capsys.readouterr().err  # lists the topics
 
 
 @pytest.mark.parametrize("command", [["demo"], ["explain", "--p", "1,0,0", "--q", "0.7,0.2,0.1"]])
-def test_issue16_writing_into_a_closed_pipe_is_quiet(command: list[str]) -> None:
+def test_issue13_writing_into_a_closed_pipe_is_quiet(command: list[str]) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),

@@ -68,7 +68,7 @@ def _cross_entropy_bits(logits: Any, symbols: Any) -> float:
     return float(crossent.softmax_cross_entropy(logits, symbols, base=2, reduction="sum"))
 
 
-def test_issue16_compressed_size_equals_cross_entropy_in_bits(
+def test_issue13_compressed_size_equals_cross_entropy_in_bits(
     digits_model: dict[str, Any],
 ) -> None:
     logits, symbols = digits_model["test"]
@@ -82,7 +82,7 @@ def test_issue16_compressed_size_equals_cross_entropy_in_bits(
     np.testing.assert_array_equal(_decompress(words, logits), symbols)
 
 
-def test_issue16_temperature_scaling_compresses_smaller(digits_model: dict[str, Any]) -> None:
+def test_issue13_temperature_scaling_compresses_smaller(digits_model: dict[str, Any]) -> None:
     logits, symbols = digits_model["test"]
     held_logits, held_symbols = digits_model["held_out"]
     scaler = crossent.TemperatureScaling().fit(held_logits, held_symbols)

@@ -58,21 +58,21 @@ def _built(page: str) -> Path:
     return path
 
 
-def test_issue16_api_reference_lists_every_public_name() -> None:
+def test_issue13_api_reference_lists_every_public_name() -> None:
     text = _api_extension().reference_rst()
     documented = set(re.findall(r"^   (\w+)$", text, flags=re.MULTILINE))
     documented |= set(re.findall(r"^\.\. py:data:: (\w+)$", text, flags=re.MULTILINE))
     assert set(crossent.__all__) <= documented, set(crossent.__all__) - documented
 
 
-def test_issue16_every_public_function_states_its_formula() -> None:
+def test_issue13_every_public_function_states_its_formula() -> None:
     for name in crossent.__all__:
         obj = getattr(crossent, name)
         if inspect.isfunction(obj):
             assert ".. math::" in (obj.__doc__ or "") or ":math:" in (obj.__doc__ or ""), name
 
 
-def test_issue16_shape_stars_are_escaped_only_where_they_open_a_shape() -> None:
+def test_issue13_shape_stars_are_escaped_only_where_they_open_a_shape() -> None:
     escape = _api_extension().escape_shape_stars
     assert escape("shape (*batch, classes)") == r"shape (\*batch, classes)"
     assert escape("broadcast(*batch_p, *batch_q)") == r"broadcast(\*batch_p, \*batch_q)"
@@ -80,7 +80,7 @@ def test_issue16_shape_stars_are_escaped_only_where_they_open_a_shape() -> None:
     assert escape("``f(*args)`` and :math:`(*a)`") == "``f(*args)`` and :math:`(*a)`"
 
 
-def test_issue16_every_tutorial_is_in_the_toctree_and_ends_with_something_to_run() -> None:
+def test_issue13_every_tutorial_is_in_the_toctree_and_ends_with_something_to_run() -> None:
     toctree = (DOCS / "tutorials" / "index.md").read_text()
     for name in TUTORIALS:
         assert f"\n{name}\n" in toctree, name
@@ -91,7 +91,7 @@ def test_issue16_every_tutorial_is_in_the_toctree_and_ends_with_something_to_run
     assert on_disk == set(TUTORIALS)
 
 
-def test_issue16_built_reference_has_a_page_with_math_for_every_function() -> None:
+def test_issue13_built_reference_has_a_page_with_math_for_every_function() -> None:
     _built("api/index.html")
     for name in crossent.__all__:
         obj = getattr(crossent, name)
@@ -104,7 +104,7 @@ def test_issue16_built_reference_has_a_page_with_math_for_every_function() -> No
             assert 'class="math' in page.read_text(), name
 
 
-def test_issue16_every_tutorial_page_shows_executed_output() -> None:
+def test_issue13_every_tutorial_page_shows_executed_output() -> None:
     _built("index.html")
     for name in TUTORIALS:
         html = (SITE / "tutorials" / f"{name}.html").read_text()
@@ -138,7 +138,7 @@ def _typeset_math(driver: Any) -> tuple[int, int]:
     ("page", "min_images"),
     [("index.html", 0), ("tutorials/calibration.html", 2)],
 )
-def test_issue16_site_pages_load_in_headless_chromium(
+def test_issue13_site_pages_load_in_headless_chromium(
     tmp_path: Path, page: str, min_images: int
 ) -> None:
     path = _built(page)

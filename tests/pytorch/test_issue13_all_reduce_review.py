@@ -88,29 +88,29 @@ def _bad_arguments(rank: int, group: Any) -> None:
     """Issue 13: one rank's bad argument raises the same InputError on every rank."""
     good = _state(rank)
     _expect_input_error(
-        r"`state` must be an EvaluationState, on rank\(s\) \[1\]"
-        + (r".*got dict" if rank == 1 else " of the group$"),
+        r"on rank 1 of the group, `state` must be an EvaluationState; got dict$",
         state={"n": 3} if rank == 1 else good,
         group=group,
     )
     for bad_rank, bad, shown in ((2, -7, "-7"), (0, 1.5, "1.5"), (1, "3", "'3'"), (2, 2**53, "")):
         _expect_input_error(
-            rf"`row_offset` must be None or a non-negative integer.*rank\(s\) \[{bad_rank}\]"
-            + (f".*got {shown}" if rank == bad_rank else " of the group$"),
+            rf"on rank {bad_rank} of the group, `row_offset` must be None or a non-negative "
+            rf"integer.*got {shown}",
             state=good,
             group=group,
             row_offset=bad if rank == bad_rank else None,
         )
     # Two ranks at once: both named.
     _expect_input_error(
-        r"`row_offset`.*rank\(s\) \[0, 2\]",
+        r"on rank 0 of the group, `row_offset`.*; on rank 2 of the group, `row_offset`",
         state=good,
         group=group,
         row_offset=-1 if rank != 1 else 0,
     )
     # A different class count on one rank: its fingerprint differs (held on main).
     _expect_input_error(
-        r"`state`: cannot merge .*different classes.*rank\(s\) \[2\]",
+        r"disagree on `state` \(cannot merge .*different classes.*rank 0: 5 classes.*"
+        r"rank 2: 6 classes",
         state=_state(rank, classes=CLASSES + 1) if rank == 2 else good,
         group=group,
     )

@@ -3,8 +3,9 @@
 Float64 ``torch.nn.functional`` is the oracle. Forward-mode AD (``torch.func.jvp``,
 ``jacfwd``, ``torch.autograd.forward_ad``): a custom op whose inputs require no grad
 runs without autograd, so its output's tangent was silently dropped (a zero Jacobian);
-the fused class-id losses now raise, the probability-target and distillation losses
-take their plain torch operations (the right tangent).
+the fused class-id loss has a forward-mode rule now (it raised before), so have the
+linear loss's scalar reductions ('none' raises), and the probability-target and
+distillation losses take their plain torch operations (the right tangent).
 """
 
 from __future__ import annotations
@@ -32,26 +33,61 @@ def _data(seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, 
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_forward_mode_through_class_ids_raises_not_zero(dtype: torch.dtype) -> None:
-    """``jacfwd``, ``jvp`` and ``forward_ad`` of the fused class-id loss: an error naming
-    the argument (on main: a zero Jacobian, F.cross_entropy's is not)."""
+def test_forward_mode_through_class_ids(dtype: torch.dtype) -> None:
+    """``jacfwd``, ``jvp`` and ``forward_ad`` of the fused class-id loss: float64
+    ``F.cross_entropy``'s tangents (on main before the fused op's error: a zero
+    Jacobian; then an InputError; now its forward-mode rule, ``_ops.LabelsFunction``)."""
     z, _, y = _data(0, dtype)
-    assert float(func.jacfwd(lambda x: F.cross_entropy(x, y))(z).abs().max()) > 0.01
-    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
-        func.jacfwd(lambda x: ct.cross_entropy(x, y))(z)
-    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
-        func.jvp(lambda x: ct.cross_entropy(x, y, reduction="none"), (z,), (z,))
-    with forward_ad.dual_level(), pytest.raises(InputError, match="forward-mode"):
-        ct.CrossEntropyLoss(label_smoothing=0.1)(forward_ad.make_dual(z, z), y)
+    tol = {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-6}
+    want = func.jacfwd(lambda x: F.cross_entropy(x, y))(z.double())
+    got = func.jacfwd(lambda x: ct.cross_entropy(x, y))(z)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.double(), want, **tol)
+    _, got_t = func.jvp(lambda x: ct.cross_entropy(x, y, reduction="none"), (z,), (z,))
+    _, want_t = func.jvp(
+        lambda x: F.cross_entropy(x, y, reduction="none"), (z.double(),), (z.double(),)
+    )
+    torch.testing.assert_close(got_t.double(), want_t, **tol)
+    with forward_ad.dual_level():
+        out = ct.CrossEntropyLoss(label_smoothing=0.1)(forward_ad.make_dual(z, z), y)
+        tangent = forward_ad.unpack_dual(out).tangent
+    with forward_ad.dual_level():
+        ref = F.cross_entropy(forward_ad.make_dual(z.double(), z.double()), y, label_smoothing=0.1)
+        ref_tangent = forward_ad.unpack_dual(ref).tangent
+    torch.testing.assert_close(tangent.double(), ref_tangent, **tol)
 
 
-def test_forward_mode_through_linear_cross_entropy_raises() -> None:
+def test_forward_mode_through_linear_cross_entropy() -> None:
+    """Scalar reductions: float64 ``F.cross_entropy(F.linear(...))``'s tangents (on main
+    an InputError: now ``_ops.LinearFunction.jvp``); ``'none'``, which has no cheap
+    rule, still an error naming the argument and the reduction."""
     z, v, y = _data(1)
     h, w = z[:, :3], torch.cat([v, v[:1]])[:, :3]
+    for reduction in ("mean", "sum"):
+        got = func.jacfwd(
+            lambda m, r=reduction: ct.linear_cross_entropy(h, m, y, ignore_index=-100, reduction=r)
+        )(w)
+        want = func.jacfwd(
+            lambda m, r=reduction: F.cross_entropy(
+                F.linear(h, m), y, ignore_index=-100, reduction=r
+            )
+        )(w)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    _, got_t = func.jvp(lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100), (h,), (h,))
+    _, want_t = func.jvp(
+        lambda x: F.cross_entropy(F.linear(x, w), y, ignore_index=-100), (h,), (h,)
+    )
+    torch.testing.assert_close(got_t, want_t, rtol=1e-12, atol=1e-14)
     with pytest.raises(InputError, match="`linear_weight` carries a forward-mode AD tangent"):
-        func.jacfwd(lambda m: ct.linear_cross_entropy(h, m, y, ignore_index=-100))(w)
-    with pytest.raises(InputError, match="`input` carries a forward-mode AD tangent"):
-        func.jvp(lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100), (h,), (h,))
+        func.jacfwd(
+            lambda m: ct.linear_cross_entropy(h, m, y, ignore_index=-100, reduction="none")
+        )(w)
+    with pytest.raises(InputError, match="reduction='none'"):
+        func.jvp(
+            lambda x: ct.linear_cross_entropy(x, w, y, ignore_index=-100, reduction="none"),
+            (h,),
+            (h,),
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)

@@ -17,13 +17,14 @@ The machinery is package-internal API, shared with ``crossent.report`` and
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_choice, check_integer, check_scalar
+from .._checks import check_base, check_choice, check_integer
 from .._parallel import ordered_map
 from ..errors import InputError
 from ._binning import BinStatistics, check_class_bins
@@ -70,7 +71,22 @@ _METRICS = ("nll", "brier", "spherical", "accuracy", "calibration_error")
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate with a bootstrap percentile interval."""
+    """A point estimate with a bootstrap percentile interval.
+
+    Attributes
+    ----------
+    value : float
+        The metric on the data as given (``float(interval)`` is this value).
+    low, high : float
+        The ends of the percentile interval of the bootstrap replicates.
+    confidence : float
+        The interval's nominal coverage, such as 0.95.
+    resamples, seed : int
+        The number of bootstrap replicates and the seed that drew them.
+    metric : str
+        The metric's name: ``'nll'``, ``'brier'``, ``'spherical'``, ``'accuracy'`` or
+        ``'calibration_error'``.
+    """
 
     value: float
     low: float
@@ -90,6 +106,19 @@ class LogLossComparison:
 
     A negative ``difference`` means A predicts the labels better.  ``low`` and ``high``
     bound the difference; an interval that excludes 0 is evidence of a real gap.
+
+    Attributes
+    ----------
+    difference : float
+        Mean NLL of A minus mean NLL of B (in the unit of ``base``).
+    low, high : float
+        The ends of the paired bootstrap's percentile interval of ``difference``.
+    nll_a, nll_b : float
+        Each model's mean NLL.
+    confidence : float
+        The interval's nominal coverage, such as 0.95.
+    resamples, seed : int
+        The number of bootstrap replicates and the seed that drew them.
     """
 
     difference: float
@@ -116,8 +145,10 @@ def check_resamples(resamples: object) -> int:
 def check_resampling(confidence: float, resamples: int, seed: int) -> tuple[float, int, int]:
     """The checked ``confidence`` in (0, 1), ``resamples`` in ``[1, MAX_RESAMPLES]`` and
     ``seed >= 0``."""
-    level = check_scalar(confidence, name="confidence", low=0.0, high=1.0, low_open=True)
-    if level >= 1.0:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
+        raise InputError(f"`confidence` must be a real number; got {confidence!r}")
+    level = float(confidence)
+    if not 0.0 < level < 1.0:  # NaN too; one wording for either end (0 was "(0, 1]")
         raise InputError(f"`confidence` must be in (0, 1); got {confidence!r}")
     return (
         level,
@@ -245,7 +276,7 @@ def bootstrap_interval(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.
     base : float, optional
-        Logarithm base of the NLL (None: nats).
+        Logarithm base of the NLL (None: nats); for ``metric="nll"`` only.
     validate : bool, default True
         Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
         tolerance). The labels' range is checked in any case (a label outside ``[0,
@@ -292,7 +323,13 @@ def bootstrap_interval(
         raise InputError(
             f"options {sorted(calibration_options)} apply to metric='calibration_error' only"
         )
-    check_resampling(confidence, resamples, seed)
+    if metric != "nll" and base is not None:
+        raise InputError(
+            f"`base` applies to metric='nll' only (the other metrics have no logarithm); "
+            f"got base={base!r} with metric={metric!r}"
+        )
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base)
     predictions = as_predictions(probs, labels, form=form, validate=validate)
     require_examples(predictions, purpose="a bootstrap interval")
@@ -350,7 +387,8 @@ def binned_calibration_interval(
     ``crossent.report`` calls it with the values its first pass kept, so its interval is
     this one, draw for draw, without a second pass over the rows.
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
     value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
@@ -457,7 +495,8 @@ def compare_log_loss(
     >>> bool(result.high < 0)   # the sharper model is better on these labels
     True
     """
-    check_resampling(confidence, resamples, seed)
+    # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
+    confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
     if np.shape(probs_a) != np.shape(probs_b):
         raise InputError(

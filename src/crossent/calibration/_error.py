@@ -277,8 +277,8 @@ def calibration_error(
         True classes in ``[0, classes)``.
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``probs`` holds.  Never inferred from the values; error messages call the
-        array by its form.  (Why a keyword and not one function per form: see
-        :mod:`crossent.calibration`.)
+        array by its form.  (Why a keyword and not one function per form: see the
+        docstring of the ``crossent.calibration`` package.)
     bins : int, default 15
         Number of bins, 1 to 2**20 (``_binning.MAX_BINS``: a bin needs several
         examples to estimate its hit rate).
@@ -365,7 +365,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     total = BinStatistics.zeros((spec.bins,))
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     for _, part in map_totals(predictions, request):
-        if part.bins is not None:
+        if isinstance(part.bins, BinStatistics):  # (top-label: never a ClassBinsPart)
             total = total + part.bins
     return total
 

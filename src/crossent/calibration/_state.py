@@ -27,6 +27,7 @@ from . import _inputs, _row_kernels
 from ._binning import (
     FINE_CELLS,
     BinStatistics,
+    ClassBinsPart,
     Closed,
     assign_uniform_bins,
     bin_statistics,
@@ -56,6 +57,8 @@ __all__ = [
     "EvaluationState",
     "EvaluationSummary",
     "add_summarized_block",
+    "adding_batch",
+    "class_bins_part",
     "class_bins_uniform",
 ]
 
@@ -256,6 +259,7 @@ class EvaluationState:
         positive class's probability."""
         correct = summaries.correct
         scope = self._spec.scope
+        bins: BinStatistics | ClassBinsPart
         if scope == "top-label":
             bins = self._binned(summaries.confidence, correct)
         elif scope == "positive-class" and probs is not None:
@@ -282,11 +286,28 @@ class EvaluationState:
             keep=self.keep,
         )
 
+    # Where the adding of a batch stands (:meth:`_all_or_nothing`): _OUTSIDE a batch,
+    # _OPENED (in a batch, the sums' arrays the state's from before it: another state,
+    # a result of :meth:`compute` or the saved copy may hold them) or _OWNED (the
+    # arrays made by the batch's first :meth:`_add`: nothing else holds them yet).  A
+    # class attribute, so that a state unpickled from an older version has it.
+    _OUTSIDE, _OPENED, _OWNED = 0, 1, 2
+    _adding = _OUTSIDE
+
     @contextlib.contextmanager
     def _all_or_nothing(self) -> Iterator[None]:
-        """The state's sums put back as they stood if the body raises (:meth:`_add` and
-        :meth:`_add_blocks` replace the sums, never write into them)."""
+        """The state's sums put back as they stood if the body raises.
+
+        :meth:`_add_blocks` replaces the sums; :meth:`_add` replaces them at the
+        batch's first block and adds the later blocks into those new arrays in place
+        (``a += b``: the same numbers as ``a + b``), so that a batch of many blocks
+        allocates the sums once, not once a block (class-wise bins of 50 000 classes
+        are three arrays of 6 MB: ``crossent report``'s first pass on wide outputs
+        spent most of its time allocating them).  The arrays the state held before the
+        batch are never written.
+        """
         saved = (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising)
+        self._adding = self._OPENED
         try:
             yield
         except BaseException:
@@ -298,13 +319,30 @@ class EvaluationState:
                 self._surprising,
             ) = saved
             raise
+        finally:
+            self._adding = self._OUTSIDE
 
     def _add(self, part: BlockTotals) -> None:
-        self._sums = self._sums + part.sums
-        self._class_count = self._class_count + part.class_count
-        self._class_surprisal = self._class_surprisal + part.class_surprisal
-        if part.bins is not None:
-            self._bins = self._bins + part.bins
+        if self._adding == self._OWNED:  # this batch's own arrays: in place
+            self._sums += part.sums
+            self._class_count += part.class_count
+            self._class_surprisal += part.class_surprisal
+            if isinstance(part.bins, ClassBinsPart):
+                part.bins.add_into(self._bins)
+            elif part.bins is not None:
+                self._bins.add_into(part.bins)
+        else:
+            self._sums = self._sums + part.sums
+            self._class_count = self._class_count + part.class_count
+            self._class_surprisal = self._class_surprisal + part.class_surprisal
+            if isinstance(part.bins, ClassBinsPart):  # a copy, then the part added in
+                bins = BinStatistics(*(a.copy() for a in self._bins.arrays()))
+                part.bins.add_into(bins)
+                self._bins = bins
+            elif part.bins is not None:
+                self._bins = self._bins + part.bins
+            if self._adding == self._OPENED and part.bins is not None:
+                self._adding = self._OWNED  # (every array new: the bins too)
         if self.keep:
             self._surprising = _top(self._surprising + part.found, self.keep)
 
@@ -348,16 +386,17 @@ class EvaluationState:
             return bin_statistics(index, confidence, hits, self._spec.bins)
         return bin_statistics(fine_cell(confidence), confidence, hits, FINE_CELLS + 2)
 
-    def _binned_classes(self, probs: FloatArray, labels: IntArray) -> BinStatistics:
+    def _binned_classes(self, probs: FloatArray, labels: IntArray) -> BinStatistics | ClassBinsPart:
         """The class-wise bins of a block, ``(classes, cells)``: :meth:`_binned` of each
         column ``k`` (``p_k`` against ``[label = k]``), for every class at once.
 
-        Equal-width bins: :func:`class_bins_uniform`.  Equal-mass bins (fine cells): cell
+        Equal-width bins: :func:`class_bins_part` (:func:`class_bins_uniform` kept
+        sparse, for :meth:`_add`).  Equal-mass bins (fine cells): cell
         ``(k, b)`` is ``k * cells + b`` of one ``numpy.bincount`` over the block in
         row-major order, as :func:`class_bins_uniform` does for the columns it bins.
         """
         if self._spec.binning == "uniform":
-            return class_bins_uniform(probs, labels, self._spec.bins, self._spec.closed)
+            return class_bins_part(probs, labels, self._spec.bins, self._spec.closed)
         return _bincount_classes(fine_cell(probs), probs, labels, FINE_CELLS + 2)
 
     def merge(self, other: EvaluationState) -> EvaluationState:
@@ -450,6 +489,17 @@ def class_bins_uniform(
     ``bincount`` gives, bit for bit, at a few passes over the block instead of some
     twenty (``crossent report`` on 50 000 classes).
     """
+    part = class_bins_part(probs, labels, bins, closed)
+    return part if isinstance(part, BinStatistics) else part.dense()
+
+
+def class_bins_part(
+    probs: FloatArray, labels: IntArray, bins: int, closed: Closed
+) -> BinStatistics | ClassBinsPart:
+    """:func:`class_bins_uniform` before its spreading into dense arrays (for more than
+    one class): the columns with an entry past the first bin, their bins, every
+    column's sum and each row's hit cell (:class:`._binning.ClassBinsPart`), which a
+    state adds into its own bins without forming the block's."""
     probs = np.ascontiguousarray(probs, dtype=np.float64)
     rows, classes = probs.shape
     if classes < 2:  # one column: sum(axis=0) would sum pairwise, not in row order
@@ -458,20 +508,15 @@ def class_bins_uniform(
     # bin 0 is [0, e_1) (closed left) or [0, e_1] (closed right); NaN is in neither
     in_first = probs < first_edge if closed == "left" else probs <= first_edge
     binned = np.flatnonzero(~in_first.all(axis=0))  # columns with an entry past bin 0
-    count = np.zeros((classes, bins))
-    confidence_sum = np.zeros((classes, bins))
-    count[:, 0] = rows
-    confidence_sum[:, 0] = probs.sum(axis=0)
+    stats = None
     if binned.size:
         part = probs[:, binned] if binned.size < classes else probs
         index = assign_uniform_bins(part, bins, closed)
         stats = _bincount_classes(index, part, None, bins)
-        count[binned], confidence_sum[binned] = stats.count, stats.confidence_sum
     # a row's hit is in its label's column, in the bin of its label's probability
     label_probs = probs[np.arange(rows), labels]
     hit_cells = labels * bins + assign_uniform_bins(label_probs, bins, closed)
-    hits = np.bincount(hit_cells, minlength=classes * bins).astype(np.float64)
-    return BinStatistics(count, confidence_sum, hits.reshape(classes, bins))
+    return ClassBinsPart((classes, bins), rows, probs.sum(axis=0), binned, stats, hit_cells)
 
 
 def _bincount_classes(
@@ -508,6 +553,18 @@ def add_summarized_block(
     scopes bin ``block.probs``).
     """
     state._add(state._totals(summaries, first_row + block.start, block.probs))
+
+
+@contextlib.contextmanager
+def adding_batch(states: tuple[EvaluationState, ...]) -> Iterator[None]:
+    """The blocks of one batch added to each of ``states`` (:func:`add_summarized_block`
+    within): each state's sums allocated once for the batch, its later blocks added in
+    place (:meth:`EvaluationState._all_or_nothing`), and every state as it was if the
+    body raises.  Package-internal, for ``crossent.report``'s first pass."""
+    with contextlib.ExitStack() as stack:
+        for state in states:
+            stack.enter_context(state._all_or_nothing())
+        yield
 
 
 def _stacked_applies(predictions: Predictions) -> bool:

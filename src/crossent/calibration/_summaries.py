@@ -40,7 +40,14 @@ import numpy as np
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
 from . import _row_kernels, _row_numpy
-from ._binning import BinStatistics, Closed, assign_uniform_bins, bin_statistics, uniform_edges
+from ._binning import (
+    BinStatistics,
+    ClassBinsPart,
+    Closed,
+    assign_uniform_bins,
+    bin_statistics,
+    uniform_edges,
+)
 from ._inputs import Block, FloatArray, IntArray, Predictions
 
 __all__ = [
@@ -283,7 +290,7 @@ class BlockTotals:
     sums: FloatArray
     class_count: IntArray
     class_surprisal: FloatArray
-    bins: BinStatistics | None
+    bins: BinStatistics | ClassBinsPart | None
     found: list[tuple[float, int]]
 
 

@@ -540,12 +540,19 @@ class TemperatureScaling:
         return fit_scaler(self, predictions, bounds)
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs."""
+        """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "temperature_")
         predictions = unlabelled(logits, form)
         return as_output(all_log_scores(predictions) / self.temperature_, output)
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
+        """``fit(logits, labels, form=form)``, then the recalibrated probabilities of ``logits``."""
         return self.fit(logits, labels, form=form).transform(logits, form=form)
 
 

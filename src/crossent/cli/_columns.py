@@ -7,9 +7,15 @@ be numeric; a non-numeric one is an error naming it, with the fix.  The choice i
 
 A pandas index written with the table is never a default class: ``DataFrame.to_csv``
 writes it as the first column with an empty name, and ``to_parquet`` stores a non-range
-index as a column named in the file's pandas metadata (``__index_level_0__``).  Read as a
-class, it would add a class whose logit is the row number.  It identifies the rows, so
-it is the id column unless ``--id-column`` names another (then it is ignored).
+index as a column named in the file's pandas metadata (``__index_level_0__``); a CSV read
+back by ``read_csv`` and saved with ``index=False`` has it as a first column named
+``Unnamed: 0`` (taken as the index only if it holds the row numbers 0, 1, 2, ..., which
+the table reader checks).  Read as a class, it would add a class whose logit is the row
+number.  It identifies the rows, so it is the id column unless ``--id-column`` names
+another (then it is ignored).  Any other column is the user's to name: a default class
+column of integers, a different one in every row (a *named* index written by ``to_csv``,
+``df.index.name = "id"``), is refused by the table reader with the fix (``--id-column``
+or ``--class-columns``), never read as a class or dropped on a guess.
 """
 
 from __future__ import annotations

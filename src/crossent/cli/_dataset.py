@@ -8,7 +8,6 @@ never guessed from the values, and the labels are held in memory.
 from __future__ import annotations
 
 import contextlib
-import shlex
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ __all__ = [
     "Dataset",
     "SourceError",
     "binary_column",
+    "labels_name",
     "prediction_arrays",
     "scratch_file",
 ]
@@ -59,9 +59,6 @@ class Dataset:
     columns: dict[str, Any] | None = None
     labels_source: str = ""
     """The file the labels were read from, when not ``source`` (``--labels``)."""
-    row_ids: tuple[list[str], str] = ([], "")
-    """A table's class columns of integers with a different value in every row (likely
-    row ids), and the table's first column."""
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property
@@ -72,26 +69,27 @@ class Dataset:
     def classes(self) -> int:
         return int(self.values.shape[1])
 
-    def row_id_hint(self) -> str:
-        """What to pass if the class columns of likely row ids do identify rows ("" when
-        there are none): a named pandas index written by ``to_csv`` is the first column,
-        and is otherwise read as a class whose value is the row id."""
-        names, first = self.row_ids
-        if not names:
-            return ""
-        name = names[0]
-        what = (
-            f"the first column, {name!r}, is read as a class but holds integers, a "
-            "different one in every row, as a pandas index written by to_csv does"
-            if name == first
-            else f"the class column {name!r} holds integers, a different one in every row, "
-            "as row ids do"
-        )
-        return f"{what}; if it identifies rows, pass --id-column {shlex.quote(name)}"
-
     def close(self) -> None:
         """Drop the memory maps' temporary files."""
         self._cleanup.close()
+
+
+def labels_name(path: Any, names: list[str], kind: str = "array") -> str:
+    """Which of a file's named arrays ``--labels`` reads: the one named ``labels``, else
+    the file's only one; anything else is a :class:`SourceError` naming the file and
+    its arrays (nothing is chosen by shape or dtype).  ``kind`` is what the file calls
+    its arrays in the message ("array", "tensor")."""
+    if "labels" in names:
+        return "labels"
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise SourceError(f"{path}: holds no {kind}s; --labels needs the class ids")
+    shown = ", ".join(map(repr, sorted(names)))
+    raise SourceError(
+        f"{path}: holds {len(names)} {kind}s ({shown}) and none named 'labels'; --labels "
+        f"reads the {kind} named 'labels', or a file's only {kind}"
+    )
 
 
 def binary_column(values: Any, name: str, source: str) -> Any:

@@ -1,12 +1,17 @@
 """``--labels FILE``: the labels of predictions stored alone (a ``.npy``, or a ``.pt``
-holding one tensor), and the checks every such pair of files needs.
+holding a tensor or a dict of predictions only), and the checks every such pair of
+files needs.
 
-The labels file is a ``.npy`` of class ids, a ``.pt``/``.pth`` holding a tensor of them
-(or a dict with ``labels``), or a table (CSV, Parquet, Arrow) whose ``--label-column``
-(default ``label``) holds them, read as a table's label column is: integers, booleans
-(False is class 0, True class 1) or the names of the classes.  Predictions whose file
-holds its labels (an ``.npz``, a ``.safetensors``, a table, a ``.pt`` dict with
-``labels``) take no ``--labels``: two sources of labels is an error, never a choice.
+The labels file is a ``.npy`` of class ids; an ``.npz``, a ``.safetensors`` or a
+``.pt``/``.pth`` dict whose array (tensor) named ``labels`` holds them, or which holds
+that one array only (several arrays and none named ``labels`` is an error listing them,
+nothing being chosen by shape or dtype: the rule of the predictions file, whose arrays'
+names say what they are); a ``.pt`` holding one tensor of them; or a table (CSV,
+Parquet, Arrow) whose ``--label-column`` (default ``label``) holds them, read as a
+table's label column is: integers, booleans (False is class 0, True class 1) or the
+names of the classes.  Predictions whose file holds its labels (an ``.npz``, a
+``.safetensors``, a table, a ``.pt`` dict with ``labels`` or a ``(predictions, labels)``
+pair) take no ``--labels``: two sources of labels is an error, never a choice.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column
+from ._dataset import Dataset, SourceError, binary_column, labels_name
 from ._npy import read_npy
+from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
+from ._safetensors import read_safetensors_labels
 from ._tables import read_label_column
 
 __all__ = ["LABEL_SUFFIXES", "TABLE_SUFFIXES", "attach_labels", "check_file"]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".feather", ".ipc")
-LABEL_SUFFIXES = (".npy", ".pt", ".pth", *TABLE_SUFFIXES)
+LABEL_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", *TABLE_SUFFIXES)
 
 
 def check_file(path: Path) -> None:
@@ -54,8 +61,8 @@ def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
     suffix = path.suffix.lower()
     if suffix not in LABEL_SUFFIXES:
         raise SourceError(
-            f"{path}: --labels reads a .npy, a .pt/.pth or a table (.csv, .parquet, .arrow); "
-            f"got {suffix or '(no extension)'!r}"
+            f"{path}: --labels reads a .npy, .npz, .safetensors, .pt/.pth or a table (.csv, "
+            f".parquet, .arrow); got {suffix or '(no extension)'!r}"
         )
     check_file(path)
     try:
@@ -63,15 +70,31 @@ def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
             return read_label_column(path, label_column, class_names)
         if suffix == ".npy":
             return read_npy(path)
-        loaded = load_pt(path)
-        if isinstance(loaded, dict):
-            if "labels" not in loaded:
-                keys = ", ".join(sorted(map(str, loaded))) or "an empty dict"
-                raise SourceError(f"{path}: no tensor named 'labels' (found: {keys})")
-            loaded = loaded["labels"]
-        return pt_array(path, "the labels", loaded)
+        if suffix == ".npz":
+            return read_npz_labels(path)
+        if suffix == ".safetensors":
+            return read_safetensors_labels(path)
+        return _pt_labels(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _pt_labels(path: Path) -> Any:
+    """The labels in a ``.pt``: one tensor, or a dict's tensor named ``labels`` or its
+    only tensor (entries that are not tensors, such as an epoch number, are not arrays)."""
+    loaded = load_pt(path)  # imports torch, or names the extra it needs
+    import torch
+
+    if isinstance(loaded, dict):
+        tensors = {str(k): v for k, v in loaded.items() if isinstance(v, torch.Tensor)}
+        name = labels_name(path, list(tensors), "tensor")
+        return pt_array(path, f"the labels ({name!r})", tensors[name])
+    if isinstance(loaded, (tuple, list)):
+        raise SourceError(
+            f"{path}: holds a {type(loaded).__name__} of {len(loaded)}; --labels reads one "
+            "tensor of class ids, or a dict with a tensor named 'labels'"
+        )
+    return pt_array(path, "the labels", loaded)
 
 
 def attach_labels(
@@ -97,7 +120,7 @@ def attach_labels(
     if labels_path is not None:
         if dataset.labels is not None:
             raise SourceError(
-                f"{path}: holds its own 'labels'; --labels {labels_path} would be a second "
+                f"{path}: holds its own labels; --labels {labels_path} would be a second "
                 "source of labels (drop one)"
             )
         dataset.labels = _read_labels(labels_path, label_column, dataset.class_names)
@@ -105,8 +128,8 @@ def attach_labels(
         where = labels_path
     elif dataset.labels is None:
         raise SourceError(
-            f"{path}: holds predictions only; give their labels with --labels FILE (a .npy "
-            "or .pt of class ids, or a table's --label-column)"
+            f"{path}: holds predictions only; give their labels with --labels FILE (a .npy, "
+            ".npz, .safetensors or .pt of class ids, or a table's --label-column)"
         )
     dataset.labels = _checked_labels(dataset.labels, where, values.shape[0], path)
     return dataset

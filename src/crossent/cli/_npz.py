@@ -35,9 +35,16 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column, prediction_arrays, scratch_file
+from ._dataset import (
+    Dataset,
+    SourceError,
+    binary_column,
+    labels_name,
+    prediction_arrays,
+    scratch_file,
+)
 
-__all__ = ["npy_layout", "open_npz", "read_small"]
+__all__ = ["npy_layout", "open_npz", "read_npz_labels", "read_small"]
 
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, struct.error)
 """What :mod:`zipfile` raises for a damaged archive or member (besides ``OSError``)."""
@@ -86,6 +93,19 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
             raise
     dataset.class_names = [str(k) for k in range(dataset.classes)]
     return dataset
+
+
+def read_npz_labels(path: Path) -> Any:
+    """The labels of ``--labels FILE.npz``: its array named ``labels``, or its only array
+    (:func:`._dataset.labels_name`), read into memory with the checks of every member."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (*_CORRUPT, ValueError) as exc:
+        raise SourceError(f"{path}: not a valid .npz file ({exc})") from exc
+    with archive:
+        members = _members(path, archive)
+        name = labels_name(path, list(members))
+        return read_small(path, archive, members[name], name)
 
 
 def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:

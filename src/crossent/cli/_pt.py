@@ -12,9 +12,15 @@ What the file holds says what it is, as in an ``.npz``:
 
 * a dict (a ``state_dict``-like mapping of names to tensors) with ``labels`` and exactly
   one of ``probs``, ``logits``, ``log_probs``: the name says the form;
+* a tuple or list of two tensors, ``torch.save((logits, labels), path)``: the
+  predictions, then their labels (integer class ids or booleans); the order is the
+  rule, so a pair whose second tensor is not of integers is refused (a list of two
+  per-batch outputs is not a pair: ``torch.cat`` them), and another length is refused;
 * a dict with one prediction tensor and no ``labels``, or a single tensor: the
-  predictions, whose labels come from ``--labels FILE``; a single tensor's form is named
-  by ``--logits`` / ``--log-probs`` (probabilities otherwise, as for a table).
+  predictions, whose labels come from ``--labels FILE``.
+
+A tensor or a pair has no name, so the form of its predictions is named by ``--logits`` /
+``--log-probs`` (probabilities otherwise, as for a table and a ``.npy``).
 
 bfloat16 tensors are widened to float32 (NumPy has no bfloat16; the widening is exact),
 as the library does with a bfloat16 tensor; float16 stays float16, which the library
@@ -29,6 +35,8 @@ import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ._dataset import Dataset, SourceError, prediction_arrays
 from ._deps import require
@@ -101,15 +109,39 @@ def pt_array(path: Path, name: str, tensor: Any) -> Any:
 
 
 def open_pt(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
-    """A ``.pt``/``.pth`` of predictions: a tensor in ``form`` (None: probabilities), or a
-    dict whose names say the form (``form`` must then be None), with or without
-    ``labels``."""
+    """A ``.pt``/``.pth`` of predictions: a tensor or a ``(predictions, labels)`` pair in
+    ``form`` (None: probabilities), or a dict whose names say the form (``form`` must
+    then be None), with or without ``labels``."""
     loaded = load_pt(path)
     if isinstance(loaded, dict):
         return _from_dict(path, loaded, form)
     form = form or "probs"
+    what = f"the predictions ({form})"
+    if isinstance(loaded, (tuple, list)):
+        return _from_pair(path, loaded, form, what)
     values = pt_array(path, "the tensor", loaded)
-    return Dataset(values, None, form, [], str(path), what=f"the predictions ({form})")
+    return Dataset(values, None, form, [], str(path), what=what)
+
+
+def _from_pair(path: Path, loaded: tuple[Any, ...] | list[Any], form: str, what: str) -> Dataset:
+    """``(predictions, labels)``: exactly two tensors, the second of class ids."""
+    kind = type(loaded).__name__
+    if len(loaded) != 2:
+        raise SourceError(
+            f"{path}: holds a {kind} of {len(loaded)} item{'' if len(loaded) == 1 else 's'}; "
+            "crossent reads a tensor, a dict "
+            "of tensors, or a pair (predictions, labels) (a list of per-batch outputs: save "
+            "torch.cat of it)"
+        )
+    values = pt_array(path, f"the {kind}'s first item (the predictions)", loaded[0])
+    labels = pt_array(path, f"the {kind}'s second item (the labels)", loaded[1])
+    if labels.dtype != np.bool_ and not np.issubdtype(labels.dtype, np.integer):
+        raise SourceError(
+            f"{path}: a {kind} of two tensors is read as (predictions, labels), and its "
+            f"second item has dtype {labels.dtype}, not integer class ids (a list of two "
+            "per-batch outputs? save torch.cat of it, and the labels beside it)"
+        )
+    return Dataset(values, labels, form, [], str(path), what=what)
 
 
 def _from_dict(path: Path, loaded: dict[Any, Any], form: str | None) -> Dataset:

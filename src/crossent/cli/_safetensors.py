@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column, prediction_arrays
+from ._dataset import Dataset, SourceError, binary_column, labels_name, prediction_arrays
 
-__all__ = ["open_safetensors"]
+__all__ = ["open_safetensors", "read_safetensors_labels"]
 
 _MAX_HEADER = 100 * 1024 * 1024
 """The format's own limit on the header (100 MB)."""
@@ -86,6 +86,15 @@ def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
     if kind == "BF16":
         return (np.asarray(array, dtype=np.uint32) << 16).view(np.float32)
     return array
+
+
+def read_safetensors_labels(path: Path) -> Any:
+    """The labels of ``--labels FILE.safetensors``: its tensor named ``labels``, or its
+    only tensor (:func:`._dataset.labels_name`), read into memory."""
+    size = path.stat().st_size
+    header, start = _header(path, size)
+    name = labels_name(path, [str(key) for key in header], "tensor")
+    return np.array(_tensor(path, name, header[name], start, size))
 
 
 def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> Dataset:

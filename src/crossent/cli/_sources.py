@@ -97,16 +97,19 @@ FORMATS = (
     InputFormat(
         (".npy",),
         "a .npy of predictions (rows, classes), or (rows,) for P(label = 1) of a binary "
-        "problem, probabilities unless --logits or --log-probs, with --labels FILE (a .npy "
-        "or .pt of class ids, or a table's --label-column; read without pickle)",
+        "problem, probabilities unless --logits or --log-probs, with --labels FILE (a .npy, "
+        ".npz, .safetensors or .pt of class ids, or a table's --label-column; read without "
+        "pickle)",
         open_npy,
         takes_labels=True,
     ),
     InputFormat(
         (".pt", ".pth"),
-        "a .pt/.pth written by torch.save: a dict of tensors named as in the .npz, or one "
-        "tensor of predictions read as a .npy is (read with torch.load(weights_only=True), "
-        "never unpickling objects; needs the torch extra)",
+        "a .pt/.pth written by torch.save: a dict of tensors named as in the .npz, a "
+        "(predictions, labels) tuple or list of two tensors (the form from --logits or "
+        "--log-probs, probabilities otherwise), or one tensor of predictions read as a .npy "
+        "is (read with torch.load(weights_only=True), never unpickling objects; needs the "
+        "torch extra)",
         open_pt,
         takes_labels=True,
     ),

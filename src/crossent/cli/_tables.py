@@ -11,6 +11,7 @@ file was written from float32 values.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,12 +155,45 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         or pa_types.is_integer(batch.column(name).type)
         for name in names
     }
-    choice, problem = choose_columns(
-        names, numeric, options, str(path), index=_pandas_index(batch.schema)
-    )
+    index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
+    choice, problem = choose_columns(names, numeric, options, str(path), index=index)
     if choice is None:
         raise SourceError(problem)
     return choice
+
+
+_UNNAMED_INDEX = "Unnamed: 0"
+"""The name pandas' ``read_csv`` gives an unnamed first column: the index ``to_csv``
+wrote, kept as a column when the frame is saved again with ``index=False``."""
+
+
+def _unnamed_index(batch: Any) -> str | None:
+    """:data:`_UNNAMED_INDEX` if it is the table's first column and holds integers: a
+    pandas index, provided that its values are the row numbers 0, 1, 2, ... (checked
+    by :func:`_check_row_numbers` on every batch; anything else is refused, not read)."""
+    import pyarrow.types as pa_types
+
+    names = batch.schema.names
+    if names and names[0] == _UNNAMED_INDEX and pa_types.is_integer(batch.column(0).type):
+        return _UNNAMED_INDEX
+    return None
+
+
+def _check_row_numbers(path: Path, batch: Any, first_row: int) -> None:
+    """The first column, :data:`_UNNAMED_INDEX`, holds the row numbers of this batch."""
+    column = batch.column(_UNNAMED_INDEX)
+    _refuse_missing(path, column, first_row, _UNNAMED_INDEX)
+    values = column.to_numpy(zero_copy_only=False)
+    wrong = np.flatnonzero(values != np.arange(first_row, first_row + values.size))
+    if wrong.size:
+        row = int(wrong[0])
+        raise SourceError(
+            f"{path}: the first column, {_UNNAMED_INDEX!r} (pandas' name for an unnamed index "
+            "column), is taken as the row ids only when it holds the row numbers 0, 1, "
+            f"2, ...; row {first_row + row} has {values[row]}: pass --id-column "
+            f"{shlex.quote(_UNNAMED_INDEX)} if it identifies rows, or list the class columns "
+            "with --class-columns"
+        )
 
 
 def _pandas_index(schema: Any) -> tuple[str, ...]:
@@ -276,6 +310,8 @@ def _convert(
         if options.classes is None:
             distinct = _track_distinct_integers(batch, columns, distinct)
             first_column = str(batch.schema.names[0])
+            if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
+                _check_row_numbers(path, batch, rows)
         label_parts.append(_labels(path, batch, rows, choice))
         if choice.id is not None:
             id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
@@ -290,7 +326,7 @@ def _convert(
         rows += batch.num_rows
     sink.flush()
     if distinct and rows > 2:
-        dataset.row_ids = (_row_id_columns(distinct), first_column)
+        _refuse_row_ids(path, _row_id_columns(distinct), first_column)
     if chosen is not None:
         dataset.class_names = list(chosen.classes)
         dataset.columns = chosen.record()
@@ -328,14 +364,32 @@ def _track_distinct_integers(
 def _row_id_columns(distinct: dict[str, list[Any]]) -> list[str]:
     """The class columns of integers with a different value in every row: row ids, such
     as the index ``DataFrame.to_csv`` writes as a table's first column (named when the
-    index is: ``df.index.name = "id"``), more likely than a model's output.  They are
-    still read as classes (nothing is guessed from the values); the CLI says what to
-    pass if they identify rows (:meth:`Dataset.row_id_hint`)."""
+    index is: ``df.index.name = "id"``), far more likely than a model's output."""
     return [
         name
         for name, parts in distinct.items()
         if np.unique(values := np.concatenate(parts)).size == values.size
     ]
+
+
+def _refuse_row_ids(path: Path, names: list[str], first: str) -> None:
+    """Refuse default class columns of row ids (:func:`_row_id_columns`): read as a class,
+    such a column adds a class whose value is the row id, and a report with exit 0 and
+    wrong numbers would follow; which it is, id or class, is the user's to say."""
+    if not names:
+        return
+    name = names[0]
+    what = (
+        f"the first column, {name!r}, holds integers, a different one in every row, as a "
+        "pandas index written by to_csv does"
+        if name == first
+        else f"the column {name!r} holds integers, a different one in every row, as row ids do"
+    )
+    raise SourceError(
+        f"{path}: {what}, and would be read as a class: pass --id-column "
+        f"{shlex.quote(name)} if it identifies rows, or list the class columns (with it) "
+        "with --class-columns"
+    )
 
 
 def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:

@@ -70,7 +70,17 @@ __all__ = [
 
 
 class CrossEntropyDecomposition(NamedTuple):
-    """H(P), H(P, Q) and D(P||Q) per row, from :func:`cross_entropy_decomposition`."""
+    r"""H(P), H(P, Q) and D(P||Q) per row, from :func:`cross_entropy_decomposition`.
+
+    Attributes
+    ----------
+    entropy : array
+        :math:`H(P)`.
+    cross_entropy : array
+        :math:`H(P, Q)`.
+    kl_divergence : array
+        :math:`D(P \,\|\, Q)`, computed directly (not as a difference of the other two).
+    """
 
     entropy: Any
     cross_entropy: Any

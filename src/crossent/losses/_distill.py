@@ -528,13 +528,15 @@ read (:func:`_near_rows_of_namespace`)."""
 
 def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:
     """Whether a row is ``flagged``; True where the values cannot be read (an array
-    traced by ``jax.jit``, which ``validate=False`` lets through: its rows are all
-    formed then picked, no read)."""
+    traced by ``jax.jit``, or batched by ``torch.func.vmap``, which ``validate=False``
+    lets through: its rows are all formed then picked, no read)."""
     try:
         return bool(xp.any(flagged))
     except Exception as exc:
         if any(word in type(exc).__name__ for word in ("Tracer", "Concretization")):
             return True
+        if "vmap" in str(exc) and "data-dependent control flow" in str(exc):
+            return True  # (torch.func.vmap's batched flags: every row formed, as traced)
         raise
 
 

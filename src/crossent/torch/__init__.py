@@ -63,21 +63,29 @@ gradient; the family wrappers (``binary_cross_entropy_with_logits``,
 generic formulas under autograd (eager use; their value checks break ``torch.compile``
 graphs, but those of ``distillation_loss``, which run in a custom op with its far and
 near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
-is fused (a custom op over float64 Numba kernels, ``_distill_cpu``). Under
-``torch.func``'s reverse-mode transforms (``grad``, ``vjp``, ``jacrev``), where a custom
-op's autograd cannot run, probability targets and ``distillation_loss`` take their
-plain torch operations (class ids and the linear losses have none: PyTorch's error).
+is fused (a custom op over float64 Numba kernels, ``_distill_cpu``).
+
+``torch.func`` (``grad``, ``vjp``, ``jacrev``, ``vmap`` and per-example gradients
+``vmap(grad(...))``, ``jvp``/``jacfwd``, ``functional_call``): a custom op's autograd
+cannot run under its reverse-mode transforms, so under any transform class ids and the
+linear losses call their ops through ``autograd.Function`` twins (``_ops``:
+``LabelsFunction``, ``LinearFunction``; the same kernels, setup and backward; vmap
+rules that pass the examples' rows as one call's rows, or one call an example; a
+forward-mode rule of class ids and of the linear losses' scalar reductions), and
+probability targets and ``distillation_loss`` take their plain torch operations. Under
+``vmap`` the family's data checks run on the examples, then the generic path with
+``validate=False``. No second derivative through the fused backward kernels (an error
+naming the loss); the vocab-parallel losses refuse transforms by name.
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits
 are not finite (PyTorch's is NaN there); bf16/fp16 input gives a float32 loss;
 ``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
 ignoring them; ``size_average``/``reduce`` are not accepted; forward-mode AD
-(``torch.func.jvp``/``jacfwd``) through the fused class-id losses (``cross_entropy``
-with class ids, ``linear_cross_entropy``) is an error naming the argument (their
-custom ops have reverse-mode derivatives only; PyTorch would drop the tangent
-silently), and probability targets and ``distillation_loss`` take their plain torch
-operations there.
+(``torch.func.jvp``/``jacfwd``) through ``linear_cross_entropy`` with
+``reduction='none'`` is an error naming the argument (no cheap rule: each row's
+tangent needs its logits' gradient; PyTorch would drop a custom op's tangent
+silently).
 
 Distributed training and evaluation (``_vocab_parallel.py``, ``_distributed_state.py``):
 :func:`vocab_parallel_cross_entropy` and :func:`vocab_parallel_linear_cross_entropy`

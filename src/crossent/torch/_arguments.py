@@ -30,14 +30,18 @@ __all__ = [
     "call_options",
     "check_chunk_size",
     "check_no_tangent",
+    "check_not_transformed",
     "check_one_dtype",
     "check_weight_not_differentiated",
+    "example_stack",
     "examples",
     "first_order_only",
     "floating_tensor",
     "functorch_reverse_mode",
     "has_tangent",
     "tensor",
+    "under_torch_func",
+    "vmapped",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -181,6 +185,18 @@ def functorch_reverse_mode() -> bool:
     return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
 
 
+def under_torch_func() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vjp``, ``jacrev``, ``vmap``,
+    ``jvp``, ``jacfwd``, ``functional_call`` inside one) is active: one interpreter on
+    functorch's stack (a C++ read, under a microsecond). The custom ops' autograd cannot
+    run under the reverse-mode ones, so the functional forms take their
+    ``autograd.Function`` twins there (``_ops.py``). Eager calls only, as
+    :func:`has_tangent`."""
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """``x`` without its ``torch.func`` wrappers (``grad``'s; ``vmap``'s, each level's
     examples on a new leading axis, outermost first) and whether one was ``vmap``'s.
@@ -196,6 +212,53 @@ def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
         if dim is not None and dim >= 0:
             x, batched = x.movedim(dim, 0), True
     return x, batched
+
+
+def check_not_transformed(function: str) -> None:
+    """Raise :class:`InputError` under a ``torch.func`` transform for a loss that does
+    not support them (the vocab-parallel losses: their collectives run once a call,
+    which vmap cannot batch, and their ``autograd.Function`` has no functorch form)."""
+    if under_torch_func():
+        raise InputError(
+            f"crossent.torch.{function} does not run under torch.func transforms (grad, "
+            f"vmap, jacrev, jvp, functional_call inside one): its collectives cannot be "
+            f"batched; use torch.autograd.grad, or {function} outside the transform"
+        )
+
+
+def vmapped(*tensors: object) -> bool:
+    """Whether ``torch.func.vmap`` batches one of ``tensors`` (others: ignored).
+
+    The generic losses' data checks read values, which a batched tensor does not give
+    (PyTorch's "data-dependent control flow" error): the family's functions then check
+    :func:`example_stack`'s examples and call the generic path with ``validate=False``."""
+    if not under_torch_func():
+        return False
+    return any(isinstance(t, torch.Tensor) and examples(t)[1] for t in tensors)
+
+
+def example_stack(
+    *tensors: torch.Tensor | None,
+) -> tuple[tuple[int, ...], list[torch.Tensor | None]]:
+    """The examples of ``tensors`` (None: absent) under ``torch.func``, each of shape
+    ``lead + shape``: ``lead`` the leading example axes (vmap's levels, outermost
+    first: :func:`examples`), ``shape`` the tensor's own inside the transform (one
+    that a level does not batch is broadcast along its axis). Detached, for checks
+    that read values (the examples' values, not a copy)."""
+    pairs = [None if t is None else (examples(t.detach())[0], t) for t in tensors]
+    lead: tuple[int, ...] = ()
+    for pair in pairs:
+        if pair is not None and pair[0].ndim - pair[1].ndim > len(lead):
+            lead = tuple(pair[0].shape[: pair[0].ndim - pair[1].ndim])
+    out: list[torch.Tensor | None] = []
+    for pair in pairs:
+        if pair is None:
+            out.append(None)
+            continue
+        u, t = pair
+        missing = len(lead) - (u.ndim - t.ndim)
+        out.append(u.reshape((1,) * missing + tuple(u.shape)).expand(*lead, *t.shape))
+    return lead, out
 
 
 def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:

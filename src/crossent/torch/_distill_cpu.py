@@ -50,7 +50,9 @@ seconds of forward and backward, T = 2, ``'mean'``, 2-core AMD EPYC Zen 4, quiet
 2421 MiB (the idiom 4242, compiled 2392; the inputs, the student's copy and its
 gradient are 2000). The kernels take about 2.6 and 2.0 ns a logit a thread (forward,
 backward; ``bench_distill_kernels.py``); the compiled idiom, which keeps float32 and
-one exponential a logit each way, is still 10-25 % faster at this size.
+one exponential a logit each way, was then still 10-25 % faster at this size (since
+the forward writes the gradient, below, crossent is ahead: 4096 x 32000 0.405 s against
+the compiled idiom's 0.562 s, best of 3, RESULTS.md "Addendum ... 2026-12-03 late").
 Half of the backward op's CPU time was the page faults of ``torch.empty``'s gradient
 (first touched by the kernel in 4 KiB pages); the gradient is now NumPy's memory
 (:func:`_fresh`: transparent huge pages). And an eager call whose float32 or float64

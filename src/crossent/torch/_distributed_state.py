@@ -5,14 +5,16 @@ bins and the ``keep`` most surprising rows), and ``merge`` adds two of them. Acr
 ranks the same merge takes three collectives whose sizes depend on the number of classes,
 bins and ``keep`` only, never on the number of examples (no prediction is gathered):
 
-1. ``all_gather`` of four integers per rank: a problem code (0, or which argument failed
-   this rank's own checks: ``state`` not an ``EvaluationState``, ``row_offset`` not a
-   non-negative integer), a fingerprint (CRC32) of (classes, binning, ``keep``, ``entropy``), the
-   rank's example count, and how many surprising rows it keeps. A problem on any rank,
-   or a fingerprint that differs from rank 0's, raises an
-   :class:`~crossent.errors.InputError` naming the argument and the rank(s) on every
-   rank, before any other collective (so no rank is left waiting in one); the counts give
-   each rank's first global row (the ranks' data concatenated in rank order).
+1. ``all_gather`` of one fixed-size record per rank (``_agreement.exchange``): whether
+   this rank's own checks failed (``state`` not an ``EvaluationState``, ``row_offset``
+   not a non-negative integer), what must agree (a BLAKE2b fingerprint of the classes,
+   binning, ``keep`` and ``entropy``, and exactly the length of the sums' vector and
+   ``keep``, the sizes of the next two collectives), the rank's example count and how
+   many surprising rows it keeps. A failed check on any rank, or a layout that differs
+   from rank 0's, raises the same :class:`~crossent.errors.InputError` on every rank,
+   naming the argument, the rank(s) and the values, before any other collective (so no
+   rank is left waiting in one); the counts give each rank's first global row (the
+   ranks' data concatenated in rank order).
 2. ``all_reduce(SUM)`` of one float64 vector: the five score sums, the per-class counts
    and surprisal sums, and the bins' counts, confidence sums and hits (counts are
    integers below :math:`2^{53}`, so they add exactly).
@@ -26,9 +28,11 @@ to reassociation (the all-reduce adds in its own order): with two ranks they are
 bit-identical to ``merge`` (one addition, which commutes); with three or more they may
 differ from ``merge`` in rank order by a few ulp, as ``merge`` in another order would.
 
-Every rank of ``group`` must call :func:`all_reduce_state`: a rank that never calls
-leaves the others waiting in the first collective until the group's timeout (as for any
-collective; nothing here can detect it).
+Every rank of ``group`` must call :func:`all_reduce_state` with that group: a rank that
+never calls, or passes another group (``None`` where the others pass a subgroup, or the
+reverse), leaves the others waiting in the first collective until the group's timeout (no
+exchange can detect it: it meets no record); they then raise an
+:class:`~crossent.errors.InputError` that says so instead of the backend's "timed out".
 
 This module reads the state's fields directly (``EvaluationState`` has no public
 pack/unpack yet): if a field is added to the state, add it to ``_FIELDS`` and to the
@@ -37,7 +41,6 @@ packing below; a test checks that the list matches the state's attributes.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,7 @@ import torch.distributed as dist
 from .._checks import check_integer
 from ..calibration import EvaluationState
 from ..errors import InputError
+from ._agreement import Field, exchange, fingerprint, message_device, rank_in
 
 __all__ = ["all_reduce_state"]
 
@@ -67,65 +71,41 @@ _FIELDS = frozenset(
 )
 
 
-#: Problem codes of the header, found by each rank's own checks before any collective.
-_NO_PROBLEM, _BAD_STATE, _BAD_ROW_OFFSET = 0, 1, 2
-_PROBLEMS = {
-    _BAD_STATE: "`state` must be an EvaluationState",
-    _BAD_ROW_OFFSET: "`row_offset` must be None or a non-negative integer (shifted rows < 2**53)",
-}
-
 #: Row numbers travel as float64: exact below this.
 _EXACT_ROWS = 2**53
 
+_ROW_OFFSET = "`row_offset` must be None or a non-negative integer (shifted rows < 2**53)"
 
-def _local_problem(state: Any, row_offset: Any) -> tuple[int, str]:
-    """This rank's problem code for its own arguments, and what it got ("" when none)."""
+
+def _local_problem(state: Any, row_offset: Any) -> InputError | None:
+    """This rank's error for its own arguments (None when they pass)."""
     if not isinstance(state, EvaluationState):
-        return _BAD_STATE, f"got {type(state).__name__}"
+        return InputError(f"`state` must be an EvaluationState; got {type(state).__name__}")
     if row_offset is not None:
         try:
             offset = check_integer(row_offset, name="row_offset", low=0)
         except InputError:
-            return _BAD_ROW_OFFSET, f"got {row_offset!r}"
+            return InputError(f"{_ROW_OFFSET}; got {row_offset!r}")
         last = max((row for _, row in state._surprising), default=0)
         if offset + last >= _EXACT_ROWS:
-            return _BAD_ROW_OFFSET, f"got {offset}, with rows up to {last}"
-    return _NO_PROBLEM, ""
+            return InputError(f"{_ROW_OFFSET}; got {offset}, with rows up to {last}")
+    return None
 
 
-def _fingerprint(state: EvaluationState) -> int:
-    """A checksum of what must agree for two states to merge (stable across processes)."""
-    return zlib.crc32(repr((state.classes, state.spec, state.keep, state.entropy)).encode())
-
-
-def _rank_in(group: Any) -> int:
-    """This process's rank in ``group``; an InputError when it is not a member."""
-    try:
-        rank = dist.get_rank(group)
-    except (ValueError, RuntimeError, TypeError, AttributeError) as error:
-        raise InputError(f"`group` is not a usable process group: {error}") from None
-    if rank < 0:
-        raise InputError(
-            f"this process (global rank {dist.get_rank()}) is not in `group`; only the "
-            "group's ranks may call all_reduce_state with it"
-        )
-    return rank
-
-
-def _raise_on_problems(table: list[list[int]], rank: int, got: str) -> None:
-    """The same InputError on every rank when any rank's own checks failed."""
-    for code, message in _PROBLEMS.items():
-        ranks = [r for r, row in enumerate(table) if row[0] == code]
-        if ranks:
-            mine = f" (this rank {rank}: {got})" if rank in ranks else ""
-            raise InputError(f"{message}, on rank(s) {ranks} of the group{mine}")
-
-
-def _device(group: Any) -> torch.device:
-    """Where the messages live: the current GPU for NCCL, else the CPU."""
-    if dist.get_backend(group) == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+def _layout(state: EvaluationState) -> list[Field]:
+    """What must agree for the states to merge, and this rank's counts."""
+    described = f"{state.classes} classes, {state.spec}, keep={state.keep}, entropy={state.entropy}"
+    words = "`state` (cannot merge states with different classes, binning, `keep` or `entropy`)"
+    key = repr((state.classes, state.spec, state.keep, state.entropy))
+    length = 5 + 2 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
+    return [
+        Field(words, fingerprint(key), described),
+        # Exactly the sizes of the next two collectives (also under a fingerprint collision).
+        Field("the length of `state`'s sums", length, str(length)),
+        Field("`state.keep`", int(state.keep), str(state.keep)),
+        Field("n", int(state.n), same=False),
+        Field("surprising rows", len(state._surprising), same=False),
+    ]
 
 
 def _pack(state: EvaluationState) -> np.ndarray:
@@ -188,13 +168,15 @@ def all_reduce_state(
     Raises
     ------
     InputError
-        On every rank of ``group``, naming the argument and the rank(s), when any rank's
-        ``state`` is not an ``EvaluationState`` or its ``row_offset`` is not ``None`` or
-        a non-negative integer (with the shifted rows below :math:`2^{53}`), or
-        the ranks' states cannot be merged (different classes, binning, ``keep`` or
-        ``entropy``).
+        The same on every rank of ``group``, naming the argument, the rank(s) and the
+        values, when any rank's ``state`` is not an ``EvaluationState`` or its
+        ``row_offset`` is not ``None`` or a non-negative integer (with the shifted rows
+        below :math:`2^{53}`), or the ranks' states cannot be merged (different classes,
+        binning, ``keep`` or ``entropy``), or the ranks are in different distributed
+        calls of ``crossent.torch``.
         On this process only when no process group is initialised, or this process is
-        not in ``group``.
+        not in ``group`` (or ``group`` is not a process group): then the other ranks
+        wait until the group's timeout, and raise an ``InputError`` saying so.
 
     See Also
     --------
@@ -205,8 +187,9 @@ def all_reduce_state(
     Three collectives (two without ``keep``), each of fixed size: see the module
     docstring. With NCCL the messages go through the current GPU (tested on gloo only).
 
-    Every rank of ``group`` must call this function (a rank that never calls leaves the
-    others waiting in the first collective). Reduce each rank's own state once: reducing
+    Every rank of ``group`` must call this function with the same group (a rank that
+    never calls, or passes another group, leaves the others waiting in the first
+    collective until the group's timeout). Reduce each rank's own state once: reducing
     a state that is already the group's merge (the result of this function) counts every
     example ``world`` times, as ``merge`` of a state with itself counts it twice.
 
@@ -219,35 +202,20 @@ def all_reduce_state(
             state.update(logits.numpy(), labels.numpy(), form="logits")
         summary = crossent.torch.all_reduce_state(state).compute()
     """
-    problem, got = _local_problem(state, row_offset)
+    problem = _local_problem(state, row_offset)
     if not (dist.is_available() and dist.is_initialized()):
-        if problem:
-            raise InputError(f"{_PROBLEMS[problem]}; {got}")
+        if problem is not None:
+            raise problem
         raise InputError(
             "all_reduce_state needs an initialised torch.distributed process group; "
             "call torch.distributed.init_process_group first (e.g. under torchrun)"
         )
     group = dist.group.WORLD if group is None else group
-    rank = _rank_in(group)
-    device = _device(group)
+    rank = rank_in(group, "all_reduce_state")
+    device = message_device(group)
     world = dist.get_world_size(group)
-
-    ok = problem == _NO_PROBLEM  # else `state` may not be a state: send zeros
-    fields = [_fingerprint(state), state.n, len(state._surprising)] if ok else [0, 0, 0]
-    header = torch.tensor([problem, *fields], dtype=torch.int64, device=device)
-    headers = [torch.empty_like(header) for _ in range(world)]
-    dist.all_gather(headers, header, group=group)
-    table = [[int(v) for v in h.tolist()] for h in headers]
-    _raise_on_problems(table, rank, got)
-    different = [r for r in range(world) if table[r][1] != table[0][1]]
-    if different:
-        raise InputError(
-            "`state`: cannot merge evaluation states with different classes, binning, "
-            f"`keep` or `entropy` across ranks: rank(s) {different} of the group differ "
-            f"from rank 0 (this rank {rank}: {state.classes} classes, {state.spec}, "
-            f"keep={state.keep}, entropy={state.entropy})"
-        )
-    counts = [row[2] for row in table]
+    table = exchange("all_reduce_state", group, [] if problem else _layout(state), problem)
+    counts = [row[0] for row in table]
     n = sum(counts)
 
     sums = torch.from_numpy(_pack(state)).to(device)
@@ -264,7 +232,7 @@ def all_reduce_state(
         gathered = [torch.empty_like(mine) for _ in range(world)]
         dist.all_gather(gathered, mine, group=group)
         for r, part in enumerate(gathered):
-            rows = part[: table[r][3]].cpu().tolist()
+            rows = part[: table[r][1]].cpu().tolist()
             surprising += [(float(value), int(row)) for value, row in rows]
         surprising = sorted(surprising, key=lambda item: (-item[0], item[1]))[: state.keep]
 

@@ -8,16 +8,26 @@ whose checks and far and near rows run in a custom op (``_far_distillation``), c
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
 gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
 ``teacher_form`` and ``direction``.
+
+Under ``torch.func.vmap`` (per-example gradients: ``vmap(grad(...))``) a batched tensor
+has no value to read: each function checks vmap's examples first (the generic path on
+the unbatched data, no graph: crossent's errors, an index with the example first),
+then runs the generic path with ``validate=False``; ``distillation_loss`` forms its
+near rows on every row (then picks them) and refuses rows it would form again on the
+host (:func:`._far_distillation.distillation_rows_vmapped`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from .. import losses
 from ..errors import InputError
 from . import _distill_cpu
-from ._far_distillation import distillation_rows_checked
+from ._arguments import example_stack, vmapped
+from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids
 
 __all__ = [
@@ -35,6 +45,15 @@ def _reject_legacy(size_average: object, reduce: object) -> None:
             "`size_average` and `reduce` are deprecated in PyTorch and not supported; "
             "use `reduction='mean'`, `'sum'` or `'none'`"
         )
+
+
+def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
+    """An elementwise weight of :func:`example_stack` (shape ``lead + shape``) broadcast
+    against ``like``'s examples (``lead + like's shape``): its own axes last."""
+    if x is None or like is None:
+        return x
+    own = x.shape[len(lead) :]
+    return x.reshape(*lead, *(1,) * (like.ndim - len(lead) - len(own)), *own)
 
 
 def binary_cross_entropy_with_logits(
@@ -68,6 +87,19 @@ def binary_cross_entropy_with_logits(
     True
     """
     _reject_legacy(size_average, reduce)
+    validate = True
+    if vmapped(input, target, weight, pos_weight):  # torch.func.vmap: check the examples
+        lead, (x, t, w, pw) = example_stack(input, target, weight, pos_weight)
+        with torch.no_grad():
+            losses.sigmoid_cross_entropy(
+                x,
+                t,
+                weight=_beside(w, lead, x),
+                pos_weight=_beside(pw, lead, x),
+                label_smoothing=label_smoothing,
+                reduction="none",
+            )
+        validate = False
     # PyTorch's 'mean' divides by the number of elements, also with weights
     # (crossent's by the sum of the weights): the sum, then that division.
     loss = losses.sigmoid_cross_entropy(
@@ -77,6 +109,7 @@ def binary_cross_entropy_with_logits(
         pos_weight=pos_weight,
         label_smoothing=label_smoothing,
         reduction="sum" if reduction == "mean" else reduction,
+        validate=validate,
     )
     return loss / max(input.numel(), 1) if reduction == "mean" else loss
 
@@ -106,8 +139,15 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
+    options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
+    validate = True
+    if vmapped(inputs, targets):  # torch.func.vmap: check the examples
+        _, (x, t) = example_stack(inputs, targets)
+        with torch.no_grad():
+            losses.sigmoid_focal_loss(x, t, **options, reduction="none")
+        validate = False
     return losses.sigmoid_focal_loss(
-        inputs, targets, gamma=gamma, alpha=None if alpha < 0 else alpha, reduction=reduction
+        inputs, targets, **options, reduction=reduction, validate=validate
     )
 
 
@@ -135,14 +175,29 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
+    labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
+    validate = True
+    if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
+        _, (x, y, w) = example_stack(input, labels, weight)
+        x, y = x.reshape(-1, *input.shape), y.reshape(-1, *labels.shape)  # type: ignore[union-attr]
+        w = None if w is None else w.reshape(-1, w.shape[-1])
+        check = {"gamma": gamma, "ignore_index": ignore_index, "reduction": "none"}
+        with torch.no_grad():
+            if w is None:
+                losses.softmax_focal_loss(x, y, axis=axis + 1, **check)
+            else:  # class weights: each example's
+                for b in range(x.shape[0]):
+                    losses.softmax_focal_loss(x[b], y[b], axis=axis, weight=w[b], **check)
+        validate = False
     return losses.softmax_focal_loss(
         input,
-        as_class_ids(target),
+        labels,
         gamma=gamma,
-        axis=1 if input.ndim > 1 else 0,
+        axis=axis,
         weight=weight,
         ignore_index=ignore_index,
         reduction=reduction,
+        validate=validate,
     )
 
 
@@ -263,6 +318,15 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
+        return distillation_rows_vmapped(
+            input,
+            teacher_logits,
+            temperature,
+            reduction,
+            teacher_form=teacher_form,
+            direction=direction,
+        )
     options = (teacher_form, direction)
     if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):
         fused = _distill_cpu.fused_distillation(

@@ -88,12 +88,13 @@ from .._checks import Form, check_reduction
 from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
 from .._xp import namespace, reduce_sum
+from ..errors import InputError
 from ..losses import LossParts, _distill
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
-from ._arguments import first_order_only
+from ._arguments import example_stack, first_order_only
 
-__all__ = ["distillation_rows_checked"]
+__all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
 
 def distillation_rows_checked(
@@ -150,6 +151,56 @@ def distillation_rows_checked(
     if not_finite or any(far):
         return _again(student, teacher, temperature, reduction, loss, axis, **options)
     return loss
+
+
+def distillation_rows_vmapped(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    reduction: str,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+) -> Any:
+    r""":func:`distillation_rows_checked` under ``torch.func.vmap``, whose batched tensors
+    give no value to read: the examples (:func:`example_stack`) are validated by the
+    generic path's rows of them (no graph), then the generic formula runs on the
+    batched tensors with ``validate=False`` (its near rows formed on every row, then
+    picked: no read). Rows that the eager call forms again on the host (a loss that is
+    not finite: far gaps, or a reverse :math:`D(s\,\|\,t) = \infty`; a :math:`T^2`
+    past the work dtype's range; a teacher gap past it where the teacher is
+    differentiated) cannot be selected under vmap: an :class:`InputError` naming vmap."""
+    axis = 1 if student.ndim > 1 else 0
+    options = {"teacher_form": teacher_form, "direction": direction}
+    lead, (z, v) = example_stack(student, teacher)
+    if z is None or v is None:  # pragma: no cover (both are tensors here)
+        raise RuntimeError("crossent: no examples")
+    inner = axis + len(lead)
+    with torch.no_grad():
+        rows = losses.distillation_loss(
+            z, v, axis=inner, temperature=temperature, reduction="none", **options
+        )
+        far = _square_is_far(z, v, temperature) or not bool(torch.isfinite(rows).all())
+        if not far and _teacher_needs_gradient(teacher):
+            far = bool(
+                (_far_gap_rows(z, temperature, inner) | _far_gap_rows(v, temperature, inner)).any()
+            )
+    if far:
+        raise InputError(
+            "under torch.func.vmap a row's distillation loss is not finite, or its gaps "
+            "or the temperature's square pass the range of the work dtype: such rows are "
+            "formed again one by one, which vmap cannot batch; call distillation_loss "
+            "on each example outside vmap"
+        )
+    return losses.distillation_loss(
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        reduction=reduction,
+        validate=False,
+        **options,
+    )
 
 
 def _teacher_needs_gradient(teacher: Any) -> bool:

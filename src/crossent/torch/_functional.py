@@ -21,10 +21,18 @@ from ._arguments import (
     functorch_reverse_mode,
     has_tangent,
     tensor,
+    under_torch_func,
 )
+from ._family import _reject_legacy
 from ._labels import as_class_ids, check_class_ids_off_cpu
 from ._launch import work_dtype
-from ._ops import linear_cross_entropy_op, softmax_ce_labels, softmax_ce_probs
+from ._ops import (
+    LabelsFunction,
+    LinearFunction,
+    linear_cross_entropy_op,
+    softmax_ce_labels,
+    softmax_ce_probs,
+)
 from ._reduction import label_weight_sum, weighted_mean
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -72,7 +80,9 @@ def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,
     weight: torch.Tensor | None = None,
+    size_average: None = None,
     ignore_index: int = -100,
+    reduce: None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     *,
@@ -101,6 +111,9 @@ def cross_entropy(
         Non-negative class weights. Not differentiated with class-id targets (as
         PyTorch's): one that requires grad is an error there (under ``torch.no_grad()``
         or detached it is none); probability targets differentiate them.
+    size_average, reduce : None
+        PyTorch's deprecated arguments, in PyTorch's positions (so that positional
+        calls bind as there); anything but None is an error: use ``reduction``.
     ignore_index : int or None, optional
         Target value whose rows contribute nothing (default -100, as PyTorch). Their
         logits are never used: a NaN or an infinity there is no error, their loss and
@@ -132,10 +145,10 @@ def cross_entropy(
     ------
     InputError
         A class id out of range (naming the row and the value), non-finite logits in
-        a row that counts (CPU), bad shapes or options, a ``weight`` that requires grad
-        with class-id targets (``F.cross_entropy`` raises a ``RuntimeError`` there);
-        forward-mode AD (``torch.func.jvp``, ``jacfwd``) with class-id targets (the
-        fused op has reverse-mode derivatives only; probability targets support it).
+        a row that counts (CPU), bad shapes or options (``size_average`` or
+        ``reduce`` not None: PyTorch maps them to a reduction with a deprecation
+        warning), a ``weight`` that requires grad with class-id targets
+        (``F.cross_entropy`` raises a ``RuntimeError`` there).
     InputTypeError
         Non-tensor arguments, float input expected, boolean targets.
 
@@ -171,6 +184,13 @@ def cross_entropy(
     :class:`InputError` (its exact form cannot be batched). Their ``'mean'`` divides
     by the number of rows, as PyTorch's does (0 for no row, as with class ids).
 
+    Under ``torch.func`` (``grad``, ``vmap(grad(...))``, ``jacrev``, ``jvp``,
+    ``jacfwd``) class ids take the op through an ``autograd.Function`` with the same
+    setup and backward (``_ops.LabelsFunction``), whose forward-mode rule is the
+    backward kernel's gradient times the tangent; under ``vmap`` the examples' rows
+    are one op call's rows (a bad class id is named by its example and row). No
+    second derivative there (an error naming the loss): use ``F.cross_entropy``.
+
     Examples
     --------
     >>> import torch, torch.nn.functional as F
@@ -182,6 +202,7 @@ def cross_entropy(
     >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
     tensor(0., dtype=torch.float64)
     """
+    _reject_legacy(size_average, reduce)
     input = tensor(input, name="input")
     target = tensor(target, name="target")
     floating_tensor(input, name="input")
@@ -210,7 +231,7 @@ def cross_entropy(
             )
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
     check_weight_not_differentiated(w)
-    check_no_tangent("cross_entropy", input=input, weight=w)
+    check_no_tangent("cross_entropy", weight=w)
     labels = as_class_ids(target)
     labels = labels[None] if unbatched else labels
     batch_shape = (z.shape[0], *z.shape[2:])
@@ -222,9 +243,10 @@ def cross_entropy(
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
-    rows, _, _ = softmax_ce_labels(
-        flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed()
-    )
+    # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
+    # own autograd cannot run there, nor has it a forward-mode rule.
+    op = LabelsFunction.apply if under_torch_func() or has_tangent(input) else softmax_ce_labels
+    rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -338,8 +360,8 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``: reverse
-        mode only).
+        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``) with
+        ``reduction='none'`` (the scalar reductions have a rule).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
@@ -361,7 +383,11 @@ def linear_cross_entropy(
     ``create_graph=True`` (a gradient penalty) raises an error (for one, use
     ``cross_entropy(F.linear(...))``). Nothing of the gradient is computed under
     ``torch.no_grad()``. Gradients accumulate in float32 (float64 for float64 input)
-    and are rounded once to the input dtype.
+    and are rounded once to the input dtype. Under ``torch.func`` the op runs through
+    an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
+    logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
+    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
+    reductions have a forward-mode rule (``jvp``, ``jacfwd``).
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
@@ -420,23 +446,27 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
+    # Forward-mode AD: a rule for the scalar reductions (_ops.LinearFunction.jvp);
+    # 'none' has none (each row's tangent needs its logits' gradient), an error there.
+    differentiable = {"input": input, "linear_weight": linear_weight, "linear_bias": linear_bias}
     check_no_tangent(
-        "linear_cross_entropy",
-        input=input,
-        linear_weight=linear_weight,
-        linear_bias=linear_bias,
+        "linear_cross_entropy" + (" with reduction='none'" if opts.reduction == "none" else ""),
+        **(differentiable if opts.reduction == "none" else {}),
         weight=w,
     )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
+    # Under torch.func the op's autograd.Function twin, the gradients not formed ahead.
+    transformed = under_torch_func() or has_tangent(input, linear_weight, linear_bias)
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
+        and not transformed
         and torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in tensors)
     )
-    loss, *_ = linear_cross_entropy_op(
+    loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
         h,
         linear_weight,
         linear_bias,

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import InputTypeError
 from . import _family, _functional
 
 __all__ = [
@@ -55,6 +56,16 @@ class _Loss(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return type(self)._function(input, target, **self._held())
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """Refuse ``torch.jit.script`` (which calls this first, on every submodule too):
+        say why and what to use, rather than TorchScript's error about an annotation."""
+        raise InputTypeError(
+            f"`crossent.torch.{type(self).__name__}` cannot be compiled by "
+            "`torch.jit.script` (its forward runs Python checks and custom operators "
+            "that TorchScript cannot compile); use `torch.compile(model)` instead, or "
+            "script the model without the loss"
+        )
 
 
 class CrossEntropyLoss(_Loss):
@@ -151,7 +162,15 @@ class LinearCrossEntropyLoss(_Loss):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__(locals())
+        self.num_classes = num_classes
         self.linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        """The fields of ``torch.nn.LinearCrossEntropyLoss``'s repr (in its order, but
+        ``out_features`` and ``options``), then crossent's options."""
+        shape = f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+        held = ", ".join(f"{name}={getattr(self, name)}" for name in self._options[1:])
+        return f"{shape}bias={self.linear.bias is not None}, {held}"
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         linear = self.linear

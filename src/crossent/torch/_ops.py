@@ -58,6 +58,8 @@ from ._labels import check_class_ids
 from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
 
 __all__ = [
+    "LabelsFunction",
+    "LinearFunction",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
     "softmax_ce_labels",
@@ -155,10 +157,203 @@ def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, .
         grad = softmax_ce_labels_backward(
             grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
         )
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
+            grad = _labels_twice_differentiable(grad, grad_rows, logits, labels, weight, ctx)
     return (grad,) + (None,) * 5
 
 
 softmax_ce_labels.register_autograd(_ce_backward, setup_context=_ce_setup_context)
+
+
+# torch.func: vmap rules of the class-id ops, and their autograd.Function twin. A custom
+# op's autograd (``register_autograd``) is an old-style ``autograd.Function`` inside
+# PyTorch: torch.func.grad, vjp and jacrev refuse it ("must override the setup_context
+# staticmethod"). ``LabelsFunction`` calls the same ops with the same setup and
+# backward, and vmap's generated rule batches its forward and backward through the
+# ops' vmap rules below; the functional forms take it under torch.func only
+# (``_arguments.under_torch_func``), so eager and compiled calls keep the ops.
+
+
+def _batch_first(x: Tensor, dim: int | None, size: int) -> Tensor:
+    """``x`` with vmap's batch axis first (broadcast to ``size`` where unbatched)."""
+    return x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
+
+
+def _each_example(
+    op: Any, size: int, in_dims: tuple[int | None, ...], args: tuple[Any, ...]
+) -> tuple[Any, Any]:
+    """vmap's result of ``op`` by one call an example (PyTorch's fallback, without its
+    performance warning): for a batched argument the rows cannot share (per-example
+    class weights; the linear losses, whose reductions and gradients sum over rows)."""
+    results = []
+    for b in range(size):
+        call = [
+            a.select(d, b) if isinstance(a, Tensor) and isinstance(d, int) else a
+            for a, d in zip(args, in_dims, strict=True)
+        ]
+        results.append(op(*call))
+    if isinstance(results[0], Tensor):
+        return torch.stack(results), 0
+    stacked = tuple(torch.stack(parts) for parts in zip(*results, strict=True))
+    return stacked, (0,) * len(stacked)
+
+
+def _rows_of_examples(x: Tensor, dim: int | None, size: int) -> Tensor:
+    """The examples' rows (each of shape ``(rows, *tail)``) as one call's rows."""
+    x = _batch_first(x, dim, size)
+    return x.reshape(size * x.shape[1], *x.shape[2:]).contiguous()
+
+
+def _labels_vmap(
+    info: Any,
+    in_dims: tuple[int | None, ...],
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    options: list[float],
+) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[int, int, int]]:
+    """``torch.func.vmap`` of :func:`softmax_ce_labels`: the examples' rows as one call's
+    rows (each row's values are its own), the batch shape ``(examples, *batch_shape)``
+    (a bad class id is named by its example and row). Class weights of each example:
+    one call an example."""
+    size = info.batch_size
+    if in_dims[2] is not None:
+        args = (logits, labels, weight, batch_shape, ignore_index, options)
+        return _each_example(softmax_ce_labels, size, in_dims, args)
+    n = _batch_first(labels, in_dims[1], size).shape[1]
+    out = softmax_ce_labels(
+        _rows_of_examples(logits, in_dims[0], size),
+        _rows_of_examples(labels, in_dims[1], size),
+        weight,
+        [size, *batch_shape],
+        ignore_index,
+        options,
+    )
+    rows, lse, log_p = (x.reshape(size, n) for x in out)
+    return (rows, lse, log_p), (0, 0, 0)
+
+
+softmax_ce_labels.register_vmap(_labels_vmap)
+
+
+def _labels_backward_vmap(
+    info: Any,
+    in_dims: tuple[int | None, ...],
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    label_log_p: Tensor,
+    ignore_index: int | None,
+    options: list[float],
+) -> tuple[Tensor, int]:
+    """``torch.func.vmap`` of :func:`softmax_ce_labels_backward`, as :func:`_labels_vmap`."""
+    size = info.batch_size
+    args = (upstream, logits, labels, weight, lse, label_log_p, ignore_index, options)
+    if in_dims[3] is not None:
+        return _each_example(softmax_ce_labels_backward, size, in_dims, args)
+    z = _batch_first(logits, in_dims[1], size)
+    u, z_rows, y, s1, s2 = (
+        _rows_of_examples(x, in_dims[i], size)
+        for x, i in ((upstream, 0), (logits, 1), (labels, 2), (lse, 4), (label_log_p, 5))
+    )
+    grad = softmax_ce_labels_backward(u, z_rows, y, weight, s1, s2, ignore_index, options)
+    return grad.reshape(z.shape), 0
+
+
+softmax_ce_labels_backward.register_vmap(_labels_backward_vmap)
+
+
+class _FirstOrder(torch.autograd.Function):
+    """A backward op called in a backward under torch.func, which differentiates that
+    backward too (torch.func.grad's backward builds a graph, as ``create_graph``): the
+    op's own autograd is refused there (as the forward op's), and the op has no
+    derivative; a second derivative through it is an error naming the loss, as it is
+    outside torch.func (PyTorch's "no autograd formula" for the op)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(op: Any, loss: str, *args: Any) -> Any:
+        return op(*args)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        ctx.loss = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> Any:
+        raise RuntimeError(
+            f"crossent.torch's {ctx.loss} has no second derivative under torch.func "
+            "(its backward is a fused kernel): for a Hessian or a gradient penalty use "
+            "torch.nn.functional.cross_entropy of the logits"
+        )
+
+
+class LabelsFunction(torch.autograd.Function):
+    r""":func:`softmax_ce_labels` with its autograd, for ``torch.func``'s transforms.
+
+    The op's setup and backward (:func:`_ce_setup_context`, :func:`_ce_backward`), in
+    the form torch.func takes (forward without ``ctx``, ``setup_context``), vmap's
+    generated rule (the ops' vmap rules) and a forward-mode rule: the tangent of row
+    :math:`i` is :math:`\sum_c (\partial L_i/\partial z_{ic})\,\dot z_{ic}`, the
+    backward op's gradient for an upstream of ones (one pass; under ``jacfwd`` one
+    pass for every tangent, the rows' gradient being unbatched).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        logits: Tensor,
+        labels: Tensor,
+        weight: Tensor | None,
+        batch_shape: list[int],
+        ignore_index: int | None,
+        options: list[float],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options)
+
+    @staticmethod
+    def setup_context(
+        ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
+    ) -> None:
+        _ce_setup_context(ctx, inputs, output)
+        logits, labels, weight = inputs[:3]
+        ctx.save_for_forward(logits, labels, weight, output[1], output[2])
+
+    @staticmethod
+    def backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+        logits, labels, weight, lse, label_log_p = ctx.saved_tensors
+        grad = None
+        if ctx.needs_input_grad[0]:
+            grad = _FirstOrder.apply(
+                softmax_ce_labels_backward,
+                "cross_entropy with class-id targets",
+                grad_rows,
+                logits,
+                labels,
+                weight,
+                lse,
+                label_log_p,
+                *ctx.options,
+            )
+        return (grad,) + (None,) * 5
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, None, None]:
+        if tangent is None:
+            return None, None, None
+        logits, labels, weight, lse, label_log_p = ctx.saved_tensors
+        acc = _acc(logits.dtype)
+        ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
+        grad = softmax_ce_labels_backward(
+            ones, logits, labels, weight, lse, label_log_p, *ctx.options
+        )
+        return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
 
 
 @torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
@@ -256,6 +451,25 @@ def _twice_differentiable(
 
 
 softmax_ce_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
+
+
+def _labels_twice_differentiable(
+    grad: Tensor, grad_rows: Tensor, logits: Tensor, labels: Tensor, weight: Tensor | None, ctx: Any
+) -> Tensor:
+    r""":func:`_twice_differentiable` for class ids: the labels as one-hot targets, whose
+    probability-target rows are the class-id rows (smoothing
+    :math:`(1-\varepsilon)w_y\ell_y + \tfrac{\varepsilon}{C}\sum_c w_c\ell_c`, z-loss weight
+    :math:`\sum_c w_c t_c = w_y`), the ignored rows' upstream and targets 0; so
+    ``create_graph`` backwards (gradient penalties, ``gradgradcheck``) have
+    ``F.cross_entropy``'s second derivatives (they were an error)."""
+    ignore_index, options = ctx.options
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    safe = torch.where(active, labels, 0)
+    targets = torch.nn.functional.one_hot(safe, logits.shape[-1]) * active[:, None]
+    upstream = torch.where(active, grad_rows, torch.zeros_like(grad_rows))
+    return _twice_differentiable(grad, upstream, logits, targets, weight, options)
 
 
 def _probs_vmap(
@@ -554,3 +768,74 @@ def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
 
 
 linear_cross_entropy_op.register_autograd(_linear_backward, setup_context=_linear_setup_context)
+
+
+def _linear_vmap(info: Any, in_dims: tuple[int | None, ...], *args: Any) -> tuple[Any, Any]:
+    """``torch.func.vmap`` of :func:`linear_cross_entropy_op`: one call an example (its
+    reductions and its classifier's gradient sum over the example's rows only)."""
+    return _each_example(linear_cross_entropy_op, info.batch_size, in_dims, args)
+
+
+def _linear_backward_vmap(
+    info: Any, in_dims: tuple[int | None, ...], *args: Any
+) -> tuple[Any, Any]:
+    """``torch.func.vmap`` of :func:`linear_cross_entropy_backward`: one call an example."""
+    return _each_example(linear_cross_entropy_backward, info.batch_size, in_dims, args)
+
+
+linear_cross_entropy_op.register_vmap(_linear_vmap)
+linear_cross_entropy_backward.register_vmap(_linear_backward_vmap)
+
+
+class LinearFunction(torch.autograd.Function):
+    """:func:`linear_cross_entropy_op` with its autograd, for ``torch.func``'s transforms
+    (as :class:`LabelsFunction`). Called with ``need_grad`` False: the backward
+    recomputes the logits blocks (:func:`linear_cross_entropy_backward`), the gradients
+    formed in the forward being scaled in place (which a batched upstream, ``jacrev``'s,
+    cannot do to an unbatched buffer)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(*args: Any) -> tuple[Tensor, ...]:
+        return linear_cross_entropy_op(*args)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        _linear_setup_context(ctx, inputs, output)
+        if not ctx.formed:
+            ctx.save_for_forward(*inputs[:5], output[1], output[2])
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
+        if grad_loss is None:  # the loss itself is not used (grads not materialised)
+            return (None,) * 12
+        tensors = ctx.saved_tensors  # input, linear_weight, linear_bias, labels, weight, ...
+        gi, gw, gb = _FirstOrder.apply(
+            linear_cross_entropy_backward,
+            "linear_cross_entropy",
+            grad_loss,
+            *tensors,
+            *ctx.settings,
+        )
+        return (gi, gw, gb if ctx.has_bias else None) + (None,) * 9
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> tuple[Tensor | None, ...]:
+        r"""The tangent of a scalar loss :math:`L`: :math:`\langle \nabla_h L, \dot h
+        \rangle + \langle \nabla_W L, \dot W \rangle + \langle \nabla_b L, \dot b
+        \rangle`, the gradients of one backward pass (under ``jacfwd`` one pass for
+        every tangent: the gradients are unbatched). ``'none'`` has no such form (each
+        row's tangent needs its logits' gradient): the functional form raises first."""
+        input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
+        if ctx.settings[2] == "none":  # pragma: no cover (refused by linear_cross_entropy)
+            raise RuntimeError("crossent: no forward-mode rule for reduction='none'")
+        acc = _acc(input.dtype)
+        one = torch.ones((), dtype=acc, device=input.device)
+        tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
+        grads = linear_cross_entropy_backward(one, *tensors, *ctx.settings)
+        total = torch.zeros((), dtype=acc, device=input.device)
+        for g, t in zip(grads, tangents[:3], strict=True):
+            if t is not None and g.numel() > 0:
+                total = total + (g.to(acc) * t.to(acc)).sum()
+        return (total, None, None, None, None, None)

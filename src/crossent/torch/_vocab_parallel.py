@@ -21,14 +21,26 @@ with :math:`z' = s\tanh(z/s)/T`, :math:`m_i = \max_c z'_{ic}`, :math:`\sigma = z
 vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never the shard's
 (Megatron-LM issue #737 used the local size, so its loss changed with the parallel degree).
 
-**Forward: two collectives.** Each rank first summarises its slice per row against its
+**Forward: three collectives.** The first is the agreement
+(:mod:`crossent.torch._agreement`): one ``all_gather`` of a fixed-size record per rank
+(16 integers) that carries whether this rank's own checks failed, its slice width (so
+every rank learns the slice sizes on every call), and what must be the same on every
+rank: the number of rows, the batch shape, the dtype, the options, a fingerprint of the
+labels and of the class weights, and for the linear loss the features and whether
+``input`` needs a gradient (which decides the backward's collective). A failed check or
+a difference on any rank raises the same :class:`~crossent.errors.InputError` on every
+rank, naming the rank(s) and the values, before any collective whose size depends on the
+data (issue 13: one rank's bad argument raised there and left the others waiting; a
+different number of rows, or label smoothing on one rank only, sent collectives of
+different sizes, which gloo answers by aborting the processes; different labels gave a
+wrong loss without an error). Then each rank summarises its slice per row against its
 own maximum :math:`m_{ir}` (0 where the slice is empty or all ``-inf``): the sum
 :math:`\rho_{ir}` of the terms below :math:`m_{ir}`, the number :math:`\tau_{ir}` of terms
 equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
 :math:`\sum_{c} w_c (z'_{ic} - m_{ir})` over its slice. Then
 
-1. ``all_reduce(MAX)`` of the row maxima, :math:`m_i = \max_r m_{ir}` (one value per row);
-2. ``all_reduce(SUM)`` of one ``(rows, 3 or 4)`` buffer (plus one flag entry) fusing the
+2. ``all_reduce(MAX)`` of the row maxima, :math:`m_i = \max_r m_{ir}` (one value per row);
+3. ``all_reduce(SUM)`` of one ``(rows, 3 or 4)`` buffer (plus one flag entry) fusing the
    sum of exponentials (as :math:`\rho` and :math:`\tau`), the target logit and the smoothing
    sum, each first moved from :math:`m_{ir}` to :math:`m_i` locally:
    :math:`\rho_{ir} + \tau_{ir}` times :math:`e^{m_{ir} - m_i}` where :math:`m_{ir} < m_i`,
@@ -45,14 +57,9 @@ its tiny log-partition. The flag entry counts NaN and ``+inf`` logits on every r
 value on one rank raises the same :class:`~crossent.errors.InputError` on all of them (no
 rank is left waiting in a collective).
 
-**Slice sizes.** Known from the group's previous call (one ``all_gather`` of one integer per
-rank on a group's first call, or when the class weights' length says the vocabulary
-changed). The MAX all-reduce carries, after the row maxima, one slot per rank holding that
-rank's slice size (float64, ``-1`` elsewhere), so every call learns the true sizes at no
-extra collective; if the slicing changed since the cached call, every rank sees it at
-once and redoes its local pass with the new offsets before the SUM. A cache keyed on a
-rank's own shape would not do: ranks could hit and miss it differently and wait forever
-in different collectives.
+**Slice sizes** come from the agreement's records, on every call (they used to be
+cached per group and re-checked inside the MAX all-reduce: one collective less, but
+no rank could tell that the others' rows or options differed from its own).
 
 **Backward: no collectives** for :func:`vocab_parallel_cross_entropy`: each rank writes the
 gradient of its own slice,
@@ -79,13 +86,19 @@ API; only their split across ranks is written here. The soft cap and its slope a
 ``crossent.torch._launch``'s (``_soft_capped``, ``_times_cap_slope_``), in place where
 the tensor is this module's own.
 
-Checks run before the first collective where every rank sees the same data (options,
-label range against the global :math:`V`, class weights, shapes of the replicated
-arguments), and after the collectives for the logits (NaN, ``+inf``, a row of ``-inf``),
-so every rank raises the same error. They read values on the host and run on every call,
-also under ``torch.compile``, where each is a graph break (issue 13: they were skipped
-while tracing, so a compiled call took a label outside ``[0, V)`` without a target term,
-a negative class weight, or a NaN logit, and returned a wrong loss); so is the exact
+Each rank's own checks (options, types, shapes, class weights) run before the agreement,
+which shares their outcome; the checks against the global :math:`V` (label range, class
+weights' length) right after it, on data the agreement has shown to be the same on every
+rank; the checks of the logits (NaN, ``+inf``, a row of ``-inf``) after the collectives,
+which share them: so every rank raises the same error. Not checked: that ``input`` of the
+linear loss (the hidden states) is the same on every rank (a pass over it on each call),
+and that the slices are in rank order (no data names a class). A rank that passes
+another ``group`` than the others, or does not call, cannot be detected by any exchange:
+the others wait until the group's timeout (then an ``InputError`` says so). The checks
+read values on the host and run on every call, also under ``torch.compile``, where each
+is a graph break (issue 13: they were skipped while tracing, so a compiled call took a
+label outside ``[0, V)`` without a target term, a negative class weight, or a NaN
+logit, and returned a wrong loss); so are the agreement and the exact
 re-evaluation of the rows whose logit gaps leave the work dtype's range
 (:func:`_far_gap_sums`).
 """
@@ -111,10 +124,12 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
+from ._agreement import Field, exchange, fingerprint, rank_in
 from ._arguments import (
     CallOptions,
     call_options,
     check_chunk_size,
+    check_not_transformed,
     check_one_dtype,
     check_weight_not_differentiated,
     first_order_only,
@@ -180,35 +195,52 @@ class _Layout:
         return sum(self.sizes)
 
 
-#: The slice sizes of each group's latest call: every rank of a group sees the same calls,
-#: so every rank hits or misses together (a cache keyed on a rank's own data could not).
-_SIZES: dict[Any, tuple[int, ...]] = {}
-
-
-def _resolve(group: Any) -> Any:
+def _resolve(group: Any, function: str, problem: Exception | None) -> tuple[Any, int]:
+    """The process group (default: the world) and this process's rank in it; an error on
+    this process only when there is none (``problem`` first, this rank's own), or it is
+    not a member (see the module docstring: that cannot be shared)."""
     if not (dist.is_available() and dist.is_initialized()):
+        if problem is not None:
+            raise problem
         raise InputError(
             "vocab-parallel losses need an initialised torch.distributed process group; "
             "call torch.distributed.init_process_group first (e.g. under torchrun)"
         )
-    return dist.group.WORLD if group is None else group
+    group = dist.group.WORLD if group is None else group
+    return group, rank_in(group, function)
 
 
-def _known_sizes(group: Any, width: int, device: Any, classes: int | None) -> tuple[int, ...]:
-    """The slice sizes of the group's latest call, or from one ``all_gather`` of the widths.
+def _agree(
+    function: str,
+    group: Any,
+    rank: int,
+    problem: Exception | None,
+    fields: list[Field],
+) -> _Layout:
+    """The agreement (collective 1; see the module docstring): the same error on every
+    rank, or the slice sizes of this call. ``fields`` end with this rank's width."""
+    table = exchange(function, group, fields, problem)
+    return _Layout(tuple(row[0] for row in table), rank)
 
-    Gathered on a group's first call, and when the class weights' length (``classes``,
-    the same on every rank) says the vocabulary changed. The forward's MAX all-reduce
-    re-checks the sizes on every call at no extra cost (see :func:`_max_and_sizes`).
-    """
-    sizes = _SIZES.get(group)
-    if sizes is None or (classes is not None and classes != sum(sizes)):
-        mine = torch.tensor([width], dtype=torch.int64, device=device)
-        gathered = [torch.empty_like(mine) for _ in range(dist.get_world_size(group))]
-        dist.all_gather(gathered, mine, group=group)
-        sizes = tuple(int(t.item()) for t in gathered)
-        _SIZES[group] = sizes
-    return sizes
+
+def _common_fields(
+    rows: int,
+    batch: tuple[int, ...],
+    dtype: torch.dtype,
+    opts: CallOptions,
+    target: Tensor,
+    weight: Tensor | None,
+    weight_name: str,
+) -> list[Field]:
+    """What must be the same on every rank, for both losses."""
+    return [
+        Field("the number of rows", rows, str(rows)),
+        Field("the batch shape", fingerprint(repr(batch)), str(batch)),
+        Field("the dtype of the logits", fingerprint(str(dtype)), str(dtype)),
+        Field("the options", fingerprint(repr(opts)), repr(opts)),
+        Field("`target` (the labels)", target.to(torch.int64)),
+        Field(f"`{weight_name}`", None if weight is None else weight.to(torch.float64)),
+    ]
 
 
 # --------------------------------------------------------------------------- row terms
@@ -237,12 +269,8 @@ def _labels(
     opts: CallOptions,
     dtype: torch.dtype,
 ) -> _Labels:
-    """The label quantities for ``layout``; shaped right (if wrong) for a stale layout.
-
-    ``width`` is this rank's actual number of classes. A stale layout (the slicing changed
-    since the cached call) gives wrong but well-shaped values, so no rank fails before the
-    MAX all-reduce reveals the true sizes and the local pass is redone.
-    """
+    """The label quantities for ``layout`` (``width`` is this rank's number of classes;
+    the label range and the weights' length are checked)."""
     active, safe = label_rows(target, opts.ignore_index)
     lo = layout.offset
     owned = (safe >= lo) & (safe < lo + width)
@@ -394,7 +422,7 @@ def _cat(parts: list[_Local]) -> _Local:
 
 @dataclass
 class _Rows:
-    """The global per-row statistics, identical on every rank after the two collectives."""
+    """The global per-row statistics, identical on every rank after the MAX and SUM."""
 
     m: Tensor  # max_c of the capped logits (undivided by T)
     ell: Tensor  # in the work dtype, as m
@@ -402,25 +430,15 @@ class _Rows:
     smooth: Tensor | None  # sum over the whole vocabulary of w_c sigma_ic (float64)
 
 
-def _max_and_sizes(
-    local: _Local, width: int, layout: _Layout, group: Any
-) -> tuple[Tensor, tuple[int, ...]]:
-    """Collective 1: ``all_reduce(MAX)`` of the row maxima, with the slice sizes appended.
-
-    Slot ``r`` of the appended part holds rank ``r``'s width (-1 elsewhere), so every rank
-    learns the true sizes on every call, in float64 (exact for any vocabulary).
-    """
-    world = len(layout.sizes)
-    slots = torch.full((world,), -1.0, dtype=torch.float64, device=local.top.device)
-    slots[layout.rank] = width
-    buffer = torch.cat([local.top.to(torch.float64), slots])
+def _max(local: _Local, group: Any) -> Tensor:
+    """Collective 2: ``all_reduce(MAX)`` of the row maxima (in float64)."""
+    buffer = local.top.to(torch.float64, copy=True)  # local.top is read again after it
     dist.all_reduce(buffer, op=dist.ReduceOp.MAX, group=group)
-    sizes = tuple(int(v) for v in buffer[-world:].tolist())
-    return buffer[:-world].to(local.top.dtype), sizes
+    return buffer.to(local.top.dtype)
 
 
 def _sum(local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: Any) -> _Rows:
-    """Collective 2: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
+    """Collective 3: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
     present = local.top > -math.inf
     ref = torch.where(present, local.top, torch.zeros_like(m))
     # (ref - m) / T <= 0 where present; elsewhere the slice adds nothing to the exponentials.
@@ -462,29 +480,16 @@ def _global_rows(
     local_pass: Callable[[_Labels], _Local],
     target: Tensor,
     weight: Tensor | None,
+    layout: _Layout,
     width: int,
     opts: CallOptions,
     group: Any,
     dtype: torch.dtype,
-    *,
-    weight_name: str = "weight",
 ) -> tuple[_Labels, _Rows]:
     """The forward's collectives around the local pass; every rank gets the same rows."""
-    rank = dist.get_rank(group)
-    classes = None if weight is None else weight.shape[0]
-    sizes = _known_sizes(group, width, target.device, classes)
-    layout = _Layout(sizes, rank)
-    _check_weight_length(weight, layout.classes, name=weight_name)
     labels = _labels(target, weight, layout, width, opts, dtype)
     local = local_pass(labels)
-    m, true_sizes = _max_and_sizes(local, width, layout, group)
-    if true_sizes != sizes:  # the slicing changed since the cached call: redo the pass
-        _SIZES[group] = true_sizes
-        layout = _Layout(true_sizes, rank)
-        _check_weight_length(weight, layout.classes, name=weight_name)
-        labels = _labels(target, weight, layout, width, opts, dtype)
-        local = local_pass(labels)
-    _check_label_range(target, layout.classes, opts.ignore_index)
+    m = _max(local, group)
     return labels, _sum(local, labels, m, opts, group)
 
 
@@ -652,6 +657,7 @@ class _VocabParallelCE(torch.autograd.Function):
         weight: Tensor | None,
         opts: CallOptions,
         group: Any,
+        layout: _Layout,
     ) -> Tensor:
         dtype = _work_dtype(z, _compute_dtype(z), opts)
         blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
@@ -659,7 +665,9 @@ class _VocabParallelCE(torch.autograd.Function):
         def local_pass(labels: _Labels) -> _Local:
             return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
 
-        labels, rows = _global_rows(local_pass, target, weight, z.shape[1], opts, group, dtype)
+        labels, rows = _global_rows(
+            local_pass, target, weight, layout, z.shape[1], opts, group, dtype
+        )
 
         def far_b(far: Tensor) -> Tensor:
             capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
@@ -680,8 +688,9 @@ class _VocabParallelCE(torch.autograd.Function):
             zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
             grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
-            return _first_order_only("vocab_parallel_cross_entropy", (grad, None, None, None, None))
-        return grad, None, None, None, None
+            nothing = (None, None, None, None, None)
+            return _first_order_only("vocab_parallel_cross_entropy", (grad, *nothing))
+        return grad, None, None, None, None, None
 
 
 class _VocabParallelLinearCE(torch.autograd.Function):
@@ -698,6 +707,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         opts: CallOptions,
         group: Any,
         chunk_size: int | None,
+        layout: _Layout,
     ) -> Tensor:
         dtype = _compute_dtype(h, weight, bias)
         work = _work_dtype(h, dtype, opts)
@@ -721,14 +731,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             return _cat(parts)
 
         labels, rows = _global_rows(
-            local_pass,
-            target,
-            class_weight,
-            weight.shape[0],
-            opts,
-            group,
-            work,
-            weight_name="class_weight",
+            local_pass, target, class_weight, layout, weight.shape[0], opts, group, work
         )
 
         def far_b(far: Tensor) -> Tensor:
@@ -781,7 +784,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         )
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None)
 
 
 def _first_order_only(name: str, grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
@@ -896,6 +899,20 @@ def _class_weight(weight: object, *, name: str) -> Tensor | None:
     return w
 
 
+def _check_globally(
+    target: Tensor,
+    weight: Tensor | None,
+    classes: int,
+    ignore_index: int | None,
+    *,
+    weight_name: str,
+) -> None:
+    """The checks against the whole vocabulary's ``classes``, after the agreement (on data
+    it has shown to be the same on every rank, so every rank raises the same error)."""
+    _check_weight_length(weight, classes, name=weight_name)
+    _check_label_range(target, classes, ignore_index)
+
+
 def _check_weight_length(weight: Tensor | None, classes: int, *, name: str) -> None:
     """One class weight per class of the whole vocabulary (``classes``, over all ranks)."""
     if weight is not None and weight.shape[0] != classes:
@@ -998,11 +1015,14 @@ def vocab_parallel_cross_entropy(
     Raises
     ------
     InputError
-        On every rank: labels out of range, NaN or ``+inf`` logits of a row that counts
-        on any rank, a row that counts ``-inf`` on every rank, bad options or weights
-        (also one that requires grad), no process group.
+        The same on every rank, naming the rank(s): labels out of range, NaN or ``+inf``
+        logits of a row that counts on any rank, a row that counts ``-inf`` on every
+        rank, bad options or weights (also one that requires grad) on any rank, ranks
+        that disagree on what must be the same on every rank (the number of rows, the
+        batch shape, the dtype, the options, ``target``, ``weight``). On this process
+        only: no process group, or this process not in ``group``.
     InputTypeError
-        Non-floating ``input``, non-integer ``target``.
+        Non-floating ``input``, non-integer ``target`` (on any rank: on every rank).
 
     See Also
     --------
@@ -1012,36 +1032,47 @@ def vocab_parallel_cross_entropy(
 
     Notes
     -----
-    Forward: exactly two collectives per call (after an ``all_gather`` of one integer per
-    rank on a group's first call): an ``all_reduce(MAX)`` of ``N + k`` numbers (the row
-    maxima and the ``k`` slice sizes) and one ``all_reduce(SUM)`` of ``3N + 1`` numbers
-    (``4N + 1`` with label smoothing; float64).
+    Forward: exactly three collectives per call: an ``all_gather`` of 16 integers per rank
+    (the agreement: the ranks' own checks, what must be the same on every rank, the
+    slice sizes), an ``all_reduce(MAX)`` of ``N`` numbers (the row maxima) and one
+    ``all_reduce(SUM)`` of ``3N + 1`` numbers (``4N + 1`` with label smoothing; float64).
     Backward: no collectives. The design and the derivation are in the module docstring.
     There is no second derivative: backpropagating through gradients taken with
     ``create_graph=True`` (a gradient penalty) raises an error naming this loss.
-    Each rank's errors are raised on every rank where the checked data are replicated or
-    reduced; a wrong local *shape* on one rank cannot be, and leaves the others waiting
-    until the process group's timeout.
+    Every rank of ``group`` must call with the same group: a rank that passes another
+    (``None`` where the others pass a subgroup) or does not call leaves the others
+    waiting until the group's timeout, after which they raise an ``InputError`` saying
+    so (no exchange can detect it). Not checked: that the slices are in rank order.
 
     References
     ----------
     .. [1] M. Shoeybi et al., "Megatron-LM: Training Multi-Billion Parameter Language
        Models Using Model Parallelism", arXiv:1909.08053 (the vocab-parallel loss).
     """
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
-    logits = floating_tensor(input, name="input")
-    z, y, batch = _logit_rows(logits, target)
-    group = _resolve(group)
-    w = _class_weight(weight, name="weight")
-    check_weight_not_differentiated(w)
-    rows = _VocabParallelCE.apply(z, y, w, opts, group)
+    name = "vocab_parallel_cross_entropy"
+    check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
+    problem: Exception | None = None
+    try:  # this rank's own checks: their outcome is shared by the agreement
+        opts = call_options(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            soft_cap=soft_cap,
+            temperature=temperature,
+        )
+        logits = floating_tensor(input, name="input")
+        z, y, batch = _logit_rows(logits, target)
+        w = _class_weight(weight, name="weight")
+        check_weight_not_differentiated(w)
+        fields = _common_fields(z.shape[0], batch, z.dtype, opts, y, w, "weight")
+        fields.append(Field("slice width", z.shape[1], same=False))
+    except Exception as error:  # any failure: the agreement raises it on every rank
+        problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
+    layout = _agree(name, group, rank, problem, fields)
+    _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
+    rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
     return _reduce(rows, y, w, opts, batch)
 
 
@@ -1098,7 +1129,9 @@ def vocab_parallel_linear_cross_entropy(
     Raises
     ------
     InputError, InputTypeError
-        As in :func:`vocab_parallel_cross_entropy`; also mismatched feature sizes.
+        As in :func:`vocab_parallel_cross_entropy`; also mismatched feature sizes, and
+        ranks that disagree on the features or on whether ``input`` requires grad. Not
+        checked: that ``input`` holds the same values on every rank.
 
     See Also
     --------
@@ -1106,46 +1139,61 @@ def vocab_parallel_linear_cross_entropy(
 
     Notes
     -----
-    Forward: the same two collectives as :func:`vocab_parallel_cross_entropy` (and the
-    size ``all_gather`` on a group's first call). Backward: one ``all_reduce(SUM)`` of
-    the ``N x D`` input gradient, whose every rank holds only its slice's part
-    :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank).
-    Four matrix products in all: the backward recomputes the logits, because the
-    gradient needs the global log-sum-exp, which is known only after the forward's
-    collectives. Low-precision inputs: on the CPU the products are computed in float32
-    (the classifier slice cast once per call); on CUDA in bfloat16/float16 with float32
-    results (no float32 copy of the slice), the backward's from the two-term split of
-    the float32 gradient block, as :func:`crossent.torch.linear_cross_entropy`
-    (``crossent/torch/_products.py``). No second derivative, as
-    :func:`vocab_parallel_cross_entropy`.
+    Forward: the same three collectives as :func:`vocab_parallel_cross_entropy`. Backward: one
+    ``all_reduce(SUM)`` of the ``N x D`` input gradient, whose every rank holds only its slice's
+    part :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank, which
+    the agreement checks). Four matrix products in all: the backward recomputes the logits,
+    because the gradient needs the global log-sum-exp, which is known only after the forward's
+    collectives. Low-precision inputs: on the CPU the products are computed in float32 (the
+    classifier slice cast once per call); on CUDA in bfloat16/float16 with float32 results (no
+    float32 copy of the slice), the backward's from the two-term split of the float32 gradient
+    block, as :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No
+    second derivative, as :func:`vocab_parallel_cross_entropy`.
     """
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
-    h = floating_tensor(input, name="input")
-    w = floating_tensor(weight, name="weight")
-    b = None if bias is None else floating_tensor(bias, name="bias")
-    if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
-        raise InputError(
-            f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` of "
-            f"shape {tuple(h.shape)}; got {tuple(w.shape)}"
+    name = "vocab_parallel_linear_cross_entropy"
+    check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
+    problem: Exception | None = None
+    try:  # this rank's own checks: their outcome is shared by the agreement
+        opts = call_options(
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+            z_loss=z_loss,
+            soft_cap=soft_cap,
+            temperature=temperature,
         )
-    if b is not None and tuple(b.shape) != (w.shape[0],):
-        raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
-    # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted).
-    check_one_dtype(input=h, weight=w, bias=b)
-    chunk_size = check_chunk_size(chunk_size)
-    batch = tuple(h.shape[:-1])
-    y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
-    group = _resolve(group)
-    cw = _class_weight(class_weight, name="class_weight")
-    check_weight_not_differentiated(cw, name="class_weight")
+        h = floating_tensor(input, name="input")
+        w = floating_tensor(weight, name="weight")
+        b = None if bias is None else floating_tensor(bias, name="bias")
+        if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+            raise InputError(
+                f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` "
+                f"of shape {tuple(h.shape)}; got {tuple(w.shape)}"
+            )
+        if b is not None and tuple(b.shape) != (w.shape[0],):
+            raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted).
+        check_one_dtype(input=h, weight=w, bias=b)
+        chunk_size = check_chunk_size(chunk_size)
+        batch = tuple(h.shape[:-1])
+        y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
+        cw = _class_weight(class_weight, name="class_weight")
+        check_weight_not_differentiated(cw, name="class_weight")
+        rows_in = math.prod(batch)
+        fields = _common_fields(rows_in, batch, h.dtype, opts, y, cw, "class_weight")
+        # The backward all-reduces dL/dinput of N x D where `input` needs a gradient.
+        grad = torch.is_grad_enabled() and h.requires_grad
+        fields += [
+            Field("the features of `input`", h.shape[-1], str(h.shape[-1])),
+            Field("whether `input` requires grad", int(grad), str(grad)),
+            Field("slice width", w.shape[0], same=False),
+        ]
+    except Exception as error:  # any failure: the agreement raises it on every rank
+        problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
+    layout = _agree(name, group, rank, problem, fields)
+    _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
     rows = _VocabParallelLinearCE.apply(
-        h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size
+        h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
     )
     return _reduce(rows, y, cw, opts, batch)

@@ -1,0 +1,254 @@
+r"""One small exchange before a distributed call's data-sized collectives: the ranks agree.
+
+A rank whose own checks fail cannot simply raise: the other ranks of its group would then
+wait forever (or, with gloo, abort) in the call's next collective, and a rank whose
+arguments differ in size from the others' (rows, features, options that change a
+buffer's length) sends a message of another size, which gloo answers with an abort
+(``SIGABRT``) and NCCL with a hang or a wrong number. So each distributed function of
+``crossent.torch`` first sends one fixed-size record per rank, with one ``all_gather``:
+
+=============  ================================================================
+slot           content
+=============  ================================================================
+0              the function's tag (the first 8 bytes of BLAKE2b of its name)
+1              1 when this rank's own checks failed, else 0
+2 ...          the fields that must be equal on every rank (sizes, dtype code,
+               BLAKE2b digests of the options, sums that fingerprint replicated
+               tensors), then this rank's own fields (its slice width, ...)
+=============  ================================================================
+
+padded with zeros to :data:`RECORD` slots, so a record always meets a record of the same
+size, even from another function. From the gathered table every rank takes the same
+decision: go on, or raise the same :class:`~crossent.errors.InputError` (or
+:class:`~crossent.errors.InputTypeError`) naming the rank(s) and what is wrong. Only
+then, and on every rank at once, a second collective (``all_gather_object``) fetches the
+ranks' messages and the values that differ: errors cost it, correct calls do not.
+
+The fingerprints are BLAKE2b's first 8 bytes (``hashlib.blake2b(digest_size=8)``),
+the same in every process (Python's ``hash`` is salted per process). CRC32, used before
+for the evaluation state's layout, is 32 bits and linear (a sum of fingerprints of the
+parts), good against transmission errors, not made to tell apart structured strings; and
+with 64 bits an accidental collision between two different layouts has probability
+:math:`2^{-64}`. A replicated tensor (the labels, the class weights) is fingerprinted on
+its own device, without a host copy, by :func:`tensor_digest`: exact integer sums of its
+bytes as 16-bit words, one plain and one weighted by a pseudo-random position weight.
+That catches a different batch or a different order of rows (not a crafted collision).
+
+What no exchange can detect: a rank that calls with *another* group than the others (a
+subgroup where the others pass ``None``, a group it is not a member of) or never calls
+meets no record. The others then wait until the group's timeout (``timeout=`` of
+``init_process_group`` or ``new_group``); :func:`exchange` turns that timeout into an
+:class:`~crossent.errors.InputError` saying so, instead of the backend's bare
+"timed out".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..errors import CrossentError, InputError, InputTypeError
+
+__all__ = [
+    "RECORD",
+    "Field",
+    "exchange",
+    "fingerprint",
+    "message_device",
+    "rank_in",
+    "tensor_digest",
+]
+
+#: int64 slots of each rank's record (fixed, whatever the function).
+RECORD = 16
+
+
+def fingerprint(text: str) -> int:
+    """The first 8 bytes of BLAKE2b of ``text``, as a signed 64-bit integer."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def tensor_digest(x: torch.Tensor) -> torch.Tensor:
+    r"""Two int64 sums that fingerprint the bytes of ``x``, on its device (no host copy).
+
+    With :math:`u_j` the signed 16-bit words of ``x``'s bytes (little-endian order of
+    the elements) and :math:`\pi_j = (40503\,j + 1) \bmod 2^{16}`,
+    :math:`(\sum_j u_j,\ \sum_j \pi_j u_j)`. Exact in int64 (no overflow) below
+    :math:`2^{31}` words; shape and dtype are fingerprinted apart.
+    """
+    words = x.detach().contiguous().reshape(-1).view(torch.uint8)
+    if words.numel() % 2:
+        words = torch.cat([words, words.new_zeros(1)])
+    u = words.view(torch.int16).to(torch.int64)
+    position = torch.arange(u.numel(), dtype=torch.int64, device=u.device)
+    weights = (position * 40503 + 1) & 0xFFFF
+    return torch.stack([u.sum(), (u * weights).sum()])
+
+
+@dataclass(frozen=True)
+class Field:
+    """One quantity of a rank's record.
+
+    ``value`` is an int (one slot), a tensor (its :func:`tensor_digest`, two slots;
+    ``None`` for no tensor: zeros) or ``None``; ``shown`` is how an error message prints
+    it (``None``: only that it differs); ``same`` says whether every rank must have the
+    same value (else it is the rank's own, as the slice width).
+    """
+
+    name: str
+    value: int | torch.Tensor | None
+    shown: str | None = None
+    same: bool = True
+
+    @property
+    def slots(self) -> int:
+        return 1 if isinstance(self.value, int) else 2
+
+
+def message_device(group: Any) -> torch.device:
+    """Where the records live: the current GPU for NCCL, else the CPU."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def rank_in(group: Any, function: str) -> int:
+    """This process's rank in ``group``; an InputError (on this process only) when
+    ``group`` is not a process group or does not contain this process."""
+    try:
+        rank = dist.get_rank(group)
+    except (ValueError, RuntimeError, TypeError, AttributeError) as error:
+        raise InputError(f"`group` is not a usable process group: {error}") from None
+    if rank < 0:
+        raise InputError(
+            f"this process (global rank {dist.get_rank()}) is not in `group`; only the "
+            f"group's ranks may call {function} with it"
+        )
+    return rank
+
+
+def _ranks(ranks: Sequence[int]) -> str:
+    return f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
+
+
+@torch.compiler.disable
+def exchange(
+    function: str,
+    group: Any,
+    fields: Sequence[Field],
+    problem: BaseException | None = None,
+) -> list[list[int]]:
+    """Every rank's own fields (``same=False``) as a table ``[rank][field]``, after one
+    ``all_gather`` of the records; the same error on every rank when a rank's checks
+    failed (``problem``) or a ``same`` field differs between ranks.
+
+    ``fields`` are ignored on a rank with a ``problem`` (they may not exist there); on
+    the others they are the same list for every call of ``function``. Runs eagerly under
+    ``torch.compile`` (a graph break): the collective and the decision read the host.
+    """
+    device = message_device(group)
+    world = dist.get_world_size(group)
+    if world == 1 and problem is not None:  # no other rank to tell
+        raise problem
+    values = [fingerprint(function), int(problem is not None)]
+    digests: list[tuple[int, torch.Tensor]] = []
+    for f in fields if problem is None else ():
+        if isinstance(f.value, int):
+            values.append(f.value)
+            continue
+        if f.value is not None:
+            digests.append((len(values), f.value))
+        values += [0, 0]
+    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
+    for at, tensor in digests:  # computed on the tensor's device, then one copy
+        record[at : at + 2] = tensor_digest(tensor)
+    table = [torch.empty_like(record) for _ in range(world)]
+    try:
+        dist.all_gather(table, record, group=group)
+    except RuntimeError as error:
+        text = str(error).lower()
+        if not any(cue in text for cue in ("timed out", "timeout", "closed by peer")):
+            raise
+        raise InputError(
+            f"{function}: a rank of `group` did not answer within the group's timeout (or "
+            "closed its connection). "
+            "Every rank of the group must make the same distributed calls with the same "
+            "group; a rank that passed another `group` (a subgroup, None for the world, a "
+            "group it is not in), raised before the call or never called cannot be told "
+            f"apart from a slow one. ({type(error).__name__}: {str(error)[:200]})"
+        ) from error
+    rows = [[int(v) for v in t.tolist()] for t in torch.stack(table).cpu()]
+    _agree_on_function(function, rows, group)
+    failed = [r for r, row in enumerate(rows) if row[1]]
+    if failed:
+        _raise_problems(function, failed, problem, group)
+    # Slots of each field, after the two header slots.
+    spans, start = [], 2
+    for f in fields:
+        spans.append((f, start, start + f.slots))
+        start += f.slots
+    differ = [
+        (f, [r for r, row in enumerate(rows) if row[a:b] != rows[0][a:b]])
+        for f, a, b in spans
+        if f.same
+    ]
+    differ = [(f, ranks) for f, ranks in differ if ranks]
+    if differ:
+        _raise_differences(function, differ, fields, group)
+    return [[row[a] for f, a, _ in spans if not f.same] for row in rows]
+
+
+def _agree_on_function(function: str, rows: list[list[int]], group: Any) -> None:
+    """Raise (on every rank) when the ranks are not all in a call of ``function``."""
+    tags = [row[0] for row in rows]
+    if len(set(tags)) == 1:
+        return
+    names: list[Any] = [None] * len(rows)
+    dist.all_gather_object(names, function, group=group)
+    calls = "; ".join(f"rank {r}: {name}" for r, name in enumerate(names))
+    raise InputError(
+        "the ranks of `group` are in different distributed calls "
+        f"({calls}): every rank must make the same calls in the same order"
+    )
+
+
+def _raise_problems(
+    function: str, failed: list[int], problem: BaseException | None, group: Any
+) -> None:
+    """The same error on every rank, with each failed rank's message."""
+    mine = None
+    if problem is not None:
+        ours = isinstance(problem, CrossentError)
+        text = str(problem) if ours else f"{type(problem).__name__}: {problem}"
+        mine = (isinstance(problem, TypeError), text)
+    gathered: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, mine, group=group)
+    kind = InputTypeError if gathered[failed[0]][0] else InputError
+    what = "; ".join(f"on rank {r} of the group, {gathered[r][1]}" for r in failed)
+    raise kind(f"{function}: {what}") from problem
+
+
+def _raise_differences(
+    function: str, differ: list[tuple[Field, list[int]]], fields: Sequence[Field], group: Any
+) -> None:
+    """The same InputError on every rank: the first field that differs from rank 0's,
+    each rank's value of it, and the names of the others that differ."""
+    shown = {f.name: f.shown for f in fields}
+    gathered: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(gathered, shown, group=group)
+    first, ranks = differ[0]
+    if first.shown is None:
+        values = f"{_ranks(ranks)} differ from rank 0"
+    else:
+        values = "; ".join(f"rank {r}: {gathered[r][first.name]}" for r in [0, *ranks])
+    also = ", ".join(f.name for f, _ in differ[1:])
+    raise InputError(
+        f"{function}: the ranks of the group disagree on {first.name} ({values}); it "
+        "must be the same on every rank" + (f" (also different: {also})" if also else "")
+    )
