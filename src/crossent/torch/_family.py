@@ -297,7 +297,8 @@ def distillation_loss(
     compiled, as :func:`crossent.distillation_loss_grad` gives it (its Notes), and 0
     where the row's upstream is 0 (a row that ``torch.where`` drops). The generic graph
     gave the finite gradient of the finite terms alone, which the one case above (the
-    generic formula alone) still gives.
+    generic formula alone) and ``torch.func.grad`` (whose transforms cannot run the
+    host rows' ``autograd.Function``) still give.
 
     Examples
     --------

@@ -92,7 +92,7 @@ from ..errors import InputError
 from ..losses import LossParts, _distill
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
-from ._arguments import example_stack, first_order_only
+from ._arguments import example_stack, first_order_only, functorch_reverse_mode
 
 __all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
@@ -375,6 +375,10 @@ def _again(
     else:
         rows = _common_rows(student, teacher, temperature, axis, **options)
     far = ~torch.isfinite(rows.detach())  # (truly infinite reverse rows too: NaN gradient)
+    if direction == "reverse" and functorch_reverse_mode():
+        # torch.func.grad cannot run _HostRows (no setup_context): such rows keep the
+        # generic graph's gradient there, as on main (the finite terms' alone)
+        far &= ~_truly_infinite(student, teacher, teacher_form, axis)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     if teacher_far is not None:
         far |= teacher_far
