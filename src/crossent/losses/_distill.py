@@ -529,7 +529,10 @@ read (:func:`_near_rows_of_namespace`)."""
 def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:
     """Whether a row is ``flagged``; True where the values cannot be read (an array
     traced by ``jax.jit``, or batched by ``torch.func.vmap``, which ``validate=False``
-    lets through: its rows are all formed then picked, no read)."""
+    lets through: its rows are all formed then picked, no read; a tensor on PyTorch's
+    ``meta`` device, which has shapes but no values)."""
+    if getattr(flagged, "is_meta", False):
+        return True
     try:
         return bool(xp.any(flagged))
     except Exception as exc:
