@@ -126,3 +126,13 @@ def test_cli_report_of_two_models_of_different_class_counts_exits_2(
     assert code == 2
     assert err.count("\n") == 1
     assert "predicts 4 classes" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"), [({"progress": 5}, "progress"), ({"columns": [1, 2]}, "columns")]
+)
+def test_report_names_a_bad_progress_or_columns(options: dict[str, object], named: str) -> None:
+    """On fa36995: ``TypeError: 'int' object is not callable`` after the first pass, and
+    "cannot convert dictionary update sequence element" at the very end."""
+    with pytest.raises(crossent.InputTypeError, match=rf"`{named}` must be"):
+        crossent.report(np.full((4, 2), 0.5), np.array([0, 1, 0, 1]), resamples=5, **options)

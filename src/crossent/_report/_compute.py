@@ -38,7 +38,7 @@ from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._state import add_summarized_block, adding_batch
 from ..calibration._summaries import summarize_block
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from . import _text
 from ._host import bfloat16_tensor, check_aligned, host_array, host_labels
 
@@ -301,6 +301,9 @@ def report(
     ------
     InputError
         Invalid predictions, labels or options (naming the row and value).
+    InputTypeError
+        ``progress`` not callable, ``columns`` not a mapping, or predictions of a
+        type that is not an array.
 
     See Also
     --------
@@ -319,6 +322,12 @@ def report(
     ...      crossent.negative_log_likelihood(logits, labels, form="logits")))
     True
     """
+    if progress is not None and not callable(progress):
+        raise InputTypeError(
+            f"`progress` must be a callable progress(label, total) or None; got {progress!r}"
+        )
+    if columns is not None and not isinstance(columns, Mapping):
+        raise InputTypeError(f"`columns` must be a mapping or None; got {columns!r}")
     advance_to = progress or _no_progress
     renormalize = check_flag(renormalize, name="renormalize")  # not by truth value
     builtin_example = check_flag(builtin_example, name="builtin_example")
