@@ -45,7 +45,6 @@ Smoothing, arXiv:2309.12236.  Reference implementation: the ``relplot`` package.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,52 +224,14 @@ def _fixed_point(smoother: _Smoother, min_bandwidth: float) -> float:
     def excess(sigma: float) -> float:
         return smoother.value(sigma) - sigma
 
-    at_low = excess(min_bandwidth)
-    if at_low <= 0:
+    if excess(min_bandwidth) <= 0:
         return min_bandwidth
     if excess(1.0) >= 0:  # smECE <= 1 always; equality only for maximally wrong data
         return 1.0
-    return _bisect(excess, min_bandwidth, 1.0, at_low, xtol=BANDWIDTH_TOL)
+    from scipy import optimize  # here, not at import (issue 13: import time)
 
-
-_RTOL = 4 * np.finfo(np.float64).eps
-"""``scipy.optimize.bisect``'s default (and least) relative tolerance."""
-
-
-def _bisect(
-    function: Callable[[float], float], low: float, high: float, at_low: float, *, xtol: float
-) -> float:
-    r"""The root of ``function`` in ``[low, high]`` by ``scipy.optimize.bisect``'s
-    iteration (its defaults ``rtol`` = 4 eps and 100 iterations), given ``at_low`` =
-    ``function(low)``, not 0 and of the other sign than ``function(high)``.
-
-    With :math:`d_0 = \mathrm{high} - \mathrm{low}`: :math:`d_{j+1} = d_j / 2`,
-    :math:`x = \mathrm{low} + d_{j+1}`; ``low`` moves to :math:`x` when
-    :math:`f(x)` has the sign of ``at_low``; :math:`x` is the root once
-    :math:`f(x) = 0` or :math:`|d_{j+1}| < \mathrm{xtol} + \mathrm{rtol}\,|x|`
-    (SciPy's ``Zeros/bisect.c``: the same points, so the same root, bit for bit;
-    ``test_issue13_smooth_bisect`` checks it against SciPy).  Importing
-    ``scipy.optimize`` for it took 0.25 s of CPU, a fifth of a small report's.
-
-    Raises
-    ------
-    InputError
-        ``function`` is NaN at a point (SciPy: ``ValueError``).
-    RuntimeError
-        No convergence in 100 halvings (not reached from an interval within [0, 1]).
-    """
-    step, negative = high - low, math.copysign(1.0, at_low) < 0
-    for _ in range(100):
-        step *= 0.5
-        middle = low + step
-        value = function(middle)
-        if math.isnan(value):
-            raise InputError(f"the smooth calibration error is NaN at bandwidth {middle!r}")
-        if (math.copysign(1.0, value) < 0) == negative:
-            low = middle
-        if value == 0 or abs(step) < xtol + _RTOL * abs(middle):
-            return middle
-    raise RuntimeError(f"the bandwidth's bisection did not converge (at {low!r})")
+    root = optimize.bisect(excess, min_bandwidth, 1.0, xtol=BANDWIDTH_TOL)
+    return float(root)
 
 
 def smooth_calibration_error(
