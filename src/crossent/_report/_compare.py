@@ -9,7 +9,7 @@ examples and keeps each example's pair of scores together, exactly as
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from ..calibration._bootstrap import (
     mean_replicates,
     percentile_interval,
 )
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from . import _compute
 from ._compute import Report, _id_value
 from ._text import to_json_number
@@ -93,6 +93,22 @@ class ReportComparison:
         return comparison_html(self, standalone=False)
 
 
+def _checked_reports(reports: object) -> list[Report]:
+    """``reports`` as a list, each entry a :class:`Report` (else InputTypeError naming it)."""
+    if isinstance(reports, Report | str | bytes) or not isinstance(reports, Iterable):
+        raise InputTypeError(
+            f"`reports` must be a sequence of crossent.Report; got {type(reports).__name__}"
+        )
+    checked = list(reports)
+    for index, item in enumerate(checked):
+        if not isinstance(item, Report):
+            raise InputTypeError(
+                f"`reports[{index}]` must be a crossent.Report (from crossent.report); got "
+                f"{type(item).__name__}"
+            )
+    return checked
+
+
 def compare_reports(
     reports: Sequence[Report],
     /,
@@ -130,7 +146,9 @@ def compare_reports(
     Raises
     ------
     InputError
-        Fewer than two reports, different labels or ids, or bad options.
+        Fewer than two reports, different class counts, labels or ids, or bad options.
+    InputTypeError
+        ``reports`` is not a sequence of :class:`Report`.
 
     Examples
     --------
@@ -145,7 +163,7 @@ def compare_reports(
     >>> nll["metric"], bool(nll["ci_low"] > 0)   # the softer model loses on these labels
     ('nll_nats', True)
     """
-    reports = list(reports)
+    reports = _checked_reports(reports)
     if len(reports) < 2:
         raise InputError(f"`reports` must hold at least 2 reports; got {len(reports)}")
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
@@ -160,6 +178,12 @@ def compare_reports(
             raise InputError(
                 f"model {name!r} has {report.labels.shape[0]} rows but {chosen[0]!r} has "
                 f"{baseline.labels.shape[0]}: a paired comparison needs the same examples"
+            )
+        classes, baseline_classes = report.payload["classes"], baseline.payload["classes"]
+        if classes != baseline_classes:
+            raise InputError(
+                f"model {name!r} predicts {classes} classes but {chosen[0]!r} predicts "
+                f"{baseline_classes}: a paired comparison needs models of the same classes"
             )
         differ = np.flatnonzero(report.labels != baseline.labels)
         if differ.size:

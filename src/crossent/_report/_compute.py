@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import calibration as cal
-from .._checks import check_form, check_integer
+from .._checks import check_flag, check_form, check_integer
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import (
@@ -32,15 +32,15 @@ from ..calibration._error import (
     error_from_statistics,
     statistics_for,
 )
-from ..calibration._inputs import as_predictions, binary_columns, renormalized
+from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
 from ..calibration._reliability import diagram_of
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._state import add_summarized_block, adding_batch
 from ..calibration._summaries import summarize_block
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from . import _text
-from ._host import check_aligned, host_array, host_labels
+from ._host import bfloat16_tensor, check_aligned, host_array, host_labels
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
 
@@ -262,7 +262,9 @@ def report(
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
-        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...).
+        Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...),
+        one a class: two for a 1-D binary ``predictions`` (a single name, that of its
+        one column, is replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
         Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
     bins, binning, scope, norm, debias, closed : optional
@@ -299,6 +301,9 @@ def report(
     ------
     InputError
         Invalid predictions, labels or options (naming the row and value).
+    InputTypeError
+        ``progress`` not callable, ``columns`` not a mapping, or predictions of a
+        type that is not an array.
 
     See Also
     --------
@@ -317,7 +322,15 @@ def report(
     ...      crossent.negative_log_likelihood(logits, labels, form="logits")))
     True
     """
+    if progress is not None and not callable(progress):
+        raise InputTypeError(
+            f"`progress` must be a callable progress(label, total) or None; got {progress!r}"
+        )
+    if columns is not None and not isinstance(columns, Mapping):
+        raise InputTypeError(f"`columns` must be a mapping or None; got {columns!r}")
     advance_to = progress or _no_progress
+    renormalize = check_flag(renormalize, name="renormalize")  # not by truth value
+    builtin_example = check_flag(builtin_example, name="builtin_example")
     resamples = check_resamples(resamples)
     top = check_integer(top, name="top", low=0)
     max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
@@ -332,9 +345,10 @@ def report(
         values = binary_columns(
             np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
         )
-        # a one-column table's single name is that of class 1; the classes are 0 and 1
+        # a one-column table's single name is that of class 1; the classes are 0 and 1.
+        # Any other count is refused below (it was dropped without a word: issue 13)
         names = (
-            list(class_names) if class_names is not None and len(class_names) == 2 else ["0", "1"]
+            list(class_names) if class_names is not None and len(class_names) != 1 else ["0", "1"]
         )
     else:
         names = (
@@ -354,6 +368,15 @@ def report(
             "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
             f"binary problem; got shape {tuple(np.shape(values))}"
         )
+    if int(values.shape[0]) == 0:
+        raise InputError("`predictions` has 0 rows; a report needs at least one example")
+    checked_in_bfloat16 = False
+    narrow = bfloat16_tensor(predictions)
+    if narrow is not None and not binary and not renormalize:
+        # host_array widened it to float32: its values are checked in bfloat16 here,
+        # with bfloat16's tolerance, as negative_log_likelihood checks them
+        check_values(narrow, name=checked_form, form=checked_form, first_row=0)
+        checked_in_bfloat16 = True
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
@@ -395,6 +418,7 @@ def report(
         (state, classwise),
         curve_scope,
         advance_to("evaluating", n),
+        validate=not checked_in_bfloat16,
     )
     summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
     correct_per_class = rows.correct_per_class
@@ -483,6 +507,8 @@ def _first_pass(
     states: tuple[cal.EvaluationState, ...],
     curve_scope: str,
     advance: Callable[[int], None],
+    *,
+    validate: bool = True,
 ) -> _Rows:
     """One pass over the rows: each block is validated, turned into probabilities once
     (one log-sum-exp per row) and summarised once; every state adds those summaries, and
@@ -493,7 +519,10 @@ def _first_pass(
     correct = np.zeros(classes, dtype=np.int64)
     for start, batch, batch_labels in _batches(values, labels):
         # the caller's dtype sets the validation tolerance, as in EvaluationState.update
-        predictions = as_predictions(batch, batch_labels, form=form, first_row=start)
+        # (validate=False: the values were checked already; the labels still are)
+        predictions = as_predictions(
+            batch, batch_labels, form=form, first_row=start, validate=validate
+        )
         with adding_batch(states):  # each state's sums allocated once a batch, not a block
             for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
                 for state in states:

@@ -1,8 +1,10 @@
 """Predictions and labels from NumPy, PyTorch, pandas (or anything NumPy can read) on the host.
 
 NumPy arrays and memory maps are used as they are (never copied); tensors are detached
-and copied to the host (float16 and bfloat16 as float32); a pandas DataFrame gives its
-columns as class names.  No optional library is imported here.
+and copied to the host (float16 as float16, bfloat16, which NumPy lacks, as float32: its
+values are checked in bfloat16 first, see :func:`bfloat16_tensor`); a meta tensor is
+refused; a pandas DataFrame gives its columns as class names.  No optional library is
+imported here.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
-__all__ = ["check_aligned", "host_array", "host_labels"]
+__all__ = ["bfloat16_tensor", "check_aligned", "host_array", "host_labels"]
 
 
 def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
@@ -26,9 +28,13 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
             return _frame(x, name=name), [str(c) for c in x.columns]
         return _series(x), None
     if module == "torch":
+        if x.device.type == "meta":
+            raise InputTypeError(
+                f"`{name}` is a meta tensor, which has a shape but no values to evaluate"
+            )
         tensor = x.detach()
-        if tensor.dtype.is_floating_point and tensor.element_size() < 4:
-            tensor = tensor.float()
+        if bfloat16_tensor(tensor) is not None:
+            tensor = tensor.float()  # exact; NumPy has no bfloat16 (float16 it has)
         return tensor.cpu().numpy(), None
     try:
         return np.asarray(x), None
@@ -40,6 +46,17 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
                 f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
                 "the CPU first"
             ) from exc
+
+
+def bfloat16_tensor(x: Any) -> Any:
+    """``x`` detached, where it is a PyTorch bfloat16 tensor; None otherwise.
+
+    :func:`host_array` widens such a tensor to float32, whose tolerance is tighter than
+    bfloat16's: its values are checked in bfloat16 before the widening, as the evaluation
+    functions check them (the caller's dtype sets the tolerance)."""
+    if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "detach"):
+        return None
+    return x.detach() if str(x.dtype) == "torch.bfloat16" else None
 
 
 def _frame(frame: Any, *, name: str) -> Any:

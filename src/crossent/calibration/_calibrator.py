@@ -17,7 +17,14 @@ from .._xp import log_softmax
 from ..errors import InputError
 from ._inputs import FloatArray, Predictions, as_predictions
 
-__all__ = ["all_log_scores", "as_output", "check_fitted", "log_scores", "unlabelled"]
+__all__ = [
+    "all_log_scores",
+    "as_output",
+    "check_classes",
+    "check_fitted",
+    "log_scores",
+    "unlabelled",
+]
 
 
 def log_scores(values: FloatArray, form: str) -> FloatArray:
@@ -47,3 +54,13 @@ def check_fitted(calibrator: object, attribute: str) -> None:
     """Refuse to transform with a calibrator that has not been fitted."""
     if not hasattr(calibrator, attribute):
         raise InputError(f"this {type(calibrator).__name__} is not fitted yet; call fit() first")
+
+
+def check_classes(predictions: Predictions, fitted: int) -> None:
+    """Refuse predictions whose class count is not the one the calibrator was fitted on
+    (a learned per-class parameter, or Platt's two classes, would be misapplied)."""
+    if predictions.classes != fitted:
+        raise InputError(
+            f"`{predictions.name}` has {predictions.classes} classes; the calibrator was "
+            f"fitted on {fitted}"
+        )

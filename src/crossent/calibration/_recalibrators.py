@@ -14,7 +14,7 @@ import numpy as np
 from .._xp import log_softmax
 from ..errors import InputError
 from ._binning import assign_bins, check_bins, uniform_edges
-from ._calibrator import all_log_scores, as_output, check_fitted, unlabelled
+from ._calibrator import all_log_scores, as_output, check_classes, check_fitted, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 
 __all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
@@ -126,9 +126,17 @@ class VectorScaling:
         return self
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated distributions ``softmax(scale * z + bias)`` as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "scale_")
         predictions = unlabelled(logits, form)
+        check_classes(predictions, self.scale_.size)
         return as_output(
             _finite_log_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
         )
@@ -209,9 +217,17 @@ class PlattScaling:
         return scores[:, 1] - scores[:, 0]
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
+        intercept``) as probabilities or log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``logits`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "slope_")
         predictions = unlabelled(logits, form)
+        check_classes(predictions, 2)
         t = self.slope_ * self._log_odds(predictions) + self.intercept_
         return as_output(np.stack([np.zeros_like(t), t], axis=1), output)
 
@@ -263,15 +279,18 @@ class HistogramBinning:
         return self
 
     def transform(self, probs: Any, /, *, form: str = "probs", output: str = "probs") -> Any:
-        """The recalibrated distributions, as ``output``: ``'probs'`` or ``'log_probs'``."""
+        """The recalibrated distributions (each bin's observed rates) as probabilities or
+        log-probs.
+
+        Runs on the host in float64, like the evaluation functions: ``probs`` of any
+        library (a CPU tensor, a JAX or array-api-strict array) is read through NumPy,
+        and the result is a NumPy float64 array of shape ``(n, classes)`` whatever the
+        input's library (``torch.from_numpy(result)`` brings it back to PyTorch).
+        """
         check_fitted(self, "rates_")
         predictions = unlabelled(probs, form)
+        check_classes(predictions, self.rates_.shape[0])
         p = predictions.probs()
-        if p.shape[1] != self.rates_.shape[0]:
-            raise InputError(
-                f"`probs` has {p.shape[1]} classes; the calibrator was fitted on "
-                f"{self.rates_.shape[0]}"
-            )
         mapped = np.stack(
             [self.rates_[k][assign_bins(p[:, k], self.edges_, "left")] for k in range(p.shape[1])],
             axis=1,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_scalar
-from ..errors import InputError, MissingDependencyError
+from ..errors import InputError, InputTypeError, MissingDependencyError
 from ._error import CalibrationError, calibration_error
 from ._inputs import FloatArray
 
@@ -173,6 +173,9 @@ def plot_reliability_diagram(
 
     Raises
     ------
+    InputTypeError
+        ``diagram`` is not a :class:`ReliabilityDiagram` (predictions, a
+        :class:`CalibrationError`): make one with :func:`reliability_diagram`.
     MissingDependencyError
         matplotlib is not installed (also a ``ModuleNotFoundError``).
 
@@ -184,6 +187,12 @@ def plot_reliability_diagram(
     >>> diagram = crossent.reliability_diagram(logits, labels, form="logits", bins=10)
     >>> figure = crossent.plot_reliability_diagram(diagram, logit_axis=True)  # doctest: +SKIP
     """
+    if not isinstance(diagram, ReliabilityDiagram):
+        raise InputTypeError(
+            "`diagram` must be a ReliabilityDiagram; got "
+            f"{type(diagram).__name__}: make one with "
+            "crossent.reliability_diagram(probs, labels, ...)"
+        )
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import math
 import signal
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+if typing.TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 import crossent
 
@@ -36,6 +41,7 @@ from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms
+from ._pipe import closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -111,6 +117,50 @@ def _resamples(text: str) -> int:
     return value
 
 
+def _count(low: int, wanted: str) -> Callable[[str], int]:
+    """An integer option's parser: at least ``low``, refused by name and value as typed."""
+
+    def parse(text: str) -> int:
+        value = int(text)  # a ValueError reads "invalid int value: 'abc'", as before
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in that message by it
+    return parse
+
+
+_NUMBER_OPTIONS = frozenset({"--p", "--q", "--logits", "--y", "--temperature", "--smoothing"})
+"""``explain``'s options whose value is a number or a comma-separated list of them."""
+
+
+def _negative_values_attached(argv: Sequence[str] | None) -> list[str]:
+    """``explain``'s command line with ``--logits -1,2`` written ``--logits=-1,2``.
+
+    argparse takes a word that begins with ``-`` for an option unless it looks like
+    ``-1`` or ``-1.5``, so ``--logits -1,2`` (or ``--temperature -1e-3``) failed with
+    "expected one argument"; no option of ``crossent`` begins with ``-`` and a digit or
+    a point, so such a word after one of :data:`_NUMBER_OPTIONS` is its value.
+    """
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = [word for word in words if not word.startswith("-")]
+    if not commands or commands[0] != "explain":
+        return words
+    attached: list[str] = []
+    for word in words:
+        if (
+            attached
+            and attached[-1] in _NUMBER_OPTIONS
+            and len(word) > 1
+            and word[0] == "-"
+            and (word[1].isdigit() or word[1] == ".")
+        ):
+            attached[-1] = f"{attached[-1]}={word}"
+        else:
+            attached.append(word)
+    return attached
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: argparse prints the whole usage first (eleven
     lines for ``report``, the error last); here the error names the argument and points
@@ -118,6 +168,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """argparse's, less its silence on a failed write (``--help > /dev/full`` exited
+        0 with the text lost); a closed pipe is still quiet (:func:`main`)."""
+        if message:
+            (file or sys.stderr).write(message)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,7 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", metavar="HTML", help="write an HTML report")
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
-    report.add_argument("--bins", type=int, help="calibration bins (default 15)")
+    report.add_argument(
+        "--bins", type=_count(1, "a positive integer"), help="calibration bins (default 15)"
+    )
     report.add_argument(
         "--binning", choices=("uniform", "quantile"), help="equal-width (default) or equal-mass"
     )
@@ -233,7 +291,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"bootstrap resamples, at most {_MAX_RESAMPLES:_} (default 1000)",
     )
     report.add_argument("--seed", type=int, default=0, help="bootstrap and fold seed")
-    report.add_argument("--top", type=int, default=10, help="most surprising examples shown")
+    report.add_argument(
+        "--top",
+        type=_count(0, "a non-negative integer"),
+        default=10,
+        help="most surprising examples shown",
+    )
 
     explain = commands.add_parser(
         "explain",
@@ -282,9 +345,17 @@ def _console(*, stderr: bool = False) -> Any:
     the user's files, and ``[/b]`` in one is text, not console markup (which would end the
     run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
     Console = require("rich.console", "printing tables", extra="cli").Console
-    return Console(
+    console = Console(
         file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
     )
+    # rich exits 1 on a closed pipe, the code of a failed gate: let the BrokenPipeError
+    # reach closed_pipe_is_quiet instead, which ends the output as demo's and explain's
+    console.on_broken_pipe = _raise_broken_pipe
+    return console
+
+
+def _raise_broken_pipe() -> NoReturn:
+    raise BrokenPipeError(errno.EPIPE, "Broken pipe")
 
 
 def _progress_factory(enabled: bool) -> tuple[Callable[[str, int], Callable[[int], None]], Any]:
@@ -333,8 +404,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    if (args.bins is not None and args.bins < 1) or args.top < 0:
-        raise crossent.InputError("--bins must be positive, --top non-negative")
     args.output = output_path(args.output)
     if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
         raise crossent.InputError("'-' (a CSV on standard input) can be given only once")
@@ -363,14 +432,15 @@ def _run_report(args: argparse.Namespace) -> int:
             write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    elif args.markdown:
-        print(render_markdown(report))
-    else:
-        render_terminal(report, console)
-        if args.output is not None:
-            console.print(f"HTML report written to {args.output}")
+    with closed_pipe_is_quiet(sys.stdout):  # a reader gone: the gates still decide
+        if args.json:
+            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+        elif args.markdown:
+            print(render_markdown(report))
+        else:
+            render_terminal(report, console)
+            if args.output is not None:
+                console.print(f"HTML report written to {args.output}")
     return _gates(report.payload)  # read only: no copy of the per-class table
 
 
@@ -431,15 +501,16 @@ def _run_comparison(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_atomically(args.output, render_html(comparison))
     payload = comparison.to_dict()
-    if args.json:
-        print(json.dumps(payload, indent=2, allow_nan=False))
-    elif args.markdown:
-        print(render_comparison_markdown(comparison))
-    else:
-        console = _console()
-        render_comparison_terminal(comparison, console)
-        if args.output is not None:
-            console.print(f"HTML report written to {args.output}")
+    with closed_pipe_is_quiet(sys.stdout):
+        if args.json:
+            print(json.dumps(payload, indent=2, allow_nan=False))
+        elif args.markdown:
+            print(render_comparison_markdown(comparison))
+        else:
+            console = _console()
+            render_comparison_terminal(comparison, console)
+            if args.output is not None:
+                console.print(f"HTML report written to {args.output}")
     codes = [_gates(model) for model in payload["models"]]
     return EXIT_GATE if EXIT_GATE in codes else EXIT_OK
 
@@ -489,9 +560,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_negative_values_attached(argv))
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
-        return int(exc.code or 0)
+        return _printed(int(exc.code or 0))
+    except BrokenPipeError:  # --help into a closed pipe (unbuffered): quiet, as demo
+        drop_unwritable(sys.stdout)
+        return EXIT_OK
+    except OSError as error:  # --help's text not written (_Parser._print_message)
+        return _output_failed(error)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -519,8 +595,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"crossent: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"crossent: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _output_failed(exc)
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -530,6 +605,25 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _printed(code: int) -> int:
+    """``code`` once argparse's text (``--help``, ``--version``) is flushed: a closed pipe
+    is quiet, a full device an error (argparse would exit 0 and lose the text)."""
+    try:
+        with closed_pipe_is_quiet(sys.stdout):
+            pass
+    except OSError as error:
+        return _output_failed(error)
+    return code
+
+
+def _output_failed(error: OSError) -> int:
+    """Exit 2 with one line; stdout's unwritten text is dropped, not flushed again at exit
+    (Python would add "Exception ignored ... OSError" and exit 120)."""
+    print(f"crossent: error: {error}", file=sys.stderr)
+    drop_unwritable(sys.stdout)
+    return EXIT_USAGE
 
 
 def console_main() -> None:

@@ -64,4 +64,6 @@ def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
     folder = Path(os.path.realpath(path)).parent
     if not folder.is_dir():  # a dangling link's folder is its target's, not path's
         shown = folder if path.is_symlink() else path.parent
+        if shown.exists():  # preds.npz/r.html: said "the folder preds.npz does not exist"
+            raise crossent.InputError(f"{path}: {shown} is not a folder")
         raise crossent.InputError(f"{path}: the folder {shown} does not exist")

@@ -1,4 +1,5 @@
-"""Quiet output into a pipe whose reader has gone (``crossent demo | head -1``)."""
+"""Quiet output into a pipe whose reader has gone (``crossent demo | head -1``), and no
+second failure at exit after a failed write to standard output (``> /dev/full``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["closed_pipe_is_quiet"]
+__all__ = ["closed_pipe_is_quiet", "drop_unwritable"]
 
 
 @contextlib.contextmanager
@@ -23,12 +24,27 @@ def closed_pipe_is_quiet(stream: TextIO) -> Iterator[None]:
         yield
         stream.flush()
     except BrokenPipeError:
-        try:
-            descriptor = stream.fileno()
-        except (AttributeError, OSError, ValueError):
-            return
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, descriptor)
-        finally:
-            os.close(null)
+        _to_null(stream)
+
+
+def drop_unwritable(stream: TextIO) -> None:
+    """After an error: if ``stream`` still cannot be flushed (a full device), point it at
+    the null device, so that Python's flush at exit neither prints "Exception ignored
+    ... OSError" after the one-line error nor turns the exit code into 120."""
+    try:
+        stream.flush()
+    except OSError:
+        _to_null(stream)
+
+
+def _to_null(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at the null device: what is left unwritten goes there."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

@@ -80,6 +80,8 @@ def _float_extremes(weight: object) -> tuple[float, float] | None:
     if not array_api_compat.is_array_api_obj(w):
         return None
     xp = array_api_compat.array_namespace(w)
+    if array_api_compat.is_torch_array(w):
+        w = w.detach()  # the values, not the graph (learnable weights: no autograd warning)
     if not xp.isdtype(w.dtype, "real floating") or array_api_compat.size(w) == 0:
         return None
     top_read = _readable(xp.max(w))
@@ -111,8 +113,8 @@ def scaled_weight(weight: object) -> tuple[object, int]:
         type(weight) is np.ndarray
         and weight.dtype.kind == "f"
         and weight.size
-        and _LOW <= np.maximum.reduce(weight, axis=None) < _HIGH
-    ):
+        and _LOW <= float(np.maximum.reduce(weight, axis=None)) < _HIGH
+    ):  # (as a float: float16 weights compared with 2**32 overflowed in the cast)
         return weight, 0
     extremes = _float_extremes(weight)
     if extremes is None or not extremes[0] >= 0.0:
