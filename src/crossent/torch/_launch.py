@@ -686,13 +686,16 @@ def target_forward(
 
     ``bad`` (bool, one entry a row), if given, receives each row's flag of
     :func:`crossent.torch._targets.bad_rows` (targets that are no probability vector),
-    formed on the block's float64 targets the forward makes anyway; the caller reads
-    the flags once.
+    from each row's extremes and float64 sum, reduced from the block's float64 targets
+    the forward makes anyway into preallocated rows (no allocation a block); the
+    caller reads the flags once.
     """
-    rows = torch.empty(z.shape[0], dtype=torch.float64)
-    ell = torch.empty(z.shape[0], dtype=torch.float64)
+    n = z.shape[0]
+    rows = torch.empty(n, dtype=torch.float64)
+    ell = torch.empty(n, dtype=torch.float64)
     blocks, w = _float64_blocks(z, weight)
-    tol = None if bad is None else _targets.tolerance(t.dtype, t.shape[-1])
+    stats = None if bad is None else torch.empty(3, n, dtype=torch.float64)
+    tol = _targets.tolerance(t.dtype, t.shape[-1])
     with torch.no_grad():
         for start, stop in blocks:
             rows[start:stop], ell[start:stop] = _target_forward_block(
@@ -700,9 +703,11 @@ def target_forward(
                 t[start:stop],
                 w,
                 opts,
-                bad=None if bad is None else bad[start:stop],
+                stats=None if stats is None else stats[:, start:stop],
                 tol=tol,
             )
+    if bad is not None and stats is not None:
+        bad.copy_(_targets.flags(stats, tol))
     return rows, ell
 
 
@@ -712,25 +717,28 @@ def _target_forward_block(
     weight: torch.Tensor | None,
     opts: _backend.Options,
     *,
-    bad: torch.Tensor | None = None,
-    tol: float | None = None,
+    stats: torch.Tensor | None = None,
+    tol: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_forward` on one block of rows; its float64 temporaries die with it.
     A row whose loss came out ``inf`` is formed again by :func:`_far_rows`: float32
     logits cannot make :math:`c - m` overflow float64, but :math:`(c - m)/T` can for a
     tiny :math:`T`, where a smoothed target :math:`\varepsilon/C` weighs it finitely."""
     t64 = t.double()
-    if bad is not None and tol is not None:
-        bad.copy_(_targets.bad_rows(t64, tol))
+    if stats is not None:
+        _targets.row_stats(t64, out=stats)
     rows, shifted, log_p = _target_rows_and_softmax(
         z.to(torch.float64, copy=True), t64, weight, opts, overwrite=True
     )
     # sigma is nondecreasing in z: its maximum is at z's.
     at = z.argmax(-1, keepdim=True)
     ell = (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
-    # A flagged row (the op raises for it) is not formed again: an infinite target has
-    # no exact form.
-    far = _infinite_at(rows if bad is None else torch.where(bad, 0.0, rows))
+    far = _infinite_at(rows)
+    if far is not None and stats is not None:
+        # A flagged row (the op raises for it) is not formed again: an infinite target
+        # has no exact form.
+        far = far[~_targets.flags(stats[:, far], tol)]
+        far = far if far.numel() else None
     if far is not None:
         rows[far] = _far_target_rows(z[far].double(), t[far].double(), weight, opts)
     return rows, ell
