@@ -441,10 +441,11 @@ def kl_terms_nonnegative_dd(p: Array, q: Array, *, xp: ModuleType) -> tuple[Arra
     with :math:`p - q` exact (Sterbenz), :math:`r`'s rounding error from the exact
     remainder :math:`r p + (p - q)` (:func:`_two_product`), :math:`r^2/2` as a
     double-double and the rest (under :math:`2^{-5}` of it) as a float: about
-    :math:`2^{-100}` of the term where :math:`p` times it does not underflow."""
-    terms = kl_terms_nonnegative(p, q, xp=xp)
+    :math:`2^{-100}` of the term where :math:`p` times it does not underflow. Other
+    terms (``lo`` 0) are :func:`kl_terms_nonnegative`'s, formed only if there are any
+    (one synchronisation)."""
     ones = _ones(p, xp=xp)
-    zeros = zeros_like(terms, xp=xp)
+    zeros = zeros_like(p, xp=xp)
     difference = p - q
     near = (p > 0) & (q > 0) & (xp.abs(difference) <= xp.minimum(p, q)) & (p <= _SPLIT_LIMIT)
     x = xp.where(near, p, ones)
@@ -462,7 +463,9 @@ def kl_terms_nonnegative_dd(p: Array, q: Array, *, xp: ModuleType) -> tuple[Arra
     f_hi, f_lo = _quick_two_sum(0.5 * square, 0.5 * square_lo + square * r * tail)
     product, error = _two_product(x, f_hi)
     hi, lo = _quick_two_sum(product, error + x * f_lo)
-    return xp.where(near, hi, terms), xp.where(near, lo, zeros)
+    if bool(xp.all(near)):  # (nearly equal rows: the usual case) no other term to form
+        return hi, lo
+    return xp.where(near, hi, kl_terms_nonnegative(p, q, xp=xp)), xp.where(near, lo, zeros)
 
 
 def kl_terms_from_log(

@@ -362,12 +362,10 @@ def _mass_correction(
     if gathered:
         p2, q2, computed = (ns.take(x, index, axis=0) for x in (p2, q2, computed))
     with np.errstate(all="ignore"):  # NumPy: rows not taken may hold inf or NaN
-        extra = None
         if terms:
-            # the low parts summed in float64 (an error of n u^2 of the terms' sum)
-            high, low = kl_terms_nonnegative_dd(p2, q2, xp=ns)
-            extra = ns.concat([high, ns.sum(low, axis=-1, keepdims=True)], axis=-1)
-        correction = _certified_mass_difference(p2, q2, computed, xp=ns, extra=extra)
+            correction = _kl_correction(p2, q2, computed, xp=ns)
+        else:
+            correction = _certified_mass_difference(p2, q2, computed, xp=ns)
     if gathered:
         position = ns.cumulative_sum(ns.astype(chosen, index.dtype)) - 1
         at = ns.take(correction, ns.clip(position, 0, None), axis=0)
@@ -398,24 +396,63 @@ def _host_is_cheaper(rows: int, classes: int, *, xp: ModuleType, where: Any) -> 
     return str(where) == "cpu" and rows * (classes + 80) <= _HOST_MASS_COST["cpu"]
 
 
+def _kl_correction(p: Array, q: Array, computed: Array, *, xp: ModuleType) -> Array:
+    r"""The KL of each row of ``p`` and ``q`` (2-D, float64) minus ``computed``, from
+    :math:`D = \sum_i t_i + \sum_i (p_i - q_i)` with the terms as double-doubles
+    (:func:`kl_terms_nonnegative_dd`) summed pairwise in double-double
+    (:func:`_pairwise_dd_sum`: no cancellation, the terms are non-negative) and the mass
+    difference as :math:`m + y + z`, :math:`m` its float sum and :math:`y + z` the
+    extraction's double-double of :math:`\sum_i (p_i - q_i) - m` (exact where its bound
+    is 0, as for rows of nearly equal floats; :math:`z = 0` for the rare rows certified
+    by ``math.fsum`` alone). The parts, each a few ulps of :math:`D` times the
+    cancellation, are added in float64: :math:`D` to about :math:`2^{-100}` of the
+    larger sum, rounded once by the caller (``computed`` plus this)."""
+    high, low = kl_terms_nonnegative_dd(p, q, xp=xp)
+    terms_hi, terms_lo = _pairwise_dd_sum(high, low, xp=xp)
+    mass = xp.sum(p - q, axis=-1)
+    y, z = _certified_mass_difference(p, q, mass, xp=xp, residue=True)
+    approximate, error = _two_sum(terms_hi, mass)
+    return (approximate - computed) + ((error + terms_lo) + (y + z))
+
+
+def _pairwise_dd_sum(high: Array, low: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """The double-double sum ``(hi, lo)`` over the last axis of the pairs ``high +
+    low``: TwoSum of halves, ``ceil(log2 n)`` steps, the low parts added in float64."""
+    while int(high.shape[-1]) > 1:
+        if int(high.shape[-1]) % 2:
+            pad = xp.zeros_like(high[..., :1])
+            high, low = xp.concat([high, pad], axis=-1), xp.concat([low, pad], axis=-1)
+        high, error = _two_sum(high[..., 0::2], high[..., 1::2])
+        low = (low[..., 0::2] + low[..., 1::2]) + error
+    return high[..., 0], low[..., 0]
+
+
 def _certified_mass_difference(
-    p: Array, q: Array, computed: Array, *, xp: ModuleType, extra: Array | None = None
-) -> Array:
-    r"""The float64 :math:`\sum_i (p_i - q_i)` (plus the ``extra`` values of each row)
-    minus ``computed`` rounded to nearest,
+    p: Array,
+    q: Array,
+    computed: Array,
+    *,
+    xp: ModuleType,
+    residue: bool = False,
+) -> Any:
+    r"""The float64 :math:`\sum_i (p_i - q_i)` minus ``computed`` rounded to nearest,
     for each row of ``p`` and ``q`` (2-D, float64): :class:`_MassExtraction`, with more
     levels while a row that more levels can settle is not certified, and
-    :func:`_exact_mass_difference` for the rows none can."""
-    extraction = _MassExtraction(p, q, computed, xp=xp, extra=extra)
+    :func:`_exact_mass_difference` for the rows none can. With ``residue``, the pair
+    ``(rounded, z)``: the sum within the bound of ``rounded + z`` (0 where fsum took it)."""
+    extraction = _MassExtraction(p, q, computed, xp=xp)
     extraction.extract(_MASS_LEVELS)
     rounded, certified = extraction.rounded()
     while bool(xp.any(~certified)):
         if extraction.exhausted or not bool(xp.any(~certified & extraction.inside)):
-            exact = _exact_mass_difference(p, q, computed, ~certified, extra=extra)
+            exact = _exact_mass_difference(p, q, computed, ~certified)
             host = xp.asarray(exact, dtype=rounded.dtype, device=device(rounded))
-            return xp.where(certified, rounded, host)
+            rounded = xp.where(certified, rounded, host)
+            break
         extraction.extract(_MASS_LEVELS)
         rounded, certified = extraction.rounded()
+    if residue:
+        return rounded, xp.where(certified, extraction.residue, xp.zeros_like(rounded))
     return rounded
 
 
@@ -495,16 +532,11 @@ class _MassExtraction:
     product", SIAM J. Sci. Comput. 26(6), 1955-1988 (2005), doi:10.1137/030601818.
     """
 
-    def __init__(
-        self, p: Array, q: Array, computed: Array, *, xp: ModuleType, extra: Array | None = None
-    ) -> None:
+    def __init__(self, p: Array, q: Array, computed: Array, *, xp: ModuleType) -> None:
         self.xp = xp
         self.terms = 2 * max(int(p.shape[-1]), int(q.shape[-1])) + 1
-        d, self.low = _two_difference(p, q)
-        if extra is not None:  # more values of each row, summed as one with the x_j
-            self.terms += int(extra.shape[-1])
-            d = xp.concat([d, extra], axis=-1)
         self.shift = max(2, math.ceil(math.log2(self.terms + 2)))
+        d, self.low = _two_difference(p, q)
         self.values = d  # the x_j still to extract: d, then d and e side by side
         self.rest = -computed
         mu = xp.maximum(xp.max(xp.abs(d), axis=-1), xp.abs(self.rest))
@@ -546,6 +578,7 @@ class _MassExtraction:
         for error in errors[1:]:
             tail, tail_spread = tail + error, tail_spread + xp.abs(error)
         rounded, residue = _two_sum(total, tail)
+        self.residue = residue  # T - rounded, within the bound
         bound = _sum_error_bound(spread, self.terms, xp=xp)
         bound = bound + _sum_error_bound(tail_spread, len(errors), xp=xp)
         magnitude = xp.abs(rounded)
@@ -602,18 +635,16 @@ def _exact_mass_difference(
     rows: Array,
     *,
     terms: bool = False,
-    extra: Array | None = None,
 ) -> np.ndarray:
     r"""For the ``rows`` (a mask of the batch shape): the exactly rounded
     :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, from ``math.fsum`` of the
-    entries on the host; 0 for the other rows. The sum also takes each row's
-    :func:`kl_terms_nonnegative_dd` (``terms``) or its ``extra`` values (2-D)."""
+    entries on the host; 0 for the other rows. With ``terms``, the sum also takes each
+    row's double-double terms (:func:`kl_terms_nonnegative_dd`): the KL minus ``mass``."""
     computed = np.asarray(to_numpy(mass, name="mass"), np.float64)
     chosen = np.broadcast_to(np.asarray(to_numpy(rows, name="rows"), bool), computed.shape)
     p_np, q_np = (np.asarray(to_numpy(x, name=n), np.float64) for x, n in ((p, "p"), (q, "q")))
     shape = (*computed.shape, max(p_np.shape[-1], q_np.shape[-1]))
     p_np, q_np = np.broadcast_to(p_np, shape), np.broadcast_to(q_np, shape)
-    more = None if extra is None else np.asarray(to_numpy(extra, name="extra"), np.float64)
     exact = np.zeros(computed.shape)
     for index in np.argwhere(chosen):
         at = tuple(index)
@@ -622,8 +653,6 @@ def _exact_mass_difference(
             with np.errstate(all="ignore"):
                 for part in kl_terms_nonnegative_dd(p_np[at], q_np[at], xp=np):
                     values.extend(part.tolist())
-        if more is not None:
-            values.extend(more[at].tolist())
         exact[at] = math.fsum(values)
     return exact
 
