@@ -19,9 +19,9 @@ import sys
 
 import numpy as np
 import torch
-from _against import add_options, clock, compare
 
 import crossent
+from _against import add_options, clock, compare
 
 OPTIONS = {
     "smooth+T+z": {"label_smoothing": 0.1, "temperature": 1.7, "z_loss": 1e-4},
