@@ -183,3 +183,19 @@ def test_recalibrators_transform_documents_and_returns_numpy_float64(
     assert type(got) is np.ndarray
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.parametrize("teacher_form", ["logits", "probs", "log_probs"])
+def test_distillation_on_meta_tensors_gives_meta_results(direction: str, teacher_form: str) -> None:
+    """With ``validate=False`` every other loss maps meta tensors to meta results (shape
+    inference); distillation's near-row check read a flag's value and raised PyTorch's
+    "Tensor.item() cannot be called on meta tensors" (fa36995)."""
+    torch = pytest.importorskip("torch")
+    student = torch.empty(4, 5, device="meta")
+    teacher = torch.empty(4, 5, device="meta")
+    options = {"temperature": 2.0, "direction": direction, "teacher_form": teacher_form}
+    loss = crossent.distillation_loss(student, teacher, validate=False, **options)
+    grad = crossent.distillation_loss_grad(student, teacher, validate=False, **options)
+    assert (loss.device.type, tuple(loss.shape)) == ("meta", ())
+    assert (grad.device.type, tuple(grad.shape)) == ("meta", (4, 5))

@@ -246,6 +246,11 @@ def distillation_loss(d: _Distillation) -> Any:
     probabilities or log-probabilities is taken as it is, as above (not renormalised:
     its rows sum to 1 within the validation's tolerance).
 
+    The reverse loss is :math:`+\infty` where the teacher gives a class probability 0
+    and the student does not (a logit above ``-inf``); its gradient there is NaN
+    (:func:`distillation_loss_grad`'s Notes). A student logit of ``-inf`` in that
+    class makes the term :math:`0 \log 0 = 0`.
+
     References
     ----------
     .. [1] G. Hinton, O. Vinyals and J. Dean, "Distilling the Knowledge in a Neural
@@ -328,6 +333,22 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     no gap: finite wherever the gradient is (``_far_gaps``). Large NumPy calls take
     fused float64 kernels as :func:`distillation_loss` does (the rows above excepted).
 
+    A teacher probability of exactly 0 (a ``-inf`` logit or log-probability, or a
+    probability 0) where the student's logit is above ``-inf`` makes the reverse
+    :math:`D(s\,\|\,t)` :math:`+\infty` for every finite student logits near these:
+    the loss has no derivative there. Such a row's reverse gradient is NaN in every
+    class whose student logit is above ``-inf``, and 0 in a class whose logit is
+    ``-inf`` (a masked class gets 0, as in every row), for every ``teacher_form``,
+    temperature and dtype, and in ``crossent.torch``'s backward too (a row whose
+    upstream is 0 gets 0 there). The formula above gives :math:`\infty - \infty`
+    (NaN) where :math:`t_c = 0` and ``-inf`` elsewhere, as autograd of the plain
+    formula does in PyTorch and JAX; the limit as the zero probabilities rise to
+    :math:`\epsilon` is :math:`\pm\infty` with signs that depend on how several of
+    them rise, so no infinity is given. A student logit of ``-inf`` in each such
+    class instead makes the row finite (:math:`0 \log 0 = 0`), and so its gradient
+    (the formula of the other classes; 0 in the masked ones). The forward direction's
+    gradient :math:`T(s - t)` is finite beside any zero.
+
     Examples
     --------
     >>> import crossent
@@ -378,7 +399,37 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         grad[near] = near_rows.gradient(forward=d.direction == "forward")
     elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
+    if d.direction == "reverse" and (type(log_s) is not np.ndarray or not math.isfinite(top)):
+        grad = _without_derivative(d, grad)  # (NumPy: only where a row's D is not finite)
     return d.batch.finish_gradient(grad)
+
+
+def _infinite_reverse_rows(d: _Distillation) -> Array:
+    r"""The rows (batch shape, booleans) whose reverse :math:`D(s\,\|\,t)` is truly
+    :math:`+\infty`: a teacher probability 0 (a ``-inf`` score: logit, log-probability
+    or :math:`\log 0`) beside a student logit above ``-inf`` (as ``crossent.torch``'s
+    ``_far_distillation._truly_infinite``)."""
+    xp = d.batch.xp
+    zero = xp.logical_and(d.teacher_scores == -math.inf, d.student > -math.inf)
+    return xp.any(zero, axis=-1)
+
+
+def _without_derivative(d: _Distillation, grad: Array) -> Array:
+    r"""The reverse gradient ``grad`` (classes last, before the reduction's scale) with
+    each row of a truly infinite :math:`D(s\,\|\,t)` (:func:`_infinite_reverse_rows`)
+    NaN where the student's logit is above ``-inf`` and 0 where it is ``-inf`` (a masked
+    class gets 0, as in every row): ``distillation_loss_grad``'s Notes. The formula
+    :math:`T s \odot (\log s - \log t - D)` gives ``inf - inf`` (NaN) where
+    :math:`t_c = 0` and ``-inf`` elsewhere there (issue: a mix of both)."""
+    xp = d.batch.xp
+    infinite = _infinite_reverse_rows(d)
+    if type(grad) is np.ndarray:
+        if infinite.any():
+            grad[infinite] = np.where(d.student[infinite] > -math.inf, math.nan, 0.0)
+        return grad
+    masked = d.student == -math.inf
+    nan = xp.where(masked, xp.zeros_like(grad), xp.full_like(grad, math.nan))
+    return xp.where(infinite[..., None], nan, grad)
 
 
 def _near_rows_of_namespace(
@@ -478,7 +529,10 @@ read (:func:`_near_rows_of_namespace`)."""
 def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:
     """Whether a row is ``flagged``; True where the values cannot be read (an array
     traced by ``jax.jit``, or batched by ``torch.func.vmap``, which ``validate=False``
-    lets through: its rows are all formed then picked, no read)."""
+    lets through: its rows are all formed then picked, no read; a tensor on PyTorch's
+    ``meta`` device, which has shapes but no values)."""
+    if getattr(flagged, "is_meta", False):
+        return True
     try:
         return bool(xp.any(flagged))
     except Exception as exc:
@@ -562,7 +616,8 @@ def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | No
       :math:`(x_c - m)/T` is in range and its :math:`e^{\sigma}` not 0.
 
     Not the reverse rows where :math:`t_c = 0` (a ``-inf`` teacher score) and
-    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite.
+    :math:`\log s_c > -\infty`: their :math:`D` is truly infinite (their gradient NaN,
+    :func:`_without_derivative`).
     """
     if type(d.log_s) is not np.ndarray:
         return None
@@ -573,6 +628,6 @@ def _far_rows(d: _Distillation, kl: Array | None, top: float) -> np.ndarray | No
         lost = np.isneginf(d.log_s).any(axis=-1) | np.isneginf(d.log_t).any(axis=-1)
         far = lost if far is None else far | lost
     if far is not None and kl is not None:
-        # t = 0 < s truly (a -inf teacher score): D is +inf, and its gradient the common path's
+        # t = 0 < s truly (a -inf teacher score): D is +inf, its gradient NaN (below)
         far &= ~(np.isneginf(d.teacher_scores) & (d.log_s > -math.inf)).any(axis=-1)
     return None if far is None or not far.any() else far

@@ -87,7 +87,8 @@ log-probabilities is taken as it is (the generic path's ``log_t``, not renormali
 it (:func:`_validate_teacher`: the kernels' log-sum-exp of each row screens it, one
 exponential more a logit at :math:`T \ne 1`; the generic check where a row fails). A reverse
 row whose :math:`D(s\,\|\,t)` is truly infinite sends its call to the generic path
-(:func:`fused_distillation` returns None), whose graph gives it a finite gradient; the
+(:func:`fused_distillation` returns None), which forms such rows by the NumPy
+functions (``inf``, a NaN gradient: ``_far_distillation._again``); the
 second derivative of the options' backward op is autograd's through a torch formula
 of its output (:func:`_second_derivative_of_options`). Reverse calls under
 ``torch.compile`` keep the generic graph (:func:`applies`).
@@ -151,7 +152,7 @@ def applies(
     if teacher_form not in _FORMS or direction not in _DIRECTIONS:
         return False
     if direction == "reverse" and torch.compiler.is_compiling():
-        return False  # (its truly infinite rows: the generic graph's, _infinite_reverse)
+        return False  # (the op cannot look at its truly infinite rows first: _traced's)
     if student.device.type != "cpu" or teacher.device.type != "cpu":
         return False
     if student.dtype not in _DTYPES or teacher.dtype != student.dtype:
@@ -212,8 +213,8 @@ def _infinite_reverse(
     r"""Whether a reverse row that the op formed on the host (``kind`` 2) has a truly
     infinite :math:`D(s\,\|\,t)` (``_far_distillation._truly_infinite``: a teacher
     probability 0 where the student's is not). Its loss is ``inf`` either way; the
-    generic path gives such a call the gradient of its graph (finite where the NumPy
-    gradient's is not), which it keeps: the call goes there (one read of ``kind``)."""
+    call goes to the generic path (one read of ``kind``), whose ``_again`` forms such
+    rows by the NumPy functions too (their gradient NaN)."""
     far = kind == 2
     if not bool(far.any()):
         return False

@@ -283,13 +283,22 @@ def distillation_loss(
     path takes them (not renormalised); the teacher validated as the generic path
     does. Two cases keep the generic path: a reverse call with a row whose
     :math:`D(s\,\|\,t)` is truly :math:`+\infty` (a teacher probability 0 where the
-    student's is not: its ``inf``, and the gradient of the generic graph), and reverse
-    calls under ``torch.compile`` (which cannot look at that row first). There the far
-    and near rows are formed again by the NumPy functions with the same options. One
-    case takes the generic formula recorded by autograd alone: a teacher given as
-    probabilities or log-probabilities that requires a gradient (its rows whose gaps
-    pass the work dtype's range are not formed again, and under ``torch.compile`` its
-    checks' reads break the graph).
+    student's is not: its ``inf``, and NumPy's gradient, formed again as a far row),
+    and reverse calls under ``torch.compile`` (which cannot look at that row first).
+    There the far and near rows are formed again by the NumPy functions with the same
+    options. One case takes the generic formula recorded by autograd alone: a teacher
+    given as probabilities or log-probabilities that requires a gradient (its rows
+    whose gaps pass the work dtype's range are not formed again, and under
+    ``torch.compile`` its checks' reads break the graph).
+
+    A reverse row of a truly infinite :math:`D(s\,\|\,t)` has no derivative (the
+    loss is :math:`+\infty` around its logits): the student's gradient there is NaN in
+    the classes of logits above ``-inf`` and 0 in those of ``-inf``, eagerly and
+    compiled, as :func:`crossent.distillation_loss_grad` gives it (its Notes), and 0
+    where the row's upstream is 0 (a row that ``torch.where`` drops). The generic graph
+    gave the finite gradient of the finite terms alone, which the one case above (the
+    generic formula alone) and ``torch.func.grad`` (whose transforms cannot run the
+    host rows' ``autograd.Function``) still give.
 
     Examples
     --------

@@ -65,7 +65,10 @@ The NumPy function's ``teacher_form`` (logits, probabilities, log-probabilities)
 the generic one, :class:`_HostRows` (the NumPy function and its gradient twin of the
 same options) and both custom ops (their validation of the teacher in its form too).
 A reverse row whose :math:`D(s\,\|\,t)` is truly infinite (:func:`_truly_infinite`)
-is not formed again, as NumPy's own far-row guard leaves it. A teacher's gradient is
+is formed by the NumPy functions as a far row is: its loss ``inf``, its gradient in the
+student NaN (0 in a class whose logit is ``-inf``) times a nonzero upstream, 0 where
+the row's upstream is 0, as :func:`crossent.distillation_loss_grad` gives it (the
+generic graph's was finite, the gradient of its finite terms alone). A teacher's gradient is
 formed here in its logits only: a teacher of probabilities or log-probabilities that
 requires a gradient takes the generic formula alone (:func:`distillation_rows_checked`).
 """
@@ -89,7 +92,7 @@ from ..errors import InputError
 from ..losses import LossParts, _distill
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
-from ._arguments import example_stack, first_order_only
+from ._arguments import example_stack, first_order_only, functorch_reverse_mode
 
 __all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
@@ -364,14 +367,17 @@ def _again(
     far rows by :class:`_HostRows`. ``index_put`` sends them no gradient through the
     common path's graph (whose terms hold no :math:`0\cdot\infty`: ``kl_terms_from_log``
     masks ``-inf`` before its products). Reverse rows whose :math:`D(s\,\|\,t)` is truly
-    infinite (:func:`_truly_infinite`) stay the generic path's, as in NumPy."""
+    infinite (:func:`_truly_infinite`) are formed there too: ``inf``, and NumPy's
+    gradient (NaN; the generic graph's is finite, that of the finite terms alone)."""
     options = {"teacher_form": teacher_form, "direction": direction}
     if reduction == "none":
         rows = loss
     else:
         rows = _common_rows(student, teacher, temperature, axis, **options)
-    far = ~torch.isfinite(rows.detach())
-    if direction == "reverse":
+    far = ~torch.isfinite(rows.detach())  # (truly infinite reverse rows too: NaN gradient)
+    if direction == "reverse" and functorch_reverse_mode():
+        # torch.func.grad cannot run _HostRows (no setup_context): such rows keep the
+        # generic graph's gradient there, as on main (the finite terms' alone)
         far &= ~_truly_infinite(student, teacher, teacher_form, axis)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     if teacher_far is not None:
@@ -395,8 +401,10 @@ def _truly_infinite(
 ) -> torch.Tensor:
     r"""The rows (batch shape) whose reverse :math:`D(s\,\|\,t)` is :math:`+\infty`:
     a teacher probability 0 (a ``-inf`` logit or log-probability) where the student's
-    is not (a logit above ``-inf``). The generic path gives ``inf`` there, and a
-    finite gradient (NumPy's ``_far_rows`` leaves them to its common path too)."""
+    is not (a logit above ``-inf``). The generic path gives ``inf`` there, and the
+    finite gradient of its finite terms alone; the callers form such rows by the NumPy
+    functions (NaN gradient, ``losses._distill._without_derivative``), where
+    ``_distill_cpu`` sends them on (``_infinite_reverse``)."""
     with torch.no_grad():
         zero = teacher == 0 if teacher_form == "probs" else torch.isneginf(teacher)
         return (zero & (student > -math.inf)).any(axis)
@@ -660,8 +668,8 @@ def _traced(
     function) is taken by its value, guarded: ``float.hex`` reads it (the option
     checks' ``math.isfinite`` cannot take a symbol), so each value compiles its own
     graph, as a constant does. ``teacher_form`` and ``direction`` go to every call
-    that forms rows (reverse rows that are truly infinite stay the graph's own,
-    :func:`_truly_infinite`)."""
+    that forms rows (reverse rows that are truly infinite are far rows: eager's NaN
+    gradient, :func:`_truly_infinite`)."""
     if isinstance(temperature, float):  # (a SymFloat too, under Dynamo)
         temperature = float.fromhex(temperature.hex())
     if _square_is_far(student, teacher, temperature):
@@ -680,8 +688,6 @@ def _traced(
             direction=direction,
         )
         far = ~torch.isfinite(rows.detach())
-        if direction == "reverse":
-            far &= ~_truly_infinite(student, teacher, teacher_form, axis)
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
     kind = torch.where(far, _FAR, near.to(torch.int8))  # (0: the graph's own row)
