@@ -17,8 +17,10 @@ The machinery is package-internal API, shared with ``crossent.report`` and
 
 from __future__ import annotations
 
+import functools
 import numbers
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ import numpy as np
 from .._checks import check_base, check_choice, check_integer
 from .._parallel import ordered_map
 from ..errors import InputError
+from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins
 from ._error import (
     CalibrationSpec,
@@ -409,12 +412,12 @@ def binned_replicates(
     Drawing ``n`` rows uniformly with replacement is the same, in distribution, as
     drawing how many land in each bin (multinomial with the bins' shares) and then that
     many rows uniformly from each bin.  Only the drawn rows' confidence and hit are read
-    (packed as one complex number), so a replicate costs ``n`` integer draws and one
-    gather instead of several passes over per-row weights.
+    (:func:`_gatherer`: the sums of ``(conf + 1j * hits)[rows]``), so a replicate costs
+    ``n`` integer draws and one gather instead of several passes over per-row weights.
     """
     n, bins = conf.shape[0], spec.bins
     order = np.argsort(index, kind="stable")
-    packed = (conf + 1j * hits)[order]
+    gathered = _gatherer(conf[order], hits[order], draws=n * resamples)
     sizes = np.bincount(index, minlength=bins)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
 
@@ -425,8 +428,8 @@ def binned_replicates(
             count, conf_sum, hit_sum = np.zeros(bins), np.zeros(bins), np.zeros(bins)
             for b in np.flatnonzero(drawn):
                 rows = rng.integers(starts[b], starts[b] + sizes[b], size=drawn[b])
-                total = packed[rows].sum()
-                count[b], conf_sum[b], hit_sum[b] = drawn[b], total.real, total.imag
+                count[b] = drawn[b]
+                conf_sum[b], hit_sum[b] = gathered(rows)
             values.append(error_from_statistics(BinStatistics(count, conf_sum, hit_sum), spec))
         return values
 
@@ -436,6 +439,46 @@ def binned_replicates(
     streams = np.random.SeedSequence(seed).spawn(len(counts))
     parts = ordered_map(chunk, list(zip(streams, counts, strict=True)))
     return np.array([value for part in parts for value in part])
+
+
+def _gatherer(
+    conf: FloatArray, hits: FloatArray, *, draws: int
+) -> Callable[[Any], tuple[float, float]]:
+    """``rows -> (sum of conf[rows], sum of hits[rows])``, each with the bits of NumPy's
+    ``(conf + 1j * hits)[rows].sum()``: by the compiled gather
+    (``_bootstrap_numba.gathered_sums``: no gathered copy, 9 bytes read a row instead
+    of 16) where Numba is installed, every hit is 0 or 1, and Numba is imported already
+    or the bootstrap ``draws`` (rows times resamples) at least :data:`_KERNEL_DRAWS`;
+    by that expression otherwise.  The gather is most of a replicate's time (10^6
+    rows: 1000 replicates of 10^6 random reads): 8.4 to 5.9 ms a replicate."""
+    small = hits.astype(np.uint8)
+    worth = "numba" in sys.modules or draws >= _KERNEL_DRAWS
+    if worth and _row_kernels.available() and np.array_equal(small, hits):
+        kernel, values = _gather_kernel(), np.ascontiguousarray(conf, dtype=np.float64)
+        # compiled (or loaded from Numba's cache) here, before the threads: two threads
+        # compiling at once crash Numba 0.68
+        kernel(values, small, np.zeros(0, dtype=np.int64))
+        return lambda rows: kernel(values, small, rows)
+    packed = conf + 1j * hits
+
+    def gather(rows: Any) -> tuple[float, float]:
+        total = packed[rows].sum()
+        return total.real, total.imag
+
+    return gather
+
+
+_KERNEL_DRAWS = 500_000_000
+"""Bootstrap draws from which the compiled gather pays for importing Numba (about 0.6 s
+of CPU and 100 MB; it saves some 2.5 ns a draw)."""
+
+
+@functools.cache
+def _gather_kernel() -> Callable[..., tuple[float, float]]:
+    """The compiled gather (imports Numba, once)."""
+    from ._bootstrap_numba import gathered_sums
+
+    return gathered_sums
 
 
 def compare_log_loss(

@@ -1,0 +1,97 @@
+"""Issue 13, ``crossent report`` end to end: the temperature fit's fused pass on narrow rows.
+
+The fused pass (``_temperature_numba.row_moments``) summed every row in 256 lanes, so a
+row of 10 classes cost some 2000 operations on its lanes for its 10 entries: the fit
+took a third of the report of 10^6 x 10 logits.  It now takes the least power of two
+at or above the classes (at most 256), which gives the same bits: these tests compare
+the two, row by row and bit for bit, on hard rows (ties, signed zeros, -inf, NaN,
+weights in the subnormals, spreads past 1e300), and check that narrow rows are given
+narrow lanes (which fails on main, where every call had 256).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crossent.calibration import _row_kernels, _temperature
+from crossent.calibration._inputs import as_predictions
+
+pytestmark = pytest.mark.skipif(not _row_kernels.available(), reason="needs Numba")
+
+
+def _hard_rows(classes: int, dtype: Any, rng: np.random.Generator) -> np.ndarray:
+    """Rows of ``classes`` entries: random ones and the edge cases of the kernel."""
+    rows = [rng.normal(size=classes) * scale for scale in (0.1, 3.0, 40.0, 1e3)]
+    rows.append(np.zeros(classes))  # all tied
+    signed = np.zeros(classes)
+    signed[::2] = -0.0  # +0 and -0 tied at the maximum
+    rows.append(signed)
+    rows.append(np.where(np.arange(classes) % 3 == 1, -np.inf, rng.normal(size=classes)))
+    huge = rng.normal(size=classes)
+    huge[-1] = -1e300 if dtype == np.float64 else -3e38  # a weight of 0, s finite
+    rows.append(huge)
+    sub = rng.normal(size=classes)
+    sub[0] = -740.0  # a weight in the subnormals at beta = 1
+    rows.append(sub)
+    nan = rng.normal(size=classes)
+    nan[classes // 2] = np.nan
+    rows.append(nan)
+    big = rng.normal(size=classes) + 1e30 if dtype == np.float64 else rng.normal(size=classes)
+    rows.append(big)
+    return np.ascontiguousarray(np.array(rows), dtype=dtype)
+
+
+def _moments(values: np.ndarray, labels: np.ndarray, beta: float, width: int) -> np.ndarray:
+    out = np.empty((4, values.shape[0]))
+    lanes, weights = np.empty((5, width)), np.empty(values.shape[1])
+    rows = np.arange(values.shape[0], dtype=np.intp)
+    _temperature._kernels().row_moments(values, rows, labels, beta, lanes, weights, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("classes", [1, 2, 3, 5, 8, 10, 16, 17, 100, 128, 129, 255, 256, 257])
+def test_narrow_lanes_give_the_bits_of_256_lanes(classes: int, dtype: Any) -> None:
+    rng = np.random.default_rng(classes)
+    values = _hard_rows(classes, dtype, rng)
+    labels = rng.integers(0, classes, size=values.shape[0]).astype(np.intp)
+    width = _temperature._lane_count(classes)
+    assert width == min(256, 1 << (classes - 1).bit_length())
+    for beta in (1.0, 0.05, 0.7, 3.0, 1e-300, 1e300):
+        with np.errstate(all="ignore"):
+            narrow = _moments(values, labels, beta, width)
+            wide = _moments(values, labels, beta, 256)
+        assert narrow.tobytes() == wide.tobytes(), (classes, beta)
+
+
+def test_narrow_rows_are_given_narrow_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fit on 10 classes passes 16 lanes to the kernel (256 on main)."""
+    kernel = _temperature._kernels().row_moments
+    widths = set()
+
+    def spy(values: Any, rows: Any, labels: Any, beta: float, lanes: Any, *rest: Any) -> None:
+        widths.add(lanes.shape[1])
+        kernel(values, rows, labels, beta, lanes, *rest)
+
+    monkeypatch.setattr(_temperature, "_fused_kernel", lambda predictions: spy)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(500, 10)).astype(np.float32) * 3
+    labels = rng.integers(0, 10, size=500)
+    predictions = as_predictions(logits, labels, form="logits")
+    _temperature._fit_beta(predictions, (0.05, 20.0), 1e-8)
+    assert widths == {16}
+
+
+def test_the_fit_is_the_same_with_256_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fitted temperature, NLLs and slope: the same bits as with 256 lanes."""
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(3000, 10)) * 3
+    labels = np.argmax(logits / 1.3 + rng.gumbel(size=logits.shape), axis=1)
+    predictions = as_predictions(logits, labels, form="logits")
+    narrow = _temperature._fit_beta(predictions, (0.05, 20.0), 1e-10)
+    monkeypatch.setattr(_temperature, "_lane_count", lambda classes: 256)
+    wide = _temperature._fit_beta(predictions, (0.05, 20.0), 1e-10)
+    assert narrow == wide
