@@ -393,6 +393,81 @@ def kl_terms_nonnegative(p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(p == 0, q, terms)
 
 
+_NEAR_RATIO = 2.0**-6
+r"""The largest :math:`|r|` whose term :func:`kl_terms_nonnegative_dd` forms as a
+double-double (as ``_fused_kernels._NEAR_RATIO``)."""
+
+_LOG1P_TAIL = tuple((-1.0) ** k / k for k in range(16, 2, -1))
+r""":math:`(-1)^k/k`, :math:`k = 16, \dots, 3` (Horner's order): :math:`r - \operatorname
+{log1p} r = r^2/2 + r^3 \sum_{k \ge 3} (-1)^k r^{k-3}/k`, the remainder below
+:math:`|r|^{14}/17 < 2^{-88}` of :math:`r^2/2` for :math:`|r| \le 2^{-6}`."""
+
+_SPLITTER = 2.0**27 + 1.0  # Veltkamp's constant for float64
+_SPLIT_LIMIT = 2.0**900  # above it the splitting may overflow: those terms stay plain
+
+
+def _split(a: Array) -> tuple[Array, Array]:
+    r"""Veltkamp's splitting ``a = hi + lo`` exactly, each of at most 26 bits (float64,
+    :math:`|a| \le 2^{996}`)."""
+    c = _SPLITTER * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
+    """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker's TwoProduct,
+    no FMA: products that do not underflow)."""
+    p = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+def _quick_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
+    """``(s, e)`` with ``s = fl(a + b)``, ``a + b = s + e`` exactly for ``|a| >= |b|``."""
+    s = a + b
+    return s, b - (s - a)
+
+
+def kl_terms_nonnegative_dd(p: Array, q: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    r""":func:`kl_terms_nonnegative` as double-doubles ``(hi, lo)`` where the ratio is
+    near 1, :math:`|r| \le 2^{-6}` with :math:`r = (q - p)/p` (``lo`` 0 elsewhere): the
+    terms of nearly equal rows, whose sum can cancel against the mass difference
+    (float64 only; the generic twin of ``_fused_kernels._near_term_dd``).
+
+    .. math:: p\,(r - \operatorname{log1p} r) = p\Big(\frac{r^2}{2} + r^3 \sum_{k \ge 3}
+              \frac{(-1)^k r^{k-3}}{k}\Big)
+
+    with :math:`p - q` exact (Sterbenz), :math:`r`'s rounding error from the exact
+    remainder :math:`r p + (p - q)` (:func:`_two_product`), :math:`r^2/2` as a
+    double-double and the rest (under :math:`2^{-5}` of it) as a float: about
+    :math:`2^{-100}` of the term where :math:`p` times it does not underflow. Other
+    terms (``lo`` 0) are :func:`kl_terms_nonnegative`'s, formed only if there are any
+    (one synchronisation)."""
+    ones = _ones(p, xp=xp)
+    zeros = zeros_like(p, xp=xp)
+    difference = p - q
+    near = (p > 0) & (q > 0) & (xp.abs(difference) <= xp.minimum(p, q)) & (p <= _SPLIT_LIMIT)
+    x = xp.where(near, p, ones)
+    d = xp.where(near, difference, zeros)
+    r = -d / x
+    near = near & (xp.abs(r) <= _NEAR_RATIO)
+    r = xp.where(near, r, zeros)
+    rx, rx_lo = _two_product(r, x)
+    r_lo = -((rx + d) + rx_lo) / x  # rx + d exact: rx is within an ulp of -d
+    square, square_lo = _two_product(r, r)
+    square_lo = square_lo + 2.0 * r * r_lo
+    tail = zeros_like(r, xp=xp)
+    for coefficient in _LOG1P_TAIL:
+        tail = coefficient + r * tail
+    f_hi, f_lo = _quick_two_sum(0.5 * square, 0.5 * square_lo + square * r * tail)
+    product, error = _two_product(x, f_hi)
+    hi, lo = _quick_two_sum(product, error + x * f_lo)
+    if bool(xp.all(near)):  # (nearly equal rows: the usual case) no other term to form
+        return hi, lo
+    return xp.where(near, hi, kl_terms_nonnegative(p, q, xp=xp)), xp.where(near, lo, zeros)
+
+
 def kl_terms_from_log(
     log_p: Array, log_q: Array, *, xp: ModuleType, p: Array | None = None
 ) -> Array:

@@ -32,6 +32,7 @@ __all__ = [
     "device",
     "finalize",
     "finite_row_max",
+    "float64_twin",
     "foreign_dtype_note",
     "full_like",
     "index_array",
@@ -255,6 +256,31 @@ def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
         return np.float64
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     return supported.get("float64", dtype)
+
+
+def float64_twin(*arrays: Any) -> tuple[ModuleType, Any] | None:
+    """The namespace of ``arrays`` and its float64 dtype, where they are arrays of one
+    library other than NumPy, each of a real floating dtype of at most 32 bits (so
+    computed in float32), on a device that offers float64 (PyTorch CPU/CUDA,
+    array-api-strict, JAX with ``jax_enable_x64``, CuPy); else None (NumPy, a list,
+    float64 already, mixed libraries, integers, JAX without x64, Apple's MPS).
+
+    The float32 gradients of the generic path are computed in this dtype and rounded
+    once (:func:`crossent.losses._widen.wide_float32`)."""
+    if not arrays or any(
+        type(a) is np.ndarray or not array_api_compat.is_array_api_obj(a) for a in arrays
+    ):
+        return None
+    try:
+        xp = array_api_compat.array_namespace(*arrays)
+        if is_numpy(xp) or not all(
+            xp.isdtype(a.dtype, "real floating") and xp.finfo(a.dtype).bits <= 32 for a in arrays
+        ):
+            return None
+        wide = accumulation_dtype(None, xp=xp, device=device(arrays[0]))
+    except (TypeError, ValueError, AttributeError):
+        return None  # (the call itself names what is wrong)
+    return None if wide is None else (xp, wide)
 
 
 def numpy_sum_dtype(dtype: np.dtype) -> Any:

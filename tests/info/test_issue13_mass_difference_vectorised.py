@@ -129,8 +129,10 @@ def test_mass_correction_is_exactly_rounded_without_host(
 def _kl_fsum_path(p: object, q: object) -> object:
     """The KL with the mass correction from ``math.fsum`` on the host (the former path)."""
 
-    def by_fsum(p: object, q: object, mass: object, rows: object, *, xp: object) -> object:
-        exact = _measures._exact_mass_difference(p, q, mass, rows)
+    def by_fsum(
+        p: object, q: object, mass: object, rows: object, *, xp: object, **options: object
+    ) -> object:
+        exact = _measures._exact_mass_difference(p, q, mass, rows, **options)
         return xp.asarray(exact, dtype=mass.dtype)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -143,9 +145,11 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     taken: list[int] = []
     original = _measures._mass_correction
 
-    def spy(p: object, q: object, mass: object, rows: object, *, xp: object) -> object:
+    def spy(
+        p: object, q: object, mass: object, rows: object, *, xp: object, **options: object
+    ) -> object:
         taken.append(int(xp.sum(xp.astype(rows, xp.int64))))
-        return original(p, q, mass, rows, xp=xp)
+        return original(p, q, mass, rows, xp=xp, **options)
 
     monkeypatch.setattr(_measures, "_mass_correction", spy)
     return taken
@@ -199,7 +203,9 @@ def test_gradients_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
             crossent.kl_divergence(p, q, validate=False).sum().backward()
         return [p.grad.clone(), q.grad.clone()]
 
-    def zero(p: object, q: object, mass: object, rows: object, *, xp: object) -> object:
+    def zero(
+        p: object, q: object, mass: object, rows: object, *, xp: object, **options: object
+    ) -> object:
         return xp.zeros_like(mass).detach()
 
     with_correction, constant = gradients(None), gradients(zero)

@@ -39,6 +39,7 @@ from .._numerics import (
     kl_terms_from_log,
     kl_terms_from_normalised_logs,
     kl_terms_nonnegative,
+    kl_terms_nonnegative_dd,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
 from .._xp import (
@@ -281,10 +282,11 @@ def _kl_nats(m: _Prepared) -> Array:
     pairwise sum :math:`(\lceil\log_2 n\rceil + 2)u`, of :math:`\sum_i|t_i|`) is within
     :data:`_KL_TOLERANCE` of it, else (nearly equal rows: the terms cancel, issue 13)
     the sum of :func:`kl_terms_nonnegative` plus the mass difference
-    :math:`\sum_i (p_i - q_i)`, the latter corrected to its exactly rounded value
-    (:func:`_mass_correction`; the correction is a constant, so gradients are those of
-    the plain sums). Arrays whose values cannot be read (meta tensors, JAX tracers) keep
-    the plain sum."""
+    :math:`\sum_i (p_i - q_i)`, corrected to the exactly rounded sum of the mass
+    difference and the terms, those of ratios near 1 as double-doubles
+    (:func:`_mass_correction` with :func:`kl_terms_nonnegative_dd`: the two sums can
+    cancel; the correction is a constant, so gradients are those of the plain sums).
+    Arrays whose values cannot be read (meta tensors, JAX tracers) keep the plain sum."""
     side_p, side_q = m.sides
     if side_p.form != "probs" or side_q.form != "probs":
         return m.total(_kl_terms, *m.sides)
@@ -308,14 +310,22 @@ def _kl_nats(m: _Prepared) -> Array:
         return plain
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
     mass = m.total(lambda a, b: a.values - b.values, *m.sides)
-    correction = _mass_correction(side_p.values, side_q.values, mass, careful, xp=xp)
-    return xp.where(careful, nonnegative + (mass + correction), plain)
+    computed = nonnegative + mass
+    correction = _mass_correction(
+        side_p.values, side_q.values, computed, careful, xp=xp, terms=True
+    )
+    return xp.where(careful, computed + correction, plain)
 
 
-def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: ModuleType) -> Array:
+def _mass_correction(
+    p: Array, q: Array, mass: Array, rows: Array, *, xp: ModuleType, terms: bool = False
+) -> Array:
     r"""For the ``rows`` (a mask of the batch shape): the exactly rounded
     :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, 0 for the other rows; a
-    constant (no gradient) of ``mass``'s dtype, on its device.
+    constant (no gradient) of ``mass``'s dtype, on its device. With ``terms``, the sum
+    also takes the float64 double-double terms of :func:`kl_terms_nonnegative_dd`
+    (``mass`` then the computed KL): D rounded once (review follow-up: the terms of
+    nearly equal rows cancel against the mass difference: 19 ulps off before).
 
     Arrays on a device without float64, and arrays in host memory with few such rows
     (:func:`_host_is_cheaper`), take ``math.fsum`` on the host
@@ -331,7 +341,7 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     """
     work = accumulation_dtype(mass.dtype, xp=xp, device=device(mass))
     if work != xp.float64:
-        exact = _exact_mass_difference(p, q, mass, rows)
+        exact = _exact_mass_difference(p, q, mass, rows, terms=terms)
         return xp.asarray(exact, dtype=mass.dtype, device=device(mass))
     ns = np if is_numpy(xp) and _NUMPY_ARRAY_API else xp
     batch, n = tuple(mass.shape), max(int(p.shape[-1]), int(q.shape[-1]))
@@ -341,7 +351,7 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
         chosen = ns.reshape(ns.broadcast_to(rows, batch), (count,))
         index = ns.nonzero(chosen)[0]
     if index is None or _host_is_cheaper(int(index.shape[0]), n, xp=xp, where=device(mass)):
-        exact = _exact_mass_difference(p, q, mass, rows)
+        exact = _exact_mass_difference(p, q, mass, rows, terms=terms)
         return xp.asarray(exact, dtype=mass.dtype, device=device(mass))
     p2, q2 = (
         ns.reshape(ns.broadcast_to(_constant(x, work, xp=ns), (*batch, n)), (count, n))
@@ -352,7 +362,10 @@ def _mass_correction(p: Array, q: Array, mass: Array, rows: Array, *, xp: Module
     if gathered:
         p2, q2, computed = (ns.take(x, index, axis=0) for x in (p2, q2, computed))
     with np.errstate(all="ignore"):  # NumPy: rows not taken may hold inf or NaN
-        correction = _certified_mass_difference(p2, q2, computed, xp=ns)
+        if terms:
+            correction = _kl_correction(p2, q2, computed, xp=ns)
+        else:
+            correction = _certified_mass_difference(p2, q2, computed, xp=ns)
     if gathered:
         position = ns.cumulative_sum(ns.astype(chosen, index.dtype)) - 1
         at = ns.take(correction, ns.clip(position, 0, None), axis=0)
@@ -383,11 +396,50 @@ def _host_is_cheaper(rows: int, classes: int, *, xp: ModuleType, where: Any) -> 
     return str(where) == "cpu" and rows * (classes + 80) <= _HOST_MASS_COST["cpu"]
 
 
-def _certified_mass_difference(p: Array, q: Array, computed: Array, *, xp: ModuleType) -> Array:
+def _kl_correction(p: Array, q: Array, computed: Array, *, xp: ModuleType) -> Array:
+    r"""The KL of each row of ``p`` and ``q`` (2-D, float64) minus ``computed``, from
+    :math:`D = \sum_i t_i + \sum_i (p_i - q_i)` with the terms as double-doubles
+    (:func:`kl_terms_nonnegative_dd`) summed pairwise in double-double
+    (:func:`_pairwise_dd_sum`: no cancellation, the terms are non-negative) and the mass
+    difference as :math:`m + y + z`, :math:`m` its float sum and :math:`y + z` the
+    extraction's double-double of :math:`\sum_i (p_i - q_i) - m` (exact where its bound
+    is 0, as for rows of nearly equal floats; :math:`z = 0` for the rare rows certified
+    by ``math.fsum`` alone). The parts, each a few ulps of :math:`D` times the
+    cancellation, are added in float64: :math:`D` to about :math:`2^{-100}` of the
+    larger sum, rounded once by the caller (``computed`` plus this)."""
+    high, low = kl_terms_nonnegative_dd(p, q, xp=xp)
+    terms_hi, terms_lo = _pairwise_dd_sum(high, low, xp=xp)
+    mass = xp.sum(p - q, axis=-1)
+    y, z = _certified_mass_difference(p, q, mass, xp=xp, residue=True)
+    approximate, error = _two_sum(terms_hi, mass)
+    return (approximate - computed) + ((error + terms_lo) + (y + z))
+
+
+def _pairwise_dd_sum(high: Array, low: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    """The double-double sum ``(hi, lo)`` over the last axis of the pairs ``high +
+    low``: TwoSum of halves, ``ceil(log2 n)`` steps, the low parts added in float64."""
+    while int(high.shape[-1]) > 1:
+        if int(high.shape[-1]) % 2:
+            pad = xp.zeros_like(high[..., :1])
+            high, low = xp.concat([high, pad], axis=-1), xp.concat([low, pad], axis=-1)
+        high, error = _two_sum(high[..., 0::2], high[..., 1::2])
+        low = (low[..., 0::2] + low[..., 1::2]) + error
+    return high[..., 0], low[..., 0]
+
+
+def _certified_mass_difference(
+    p: Array,
+    q: Array,
+    computed: Array,
+    *,
+    xp: ModuleType,
+    residue: bool = False,
+) -> Any:
     r"""The float64 :math:`\sum_i (p_i - q_i)` minus ``computed`` rounded to nearest,
     for each row of ``p`` and ``q`` (2-D, float64): :class:`_MassExtraction`, with more
     levels while a row that more levels can settle is not certified, and
-    :func:`_exact_mass_difference` for the rows none can."""
+    :func:`_exact_mass_difference` for the rows none can. With ``residue``, the pair
+    ``(rounded, z)``: the sum within the bound of ``rounded + z`` (0 where fsum took it)."""
     extraction = _MassExtraction(p, q, computed, xp=xp)
     extraction.extract(_MASS_LEVELS)
     rounded, certified = extraction.rounded()
@@ -395,9 +447,12 @@ def _certified_mass_difference(p: Array, q: Array, computed: Array, *, xp: Modul
         if extraction.exhausted or not bool(xp.any(~certified & extraction.inside)):
             exact = _exact_mass_difference(p, q, computed, ~certified)
             host = xp.asarray(exact, dtype=rounded.dtype, device=device(rounded))
-            return xp.where(certified, rounded, host)
+            rounded = xp.where(certified, rounded, host)
+            break
         extraction.extract(_MASS_LEVELS)
         rounded, certified = extraction.rounded()
+    if residue:
+        return rounded, xp.where(certified, extraction.residue, xp.zeros_like(rounded))
     return rounded
 
 
@@ -523,6 +578,7 @@ class _MassExtraction:
         for error in errors[1:]:
             tail, tail_spread = tail + error, tail_spread + xp.abs(error)
         rounded, residue = _two_sum(total, tail)
+        self.residue = residue  # T - rounded, within the bound
         bound = _sum_error_bound(spread, self.terms, xp=xp)
         bound = bound + _sum_error_bound(tail_spread, len(errors), xp=xp)
         magnitude = xp.abs(rounded)
@@ -572,10 +628,18 @@ def _next_power_of_two(mu: Array, *, xp: ModuleType) -> Array:
     return xp.where(step == 0, mu, step)
 
 
-def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.ndarray:
+def _exact_mass_difference(
+    p: Array,
+    q: Array,
+    mass: Array,
+    rows: Array,
+    *,
+    terms: bool = False,
+) -> np.ndarray:
     r"""For the ``rows`` (a mask of the batch shape): the exactly rounded
     :math:`\sum_i (p_i - q_i)` minus the computed ``mass``, from ``math.fsum`` of the
-    entries on the host; 0 for the other rows."""
+    entries on the host; 0 for the other rows. With ``terms``, the sum also takes each
+    row's double-double terms (:func:`kl_terms_nonnegative_dd`): the KL minus ``mass``."""
     computed = np.asarray(to_numpy(mass, name="mass"), np.float64)
     chosen = np.broadcast_to(np.asarray(to_numpy(rows, name="rows"), bool), computed.shape)
     p_np, q_np = (np.asarray(to_numpy(x, name=n), np.float64) for x, n in ((p, "p"), (q, "q")))
@@ -584,7 +648,12 @@ def _exact_mass_difference(p: Array, q: Array, mass: Array, rows: Array) -> np.n
     exact = np.zeros(computed.shape)
     for index in np.argwhere(chosen):
         at = tuple(index)
-        exact[at] = math.fsum([*p_np[at], *(-q_np[at]), -computed[at]])
+        values = [*p_np[at], *(-q_np[at]), -computed[at]]
+        if terms:
+            with np.errstate(all="ignore"):
+                for part in kl_terms_nonnegative_dd(p_np[at], q_np[at], xp=np):
+                    values.extend(part.tolist())
+        exact[at] = math.fsum(values)
     return exact
 
 
@@ -906,10 +975,11 @@ def kl_divergence(
     subnormal are recomputed exactly.  Nearly equal rows (whose terms cancel) are the
     sum of the non-negative terms :math:`p_i\log(p_i/q_i) - p_i + q_i` plus the exact
     mass difference :math:`\sum_i (p_i - q_i)`; the two can cancel against each other
-    (ratios near :math:`1 \pm 10^{-8}` in float64), so NumPy's fused kernel forms the
-    terms of ratios within :math:`2^{-6}` of 1 in double-double and rounds the whole
-    sum once (within an ulp; the generic path, for other arrays or without Numba,
-    keeps terms of a few ulps and can be some 40 ulps off there).  From
+    (ratios near :math:`1 \pm 10^{-8}` in float64), so the terms of ratios within
+    :math:`2^{-6}` of 1 are formed in double-double and the whole sum is rounded once:
+    within an ulp in NumPy's fused kernel, within 2 ulps on the generic path (other
+    arrays, or NumPy without Numba; float64 terms and exact sums for those rows only,
+    its gradient that of the plain sums).  From
     log-probabilities or logits, the difference
     of logs is used (exact when they are close); two sides of logits, which sum to 1 by
     construction, sum the non-negative terms :math:`q_i\varphi(\log p_i - \log q_i)`,

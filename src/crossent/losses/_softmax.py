@@ -150,7 +150,7 @@ from ._terms import (
     weighted_class_sum,
 )
 from ._weight_scale import weight_scaled
-from ._widen import blocked, relayout
+from ._widen import blocked, relayout, wide_float32
 
 __all__ = [
     "GenericTerms",
@@ -1303,6 +1303,27 @@ float32 (the contiguous call's bits), float16 logits or soft-capping in float64 
 blocks of rows when large, each row weighing its targets' class weight)."""
 
 
+def _float32_gradient_layout(logits: np.ndarray, axis: object, kwargs: dict[str, Any]) -> bool:
+    """:func:`_float32_layout` where the fused target gradient's kernel is installed
+    (Numba): without it, the gradient of float32 logits is computed in float64 (its
+    float32 :math:`p - \tilde t` lost up to a percent where the two cancel)."""
+    return _float32_layout(logits, axis, kwargs) and _cpu_kernels.available()
+
+
+_RELAYOUT_TARGET_GRADIENT = relayout(_float32_gradient_layout, blocked(labelled=False, weighs=True))
+"""The soft targets' gradient's ``widen`` for NumPy arrays: :data:`_RELAYOUT_TARGETS`,
+but float64 also for float32 logits without Numba."""
+
+
+def _widen_target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """:func:`_widen_targets` for the gradient: NumPy arrays by
+    :data:`_RELAYOUT_TARGET_GRADIENT`, float32 arrays of other libraries in float64
+    where they offer it (:func:`._widen.wide_float32`)."""
+    if "out" in kwargs:
+        return None
+    return _RELAYOUT_TARGET_GRADIENT(args, kwargs) or wide_float32(args, kwargs)
+
+
 def _widen_targets(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:data:`_RELAYOUT_TARGETS` for a call without ``out``. Neither soft-target function
     takes ``out`` (it is in neither signature): such a call goes on to
@@ -1539,7 +1560,7 @@ def softmax_cross_entropy_with_targets(problem: SoftmaxProblem) -> Any:
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_gradient,
-    widen=_widen_targets,
+    widen=_widen_target_gradient,
 )
 def softmax_cross_entropy_with_targets_grad(problem: SoftmaxProblem) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy_with_targets` with respect to ``logits``.

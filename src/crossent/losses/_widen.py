@@ -37,8 +37,9 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
 :func:`relayout` and :func:`upcast` cost a copy of the logits (float64 for
 :func:`upcast`, 2x their float32 size, and the generic path's temporaries in float64;
 the other arrays' copies where their layout is not already classes-last and
-C-contiguous). Arrays of other libraries are left as they
-are; NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
+C-contiguous). Arrays of other libraries are left as they are, but for the soft
+targets' gradient (:func:`wide_float32`: float64 in their own library, where it offers
+float64); NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
 """
 
 from __future__ import annotations
@@ -52,11 +53,19 @@ import numpy as np
 
 from .._checks import Form, check_form, check_logits, check_out
 from .._sides import prepare
-from .._xp import row_sum, to_float32
+from .._xp import float64_twin, row_sum, to_float32
 from ..errors import InputError
 from ._batch import Batch, batch_for, loss_options, prepare_labels, prepare_weight
 
-__all__ = ["BLOCK_BYTES", "Widened", "blocked", "narrow_for", "relayout", "upcast"]
+__all__ = [
+    "BLOCK_BYTES",
+    "Widened",
+    "blocked",
+    "narrow_for",
+    "relayout",
+    "upcast",
+    "wide_float32",
+]
 
 BLOCK_BYTES = 384 << 10
 """The float64 size of the logits of one block of rows of :func:`blocked` (at least one
@@ -479,3 +488,43 @@ def blocked(
         return _Blocks(logits, other, rest, out, axis, labelled, weighs)
 
     return widen
+
+
+@dataclass
+class _WideCall:
+    """A call of another library's float32 arrays made on float64 logits (``args``,
+    ``kwargs``), its result rounded once to ``dtype`` (:func:`wide_float32`)."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    xp: Any
+    dtype: Any
+
+    def run(self, public: Callable[..., Any]) -> Any:
+        return self.xp.astype(public(*self.args, **self.kwargs), self.dtype)
+
+
+def wide_float32(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _WideCall | None:
+    r"""The ``widen`` of the soft targets' gradient for arrays of other libraries: the
+    call on float64 logits, the gradient rounded once to float32, where the logits and
+    targets are float16/bfloat16/float32 arrays of one library other than NumPy whose
+    device offers float64 (:func:`crossent._xp.float64_twin`); None otherwise (the call
+    as it is: in float32 for JAX without ``jax_enable_x64``).
+
+    Why: an entry :math:`c\,p_c - w_c\tilde t_c` cancels where the softmax meets the
+    target, and :math:`p` in float32 is only good to a few float32 ulps of itself (the
+    rounding of :math:`z'` times :math:`|z' - \mathrm{LSE}|`), so such entries lost up
+    to thousands of float32 ulps (soft-capping, temperature, z-loss; about 1e-6 to 1e-3
+    relative). In float64 each entry is within a float32 ulp, as the fused NumPy
+    kernel's. The targets keep their dtype (they promote to float64 exactly, and their
+    checks keep their dtype's tolerance); a weight promotes as given. Traced arrays
+    (``jax.jit`` with x64, ``torch.compile``) are cast as any other; autograd flows
+    through both casts.
+    """
+    if len(args) != 2:
+        return None
+    twin = float64_twin(*args)
+    if twin is None:
+        return None
+    xp, wide = twin
+    return _WideCall((xp.astype(args[0], wide), args[1]), dict(kwargs), xp, xp.float32)
