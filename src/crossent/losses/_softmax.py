@@ -1324,6 +1324,14 @@ def _widen_target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any
     return _RELAYOUT_TARGET_GRADIENT(args, kwargs) or wide_float32(args, kwargs)
 
 
+def _widen_label_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The label gradient's ``widen``: NumPy arrays by :data:`_RELAYOUT` (as the loss),
+    float32 logits of other libraries in float64 where they offer it (the labels as
+    given; :func:`._widen.wide_float32`), but not with ``out`` (NumPy's alone)."""
+    numpy = _RELAYOUT(args, kwargs)
+    return numpy or (None if "out" in kwargs else wide_float32(args, kwargs, labelled=True))
+
+
 def _widen_targets(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:data:`_RELAYOUT_TARGETS` for a call without ``out``. Neither soft-target function
     takes ``out`` (it is in neither signature): such a call goes on to
@@ -1451,7 +1459,7 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
 
 
 @weight_scaled
-@_label_function(shortcut=_lean_gradient)
+@_label_function(shortcut=_lean_gradient, widen=_widen_label_gradient)
 def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = None) -> Array:
     r"""Gradient of :func:`softmax_cross_entropy` with respect to ``logits``.
 

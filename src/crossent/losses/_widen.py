@@ -37,9 +37,9 @@ by the public function (``_batch.prepared_by``'s ``widen``) before its body runs
 :func:`relayout` and :func:`upcast` cost a copy of the logits (float64 for
 :func:`upcast`, 2x their float32 size, and the generic path's temporaries in float64;
 the other arrays' copies where their layout is not already classes-last and
-C-contiguous). Arrays of other libraries are left as they are, but for the soft
-targets' gradient (:func:`wide_float32`: float64 in their own library, where it offers
-float64); NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
+C-contiguous). Arrays of other libraries are left as they are, but for the gradients of
+integer labels and of soft targets (:func:`wide_float32`: float64 in their own library,
+where it offers float64); NumPy bfloat16 (``ml_dtypes``) logits are not taken by the losses at all.
 """
 
 from __future__ import annotations
@@ -504,26 +504,31 @@ class _WideCall:
         return self.xp.astype(public(*self.args, **self.kwargs), self.dtype)
 
 
-def wide_float32(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _WideCall | None:
-    r"""The ``widen`` of the soft targets' gradient for arrays of other libraries: the
-    call on float64 logits, the gradient rounded once to float32, where the logits and
-    targets are float16/bfloat16/float32 arrays of one library other than NumPy whose
-    device offers float64 (:func:`crossent._xp.float64_twin`); None otherwise (the call
-    as it is: in float32 for JAX without ``jax_enable_x64``).
+def wide_float32(
+    args: tuple[Any, ...], kwargs: dict[str, Any], *, labelled: bool = False
+) -> _WideCall | None:
+    r"""The ``widen`` of the softmax cross-entropy's gradients for arrays of other
+    libraries: the call on float64 logits, the gradient rounded once to float32, where
+    the logits (and soft targets) are float16/bfloat16/float32 arrays of one library
+    other than NumPy whose device offers float64 (:func:`crossent._xp.float64_twin`);
+    None otherwise (the call as it is: in float32 for JAX without ``jax_enable_x64``).
+    ``labelled``: the second array holds integer class labels, passed as they are (the
+    call checks them, and names any of another library, as it does unwidened).
 
     Why: an entry :math:`c\,p_c - w_c\tilde t_c` cancels where the softmax meets the
-    target, and :math:`p` in float32 is only good to a few float32 ulps of itself (the
-    rounding of :math:`z'` times :math:`|z' - \mathrm{LSE}|`), so such entries lost up
-    to thousands of float32 ulps (soft-capping, temperature, z-loss; about 1e-6 to 1e-3
-    relative). In float64 each entry is within a float32 ulp, as the fused NumPy
-    kernel's. The targets keep their dtype (they promote to float64 exactly, and their
-    checks keep their dtype's tolerance); a weight promotes as given. Traced arrays
-    (``jax.jit`` with x64, ``torch.compile``) are cast as any other; autograd flows
-    through both casts.
+    target (or the smoothed one-hot of a label), and :math:`p` in float32 is only good
+    to a few float32 ulps of itself (the rounding of :math:`z'` times
+    :math:`|z' - \mathrm{LSE}|`), so such entries lost up to thousands of float32 ulps
+    (soft-capping, temperature, z-loss, label smoothing; about 1e-6 to 1e-3 relative).
+    In float64 each entry is within a float32 ulp, as the fused NumPy kernel's. The
+    targets keep their dtype (they promote to float64 exactly, and their checks keep
+    their dtype's tolerance); a weight promotes as given. Traced arrays (``jax.jit``
+    with x64, ``torch.compile``) are cast as any other; autograd flows through both
+    casts.
     """
     if len(args) != 2:
         return None
-    twin = float64_twin(*args)
+    twin = float64_twin(args[0]) if labelled else float64_twin(*args)
     if twin is None:
         return None
     xp, wide = twin
