@@ -80,7 +80,15 @@ def test_loss_and_gradient_stay_on_the_inputs_device(name: str, dtype: torch.dty
     assert loss.device.type == "cpu"
     assert z.grad is not None
     assert z.grad.device.type == "cpu"
-    assert bool(torch.isfinite(z.grad).all())
+    # A teacher probability that underflowed to 0 (a logit of -1e4) makes that row's
+    # reverse KL +inf: no derivative, a NaN row (the documented semantics); finite
+    # elsewhere, as every other row and case.
+    undefined = torch.zeros(z.shape[0], dtype=torch.bool)
+    if name == "distillation_loss probs reverse":
+        undefined = (torch.softmax(_logits(torch.float64).clamp_min(-1e4), 1) == 0).any(1)
+        assert bool(undefined.any())  # the case keeps one such row
+    assert bool(torch.isfinite(z.grad[~undefined]).all())
+    assert bool(torch.isnan(z.grad[undefined]).all())
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
