@@ -63,6 +63,7 @@ __all__ = [
     "kl_terms_from_log",
     "kl_terms_from_normalised_logs",
     "kl_terms_nonnegative",
+    "kl_terms_nonnegative_dd",
     "safe_log",
     "surprisal_terms",
 ]
