@@ -87,6 +87,23 @@ class CalibrationSpec:
     closed: Closed = "left"
     estimator: Literal["plug-in", "debiased"] = "plug-in"
 
+    def __post_init__(self) -> None:
+        # a spec built by hand is held to calibration_error's rules (bins, norm, ...):
+        # its definition and the numbers computed from it must not name the impossible
+        count = check_bins(self.bins, self.binning, self.closed, self.norm)
+        object.__setattr__(self, "bins", count)
+        if self.scope not in _SCOPES:
+            raise InputError(
+                f"`scope` must be 'top-label', 'class-wise' or 'positive-class'; got {self.scope!r}"
+            )
+        if self.estimator not in ("plug-in", "debiased"):
+            raise InputError(f"`estimator` must be 'plug-in' or 'debiased'; got {self.estimator!r}")
+        if self.estimator == "debiased" and self.norm != "l2":
+            raise InputError(
+                "`debias=True` is defined for norm='l2' only (Kumar et al. 2019); "
+                f"got norm={self.norm!r}"
+            )
+
     @property
     def definition(self) -> str:
         """The definition in one line of words."""
@@ -148,23 +165,15 @@ def check_spec(
     debias: bool,
     closed: str,
 ) -> CalibrationSpec:
-    """Validate the options of :func:`calibration_error` and build their spec."""
-    count = check_bins(bins, binning, closed, norm)
-    if scope not in _SCOPES:
-        raise InputError(
-            f"`scope` must be 'top-label', 'class-wise' or 'positive-class'; got {scope!r}"
-        )
+    """Validate the options of :func:`calibration_error` and build their spec (the
+    spec checks the rest itself, :meth:`CalibrationSpec.__post_init__`)."""
     if not isinstance(debias, bool):
         raise InputError(f"`debias` must be True or False; got {debias!r}")
-    if debias and norm != "l2":
-        raise InputError(
-            f"`debias=True` is defined for norm='l2' only (Kumar et al. 2019); got norm={norm!r}"
-        )
     return CalibrationSpec(
         scope=scope,  # type: ignore[arg-type]
         norm=norm,  # type: ignore[arg-type]
         binning=binning,  # type: ignore[arg-type]
-        bins=count,
+        bins=bins,
         closed=closed,  # type: ignore[arg-type]
         estimator="debiased" if debias else "plug-in",
     )
