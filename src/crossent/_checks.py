@@ -30,6 +30,7 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "REDUCTIONS",
     "Form",
+    "ValuelessArrayError",
     "check_axis",
     "check_base",
     "check_broadcastable",
@@ -55,6 +56,7 @@ __all__ = [
     "not_ignored",
     "row_offset",
     "row_sum_tolerance",
+    "truth_of",
 ]
 
 Form = Literal["probs", "log_probs", "logits"]
@@ -233,33 +235,55 @@ def _tolerance(info: Any, classes: int) -> float:
 # ------------------------------------------------------------------------ data checks
 
 
-def _truth(value: Array) -> bool:
-    """``bool(value)``, explaining the failure for arrays without values (meta tensors,
-    arrays traced by ``jax.jit`` or compiled code)."""
+class ValuelessArrayError(Exception):
+    """Raised by :func:`truth_of` for an array that has no values to read: ``kind`` is
+    ``"meta"`` (a PyTorch meta tensor), ``"traced"`` (an array traced by ``jax.jit``,
+    ``jax.vmap`` or compiled code) or ``"vmap"`` (a batched tensor of
+    ``torch.func.vmap``)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+def truth_of(value: Array) -> bool:
+    """``bool(value)``, or :class:`ValuelessArrayError` where the array has no values (the
+    one place that tells those arrays apart from a real failure)."""
     if type(value) is np.bool_:
         return bool(value)
     if getattr(getattr(value, "device", None), "type", None) == "meta":
-        raise InputTypeError(
-            "validation reads the values of its inputs, which a meta tensor does not have; "
-            "pass validate=False to check only shapes and dtypes"
-        )
+        raise ValuelessArrayError("meta")
     try:
         return bool(value)
     except Exception as exc:
         if any(word in type(exc).__name__ for word in ("Tracer", "Concretization")):
-            raise InputTypeError(
-                "validation reads the values of its inputs, which a traced array (inside "
-                "jax.jit, jax.vmap or a compiled function) does not have; pass "
-                "validate=False there and validate outside, or before, the traced function"
-            ) from exc
+            raise ValuelessArrayError("traced") from exc
         if "vmap" in str(exc) and "data-dependent control flow" in str(exc):
             # PyTorch's torch.func.vmap: a batched tensor has no one value to branch on.
-            raise InputTypeError(
-                "validation reads the values of its inputs, which a batched tensor inside "
-                "torch.func.vmap does not give; pass validate=False there and validate "
-                "outside the vmapped function (crossent.torch's losses do so themselves)"
-            ) from exc
+            raise ValuelessArrayError("vmap") from exc
         raise
+
+
+_VALUELESS = {
+    "meta": "validation reads the values of its inputs, which a meta tensor does not have; "
+    "pass validate=False to check only shapes and dtypes",
+    "traced": "validation reads the values of its inputs, which a traced array (inside "
+    "jax.jit, jax.vmap or a compiled function) does not have; pass validate=False there "
+    "and validate outside, or before, the traced function",
+    "vmap": "validation reads the values of its inputs, which a batched tensor inside "
+    "torch.func.vmap does not give; pass validate=False there and validate outside the "
+    "vmapped function (crossent.torch's losses do so themselves)",
+}
+
+
+def _truth(value: Array) -> bool:
+    """``bool(value)``, explaining the failure for arrays without values (meta tensors,
+    arrays traced by ``jax.jit`` or compiled code, ``torch.func.vmap``'s batched
+    tensors)."""
+    try:
+        return truth_of(value)
+    except ValuelessArrayError as valueless:
+        raise InputTypeError(_VALUELESS[valueless.kind]) from valueless.__cause__
 
 
 def _any(mask: Array, *, xp: ModuleType) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import ValuelessArrayError, truth_of
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import Array, namespace, reduce_sum
@@ -528,19 +529,13 @@ read (:func:`_near_rows_of_namespace`)."""
 
 def _may_hold_one(flagged: Array, xp: ModuleType) -> bool:
     """Whether a row is ``flagged``; True where the values cannot be read (an array
-    traced by ``jax.jit``, or batched by ``torch.func.vmap``, which ``validate=False``
-    lets through: its rows are all formed then picked, no read; a tensor on PyTorch's
-    ``meta`` device, which has shapes but no values)."""
-    if getattr(flagged, "is_meta", False):
-        return True
+    traced by ``jax.jit``, batched by ``torch.func.vmap`` or on PyTorch's ``meta``
+    device, which ``validate=False`` lets through: its rows are all formed then picked,
+    no read)."""
     try:
-        return bool(xp.any(flagged))
-    except Exception as exc:
-        if any(word in type(exc).__name__ for word in ("Tracer", "Concretization")):
-            return True
-        if "vmap" in str(exc) and "data-dependent control flow" in str(exc):
-            return True  # (torch.func.vmap's batched flags: every row formed, as traced)
-        raise
+        return truth_of(xp.any(flagged))
+    except ValuelessArrayError:
+        return True
 
 
 def _flagged_only(x: Array, flagged: Array, xp: ModuleType) -> Array:
