@@ -13,6 +13,7 @@ from ._arguments import (
     CallOptions,
     call_options,
     check_chunk_size,
+    check_forward_mode_once,
     check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
@@ -252,7 +253,12 @@ def cross_entropy(
     flat_labels = labels.reshape(-1)
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
     # own autograd cannot run there, nor has it a forward-mode rule.
-    op = LabelsFunction.apply if under_torch_func() or has_tangent(input) else softmax_ce_labels
+    transformed = under_torch_func()
+    if transformed:
+        check_forward_mode_once(
+            "cross_entropy with class-id targets", "torch.func.hessian (jacfwd(jacrev(...)))"
+        )
+    op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
     rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
@@ -472,7 +478,13 @@ def linear_cross_entropy(
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     # Under torch.func the op's autograd.Function twin, the gradients not formed ahead.
-    transformed = under_torch_func() or has_tangent(input, linear_weight, linear_bias)
+    transformed = under_torch_func()
+    if transformed:
+        check_forward_mode_once(
+            "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        )
+    transformed = transformed or has_tangent(input, linear_weight, linear_bias)
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
         and not transformed

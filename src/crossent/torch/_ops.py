@@ -267,30 +267,152 @@ def _labels_backward_vmap(
 softmax_ce_labels_backward.register_vmap(_labels_backward_vmap)
 
 
+class _Settings:
+    """Non-tensor arguments of an ``autograd.Function`` as one pytree leaf: PyTorch's
+    generated vmap rule pairs the forward's flattened in-dims with the tangents, one a
+    forward argument, under forward mode (``jacfwd(jacrev(...))``), and a list argument
+    (the ops' packed options) made more in-dims than tangents (its ``treespec`` error)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+
 class _FirstOrder(torch.autograd.Function):
     """A backward op called in a backward under torch.func, which differentiates that
     backward too (torch.func.grad's backward builds a graph, as ``create_graph``): the
     op's own autograd is refused there (as the forward op's), and the op has no
-    derivative; a second derivative through it is an error naming the loss, as it is
-    outside torch.func (PyTorch's "no autograd formula" for the op)."""
+    derivative; a second derivative through it (reverse or forward mode: ``hessian``,
+    ``jacfwd(jacrev(...))``, ``jvp`` of ``grad``) is an :class:`InputError` naming the
+    loss and what to use, as it is outside torch.func. The linear losses only: the
+    class ids' backward is :class:`_LabelsGrad`."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(op: Any, loss: str, *args: Any) -> Any:
-        return op(*args)
+    def call(op: Any, loss: str, use: str, *args: Any) -> Any:
+        """``op(*args)`` through this function, the list arguments as :class:`_Settings`
+        (forward mode of vmap's generated rule: ``jacfwd(jacrev(...))``)."""
+        wrapped = (_Settings(a) if isinstance(a, list) else a for a in args)
+        return _FirstOrder.apply(op, loss, use, *wrapped)
+
+    @staticmethod
+    def forward(op: Any, loss: str, use: str, *args: Any) -> Any:
+        return op(*(a.values[0] if isinstance(a, _Settings) else a for a in args))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.loss = inputs[1]
+        ctx.loss, ctx.use = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx: Any, *_: Any) -> Any:
-        raise RuntimeError(
-            f"crossent.torch's {ctx.loss} has no second derivative under torch.func "
-            "(its backward is a fused kernel): for a Hessian or a gradient penalty use "
-            "torch.nn.functional.cross_entropy of the logits"
+        raise _FirstOrder.error(ctx)
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        raise _FirstOrder.error(ctx)
+
+    @staticmethod
+    def error(ctx: Any) -> InputError:
+        return InputError(
+            f"crossent.torch.{ctx.loss} has no second derivative under torch.func (its "
+            f"backward is a fused kernel): for a Hessian, jvp of grad or a gradient "
+            f"penalty use {ctx.use}"
         )
+
+
+def _plain_label_gradient(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""``upstream[i] * dL_i/dlogits[i]`` of class ids by differentiable torch operations
+    (``torch.func.vjp`` of the generic float64 rows of the labels as one-hot targets, as
+    :func:`_labels_twice_differentiable`), in the logits' dtype: the function whose
+    derivatives :class:`_LabelsGrad` takes (its values are the backward op's)."""
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    # One-hot by comparison: F.one_hot reads the labels' maximum (an error under vmap).
+    classes = torch.arange(logits.shape[-1], device=labels.device)
+    targets = ((labels[..., None] == classes) & active[..., None]).to(torch.float64)
+    w = None if weight is None else weight.to(torch.float64)
+    opts = _backend.unpack(options)
+
+    def rows(z: Tensor) -> Tensor:
+        return _launch.target_rows(z.to(torch.float64), targets, w, opts)
+
+    pull = torch.func.vjp(rows, logits)[1]
+    u = torch.where(active, upstream.to(torch.float64), 0.0)
+    (grad,) = pull(u)
+    return grad
+
+
+class _LabelsGrad(torch.autograd.Function):
+    r"""The backward op of class ids under torch.func, twice differentiable: its value
+    the op's (:func:`softmax_ce_labels_backward`, exact at any confidence), its
+    derivatives (backward and forward mode, so ``hessian``, ``jacfwd(jacrev(...))``,
+    ``jvp`` of ``grad``, ``grad`` of ``grad``) those of :func:`_plain_label_gradient`,
+    formed only when asked (a first derivative costs the op alone). As the eager
+    ``create_graph`` backward (:func:`_labels_twice_differentiable`), the entries where
+    the plain gradient is not finite pass no derivative. ``settings``: ``ignore_index``
+    and the packed options (:class:`_Settings`)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        upstream: Tensor,
+        logits: Tensor,
+        labels: Tensor,
+        weight: Tensor | None,
+        lse: Tensor,
+        label_log_p: Tensor,
+        settings: _Settings,
+    ) -> Tensor:
+        return softmax_ce_labels_backward(
+            upstream, logits, labels, weight, lse, label_log_p, *settings.values
+        )
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        upstream, logits, labels, weight = inputs[:4]
+        ctx.save_for_backward(upstream, logits, labels, weight)
+        ctx.save_for_forward(upstream, logits, labels, weight)
+        ctx.settings = inputs[6].values
+
+    @staticmethod
+    def _plain(ctx: Any) -> tuple[Any, Tensor, Tensor]:
+        upstream, logits, labels, weight = ctx.saved_tensors
+
+        def plain(u: Tensor, z: Tensor) -> Tensor:
+            return _plain_label_gradient(u, z, labels, weight, *ctx.settings)
+
+        return plain, upstream, logits
+
+    @staticmethod
+    def backward(ctx: Any, cotangent: Tensor) -> tuple[Any, ...]:
+        plain, upstream, logits = _LabelsGrad._plain(ctx)
+        grad, pull = torch.func.vjp(plain, upstream, logits)[:2]
+        du, dz = pull(torch.where(torch.isfinite(grad), cotangent, 0.0))
+        return (du, dz) + (None,) * 5
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> Tensor:
+        plain, upstream, logits = _LabelsGrad._plain(ctx)
+        # Fresh tensors: a primal or a tangent may be an expanded view (the upstream
+        # of a sum's backward, jacfwd's basis), which forward mode's make_dual refuses.
+        primals = (upstream.clone(), logits.clone())
+        du, dz = (
+            torch.zeros_like(x) if t is None else t.clone()
+            for x, t in zip(primals, tangents[:2], strict=True)
+        )
+        grad, tangent = torch.func.jvp(plain, primals, (du, dz))[:2]
+        return torch.where(torch.isfinite(grad), tangent, 0.0)
 
 
 class LabelsFunction(torch.autograd.Function):
@@ -301,13 +423,16 @@ class LabelsFunction(torch.autograd.Function):
     generated rule (the ops' vmap rules) and a forward-mode rule: the tangent of row
     :math:`i` is :math:`\sum_c (\partial L_i/\partial z_{ic})\,\dot z_{ic}`, the
     backward op's gradient for an upstream of ones (one pass; under ``jacfwd`` one
-    pass for every tangent, the rows' gradient being unbatched).
+    pass for every tangent, the rows' gradient being unbatched). The backward is
+    :class:`_LabelsGrad` (second derivatives). :meth:`call` takes the op's arguments;
+    the non-tensor ones travel as one :class:`_Settings` (forward mode of vmap's
+    generated rule, ``jacfwd(jacfwd(...))``).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(
+    def call(
         logits: Tensor,
         labels: Tensor,
         weight: Tensor | None,
@@ -315,13 +440,21 @@ class LabelsFunction(torch.autograd.Function):
         ignore_index: int | None,
         options: list[float],
     ) -> tuple[Tensor, Tensor, Tensor]:
-        return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options)
+        """:func:`softmax_ce_labels`' values with this function's autograd."""
+        settings = _Settings(batch_shape, ignore_index, options)
+        return LabelsFunction.apply(logits, labels, weight, settings)
+
+    @staticmethod
+    def forward(
+        logits: Tensor, labels: Tensor, weight: Tensor | None, settings: _Settings
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return softmax_ce_labels(logits, labels, weight, *settings.values)
 
     @staticmethod
     def setup_context(
         ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
     ) -> None:
-        _ce_setup_context(ctx, inputs, output)
+        _ce_setup_context(ctx, (*inputs[:3], *inputs[3].values), output)
         logits, labels, weight = inputs[:3]
         ctx.save_for_forward(logits, labels, weight, output[1], output[2])
 
@@ -330,18 +463,9 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         grad = None
         if ctx.needs_input_grad[0]:
-            grad = _FirstOrder.apply(
-                softmax_ce_labels_backward,
-                "cross_entropy with class-id targets",
-                grad_rows,
-                logits,
-                labels,
-                weight,
-                lse,
-                label_log_p,
-                *ctx.options,
-            )
-        return (grad,) + (None,) * 5
+            settings = _Settings(*ctx.options)
+            grad = _LabelsGrad.apply(grad_rows, logits, labels, weight, lse, label_log_p, settings)
+        return (grad,) + (None,) * 3
 
     @staticmethod
     def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, None, None]:
@@ -350,9 +474,9 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
-        grad = softmax_ce_labels_backward(
-            ones, logits, labels, weight, lse, label_log_p, *ctx.options
-        )
+        # _LabelsGrad: the tangent differentiable again (jacrev(jacfwd(...)), jacfwd's).
+        settings = _Settings(*ctx.options)
+        grad = _LabelsGrad.apply(ones, logits, labels, weight, lse, label_log_p, settings)
         return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
 
 
@@ -831,9 +955,10 @@ class LinearFunction(torch.autograd.Function):
         if grad_loss is None:  # the loss itself is not used (grads not materialised)
             return (None,) * 12
         tensors = ctx.saved_tensors  # input, linear_weight, linear_bias, labels, weight, ...
-        gi, gw, gb = _FirstOrder.apply(
+        gi, gw, gb = _FirstOrder.call(
             linear_cross_entropy_backward,
             "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
             grad_loss,
             *tensors,
             *ctx.settings,
@@ -853,7 +978,15 @@ class LinearFunction(torch.autograd.Function):
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
         tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
-        grads = linear_cross_entropy_backward(one, *tensors, *ctx.settings)
+        # _FirstOrder: a derivative of this tangent (jacrev(jacfwd(...))) names the loss.
+        grads = _FirstOrder.call(
+            linear_cross_entropy_backward,
+            "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+            one,
+            *tensors,
+            *ctx.settings,
+        )
         total = torch.zeros((), dtype=acc, device=input.device)
         for g, t in zip(grads, tangents[:3], strict=True):
             if t is not None and g.numel() > 0:
