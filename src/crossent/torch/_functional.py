@@ -31,6 +31,7 @@ from ._ops import (
     LabelsFunction,
     LinearFunction,
     linear_cross_entropy_op,
+    probability_targets_checked,
     softmax_ce_labels,
     softmax_ce_probs,
 )
@@ -281,7 +282,8 @@ def _cross_entropy_probs(
     weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), which
     checks the targets in its forward pass (``_targets``); else plain differentiable
     torch operations (the generic path), the targets checked eagerly first
-    (:func:`_targets.check_targets_eagerly`; not while Dynamo traces)."""
+    (:func:`_targets.check_targets_eagerly`), or while Dynamo traces by the op
+    ``crossent::probability_targets_checked`` at run time (CPU targets)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
@@ -313,6 +315,10 @@ def _cross_entropy_probs(
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)
         w = None if weight is None else weight.to(acc)
         rows = _launch.target_rows(z.movedim(1, -1).to(acc), t.to(acc), w, numeric)
+        if torch.compiler.is_compiling() and target.device.type == "cpu":
+            # The check above cannot read values while Dynamo traces: an op that
+            # checks at run time (on the CPU, as the target op), its zero kept.
+            rows = rows + probability_targets_checked(target.detach()).to(rows.dtype)
     if opts.reduction == "none":
         return (rows[0] if unbatched else rows).to(out_dtype)
     total = _sum(rows.reshape(-1))

@@ -62,6 +62,7 @@ __all__ = [
     "LinearFunction",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
+    "probability_targets_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
     "softmax_ce_probs",
@@ -647,6 +648,24 @@ def _probs_vmap(
 
 
 softmax_ce_probs.register_vmap(_probs_vmap)
+
+
+@torch.library.custom_op("crossent::probability_targets_checked", mutates_args=())
+def probability_targets_checked(target: Tensor) -> Tensor:
+    """A float64 zero, after :func:`crossent.torch._targets.check_targets_eagerly` of
+    ``target`` (the caller's layout, classes on axis 1): an :class:`InputError` naming
+    the row, the entry and the value. For the generic path of probability targets
+    under ``torch.compile`` (targets or class weights that require grad), where the
+    eager check cannot read values while Dynamo traces: the op is one opaque node
+    (no graph break) that checks at run time, on data in host memory, and its zero,
+    added to the rows, keeps it in the graph. Called on detached targets: no autograd."""
+    _targets.check_targets_eagerly(target)
+    return torch.zeros((), dtype=torch.float64, device=target.device)
+
+
+@probability_targets_checked.register_fake
+def _probability_targets_checked_fake(target: Tensor) -> Tensor:
+    return target.new_empty((), dtype=torch.float64)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
