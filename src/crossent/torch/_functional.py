@@ -471,14 +471,9 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
-    # Forward-mode AD: a rule for the scalar reductions (_ops.LinearFunction.jvp);
-    # 'none' has none (each row's tangent needs its logits' gradient), an error there.
-    differentiable = {"input": input, "linear_weight": linear_weight, "linear_bias": linear_bias}
-    check_no_tangent(
-        "linear_cross_entropy" + (" with reduction='none'" if opts.reduction == "none" else ""),
-        **(differentiable if opts.reduction == "none" else {}),
-        weight=w,
-    )
+    # Forward-mode AD: _ops.LinearFunction.jvp (every reduction); the class weights
+    # have no derivative.
+    check_no_tangent("linear_cross_entropy", weight=w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])

@@ -950,6 +950,60 @@ linear_cross_entropy_op.register_vmap(_linear_vmap)
 linear_cross_entropy_backward.register_vmap(_linear_backward_vmap)
 
 
+def _unit_row_gradients(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""Each row's :math:`\partial L_i/\partial z_i` (rows x classes, the logits' dtype)
+    by the class-id ops (forward for the row statistics, backward at a unit upstream)."""
+    shape = [logits.shape[0]]
+    _, lse, log_p = softmax_ce_labels(logits, labels, weight, shape, ignore_index, options)
+    ones = torch.ones(logits.shape[0], dtype=_acc(logits.dtype), device=logits.device)
+    return softmax_ce_labels_backward(
+        ones, logits, labels, weight, lse, log_p, ignore_index, options
+    )
+
+
+def _linear_rows_tangent(
+    tensors: tuple[Any, ...], settings: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> Tensor:
+    r"""Forward mode of ``reduction='none'``: row :math:`i`'s tangent :math:`g_i \cdot
+    \dot z_i`, :math:`g_i = \partial L_i/\partial z_i` at the logits
+    :math:`z = hW^\top + b` and :math:`\dot z = \dot h W^\top + h \dot W^\top +
+    \dot b` (the tangent of each row needs its logits' gradient, which the scalar
+    reductions' rule sums away). The logits are formed whole here (forward mode only;
+    under ``jacfwd`` once, the tangents batched), :math:`g` by the class-id kernels
+    (as ``cross_entropy`` of the logits), a constant whose derivative names the loss
+    (:class:`_FirstOrder`)."""
+    input, linear_weight, linear_bias, labels, weight = tensors
+    ignore_index, options = settings
+    acc = _acc(input.dtype)
+    f = torch.nn.functional
+    z = f.linear(input, linear_weight, linear_bias)
+    dh, dw, db = tangents
+    dz = torch.zeros((), dtype=acc, device=input.device)
+    if dh is not None:
+        dz = dz + f.linear(dh, linear_weight).to(acc)
+    if dw is not None:
+        dz = dz + f.linear(input, dw).to(acc)
+    if db is not None:
+        dz = dz + db.to(acc)
+    g = _FirstOrder.call(
+        _unit_row_gradients,
+        "linear_cross_entropy",
+        "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        z,
+        labels,
+        weight,
+        ignore_index,
+        options,
+    )
+    return (g.to(acc) * dz).sum(-1)
+
+
 class LinearFunction(torch.autograd.Function):
     """:func:`linear_cross_entropy_op` with its autograd, for ``torch.func``'s transforms
     (as :class:`LabelsFunction`). Called with ``need_grad`` False: the backward
@@ -989,11 +1043,12 @@ class LinearFunction(torch.autograd.Function):
         r"""The tangent of a scalar loss :math:`L`: :math:`\langle \nabla_h L, \dot h
         \rangle + \langle \nabla_W L, \dot W \rangle + \langle \nabla_b L, \dot b
         \rangle`, the gradients of one backward pass (under ``jacfwd`` one pass for
-        every tangent: the gradients are unbatched). ``'none'`` has no such form (each
-        row's tangent needs its logits' gradient): the functional form raises first."""
+        every tangent: the gradients are unbatched). ``'none'``: each row's own
+        (:func:`_linear_rows_tangent`)."""
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
-        if ctx.settings[2] == "none":  # pragma: no cover (refused by linear_cross_entropy)
-            raise RuntimeError("crossent: no forward-mode rule for reduction='none'")
+        if ctx.settings[2] == "none":
+            rows = _linear_rows_tangent(ctx.saved_tensors[:5], ctx.settings[:2], tangents[:3])
+            return (rows, None, None, None, None, None)
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
         tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
