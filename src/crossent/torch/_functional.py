@@ -153,7 +153,8 @@ def cross_entropy(
         A class id out of range (naming the row and the value), probability targets
         with a NaN, an infinite or negative entry or a row not summing to 1 (naming
         the row, the entry and the value, or the row's sum; on the CPU also under
-        ``torch.compile``, elsewhere in eager calls, as class ids), non-finite logits
+        ``torch.compile``, targets that require grad too, elsewhere in eager calls,
+        as class ids), non-finite logits
         in a row that counts (CPU), bad shapes or options (``size_average`` or
         ``reduce`` not None: PyTorch maps them to a reduction with a deprecation
         warning), a ``weight`` that requires grad with class-id targets
@@ -197,8 +198,12 @@ def cross_entropy(
     ``jacfwd``) class ids take the op through an ``autograd.Function`` with the same
     setup and backward (``_ops.LabelsFunction``), whose forward-mode rule is the
     backward kernel's gradient times the tangent; under ``vmap`` the examples' rows
-    are one op call's rows (a bad class id is named by its example and row). No
-    second derivative there (an error naming the loss): use ``F.cross_entropy``.
+    are one op call's rows (a bad class id is named by its example and row). Second
+    derivatives there (``hessian``, ``jacfwd(jacrev(...))``, ``grad`` of ``grad``,
+    ``jvp`` of ``grad``) are those of the plain float64 gradient
+    (``_ops._LabelsGrad``), the first the kernel's; nested forward mode
+    (``jacfwd(jacfwd(...))``) is an :class:`InputError` (PyTorch does not
+    differentiate a forward-mode rule again): use ``hessian``.
 
     Examples
     --------
@@ -385,8 +390,9 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``) with
-        ``reduction='none'`` (the scalar reductions have a rule).
+        that requires grad, a second derivative under ``torch.func`` (``hessian``,
+        ``grad`` of ``grad``: naming ``cross_entropy(F.linear(...))``), nested
+        forward mode (``jacfwd(jacfwd(...))``).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
@@ -411,8 +417,9 @@ def linear_cross_entropy(
     and are rounded once to the input dtype. Under ``torch.func`` the op runs through
     an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
     logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
-    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
-    reductions have a forward-mode rule (``jvp``, ``jacfwd``).
+    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and every
+    reduction has a forward-mode rule (``jvp``, ``jacfwd``; ``'none'`` forms the
+    logits whole there, each row's tangent needing its logits' gradient).
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
