@@ -134,10 +134,15 @@ def _ours(target: torch.Tensor, kw: dict[str, Any], dtype: torch.dtype) -> Calla
     return loss
 
 
-@pytest.mark.parametrize("transform", list(_TRANSFORMS))
+# Every composition in float64; float32 through ``hessian`` (the same code, rounded).
+_DTYPE_TRANSFORMS = [(torch.float64, t) for t in _TRANSFORMS] + [(torch.float32, "hessian")]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "transform"), _DTYPE_TRANSFORMS, ids=[f"{d}-{t}" for d, t in _DTYPE_TRANSFORMS]
+)
 @pytest.mark.parametrize("options", _OPTIONS, ids=lambda o: ",".join(o) or "plain")
 @pytest.mark.parametrize("kind", ["ids", "probs"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_hessian_matches_float64_autograd(
     dtype: torch.dtype, kind: str, options: dict[str, Any], transform: str
 ) -> None:
