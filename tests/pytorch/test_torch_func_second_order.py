@@ -291,3 +291,20 @@ def test_nested_forward_mode_is_an_error() -> None:
         func.jacfwd(func.jacfwd(lambda x: ct.linear_cross_entropy(x, w, y)))(
             torch.randn(N, D, dtype=torch.float64)
         )
+
+
+def test_functional_gradient_differentiated_by_plain_autograd() -> None:
+    """``torch.func.grad`` of class ids on logits that require grad outside the
+    transform, its gradient penalty differentiated by ``torch.autograd.grad``: float64
+    ``create_graph`` autograd's (on main the "no second derivative" error)."""
+    g = torch.Generator().manual_seed(7)
+    z = torch.randn(3, C, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 2, -100])
+    grad = func.grad(lambda x: ct.cross_entropy(x, y, label_smoothing=0.1))(z)
+    (got,) = torch.autograd.grad(grad.pow(2).sum(), z)
+    leaf = z.detach().clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(
+        F.cross_entropy(leaf, y, label_smoothing=0.1), leaf, create_graph=True
+    )
+    (want,) = torch.autograd.grad(ref.pow(2).sum(), leaf)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
