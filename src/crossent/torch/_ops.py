@@ -269,10 +269,11 @@ softmax_ce_labels_backward.register_vmap(_labels_backward_vmap)
 
 
 class _Settings:
-    """Non-tensor arguments of an ``autograd.Function`` as one pytree leaf: PyTorch's
-    generated vmap rule pairs the forward's flattened in-dims with the tangents, one a
-    forward argument, under forward mode (``jacfwd(jacrev(...))``), and a list argument
-    (the ops' packed options) made more in-dims than tangents (its ``treespec`` error)."""
+    """Non-tensor arguments of an ``autograd.Function`` as one pytree leaf. Under
+    forward mode (``jacfwd(jacrev(...))``) PyTorch's generated vmap rule pairs the
+    flattened in-dims of the forward's arguments with their tangents, one an
+    argument; a list argument (the ops' packed options) flattens to more in-dims
+    than tangents (its ``treespec.unflatten`` ValueError)."""
 
     __slots__ = ("values",)
 
