@@ -1,0 +1,88 @@
+"""Issue 13, a hostile tester's pass over ``crossent.torch``: the bugs it found.
+
+Oracles: ``torch.nn.functional`` in float64 autograd (the z-loss as
+:math:`\\lambda\\operatorname{LSE}^2` added to it), from the inputs as given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+F = torch.nn.functional
+
+import crossent.torch as ct  # noqa: E402
+
+
+def _oracle_gradient(
+    z: Any, labels: Any, *, temperature: float = 1.0, z_loss: float = 0.0, **options: Any
+) -> Any:
+    """The float64 gradient of the summed loss (class weights given as float64)."""
+    x = z.detach().double().requires_grad_()
+    scaled = x / temperature
+    loss = F.cross_entropy(scaled, labels, reduction="sum", **options)
+    if z_loss:
+        active = labels != -100
+        loss = loss + z_loss * (torch.logsumexp(scaled, 1)[active] ** 2).sum()
+    return torch.autograd.grad(loss, x)[0]
+
+
+# Bug 1 (main 6a130e6): the class-id backward of float32/float16/bfloat16 logits (the
+# fused kernels) formed p_c = exp(z_c - LSE) with the float64 LSE = m + ell rounded to
+# an ulp of m: logits tied at 1e30 both got p = 1 (the gradient of [1e30, 1e30, 0],
+# label 0, was [0, 1, 0]; [1, 1, -1] is right). The loss was right (from log p_y).
+TIED = [
+    [1e30, 1e30, 0.0],
+    [3e38, 3e38, -3e38],
+    [-3e38, -3e38, -3.1e38],
+    [2e7, 2e7, 2e7 - 1.0],
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"label_smoothing": 0.2}, {"weight": [1.0, 2.0, 3.0]}, {"temperature": 4.0}],
+    ids=["plain", "smoothing", "weight", "temperature"],
+)
+def test_tied_huge_logits_gradient(dtype: str, options: dict[str, Any]) -> None:
+    dt = getattr(torch, dtype)
+    rows = TIED if dt == torch.float32 else [[6e4, 6e4, 0.0], [-6e4, -6e4, 0.0]]
+    if dt == torch.bfloat16:
+        rows = [[1e30, 1e30, 0.0], [-3e38, -3e38, 0.0]]
+    z = torch.tensor(rows, dtype=dt, requires_grad=True)
+    labels = torch.zeros(len(rows), dtype=torch.long)
+    kw = dict(options)
+    oracle_kw = dict(options)
+    if "weight" in kw:
+        kw["weight"] = torch.tensor(kw["weight"])
+        oracle_kw["weight"] = torch.tensor(oracle_kw["weight"], dtype=torch.float64)
+    loss = ct.cross_entropy(z, labels, reduction="sum", **kw)
+    (got,) = torch.autograd.grad(loss, z)
+    want = _oracle_gradient(z, labels, **oracle_kw).to(dt)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_tied_huge_logits_gradient_z_loss() -> None:
+    z = torch.tensor([[1e3, 1e3, 0.0], [3e7, 3e7, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 1])
+    (got,) = torch.autograd.grad(ct.cross_entropy(z, labels, reduction="sum", z_loss=1e-4), z)
+    want = _oracle_gradient(z, labels, z_loss=1e-4)
+    torch.testing.assert_close(got.double(), want, rtol=2e-7, atol=0)
+
+
+def test_tied_huge_logits_gradient_k_dim_ignored_rows() -> None:
+    # Channels-first K-dim layout, 'none' with a per-row upstream, an ignored row.
+    z = torch.tensor([[[1e30, 5.0], [1e30, 5.0], [0.0, 5.0]]], requires_grad=True)  # (1, 3, 2)
+    labels = torch.tensor([[0, -100]])
+    upstream = torch.tensor([[3.0, 7.0]])
+    rows = ct.cross_entropy(z, labels, reduction="none")
+    (got,) = torch.autograd.grad(rows, z, upstream)
+    x = z.detach().double().requires_grad_()
+    (want,) = torch.autograd.grad(
+        F.cross_entropy(x, labels, reduction="none"), x, upstream.double()
+    )
+    torch.testing.assert_close(got, want.float(), rtol=0, atol=0)
