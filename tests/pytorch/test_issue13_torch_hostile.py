@@ -86,3 +86,41 @@ def test_tied_huge_logits_gradient_k_dim_ignored_rows() -> None:
         F.cross_entropy(x, labels, reduction="none"), x, upstream.double()
     )
     torch.testing.assert_close(got, want.float(), rtol=0, atol=0)
+
+
+# Bug 2 (main 6a130e6): Dynamo traced the lookup in the losses package's table of
+# checked options (``_batch._CHECKED_OPTIONS``) and guarded on its length, so each call
+# anywhere in the process that added options to it (an eager call with another
+# label_smoothing) recompiled every compiled loss: one graph per call here, until the
+# recompile limit (8) sent the function back to eager.
+@pytest.mark.parametrize("kind", ["labels", "probs", "module"])
+def test_compiled_loss_not_recompiled_by_new_options_elsewhere(kind: str) -> None:
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    y = torch.tensor([0, 1, 2])
+    if kind == "module":
+        compiled = torch.compile(
+            ct.CrossEntropyLoss(label_smoothing=0.2), fullgraph=True, backend="aot_eager"
+        )
+    elif kind == "labels":
+        compiled = torch.compile(
+            lambda x, y: ct.cross_entropy(x, y, label_smoothing=0.1),
+            fullgraph=True,
+            backend="aot_eager",
+        )
+    else:
+        compiled = torch.compile(
+            lambda x, y: ct.cross_entropy(x, torch.softmax(x.detach(), 1)),
+            fullgraph=True,
+            backend="aot_eager",
+        )
+    x = torch.randn(3, 7, requires_grad=True)
+    compiled(x, y).backward()
+    for k in range(4):
+        # Eager calls with options not seen before (fresh keys of the table).
+        ct.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), label_smoothing=0.3 + k / 64)
+        compiled(x, y).backward()
+    assert counters["stats"]["unique_graphs"] == 1
+    torch._dynamo.reset()
