@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import crossent.torch as ct  # noqa: E402
+from crossent.errors import InputTypeError  # noqa: E402
 
 
 def _oracle_gradient(
@@ -124,3 +125,53 @@ def test_compiled_loss_not_recompiled_by_new_options_elsewhere(kind: str) -> Non
         compiled(x, y).backward()
     assert counters["stats"]["unique_graphs"] == 1
     torch._dynamo.reset()
+
+
+# Bug 3 (main 6a130e6): inside a CPU bfloat16 autocast region the hidden states come out
+# of autocast layers in bfloat16 while the head's weight stays float32;
+# ``cross_entropy(head(h), y)`` runs there (autocast casts F.linear's arguments), but
+# ``linear_cross_entropy(h, head.weight, y)``, ``linear_head_cross_entropy`` and
+# ``LinearCrossEntropyLoss`` raised InputTypeError ("must have one dtype").
+@pytest.mark.parametrize("form", ["functional", "head", "module"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_cross_entropy_mixed_dtypes_under_autocast(form: str, bias: bool) -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(6, 8)
+    loss_module = ct.LinearCrossEntropyLoss(8, 13, bias=bias, ignore_index=-100)
+    head = loss_module.linear
+    x = torch.randn(5, 6)
+    y = torch.tensor([0, 12, -100, 3, 7])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = layer(x)
+        assert h.dtype == torch.bfloat16
+        assert head.weight.dtype == torch.float32
+        if form == "functional":
+            loss = ct.linear_cross_entropy(
+                h, head.weight, y, linear_bias=head.bias, ignore_index=-100
+            )
+        elif form == "head":
+            loss = ct.linear_head_cross_entropy(h, head, y, ignore_index=-100)
+        else:
+            loss = loss_module(h, y)
+        logits = head(h)  # autocast: bfloat16 logits, as torch's own form sees them
+    assert loss.dtype == torch.float32
+    got = torch.autograd.grad(loss, (layer.weight, head.weight))
+    z = logits.detach().double().requires_grad_()
+    want_loss = F.cross_entropy(z, y)
+    (dz,) = torch.autograd.grad(want_loss, z)
+    torch.testing.assert_close(loss.double(), want_loss, rtol=1e-6, atol=0)
+    # The head's gradient dz^T h (float64 from the same bfloat16 operands).
+    want_head = dz.T @ h.detach().double()
+    torch.testing.assert_close(got[1].double(), want_head, rtol=2e-2, atol=2e-3)
+    assert got[0].dtype == torch.float32
+    assert bool(torch.isfinite(got[0]).all())
+
+
+def test_linear_cross_entropy_mixed_dtypes_outside_autocast_still_refused() -> None:
+    h = torch.randn(3, 4, dtype=torch.bfloat16)
+    w = torch.randn(5, 4)
+    with pytest.raises(InputTypeError):
+        ct.linear_cross_entropy(h, w, torch.tensor([0, 1, 2]))
+    with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(InputTypeError):
+        # float64 is not autocast's to cast (F.linear raises there too)
+        ct.linear_cross_entropy(h.double(), w, torch.tensor([0, 1, 2]))

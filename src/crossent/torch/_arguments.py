@@ -27,6 +27,7 @@ from ._labels import check_ignore_index
 
 __all__ = [
     "CallOptions",
+    "autocast_like_linear",
     "call_options",
     "check_chunk_size",
     "check_no_tangent",
@@ -302,6 +303,30 @@ def check_one_dtype(**tensors: torch.Tensor | None) -> None:
         names = _listed([f"`{name}`" for name in present])
         dtypes = _listed([str(t.dtype) for t in present.values()])
         raise InputTypeError(f"{names} must have one dtype; got {dtypes}")
+
+
+def autocast_like_linear(
+    input: torch.Tensor, weight: torch.Tensor, bias: Any
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """``input``, ``weight`` and ``bias`` as ``F.linear`` takes them under ``torch.autocast``.
+
+    Inside an autocast region of their device, where their dtypes differ, the float32,
+    float16 and bfloat16 ones are cast to the region's dtype (float64 ones are not), as
+    autocast casts ``F.linear``'s (issue 13: ``linear_cross_entropy(h, head.weight, y)``
+    with ``h`` the bfloat16 output of an autocast layer and a float32 head raised
+    :class:`InputTypeError` where ``cross_entropy(head(h), y)`` runs). Of one dtype, or
+    outside autocast, they are returned as given (:func:`check_one_dtype` judges them).
+    """
+    device = input.device.type
+    tensors = [t for t in (input, weight, bias) if isinstance(t, torch.Tensor)]
+    if len({t.dtype for t in tensors}) == 1 or not torch.is_autocast_enabled(device):
+        return input, weight, bias
+    low = torch.get_autocast_dtype(device)
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t if t.dtype == torch.float64 or not t.is_floating_point() else t.to(low)
+
+    return cast(input), cast(weight), cast(bias) if isinstance(bias, torch.Tensor) else bias
 
 
 def _listed(words: list[str]) -> str:

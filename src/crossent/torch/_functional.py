@@ -11,6 +11,7 @@ from ..errors import InputError, InputTypeError
 from . import _backend, _launch
 from ._arguments import (
     CallOptions,
+    autocast_like_linear,
     call_options,
     check_chunk_size,
     check_no_tangent,
@@ -377,7 +378,9 @@ def linear_cross_entropy(
         ``reduction='none'`` (the scalar reductions have a rule).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
-        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
+        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype (inside a
+        ``torch.autocast`` region their float32/float16/bfloat16 ones are cast to the
+        region's dtype first, as ``F.linear``'s arguments there).
 
     See Also
     --------
@@ -434,6 +437,8 @@ def linear_cross_entropy(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
             f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
         )
+    # As F.linear inside a torch.autocast region: mixed dtypes cast to the region's.
+    input, linear_weight, linear_bias = autocast_like_linear(input, linear_weight, linear_bias)
     check_one_dtype(input=input, linear_weight=linear_weight)
     classes = linear_weight.shape[0]
     if linear_bias is not None:
