@@ -16,6 +16,7 @@ F = torch.nn.functional
 
 import crossent.torch as ct  # noqa: E402
 from crossent.errors import InputTypeError  # noqa: E402
+from spawned import gloo_marks, run_spawned  # noqa: E402
 
 
 def _oracle_gradient(
@@ -175,3 +176,28 @@ def test_linear_cross_entropy_mixed_dtypes_outside_autocast_still_refused() -> N
     with torch.autocast("cpu", dtype=torch.bfloat16), pytest.raises(InputTypeError):
         # float64 is not autocast's to cast (F.linear raises there too)
         ct.linear_cross_entropy(h.double(), w, torch.tensor([0, 1, 2]))
+
+
+def _vocab_parallel_autocast_worker(rank: int, world: int) -> None:
+    torch.manual_seed(0)  # the same tensors on every rank; each takes its slice
+    layer = torch.nn.Linear(3, 4)
+    head = torch.randn(10, 4, requires_grad=True)
+    x = torch.randn(5, 3)
+    y = torch.tensor([0, 9, 4, -100, 6])
+    step = head.shape[0] // world
+    mine = head[rank * step : (rank + 1) * step]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = layer(x)  # bfloat16; the head float32
+        loss = ct.vocab_parallel_linear_cross_entropy(h, mine, y)
+        logits = F.linear(h, head)
+    want = F.cross_entropy(logits.detach().double(), y)
+    torch.testing.assert_close(loss.double(), want, rtol=1e-6, atol=0)
+
+
+_DISTRIBUTED, _GLOO = gloo_marks()
+
+
+@_DISTRIBUTED
+@_GLOO
+def test_vocab_parallel_linear_mixed_dtypes_under_autocast() -> None:
+    run_spawned(_vocab_parallel_autocast_worker, 2, timeout=240)

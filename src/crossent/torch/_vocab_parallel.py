@@ -127,6 +127,7 @@ from ..losses._terms import (
 from ._agreement import Field, exchange, fingerprint, rank_in
 from ._arguments import (
     CallOptions,
+    autocast_like_linear,
     call_options,
     check_chunk_size,
     check_not_transformed,
@@ -1172,7 +1173,9 @@ def vocab_parallel_linear_cross_entropy(
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
-        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted).
+        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
+        # inside torch.autocast mixed ones cast as F.linear's there.
+        h, w, b = autocast_like_linear(h, w, b)
         check_one_dtype(input=h, weight=w, bias=b)
         chunk_size = check_chunk_size(chunk_size)
         batch = tuple(h.shape[:-1])
