@@ -6,6 +6,7 @@ Oracles: ``torch.nn.functional`` in float64 autograd (the z-loss as
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -95,6 +96,9 @@ def test_tied_huge_logits_gradient_k_dim_ignored_rows() -> None:
 # anywhere in the process that added options to it (an eager call with another
 # label_smoothing) recompiled every compiled loss: one graph per call here, until the
 # recompile limit (8) sent the function back to eager.
+_FRESH = itertools.count()
+
+
 @pytest.mark.parametrize("kind", ["labels", "probs", "module"])
 def test_compiled_loss_not_recompiled_by_new_options_elsewhere(kind: str) -> None:
     from torch._dynamo.utils import counters
@@ -120,9 +124,10 @@ def test_compiled_loss_not_recompiled_by_new_options_elsewhere(kind: str) -> Non
         )
     x = torch.randn(3, 7, requires_grad=True)
     compiled(x, y).backward()
-    for k in range(4):
+    for _ in range(4):
         # Eager calls with options not seen before (fresh keys of the table).
-        ct.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), label_smoothing=0.3 + k / 64)
+        fresh = 0.3 + next(_FRESH) / 1024
+        ct.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), label_smoothing=fresh)
         compiled(x, y).backward()
     assert counters["stats"]["unique_graphs"] == 1
     torch._dynamo.reset()
@@ -154,18 +159,57 @@ def test_linear_cross_entropy_mixed_dtypes_under_autocast(form: str, bias: bool)
             loss = ct.linear_head_cross_entropy(h, head, y, ignore_index=-100)
         else:
             loss = loss_module(h, y)
-        logits = head(h)  # autocast: bfloat16 logits, as torch's own form sees them
     assert loss.dtype == torch.float32
     got = torch.autograd.grad(loss, (layer.weight, head.weight))
-    z = logits.detach().double().requires_grad_()
+    # The operands as autocast casts F.linear's (bfloat16), the rest exact: float64.
+    hd = h.detach().double()
+    z = hd @ head.weight.detach().bfloat16().double().T
+    if bias:
+        z = z + head.bias.detach().bfloat16().double()
+    z.requires_grad_()
     want_loss = F.cross_entropy(z, y)
     (dz,) = torch.autograd.grad(want_loss, z)
     torch.testing.assert_close(loss.double(), want_loss, rtol=1e-6, atol=0)
-    # The head's gradient dz^T h (float64 from the same bfloat16 operands).
-    want_head = dz.T @ h.detach().double()
-    torch.testing.assert_close(got[1].double(), want_head, rtol=2e-2, atol=2e-3)
+    # The head's gradient dz^T h, rounded to bfloat16 (the cast weight's dtype).
+    torch.testing.assert_close(got[1].double(), dz.T @ hd, rtol=8e-3, atol=1e-6)
     assert got[0].dtype == torch.float32
     assert bool(torch.isfinite(got[0]).all())
+
+
+# Bug 4 (main 6a130e6): the linear losses' custom op ran its float32 matrix products
+# inside the caller's autocast region, which took them to bfloat16 in eager calls (each
+# block's logits, and the gradient before dW = G^T h, rounded to bfloat16), while the
+# compiled graph ran the op without it (float32): one call, two losses 1e-4 apart.
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_cross_entropy_products_not_autocast(reduction: str) -> None:
+    torch.manual_seed(1)
+    h = torch.randn(6, 8)
+    weight = torch.randn(11, 8)
+    bias = torch.randn(11)
+    y = torch.tensor([0, 10, 3, 3, 7, 1])
+
+    def loss_and_grads(autocast: bool, compiled: bool) -> list[Any]:
+        hh, ww, bb = (t.clone().requires_grad_() for t in (h, weight, bias))
+
+        def f(hh: Any, ww: Any, bb: Any) -> Any:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                return ct.linear_cross_entropy(hh, ww, y, linear_bias=bb, reduction=reduction)
+
+        run = torch.compile(f, fullgraph=True, backend="aot_eager") if compiled else f
+        loss = run(hh, ww, bb)
+        return [loss.detach(), *torch.autograd.grad(loss.sum(), (hh, ww, bb))]
+
+    torch._dynamo.reset()
+    plain = loss_and_grads(autocast=False, compiled=False)
+    # float64 oracle: float32 products, not bfloat16 ones
+    x = h.double() @ weight.double().T + bias.double()
+    want = F.cross_entropy(x, y, reduction=reduction)
+    torch.testing.assert_close(plain[0].double(), want, rtol=1e-6, atol=0)
+    for compiled in (False, True):
+        got = loss_and_grads(autocast=True, compiled=compiled)
+        for a, b in zip(got, plain, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    torch._dynamo.reset()
 
 
 def test_linear_cross_entropy_mixed_dtypes_outside_autocast_still_refused() -> None:
@@ -189,8 +233,9 @@ def _vocab_parallel_autocast_worker(rank: int, world: int) -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         h = layer(x)  # bfloat16; the head float32
         loss = ct.vocab_parallel_linear_cross_entropy(h, mine, y)
-        logits = F.linear(h, head)
-    want = F.cross_entropy(logits.detach().double(), y)
+    # The operands as autocast casts F.linear's (bfloat16), the rest exact: float64.
+    logits = h.detach().double() @ head.detach().bfloat16().double().T
+    want = F.cross_entropy(logits, y)
     torch.testing.assert_close(loss.double(), want, rtol=1e-6, atol=0)
 
 

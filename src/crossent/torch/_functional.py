@@ -12,6 +12,7 @@ from . import _backend, _launch
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
+    autocast_off,
     call_options,
     check_chunk_size,
     check_no_tangent,
@@ -484,20 +485,22 @@ def linear_cross_entropy(
         and torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in tensors)
     )
-    loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
-        h,
-        linear_weight,
-        linear_bias,
-        labels.reshape(-1),
-        w,
-        list(batch_shape),
-        opts.ignore_index,
-        opts.packed(),
-        opts.reduction,
-        chunk_size or 0,
-        _VOCAB_CHUNK,
-        need_grad,
-    )
+    # Not autocast inside: the op's float32 products are the loss's, not F.linear's.
+    with autocast_off(input.device.type):
+        loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
+            h,
+            linear_weight,
+            linear_bias,
+            labels.reshape(-1),
+            w,
+            list(batch_shape),
+            opts.ignore_index,
+            opts.packed(),
+            opts.reduction,
+            chunk_size or 0,
+            _VOCAB_CHUNK,
+            need_grad,
+        )
     return loss.reshape(batch_shape) if opts.reduction == "none" else loss
 
 

@@ -128,6 +128,7 @@ from ._agreement import Field, exchange, fingerprint, rank_in
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
+    autocast_off,
     call_options,
     check_chunk_size,
     check_not_transformed,
@@ -1196,7 +1197,8 @@ def vocab_parallel_linear_cross_entropy(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
-    rows = _VocabParallelLinearCE.apply(
-        h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
-    )
+    with autocast_off(h.device.type):  # the products are the loss's (_arguments)
+        rows = _VocabParallelLinearCE.apply(
+            h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
+        )
     return _reduce(rows, y, cw, opts, batch)
