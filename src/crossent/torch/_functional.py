@@ -404,7 +404,10 @@ def linear_cross_entropy(
     an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
     logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
     classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
-    reductions have a forward-mode rule (``jvp``, ``jacfwd``).
+    reductions have a forward-mode rule (``jvp``, ``jacfwd``). Inside a CPU
+    ``torch.autocast`` region the operands are those autocast gives ``F.linear``
+    (mixed dtypes cast to the region's) and the op's products are not autocast: the
+    float32 computation of those operands, eager and compiled alike.
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
