@@ -246,3 +246,28 @@ _DISTRIBUTED, _GLOO = gloo_marks()
 @_GLOO
 def test_vocab_parallel_linear_mixed_dtypes_under_autocast() -> None:
     run_spawned(_vocab_parallel_autocast_worker, 2, timeout=240)
+
+
+# Bug 5 (main 6a130e6): the mean of probability targets formed its row count with
+# ``new_tensor(rows.numel())``, which made torch.export specialise a dynamic batch to
+# the example's ("You marked b as dynamic but your code specialized it to be a
+# constant (5)"); class ids and reduction='none' exported.
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_export_probability_targets_dynamic_batch(reduction: str) -> None:
+    class Loss(torch.nn.Module):
+        def forward(self, x: Any, t: Any) -> Any:
+            return ct.cross_entropy(x, t, label_smoothing=0.1, reduction=reduction)
+
+    def example(n: int) -> tuple[Any, Any]:
+        g = torch.Generator().manual_seed(n)
+        x = torch.randn(n, 6, generator=g)
+        return x, torch.softmax(torch.randn(n, 6, generator=g), 1)
+
+    batch = torch.export.Dim("batch")
+    exported = torch.export.export(
+        Loss(), example(5), dynamic_shapes=({0: batch}, {0: batch})
+    ).module()
+    for n in (9, 2):
+        x, t = example(n)
+        want = F.cross_entropy(x.double(), t.double(), label_smoothing=0.1, reduction=reduction)
+        torch.testing.assert_close(exported(x, t).double(), want, rtol=1e-6, atol=0)

@@ -314,8 +314,11 @@ def _cross_entropy_probs(
     total = _sum(rows.reshape(-1))
     if opts.reduction == "sum":
         return total.to(out_dtype)
-    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN).
-    return weighted_mean(total, total.new_tensor(rows.numel())).to(out_dtype)
+    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN). The row
+    # count by torch.full, which keeps a symbolic size symbolic (issue 13: new_tensor
+    # made torch.export specialise a dynamic batch to the example's).
+    count = torch.full((), rows.numel(), dtype=total.dtype, device=total.device)
+    return weighted_mean(total, count).to(out_dtype)
 
 
 def linear_cross_entropy(
