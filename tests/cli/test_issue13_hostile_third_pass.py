@@ -98,3 +98,46 @@ def test_library_to_html_draws_class_names_as_typed() -> None:
     )
     page = report.to_html()
     assert "$x^$" in page
+
+
+# --- the output is never the input, standard input included -------------------------------
+
+
+@pytest.mark.parametrize("through", ["same", "link", "hard link"])
+def test_output_that_is_the_file_on_standard_input_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    through: str,
+) -> None:
+    """``crossent report - --output preds.csv < preds.csv`` replaced the table by the
+    HTML page (exit 0): '-' was left out of the inputs the output is compared with."""
+    source = _csv(tmp_path / "preds.csv", ["a", "b", "c"])
+    before = source.read_bytes()
+    output = source
+    if through == "link":
+        output = tmp_path / "link.html"
+        output.symlink_to(source)
+    elif through == "hard link":
+        output = tmp_path / "hard.html"
+        output.hardlink_to(source)
+    with open(source, encoding="utf-8") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        err = _usage_error(capsys, ["report", "-", "--output", str(output), *_FAST])
+    assert "standard input" in err
+    assert source.read_bytes() == before
+
+
+def test_standard_input_from_another_file_may_write_the_output(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    source = _csv(tmp_path / "preds.csv", ["a", "b", "c"])
+    output = tmp_path / "r.html"
+    output.write_text("old")
+    with open(source, encoding="utf-8") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        code = main(["report", "-", "--output", str(output), *_FAST])
+    _out, err = capsys.readouterr()
+    assert code == 0, err
+    assert output.read_text().startswith("<!DOCTYPE html>")

@@ -411,7 +411,7 @@ def _run_report(args: argparse.Namespace) -> int:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
-    inputs = [path for path in [*args.paths, args.labels] if path and str(path) != "-"]
+    inputs = [path for path in [*args.paths, args.labels] if path]
     if args.output is not None:
         check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
@@ -479,9 +479,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     """``crossent report A B [C ...]``: each model's report and paired differences."""
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     if args.output is not None:
-        check_output(
-            args.output, inputs=[p for p in [*args.paths, args.labels] if p and str(p) != "-"]
-        )
+        check_output(args.output, inputs=[p for p in [*args.paths, args.labels] if p])
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     reports = []
     for path in args.paths:
