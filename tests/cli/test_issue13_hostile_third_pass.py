@@ -21,10 +21,18 @@ pins a defect found by attacking the command line and its readers, and fails on 
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import struct
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 import crossent
 from crossent.cli import main
@@ -141,3 +149,235 @@ def test_standard_input_from_another_file_may_write_the_output(
     _out, err = capsys.readouterr()
     assert code == 0, err
     assert output.read_text().startswith("<!DOCTYPE html>")
+
+
+# --- safetensors headers checked as the format's reference implementation checks them ----
+
+
+def _safetensors(path: Path, header: dict[str, Any], data: bytes) -> Path:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+def _report_json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    code = main(["report", *argv, "--json", *_FAST])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+_LABELS = np.array([0, 1, 1, 0, 1, 0], dtype="<i8")
+_LOGITS = np.linspace(-2, 2, 12, dtype="<f4").reshape(6, 2)
+
+
+@pytest.mark.parametrize(
+    ("case", "shape"),
+    [
+        ("product wraps to 0", [2**33, 2**31]),
+        ("empty but impossible", [2**62, 4, 0]),
+    ],
+)
+def test_safetensors_shapes_no_array_can_have_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str, shape: list[int]
+) -> None:
+    """int64's np.prod wrapped to 0, so the header "held" its 0 bytes: exit 3."""
+    labels = _LABELS.tobytes()
+    path = _safetensors(
+        tmp_path / "t.safetensors",
+        {
+            "labels": {"dtype": "I64", "shape": [6], "data_offsets": [0, 48]},
+            "logits": {"dtype": "F32", "shape": shape, "data_offsets": [48, 48]},
+        },
+        labels,
+    )
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert err.startswith(f"crossent: error: {path}: tensor 'logits'"), err
+
+
+def _layouts() -> dict[str, tuple[dict[str, Any], bytes]]:
+    labels, logits = _LABELS.tobytes(), _LOGITS.tobytes()
+    lab = {"dtype": "I64", "shape": [6], "data_offsets": [0, 48]}
+    log = {"dtype": "F32", "shape": [6, 2], "data_offsets": [48, 96]}
+    return {
+        "float shape": ({"labels": {**lab, "shape": [6.9]}, "logits": log}, labels + logits),
+        "string shape": ({"labels": lab, "logits": {**log, "shape": ["6", 2]}}, labels + logits),
+        "boolean offset": (
+            {"labels": {**lab, "data_offsets": [False, 48]}, "logits": log},
+            labels + logits,
+        ),
+        "gap": (
+            {"labels": lab, "logits": {**log, "data_offsets": [56, 104]}},
+            labels + bytes(8) + logits,
+        ),
+        "overlap": (
+            {
+                "labels": lab,
+                "logits": {"dtype": "F32", "shape": [6, 2], "data_offsets": [40, 88]},
+            },
+            labels + logits[:40],
+        ),
+        "trailing bytes": ({"labels": lab, "logits": log}, labels + logits + b"#!/bin/sh\n"),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_layouts()))
+def test_safetensors_layouts_the_format_forbids_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
+    """Each was read (exit 0, or a label error from bytes read twice) on main."""
+    header, data = _layouts()[case]
+    path = _safetensors(tmp_path / "t.safetensors", header, data)
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert err.startswith(f"crossent: error: {path}: "), err
+    assert "must be integers in" not in err  # not the labels read from the logits' bytes
+
+
+def test_safetensors_valid_layout_still_reads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    header = {
+        "__metadata__": {"format": "np"},
+        "logits": {"dtype": "F32", "shape": [6, 2], "data_offsets": [0, 48]},
+        "labels": {"dtype": "I64", "shape": [6], "data_offsets": [48, 96]},
+    }
+    path = _safetensors(tmp_path / "t.safetensors", header, _LOGITS.tobytes() + _LABELS.tobytes())
+    np.savez(tmp_path / "t.npz", logits=_LOGITS, labels=_LABELS)
+    got = _report_json(capsys, [str(path)])
+    want = _report_json(capsys, [str(tmp_path / "t.npz")])
+    assert (got["nll_nats"], got["ece"]["value"]) == (want["nll_nats"], want["ece"]["value"])
+
+
+def test_safetensors_boolean_labels_are_the_classes_0_and_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """safetensors' BOOL (``save_file({"labels": y == 1, ...})``) was "unsupported dtype";
+    every other format reads booleans as the classes 0 (False) and 1 (True)."""
+    flags = _LABELS.astype(np.uint8).tobytes()
+    path = _safetensors(
+        tmp_path / "b.safetensors",
+        {
+            "labels": {"dtype": "BOOL", "shape": [6], "data_offsets": [0, 6]},
+            "logits": {"dtype": "F32", "shape": [6, 2], "data_offsets": [6, 54]},
+        },
+        flags + _LOGITS.tobytes(),
+    )
+    np.savez(tmp_path / "t.npz", logits=_LOGITS, labels=_LABELS)
+    np.save(tmp_path / "z.npy", _LOGITS)
+    alone = _safetensors(
+        tmp_path / "y.safetensors",
+        {"labels": {"dtype": "BOOL", "shape": [6], "data_offsets": [0, 6]}},
+        flags,
+    )
+    want = _report_json(capsys, [str(tmp_path / "t.npz")])
+    for argv in ([str(path)], [str(tmp_path / "z.npy"), "--logits", "--labels", str(alone)]):
+        got = _report_json(capsys, argv)
+        assert (got["nll_nats"], got["accuracy"]) == (want["nll_nats"], want["accuracy"])
+    _safetensors(
+        alone,
+        {"labels": {"dtype": "BOOL", "shape": [6], "data_offsets": [0, 6]}},
+        b"\x00\x01\x02\x00\x01\x00",
+    )
+    err = _usage_error(
+        capsys, ["report", str(tmp_path / "z.npy"), "--logits", "--labels", str(alone)]
+    )
+    assert "other than 0 and 1" in err
+
+
+# --- empty arrays of shapes NumPy cannot make ---------------------------------------------
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("where", ["npy", "labels npy", "npz"])
+def test_empty_arrays_of_impossible_shapes_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    """A header of shape (2**62, 4, 0) describes 0 bytes, which the file holds, but NumPy
+    cannot make the array ("array is too big"): exit 3 on main."""
+    bomb = _npy_header((2**62, 4, 0))
+    np.save(tmp_path / "z.npy", _LOGITS)
+    np.save(tmp_path / "y.npy", _LABELS)
+    if where == "npz":
+        path = tmp_path / "b.npz"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("logits.npy", bomb)
+            archive.writestr("labels.npy", _npy_header((2**62, 0), "<i8"))
+        argv = [str(path)]
+    else:
+        path = tmp_path / "b.npy"
+        path.write_bytes(bomb)
+        argv = (
+            [str(path), "--logits", "--labels", str(tmp_path / "y.npy")]
+            if where == "npy"
+            else [str(tmp_path / "z.npy"), "--logits", "--labels", str(path)]
+        )
+    err = _usage_error(capsys, ["report", *argv, *_FAST])
+    assert "too large for any array" in err, err
+
+
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U8": 1, "BOOL": 1}
+_DTYPE_NAMES = ["F64", "F32", "F16", "BF16", "I64", "I32", "U8", "BOOL", "F8_E4M3", "X"]
+_sizes = st.one_of(st.integers(0, 8), st.sampled_from([2**31, 2**32, 2**33, 2**62, 2**63]))
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.sampled_from(["labels", "logits", "labels", "logits", "probs", "x"]),
+            st.sampled_from(_DTYPE_NAMES),
+            st.lists(_sizes, max_size=3),
+            st.integers(0, 80),
+            st.one_of(st.just(0), st.integers(0, 80), st.none()),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    data_size=st.integers(0, 160),
+)
+@example(  # int64's product wraps to 0: exit 3 on main
+    entries=[("labels", "I64", [4], 0, None), ("logits", "F32", [2**63, 2], 32, 0)],
+    data_size=32,
+)
+@example(  # no bytes, and no array NumPy can make: exit 3 on main
+    entries=[("labels", "I64", [2**62, 0], 0, None), ("probs", "F64", [0, 2], 0, None)],
+    data_size=0,
+)
+def test_fuzzed_safetensors_headers_exit_0_or_2(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    entries: list[tuple[str, str, list[int], int, int | None]],
+    data_size: int,
+) -> None:
+    """Well-formed JSON headers with random names, dtypes, shapes (huge ones included)
+    and offsets (a length of None: the shape's bytes exactly): exit 0 or 2 in one line,
+    never an internal error."""
+    header = {
+        name: {
+            "dtype": kind,
+            "shape": shape,
+            "data_offsets": [
+                begin,
+                begin
+                + (length if length is not None else _ITEMSIZE.get(kind, 3) * math.prod(shape)),
+            ],
+        }
+        for name, kind, shape, begin, length in entries
+    }
+    data = np.random.default_rng(len(entries)).integers(0, 2, data_size, dtype=np.uint8)
+    path = _safetensors(tmp_path / "f.safetensors", header, data.tobytes())
+    code = main(["report", str(path), "--json", "--resamples", "3", "--top", "1"])
+    _out, err = capsys.readouterr()
+    assert code in (0, 2), err
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, err
+        assert err.startswith(f"crossent: error: {path}"), err

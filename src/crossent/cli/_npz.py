@@ -39,6 +39,7 @@ from ._dataset import (
     Dataset,
     SourceError,
     binary_column,
+    check_shape,
     labels_name,
     prediction_arrays,
     scratch_file,
@@ -173,6 +174,7 @@ def npy_layout(
         )
     if any(d < 0 for d in shape):
         raise _corrupt(path, name, f"negative shape {shape} in its header")
+    check_shape(shape, dtype.itemsize, f"{path}: {_array(name)}")
     header = raw.tell() - start
     expected = math.prod(shape) * dtype.itemsize
     if size - header != expected:
