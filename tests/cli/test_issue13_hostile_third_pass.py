@@ -381,3 +381,87 @@ def test_fuzzed_safetensors_headers_exit_0_or_2(
     if code == 2:
         assert len(err.strip().splitlines()) == 1, err
         assert err.startswith(f"crossent: error: {path}"), err
+
+
+# --- a CSV column whose type changes after pyarrow's first block ----------------------------
+
+
+def _block_csv(path: Path, late: str = "0.25,0.75", *, extra: str | None = None) -> Path:
+    """3000 rows of hard 0/1 predictions (whole numbers: int64 in the first block), then
+    ten rows of decimals; ``extra`` adds a column (its first-block value, then 0.5)."""
+    head = "label,a,b" + (",extra" if extra is not None else "")
+    first = "0,1,0" + (f",{extra}" if extra is not None else "")
+    later = f"1,{late}" + (",0.5" if extra is not None else "")
+    path.write_text("\n".join([head, *[first] * 3000, *[later] * 10]) + "\n")
+    return path
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyarrow's first block is 4 kB instead of 16 MB: the same inference, in a small file."""
+    import crossent.cli._tables
+
+    pytest.importorskip("pyarrow")
+    monkeypatch.setattr(crossent.cli._tables, "_CSV_BLOCK_BYTES", 1 << 12)
+
+
+def test_csv_class_column_of_whole_numbers_then_decimals_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_blocks: None
+) -> None:
+    """Exit 2 on main: "cannot be parsed (In CSV column #1: CSV conversion error to
+    int64: invalid value '0.25')"; the table of the same values written as decimals read."""
+    drifting = _block_csv(tmp_path / "drift.csv")
+    decimals = tmp_path / "decimals.csv"
+    decimals.write_text(drifting.read_text().replace(",1,0\n", ",1.0,0.0\n"))
+    got = _report_json(capsys, [str(drifting)])
+    want = _report_json(capsys, [str(decimals)])
+    assert got["nll_nats"] == want["nll_nats"] == pytest.approx(10 * -np.log(0.75) / 3010)
+    assert got["per_class"] == want["per_class"]
+
+
+def test_csv_on_standard_input_whose_column_changes_type_is_read(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    small_blocks: None,
+) -> None:
+    """Standard input is read again from the scratch copy kept as it was read."""
+    drifting = _block_csv(tmp_path / "drift.csv", extra="1")
+    want = _report_json(capsys, [str(drifting), "--class-columns", "a,b"])
+    with open(drifting, encoding="utf-8") as stdin:
+        monkeypatch.setattr("sys.stdin", stdin)
+        got = _report_json(capsys, ["-", "--class-columns", "a,b"])
+    assert got["nll_nats"] == want["nll_nats"]
+
+
+@pytest.mark.parametrize(("extra", "ignored"), [("1", "extra"), ("true", "extra"), ("", "extra")])
+def test_csv_ignored_column_that_changes_type_does_not_stop_the_report(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_blocks: None,
+    extra: str,
+    ignored: str,
+) -> None:
+    """A column the report does not read (integers, booleans or empty cells in the first
+    block, then 0.5): exit 2 "cannot be parsed" on main."""
+    path = _block_csv(tmp_path / "drift.csv", "0.25,0.75", extra=extra)
+    got = _report_json(capsys, [str(path), "--class-columns", "a,b"])
+    assert got["columns"]["ignored"] == [ignored]
+
+
+def test_labels_table_whose_other_column_changes_type_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_blocks: None
+) -> None:
+    table = _block_csv(tmp_path / "t.csv", "0.25,0.75")
+    np.save(tmp_path / "p.npy", np.array([[1.0, 0.0]] * 3000 + [[0.25, 0.75]] * 10))
+    got = _report_json(capsys, [str(tmp_path / "p.npy"), "--labels", str(table)])
+    assert got["nll_nats"] == pytest.approx(10 * -np.log(0.75) / 3010)
+
+
+def test_csv_class_column_with_a_word_after_numbers_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_blocks: None
+) -> None:
+    """A word in a class column is still refused, by the class column check's message."""
+    path = _block_csv(tmp_path / "drift.csv", "oops,0.75")
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "column 'a' must be numeric to be a class" in err, err
