@@ -465,3 +465,73 @@ def test_csv_class_column_with_a_word_after_numbers_is_named(
     path = _block_csv(tmp_path / "drift.csv", "oops,0.75")
     err = _usage_error(capsys, ["report", str(path), *_FAST])
     assert "column 'a' must be numeric to be a class" in err, err
+
+
+# --- an .npz member is checked before it is read --------------------------------------------
+
+
+def test_npz_labels_declaring_far_more_rows_are_refused_unread(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A 130 kB .npz whose labels member inflates to 128 MB: main read all of it into
+    memory, then refused its rows; now the declared shapes are compared first."""
+    import tracemalloc
+
+    path = tmp_path / "bomb.npz"
+    rows = 1 << 24
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("labels.npy", "w", force_zip64=True) as member:
+            member.write(_npy_header((rows,), "<i8"))
+            chunk = bytes(1 << 20)
+            for _ in range(rows * 8 // len(chunk)):
+                member.write(chunk)
+        archive.writestr("logits.npy", _npy_bytes(_LOGITS))
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        err = _usage_error(capsys, ["report", str(path), *_FAST])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"'labels' has {rows} rows but 'logits' has 6" in err, err
+    assert peak < 16 << 20, peak
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _encrypted(path: Path, arrays: dict[str, np.ndarray], member: str) -> Path:
+    """An .npz whose ``member`` says it is encrypted (the flag bit of its two headers)."""
+    np.savez(path, **arrays)
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(f"{member}.npy")
+    data[info.header_offset + 6] |= 1
+    central = data.find(b"PK\x01\x02")  # the central directory's entries
+    while central >= 0:
+        name_length = struct.unpack("<H", data[central + 28 : central + 30])[0]
+        if data[central + 46 : central + 46 + name_length] == f"{member}.npy".encode():
+            data[central + 8] |= 1
+        central = data.find(b"PK\x01\x02", central + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["predictions file", "--labels file"])
+def test_npz_encrypted_labels_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, how: str
+) -> None:
+    """zipfile's RuntimeError ("password required for extraction") was exit 3 on main."""
+    arrays = {"logits": _LOGITS, "labels": _LABELS}
+    if how == "predictions file":
+        path = _encrypted(tmp_path / "e.npz", arrays, "labels")
+        argv = [str(path)]
+    else:
+        path = _encrypted(tmp_path / "e.npz", {"labels": _LABELS}, "labels")
+        np.save(tmp_path / "z.npy", _LOGITS)
+        argv = [str(tmp_path / "z.npy"), "--logits", "--labels", str(path)]
+    err = _usage_error(capsys, ["report", *argv, *_FAST])
+    assert f"{path}: the array 'labels' is encrypted" in err, err
