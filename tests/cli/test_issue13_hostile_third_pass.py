@@ -24,7 +24,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import struct
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import crossent
+import crossent.cli
 from crossent.cli import main
 
 from .conftest import make_predictions, softmax
@@ -535,3 +539,58 @@ def test_npz_encrypted_labels_are_one_line(
         argv = [str(tmp_path / "z.npy"), "--logits", "--labels", str(path)]
     err = _usage_error(capsys, ["report", *argv, *_FAST])
     assert f"{path}: the array 'labels' is encrypted" in err, err
+
+
+# --- --output /dev/stdout when standard output is a file ------------------------------------
+
+
+def _crossent(argv: list[str], **streams: Any) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ)
+    source_root = Path(crossent.cli.__file__).parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(source_root), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "crossent", *argv],
+        timeout=300,
+        env=env,
+        check=False,
+        stderr=subprocess.PIPE,
+        **streams,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/stdout").exists(), reason="no /dev/stdout")
+def test_output_to_dev_stdout_appended_to_a_file_keeps_the_file(tmp_path: Path) -> None:
+    """``crossent report x --json --output /dev/stdout >> log``: main renamed the page
+    over the log (its earlier lines lost) and the JSON went to the replaced file."""
+    pytest.importorskip("matplotlib")
+    np.savez(tmp_path / "t.npz", logits=_LOGITS, labels=_LABELS)
+    log = tmp_path / "log.txt"
+    log.write_text("an earlier line\n")
+    with open(log, "ab") as appended:
+        result = _crossent(
+            ["report", str(tmp_path / "t.npz"), "--json", "--output", "/dev/stdout", *_FAST],
+            stdout=appended,
+        )
+    assert result.returncode == 0, result.stderr
+    text = log.read_text()
+    assert text.startswith("an earlier line\n<!DOCTYPE html>"), text[:200]
+    page_end = text.index("</html>")
+    assert json.loads(text[page_end + len("</html>") :])["n"] == 6
+
+
+@pytest.mark.skipif(not Path("/dev/fd").exists(), reason="no /dev/fd")
+def test_output_to_an_open_descriptor_writes_through_it(tmp_path: Path) -> None:
+    """``--output /dev/fd/N`` of a descriptor open on a file (``3>> log``) appends."""
+    pytest.importorskip("matplotlib")
+    np.savez(tmp_path / "t.npz", logits=_LOGITS, labels=_LABELS)
+    log = tmp_path / "log.txt"
+    log.write_text("an earlier line\n")
+    with open(log, "ab") as appended:
+        descriptor = appended.fileno()
+        result = _crossent(
+            ["report", str(tmp_path / "t.npz"), "--output", f"/dev/fd/{descriptor}", *_FAST],
+            stdout=subprocess.DEVNULL,
+            pass_fds=(descriptor,),
+        )
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().startswith("an earlier line\n<!DOCTYPE html>")
