@@ -19,7 +19,8 @@ output is not an input stays in ``crossent.cli._files``).
   text printed after it went to the replaced file), and opening it afresh would
   truncate it.
 * Every error is an :class:`~crossent.InputError` that names the caller's path, never the
-  temporary file.
+  temporary file.  Text is written as UTF-8, a lone surrogate (a file name that is not
+  UTF-8) as its backslash escape (:data:`_ERRORS`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ __all__ = ["write_atomically"]
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
 destination's name, so any name the file system accepts (up to 255 bytes) works."""
+
+
+_ERRORS = "backslashreplace"
+"""How text that is not Unicode is written: a file name of bytes that are not UTF-8 is
+held by Python as lone surrogates (``b"a\\xff.npz"`` is ``"a\\udcff.npz"``), which
+UTF-8 cannot encode; written as ``\\udcff``, as Python shows it on standard error, the
+page is written instead of failing with ``UnicodeEncodeError``."""
 
 
 def _error(path: Path, exc: OSError) -> InputError:
@@ -77,7 +85,7 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         raise _error(path, exc) from exc
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        with os.fdopen(descriptor, "w", encoding="utf-8", errors=_ERRORS) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -113,7 +121,7 @@ def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
 def _write_directly(path: Path, text: str) -> None:
     """Write to a device or FIFO in place (there is nothing to replace atomically)."""
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        with open(path, "w", encoding="utf-8", errors=_ERRORS) as handle:
             handle.write(text)
     except OSError as exc:
         raise _error(path, exc) from exc
@@ -151,7 +159,7 @@ def _write_to_descriptor(path: Path, descriptor: int, text: str) -> None:
             stream.write(text)
             stream.flush()
             return
-        data = memoryview(text.encode("utf-8"))
+        data = memoryview(text.encode("utf-8", _ERRORS))
         while data:
             data = data[os.write(descriptor, data) :]
     except OSError as exc:

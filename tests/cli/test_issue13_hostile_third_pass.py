@@ -594,3 +594,24 @@ def test_output_to_an_open_descriptor_writes_through_it(tmp_path: Path) -> None:
         )
     assert result.returncode == 0, result.stderr
     assert log.read_text().startswith("an earlier line\n<!DOCTYPE html>")
+
+
+# --- a file name that is not UTF-8 -------------------------------------------------------------
+
+
+def test_html_report_of_a_file_whose_name_is_not_utf8(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``bad\\xff.npz``: the text, JSON and Markdown reports printed, the HTML page was exit
+    3 (``UnicodeEncodeError: ... surrogates not allowed``) on main."""
+    pytest.importorskip("matplotlib")
+    name = os.fsdecode(b"bad\xff.npz")
+    try:
+        np.savez(tmp_path / name, logits=_LOGITS, labels=_LABELS)
+    except (OSError, UnicodeError):
+        pytest.skip("the file system refuses names that are not UTF-8")
+    output = tmp_path / "r.html"
+    code = main(["report", str(tmp_path / name), "--json", "--output", str(output), *_FAST])
+    _out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "bad\\udcff.npz" in output.read_text(encoding="utf-8")
