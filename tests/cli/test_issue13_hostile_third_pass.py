@@ -615,3 +615,64 @@ def test_html_report_of_a_file_whose_name_is_not_utf8(
     _out, err = capsys.readouterr()
     assert code == 0, err
     assert "bad\\udcff.npz" in output.read_text(encoding="utf-8")
+
+
+# --- escape sequences from the user's files never reach the terminal ------------------------
+
+_TITLE = "\x1b]0;owned\x07"  # sets a terminal's title (OSC 0); \x1b[2J clears the screen
+
+
+def _escapes_csv(path: Path) -> Path:
+    logits, labels = make_predictions(n=30, classes=3)
+    probs = softmax(logits)
+    header = "id,label,\x1b[2Jred,b\u202e,c"
+    rows = [
+        f"r{k}{_TITLE},{y}," + ",".join(repr(float(v)) for v in row)
+        for k, (y, row) in enumerate(zip(labels, probs, strict=True))
+    ]
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("style", ["text", "--markdown", "compared"])
+def test_control_characters_of_names_and_ids_are_printed_escaped(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    style: str,
+) -> None:
+    """Main printed a CSV header's ``\\x1b[2J`` and an id's OSC title sequence as they
+    are: the terminal acted on them."""
+    source = _escapes_csv(tmp_path / "t.csv")
+    argv = ["report", str(source), "--id-column", "id", *_FAST]
+    if style == "--markdown":
+        argv.append("--markdown")
+    elif style == "compared":  # a model's name is its path (short: a table cell)
+        monkeypatch.chdir(tmp_path)
+        Path("m\x1b[2J.csv").write_bytes(source.read_bytes())
+        argv.insert(2, "m\x1b[2J.csv")
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in out
+    assert ("m\\x1b[2J.csv" if style == "compared" else "\\x1b[2Jred") in out
+    if style == "text":
+        assert "\\x1b]0;owned\\x07" in out  # the surprising rows' ids
+
+
+def test_control_characters_in_an_error_are_escaped_on_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = "x\x1b[2J\nfake line.npz"
+    err = _usage_error(capsys, ["report", str(tmp_path / name)])
+    assert "\x1b" not in err
+    assert "x\\x1b[2J\\x0afake line.npz: no such file" in err
+
+
+def test_json_keeps_the_names_as_they_are(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = _escapes_csv(tmp_path / "t.csv")
+    got = _report_json(capsys, [str(source), "--id-column", "id"])
+    assert got["columns"]["classes"] == ["\x1b[2Jred", "b\u202e", "c"]
