@@ -63,6 +63,17 @@ __all__ = [
 ]
 
 
+def _exp(x: float) -> float:
+    """:math:`e^x` as a float: ``inf`` only where it overflows float64 (from
+    :math:`x > 709.78`), NaN for NaN.  The state's perplexity was ``inf`` for every mean
+    NLL above 709 (:math:`e^{709.5}` is 1.35e308) and for a NaN NLL (unchecked NaN
+    predictions), whose perplexity is NaN as ``exp`` gives it."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 @dataclass(frozen=True)
 class EvaluationSummary:
     """The metrics of everything an :class:`EvaluationState` has seen.
@@ -459,7 +470,7 @@ class EvaluationState:
             accuracy=float(correct),
             nll=float(surprisal),
             nll_bits=float(surprisal / math.log(2)),
-            perplexity=math.exp(surprisal) if surprisal < 709 else math.inf,
+            perplexity=_exp(float(surprisal)),
             brier=float(brier),
             spherical=float(spherical),
             mean_entropy=float(entropy) if self.entropy else None,
