@@ -450,10 +450,15 @@ __all__ = [
     "label_entry",
     "maximum_bits",
     "pair_minus_one",
+    "plain_smoothed_row",
     "poly_exp4",
     "row_max_bits",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
+    "smoothed_gradient_kernel",
+    "smoothed_gradient_kernel_serial",
+    "smoothed_gradient_row",
+    "smoothed_row_sums",
     "table_exp8",
     "target_exp",
     "target_exp_unit",
@@ -1608,3 +1613,140 @@ def target_gradient_kernel(
 
 
 target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_kernel)
+
+
+# Integer labels with label smoothing (issue 13, exactness): the entry c p_j - r u_j
+# cancels where p_j meets r u_j / c (the smoothed loss's stationary point, p_j near
+# eps/V): to 1e-8 of its terms on a trained model's rows, so p must carry every float64
+# digit there. gradient_kernel's p = e^(z/T - (m + ell)) errs by exp_nonpositive's 5.2e-11
+# and by the statistics' ell (their table exp's 2.9e-12 a term, about 5e-13 on random
+# rows; 5.3e-11 off AVX-512): 1.6e4-8.7e5 float32 ulps at such entries. Every entry with
+# a smoothing term is at risk on a large vocabulary (V = 32000, random logits: some 40 a
+# row within 2**-7 of cancelling), so the row is taken as the probability targets' is
+# (target_gradient_row): its terms e^((z - top)/T - shift) by target_exp into a float64
+# buffer, summed in a fixed order to S, and p = terms (1 + g), g = 1/S - 1; top is the
+# statistics' log-sum-exp in logits' units rounded to float32 (any float32 serves: (x -
+# top)/T is formed as a pair, and S normalises the terms whatever the shift), shift the
+# rest of the log-sum-exp on a 2**-24 grid (near 0, so S is within about 2**-24 of 1 and
+# S - 1 is exact). Measured: see benchmarks/RESULTS.md (issue 13, lsgrad).
+_GRID = float(1 << 24)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_row_sums(row, top, inv_t, temperature, shift, terms, unit):
+    # terms[j] = e^((x_j - top)/T - shift) for the row's float32 values x_j (any storage
+    # format); returns their sum as an unevaluated pair. ``unit``: a literal, T = 1
+    # (target_exp_unit, target_exp's bits there). By blocks of SUM_BLOCK, each block's sum
+    # by block_sum (a fixed order), added to the row's by two_sum (as target_row_sums).
+    floor = shift - 708.0
+    v = row.shape[0]
+    s_hi = s_lo = 0.0
+    for start in range(0, v, SUM_BLOCK):
+        stop = min(v, start + SUM_BLOCK)
+        for j in range(start, stop):
+            if unit:
+                terms[j] = target_exp_unit(to_float32(row[j]), top, floor, shift)
+            else:
+                terms[j] = target_exp(to_float32(row[j]), top, inv_t, temperature, floor, shift)
+        s_hi, s_lo = two_sum(s_hi, s_lo, block_sum(terms, start, stop))
+    return s_hi, s_lo
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_gradient_row(row, y, base, inv_t, temperature, coefs, uniform, terms, out_row):
+    # One row of smoothed_gradient_kernel: c p_j - r u_j, less the target g at the label
+    # y, each entry formed in float64 from an exact p and rounded once. coefs: c, g, r
+    # and the label's c - g (from c's parts where the caller has them). Returns False,
+    # having written nothing, where the row's log-sum-exp ``base`` is not finite (a NaN,
+    # an infinity, a row of -inf: unchecked input) or its top would overflow float32.
+    c, target, r, gap = coefs
+    top = np.float64(np.float32(base * temperature))
+    if not (math.isfinite(base) and math.isfinite(top)):
+        return False
+    shift = np.rint((base - top * inv_t) * _GRID) / _GRID
+    if temperature == 1.0:
+        s_hi, s_lo = smoothed_row_sums(row, top, inv_t, temperature, shift, terms, True)
+    else:
+        s_hi, s_lo = smoothed_row_sums(row, top, inv_t, temperature, shift, terms, False)
+    s_1 = pair_minus_one(s_hi, s_lo)
+    g = -s_1 / (1.0 + s_1)  # 1/S - 1
+    cg = c * g
+    v = row.shape[0]
+    for j in range(v):
+        out_row[j] = encode(out_row, np.float32(fused_entry(c, cg, terms[j], r * uniform[j])))
+    if y < 0 or y >= v:  # not a class (unchecked input): never write outside
+        return True
+    e = terms[y]
+    if e * (1.0 + g) > 0.5:
+        # p_y > 1/2, so y is the row's unique maximum: p_y - 1 = -q/(1 + q) with q =
+        # sum_(k != y) e^((z_k - z_y)/T), each term's ratio to y's (exact to an ulp), not
+        # p_y less 1 (an ulp of 1); then c (p_y - 1) + (c - g), as label_entry
+        q = (block_sum(terms, 0, y) + block_sum(terms, y + 1, v)) / e
+        value = confident_entry(c, q, 1.0, gap, 0.0)
+        out_row[y] = encode(out_row, np.float32(value - r * uniform[y]))
+    else:
+        rt = target + r * uniform[y]
+        out_row[y] = encode(out_row, np.float32(fused_entry(c, cg, e, rt)))
+    return True
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def plain_smoothed_row(row, y, base, inv_t, c, target, r, uniform, out_row):
+    # gradient_kernel's row with a smoothing term (its arithmetic, for the rows that
+    # smoothed_gradient_row does not take: NaN in, NaN out, as before; and the rows of
+    # zero coefficients, ignored ones, whose entries are 0 either way)
+    v = row.shape[0]
+    for j in range(v):
+        d = np.float64(to_float32(row[j])) * inv_t - base
+        out_row[j] = encode(out_row, np.float32(c * exp_nonpositive(d) - r * uniform[j]))
+    if 0 <= y < v:
+        d = np.float64(to_float32(row[y])) * inv_t - base
+        value = c * exp_nonpositive(d) - target - r * uniform[y]
+        out_row[y] = encode(out_row, np.float32(value))
+
+
+def smoothed_gradient_kernel(
+    z,
+    labels,
+    shift,
+    inv_t,
+    temperature,
+    p_coef,
+    target_coef,
+    uniform,
+    row_uniform,
+    label_offset,
+    out,
+):
+    # gradient_kernel's contract with a smoothing term u (label smoothing): the entries
+    # of c_i p_i - r_i u - t_i e_(y_i), each within an ulp of float64 before its one
+    # rounding, where p_i is the exact softmax of z_i/T (the row's log-sum-exp ``shift``
+    # corrected by a pass: see smoothed_gradient_row). label_offset: the label's c - t
+    # per row (empty: c - t as given). float32, float16 or bfloat16 z, C-contiguous.
+    n, v = z.shape
+    has_offset = label_offset.shape[0] == n
+    block = TARGET_ROWS_PER_BLOCK
+    for b in numba.prange((n + block - 1) // block):
+        prefer_wide_vectors()
+        terms = np.empty(v)
+        for i in range(b * block, min(n, (b + 1) * block)):
+            c, target, r = p_coef[i], target_coef[i], row_uniform[i]
+            gap = label_offset[i] if has_offset else c - target
+            # an ignored row (0, or NaN on non-finite logits) takes the plain arithmetic,
+            # as does a row smoothed_gradient_row refuses (non-finite)
+            ignored = c == 0.0 and r == 0.0
+            if ignored or not smoothed_gradient_row(
+                z[i],
+                labels[i],
+                shift[i],
+                inv_t,
+                temperature,
+                (c, target, r, gap),
+                uniform,
+                terms,
+                out[i],
+            ):
+                plain_smoothed_row(z[i], labels[i], shift[i], inv_t, c, target, r, uniform, out[i])
+
+
+smoothed_gradient_kernel, smoothed_gradient_kernel_serial = _twins(smoothed_gradient_kernel)
