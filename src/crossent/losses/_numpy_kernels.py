@@ -966,7 +966,8 @@ def _smoothed_block(
     against 1), else :math:`a\,p_y - t - b\,u_y`.
     """
     shift, u, r = terms.shift[first:stop], terms.uniform, terms.row_uniform
-    assert u is not None and r is not None
+    assert u is not None  # (the caller's test; GradientTerms gives r with u)
+    assert r is not None
     if terms.inv_temperature != 1.0:
         np.multiply(rows, terms.inv_temperature, out=d, dtype=np.float64)
         d -= shift[:, None]
