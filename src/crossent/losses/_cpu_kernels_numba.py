@@ -1624,21 +1624,23 @@ target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_k
 # digit there. gradient_kernel's p = e^(z/T - (m + ell)) errs by exp_nonpositive's 5.2e-11
 # and by the statistics' ell (their table exp's 2.9e-12 a term, about 5e-13 on random
 # rows; 5.3e-11 off AVX-512): 1.6e4-8.7e5 float32 ulps at such entries. Here each term
-# e_j = e^((z_j - top)/T - shift) is target_exp's (within about an ulp of float64: the
-# pair (z - top)/T, an exact reduction, a degree-13 polynomial), with top the row's
-# log-sum-exp in logits' units rounded to float32 and shift the rest on a 2**-24 grid,
-# so that S = sum_j e_j is within about 2**-24 of 1 and S - 1 exact; p_j = e_j / S
-# whatever the statistics' error. One pass writes c e_j - r u_j (rounded once) and sums
-# S (vectorised: about the old loop's time, the polynomial hidden under the loads and
-# stores); the entries that the correction g = 1/S - 1 moves by more than 2**-27 of
-# themselves, |c e_j g| > 2**-27 |c e_j - r u_j|, i.e. those within about 2**27 |g| r u_j
-# of cancelling (a few a row, none where S - 1 = 0), are found by a count over each chunk
-# of the row (from cache) and written again as c e_j (1 + g) - r u_j. Every entry is then
-# within 2**-27 (relative) of c p_j - r u_j before its one rounding: the correctly rounded
-# value or its neighbour. S is summed in the order LLVM's loop vectoriser chooses, so a
-# corrected entry may differ by an ulp between the parallel and serial twins where it
-# lies within 1e-16 of the terms of a rounding boundary. Measured: benchmarks/RESULTS.md
-# (issue 13, branch lsgrad).
+# e_j = e^((z_j - top)/T - L) is exp_of_pair's (within about an ulp of float64: the pair
+# (z - top)/T, an exact reduction, a degree-13 polynomial), top the row's log-sum-exp
+# ``base`` in logits' units rounded to float32 and L = base - top/T (a multiple of
+# 2**-24 and the rest), so that S = sum_j e_j = e^(LSE - base) is 1 but for the
+# statistics' error and p_j = e_j / S exactly. One vectorised pass writes c e_j - r u_j
+# (rounded once), sums S and keeps the least |c e_j - r u_j| / u_j (an integer minimum
+# of the bits). The correction g = 1/S - 1 moves an entry by more than 2**-27 of itself
+# only if it lies within |g| / (2**-27 - |g|) r u_j of cancelling; a row with such an
+# entry (the least tells) is written again whole, c e_j (1 + g) - r u_j, in a second
+# vectorised pass (about a row in four at V = 32000 on random logits, |g| about 5e-13;
+# every row at the hard rows of the tests). Every entry is then within 2**-27 (relative)
+# of c p_j - r u_j, exp_of_pair's error aside, before its one rounding. S is summed in
+# the order LLVM's loop vectoriser chooses, so a corrected entry may differ in its last
+# bit between compilations (the parallel and serial twins) where it lies within about
+# 1e-16 of its terms of a rounding boundary. Cost: benchmarks/RESULTS.md (issue 13,
+# branch lsgrad): the first pass's accurate exp about a sixth of the call's CPU time,
+# the minimum as much, the second passes a tenth.
 _GRID = float(1 << 24)
 _CORRECTED = 2.0**-27  # the share of an entry a correction may leave out
 
