@@ -1,8 +1,10 @@
 """Which columns of a table are the label, the row ids and the classes (issue 14).
 
 ``--label-column`` (default ``label``), ``--id-column`` (not a class: its values name rows)
-and ``--class-columns A,B,...`` (default: every other column).  Every class column must
-be numeric; a non-numeric one is an error naming it, with the fix.  The choice is recorded
+and ``--class-columns A,B,...`` (default: every other column); ``--integer-labels
+names|positions`` says how integer labels meet class columns named by integers
+(:func:`ambiguous_integer_labels`).  Every class column must be numeric; a non-numeric
+one is an error naming it, with the fix.  The choice is recorded
 (:meth:`TableColumns.record`) so the report always states which columns it used.
 
 A pandas index written with the table is never a default class: ``DataFrame.to_csv``
@@ -23,7 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ColumnChoice", "TableColumns", "choose_columns"]
+__all__ = [
+    "ColumnChoice",
+    "TableColumns",
+    "ambiguous_integer_labels",
+    "choose_columns",
+    "integer_names",
+]
 
 
 @dataclass(frozen=True)
@@ -33,9 +41,19 @@ class TableColumns:
     label: str = "label"
     id: str | None = None
     classes: tuple[str, ...] | None = None
+    integer_labels: str | None = None
+    """``--integer-labels``: ``"names"`` (an integer label is the name of a class column),
+    ``"positions"`` (its position among the class columns) or None (see
+    :func:`ambiguous_integer_labels`)."""
 
     @classmethod
-    def parse(cls, label: str | None, id: str | None, classes: str | None) -> TableColumns:
+    def parse(
+        cls,
+        label: str | None,
+        id: str | None,
+        classes: str | None,
+        integer_labels: str | None = None,
+    ) -> TableColumns:
         """The options as typed; an empty name, or a class column named twice (one column
         read as two classes), is a :class:`ValueError` naming the option."""
         for option, name in (("--label-column", label), ("--id-column", id)):
@@ -49,7 +67,7 @@ class TableColumns:
             twice = next((name for k, name in enumerate(chosen) if name in chosen[:k]), None)
             if twice is not None:
                 raise ValueError(f"--class-columns names {twice!r} twice")
-        return cls(label or "label", id, chosen)
+        return cls(label or "label", id, chosen, integer_labels)
 
 
 @dataclass(frozen=True)
@@ -125,3 +143,34 @@ def choose_columns(
             )
     ignored = [n for n in others if n not in classes]
     return ColumnChoice(options.label, chosen_id, classes, ignored), None
+
+
+def integer_names(classes: list[str]) -> list[int] | None:
+    """The integers naming the class columns, each written as Python's ``str(int)``
+    writes it (``1``, ``-1``; not ``01`` or ``+1``); None if a column has another name."""
+    values = []
+    for name in classes:
+        try:
+            value = int(name)
+        except ValueError:
+            return None
+        if str(value) != name:
+            return None
+        values.append(value)
+    return values
+
+
+def ambiguous_integer_labels(classes: list[str]) -> bool:
+    r"""Whether integer labels beside these class columns could be either their names
+    or their positions.
+
+    A label :math:`y` is read as the position of a class column,
+    :math:`y \in \{0, \dots, K - 1\}`.  When every one of :math:`K \ge 2` class columns is
+    named by an integer (:func:`integer_names`) and the names are not exactly
+    ``0, 1, ..., K - 1`` in order (scikit-learn's ``classes_`` ``[1, 2, 3]`` or
+    ``[-1, 1]``), an integer label could be a column's name or its position, and which
+    is written nowhere: a test set without the last class would be read shifted, with
+    no error.  One class column is :math:`P(y = 1)` of a binary problem, whose labels
+    are 0 and 1 whatever its name."""
+    named = integer_names(classes)
+    return len(classes) >= 2 and named is not None and named != list(range(len(classes)))
