@@ -201,3 +201,30 @@ def test_guard_one_class_column_is_p_of_label_1_whatever_its_name(
     path.write_text("\n".join(["label,1", *rows]) + "\n", encoding="utf-8")
     report = _json(capsys, ["report", str(path)])
     assert report["nll_nats"] == pytest.approx(metrics.log_loss(labels, p), rel=1e-12)
+
+
+# --- the Python API: a DataFrame's columns name the classes as a table's do --------------
+
+
+@pytest.mark.parametrize("columns", [[1, 2, 3], ["1", "2", "3"], [2, 5, 7], [-1, 1]])
+def test_report_refuses_a_frame_of_columns_named_by_other_integers(columns: list[Any]) -> None:
+    pd = pytest.importorskip("pandas")
+    import crossent
+
+    labels = np.resize(np.array([int(c) for c in columns][:2]), 40)
+    logits, _ = make_predictions(n=40, classes=len(columns))
+    frame = pd.DataFrame(softmax(logits), columns=columns)
+    with pytest.raises(crossent.InputError, match="get_indexer") as caught:
+        crossent.report(frame, pd.Series(labels), resamples=5)
+    assert "0..K-1" in str(caught.value)
+
+
+def test_guard_report_reads_a_frame_of_columns_0_to_k_minus_1_as_before() -> None:
+    pd = pytest.importorskip("pandas")
+    import crossent
+
+    labels = np.resize(np.array([0, 1]), 40)
+    logits, _ = make_predictions(n=40, classes=3)
+    probs = softmax(logits)
+    got = crossent.report(pd.DataFrame(probs), labels, resamples=5).to_dict()["nll_nats"]
+    assert got == pytest.approx(metrics.log_loss(labels, probs, labels=[0, 1, 2]), rel=1e-12)
