@@ -153,6 +153,19 @@ def test_help_states_the_rule(capsys: pytest.CaptureFixture[str]) -> None:
     assert "0..K-1" in out
 
 
+@pytest.mark.parametrize("table", [False, True])
+def test_integer_labels_apply_to_tables_only(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, table: bool
+) -> None:
+    argv = ["report", "--integer-labels", "names"]
+    if table:  # an .npz is not a table: its columns have no names
+        np.savez(tmp_path / "p.npz", probs=np.full((3, 2), 0.5), labels=np.array([0, 1, 1]))
+        argv.append(str(tmp_path / "p.npz"))
+    err = _refused(capsys, argv)
+    assert "--integer-labels" in err, err
+    assert ("apply to tables" if table else "needs a PATH") in err, err
+
+
 # --- guards: what reads as before (these pass on main too) -------------------------------
 
 
