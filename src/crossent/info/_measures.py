@@ -1130,8 +1130,19 @@ def perplexity(
         )
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
-        return m.exact(lambda wide: wide.result(np.exp(wide.measure(want, nats))))
-    return m.result(m.xp.exp(m.measure(want, nats)))
+        return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
+    return m.result(_exp_of_nats(m.measure(want, nats), m.xp))
+
+
+def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
+    """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
+    float64) without NumPy's overflow warning, which ``-W error`` raised instead of
+    the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
+    and ``torch.compile`` cannot trace it."""
+    if isinstance(nats, (np.ndarray, np.generic)):
+        with np.errstate(over="ignore"):
+            return xp.exp(nats)
+    return xp.exp(nats)
 
 
 def cross_entropy_decomposition(
