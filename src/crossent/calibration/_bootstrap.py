@@ -20,6 +20,7 @@ The machinery is package-internal API, shared with ``crossent.report`` and
 from __future__ import annotations
 
 import functools
+import itertools
 import numbers
 import sys
 import threading
@@ -410,26 +411,30 @@ def binned_replicates(
     resamples: int,
     seed: int,
 ) -> FloatArray:
-    r"""Calibration-error replicates, drawing the resample block by block.
+    r"""Calibration-error replicates, drawing each resample block by block.
 
     Drawing ``n`` rows uniformly with replacement is the same, in distribution, as
-    splitting the rows into groups, drawing how many of the ``n`` land in each group
-    (multinomial with the groups' shares) and then that many rows uniformly from each
-    group.  The groups here are the rows of each bin (:func:`_BlockPlan`) cut into
-    blocks of :data:`_BLOCK` rows and the bin's remainder (fewer rows).  A replicate is
+    cutting the rows into groups, drawing how many of the ``n`` land in each group
+    (multinomial with the groups' shares of the rows) and then that many rows
+    uniformly, with replacement, from each group.  The groups here are the rows of each
+    bin (sorted by bin, stably) cut into blocks of :data:`_BLOCK` = 256 rows, and what
+    is left of the bin (its remainder, fewer than 256 rows; a remainder without rows is
+    no group): :class:`_BlockPlan`.  Replicate :math:`r` draws from its chunk's stream
+    (:func:`_draw`):
 
-    1. the groups' counts, ``rng.multinomial(n, sizes / n)`` (blocks first, then the
-       remainders that have rows);
-    2. the offsets of the rows drawn from the blocks, block after block: one
-       ``rng.integers(0, 256, size=drawn, dtype=np.uint8)`` (exactly uniform: every
-       byte value is an offset);
+    1. every group's count, ``rng.multinomial(n, group_sizes / n)``, the blocks first
+       (bin by bin), then the remainders;
+    2. the offsets of the rows drawn from the blocks, block after block, as bytes: the
+       bytes, least significant first, of ``rng.bit_generator.random_raw(ceil(drawn /
+       8))`` (every byte value is an offset, so they are exactly uniform);
     3. the offsets of the rows drawn from the remainders, remainder after remainder:
-       one ``rng.integers(0, np.repeat(remainder_sizes, counts))``;
+       ``rng.integers(0, np.repeat(remainder_sizes, remainder_counts))``;
 
-    and each bin's confidence sum and hit count are those of its drawn rows (its
-    blocks' in order, then its remainder's: :func:`_numpy_sums`).  So a replicate costs
-    a byte of random bits a row, and its reads stay inside blocks of 2 KiB
-    (:func:`_summer`), where each bin's whole range was read at random before.
+    and each bin's statistics are the count, ``conf[rows].sum()`` and
+    ``hits[rows].sum()`` of its drawn rows ``rows``: its blocks' (the block's first row
+    plus each offset), then its remainder's (:func:`_drawn_rows`).  A replicate takes
+    a byte of random bits a row where ``rng.integers`` took 8, and its reads stay
+    inside blocks of 2 KiB (:func:`_summer`) where they spanned each bin's rows.
     """
     n = conf.shape[0]
     order = np.argsort(index, kind="stable")
@@ -438,17 +443,11 @@ def binned_replicates(
 
     def chunk(task: tuple[np.random.SeedSequence, int]) -> list[float]:
         rng, values = np.random.default_rng(task[0]), []
-        rest_counts = np.zeros(spec.bins, dtype=np.int64)
         for _ in range(task[1]):
-            counts = rng.multinomial(n, plan.shares)
-            block_counts = counts[: plan.blocks]
-            rest_counts[plan.rest_bins] = counts[plan.blocks :]
-            offsets = _random_bytes(rng, int(block_counts.sum()))
-            rest_offsets = rng.integers(0, np.repeat(plan.rest_sizes, rest_counts))
-            conf_sums, hit_sums = sums(block_counts, offsets, rest_counts, rest_offsets)
-            through = np.concatenate([[0], np.cumsum(block_counts)])[plan.first_block]
-            count = (np.diff(through) + rest_counts).astype(np.float64)
-            values.append(error_from_statistics(BinStatistics(count, conf_sums, hit_sums), spec))
+            drawn = _draw(rng, plan)
+            conf_sums, hit_sums = sums(drawn)
+            stats = BinStatistics(drawn.bin_counts().astype(np.float64), conf_sums, hit_sums)
+            values.append(error_from_statistics(stats, spec))
         return values
 
     # Replicates in chunks of _CHUNK, each chunk with its own stream spawned from the
@@ -460,17 +459,8 @@ def binned_replicates(
 
 
 _BLOCK = 256
-"""Rows in a block of the binned bootstrap (the offsets are bytes; a block's confidences
-are 2 KiB, in the first-level cache)."""
-
-
-def _random_bytes(rng: np.random.Generator, count: int) -> Any:
-    """``count`` uniform bytes: those of ``ceil(count / 8)`` 64-bit outputs of ``rng``'s
-    bit generator (``random_raw``), least significant first on any machine.  PCG64's
-    every bit is uniform; 0.28 ms for 10^6 where ``rng.integers(0, 256, size=10**6,
-    dtype=np.uint8)`` takes 0.74."""
-    words = rng.bit_generator.random_raw(-(-count // 8)).astype("<u8", copy=False)
-    return words.view(np.uint8)[:count]
+"""Rows in a block of :func:`binned_replicates` (the offsets are bytes; a block's
+confidences are 2 KiB, in the first-level cache)."""
 
 
 @dataclass(frozen=True)
@@ -480,8 +470,8 @@ class _BlockPlan:
 
     Attributes
     ----------
-    blocks : int
-        The number of whole blocks (of every bin).
+    n : int
+        The number of rows.
     block_starts : ndarray of int64, shape (blocks,)
         The first (sorted) row of each block, bin by bin.
     first_block : ndarray of int64, shape (bins + 1,)
@@ -489,19 +479,28 @@ class _BlockPlan:
     rest_starts, rest_sizes : ndarray of int64, shape (bins,)
         The first row and the number of rows of each bin's remainder.
     rest_bins : ndarray of int64
-        The bins whose remainder has rows (the other remainders are not groups).
+        The bins whose remainder has rows (the other remainders are no group).
     shares : ndarray of float64
         Each group's share of the rows: the blocks', then the remainders' of
         ``rest_bins``.
     """
 
-    blocks: int
+    n: int
     block_starts: Any
     first_block: Any
     rest_starts: Any
     rest_sizes: Any
     rest_bins: Any
     shares: FloatArray
+
+    @property
+    def blocks(self) -> int:
+        """The number of whole blocks (of every bin)."""
+        return int(self.block_starts.shape[0])
+
+    @property
+    def bins(self) -> int:
+        return int(self.rest_sizes.shape[0])
 
     @classmethod
     def of(cls, sizes: Any) -> _BlockPlan:
@@ -510,101 +509,140 @@ class _BlockPlan:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         whole = sizes // _BLOCK
         first_block = np.concatenate([[0], np.cumsum(whole)]).astype(np.int64)
-        block_starts = np.repeat(starts, whole) + _BLOCK * (
-            np.arange(int(first_block[-1]), dtype=np.int64) - np.repeat(first_block[:-1], whole)
+        within = np.arange(int(first_block[-1]), dtype=np.int64) - np.repeat(
+            first_block[:-1], whole
         )
+        block_starts = np.repeat(starts, whole) + _BLOCK * within
         rest_sizes = sizes - _BLOCK * whole
         rest_bins = np.flatnonzero(rest_sizes)
-        group_sizes = np.concatenate([np.full(block_starts.shape[0], _BLOCK), rest_sizes[rest_bins]])
-        return cls(
-            blocks=int(block_starts.shape[0]),
-            block_starts=block_starts,
-            first_block=first_block,
-            rest_starts=starts + _BLOCK * whole,
-            rest_sizes=rest_sizes,
-            rest_bins=rest_bins,
-            shares=group_sizes / int(sizes.sum()),
+        group_sizes = np.concatenate(
+            [np.full(block_starts.shape[0], _BLOCK), rest_sizes[rest_bins]]
         )
+        n = int(sizes.sum())
+        return cls(n, block_starts, first_block, starts + _BLOCK * whole, rest_sizes, rest_bins,
+                   group_sizes / n)  # fmt: skip
 
 
-_Sums = Callable[[Any, Any, Any, Any], tuple[FloatArray, FloatArray]]
-"""``(block_counts, offsets, rest_counts, rest_offsets) -> (conf_sums, hit_sums)``."""
+@dataclass(frozen=True)
+class _Draw:
+    """One replicate's draws (:func:`_draw`) of a :class:`_BlockPlan`.
+
+    Attributes
+    ----------
+    block_counts : ndarray of int64, shape (blocks,)
+        The rows drawn from each block.
+    offsets : ndarray of uint8, shape (block_counts.sum(),)
+        Their offsets in their blocks, block after block.
+    rest_counts : ndarray of int64, shape (bins,)
+        The rows drawn from each bin's remainder.
+    rest_offsets : ndarray of int64, shape (rest_counts.sum(),)
+        Their offsets in their remainders, bin after bin.
+    """
+
+    plan: _BlockPlan
+    block_counts: Any
+    offsets: Any
+    rest_counts: Any
+    rest_offsets: Any
+
+    def bin_counts(self) -> Any:
+        """The rows drawn from each bin."""
+        through = np.concatenate([[0], np.cumsum(self.block_counts)])[self.plan.first_block]
+        return np.diff(through) + self.rest_counts
+
+
+def _draw(rng: np.random.Generator, plan: _BlockPlan) -> _Draw:
+    """A replicate's draws, in the order of :func:`binned_replicates`' steps 1 to 3."""
+    counts = rng.multinomial(plan.n, plan.shares)
+    block_counts = counts[: plan.blocks]
+    rest_counts = np.zeros(plan.bins, dtype=np.int64)
+    rest_counts[plan.rest_bins] = counts[plan.blocks :]
+    offsets = _random_bytes(rng, int(block_counts.sum()))
+    rest_offsets = rng.integers(0, np.repeat(plan.rest_sizes, rest_counts))
+    return _Draw(plan, block_counts, offsets, rest_counts, rest_offsets)
+
+
+def _random_bytes(rng: np.random.Generator, count: int) -> Any:
+    """``count`` uniform bytes: those of ``ceil(count / 8)`` 64-bit outputs of ``rng``'s
+    bit generator (``random_raw``; PCG64's every bit is uniform), least significant
+    first on any machine.  0.28 ms for 10^6 where ``rng.integers(0, 256, size=10**6,
+    dtype=np.uint8)`` takes 0.74 ms."""
+    words = rng.bit_generator.random_raw(-(-count // 8)).astype("<u8", copy=False)
+    return words.view(np.uint8)[:count]
+
+
+def _drawn_rows(drawn: _Draw) -> tuple[Any, Any]:
+    """The drawn rows (sorted rows' indices) and where each bin's start: bin ``b``'s are
+    ``rows[bounds[b]:bounds[b + 1]]``, its blocks' (block after block) then its
+    remainder's."""
+    plan = drawn.plan
+    block_rows = np.repeat(plan.block_starts, drawn.block_counts)
+    block_rows += drawn.offsets
+    rest_rows = np.repeat(plan.rest_starts, drawn.rest_counts)
+    rest_rows += drawn.rest_offsets
+    through = np.concatenate([[0], np.cumsum(drawn.block_counts)])[plan.first_block]
+    rest_through = np.concatenate([[0], np.cumsum(drawn.rest_counts)])
+    parts = []
+    for b in range(plan.bins):
+        parts += [
+            block_rows[through[b] : through[b + 1]],
+            rest_rows[rest_through[b] : rest_through[b + 1]],
+        ]
+    bounds = np.concatenate([[0], np.cumsum(drawn.bin_counts())])
+    return np.concatenate(parts), bounds
+
+
+_Sums = Callable[[_Draw], tuple[FloatArray, FloatArray]]
+"""``drawn -> (conf_sums, hit_sums)``, each of shape ``(bins,)``."""
 
 
 def _summer(conf: FloatArray, hits: FloatArray, plan: _BlockPlan, *, draws: int) -> _Sums:
     """Each bin's sums of a replicate's drawn rows (``conf`` and ``hits`` sorted by bin),
     with the bits of :func:`_numpy_sums`: by the compiled kernel
     (``_bootstrap_numba.binned_sums``: each drawn confidence copied from its block, the
-    hits counted, the copy summed in NumPy's order) where Numba is installed, every hit
-    is 0 or 1, there are fewer than 2^32 rows (the kernel counts a group's hits in 32
-    bits), and Numba is imported already or the bootstrap ``draws`` (rows times
-    resamples) at least :data:`_KERNEL_DRAWS`; by :func:`_numpy_sums` otherwise."""
-    bins = plan.rest_sizes.shape[0]
+    hits counted, the copy summed in NumPy's order; 10^6 rows: 1.2 ms where
+    :func:`_numpy_sums` takes 5) where Numba is installed, every hit is 0 or 1, there
+    are fewer than 2^32 rows (the kernel counts a group's hits in 32 bits), and Numba is
+    imported already or the bootstrap ``draws`` (rows times resamples) at least
+    :data:`_KERNEL_DRAWS`; by :func:`_numpy_sums` otherwise."""
     small = hits.astype(np.uint8)
     binary = bool(np.array_equal(small, hits))
     worth = "numba" in sys.modules or draws >= _KERNEL_DRAWS
-    if worth and binary and conf.shape[0] < 2**32 and _row_kernels.available():
-        kernel, values = _sums_kernel(), np.ascontiguousarray(conf, dtype=np.float64)
-        empty, no_bins = np.zeros(0, dtype=np.int64), np.zeros(0)
-        # compiled (or loaded from Numba's cache) here, before the threads: two threads
-        # compiling at once crash Numba 0.68
-        kernel(values, small, empty, empty, empty.astype(np.uint8), np.zeros(1, np.int64),
-               empty, empty, empty, no_bins, no_bins, no_bins)  # fmt: skip
-        local = threading.local()
+    if not (worth and binary and plan.n < 2**32 and _row_kernels.available()):
+        return functools.partial(_numpy_sums, conf, small if binary else hits)
+    kernel, values = _sums_kernel(), np.ascontiguousarray(conf, dtype=np.float64)
+    empty, no_bins = np.zeros(0, dtype=np.int64), np.zeros(0)
+    # compiled (or loaded from Numba's cache) here, before the threads: two threads
+    # compiling at once crash Numba 0.68
+    kernel(values, small, empty, empty, empty.astype(np.uint8), np.zeros(1, np.int64), empty,
+           empty, empty, no_bins, no_bins, no_bins)  # fmt: skip
+    local = threading.local()  # one buffer of drawn confidences a thread
 
-        def compiled(
-            block_counts: Any, offsets: Any, rest_counts: Any, rest_offsets: Any
-        ) -> tuple[FloatArray, FloatArray]:
-            if getattr(local, "buffer", None) is None:  # one buffer a thread
-                local.buffer = np.empty(values.shape[0])
-            conf_sums, hit_sums = np.empty(bins), np.empty(bins)
-            kernel(values, small, plan.block_starts, block_counts, offsets, plan.first_block,
-                   plan.rest_starts, rest_counts, rest_offsets, local.buffer, conf_sums,
-                   hit_sums)  # fmt: skip
-            return conf_sums, hit_sums
+    def compiled(drawn: _Draw) -> tuple[FloatArray, FloatArray]:
+        if getattr(local, "buffer", None) is None:
+            local.buffer = np.empty(plan.n)
+        conf_sums, hit_sums = np.empty(plan.bins), np.empty(plan.bins)
+        kernel(values, small, plan.block_starts, drawn.block_counts, drawn.offsets,
+               plan.first_block, plan.rest_starts, drawn.rest_counts, drawn.rest_offsets,
+               local.buffer, conf_sums, hit_sums)  # fmt: skip
+        return conf_sums, hit_sums
 
-        return compiled
-    return functools.partial(_numpy_sums, conf, small if binary else hits, plan)
+    return compiled
 
 
-def _numpy_sums(
-    conf: FloatArray,
-    hits: FloatArray,
-    plan: _BlockPlan,
-    block_counts: Any,
-    offsets: Any,
-    rest_counts: Any,
-    rest_offsets: Any,
-) -> tuple[FloatArray, FloatArray]:
-    """Each bin's ``conf[rows].sum()`` and ``hits[rows].sum()``, ``rows`` its drawn rows:
-    its blocks' (each block's first row plus its offsets, block by block), then its
-    remainder's (the remainder's first row plus its offsets).  ``hits`` of 0 and 1 come
-    as ``uint8``: their sum is their count."""
-    bins = plan.rest_sizes.shape[0]
-    rows = np.repeat(plan.block_starts, block_counts)
-    rows += offsets
-    rest_rows = np.repeat(plan.rest_starts, rest_counts)
-    rest_rows += rest_offsets
-    through = np.concatenate([[0], np.cumsum(block_counts)])[plan.first_block]
-    rest_through = np.concatenate([[0], np.cumsum(rest_counts)])
-    conf_sums, hit_sums = np.zeros(bins), np.zeros(bins)
-    drawn_conf, drawn_hits = np.empty(rows.shape[0] + rest_rows.shape[0]), np.empty(0)
-    if hits.dtype != np.uint8:
-        drawn_hits = np.empty_like(drawn_conf)
-    for b in range(bins):
-        block_part = rows[through[b] : through[b + 1]]
-        rest_part = rest_rows[rest_through[b] : rest_through[b + 1]]
-        m, size = block_part.shape[0], block_part.shape[0] + rest_part.shape[0]
-        # the bin's drawn rows in order, copied into one array (as by their concatenation)
-        np.take(conf, block_part, out=drawn_conf[:m])
-        np.take(conf, rest_part, out=drawn_conf[m:size])
-        conf_sums[b] = drawn_conf[:size].sum()
-        if hits.dtype == np.uint8:  # 0 or 1: the count is the sum, in any order
-            hit_sums[b] = np.count_nonzero(hits[block_part]) + np.count_nonzero(hits[rest_part])
+def _numpy_sums(conf: FloatArray, hits: Any, drawn: _Draw) -> tuple[FloatArray, FloatArray]:
+    """Each bin's ``conf[rows].sum()`` and ``hits[rows].sum()``, ``rows`` its drawn rows
+    (:func:`_drawn_rows`).  ``hits`` of 0 and 1 come as ``uint8``: their sum is their
+    count."""
+    rows, bounds = _drawn_rows(drawn)
+    drawn_conf, drawn_hits = conf[rows], hits[rows]
+    conf_sums, hit_sums = np.zeros(drawn.plan.bins), np.zeros(drawn.plan.bins)
+    for b, (start, stop) in enumerate(itertools.pairwise(bounds.tolist())):
+        conf_sums[b] = drawn_conf[start:stop].sum()
+        if hits.dtype == np.uint8:
+            hit_sums[b] = np.count_nonzero(drawn_hits[start:stop])
         else:
-            np.take(hits, block_part, out=drawn_hits[:m])
-            np.take(hits, rest_part, out=drawn_hits[m:size])
-            hit_sums[b] = drawn_hits[:size].sum()
+            hit_sums[b] = drawn_hits[start:stop].sum()
     return conf_sums, hit_sums
 
 
