@@ -18,6 +18,7 @@ installed).  The oracles:
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 import pytest
@@ -67,6 +68,27 @@ def test_the_kernel_sums_are_the_numpy_twins_bits() -> None:
         floats = _bootstrap._numpy_sums(conf, hits, drawn)  # hits as floats: summed
         for a, b, c in zip(got, expected, floats, strict=True):
             assert a.tobytes() == b.tobytes() == c.tobytes()
+
+
+@needs_numba
+def test_float32_confidences_are_summed_in_float64_on_either_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(6)
+    plan = _bootstrap._BlockPlan.of(_SIZES)
+    conf, hits = _values(plan.n, rng)
+    conf32 = conf.astype(np.float32)
+    compiled = _bootstrap._summer(conf32, hits, plan, draws=10**12)
+    monkeypatch.setattr(_row_kernels, "available", lambda: False)
+    plain = _bootstrap._summer(conf32, hits, plan, draws=10**12)
+    assert isinstance(plain, functools.partial)
+    for _ in range(50):
+        drawn = _bootstrap._draw(rng, plan)
+        rows, bounds = _bootstrap._drawn_rows(drawn)
+        wide = conf32.astype(np.float64)[rows]
+        expected = [wide[a:b].sum() for a, b in itertools.pairwise(bounds)]
+        assert compiled(drawn)[0].tolist() == expected
+        assert plain(drawn)[0].tolist() == expected
 
 
 def _declared_replicates(

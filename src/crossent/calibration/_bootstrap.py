@@ -500,6 +500,7 @@ class _BlockPlan:
 
     @property
     def bins(self) -> int:
+        """The number of bins."""
         return int(self.rest_sizes.shape[0])
 
     @classmethod
@@ -572,7 +573,7 @@ def _random_bytes(rng: np.random.Generator, count: int) -> Any:
 
 
 def _drawn_rows(drawn: _Draw) -> tuple[Any, Any]:
-    """The drawn rows (sorted rows' indices) and where each bin's start: bin ``b``'s are
+    """The drawn rows (sorted rows' indices) and where each bin's begin: bin ``b``'s are
     ``rows[bounds[b]:bounds[b + 1]]``, its blocks' (block after block) then its
     remainder's."""
     plan = drawn.plan
@@ -605,12 +606,13 @@ def _summer(conf: FloatArray, hits: FloatArray, plan: _BlockPlan, *, draws: int)
     are fewer than 2^32 rows (the kernel counts a group's hits in 32 bits), and Numba is
     imported already or the bootstrap ``draws`` (rows times resamples) at least
     :data:`_KERNEL_DRAWS`; by :func:`_numpy_sums` otherwise."""
+    values = np.ascontiguousarray(conf, dtype=np.float64)  # float32 confidences summed in float64
     small = hits.astype(np.uint8)
     binary = bool(np.array_equal(small, hits))
     worth = "numba" in sys.modules or draws >= _KERNEL_DRAWS
     if not (worth and binary and plan.n < 2**32 and _row_kernels.available()):
-        return functools.partial(_numpy_sums, conf, small if binary else hits)
-    kernel, values = _sums_kernel(), np.ascontiguousarray(conf, dtype=np.float64)
+        return functools.partial(_numpy_sums, values, small if binary else hits.astype(np.float64))
+    kernel = _sums_kernel()
     empty, no_bins = np.zeros(0, dtype=np.int64), np.zeros(0)
     # compiled (or loaded from Numba's cache) here, before the threads: two threads
     # compiling at once crash Numba 0.68
