@@ -78,7 +78,7 @@ def main() -> None:
             tracemalloc.stop()
             print(f"{case}: peak of NumPy's allocations {peak / 2**20:.1f} MiB", file=sys.stderr)
         if not args.json:
-            print(f"{case}: {result}; {', '.join(f'{t:.2f}' for t in times[case])} s")
+            print(f"{case}: {result}; {', '.join(f'{t:.2f}' for t in times.get(case, []))} s")
     if args.json:
         print(json.dumps(times))
 
