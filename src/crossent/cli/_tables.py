@@ -6,14 +6,26 @@ keeps the stored dtype (float32 columns stay float32, so float32's tolerance app
 the library validates them); integer columns, and a mix of dtypes, become float64.  CSV
 text has no dtype: its decimal columns are float64 unless ``--dtype float32`` says the
 file was written from float32 values.
+
+pyarrow infers a CSV column's type from the first block (16 MB) and then refuses a value
+that does not fit it: a class column of whole numbers there (hard 0/1 predictions first)
+and ``0.25`` later was "cannot be parsed".  Such a column is read again with the type the
+whole column has: the reading restarts with the column's type named, float64 for a
+number (after whole numbers or empty cells), text otherwise (after booleans, or a word
+after numbers: then the column is named by the checks of its role, such as "must be
+numeric to be a class"); ``--labels`` tables too.  Standard input is kept in an
+anonymous scratch file as it is read, so that it can be read again.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shlex
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +68,95 @@ def open_arrow(
     return _open_table(path, form, kind="arrow", dtype=None, columns=columns)
 
 
-def _batches(path: Path, kind: str) -> Iterator[Any]:
+class _Replayable(io.RawIOBase):
+    """A stream (standard input) that can be read again from its start: every byte read
+    is kept in an anonymous scratch file (:func:`._dataset.scratch_file`)."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self._source = source
+        self._copy = scratch_file()
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        kept = self._copy.seek(0, io.SEEK_END)
+        if self._position < kept:
+            self._copy.seek(self._position)
+            count = int(self._copy.readinto(view) or 0)
+        else:
+            count = int(self._source.readinto(view) or 0)
+            self._copy.write(view[:count])
+        self._position += count
+        return count
+
+    def rewind(self) -> None:
+        self._position = 0
+
+    def close(self) -> None:
+        self._copy.close()
+        super().close()
+
+
+@dataclass
+class _Reading:
+    """One table being read: where from, its format, the CSV columns whose type is
+    named (:class:`_Retyped`: float64 or text, whatever their first block holds), and
+    standard input kept for a second reading."""
+
+    path: Path
+    kind: str
+    types: dict[str, str] = field(default_factory=dict)
+    stdin: _Replayable | None = None
+
+    def again(self, retyped: _Retyped) -> None:
+        """Read the table again from its start, with the column's type named."""
+        self.types[retyped.column] = retyped.type
+        if self.stdin is not None:
+            self.stdin.rewind()
+
+
+class _Retyped(Exception):  # noqa: N818 (a signal to read again, not an error)
+    """A CSV column whose first block held whole numbers, booleans or nothing, and a later
+    block a value of another type: the table is read again with the column's type
+    (``"float64"`` for a number, ``"string"`` otherwise)."""
+
+    def __init__(self, column: str, type: str) -> None:
+        super().__init__(column, type)
+        self.column = column
+        self.type = type
+
+
+_CONVERSION_ERROR = re.compile(
+    r"^In CSV column #(\d+): CSV conversion error to (u?int\d+|null|bool): invalid value "
+    r"'(.*)'$"
+)
+"""pyarrow's message for a value that does not fit the type inferred from the first block."""
+
+
+def _retyped(exc: Exception, names: list[str]) -> _Retyped | None:
+    """The column, and the type it has, of a value that did not fit the type inferred
+    from the first block (pyarrow's conversion error); None for any other error."""
+    found = _CONVERSION_ERROR.match(str(exc).splitlines()[0] if str(exc) else "")
+    if found is None or int(found.group(1)) >= len(names):
+        return None
+    kind = "string"
+    if found.group(2) != "bool":
+        try:
+            float(found.group(3))
+            kind = "float64"
+        except ValueError:
+            pass
+    return _Retyped(str(names[int(found.group(1))]), kind)
+
+
+def _batches(reading: _Reading) -> Iterator[Any]:
     """pyarrow record batches of the table, streamed."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
+    path, kind = reading.path, reading.kind
     try:
         if kind == "parquet":
             import pyarrow.parquet as pa_parquet
@@ -70,23 +168,41 @@ def _batches(path: Path, kind: str) -> Iterator[Any]:
             import pyarrow.csv as pa_csv
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
-            source: Any = sys.stdin.buffer if path == STDIN else path
-            yield from pa_csv.open_csv(
-                source, read_options=options, convert_options=_csv_conversion(pa_csv)
+            source: Any = reading.stdin if reading.stdin is not None else path
+            reader = pa_csv.open_csv(
+                source,
+                read_options=options,
+                convert_options=_csv_conversion(pa_csv, reading.types),
             )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as exc:
+                    retyped = _retyped(exc, list(reader.schema.names))
+                    if retyped is None or retyped.column in reading.types:
+                        raise
+                    raise retyped from exc
+                yield batch
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
 
 
-def _csv_conversion(pa_csv: Any) -> Any:
+def _csv_conversion(pa_csv: Any, types: dict[str, str]) -> Any:
     """pyarrow's CSV conversion with ``nan`` read as the number NaN, not as a missing
     value: pyarrow's default null markers include ``nan`` and ``NaN``, which would make
-    a NaN the file holds indistinguishable from an empty cell in the messages."""
+    a NaN the file holds indistinguishable from an empty cell in the messages; the
+    columns of ``types`` have the type named there (pyarrow's name) whatever their first
+    block holds."""
+    import pyarrow as pa
+
     markers = pa_csv.ConvertOptions().null_values
     return pa_csv.ConvertOptions(
-        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"]
+        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"],
+        column_types={name: pa.type_for_alias(kind) for name, kind in types.items()},
     )
 
 
@@ -117,24 +233,33 @@ def _open_table(
 ) -> Dataset:
     form = form or "probs"
     source = "standard input (CSV)" if path == STDIN else str(path)
-    dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
-    if kind == "csv" and dtype is None:
-        dataset.dtype_hint = (
-            "If the CSV was written from float32 values, pass --dtype float32 so that "
-            "float32's tolerance applies."
-        )
+    reading = _Reading(path, kind, stdin=_Replayable(sys.stdin.buffer) if path == STDIN else None)
     try:
-        _convert(
-            path,
-            dataset,
-            kind=kind,
-            dtype=None if dtype is None else np.dtype(dtype),
-            options=columns or TableColumns(),
-        )
-    except BaseException:
-        dataset.close()
-        raise
-    return dataset
+        while True:
+            dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
+            if kind == "csv" and dtype is None:
+                dataset.dtype_hint = (
+                    "If the CSV was written from float32 values, pass --dtype float32 so "
+                    "that float32's tolerance applies."
+                )
+            try:
+                _convert(
+                    reading,
+                    dataset,
+                    dtype=None if dtype is None else np.dtype(dtype),
+                    options=columns or TableColumns(),
+                )
+            except _Retyped as retyped:
+                dataset.close()
+                reading.again(retyped)
+                continue
+            except BaseException:
+                dataset.close()
+                raise
+            return dataset
+    finally:
+        if reading.stdin is not None:
+            reading.stdin.close()
 
 
 def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
@@ -305,20 +430,20 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
 
 
 def _convert(
-    path: Path,
+    reading: _Reading,
     dataset: Dataset,
     *,
-    kind: str,
     dtype: np.dtype[Any] | None,
     options: TableColumns,
 ) -> None:
     """Stream the table's rows into a scratch file mapped as ``dataset.values``."""
+    path = reading.path
     sink = dataset._cleanup.enter_context(scratch_file())
     rows, label_parts, id_parts, stored = 0, [], [], dtype
     chosen: ColumnChoice | None = None
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
-    for batch in _batches(path, kind):
+    for batch in _batches(reading):
         choice = _columns(path, batch, options)
         if chosen is not None and choice != chosen:
             raise SourceError(f"{path}: the columns change within the file")
@@ -415,13 +540,21 @@ def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
     stored alone); string labels name the classes ``class_names``."""
     suffix = path.suffix.lower()
     kind = "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else "arrow"
-    parts, rows = [], 0
+    reading = _Reading(path, kind)
     choice = ColumnChoice(name, None, class_names, [])
-    for batch in _batches(path, kind):
-        names = [str(column) for column in batch.schema.names]
-        if name not in names:
-            hint = "; name it with --label-column" if name == "label" else ""
-            raise SourceError(f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}")
-        parts.append(_labels(path, batch, rows, choice))
-        rows += batch.num_rows
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    while True:
+        parts, rows = [], 0
+        try:
+            for batch in _batches(reading):
+                names = [str(column) for column in batch.schema.names]
+                if name not in names:
+                    hint = "; name it with --label-column" if name == "label" else ""
+                    raise SourceError(
+                        f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}"
+                    )
+                parts.append(_labels(path, batch, rows, choice))
+                rows += batch.num_rows
+        except _Retyped as retyped:
+            reading.again(retyped)
+            continue
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)

@@ -1019,6 +1019,7 @@ def _kernel_gradient(
         row_uniform=row_uniform,
         label_log_p=label_log_p,
         label_offset=offset,
+        temperature=opts.temperature,
     )
     grad = _kernels().write_gradient(
         flat,
