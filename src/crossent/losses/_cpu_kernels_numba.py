@@ -425,6 +425,7 @@ __all__ = [
     "EXP2_TABLE",
     "EXP_COEFFICIENTS",
     "EXP_TAYLOR",
+    "FIX_BLOCK",
     "HORNER",
     "POLY_LOOP",
     "SUM_BLOCK",
@@ -457,10 +458,12 @@ __all__ = [
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
     "smoothed_first_pass",
+    "smoothed_fix_pass",
     "smoothed_gradient_kernel",
     "smoothed_gradient_kernel_serial",
     "smoothed_gradient_row",
     "smoothed_second_pass",
+    "smoothed_sum_pass",
     "smoothed_term",
     "table_exp8",
     "target_exp",
@@ -1703,7 +1706,51 @@ def smoothed_second_pass(row, top, inv_t, temperature, shift, coefs, uniform, ou
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")
-def smoothed_gradient_row(row, y, base, inv_t, temperature, coefs, uniform, inv_u, out_row):
+def smoothed_sum_pass(row, top, inv_t, temperature, shift, coefs, u, out_row, unit):
+    # smoothed_first_pass for a constant smoothing term u (plain label smoothing): writes
+    # c e_j - r u and returns S alone (no minimum: smoothed_fix_pass finds the entries
+    # to correct from the logits). ``unit``: a literal, T = 1
+    c, ru = coefs[0], coefs[1] * u
+    s = 0.0
+    for j in range(row.shape[0]):
+        e = smoothed_term(to_float32(row[j]), top, inv_t, temperature, shift, unit)
+        s += e
+        out_row[j] = encode(out_row, np.float32(c * e - ru))
+    return s
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_fix_pass(row, low, high, top, inv_t, temperature, shift, coefs, uniform, out_row):
+    # The blocks of FIX_BLOCK logits with one in [low, high] written again by
+    # smoothed_second_pass (coefs: c, c g, r); the test is a vectorised count over the
+    # float32 logits, no exponential
+    v = row.shape[0]
+    for start in range(0, v, FIX_BLOCK):
+        stop = min(start + FIX_BLOCK, v)
+        inside = 0
+        for j in range(start, stop):
+            x = np.float64(to_float32(row[j]))
+            inside += (x >= low) & (x <= high)
+        if inside == 0:
+            continue
+        block, terms, written = row[start:stop], uniform[start:stop], out_row[start:stop]
+        if temperature == 1.0:
+            smoothed_second_pass(block, top, inv_t, temperature, shift, coefs, terms, written, True)
+        else:
+            smoothed_second_pass(
+                block, top, inv_t, temperature, shift, coefs, terms, written, False
+            )
+
+
+#: Logits per block of smoothed_fix_pass: a block with a logit to correct is written again
+#: whole (a vectorised pass), the others are only read.
+FIX_BLOCK = 256
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_gradient_row(
+    row, y, base, inv_t, temperature, coefs, uniform, uniform_value, inv_u, out_row
+):
     # One row of smoothed_gradient_kernel: c p_j - r u_j, less the target t at the label
     # y, each within 2**-27 of itself before its one rounding. coefs: c, t, r and the
     # label's c - t (from c's parts where the caller has them); inv_u: 1/u. Returns
@@ -1719,7 +1766,17 @@ def smoothed_gradient_row(row, y, base, inv_t, temperature, coefs, uniform, inv_
     grid = np.rint(offset * _GRID) / _GRID
     shift = (grid, offset - grid)
     parts = (c, r, inv_u)
-    if temperature == 1.0:
+    constant = not math.isnan(uniform_value)  # NaN: the smoothing term varies by class
+    least = 0.0
+    if constant and temperature == 1.0:
+        s = smoothed_sum_pass(
+            row, top, inv_t, temperature, shift, parts, uniform_value, out_row, True
+        )
+    elif constant:
+        s = smoothed_sum_pass(
+            row, top, inv_t, temperature, shift, parts, uniform_value, out_row, False
+        )
+    elif temperature == 1.0:
         s, least = smoothed_first_pass(
             row, top, inv_t, temperature, shift, parts, uniform, out_row, True
         )
@@ -1738,10 +1795,27 @@ def smoothed_gradient_row(row, y, base, inv_t, temperature, coefs, uniform, inv_
     # which the statistics' accuracy rules out but for unchecked input)
     ag = abs(g)
     reach = ag / (_CORRECTED - ag) * 1.0000001 if ag < 0.5 * _CORRECTED else np.inf
-    if least < reach * abs(r):  # (r < 0: a negative upstream gradient)
+    parts = (c, cg, r)
+    whole = not constant and least < reach * abs(r)  # (r < 0: a negative upstream gradient)
+    if constant and r != 0.0 and c != 0.0 and r / c > 0.0:
+        # u constant: the entries to correct, e_j within reach of e* = r u / c, are the
+        # logits x with (x - top)/T - L within log1p(+-reach) of log e* (e increases with
+        # x); the interval widened by far more than its float64 arithmetic errs
+        low = high = star = 0.0
+        if reach < 0.5:
+            star = math.log(r * uniform_value / c) + (grid + shift[1])
+            slack = 1e-12 * (abs(top) + temperature * (abs(star) + 1.0))
+            low = top + temperature * (star + math.log1p(-reach)) - slack
+            high = top + temperature * (star + math.log1p(reach)) + slack
+        if reach < 0.5 and math.isfinite(low) and math.isfinite(high) and star > grid - 700.0:
+            smoothed_fix_pass(
+                row, low, high, top, inv_t, temperature, shift, parts, uniform, out_row
+            )
+        else:  # the clamp at e^-708 near e*, or |g| too large to bound: every entry
+            whole = True
+    if whole:
         # the whole row again, every entry c e (1 + g) - r u: a vectorised pass (a loop
         # that picks the few entries out is not: 1.3 ns a logit, to 0.6)
-        parts = (c, cg, r)
         if temperature == 1.0:
             smoothed_second_pass(row, top, inv_t, temperature, shift, parts, uniform, out_row, True)
         else:
@@ -1804,6 +1878,11 @@ def smoothed_gradient_kernel(
     n = z.shape[0]
     has_offset = label_offset.shape[0] == n
     inv_u = 1.0 / uniform
+    # u's one value where every class has it (plain label smoothing), else NaN
+    uniform_value = uniform[0] if uniform.shape[0] > 0 else np.nan
+    for j in range(uniform.shape[0]):
+        if uniform[j] != uniform_value:
+            uniform_value = np.nan
     for i in numba.prange(n):
         prefer_wide_vectors()
         c, target, r = p_coef[i], target_coef[i], row_uniform[i]
@@ -1819,6 +1898,7 @@ def smoothed_gradient_kernel(
             temperature,
             (c, target, r, gap),
             uniform,
+            uniform_value,
             inv_u,
             out[i],
         ):
