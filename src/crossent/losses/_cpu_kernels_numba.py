@@ -1723,17 +1723,18 @@ def smoothed_sum_pass(row, top, inv_t, temperature, shift, coefs, u, out_row, un
 def smoothed_fix_pass(row, low, high, top, inv_t, temperature, shift, coefs, uniform, out_row):
     # The blocks of FIX_BLOCK logits with one in [low, high] written again by
     # smoothed_second_pass (coefs: c, c g, r); the test is a vectorised count over the
-    # float32 logits, no exponential
-    v = row.shape[0]
-    for start in range(0, v, FIX_BLOCK):
-        stop = min(start + FIX_BLOCK, v)
+    # logits, no exponential. Each block a slice indexed from 0: with absolute indices
+    # (range(start, stop)) the count is not vectorised (0.5 against 0.1 ns a logit)
+    for start in range(0, row.shape[0], FIX_BLOCK):
+        block = row[start : start + FIX_BLOCK]
         inside = 0
-        for j in range(start, stop):
-            x = np.float64(to_float32(row[j]))
+        for j in range(block.shape[0]):
+            x = np.float64(to_float32(block[j]))
             inside += (x >= low) & (x <= high)
         if inside == 0:
             continue
-        block, terms, written = row[start:stop], uniform[start:stop], out_row[start:stop]
+        stop = start + block.shape[0]
+        terms, written = uniform[start:stop], out_row[start:stop]
         if temperature == 1.0:
             smoothed_second_pass(block, top, inv_t, temperature, shift, coefs, terms, written, True)
         else:
