@@ -1643,7 +1643,12 @@ target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_k
 # bit between compilations (the parallel and serial twins) where it lies within about
 # 1e-16 of its terms of a rounding boundary. Cost: benchmarks/RESULTS.md (issue 13,
 # branch lsgrad): the first pass's accurate exp about a sixth of the call's CPU time,
-# the minimum as much, the second passes a tenth.
+# the minimum as much, the second passes a tenth. Where u is one value (plain label
+# smoothing; branch lsgradspeed) the first pass keeps no minimum: e_j increases with
+# z_j, so the entries to correct are the logits in one interval around e* = r u / c,
+# found after the pass by a vectorised count per block of FIX_BLOCK logits, and only
+# the blocks holding one are written again (about a block in ten rows at V = 32000);
+# an entry outside the interval moves by under 2**-27 of itself, as before.
 _GRID = float(1 << 24)
 _CORRECTED = 2.0**-27  # the share of an entry a correction may leave out
 
