@@ -41,17 +41,20 @@ from .._checks import (
 )
 from .._xp import (
     Array,
+    accumulation_dtype,
     astype,
     compute_dtype,
+    device,
     full_like,
     namespace,
     ones_like,
     reduce_sum,
+    size,
     where_zero,
     zeros_like,
 )
 from ..errors import InputError
-from . import _small_sigmoid
+from . import _cpu_kernels, _sigmoid_grad, _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 from ._weight_scale import weight_scaled
@@ -86,6 +89,8 @@ class _Binary:
     pos_weight: Array | None
     reduction: str
     log_base: float | None
+    raw_t: Array | None = field(default=None, repr=False)  # the targets before smoothing
+    label_smoothing: float = 0.0
     softplus_pos: Array = field(init=False, repr=False)  # sp(x) = -log(1 - sigma(x))
     softplus_neg: Array = field(init=False, repr=False)  # sp(-x) = -log sigma(x)
     positive: Array = field(init=False, repr=False)  # pi t, the coefficient of sp(-x)
@@ -171,7 +176,7 @@ def _binary(
         for name in ("weight", "pos_weight"):
             if name in cast:
                 check_non_negative(cast[name], name=name, xp=xp)
-    t = cast["targets"]
+    raw_t = t = cast["targets"]
     if eps:
         t = (1 - eps) * t + eps / 2
     return _Binary(
@@ -183,6 +188,8 @@ def _binary(
         pos_weight=cast.get("pos_weight"),
         reduction=reduction,
         log_base=log_base,
+        raw_t=raw_t,
+        label_smoothing=eps,
     )
 
 
@@ -199,6 +206,77 @@ def _bce_grad(b: _Binary) -> Array:
     sigma = xp.exp(-b.softplus_neg)
     sigma_neg = xp.exp(-b.softplus_pos)
     return (1 - b.t) * sigma - b.positive * sigma_neg
+
+
+def _float32_grad(b: _Binary) -> Array | None:
+    """The gradient of a float32 call (float16 and bfloat16 logits compute in float32)
+    within an ulp where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``'s notes):
+    float64 arithmetic, Numba's kernel for NumPy arrays, else float64 in the arrays' own
+    namespace. None for float64 calls, and where float64 is not offered (Apple's MPS):
+    those form :func:`_bce_grad` in their dtype."""
+    xp, x, t = b.xp, b.x, b.raw_t
+    if t is None:
+        return None
+    if type(x) is np.ndarray:
+        if x.dtype != np.float32:
+            return None
+        wide: Any = np.float64
+    else:
+        if b.dtype != xp.float32:
+            return None
+        wide = accumulation_dtype(b.dtype, xp=xp, device=device(x))
+        if wide == b.dtype:
+            return None
+    weight, pos_weight = b.weight, b.pos_weight
+    if b.reduction == "mean":
+        if weight is None:
+            normalizer: Any = np.float64(size(x))
+        else:
+            w = xp.reshape(xp.broadcast_to(weight, tuple(x.shape)), (-1,))
+            normalizer = reduce_sum(w, xp=xp, out_dtype=wide)
+    else:
+        normalizer = np.float64(1.0)  # (not used)
+    scale = scale_for_reduction(normalizer, reduction=b.reduction, xp=xp, log_base=b.log_base)
+    if isinstance(scale, np.generic):
+        scale = float(scale)
+    if type(x) is np.ndarray and _cpu_kernels.available():
+        from . import _sigmoid_grad_numba
+
+        flat_x = np.ascontiguousarray(x).reshape(-1)
+        flat_t = np.ascontiguousarray(t, dtype=np.float32).reshape(-1)
+        out = np.empty(flat_x.shape, dtype=np.float32)
+        _sigmoid_grad_numba.gradient(
+            flat_x,
+            flat_t,
+            _flat_pattern(weight, x.shape),
+            _flat_pattern(pos_weight, x.shape),
+            b.label_smoothing,
+            scale,
+            out,
+        )
+        return out.reshape(x.shape)
+    return _sigmoid_grad.gradient(
+        x,
+        t,
+        weight=weight,
+        pos_weight=pos_weight,
+        eps=b.label_smoothing,
+        scale=scale,
+        xp=xp,
+        wide=wide,
+    )
+
+
+def _flat_pattern(w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+    """A float32 weight as ``_sigmoid_grad_numba.gradient`` takes it: ``(flat, inner,
+    count)`` (``_small_sigmoid``'s pattern, or the broadcast copy), empty for none."""
+    if w is None:
+        return np.empty(0, dtype=np.float32), 1, 1
+    found = _small_sigmoid.pattern(w, shape, np.dtype(np.float32).char)
+    if found is not None:
+        return found
+    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=np.float32).reshape(-1)
+    return full, 1, max(full.size, 1)
 
 
 def _within(x: Array, bound: float) -> bool:
@@ -346,6 +424,9 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     >>> print(crossent.sigmoid_cross_entropy_grad([0.0, 2.0], [1.0, 1.0], reduction="sum"))
     [-0.5        -0.11920292]
     """
+    exact = _float32_grad(b)
+    if exact is not None:
+        return exact
     return b.scale(b.weighted(_bce_grad(b)))
 
 
