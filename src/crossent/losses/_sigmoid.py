@@ -209,7 +209,7 @@ def _bce_grad(b: _Binary) -> Array:
 
 
 def _float32_grad(b: _Binary) -> Array | None:
-    """The gradient of a float32 call (float16 and bfloat16 logits compute in float32)
+    r"""The gradient of a float32 call (float16 and bfloat16 logits compute in float32)
     within an ulp where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``'s notes):
     float64 arithmetic, Numba's kernel for NumPy arrays, else float64 in the arrays' own
     namespace. None for float64 calls, and where float64 is not offered (Apple's MPS):

@@ -210,9 +210,13 @@ def gradient(
     scale: Any,
     xp: ModuleType,
     wide: Any,
+    upstream: Array | None = None,
+    out_dtype: Any = None,
 ) -> Array:
-    """The float32 gradient of float32 ``x`` and raw targets ``t`` (weights broadcastable,
-    float32; ``scale`` the reduction's float64 factor), computed in ``wide`` (float64)."""
+    """The gradient of float32 (or float16) ``x`` and raw targets ``t`` (weights
+    broadcastable, float32; ``scale`` the reduction's float64 factor), computed in ``wide``
+    (float64), times ``upstream`` there (``crossent.torch``'s backward), rounded once to
+    ``out_dtype`` (``x``'s by default)."""
     x64, t64 = astype(x, wide, xp=xp), astype(t, wide, xp=xp)
     target = (1.0 - eps) * t64 + 0.5 * eps
     u = xp.exp(-xp.abs(x64))
@@ -234,7 +238,9 @@ def gradient(
     d = n / (1.0 + u)
     if weight is not None:
         d = d * astype(weight, wide, xp=xp)
-    return astype(d * scale, x.dtype, xp=xp)
+    if upstream is not None:
+        d = d * astype(upstream, wide, xp=xp)
+    return astype(d * scale, x.dtype if out_dtype is None else out_dtype, xp=xp)
 
 
 def _maybe_any(mask: Array, *, xp: ModuleType) -> bool:

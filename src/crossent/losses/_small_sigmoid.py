@@ -346,7 +346,7 @@ def _float32_gradient(
     compiled: ModuleType,
     shape: tuple[int, ...],
 ) -> np.ndarray | None:
-    """The float32 gradient by the full path's kernel (``_sigmoid_grad_numba``: float64,
+    r"""The float32 gradient by the full path's kernel (``_sigmoid_grad_numba``: float64,
     an ulp where :math:`\sigma(x)` meets :math:`t`), on the weights :func:`start` and
     ``spread`` put in the workspace, with the full path's float64 scale."""
     n = x.shape[0]
