@@ -172,8 +172,21 @@ def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     uh, ul = _fast_two_sum(s, e + el)
     if type(k) is np.ndarray:
         return np.ldexp(uh, k.astype(np.int32)), np.ldexp(ul, k.astype(np.int32))
-    power = xp.pow(xp.full_like(k, 2.0), k)  # (2**k, exactly)
+    power = _power_of_two(k, xp=xp)
     return uh * power, ul * power
+
+
+def _power_of_two(k: Array, *, xp: ModuleType) -> Array:
+    r""":math:`2^k` for integer-valued float64 ``k`` in :math:`[-1023, 0]`, exactly: a
+    product of :math:`2^{-2^j}` over the bits of :math:`-k` (XLA's ``pow`` is
+    :math:`e^{k \ln 2}`, not exact)."""
+    m = -k
+    one = xp.ones_like(k)
+    power = one
+    for j in range(10):
+        bit = xp.remainder(xp.floor(m * 2.0**-j), 2.0)
+        power = power * xp.where(bit == 1.0, xp.full_like(k, 2.0 ** -(2**j)), one)
+    return power
 
 
 def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleType) -> Array:
