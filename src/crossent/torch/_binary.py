@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .. import losses
 from .._xp import float64_twin
@@ -142,9 +141,7 @@ class BinaryFunction(torch.autograd.Function):
             with torch.enable_grad():
                 loss = _loss(x.detach(), t, w, pw, eps, reduction, False)
                 found = iter(
-                    torch.autograd.grad(
-                        loss, wanted, grad, create_graph=torch.is_grad_enabled()
-                    )
+                    torch.autograd.grad(loss, wanted, grad, create_graph=torch.is_grad_enabled())
                 )
             gt, gw, gpw = (next(found) if need else None for need in needs[1:4])
         return gx, gt, gw, gpw, None, None, None
@@ -159,7 +156,7 @@ class BinaryFunction(torch.autograd.Function):
             g = _logit_gradient(x, t, w, pw, eps, reduction, one, ctx.out_dtype)
             tangent = g * x_t
         if t_t is not None or w_t is not None or pw_t is not None:
-            sp_pos, sp_neg = F.softplus(x), F.softplus(-x)
+            sp_pos, sp_neg = torch.nn.functional.softplus(x), torch.nn.functional.softplus(-x)
             ts = (1 - eps) * t + eps / 2 if eps else t
             pi = 1 if pw is None else pw
             weight = 1 if w is None else w
