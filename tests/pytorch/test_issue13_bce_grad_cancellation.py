@@ -108,19 +108,20 @@ def test_other_gradients_and_second_derivative_are_the_formulas() -> None:
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_low_precision_logits_get_their_dtype_rounded_once(dtype: str) -> None:
-    """The logits' gradient in their dtype, the exact one rounded once (within an ulp of
-    that dtype), where PyTorch's own is only close."""
+    """float16 and bfloat16 logits and targets at :math:`\\sigma(x)` rounded to their
+    dtype: the logits' gradient in that dtype, the exact one rounded once, within an ulp
+    of it (on main float32's error showed: up to 1.1 float16 and 50 bfloat16 ulps)."""
     low = getattr(torch, dtype)
-    data = _data(5)
-    x = data["x"].to(low).requires_grad_()
-    t = data["t"].to(low)
+    n = 2000
+    x = torch.randn(n, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    x = x.to(low).requires_grad_()
+    t = torch.sigmoid(x.detach().double()).to(low)
     ct.binary_cross_entropy_with_logits(x, t, reduction="sum").backward()
     assert x.grad is not None
     assert x.grad.dtype == low
     exact = {"x": x.detach().float().numpy(), "t": t.float().numpy()}
     truth = np.array([float(v) for v in _truth(exact, {"reduction": "sum"})])
-    got = x.grad.double().numpy()
-    spacing = np.abs(torch.from_numpy(truth).to(low).double().numpy())
     info = torch.finfo(low)
-    spacing = np.maximum(spacing, float(info.smallest_normal)) * info.eps
-    assert np.all(np.abs(got - truth) <= spacing)
+    size = np.abs(torch.from_numpy(truth).to(low).double().numpy())
+    ulp = 2.0 ** np.floor(np.log2(np.maximum(size, float(info.smallest_normal)))) * info.eps
+    assert (np.abs(x.grad.double().numpy() - truth) / ulp).max() <= ULPS

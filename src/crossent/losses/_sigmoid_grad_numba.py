@@ -21,7 +21,7 @@ import numpy as np
 from ._sigmoid_grad import CLOSE, EXP_FLOOR, INV_LN2, LN2_PARTS, SQUARINGS
 from ._sigmoid_grad import INVERSE_FACTORIALS as _FACTORIALS
 
-__all__ = ["gradient"]
+__all__ = ["gradient", "numerator_dd"]
 
 _C0, _C1, _C2 = LN2_PARTS
 _SPLITTER = 134217729.0
