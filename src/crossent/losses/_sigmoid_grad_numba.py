@@ -7,7 +7,9 @@ re-done in double-double (:func:`_numerator_dd`) where :math:`N` cancels, rounde
 float32. The double-double helpers are those of ``_sigmoid_grad`` per entry (kept in this
 file, so that Numba's on-disk cache, keyed by this file, cannot hold stale copies of them).
 Compiled without fast-math: no product is contracted into an FMA and no sum reassociated,
-which the exact sums and products need. Importing this module imports Numba.
+which the exact sums and products need. The constants (:data:`_sigmoid_grad.CLOSE`, the
+parts of :math:`\ln 2`, ...) are compiled in and Numba's cache is keyed by this file:
+after changing them, touch this file. Importing this module imports Numba.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._sigmoid_grad import CLOSE, EXP_FLOOR, INV_LN2, LN2_PARTS, SQUARINGS
-from ._sigmoid_grad import INVERSE_FACTORIALS as _FACTORIALS
+from . import _sigmoid_grad as _constants
 
 __all__ = ["gradient", "numerator_dd"]
 
-_C0, _C1, _C2 = LN2_PARTS
+_C0, _C1, _C2 = _constants.LN2_PARTS
+_CLOSE, _EXP_FLOOR, _INV_LN2 = _constants.CLOSE, _constants.EXP_FLOOR, _constants.INV_LN2
+_SQUARINGS = _constants.SQUARINGS
 _SPLITTER = 134217729.0
-_REDUCE = 2.0**-SQUARINGS
-_F_HI = np.array([hi for hi, _ in _FACTORIALS])
-_F_LO = np.array([lo for _, lo in _FACTORIALS])
+_REDUCE = 2.0**-_SQUARINGS
+_F_HI = np.array([hi for hi, _ in _constants.INVERSE_FACTORIALS])
+_F_LO = np.array([lo for _, lo in _constants.INVERSE_FACTORIALS])
 
 
 @numba.njit(cache=True, inline="always")
@@ -76,8 +79,8 @@ def _dd_add(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
 @numba.njit(cache=True)
 def _exp_dd(y: float, f_hi: np.ndarray, f_lo: np.ndarray) -> tuple[float, float]:
     """``_sigmoid_grad._exp_dd`` of one ``y <= 0``."""
-    y = max(y, EXP_FLOOR)
-    k = math.floor(y * INV_LN2 + 0.5)
+    y = max(y, _EXP_FLOOR)
+    k = math.floor(y * _INV_LN2 + 0.5)
     s, e = _two_sum(y, -(k * _C0))
     rh, rl = _two_sum(s, -(k * _C1))
     rh, rl = _fast_two_sum(rh, rl + (e - k * _C2))
@@ -89,7 +92,7 @@ def _exp_dd(y: float, f_hi: np.ndarray, f_lo: np.ndarray) -> tuple[float, float]
         ph, pl = _dd_add(ph, pl, f_hi[j], f_lo[j])
     eh, el = _dd_mul_d(ph, pl, rho)
     eh, el = _dd_add(eh, el, rho_lo * (1.0 + eh), 0.0)
-    for _ in range(SQUARINGS):
+    for _ in range(_SQUARINGS):
         sh, sl = _dd_mul(eh, el, eh, el)
         eh, el = _dd_add(2.0 * eh, 2.0 * el, sh, sl)
     s, e = _two_sum(1.0, eh)
@@ -151,7 +154,7 @@ def _kernel(
         else:
             first, second = a * u, p
         n = first - second
-        if abs(n) < CLOSE * max(first, second):
+        if abs(n) < _CLOSE * max(first, second):
             n = _numerator_dd(value, raw, pi, eps, f_hi, f_lo)
         d = n / (1.0 + u)
         if weighted:
