@@ -23,64 +23,9 @@ import pytest
 
 import crossent
 from crossent.losses import _cpu_kernels, _sigmoid, _small_sigmoid
+from sigmoid_grad_oracle import FLOAT32_TINY, exact_gradient, hard_entries, ulps_off
 
 ULPS = 1.0
-_FLOAT32_TINY = 2.0**-149
-
-
-def _hard(n: int, *, pos_weight: bool, eps: float, seed: int) -> dict[str, np.ndarray]:
-    """float32 logits, targets at the zero of the gradient (``+-`` up to 4 ulps), some
-    0 and 1, and weights."""
-    rng = np.random.default_rng(seed)
-    scales = np.array([1e-30, 1e-3, 0.5, 2.0, 8.0, 20.0, 60.0])
-    x = (rng.standard_normal(n) * scales[rng.integers(0, scales.size, n)]).astype(np.float32)
-    x[:4] = [0.0, -0.0, 90.0, -90.0]
-    pw = rng.uniform(0.1, 6.0, n).astype(np.float32) if pos_weight else np.ones(n, np.float32)
-    zero = 1 / (1 + pw.astype(np.float64) * np.exp(-x.astype(np.float64)))
-    raw = (zero - eps / 2) / (1 - eps)  # the smoothed target at the zero
-    t = np.clip(raw, 0, 1).astype(np.float32)
-    step = rng.integers(-4, 5, n)
-    t = np.clip(t.view(np.int32) + step, 0, np.float32(1).view(np.int32)).astype(np.int32)
-    t = t.view(np.float32)
-    t[rng.uniform(size=n) < 0.05] = 0.0
-    t[rng.uniform(size=n) < 0.05] = 1.0
-    w = rng.uniform(0.05, 5.0, n).astype(np.float32)
-    w[::17] = 0.0
-    return {"x": x, "t": t, "pw": pw, "w": w}
-
-
-def _truth(data: dict[str, np.ndarray], options: dict[str, Any]) -> list[Any]:
-    """The exact gradient of the float32 inputs, per entry (mpmath, 200 bits)."""
-    with mpmath.workprec(200):
-        eps = mpmath.mpf(options.get("label_smoothing", 0.0))
-        weighted = "weight" in options
-        w = [mpmath.mpf(float(v)) for v in data["w"]] if weighted else [1] * data["x"].size
-        scale = mpmath.mpf(1)
-        if options.get("reduction", "mean") == "mean":
-            scale = 1 / mpmath.fsum(w)
-        if options.get("base") is not None:
-            scale /= mpmath.log(options["base"])
-        out = []
-        use_pw = "pos_weight" in options
-        for i, (x, t) in enumerate(zip(data["x"].tolist(), data["t"].tolist(), strict=True)):
-            x, t = mpmath.mpf(x), mpmath.mpf(t)
-            pi = mpmath.mpf(float(data["pw"][i])) if use_pw else 1
-            ts = (1 - eps) * t + eps / 2
-            s = 1 / (1 + mpmath.exp(-x))
-            out.append(w[i] * ((1 - ts) * s - pi * ts * (1 / (1 + mpmath.exp(x)))) * scale)
-        return out
-
-
-def ulps_off(got: Any, truth: list[Any], *, tiny: float = _FLOAT32_TINY) -> np.ndarray:
-    """``|got - truth|`` in float32 ulps of the truth (``tiny``, the subnormal spacing,
-    at least; the smallest normal for XLA, which flushes float32 subnormals to 0)."""
-    got = np.asarray(got, dtype=np.float64).ravel()
-    out = np.empty(got.size)
-    with mpmath.workprec(200):
-        for i, (g, v) in enumerate(zip(got.tolist(), truth, strict=True)):
-            spacing = max(float(np.spacing(np.abs(np.float32(float(v))))), tiny)
-            out[i] = float(abs(mpmath.mpf(g) - v)) / spacing
-    return out
 
 
 OPTIONS = {
@@ -142,7 +87,7 @@ def test_float32_sigmoid_gradient_within_an_ulp_where_the_target_meets_sigma(
     if backend == "numpy_no_numba":
         monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
     chosen = OPTIONS[options]
-    data = _hard(
+    data = hard_entries(
         600,
         pos_weight="pos_weight" in chosen,
         eps=chosen.get("label_smoothing", 0.0),
@@ -153,8 +98,8 @@ def test_float32_sigmoid_gradient_within_an_ulp_where_the_target_meets_sigma(
     args, kwargs = _call(data, chosen, BACKENDS[backend])
     got = np.asarray(crossent.sigmoid_cross_entropy_grad(*args, **kwargs))
     assert got.dtype == np.float32
-    tiny = float(np.finfo(np.float32).tiny) if backend == "jax" else _FLOAT32_TINY
-    off = ulps_off(got, _truth(data, chosen), tiny=tiny)
+    tiny = float(np.finfo(np.float32).tiny) if backend == "jax" else FLOAT32_TINY
+    off = ulps_off(got, exact_gradient(data, chosen), tiny=tiny)
     assert off.max() <= ULPS, (int(off.argmax()), off.max())
 
 
@@ -165,7 +110,7 @@ def test_small_calls_are_the_full_path_bit_for_bit_on_hard_entries(options: str)
     if not _cpu_kernels.available():
         pytest.skip("needs Numba")
     chosen = OPTIONS[options]
-    data = _hard(
+    data = hard_entries(
         100, pos_weight="pos_weight" in chosen, eps=chosen.get("label_smoothing", 0.0), seed=7
     )
     (x, t), kwargs = _call(data, chosen, np.asarray)
@@ -174,20 +119,20 @@ def test_small_calls_are_the_full_path_bit_for_bit_on_hard_entries(options: str)
     full = _sigmoid.sigmoid_cross_entropy_grad.__wrapped__(_sigmoid._binary(x, t, **kwargs))
     assert small.dtype == full.dtype == np.float32
     assert small.tobytes() == full.tobytes()
-    assert ulps_off(small, _truth(data, chosen)).max() <= ULPS
+    assert ulps_off(small, exact_gradient(data, chosen)).max() <= ULPS
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_low_precision_logits_compute_in_float32_and_return_it(dtype: str) -> None:
     """float16 (NumPy, PyTorch) and bfloat16 (PyTorch) inputs: the float32 gradient of
     their values, within an ulp."""
-    data = _hard(300, pos_weight=False, eps=0.0, seed=11)
+    data = hard_entries(300, pos_weight=False, eps=0.0, seed=11)
     torch = pytest.importorskip("torch")
     low = getattr(torch, dtype)
     x = torch.from_numpy(data["x"]).to(low)
     t = torch.from_numpy(data["t"]).to(low)
     exact = {"x": x.float().numpy(), "t": t.float().numpy()}
-    truth = _truth(exact, {"reduction": "sum"})
+    truth = exact_gradient(exact, {"reduction": "sum"})
     got = crossent.sigmoid_cross_entropy_grad(x, t, reduction="sum")
     assert got.dtype == torch.float32
     assert ulps_off(got.numpy(), truth).max() <= ULPS
@@ -204,7 +149,7 @@ def test_double_double_numerator_against_mpmath() -> None:
     :math:`N`, down to :math:`|N| = 2^{-60}` of its terms; exactly 0 at :math:`x = 0`."""
     from crossent.losses import _sigmoid_grad  # (new: on main this test errors)
 
-    data = _hard(400, pos_weight=True, eps=0.0, seed=3)
+    data = hard_entries(400, pos_weight=True, eps=0.0, seed=3)
     x, t, pw = (data[k].astype(np.float64) for k in ("x", "t", "pw"))
     eps = 0.125
     vector = _sigmoid_grad.numerator_dd(x, t, pw, eps, xp=np)
@@ -230,11 +175,11 @@ def test_pytorch_float32_gradient_is_the_anchor_and_far_off() -> None:
     hard entries is far off (its ``sigmoid(x) - t`` cancels); crossent's is within an ulp."""
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
-    data = _hard(400, pos_weight=True, eps=0.0, seed=5)
+    data = hard_entries(400, pos_weight=True, eps=0.0, seed=5)
     x = torch.from_numpy(data["x"]).requires_grad_()
     t, pw = torch.from_numpy(data["t"]), torch.from_numpy(data["pw"])
     functional.binary_cross_entropy_with_logits(x, t, pos_weight=pw, reduction="sum").backward()
-    truth = _truth(data, {"pos_weight": True, "reduction": "sum"})
+    truth = exact_gradient(data, {"pos_weight": True, "reduction": "sum"})
     theirs = ulps_off(x.grad.numpy(), truth)
     ours = ulps_off(
         crossent.sigmoid_cross_entropy_grad(
@@ -251,7 +196,7 @@ def test_jitted_float32_gradient_within_an_ulp() -> None:
     double-double)."""
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
-    data = {k: _flushed(v) for k, v in _hard(300, pos_weight=True, eps=0.0, seed=9).items()}
+    data = {k: _flushed(v) for k, v in hard_entries(300, pos_weight=True, eps=0.0, seed=9).items()}
     options = {"pos_weight": True, "reduction": "sum"}
     (x, t), kwargs = _call(data, options, jax.numpy.asarray)
 
@@ -262,4 +207,4 @@ def test_jitted_float32_gradient_within_an_ulp() -> None:
 
     got = jax.jit(grad)(x, t, kwargs["pos_weight"])
     tiny = float(np.finfo(np.float32).tiny)  # (XLA flushes float32 subnormals to 0)
-    assert ulps_off(np.asarray(got), _truth(data, options), tiny=tiny).max() <= ULPS
+    assert ulps_off(np.asarray(got), exact_gradient(data, options), tiny=tiny).max() <= ULPS

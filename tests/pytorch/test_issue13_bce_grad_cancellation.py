@@ -11,8 +11,6 @@ gradients and the second derivative stay autograd's of the formula.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,9 +21,7 @@ from torch import func  # noqa: E402
 
 import crossent  # noqa: E402
 import crossent.torch as ct  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
-from test_issue13_sigmoid_grad_cancellation import _hard, _truth, ulps_off  # noqa: E402
+from sigmoid_grad_oracle import exact_gradient, hard_entries, ulps_off  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (jacfwd)
 
@@ -34,14 +30,14 @@ N = 300
 
 
 def _data(seed: int) -> dict[str, Any]:
-    data = _hard(N, pos_weight=True, eps=0.0, seed=seed)
+    data = hard_entries(N, pos_weight=True, eps=0.0, seed=seed)
     return {k: torch.from_numpy(v) for k, v in data.items()} | {"np": data}
 
 
-def _truth_torch(data: dict[str, Any], reduction: str, upstream: Any = None) -> list[Any]:
+def _exact_torch(data: dict[str, Any], reduction: str, upstream: Any = None) -> list[Any]:
     """mpmath's gradient of PyTorch's loss: its ``'mean'`` divides by the count."""
     options = {"weight": True, "pos_weight": True, "reduction": "sum"}
-    truth = _truth(data["np"], options)
+    truth = exact_gradient(data["np"], options)
     if reduction == "mean":
         truth = [v / N for v in truth]
     if upstream is not None:
@@ -53,7 +49,7 @@ def _truth_torch(data: dict[str, Any], reduction: str, upstream: Any = None) -> 
 def test_backward_within_an_ulp_and_the_anchor_far_off(reduction: str) -> None:
     data = _data(1)
     upstream = torch.rand(N, generator=torch.Generator().manual_seed(2))
-    truth = _truth_torch(data, reduction, upstream if reduction == "none" else None)
+    truth = _exact_torch(data, reduction, upstream if reduction == "none" else None)
     grads = {}
     functional = torch.nn.functional
     pairs = [("ours", ct.binary_cross_entropy_with_logits)]
@@ -71,7 +67,7 @@ def test_backward_within_an_ulp_and_the_anchor_far_off(reduction: str) -> None:
 def test_torch_func_transforms_within_an_ulp() -> None:
     data = _data(3)
     t, w, pw = data["t"], data["w"], data["pw"]
-    truth = _truth_torch(data, "mean")
+    truth = _exact_torch(data, "mean")
 
     def loss(x: Any, target: Any) -> Any:
         return ct.binary_cross_entropy_with_logits(x, target, w, pos_weight=pw)
@@ -120,7 +116,7 @@ def test_low_precision_logits_get_their_dtype_rounded_once(dtype: str) -> None:
     assert x.grad is not None
     assert x.grad.dtype == low
     exact = {"x": x.detach().float().numpy(), "t": t.float().numpy()}
-    truth = np.array([float(v) for v in _truth(exact, {"reduction": "sum"})])
+    truth = np.array([float(v) for v in exact_gradient(exact, {"reduction": "sum"})])
     info = torch.finfo(low)
     size = np.abs(torch.from_numpy(truth).to(low).double().numpy())
     ulp = 2.0 ** np.floor(np.log2(np.maximum(size, float(info.smallest_normal)))) * info.eps

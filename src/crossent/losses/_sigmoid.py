@@ -17,6 +17,11 @@ entries without weights), the same model as the softmax losses. PyTorch's
 ``binary_cross_entropy_with_logits`` divides by the count even with weights; its value
 is ``reduction='sum'`` divided by ``logits.size``.
 
+The gradient of float32 (float16, bfloat16) logits is formed in float64 and rounded
+once, re-done in double-double where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``:
+within an ulp there too, where float32 arithmetic cancels); float64 calls use the
+formula above in float64.
+
 Small calls on NumPy float32 or float64 arrays take the lean path of
 ``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
 values bit for bit and hands anything else (and every error) to them.

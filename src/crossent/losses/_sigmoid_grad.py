@@ -56,6 +56,7 @@ import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._xp import Array, astype
+from ._reduction import weighted_term
 
 __all__ = [
     "CLOSE",
@@ -250,7 +251,7 @@ def gradient(
         n = xp.where(close, numerator_dd(x64, t64, pw_all, eps, xp=xp), n)
     d = n / (1.0 + u)
     if weight is not None:
-        d = d * astype(weight, wide, xp=xp)
+        d = weighted_term(astype(weight, wide, xp=xp), d, xp=xp)
     if upstream is not None:
         d = d * astype(upstream, wide, xp=xp)
     return astype(d * scale, x.dtype if out_dtype is None else out_dtype, xp=xp)

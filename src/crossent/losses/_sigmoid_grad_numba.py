@@ -157,8 +157,9 @@ def _kernel(
         if abs(n) < _CLOSE * max(first, second):
             n = _numerator_dd(value, raw, pi, eps, f_hi, f_lo)
         d = n / (1.0 + u)
-        if weighted:
-            d = d * np.float64(w[(i // w_inner) % w_count])
+        if weighted:  # (a weighted_term: a weight of 0 gives a 0 of its sign)
+            weight = np.float64(w[(i // w_inner) % w_count])
+            d = d * weight if weight != 0.0 else weight * 0.0
         out[i] = d * scale
 
 

@@ -36,7 +36,13 @@ with a focal factor add np.log, np.log1p, np.exp and np.log1p for
 :math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
 rows of one array per call (NumPy's ufuncs write into them: the same loop and values
 as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
-pins the values against the full path. Importing this module does not import Numba;
+pins the values against the full path.
+
+The float32 cross-entropy gradient is the exception: after ``start`` (and ``spread``)
+it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``: float64, an ulp
+where :math:`\sigma(x)` meets :math:`t`) on the workspace's weights, with the full
+path's float64 ``'mean'`` scale (``wide_normalizer``: the same pairwise sum, unrounded),
+so the bits are the full path's by construction. Importing this module does not import Numba;
 the first call that is taken does.
 """
 
