@@ -82,8 +82,9 @@ def softplus(x: Array, *, xp: ModuleType) -> Array:
 class _Binary:
     """Validated elementwise inputs, all broadcast to the shape of ``logits``.
 
-    ``softplus_pos``, ``softplus_neg`` and ``positive`` are computed with the object (every
-    loss and gradient needs them; issue 13: no cached-property lock per call).
+    ``softplus_pos``, ``softplus_neg`` and ``positive`` are computed on first use (every
+    loss and gradient but the float32 gradient needs them; issue 13: a plain property,
+    no cached-property lock per call).
     """
 
     xp: ModuleType
@@ -96,14 +97,30 @@ class _Binary:
     log_base: float | None
     raw_t: Array | None = field(default=None, repr=False)  # the targets before smoothing
     label_smoothing: float = 0.0
-    softplus_pos: Array = field(init=False, repr=False)  # sp(x) = -log(1 - sigma(x))
-    softplus_neg: Array = field(init=False, repr=False)  # sp(-x) = -log sigma(x)
-    positive: Array = field(init=False, repr=False)  # pi t, the coefficient of sp(-x)
+    _softplus_pos: Any = field(default=None, init=False, repr=False)
+    _softplus_neg: Any = field(default=None, init=False, repr=False)
+    _positive: Any = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.softplus_pos = softplus(self.x, xp=self.xp)
-        self.softplus_neg = softplus(-self.x, xp=self.xp)
-        self.positive = self.t if self.pos_weight is None else self.pos_weight * self.t
+    @property
+    def softplus_pos(self) -> Array:
+        """:math:`\\operatorname{sp}(x) = -\\log(1 - \\sigma(x))`."""
+        if self._softplus_pos is None:
+            self._softplus_pos = softplus(self.x, xp=self.xp)
+        return self._softplus_pos
+
+    @property
+    def softplus_neg(self) -> Array:
+        """:math:`\\operatorname{sp}(-x) = -\\log\\sigma(x)`."""
+        if self._softplus_neg is None:
+            self._softplus_neg = softplus(-self.x, xp=self.xp)
+        return self._softplus_neg
+
+    @property
+    def positive(self) -> Array:
+        """:math:`\\pi t`, the coefficient of :math:`\\operatorname{sp}(-x)`."""
+        if self._positive is None:
+            self._positive = self.t if self.pos_weight is None else self.pos_weight * self.t
+        return self._positive
 
     def ones(self) -> Array:
         return ones_like(self.x, xp=self.xp)
