@@ -15,6 +15,7 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ from ._labels import check_ignore_index
 
 __all__ = [
     "CallOptions",
+    "autocast_like_linear",
+    "autocast_off",
+    "autocasting",
     "call_options",
     "check_chunk_size",
     "check_no_tangent",
@@ -302,6 +306,53 @@ def check_one_dtype(**tensors: torch.Tensor | None) -> None:
         names = _listed([f"`{name}`" for name in present])
         dtypes = _listed([str(t.dtype) for t in present.values()])
         raise InputTypeError(f"{names} must have one dtype; got {dtypes}")
+
+
+def autocast_like_linear(
+    input: torch.Tensor, weight: torch.Tensor, bias: Any
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """``input``, ``weight`` and ``bias`` as ``F.linear`` takes them under ``torch.autocast``.
+
+    Inside an autocast region of their device, where their dtypes differ, the float32,
+    float16 and bfloat16 ones are cast to the region's dtype (float64 ones are not), as
+    autocast casts ``F.linear``'s (issue 13: ``linear_cross_entropy(h, head.weight, y)``
+    with ``h`` the bfloat16 output of an autocast layer and a float32 head raised
+    :class:`InputTypeError` where ``cross_entropy(head(h), y)`` runs). Of one dtype, or
+    outside autocast, they are returned as given (:func:`check_one_dtype` judges them).
+    """
+    device = input.device.type
+    tensors = [t for t in (input, weight, bias) if isinstance(t, torch.Tensor)]
+    if len({t.dtype for t in tensors}) == 1 or not autocasting(device):
+        return input, weight, bias
+    low = torch.get_autocast_dtype(device)
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t if t.dtype == torch.float64 or not t.is_floating_point() else t.to(low)
+
+    return cast(input), cast(weight), cast(bias) if isinstance(bias, torch.Tensor) else bias
+
+
+def autocasting(device_type: str) -> bool:
+    """Whether a ``torch.autocast`` region of ``device_type`` is active (False for device
+    types autocast does not know, such as ``meta``)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
+def autocast_off(device_type: str) -> contextlib.AbstractContextManager[Any]:
+    """A context without ``torch.autocast`` for ``device_type`` where it is active.
+
+    Around the linear losses' custom ops and ``autograd.Function``: their implementations'
+    float32 matrix products (the logits' blocks, ``dW += G^T h``) are one loss, not
+    ``F.linear`` calls for autocast to take to bfloat16 (issue 13: inside a bfloat16
+    region each block's logits, and the gradient ``G`` before its products, were rounded
+    to bfloat16 in eager calls, while the compiled graph, which runs the op without the
+    region, computed in float32: the same call gave two losses, 1e-4 apart).
+    On the CPU only: on accelerators the op's products under autocast (their speed,
+    eager against compiled) are unmeasured here (no GPU in issue 13's session).
+    """
+    if device_type == "cpu" and autocasting(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _listed(words: list[str]) -> str:

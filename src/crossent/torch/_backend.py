@@ -26,10 +26,17 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from .._checks import check_logits_of_rows
 from ..losses import _cpu_kernels, _numpy_kernels
-from ..losses._batch import LossKeywords, LossOptions, label_batch, loss_options
+from ..losses._batch import (
+    LossKeywords,
+    LossOptions,
+    _check_options,
+    label_batch,
+    loss_options,
+)
 from ..losses._softmax import (
     SoftmaxProblem,
     _fast_rows,
@@ -70,7 +77,17 @@ class _Terms(Protocol):
 def options(
     *, label_smoothing: float, z_loss: float, temperature: float, soft_cap: float | None
 ) -> Options:
-    """Validated options (an :class:`InputError` names a bad one), with per-row reduction."""
+    """Validated options (an :class:`InputError` names a bad one), with per-row reduction.
+
+    While Dynamo traces, checked afresh rather than looked up in the losses package's
+    table of checked options: a traced lookup guards on that table (its length), so
+    every later call, eager or compiled, anywhere in the process, that added options
+    to it recompiled each compiled graph (issue 13: ``torch.compile``'d
+    ``cross_entropy`` recompiled at each eager call with new ``label_smoothing``, until
+    Dynamo's recompile limit sent it back to eager). The checks are the same.
+    """
+    if torch.compiler.is_compiling():
+        return _check_options((label_smoothing, temperature, z_loss, soft_cap, None, "none"))
     return loss_options(
         label_smoothing=label_smoothing,
         temperature=temperature,

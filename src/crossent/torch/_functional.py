@@ -11,6 +11,8 @@ from ..errors import InputError, InputTypeError
 from . import _backend, _launch
 from ._arguments import (
     CallOptions,
+    autocast_like_linear,
+    autocast_off,
     call_options,
     check_chunk_size,
     check_no_tangent,
@@ -312,8 +314,11 @@ def _cross_entropy_probs(
     total = _sum(rows.reshape(-1))
     if opts.reduction == "sum":
         return total.to(out_dtype)
-    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN).
-    return weighted_mean(total, total.new_tensor(rows.numel())).to(out_dtype)
+    # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN). The row
+    # count by torch.full, which keeps a symbolic size symbolic (issue 13: new_tensor
+    # made torch.export specialise a dynamic batch to the example's).
+    count = torch.full((), rows.numel(), dtype=total.dtype, device=total.device)
+    return weighted_mean(total, count).to(out_dtype)
 
 
 def linear_cross_entropy(
@@ -377,7 +382,9 @@ def linear_cross_entropy(
         ``reduction='none'`` (the scalar reductions have a rule).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
-        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype.
+        ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype (inside a
+        ``torch.autocast`` region their float32/float16/bfloat16 ones are cast to the
+        region's dtype first, as ``F.linear``'s arguments there).
 
     See Also
     --------
@@ -400,7 +407,10 @@ def linear_cross_entropy(
     an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
     logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
     classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
-    reductions have a forward-mode rule (``jvp``, ``jacfwd``).
+    reductions have a forward-mode rule (``jvp``, ``jacfwd``). Inside a CPU
+    ``torch.autocast`` region the operands are those autocast gives ``F.linear``
+    (mixed dtypes cast to the region's) and the op's products are not autocast: the
+    float32 computation of those operands, eager and compiled alike.
     See the design notes of ``crossent/torch/_linear.py``.
 
     Examples
@@ -434,6 +444,8 @@ def linear_cross_entropy(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
             f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
         )
+    # As F.linear inside a torch.autocast region: mixed dtypes cast to the region's.
+    input, linear_weight, linear_bias = autocast_like_linear(input, linear_weight, linear_bias)
     check_one_dtype(input=input, linear_weight=linear_weight)
     classes = linear_weight.shape[0]
     if linear_bias is not None:
@@ -479,20 +491,22 @@ def linear_cross_entropy(
         and torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in tensors)
     )
-    loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
-        h,
-        linear_weight,
-        linear_bias,
-        labels.reshape(-1),
-        w,
-        list(batch_shape),
-        opts.ignore_index,
-        opts.packed(),
-        opts.reduction,
-        chunk_size or 0,
-        _VOCAB_CHUNK,
-        need_grad,
-    )
+    # Not autocast inside: the op's float32 products are the loss's, not F.linear's.
+    with autocast_off(input.device.type):
+        loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
+            h,
+            linear_weight,
+            linear_bias,
+            labels.reshape(-1),
+            w,
+            list(batch_shape),
+            opts.ignore_index,
+            opts.packed(),
+            opts.reduction,
+            chunk_size or 0,
+            _VOCAB_CHUNK,
+            need_grad,
+        )
     return loss.reshape(batch_shape) if opts.reduction == "none" else loss
 
 

@@ -127,6 +127,8 @@ from ..losses._terms import (
 from ._agreement import Field, exchange, fingerprint, rank_in
 from ._arguments import (
     CallOptions,
+    autocast_like_linear,
+    autocast_off,
     call_options,
     check_chunk_size,
     check_not_transformed,
@@ -1172,7 +1174,9 @@ def vocab_parallel_linear_cross_entropy(
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
-        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted).
+        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
+        # inside torch.autocast mixed ones cast as F.linear's there.
+        h, w, b = autocast_like_linear(h, w, b)
         check_one_dtype(input=h, weight=w, bias=b)
         chunk_size = check_chunk_size(chunk_size)
         batch = tuple(h.shape[:-1])
@@ -1193,7 +1197,8 @@ def vocab_parallel_linear_cross_entropy(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
-    rows = _VocabParallelLinearCE.apply(
-        h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
-    )
+    with autocast_off(h.device.type):  # the products are the loss's (_arguments)
+        rows = _VocabParallelLinearCE.apply(
+            h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
+        )
     return _reduce(rows, y, cw, opts, batch)
