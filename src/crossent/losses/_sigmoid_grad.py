@@ -246,9 +246,14 @@ def gradient(
         if close.any():
             pw_close = pw if pos_weight is None else np.broadcast_to(pw, x.shape)[close]
             n[close] = numerator_dd(x64[close], t64[close], pw_close, eps, xp=xp)
-    elif _maybe_any(close, xp=xp):
-        pw_all = pw if pos_weight is None else xp.broadcast_to(pw, tuple(x.shape))
-        n = xp.where(close, numerator_dd(x64, t64, pw_all, eps, xp=xp), n)
+    else:
+        found = _any(close, xp=xp)
+        if found is not False:
+            pw_all = pw if pos_weight is None else xp.broadcast_to(pw, tuple(x.shape))
+            if found is None:  # (no values to read: every entry)
+                n = xp.where(close, numerator_dd(x64, t64, pw_all, eps, xp=xp), n)
+            else:
+                n = _redone(n, close, x64, t64, pw_all, eps, xp=xp)
     d = n / (1.0 + u)
     if weight is not None:
         d = weighted_term(astype(weight, wide, xp=xp), d, xp=xp)
@@ -257,11 +262,29 @@ def gradient(
     return astype(d * scale, x.dtype if out_dtype is None else out_dtype, xp=xp)
 
 
-def _maybe_any(mask: Array, *, xp: ModuleType) -> bool:
-    """Whether any entry of ``mask`` may be true: True where the values cannot be read
-    (a traced array, vmap's batched tensors), which then take the double-double
+def _any(mask: Array, *, xp: ModuleType) -> bool | None:
+    """Whether any entry of ``mask`` is true; None where the values cannot be read (a
+    traced array, vmap's batched tensors), which then take the double-double
     everywhere."""
     try:
         return truth_of(xp.any(mask))
     except ValuelessArrayError:
-        return True
+        return None
+
+
+def _redone(
+    n: Array, close: Array, x: Array, t: Array, pw: Any, eps: float, *, xp: ModuleType
+) -> Array:
+    """``n`` with its ``close`` entries formed again by :func:`numerator_dd`, on those
+    entries alone (the array API has no scatter: the i-th close entry is taken back to
+    its place by the running count of close entries)."""
+    flat = xp.reshape(close, (-1,))
+    (where,) = xp.nonzero(flat)
+
+    def picked(a: Any) -> Any:
+        return a if isinstance(a, float) else xp.take(xp.reshape(a, (-1,)), where)
+
+    redone = numerator_dd(picked(x), picked(t), picked(pw), eps, xp=xp)
+    rank = xp.cumulative_sum(xp.astype(flat, xp.int64)) - 1
+    back = xp.take(redone, xp.clip(rank, min=0))
+    return xp.where(close, xp.reshape(back, tuple(n.shape)), n)
