@@ -262,21 +262,7 @@ def _float32_grad(b: _Binary) -> Array | None:
     if isinstance(scale, np.generic):
         scale = float(scale)
     if type(x) is np.ndarray and _cpu_kernels.available():
-        from . import _sigmoid_grad_numba
-
-        flat_x = np.ascontiguousarray(x).reshape(-1)
-        flat_t = np.ascontiguousarray(t, dtype=np.float32).reshape(-1)
-        out = np.empty(flat_x.shape, dtype=np.float32)
-        _sigmoid_grad_numba.gradient(
-            flat_x,
-            flat_t,
-            _flat_pattern(weight, x.shape),
-            _flat_pattern(pos_weight, x.shape),
-            b.label_smoothing,
-            scale,
-            out,
-        )
-        return out.reshape(x.shape)
+        return _sigmoid_grad.kernel_gradient(x, t, weight, pos_weight, b.label_smoothing, scale)
     return _sigmoid_grad.gradient(
         x,
         t,
@@ -287,18 +273,6 @@ def _float32_grad(b: _Binary) -> Array | None:
         xp=xp,
         wide=wide,
     )
-
-
-def _flat_pattern(w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
-    """A float32 weight as ``_sigmoid_grad_numba.gradient`` takes it: ``(flat, inner,
-    count)`` (``_small_sigmoid``'s pattern, or the broadcast copy), empty for none."""
-    if w is None:
-        return np.empty(0, dtype=np.float32), 1, 1
-    found = _small_sigmoid.pattern(w, shape, np.dtype(np.float32).char)
-    if found is not None:
-        return found
-    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=np.float32).reshape(-1)
-    return full, 1, max(full.size, 1)
 
 
 def _within(x: Array, bound: float) -> bool:

@@ -66,6 +66,7 @@ __all__ = [
     "LN2_PARTS",
     "SQUARINGS",
     "gradient",
+    "kernel_gradient",
     "numerator_dd",
 ]
 
@@ -288,3 +289,45 @@ def _redone(
     rank = xp.cumulative_sum(xp.astype(flat, xp.int64)) - 1
     back = xp.take(redone, xp.clip(rank, min=0))
     return xp.where(close, xp.reshape(back, tuple(n.shape)), n)
+
+
+def kernel_gradient(
+    x: np.ndarray,
+    t: np.ndarray,
+    weight: np.ndarray | None,
+    pos_weight: np.ndarray | None,
+    eps: float,
+    scale: float,
+) -> np.ndarray:
+    """:func:`gradient` of float32 NumPy arrays by ``_sigmoid_grad_numba`` (Numba
+    installed): the full path's, and ``crossent.torch``'s for CPU tensors."""
+    from . import _sigmoid_grad_numba
+
+    flat_x = np.ascontiguousarray(x).reshape(-1)
+    flat_t = np.ascontiguousarray(t, dtype=np.float32).reshape(-1)
+    out = np.empty(flat_x.shape, dtype=np.float32)
+    _sigmoid_grad_numba.gradient(
+        flat_x,
+        flat_t,
+        _flat_pattern(weight, x.shape),
+        _flat_pattern(pos_weight, x.shape),
+        eps,
+        scale,
+        out,
+    )
+    return out.reshape(x.shape)
+
+
+def _flat_pattern(w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+    """A weight as ``_sigmoid_grad_numba.gradient`` takes it: ``(flat, inner, count)``
+    (``_small_sigmoid``'s pattern of a float32 weight, or a float32 broadcast copy),
+    empty for none."""
+    from . import _small_sigmoid
+
+    if w is None:
+        return np.empty(0, dtype=np.float32), 1, 1
+    found = _small_sigmoid.pattern(w, shape, np.dtype(np.float32).char)
+    if found is not None:
+        return found
+    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=np.float32).reshape(-1)
+    return full, 1, max(full.size, 1)

@@ -25,7 +25,7 @@ import torch
 
 from .. import losses
 from .._xp import float64_twin
-from ..losses import _sigmoid_grad
+from ..losses import _cpu_kernels, _sigmoid_grad
 
 __all__ = ["BinaryFunction", "takes"]
 
@@ -67,7 +67,11 @@ def _logit_gradient(
     upstream: torch.Tensor,
     out_dtype: torch.dtype,
 ) -> torch.Tensor:
-    """The exact gradient in ``x`` times ``upstream`` (``_sigmoid_grad.gradient``)."""
+    """The exact gradient in ``x`` times ``upstream`` (``_sigmoid_grad.gradient``; for
+    float32 CPU tensors of a reduced loss, whose values can be read, Numba's kernel)."""
+    fast = _kernel_gradient(x, t, w, pw, eps, reduction, upstream, out_dtype)
+    if fast is not None:
+        return fast
     found = float64_twin(x, t)
     assert found is not None  # (BinaryFunction is used only where it is)
     xp, wide = found
@@ -84,6 +88,39 @@ def _logit_gradient(
         upstream=upstream,
         out_dtype=out_dtype,
     )
+
+
+def _kernel_gradient(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    w: Any,
+    pw: Any,
+    eps: float,
+    reduction: str,
+    upstream: torch.Tensor,
+    out_dtype: torch.dtype,
+) -> torch.Tensor | None:
+    """``_sigmoid_grad.kernel_gradient`` of float32 CPU tensors of a ``'mean'`` or
+    ``'sum'`` loss (the upstream gradient a number, in the float64 scale); None for
+    anything else, and for tensors without readable values (``torch.func``'s)."""
+    if reduction == "none" or upstream.ndim != 0 or not _cpu_kernels.available():
+        return None
+    tensors = [a for a in (x, t, w, pw) if a is not None]
+    if any(a.device.type != "cpu" or a.dtype != torch.float32 for a in tensors):
+        return None
+    if out_dtype != torch.float32:
+        return None
+    try:
+        x_np, t_np = x.detach().numpy(), t.detach().numpy()
+        w_np = None if w is None else w.detach().numpy()
+        pw_np = None if pw is None else pw.detach().numpy()
+        scale = float(upstream)
+    except (RuntimeError, TypeError, ValueError):  # (functorch's tensors have no data)
+        return None
+    if reduction == "mean":
+        scale = scale / max(x.numel(), 1)
+    grad = _sigmoid_grad.kernel_gradient(x_np, t_np, w_np, pw_np, eps, scale)
+    return torch.from_numpy(grad)
 
 
 def _formula(
