@@ -23,7 +23,7 @@ import numpy as np
 
 from ._kernel_inputs import HALF_LOG, GradientTerms
 
-__all__ = ["FAR_LSE", "far_lse_rows_", "screen_bound"]
+__all__ = ["FAR_LSE", "far_lse_rows_"]
 
 #: :math:`|\mathrm{LSE}|` from which a row is formed again: the float64 rounding of
 #: :math:`m + \ell` is :math:`|\mathrm{LSE}|\,2^{-53}` at most, under :math:`2^{-33}`
@@ -31,15 +31,9 @@ __all__ = ["FAR_LSE", "far_lse_rows_", "screen_bound"]
 FAR_LSE = 2.0**20
 
 
-def screen_bound(classes: int) -> float:
-    r"""A bound :math:`b` with :math:`|z'_{ic}| < b` for every entry implying
-    :math:`|\mathrm{LSE}_i| <` :data:`FAR_LSE` for every row: :math:`m_i \le
-    \mathrm{LSE}_i \le m_i + \log V` (less a float64 ulp for the rounding of
-    :math:`z' = z/T`)."""
-    return FAR_LSE - float(np.log(max(classes, 1))) - 1.0
-
-
-def far_lse_rows_(grad: np.ndarray, z: np.ndarray, labels: np.ndarray, terms: GradientTerms) -> None:
+def far_lse_rows_(
+    grad: np.ndarray, z: np.ndarray, labels: np.ndarray, terms: GradientTerms
+) -> None:
     r"""``grad`` (rows x classes, the kernel's :math:`g_{ic} = a_i p_{ic} - b_i u_c -
     [c = y_i]\,t_i` of ``terms`` for logits ``z`` and ``labels``) with its rows of
     :math:`|s_i| \ge` :data:`FAR_LSE` (``terms.shift``, finite) formed again in float64,

@@ -122,7 +122,7 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
 def label_gradient(
     logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
 ) -> Any:
-    """The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
+    r"""The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
     row is suspect or may have :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (float32:
     the compiled call shifts by the rounded LSE; the full path forms such rows again)
     (then nothing is written)."""
@@ -273,7 +273,7 @@ def far_screen() -> Callable[[np.ndarray, float, float], bool]:
     """``_far_lse_numba.any_far``, imported on first use (it imports Numba)."""
     from ._far_lse_numba import any_far
 
-    return any_far  # type: ignore[no-any-return]
+    return any_far
 
 
 def compiled_calls() -> ModuleType:
