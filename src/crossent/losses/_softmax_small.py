@@ -39,7 +39,6 @@ import numpy as np
 from . import _cpu_kernels
 from ._batch import LossOptions
 from ._entry_points import kept_table
-from ._far_lse import FAR_LSE
 from ._reduction import LossParts
 
 __all__ = [
@@ -123,19 +122,15 @@ def label_gradient(
     logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
 ) -> Any:
     r"""The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
-    row is suspect or may have :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (float32:
-    the compiled call shifts by the rounded LSE; the full path forms such rows again)
-    (then nothing is written)."""
+    row is suspect or, float32, of :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (the
+    full path forms such a row again; issue 13) (then nothing is written)."""
     if logits.dtype.char == _FLOAT64:
         return _label_gradient64(logits, labels, options, out)
+    grad = np.empty_like(logits) if out is None else out
     classes = logits.shape[-1]
     two_d = logits.ndim == 2
-    z = logits if two_d else logits.reshape(-1, classes)
-    if far_screen()(z, options.temperature, FAR_LSE):
-        return None  # a row of |LSE| >= 2**20: the full path forms it again (issue 13)
-    grad = np.empty_like(logits) if out is None else out
     ok = compiled_calls().label_gradient(
-        z,
+        logits if two_d else logits.reshape(-1, classes),
         labels if two_d else labels.reshape(-1),
         options.temperature,
         options.z_loss,
@@ -268,14 +263,6 @@ of log1p (imported with Numba)."""
 
 
 @functools.cache
-@functools.cache
-def far_screen() -> Callable[[np.ndarray, float, float], bool]:
-    """``_far_lse_numba.any_far``, imported on first use (it imports Numba)."""
-    from ._far_lse_numba import any_far
-
-    return any_far
-
-
 def compiled_calls() -> ModuleType:
     """``_small_numba``, imported on first use (it imports Numba)."""
     from . import _small_numba
