@@ -251,6 +251,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="A,B,...",
         help="a table's class columns, in class order (default: every other column)",
     )
+    report.add_argument(
+        "--integer-labels",
+        choices=("names", "positions"),
+        help="how a table's integer labels name the classes: 'positions' reads the label k "
+        "as the k-th class column (from 0), 'names' as the class column named k. Needed "
+        "only when the class columns are all named by integers other than 0..K-1 in order "
+        "(scikit-learn's classes_ 1,2,3 or -1,1): such labels could be either, and are "
+        "refused (exit 2) until this says which; columns named 0..K-1, string class names "
+        "and string labels need no flag",
+    )
     output = report.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     output.add_argument(
@@ -392,7 +402,9 @@ def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
 
 def _columns(args: argparse.Namespace) -> TableColumns:
     try:
-        return TableColumns.parse(args.label_column, args.id_column, args.class_columns)
+        return TableColumns.parse(
+            args.label_column, args.id_column, args.class_columns, args.integer_labels
+        )
     except ValueError as exc:
         raise crossent.InputError(str(exc)) from exc
 
@@ -465,6 +477,7 @@ def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
         ("--label-column", args.label_column),
         ("--id-column", args.id_column),
         ("--class-columns", args.class_columns),
+        ("--integer-labels", args.integer_labels),
     ):
         if value is not None:
             raise crossent.InputError(f"{option} needs a PATH (a table to read)")

@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import ColumnChoice, TableColumns, choose_columns
+from ._columns import (
+    ColumnChoice,
+    TableColumns,
+    ambiguous_integer_labels,
+    choose_columns,
+    integer_names,
+)
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
 
@@ -308,7 +314,7 @@ def _check_row_numbers(path: Path, batch: Any, first_row: int) -> None:
     """The first column, :data:`_UNNAMED_INDEX`, holds the row numbers of this batch."""
     column = batch.column(_UNNAMED_INDEX)
     _refuse_missing(path, column, first_row, _UNNAMED_INDEX)
-    values = column.to_numpy(zero_copy_only=False)
+    values = _to_numpy(column)
     wrong = np.flatnonzero(values != np.arange(first_row, first_row + values.size))
     if wrong.size:
         row = int(wrong[0])
@@ -331,10 +337,13 @@ def _pandas_index(schema: Any) -> tuple[str, ...]:
     return tuple(name for name in stored if isinstance(name, str))
 
 
-def _labels(path: Path, batch: Any, first_row: int, choice: ColumnChoice) -> Any:
-    """The label column as class ids: integers as they are; booleans as 0 and 1 (False,
-    True); strings (or a pandas categorical of strings) as the index of the class column
-    each one names."""
+def _labels(
+    path: Path, batch: Any, first_row: int, choice: ColumnChoice, integer_labels: str | None
+) -> Any:
+    """The label column as class ids: integers as the positions of the class columns, or
+    as their names (:func:`_integer_labels`); booleans as 0 and 1 (False, True); strings
+    (or a pandas categorical of strings) as the index of the class column each one
+    names."""
     import pyarrow.types as pa_types
 
     name = choice.label
@@ -353,9 +362,52 @@ def _labels(path: Path, batch: Any, first_row: int, choice: ColumnChoice) -> Any
             f"names of the class columns; it holds {column.type}"
         )
     _refuse_missing(path, column, first_row, name)
-    values = column.to_numpy(zero_copy_only=False)
+    values = _to_numpy(column)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
-    return values if values.dtype == np.uint64 else values.astype(np.int64)
+    values = values if values.dtype == np.uint64 else values.astype(np.int64)
+    return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+def _integer_labels(
+    path: Path, values: Any, first_row: int, name: str, classes: list[str], mode: str | None
+) -> Any:
+    """Integer labels as class ids.  ``mode`` is ``--integer-labels``: ``"positions"``
+    (or None) keeps them, a label :math:`y` naming the class column at position
+    :math:`y`; ``"names"`` maps each to the position of the class column named by it
+    (``str(y)``), refusing a label that names none.  Without ``mode``, class columns
+    named by integers other than ``0..K-1`` in order make the labels ambiguous
+    (:func:`._columns.ambiguous_integer_labels`): refused, never guessed."""
+    if len(classes) < 2:  # P(label = 1): the labels are 0 and 1, whatever the name
+        return values
+    shown = ", ".join(map(repr, classes[:6])) + (", ..." if len(classes) > 6 else "")
+    if mode is None and ambiguous_integer_labels(classes):
+        raise SourceError(
+            f"{path}: the class columns are named by integers ({shown}), not 0..K-1 in "
+            f"order, and the {name!r} column holds integers, which could be their names or "
+            "their positions: pass --integer-labels names (the label 3 is the column named "
+            "'3') or --integer-labels positions (the label 0 is the first class column)"
+        )
+    if mode != "names":
+        return values
+    named = integer_names(classes)
+    if named is None:
+        raise SourceError(
+            f"{path}: --integer-labels names reads the {name!r} column's integers as the "
+            f"names of the class columns, and not every class column is named by an "
+            f"integer ({shown})"
+        )
+    unique, inverse = np.unique(values, return_inverse=True)
+    position = {value: k for k, value in enumerate(named)}
+    codes = np.array([position.get(int(value), -1) for value in unique], dtype=np.int64)
+    found = codes[inverse.reshape(-1)]
+    if found.size and found.min() < 0:
+        row = int(np.flatnonzero(found < 0)[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds integers, read as the names of the class "
+            f"columns (--integer-labels names); row {first_row + row} has {values[row]}, "
+            f"which names none (class columns: {shown})"
+        )
+    return found
 
 
 def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
@@ -394,6 +446,23 @@ def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
             f"{path}: the {name!r} column is empty in row {first} (an empty cell or a null "
             "marker such as NA)"
         )
+
+
+def _to_numpy(column: Any) -> Any:
+    """``column.to_numpy(zero_copy_only=False)``, but a column of integers or floats
+    without a null as a read-only view of its values' buffer: Arrow's conversion to NumPy
+    imports pandas where it is installed (it sets up its pandas support first), 0.25 s of
+    CPU a report on a table that has no use for it."""
+    import pyarrow.types as pa_types
+
+    kind = column.type
+    fixed = pa_types.is_integer(kind) or pa_types.is_floating(kind)
+    if not fixed or column.null_count or not hasattr(column, "buffers"):  # nulls, chunks
+        return column.to_numpy(zero_copy_only=False)
+    dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(
+        column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize
+    )
 
 
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
@@ -437,16 +506,16 @@ def _convert(
             first_column = str(batch.schema.names[0])
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
-        label_parts.append(_labels(path, batch, rows, choice))
+        label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
-            id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
+            id_parts.append(_to_numpy(batch.column(choice.id)))
         batch_dtype = _stored_dtype(path, batch, columns)
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
         for k, name in enumerate(columns):
             column = batch.column(name)
             _refuse_missing(path, column, rows, name)
-            block[:, k] = column.to_numpy(zero_copy_only=False)
+            block[:, k] = _to_numpy(column)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
@@ -478,7 +547,7 @@ def _track_distinct_integers(
     if distinct is None:
         distinct = {name: [] for name in columns if pa_types.is_integer(batch.column(name).type)}
     for name in list(distinct):
-        values = batch.column(name).to_numpy(zero_copy_only=False)
+        values = _to_numpy(batch.column(name))
         if np.unique(values).size != values.size:
             del distinct[name]
         else:
@@ -535,7 +604,7 @@ def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
                     raise SourceError(
                         f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}"
                     )
-                parts.append(_labels(path, batch, rows, choice))
+                parts.append(_labels(path, batch, rows, choice, None))
                 rows += batch.num_rows
         except _Retyped as retyped:
             reading.again(retyped)

@@ -62,7 +62,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
+from ._cpu_kernels_numba import (
+    gradient_kernel_serial,
+    row_statistics_kernel_serial,
+    smoothed_gradient_kernel_serial,
+)
 from ._far_lse import FAR_LSE as _FAR_LSE
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
@@ -312,16 +316,25 @@ def label_gradient(
         target_coef[i] = keep * row_scale if eps != 0.0 else row_scale
         if z_loss != 0.0:
             offset[i] = ((a - keep) + 2.0 * z_loss * lse[i]) * row_scale
-    if eps != 0.0:
-        uniform = np.full(classes, eps / classes)
-        row_uniform = np.full(n, row_scale)
-    else:
-        uniform = row_uniform = np.empty(0)
+    if eps != 0.0:  # every entry from the exact softmax (the full path's kernel)
+        smoothed_gradient_kernel_serial(
+            z,
+            labels,
+            lse,
+            inv_t,
+            temperature,
+            p_coef,
+            target_coef,
+            np.full(classes, eps / classes),
+            np.full(n, row_scale),
+            offset,
+            out,
+        )
+        return True
+    no = np.empty(0)  # no smoothing term
     # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
     log_p = shifted_y - ell
-    gradient_kernel_serial(
-        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, offset, out
-    )
+    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, no, no, log_p, offset, out)
     return True
 
 

@@ -1020,6 +1020,7 @@ def _kernel_gradient(
         row_uniform=row_uniform,
         label_log_p=label_log_p,
         label_offset=offset,
+        temperature=opts.temperature,
     )
     flat_labels = np.reshape(safe, (-1,))
     grad = _kernels().write_gradient(
