@@ -39,7 +39,8 @@ def far_lse_rows_(
     :math:`|s_i| \ge` :data:`FAR_LSE` (``terms.shift``, finite) formed again in float64,
     in place.
 
-    :math:`z' = z/T` in float64; :math:`p` by the max-shift formula (module docstring);
+    :math:`z' = z/T` in float64 (``terms.temperature`` when given, else times
+    ``terms.inv_temperature``); :math:`p` by the max-shift formula (module docstring);
     the label's entry :math:`a\operatorname{expm1}(\log p_y) + (a - t) - b u_y` where
     :math:`\log p_y > \log\tfrac12` (``terms.label_offset`` for :math:`a - t` when
     given), else :math:`a p_y - t - b u_y`, as the kernels' contract. A label that is
@@ -52,7 +53,9 @@ def far_lse_rows_(
     if at.size == 0:
         return
     x = z[at].astype(np.float64)
-    if terms.inv_temperature != 1.0:
+    if terms.temperature is not None and terms.temperature != 1.0:
+        x /= terms.temperature  # (one rounding of z/T)
+    elif terms.inv_temperature != 1.0:
         x *= terms.inv_temperature
     x -= np.max(x, axis=-1, keepdims=True)
     with np.errstate(under="ignore"):
