@@ -2,6 +2,7 @@
 
     python benchmarks/bench_softmax_ce.py [--rows 4096] [--classes 32000] [--repeats 5]
         [--turn 3] [--no-compile] [--no-numba] [--logits {random,peaked}]
+        [--label-smoothing EPS] [--clock {wall,cpu}] [--no-torch]
 
 NumPy float32 logits (standard normal x 3) and integer labels; the same data go to
 torch as zero-copy tensors. ``--logits peaked`` models a trained, mostly right and
@@ -35,6 +36,12 @@ compute-bound (on the Xeon with AVX-512 of RESULTS.md it reads twice as fast). P
 extra memory of every call is the larger of tracemalloc's peak and the rise of the peak
 resident set size (which sees anonymous mappings and PyTorch's native allocations),
 measured in a call of its own after the timings.
+
+``--label-smoothing EPS`` gives every call (crossent's and torch's) that label smoothing
+(issue 13: the smoothed gradient's own kernel); ``--clock cpu`` times each call by the
+process's CPU time (all threads) instead of the wall clock; ``--no-torch`` leaves out
+the torch contenders (an A/B of two crossent trees: run the script once per tree, with
+``PYTHONPATH`` pointing at each, in turns).
 """
 
 from __future__ import annotations
@@ -92,7 +99,19 @@ def main() -> None:
         default="random",
         help="random: standard normal x 3; peaked: 90%% of the rows confident (see above)",
     )
+    parser.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="label smoothing of every call"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: time.perf_counter; cpu: time.process_time (the process's CPU time)",
+    )
+    parser.add_argument("--no-torch", action="store_true", help="crossent and the floor only")
     args = parser.parse_args()
+    eps = args.label_smoothing
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.no_numba:
         _cpu_kernels.available = lambda: False  # type: ignore[method-assign]
 
@@ -106,6 +125,9 @@ def main() -> None:
     z, y = torch.from_numpy(logits), torch.from_numpy(labels)
     buffer = np.empty_like(logits)  # the training-loop pattern: one gradient buffer, reused
 
+    def smoothed(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(a, b, label_smoothing=eps)
+
     def torch_forward_backward(fn: Callable[..., torch.Tensor]) -> torch.Tensor:
         leaf = z.detach().requires_grad_(True)
         fn(leaf, y).backward()
@@ -113,24 +135,28 @@ def main() -> None:
 
     cases: dict[str, dict[str, Callable[[], object]]] = {
         "forward (mean loss)": {
-            "crossent": lambda: crossent.softmax_cross_entropy(logits, labels),
+            "crossent": lambda: crossent.softmax_cross_entropy(logits, labels, label_smoothing=eps),
             "crossent validate=False": lambda: crossent.softmax_cross_entropy(
-                logits, labels, validate=False
+                logits, labels, validate=False, label_smoothing=eps
             ),
-            "torch eager F.cross_entropy": lambda: F.cross_entropy(z, y),
+            "torch eager F.cross_entropy": lambda: F.cross_entropy(z, y, label_smoothing=eps),
         },
         "gradient (d mean loss / d logits)": {
             "crossent softmax_cross_entropy_grad": lambda: crossent.softmax_cross_entropy_grad(
-                logits, labels
+                logits, labels, label_smoothing=eps
             ),
             "crossent grad into a reused out= buffer": lambda: crossent.softmax_cross_entropy_grad(
-                logits, labels, out=buffer
+                logits, labels, out=buffer, label_smoothing=eps
             ),
-            "torch eager forward+backward": lambda: torch_forward_backward(F.cross_entropy),
+            "torch eager forward+backward": lambda: torch_forward_backward(smoothed),
         },
     }
-    if not args.no_compile:
-        compiled = torch.compile(F.cross_entropy)
+    if args.no_torch:
+        for impls in cases.values():
+            for name in [name for name in impls if "torch" in name]:
+                del impls[name]
+    elif not args.no_compile:
+        compiled = torch.compile(smoothed)
         cases["forward (mean loss)"]["torch.compile"] = lambda: compiled(z, y)
         cases["gradient (d mean loss / d logits)"]["torch.compile forward+backward"] = lambda: (
             torch_forward_backward(compiled)
@@ -149,10 +175,10 @@ def main() -> None:
         "np.max, two threads": lambda: on_two_threads(np.max),
     }
 
-    ours = crossent.softmax_cross_entropy(logits, labels)
-    exact = crossent.softmax_cross_entropy(logits.astype(np.float64), labels)
-    theirs = F.cross_entropy(z, y).item()
-    grad = crossent.softmax_cross_entropy_grad(logits, labels)
+    ours = crossent.softmax_cross_entropy(logits, labels, label_smoothing=eps)
+    exact = crossent.softmax_cross_entropy(logits.astype(np.float64), labels, label_smoothing=eps)
+    theirs = F.cross_entropy(z, y, label_smoothing=eps).item()
+    grad = crossent.softmax_cross_entropy_grad(logits, labels, label_smoothing=eps)
     print(
         f"machine: {cpu_name()}, {vector_width()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}, "
@@ -161,6 +187,7 @@ def main() -> None:
     print(
         f"input: {args.rows} x {args.classes} float32 logits, {logits.nbytes / 2**20:.0f} MiB;"
         f" median of {args.repeats} turns x {max(args.turn - 1, 1)} timed calls"
+        f" ({args.clock} time); label smoothing {eps}"
     )
     print(
         f"logits: {args.logits}; rows with exp-sum s < 4: {np.mean(sums < 4):.1%}, "
@@ -181,10 +208,10 @@ def main() -> None:
             for name, fn in impls.items():
                 time.sleep(0.3)  # let the other library's worker threads stop spinning
                 for call in range(args.turn):
-                    start = time.perf_counter()
+                    start = clock()
                     fn()
                     if call or args.turn == 1:  # the first call of a turn is not timed
-                        times[name].append(time.perf_counter() - start)
+                        times[name].append(clock() - start)
         medians = {name: statistics.median(t) for name, t in times.items()}
         ours_name = next(iter(impls))
         for name, median in medians.items():

@@ -57,13 +57,14 @@ def test_bfloat16_predictions_are_refused_by_name(evaluate: object, form: str) -
     """Main: ``TypeError: dtype argument must be a NumPy dtype`` from ``np.isdtype``."""
     ml_dtypes = pytest.importorskip("ml_dtypes")
     values = _PROBS if form == "probs" else np.log(_PROBS)
-    with pytest.raises(crossent.InputError, match=rf"`{form}` must be a real floating.*bfloat16"):
+    message = rf"`{form}` must be a real floating.*bfloat16"
+    with pytest.raises(crossent.InputTypeError, match=message):
         evaluate(values.astype(ml_dtypes.bfloat16), _LABELS, form)  # type: ignore[operator]
 
 
 def test_bfloat16_binary_column_is_refused_by_name() -> None:
     ml_dtypes = pytest.importorskip("ml_dtypes")
-    with pytest.raises(crossent.InputError, match=r"`probs` must be a real floating.*bfloat16"):
+    with pytest.raises(crossent.InputTypeError, match=r"`probs` must be a real floating.*bfloat16"):
         crossent.calibration_error(_PROBS[:, 1].astype(ml_dtypes.bfloat16), _LABELS)
 
 

@@ -215,7 +215,7 @@ def test_bfloat16_is_refused_with_renormalize_too(call: Callable[[np.ndarray], o
     """Main: taken (divided by its row sums in bfloat16) where ``renormalize=False``
     refused it."""
     values = _PROBS.astype(_bfloat16())  # type: ignore[call-overload]
-    with pytest.raises(crossent.InputError, match=r"got dtype bfloat16 \(ml_dtypes\)"):
+    with pytest.raises(crossent.InputTypeError, match=r"got dtype bfloat16 \(ml_dtypes\)"):
         call(values)
 
 

@@ -12,16 +12,25 @@ output is not an input stays in ``crossent.cli._files``).
 * A symbolic link keeps its place: the file it points to is replaced.
 * Anything that is not a regular file (``/dev/null``, a terminal, a FIFO) is written to
   directly: renaming over it would replace the device with a regular file.
+* A name of one of this process's open descriptors (``/dev/stdout``, ``/dev/stderr``,
+  ``/dev/fd/N``, ``/proc/self/fd/N``) is written through that descriptor, whatever it is
+  open on: with standard output appended to a file (``>> log``), renaming over the
+  link's target replaced the whole file by the page (its earlier content lost, and the
+  text printed after it went to the replaced file), and opening it afresh would
+  truncate it.
 * Every error is an :class:`~crossent.InputError` that names the caller's path, never the
-  temporary file.
+  temporary file.  Text is written as UTF-8, a lone surrogate (a file name that is not
+  UTF-8) as its backslash escape (:data:`_ERRORS`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 from .errors import InputError
@@ -31,6 +40,13 @@ __all__ = ["write_atomically"]
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
 destination's name, so any name the file system accepts (up to 255 bytes) works."""
+
+
+_ERRORS = "backslashreplace"
+"""How text that is not Unicode is written: a file name of bytes that are not UTF-8 is
+held by Python as lone surrogates (``b"a\\xff.npz"`` is ``"a\\udcff.npz"``), which
+UTF-8 cannot encode; written as ``\\udcff``, as Python shows it on standard error, the
+page is written instead of failing with ``UnicodeEncodeError``."""
 
 
 def _error(path: Path, exc: OSError) -> InputError:
@@ -44,6 +60,10 @@ def write_atomically(path: Path, text: str) -> None:
     included (KeyboardInterrupt, or the CLI's SIGTERM exception), the temporary file is
     removed and an :class:`~crossent.InputError` names ``path``.
     """
+    descriptor = _descriptor(path)
+    if descriptor is not None:
+        _write_to_descriptor(path, descriptor, text)
+        return
     try:
         existing = os.stat(path)  # through links: /dev/stdout is a link to a pipe or tty
     except FileNotFoundError:
@@ -65,7 +85,7 @@ def write_atomically(path: Path, text: str) -> None:
     except OSError as exc:
         raise _error(path, exc) from exc
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        with os.fdopen(descriptor, "w", encoding="utf-8", errors=_ERRORS) as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -101,7 +121,46 @@ def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
 def _write_directly(path: Path, text: str) -> None:
     """Write to a device or FIFO in place (there is nothing to replace atomically)."""
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        with open(path, "w", encoding="utf-8", errors=_ERRORS) as handle:
             handle.write(text)
+    except OSError as exc:
+        raise _error(path, exc) from exc
+
+
+_DESCRIPTOR_NAME = re.compile(r"/(?:proc/(self|\d+)|dev)/fd/(\d+)")
+"""The names of an open descriptor N: ``/dev/fd/N``, ``/proc/self/fd/N``, ``/proc/PID/fd/N``."""
+
+
+def _descriptor(path: Path) -> int | None:
+    """The descriptor of this process that ``path`` names, following its links one by one
+    (``/dev/stdout`` -> ``/proc/self/fd/1``), or None for any other path.  The last link,
+    ``/proc/self/fd/N`` -> the open file, is not followed: it is the descriptor's."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # the kernel's own limit on links followed
+        found = _DESCRIPTOR_NAME.fullmatch(current)
+        if found is not None:
+            process = found.group(1)
+            ours = process is None or process in ("self", str(os.getpid()))
+            return int(found.group(2)) if ours else None
+        try:
+            target = os.readlink(current)
+        except OSError:  # not a link (or no such path): an ordinary file name
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return None
+
+
+def _write_to_descriptor(path: Path, descriptor: int, text: str) -> None:
+    """Write ``text`` through the open ``descriptor`` (standard output and error through
+    Python's streams, so that it keeps its place among what they print)."""
+    stream = {1: sys.stdout, 2: sys.stderr}.get(descriptor)
+    try:
+        if stream is not None:
+            stream.write(text)
+            stream.flush()
+            return
+        data = memoryview(text.encode("utf-8", _ERRORS))
+        while data:
+            data = data[os.write(descriptor, data) :]
     except OSError as exc:
         raise _error(path, exc) from exc

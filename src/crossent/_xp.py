@@ -381,6 +381,15 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     return astype(total, out_dtype, xp=xp) if total.dtype != out_dtype else total
 
 
+def _quiet_log1p(x: np.ndarray) -> np.ndarray:
+    """``np.log1p`` where ``x`` may hold -1 (the sum of a row entirely ``-inf``): ``-inf``
+    without NumPy's "divide by zero encountered in log1p", which under ``-W error`` was
+    raised instead of the caller's own message (a hostile pass:
+    ``entropy([-inf, -inf], p_form="log_probs")``)."""
+    with np.errstate(divide="ignore"):
+        return np.log1p(x)
+
+
 def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     r"""``log(sum(exp(shifted)))`` over the last axis (kept) for rows whose maximum is 0.
 
@@ -403,10 +412,15 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
             terms[at_max] = 0.0
             rest = np.add.reduce(terms, -1, keepdims=True)
             ties = int(np.count_nonzero(at_max))  # a Python int keeps the dtype
+            if ties == 0:  # entirely -inf (or NaN): log1p(-1) is -inf, without a warning
+                return _quiet_log1p(rest - 1)
             return np.log1p(rest if ties == 1 else rest + (ties - 1))
         np.subtract(terms, at_max, out=terms)
         rest = np.add.reduce(terms, -1, keepdims=True)
-        return np.log1p(rest + (np.add.reduce(at_max, -1, shifted.dtype, keepdims=True) - 1))
+        ties_per_row = np.add.reduce(at_max, -1, shifted.dtype, keepdims=True)
+        if not ties_per_row.all():  # a row entirely -inf (or NaN), as above
+            return _quiet_log1p(rest + (ties_per_row - 1))
+        return np.log1p(rest + (ties_per_row - 1))
     # a 0-d zero: no array of zeros of the rows' size (issue 13 follow-up: one pass
     # over it of six; the same numbers)
     zero = xp.zeros((), dtype=shifted.dtype, device=device(shifted))
@@ -414,6 +428,11 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     ties = astype(at_max, shifted.dtype, xp=xp)
     rest = xp.sum(terms, axis=-1, keepdims=True)
     ties = xp.sum(ties, axis=-1, keepdims=True)
+    if getattr(xp, "__name__", "").startswith("array_api_strict"):
+        # it computes with NumPy, which warns of log1p(-1) as above; only there: torch
+        # under ``torch.compile(fullgraph=True)`` cannot trace ``np.errstate``
+        with np.errstate(divide="ignore"):
+            return xp.log1p(rest + (ties - 1))
     return xp.log1p(rest + (ties - 1))
 
 

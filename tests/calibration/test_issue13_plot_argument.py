@@ -37,3 +37,28 @@ def test_plot_of_a_diagram_draws_its_bins() -> None:
     diagram = crossent.reliability_diagram(_PROBS, _LABELS, bins=2)
     figure = crossent.plot_reliability_diagram(diagram)
     assert len(figure.axes) == 2
+
+
+@pytest.mark.parametrize("value", ["no", "yes", 1, None])
+def test_plot_logit_axis_must_be_a_bool(value: object) -> None:
+    """Hostile API pass: main read ``logit_axis`` by truth value (``"no"`` drew a logit
+    axis; None a linear one), as ``report`` once read its flags. Fails on main."""
+    diagram = crossent.reliability_diagram(_PROBS, _LABELS, bins=2)
+    with pytest.raises(crossent.InputTypeError, match=r"`logit_axis` must be True or False"):
+        crossent.plot_reliability_diagram(diagram, logit_axis=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [5, b"title", ["a"]])
+def test_plot_title_must_be_a_string(value: object) -> None:
+    """Main passed it to matplotlib, which drew ``str(value)`` (``"b'title'"``). Fails
+    on main."""
+    diagram = crossent.reliability_diagram(_PROBS, _LABELS, bins=2)
+    with pytest.raises(crossent.InputTypeError, match=r"`title` must be a str or None"):
+        crossent.plot_reliability_diagram(diagram, title=value)  # type: ignore[arg-type]
+
+
+def test_plot_takes_a_numpy_bool() -> None:
+    pytest.importorskip("matplotlib")
+    diagram = crossent.reliability_diagram(_PROBS, _LABELS, bins=2)
+    figure = crossent.plot_reliability_diagram(diagram, logit_axis=np.bool_(True), title="t")
+    assert figure.axes[0].get_title() == "t"

@@ -118,6 +118,8 @@ _CALLED_FROM_PYTHON = {
     "crossent.losses._cpu_kernels_numba.row_statistics_kernel_serial",
     "crossent.losses._cpu_kernels_numba.gradient_kernel",
     "crossent.losses._cpu_kernels_numba.gradient_kernel_serial",
+    "crossent.losses._cpu_kernels_numba.smoothed_gradient_kernel",
+    "crossent.losses._cpu_kernels_numba.smoothed_gradient_kernel_serial",
     "crossent.losses._small_numba.label_loss",
     "crossent.losses._small_numba.label_gradient",
 }

@@ -188,14 +188,6 @@ def test_cross_entropy_bad_label_under_vmap_names_example_and_row() -> None:
         func.vmap(func.grad(lambda x, t: ct.cross_entropy(x, t)))(z, y)
 
 
-def test_second_derivative_under_torch_func_is_an_error() -> None:
-    """A Hessian of the fused class-id loss: an error naming the loss (its backward is a
-    kernel with no derivative), not a silent zero."""
-    z, y = torch.randn(N, C, dtype=torch.float64), torch.tensor([0, 1, 2, 3])
-    with pytest.raises(RuntimeError, match=r"has no second derivative under torch\.func"):
-        func.jacrev(func.grad(lambda x: ct.cross_entropy(x, y)))(z)
-
-
 # ------------------------------------------------------------------- linear losses
 
 

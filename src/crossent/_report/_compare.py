@@ -24,7 +24,7 @@ from ..calibration._bootstrap import (
 )
 from ..errors import InputError, InputTypeError
 from . import _compute
-from ._compute import Report, _id_value
+from ._compute import Report, _id_value, text_sequence
 from ._text import to_json_number
 
 __all__ = ["ReportComparison", "compare_reports"]
@@ -134,7 +134,8 @@ def compare_reports(
         From :func:`report`, on the same labels in the same order (checked; and the
         same ids, when every report has them).
     names : sequence of str, optional
-        The models' names (default: each report's ``source``).
+        The models' names (default: each report's ``source``); a bare str is refused,
+        not split into one-letter names.
     confidence, resamples, seed
         As in :func:`bootstrap_interval`.
 
@@ -148,7 +149,7 @@ def compare_reports(
     InputError
         Fewer than two reports, different class counts, labels or ids, or bad options.
     InputTypeError
-        ``reports`` is not a sequence of :class:`Report`.
+        ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
     Examples
     --------
@@ -167,9 +168,8 @@ def compare_reports(
     if len(reports) < 2:
         raise InputError(f"`reports` must hold at least 2 reports; got {len(reports)}")
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
-    chosen = (
-        [str(n) for n in names] if names is not None else [r.payload["source"] for r in reports]
-    )
+    given = text_sequence(names, name="names")
+    chosen = given if given is not None else [r.payload["source"] for r in reports]
     if len(chosen) != len(reports):
         raise InputError(f"`names` has {len(chosen)} names for {len(reports)} reports")
     baseline = reports[0]

@@ -42,7 +42,7 @@ from ..errors import InputError, InputTypeError
 from . import _text
 from ._host import bfloat16_tensor, check_aligned, host_array, host_labels
 
-__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report"]
+__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report", "text_sequence"]
 
 FORMAT = 2
 """Schema version of the JSON report; bumped when a field changes meaning or is removed
@@ -62,6 +62,32 @@ _LEVEL = 0.95
 
 Progress = Callable[[str, int], Callable[[int], None]]
 """``progress(label, total)`` returns an ``advance(steps)`` callback."""
+
+
+def text_sequence(value: Any, *, name: str) -> list[str] | None:
+    """Names given as a sequence of str (a list, a tuple, an array of str, a pandas
+    Index), as a list of plain str; None stays None.  A bare str is refused, not split
+    into its characters, and so is an entry that is not a str (None, a number, bytes),
+    which the JSON and HTML reports could not show as a name."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes | Mapping):
+        raise InputTypeError(
+            f"`{name}` must be a sequence of str, one a name; got {type(value).__name__} {value!r}"
+        )
+    try:
+        entries = list(value)
+    except TypeError:
+        raise InputTypeError(
+            f"`{name}` must be a sequence of str, one a name; got {type(value).__name__}"
+        ) from None
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise InputTypeError(
+                f"`{name}` must be a sequence of str; got {entry!r} "
+                f"({type(entry).__name__}) at index {index}"
+            )
+    return [str(entry) for entry in entries]
 
 
 def _no_progress(label: str, total: int) -> Callable[[int], None]:
@@ -252,9 +278,10 @@ def report(
         NumPy, PyTorch (any device; detached and copied to the host) or pandas
         (a DataFrame's columns name the classes and must all be numeric; nullable
         ``Float64`` columns are read as float64, a missing value is an error).  A 1-D
-        array (or a one-column frame) is :math:`P(y = 1)` of a binary problem with labels
-        in {0, 1}; the report then uses the positive-class scope for calibration and says
-        so.
+        array (or a one-column array ``(n, 1)`` or frame: the command line's one
+        column) is :math:`P(y = 1)` of a binary problem with labels in {0, 1}, not a
+        one-class distribution as for :func:`calibration_error`; the report then uses
+        the positive-class scope for calibration and says so.
     labels : array_like of int, shape (n,)
         True classes (a pandas Series or a tensor is fine; a Series beside a pandas
         ``predictions`` must have the same row index, so rows are never paired by
@@ -302,8 +329,9 @@ def report(
     InputError
         Invalid predictions, labels or options (naming the row and value).
     InputTypeError
-        ``progress`` not callable, ``columns`` not a mapping, or predictions of a
-        type that is not an array.
+        ``progress`` not callable, ``columns`` not a mapping, ``class_names`` not a
+        sequence of str (a bare str is not split into names), ``source`` not a str, or
+        predictions of a type that is not an array.
 
     See Also
     --------
@@ -334,9 +362,17 @@ def report(
     resamples = check_resamples(resamples)
     top = check_integer(top, name="top", low=0)
     max_ece, max_nll = _threshold(max_ece, "max_ece"), _threshold(max_nll, "max_nll")
+    class_names = text_sequence(class_names, name="class_names")
+    if source is not None and not isinstance(source, str):
+        raise InputTypeError(f"`source` must be a str or None; got {source!r}")
     check_aligned(predictions, labels)
     values, names_from_frame = host_array(predictions, name="predictions")
     label_array = host_labels(labels)
+    if getattr(values, "ndim", None) not in (1, 2):  # a scalar had no class axis to read
+        raise InputError(
+            "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
+            f"binary problem; got shape {tuple(np.shape(values))}"
+        )
     binary = getattr(values, "ndim", None) == 1 or (
         getattr(values, "ndim", None) == 2 and values.shape[1] == 1
     )

@@ -7,9 +7,10 @@ one column of at most 1200 px (readable on a 1280 px screen); figures scale down
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,18 @@ def delivered(page: str, path: str | Path | None) -> str:
     if path is not None:
         write_atomically(Path(path), page)
     return page
+
+
+@contextlib.contextmanager
+def _text_as_typed() -> Iterator[None]:
+    """Matplotlib text drawn as typed: class names, file names and model names come from
+    the user, and matplotlib reads text between two ``$`` as mathtext, so a class column
+    ``$\\frac$`` (or ``a$b$``) ended the report with a parse error, or drew another text.
+    Figures must be built and saved inside this context (tick labels are made when drawn)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
 
 
 def _png(figure: Any) -> str:
@@ -198,15 +211,16 @@ def _classwise_figure(report: Report) -> Any | None:
 
 def figures(report: Report) -> list[tuple[str, str]]:
     """The report's figures as (title, base64 PNG)."""
-    title, per_class = _per_class_figure(report)
-    images = [
-        ("Reliability diagram", _png(reliability_figure([("model", report)]))),
-        ("Surprisal histogram", _png(_surprisal_figure(report))),
-        (title, _png(per_class)),
-    ]
-    classwise = _classwise_figure(report)
-    if classwise is not None:
-        images.append(("Reliability per class", _png(classwise)))
+    with _text_as_typed():
+        title, per_class = _per_class_figure(report)
+        images = [
+            ("Reliability diagram", _png(reliability_figure([("model", report)]))),
+            ("Surprisal histogram", _png(_surprisal_figure(report))),
+            (title, _png(per_class)),
+        ]
+        classwise = _classwise_figure(report)
+        if classwise is not None:
+            images.append(("Reliability per class", _png(classwise)))
     return images
 
 
@@ -381,7 +395,8 @@ def comparison_html(comparison: ReportComparison, *, standalone: bool = True) ->
         ["model", "baseline", "metric", "difference (model - baseline)", "interval"],
     )
     try:
-        overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
+        with _text_as_typed():
+            overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
     except ImportError:
         overlay = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
     level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95

@@ -308,7 +308,9 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
 
     A NumPy array's dtype is judged by its kind: NumPy's ``isdtype`` raises a bare
     ``TypeError`` for dtypes NumPy does not define (``ml_dtypes``' bfloat16, kind
-    ``"V"``), which must be this message instead (issue 13).
+    ``"V"``), which must be this message instead (issue 13).  Raises
+    :class:`~crossent.errors.InputTypeError` (integer, boolean, complex, object, string
+    and datetime arrays too).
     """
     dtype = values.dtype
     numpy_dtype = isinstance(dtype, np.dtype)
@@ -316,7 +318,10 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
     if real_floating:
         return
     got = foreign_dtype_note(name, dtype) or f"dtype {dtype}"
-    raise InputError(f"`{name}` must be a real floating array ({form}); got {got}")
+    what = "" if name == form else f" ({form})"
+    # a dtype is the argument's type: InputTypeError, as the measures and losses raise
+    # for the same arrays (an InputError, a ValueError, escaped `except TypeError`)
+    raise InputTypeError(f"`{name}` must be a real floating array{what}; got {got}")
 
 
 def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_scalar
+from .._checks import check_flag, check_scalar
 from ..errors import InputError, InputTypeError, MissingDependencyError
 from ._error import CalibrationError, calibration_error
 from ._inputs import FloatArray
@@ -193,6 +193,10 @@ def plot_reliability_diagram(
             f"{type(diagram).__name__}: make one with "
             "crossent.reliability_diagram(probs, labels, ...)"
         )
+    # not by truth value: logit_axis="no" drew a logit axis (a hostile pass)
+    logit_axis = check_flag(logit_axis, name="logit_axis")
+    if title is not None and not isinstance(title, str):
+        raise InputTypeError(f"`title` must be a str or None; got {title!r}")
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import threading
 from collections.abc import Iterator
@@ -61,6 +62,17 @@ __all__ = [
     "class_bins_part",
     "class_bins_uniform",
 ]
+
+
+def _exp(x: float) -> float:
+    """:math:`e^x` as a float: ``inf`` only where it overflows float64 (from
+    :math:`x > 709.78`), NaN for NaN.  The state's perplexity was ``inf`` for every mean
+    NLL above 709 (:math:`e^{709.5}` is 1.35e308) and for a NaN NLL (unchecked NaN
+    predictions), whose perplexity is NaN as ``exp`` gives it."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 @dataclass(frozen=True)
@@ -219,7 +231,9 @@ class EvaluationState:
             )
         if self._spec.scope == "top-label" and self._spec.binning == "uniform":
             if _stacked_applies(predictions):  # stored float probabilities, several blocks
-                request, bounds = self._request(self._spec.bins), _block_bounds(predictions)
+                bounds = _block_bounds(predictions)
+                widest = max(b - a for a, b in itertools.pairwise(bounds))
+                request = self._request(self._spec.bins, rows=widest)
                 blocks = _stacked_totals(predictions, request, bounds)
                 with self._all_or_nothing():  # (an interrupt in the adds' Python)
                     self._add_blocks(blocks, bounds, start)
@@ -228,7 +242,9 @@ class EvaluationState:
             # every number in the same pass as the validation (the Numba kernel's sums)
             parts: Iterator[BlockTotals] = (
                 _shifted(totals, start + block_start)
-                for block_start, totals in map_totals(predictions, self._request(self._spec.bins))
+                for block_start, totals in map_totals(
+                    predictions, self._request(self._spec.bins, rows=predictions.n)
+                )
             )
         elif self._spec.scope == "top-label":  # the summaries are all it needs: one pass
             parts = map_summaries(
@@ -273,8 +289,12 @@ class EvaluationState:
             sums.sums, sums.class_count, sums.class_surprisal, bins, _shifted(sums, first_row).found
         )
 
-    def _request(self, bins: int) -> TotalsRequest:
-        """Every sum of the state, with ``bins`` uniform top-label bins (0: none)."""
+    def _request(self, bins: int, *, rows: int | None = None) -> TotalsRequest:
+        """Every sum of the state, with ``bins`` uniform top-label bins (0: none).
+
+        ``rows``: the most rows a block holds, which bound the most surprising rows it
+        can give (the kernels hold ``keep`` slots a block: ``keep=10**12``, "keep them
+        all", asked for 7.3 TiB before this bound, a hostile pass)."""
         return TotalsRequest(
             top=True,
             entropy=self.entropy,
@@ -283,7 +303,7 @@ class EvaluationState:
             classes=self.classes,
             bins=bins,
             closed=self._spec.closed,
-            keep=self.keep,
+            keep=self.keep if rows is None else min(self.keep, rows),
         )
 
     # Where the adding of a batch stands (:meth:`_all_or_nothing`): _OUTSIDE a batch,
@@ -459,7 +479,7 @@ class EvaluationState:
             accuracy=float(correct),
             nll=float(surprisal),
             nll_bits=float(surprisal / math.log(2)),
-            perplexity=math.exp(surprisal) if surprisal < 709 else math.inf,
+            perplexity=_exp(float(surprisal)),
             brier=float(brier),
             spherical=float(spherical),
             mean_entropy=float(entropy) if self.entropy else None,

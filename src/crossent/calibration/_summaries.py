@@ -362,7 +362,7 @@ def _fused_totals(
         suspect, found_p, (sums, class_stats, bin_stats, found) = _row_kernels.block_totals(
             values,
             labels,
-            keep=request.keep,
+            keep=min(request.keep, values.shape[0]),  # a block gives at most its rows
             first_row=predictions.first_row + start,
             **kernel_options(request, limit=limit, pending=predictions.labels_pending),
         )

@@ -40,7 +40,7 @@ from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
-from ._messages import in_file_terms
+from ._messages import in_file_terms, printable
 from ._pipe import closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
@@ -167,7 +167,9 @@ class _Parser(argparse.ArgumentParser):
     to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n"
+        )
 
     def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         """argparse's, less its silence on a failed write (``--help > /dev/full`` exited
@@ -248,6 +250,16 @@ def _parser() -> argparse.ArgumentParser:
         "--class-columns",
         metavar="A,B,...",
         help="a table's class columns, in class order (default: every other column)",
+    )
+    report.add_argument(
+        "--integer-labels",
+        choices=("names", "positions"),
+        help="how a table's integer labels name the classes: 'positions' reads the label k "
+        "as the k-th class column (from 0), 'names' as the class column named k. Needed "
+        "only when the class columns are all named by integers other than 0..K-1 in order "
+        "(scikit-learn's classes_ 1,2,3 or -1,1): such labels could be either, and are "
+        "refused (exit 2) until this says which; columns named 0..K-1, string class names "
+        "and string labels need no flag",
     )
     output = report.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -345,7 +357,17 @@ def _console(*, stderr: bool = False) -> Any:
     the user's files, and ``[/b]`` in one is text, not console markup (which would end the
     run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
     Console = require("rich.console", "printing tables", extra="cli").Console
-    console = Console(
+
+    class _Printable(Console):  # type: ignore[misc, valid-type]
+        """Every string printed, a table's cells and titles included, with its control
+        characters escaped (:func:`._messages.printable`): column names, row ids and
+        paths come from the user's files, and an escape sequence in one reached the
+        terminal."""
+
+        def render_str(self, text: str, **options: Any) -> Any:
+            return super().render_str(printable(text), **options)
+
+    console = _Printable(
         file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
     )
     # rich exits 1 on a closed pipe, the code of a failed gate: let the BrokenPipeError
@@ -380,7 +402,9 @@ def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
 
 def _columns(args: argparse.Namespace) -> TableColumns:
     try:
-        return TableColumns.parse(args.label_column, args.id_column, args.class_columns)
+        return TableColumns.parse(
+            args.label_column, args.id_column, args.class_columns, args.integer_labels
+        )
     except ValueError as exc:
         raise crossent.InputError(str(exc)) from exc
 
@@ -411,7 +435,7 @@ def _run_report(args: argparse.Namespace) -> int:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
-    inputs = [path for path in [*args.paths, args.labels] if path and str(path) != "-"]
+    inputs = [path for path in [*args.paths, args.labels] if path]
     if args.output is not None:
         check_output(args.output, inputs=inputs)
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
@@ -436,7 +460,7 @@ def _run_report(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         elif args.markdown:
-            print(render_markdown(report))
+            print(printable(render_markdown(report), keep="\n"))
         else:
             render_terminal(report, console)
             if args.output is not None:
@@ -453,6 +477,7 @@ def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
         ("--label-column", args.label_column),
         ("--id-column", args.id_column),
         ("--class-columns", args.class_columns),
+        ("--integer-labels", args.integer_labels),
     ):
         if value is not None:
             raise crossent.InputError(f"{option} needs a PATH (a table to read)")
@@ -479,9 +504,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     """``crossent report A B [C ...]``: each model's report and paired differences."""
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     if args.output is not None:
-        check_output(
-            args.output, inputs=[p for p in [*args.paths, args.labels] if p and str(p) != "-"]
-        )
+        check_output(args.output, inputs=[p for p in [*args.paths, args.labels] if p])
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
     reports = []
     for path in args.paths:
@@ -505,7 +528,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(payload, indent=2, allow_nan=False))
         elif args.markdown:
-            print(render_comparison_markdown(comparison))
+            print(printable(render_comparison_markdown(comparison), keep="\n"))
         else:
             console = _console()
             render_comparison_terminal(comparison, console)
@@ -592,7 +615,7 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         return _run_report(args)
     except crossent.CrossentError as exc:
-        print(f"crossent: error: {exc}", file=sys.stderr)
+        print(f"crossent: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         return _output_failed(exc)
@@ -600,7 +623,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         print(
-            f"crossent: internal error ({type(exc).__name__}: {exc}); please report it "
+            f"crossent: internal error ({type(exc).__name__}: {printable(str(exc))}); please "
+            "report it "
             "with the command you ran (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
@@ -621,7 +645,7 @@ def _printed(code: int) -> int:
 def _output_failed(error: OSError) -> int:
     """Exit 2 with one line; stdout's unwritten text is dropped, not flushed again at exit
     (Python would add "Exception ignored ... OSError" and exit 120)."""
-    print(f"crossent: error: {error}", file=sys.stderr)
+    print(f"crossent: error: {printable(str(error))}", file=sys.stderr)
     drop_unwritable(sys.stdout)
     return EXIT_USAGE
 

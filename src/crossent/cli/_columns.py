@@ -1,8 +1,10 @@
 """Which columns of a table are the label, the row ids and the classes (issue 14).
 
 ``--label-column`` (default ``label``), ``--id-column`` (not a class: its values name rows)
-and ``--class-columns A,B,...`` (default: every other column).  Every class column must
-be numeric; a non-numeric one is an error naming it, with the fix.  The choice is recorded
+and ``--class-columns A,B,...`` (default: every other column); ``--integer-labels
+names|positions`` says how integer labels meet class columns named by integers
+(:func:`ambiguous_integer_labels`).  Every class column must be numeric; a non-numeric
+one is an error naming it, with the fix.  The choice is recorded
 (:meth:`TableColumns.record`) so the report always states which columns it used.
 
 A pandas index written with the table is never a default class: ``DataFrame.to_csv``
@@ -23,7 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ColumnChoice", "TableColumns", "choose_columns"]
+from .._report._host import ambiguous_integer_labels, integer_names
+
+__all__ = [
+    "ColumnChoice",
+    "TableColumns",
+    "ambiguous_integer_labels",
+    "choose_columns",
+    "integer_names",
+]
 
 
 @dataclass(frozen=True)
@@ -33,9 +43,19 @@ class TableColumns:
     label: str = "label"
     id: str | None = None
     classes: tuple[str, ...] | None = None
+    integer_labels: str | None = None
+    """``--integer-labels``: ``"names"`` (an integer label is the name of a class column),
+    ``"positions"`` (its position among the class columns) or None (see
+    :func:`ambiguous_integer_labels`)."""
 
     @classmethod
-    def parse(cls, label: str | None, id: str | None, classes: str | None) -> TableColumns:
+    def parse(
+        cls,
+        label: str | None,
+        id: str | None,
+        classes: str | None,
+        integer_labels: str | None = None,
+    ) -> TableColumns:
         """The options as typed; an empty name, or a class column named twice (one column
         read as two classes), is a :class:`ValueError` naming the option."""
         for option, name in (("--label-column", label), ("--id-column", id)):
@@ -49,7 +69,7 @@ class TableColumns:
             twice = next((name for k, name in enumerate(chosen) if name in chosen[:k]), None)
             if twice is not None:
                 raise ValueError(f"--class-columns names {twice!r} twice")
-        return cls(label or "label", id, chosen)
+        return cls(label or "label", id, chosen, integer_labels)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ never guessed from the values, and the labels are held in memory.
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ __all__ = [
     "Dataset",
     "SourceError",
     "binary_column",
+    "check_shape",
     "labels_name",
     "prediction_arrays",
     "scratch_file",
@@ -105,6 +108,17 @@ def binary_column(values: Any, name: str, source: str) -> Any:
             "or both classes' log-probabilities as a (rows, 2) 'log_probs'"
         )
     return values.reshape(-1, 1)
+
+
+def check_shape(shape: tuple[int, ...], itemsize: int, where: str) -> None:
+    """Refuse a stored shape that no NumPy array can have: the product of its non-zero
+    dimensions times the item size past the largest ``intp`` (NumPy's own bound, which
+    it applies to empty arrays too, so ``(2**62, 0)`` holds no bytes and still cannot be
+    made); a :class:`SourceError` that begins with ``where``."""
+    if math.prod(d for d in shape if d) * max(itemsize, 1) > sys.maxsize:
+        raise SourceError(
+            f"{where} has shape {tuple(shape)}, too large for any array; the file is damaged"
+        )
 
 
 def scratch_file() -> Any:

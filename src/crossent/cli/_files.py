@@ -10,6 +10,7 @@ or FIFO, and every error names the user's path.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -49,11 +50,26 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _is_standard_input(path: Path) -> bool:
+    """Whether ``path`` is the file standard input reads (``report - < preds.csv``)."""
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdin.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such path; stdin closed or replaced
+        return False
+
+
 def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
-    """Refuse an output that is one of ``inputs`` (also through links) or a directory,
-    or whose folder does not exist; checked before the work, so nothing is lost."""
+    """Refuse an output that is one of ``inputs`` (also through links; ``-`` is the file
+    standard input reads, when it is one) or a directory, or whose folder does not
+    exist; checked before the work, so nothing is lost."""
     for source in inputs:
-        if _same_file(path, source):
+        if str(source) == "-":
+            if _is_standard_input(path):
+                raise crossent.InputError(
+                    f"{path}: the output is the file standard input reads ('-'); choose "
+                    "another --output"
+                )
+        elif _same_file(path, source):
             raise crossent.InputError(
                 f"{path}: the output is the input file {source}; choose another --output"
             )

@@ -39,6 +39,7 @@ from ._dataset import (
     Dataset,
     SourceError,
     binary_column,
+    check_shape,
     labels_name,
     prediction_arrays,
     scratch_file,
@@ -83,10 +84,11 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
                 "so that the form of the predictions is unambiguous"
             )
         name = found[0]
-        labels = read_small(path, archive, members["labels"], "labels")
-        dataset = Dataset(None, labels, name, [], str(path), what=f"`{name}`")
+        dataset = Dataset(None, None, name, [], str(path), what=f"`{name}`")
         try:
             dataset.values = _map_member(path, archive, members[name], name, dataset)
+            _check_declared_rows(path, archive, members["labels"], dataset.values, name)
+            dataset.labels = read_small(path, archive, members["labels"], "labels")
             _check_shapes(path, dataset, name)
         except BaseException:
             dataset.close()
@@ -173,6 +175,7 @@ def npy_layout(
         )
     if any(d < 0 for d in shape):
         raise _corrupt(path, name, f"negative shape {shape} in its header")
+    check_shape(shape, dtype.itemsize, f"{path}: {_array(name)}")
     header = raw.tell() - start
     expected = math.prod(shape) * dtype.itemsize
     if size - header != expected:
@@ -188,6 +191,8 @@ def npy_layout(
 
 def read_small(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Any:
     """A member read whole into memory (the labels); zipfile checks its CRC."""
+    if info.flag_bits & 0x1:  # zipfile would raise RuntimeError, asking for a password
+        raise SourceError(f"{path}: the array {name!r} is encrypted")
     try:
         data = archive.read(info)
     except _CORRUPT as exc:
@@ -195,6 +200,35 @@ def read_small(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name
     shape, dtype, fortran_order, header = npy_layout(io.BytesIO(data), len(data), path, name)
     flat = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header)
     return flat.reshape(shape, order="F" if fortran_order else "C")
+
+
+def _declared_shape(
+    path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str
+) -> tuple[int, ...]:
+    """The shape a member's ``.npy`` header declares, read from its first bytes only (the
+    header is checked against the member's declared size as :func:`npy_layout` does)."""
+    if info.flag_bits & 0x1:
+        raise SourceError(f"{path}: the array {name!r} is encrypted")
+    try:
+        with archive.open(info) as member:
+            return npy_layout(member, info.file_size, path, name)[0]
+    except _CORRUPT as exc:
+        raise _corrupt(path, name, exc) from exc
+
+
+def _check_declared_rows(
+    path: Path, archive: zipfile.ZipFile, labels: zipfile.ZipInfo, values: Any, name: str
+) -> None:
+    """The labels' declared shape against the predictions (mapped, not read), before the
+    labels are read: a labels member of far more rows (a few kB of deflated zeros
+    declaring gigabytes) would otherwise be read whole into memory only to be refused."""
+    shape = _declared_shape(path, archive, labels, "labels")
+    if len(shape) != 1:
+        raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {shape}")
+    if values.ndim and values.shape[0] != shape[0]:
+        raise SourceError(
+            f"{path}: 'labels' has {shape[0]} rows but '{name}' has {values.shape[0]}"
+        )
 
 
 def _map_member(

@@ -8,6 +8,8 @@ from typing import Any
 
 import crossent
 
+from ._messages import printable
+
 __all__ = [
     "SHOWN_CLASSES",
     "render_comparison_markdown",
@@ -61,7 +63,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             )
         )
     else:  # the path is text, never markup (the CLI's console has markup off)
-        console.print(Text.assemble((p["source"], "bold"), f" ({p['form']})"))
+        console.print(Text.assemble((printable(p["source"]), "bold"), f" ({p['form']})"))
     columns = report.columns_statement()
     if columns:
         console.print(columns, markup=False)

@@ -4,20 +4,32 @@ The format (huggingface/safetensors) is an 8-byte little-endian header length ``
 JSON header of ``N`` bytes mapping each tensor's name to its ``dtype``, ``shape`` and
 ``data_offsets`` (begin, end, relative to the end of the header), then the raw
 little-endian data.  It holds no code, so reading it never unpickles anything; the
-header is parsed here with :mod:`json` (no ``safetensors`` package needed), every field
-is checked against the file's size, and the prediction matrix is memory-mapped in place.
+header is parsed here with :mod:`json` (no ``safetensors`` package needed) and checked as
+the reference implementation checks it (its ``validate``): every shape is a list of
+non-negative integers, every tensor's ``[begin, end)`` holds exactly its shape's bytes
+(products in Python integers, which do not overflow), and the tensors' byte ranges,
+sorted, tile the data from its start to the end of the file with no gap and no overlap.
+The prediction matrix is memory-mapped in place.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column, labels_name, prediction_arrays
+from ._dataset import (
+    Dataset,
+    SourceError,
+    binary_column,
+    check_shape,
+    labels_name,
+    prediction_arrays,
+)
 
 __all__ = ["open_safetensors", "read_safetensors_labels"]
 
@@ -36,6 +48,7 @@ _DTYPES: dict[str, np.dtype[Any]] = {
     "U16": np.dtype("<u2"),
     "U32": np.dtype("<u4"),
     "U64": np.dtype("<u8"),
+    "BOOL": np.dtype("u1"),  # one byte, 0 or 1 (checked), read as booleans below
     "BF16": np.dtype("<u2"),  # read as bits, widened to float32 below
 }
 
@@ -59,33 +72,90 @@ def _header(path: Path, size: int) -> tuple[dict[str, Any], int]:
     if not isinstance(header, dict):
         raise SourceError(f"{path}: not a safetensors file (header is not a JSON object)")
     header.pop("__metadata__", None)
+    _check_layout(path, header, size - 8 - length)
     return header, 8 + length
 
 
-def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
-    """A read-only map of one tensor (bfloat16 widened to float32 in memory)."""
+def _is_count(value: Any) -> bool:
+    """A JSON integer >= 0 (not a float such as 4.7 or 4.0, a string, or a boolean)."""
+    return type(value) is int and value >= 0
+
+
+def _entry(path: Path, name: str, entry: Any) -> tuple[str, tuple[int, ...], int, int]:
+    """A tensor's dtype, shape and byte range, each checked alone."""
     try:
-        kind = entry["dtype"]
-        shape = tuple(int(d) for d in entry["shape"])
-        begin, end = (int(v) for v in entry["data_offsets"])
-    except (KeyError, TypeError, ValueError) as exc:
+        kind, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    except (KeyError, TypeError) as exc:
         raise SourceError(f"{path}: tensor {name!r} has a malformed header entry") from exc
-    if kind not in _DTYPES:
-        raise SourceError(f"{path}: tensor {name!r} has unsupported dtype {kind!r}")
-    dtype = _DTYPES[kind]
-    count = int(np.prod(shape)) if shape else 1
-    if any(d < 0 for d in shape) or not 0 <= begin <= end or end - begin != count * dtype.itemsize:
+    if not isinstance(shape, list) or not all(map(_is_count, shape)):
         raise SourceError(
-            f"{path}: tensor {name!r}: offsets [{begin}, {end}) do not hold shape {shape} of {kind}"
+            f"{path}: tensor {name!r}: the shape must be a list of integers >= 0; got {shape!r}"
         )
-    if start + end > size:
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(map(_is_count, offsets)):
+        raise SourceError(
+            f"{path}: tensor {name!r}: data_offsets must be two integers >= 0; got {offsets!r}"
+        )
+    if not isinstance(kind, str) or kind not in _DTYPES:
+        raise SourceError(f"{path}: tensor {name!r} has unsupported dtype {kind!r}")
+    check_shape(tuple(shape), _DTYPES[kind].itemsize, f"{path}: tensor {name!r}")
+    begin, end = offsets
+    if not begin <= end or end - begin != math.prod(shape) * _DTYPES[kind].itemsize:
+        raise SourceError(
+            f"{path}: tensor {name!r}: offsets [{begin}, {end}) do not hold shape "
+            f"{tuple(shape)} of {kind}"
+        )
+    return kind, tuple(shape), begin, end
+
+
+def _check_layout(path: Path, header: dict[str, Any], data: int) -> None:
+    """Every entry valid, and the byte ranges, sorted, tile ``[0, data)`` exactly (the
+    format's rule: no gap, no overlap, nothing after the last tensor)."""
+    ranges = sorted(
+        (_entry(path, str(name), entry)[2:], str(name)) for name, entry in header.items()
+    )
+    covered = 0
+    for (begin, end), name in ranges:
+        if begin != covered:
+            what = (
+                "overlap the tensor before them" if begin < covered else "leave a gap before them"
+            )
+            raise SourceError(
+                f"{path}: tensor {name!r}: its bytes [{begin}, {end}) {what} (the data ends "
+                f"at {covered} there); not a valid safetensors file"
+            )
+        if end > data:
+            raise SourceError(f"{path}: tensor {name!r} runs past the end of the file (truncated?)")
+        covered = end
+    if covered != data:
+        raise SourceError(
+            f"{path}: {data - covered} bytes follow the last tensor's data, which the format "
+            "does not allow; the file was modified"
+        )
+
+
+def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
+    """A read-only map of one tensor (bfloat16 widened to float32, booleans read into
+    memory after checking that every byte is 0 or 1)."""
+    kind, shape, begin, end = _entry(path, name, entry)
+    dtype = _DTYPES[kind]
+    if start + end > size:  # checked with the layout already; kept for direct callers
         raise SourceError(f"{path}: tensor {name!r} runs past the end of the file (truncated?)")
-    if count == 0:
-        return np.zeros(shape, dtype=np.float32 if kind == "BF16" else dtype)
+    if math.prod(shape) == 0:
+        return np.zeros(shape, dtype=_WIDENED.get(kind, dtype))
     array = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
     if kind == "BF16":
         return (np.asarray(array, dtype=np.uint32) << 16).view(np.float32)
+    if kind == "BOOL":
+        if np.max(array) > 1:
+            raise SourceError(
+                f"{path}: tensor {name!r} of dtype BOOL holds a byte other than 0 and 1"
+            )
+        return np.array(array).view(np.bool_)
     return array
+
+
+_WIDENED = {"BF16": np.dtype(np.float32), "BOOL": np.dtype(np.bool_)}
+"""The dtype a tensor of these safetensors dtypes is read as."""
 
 
 def read_safetensors_labels(path: Path) -> Any:
@@ -129,8 +199,12 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
             f"{path}: 'labels' must have one entry per row of '{found[0]}'; got shapes "
             f"{labels.shape} and {values.shape}"
         )
+    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in an .npz
+        labels = labels.astype(np.int64)
     if not np.issubdtype(labels.dtype, np.integer):
-        raise SourceError(f"{path}: 'labels' must be integers; got {labels.dtype}")
+        raise SourceError(
+            f"{path}: 'labels' must be integers (class ids) or booleans; got {labels.dtype}"
+        )
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{found[0]}' must be floating point; got {values.dtype}")
     if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column

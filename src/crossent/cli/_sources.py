@@ -191,8 +191,8 @@ def _label_column(path: Path, columns: TableColumns | None, labels: Path | None)
     ):
         return columns.label
     raise SourceError(
-        f"{path}: --label-column, --id-column and --class-columns apply to tables "
-        "(--label-column also to a table given with --labels)"
+        f"{path}: --label-column, --id-column, --class-columns and --integer-labels apply "
+        "to tables (--label-column also to a table given with --labels)"
     )
 
 

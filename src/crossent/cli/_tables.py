@@ -6,20 +6,38 @@ keeps the stored dtype (float32 columns stay float32, so float32's tolerance app
 the library validates them); integer columns, and a mix of dtypes, become float64.  CSV
 text has no dtype: its decimal columns are float64 unless ``--dtype float32`` says the
 file was written from float32 values.
+
+pyarrow infers a CSV column's type from the first block (16 MB) and then refuses a value
+that does not fit it: a class column of whole numbers there (hard 0/1 predictions first)
+and ``0.25`` later was "cannot be parsed".  Such a column is read again with the type the
+whole column has: the reading restarts with the column's type named, float64 for a
+number (after whole numbers or empty cells), text otherwise (after booleans, or a word
+after numbers: then the column is named by the checks of its role, such as "must be
+numeric to be a class"); ``--labels`` tables too.  Standard input is kept in an
+anonymous scratch file as it is read, so that it can be read again.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shlex
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._columns import ColumnChoice, TableColumns, choose_columns
+from ._columns import (
+    ColumnChoice,
+    TableColumns,
+    ambiguous_integer_labels,
+    choose_columns,
+    integer_names,
+)
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
 
@@ -56,9 +74,95 @@ def open_arrow(
     return _open_table(path, form, kind="arrow", dtype=None, columns=columns)
 
 
-def _batches(path: Path, kind: str) -> Iterator[Any]:
+class _Replayable(io.RawIOBase):
+    """A stream (standard input) that can be read again from its start: every byte read
+    is kept in an anonymous scratch file (:func:`._dataset.scratch_file`)."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self._source = source
+        self._copy = scratch_file()
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        kept = self._copy.seek(0, io.SEEK_END)
+        if self._position < kept:
+            self._copy.seek(self._position)
+            count = int(self._copy.readinto(view) or 0)
+        else:
+            count = int(self._source.readinto(view) or 0)
+            self._copy.write(view[:count])
+        self._position += count
+        return count
+
+    def rewind(self) -> None:
+        self._position = 0
+
+    def close(self) -> None:
+        self._copy.close()
+        super().close()
+
+
+@dataclass
+class _Reading:
+    """One table being read: where from, its format, the CSV columns whose type is
+    named (:class:`_Retyped`: float64 or text, whatever their first block holds), and
+    standard input kept for a second reading."""
+
+    path: Path
+    kind: str
+    types: dict[str, str] = field(default_factory=dict)
+    stdin: _Replayable | None = None
+
+    def again(self, retyped: _Retyped) -> None:
+        """Read the table again from its start, with the column's type named."""
+        self.types[retyped.column] = retyped.type
+        if self.stdin is not None:
+            self.stdin.rewind()
+
+
+class _Retyped(Exception):  # noqa: N818 (a signal to read again, not an error)
+    """A CSV column whose first block held whole numbers, booleans or nothing, and a later
+    block a value of another type: the table is read again with the column's type
+    (``"float64"`` for a number, ``"string"`` otherwise)."""
+
+    def __init__(self, column: str, type: str) -> None:
+        super().__init__(column, type)
+        self.column = column
+        self.type = type
+
+
+_CONVERSION_ERROR = re.compile(
+    r"^In CSV column #(\d+): CSV conversion error to (u?int\d+|null|bool): invalid value "
+    r"'(.*)'$"
+)
+"""pyarrow's message for a value that does not fit the type inferred from the first block."""
+
+
+def _retyped(exc: Exception, names: list[str]) -> _Retyped | None:
+    """The column, and the type it has, of a value that did not fit the type inferred
+    from the first block (pyarrow's conversion error); None for any other error."""
+    found = _CONVERSION_ERROR.match(str(exc).splitlines()[0] if str(exc) else "")
+    if found is None or int(found.group(1)) >= len(names):
+        return None
+    kind = "string"
+    if found.group(2) != "bool":
+        try:
+            float(found.group(3))
+            kind = "float64"
+        except ValueError:
+            pass
+    return _Retyped(str(names[int(found.group(1))]), kind)
+
+
+def _batches(reading: _Reading) -> Iterator[Any]:
     """pyarrow record batches of the table, streamed."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
+    path, kind = reading.path, reading.kind
     try:
         if kind == "parquet":
             import pyarrow.parquet as pa_parquet
@@ -70,23 +174,41 @@ def _batches(path: Path, kind: str) -> Iterator[Any]:
             import pyarrow.csv as pa_csv
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
-            source: Any = sys.stdin.buffer if path == STDIN else path
-            yield from pa_csv.open_csv(
-                source, read_options=options, convert_options=_csv_conversion(pa_csv)
+            source: Any = reading.stdin if reading.stdin is not None else path
+            reader = pa_csv.open_csv(
+                source,
+                read_options=options,
+                convert_options=_csv_conversion(pa_csv, reading.types),
             )
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except pa.ArrowInvalid as exc:
+                    retyped = _retyped(exc, list(reader.schema.names))
+                    if retyped is None or retyped.column in reading.types:
+                        raise
+                    raise retyped from exc
+                yield batch
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
 
 
-def _csv_conversion(pa_csv: Any) -> Any:
+def _csv_conversion(pa_csv: Any, types: dict[str, str]) -> Any:
     """pyarrow's CSV conversion with ``nan`` read as the number NaN, not as a missing
     value: pyarrow's default null markers include ``nan`` and ``NaN``, which would make
-    a NaN the file holds indistinguishable from an empty cell in the messages."""
+    a NaN the file holds indistinguishable from an empty cell in the messages; the
+    columns of ``types`` have the type named there (pyarrow's name) whatever their first
+    block holds."""
+    import pyarrow as pa
+
     markers = pa_csv.ConvertOptions().null_values
     return pa_csv.ConvertOptions(
-        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"]
+        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"],
+        column_types={name: pa.type_for_alias(kind) for name, kind in types.items()},
     )
 
 
@@ -117,24 +239,33 @@ def _open_table(
 ) -> Dataset:
     form = form or "probs"
     source = "standard input (CSV)" if path == STDIN else str(path)
-    dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
-    if kind == "csv" and dtype is None:
-        dataset.dtype_hint = (
-            "If the CSV was written from float32 values, pass --dtype float32 so that "
-            "float32's tolerance applies."
-        )
+    reading = _Reading(path, kind, stdin=_Replayable(sys.stdin.buffer) if path == STDIN else None)
     try:
-        _convert(
-            path,
-            dataset,
-            kind=kind,
-            dtype=None if dtype is None else np.dtype(dtype),
-            options=columns or TableColumns(),
-        )
-    except BaseException:
-        dataset.close()
-        raise
-    return dataset
+        while True:
+            dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
+            if kind == "csv" and dtype is None:
+                dataset.dtype_hint = (
+                    "If the CSV was written from float32 values, pass --dtype float32 so "
+                    "that float32's tolerance applies."
+                )
+            try:
+                _convert(
+                    reading,
+                    dataset,
+                    dtype=None if dtype is None else np.dtype(dtype),
+                    options=columns or TableColumns(),
+                )
+            except _Retyped as retyped:
+                dataset.close()
+                reading.again(retyped)
+                continue
+            except BaseException:
+                dataset.close()
+                raise
+            return dataset
+    finally:
+        if reading.stdin is not None:
+            reading.stdin.close()
 
 
 def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
@@ -183,7 +314,7 @@ def _check_row_numbers(path: Path, batch: Any, first_row: int) -> None:
     """The first column, :data:`_UNNAMED_INDEX`, holds the row numbers of this batch."""
     column = batch.column(_UNNAMED_INDEX)
     _refuse_missing(path, column, first_row, _UNNAMED_INDEX)
-    values = column.to_numpy(zero_copy_only=False)
+    values = _to_numpy(column)
     wrong = np.flatnonzero(values != np.arange(first_row, first_row + values.size))
     if wrong.size:
         row = int(wrong[0])
@@ -206,10 +337,13 @@ def _pandas_index(schema: Any) -> tuple[str, ...]:
     return tuple(name for name in stored if isinstance(name, str))
 
 
-def _labels(path: Path, batch: Any, first_row: int, choice: ColumnChoice) -> Any:
-    """The label column as class ids: integers as they are; booleans as 0 and 1 (False,
-    True); strings (or a pandas categorical of strings) as the index of the class column
-    each one names."""
+def _labels(
+    path: Path, batch: Any, first_row: int, choice: ColumnChoice, integer_labels: str | None
+) -> Any:
+    """The label column as class ids: integers as the positions of the class columns, or
+    as their names (:func:`_integer_labels`); booleans as 0 and 1 (False, True); strings
+    (or a pandas categorical of strings) as the index of the class column each one
+    names."""
     import pyarrow.types as pa_types
 
     name = choice.label
@@ -228,9 +362,52 @@ def _labels(path: Path, batch: Any, first_row: int, choice: ColumnChoice) -> Any
             f"names of the class columns; it holds {column.type}"
         )
     _refuse_missing(path, column, first_row, name)
-    values = column.to_numpy(zero_copy_only=False)
+    values = _to_numpy(column)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
-    return values if values.dtype == np.uint64 else values.astype(np.int64)
+    values = values if values.dtype == np.uint64 else values.astype(np.int64)
+    return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+def _integer_labels(
+    path: Path, values: Any, first_row: int, name: str, classes: list[str], mode: str | None
+) -> Any:
+    """Integer labels as class ids.  ``mode`` is ``--integer-labels``: ``"positions"``
+    (or None) keeps them, a label :math:`y` naming the class column at position
+    :math:`y`; ``"names"`` maps each to the position of the class column named by it
+    (``str(y)``), refusing a label that names none.  Without ``mode``, class columns
+    named by integers other than ``0..K-1`` in order make the labels ambiguous
+    (:func:`._columns.ambiguous_integer_labels`): refused, never guessed."""
+    if len(classes) < 2:  # P(label = 1): the labels are 0 and 1, whatever the name
+        return values
+    shown = ", ".join(map(repr, classes[:6])) + (", ..." if len(classes) > 6 else "")
+    if mode is None and ambiguous_integer_labels(classes):
+        raise SourceError(
+            f"{path}: the class columns are named by integers ({shown}), not 0..K-1 in "
+            f"order, and the {name!r} column holds integers, which could be their names or "
+            "their positions: pass --integer-labels names (the label 3 is the column named "
+            "'3') or --integer-labels positions (the label 0 is the first class column)"
+        )
+    if mode != "names":
+        return values
+    named = integer_names(classes)
+    if named is None:
+        raise SourceError(
+            f"{path}: --integer-labels names reads the {name!r} column's integers as the "
+            f"names of the class columns, and not every class column is named by an "
+            f"integer ({shown})"
+        )
+    unique, inverse = np.unique(values, return_inverse=True)
+    position = {value: k for k, value in enumerate(named)}
+    codes = np.array([position.get(int(value), -1) for value in unique], dtype=np.int64)
+    found = codes[inverse.reshape(-1)]
+    if found.size and found.min() < 0:
+        row = int(np.flatnonzero(found < 0)[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds integers, read as the names of the class "
+            f"columns (--integer-labels names); row {first_row + row} has {values[row]}, "
+            f"which names none (class columns: {shown})"
+        )
+    return found
 
 
 def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
@@ -271,6 +448,23 @@ def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
         )
 
 
+def _to_numpy(column: Any) -> Any:
+    """``column.to_numpy(zero_copy_only=False)``, but a column of integers or floats
+    without a null as a read-only view of its values' buffer: Arrow's conversion to NumPy
+    imports pandas where it is installed (it sets up its pandas support first), 0.25 s of
+    CPU a report on a table that has no use for it."""
+    import pyarrow.types as pa_types
+
+    kind = column.type
+    fixed = pa_types.is_integer(kind) or pa_types.is_floating(kind)
+    if not fixed or column.null_count or not hasattr(column, "buffers"):  # nulls, chunks
+        return column.to_numpy(zero_copy_only=False)
+    dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(
+        column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize
+    )
+
+
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
     """The dtype of the prediction matrix: the columns' common floating dtype, else float64."""
     import pyarrow.types as pa_types
@@ -288,20 +482,20 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
 
 
 def _convert(
-    path: Path,
+    reading: _Reading,
     dataset: Dataset,
     *,
-    kind: str,
     dtype: np.dtype[Any] | None,
     options: TableColumns,
 ) -> None:
     """Stream the table's rows into a scratch file mapped as ``dataset.values``."""
+    path = reading.path
     sink = dataset._cleanup.enter_context(scratch_file())
     rows, label_parts, id_parts, stored = 0, [], [], dtype
     chosen: ColumnChoice | None = None
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
-    for batch in _batches(path, kind):
+    for batch in _batches(reading):
         choice = _columns(path, batch, options)
         if chosen is not None and choice != chosen:
             raise SourceError(f"{path}: the columns change within the file")
@@ -312,16 +506,16 @@ def _convert(
             first_column = str(batch.schema.names[0])
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
-        label_parts.append(_labels(path, batch, rows, choice))
+        label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
-            id_parts.append(batch.column(choice.id).to_numpy(zero_copy_only=False))
+            id_parts.append(_to_numpy(batch.column(choice.id)))
         batch_dtype = _stored_dtype(path, batch, columns)
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
         for k, name in enumerate(columns):
             column = batch.column(name)
             _refuse_missing(path, column, rows, name)
-            block[:, k] = column.to_numpy(zero_copy_only=False)
+            block[:, k] = _to_numpy(column)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
@@ -353,7 +547,7 @@ def _track_distinct_integers(
     if distinct is None:
         distinct = {name: [] for name in columns if pa_types.is_integer(batch.column(name).type)}
     for name in list(distinct):
-        values = batch.column(name).to_numpy(zero_copy_only=False)
+        values = _to_numpy(batch.column(name))
         if np.unique(values).size != values.size:
             del distinct[name]
         else:
@@ -398,13 +592,21 @@ def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
     stored alone); string labels name the classes ``class_names``."""
     suffix = path.suffix.lower()
     kind = "parquet" if suffix in (".parquet", ".pq") else "csv" if suffix == ".csv" else "arrow"
-    parts, rows = [], 0
+    reading = _Reading(path, kind)
     choice = ColumnChoice(name, None, class_names, [])
-    for batch in _batches(path, kind):
-        names = [str(column) for column in batch.schema.names]
-        if name not in names:
-            hint = "; name it with --label-column" if name == "label" else ""
-            raise SourceError(f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}")
-        parts.append(_labels(path, batch, rows, choice))
-        rows += batch.num_rows
-    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    while True:
+        parts, rows = [], 0
+        try:
+            for batch in _batches(reading):
+                names = [str(column) for column in batch.schema.names]
+                if name not in names:
+                    hint = "; name it with --label-column" if name == "label" else ""
+                    raise SourceError(
+                        f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}"
+                    )
+                parts.append(_labels(path, batch, rows, choice, None))
+                rows += batch.num_rows
+        except _Retyped as retyped:
+            reading.again(retyped)
+            continue
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)

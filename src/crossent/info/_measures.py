@@ -740,9 +740,17 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     # softmax warns (CI: -W error); their rows' results are NaN or inf already
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.asarray(side_p.probs())
-    p, x = np.broadcast_arrays(p, np.asarray(side_q.values))
-    p, x = p[far], x[far]
+    # P's support as given: a finite logit or log-probability is a probability > 0 even
+    # where its exp underflows to 0, and against a -inf logit of Q the row is truly
+    # +inf ("p > 0 with q = 0"), which the underflowed p would hide (a hostile pass:
+    # cross_entropy([0, -800], [0, -inf], p_form=q_form='logits') was 0.0, its float32
+    # twin and perplexity inf)
+    values_p = np.asarray(side_p.values)
+    support = values_p > 0 if side_p.form == "probs" else values_p > -np.inf
+    p, x, support = np.broadcast_arrays(p, np.asarray(side_q.values), support)
+    p, x, support = p[far], x[far], support[far]
     nats = far_gap_cross_entropy64(p, x)
+    nats[np.any(support & (x == -np.inf), axis=-1)] = np.inf
     if kl:
         nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
     with np.errstate(over="ignore"):  # bits past the range: inf, as the value is
@@ -1122,8 +1130,19 @@ def perplexity(
         )
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
-        return m.exact(lambda wide: wide.result(np.exp(wide.measure(want, nats))))
-    return m.result(m.xp.exp(m.measure(want, nats)))
+        return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
+    return m.result(_exp_of_nats(m.measure(want, nats), m.xp))
+
+
+def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
+    """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
+    float64) without NumPy's overflow warning, which ``-W error`` raised instead of
+    the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
+    and ``torch.compile`` cannot trace it."""
+    if isinstance(nats, (np.ndarray, np.generic)):
+        with np.errstate(over="ignore"):
+            return xp.exp(nats)
+    return xp.exp(nats)
 
 
 def cross_entropy_decomposition(

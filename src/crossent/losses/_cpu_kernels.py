@@ -70,6 +70,8 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "gradient": kernels.gradient_kernel,
         "row_statistics_serial": kernels.row_statistics_kernel_serial,
         "gradient_serial": kernels.gradient_kernel_serial,
+        "smoothed_gradient": kernels.smoothed_gradient_kernel,
+        "smoothed_gradient_serial": kernels.smoothed_gradient_kernel_serial,
         "target_gradient": kernels.target_gradient_kernel,
         "target_gradient_serial": kernels.target_gradient_kernel_serial,
         "target_loss": target_loss.target_loss_kernel,
@@ -158,9 +160,32 @@ def write_gradient(
     A row whose label is not a class id is left without its label's target term (the
     kernel never writes outside a row). Up to :data:`SERIAL_ELEMENTS` logits run on the
     calling thread.
+
+    With a smoothing term (``terms.uniform``) the kernel is ``smoothed_gradient_kernel``:
+    :math:`s_i` corrected to the exact log-sum-exp by a pass over the row and every
+    :math:`p` exact to float64 before the entry's one rounding, so an entry where
+    :math:`a_i p_c` meets :math:`b_i u_c` (label smoothing's stationary point) is within
+    an ulp (issue 13; ``tests/losses/test_float32_generic_grad_cancellation.py``).
     """
     out = gradient_out(z, out)
-    _variant("gradient", z.size <= SERIAL_ELEMENTS)(
+    serial = z.size <= SERIAL_ELEMENTS
+    if terms.uniform is not None:  # label smoothing: every entry from the exact softmax
+        temperature = terms.temperature or 1.0 / terms.inv_temperature
+        _variant("smoothed_gradient", serial)(
+            read_only(_stored(z)),
+            _int64(labels),
+            terms.shift,
+            terms.inv_temperature,
+            temperature,
+            terms.p_coef,
+            terms.target_coef,
+            read_only(terms.uniform),
+            _optional(terms.row_uniform),
+            _optional(terms.label_offset),
+            _stored(out),
+        )
+        return out
+    _variant("gradient", serial)(
         read_only(_stored(z)),
         _int64(labels),
         terms.shift,

@@ -450,10 +450,18 @@ __all__ = [
     "label_entry",
     "maximum_bits",
     "pair_minus_one",
+    "plain_smoothed_row",
     "poly_exp4",
+    "quotient_pair",
     "row_max_bits",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
+    "smoothed_first_pass",
+    "smoothed_gradient_kernel",
+    "smoothed_gradient_kernel_serial",
+    "smoothed_gradient_row",
+    "smoothed_second_pass",
+    "smoothed_term",
     "table_exp8",
     "target_exp",
     "target_exp_unit",
@@ -1608,3 +1616,213 @@ def target_gradient_kernel(
 
 
 target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_kernel)
+
+
+# Integer labels with label smoothing (issue 13, exactness): the entry c p_j - r u_j
+# cancels where p_j meets r u_j / c (the smoothed loss's stationary point, p_j near
+# eps/V): to 1e-8 of its terms on a trained model's rows, so p must carry every float64
+# digit there. gradient_kernel's p = e^(z/T - (m + ell)) errs by exp_nonpositive's 5.2e-11
+# and by the statistics' ell (their table exp's 2.9e-12 a term, about 5e-13 on random
+# rows; 5.3e-11 off AVX-512): 1.6e4-8.7e5 float32 ulps at such entries. Here each term
+# e_j = e^((z_j - top)/T - L) is exp_of_pair's (within about an ulp of float64: the pair
+# (z - top)/T, an exact reduction, a degree-13 polynomial), top the row's log-sum-exp
+# ``base`` in logits' units rounded to float32 and L = base - top/T (a multiple of
+# 2**-24 and the rest), so that S = sum_j e_j = e^(LSE - base) is 1 but for the
+# statistics' error and p_j = e_j / S exactly. One vectorised pass writes c e_j - r u_j
+# (rounded once), sums S and keeps the least |c e_j - r u_j| / u_j (an integer minimum
+# of the bits). The correction g = 1/S - 1 moves an entry by more than 2**-27 of itself
+# only if it lies within |g| / (2**-27 - |g|) r u_j of cancelling; a row with such an
+# entry (the least tells) is written again whole, c e_j (1 + g) - r u_j, in a second
+# vectorised pass (about a row in four at V = 32000 on random logits, |g| about 5e-13;
+# every row at the hard rows of the tests). Every entry is then within 2**-27 (relative)
+# of c p_j - r u_j, exp_of_pair's error aside, before its one rounding. S is summed in
+# the order LLVM's loop vectoriser chooses, so a corrected entry may differ in its last
+# bit between compilations (the parallel and serial twins) where it lies within about
+# 1e-16 of its terms of a rounding boundary. Cost: benchmarks/RESULTS.md (issue 13,
+# branch lsgrad): the first pass's accurate exp about a sixth of the call's CPU time,
+# the minimum as much, the second passes a tenth.
+_GRID = float(1 << 24)
+_CORRECTED = 2.0**-27  # the share of an entry a correction may leave out
+
+
+# Without ``reassoc``, which could distribute the remainder's product (as target_exp).
+@numba.njit(fastmath={"contract"}, inline="never")
+def quotient_pair(d, inv_t, temperature):
+    # d/T as q + lo: q = d (1/T) rounded, lo the remainder (d - q T)/T (an FMA)
+    q = d * inv_t
+    return q, (d - q * temperature) * inv_t
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_term(x, top, inv_t, temperature, shift, unit):
+    # e^((x - top)/T - L) for float32 x, clamped at e^(-708) (-inf included) as
+    # target_exp, with L = shift[0] + shift[1] (the grid's multiple and the rest, below
+    # 2**-25): exp_of_pair of the pair (x - top)/T less the rest (``unit``, a literal: T
+    # = 1, where the pair is x - top and 0). In the loop itself, not through target_exp,
+    # which LLVM does not inline (and then does not vectorise the loop: 2.9 against 0.63
+    # ns a logit, one thread)
+    grid, rest = shift
+    floor = grid - 708.0
+    d = np.float64(x) - top  # exact
+    if unit:
+        d = d if d > floor else floor
+        return exp_of_pair(d, -rest, grid)
+    d = d if d > floor * temperature else floor * temperature
+    q, lo = quotient_pair(d, inv_t, temperature)
+    return exp_of_pair(q, lo - rest, grid)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_first_pass(row, top, inv_t, temperature, shift, coefs, uniform, out_row, unit):
+    # out_row[j] = c e_j - r u_j (rounded once); returns S = sum_j e_j and the least
+    # |c e_j - r u_j| / u_j (an integer minimum of the bits, which LLVM vectorises, where
+    # a float minimum without ``nnan`` is not). ``unit``: a literal, T = 1
+    c, r, inv_u = coefs
+    s = 0.0
+    least = _ABS_MASK
+    for j in range(row.shape[0]):
+        e = smoothed_term(to_float32(row[j]), top, inv_t, temperature, shift, unit)
+        s += e
+        value = c * e - r * uniform[j]
+        least = min(least, float64_to_bits(value * inv_u[j]) & _ABS_MASK)
+        out_row[j] = encode(out_row, np.float32(value))
+    return s, bits_to_float64(least)
+
+
+_ABS_MASK = np.int64(0x7FFFFFFFFFFFFFFF)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_second_pass(row, top, inv_t, temperature, shift, coefs, uniform, out_row, unit):
+    # out_row[j] = c e_j (1 + g) - r u_j, rounded once (coefs: c, c g, r). ``unit``: a
+    # literal, T = 1
+    c, cg, r = coefs
+    for j in range(row.shape[0]):
+        e = smoothed_term(to_float32(row[j]), top, inv_t, temperature, shift, unit)
+        out_row[j] = encode(out_row, np.float32(fused_entry(c, cg, e, r * uniform[j])))
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def smoothed_gradient_row(row, y, base, inv_t, temperature, coefs, uniform, inv_u, out_row):
+    # One row of smoothed_gradient_kernel: c p_j - r u_j, less the target t at the label
+    # y, each within 2**-27 of itself before its one rounding. coefs: c, t, r and the
+    # label's c - t (from c's parts where the caller has them); inv_u: 1/u. Returns
+    # False, having written nothing, where the row's log-sum-exp ``base`` is not finite (a NaN, an
+    # infinity, a row of -inf: unchecked input) or its top would overflow float32.
+    c, target, r, gap = coefs
+    top = np.float64(np.float32(base * temperature))
+    if not (math.isfinite(base) and math.isfinite(top)):
+        return False
+    # L = base - top/T as a multiple of 2**-24 (for exp_of_pair's exact reduction) and
+    # the rest: S = e^(LSE - base) is then 1 but for the statistics' error (about 5e-13)
+    offset = base - top * inv_t
+    grid = np.rint(offset * _GRID) / _GRID
+    shift = (grid, offset - grid)
+    parts = (c, r, inv_u)
+    if temperature == 1.0:
+        s, least = smoothed_first_pass(
+            row, top, inv_t, temperature, shift, parts, uniform, out_row, True
+        )
+    else:
+        s, least = smoothed_first_pass(
+            row, top, inv_t, temperature, shift, parts, uniform, out_row, False
+        )
+    s_1 = s - 1.0  # exact: S near 1 (Sterbenz)
+    g = -s_1 / (1.0 + s_1)  # 1/S - 1
+    cg = c * g
+    v = row.shape[0]
+    # |c e g| <= |g| (|c e - r u| + r u) exceeds 2**-27 |c e - r u| only where
+    # |c e - r u| < |g| r u / (2**-27 - |g|) = reach r u; where the least |c e - r u|/u
+    # is below reach r (a few rows in ten at V = 32000, random logits: |g| about 5e-13),
+    # those entries are found and written again (every entry where |g| is that large,
+    # which the statistics' accuracy rules out but for unchecked input)
+    ag = abs(g)
+    reach = ag / (_CORRECTED - ag) * 1.0000001 if ag < 0.5 * _CORRECTED else np.inf
+    if least < reach * abs(r):  # (r < 0: a negative upstream gradient)
+        # the whole row again, every entry c e (1 + g) - r u: a vectorised pass (a loop
+        # that picks the few entries out is not: 1.3 ns a logit, to 0.6)
+        parts = (c, cg, r)
+        if temperature == 1.0:
+            smoothed_second_pass(row, top, inv_t, temperature, shift, parts, uniform, out_row, True)
+        else:
+            smoothed_second_pass(
+                row, top, inv_t, temperature, shift, parts, uniform, out_row, False
+            )
+    if y < 0 or y >= v:  # not a class (unchecked input): never write outside
+        return True
+    x = to_float32(row[y])
+    if temperature == 1.0:
+        e = smoothed_term(x, top, inv_t, temperature, shift, True)
+    else:
+        e = smoothed_term(x, top, inv_t, temperature, shift, False)
+    if e * (1.0 + g) > 0.5:
+        # p_y > 1/2: y is the row's unique maximum, and p_y - 1 = -q/(1 + q) with q =
+        # (S - e_y)/e_y, the others' terms over the label's (S - e_y, not p_y - 1: an ulp
+        # of S, not of 1); then c (p_y - 1) + (c - t), as label_entry
+        value = confident_entry(c, (s - e) / e, 1.0, gap, 0.0)
+        out_row[y] = encode(out_row, np.float32(value - r * uniform[y]))
+    else:
+        rt = target + r * uniform[y]
+        out_row[y] = encode(out_row, np.float32(fused_entry(c, cg, e, rt)))
+    return True
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def plain_smoothed_row(row, y, base, inv_t, c, target, r, uniform, out_row):
+    # gradient_kernel's row with a smoothing term (its arithmetic, for the rows that
+    # smoothed_gradient_row does not take: NaN in, NaN out, as before; and the rows of
+    # zero coefficients, ignored ones, whose entries are 0 either way)
+    v = row.shape[0]
+    for j in range(v):
+        d = np.float64(to_float32(row[j])) * inv_t - base
+        out_row[j] = encode(out_row, np.float32(c * exp_nonpositive(d) - r * uniform[j]))
+    if 0 <= y < v:
+        d = np.float64(to_float32(row[y])) * inv_t - base
+        value = c * exp_nonpositive(d) - target - r * uniform[y]
+        out_row[y] = encode(out_row, np.float32(value))
+
+
+def smoothed_gradient_kernel(
+    z,
+    labels,
+    shift,
+    inv_t,
+    temperature,
+    p_coef,
+    target_coef,
+    uniform,
+    row_uniform,
+    label_offset,
+    out,
+):
+    # gradient_kernel's contract with a smoothing term u (label smoothing): the entries
+    # of c_i p_i - r_i u - t_i e_(y_i), each within 2**-27 of itself before its one
+    # rounding, where p_i is the exact softmax of z_i/T (the row's log-sum-exp ``shift``
+    # corrected by the row's own sum: see smoothed_gradient_row). label_offset: the
+    # label's c - t per row (empty: c - t as given). float32, float16 or bfloat16 z,
+    # C-contiguous.
+    n = z.shape[0]
+    has_offset = label_offset.shape[0] == n
+    inv_u = 1.0 / uniform
+    for i in numba.prange(n):
+        prefer_wide_vectors()
+        c, target, r = p_coef[i], target_coef[i], row_uniform[i]
+        gap = label_offset[i] if has_offset else c - target
+        # an ignored row (0, or NaN on non-finite logits) takes the plain arithmetic, as
+        # does a row smoothed_gradient_row refuses (non-finite)
+        ignored = c == 0.0 and r == 0.0
+        if ignored or not smoothed_gradient_row(
+            z[i],
+            labels[i],
+            shift[i],
+            inv_t,
+            temperature,
+            (c, target, r, gap),
+            uniform,
+            inv_u,
+            out[i],
+        ):
+            plain_smoothed_row(z[i], labels[i], shift[i], inv_t, c, target, r, uniform, out[i])
+
+
+smoothed_gradient_kernel, smoothed_gradient_kernel_serial = _twins(smoothed_gradient_kernel)

@@ -109,6 +109,15 @@ class GradientTerms:
         :math:`a_i`'s parts (``_terms.label_offset``: a z-loss's part of :math:`a_i`
         kept to its own ulp, not an ulp of :math:`a_i`, issue 13); None: :math:`a_i -
         t_i` as given.
+    temperature : float or None
+        :math:`T` itself (None: taken as ``1 / inv_temperature``): with ``uniform``, the
+        Numba kernel forms :math:`(z - \text{top})/T` as an exact pair.
+
+    With ``uniform`` (label smoothing) the Numba kernel (``_cpu_kernels.write_gradient``)
+    takes :math:`s_i` as the log-sum-exp to within a few float64 ulps and corrects it by
+    a pass over the row, so that each entry is formed from the exact softmax (issue 13:
+    :math:`a_i p_c - b_i u_c` cancels where :math:`p_c` meets the smoothing); it ignores
+    ``label_log_p`` there.
     """
 
     shift: np.ndarray
@@ -119,6 +128,7 @@ class GradientTerms:
     row_uniform: np.ndarray | None = None
     label_log_p: np.ndarray | None = None
     label_offset: np.ndarray | None = None
+    temperature: float | None = None
 
     def __post_init__(self) -> None:
         if (self.uniform is None) != (self.row_uniform is None):
@@ -134,6 +144,8 @@ class GradientTerms:
         ):
             object.__setattr__(self, name, _float64(getattr(self, name)))
         object.__setattr__(self, "inv_temperature", float(self.inv_temperature))
+        if self.temperature is not None:
+            object.__setattr__(self, "temperature", float(self.temperature))
 
 
 def statistics_options(

@@ -944,12 +944,57 @@ def _label_entries(
     return chosen
 
 
+def _smoothed_block(
+    rows: np.ndarray,
+    index: np.ndarray,
+    picked: np.ndarray,
+    terms: GradientTerms,
+    first: int,
+    stop: int,
+    d: np.ndarray,
+) -> None:
+    r"""The gradient of rows ``first:stop`` with a smoothing term, into float64 ``d``:
+    :math:`a\,p - b\,u - t\,e_y` with :math:`p` the exact softmax (issue 13).
+
+    :math:`e = e^{z/T - s}` by the float64 ``exp`` (within an ulp; the float32 one and
+    the statistics' :math:`\ell` of the float32 passes err by :math:`10^{-7}` and
+    :math:`10^{-8}`, millions of ulps of an entry where :math:`a\,p_c` meets
+    :math:`b\,u_c`, label smoothing's stationary point), and :math:`p = e/S` with
+    :math:`S = q + e_y` summed here, :math:`q` the others' sum: :math:`s` need only be
+    near the log-sum-exp. The label's entry where :math:`p_y > 1/2` is :math:`a (p_y -
+    1) + (a - t) - b\,u_y` with :math:`p_y - 1 = -q/S` (no cancellation of :math:`p_y`
+    against 1), else :math:`a\,p_y - t - b\,u_y`.
+    """
+    shift, u, r = terms.shift[first:stop], terms.uniform, terms.row_uniform
+    assert u is not None  # (the caller's test; GradientTerms gives r with u)
+    assert r is not None
+    if terms.inv_temperature != 1.0:
+        np.multiply(rows, terms.inv_temperature, out=d, dtype=np.float64)
+        d -= shift[:, None]
+    else:
+        np.subtract(rows, shift[:, None], out=d, dtype=np.float64)
+    np.exp(d, out=d)
+    e_y = d[index, picked]
+    d[index, picked] = 0.0
+    q = np.add.reduce(d, axis=1)
+    total = q + e_y
+    a, t, r = terms.p_coef[first:stop], terms.target_coef[first:stop], r[first:stop]
+    scale = a / total
+    d *= scale[:, None]
+    d -= np.multiply.outer(r, u)
+    gap = a - t if terms.label_offset is None else terms.label_offset[first:stop]
+    label = np.where(e_y > 0.5 * total, a * (-q / total) + gap, scale * e_y - t)
+    d[index, picked] = label - r * u[picked]
+
+
 def write_gradient(
     z: np.ndarray, labels: np.ndarray, terms: GradientTerms, *, out: np.ndarray | None = None
 ) -> np.ndarray:
     """The gradient of ``_kernel_inputs``'s contract for ``z`` and ``labels``, in blocks.
 
     Into ``out`` when given (C-contiguous, of ``z``'s shape and dtype), else a new array.
+    With a smoothing term (``terms.uniform``) every block is :func:`_smoothed_block`'s:
+    the float64 ``exp`` and the row's own normalisation, whatever :data:`EXACT_ALL`.
     """
     n, v = z.shape
     out = gradient_out(z, out)
@@ -977,6 +1022,11 @@ def write_gradient(
     def block(first: int, stop: int, d: np.ndarray, hi: np.ndarray, *more: np.ndarray) -> None:
         rows = as_float32(z[first:stop])
         index, picked = np.arange(stop - first), labels[first:stop]
+        if u is not None:  # label smoothing: from the exact softmax (issue 13)
+            _smoothed_block(rows, index, picked, terms, first, stop, d)
+            hi[...] = d  # one rounding to float32, then (bf16, fp16) to nearest even
+            out[first:stop] = hi if out.dtype == np.float32 else encode_like(hi, out.dtype)
+            return
         if fast and usable[first:stop].all():
             (b,), h = more, hi
             x, a = _halves(d)  # float32 scratch

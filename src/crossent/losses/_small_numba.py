@@ -62,7 +62,12 @@ from typing import Any
 import numba
 import numpy as np
 
-from ._cpu_kernels_numba import gradient_kernel_serial, row_statistics_kernel_serial
+from ._cpu_kernels_numba import (
+    gradient_kernel_serial,
+    row_statistics_kernel_serial,
+    smoothed_gradient_kernel_serial,
+)
+from ._far_lse import FAR_LSE as _FAR_LSE
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
@@ -277,7 +282,10 @@ def label_gradient(
     Row i is :math:`c_i\,p_i - s\,(1-\varepsilon)\,e_{y_i} - s\,\varepsilon/C` with
     :math:`s` the reduction's scale over :math:`T` and :math:`c_i = (A + 2\lambda\,
     \mathrm{LSE}_i)\,s` (``_kernel_gradient`` with :math:`\omega = 1`). False, with
-    nothing written, when a row is suspect.
+    nothing written, when a row is suspect or, without smoothing, of
+    :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (the full path forms it again from
+    the row maximum, issue 13; the smoothed kernel corrects the shift by a pass over
+    the row).
     """
     inv_t = 1.0 / temperature
     m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
@@ -307,16 +315,28 @@ def label_gradient(
         target_coef[i] = keep * row_scale if eps != 0.0 else row_scale
         if z_loss != 0.0:
             offset[i] = ((a - keep) + 2.0 * z_loss * lse[i]) * row_scale
-    if eps != 0.0:
-        uniform = np.full(classes, eps / classes)
-        row_uniform = np.full(n, row_scale)
-    else:
-        uniform = row_uniform = np.empty(0)
+    if eps != 0.0:  # every entry from the exact softmax (the full path's kernel)
+        smoothed_gradient_kernel_serial(
+            z,
+            labels,
+            lse,
+            inv_t,
+            temperature,
+            p_coef,
+            target_coef,
+            np.full(classes, eps / classes),
+            np.full(n, row_scale),
+            offset,
+            out,
+        )
+        return True
+    for i in range(n):  # (the shift m + ell rounds to an ulp of m: issue 13)
+        if abs(lse[i]) >= _FAR_LSE:
+            return False
+    no = np.empty(0)  # no smoothing term
     # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
     log_p = shifted_y - ell
-    gradient_kernel_serial(
-        z, labels, lse, inv_t, p_coef, target_coef, uniform, row_uniform, log_p, offset, out
-    )
+    gradient_kernel_serial(z, labels, lse, inv_t, p_coef, target_coef, no, no, log_p, offset, out)
     return True
 
 

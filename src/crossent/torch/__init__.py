@@ -57,8 +57,10 @@ What is checked where:
   and non-negative (eagerly);
 * on other devices, and for probability targets on the generic path (targets that
   require grad, ``torch.func``), the class-id and the probability-target checks run
-  eagerly only (off the CPU they cost a device sync), and not while compiling; no
-  data check happens inside the ops there.
+  eagerly (off the CPU they cost a device sync); while compiling, CPU probability
+  targets on the generic path are checked at run time by the op
+  ``crossent::probability_targets_checked`` (no graph break), the others not; no
+  data check happens inside the ops off the CPU.
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
 fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU
@@ -78,11 +80,21 @@ cannot run under its reverse-mode transforms, so under any transform class ids a
 linear losses call their ops through ``autograd.Function`` twins (``_ops``:
 ``LabelsFunction``, ``LinearFunction``; the same kernels, setup and backward; vmap
 rules that pass the examples' rows as one call's rows, or one call an example; a
-forward-mode rule of class ids and of the linear losses' scalar reductions), and
-probability targets and ``distillation_loss`` take their plain torch operations. Under
-``vmap`` the family's data checks run on the examples, then the generic path with
-``validate=False``. No second derivative through the fused backward kernels (an error
-naming the loss); the vocab-parallel losses refuse transforms by name.
+forward-mode rule of class ids and of the linear losses, every reduction), and
+probability targets and ``distillation_loss`` take their plain torch operations
+(``distillation_loss``' rows formed on the host, far or of infinite reverse loss,
+keep eager's gradients under ``grad``, ``vjp``, ``jacrev``; forward mode of them is
+an error naming what works). Under ``vmap`` the family's data checks run on the
+examples, then the generic path with ``validate=False``. Second derivatives
+(``hessian``, ``jacfwd(jacrev(...))``, ``jacrev(jacrev(...))``, ``grad`` of
+``grad``, ``jvp`` of ``grad``) of ``cross_entropy``: class ids through
+``_ops._LabelsGrad`` (the backward kernel's values, the derivatives of the plain
+float64 gradient's), probability targets by their plain operations. The linear
+losses have none (an :class:`~crossent.errors.InputError` naming the loss and
+``cross_entropy(F.linear(...))``), and nested forward mode (``jacfwd(jacfwd(...))``)
+of the fused losses is an InputError (PyTorch does not differentiate an
+``autograd.Function``'s forward-mode rule again: a silent 0); the vocab-parallel
+losses refuse transforms by name.
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits
@@ -90,9 +102,8 @@ are not finite (PyTorch's is NaN there); bf16/fp16 input gives a float32 loss;
 ``linear_cross_entropy`` with ``ignore_index=None`` rejects -100 labels instead of
 ignoring them; ``size_average``/``reduce`` are not accepted; forward-mode AD
 (``torch.func.jvp``/``jacfwd``) through ``linear_cross_entropy`` with
-``reduction='none'`` is an error naming the argument (no cheap rule: each row's
-tangent needs its logits' gradient; PyTorch would drop a custom op's tangent
-silently).
+``reduction='none'`` forms the logits whole (each row's tangent needs its logits'
+gradient).
 
 Distributed training and evaluation (``_vocab_parallel.py``, ``_distributed_state.py``):
 :func:`vocab_parallel_cross_entropy` and :func:`vocab_parallel_linear_cross_entropy`

@@ -33,6 +33,7 @@ __all__ = [
     "autocasting",
     "call_options",
     "check_chunk_size",
+    "check_forward_mode_once",
     "check_no_tangent",
     "check_not_transformed",
     "check_one_dtype",
@@ -199,6 +200,28 @@ def under_torch_func() -> bool:
     if torch.compiler.is_compiling():
         return False
     return torch._C._functorch.peek_interpreter_stack() is not None
+
+
+def check_forward_mode_once(function: str, use: str) -> None:
+    """Raise :class:`InputError` under nested forward mode of ``torch.func`` (two or
+    more ``jvp`` levels: ``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``).
+
+    The fused losses' forward-mode rules are ``autograd.Function.jvp`` methods, and
+    PyTorch does not differentiate such a rule again under an outer ``jvp``: the
+    second derivative came out silently 0 (torch 2.13; an ``autograd.Function`` of
+    ``sin`` shows it too). ``use`` names what works (``hessian``, i.e.
+    ``jacfwd(jacrev(...))``, or plain PyTorch). One read of functorch's interpreter
+    stack: callers call it under ``torch.func`` only (:func:`under_torch_func`)."""
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    jvp = torch._C._functorch.TransformType.Jvp
+    if sum(i.key() == jvp for i in retrieve_all_functorch_interpreters()) > 1:
+        raise InputError(
+            f"crossent.torch.{function} does not run under nested forward mode "
+            f"(jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not differentiate its "
+            f"forward-mode rule again (the second derivative would be silently 0); "
+            f"use {use}"
+        )
 
 
 def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:

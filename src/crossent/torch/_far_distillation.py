@@ -92,7 +92,7 @@ from ..errors import InputError
 from ..losses import LossParts, _distill
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
-from ._arguments import example_stack, first_order_only, functorch_reverse_mode
+from ._arguments import example_stack, examples, first_order_only, under_torch_func
 
 __all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
@@ -375,10 +375,6 @@ def _again(
     else:
         rows = _common_rows(student, teacher, temperature, axis, **options)
     far = ~torch.isfinite(rows.detach())  # (truly infinite reverse rows too: NaN gradient)
-    if direction == "reverse" and functorch_reverse_mode():
-        # torch.func.grad cannot run _HostRows (no setup_context): such rows keep the
-        # generic graph's gradient there, as on main (the finite terms' alone)
-        far &= ~_truly_infinite(student, teacher, teacher_form, axis)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     if teacher_far is not None:
         far |= teacher_far
@@ -577,20 +573,37 @@ class _HostRows(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any,
         z: torch.Tensor,
         v: torch.Tensor,
         temperature: float,
         teacher_form: str = "logits",
         direction: str = "forward",
     ) -> torch.Tensor:
-        ctx.save_for_backward(z, v)
-        ctx.temperature = temperature
-        ctx.options = {"teacher_form": teacher_form, "direction": direction}
         return _host_loss(z, v, temperature, teacher_form, direction)
 
     @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        # (the form torch.func takes: under torch.func.grad its forward runs on the
+        # unwrapped tensors, host copies as in eager calls)
+        z, v, temperature, *options = inputs
+        ctx.save_for_backward(z, v)
+        ctx.temperature = temperature
+        ctx.options = dict(zip(("teacher_form", "direction"), options, strict=False))
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        raise InputError(_HOST_UNDER_TORCH_FUNC)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, *_: Any) -> Any:
+        raise InputError(_HOST_UNDER_TORCH_FUNC)
+
+    @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        # (torch.func.vjp's function runs this after its transform, on its wrappers)
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        if under_torch_func() or any(wrapped(x) for x in ctx.saved_tensors):
+            return _HostRows._transformed_gradients(ctx, upstream)
         grads = _HostRows._gradients(ctx, upstream)
         if torch.is_grad_enabled() and not upstream.requires_grad:
             return _no_second_derivative(grads)
@@ -604,17 +617,82 @@ class _HostRows(torch.autograd.Function):
         grads = _host_gradients(z, v, ctx.temperature, upstream, needs[0], needs[1], **ctx.options)
         return (*grads, None, None, None)
 
+    @staticmethod
+    def _transformed_gradients(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        r"""The backward under ``torch.func`` (``grad``, ``vjp``, ``jacrev``: eager's
+        values, NaN in a truly infinite reverse row). The rows' gradients at a unit
+        upstream, :math:`g`, formed on the host from the saved rows' values (under
+        functorch's wrappers), then :math:`u\,g` (0 where :math:`u = 0`) by torch
+        operations on the upstream :math:`u`, in float64 rounded once, the products
+        of eager's :func:`_times_upstream`: so a batched upstream (``jacrev``'s basis)
+        is vmap's to batch. :math:`g` is a constant whose derivative raises
+        (:class:`_HostConstant`): no second derivative, as in eager calls."""
+        z, v = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:2]
+        values = [examples(x.detach()) for x in (z, v)]
+        if values[0][1] or values[1][1]:  # pragma: no cover (the vmapped path raises first)
+            raise InputError("crossent: distillation rows formed on the host under vmap")
+        # Plain tensors here: under torch.func.grad an operation (a factory too) makes
+        # a wrapped tensor, which has no host copy.
+        with torch._C._DisableFuncTorch():
+            ones = torch.ones(values[0][0].shape[0], dtype=torch.float64)
+            units = _host_gradients(
+                values[0][0], values[1][0], ctx.temperature, ones, *needs, **ctx.options
+            )
+        u = upstream.to(torch.float64)[:, None]
+        grads: list[torch.Tensor | None] = []
+        for g, x in zip(units, (z, v), strict=True):
+            if g is None:
+                grads.append(None)
+                continue
+            g = _HostConstant.apply(g.to(torch.float64), z, v)
+            grads.append(torch.where(u == 0, 0.0, u * g).to(x.dtype))
+        return (*grads, None, None, None)
+
+
+class _HostConstant(torch.autograd.Function):
+    """``value`` (host rows' gradients under ``torch.func``) as a function of the rows
+    ``z`` and ``v`` whose derivative raises: a second derivative through host rows
+    (``hessian``, ``grad`` of ``grad``) is an error, as in eager calls, not a silent 0."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(value: torch.Tensor, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return value.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx: Any, *_: Any) -> Any:
+        raise InputError(_HOST_SECOND_DERIVATIVE)
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        raise InputError(_HOST_SECOND_DERIVATIVE)
+
 
 def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
     r"""``grads`` whose own gradient raises (a ``create_graph`` backward: the host rows
     have no second derivative). ``once_differentiable`` does so only where the upstream
     requires a gradient; the gradients here also depend on the saved rows, so a second
     derivative through them (a gradient penalty) would otherwise be a silent 0."""
-    return first_order_only(
-        grads,
-        "crossent.torch.distillation_loss: rows formed on the host (far gaps or "
-        "temperatures) have no second derivative",
-    )
+    return first_order_only(grads, _HOST_SECOND_DERIVATIVE)
+
+
+_HOST_UNDER_TORCH_FUNC = (
+    "crossent.torch.distillation_loss: rows formed on the host (far gaps or temperatures, "
+    "reverse rows of infinite loss) have reverse-mode derivatives only under torch.func "
+    "(grad, vjp, jacrev), not forward mode (jvp, jacfwd, hessian) or vmap: call it outside "
+    "vmap, in reverse mode"
+)
+
+_HOST_SECOND_DERIVATIVE = (
+    "crossent.torch.distillation_loss: rows formed on the host (far gaps or "
+    "temperatures) have no second derivative"
+)
 
 
 def _reduced(rows: torch.Tensor, reduction: str, loss: Any, dtype: torch.dtype) -> Any:

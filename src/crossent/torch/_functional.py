@@ -15,6 +15,7 @@ from ._arguments import (
     autocast_off,
     call_options,
     check_chunk_size,
+    check_forward_mode_once,
     check_no_tangent,
     check_one_dtype,
     check_weight_not_differentiated,
@@ -32,6 +33,7 @@ from ._ops import (
     LabelsFunction,
     LinearFunction,
     linear_cross_entropy_op,
+    probability_targets_checked,
     softmax_ce_labels,
     softmax_ce_probs,
 )
@@ -153,7 +155,8 @@ def cross_entropy(
         A class id out of range (naming the row and the value), probability targets
         with a NaN, an infinite or negative entry or a row not summing to 1 (naming
         the row, the entry and the value, or the row's sum; on the CPU also under
-        ``torch.compile``, elsewhere in eager calls, as class ids), non-finite logits
+        ``torch.compile``, targets that require grad too, elsewhere in eager calls,
+        as class ids), non-finite logits
         in a row that counts (CPU), bad shapes or options (``size_average`` or
         ``reduce`` not None: PyTorch maps them to a reduction with a deprecation
         warning), a ``weight`` that requires grad with class-id targets
@@ -197,8 +200,12 @@ def cross_entropy(
     ``jacfwd``) class ids take the op through an ``autograd.Function`` with the same
     setup and backward (``_ops.LabelsFunction``), whose forward-mode rule is the
     backward kernel's gradient times the tangent; under ``vmap`` the examples' rows
-    are one op call's rows (a bad class id is named by its example and row). No
-    second derivative there (an error naming the loss): use ``F.cross_entropy``.
+    are one op call's rows (a bad class id is named by its example and row). Second
+    derivatives there (``hessian``, ``jacfwd(jacrev(...))``, ``grad`` of ``grad``,
+    ``jvp`` of ``grad``) are those of the plain float64 gradient
+    (``_ops._LabelsGrad``), the first the kernel's; nested forward mode
+    (``jacfwd(jacfwd(...))``) is an :class:`InputError` (PyTorch does not
+    differentiate a forward-mode rule again): use ``hessian``.
 
     Examples
     --------
@@ -254,7 +261,12 @@ def cross_entropy(
     flat_labels = labels.reshape(-1)
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
     # own autograd cannot run there, nor has it a forward-mode rule.
-    op = LabelsFunction.apply if under_torch_func() or has_tangent(input) else softmax_ce_labels
+    transformed = under_torch_func()
+    if transformed:
+        check_forward_mode_once(
+            "cross_entropy with class-id targets", "torch.func.hessian (jacfwd(jacrev(...)))"
+        )
+    op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
     rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
@@ -277,7 +289,8 @@ def _cross_entropy_probs(
     weights, no forward-mode tangent, no ``torch.func`` reverse-mode transform), which
     checks the targets in its forward pass (``_targets``); else plain differentiable
     torch operations (the generic path), the targets checked eagerly first
-    (:func:`_targets.check_targets_eagerly`; not while Dynamo traces)."""
+    (:func:`_targets.check_targets_eagerly`), or while Dynamo traces by the op
+    ``crossent::probability_targets_checked`` at run time (CPU targets)."""
     if tuple(target.shape) != tuple(z.shape):
         raise InputError(
             f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
@@ -309,6 +322,10 @@ def _cross_entropy_probs(
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)
         w = None if weight is None else weight.to(acc)
         rows = _launch.target_rows(z.movedim(1, -1).to(acc), t.to(acc), w, numeric)
+        if torch.compiler.is_compiling() and target.device.type == "cpu":
+            # The check above cannot read values while Dynamo traces: an op that
+            # checks at run time (on the CPU, as the target op), its zero kept.
+            rows = rows + probability_targets_checked(target.detach()).to(rows.dtype)
     if opts.reduction == "none":
         return (rows[0] if unbatched else rows).to(out_dtype)
     total = _sum(rows.reshape(-1))
@@ -378,8 +395,9 @@ def linear_cross_entropy(
     InputError
         Bad shapes, options, class ids out of range (naming row and value), logits
         of a row that counts that are not finite (naming the row; CPU), a ``weight``
-        that requires grad, forward-mode AD (``torch.func.jvp``, ``jacfwd``) with
-        ``reduction='none'`` (the scalar reductions have a rule).
+        that requires grad, a second derivative under ``torch.func`` (``hessian``,
+        ``grad`` of ``grad``: naming ``cross_entropy(F.linear(...))``), nested
+        forward mode (``jacfwd(jacfwd(...))``).
     InputTypeError
         Non-integer targets (probability targets: use ``cross_entropy(F.linear(...))``);
         ``input``, ``linear_weight`` and ``linear_bias`` of more than one dtype (inside a
@@ -406,9 +424,10 @@ def linear_cross_entropy(
     and are rounded once to the input dtype. Under ``torch.func`` the op runs through
     an ``autograd.Function`` (``_ops.LinearFunction``): the backward recomputes the
     logits blocks, ``vmap`` calls the op once an example (per-example gradients of the
-    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and the scalar
-    reductions have a forward-mode rule (``jvp``, ``jacfwd``). Inside a CPU
-    ``torch.autocast`` region the operands are those autocast gives ``F.linear``
+    classifier: ``vmap(grad(f, argnums=1), in_dims=(0, None, 0))``), and every
+    reduction has a forward-mode rule (``jvp``, ``jacfwd``; ``'none'`` forms the
+    logits whole there, each row's tangent needing its logits' gradient). Inside a
+    CPU ``torch.autocast`` region the operands are those autocast gives ``F.linear``
     (mixed dtypes cast to the region's) and the op's products are not autocast: the
     float32 computation of those operands, eager and compiled alike.
     See the design notes of ``crossent/torch/_linear.py``.
@@ -471,20 +490,21 @@ def linear_cross_entropy(
         )
     w = _check_weight(weight, classes, input)
     check_weight_not_differentiated(w)
-    # Forward-mode AD: a rule for the scalar reductions (_ops.LinearFunction.jvp);
-    # 'none' has none (each row's tangent needs its logits' gradient), an error there.
-    differentiable = {"input": input, "linear_weight": linear_weight, "linear_bias": linear_bias}
-    check_no_tangent(
-        "linear_cross_entropy" + (" with reduction='none'" if opts.reduction == "none" else ""),
-        **(differentiable if opts.reduction == "none" else {}),
-        weight=w,
-    )
+    # Forward-mode AD: _ops.LinearFunction.jvp (every reduction); the class weights
+    # have no derivative.
+    check_no_tangent("linear_cross_entropy", weight=w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)
     # Under torch.func the op's autograd.Function twin, the gradients not formed ahead.
-    transformed = under_torch_func() or has_tangent(input, linear_weight, linear_bias)
+    transformed = under_torch_func()
+    if transformed:
+        check_forward_mode_once(
+            "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        )
+    transformed = transformed or has_tangent(input, linear_weight, linear_bias)
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
         and not transformed

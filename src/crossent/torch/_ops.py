@@ -62,6 +62,7 @@ __all__ = [
     "LinearFunction",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
+    "probability_targets_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
     "softmax_ce_probs",
@@ -267,30 +268,153 @@ def _labels_backward_vmap(
 softmax_ce_labels_backward.register_vmap(_labels_backward_vmap)
 
 
+class _Settings:
+    """Non-tensor arguments of an ``autograd.Function`` as one pytree leaf. Under
+    forward mode (``jacfwd(jacrev(...))``) PyTorch's generated vmap rule pairs the
+    flattened in-dims of the forward's arguments with their tangents, one an
+    argument; a list argument (the ops' packed options) flattens to more in-dims
+    than tangents (its ``treespec.unflatten`` ValueError)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Any) -> None:
+        self.values = values
+
+
 class _FirstOrder(torch.autograd.Function):
     """A backward op called in a backward under torch.func, which differentiates that
     backward too (torch.func.grad's backward builds a graph, as ``create_graph``): the
     op's own autograd is refused there (as the forward op's), and the op has no
-    derivative; a second derivative through it is an error naming the loss, as it is
-    outside torch.func (PyTorch's "no autograd formula" for the op)."""
+    derivative; a second derivative through it (reverse or forward mode: ``hessian``,
+    ``jacfwd(jacrev(...))``, ``jvp`` of ``grad``) is an :class:`InputError` naming the
+    loss and what to use, as it is outside torch.func. The linear losses only: the
+    class ids' backward is :class:`_LabelsGrad`."""
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(op: Any, loss: str, *args: Any) -> Any:
-        return op(*args)
+    def call(op: Any, loss: str, use: str, *args: Any) -> Any:
+        """``op(*args)`` through this function, the list arguments as :class:`_Settings`
+        (forward mode of vmap's generated rule: ``jacfwd(jacrev(...))``)."""
+        wrapped = (_Settings(a) if isinstance(a, list) else a for a in args)
+        return _FirstOrder.apply(op, loss, use, *wrapped)
+
+    @staticmethod
+    def forward(op: Any, loss: str, use: str, *args: Any) -> Any:
+        return op(*(a.values[0] if isinstance(a, _Settings) else a for a in args))
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-        ctx.loss = inputs[1]
+        ctx.loss, ctx.use = inputs[1], inputs[2]
 
     @staticmethod
     def backward(ctx: Any, *_: Any) -> Any:
-        raise RuntimeError(
-            f"crossent.torch's {ctx.loss} has no second derivative under torch.func "
-            "(its backward is a fused kernel): for a Hessian or a gradient penalty use "
-            "torch.nn.functional.cross_entropy of the logits"
+        raise _FirstOrder.error(ctx)
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        raise _FirstOrder.error(ctx)
+
+    @staticmethod
+    def error(ctx: Any) -> InputError:
+        return InputError(
+            f"crossent.torch.{ctx.loss} has no second derivative under torch.func (its "
+            f"backward is a fused kernel): for a Hessian, jvp of grad or a gradient "
+            f"penalty use {ctx.use}"
         )
+
+
+def _plain_label_gradient(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""``upstream[i] * dL_i/dlogits[i]`` of class ids by differentiable torch operations
+    (``torch.func.vjp`` of the generic float64 rows of the labels as one-hot targets, as
+    :func:`_labels_twice_differentiable`), in the logits' dtype: the function whose
+    derivatives :class:`_LabelsGrad` takes (its values are the backward op's)."""
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    # One-hot by comparison: F.one_hot reads the labels' maximum (an error under vmap).
+    classes = torch.arange(logits.shape[-1], device=labels.device)
+    targets = ((labels[..., None] == classes) & active[..., None]).to(torch.float64)
+    w = None if weight is None else weight.to(torch.float64)
+    opts = _backend.unpack(options)
+
+    def rows(z: Tensor) -> Tensor:
+        return _launch.target_rows(z.to(torch.float64), targets, w, opts)
+
+    pull = torch.func.vjp(rows, logits)[1]
+    u = torch.where(active, upstream.to(torch.float64), 0.0)
+    (grad,) = pull(u)
+    return grad
+
+
+class _LabelsGrad(torch.autograd.Function):
+    r"""The backward op of class ids under torch.func, twice differentiable: its value
+    the op's (:func:`softmax_ce_labels_backward`, exact at any confidence), its
+    derivatives (backward and forward mode, so ``hessian``, ``jacfwd(jacrev(...))``,
+    ``jvp`` of ``grad``, ``grad`` of ``grad``) those of :func:`_plain_label_gradient`,
+    formed only when asked (a first derivative costs the op alone). As the eager
+    ``create_graph`` backward (:func:`_labels_twice_differentiable`), the entries where
+    the plain gradient is not finite pass no derivative. ``settings``: ``ignore_index``
+    and the packed options (:class:`_Settings`)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        upstream: Tensor,
+        logits: Tensor,
+        labels: Tensor,
+        weight: Tensor | None,
+        lse: Tensor,
+        label_log_p: Tensor,
+        settings: _Settings,
+    ) -> Tensor:
+        return softmax_ce_labels_backward(
+            upstream, logits, labels, weight, lse, label_log_p, *settings.values
+        )
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        upstream, logits, labels, weight = inputs[:4]
+        ctx.save_for_backward(upstream, logits, labels, weight)
+        ctx.save_for_forward(upstream, logits, labels, weight)
+        ctx.settings = inputs[6].values
+
+    @staticmethod
+    def _plain(ctx: Any) -> tuple[Any, Tensor, Tensor]:
+        upstream, logits, labels, weight = ctx.saved_tensors
+
+        def plain(u: Tensor, z: Tensor) -> Tensor:
+            return _plain_label_gradient(u, z, labels, weight, *ctx.settings)
+
+        return plain, upstream, logits
+
+    @staticmethod
+    def backward(ctx: Any, cotangent: Tensor) -> tuple[Any, ...]:
+        plain, upstream, logits = _LabelsGrad._plain(ctx)
+        grad, pull = torch.func.vjp(plain, upstream, logits)[:2]
+        du, dz = pull(torch.where(torch.isfinite(grad), cotangent, 0.0))
+        return (du, dz) + (None,) * 5
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Any) -> Tensor:
+        plain, upstream, logits = _LabelsGrad._plain(ctx)
+        # Fresh tensors: a primal or a tangent may be an expanded view (the upstream
+        # of a sum's backward, jacfwd's basis), which forward mode's make_dual refuses.
+        primals = (upstream.clone(), logits.clone())
+        du, dz = (
+            torch.zeros_like(x) if t is None else t.clone()
+            for x, t in zip(primals, tangents[:2], strict=True)
+        )
+        grad, tangent = torch.func.jvp(plain, primals, (du, dz))[:2]
+        return torch.where(torch.isfinite(grad), tangent, 0.0)
 
 
 class LabelsFunction(torch.autograd.Function):
@@ -301,13 +425,16 @@ class LabelsFunction(torch.autograd.Function):
     generated rule (the ops' vmap rules) and a forward-mode rule: the tangent of row
     :math:`i` is :math:`\sum_c (\partial L_i/\partial z_{ic})\,\dot z_{ic}`, the
     backward op's gradient for an upstream of ones (one pass; under ``jacfwd`` one
-    pass for every tangent, the rows' gradient being unbatched).
+    pass for every tangent, the rows' gradient being unbatched). The backward is
+    :class:`_LabelsGrad` (second derivatives). :meth:`call` takes the op's arguments;
+    the non-tensor ones travel as one :class:`_Settings` (forward mode of vmap's
+    generated rule, ``jacfwd(jacfwd(...))``).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(
+    def call(
         logits: Tensor,
         labels: Tensor,
         weight: Tensor | None,
@@ -315,13 +442,21 @@ class LabelsFunction(torch.autograd.Function):
         ignore_index: int | None,
         options: list[float],
     ) -> tuple[Tensor, Tensor, Tensor]:
-        return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options)
+        """:func:`softmax_ce_labels`' values with this function's autograd."""
+        settings = _Settings(batch_shape, ignore_index, options)
+        return LabelsFunction.apply(logits, labels, weight, settings)
+
+    @staticmethod
+    def forward(
+        logits: Tensor, labels: Tensor, weight: Tensor | None, settings: _Settings
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        return softmax_ce_labels(logits, labels, weight, *settings.values)
 
     @staticmethod
     def setup_context(
         ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
     ) -> None:
-        _ce_setup_context(ctx, inputs, output)
+        _ce_setup_context(ctx, (*inputs[:3], *inputs[3].values), output)
         logits, labels, weight = inputs[:3]
         ctx.save_for_forward(logits, labels, weight, output[1], output[2])
 
@@ -330,18 +465,9 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         grad = None
         if ctx.needs_input_grad[0]:
-            grad = _FirstOrder.apply(
-                softmax_ce_labels_backward,
-                "cross_entropy with class-id targets",
-                grad_rows,
-                logits,
-                labels,
-                weight,
-                lse,
-                label_log_p,
-                *ctx.options,
-            )
-        return (grad,) + (None,) * 5
+            settings = _Settings(*ctx.options)
+            grad = _LabelsGrad.apply(grad_rows, logits, labels, weight, lse, label_log_p, settings)
+        return (grad,) + (None,) * 3
 
     @staticmethod
     def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, None, None]:
@@ -350,9 +476,9 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
-        grad = softmax_ce_labels_backward(
-            ones, logits, labels, weight, lse, label_log_p, *ctx.options
-        )
+        # _LabelsGrad: the tangent differentiable again (jacrev(jacfwd(...)), jacfwd's).
+        settings = _Settings(*ctx.options)
+        grad = _LabelsGrad.apply(ones, logits, labels, weight, lse, label_log_p, settings)
         return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
 
 
@@ -523,6 +649,24 @@ def _probs_vmap(
 
 
 softmax_ce_probs.register_vmap(_probs_vmap)
+
+
+@torch.library.custom_op("crossent::probability_targets_checked", mutates_args=())
+def probability_targets_checked(target: Tensor) -> Tensor:
+    """A float64 zero, after :func:`crossent.torch._targets.check_targets_eagerly` of
+    ``target`` (the caller's layout, classes on axis 1): an :class:`InputError` naming
+    the row, the entry and the value. For the generic path of probability targets
+    under ``torch.compile`` (targets or class weights that require grad), where the
+    eager check cannot read values while Dynamo traces: the op is one opaque node
+    (no graph break) that checks at run time, on data in host memory, and its zero,
+    added to the rows, keeps it in the graph. Called on detached targets: no autograd."""
+    _targets.check_targets_eagerly(target)
+    return torch.zeros((), dtype=torch.float64, device=target.device)
+
+
+@probability_targets_checked.register_fake
+def _probability_targets_checked_fake(target: Tensor) -> Tensor:
+    return target.new_empty((), dtype=torch.float64)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
@@ -807,6 +951,60 @@ linear_cross_entropy_op.register_vmap(_linear_vmap)
 linear_cross_entropy_backward.register_vmap(_linear_backward_vmap)
 
 
+def _unit_row_gradients(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""Each row's :math:`\partial L_i/\partial z_i` (rows x classes, the logits' dtype)
+    by the class-id ops (forward for the row statistics, backward at a unit upstream)."""
+    shape = [logits.shape[0]]
+    _, lse, log_p = softmax_ce_labels(logits, labels, weight, shape, ignore_index, options)
+    ones = torch.ones(logits.shape[0], dtype=_acc(logits.dtype), device=logits.device)
+    return softmax_ce_labels_backward(
+        ones, logits, labels, weight, lse, log_p, ignore_index, options
+    )
+
+
+def _linear_rows_tangent(
+    tensors: tuple[Any, ...], settings: tuple[Any, ...], tangents: tuple[Any, ...]
+) -> Tensor:
+    r"""Forward mode of ``reduction='none'``: row :math:`i`'s tangent :math:`g_i \cdot
+    \dot z_i`, :math:`g_i = \partial L_i/\partial z_i` at the logits
+    :math:`z = hW^\top + b` and :math:`\dot z = \dot h W^\top + h \dot W^\top +
+    \dot b` (the tangent of each row needs its logits' gradient, which the scalar
+    reductions' rule sums away). The logits are formed whole here (forward mode only;
+    under ``jacfwd`` once, the tangents batched), :math:`g` by the class-id kernels
+    (as ``cross_entropy`` of the logits), a constant whose derivative names the loss
+    (:class:`_FirstOrder`)."""
+    input, linear_weight, linear_bias, labels, weight = tensors
+    ignore_index, options = settings
+    acc = _acc(input.dtype)
+    f = torch.nn.functional
+    z = f.linear(input, linear_weight, linear_bias)
+    dh, dw, db = tangents
+    dz = torch.zeros((), dtype=acc, device=input.device)
+    if dh is not None:
+        dz = dz + f.linear(dh, linear_weight).to(acc)
+    if dw is not None:
+        dz = dz + f.linear(input, dw).to(acc)
+    if db is not None:
+        dz = dz + db.to(acc)
+    g = _FirstOrder.call(
+        _unit_row_gradients,
+        "linear_cross_entropy",
+        "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        z,
+        labels,
+        weight,
+        ignore_index,
+        options,
+    )
+    return (g.to(acc) * dz).sum(-1)
+
+
 class LinearFunction(torch.autograd.Function):
     """:func:`linear_cross_entropy_op` with its autograd, for ``torch.func``'s transforms
     (as :class:`LabelsFunction`). Called with ``need_grad`` False: the backward
@@ -831,9 +1029,10 @@ class LinearFunction(torch.autograd.Function):
         if grad_loss is None:  # the loss itself is not used (grads not materialised)
             return (None,) * 12
         tensors = ctx.saved_tensors  # input, linear_weight, linear_bias, labels, weight, ...
-        gi, gw, gb = _FirstOrder.apply(
+        gi, gw, gb = _FirstOrder.call(
             linear_cross_entropy_backward,
             "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
             grad_loss,
             *tensors,
             *ctx.settings,
@@ -845,15 +1044,24 @@ class LinearFunction(torch.autograd.Function):
         r"""The tangent of a scalar loss :math:`L`: :math:`\langle \nabla_h L, \dot h
         \rangle + \langle \nabla_W L, \dot W \rangle + \langle \nabla_b L, \dot b
         \rangle`, the gradients of one backward pass (under ``jacfwd`` one pass for
-        every tangent: the gradients are unbatched). ``'none'`` has no such form (each
-        row's tangent needs its logits' gradient): the functional form raises first."""
+        every tangent: the gradients are unbatched). ``'none'``: each row's own
+        (:func:`_linear_rows_tangent`)."""
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
-        if ctx.settings[2] == "none":  # pragma: no cover (refused by linear_cross_entropy)
-            raise RuntimeError("crossent: no forward-mode rule for reduction='none'")
+        if ctx.settings[2] == "none":
+            rows = _linear_rows_tangent(ctx.saved_tensors[:5], ctx.settings[:2], tangents[:3])
+            return (rows, None, None, None, None, None)
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
         tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
-        grads = linear_cross_entropy_backward(one, *tensors, *ctx.settings)
+        # _FirstOrder: a derivative of this tangent (jacrev(jacfwd(...))) names the loss.
+        grads = _FirstOrder.call(
+            linear_cross_entropy_backward,
+            "linear_cross_entropy",
+            "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+            one,
+            *tensors,
+            *ctx.settings,
+        )
         total = torch.zeros((), dtype=acc, device=input.device)
         for g, t in zip(grads, tangents[:3], strict=True):
             if t is not None and g.numel() > 0:
