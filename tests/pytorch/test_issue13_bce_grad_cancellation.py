@@ -100,6 +100,13 @@ def test_other_gradients_and_second_derivative_are_the_formulas() -> None:
     s = torch.sigmoid(x64)
     curvature = w64 * (1 - t64 + pw64 * t64) * s * (1 - s)
     torch.testing.assert_close(hx.double(), curvature, rtol=1e-4, atol=1e-6)
+    # forward over reverse (func.hessian: jacfwd of the backward) counts it once
+    hessian = func.hessian(
+        lambda z: ct.binary_cross_entropy_with_logits(z, t.detach()[:40], reduction="sum")
+    )(data["x"][:40])
+    s40 = torch.sigmoid(x64[:40])
+    want = torch.diag((1 - t64[:40] + t64[:40]) * s40 * (1 - s40))
+    torch.testing.assert_close(hessian.double(), want, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])

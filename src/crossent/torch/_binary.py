@@ -168,8 +168,13 @@ class BinaryFunction(torch.autograd.Function):
         needs = ctx.needs_input_grad
         gx = gt = gw = gpw = None
         if needs[0]:
-            with torch.no_grad():
-                gx = _logit_gradient(x, t, w, pw, eps, reduction, grad, x.dtype)
+            with torch.no_grad():  # (and no tangent: detached for forward mode too)
+                w_plain = None if w is None else w.detach()
+                pw_plain = None if pw is None else pw.detach()
+                upstream = grad.detach()
+                gx = _logit_gradient(
+                    x.detach(), t.detach(), w_plain, pw_plain, eps, reduction, upstream, x.dtype
+                )
             if torch.is_grad_enabled():  # create_graph: the formula's graph, at value 0
                 f = (grad * _formula(x, t, w, pw, eps, reduction)).to(x.dtype)
                 gx = gx + (f - f.detach())
