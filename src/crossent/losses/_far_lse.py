@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernel_inputs import HALF_LOG, GradientTerms
+from ._kernel_inputs import HALF_LOG as _HALF_LOG
+from ._kernel_inputs import GradientTerms
 
 __all__ = ["FAR_LSE", "far_lse_rows_"]
 
@@ -72,7 +73,7 @@ def far_lse_rows_(
     t = terms.target_coef[at][valid]
     log_p = x[rows, y]
     offset = a - t if terms.label_offset is None else terms.label_offset[at][valid]
-    entry = np.where(log_p > HALF_LOG, a * np.expm1(log_p) + offset, a * np.exp(log_p) - t)
+    entry = np.where(log_p > _HALF_LOG, a * np.expm1(log_p) + offset, a * np.exp(log_p) - t)
     if terms.uniform is not None:
         assert terms.row_uniform is not None
         entry -= terms.row_uniform[at][valid] * terms.uniform[y]

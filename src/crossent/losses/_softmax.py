@@ -130,7 +130,8 @@ from ._batch import (
     zero_where_ignored,
 )
 from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
-from ._far_lse import FAR_LSE, far_lse_rows_
+from ._far_lse import FAR_LSE as _FAR_LSE
+from ._far_lse import far_lse_rows_
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, statistics_options
 from ._reduction import reduce_loss, scale_for_reduction
@@ -1030,7 +1031,7 @@ def _kernel_gradient(
     # fl(m + ell) rounds to an ulp of m); two reductions of the N log-sum-exps screen.
     # (With smoothing the kernels correct the shift by a pass over each row already.)
     if uniform is None and (
-        np.maximum.reduce(lse, None) >= FAR_LSE or np.minimum.reduce(lse, None) <= -FAR_LSE
+        np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE
     ):
         far_lse_rows_(grad, flat, flat_labels, terms)
     # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
