@@ -73,8 +73,10 @@ def _private_imports(path: Path) -> list[str]:
 
 #: Package infrastructure the CLI shares with the library rather than library API: the
 #: one atomic file writer behind both ``Report.to_html(path)`` and ``--output`` (two
-#: copies of it had drifted apart: the report's renamed over FIFOs and symlinks).
-SHARED_INFRASTRUCTURE = {"from .._files import ..."}
+#: copies of it had drifted apart: the report's renamed over FIFOs and symlinks), and
+#: the one rule for integer-named class columns that ``crossent.report`` and the CLI's
+#: tables both apply (labels as names or positions: refused unless said).
+SHARED_INFRASTRUCTURE = {"from .._files import ...", "from .._class_columns import ..."}
 
 
 @pytest.mark.parametrize("module", sorted(p.name for p in CLI.glob("*.py")))

@@ -13,15 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from .._class_columns import ambiguous_integer_labels
 from ..errors import InputError, InputTypeError
 
 __all__ = [
-    "ambiguous_integer_labels",
     "bfloat16_tensor",
     "check_aligned",
     "host_array",
     "host_labels",
-    "integer_names",
 ]
 
 
@@ -106,8 +105,8 @@ def check_aligned(predictions: Any, labels: Any) -> None:
     """Refuse pandas predictions and labels that would be paired by position by mistake:
     row indexes that differ (a shuffled or filtered Series), or a DataFrame whose class
     columns are named by integers other than ``0..K-1`` in order
-    (:func:`ambiguous_integer_labels`: ``columns=clf.classes_`` of the labels 1, 2, 3),
-    beside which a label could be a column's name or its position."""
+    (``_class_columns.ambiguous_integer_labels``: ``columns=clf.classes_`` of the
+    labels 1, 2, 3), beside which a label could be a column's name or its position."""
     columns = getattr(predictions, "columns", None)
     if type(predictions).__module__.split(".")[0] == "pandas" and columns is not None:
         names = [str(c) for c in columns]
@@ -136,34 +135,3 @@ def host_labels(labels: Any) -> Any:
     if array.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(array.shape)}")
     return array
-
-
-def integer_names(classes: list[str]) -> list[int] | None:
-    """The integers naming the classes, each written as Python's ``str(int)`` writes it
-    (``1``, ``-1``; not ``01`` or ``+1``); None if a class has another name."""
-    values = []
-    for name in classes:
-        try:
-            value = int(name)
-        except ValueError:
-            return None
-        if str(value) != name:
-            return None
-        values.append(value)
-    return values
-
-
-def ambiguous_integer_labels(classes: list[str]) -> bool:
-    r"""Whether integer labels beside class columns with these names could be either
-    their names or their positions.
-
-    A label :math:`y` is read as the position of a class column,
-    :math:`y \in \{0, \dots, K - 1\}`.  When every one of :math:`K \ge 2` class columns is
-    named by an integer (:func:`integer_names`) and the names are not exactly
-    ``0, 1, ..., K - 1`` in order (scikit-learn's ``classes_`` ``[1, 2, 3]`` or
-    ``[-1, 1]``), an integer label could be a column's name or its position, and which
-    is written nowhere: a test set without the last class would be read shifted, with
-    no error.  One class column is :math:`P(y = 1)` of a binary problem, whose labels
-    are 0 and 1 whatever its name."""
-    named = integer_names(classes)
-    return len(classes) >= 2 and named is not None and named != list(range(len(classes)))

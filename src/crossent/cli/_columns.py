@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._report._host import ambiguous_integer_labels, integer_names
+from .._class_columns import ambiguous_integer_labels, integer_names
 
 __all__ = [
     "ColumnChoice",

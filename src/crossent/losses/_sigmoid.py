@@ -17,6 +17,11 @@ entries without weights), the same model as the softmax losses. PyTorch's
 ``binary_cross_entropy_with_logits`` divides by the count even with weights; its value
 is ``reduction='sum'`` divided by ``logits.size``.
 
+The gradient of float32 (float16, bfloat16) logits is formed in float64 and rounded
+once, re-done in double-double where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``:
+within an ulp there too, where float32 arithmetic cancels); float64 calls use the
+formula above in float64.
+
 Small calls on NumPy float32 or float64 arrays take the lean path of
 ``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
 values bit for bit and hands anything else (and every error) to them.
@@ -41,17 +46,20 @@ from .._checks import (
 )
 from .._xp import (
     Array,
+    accumulation_dtype,
     astype,
     compute_dtype,
+    device,
     full_like,
     namespace,
     ones_like,
     reduce_sum,
+    size,
     where_zero,
     zeros_like,
 )
 from ..errors import InputError
-from . import _small_sigmoid
+from . import _cpu_kernels, _sigmoid_grad, _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_term
 from ._weight_scale import weight_scaled
@@ -74,8 +82,9 @@ def softplus(x: Array, *, xp: ModuleType) -> Array:
 class _Binary:
     """Validated elementwise inputs, all broadcast to the shape of ``logits``.
 
-    ``softplus_pos``, ``softplus_neg`` and ``positive`` are computed with the object (every
-    loss and gradient needs them; issue 13: no cached-property lock per call).
+    ``softplus_pos``, ``softplus_neg`` and ``positive`` are computed on first use (every
+    loss and gradient but the float32 gradient needs them; issue 13: a plain property,
+    no cached-property lock per call).
     """
 
     xp: ModuleType
@@ -86,14 +95,32 @@ class _Binary:
     pos_weight: Array | None
     reduction: str
     log_base: float | None
-    softplus_pos: Array = field(init=False, repr=False)  # sp(x) = -log(1 - sigma(x))
-    softplus_neg: Array = field(init=False, repr=False)  # sp(-x) = -log sigma(x)
-    positive: Array = field(init=False, repr=False)  # pi t, the coefficient of sp(-x)
+    raw_t: Array | None = field(default=None, repr=False)  # the targets before smoothing
+    label_smoothing: float = 0.0
+    _softplus_pos: Any = field(default=None, init=False, repr=False)
+    _softplus_neg: Any = field(default=None, init=False, repr=False)
+    _positive: Any = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.softplus_pos = softplus(self.x, xp=self.xp)
-        self.softplus_neg = softplus(-self.x, xp=self.xp)
-        self.positive = self.t if self.pos_weight is None else self.pos_weight * self.t
+    @property
+    def softplus_pos(self) -> Array:
+        """:math:`\\operatorname{sp}(x) = -\\log(1 - \\sigma(x))`."""
+        if self._softplus_pos is None:
+            self._softplus_pos = softplus(self.x, xp=self.xp)
+        return self._softplus_pos
+
+    @property
+    def softplus_neg(self) -> Array:
+        """:math:`\\operatorname{sp}(-x) = -\\log\\sigma(x)`."""
+        if self._softplus_neg is None:
+            self._softplus_neg = softplus(-self.x, xp=self.xp)
+        return self._softplus_neg
+
+    @property
+    def positive(self) -> Array:
+        """:math:`\\pi t`, the coefficient of :math:`\\operatorname{sp}(-x)`."""
+        if self._positive is None:
+            self._positive = self.t if self.pos_weight is None else self.pos_weight * self.t
+        return self._positive
 
     def ones(self) -> Array:
         return ones_like(self.x, xp=self.xp)
@@ -171,7 +198,7 @@ def _binary(
         for name in ("weight", "pos_weight"):
             if name in cast:
                 check_non_negative(cast[name], name=name, xp=xp)
-    t = cast["targets"]
+    raw_t = t = cast["targets"]
     if eps:
         t = (1 - eps) * t + eps / 2
     return _Binary(
@@ -183,6 +210,8 @@ def _binary(
         pos_weight=cast.get("pos_weight"),
         reduction=reduction,
         log_base=log_base,
+        raw_t=raw_t,
+        label_smoothing=eps,
     )
 
 
@@ -199,6 +228,51 @@ def _bce_grad(b: _Binary) -> Array:
     sigma = xp.exp(-b.softplus_neg)
     sigma_neg = xp.exp(-b.softplus_pos)
     return (1 - b.t) * sigma - b.positive * sigma_neg
+
+
+def _float32_grad(b: _Binary) -> Array | None:
+    r"""The gradient of a float32 call (float16 and bfloat16 logits compute in float32)
+    within an ulp where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``'s notes):
+    float64 arithmetic, Numba's kernel for NumPy arrays, else float64 in the arrays' own
+    namespace. None for float64 calls, and where float64 is not offered (Apple's MPS):
+    those form :func:`_bce_grad` in their dtype."""
+    xp, x, t = b.xp, b.x, b.raw_t
+    if t is None:
+        return None
+    if type(x) is np.ndarray:
+        if x.dtype != np.float32:
+            return None
+        wide: Any = np.float64
+    else:
+        if b.dtype != xp.float32:
+            return None
+        wide = accumulation_dtype(b.dtype, xp=xp, device=device(x))
+        if wide == b.dtype:
+            return None
+    weight, pos_weight = b.weight, b.pos_weight
+    if b.reduction == "mean":
+        if weight is None:
+            normalizer: Any = np.float64(size(x))
+        else:
+            w = xp.reshape(xp.broadcast_to(weight, tuple(x.shape)), (-1,))
+            normalizer = reduce_sum(w, xp=xp, out_dtype=wide)
+    else:
+        normalizer = np.float64(1.0)  # (not used)
+    scale = scale_for_reduction(normalizer, reduction=b.reduction, xp=xp, log_base=b.log_base)
+    if isinstance(scale, np.generic):
+        scale = float(scale)
+    if type(x) is np.ndarray and _cpu_kernels.available():
+        return _sigmoid_grad.kernel_gradient(x, t, weight, pos_weight, b.label_smoothing, scale)
+    return _sigmoid_grad.gradient(
+        x,
+        t,
+        weight=weight,
+        pos_weight=pos_weight,
+        eps=b.label_smoothing,
+        scale=scale,
+        xp=xp,
+        wide=wide,
+    )
 
 
 def _within(x: Array, bound: float) -> bool:
@@ -346,6 +420,9 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     >>> print(crossent.sigmoid_cross_entropy_grad([0.0, 2.0], [1.0, 1.0], reduction="sum"))
     [-0.5        -0.11920292]
     """
+    exact = _float32_grad(b)
+    if exact is not None:
+        return exact
     return b.scale(b.weighted(_bce_grad(b)))
 
 

@@ -67,6 +67,7 @@ from ._cpu_kernels_numba import (
     row_statistics_kernel_serial,
     smoothed_gradient_kernel_serial,
 )
+from ._far_lse import FAR_LSE as _FAR_LSE
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 
 __all__ = [
@@ -281,7 +282,10 @@ def label_gradient(
     Row i is :math:`c_i\,p_i - s\,(1-\varepsilon)\,e_{y_i} - s\,\varepsilon/C` with
     :math:`s` the reduction's scale over :math:`T` and :math:`c_i = (A + 2\lambda\,
     \mathrm{LSE}_i)\,s` (``_kernel_gradient`` with :math:`\omega = 1`). False, with
-    nothing written, when a row is suspect.
+    nothing written, when a row is suspect or, without smoothing, of
+    :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (the full path forms it again from
+    the row maximum, issue 13; the smoothed kernel corrects the shift by a pass over
+    the row).
     """
     inv_t = 1.0 / temperature
     m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
@@ -326,6 +330,9 @@ def label_gradient(
             out,
         )
         return True
+    for i in range(n):  # (the shift m + ell rounds to an ulp of m: issue 13)
+        if abs(lse[i]) >= _FAR_LSE:
+            return False
     no = np.empty(0)  # no smoothing term
     # log p_y = (z'_y - m) - ell: the label's entry exact at any confidence (issue 13)
     log_p = shifted_y - ell

@@ -36,7 +36,13 @@ with a focal factor add np.log, np.log1p, np.exp and np.log1p for
 :math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
 rows of one array per call (NumPy's ufuncs write into them: the same loop and values
 as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
-pins the values against the full path. Importing this module does not import Numba;
+pins the values against the full path.
+
+The float32 cross-entropy gradient is the exception: after ``start`` (and ``spread``)
+it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``: float64, an ulp
+where :math:`\sigma(x)` meets :math:`t`) on the workspace's weights, with the full
+path's float64 ``'mean'`` scale (``wide_normalizer``: the same pairwise sum, unrounded),
+so the bits are the full path's by construction. Importing this module does not import Numba;
 the first call that is taken does.
 """
 
@@ -105,6 +111,7 @@ __all__ = [
     "cross_entropy_grad",
     "focal_loss",
     "focal_loss_grad",
+    "pattern",
 ]
 
 MOST_ELEMENTS = 8192
@@ -136,6 +143,8 @@ class _Settings(NamedTuple):
     flags: tuple[np.ndarray, ...]  # by kind (O_KIND)
     reduction: int
     exp_rows: tuple[int, ...]  # by kind: the arguments of the last np.exp (none: 0)
+    eps: float  # the label smoothing and the log base (the float32 gradient's float64)
+    log_base: float | None
 
 
 def _settings_of(
@@ -175,7 +184,7 @@ def _settings_of(
     flags += [gamma_value != 0.0]
     by_kind = tuple(np.array([*flags, kind], dtype=np.int64) for kind in _KINDS)
     exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 4)  # CE, its gradient, focal, its
-    return _Settings(constants, by_kind, reduction_code, exp_rows)
+    return _Settings(constants, by_kind, reduction_code, exp_rows, eps, log_base)
 
 
 @functools.lru_cache(maxsize=256, typed=True)
@@ -191,7 +200,7 @@ _DEFAULTS = {False: _settings_of(), True: _settings_of(gamma=2.0)}
 """The settings of a call without options, by whether it is focal (gamma 2)."""
 
 
-def _pattern(
+def pattern(
     weight: object, shape: tuple[int, ...], char: str
 ) -> tuple[np.ndarray, int, int] | None:
     """``(flat, inner, count)``: entry ``i`` of logits of ``shape`` takes weight
@@ -234,7 +243,7 @@ _EMPTY = {char: np.empty(0, dtype=char) for char in (_FLOAT32, _FLOAT64)}
 
 _Call = tuple[np.ndarray, np.ndarray, tuple[int, ...], Any, _Settings, np.ndarray]
 """A call this path takes: flat logits and targets, the logits' shape, the weights
-(None, or ``weight`` and ``pos_weight`` as :func:`_pattern` gives them), its settings
+(None, or ``weight`` and ``pos_weight`` as :func:`pattern` gives them), its settings
 and constants."""
 
 
@@ -268,8 +277,8 @@ def _call(args: tuple[Any, ...], kwargs: dict[str, Any], focal: bool) -> _Call |
                 return None
             w, pw = scalars.pop("weight", None), scalars.pop("pos_weight", None)
             no_weight = (_EMPTY[char], 1, 1)
-            w_found = no_weight if w is None else _pattern(w, shape, char)
-            pw_found = no_weight if pw is None else _pattern(pw, shape, char)
+            w_found = no_weight if w is None else pattern(w, shape, char)
+            pw_found = no_weight if pw is None else pattern(pw, shape, char)
             if w_found is None or pw_found is None:
                 return None
             weights = (*w_found, *pw_found)
@@ -307,6 +316,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     state = compiled.start(x, t, c, flags, ws)
     if state == DECLINE or (weights is not None and not compiled.spread(*weights, c, ws)):
         return None
+    if kind == CE_GRAD and x.dtype.char == _FLOAT32:
+        return _float32_gradient(x, t, ws, settings, compiled, shape)
     np.log1p(np.exp(ws[NEG_ABS]), ws[REST])  # softplus' log1p(exp(-|x|))
     rows = settings.exp_rows[kind]
     if state == SOFT:  # _log_one_minus_pt's log(where(t > 0, t, 1)), log1p(-where(...))
@@ -331,6 +342,32 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if reduction == _PARTS:
         return LossParts(total=scalar(value), normalizer=scalar(normalizer))
     return scalar(value)
+
+
+def _float32_gradient(
+    x: np.ndarray,
+    t: np.ndarray,
+    ws: np.ndarray,
+    settings: _Settings,
+    compiled: ModuleType,
+    shape: tuple[int, ...],
+) -> np.ndarray | None:
+    r"""The float32 gradient by the full path's kernel (``_sigmoid_grad_numba``: float64,
+    an ulp where :math:`\sigma(x)` meets :math:`t`), on the weights :func:`start` and
+    ``spread`` put in the workspace, with the full path's float64 scale."""
+    n = x.shape[0]
+    reduction, log_base = settings.reduction, settings.log_base
+    scale = 1.0
+    if reduction == _REDUCTIONS["mean"]:
+        normalizer = compiled.wide_normalizer(ws)
+        scale = 1.0 / normalizer if normalizer > 0 else normalizer * 0.0
+    if log_base is not None:
+        scale = scale / log_base
+    out = np.empty_like(x)
+    _exact_compiled().gradient(
+        x, t, (ws[WEIGHT], 1, n), (ws[POSITIVE], 1, n), settings.eps, scale, out
+    )
+    return out if len(shape) == 1 else out.reshape(shape)
 
 
 def cross_entropy(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -362,3 +399,11 @@ def _compiled() -> ModuleType | None:
     from . import _small_sigmoid_numba
 
     return _small_sigmoid_numba
+
+
+@functools.cache
+def _exact_compiled() -> ModuleType:
+    """``_sigmoid_grad_numba`` (after :func:`_compiled`, so with Numba)."""
+    from . import _sigmoid_grad_numba
+
+    return _sigmoid_grad_numba

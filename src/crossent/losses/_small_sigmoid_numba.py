@@ -49,7 +49,7 @@ from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
 from ._small_numba import pairwise_sum
 
-__all__ = ["finish", "soft_log_q", "spread", "start", "terms"]
+__all__ = ["finish", "soft_log_q", "spread", "start", "terms", "wide_normalizer"]
 
 
 @numba.njit(cache=True)
@@ -254,6 +254,13 @@ def _normalizer(ws: np.ndarray) -> tuple[bool, Any]:
     scratch = ws[layout.HIGH]  # (free by now)
     scratch[0] = total
     return math.isfinite(total), scratch[0]
+
+
+@numba.njit(cache=True)
+def wide_normalizer(ws: np.ndarray) -> float:
+    """The float64 sum of the broadcast weights ``ws[WEIGHT]`` in NumPy's pairwise order,
+    not rounded (the float32 gradient's ``'mean'``: ``_sigmoid._float32_grad``)."""
+    return pairwise_sum(ws[layout.WEIGHT].astype(np.float64))
 
 
 @numba.njit(cache=True)

@@ -130,6 +130,8 @@ from ._batch import (
     zero_where_ignored,
 )
 from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
+from ._far_lse import FAR_LSE as _FAR_LSE
+from ._far_lse import far_lse_rows_
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms, statistics_options
 from ._reduction import reduce_loss, scale_for_reduction
@@ -1021,12 +1023,17 @@ def _kernel_gradient(
         label_offset=offset,
         temperature=opts.temperature,
     )
+    flat_labels = np.reshape(safe, (-1,))
     grad = _kernels().write_gradient(
-        flat,
-        np.reshape(safe, (-1,)),
-        terms,
-        out=None if out is None else np.reshape(out, flat.shape),
+        flat, flat_labels, terms, out=None if out is None else np.reshape(out, flat.shape)
     )
+    # Rows of |LSE| >= 2**20 again from the row maximum (issue 13: the kernels' shift
+    # fl(m + ell) rounds to an ulp of m); two reductions of the N log-sum-exps screen.
+    # (With smoothing the kernels correct the shift by a pass over each row already.)
+    if uniform is None and (
+        np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE
+    ):
+        far_lse_rows_(grad, flat, flat_labels, terms)
     # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
     # of float32 logits: no overflow), so calls with no such row pay only that.
     if active is not None and not math.isfinite(np.add.reduce(lse, None)):

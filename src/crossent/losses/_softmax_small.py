@@ -121,8 +121,10 @@ def label_loss(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> 
 def label_gradient(
     logits: np.ndarray, labels: np.ndarray, options: LossOptions, out: np.ndarray | None
 ) -> Any:
-    """The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
-    row is suspect (then nothing is written)."""
+    r"""The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
+    row is suspect or, float32 without smoothing, of :math:`|\mathrm{LSE}| \ge`
+    ``_far_lse.FAR_LSE`` (the full path forms such a row again; issue 13) (then nothing
+    is written)."""
     if logits.dtype.char == _FLOAT64:
         return _label_gradient64(logits, labels, options, out)
     grad = np.empty_like(logits) if out is None else out

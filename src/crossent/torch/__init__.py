@@ -67,7 +67,9 @@ fused (custom ops), and so is ``cross_entropy`` with probability targets on the 
 (``crossent::softmax_ce_probs_v3``, every floating dtype) where only the logits want a
 gradient; the family wrappers (``binary_cross_entropy_with_logits``,
 ``sigmoid_focal_loss``, ``softmax_focal_loss``, ``distillation_loss``) run crossent's
-generic formulas under autograd (eager use; their value checks break ``torch.compile``
+generic formulas under autograd (the logits' gradient of float32 and lower
+``binary_cross_entropy_with_logits`` is ``sigmoid_cross_entropy_grad``'s, in an
+``autograd.Function``, ``_binary``; eager use; their value checks break ``torch.compile``
 graphs, but those of ``distillation_loss``, which run in a custom op with its far and
 near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
 is fused (a custom op over float64 Numba kernels, ``_distill_cpu``).

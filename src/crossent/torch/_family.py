@@ -25,7 +25,7 @@ import torch
 
 from .. import losses
 from ..errors import InputError
-from . import _distill_cpu
+from . import _binary, _distill_cpu
 from ._arguments import example_stack, vmapped
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids
@@ -74,7 +74,9 @@ def binary_cross_entropy_with_logits(
     Parameters as PyTorch's (``size_average``/``reduce`` must stay None), plus
     ``label_smoothing``; ``'mean'`` divides by the number of elements, as PyTorch's
     does with or without ``weight``. The generic path: see
-    :func:`crossent.sigmoid_cross_entropy`.
+    :func:`crossent.sigmoid_cross_entropy`; for float32, float16 and bfloat16 logits the
+    gradient in ``input`` is :func:`crossent.sigmoid_cross_entropy_grad`'s, within an ulp
+    also where a soft target meets :math:`\sigma(x)` (``_binary``).
 
     Examples
     --------
@@ -100,6 +102,10 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
+    if _binary.takes(input, target):  # float32 and below: the exact logit gradient
+        return _binary.BinaryFunction.apply(
+            input, target, weight, pos_weight, label_smoothing, reduction, validate
+        )
     # PyTorch's 'mean' divides by the number of elements, also with weights
     # (crossent's by the sum of the weights): the sum, then that division.
     loss = losses.sigmoid_cross_entropy(

@@ -1,0 +1,43 @@
+"""Integer class-column names: one rule for ``crossent.report`` and the CLI's tables.
+
+A label is read as the position of a class column. When the columns are named by
+integers other than ``0, 1, ..., K - 1`` (scikit-learn's ``classes_``), an integer label
+could be either a name or a position: both readers refuse it rather than guess (the
+CLI takes ``--integer-labels names|positions``). Shared, so that the two cannot drift
+apart (issue 13).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ambiguous_integer_labels", "integer_names"]
+
+
+def integer_names(classes: list[str]) -> list[int] | None:
+    """The integers naming the classes, each written as Python's ``str(int)`` writes it
+    (``1``, ``-1``; not ``01`` or ``+1``); None if a class has another name."""
+    values = []
+    for name in classes:
+        try:
+            value = int(name)
+        except ValueError:
+            return None
+        if str(value) != name:
+            return None
+        values.append(value)
+    return values
+
+
+def ambiguous_integer_labels(classes: list[str]) -> bool:
+    r"""Whether integer labels beside class columns with these names could be either
+    their names or their positions.
+
+    A label :math:`y` is read as the position of a class column,
+    :math:`y \in \{0, \dots, K - 1\}`.  When every one of :math:`K \ge 2` class columns is
+    named by an integer (:func:`integer_names`) and the names are not exactly
+    ``0, 1, ..., K - 1`` in order (scikit-learn's ``classes_`` ``[1, 2, 3]`` or
+    ``[-1, 1]``), an integer label could be a column's name or its position, and which
+    is written nowhere: a test set without the last class would be read shifted, with
+    no error.  One class column is :math:`P(y = 1)` of a binary problem, whose labels
+    are 0 and 1 whatever its name."""
+    named = integer_names(classes)
+    return len(classes) >= 2 and named is not None and named != list(range(len(classes)))

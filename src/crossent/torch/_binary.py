@@ -1,0 +1,219 @@
+r"""The logit gradient of :func:`crossent.torch.binary_cross_entropy_with_logits`, exact
+where :math:`\sigma(x)` meets the target (issue 13 follow-up).
+
+Autograd through the generic path's loss formed :math:`(1-t)\sigma(x) - \pi t\sigma(-x)`
+in float32 from the softplus terms' derivatives: where a soft target is within a few ulps
+of :math:`\sigma(x)` that difference cancels, and the float32 gradient was hundreds to
+millions of ulps off (as ``F.binary_cross_entropy_with_logits``' own is). For float32,
+float16 and bfloat16 logits on a device with float64 the loss is :class:`BinaryFunction`:
+its forward is the generic path's loss, unchanged; its backward takes the logits'
+gradient from ``crossent.losses._sigmoid_grad`` (float64, double-double where it
+cancels, times the upstream gradient and the reduction's scale in float64, rounded once
+to the logits' dtype), and the targets' and weights' gradients from autograd of the same
+loss. Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph)
+the logits' gradient carries the float32 formula's graph at zero value, so second
+derivatives are those of the formula; ``jvp`` (``jacfwd``) uses the same exact gradient.
+``generate_vmap_rule``: ``vmap`` runs the three on batched tensors (the double-double
+then forms every entry, since which entries cancel cannot be read there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .. import losses
+from .._xp import float64_twin
+from ..losses import _cpu_kernels, _sigmoid_grad
+
+__all__ = ["BinaryFunction", "takes"]
+
+
+def takes(x: torch.Tensor, t: torch.Tensor) -> bool:
+    """Whether :class:`BinaryFunction` computes this call: logits and targets of at most
+    32 bits (so computed in float32) on a device that offers float64."""
+    return float64_twin(x, t) is not None
+
+
+def _loss(
+    x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str, validate: bool
+) -> torch.Tensor:
+    """The generic path's loss; PyTorch's ``'mean'`` divides the sum by the count."""
+    loss = losses.sigmoid_cross_entropy(
+        x,
+        t,
+        weight=w,
+        pos_weight=pw,
+        label_smoothing=eps,
+        reduction="sum" if reduction == "mean" else reduction,
+        validate=validate,
+    )
+    return loss / max(x.numel(), 1) if reduction == "mean" else loss
+
+
+def _computed(a: Any, dtype: torch.dtype) -> Any:
+    """A weight in the compute dtype, as the loss takes it (None stays None)."""
+    return a if a is None or a.dtype == dtype else a.to(dtype)
+
+
+def _logit_gradient(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    w: Any,
+    pw: Any,
+    eps: float,
+    reduction: str,
+    upstream: torch.Tensor,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
+    """The exact gradient in ``x`` times ``upstream`` (``_sigmoid_grad.gradient``; for
+    float32 CPU tensors of a reduced loss, whose values can be read, Numba's kernel)."""
+    fast = _kernel_gradient(x, t, w, pw, eps, reduction, upstream, out_dtype)
+    if fast is not None:
+        return fast
+    found = float64_twin(x, t)
+    assert found is not None  # (BinaryFunction is used only where it is)
+    xp, wide = found
+    compute = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
+    return _sigmoid_grad.gradient(
+        x,
+        t,
+        weight=_computed(w, compute),
+        pos_weight=_computed(pw, compute),
+        eps=eps,
+        scale=1.0 / max(x.numel(), 1) if reduction == "mean" else 1.0,
+        xp=xp,
+        wide=wide,
+        upstream=upstream,
+        out_dtype=out_dtype,
+    )
+
+
+def _kernel_gradient(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    w: Any,
+    pw: Any,
+    eps: float,
+    reduction: str,
+    upstream: torch.Tensor,
+    out_dtype: torch.dtype,
+) -> torch.Tensor | None:
+    """``_sigmoid_grad.kernel_gradient`` of float32 CPU tensors of a ``'mean'`` or
+    ``'sum'`` loss (the upstream gradient a number, in the float64 scale); None for
+    anything else, and for tensors without readable values (``torch.func``'s)."""
+    if reduction == "none" or upstream.ndim != 0 or not _cpu_kernels.available():
+        return None
+    tensors = [a for a in (x, t, w, pw) if a is not None]
+    if any(a.device.type != "cpu" or a.dtype != torch.float32 for a in tensors):
+        return None
+    if out_dtype != torch.float32:
+        return None
+    try:
+        x_np, t_np = x.detach().numpy(), t.detach().numpy()
+        w_np = None if w is None else w.detach().numpy()
+        pw_np = None if pw is None else pw.detach().numpy()
+        scale = float(upstream)
+    except (RuntimeError, TypeError, ValueError):  # (functorch's tensors have no data)
+        return None
+    if reduction == "mean":
+        scale = scale / max(x.numel(), 1)
+    grad = _sigmoid_grad.kernel_gradient(x_np, t_np, w_np, pw_np, eps, scale)
+    return torch.from_numpy(grad)
+
+
+def _formula(
+    x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str
+) -> torch.Tensor:
+    """The gradient in ``x`` by the float32 formula :math:`w[(1-t)\\sigma(x) -
+    \\pi t\\sigma(-x)]` (scaled; the graph of second derivatives)."""
+    ts = (1 - eps) * t + eps / 2 if eps else t
+    positive = ts if pw is None else pw * ts
+    g = (1 - ts) * torch.sigmoid(x) - positive * torch.sigmoid(-x)
+    g = g if w is None else w * g
+    return g / max(x.numel(), 1) if reduction == "mean" else g
+
+
+class BinaryFunction(torch.autograd.Function):
+    """``binary_cross_entropy_with_logits`` of logits ``x``, targets ``t``, ``weight``
+    and ``pos_weight`` (or None), then ``label_smoothing``, ``reduction`` and
+    ``validate``."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        x: torch.Tensor,
+        t: torch.Tensor,
+        w: Any,
+        pw: Any,
+        eps: float,
+        reduction: str,
+        validate: bool,
+    ) -> torch.Tensor:
+        return _loss(x, t, w, pw, eps, reduction, validate)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, t, w, pw, eps, reduction, _ = inputs
+        ctx.save_for_backward(x, t, w, pw)
+        ctx.save_for_forward(x, t, w, pw)
+        ctx.eps, ctx.reduction, ctx.out_dtype = eps, reduction, output.dtype
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, t, w, pw = ctx.saved_tensors
+        eps, reduction = ctx.eps, ctx.reduction
+        needs = ctx.needs_input_grad
+        gx = gt = gw = gpw = None
+        if needs[0]:
+            with torch.no_grad():  # (and no tangent: detached for forward mode too)
+                w_plain = None if w is None else w.detach()
+                pw_plain = None if pw is None else pw.detach()
+                upstream = grad.detach()
+                gx = _logit_gradient(
+                    x.detach(), t.detach(), w_plain, pw_plain, eps, reduction, upstream, x.dtype
+                )
+            if torch.is_grad_enabled():  # create_graph: the formula's graph, at value 0
+                f = (grad * _formula(x, t, w, pw, eps, reduction)).to(x.dtype)
+                gx = gx + (f - f.detach())
+        if needs[1] or needs[2] or needs[3]:
+            wanted = [a for a, need in zip((t, w, pw), needs[1:4], strict=True) if need]
+            with torch.enable_grad():
+                loss = _loss(x.detach(), t, w, pw, eps, reduction, False)
+                found = iter(
+                    torch.autograd.grad(loss, wanted, grad, create_graph=torch.is_grad_enabled())
+                )
+            gt, gw, gpw = (next(found) if need else None for need in needs[1:4])
+        return gx, gt, gw, gpw, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, x_t: Any, t_t: Any, w_t: Any, pw_t: Any, *_: Any) -> torch.Tensor:
+        x, t, w, pw = ctx.saved_tensors
+        eps, reduction = ctx.eps, ctx.reduction
+        tangent = None
+        if x_t is not None:
+            one = torch.ones((), dtype=ctx.out_dtype, device=x.device)
+            g = _logit_gradient(x, t, w, pw, eps, reduction, one, ctx.out_dtype)
+            tangent = g * x_t
+        if t_t is not None or w_t is not None or pw_t is not None:
+            sp_pos, sp_neg = torch.nn.functional.softplus(x), torch.nn.functional.softplus(-x)
+            ts = (1 - eps) * t + eps / 2 if eps else t
+            pi = 1 if pw is None else pw
+            weight = 1 if w is None else w
+            parts = []
+            if t_t is not None:
+                parts.append(weight * (1 - eps) * (pi * sp_neg - sp_pos) * t_t)
+            if w_t is not None:
+                parts.append(w_t * (pi * ts * sp_neg + (1 - ts) * sp_pos))
+            if pw_t is not None:
+                parts.append(weight * ts * sp_neg * pw_t)
+            rest = sum(parts[1:], parts[0])
+            if reduction == "mean":
+                rest = rest / max(x.numel(), 1)
+            tangent = rest if tangent is None else tangent + rest
+        assert tangent is not None
+        if reduction != "none":
+            tangent = tangent.sum()
+        return tangent.to(ctx.out_dtype)
