@@ -12,9 +12,10 @@ max-shift formula
 
 .. math:: p_c = e^{(z'_c - m) - \ell}, \qquad \ell = \log\sum_k e^{z'_k - m},
 
-with no rounding of :math:`m + \ell`, each entry rounded once to the gradient's dtype,
-as ``crossent.torch``'s ``_far_lse_rows_``. Other rows are untouched (bit for bit):
-the screen is one comparison of the N float64 log-sum-exps.
+with no rounding of :math:`m + \ell`, each entry rounded once to the gradient's dtype
+(bfloat16 through float32, as the kernels), for every format the kernels take
+(``crossent.torch``'s fused backward included). Other rows are untouched (bit for
+bit): the screen is one comparison of the N float64 log-sum-exps.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ import numpy as np
 
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._kernel_inputs import GradientTerms
+from ._numpy_kernels import as_float32, encode_like
 
 __all__ = ["FAR_LSE", "far_lse_rows_"]
 
 #: :math:`|\mathrm{LSE}|` from which a row is formed again: the float64 rounding of
 #: :math:`m + \ell` is :math:`|\mathrm{LSE}|\,2^{-53}` at most, under :math:`2^{-33}`
-#: below :math:`2^{20}` (far below a float32 ulp of :math:`p`); as ``crossent.torch``.
+#: below :math:`2^{20}` (far below a float32 ulp of :math:`p`).
 FAR_LSE = 2.0**20
 
 
 def far_lse_rows_(
     grad: np.ndarray, z: np.ndarray, labels: np.ndarray, terms: GradientTerms
 ) -> None:
-    r"""``grad`` (rows x classes, the kernel's :math:`g_{ic} = a_i p_{ic} - b_i u_c -
+    r"""``grad`` (rows x classes, in the kernel's format: float32, float16 or the uint16
+    bits of bfloat16, as ``z``; the kernel's :math:`g_{ic} = a_i p_{ic} - b_i u_c -
     [c = y_i]\,t_i` of ``terms`` for logits ``z`` and ``labels``) with its rows of
     :math:`|s_i| \ge` :data:`FAR_LSE` (``terms.shift``, finite) formed again in float64,
     in place.
@@ -53,7 +56,7 @@ def far_lse_rows_(
     at = np.flatnonzero(far)
     if at.size == 0:
         return
-    x = z[at].astype(np.float64)
+    x = as_float32(z[at]).astype(np.float64)  # (uint16: bfloat16 bits, decoded)
     if terms.temperature is not None and terms.temperature != 1.0:
         x /= terms.temperature  # (one rounding of z/T)
     elif terms.inv_temperature != 1.0:
@@ -78,4 +81,7 @@ def far_lse_rows_(
         assert terms.row_uniform is not None
         entry -= terms.row_uniform[at][valid] * terms.uniform[y]
     g[rows, y] = entry
-    grad[at] = g.astype(grad.dtype)
+    if grad.dtype == np.uint16:  # bfloat16 bits: rounded through float32, as the kernels'
+        grad[at] = encode_like(g.astype(np.float32), grad.dtype)
+    else:
+        grad[at] = g.astype(grad.dtype)

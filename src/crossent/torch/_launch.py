@@ -38,8 +38,8 @@ the gradient's ``exp(sigma_c - ell)`` carries no rounding of :math:`\operatornam
 
 Labels: the per-row log-sum-exp is kept in float64 (N numbers): the gradient's
 ``exp(z'_c - LSE)`` then carries no float32 rounding of the LSE; its float64 rounding
-to an ulp of ``m`` matters only for ``|LSE| >= 2**24``, whose rows the backward forms
-again in float64 from the row maximum (:func:`_far_lse_rows_`). So is the per-row
+to an ulp of ``m`` matters only for ``|LSE| >= 2**20``, whose rows the losses package
+forms again in float64 from the row maximum (``losses._far_lse``). So is the per-row
 ``log p_y = (z'_y - m) - ell`` of the row statistics (N more): the label's entry
 ``c expm1(log p_y) + (c - g)`` then keeps the digits of ``1 - p_y`` that the rounding
 of ``LSE = m + ell`` to an ulp of ``m`` loses (issue 13).
@@ -228,8 +228,7 @@ def backward(
             ignore_index=ignore_index,
             out=None,
         )
-        grad_t = _from_stored(grad, z.dtype)
-        return _far_lse_rows_(grad_t, upstream, z, labels, weight, lse, opts, ignore_index)
+        return _from_stored(grad, z.dtype)
     work = work_dtype(z, opts.soft_cap)
     grad = torch.empty((n, classes), dtype=z.dtype, device=z.device)
     wt = None if weight is None else weight.detach().to(work)
@@ -247,58 +246,6 @@ def backward(
             out=block,
         )
         grad[start:stop] = block
-    return grad
-
-
-#: :math:`|\mathrm{LSE}|` from which the fused gradient's rows are formed again in float64:
-#: its ``exp(z'_c - LSE)`` is off by up to :math:`|\mathrm{LSE}|\,2^{-53}` relative, the
-#: float64 rounding of the LSE (and of :math:`z'`) at that size: below :math:`2^{24}`
-#: that is under :math:`2^{-29}`, 1/32 of a float32 ulp (beyond, a tie at
-#: :math:`10^{30}` had :math:`p = 1` for each tied class). The float64 pass costs
-#: about 50 times the fused backward per row (1024 x 32000 logits, every row past
-#: :math:`2^{20}`: 2.7 s against 0.05 s CPU, one thread), so only those rows take it.
-_FAR_LSE = 2.0**24
-
-
-def _far_lse_rows_(
-    grad: torch.Tensor,
-    upstream: torch.Tensor,
-    z: torch.Tensor,
-    labels: torch.Tensor,
-    weight: torch.Tensor | None,
-    lse: torch.Tensor,
-    opts: _backend.Options,
-    ignore_index: int | None,
-) -> torch.Tensor:
-    r"""``grad`` (the fused kernels' gradient, in ``z``'s dtype) with its rows of
-    :math:`|\mathrm{LSE}| \ge` :data:`_FAR_LSE` formed again in float64 by the generic
-    path, which shifts by the row's maximum (:math:`p_c = e^{(z'_c - m) - \ell}`, no
-    rounding of :math:`m + \ell`), each entry rounded once to ``z``'s dtype; in place.
-
-    The fused kernels' single shift :math:`s = \mathrm{fl}(m + \ell)` rounds to an ulp
-    of :math:`m`: for float32 logits tied at :math:`10^{30}` it is :math:`m` itself, so
-    each tied class had :math:`p = 1` (the gradient of ``[1e30, 1e30, 0]``, label 0, was
-    ``[0, 1, 0]``, not ``[-0.5, 0.5, 0]``). Such rows are rare: the pass is a comparison
-    of the N float64 log-sum-exps.
-    """
-    far = (lse.abs() >= _FAR_LSE) & torch.isfinite(lse)
-    if not bool(far.any()):
-        return grad
-    at = torch.nonzero(far).reshape(-1)
-    w = None if weight is None else weight.detach().to(torch.float64)
-    block = torch.empty((at.numel(), z.shape[1]), dtype=torch.float64)
-    _backend.label_gradient(
-        z[at].to(torch.float64),
-        labels[at],
-        w,
-        lse[at],
-        lse[at],  # unread: the generic path forms the row statistics again
-        upstream[at].to(torch.float64),
-        opts,
-        ignore_index=ignore_index,
-        out=block,
-    )
-    grad[at] = block.to(grad.dtype)
     return grad
 
 
