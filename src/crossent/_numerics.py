@@ -424,6 +424,15 @@ def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
+def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum,
+    no condition on the magnitudes)."""
+    s = a + b
+    b_virtual = s - a
+    a_virtual = s - b_virtual
+    return s, (a - a_virtual) + (b - b_virtual)
+
+
 def _quick_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     """``(s, e)`` with ``s = fl(a + b)``, ``a + b = s + e`` exactly for ``|a| >= |b|``."""
     s = a + b

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._checks import check_base, check_eps, check_form
 from .._numerics import (
+    _two_sum,
     cross_terms,
     cross_terms_from_log,
     cross_terms_from_probs,
@@ -601,21 +602,12 @@ def _sum_error_bound(spread: Array, count: int, *, xp: ModuleType) -> Array:
 
 
 def _two_difference(a: Array, b: Array) -> tuple[Array, Array]:
-    """``(s, e)`` with ``s = fl(a - b)`` and ``a - b = s + e`` exactly: :func:`_two_sum`
+    """``(s, e)`` with ``s = fl(a - b)`` and ``a - b = s + e`` exactly: ``_numerics._two_sum``
     of ``a`` and ``-b``, with the negation carried through (it commutes with rounding)."""
     s = a - b
     minus_b_virtual = s - a
     a_virtual = s - minus_b_virtual
     return s, (a - a_virtual) - (b + minus_b_virtual)
-
-
-def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
-    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum,
-    no condition on the magnitudes)."""
-    s = a + b
-    b_virtual = s - a
-    a_virtual = s - b_virtual
-    return s, (a - a_virtual) + (b - b_virtual)
 
 
 def _next_power_of_two(mu: Array, *, xp: ModuleType) -> Array:

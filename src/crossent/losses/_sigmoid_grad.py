@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
+from .._numerics import _quick_two_sum, _two_product, _two_sum
 from .._xp import Array, astype
 from ._reduction import weighted_term
 
@@ -101,54 +102,28 @@ def _inverse_factorial(n: int) -> tuple[float, float]:
 INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 10))
 """:math:`1/1!, \\ldots, 1/9!` as double-doubles (:math:`(2^{-8}\\ln 2/2)^{10}/10! < 2^{-106}`)."""
 
-_SPLITTER = 134217729.0  # 2**27 + 1, Dekker's split
-
-
 # Double-double arithmetic with the operators only (NumPy arrays, other libraries' arrays
-# and Python floats alike). ``_sigmoid_grad_numba`` has the same functions per entry.
-
-
-def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    """``(s, e)``: ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth)."""
-    s = a + b
-    v = s - a
-    return s, (a - (s - v)) + (b - v)
-
-
-def _fast_two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    """:func:`_two_sum` for ``|a| >= |b|`` (or ``a == 0``)."""
-    s = a + b
-    return s, b - (s - a)
-
-
-def _two_prod(a: Any, b: Any) -> tuple[Any, Any]:
-    """``(p, e)``: ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker; ``|a|, |b| < 2**996``)."""
-    p = a * b
-    c = _SPLITTER * a
-    ah = c - (c - a)
-    al = a - ah
-    d = _SPLITTER * b
-    bh = d - (d - b)
-    bl = b - bh
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+# and Python floats alike): ``_numerics``' error-free sums and products (Knuth's TwoSum,
+# the quick sum for |a| >= |b|, Dekker's product for |a|, |b| < 2**996).
+# ``_sigmoid_grad_numba`` has the same functions per entry.
 
 
 def _dd_mul(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     """The product of two double-doubles."""
-    p, e = _two_prod(ah, bh)
-    return _fast_two_sum(p, e + (ah * bl + al * bh))
+    p, e = _two_product(ah, bh)
+    return _quick_two_sum(p, e + (ah * bl + al * bh))
 
 
 def _dd_mul_d(ah: Any, al: Any, b: Any) -> tuple[Any, Any]:
     """A double-double times a double."""
-    p, e = _two_prod(ah, b)
-    return _fast_two_sum(p, e + al * b)
+    p, e = _two_product(ah, b)
+    return _quick_two_sum(p, e + al * b)
 
 
 def _dd_add(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     """The sum of two double-doubles that do not cancel."""
     s, e = _two_sum(ah, bh)
-    return _fast_two_sum(s, e + (al + bl))
+    return _quick_two_sum(s, e + (al + bl))
 
 
 def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -158,7 +133,7 @@ def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     c0, c1, c2 = LN2_PARTS
     s, e = _two_sum(y, -(k * c0))  # (exact products: k has at most 11 bits)
     rh, rl = _two_sum(s, -(k * c1))
-    rh, rl = _fast_two_sum(rh, rl + (e - k * c2))
+    rh, rl = _quick_two_sum(rh, rl + (e - k * c2))
     rho, rho_lo = rh * 2.0**-SQUARINGS, rl * 2.0**-SQUARINGS
     ph, pl = INVERSE_FACTORIALS[-1]
     ph, pl = ph + 0 * rho, pl + 0 * rho  # (arrays of rho's shape)
@@ -171,7 +146,7 @@ def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
         sh, sl = _dd_mul(eh, el, eh, el)
         eh, el = _dd_add(2.0 * eh, 2.0 * el, sh, sl)
     s, e = _two_sum(1.0, eh)
-    uh, ul = _fast_two_sum(s, e + el)
+    uh, ul = _quick_two_sum(s, e + el)
     if type(k) is np.ndarray:
         return np.ldexp(uh, k.astype(np.int32)), np.ldexp(ul, k.astype(np.int32))
     power = _power_of_two(k, xp=xp)
@@ -198,13 +173,13 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     ``pos_weight`` one broadcast to them (or 1.0); ``eps`` the label smoothing.
     """
     kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
-    th, tl = _two_prod(kh, t)
+    th, tl = _two_product(kh, t)
     s, e = _two_sum(th, 0.5 * eps)
-    th, tl = _fast_two_sum(s, e + (tl + kl * t))  # the smoothed target
+    th, tl = _quick_two_sum(s, e + (tl + kl * t))  # the smoothed target
     s, e = _two_sum(1.0, -th)
     ah, al = _two_sum(s, e - tl)  # 1 - t
-    p, e = _two_prod(pos_weight, th)
-    ph, pl = _fast_two_sum(p, e + pos_weight * tl)  # pi t
+    p, e = _two_product(pos_weight, th)
+    ph, pl = _quick_two_sum(p, e + pos_weight * tl)  # pi t
     uh, ul = _exp_dd(-xp.abs(x), xp=xp)
     nonneg = x >= 0
     puh, pul = _dd_mul(ph, pl, uh, ul)

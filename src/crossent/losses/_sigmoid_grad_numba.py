@@ -4,8 +4,9 @@ r"""The float32 sigmoid cross-entropy gradient per entry (Numba): ``_sigmoid_gra
 (``_sigmoid.sigmoid_cross_entropy_grad``) and the small calls' (``_small_sigmoid``), which
 therefore give the same bits. Each entry is the float64 form of ``_sigmoid_grad``'s notes,
 re-done in double-double (:func:`_numerator_dd`) where :math:`N` cancels, rounded once to
-float32. The double-double helpers are those of ``_sigmoid_grad`` per entry (kept in this
-file, so that Numba's on-disk cache, keyed by this file, cannot hold stale copies of them).
+float32. The double-double helpers are those of ``_numerics`` (which ``_sigmoid_grad``
+uses) per entry (kept in this file, so that Numba's on-disk cache, keyed by this file,
+cannot hold stale copies of them).
 Compiled without fast-math: no product is contracted into an FMA and no sum reassociated,
 which the exact sums and products need. The constants (:data:`_sigmoid_grad.CLOSE`, the
 parts of :math:`\ln 2`, ...) are compiled in and Numba's cache is keyed by this file:
