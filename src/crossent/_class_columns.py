@@ -13,17 +13,16 @@ __all__ = ["ambiguous_integer_labels", "integer_names"]
 
 
 def integer_names(classes: list[str]) -> list[int] | None:
-    """The integers naming the classes, each written as Python's ``str(int)`` writes it
-    (``1``, ``-1``; not ``01`` or ``+1``); None if a class has another name."""
+    """The integers naming the classes, however each is written (``1``, ``-1``, and also
+    ``01``, ``+1`` or `` 1``: a table's reader reads the label ``01`` as the integer 1,
+    so the column named ``01`` is a name that label may mean); None if a class has
+    another name."""
     values = []
     for name in classes:
         try:
-            value = int(name)
+            values.append(int(name))
         except ValueError:
             return None
-        if str(value) != name:
-            return None
-        values.append(value)
     return values
 
 
@@ -35,9 +34,11 @@ def ambiguous_integer_labels(classes: list[str]) -> bool:
     :math:`y \in \{0, \dots, K - 1\}`.  When every one of :math:`K \ge 2` class columns is
     named by an integer (:func:`integer_names`) and the names are not exactly
     ``0, 1, ..., K - 1`` in order (scikit-learn's ``classes_`` ``[1, 2, 3]`` or
-    ``[-1, 1]``), an integer label could be a column's name or its position, and which
-    is written nowhere: a test set without the last class would be read shifted, with
-    no error.  One class column is :math:`P(y = 1)` of a binary problem, whose labels
-    are 0 and 1 whatever its name."""
+    ``[-1, 1]``, or the zero-padded ``01, 02``), an integer label could be a column's
+    name or its position, and which is written nowhere: a test set without the last
+    class would be read shifted, with no error.  Names whose integers are
+    ``0, 1, ..., K - 1`` in order (``00, 01``) mean the same as the positions.  One class
+    column is :math:`P(y = 1)` of a binary problem, whose labels are 0 and 1 whatever its
+    name."""
     named = integer_names(classes)
     return len(classes) >= 2 and named is not None and named != list(range(len(classes)))

@@ -352,6 +352,7 @@ def _labels(
         column = column.dictionary_decode()
     if pa_types.is_boolean(column.type):
         _refuse_missing(path, column, first_row, name)
+        _refuse_boolean_names(path, name, choice.classes)
         return column.to_numpy(zero_copy_only=False).astype(np.int64)
     if pa_types.is_string(column.type) or pa_types.is_large_string(column.type):
         _refuse_missing(path, column, first_row, name)
@@ -366,6 +367,31 @@ def _labels(
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     values = values if values.dtype == np.uint64 else values.astype(np.int64)
     return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+_BOOLEAN_NAMES = {"false": 0, "0": 0, "true": 1, "1": 1}
+"""Class-column names (lower case) that a boolean label may mean by name: the spellings
+pyarrow reads as False and True, and the class each is under the boolean rule."""
+
+
+def _refuse_boolean_names(path: Path, name: str, classes: list[str]) -> None:
+    """Boolean labels are the classes 0 (False) and 1 (True); refuse them beside a class
+    column named by a boolean at the other position (columns ``True, False``: the label
+    ``True`` names the first column and would be read as the second), where a label's
+    name and its class disagree, rather than pick one."""
+    wrong = [
+        column
+        for k, column in enumerate(classes)
+        if _BOOLEAN_NAMES.get(column.strip().lower(), k) != k
+    ]
+    if len(classes) >= 2 and wrong:
+        raise SourceError(
+            f"{path}: the {name!r} column holds booleans, read as the classes 0 (False, the "
+            f"first class column) and 1 (True, the second), and the class column "
+            f"{wrong[0]!r} is at position {classes.index(wrong[0])}: a label would name one "
+            "column and be read as another; order the class columns False, True with "
+            "--class-columns, or write the labels as the class positions 0 and 1"
+        )
 
 
 def _integer_labels(
@@ -395,6 +421,13 @@ def _integer_labels(
             f"{path}: --integer-labels names reads the {name!r} column's integers as the "
             f"names of the class columns, and not every class column is named by an "
             f"integer ({shown})"
+        )
+    twice = [classes[k] for k, value in enumerate(named) if named.count(value) > 1]
+    if twice:  # '1' and '01': the label 1 names both
+        raise SourceError(
+            f"{path}: --integer-labels names reads the {name!r} column's integers as the "
+            f"names of the class columns, and the columns {', '.join(map(repr, twice))} "
+            "name the same integer; rename one, or pass --integer-labels positions"
         )
     unique, inverse = np.unique(values, return_inverse=True)
     position = {value: k for k, value in enumerate(named)}

@@ -1,0 +1,111 @@
+"""Issue 13, a fourth hostile pass over the command line: each test pins a defect found by
+attacking ``crossent report``, ``explain`` and their readers, and fails on main at
+6e6304a (the commit message of each fix says how many).
+
+* a CSV whose class columns are named ``01, 02`` (zero-padded integers) and whose
+  labels are ``01``: pyarrow reads the label as the integer 1, which was taken as the
+  position of the column ``02``: exit 0, accuracy 0 where it is 1;
+* boolean labels beside class columns named ``True, False``: the label ``True`` names
+  the first column and was read as the second, exit 0 and wrong numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from crossent.cli import main
+
+pytest.importorskip("rich")
+pytest.importorskip("pyarrow")
+
+_FAST = ["--resamples", "5", "--top", "3"]
+
+
+def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    code = main(argv)
+    _out, err = capsys.readouterr()
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "internal error" not in err
+    assert "Traceback" not in err
+    return err
+
+
+def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> dict[str, Any]:
+    code = main([*argv, "--json", *_FAST])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return dict(json.loads(out))
+
+
+_PROBS = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+_NLL_FIRST = float(-np.mean(np.log(_PROBS[:, 0])))
+"""The NLL when every row's label is the first class column."""
+
+
+def _table(path: Path, names: list[str], labels: list[str]) -> Path:
+    rows = [f"{y},{p0!r},{p1!r}" for y, (p0, p1) in zip(labels, _PROBS.tolist(), strict=True)]
+    path.write_text("\n".join([",".join(["label", *names]), *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+# --- labels that name a class column are never read as another's position ---------------
+
+
+def test_zero_padded_integer_class_names_beside_integer_labels_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Main: exit 0, accuracy 0, NLL 1.61 (the label 01 read as the position of '02')."""
+    path = _table(tmp_path / "padded.csv", ["01", "02"], ["01", "01", "01"])
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "--integer-labels names" in err
+    assert "'01', '02'" in err
+    named = _json(capsys, ["report", str(path), "--integer-labels", "names"])
+    assert named["accuracy"] == 1.0
+    assert named["nll_nats"] == pytest.approx(_NLL_FIRST, rel=1e-12)
+
+
+def test_zero_padded_names_that_are_the_positions_need_no_flag(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``00, 01``: the integers 0 and 1 in order, so a name is its position (a guard)."""
+    path = _table(tmp_path / "padded.csv", ["00", "01"], ["00", "00", "0"])
+    payload = _json(capsys, ["report", str(path)])
+    assert payload["nll_nats"] == pytest.approx(_NLL_FIRST, rel=1e-12)
+
+
+def test_integer_labels_names_refuses_two_columns_of_one_integer(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = _table(tmp_path / "twice.csv", ["1", "01"], ["1", "1", "1"])
+    err = _usage_error(capsys, ["report", str(path), "--integer-labels", "names", *_FAST])
+    assert "'1', '01' name the same integer" in err
+
+
+@pytest.mark.parametrize("names", [["True", "False"], ["true", "false"], ["1", "0"]])
+def test_boolean_labels_beside_columns_named_by_booleans_in_another_order_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, names: list[str]
+) -> None:
+    """Main: exit 0 with the label True read as the column named False (accuracy 0)."""
+    path = _table(tmp_path / "flags.csv", names, ["True", "True", "True"])
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "holds booleans" in err
+    assert f"{names[0]!r} is at position 0" in err
+    reordered = _json(capsys, ["report", str(path), "--class-columns", f"{names[1]},{names[0]}"])
+    assert reordered["accuracy"] == 1.0
+    assert reordered["nll_nats"] == pytest.approx(float(-np.mean(np.log(_PROBS[:, 0]))))
+
+
+@pytest.mark.parametrize("names", [["False", "True"], ["no", "yes"], ["0", "1"]])
+def test_boolean_labels_beside_other_columns_are_the_classes_0_and_1(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, names: list[str]
+) -> None:
+    """A guard: the documented rule, False the first column and True the second."""
+    path = _table(tmp_path / "flags.csv", names, ["False", "False", "False"])
+    payload = _json(capsys, ["report", str(path)])
+    assert payload["nll_nats"] == pytest.approx(_NLL_FIRST, rel=1e-12)
