@@ -6,7 +6,12 @@ attacking ``crossent report``, ``explain`` and their readers, and fails on main 
   labels are ``01``: pyarrow reads the label as the integer 1, which was taken as the
   position of the column ``02``: exit 0, accuracy 0 where it is 1;
 * boolean labels beside class columns named ``True, False``: the label ``True`` names
-  the first column and was read as the second, exit 0 and wrong numbers.
+  the first column and was read as the second, exit 0 and wrong numbers;
+* numbers typed on the command line that float64 cannot hold were read as another:
+  ``explain --binary --y 1 --p 1e-400`` printed an infinite loss (it is 921 nats),
+  ``--max-ece 1e-400`` gated at 0, ``--temperature 1e-400`` said "got 0", ``1e309`` was
+  infinite, and ``--max-ece -0`` recorded the threshold ``-0.0``; ``--logits -inf,2``
+  was "expected one argument".
 """
 
 from __future__ import annotations
@@ -109,3 +114,64 @@ def test_boolean_labels_beside_other_columns_are_the_classes_0_and_1(
     path = _table(tmp_path / "flags.csv", names, ["False", "False", "False"])
     payload = _json(capsys, ["report", str(path)])
     assert payload["nll_nats"] == pytest.approx(_NLL_FIRST, rel=1e-12)
+
+
+# --- numbers on the command line mean what was typed ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "text"),
+    [
+        (["--binary", "--y", "1", "--p", "1e-400"], "--p", "1e-400"),
+        (["--p", "1,0", "--q", "1e-400,1"], "--q", "1e-400"),
+        (["--p", "1,0", "--q", "1e-320,1"], "--q", "1e-320"),
+        (["--logits", "1e309,0", "--label", "0"], "--logits", "1e309"),
+        (["--logits", "1,2", "--label", "0", "--temperature", "1e-400"], "--temperature", "1e-400"),
+    ],
+)
+def test_explain_refuses_numbers_float64_cannot_hold(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str, text: str
+) -> None:
+    """Main: exit 0 with an infinite loss (1e-400 read as 0), or "got 0" / "+inf"."""
+    err = _usage_error(capsys, ["explain", *argv])
+    assert flag in err
+    assert repr(text) in err
+
+
+def test_explain_small_normal_numbers_are_exact(capsys: pytest.CaptureFixture[str]) -> None:
+    """A guard: -log(1e-300) is printed, and 0 (typed as 0e-999) is the infinite loss."""
+    assert main(["explain", "--binary", "--y", "1", "--p", "1e-300"]) == 0
+    assert f"{-np.log(1e-300):.6f}" in capsys.readouterr().out
+    assert main(["explain", "--binary", "--y", "1", "--p", "0e-999"]) == 0
+    assert "loss                = inf nats" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["1e-400", "1e-320", "1e309"])
+@pytest.mark.parametrize("flag", ["--max-ece", "--max-nll"])
+def test_gate_thresholds_float64_cannot_hold_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str, value: str
+) -> None:
+    """Main: 1e-400 was the threshold 0 (a failed gate, exit 1), 1e309 "not finite"."""
+    path = _table(tmp_path / "t.csv", ["a", "b"], ["0", "0", "0"])
+    err = _usage_error(capsys, ["report", str(path), f"{flag}={value}", *_FAST])
+    assert f"argument {flag}: {value!r}" in err
+
+
+def test_negative_zero_threshold_is_recorded_as_zero(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = _table(tmp_path / "t.csv", ["a", "b"], ["0", "0", "0"])
+    code = main(["report", str(path), "--max-ece=-0", "--json", *_FAST])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    assert err.endswith("> --max-ece 0\n")
+    assert json.dumps(json.loads(out)["gates"][0]["threshold"]) == "0.0"
+
+
+@pytest.mark.parametrize("word", ["-inf,2", "-Infinity,2"])
+def test_explain_reads_negative_infinite_logits(
+    capsys: pytest.CaptureFixture[str], word: str
+) -> None:
+    """Main: "argument --logits: expected one argument" (``-inf`` taken for an option)."""
+    assert main(["explain", "--logits", word, "--label", "1"]) == 0
+    assert "loss = -sum y log p = 0.000000 nats" in capsys.readouterr().out

@@ -41,6 +41,7 @@ from ._deps import require
 from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
+from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
@@ -86,6 +87,10 @@ def _threshold(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    try:
+        value = decimal(text)  # 1e-400 was the threshold 0
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(
             f"a threshold must be a finite number (not NaN or infinite); got {text!r}"
@@ -96,6 +101,19 @@ def _threshold(text: str) -> float:
             f"negative, so every report would fail); got {text!r}"
         )
     return value
+
+
+def _number(text: str) -> float:
+    """A number option of ``explain`` (``--temperature``, ``--smoothing``): a float64 that
+    means what was typed (:func:`._numbers.decimal`: ``1e-400`` is refused, not 0)."""
+    try:
+        float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    try:
+        return decimal(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _MAX_RESAMPLES = 1_000_000
@@ -140,7 +158,8 @@ def _negative_values_attached(argv: Sequence[str] | None) -> list[str]:
     argparse takes a word that begins with ``-`` for an option unless it looks like
     ``-1`` or ``-1.5``, so ``--logits -1,2`` (or ``--temperature -1e-3``) failed with
     "expected one argument"; no option of ``crossent`` begins with ``-`` and a digit or
-    a point, so such a word after one of :data:`_NUMBER_OPTIONS` is its value.
+    a point, so such a word after one of :data:`_NUMBER_OPTIONS` is its value; so is
+    ``-inf`` or ``-nan`` (``--logits -inf,2``), for the checks that name them.
     """
     words = list(sys.argv[1:] if argv is None else argv)
     commands = [word for word in words if not word.startswith("-")]
@@ -153,7 +172,7 @@ def _negative_values_attached(argv: Sequence[str] | None) -> list[str]:
             and attached[-1] in _NUMBER_OPTIONS
             and len(word) > 1
             and word[0] == "-"
-            and (word[1].isdigit() or word[1] == ".")
+            and (word[1].isdigit() or word[1] == "." or word[1:4].lower() in ("inf", "nan"))
         ):
             attached[-1] = f"{attached[-1]}={word}"
         else:
@@ -323,11 +342,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--label", type=int, help="the true class, with --logits")
     explain.add_argument("--binary", action="store_true", help="binary cross-entropy of --y, --p")
     explain.add_argument("--y", help="the binary label (0 or 1, or a soft value)")
-    explain.add_argument("--temperature", type=float, help="temperature T > 0")
+    explain.add_argument("--temperature", type=_number, help="temperature T > 0")
     explain.add_argument("--bits", action="store_true", help="in bits instead of nats")
     explain.add_argument(
         "--smoothing",
-        type=float,
+        type=_number,
         metavar="EPS",
         help="label smoothing of the target, with --logits",
     )

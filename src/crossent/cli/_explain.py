@@ -33,6 +33,7 @@ import numpy as np
 
 import crossent
 
+from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
 
 __all__ = [
@@ -127,6 +128,10 @@ def parse_vector(text: str, *, name: str) -> Any:
         raise crossent.InputError(
             f"`{name}` must be comma-separated numbers such as 0.7,0.2,0.1; got {text!r}"
         ) from None
+    try:
+        values = [decimal(part) for part in text.split(",")]  # 1e-400 was 0
+    except ValueError as exc:
+        raise crossent.InputError(f"`{name}`: {exc}") from None
     return np.array(values)
 
 
@@ -525,7 +530,9 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
     mode = _mode(given)
     _check_flags(given, mode)
     if args.temperature is not None and not 0 < args.temperature < math.inf:
-        raise crossent.InputError(f"--temperature must be positive; got {args.temperature:g}")
+        raise crossent.InputError(
+            f"--temperature must be positive and finite; got {args.temperature:g}"
+        )
     smoothing = getattr(args, "smoothing", None)
     if smoothing is not None and not 0 <= smoothing <= 1:
         raise crossent.InputError(f"--smoothing must be in [0, 1]; got {smoothing:g}")
