@@ -17,12 +17,16 @@ attacking ``crossent report``, ``explain`` and their readers, and fails on main 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import crossent
 from crossent.cli import main
 
 pytest.importorskip("rich")
@@ -175,3 +179,70 @@ def test_explain_reads_negative_infinite_logits(
     """Main: "argument --logits: expected one argument" (``-inf`` taken for an option)."""
     assert main(["explain", "--logits", word, "--label", "1"]) == 0
     assert "loss = -sum y log p = 0.000000 nats" in capsys.readouterr().out
+
+
+# --- readers: one line for every damaged or empty source -----------------------------------
+
+
+def _safetensors(path: Path, header_json: bytes, data: bytes) -> Path:
+    path.write_bytes(len(header_json).to_bytes(8, "little") + header_json + data)
+    return path
+
+
+_GOOD_DATA = _PROBS.tobytes() + np.zeros(3, dtype="<i8").tobytes()
+_GOOD_ENTRIES = (
+    b'"probs":{"dtype":"F64","shape":[3,2],"data_offsets":[0,48]},'
+    b'"labels":{"dtype":"I64","shape":[3],"data_offsets":[48,72]}'
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        (b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "is not JSON"),  # RecursionError
+        (b'{"a":' + b"9" * 5000 + b"}", "is not JSON"),  # int of more than 4300 digits
+        (
+            b"{" + _GOOD_ENTRIES + b',"probs":{"dtype":"F32","shape":[3,4],"data_offsets":[0,48]}}',
+            "names a tensor twice",
+        ),
+    ],
+    ids=["nested", "long-integer", "key-twice"],
+)
+def test_safetensors_headers_json_cannot_hold_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, header: bytes, said: str
+) -> None:
+    """Main: exit 3 (RecursionError, ValueError) for the first two; the third, the
+    prediction tensor declared twice (F64 then F32 over the same bytes), was read as the
+    last declaration, which another reader need not pick."""
+    path = _safetensors(tmp_path / "bad.safetensors", header, _GOOD_DATA)
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert f"not a safetensors file (header {said}" in err
+    good = _safetensors(tmp_path / "good.safetensors", b"{" + _GOOD_ENTRIES + b"}", _GOOD_DATA)
+    assert _json(capsys, ["report", str(good)])["nll_nats"] == pytest.approx(_NLL_FIRST)
+
+
+def test_closed_standard_input_is_one_line(tmp_path: Path) -> None:
+    """``crossent report - <&-``: main's exit 3 ("'NoneType' object has no attribute
+    'buffer'")."""
+    done = subprocess.run(
+        [sys.executable, "-m", "crossent", "report", "-", "--json"],
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(0),  # Python starts with no sys.stdin
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(crossent.__file__).parents[1])},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "standard input, which is closed" in done.stderr
+
+
+def test_meta_tensor_is_named_as_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Main: "'probs' has dtype torch.float64, which cannot be read" (it has no values)."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "meta.pt"
+    torch.save({"probs": torch.zeros(3, 2, device="meta"), "labels": torch.zeros(3)}, path)
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "'probs': a meta tensor, which holds no values" in err

@@ -99,6 +99,11 @@ def pt_array(path: Path, name: str, tensor: Any) -> Any:
             f"{' (quantized)' if tensor.is_quantized else ''}; save a dense one (.to_dense(), "
             ".dequantize())"
         )
+    if tensor.device.type == "meta":  # shape and dtype only: "dtype ... cannot be read"
+        raise SourceError(
+            f"{path}: {name}: a meta tensor, which holds no values (only a shape and a "
+            "dtype); save the tensor itself"
+        )
     tensor = tensor.detach()
     if tensor.dtype == torch.bfloat16:
         tensor = tensor.to(torch.float32)

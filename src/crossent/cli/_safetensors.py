@@ -66,14 +66,33 @@ def _header(path: Path, size: int) -> tuple[dict[str, Any], int]:
             )
         text = raw.read(length)
     try:
-        header = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SourceError(f"{path}: not a safetensors file (header is not JSON: {exc})") from exc
+        header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: not JSON, a key twice (_unique_keys), or an integer of more digits
+        # than Python converts; RecursionError: arrays nested past the parser's depth
+        what = "names a tensor twice" if isinstance(exc, _KeyTwiceError) else "is not JSON"
+        raise SourceError(
+            f"{path}: not a safetensors file (header {what}: {str(exc)[:200]})"
+        ) from exc
     if not isinstance(header, dict):
         raise SourceError(f"{path}: not a safetensors file (header is not a JSON object)")
     header.pop("__metadata__", None)
     _check_layout(path, header, size - 8 - length)
     return header, 8 + length
+
+
+class _KeyTwiceError(ValueError):
+    """A key given twice in the header."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a header naming one tensor twice says
+    two things of it, and :mod:`json` would keep the last one silently."""
+    header = dict(pairs)
+    if len(header) != len(pairs):
+        twice = next(key for k, (key, _) in enumerate(pairs) if key in dict(pairs[:k]))
+        raise _KeyTwiceError(f"the key {twice!r} is given twice")
+    return header
 
 
 def _is_count(value: Any) -> bool:

@@ -107,6 +107,18 @@ class _Replayable(io.RawIOBase):
         super().close()
 
 
+def _standard_input() -> _Replayable:
+    """Standard input's bytes, replayable; refused when there is none (``<&-`` closes
+    it, and Python then has no ``sys.stdin``: it was exit 3, an internal error)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise SourceError(
+            "'-' reads a CSV from standard input, which is closed; redirect a file to it "
+            "(< preds.csv) or give the file's path"
+        )
+    return _Replayable(stream)
+
+
 @dataclass
 class _Reading:
     """One table being read: where from, its format, the CSV columns whose type is
@@ -239,7 +251,7 @@ def _open_table(
 ) -> Dataset:
     form = form or "probs"
     source = "standard input (CSV)" if path == STDIN else str(path)
-    reading = _Reading(path, kind, stdin=_Replayable(sys.stdin.buffer) if path == STDIN else None)
+    reading = _Reading(path, kind, stdin=_standard_input() if path == STDIN else None)
     try:
         while True:
             dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
