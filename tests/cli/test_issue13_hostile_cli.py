@@ -50,7 +50,7 @@ def test_negative_seed_is_one_line_naming_it(
         capsys, ["report", "--json", "--resamples", "5", "--seed", "-1", str(npz_logits)]
     )
     assert len(err.strip().splitlines()) == 1
-    assert "`seed` must be a non-negative integer; got -1" in err
+    assert "argument --seed: must be a non-negative integer; got '-1'" in err  # 4th pass
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")

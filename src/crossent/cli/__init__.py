@@ -135,13 +135,21 @@ def _resamples(text: str) -> int:
     return value
 
 
-def _count(low: int, wanted: str) -> Callable[[str], int]:
-    """An integer option's parser: at least ``low``, refused by name and value as typed."""
+_MAX_BINS = 2**20
+"""``crossent.report``'s bound on ``bins`` (a test checks that the two agree), checked
+here so that the error names ``--bins`` as typed, not the library's ``bins``."""
+
+
+def _count(low: int, wanted: str, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An integer option's parser: at least ``low`` (and at most ``high``, for the reason
+    ``why``), refused by name and value as typed."""
 
     def parse(text: str) -> int:
         value = int(text)  # a ValueError reads "invalid int value: 'abc'", as before
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:_}{why}; got {text!r}")
         return value
 
     parse.__name__ = "int"  # argparse names the type in that message by it
@@ -180,10 +188,39 @@ def _negative_values_attached(argv: Sequence[str] | None) -> list[str]:
     return attached
 
 
+class _Once(argparse._StoreAction):
+    """An option's value, given at most once: argparse keeps the last of ``--seed 1
+    --seed 2`` silently, so a value set early in a long command line (or by a wrapper
+    script) was dropped without a word; here the second is a usage error naming both."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if self.option_strings:  # positionals (PATH) are argparse's to collect
+            given: set[str] = namespace.__dict__.setdefault("_given_once", set())
+            if self.dest in given:
+                first = getattr(namespace, self.dest)
+                parser.error(
+                    f"argument {option_string}: given twice ({first} and then {values}); "
+                    "give it once"
+                )
+            given.add(self.dest)
+        setattr(namespace, self.dest, values)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: argparse prints the whole usage first (eleven
     lines for ``report``, the error last); here the error names the argument and points
-    to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``)."""
+    to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``).
+    An option that takes a value may be given once (:class:`_Once`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Once)  # argparse's default action, "store"
 
     def error(self, message: str) -> NoReturn:
         self.exit(
@@ -291,7 +328,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument(
-        "--bins", type=_count(1, "a positive integer"), help="calibration bins (default 15)"
+        "--bins",
+        type=_count(
+            1,
+            "a positive integer",
+            _MAX_BINS,
+            " (2**20: each bin needs several examples to estimate its hit rate)",
+        ),
+        help="calibration bins (default 15)",
     )
     report.add_argument(
         "--binning", choices=("uniform", "quantile"), help="equal-width (default) or equal-mass"
@@ -321,7 +365,12 @@ def _parser() -> argparse.ArgumentParser:
         default=1000,
         help=f"bootstrap resamples, at most {_MAX_RESAMPLES:_} (default 1000)",
     )
-    report.add_argument("--seed", type=int, default=0, help="bootstrap and fold seed")
+    report.add_argument(
+        "--seed",
+        type=_count(0, "a non-negative integer"),
+        default=0,
+        help="bootstrap and fold seed",
+    )
     report.add_argument(
         "--top",
         type=_count(0, "a non-negative integer"),

@@ -3,7 +3,8 @@
 The library names its arguments (`probs`, or the form such as `logits`; `axis`) and offers
 ``validate=False``; on the command line the array is the file's (the ``.npz`` member, or
 a table's prediction columns), there is no axis to choose, and validation cannot be
-turned off.  :func:`in_file_terms` rewrites those phrases and nothing else.
+turned off; its options are the command line's flags (``--debias``, not
+``debias=True``).  :func:`in_file_terms` rewrites those phrases and nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,40 @@ import unicodedata
 
 from ._dataset import Dataset
 
-__all__ = ["in_file_terms", "printable"]
+__all__ = ["in_file_terms", "in_option_terms", "printable"]
+
+_OPTIONS = "bins|binning|scope|norm|debias|preset|renormalize|resamples|seed|top|max_ece|max_nll"
+"""The arguments of :func:`crossent.report` that are options of ``crossent report``."""
+
+_SETTING = re.compile(rf"`?\b({_OPTIONS})=(True|'([^']*)'|(-?[\d.]+))`?")
+"""``debias=True``, ``norm='l1'``, ``bins=3``: the library's words for a setting."""
+
+_NAMED = re.compile(rf"`({_OPTIONS})`")
+
+_FORM = {"form='probs'": "probabilities", "form='logits'": "logits"}
+_FORM["form='log_probs'"] = "log-probabilities"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _setting(found: re.Match[str]) -> str:
+    name, value, quoted, number = found.groups()
+    shown = quoted if quoted is not None else number
+    return _flag(name) if value == "True" else f"{_flag(name)} {shown}"
+
+
+def in_option_terms(message: str) -> str:
+    """``message`` with the library's settings said as the options typed: "`debias=True`
+    is defined for norm='l2' only; got norm='l1'" as "--debias is defined for --norm l2
+    only; got --norm l1", "`bins`" as "--bins", "classes=3" as "3 classes"."""
+    message = _SETTING.sub(_setting, message)
+    message = _NAMED.sub(lambda found: _flag(found[1]), message)
+    for said, meant in _FORM.items():
+        message = message.replace(said, meant)
+    return re.sub(r"\bclasses=(\d+)", r"\1 classes", message)
+
 
 _VALIDATE_FALSE = re.compile(r",? or pass validate=False\.?|;? pass validate=False[^.]*\.?")
 
@@ -22,6 +56,7 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
     """``message`` with the prediction array named as in the file and no library-only advice."""
     message = _VALIDATE_FALSE.sub(".", message).replace("..", ".").replace(": .", ".")
     message = message.replace(" along `axis`", "")
+    message = in_option_terms(message)
     if dataset.what:
         # "`logits` (logits) must not be +inf": the file's name for the array says it once
         message = message.replace(f"`{dataset.form}` ({dataset.form})", dataset.what)

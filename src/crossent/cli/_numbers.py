@@ -3,22 +3,19 @@
 ``float`` rounds every decimal to the nearest float64, which is what a number on the
 command line means, except where the rounding changes what was typed: ``1e-400`` becomes
 0 (so ``explain --binary --y 1 --p 1e-400`` printed an infinite loss for a finite one,
-921 nats, and ``--max-ece 1e-400`` a gate of 0), ``1e-320`` a subnormal that keeps only
-a few digits (off by 1e-5 relative), and ``1e309`` infinity.  :func:`decimal` refuses
-those, naming the text as typed; ``nan`` and ``inf`` spelled out pass, for the caller's
-own checks (which name them).  A negative zero is read as 0: ``--max-ece -0`` recorded
+921 nats, and ``--max-ece 1e-400`` a gate of 0) and ``1e309`` infinity.  :func:`decimal`
+refuses those, naming the text as typed; ``nan`` and ``inf`` spelled out pass, for the
+caller's own checks (which name them).  A subnormal (``1e-320``) is kept: it is the
+nearest float64, only coarser.  A negative zero is read as 0: ``--max-ece -0`` recorded
 the threshold ``-0.0``.
 """
 
 from __future__ import annotations
 
-import sys
+import math
 import unicodedata
 
 __all__ = ["decimal"]
-
-_SMALLEST_NORMAL = sys.float_info.min
-"""2.2250738585072014e-308: below it, float64 keeps fewer than 53 bits."""
 
 
 def _nonzero(text: str) -> bool:
@@ -29,16 +26,15 @@ def _nonzero(text: str) -> bool:
 
 def decimal(text: str) -> float:
     """``float(text)``, or a :class:`ValueError` (its message names ``text``) for a
-    decimal that float64 cannot hold: a non-zero value that underflows to 0 or to a
-    subnormal, or a finite one that overflows to infinity."""
+    decimal that float64 cannot hold: a non-zero value that underflows to 0, or a finite
+    one that overflows to infinity."""
     value = float(text)  # ValueError for what is no number
-    magnitude = abs(value)
     spelled = text.strip().lstrip("+-").lower()
-    if magnitude == float("inf") and spelled not in ("inf", "infinity"):
+    if math.isinf(value) and spelled not in ("inf", "infinity"):
         raise ValueError(f"{text!r} is beyond float64's range (about 1.8e308)")
-    if magnitude < _SMALLEST_NORMAL and _nonzero(text):
+    if value == 0 and _nonzero(text):
         raise ValueError(
-            f"{text!r} is too small for float64 (below {_SMALLEST_NORMAL:.3g}, it would be "
-            f"read as {value:g}); write 0 or a number of at least {_SMALLEST_NORMAL:.3g}"
+            f"{text!r} is too small for float64 (it would be read as 0); write 0, or a "
+            "number of at least 5e-324"
         )
     return value + 0.0  # -0.0 as 0.0
