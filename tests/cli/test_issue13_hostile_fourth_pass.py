@@ -315,3 +315,37 @@ def test_bins_bound_is_the_librarys() -> None:
     from crossent.calibration._binning import MAX_BINS
 
     assert cli._MAX_BINS == MAX_BINS
+
+
+# --- an empty column is named as empty -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("label,a,b\n0,,1\n1,,1\n", "a"),  # a class column of empty cells only
+        ("label,a,b\n,0.5,0.5\n,0.5,0.5\n", "label"),  # the label column
+    ],
+)
+def test_a_column_of_empty_cells_is_named_empty(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, column: str
+) -> None:
+    """Main: "column 'a' must be numeric to be a class; name it with --id-column ...",
+    and "the 'label' column must hold integers ...; it holds null" (pyarrow's type of a
+    column whose first block is empty)."""
+    path = tmp_path / "empty.csv"
+    path.write_text(text)
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert f"the {column!r} column is empty in row 0" in err
+
+
+def test_a_column_empty_in_the_first_block_is_named_empty(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A class column empty for the first 16 MB (pyarrow's block), then a number: main
+    said it "must be numeric to be a class"; its first row is empty."""
+    row = "0,0.5,0.5,\n"
+    path = tmp_path / "late.csv"
+    path.write_text("label,a,b,c\n" + row * ((1 << 24) // len(row) + 10) + "1,0.5,0.2,0.3\n")
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "the 'c' column is empty in row 0" in err

@@ -293,9 +293,10 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         raise SourceError(
             f"{path}: column names must be unique; repeated: {', '.join(map(repr, repeated))}"
         )
-    numeric = {
+    numeric = {  # a column of empty cells only (type null) is refused as empty, by row
         name: pa_types.is_floating(batch.column(name).type)
         or pa_types.is_integer(batch.column(name).type)
+        or pa_types.is_null(batch.column(name).type)
         for name in names
     }
     index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
@@ -362,6 +363,8 @@ def _labels(
     column = batch.column(name)
     if pa_types.is_dictionary(column.type):  # a pandas categorical
         column = column.dictionary_decode()
+    if pa_types.is_null(column.type):  # empty cells only: "it holds null" said less
+        _refuse_missing(path, column, first_row, name)
     if pa_types.is_boolean(column.type):
         _refuse_missing(path, column, first_row, name)
         _refuse_boolean_names(path, name, choice.classes)
@@ -554,6 +557,8 @@ def _convert(
         label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
             id_parts.append(_to_numpy(batch.column(choice.id)))
+        for name in columns:  # before the dtypes: an empty column's type is null
+            _refuse_missing(path, batch.column(name), rows, name)
         batch_dtype = _stored_dtype(path, batch, columns)
         stored = stored or batch_dtype
         block = np.empty((batch.num_rows, len(columns)), dtype=stored)
