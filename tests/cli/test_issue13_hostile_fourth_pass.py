@@ -349,3 +349,53 @@ def test_a_column_empty_in_the_first_block_is_named_empty(
     path.write_text("label,a,b,c\n" + row * ((1 << 24) // len(row) + 10) + "1,0.5,0.2,0.3\n")
     err = _usage_error(capsys, ["report", str(path), *_FAST])
     assert "the 'c' column is empty in row 0" in err
+
+
+# --- bfloat16 predictions are checked as bfloat16, as the library checks them --------------
+
+
+def _bfloat16_probs() -> tuple[Any, Any]:
+    """bfloat16 probabilities (each row's sum off 1 by up to 2e-3), and the labels."""
+    torch = pytest.importorskip("torch")
+    return torch.tensor(_PROBS).to(torch.bfloat16), torch.tensor([0, 1, 0])
+
+
+def _nll_of(probs: Any, labels: Any) -> float:
+    """The float64 NLL of the stored bfloat16 values (widening is exact)."""
+    p = probs.double().numpy()
+    return float(-np.mean(np.log(p[np.arange(p.shape[0]), labels.numpy()])))
+
+
+def test_bfloat16_probabilities_in_a_pt_are_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Main: "`probs` must sum to 1; row 0 sums to 0.99853515625 (... tolerance 6.15e-05
+    for float32 ...)": widened to float32 first, they met float32's tolerance, where
+    crossent.report of the same tensor checks bfloat16's."""
+    torch = pytest.importorskip("torch")
+    import crossent
+
+    probs, labels = _bfloat16_probs()
+    path = tmp_path / "bf16.pt"
+    torch.save({"probs": probs, "labels": labels}, path)
+    payload = _json(capsys, ["report", str(path)])
+    assert payload["nll_nats"] == pytest.approx(_nll_of(probs, labels), rel=1e-6)
+    library = crossent.report(probs, labels.numpy(), resamples=5).to_dict()
+    assert payload["nll_nats"] == library["nll_nats"]
+    torch.save((probs, labels), path)  # a (predictions, labels) pair
+    assert _json(capsys, ["report", str(path)])["nll_nats"] == payload["nll_nats"]
+
+
+def test_bfloat16_probabilities_in_a_safetensors_are_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch")
+    probs, labels = _bfloat16_probs()
+    bits = probs.view(torch.int16).numpy().astype("<i2").tobytes()
+    header = (
+        b'{"probs":{"dtype":"BF16","shape":[3,2],"data_offsets":[0,12]},'
+        b'"labels":{"dtype":"I64","shape":[3],"data_offsets":[12,36]}}'
+    )
+    path = _safetensors(tmp_path / "bf16.safetensors", header, bits + labels.numpy().tobytes())
+    payload = _json(capsys, ["report", str(path)])
+    assert payload["nll_nats"] == pytest.approx(_nll_of(probs, labels), rel=1e-6)

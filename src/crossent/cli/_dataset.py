@@ -62,6 +62,9 @@ class Dataset:
     columns: dict[str, Any] | None = None
     labels_source: str = ""
     """The file the labels were read from, when not ``source`` (``--labels``)."""
+    bfloat16: bool = False
+    """The predictions were stored as bfloat16 (``values`` holds them widened to float32,
+    as NumPy has no bfloat16)."""
     _cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
 
     @property

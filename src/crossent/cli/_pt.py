@@ -125,7 +125,7 @@ def open_pt(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
     if isinstance(loaded, (tuple, list)):
         return _from_pair(path, loaded, form, what)
     values = pt_array(path, "the tensor", loaded)
-    return Dataset(values, None, form, [], str(path), what=what)
+    return _bfloat16(Dataset(values, None, form, [], str(path), what=what), loaded)
 
 
 def _from_pair(path: Path, loaded: tuple[Any, ...] | list[Any], form: str, what: str) -> Dataset:
@@ -146,7 +146,7 @@ def _from_pair(path: Path, loaded: tuple[Any, ...] | list[Any], form: str, what:
             f"second item has dtype {labels.dtype}, not integer class ids (a list of two "
             "per-batch outputs? save torch.cat of it, and the labels beside it)"
         )
-    return Dataset(values, labels, form, [], str(path), what=what)
+    return _bfloat16(Dataset(values, labels, form, [], str(path), what=what), loaded[0])
 
 
 def _from_dict(path: Path, loaded: dict[Any, Any], form: str | None) -> Dataset:
@@ -166,4 +166,11 @@ def _from_dict(path: Path, loaded: dict[Any, Any], form: str | None) -> Dataset:
         )
     values = pt_array(path, f"{name!r}", loaded[name])
     labels = pt_array(path, "'labels'", loaded["labels"]) if "labels" in loaded else None
-    return Dataset(values, labels, name, [], str(path), what=f"`{name}`")
+    return _bfloat16(Dataset(values, labels, name, [], str(path), what=f"`{name}`"), loaded[name])
+
+
+def _bfloat16(dataset: Dataset, tensor: Any) -> Dataset:
+    """``dataset``, marked as read from bfloat16 predictions (widened to float32 here,
+    checked with bfloat16's tolerance by :func:`._report.build_report`)."""
+    dataset.bfloat16 = str(getattr(tensor, "dtype", "")) == "torch.bfloat16"
+    return dataset

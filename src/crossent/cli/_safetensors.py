@@ -228,4 +228,6 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
         raise SourceError(f"{path}: '{found[0]}' must be floating point; got {values.dtype}")
     if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column
         values = binary_column(values, found[0], str(path))
-    return Dataset(values, labels, found[0], [str(k) for k in range(values.shape[1])], str(path))
+    dataset = Dataset(values, labels, found[0], [str(k) for k in range(values.shape[1])], str(path))
+    dataset.bfloat16 = header[found[0]]["dtype"] == "BF16"  # widened: see build_report
+    return dataset
