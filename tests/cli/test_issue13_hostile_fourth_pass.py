@@ -399,3 +399,31 @@ def test_bfloat16_probabilities_in_a_safetensors_are_read(
     path = _safetensors(tmp_path / "bf16.safetensors", header, bits + labels.numpy().tobytes())
     payload = _json(capsys, ["report", str(path)])
     assert payload["nll_nats"] == pytest.approx(_nll_of(probs, labels), rel=1e-6)
+
+
+# --- --dtype float32 reads a value float32 holds, or refuses it ----------------------------
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize(
+    ("cell", "form", "read_as"),
+    [("1e-50", [], "0.0"), ("1e39", ["--logits"], "inf")],
+)
+def test_dtype_float32_refuses_values_float32_cannot_hold(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    cell: str,
+    form: list[str],
+    read_as: str,
+) -> None:
+    """Main: a probability of 1e-50 read as 0, exit 0 with an infinite NLL (it is 57.7
+    nats over the two rows); 1e39 as inf, "must be finite; got inf" (and a
+    RuntimeWarning)."""
+    path = tmp_path / "wide.csv"
+    path.write_text(f"label,a,b\n0,{cell},1\n1,0.2,0.8\n")
+    err = _usage_error(capsys, ["report", str(path), "--dtype", "float32", *form, *_FAST])
+    assert f"holds {float(cell)!r} in row 0, which float32 cannot hold" in err
+    assert f"read it as {read_as}" in err
+    if not form:  # as float64, the report of what the file holds
+        payload = _json(capsys, ["report", str(path)])
+        assert payload["nll_nats"] == pytest.approx((50 * np.log(10) - np.log(0.8)) / 2)

@@ -565,7 +565,11 @@ def _convert(
         for k, name in enumerate(columns):
             column = batch.column(name)
             _refuse_missing(path, column, rows, name)
-            block[:, k] = _to_numpy(column)
+            values = _to_numpy(column)
+            with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
+                block[:, k] = values
+            if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
+                _refuse_narrowed(path, values, block[:, k], rows, name)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
@@ -583,6 +587,22 @@ def _convert(
         if rows
         else np.zeros((0, max(classes, 1)))
     )
+
+
+def _refuse_narrowed(path: Path, wide: Any, narrow: Any, first_row: int, name: str) -> None:
+    """Refuse a value that ``--dtype float32`` cannot hold: a non-zero one read as 0 (a
+    probability of 1e-50, whose NLL is 115 nats, would be infinite) or a finite one read
+    as infinity (1e39, refused as "must be finite; got inf", a value the file does not
+    hold); rounding to the nearest float32 is what the option asks for."""
+    lost = np.flatnonzero(((narrow == 0) & (wide != 0)) | (np.isinf(narrow) & np.isfinite(wide)))
+    if lost.size:
+        row = int(lost[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds {float(wide[row])!r} in row "
+            f"{first_row + row}, which float32 cannot hold (--dtype float32 would read it "
+            f"as {float(narrow[row])!r}); "
+            "the file was not written from float32 values: drop --dtype float32"
+        )
 
 
 def _track_distinct_integers(
