@@ -427,3 +427,27 @@ def test_dtype_float32_refuses_values_float32_cannot_hold(
     if not form:  # as float64, the report of what the file holds
         payload = _json(capsys, ["report", str(path)])
         assert payload["nll_nats"] == pytest.approx((50 * np.log(10) - np.log(0.8)) / 2)
+
+
+# --- --output names no file can have are refused before the work ---------------------------
+
+
+def test_output_link_loop_is_refused_before_the_work(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Main: the report was computed, then "cannot write (Too many levels of symbolic
+    links)"; a name too long was "[Errno 36] File name too long: 'aaa...'"."""
+    import crossent.cli as cli
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report was computed")
+
+    monkeypatch.setattr(cli, "_evaluate", no_work)
+    path = _table(tmp_path / "t.csv", ["a", "b"], ["0", "0", "0"])
+    loop = tmp_path / "loop.html"
+    loop.symlink_to(loop)
+    err = _usage_error(capsys, ["report", str(path), "--output", str(loop)])
+    assert err.startswith(f"crossent: error: {loop}: cannot write (Too many levels")
+    long = tmp_path / ("a" * 300 + ".html")
+    err = _usage_error(capsys, ["report", str(path), "--output", str(long)])
+    assert f"{long}: cannot write (File name too long)" in err

@@ -61,7 +61,14 @@ def _is_standard_input(path: Path) -> bool:
 def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
     """Refuse an output that is one of ``inputs`` (also through links; ``-`` is the file
     standard input reads, when it is one) or a directory, or whose folder does not
-    exist; checked before the work, so nothing is lost."""
+    exist, or that names no file the system can open (a loop of links, a name too long);
+    checked before the work, so nothing is lost."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):  # said below, with the folder
+        pass
+    except OSError as exc:  # was found after the work, or as "[Errno 36] File name ..."
+        raise crossent.InputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     for source in inputs:
         if str(source) == "-":
             if _is_standard_input(path):
