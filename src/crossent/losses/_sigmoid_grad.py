@@ -47,49 +47,58 @@ same arithmetic per entry, the path of NumPy float32 calls, large (the full path
 
 from __future__ import annotations
 
+import decimal
+import functools
 import math
 from fractions import Fraction
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import _quick_two_sum, _two_product, _two_sum
-from .._xp import Array, astype
+from .._xp import Array, astype, device
 from ._reduction import weighted_term
 
 __all__ = [
     "CLOSE",
+    "CLOSE64",
+    "DD_TERMS",
     "EXP_FLOOR",
+    "HUGE",
     "INVERSE_FACTORIALS",
-    "INV_LN2",
-    "LN2_PARTS",
-    "SQUARINGS",
+    "STEPS",
     "gradient",
     "kernel_gradient",
     "numerator_dd",
+    "tables",
 ]
 
 CLOSE = 2.0**-20
-"""Entries with :math:`|N| <` ``CLOSE`` :math:`\\cdot M` are formed again in double-double."""
+"""float32 inputs: entries with :math:`|N| <` ``CLOSE`` :math:`\\cdot M` are formed again by
+:func:`numerator_dd`."""
 
-LN2_PARTS = (
-    float.fromhex("0x1.62e42fefa4000p-1"),  # 39 bits: k * part exact for |k| < 2**13
-    float.fromhex("-0x1.8432a1b0e2000p-43"),  # 40 bits
-    float.fromhex("-0x1.8cff81a12a17ep-85"),
-)
-""":math:`\\ln 2` as three doubles (their sum is :math:`\\ln 2` to about :math:`2^{-138}`)."""
-
-INV_LN2 = 1.4426950408889634
-"""``1 / ln 2`` in float64 (only to choose :math:`k`)."""
+CLOSE64 = 2.0**-2
+"""float64 inputs: the same, from :math:`|N| <` ``CLOSE64`` :math:`\\cdot M` (the float64
+:math:`N` is a few float64 ulps of :math:`M` off: within a few ulps of :math:`N` only
+where the two terms are far apart)."""
 
 EXP_FLOOR = -700.0
 """:math:`-|x|` is taken no lower (:math:`e^{-700}` is a normal float64; an entry there with
-a cancelling :math:`N` needs :math:`\\pi t/(1-t)` below float32's range)."""
+a cancelling :math:`N` needs :math:`\\pi t/(1-t)` below float64's normal range)."""
 
-SQUARINGS = 8
-"""The Taylor series runs at :math:`r / 2^8`, then is squared back this many times."""
+STEPS = 1024
+""":math:`e^{-|x|}` is reduced by multiples of :math:`\\ln 2/256` (a table of
+:math:`2^{j/256}`)."""
+
+HUGE = 2.0**990
+"""Entries with a larger ``pos_weight`` keep the float64 :math:`N` (Dekker's products
+overflow from :math:`2^{996}`; float32 weights are far below)."""
+
+DD_TERMS = 4
+"""The Taylor terms :math:`r^n/n!`, :math:`n \\le` ``DD_TERMS``, are summed in
+double-double (the rest, below :math:`2^{-60}`, in floats)."""
 
 
 def _inverse_factorial(n: int) -> tuple[float, float]:
@@ -99,19 +108,49 @@ def _inverse_factorial(n: int) -> tuple[float, float]:
     return hi, float(exact - Fraction(hi))
 
 
-INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 10))
-""":math:`1/1!, \\ldots, 1/9!` as double-doubles (:math:`(2^{-8}\\ln 2/2)^{10}/10! < 2^{-106}`)."""
+INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 9))
+""":math:`1/1!, \\ldots, 1/10!` as double-doubles (:math:`(\\ln 2/512)^{11}/11! < 2^{-129}`)."""
+
+
+class Tables(NamedTuple):
+    """The constants of :func:`numerator_dd`, as float64 NumPy arrays."""
+
+    exp2: np.ndarray  # (3, STEPS): 2^(j/256) as triple-doubles, to about 2^-158
+    ln2: np.ndarray  # (4,): ln 2 / STEPS in four parts, the first three of 33 bits
+
+
+@functools.cache
+def tables() -> Tables:
+    """:class:`Tables`, from 60 significant digits (``decimal``; about 16 ms, once)."""
+    context = decimal.Context(prec=60)
+    step = context.power(decimal.Decimal(2), decimal.Decimal(1) / STEPS)
+    value, rows = decimal.Decimal(1), []
+    for _ in range(STEPS):
+        rows.append(_parts(Fraction(value), 3, None))
+        value = context.multiply(value, step)
+    ln2 = Fraction(context.ln(decimal.Decimal(2))) / STEPS
+    return Tables(np.array(rows).T.copy(), np.array(_parts(ln2, 4, 33)))
+
+
+def _parts(value: Fraction, count: int, bits: int | None) -> list[float]:
+    """``value`` as ``count`` floats, each the rest rounded (to ``bits`` significant bits,
+    but for the last)."""
+    out = []
+    for i in range(count):
+        if bits is None or i == count - 1:
+            part = float(value)
+        else:
+            quantum = Fraction(2) ** (math.floor(math.log2(abs(value))) - bits + 1)
+            part = float(round(value / quantum) * quantum)
+        out.append(part)
+        value -= Fraction(part)
+    return out
+
 
 # Double-double arithmetic with the operators only (NumPy arrays, other libraries' arrays
 # and Python floats alike): ``_numerics``' error-free sums and products (Knuth's TwoSum,
 # the quick sum for |a| >= |b|, Dekker's product for |a|, |b| < 2**996).
 # ``_sigmoid_grad_numba`` has the same functions per entry.
-
-
-def _dd_mul(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
-    """The product of two double-doubles."""
-    p, e = _two_product(ah, bh)
-    return _quick_two_sum(p, e + (ah * bl + al * bh))
 
 
 def _dd_mul_d(ah: Any, al: Any, b: Any) -> tuple[Any, Any]:
@@ -126,52 +165,27 @@ def _dd_add(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
     return _quick_two_sum(s, e + (al + bl))
 
 
-def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    """:math:`e^y` for float64 ``y <= 0`` as a double-double (see the module notes)."""
-    y = xp.clip(y, min=EXP_FLOOR)
-    k = xp.floor(y * INV_LN2 + 0.5)
-    c0, c1, c2 = LN2_PARTS
-    s, e = _two_sum(y, -(k * c0))  # (exact products: k has at most 11 bits)
-    rh, rl = _two_sum(s, -(k * c1))
-    rh, rl = _quick_two_sum(rh, rl + (e - k * c2))
-    rho, rho_lo = rh * 2.0**-SQUARINGS, rl * 2.0**-SQUARINGS
-    ph, pl = INVERSE_FACTORIALS[-1]
-    ph, pl = ph + 0 * rho, pl + 0 * rho  # (arrays of rho's shape)
-    for fh, fl in INVERSE_FACTORIALS[-2::-1]:
-        ph, pl = _dd_mul_d(ph, pl, rho)
-        ph, pl = _dd_add(ph, pl, fh, fl)
-    eh, el = _dd_mul_d(ph, pl, rho)  # expm1(rho)
-    eh, el = _dd_add(eh, el, rho_lo * (1.0 + eh), 0.0)  # expm1(rho + rho_lo)
-    for _ in range(SQUARINGS):  # expm1(2 r) = 2 expm1(r) + expm1(r)^2
-        sh, sl = _dd_mul(eh, el, eh, el)
-        eh, el = _dd_add(2.0 * eh, 2.0 * el, sh, sl)
-    s, e = _two_sum(1.0, eh)
-    uh, ul = _quick_two_sum(s, e + el)
-    if type(k) is np.ndarray:
-        return np.ldexp(uh, k.astype(np.int32)), np.ldexp(ul, k.astype(np.int32))
-    power = _power_of_two(k, xp=xp)
-    return uh * power, ul * power
-
-
-def _power_of_two(k: Array, *, xp: ModuleType) -> Array:
-    r""":math:`2^k` for integer-valued float64 ``k`` in :math:`[-1023, 0]`, exactly: a
-    product of :math:`2^{-2^j}` over the bits of :math:`-k` (XLA's ``pow`` is
-    :math:`e^{k \ln 2}`, not exact)."""
-    m = -k
-    one = xp.ones_like(k)
-    power = one
-    for j in range(10):
-        bit = xp.remainder(xp.floor(m * 2.0**-j), 2.0)
-        power = power * xp.where(bit == 1.0, xp.full_like(k, 2.0 ** -(2**j)), one)
-    return power
-
-
 def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleType) -> Array:
-    r""":math:`N` of the module notes in double-double, rounded to float64.
+    r""":math:`N` of the module notes to about :math:`2^{-110} M`, rounded to float64.
 
-    ``x`` and ``t`` are float64 arrays of float32 values (``t`` before smoothing),
-    ``pos_weight`` one broadcast to them (or 1.0); ``eps`` the label smoothing.
+    ``x`` and ``t`` are float64 arrays (``t`` before smoothing), ``pos_weight`` one
+    broadcast to them (or 1.0); ``eps`` the label smoothing. The steps (the module notes
+    give the error budget; ``_sigmoid_grad_numba.numerators`` does the same operations
+    in the same order, so the same bits):
+
+    1. :math:`y = \max(-|x|, -700) = (256k + j)\,\ln 2/256 + r`, :math:`0 \le j < 256`,
+       :math:`|r| \le \ln 2/512`, :math:`r` a double-double (:math:`\ln 2/256` in three
+       parts: the first two products and the first difference exact);
+    2. :math:`E = e^r - 1` by Horner's scheme, :math:`r^n/n!` for :math:`n \le 5` in
+       double-double, :math:`6 \le n \le 10` in floats (the rest under
+       :math:`2^{-129}`);
+    3. :math:`V = 2^{j/256}(1 + E)` as three floats (the table's triple-double);
+    4. with :math:`F, G` the double-doubles :math:`\pi t\,2^k, 1 - t` (:math:`x \ge 0`)
+       or :math:`(1-t)\,2^k, \pi t` (:math:`x < 0`): :math:`FV - G` from Dekker's
+       exact products and a compensated sum (Ogita, Rump and Oishi's Sum2), so the
+       cancelling leading terms lose nothing.
     """
+    tab = tables()
     kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
     th, tl = _two_product(kh, t)
     s, e = _two_sum(th, 0.5 * eps)
@@ -179,15 +193,94 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     s, e = _two_sum(1.0, -th)
     ah, al = _two_sum(s, e - tl)  # 1 - t
     p, e = _two_product(pos_weight, th)
-    ph, pl = _quick_two_sum(p, e + pos_weight * tl)  # pi t
-    uh, ul = _exp_dd(-xp.abs(x), xp=xp)
+    bh, bl = _quick_two_sum(p, e + pos_weight * tl)  # pi t
     nonneg = x >= 0
-    puh, pul = _dd_mul(ph, pl, uh, ul)
-    auh, aul = _dd_mul(ah, al, uh, ul)
-    fh, fl = xp.where(nonneg, ah, auh), xp.where(nonneg, al, aul)
-    gh, gl = xp.where(nonneg, puh, ph), xp.where(nonneg, pul, pl)
-    s, e = _two_sum(fh, -gh)
-    return s + (e + (fl - gl))
+    y = xp.clip(-xp.abs(x), min=EXP_FLOOR)
+    n = xp.floor(y * (STEPS / math.log(2.0)) + 0.5)
+    j = n - STEPS * xp.floor(n / STEPS)
+    power = _power_of_two((n - j) / STEPS, xp=xp)
+    parts = tuple(float(v) for v in tab.ln2)
+    index = xp.astype(j, xp.int64) if type(j) is not np.ndarray else j.astype(np.intp)
+    t0, t1, t2 = (_take(tab.exp2[i], index, like=x, xp=xp) for i in range(3))
+    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, ah, al, bh, bl, parts, where=xp.where)
+
+
+def _numerator_tail(
+    y: Any,
+    n: Any,
+    t0: Any,
+    t1: Any,
+    t2: Any,
+    power: Any,
+    nonneg: Any,
+    ah: Any,
+    al: Any,
+    bh: Any,
+    bl: Any,
+    ln2: tuple[float, float, float, float],
+    *,
+    where: Any,
+) -> Any:
+    """Steps 1-4 of :func:`numerator_dd` after the table look-ups (arrays or floats)."""
+    c0, c1, c2, c3 = ln2
+    s = y - n * c0  # (exact: Sterbenz)
+    rh, rl = _two_sum(s, -(n * c1))
+    rh, e = _two_sum(rh, -(n * c2))
+    rh, rl = _quick_two_sum(rh, (rl + e) - n * c3)
+    q = INVERSE_FACTORIALS[-1][0]
+    for hi, _ in INVERSE_FACTORIALS[-2 : DD_TERMS - 1 : -1]:
+        q = hi + rh * q
+    ph, pl = _dd_mul_d(q, 0.0 * q, rh)
+    ph, pl = _dd_add(ph, pl, *INVERSE_FACTORIALS[DD_TERMS - 1])
+    for hi, lo in INVERSE_FACTORIALS[DD_TERMS - 2 :: -1]:
+        ph, pl = _dd_mul_d(ph, pl, rh)
+        ph, pl = _dd_add(ph, pl, hi, lo)
+    eh, el = _dd_mul_d(ph, pl, rh)  # expm1(rh)
+    eh, el = _quick_two_sum(eh, el + rl * (1.0 + eh))  # expm1(rh + rl)
+    d0, d1 = _two_product(t0, eh)
+    v0, e0 = _two_sum(t0, d0)
+    v1, v2 = _two_sum(e0, t1)
+    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/256) e^r = v0 + v1 + v2
+    fh = where(nonneg, bh, ah) * power
+    fl = where(nonneg, bl, al) * power
+    gh, gl = where(nonneg, ah, bh), where(nonneg, al, bl)
+    p0, p1 = _two_product(fh, v0)
+    q0, q1 = _two_product(fh, v1)
+    r0, r1 = _two_product(fl, v0)
+    small = (fh * v2 + fl * v1) + (q1 + r1)
+    s, c = _two_sum(p0, -gh)  # Sum2 of F V - G
+    s, e = _two_sum(s, p1)
+    c = c + e
+    s, e = _two_sum(s, -gl)
+    c = c + e
+    s, e = _two_sum(s, q0)
+    c = c + e
+    s, e = _two_sum(s, r0)
+    c = c + e
+    total = s + (c + small)
+    return where(nonneg, -total, total)
+
+
+def _take(table: np.ndarray, index: Any, *, like: Any, xp: ModuleType) -> Any:
+    """``table[index]`` in ``like``'s namespace and device."""
+    if type(index) is np.ndarray:
+        return table[index]
+    return xp.take(xp.asarray(table, device=device(like)), index)
+
+
+def _power_of_two(k: Array, *, xp: ModuleType) -> Array:
+    r""":math:`2^k` for integer-valued float64 ``k`` in :math:`[-1023, 0]`, exactly:
+    ``ldexp`` for NumPy, else a product of :math:`2^{-2^j}` over the bits of :math:`-k`
+    (XLA's ``pow`` is :math:`e^{k \ln 2}`, not exact)."""
+    if type(k) is np.ndarray:
+        return np.ldexp(1.0, k.astype(np.int32))
+    m = -k
+    one = xp.ones_like(k)
+    power = one
+    for j in range(10):
+        bit = xp.remainder(xp.floor(m * 2.0**-j), 2.0)
+        power = power * xp.where(bit == 1.0, xp.full_like(k, 2.0 ** -(2**j)), one)
+    return power
 
 
 def gradient(
@@ -217,7 +310,10 @@ def gradient(
     first = xp.where(nonneg, a, a * u)
     second = xp.where(nonneg, p * u, p)
     n = first - second
-    close = xp.abs(n) < CLOSE * xp.maximum(first, second)
+    bound = CLOSE64 if x.dtype == wide else CLOSE
+    close = (xp.abs(n) < bound * xp.maximum(first, second)) & (xp.abs(x64) <= -EXP_FLOOR)
+    if pos_weight is not None:  # (Dekker's products: below 2**996)
+        close = close & (pw < HUGE)
     if type(close) is np.ndarray:
         if close.any():
             pw_close = pw if pos_weight is None else np.broadcast_to(pw, x.shape)[close]
@@ -274,18 +370,20 @@ def kernel_gradient(
     eps: float,
     scale: float,
 ) -> np.ndarray:
-    """:func:`gradient` of float32 NumPy arrays by ``_sigmoid_grad_numba`` (Numba
-    installed): the full path's, and ``crossent.torch``'s for CPU tensors."""
+    """:func:`gradient` of float32 or float64 NumPy arrays (the weights cast to ``x``'s
+    dtype) by ``_sigmoid_grad_numba`` (Numba installed): the full path's, and
+    ``crossent.torch``'s for CPU tensors."""
     from . import _sigmoid_grad_numba
 
-    flat_x = np.ascontiguousarray(x).reshape(-1)
-    flat_t = np.ascontiguousarray(t, dtype=np.float32).reshape(-1)
-    out = np.empty(flat_x.shape, dtype=np.float32)
+    dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
+    flat_x = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+    flat_t = np.ascontiguousarray(t, dtype=dtype).reshape(-1)
+    out = np.empty(flat_x.shape, dtype=dtype)
     _sigmoid_grad_numba.gradient(
         flat_x,
         flat_t,
-        _flat_pattern(weight, x.shape),
-        _flat_pattern(pos_weight, x.shape),
+        _flat_pattern(weight, x.shape, dtype),
+        _flat_pattern(pos_weight, x.shape, dtype),
         eps,
         scale,
         out,
@@ -293,16 +391,18 @@ def kernel_gradient(
     return out.reshape(x.shape)
 
 
-def _flat_pattern(w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+def _flat_pattern(
+    w: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[np.ndarray, int, int]:
     """A weight as ``_sigmoid_grad_numba.gradient`` takes it: ``(flat, inner, count)``
-    (``_small_sigmoid``'s pattern of a float32 weight, or a float32 broadcast copy),
+    (``_small_sigmoid``'s pattern of a weight of ``dtype``, or a broadcast copy in it),
     empty for none."""
     from . import _small_sigmoid
 
     if w is None:
-        return np.empty(0, dtype=np.float32), 1, 1
-    found = _small_sigmoid.pattern(w, shape, np.dtype(np.float32).char)
+        return np.empty(0, dtype=dtype), 1, 1
+    found = _small_sigmoid.pattern(w, shape, dtype.char)
     if found is not None:
         return found
-    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=np.float32).reshape(-1)
+    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=dtype).reshape(-1)
     return full, 1, max(full.size, 1)
