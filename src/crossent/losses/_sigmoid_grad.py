@@ -159,10 +159,12 @@ def _dd_mul_d(ah: Any, al: Any, b: Any) -> tuple[Any, Any]:
     return _quick_two_sum(p, e + al * b)
 
 
-def _dd_add(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
-    """The sum of two double-doubles that do not cancel."""
-    s, e = _two_sum(ah, bh)
-    return _quick_two_sum(s, e + (al + bl))
+def _dd_mul_add(ah: Any, al: Any, b: Any, ch: Any, cl: Any) -> tuple[Any, Any]:
+    """A Horner step: the double-double ``c + a b`` for ``|a b| < |c|`` (one
+    renormalisation: the product's and the sum's errors gathered first)."""
+    p, e = _two_product(ah, b)
+    s, f = _quick_two_sum(ch, p)
+    return _quick_two_sum(s, f + ((e + al * b) + cl))
 
 
 def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleType) -> Array:
@@ -230,15 +232,13 @@ def _numerator_tail(
     q = INVERSE_FACTORIALS[-1][0]
     for hi, _ in INVERSE_FACTORIALS[-2 : DD_TERMS - 1 : -1]:
         q = hi + rh * q
-    ph, pl = _dd_mul_d(q, 0.0 * q, rh)
-    ph, pl = _dd_add(ph, pl, *INVERSE_FACTORIALS[DD_TERMS - 1])
-    for hi, lo in INVERSE_FACTORIALS[DD_TERMS - 2 :: -1]:
-        ph, pl = _dd_mul_d(ph, pl, rh)
-        ph, pl = _dd_add(ph, pl, hi, lo)
+    ph, pl = q, 0.0 * q
+    for hi, lo in INVERSE_FACTORIALS[DD_TERMS - 1 :: -1]:
+        ph, pl = _dd_mul_add(ph, pl, rh, hi, lo)
     eh, el = _dd_mul_d(ph, pl, rh)  # expm1(rh)
     eh, el = _quick_two_sum(eh, el + rl * (1.0 + eh))  # expm1(rh + rl)
     d0, d1 = _two_product(t0, eh)
-    v0, e0 = _two_sum(t0, d0)
+    v0, e0 = _quick_two_sum(t0, d0)
     v1, v2 = _two_sum(e0, t1)
     v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/256) e^r = v0 + v1 + v2
     fh = where(nonneg, bh, ah) * power
@@ -248,16 +248,12 @@ def _numerator_tail(
     q0, q1 = _two_product(fh, v1)
     r0, r1 = _two_product(fl, v0)
     small = (fh * v2 + fl * v1) + (q1 + r1)
-    s, c = _two_sum(p0, -gh)  # Sum2 of F V - G
-    s, e = _two_sum(s, p1)
-    c = c + e
-    s, e = _two_sum(s, -gl)
-    c = c + e
-    s, e = _two_sum(s, q0)
-    c = c + e
-    s, e = _two_sum(s, r0)
-    c = c + e
-    total = s + (c + small)
+    a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
+    b, eb = _two_sum(p1, -gl)
+    c, ec = _two_sum(q0, r0)
+    b, ebc = _two_sum(b, c)
+    s, es = _two_sum(a, b)
+    total = s + ((((ea + eb) + ec) + ebc) + es + small)
     return where(nonneg, -total, total)
 
 
@@ -265,7 +261,8 @@ def _take(table: np.ndarray, index: Any, *, like: Any, xp: ModuleType) -> Any:
     """``table[index]`` in ``like``'s namespace and device."""
     if type(index) is np.ndarray:
         return table[index]
-    return xp.take(xp.asarray(table, device=device(like)), index)
+    flat = xp.take(xp.asarray(table, device=device(like)), xp.reshape(index, (-1,)))
+    return xp.reshape(flat, tuple(index.shape))  # (take: 1-d indices)
 
 
 def _power_of_two(k: Array, *, xp: ModuleType) -> Array:

@@ -75,9 +75,10 @@ def _dd_mul_d(ah: float, al: float, b: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, inline="always")
-def _dd_add(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
-    s, e = _two_sum(ah, bh)
-    return _fast_two_sum(s, e + (al + bl))
+def _dd_mul_add(ah: float, al: float, b: float, ch: float, cl: float) -> tuple[float, float]:
+    p, e = _two_prod(ah, b)
+    s, f = _fast_two_sum(ch, p)
+    return _fast_two_sum(s, f + ((e + al * b) + cl))
 
 
 @numba.njit(cache=True)
@@ -205,12 +206,11 @@ def _entry(
         c = _TAIL[m] + rh * c
     ph, pl = c, 0.0
     for m in range(len(_DD_HI)):
-        ph, pl = _dd_mul_d(ph, pl, rh)
-        ph, pl = _dd_add(ph, pl, _DD_HI[m], _DD_LO[m])
+        ph, pl = _dd_mul_add(ph, pl, rh, _DD_HI[m], _DD_LO[m])
     eh, el = _dd_mul_d(ph, pl, rh)
     eh, el = _fast_two_sum(eh, el + rl * (1.0 + eh))
     d0, d1 = _two_prod(t0, eh)
-    v0, e0 = _two_sum(t0, d0)
+    v0, e0 = _fast_two_sum(t0, d0)
     v1, v2 = _two_sum(e0, t1)
     v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)
     nonneg = x >= 0
@@ -222,16 +222,12 @@ def _entry(
     q0, q1 = _two_prod(fh, v1)
     r0, r1 = _two_prod(fl, v0)
     small = (fh * v2 + fl * v1) + (q1 + r1)
-    s, c = _two_sum(p0, -gh)
-    s, e = _two_sum(s, p1)
-    c = c + e
-    s, e = _two_sum(s, -gl)
-    c = c + e
-    s, e = _two_sum(s, q0)
-    c = c + e
-    s, e = _two_sum(s, r0)
-    c = c + e
-    total = s + (c + small)
+    a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
+    b, eb = _two_sum(p1, -gl)
+    c, ec = _two_sum(q0, r0)
+    b, ebc = _two_sum(b, c)
+    s, es = _two_sum(a, b)
+    total = s + ((((ea + eb) + ec) + ebc) + es + small)
     return -total if nonneg else total
 
 
@@ -255,11 +251,9 @@ def _kernel(
     weighted, positive = w.shape[0] != 0, pw.shape[0] != 0
     size = x.shape[0]
     block = min(BLOCK, size)
-    where = np.empty(block, dtype=np.int64)
-    xs, ts, ps, ns = np.empty(block), np.empty(block), np.empty(block), np.empty(block)
-    us = np.empty(block)
-    work_y, work_n, work_s = np.empty(block), np.empty(block), np.empty(block)
-    tab = np.empty((3, block))
+    ws = np.empty((12, block))  # (one allocation: small calls)
+    xs, ts, ps, us, ns, where = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
+    work_y, work_n, work_s, tab = ws[6], ws[7], ws[8], ws[9:]
     for start in range(0, size, block):
         stop = min(start + block, size)
         count = 0
@@ -286,7 +280,7 @@ def _kernel(
             continue
         numerators(xs, ts, ps, count, eps, positive, exp2, work_y, work_n, work_s, tab, ns)
         for q in range(count):
-            i = where[q]
+            i = int(where[q])
             weight = np.float64(w[(i // w_inner) % w_count]) if weighted else 1.0
             out[i] = _scaled(ns[q] / (1.0 + us[q]), weight, weighted, scale)
 
