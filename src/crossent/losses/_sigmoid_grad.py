@@ -79,7 +79,7 @@ CLOSE = 2.0**-20
 """float32 inputs: entries with :math:`|N| <` ``CLOSE`` :math:`\\cdot M` are formed again by
 :func:`numerator_dd`."""
 
-CLOSE64 = 2.0**-2
+CLOSE64 = 2.0**-1
 """float64 inputs: the same, from :math:`|N| <` ``CLOSE64`` :math:`\\cdot M` (the float64
 :math:`N` is a few float64 ulps of :math:`M` off: within a few ulps of :math:`N` only
 where the two terms are far apart)."""
@@ -188,14 +188,7 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
        cancelling leading terms lose nothing.
     """
     tab = tables()
-    kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
-    th, tl = _two_product(kh, t)
-    s, e = _two_sum(th, 0.5 * eps)
-    th, tl = _quick_two_sum(s, e + (tl + kl * t))  # the smoothed target
-    s, e = _two_sum(1.0, -th)
-    ah, al = _two_sum(s, e - tl)  # 1 - t
-    p, e = _two_product(pos_weight, th)
-    bh, bl = _quick_two_sum(p, e + pos_weight * tl)  # pi t
+    a, b = _smoothed(t, pos_weight, eps)
     nonneg = x >= 0
     y = xp.clip(-xp.abs(x), min=EXP_FLOOR)
     n = xp.floor(y * (STEPS / math.log(2.0)) + 0.5)
@@ -204,7 +197,30 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     parts = tuple(float(v) for v in tab.ln2)
     index = xp.astype(j, xp.int64) if type(j) is not np.ndarray else j.astype(np.intp)
     t0, t1, t2 = (_take(tab.exp2[i], index, like=x, xp=xp) for i in range(3))
-    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, ah, al, bh, bl, parts, where=xp.where)
+    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, a, b, parts, where=xp.where)
+
+
+def _smoothed(t: Any, pi: Any, eps: float) -> tuple[tuple[Any, Any, Any], tuple[Any, Any, Any]]:
+    r""":math:`1 - t_s` and :math:`\pi t_s` of the smoothed target :math:`t_s = (1 -
+    \varepsilon)t + \varepsilon/2`, each as three floats whose sum is exact but for
+    about :math:`2^{-150}` of it (a double-double of :math:`t_s` is :math:`2^{-106}` off,
+    two float64 ulps of a cancelling :math:`N`)."""
+    kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
+    p1, e1 = _two_product(kh, t)
+    p2, e2 = _two_product(kl, t)
+    s, e = _two_sum(p1, 0.5 * eps)
+    m, f = _two_sum(e, e1)
+    m, g = _two_sum(m, p2)
+    lo = (f + g) + e2
+    th, tm = _quick_two_sum(s, m)  # t_s = th + tm + lo
+    a0, a1 = _two_sum(1.0, -th)
+    a1, a2 = _two_sum(a1, -tm)
+    a0, a1 = _two_sum(a0, a1)
+    b0, b1 = _two_product(pi, th)
+    c0, c1 = _two_product(pi, tm)
+    b1, b2 = _two_sum(b1, c0)
+    b0, b1 = _quick_two_sum(b0, b1)
+    return (a0, a1, a2 - lo), (b0, b1, (b2 + c1) + pi * lo)
 
 
 def _numerator_tail(
@@ -215,10 +231,8 @@ def _numerator_tail(
     t2: Any,
     power: Any,
     nonneg: Any,
-    ah: Any,
-    al: Any,
-    bh: Any,
-    bl: Any,
+    a: tuple[Any, Any, Any],
+    b: tuple[Any, Any, Any],
     ln2: tuple[float, float, float, float],
     *,
     where: Any,
@@ -241,13 +255,12 @@ def _numerator_tail(
     v0, e0 = _quick_two_sum(t0, d0)
     v1, v2 = _two_sum(e0, t1)
     v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/256) e^r = v0 + v1 + v2
-    fh = where(nonneg, bh, ah) * power
-    fl = where(nonneg, bl, al) * power
-    gh, gl = where(nonneg, ah, bh), where(nonneg, al, bl)
+    fh, fl, f2 = (where(nonneg, bi, ai) * power for ai, bi in zip(a, b, strict=True))
+    gh, gl, g2 = (where(nonneg, ai, bi) for ai, bi in zip(a, b, strict=True))
     p0, p1 = _two_product(fh, v0)
     q0, q1 = _two_product(fh, v1)
     r0, r1 = _two_product(fl, v0)
-    small = (fh * v2 + fl * v1) + (q1 + r1)
+    small = ((fh * v2 + fl * v1) + f2 * v0) + ((q1 + r1) - g2)
     a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
     b, eb = _two_sum(p1, -gl)
     c, ec = _two_sum(q0, r0)
@@ -307,8 +320,11 @@ def gradient(
     first = xp.where(nonneg, a, a * u)
     second = xp.where(nonneg, p * u, p)
     n = first - second
+    most = xp.maximum(first, second)
+    if eps:  # (1 - t_s is off by t_s's rounding, a float64 ulp of t_s)
+        most = xp.maximum(most, xp.where(nonneg, target, target * u))
     bound = CLOSE64 if x.dtype == wide else CLOSE
-    close = (xp.abs(n) < bound * xp.maximum(first, second)) & (xp.abs(x64) <= -EXP_FLOOR)
+    close = (xp.abs(n) < bound * most) & (xp.abs(x64) <= -EXP_FLOOR)
     if pos_weight is not None:  # (Dekker's products: below 2**996)
         close = close & (pw < HUGE)
     if type(close) is np.ndarray:

@@ -183,20 +183,31 @@ def _entry(
 ) -> float:
     """:func:`_arithmetic` of one entry (``smooth``: ``eps != 0``; ``positive``: a
     ``pos_weight``; the same values either way, fewer operations without)."""
-    if smooth:
-        th, tl = _two_prod(kh, raw)
-        s, e = _two_sum(th, half)
-        th, tl = _fast_two_sum(s, e + (tl + kl * raw))
-        s, e = _two_sum(1.0, -th)
-        ah, al = _two_sum(s, e - tl)
-    else:
-        th, tl = raw, 0.0
-        ah, al = _two_sum(1.0, -raw)
-    if positive:
-        p, e = _two_prod(pi, th)
-        bh, bl = _fast_two_sum(p, e + pi * tl)
-    else:
-        bh, bl = th, tl
+    if smooth:  # (_sigmoid_grad._smoothed)
+        p1, e1 = _two_prod(kh, raw)
+        p2, e2 = _two_prod(kl, raw)
+        s, e = _two_sum(p1, half)
+        mid, f = _two_sum(e, e1)
+        mid, g = _two_sum(mid, p2)
+        lo = (f + g) + e2
+        th, tm = _fast_two_sum(s, mid)
+        a0, a1 = _two_sum(1.0, -th)
+        a1, a2 = _two_sum(a1, -tm)
+        a0, a1 = _two_sum(a0, a1)
+        a2 = a2 - lo
+        b0, b1 = _two_prod(pi, th)
+        c0, c1 = _two_prod(pi, tm)
+        b1, b2 = _two_sum(b1, c0)
+        b0, b1 = _fast_two_sum(b0, b1)
+        b2 = (b2 + c1) + pi * lo
+    else:  # (the same values: t exact)
+        a0, a1 = _two_sum(1.0, -raw)
+        a0, a1 = _two_sum(a0, a1)
+        a2 = b2 = 0.0
+        if positive:
+            b0, b1 = _two_prod(pi, raw)
+        else:
+            b0, b1 = raw, 0.0
     s = y - m * _C0
     rh, rl = _two_sum(s, -(m * _C1))
     rh, e = _two_sum(rh, -(m * _C2))
@@ -214,14 +225,16 @@ def _entry(
     v1, v2 = _two_sum(e0, t1)
     v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)
     nonneg = x >= 0
-    fh = (bh if nonneg else ah) * power
-    fl = (bl if nonneg else al) * power
-    gh = ah if nonneg else bh
-    gl = al if nonneg else bl
+    fh = (b0 if nonneg else a0) * power
+    fl = (b1 if nonneg else a1) * power
+    f2 = (b2 if nonneg else a2) * power
+    gh = a0 if nonneg else b0
+    gl = a1 if nonneg else b1
+    g2 = a2 if nonneg else b2
     p0, p1 = _two_prod(fh, v0)
     q0, q1 = _two_prod(fh, v1)
     r0, r1 = _two_prod(fl, v0)
-    small = (fh * v2 + fl * v1) + (q1 + r1)
+    small = ((fh * v2 + fl * v1) + f2 * v0) + ((q1 + r1) - g2)
     a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
     b, eb = _two_sum(p1, -gl)
     c, ec = _two_sum(q0, r0)
@@ -249,6 +262,7 @@ def _kernel(
 ) -> None:
     keep, half = 1.0 - eps, 0.5 * eps
     weighted, positive = w.shape[0] != 0, pw.shape[0] != 0
+    smooth = eps != 0.0
     size = x.shape[0]
     block = min(BLOCK, size)
     ws = np.empty((12, block))  # (one allocation: small calls)
@@ -265,11 +279,13 @@ def _kernel(
             pi = np.float64(pw[(i // pw_inner) % pw_count]) if positive else 1.0
             p = pi * target if positive else target
             if value >= 0:
-                first, second = a, p * u
+                first, second, third = a, p * u, target
             else:
-                first, second = a * u, p
+                first, second, third = a * u, p, target * u
             d = first - second
-            if abs(d) < bound * max(first, second) and pi < _HUGE and -abs(value) >= _EXP_FLOOR:
+            if not smooth:
+                third = 0.0
+            if abs(d) < bound * max(first, second, third) and pi < _HUGE and -abs(value) >= _EXP_FLOOR:
                 where[count] = i
                 xs[count], ts[count], ps[count], us[count] = value, raw, pi, u
                 count += 1
