@@ -118,14 +118,8 @@ def test_small_float64_calls_are_the_full_path_bit_for_bit_on_hard_entries(optio
 def test_every_entry_on_the_careful_path_across_blocks() -> None:
     """Targets at the float64 (float32) sigma(x) on every entry of 3 kernel blocks and a
     part (each block's flagged entries are formed together): a sample of 400 entries,
-    spread over the blocks, within the tolerance, and the float64 run is the same bits
-    without Numba (the same operations: the careful numerator, the float64 N elsewhere
-    differs only by exp's last bit, so compare the flagged entries' gradient)."""
-    if not _cpu_kernels.available():
-        pytest.skip("needs Numba")
-    from crossent.losses import _sigmoid_grad_numba
-
-    n = 3 * _sigmoid_grad_numba.BLOCK + 123
+    spread over the blocks, within the tolerance."""
+    n = 3 * 4096 + 123  # (_sigmoid_grad_numba.BLOCK)
     rng = np.random.default_rng(4)
     picked = np.sort(rng.choice(n, 400, replace=False))
     for dtype in (np.float64, np.float32):
