@@ -1,12 +1,14 @@
-r"""Float32 gradients of the sigmoid cross-entropy, within an ulp where :math:`\sigma(x)` meets
-:math:`t` (issue 13 follow-up: the soft-target cancellation).
+r"""Sigmoid cross-entropy gradients exact where :math:`\sigma(x)` meets :math:`t`: float32
+within an ulp, float64 within a few ulps (issue 13 follow-up: the soft-target
+cancellation).
 
 The gradient of :math:`w\,[\pi\,t\,\operatorname{sp}(-x) + (1-t)\operatorname{sp}(x)]` is
-:math:`w\,[(1-t)\,\sigma(x) - \pi\,t\,\sigma(-x)]`. Formed in float32 from float32
-:math:`\sigma(\pm x)`, the difference cancels where the target is within a few ulps of
-:math:`\sigma(x)` (with ``pos_weight``, of :math:`1/(1 + \pi e^{-x}\ldots)`): each term is good
-to an ulp of itself, the difference is a few ulps of it, so the entry was hundreds to
-millions of float32 ulps off (Torch's own float32 gradient is, for the same reason).
+:math:`w\,[(1-t)\,\sigma(x) - \pi\,t\,\sigma(-x)]`. Formed in the inputs' precision from
+:math:`\sigma(\pm x)` of that precision, the difference cancels where the target is within
+a few ulps of :math:`\sigma(x)` (with ``pos_weight``, of :math:`1/(1 + \pi e^{-x})`): each
+term is good to an ulp of itself, the difference is a few ulps of it, so the entry was
+hundreds to millions of float32 ulps off, and up to :math:`10^{17}` float64 ulps in float64
+(Torch's own gradients are, for the same reason).
 
 Here, with :math:`u = e^{-|x|} \in [0, 1]` (no overflow for any :math:`x`) and the identity
 :math:`(1 + u)\,\sigma(\pm|x|) \in \{1, u\}`:
@@ -17,32 +19,47 @@ Here, with :math:`u = e^{-|x|} \in [0, 1]` (no overflow for any :math:`x`) and t
 
 (:math:`s` the reduction's and unit's scale, :math:`t` the smoothed target
 :math:`(1-\varepsilon)t + \varepsilon/2`). Only :math:`N` can cancel; :math:`1 + u \in [1, 2]`
-and the products cannot. Every entry is computed in float64 from the float32 inputs (exact
-in float64) and rounded once to float32:
+and the products cannot. Every entry is computed in float64 and rounded once to the
+inputs' dtype:
 
 * :math:`N` in float64 with :math:`u` from ``exp``: its error is a few float64 ulps of
-  :math:`M = \max` of its two terms, at most :math:`2^{-49} M`;
-* where :math:`|N| < 2^{-20} M` (:data:`CLOSE`: then that error could reach
-  :math:`2^{-29}|N|`, a thirty-second of a float32 ulp), :math:`N` again in double-double
-  arithmetic (:func:`numerator_dd`: :math:`u` to about :math:`2^{-96}` relative,
-  Cody-Waite reduction by three parts of :math:`\ln 2`, a degree-9 Taylor series of
-  :math:`\operatorname{expm1}` at :math:`r/2^8` and eight squarings in the
-  :math:`\operatorname{expm1}` form; Dekker's exact products, Knuth's exact sums), then
-  rounded to float64. That is exact to a thirty-second of a float32 ulp wherever
-  :math:`|N| \ge 2^{-67} M`, i.e. for every input but ones closer than that to a zero of
-  :math:`N` (which only :math:`x = 0` has exactly);
+  :math:`M = \max` of its two terms (and, with smoothing, of :math:`t` or :math:`tu`,
+  whose rounding :math:`1 - t` inherits);
+* where :math:`|N| < c M`, :math:`N` again by :func:`numerator_dd`, to about
+  :math:`2^{-110} M`, then rounded to float64: :math:`c = 2^{-20}` (:data:`CLOSE`) for
+  float32 inputs (the float64 error could otherwise reach :math:`2^{-29}|N|`), :math:`c
+  = 1/2` (:data:`CLOSE64`) for float64 inputs (elsewhere the float64 :math:`N` is within
+  about 5 ulps of itself at worst, 1-2 in practice). :func:`numerator_dd`: :math:`-|x| =
+  (1024 k + j)\ln 2/1024 + r` (four parts of :math:`\ln 2/1024`, exact products),
+  :math:`2^{j/1024}` from a table of triple-doubles (:func:`tables`, from ``decimal``),
+  :math:`e^r - 1` by Horner's scheme (:math:`|r| \le 2^{-11.5}`, :math:`r^n/n!` in
+  double-double for :math:`n \le 4`, floats to :math:`n = 8`), so :math:`u = 2^k v` with
+  :math:`v` as three floats; the smoothed target as three floats (:func:`_smoothed`); then
+  :math:`F v - G` (:math:`F, G` the terms' coefficients, :math:`2^k` moved into
+  :math:`F`) from Dekker's exact products and an exact-transform sum, so the cancelling
+  leading parts lose nothing. That is within a thirty-second of a float32 ulp wherever
+  :math:`|N| \ge 2^{-91} M`, and within a float64 ulp of :math:`N` wherever
+  :math:`|N| \ge 2^{-57} M` (a target at the float64 :math:`\sigma(x)` has :math:`|N|`
+  about :math:`2^{-54} M`: 2 ulps at :math:`2^{-60} M`). Entries with :math:`|x| > 700`
+  (:data:`EXP_FLOOR`) or a ``pos_weight`` from :math:`2^{990}` (:data:`HUGE`) keep the
+  float64 :math:`N` (absolute error below :math:`2^{-1000}`; Dekker's products overflow);
 * :math:`N/(1+u)`, times :math:`w` and :math:`s` (:math:`1/\sum w` in float64, not rounded
   to float32 first; over :math:`\ln b`), each a float64 rounding: the float32 result is
-  within :math:`0.5 + 2^{-5}` ulp of the exact gradient of the float32 inputs.
+  within :math:`0.5 + 2^{-5}` ulp of the exact gradient of the float32 inputs, the float64
+  one within about 3 ulps (tested: 4).
 
-Soft targets whose :math:`\sigma(x)` lands that close are rare (about one entry in a
-million of uniform targets is re-done); a target set to the float32 :math:`\sigma(x)`
-(self-distillation, calibrated labels) re-does every entry, at a few times the cost.
+Soft float32 targets whose :math:`\sigma(x)` lands that close are rare (about one entry in
+a million of uniform targets is re-done); a target set to the float32 :math:`\sigma(x)`
+(self-distillation, calibrated labels) re-does every entry. The Numba kernel screens the
+entries block by block (``_sigmoid_grad_numba.BLOCK``) and forms the flagged ones together
+in a loop without branches that LLVM vectorises: about 3x the common case's time (it was
+20-35x with a per-entry double-double exponential of eight squarings).
 
 This module holds the array-API form (NumPy without Numba; PyTorch, array-api-strict and
 other libraries with float64, in their own namespace); ``_sigmoid_grad_numba`` holds the
-same arithmetic per entry, the path of NumPy float32 calls, large (the full path) and small
-(``_small_sigmoid``), so that those two stay the same bits.
+same arithmetic per entry (the same operations in the same order: the same bits of
+:func:`numerator_dd`), the path of NumPy float32 and float64 calls, large (the full
+path) and small (``_small_sigmoid``), so that those two stay the same bits.
 """
 
 from __future__ import annotations
@@ -89,8 +106,8 @@ EXP_FLOOR = -700.0
 a cancelling :math:`N` needs :math:`\\pi t/(1-t)` below float64's normal range)."""
 
 STEPS = 1024
-""":math:`e^{-|x|}` is reduced by multiples of :math:`\\ln 2/256` (a table of
-:math:`2^{j/256}`)."""
+""":math:`e^{-|x|}` is reduced by multiples of :math:`\\ln 2/1024` (a table of
+:math:`2^{j/1024}`, 24 KiB)."""
 
 HUGE = 2.0**990
 """Entries with a larger ``pos_weight`` keep the float64 :math:`N` (Dekker's products
@@ -98,7 +115,7 @@ overflow from :math:`2^{996}`; float32 weights are far below)."""
 
 DD_TERMS = 4
 """The Taylor terms :math:`r^n/n!`, :math:`n \\le` ``DD_TERMS``, are summed in
-double-double (the rest, below :math:`2^{-60}`, in floats)."""
+double-double (the rest, below :math:`2^{-64}`, in floats)."""
 
 
 def _inverse_factorial(n: int) -> tuple[float, float]:
@@ -109,13 +126,13 @@ def _inverse_factorial(n: int) -> tuple[float, float]:
 
 
 INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 9))
-""":math:`1/1!, \\ldots, 1/10!` as double-doubles (:math:`(\\ln 2/512)^{11}/11! < 2^{-129}`)."""
+""":math:`1/1!, \\ldots, 1/8!` as double-doubles (:math:`(\\ln 2/2048)^9/9! < 2^{-122}`)."""
 
 
 class Tables(NamedTuple):
     """The constants of :func:`numerator_dd`, as float64 NumPy arrays."""
 
-    exp2: np.ndarray  # (3, STEPS): 2^(j/256) as triple-doubles, to about 2^-158
+    exp2: np.ndarray  # (3, STEPS): 2^(j/STEPS) as triple-doubles, to about 2^-158
     ln2: np.ndarray  # (4,): ln 2 / STEPS in four parts, the first three of 33 bits
 
 
@@ -175,17 +192,20 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     give the error budget; ``_sigmoid_grad_numba.numerators`` does the same operations
     in the same order, so the same bits):
 
-    1. :math:`y = \max(-|x|, -700) = (256k + j)\,\ln 2/256 + r`, :math:`0 \le j < 256`,
-       :math:`|r| \le \ln 2/512`, :math:`r` a double-double (:math:`\ln 2/256` in three
-       parts: the first two products and the first difference exact);
-    2. :math:`E = e^r - 1` by Horner's scheme, :math:`r^n/n!` for :math:`n \le 5` in
-       double-double, :math:`6 \le n \le 10` in floats (the rest under
-       :math:`2^{-129}`);
-    3. :math:`V = 2^{j/256}(1 + E)` as three floats (the table's triple-double);
-    4. with :math:`F, G` the double-doubles :math:`\pi t\,2^k, 1 - t` (:math:`x \ge 0`)
-       or :math:`(1-t)\,2^k, \pi t` (:math:`x < 0`): :math:`FV - G` from Dekker's
-       exact products and a compensated sum (Ogita, Rump and Oishi's Sum2), so the
-       cancelling leading terms lose nothing.
+    1. :math:`y = \max(-|x|, -700) = (1024k + j)\,\ln 2/1024 + r`, :math:`0 \le j <
+       1024`, :math:`|r| \le \ln 2/2048`, :math:`r` a double-double (:math:`\ln 2/1024`
+       in four parts, the first three of 33 bits: their products by :math:`|1024k + j|
+       < 2^{20}` and the first difference exact);
+    2. :math:`E = e^r - 1` by Horner's scheme, :math:`r^n/n!` for :math:`n \le 4` in
+       double-double (:func:`_dd_mul_add`), :math:`5 \le n \le 8` in floats (the rest
+       under :math:`2^{-122}`);
+    3. :math:`v = 2^{j/1024}(1 + E)` as three floats (the table's triple-double);
+    4. with :math:`F, G` the three-float :math:`\pi t\,2^k, 1 - t` (:math:`x \ge 0`) or
+       :math:`(1-t)\,2^k, \pi t` (:math:`x < 0`; :func:`_smoothed`): :math:`Fv - G` from
+       Dekker's exact products and Knuth's exact sums, the rounding errors gathered
+       and added last, so the cancelling leading terms lose nothing.
+
+    Valid for :math:`|x| \le 700` and ``pos_weight`` below :data:`HUGE`.
     """
     tab = tables()
     a, b = _smoothed(t, pos_weight, eps)
@@ -194,10 +214,10 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     n = xp.floor(y * (STEPS / math.log(2.0)) + 0.5)
     j = n - STEPS * xp.floor(n / STEPS)
     power = _power_of_two((n - j) / STEPS, xp=xp)
-    parts = tuple(float(v) for v in tab.ln2)
+    c0, c1, c2, c3 = (float(v) for v in tab.ln2)
     index = xp.astype(j, xp.int64) if type(j) is not np.ndarray else j.astype(np.intp)
     t0, t1, t2 = (_take(tab.exp2[i], index, like=x, xp=xp) for i in range(3))
-    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, a, b, parts, where=xp.where)
+    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, a, b, (c0, c1, c2, c3), where=xp.where)
 
 
 def _smoothed(t: Any, pi: Any, eps: float) -> tuple[tuple[Any, Any, Any], tuple[Any, Any, Any]]:
@@ -254,7 +274,7 @@ def _numerator_tail(
     d0, d1 = _two_product(t0, eh)
     v0, e0 = _quick_two_sum(t0, d0)
     v1, v2 = _two_sum(e0, t1)
-    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/256) e^r = v0 + v1 + v2
+    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/1024) e^r = v0 + v1 + v2
     fh, fl, f2 = (where(nonneg, bi, ai) * power for ai, bi in zip(a, b, strict=True))
     gh, gl, g2 = (where(nonneg, ai, bi) for ai, bi in zip(a, b, strict=True))
     p0, p1 = _two_product(fh, v0)

@@ -1,12 +1,18 @@
-r"""The float32 sigmoid cross-entropy gradient per entry (Numba): ``_sigmoid_grad``'s arithmetic.
+r"""The sigmoid cross-entropy gradient of float32 and float64 arrays (Numba):
+``_sigmoid_grad``'s arithmetic.
 
-:func:`gradient` is the path of NumPy float32 calls, both the full path's
+:func:`gradient` is the path of NumPy float32 and float64 calls, both the full path's
 (``_sigmoid.sigmoid_cross_entropy_grad``) and the small calls' (``_small_sigmoid``), which
-therefore give the same bits. Each entry is the float64 form of ``_sigmoid_grad``'s notes,
-re-done in double-double (:func:`_numerator_dd`) where :math:`N` cancels, rounded once to
-float32. The double-double helpers are those of ``_numerics`` (which ``_sigmoid_grad``
-uses) per entry (kept in this file, so that Numba's on-disk cache, keyed by this file,
-cannot hold stale copies of them).
+therefore give the same bits. :func:`_kernel` screens :data:`BLOCK` entries at a time:
+each entry's float64 form of ``_sigmoid_grad``'s notes, rounded once to the dtype, except
+those where :math:`N` cancels, which it gathers and forms together afterwards
+(:func:`numerators`: the table look-ups entry by entry, then one loop without branches
+over the gathered entries, :func:`_entry` inlined, that LLVM vectorises; a per-entry call
+with a data-dependent branch does not vectorise, and was 20-35x the common case's cost
+where every entry cancels). The error-free helpers are those of ``_numerics`` (which
+``_sigmoid_grad`` uses) per entry (kept in this file, so that Numba's on-disk cache,
+keyed by this file, cannot hold stale copies of them); inlined helpers take scalars only
+(one that takes arrays costs their reference counts per call).
 Compiled without fast-math: no product is contracted into an FMA and no sum reassociated,
 which the exact sums and products need. The constants (:data:`_sigmoid_grad.CLOSE`, the
 parts of :math:`\ln 2`, ...) are compiled in and Numba's cache is keyed by this file:
@@ -116,7 +122,7 @@ def _look_up(
     scale: np.ndarray,
     tab: np.ndarray,
 ) -> None:
-    """Step 1's :math:`y`, :math:`n = 256k + j`, :math:`2^k` and :math:`2^{j/256}`."""
+    """Step 1's :math:`y`, :math:`n = 1024k + j`, :math:`2^k` and :math:`2^{j/1024}`."""
     for q in range(count):
         v = max(-abs(x[q]), _EXP_FLOOR)
         m = math.floor(v * _SCALE + 0.5)
@@ -283,9 +289,12 @@ def _kernel(
             else:
                 first, second, third = a * u, p, target * u
             d = first - second
-            if not smooth:
-                third = 0.0
-            if abs(d) < bound * max(first, second, third) and pi < _HUGE and -abs(value) >= _EXP_FLOOR:
+            third = third if smooth else first  # (1 - t_s inherits t_s's rounding)
+            if (
+                abs(d) < bound * max(first, second, third)
+                and pi < _HUGE
+                and -abs(value) >= _EXP_FLOOR
+            ):
                 where[count] = i
                 xs[count], ts[count], ps[count], us[count] = value, raw, pi, u
                 count += 1
