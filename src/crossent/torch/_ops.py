@@ -324,6 +324,20 @@ class _FirstOrder(torch.autograd.Function):
         )
 
 
+def _one_hot_rows(labels: Tensor, classes: int, ignore_index: int | None) -> tuple[Tensor, Tensor]:
+    r"""``(targets, active)``: the class ids as float64 one-hot rows,
+    :math:`t_{ic} = [y_i = c]\,[y_i \ne \text{ignore\_index}]` (all 0 on an ignored
+    row), and the rows not ignored. By comparison with ``arange(classes)``:
+    ``F.one_hot`` reads the labels' maximum, an error under ``torch.func.vmap``. Used by
+    both twice-differentiable label gradients (:func:`_plain_label_gradient`,
+    :func:`_labels_twice_differentiable`)."""
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    ids = torch.arange(classes, device=labels.device)
+    return ((labels[..., None] == ids) & active[..., None]).to(torch.float64), active
+
+
 def _plain_label_gradient(
     upstream: Tensor,
     logits: Tensor,
@@ -336,12 +350,7 @@ def _plain_label_gradient(
     (``torch.func.vjp`` of the generic float64 rows of the labels as one-hot targets, as
     :func:`_labels_twice_differentiable`), in the logits' dtype: the function whose
     derivatives :class:`_LabelsGrad` takes (its values are the backward op's)."""
-    active = torch.ones_like(labels, dtype=torch.bool)
-    if ignore_index is not None:
-        active = labels != ignore_index
-    # One-hot by comparison: F.one_hot reads the labels' maximum (an error under vmap).
-    classes = torch.arange(logits.shape[-1], device=labels.device)
-    targets = ((labels[..., None] == classes) & active[..., None]).to(torch.float64)
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
     w = None if weight is None else weight.to(torch.float64)
     opts = _backend.unpack(options)
 
@@ -606,11 +615,7 @@ def _labels_twice_differentiable(
     ``create_graph`` backwards (gradient penalties, ``gradgradcheck``) have
     ``F.cross_entropy``'s second derivatives (they were an error)."""
     ignore_index, options = ctx.options
-    active = torch.ones_like(labels, dtype=torch.bool)
-    if ignore_index is not None:
-        active = labels != ignore_index
-    safe = torch.where(active, labels, 0)
-    targets = torch.nn.functional.one_hot(safe, logits.shape[-1]) * active[:, None]
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
     upstream = torch.where(active, grad_rows, torch.zeros_like(grad_rows))
     return _twice_differentiable(grad, upstream, logits, targets, weight, options)
 
