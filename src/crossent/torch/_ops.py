@@ -635,11 +635,7 @@ def _probs_vmap(
     weights of each example (batched): one call an example. A bad target row is named
     by its example and its row."""
     size = info.batch_size
-
-    def batch_first(x: Tensor, dim: int | None) -> Tensor:
-        return x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
-
-    z, t = batch_first(logits, in_dims[0]), batch_first(targets, in_dims[1])
+    z, t = _batch_first(logits, in_dims[0], size), _batch_first(targets, in_dims[1], size)
     if weight is not None and in_dims[2] is not None:
         w = weight.movedim(in_dims[2], 0)
         each = [softmax_ce_probs(z[b], t[b], w[b], options, batch_shape) for b in range(size)]
