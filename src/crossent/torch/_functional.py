@@ -513,7 +513,7 @@ def linear_cross_entropy(
     )
     # Not autocast inside: the op's float32 products are the loss's, not F.linear's.
     with autocast_off(input.device.type):
-        loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
+        loss, *_ = (LinearFunction.call if transformed else linear_cross_entropy_op)(
             h,
             linear_weight,
             linear_bias,

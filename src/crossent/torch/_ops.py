@@ -426,6 +426,26 @@ class _LabelsGrad(torch.autograd.Function):
         return torch.where(torch.isfinite(grad), tangent, 0.0)
 
 
+def _unmarked(outputs: tuple[Tensor, ...]) -> tuple[bool, ...]:
+    """Which of ``outputs``, marked non-differentiable by a ``setup_context``, stay
+    differentiable all the same: those of vmap's generated rule (``generate_vmap_rule``),
+    whose ``setup_context`` runs on vmap's wrappers of the outputs (``BatchedTensor``).
+    ``ctx.mark_non_differentiable`` does not match a wrapper to its output (torch 2.13:
+    ``CtxCustomSave`` unwraps the tensors of ``save_for_backward`` and
+    ``save_for_forward`` only), and the ``jvp`` rule must give those outputs a tangent
+    (:func:`_stat_tangents`): a None there is PyTorch's internal assert "Expected both
+    tensor and its forward grad to be floating point or complex" (pytorch/pytorch#90067,
+    open), which ``torch.func.jvp`` of ``torch.func.vmap`` of the losses raised."""
+    return tuple(torch._C._functorch.is_batchedtensor(t) for t in outputs)
+
+
+def _stat_tangents(unmarked: tuple[bool, ...], like: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    """The tangents of the outputs marked non-differentiable: zeros like ``like`` where
+    the mark did not take (:func:`_unmarked`), else None (eager forward mode refuses a
+    tangent of a non-differentiable output)."""
+    return tuple(torch.zeros_like(x) if u else None for u, x in zip(unmarked, like, strict=True))
+
+
 class LabelsFunction(torch.autograd.Function):
     r""":func:`softmax_ce_labels` with its autograd, for ``torch.func``'s transforms.
 
@@ -466,6 +486,7 @@ class LabelsFunction(torch.autograd.Function):
         ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
     ) -> None:
         _ce_setup_context(ctx, (*inputs[:3], *inputs[3].values), output)
+        ctx.unmarked = _unmarked(output[1:])
         logits, labels, weight = inputs[:3]
         ctx.save_for_forward(logits, labels, weight, output[1], output[2])
 
@@ -479,16 +500,17 @@ class LabelsFunction(torch.autograd.Function):
         return (grad,) + (None,) * 3
 
     @staticmethod
-    def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, None, None]:
-        if tangent is None:
-            return None, None, None
+    def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
+        stats = _stat_tangents(ctx.unmarked, (lse, label_log_p))
+        if tangent is None:
+            return None, *stats
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
         # _LabelsGrad: the tangent differentiable again (jacrev(jacfwd(...)), jacfwd's).
         settings = _Settings(*ctx.options)
         grad = _LabelsGrad.apply(ones, logits, labels, weight, lse, label_log_p, settings)
-        return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
+        return (grad.to(acc) * tangent.to(acc)).sum(-1), *stats
 
 
 @torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
@@ -1011,24 +1033,34 @@ class LinearFunction(torch.autograd.Function):
     (as :class:`LabelsFunction`). Called with ``need_grad`` False: the backward
     recomputes the logits blocks (:func:`linear_cross_entropy_backward`), the gradients
     formed in the forward being scaled in place (which a batched upstream, ``jacrev``'s,
-    cannot do to an unbatched buffer)."""
+    cannot do to an unbatched buffer). :meth:`call` takes the op's arguments; the
+    non-tensor ones travel as one :class:`_Settings` (forward mode of vmap's generated
+    rule, ``jvp`` of ``vmap``: a list argument gave PyTorch's ``treespec.unflatten``
+    ValueError)."""
 
     generate_vmap_rule = True
 
     @staticmethod
+    def call(*args: Any) -> tuple[Tensor, ...]:
+        """:func:`linear_cross_entropy_op`'s values with this function's autograd."""
+        return LinearFunction.apply(*args[:5], _Settings(*args[5:]))
+
+    @staticmethod
     def forward(*args: Any) -> tuple[Tensor, ...]:
-        return linear_cross_entropy_op(*args)
+        return linear_cross_entropy_op(*args[:5], *args[5].values)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        inputs = (*inputs[:5], *inputs[5].values)
         _linear_setup_context(ctx, inputs, output)
+        ctx.unmarked = _unmarked(output[1:])
         if not ctx.formed:
             ctx.save_for_forward(*inputs[:5], output[1], output[2])
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
         if grad_loss is None:  # the loss itself is not used (grads not materialised)
-            return (None,) * 12
+            return (None,) * 6
         tensors = ctx.saved_tensors  # input, linear_weight, linear_bias, labels, weight, ...
         gi, gw, gb = _FirstOrder.call(
             linear_cross_entropy_backward,
@@ -1038,7 +1070,7 @@ class LinearFunction(torch.autograd.Function):
             *tensors,
             *ctx.settings,
         )
-        return (gi, gw, gb if ctx.has_bias else None) + (None,) * 9
+        return (gi, gw, gb if ctx.has_bias else None) + (None,) * 3
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Any) -> tuple[Tensor | None, ...]:
@@ -1048,9 +1080,11 @@ class LinearFunction(torch.autograd.Function):
         every tangent: the gradients are unbatched). ``'none'``: each row's own
         (:func:`_linear_rows_tangent`)."""
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
+        empty = input.new_empty((0,))  # (the unformed gradients' outputs)
+        stats = _stat_tangents(ctx.unmarked, (lse, log_p, empty, empty, empty))
         if ctx.settings[2] == "none":
             rows = _linear_rows_tangent(ctx.saved_tensors[:5], ctx.settings[:2], tangents[:3])
-            return (rows, None, None, None, None, None)
+            return (rows, *stats)
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
         tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
@@ -1067,4 +1101,4 @@ class LinearFunction(torch.autograd.Function):
         for g, t in zip(grads, tangents[:3], strict=True):
             if t is not None and g.numel() > 0:
                 total = total + (g.to(acc) * t.to(acc)).sum()
-        return (total, None, None, None, None, None)
+        return (total, *stats)
