@@ -11,6 +11,14 @@ On main:
   ``jvp`` rules' None tangent of those, still differentiable, outputs is that assert
   (pytorch/pytorch#90067). Now the rules give zeros there (``_ops._stat_tangents``) and
   the linear function's non-tensor arguments travel as one ``_Settings``.
+* ``jacfwd(jacfwd(...))`` (and ``jvp`` of ``jvp``) of ``cross_entropy`` with class ids
+  raised an InputError: PyTorch runs an ``autograd.Function``'s ``jvp`` rule with
+  forward AD off, so an outer forward level sees a constant (a silent 0). Now class ids
+  take plain differentiable operations under nested forward mode
+  (``_ops.plain_label_rows``), with the op's checks. The linear losses keep their error
+  (they have no second derivative in any mode).
+* ``jacfwd(jacfwd(...))`` of probability targets with ``soft_cap`` was silently wrong
+  (the cap's ``autograd.Function``, as above): now torch's ``tanh`` there.
 
 Oracles: ``torch.nn.functional.cross_entropy`` in float64 (plus the textbook soft cap,
 temperature and z-loss) under the same transforms.
@@ -22,11 +30,12 @@ from typing import Any
 
 import pytest
 
+from crossent.errors import InputError
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 ct = pytest.importorskip("crossent.torch")
 func = pytest.importorskip("torch.func")
-_ops = pytest.importorskip("crossent.torch._ops")
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 
@@ -150,3 +159,98 @@ def test_jvp_of_vmap_linear(reduction: str) -> None:
     want = func.jvp(theirs, primals, tangents)
     for a, e in zip(got, want, strict=True):
         torch.testing.assert_close(a, e, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("options", _OPTIONS, ids=lambda o: ",".join(o) or "plain")
+@pytest.mark.parametrize("reduction", _REDUCTIONS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_nested_forward_mode_class_ids(
+    dtype: torch.dtype, reduction: str, options: dict[str, Any]
+) -> None:
+    """``jacfwd(jacfwd(f))`` (forward-over-forward), ``jvp`` of ``jvp`` and the third
+    derivative ``jacfwd`` cubed of class ids (an ignored row), against float64
+    ``F.cross_entropy`` under the same transforms (on main an InputError)."""
+    g = torch.Generator().manual_seed(23)
+    z = torch.randn(N, C, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 4, -100, 2])
+    dz = torch.randn(z.shape, generator=g, dtype=torch.float64)
+    kw = _options(options, g)
+
+    def ours(x: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(x, y, reduction=reduction, **_as(kw, x.dtype))
+
+    def theirs(x: torch.Tensor) -> torch.Tensor:
+        return _reference(x, y, reduction=reduction, **kw)
+
+    got = func.jacfwd(func.jacfwd(ours))(z.to(dtype))
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.double(), func.jacfwd(func.jacfwd(theirs))(z), **_tol(dtype))
+
+    def tangent_of(f: Any) -> Any:
+        return lambda x: func.jvp(f, (x,), (dz.to(x.dtype),))[1]
+
+    got_t = func.jvp(tangent_of(ours), (z.to(dtype),), (dz.to(dtype),))
+    want_t = func.jvp(tangent_of(theirs), (z,), (dz,))
+    for a, e in zip(got_t, want_t, strict=True):
+        torch.testing.assert_close(a.double(), e, **_tol(dtype))
+    if reduction == "mean" and dtype == torch.float64:
+        third = func.jacfwd(func.jacfwd(func.jacfwd(ours)))(z)
+        torch.testing.assert_close(third, func.jacfwd(func.jacfwd(func.jacfwd(theirs)))(z))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_nested_forward_mode_soft_cap_of_probabilities(temperature: float) -> None:
+    """``jacfwd(jacfwd(f))`` of probability targets with a soft cap: the cap is an
+    ``autograd.Function`` (``_launch._SoftCap``) whose ``jvp`` rule PyTorch does not
+    differentiate again, so on main the cap's second derivative was a silent 0 (an
+    error of 0.05 in this Hessian, no exception); now torch's ``tanh`` there."""
+    g = torch.Generator().manual_seed(26)
+    z = torch.randn(N, C, generator=g, dtype=torch.float64)
+    t = torch.softmax(torch.randn(N, C, generator=g, dtype=torch.float64), 1)
+    kw = {"soft_cap": 2.0, "temperature": temperature}
+    got = func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, t, **kw)))(z)
+    capped = lambda x: 2.0 * torch.tanh(x / 2.0) / temperature  # noqa: E731
+    want = func.jacfwd(func.jacfwd(lambda x: F.cross_entropy(capped(x), t)))(z)
+    torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
+
+
+def test_nested_forward_mode_per_example() -> None:
+    """``vmap(jacfwd(jacfwd(f)))`` with per-example labels, and ``jacfwd(jacfwd(...))``
+    of a (N, C, d) batch, against float64 ``F.cross_entropy``."""
+    g = torch.Generator().manual_seed(24)
+    z = torch.randn(B, N, C, generator=g, dtype=torch.float64)
+    y = torch.randint(0, C, (B, N), generator=g)
+    got = func.vmap(func.jacfwd(func.jacfwd(ct.cross_entropy)))(z, y)
+    want = func.vmap(func.jacfwd(func.jacfwd(F.cross_entropy)))(z, y)
+    torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
+    spatial = z.movedim(0, -1)  # (N, C, B)
+    labels = y.T  # (N, B)
+    got = func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, labels)))(spatial)
+    want = func.jacfwd(func.jacfwd(lambda x: F.cross_entropy(x, labels)))(spatial)
+    torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-13)
+
+
+def test_nested_forward_mode_checks_as_the_op() -> None:
+    """Under nested forward mode the class ids and the logits are checked as the op
+    checks them (the same InputError as an eager call); a NaN in an ignored row is no
+    error (its row is 0, its derivatives 0)."""
+    z = torch.randn(N, C, dtype=torch.float64)
+    bad = torch.tensor([0, 5, 1, 2])
+    twice = func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, bad)))
+    with pytest.raises(InputError, match=r"class ids in \[0, 5\).*row 1 has 5"):
+        twice(z)
+    y = torch.tensor([0, 4, -100, 2])
+    nan = z.clone()
+    nan[1, 3] = float("nan")
+    with pytest.raises(InputError, match=r"`logits` contains NaN at index \(1, 3\)"):
+        ct.cross_entropy(nan, y)
+    with pytest.raises(InputError, match=r"`logits` contains NaN at index \(1, 3\)"):
+        func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, y)))(nan)
+    ignored = z.clone()
+    ignored[2, 0] = float("nan")
+    got = func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, y, reduction="sum")))(ignored)
+    assert bool(torch.isfinite(got).all())
+    assert bool((got[2] == 0).all())
+    kept = torch.tensor([True, True, False, True])
+    want = func.jacfwd(func.jacfwd(lambda x: F.cross_entropy(x, y[kept], reduction="sum")))
+    torch.testing.assert_close(got[kept][:, :, kept], want(z[kept]), rtol=1e-11, atol=1e-13)

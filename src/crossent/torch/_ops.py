@@ -49,11 +49,13 @@ op machinery reads the annotations to infer each schema.
 
 from typing import Any
 
+import numpy as np
 import torch
 
+from .._checks import check_logits_of_rows
 from ..errors import InputError
 from . import _backend, _launch, _targets
-from ._arguments import first_order_only
+from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
 from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
 
@@ -62,6 +64,7 @@ __all__ = [
     "LinearFunction",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
+    "plain_label_rows",
     "probability_targets_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
@@ -338,6 +341,58 @@ def _one_hot_rows(labels: Tensor, classes: int, ignore_index: int | None) -> tup
     return ((labels[..., None] == ids) & active[..., None]).to(torch.float64), active
 
 
+def _generic_rows(
+    logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
+) -> Tensor:
+    """The float64 rows of the generic path (:func:`_launch.target_rows`, plain
+    differentiable torch operations) of the one-hot ``targets`` (:func:`_one_hot_rows`)."""
+    w = None if weight is None else weight.to(torch.float64)
+    return _launch.target_rows(logits.to(torch.float64), targets, w, _backend.unpack(options))
+
+
+def plain_label_rows(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""Per-row losses of class ids by plain differentiable torch operations (rows x
+    classes logits): the generic float64 rows of the labels as one-hot targets
+    (:func:`_generic_rows`, the rows whose derivatives :class:`_LabelsGrad` takes), 0
+    on ignored rows, in :func:`softmax_ce_labels`' dtype (float32; float64 for float64
+    logits). For nested forward mode (``jacfwd(jacfwd(...))``), whose inner ``jvp``
+    PyTorch does not differentiate when it is an ``autograd.Function``'s rule (the
+    second derivative came out 0): here every derivative, of any order, is torch's own.
+    The class ids and the logits are checked first, as the op checks them (under
+    ``vmap``, every example's)."""
+    _check_plain_inputs(logits, labels, ignore_index)
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
+    rows = _generic_rows(logits, targets, weight, options)
+    return torch.where(active, rows, 0.0).to(_acc(logits.dtype))
+
+
+def _check_plain_inputs(logits: Tensor, labels: Tensor, ignore_index: int | None) -> None:
+    """:func:`softmax_ce_labels`' checks for :func:`plain_label_rows`: the class ids,
+    and the logits of the rows that count (an :class:`InputError` naming the entry of a
+    NaN or an infinity; ignored rows are not read), on the values under torch.func's
+    wrappers (:func:`examples`)."""
+    classes = logits.shape[-1]
+    y, z = (examples(x.detach())[0] for x in (labels, logits))
+    # Plain tensors here: an operation under torch.func makes a wrapped tensor again.
+    with torch._C._DisableFuncTorch():
+        check_class_ids(y, classes=classes, ignore_index=ignore_index)
+        if bool(torch.isfinite(z).all()):
+            return
+        active = torch.ones_like(y, dtype=torch.bool)
+        if ignore_index is not None:
+            active = y != ignore_index
+        active, z = torch.broadcast_tensors(active[..., None], z)
+        rows = z.reshape(-1, classes).to(torch.float64).cpu().numpy()
+        kept = active[..., 0].reshape(-1).cpu().numpy()
+    check_logits_of_rows(rows, kept, name="logits", xp=np, axis=1)
+
+
 def _plain_label_gradient(
     upstream: Tensor,
     logits: Tensor,
@@ -351,11 +406,9 @@ def _plain_label_gradient(
     :func:`_labels_twice_differentiable`), in the logits' dtype: the function whose
     derivatives :class:`_LabelsGrad` takes (its values are the backward op's)."""
     targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
-    w = None if weight is None else weight.to(torch.float64)
-    opts = _backend.unpack(options)
 
     def rows(z: Tensor) -> Tensor:
-        return _launch.target_rows(z.to(torch.float64), targets, w, opts)
+        return _generic_rows(z, targets, weight, options)
 
     pull = torch.func.vjp(rows, logits)[1]
     u = torch.where(active, upstream.to(torch.float64), 0.0)
