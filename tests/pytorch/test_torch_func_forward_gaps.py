@@ -19,6 +19,8 @@ On main:
   (they have no second derivative in any mode).
 * ``jacfwd(jacfwd(...))`` of probability targets with ``soft_cap`` was silently wrong
   (the cap's ``autograd.Function``, as above): now torch's ``tanh`` there.
+* forward mode of ``linear_cross_entropy(..., reduction='none')`` formed the whole N x C
+  logits; now by blocks of rows (``chunk_size``, automatic by default).
 
 Oracles: ``torch.nn.functional.cross_entropy`` in float64 (plus the textbook soft cap,
 temperature and z-loss) under the same transforms.
@@ -36,6 +38,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 ct = pytest.importorskip("crossent.torch")
 func = pytest.importorskip("torch.func")
+_ops = pytest.importorskip("crossent.torch._ops")
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 
@@ -254,3 +257,51 @@ def test_nested_forward_mode_checks_as_the_op() -> None:
     kept = torch.tensor([True, True, False, True])
     want = func.jacfwd(func.jacfwd(lambda x: F.cross_entropy(x, y[kept], reduction="sum")))
     torch.testing.assert_close(got[kept][:, :, kept], want(z[kept]), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 3])
+def test_linear_rows_tangent_by_blocks(monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> None:
+    """Forward mode of ``reduction='none'`` forms the logits by blocks of ``chunk_size``
+    rows: the row gradients' kernel sees no more rows than a block (on main all 5 at
+    once), and ``jvp`` and ``jacfwd`` match
+    float64 ``F.cross_entropy(F.linear(...))``."""
+    sizes: list[int] = []
+    real = _ops._unit_row_gradients
+
+    def spy(logits: torch.Tensor, *args: Any) -> torch.Tensor:
+        sizes.append(int(logits.shape[0]))
+        return real(logits, *args)
+
+    monkeypatch.setattr(_ops, "_unit_row_gradients", spy)
+    g = torch.Generator().manual_seed(25)
+    n = 5
+    h = torch.randn(n, D, generator=g, dtype=torch.float64)
+    w = torch.randn(C, D, generator=g, dtype=torch.float64)
+    b = torch.randn(C, generator=g, dtype=torch.float64)
+    y = torch.tensor([0, 3, -100, 4, 2])
+    primals = (h, w, b)
+    tangents = tuple(torch.randn(x.shape, generator=g, dtype=torch.float64) for x in primals)
+
+    def ours(x: torch.Tensor, m: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return ct.linear_cross_entropy(
+            x,
+            m,
+            y,
+            linear_bias=c,
+            reduction="none",
+            chunk_size=chunk_size,
+            label_smoothing=0.1,
+            ignore_index=-100,
+        )
+
+    def theirs(x: torch.Tensor, m: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(F.linear(x, m, c), y, reduction="none", label_smoothing=0.1)
+
+    got = func.jvp(ours, primals, tangents)[1]
+    torch.testing.assert_close(got, func.jvp(theirs, primals, tangents)[1], rtol=1e-12, atol=1e-14)
+    assert max(sizes) == chunk_size
+    assert sum(sizes) == n
+    jac = func.jacfwd(ours, argnums=(0, 1, 2))(*primals)
+    want = func.jacfwd(theirs, argnums=(0, 1, 2))(*primals)
+    for a, e in zip(jac, want, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-14)

@@ -57,7 +57,14 @@ from ..errors import InputError
 from . import _backend, _launch, _targets
 from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
-from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
+from ._linear import (
+    Gradients,
+    LinearProblem,
+    auto_chunks,
+    backward_pass,
+    forward_pass,
+    row_stats,
+)
 
 __all__ = [
     "LabelsFunction",
@@ -1051,21 +1058,42 @@ def _linear_rows_tangent(
     \dot z_i`, :math:`g_i = \partial L_i/\partial z_i` at the logits
     :math:`z = hW^\top + b` and :math:`\dot z = \dot h W^\top + h \dot W^\top +
     \dot b` (the tangent of each row needs its logits' gradient, which the scalar
-    reductions' rule sums away). The logits are formed whole here (forward mode only;
-    under ``jacfwd`` once, the tangents batched), :math:`g` by the class-id kernels
-    (as ``cross_entropy`` of the logits), a constant whose derivative names the loss
-    (:class:`_FirstOrder`)."""
+    reductions' rule sums away), :math:`g` by the class-id kernels (as
+    ``cross_entropy`` of the logits), a constant whose derivative names the loss
+    (:class:`_FirstOrder`). By blocks of rows, as the forward's (``settings``:
+    ``ignore_index``, the packed options and ``chunk_size``, 0 for automatic:
+    :func:`crossent.torch._linear.auto_chunks`, blocks of some
+    ``BLOCK_BYTES`` of logits): a block's logits, their tangent and gradient are
+    dropped before the next block, so the memory is that of a block, not of the
+    :math:`N \times C` logits (forward mode only; under ``jacfwd`` the tangents are
+    batched, each block's tangent as many times as ``jacfwd``'s basis)."""
+    input, linear_weight = tensors[:2]
+    chunk_size = settings[2]
+    n, classes = int(input.shape[0]), int(linear_weight.shape[0])
+    itemsize = torch.empty((), dtype=_acc(input.dtype)).element_size()
+    rows = auto_chunks(n, classes, itemsize, chunk_size or None, classes)[0]
+    if rows >= n:
+        return _linear_block_tangent(tensors, settings[:2], tangents, slice(0, n))
+    blocks = (slice(i, min(i + rows, n)) for i in range(0, n, rows))
+    return torch.cat([_linear_block_tangent(tensors, settings[:2], tangents, b) for b in blocks])
+
+
+def _linear_block_tangent(
+    tensors: tuple[Any, ...], settings: tuple[Any, ...], tangents: tuple[Any, ...], rows: slice
+) -> Tensor:
+    """:func:`_linear_rows_tangent` of the block ``rows``."""
     input, linear_weight, linear_bias, labels, weight = tensors
     ignore_index, options = settings
     acc = _acc(input.dtype)
     f = torch.nn.functional
-    z = f.linear(input, linear_weight, linear_bias)
+    h = input[rows]
+    z = f.linear(h, linear_weight, linear_bias)
     dh, dw, db = tangents
     dz = torch.zeros((), dtype=acc, device=input.device)
     if dh is not None:
-        dz = dz + f.linear(dh, linear_weight).to(acc)
+        dz = dz + f.linear(dh[rows], linear_weight).to(acc)
     if dw is not None:
-        dz = dz + f.linear(input, dw).to(acc)
+        dz = dz + f.linear(h, dw).to(acc)
     if db is not None:
         dz = dz + db.to(acc)
     g = _FirstOrder.call(
@@ -1073,7 +1101,7 @@ def _linear_rows_tangent(
         "linear_cross_entropy",
         "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
         z,
-        labels,
+        labels[rows],
         weight,
         ignore_index,
         options,
@@ -1136,7 +1164,8 @@ class LinearFunction(torch.autograd.Function):
         empty = input.new_empty((0,))  # (the unformed gradients' outputs)
         stats = _stat_tangents(ctx.unmarked, (lse, log_p, empty, empty, empty))
         if ctx.settings[2] == "none":
-            rows = _linear_rows_tangent(ctx.saved_tensors[:5], ctx.settings[:2], tangents[:3])
+            settings = (*ctx.settings[:2], ctx.settings[3])  # ignore_index, options, chunk_size
+            rows = _linear_rows_tangent(ctx.saved_tensors[:5], settings, tangents[:3])
             return (rows, *stats)
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
