@@ -195,6 +195,17 @@ NUMBERS: list[Number] = [
         lambda: -np.expm1(-crossent.softmax_cross_entropy(np.array([[40.0, -40.0]]), [0])),
         ".1e",
     ),
+    # the honest forecast's expected NLL, the least any forecast of the 0.7 coin gets
+    (
+        "docs/tutorials/calibration.md",
+        "The honest forecast 0.7 has the least, $H(P) = 0.6109$ nats",
+        "0.6109",
+        lambda: -MP.fsum(v * MP.log(v) for v in (MP.mpf("0.7"), MP.mpf("0.3"))),
+        lambda: min(
+            crossent.cross_entropy([0.7, 0.3], [q, 1 - q]) for q in np.arange(1, 100) / 100
+        ),
+        ".4f",
+    ),
     (
         "docs/tutorials/code-length.md",
         r"$\log_2 17 = 4.09$ bits",

@@ -1,0 +1,106 @@
+"""What the docs say about the anchors (SciPy, PyTorch, Optax, torchmetrics), checked.
+
+The comparison table appears twice (README.md and docs/differs.md): both copies must say
+the same. Every issue number cited in the docs or a docstring must be one that was read
+and found to say what the text says it does (main cited scipy#12553 for
+``scipy.stats.entropy``'s renormalisation, a number that could not be traced to it). The
+claims the table makes about other libraries are measured where those libraries are
+installed; Optax is not, so its row is measured on Optax's own formula, run in JAX.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each issue cited, with what it is about (read when it was cited).
+VERIFIED_ISSUES = {
+    "torchmetrics#3510": "calibration error counts a confidence of exactly 1.0 in an extra bin",
+    "scipy#23064": "asks for a switch to skip stats.entropy's input normalisation",
+    "optax#1267": "NaNs with optax.losses.sigmoid_focal_loss for small gamma",
+    "Megatron-LM issue #737": "label smoothing's mean log-probability taken over the shard",
+}
+_REFERENCE = re.compile(r"\b(?:[A-Za-z][\w.-]*#\d+|Megatron-LM issue #\d+)")
+
+
+def _documents() -> list[Path]:
+    docs = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "docs").glob("*/*.md")]
+    return [p for p in docs if p.name != "changelog.md"] + sorted((ROOT / "src").rglob("*.py"))
+
+
+def test_cited_issue_numbers_are_the_verified_ones() -> None:
+    cited = {
+        (match, str(path.relative_to(ROOT)))
+        for path in _documents()
+        for match in _REFERENCE.findall(path.read_text())
+    }
+    assert cited, "no issue reference found: the pattern is broken"
+    unknown = sorted((ref, path) for ref, path in cited if ref not in VERIFIED_ISSUES)
+    assert not unknown, unknown
+
+
+def _anchor_table(path: Path) -> list[str]:
+    """The rows of the table whose header is ``| situation | crossent | elsewhere |``."""
+    lines = path.read_text().splitlines()
+    start = lines.index("| situation | crossent | elsewhere |")
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_the_two_copies_of_the_comparison_table_agree() -> None:
+    readme = _anchor_table(ROOT / "README.md")
+    differs = _anchor_table(ROOT / "docs" / "differs.md")
+    assert len(readme) > 10
+    assert readme == differs
+
+
+def test_xlogy_row_torch_gives_a_nan_gradient_at_zero() -> None:
+    """`0 log 0` row: torch.xlogy's gradient at 0 is NaN; crossent's entropy is finite."""
+    torch = pytest.importorskip("torch")
+    import crossent
+
+    row = next(r for r in _anchor_table(ROOT / "docs" / "differs.md") if "`0 log 0`" in r)
+    assert "NaN gradient from `torch.xlogy`" in row
+    p = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    (-torch.xlogy(p, p).sum()).backward()
+    assert p.grad is not None
+    assert torch.isnan(p.grad[0])
+    q = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    crossent.entropy(q).backward()
+    assert q.grad is not None
+    assert bool(torch.isfinite(q.grad).all())
+
+
+def test_xlogy_row_optax_kl_formula_gives_a_nan_gradient_in_its_targets() -> None:
+    """Optax's ``kl_divergence`` (optax/losses/_classification.py), its formula verbatim."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    row = next(r for r in _anchor_table(ROOT / "docs" / "differs.md") if "`0 log 0`" in r)
+    assert "Optax's `kl_divergence` in its targets (its formula, run in JAX" in row
+
+    def kl_divergence(log_predictions: object, targets: object) -> object:
+        loss = targets * (jnp.where(targets == 0, 0, jnp.log(targets)) - log_predictions)
+        return jnp.sum(loss, axis=-1)
+
+    grad = jax.grad(kl_divergence, argnums=1)(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.0, 1.0]))
+    assert bool(jnp.isnan(grad[0]))
+    assert bool(jnp.isfinite(grad[1]))
+
+
+def test_scipy_row_entropy_renormalises_as_its_docstring_says() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    row = next(r for r in _anchor_table(ROOT / "docs" / "differs.md") if "rows not summing" in r)
+    assert "renormalises silently, as its docstring says" in row
+    assert "normalize" in (stats.entropy.__doc__ or "")
+    rounded = np.array([3, 6, 8, 11, 14, 17, 14, 11, 8, 6, 3]) / 100  # sums to 1.01
+    assert stats.entropy(rounded) == pytest.approx(stats.entropy(rounded / rounded.sum()), 1e-15)
