@@ -104,3 +104,80 @@ def test_scipy_row_entropy_renormalises_as_its_docstring_says() -> None:
     assert "normalize" in (stats.entropy.__doc__ or "")
     rounded = np.array([3, 6, 8, 11, 14, 17, 14, 11, 8, 6, 3]) / 100  # sums to 1.01
     assert stats.entropy(rounded) == pytest.approx(stats.entropy(rounded / rounded.sum()), 1e-15)
+
+
+def test_install_text_says_there_is_no_release_while_there_is_none() -> None:
+    """Main's index said ``pip install crossent``: there is no release to install."""
+    unreleased = (
+        "crossent has not had a release yet" in (ROOT / "docs" / "changelog.md").read_text()
+    )
+    index = " ".join((ROOT / "docs" / "index.md").read_text().split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    if unreleased:
+        assert "There is no release on PyPI yet: install from a clone" in index
+        assert "Install with `pip install crossent`" not in index
+        assert "crossent has no release on PyPI yet" in readme
+
+
+def _lbfgs_recipe(logits: np.ndarray, labels: np.ndarray, lr: float, steps: int) -> float:
+    """Temperature scaling as the widely copied reference code does it: T from 1.5,
+    ``torch.optim.LBFGS([T], lr=lr, max_iter=steps)`` on the NLL, no constraint."""
+    torch = pytest.importorskip("torch")
+    t = torch.nn.Parameter(torch.full((1,), 1.5, dtype=torch.float64))
+    opt = torch.optim.LBFGS([t], lr=lr, max_iter=steps)
+    z, y = torch.from_numpy(logits), torch.from_numpy(labels)
+
+    def closure() -> object:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(z / t, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(t.item())
+
+
+def test_temperature_row_the_lbfgs_recipe_stops_short_and_runs_off() -> None:
+    """The table's figures: the calibration demo's data (logits x 3, labels drawn from the
+    logits), and a model worse than chance (labels drawn from the negated logits)."""
+    pytest.importorskip("torch")
+    import crossent
+
+    row = next(r for r in _anchor_table(ROOT / "docs" / "differs.md") if "temperature scaling" in r)
+    assert "it stopped at T = 1.77 where the optimum is 2.98" in row
+    assert "T went past 4000" in row
+    rng = np.random.default_rng(0)
+
+    def drawn(z: np.ndarray) -> np.ndarray:
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return (rng.random((len(z), 1)) > np.cumsum(p, axis=1)).sum(axis=1)
+
+    z = rng.normal(size=(2000, 5)) * 2
+    labels = drawn(z)
+    optimum = crossent.TemperatureScaling(guard=False).fit(3 * z, labels).fitted_temperature_
+    assert f"{optimum:.2f}" == "2.98"
+    assert f"{_lbfgs_recipe(3 * z, labels, 0.01, 50):.2f}" == "1.77"
+    worse = drawn(-z)
+    bounded = crossent.TemperatureScaling(guard=False).fit(z, worse)
+    assert bounded.at_bound_  # crossent stops at its bound (20), and says so
+    assert _lbfgs_recipe(z, worse, 0.1, 500) > 4000
+
+
+def test_last_bin_row_torchmetrics_counts_a_confidence_of_one_apart() -> None:
+    """torchmetrics#3510, measured on the installed torchmetrics (the table names 1.9)."""
+    torch = pytest.importorskip("torch")
+    torchmetrics = pytest.importorskip("torchmetrics")
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    import crossent
+
+    row = next(r for r in _anchor_table(ROOT / "docs" / "differs.md") if "exactly 1.0" in r)
+    assert "a hidden extra bin in torchmetrics 1.9 (torchmetrics#3510)" in row
+    if not torchmetrics.__version__.startswith("1.9"):
+        pytest.skip(f"the row is about torchmetrics 1.9; {torchmetrics.__version__} installed")
+    preds, target = [0.95, 1.0], [1, 0]  # both in the last of 10 bins: |0.975 - 0.5|
+    theirs = binary_calibration_error(torch.tensor(preds), torch.tensor(target), n_bins=10)
+    ours = crossent.calibration_error(np.array(preds), target, scope="positive-class", bins=10)
+    assert ours.value == pytest.approx(0.475, rel=1e-12)
+    assert float(theirs) == pytest.approx(0.525, rel=1e-6)  # 1.0 alone in an 11th bin

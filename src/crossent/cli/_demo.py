@@ -135,8 +135,8 @@ def _step_by_step(out: TextIO) -> None:
     _note(
         out,
         f"H(P) = {d.entropy:.4f}   H(P,Q) = {d.cross_entropy:.4f}   "
-        f"KL(P||Q) = {d.kl_divergence:.4f}",
-        f"identity H(P,Q) = H(P) + KL: {d.cross_entropy:.6f} = "
+        f"D(P||Q) = {d.kl_divergence:.4f}",
+        f"identity H(P,Q) = H(P) + D(P||Q): {d.cross_entropy:.6f} = "
         f"{d.entropy:.6f} + {d.kl_divergence:.6f}",
     )
 
