@@ -64,7 +64,6 @@ path) and small (``_small_sigmoid``), so that those two stay the same bits.
 
 from __future__ import annotations
 
-import decimal
 import functools
 import math
 from fractions import Fraction
@@ -86,6 +85,7 @@ __all__ = [
     "HUGE",
     "INVERSE_FACTORIALS",
     "STEPS",
+    "Tables",
     "gradient",
     "kernel_gradient",
     "numerator_dd",
@@ -139,6 +139,8 @@ class Tables(NamedTuple):
 @functools.cache
 def tables() -> Tables:
     """:class:`Tables`, from 60 significant digits (``decimal``; about 16 ms, once)."""
+    import decimal  # (here: ``import crossent`` does not import it)
+
     context = decimal.Context(prec=60)
     step = context.power(decimal.Decimal(2), decimal.Decimal(1) / STEPS)
     value, rows = decimal.Decimal(1), []
