@@ -1,0 +1,123 @@
+"""Hostile pass 2 over ``crossent.torch``: the bugs it found, each pinned here.
+
+* ``linear_cross_entropy`` with a scalar reduction forms its gradients in the forward
+  and saved only those: an input, classifier, bias, label or class weight changed in
+  place between the forward and the backward was not noticed, and the backward
+  returned the gradients of the old values. ``F.cross_entropy(F.linear(...))`` (whose
+  saved tensors carry version counters) raises "modified by an inplace operation";
+  so does ``reduction='none'`` (which saves its inputs). On main the scalar cases of
+  ``test_linear_in_place_change_refused`` fail (no error). A bias changed in place is
+  no error there (``F.linear`` does not save it): nor here, for the scalar reductions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+torch = pytest.importorskip("torch")
+ct = pytest.importorskip("crossent.torch")
+F = torch.nn.functional
+
+from tolerances import CLOSED_FORM, assert_close  # noqa: E402
+
+
+def _linear_case() -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(6, 4, dtype=torch.float64, generator=g)
+    w = torch.randn(9, 4, dtype=torch.float64, generator=g)
+    b = torch.randn(9, dtype=torch.float64, generator=g)
+    y = torch.tensor([0, 8, -100, 3, 3, 1])
+    cw = torch.rand(9, dtype=torch.float64, generator=g)
+    return h, w, b, y, cw
+
+
+def _bump_input(t: dict[str, torch.Tensor]) -> None:
+    t["input"].mul_(2)
+
+
+def _bump_weight(t: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        t["linear_weight"].add_(1)
+
+
+def _bump_bias(t: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        t["linear_bias"].add_(1)
+
+
+def _bump_labels(t: dict[str, torch.Tensor]) -> None:
+    t["target"][0] = 5
+
+
+def _bump_class_weight(t: dict[str, torch.Tensor]) -> None:
+    t["weight"].mul_(3)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("change", [_bump_input, _bump_weight, _bump_labels, _bump_class_weight])
+def test_linear_in_place_change_refused(
+    reduction: str, change: Callable[[dict[str, torch.Tensor]], None]
+) -> None:
+    """A tensor of the loss changed in place before the backward: autograd's error, as
+    for ``F.cross_entropy(F.linear(...))`` (not the old values' gradients)."""
+    h, w, b, y, cw = _linear_case()
+    leaf = h.clone().requires_grad_()
+    w = w.requires_grad_()
+    b = b.requires_grad_()
+    tensors = {"input": leaf * 1.0, "linear_weight": w, "linear_bias": b, "target": y}
+    tensors["weight"] = cw
+    loss = ct.linear_cross_entropy(
+        tensors["input"],
+        w,
+        y,
+        linear_bias=b,
+        weight=cw,
+        ignore_index=-100,
+        reduction=reduction,
+    ).sum()
+    # The torch pair raises on every one of these changes.
+    naive = F.cross_entropy(
+        F.linear(tensors["input"], w, b), y, weight=cw, ignore_index=-100, reduction=reduction
+    ).sum()
+    change(tensors)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        naive.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_linear_unchanged_inputs_still_differentiate() -> None:
+    """The inputs saved beside the formed gradients change nothing else: the gradients
+    are ``F.cross_entropy(F.linear(...))``'s (float64)."""
+    h, w, b, y, cw = _linear_case()
+    ours = [t.clone().requires_grad_() for t in (h, w, b)]
+    ref = [t.clone().requires_grad_() for t in (h, w, b)]
+    ct.linear_cross_entropy(
+        ours[0], ours[1], y, linear_bias=ours[2], weight=cw, ignore_index=-100
+    ).backward()
+    F.cross_entropy(F.linear(*ref), y, weight=cw, ignore_index=-100).backward()
+    for a, r in zip(ours, ref, strict=True):
+        assert_close(a.grad, r.grad, CLOSED_FORM)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_linear_bias_changed_in_place_as_torch(reduction: str) -> None:
+    """``F.linear`` saves no bias, so the torch pair backpropagates after the bias was
+    changed in place (its gradients those of the forward's values): so do the formed
+    gradients (``'none'`` recomputes the logits from the bias, and refuses)."""
+    h, w, b, y, _ = _linear_case()
+    ours = [t.clone().requires_grad_() for t in (h, w, b)]
+    ref = [t.clone().requires_grad_() for t in (h, w, b)]
+    loss = ct.linear_cross_entropy(
+        ours[0], ours[1], y, linear_bias=ours[2], ignore_index=-100, reduction=reduction
+    )
+    naive = F.cross_entropy(F.linear(*ref), y, reduction=reduction)
+    with torch.no_grad():
+        ours[2].add_(1)
+        ref[2].add_(1)
+    loss.backward()
+    naive.backward()
+    for a, r in zip(ours, ref, strict=True):
+        assert_close(a.grad, r.grad, CLOSED_FORM)
