@@ -121,3 +121,39 @@ def test_linear_bias_changed_in_place_as_torch(reduction: str) -> None:
     naive.backward()
     for a, r in zip(ours, ref, strict=True):
         assert_close(a.grad, r.grad, CLOSED_FORM)
+
+
+def _meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: f.cross_entropy(_meta(6, 5), _meta(6, dtype=torch.long)),
+        lambda f: f.cross_entropy(_meta(6, 5), _meta(6, dtype=torch.long), reduction="none"),
+        lambda f: f.cross_entropy(_meta(2, 5, 3), _meta(2, 3, dtype=torch.long), reduction="none"),
+        lambda f: f.cross_entropy(_meta(6, 5), _meta(6, 5), label_smoothing=0.1),
+        lambda f: f.linear_cross_entropy(_meta(6, 4), _meta(5, 4), _meta(6, dtype=torch.long)),
+    ],
+    ids=["labels", "labels-none", "k-dim", "probabilities", "linear"],
+)
+def test_meta_tensors_give_shapes(call: Callable[[object], torch.Tensor]) -> None:
+    """Meta tensors (shape inference, a model built on ``device='meta'``): no data to
+    check, so no check reads them, as while Dynamo traces; the shapes, dtypes and
+    device are ``F``'s. On main the eager off-CPU checks called ``.item()`` on them
+    (``RuntimeError: Tensor.item() cannot be called on meta tensors``)."""
+    got, expected = call(ct), call(F)
+    assert got.device.type == "meta"
+    assert (got.shape, got.dtype) == (expected.shape, expected.dtype)
+
+
+def test_meta_tensors_differentiate() -> None:
+    """The meta backward gives gradients of the inputs' shapes (as ``F``'s)."""
+    z = _meta(6, 5).requires_grad_()
+    h, w = _meta(6, 4).requires_grad_(), _meta(5, 4).requires_grad_()
+    y = _meta(6, dtype=torch.long)
+    (gz,) = torch.autograd.grad(ct.cross_entropy(z, y), z)
+    gh, gw = torch.autograd.grad(ct.linear_cross_entropy(h, w, y), (h, w))
+    assert (gz.shape, gh.shape, gw.shape) == (z.shape, h.shape, w.shape)
+    assert gz.device.type == gh.device.type == gw.device.type == "meta"

@@ -96,7 +96,8 @@ def check_class_ids_off_cpu(
 
     On the CPU the custom ops check the labels themselves, on data already in host
     memory (also under ``torch.compile``); elsewhere the check costs a device sync, so
-    it runs eagerly only, never while Dynamo traces.
+    it runs eagerly only, never while Dynamo traces, nor on meta tensors (no data: shape
+    inference gets ``F.cross_entropy``'s shapes, not ``.item()``'s error).
     """
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
+    if labels.device.type not in ("cpu", "meta") and not torch.compiler.is_compiling():
         check_class_ids(labels, classes=classes, ignore_index=ignore_index)

@@ -128,9 +128,10 @@ def raise_bad_row(
 def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None:
     """The check of probability ``target`` (the caller's layout, classes on axis 1) for
     the generic path, in eager calls only (never while Dynamo traces: a data-dependent
-    branch; off the CPU a device sync). Under ``torch.func`` every example's values
-    (``_arguments.examples``; the row then names the example first)."""
-    if torch.compiler.is_compiling():
+    branch; off the CPU a device sync), not on meta tensors (no data). Under
+    ``torch.func`` every example's values (``_arguments.examples``; the row then names
+    the example first)."""
+    if torch.compiler.is_compiling() or target.device.type == "meta":
         return
     values, _ = examples(target.detach())
     axis = values.ndim - target.ndim + 1  # vmap's example axes lead
