@@ -157,3 +157,18 @@ def test_meta_tensors_differentiate() -> None:
     gh, gw = torch.autograd.grad(ct.linear_cross_entropy(h, w, y), (h, w))
     assert (gz.shape, gh.shape, gw.shape) == (z.shape, h.shape, w.shape)
     assert gz.device.type == gh.device.type == gw.device.type == "meta"
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_second_derivative_names_the_loss(reduction: str) -> None:
+    """A gradient penalty through ``linear_cross_entropy``: an error naming the loss
+    and ``cross_entropy(F.linear(...))``, for every reduction. On main ``'none'`` (whose
+    backward recomputes the logits in a custom op without autograd) raised PyTorch's
+    "no autograd formula was registered" for ``crossent.linear_cross_entropy_v4_backward``
+    instead."""
+    h, w, _, y, _ = _linear_case()
+    h = h.requires_grad_()
+    loss = ct.linear_cross_entropy(h, w.requires_grad_(), y, ignore_index=-100, reduction=reduction)
+    (g,) = torch.autograd.grad(loss.sum(), h, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"has no second derivative.*cross_entropy\(F\.linear"):
+        g.pow(2).sum().backward()

@@ -922,6 +922,8 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
             *ctx.settings,
         )
         gb = gb if ctx.has_bias else None
+        if torch.is_grad_enabled():  # 'none', create_graph: name the loss, as above
+            gi, gw, gb = _first_order_only((gi, gw, gb))
     return (gi, gw, gb) + (None,) * 9
 
 
