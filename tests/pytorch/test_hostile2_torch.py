@@ -8,6 +8,15 @@
   so does ``reduction='none'`` (which saves its inputs). On main the scalar cases of
   ``test_linear_in_place_change_refused`` fail (no error). A bias changed in place is
   no error there (``F.linear`` does not save it): nor here, for the scalar reductions.
+* The vocab-parallel losses saved neither the labels nor the class weights: changed
+  in place before the backward, they were no error, and the class weights' change
+  reached the label-smoothing term of the gradient through a view kept in the
+  backward's state (a gradient of neither the old nor the new weights). On main
+  ``test_vocab_parallel_in_place_change_refused`` fails in its 4 cases.
+* Meta tensors (shape inference): ``cross_entropy`` and ``linear_cross_entropy``
+  raised ``Tensor.item() cannot be called on meta tensors`` from their eager checks.
+* ``linear_cross_entropy(reduction='none')``: a second derivative raised PyTorch's
+  "no autograd formula was registered", not the error naming the loss.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 F = torch.nn.functional
+
+from spawned import one_rank_group  # noqa: E402
 
 from tolerances import CLOSED_FORM, assert_close  # noqa: E402
 
@@ -172,3 +183,31 @@ def test_linear_second_derivative_names_the_loss(reduction: str) -> None:
     (g,) = torch.autograd.grad(loss.sum(), h, create_graph=True)
     with pytest.raises(RuntimeError, match=r"has no second derivative.*cross_entropy\(F\.linear"):
         g.pow(2).sum().backward()
+
+
+@pytest.mark.parametrize("changed", ["target", "weight"])
+@pytest.mark.parametrize("loss", ["logits", "linear"])
+def test_vocab_parallel_in_place_change_refused(tmp_path: object, loss: str, changed: str) -> None:
+    """Labels or class weights changed in place between the forward and the backward of
+    a vocab-parallel loss: autograd's error, as ``F.cross_entropy``'s (one rank)."""
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(5, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    h = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    tensors = {"target": torch.tensor([0, 1, 2, 3, 5]), "weight": torch.rand(6, generator=g)}
+    tensors["weight"] = tensors["weight"].double()
+    with one_rank_group(str(tmp_path)):
+        if loss == "logits":
+            out = ct.vocab_parallel_cross_entropy(
+                z, tensors["target"], weight=tensors["weight"], label_smoothing=0.5
+            )
+        else:
+            out = ct.vocab_parallel_linear_cross_entropy(
+                h, w, tensors["target"], class_weight=tensors["weight"], label_smoothing=0.5
+            )
+        naive = F.cross_entropy(z, tensors["target"], tensors["weight"], label_smoothing=0.5)
+        tensors[changed][0] = 4
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            naive.backward()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.backward()
