@@ -17,6 +17,9 @@
   raised ``Tensor.item() cannot be called on meta tensors`` from their eager checks.
 * ``linear_cross_entropy(reduction='none')``: a second derivative raised PyTorch's
   "no autograd formula was registered", not the error naming the loss.
+* ``torch.jit.trace`` of ``cross_entropy`` and ``linear_cross_entropy``: PyTorch's
+  internal assert ``iter->isIntList()`` (the traced batch sizes in the custom ops'
+  ``int[]`` argument); ``F``'s trace.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 F = torch.nn.functional
 
+from crossent.errors import InputError  # noqa: E402
 from spawned import one_rank_group  # noqa: E402
 
 from tolerances import CLOSED_FORM, assert_close  # noqa: E402
@@ -211,3 +215,77 @@ def test_vocab_parallel_in_place_change_refused(tmp_path: object, loss: str, cha
             naive.backward()
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             out.backward()
+
+
+_W = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+
+_TRACED = {
+    "labels": (
+        lambda z, y: ct.cross_entropy(z, y, label_smoothing=0.1),
+        lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1),
+        lambda n, g: (torch.randn(n, 5, dtype=torch.float64, generator=g), _labels(n, g)),
+    ),
+    "k-dim": (
+        lambda z, y: ct.cross_entropy(z, y, reduction="none"),
+        lambda z, y: F.cross_entropy(z, y, reduction="none"),
+        lambda n, g: (
+            torch.randn(n, 5, 2, dtype=torch.float64, generator=g),
+            torch.randint(0, 5, (n, 2), generator=g),
+        ),
+    ),
+    "probabilities": (
+        lambda z, t: ct.cross_entropy(z, t),
+        lambda z, t: F.cross_entropy(z, t),
+        lambda n, g: (
+            torch.randn(n, 5, dtype=torch.float64, generator=g),
+            torch.randn(n, 5, dtype=torch.float64, generator=g).softmax(1),
+        ),
+    ),
+    "linear": (
+        lambda h, y: ct.linear_cross_entropy(h, _W, y),
+        lambda h, y: F.cross_entropy(h @ _W.T, y),
+        lambda n, g: (torch.randn(n, 4, dtype=torch.float64, generator=g), _labels(n, g)),
+    ),
+}
+
+
+def _labels(n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, 5, (n,), generator=g)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.parametrize("case", list(_TRACED))
+def test_jit_trace(case: str) -> None:
+    """``torch.jit.trace`` of the losses, run at the traced batch size and another:
+    ``F``'s values and gradients (float64)."""
+    ours, ref, make = _TRACED[case]
+    g = torch.Generator().manual_seed(8)
+    traced = torch.jit.trace(ours, make(6, g), check_trace=False)
+    for n in (6, 9):
+        args = make(n, g)
+        x = args[0].clone().requires_grad_()
+        xr = args[0].clone().requires_grad_()
+        got, expected = traced(x, args[1]), ref(xr, args[1])
+        assert_close(got, expected, CLOSED_FORM)
+        up = torch.ones_like(got)
+        (gx,) = torch.autograd.grad(got, x, up)
+        (gr,) = torch.autograd.grad(expected, xr, up)
+        assert_close(gx, gr, CLOSED_FORM)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_jit_trace_names_the_row_at_another_size() -> None:
+    """A traced graph holds the traced batch shape as a constant: a bad label of a
+    batch of another size is named by its own row (not its index modulo the traced
+    size: row 8 of 9 was "row 2" after a trace at 6)."""
+    traced = torch.jit.trace(
+        lambda z, y: ct.cross_entropy(z, y),
+        (torch.zeros(6, 5), torch.zeros(6, dtype=torch.long)),
+        check_trace=False,
+    )
+    y = torch.zeros(9, dtype=torch.long)
+    y[8] = 99
+    with pytest.raises((InputError, RuntimeError), match=r"row 8 has 99"):
+        traced(torch.zeros(9, 5), y)

@@ -16,6 +16,7 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ __all__ = [
     "floating_tensor",
     "functorch_reverse_mode",
     "has_tangent",
+    "op_sizes",
     "tensor",
     "under_torch_func",
     "vmapped",
@@ -188,6 +190,17 @@ def functorch_reverse_mode() -> bool:
 
     grad = torch._C._functorch.TransformType.Grad
     return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
+
+
+def op_sizes(shape: Sequence[int]) -> list[int]:
+    """``shape`` as a custom op's ``int[]`` argument: plain ints under
+    ``torch.jit.trace``, whose sizes of a traced tensor in an ``int[]`` of a custom op
+    failed PyTorch's internal assert (``iter->isIntList()``, TraceTypeManual.cpp); the
+    traced graph holds them as constants (they only name rows in errors). Else as they
+    are (symbolic sizes stay symbolic under ``torch.compile``)."""
+    if torch.jit.is_tracing():
+        return [int(s) for s in shape]
+    return list(shape)
 
 
 def under_torch_func() -> bool:

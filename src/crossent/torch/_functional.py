@@ -23,6 +23,7 @@ from ._arguments import (
     floating_tensor,
     functorch_reverse_mode,
     has_tangent,
+    op_sizes,
     tensor,
     under_torch_func,
 )
@@ -267,7 +268,7 @@ def cross_entropy(
             "cross_entropy with class-id targets", "torch.func.hessian (jacfwd(jacrev(...)))"
         )
     op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
-    rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
+    rows, _, _ = op(flat, flat_labels, w, op_sizes(batch_shape), opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -313,7 +314,7 @@ def _cross_entropy_probs(
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
         # The op checks the targets (on the CPU, under torch.compile too).
-        batch_shape = list(t.shape[:-1])
+        batch_shape = op_sizes(t.shape[:-1])
         rows = softmax_ce_probs(flat, flat_t, weight, opts.packed(), batch_shape)[0]
         rows = rows.reshape(t.shape[:-1])
     else:
@@ -519,7 +520,7 @@ def linear_cross_entropy(
             linear_bias,
             labels.reshape(-1),
             w,
-            list(batch_shape),
+            op_sizes(batch_shape),
             opts.ignore_index,
             opts.packed(),
             opts.reduction,

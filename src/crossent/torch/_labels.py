@@ -9,6 +9,8 @@ and, when a label is -100 with ``ignore_index=None``, suggests ``ignore_index=-1
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -72,7 +74,8 @@ def check_class_ids(
     position = int(torch.argmax(bad.reshape(-1).to(torch.int8)))
     value = int(labels.reshape(-1)[position])
     lo, hi = int(labels.min()), int(labels.max())
-    shape = tuple(labels.shape) if shape is None else shape
+    if shape is None or math.prod(shape) != labels.numel():  # (a traced graph's batch)
+        shape = tuple(labels.shape)
     index: tuple[int, ...] = tuple(
         int(i) for i in torch.unravel_index(torch.tensor(position), shape)
     )
