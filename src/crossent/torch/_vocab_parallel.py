@@ -19,7 +19,8 @@ with :math:`z' = s\tanh(z/s)/T`, :math:`m_i = \max_c z'_{ic}`, :math:`\sigma = z
 :math:`\ell_i = \log\sum_c e^{\sigma_{ic}}`, :math:`\operatorname{LSE} = m + \ell` and
 :math:`\omega_i = w_{y_i}` (0 on ignored rows). Every sum over classes is over the *whole*
 vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never the shard's
-(Megatron-LM issue #737 used the local size, so its loss changed with the parallel degree).
+(Megatron-LM issue #737: its smoothing term averaged the log-probabilities over the local
+shard only, so its loss changed with the parallel degree).
 
 **Forward: three collectives.** The first is the agreement
 (:mod:`crossent.torch._agreement`): one ``all_gather`` of a fixed-size record per rank
