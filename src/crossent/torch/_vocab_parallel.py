@@ -125,7 +125,7 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
-from ._agreement import Field, exchange, fingerprint, rank_in
+from ._agreement import Field, exchange, fingerprint, group_and_rank
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -202,15 +202,7 @@ def _resolve(group: Any, function: str, problem: Exception | None) -> tuple[Any,
     """The process group (default: the world) and this process's rank in it; an error on
     this process only when there is none (``problem`` first, this rank's own), or it is
     not a member (see the module docstring: that cannot be shared)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        if problem is not None:
-            raise problem
-        raise InputError(
-            "vocab-parallel losses need an initialised torch.distributed process group; "
-            "call torch.distributed.init_process_group first (e.g. under torchrun)"
-        )
-    group = dist.group.WORLD if group is None else group
-    return group, rank_in(group, function)
+    return group_and_rank(group, function, problem, "vocab-parallel losses need")
 
 
 def _agree(
