@@ -56,3 +56,18 @@ def test_compare_log_loss_still_refuses_different_classes() -> None:
     message = r"same shape \(n, classes\).*\(20,\) and \(20, 3\)"
     with pytest.raises(crossent.InputError, match=message):
         crossent.compare_log_loss(pa, three, labels)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda p, y: crossent.negative_log_likelihood(p, y), "probs"),
+        (lambda p, y: crossent.calibration_error(p, y, form="log_probs"), "log_probs"),
+        (lambda p, y: crossent.EvaluationState(2).update(p, y), "probs"),
+        (lambda p, y: crossent.compare_log_loss(p, p, y), "probs_a"),
+    ],
+)
+def test_labels_of_another_length_name_the_predictions_as_given(call: object, name: str) -> None:
+    """The labels' shape message named `logits` (the losses' wording) for every input."""
+    with pytest.raises(crossent.InputError, match=rf"batch shape of `{name}` \(2,\)"):
+        call(np.full((2, 2), 0.5), [0, 1, 0])  # type: ignore[operator]

@@ -726,13 +726,15 @@ def compare_log_loss(
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
     shapes = np.shape(probs_a), np.shape(probs_b)
-    a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
-    b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
-    if a.classes != b.classes:  # (a 1-D P(y = 1) is the 2 classes of its (n, 2) twin)
+    # a 1-D P(y = 1) is the 2 classes of its (n, 2) twin (other shapes: as_predictions)
+    classes = [{1: 2, 2: shape[-1]}.get(len(shape)) for shape in shapes]
+    if None not in classes and classes[0] != classes[1]:
         raise InputError(
             f"`probs_a` and `probs_b` must have the same shape (n, classes), a 1-D array "
             f"being (n, 2); got {shapes[0]} and {shapes[1]}"
         )
+    a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
+    b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
     require_examples(a, purpose="a comparison")
     loss_a = summarize(a).surprisal / log_base
     loss_b = summarize(b).surprisal / log_base
