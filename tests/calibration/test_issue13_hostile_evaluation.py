@@ -71,3 +71,33 @@ def test_labels_of_another_length_name_the_predictions_as_given(call: object, na
     """The labels' shape message named `logits` (the losses' wording) for every input."""
     with pytest.raises(crossent.InputError, match=rf"batch shape of `{name}` \(2,\)"):
         call(np.full((2, 2), 0.5), [0, 1, 0])  # type: ignore[operator]
+
+
+def test_binary_1d_default_scope_differs_from_the_reports_as_documented() -> None:
+    """calibration_error of 1-D P(y = 1) bins max(p, 1 - p) (top-label, its default for
+    every input); crossent.report bins p against [label = 1]; both docstrings say so."""
+    p, _, labels = _binary(400, seed=2)
+    p = np.round(p, 3)  # (no confidence within an ulp of an edge)
+    two = np.stack([1.0 - p, p], axis=1)
+    default = crossent.calibration_error(p, labels)
+    assert default.spec.scope == "top-label"
+    assert default.value == crossent.calibration_error(two, labels).value
+    # brute force: 15 bins [a, b) of max(p, 1 - p) against [argmax = label]
+    conf, hit = np.maximum(p, 1.0 - p), ((p >= 0.5) == (labels == 1)).astype(float)
+    index = np.minimum((conf * 15).astype(int), 14)
+    top = sum(abs(hit[index == b].sum() - conf[index == b].sum()) for b in range(15)) / p.size
+    assert default.value == pytest.approx(top, rel=1e-12)
+    positive = crossent.calibration_error(p, labels, scope="positive-class")
+    index = np.minimum((p * 15).astype(int), 14)
+    by_hand = sum(abs(labels[index == b].sum() - p[index == b].sum()) for b in range(15))
+    assert positive.value == pytest.approx(by_hand / p.size, rel=1e-12)
+    assert positive.value != pytest.approx(default.value, rel=1e-3)
+    ece = crossent.report(p, labels, resamples=5).to_dict()["ece"]
+    assert ece["scope"] == "positive-class"
+    assert ece["value"] == positive.value
+    same = crossent.report(p, labels, resamples=5, scope="top-label").to_dict()["ece"]
+    assert same["value"] == default.value
+    for function in (crossent.calibration_error, crossent.report):
+        assert "positive-class" in function.__doc__
+        assert "top-label" in function.__doc__
+        assert "max(p, 1 - p)" in function.__doc__
