@@ -38,12 +38,21 @@ def _minimise(objective: Any, start: FloatArray) -> Any:
 
 
 _POLISH_STEPS = 12
-"""The most Newton steps of :func:`_polished` (from L-BFGS-B's ~1e-5 on well-scaled
-scores two or three reach the rounding of the gradient)."""
+"""The most Newton steps of :func:`_polished` (from L-BFGS-B's point on well-scaled
+scores, three or four reach the rounding of the gradient)."""
 
 _SINGULAR = 1e-12
 """A Jacobi-scaled Hessian with a Cholesky pivot below this is singular (a direction in
 which the NLL is flat: a score column that is constant) and solved by least squares."""
+
+_REUSE = 1e-6
+"""From a Newton decrement below this, :func:`_polished` keeps the last Hessian's
+factor (its change over the remaining steps is ~1e-3 relative: each step still gains
+about three digits, for a gradient instead of a Hessian and a factorisation)."""
+
+_DONE = 1e-30
+"""A Newton decrement (about twice the objective's excess over its minimum) below this
+is far under the objective's rounding: the polish ends."""
 
 
 def _polished(gradient: Any, hessian: Any, start: FloatArray) -> FloatArray:
@@ -52,13 +61,15 @@ def _polished(gradient: Any, hessian: Any, start: FloatArray) -> FloatArray:
     L-BFGS-B stops at SciPy's default tolerances: parameters ~1e-5 from the optimum on
     well-scaled scores, much farther on scores of 1e8 or 1e-6 (its tolerance is on the
     unscaled gradient).  Newton's method does not depend on the parameters' scale:
-    each step solves :math:`H d = -g` with the exact Hessian of the point, and is taken
-    whole once the Newton decrement :math:`\lambda^2 = -g^T d` is below 1/16 (where it
-    converges quadratically), else damped to :math:`d / (1 + \lambda)` (the damped
-    Newton step of self-concordant objectives).  A step is kept only while the
-    decrement falls (the objective is convex: a decrement that does not fall is
-    rounding noise, or a fit that does not exist running away); at most
-    :data:`_POLISH_STEPS`, two or three from L-BFGS-B's point on well-scaled data.
+    each step solves :math:`H d = -g`, and is taken whole once the Newton decrement
+    :math:`\lambda^2 = -g^T d` is below 1/16 (where it converges quadratically), else
+    damped to :math:`d / (1 + \lambda)` (the damped Newton step of self-concordant
+    objectives).  :math:`H` is the exact Hessian of the point while
+    :math:`\lambda^2 \ge` :data:`_REUSE`, then the last one's factor is kept (each step
+    then costs a gradient).  A step is kept only while the decrement falls (the
+    objective is convex: a decrement that does not fall is rounding noise, or a fit that
+    does not exist running away), until it is below :data:`_DONE`; at most
+    :data:`_POLISH_STEPS`.
 
     ``gradient(theta)`` and ``hessian(theta)`` return float64 arrays.  :math:`H` is
     scaled to a unit diagonal and factored by Cholesky; where a pivot falls below
@@ -67,31 +78,52 @@ def _polished(gradient: Any, hessian: Any, start: FloatArray) -> FloatArray:
     a negative diagonal entry, end the polish where it stands.
     """
     theta = start
-    step, decrement = _newton_step(gradient, hessian, start)
+    solve = _newton_solver(hessian, start)
+    if solve is None:
+        return start
+    step, decrement = _step(gradient, solve, start)
     for _ in range(_POLISH_STEPS):
-        if step is None or not decrement > 0.0:
+        if step is None or not decrement > _DONE:
             break
         size = math.sqrt(decrement)
         candidate = theta + (step if size <= 0.25 else step / (1.0 + size))
         if not np.all(np.isfinite(candidate)):
             break
-        step_next, decrement_next = _newton_step(gradient, hessian, candidate)
+        if decrement >= _REUSE:
+            solve = _newton_solver(hessian, candidate)
+            if solve is None:
+                break
+        step_next, decrement_next = _step(gradient, solve, candidate)
         if step_next is None or not decrement_next < decrement:
             break
         theta, step, decrement = candidate, step_next, decrement_next
     return theta
 
 
-def _newton_step(gradient: Any, hessian: Any, theta: FloatArray) -> tuple[Any, float]:
-    """The Newton step ``d`` of :func:`_polished` at ``theta`` and its decrement
-    ``-g @ d``; ``(None, nan)`` where the gradient or Hessian is not finite."""
+def _step(gradient: Any, solve: Any, theta: FloatArray) -> tuple[Any, float]:
+    """The step ``d = solve(-g)`` at ``theta`` and its decrement ``-g @ d``; ``(None,
+    nan)`` where either is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        g = gradient(theta)
+        if not np.all(np.isfinite(g)):
+            return None, math.nan
+        step = solve(-g)
+    if not np.all(np.isfinite(step)):
+        return None, math.nan
+    return step, float(-g @ step)
+
+
+def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
+    """``rhs -> H^{-1} rhs`` for the Hessian at ``theta`` (scaled to a unit diagonal,
+    Cholesky, least squares where singular: :func:`_polished`); None where the Hessian
+    is not finite or has a negative diagonal entry."""
     from scipy import linalg  # lazily, as optimize
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        matrix, g = hessian(theta), gradient(theta)
+        matrix = hessian(theta)
         diagonal = np.diag(matrix).copy()
-        if not (np.all(np.isfinite(matrix)) and np.all(np.isfinite(g)) and np.all(diagonal >= 0)):
-            return None, math.nan
+        if not (np.all(np.isfinite(matrix)) and np.all(diagonal >= 0)):
+            return None
         # (a 0 on the diagonal of a positive semi-definite matrix: its row is 0, a flat
         # direction: left unscaled, for the least squares)
         unit = np.where(diagonal > 0, 1.0 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0)), 1.0)
@@ -101,13 +133,13 @@ def _newton_step(gradient: Any, hessian: Any, theta: FloatArray) -> tuple[Any, f
         singular = bool(np.min(np.abs(np.diag(factor[0]))) ** 2 < _SINGULAR)
     except linalg.LinAlgError:
         singular = True
-    if singular:
-        step = unit * np.linalg.lstsq(scaled, -unit * g, rcond=_SINGULAR)[0]
-    else:
-        step = unit * linalg.cho_solve(factor, -unit * g)
-    if not np.all(np.isfinite(step)):
-        return None, math.nan
-    return step, float(-g @ step)
+
+    def solve(rhs: FloatArray) -> FloatArray:
+        if singular:
+            return unit * np.linalg.lstsq(scaled, unit * rhs, rcond=_SINGULAR)[0]
+        return unit * linalg.cho_solve(factor, unit * rhs)
+
+    return solve
 
 
 def _absent_classes(labels: IntArray, classes: int) -> bool:
