@@ -60,7 +60,8 @@ What is checked where:
   eagerly (off the CPU they cost a device sync); while compiling, CPU probability
   targets on the generic path are checked at run time by the op
   ``crossent::probability_targets_checked`` (no graph break), the others not; no
-  data check happens inside the ops off the CPU.
+  data check happens inside the ops off the CPU, and none on meta tensors (no data:
+  their shapes and dtypes are ``torch.nn.functional``'s).
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
 fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU

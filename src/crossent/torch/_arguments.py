@@ -16,6 +16,7 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "functorch_reverse_mode",
     "has_tangent",
     "nested_forward_mode",
+    "op_sizes",
     "tensor",
     "under_torch_func",
     "vmapped",
@@ -189,6 +191,17 @@ def functorch_reverse_mode() -> bool:
 
     grad = torch._C._functorch.TransformType.Grad
     return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
+
+
+def op_sizes(shape: Sequence[int]) -> list[int]:
+    """``shape`` as a custom op's ``int[]`` argument: plain ints under
+    ``torch.jit.trace``, whose sizes of a traced tensor in an ``int[]`` of a custom op
+    failed PyTorch's internal assert (``iter->isIntList()``, TraceTypeManual.cpp); the
+    traced graph holds them as constants (they only name rows in errors). Else as they
+    are (symbolic sizes stay symbolic under ``torch.compile``)."""
+    if torch.jit.is_tracing():
+        return [int(s) for s in shape]
+    return list(shape)
 
 
 def under_torch_func() -> bool:

@@ -24,6 +24,7 @@ from ._arguments import (
     functorch_reverse_mode,
     has_tangent,
     nested_forward_mode,
+    op_sizes,
     tensor,
     under_torch_func,
 )
@@ -274,7 +275,8 @@ def cross_entropy(
         rows = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
     else:
         op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
-        rows = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())[0]
+        sizes = op_sizes(batch_shape)
+        rows = op(flat, flat_labels, w, sizes, opts.ignore_index, opts.packed())[0]
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -320,7 +322,7 @@ def _cross_entropy_probs(
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
         # The op checks the targets (on the CPU, under torch.compile too).
-        batch_shape = list(t.shape[:-1])
+        batch_shape = op_sizes(t.shape[:-1])
         rows = softmax_ce_probs(flat, flat_t, weight, opts.packed(), batch_shape)[0]
         rows = rows.reshape(t.shape[:-1])
     else:
@@ -526,7 +528,7 @@ def linear_cross_entropy(
             linear_bias,
             labels.reshape(-1),
             w,
-            list(batch_shape),
+            op_sizes(batch_shape),
             opts.ignore_index,
             opts.packed(),
             opts.reduction,

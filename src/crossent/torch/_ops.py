@@ -961,7 +961,13 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
     # gradient: zeros the size of the classifier (a second dW's worth of memory).
     ctx.set_materialize_grads(False)
     if ctx.formed:
-        ctx.save_for_backward(grad_input, grad_weight, grad_bias)
+        # The tensors that ``F.cross_entropy(F.linear(...))`` saves (not the bias)
+        # saved beside the gradients, though not read: autograd's version counters then
+        # refuse a backward after one of them was changed in place, as there; the
+        # formed gradients, of the old values, were silently returned. (References.)
+        ctx.save_for_backward(
+            grad_input, grad_weight, grad_bias, input, linear_weight, labels, weight
+        )
     else:
         ctx.save_for_backward(input, linear_weight, linear_bias, labels, weight, lse, log_p)
         ctx.settings = tuple(settings)
@@ -978,7 +984,7 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         # before the scalar were rounded twice, and those below float16's range at
         # unit scale came back 0 under a loss scale (GradScaler's 2^16), where
         # PyTorch's are not (issue 13).
-        grad_input, grad_weight, grad_bias = ctx.saved_tensors
+        grad_input, grad_weight, grad_bias, *_ = ctx.saved_tensors  # checks the versions
         g = grad_loss.to(grad_input.dtype)
         dtype_h, dtype_w, dtype_b = ctx.dtypes
         gi, gw = grad_input.mul_(g).to(dtype_h), grad_weight.mul_(g).to(dtype_w)
@@ -999,6 +1005,8 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
             *ctx.settings,
         )
         gb = gb if ctx.has_bias else None
+        if torch.is_grad_enabled():  # 'none', create_graph: name the loss, as above
+            gi, gw, gb = _first_order_only((gi, gw, gb))
     return (gi, gw, gb) + (None,) * 9
 
 

@@ -669,13 +669,17 @@ class _VocabParallelCE(torch.autograd.Function):
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b)
-        ctx.save_for_backward(z)
+        # The labels and the class weights too, though the backward reads ``ctx.state``'s
+        # (a view of the weights among them): autograd then refuses a backward after
+        # either was changed in place, as F.cross_entropy's (the weights' change reached
+        # the smoothing term's gradient, silently).
+        ctx.save_for_backward(z, target, weight)
         ctx.state = (labels, opts, coefs, blocks)
         return loss.to(_compute_dtype(z))
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
-        (z,) = ctx.saved_tensors
+        z, *_ = ctx.saved_tensors  # (the version checks of all three)
         labels, opts, coefs, blocks = ctx.state
         scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
         grad = torch.empty_like(z)
@@ -735,13 +739,14 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b)
-        ctx.save_for_backward(h, weight, bias)
+        # The labels and the class weights too, as _VocabParallelCE's.
+        ctx.save_for_backward(h, weight, bias, target, class_weight)
         ctx.state = (labels, opts, coefs, blocks, group, products)
         return loss.to(dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
-        h, weight, bias = ctx.saved_tensors
+        h, weight, bias, *_ = ctx.saved_tensors
         labels, opts, coefs, blocks, group, products = ctx.state
         dtype, work = products.output, coefs.ell.dtype
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
