@@ -26,19 +26,26 @@ def integer_names(classes: list[str]) -> list[int] | None:
     return values
 
 
+def _integer(name: str) -> int | None:
+    try:
+        return int(name)
+    except ValueError:
+        return None
+
+
 def ambiguous_integer_labels(classes: list[str]) -> bool:
     r"""Whether integer labels beside class columns with these names could be either
     their names or their positions.
 
     A label :math:`y` is read as the position of a class column,
-    :math:`y \in \{0, \dots, K - 1\}`.  When every one of :math:`K \ge 2` class columns is
-    named by an integer (:func:`integer_names`) and the names are not exactly
-    ``0, 1, ..., K - 1`` in order (scikit-learn's ``classes_`` ``[1, 2, 3]`` or
-    ``[-1, 1]``, or the zero-padded ``01, 02``), an integer label could be a column's
-    name or its position, and which is written nowhere: a test set without the last
-    class would be read shifted, with no error.  Names whose integers are
-    ``0, 1, ..., K - 1`` in order (``00, 01``) mean the same as the positions.  One class
-    column is :math:`P(y = 1)` of a binary problem, whose labels are 0 and 1 whatever its
-    name."""
-    named = integer_names(classes)
-    return len(classes) >= 2 and named is not None and named != list(range(len(classes)))
+    :math:`y \in \{0, \dots, K - 1\}`.  When one of :math:`K \ge 2` class columns is
+    named by an integer (in any spelling :func:`integer_names` reads) other than its
+    position (scikit-learn's ``classes_`` ``[1, 2, 3]`` or ``[-1, 1]``, the zero-padded
+    ``01, 02``, or ``1, other, 0``), an integer label could be a column's name or its
+    position, and which is written nowhere: a test set without the last class would be
+    read shifted, with no error.  Names that are their positions (``0, 1``, ``00, 01``,
+    ``0, 1, other``) mean the same either way.  One class column is :math:`P(y = 1)` of
+    a binary problem, whose labels are 0 and 1 whatever its name."""
+    return len(classes) >= 2 and any(
+        _integer(name) not in (None, k) for k, name in enumerate(classes)
+    )

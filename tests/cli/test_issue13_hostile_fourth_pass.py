@@ -5,6 +5,8 @@ attacking ``crossent report``, ``explain`` and their readers, and fails on main 
 * a CSV whose class columns are named ``01, 02`` (zero-padded integers) and whose
   labels are ``01``: pyarrow reads the label as the integer 1, which was taken as the
   position of the column ``02``: exit 0, accuracy 0 where it is 1;
+* integer labels beside class columns of which one is named by an integer other than its
+  position (``1, a, 0``: the label 0 names the third column, read as the first);
 * boolean labels beside class columns named ``True, False``: the label ``True`` names
   the first column and was read as the second, exit 0 and wrong numbers;
 * numbers typed on the command line that float64 cannot hold were read as another:
@@ -80,6 +82,19 @@ def test_zero_padded_integer_class_names_beside_integer_labels_are_refused(
     named = _json(capsys, ["report", str(path), "--integer-labels", "names"])
     assert named["accuracy"] == 1.0
     assert named["nll_nats"] == pytest.approx(_NLL_FIRST, rel=1e-12)
+
+
+def test_integer_labels_beside_a_column_named_by_another_position_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Columns ``1, a, 0`` (not all integers) and the label 0, which names the third
+    column: main read it as the first (exit 0, NLL 0.69 for 1.39; found by hypothesis)."""
+    path = tmp_path / "mixed.csv"
+    path.write_text("label,1,a,0\n" + "0,0.5,0.25,0.25\n" * 3)
+    err = _usage_error(capsys, ["report", str(path), *_FAST])
+    assert "--integer-labels" in err
+    positions = _json(capsys, ["report", str(path), "--integer-labels", "positions"])
+    assert positions["nll_nats"] == pytest.approx(np.log(2))
 
 
 def test_zero_padded_names_that_are_the_positions_need_no_flag(
