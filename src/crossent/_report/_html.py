@@ -25,6 +25,7 @@ from ._text import (
     definition,
     fmt,
     gap_text,
+    gate_texts,
     metric_rows,
     shown_classes,
 )
@@ -281,7 +282,8 @@ def body_html(report: Report) -> str:
         ]
     for gate in p["gates"]:
         verdict = "pass" if gate["pass"] else "FAIL"
-        rows.append((f"gate {gate['name']} <= {gate['threshold']:g}", verdict))
+        shown, limit = gate_texts(gate["value"], gate["threshold"])
+        rows.append((f"gate {gate['name']} <= {limit} (value {shown})", verdict))
     notes = "".join(f"<p>{html.escape(n)}.</p>" for n in p["notes"])
     if p.get("columns"):
         notes += f"<p>{html.escape(columns_statement(p['columns']))}</p>"

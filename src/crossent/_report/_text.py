@@ -20,6 +20,7 @@ __all__ = [
     "fmt",
     "from_json_number",
     "gap_text",
+    "gate_texts",
     "metric_rows",
     "shown_classes",
     "to_json_number",
@@ -129,6 +130,23 @@ def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"{smooth['value']:.4f}  (bandwidth {smooth['bandwidth']:.4f})",
         ),
     ]
+
+
+def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
+    """A gate's value and threshold as printed beside each other: the threshold as given
+    (its shortest round-trip text: 0.1234567, not ``:g``'s 0.123457), the value with 4
+    decimals, or as many more as keep the printed pair in the order of the numbers (a
+    failed ``NLL 1.56704964 > 1.56705`` printed as ``1.5670 > 1.56705`` was false)."""
+    limit = repr(float(threshold)).removesuffix(".0")
+    number = from_json_number(value)
+    if number is None or not math.isfinite(number):
+        return fmt(value), limit
+    above = number > threshold
+    for digits in range(4, 18):
+        text = f"{number:.{digits}f}"
+        if (float(text) > threshold) == above:
+            return text, limit
+    return repr(number), limit
 
 
 def definition(payload: dict[str, Any]) -> str:
