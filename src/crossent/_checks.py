@@ -650,6 +650,7 @@ def check_labels(
     ignore_index: int | None,
     check_range: bool = True,
     float_hint: str = _LOSS_FLOAT_HINT,
+    values_name: str = "logits",
 ) -> None:
     """Integer class labels of shape ``batch_shape`` in ``[0, classes)`` or ``ignore_index``.
 
@@ -661,7 +662,8 @@ def check_labels(
     is not a class in its own row loop, and calls this again (to name it) when one is.
     Labels whose values cannot be read (meta tensors, arrays traced by ``jax.jit``)
     pass unchecked, as with ``validate=False`` before.
-    ``float_hint`` ends the message for non-integer labels (what to do instead).
+    ``float_hint`` ends the message for non-integer labels (what to do instead);
+    ``values_name`` is the argument whose batch shape the labels must have.
     """
     if not _is_integral(labels.dtype, xp=xp):
         hint = _LABEL_HINTS.get(getattr(labels.dtype, "kind", ""), float_hint)
@@ -672,8 +674,8 @@ def check_labels(
         )
     if tuple(labels.shape) != tuple(batch_shape):
         raise InputError(
-            f"`labels` must have the batch shape of `logits` {tuple(batch_shape)} (the class "
-            f"axis removed); got {tuple(labels.shape)}"
+            f"`labels` must have the batch shape of `{values_name}` {tuple(batch_shape)} (the "
+            f"class axis removed); got {tuple(labels.shape)}"
         )
     if ignore_index is not None and (
         isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)

@@ -24,6 +24,9 @@ VERIFIED_ISSUES = {
     "scipy#23064": "asks for a switch to skip stats.entropy's input normalisation",
     "optax#1267": "NaNs with optax.losses.sigmoid_focal_loss for small gamma",
     "Megatron-LM issue #737": "label smoothing's mean log-probability taken over the shard",
+    "pytorch#90067": "forward-mode AD on autograd.Function internal asserts if any output "
+    "is non-differentiable (open; 'Expected both tensor and its forward grad to be "
+    "floating point or complex')",
 }
 _REFERENCE = re.compile(r"\b(?:[A-Za-z][\w.-]*#\d+|Megatron-LM issue #\d+)")
 

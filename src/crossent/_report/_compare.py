@@ -127,6 +127,10 @@ def compare_reports(
 
     with a bootstrap percentile interval over examples, each example's pair of scores
     resampled together (as :func:`compare_log_loss`; the same seed gives the same draws).
+    The draws are multinomial counts of the examples (:func:`bootstrap_interval`'s for
+    the means and the class-wise calibration error); the report's calibration-error
+    interval of one curve draws block by block instead: the same distribution (Efron's
+    bootstrap), other draws of the same seed.
 
     Parameters
     ----------

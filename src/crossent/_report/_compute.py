@@ -281,7 +281,11 @@ def report(
         array (or a one-column array ``(n, 1)`` or frame: the command line's one
         column) is :math:`P(y = 1)` of a binary problem with labels in {0, 1}, not a
         one-class distribution as for :func:`calibration_error`; the report then uses
-        the positive-class scope for calibration and says so.
+        the positive-class scope for calibration (:math:`p` against ``[label = 1]``, as
+        torchmetrics' ``binary_calibration_error``) and says so, where
+        :func:`calibration_error` of the same 1-D array defaults to the top-label scope
+        (:math:`\max(p, 1 - p)`, its default for every input); pass
+        ``scope="top-label"`` here, or ``scope="positive-class"`` there, for one number.
     labels : array_like of int, shape (n,)
         True classes (a pandas Series or a tensor is fine; a Series beside a pandas
         ``predictions`` must have the same row index, so rows are never paired by

@@ -687,8 +687,11 @@ def compare_log_loss(
 
     Parameters
     ----------
-    probs_a, probs_b : array_like, shape (n, classes)
-        The two models' predictions, in the forms ``form_a`` and ``form_b``.
+    probs_a, probs_b : array_like, shape (n, classes) or (n,)
+        The two models' predictions, in the forms ``form_a`` and ``form_b``.  A 1-D
+        array is class 1's probability (or log-odds) in a binary problem, the same
+        model as its two columns ``[1 - p, p]`` (or ``[0, z]``): the same numbers, and
+        either shape may face the other.
     labels : array_like of int, shape (n,)
         True classes.
     confidence, resamples, seed, base, validate
@@ -705,7 +708,8 @@ def compare_log_loss(
     Raises
     ------
     InputError
-        Both models have an infinite NLL: their difference is undefined.
+        Both models have an infinite NLL: their difference is undefined; or the models
+        predict different numbers of classes.
 
     Examples
     --------
@@ -721,10 +725,13 @@ def compare_log_loss(
     # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     log_base = check_base(base) or 1.0
-    if np.shape(probs_a) != np.shape(probs_b):
+    shapes = np.shape(probs_a), np.shape(probs_b)
+    # a 1-D P(y = 1) is the 2 classes of its (n, 2) twin (other shapes: as_predictions)
+    classes = [{1: 2, 2: shape[-1]}.get(len(shape)) for shape in shapes]
+    if None not in classes and classes[0] != classes[1]:
         raise InputError(
-            f"`probs_a` and `probs_b` must have the same shape; got {np.shape(probs_a)} and "
-            f"{np.shape(probs_b)}"
+            f"`probs_a` and `probs_b` must have the same shape (n, classes), a 1-D array "
+            f"being (n, 2); got {shapes[0]} and {shapes[1]}"
         )
     a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
     b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)

@@ -256,8 +256,11 @@ def to_log_probs_and_probs(values: FloatArray, form: Form) -> tuple[FloatArray |
     return log_probs, np.exp(log_probs)
 
 
-def labels_array(labels: Any, *, n: int, classes: int, check_range: bool = True) -> IntArray:
-    """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``.
+def labels_array(
+    labels: Any, *, n: int, classes: int, check_range: bool = True, of: str = "probs"
+) -> IntArray:
+    """Integer labels of length ``n`` in ``[0, classes)``, as ``intp``; ``of`` names the
+    predictions in a message about the labels' shape.
 
     The range is checked whatever ``validate`` says (issue 13: ``check_labels``), here
     or, with ``check_range`` False, by the fused pass's kernel, which flags a label
@@ -279,6 +282,7 @@ def labels_array(labels: Any, *, n: int, classes: int, check_range: bool = True)
         ignore_index=None,
         check_range=check_range or not np.can_cast(labels.dtype, np.intp),
         float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
+        values_name=of,
     )
     return np.asarray(labels, dtype=np.intp)
 
@@ -441,7 +445,7 @@ def as_predictions(
     pending = validate and fused
     with row_offset(first_row):  # the range in the fused pass if deferred
         label_ids = labels_array(
-            labels, n=values.shape[0], classes=values.shape[1], check_range=not fused
+            labels, n=values.shape[0], classes=values.shape[1], check_range=not fused, of=name
         )
     if validate and not pending:
         check_values(values, name=name, form=checked_form, first_row=first_row)

@@ -16,6 +16,7 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,8 @@ __all__ = [
     "floating_tensor",
     "functorch_reverse_mode",
     "has_tangent",
+    "nested_forward_mode",
+    "op_sizes",
     "tensor",
     "under_torch_func",
     "vmapped",
@@ -190,6 +193,17 @@ def functorch_reverse_mode() -> bool:
     return any(i.key() == grad for i in retrieve_all_functorch_interpreters())
 
 
+def op_sizes(shape: Sequence[int]) -> list[int]:
+    """``shape`` as a custom op's ``int[]`` argument: plain ints under
+    ``torch.jit.trace``, whose sizes of a traced tensor in an ``int[]`` of a custom op
+    failed PyTorch's internal assert (``iter->isIntList()``, TraceTypeManual.cpp); the
+    traced graph holds them as constants (they only name rows in errors). Else as they
+    are (symbolic sizes stay symbolic under ``torch.compile``)."""
+    if torch.jit.is_tracing():
+        return [int(s) for s in shape]
+    return list(shape)
+
+
 def under_torch_func() -> bool:
     """Whether a ``torch.func`` transform (``grad``, ``vjp``, ``jacrev``, ``vmap``,
     ``jvp``, ``jacfwd``, ``functional_call`` inside one) is active: one interpreter on
@@ -202,6 +216,20 @@ def under_torch_func() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is not None
 
 
+def nested_forward_mode() -> bool:
+    """Whether two or more ``jvp`` levels of ``torch.func`` are active
+    (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``): under them an
+    ``autograd.Function``'s forward-mode rule is not differentiated again (torch 2.13:
+    the rule runs with forward AD off, so the outer level sees a constant, and its
+    second derivative is silently 0; an ``autograd.Function`` of ``sin`` shows it).
+    One read of functorch's interpreter stack: call it under ``torch.func`` only
+    (:func:`under_torch_func`)."""
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    jvp = torch._C._functorch.TransformType.Jvp
+    return sum(i.key() == jvp for i in retrieve_all_functorch_interpreters()) > 1
+
+
 def check_forward_mode_once(function: str, use: str) -> None:
     """Raise :class:`InputError` under nested forward mode of ``torch.func`` (two or
     more ``jvp`` levels: ``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``).
@@ -212,10 +240,7 @@ def check_forward_mode_once(function: str, use: str) -> None:
     ``sin`` shows it too). ``use`` names what works (``hessian``, i.e.
     ``jacfwd(jacrev(...))``, or plain PyTorch). One read of functorch's interpreter
     stack: callers call it under ``torch.func`` only (:func:`under_torch_func`)."""
-    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-
-    jvp = torch._C._functorch.TransformType.Jvp
-    if sum(i.key() == jvp for i in retrieve_all_functorch_interpreters()) > 1:
+    if nested_forward_mode():
         raise InputError(
             f"crossent.torch.{function} does not run under nested forward mode "
             f"(jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not differentiate its "

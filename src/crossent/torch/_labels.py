@@ -9,6 +9,8 @@ and, when a label is -100 with ``ignore_index=None``, suggests ``ignore_index=-1
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -72,7 +74,8 @@ def check_class_ids(
     position = int(torch.argmax(bad.reshape(-1).to(torch.int8)))
     value = int(labels.reshape(-1)[position])
     lo, hi = int(labels.min()), int(labels.max())
-    shape = tuple(labels.shape) if shape is None else shape
+    if shape is None or math.prod(shape) != labels.numel():  # (a traced graph's batch)
+        shape = tuple(labels.shape)
     index: tuple[int, ...] = tuple(
         int(i) for i in torch.unravel_index(torch.tensor(position), shape)
     )
@@ -96,7 +99,8 @@ def check_class_ids_off_cpu(
 
     On the CPU the custom ops check the labels themselves, on data already in host
     memory (also under ``torch.compile``); elsewhere the check costs a device sync, so
-    it runs eagerly only, never while Dynamo traces.
+    it runs eagerly only, never while Dynamo traces, nor on meta tensors (no data: shape
+    inference gets ``F.cross_entropy``'s shapes, not ``.item()``'s error).
     """
-    if labels.device.type != "cpu" and not torch.compiler.is_compiling():
+    if labels.device.type not in ("cpu", "meta") and not torch.compiler.is_compiling():
         check_class_ids(labels, classes=classes, ignore_index=ignore_index)

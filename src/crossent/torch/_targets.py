@@ -23,6 +23,8 @@ whole tensors for the generic path (off the CPU, targets that require grad,
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._checks import _tolerance
@@ -88,7 +90,9 @@ def raise_bad_row(
         return
     classes = t.shape[-1]
     flat = int(torch.argmax(flags.reshape(-1).to(torch.int8)))
-    shape = (t.shape[0],) if batch_shape is None else tuple(batch_shape)
+    shape = tuple(batch_shape or ())
+    if math.prod(shape) != t.shape[0]:  # None, or a traced graph's batch at another size
+        shape = (t.shape[0],)
     row = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), shape))
     where = str(row[0]) if len(row) == 1 else str(row)
     values = t.reshape(-1, classes)[flat].to(torch.float64)
@@ -128,9 +132,10 @@ def raise_bad_row(
 def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None:
     """The check of probability ``target`` (the caller's layout, classes on axis 1) for
     the generic path, in eager calls only (never while Dynamo traces: a data-dependent
-    branch; off the CPU a device sync). Under ``torch.func`` every example's values
-    (``_arguments.examples``; the row then names the example first)."""
-    if torch.compiler.is_compiling():
+    branch; off the CPU a device sync), not on meta tensors (no data). Under
+    ``torch.func`` every example's values (``_arguments.examples``; the row then names
+    the example first)."""
+    if torch.compiler.is_compiling() or target.device.type == "meta":
         return
     values, _ = examples(target.detach())
     axis = values.ndim - target.ndim + 1  # vmap's example axes lead

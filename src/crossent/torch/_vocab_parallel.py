@@ -125,7 +125,7 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
-from ._agreement import Field, exchange, fingerprint, rank_in
+from ._agreement import Field, exchange, fingerprint, group_and_rank
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -202,15 +202,7 @@ def _resolve(group: Any, function: str, problem: Exception | None) -> tuple[Any,
     """The process group (default: the world) and this process's rank in it; an error on
     this process only when there is none (``problem`` first, this rank's own), or it is
     not a member (see the module docstring: that cannot be shared)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        if problem is not None:
-            raise problem
-        raise InputError(
-            "vocab-parallel losses need an initialised torch.distributed process group; "
-            "call torch.distributed.init_process_group first (e.g. under torchrun)"
-        )
-    group = dist.group.WORLD if group is None else group
-    return group, rank_in(group, function)
+    return group_and_rank(group, function, problem, "vocab-parallel losses need")
 
 
 def _agree(
@@ -677,13 +669,17 @@ class _VocabParallelCE(torch.autograd.Function):
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b)
-        ctx.save_for_backward(z)
+        # The labels and the class weights too, though the backward reads ``ctx.state``'s
+        # (a view of the weights among them): autograd then refuses a backward after
+        # either was changed in place, as F.cross_entropy's (the weights' change reached
+        # the smoothing term's gradient, silently).
+        ctx.save_for_backward(z, target, weight)
         ctx.state = (labels, opts, coefs, blocks)
         return loss.to(_compute_dtype(z))
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
-        (z,) = ctx.saved_tensors
+        z, *_ = ctx.saved_tensors  # (the version checks of all three)
         labels, opts, coefs, blocks = ctx.state
         scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
         grad = torch.empty_like(z)
@@ -743,13 +739,14 @@ class _VocabParallelLinearCE(torch.autograd.Function):
             return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
         loss, coefs = _loss_rows(rows, labels, opts, far_b)
-        ctx.save_for_backward(h, weight, bias)
+        # The labels and the class weights too, as _VocabParallelCE's.
+        ctx.save_for_backward(h, weight, bias, target, class_weight)
         ctx.state = (labels, opts, coefs, blocks, group, products)
         return loss.to(dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
-        h, weight, bias = ctx.saved_tensors
+        h, weight, bias, *_ = ctx.saved_tensors
         labels, opts, coefs, blocks, group, products = ctx.state
         dtype, work = products.output, coefs.ell.dtype
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
