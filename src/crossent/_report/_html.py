@@ -19,7 +19,16 @@ import numpy as np
 from .._files import write_atomically
 from ._compare import ReportComparison
 from ._compute import Report
-from ._text import columns_statement, definition, fmt, gap_text, metric_rows, shown_classes
+from ._text import (
+    bin_labels,
+    columns_statement,
+    definition,
+    fmt,
+    gap_text,
+    gate_texts,
+    metric_rows,
+    shown_classes,
+)
 
 __all__ = [
     "SMALL_MULTIPLES",
@@ -273,7 +282,8 @@ def body_html(report: Report) -> str:
         ]
     for gate in p["gates"]:
         verdict = "pass" if gate["pass"] else "FAIL"
-        rows.append((f"gate {gate['name']} <= {gate['threshold']:g}", verdict))
+        shown, limit = gate_texts(gate["value"], gate["threshold"])
+        rows.append((f"gate {gate['name']} <= {limit} (value {shown})", verdict))
     notes = "".join(f"<p>{html.escape(n)}.</p>" for n in p["notes"])
     if p.get("columns"):
         notes += f"<p>{html.escape(columns_statement(p['columns']))}</p>"
@@ -312,13 +322,17 @@ def body_html(report: Report) -> str:
     bins = table(
         [
             [
-                f"[{b['lower']:.3f}, {b['upper']:.3f}]",
+                label,
                 str(b["count"]),
                 "-" if b["confidence"] is None else f"{b['confidence']:.4f}",
                 "-" if b["accuracy"] is None else f"{b['accuracy']:.4f}",
                 "-" if b["ci_low"] is None else f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
             ]
-            for b in p["reliability_bins"]
+            for label, b in zip(
+                bin_labels(p["reliability_bins"], p["ece"]["closed"]),
+                p["reliability_bins"],
+                strict=True,
+            )
         ],
         ["bin", "examples", "confidence", "accuracy", "interval"],
     )

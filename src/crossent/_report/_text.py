@@ -14,11 +14,13 @@ from ..errors import InputError
 
 __all__ = [
     "SHOWN_CLASSES",
+    "bin_labels",
     "columns_statement",
     "definition",
     "fmt",
     "from_json_number",
     "gap_text",
+    "gate_texts",
     "metric_rows",
     "shown_classes",
     "to_json_number",
@@ -66,6 +68,49 @@ def fmt(value: float | str | None, digits: int = 4) -> str:
     return f"{number:.{digits}f}"
 
 
+def _edge_texts(edges: list[float]) -> dict[float, str]:
+    """Each edge value's text: 3 decimals, or as many more as tell it from the next
+    smaller and larger edge (equal-mass bins of near-certain predictions have edges such
+    as 0.99999999999997 and 0.999999999999996, which 3 decimals both print as 1.000);
+    a value those decimals hold exactly (1.0) keeps 3.  Equal edges print alike."""
+    values = sorted(set(edges))
+    texts = {}
+    for index, value in enumerate(values):
+        others = values[max(index - 1, 0) : index] + values[index + 1 : index + 2]
+        text = repr(value)
+        for digits in range(3, 18):
+            candidate = f"{value:.{digits}f}"
+            if all(f"{other:.{digits}f}" != candidate for other in others):
+                text = candidate
+                break
+        if float(text) == value and "." in text and "e" not in text:
+            head, tail = text.split(".")
+            text = f"{head}.{tail.rstrip('0').ljust(3, '0')}"
+        texts[value] = text
+    return texts
+
+
+def bin_labels(rows: list[dict[str, Any]], closed: str) -> list[str]:
+    """The reliability bins (``payload["reliability_bins"]``) as intervals: ``[a, b)``
+    with the last bin ``[a, b]`` (``closed="left"``), or ``(a, b]`` with the first
+    ``[a, b]`` (``closed="right"``); each edge with 3 decimals, or more where fewer would
+    print two different edges alike."""
+    if not rows:
+        return []
+    edges = [float(rows[0]["lower"])] + [float(row["upper"]) for row in rows]
+    by_value = _edge_texts(edges)
+    texts = [by_value[edge] for edge in edges]
+    last = len(rows) - 1
+    labels = []
+    for b in range(len(rows)):
+        if closed == "left":
+            opening, closing = "[", "]" if b == last else ")"
+        else:
+            opening, closing = "[" if b == 0 else "(", "]"
+        labels.append(f"{opening}{texts[b]}, {texts[b + 1]}{closing}")
+    return labels
+
+
 def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline metrics as (label, formatted value), for every rendering."""
     p, ece, smooth = payload, payload["ece"], payload["smooth_ece"]
@@ -85,6 +130,23 @@ def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"{smooth['value']:.4f}  (bandwidth {smooth['bandwidth']:.4f})",
         ),
     ]
+
+
+def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
+    """A gate's value and threshold as printed beside each other: the threshold as given
+    (its shortest round-trip text: 0.1234567, not ``:g``'s 0.123457), the value with 4
+    decimals, or as many more as keep the printed pair in the order of the numbers (a
+    failed ``NLL 1.56704964 > 1.56705`` printed as ``1.5670 > 1.56705`` was false)."""
+    limit = repr(float(threshold)).removesuffix(".0")
+    number = from_json_number(value)
+    if number is None or not math.isfinite(number):
+        return fmt(value), limit
+    above = number > threshold
+    for digits in range(4, 18):
+        text = f"{number:.{digits}f}"
+        if (float(text) > threshold) == above:
+            return text, limit
+    return repr(number), limit
 
 
 def definition(payload: dict[str, Any]) -> str:
