@@ -273,7 +273,7 @@ def test_meta_tensor_is_named_as_one(capsys: pytest.CaptureFixture[str], tmp_pat
     [
         (["--seed", "1", "--seed", "2"], "argument --seed: given twice (1 and then 2)"),
         (["--max-ece=0.1", "--max-ece", "0.2"], "argument --max-ece: given twice (0.1 and then"),
-        (["--output", "a.html", "--output", "b.html"], "argument --output: given twice"),
+        (["--output", "{tmp}/a.html", "--output", "{tmp}/b.html"], "--output: given twice"),
         (["--bins", "3", "--bins", "3"], "argument --bins: given twice (3 and then 3)"),
     ],
 )
@@ -282,9 +282,11 @@ def test_report_value_option_given_twice_is_refused(
 ) -> None:
     """Main: exit 0 with the last value (--seed 2), the first dropped without a word."""
     path = _table(tmp_path / "t.csv", ["a", "b"], ["0", "0", "0"])
+    argv = [word.format(tmp=tmp_path) for word in argv]  # on main: b.html was written
     err = _usage_error(capsys, ["report", str(path), *argv, "--json", *_FAST])
     assert said in err
     assert not (tmp_path / "a.html").exists()
+    assert not (tmp_path / "b.html").exists()
 
 
 def test_explain_value_option_given_twice_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
