@@ -233,3 +233,25 @@ def test_long_runs_show_a_progress_bar_on_stderr_only(
     out, err = capsys.readouterr()
     assert json.loads(out)["n"] == 400  # stdout stays one JSON object
     assert "evaluating" in err
+
+
+def test_gate_lines_print_the_pair_in_the_order_of_the_numbers(
+    capsys: pytest.CaptureFixture[str], npz_logits: Path
+) -> None:
+    """A threshold just below the NLL: the failure line printed ``1.5670 > 1.56705``-like
+    pairs (4 decimals against ``:g``), false as printed; the Markdown gate line rounded a
+    threshold of 7 digits to 6.  Both print the threshold as given now."""
+    base = ["report", str(npz_logits), "--json", "--resamples", "20"]
+    nll = _json(capsys, base)["nll_nats"]
+    below = float(np.nextafter(nll, -np.inf))
+    assert main([*base, "--max-nll", repr(below)]) == 1
+    err = capsys.readouterr().err
+    shown, limit = re.fullmatch(
+        r"crossent: gate failed: NLL (\S+) nats > --max-nll (\S+)\n", err
+    ).groups()  # type: ignore[union-attr]
+    assert float(limit) == below
+    assert float(shown) > float(limit)
+    assert main(
+        ["report", str(npz_logits), "--markdown", "--resamples", "20", "--max-ece", "0.1234567"]
+    ) in (0, 1)
+    assert "- gate `max_ece <= 0.1234567`" in capsys.readouterr().out

@@ -147,6 +147,16 @@ class Report:
         ``undefined`` for null, else ``digits`` decimals."""
         return _text.fmt(value, digits)
 
+    @staticmethod
+    def format_gate(value: float | str | None, threshold: float) -> tuple[str, str]:
+        """A gate's value and threshold (``to_dict()["gates"]``) as every rendering prints
+        them side by side: the threshold as given (its shortest round-trip text), the value
+        with 4 decimals, or as many more as keep the printed pair in the order of the
+        numbers: an NLL of 1.56704964 failing ``--max-nll 1.5670496`` prints
+        ``1.56705 > 1.5670496``, where 4 decimals and ``:g`` gave the false
+        ``1.5670 > 1.56705``.  Returns ``(value_text, threshold_text)``."""
+        return _text.gate_texts(value, threshold)
+
     def metric_rows(self) -> list[tuple[str, str]]:
         """The headline metrics as ``(label, value)`` strings, as every rendering shows
         them (the HTML page, ``crossent report`` on the terminal and in Markdown)."""

@@ -616,10 +616,10 @@ def _gates(payload: dict[str, Any]) -> int:
             continue
         failures += 1
         what, flag = _GATE_WORDS[gate["name"]]
-        shown = crossent.Report.format_number(gate["value"])
+        shown, limit = crossent.Report.format_gate(gate["value"], gate["threshold"])
         unit = " nats" if gate["name"] == "max_nll" else ""
         print(
-            f"crossent: gate failed: {what} {shown}{unit} > {flag} {gate['threshold']:g}",
+            f"crossent: gate failed: {what} {shown}{unit} > {flag} {limit}",
             file=sys.stderr,
         )
     return EXIT_GATE if failures else EXIT_OK

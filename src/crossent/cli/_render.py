@@ -116,7 +116,8 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
     console.print(classes)
     for gate in p["gates"]:
         verdict = "pass" if gate["pass"] else "FAIL"
-        console.print(f"gate {gate['name']} <= {gate['threshold']:g}: {verdict}", markup=False)
+        limit = crossent.Report.format_gate(gate["value"], gate["threshold"])[1]
+        console.print(f"gate {gate['name']} <= {limit}: {verdict}", markup=False)
     surprising = Table(title="most surprising examples (check these labels first)")
     has_id = any("id" in row for row in p["most_surprising"])
     for column in (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]:
@@ -151,7 +152,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _gate_lines(payload: dict[str, Any]) -> list[str]:
     return [
-        f"- gate `{g['name']} <= {g['threshold']:g}`: **{'pass' if g['pass'] else 'FAIL'}**"
+        f"- gate `{g['name']} <= {crossent.Report.format_gate(g['value'], g['threshold'])[1]}`: "
+        f"**{'pass' if g['pass'] else 'FAIL'}**"
         for g in payload["gates"]
     ]
 
