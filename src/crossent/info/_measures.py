@@ -732,6 +732,9 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     # softmax warns (CI: -W error); their rows' results are NaN or inf already
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.asarray(side_p.probs())
+        # (exact where p is given as probabilities; else the logs p came from, so that
+        # an underflowed p_c still weighs its gap, far_gap_cross_entropy64)
+        log_p = None if side_p.form == "probs" else np.asarray(side_p.log_probs())
     # P's support as given: a finite logit or log-probability is a probability > 0 even
     # where its exp underflows to 0, and against a -inf logit of Q the row is truly
     # +inf ("p > 0 with q = 0"), which the underflowed p would hide (a hostile pass:
@@ -741,7 +744,9 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     support = values_p > 0 if side_p.form == "probs" else values_p > -np.inf
     p, x, support = np.broadcast_arrays(p, np.asarray(side_q.values), support)
     p, x, support = p[far], x[far], support[far]
-    nats = far_gap_cross_entropy64(p, x)
+    if log_p is not None:
+        log_p = np.broadcast_to(log_p, rows.shape + p.shape[-1:])[far]
+    nats = far_gap_cross_entropy64(p, x, log_p)
     nats[np.any(support & (x == -np.inf), axis=-1)] = np.inf
     if kl:
         nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
@@ -1123,7 +1128,10 @@ def perplexity(
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
         return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
-    return m.result(_exp_of_nats(m.measure(want, nats), m.xp))
+    measured = m.measure(want, nats)
+    if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
+        measured = _far_gap_rows(m, measured, kl=False)
+    return m.result(_exp_of_nats(measured, m.xp))
 
 
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
