@@ -758,6 +758,29 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     return rows[()] if rows.ndim == 0 else rows
 
 
+def _nan_rows_again(m: _Prepared, result: Any, nats: Callable[[_Prepared], Array]) -> Any:
+    r"""``result`` (NumPy, in the unit) with its NaN rows taken from the generic path
+    (``nats``, by :meth:`_Prepared.exact`), which gives NaN there too where the input is
+    NaN (``validate=False``). The fused kernel's KL was NaN where a gap of a side of
+    logits passed the float64 range (in its exact sums, not traced further; a hostile
+    pass: ``kl_divergence([1.7e308, 0, -1.7e308], [0, 0, 0], p_form=q_form='logits')``
+    was NaN, validated, against :math:`\log 3`, which PyTorch's inputs got). One check
+    of the result in the common case."""
+    if not is_numpy(m.xp):
+        return result
+    if type(result) is np.float64 or type(result) is np.float32:
+        if not math.isnan(result):
+            return result
+    elif type(result) is not np.ndarray or not np.isnan(result).any():
+        return result
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        generic = np.asarray(m.exact(lambda w: w.result(nats(w))))
+    rows = np.array(result)  # (a copy)
+    nan = np.isnan(rows)
+    rows[nan] = np.broadcast_to(generic, rows.shape)[nan]
+    return rows[()] if rows.ndim == 0 else rows
+
+
 def _entropy_nats(m: _Prepared) -> Array:
     return m.total(_entropy_terms, *m.sides)
 
@@ -1006,7 +1029,8 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return _far_gap_rows(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), kl=True)
+    kl = _nan_rows_again(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), _kl_nats)
+    return _far_gap_rows(m, kl, kl=True)
 
 
 def js_divergence(
@@ -1205,7 +1229,7 @@ def cross_entropy_decomposition(
         )
     return parts._replace(
         cross_entropy=_far_gap_rows(m, parts.cross_entropy, kl=False),
-        kl_divergence=_far_gap_rows(m, parts.kl_divergence, kl=True),
+        kl_divergence=_far_gap_rows(m, _nan_rows_again(m, parts.kl_divergence, _kl_nats), kl=True),
     )
 
 
