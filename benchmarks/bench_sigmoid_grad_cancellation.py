@@ -2,14 +2,17 @@
 
     PYTHONPATH=src python benchmarks/bench_sigmoid_grad_cancellation.py \\
         [--rows 4096] [--classes 32000] [--repeats 3] [--clock cpu] [--no-torch] \\
-        [--accuracy] [--against PATH/TO/OTHER/src ...] [--rounds 3]
+        [--float64] [--accuracy] [--against PATH/TO/OTHER/src ...] [--rounds 3]
 
 Times (the first call of each case warms up, not counted): NumPy float32 logits
 ``rows x classes`` with uniform soft targets (``'mean'``), with ``pos_weight`` and class
 weights, ``rows / 8`` rows with targets at :math:`\\sigma(x)` (every entry cancels: the
 double-double path on each), a small call of 10 entries (1000 calls per run), and
 (unless ``--no-torch``) ``crossent.torch.binary_cross_entropy_with_logits`` forward +
-backward of ``rows / 4`` rows of torch float32 tensors. With ``--against`` the script
+backward of ``rows / 4`` rows of torch float32 tensors; with ``--float64``, the soft and
+the at-:math:`\\sigma(x)` calls again in float64. The worst case (every entry re-done)
+against the common one: compare the at-:math:`\\sigma(x)` time with an eighth of the
+soft time (the same entries per row). With ``--against`` the script
 runs under each tree, alternating round by round (``_against.compare``).
 
 ``--accuracy`` instead prints, for 2000 hard entries (targets within 4 float32 ulps of the
@@ -31,7 +34,7 @@ import crossent
 from _against import add_options, clock, compare
 
 
-def _cases(rows: int, classes: int) -> dict[str, tuple[tuple, dict]]:
+def _cases(rows: int, classes: int, float64: bool) -> dict[str, tuple[tuple, dict]]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((rows, classes), dtype=np.float32) * 3
     t = rng.random((rows, classes), dtype=np.float32)
@@ -40,19 +43,24 @@ def _cases(rows: int, classes: int) -> dict[str, tuple[tuple, dict]]:
     pw = rng.uniform(0.5, 2.0, classes).astype(np.float32)
     w = rng.uniform(0.5, 2.0, classes).astype(np.float32)
     small_x, small_t = x[0, :10].copy(), t[0, :10].copy()
-    return {
+    cases = {
         "soft": ((x, t), {}),
         "soft pos_weight+weight": ((x, t), {"pos_weight": pw, "weight": w}),
         "t = sigmoid(x), rows / 8": ((hard, at_sigma), {}),
         "small 10 (x1000)": ((small_x, small_t), {}),
     }
+    if float64:  # the same values in float64 (targets at the float64 sigma(x))
+        x64, t64, hard64 = x.astype(np.float64), t.astype(np.float64), hard.astype(np.float64)
+        cases["float64 soft"] = ((x64, t64), {})
+        cases["float64 t = sigmoid(x), rows / 8"] = ((hard64, 1 / (1 + np.exp(-hard64))), {})
+    return cases
 
 
 def _time(args: argparse.Namespace) -> dict[str, list[float]]:
     timer = clock(args)
     times: dict[str, list[float]] = {}
     size = f"{args.rows} x {args.classes}"
-    for name, (arrays, options) in _cases(args.rows, args.classes).items():
+    for name, (arrays, options) in _cases(args.rows, args.classes, args.float64).items():
         calls = 1000 if name.startswith("small") else 1
         runs = []
         for _ in range(args.repeats + 1):
@@ -138,6 +146,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--classes", type=int, default=32000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--float64", action="store_true", help="float64 cases too")
     parser.add_argument("--accuracy", action="store_true")
     add_options(parser)
     args = parser.parse_args(argv)
@@ -148,6 +157,7 @@ def main(argv: list[str]) -> None:
         own = ["--rows", str(args.rows), "--classes", str(args.classes)]
         own += ["--repeats", str(args.repeats), "--clock", args.clock]
         own += ["--no-torch"] if args.no_torch else []
+        own += ["--float64"] if args.float64 else []
         compare(__file__, own, args.against, args.rounds)
         return
     times = _time(args)

@@ -6,6 +6,8 @@ reached through the command line.
 
 from __future__ import annotations
 
+import re
+
 import mpmath
 import pytest
 
@@ -157,3 +159,18 @@ def test_learner_demo_kl_and_temperature_against_mpmath(
         p = _softmax(["2", "1", "0.1"], t)
         bits = -MP.fsum(v * MP.log(v, 2) for v in p)
         assert f"T = {t} {_f(p[0])} {_f(bits)} {_f(-MP.log(p[0]))}" in out
+
+
+def test_demo_numbers_formatted_in_advance_are_right_aligned(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The hinge table's e-notation columns were left-aligned like text on main."""
+    assert main(["demo", "hinge"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "max|CE gradient|" in line)
+    end = header.index("max|CE gradient|") + len("max|CE gradient|")
+    rows = [line for line in lines if line.lstrip().startswith("logits x")]
+    assert len(rows) == 4
+    for row in rows:
+        assert len(row) == end, row  # the last column ends under its header
+        assert re.fullmatch(r"\d\.\d\de[-+]\d\d", row.split()[-1]), row

@@ -275,7 +275,7 @@ def test_issue13_small_sigmoid_takes_up_to_numpys_buffer(dtype: Any, n: int) -> 
 
 BENCHMARK = {  # the issue's calls: (10,) float64 logits, 0/1 targets, the defaults
     "ce": ["start", "exp", "log1p", "finish"],  # (finish calls terms)
-    "ce_grad": ["start", "exp", "log1p", "terms", "exp", "finish"],
+    "ce_grad": ["start"],  # (then _sigmoid_grad_numba's kernel, float64 as float32)
     "focal": ["start", "exp", "log1p", "terms", "exp", "finish"],
     "focal_grad": ["start", "exp", "log1p", "terms", "exp", "finish"],
 }
@@ -446,11 +446,14 @@ def test_issue13_small_sigmoid_huge_weights_are_scaled_then_taken(family: str) -
     x = np.array([-1e4, 3.0, 0.5, -2.0, 1.0, 0.0, 4.0, 2.0, -3.0, 9.0])
     t = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
     huge = {"weight": np.full(10, 1e308), "reduction": "sum"}
-    assert _lean(family, x, t, **huge) is None
     shift = np.frexp(1e308)[1] - 1
     scaled = {"weight": np.full(10, np.ldexp(1e308, -shift)), "reduction": "sum"}
     with np.errstate(over="ignore"):
         expected = np.ldexp(_full(family, x, t, **scaled), shift)
+    if family == "ce_grad":  # (the full path's kernel, in float64: no overflow here)
+        _same_bits(_lean(family, x, t, **huge), expected)
+    else:
+        assert _lean(family, x, t, **huge) is None
     public = FAMILIES[family][0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -502,7 +505,7 @@ def test_issue13_small_sigmoid_an_ulp_off_fails_the_comparison(
 
     monkeypatch.setattr(_small_sigmoid, "np", Textbook())
     x, t = 3 * rng.standard_normal(100), rng.uniform(size=100)
-    for family in FAMILIES:  # (elementwise: a mean of 100 may round the ulps away)
+    for family in set(FAMILIES) - {"ce_grad"}:  # (ce_grad: the full path's own kernel)
         with pytest.raises(AssertionError):
             _check_taken(family, x, t, {"reduction": "none"})
 

@@ -9,8 +9,9 @@ NotImplementedError. Now the backward kernel's result under torch.func is an
 ``autograd.Function`` (``_ops._LabelsGrad``) whose own backward and forward-mode rules
 are those of the plain float64 gradient; the linear losses, whose backward cannot be
 differentiated, raise an :class:`InputError` naming the loss and what to use, as does
-nested forward mode (``jacfwd(jacfwd(...))``), which PyTorch gets silently wrong for
-any ``autograd.Function`` (it does not differentiate a ``jvp`` rule again: 0).
+their nested forward mode (``jacfwd(jacfwd(...))``), which PyTorch gets silently wrong
+for any ``autograd.Function`` (it does not differentiate a ``jvp`` rule again: 0);
+class ids take plain operations there (``test_torch_func_forward_gaps.py``).
 
 Probability targets take plain torch operations under the reverse-mode transforms and
 forward mode: their cases pin that (they pass on main too).
@@ -277,16 +278,14 @@ def test_linear_losses_name_what_to_use(transform: str) -> None:
         func.hessian(lambda x: ct.linear_head_cross_entropy(x, head, y, ignore_index=-100))(h)
 
 
-def test_nested_forward_mode_is_an_error() -> None:
-    """``jacfwd(jacfwd(...))``: PyTorch does not differentiate an ``autograd.Function``'s
-    forward-mode rule again (its second derivative would be a silent 0), so the fused
-    losses raise an InputError naming ``hessian``/the plain form (on main the
-    ``treespec`` ValueError)."""
-    z = torch.randn(N, C, dtype=torch.float64)
-    y = torch.tensor([0, 1, 2, 3])
-    with pytest.raises(InputError, match=r"nested forward mode.*torch\.func\.hessian"):
-        func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, y)))(z)
+def test_nested_forward_mode_of_linear_is_an_error() -> None:
+    """``jacfwd(jacfwd(...))`` of the linear losses: PyTorch does not differentiate an
+    ``autograd.Function``'s forward-mode rule again (its second derivative would be a
+    silent 0), and they have no second derivative in any mode: an InputError naming the
+    plain form (on main the ``treespec`` ValueError). Class ids take plain operations
+    there (``test_torch_func_forward_gaps.py``)."""
     w = torch.randn(C, D, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2, 3])
     with pytest.raises(InputError, match=r"linear_cross_entropy does not run under nested"):
         func.jacfwd(func.jacfwd(lambda x: ct.linear_cross_entropy(x, w, y)))(
             torch.randn(N, D, dtype=torch.float64)

@@ -273,8 +273,10 @@ def smooth_calibration_error(
 
     where :math:`f_i` is the confidence, :math:`y_i` the hit and :math:`K_\sigma` the
     Gaussian kernel reflected at 0 and 1 (Błasiok and Nakkiran 2023).  Unlike the binned
-    ECE it is a consistent calibration measure: it is within constant factors of the
-    distance to the nearest perfectly calibrated predictor, and has no bins to choose.
+    ECE it is a consistent calibration measure in the sense of Błasiok, Gopalan, Hu and
+    Nakkiran (2023): bounded above and below by polynomials (not constant multiples) of
+    the distance to the nearest perfectly calibrated predictor; and it has no bins to
+    choose.
 
     Parameters
     ----------

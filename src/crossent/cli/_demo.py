@@ -24,10 +24,13 @@ __all__ = ["TOPICS", "run_demo"]
 
 
 def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Text columns left-aligned, numbers right-aligned (by the first data row)."""
+    """Text columns left-aligned, numbers right-aligned (by the first data row).
+
+    A number passed already formatted (``"1.97e-01"``) is a number: right-aligned too.
+    """
     cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    textual = [isinstance(v, str) for v in rows[0]]
+    textual = [isinstance(v, str) and not _is_number(v) for v in rows[0]]
     for n, row in enumerate(cells):
         padded = [
             c.ljust(w) if is_text else c.rjust(w)
@@ -36,6 +39,14 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]])
         out.write("  " + "  ".join(padded).rstrip() + "\n")
         if n == 0:
             out.write("  " + "  ".join("-" * w for w in widths) + "\n")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _cell(value: object) -> str:
@@ -124,8 +135,8 @@ def _step_by_step(out: TextIO) -> None:
     _note(
         out,
         f"H(P) = {d.entropy:.4f}   H(P,Q) = {d.cross_entropy:.4f}   "
-        f"KL(P||Q) = {d.kl_divergence:.4f}",
-        f"identity H(P,Q) = H(P) + KL: {d.cross_entropy:.6f} = "
+        f"D(P||Q) = {d.kl_divergence:.4f}",
+        f"identity H(P,Q) = H(P) + D(P||Q): {d.cross_entropy:.6f} = "
         f"{d.entropy:.6f} + {d.kl_divergence:.6f}",
     )
 

@@ -840,8 +840,8 @@ def entropy(
     See Also
     --------
     cross_entropy, kl_divergence, cross_entropy_decomposition
-    scipy.stats.entropy : renormalises ``pk`` silently; crossent refuses rows that do
-        not sum to 1 instead (scipy#12553).
+    scipy.stats.entropy : renormalises ``pk`` silently (documented there); crossent
+        refuses rows that do not sum to 1 instead.
 
     Notes
     -----

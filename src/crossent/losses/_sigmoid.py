@@ -19,8 +19,9 @@ is ``reduction='sum'`` divided by ``logits.size``.
 
 The gradient of float32 (float16, bfloat16) logits is formed in float64 and rounded
 once, re-done in double-double where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``:
-within an ulp there too, where float32 arithmetic cancels); float64 calls use the
-formula above in float64.
+within an ulp there too, where float32 arithmetic cancels); that of float64 logits the
+same way, re-done where the float64 difference loses accuracy (within a few float64
+ulps).
 
 Small calls on NumPy float32 or float64 arrays take the lean path of
 ``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
@@ -230,24 +231,25 @@ def _bce_grad(b: _Binary) -> Array:
     return (1 - b.t) * sigma - b.positive * sigma_neg
 
 
-def _float32_grad(b: _Binary) -> Array | None:
+def _exact_grad(b: _Binary) -> Array | None:
     r"""The gradient of a float32 call (float16 and bfloat16 logits compute in float32)
-    within an ulp where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``'s notes):
-    float64 arithmetic, Numba's kernel for NumPy arrays, else float64 in the arrays' own
-    namespace. None for float64 calls, and where float64 is not offered (Apple's MPS):
-    those form :func:`_bce_grad` in their dtype."""
+    within an ulp where :math:`\sigma(x)` meets :math:`t`, and of a float64 call within
+    a few float64 ulps there (``_sigmoid_grad``'s notes): float64 arithmetic (beyond it
+    where :math:`N` cancels), Numba's kernel for NumPy arrays, else float64 in the
+    arrays' own namespace. None for other dtypes (long double), and float32 where
+    float64 is not offered (Apple's MPS): those form :func:`_bce_grad` in their dtype."""
     xp, x, t = b.xp, b.x, b.raw_t
     if t is None:
         return None
     if type(x) is np.ndarray:
-        if x.dtype != np.float32:
+        if x.dtype != np.float32 and x.dtype != np.float64:
             return None
         wide: Any = np.float64
     else:
-        if b.dtype != xp.float32:
+        if b.dtype != xp.float32 and b.dtype != xp.float64:
             return None
         wide = accumulation_dtype(b.dtype, xp=xp, device=device(x))
-        if wide == b.dtype:
+        if b.dtype == xp.float32 and wide == b.dtype:
             return None
     weight, pos_weight = b.weight, b.pos_weight
     if b.reduction == "mean":
@@ -420,7 +422,7 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     >>> print(crossent.sigmoid_cross_entropy_grad([0.0, 2.0], [1.0, 1.0], reduction="sum"))
     [-0.5        -0.11920292]
     """
-    exact = _float32_grad(b)
+    exact = _exact_grad(b)
     if exact is not None:
         return exact
     return b.scale(b.weighted(_bce_grad(b)))

@@ -1,12 +1,14 @@
-r"""Float32 gradients of the sigmoid cross-entropy, within an ulp where :math:`\sigma(x)` meets
-:math:`t` (issue 13 follow-up: the soft-target cancellation).
+r"""Sigmoid cross-entropy gradients exact where :math:`\sigma(x)` meets :math:`t`: float32
+within an ulp, float64 within a few ulps (issue 13 follow-up: the soft-target
+cancellation).
 
 The gradient of :math:`w\,[\pi\,t\,\operatorname{sp}(-x) + (1-t)\operatorname{sp}(x)]` is
-:math:`w\,[(1-t)\,\sigma(x) - \pi\,t\,\sigma(-x)]`. Formed in float32 from float32
-:math:`\sigma(\pm x)`, the difference cancels where the target is within a few ulps of
-:math:`\sigma(x)` (with ``pos_weight``, of :math:`1/(1 + \pi e^{-x}\ldots)`): each term is good
-to an ulp of itself, the difference is a few ulps of it, so the entry was hundreds to
-millions of float32 ulps off (Torch's own float32 gradient is, for the same reason).
+:math:`w\,[(1-t)\,\sigma(x) - \pi\,t\,\sigma(-x)]`. Formed in the inputs' precision from
+:math:`\sigma(\pm x)` of that precision, the difference cancels where the target is within
+a few ulps of :math:`\sigma(x)` (with ``pos_weight``, of :math:`1/(1 + \pi e^{-x})`): each
+term is good to an ulp of itself, the difference is a few ulps of it, so the entry was
+hundreds to millions of float32 ulps off, and up to :math:`10^{17}` float64 ulps in float64
+(Torch's own gradients are, for the same reason).
 
 Here, with :math:`u = e^{-|x|} \in [0, 1]` (no overflow for any :math:`x`) and the identity
 :math:`(1 + u)\,\sigma(\pm|x|) \in \{1, u\}`:
@@ -17,79 +19,103 @@ Here, with :math:`u = e^{-|x|} \in [0, 1]` (no overflow for any :math:`x`) and t
 
 (:math:`s` the reduction's and unit's scale, :math:`t` the smoothed target
 :math:`(1-\varepsilon)t + \varepsilon/2`). Only :math:`N` can cancel; :math:`1 + u \in [1, 2]`
-and the products cannot. Every entry is computed in float64 from the float32 inputs (exact
-in float64) and rounded once to float32:
+and the products cannot. Every entry is computed in float64 and rounded once to the
+inputs' dtype:
 
 * :math:`N` in float64 with :math:`u` from ``exp``: its error is a few float64 ulps of
-  :math:`M = \max` of its two terms, at most :math:`2^{-49} M`;
-* where :math:`|N| < 2^{-20} M` (:data:`CLOSE`: then that error could reach
-  :math:`2^{-29}|N|`, a thirty-second of a float32 ulp), :math:`N` again in double-double
-  arithmetic (:func:`numerator_dd`: :math:`u` to about :math:`2^{-96}` relative,
-  Cody-Waite reduction by three parts of :math:`\ln 2`, a degree-9 Taylor series of
-  :math:`\operatorname{expm1}` at :math:`r/2^8` and eight squarings in the
-  :math:`\operatorname{expm1}` form; Dekker's exact products, Knuth's exact sums), then
-  rounded to float64. That is exact to a thirty-second of a float32 ulp wherever
-  :math:`|N| \ge 2^{-67} M`, i.e. for every input but ones closer than that to a zero of
-  :math:`N` (which only :math:`x = 0` has exactly);
+  :math:`M = \max` of its two terms (and, with smoothing, of :math:`t` or :math:`tu`,
+  whose rounding :math:`1 - t` inherits);
+* where :math:`|N| < c M`, :math:`N` again by :func:`numerator_dd`, to about
+  :math:`2^{-110} M`, then rounded to float64: :math:`c = 2^{-20}` (:data:`CLOSE`) for
+  float32 inputs (the float64 error could otherwise reach :math:`2^{-29}|N|`), :math:`c
+  = 1/2` (:data:`CLOSE64`) for float64 inputs (elsewhere the float64 :math:`N` is within
+  about 5 ulps of itself at worst, 1-2 in practice). :func:`numerator_dd`: :math:`-|x| =
+  (1024 k + j)\ln 2/1024 + r` (four parts of :math:`\ln 2/1024`, exact products),
+  :math:`2^{j/1024}` from a table of triple-doubles (:func:`tables`, from ``decimal``),
+  :math:`e^r - 1` by Horner's scheme (:math:`|r| \le 2^{-11.5}`, :math:`r^n/n!` in
+  double-double for :math:`n \le 4`, floats to :math:`n = 8`), so :math:`u = 2^k v` with
+  :math:`v` as three floats; the smoothed target as three floats (:func:`_smoothed`); then
+  :math:`F v - G` (:math:`F, G` the terms' coefficients, :math:`2^k` moved into
+  :math:`F`) from Dekker's exact products and an exact-transform sum, so the cancelling
+  leading parts lose nothing. That is within a thirty-second of a float32 ulp wherever
+  :math:`|N| \ge 2^{-91} M`, and within a float64 ulp of :math:`N` wherever
+  :math:`|N| \ge 2^{-57} M` (a target at the float64 :math:`\sigma(x)` has :math:`|N|`
+  about :math:`2^{-54} M`: 2 ulps at :math:`2^{-60} M`). Entries with :math:`|x| > 700`
+  (:data:`EXP_FLOOR`) or a ``pos_weight`` from :math:`2^{990}` (:data:`HUGE`) keep the
+  float64 :math:`N` (absolute error below :math:`2^{-1000}`; Dekker's products overflow);
 * :math:`N/(1+u)`, times :math:`w` and :math:`s` (:math:`1/\sum w` in float64, not rounded
   to float32 first; over :math:`\ln b`), each a float64 rounding: the float32 result is
-  within :math:`0.5 + 2^{-5}` ulp of the exact gradient of the float32 inputs.
+  within :math:`0.5 + 2^{-5}` ulp of the exact gradient of the float32 inputs, the float64
+  one within about 3 ulps (tested: 4).
 
-Soft targets whose :math:`\sigma(x)` lands that close are rare (about one entry in a
-million of uniform targets is re-done); a target set to the float32 :math:`\sigma(x)`
-(self-distillation, calibrated labels) re-does every entry, at a few times the cost.
+Soft float32 targets whose :math:`\sigma(x)` lands that close are rare (about one entry in
+a million of uniform targets is re-done); a target set to the float32 :math:`\sigma(x)`
+(self-distillation, calibrated labels) re-does every entry. The Numba kernel screens the
+entries block by block (``_sigmoid_grad_numba.BLOCK``) and forms the flagged ones together
+in a loop without branches that LLVM vectorises: about 3x the common case's time (it was
+20-35x with a per-entry double-double exponential of eight squarings).
 
 This module holds the array-API form (NumPy without Numba; PyTorch, array-api-strict and
 other libraries with float64, in their own namespace); ``_sigmoid_grad_numba`` holds the
-same arithmetic per entry, the path of NumPy float32 calls, large (the full path) and small
-(``_small_sigmoid``), so that those two stay the same bits.
+same arithmetic per entry (the same operations in the same order: the same bits of
+:func:`numerator_dd`), the path of NumPy float32 and float64 calls, large (the full
+path) and small (``_small_sigmoid``), so that those two stay the same bits.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import _quick_two_sum, _two_product, _two_sum
-from .._xp import Array, astype
+from .._xp import Array, astype, device
 from ._reduction import weighted_term
 
 __all__ = [
     "CLOSE",
+    "CLOSE64",
+    "DD_TERMS",
     "EXP_FLOOR",
+    "HUGE",
     "INVERSE_FACTORIALS",
-    "INV_LN2",
-    "LN2_PARTS",
-    "SQUARINGS",
+    "STEPS",
+    "Tables",
     "gradient",
     "kernel_gradient",
     "numerator_dd",
+    "tables",
 ]
 
 CLOSE = 2.0**-20
-"""Entries with :math:`|N| <` ``CLOSE`` :math:`\\cdot M` are formed again in double-double."""
+"""float32 inputs: entries with :math:`|N| <` ``CLOSE`` :math:`\\cdot M` are formed again by
+:func:`numerator_dd`."""
 
-LN2_PARTS = (
-    float.fromhex("0x1.62e42fefa4000p-1"),  # 39 bits: k * part exact for |k| < 2**13
-    float.fromhex("-0x1.8432a1b0e2000p-43"),  # 40 bits
-    float.fromhex("-0x1.8cff81a12a17ep-85"),
-)
-""":math:`\\ln 2` as three doubles (their sum is :math:`\\ln 2` to about :math:`2^{-138}`)."""
-
-INV_LN2 = 1.4426950408889634
-"""``1 / ln 2`` in float64 (only to choose :math:`k`)."""
+CLOSE64 = 2.0**-1
+"""float64 inputs: the same, from :math:`|N| <` ``CLOSE64`` :math:`\\cdot M` (the float64
+:math:`N` is a few float64 ulps of :math:`M` off: within a few ulps of :math:`N` only
+where the two terms are far apart)."""
 
 EXP_FLOOR = -700.0
 """:math:`-|x|` is taken no lower (:math:`e^{-700}` is a normal float64; an entry there with
-a cancelling :math:`N` needs :math:`\\pi t/(1-t)` below float32's range)."""
+a cancelling :math:`N` needs :math:`\\pi t/(1-t)` below float64's normal range)."""
 
-SQUARINGS = 8
-"""The Taylor series runs at :math:`r / 2^8`, then is squared back this many times."""
+STEPS = 1024
+""":math:`e^{-|x|}` is reduced by multiples of :math:`\\ln 2/1024` (a table of
+:math:`2^{j/1024}`, 24 KiB)."""
+
+HUGE = 2.0**990
+"""Entries with a larger ``pos_weight`` keep the float64 :math:`N` (Dekker's products
+overflow from :math:`2^{996}`; float32 weights are far below)."""
+
+DD_TERMS = 4
+"""The Taylor terms :math:`r^n/n!`, :math:`n \\le` ``DD_TERMS``, are summed in
+double-double (the rest, below :math:`2^{-64}`, in floats)."""
 
 
 def _inverse_factorial(n: int) -> tuple[float, float]:
@@ -99,19 +125,51 @@ def _inverse_factorial(n: int) -> tuple[float, float]:
     return hi, float(exact - Fraction(hi))
 
 
-INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 10))
-""":math:`1/1!, \\ldots, 1/9!` as double-doubles (:math:`(2^{-8}\\ln 2/2)^{10}/10! < 2^{-106}`)."""
+INVERSE_FACTORIALS = tuple(_inverse_factorial(n) for n in range(1, 9))
+""":math:`1/1!, \\ldots, 1/8!` as double-doubles (:math:`(\\ln 2/2048)^9/9! < 2^{-122}`)."""
+
+
+class Tables(NamedTuple):
+    """The constants of :func:`numerator_dd`, as float64 NumPy arrays."""
+
+    exp2: np.ndarray  # (3, STEPS): 2^(j/STEPS) as triple-doubles, to about 2^-158
+    ln2: np.ndarray  # (4,): ln 2 / STEPS in four parts, the first three of 33 bits
+
+
+@functools.cache
+def tables() -> Tables:
+    """:class:`Tables`, from 60 significant digits (``decimal``; about 16 ms, once)."""
+    import decimal  # (here: ``import crossent`` does not import it)
+
+    context = decimal.Context(prec=60)
+    step = context.power(decimal.Decimal(2), decimal.Decimal(1) / STEPS)
+    value, rows = decimal.Decimal(1), []
+    for _ in range(STEPS):
+        rows.append(_parts(Fraction(value), 3, None))
+        value = context.multiply(value, step)
+    ln2 = Fraction(context.ln(decimal.Decimal(2))) / STEPS
+    return Tables(np.array(rows).T.copy(), np.array(_parts(ln2, 4, 33)))
+
+
+def _parts(value: Fraction, count: int, bits: int | None) -> list[float]:
+    """``value`` as ``count`` floats, each the rest rounded (to ``bits`` significant bits,
+    but for the last)."""
+    out = []
+    for i in range(count):
+        if bits is None or i == count - 1:
+            part = float(value)
+        else:
+            quantum = Fraction(2) ** (math.floor(math.log2(abs(value))) - bits + 1)
+            part = float(round(value / quantum) * quantum)
+        out.append(part)
+        value -= Fraction(part)
+    return out
+
 
 # Double-double arithmetic with the operators only (NumPy arrays, other libraries' arrays
 # and Python floats alike): ``_numerics``' error-free sums and products (Knuth's TwoSum,
 # the quick sum for |a| >= |b|, Dekker's product for |a|, |b| < 2**996).
 # ``_sigmoid_grad_numba`` has the same functions per entry.
-
-
-def _dd_mul(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
-    """The product of two double-doubles."""
-    p, e = _two_product(ah, bh)
-    return _quick_two_sum(p, e + (ah * bl + al * bh))
 
 
 def _dd_mul_d(ah: Any, al: Any, b: Any) -> tuple[Any, Any]:
@@ -120,43 +178,134 @@ def _dd_mul_d(ah: Any, al: Any, b: Any) -> tuple[Any, Any]:
     return _quick_two_sum(p, e + al * b)
 
 
-def _dd_add(ah: Any, al: Any, bh: Any, bl: Any) -> tuple[Any, Any]:
-    """The sum of two double-doubles that do not cancel."""
-    s, e = _two_sum(ah, bh)
-    return _quick_two_sum(s, e + (al + bl))
+def _dd_mul_add(ah: Any, al: Any, b: Any, ch: Any, cl: Any) -> tuple[Any, Any]:
+    """A Horner step: the double-double ``c + a b`` for ``|a b| < |c|`` (one
+    renormalisation: the product's and the sum's errors gathered first)."""
+    p, e = _two_product(ah, b)
+    s, f = _quick_two_sum(ch, p)
+    return _quick_two_sum(s, f + ((e + al * b) + cl))
 
 
-def _exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    """:math:`e^y` for float64 ``y <= 0`` as a double-double (see the module notes)."""
-    y = xp.clip(y, min=EXP_FLOOR)
-    k = xp.floor(y * INV_LN2 + 0.5)
-    c0, c1, c2 = LN2_PARTS
-    s, e = _two_sum(y, -(k * c0))  # (exact products: k has at most 11 bits)
-    rh, rl = _two_sum(s, -(k * c1))
-    rh, rl = _quick_two_sum(rh, rl + (e - k * c2))
-    rho, rho_lo = rh * 2.0**-SQUARINGS, rl * 2.0**-SQUARINGS
-    ph, pl = INVERSE_FACTORIALS[-1]
-    ph, pl = ph + 0 * rho, pl + 0 * rho  # (arrays of rho's shape)
-    for fh, fl in INVERSE_FACTORIALS[-2::-1]:
-        ph, pl = _dd_mul_d(ph, pl, rho)
-        ph, pl = _dd_add(ph, pl, fh, fl)
-    eh, el = _dd_mul_d(ph, pl, rho)  # expm1(rho)
-    eh, el = _dd_add(eh, el, rho_lo * (1.0 + eh), 0.0)  # expm1(rho + rho_lo)
-    for _ in range(SQUARINGS):  # expm1(2 r) = 2 expm1(r) + expm1(r)^2
-        sh, sl = _dd_mul(eh, el, eh, el)
-        eh, el = _dd_add(2.0 * eh, 2.0 * el, sh, sl)
-    s, e = _two_sum(1.0, eh)
-    uh, ul = _quick_two_sum(s, e + el)
-    if type(k) is np.ndarray:
-        return np.ldexp(uh, k.astype(np.int32)), np.ldexp(ul, k.astype(np.int32))
-    power = _power_of_two(k, xp=xp)
-    return uh * power, ul * power
+def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleType) -> Array:
+    r""":math:`N` of the module notes to about :math:`2^{-110} M`, rounded to float64.
+
+    ``x`` and ``t`` are float64 arrays (``t`` before smoothing), ``pos_weight`` one
+    broadcast to them (or 1.0); ``eps`` the label smoothing. The steps (the module notes
+    give the error budget; ``_sigmoid_grad_numba.numerators`` does the same operations
+    in the same order, so the same bits):
+
+    1. :math:`y = \max(-|x|, -700) = (1024k + j)\,\ln 2/1024 + r`, :math:`0 \le j <
+       1024`, :math:`|r| \le \ln 2/2048`, :math:`r` a double-double (:math:`\ln 2/1024`
+       in four parts, the first three of 33 bits: their products by :math:`|1024k + j|
+       < 2^{20}` and the first difference exact);
+    2. :math:`E = e^r - 1` by Horner's scheme, :math:`r^n/n!` for :math:`n \le 4` in
+       double-double (:func:`_dd_mul_add`), :math:`5 \le n \le 8` in floats (the rest
+       under :math:`2^{-122}`);
+    3. :math:`v = 2^{j/1024}(1 + E)` as three floats (the table's triple-double);
+    4. with :math:`F, G` the three-float :math:`\pi t\,2^k, 1 - t` (:math:`x \ge 0`) or
+       :math:`(1-t)\,2^k, \pi t` (:math:`x < 0`; :func:`_smoothed`): :math:`Fv - G` from
+       Dekker's exact products and Knuth's exact sums, the rounding errors gathered
+       and added last, so the cancelling leading terms lose nothing.
+
+    Valid for :math:`|x| \le 700` and ``pos_weight`` below :data:`HUGE`.
+    """
+    tab = tables()
+    a, b = _smoothed(t, pos_weight, eps)
+    nonneg = x >= 0
+    y = xp.clip(-xp.abs(x), min=EXP_FLOOR)
+    n = xp.floor(y * (STEPS / math.log(2.0)) + 0.5)
+    j = n - STEPS * xp.floor(n / STEPS)
+    power = _power_of_two((n - j) / STEPS, xp=xp)
+    c0, c1, c2, c3 = (float(v) for v in tab.ln2)
+    index = xp.astype(j, xp.int64) if type(j) is not np.ndarray else j.astype(np.intp)
+    t0, t1, t2 = (_take(tab.exp2[i], index, like=x, xp=xp) for i in range(3))
+    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, a, b, (c0, c1, c2, c3), where=xp.where)
+
+
+def _smoothed(t: Any, pi: Any, eps: float) -> tuple[tuple[Any, Any, Any], tuple[Any, Any, Any]]:
+    r""":math:`1 - t_s` and :math:`\pi t_s` of the smoothed target :math:`t_s = (1 -
+    \varepsilon)t + \varepsilon/2`, each as three floats whose sum is exact but for
+    about :math:`2^{-150}` of it (a double-double of :math:`t_s` is :math:`2^{-106}` off,
+    two float64 ulps of a cancelling :math:`N`)."""
+    kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
+    p1, e1 = _two_product(kh, t)
+    p2, e2 = _two_product(kl, t)
+    s, e = _two_sum(p1, 0.5 * eps)
+    m, f = _two_sum(e, e1)
+    m, g = _two_sum(m, p2)
+    lo = (f + g) + e2
+    th, tm = _quick_two_sum(s, m)  # t_s = th + tm + lo
+    a0, a1 = _two_sum(1.0, -th)
+    a1, a2 = _two_sum(a1, -tm)
+    a0, a1 = _two_sum(a0, a1)
+    b0, b1 = _two_product(pi, th)
+    c0, c1 = _two_product(pi, tm)
+    b1, b2 = _two_sum(b1, c0)
+    b0, b1 = _quick_two_sum(b0, b1)
+    return (a0, a1, a2 - lo), (b0, b1, (b2 + c1) + pi * lo)
+
+
+def _numerator_tail(
+    y: Any,
+    n: Any,
+    t0: Any,
+    t1: Any,
+    t2: Any,
+    power: Any,
+    nonneg: Any,
+    a: tuple[Any, Any, Any],
+    b: tuple[Any, Any, Any],
+    ln2: tuple[float, float, float, float],
+    *,
+    where: Any,
+) -> Any:
+    """Steps 1-4 of :func:`numerator_dd` after the table look-ups (arrays or floats)."""
+    c0, c1, c2, c3 = ln2
+    s = y - n * c0  # (exact: Sterbenz)
+    rh, rl = _two_sum(s, -(n * c1))
+    rh, e = _two_sum(rh, -(n * c2))
+    rh, rl = _quick_two_sum(rh, (rl + e) - n * c3)
+    q = INVERSE_FACTORIALS[-1][0]
+    for hi, _ in INVERSE_FACTORIALS[-2 : DD_TERMS - 1 : -1]:
+        q = hi + rh * q
+    ph, pl = q, 0.0 * q
+    for hi, lo in INVERSE_FACTORIALS[DD_TERMS - 1 :: -1]:
+        ph, pl = _dd_mul_add(ph, pl, rh, hi, lo)
+    eh, el = _dd_mul_d(ph, pl, rh)  # expm1(rh)
+    eh, el = _quick_two_sum(eh, el + rl * (1.0 + eh))  # expm1(rh + rl)
+    d0, d1 = _two_product(t0, eh)
+    v0, e0 = _quick_two_sum(t0, d0)
+    v1, v2 = _two_sum(e0, t1)
+    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/1024) e^r = v0 + v1 + v2
+    fh, fl, f2 = (where(nonneg, bi, ai) * power for ai, bi in zip(a, b, strict=True))
+    gh, gl, g2 = (where(nonneg, ai, bi) for ai, bi in zip(a, b, strict=True))
+    p0, p1 = _two_product(fh, v0)
+    q0, q1 = _two_product(fh, v1)
+    r0, r1 = _two_product(fl, v0)
+    small = ((fh * v2 + fl * v1) + f2 * v0) + ((q1 + r1) - g2)
+    a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
+    b, eb = _two_sum(p1, -gl)
+    c, ec = _two_sum(q0, r0)
+    b, ebc = _two_sum(b, c)
+    s, es = _two_sum(a, b)
+    total = s + ((((ea + eb) + ec) + ebc) + es + small)
+    return where(nonneg, -total, total)
+
+
+def _take(table: np.ndarray, index: Any, *, like: Any, xp: ModuleType) -> Any:
+    """``table[index]`` in ``like``'s namespace and device."""
+    if type(index) is np.ndarray:
+        return table[index]
+    flat = xp.take(xp.asarray(table, device=device(like)), xp.reshape(index, (-1,)))
+    return xp.reshape(flat, tuple(index.shape))  # (take: 1-d indices)
 
 
 def _power_of_two(k: Array, *, xp: ModuleType) -> Array:
-    r""":math:`2^k` for integer-valued float64 ``k`` in :math:`[-1023, 0]`, exactly: a
-    product of :math:`2^{-2^j}` over the bits of :math:`-k` (XLA's ``pow`` is
-    :math:`e^{k \ln 2}`, not exact)."""
+    r""":math:`2^k` for integer-valued float64 ``k`` in :math:`[-1023, 0]`, exactly:
+    ``ldexp`` for NumPy, else a product of :math:`2^{-2^j}` over the bits of :math:`-k`
+    (XLA's ``pow`` is :math:`e^{k \ln 2}`, not exact)."""
+    if type(k) is np.ndarray:
+        return np.ldexp(1.0, k.astype(np.int32))
     m = -k
     one = xp.ones_like(k)
     power = one
@@ -164,30 +313,6 @@ def _power_of_two(k: Array, *, xp: ModuleType) -> Array:
         bit = xp.remainder(xp.floor(m * 2.0**-j), 2.0)
         power = power * xp.where(bit == 1.0, xp.full_like(k, 2.0 ** -(2**j)), one)
     return power
-
-
-def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleType) -> Array:
-    r""":math:`N` of the module notes in double-double, rounded to float64.
-
-    ``x`` and ``t`` are float64 arrays of float32 values (``t`` before smoothing),
-    ``pos_weight`` one broadcast to them (or 1.0); ``eps`` the label smoothing.
-    """
-    kh, kl = _two_sum(1.0, -eps)  # 1 - eps, exactly
-    th, tl = _two_product(kh, t)
-    s, e = _two_sum(th, 0.5 * eps)
-    th, tl = _quick_two_sum(s, e + (tl + kl * t))  # the smoothed target
-    s, e = _two_sum(1.0, -th)
-    ah, al = _two_sum(s, e - tl)  # 1 - t
-    p, e = _two_product(pos_weight, th)
-    ph, pl = _quick_two_sum(p, e + pos_weight * tl)  # pi t
-    uh, ul = _exp_dd(-xp.abs(x), xp=xp)
-    nonneg = x >= 0
-    puh, pul = _dd_mul(ph, pl, uh, ul)
-    auh, aul = _dd_mul(ah, al, uh, ul)
-    fh, fl = xp.where(nonneg, ah, auh), xp.where(nonneg, al, aul)
-    gh, gl = xp.where(nonneg, puh, ph), xp.where(nonneg, pul, pl)
-    s, e = _two_sum(fh, -gh)
-    return s + (e + (fl - gl))
 
 
 def gradient(
@@ -217,7 +342,13 @@ def gradient(
     first = xp.where(nonneg, a, a * u)
     second = xp.where(nonneg, p * u, p)
     n = first - second
-    close = xp.abs(n) < CLOSE * xp.maximum(first, second)
+    most = xp.maximum(first, second)
+    if eps:  # (1 - t_s is off by t_s's rounding, a float64 ulp of t_s)
+        most = xp.maximum(most, xp.where(nonneg, target, target * u))
+    bound = CLOSE64 if x.dtype == wide else CLOSE
+    close = (xp.abs(n) < bound * most) & (xp.abs(x64) <= -EXP_FLOOR)
+    if pos_weight is not None:  # (Dekker's products: below 2**996)
+        close = close & (pw < HUGE)
     if type(close) is np.ndarray:
         if close.any():
             pw_close = pw if pos_weight is None else np.broadcast_to(pw, x.shape)[close]
@@ -274,18 +405,20 @@ def kernel_gradient(
     eps: float,
     scale: float,
 ) -> np.ndarray:
-    """:func:`gradient` of float32 NumPy arrays by ``_sigmoid_grad_numba`` (Numba
-    installed): the full path's, and ``crossent.torch``'s for CPU tensors."""
+    """:func:`gradient` of float32 or float64 NumPy arrays (the weights cast to ``x``'s
+    dtype) by ``_sigmoid_grad_numba`` (Numba installed): the full path's, and
+    ``crossent.torch``'s for CPU tensors."""
     from . import _sigmoid_grad_numba
 
-    flat_x = np.ascontiguousarray(x).reshape(-1)
-    flat_t = np.ascontiguousarray(t, dtype=np.float32).reshape(-1)
-    out = np.empty(flat_x.shape, dtype=np.float32)
+    dtype = np.dtype(np.float64 if x.dtype == np.float64 else np.float32)
+    flat_x = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
+    flat_t = np.ascontiguousarray(t, dtype=dtype).reshape(-1)
+    out = np.empty(flat_x.shape, dtype=dtype)
     _sigmoid_grad_numba.gradient(
         flat_x,
         flat_t,
-        _flat_pattern(weight, x.shape),
-        _flat_pattern(pos_weight, x.shape),
+        _flat_pattern(weight, x.shape, dtype),
+        _flat_pattern(pos_weight, x.shape, dtype),
         eps,
         scale,
         out,
@@ -293,16 +426,18 @@ def kernel_gradient(
     return out.reshape(x.shape)
 
 
-def _flat_pattern(w: np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+def _flat_pattern(
+    w: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype
+) -> tuple[np.ndarray, int, int]:
     """A weight as ``_sigmoid_grad_numba.gradient`` takes it: ``(flat, inner, count)``
-    (``_small_sigmoid``'s pattern of a float32 weight, or a float32 broadcast copy),
+    (``_small_sigmoid``'s pattern of a weight of ``dtype``, or a broadcast copy in it),
     empty for none."""
     from . import _small_sigmoid
 
     if w is None:
-        return np.empty(0, dtype=np.float32), 1, 1
-    found = _small_sigmoid.pattern(w, shape, np.dtype(np.float32).char)
+        return np.empty(0, dtype=dtype), 1, 1
+    found = _small_sigmoid.pattern(w, shape, dtype.char)
     if found is not None:
         return found
-    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=np.float32).reshape(-1)
+    full = np.ascontiguousarray(np.broadcast_to(w, shape), dtype=dtype).reshape(-1)
     return full, 1, max(full.size, 1)

@@ -1,12 +1,18 @@
-r"""The float32 sigmoid cross-entropy gradient per entry (Numba): ``_sigmoid_grad``'s arithmetic.
+r"""The sigmoid cross-entropy gradient of float32 and float64 arrays (Numba):
+``_sigmoid_grad``'s arithmetic.
 
-:func:`gradient` is the path of NumPy float32 calls, both the full path's
+:func:`gradient` is the path of NumPy float32 and float64 calls, both the full path's
 (``_sigmoid.sigmoid_cross_entropy_grad``) and the small calls' (``_small_sigmoid``), which
-therefore give the same bits. Each entry is the float64 form of ``_sigmoid_grad``'s notes,
-re-done in double-double (:func:`_numerator_dd`) where :math:`N` cancels, rounded once to
-float32. The double-double helpers are those of ``_numerics`` (which ``_sigmoid_grad``
-uses) per entry (kept in this file, so that Numba's on-disk cache, keyed by this file,
-cannot hold stale copies of them).
+therefore give the same bits. :func:`_kernel` screens :data:`BLOCK` entries at a time:
+each entry's float64 form of ``_sigmoid_grad``'s notes, rounded once to the dtype, except
+those where :math:`N` cancels, which it gathers and forms together afterwards
+(:func:`numerators`: the table look-ups entry by entry, then one loop without branches
+over the gathered entries, :func:`_entry` inlined, that LLVM vectorises; a per-entry call
+with a data-dependent branch does not vectorise, and was 20-35x the common case's cost
+where every entry cancels). The error-free helpers are those of ``_numerics`` (which
+``_sigmoid_grad`` uses) per entry (kept in this file, so that Numba's on-disk cache,
+keyed by this file, cannot hold stale copies of them); inlined helpers take scalars only
+(one that takes arrays costs their reference counts per call).
 Compiled without fast-math: no product is contracted into an FMA and no sum reassociated,
 which the exact sums and products need. The constants (:data:`_sigmoid_grad.CLOSE`, the
 parts of :math:`\ln 2`, ...) are compiled in and Numba's cache is keyed by this file:
@@ -23,15 +29,24 @@ import numpy as np
 
 from . import _sigmoid_grad as _constants
 
-__all__ = ["gradient", "numerator_dd"]
+__all__ = ["BLOCK", "gradient", "numerator_dd", "numerators"]
 
-_C0, _C1, _C2 = _constants.LN2_PARTS
-_CLOSE, _EXP_FLOOR, _INV_LN2 = _constants.CLOSE, _constants.EXP_FLOOR, _constants.INV_LN2
-_SQUARINGS = _constants.SQUARINGS
+_TABLES = _constants.tables()
+_EXP2 = _TABLES.exp2
+_C0, _C1, _C2, _C3 = (float(v) for v in _TABLES.ln2)
+_EXP_FLOOR, _HUGE = _constants.EXP_FLOOR, _constants.HUGE
+_STEPS, _SCALE = _constants.STEPS, _constants.STEPS / math.log(2.0)
 _SPLITTER = 134217729.0
-_REDUCE = 2.0**-_SQUARINGS
-_F_HI = np.array([hi for hi, _ in _constants.INVERSE_FACTORIALS])
-_F_LO = np.array([lo for _, lo in _constants.INVERSE_FACTORIALS])
+_TAIL = tuple(hi for hi, _ in _constants.INVERSE_FACTORIALS[: _constants.DD_TERMS - 1 : -1])
+_DD_HI = tuple(hi for hi, _ in _constants.INVERSE_FACTORIALS[_constants.DD_TERMS - 1 :: -1])
+_DD_LO = tuple(lo for _, lo in _constants.INVERSE_FACTORIALS[_constants.DD_TERMS - 1 :: -1])
+_SHIFT = _STEPS.bit_length() - 1
+_POW2_BIAS = 1023
+_POW2 = np.ldexp(1.0, np.arange(-_POW2_BIAS, 1))
+""":math:`2^k`, :math:`-1023 \\le k \\le 0`, by ``k + 1023`` (``math.ldexp`` is a call, and
+does not vectorise)."""
+BLOCK = 4096
+"""The kernel screens this many entries, then forms their flagged ones together."""
 
 
 @numba.njit(cache=True, inline="always")
@@ -60,69 +75,179 @@ def _two_prod(a: float, b: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, inline="always")
-def _dd_mul(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
-    p, e = _two_prod(ah, bh)
-    return _fast_two_sum(p, e + (ah * bl + al * bh))
-
-
-@numba.njit(cache=True, inline="always")
 def _dd_mul_d(ah: float, al: float, b: float) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
     return _fast_two_sum(p, e + al * b)
 
 
 @numba.njit(cache=True, inline="always")
-def _dd_add(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
-    s, e = _two_sum(ah, bh)
-    return _fast_two_sum(s, e + (al + bl))
+def _dd_mul_add(ah: float, al: float, b: float, ch: float, cl: float) -> tuple[float, float]:
+    p, e = _two_prod(ah, b)
+    s, f = _fast_two_sum(ch, p)
+    return _fast_two_sum(s, f + ((e + al * b) + cl))
 
 
 @numba.njit(cache=True)
-def _exp_dd(y: float, f_hi: np.ndarray, f_lo: np.ndarray) -> tuple[float, float]:
-    """``_sigmoid_grad._exp_dd`` of one ``y <= 0``."""
-    y = max(y, _EXP_FLOOR)
-    k = math.floor(y * _INV_LN2 + 0.5)
-    s, e = _two_sum(y, -(k * _C0))
-    rh, rl = _two_sum(s, -(k * _C1))
-    rh, rl = _fast_two_sum(rh, rl + (e - k * _C2))
-    rho, rho_lo = rh * _REDUCE, rl * _REDUCE
-    last = f_hi.shape[0] - 1
-    ph, pl = f_hi[last], f_lo[last]
-    for j in range(last - 1, -1, -1):
-        ph, pl = _dd_mul_d(ph, pl, rho)
-        ph, pl = _dd_add(ph, pl, f_hi[j], f_lo[j])
-    eh, el = _dd_mul_d(ph, pl, rho)
-    eh, el = _dd_add(eh, el, rho_lo * (1.0 + eh), 0.0)
-    for _ in range(_SQUARINGS):
-        sh, sl = _dd_mul(eh, el, eh, el)
-        eh, el = _dd_add(2.0 * eh, 2.0 * el, sh, sl)
-    s, e = _two_sum(1.0, eh)
-    uh, ul = _fast_two_sum(s, e + el)
-    return math.ldexp(uh, int(k)), math.ldexp(ul, int(k))
+def numerators(
+    x: np.ndarray,
+    t: np.ndarray,
+    pw: np.ndarray,
+    count: int,
+    eps: float,
+    positive: bool,
+    exp2: np.ndarray,
+    y: np.ndarray,
+    n: np.ndarray,
+    scale: np.ndarray,
+    tab: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``_sigmoid_grad.numerator_dd`` of the first ``count`` entries of float64 ``x``,
+    ``t`` (raw) and ``pw``, into ``out``: the table look-ups entry by entry into the
+    workspaces ``y``, ``n``, ``scale`` (:math:`2^k`) and ``tab`` (3 rows), then the
+    arithmetic in one loop without branches (:func:`_arithmetic`, which LLVM
+    vectorises)."""
+    _look_up(x, count, exp2, _POW2, y, n, scale, tab)
+    _arithmetic(x, t, pw, count, eps, positive, y, n, scale, tab, out)
 
 
 @numba.njit(cache=True)
-def _numerator_dd(
-    x: float, t: float, pw: float, eps: float, f_hi: np.ndarray, f_lo: np.ndarray
-) -> float:
-    """``_sigmoid_grad.numerator_dd`` of one entry."""
+def _look_up(
+    x: np.ndarray,
+    count: int,
+    exp2: np.ndarray,
+    pow2: np.ndarray,
+    y: np.ndarray,
+    n: np.ndarray,
+    scale: np.ndarray,
+    tab: np.ndarray,
+) -> None:
+    """Step 1's :math:`y`, :math:`n = 1024k + j`, :math:`2^k` and :math:`2^{j/1024}`."""
+    for q in range(count):
+        v = max(-abs(x[q]), _EXP_FLOOR)
+        m = math.floor(v * _SCALE + 0.5)
+        k = int(m)
+        j = k & (_STEPS - 1)
+        y[q], n[q], scale[q] = v, m, pow2[((k - j) >> _SHIFT) + _POW2_BIAS]
+        tab[0, q], tab[1, q], tab[2, q] = exp2[0, j], exp2[1, j], exp2[2, j]
+
+
+@numba.njit(cache=True)
+def _arithmetic(
+    x: np.ndarray,
+    t: np.ndarray,
+    pw: np.ndarray,
+    count: int,
+    eps: float,
+    weighted: bool,
+    y: np.ndarray,
+    n: np.ndarray,
+    scale: np.ndarray,
+    tab: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Steps 1-4 of ``_sigmoid_grad.numerator_dd`` after :func:`_look_up` (:func:`_entry`
+    per entry, in one loop that LLVM vectorises)."""
     kh, kl = _two_sum(1.0, -eps)
-    th, tl = _two_prod(kh, t)
-    s, e = _two_sum(th, 0.5 * eps)
-    th, tl = _fast_two_sum(s, e + (tl + kl * t))
-    s, e = _two_sum(1.0, -th)
-    ah, al = _two_sum(s, e - tl)
-    p, e = _two_prod(pw, th)
-    ph, pl = _fast_two_sum(p, e + pw * tl)
-    uh, ul = _exp_dd(-abs(x), f_hi, f_lo)
-    if x >= 0:
-        fh, fl = ah, al
-        gh, gl = _dd_mul(ph, pl, uh, ul)
-    else:
-        fh, fl = _dd_mul(ah, al, uh, ul)
-        gh, gl = ph, pl
-    s, e = _two_sum(fh, -gh)
-    return s + (e + (fl - gl))
+    half = 0.5 * eps
+    smooth, positive = eps != 0.0, weighted
+    for q in range(count):
+        out[q] = _entry(
+            x[q],
+            t[q],
+            pw[q],
+            y[q],
+            n[q],
+            scale[q],
+            tab[0, q],
+            tab[1, q],
+            tab[2, q],
+            kh,
+            kl,
+            half,
+            smooth,
+            positive,
+        )
+
+
+@numba.njit(cache=True, inline="always")
+def _entry(
+    x: float,
+    raw: float,
+    pi: float,
+    y: float,
+    m: float,
+    power: float,
+    t0: float,
+    t1: float,
+    t2: float,
+    kh: float,
+    kl: float,
+    half: float,
+    smooth: bool,
+    positive: bool,
+) -> float:
+    """:func:`_arithmetic` of one entry (``smooth``: ``eps != 0``; ``positive``: a
+    ``pos_weight``; the same values either way, fewer operations without)."""
+    if smooth:  # (_sigmoid_grad._smoothed)
+        p1, e1 = _two_prod(kh, raw)
+        p2, e2 = _two_prod(kl, raw)
+        s, e = _two_sum(p1, half)
+        mid, f = _two_sum(e, e1)
+        mid, g = _two_sum(mid, p2)
+        lo = (f + g) + e2
+        th, tm = _fast_two_sum(s, mid)
+        a0, a1 = _two_sum(1.0, -th)
+        a1, a2 = _two_sum(a1, -tm)
+        a0, a1 = _two_sum(a0, a1)
+        a2 = a2 - lo
+        b0, b1 = _two_prod(pi, th)
+        c0, c1 = _two_prod(pi, tm)
+        b1, b2 = _two_sum(b1, c0)
+        b0, b1 = _fast_two_sum(b0, b1)
+        b2 = (b2 + c1) + pi * lo
+    else:  # (the same values: t exact)
+        a0, a1 = _two_sum(1.0, -raw)
+        a0, a1 = _two_sum(a0, a1)
+        a2 = b2 = 0.0
+        if positive:
+            b0, b1 = _two_prod(pi, raw)
+        else:
+            b0, b1 = raw, 0.0
+    s = y - m * _C0
+    rh, rl = _two_sum(s, -(m * _C1))
+    rh, e = _two_sum(rh, -(m * _C2))
+    rh, rl = _fast_two_sum(rh, (rl + e) - m * _C3)
+    c = _TAIL[0]
+    for m in range(1, len(_TAIL)):
+        c = _TAIL[m] + rh * c
+    ph, pl = c, 0.0
+    for m in range(len(_DD_HI)):
+        ph, pl = _dd_mul_add(ph, pl, rh, _DD_HI[m], _DD_LO[m])
+    eh, el = _dd_mul_d(ph, pl, rh)
+    eh, el = _fast_two_sum(eh, el + rl * (1.0 + eh))
+    d0, d1 = _two_prod(t0, eh)
+    v0, e0 = _fast_two_sum(t0, d0)
+    v1, v2 = _two_sum(e0, t1)
+    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)
+    nonneg = x >= 0
+    fh = (b0 if nonneg else a0) * power
+    fl = (b1 if nonneg else a1) * power
+    f2 = (b2 if nonneg else a2) * power
+    gh = a0 if nonneg else b0
+    gl = a1 if nonneg else b1
+    g2 = a2 if nonneg else b2
+    p0, p1 = _two_prod(fh, v0)
+    q0, q1 = _two_prod(fh, v1)
+    r0, r1 = _two_prod(fl, v0)
+    small = ((fh * v2 + fl * v1) + f2 * v0) + ((q1 + r1) - g2)
+    a, ea = _two_sum(p0, -gh)  # F V - G: its leading terms' and small terms' exact sums
+    b, eb = _two_sum(p1, -gl)
+    c, ec = _two_sum(q0, r0)
+    b, ebc = _two_sum(b, c)
+    s, es = _two_sum(a, b)
+    total = s + ((((ea + eb) + ec) + ebc) + es + small)
+    return -total if nonneg else total
 
 
 @numba.njit(cache=True)
@@ -137,31 +262,62 @@ def _kernel(
     pw_count: int,
     eps: float,
     scale: float,
+    bound: float,
     out: np.ndarray,
-    f_hi: np.ndarray,
-    f_lo: np.ndarray,
+    exp2: np.ndarray,
 ) -> None:
     keep, half = 1.0 - eps, 0.5 * eps
     weighted, positive = w.shape[0] != 0, pw.shape[0] != 0
-    for i in range(x.shape[0]):
-        value, raw = np.float64(x[i]), np.float64(t[i])
-        target = keep * raw + half
-        u = math.exp(-abs(value))
-        a = 1.0 - target
-        pi = np.float64(pw[(i // pw_inner) % pw_count]) if positive else 1.0
-        p = pi * target if positive else target
-        if value >= 0:
-            first, second = a, p * u
-        else:
-            first, second = a * u, p
-        n = first - second
-        if abs(n) < _CLOSE * max(first, second):
-            n = _numerator_dd(value, raw, pi, eps, f_hi, f_lo)
-        d = n / (1.0 + u)
-        if weighted:  # (a weighted_term: a weight of 0 gives a 0 of its sign)
-            weight = np.float64(w[(i // w_inner) % w_count])
-            d = d * weight if weight != 0.0 else weight * 0.0
-        out[i] = d * scale
+    smooth = eps != 0.0
+    size = x.shape[0]
+    block = min(BLOCK, size)
+    ws = np.empty((12, block))  # (one allocation: small calls)
+    xs, ts, ps, us, ns, where = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
+    work_y, work_n, work_s, tab = ws[6], ws[7], ws[8], ws[9:]
+    for start in range(0, size, block):
+        stop = min(start + block, size)
+        count = 0
+        for i in range(start, stop):
+            value, raw = np.float64(x[i]), np.float64(t[i])
+            target = keep * raw + half
+            u = math.exp(-abs(value))
+            a = 1.0 - target
+            pi = np.float64(pw[(i // pw_inner) % pw_count]) if positive else 1.0
+            p = pi * target if positive else target
+            if value >= 0:
+                first, second, third = a, p * u, target
+            else:
+                first, second, third = a * u, p, target * u
+            d = first - second
+            third = third if smooth else first  # (1 - t_s inherits t_s's rounding)
+            if (
+                abs(d) < bound * max(first, second, third)
+                and pi < _HUGE
+                and -abs(value) >= _EXP_FLOOR
+            ):
+                where[count] = i
+                xs[count], ts[count], ps[count], us[count] = value, raw, pi, u
+                count += 1
+                continue
+            weight = np.float64(w[(i // w_inner) % w_count]) if weighted else 1.0
+            out[i] = _scaled(d / (1.0 + u), weight, weighted, scale)
+        if count == 0:
+            continue
+        numerators(xs, ts, ps, count, eps, positive, exp2, work_y, work_n, work_s, tab, ns)
+        for q in range(count):
+            i = int(where[q])
+            weight = np.float64(w[(i // w_inner) % w_count]) if weighted else 1.0
+            out[i] = _scaled(ns[q] / (1.0 + us[q]), weight, weighted, scale)
+
+
+@numba.njit(cache=True, inline="always")
+def _scaled(d: float, weight: float, weighted: bool, scale: float) -> float:
+    """``d`` times the weight (a ``weighted_term``: a weight of 0 gives a 0 of its sign)
+    and the scale. (Scalars only: an inlined function that takes arrays costs their
+    reference counts per call, 5 ns an entry here.)"""
+    if weighted:
+        d = d * weight if weight != 0.0 else weight * 0.0
+    return d * scale
 
 
 def gradient(
@@ -173,15 +329,21 @@ def gradient(
     scale: float,
     out: np.ndarray,
 ) -> None:
-    """The gradient of flat float32 ``x`` and raw targets ``t`` into float32 ``out``.
+    """The gradient of flat float32 or float64 ``x`` and raw targets ``t`` (one dtype)
+    into ``out`` of that dtype.
 
     ``weight`` and ``pos_weight``: ``(flat, inner, count)``, entry ``i`` taking
     ``flat[(i // inner) % count]`` (an empty ``flat`` for none); ``eps`` the label
     smoothing, ``scale`` the reduction's float64 factor.
     """
-    _kernel(x, t, *weight, *pos_weight, eps, scale, out, _F_HI, _F_LO)
+    bound = _constants.CLOSE64 if x.dtype == np.float64 else _constants.CLOSE
+    _kernel(x, t, *weight, *pos_weight, eps, scale, bound, out, _EXP2)
 
 
 def numerator_dd(x: float, t: float, pw: float, eps: float) -> Any:
-    """:func:`_numerator_dd` of one entry (for the tests)."""
-    return _numerator_dd(x, t, pw, eps, _F_HI, _F_LO)
+    """``_sigmoid_grad.numerator_dd`` of one entry (for the tests)."""
+    xs, ts, ps = (np.array([float(v)]) for v in (x, t, pw))
+    out = np.empty(1)
+    work = np.empty(1), np.empty(1), np.empty(1), np.empty((3, 1))
+    numerators(xs, ts, ps, 1, eps, True, _EXP2, *work, out)
+    return out[0]

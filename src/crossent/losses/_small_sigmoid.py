@@ -38,12 +38,12 @@ rows of one array per call (NumPy's ufuncs write into them: the same loop and va
 as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
 pins the values against the full path.
 
-The float32 cross-entropy gradient is the exception: after ``start`` (and ``spread``)
-it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``: float64, an ulp
-where :math:`\sigma(x)` meets :math:`t`) on the workspace's weights, with the full
-path's float64 ``'mean'`` scale (``wide_normalizer``: the same pairwise sum, unrounded),
-so the bits are the full path's by construction. Importing this module does not import Numba;
-the first call that is taken does.
+The cross-entropy gradient (float32 and float64) is the exception: after ``start`` (and
+``spread``) it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``:
+float64, and beyond where :math:`\sigma(x)` meets :math:`t`) on the workspace's
+weights, with the full path's float64 ``'mean'`` scale (``wide_normalizer``: the same
+pairwise sum, unrounded), so the bits are the full path's by construction. Importing
+this module does not import Numba; the first call that is taken does.
 """
 
 from __future__ import annotations
@@ -316,8 +316,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     state = compiled.start(x, t, c, flags, ws)
     if state == DECLINE or (weights is not None and not compiled.spread(*weights, c, ws)):
         return None
-    if kind == CE_GRAD and x.dtype.char == _FLOAT32:
-        return _float32_gradient(x, t, ws, settings, compiled, shape)
+    if kind == CE_GRAD:
+        return _exact_gradient(x, t, ws, settings, compiled, shape)
     np.log1p(np.exp(ws[NEG_ABS]), ws[REST])  # softplus' log1p(exp(-|x|))
     rows = settings.exp_rows[kind]
     if state == SOFT:  # _log_one_minus_pt's log(where(t > 0, t, 1)), log1p(-where(...))
@@ -344,7 +344,7 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     return scalar(value)
 
 
-def _float32_gradient(
+def _exact_gradient(
     x: np.ndarray,
     t: np.ndarray,
     ws: np.ndarray,
@@ -352,9 +352,10 @@ def _float32_gradient(
     compiled: ModuleType,
     shape: tuple[int, ...],
 ) -> np.ndarray | None:
-    r"""The float32 gradient by the full path's kernel (``_sigmoid_grad_numba``: float64,
-    an ulp where :math:`\sigma(x)` meets :math:`t`), on the weights :func:`start` and
-    ``spread`` put in the workspace, with the full path's float64 scale."""
+    r"""The float32 or float64 gradient by the full path's kernel
+    (``_sigmoid_grad_numba``: float64 and beyond where :math:`\sigma(x)` meets
+    :math:`t`), on the weights :func:`start` and ``spread`` put in the workspace, with
+    the full path's float64 scale."""
     n = x.shape[0]
     reduction, log_base = settings.reduction, settings.log_base
     scale = 1.0

@@ -259,7 +259,7 @@ def _normalizer(ws: np.ndarray) -> tuple[bool, Any]:
 @numba.njit(cache=True)
 def wide_normalizer(ws: np.ndarray) -> float:
     """The float64 sum of the broadcast weights ``ws[WEIGHT]`` in NumPy's pairwise order,
-    not rounded (the float32 gradient's ``'mean'``: ``_sigmoid._float32_grad``)."""
+    not rounded (the exact gradient's ``'mean'``: ``_sigmoid._exact_grad``)."""
     return pairwise_sum(ws[layout.WEIGHT].astype(np.float64))
 
 

@@ -91,10 +91,14 @@ examples, then the generic path with ``validate=False``. Second derivatives
 ``_ops._LabelsGrad`` (the backward kernel's values, the derivatives of the plain
 float64 gradient's), probability targets by their plain operations. The linear
 losses have none (an :class:`~crossent.errors.InputError` naming the loss and
-``cross_entropy(F.linear(...))``), and nested forward mode (``jacfwd(jacfwd(...))``)
-of the fused losses is an InputError (PyTorch does not differentiate an
-``autograd.Function``'s forward-mode rule again: a silent 0); the vocab-parallel
-losses refuse transforms by name.
+``cross_entropy(F.linear(...))``). Nested forward mode (``jacfwd(jacfwd(...))``,
+``jvp`` of ``jvp``): PyTorch does not differentiate an ``autograd.Function``'s
+forward-mode rule again (a silent 0), so class ids take plain differentiable float64
+operations there (``_ops.plain_label_rows``, with the op's checks), as does the soft
+cap, and the linear losses raise an InputError. ``jvp`` of ``vmap`` works (vmap's
+generated rule does not apply ``mark_non_differentiable``, pytorch/pytorch#90067: the
+forward-mode rules give zero tangents there). The vocab-parallel losses refuse
+transforms by name.
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits

@@ -59,6 +59,7 @@ __all__ = [
     "Field",
     "exchange",
     "fingerprint",
+    "group_and_rank",
     "message_device",
     "rank_in",
     "tensor_digest",
@@ -116,6 +117,25 @@ def message_device(group: Any) -> torch.device:
     if dist.get_backend(group) == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def group_and_rank(
+    group: Any, function: str, problem: BaseException | None, needs: str
+) -> tuple[Any, int]:
+    """The process group (default: the world) and this process's rank in it
+    (:func:`rank_in`); an error on this process only when there is no initialised
+    process group (``problem`` first, this rank's own, else an :class:`InputError`
+    whose subject is ``needs``: "all_reduce_state needs"), or it is not a member (that
+    cannot be shared: no collective can run)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        if problem is not None:
+            raise problem
+        raise InputError(
+            f"{needs} an initialised torch.distributed process group; "
+            "call torch.distributed.init_process_group first (e.g. under torchrun)"
+        )
+    group = dist.group.WORLD if group is None else group
+    return group, rank_in(group, function)
 
 
 def rank_in(group: Any, function: str) -> int:

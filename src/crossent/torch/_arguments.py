@@ -44,6 +44,7 @@ __all__ = [
     "floating_tensor",
     "functorch_reverse_mode",
     "has_tangent",
+    "nested_forward_mode",
     "tensor",
     "under_torch_func",
     "vmapped",
@@ -202,6 +203,20 @@ def under_torch_func() -> bool:
     return torch._C._functorch.peek_interpreter_stack() is not None
 
 
+def nested_forward_mode() -> bool:
+    """Whether two or more ``jvp`` levels of ``torch.func`` are active
+    (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``): under them an
+    ``autograd.Function``'s forward-mode rule is not differentiated again (torch 2.13:
+    the rule runs with forward AD off, so the outer level sees a constant, and its
+    second derivative is silently 0; an ``autograd.Function`` of ``sin`` shows it).
+    One read of functorch's interpreter stack: call it under ``torch.func`` only
+    (:func:`under_torch_func`)."""
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    jvp = torch._C._functorch.TransformType.Jvp
+    return sum(i.key() == jvp for i in retrieve_all_functorch_interpreters()) > 1
+
+
 def check_forward_mode_once(function: str, use: str) -> None:
     """Raise :class:`InputError` under nested forward mode of ``torch.func`` (two or
     more ``jvp`` levels: ``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``).
@@ -212,10 +227,7 @@ def check_forward_mode_once(function: str, use: str) -> None:
     ``sin`` shows it too). ``use`` names what works (``hessian``, i.e.
     ``jacfwd(jacrev(...))``, or plain PyTorch). One read of functorch's interpreter
     stack: callers call it under ``torch.func`` only (:func:`under_torch_func`)."""
-    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-
-    jvp = torch._C._functorch.TransformType.Jvp
-    if sum(i.key() == jvp for i in retrieve_all_functorch_interpreters()) > 1:
+    if nested_forward_mode():
         raise InputError(
             f"crossent.torch.{function} does not run under nested forward mode "
             f"(jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not differentiate its "

@@ -5,7 +5,8 @@ Autograd through the generic path's loss formed :math:`(1-t)\sigma(x) - \pi t\si
 in float32 from the softplus terms' derivatives: where a soft target is within a few ulps
 of :math:`\sigma(x)` that difference cancels, and the float32 gradient was hundreds to
 millions of ulps off (as ``F.binary_cross_entropy_with_logits``' own is). For float32,
-float16 and bfloat16 logits on a device with float64 the loss is :class:`BinaryFunction`:
+float16 and bfloat16 logits on a device with float64 (and for float64 logits and
+targets, whose float64 difference cancels the same way) the loss is :class:`BinaryFunction`:
 its forward is the generic path's loss, unchanged; its backward takes the logits'
 gradient from ``crossent.losses._sigmoid_grad`` (float64, double-double where it
 cancels, times the upstream gradient and the reduction's scale in float64, rounded once
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from .. import losses
-from .._xp import float64_twin
+from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid_grad
 
 __all__ = ["BinaryFunction", "takes"]
@@ -32,8 +33,17 @@ __all__ = ["BinaryFunction", "takes"]
 
 def takes(x: torch.Tensor, t: torch.Tensor) -> bool:
     """Whether :class:`BinaryFunction` computes this call: logits and targets of at most
-    32 bits (so computed in float32) on a device that offers float64."""
-    return float64_twin(x, t) is not None
+    32 bits (so computed in float32) on a device that offers float64, or both float64."""
+    return float64_twin(x, t) is not None or _both_float64(x, t)
+
+
+def _both_float64(x: Any, t: Any) -> bool:
+    """Whether ``x`` and ``t`` are float64 tensors (computed in float64)."""
+    return (
+        isinstance(x, torch.Tensor)
+        and isinstance(t, torch.Tensor)
+        and x.dtype == t.dtype == torch.float64
+    )
 
 
 def _loss(
@@ -73,7 +83,8 @@ def _logit_gradient(
     if fast is not None:
         return fast
     found = float64_twin(x, t)
-    assert found is not None  # (BinaryFunction is used only where it is)
+    if found is None:  # (float64 tensors: BinaryFunction is used only where one holds)
+        found = namespace(x, t, names=("input", "target"))[0], torch.float64
     xp, wide = found
     compute = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
     return _sigmoid_grad.gradient(
@@ -100,15 +111,15 @@ def _kernel_gradient(
     upstream: torch.Tensor,
     out_dtype: torch.dtype,
 ) -> torch.Tensor | None:
-    """``_sigmoid_grad.kernel_gradient`` of float32 CPU tensors of a ``'mean'`` or
-    ``'sum'`` loss (the upstream gradient a number, in the float64 scale); None for
+    """``_sigmoid_grad.kernel_gradient`` of float32 (or float64) CPU tensors of a
+    ``'mean'`` or ``'sum'`` loss (the upstream gradient a number, in the float64 scale); None for
     anything else, and for tensors without readable values (``torch.func``'s)."""
     if reduction == "none" or upstream.ndim != 0 or not _cpu_kernels.available():
         return None
     tensors = [a for a in (x, t, w, pw) if a is not None]
-    if any(a.device.type != "cpu" or a.dtype != torch.float32 for a in tensors):
+    if out_dtype not in (torch.float32, torch.float64):
         return None
-    if out_dtype != torch.float32:
+    if any(a.device.type != "cpu" or a.dtype != out_dtype for a in tensors):
         return None
     try:
         x_np, t_np = x.detach().numpy(), t.detach().numpy()

@@ -50,7 +50,7 @@ import torch.distributed as dist
 from .._checks import check_integer
 from ..calibration import EvaluationState
 from ..errors import InputError
-from ._agreement import Field, exchange, fingerprint, message_device, rank_in
+from ._agreement import Field, exchange, fingerprint, group_and_rank, message_device
 
 __all__ = ["all_reduce_state"]
 
@@ -203,15 +203,7 @@ def all_reduce_state(
         summary = crossent.torch.all_reduce_state(state).compute()
     """
     problem = _local_problem(state, row_offset)
-    if not (dist.is_available() and dist.is_initialized()):
-        if problem is not None:
-            raise problem
-        raise InputError(
-            "all_reduce_state needs an initialised torch.distributed process group; "
-            "call torch.distributed.init_process_group first (e.g. under torchrun)"
-        )
-    group = dist.group.WORLD if group is None else group
-    rank = rank_in(group, "all_reduce_state")
+    group, rank = group_and_rank(group, "all_reduce_state", problem, "all_reduce_state needs")
     device = message_device(group)
     world = dist.get_world_size(group)
     table = exchange("all_reduce_state", group, [] if problem else _layout(state), problem)

@@ -216,7 +216,7 @@ def distillation_loss(
     teacher_form: str = "logits",
     direction: str = "forward",
 ) -> torch.Tensor:
-    r"""Knowledge distillation: :math:`T^2\,\mathrm{KL}(\sigma(v/T)\,\|\,\sigma(z/T))` (softmax).
+    r"""Knowledge distillation: :math:`T^2 D(t \,\|\, s)`, softened teacher ``t`` and student ``s``.
 
     With :math:`s = \operatorname{softmax}(z/T)` the softened student and :math:`t =
     \operatorname{softmax}(\log p / T)` the softened teacher (:math:`\log p` its

@@ -23,6 +23,7 @@ from ._arguments import (
     floating_tensor,
     functorch_reverse_mode,
     has_tangent,
+    nested_forward_mode,
     tensor,
     under_torch_func,
 )
@@ -33,6 +34,7 @@ from ._ops import (
     LabelsFunction,
     LinearFunction,
     linear_cross_entropy_op,
+    plain_label_rows,
     probability_targets_checked,
     softmax_ce_labels,
     softmax_ce_probs,
@@ -203,9 +205,13 @@ def cross_entropy(
     are one op call's rows (a bad class id is named by its example and row). Second
     derivatives there (``hessian``, ``jacfwd(jacrev(...))``, ``grad`` of ``grad``,
     ``jvp`` of ``grad``) are those of the plain float64 gradient
-    (``_ops._LabelsGrad``), the first the kernel's; nested forward mode
-    (``jacfwd(jacfwd(...))``) is an :class:`InputError` (PyTorch does not
-    differentiate a forward-mode rule again): use ``hessian``.
+    (``_ops._LabelsGrad``), the first the kernel's. Under nested forward mode
+    (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``), where PyTorch does not differentiate
+    an ``autograd.Function``'s forward-mode rule again, class ids take plain float64
+    operations (the generic rows of one-hot targets, ``_ops.plain_label_rows``, checked
+    as the op checks): every derivative is torch's, the first that of the plain
+    gradient (:math:`p - t`, which keeps no digit of :math:`1 - p` as :math:`p \to 1`,
+    where the kernel's is exact). ``jvp`` of ``vmap`` works too.
 
     Examples
     --------
@@ -262,12 +268,13 @@ def cross_entropy(
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
     # own autograd cannot run there, nor has it a forward-mode rule.
     transformed = under_torch_func()
-    if transformed:
-        check_forward_mode_once(
-            "cross_entropy with class-id targets", "torch.func.hessian (jacfwd(jacrev(...)))"
-        )
-    op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
-    rows, _, _ = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())
+    if transformed and nested_forward_mode():
+        # jacfwd(jacfwd(...)): plain operations, whose derivatives torch takes at every
+        # level (an autograd.Function's forward-mode rule is not differentiated again).
+        rows = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
+    else:
+        op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
+        rows = op(flat, flat_labels, w, list(batch_shape), opts.ignore_index, opts.packed())[0]
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
@@ -513,7 +520,7 @@ def linear_cross_entropy(
     )
     # Not autocast inside: the op's float32 products are the loss's, not F.linear's.
     with autocast_off(input.device.type):
-        loss, *_ = (LinearFunction.apply if transformed else linear_cross_entropy_op)(
+        loss, *_ = (LinearFunction.call if transformed else linear_cross_entropy_op)(
             h,
             linear_weight,
             linear_bias,

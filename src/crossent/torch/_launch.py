@@ -57,7 +57,7 @@ from .._checks import row_offset
 from ..errors import InputError
 from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
 from . import _backend, _targets
-from ._arguments import examples
+from ._arguments import examples, nested_forward_mode, under_torch_func
 
 __all__ = [
     "backward",
@@ -320,7 +320,9 @@ def _soft_capped(
         differentiable (:class:`_SoftCap`, whose backward is that chain rule; torch's
         own ``tanh`` backward forms :math:`1 - \tanh^2`, 0 past :math:`|x| \approx 19`
         in float64 where the slope is 1.7e-17 at 20). The same roundings either way
-        (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values.
+        (:math:`\tanh(x)\,s = s\tanh(x)`), so the same values. Under nested forward
+        mode (``jacfwd(jacfwd(...))``) torch's own ``tanh``: PyTorch does not
+        differentiate an ``autograd.Function``'s ``jvp`` rule again.
 
     Returns
     -------
@@ -331,6 +333,10 @@ def _soft_capped(
     if soft_cap is None:
         return z, None
     if not overwrite:
+        if under_torch_func() and nested_forward_mode():
+            # jacfwd(jacfwd(...)): PyTorch does not differentiate _SoftCap's jvp rule
+            # again (the cap's second derivative was a silent 0): torch's own tanh.
+            return soft_cap * torch.tanh(z / soft_cap), None
         return _SoftCap.apply(z, soft_cap), None
     scaled = z.div_(soft_cap)
     return torch.tanh(scaled).mul_(soft_cap), scaled

@@ -49,19 +49,29 @@ op machinery reads the annotations to infer each schema.
 
 from typing import Any
 
+import numpy as np
 import torch
 
+from .._checks import check_logits_of_rows
 from ..errors import InputError
 from . import _backend, _launch, _targets
-from ._arguments import first_order_only
+from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
-from ._linear import Gradients, LinearProblem, backward_pass, forward_pass, row_stats
+from ._linear import (
+    Gradients,
+    LinearProblem,
+    auto_chunks,
+    backward_pass,
+    forward_pass,
+    row_stats,
+)
 
 __all__ = [
     "LabelsFunction",
     "LinearFunction",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
+    "plain_label_rows",
     "probability_targets_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
@@ -324,6 +334,72 @@ class _FirstOrder(torch.autograd.Function):
         )
 
 
+def _one_hot_rows(labels: Tensor, classes: int, ignore_index: int | None) -> tuple[Tensor, Tensor]:
+    r"""``(targets, active)``: the class ids as float64 one-hot rows,
+    :math:`t_{ic} = [y_i = c]\,[y_i \ne \text{ignore\_index}]` (all 0 on an ignored
+    row), and the rows not ignored. By comparison with ``arange(classes)``:
+    ``F.one_hot`` reads the labels' maximum, an error under ``torch.func.vmap``. Used by
+    both twice-differentiable label gradients (:func:`_plain_label_gradient`,
+    :func:`_labels_twice_differentiable`)."""
+    active = torch.ones_like(labels, dtype=torch.bool)
+    if ignore_index is not None:
+        active = labels != ignore_index
+    ids = torch.arange(classes, device=labels.device)
+    return ((labels[..., None] == ids) & active[..., None]).to(torch.float64), active
+
+
+def _generic_rows(
+    logits: Tensor, targets: Tensor, weight: Tensor | None, options: list[float]
+) -> Tensor:
+    """The float64 rows of the generic path (:func:`_launch.target_rows`, plain
+    differentiable torch operations) of the one-hot ``targets`` (:func:`_one_hot_rows`)."""
+    w = None if weight is None else weight.to(torch.float64)
+    return _launch.target_rows(logits.to(torch.float64), targets, w, _backend.unpack(options))
+
+
+def plain_label_rows(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    ignore_index: int | None,
+    options: list[float],
+) -> Tensor:
+    r"""Per-row losses of class ids by plain differentiable torch operations (rows x
+    classes logits): the generic float64 rows of the labels as one-hot targets
+    (:func:`_generic_rows`, the rows whose derivatives :class:`_LabelsGrad` takes), 0
+    on ignored rows, in :func:`softmax_ce_labels`' dtype (float32; float64 for float64
+    logits). For nested forward mode (``jacfwd(jacfwd(...))``), whose inner ``jvp``
+    PyTorch does not differentiate when it is an ``autograd.Function``'s rule (the
+    second derivative came out 0): here every derivative, of any order, is torch's own.
+    The class ids and the logits are checked first, as the op checks them (under
+    ``vmap``, every example's)."""
+    _check_plain_inputs(logits, labels, ignore_index)
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
+    rows = _generic_rows(logits, targets, weight, options)
+    return torch.where(active, rows, 0.0).to(_acc(logits.dtype))
+
+
+def _check_plain_inputs(logits: Tensor, labels: Tensor, ignore_index: int | None) -> None:
+    """:func:`softmax_ce_labels`' checks for :func:`plain_label_rows`: the class ids,
+    and the logits of the rows that count (an :class:`InputError` naming the entry of a
+    NaN or an infinity; ignored rows are not read), on the values under torch.func's
+    wrappers (:func:`examples`)."""
+    classes = logits.shape[-1]
+    y, z = (examples(x.detach())[0] for x in (labels, logits))
+    # Plain tensors here: an operation under torch.func makes a wrapped tensor again.
+    with torch._C._DisableFuncTorch():
+        check_class_ids(y, classes=classes, ignore_index=ignore_index)
+        if bool(torch.isfinite(z).all()):
+            return
+        active = torch.ones_like(y, dtype=torch.bool)
+        if ignore_index is not None:
+            active = y != ignore_index
+        active, z = torch.broadcast_tensors(active[..., None], z)
+        rows = z.reshape(-1, classes).to(torch.float64).cpu().numpy()
+        kept = active[..., 0].reshape(-1).cpu().numpy()
+    check_logits_of_rows(rows, kept, name="logits", xp=np, axis=1)
+
+
 def _plain_label_gradient(
     upstream: Tensor,
     logits: Tensor,
@@ -336,17 +412,10 @@ def _plain_label_gradient(
     (``torch.func.vjp`` of the generic float64 rows of the labels as one-hot targets, as
     :func:`_labels_twice_differentiable`), in the logits' dtype: the function whose
     derivatives :class:`_LabelsGrad` takes (its values are the backward op's)."""
-    active = torch.ones_like(labels, dtype=torch.bool)
-    if ignore_index is not None:
-        active = labels != ignore_index
-    # One-hot by comparison: F.one_hot reads the labels' maximum (an error under vmap).
-    classes = torch.arange(logits.shape[-1], device=labels.device)
-    targets = ((labels[..., None] == classes) & active[..., None]).to(torch.float64)
-    w = None if weight is None else weight.to(torch.float64)
-    opts = _backend.unpack(options)
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
 
     def rows(z: Tensor) -> Tensor:
-        return _launch.target_rows(z.to(torch.float64), targets, w, opts)
+        return _generic_rows(z, targets, weight, options)
 
     pull = torch.func.vjp(rows, logits)[1]
     u = torch.where(active, upstream.to(torch.float64), 0.0)
@@ -417,6 +486,26 @@ class _LabelsGrad(torch.autograd.Function):
         return torch.where(torch.isfinite(grad), tangent, 0.0)
 
 
+def _unmarked(outputs: tuple[Tensor, ...]) -> tuple[bool, ...]:
+    """Which of ``outputs``, marked non-differentiable by a ``setup_context``, stay
+    differentiable all the same: those of vmap's generated rule (``generate_vmap_rule``),
+    whose ``setup_context`` runs on vmap's wrappers of the outputs (``BatchedTensor``).
+    ``ctx.mark_non_differentiable`` does not match a wrapper to its output (torch 2.13:
+    ``CtxCustomSave`` unwraps the tensors of ``save_for_backward`` and
+    ``save_for_forward`` only), and the ``jvp`` rule must give those outputs a tangent
+    (:func:`_stat_tangents`): a None there is PyTorch's internal assert "Expected both
+    tensor and its forward grad to be floating point or complex" (pytorch/pytorch#90067,
+    open), which ``torch.func.jvp`` of ``torch.func.vmap`` of the losses raised."""
+    return tuple(torch._C._functorch.is_batchedtensor(t) for t in outputs)
+
+
+def _stat_tangents(unmarked: tuple[bool, ...], like: tuple[Tensor, ...]) -> tuple[Any, ...]:
+    """The tangents of the outputs marked non-differentiable: zeros like ``like`` where
+    the mark did not take (:func:`_unmarked`), else None (eager forward mode refuses a
+    tangent of a non-differentiable output)."""
+    return tuple(torch.zeros_like(x) if u else None for u, x in zip(unmarked, like, strict=True))
+
+
 class LabelsFunction(torch.autograd.Function):
     r""":func:`softmax_ce_labels` with its autograd, for ``torch.func``'s transforms.
 
@@ -457,6 +546,7 @@ class LabelsFunction(torch.autograd.Function):
         ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
     ) -> None:
         _ce_setup_context(ctx, (*inputs[:3], *inputs[3].values), output)
+        ctx.unmarked = _unmarked(output[1:])
         logits, labels, weight = inputs[:3]
         ctx.save_for_forward(logits, labels, weight, output[1], output[2])
 
@@ -470,16 +560,17 @@ class LabelsFunction(torch.autograd.Function):
         return (grad,) + (None,) * 3
 
     @staticmethod
-    def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, None, None]:
-        if tangent is None:
-            return None, None, None
+    def jvp(ctx: Any, tangent: Tensor | None, *_: Any) -> tuple[Tensor | None, ...]:
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
+        stats = _stat_tangents(ctx.unmarked, (lse, label_log_p))
+        if tangent is None:
+            return None, *stats
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
         # _LabelsGrad: the tangent differentiable again (jacrev(jacfwd(...)), jacfwd's).
         settings = _Settings(*ctx.options)
         grad = _LabelsGrad.apply(ones, logits, labels, weight, lse, label_log_p, settings)
-        return (grad.to(acc) * tangent.to(acc)).sum(-1), None, None
+        return (grad.to(acc) * tangent.to(acc)).sum(-1), *stats
 
 
 @torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
@@ -606,11 +697,7 @@ def _labels_twice_differentiable(
     ``create_graph`` backwards (gradient penalties, ``gradgradcheck``) have
     ``F.cross_entropy``'s second derivatives (they were an error)."""
     ignore_index, options = ctx.options
-    active = torch.ones_like(labels, dtype=torch.bool)
-    if ignore_index is not None:
-        active = labels != ignore_index
-    safe = torch.where(active, labels, 0)
-    targets = torch.nn.functional.one_hot(safe, logits.shape[-1]) * active[:, None]
+    targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
     upstream = torch.where(active, grad_rows, torch.zeros_like(grad_rows))
     return _twice_differentiable(grad, upstream, logits, targets, weight, options)
 
@@ -630,11 +717,7 @@ def _probs_vmap(
     weights of each example (batched): one call an example. A bad target row is named
     by its example and its row."""
     size = info.batch_size
-
-    def batch_first(x: Tensor, dim: int | None) -> Tensor:
-        return x.expand(size, *x.shape) if dim is None else x.movedim(dim, 0)
-
-    z, t = batch_first(logits, in_dims[0]), batch_first(targets, in_dims[1])
+    z, t = _batch_first(logits, in_dims[0], size), _batch_first(targets, in_dims[1], size)
     if weight is not None and in_dims[2] is not None:
         w = weight.movedim(in_dims[2], 0)
         each = [softmax_ce_probs(z[b], t[b], w[b], options, batch_shape) for b in range(size)]
@@ -975,21 +1058,42 @@ def _linear_rows_tangent(
     \dot z_i`, :math:`g_i = \partial L_i/\partial z_i` at the logits
     :math:`z = hW^\top + b` and :math:`\dot z = \dot h W^\top + h \dot W^\top +
     \dot b` (the tangent of each row needs its logits' gradient, which the scalar
-    reductions' rule sums away). The logits are formed whole here (forward mode only;
-    under ``jacfwd`` once, the tangents batched), :math:`g` by the class-id kernels
-    (as ``cross_entropy`` of the logits), a constant whose derivative names the loss
-    (:class:`_FirstOrder`)."""
+    reductions' rule sums away), :math:`g` by the class-id kernels (as
+    ``cross_entropy`` of the logits), a constant whose derivative names the loss
+    (:class:`_FirstOrder`). By blocks of rows, as the forward's (``settings``:
+    ``ignore_index``, the packed options and ``chunk_size``, 0 for automatic:
+    :func:`crossent.torch._linear.auto_chunks`, blocks of some
+    ``BLOCK_BYTES`` of logits): a block's logits, their tangent and gradient are
+    dropped before the next block, so the memory is that of a block, not of the
+    :math:`N \times C` logits (forward mode only; under ``jacfwd`` the tangents are
+    batched, each block's tangent as many times as ``jacfwd``'s basis)."""
+    input, linear_weight = tensors[:2]
+    chunk_size = settings[2]
+    n, classes = int(input.shape[0]), int(linear_weight.shape[0])
+    itemsize = torch.empty((), dtype=_acc(input.dtype)).element_size()
+    rows = auto_chunks(n, classes, itemsize, chunk_size or None, classes)[0]
+    if rows >= n:
+        return _linear_block_tangent(tensors, settings[:2], tangents, slice(0, n))
+    blocks = (slice(i, min(i + rows, n)) for i in range(0, n, rows))
+    return torch.cat([_linear_block_tangent(tensors, settings[:2], tangents, b) for b in blocks])
+
+
+def _linear_block_tangent(
+    tensors: tuple[Any, ...], settings: tuple[Any, ...], tangents: tuple[Any, ...], rows: slice
+) -> Tensor:
+    """:func:`_linear_rows_tangent` of the block ``rows``."""
     input, linear_weight, linear_bias, labels, weight = tensors
     ignore_index, options = settings
     acc = _acc(input.dtype)
     f = torch.nn.functional
-    z = f.linear(input, linear_weight, linear_bias)
+    h = input[rows]
+    z = f.linear(h, linear_weight, linear_bias)
     dh, dw, db = tangents
     dz = torch.zeros((), dtype=acc, device=input.device)
     if dh is not None:
-        dz = dz + f.linear(dh, linear_weight).to(acc)
+        dz = dz + f.linear(dh[rows], linear_weight).to(acc)
     if dw is not None:
-        dz = dz + f.linear(input, dw).to(acc)
+        dz = dz + f.linear(h, dw).to(acc)
     if db is not None:
         dz = dz + db.to(acc)
     g = _FirstOrder.call(
@@ -997,7 +1101,7 @@ def _linear_rows_tangent(
         "linear_cross_entropy",
         "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
         z,
-        labels,
+        labels[rows],
         weight,
         ignore_index,
         options,
@@ -1010,24 +1114,34 @@ class LinearFunction(torch.autograd.Function):
     (as :class:`LabelsFunction`). Called with ``need_grad`` False: the backward
     recomputes the logits blocks (:func:`linear_cross_entropy_backward`), the gradients
     formed in the forward being scaled in place (which a batched upstream, ``jacrev``'s,
-    cannot do to an unbatched buffer)."""
+    cannot do to an unbatched buffer). :meth:`call` takes the op's arguments; the
+    non-tensor ones travel as one :class:`_Settings` (forward mode of vmap's generated
+    rule, ``jvp`` of ``vmap``: a list argument gave PyTorch's ``treespec.unflatten``
+    ValueError)."""
 
     generate_vmap_rule = True
 
     @staticmethod
+    def call(*args: Any) -> tuple[Tensor, ...]:
+        """:func:`linear_cross_entropy_op`'s values with this function's autograd."""
+        return LinearFunction.apply(*args[:5], _Settings(*args[5:]))
+
+    @staticmethod
     def forward(*args: Any) -> tuple[Tensor, ...]:
-        return linear_cross_entropy_op(*args)
+        return linear_cross_entropy_op(*args[:5], *args[5].values)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        inputs = (*inputs[:5], *inputs[5].values)
         _linear_setup_context(ctx, inputs, output)
+        ctx.unmarked = _unmarked(output[1:])
         if not ctx.formed:
             ctx.save_for_forward(*inputs[:5], output[1], output[2])
 
     @staticmethod
     def backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
         if grad_loss is None:  # the loss itself is not used (grads not materialised)
-            return (None,) * 12
+            return (None,) * 6
         tensors = ctx.saved_tensors  # input, linear_weight, linear_bias, labels, weight, ...
         gi, gw, gb = _FirstOrder.call(
             linear_cross_entropy_backward,
@@ -1037,7 +1151,7 @@ class LinearFunction(torch.autograd.Function):
             *tensors,
             *ctx.settings,
         )
-        return (gi, gw, gb if ctx.has_bias else None) + (None,) * 9
+        return (gi, gw, gb if ctx.has_bias else None) + (None,) * 3
 
     @staticmethod
     def jvp(ctx: Any, *tangents: Any) -> tuple[Tensor | None, ...]:
@@ -1047,9 +1161,12 @@ class LinearFunction(torch.autograd.Function):
         every tangent: the gradients are unbatched). ``'none'``: each row's own
         (:func:`_linear_rows_tangent`)."""
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
+        empty = input.new_empty((0,))  # (the unformed gradients' outputs)
+        stats = _stat_tangents(ctx.unmarked, (lse, log_p, empty, empty, empty))
         if ctx.settings[2] == "none":
-            rows = _linear_rows_tangent(ctx.saved_tensors[:5], ctx.settings[:2], tangents[:3])
-            return (rows, None, None, None, None, None)
+            settings = (*ctx.settings[:2], ctx.settings[3])  # ignore_index, options, chunk_size
+            rows = _linear_rows_tangent(ctx.saved_tensors[:5], settings, tangents[:3])
+            return (rows, *stats)
         acc = _acc(input.dtype)
         one = torch.ones((), dtype=acc, device=input.device)
         tensors = (input, linear_weight, linear_bias, labels, weight, lse, log_p)
@@ -1066,4 +1183,4 @@ class LinearFunction(torch.autograd.Function):
         for g, t in zip(grads, tangents[:3], strict=True):
             if t is not None and g.numel() > 0:
                 total = total + (g.to(acc) * t.to(acc)).sum()
-        return (total, None, None, None, None, None)
+        return (total, *stats)

@@ -19,7 +19,8 @@ with :math:`z' = s\tanh(z/s)/T`, :math:`m_i = \max_c z'_{ic}`, :math:`\sigma = z
 :math:`\ell_i = \log\sum_c e^{\sigma_{ic}}`, :math:`\operatorname{LSE} = m + \ell` and
 :math:`\omega_i = w_{y_i}` (0 on ignored rows). Every sum over classes is over the *whole*
 vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never the shard's
-(Megatron-LM issue #737 used the local size, so its loss changed with the parallel degree).
+(Megatron-LM issue #737: its smoothing term averaged the log-probabilities over the local
+shard only, so its loss changed with the parallel degree).
 
 **Forward: three collectives.** The first is the agreement
 (:mod:`crossent.torch._agreement`): one ``all_gather`` of a fixed-size record per rank
@@ -124,7 +125,7 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
-from ._agreement import Field, exchange, fingerprint, rank_in
+from ._agreement import Field, exchange, fingerprint, group_and_rank
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -201,15 +202,7 @@ def _resolve(group: Any, function: str, problem: Exception | None) -> tuple[Any,
     """The process group (default: the world) and this process's rank in it; an error on
     this process only when there is none (``problem`` first, this rank's own), or it is
     not a member (see the module docstring: that cannot be shared)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        if problem is not None:
-            raise problem
-        raise InputError(
-            "vocab-parallel losses need an initialised torch.distributed process group; "
-            "call torch.distributed.init_process_group first (e.g. under torchrun)"
-        )
-    group = dist.group.WORLD if group is None else group
-    return group, rank_in(group, function)
+    return group_and_rank(group, function, problem, "vocab-parallel losses need")
 
 
 def _agree(
