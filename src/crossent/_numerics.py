@@ -720,7 +720,9 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return first
 
 
-def far_gap_cross_entropy64(p: np.ndarray, x: np.ndarray) -> np.ndarray:
+def far_gap_cross_entropy64(
+    p: np.ndarray, x: np.ndarray, log_p: np.ndarray | None = None
+) -> np.ndarray:
     r"""Per row, :math:`H(p, \operatorname{softmax}(x)) = \sum_c p_c\,(\operatorname{LSE}(x)
     - x_c)` of float64 rows (probabilities ``p``, logits ``x``, classes last), finite
     wherever it is, although a gap :math:`x_c - m` (:math:`m = \max_c x_c`) may pass the
@@ -738,6 +740,13 @@ def far_gap_cross_entropy64(p: np.ndarray, x: np.ndarray) -> np.ndarray:
     truly overflows). A ``-inf`` logit weighs as :math:`+\infty` where :math:`p_c > 0`
     and is absent where :math:`p_c = 0`. The tempered twin of the softmax losses is
     ``losses._far_gaps.gap_sum_parts``.
+
+    ``log_p`` (the logarithms ``p`` came from, if any, broadcast like ``p``): where
+    :math:`e^{\log p_c}` is subnormal or underflows to 0 the product with the scaled
+    gap is :func:`exp_times` of :math:`\log p_c` (a hostile review: ``cross_entropy([0,
+    -800], [1.7e308, -1.7e308], p_form='logits', q_form='logits')`` was 0.0, the
+    underflowed :math:`p_1 = e^{-800}` times :math:`3.4\cdot 10^{308}`, against
+    :math:`1.247\cdot 10^{-39}`).
     """
     m = np.max(x, axis=-1, keepdims=True)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -747,5 +756,11 @@ def far_gap_cross_entropy64(p: np.ndarray, x: np.ndarray) -> np.ndarray:
         top = float(np.max(p)) if p.size else 0.0
         bits = 2 + math.ceil(math.log2(max(1, x.shape[-1]) * max(1.0, top)))
         gaps = np.ldexp(x, -bits) - np.ldexp(m, -bits)
-        b = np.add.reduce(p * np.where(p != 0, gaps, 0.0), axis=-1)
+        products = p * np.where(p != 0, gaps, 0.0)
+        if log_p is not None:
+            small = _subnormal_exp(log_p, xp=np)
+            if np.any(small):
+                scaled = -exp_times(log_p[small], -gaps[small], xp=np)
+                products[small] = np.where(np.isnan(scaled), products[small], scaled)
+        b = np.add.reduce(products, axis=-1)
         return np.add.reduce(p, axis=-1) * ell - np.ldexp(b, bits)

@@ -37,6 +37,7 @@ __all__ = [
     "full_like",
     "index_array",
     "is_numpy",
+    "is_strict",
     "log_softmax",
     "log_sum_exp_shifted",
     "logsumexp",
@@ -428,7 +429,7 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     ties = astype(at_max, shifted.dtype, xp=xp)
     rest = xp.sum(terms, axis=-1, keepdims=True)
     ties = xp.sum(ties, axis=-1, keepdims=True)
-    if getattr(xp, "__name__", "").startswith("array_api_strict"):
+    if is_strict(xp):
         # it computes with NumPy, which warns of log1p(-1) as above; only there: torch
         # under ``torch.compile(fullgraph=True)`` cannot trace ``np.errstate``
         with np.errstate(divide="ignore"):
@@ -446,18 +447,29 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
     others. Rows that are entirely ``-inf`` give ``-inf``.
     """
     m = finite_row_max(x, xp=xp)
-    return log_sum_exp_shifted(minus_row_max(x, m), xp=xp) + m
+    return log_sum_exp_shifted(minus_row_max(x, m, xp=xp), xp=xp) + m
 
 
-def minus_row_max(x: Array, m: Array) -> Array:
+def is_strict(xp: ModuleType | None) -> bool:
+    """Whether ``xp`` is array-api-strict, which computes with NumPy and so warns as
+    NumPy does; a test of the module's name, which ``torch.compile`` traces (it cannot
+    trace ``np.errstate``, so the other namespaces never enter one)."""
+    return getattr(xp, "__name__", "").startswith("array_api_strict")
+
+
+def minus_row_max(x: Array, m: Array, *, xp: ModuleType | None = None) -> Array:
     r"""``x - m``, the scores shifted by their row maximum, each :math:`\le 0`.
 
     A difference beyond the float range (logits of :math:`\pm 10^{308}` in one row) is
     ``-inf`` on purpose: its ``exp`` is the 0 that the class's probability rounds to, so
-    NumPy's overflow warning is silenced for this subtraction only (issue 13).
+    NumPy's overflow warning is silenced for this subtraction only (issue 13). So is its
+    "invalid value" warning: ``-inf - -inf`` of a row that is entirely ``-inf`` (or
+    ``inf - inf`` beside a ``+inf``) is the NaN that such a row, no distribution, gets
+    where ``validate=False`` let it through (a hostile pass: the losses warned there).
+    The same for array-api-strict arrays where ``xp`` says so (:func:`is_strict`).
     """
-    if type(x) is np.ndarray:
-        with np.errstate(over="ignore"):
+    if type(x) is np.ndarray or is_strict(xp):
+        with np.errstate(over="ignore", invalid="ignore"):
             return x - m
     return x - m
 
@@ -498,15 +510,26 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         # less than one-element arrays do (issue 13: per-call overhead); in place, as
         # ``shifted`` is our own temporary.
         m = np.maximum.reduce(x)
-        if not math.isfinite(m):
-            m = 0.0
+        if not math.isfinite(m):  # -inf - -inf, inf - inf: the row's NaN, quietly
+            shifted = x - 0.0
+            with np.errstate(invalid="ignore"):
+                return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
         shifted = x - m if m < _NO_OVERFLOW_SHIFT else minus_row_max(x, m)
         return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp)[0], out=shifted)
     m = finite_row_max(x, xp=xp)
-    shifted = minus_row_max(x, m)
+    shifted = minus_row_max(x, m, xp=xp)
     if type(shifted) is np.ndarray:
-        return np.subtract(shifted, log_sum_exp_shifted(shifted, xp=xp), out=shifted)
-    return shifted - log_sum_exp_shifted(shifted, xp=xp)
+        ell = log_sum_exp_shifted(shifted, xp=xp)
+        # a row entirely -inf (or with a +inf) gives -inf - -inf (inf - inf): NaN, the
+        # value of such a row where ``validate=False`` let it through, without NumPy's
+        # warning (a hostile pass: the losses warned there, an error under -W error)
+        with np.errstate(invalid="ignore"):
+            return np.subtract(shifted, ell, out=shifted)
+    ell = log_sum_exp_shifted(shifted, xp=xp)
+    if is_strict(xp):  # NumPy underneath (as above)
+        with np.errstate(invalid="ignore"):
+            return shifted - ell
+    return shifted - ell
 
 
 def to_float32(result: Any) -> Any:

@@ -71,7 +71,7 @@ def test_issue14_renormalize_is_refused_for_other_forms(score, form: str) -> Non
 
 @pytest.mark.parametrize("score", SCORES, ids=lambda f: f.__name__)
 def test_issue14_renormalize_must_be_a_bool(score) -> None:
-    with pytest.raises(crossent.InputError, match="`renormalize` must be True or False"):
+    with pytest.raises(crossent.InputTypeError, match="`renormalize` must be True or False"):
         score([[0.5, 0.5]], [0], renormalize=1)
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._checks import check_flag
 from ..errors import InputError
 from ._binning import (
     Binning,
@@ -167,8 +168,7 @@ def check_spec(
 ) -> CalibrationSpec:
     """Validate the options of :func:`calibration_error` and build their spec (the
     spec checks the rest itself, :meth:`CalibrationSpec.__post_init__`)."""
-    if not isinstance(debias, bool):
-        raise InputError(f"`debias` must be True or False; got {debias!r}")
+    debias = check_flag(debias, name="debias")  # InputTypeError, as validate
     return CalibrationSpec(
         scope=scope,  # type: ignore[arg-type]
         norm=norm,  # type: ignore[arg-type]

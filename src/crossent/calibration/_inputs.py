@@ -410,8 +410,7 @@ def as_predictions(
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
     validate = check_flag(validate)
-    if not isinstance(renormalize, bool):
-        raise InputError(f"`renormalize` must be True or False; got {renormalize!r}")
+    renormalize = check_flag(renormalize, name="renormalize")  # InputTypeError, as validate
     if renormalize and checked_form != "probs":
         raise InputError(
             f"`renormalize=True` divides probabilities by their row sums; got form={form!r} "

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .._checks import check_base, check_integer, check_scalar
+from .._checks import check_base, check_flag, check_integer, check_scalar
 from ..errors import InputError
 from . import _row_kernels
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
@@ -547,8 +547,7 @@ class TemperatureScaling:
         ``validate=False`` skips the values' check, never the labels' range.
         """
         bounds = self._checked_bounds()
-        if not isinstance(self.guard, bool):
-            raise InputError(f"`guard` must be True or False; got {self.guard!r}")
+        check_flag(self.guard, name="guard")  # InputTypeError, as validate
         check_scalar(self.xtol, name="xtol", low=0.0)
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting a temperature")

@@ -732,6 +732,9 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     # softmax warns (CI: -W error); their rows' results are NaN or inf already
     with np.errstate(divide="ignore", invalid="ignore"):
         p = np.asarray(side_p.probs())
+        # (exact where p is given as probabilities; else the logs p came from, so that
+        # an underflowed p_c still weighs its gap, far_gap_cross_entropy64)
+        log_p = None if side_p.form == "probs" else np.asarray(side_p.log_probs())
     # P's support as given: a finite logit or log-probability is a probability > 0 even
     # where its exp underflows to 0, and against a -inf logit of Q the row is truly
     # +inf ("p > 0 with q = 0"), which the underflowed p would hide (a hostile pass:
@@ -741,7 +744,9 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     support = values_p > 0 if side_p.form == "probs" else values_p > -np.inf
     p, x, support = np.broadcast_arrays(p, np.asarray(side_q.values), support)
     p, x, support = p[far], x[far], support[far]
-    nats = far_gap_cross_entropy64(p, x)
+    if log_p is not None:
+        log_p = np.broadcast_to(log_p, rows.shape + p.shape[-1:])[far]
+    nats = far_gap_cross_entropy64(p, x, log_p)
     nats[np.any(support & (x == -np.inf), axis=-1)] = np.inf
     if kl:
         nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
@@ -750,6 +755,29 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     # a row of NaN or +inf logits (no far gap) keeps its inf (CI: the KL of a row with a
     # +inf logit in P came back NaN, against inf for the same float32 row)
     rows[far] = np.where(np.isnan(nats), rows[far], nats)
+    return rows[()] if rows.ndim == 0 else rows
+
+
+def _nan_rows_again(m: _Prepared, result: Any, nats: Callable[[_Prepared], Array]) -> Any:
+    r"""``result`` (NumPy, in the unit) with its NaN rows taken from the generic path
+    (``nats``, by :meth:`_Prepared.exact`), which gives NaN there too where the input is
+    NaN (``validate=False``). The fused kernel's KL was NaN where a gap of a side of
+    logits passed the float64 range (in its exact sums, not traced further; a hostile
+    pass: ``kl_divergence([1.7e308, 0, -1.7e308], [0, 0, 0], p_form=q_form='logits')``
+    was NaN, validated, against :math:`\log 3`, which PyTorch's inputs got). One check
+    of the result in the common case."""
+    if not is_numpy(m.xp):
+        return result
+    if type(result) is np.float64 or type(result) is np.float32:
+        if not math.isnan(result):
+            return result
+    elif type(result) is not np.ndarray or not np.isnan(result).any():
+        return result
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        generic = np.asarray(m.exact(lambda w: w.result(nats(w))))
+    rows = np.array(result)  # (a copy)
+    nan = np.isnan(rows)
+    rows[nan] = np.broadcast_to(generic, rows.shape)[nan]
     return rows[()] if rows.ndim == 0 else rows
 
 
@@ -1001,7 +1029,8 @@ def kl_divergence(
     1.0
     """
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return _far_gap_rows(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), kl=True)
+    kl = _nan_rows_again(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), _kl_nats)
+    return _far_gap_rows(m, kl, kl=True)
 
 
 def js_divergence(
@@ -1123,7 +1152,10 @@ def perplexity(
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
         return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
-    return m.result(_exp_of_nats(m.measure(want, nats), m.xp))
+    measured = m.measure(want, nats)
+    if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
+        measured = _far_gap_rows(m, measured, kl=False)
+    return m.result(_exp_of_nats(measured, m.xp))
 
 
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
@@ -1197,7 +1229,7 @@ def cross_entropy_decomposition(
         )
     return parts._replace(
         cross_entropy=_far_gap_rows(m, parts.cross_entropy, kl=False),
-        kl_divergence=_far_gap_rows(m, parts.kl_divergence, kl=True),
+        kl_divergence=_far_gap_rows(m, _nan_rows_again(m, parts.kl_divergence, _kl_nats), kl=True),
     )
 
 

@@ -47,14 +47,17 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
     """``coefficient * value`` with ``0 * inf = 0``: a term of weight 0 is absent.
 
     Both ``where`` branches are evaluated, so the infinite values are replaced before the
-    product (no NaN, no floating-point warning, and a zero gradient through them).
+    product (no NaN, no floating-point warning, and a zero gradient through them). A
+    NumPy product past the float range is ``inf`` without NumPy's overflow warning: the
+    softmax losses' far-row guard (``_far_gaps``) forms such rows again (a hostile pass:
+    ``label_smoothing`` with class weights on logits of +-1e308 warned first, an error
+    under ``-W error``, although the loss, 1.5e307, is finite).
     """
-    if (
-        type(coefficient) is np.ndarray
-        and type(value) is np.ndarray
-        and np.count_nonzero(coefficient) == coefficient.size
-    ):
-        return coefficient * value  # no coefficient is 0 (issue 13: one reduction, no where)
+    if type(coefficient) is np.ndarray and type(value) is np.ndarray:
+        with np.errstate(over="ignore"):
+            if np.count_nonzero(coefficient) == coefficient.size:
+                return coefficient * value  # no coefficient is 0 (issue 13: no where)
+            return coefficient * np.where(coefficient != 0, value, 0)
     present = coefficient != 0
     return coefficient * where_zero(present, value, xp=xp)
 

@@ -26,6 +26,7 @@ import numpy as np
 from .._xp import (
     Array,
     finite_row_max,
+    is_strict,
     log_softmax,
     log_sum_exp_shifted,
     minus_row_max,
@@ -103,7 +104,7 @@ def softmax_rows(
     """
     capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
     top = row_max(capped, xp=xp)
-    shifted = minus_row_max(capped, one_entry(top))
+    shifted = minus_row_max(capped, one_entry(top), xp=xp)
     if temperature != 1.0:
         shifted = _divide(shifted, temperature)
         top = _divide(top, temperature)
@@ -120,10 +121,14 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     """
     if temperature == 1.0:
         return log_softmax(x, xp=xp)  # the same operations, one home
-    shifted = _divide(minus_row_max(x, finite_row_max(x, xp=xp)), temperature)
+    shifted = _divide(minus_row_max(x, finite_row_max(x, xp=xp), xp=xp), temperature)
     ell = log_sum_exp_shifted(shifted, xp=xp)
     if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
-        return np.subtract(shifted, ell, out=shifted)
+        with np.errstate(invalid="ignore"):  # a row entirely -inf: NaN (as log_softmax)
+            return np.subtract(shifted, ell, out=shifted)
+    if is_strict(xp):  # NumPy underneath: as above
+        with np.errstate(invalid="ignore"):
+            return shifted - ell
     return shifted - ell
 
 
