@@ -35,6 +35,7 @@ __all__ = [
     "float64_twin",
     "foreign_dtype_note",
     "full_like",
+    "host_float64",
     "index_array",
     "is_numpy",
     "is_strict",
@@ -610,6 +611,21 @@ def detached(x: Any, *, name: str) -> Any:
             "to the CPU first (x.cpu())"
         )
     return x.detach()
+
+
+def host_float64(x: Any, *, name: str) -> np.ndarray:
+    """A float64 NumPy copy of ``x`` in host memory, for a rare-row pass done in NumPy:
+    a PyTorch tensor is detached and copied from its device first (:func:`to_numpy`
+    reads only host arrays).
+
+    Raises
+    ------
+    InputError
+        ``x`` cannot be read on the host.
+    """
+    if array_api_compat.is_torch_array(x):
+        x = x.detach().cpu()
+    return np.array(to_numpy(x, name=name), dtype=np.float64)
 
 
 def to_numpy(x: Any, *, name: str) -> np.ndarray:

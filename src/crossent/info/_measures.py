@@ -49,6 +49,7 @@ from .._xp import (
     device,
     finalize,
     finite_row_max,
+    host_float64,
     is_numpy,
     log_sum_exp_shifted,
     namespace,
@@ -714,12 +715,22 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
 
 def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     r"""``result`` (:math:`H(P, Q)`, or :math:`D(P\,\|\,Q)` for ``kl``, in the unit)
-    with its ``inf`` rows formed again where ``q`` is float64 NumPy logits: a gap past the
-    float64 range made :math:`\log q_c` ``-inf`` where :math:`p_c \log q_c` is finite
+    with its ``inf`` rows formed again where ``q`` is logits: a gap past the range made
+    :math:`\log q_c` ``-inf`` where :math:`p_c \log q_c` is finite
     (:func:`._numerics.far_gap_cross_entropy64`; the KL is that minus :math:`H(P)`). One
-    check of the result in the common case; the rows that are truly infinite stay so."""
-    side_p, side_q = m.sides
-    if side_q.form != "logits" or not is_numpy(m.xp) or m.dtype != np.float64:
+    check of the result in the common case; the rows that are truly infinite stay so.
+
+    NumPy float64 results only (NumPy's float32 is computed in float64 already, issue
+    13); float32 and float64 arrays of other libraries (PyTorch, array-api-strict, ...)
+    too, by :func:`_far_gap_rows_elsewhere`: a hostile pass found their
+    ``cross_entropy([0.6, 0.4], [1.7e308, -1.7e308], q_form='logits')`` ``inf``
+    against NumPy's 1.36e308."""
+    side_q = m.sides[-1]
+    if side_q.form != "logits":
+        return result
+    if not is_numpy(m.xp):
+        return _far_gap_rows_elsewhere(m, result, kl=kl)
+    if m.dtype != np.float64:
         return result
     if type(result) is np.float64:
         if not math.isinf(result):
@@ -728,6 +739,43 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
         return result
     rows = np.array(result, dtype=np.float64)  # (a copy)
     far = np.isinf(rows)
+    sides = (m.sides[0].values, side_q.values)
+    rows[far] = _far_gap_nats(m, rows, far, sides, kl=kl)
+    return rows[()] if rows.ndim == 0 else rows
+
+
+def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
+    """:func:`_far_gap_rows` for float32 and float64 arrays of libraries other than
+    NumPy: one ``any(isinf)`` of the result (a synchronisation on an accelerator) in the
+    common case; the ``inf`` rows formed again in NumPy float64 on host copies (rounded
+    once to float32 for float32 sides: ``inf`` where the value passes its range), the
+    others kept as they are (with their gradient, through ``where``)."""
+    xp = m.xp
+    if m.dtype not in (xp.float32, xp.float64) or not bool(xp.any(xp.isinf(result))):
+        return result
+    rows = host_float64(result, name="result")
+    far = np.isinf(rows)
+    sides = (host_float64(m.sides[0].values, name="p"), host_float64(m.sides[-1].values, name="q"))
+    rows[far] = _far_gap_nats(m, rows, far, sides, kl=kl)
+    if m.dtype == xp.float32:
+        with np.errstate(over="ignore"):
+            rows = rows.astype(np.float32)
+    again = xp.asarray(rows, dtype=result.dtype, device=device(result))
+    return xp.where(xp.isinf(result), again, result)
+
+
+def _far_gap_nats(
+    m: _Prepared,
+    rows: np.ndarray,
+    far: np.ndarray,
+    values: tuple[np.ndarray, ...],
+    *,
+    kl: bool,
+) -> np.ndarray:
+    """The rows ``far`` of ``rows`` (the result, float64 NumPy, in the unit) formed
+    again from the sides' float64 NumPy ``values`` (class axis last); the rows whose
+    value comes out NaN (a row of NaN or +inf logits, no far gap) keep theirs."""
+    side_p = Side(values[0], m.sides[0].form, np)
     # P's probabilities of every row, also those of NaN or all -inf logits, whose log-
     # softmax warns (CI: -W error); their rows' results are NaN or inf already
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -740,9 +788,9 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
     # +inf ("p > 0 with q = 0"), which the underflowed p would hide (a hostile pass:
     # cross_entropy([0, -800], [0, -inf], p_form=q_form='logits') was 0.0, its float32
     # twin and perplexity inf)
-    values_p = np.asarray(side_p.values)
+    values_p = values[0]
     support = values_p > 0 if side_p.form == "probs" else values_p > -np.inf
-    p, x, support = np.broadcast_arrays(p, np.asarray(side_q.values), support)
+    p, x, support = np.broadcast_arrays(p, values[1], support)
     p, x, support = p[far], x[far], support[far]
     if log_p is not None:
         log_p = np.broadcast_to(log_p, rows.shape + p.shape[-1:])[far]
@@ -754,8 +802,7 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
         nats = nats if m.log_base is None else nats / m.log_base
     # a row of NaN or +inf logits (no far gap) keeps its inf (CI: the KL of a row with a
     # +inf logit in P came back NaN, against inf for the same float32 row)
-    rows[far] = np.where(np.isnan(nats), rows[far], nats)
-    return rows[()] if rows.ndim == 0 else rows
+    return np.where(np.isnan(nats), rows[far], nats)
 
 
 def _nan_rows_again(m: _Prepared, result: Any, nats: Callable[[_Prepared], Array]) -> Any:
