@@ -667,8 +667,8 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
     about :math:`\epsilon^2/8` (to first order by :math:`\epsilon\sum_i (p_i - q_i)/2 =
     0`); between two sides of logits (exactly normalised), :math:`c` is corrected once
     by :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx
-    \epsilon` on rows where every :math:`\delta_i` is finite
-    (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
+    \epsilon` (:math:`p_i - q_i` where :math:`\delta_i = \pm\infty`; none on rows of
+    NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
     with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
         return _log_ratios_of(side_p, side_q)
 
@@ -698,18 +698,23 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
         return delta
     zero = xp.zeros((), dtype=delta.dtype)
     finite = xp.isfinite(delta)
-    # q (e^delta - 1) = p (1 - e^-delta): the form whose expm1 cannot overflow
+    p, q = side_p.probs(), side_q.probs()
+    # q (e^delta - 1) = p (1 - e^-delta): the form whose expm1 cannot overflow; where
+    # delta is not finite (a zero probability), -q or p: p - q (a hostile pass: JS of
+    # the logits [-inf, -5e-324, 5e-324] and [-745.1, -5e-324, 8.7e-19] left the row
+    # uncorrected and was twice its 2.365e-38)
     safe = xp.where(finite, delta, zero)
     rising = safe > 0
     shares = xp.where(
         rising,
-        -side_p.probs() * xp.expm1(-xp.where(rising, safe, zero)),
-        side_q.probs() * xp.expm1(xp.where(rising, zero, safe)),
+        -p * xp.expm1(-xp.where(rising, safe, zero)),
+        q * xp.expm1(xp.where(rising, zero, safe)),
     )
+    shares = xp.where(finite, shares, p - q)
     dtype = delta.dtype
     mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
-    rows_finite = xp.all(finite, axis=-1, keepdims=True)
-    correction = xp.where(rows_finite, xp.log1p(mass), zero)
+    usable = mass > -1.0  # (not NaN, of rows of NaN)
+    correction = xp.where(usable, xp.log1p(xp.where(usable, mass, zero)), zero)
     return ((high_p - high_q) - c) + (low - correction)
 
 
