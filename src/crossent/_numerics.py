@@ -222,13 +222,17 @@ def _ones(x: Array, *, xp: ModuleType) -> Array:
 
 
 def safe_log(x: Array, *, xp: ModuleType) -> Array:
-    """``log(x)`` with ``log(0) = -inf``, no warning and a zero gradient at 0."""
+    """``log(x)`` with ``log(0) = -inf``, no warning and a zero gradient at 0 (NaN
+    where ``x`` is NaN or negative, as NumPy's)."""
     if is_numpy(xp):
         with np.errstate(divide="ignore"):
             return xp.log(x)
-    positive = x > 0
-    logged = xp.log(xp.where(positive, x, _ones(x, xp=xp)))
-    return xp.where(positive, logged, full_like(x, -math.inf, xp=xp))
+    # (``x == 0``, not ``x <= 0``: a NaN, or a negative value that validate=False let
+    # through, takes NaN as NumPy's log gives it; a hostile pass: a NaN probability was
+    # -inf here, its KL 0.0 or inf)
+    zero = x == 0
+    logged = xp.log(xp.where(zero, _ones(x, xp=xp), x))
+    return xp.where(zero, full_like(x, -math.inf, xp=xp), logged)
 
 
 def surprisal_terms(p: Array, *, xp: ModuleType) -> Array:
@@ -338,7 +342,7 @@ def kl_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
         return terms
     ones = _ones(p, xp=xp)
     p_pos = p > 0
-    q_pos = q > 0
+    q_pos = ~(q <= 0)  # (a NaN q propagates, as SciPy's rel_entr: it was +inf)
     p_safe = xp.where(p_pos, p, ones)
     q_safe = xp.where(p_pos & q_pos, q, ones)
     near = (p_safe <= 2 * q_safe) & (q_safe <= 2 * p_safe)
@@ -570,8 +574,10 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     (``info/_fused_kernels._bregman_sums``).
     """
     minus_inf = -math.inf
-    p_pos = log_p > minus_inf
-    both = p_pos & (log_q > minus_inf)
+    # (NaN counts as positive, so that it reaches the term: a hostile pass, the KL of
+    # logits [nan, 0] against [0, 0] with validate=False was 1.0, the q of "p = 0")
+    p_pos = log_p != minus_inf
+    both = p_pos & (log_q != minus_inf)
     zeros = zeros_like(log_p, xp=xp)
     r = xp.where(both, log_p, zeros) - xp.where(both, log_q, zeros)
     small = xp.abs(r) <= 1
@@ -600,7 +606,7 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
         return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
-    nonzero = total > 0
+    nonzero = total != 0  # (NaN too: it propagates, where `> 0` made it a 0 term)
     total_safe = xp.where(nonzero, total, ones)
     d = (p - q) / total_safe
     near = xp.abs(d) <= 0.5
@@ -646,7 +652,7 @@ def _numpy_js_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     np.negative(g_far, out=g_far)
     np.copyto(g_far, g, where=np.abs(d) <= c.half)
     terms = total * g_far / c.four
-    np.copyto(terms, c.zero, where=~(total > c.zero))
+    np.copyto(terms, c.zero, where=total == c.zero)  # (a NaN stays: a hostile pass)
     return terms
 
 

@@ -1736,7 +1736,7 @@ def _rel_entr(x: float, y: float) -> float:
 def _js_term(p: float, q: float) -> float:
     """``_numerics.js_terms``: ``(p + q) / 4 * g(d)``, ``d = (p - q) / (p + q)``."""
     total = p + q
-    if not total > 0.0:
+    if total == 0.0:  # (a NaN propagates: a hostile pass, it gave 0.0)
         return 0.0
     d = (p - q) / total
     if abs(d) <= 0.5:
@@ -2465,8 +2465,9 @@ def _js_logs_pass(
         y = np.float64(b[i])
         h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
         h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
-        p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a > -math.inf else 0.0
-        q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b > -math.inf else 0.0
+        # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
+        p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
+        q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
