@@ -110,7 +110,7 @@ import numpy as np
 
 from .._checks import check_flag, check_labels, check_logits, check_logits_of_rows, check_out
 from .._sides import prepare
-from .._xp import Array, compat_numpy, namespace, take_along_last, to_float32
+from .._xp import Array, compat_numpy, namespace, row_max, take_along_last, to_float32
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
 from ._batch import (
@@ -823,13 +823,24 @@ def _row_gradient(
     r""":math:`\partial L_i/\partial z` per row (generic path, classes last): the factor of
     :math:`p` (:func:`p_coefficient`) times :math:`p`, less ``target``, through the chain
     rule; with integer labels (``safe``, ignored rows at class 0), each label's entry by
-    :func:`_exact_label_entries`."""
-    coef = p_coefficient(a, omega, rows.lse, z_loss=opts.z_loss)
+    :func:`_exact_label_entries`.
+
+    With a z-loss, :math:`\operatorname{LSE} = m/T + \ell` overflows where :math:`|m|/T`
+    passes the range (logits of :math:`\pm 10^{308}` at :math:`T < 1`), although
+    :math:`2\lambda\omega\operatorname{LSE}` is finite: :func:`_scaled_lse` then gives
+    :math:`\lambda 2^{k}` and :math:`\operatorname{LSE}\,2^{-k}`, the same products
+    (a hostile pass: ``[1e308, -1e308]`` at :math:`T = 1/4`, :math:`\lambda = 10^{-4}`
+    gave NaN, :math:`\infty \cdot 0`, where the gradient is :math:`(3.2\cdot
+    10^{305}, 0)`). One check of the per-row LSEs, with a z-loss only."""
+    lse, z_loss = rows.lse, opts.z_loss
+    if z_loss and _lse_overflowed(lse, xp=xp):
+        lse, z_loss = _scaled_lse(rows, opts, xp=xp)
+    coef = p_coefficient(a, omega, lse, z_loss=z_loss)
     grad = coef * probs(rows, xp=xp) - target
     if safe is None:  # probability targets: the entry where p > 1/2 as a label's (issue 13)
         safe = _confident_classes(rows, xp=xp)
     if safe is not None:
-        grad = _exact_label_entries(grad, rows, coef, target, safe, (a, omega, opts.z_loss), xp=xp)
+        grad = _exact_label_entries(grad, rows, coef, target, safe, (a, omega, z_loss, lse), xp=xp)
     return chain_rule(
         grad,
         rows.z,
@@ -839,13 +850,41 @@ def _row_gradient(
     )
 
 
+_LSE_SCALE = 64
+r"""The :math:`k` of :func:`_scaled_lse`: :math:`|\operatorname{LSE}|\,2^{-k}` is at most
+:math:`2^{1024 - 64}` (a row maximum over :math:`T \ge 2^{-64}`), far from the range's
+ends."""
+
+
+def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
+    """Whether a per-row log-sum-exp is infinite (NumPy: one ``isinf`` of the rows)."""
+    if type(lse) is np.ndarray:
+        return bool(np.isinf(lse).any())
+    return bool(xp.any(xp.isinf(lse)))
+
+
+def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tuple[Array, float]:
+    r""":math:`(\operatorname{LSE}\,2^{-k}, \lambda 2^{k})` for :func:`_row_gradient`:
+    :math:`\operatorname{LSE}\,2^{-k} = m 2^{-k}/T + \ell 2^{-k}` from the row maximum
+    :math:`m` of the (capped) logits, formed again. Powers of two: where the LSE is
+    finite, :math:`2\lambda\omega\operatorname{LSE}` has the same bits (but for
+    subnormal :math:`\ell 2^{-k}`); ``inf`` only where it truly overflows."""
+    z = rows.z
+    capped = z if opts.soft_cap is None else opts.soft_cap * xp.tanh(z / opts.soft_cap)
+    scale = 2.0**-_LSE_SCALE
+    top = row_max(capped, xp=xp) * scale
+    with np.errstate(over="ignore", invalid="ignore"):
+        lse = top / opts.temperature + rows.ell * scale
+    return lse, opts.z_loss * 2.0**_LSE_SCALE
+
+
 def _exact_label_entries(
     grad: Array,
     rows: SoftmaxRows,
     coef: Any,
     target: Array,
     safe: Array,
-    coefficient: tuple[Any, Any, float],
+    coefficient: tuple[Any, Any, float, Array],
     *,
     xp: ModuleType,
 ) -> Array:
@@ -854,7 +893,8 @@ def _exact_label_entries(
     (an ulp of 1, large against :math:`1 - p_y` at extreme confidence); :math:`\sigma_y
     - \ell = \log p_y` is exact where the label is the maximum (:math:`\sigma_y = 0`).
     :math:`c - t_y` is :func:`label_offset`'s, from :math:`c`'s parts (``coefficient``:
-    :math:`A`, :math:`\omega`, :math:`\lambda`), not from :math:`c` rounded.
+    :math:`A`, :math:`\omega`, :math:`\lambda` and the LSE, both perhaps scaled by
+    :func:`_scaled_lse`), not from :math:`c` rounded.
     Only where :math:`p_y > 1/2` (:data:`._kernel_inputs.HALF_LOG`): below, :math:`c\,p_y - t_y` as
     formed keeps :math:`t_y`'s digits, which :math:`c \operatorname{expm1} + c` would
     cancel when :math:`c` is large (a z-loss on large logits).
@@ -863,7 +903,7 @@ def _exact_label_entries(
     ``where``. A label that is not a class (``validate=False``) keeps its row as it was.
     """
     assert rows.shifted is not None
-    a, omega, z_loss = coefficient
+    a, omega, z_loss, lse = coefficient
     classes = grad.shape[-1]
     if type(grad) is np.ndarray and grad.ndim == 2:  # (issue 13: NumPy calls, not xp's)
         at, labels = np.arange(grad.shape[0]), np.reshape(safe, (-1,))
@@ -883,7 +923,7 @@ def _exact_label_entries(
             _rows_of(a, at, column),
             t_y,
             _rows_of(omega, at, column),
-            rows.lse[at, 0],
+            lse[at, 0],
             z_loss=z_loss,
         )
         grad[at, labels] = c * np.expm1(log_p) + gap
@@ -892,7 +932,7 @@ def _exact_label_entries(
     sigma_y = take_along_last(rows.shifted, index, xp=xp)
     t_y = take_along_last(xp.broadcast_to(target, grad.shape), index, xp=xp)
     log_p = sigma_y - rows.ell
-    value = coef * xp.expm1(log_p) + label_offset(a, t_y, omega, rows.lse, z_loss=z_loss)
+    value = coef * xp.expm1(log_p) + label_offset(a, t_y, omega, lse, z_loss=z_loss)
     return xp.where(class_mask(safe, classes, xp=xp) & (log_p > _HALF_LOG), value, grad)
 
 

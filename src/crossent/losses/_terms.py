@@ -79,11 +79,13 @@ class SoftmaxRows:
 def _divide(x: Array, temperature: float) -> Array:
     """``x / T``; a quotient beyond the dtype's range is +-inf, its correctly rounded value.
 
-    NumPy would warn about that overflow; the warning is not a defect of the input.
-    Other namespaces warn of nothing (and ``torch.compile`` cannot trace ``np.errstate``).
+    NumPy (and array-api-strict) would warn about that overflow; the warning is not a
+    defect of the input. Other namespaces warn of nothing (and ``torch.compile``
+    cannot trace ``np.errstate``).
     """
     numpy = isinstance(x, (np.ndarray, np.generic))  # (a tuple: Dynamo traces it)
-    if not numpy:
+    # (array-api-strict computes with NumPy, which warns as NumPy's own arrays do)
+    if not numpy and not type(x).__module__.startswith("array_api_strict"):
         return x / temperature
     with np.errstate(over="ignore"):
         return x / temperature
