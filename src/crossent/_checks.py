@@ -67,11 +67,21 @@ _FORMS: tuple[str, ...] = ("probs", "log_probs", "logits")
 
 
 def check_base(base: float | None) -> float | None:
-    """Validate a logarithm base and return ``log(base)``, or None for nats."""
+    """Validate a logarithm base and return ``log(base)``, or None for nats.
+
+    Raises
+    ------
+    InputTypeError
+        ``base`` is not a real number (a bool, a string, a tuple).
+    InputError
+        ``base`` is not finite, not positive, or 1.
+    """
     if base is None:
         return None
     if isinstance(base, bool) or not isinstance(base, int | float | np.integer | np.floating):
-        raise InputError(f"`base` must be a positive number other than 1, or None; got {base!r}")
+        raise InputTypeError(
+            f"`base` must be a positive number other than 1, or None; got {base!r}"
+        )
     value = float(base)
     if not (math.isfinite(value) and value > 0 and value != 1):
         raise InputError(
@@ -109,9 +119,17 @@ def check_form(form: str, *, name: str) -> Form:
 
 
 def check_axis(axis: int, ndim: int, *, name: str) -> int:
-    """Normalise ``axis`` for an array of ``ndim`` dimensions."""
+    """Normalise ``axis`` for an array of ``ndim`` dimensions.
+
+    Raises
+    ------
+    InputTypeError
+        ``axis`` is not an integer (a bool, a float, a tuple, a string).
+    InputError
+        ``axis`` is out of range, or the array a scalar.
+    """
     if type(axis) is not int and (isinstance(axis, bool) or not isinstance(axis, int | np.integer)):
-        raise InputError(f"`axis` must be an integer; got {axis!r}")
+        raise InputTypeError(f"`axis` must be an integer; got {axis!r}")
     if ndim == 0:
         raise InputError(
             f"`{name}` must have at least one dimension (the classes along `axis`); got a scalar"
@@ -680,7 +698,7 @@ def check_labels(
     if ignore_index is not None and (
         isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)
     ):
-        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
+        raise InputTypeError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     if not check_range or size(labels) == 0:
         return
     if type(labels) is np.ndarray:

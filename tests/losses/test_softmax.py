@@ -271,7 +271,7 @@ def test_every_backend(backend: Backend) -> None:
         (LABELS, {"soft_cap": -1.0}, InputError, r"`soft_cap` must be in \(0, inf\)"),
         (LABELS, {"z_loss": math.nan}, InputError, r"`z_loss` must be in \[0, inf\)"),
         (LABELS, {"reduction": "avg"}, InputError, r"`reduction` must be one of"),
-        (LABELS, {"ignore_index": 1.5}, InputError, r"`ignore_index` must be an integer"),
+        (LABELS, {"ignore_index": 1.5}, InputTypeError, r"`ignore_index` must be an integer"),
         (LABELS, {"axis": 2}, InputError, r"`axis` 2 is out of range"),
     ],
 )
