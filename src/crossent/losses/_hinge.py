@@ -56,6 +56,7 @@ class _Hinge:
     margins: Array  # delta + z_c - z_y for rivals c; -inf on the target and on -inf rivals
     is_target: Array
     variant: str
+    undefined: Array  # (keepdims) rows with a NaN or entirely -inf: NaN (validate=False)
 
 
 @extends(labelled_batch, hide=("weight", "base"))
@@ -80,7 +81,12 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
     with np.errstate(over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
         margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
-    return _Hinge(given.batch, z, margins, is_target, variant)
+    # A row with a NaN, or entirely -inf (no score to compare: validate=False let it
+    # through), has no hinge: NaN, as the softmax losses give it (a hostile pass: 0
+    # and a zero gradient; a NaN row's gradient was finite)
+    top = row_max(z, xp=xp)
+    undefined = ~(top > -math.inf)
+    return _Hinge(given.batch, z, margins, is_target, variant, undefined)
 
 
 def _own(margin: float, variant: str) -> tuple[float, bool]:
@@ -117,7 +123,8 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     Returns
     -------
     array or LossParts
-        In the units of the scores (not nats: no ``base``).
+        In the units of the scores (not nats: no ``base``). A row with a NaN, or
+        entirely ``-inf`` (let through by ``validate=False``), is NaN, its gradient too.
 
     Raises
     ------
@@ -147,6 +154,7 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     xp = h.batch.xp
     hinge = xp.maximum(h.margins, zeros_like(h.margins, xp=xp))
     loss = row_max(hinge, xp=xp) if h.variant == "crammer_singer" else row_sum(hinge, xp=xp)
+    loss = xp.where(h.undefined, full_like(loss, math.nan, xp=xp), loss)
     return h.batch.reduce(loss[..., 0])
 
 
@@ -189,4 +197,6 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     else:
         pull = astype(violated, z.dtype, xp=xp)
     count = row_sum(pull, xp=xp)
-    return h.batch.finish_gradient(xp.where(h.is_target, -count, pull))
+    grad = xp.where(h.is_target, -count, pull)
+    grad = xp.where(h.undefined, full_like(grad, math.nan, xp=xp), grad)
+    return h.batch.finish_gradient(grad)
