@@ -26,7 +26,7 @@ import torch
 from .. import losses
 from ..errors import InputError
 from . import _binary, _distill_cpu
-from ._arguments import example_stack, vmapped
+from ._arguments import check_reduction, example_stack, vmapped
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids
 
@@ -89,6 +89,7 @@ def binary_cross_entropy_with_logits(
     True
     """
     _reject_legacy(size_average, reduce)
+    check_reduction(reduction)
     validate = True
     if vmapped(input, target, weight, pos_weight):  # torch.func.vmap: check the examples
         lead, (x, t, w, pw) = example_stack(input, target, weight, pos_weight)
@@ -145,6 +146,7 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
+    check_reduction(reduction)
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
     validate = True
     if vmapped(inputs, targets):  # torch.func.vmap: check the examples
@@ -181,6 +183,7 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
+    check_reduction(reduction)
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
     validate = True
     if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
@@ -325,6 +328,7 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    check_reduction(reduction)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(
             input,

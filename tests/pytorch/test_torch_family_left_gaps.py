@@ -1,0 +1,107 @@
+r"""Gaps of ``crossent.torch``'s family wrappers found by a hostile pass.
+
+On main:
+
+* ``reduction='parts'`` (the NumPy API's fourth reduction) was passed through by
+  ``sigmoid_focal_loss``, ``softmax_focal_loss`` and ``distillation_loss``, which
+  returned a ``LossParts`` where a tensor was due, and ``binary_cross_entropy_with_logits``
+  failed with an AttributeError; other bad values named ``'parts'`` as allowed. Now
+  every public loss raises ``cross_entropy``'s InputError
+  (``_arguments.check_reduction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from crossent.errors import InputError
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+ct = pytest.importorskip("crossent.torch")
+
+N, C, H = 4, 3, 5
+
+
+def _calls() -> dict[str, Callable[[Any], Any]]:
+    """One call per public loss of crossent.torch (functions and modules), by reduction."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(N, C, dtype=torch.float64, generator=g)
+    y = torch.tensor([0, 1, 2, 0])
+    t = torch.rand(N, C, dtype=torch.float64, generator=g)
+    h = torch.randn(N, H, dtype=torch.float64, generator=g)
+    w = torch.randn(C, H, dtype=torch.float64, generator=g)
+    head = torch.nn.Linear(H, C).double()
+    return {
+        "cross_entropy": lambda r: ct.cross_entropy(z, y, reduction=r),
+        "cross_entropy_probs": lambda r: ct.cross_entropy(z, t.softmax(1), reduction=r),
+        "linear_cross_entropy": lambda r: ct.linear_cross_entropy(h, w, y, reduction=r),
+        "linear_head_cross_entropy": lambda r: ct.linear_head_cross_entropy(
+            h, head, y, reduction=r
+        ),
+        "binary_cross_entropy_with_logits": lambda r: ct.binary_cross_entropy_with_logits(
+            z, t, reduction=r
+        ),
+        "binary_cross_entropy_with_logits_float32": lambda r: ct.binary_cross_entropy_with_logits(
+            z.float(), t.float(), reduction=r
+        ),
+        "sigmoid_focal_loss": lambda r: ct.sigmoid_focal_loss(z, t, reduction=r),
+        "softmax_focal_loss": lambda r: ct.softmax_focal_loss(z, y, reduction=r),
+        "distillation_loss": lambda r: ct.distillation_loss(z, t, reduction=r),
+        "distillation_loss_float32": lambda r: ct.distillation_loss(
+            z.float(), t.float(), reduction=r
+        ),
+        "distillation_loss_probs_reverse": lambda r: ct.distillation_loss(
+            z, t.softmax(1), reduction=r, teacher_form="probs", direction="reverse"
+        ),
+        "CrossEntropyLoss": lambda r: ct.CrossEntropyLoss(reduction=r)(z, y),
+        "LinearCrossEntropyLoss": lambda r: ct.LinearCrossEntropyLoss(
+            H, C, reduction=r, dtype=torch.float64
+        )(h, y),
+        "BCEWithLogitsLoss": lambda r: ct.BCEWithLogitsLoss(reduction=r)(z, t),
+        "SigmoidFocalLoss": lambda r: ct.SigmoidFocalLoss(reduction=r)(z, t),
+        "SoftmaxFocalLoss": lambda r: ct.SoftmaxFocalLoss(reduction=r)(z, y),
+        "DistillationLoss": lambda r: ct.DistillationLoss(reduction=r)(z, t),
+        "vocab_parallel_cross_entropy": lambda r: ct.vocab_parallel_cross_entropy(
+            z, y, reduction=r
+        ),
+        "vocab_parallel_linear_cross_entropy": lambda r: ct.vocab_parallel_linear_cross_entropy(
+            h, w, y, reduction=r
+        ),
+    }
+
+
+_NAMES = sorted(_calls())
+
+
+def test_every_public_loss_is_called() -> None:
+    """The table above covers every public loss (a new one must join it)."""
+    public = {n for n in ct.__all__ if n != "all_reduce_state"}
+    assert public <= set(_NAMES)
+
+
+@pytest.mark.parametrize("reduction", ["parts", "batchmean", "MEAN", None, 3])
+@pytest.mark.parametrize("name", _NAMES)
+def test_bad_reduction_is_cross_entropys_input_error(name: str, reduction: object) -> None:
+    """A reduction crossent.torch does not support: one InputError, naming the three."""
+    call = _calls()[name]
+    with pytest.raises(InputError) as info:
+        call(reduction)
+    message = str(info.value)
+    assert message == f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}"
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", _NAMES)
+def test_good_reductions_still_give_tensors(name: str, reduction: str) -> None:
+    """The three supported reductions keep working (the check refuses nothing more)."""
+    if name.startswith("vocab_parallel"):
+        pytest.skip("needs a process group")
+    out = _calls()[name](reduction)
+    assert isinstance(out, torch.Tensor)
+    elementwise = "binary" in name or "Sigmoid" in name or "sigmoid" in name or "BCE" in name
+    rows = (N, C) if elementwise else (N,)
+    assert out.shape == (rows if reduction == "none" else ())
