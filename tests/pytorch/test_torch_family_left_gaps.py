@@ -105,3 +105,62 @@ def test_good_reductions_still_give_tensors(name: str, reduction: str) -> None:
     elementwise = "binary" in name or "Sigmoid" in name or "sigmoid" in name or "BCE" in name
     rows = (N, C) if elementwise else (N,)
     assert out.shape == (rows if reduction == "none" else ())
+
+
+# On main every family wrapper raised the NumPy API's "pass validate=False" InputTypeError on
+# meta tensors, an option the torch wrappers do not have; now they skip the value checks
+# there (no data) and return the shapes and dtypes of the same call on the CPU, as
+# ``cross_entropy`` does.
+
+_FAMILY = ["bce", "sigmoid_focal", "softmax_focal", "distill", "distill_probs_reverse"]
+
+
+def _family_call(name: str, device: str, dtype: torch.dtype, shape: tuple[int, ...], r: str) -> Any:
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(shape, dtype=torch.float64, generator=g).to(device, dtype)
+    z.requires_grad_(True)
+    t = torch.rand(shape, dtype=torch.float64, generator=g).to(device, dtype)
+    axis = 1 if len(shape) > 1 else 0
+    y = torch.zeros(shape[:axis] + shape[axis + 1 :], dtype=torch.int64, device=device)
+    if name == "bce":
+        loss = ct.binary_cross_entropy_with_logits(
+            z, t, reduction=r, pos_weight=torch.ones(shape[-1], dtype=dtype, device=device)
+        )
+    elif name == "sigmoid_focal":
+        loss = ct.sigmoid_focal_loss(z, t, reduction=r)
+    elif name == "softmax_focal":
+        w = torch.ones(shape[axis], dtype=dtype, device=device)
+        loss = ct.softmax_focal_loss(z, y, weight=w, reduction=r)
+    elif name == "distill":
+        loss = ct.distillation_loss(z, t, temperature=2.0, reduction=r)
+    else:
+        p = t.softmax(axis)
+        loss = ct.distillation_loss(z, p, reduction=r, teacher_form="probs", direction="reverse")
+    (gradient,) = torch.autograd.grad(loss.sum(), z)
+    return loss, gradient
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (3,)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", _FAMILY)
+def test_meta_tensors_give_the_cpu_calls_shapes_and_dtypes(
+    name: str, reduction: str, dtype: torch.dtype, shape: tuple[int, ...]
+) -> None:
+    """Meta in, meta out: the CPU call's loss and gradient shapes and dtypes."""
+    loss, gradient = _family_call(name, "meta", dtype, shape, reduction)
+    cpu_loss, cpu_gradient = _family_call(name, "cpu", dtype, shape, reduction)
+    assert loss.device.type == "meta"
+    assert gradient.device.type == "meta"
+    assert (loss.shape, loss.dtype) == (cpu_loss.shape, cpu_loss.dtype)
+    assert (gradient.shape, gradient.dtype) == (cpu_gradient.shape, cpu_gradient.dtype)
+
+
+def test_meta_binary_cross_entropy_is_torchs() -> None:
+    """An independent oracle: F's own meta shapes and dtypes for the elementwise loss."""
+    for dtype in (torch.float32, torch.float64):
+        x = torch.empty(2, 3, 4, device="meta", dtype=dtype)
+        for r in ("mean", "sum", "none"):
+            ours = ct.binary_cross_entropy_with_logits(x, x, reduction=r)
+            theirs = F.binary_cross_entropy_with_logits(x, x, reduction=r)
+            assert (ours.shape, ours.dtype) == (theirs.shape, theirs.dtype)

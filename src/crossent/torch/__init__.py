@@ -61,7 +61,8 @@ What is checked where:
   targets on the generic path are checked at run time by the op
   ``crossent::probability_targets_checked`` (no graph break), the others not; no
   data check happens inside the ops off the CPU, and none on meta tensors (no data:
-  their shapes and dtypes are ``torch.nn.functional``'s).
+  their shapes and dtypes are ``torch.nn.functional``'s; the family wrappers' those of
+  the same call on the CPU, by their generic formulas with ``validate=False``).
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
 fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU

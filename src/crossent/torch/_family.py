@@ -47,6 +47,13 @@ def _reject_legacy(size_average: object, reduce: object) -> None:
         )
 
 
+def _on_meta(*tensors: torch.Tensor | None) -> bool:
+    """Whether any of ``tensors`` is a meta tensor: no data, so no value to check (the
+    generic path then runs with ``validate=False``: shapes and dtypes, as
+    ``torch.nn.functional`` gives them on meta tensors)."""
+    return any(x is not None and x.device.type == "meta" for x in tensors)
+
+
 def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
     """An elementwise weight of :func:`example_stack` (shape ``lead + shape``) broadcast
     against ``like``'s examples (``lead + like's shape``): its own axes last."""
@@ -90,7 +97,7 @@ def binary_cross_entropy_with_logits(
     """
     _reject_legacy(size_average, reduce)
     check_reduction(reduction)
-    validate = True
+    validate = not _on_meta(input, target, weight, pos_weight)
     if vmapped(input, target, weight, pos_weight):  # torch.func.vmap: check the examples
         lead, (x, t, w, pw) = example_stack(input, target, weight, pos_weight)
         with torch.no_grad():
@@ -148,7 +155,7 @@ def sigmoid_focal_loss(
     """
     check_reduction(reduction)
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
-    validate = True
+    validate = not _on_meta(inputs, targets)
     if vmapped(inputs, targets):  # torch.func.vmap: check the examples
         _, (x, t) = example_stack(inputs, targets)
         with torch.no_grad():
@@ -185,7 +192,7 @@ def softmax_focal_loss(
     """
     check_reduction(reduction)
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
-    validate = True
+    validate = not _on_meta(input, labels, weight)
     if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
         _, (x, y, w) = example_stack(input, labels, weight)
         x, y = x.reshape(-1, *input.shape), y.reshape(-1, *labels.shape)  # type: ignore[union-attr]
@@ -337,6 +344,17 @@ def distillation_loss(
             reduction,
             teacher_form=teacher_form,
             direction=direction,
+        )
+    if _on_meta(input, teacher_logits):  # no data: the generic formula's shapes and dtypes
+        return losses.distillation_loss(
+            input,
+            teacher_logits,
+            axis=1 if input.ndim > 1 else 0,
+            temperature=temperature,
+            reduction=reduction,
+            teacher_form=teacher_form,
+            direction=direction,
+            validate=False,
         )
     options = (teacher_form, direction)
     if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):
