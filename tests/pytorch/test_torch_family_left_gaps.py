@@ -23,6 +23,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 ct = pytest.importorskip("crossent.torch")
 
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+
 N, C, H = 4, 3, 5
 
 
@@ -164,3 +166,73 @@ def test_meta_binary_cross_entropy_is_torchs() -> None:
             ours = ct.binary_cross_entropy_with_logits(x, x, reduction=r)
             theirs = F.binary_cross_entropy_with_logits(x, x, reduction=r)
             assert (ours.shape, ours.dtype) == (theirs.shape, theirs.dtype)
+
+
+# On main ``jacfwd(jacfwd(binary_cross_entropy_with_logits))`` was silently 0 (and ``jvp``
+# of ``jvp``): PyTorch does not differentiate ``_binary.BinaryFunction``'s jvp rule again.
+# Now nested forward mode takes the generic formula's plain operations. Oracle:
+# ``F.binary_cross_entropy_with_logits`` in float64 under ``jacrev(jacrev(...))`` (its own
+# ``jacfwd(jacfwd(...))`` raises "ZeroTensors are immutable" without weights).
+
+_OPTIONS = {
+    "plain": {},
+    "weights": {"weight": True, "pos_weight": True},
+    "smoothing": {"label_smoothing": 0.1},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("options", sorted(_OPTIONS))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_forward_over_forward_is_the_second_derivative(
+    reduction: str, options: str, dtype: torch.dtype
+) -> None:
+    from torch.func import jacfwd, jacrev
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3, 4, dtype=torch.float64, generator=g)
+    t = torch.rand(3, 4, dtype=torch.float64, generator=g)
+    given = _OPTIONS[options]
+    w = torch.rand(4, dtype=torch.float64, generator=g) + 0.5 if given.get("weight") else None
+    pw = torch.rand(4, dtype=torch.float64, generator=g) + 0.5 if given.get("pos_weight") else None
+    eps = float(given.get("label_smoothing", 0.0))
+    cast = lambda a: None if a is None else a.to(dtype)  # noqa: E731
+
+    def ours(x: Any) -> Any:
+        return ct.binary_cross_entropy_with_logits(
+            x, cast(t), cast(w), None, None, reduction, cast(pw), label_smoothing=eps
+        )
+
+    def theirs(x: Any) -> Any:
+        smoothed = (1 - eps) * cast(t).double() + eps / 2
+        w64 = None if w is None else cast(w).double()
+        pw64 = None if pw is None else cast(pw).double()
+        return F.binary_cross_entropy_with_logits(
+            x, smoothed, w64, reduction=reduction, pos_weight=pw64
+        )
+
+    found = jacfwd(jacfwd(ours))(cast(x)).double()
+    expected = jacrev(jacrev(theirs))(cast(x).double())
+    assert expected.abs().max() > 0.01
+    tol = {torch.float64: 1e-13, torch.float32: 1e-6, torch.bfloat16: 1e-2}[dtype]
+    torch.testing.assert_close(found, expected, rtol=tol, atol=tol)
+
+
+def test_binary_mixed_second_derivative_under_nested_jvp() -> None:
+    """``d/dt d/dx`` by ``jvp`` of ``jvp`` (tangents in the logits, then the targets)."""
+    from torch.func import jvp
+
+    g = torch.Generator().manual_seed(3)
+    x, t, u, v = (torch.rand(5, 2, dtype=torch.float64, generator=g) for _ in range(4))
+    w = torch.rand(2, dtype=torch.float64, generator=g) + 0.5
+
+    def mixed(f: Callable[[Any, Any], Any]) -> Any:
+        def inner(t: Any) -> Any:
+            return jvp(lambda x: f(x, t), (x,), (u,))[1]
+
+        return jvp(inner, (t,), (v,))[1]
+
+    found = mixed(lambda x, t: ct.binary_cross_entropy_with_logits(x, t, w))
+    # d2/dx dt of w[pi t sp(-x) + (1 - t) sp(x)] / n is -w / n (pi = 1): sum of -w u v / n
+    expected = -(w * u * v).sum() / x.numel()
+    torch.testing.assert_close(found, expected, rtol=1e-13, atol=1e-15)

@@ -97,7 +97,8 @@ losses have none (an :class:`~crossent.errors.InputError` naming the loss and
 ``jvp`` of ``jvp``): PyTorch does not differentiate an ``autograd.Function``'s
 forward-mode rule again (a silent 0), so class ids take plain differentiable float64
 operations there (``_ops.plain_label_rows``, with the op's checks), as does the soft
-cap, and the linear losses raise an InputError. ``jvp`` of ``vmap`` works (vmap's
+cap, and ``binary_cross_entropy_with_logits`` (the generic formula, not ``_binary``'s
+``autograd.Function``), and the linear losses raise an InputError. ``jvp`` of ``vmap`` works (vmap's
 generated rule does not apply ``mark_non_differentiable``, pytorch/pytorch#90067: the
 forward-mode rules give zero tangents there). The vocab-parallel losses refuse
 transforms by name.

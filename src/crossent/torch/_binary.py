@@ -14,6 +14,9 @@ to the logits' dtype), and the targets' and weights' gradients from autograd of 
 loss. Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph)
 the logits' gradient carries the float32 formula's graph at zero value, so second
 derivatives are those of the formula; ``jvp`` (``jacfwd``) uses the same exact gradient.
+Nested forward mode (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``) does not take this
+function (PyTorch does not differentiate its ``jvp`` rule again: a silent 0) but the
+generic formula's plain operations (``_family``).
 ``generate_vmap_rule``: ``vmap`` runs the three on batched tensors (the double-double
 then forms every entry, since which entries cancel cannot be read there).
 """

@@ -26,7 +26,13 @@ import torch
 from .. import losses
 from ..errors import InputError
 from . import _binary, _distill_cpu
-from ._arguments import check_reduction, example_stack, vmapped
+from ._arguments import (
+    check_reduction,
+    example_stack,
+    nested_forward_mode,
+    under_torch_func,
+    vmapped,
+)
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids
 
@@ -110,7 +116,11 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
-    if _binary.takes(input, target):  # float32 and below: the exact logit gradient
+    # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
+    # differentiate BinaryFunction's jvp rule again, so the generic formula's plain
+    # operations there (the formula's first and second derivatives).
+    nested = under_torch_func() and nested_forward_mode()
+    if _binary.takes(input, target) and not nested:  # the exact logit gradient
         return _binary.BinaryFunction.apply(
             input, target, weight, pos_weight, label_smoothing, reduction, validate
         )
