@@ -25,7 +25,7 @@ import torch
 
 from .. import losses
 from ..errors import InputError
-from . import _binary, _distill_cpu
+from . import _binary, _distill_cpu, _ops
 from ._arguments import (
     check_reduction,
     example_stack,
@@ -58,6 +58,21 @@ def _on_meta(*tensors: torch.Tensor | None) -> bool:
     generic path then runs with ``validate=False``: shapes and dtypes, as
     ``torch.nn.functional`` gives them on meta tensors)."""
     return any(x is not None and x.device.type == "meta" for x in tensors)
+
+
+def _compiled_check(*tensors: torch.Tensor | None) -> bool:
+    """Whether the value checks run in the op ``crossent::sigmoid_inputs_checked``, not
+    eagerly: while Dynamo traces (``torch.compile``, ``torch.export``), where no value
+    can be read, for CPU tensors (on data in host memory; other devices are not
+    checked there, as ``cross_entropy``'s probability targets)."""
+    return torch.compiler.is_compiling() and all(
+        x is None or x.device.type == "cpu" for x in tensors
+    )
+
+
+def _differentiated(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd wants a gradient in any of ``tensors``."""
+    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
 
 
 def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
@@ -116,6 +131,10 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
+    if torch.compiler.is_compiling() and not _differentiated(target, weight, pos_weight):
+        # torch.compile, torch.export: the eager call in a custom op (its checks, the
+        # exact logit gradient), which Dynamo does not trace.
+        return _ops.sigmoid_ce(input, target, weight, pos_weight, label_smoothing, reduction)
     # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
     # differentiate BinaryFunction's jvp rule again, so the generic formula's plain
     # operations there (the formula's first and second derivatives).
@@ -171,9 +190,23 @@ def sigmoid_focal_loss(
         with torch.no_grad():
             losses.sigmoid_focal_loss(x, t, **options, reduction="none")
         validate = False
-    return losses.sigmoid_focal_loss(
-        inputs, targets, **options, reduction=reduction, validate=validate
+    if not _compiled_check(inputs, targets):
+        return losses.sigmoid_focal_loss(
+            inputs, targets, **options, reduction=reduction, validate=validate
+        )
+    # While Dynamo traces: 'mean' as the sum over the count (no weights: the same
+    # mean; the losses package's division reads a value), the checks in an op at run
+    # time, its zero added to keep it in the graph.
+    loss = losses.sigmoid_focal_loss(
+        inputs,
+        targets,
+        **options,
+        reduction="sum" if reduction == "mean" else reduction,
+        validate=False,
     )
+    loss = loss / max(inputs.numel(), 1) if reduction == "mean" else loss
+    checked = _ops.sigmoid_inputs_checked(inputs.detach(), targets.detach(), None, None)
+    return loss + checked.to(loss.dtype)
 
 
 def softmax_focal_loss(
