@@ -325,3 +325,12 @@ def test_sigmoid_focal_compiles_with_fullgraph_with_its_checks() -> None:
     nan[0, 3] = float("nan")
     with pytest.raises(InputError, match=r"`logits`.*NaN"):
         compiled(nan, t)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_new_ops_pass_opcheck(reduction: str) -> None:
+    """The ops' schemas, fake kernels and autograd registration (torch.library.opcheck)."""
+    _ops = pytest.importorskip("crossent.torch._ops")
+    x, t, w, pw = _binary_inputs(torch.float32)
+    torch.library.opcheck(_ops.sigmoid_ce, (x.requires_grad_(), t, w, pw, 0.1, reduction))
+    torch.library.opcheck(_ops.sigmoid_inputs_checked, (x.detach(), t, None, None))

@@ -71,9 +71,12 @@ gradient; the family wrappers (``binary_cross_entropy_with_logits``,
 ``sigmoid_focal_loss``, ``softmax_focal_loss``, ``distillation_loss``) run crossent's
 generic formulas under autograd (the logits' gradient of float32 and lower
 ``binary_cross_entropy_with_logits`` is ``sigmoid_cross_entropy_grad``'s, in an
-``autograd.Function``, ``_binary``; eager use; their value checks break ``torch.compile``
-graphs, but those of ``distillation_loss``, which run in a custom op with its far and
-near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
+``autograd.Function``, ``_binary``; while Dynamo traces, the eager call in the custom
+op ``crossent::sigmoid_ce_v1``, so it compiles with ``fullgraph=True`` and exports;
+``sigmoid_focal_loss``'s checks run in ``crossent::sigmoid_inputs_checked`` then (CPU),
+but its ``gamma > 0`` still breaks the graph; ``softmax_focal_loss``'s value checks
+break ``torch.compile`` graphs; ``distillation_loss``'s run in a custom op with its far
+and near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
 is fused (a custom op over float64 Numba kernels, ``_distill_cpu``).
 
 ``torch.func`` (``grad``, ``vjp``, ``jacrev``, ``vmap`` and per-example gradients
