@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
+import crossent.cli._tables as tables
 from crossent.cli import main
 
 pytest.importorskip("rich")
@@ -71,3 +73,46 @@ def test_explain_help_says_binary_p_is_the_prediction(
     text = " ".join(capsys.readouterr().out.split())
     assert "binary p with --binary" not in text
     assert "with --binary, the predicted probability p of class 1" in text
+
+
+@pytest.mark.parametrize(
+    ("form", "cell", "other", "message"),
+    [
+        ([], "1e-400", "1", "the 'a' column holds '1e-400' in row 1, beyond float64's smallest"),
+        ([], "  1E-999 ", "1", "holds '1E-999' in row 1, beyond float64's smallest number"),
+        (["--log-probs"], "-1e400", "0", "holds '-1e400' in row 1, beyond float64's largest"),
+        (["--logits"], "1e999", "0", "the 'a' column holds '1e999' in row 1, beyond"),
+    ],
+)
+def test_a_number_float64_cannot_hold_is_refused(
+    form: list[str],
+    cell: str,
+    other: str,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pyarrow reads 1e-400 as 0 (an infinite NLL, exit 0) and 1e400 as infinity."""
+    path = tmp_path / "u.csv"
+    path.write_text(f"label,a,b\n0,0.5,0.5\n0,{cell},{other}\n0,0.5,0.5\n")
+    assert main(["report", str(path), *form, *_FAST]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    monkeypatch.setattr(tables, "_CSV_BLOCK_BYTES", 1 << 10)  # the cell in a later batch
+    path.write_text("label,a,b\n" + "0,0.5,0.5\n" * 1000 + f"0,{cell},{other}\n")
+    assert main(["report", str(path), *form, *_FAST]) == 2
+    assert message.replace("row 1", "row 1000") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zero", ["0", "-0", "0.0", "0e0", "+0.000E-7", ".0", "0."])
+def test_a_zero_written_as_zero_is_read(
+    zero: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "z.csv"
+    path.write_text(f"label,a,b\n0,0.5,0.5\n1,{zero},1\n0,0.5,0.5\n")
+    assert main(["report", str(path), "--json", *_FAST]) == 0
+    assert json.loads(capsys.readouterr().out)["nll_nats"] == pytest.approx(2 * math.log(2) / 3)
+    path.write_text(f"label,a,b\n0,-inf,0\n1,{zero},-Infinity\n")
+    assert main(["report", str(path), "--log-probs", "--json", *_FAST]) == 0

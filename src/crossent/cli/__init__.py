@@ -407,7 +407,9 @@ def _parser() -> argparse.ArgumentParser:
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
         "and --temperature T to reshape. Needs only the base install.",
     )
-    explain.add_argument("--p", help="true distribution P; with --binary, the predicted probability p of class 1")
+    explain.add_argument(
+        "--p", help="true distribution P; with --binary, the predicted probability p of class 1"
+    )
     explain.add_argument("--q", help="predicted distribution Q")
     explain.add_argument("--logits", help="logits z (softmax gives the prediction)")
     explain.add_argument("--label", type=int, help="the true class, with --logits")

@@ -171,8 +171,9 @@ def _retyped(exc: Exception, names: list[str]) -> _Retyped | None:
     return _Retyped(str(names[int(found.group(1))]), kind)
 
 
-def _batches(reading: _Reading) -> Iterator[Any]:
-    """pyarrow record batches of the table, streamed."""
+def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
+    """pyarrow record batches of the table, streamed; with ``text``, a CSV's columns
+    ``text`` only, as their cells' text (:func:`_refuse_out_of_range`)."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
     path, kind = reading.path, reading.kind
     try:
@@ -187,11 +188,11 @@ def _batches(reading: _Reading) -> Iterator[Any]:
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
             source: Any = reading.stdin if reading.stdin is not None else path
-            reader = pa_csv.open_csv(
-                source,
-                read_options=options,
-                convert_options=_csv_conversion(pa_csv, reading.types),
-            )
+            conversion = _csv_conversion(pa_csv, reading.types)
+            if text is not None:
+                conversion.include_columns = text
+                conversion.column_types = {name: pa.string() for name in text}
+            reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -543,6 +544,7 @@ def _convert(
     chosen: ColumnChoice | None = None
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
+    suspect: list[str] = []  # CSV class columns holding 0 or an infinity: text checked
     for batch in _batches(reading):
         choice = _columns(path, batch, options)
         if chosen is not None and choice != chosen:
@@ -570,9 +572,13 @@ def _convert(
                 block[:, k] = values
             if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
                 _refuse_narrowed(path, values, block[:, k], rows, name)
+        if reading.kind == "csv" and len(suspect) < len(columns):
+            suspect += _out_of_range_suspects(block, columns, dataset.form, suspect)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
+    if suspect:
+        _refuse_out_of_range(reading, suspect)
     if distinct and rows > 2:
         _refuse_row_ids(path, _row_id_columns(distinct), first_column)
     if chosen is not None:
@@ -603,6 +609,64 @@ def _refuse_narrowed(path: Path, wide: Any, narrow: Any, first_row: int, name: s
             f"as {float(narrow[row])!r}); "
             "the file was not written from float32 values: drop --dtype float32"
         )
+
+
+def _out_of_range_suspects(
+    block: Any, columns: list[str], form: str, known: list[str]
+) -> list[str]:
+    """The class columns of a CSV batch, not in ``known``, that hold a value float64
+    may have read from text it cannot hold: an infinity (``1e400``, past float64's
+    largest number), and for probabilities a zero (``1e-400``, below its smallest).
+    A whole-block reduction first, so that a table without such values costs one
+    pass over the block."""
+    wrong = np.isinf(block)
+    if form == "probs":
+        wrong |= block == 0
+    if not wrong.any():
+        return []
+    return [name for k, name in enumerate(columns) if name not in known and wrong[:, k].any()]
+
+
+_EXACT_TEXT = r"^\s*[+-]?(?:(?:0+\.?0*|\.0+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))\s*$"
+"""A CSV cell's text that is exactly 0 (``0``, ``-0``, ``0.0``, ``0e5``) or an infinity
+(``inf``, ``-Infinity``): the values read as 0 or infinity that the file does hold."""
+
+
+def _refuse_out_of_range(reading: _Reading, columns: list[str]) -> None:
+    """Refuse a CSV cell whose number float64 cannot hold: its text is read again (the
+    ``columns`` only, as text), and a cell read as 0 or an infinity whose text is not
+    0 or an infinity (:data:`_EXACT_TEXT`) is named with its column, row and text.
+    pyarrow reads ``1e-400`` as 0 and ``1e400`` as infinity: a probability of 0 gives
+    an infinite NLL with exit 0, a number the file does not hold (its NLL is 921
+    nats)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if reading.stdin is not None:
+        reading.stdin.rewind()
+    rows = 0
+    for batch in _batches(reading, text=columns):
+        for name in columns:
+            cells = pc.utf8_trim_whitespace(batch.column(name))  # as the CSV reader does
+            values = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
+            read = np.flatnonzero((values == 0) | np.isinf(values))
+            if not read.size:
+                continue
+            texts = cells.take(pa.array(read))
+            exact = pc.match_substring_regex(texts, _EXACT_TEXT).to_numpy(zero_copy_only=False)
+            if not exact.all():
+                k = int(np.flatnonzero(~exact)[0])
+                text = texts[k].as_py()
+                zero = values[read[k]] == 0
+                what = "smallest" if zero else "largest"
+                hint = "; store such probabilities as log-probabilities (--log-probs)"
+                raise SourceError(
+                    f"{reading.path}: the {name!r} column holds {text!r} in row "
+                    f"{rows + int(read[k])}, beyond float64's {what} number (it would be "
+                    f"read as {float(values[read[k]])!r}, a value the file does not hold)"
+                    f"{hint if zero else ''}"
+                )
+        rows += batch.num_rows
 
 
 def _track_distinct_integers(
