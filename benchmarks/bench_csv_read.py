@@ -8,9 +8,9 @@ every class column, the copy into the mapped scratch file) on a CSV of ``rows`` 
 a label and ``classes`` float columns written once to a temporary folder.  Issue 13's
 empty-cell message added a null check per column and batch and a conversion option
 that reads ``nan`` as the number: with ``--against`` the script runs under each tree,
-the trees alternating round by round (``_against.compare``).  A class column holding 0 (or an infinity) has its text read
-again, to refuse a number below float64's range (``1e-400``, read as 0): ``--one-hot``
-times that worst case.
+the trees alternating round by round (``_against.compare``).  A class column holding 0
+(or an infinity) has its text read again, to refuse a number below float64's range
+(``1e-400``, read as 0): ``--one-hot`` times that worst case.
 """
 
 from __future__ import annotations

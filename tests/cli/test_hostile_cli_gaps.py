@@ -17,6 +17,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import crossent.cli._tables as tables
@@ -116,3 +117,61 @@ def test_a_zero_written_as_zero_is_read(
     assert json.loads(capsys.readouterr().out)["nll_nats"] == pytest.approx(2 * math.log(2) / 3)
     path.write_text(f"label,a,b\n0,-inf,0\n1,{zero},-Infinity\n")
     assert main(["report", str(path), "--log-probs", "--json", *_FAST]) == 0
+
+
+def test_null_and_nan_ids_are_told_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "i.csv"
+    path.write_text("id,label,a,b\n,0,0.9,0.1\nnan,1,0.2,0.8\n3,0,0.6,0.4\n")
+    assert main(["report", str(path), "--id-column", "id", "--json", *_FAST]) == 0
+    rows = json.loads(capsys.readouterr().out)["most_surprising"]
+    assert {row["index"]: row["id"] for row in rows} == {0: "null", 1: "nan", 2: 3.0}
+    assert main(["report", str(path), "--id-column", "id", *_FAST]) == 0
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert "│ null │" in out
+    assert "│  nan │" in out
+
+
+def test_a_trailing_comma_in_the_header_is_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``label,a,b,``: the unnamed empty last column was taken as a pandas index, its
+    empty cells the row ids."""
+    path = tmp_path / "t.csv"
+    path.write_text("label,a,b,\n0,0.9,0.1,\n1,0.2,0.8,\n0,0.6,0.4,\n")
+    assert main(["report", str(path), "--json", *_FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["columns"] == {
+        "label": "label",
+        "id": None,
+        "classes": ["a", "b"],
+        "ignored": [""],
+    }
+    assert all("id" not in row for row in report["most_surprising"])
+
+
+def test_float32_beside_float64_columns_gets_float32_tolerance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet file with a float32 and a float64 class column: its rows sum to 1 within
+    float32's rounding, refused by float64's tolerance."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.1, 0.9, size=200)
+    a32 = (1 - b).astype(np.float32)  # off 1 by up to 3e-8 once added to b
+    assert np.abs(a32.astype(np.float64) + b - 1).max() > 1e-12
+    table = pa.table({"label": rng.integers(0, 2, size=200), "a": pa.array(a32), "b": pa.array(b)})
+    path = tmp_path / "mixed.parquet"
+    pq.write_table(table, path)
+    assert main(["report", str(path), "--json", *_FAST]) == 0, capsys.readouterr().err
+    got = json.loads(capsys.readouterr().out)
+    assert got["n"] == 200
+    table = pa.table({"label": [0, 1], "a": pa.array([0.5, 1], pa.float32()), "b": [0.5, 1e-50]})
+    pq.write_table(table, path)  # 1e-50 as float32 would be 0: refused, not rounded
+    assert main(["report", str(path), *_FAST]) == 2
+    err = capsys.readouterr().err
+    assert "the 'b' column holds 1e-50 in row 1, which float32 cannot hold" in err
+    assert "the other class columns are float32" in err

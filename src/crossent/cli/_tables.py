@@ -3,7 +3,8 @@
 pyarrow's streaming readers convert the table batch by batch into an anonymous temporary
 file, mapped read-only as the prediction matrix, so memory stays bounded.  The matrix
 keeps the stored dtype (float32 columns stay float32, so float32's tolerance applies when
-the library validates them); integer columns, and a mix of dtypes, become float64.  CSV
+the library validates them); integer columns become float64, and a mix of float32 and
+float64 columns float32 (the widest tolerance of the two applies).  CSV
 text has no dtype: its decimal columns are float64 unless ``--dtype float32`` says the
 file was written from float32 values.
 
@@ -25,7 +26,7 @@ import re
 import shlex
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -301,10 +302,22 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         for name in names
     }
     index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
-    choice, problem = choose_columns(names, numeric, options, str(path), index=index)
+    trailing = _trailing_empty(batch, names)
+    kept = names[:-1] if trailing else names
+    choice, problem = choose_columns(kept, numeric, options, str(path), index=index)
     if choice is None:
         raise SourceError(problem)
-    return choice
+    return replace(choice, ignored=[*choice.ignored, ""]) if trailing else choice
+
+
+def _trailing_empty(batch: Any, names: list[str]) -> bool:
+    """Whether the table's last column, not its only one, is unnamed and holds nothing
+    (type null: every cell empty): what a comma at the end of each CSV line makes.  It
+    is ignored; it was taken for a pandas index (an unnamed column), and its empty cells
+    were the row ids."""
+    import pyarrow.types as pa_types
+
+    return len(names) > 1 and names[-1] == "" and pa_types.is_null(batch.column(-1).type)
 
 
 _UNNAMED_INDEX = "Unnamed: 0"
@@ -514,8 +527,30 @@ def _to_numpy(column: Any) -> Any:
     )
 
 
+def _ids(column: Any) -> Any:
+    """A batch's row ids, missing ones told apart: a null (an empty cell, a null marker,
+    a Parquet null) as the text ``"null"`` and a NaN as ``"nan"``; converted to NumPy
+    both were NaN, and both printed as ``None``."""
+    import pyarrow.compute as pc
+    import pyarrow.types as pa_types
+
+    floating = pa_types.is_floating(column.type)
+    if not column.null_count and not (floating and pc.any(pc.is_nan(column)).as_py()):
+        return _to_numpy(column)
+    ids = np.empty(len(column), dtype=object)
+    ids[:] = column.to_pylist()
+    missing = [k for k, value in enumerate(ids) if value is None or value != value]
+    for k in missing:
+        ids[k] = "null" if ids[k] is None else "nan"
+    return ids
+
+
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
-    """The dtype of the prediction matrix: the columns' common floating dtype, else float64."""
+    """The dtype of the prediction matrix: float64, or float32 when a class column is
+    float32 (or float16): a mix of float32 and float64 columns is checked with the
+    widest tolerance of their dtypes, float32's (as float64, a float32 column's row
+    sums, off 1 by float32's rounding, were refused), its float64 columns rounded to
+    float32, which is the precision a row with a float32 column has."""
     import pyarrow.types as pa_types
 
     dtypes = []
@@ -527,7 +562,7 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
             dtypes.append(np.dtype(np.float64))
         else:
             raise SourceError(f"{path}: column {name!r} must be numeric; it holds {kind}")
-    return np.dtype(np.result_type(*dtypes))
+    return np.dtype(np.float32 if any(d.itemsize < 8 for d in dtypes) else np.float64)
 
 
 def _convert(
@@ -558,7 +593,7 @@ def _convert(
                 _check_row_numbers(path, batch, rows)
         label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
-            id_parts.append(_to_numpy(batch.column(choice.id)))
+            id_parts.append(_ids(batch.column(choice.id)))
         for name in columns:  # before the dtypes: an empty column's type is null
             _refuse_missing(path, batch.column(name), rows, name)
         batch_dtype = _stored_dtype(path, batch, columns)
@@ -571,7 +606,7 @@ def _convert(
             with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
                 block[:, k] = values
             if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
-                _refuse_narrowed(path, values, block[:, k], rows, name)
+                _refuse_narrowed(path, values, block[:, k], rows, name, asked=dtype is not None)
         if reading.kind == "csv" and len(suspect) < len(columns):
             suspect += _out_of_range_suspects(block, columns, dataset.form, suspect)
         sink.write(block.tobytes())
@@ -595,19 +630,27 @@ def _convert(
     )
 
 
-def _refuse_narrowed(path: Path, wide: Any, narrow: Any, first_row: int, name: str) -> None:
+def _refuse_narrowed(
+    path: Path, wide: Any, narrow: Any, first_row: int, name: str, *, asked: bool = True
+) -> None:
     """Refuse a value that ``--dtype float32`` cannot hold: a non-zero one read as 0 (a
     probability of 1e-50, whose NLL is 115 nats, would be infinite) or a finite one read
     as infinity (1e39, refused as "must be finite; got inf", a value the file does not
-    hold); rounding to the nearest float32 is what the option asks for."""
+    hold); rounding to the nearest float32 is what the option asks for.  Without it
+    (``asked`` false), float32 is the dtype of the file's other class columns."""
     lost = np.flatnonzero(((narrow == 0) & (wide != 0)) | (np.isinf(narrow) & np.isfinite(wide)))
     if lost.size:
         row = int(lost[0])
         raise SourceError(
             f"{path}: the {name!r} column holds {float(wide[row])!r} in row "
-            f"{first_row + row}, which float32 cannot hold (--dtype float32 would read it "
-            f"as {float(narrow[row])!r}); "
-            "the file was not written from float32 values: drop --dtype float32"
+            f"{first_row + row}, which float32 cannot hold (read as float32 it "
+            f"would be {float(narrow[row])!r}); "
+            + (
+                "the file was not written from float32 values: drop --dtype float32"
+                if asked
+                else "the other class columns are float32, so the predictions are read as "
+                "float32: store every class column as float64"
+            )
         )
 
 
