@@ -682,34 +682,51 @@ def _refuse_out_of_range(reading: _Reading, columns: list[str]) -> None:
     pyarrow reads ``1e-400`` as 0 and ``1e400`` as infinity: a probability of 0 gives
     an infinite NLL with exit 0, a number the file does not hold (its NLL is 921
     nats)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if reading.stdin is not None:
         reading.stdin.rewind()
     rows = 0
     for batch in _batches(reading, text=columns):
         for name in columns:
-            cells = pc.utf8_trim_whitespace(batch.column(name))  # as the CSV reader does
-            values = pc.cast(cells, pa.float64()).to_numpy(zero_copy_only=False)
-            read = np.flatnonzero((values == 0) | np.isinf(values))
-            if not read.size:
-                continue
-            texts = cells.take(pa.array(read))
-            exact = pc.match_substring_regex(texts, _EXACT_TEXT).to_numpy(zero_copy_only=False)
-            if not exact.all():
-                k = int(np.flatnonzero(~exact)[0])
-                text = texts[k].as_py()
-                zero = values[read[k]] == 0
+            found = _out_of_range_cell(batch.column(name))
+            if found is not None:
+                row, text, value = found
+                zero = value == 0
                 what = "smallest" if zero else "largest"
                 hint = "; store such probabilities as log-probabilities (--log-probs)"
                 raise SourceError(
                     f"{reading.path}: the {name!r} column holds {text!r} in row "
-                    f"{rows + int(read[k])}, beyond float64's {what} number (it would be "
-                    f"read as {float(values[read[k]])!r}, a value the file does not hold)"
-                    f"{hint if zero else ''}"
+                    f"{rows + row}, beyond float64's {what} number (it would be read as "
+                    f"{value!r}, a value the file does not hold){hint if zero else ''}"
                 )
         rows += batch.num_rows
+
+
+def _out_of_range_cell(cells: Any) -> tuple[int, str, float] | None:
+    """The first cell of a CSV column's text read as 0 or an infinity whose text is
+    neither (:data:`_EXACT_TEXT`): its row in the batch, its text and the value read;
+    None if there is none.  A one-character text (``0``, the cells of hard predictions)
+    holds no such number and is passed over without being parsed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offsets = np.frombuffer(
+        cells.buffers()[1], dtype=np.int32, count=len(cells) + 1, offset=cells.offset * 4
+    )
+    longer = np.flatnonzero(np.diff(offsets) > 1)
+    if not longer.size:
+        return None
+    texts = pc.utf8_trim_whitespace(cells.take(pa.array(longer)))  # as the CSV reader does
+    values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+    read = np.flatnonzero((values == 0) | np.isinf(values))
+    if not read.size:
+        return None
+    exact = pc.match_substring_regex(texts.take(pa.array(read)), _EXACT_TEXT)
+    wrong = np.flatnonzero(~exact.to_numpy(zero_copy_only=False))
+    if not wrong.size:
+        return None
+    k = int(read[wrong[0]])
+    return int(longer[k]), str(texts[k].as_py()), float(values[k])
 
 
 def _track_distinct_integers(
