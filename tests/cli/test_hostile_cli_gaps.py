@@ -126,7 +126,7 @@ def test_null_and_nan_ids_are_told_apart(
     path.write_text("id,label,a,b\n,0,0.9,0.1\nnan,1,0.2,0.8\n3,0,0.6,0.4\n")
     assert main(["report", str(path), "--id-column", "id", "--json", *_FAST]) == 0
     rows = json.loads(capsys.readouterr().out)["most_surprising"]
-    assert {row["index"]: row["id"] for row in rows} == {0: "null", 1: "nan", 2: 3.0}
+    assert {row["index"]: row["id"] for row in rows} == {0: None, 1: "nan", 2: 3.0}
     assert main(["report", str(path), "--id-column", "id", *_FAST]) == 0
     out = capsys.readouterr().out
     assert "None" not in out

@@ -529,8 +529,8 @@ def _to_numpy(column: Any) -> Any:
 
 def _ids(column: Any) -> Any:
     """A batch's row ids, missing ones told apart: a null (an empty cell, a null marker,
-    a Parquet null) as the text ``"null"`` and a NaN as ``"nan"``; converted to NumPy
-    both were NaN, and both printed as ``None``."""
+    a Parquet null) as None (JSON's null) and a NaN as the text ``"nan"`` (as an
+    infinity is given); converted to NumPy both were NaN, and both printed as ``None``."""
     import pyarrow.compute as pc
     import pyarrow.types as pa_types
 
@@ -538,10 +538,10 @@ def _ids(column: Any) -> Any:
     if not column.null_count and not (floating and pc.any(pc.is_nan(column)).as_py()):
         return _to_numpy(column)
     ids = np.empty(len(column), dtype=object)
-    ids[:] = column.to_pylist()
-    missing = [k for k, value in enumerate(ids) if value is None or value != value]
-    for k in missing:
-        ids[k] = "null" if ids[k] is None else "nan"
+    for k, value in enumerate(column.to_pylist()):  # one by one: an id may be a list
+        ids[k] = value
+    if floating:
+        ids[pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)] = "nan"
     return ids
 
 
@@ -643,8 +643,9 @@ def _refuse_narrowed(
         row = int(lost[0])
         raise SourceError(
             f"{path}: the {name!r} column holds {float(wide[row])!r} in row "
-            f"{first_row + row}, which float32 cannot hold (read as float32 it "
-            f"would be {float(narrow[row])!r}); "
+            f"{first_row + row}, which float32 cannot hold ("
+            f"{'--dtype float32 would read it' if asked else 'float32 reads it'} as "
+            f"{float(narrow[row])!r}); "
             + (
                 "the file was not written from float32 values: drop --dtype float32"
                 if asked
