@@ -307,7 +307,7 @@ def _kl_nats(m: _Prepared) -> Array:
         any_careful = bool(xp.any(careful))
     except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
         return plain
-    if not any_careful:
+    if not any_careful or _is_jax_tracer(plain):  # jax.grad: bool() reads, the host can't
         return plain
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
     mass = m.total(lambda a, b: a.values - b.values, *m.sides)
@@ -316,6 +316,13 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
+
+
+def _is_jax_tracer(x: Array) -> bool:
+    """Whether ``x`` is a JAX tracer. Under ``jax.grad`` (outside ``jax.jit``) its
+    ``bool`` has a value, but NumPy cannot copy it to the host, which
+    :func:`_mass_correction` does where the device has no float64 (JAX's default)."""
+    return any(cls.__name__ == "Tracer" for cls in type(x).__mro__)
 
 
 def _mass_correction(
