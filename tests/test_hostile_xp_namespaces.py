@@ -4,9 +4,11 @@ fails on the code before its fix."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from tests.tolerances import CLOSED_FORM, assert_close
+from tests.tolerances import CLOSED_FORM, ROUNDING, assert_close
 
 import crossent
 
@@ -44,3 +46,63 @@ def test_kl_under_jax_grad_is_the_plain_sum_not_a_host_copy_error(
     p64, q64 = np.array(_P), np.array(_Q)
     assert_close(np.asarray(grad), np.log(p64 / q64) + 1, CLOSED_FORM)
     assert_close(np.asarray(value), crossent.kl_divergence(p64, q64), CLOSED_FORM, np.float32)
+
+
+_HUGE = np.array([[1e300, -1e300, 0.0], [0.0, 1.0, 2.0]])
+_LABELS = np.array([0, 1])
+_TEACHER = np.array([[-1e300, 1e300, 0.0], [2.0, 1.0, 0.0]])
+
+_QUIET = {
+    "temperature_1e-300": lambda z, y, t: crossent.softmax_cross_entropy(
+        z, y, temperature=1e-300, reduction="none"
+    ),
+    "temperature_1e-300_grad": lambda z, y, t: crossent.softmax_cross_entropy_grad(
+        z, y, temperature=1e-300, reduction="none"
+    ),
+    "z_loss": lambda z, y, t: crossent.softmax_cross_entropy(
+        z, y, z_loss=1.0, label_smoothing=0.5, reduction="none"
+    ),
+    "z_loss_targets": lambda z, y, t: crossent.softmax_cross_entropy_with_targets(
+        z, t * 0 + 1 / 3, z_loss=1.0, reduction="none"
+    ),
+    "distill_temperature_1e100": lambda z, y, t: crossent.distillation_loss(
+        z, t, temperature=1e100, reduction="none"
+    ),
+    "distill_temperature_1e160_reverse": lambda z, y, t: crossent.distillation_loss(
+        z, t, temperature=1e160, direction="reverse", reduction="none"
+    ),
+    "distill_temperature_1e-100_grad": lambda z, y, t: crossent.distillation_loss_grad(
+        z, t, temperature=1e-100, reduction="none"
+    ),
+    "soft_cap_1e-300": lambda z, y, t: crossent.softmax_cross_entropy(
+        z, y, soft_cap=1e-300, reduction="none"
+    ),
+    "soft_cap_1e-300_grad": lambda z, y, t: crossent.softmax_cross_entropy_grad(
+        z, y, soft_cap=1e-300, reduction="none"
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("call", "namespace"),
+    [(call, "array_api_strict") for call in _QUIET]
+    + [(call, "numpy") for call in _QUIET if call.startswith("soft_cap")],
+)
+def test_array_api_strict_losses_raise_no_numpy_overflow_warning(call: str, namespace: str) -> None:
+    """array-api-strict computes with NumPy, so NumPy's floating-point warnings reach
+    the caller where the code guarded only ``numpy.ndarray`` values: a temperature of
+    1e-300 ("overflow encountered in divide" in ``x / T``), the z-loss of a row whose
+    log-sum-exp squares past the float range ("in multiply"), :math:`T^2 D` of a
+    distillation at a huge temperature; ``-W error`` made them errors. A soft cap of
+    1e-300 warned on plain NumPy too (``z / s`` in ``s tanh(z / s)``: its quotient's
+    overflow is the limit ``tanh(inf) = 1``). The values are those of the same call on
+    PyTorch float64, which warns of nothing (NumPy's far-row rebuilds aside: these
+    rows have none)."""
+    torch = pytest.importorskip("torch")
+    xp = pytest.importorskip(namespace)
+    args = (_HUGE, _LABELS, _TEACHER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _QUIET[call](*(xp.asarray(a) for a in args))
+    expected = _QUIET[call](*(torch.from_numpy(a) for a in args)).numpy()
+    assert_close(np.asarray(got), expected, ROUNDING)  # (NumPy's huge-T path: 1 ulp)
