@@ -106,3 +106,28 @@ def test_array_api_strict_losses_raise_no_numpy_overflow_warning(call: str, name
         got = _QUIET[call](*(xp.asarray(a) for a in args))
     expected = _QUIET[call](*(torch.from_numpy(a) for a in args)).numpy()
     assert_close(np.asarray(got), expected, ROUNDING)  # (NumPy's huge-T path: 1 ulp)
+
+
+_P_HARD = np.array([[1.0, 0.0, 0.0], [5e-324, 1.0, 0.0], [0.5, 0.5, 0.0]])
+_Q_HARD = np.array([[5e-324, 1.0, 0.0], [1.0, 0.0, 0.0], [1e-300, 0.5, 0.5]])
+
+_QUIET_MEASURES = {
+    "perplexity": lambda p, q: crossent.perplexity(p, q),
+    "binary_cross_entropy_grad": lambda p, q: crossent.binary_cross_entropy_grad(p, q),
+}
+
+
+@pytest.mark.parametrize("call", list(_QUIET_MEASURES))
+def test_array_api_strict_measures_raise_no_numpy_overflow_warning(call: str) -> None:
+    """As the losses above: on array-api-strict the perplexity of a cross-entropy past
+    709.78 nats ("overflow encountered in exp": the ``errstate`` guarded NumPy's own
+    values only) and the binary cross-entropy gradient ``-p / q`` at ``q = 5e-324``
+    ("in divide") warned. Their values: +inf (a true overflow) and the finite
+    1.4e150 of the last row, as on PyTorch float64."""
+    torch = pytest.importorskip("torch")
+    xp = pytest.importorskip("array_api_strict")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _QUIET_MEASURES[call](xp.asarray(_P_HARD), xp.asarray(_Q_HARD))
+    expected = _QUIET_MEASURES[call](torch.from_numpy(_P_HARD), torch.from_numpy(_Q_HARD))
+    assert_close(np.asarray(got), expected.numpy(), ROUNDING)

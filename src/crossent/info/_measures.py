@@ -50,6 +50,7 @@ from .._xp import (
     finalize,
     finite_row_max,
     is_numpy,
+    is_strict,
     log_sum_exp_shifted,
     namespace,
     reduce_sum,
@@ -1169,8 +1170,8 @@ def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
     """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
     float64) without NumPy's overflow warning, which ``-W error`` raised instead of
     the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
-    and ``torch.compile`` cannot trace it."""
-    if isinstance(nats, (np.ndarray, np.generic)):
+    and ``torch.compile`` cannot trace it (array-api-strict's warn: NumPy underneath)."""
+    if isinstance(nats, (np.ndarray, np.generic)) or is_strict(xp):
         with np.errstate(over="ignore"):
             return xp.exp(nats)
     return xp.exp(nats)
