@@ -384,9 +384,10 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         if type(log_s) is not np.ndarray:
             flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
-        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
+        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE and not is_strict(xp):
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
-        else:  # the far rows' inf - inf (formed again below); diff - kl past the range
+        else:  # the far rows' inf - inf (formed again below); diff - kl past the range;
+            # array-api-strict's (NumPy underneath) inf - inf of an infinite D (NaN below)
             with np.errstate(all="ignore"):  # beside s = 0 (a 0 then)
                 grad = t * weighted_term(s, diff - kl, xp=xp)
     if far is not None:
