@@ -222,7 +222,17 @@ _LONG_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The Numba cache tests first (all on the worker that runs their one fixture), then
-    the long tests of ``_LONG_FIRST``; the rest keep their order."""
+    the long tests of ``_LONG_FIRST``; the rest keep their order.
+
+    A test id that prints an object's address (``<function <lambda> at 0x...>``) is
+    refused: pytest-xdist's workers each collect their own ids, and one that differs
+    between them stops the whole run ("Different tests were collected")."""
+    addressed = [item.nodeid for item in items if " at 0x" in item.nodeid]
+    if addressed:
+        raise pytest.UsageError(
+            f"{len(addressed)} test ids hold an object's address, which differs between "
+            f"pytest-xdist workers; give them ids: {addressed[0]}"
+        )
 
     def rank(item: pytest.Item) -> int:
         if "numba_cache_runs" in getattr(item, "fixturenames", ()):

@@ -56,7 +56,7 @@ _CALLS: list[tuple[str, str, Callable[..., Any]]] = [
 
 
 @pytest.mark.parametrize("value", [1, 0, "no", None, 1.0])
-@pytest.mark.parametrize(("where", "flag", "call"), _CALLS, ids=lambda c: str(c))
+@pytest.mark.parametrize(("where", "flag", "call"), _CALLS, ids=[f"{w}-{f}" for w, f, _ in _CALLS])
 def test_a_flag_that_is_not_a_bool_is_a_type_error(
     where: str, flag: str, call: Callable[..., Any], value: object
 ) -> None:
@@ -66,7 +66,7 @@ def test_a_flag_that_is_not_a_bool_is_a_type_error(
         call(**{flag: value})
 
 
-@pytest.mark.parametrize(("where", "flag", "call"), _CALLS, ids=lambda c: str(c))
+@pytest.mark.parametrize(("where", "flag", "call"), _CALLS, ids=[f"{w}-{f}" for w, f, _ in _CALLS])
 def test_a_numpy_bool_is_taken_as_validate_takes_it(
     where: str, flag: str, call: Callable[..., Any]
 ) -> None:

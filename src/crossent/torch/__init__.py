@@ -61,7 +61,8 @@ What is checked where:
   targets on the generic path are checked at run time by the op
   ``crossent::probability_targets_checked`` (no graph break), the others not; no
   data check happens inside the ops off the CPU, and none on meta tensors (no data:
-  their shapes and dtypes are ``torch.nn.functional``'s).
+  their shapes and dtypes are ``torch.nn.functional``'s; the family wrappers' those of
+  the same call on the CPU, by their generic formulas with ``validate=False``).
 
 Fused vs generic: ``cross_entropy`` with class ids and ``linear_cross_entropy`` are
 fused (custom ops), and so is ``cross_entropy`` with probability targets on the CPU
@@ -70,9 +71,12 @@ gradient; the family wrappers (``binary_cross_entropy_with_logits``,
 ``sigmoid_focal_loss``, ``softmax_focal_loss``, ``distillation_loss``) run crossent's
 generic formulas under autograd (the logits' gradient of float32 and lower
 ``binary_cross_entropy_with_logits`` is ``sigmoid_cross_entropy_grad``'s, in an
-``autograd.Function``, ``_binary``; eager use; their value checks break ``torch.compile``
-graphs, but those of ``distillation_loss``, which run in a custom op with its far and
-near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
+``autograd.Function``, ``_binary``; while Dynamo traces, the eager call in the custom
+op ``crossent::sigmoid_ce_v1``, so it compiles with ``fullgraph=True`` and exports;
+``sigmoid_focal_loss``'s checks run in ``crossent::sigmoid_inputs_checked`` then (CPU),
+but its ``gamma > 0`` still breaks the graph; ``softmax_focal_loss``'s value checks
+break ``torch.compile`` graphs; ``distillation_loss``'s run in a custom op with its far
+and near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
 is fused (a custom op over float64 Numba kernels, ``_distill_cpu``).
 
 ``torch.func`` (``grad``, ``vjp``, ``jacrev``, ``vmap`` and per-example gradients
@@ -96,7 +100,8 @@ losses have none (an :class:`~crossent.errors.InputError` naming the loss and
 ``jvp`` of ``jvp``): PyTorch does not differentiate an ``autograd.Function``'s
 forward-mode rule again (a silent 0), so class ids take plain differentiable float64
 operations there (``_ops.plain_label_rows``, with the op's checks), as does the soft
-cap, and the linear losses raise an InputError. ``jvp`` of ``vmap`` works (vmap's
+cap, and ``binary_cross_entropy_with_logits`` (the generic formula, not ``_binary``'s
+``autograd.Function``), and the linear losses raise an InputError. ``jvp`` of ``vmap`` works (vmap's
 generated rule does not apply ``mark_non_differentiable``, pytorch/pytorch#90067: the
 forward-mode rules give zero tangents there). The vocab-parallel losses refuse
 transforms by name.

@@ -38,6 +38,7 @@ __all__ = [
     "check_no_tangent",
     "check_not_transformed",
     "check_one_dtype",
+    "check_reduction",
     "check_weight_not_differentiated",
     "example_stack",
     "examples",
@@ -90,8 +91,7 @@ def call_options(
     temperature: float,
 ) -> CallOptions:
     """Check a call's options (an :class:`InputError` names a bad one) and freeze them."""
-    if reduction not in _REDUCTIONS:
-        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    check_reduction(reduction)
     ignore = check_ignore_index(ignore_index)
     terms = _backend.options(
         label_smoothing=_by_value(label_smoothing),
@@ -107,6 +107,17 @@ def call_options(
         soft_cap=terms.soft_cap,
         temperature=terms.temperature,
     )
+
+
+def check_reduction(reduction: object) -> str:
+    """``reduction`` if it is one of ``'mean'``, ``'sum'``, ``'none'``; else an InputError.
+
+    Every public loss of crossent.torch checks it here, before any data is read (also
+    while ``torch.compile`` traces): the NumPy API's ``'parts'`` has no torch form.
+    """
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    return reduction
 
 
 def _by_value(option: Any) -> Any:

@@ -14,6 +14,9 @@ to the logits' dtype), and the targets' and weights' gradients from autograd of 
 loss. Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph)
 the logits' gradient carries the float32 formula's graph at zero value, so second
 derivatives are those of the formula; ``jvp`` (``jacfwd``) uses the same exact gradient.
+Nested forward mode (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``) does not take this
+function (PyTorch does not differentiate its ``jvp`` rule again: a silent 0) but the
+generic formula's plain operations (``_family``).
 ``generate_vmap_rule``: ``vmap`` runs the three on batched tensors (the double-double
 then forms every entry, since which entries cancel cannot be read there).
 """
@@ -28,7 +31,7 @@ from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid_grad
 
-__all__ = ["BinaryFunction", "takes"]
+__all__ = ["BinaryFunction", "logit_gradient", "takes"]
 
 
 def takes(x: torch.Tensor, t: torch.Tensor) -> bool:
@@ -67,7 +70,7 @@ def _computed(a: Any, dtype: torch.dtype) -> Any:
     return a if a is None or a.dtype == dtype else a.to(dtype)
 
 
-def _logit_gradient(
+def logit_gradient(
     x: torch.Tensor,
     t: torch.Tensor,
     w: Any,
@@ -183,7 +186,7 @@ class BinaryFunction(torch.autograd.Function):
                 w_plain = None if w is None else w.detach()
                 pw_plain = None if pw is None else pw.detach()
                 upstream = grad.detach()
-                gx = _logit_gradient(
+                gx = logit_gradient(
                     x.detach(), t.detach(), w_plain, pw_plain, eps, reduction, upstream, x.dtype
                 )
             if torch.is_grad_enabled():  # create_graph: the formula's graph, at value 0
@@ -206,7 +209,7 @@ class BinaryFunction(torch.autograd.Function):
         tangent = None
         if x_t is not None:
             one = torch.ones((), dtype=ctx.out_dtype, device=x.device)
-            g = _logit_gradient(x, t, w, pw, eps, reduction, one, ctx.out_dtype)
+            g = logit_gradient(x, t, w, pw, eps, reduction, one, ctx.out_dtype)
             tangent = g * x_t
         if t_t is not None or w_t is not None or pw_t is not None:
             sp_pos, sp_neg = torch.nn.functional.softplus(x), torch.nn.functional.softplus(-x)

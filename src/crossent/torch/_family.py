@@ -3,7 +3,11 @@
 These call crossent's generic array-API functions on torch tensors, so autograd
 records their (exact, log-space) formulas operation by operation: correct gradients,
 but no fused kernel, and their data checks (``validate=True``) read values, so
-``torch.compile`` breaks the graph there. Use them eagerly; but ``distillation_loss``,
+``torch.compile`` breaks the graph there. Use them eagerly; but
+``binary_cross_entropy_with_logits``, which runs the eager call in a custom op while
+Dynamo traces (``crossent::sigmoid_ce_v1``, with the exact logit gradient, where the
+targets and weights want none), ``sigmoid_focal_loss`` of ``gamma=0``, whose checks
+run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), and ``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
 gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
@@ -25,8 +29,14 @@ import torch
 
 from .. import losses
 from ..errors import InputError
-from . import _binary, _distill_cpu
-from ._arguments import example_stack, vmapped
+from . import _binary, _distill_cpu, _ops
+from ._arguments import (
+    check_reduction,
+    example_stack,
+    nested_forward_mode,
+    under_torch_func,
+    vmapped,
+)
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids
 
@@ -45,6 +55,28 @@ def _reject_legacy(size_average: object, reduce: object) -> None:
             "`size_average` and `reduce` are deprecated in PyTorch and not supported; "
             "use `reduction='mean'`, `'sum'` or `'none'`"
         )
+
+
+def _on_meta(*tensors: torch.Tensor | None) -> bool:
+    """Whether any of ``tensors`` is a meta tensor: no data, so no value to check (the
+    generic path then runs with ``validate=False``: shapes and dtypes, as
+    ``torch.nn.functional`` gives them on meta tensors)."""
+    return any(x is not None and x.device.type == "meta" for x in tensors)
+
+
+def _compiled_check(*tensors: torch.Tensor | None) -> bool:
+    """Whether the value checks run in the op ``crossent::sigmoid_inputs_checked``, not
+    eagerly: while Dynamo traces (``torch.compile``, ``torch.export``), where no value
+    can be read, for CPU tensors (on data in host memory; other devices are not
+    checked there, as ``cross_entropy``'s probability targets)."""
+    return torch.compiler.is_compiling() and all(
+        x is None or x.device.type == "cpu" for x in tensors
+    )
+
+
+def _differentiated(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd wants a gradient in any of ``tensors``."""
+    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
 
 
 def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
@@ -89,7 +121,8 @@ def binary_cross_entropy_with_logits(
     True
     """
     _reject_legacy(size_average, reduce)
-    validate = True
+    check_reduction(reduction)
+    validate = not _on_meta(input, target, weight, pos_weight)
     if vmapped(input, target, weight, pos_weight):  # torch.func.vmap: check the examples
         lead, (x, t, w, pw) = example_stack(input, target, weight, pos_weight)
         with torch.no_grad():
@@ -102,7 +135,15 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
-    if _binary.takes(input, target):  # float32 and below: the exact logit gradient
+    if torch.compiler.is_compiling() and not _differentiated(target, weight, pos_weight):
+        # torch.compile, torch.export: the eager call in a custom op (its checks, the
+        # exact logit gradient), which Dynamo does not trace.
+        return _ops.sigmoid_ce(input, target, weight, pos_weight, label_smoothing, reduction)
+    # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
+    # differentiate BinaryFunction's jvp rule again, so the generic formula's plain
+    # operations there (the formula's first and second derivatives).
+    nested = under_torch_func() and nested_forward_mode()
+    if _binary.takes(input, target) and not nested:  # the exact logit gradient
         return _binary.BinaryFunction.apply(
             input, target, weight, pos_weight, label_smoothing, reduction, validate
         )
@@ -145,16 +186,31 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
+    check_reduction(reduction)
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
-    validate = True
+    validate = not _on_meta(inputs, targets)
     if vmapped(inputs, targets):  # torch.func.vmap: check the examples
         _, (x, t) = example_stack(inputs, targets)
         with torch.no_grad():
             losses.sigmoid_focal_loss(x, t, **options, reduction="none")
         validate = False
-    return losses.sigmoid_focal_loss(
-        inputs, targets, **options, reduction=reduction, validate=validate
+    if not _compiled_check(inputs, targets):
+        return losses.sigmoid_focal_loss(
+            inputs, targets, **options, reduction=reduction, validate=validate
+        )
+    # While Dynamo traces: 'mean' as the sum over the count (no weights: the same
+    # mean; the losses package's division reads a value), the checks in an op at run
+    # time, its zero added to keep it in the graph.
+    loss = losses.sigmoid_focal_loss(
+        inputs,
+        targets,
+        **options,
+        reduction="sum" if reduction == "mean" else reduction,
+        validate=False,
     )
+    loss = loss / max(inputs.numel(), 1) if reduction == "mean" else loss
+    checked = _ops.sigmoid_inputs_checked(inputs.detach(), targets.detach(), None, None)
+    return loss + checked.to(loss.dtype)
 
 
 def softmax_focal_loss(
@@ -181,8 +237,9 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
+    check_reduction(reduction)
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
-    validate = True
+    validate = not _on_meta(input, labels, weight)
     if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
         _, (x, y, w) = example_stack(input, labels, weight)
         x, y = x.reshape(-1, *input.shape), y.reshape(-1, *labels.shape)  # type: ignore[union-attr]
@@ -325,6 +382,7 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    check_reduction(reduction)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(
             input,
@@ -333,6 +391,17 @@ def distillation_loss(
             reduction,
             teacher_form=teacher_form,
             direction=direction,
+        )
+    if _on_meta(input, teacher_logits):  # no data: the generic formula's shapes and dtypes
+        return losses.distillation_loss(
+            input,
+            teacher_logits,
+            axis=1 if input.ndim > 1 else 0,
+            temperature=temperature,
+            reduction=reduction,
+            teacher_form=teacher_form,
+            direction=direction,
+            validate=False,
         )
     options = (teacher_form, direction)
     if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):

@@ -73,6 +73,9 @@ __all__ = [
     "linear_cross_entropy_op",
     "plain_label_rows",
     "probability_targets_checked",
+    "sigmoid_ce",
+    "sigmoid_ce_backward",
+    "sigmoid_inputs_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
     "softmax_ce_probs",
@@ -750,6 +753,120 @@ def probability_targets_checked(target: Tensor) -> Tensor:
 @probability_targets_checked.register_fake
 def _probability_targets_checked_fake(target: Tensor) -> Tensor:
     return target.new_empty((), dtype=torch.float64)
+
+
+@torch.library.custom_op("crossent::sigmoid_ce_v1", mutates_args=())
+def sigmoid_ce(
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
+    """``binary_cross_entropy_with_logits`` as an eager call computes it (its value
+    checks, its loss), for ``torch.compile`` and
+    ``torch.export``, which cannot trace the checks' reads, the weights' scaling nor
+    the exact gradient; its autograd gives the logits' gradient only (``_family`` takes
+    the op where the targets and the weights want none)."""
+    from . import _family
+
+    with torch.no_grad():
+        loss = _family.binary_cross_entropy_with_logits(
+            logits,
+            targets,
+            weight,
+            reduction=reduction,
+            pos_weight=pos_weight,
+            label_smoothing=label_smoothing,
+        )
+    return loss.clone() if loss._base is not None else loss
+
+
+@sigmoid_ce.register_fake
+def _sigmoid_ce_fake(
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
+    dtype = torch.promote_types(torch.promote_types(logits.dtype, targets.dtype), torch.float32)
+    shape = logits.shape if reduction == "none" else ()
+    return logits.new_empty(shape, dtype=dtype)
+
+
+@torch.library.custom_op("crossent::sigmoid_ce_v1_backward", mutates_args=())
+def sigmoid_ce_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
+    r"""The logits' gradient of :func:`sigmoid_ce` times ``upstream``, as
+    ``_binary.BinaryFunction``'s backward forms it (exact where :math:`\sigma(x)` meets
+    the target)."""
+    from . import _binary
+
+    return _binary.logit_gradient(
+        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, logits.dtype
+    )
+
+
+@sigmoid_ce_backward.register_fake
+def _sigmoid_ce_backward_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
+    return torch.empty_like(logits)
+
+
+def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    logits, targets, weight, pos_weight, eps, reduction = inputs
+    ctx.save_for_backward(logits, targets, weight, pos_weight)
+    ctx.eps, ctx.reduction = eps, reduction
+
+
+def _sigmoid_ce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+    logits, targets, weight, pos_weight = ctx.saved_tensors
+    gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, ctx.eps, ctx.reduction)
+    return gx, None, None, None, None, None
+
+
+sigmoid_ce.register_autograd(_sigmoid_ce_grad, setup_context=_sigmoid_ce_setup)
+
+
+@torch.library.custom_op("crossent::sigmoid_inputs_checked", mutates_args=())
+def sigmoid_inputs_checked(
+    logits: Tensor, targets: Tensor, weight: Tensor | None, pos_weight: Tensor | None
+) -> Tensor:
+    """A float64 zero, after the value checks of :func:`crossent.sigmoid_cross_entropy`
+    (logits not NaN, targets in [0, 1], ``weight`` and ``pos_weight`` non-negative: its
+    :class:`InputError` naming the argument, the index and the value). For
+    ``binary_cross_entropy_with_logits`` and ``sigmoid_focal_loss`` under
+    ``torch.compile`` and ``torch.export``, whose eager checks read values: one opaque
+    node (no graph break) that checks at run time, its zero added to the loss to keep it
+    in the graph. Called on detached tensors: no autograd."""
+    from ..losses import _sigmoid
+
+    _sigmoid._binary(logits, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+    return torch.zeros((), dtype=torch.float64, device=logits.device)
+
+
+@sigmoid_inputs_checked.register_fake
+def _sigmoid_inputs_checked_fake(
+    logits: Tensor, targets: Tensor, weight: Tensor | None, pos_weight: Tensor | None
+) -> Tensor:
+    return logits.new_empty((), dtype=torch.float64)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
