@@ -173,7 +173,7 @@ def _ids_table(tmp_path: Path, ids: object) -> Path:
         ),
         ([decimal.Decimal("1.5"), decimal.Decimal("2.0"), None], ["1.5", "2.0", None]),
         ([b"\xff\x00", b"a", b"b"], ["b'\\xff\\x00'", "b'a'", "b'b'"]),
-        ([1.5, float("nan"), float("-inf")], [1.5, None, "-inf"]),
+        ([1.5, float("nan"), float("-inf")], [1.5, "nan", "-inf"]),  # NaN is not null
         ([[1], [2, 3], []], ["[1]", "[2, 3]", "[]"]),
         (["x", None, "z"], ["x", None, "z"]),
         ([7, 8, 2**63 + 1], [7, 8, 2**63 + 1]),
@@ -185,7 +185,7 @@ def test_any_id_column_makes_a_json_report(
 ) -> None:
     """Main: exit 3 for all but strings and integers ("not JSON serializable", "Out of
     range float values", "can only convert an array of size 1").  A value JSON cannot
-    hold is given as its text; a missing one (None, NaN) as null."""
+    hold is given as its text (NaN as "nan"); a missing one (a null) as null."""
     import pyarrow as pa
 
     column = pa.array(values, type=pa.uint64()) if isinstance(values[2], int) else values

@@ -305,13 +305,14 @@ def test_binary_and_sigmoid_focal_export_with_their_checks() -> None:
             exported(x, bad)
 
 
-def test_sigmoid_focal_compiles_with_fullgraph_with_its_checks() -> None:
-    """``gamma=0`` (``gamma > 0`` enters the losses package's ``np.errstate``, which
-    Dynamo cannot trace: a follow-up there)."""
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_sigmoid_focal_compiles_with_fullgraph_with_its_checks(gamma: float) -> None:
+    """``gamma > 0`` entered the losses package's ``np.errstate`` on torch tensors too,
+    which Dynamo cannot trace; now only on NumPy arrays."""
     x, t, _, _ = _binary_inputs(torch.float64)
 
     def f(x: Any, t: Any) -> Any:
-        return ct.sigmoid_focal_loss(x, t, alpha=0.25, gamma=0.0, reduction="mean")
+        return ct.sigmoid_focal_loss(x, t, alpha=0.25, gamma=gamma, reduction="mean")
 
     torch._dynamo.reset()
     compiled = torch.compile(f, fullgraph=True, backend="aot_eager")

@@ -216,11 +216,32 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line usage error: argparse prints the whole usage first (eleven
     lines for ``report``, the error last); here the error names the argument and points
     to ``--help``.  Subcommands' parsers are of this class too (``add_subparsers``).
-    An option that takes a value may be given once (:class:`_Once`)."""
+    An option that takes a value may be given once (:class:`_Once`).  An option must be
+    spelled in full (``allow_abbrev=False``): ``--se`` taken for ``--seed`` would change
+    meaning silently the day another option starting ``--se`` is added.  With
+    ``intermixed``, the parser's PATHs and options may come in any order
+    (``report a.csv --json b.csv``: argparse's ``nargs="*"`` stops at the first option
+    and refused ``b.csv`` as unrecognized)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, intermixed: bool = False, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self.register("action", None, _Once)  # argparse's default action, "store"
+        self._intermixed = intermixed
+        self._intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, or with ``intermixed`` its ``parse_known_intermixed_args`` (which
+        calls this method twice: options first, then the PATHs left over)."""
+        if not self._intermixed or self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
     def error(self, message: str) -> NoReturn:
         self.exit(
@@ -246,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     report = commands.add_parser(
         "report",
+        intermixed=True,
         help="evaluate a model's predictions (or the built-in example)",
         description="Accuracy, NLL, Brier score, calibration error with its interval and "
         "definition, the smooth calibration error, temperature scaling, per-class "
@@ -385,7 +407,9 @@ def _parser() -> argparse.ArgumentParser:
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
         "and --temperature T to reshape. Needs only the base install.",
     )
-    explain.add_argument("--p", help="true distribution P (or the binary p with --binary)")
+    explain.add_argument(
+        "--p", help="true distribution P; with --binary, the predicted probability p of class 1"
+    )
     explain.add_argument("--q", help="predicted distribution Q")
     explain.add_argument("--logits", help="logits z (softmax gives the prediction)")
     explain.add_argument("--label", type=int, help="the true class, with --logits")

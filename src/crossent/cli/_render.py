@@ -124,7 +124,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         surprising.add_column(column, justify="right")
     for row in p["most_surprising"]:
         surprising.add_row(
-            *([str(row.get("id", ""))] if has_id else []),
+            *([_id_text(row.get("id", ""))] if has_id else []),
             str(row["index"]),
             report.class_names[row["label"]],
             report.class_names[row["predicted"]],
@@ -260,3 +260,9 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
         if gates:
             lines += ["", f"{_code(model['name'])}:", *gates]
     return "\n".join(lines)
+
+
+def _id_text(value: Any) -> str:
+    """A row id of the JSON report as printed: a missing one (JSON's null: an empty cell,
+    a null) as ``null``, not Python's ``None``; a NaN is the text ``nan`` already."""
+    return "null" if value is None else str(value)

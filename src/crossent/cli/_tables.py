@@ -3,7 +3,8 @@
 pyarrow's streaming readers convert the table batch by batch into an anonymous temporary
 file, mapped read-only as the prediction matrix, so memory stays bounded.  The matrix
 keeps the stored dtype (float32 columns stay float32, so float32's tolerance applies when
-the library validates them); integer columns, and a mix of dtypes, become float64.  CSV
+the library validates them); integer columns become float64, and a mix of float32 and
+float64 columns float32 (the widest tolerance of the two applies).  CSV
 text has no dtype: its decimal columns are float64 unless ``--dtype float32`` says the
 file was written from float32 values.
 
@@ -25,7 +26,7 @@ import re
 import shlex
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,8 +172,9 @@ def _retyped(exc: Exception, names: list[str]) -> _Retyped | None:
     return _Retyped(str(names[int(found.group(1))]), kind)
 
 
-def _batches(reading: _Reading) -> Iterator[Any]:
-    """pyarrow record batches of the table, streamed."""
+def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
+    """pyarrow record batches of the table, streamed; with ``text``, a CSV's columns
+    ``text`` only, as their cells' text (:func:`_refuse_out_of_range`)."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
     path, kind = reading.path, reading.kind
     try:
@@ -187,11 +189,11 @@ def _batches(reading: _Reading) -> Iterator[Any]:
 
             options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
             source: Any = reading.stdin if reading.stdin is not None else path
-            reader = pa_csv.open_csv(
-                source,
-                read_options=options,
-                convert_options=_csv_conversion(pa_csv, reading.types),
-            )
+            conversion = _csv_conversion(pa_csv, reading.types)
+            if text is not None:
+                conversion.include_columns = text
+                conversion.column_types = {name: pa.string() for name in text}
+            reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
             while True:
                 try:
                     batch = reader.read_next_batch()
@@ -300,10 +302,22 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         for name in names
     }
     index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
-    choice, problem = choose_columns(names, numeric, options, str(path), index=index)
+    trailing = _trailing_empty(batch, names)
+    kept = names[:-1] if trailing else names
+    choice, problem = choose_columns(kept, numeric, options, str(path), index=index)
     if choice is None:
         raise SourceError(problem)
-    return choice
+    return replace(choice, ignored=[*choice.ignored, ""]) if trailing else choice
+
+
+def _trailing_empty(batch: Any, names: list[str]) -> bool:
+    """Whether the table's last column, not its only one, is unnamed and holds nothing
+    (type null: every cell empty): what a comma at the end of each CSV line makes.  It
+    is ignored; it was taken for a pandas index (an unnamed column), and its empty cells
+    were the row ids."""
+    import pyarrow.types as pa_types
+
+    return len(names) > 1 and names[-1] == "" and pa_types.is_null(batch.column(-1).type)
 
 
 _UNNAMED_INDEX = "Unnamed: 0"
@@ -513,8 +527,30 @@ def _to_numpy(column: Any) -> Any:
     )
 
 
+def _ids(column: Any) -> Any:
+    """A batch's row ids, missing ones told apart: a null (an empty cell, a null marker,
+    a Parquet null) as None (JSON's null) and a NaN as the text ``"nan"`` (as an
+    infinity is given); converted to NumPy both were NaN, and both printed as ``None``."""
+    import pyarrow.compute as pc
+    import pyarrow.types as pa_types
+
+    floating = pa_types.is_floating(column.type)
+    if not column.null_count and not (floating and pc.any(pc.is_nan(column)).as_py()):
+        return _to_numpy(column)
+    ids = np.empty(len(column), dtype=object)
+    for k, value in enumerate(column.to_pylist()):  # one by one: an id may be a list
+        ids[k] = value
+    if floating:
+        ids[pc.fill_null(pc.is_nan(column), False).to_numpy(zero_copy_only=False)] = "nan"
+    return ids
+
+
 def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
-    """The dtype of the prediction matrix: the columns' common floating dtype, else float64."""
+    """The dtype of the prediction matrix: float64, or float32 when a class column is
+    float32 (or float16): a mix of float32 and float64 columns is checked with the
+    widest tolerance of their dtypes, float32's (as float64, a float32 column's row
+    sums, off 1 by float32's rounding, were refused), its float64 columns rounded to
+    float32, which is the precision a row with a float32 column has."""
     import pyarrow.types as pa_types
 
     dtypes = []
@@ -526,7 +562,7 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
             dtypes.append(np.dtype(np.float64))
         else:
             raise SourceError(f"{path}: column {name!r} must be numeric; it holds {kind}")
-    return np.dtype(np.result_type(*dtypes))
+    return np.dtype(np.float32 if any(d.itemsize < 8 for d in dtypes) else np.float64)
 
 
 def _convert(
@@ -543,6 +579,7 @@ def _convert(
     chosen: ColumnChoice | None = None
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
+    suspect: list[str] = []  # CSV class columns holding 0 or an infinity: text checked
     for batch in _batches(reading):
         choice = _columns(path, batch, options)
         if chosen is not None and choice != chosen:
@@ -556,7 +593,7 @@ def _convert(
                 _check_row_numbers(path, batch, rows)
         label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
-            id_parts.append(_to_numpy(batch.column(choice.id)))
+            id_parts.append(_ids(batch.column(choice.id)))
         for name in columns:  # before the dtypes: an empty column's type is null
             _refuse_missing(path, batch.column(name), rows, name)
         batch_dtype = _stored_dtype(path, batch, columns)
@@ -569,10 +606,14 @@ def _convert(
             with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
                 block[:, k] = values
             if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
-                _refuse_narrowed(path, values, block[:, k], rows, name)
+                _refuse_narrowed(path, values, block[:, k], rows, name, asked=dtype is not None)
+        if reading.kind == "csv" and len(suspect) < len(columns):
+            suspect += _out_of_range_suspects(block, columns, dataset.form, suspect)
         sink.write(block.tobytes())
         rows += batch.num_rows
     sink.flush()
+    if suspect:
+        _refuse_out_of_range(reading, suspect)
     if distinct and rows > 2:
         _refuse_row_ids(path, _row_id_columns(distinct), first_column)
     if chosen is not None:
@@ -589,20 +630,104 @@ def _convert(
     )
 
 
-def _refuse_narrowed(path: Path, wide: Any, narrow: Any, first_row: int, name: str) -> None:
+def _refuse_narrowed(
+    path: Path, wide: Any, narrow: Any, first_row: int, name: str, *, asked: bool = True
+) -> None:
     """Refuse a value that ``--dtype float32`` cannot hold: a non-zero one read as 0 (a
     probability of 1e-50, whose NLL is 115 nats, would be infinite) or a finite one read
     as infinity (1e39, refused as "must be finite; got inf", a value the file does not
-    hold); rounding to the nearest float32 is what the option asks for."""
+    hold); rounding to the nearest float32 is what the option asks for.  Without it
+    (``asked`` false), float32 is the dtype of the file's other class columns."""
     lost = np.flatnonzero(((narrow == 0) & (wide != 0)) | (np.isinf(narrow) & np.isfinite(wide)))
     if lost.size:
         row = int(lost[0])
         raise SourceError(
             f"{path}: the {name!r} column holds {float(wide[row])!r} in row "
-            f"{first_row + row}, which float32 cannot hold (--dtype float32 would read it "
-            f"as {float(narrow[row])!r}); "
-            "the file was not written from float32 values: drop --dtype float32"
+            f"{first_row + row}, which float32 cannot hold ("
+            f"{'--dtype float32 would read it' if asked else 'float32 reads it'} as "
+            f"{float(narrow[row])!r}); "
+            + (
+                "the file was not written from float32 values: drop --dtype float32"
+                if asked
+                else "the other class columns are float32, so the predictions are read as "
+                "float32: store every class column as float64"
+            )
         )
+
+
+def _out_of_range_suspects(
+    block: Any, columns: list[str], form: str, known: list[str]
+) -> list[str]:
+    """The class columns of a CSV batch, not in ``known``, that hold a value float64
+    may have read from text it cannot hold: an infinity (``1e400``, past float64's
+    largest number), and for probabilities a zero (``1e-400``, below its smallest).
+    A whole-block reduction first, so that a table without such values costs one
+    pass over the block."""
+    wrong = np.isinf(block)
+    if form == "probs":
+        wrong |= block == 0
+    if not wrong.any():
+        return []
+    return [name for k, name in enumerate(columns) if name not in known and wrong[:, k].any()]
+
+
+_EXACT_TEXT = r"^\s*[+-]?(?:(?:0+\.?0*|\.0+)(?:[eE][+-]?[0-9]+)?|(?i:inf|infinity))\s*$"
+"""A CSV cell's text that is exactly 0 (``0``, ``-0``, ``0.0``, ``0e5``) or an infinity
+(``inf``, ``-Infinity``): the values read as 0 or infinity that the file does hold."""
+
+
+def _refuse_out_of_range(reading: _Reading, columns: list[str]) -> None:
+    """Refuse a CSV cell whose number float64 cannot hold: its text is read again (the
+    ``columns`` only, as text), and a cell read as 0 or an infinity whose text is not
+    0 or an infinity (:data:`_EXACT_TEXT`) is named with its column, row and text.
+    pyarrow reads ``1e-400`` as 0 and ``1e400`` as infinity: a probability of 0 gives
+    an infinite NLL with exit 0, a number the file does not hold (its NLL is 921
+    nats)."""
+
+    if reading.stdin is not None:
+        reading.stdin.rewind()
+    rows = 0
+    for batch in _batches(reading, text=columns):
+        for name in columns:
+            found = _out_of_range_cell(batch.column(name))
+            if found is not None:
+                row, text, value = found
+                zero = value == 0
+                what = "smallest" if zero else "largest"
+                hint = "; store such probabilities as log-probabilities (--log-probs)"
+                raise SourceError(
+                    f"{reading.path}: the {name!r} column holds {text!r} in row "
+                    f"{rows + row}, beyond float64's {what} number (it would be read as "
+                    f"{value!r}, a value the file does not hold){hint if zero else ''}"
+                )
+        rows += batch.num_rows
+
+
+def _out_of_range_cell(cells: Any) -> tuple[int, str, float] | None:
+    """The first cell of a CSV column's text read as 0 or an infinity whose text is
+    neither (:data:`_EXACT_TEXT`): its row in the batch, its text and the value read;
+    None if there is none.  A one-character text (``0``, the cells of hard predictions)
+    holds no such number and is passed over without being parsed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offsets = np.frombuffer(
+        cells.buffers()[1], dtype=np.int32, count=len(cells) + 1, offset=cells.offset * 4
+    )
+    longer = np.flatnonzero(np.diff(offsets) > 1)
+    if not longer.size:
+        return None
+    texts = pc.utf8_trim_whitespace(cells.take(pa.array(longer)))  # as the CSV reader does
+    values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+    read = np.flatnonzero((values == 0) | np.isinf(values))
+    if not read.size:
+        return None
+    exact = pc.match_substring_regex(texts.take(pa.array(read)), _EXACT_TEXT)
+    wrong = np.flatnonzero(~exact.to_numpy(zero_copy_only=False))
+    if not wrong.size:
+        return None
+    k = int(read[wrong[0]])
+    return int(longer[k]), str(texts[k].as_py()), float(values[k])
 
 
 def _track_distinct_integers(

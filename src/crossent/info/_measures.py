@@ -51,6 +51,7 @@ from .._xp import (
     finite_row_max,
     host_float64,
     is_numpy,
+    is_strict,
     log_sum_exp_shifted,
     namespace,
     reduce_sum,
@@ -308,7 +309,7 @@ def _kl_nats(m: _Prepared) -> Array:
         any_careful = bool(xp.any(careful))
     except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
         return plain
-    if not any_careful:
+    if not any_careful or _is_jax_tracer(plain):  # jax.grad: bool() reads, the host can't
         return plain
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
     mass = m.total(lambda a, b: a.values - b.values, *m.sides)
@@ -317,6 +318,13 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
+
+
+def _is_jax_tracer(x: Array) -> bool:
+    """Whether ``x`` is a JAX tracer. Under ``jax.grad`` (outside ``jax.jit``) its
+    ``bool`` has a value, but NumPy cannot copy it to the host, which
+    :func:`_mass_correction` does where the device has no float64 (JAX's default)."""
+    return any(cls.__name__ == "Tracer" for cls in type(x).__mro__)
 
 
 def _mass_correction(
@@ -1214,8 +1222,8 @@ def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
     """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
     float64) without NumPy's overflow warning, which ``-W error`` raised instead of
     the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
-    and ``torch.compile`` cannot trace it."""
-    if isinstance(nats, (np.ndarray, np.generic)):
+    and ``torch.compile`` cannot trace it (array-api-strict's warn: NumPy underneath)."""
+    if isinstance(nats, (np.ndarray, np.generic)) or is_strict(xp):
         with np.errstate(over="ignore"):
             return xp.exp(nats)
     return xp.exp(nats)

@@ -32,7 +32,7 @@ import numpy as np
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
-from .._xp import Array, namespace, reduce_sum
+from .._xp import Array, is_strict, namespace, reduce_sum
 from ..errors import InputError
 from . import _distill_fused, _small_distill
 from ._batch import Batch, batch_for, prepared_by
@@ -268,7 +268,7 @@ def distillation_loss(d: _Distillation) -> Any:
     """
     kl = d.row_kl()
     near = _near_rows(d, kl)
-    rows = _times_temperature_squared(kl, d.temperature)
+    rows = _times_temperature_squared(kl, d.temperature, xp=d.batch.xp)
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
         near_rows = NearRows(*_rows64(d, near), d.temperature)
@@ -278,27 +278,30 @@ def distillation_loss(d: _Distillation) -> Any:
     return d.batch.reduce(rows)
 
 
-def _times_temperature_squared(kl: Array, t: float) -> Array:
+def _times_temperature_squared(kl: Array, t: float, *, xp: ModuleType | None = None) -> Array:
     """:math:`T^2 D` per row; at :math:`T = 1` the KL itself, bit for bit (issue 13: one
-    op saved)."""
+    op saved). ``xp``: array-api-strict warns as NumPy does (NumPy underneath)."""
     if t == 1.0:
         return kl
     if not square_is_normal(t):
-        return _times_square(kl, t)
+        return _times_square(kl, t, xp=xp)
     square = t * t
-    if type(kl) is np.ndarray:  # a huge finite D times T^2: inf, formed again (no warning)
+    if type(kl) is np.ndarray or is_strict(xp):  # a huge finite D times T^2: inf (no warning)
         with np.errstate(over="ignore"):
             return square * kl
     return square * kl
 
 
-def _times_square(kl: Array, temperature: float) -> Array:
+def _times_square(kl: Array, temperature: float, *, xp: ModuleType | None = None) -> Array:
     r""":math:`T^2 D` where :math:`T^2` is past the normal range (:math:`T > 1.3\cdot
     10^{154}` or :math:`T < 1.5\cdot 10^{-154}`): ``inf`` or 0 only where the product
     is, never :math:`\infty\cdot 0`; ``(D T) T`` for other namespaces (each factor
     moves the product towards :math:`T^2 D`)."""
     if type(kl) is np.ndarray:
         return times_temperature_squared(kl, temperature)
+    if is_strict(xp):
+        with np.errstate(over="ignore", under="ignore"):
+            return (kl * temperature) * temperature
     return (kl * temperature) * temperature
 
 
@@ -381,9 +384,10 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         if type(log_s) is not np.ndarray:
             flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
-        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE:
+        if far is None and top < _HUGE and t < _WIDE_TEMPERATURE and not is_strict(xp):
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
-        else:  # the far rows' inf - inf (formed again below); diff - kl past the range
+        else:  # the far rows' inf - inf (formed again below); diff - kl past the range;
+            # array-api-strict's (NumPy underneath) inf - inf of an infinite D (NaN below)
             with np.errstate(all="ignore"):  # beside s = 0 (a 0 then)
                 grad = t * weighted_term(s, diff - kl, xp=xp)
     if far is not None:
@@ -491,7 +495,10 @@ def common_rows_and_near_flags(
         validate=False,
     )
     kl = d.row_kl()
-    return _times_temperature_squared(kl, d.temperature), _formable(d, kl < _KL_FLOOR)
+    return (
+        _times_temperature_squared(kl, d.temperature, xp=d.batch.xp),
+        _formable(d, kl < _KL_FLOOR),
+    )
 
 
 def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = True) -> Array:

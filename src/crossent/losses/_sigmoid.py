@@ -52,6 +52,7 @@ from .._xp import (
     compute_dtype,
     device,
     full_like,
+    is_strict,
     namespace,
     ones_like,
     reduce_sum,
@@ -487,8 +488,17 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
-        with np.errstate(over="ignore"):  # gamma log(1 - p_t) below -1.8e308: a factor 0
-            term = term * b.xp.exp(focal.gamma * _log_one_minus_pt(b))
+        log_one_minus_pt = _log_one_minus_pt(b)
+        # a tuple, not np.ndarray | np.generic: Dynamo traces isinstance of a tuple only
+        if isinstance(log_one_minus_pt, (np.ndarray, np.generic)) or is_strict(b.xp):
+            # gamma log(1 - p_t) below -1.8e308: a factor 0, without NumPy's overflow
+            # warning; only for NumPy's arrays (``torch.compile(fullgraph=True)`` cannot
+            # trace ``np.errstate``, and torch does not warn)
+            with np.errstate(over="ignore"):
+                exponent = focal.gamma * log_one_minus_pt
+        else:
+            exponent = focal.gamma * log_one_minus_pt
+        term = term * b.xp.exp(exponent)
     if focal.alpha_t is not None:
         # alpha_t = 0 (alpha = 1 for a negative, 0 for a positive) removes the term, an
         # infinite one too (a saturated wrong logit): 0, not 0 * inf = NaN.

@@ -250,7 +250,12 @@ class SoftmaxProblem:
     def row_loss(self) -> Array:
         """Per-row loss in nats, batch shape; 0 on ignored rows."""
         loss = row_loss(
-            self.rows, self.a, self.b, self.batch.example_weight, z_loss=self.options.z_loss
+            self.rows,
+            self.a,
+            self.b,
+            self.batch.example_weight,
+            z_loss=self.options.z_loss,
+            xp=self.batch.xp,
         )
         return zero_where_ignored(loss, self.batch.active, xp=self.batch.xp)
 

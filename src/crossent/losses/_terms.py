@@ -76,16 +76,15 @@ class SoftmaxRows:
     lse: Array  # m + ell, keepdims
 
 
-def _divide(x: Array, temperature: float) -> Array:
+def _divide(x: Array, temperature: float, *, xp: ModuleType | None = None) -> Array:
     """``x / T``; a quotient beyond the dtype's range is +-inf, its correctly rounded value.
 
-    NumPy (and array-api-strict) would warn about that overflow; the warning is not a
-    defect of the input. Other namespaces warn of nothing (and ``torch.compile``
-    cannot trace ``np.errstate``).
+    NumPy would warn about that overflow, and so would array-api-strict (NumPy
+    underneath: ``xp``); the warning is not a defect of the input. Other namespaces
+    warn of nothing (and ``torch.compile`` cannot trace ``np.errstate``).
     """
     numpy = isinstance(x, (np.ndarray, np.generic))  # (a tuple: Dynamo traces it)
-    # (array-api-strict computes with NumPy, which warns as NumPy's own arrays do)
-    if not numpy and not type(x).__module__.startswith("array_api_strict"):
+    if not numpy and not is_strict(xp):
         return x / temperature
     with np.errstate(over="ignore"):
         return x / temperature
@@ -104,12 +103,12 @@ def softmax_rows(
     NaN`` (issue 10, item 9); shifted first, :math:`\sigma \le 0` and :math:`\ell`
     stay finite, and only :math:`\operatorname{LSE}` (used by the z-loss) can overflow.
     """
-    capped = z if soft_cap is None else soft_cap * xp.tanh(z / soft_cap)
+    capped = z if soft_cap is None else soft_cap * xp.tanh(_divide(z, soft_cap, xp=xp))
     top = row_max(capped, xp=xp)
     shifted = minus_row_max(capped, one_entry(top), xp=xp)
     if temperature != 1.0:
-        shifted = _divide(shifted, temperature)
-        top = _divide(top, temperature)
+        shifted = _divide(shifted, temperature, xp=xp)
+        top = _divide(top, temperature, xp=xp)
     ell = log_sum_exp_shifted(shifted, xp=xp)
     return SoftmaxRows(z=z, shifted=shifted, ell=ell, lse=top + ell)
 
@@ -123,7 +122,7 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     """
     if temperature == 1.0:
         return log_softmax(x, xp=xp)  # the same operations, one home
-    shifted = _divide(minus_row_max(x, finite_row_max(x, xp=xp), xp=xp), temperature)
+    shifted = _divide(minus_row_max(x, finite_row_max(x, xp=xp), xp=xp), temperature, xp=xp)
     ell = log_sum_exp_shifted(shifted, xp=xp)
     if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
         with np.errstate(invalid="ignore"):  # a row entirely -inf: NaN (as log_softmax)
@@ -312,7 +311,7 @@ def target_weight(targets: Array, weight: Array | None, *, xp: ModuleType) -> Ar
 # ----------------------------------------------------------------------------- z-loss
 
 
-def z_loss_term(z_loss: float, omega: Array, lse: Array) -> Array:
+def z_loss_term(z_loss: float, omega: Array, lse: Array, *, xp: ModuleType | None = None) -> Array:
     r"""The z-loss :math:`\lambda\,\omega\,\operatorname{LSE}^2` (PaLM, arXiv:2204.02311).
 
     Its derivative with respect to :math:`z'` is :math:`2\lambda\omega\operatorname{LSE}\,p`
@@ -325,7 +324,7 @@ def z_loss_term(z_loss: float, omega: Array, lse: Array) -> Array:
     :math:`0\cdot\infty` warned too, its NaN then set to 0): ``inf`` only where the
     term truly overflows, as the far rows form it, and no warning, as they give none.
     """
-    if type(lse) is np.ndarray:
+    if type(lse) is np.ndarray or is_strict(xp):  # (array-api-strict: NumPy underneath)
         with np.errstate(over="ignore", invalid="ignore"):
             return z_loss * omega * (lse * lse)
     return z_loss * omega * (lse * lse)
@@ -358,14 +357,23 @@ def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: f
     return gap + 2 * z_loss * omega * lse if z_loss else gap
 
 
-def row_loss(rows: SoftmaxRows, a: Array, b: Array, omega: Array, *, z_loss: float) -> Array:
+def row_loss(
+    rows: SoftmaxRows,
+    a: Array,
+    b: Array,
+    omega: Array,
+    *,
+    z_loss: float,
+    xp: ModuleType | None = None,
+) -> Array:
     r"""Per-row loss :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` (batch shape).
 
     :math:`A\ell \ge 0` and :math:`-B \ge 0`, so the sum has no cancellation.
+    ``xp`` tells :func:`z_loss_term` whether NumPy's warnings apply.
     """
     loss = a * rows.ell - b
     if z_loss:
-        loss = loss + z_loss_term(z_loss, omega, rows.lse)
+        loss = loss + z_loss_term(z_loss, omega, rows.lse, xp=xp)
     return loss[..., 0]
 
 

@@ -74,7 +74,7 @@ generic formulas under autograd (the logits' gradient of float32 and lower
 ``autograd.Function``, ``_binary``; while Dynamo traces, the eager call in the custom
 op ``crossent::sigmoid_ce_v1``, so it compiles with ``fullgraph=True`` and exports;
 ``sigmoid_focal_loss``'s checks run in ``crossent::sigmoid_inputs_checked`` then (CPU),
-but its ``gamma > 0`` still breaks the graph; ``softmax_focal_loss``'s value checks
+so it compiles too; ``softmax_focal_loss``'s value checks
 break ``torch.compile`` graphs; ``distillation_loss``'s run in a custom op with its far
 and near rows). ``distillation_loss`` of 2-D CPU logits whose teacher requires no gradient
 is fused (a custom op over float64 Numba kernels, ``_distill_cpu``).

@@ -6,7 +6,7 @@ but no fused kernel, and their data checks (``validate=True``) read values, so
 ``torch.compile`` breaks the graph there. Use them eagerly; but
 ``binary_cross_entropy_with_logits``, which runs the eager call in a custom op while
 Dynamo traces (``crossent::sigmoid_ce_v1``, with the exact logit gradient, where the
-targets and weights want none), ``sigmoid_focal_loss`` of ``gamma=0``, whose checks
+targets and weights want none), ``sigmoid_focal_loss``, whose checks
 run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), and ``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
