@@ -241,10 +241,11 @@ def test_safetensors_headers_json_cannot_hold_are_one_line(
 def test_closed_standard_input_is_one_line(tmp_path: Path) -> None:
     """``crossent report - <&-``: main's exit 3 ("'NoneType' object has no attribute
     'buffer'")."""
+    # the shell closes descriptor 0 before Python starts (so it has no sys.stdin); not
+    # preexec_fn, which forks this process, where JAX (imported by other tests) warns
     done = subprocess.run(
-        [sys.executable, "-m", "crossent", "report", "-", "--json"],
+        ["sh", "-c", 'exec "$0" -m crossent report - --json <&-', sys.executable],
         stdin=subprocess.DEVNULL,
-        preexec_fn=lambda: os.close(0),  # Python starts with no sys.stdin
         capture_output=True,
         text=True,
         check=False,
