@@ -109,14 +109,18 @@ def call_options(
     )
 
 
-def check_reduction(reduction: object) -> str:
-    """``reduction`` if it is one of ``'mean'``, ``'sum'``, ``'none'``; else an InputError.
+def check_reduction(reduction: object, *, parts: bool = False) -> str:
+    """``reduction`` if it is one of ``'mean'``, ``'sum'``, ``'none'`` (and ``'parts'``
+    where ``parts``); else an InputError naming the allowed ones.
 
     Every public loss of crossent.torch checks it here, before any data is read (also
-    while ``torch.compile`` traces): the NumPy API's ``'parts'`` has no torch form.
+    while ``torch.compile`` traces). The NumPy API's ``'parts'`` (a ``LossParts``) is
+    kept by ``distillation_loss`` only, whose tests and compiled form have it.
     """
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise InputError(f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}")
+    allowed = (*_REDUCTIONS, "parts") if parts else _REDUCTIONS
+    if not isinstance(reduction, str) or reduction not in allowed:
+        names = ", ".join(repr(name) for name in allowed)
+        raise InputError(f"`reduction` must be one of {names}; got {reduction!r}")
     return reduction
 
 

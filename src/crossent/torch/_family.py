@@ -382,7 +382,7 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
-    check_reduction(reduction)
+    check_reduction(reduction, parts=True)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(
             input,
