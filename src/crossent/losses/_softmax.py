@@ -108,7 +108,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import check_flag, check_labels, check_logits, check_logits_of_rows, check_out
+from .._checks import (
+    ValuelessArrayError,
+    check_flag,
+    check_labels,
+    check_logits,
+    check_logits_of_rows,
+    check_out,
+    truth_of,
+)
 from .._sides import prepare
 from .._xp import Array, compat_numpy, namespace, row_max, take_along_last, to_float32
 from ..errors import InputError
@@ -862,10 +870,16 @@ ends."""
 
 
 def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
-    """Whether a per-row log-sum-exp is infinite (NumPy: one ``isinf`` of the rows)."""
+    """Whether a per-row log-sum-exp is infinite (NumPy: one ``isinf`` of the rows).
+
+    False for arrays without values to branch on (inside ``jax.jit``, ``vmap``, meta
+    tensors): there the plain products stay, NaN where the LSE overflows, as before."""
     if type(lse) is np.ndarray:
         return bool(np.isinf(lse).any())
-    return bool(xp.any(xp.isinf(lse)))
+    try:
+        return truth_of(xp.any(xp.isinf(lse)))
+    except ValuelessArrayError:
+        return False
 
 
 def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tuple[Array, float]:
