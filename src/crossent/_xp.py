@@ -133,7 +133,18 @@ _HOST_TYPES = (list, tuple, float, int)
 
 def _host_array(arg: object, *, name: str) -> np.ndarray:
     """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
-    booleans become int8, so that they count as numbers."""
+    booleans become int8, so that they count as numbers.
+
+    Raises
+    ------
+    InputError
+        A missing value (pandas ``NA``/``NaT``/``None`` of an extension array, a Series
+        or a DataFrame), named with its index: NumPy reads ``Int64`` with ``NA`` as
+        float64 (then reported as float labels) and ``boolean``/``string`` as object.
+    InputTypeError
+        ``arg`` is not an array of real numbers.
+    """
+    _check_missing(arg, name=name)
     try:
         as_numpy = np.asarray(arg)
     except (TypeError, ValueError) as exc:
@@ -145,6 +156,32 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
     if as_numpy.dtype.kind == "b":
         as_numpy = as_numpy.astype(np.int8)
     return as_numpy
+
+
+def _check_missing(arg: object, *, name: str) -> None:
+    """Raise :class:`InputError` naming the first missing value of a pandas object of an
+    extension dtype (``Int64``, ``Float64``, ``boolean``, ``string``: their ``isna()``);
+    nothing for anything else (pandas is not imported). NumPy-backed columns keep their
+    NaN, which the value checks name (and ``validate=False`` lets through)."""
+    if not type(arg).__module__.startswith("pandas") or not hasattr(arg, "isna"):
+        return
+    dtypes = [arg.dtype] if hasattr(arg, "dtype") else list(getattr(arg, "dtypes", []))
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        return
+    try:
+        missing = np.asarray(arg.isna(), dtype=bool)
+    except Exception:  # (an object whose isna() is not a mask: left to np.asarray)
+        return
+    if not missing.any():
+        return
+    index = tuple(int(i) for i in np.argwhere(missing)[0])
+    at = index[0] if len(index) == 1 else index
+    dtype = "/".join(sorted({str(d) for d in dtypes}))
+    raise InputError(
+        f"`{name}` has a missing value (NA) at index {at} (pandas dtype {dtype}); drop "
+        "those entries or fill them (x.fillna(...)) and pass a NumPy dtype "
+        "(x.to_numpy(dtype=...)) first"
+    )
 
 
 def index_array(x: Array, *, xp: ModuleType) -> Array:
@@ -637,10 +674,13 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     Raises
     ------
     InputError
-        ``x`` cannot be read on the host.
+        ``x`` cannot be read on the host, or is a pandas object with a missing value.
+    InputTypeError
+        ``x`` is an array traced by JAX.
     """
     if type(x) is np.ndarray:  # (the commonest call: nothing to detach or convert)
         return x
+    _check_missing(x, name=name)
     x = detached(x, name=name)
     if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
         import torch  # imported already: x is a tensor
@@ -650,7 +690,14 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
         return x
     try:
         return np.asarray(x)
-    except Exception:
+    except Exception as first:
+        if _is_jax_tracer(x, first):
+            raise InputTypeError(
+                f"`{name}` is an array traced by jax.jit, jax.vmap or jax.grad "
+                f"({type(x).__name__}), which has no values to read on the host, and this "
+                "function reads them there; call it outside the traced function (on "
+                "concrete arrays)"
+            ) from first
         try:
             return np.from_dlpack(x)
         except Exception as exc:
@@ -658,3 +705,10 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
                 f"`{name}` ({type(x).__name__}) could not be read as a host array; move it "
                 "to the CPU first"
             ) from exc
+
+
+def _is_jax_tracer(x: Any, exc: Exception) -> bool:
+    """Whether reading ``x`` failed because it is a JAX tracer (no values: a hostile pass
+    found ``negative_log_likelihood`` under ``jax.jit`` advising "move it to the CPU")."""
+    name = type(exc).__name__
+    return type(x).__module__.startswith("jax") and ("Tracer" in name or "Concret" in name)
