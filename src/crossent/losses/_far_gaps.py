@@ -72,6 +72,7 @@ __all__ = [
     "square_is_normal",
     "target_far_rows",
     "tempered_log_softmax64",
+    "times_lse64",
     "times_temperature_squared",
 ]
 
@@ -99,28 +100,54 @@ def gap_sum_parts(
     return np.add.reduce(terms, axis=-1, keepdims=True), bits - exponent
 
 
-def scaled_square_term(
-    coefficient: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
-) -> np.ndarray:
-    r""":math:`\kappa\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T + \ell`,
-    neither :math:`m/T` nor the square formed where they would overflow.
+def _lse_parts(top: np.ndarray, ell: np.ndarray, temperature: float) -> tuple[np.ndarray, Any]:
+    r"""``(S, E)`` with :math:`\operatorname{LSE} = m/T + \ell = S\,2^{E}`:
 
-    .. math:: \operatorname{LSE} = 2^{E} S,\quad
-              S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
-              E = \max(e_m - e_T, 0),\qquad
-              \kappa\operatorname{LSE}^2 = (\kappa S^2)\,2^{2E}
+    .. math:: S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
+              E = \max(e_m - e_T, 0)
 
     with :math:`m = f_m 2^{e_m}`, :math:`T = f_T 2^{e_T}` (``np.frexp``). Where
     :math:`E = 0`, :math:`S` is :math:`m/T + \ell` as the common path forms it (the
-    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere: :math:`S^2` cannot
-    overflow, and :math:`2^{2E}` is applied exactly (``inf`` only where the term is).
-    """
+    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere, at any :math:`T`
+    (a subnormal one too)."""
     f_m, e_m = np.frexp(top)
     f_t, e_t = math.frexp(temperature)
     shift = np.maximum(e_m - e_t, 0)
-    s = np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift)
+    with np.errstate(invalid="ignore"):  # (a row maximum of -inf or NaN: its LSE as is)
+        return np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift), shift
+
+
+def scaled_square_term(
+    z_loss: float, omega: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`\lambda\omega\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T +
+    \ell`, neither :math:`m/T` nor the square nor :math:`\lambda\omega` formed where they
+    would leave the normal range:
+
+    .. math:: \lambda\omega\operatorname{LSE}^2 = (f_\lambda\,\omega\,S^2)\,
+              2^{e_\lambda + 2E},\qquad \lambda = f_\lambda 2^{e_\lambda}
+
+    (:func:`_lse_parts`' :math:`S, E`): :math:`S^2` cannot overflow, and the powers of
+    two are applied exactly (``inf`` only where the term is). Not :math:`(\lambda\omega)
+    S^2` (before): a subnormal :math:`\lambda`, which a tiny :math:`T` calls for
+    (``[1e300, -1e300]`` at :math:`T = 10^{-14}`, :math:`\lambda = 5\cdot 10^{-324}`:
+    4.94e304), rounded :math:`\lambda S^2` to a multiple of :math:`\lambda` (4.39e304).
+    """
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
     with np.errstate(over="ignore"):
-        return np.ldexp(coefficient * (s * s), 2 * shift)
+        return np.ldexp((f_l * omega) * (s * s), e_l + 2 * shift)
+
+
+def times_lse64(z_loss: float, top: np.ndarray, ell: np.ndarray, temperature: float) -> np.ndarray:
+    r""":math:`\lambda\operatorname{LSE} = (f_\lambda S)\,2^{e_\lambda + E}` of float64
+    row maxima ``top`` and :math:`\ell` (:func:`_lse_parts`), the softmax gradient's
+    z-loss part where :math:`\operatorname{LSE}` overflows (``_softmax._scaled_lse``):
+    ``inf`` only where the product does, at any :math:`T`."""
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ldexp(f_l * s, e_l + shift)
 
 
 def tempered_log_softmax64(
@@ -243,7 +270,7 @@ def softmax_far_rows(
     with np.errstate(over="ignore"):
         loss = a * ell - np.ldexp(s, k)
         if z_loss:
-            loss = loss + scaled_square_term(z_loss * omega, m, ell, temperature)
+            loss = loss + scaled_square_term(z_loss, omega, m, ell, temperature)
     return loss[..., 0]
 
 
