@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from ._reduction import LossParts
+from .._checks import ValuelessArrayError, truth_of
+from .._xp import device, host_float64, namespace, reduce_sum
+from ._reduction import LossParts, _safe_divide
 
 __all__ = [
     "WIDE_TEMPERATURE",
@@ -332,6 +334,8 @@ def _checked(
         result = path(*args, **kwargs)
         if overflowed(result):
             return _again(path, signature, far_rows, args, kwargs)
+        if type(result) is not np.ndarray and _overflowed_elsewhere(result):
+            return _again_elsewhere(path, signature, far_rows, args, kwargs)
         return result
 
     return checked
@@ -365,6 +369,73 @@ def _again(
     )
 
 
+def _overflowed_elsewhere(result: object) -> bool:
+    """Whether a float32 or float64 loss of another library than NumPy (PyTorch, JAX,
+    array-api-strict) holds an ``inf``: one ``any(isinf)`` (a synchronisation on an
+    accelerator, as the measures' far-gap check); False for NumPy's own results (checked
+    by :func:`overflowed`) and for arrays without values (traced by ``jax.jit``, meta
+    tensors), which keep the common path's value."""
+    if type(result) is LossParts:
+        result = result.total
+    if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
+        return False
+    xp = namespace(result, names=("loss",))[0]
+    if result.dtype not in (xp.float32, xp.float64):
+        return False
+    try:
+        return truth_of(xp.any(xp.isinf(result)))
+    except ValuelessArrayError:
+        return False
+
+
+def _again_elsewhere(
+    public: Callable[..., Any],
+    signature: inspect.Signature,
+    far_rows: _FarRows,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """:func:`_again` for arrays of other libraries: the rows by the common path (with
+    their autograd graph), the ``inf`` ones formed again by ``far_rows`` in float64 on
+    host copies of the arguments (:func:`._xp.host_float64`; rounded once to float32 for
+    float32 rows) and put back by ``where``: constants, without a gradient (the
+    ``*_grad`` functions give theirs). Reduced in the rows' library, a ``'mean'`` by
+    powers of two as :func:`_reduce` (its sum cannot overflow where the mean does not)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    reduction = arguments["reduction"]
+    rows = public(*args, **{**kwargs, "reduction": "none"})
+    xp = namespace(rows, names=("loss",))[0]
+    host = host_float64(rows, name="loss")
+    far = np.isinf(host)
+    if far.any():
+        again = far_rows(arguments, far)
+        base = arguments.get("base")
+        host[far] = again if base is None else again / math.log(base)
+        with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
+            formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
+        where = device(rows)
+        rows = xp.where(
+            xp.asarray(far, device=where),
+            xp.asarray(formed, dtype=rows.dtype, device=where),
+            rows,
+        )
+    if reduction == "none":
+        return rows
+    flat = xp.reshape(rows, (-1,))
+    if reduction == "mean":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        bits = 1 + math.ceil(math.log2(max(host.size, 1)))
+        total = reduce_sum(flat * 2.0**-bits, xp=xp, out_dtype=rows.dtype)
+        return _safe_divide(total, normalizer, xp=xp) * 2.0**bits
+    total = reduce_sum(flat, xp=xp, out_dtype=rows.dtype)
+    if reduction == "parts":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        return LossParts(total=total, normalizer=normalizer)
+    return total
+
+
 def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> Any:
     r"""``'sum'``, ``'parts'`` or ``'mean'`` of the rows ``flat``, in their dtype.
 
@@ -395,13 +466,13 @@ def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> 
 
 def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
     """The rows ``far`` of ``array`` (classes along ``axis``) in float64, classes last."""
-    values = np.asarray(array, dtype=np.float64)
+    values = host_float64(array, name="logits")  # (any library's: a rare pass)
     return np.moveaxis(values, axis, -1)[far]
 
 
 def _class_weights(weight: object, classes: int) -> np.ndarray:
     """The class weights in float64 (ones without them)."""
-    return np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    return np.ones(classes) if weight is None else host_float64(weight, name="weight")
 
 
 def _capped(c: np.ndarray, soft_cap: float | None) -> np.ndarray:
@@ -416,7 +487,7 @@ def label_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
     far)."""
     c = _capped(_rows_of(arguments["logits"], arguments["axis"], far), arguments["soft_cap"])
     classes = c.shape[-1]
-    y = np.asarray(arguments["labels"])[far].astype(np.intp)
+    y = host_float64(arguments["labels"], name="labels")[far].astype(np.intp)  # (exact ids)
     w = _class_weights(arguments["weight"], classes)
     eps = float(arguments["label_smoothing"])
     keep, spread = 1.0 - eps, eps / classes
