@@ -184,3 +184,37 @@ def test_jit_keeps_the_common_path() -> None:
     got = jax.jit(loss)(jnp.asarray(LOGITS[1:]), jnp.asarray(LABELS[1:]))
     plain = crossent.softmax_cross_entropy(LOGITS[1:], LABELS[1:], label_smoothing=0.1)
     assert float(got) == pytest.approx(float(plain), rel=1e-15)
+
+
+def _reverse_gradient(student, teacher, temperature) -> list[float]:
+    r""":math:`T s\odot(\log s - \log t - D(s\,\|\,t))`, the definition, at 500 digits
+    (the teacher's gap of 1e310 after :math:`T` cancels 310 of them)."""
+    with mpmath.workdps(500):
+        t = mpmath.mpf(temperature)
+
+        def log_softmax(row):
+            x = [mpmath.mpf(float(c)) / t for c in row]
+            lse = _lse(x)
+            return [c - lse for c in x]
+
+        log_s, log_t = log_softmax(student), log_softmax(teacher)
+        kl = mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(log_s, log_t, strict=True))
+        return [float(t * mpmath.exp(a) * (a - b - kl)) for a, b in zip(log_s, log_t, strict=True)]
+
+
+def test_reverse_distillation_gradient_of_a_far_teacher(backend: Any) -> None:
+    """A teacher gap past the range after T: NumPy formed the row again, PyTorch, JAX and
+    array-api-strict gave NaN on main (an infinite D), truth +-1.97e209."""
+    student = np.array([[0.0, 1e-100], [0.1, 0.2]])
+    teacher = np.array([[0.0, 1e210], [0.3, 0.1]])
+    got = _quiet(
+        crossent.distillation_loss_grad,
+        backend.asarray(student),
+        backend.asarray(teacher),
+        temperature=1e-100,
+        direction="reverse",
+        reduction="none",
+    )
+    expected = [_reverse_gradient(student[i], teacher[i], 1e-100) for i in range(2)]
+    assert abs(expected[0][0]) == pytest.approx(1.966e209, rel=1e-3)
+    _close(backend.to_numpy(got), expected)
