@@ -478,6 +478,14 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
         out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / _LN2, sign=True)}")
     else:
         out.line(f"  gradient in the logit: p - y = {fmt(p - y, sign=True)}")
+    if 0 < y < 1:  # a soft label: the loss cannot reach 0
+        floor = float(crossent.binary_cross_entropy(y, y, base=base))  # H(y), at p = y
+        excess = float(crossent.kl_divergence([y, 1 - y], [p, 1 - p], base=base))
+        out.line(
+            f"A soft label y = {y:g} is a distribution [y, 1 - y]: the loss is smallest at "
+            f"p = y, where it is the entropy H(y) = {fmt(floor)} {unit}, not 0; the rest, "
+            f"{fmt(excess)} {unit}, is D(y||p)."
+        )
 
 
 # Dispatch ------------------------------------------------------------------------------------
