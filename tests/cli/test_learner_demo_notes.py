@@ -42,3 +42,30 @@ def test_learner_demo_distillation_note_quotes_the_large_t_factor(
     assert abs(factor - 4) < MP.mpf("0.2")  # close to 1/T^2 once T is large
     assert "shrinks about as 1/T^2" not in out
     assert f"as 1/T^2 once T is large (a factor {float(factor):.1f} from T = 4 to T = 8" in out
+
+
+def test_learner_demo_smoothing_note_places_the_minimum_along_the_scales(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Main: "rises again once the logits grow past the confidence y' asks for" (0.933).
+
+    Along s z the smoothed loss is smallest where sum_k (p_k - y'_k) z_k = 0, at
+    s = 2.44 with p(class 0) = 0.911, below y'_0: it rises before that confidence.
+    """
+    assert main(["demo", "smoothing"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    z = [MP.mpf(2), MP.mpf(1), MP.mpf("0.1")]
+    target = [1 - MP.mpf("0.1") + MP.mpf("0.1") / 3, MP.mpf("0.1") / 3, MP.mpf("0.1") / 3]
+
+    def probs(s: mpmath.mpf) -> list[mpmath.mpf]:
+        e = [MP.exp(s * v) for v in z]
+        return [v / MP.fsum(e) for v in e]
+
+    def slope(s: mpmath.mpf) -> mpmath.mpf:
+        return MP.fsum((p - y) * v for p, y, v in zip(probs(s), target, z, strict=True))
+
+    best = MP.findroot(slope, 2.4)
+    p0 = probs(best)[0]
+    assert p0 < target[0]
+    assert "grow past the confidence y' asks for" not in out
+    assert f"smallest near x{float(best):.2f}, where p(class 0) = {float(p0):.3f}" in out

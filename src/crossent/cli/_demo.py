@@ -283,10 +283,22 @@ def _smoothing(out: TextIO) -> None:
     _table(out, ["more confident", "plain loss", "smoothed, eps = 0.1"], rows)
     other = crossent.softmax_cross_entropy_with_targets(logits, [0.9, 0.05, 0.05])
     same = crossent.softmax_cross_entropy(logits, 0, label_smoothing=0.15)
+    # The smoothed loss along the scales s z: smallest where sum_k (p_k - y'_k) z_k = 0.
+    scales = np.linspace(1.0, 4.0, 3001)
+    along = crossent.softmax_cross_entropy(
+        scales[:, None] * logits,
+        np.zeros(scales.size, dtype=np.int64),
+        label_smoothing=0.1,
+        reduction="none",
+    )
+    best = scales[int(np.argmin(along))]
+    p_best = np.exp(-crossent.softmax_cross_entropy(best * logits, 0))
     _note(
         out,
-        "The plain loss falls towards 0 forever; the smoothed one has a floor, and rises again",
-        "once the logits grow past the confidence y' asks for.",
+        "The plain loss falls towards 0 forever. The smoothed one never goes below its floor",
+        "H(y'), reached only where p = y'; scaling these logits it is smallest near "
+        f"x{best:.2f}, where",
+        f"p(class 0) = {p_best:.3f} (these logits cannot give p = y' exactly), and rises beyond.",
         "The target [0.9, 0.05, 0.05] spreads eps = 0.1 over the K - 1 other classes: it is",
         f"label_smoothing = 0.15 in the eps / K convention used here ({other:.4f} = {same:.4f}).",
     )
