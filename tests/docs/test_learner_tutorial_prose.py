@@ -91,7 +91,9 @@ def test_learner_calibration_lower_nll_is_not_better_calibration() -> None:
     hits = Fraction(int(counts[int(np.argmax(counts))]), len(labels))
     assert top == hits  # the constant forecast's confidence is its accuracy, exactly
     assert f"{float(top):.4f}" == "0.2056"
-    nll_constant = -MP.fsum(MP.log(MP.mpf(int(c)) / len(labels)) * int(c) for c in counts) / len(labels)
+    nll_constant = -MP.fsum(MP.log(MP.mpf(int(c)) / len(labels)) * int(c) for c in counts) / len(
+        labels
+    )
     nll_confident = _mp_nll(3 * logits, labels)
     assert f"{float(nll_constant):.4f}" == "1.6093"
     assert f"{float(nll_confident):.4f}" == "1.4724"
@@ -150,3 +152,25 @@ def test_learner_cross_entropy_is_the_negative_log_likelihood() -> None:
         nll = -MP.fsum(MP.log(MP.mpf(q[y])) for y in labels) / len(labels)
         assert abs(float(nll) - crossent.cross_entropy([float(v) for v in p_hat], q)) < 1e-15
         assert nll >= floor - MP.mpf(10) ** -30
+
+
+def test_learner_smoothing_floor_is_reached_only_off_the_line() -> None:
+    """The page's table never reaches H(y'): logits [2, 1, 0.1] scaled cannot give p = y'."""
+    text = _prose("smoothing-weights.md")
+    assert "$z_0 - z_1 = z_0 - z_2 = \\log(y'_0 / y'_1)$" in text
+    eps = MP.mpf("0.1")
+    target = [1 - eps + eps / 3, eps / 3, eps / 3]
+    floor = -MP.fsum(t * MP.log(t) for t in target)
+
+    def smoothed(z: list[mpmath.mpf]) -> mpmath.mpf:
+        lse = MP.log(MP.fsum(MP.exp(v) for v in z))
+        return MP.fsum(t * (lse - v) for t, v in zip(target, z, strict=True))
+
+    gap = MP.log(target[0] / target[1])  # log 28
+    assert abs(smoothed([gap, MP.mpf(0), MP.mpf(0)]) - floor) < MP.mpf(10) ** -35
+    line = [
+        smoothed([s * MP.mpf(2), s * MP.mpf(1), s * MP.mpf("0.1")]) for s in MP.linspace(1, 4, 301)
+    ]
+    assert min(line) > floor + MP.mpf("0.03")  # 0.3283 against 0.2911
+    ours = crossent.softmax_cross_entropy(np.array([float(gap), 0.0, 0.0]), 0, label_smoothing=0.1)
+    assert abs(ours - float(floor)) < 1e-15
