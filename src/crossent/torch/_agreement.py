@@ -169,25 +169,24 @@ def exchange(
     failed (``problem``) or a ``same`` field differs between ranks.
 
     ``fields`` are ignored on a rank with a ``problem`` (they may not exist there); on
-    the others they are the same list for every call of ``function``. Runs eagerly under
-    ``torch.compile`` (a graph break): the collective and the decision read the host.
+    the others they are the same list for every call of ``function``. A rank whose
+    record cannot be formed (a replicated tensor on the ``meta`` device has no bytes to
+    fingerprint) sends a failed record with that error as its problem: it used to raise
+    alone, and the others waited in the all-gather until the group's timeout. Runs
+    eagerly under ``torch.compile`` (a graph break): the collective and the decision
+    read the host.
     """
     device = message_device(group)
     world = dist.get_world_size(group)
-    if world == 1 and problem is not None:  # no other rank to tell
-        raise problem
-    values = [fingerprint(function), int(problem is not None)]
-    digests: list[tuple[int, torch.Tensor]] = []
-    for f in fields if problem is None else ():
-        if isinstance(f.value, int):
-            values.append(f.value)
-            continue
-        if f.value is not None:
-            digests.append((len(values), f.value))
-        values += [0, 0]
-    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
-    for at, tensor in digests:  # computed on the tensor's device, then one copy
-        record[at : at + 2] = tensor_digest(tensor)
+    if problem is None:
+        try:
+            record = _record(function, fields, device)
+        except Exception as error:  # (a tensor on the meta device): shared as a problem
+            problem = error
+    if problem is not None:
+        if world == 1:  # no other rank to tell
+            raise problem
+        record = _record(function, [], device, failed=True)
     table = [torch.empty_like(record) for _ in range(world)]
     try:
         dist.all_gather(table, record, group=group)
@@ -222,6 +221,33 @@ def exchange(
     if differ:
         _raise_differences(function, differ, fields, group)
     return [[row[a] for f, a, _ in spans if not f.same] for row in rows]
+
+
+def _record(
+    function: str, fields: Sequence[Field], device: torch.device, *, failed: bool = False
+) -> torch.Tensor:
+    """This rank's record (see the module docstring); the tensors' digests formed on their
+    devices, then one copy each. Raises where a digest cannot be formed (a tensor with no
+    data, on the meta device): :func:`exchange` then sends a failed record instead, so
+    the other ranks raise too, rather than wait for this one."""
+    values = [fingerprint(function), int(failed)]
+    digests: list[tuple[int, str, torch.Tensor]] = []
+    for f in fields:
+        if isinstance(f.value, int):
+            values.append(f.value)
+            continue
+        if f.value is not None:
+            digests.append((len(values), f.name, f.value))
+        values += [0, 0]
+    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
+    for at, name, tensor in digests:
+        try:
+            record[at : at + 2] = tensor_digest(tensor)
+        except Exception as error:
+            raise InputError(
+                f"{name} cannot be read on device {tensor.device} ({type(error).__name__}: {error})"
+            ) from error
+    return record
 
 
 def _agree_on_function(function: str, rows: list[list[int]], group: Any) -> None:
@@ -264,7 +290,7 @@ def _raise_differences(
     dist.all_gather_object(gathered, shown, group=group)
     first, ranks = differ[0]
     if first.shown is None:
-        values = f"{_ranks(ranks)} differ from rank 0"
+        values = f"{_ranks(ranks)} differ{'' if len(ranks) > 1 else 's'} from rank 0"
     else:
         values = "; ".join(f"rank {r}: {gathered[r][first.name]}" for r in [0, *ranks])
     also = ", ".join(f.name for f, _ in differ[1:])
