@@ -14,7 +14,10 @@ Two ranks (V = 2 + 3), each case alone runs against main's code with
   agreement passed, rank 1 failed in the row maxima's all-reduce, rank 0 waited there
   until the group's timeout (a bare backend error);
 * ``meta_target``: a ``meta`` target on rank 1 only: forming its record's fingerprint
-  raised ``NotImplementedError`` on rank 1 alone, rank 0 waited until the timeout.
+  raised ``NotImplementedError`` on rank 1 alone, rank 0 waited until the timeout;
+* ``meta_classifier``: the linear loss's classifier slice on ``meta`` beside CPU hidden
+  states on rank 1: both ranks returned a loss of 1.9e231 without an error; a ``meta``
+  bias there: rank 1 failed in an all-reduce, rank 0 waited (then a backend error).
 
 Now each raises the same ``InputError`` on both ranks, naming rank and value (or, for
 ``negative_zero``, gives the same loss on both). The group's timeout is
@@ -132,11 +135,32 @@ def _meta_target(rank: int, group: Any) -> None:
     )
 
 
+def _meta_classifier(rank: int, group: Any) -> None:
+    from crossent.torch import vocab_parallel_linear_cross_entropy
+
+    rng = np.random.default_rng(4)
+    hidden = torch.tensor(rng.normal(size=(ROWS, 3)))
+    weight = _mine(rank, torch.tensor(rng.normal(size=(sum(SIZES), 3))).T).T
+    bias = torch.zeros(SIZES[rank], dtype=torch.float64)
+    for name, kw in (
+        ("weight", {"weight": weight.to("meta") if rank == 1 else weight}),
+        ("bias", {"weight": weight, "bias": bias.to("meta") if rank == 1 else bias}),
+    ):
+        _raises(
+            rf"^vocab_parallel_linear_cross_entropy: on rank 1 of the group, `{name}` must be "
+            r"on the device of `input` \(cpu\); got meta",
+            lambda kw=kw: vocab_parallel_linear_cross_entropy(
+                hidden, target=_labels(), group=group, **kw
+            ),
+        )
+
+
 CASES: dict[str, Callable[[int, Any], None]] = {
     "weight_given": _weight_given,
     "negative_zero": _negative_zero,
     "meta_logits": _meta_logits,
     "meta_target": _meta_target,
+    "meta_classifier": _meta_classifier,
 }
 
 

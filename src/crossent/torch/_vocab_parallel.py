@@ -882,6 +882,20 @@ def _check_target(target: object, batch_shape: tuple[int, ...], *, what: str) ->
     return target
 
 
+def _check_classifier_device(h: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """The classifier's slice (and bias) on ``input``'s device, as ``F.linear`` requires.
+
+    A rank's own check, shared by the agreement: a ``meta`` classifier slice beside CPU
+    hidden states on one rank passed it and gave every rank a wrong loss (``1.9e231``),
+    a ``meta`` bias failed on that rank alone in the MAX all-reduce (the other waited).
+    """
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.device != h.device:
+            raise InputError(
+                f"`{name}` must be on the device of `input` ({h.device}); got {t.device}"
+            )
+
+
 def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -> None:
     """Every label in ``[0, classes)`` or ``ignore_index`` (labels are the same on every rank)."""
     if target.numel() == 0:
@@ -1186,6 +1200,7 @@ def vocab_parallel_linear_cross_entropy(
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+        _check_classifier_device(h, w, b)
         # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
         # inside torch.autocast mixed ones cast as F.linear's there.
         h, w, b = autocast_like_linear(h, w, b)
