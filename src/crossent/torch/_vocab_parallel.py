@@ -1171,13 +1171,14 @@ def vocab_parallel_linear_cross_entropy(
     ``all_reduce(SUM)`` of the ``N x D`` input gradient, whose every rank holds only its slice's
     part :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank, which
     the agreement checks); so every rank must run the backward (a rank that drops its loss
-    leaves the others waiting there until the group's timeout). Four matrix products in
-    all: the backward recomputes the logits, because the gradient needs the global log-sum-exp, which is known only after the forward's
-    collectives. Low-precision inputs: on the CPU the products are computed in float32 (the
-    classifier slice cast once per call); on CUDA in bfloat16/float16 with float32 results (no
-    float32 copy of the slice), the backward's from the two-term split of the float32 gradient
-    block, as :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No
-    second derivative, as :func:`vocab_parallel_cross_entropy`.
+    leaves the others waiting there until the group's timeout). Four matrix products in all: the
+    backward recomputes the logits, because the gradient needs the global log-sum-exp, which is
+    known only after the forward's collectives. Low-precision inputs: on the CPU the products
+    are computed in float32 (the classifier slice cast once per call); on CUDA in
+    bfloat16/float16 with float32 results (no float32 copy of the slice), the backward's from
+    the two-term split of the float32 gradient block, as
+    :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No second
+    derivative, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
