@@ -182,6 +182,33 @@ def test_hostiledist_ranks_that_differ_raise_on_every_rank() -> None:
     run_spawned(_worker, 2, tuple(CASES), timeout=SPAWN_TIMEOUT)
 
 
+def test_hostiledist_digest_tells_blocks_of_16384_rows_apart() -> None:
+    """Labels of 32 sequences of 2048 tokens, sequences 0-7 and 8-15 in the other order
+    on one rank: main's digest (position weights of period 2**16 words, 16384 int64
+    labels) gave both orders the same two sums, so the ranks agreed on different labels
+    (a wrong loss without an error). Also a roll by 16384 rows, and one label moved by
+    d rows (16384 on main: the same sums) for distances that one sum alone misses."""
+    from crossent.torch._agreement import tensor_digest
+
+    labels = torch.tensor(np.random.default_rng(5).integers(0, 50_000, size=(32, 2048)))
+    other = torch.cat([labels[8:16], labels[:8], labels[16:]])
+    rows = labels.reshape(-1)
+    digests = {
+        tuple(tensor_digest(x).tolist())
+        for x in (rows, other.reshape(-1), torch.roll(rows, 16384), labels.T.reshape(-1))
+    }
+    assert len(digests) == 4
+    one = torch.zeros(2**15, dtype=torch.int64)
+    one[0] = 1
+    base = tuple(tensor_digest(one).tolist())
+    # 28011 and 5599 rows: 4dK within 2**16 of a multiple of 2**32 for one multiplier
+    # (the only such distances below 2**16 rows, with 50549 and 11198), where that sum
+    # alone can miss a move
+    distances = [16384, 8192, 4096, 28011, 5599, 11198, *range(1, 2**15, 1009)]
+    same = [d for d in distances if tuple(tensor_digest(one.roll(d)).tolist()) == base]
+    assert same == [], same[:5]
+
+
 if __name__ == "__main__":  # one case at a time (to check each against main's code)
     sys.path.insert(0, str(Path(__file__).parents[1]))
     run_spawned(_worker, 2, tuple(sys.argv[1:]), timeout=SPAWN_TIMEOUT)
