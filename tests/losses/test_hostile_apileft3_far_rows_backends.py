@@ -218,3 +218,23 @@ def test_reverse_distillation_gradient_of_a_far_teacher(backend: Any) -> None:
     expected = [_reverse_gradient(student[i], teacher[i], 1e-100) for i in range(2)]
     assert abs(expected[0][0]) == pytest.approx(1.966e209, rel=1e-3)
     _close(backend.to_numpy(got), expected)
+
+
+@pytest.mark.parametrize(("temperature", "direction"), [(1e-30, "forward"), (1e-30, "reverse")])
+def test_float32_distillation_whose_square_temperature_underflows(
+    backend: Any, temperature: float, direction: str
+) -> None:
+    """Float32 arrays computed in float32: T**2 = 0 times an inf D was NaN on PyTorch and
+    JAX (main), NumPy's float32 (computed in float64) 3e8 / 2e8, the truth."""
+    student = np.array([[3e38, -3e38, 0.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+    teacher = np.array([[0.0, 1.0, 2e38], [1.0, 0.0, 3.0]], dtype=np.float32)
+    got = _quiet(
+        crossent.distillation_loss,
+        backend.asarray(student),
+        backend.asarray(teacher),
+        temperature=temperature,
+        direction=direction,
+        reduction="none",
+    )
+    expected = [_distill_row(student[i], teacher[i], temperature, direction) for i in range(2)]
+    _close(backend.to_numpy(got), expected, rtol=1e-6)

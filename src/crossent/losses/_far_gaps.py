@@ -371,7 +371,10 @@ def _again(
 
 def _overflowed_elsewhere(result: object) -> bool:
     """Whether a float32 or float64 loss of another library than NumPy (PyTorch, JAX,
-    array-api-strict) holds an ``inf``: one ``any(isinf)`` (a synchronisation on an
+    array-api-strict) holds an ``inf`` or a NaN (float32 computed in float32: a
+    :math:`T^2` that underflows to 0 times an ``inf`` :math:`D`, a :math:`T` past its
+    range; a hostile pass: ``distillation_loss`` of float32 tensors at :math:`T =
+    10^{-30}` was NaN, NumPy's float32 3e8): one ``all(isfinite)`` (a synchronisation on an
     accelerator, as the measures' far-gap check); False for NumPy's own results (checked
     by :func:`overflowed`) and for arrays without values (traced by ``jax.jit``, meta
     tensors), which keep the common path's value."""
@@ -383,7 +386,7 @@ def _overflowed_elsewhere(result: object) -> bool:
     if result.dtype not in (xp.float32, xp.float64):
         return False
     try:
-        return truth_of(xp.any(xp.isinf(result)))
+        return not truth_of(xp.all(xp.isfinite(result)))
     except ValuelessArrayError:
         return False
 
@@ -396,11 +399,12 @@ def _again_elsewhere(
     kwargs: dict[str, Any],
 ) -> Any:
     """:func:`_again` for arrays of other libraries: the rows by the common path (with
-    their autograd graph), the ``inf`` ones formed again by ``far_rows`` in float64 on
-    host copies of the arguments (:func:`._xp.host_float64`; rounded once to float32 for
-    float32 rows) and put back by ``where``: constants, without a gradient (the
-    ``*_grad`` functions give theirs). Reduced in the rows' library, a ``'mean'`` by
-    powers of two as :func:`_reduce` (its sum cannot overflow where the mean does not)."""
+    their autograd graph), the ``inf`` and NaN ones formed again by ``far_rows`` in
+    float64 on host copies of the arguments (:func:`._xp.host_float64`; rounded once to
+    float32 for float32 rows; a row NaN in float64 too kept as it was) and put back by
+    ``where``: constants, without a gradient (the ``*_grad`` functions give theirs).
+    Reduced in the rows' library, a ``'mean'`` by powers of two as :func:`_reduce` (its
+    sum cannot overflow where the mean does not)."""
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
@@ -408,11 +412,14 @@ def _again_elsewhere(
     rows = public(*args, **{**kwargs, "reduction": "none"})
     xp = namespace(rows, names=("loss",))[0]
     host = host_float64(rows, name="loss")
-    far = np.isinf(host)
+    far = ~np.isfinite(host)
     if far.any():
         again = far_rows(arguments, far)
         base = arguments.get("base")
-        host[far] = again if base is None else again / math.log(base)
+        again = again if base is None else again / math.log(base)
+        # NaN in float64 too (a NaN logit, a row of +inf ones): the row as it was
+        far[far] = ~np.isnan(again)
+        host[far] = again[~np.isnan(again)]
         with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
             formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
         where = device(rows)
