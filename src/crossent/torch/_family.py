@@ -7,7 +7,11 @@ but no fused kernel, and their data checks (``validate=True``) read values, so
 ``binary_cross_entropy_with_logits``, which runs the eager call in a custom op while
 Dynamo traces (``crossent::sigmoid_ce_v1``, with the exact logit gradient, where the
 targets and weights want none), ``sigmoid_focal_loss``, whose checks
-run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), and ``distillation_loss``,
+run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), ``softmax_focal_loss``,
+which runs the eager call in ``crossent::softmax_focal_v1`` while Dynamo traces (its
+checks, its loss and, by autograd of its formula inside the op's backward, its
+gradients in the logits and the class weights: eager's, bit for bit), and
+``distillation_loss``,
 whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
 with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
 gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import losses
@@ -38,7 +43,7 @@ from ._arguments import (
     vmapped,
 )
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
-from ._labels import as_class_ids
+from ._labels import as_class_ids, check_ignore_index
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -72,6 +77,19 @@ def _compiled_check(*tensors: torch.Tensor | None) -> bool:
     return torch.compiler.is_compiling() and all(
         x is None or x.device.type == "cpu" for x in tensors
     )
+
+
+def _compiled_focal(
+    input: torch.Tensor, weight: torch.Tensor | None, gamma: object, ignore_index: object
+) -> bool:
+    """Whether ``softmax_focal_loss`` takes ``crossent::softmax_focal_v1``: while Dynamo
+    traces, with a real ``gamma`` and an ``ignore_index`` of a valid type (other values
+    take the generic path, whose checks raise crossent's errors)."""
+    numeric = isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+    ignore = ignore_index is None or (
+        isinstance(ignore_index, (int, np.integer)) and not isinstance(ignore_index, bool)
+    )
+    return torch.compiler.is_compiling() and numeric and ignore
 
 
 def _differentiated(*tensors: torch.Tensor | None) -> bool:
@@ -252,6 +270,12 @@ def softmax_focal_loss(
                 for b in range(x.shape[0]):
                     losses.softmax_focal_loss(x[b], y[b], axis=axis, weight=w[b], **check)
         validate = False
+    if _compiled_focal(input, weight, gamma, ignore_index) and validate:
+        # torch.compile, torch.export: the eager call in a custom op (its checks, its
+        # 'mean' over the summed label weights, autograd of its formula), which Dynamo
+        # does not trace: eager's numbers and gradients, bit for bit.
+        ignore = check_ignore_index(ignore_index)
+        return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     return losses.softmax_focal_loss(
         input,
         labels,

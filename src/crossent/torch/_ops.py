@@ -47,6 +47,8 @@ This module is not annotated with ``from __future__ import annotations``: the cu
 op machinery reads the annotations to infer each schema.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -80,6 +82,8 @@ __all__ = [
     "softmax_ce_labels_backward",
     "softmax_ce_probs",
     "softmax_ce_probs_backward",
+    "softmax_focal",
+    "softmax_focal_backward",
 ]
 
 Tensor = torch.Tensor
@@ -867,6 +871,139 @@ def _sigmoid_inputs_checked_fake(
     logits: Tensor, targets: Tensor, weight: Tensor | None, pos_weight: Tensor | None
 ) -> Tensor:
     return logits.new_empty((), dtype=torch.float64)
+
+
+@contextlib.contextmanager
+def _autograd_inside_op() -> Iterator[None]:
+    """Autograd recording inside a custom op's kernel, for a gradient taken by autograd
+    of the eager formula (so eager's gradient, bit for bit).
+
+    A kernel runs below the autograd dispatch keys (the thread's excluded set holds
+    them), where ``torch.enable_grad`` alone records nothing ("element 0 of tensors
+    does not require grad"); the guard lifts them for the block and restores the
+    thread's sets after it."""
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    for name in dir(torch._C.DispatchKey):
+        if name.startswith("Autograd") and name != "Autograd":  # (an alias, not a key)
+            excluded = excluded.remove(getattr(torch._C.DispatchKey, name))
+    included = torch._C._dispatch_tls_local_include_set()
+    with torch._C._ForceDispatchKeyGuard(included, excluded), torch.enable_grad():
+        yield
+
+
+@torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
+def softmax_focal(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> Tensor:
+    """``softmax_focal_loss`` as an eager call computes it (its checks, its loss), for
+    ``torch.compile`` and ``torch.export``, which cannot trace the checks' reads nor the
+    ``'mean'``'s division by the summed label weights (``_family``). Int64 ``labels``;
+    its autograd (:func:`softmax_focal_backward`) gives the gradients in ``logits`` and
+    ``weight`` of the eager call's graph: eager's numbers, bit for bit."""
+    with torch.no_grad():
+        loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
+    return loss.clone() if loss._base is not None else loss
+
+
+def _softmax_focal_eager(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+    validate: bool,
+) -> Tensor:
+    """The generic path of ``crossent.torch.softmax_focal_loss`` (classes on axis 1)."""
+    from .. import losses
+
+    loss: Tensor = losses.softmax_focal_loss(
+        logits,
+        labels,
+        gamma=gamma,
+        axis=1 if logits.ndim > 1 else 0,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    return loss
+
+
+@softmax_focal.register_fake
+def _softmax_focal_fake(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> Tensor:
+    # The generic path's: the labels' batch shape (or a scalar), in the logits' dtype
+    # promoted to float32 at least (the weight's dtype does not change it).
+    shape = labels.shape if reduction == "none" else ()
+    return logits.new_empty(shape, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+
+@torch.library.custom_op("crossent::softmax_focal_v1_backward", mutates_args=())
+def softmax_focal_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> tuple[Tensor, Tensor]:
+    """The gradients in ``logits`` and ``weight`` (an empty tensor for None) of
+    :func:`softmax_focal` times ``upstream``: autograd of the eager call's formula
+    (``validate=False``, the same operations), so eager's gradients bit for bit."""
+    with _autograd_inside_op():
+        x = logits.detach().requires_grad_()
+        w = None if weight is None else weight.detach().requires_grad_()
+        loss = _softmax_focal_eager(x, labels, w, gamma, ignore_index, reduction, False)
+        wanted = [x] if w is None else [x, w]
+        found = torch.autograd.grad(loss, wanted, upstream, allow_unused=True)
+    # In the inputs' layouts (the fake kernel's): autograd's may differ (axis moves).
+    gx = torch.zeros_like(logits) if found[0] is None else torch.empty_like(logits).copy_(found[0])
+    if weight is None:
+        return gx, logits.new_empty((0,))
+    gw = torch.zeros_like(weight) if found[1] is None else torch.empty_like(weight).copy_(found[1])
+    return gx, gw
+
+
+@softmax_focal_backward.register_fake
+def _softmax_focal_backward_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> tuple[Tensor, Tensor]:
+    gw = logits.new_empty((0,)) if weight is None else torch.empty_like(weight)
+    return torch.empty_like(logits), gw
+
+
+def _softmax_focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    logits, labels, weight, gamma, ignore_index, reduction = inputs
+    ctx.save_for_backward(logits, labels, weight)
+    ctx.options = gamma, ignore_index, reduction
+
+
+def _softmax_focal_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+    logits, labels, weight = ctx.saved_tensors
+    gx, gw = softmax_focal_backward(grad, logits, labels, weight, *ctx.options)
+    return gx, None, None if weight is None else gw, None, None, None
+
+
+softmax_focal.register_autograd(_softmax_focal_grad, setup_context=_softmax_focal_setup)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
