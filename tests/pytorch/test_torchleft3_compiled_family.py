@@ -100,3 +100,92 @@ def test_softmax_focal_op_passes_opcheck() -> None:
         args = (z.clone().requires_grad_(), y, w.clone().requires_grad_(), 2.0, -100, reduction)
         torch.library.opcheck(_ops.softmax_focal, args)
         torch.library.opcheck(_ops.softmax_focal, (z, y.clamp(min=0), None, 1.5, None, reduction))
+
+
+def _binary_inputs(dtype: torch.dtype) -> tuple[Any, Any, Any, Any]:
+    g = torch.Generator().manual_seed(11)
+    x = (2 * torch.randn(3, 4, dtype=torch.float64, generator=g)).to(dtype)
+    t = (0.1 + 0.8 * torch.rand(3, 4, dtype=torch.float64, generator=g)).to(dtype)
+    w = (0.5 + torch.rand(4, dtype=torch.float64, generator=g)).to(dtype)
+    pw = (0.5 + torch.rand(4, dtype=torch.float64, generator=g)).to(dtype)
+    return x, t, w, pw
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_binary_grad_requiring_targets_and_weights_compile_fullgraph(reduction: str) -> None:
+    """Targets, weight and pos_weight that require grad: compiled with ``fullgraph``,
+    gradcheck of all four (finite differences) passes, the gradients are those of
+    the float64 torch formula and eager's bit for bit."""
+    x, t, w, pw = _binary_inputs(torch.float64)
+
+    def f(x: Any, t: Any, w: Any, pw: Any) -> Any:
+        return ct.binary_cross_entropy_with_logits(x, t, w, reduction=reduction, pos_weight=pw)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    ours = [a.clone().requires_grad_() for a in (x, t, w, pw)]
+    eager = [a.clone().requires_grad_() for a in (x, t, w, pw)]
+    truth = [a.clone().requires_grad_() for a in (x, t, w, pw)]
+    upstream = torch.ones(()) if reduction != "none" else torch.linspace(0.5, 2, 12).reshape(3, 4)
+    upstream = upstream.to(torch.float64)
+    loss = compiled(*ours)
+    torch.testing.assert_close(loss, f(*eager), rtol=0, atol=0)
+    loss.backward(upstream)
+    f(*eager).backward(upstream)
+    # float64 torch's formula (F.binary_cross_entropy_with_logits has no weight gradient)
+    xt, tt, wt, pwt = truth
+    reference = -wt * (pwt * tt * F.logsigmoid(xt) + (1 - tt) * F.logsigmoid(-xt))
+    reference = {"mean": reference.mean(), "sum": reference.sum(), "none": reference}[reduction]
+    torch.testing.assert_close(loss, reference, rtol=1e-13, atol=0)
+    reference.backward(upstream)
+    for a, b, c in zip(ours, eager, truth, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+        torch.testing.assert_close(a.grad, c.grad, rtol=1e-12, atol=1e-15)
+    inputs = tuple(a.clone().requires_grad_() for a in (x, t, w, pw))
+    assert torch.autograd.gradcheck(compiled, inputs)
+
+
+def test_binary_target_only_grad_compiles_with_smoothing_and_checks() -> None:
+    """A target alone requiring grad (label smoothing; float32 logits): compiled as
+    eager, the target's gradient float64 ``F``'s of the smoothed target (within
+    float32 rounding), and a target out of [0, 1] still an InputError at run time."""
+    x, t, _, _ = _binary_inputs(torch.float32)
+    eps = 0.2
+
+    def f(x: Any, t: Any) -> Any:
+        return ct.binary_cross_entropy_with_logits(x, t, label_smoothing=eps)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    tc, te = t.clone().requires_grad_(), t.clone().requires_grad_()
+    ours, eager = compiled(x, tc), f(x, te)
+    torch.testing.assert_close(ours, eager, rtol=0, atol=0)
+    ours.backward()
+    eager.backward()
+    torch.testing.assert_close(tc.grad, te.grad, rtol=0, atol=0)
+    t64 = t.double().requires_grad_()
+    F.binary_cross_entropy_with_logits(x.double(), (1 - eps) * t64 + eps / 2).backward()
+    torch.testing.assert_close(tc.grad.double(), t64.grad, rtol=2e-6, atol=1e-9)
+    bad = t.clone()
+    bad[0, 1] = 1.25
+    with pytest.raises(InputError, match=r"`targets` must be probabilities .* index \(0, 1\)"):
+        compiled(x, bad.requires_grad_())
+
+
+def test_binary_input_grads_op_passes_opcheck() -> None:
+    _ops = pytest.importorskip("crossent.torch._ops")
+    x, t, w, pw = _binary_inputs(torch.float64)
+    for reduction in ("mean", "none"):
+        args = tuple(a.clone().requires_grad_() for a in (x, t, w, pw))
+        torch.library.opcheck(_ops.sigmoid_ce, (*args, 0.1, reduction))
+        target = t.clone().requires_grad_()
+        torch.library.opcheck(_ops.sigmoid_ce, (x, target, None, None, 0.0, reduction))
+        up = torch.ones(() if reduction == "mean" else x.shape, dtype=x.dtype)
+        for needs in ([True, True, True], [True, False, False], [False, False, True]):
+            torch.library.opcheck(
+                _ops.sigmoid_ce_input_grads, (up, x, t.detach(), w, pw, 0.1, reduction, needs)
+            )
+        torch.library.opcheck(
+            _ops.sigmoid_ce_input_grads,
+            (up, x, t.detach(), None, None, 0.0, reduction, [True, False, False]),
+        )

@@ -2,20 +2,23 @@
 
 These call crossent's generic array-API functions on torch tensors, so autograd
 records their (exact, log-space) formulas operation by operation: correct gradients,
-but no fused kernel, and their data checks (``validate=True``) read values, so
-``torch.compile`` breaks the graph there. Use them eagerly; but
-``binary_cross_entropy_with_logits``, which runs the eager call in a custom op while
-Dynamo traces (``crossent::sigmoid_ce_v1``, with the exact logit gradient, where the
-targets and weights want none), ``sigmoid_focal_loss``, whose checks
-run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), ``softmax_focal_loss``,
-which runs the eager call in ``crossent::softmax_focal_v1`` while Dynamo traces (its
-checks, its loss and, by autograd of its formula inside the op's backward, its
-gradients in the logits and the class weights: eager's, bit for bit), and
-``distillation_loss``,
-whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
-with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
-gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
-``teacher_form`` and ``direction``.
+but no fused kernel, and their data checks (``validate=True``) read values, which
+Dynamo cannot trace. Under ``torch.compile`` (``fullgraph=True`` too) each one
+therefore puts what reads values in a custom op:
+
+* ``binary_cross_entropy_with_logits``: the eager call in ``crossent::sigmoid_ce_v1``,
+  with the exact logit gradient, and the gradients of targets and weights that require
+  one by the eager backward's autograd in ``crossent::sigmoid_ce_v1_input_grads``
+  (first derivatives only);
+* ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
+  tensors), its formula traced;
+* ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
+  its loss, and by autograd of its formula inside the backward op its gradients in the
+  logits and the class weights: eager's, bit for bit; first derivatives only);
+* ``distillation_loss``: its checks and far and near rows in a custom op
+  (``_far_distillation``), and its CPU calls of 2-D logits whose teacher requires no
+  gradient in fused kernels of their own (``_distill_cpu``), for every
+  ``teacher_form`` and ``direction``.
 
 Under ``torch.func.vmap`` (per-example gradients: ``vmap(grad(...))``) a batched tensor
 has no value to read: each function checks vmap's examples first (the generic path on
@@ -92,11 +95,6 @@ def _compiled_focal(
     return torch.compiler.is_compiling() and numeric and ignore
 
 
-def _differentiated(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd wants a gradient in any of ``tensors``."""
-    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
-
-
 def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
     """An elementwise weight of :func:`example_stack` (shape ``lead + shape``) broadcast
     against ``like``'s examples (``lead + like's shape``): its own axes last."""
@@ -153,9 +151,10 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
-    if torch.compiler.is_compiling() and not _differentiated(target, weight, pos_weight):
+    if torch.compiler.is_compiling():
         # torch.compile, torch.export: the eager call in a custom op (its checks, the
-        # exact logit gradient), which Dynamo does not trace.
+        # exact logit gradient, the targets' and weights' gradients of the eager
+        # backward: first derivatives only), which Dynamo does not trace.
         return _ops.sigmoid_ce(input, target, weight, pos_weight, label_smoothing, reduction)
     # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
     # differentiate BinaryFunction's jvp rule again, so the generic formula's plain

@@ -77,6 +77,7 @@ __all__ = [
     "probability_targets_checked",
     "sigmoid_ce",
     "sigmoid_ce_backward",
+    "sigmoid_ce_input_grads",
     "sigmoid_inputs_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
@@ -771,8 +772,11 @@ def sigmoid_ce(
     """``binary_cross_entropy_with_logits`` as an eager call computes it (its value
     checks, its loss), for ``torch.compile`` and
     ``torch.export``, which cannot trace the checks' reads, the weights' scaling nor
-    the exact gradient; its autograd gives the logits' gradient only (``_family`` takes
-    the op where the targets and the weights want none)."""
+    the exact gradient; its autograd gives the logits' gradient
+    (:func:`sigmoid_ce_backward`) and those of targets and weights that require one
+    (:func:`sigmoid_ce_input_grads`), first derivatives only (neither backward op is
+    differentiable again: a ``create_graph`` backward under ``torch.compile`` has no
+    second derivative here; call the loss eagerly for one)."""
     from . import _family
 
     with torch.no_grad():
@@ -834,6 +838,54 @@ def _sigmoid_ce_backward_fake(
     return torch.empty_like(logits)
 
 
+@torch.library.custom_op("crossent::sigmoid_ce_v1_input_grads", mutates_args=())
+def sigmoid_ce_input_grads(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of :func:`sigmoid_ce` in ``targets``, ``weight`` and
+    ``pos_weight`` times ``upstream`` (an empty tensor where ``needs`` says no), as
+    ``_binary.BinaryFunction``'s backward forms them: autograd of the eager formula
+    (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for bit."""
+    from . import _binary
+
+    with _autograd_inside_op():
+        t, w, pw = (
+            None if a is None else a.detach().requires_grad_(need)
+            for a, need in zip((targets, weight, pos_weight), needs, strict=True)
+        )
+        found = _binary.input_gradients(
+            logits, t, w, pw, label_smoothing, reduction, upstream, needs, False
+        )
+    return tuple(  # type: ignore[return-value]
+        logits.new_empty((0,)) if g is None else torch.empty_like(a).copy_(g)
+        for g, a in zip(found, (targets, weight, pos_weight), strict=True)
+    )
+
+
+@sigmoid_ce_input_grads.register_fake
+def _sigmoid_ce_input_grads_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(  # type: ignore[return-value]
+        torch.empty_like(a) if need and a is not None else logits.new_empty((0,))
+        for a, need in zip((targets, weight, pos_weight), needs, strict=True)
+    )
+
+
 def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     logits, targets, weight, pos_weight, eps, reduction = inputs
     ctx.save_for_backward(logits, targets, weight, pos_weight)
@@ -842,8 +894,17 @@ def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None
 
 def _sigmoid_ce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     logits, targets, weight, pos_weight = ctx.saved_tensors
-    gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, ctx.eps, ctx.reduction)
-    return gx, None, None, None, None, None
+    options = (ctx.eps, ctx.reduction)
+    needs = list(ctx.needs_input_grad[:4])
+    gx = gt = gw = gpw = None
+    if needs[0]:
+        gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, *options)
+    if any(needs[1:]):  # targets or weights that require grad (``_family``)
+        found = sigmoid_ce_input_grads(
+            grad, logits, targets, weight, pos_weight, *options, needs[1:]
+        )
+        gt, gw, gpw = (g if need else None for g, need in zip(found, needs[1:], strict=True))
+    return gx, gt, gw, gpw, None, None
 
 
 sigmoid_ce.register_autograd(_sigmoid_ce_grad, setup_context=_sigmoid_ce_setup)
