@@ -856,15 +856,17 @@ def sigmoid_ce_input_grads(
     from . import _binary
 
     with _autograd_inside_op():
-        t, w, pw = (
+        t = targets.detach().requires_grad_(needs[0])
+        w, pw = (
             None if a is None else a.detach().requires_grad_(need)
-            for a, need in zip((targets, weight, pos_weight), needs, strict=True)
+            for a, need in zip((weight, pos_weight), needs[1:], strict=True)
         )
         found = _binary.input_gradients(
             logits, t, w, pw, label_smoothing, reduction, upstream, needs, False
         )
+    # In the inputs' layouts (the fake kernel's); an empty tensor where none is wanted.
     return tuple(  # type: ignore[return-value]
-        logits.new_empty((0,)) if g is None else torch.empty_like(a).copy_(g)
+        logits.new_empty((0,)) if g is None or a is None else torch.empty_like(a).copy_(g)
         for g, a in zip(found, (targets, weight, pos_weight), strict=True)
     )
 
