@@ -189,3 +189,43 @@ def test_binary_input_grads_op_passes_opcheck() -> None:
             _ops.sigmoid_ce_input_grads,
             (up, x, t.detach(), None, None, 0.0, reduction, [True, False, False]),
         )
+
+
+@pytest.mark.parametrize("changed", ["input", "linear_weight"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_compiled_scalar_linear_loss_refuses_inputs_changed_in_place(
+    reduction: str, changed: str
+) -> None:
+    """Compiled ``F.cross_entropy(F.linear(...))`` raises autograd's version-counter
+    error when its input or classifier was changed in place before ``backward``, as
+    the eager one does (and ours eagerly). Ours compiled returned the gradients of the
+    old values (on main): its backward graph read only the formed gradients, so
+    AOTAutograd saved nothing else. Unchanged, the compiled gradients are eager's."""
+    g = torch.Generator().manual_seed(3)
+    h0 = torch.randn(6, 5, generator=g)
+    w0 = torch.randn(4, 5, generator=g)
+    y = torch.tensor([0, 1, 2, 3, 1, -100])
+
+    def ours(h: Any, w: Any) -> Any:
+        return ct.linear_cross_entropy(h, w, y, ignore_index=-100, reduction=reduction)
+
+    def torchs(h: Any, w: Any) -> Any:
+        return F.cross_entropy(F.linear(h, w), y, reduction=reduction)
+
+    torch._dynamo.reset()
+    for f in (torchs, ours):
+        compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+        h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+        loss = compiled(h, w)
+        with torch.no_grad():  # (as an optimizer step changes a leaf)
+            (h if changed == "input" else w).add_(1.0)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            (2.5 * loss).backward()
+    ce, cc = (
+        [a.clone().requires_grad_() for a in (h0, w0)],
+        [a.clone().requires_grad_() for a in (h0, w0)],
+    )
+    (2.5 * ours(*ce)).backward()
+    (2.5 * torch.compile(ours, fullgraph=True, backend="aot_eager")(*cc)).backward()
+    for a, b in zip(cc, ce, strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)

@@ -71,6 +71,7 @@ from ._linear import (
 __all__ = [
     "LabelsFunction",
     "LinearFunction",
+    "formed_gradients_scaled",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
     "plain_label_rows",
@@ -1260,6 +1261,26 @@ def _linear_cross_entropy_backward_fake(
     return _gradient_likes(input, linear_weight, linear_bias)
 
 
+@torch.library.custom_op("crossent::linear_formed_gradients_scaled_v1", mutates_args=())
+def formed_gradients_scaled(
+    grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor, upstream: Tensor, read: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The formed gradients of ``linear_cross_entropy_v4`` times the scalar ``upstream``
+    (the eager backward's in-place products, out of place), for its backward under
+    ``torch.compile``. ``read`` (the tensors ``F.cross_entropy(F.linear(...))`` saves:
+    the input, the classifier, the labels and the class weights) is not used: passing
+    them makes the compiled backward save them, so autograd checks their version
+    counters before this runs, as the eager backward does."""
+    return grad_input * upstream, grad_weight * upstream, grad_bias * upstream
+
+
+@formed_gradients_scaled.register_fake
+def _formed_gradients_scaled_fake(
+    grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor, upstream: Tensor, read: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(grad_input), torch.empty_like(grad_weight), torch.empty_like(grad_bias)
+
+
 def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     # inputs: the op's arguments; those after ``batch_shape`` but ``need_grad`` are the
     # backward op's last five (ignore_index, options, reduction, chunk_size, vocab_chunk).
@@ -1301,11 +1322,26 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         # before the scalar were rounded twice, and those below float16's range at
         # unit scale came back 0 under a loss scale (GradScaler's 2^16), where
         # PyTorch's are not (issue 13).
-        grad_input, grad_weight, grad_bias, *_ = ctx.saved_tensors  # checks the versions
+        grad_input, grad_weight, grad_bias, *anchors = ctx.saved_tensors  # checks the versions
         g = grad_loss.to(grad_input.dtype)
         dtype_h, dtype_w, dtype_b = ctx.dtypes
-        gi, gw = grad_input.mul_(g).to(dtype_h), grad_weight.mul_(g).to(dtype_w)
-        gb = grad_bias.mul_(g).to(dtype_b) if ctx.has_bias else None
+        if torch.compiler.is_compiling():
+            # AOTAutograd traces this backward and saves only what its graph reads:
+            # the formed gradients, not the inputs, whose version counters then went
+            # unchecked (a backward after an in-place change of ``input`` or
+            # ``linear_weight`` returned the old values' gradients, where eager and
+            # compiled ``F.cross_entropy(F.linear(...))`` raise). The op reads them.
+            grad_input, grad_weight, grad_bias = formed_gradients_scaled(
+                grad_input, grad_weight, grad_bias, g, [a for a in anchors if a is not None]
+            )
+        else:
+            grad_input, grad_weight, grad_bias = (
+                grad_input.mul_(g),
+                grad_weight.mul_(g),
+                grad_bias.mul_(g),
+            )
+        gi, gw = grad_input.to(dtype_h), grad_weight.to(dtype_w)
+        gb = grad_bias.to(dtype_b) if ctx.has_bias else None
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             gi, gw, gb = _first_order_only((gi, gw, gb))
     else:
