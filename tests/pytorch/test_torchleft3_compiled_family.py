@@ -229,3 +229,26 @@ def test_compiled_scalar_linear_loss_refuses_inputs_changed_in_place(
     (2.5 * torch.compile(ours, fullgraph=True, backend="aot_eager")(*cc)).backward()
     for a, b in zip(cc, ce, strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("value", [1.5, "-100", True, -100.0], ids=repr)
+@pytest.mark.parametrize("call", ["cross_entropy", "linear", "module", "focal"])
+def test_ignore_index_of_a_wrong_type_is_a_type_error(call: str, value: object) -> None:
+    """A wrong Python type of ``ignore_index`` is an InputTypeError naming the argument
+    and the value in every family wrapper, as the NumPy API's (on main: InputError in
+    all but ``softmax_focal_loss``)."""
+    from crossent.errors import InputTypeError
+
+    z, y = torch.randn(3, 4), torch.tensor([0, 1, 2])
+    calls = {
+        "cross_entropy": lambda: ct.cross_entropy(z, y, ignore_index=value),
+        "linear": lambda: ct.linear_cross_entropy(
+            torch.randn(3, 5), torch.randn(4, 5), y, ignore_index=value
+        ),
+        "module": lambda: ct.CrossEntropyLoss(ignore_index=value)(z, y),
+        "focal": lambda: ct.softmax_focal_loss(z, y, ignore_index=value),
+    }
+    with pytest.raises(
+        InputTypeError, match=rf"`ignore_index` must be an integer or None; got {value!r}"
+    ):
+        calls[call]()
