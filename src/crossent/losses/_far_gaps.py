@@ -417,9 +417,11 @@ def _again_elsewhere(
         again = far_rows(arguments, far)
         base = arguments.get("base")
         again = again if base is None else again / math.log(base)
-        # NaN in float64 too (a NaN logit, a row of +inf ones): the row as it was
-        far[far] = ~np.isnan(again)
-        host[far] = again[~np.isnan(again)]
+        # NaN in float64 too (a NaN logit, a row of +inf ones), or a NaN row that comes
+        # out infinite (a row of -inf logits, no softmax: NaN as on NumPy): as it was
+        accept = np.where(np.isnan(host[far]), np.isfinite(again), ~np.isnan(again))
+        far[far] = accept
+        host[far] = again[accept]
         with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
             formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
         where = device(rows)
