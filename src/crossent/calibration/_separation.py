@@ -74,7 +74,8 @@ def separated(scores: FloatArray, labels: IntArray, probs: FloatArray) -> bool:
     rows = np.arange(n)
     if np.unique(labels).size < classes:
         return True  # a class never the label: the direction db_k = -1
-    top = scores[rows, labels][:, None] - scores  # the argmax direction's margins, exact
+    with np.errstate(over="ignore"):  # (1e308 - -1e308: +inf, its sign still exact)
+        top = scores[rows, labels][:, None] - scores  # the argmax direction's margins
     for margins in (top, -top):  # and the reverse direction's (every label ranked last)
         if np.all(margins >= 0.0) and np.any(margins > 0.0):
             return True
