@@ -51,9 +51,9 @@ from .._xp import (
     finite_row_max,
     host_float64,
     is_numpy,
-    is_strict,
     log_sum_exp_shifted,
     namespace,
+    numpy_errstate,
     reduce_sum,
     to_float32,
     to_numpy,
@@ -371,7 +371,7 @@ def _mass_correction(
     gathered = int(index.shape[0]) < count
     if gathered:
         p2, q2, computed = (ns.take(x, index, axis=0) for x in (p2, q2, computed))
-    with np.errstate(all="ignore"):  # NumPy: rows not taken may hold inf or NaN
+    with numpy_errstate(p2, ns, all="ignore"):  # NumPy: rows not taken may hold inf or NaN
         if terms:
             correction = _kl_correction(p2, q2, computed, xp=ns)
         else:
@@ -677,7 +677,8 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
     by :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx
     \epsilon` (:math:`p_i - q_i` where :math:`\delta_i = \pm\infty`; none on rows of
     NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
-    with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
+    # -inf - -inf: NaN, not finite
+    with numpy_errstate(side_p.values, side_p.xp, invalid="ignore", over="ignore"):
         return _log_ratios_of(side_p, side_q)
 
 
@@ -1221,12 +1222,9 @@ def perplexity(
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
     """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
     float64) without NumPy's overflow warning, which ``-W error`` raised instead of
-    the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
-    and ``torch.compile`` cannot trace it (array-api-strict's warn: NumPy underneath)."""
-    if isinstance(nats, (np.ndarray, np.generic)) or is_strict(xp):
-        with np.errstate(over="ignore"):
-            return xp.exp(nats)
-    return xp.exp(nats)
+    the answer (:func:`numpy_errstate`: other libraries do not warn)."""
+    with numpy_errstate(nats, xp, over="ignore"):
+        return xp.exp(nats)
 
 
 def cross_entropy_decomposition(
