@@ -38,6 +38,7 @@ __all__ = [
     "full_like",
     "host_float64",
     "index_array",
+    "is_jax_tracer",
     "is_numpy",
     "is_strict",
     "log_softmax",
@@ -627,19 +628,30 @@ def detached(x: Any, *, name: str) -> Any:
     return x.detach()
 
 
-def host_float64(x: Any, *, name: str) -> np.ndarray:
+def host_float64(x: Any, *, name: str) -> np.ndarray | None:
     """A float64 NumPy copy of ``x`` in host memory, for a rare-row pass done in NumPy:
     a PyTorch tensor is detached and copied from its device first (:func:`to_numpy`
-    reads only host arrays).
+    reads only host arrays). ``None`` for an array traced by JAX (:func:`is_jax_tracer`),
+    which has no host copy: the caller keeps the values of its own namespace.
 
     Raises
     ------
     InputError
         ``x`` cannot be read on the host.
     """
+    if is_jax_tracer(x):
+        return None
     if array_api_compat.is_torch_array(x):
         x = x.detach().cpu()
     return np.array(to_numpy(x, name=name), dtype=np.float64)
+
+
+def is_jax_tracer(x: object) -> bool:
+    """Whether ``x`` is an array traced by JAX. Under ``jax.grad`` (outside ``jax.jit``)
+    its ``bool`` has a value, so code that branches on its values runs, but NumPy cannot
+    copy it to the host (:func:`host_float64`), nor may a pass that reads its values
+    exactly (``nextafter``, which JAX cannot differentiate) run on it."""
+    return type(x) is not np.ndarray and any(c.__name__ == "Tracer" for c in type(x).__mro__)
 
 
 def to_numpy(x: Any, *, name: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import check_base, check_eps, check_form
+from .._checks import ValuelessArrayError, check_base, check_eps, check_form, truth_of
 from .._numerics import (
     _two_sum,
     cross_terms,
@@ -50,6 +50,7 @@ from .._xp import (
     finalize,
     finite_row_max,
     host_float64,
+    is_jax_tracer,
     is_numpy,
     log_sum_exp_shifted,
     namespace,
@@ -309,7 +310,7 @@ def _kl_nats(m: _Prepared) -> Array:
         any_careful = bool(xp.any(careful))
     except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
         return plain
-    if not any_careful or _is_jax_tracer(plain):  # jax.grad: bool() reads, the host can't
+    if not any_careful or is_jax_tracer(plain):  # jax.grad: bool() reads; no exact pass
         return plain
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
     mass = m.total(lambda a, b: a.values - b.values, *m.sides)
@@ -318,13 +319,6 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
-
-
-def _is_jax_tracer(x: Array) -> bool:
-    """Whether ``x`` is a JAX tracer. Under ``jax.grad`` (outside ``jax.jit``) its
-    ``bool`` has a value, but NumPy cannot copy it to the host, which
-    :func:`_mass_correction` does where the device has no float64 (JAX's default)."""
-    return any(cls.__name__ == "Tracer" for cls in type(x).__mro__)
 
 
 def _mass_correction(
@@ -763,14 +757,23 @@ def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
     NumPy: one ``any(isinf)`` of the result (a synchronisation on an accelerator) in the
     common case; the ``inf`` rows formed again in NumPy float64 on host copies (rounded
     once to float32 for float32 sides: ``inf`` where the value passes its range), the
-    others kept as they are (with their gradient, through ``where``)."""
+    others kept as they are (with their gradient, through ``where``). Arrays traced by
+    JAX keep the result: under ``jax.jit`` it has no values to screen, under
+    ``jax.grad`` no host copy (:func:`host_float64`)."""
     xp = m.xp
-    if m.dtype not in (xp.float32, xp.float64) or not bool(xp.any(xp.isinf(result))):
+    if m.dtype not in (xp.float32, xp.float64):
+        return result
+    try:
+        if not truth_of(xp.any(xp.isinf(result))):
+            return result
+    except ValuelessArrayError:
         return result
     rows = host_float64(result, name="result")
+    values = (host_float64(m.sides[0].values, name="p"), host_float64(m.sides[-1].values, name="q"))
+    if rows is None or values[0] is None or values[1] is None:
+        return result
     far = np.isinf(rows)
-    sides = (host_float64(m.sides[0].values, name="p"), host_float64(m.sides[-1].values, name="q"))
-    rows[far] = _far_gap_nats(m, rows, far, sides, kl=kl)
+    rows[far] = _far_gap_nats(m, rows, far, (values[0], values[1]), kl=kl)
     if m.dtype == xp.float32:
         with np.errstate(over="ignore"):
             rows = rows.astype(np.float32)
