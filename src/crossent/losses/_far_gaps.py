@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
-from .._xp import device, host_float64, namespace, reduce_sum
+from .._xp import device, host_float64, is_jax_tracer, namespace, reduce_sum
 from ._reduction import LossParts, _safe_divide
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "far_rows_guard",
     "gap_sum_parts",
     "guarded_like",
+    "host64",
     "label_far_rows",
     "overflowed",
     "reverse_distillation_gradient64",
@@ -382,6 +383,8 @@ def _overflowed_elsewhere(result: object) -> bool:
         result = result.total
     if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
         return False
+    if is_jax_tracer(result):  # (jax.grad: no host copy; the common path's value)
+        return False
     xp = namespace(result, names=("loss",))[0]
     if result.dtype not in (xp.float32, xp.float64):
         return False
@@ -411,7 +414,7 @@ def _again_elsewhere(
     reduction = arguments["reduction"]
     rows = public(*args, **{**kwargs, "reduction": "none"})
     xp = namespace(rows, names=("loss",))[0]
-    host = host_float64(rows, name="loss")
+    host = host64(rows, name="loss")
     far = ~np.isfinite(host)
     if far.any():
         again = far_rows(arguments, far)
@@ -475,13 +478,21 @@ def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> 
 
 def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
     """The rows ``far`` of ``array`` (classes along ``axis``) in float64, classes last."""
-    values = host_float64(array, name="logits")  # (any library's: a rare pass)
+    values = host64(array, name="logits")  # (any library's: a rare pass)
     return np.moveaxis(values, axis, -1)[far]
+
+
+def host64(x: object, *, name: str) -> np.ndarray:
+    """:func:`._xp.host_float64` of an argument that is not a JAX tracer (the far-row
+    passes run only on arrays with values)."""
+    values = host_float64(x, name=name)
+    assert values is not None
+    return values
 
 
 def _class_weights(weight: object, classes: int) -> np.ndarray:
     """The class weights in float64 (ones without them)."""
-    return np.ones(classes) if weight is None else host_float64(weight, name="weight")
+    return np.ones(classes) if weight is None else host64(weight, name="weight")
 
 
 def _capped(c: np.ndarray, soft_cap: float | None) -> np.ndarray:
@@ -496,7 +507,7 @@ def label_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
     far)."""
     c = _capped(_rows_of(arguments["logits"], arguments["axis"], far), arguments["soft_cap"])
     classes = c.shape[-1]
-    y = host_float64(arguments["labels"], name="labels")[far].astype(np.intp)  # (exact ids)
+    y = host64(arguments["labels"], name="labels")[far].astype(np.intp)  # (exact ids)
     w = _class_weights(arguments["weight"], classes)
     eps = float(arguments["label_smoothing"])
     keep, spread = 1.0 - eps, eps / classes

@@ -122,8 +122,9 @@ from .._xp import (
     Array,
     compat_numpy,
     device,
-    host_float64,
+    is_jax_tracer,
     namespace,
+    numpy_errstate,
     row_max,
     take_along_last,
     to_float32,
@@ -146,7 +147,7 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
-from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows, times_lse64
+from ._far_gaps import far_rows_guard, host64, label_far_rows, target_far_rows, times_lse64
 from ._far_lse import FAR_LSE as _FAR_LSE
 from ._far_lse import far_lse_rows_
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
@@ -879,6 +880,8 @@ def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
     tensors): there the plain products stay, NaN where the LSE overflows, as before."""
     if type(lse) is np.ndarray:
         return bool(np.isinf(lse).any())
+    if is_jax_tracer(lse):  # (no host copy for _scaled_lse: the plain products)
+        return False
     try:
         return truth_of(xp.any(xp.isinf(lse)))
     except ValuelessArrayError:
@@ -899,12 +902,12 @@ def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tupl
     :math:`2.8\cdot 10^{300}`)."""
     z, lse = rows.z, rows.lse
     capped = z if opts.soft_cap is None else opts.soft_cap * xp.tanh(z / opts.soft_cap)
-    top = host_float64(row_max(capped, xp=xp), name="logits")
-    ell = host_float64(rows.ell, name="logits")
-    far = np.isinf(host_float64(lse, name="logits"))
+    top = host64(row_max(capped, xp=xp), name="logits")
+    ell, lse64 = host64(rows.ell, name="logits"), host64(lse, name="logits")
+    far = np.isinf(lse64)
     product = np.where(far, times_lse64(opts.z_loss, top, ell, opts.temperature), 0.0)
     if type(lse) is np.ndarray:
-        with np.errstate(over="ignore"):  # (float32 rows: inf where it passes their range)
+        with numpy_errstate(lse, xp, over="ignore"):  # (float32: inf past their range)
             again = product.astype(lse.dtype)
         return np.where(far, again, lse), np.where(far, 1.0, opts.z_loss).astype(lse.dtype)
     where = device(lse)
