@@ -5,7 +5,10 @@ logits passed where probabilities are expected."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,35 @@ def test_cli_says_the_form_hint_as_its_flags() -> None:
     )
     assert "--logits or --log-probs" in said
     assert "form=" not in said
+
+
+_WITHOUT_TORCH = """
+import sys
+
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTorch())
+try:
+    import crossent.torch
+except ModuleNotFoundError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_crossent_torch_without_torch_names_the_extra() -> None:
+    """``import crossent.torch`` on a base install: the error names the extra to install
+    (main: ``No module named 'torch'`` from a submodule)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == (
+        "MissingDependencyError crossent.torch needs PyTorch, which is not installed: "
+        "pip install 'crossent[torch]'"
+    )
