@@ -134,6 +134,30 @@ _HOST_TYPES = (list, tuple, float, int)
 """Python containers and numbers, which are NumPy input (``bool`` takes the long way)."""
 
 
+def _ragged(arg: object, at: tuple[int, ...] = ()) -> str:
+    """Where a nested list or tuple is ragged: ' whose rows differ in length: row 1 has
+    3 entries, row 0 has 2 entries' ('' when it is not)."""
+    if not isinstance(arg, list | tuple) or not arg:
+        return ""
+    sizes = [len(row) if isinstance(row, list | tuple) else None for row in arg]
+    for i, size in enumerate(sizes):
+        if size != sizes[0]:
+            says = [
+                "a number" if n is None else f"{n} entr{'y' if n == 1 else 'ies'}"
+                for n in (size, sizes[0])
+            ]
+            rows = [(*at, k) if at else k for k in (i, 0)]
+            return (
+                f" whose rows differ in length: row {rows[0]} has {says[0]}, "
+                f"row {rows[1]} has {says[1]}"
+            )
+    for i, row in enumerate(arg):
+        found = _ragged(row, (*at, i))
+        if found:
+            return found
+    return ""
+
+
 def _host_array(arg: object, *, name: str) -> np.ndarray:
     """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
     booleans become int8, so that they count as numbers.
@@ -151,7 +175,9 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
     try:
         as_numpy = np.asarray(arg)
     except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
+        raise InputTypeError(
+            f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
+        ) from exc
     if as_numpy.dtype.kind not in "biuf":
         raise InputTypeError(
             f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
