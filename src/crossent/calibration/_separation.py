@@ -62,6 +62,10 @@ The share: were the data separated by :math:`d` (largest margin 1), :math:`d^T M
 not the sums (a quasi-separated fit stops with entries of 1e-9 that a looser test
 took for an overlap)."""
 
+_FLOORS = (1e-8, 1e-6, 1e-10, 1e-4)
+"""Step 2's further starting points: the fitted probabilities raised to at least these
+times their largest wrong-class entry (in this order)."""
+
 _REFINE = 3
 """Step 2's corrections at most (each from the last: the least squares' own rounding)."""
 
@@ -81,6 +85,11 @@ def separated(scores: FloatArray, labels: IntArray, probs: FloatArray) -> bool:
             return True
     if _overlap_certified(scores, labels, probs):
         return False
+    with np.errstate(invalid="ignore"):
+        largest = float(np.max(np.where(labels[:, None] == np.arange(classes), 0.0, probs)))
+    for floor in _FLOORS:  # the same test from better-spread starting points
+        if _overlap_certified(scores, labels, np.maximum(probs, floor * largest)):
+            return False
     return _separated_by_program(scores, labels)
 
 
@@ -167,9 +176,10 @@ def _corrected(
     return corrected if np.all(np.isfinite(corrected)) else None
 
 
-def _separated_by_program(scores: FloatArray, labels: IntArray) -> bool:
-    """Step 3 of :mod:`this module <._separation>`: the linear program, by HiGHS."""
-    from scipy import optimize, sparse  # lazily: only fits that reach step 3 need them
+def _margin_matrix(scores: FloatArray, labels: IntArray) -> Any:
+    """:math:`M` as a sparse ``(n (K - 1), 2 K)`` array, the columns of :math:`z` scaled to
+    a largest magnitude of 1 (margins ``(i, k)``, ``k != y_i``, row by row)."""
+    from scipy import sparse  # lazily: only fits that reach step 3 need it
 
     n, classes = scores.shape
     largest = np.abs(scores).max(axis=0)
@@ -183,9 +193,27 @@ def _separated_by_program(scores: FloatArray, labels: IntArray) -> bool:
         [scaled[row, label], np.ones(count), -scaled[row, other], -np.ones(count)]
     )
     columns = np.concatenate([label, classes + label, other, classes + other])
-    matrix: Any = sparse.csr_array(
+    return sparse.csr_array(
         (data, (np.tile(np.arange(count), 4), columns)), shape=(count, 2 * classes)
     )
+
+
+def _separated_by_program(scores: FloatArray, labels: IntArray) -> bool:
+    """Step 3 of :mod:`this module <._separation>`: the dual linear program by HiGHS's
+    dual simplex, the primal one where that ends undecided."""
+    from scipy import optimize  # lazily: only fits that reach step 3 need it
+
+    matrix = _margin_matrix(scores, labels)
+    count, columns = matrix.shape
+    dual = optimize.linprog(
+        np.ones(count),
+        A_eq=matrix.T.tocsr(),
+        b_eq=np.zeros(columns),
+        bounds=(1.0, None),
+        method="highs-ds",
+    )
+    if dual.status in (0, 2):  # 0: some lambda >= 1 has M^T lambda = 0; 2: none has
+        return bool(dual.status == 2)
     objective = -np.asarray(matrix.sum(axis=0)).ravel()
     result = optimize.milp(
         objective,
