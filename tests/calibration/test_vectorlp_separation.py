@@ -1,0 +1,177 @@
+"""VectorScaling's separation check decided without the slow linear program.
+
+Near-separated data (most labels top-ranked, a few not) used to reach the primal linear
+program of :math:`n (K - 1)` rows; the overlap certificate now also starts from the
+fitted probabilities raised to a floor, and step 3 solves the dual program (:math:`2K`
+equality rows) by HiGHS's dual simplex.  Oracle: the dual of the library's test on the
+dense margin matrix (Stiemke: the data overlap iff some :math:`\\lambda \\ge 1` has
+:math:`M^T \\lambda = 0`), by :func:`scipy.optimize.linprog` (dense, zero objective,
+HiGHS's own choice of method; its interior point was tried and ends in a solve error on
+some of these).
+
+On main (19930ea) ``test_near_separated_overlap_is_certified`` (3 cases) and
+``test_program_is_the_dual_simplex`` (4) fail: the linear program is reached, and it is
+the primal one (``milp``); the other four (the fallback, separated data, the property
+test) pin answers that did not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize
+
+import crossent
+from crossent.calibration import _separation
+
+
+def overlap_by_dual(scores: np.ndarray, labels: np.ndarray) -> bool:
+    """Some lambda >= 1 with M^T lambda = 0 (M: the dense margins' matrix)."""
+    n, classes = scores.shape
+    rows = []
+    for i in range(n):
+        for k in range(classes):
+            if k != labels[i]:
+                row = np.zeros(2 * classes)
+                row[labels[i]] += scores[i, labels[i]]
+                row[classes + labels[i]] += 1.0
+                row[k] -= scores[i, k]
+                row[classes + k] -= 1.0
+                rows.append(row)
+    matrix = np.array(rows)
+    result = optimize.linprog(
+        np.zeros(matrix.shape[0]),
+        A_eq=matrix.T,
+        b_eq=np.zeros(2 * classes),
+        bounds=(1.0, None),
+        method="highs",
+    )
+    assert result.status in (0, 2)
+    return bool(result.status == 0)
+
+
+def near_separated(n: int, classes: int, flips: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, classes))
+    labels = scores.argmax(axis=1)
+    flipped = rng.choice(n, flips, replace=False)
+    labels[flipped] = (labels[flipped] + rng.integers(1, classes, flips)) % classes
+    return scores, labels
+
+
+def _no_program(*args: Any) -> bool:
+    raise AssertionError("the linear program was reached")
+
+
+@pytest.mark.parametrize(("n", "classes", "flips"), [(400, 4, 1), (2000, 10, 1), (2000, 10, 5)])
+def test_near_separated_overlap_is_certified(
+    monkeypatch: pytest.MonkeyPatch, n: int, classes: int, flips: int
+) -> None:
+    """Every label but a few top-ranked: the data overlap (the oracle), and the
+    certificate says so without the linear program."""
+    scores, labels = near_separated(n, classes, flips, seed=n + flips)
+    assert overlap_by_dual(scores, labels)
+    monkeypatch.setattr(_separation, "_separated_by_program", _no_program)
+    fitted = crossent.VectorScaling().fit(scores, labels)
+    assert not fitted.separated_
+    assert fitted.converged_
+
+
+def test_separated_data_still_reach_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floored starting points never certify separated data: labels ranked first by
+    a mixed-sign vector scaling reach step 3, which says separated."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(300, 3))
+    scale, bias = np.array([2.0, -1.0, 0.5]), np.array([0.3, 0.0, -0.2])
+    labels = (scores * scale + bias).argmax(axis=1)
+    assert not overlap_by_dual(scores, labels)
+    reached = []
+    program = _separation._separated_by_program
+
+    def spy(*args: Any) -> bool:
+        reached.append(True)
+        return program(*args)
+
+    monkeypatch.setattr(_separation, "_separated_by_program", spy)
+    fitted = crossent.VectorScaling().fit(scores, labels)
+    assert reached
+    assert fitted.separated_
+    assert not fitted.converged_
+
+
+def _no_milp(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the primal program (milp) was called")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_program_is_the_dual_simplex(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Step 3 alone on overlapping and separated data: the dual simplex answers (no
+    ``milp``), as the oracle does."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(60, 4))
+    if seed % 2:
+        labels = (scores * rng.normal(size=4) + rng.normal(size=4)).argmax(axis=1)
+    else:
+        labels = scores.argmax(axis=1)
+        labels[:3] = (labels[:3] + 1) % 4
+    monkeypatch.setattr(optimize, "milp", _no_milp)
+    assert _separation._separated_by_program(scores, labels) == (
+        not overlap_by_dual(scores, labels)
+    )
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_undecided_dual_falls_back_to_the_primal(
+    monkeypatch: pytest.MonkeyPatch, separable: bool
+) -> None:
+    """A dual simplex that ends otherwise than optimal or infeasible (here: an iteration
+    limit, status 1) leaves the answer to the primal program."""
+    rng = np.random.default_rng(7)
+    scores = rng.normal(size=(80, 3))
+    labels = (scores * [2.0, -1.0, 0.5]).argmax(axis=1)
+    if not separable:
+        labels[:5] = (labels[:5] + 1) % 3
+    expected = not overlap_by_dual(scores, labels)
+    assert expected == separable
+    linprog = optimize.linprog
+
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        return linprog(*args, **kwargs, options={"maxiter": 0})
+
+    monkeypatch.setattr(optimize, "linprog", limited)
+    calls = []
+    milp = optimize.milp
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(True)
+        return milp(*args, **kwargs)
+
+    monkeypatch.setattr(optimize, "milp", counted)
+    assert _separation._separated_by_program(scores, labels) == expected
+    assert calls
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), classes=st.integers(2, 4), rows=st.integers(3, 10))
+def test_program_agrees_with_the_oracle(data: st.DataObject, classes: int, rows: int) -> None:
+    """Small integer scores (ties, constant columns): step 3 alone is the oracle's answer."""
+    scores = np.array(
+        data.draw(
+            st.lists(
+                st.lists(st.integers(-2, 2), min_size=classes, max_size=classes),
+                min_size=rows,
+                max_size=rows,
+            )
+        ),
+        dtype=np.float64,
+    )
+    labels = np.array(
+        data.draw(st.lists(st.integers(0, classes - 1), min_size=rows, max_size=rows))
+    )
+    assert _separation._separated_by_program(scores, labels) == (
+        not overlap_by_dual(scores, labels)
+    )
