@@ -53,9 +53,9 @@ never both.
    decide up to HiGHS's feasibility tolerance (1e-7 on the scaled margins, on
    :math:`M^T \lambda` for the dual): data that overlap or separate by less than that
    may be answered either way (an overlap that thin has a finite optimum whose
-   parameters are some 1e7 times the scores' inverse scale).  The dual program took 2 s on 2000 rows of 100
-   classes where the primal took 16, 38 s on 20 000 rows of 100 (the primal about
-   48); step 1 or 2 settles most data sets first
+   parameters are some 1e7 times the scores' inverse scale).  The dual program took
+   2 s on 2000 rows of 100 classes where the primal took 16, 38 s on 20 000 rows of
+   100 (the primal about 48); step 1 or 2 settles most data sets first
    (``benchmarks/bench_vector_scaling_separation.py``).
 """
 
