@@ -9,10 +9,17 @@ dense margin matrix (Stiemke: the data overlap iff some :math:`\\lambda \\ge 1` 
 HiGHS's own choice of method; its interior point was tried and ends in a solve error on
 some of these).
 
-On main (19930ea) ``test_near_separated_overlap_is_certified`` (3 cases) and
-``test_program_is_the_dual_simplex`` (4) fail: the linear program is reached, and it is
-the primal one (``milp``); the other four (the fallback, separated data, the property
-test) pin answers that did not change.
+The fit along directions in which the NLL is flat (binary scores ``(s, a s + c)``,
+proportional columns) is the optimum nearest the identity: oracle SciPy's minimiser of
+the exact NLL restricted to the identity plus the row space of the dense Jacobian.
+
+On main (19930ea) 11 of these 17 fail: ``test_near_separated_overlap_is_certified`` (3
+cases) and ``test_program_is_the_dual_simplex`` (4), the linear program being reached
+and the primal one (``milp``); ``test_flat_binary_scales_are_the_nearest_fit`` (3 of 4;
+``-s`` passes: L-BFGS keeps equal scales there by symmetry) and
+``test_flat_direction_of_three_proportional_columns``, main's fit some 1e-5 along the
+flat direction.  The others (the fallback, separated data, the property test, equal
+scales for ``[-s, s]``) pin answers that did not change.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import optimize
+from scipy import optimize, special
 
 import crossent
 from crossent.calibration import _separation
@@ -175,3 +182,96 @@ def test_program_agrees_with_the_oracle(data: st.DataObject, classes: int, rows:
     assert _separation._separated_by_program(scores, labels) == (
         not overlap_by_dual(scores, labels)
     )
+
+
+def flat_constrained_fit(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """SciPy's minimiser of the exact NLL over ``(1, 0) + P t``: ``P`` an orthonormal
+    basis of the row space of the dense map theta -> each row's centred ``w z + b``
+    (SVD), i.e. the fit whose component along the flat directions is that of the
+    identity; BFGS, then Newton steps with the dense per-row Hessian."""
+    n, classes = scores.shape
+    centre = np.eye(classes) - 1.0 / classes
+    jacobian = np.concatenate(
+        [centre @ np.concatenate([np.diag(row), np.eye(classes)], axis=1) for row in scores]
+    )
+    _, singular, right = np.linalg.svd(jacobian, full_matrices=False)
+    basis = right[singular > 1e-9 * singular[0]].T
+    start = np.concatenate([np.ones(classes), np.zeros(classes)])
+    rows = np.arange(n)
+
+    def value_and_gradient(t: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = start + basis @ t
+        u = scores * theta[:classes] + theta[classes:]
+        log_norm = special.logsumexp(u, axis=1)
+        residual = np.exp(u - log_norm[:, None])
+        residual[rows, labels] -= 1.0
+        grad = np.concatenate([(residual * scores).sum(axis=0), residual.sum(axis=0)]) / n
+        return float(np.mean(log_norm - u[rows, labels])), basis.T @ grad
+
+    result = optimize.minimize(
+        value_and_gradient,
+        np.zeros(basis.shape[1]),
+        jac=True,
+        method="BFGS",
+        options={"gtol": 1e-13, "maxiter": 10_000},
+    )
+    t = result.x
+    for _ in range(3):  # Newton steps with the dense exact Hessian: BFGS stops ~1e-10 off
+        theta = start + basis @ t
+        probs = special.softmax(scores * theta[:classes] + theta[classes:], axis=1)
+        maps = np.concatenate(
+            [
+                scores[:, :, None] * np.eye(classes),
+                np.broadcast_to(np.eye(classes), (n, classes, classes)),
+            ],
+            axis=2,
+        )
+        curvature = np.einsum("ik,kl->ikl", probs, np.eye(classes)) - np.einsum(
+            "ik,il->ikl", probs, probs
+        )
+        hessian = np.einsum("ika,ikl,ilb->ab", maps, curvature, maps) / n
+        t = t - np.linalg.solve(basis.T @ hessian @ basis, value_and_gradient(t)[1])
+    return start + basis @ t
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [(-1.0, 0.0), (2.0, 0.0), (2.0, 1.0), (-0.5, 3.0)],
+    ids=["-s", "2s", "2s+1", "-s/2+3"],
+)
+def test_flat_binary_scales_are_the_nearest_fit(columns: tuple[float, float]) -> None:
+    """Binary scores (s, a s + c): only a w_1 - w_0 and c w_1 + b_1 - b_0 are
+    determined; the fit is the optimum nearest the identity (SciPy's, constrained)."""
+    rng = np.random.default_rng(11)
+    s = rng.normal(size=2000) * 2
+    a, c = columns
+    scores = np.stack([s, a * s + c], axis=1)
+    labels = (rng.random(2000) < special.expit(0.8 * s - 0.3)).astype(int)
+    fitted = crossent.VectorScaling().fit(scores, labels)
+    assert fitted.converged_
+    reference = flat_constrained_fit(scores, labels)
+    np.testing.assert_allclose(fitted.scale_, reference[:2], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(fitted.bias_, reference[2:], rtol=1e-9, atol=1e-10)
+
+
+def test_flat_direction_of_three_proportional_columns() -> None:
+    """Scores (s, -2 s, s / 2): u_k = w_k a_k s + b_k, flat along w_k ∝ 1 / a_k."""
+    rng = np.random.default_rng(12)
+    s = rng.normal(size=3000) * 1.5
+    scores = np.stack([s, -2.0 * s, 0.5 * s], axis=1)
+    probs = special.softmax(np.stack([0.9 * s, -0.4 * s, 0.2 * s + 0.3], axis=1), axis=1)
+    labels = np.array([rng.choice(3, p=row) for row in probs])
+    fitted = crossent.VectorScaling().fit(scores, labels)
+    assert fitted.converged_
+    reference = flat_constrained_fit(scores, labels)
+    np.testing.assert_allclose(fitted.scale_, reference[:3], rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(fitted.bias_, reference[3:], rtol=1e-9, atol=1e-10)
+
+
+def test_opposite_logits_scales_equal() -> None:
+    """Logits [-s, s]: only w_0 + w_1 matters, and the two scales are equal."""
+    rng = np.random.default_rng(13)
+    s = rng.normal(size=1000)
+    labels = (rng.random(1000) < special.expit(1.4 * s)).astype(int)
+    fitted = crossent.VectorScaling().fit(np.stack([-s, s], axis=1), labels)
+    assert fitted.scale_[0] == pytest.approx(fitted.scale_[1], rel=1e-13)

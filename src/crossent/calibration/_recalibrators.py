@@ -143,6 +143,68 @@ def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
     return solve
 
 
+_FLAT = 1e-10
+"""An eigenvalue of the Jacobi-scaled Gram matrix of the row-centred scores' map below
+this times the largest marks a direction in which the NLL may be flat
+(:func:`_nearest_on_flat`; each is then checked on the data)."""
+
+
+def _nearest_on_flat(
+    scores: FloatArray, theta: FloatArray, start: FloatArray, free: Any
+) -> FloatArray:
+    r"""``theta`` moved, along the directions in which vector scaling's NLL is flat, to
+    the point nearest ``start`` (the identity, :math:`w = 1, b = 0`).
+
+    The NLL depends on :math:`\theta = (w, b)` only through each row's
+    :math:`u_i = w \odot z_i + b` up to a constant: it is flat along :math:`d` exactly
+    when :math:`C A_i d = 0` for every row (:math:`A_i = [\mathrm{diag}(z_i), I]`,
+    :math:`C = I - \mathbf{1}\mathbf{1}^T / K`), the null space of
+    :math:`G = \sum_i A_i^T C A_i = \begin{bmatrix} \mathrm{diag}(\sum z^2) &
+    \mathrm{diag}(\sum z) \\ \mathrm{diag}(\sum z) & n I \end{bmatrix} - S^T S / K`,
+    :math:`S = [z, \mathbf{1}]` (over the ``free`` parameters; a constant column's
+    scale is pinned before).  Besides every bias alike (the biases of sum 0 already
+    are the nearest), e.g. binary scores :math:`z_{i1} = a z_{i0} + c`, where
+    :math:`u_{i1} - u_{i0} = (a w_1 - w_0) z_{i0} + c w_1 + b_1 - b_0`: flat along
+    :math:`\delta w = (a, 1)`, :math:`\delta b_1 - \delta b_0 = -c`.  L-BFGS-B's
+    steps stay near ``start`` + range(:math:`G`) but drift along the null space by
+    some 1e-5; the component
+    :math:`N N^T (\theta - \mathrm{start})` (:math:`N` an orthonormal basis of the
+    null space, eigenvalues below :data:`_FLAT`) is removed.  Kept only when the
+    row-centred :math:`u` it changes moves by no more than rounding (64 ulp of the
+    largest :math:`|u|`); else ``theta`` is returned as it was.
+    """
+    n, classes = scores.shape
+    stacked = np.concatenate([scores, np.ones_like(scores)], axis=1)
+    index = np.arange(classes)
+    with np.errstate(over="ignore", invalid="ignore"):  # scores of 1e200: not finite
+        gram = -(stacked.T @ stacked) / classes
+        sums = scores.sum(axis=0)
+        gram[index, index] += (scores * scores).sum(axis=0)
+        gram[classes + index, classes + index] += n
+        gram[index, classes + index] += sums
+        gram[classes + index, index] += sums
+    gram = gram[np.ix_(free, free)]
+    if not np.all(np.isfinite(gram)):
+        return theta
+    diagonal = np.diag(gram)
+    unit = np.where(diagonal > 0, 1.0 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0)), 1.0)
+    values, vectors = np.linalg.eigh(gram * unit[:, None] * unit[None, :])
+    null = vectors[:, values <= _FLAT * values.max()] * unit[:, None]
+    if null.shape[1] == 0:
+        return theta
+    basis = np.linalg.qr(null)[0]
+    moved = theta.copy()
+    moved[free] -= basis @ (basis.T @ (theta[free] - start[free]))
+    change = moved - theta
+    with np.errstate(over="ignore", invalid="ignore"):
+        shift = scores * change[:classes] + change[classes:]
+        shift -= shift.mean(axis=1, keepdims=True)
+        size = np.abs(scores * theta[:classes] + theta[classes:]).max()
+        if not (np.isfinite(size) and np.abs(shift).max() <= 64 * np.finfo(float).eps * size):
+            return theta
+    return moved
+
+
 def _absent_classes(labels: IntArray, classes: int) -> bool:
     """Some class never is the label: the likelihood keeps rising as its bias falls to
     ``-inf``, so the maximum-likelihood fit does not exist."""
@@ -186,7 +248,12 @@ class VectorScaling:
 
     A score column that is the same on every row (:math:`z_{ik} = c_k`) makes
     :math:`w_k c_k + b_k` the only thing the data determine: its scale is pinned to
-    ``scale_[k] = 1`` (the identity's) and its bias carries the fit.
+    ``scale_[k] = 1`` (the identity's) and its bias carries the fit.  Other directions
+    in which the NLL is flat (e.g. binary scores :math:`z_{i1} = a z_{i0} + c`, where
+    only :math:`a w_1 - w_0` and :math:`c w_1 + b_1 - b_0` matter; logits
+    :math:`[-s, s]`: :math:`w_0 + w_1`) are fixed at the fit nearest the identity
+    :math:`w = 1, b = 0` (for :math:`[-s, s]`: both scales equal), where L-BFGS drifted
+    along them by some 1e-5.
 
     L-BFGS-B stops at SciPy's default tolerances (projected gradient below 1e-5,
     parameters about 1e-5 from the optimum); Newton steps with the exact Hessian
@@ -303,8 +370,7 @@ class VectorScaling:
             with np.errstate(over="ignore", under="ignore"):
                 probs = np.exp(log_softmax(scores * fitted[:classes] + fitted[classes:], xp=np))
             self.separated_ = separated(scores, labels, probs)
-            if self.separated_:
-                fitted = stopped
+            fitted = stopped if self.separated_ else _nearest_on_flat(scores, fitted, start, free)
         self.scale_, self.bias_ = fitted[:classes], fitted[classes:]
         self.converged_ = bool(result.success) and not self.separated_
         self.n_iter_ = int(result.nit)
