@@ -162,8 +162,9 @@ def _nearest_on_flat(
     :math:`G = \sum_i A_i^T C A_i = \begin{bmatrix} \mathrm{diag}(\sum z^2) &
     \mathrm{diag}(\sum z) \\ \mathrm{diag}(\sum z) & n I \end{bmatrix} - S^T S / K`,
     :math:`S = [z, \mathbf{1}]` (over the ``free`` parameters; a constant column's
-    scale is pinned before).  Besides every bias alike (the biases of sum 0 already
-    are the nearest), e.g. binary scores :math:`z_{i1} = a z_{i0} + c`, where
+    scale is pinned before; every bias alike, flat too, is left out: the biases of sum
+    0 already are its nearest).  Most data have no other flat direction and ``theta``
+    is returned unchanged; e.g. binary scores :math:`z_{i1} = a z_{i0} + c`, where
     :math:`u_{i1} - u_{i0} = (a w_1 - w_0) z_{i0} + c w_1 + b_1 - b_0`: flat along
     :math:`\delta w = (a, 1)`, :math:`\delta b_1 - \delta b_0 = -c`.  L-BFGS-B's
     steps stay near ``start`` + range(:math:`G`) but drift along the null space by
@@ -183,6 +184,10 @@ def _nearest_on_flat(
         gram[classes + index, classes + index] += n
         gram[index, classes + index] += sums
         gram[classes + index, index] += sums
+    # every bias alike is flat too, but the biases of sum 0 are already its nearest:
+    # n g g^T (g = 1 / sqrt(K) on the biases) takes it out of the null space, whose
+    # computed vectors would carry rounding of order (the scales' spread) x 1e-16
+    gram[classes:, classes:] += n / classes
     gram = gram[np.ix_(free, free)]
     if not np.all(np.isfinite(gram)):
         return theta
