@@ -14,8 +14,9 @@ same answer.
 The cases (labels from the scores' argmax with a few flipped to another class, or drawn
 from ``softmax(3 z)``): a well-trained model on its own training set with most but not
 all rows confidently right (near-separated), scores multiplied by 1e3 (a temperature-like
-extreme), few rows for many classes (scores of 100 classes, 300 rows), and an ordinary
-overlapping control.
+extreme), few rows for many classes (scores of 100 classes, 300 rows), an ordinary
+overlapping control, and labels that a mixed-sign vector scaling ranks first (separated;
+neither certificate applies and the linear program decides).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ CASES = [
     ("scores x 1e3, labels ~ softmax(3 z)", 2_000, 100, "scaled", 1e3),
     ("few rows, labels ~ softmax(3 z)", 300, 100, "scaled", 1.0),
     ("overlapping control, labels ~ softmax(3 z)", 20_000, 10, "scaled", 1.0),
+    ("separated by a mixed-sign scaling (no ranking shows it)", 20_000, 10, "mixed", 0.0),
 ]
 
 
@@ -50,6 +52,9 @@ def data(index: int) -> tuple[np.ndarray, np.ndarray]:
         labels = z.argmax(axis=1)
         flipped = rng.choice(n, int(value), replace=False)
         labels[flipped] = (labels[flipped] + rng.integers(1, classes, flipped.size)) % classes
+        return z, labels
+    if kind == "mixed":  # labels = argmax of w z + b, w of both signs: the LP decides
+        labels = (z * rng.normal(size=classes) + rng.normal(size=classes)).argmax(axis=1)
         return z, labels
     p = np.exp(3 * z - (3 * z).max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
