@@ -54,7 +54,8 @@ def data(index: int) -> tuple[np.ndarray, np.ndarray]:
         labels[flipped] = (labels[flipped] + rng.integers(1, classes, flipped.size)) % classes
         return z, labels
     if kind == "mixed":  # labels = argmax of w z + b, w of both signs: the LP decides
-        labels = (z * rng.normal(size=classes) + rng.normal(size=classes)).argmax(axis=1)
+        signs = np.where(np.arange(classes) % 2 == 0, 1.0, -1.0)
+        labels = (z * signs * (1.0 + 0.1 * np.arange(classes))).argmax(axis=1)
         return z, labels
     p = np.exp(3 * z - (3 * z).max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
@@ -79,7 +80,8 @@ def child(index: int, repeats: int) -> None:
 
     _separation._separated_by_program = timed_program  # type: ignore[assignment]
     z, labels = data(index)
-    crossent.VectorScaling().fit(z[: 4 * z.shape[1]], np.arange(4 * z.shape[1]) % z.shape[1])
+    warm = np.random.default_rng(99).normal(size=(4 * z.shape[1], z.shape[1]))
+    crossent.VectorScaling().fit(warm, np.arange(warm.shape[0]) % z.shape[1])
     seconds = []
     for _ in range(repeats):
         spent[0] = 0.0
