@@ -299,3 +299,23 @@ def test_wide_csv_mixed_integer_and_float_columns(
         )
     finally:
         dataset.close()
+
+
+# --- compressed input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["p.csv.gz", "p.csv"])
+def test_gzip_input_is_refused_with_the_way_to_read_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    """Main: "unknown format '.gz'", and for gzip bytes in a .csv "cannot be parsed (CSV
+    parse error: Expected 1 columns, got 3 ...)"."""
+    import gzip
+
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(b"label,a,b\n0,0.9,0.1\n1,0.6,0.4\n"))
+    err = _one_line_error(capsys, ["report", str(path), *_FAST])
+    assert err == (
+        f"crossent: error: {path}: is gzip-compressed, which is not read; decompress it, "
+        f"or pipe it as a CSV: gunzip -c {path} | crossent report - ...\n"
+    )
