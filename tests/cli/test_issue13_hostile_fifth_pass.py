@@ -319,3 +319,31 @@ def test_gzip_input_is_refused_with_the_way_to_read_it(
         f"crossent: error: {path}: is gzip-compressed, which is not read; decompress it, "
         f"or pipe it as a CSV: gunzip -c {path} | crossent report - ...\n"
     )
+
+
+# --- models compared: the same classes in another order ------------------------------------
+
+
+def test_models_with_the_classes_in_another_order_are_not_paired(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Main: the same model written with its columns in another order (the labels, class
+    positions, taken from the data set) was compared with exit 0 and two different NLLs
+    for one model: class 0 of one was class 2 of the other."""
+    probs = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]
+    labels = [0, 1, 2, 1]
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(
+        "label,x,y,z\n"
+        + "".join(f"{y},{a},{b},{c}\n" for y, (a, b, c) in zip(labels, probs, strict=True))
+    )
+    second.write_text(
+        "label,z,y,x\n"
+        + "".join(f"{y},{c},{b},{a}\n" for y, (a, b, c) in zip(labels, probs, strict=True))
+    )
+    err = _one_line_error(capsys, ["report", str(first), str(second), *_FAST])
+    assert f"model '{second}' names the same classes as '{first}' in another order" in err
+    assert "(z, y, x against x, y, z)" in err
+    other = tmp_path / "c.csv"  # other names: not the same classes, compared as before
+    other.write_text(second.read_text().replace("label,z,y,x", "label,p,q,r"))
+    assert main(["report", str(first), str(other), *_FAST]) == 0
