@@ -269,8 +269,11 @@ def test_issue13_tensor_digest_equals_a_numpy_oracle() -> None:
     labels = rng.integers(-(2**62), 2**62, size=1001)
     labels[:3] = [-100, 0, 2**63 - 1]
     words = labels.astype("<i8").view("<i2").astype(object)
-    weights = [(40503 * j + 1) % 2**16 for j in range(words.size)]
-    want = [int(sum(words)), int(sum(w * u for w, u in zip(weights, words, strict=True)))]
+    # (the position weights of test_hostiledist_agreement: two Weyl sequences' high halves)
+    want = [
+        int(sum((((j + 1) * k % 2**32) // 2**16 + 1) * u for j, u in enumerate(words)))
+        for k in (0x9E3779B1, 0x85EBCA6B)
+    ]
     got = tensor_digest(torch.tensor(labels))
     assert got.tolist() == want
     assert tensor_digest(torch.tensor(labels).clone()).tolist() == want

@@ -413,11 +413,14 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
     out.line(f"hinge loss = {fmt(hinge)}  (Crammer-Singer: max(0, 1 - margin))")
     out.line(f"cross-entropy = {fmt(ce)} {unit}")
     rows = []
+    underflowed: list[int] = []  # scales whose exact, positive loss rounds to 0 in float64
     for factor in (1, 2, 4, 8):
         scaled = logits * factor
         # Both columns in the loss's unit and in e-notation: a loss of 1e-7 is not 0.000000.
         scaled_ce = float(crossent.softmax_cross_entropy(scaled, label, base=base))
         scaled_grad = crossent.softmax_cross_entropy_grad(scaled, label) / (_LN2 if bits else 1.0)
+        if margin > 0 and (scaled_ce == 0 or float(np.max(np.abs(scaled_grad))) == 0):
+            underflowed.append(factor)
         rows.append(
             [
                 f"{factor}",
@@ -437,6 +440,14 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
             "Once the margin reaches 1 the hinge stops caring: loss 0, gradient 0. Cross-entropy "
             "never stops pushing: its loss and gradient shrink but stay above 0."
         )
+        if underflowed:
+            # The exact loss is log(1 + sum_c e^-(z_y - z_c) s) >= log(1 + e^-(margin s)) > 0.
+            scales = ", ".join(f"x{f}" for f in underflowed)
+            out.line(
+                f"The 0.00e+00 at {scales} is not 0: the exact value (the loss is at least "
+                "log(1 + e^-(margin x scale))) is below the smallest positive float64 "
+                "(4.9e-324) and rounds to 0."
+            )
     elif margin == 0:
         tied = int(np.sum(logits == logits[label]))
         limit = math.log(tied) / (_LN2 if bits else 1.0)
@@ -474,6 +485,14 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
         out.line(f"  gradient in the logit: (p - y) / ln 2 = {fmt((p - y) / _LN2, sign=True)}")
     else:
         out.line(f"  gradient in the logit: p - y = {fmt(p - y, sign=True)}")
+    if 0 < y < 1:  # a soft label: the loss cannot reach 0
+        floor = float(crossent.binary_cross_entropy(y, y, base=base))  # H(y), at p = y
+        excess = float(crossent.kl_divergence([y, 1 - y], [p, 1 - p], base=base))
+        out.line(
+            f"A soft label y = {y:g} is a distribution [y, 1 - y]: the loss is smallest at "
+            f"p = y, where it is the entropy H(y) = {fmt(floor)} {unit}, not 0; the rest, "
+            f"{fmt(excess)} {unit}, is D(y||p)."
+        )
 
 
 # Dispatch ------------------------------------------------------------------------------------

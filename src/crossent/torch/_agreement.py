@@ -30,9 +30,10 @@ for the evaluation state's layout, is 32 bits and linear (a sum of fingerprints 
 parts), good against transmission errors, not made to tell apart structured strings; and
 with 64 bits an accidental collision between two different layouts has probability
 :math:`2^{-64}`. A replicated tensor (the labels, the class weights) is fingerprinted on
-its own device, without a host copy, by :func:`tensor_digest`: exact integer sums of its
-bytes as 16-bit words, one plain and one weighted by a pseudo-random position weight.
-That catches a different batch or a different order of rows (not a crafted collision).
+its own device, without a host copy, by :func:`tensor_digest`: two exact integer sums of
+its bytes as 16-bit words, each weighted by a pseudo-random position weight of period
+:math:`2^{32}` words. That catches a different batch or a different order of rows (not a
+crafted collision).
 
 What no exchange can detect: a rank that calls with *another* group than the others (a
 subgroup where the others pass ``None``, a group it is not a member of) or never calls
@@ -79,17 +80,33 @@ def tensor_digest(x: torch.Tensor) -> torch.Tensor:
     r"""Two int64 sums that fingerprint the bytes of ``x``, on its device (no host copy).
 
     With :math:`u_j` the signed 16-bit words of ``x``'s bytes (little-endian order of
-    the elements) and :math:`\pi_j = (40503\,j + 1) \bmod 2^{16}`,
-    :math:`(\sum_j u_j,\ \sum_j \pi_j u_j)`. Exact in int64 (no overflow) below
-    :math:`2^{31}` words; shape and dtype are fingerprinted apart.
+    the elements), :math:`(\sum_j \pi_j u_j,\ \sum_j \pi'_j u_j)`, whose position
+    weights are the high halves of two multiplicative (Weyl) sequences,
+    :math:`\pi_j = 1 + \lfloor ((j+1) K \bmod 2^{32}) / 2^{16} \rfloor` with
+    :math:`K` = ``0x9E3779B1`` (:math:`2^{32}/\varphi`) and ``0x85EBCA6B`` for
+    :math:`\pi'`: in :math:`[1, 2^{16}]`, so exact in int64 (no overflow) below
+    :math:`2^{31}` words, and of period :math:`2^{32}` words. Shape and dtype are
+    fingerprinted apart.
+
+    Before, :math:`\pi_j = (40503\,j + 1) \bmod 2^{16}` and a plain sum: of period
+    :math:`2^{16}` words, so int64 labels of rows 16384 apart had the same weights, and
+    labels with two blocks of 16384 rows in another order (8 sequences of 2048 tokens
+    before the next 8) passed as the same labels. Two weighted sums, not one: a swap of
+    two single int64 rows :math:`d` apart can keep one sum where :math:`4dK` is within
+    :math:`2^{16}` of a multiple of :math:`2^{32}` (below :math:`2^{16}` rows, 28011 and
+    50549 for the first multiplier, 5599 and 11198 for the second), not both.
     """
     words = x.detach().contiguous().reshape(-1).view(torch.uint8)
     if words.numel() % 2:
         words = torch.cat([words, words.new_zeros(1)])
     u = words.view(torch.int16).to(torch.int64)
-    position = torch.arange(u.numel(), dtype=torch.int64, device=u.device)
-    weights = (position * 40503 + 1) & 0xFFFF
-    return torch.stack([u.sum(), (u * weights).sum()])
+    position = torch.arange(1, u.numel() + 1, dtype=torch.int64, device=u.device)
+    sums = [(u * (((position * k) & 0xFFFFFFFF) >> 16).add_(1)).sum() for k in _WEYL]
+    return torch.stack(sums)
+
+
+#: Multipliers of :func:`tensor_digest`'s position weights (odd, below 2**32).
+_WEYL = (0x9E3779B1, 0x85EBCA6B)
 
 
 @dataclass(frozen=True)
@@ -169,25 +186,24 @@ def exchange(
     failed (``problem``) or a ``same`` field differs between ranks.
 
     ``fields`` are ignored on a rank with a ``problem`` (they may not exist there); on
-    the others they are the same list for every call of ``function``. Runs eagerly under
-    ``torch.compile`` (a graph break): the collective and the decision read the host.
+    the others they are the same list for every call of ``function``. A rank whose
+    record cannot be formed (a replicated tensor on the ``meta`` device has no bytes to
+    fingerprint) sends a failed record with that error as its problem: it used to raise
+    alone, and the others waited in the all-gather until the group's timeout. Runs
+    eagerly under ``torch.compile`` (a graph break): the collective and the decision
+    read the host.
     """
     device = message_device(group)
     world = dist.get_world_size(group)
-    if world == 1 and problem is not None:  # no other rank to tell
-        raise problem
-    values = [fingerprint(function), int(problem is not None)]
-    digests: list[tuple[int, torch.Tensor]] = []
-    for f in fields if problem is None else ():
-        if isinstance(f.value, int):
-            values.append(f.value)
-            continue
-        if f.value is not None:
-            digests.append((len(values), f.value))
-        values += [0, 0]
-    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
-    for at, tensor in digests:  # computed on the tensor's device, then one copy
-        record[at : at + 2] = tensor_digest(tensor)
+    if problem is None:
+        try:
+            record = _record(function, fields, device)
+        except Exception as error:  # (a tensor on the meta device): shared as a problem
+            problem = error
+    if problem is not None:
+        if world == 1:  # no other rank to tell
+            raise problem
+        record = _record(function, [], device, failed=True)
     table = [torch.empty_like(record) for _ in range(world)]
     try:
         dist.all_gather(table, record, group=group)
@@ -222,6 +238,33 @@ def exchange(
     if differ:
         _raise_differences(function, differ, fields, group)
     return [[row[a] for f, a, _ in spans if not f.same] for row in rows]
+
+
+def _record(
+    function: str, fields: Sequence[Field], device: torch.device, *, failed: bool = False
+) -> torch.Tensor:
+    """This rank's record (see the module docstring); the tensors' digests formed on their
+    devices, then one copy each. Raises where a digest cannot be formed (a tensor with no
+    data, on the meta device): :func:`exchange` then sends a failed record instead, so
+    the other ranks raise too, rather than wait for this one."""
+    values = [fingerprint(function), int(failed)]
+    digests: list[tuple[int, str, torch.Tensor]] = []
+    for f in fields:
+        if isinstance(f.value, int):
+            values.append(f.value)
+            continue
+        if f.value is not None:
+            digests.append((len(values), f.name, f.value))
+        values += [0, 0]
+    record = torch.tensor(values + [0] * (RECORD - len(values)), dtype=torch.int64, device=device)
+    for at, name, tensor in digests:
+        try:
+            record[at : at + 2] = tensor_digest(tensor)
+        except Exception as error:
+            raise InputError(
+                f"{name} cannot be read on device {tensor.device} ({type(error).__name__}: {error})"
+            ) from error
+    return record
 
 
 def _agree_on_function(function: str, rows: list[list[int]], group: Any) -> None:
@@ -264,7 +307,7 @@ def _raise_differences(
     dist.all_gather_object(gathered, shown, group=group)
     first, ranks = differ[0]
     if first.shown is None:
-        values = f"{_ranks(ranks)} differ from rank 0"
+        values = f"{_ranks(ranks)} differ{'' if len(ranks) > 1 else 's'} from rank 0"
     else:
         values = "; ".join(f"rank {r}: {gathered[r][first.name]}" for r in [0, *ranks])
     also = ", ".join(f.name for f, _ in differ[1:])

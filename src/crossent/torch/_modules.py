@@ -180,9 +180,22 @@ class LinearCrossEntropyLoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
-    """:class:`torch.nn.BCEWithLogitsLoss`'s arguments plus ``label_smoothing``.
+    r""":class:`torch.nn.BCEWithLogitsLoss`'s arguments plus ``label_smoothing``.
 
     ``forward(input, target)`` is :func:`crossent.torch.binary_cross_entropy_with_logits`.
+
+    Examples
+    --------
+    The mean of :math:`-(y \log \sigma(z) + (1 - y) \log(1 - \sigma(z)))`:
+
+    >>> import torch
+    >>> from crossent.torch import BCEWithLogitsLoss
+    >>> z = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    >>> y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    >>> p = torch.sigmoid(z)
+    >>> loss = BCEWithLogitsLoss()(z, y)
+    >>> bool(torch.isclose(loss, -(y * p.log() + (1 - y) * (1 - p).log()).mean()))
+    True
     """
 
     weight: torch.Tensor | None
@@ -204,7 +217,27 @@ class BCEWithLogitsLoss(_Loss):
 
 
 class SigmoidFocalLoss(_Loss):
-    """``forward(inputs, targets)`` is :func:`crossent.torch.sigmoid_focal_loss`."""
+    r"""``forward(inputs, targets)`` is :func:`crossent.torch.sigmoid_focal_loss`.
+
+    Examples
+    --------
+    :math:`-\alpha_t (1 - p_t)^\gamma \log p_t` per element (torchvision's defaults
+    ``alpha=0.25``, ``gamma=2``, ``reduction="none"``); ``alpha=-1`` and ``gamma=0`` give
+    the binary cross-entropy:
+
+    >>> import torch
+    >>> from crossent.torch import BCEWithLogitsLoss, SigmoidFocalLoss
+    >>> z = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    >>> y = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    >>> p_t = torch.where(y == 1, torch.sigmoid(z), 1 - torch.sigmoid(z))
+    >>> alpha_t = torch.where(y == 1, 0.25, 0.75)
+    >>> focal = SigmoidFocalLoss()(z, y)
+    >>> bool(torch.allclose(focal, -alpha_t * (1 - p_t) ** 2 * p_t.log()))
+    True
+    >>> plain = SigmoidFocalLoss(alpha=-1, gamma=0.0)(z, y)
+    >>> bool(torch.allclose(plain, BCEWithLogitsLoss(reduction="none")(z, y)))
+    True
+    """
 
     _options = ("alpha", "gamma", "reduction")
 
@@ -216,7 +249,23 @@ class SigmoidFocalLoss(_Loss):
 
 
 class SoftmaxFocalLoss(_Loss):
-    """``forward(input, target)`` is :func:`crossent.torch.softmax_focal_loss`."""
+    r"""``forward(input, target)`` is :func:`crossent.torch.softmax_focal_loss`.
+
+    Examples
+    --------
+    The mean of :math:`-(1 - p_y)^\gamma \log p_y`; ``gamma=0`` is the cross-entropy:
+
+    >>> import torch
+    >>> from crossent.torch import CrossEntropyLoss, SoftmaxFocalLoss
+    >>> z = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], dtype=torch.float64)
+    >>> labels = torch.tensor([0, 1])
+    >>> p_y = z.softmax(-1)[torch.arange(2), labels]
+    >>> loss = SoftmaxFocalLoss(gamma=2.0)(z, labels)
+    >>> bool(torch.isclose(loss, (-((1 - p_y) ** 2) * p_y.log()).mean()))
+    True
+    >>> bool(torch.isclose(SoftmaxFocalLoss(gamma=0.0)(z, labels), CrossEntropyLoss()(z, labels)))
+    True
+    """
 
     weight: torch.Tensor | None
     _function = staticmethod(_family.softmax_focal_loss)
@@ -233,8 +282,23 @@ class SoftmaxFocalLoss(_Loss):
 
 
 class DistillationLoss(_Loss):
-    """``forward(input, teacher_logits)`` is :func:`crossent.torch.distillation_loss`
-    (``teacher_form`` and ``direction`` keyword-only, as there)."""
+    r"""``forward(input, teacher_logits)`` is :func:`crossent.torch.distillation_loss`
+    (``teacher_form`` and ``direction`` keyword-only, as there).
+
+    Examples
+    --------
+    :math:`T^2 D(\operatorname{softmax}(v / T) \,\|\, \operatorname{softmax}(z / T))`,
+    teacher logits :math:`v`, student logits :math:`z`, averaged over the rows:
+
+    >>> import torch
+    >>> from crossent.torch import DistillationLoss
+    >>> student = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]], dtype=torch.float64)
+    >>> teacher = torch.tensor([[3.0, 0.5, 0.0], [0.0, 1.0, 2.0]], dtype=torch.float64)
+    >>> s, t = (student / 2).softmax(-1), (teacher / 2).softmax(-1)
+    >>> loss = DistillationLoss(temperature=2.0)(student, teacher)
+    >>> bool(torch.isclose(loss, 2.0**2 * (t * (t / s).log()).sum(-1).mean()))
+    True
+    """
 
     _options = ("temperature", "reduction", "teacher_form", "direction")
 

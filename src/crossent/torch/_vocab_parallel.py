@@ -23,19 +23,20 @@ vocabulary: the smoothing term uses :math:`V` and :math:`\sum_{c<V} w_c`, never 
 shard only, so its loss changed with the parallel degree).
 
 **Forward: three collectives.** The first is the agreement
-(:mod:`crossent.torch._agreement`): one ``all_gather`` of a fixed-size record per rank
-(16 integers) that carries whether this rank's own checks failed, its slice width (so
-every rank learns the slice sizes on every call), and what must be the same on every
-rank: the number of rows, the batch shape, the dtype, the options, a fingerprint of the
-labels and of the class weights, and for the linear loss the features and whether
-``input`` needs a gradient (which decides the backward's collective). A failed check or
-a difference on any rank raises the same :class:`~crossent.errors.InputError` on every
-rank, naming the rank(s) and the values, before any collective whose size depends on the
-data (issue 13: one rank's bad argument raised there and left the others waiting; a
-different number of rows, or label smoothing on one rank only, sent collectives of
-different sizes, which gloo answers by aborting the processes; different labels gave a
-wrong loss without an error). Then each rank summarises its slice per row against its
-own maximum :math:`m_{ir}` (0 where the slice is empty or all ``-inf``): the sum
+(:mod:`crossent.torch._agreement`): one ``all_gather`` of a fixed-size record per rank (16
+integers) that carries whether this rank's own checks failed, its slice width (so every
+rank learns the slice sizes on every call), and what must be the same on every rank: the
+number of rows, the batch shape, the dtype and the device type, the options, a fingerprint
+of the labels, whether class weights are given and a fingerprint of them, and for the
+linear loss the features and whether ``input`` needs a gradient (which decides the
+backward's collective). A failed check or a difference on any rank raises the same
+:class:`~crossent.errors.InputError` on every rank, naming the rank(s) and the values,
+before any collective whose size depends on the data (issue 13: one rank's bad argument
+raised there and left the others waiting; a different number of rows, or label smoothing on
+one rank only, sent collectives of different sizes, which gloo answers by aborting the
+processes; different labels gave a wrong loss without an error).
+Then each rank summarises its slice per row against its own maximum :math:`m_{ir}`
+(0 where the slice is empty or all ``-inf``): the sum
 :math:`\rho_{ir}` of the terms below :math:`m_{ir}`, the number :math:`\tau_{ir}` of terms
 equal to it, :math:`z'_{iy} - m_{ir}` if it owns the label, and
 :math:`\sum_{c} w_c (z'_{ic} - m_{ir})` over its slice. Then
@@ -221,20 +222,32 @@ def _agree(
 def _common_fields(
     rows: int,
     batch: tuple[int, ...],
-    dtype: torch.dtype,
+    data: Tensor,
     opts: CallOptions,
     target: Tensor,
     weight: Tensor | None,
     weight_name: str,
 ) -> list[Field]:
-    """What must be the same on every rank, for both losses."""
+    """What must be the same on every rank, for both losses (``data``: ``input``).
+
+    The device *type* (``cuda`` on every rank of NCCL, each its own index; a ``meta``
+    tensor on one rank passed the agreement and left the others waiting in the next
+    collective). Whether class weights are given, apart from their digest: an absent
+    tensor's digest is zeros, and so is that of zero weights (``None`` on one rank and
+    ``torch.zeros(V)`` on another passed, with different losses on the two). The
+    weights' digest is of ``w + 0.0``, where ``-0.0`` is ``0.0`` (the same weights, whose
+    sign bits differ, raised "disagree").
+    """
+    given = weight is not None
     return [
         Field("the number of rows", rows, str(rows)),
         Field("the batch shape", fingerprint(repr(batch)), str(batch)),
-        Field("the dtype of the logits", fingerprint(str(dtype)), str(dtype)),
+        Field("the dtype of the logits", fingerprint(str(data.dtype)), str(data.dtype)),
+        Field("the device type of `input`", fingerprint(data.device.type), data.device.type),
         Field("the options", fingerprint(repr(opts)), repr(opts)),
         Field("`target` (the labels)", target.to(torch.int64)),
-        Field(f"`{weight_name}`", None if weight is None else weight.to(torch.float64)),
+        Field(f"whether `{weight_name}` is given", int(given), str(given)),
+        Field(f"`{weight_name}`", None if weight is None else weight.to(torch.float64) + 0.0),
     ]
 
 
@@ -869,6 +882,20 @@ def _check_target(target: object, batch_shape: tuple[int, ...], *, what: str) ->
     return target
 
 
+def _check_classifier_device(h: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """The classifier's slice (and bias) on ``input``'s device, as ``F.linear`` requires.
+
+    A rank's own check, shared by the agreement: a ``meta`` classifier slice beside CPU
+    hidden states on one rank passed it and gave every rank a wrong loss (``1.9e231``),
+    a ``meta`` bias failed on that rank alone in the MAX all-reduce (the other waited).
+    """
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.device != h.device:
+            raise InputError(
+                f"`{name}` must be on the device of `input` ({h.device}); got {t.device}"
+            )
+
+
 def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -> None:
     """Every label in ``[0, classes)`` or ``ignore_index`` (labels are the same on every rank)."""
     if target.numel() == 0:
@@ -1019,7 +1046,8 @@ def vocab_parallel_cross_entropy(
         logits of a row that counts on any rank, a row that counts ``-inf`` on every
         rank, bad options or weights (also one that requires grad) on any rank, ranks
         that disagree on what must be the same on every rank (the number of rows, the
-        batch shape, the dtype, the options, ``target``, ``weight``). On this process
+        batch shape, the dtype, the device type, the options, ``target``, whether
+        ``weight`` is given, ``weight``). On this process
         only: no process group, or this process not in ``group``.
     InputTypeError
         Non-floating ``input``, non-integer ``target`` (on any rank: on every rank).
@@ -1065,7 +1093,7 @@ def vocab_parallel_cross_entropy(
         z, y, batch = _logit_rows(logits, target)
         w = _class_weight(weight, name="weight")
         check_weight_not_differentiated(w)
-        fields = _common_fields(z.shape[0], batch, z.dtype, opts, y, w, "weight")
+        fields = _common_fields(z.shape[0], batch, z, opts, y, w, "weight")
         fields.append(Field("slice width", z.shape[1], same=False))
     except Exception as error:  # any failure: the agreement raises it on every rank
         problem, fields = error, []
@@ -1142,13 +1170,15 @@ def vocab_parallel_linear_cross_entropy(
     Forward: the same three collectives as :func:`vocab_parallel_cross_entropy`. Backward: one
     ``all_reduce(SUM)`` of the ``N x D`` input gradient, whose every rank holds only its slice's
     part :math:`G_r W_r` (skipped when ``input`` needs no gradient: then on every rank, which
-    the agreement checks). Four matrix products in all: the backward recomputes the logits,
-    because the gradient needs the global log-sum-exp, which is known only after the forward's
-    collectives. Low-precision inputs: on the CPU the products are computed in float32 (the
-    classifier slice cast once per call); on CUDA in bfloat16/float16 with float32 results (no
-    float32 copy of the slice), the backward's from the two-term split of the float32 gradient
-    block, as :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No
-    second derivative, as :func:`vocab_parallel_cross_entropy`.
+    the agreement checks); so every rank must run the backward (a rank that drops its loss
+    leaves the others waiting there until the group's timeout). Four matrix products in all: the
+    backward recomputes the logits, because the gradient needs the global log-sum-exp, which is
+    known only after the forward's collectives. Low-precision inputs: on the CPU the products
+    are computed in float32 (the classifier slice cast once per call); on CUDA in
+    bfloat16/float16 with float32 results (no float32 copy of the slice), the backward's from
+    the two-term split of the float32 gradient block, as
+    :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No second
+    derivative, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
@@ -1172,6 +1202,7 @@ def vocab_parallel_linear_cross_entropy(
             )
         if b is not None and tuple(b.shape) != (w.shape[0],):
             raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+        _check_classifier_device(h, w, b)
         # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
         # inside torch.autocast mixed ones cast as F.linear's there.
         h, w, b = autocast_like_linear(h, w, b)
@@ -1182,7 +1213,7 @@ def vocab_parallel_linear_cross_entropy(
         cw = _class_weight(class_weight, name="class_weight")
         check_weight_not_differentiated(cw, name="class_weight")
         rows_in = math.prod(batch)
-        fields = _common_fields(rows_in, batch, h.dtype, opts, y, cw, "class_weight")
+        fields = _common_fields(rows_in, batch, h, opts, y, cw, "class_weight")
         # The backward all-reduces dL/dinput of N x D where `input` needs a gradient.
         grad = torch.is_grad_enabled() and h.requires_grad
         fields += [

@@ -1,0 +1,176 @@
+"""The learners' reading of the tutorials: each sentence added or corrected, recomputed.
+
+The calibration tutorial said "when the model says 95 % or more, it is right much less
+often" under a diagram whose last bin starts at 90 %; the numbers it now quotes (the
+last bin's bounds, mean confidence and accuracy) are recomputed here from the
+tutorial's own data, by NumPy from the definitions and by crossent. The sentences added
+for the seed tutorials' ideas that no page stated (the loss is a negative
+log-likelihood with floor H(P_hat); a lower NLL is not a better calibration; which
+scores are proper) are pinned the same way: mpmath at 40 digits or exact fractions as
+the oracle, crossent beside it, and the text as typed.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+
+import crossent
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIALS = ROOT / "docs" / "tutorials"
+MP = mpmath.mp.clone()
+MP.dps = 40
+
+
+def _prose(name: str) -> str:
+    """The page with its line breaks and runs of spaces as single spaces."""
+    return " ".join((TUTORIALS / name).read_text().split())
+
+
+def _calibration_data() -> tuple[np.ndarray, np.ndarray]:
+    """The calibration tutorial's simulated model: its logits and labels, as the page draws them."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(5000, 5)) * 2
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    labels = (rng.random((5000, 1)) > np.cumsum(probs, axis=1)).sum(axis=1)
+    return logits, labels
+
+
+def _mp_nll(logits: np.ndarray, labels: np.ndarray) -> mpmath.mpf:
+    """Mean -log softmax(z)_y at 40 digits."""
+    total = MP.fsum(
+        MP.log(MP.fsum(MP.exp(MP.mpf(float(v))) for v in row)) - MP.mpf(float(row[y]))
+        for row, y in zip(logits, labels, strict=True)
+    )
+    return total / len(labels)
+
+
+def test_learner_calibration_last_bin_sentence_matches_the_diagram() -> None:
+    """Main's prose spoke of "95 % or more"; the diagram's last bin is [0.9, 1]."""
+    text = _prose("calibration.md")
+    sentence = (
+        "The last bin holds the predictions made with 90 % confidence or more (97.9 % on "
+        "average): they are right only 76 % of the time."
+    )
+    assert sentence in text
+    assert "95 % or more" not in text
+    logits, labels = _calibration_data()
+    confident = 3 * logits
+    # The oracle: the definitions, in NumPy float64 (softmax, top label, its hit).
+    p = np.exp(confident - confident.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    confidence, hit = p.max(1), p.argmax(1) == labels
+    last = confidence >= 0.9
+    assert f"{100 * confidence[last].mean():.1f}" == "97.9"
+    assert f"{100 * hit[last].mean():.0f}" == "76"
+    # crossent's diagram, as the page draws it (bins=10): the same last bin.
+    diagram = crossent.reliability_diagram(confident, labels, form="logits", bins=10)
+    assert (diagram.lower[-1], diagram.upper[-1]) == (0.9, 1.0)
+    assert diagram.count[-1] == last.sum()
+    assert f"{100 * diagram.confidence[-1]:.1f}" == "97.9"
+    assert f"{100 * diagram.accuracy[-1]:.0f}" == "76"
+
+
+def test_learner_calibration_lower_nll_is_not_better_calibration() -> None:
+    text = _prose("calibration.md")
+    sentence = (
+        "Its confidence, 0.2056, is its accuracy (ECE 0), but its NLL, 1.6093 nats, is "
+        "above the over-confident model's 1.4724."
+    )
+    assert sentence in text
+    logits, labels = _calibration_data()
+    counts = np.bincount(labels, minlength=5)
+    frequencies = [Fraction(int(c), len(labels)) for c in counts]
+    top = max(frequencies)
+    hits = Fraction(int(counts[int(np.argmax(counts))]), len(labels))
+    assert top == hits  # the constant forecast's confidence is its accuracy, exactly
+    assert f"{float(top):.4f}" == "0.2056"
+    nll_constant = -MP.fsum(MP.log(MP.mpf(int(c)) / len(labels)) * int(c) for c in counts) / len(
+        labels
+    )
+    nll_confident = _mp_nll(3 * logits, labels)
+    assert f"{float(nll_constant):.4f}" == "1.6093"
+    assert f"{float(nll_confident):.4f}" == "1.4724"
+    assert nll_constant > nll_confident
+    # crossent agrees
+    constant = np.tile(counts / len(labels), (len(labels), 1))
+    assert f"{crossent.negative_log_likelihood(constant, labels):.4f}" == "1.6093"
+    assert crossent.calibration_error(constant, labels).value < 1e-12
+    nll = crossent.negative_log_likelihood(3 * logits, labels, form="logits")
+    assert f"{nll:.4f}" == "1.4724"
+
+
+@pytest.mark.parametrize("heads", ["0.6", "0.7", "0.9"])
+def test_learner_calibration_which_scores_are_proper(heads: str) -> None:
+    """Log loss and Brier are smallest at the truth; absolute error at 1; hinge at +1."""
+    text = _prose("calibration.md")
+    assert "The Brier score $(y - q)^2$ is; the absolute error $|y - q|$ is not" in text
+    assert "its best score is $+1$ whatever the probability of heads above 1/2" in text
+    eta = Fraction(heads)
+    grid = [Fraction(k, 100) for k in range(101)]
+
+    def brier(q: Fraction) -> Fraction:
+        return eta * (1 - q) ** 2 + (1 - eta) * q**2
+
+    def absolute(q: Fraction) -> Fraction:
+        return eta * (1 - q) + (1 - eta) * q
+
+    def hinge(f: Fraction) -> Fraction:
+        return eta * max(Fraction(0), 1 - f) + (1 - eta) * max(Fraction(0), 1 + f)
+
+    assert min(grid, key=brier) == eta
+    assert min(grid, key=absolute) == 1
+    scores = [Fraction(k, 100) for k in range(-300, 301)]
+    assert min(scores, key=hinge) == 1
+    log_loss = crossent.cross_entropy(
+        [float(eta), 1 - float(eta)], np.array([[float(q), 1 - float(q)] for q in grid])
+    )
+    assert grid[int(np.argmin(log_loss))] == eta
+
+
+def test_learner_cross_entropy_is_the_negative_log_likelihood() -> None:
+    text = _prose("cross-entropy-kl.md")
+    assert "the loss is $H(\\hat P) = 0.8979$ nats, not 0" in text
+    assert "# P_hat = [0.6, 0.3, 0.1]" in text
+    labels = [0, 0, 1, 0, 2, 0, 1, 0, 0, 1]
+    p_hat = [Fraction(labels.count(k), len(labels)) for k in range(3)]
+    assert p_hat == [Fraction(6, 10), Fraction(3, 10), Fraction(1, 10)]
+    floor = -MP.fsum(
+        MP.mpf(v.numerator) / v.denominator * MP.log(MP.mpf(v.numerator) / v.denominator)
+        for v in p_hat
+    )
+    assert f"{float(floor):.4f}" == "0.8979"
+    assert f"{crossent.entropy([float(v) for v in p_hat]):.4f}" == "0.8979"
+    # the mean NLL of any fixed Q is H(P_hat, Q) >= H(P_hat): the page's Q and a few others
+    for q in ([0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.5, 0.3, 0.2]):
+        nll = -MP.fsum(MP.log(MP.mpf(q[y])) for y in labels) / len(labels)
+        assert abs(float(nll) - crossent.cross_entropy([float(v) for v in p_hat], q)) < 1e-15
+        assert nll >= floor - MP.mpf(10) ** -30
+
+
+def test_learner_smoothing_floor_is_reached_only_off_the_line() -> None:
+    """The page's table never reaches H(y'): logits [2, 1, 0.1] scaled cannot give p = y'."""
+    text = _prose("smoothing-weights.md")
+    assert "$z_0 - z_1 = z_0 - z_2 = \\log(y'_0 / y'_1)$" in text
+    eps = MP.mpf("0.1")
+    target = [1 - eps + eps / 3, eps / 3, eps / 3]
+    floor = -MP.fsum(t * MP.log(t) for t in target)
+
+    def smoothed(z: list[mpmath.mpf]) -> mpmath.mpf:
+        lse = MP.log(MP.fsum(MP.exp(v) for v in z))
+        return MP.fsum(t * (lse - v) for t, v in zip(target, z, strict=True))
+
+    gap = MP.log(target[0] / target[1])  # log 28
+    assert abs(smoothed([gap, MP.mpf(0), MP.mpf(0)]) - floor) < MP.mpf(10) ** -35
+    line = [
+        smoothed([s * MP.mpf(2), s * MP.mpf(1), s * MP.mpf("0.1")]) for s in MP.linspace(1, 4, 301)
+    ]
+    assert min(line) > floor + MP.mpf("0.03")  # 0.3283 against 0.2911
+    ours = crossent.softmax_cross_entropy(np.array([float(gap), 0.0, 0.0]), 0, label_smoothing=0.1)
+    assert abs(ours - float(floor)) < 1e-15
