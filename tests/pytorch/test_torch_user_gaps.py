@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from crossent.errors import InputError
+from crossent.errors import InputError, InputTypeError
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -168,7 +168,7 @@ def test_ignore_index_a_numpy_integer(dtype: str) -> None:
     torch.testing.assert_close(
         ct.CrossEntropyLoss(ignore_index=ignore)(z, y), F.cross_entropy(z, y, ignore_index=2)
     )
-    with pytest.raises(InputError, match="`ignore_index` must be an integer"):
+    with pytest.raises(InputTypeError, match="`ignore_index` must be an integer"):
         ct.cross_entropy(z, y, ignore_index=np.bool_(True))
 
 

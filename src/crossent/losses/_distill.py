@@ -32,7 +32,7 @@ import numpy as np
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
-from .._xp import Array, is_strict, namespace, reduce_sum
+from .._xp import Array, is_strict, namespace, numpy_errstate, reduce_sum
 from ..errors import InputError
 from . import _distill_fused, _small_distill
 from ._batch import Batch, batch_for, prepared_by
@@ -286,10 +286,8 @@ def _times_temperature_squared(kl: Array, t: float, *, xp: ModuleType | None = N
     if not square_is_normal(t):
         return _times_square(kl, t, xp=xp)
     square = t * t
-    if type(kl) is np.ndarray or is_strict(xp):  # a huge finite D times T^2: inf (no warning)
-        with np.errstate(over="ignore"):
-            return square * kl
-    return square * kl
+    with numpy_errstate(kl, xp, over="ignore"):  # a huge finite D times T^2: inf (no warning)
+        return square * kl
 
 
 def _times_square(kl: Array, temperature: float, *, xp: ModuleType | None = None) -> Array:
@@ -299,10 +297,8 @@ def _times_square(kl: Array, temperature: float, *, xp: ModuleType | None = None
     moves the product towards :math:`T^2 D`)."""
     if type(kl) is np.ndarray:
         return times_temperature_squared(kl, temperature)
-    if is_strict(xp):
-        with np.errstate(over="ignore", under="ignore"):
-            return (kl * temperature) * temperature
-    return (kl * temperature) * temperature
+    with numpy_errstate(kl, xp, over="ignore", under="ignore"):  # array-api-strict
+        return (kl * temperature) * temperature
 
 
 @prepared_by(
@@ -388,7 +384,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
         else:  # the far rows' inf - inf (formed again below); diff - kl past the range;
             # array-api-strict's (NumPy underneath) inf - inf of an infinite D (NaN below)
-            with np.errstate(all="ignore"):  # beside s = 0 (a 0 then)
+            with numpy_errstate(s, xp, all="ignore"):  # beside s = 0 (a 0 then)
                 grad = t * weighted_term(s, diff - kl, xp=xp)
     if far is not None:
         grad[far] = distillation_gradient64(

@@ -118,7 +118,15 @@ from .._checks import (
     truth_of,
 )
 from .._sides import prepare
-from .._xp import Array, compat_numpy, namespace, row_max, take_along_last, to_float32
+from .._xp import (
+    Array,
+    compat_numpy,
+    namespace,
+    numpy_errstate,
+    row_max,
+    take_along_last,
+    to_float32,
+)
 from ..errors import InputError
 from . import _cpu_kernels, _numpy_kernels, _small_targets, _softmax_small
 from ._batch import (
@@ -892,7 +900,7 @@ def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tupl
     capped = z if opts.soft_cap is None else opts.soft_cap * xp.tanh(z / opts.soft_cap)
     scale = 2.0**-_LSE_SCALE
     top = row_max(capped, xp=xp) * scale
-    with np.errstate(over="ignore", invalid="ignore"):
+    with numpy_errstate(top, xp, over="ignore", invalid="ignore"):
         lse = top / opts.temperature + rows.ell * scale
     return lse, opts.z_loss * 2.0**_LSE_SCALE
 

@@ -31,7 +31,7 @@ from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid_grad
 
-__all__ = ["BinaryFunction", "logit_gradient", "takes"]
+__all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "takes"]
 
 
 def takes(x: torch.Tensor, t: torch.Tensor) -> bool:
@@ -149,6 +149,30 @@ def _formula(
     return g / max(x.numel(), 1) if reduction == "mean" else g
 
 
+def input_gradients(
+    x: torch.Tensor,
+    t: torch.Tensor,
+    w: Any,
+    pw: Any,
+    eps: float,
+    reduction: str,
+    upstream: torch.Tensor,
+    needs: Any,
+    create_graph: bool,
+) -> tuple[Any, Any, Any]:
+    """The gradients in ``t``, ``w`` and ``pw`` (None where ``needs`` says no) times
+    ``upstream``: autograd of the generic loss at the logits held constant (its
+    formula's, with no cancellation to fix in these). ``t``, ``w`` and ``pw`` must
+    require grad where needed; ``crossent::sigmoid_ce_v1_input_grads`` gives them
+    under ``torch.compile`` by the same call."""
+    wanted = [a for a, need in zip((t, w, pw), needs, strict=True) if need]
+    with torch.enable_grad():
+        loss = _loss(x.detach(), t, w, pw, eps, reduction, False)
+        found = iter(torch.autograd.grad(loss, wanted, upstream, create_graph=create_graph))
+    gt, gw, gpw = (next(found) if need else None for need in needs)
+    return gt, gw, gpw
+
+
 class BinaryFunction(torch.autograd.Function):
     """``binary_cross_entropy_with_logits`` of logits ``x``, targets ``t``, ``weight``
     and ``pos_weight`` (or None), then ``label_smoothing``, ``reduction`` and
@@ -193,13 +217,9 @@ class BinaryFunction(torch.autograd.Function):
                 f = (grad * _formula(x, t, w, pw, eps, reduction)).to(x.dtype)
                 gx = gx + (f - f.detach())
         if needs[1] or needs[2] or needs[3]:
-            wanted = [a for a, need in zip((t, w, pw), needs[1:4], strict=True) if need]
-            with torch.enable_grad():
-                loss = _loss(x.detach(), t, w, pw, eps, reduction, False)
-                found = iter(
-                    torch.autograd.grad(loss, wanted, grad, create_graph=torch.is_grad_enabled())
-                )
-            gt, gw, gpw = (next(found) if need else None for need in needs[1:4])
+            gt, gw, gpw = input_gradients(
+                x, t, w, pw, eps, reduction, grad, needs[1:4], torch.is_grad_enabled()
+            )
         return gx, gt, gw, gpw, None, None, None
 
     @staticmethod

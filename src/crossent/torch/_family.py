@@ -2,16 +2,23 @@
 
 These call crossent's generic array-API functions on torch tensors, so autograd
 records their (exact, log-space) formulas operation by operation: correct gradients,
-but no fused kernel, and their data checks (``validate=True``) read values, so
-``torch.compile`` breaks the graph there. Use them eagerly; but
-``binary_cross_entropy_with_logits``, which runs the eager call in a custom op while
-Dynamo traces (``crossent::sigmoid_ce_v1``, with the exact logit gradient, where the
-targets and weights want none), ``sigmoid_focal_loss``, whose checks
-run in ``crossent::sigmoid_inputs_checked`` there (CPU tensors), and ``distillation_loss``,
-whose checks and far and near rows run in a custom op (``_far_distillation``), compiles
-with ``fullgraph=True``, and its CPU calls of 2-D logits whose teacher requires no
-gradient run fused kernels in a custom op of their own (``_distill_cpu``), for every
-``teacher_form`` and ``direction``.
+but no fused kernel, and their data checks (``validate=True``) read values, which
+Dynamo cannot trace. Under ``torch.compile`` (``fullgraph=True`` too) each one
+therefore puts what reads values in a custom op:
+
+* ``binary_cross_entropy_with_logits``: the eager call in ``crossent::sigmoid_ce_v1``,
+  with the exact logit gradient, and the gradients of targets and weights that require
+  one by the eager backward's autograd in ``crossent::sigmoid_ce_v1_input_grads``
+  (first derivatives only);
+* ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
+  tensors), its formula traced;
+* ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
+  its loss, and by autograd of its formula inside the backward op its gradients in the
+  logits and the class weights: eager's, bit for bit; first derivatives only);
+* ``distillation_loss``: its checks and far and near rows in a custom op
+  (``_far_distillation``), and its CPU calls of 2-D logits whose teacher requires no
+  gradient in fused kernels of their own (``_distill_cpu``), for every
+  ``teacher_form`` and ``direction``.
 
 Under ``torch.func.vmap`` (per-example gradients: ``vmap(grad(...))``) a batched tensor
 has no value to read: each function checks vmap's examples first (the generic path on
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import losses
@@ -38,7 +46,7 @@ from ._arguments import (
     vmapped,
 )
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
-from ._labels import as_class_ids
+from ._labels import as_class_ids, check_ignore_index
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -74,9 +82,17 @@ def _compiled_check(*tensors: torch.Tensor | None) -> bool:
     )
 
 
-def _differentiated(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd wants a gradient in any of ``tensors``."""
-    return torch.is_grad_enabled() and any(x is not None and x.requires_grad for x in tensors)
+def _compiled_focal(
+    input: torch.Tensor, weight: torch.Tensor | None, gamma: object, ignore_index: object
+) -> bool:
+    """Whether ``softmax_focal_loss`` takes ``crossent::softmax_focal_v1``: while Dynamo
+    traces, with a real ``gamma`` and an ``ignore_index`` of a valid type (other values
+    take the generic path, whose checks raise crossent's errors)."""
+    numeric = isinstance(gamma, (int, float)) and not isinstance(gamma, bool)
+    ignore = ignore_index is None or (
+        isinstance(ignore_index, (int, np.integer)) and not isinstance(ignore_index, bool)
+    )
+    return torch.compiler.is_compiling() and numeric and ignore
 
 
 def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | None) -> Any:
@@ -135,9 +151,10 @@ def binary_cross_entropy_with_logits(
                 reduction="none",
             )
         validate = False
-    if torch.compiler.is_compiling() and not _differentiated(target, weight, pos_weight):
+    if torch.compiler.is_compiling():
         # torch.compile, torch.export: the eager call in a custom op (its checks, the
-        # exact logit gradient), which Dynamo does not trace.
+        # exact logit gradient, the targets' and weights' gradients of the eager
+        # backward: first derivatives only), which Dynamo does not trace.
         return _ops.sigmoid_ce(input, target, weight, pos_weight, label_smoothing, reduction)
     # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
     # differentiate BinaryFunction's jvp rule again, so the generic formula's plain
@@ -252,6 +269,12 @@ def softmax_focal_loss(
                 for b in range(x.shape[0]):
                     losses.softmax_focal_loss(x[b], y[b], axis=axis, weight=w[b], **check)
         validate = False
+    if _compiled_focal(input, weight, gamma, ignore_index) and validate:
+        # torch.compile, torch.export: the eager call in a custom op (its checks, its
+        # 'mean' over the summed label weights, autograd of its formula), which Dynamo
+        # does not trace: eager's numbers and gradients, bit for bit.
+        ignore = check_ignore_index(ignore_index)
+        return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     return losses.softmax_focal_loss(
         input,
         labels,

@@ -30,11 +30,16 @@ _INTEGER_DTYPES = frozenset(
 
 
 def check_ignore_index(ignore_index: object) -> int | None:
-    """``ignore_index`` as an int, or None; a NumPy integer too (as ``F.cross_entropy``)."""
+    """``ignore_index`` as an int, or None; a NumPy integer too (as ``F.cross_entropy``).
+
+    Any other Python type (a float, a string, a bool) is an :class:`InputTypeError`, as
+    in the NumPy API (``crossent._checks``), naming the argument and the value."""
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        raise InputError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+        ignore_index, (int, np.integer)
+    ):
+        raise InputTypeError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
     return int(ignore_index)
 
 

@@ -47,6 +47,8 @@ This module is not annotated with ``from __future__ import annotations``: the cu
 op machinery reads the annotations to infer each schema.
 """
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -69,17 +71,21 @@ from ._linear import (
 __all__ = [
     "LabelsFunction",
     "LinearFunction",
+    "formed_gradients_scaled",
     "linear_cross_entropy_backward",
     "linear_cross_entropy_op",
     "plain_label_rows",
     "probability_targets_checked",
     "sigmoid_ce",
     "sigmoid_ce_backward",
+    "sigmoid_ce_input_grads",
     "sigmoid_inputs_checked",
     "softmax_ce_labels",
     "softmax_ce_labels_backward",
     "softmax_ce_probs",
     "softmax_ce_probs_backward",
+    "softmax_focal",
+    "softmax_focal_backward",
 ]
 
 Tensor = torch.Tensor
@@ -767,8 +773,11 @@ def sigmoid_ce(
     """``binary_cross_entropy_with_logits`` as an eager call computes it (its value
     checks, its loss), for ``torch.compile`` and
     ``torch.export``, which cannot trace the checks' reads, the weights' scaling nor
-    the exact gradient; its autograd gives the logits' gradient only (``_family`` takes
-    the op where the targets and the weights want none)."""
+    the exact gradient; its autograd gives the logits' gradient
+    (:func:`sigmoid_ce_backward`) and those of targets and weights that require one
+    (:func:`sigmoid_ce_input_grads`), first derivatives only (neither backward op is
+    differentiable again: a ``create_graph`` backward under ``torch.compile`` has no
+    second derivative here; call the loss eagerly for one)."""
     from . import _family
 
     with torch.no_grad():
@@ -830,6 +839,56 @@ def _sigmoid_ce_backward_fake(
     return torch.empty_like(logits)
 
 
+@torch.library.custom_op("crossent::sigmoid_ce_v1_input_grads", mutates_args=())
+def sigmoid_ce_input_grads(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of :func:`sigmoid_ce` in ``targets``, ``weight`` and
+    ``pos_weight`` times ``upstream`` (an empty tensor where ``needs`` says no), as
+    ``_binary.BinaryFunction``'s backward forms them: autograd of the eager formula
+    (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for bit."""
+    from . import _binary
+
+    with _autograd_inside_op():
+        t = targets.detach().requires_grad_(needs[0])
+        w, pw = (
+            None if a is None else a.detach().requires_grad_(need)
+            for a, need in zip((weight, pos_weight), needs[1:], strict=True)
+        )
+        found = _binary.input_gradients(
+            logits, t, w, pw, label_smoothing, reduction, upstream, needs, False
+        )
+    # In the inputs' layouts (the fake kernel's); an empty tensor where none is wanted.
+    return tuple(  # type: ignore[return-value]
+        logits.new_empty((0,)) if g is None or a is None else torch.empty_like(a).copy_(g)
+        for g, a in zip(found, (targets, weight, pos_weight), strict=True)
+    )
+
+
+@sigmoid_ce_input_grads.register_fake
+def _sigmoid_ce_input_grads_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(  # type: ignore[return-value]
+        torch.empty_like(a) if need and a is not None else logits.new_empty((0,))
+        for a, need in zip((targets, weight, pos_weight), needs, strict=True)
+    )
+
+
 def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     logits, targets, weight, pos_weight, eps, reduction = inputs
     ctx.save_for_backward(logits, targets, weight, pos_weight)
@@ -838,8 +897,17 @@ def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None
 
 def _sigmoid_ce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     logits, targets, weight, pos_weight = ctx.saved_tensors
-    gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, ctx.eps, ctx.reduction)
-    return gx, None, None, None, None, None
+    options = (ctx.eps, ctx.reduction)
+    needs = list(ctx.needs_input_grad[:4])
+    gx = gt = gw = gpw = None
+    if needs[0]:
+        gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, *options)
+    if any(needs[1:]):  # targets or weights that require grad (``_family``)
+        found = sigmoid_ce_input_grads(
+            grad, logits, targets, weight, pos_weight, *options, needs[1:]
+        )
+        gt, gw, gpw = (g if need else None for g, need in zip(found, needs[1:], strict=True))
+    return gx, gt, gw, gpw, None, None
 
 
 sigmoid_ce.register_autograd(_sigmoid_ce_grad, setup_context=_sigmoid_ce_setup)
@@ -867,6 +935,139 @@ def _sigmoid_inputs_checked_fake(
     logits: Tensor, targets: Tensor, weight: Tensor | None, pos_weight: Tensor | None
 ) -> Tensor:
     return logits.new_empty((), dtype=torch.float64)
+
+
+@contextlib.contextmanager
+def _autograd_inside_op() -> Iterator[None]:
+    """Autograd recording inside a custom op's kernel, for a gradient taken by autograd
+    of the eager formula (so eager's gradient, bit for bit).
+
+    A kernel runs below the autograd dispatch keys (the thread's excluded set holds
+    them), where ``torch.enable_grad`` alone records nothing ("element 0 of tensors
+    does not require grad"); the guard lifts them for the block and restores the
+    thread's sets after it."""
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    for name in dir(torch._C.DispatchKey):
+        if name.startswith("Autograd") and name != "Autograd":  # (an alias, not a key)
+            excluded = excluded.remove(getattr(torch._C.DispatchKey, name))
+    included = torch._C._dispatch_tls_local_include_set()
+    with torch._C._ForceDispatchKeyGuard(included, excluded), torch.enable_grad():
+        yield
+
+
+@torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
+def softmax_focal(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> Tensor:
+    """``softmax_focal_loss`` as an eager call computes it (its checks, its loss), for
+    ``torch.compile`` and ``torch.export``, which cannot trace the checks' reads nor the
+    ``'mean'``'s division by the summed label weights (``_family``). Int64 ``labels``;
+    its autograd (:func:`softmax_focal_backward`) gives the gradients in ``logits`` and
+    ``weight`` of the eager call's graph: eager's numbers, bit for bit."""
+    with torch.no_grad():
+        loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
+    return loss.clone() if loss._base is not None else loss
+
+
+def _softmax_focal_eager(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+    validate: bool,
+) -> Tensor:
+    """The generic path of ``crossent.torch.softmax_focal_loss`` (classes on axis 1)."""
+    from .. import losses
+
+    loss: Tensor = losses.softmax_focal_loss(
+        logits,
+        labels,
+        gamma=gamma,
+        axis=1 if logits.ndim > 1 else 0,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        validate=validate,
+    )
+    return loss
+
+
+@softmax_focal.register_fake
+def _softmax_focal_fake(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> Tensor:
+    # The generic path's: the labels' batch shape (or a scalar), in the logits' dtype
+    # promoted to float32 at least (the weight's dtype does not change it).
+    shape = labels.shape if reduction == "none" else ()
+    return logits.new_empty(shape, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+
+@torch.library.custom_op("crossent::softmax_focal_v1_backward", mutates_args=())
+def softmax_focal_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> tuple[Tensor, Tensor]:
+    """The gradients in ``logits`` and ``weight`` (an empty tensor for None) of
+    :func:`softmax_focal` times ``upstream``: autograd of the eager call's formula
+    (``validate=False``, the same operations), so eager's gradients bit for bit."""
+    with _autograd_inside_op():
+        x = logits.detach().requires_grad_()
+        w = None if weight is None else weight.detach().requires_grad_()
+        loss = _softmax_focal_eager(x, labels, w, gamma, ignore_index, reduction, False)
+        wanted = [x] if w is None else [x, w]
+        found = torch.autograd.grad(loss, wanted, upstream, allow_unused=True)
+    # In the inputs' layouts (the fake kernel's): autograd's may differ (axis moves).
+    gx = torch.zeros_like(logits) if found[0] is None else torch.empty_like(logits).copy_(found[0])
+    if weight is None:
+        return gx, logits.new_empty((0,))
+    gw = torch.zeros_like(weight) if found[1] is None else torch.empty_like(weight).copy_(found[1])
+    return gx, gw
+
+
+@softmax_focal_backward.register_fake
+def _softmax_focal_backward_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> tuple[Tensor, Tensor]:
+    gw = logits.new_empty((0,)) if weight is None else torch.empty_like(weight)
+    return torch.empty_like(logits), gw
+
+
+def _softmax_focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    logits, labels, weight, gamma, ignore_index, reduction = inputs
+    ctx.save_for_backward(logits, labels, weight)
+    ctx.options = gamma, ignore_index, reduction
+
+
+def _softmax_focal_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+    logits, labels, weight = ctx.saved_tensors
+    gx, gw = softmax_focal_backward(grad, logits, labels, weight, *ctx.options)
+    return gx, None, None if weight is None else gw, None, None, None
+
+
+softmax_focal.register_autograd(_softmax_focal_grad, setup_context=_softmax_focal_setup)
 
 
 # ----------------------------------------------------------------- linear cross-entropy
@@ -1060,6 +1261,26 @@ def _linear_cross_entropy_backward_fake(
     return _gradient_likes(input, linear_weight, linear_bias)
 
 
+@torch.library.custom_op("crossent::linear_formed_gradients_scaled_v1", mutates_args=())
+def formed_gradients_scaled(
+    grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor, upstream: Tensor, read: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The formed gradients of ``linear_cross_entropy_v4`` times the scalar ``upstream``
+    (the eager backward's in-place products, out of place), for its backward under
+    ``torch.compile``. ``read`` (the tensors ``F.cross_entropy(F.linear(...))`` saves:
+    the input, the classifier, the labels and the class weights) is not used: passing
+    them makes the compiled backward save them, so autograd checks their version
+    counters before this runs, as the eager backward does."""
+    return grad_input * upstream, grad_weight * upstream, grad_bias * upstream
+
+
+@formed_gradients_scaled.register_fake
+def _formed_gradients_scaled_fake(
+    grad_input: Tensor, grad_weight: Tensor, grad_bias: Tensor, upstream: Tensor, read: list[Tensor]
+) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(grad_input), torch.empty_like(grad_weight), torch.empty_like(grad_bias)
+
+
 def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     # inputs: the op's arguments; those after ``batch_shape`` but ``need_grad`` are the
     # backward op's last five (ignore_index, options, reduction, chunk_size, vocab_chunk).
@@ -1101,11 +1322,26 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         # before the scalar were rounded twice, and those below float16's range at
         # unit scale came back 0 under a loss scale (GradScaler's 2^16), where
         # PyTorch's are not (issue 13).
-        grad_input, grad_weight, grad_bias, *_ = ctx.saved_tensors  # checks the versions
+        grad_input, grad_weight, grad_bias, *anchors = ctx.saved_tensors  # checks the versions
         g = grad_loss.to(grad_input.dtype)
         dtype_h, dtype_w, dtype_b = ctx.dtypes
-        gi, gw = grad_input.mul_(g).to(dtype_h), grad_weight.mul_(g).to(dtype_w)
-        gb = grad_bias.mul_(g).to(dtype_b) if ctx.has_bias else None
+        if torch.compiler.is_compiling():
+            # AOTAutograd traces this backward and saves only what its graph reads:
+            # the formed gradients, not the inputs, whose version counters then went
+            # unchecked (a backward after an in-place change of ``input`` or
+            # ``linear_weight`` returned the old values' gradients, where eager and
+            # compiled ``F.cross_entropy(F.linear(...))`` raise). The op reads them.
+            grad_input, grad_weight, grad_bias = formed_gradients_scaled(
+                grad_input, grad_weight, grad_bias, g, [a for a in anchors if a is not None]
+            )
+        else:
+            grad_input, grad_weight, grad_bias = (
+                grad_input.mul_(g),
+                grad_weight.mul_(g),
+                grad_bias.mul_(g),
+            )
+        gi, gw = grad_input.to(dtype_h), grad_weight.to(dtype_w)
+        gb = grad_bias.to(dtype_b) if ctx.has_bias else None
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             gi, gw, gb = _first_order_only((gi, gw, gb))
     else:
