@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._files import write_atomically
+from .._hints import install_command
 from ._compare import ReportComparison
 from ._compute import Report
 from ._text import (
@@ -297,7 +298,7 @@ def body_html(report: Report) -> str:
     try:
         images = figure_html(figures(report))
     except ImportError:
-        images = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+        images = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
     has_id = any("id" in r for r in p["most_surprising"])
     surprising = table(
         [
@@ -419,7 +420,7 @@ def comparison_html(comparison: ReportComparison, *, standalone: bool = True) ->
         with _text_as_typed():
             overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
     except ImportError:
-        overlay = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+        overlay = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
     level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95
     sections = "\n".join(
         f"<section><h2>{html.escape(name)}</h2>\n{body_html(report)}</section>"
