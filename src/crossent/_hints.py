@@ -73,7 +73,12 @@ def non_numeric(values: np.ndarray, *, name: str, wanted: str, got: str) -> str:
     ``"`name` must be {wanted}; got {got} (index i is 'cat')."``, then for ``labels`` the
     fix (:data:`NAMES_HINT`).  ``got`` says what was seen (``"dtype <U3"``)."""
     found = first_non_number(values)
-    where = "" if found is None else f" (index {found[0]} is {found[1]!r})"
+    if found is None:
+        where = ""
+    elif values.ndim == 0:
+        where = f" (it is {found[1]!r})"
+    else:
+        where = f" (index {found[0]} is {found[1]!r})"
     message = f"`{name}` must be {wanted}; got {got}{where}"
     if name != "labels":
         return message
