@@ -69,7 +69,11 @@ def test_softmax_focal_compiles_fullgraph_as_eager(reduction: str, backend: str)
         ours.backward(upstream)
         # The closed forms, not autograd of the eager graph: float rounding apart (the
         # accuracy against a float64 oracle: test_torch_explicit_backward).
-        tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-15}
+        tol = (
+            {"rtol": 1e-4, "atol": 1e-6}
+            if dtype == torch.float32
+            else {"rtol": 1e-12, "atol": 1e-15}
+        )
         torch.testing.assert_close(zc.grad, ze.grad, **tol)
         torch.testing.assert_close(wc.grad, we.grad, **tol)
 
