@@ -8,13 +8,14 @@ therefore puts what reads values in a custom op:
 
 * ``binary_cross_entropy_with_logits``: the eager call in ``crossent::sigmoid_ce_v1``,
   with the exact logit gradient, and the gradients of targets and weights that require
-  one by the eager backward's autograd in ``crossent::sigmoid_ce_v1_input_grads``
+  one by the eager backward's closed forms in ``crossent::sigmoid_ce_v1_input_grads``
   (first derivatives only);
 * ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
   tensors), its formula traced;
 * ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
-  its loss, and by autograd of its formula inside the backward op its gradients in the
-  logits and the class weights: eager's, bit for bit; first derivatives only);
+  its loss: eager's, bit for bit), its gradients in the logits and the class weights by
+  their closed forms in the backward op (``_ops._focal_gradients``: within float
+  rounding of eager's autograd; first derivatives only);
 * ``distillation_loss``: its checks and far and near rows in a custom op
   (``_far_distillation``), and its CPU calls of 2-D logits whose teacher requires no
   gradient in fused kernels of their own (``_distill_cpu``), for every
@@ -271,8 +272,8 @@ def softmax_focal_loss(
         validate = False
     if _compiled_focal(input, weight, gamma, ignore_index) and validate:
         # torch.compile, torch.export: the eager call in a custom op (its checks, its
-        # 'mean' over the summed label weights, autograd of its formula), which Dynamo
-        # does not trace: eager's numbers and gradients, bit for bit.
+        # 'mean' over the summed label weights), which Dynamo does not trace: eager's
+        # loss bit for bit, the gradients by their closed forms (_ops._focal_gradients).
         ignore = check_ignore_index(ignore_index)
         return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     return losses.softmax_focal_loss(

@@ -943,7 +943,8 @@ def softmax_focal(
     ``torch.compile`` and ``torch.export``, which cannot trace the checks' reads nor the
     ``'mean'``'s division by the summed label weights (``_family``). Int64 ``labels``;
     its autograd (:func:`softmax_focal_backward`) gives the gradients in ``logits`` and
-    ``weight`` of the eager call's graph: eager's numbers, bit for bit."""
+    ``weight`` by their closed forms (within float rounding of eager's autograd; the
+    true derivative at a class weight 0, where eager's masked product gives 0)."""
     with torch.no_grad():
         loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
     return loss.clone() if loss._base is not None else loss
