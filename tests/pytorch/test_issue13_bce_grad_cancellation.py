@@ -20,7 +20,6 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import func  # noqa: E402
 
-import crossent  # noqa: E402
 import crossent.torch as ct  # noqa: E402
 from sigmoid_grad_oracle import exact_gradient, hard_entries, ulps_off  # noqa: E402
 

@@ -11,8 +11,9 @@ its forward is the generic path's loss, unchanged; its backward takes the logits
 gradient from ``crossent.losses._sigmoid_grad`` (float64, double-double where it
 cancels, times the upstream gradient and the reduction's scale in float64, rounded once
 to the logits' dtype), and the targets' and weights' gradients by their closed forms in
-plain torch operations (:func:`input_gradients`, also the compiled backward op's). Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph)
-the logits' gradient carries the float32 formula's graph at zero value, so second
+plain torch operations (:func:`input_gradients`, also the compiled backward op's).
+Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph) the
+logits' gradient carries the float32 formula's graph at zero value, so second
 derivatives are those of the formula; ``jvp`` (``jacfwd``) uses the same exact gradient.
 Nested forward mode (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``) does not take this
 function (PyTorch does not differentiate its ``jvp`` rule again: a silent 0) but the
