@@ -18,6 +18,7 @@ import mpmath
 import pytest
 
 import crossent
+from crossent.errors import InputError, InputTypeError
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -215,3 +216,43 @@ def test_binary_eager_second_derivatives_mix_logits_and_targets() -> None:
 
     assert torch.autograd.gradcheck(f, (x, t, w))
     assert torch.autograd.gradgradcheck(f, (x, t, w))
+
+
+# ------------------------------------------------- distillation_loss's refused options
+
+_REFUSED = [
+    ("temperature", -1.0, InputError, r"`temperature` must be in \(0, inf\); got -1.0"),
+    ("temperature", "2", InputError, r"`temperature` must be a real number"),
+    ("teacher_form", "bogus", InputError, r"`teacher_form` must be one of"),
+    ("direction", "sideways", InputError, r"`direction` must be 'forward' or 'reverse'"),
+    ("reduction", "batchmean", InputError, r"`reduction` must be one of"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "error", "match"), _REFUSED)
+def test_compiled_distillation_refuses_an_option_with_crossents_error(
+    option: str, value: object, error: type[Exception], match: str
+) -> None:
+    """``torch.compile(fullgraph=True)`` of ``distillation_loss`` with an option it
+    refuses raises eager's error (type and message), not Dynamo's ``Unsupported:
+    Observed exception`` (main); good options of the same function still compile."""
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(3, 4, generator=g, requires_grad=True)
+    v = torch.randn(3, 4, generator=g)
+    kwargs: dict[str, Any] = {option: value}
+
+    def f(z: Any, v: Any) -> Any:
+        return ct.distillation_loss(z, v, **kwargs)
+
+    with pytest.raises(error, match=match) as eager:
+        f(z, v)
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    with pytest.raises(error, match=match) as ours:
+        compiled(z, v)
+    assert type(ours.value) is type(eager.value)
+    assert str(ours.value) == str(eager.value)
+    kwargs[option] = {"temperature": 2.0, "reduction": "sum"}.get(option, "reverse")
+    if option == "teacher_form":
+        kwargs[option], v = "probs", torch.softmax(v, 1)
+    torch.testing.assert_close(compiled(z, v), f(z, v), rtol=1e-6, atol=1e-7)

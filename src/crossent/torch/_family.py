@@ -37,9 +37,11 @@ import numpy as np
 import torch
 
 from .. import losses
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
+from ..losses._distill_options import distillation_options
 from . import _binary, _distill_cpu, _ops
 from ._arguments import (
+    _by_value,
     check_reduction,
     example_stack,
     nested_forward_mode,
@@ -288,6 +290,24 @@ def softmax_focal_loss(
     )
 
 
+def _refused_while_traced(
+    input: torch.Tensor, temperature: Any, reduction: Any, teacher_form: Any, direction: Any
+) -> torch.Tensor | None:
+    """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
+    run time) where :func:`distillation_loss`'s options are refused (the checks of its
+    paths, on the options' Python values), else None. Raised while tracing, the error
+    came out of ``torch.compile(fullgraph=True)`` as Dynamo's ``Unsupported: Observed
+    exception``."""
+    if not torch.compiler.is_compiling() or not isinstance(input, torch.Tensor):
+        return None
+    try:
+        check_reduction(reduction, parts=True)
+        distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
+    except InputError as error:  # (InputTypeError is one)
+        return _ops.input_refused(input.detach(), isinstance(error, InputTypeError), str(error))
+    return None
+
+
 def distillation_loss(
     input: torch.Tensor,
     teacher_logits: torch.Tensor,
@@ -406,6 +426,9 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    refused = _refused_while_traced(input, temperature, reduction, teacher_form, direction)
+    if refused is not None:
+        return refused
     check_reduction(reduction, parts=True)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(

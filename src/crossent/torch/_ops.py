@@ -53,7 +53,7 @@ import numpy as np
 import torch
 
 from .._checks import check_logits_of_rows
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
 from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
@@ -928,6 +928,23 @@ def _sigmoid_inputs_checked_fake(
     logits: Tensor, targets: Tensor, weight: Tensor | None, pos_weight: Tensor | None
 ) -> Tensor:
     return logits.new_empty((), dtype=torch.float64)
+
+
+@torch.library.custom_op("crossent::input_refused_v1", mutates_args=())
+def input_refused(like: Tensor, type_error: bool, message: str) -> Tensor:
+    """Raise crossent's :class:`InputError` (:class:`InputTypeError` where
+    ``type_error``) with ``message``, at run time. For a call that Dynamo traces with
+    an option it refuses: raised while tracing, the error came out of
+    ``torch.compile(fullgraph=True)`` as Dynamo's ``Unsupported: Observed exception``;
+    the option's check runs on the Python value while tracing, without raising, and the
+    graph holds this one op, whose error is the eager call's. ``like``: a tensor of the
+    call (detached), whose dtype the fake result takes."""
+    raise (InputTypeError if type_error else InputError)(message)
+
+
+@input_refused.register_fake
+def _input_refused_fake(like: Tensor, type_error: bool, message: str) -> Tensor:
+    return like.new_empty((), dtype=torch.promote_types(like.dtype, torch.float32))
 
 
 @torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
