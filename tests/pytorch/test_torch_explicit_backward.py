@@ -18,7 +18,7 @@ import mpmath
 import pytest
 
 import crossent
-from crossent.errors import InputError, InputTypeError
+from crossent.errors import InputError
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
