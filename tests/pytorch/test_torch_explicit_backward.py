@@ -168,9 +168,16 @@ def _binary_hard(dtype: Any) -> tuple[Any, Any, Any, Any]:
     return x, t, w, pw
 
 
-@pytest.mark.parametrize("eps", [0.0, 0.1])
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_binary_input_gradients_are_the_plain_formulas(reduction: str, eps: float) -> None:
+@pytest.mark.parametrize(
+    ("reduction", "eps", "backend"),
+    [
+        *((r, e, "aot_eager") for r in ("none", "mean", "sum") for e in (0.0, 0.1)),
+        ("mean", 0.1, "inductor"),  # (one Inductor case: its compile is slow)
+    ],
+)
+def test_binary_input_gradients_are_the_plain_formulas(
+    reduction: str, eps: float, backend: str
+) -> None:
     """The gradients in the targets (0 and 1 among them), the weight (0 among them)
     and ``pos_weight``, compiled and eager, are float64 autograd's of the plain formula
     (on main both gave 0 for the masked term: at t = 0 the :math:`\\pi\\,\\mathrm{sp}(-x)`
@@ -184,7 +191,7 @@ def test_binary_input_gradients_are_the_plain_formulas(reduction: str, eps: floa
         )
 
     torch._dynamo.reset()
-    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(f, fullgraph=True, backend=backend)
     ours = [a.clone().requires_grad_() for a in (x, t, w, pw)]
     eager = [a.clone().requires_grad_() for a in (x, t, w, pw)]
     truth = [a.clone().requires_grad_() for a in (x, t, w, pw)]
