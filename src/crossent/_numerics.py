@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._lazy import LazyModule
-from ._xp import Array, device, full_like, is_numpy, is_strict, ones_like, zeros_like
+from ._xp import Array, device, full_like, is_numpy, numpy_errstate, ones_like, zeros_like
 
 if typing.TYPE_CHECKING:
     from scipy import special
@@ -688,10 +688,9 @@ def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     """
     if _numpy_arrays(p, q):
         return _numpy_binary_cross_grad_terms(p, q)
-    if is_strict(xp):  # NumPy underneath: a quotient past the range is -inf, not a warning
-        with np.errstate(over="ignore"):
-            return _generic_binary_cross_grad_terms(p, q, xp=xp)
-    return _generic_binary_cross_grad_terms(p, q, xp=xp)
+    # array-api-strict (NumPy underneath): a quotient past the range is -inf, not a warning
+    with numpy_errstate(q, xp, over="ignore"):
+        return _generic_binary_cross_grad_terms(p, q, xp=xp)
 
 
 def _generic_binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:

@@ -13,6 +13,7 @@ NumPy input.  The precision policy lives here too:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from types import ModuleType
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = [
     "full_like",
     "host_float64",
     "index_array",
+    "is_jax_tracer",
     "is_numpy",
     "is_strict",
     "log_softmax",
@@ -44,6 +46,7 @@ __all__ = [
     "logsumexp",
     "minus_row_max",
     "namespace",
+    "numpy_errstate",
     "numpy_sum_dtype",
     "one_entry",
     "ones_like",
@@ -131,13 +134,50 @@ _HOST_TYPES = (list, tuple, float, int)
 """Python containers and numbers, which are NumPy input (``bool`` takes the long way)."""
 
 
+def _ragged(arg: object, at: tuple[int, ...] = ()) -> str:
+    """Where a nested list or tuple is ragged: ' whose rows differ in length: row 1 has
+    3 entries, row 0 has 2 entries' ('' when it is not)."""
+    if not isinstance(arg, list | tuple) or not arg:
+        return ""
+    sizes = [len(row) if isinstance(row, list | tuple) else None for row in arg]
+    for i, size in enumerate(sizes):
+        if size != sizes[0]:
+            says = [
+                "a number" if n is None else f"{n} entr{'y' if n == 1 else 'ies'}"
+                for n in (size, sizes[0])
+            ]
+            rows = [(*at, k) if at else k for k in (i, 0)]
+            return (
+                f" whose rows differ in length: row {rows[0]} has {says[0]}, "
+                f"row {rows[1]} has {says[1]}"
+            )
+    for i, row in enumerate(arg):
+        found = _ragged(row, (*at, i))
+        if found:
+            return found
+    return ""
+
+
 def _host_array(arg: object, *, name: str) -> np.ndarray:
     """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
-    booleans become int8, so that they count as numbers."""
+    booleans become int8, so that they count as numbers.
+
+    Raises
+    ------
+    InputError
+        A missing value (pandas ``NA``/``NaT``/``None`` of an extension array, a Series
+        or a DataFrame), named with its index: NumPy reads ``Int64`` with ``NA`` as
+        float64 (then reported as float labels) and ``boolean``/``string`` as object.
+    InputTypeError
+        ``arg`` is not an array of real numbers.
+    """
+    _check_missing(arg, name=name)
     try:
         as_numpy = np.asarray(arg)
     except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
+        raise InputTypeError(
+            f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
+        ) from exc
     if as_numpy.dtype.kind not in "biuf":
         raise InputTypeError(
             f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
@@ -145,6 +185,32 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
     if as_numpy.dtype.kind == "b":
         as_numpy = as_numpy.astype(np.int8)
     return as_numpy
+
+
+def _check_missing(arg: object, *, name: str) -> None:
+    """Raise :class:`InputError` naming the first missing value of a pandas object of an
+    extension dtype (``Int64``, ``Float64``, ``boolean``, ``string``: their ``isna()``);
+    nothing for anything else (pandas is not imported). NumPy-backed columns keep their
+    NaN, which the value checks name (and ``validate=False`` lets through)."""
+    if not type(arg).__module__.startswith("pandas") or not hasattr(arg, "isna"):
+        return
+    dtypes = [arg.dtype] if hasattr(arg, "dtype") else list(getattr(arg, "dtypes", []))
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        return
+    try:
+        missing = np.asarray(arg.isna(), dtype=bool)
+    except Exception:  # (an object whose isna() is not a mask: left to np.asarray)
+        return
+    if not missing.any():
+        return
+    index = tuple(int(i) for i in np.argwhere(missing)[0])
+    at = index[0] if len(index) == 1 else index
+    dtype = "/".join(sorted({str(d) for d in dtypes}))
+    raise InputError(
+        f"`{name}` has a missing value (NA) at index {at} (pandas dtype {dtype}); drop "
+        "those entries or fill them (x.fillna(...)) and pass a NumPy dtype "
+        "(x.to_numpy(dtype=...)) first"
+    )
 
 
 def index_array(x: Array, *, xp: ModuleType) -> Array:
@@ -430,12 +496,8 @@ def log_sum_exp_shifted(shifted: Array, *, xp: ModuleType) -> Array:
     ties = astype(at_max, shifted.dtype, xp=xp)
     rest = xp.sum(terms, axis=-1, keepdims=True)
     ties = xp.sum(ties, axis=-1, keepdims=True)
-    if is_strict(xp):
-        # it computes with NumPy, which warns of log1p(-1) as above; only there: torch
-        # under ``torch.compile(fullgraph=True)`` cannot trace ``np.errstate``
-        with np.errstate(divide="ignore"):
-            return xp.log1p(rest + (ties - 1))
-    return xp.log1p(rest + (ties - 1))
+    with numpy_errstate(rest, xp, divide="ignore"):  # log1p(-1), as above
+        return xp.log1p(rest + (ties - 1))
 
 
 def logsumexp(x: Array, *, xp: ModuleType) -> Array:
@@ -454,8 +516,28 @@ def logsumexp(x: Array, *, xp: ModuleType) -> Array:
 def is_strict(xp: ModuleType | None) -> bool:
     """Whether ``xp`` is array-api-strict, which computes with NumPy and so warns as
     NumPy does; a test of the module's name, which ``torch.compile`` traces (it cannot
-    trace ``np.errstate``, so the other namespaces never enter one)."""
+    trace ``np.errstate``, so the other namespaces never enter one:
+    :func:`numpy_errstate`)."""
     return getattr(xp, "__name__", "").startswith("array_api_strict")
+
+
+def numpy_errstate(
+    value: object, xp: ModuleType | None, **settings: str
+) -> contextlib.AbstractContextManager[Any]:
+    """``np.errstate(**settings)`` where ``value`` is computed by NumPy, else a context
+    that does nothing: the one test of where NumPy's floating-point warnings can arise
+    in code that takes any namespace.
+
+    NumPy computes ``value`` where it is a NumPy array or scalar (``np.ndarray``,
+    ``np.generic``) and where ``xp`` is array-api-strict (:func:`is_strict`: NumPy
+    underneath, whose warnings its arrays give). Other libraries do not warn, and under
+    ``torch.compile(fullgraph=True)`` Dynamo cannot trace ``np.errstate`` (it traces
+    this function: ``isinstance`` of a tuple, not of ``np.ndarray | np.generic``, and
+    ``contextlib.nullcontext``). Pure-NumPy code keeps ``np.errstate`` itself.
+    """
+    if isinstance(value, (np.ndarray, np.generic)) or is_strict(xp):
+        return np.errstate(**settings)  # type: ignore[arg-type]
+    return contextlib.nullcontext()
 
 
 def minus_row_max(x: Array, m: Array, *, xp: ModuleType | None = None) -> Array:
@@ -467,12 +549,10 @@ def minus_row_max(x: Array, m: Array, *, xp: ModuleType | None = None) -> Array:
     "invalid value" warning: ``-inf - -inf`` of a row that is entirely ``-inf`` (or
     ``inf - inf`` beside a ``+inf``) is the NaN that such a row, no distribution, gets
     where ``validate=False`` let it through (a hostile pass: the losses warned there).
-    The same for array-api-strict arrays where ``xp`` says so (:func:`is_strict`).
+    The same for array-api-strict arrays where ``xp`` says so (:func:`numpy_errstate`).
     """
-    if type(x) is np.ndarray or is_strict(xp):
-        with np.errstate(over="ignore", invalid="ignore"):
-            return x - m
-    return x - m
+    with numpy_errstate(x, xp, over="ignore", invalid="ignore"):
+        return x - m
 
 
 def finite_row_max(x: Array, *, xp: ModuleType) -> Array:
@@ -527,10 +607,8 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         with np.errstate(invalid="ignore"):
             return np.subtract(shifted, ell, out=shifted)
     ell = log_sum_exp_shifted(shifted, xp=xp)
-    if is_strict(xp):  # NumPy underneath (as above)
-        with np.errstate(invalid="ignore"):
-            return shifted - ell
-    return shifted - ell
+    with numpy_errstate(shifted, xp, invalid="ignore"):  # array-api-strict (as above)
+        return shifted - ell
 
 
 def to_float32(result: Any) -> Any:
@@ -613,19 +691,30 @@ def detached(x: Any, *, name: str) -> Any:
     return x.detach()
 
 
-def host_float64(x: Any, *, name: str) -> np.ndarray:
+def host_float64(x: Any, *, name: str) -> np.ndarray | None:
     """A float64 NumPy copy of ``x`` in host memory, for a rare-row pass done in NumPy:
     a PyTorch tensor is detached and copied from its device first (:func:`to_numpy`
-    reads only host arrays).
+    reads only host arrays). ``None`` for an array traced by JAX (:func:`is_jax_tracer`),
+    which has no host copy: the caller keeps the values of its own namespace.
 
     Raises
     ------
     InputError
         ``x`` cannot be read on the host.
     """
+    if is_jax_tracer(x):
+        return None
     if array_api_compat.is_torch_array(x):
         x = x.detach().cpu()
     return np.array(to_numpy(x, name=name), dtype=np.float64)
+
+
+def is_jax_tracer(x: object) -> bool:
+    """Whether ``x`` is an array traced by JAX. Under ``jax.grad`` (outside ``jax.jit``)
+    its ``bool`` has a value, so code that branches on its values runs, but NumPy cannot
+    copy it to the host (:func:`host_float64`), nor may a pass that reads its values
+    exactly (``nextafter``, which JAX cannot differentiate) run on it."""
+    return type(x) is not np.ndarray and any(c.__name__ == "Tracer" for c in type(x).__mro__)
 
 
 def to_numpy(x: Any, *, name: str) -> np.ndarray:
@@ -637,10 +726,13 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     Raises
     ------
     InputError
-        ``x`` cannot be read on the host.
+        ``x`` cannot be read on the host, or is a pandas object with a missing value.
+    InputTypeError
+        ``x`` is an array traced by JAX.
     """
     if type(x) is np.ndarray:  # (the commonest call: nothing to detach or convert)
         return x
+    _check_missing(x, name=name)
     x = detached(x, name=name)
     if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
         import torch  # imported already: x is a tensor
@@ -650,7 +742,14 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
         return x
     try:
         return np.asarray(x)
-    except Exception:
+    except Exception as first:
+        if is_jax_tracer(x):
+            raise InputTypeError(
+                f"`{name}` is an array traced by jax.jit, jax.vmap or jax.grad "
+                f"({type(x).__name__}), which has no values to read on the host, and this "
+                "function reads them there; call it outside the traced function (on "
+                "concrete arrays)"
+            ) from first
         try:
             return np.from_dlpack(x)
         except Exception as exc:

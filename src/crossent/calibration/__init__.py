@@ -4,8 +4,8 @@ Layout: ``_inputs`` (predictions of a named form and their labels, validated onc
 in blocks of rows), ``_summaries`` (the per-example numbers every metric averages),
 ``_scores``, ``_binning``, ``_error``, ``_reliability``, ``_bootstrap``, ``_state``
 (the metrics), ``_calibrator`` (what calibrators share), ``_temperature`` (temperature
-scaling and the recalibration gap) and ``_recalibrators`` (vector and Platt scaling,
-histogram binning).
+scaling and the recalibration gap), ``_recalibrators`` (vector and Platt scaling,
+histogram binning) and ``_separation`` (whether vector scaling's fit exists).
 
 Why a ``form=`` keyword, not one entry per form
 -----------------------------------------------

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ._binning import assign_bins, check_bins, uniform_edges
 from ._calibrator import all_log_scores, as_output, check_classes, check_fitted, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
+from ._separation import separated
 
 __all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
 
@@ -31,10 +32,10 @@ def _finite_log_scores(predictions: Predictions, what: str) -> FloatArray:
     return scores
 
 
-def _minimise(objective: Any, start: FloatArray) -> Any:
+def _minimise(objective: Any, start: FloatArray, bounds: Any = None) -> Any:
     from scipy import optimize  # lazily: only the L-BFGS calibrators need it
 
-    return optimize.minimize(objective, start, jac=True, method="L-BFGS-B")
+    return optimize.minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds)
 
 
 _POLISH_STEPS = 12
@@ -173,25 +174,36 @@ class VectorScaling:
     its exact gradient.
 
     The maximum-likelihood fit does not exist when some class is never the label (its
-    bias falls without end) or when the scaled scores separate the classes (the scales
-    grow without end); L-BFGS then stops at an arbitrary point of a falling NLL.  A
-    class absent from the labels sets ``converged_`` to False; separation by the scores
-    is not detected (it is a linear program): check that ``scale_`` is moderate.
+    bias falls without end) or when the scaled scores separate the classes (some
+    direction of the parameters has every label's margin :math:`u_{iy_i} - u_{ik}`
+    non-decreasing and one increasing, e.g. every label top-ranked: the scales grow
+    without end); L-BFGS then stops at an arbitrary point of a falling NLL.  As for
+    :class:`PlattScaling`, ``separated_`` is then True, ``converged_`` False and the fit
+    is kept as L-BFGS stopped.  Separation is decided exactly up to rounding
+    (:mod:`crossent.calibration._separation`: the argmax direction, a certificate of
+    overlap from the fit, else a linear program of :math:`n (K - 1)` rows).
+
+    A score column that is the same on every row (:math:`z_{ik} = c_k`) makes
+    :math:`w_k c_k + b_k` the only thing the data determine: its scale is pinned to
+    ``scale_[k] = 1`` (the identity's) and its bias carries the fit.
 
     L-BFGS-B stops at SciPy's default tolerances (projected gradient below 1e-5,
     parameters about 1e-5 from the optimum); Newton steps with the exact Hessian
     (formed once, :math:`O(n K^2)`) then bring the parameters to the optimum within the
     rounding of the gradient (about 1e-15 against a float64 Newton reference on
     well-conditioned data).  Softmax is unchanged by a constant added to every bias:
-    the fitted biases are those that sum to 0.  When the fit does not exist (a class
-    absent) the L-BFGS point is kept as it stopped.
+    the fitted biases are those that sum to 0.
     :class:`~crossent.TemperatureScaling`'s one parameter is solved to ``xtol``.
 
     Attributes
     ----------
     scale_, bias_ : ndarray, shape (classes,)
+        ``scale_[k]`` is 1 for a column constant over the fitting rows.
     converged_ : bool
-        L-BFGS converged and every class is a label at least once.
+        L-BFGS converged and the fit exists (the classes are not separated).
+    separated_ : bool
+        The scores separate the classes (or some class is never the label): no finite
+        fit exists.
     n_iter_ : int
 
     Examples
@@ -262,11 +274,39 @@ class VectorScaling:
                 blocks[classes:, classes:] += 1.0 / classes  # the penalty's
             return blocks
 
-        result = _minimise(objective, np.concatenate([np.ones(classes), np.zeros(classes)]))
-        absent = _absent_classes(predictions.labels, classes)
-        fitted = result.x if absent else _polished(gradient, hessian, result.x)
+        # a constant column's scale multiplies a constant: only w_k c_k + b_k matters,
+        # and the scale is pinned to 1 (L-BFGS-B's bounds; the polish leaves it out)
+        constant = np.all(scores == scores[:1], axis=0)
+        free = np.concatenate([~constant, np.ones(classes, dtype=bool)])
+        start = np.concatenate([np.ones(classes), np.zeros(classes)])
+        bounds = [(1.0, 1.0) if pinned else (None, None) for pinned in constant]
+        result = _minimise(objective, start, bounds + [(None, None)] * classes)
+        stopped = np.where(free, result.x, start)
+
+        def polished(theta: FloatArray) -> FloatArray:
+            def full(reduced: FloatArray) -> FloatArray:
+                out = start.copy()
+                out[free] = reduced
+                return out
+
+            picked = np.ix_(free, free)
+            reduced = _polished(
+                lambda t: gradient(full(t))[free], lambda t: hessian(full(t))[picked], theta[free]
+            )
+            return full(reduced)
+
+        fitted = stopped
+        self.separated_ = _absent_classes(labels, classes)
+        if not self.separated_:
+            fitted = polished(stopped)
+            with np.errstate(over="ignore", under="ignore"):
+                probs = np.exp(log_softmax(scores * fitted[:classes] + fitted[classes:], xp=np))
+            self.separated_ = separated(scores, labels, probs)
+            if self.separated_:
+                fitted = stopped
         self.scale_, self.bias_ = fitted[:classes], fitted[classes:]
-        self.converged_, self.n_iter_ = bool(result.success) and not absent, int(result.nit)
+        self.converged_ = bool(result.success) and not self.separated_
+        self.n_iter_ = int(result.nit)
         return self
 
     def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import check_base, check_eps, check_form
+from .._checks import ValuelessArrayError, check_base, check_eps, check_form, truth_of
 from .._numerics import (
     _two_sum,
     cross_terms,
@@ -50,10 +50,11 @@ from .._xp import (
     finalize,
     finite_row_max,
     host_float64,
+    is_jax_tracer,
     is_numpy,
-    is_strict,
     log_sum_exp_shifted,
     namespace,
+    numpy_errstate,
     reduce_sum,
     to_float32,
     to_numpy,
@@ -309,7 +310,7 @@ def _kl_nats(m: _Prepared) -> Array:
         any_careful = bool(xp.any(careful))
     except (RuntimeError, TypeError, ValueError):  # values unknown (meta tensors, tracers)
         return plain
-    if not any_careful or _is_jax_tracer(plain):  # jax.grad: bool() reads, the host can't
+    if not any_careful or is_jax_tracer(plain):  # jax.grad: bool() reads; no exact pass
         return plain
     nonnegative = m.total(lambda a, b: kl_terms_nonnegative(a.values, b.values, xp=xp), *m.sides)
     mass = m.total(lambda a, b: a.values - b.values, *m.sides)
@@ -318,13 +319,6 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
-
-
-def _is_jax_tracer(x: Array) -> bool:
-    """Whether ``x`` is a JAX tracer. Under ``jax.grad`` (outside ``jax.jit``) its
-    ``bool`` has a value, but NumPy cannot copy it to the host, which
-    :func:`_mass_correction` does where the device has no float64 (JAX's default)."""
-    return any(cls.__name__ == "Tracer" for cls in type(x).__mro__)
 
 
 def _mass_correction(
@@ -371,7 +365,7 @@ def _mass_correction(
     gathered = int(index.shape[0]) < count
     if gathered:
         p2, q2, computed = (ns.take(x, index, axis=0) for x in (p2, q2, computed))
-    with np.errstate(all="ignore"):  # NumPy: rows not taken may hold inf or NaN
+    with numpy_errstate(p2, ns, all="ignore"):  # NumPy: rows not taken may hold inf or NaN
         if terms:
             correction = _kl_correction(p2, q2, computed, xp=ns)
         else:
@@ -677,7 +671,8 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
     by :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) \approx
     \epsilon` (:math:`p_i - q_i` where :math:`\delta_i = \pm\infty`; none on rows of
     NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
-    with np.errstate(invalid="ignore", over="ignore"):  # -inf - -inf: NaN, not finite
+    # -inf - -inf: NaN, not finite
+    with numpy_errstate(side_p.values, side_p.xp, invalid="ignore", over="ignore"):
         return _log_ratios_of(side_p, side_q)
 
 
@@ -762,14 +757,23 @@ def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
     NumPy: one ``any(isinf)`` of the result (a synchronisation on an accelerator) in the
     common case; the ``inf`` rows formed again in NumPy float64 on host copies (rounded
     once to float32 for float32 sides: ``inf`` where the value passes its range), the
-    others kept as they are (with their gradient, through ``where``)."""
+    others kept as they are (with their gradient, through ``where``). Arrays traced by
+    JAX keep the result: under ``jax.jit`` it has no values to screen, under
+    ``jax.grad`` no host copy (:func:`host_float64`)."""
     xp = m.xp
-    if m.dtype not in (xp.float32, xp.float64) or not bool(xp.any(xp.isinf(result))):
+    if m.dtype not in (xp.float32, xp.float64):
+        return result
+    try:
+        if not truth_of(xp.any(xp.isinf(result))):
+            return result
+    except ValuelessArrayError:
         return result
     rows = host_float64(result, name="result")
+    values = (host_float64(m.sides[0].values, name="p"), host_float64(m.sides[-1].values, name="q"))
+    if rows is None or values[0] is None or values[1] is None:
+        return result
     far = np.isinf(rows)
-    sides = (host_float64(m.sides[0].values, name="p"), host_float64(m.sides[-1].values, name="q"))
-    rows[far] = _far_gap_nats(m, rows, far, sides, kl=kl)
+    rows[far] = _far_gap_nats(m, rows, far, (values[0], values[1]), kl=kl)
     if m.dtype == xp.float32:
         with np.errstate(over="ignore"):
             rows = rows.astype(np.float32)
@@ -1221,12 +1225,9 @@ def perplexity(
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
     """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
     float64) without NumPy's overflow warning, which ``-W error`` raised instead of
-    the answer. The ``errstate`` only for NumPy's values: other libraries do not warn,
-    and ``torch.compile`` cannot trace it (array-api-strict's warn: NumPy underneath)."""
-    if isinstance(nats, (np.ndarray, np.generic)) or is_strict(xp):
-        with np.errstate(over="ignore"):
-            return xp.exp(nats)
-    return xp.exp(nats)
+    the answer (:func:`numpy_errstate`: other libraries do not warn)."""
+    with numpy_errstate(nats, xp, over="ignore"):
+        return xp.exp(nats)
 
 
 def cross_entropy_decomposition(

@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from ._reduction import LossParts
+from .._checks import ValuelessArrayError, truth_of
+from .._xp import device, host_float64, is_jax_tracer, namespace, reduce_sum
+from ._reduction import LossParts, _safe_divide
 
 __all__ = [
     "WIDE_TEMPERATURE",
@@ -64,6 +66,7 @@ __all__ = [
     "far_rows_guard",
     "gap_sum_parts",
     "guarded_like",
+    "host64",
     "label_far_rows",
     "overflowed",
     "reverse_distillation_gradient64",
@@ -72,6 +75,7 @@ __all__ = [
     "square_is_normal",
     "target_far_rows",
     "tempered_log_softmax64",
+    "times_lse64",
     "times_temperature_squared",
 ]
 
@@ -99,28 +103,54 @@ def gap_sum_parts(
     return np.add.reduce(terms, axis=-1, keepdims=True), bits - exponent
 
 
-def scaled_square_term(
-    coefficient: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
-) -> np.ndarray:
-    r""":math:`\kappa\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T + \ell`,
-    neither :math:`m/T` nor the square formed where they would overflow.
+def _lse_parts(top: np.ndarray, ell: np.ndarray, temperature: float) -> tuple[np.ndarray, Any]:
+    r"""``(S, E)`` with :math:`\operatorname{LSE} = m/T + \ell = S\,2^{E}`:
 
-    .. math:: \operatorname{LSE} = 2^{E} S,\quad
-              S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
-              E = \max(e_m - e_T, 0),\qquad
-              \kappa\operatorname{LSE}^2 = (\kappa S^2)\,2^{2E}
+    .. math:: S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
+              E = \max(e_m - e_T, 0)
 
     with :math:`m = f_m 2^{e_m}`, :math:`T = f_T 2^{e_T}` (``np.frexp``). Where
     :math:`E = 0`, :math:`S` is :math:`m/T + \ell` as the common path forms it (the
-    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere: :math:`S^2` cannot
-    overflow, and :math:`2^{2E}` is applied exactly (``inf`` only where the term is).
-    """
+    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere, at any :math:`T`
+    (a subnormal one too)."""
     f_m, e_m = np.frexp(top)
     f_t, e_t = math.frexp(temperature)
     shift = np.maximum(e_m - e_t, 0)
-    s = np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift)
+    with np.errstate(invalid="ignore"):  # (a row maximum of -inf or NaN: its LSE as is)
+        return np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift), shift
+
+
+def scaled_square_term(
+    z_loss: float, omega: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`\lambda\omega\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T +
+    \ell`, neither :math:`m/T` nor the square nor :math:`\lambda\omega` formed where they
+    would leave the normal range:
+
+    .. math:: \lambda\omega\operatorname{LSE}^2 = (f_\lambda\,\omega\,S^2)\,
+              2^{e_\lambda + 2E},\qquad \lambda = f_\lambda 2^{e_\lambda}
+
+    (:func:`_lse_parts`' :math:`S, E`): :math:`S^2` cannot overflow, and the powers of
+    two are applied exactly (``inf`` only where the term is). Not :math:`(\lambda\omega)
+    S^2` (before): a subnormal :math:`\lambda`, which a tiny :math:`T` calls for
+    (``[1e300, -1e300]`` at :math:`T = 10^{-14}`, :math:`\lambda = 5\cdot 10^{-324}`:
+    4.94e304), rounded :math:`\lambda S^2` to a multiple of :math:`\lambda` (4.39e304).
+    """
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
     with np.errstate(over="ignore"):
-        return np.ldexp(coefficient * (s * s), 2 * shift)
+        return np.ldexp((f_l * omega) * (s * s), e_l + 2 * shift)
+
+
+def times_lse64(z_loss: float, top: np.ndarray, ell: np.ndarray, temperature: float) -> np.ndarray:
+    r""":math:`\lambda\operatorname{LSE} = (f_\lambda S)\,2^{e_\lambda + E}` of float64
+    row maxima ``top`` and :math:`\ell` (:func:`_lse_parts`), the softmax gradient's
+    z-loss part where :math:`\operatorname{LSE}` overflows (``_softmax._scaled_lse``):
+    ``inf`` only where the product does, at any :math:`T`."""
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ldexp(f_l * s, e_l + shift)
 
 
 def tempered_log_softmax64(
@@ -243,7 +273,7 @@ def softmax_far_rows(
     with np.errstate(over="ignore"):
         loss = a * ell - np.ldexp(s, k)
         if z_loss:
-            loss = loss + scaled_square_term(z_loss * omega, m, ell, temperature)
+            loss = loss + scaled_square_term(z_loss, omega, m, ell, temperature)
     return loss[..., 0]
 
 
@@ -305,6 +335,8 @@ def _checked(
         result = path(*args, **kwargs)
         if overflowed(result):
             return _again(path, signature, far_rows, args, kwargs)
+        if type(result) is not np.ndarray and _overflowed_elsewhere(result):
+            return _again_elsewhere(path, signature, far_rows, args, kwargs)
         return result
 
     return checked
@@ -338,6 +370,84 @@ def _again(
     )
 
 
+def _overflowed_elsewhere(result: object) -> bool:
+    """Whether a float32 or float64 loss of another library than NumPy (PyTorch, JAX,
+    array-api-strict) holds an ``inf`` or a NaN (float32 computed in float32: a
+    :math:`T^2` that underflows to 0 times an ``inf`` :math:`D`, a :math:`T` past its
+    range; a hostile pass: ``distillation_loss`` of float32 tensors at :math:`T =
+    10^{-30}` was NaN, NumPy's float32 3e8): one ``all(isfinite)`` (a synchronisation on an
+    accelerator, as the measures' far-gap check); False for NumPy's own results (checked
+    by :func:`overflowed`) and for arrays without values (traced by ``jax.jit``, meta
+    tensors), which keep the common path's value."""
+    if type(result) is LossParts:
+        result = result.total
+    if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
+        return False
+    if is_jax_tracer(result):  # (jax.grad: no host copy; the common path's value)
+        return False
+    xp = namespace(result, names=("loss",))[0]
+    if result.dtype not in (xp.float32, xp.float64):
+        return False
+    try:
+        return not truth_of(xp.all(xp.isfinite(result)))
+    except ValuelessArrayError:
+        return False
+
+
+def _again_elsewhere(
+    public: Callable[..., Any],
+    signature: inspect.Signature,
+    far_rows: _FarRows,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """:func:`_again` for arrays of other libraries: the rows by the common path (with
+    their autograd graph), the ``inf`` and NaN ones formed again by ``far_rows`` in
+    float64 on host copies of the arguments (:func:`._xp.host_float64`; rounded once to
+    float32 for float32 rows; a row NaN in float64 too kept as it was) and put back by
+    ``where``: constants, without a gradient (the ``*_grad`` functions give theirs).
+    Reduced in the rows' library, a ``'mean'`` by powers of two as :func:`_reduce` (its
+    sum cannot overflow where the mean does not)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    reduction = arguments["reduction"]
+    rows = public(*args, **{**kwargs, "reduction": "none"})
+    xp = namespace(rows, names=("loss",))[0]
+    host = host64(rows, name="loss")
+    far = ~np.isfinite(host)
+    if far.any():
+        again = far_rows(arguments, far)
+        base = arguments.get("base")
+        again = again if base is None else again / math.log(base)
+        # NaN in float64 too (a NaN logit, a row of +inf ones), or a NaN row that comes
+        # out infinite (a row of -inf logits, no softmax: NaN as on NumPy): as it was
+        accept = np.where(np.isnan(host[far]), np.isfinite(again), ~np.isnan(again))
+        far[far] = accept
+        host[far] = again[accept]
+        with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
+            formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
+        where = device(rows)
+        rows = xp.where(
+            xp.asarray(far, device=where),
+            xp.asarray(formed, dtype=rows.dtype, device=where),
+            rows,
+        )
+    if reduction == "none":
+        return rows
+    flat = xp.reshape(rows, (-1,))
+    if reduction == "mean":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        bits = 1 + math.ceil(math.log2(max(host.size, 1)))
+        total = reduce_sum(flat * 2.0**-bits, xp=xp, out_dtype=rows.dtype)
+        return _safe_divide(total, normalizer, xp=xp) * 2.0**bits
+    total = reduce_sum(flat, xp=xp, out_dtype=rows.dtype)
+    if reduction == "parts":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        return LossParts(total=total, normalizer=normalizer)
+    return total
+
+
 def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> Any:
     r"""``'sum'``, ``'parts'`` or ``'mean'`` of the rows ``flat``, in their dtype.
 
@@ -368,13 +478,21 @@ def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> 
 
 def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
     """The rows ``far`` of ``array`` (classes along ``axis``) in float64, classes last."""
-    values = np.asarray(array, dtype=np.float64)
+    values = host64(array, name="logits")  # (any library's: a rare pass)
     return np.moveaxis(values, axis, -1)[far]
+
+
+def host64(x: object, *, name: str) -> np.ndarray:
+    """:func:`._xp.host_float64` of an argument that is not a JAX tracer (the far-row
+    passes run only on arrays with values)."""
+    values = host_float64(x, name=name)
+    assert values is not None
+    return values
 
 
 def _class_weights(weight: object, classes: int) -> np.ndarray:
     """The class weights in float64 (ones without them)."""
-    return np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    return np.ones(classes) if weight is None else host64(weight, name="weight")
 
 
 def _capped(c: np.ndarray, soft_cap: float | None) -> np.ndarray:
@@ -389,7 +507,7 @@ def label_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
     far)."""
     c = _capped(_rows_of(arguments["logits"], arguments["axis"], far), arguments["soft_cap"])
     classes = c.shape[-1]
-    y = np.asarray(arguments["labels"])[far].astype(np.intp)
+    y = host64(arguments["labels"], name="labels")[far].astype(np.intp)  # (exact ids)
     w = _class_weights(arguments["weight"], classes)
     eps = float(arguments["label_smoothing"])
     keep, spread = 1.0 - eps, eps / classes

@@ -32,6 +32,7 @@ from .._xp import (
     Array,
     astype,
     full_like,
+    numpy_errstate,
     row_max,
     row_sum,
     take_along_last,
@@ -79,7 +80,7 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
     rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
-    with np.errstate(over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
+    with numpy_errstate(z, xp, over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
         margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
     # A row with a NaN, or entirely -inf (no score to compare: validate=False let it
     # through), has no hinge: NaN, as the softmax losses give it (a hostile pass: 0

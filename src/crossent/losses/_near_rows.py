@@ -53,16 +53,15 @@ flagged ones (one host read of whether there is one).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from .._xp import Array
+from .._xp import Array, numpy_errstate
 from . import _cpu_kernels
 from ._far_gaps import (
     reverse_distillation_gradient64,
@@ -151,7 +150,9 @@ def formable(student: Array, teacher: Array, xp: ModuleType) -> Array:
     :math:`D_c` taken as 0 (:func:`_parts`; its weight :math:`p_c = 0` then multiplies
     finite numbers only, and its gradient is 0). A ``-inf`` on one side only is not a
     near row (:math:`D = \infty`, or a student's mass where the teacher has none)."""
-    with _quiet(xp):
+    # NumPy's warnings off (``numpy_errstate``: array-api-strict too, issue 13: a masked
+    # class's -inf - -inf warned there), for the values no branch takes
+    with numpy_errstate(student, xp, all="ignore"):
         difference = student - teacher
         finite = xp.isfinite(difference)
         masked = xp.logical_and(student == -math.inf, teacher == -math.inf)
@@ -165,20 +166,6 @@ def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
     for a in coefficients[1:]:
         total = total * x + a
     return total
-
-
-def _quiet(xp: ModuleType) -> contextlib.AbstractContextManager[Any]:
-    """NumPy's warnings off, for the values no branch takes, in the namespaces that
-    compute with NumPy underneath (array-api-strict too: issue 13, a masked class's
-    ``-inf - -inf`` warned there). Not in the others, which give no such warning and
-    where ``np.errstate`` would stop ``torch.compile``'s tracing."""
-    if xp is np or getattr(xp, "__name__", "") in _NUMPY_UNDERNEATH:
-        return np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore")
-    return contextlib.nullcontext()
-
-
-_NUMPY_UNDERNEATH = frozenset({"numpy", "array_api_compat.numpy", "array_api_strict"})
-"""Array namespaces whose arithmetic is NumPy's (and so are its warnings)."""
 
 
 class _Parts(NamedTuple):
@@ -203,8 +190,8 @@ def _parts(
     p = xp.exp(log_p)
     total = xp.sum(p, axis=-1, keepdims=True)
     p, log_p = p / total, log_p - xp.log(total)
-    with _quiet(xp):  # D_c = 0 at a class masked on both sides (-inf - -inf: formable)
-        u = second - first
+    with numpy_errstate(second, xp, all="ignore"):  # D_c = 0 at a class masked on both
+        u = second - first  # sides (-inf - -inf: formable)
         u = xp.where(xp.isnan(u), xp.zeros_like(u), u)
     for _ in range(2):
         u = u - xp.sum(p * u, axis=-1, keepdims=True)
@@ -227,7 +214,7 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
     and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
     t, p, u, m = temperature, parts.p, parts.u, parts.m
     zero = xp.zeros_like(u)
-    with _quiet(xp):
+    with numpy_errstate(u, xp, all="ignore"):
         x = u / t
         near = xp.abs(x) < _SERIES_X
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
@@ -350,7 +337,7 @@ class NearRows:
         log_s = self.log_s
         if log_s is None:
             log_s = tempered_log_softmax64(self.student, t)[2]
-        with _quiet(xp):
+        with numpy_errstate(parts.u, xp, all="ignore"):
             a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
             q = a / t
             near = xp.abs(q) < _SERIES_X

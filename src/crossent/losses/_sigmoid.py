@@ -52,8 +52,8 @@ from .._xp import (
     compute_dtype,
     device,
     full_like,
-    is_strict,
     namespace,
+    numpy_errstate,
     ones_like,
     reduce_sum,
     size,
@@ -489,14 +489,8 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
         log_one_minus_pt = _log_one_minus_pt(b)
-        # a tuple, not np.ndarray | np.generic: Dynamo traces isinstance of a tuple only
-        if isinstance(log_one_minus_pt, (np.ndarray, np.generic)) or is_strict(b.xp):
-            # gamma log(1 - p_t) below -1.8e308: a factor 0, without NumPy's overflow
-            # warning; only for NumPy's arrays (``torch.compile(fullgraph=True)`` cannot
-            # trace ``np.errstate``, and torch does not warn)
-            with np.errstate(over="ignore"):
-                exponent = focal.gamma * log_one_minus_pt
-        else:
+        # gamma log(1 - p_t) below -1.8e308: a factor 0, without NumPy's overflow warning
+        with numpy_errstate(log_one_minus_pt, b.xp, over="ignore"):
             exponent = focal.gamma * log_one_minus_pt
         term = term * b.xp.exp(exponent)
     if focal.alpha_t is not None:

@@ -26,10 +26,10 @@ import numpy as np
 from .._xp import (
     Array,
     finite_row_max,
-    is_strict,
     log_softmax,
     log_sum_exp_shifted,
     minus_row_max,
+    numpy_errstate,
     one_entry,
     row_max,
     row_sum,
@@ -83,10 +83,7 @@ def _divide(x: Array, temperature: float, *, xp: ModuleType | None = None) -> Ar
     underneath: ``xp``); the warning is not a defect of the input. Other namespaces
     warn of nothing (and ``torch.compile`` cannot trace ``np.errstate``).
     """
-    numpy = isinstance(x, (np.ndarray, np.generic))  # (a tuple: Dynamo traces it)
-    if not numpy and not is_strict(xp):
-        return x / temperature
-    with np.errstate(over="ignore"):
+    with numpy_errstate(x, xp, over="ignore"):
         return x / temperature
 
 
@@ -127,10 +124,8 @@ def tempered_log_softmax(x: Array, temperature: float, *, xp: ModuleType) -> Arr
     if type(shifted) is np.ndarray:  # our own temporary: in place (issue 13)
         with np.errstate(invalid="ignore"):  # a row entirely -inf: NaN (as log_softmax)
             return np.subtract(shifted, ell, out=shifted)
-    if is_strict(xp):  # NumPy underneath: as above
-        with np.errstate(invalid="ignore"):
-            return shifted - ell
-    return shifted - ell
+    with numpy_errstate(shifted, xp, invalid="ignore"):  # array-api-strict: as above
+        return shifted - ell
 
 
 def chain_rule(
@@ -158,7 +153,7 @@ def chain_rule(
     if soft_cap is not None:
         # |z|/s past 9e307 makes -2|z|/s -inf, and u its correctly rounded 0: no defect
         # of the input for NumPy to warn about (as _divide).
-        with np.errstate(over="ignore"):
+        with numpy_errstate(z, xp, over="ignore"):
             u = xp.exp(-2.0 * xp.abs(z / soft_cap))
         square = u + 1.0
         square *= square  # in place (a new array where arrays are immutable)
@@ -324,23 +319,23 @@ def z_loss_term(z_loss: float, omega: Array, lse: Array, *, xp: ModuleType | Non
     :math:`0\cdot\infty` warned too, its NaN then set to 0): ``inf`` only where the
     term truly overflows, as the far rows form it, and no warning, as they give none.
     """
-    if type(lse) is np.ndarray or is_strict(xp):  # (array-api-strict: NumPy underneath)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return z_loss * omega * (lse * lse)
-    return z_loss * omega * (lse * lse)
+    with numpy_errstate(lse, xp, over="ignore", invalid="ignore"):
+        return z_loss * omega * (lse * lse)
 
 
-def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float | Array) -> Array:
     r"""The factor of :math:`p` in :math:`\partial L/\partial z'`: :math:`A + 2\lambda\omega\,LSE`.
 
     The cross-entropy part :math:`A\operatorname{LSE} - \sum_c w_c\tilde t_c z'_c` has
     derivative :math:`A p - w\odot\tilde t`; the z-loss adds :math:`2\lambda\omega
     \operatorname{LSE}\,p`.
     """
-    return a + 2 * z_loss * omega * lse if z_loss else a
+    return a + 2 * z_loss * omega * lse if _has_z_loss(z_loss) else a
 
 
-def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+def label_offset(
+    a: Array, target: Array, omega: Array, lse: Array, *, z_loss: float | Array
+) -> Array:
     r""":math:`c - t_y = (A - t_y) + 2\lambda\omega\operatorname{LSE}` in the label's
     entry :math:`c\operatorname{expm1}(\log p_y) + (c - t_y)` (:func:`p_coefficient`'s
     :math:`c`; ``target``: :math:`t_y`, or the part of it that the caller subtracts
@@ -354,7 +349,13 @@ def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: f
     smoothing (:math:`A = t_y = \omega`); with it, as :math:`c - t_y` had it.
     """
     gap = a - target
-    return gap + 2 * z_loss * omega * lse if z_loss else gap
+    return gap + 2 * z_loss * omega * lse if _has_z_loss(z_loss) else gap
+
+
+def _has_z_loss(z_loss: Any) -> bool:
+    r"""Whether :math:`\lambda` is not the number 0; an array (per row, from
+    ``_softmax._scaled_lse``) always counts."""
+    return not isinstance(z_loss, int | float) or z_loss != 0
 
 
 def row_loss(
