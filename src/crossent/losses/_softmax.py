@@ -1109,11 +1109,11 @@ def _kernel_gradient(
     )
     # Rows of |LSE| >= 2**20 again from the row maximum (issue 13: the kernels' shift
     # fl(m + ell) rounds to an ulp of m); two reductions of the N log-sum-exps screen.
-    # (With smoothing the kernels correct the shift by a pass over each row already.)
-    if uniform is None and (
-        np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE
-    ):
-        far_lse_rows_(grad, flat, flat_labels, terms)
+    # (With smoothing the kernels correct the shift by a pass over each row already;
+    # only the rows they leave non-finite, a float32 z/T past its range at T = 1e-30,
+    # are formed again.)
+    if np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE:
+        far_lse_rows_(grad, flat, flat_labels, terms, unfinished_only=uniform is not None)
     # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
     # of float32 logits: no overflow), so calls with no such row pay only that.
     if active is not None and not math.isfinite(np.add.reduce(lse, None)):
