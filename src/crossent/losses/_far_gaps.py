@@ -38,6 +38,13 @@ the rows where a gap past the range is back in range once divided by :math:`T`.
 Distillation's :math:`T^2 D` is formed by powers of two where :math:`T^2` leaves the
 normal range (:func:`times_temperature_squared`): ``inf`` only where the loss is.
 
+Rows of other libraries' losses (PyTorch, JAX, array-api-strict) are formed again on
+float64 host copies (:func:`_again_elsewhere`) and put back by ``where``; under PyTorch's
+autograd each carries its exact gradient in the logits, that of the loss's ``*_grad``
+twin (:func:`_attach_gradient`), NaN in the arguments whose gradient is not formed.
+JAX's transformations trace their arrays, which have no host copy: the pass does not
+run there, and the common path's value (``inf``) and gradient stand.
+
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
 through the gap sum; its non-differentiable forward blocks could call
@@ -547,7 +554,7 @@ def _unformed() -> Callable[[Any, Any, Any, int], Any]:
     upstream too.)"""
     torch = sys.modules["torch"]
 
-    class Unformed(torch.autograd.Function):  # type: ignore[misc]
+    class Unformed(torch.autograd.Function):  # type: ignore[name-defined]
         @staticmethod
         def forward(ctx: Any, x: Any, far: Any, entries: Any, axis: int) -> Any:
             ctx.save_for_backward(far, entries)
@@ -568,7 +575,7 @@ def _unformed() -> Callable[[Any, Any, Any, int], Any]:
             nan = torch.full((), math.nan, dtype=grad.dtype, device=grad.device)
             return torch.where(hit, nan, torch.zeros_like(nan)), None, None, None
 
-    return Unformed.apply  # type: ignore[no-any-return]
+    return Unformed.apply
 
 
 def _host_gradient(arguments: dict[str, Any], gradient: FarGradient) -> np.ndarray:
