@@ -233,6 +233,13 @@ def figures(report: Report) -> list[tuple[str, str]]:
     return images
 
 
+def _id_text(value: Any) -> str:
+    """A row id as the JSON report gives it and the terminal prints it: a missing one
+    (an empty cell, a null; JSON's null) as ``null``, not Python's ``None``, which is
+    also what an id column of strings may hold; a NaN is the text ``nan`` already."""
+    return "null" if value is None else str(value)
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
     head = (
         "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>\n" if header else ""
@@ -294,7 +301,7 @@ def body_html(report: Report) -> str:
     has_id = any("id" in r for r in p["most_surprising"])
     surprising = table(
         [
-            ([str(r.get("id", ""))] if has_id else [])
+            ([_id_text(r.get("id", ""))] if has_id else [])
             + [
                 str(r["index"]),
                 report.class_names[r["label"]],
