@@ -528,16 +528,17 @@ def _attach_gradient(
     if _wants_gradient(logits):
         g = _host_gradient(arguments, gradient)
         g = np.where(np.expand_dims(far, axis), g, 0.0)  # (x's layout: classes at axis)
-        with np.errstate(over="ignore"):
-            g = g.astype(np.float32) if logits.dtype == xp.float32 else g
+        # rounded once to the logits' dtype (float16 too), finite or not there
+        g_x = xp.asarray(g, device=where).to(logits.dtype)
         d = logits - logits.detach()
-        finite = np.isfinite(g)
-        term = d * xp.asarray(np.where(finite, g, 0.0), dtype=logits.dtype, device=where)
-        if not finite.all():
-            big = np.where(np.isinf(g), np.sign(g), 0.0) * float(np.finfo(g.dtype).max)
-            term = term + (d * xp.asarray(big, dtype=logits.dtype, device=where)) * 2.0
-            nan = xp.asarray(np.isnan(g), device=where)
-            extra = extra + _unformed()(logits, mask, nan, axis)
+        finite = xp.isfinite(g_x)
+        zero = xp.zeros_like(g_x)
+        term = d * xp.where(finite, g_x, zero)
+        if not truth_of(xp.all(finite)):
+            top = float(xp.finfo(logits.dtype).max)
+            big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
+            term = term + (d * big) * 2.0
+            extra = extra + _unformed()(logits, mask, xp.isnan(g_x), axis)
         extra = extra + xp.sum(term, axis=axis)
     for name in others:
         extra = extra + _unformed()(arguments[name], mask, None, axis)
