@@ -219,3 +219,26 @@ def test_no_gradient_asked_no_extra_work() -> None:
         loss = _quiet(crossent.softmax_cross_entropy, z, torch.tensor(LABELS), label_smoothing=0.1)
     assert loss.grad_fn is None
     assert loss.item() == pytest.approx((1e307 + 0.3632616875182228) / 2, rel=1e-14)
+
+
+def test_torch_func_transforms_keep_the_common_path() -> None:
+    """Tensors of torch.func.vmap / grad have no host copy: the far-row pass leaves them
+    to the common path, as JAX's tracers (main: '`loss` (Tensor) could not be read as a
+    host array' from the host copy)."""
+    func = pytest.importorskip("torch.func")
+    z = torch.tensor(np.stack([LOGITS, LOGITS[::-1].copy()]))
+    y = torch.tensor(LABELS)
+
+    def rows(x: Any) -> Any:
+        return crossent.softmax_cross_entropy(
+            x, y, label_smoothing=0.1, reduction="none", validate=False
+        )
+
+    got = _quiet(func.vmap(rows), z)
+    assert got.shape == (2, 2)
+    assert math.isinf(float(got[0, 0]))  # the common path's value, unread
+    one = _quiet(func.grad(lambda x: rows(x)[1]), z[0])
+    expected = crossent.softmax_cross_entropy_grad(
+        LOGITS[1:], LABELS[1:], label_smoothing=0.1, reduction="sum"
+    )
+    np.testing.assert_allclose(one[1].numpy(), expected[0], rtol=1e-14)

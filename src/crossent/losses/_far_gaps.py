@@ -421,8 +421,8 @@ def _overflowed_elsewhere(result: object) -> bool:
         result = result.total
     if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
         return False
-    if is_jax_tracer(result):  # (jax.grad: no host copy; the common path's value)
-        return False
+    if is_jax_tracer(result) or _functorch_wrapped(result):  # (no host copy: the common
+        return False  # path's value; jax.grad, torch.func.vmap/grad)
     xp = namespace(result, names=("loss",))[0]
     if result.dtype not in (xp.float32, xp.float64):
         return False
@@ -430,6 +430,20 @@ def _overflowed_elsewhere(result: object) -> bool:
         return not truth_of(xp.all(xp.isfinite(result)))
     except ValuelessArrayError:
         return False
+
+
+def _functorch_wrapped(x: object) -> bool:
+    """Whether ``x`` is a tensor of a ``torch.func`` transform (``vmap``'s batched tensor,
+    ``grad``'s wrapper): like a JAX tracer, it has no host copy, so the far-row pass
+    leaves it to the common path (``crossent.torch`` names vmap where a row needs the
+    pass)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return False
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None:  # pragma: no cover (PyTorch before torch.func)
+        return False
+    return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
 
 
 def _again_elsewhere(
