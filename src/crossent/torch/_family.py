@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from .. import losses
-from ..errors import InputError, InputTypeError
+from .._checks import check_scalar
+from ..errors import InputError
 from ..losses._distill_options import distillation_options
 from . import _binary, _distill_cpu, _ops
 from ._arguments import (
@@ -107,6 +108,28 @@ def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | 
     return x.reshape(*lead, *(1,) * (like.ndim - len(lead) - len(own)), *own)
 
 
+def _binary_checks(size_average: Any, reduce: Any, reduction: Any) -> None:
+    """:func:`binary_cross_entropy_with_logits`'s option checks before its op (which
+    checks ``label_smoothing`` at run time), on Python values."""
+    _reject_legacy(size_average, reduce)
+    check_reduction(reduction)
+
+
+def _sigmoid_focal_checks(reduction: Any, alpha: Any, gamma: Any) -> None:
+    """:func:`sigmoid_focal_loss`'s option checks (the losses package's), on Python values."""
+    check_reduction(reduction)
+    check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    if not alpha < 0:
+        check_scalar(_by_value(alpha), name="alpha", low=0.0, high=1.0)
+
+
+def _softmax_focal_checks(reduction: Any, gamma: Any, ignore_index: Any) -> None:
+    """:func:`softmax_focal_loss`'s option checks (the losses package's), on Python values."""
+    check_reduction(reduction)
+    check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    check_ignore_index(ignore_index)
+
+
 def binary_cross_entropy_with_logits(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -139,6 +162,11 @@ def binary_cross_entropy_with_logits(
     >>> bool(torch.isclose(ours, F.binary_cross_entropy_with_logits(x, t)))
     True
     """
+    refused = _ops.refused_while_traced(
+        input, lambda: _binary_checks(size_average, reduce, reduction)
+    )
+    if refused is not None:
+        return refused
     _reject_legacy(size_average, reduce)
     check_reduction(reduction)
     validate = not _on_meta(input, target, weight, pos_weight)
@@ -206,6 +234,11 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
+    refused = _ops.refused_while_traced(
+        inputs, lambda: _sigmoid_focal_checks(reduction, alpha, gamma)
+    )
+    if refused is not None:
+        return refused
     check_reduction(reduction)
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
     validate = not _on_meta(inputs, targets)
@@ -257,6 +290,11 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
+    refused = _ops.refused_while_traced(
+        input, lambda: _softmax_focal_checks(reduction, gamma, ignore_index)
+    )
+    if refused is not None:
+        return refused
     check_reduction(reduction)
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
     validate = not _on_meta(input, labels, weight)
@@ -290,22 +328,12 @@ def softmax_focal_loss(
     )
 
 
-def _refused_while_traced(
-    input: torch.Tensor, temperature: Any, reduction: Any, teacher_form: Any, direction: Any
-) -> torch.Tensor | None:
-    """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
-    run time) where :func:`distillation_loss`'s options are refused (the checks of its
-    paths, on the options' Python values), else None. Raised while tracing, the error
-    came out of ``torch.compile(fullgraph=True)`` as Dynamo's ``Unsupported: Observed
-    exception``."""
-    if not torch.compiler.is_compiling() or not isinstance(input, torch.Tensor):
-        return None
-    try:
-        check_reduction(reduction, parts=True)
-        distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
-    except InputError as error:  # (InputTypeError is one)
-        return _ops.input_refused(input.detach(), isinstance(error, InputTypeError), str(error))
-    return None
+def _distillation_checks(
+    temperature: Any, reduction: Any, teacher_form: Any, direction: Any
+) -> None:
+    """:func:`distillation_loss`'s option checks (those of its paths), on Python values."""
+    check_reduction(reduction, parts=True)
+    distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
 
 
 def distillation_loss(
@@ -426,7 +454,9 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
-    refused = _refused_while_traced(input, temperature, reduction, teacher_form, direction)
+    refused = _ops.refused_while_traced(
+        input, lambda: _distillation_checks(temperature, reduction, teacher_form, direction)
+    )
     if refused is not None:
         return refused
     check_reduction(reduction, parts=True)

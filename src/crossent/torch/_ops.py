@@ -47,6 +47,7 @@ This module is not annotated with ``from __future__ import annotations``: the cu
 op machinery reads the annotations to infer each schema.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -945,6 +946,26 @@ def input_refused(like: Tensor, type_error: bool, message: str) -> Tensor:
 @input_refused.register_fake
 def _input_refused_fake(like: Tensor, type_error: bool, message: str) -> Tensor:
     return like.new_empty((), dtype=torch.promote_types(like.dtype, torch.float32))
+
+
+def refused_while_traced(like: object, check: Callable[[], object]) -> Tensor | None:
+    """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
+    run time, eager's type and message) where ``check`` (a public loss's option checks,
+    in eager's order, on Python values and shapes only) raises an :class:`InputError`;
+    else None (also in eager calls and where ``like``, the call's first tensor, is none).
+
+    Raised while tracing, the error came out of ``torch.compile(fullgraph=True)`` as
+    Dynamo's ``Unsupported: Observed exception``; every public loss of crossent.torch
+    calls this first."""
+    if not torch.compiler.is_compiling() or not isinstance(like, Tensor):
+        return None
+    try:
+        check()
+    # InputTypeError by name: Dynamo matches an exception of two bases (InputError,
+    # TypeError) by its first only.
+    except (InputError, InputTypeError) as error:
+        return input_refused(like.detach(), isinstance(error, InputTypeError), str(error))
+    return None
 
 
 @torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
