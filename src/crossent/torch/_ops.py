@@ -961,8 +961,7 @@ def refused_while_traced(like: object, check: Callable[[], object]) -> Tensor | 
         return None
     try:
         check()
-    # InputTypeError by name: Dynamo matches an exception of two bases (InputError,
-    # TypeError) by its first only.
+    # InputTypeError by name: it is no InputError (CrossentError and TypeError).
     except (InputError, InputTypeError) as error:
         return input_refused(like.detach(), isinstance(error, InputTypeError), str(error))
     return None
