@@ -71,7 +71,10 @@ def test_mutation3_step_two_certifies_overlap_without_the_program(no_program: No
     """Overlapping data: the fit's probabilities give step 2 its positive null vector,
     so the answer "not separated" comes without the program (mutants of the null
     vector's algebra, ``_transposed`` / ``_gram`` / ``_corrected``, that make the
-    certificate fail)."""
+    certificate fail). Also from a point off the optimum (scales times 0.8, biases plus
+    0.1), where the least-squares correction has work to do: at the optimum the
+    probabilities are a null vector already, and a wrong Gram matrix went unseen
+    (mutants of ``_gram``'s diagonal)."""
     rng = np.random.default_rng(32)
     for classes in (2, 3, 5):
         scores = rng.normal(size=(300, classes)) * 2
@@ -82,6 +85,8 @@ def test_mutation3_step_two_certifies_overlap_without_the_program(no_program: No
         assert fitted.converged_
         probs = special.softmax(scores * fitted.scale_ + fitted.bias_, axis=1)
         assert not _separation.separated(scores, labels, probs)
+        off = special.softmax(scores * fitted.scale_ * 0.8 + fitted.bias_ + 0.1, axis=1)
+        assert not _separation.separated(scores, labels, off)
 
 
 @pytest.mark.parametrize("classes", [2, 3])
