@@ -231,8 +231,25 @@ TASKS = {"report": report, "demo": demo, "test": test, "docs": docs}
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in TASKS:
+    """Run the task ``argv[0]`` with the rest of ``argv``; the exit status.
+
+    No task, or ``-h``/``--help``, prints this file's usage (on stdout with status 0 for
+    ``--help``, on stderr with status 2 when no task is given); an unknown task is one line
+    on stderr naming it and the tasks, status 2.
+    """
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    if not argv:
         print(__doc__.strip(), file=sys.stderr)
+        return 2
+    if argv[0] not in TASKS:
+        choices = ", ".join(TASKS)
+        print(
+            f"tasks.py: error: unknown task {argv[0]!r} (choose from {choices};"
+            " python3 tasks.py --help)",
+            file=sys.stderr,
+        )
         return 2
     try:
         TASKS[argv[0]](argv[1:])

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._hints import non_numeric
 from ._xp import Array, accumulation_dtype, compat_numpy, device, numpy_sum_dtype, size
 from .errors import InputError, InputTypeError
 
@@ -365,8 +366,11 @@ def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int |
     raise InputError(message.format(value=value, index=where))
 
 
-def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> None:
-    """Entries must be probabilities: finite and in [0, 1]."""
+def _check_entries(
+    x: Array, *, name: str, xp: ModuleType, axis: int | None, hint: str = ""
+) -> None:
+    """Entries must be probabilities: finite and in [0, 1]; ``hint`` ends the message of an
+    entry below 0 or above 1 (:func:`_form_hint`)."""
     lo, hi = _extremes(x, xp=xp)
     lo_ok = _truth(lo >= 0)
     hi_ok = _truth(hi <= 1)
@@ -387,14 +391,15 @@ def _check_entries(x: Array, *, name: str, xp: ModuleType, axis: int | None) -> 
         _fail_at(
             x,
             x < 0,
-            f"`{name}` must be non-negative (probabilities); got {{value!r}} at index {{index}}",
+            f"`{name}` must be non-negative (probabilities); got {{value!r}} at index "
+            f"{{index}}{hint}",
             xp=xp,
             axis=axis,
         )
     _fail_at(
         x,
         x > 1,
-        f"`{name}` must be probabilities in [0, 1]; got {{value!r}} at index {{index}}",
+        f"`{name}` must be probabilities in [0, 1]; got {{value!r}} at index {{index}}{hint}",
         xp=xp,
         axis=axis,
     )
@@ -416,9 +421,23 @@ def _largest(x: Array, *, xp: ModuleType) -> Any:
     return xp.max(x) if size(x) else 0.0
 
 
-def check_probabilities(x: Array, *, name: str, xp: ModuleType) -> None:
-    """Elementwise probabilities: finite, in [0, 1]."""
-    _check_entries(x, name=name, xp=xp, axis=None)
+_FORM_ARGUMENTS = {"p": "p_form", "q": "q_form", "probs": "form", "teacher": "teacher_form"}
+"""The argument that names the form of each input that has one (crossent never guesses it)."""
+
+
+def _form_hint(name: str) -> str:
+    """The end of an out-of-range probability's message: the ``*_form`` argument that says
+    the values are logits or log-probabilities ('' for an input that has no form)."""
+    form = _FORM_ARGUMENTS.get(name)
+    if form is None:
+        return ""
+    return f". If these are logits or log-probabilities, say so: {form}='logits' or 'log_probs'"
+
+
+def check_probabilities(x: Array, *, name: str, xp: ModuleType, hint: str = "") -> None:
+    """Elementwise probabilities: finite, in [0, 1] (``hint`` ends the message of an entry
+    out of [0, 1])."""
+    _check_entries(x, name=name, xp=xp, axis=None, hint=hint)
 
 
 def _check_row_sums(
@@ -448,7 +467,7 @@ def check_distribution(
     """
     if type(x) is np.ndarray and _numpy_distribution_passes(x, storage_dtype):
         return
-    _check_entries(x, name=name, xp=xp, axis=axis)
+    _check_entries(x, name=name, xp=xp, axis=axis, hint=_form_hint(name))
     if type(x) is np.ndarray:
         totals = np.add.reduce(x, axis=-1, dtype=numpy_sum_dtype(x.dtype))
     else:
@@ -637,22 +656,14 @@ def check_integer(value: object, *, name: str, low: int | None = None) -> int:
     return int(value)
 
 
-_NAMES_HINT = (
-    "Map each class name to the index of its column in the predictions (their class "
-    "order), e.g. labels = np.array([order[name] for name in names]) with "
-    "order = {name: k for k, name in enumerate(class_names)}."
-)
 _LABEL_HINTS = {
     "b": (
         "Pass labels.astype(np.int64) (a PyTorch tensor: labels.long()): False is class 0, "
         "True class 1."
     ),
-    "U": _NAMES_HINT,
-    "S": _NAMES_HINT,
-    "O": _NAMES_HINT,
 }
 """What to do instead, by the NumPy dtype kind of labels that are not integers (floats
-get the caller's ``float_hint``)."""
+get the caller's ``float_hint``; names, :func:`._hints.non_numeric`'s)."""
 
 _LOSS_FLOAT_HINT = (
     "For probability targets use the *_with_targets variant; for float ids, cast them first."
@@ -684,6 +695,12 @@ def check_labels(
     ``values_name`` is the argument whose batch shape the labels must have.
     """
     if not _is_integral(labels.dtype, xp=xp):
+        if getattr(labels.dtype, "kind", "") in "USO" and isinstance(labels, np.ndarray):
+            raise InputTypeError(
+                non_numeric(
+                    labels, name="labels", wanted="integer class ids", got=f"dtype {labels.dtype}"
+                )
+            )
         hint = _LABEL_HINTS.get(getattr(labels.dtype, "kind", ""), float_hint)
         if labels.dtype == getattr(xp, "bool", None):
             hint = _LABEL_HINTS["b"]

@@ -22,6 +22,7 @@ import array_api_compat
 import array_api_compat.numpy as compat_numpy
 import numpy as np
 
+from ._hints import non_numeric
 from .errors import InputError, InputTypeError
 
 __all__ = [
@@ -134,20 +135,88 @@ _HOST_TYPES = (list, tuple, float, int)
 """Python containers and numbers, which are NumPy input (``bool`` takes the long way)."""
 
 
+def _ragged(arg: object, at: tuple[int, ...] = ()) -> str:
+    """Where a nested list or tuple is ragged: ' whose rows differ in length: row 1 has
+    3 entries, row 0 has 2 entries' ('' when it is not)."""
+    if not isinstance(arg, list | tuple) or not arg:
+        return ""
+    sizes = [len(row) if isinstance(row, list | tuple) else None for row in arg]
+    for i, size in enumerate(sizes):
+        if size != sizes[0]:
+            says = [
+                "a number" if n is None else f"{n} entr{'y' if n == 1 else 'ies'}"
+                for n in (size, sizes[0])
+            ]
+            rows = [(*at, k) if at else k for k in (i, 0)]
+            return (
+                f" whose rows differ in length: row {rows[0]} has {says[0]}, "
+                f"row {rows[1]} has {says[1]}"
+            )
+    for i, row in enumerate(arg):
+        found = _ragged(row, (*at, i))
+        if found:
+            return found
+    return ""
+
+
 def _host_array(arg: object, *, name: str) -> np.ndarray:
     """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
-    booleans become int8, so that they count as numbers."""
+    booleans become int8, so that they count as numbers.
+
+    Raises
+    ------
+    InputError
+        A missing value (pandas ``NA``/``NaT``/``None`` of an extension array, a Series
+        or a DataFrame), named with its index: NumPy reads ``Int64`` with ``NA`` as
+        float64 (then reported as float labels) and ``boolean``/``string`` as object.
+    InputTypeError
+        ``arg`` is not an array of real numbers.
+    """
+    _check_missing(arg, name=name)
     try:
         as_numpy = np.asarray(arg)
     except (TypeError, ValueError) as exc:
-        raise InputTypeError(f"`{name}` must be array-like; got {type(arg).__name__}") from exc
-    if as_numpy.dtype.kind not in "biuf":
         raise InputTypeError(
-            f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
+            f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
+        ) from exc
+    if as_numpy.dtype.kind not in "biuf":
+        wanted = "integer class ids" if name == "labels" else "real numbers"
+        raise InputTypeError(
+            non_numeric(
+                as_numpy, name=name, wanted=wanted, got=f"an array of dtype {as_numpy.dtype}"
+            )
+            if as_numpy.dtype.kind in "USO"
+            else f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
         )
     if as_numpy.dtype.kind == "b":
         as_numpy = as_numpy.astype(np.int8)
     return as_numpy
+
+
+def _check_missing(arg: object, *, name: str) -> None:
+    """Raise :class:`InputError` naming the first missing value of a pandas object of an
+    extension dtype (``Int64``, ``Float64``, ``boolean``, ``string``: their ``isna()``);
+    nothing for anything else (pandas is not imported). NumPy-backed columns keep their
+    NaN, which the value checks name (and ``validate=False`` lets through)."""
+    if not type(arg).__module__.startswith("pandas") or not hasattr(arg, "isna"):
+        return
+    dtypes = [arg.dtype] if hasattr(arg, "dtype") else list(getattr(arg, "dtypes", []))
+    if all(isinstance(d, np.dtype) for d in dtypes):
+        return
+    try:
+        missing = np.asarray(arg.isna(), dtype=bool)
+    except Exception:  # (an object whose isna() is not a mask: left to np.asarray)
+        return
+    if not missing.any():
+        return
+    index = tuple(int(i) for i in np.argwhere(missing)[0])
+    at = index[0] if len(index) == 1 else index
+    dtype = "/".join(sorted({str(d) for d in dtypes}))
+    raise InputError(
+        f"`{name}` has a missing value (NA) at index {at} (pandas dtype {dtype}); drop "
+        "those entries or fill them (x.fillna(...)) and pass a NumPy dtype "
+        "(x.to_numpy(dtype=...)) first"
+    )
 
 
 def index_array(x: Array, *, xp: ModuleType) -> Array:
@@ -223,6 +292,10 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
             note = foreign_dtype_note(name, a.dtype)
             if note is not None:
                 raise InputTypeError(f"`{name}` has {note}")
+            if kind in "USO":
+                raise InputTypeError(
+                    non_numeric(a, name=name, wanted="real numbers", got=f"dtype {a.dtype}")
+                )
             raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
     if not floating:
         _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)
@@ -663,10 +736,13 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     Raises
     ------
     InputError
-        ``x`` cannot be read on the host.
+        ``x`` cannot be read on the host, or is a pandas object with a missing value.
+    InputTypeError
+        ``x`` is an array traced by JAX.
     """
     if type(x) is np.ndarray:  # (the commonest call: nothing to detach or convert)
         return x
+    _check_missing(x, name=name)
     x = detached(x, name=name)
     if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
         import torch  # imported already: x is a tensor
@@ -676,7 +752,14 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
         return x
     try:
         return np.asarray(x)
-    except Exception:
+    except Exception as first:
+        if is_jax_tracer(x):
+            raise InputTypeError(
+                f"`{name}` is an array traced by jax.jit, jax.vmap or jax.grad "
+                f"({type(x).__name__}), which has no values to read on the host, and this "
+                "function reads them there; call it outside the traced function (on "
+                "concrete arrays)"
+            ) from first
         try:
             return np.from_dlpack(x)
         except Exception as exc:

@@ -39,7 +39,9 @@ def test_mutants_measures_complex_p_names_p() -> None:
 def test_mutants_measures_negative_p_names_p() -> None:
     """Mutant 9: the one-sided value check names ``p``."""
     with pytest.raises(
-        InputError, match=r"^`p` must be non-negative \(probabilities\); got -0.25 at index 0$"
+        InputError,
+        match=r"^`p` must be non-negative \(probabilities\); got -0.25 at index 0\. If these "
+        r"are logits or log-probabilities, say so: p_form='logits' or 'log_probs'$",
     ):
         crossent.entropy(np.array([-0.25, 1.25]))
 

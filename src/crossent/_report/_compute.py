@@ -184,6 +184,20 @@ class Report:
 
         return render_html(self, standalone=False)
 
+    def __repr__(self) -> str:
+        """One line: the source, size, form and headline metrics (as :meth:`metric_rows`
+        prints them) and whether the gates passed; :meth:`to_dict` has every number."""
+        data = self.payload
+        fmt = self.format_number
+        source = f"{data['source']!r}, " if data.get("source") else ""
+        ece = data["ece"]["value"] if isinstance(data.get("ece"), dict) else None
+        return (
+            f"Report({source}n={data['n']}, classes={data['classes']}, "
+            f"form={data['form']!r}, accuracy={fmt(data['accuracy'])}, "
+            f"nll_nats={fmt(data['nll_nats'])}, brier={fmt(data['brier'])}, "
+            f"ece={fmt(ece)}, passed={self.passed})"
+        )
+
 
 _LEAVES = frozenset({str, int, float, bool, type(None)})
 """The immutable leaves of a JSON-ready tree, shared by its copies."""

@@ -341,7 +341,9 @@ def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any
     column = np.asarray(values, dtype=np.float64)
     if form == "probs":
         if validate:
-            check_probabilities(column, name=name, xp=np)
+            check_probabilities(
+                column, name=name, xp=np, hint=". If these are log-odds, say so: form='logits'"
+            )
         return np.stack([1.0 - column, column], axis=1)
     if form == "logits":
         return np.stack([np.zeros_like(column), column], axis=1)

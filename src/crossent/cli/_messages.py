@@ -52,8 +52,18 @@ def in_option_terms(message: str) -> str:
 _VALIDATE_FALSE = re.compile(r",? or pass validate=False\.?|;? pass validate=False[^.]*\.?")
 
 
+_FORM_HINT = re.compile(r"say so: (p_|q_)?form='logits'( or 'log_probs')?")
+"""The library's hint for logits given as probabilities (``form='logits' or 'log_probs'``)."""
+
+_FORM_FLAGS = (
+    "say so: --logits or --log-probs (a table, .npy or single tensor), or name the array "
+    "logits or log_probs (.npz, .safetensors, .pt dict)"
+)
+
+
 def in_file_terms(message: str, dataset: Dataset) -> str:
     """``message`` with the prediction array named as in the file and no library-only advice."""
+    message = _FORM_HINT.sub(_FORM_FLAGS, message)
     message = _VALIDATE_FALSE.sub(".", message).replace("..", ".").replace(": .", ".")
     message = message.replace(" along `axis`", "")
     message = in_option_terms(message)

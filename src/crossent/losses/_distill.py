@@ -32,16 +32,26 @@ import numpy as np
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
-from .._xp import Array, is_strict, namespace, numpy_errstate, reduce_sum
+from .._xp import (
+    Array,
+    device,
+    is_jax_tracer,
+    is_strict,
+    namespace,
+    numpy_errstate,
+    reduce_sum,
+)
 from ..errors import InputError
 from . import _distill_fused, _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
 from ._far_gaps import (
+    FarGradient,
     distillation_far_rows,
     distillation_gradient64,
     far_rows_guard,
+    host64,
     square_is_normal,
     times_temperature_squared,
 )
@@ -180,7 +190,9 @@ def _host_call(
     )
 
 
-@far_rows_guard(distillation_far_rows)
+@far_rows_guard(
+    distillation_far_rows, FarGradient("distillation_loss_grad", "student_logits", ("teacher",))
+)
 @prepared_by(
     prepare_distillation,
     shortcut=_small_distill.distillation_loss,
@@ -386,6 +398,8 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             # array-api-strict's (NumPy underneath) inf - inf of an infinite D (NaN below)
             with numpy_errstate(s, xp, all="ignore"):  # beside s = 0 (a 0 then)
                 grad = t * weighted_term(s, diff - kl, xp=xp)
+        if type(log_s) is not np.ndarray:
+            grad = _far_rows_of_namespace(d, kl, grad)
     if far is not None:
         grad[far] = distillation_gradient64(
             np.asarray(d.student[far], dtype=np.float64),
@@ -403,6 +417,42 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if d.direction == "reverse" and (type(log_s) is not np.ndarray or not math.isfinite(top)):
         grad = _without_derivative(d, grad)  # (NumPy: only where a row's D is not finite)
     return d.batch.finish_gradient(grad)
+
+
+def _far_rows_of_namespace(d: _Distillation, kl: Array, grad: Array) -> Array:
+    r""":func:`_far_rows`' first kind for arrays of other libraries (PyTorch, JAX,
+    array-api-strict): the reverse gradient's rows whose :math:`D(s\,\|\,t)` is not
+    finite but for a truly infinite one, formed again by
+    :func:`._far_gaps.distillation_gradient64` in float64 on host copies and put back by
+    ``where`` (a hostile pass: logits 1e210 apart at :math:`T = 10^{-100}` gave NaN on
+    PyTorch and JAX, NumPy 0). One ``all(isfinite)`` of the per-row :math:`D` in the
+    common case; traced arrays keep the common path's rows."""
+    xp = d.batch.xp
+    if is_jax_tracer(kl):  # (jax.grad: no host copy; the common path's rows)
+        return grad
+    try:
+        if truth_of(xp.all(xp.isfinite(kl))):
+            return grad
+    except ValuelessArrayError:
+        return grad
+    student = host64(d.student, name="student_logits")
+    teacher = host64(d.teacher_scores, name="teacher")
+    kl64 = host64(kl, name="kl")
+    far = ~np.isfinite(kl64[..., 0])
+    # t = 0 < s truly (a -inf teacher score): D is +inf, its gradient NaN (as _far_rows)
+    far &= ~(np.isneginf(teacher) & (student > -math.inf)).any(axis=-1)
+    if not far.any():
+        return grad
+    rows = np.zeros(grad.shape, dtype=np.float64)
+    rows[far] = distillation_gradient64(student[far], teacher[far], d.temperature, forward=False)
+    where = device(grad)
+    with np.errstate(over="ignore"):  # (float32: inf where an entry passes its range)
+        formed = rows.astype(np.float32) if grad.dtype == xp.float32 else rows
+    return xp.where(
+        xp.asarray(far[..., None], device=where),
+        xp.asarray(formed, dtype=grad.dtype, device=where),
+        grad,
+    )
 
 
 def _infinite_reverse_rows(d: _Distillation) -> Array:

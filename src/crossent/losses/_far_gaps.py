@@ -38,6 +38,13 @@ the rows where a gap past the range is back in range once divided by :math:`T`.
 Distillation's :math:`T^2 D` is formed by powers of two where :math:`T^2` leaves the
 normal range (:func:`times_temperature_squared`): ``inf`` only where the loss is.
 
+Rows of other libraries' losses (PyTorch, JAX, array-api-strict) are formed again on
+float64 host copies (:func:`_again_elsewhere`) and put back by ``where``; under PyTorch's
+autograd each carries its exact gradient in the logits, that of the loss's ``*_grad``
+twin (:func:`_attach_gradient`), NaN in the arguments whose gradient is not formed.
+JAX's transformations trace their arrays, which have no host copy: the pass does not
+run there, and the common path's value (``inf``) and gradient stand.
+
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
 through the gap sum; its non-differentiable forward blocks could call
@@ -47,23 +54,29 @@ through the gap sum; its non-differentiable forward blocks could call
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._reduction import LossParts
+from .._checks import ValuelessArrayError, truth_of
+from .._xp import device, host_float64, is_jax_tracer, namespace, reduce_sum
+from ._reduction import LossParts, _safe_divide
 
 __all__ = [
     "WIDE_TEMPERATURE",
+    "FarGradient",
     "distillation_far_rows",
     "distillation_gradient64",
     "far_rows_guard",
     "gap_sum_parts",
     "guarded_like",
+    "host64",
     "label_far_rows",
     "overflowed",
     "reverse_distillation_gradient64",
@@ -72,6 +85,7 @@ __all__ = [
     "square_is_normal",
     "target_far_rows",
     "tempered_log_softmax64",
+    "times_lse64",
     "times_temperature_squared",
 ]
 
@@ -99,28 +113,54 @@ def gap_sum_parts(
     return np.add.reduce(terms, axis=-1, keepdims=True), bits - exponent
 
 
-def scaled_square_term(
-    coefficient: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
-) -> np.ndarray:
-    r""":math:`\kappa\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T + \ell`,
-    neither :math:`m/T` nor the square formed where they would overflow.
+def _lse_parts(top: np.ndarray, ell: np.ndarray, temperature: float) -> tuple[np.ndarray, Any]:
+    r"""``(S, E)`` with :math:`\operatorname{LSE} = m/T + \ell = S\,2^{E}`:
 
-    .. math:: \operatorname{LSE} = 2^{E} S,\quad
-              S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
-              E = \max(e_m - e_T, 0),\qquad
-              \kappa\operatorname{LSE}^2 = (\kappa S^2)\,2^{2E}
+    .. math:: S = \frac{f_m}{f_T}\,2^{e_m - e_T - E} + \ell\,2^{-E},\quad
+              E = \max(e_m - e_T, 0)
 
     with :math:`m = f_m 2^{e_m}`, :math:`T = f_T 2^{e_T}` (``np.frexp``). Where
     :math:`E = 0`, :math:`S` is :math:`m/T + \ell` as the common path forms it (the
-    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere: :math:`S^2` cannot
-    overflow, and :math:`2^{2E}` is applied exactly (``inf`` only where the term is).
-    """
+    powers of two are exact), and :math:`|S| < 2 + \ell` elsewhere, at any :math:`T`
+    (a subnormal one too)."""
     f_m, e_m = np.frexp(top)
     f_t, e_t = math.frexp(temperature)
     shift = np.maximum(e_m - e_t, 0)
-    s = np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift)
+    with np.errstate(invalid="ignore"):  # (a row maximum of -inf or NaN: its LSE as is)
+        return np.ldexp(f_m / f_t, e_m - e_t - shift) + np.ldexp(ell, -shift), shift
+
+
+def scaled_square_term(
+    z_loss: float, omega: np.ndarray, top: np.ndarray, ell: np.ndarray, temperature: float
+) -> np.ndarray:
+    r""":math:`\lambda\omega\operatorname{LSE}^2` with :math:`\operatorname{LSE} = m/T +
+    \ell`, neither :math:`m/T` nor the square nor :math:`\lambda\omega` formed where they
+    would leave the normal range:
+
+    .. math:: \lambda\omega\operatorname{LSE}^2 = (f_\lambda\,\omega\,S^2)\,
+              2^{e_\lambda + 2E},\qquad \lambda = f_\lambda 2^{e_\lambda}
+
+    (:func:`_lse_parts`' :math:`S, E`): :math:`S^2` cannot overflow, and the powers of
+    two are applied exactly (``inf`` only where the term is). Not :math:`(\lambda\omega)
+    S^2` (before): a subnormal :math:`\lambda`, which a tiny :math:`T` calls for
+    (``[1e300, -1e300]`` at :math:`T = 10^{-14}`, :math:`\lambda = 5\cdot 10^{-324}`:
+    4.94e304), rounded :math:`\lambda S^2` to a multiple of :math:`\lambda` (4.39e304).
+    """
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
     with np.errstate(over="ignore"):
-        return np.ldexp(coefficient * (s * s), 2 * shift)
+        return np.ldexp((f_l * omega) * (s * s), e_l + 2 * shift)
+
+
+def times_lse64(z_loss: float, top: np.ndarray, ell: np.ndarray, temperature: float) -> np.ndarray:
+    r""":math:`\lambda\operatorname{LSE} = (f_\lambda S)\,2^{e_\lambda + E}` of float64
+    row maxima ``top`` and :math:`\ell` (:func:`_lse_parts`), the softmax gradient's
+    z-loss part where :math:`\operatorname{LSE}` overflows (``_softmax._scaled_lse``):
+    ``inf`` only where the product does, at any :math:`T`."""
+    s, shift = _lse_parts(top, ell, temperature)
+    f_l, e_l = math.frexp(z_loss)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ldexp(f_l * s, e_l + shift)
 
 
 def tempered_log_softmax64(
@@ -243,7 +283,7 @@ def softmax_far_rows(
     with np.errstate(over="ignore"):
         loss = a * ell - np.ldexp(s, k)
         if z_loss:
-            loss = loss + scaled_square_term(z_loss * omega, m, ell, temperature)
+            loss = loss + scaled_square_term(z_loss, omega, m, ell, temperature)
     return loss[..., 0]
 
 
@@ -269,22 +309,42 @@ def overflowed(result: object) -> bool:
     return False
 
 
-def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make a public loss form its ``inf`` rows again by ``far_rows`` (module docstring).
+@dataclass(frozen=True)
+class FarGradient:
+    """How the far rows of a loss get their gradient under autograd (:func:`_attach_gradient`).
+
+    ``function``: the name of the loss's gradient twin in :mod:`crossent.losses` (NumPy
+    float64 on host copies, ``reduction='none'``: each row's gradient in its logits);
+    ``logits``: the argument it differentiates; ``others``: the differentiable arguments
+    whose gradient is not formed (NaN in the far rows, never a silent 0).
+    """
+
+    function: str
+    logits: str
+    others: tuple[str, ...] = ()
+
+
+def far_rows_guard(
+    far_rows: _FarRows, gradient: FarGradient
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a public loss form its ``inf`` rows again by ``far_rows`` (module docstring),
+    with their gradient by ``gradient`` where another library's autograd asks for one.
 
     The common path runs as it is; a result that :func:`overflowed` sends the call to
     :func:`_again`, which the common path's finite rows pass through bit for bit.
     ``public`` is a function of :func:`._batch.prepared_by`.
     """
+    recipe = _Recipe(far_rows, gradient)
 
     def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
-        checked = functools.wraps(public)(_checked(public, inspect.signature(public), far_rows))
+        checked = functools.wraps(public)(_checked(public, inspect.signature(public), recipe))
         # ``__wrapped__`` stays the body, as ``_batch.prepared_by`` makes it (the tests
         # reach the full path through it); the common path without the check is
         # ``_common_path``, and :func:`guarded_like` checks another path of it.
         checked.__wrapped__ = public.__wrapped__  # type: ignore[attr-defined]
         checked._common_path = public  # type: ignore[attr-defined]
         checked._far_rows = far_rows  # type: ignore[attr-defined]
+        checked._far_recipe = recipe  # type: ignore[attr-defined]
         return checked
 
     return decorate
@@ -293,18 +353,28 @@ def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callabl
 def guarded_like(public: Any, path: Callable[..., Any]) -> Callable[..., Any]:
     """``path`` (a function of ``public``'s arguments: its full path, in the tests) with
     the far-row check of the guarded ``public``."""
-    return _checked(path, inspect.signature(public), public._far_rows)
+    return _checked(path, inspect.signature(public), public._far_recipe)
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """A guarded loss's far rows and their gradient (:func:`far_rows_guard`)."""
+
+    far_rows: _FarRows
+    gradient: FarGradient
 
 
 def _checked(
-    path: Callable[..., Any], signature: inspect.Signature, far_rows: _FarRows
+    path: Callable[..., Any], signature: inspect.Signature, recipe: _Recipe
 ) -> Callable[..., Any]:
     """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`)."""
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         result = path(*args, **kwargs)
         if overflowed(result):
-            return _again(path, signature, far_rows, args, kwargs)
+            return _again(path, signature, recipe.far_rows, args, kwargs)
+        if type(result) is not np.ndarray and _overflowed_elsewhere(result):
+            return _again_elsewhere(path, signature, recipe, args, kwargs)
         return result
 
     return checked
@@ -338,6 +408,223 @@ def _again(
     )
 
 
+def _overflowed_elsewhere(result: object) -> bool:
+    """Whether a float32 or float64 loss of another library than NumPy (PyTorch, JAX,
+    array-api-strict) holds an ``inf`` or a NaN (float32 computed in float32: a
+    :math:`T^2` that underflows to 0 times an ``inf`` :math:`D`, a :math:`T` past its
+    range; a hostile pass: ``distillation_loss`` of float32 tensors at :math:`T =
+    10^{-30}` was NaN, NumPy's float32 3e8): one ``all(isfinite)`` (a synchronisation on an
+    accelerator, as the measures' far-gap check); False for NumPy's own results (checked
+    by :func:`overflowed`) and for arrays without values (traced by ``jax.jit``, meta
+    tensors), which keep the common path's value."""
+    if type(result) is LossParts:
+        result = result.total
+    if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
+        return False
+    if is_jax_tracer(result) or _functorch_wrapped(result):  # (no host copy: the common
+        return False  # path's value; jax.grad, torch.func.vmap/grad)
+    xp = namespace(result, names=("loss",))[0]
+    if result.dtype not in (xp.float32, xp.float64):
+        return False
+    try:
+        return not truth_of(xp.all(xp.isfinite(result)))
+    except ValuelessArrayError:
+        return False
+
+
+def _functorch_wrapped(x: object) -> bool:
+    """Whether ``x`` is a tensor of a ``torch.func`` transform (``vmap``'s batched tensor,
+    ``grad``'s wrapper): like a JAX tracer, it has no host copy, so the far-row pass
+    leaves it to the common path (``crossent.torch`` names vmap where a row needs the
+    pass)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return False
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None:  # pragma: no cover (PyTorch before torch.func)
+        return False
+    return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
+
+
+def _again_elsewhere(
+    public: Callable[..., Any],
+    signature: inspect.Signature,
+    recipe: _Recipe,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """:func:`_again` for arrays of other libraries: the rows by the common path (with
+    their autograd graph), the ``inf`` and NaN ones formed again by ``far_rows`` in
+    float64 on host copies of the arguments (:func:`._xp.host_float64`; rounded once to
+    float32 for float32 rows; a row NaN in float64 too kept as it was) and put back by
+    ``where``, with their exact gradient where autograd asks for one
+    (:func:`_attach_gradient`). Reduced in the rows' library, a ``'mean'`` by powers of
+    two as :func:`_reduce` (its sum cannot overflow where the mean does not)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    reduction = arguments["reduction"]
+    rows = public(*args, **{**kwargs, "reduction": "none"})
+    xp = namespace(rows, names=("loss",))[0]
+    host = host64(rows, name="loss")
+    far = ~np.isfinite(host)
+    if far.any():
+        again = recipe.far_rows(arguments, far)
+        base = arguments.get("base")
+        again = again if base is None else again / math.log(base)
+        # NaN in float64 too (a NaN logit, a row of +inf ones), or a NaN row that comes
+        # out infinite (a row of -inf logits, no softmax: NaN as on NumPy): as it was
+        accept = np.where(np.isnan(host[far]), np.isfinite(again), ~np.isnan(again))
+        far[far] = accept
+        host[far] = again[accept]
+        with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
+            formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
+        where = device(rows)
+        rows = xp.where(
+            xp.asarray(far, device=where),
+            xp.asarray(formed, dtype=rows.dtype, device=where),
+            rows,
+        )
+        if far.any():
+            rows = _attach_gradient(rows, far, arguments, recipe.gradient, xp=xp)
+    if reduction == "none":
+        return rows
+    flat = xp.reshape(rows, (-1,))
+    if reduction == "mean":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        bits = 1 + math.ceil(math.log2(max(host.size, 1)))
+        total = reduce_sum(flat * 2.0**-bits, xp=xp, out_dtype=rows.dtype)
+        return _safe_divide(total, normalizer, xp=xp) * 2.0**bits
+    total = reduce_sum(flat, xp=xp, out_dtype=rows.dtype)
+    if reduction == "parts":
+        normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
+        return LossParts(total=total, normalizer=normalizer)
+    return total
+
+
+def _wants_gradient(x: object) -> bool:
+    """Whether PyTorch's autograd records operations on ``x`` (a tensor that requires a
+    gradient, with gradients enabled). JAX's transformations trace their arrays, which
+    the far-row passes do not reach (:func:`_overflowed_elsewhere`); array-api-strict has
+    no autograd."""
+    if not getattr(x, "requires_grad", False):
+        return False
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.is_grad_enabled())
+
+
+def _attach_gradient(
+    rows: Any, far: np.ndarray, arguments: dict[str, Any], gradient: FarGradient, *, xp: Any
+) -> Any:
+    r"""``rows`` (a PyTorch tensor of the batch shape) whose formed rows ``far`` carry
+    their exact gradient in the logits :math:`x` (a constant from ``where`` before):
+
+    .. math:: L_i \leftarrow L_i + \sum_c g_{ic}\,(x_{ic} - \operatorname{detach}(x_{ic}))
+
+    with :math:`g_i` the row's gradient by the loss's ``*_grad`` twin on float64 host
+    copies (rounded once to the logits' dtype). :math:`x - \operatorname{detach}(x)` is 0
+    exactly, so each value keeps its bits, and first-order autograd sees :math:`g`. An
+    entry :math:`g = \pm\infty` (a true gradient past the range) is carried as
+    :math:`((x - \operatorname{detach} x)\cdot\pm\text{max})\cdot 2` (0 forward,
+    :math:`\pm\infty` backward). A NaN entry, and the differentiable arguments in
+    ``gradient.others`` (targets, a teacher, class weights: not formed), get NaN where a
+    far row's upstream gradient is not 0 (:func:`_unformed`), not a silent 0. Nothing is
+    done where no argument wants a gradient (:func:`_wants_gradient`).
+    """
+    logits = arguments[gradient.logits]
+    others = [n for n in gradient.others if _wants_gradient(arguments.get(n))]
+    if not (_wants_gradient(logits) or others):
+        return rows
+    axis = arguments["axis"]
+    where = device(rows)
+    mask = xp.asarray(far, device=where)
+    extra = xp.zeros_like(rows)
+    if _wants_gradient(logits):
+        g = _host_gradient(arguments, gradient)
+        g = np.where(np.expand_dims(far, axis), g, 0.0)  # (x's layout: classes at axis)
+        # rounded once to the logits' dtype (float16 too), finite or not there
+        g_x = xp.asarray(g, device=where).to(logits.dtype)
+        d = logits - logits.detach()
+        finite = xp.isfinite(g_x)
+        zero = xp.zeros_like(g_x)
+        term = d * xp.where(finite, g_x, zero)
+        if not truth_of(xp.all(finite)):
+            top = float(xp.finfo(logits.dtype).max)
+            big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
+            term = term + (d * big) * 2.0
+            extra = extra + _unformed()(logits, mask, xp.isnan(g_x), axis)
+        extra = extra + xp.sum(term, axis=axis)
+    for name in others:
+        extra = extra + _unformed()(arguments[name], mask, None, axis)
+    return xp.where(mask, rows + extra, rows)
+
+
+@functools.cache
+def _unformed() -> Callable[[Any, Any, Any, int], Any]:
+    r"""A PyTorch function of ``(x, far, entries, axis)``: zeros of the batch shape
+    (``far``'s) whose gradient in ``x`` is NaN where a far row's upstream gradient is not
+    0 (at the ``entries`` of that row, a mask of ``x``'s shape, or all of them; every
+    entry of an ``x`` without the rows' layout: class weights), else 0.
+    (:math:`0\cdot\sqrt{|x - \operatorname{detach} x|}` would be NaN at a zero
+    upstream too.)"""
+    torch = sys.modules["torch"]
+
+    class Unformed(torch.autograd.Function):  # type: ignore[name-defined]
+        @staticmethod
+        def forward(ctx: Any, x: Any, far: Any, entries: Any, axis: int) -> Any:
+            ctx.save_for_backward(far, entries)
+            ctx.shape, ctx.axis = x.shape, axis
+            ctx.per_row = x.ndim == far.ndim + 1
+            return torch.zeros(far.shape, dtype=x.dtype, device=x.device)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            far, entries = ctx.saved_tensors
+            hit = far & (grad != 0)
+            if ctx.per_row:
+                hit = hit.unsqueeze(ctx.axis).expand(ctx.shape)
+                if entries is not None:
+                    hit = hit & entries
+            else:
+                hit = hit.any().expand(ctx.shape)
+            nan = torch.full((), math.nan, dtype=grad.dtype, device=grad.device)
+            return torch.where(hit, nan, torch.zeros_like(nan)), None, None, None
+
+    return Unformed.apply
+
+
+def _host_gradient(arguments: dict[str, Any], gradient: FarGradient) -> np.ndarray:
+    """Each row's gradient in the logits by the loss's NumPy ``*_grad`` twin
+    (``reduction='none'``), on float64 host copies of the float arguments (the others,
+    labels, as integers), in the logits' layout."""
+    # (the public functions, defined after this module loads)
+    function = getattr(importlib.import_module(__package__), gradient.function)
+    accepted = inspect.signature(function).parameters
+    given: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name not in accepted or name == "out":
+            continue
+        given[name] = _host_copy(value, name=name)
+    given["reduction"] = "none"
+    positional = [given.pop(n) for n, p in accepted.items() if p.kind is p.POSITIONAL_ONLY]
+    with np.errstate(all="ignore"):
+        return np.asarray(function(*positional, **given), dtype=np.float64)
+
+
+def _host_copy(value: object, *, name: str) -> object:
+    """A NumPy copy of an array argument (float64 for floating point), other values as
+    they are."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if not hasattr(value, "dtype"):
+        return value
+    host = host64(value, name=name)
+    kind = str(value.dtype)
+    if "int" in kind or "bool" in kind:
+        return host.astype(np.int64)
+    return host
+
+
 def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> Any:
     r"""``'sum'``, ``'parts'`` or ``'mean'`` of the rows ``flat``, in their dtype.
 
@@ -368,13 +655,21 @@ def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> 
 
 def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
     """The rows ``far`` of ``array`` (classes along ``axis``) in float64, classes last."""
-    values = np.asarray(array, dtype=np.float64)
+    values = host64(array, name="logits")  # (any library's: a rare pass)
     return np.moveaxis(values, axis, -1)[far]
+
+
+def host64(x: object, *, name: str) -> np.ndarray:
+    """:func:`._xp.host_float64` of an argument that is not a JAX tracer (the far-row
+    passes run only on arrays with values)."""
+    values = host_float64(x, name=name)
+    assert values is not None
+    return values
 
 
 def _class_weights(weight: object, classes: int) -> np.ndarray:
     """The class weights in float64 (ones without them)."""
-    return np.ones(classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    return np.ones(classes) if weight is None else host64(weight, name="weight")
 
 
 def _capped(c: np.ndarray, soft_cap: float | None) -> np.ndarray:
@@ -389,7 +684,7 @@ def label_far_rows(arguments: dict[str, Any], far: np.ndarray) -> np.ndarray:
     far)."""
     c = _capped(_rows_of(arguments["logits"], arguments["axis"], far), arguments["soft_cap"])
     classes = c.shape[-1]
-    y = np.asarray(arguments["labels"])[far].astype(np.intp)
+    y = host64(arguments["labels"], name="labels")[far].astype(np.intp)  # (exact ids)
     w = _class_weights(arguments["weight"], classes)
     eps = float(arguments["label_smoothing"])
     keep, spread = 1.0 - eps, eps / classes

@@ -14,9 +14,15 @@ where every entry cancels). The error-free helpers are those of ``_numerics`` (w
 keyed by this file, cannot hold stale copies of them); inlined helpers take scalars only
 (one that takes arrays costs their reference counts per call).
 Compiled without fast-math: no product is contracted into an FMA and no sum reassociated,
-which the exact sums and products need. The constants (:data:`_sigmoid_grad.CLOSE`, the
-parts of :math:`\ln 2`, ...) are compiled in and Numba's cache is keyed by this file:
-after changing them, touch this file. Importing this module imports Numba.
+which the exact sums and products need. Where Numba's target has FMA instructions
+(:data:`HAS_FMA`) the exact product's error term is one explicit FMA (``llvm.fma.f64``)
+instead of Dekker's splitting, and the double-double steps and the tail's Horner steps
+fuse their product and sum (one rounding fewer each, never a larger error): targets at
+:math:`\sigma(x)` on every entry, float32: 2.8-2.9x the common case's time an entry,
+was 3.2-3.4x (``benchmarks/RESULTS.md``, branch ``perfgrad``).
+The constants (:data:`_sigmoid_grad.CLOSE`, the parts of :math:`\ln 2`, ...) are
+compiled in and Numba's cache is keyed by this file: after changing them, touch this file.
+Importing this module imports Numba.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
+from .._intrinsics_numba import call_intrinsic, numba_target_has
 from . import _sigmoid_grad as _constants
 
 __all__ = ["BLOCK", "gradient", "numerator_dd", "numerators"]
@@ -62,9 +72,29 @@ def _fast_two_sum(a: float, b: float) -> tuple[float, float]:
     return s, b - (s - a)
 
 
+#: Whether Numba's target has FMA instructions: :func:`_two_prod`'s error term is then
+#: one FMA, else Dekker's splitting (where LLVM's ``llvm.fma`` would be a libm call).
+HAS_FMA = numba_target_has("fma")
+
+
+@intrinsic
+def _fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
+    # xy + z rounded once: LLVM's llvm.fma.f64 (the FMA instruction where HAS_FMA)
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
+
+    return signature, codegen
+
+
 @numba.njit(cache=True, inline="always")
 def _two_prod(a: float, b: float) -> tuple[float, float]:
+    # a b = p + e exactly (where e does not underflow): e by one FMA (HAS_FMA), or by
+    # Dekker's splitting, fifteen operations (a and b below 2**996: HUGE bounds them)
     p = a * b
+    if HAS_FMA:
+        return p, _fma(a, b, -p)
     c = _SPLITTER * a
     ah = c - (c - a)
     al = a - ah
@@ -75,16 +105,24 @@ def _two_prod(a: float, b: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, inline="always")
+def _mul_add(a: float, b: float, c: float) -> float:
+    # a b + c: one rounding (an FMA) where HAS_FMA, else two
+    if HAS_FMA:
+        return _fma(a, b, c)
+    return a * b + c
+
+
+@numba.njit(cache=True, inline="always")
 def _dd_mul_d(ah: float, al: float, b: float) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
-    return _fast_two_sum(p, e + al * b)
+    return _fast_two_sum(p, _mul_add(al, b, e))
 
 
 @numba.njit(cache=True, inline="always")
 def _dd_mul_add(ah: float, al: float, b: float, ch: float, cl: float) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
     s, f = _fast_two_sum(ch, p)
-    return _fast_two_sum(s, f + ((e + al * b) + cl))
+    return _fast_two_sum(s, f + (_mul_add(al, b, e) + cl))
 
 
 @numba.njit(cache=True)
@@ -220,7 +258,7 @@ def _entry(
     rh, rl = _fast_two_sum(rh, (rl + e) - m * _C3)
     c = _TAIL[0]
     for m in range(1, len(_TAIL)):
-        c = _TAIL[m] + rh * c
+        c = _mul_add(rh, c, _TAIL[m])
     ph, pl = c, 0.0
     for m in range(len(_DD_HI)):
         ph, pl = _dd_mul_add(ph, pl, rh, _DD_HI[m], _DD_LO[m])

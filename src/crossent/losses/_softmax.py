@@ -121,6 +121,8 @@ from .._sides import prepare
 from .._xp import (
     Array,
     compat_numpy,
+    device,
+    is_jax_tracer,
     namespace,
     numpy_errstate,
     row_max,
@@ -145,7 +147,14 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
-from ._far_gaps import far_rows_guard, label_far_rows, target_far_rows
+from ._far_gaps import (
+    FarGradient,
+    far_rows_guard,
+    host64,
+    label_far_rows,
+    target_far_rows,
+    times_lse64,
+)
 from ._far_lse import FAR_LSE as _FAR_LSE
 from ._far_lse import far_lse_rows_
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
@@ -849,7 +858,7 @@ def _row_gradient(
     With a z-loss, :math:`\operatorname{LSE} = m/T + \ell` overflows where :math:`|m|/T`
     passes the range (logits of :math:`\pm 10^{308}` at :math:`T < 1`), although
     :math:`2\lambda\omega\operatorname{LSE}` is finite: :func:`_scaled_lse` then gives
-    :math:`\lambda 2^{k}` and :math:`\operatorname{LSE}\,2^{-k}`, the same products
+    :math:`\lambda\operatorname{LSE}` of those rows formed without the LSE
     (a hostile pass: ``[1e308, -1e308]`` at :math:`T = 1/4`, :math:`\lambda = 10^{-4}`
     gave NaN, :math:`\infty \cdot 0`, where the gradient is :math:`(3.2\cdot
     10^{305}, 0)`). One check of the per-row LSEs, with a z-loss only."""
@@ -871,12 +880,6 @@ def _row_gradient(
     )
 
 
-_LSE_SCALE = 64
-r"""The :math:`k` of :func:`_scaled_lse`: :math:`|\operatorname{LSE}|\,2^{-k}` is at most
-:math:`2^{1024 - 64}` (a row maximum over :math:`T \ge 2^{-64}`), far from the range's
-ends."""
-
-
 def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
     """Whether a per-row log-sum-exp is infinite (NumPy: one ``isinf`` of the rows).
 
@@ -884,25 +887,42 @@ def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
     tensors): there the plain products stay, NaN where the LSE overflows, as before."""
     if type(lse) is np.ndarray:
         return bool(np.isinf(lse).any())
+    if is_jax_tracer(lse):  # (no host copy for _scaled_lse: the plain products)
+        return False
     try:
         return truth_of(xp.any(xp.isinf(lse)))
     except ValuelessArrayError:
         return False
 
 
-def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tuple[Array, float]:
-    r""":math:`(\operatorname{LSE}\,2^{-k}, \lambda 2^{k})` for :func:`_row_gradient`:
-    :math:`\operatorname{LSE}\,2^{-k} = m 2^{-k}/T + \ell 2^{-k}` from the row maximum
-    :math:`m` of the (capped) logits, formed again. Powers of two: where the LSE is
-    finite, :math:`2\lambda\omega\operatorname{LSE}` has the same bits (but for
-    subnormal :math:`\ell 2^{-k}`); ``inf`` only where it truly overflows."""
-    z = rows.z
+def _scaled_lse(rows: SoftmaxRows, opts: LossOptions, *, xp: ModuleType) -> tuple[Array, Array]:
+    r"""Per row, the pair :math:`(\operatorname{LSE}', \lambda')` whose product
+    :func:`p_coefficient` and :func:`label_offset` take for :math:`\lambda
+    \operatorname{LSE}`: :math:`(\operatorname{LSE}, \lambda)` where the LSE is finite
+    (the same bits), and :math:`(\lambda\operatorname{LSE}, 1)` where it overflowed,
+    :math:`\lambda\operatorname{LSE}` formed by :func:`._far_gaps.times_lse64` from the
+    row maximum :math:`m` of the (capped) logits and :math:`\ell` in float64 on host
+    copies (those of other libraries too: a rare pass), ``inf`` only where it truly
+    overflows. Any :math:`T`: a fixed :math:`2^{-64}` scaling of the LSE (before)
+    overflowed again below :math:`T = 2^{-64}` (a hostile pass: ``[1e308, -1e308]`` at
+    :math:`T = 2^{-70}`, :math:`\lambda = 10^{-50}` gave NaN, truth
+    :math:`2.8\cdot 10^{300}`)."""
+    z, lse = rows.z, rows.lse
     capped = z if opts.soft_cap is None else opts.soft_cap * xp.tanh(z / opts.soft_cap)
-    scale = 2.0**-_LSE_SCALE
-    top = row_max(capped, xp=xp) * scale
-    with numpy_errstate(top, xp, over="ignore", invalid="ignore"):
-        lse = top / opts.temperature + rows.ell * scale
-    return lse, opts.z_loss * 2.0**_LSE_SCALE
+    top = host64(row_max(capped, xp=xp), name="logits")
+    ell, lse64 = host64(rows.ell, name="logits"), host64(lse, name="logits")
+    far = np.isinf(lse64)
+    product = np.where(far, times_lse64(opts.z_loss, top, ell, opts.temperature), 0.0)
+    if type(lse) is np.ndarray:
+        with numpy_errstate(lse, xp, over="ignore"):  # (float32: inf past their range)
+            again = product.astype(lse.dtype)
+        return np.where(far, again, lse), np.where(far, 1.0, opts.z_loss).astype(lse.dtype)
+    where = device(lse)
+    far_xp = xp.asarray(far, device=where)
+    again = xp.asarray(product.astype(np.float32) if lse.dtype == xp.float32 else product)
+    again = xp.asarray(again, dtype=lse.dtype, device=where)
+    ones = xp.ones_like(lse)
+    return xp.where(far_xp, again, lse), xp.where(far_xp, ones, opts.z_loss * ones)
 
 
 def _exact_label_entries(
@@ -911,7 +931,7 @@ def _exact_label_entries(
     coef: Any,
     target: Array,
     safe: Array,
-    coefficient: tuple[Any, Any, float, Array],
+    coefficient: tuple[Any, Any, Any, Array],
     *,
     xp: ModuleType,
 ) -> Array:
@@ -951,7 +971,7 @@ def _exact_label_entries(
             t_y,
             _rows_of(omega, at, column),
             lse[at, 0],
-            z_loss=z_loss,
+            z_loss=z_loss if isinstance(z_loss, float) else z_loss[at, 0],
         )
         grad[at, labels] = c * np.expm1(log_p) + gap
         return grad
@@ -1096,11 +1116,11 @@ def _kernel_gradient(
     )
     # Rows of |LSE| >= 2**20 again from the row maximum (issue 13: the kernels' shift
     # fl(m + ell) rounds to an ulp of m); two reductions of the N log-sum-exps screen.
-    # (With smoothing the kernels correct the shift by a pass over each row already.)
-    if uniform is None and (
-        np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE
-    ):
-        far_lse_rows_(grad, flat, flat_labels, terms)
+    # (With smoothing the kernels correct the shift by a pass over each row already;
+    # only the rows they leave non-finite, a float32 z/T past its range at T = 1e-30,
+    # are formed again.)
+    if np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE:
+        far_lse_rows_(grad, flat, flat_labels, terms, unfinished_only=uniform is not None)
     # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
     # of float32 logits: no overflow), so calls with no such row pay only that.
     if active is not None and not math.isfinite(np.add.reduce(lse, None)):
@@ -1422,7 +1442,7 @@ _label_function = functools.partial(
 
 
 @weight_scaled
-@far_rows_guard(label_far_rows)
+@far_rows_guard(label_far_rows, FarGradient("softmax_cross_entropy_grad", "logits", ("weight",)))
 @_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
@@ -1583,7 +1603,10 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
 
 
 @weight_scaled
-@far_rows_guard(target_far_rows)
+@far_rows_guard(
+    target_far_rows,
+    FarGradient("softmax_cross_entropy_with_targets_grad", "logits", ("targets", "weight")),
+)
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,

@@ -323,17 +323,19 @@ def z_loss_term(z_loss: float, omega: Array, lse: Array, *, xp: ModuleType | Non
         return z_loss * omega * (lse * lse)
 
 
-def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+def p_coefficient(a: Array, omega: Array, lse: Array, *, z_loss: float | Array) -> Array:
     r"""The factor of :math:`p` in :math:`\partial L/\partial z'`: :math:`A + 2\lambda\omega\,LSE`.
 
     The cross-entropy part :math:`A\operatorname{LSE} - \sum_c w_c\tilde t_c z'_c` has
     derivative :math:`A p - w\odot\tilde t`; the z-loss adds :math:`2\lambda\omega
     \operatorname{LSE}\,p`.
     """
-    return a + 2 * z_loss * omega * lse if z_loss else a
+    return a + 2 * z_loss * omega * lse if _has_z_loss(z_loss) else a
 
 
-def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: float) -> Array:
+def label_offset(
+    a: Array, target: Array, omega: Array, lse: Array, *, z_loss: float | Array
+) -> Array:
     r""":math:`c - t_y = (A - t_y) + 2\lambda\omega\operatorname{LSE}` in the label's
     entry :math:`c\operatorname{expm1}(\log p_y) + (c - t_y)` (:func:`p_coefficient`'s
     :math:`c`; ``target``: :math:`t_y`, or the part of it that the caller subtracts
@@ -347,7 +349,13 @@ def label_offset(a: Array, target: Array, omega: Array, lse: Array, *, z_loss: f
     smoothing (:math:`A = t_y = \omega`); with it, as :math:`c - t_y` had it.
     """
     gap = a - target
-    return gap + 2 * z_loss * omega * lse if z_loss else gap
+    return gap + 2 * z_loss * omega * lse if _has_z_loss(z_loss) else gap
+
+
+def _has_z_loss(z_loss: Any) -> bool:
+    r"""Whether :math:`\lambda` is not the number 0; an array (per row, from
+    ``_softmax._scaled_lse``) always counts."""
+    return not isinstance(z_loss, int | float) or z_loss != 0
 
 
 def row_loss(

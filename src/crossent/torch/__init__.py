@@ -121,6 +121,16 @@ are the softmax cross-entropy with the vocabulary sharded across a tensor-parall
 group; :func:`all_reduce_state` merges an :class:`crossent.EvaluationState` across ranks.
 """
 
+try:  # the one line that names the extra, not a traceback through a submodule
+    import torch as _torch  # noqa: F401
+except ModuleNotFoundError as _missing:  # pragma: no cover - torch hidden in a test
+    from .._hints import install_command
+    from ..errors import MissingDependencyError
+
+    raise MissingDependencyError(
+        f"crossent.torch needs PyTorch, which is not installed: {install_command('torch')}"
+    ) from _missing
+
 # Each name is listed once, in its module's ``__all__``; the star imports re-export
 # exactly those (also for type checkers).
 from . import _distributed_state, _family, _functional, _modules, _vocab_parallel

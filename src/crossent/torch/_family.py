@@ -8,13 +8,14 @@ therefore puts what reads values in a custom op:
 
 * ``binary_cross_entropy_with_logits``: the eager call in ``crossent::sigmoid_ce_v1``,
   with the exact logit gradient, and the gradients of targets and weights that require
-  one by the eager backward's autograd in ``crossent::sigmoid_ce_v1_input_grads``
+  one by the eager backward's closed forms in ``crossent::sigmoid_ce_v1_input_grads``
   (first derivatives only);
 * ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
   tensors), its formula traced;
 * ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
-  its loss, and by autograd of its formula inside the backward op its gradients in the
-  logits and the class weights: eager's, bit for bit; first derivatives only);
+  its loss: eager's, bit for bit), its gradients in the logits and the class weights by
+  their closed forms in the backward op (``_ops._focal_gradients``: within float
+  rounding of eager's autograd; first derivatives only);
 * ``distillation_loss``: its checks and far and near rows in a custom op
   (``_far_distillation``), and its CPU calls of 2-D logits whose teacher requires no
   gradient in fused kernels of their own (``_distill_cpu``), for every
@@ -36,9 +37,11 @@ import numpy as np
 import torch
 
 from .. import losses
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
+from ..losses._distill_options import distillation_options
 from . import _binary, _distill_cpu, _ops
 from ._arguments import (
+    _by_value,
     check_reduction,
     example_stack,
     nested_forward_mode,
@@ -271,8 +274,8 @@ def softmax_focal_loss(
         validate = False
     if _compiled_focal(input, weight, gamma, ignore_index) and validate:
         # torch.compile, torch.export: the eager call in a custom op (its checks, its
-        # 'mean' over the summed label weights, autograd of its formula), which Dynamo
-        # does not trace: eager's numbers and gradients, bit for bit.
+        # 'mean' over the summed label weights), which Dynamo does not trace: eager's
+        # loss bit for bit, the gradients by their closed forms (_ops._focal_gradients).
         ignore = check_ignore_index(ignore_index)
         return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     return losses.softmax_focal_loss(
@@ -285,6 +288,24 @@ def softmax_focal_loss(
         reduction=reduction,
         validate=validate,
     )
+
+
+def _refused_while_traced(
+    input: torch.Tensor, temperature: Any, reduction: Any, teacher_form: Any, direction: Any
+) -> torch.Tensor | None:
+    """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
+    run time) where :func:`distillation_loss`'s options are refused (the checks of its
+    paths, on the options' Python values), else None. Raised while tracing, the error
+    came out of ``torch.compile(fullgraph=True)`` as Dynamo's ``Unsupported: Observed
+    exception``."""
+    if not torch.compiler.is_compiling() or not isinstance(input, torch.Tensor):
+        return None
+    try:
+        check_reduction(reduction, parts=True)
+        distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
+    except InputError as error:  # (InputTypeError is one)
+        return _ops.input_refused(input.detach(), isinstance(error, InputTypeError), str(error))
+    return None
 
 
 def distillation_loss(
@@ -405,6 +426,9 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    refused = _refused_while_traced(input, temperature, reduction, teacher_form, direction)
+    if refused is not None:
+        return refused
     check_reduction(reduction, parts=True)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(
