@@ -101,3 +101,21 @@ def test_mutation3_rows_of_ties_are_not_separated(classes: int) -> None:
     assert not _separation.separated(scores, labels, _uniform(scores))
     fitted = crossent.VectorScaling().fit(scores, labels)
     assert not fitted.separated_
+
+
+def test_mutation3_program_with_a_column_of_zeros() -> None:
+    """Step 3 scales each class's scores by its largest magnitude; a class whose scores
+    are all 0 keeps them (mutant 149: ``largest >= 0`` divided 0 by 0, NaN into HiGHS).
+    Separated data (labels a mixed-sign vector scaling ranks first) and overlapping
+    data, against the dual linear program."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(200, 3))
+    scores[:, 2] = 0.0
+    scale, bias = np.array([2.0, -1.0, 0.5]), np.array([0.3, 0.0, -0.2])
+    labels = (scores * scale + bias).argmax(axis=1)
+    assert set(labels.tolist()) == {0, 1, 2}
+    assert not overlap_by_dual(scores, labels)
+    assert _separation._separated_by_program(scores, labels)
+    noisy = noisy_labels(scores * 2, rng)
+    assert overlap_by_dual(scores, noisy)
+    assert not _separation._separated_by_program(scores, noisy)
