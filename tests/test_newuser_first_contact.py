@@ -145,5 +145,5 @@ def test_crossent_torch_without_torch_names_the_extra() -> None:
     )
     assert done.stdout.strip() == (
         "MissingDependencyError crossent.torch needs PyTorch, which is not installed: "
-        "pip install 'crossent[torch]'"
+        "pip install 'crossent[torch]' (from a clone: pip install '.[torch]')"
     )

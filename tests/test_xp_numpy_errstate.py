@@ -129,6 +129,7 @@ _NUMPY_ONLY_FUNCTIONS = frozenset(
         "_far_gap_rows_elsewhere",  # its NumPy float64 host copy's cast
         "_far_gap_nats",  # NumPy float64 rows
         "_nan_rows_again",  # returns first unless the namespace is NumPy's
+        "_far_rows_of_namespace",  # the cast of its NumPy float64 rows (``rows``)
     }
 )
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._hints import non_numeric
 from ._xp import Array, accumulation_dtype, compat_numpy, device, numpy_sum_dtype, size
 from .errors import InputError, InputTypeError
 
@@ -655,22 +656,14 @@ def check_integer(value: object, *, name: str, low: int | None = None) -> int:
     return int(value)
 
 
-_NAMES_HINT = (
-    "Map each class name to the index of its column in the predictions (their class "
-    "order), e.g. labels = np.array([order[name] for name in names]) with "
-    "order = {name: k for k, name in enumerate(class_names)}."
-)
 _LABEL_HINTS = {
     "b": (
         "Pass labels.astype(np.int64) (a PyTorch tensor: labels.long()): False is class 0, "
         "True class 1."
     ),
-    "U": _NAMES_HINT,
-    "S": _NAMES_HINT,
-    "O": _NAMES_HINT,
 }
 """What to do instead, by the NumPy dtype kind of labels that are not integers (floats
-get the caller's ``float_hint``)."""
+get the caller's ``float_hint``; names, :func:`._hints.non_numeric`'s)."""
 
 _LOSS_FLOAT_HINT = (
     "For probability targets use the *_with_targets variant; for float ids, cast them first."
@@ -702,6 +695,12 @@ def check_labels(
     ``values_name`` is the argument whose batch shape the labels must have.
     """
     if not _is_integral(labels.dtype, xp=xp):
+        if getattr(labels.dtype, "kind", "") in "USO" and isinstance(labels, np.ndarray):
+            raise InputTypeError(
+                non_numeric(
+                    labels, name="labels", wanted="integer class ids", got=f"dtype {labels.dtype}"
+                )
+            )
         hint = _LABEL_HINTS.get(getattr(labels.dtype, "kind", ""), float_hint)
         if labels.dtype == getattr(xp, "bool", None):
             hint = _LABEL_HINTS["b"]

@@ -22,6 +22,7 @@ import array_api_compat
 import array_api_compat.numpy as compat_numpy
 import numpy as np
 
+from ._hints import non_numeric
 from .errors import InputError, InputTypeError
 
 __all__ = [
@@ -179,8 +180,13 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
             f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
         ) from exc
     if as_numpy.dtype.kind not in "biuf":
+        wanted = "integer class ids" if name == "labels" else "real numbers"
         raise InputTypeError(
-            f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
+            non_numeric(
+                as_numpy, name=name, wanted=wanted, got=f"an array of dtype {as_numpy.dtype}"
+            )
+            if as_numpy.dtype.kind in "USO"
+            else f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
         )
     if as_numpy.dtype.kind == "b":
         as_numpy = as_numpy.astype(np.int8)
@@ -286,6 +292,10 @@ def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -
             note = foreign_dtype_note(name, a.dtype)
             if note is not None:
                 raise InputTypeError(f"`{name}` has {note}")
+            if kind in "USO":
+                raise InputTypeError(
+                    non_numeric(a, name=name, wanted="real numbers", got=f"dtype {a.dtype}")
+                )
             raise InputTypeError(f"`{name}` must be real numbers; got dtype {a.dtype}")
     if not floating:
         _NUMPY_COMPUTE_DTYPES[dtypes] = np.dtype(np.float64)

@@ -26,4 +26,4 @@ class InputTypeError(CrossentError, TypeError):
 
 class MissingDependencyError(CrossentError, ModuleNotFoundError):
     """An optional dependency is not installed; the message names the extra to install
-    (for instance ``pip install 'crossent[plot]'``)."""
+    (for instance ``pip install 'crossent[plot]' (from a clone: pip install '.[plot]')``)."""

@@ -179,5 +179,5 @@ def test_issue10_kills_focal_and_poly_error_names(loss: object) -> None:
     assert callable(loss)
     with pytest.raises(InputTypeError, match=r"^`logits` must be real numbers"):
         loss([["a", "b"]], [0])
-    with pytest.raises(InputTypeError, match=r"^`labels` must be real numbers"):
+    with pytest.raises(InputTypeError, match=r"^`labels` must be integer class ids"):
         loss([[0.0, 1.0]], ["a"])

@@ -20,7 +20,9 @@ float64 and rounded once since aa0924a (the full path's values,
 ``softmax_cross_entropy_with_targets_grad`` calls with ``soft_cap`` (``|4|``), whose
 chain rule is ``sech^2`` as ``4u/(1 + u)^2`` since f5c2d07 (exact to an ulp where
 ``1 - tanh^2`` cancelled; proved in
-``test_issue13_soft_cap_chain_rule.py`` against mpmath).
+``test_issue13_soft_cap_chain_rule.py`` against mpmath).  The six ``|mixed`` messages
+(the label ``"abc"``) were rewritten on 2026-12-05 by hand to the message that names the
+value and how to map class names to indices (``tests/test_userleft_first_contact.py``).
 
 The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
 ``log1p`` and ``expm1`` are the C library's. On a CPU where NumPy runs its own SIMD

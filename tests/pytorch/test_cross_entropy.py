@@ -290,7 +290,7 @@ def test_issue12_label_errors_name_argument_row_and_value():
         (lambda z, y: ct.cross_entropy(z, y, soft_cap=-2.0), InputError, "soft_cap"),
         (lambda z, y: ct.cross_entropy(z, y, torch.ones(4)), InputError, r"`weight`.*\(3,\)"),
         (lambda z, y: ct.cross_entropy(z, y, -torch.ones(3)), InputError, "non-negative"),
-        (lambda z, y: ct.cross_entropy(z, y, ignore_index=1.5), InputError, "ignore_index"),
+        (lambda z, y: ct.cross_entropy(z, y, ignore_index=1.5), InputTypeError, "ignore_index"),
         (lambda z, y: ct.cross_entropy(z.long(), y), InputTypeError, "floating"),
         (lambda z, y: ct.cross_entropy(z.numpy(), y), InputTypeError, "torch.Tensor"),
         (lambda z, y: ct.cross_entropy(z[0, 0], y), InputError, "class axis"),

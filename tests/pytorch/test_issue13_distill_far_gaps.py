@@ -243,7 +243,8 @@ def test_issue13_ordinary_rows_keep_their_bits(
     (grad,) = torch.autograd.grad(rows.sum(), zt)
     common = losses.distillation_loss(zt, vt, axis=1, temperature=1.5, reduction="none")
     (common_grad,) = torch.autograd.grad(common[[0, 1, 3]].sum(), zt)
-    assert math.isinf(common[2].item())
+    # (the NumPy-style loss on torch tensors forms its far rows again on the host too,
+    # since apileft3: both finite; only the ordinary rows' bits are compared here)
     assert math.isfinite(rows[2].item())
     assert rows[[0, 1, 3]].tolist() == common[[0, 1, 3]].tolist()
     assert grad[[0, 1, 3]].tolist() == common_grad[[0, 1, 3]].tolist()

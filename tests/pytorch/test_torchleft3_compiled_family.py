@@ -6,12 +6,13 @@ On main:
 * ``softmax_focal_loss`` did not compile with ``fullgraph=True``: its checks read
   values while Dynamo traced ("Could not guard on data-dependent expression"). Now
   the eager call runs in the custom op ``crossent::softmax_focal_v1`` (its checks at
-  run time, its autograd that of the eager formula): eager's loss and gradients bit
-  for bit, Inductor too.
+  run time): eager's loss bit for bit, Inductor too; its gradients by their closed
+  forms (``_ops._focal_gradients``), within float rounding of eager's autograd (and
+  closer to the truth: ``test_torch_explicit_backward``).
 * ``binary_cross_entropy_with_logits`` whose targets, weight or pos_weight require a
   gradient broke the graph (Dynamo refuses ``BinaryFunction``'s custom ``jvp``). Now
   ``crossent::sigmoid_ce_v1`` takes them too, its backward giving their gradients by
-  ``crossent::sigmoid_ce_v1_input_grads`` (the eager backward's): checked by
+  ``crossent::sigmoid_ce_v1_input_grads`` (the eager backward's closed forms): checked by
   ``gradcheck`` against float64 ``torch.nn.functional`` and equal to eager's.
 """
 
@@ -46,7 +47,7 @@ def _focal_inputs(dtype: torch.dtype, shape: tuple[int, ...]) -> tuple[Any, Any,
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_softmax_focal_compiles_fullgraph_bit_identical(reduction: str, backend: str) -> None:
+def test_softmax_focal_compiles_fullgraph_as_eager(reduction: str, backend: str) -> None:
     if backend == "inductor" and reduction != "mean":
         pytest.skip("one Inductor case (its compile is slow); the op is opaque to it")
     for dtype, shape in ((torch.float32, (5, 4)), (torch.float64, (3, 4, 2))):
@@ -66,8 +67,15 @@ def test_softmax_focal_compiles_fullgraph_bit_identical(reduction: str, backend:
         upstream = torch.linspace(0.5, 2.0, eager.numel(), dtype=dtype).reshape(eager.shape)
         eager.backward(upstream)
         ours.backward(upstream)
-        torch.testing.assert_close(zc.grad, ze.grad, rtol=0, atol=0)
-        torch.testing.assert_close(wc.grad, we.grad, rtol=0, atol=0)
+        # The closed forms, not autograd of the eager graph: float rounding apart (the
+        # accuracy against a float64 oracle: test_torch_explicit_backward).
+        tol = (
+            {"rtol": 1e-4, "atol": 1e-6}
+            if dtype == torch.float32
+            else {"rtol": 1e-12, "atol": 1e-15}
+        )
+        torch.testing.assert_close(zc.grad, ze.grad, **tol)
+        torch.testing.assert_close(wc.grad, we.grad, **tol)
 
 
 def test_softmax_focal_compiled_checks_and_oracle() -> None:

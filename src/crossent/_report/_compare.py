@@ -151,7 +151,8 @@ def compare_reports(
     Raises
     ------
     InputError
-        Fewer than two reports, different class counts, labels or ids, or bad options.
+        Fewer than two reports, different class counts, labels or ids, the same class
+        names in another order, or bad options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
@@ -188,6 +189,17 @@ def compare_reports(
             raise InputError(
                 f"model {name!r} predicts {classes} classes but {chosen[0]!r} predicts "
                 f"{baseline_classes}: a paired comparison needs models of the same classes"
+            )
+        order, baseline_order = list(report.class_names), list(baseline.class_names)
+        if order != baseline_order and sorted(order) == sorted(baseline_order):
+            # the same classes in another order: class k of one is another class of the
+            # other, and integer labels (positions) agree: the scores were paired wrongly
+            shown = ", ".join(order[:6]) + (", ..." if len(order) > 6 else "")
+            base = ", ".join(baseline_order[:6]) + (", ..." if len(order) > 6 else "")
+            raise InputError(
+                f"model {name!r} names the same classes as {chosen[0]!r} in another order "
+                f"({shown} against {base}): a paired comparison needs the k-th class to "
+                "be the same class in both; write the class columns in one order"
             )
         differ = np.flatnonzero(report.labels != baseline.labels)
         if differ.size:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._files import write_atomically
+from .._hints import install_command
 from ._compare import ReportComparison
 from ._compute import Report
 from ._text import (
@@ -233,6 +234,13 @@ def figures(report: Report) -> list[tuple[str, str]]:
     return images
 
 
+def _id_text(value: Any) -> str:
+    """A row id as the JSON report gives it and the terminal prints it: a missing one
+    (an empty cell, a null; JSON's null) as ``null``, not Python's ``None``, which is
+    also what an id column of strings may hold; a NaN is the text ``nan`` already."""
+    return "null" if value is None else str(value)
+
+
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
     head = (
         "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>\n" if header else ""
@@ -290,11 +298,11 @@ def body_html(report: Report) -> str:
     try:
         images = figure_html(figures(report))
     except ImportError:
-        images = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+        images = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
     has_id = any("id" in r for r in p["most_surprising"])
     surprising = table(
         [
-            ([str(r.get("id", ""))] if has_id else [])
+            ([_id_text(r.get("id", ""))] if has_id else [])
             + [
                 str(r["index"]),
                 report.class_names[r["label"]],
@@ -412,7 +420,7 @@ def comparison_html(comparison: ReportComparison, *, standalone: bool = True) ->
         with _text_as_typed():
             overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
     except ImportError:
-        overlay = "<p>(figures need matplotlib: pip install 'crossent[plot]')</p>"
+        overlay = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
     level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95
     sections = "\n".join(
         f"<section><h2>{html.escape(name)}</h2>\n{body_html(report)}</section>"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._reprs import number, numbers, one_line
 from .._xp import log_softmax
 from ..errors import InputError
 from ._binning import assign_bins, check_bins, uniform_edges
@@ -299,6 +300,19 @@ class VectorScaling:
     [0.3, 0.3, 0.3]
     """
 
+    def __repr__(self) -> str:
+        """One line: the classes, scales and biases (their range beyond 4 classes) and
+        whether the fit converged (and the classes are separated), or ``unfitted``."""
+        if not hasattr(self, "scale_"):
+            return one_line("VectorScaling", ["unfitted"])
+        state = [
+            f"classes={len(self.scale_)}",
+            f"scale={numbers(self.scale_)}",
+            f"bias={numbers(self.bias_)}",
+            f"converged={self.converged_}",
+        ]
+        return one_line("VectorScaling", state + (["separated=True"] if self.separated_ else []))
+
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> VectorScaling:
@@ -443,6 +457,18 @@ class PlattScaling:
     (0.5, -0.3)
     """
 
+    def __repr__(self) -> str:
+        """One line: slope, intercept and whether the fit converged (and the classes are
+        separated), or ``unfitted``."""
+        if not hasattr(self, "slope_"):
+            return one_line("PlattScaling", ["unfitted"])
+        state = [
+            f"slope={number(self.slope_)}",
+            f"intercept={number(self.intercept_)}",
+            f"converged={self.converged_}",
+        ]
+        return one_line("PlattScaling", state + (["separated=True"] if self.separated_ else []))
+
     def fit(
         self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
     ) -> PlattScaling:
@@ -535,6 +561,11 @@ class HistogramBinning:
 
     def __init__(self, *, bins: int = 15) -> None:
         self.bins = bins
+
+    def __repr__(self) -> str:
+        """One line: the bins and, once fitted, the classes, or ``unfitted``."""
+        state = [f"classes={len(self.rates_)}"] if hasattr(self, "rates_") else ["unfitted"]
+        return one_line("HistogramBinning", [f"bins={self.bins!r}", *state])
 
     def fit(
         self, probs: Any, labels: Any, /, *, form: str = "probs", validate: bool = True

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_flag, check_scalar
+from .._hints import install_command
 from ..errors import InputError, InputTypeError, MissingDependencyError
 from ._error import CalibrationError, calibration_error
 from ._inputs import FloatArray
@@ -154,7 +155,7 @@ def plot_reliability_diagram(
     .. math:: \bar h_b = \bar c_b,
 
     and the count written above each point.  Bottom panel: how many examples fall in each
-    bin.  Needs matplotlib (``pip install crossent[plot]``); the figure is created without
+    bin.  Needs matplotlib (``pip install '.[plot]'`` from a clone); the figure is created without
     pyplot, so no display is needed.
 
     Parameters
@@ -202,7 +203,7 @@ def plot_reliability_diagram(
     except ImportError as exc:
         raise MissingDependencyError(
             "plot_reliability_diagram needs matplotlib, which is not installed: "
-            "pip install 'crossent[plot]'"
+            f"{install_command('plot')}"
         ) from exc
 
     figure = Figure(figsize=(5.5, 6.5), layout="constrained")

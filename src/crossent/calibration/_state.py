@@ -23,6 +23,7 @@ import numpy as np
 
 from .._checks import check_integer
 from .._parallel import run_in_parts
+from .._reprs import one_line, options
 from ..errors import InputError, InputTypeError
 from . import _inputs, _row_kernels
 from ._binning import (
@@ -193,6 +194,20 @@ class EvaluationState:
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
         self._surprising: list[tuple[float, int]] = []
+
+    def __repr__(self) -> str:
+        """One line: the classes, the rows seen, the binning, and the options that are not
+        the defaults."""
+        spec = self._spec
+        parts = [
+            f"classes={self.classes}",
+            f"n={self.n}",
+            f"bins={spec.bins}",
+            f"binning={spec.binning!r}",
+            f"scope={spec.scope!r}",
+            f"closed={spec.closed!r}",
+        ]
+        return one_line("EvaluationState", parts + options(self, {"keep": 10, "entropy": True}))
 
     @property
     def spec(self) -> CalibrationSpec:

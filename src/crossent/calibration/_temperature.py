@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._checks import check_base, check_flag, check_integer, check_scalar
+from .._reprs import number, one_line, options
 from ..errors import InputError
 from . import _row_kernels
 from ._calibrator import all_log_scores, as_output, check_fitted, log_scores, unlabelled
@@ -524,6 +525,21 @@ class TemperatureScaling:
         self.folds = folds
         self.seed = seed
         self.xtol = xtol
+
+    def __repr__(self) -> str:
+        """One line: the temperature and whether the fit converged (and whether it is at
+        a bound, or the guard kept :math:`T = 1`), or ``unfitted``; then the options that
+        are not the defaults."""
+        if hasattr(self, "temperature_"):
+            state = [f"temperature={number(self.temperature_)}", f"converged={self.converged_}"]
+            if self.at_bound_:
+                state.append("at_bound=True")
+            if self.kept_identity_:
+                state.append("kept_identity=True")
+        else:
+            state = ["unfitted"]
+        defaults = {"bounds": (0.05, 20.0), "guard": True, "folds": 5, "seed": 0, "xtol": 1e-10}
+        return one_line("TemperatureScaling", state + options(self, defaults))
 
     def _checked_bounds(self) -> tuple[float, float]:
         if not isinstance(self.bounds, tuple | list) or len(self.bounds) != 2:

@@ -347,7 +347,13 @@ def _parser() -> argparse.ArgumentParser:
         help="print a compact Markdown summary (for a CI job summary or a PR comment)",
     )
     report.add_argument("--output", metavar="HTML", help="write an HTML report")
-    report.add_argument("--max-ece", type=_threshold, metavar="X", help="exit 1 if ECE > X")
+    report.add_argument(
+        "--max-ece",
+        type=_threshold,
+        metavar="X",
+        help="exit 1 if ECE > X (X as its nearest float64, as a CSV's cells are read: a "
+        "subnormal such as 4e-320 is kept, with fewer digits; 1e-400 is refused)",
+    )
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument(
         "--bins",
@@ -405,7 +411,11 @@ def _parser() -> argparse.ArgumentParser:
         help="step-by-step cross-entropy tables for learners",
         description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | --logits 2,1,0.1 "
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
-        "and --temperature T to reshape. Needs only the base install.",
+        "and --temperature T to reshape (with --p/--q or --logits, not with --binary, --kl or "
+        "--hinge). Numbers are read as float64, as a CSV's cells "
+        "are: a subnormal one (below 2.2e-308, such as 1e-310) is kept as its nearest "
+        "float64, with fewer significant digits (1e-320 is 9.99989e-321); one that "
+        "float64 cannot hold (1e-400, 1e309) is refused. Needs only the base install.",
     )
     explain.add_argument(
         "--p", help="true distribution P; with --binary, the predicted probability p of class 1"
@@ -415,7 +425,12 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--label", type=int, help="the true class, with --logits")
     explain.add_argument("--binary", action="store_true", help="binary cross-entropy of --y, --p")
     explain.add_argument("--y", help="the binary label (0 or 1, or a soft value)")
-    explain.add_argument("--temperature", type=_number, help="temperature T > 0")
+    explain.add_argument(
+        "--temperature",
+        type=_number,
+        metavar="T",
+        help="temperature T > 0, with --p/--q or --logits (not with --binary, --kl or --hinge)",
+    )
     explain.add_argument("--bits", action="store_true", help="in bits instead of nats")
     explain.add_argument(
         "--smoothing",

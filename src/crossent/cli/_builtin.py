@@ -19,6 +19,7 @@ import numpy as np
 
 import crossent
 
+from .._hints import install_command
 from ._dataset import Dataset, SourceError
 
 __all__ = ["SEED", "builtin_dataset", "train_softmax_regression"]
@@ -64,7 +65,7 @@ def _digits() -> tuple[Any, Any]:
     if spec is None or spec.origin is None:
         raise SourceError(
             "the built-in example needs scikit-learn (its bundled digits data): "
-            "pip install 'crossent[cli]', or give a file to report on"
+            f"{install_command('cli')}, or give a file to report on"
         )
     path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
     if not path.is_file():  # another layout: scikit-learn's own reader

@@ -7,6 +7,8 @@ from types import ModuleType
 
 import crossent
 
+from .._hints import install_command
+
 __all__ = ["require"]
 
 
@@ -18,5 +20,5 @@ def require(module: str, purpose: str, *, extra: str) -> ModuleType:
     except ImportError as exc:
         package = module.split(".", 1)[0]
         raise crossent.MissingDependencyError(
-            f"{purpose} needs {package}, which is not installed: pip install 'crossent[{extra}]'"
+            f"{purpose} needs {package}, which is not installed: {install_command(extra)}"
         ) from exc

@@ -312,9 +312,13 @@ def explain_logits(
         crossent.softmax_cross_entropy_with_targets(z, target, label_smoothing=eps, base=base)
     )
     # d loss / d logits = (p - y') / T in nats; in bits, divided by ln 2 as the loss is.
-    grad = crossent.softmax_cross_entropy_with_targets_grad(z, target, label_smoothing=eps) / t
-    if bits:
-        grad = grad / _LN2
+    # A tiny T (a subnormal, 1e-320) makes (p - y') / T overflow: its entries are then
+    # infinite, as they round, and the sum shown is that of p - y' (it was inf - inf,
+    # printed as "+nan", with NumPy's overflow warnings on standard error).
+    unscaled = crossent.softmax_cross_entropy_with_targets_grad(z, target, label_smoothing=eps)
+    with np.errstate(over="ignore"):
+        grad = unscaled / t / _LN2 if bits else unscaled / t
+    overflowed = not np.isfinite(grad).all()
     smoothed = (1 - eps) * target + eps / logits.size
     title = "softmax cross-entropy from logits" + (f" at T = {t:g}" if temperature else "")
     columns = ["class", "logit z", "softmax p", "target y"]
@@ -345,6 +349,9 @@ def explain_logits(
     )
     out.line(
         f"gradient = {scale}; it sums to {float(np.sum(grad)):+.1e} over classes (0 up to rounding)"
+        if not overflowed
+        else f"gradient = {scale}: beyond float64's range at this T (shown as infinities); "
+        f"p - {y} sums to {float(np.sum(unscaled)):+.1e} over classes (0 up to rounding)"
     )
     if smoothing is not None:
         _smoothing_floor(out, target, smoothed, eps, base=base, unit=unit)

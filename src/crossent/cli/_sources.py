@@ -13,6 +13,7 @@ by the file; nothing here looks at the values.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,33 @@ def _known() -> str:
     return ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
 
 
+_COMPRESSED = {
+    b"\x1f\x8b": ("gzip", "gunzip -c"),
+    b"BZh": ("bzip2", "bunzip2 -c"),
+    b"\xfd7zXZ\x00": ("xz", "xz -dc"),
+    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -dc"),
+}
+"""The first bytes of a compressed file, its compression, and the command that writes it
+out decompressed."""
+
+
+def _refuse_compressed(path: Path) -> None:
+    """Refuse a compressed file (``preds.csv.gz``, or a ``.csv`` that holds gzip): it was
+    "unknown format '.gz'", or for a ``.csv`` a parse error about its binary bytes
+    ("Expected 1 columns, got 3")."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+    except OSError:
+        return  # said by the reader
+    for magic, (name, command) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise SourceError(
+                f"{path}: is {name}-compressed, which is not read; decompress it, or pipe "
+                f"it as a CSV: {command} {shlex.quote(str(path))} | crossent report - ..."
+            )
+
+
 def open_dataset(
     path: Path,
     *,
@@ -149,6 +177,8 @@ def open_dataset(
     check_file(path)
     suffix = path.suffix.lower()
     found = _format_of(suffix)
+    if found is None or suffix == ".csv":
+        _refuse_compressed(path)
     if found is None:
         raise SourceError(f"{path}: unknown format {suffix or '(no extension)'!r}; use {_known()}")
     if dtype is not None and not found.takes_dtype:

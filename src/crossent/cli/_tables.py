@@ -20,11 +20,13 @@ anonymous scratch file as it is read, so that it can be read again.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 import shlex
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -290,7 +292,7 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         names = [str(name) for name in batch.schema.names]
     except UnicodeDecodeError as exc:  # pyarrow decodes the names lazily
         raise _not_utf8(path, exc) from exc
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise SourceError(
             f"{path}: column names must be unique; repeated: {', '.join(map(repr, repeated))}"
@@ -331,8 +333,8 @@ def _unnamed_index(batch: Any) -> str | None:
     by :func:`_check_row_numbers` on every batch; anything else is refused, not read)."""
     import pyarrow.types as pa_types
 
-    names = batch.schema.names
-    if names and names[0] == _UNNAMED_INDEX and pa_types.is_integer(batch.column(0).type):
+    first = batch.schema.field(0) if batch.num_columns else None  # not .names: 20 000
+    if first is not None and first.name == _UNNAMED_INDEX and pa_types.is_integer(first.type):
         return _UNNAMED_INDEX
     return None
 
@@ -435,7 +437,7 @@ def _integer_labels(
     if len(classes) < 2:  # P(label = 1): the labels are 0 and 1, whatever the name
         return values
     shown = ", ".join(map(repr, classes[:6])) + (", ..." if len(classes) > 6 else "")
-    if mode is None and ambiguous_integer_labels(classes):
+    if mode is None and _ambiguous(tuple(classes)):
         raise SourceError(
             f"{path}: the class columns are named by integers ({shown}), not 0..K-1 in "
             f"order, and the {name!r} column holds integers, which could be their names or "
@@ -470,6 +472,13 @@ def _integer_labels(
             f"which names none (class columns: {shown})"
         )
     return found
+
+
+@functools.lru_cache(maxsize=4)
+def _ambiguous(classes: tuple[str, ...]) -> bool:
+    """:func:`._columns.ambiguous_integer_labels`, remembered: it is asked of every batch,
+    and of 20 000 class columns it cost more than reading a batch's labels."""
+    return ambiguous_integer_labels(list(classes))
 
 
 def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
@@ -580,36 +589,56 @@ def _convert(
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
     suspect: list[str] = []  # CSV class columns holding 0 or an infinity: text checked
+    schema: Any = None  # the columns' names and types: the choice is made once for them
+    uniform = False  # whether every class column has one numeric type
     for batch in _batches(reading):
-        choice = _columns(path, batch, options)
-        if chosen is not None and choice != chosen:
-            raise SourceError(f"{path}: the columns change within the file")
-        chosen = choice
+        if schema is None or not batch.schema.equals(schema):
+            choice = _columns(path, batch, options)
+            if chosen is not None and choice != chosen:
+                raise SourceError(f"{path}: the columns change within the file")
+            chosen, schema = choice, batch.schema
+            uniform = _one_numeric_type(schema, choice.classes)
         columns = choice.classes
         if options.classes is None:
             distinct = _track_distinct_integers(batch, columns, distinct)
-            first_column = str(batch.schema.names[0])
+            first_column = str(batch.schema.field(0).name)
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
         label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
         if choice.id is not None:
             id_parts.append(_ids(batch.column(choice.id)))
-        for name in columns:  # before the dtypes: an empty column's type is null
-            _refuse_missing(path, batch.column(name), rows, name)
-        batch_dtype = _stored_dtype(path, batch, columns)
+        whole = _whole_block(batch, columns) if uniform else None
+        if whole is None:
+            for name in columns:  # before the dtypes: an empty column's type is null
+                _refuse_missing(path, batch.column(name), rows, name)
+        batch_dtype = (
+            _stored_dtype(path, batch, columns)
+            if whole is None
+            else np.dtype(np.float32 if whole.dtype.itemsize < 8 else np.float64)
+        )
         stored = stored or batch_dtype
-        block = np.empty((batch.num_rows, len(columns)), dtype=stored)
-        for k, name in enumerate(columns):
-            column = batch.column(name)
-            _refuse_missing(path, column, rows, name)
-            values = _to_numpy(column)
+        if whole is not None:
             with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
-                block[:, k] = values
-            if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
-                _refuse_narrowed(path, values, block[:, k], rows, name, asked=dtype is not None)
+                block = whole.astype(stored, copy=False)
+            if whole.dtype.kind == "f" and whole.dtype.itemsize > block.itemsize:
+                lost = ((block == 0) & (whole != 0)) | (np.isinf(block) & np.isfinite(whole))
+                for k in np.flatnonzero(lost.any(axis=0))[:1]:  # the first, column by column
+                    _refuse_narrowed(
+                        path, whole[:, k], block[:, k], rows, columns[k], asked=dtype is not None
+                    )
+        else:
+            block = np.empty((batch.num_rows, len(columns)), dtype=stored)
+            for k, name in enumerate(columns):
+                column = batch.column(name)
+                _refuse_missing(path, column, rows, name)
+                values = _to_numpy(column)
+                with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
+                    block[:, k] = values
+                if values.dtype.kind == "f" and values.dtype.itemsize > block.itemsize:
+                    _refuse_narrowed(path, values, block[:, k], rows, name, asked=dtype is not None)
         if reading.kind == "csv" and len(suspect) < len(columns):
             suspect += _out_of_range_suspects(block, columns, dataset.form, suspect)
-        sink.write(block.tobytes())
+        sink.write(np.ascontiguousarray(block).data)
         rows += batch.num_rows
     sink.flush()
     if suspect:
@@ -628,6 +657,33 @@ def _convert(
         if rows
         else np.zeros((0, max(classes, 1)))
     )
+
+
+def _one_numeric_type(schema: Any, columns: list[str]) -> bool:
+    """Whether the ``columns`` of ``schema`` all have one type, an integer or a floating
+    point one: their batches are converted whole (:func:`_whole_block`)."""
+    import pyarrow.types as pa_types
+
+    kinds = {schema.field(name).type for name in columns}
+    if len(kinds) != 1:
+        return False
+    kind = kinds.pop()
+    return bool(pa_types.is_integer(kind) or pa_types.is_floating(kind))
+
+
+def _whole_block(batch: Any, columns: list[str]) -> Any:
+    """The ``columns`` of ``batch``, all of one numeric type, as one C-ordered array
+    (rows, columns) of that type, converted by Arrow at once; None when a column holds a
+    null (refused column by column, with its row).  Column by column, a batch of 20 000
+    columns spent more time in Python than Arrow spent parsing its text."""
+    import pyarrow as pa
+
+    try:
+        tensor = batch.select(columns).to_tensor(null_to_nan=False, row_major=True)
+    except pa.ArrowTypeError:  # a null
+        return None
+    values = np.asarray(tensor)
+    return values.reshape(batch.num_rows, len(columns))
 
 
 def _refuse_narrowed(

@@ -47,6 +47,7 @@ from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._far_gaps import WIDE_TEMPERATURE as _WIDE_TEMPERATURE
 from ._far_gaps import (
+    FarGradient,
     distillation_far_rows,
     distillation_gradient64,
     far_rows_guard,
@@ -189,7 +190,9 @@ def _host_call(
     )
 
 
-@far_rows_guard(distillation_far_rows)
+@far_rows_guard(
+    distillation_far_rows, FarGradient("distillation_loss_grad", "student_logits", ("teacher",))
+)
 @prepared_by(
     prepare_distillation,
     shortcut=_small_distill.distillation_loss,

@@ -38,6 +38,13 @@ the rows where a gap past the range is back in range once divided by :math:`T`.
 Distillation's :math:`T^2 D` is formed by powers of two where :math:`T^2` leaves the
 normal range (:func:`times_temperature_squared`): ``inf`` only where the loss is.
 
+Rows of other libraries' losses (PyTorch, JAX, array-api-strict) are formed again on
+float64 host copies (:func:`_again_elsewhere`) and put back by ``where``; under PyTorch's
+autograd each carries its exact gradient in the logits, that of the loss's ``*_grad``
+twin (:func:`_attach_gradient`), NaN in the arguments whose gradient is not formed.
+JAX's transformations trace their arrays, which have no host copy: the pass does not
+run there, and the common path's value (``inf``) and gradient stand.
+
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
 through the gap sum; its non-differentiable forward blocks could call
@@ -47,10 +54,12 @@ through the gap sum; its non-differentiable forward blocks could call
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +70,7 @@ from ._reduction import LossParts, _safe_divide
 
 __all__ = [
     "WIDE_TEMPERATURE",
+    "FarGradient",
     "distillation_far_rows",
     "distillation_gradient64",
     "far_rows_guard",
@@ -299,22 +309,42 @@ def overflowed(result: object) -> bool:
     return False
 
 
-def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Make a public loss form its ``inf`` rows again by ``far_rows`` (module docstring).
+@dataclass(frozen=True)
+class FarGradient:
+    """How the far rows of a loss get their gradient under autograd (:func:`_attach_gradient`).
+
+    ``function``: the name of the loss's gradient twin in :mod:`crossent.losses` (NumPy
+    float64 on host copies, ``reduction='none'``: each row's gradient in its logits);
+    ``logits``: the argument it differentiates; ``others``: the differentiable arguments
+    whose gradient is not formed (NaN in the far rows, never a silent 0).
+    """
+
+    function: str
+    logits: str
+    others: tuple[str, ...] = ()
+
+
+def far_rows_guard(
+    far_rows: _FarRows, gradient: FarGradient
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Make a public loss form its ``inf`` rows again by ``far_rows`` (module docstring),
+    with their gradient by ``gradient`` where another library's autograd asks for one.
 
     The common path runs as it is; a result that :func:`overflowed` sends the call to
     :func:`_again`, which the common path's finite rows pass through bit for bit.
     ``public`` is a function of :func:`._batch.prepared_by`.
     """
+    recipe = _Recipe(far_rows, gradient)
 
     def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
-        checked = functools.wraps(public)(_checked(public, inspect.signature(public), far_rows))
+        checked = functools.wraps(public)(_checked(public, inspect.signature(public), recipe))
         # ``__wrapped__`` stays the body, as ``_batch.prepared_by`` makes it (the tests
         # reach the full path through it); the common path without the check is
         # ``_common_path``, and :func:`guarded_like` checks another path of it.
         checked.__wrapped__ = public.__wrapped__  # type: ignore[attr-defined]
         checked._common_path = public  # type: ignore[attr-defined]
         checked._far_rows = far_rows  # type: ignore[attr-defined]
+        checked._far_recipe = recipe  # type: ignore[attr-defined]
         return checked
 
     return decorate
@@ -323,20 +353,28 @@ def far_rows_guard(far_rows: _FarRows) -> Callable[[Callable[..., Any]], Callabl
 def guarded_like(public: Any, path: Callable[..., Any]) -> Callable[..., Any]:
     """``path`` (a function of ``public``'s arguments: its full path, in the tests) with
     the far-row check of the guarded ``public``."""
-    return _checked(path, inspect.signature(public), public._far_rows)
+    return _checked(path, inspect.signature(public), public._far_recipe)
+
+
+@dataclass(frozen=True)
+class _Recipe:
+    """A guarded loss's far rows and their gradient (:func:`far_rows_guard`)."""
+
+    far_rows: _FarRows
+    gradient: FarGradient
 
 
 def _checked(
-    path: Callable[..., Any], signature: inspect.Signature, far_rows: _FarRows
+    path: Callable[..., Any], signature: inspect.Signature, recipe: _Recipe
 ) -> Callable[..., Any]:
     """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`)."""
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         result = path(*args, **kwargs)
         if overflowed(result):
-            return _again(path, signature, far_rows, args, kwargs)
+            return _again(path, signature, recipe.far_rows, args, kwargs)
         if type(result) is not np.ndarray and _overflowed_elsewhere(result):
-            return _again_elsewhere(path, signature, far_rows, args, kwargs)
+            return _again_elsewhere(path, signature, recipe, args, kwargs)
         return result
 
     return checked
@@ -383,8 +421,8 @@ def _overflowed_elsewhere(result: object) -> bool:
         result = result.total
     if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
         return False
-    if is_jax_tracer(result):  # (jax.grad: no host copy; the common path's value)
-        return False
+    if is_jax_tracer(result) or _functorch_wrapped(result):  # (no host copy: the common
+        return False  # path's value; jax.grad, torch.func.vmap/grad)
     xp = namespace(result, names=("loss",))[0]
     if result.dtype not in (xp.float32, xp.float64):
         return False
@@ -394,10 +432,24 @@ def _overflowed_elsewhere(result: object) -> bool:
         return False
 
 
+def _functorch_wrapped(x: object) -> bool:
+    """Whether ``x`` is a tensor of a ``torch.func`` transform (``vmap``'s batched tensor,
+    ``grad``'s wrapper): like a JAX tracer, it has no host copy, so the far-row pass
+    leaves it to the common path (``crossent.torch`` names vmap where a row needs the
+    pass)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return False
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None:  # pragma: no cover (PyTorch before torch.func)
+        return False
+    return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
+
+
 def _again_elsewhere(
     public: Callable[..., Any],
     signature: inspect.Signature,
-    far_rows: _FarRows,
+    recipe: _Recipe,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
@@ -405,9 +457,9 @@ def _again_elsewhere(
     their autograd graph), the ``inf`` and NaN ones formed again by ``far_rows`` in
     float64 on host copies of the arguments (:func:`._xp.host_float64`; rounded once to
     float32 for float32 rows; a row NaN in float64 too kept as it was) and put back by
-    ``where``: constants, without a gradient (the ``*_grad`` functions give theirs).
-    Reduced in the rows' library, a ``'mean'`` by powers of two as :func:`_reduce` (its
-    sum cannot overflow where the mean does not)."""
+    ``where``, with their exact gradient where autograd asks for one
+    (:func:`_attach_gradient`). Reduced in the rows' library, a ``'mean'`` by powers of
+    two as :func:`_reduce` (its sum cannot overflow where the mean does not)."""
     bound = signature.bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = dict(bound.arguments)
@@ -417,7 +469,7 @@ def _again_elsewhere(
     host = host64(rows, name="loss")
     far = ~np.isfinite(host)
     if far.any():
-        again = far_rows(arguments, far)
+        again = recipe.far_rows(arguments, far)
         base = arguments.get("base")
         again = again if base is None else again / math.log(base)
         # NaN in float64 too (a NaN logit, a row of +inf ones), or a NaN row that comes
@@ -433,6 +485,8 @@ def _again_elsewhere(
             xp.asarray(formed, dtype=rows.dtype, device=where),
             rows,
         )
+        if far.any():
+            rows = _attach_gradient(rows, far, arguments, recipe.gradient, xp=xp)
     if reduction == "none":
         return rows
     flat = xp.reshape(rows, (-1,))
@@ -446,6 +500,129 @@ def _again_elsewhere(
         normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
         return LossParts(total=total, normalizer=normalizer)
     return total
+
+
+def _wants_gradient(x: object) -> bool:
+    """Whether PyTorch's autograd records operations on ``x`` (a tensor that requires a
+    gradient, with gradients enabled). JAX's transformations trace their arrays, which
+    the far-row passes do not reach (:func:`_overflowed_elsewhere`); array-api-strict has
+    no autograd."""
+    if not getattr(x, "requires_grad", False):
+        return False
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.is_grad_enabled())
+
+
+def _attach_gradient(
+    rows: Any, far: np.ndarray, arguments: dict[str, Any], gradient: FarGradient, *, xp: Any
+) -> Any:
+    r"""``rows`` (a PyTorch tensor of the batch shape) whose formed rows ``far`` carry
+    their exact gradient in the logits :math:`x` (a constant from ``where`` before):
+
+    .. math:: L_i \leftarrow L_i + \sum_c g_{ic}\,(x_{ic} - \operatorname{detach}(x_{ic}))
+
+    with :math:`g_i` the row's gradient by the loss's ``*_grad`` twin on float64 host
+    copies (rounded once to the logits' dtype). :math:`x - \operatorname{detach}(x)` is 0
+    exactly, so each value keeps its bits, and first-order autograd sees :math:`g`. An
+    entry :math:`g = \pm\infty` (a true gradient past the range) is carried as
+    :math:`((x - \operatorname{detach} x)\cdot\pm\text{max})\cdot 2` (0 forward,
+    :math:`\pm\infty` backward). A NaN entry, and the differentiable arguments in
+    ``gradient.others`` (targets, a teacher, class weights: not formed), get NaN where a
+    far row's upstream gradient is not 0 (:func:`_unformed`), not a silent 0. Nothing is
+    done where no argument wants a gradient (:func:`_wants_gradient`).
+    """
+    logits = arguments[gradient.logits]
+    others = [n for n in gradient.others if _wants_gradient(arguments.get(n))]
+    if not (_wants_gradient(logits) or others):
+        return rows
+    axis = arguments["axis"]
+    where = device(rows)
+    mask = xp.asarray(far, device=where)
+    extra = xp.zeros_like(rows)
+    if _wants_gradient(logits):
+        g = _host_gradient(arguments, gradient)
+        g = np.where(np.expand_dims(far, axis), g, 0.0)  # (x's layout: classes at axis)
+        # rounded once to the logits' dtype (float16 too), finite or not there
+        g_x = xp.asarray(g, device=where).to(logits.dtype)
+        d = logits - logits.detach()
+        finite = xp.isfinite(g_x)
+        zero = xp.zeros_like(g_x)
+        term = d * xp.where(finite, g_x, zero)
+        if not truth_of(xp.all(finite)):
+            top = float(xp.finfo(logits.dtype).max)
+            big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
+            term = term + (d * big) * 2.0
+            extra = extra + _unformed()(logits, mask, xp.isnan(g_x), axis)
+        extra = extra + xp.sum(term, axis=axis)
+    for name in others:
+        extra = extra + _unformed()(arguments[name], mask, None, axis)
+    return xp.where(mask, rows + extra, rows)
+
+
+@functools.cache
+def _unformed() -> Callable[[Any, Any, Any, int], Any]:
+    r"""A PyTorch function of ``(x, far, entries, axis)``: zeros of the batch shape
+    (``far``'s) whose gradient in ``x`` is NaN where a far row's upstream gradient is not
+    0 (at the ``entries`` of that row, a mask of ``x``'s shape, or all of them; every
+    entry of an ``x`` without the rows' layout: class weights), else 0.
+    (:math:`0\cdot\sqrt{|x - \operatorname{detach} x|}` would be NaN at a zero
+    upstream too.)"""
+    torch = sys.modules["torch"]
+
+    class Unformed(torch.autograd.Function):  # type: ignore[name-defined]
+        @staticmethod
+        def forward(ctx: Any, x: Any, far: Any, entries: Any, axis: int) -> Any:
+            ctx.save_for_backward(far, entries)
+            ctx.shape, ctx.axis = x.shape, axis
+            ctx.per_row = x.ndim == far.ndim + 1
+            return torch.zeros(far.shape, dtype=x.dtype, device=x.device)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            far, entries = ctx.saved_tensors
+            hit = far & (grad != 0)
+            if ctx.per_row:
+                hit = hit.unsqueeze(ctx.axis).expand(ctx.shape)
+                if entries is not None:
+                    hit = hit & entries
+            else:
+                hit = hit.any().expand(ctx.shape)
+            nan = torch.full((), math.nan, dtype=grad.dtype, device=grad.device)
+            return torch.where(hit, nan, torch.zeros_like(nan)), None, None, None
+
+    return Unformed.apply
+
+
+def _host_gradient(arguments: dict[str, Any], gradient: FarGradient) -> np.ndarray:
+    """Each row's gradient in the logits by the loss's NumPy ``*_grad`` twin
+    (``reduction='none'``), on float64 host copies of the float arguments (the others,
+    labels, as integers), in the logits' layout."""
+    # (the public functions, defined after this module loads)
+    function = getattr(importlib.import_module(__package__), gradient.function)
+    accepted = inspect.signature(function).parameters
+    given: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name not in accepted or name == "out":
+            continue
+        given[name] = _host_copy(value, name=name)
+    given["reduction"] = "none"
+    positional = [given.pop(n) for n, p in accepted.items() if p.kind is p.POSITIONAL_ONLY]
+    with np.errstate(all="ignore"):
+        return np.asarray(function(*positional, **given), dtype=np.float64)
+
+
+def _host_copy(value: object, *, name: str) -> object:
+    """A NumPy copy of an array argument (float64 for floating point), other values as
+    they are."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if not hasattr(value, "dtype"):
+        return value
+    host = host64(value, name=name)
+    kind = str(value.dtype)
+    if "int" in kind or "bool" in kind:
+        return host.astype(np.int64)
+    return host
 
 
 def _reduce(flat: np.ndarray, reduction: str, normalizer: Callable[[], Any]) -> Any:

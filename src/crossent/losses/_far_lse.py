@@ -35,7 +35,12 @@ FAR_LSE = 2.0**20
 
 
 def far_lse_rows_(
-    grad: np.ndarray, z: np.ndarray, labels: np.ndarray, terms: GradientTerms
+    grad: np.ndarray,
+    z: np.ndarray,
+    labels: np.ndarray,
+    terms: GradientTerms,
+    *,
+    unfinished_only: bool = False,
 ) -> None:
     r"""``grad`` (rows x classes, in the kernel's format: float32, float16 or the uint16
     bits of bfloat16, as ``z``; the kernel's :math:`g_{ic} = a_i p_{ic} - b_i u_c -
@@ -49,10 +54,18 @@ def far_lse_rows_(
     :math:`\log p_y > \log\tfrac12` (``terms.label_offset`` for :math:`a - t` when
     given), else :math:`a p_y - t - b u_y`, as the kernels' contract. A label that is
     not a class (``validate=False``) leaves its row's other entries formed.
+
+    ``unfinished_only``: only the far rows the kernel left with an ``inf`` or NaN entry
+    (label smoothing's kernel, exact to float64 wherever its :math:`z/T` is finite; a
+    float32 :math:`z/T` past the range, ``[1, 2, 3]`` at :math:`T = 10^{-30}`, gave
+    ``inf`` where the truth is :math:`\pm 3.3\cdot 10^{28}`).
     """
     shift = terms.shift
     far = np.abs(shift) >= FAR_LSE
     far &= np.isfinite(shift)
+    if unfinished_only and far.any():
+        rows = np.flatnonzero(far)
+        far[rows] = ~np.isfinite(as_float32(grad[rows])).all(axis=-1)
     at = np.flatnonzero(far)
     if at.size == 0:
         return

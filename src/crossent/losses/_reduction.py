@@ -46,8 +46,11 @@ class LossParts(NamedTuple):
 def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
     """``coefficient * value`` with ``0 * inf = 0``: a term of weight 0 is absent.
 
-    Both ``where`` branches are evaluated, so the infinite values are replaced before the
-    product (no NaN, no floating-point warning, and a zero gradient through them). A
+    Both ``where`` branches are evaluated, so the non-finite values beside a coefficient
+    of 0 are replaced before the product (no NaN, no floating-point warning, and a zero
+    gradient through them). A finite value is kept at a coefficient of 0, so autograd's
+    derivative in the coefficient there is the value (:math:`d(cv)/dc = v`: a class weight
+    of 0 still has the gradient of its rows' loss; it was 0). A
     NumPy product past the float range is ``inf`` without NumPy's overflow warning: the
     softmax losses' far-row guard (``_far_gaps``) forms such rows again (a hostile pass:
     ``label_smoothing`` with class weights on logits of +-1e308 warned first, an error
@@ -58,8 +61,8 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
             if np.count_nonzero(coefficient) == coefficient.size:
                 return coefficient * value  # no coefficient is 0 (issue 13: no where)
             return coefficient * np.where(coefficient != 0, value, 0)
-    present = coefficient != 0
-    return coefficient * where_zero(present, value, xp=xp)
+    kept = (coefficient != 0) | xp.isfinite(value)
+    return coefficient * where_zero(kept, value, xp=xp)
 
 
 def _safe_divide(total: Any, normalizer: Array, *, xp: ModuleType) -> Array:

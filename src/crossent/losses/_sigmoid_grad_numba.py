@@ -39,7 +39,7 @@ from numba.extending import intrinsic
 from .._intrinsics_numba import call_intrinsic, numba_target_has
 from . import _sigmoid_grad as _constants
 
-__all__ = ["BLOCK", "gradient", "numerator_dd", "numerators"]
+__all__ = ["BLOCK", "HAS_FMA", "gradient", "numerator_dd", "numerators"]
 
 _TABLES = _constants.tables()
 _EXP2 = _TABLES.exp2

@@ -57,6 +57,7 @@ module imports Numba: ``_softmax_small`` imports it on the first call that it ta
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numba
@@ -285,7 +286,9 @@ def label_gradient(
     nothing written, when a row is suspect or, without smoothing, of
     :math:`|\mathrm{LSE}| \ge` ``_far_lse.FAR_LSE`` (the full path forms it again from
     the row maximum, issue 13; the smoothed kernel corrects the shift by a pass over
-    the row).
+    the row). False too, with smoothing, where such a row came out non-finite (the
+    correction's :math:`e^{\mathrm{LSE} - s}` overflows once an ulp of the LSE passes
+    700): ``out`` then holds the kernel's entries, which the full path writes again.
     """
     inv_t = 1.0 / temperature
     m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
@@ -329,6 +332,14 @@ def label_gradient(
             offset,
             out,
         )
+        # a row of so large an LSE that the kernel's correction of its shift overflows
+        # (float32 [1, 2, 3] at T = 1e-30 gave inf, the truth +-3.3e28): the full path
+        # forms it again (``_far_lse``, every entry of ``out`` written again)
+        for i in range(n):
+            if abs(lse[i]) >= _FAR_LSE:
+                for c in range(classes):
+                    if not math.isfinite(out[i, c]):
+                        return False
         return True
     for i in range(n):  # (the shift m + ell rounds to an ulp of m: issue 13)
         if abs(lse[i]) >= _FAR_LSE:

@@ -147,7 +147,14 @@ from ._batch import (
     prepared_by,
     zero_where_ignored,
 )
-from ._far_gaps import far_rows_guard, host64, label_far_rows, target_far_rows, times_lse64
+from ._far_gaps import (
+    FarGradient,
+    far_rows_guard,
+    host64,
+    label_far_rows,
+    target_far_rows,
+    times_lse64,
+)
 from ._far_lse import FAR_LSE as _FAR_LSE
 from ._far_lse import far_lse_rows_
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
@@ -1109,11 +1116,11 @@ def _kernel_gradient(
     )
     # Rows of |LSE| >= 2**20 again from the row maximum (issue 13: the kernels' shift
     # fl(m + ell) rounds to an ulp of m); two reductions of the N log-sum-exps screen.
-    # (With smoothing the kernels correct the shift by a pass over each row already.)
-    if uniform is None and (
-        np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE
-    ):
-        far_lse_rows_(grad, flat, flat_labels, terms)
+    # (With smoothing the kernels correct the shift by a pass over each row already;
+    # only the rows they leave non-finite, a float32 z/T past its range at T = 1e-30,
+    # are formed again.)
+    if np.maximum.reduce(lse, None) >= _FAR_LSE or np.minimum.reduce(lse, None) <= -_FAR_LSE:
+        far_lse_rows_(grad, flat, flat_labels, terms, unfinished_only=uniform is not None)
     # One reduction: the sum of the log-sum-exps is finite exactly when each is (float64,
     # of float32 logits: no overflow), so calls with no such row pay only that.
     if active is not None and not math.isfinite(np.add.reduce(lse, None)):
@@ -1435,7 +1442,7 @@ _label_function = functools.partial(
 
 
 @weight_scaled
-@far_rows_guard(label_far_rows)
+@far_rows_guard(label_far_rows, FarGradient("softmax_cross_entropy_grad", "logits", ("weight",)))
 @_label_function(shortcut=_lean_loss)
 def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     r"""Softmax cross-entropy of integer class labels under logits.
@@ -1596,7 +1603,10 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
 
 
 @weight_scaled
-@far_rows_guard(target_far_rows)
+@far_rows_guard(
+    target_far_rows,
+    FarGradient("softmax_cross_entropy_with_targets_grad", "logits", ("targets", "weight")),
+)
 @prepared_by(
     prepare_softmax_targets,
     shortcut=_small_targets.target_loss,

@@ -124,7 +124,8 @@ def label_gradient(
     r"""The gradient of a call that :func:`takes`, into ``out`` when given, or None when a
     row is suspect or, float32 without smoothing, of :math:`|\mathrm{LSE}| \ge`
     ``_far_lse.FAR_LSE`` (the full path forms such a row again; issue 13) (then nothing
-    is written)."""
+    is written), or, smoothed, where such a row came out non-finite (then ``out`` holds
+    entries that the full path writes again)."""
     if logits.dtype.char == _FLOAT64:
         return _label_gradient64(logits, labels, options, out)
     grad = np.empty_like(logits) if out is None else out

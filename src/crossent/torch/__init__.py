@@ -124,10 +124,11 @@ group; :func:`all_reduce_state` merges an :class:`crossent.EvaluationState` acro
 try:  # the one line that names the extra, not a traceback through a submodule
     import torch as _torch  # noqa: F401
 except ModuleNotFoundError as _missing:  # pragma: no cover - torch hidden in a test
+    from .._hints import install_command
     from ..errors import MissingDependencyError
 
     raise MissingDependencyError(
-        "crossent.torch needs PyTorch, which is not installed: pip install 'crossent[torch]'"
+        f"crossent.torch needs PyTorch, which is not installed: {install_command('torch')}"
     ) from _missing
 
 # Each name is listed once, in its module's ``__all__``; the star imports re-export

@@ -10,9 +10,10 @@ targets, whose float64 difference cancels the same way) the loss is :class:`Bina
 its forward is the generic path's loss, unchanged; its backward takes the logits'
 gradient from ``crossent.losses._sigmoid_grad`` (float64, double-double where it
 cancels, times the upstream gradient and the reduction's scale in float64, rounded once
-to the logits' dtype), and the targets' and weights' gradients from autograd of the same
-loss. Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph)
-the logits' gradient carries the float32 formula's graph at zero value, so second
+to the logits' dtype), and the targets' and weights' gradients by their closed forms in
+plain torch operations (:func:`input_gradients`, also the compiled backward op's).
+Under ``create_graph`` (and ``torch.func.grad``, whose backward builds a graph) the
+logits' gradient carries the float32 formula's graph at zero value, so second
 derivatives are those of the formula; ``jvp`` (``jacfwd``) uses the same exact gradient.
 Nested forward mode (``jacfwd(jacfwd(...))``, ``jvp`` of ``jvp``) does not take this
 function (PyTorch does not differentiate its ``jvp`` rule again: a silent 0) but the
@@ -149,6 +150,18 @@ def _formula(
     return g / max(x.numel(), 1) if reduction == "mean" else g
 
 
+def _softplus(x: torch.Tensor) -> torch.Tensor:
+    """:math:`\\log(1 + e^x)` as the generic loss forms it (``losses._sigmoid.softplus``)."""
+    return torch.maximum(x, torch.zeros_like(x)) + torch.log1p(torch.exp(-torch.abs(x)))
+
+
+def _absent_zero(coefficient: Any, value: torch.Tensor) -> torch.Tensor:
+    """``coefficient * value`` with ``0 * inf = 0`` (``value`` where no coefficient)."""
+    if coefficient is None:
+        return value
+    return coefficient * torch.where(coefficient != 0, value, torch.zeros_like(value))
+
+
 def input_gradients(
     x: torch.Tensor,
     t: torch.Tensor,
@@ -160,16 +173,44 @@ def input_gradients(
     needs: Any,
     create_graph: bool,
 ) -> tuple[Any, Any, Any]:
-    """The gradients in ``t``, ``w`` and ``pw`` (None where ``needs`` says no) times
-    ``upstream``: autograd of the generic loss at the logits held constant (its
-    formula's, with no cancellation to fix in these). ``t``, ``w`` and ``pw`` must
-    require grad where needed; ``crossent::sigmoid_ce_v1_input_grads`` gives them
-    under ``torch.compile`` by the same call."""
-    wanted = [a for a, need in zip((t, w, pw), needs, strict=True) if need]
-    with torch.enable_grad():
-        loss = _loss(x.detach(), t, w, pw, eps, reduction, False)
-        found = iter(torch.autograd.grad(loss, wanted, upstream, create_graph=create_graph))
-    gt, gw, gpw = (next(found) if need else None for need in needs)
+    r"""The gradients in ``t``, ``w`` and ``pw`` (None where ``needs`` says no) times
+    ``upstream``, by their closed forms in plain torch operations. With
+    :math:`t' = (1-\varepsilon)t + \varepsilon/2`, :math:`s_\pm = \operatorname{sp}(\pm x)`
+    and the loss :math:`\ell = w[\pi t' s_- + (1-t') s_+]`:
+
+    .. math:: \frac{\partial\ell}{\partial t} = (1-\varepsilon)\,w\,(\pi s_- - s_+),
+              \qquad \frac{\partial\ell}{\partial w} = \pi t' s_- + (1-t') s_+,
+              \qquad \frac{\partial\ell}{\partial \pi} = w\,t' s_-
+
+    each product 0 where a factor that multiplies the loss term is 0 (a term of weight
+    0 is absent: :math:`0\cdot\infty = 0`), times the upstream gradient and
+    :math:`1/n` for ``'mean'``, summed over the axes the weights were broadcast along,
+    in the inputs' dtypes. These are the true partial derivatives also at the targets
+    0 and 1 and at a weight 0 (autograd of the generic loss's masked products gave 0
+    for the masked term there). ``create_graph``: recorded (the eager backward's
+    ``create_graph``: second derivatives, in ``x`` too); else no graph, as
+    ``crossent::sigmoid_ce_v1_input_grads`` calls it under ``torch.compile``."""
+    compute = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
+    with torch.set_grad_enabled(create_graph):
+        xc, tc = x.to(compute), t.to(compute)
+        wc, pwc = _computed(w, compute), _computed(pw, compute)
+        s_pos, s_neg = _softplus(xc), _softplus(-xc)
+        ts = (1 - eps) * tc + eps / 2 if eps else tc
+        scale = upstream.to(compute)
+        if reduction == "mean":
+            scale = scale / max(x.numel(), 1)
+        gt = gw = gpw = None
+        if needs[0]:
+            g = _absent_zero(wc, _absent_zero(pwc, s_neg) - s_pos)
+            g = (1 - eps) * g if eps else g
+            gt = (g * scale).sum_to_size(t.shape).to(t.dtype)
+        if needs[1] and w is not None:
+            positive = ts if pwc is None else pwc * ts
+            term = _absent_zero(positive, s_neg) + _absent_zero(1 - ts, s_pos)
+            gw = (term * scale).sum_to_size(w.shape).to(w.dtype)
+        if needs[2] and pw is not None:
+            g = _absent_zero(wc, _absent_zero(ts, s_neg))
+            gpw = (g * scale).sum_to_size(pw.shape).to(pw.dtype)
     return gt, gw, gpw
 
 

@@ -8,13 +8,14 @@ therefore puts what reads values in a custom op:
 
 * ``binary_cross_entropy_with_logits``: the eager call in ``crossent::sigmoid_ce_v1``,
   with the exact logit gradient, and the gradients of targets and weights that require
-  one by the eager backward's autograd in ``crossent::sigmoid_ce_v1_input_grads``
+  one by the eager backward's closed forms in ``crossent::sigmoid_ce_v1_input_grads``
   (first derivatives only);
 * ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
   tensors), its formula traced;
 * ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
-  its loss, and by autograd of its formula inside the backward op its gradients in the
-  logits and the class weights: eager's, bit for bit; first derivatives only);
+  its loss: eager's, bit for bit), its gradients in the logits and the class weights by
+  their closed forms in the backward op (``_ops._focal_gradients``: within float
+  rounding of eager's autograd; first derivatives only);
 * ``distillation_loss``: its checks and far and near rows in a custom op
   (``_far_distillation``), and its CPU calls of 2-D logits whose teacher requires no
   gradient in fused kernels of their own (``_distill_cpu``), for every
@@ -36,9 +37,12 @@ import numpy as np
 import torch
 
 from .. import losses
+from .._checks import check_scalar
 from ..errors import InputError
+from ..losses._distill_options import distillation_options
 from . import _binary, _distill_cpu, _ops
 from ._arguments import (
+    _by_value,
     check_reduction,
     example_stack,
     nested_forward_mode,
@@ -104,6 +108,28 @@ def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | 
     return x.reshape(*lead, *(1,) * (like.ndim - len(lead) - len(own)), *own)
 
 
+def _binary_checks(size_average: Any, reduce: Any, reduction: Any) -> None:
+    """:func:`binary_cross_entropy_with_logits`'s option checks before its op (which
+    checks ``label_smoothing`` at run time), on Python values."""
+    _reject_legacy(size_average, reduce)
+    check_reduction(reduction)
+
+
+def _sigmoid_focal_checks(reduction: Any, alpha: Any, gamma: Any) -> None:
+    """:func:`sigmoid_focal_loss`'s option checks (the losses package's), on Python values."""
+    check_reduction(reduction)
+    check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    if not alpha < 0:
+        check_scalar(_by_value(alpha), name="alpha", low=0.0, high=1.0)
+
+
+def _softmax_focal_checks(reduction: Any, gamma: Any, ignore_index: Any) -> None:
+    """:func:`softmax_focal_loss`'s option checks (the losses package's), on Python values."""
+    check_reduction(reduction)
+    check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    check_ignore_index(ignore_index)
+
+
 def binary_cross_entropy_with_logits(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -136,6 +162,11 @@ def binary_cross_entropy_with_logits(
     >>> bool(torch.isclose(ours, F.binary_cross_entropy_with_logits(x, t)))
     True
     """
+    refused = _ops.refused_while_traced(
+        input, lambda: _binary_checks(size_average, reduce, reduction)
+    )
+    if refused is not None:
+        return refused
     _reject_legacy(size_average, reduce)
     check_reduction(reduction)
     validate = not _on_meta(input, target, weight, pos_weight)
@@ -203,6 +234,11 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
+    refused = _ops.refused_while_traced(
+        inputs, lambda: _sigmoid_focal_checks(reduction, alpha, gamma)
+    )
+    if refused is not None:
+        return refused
     check_reduction(reduction)
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
     validate = not _on_meta(inputs, targets)
@@ -254,6 +290,11 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
+    refused = _ops.refused_while_traced(
+        input, lambda: _softmax_focal_checks(reduction, gamma, ignore_index)
+    )
+    if refused is not None:
+        return refused
     check_reduction(reduction)
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
     validate = not _on_meta(input, labels, weight)
@@ -271,8 +312,8 @@ def softmax_focal_loss(
         validate = False
     if _compiled_focal(input, weight, gamma, ignore_index) and validate:
         # torch.compile, torch.export: the eager call in a custom op (its checks, its
-        # 'mean' over the summed label weights, autograd of its formula), which Dynamo
-        # does not trace: eager's numbers and gradients, bit for bit.
+        # 'mean' over the summed label weights), which Dynamo does not trace: eager's
+        # loss bit for bit, the gradients by their closed forms (_ops._focal_gradients).
         ignore = check_ignore_index(ignore_index)
         return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     return losses.softmax_focal_loss(
@@ -285,6 +326,14 @@ def softmax_focal_loss(
         reduction=reduction,
         validate=validate,
     )
+
+
+def _distillation_checks(
+    temperature: Any, reduction: Any, teacher_form: Any, direction: Any
+) -> None:
+    """:func:`distillation_loss`'s option checks (those of its paths), on Python values."""
+    check_reduction(reduction, parts=True)
+    distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
 
 
 def distillation_loss(
@@ -405,6 +454,11 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
+    refused = _ops.refused_while_traced(
+        input, lambda: _distillation_checks(temperature, reduction, teacher_form, direction)
+    )
+    if refused is not None:
+        return refused
     check_reduction(reduction, parts=True)
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(

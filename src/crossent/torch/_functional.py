@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, InputTypeError
-from . import _backend, _launch
+from . import _backend, _launch, _ops
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -82,6 +82,62 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
 def _sum(rows: torch.Tensor) -> torch.Tensor:
     """The sum of per-row losses, accumulated in float64."""
     return rows.sum(dtype=torch.float64).to(rows.dtype)
+
+
+def _cross_entropy_checks(
+    input: Any,
+    target: Any,
+    size_average: Any,
+    reduce: Any,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    soft_cap: Any,
+    temperature: Any,
+) -> None:
+    """:func:`cross_entropy`'s argument and option checks before any shape, in its
+    order, on Python values (for ``_ops.refused_while_traced``)."""
+    _reject_legacy(size_average, reduce)
+    tensor(target, name="target")
+    floating_tensor(input, name="input")
+    call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+
+
+def _linear_checks(
+    input: Any,
+    linear_weight: Any,
+    target: Any,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    soft_cap: Any,
+    temperature: Any,
+    chunk_size: Any,
+) -> None:
+    """:func:`linear_cross_entropy`'s argument and option checks before any shape, in
+    its order, on Python values (for ``_ops.refused_while_traced``)."""
+    tensor(linear_weight, name="linear_weight")
+    tensor(target, name="target")
+    floating_tensor(input, name="input")
+    floating_tensor(linear_weight, name="linear_weight")
+    call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    check_chunk_size(chunk_size)
 
 
 def cross_entropy(
@@ -225,6 +281,23 @@ def cross_entropy(
     >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
     tensor(0., dtype=torch.float64)
     """
+    refused = _ops.refused_while_traced(
+        input,
+        lambda: _cross_entropy_checks(
+            input,
+            target,
+            size_average,
+            reduce,
+            ignore_index,
+            reduction,
+            label_smoothing,
+            z_loss,
+            soft_cap,
+            temperature,
+        ),
+    )
+    if refused is not None:
+        return refused
     _reject_legacy(size_average, reduce)
     input = tensor(input, name="input")
     target = tensor(target, name="target")
@@ -453,6 +526,23 @@ def linear_cross_entropy(
     >>> bool(torch.isclose(linear_cross_entropy(h, W, y, chunk_size=2), naive))
     True
     """
+    refused = _ops.refused_while_traced(
+        input,
+        lambda: _linear_checks(
+            input,
+            linear_weight,
+            target,
+            ignore_index,
+            reduction,
+            label_smoothing,
+            z_loss,
+            soft_cap,
+            temperature,
+            chunk_size,
+        ),
+    )
+    if refused is not None:
+        return refused
     input = tensor(input, name="input")
     linear_weight = tensor(linear_weight, name="linear_weight")
     target = tensor(target, name="target")

@@ -47,15 +47,14 @@ This module is not annotated with ``from __future__ import annotations``: the cu
 op machinery reads the annotations to infer each schema.
 """
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from .._checks import check_logits_of_rows
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
 from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
@@ -852,19 +851,14 @@ def sigmoid_ce_input_grads(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The gradients of :func:`sigmoid_ce` in ``targets``, ``weight`` and
     ``pos_weight`` times ``upstream`` (an empty tensor where ``needs`` says no), as
-    ``_binary.BinaryFunction``'s backward forms them: autograd of the eager formula
-    (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for bit."""
+    ``_binary.BinaryFunction``'s backward forms them: their closed forms in plain torch
+    operations (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for
+    bit where eager takes ``BinaryFunction``."""
     from . import _binary
 
-    with _autograd_inside_op():
-        t = targets.detach().requires_grad_(needs[0])
-        w, pw = (
-            None if a is None else a.detach().requires_grad_(need)
-            for a, need in zip((weight, pos_weight), needs[1:], strict=True)
-        )
-        found = _binary.input_gradients(
-            logits, t, w, pw, label_smoothing, reduction, upstream, needs, False
-        )
+    found = _binary.input_gradients(
+        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, needs, False
+    )
     # In the inputs' layouts (the fake kernel's); an empty tensor where none is wanted.
     return tuple(  # type: ignore[return-value]
         logits.new_empty((0,)) if g is None or a is None else torch.empty_like(a).copy_(g)
@@ -937,22 +931,40 @@ def _sigmoid_inputs_checked_fake(
     return logits.new_empty((), dtype=torch.float64)
 
 
-@contextlib.contextmanager
-def _autograd_inside_op() -> Iterator[None]:
-    """Autograd recording inside a custom op's kernel, for a gradient taken by autograd
-    of the eager formula (so eager's gradient, bit for bit).
+@torch.library.custom_op("crossent::input_refused_v1", mutates_args=())
+def input_refused(like: Tensor, type_error: bool, message: str) -> Tensor:
+    """Raise crossent's :class:`InputError` (:class:`InputTypeError` where
+    ``type_error``) with ``message``, at run time. For a call that Dynamo traces with
+    an option it refuses: raised while tracing, the error came out of
+    ``torch.compile(fullgraph=True)`` as Dynamo's ``Unsupported: Observed exception``;
+    the option's check runs on the Python value while tracing, without raising, and the
+    graph holds this one op, whose error is the eager call's. ``like``: a tensor of the
+    call (detached), whose dtype the fake result takes."""
+    raise (InputTypeError if type_error else InputError)(message)
 
-    A kernel runs below the autograd dispatch keys (the thread's excluded set holds
-    them), where ``torch.enable_grad`` alone records nothing ("element 0 of tensors
-    does not require grad"); the guard lifts them for the block and restores the
-    thread's sets after it."""
-    excluded = torch._C._dispatch_tls_local_exclude_set()
-    for name in dir(torch._C.DispatchKey):
-        if name.startswith("Autograd") and name != "Autograd":  # (an alias, not a key)
-            excluded = excluded.remove(getattr(torch._C.DispatchKey, name))
-    included = torch._C._dispatch_tls_local_include_set()
-    with torch._C._ForceDispatchKeyGuard(included, excluded), torch.enable_grad():
-        yield
+
+@input_refused.register_fake
+def _input_refused_fake(like: Tensor, type_error: bool, message: str) -> Tensor:
+    return like.new_empty((), dtype=torch.promote_types(like.dtype, torch.float32))
+
+
+def refused_while_traced(like: object, check: Callable[[], object]) -> Tensor | None:
+    """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
+    run time, eager's type and message) where ``check`` (a public loss's option checks,
+    in eager's order, on Python values and shapes only) raises an :class:`InputError`;
+    else None (also in eager calls and where ``like``, the call's first tensor, is none).
+
+    Raised while tracing, the error came out of ``torch.compile(fullgraph=True)`` as
+    Dynamo's ``Unsupported: Observed exception``; every public loss of crossent.torch
+    calls this first."""
+    if not torch.compiler.is_compiling() or not isinstance(like, Tensor):
+        return None
+    try:
+        check()
+    # InputTypeError by name: it is no InputError (CrossentError and TypeError).
+    except (InputError, InputTypeError) as error:
+        return input_refused(like.detach(), isinstance(error, InputTypeError), str(error))
+    return None
 
 
 @torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
@@ -968,7 +980,8 @@ def softmax_focal(
     ``torch.compile`` and ``torch.export``, which cannot trace the checks' reads nor the
     ``'mean'``'s division by the summed label weights (``_family``). Int64 ``labels``;
     its autograd (:func:`softmax_focal_backward`) gives the gradients in ``logits`` and
-    ``weight`` of the eager call's graph: eager's numbers, bit for bit."""
+    ``weight`` by their closed forms (within float rounding of eager's autograd; the
+    true derivative at a class weight 0, where eager's masked product gives 0)."""
     with torch.no_grad():
         loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
     return loss.clone() if loss._base is not None else loss
@@ -1025,20 +1038,81 @@ def softmax_focal_backward(
     reduction: str,
 ) -> tuple[Tensor, Tensor]:
     """The gradients in ``logits`` and ``weight`` (an empty tensor for None) of
-    :func:`softmax_focal` times ``upstream``: autograd of the eager call's formula
-    (``validate=False``, the same operations), so eager's gradients bit for bit."""
-    with _autograd_inside_op():
-        x = logits.detach().requires_grad_()
-        w = None if weight is None else weight.detach().requires_grad_()
-        loss = _softmax_focal_eager(x, labels, w, gamma, ignore_index, reduction, False)
-        wanted = [x] if w is None else [x, w]
-        found = torch.autograd.grad(loss, wanted, upstream, allow_unused=True)
-    # In the inputs' layouts (the fake kernel's): autograd's may differ (axis moves).
-    gx = torch.zeros_like(logits) if found[0] is None else torch.empty_like(logits).copy_(found[0])
+    :func:`softmax_focal` times ``upstream``, by their closed forms
+    (:func:`_focal_gradients`), in the inputs' layouts (the fake kernel's)."""
+    gx, gw = _focal_gradients(upstream, logits, labels, weight, gamma, ignore_index, reduction)
+    grad_logits = torch.empty_like(logits).copy_(gx)
+    if weight is None or gw is None:
+        return grad_logits, logits.new_empty((0,))
+    return grad_logits, torch.empty_like(weight).copy_(gw)
+
+
+def _focal_gradients(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> tuple[Tensor, Tensor | None]:
+    r"""The gradients of the softmax focal loss in the logits and the class weights
+    times ``upstream``, in plain torch operations (no autograd).
+
+    The logits': :func:`crossent.softmax_focal_loss_grad` (the NumPy twin's formula
+    :math:`w_y m (p - e_y)(1 - \gamma p_y r)`, :math:`m = (1-p_y)^\gamma`,
+    :math:`r = \log p_y / (1 - p_y)` by ``expm1``: finite and 0 at :math:`p_y = 1` for
+    every :math:`\gamma \ge 0`), times the upstream gradient (per row for
+    ``'none'``). The class weights': with :math:`f_i = -m_i \log p_{iy_i}` (the
+    unweighted row loss, 0 on ignored rows) and :math:`u` the upstream gradient,
+
+    .. math:: \frac{\partial L}{\partial w_c} = \sum_{i: y_i = c} u_i f_i
+              \quad(\texttt{'none'}, \texttt{'sum'}), \qquad
+              \frac{\partial L}{\partial w_c} = \frac{u}{W}\sum_{i: y_i = c} (f_i - L)
+              \quad(\texttt{'mean'},\ W = \textstyle\sum_i w_{y_i})
+
+    (0 where :math:`W = 0`, whose mean is 0), the true partial derivatives also at a
+    weight 0; :math:`W` and the quotient of weights far from 1 taken at a power of two
+    of their size (``losses._weight_scale``), as the loss takes them."""
+    from .. import losses
+    from ..losses._weight_scale import _times_power_of_two, scaled_weight
+
+    axis = 1 if logits.ndim > 1 else 0
+    common: dict[str, Any] = {
+        "gamma": gamma,
+        "axis": axis,
+        "ignore_index": ignore_index,
+        "validate": False,
+    }
+    grad = losses.softmax_focal_loss_grad(
+        logits, labels, weight=weight, reduction=reduction, **common
+    )
+    up = upstream.to(grad.dtype)
+    if reduction == "none" and up.ndim > 0:
+        up = up.unsqueeze(axis)
+    grad_logits = grad * up
     if weight is None:
-        return gx, logits.new_empty((0,))
-    gw = torch.zeros_like(weight) if found[1] is None else torch.empty_like(weight).copy_(found[1])
-    return gx, gw
+        return grad_logits, None
+    rows = losses.softmax_focal_loss(logits, labels, reduction="none", **common)  # f_i
+    u = upstream.to(rows.dtype)  # (a number, or one per row for 'none')
+    active = labels != ignore_index if ignore_index is not None else torch.ones_like(labels) > 0
+    safe = torch.where(active, labels, torch.zeros_like(labels)).to(torch.int64)
+    zero = torch.zeros_like(rows)
+    if reduction == "mean":
+        mean = losses.softmax_focal_loss(
+            logits, labels, weight=weight, reduction="mean", **common
+        ).to(rows.dtype)
+        scaled, shift = scaled_weight(weight)
+        omega = torch.where(active, torch.as_tensor(scaled).to(rows.dtype)[safe], zero)
+        total = omega.sum()
+        inverse = torch.where(total > 0, 1 / torch.where(total > 0, total, 1), zero.sum())
+        per_row = torch.where(active, rows - mean, zero) * (u * inverse)
+        per_row = _times_power_of_two(per_row, -shift) if shift else per_row
+    else:
+        per_row = torch.where(active, rows * u, zero)
+    grad_weight = torch.zeros(weight.shape, dtype=rows.dtype, device=rows.device)
+    grad_weight = grad_weight.index_add(0, safe.reshape(-1), per_row.reshape(-1))
+    return grad_logits, grad_weight.to(weight.dtype)
 
 
 @softmax_focal_backward.register_fake
