@@ -57,7 +57,9 @@ _DONE = 1e-30
 is far under the objective's rounding: the polish ends."""
 
 
-def _polished(gradient: Any, hessian: Any, start: FloatArray) -> FloatArray:
+def _polished(
+    gradient: Any, hessian: Any, start: FloatArray, singular: list[bool] | None = None
+) -> FloatArray:
     r"""``start`` (L-BFGS-B's stopping point) after Newton steps on a convex objective.
 
     L-BFGS-B stops at SciPy's default tolerances: parameters ~1e-5 from the optimum on
@@ -81,6 +83,8 @@ def _polished(gradient: Any, hessian: Any, start: FloatArray) -> FloatArray:
     """
     theta = start
     solve = _newton_solver(hessian, start)
+    if singular is not None:  # whether the first Hessian had a pivot below _SINGULAR
+        singular.append(solve is None or bool(getattr(solve, "singular", True)))
     if solve is None:
         return start
     step, decrement = _step(gradient, solve, start)
@@ -141,6 +145,7 @@ def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
             return unit * np.linalg.lstsq(scaled, unit * rhs, rcond=_SINGULAR)[0]
         return unit * linalg.cho_solve(factor, unit * rhs)
 
+    solve.singular = singular  # type: ignore[attr-defined]
     return solve
 
 
@@ -171,7 +176,8 @@ def _nearest_on_flat(
     steps stay near ``start`` + range(:math:`G`) but drift along the null space by
     some 1e-5; the component
     :math:`N N^T (\theta - \mathrm{start})` (:math:`N` an orthonormal basis of the
-    null space, eigenvalues below :data:`_FLAT`; not looked for where the scaled
+    null space, eigenvalues below :data:`_FLAT`; called only where the polish's first
+    Hessian was singular, and not looked for where the scaled
     :math:`G`'s Cholesky pivots all exceed :math:`\sqrt{10^3 \cdot}` :data:`_FLAT`,
     which bounds its smallest eigenvalue away from 0 only loosely but, as
     :func:`_polished`'s test, marks no flat direction) is removed.  Kept only when the
@@ -387,18 +393,24 @@ class VectorScaling:
 
             picked = np.ix_(free, free)
             reduced = _polished(
-                lambda t: gradient(full(t))[free], lambda t: hessian(full(t))[picked], theta[free]
+                lambda t: gradient(full(t))[free],
+                lambda t: hessian(full(t))[picked],
+                theta[free],
+                singular,
             )
             return full(reduced)
 
-        fitted = stopped
+        fitted, singular = stopped, list[bool]()
         self.separated_ = _absent_classes(labels, classes)
         if not self.separated_:
             fitted = polished(stopped)
             with np.errstate(over="ignore", under="ignore"):
                 probs = np.exp(log_softmax(scores * fitted[:classes] + fitted[classes:], xp=np))
             self.separated_ = separated(scores, labels, probs)
-            fitted = stopped if self.separated_ else _nearest_on_flat(scores, fitted, start, free)
+            if self.separated_:
+                fitted = stopped
+            elif any(singular):  # a flat direction makes the Hessian singular: look for it
+                fitted = _nearest_on_flat(scores, fitted, start, free)
         self.scale_, self.bias_ = fitted[:classes], fitted[classes:]
         self.converged_ = bool(result.success) and not self.separated_
         self.n_iter_ = int(result.nit)
