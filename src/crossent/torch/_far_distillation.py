@@ -89,7 +89,7 @@ from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
 from .._xp import namespace, reduce_sum
 from ..errors import InputError
-from ..losses import LossParts, _distill
+from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
 from ._arguments import example_stack, examples, first_order_only, under_torch_func
@@ -134,11 +134,13 @@ def distillation_rows_checked(
         return ordinary
     later: list[_distill.NearRowsLater] = []
     token = _distill.NEAR_ROWS_LATER.set(later)  # (its near-row flags: read below)
+    screened = _far_gaps.CALLER_FORMS_FAR_ROWS.set(True)  # (its far rows: flagged below)
     try:
         loss = losses.distillation_loss(
             student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options
         )
     finally:
+        _far_gaps.CALLER_FORMS_FAR_ROWS.reset(screened)
         _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     flags = [_not_finite(loss), *(x.flagged.any() for x in later)]

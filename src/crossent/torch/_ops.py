@@ -75,6 +75,7 @@ __all__ = [
     "linear_cross_entropy_op",
     "plain_label_rows",
     "probability_targets_checked",
+    "refused_while_traced",
     "sigmoid_ce",
     "sigmoid_ce_backward",
     "sigmoid_ce_input_grads",
