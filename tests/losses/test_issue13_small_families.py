@@ -22,7 +22,7 @@ chain rule is ``sech^2`` as ``4u/(1 + u)^2`` since f5c2d07 (exact to an ulp wher
 ``1 - tanh^2`` cancelled; proved in
 ``test_issue13_soft_cap_chain_rule.py`` against mpmath).  The six ``|mixed`` messages
 (the label ``"abc"``) were rewritten on 2026-12-05 by hand to the message that names the
-value and how to map class names to indices (``tests/test_userleft_first_contact.py``).
+value and how to map class names to indices (``tests/test_first_contact_labels_reprs_install.py``).
 
 The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
 ``log1p`` and ``expm1`` are the C library's. On a CPU where NumPy runs its own SIMD

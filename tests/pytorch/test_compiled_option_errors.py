@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 
 # The good calls of the family losses trace the generic formulas (as
-# test_torchleft3_compiled_family.py): Dynamo's warnings there are not this test's.
+# test_compiled_family.py): Dynamo's warnings there are not this test's.
 pytestmark = [
     pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated"),
     pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated"),

@@ -269,7 +269,7 @@ def test_issue13_tensor_digest_equals_a_numpy_oracle() -> None:
     labels = rng.integers(-(2**62), 2**62, size=1001)
     labels[:3] = [-100, 0, 2**63 - 1]
     words = labels.astype("<i8").view("<i2").astype(object)
-    # (the position weights of test_hostiledist_agreement: two Weyl sequences' high halves)
+    # (the position weights of test_distributed_agreement_fields: two Weyl sequences' high halves)
     want = [
         int(sum((((j + 1) * k % 2**32) // 2**16 + 1) * u for j, u in enumerate(words)))
         for k in (0x9E3779B1, 0x85EBCA6B)

@@ -1,4 +1,4 @@
-"""What a new user meets next (the pass after ``test_newuser_first_contact.py``): class
+"""What a new user meets next (the pass after ``test_first_contact_forms_ragged_repr.py``): class
 names passed as labels to the losses, the ``repr`` of estimators and states in a
 notebook, ``crossent explain --help`` on ``--temperature``, and the install command that
 every missing-extra message gives (there is no release on PyPI yet)."""

@@ -14,7 +14,7 @@ The data: rows that the scaling :math:`w = (2, -1, 0.5)`, :math:`b = (0.25, 0, -
 (mixed signs: no ranking of the scores shows it) ranks first, plus rows on which it ties
 every class, each with all three labels (margins 0: quasi-separated), or those rows
 moved a little so that their labels win by ``gap`` (separated, nearly overlapping).
-Oracle: the dual linear program of ``test_hostile_eval3_vector_scaling`` (Stiemke: the
+Oracle: the dual linear program of ``test_vector_scaling_separation`` (Stiemke: the
 data overlap iff some :math:`\\lambda \\ge 1` has :math:`M^T \\lambda = 0`) on the dense
 margin matrix, by :func:`scipy.optimize.linprog`.
 """
@@ -29,7 +29,7 @@ import pytest
 import crossent
 from crossent.calibration import _recalibrators, _separation
 
-from .test_hostile_eval3_vector_scaling import overlap_by_dual
+from .test_vector_scaling_separation import overlap_by_dual
 
 _SCALE = np.array([2.0, -1.0, 0.5])
 _BIAS = np.array([0.25, 0.0, -0.25])  # powers of 2: the ties below are exact

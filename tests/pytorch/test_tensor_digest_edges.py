@@ -35,7 +35,7 @@ def _oracle(data: bytes) -> list[int]:
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8", "bool"])
 @pytest.mark.parametrize("size", [1, 7, 1001])
-def test_mutation3_digest_of_an_odd_number_of_bytes(dtype: str, size: int) -> None:
+def test_tensor_digest_edges_of_an_odd_number_of_bytes(dtype: str, size: int) -> None:
     rng = np.random.default_rng(size)
     values = rng.integers(-128, 128, size=size).astype(np.int8)
     x = torch.from_numpy(values).to(getattr(torch, dtype))
@@ -46,7 +46,7 @@ def test_mutation3_digest_of_an_odd_number_of_bytes(dtype: str, size: int) -> No
     assert tensor_digest(padded).tolist() == want
 
 
-def test_mutation3_digest_of_float16_and_a_non_contiguous_view() -> None:
+def test_tensor_digest_edges_of_float16_and_a_non_contiguous_view() -> None:
     """Other dtypes and layouts: the bytes of the elements in their logical order."""
     x = torch.linspace(-3, 3, 12, dtype=torch.float64).reshape(3, 4)
     assert tensor_digest(x.T).tolist() == _oracle(x.T.contiguous().numpy().tobytes())

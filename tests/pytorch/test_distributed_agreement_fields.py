@@ -1,7 +1,7 @@
 """Hostile pass over the distributed agreement: what it let through on main (at 4d024a0).
 
 Two ranks (V = 2 + 3), each case alone runs against main's code with
-``python tests/pytorch/test_hostiledist_agreement.py CASE``:
+``python tests/pytorch/test_distributed_agreement_fields.py CASE``:
 
 * ``weight_given``: ``weight=None`` on rank 0, ``weight=torch.zeros(V)`` on rank 1 (and
   the same with ``class_weight`` of the linear loss): both weights' fingerprints were

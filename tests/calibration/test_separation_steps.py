@@ -6,7 +6,7 @@ answers that keep most fits off step 3's linear program (a minute on 20 000 rows
 classes). The hostile tests checked only the answer, which step 3 gives too: a mutant
 that disables step 1 or 2 passed them. Here the program is replaced by a stub that fails,
 so each step must answer its own cases; the answers are checked against the dual linear
-program of ``test_hostile_eval3_vector_scaling`` (Stiemke's alternative). And rows whose
+program of ``test_vector_scaling_separation`` (Stiemke's alternative). And rows whose
 scores are all tied, where the argmax direction's margins are all 0, are not separated.
 """
 
@@ -19,7 +19,7 @@ from scipy import special
 import crossent
 from crossent.calibration import _separation
 
-from .test_hostile_eval3_vector_scaling import noisy_labels, overlap_by_dual
+from .test_vector_scaling_separation import noisy_labels, overlap_by_dual
 
 
 @pytest.fixture
