@@ -492,6 +492,8 @@ def _again_elsewhere(
         with np.errstate(over="ignore"):  # (float32: inf where the row passes its range)
             formed = host.astype(np.float32) if rows.dtype == xp.float32 else host
         where = device(rows)
+        if far.any() and _gradient_asked(arguments, recipe.gradient):
+            rows = _harmless_far_rows(public, signature, args, kwargs, rows, host, far, xp=xp)
         rows = xp.where(
             xp.asarray(far, device=where),
             xp.asarray(formed, dtype=rows.dtype, device=where),
@@ -512,6 +514,85 @@ def _again_elsewhere(
         normalizer = public(*args, **{**kwargs, "reduction": "parts"}).normalizer
         return LossParts(total=total, normalizer=normalizer)
     return total
+
+
+#: The differentiable arguments with the rows' layout (classes at ``axis``), and the
+#: value of their far rows in :func:`_harmless_far_rows`: logits 0, probabilities
+#: :math:`1/C`, log-probabilities :math:`-\log C` (a uniform row, valid where checked).
+_ROW_ARGUMENTS = ("logits", "targets", "student_logits", "teacher")
+
+
+def _harmless_value(name: str, arguments: dict[str, Any], classes: int) -> float:
+    """The value of a far row's entries of the argument ``name`` (:data:`_ROW_ARGUMENTS`)
+    in :func:`_harmless_far_rows`."""
+    form = arguments.get("teacher_form", "logits") if name == "teacher" else None
+    if name == "targets" or form == "probs":
+        return 1.0 / classes
+    if form == "log_probs":
+        return -math.log(classes)
+    return 0.0
+
+
+def _gradient_asked(arguments: dict[str, Any], gradient: FarGradient) -> bool:
+    """Whether an argument whose gradient the far rows carry (the logits, or one of
+    ``gradient.others``) wants a gradient (:func:`_wants_gradient`)."""
+    names = (gradient.logits, *gradient.others)
+    return any(_wants_gradient(arguments.get(n)) for n in names)
+
+
+def _harmless_far_rows(
+    public: Callable[..., Any],
+    signature: inspect.Signature,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    rows: Any,
+    host: np.ndarray,
+    far: np.ndarray,
+    *,
+    xp: Any,
+) -> Any:
+    r"""``rows`` (``reduction='none'``) by the common path once more, with the far rows of
+    the arguments of the rows' layout (:data:`_ROW_ARGUMENTS`) replaced by harmless
+    values (:func:`_harmless_value`) before it: the "double ``where``".
+
+    The far rows are put back by ``where``, whose backward gives the common path an
+    upstream gradient of 0 there; but the common path's own backward multiplies that 0
+    by its partials, ``inf`` in a far row (:math:`\partial L/\partial t_c =
+    \operatorname{LSE} - z_c/T` of a gap past the range, :math:`\partial L/\partial w`),
+    so a targets', teacher's or class weights' gradient was NaN in a far row (and in
+    every class weight) where only other rows were backed (``loss[1].backward()``): 0
+    is right. ``where(far, harmless, x)`` has finite partials there, and its backward
+    gives ``x`` exactly 0 in the far rows. The other rows are formed by the same
+    operations on the same values: their values (checked bit for bit against the first
+    pass's; the first pass's ``rows`` are kept where they differ) and gradients are
+    those of the first pass. Run only where a gradient is asked (:func:`_gradient_asked`).
+    """
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = bound.arguments
+    axis = arguments["axis"]
+    where = device(rows)
+    shape = tuple(arguments["logits" if "logits" in arguments else "student_logits"].shape)
+    replaced = False
+    for name in _ROW_ARGUMENTS:
+        x = arguments.get(name)
+        if not isinstance(x, type(rows)) or tuple(x.shape) != shape or "float" not in str(x.dtype):
+            continue  # (labels, a broadcast or absent argument: as given)
+        mask = np.broadcast_to(np.expand_dims(far, axis), shape).copy()
+        fill = xp.asarray(
+            _harmless_value(name, arguments, shape[axis]), dtype=x.dtype, device=where
+        )
+        arguments[name] = xp.where(xp.asarray(mask, device=where), fill, x)
+        replaced = True
+    if not replaced:
+        return rows
+    arguments["reduction"] = "none"
+    again = public(*bound.args, **bound.kwargs)
+    if tuple(again.shape) != tuple(rows.shape):  # pragma: no cover (a guard)
+        return rows
+    kept = ~far  # (bits: a NaN row of both passes is kept too)
+    same = host64(again, name="loss").view(np.uint64)[kept] == host.view(np.uint64)[kept]
+    return again if same.all() else rows
 
 
 def _wants_gradient(x: object) -> bool:
