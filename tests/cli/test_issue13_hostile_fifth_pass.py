@@ -344,6 +344,7 @@ def test_models_with_the_classes_in_another_order_are_not_paired(
     err = _one_line_error(capsys, ["report", str(first), str(second), *_FAST])
     assert f"model '{second}' names the same classes as '{first}' in another order" in err
     assert "(z, y, x against x, y, z)" in err
-    other = tmp_path / "c.csv"  # other names: not the same classes, compared as before
+    other = tmp_path / "c.csv"  # other names: refused since branch cliout (was exit 0)
     other.write_text(second.read_text().replace("label,z,y,x", "label,p,q,r"))
-    assert main(["report", str(first), str(other), *_FAST]) == 0
+    err = _one_line_error(capsys, ["report", str(first), str(other), *_FAST])
+    assert "names other classes than" in err

@@ -152,7 +152,8 @@ def compare_reports(
     ------
     InputError
         Fewer than two reports, different class counts, labels or ids, the same class
-        names in another order, or bad options.
+        names in another order, other class names (when both reports name their
+        classes: not the default ``"0", ..., "K-1"``), or bad options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
@@ -194,12 +195,19 @@ def compare_reports(
         if order != baseline_order and sorted(order) == sorted(baseline_order):
             # the same classes in another order: class k of one is another class of the
             # other, and integer labels (positions) agree: the scores were paired wrongly
-            shown = ", ".join(order[:6]) + (", ..." if len(order) > 6 else "")
-            base = ", ".join(baseline_order[:6]) + (", ..." if len(order) > 6 else "")
             raise InputError(
                 f"model {name!r} names the same classes as {chosen[0]!r} in another order "
-                f"({shown} against {base}): a paired comparison needs the k-th class to "
-                "be the same class in both; write the class columns in one order"
+                f"({_shown_names(order)} against {_shown_names(baseline_order)}): a paired "
+                "comparison needs the k-th class to be the same class in both; write the "
+                "class columns in one order"
+            )
+        if _named(order) and _named(baseline_order) and set(order) != set(baseline_order):
+            # both name their classes, and not the same ones: the labels are positions,
+            # and column k of one may be another class than column k of the other
+            raise InputError(
+                f"model {name!r} names other classes than {chosen[0]!r} "
+                f"({_shown_names(order)} against {_shown_names(baseline_order)}): a paired "
+                "comparison needs the same classes in both; name the class columns alike"
             )
         differ = np.flatnonzero(report.labels != baseline.labels)
         if differ.size:
@@ -263,6 +271,17 @@ def compare_reports(
             }
         )
     return ReportComparison(chosen, reports, comparisons)
+
+
+def _named(class_names: list[str]) -> bool:
+    """Whether the names were given: not the default ``0, 1, ..., K-1`` of unnamed classes
+    (two files of unnamed classes have nothing to compare but their count)."""
+    return class_names != [str(k) for k in range(len(class_names))]
+
+
+def _shown_names(class_names: list[str]) -> str:
+    """At most six names, joined: "x, y, z" or "c0, c1, c2, c3, c4, c5, ..."."""
+    return ", ".join(class_names[:6]) + (", ..." if len(class_names) > 6 else "")
 
 
 def _first_different_id(ids: Any, baseline: Any) -> int | None:

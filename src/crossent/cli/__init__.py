@@ -42,7 +42,7 @@ from ._explain import run_explain
 from ._files import check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
 from ._numbers import decimal
-from ._pipe import closed_pipe_is_quiet, drop_unwritable
+from ._pipe import StandardOutputError, closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -563,7 +563,8 @@ def _run_report(args: argparse.Namespace) -> int:
             write_atomically(args.output, render_html(report))
     finally:
         dataset.close()
-    with closed_pipe_is_quiet(sys.stdout):  # a reader gone: the gates still decide
+    # a reader gone: the gates still decide
+    with closed_pipe_is_quiet(sys.stdout, what="the report"):
         if args.json:
             print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         elif args.markdown:
@@ -631,7 +632,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     if args.output is not None:
         write_atomically(args.output, render_html(comparison))
     payload = comparison.to_dict()
-    with closed_pipe_is_quiet(sys.stdout):
+    with closed_pipe_is_quiet(sys.stdout, what="the comparison"):
         if args.json:
             print(json.dumps(payload, indent=2, allow_nan=False))
         elif args.markdown:
@@ -692,12 +693,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(_negative_values_attached(argv))
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 for --help
-        return _printed(int(exc.code or 0))
+        return _printed(int(exc.code or 0), _parser_text(argv))
     except BrokenPipeError:  # --help into a closed pipe (unbuffered): quiet, as demo
         drop_unwritable(sys.stdout)
         return EXIT_OK
     except OSError as error:  # --help's text not written (_Parser._print_message)
-        return _output_failed(error)
+        return _output_failed(StandardOutputError(error, _parser_text(argv)))
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -738,11 +739,16 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERNAL
 
 
-def _printed(code: int) -> int:
+def _parser_text(argv: Sequence[str] | None) -> str:
+    """What argparse printed on standard output: the version or the help."""
+    return "the version" if "--version" in (sys.argv[1:] if argv is None else argv) else "the help"
+
+
+def _printed(code: int, what: str) -> int:
     """``code`` once argparse's text (``--help``, ``--version``) is flushed: a closed pipe
     is quiet, a full device an error (argparse would exit 0 and lose the text)."""
     try:
-        with closed_pipe_is_quiet(sys.stdout):
+        with closed_pipe_is_quiet(sys.stdout, what=what):
             pass
     except OSError as error:
         return _output_failed(error)
@@ -751,8 +757,11 @@ def _printed(code: int) -> int:
 
 def _output_failed(error: OSError) -> int:
     """Exit 2 with one line; stdout's unwritten text is dropped, not flushed again at exit
-    (Python would add "Exception ignored ... OSError" and exit 120)."""
-    print(f"crossent: error: {printable(str(error))}", file=sys.stderr)
+    (Python would add "Exception ignored ... OSError" and exit 120).  A failed write to
+    standard output names what was lost: "standard output: cannot write the report (No
+    space left on device)", as ``--output``'s "PATH: cannot write (...)"."""
+    said = error.message if isinstance(error, StandardOutputError) else str(error)
+    print(f"crossent: error: {printable(said)}", file=sys.stderr)
     drop_unwritable(sys.stdout)
     return EXIT_USAGE
 

@@ -439,7 +439,7 @@ TOPICS: dict[str, tuple[Callable[[TextIO], None], ...]] = {
 def run_demo(out: TextIO, topic: str | None = None) -> None:
     """Print the sections of ``topic`` (every topic when None) to ``out``."""
     chosen = list(TOPICS) if topic is None else [topic]
-    with closed_pipe_is_quiet(out):
+    with closed_pipe_is_quiet(out, what="the demo"):
         out.write(f"crossent {crossent.__version__}: the tutorial examples, computed exactly\n")
         for name in chosen:
             for section in TOPICS[name]:

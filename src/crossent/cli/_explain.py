@@ -606,5 +606,5 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
 
 def run_explain(args: argparse.Namespace, stream: TextIO) -> None:
     """Dispatch on the arguments of ``crossent explain``, writing to ``stream``."""
-    with closed_pipe_is_quiet(stream):
+    with closed_pipe_is_quiet(stream, what="the explanation"):
         _dispatch(args, Output(stream))

@@ -8,23 +8,47 @@ import os
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["closed_pipe_is_quiet", "drop_unwritable"]
+__all__ = ["StandardOutputError", "closed_pipe_is_quiet", "drop_unwritable"]
+
+
+class StandardOutputError(OSError):
+    """A write to standard output failed (a full device, an I/O error), not a closed pipe.
+
+    ``what`` names the text that was lost ("the report", "the demo"), so that the one-line
+    error says what could not be written where, as ``--output``'s errors do:
+    "standard output: cannot write the report (No space left on device)".
+    """
+
+    def __init__(self, error: OSError, what: str) -> None:
+        super().__init__(error.errno, error.strerror or str(error))
+        self.what = what
+
+    @property
+    def message(self) -> str:
+        """The one-line error, without the "crossent: error: " prefix."""
+        return f"standard output: cannot write {self.what} ({self.strerror})"
 
 
 @contextlib.contextmanager
-def closed_pipe_is_quiet(stream: TextIO) -> Iterator[None]:
+def closed_pipe_is_quiet(stream: TextIO, *, what: str = "the output") -> Iterator[None]:
     """Run the body, then flush ``stream``; a closed pipe ends the output without a message.
 
     When the reader has stopped, there is nobody to tell: the output simply ends, as
-    with ``cat`` or ``seq``.  Python would flush ``stream`` again at exit and print
-    "Exception ignored ... BrokenPipeError", so the descriptor is pointed at the null
-    device first (the recipe of the Python documentation, "Note on SIGPIPE").
+    with ``cat`` or ``seq`` (and pip, coverage: no message, exit 0).  Python would flush
+    ``stream`` again at exit and print "Exception ignored ... BrokenPipeError", so the
+    descriptor is pointed at the null device first (the recipe of the Python
+    documentation, "Note on SIGPIPE").  Any other failed write (``> /dev/full``) is
+    raised as :class:`StandardOutputError` naming ``what`` was lost.
     """
     try:
         yield
         stream.flush()
     except BrokenPipeError:
         _to_null(stream)
+    except StandardOutputError:
+        raise
+    except OSError as error:  # only writes to stream run here: the body only prints
+        raise StandardOutputError(error, what) from error
 
 
 def drop_unwritable(stream: TextIO) -> None:
