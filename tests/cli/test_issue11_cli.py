@@ -75,8 +75,14 @@ def _private_imports(path: Path) -> list[str]:
 #: one atomic file writer behind both ``Report.to_html(path)`` and ``--output`` (two
 #: copies of it had drifted apart: the report's renamed over FIFOs and symlinks), and
 #: the one rule for integer-named class columns that ``crossent.report`` and the CLI's
-#: tables both apply (labels as names or positions: refused unless said).
-SHARED_INFRASTRUCTURE = {"from .._files import ...", "from .._class_columns import ..."}
+#: tables both apply (labels as names or positions: refused unless said), and the one
+#: wording of the command that installs an optional extra (``_hints.install_command``),
+#: which every MissingDependencyError of the library and of the CLI ends with.
+SHARED_INFRASTRUCTURE = {
+    "from .._files import ...",
+    "from .._class_columns import ...",
+    "from .._hints import ...",
+}
 
 
 @pytest.mark.parametrize("module", sorted(p.name for p in CLI.glob("*.py")))
