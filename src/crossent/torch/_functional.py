@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -95,13 +96,17 @@ def _cross_entropy_checks(
     z_loss: Any,
     soft_cap: Any,
     temperature: Any,
-) -> None:
-    """:func:`cross_entropy`'s argument and option checks before any shape, in its
-    order, on Python values (for ``_ops.refused_while_traced``)."""
+) -> tuple[torch.Tensor, torch.Tensor, CallOptions]:
+    """:func:`cross_entropy`'s argument and option checks before any shape, on Python
+    values: ``input``, ``target`` and the call's options. Run by the eager call and,
+    while Dynamo traces, by ``_ops.refused_while_traced`` (one sequence: the compiled
+    call refuses what eager refuses, in the same order)."""
     _reject_legacy(size_average, reduce)
-    tensor(target, name="target")
+    input = tensor(input, name="input")
+    target = tensor(target, name="target")
     floating_tensor(input, name="input")
-    call_options(
+    # The options' checks (InputError naming the option) run on Python values only.
+    opts = call_options(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
@@ -109,6 +114,7 @@ def _cross_entropy_checks(
         soft_cap=soft_cap,
         temperature=temperature,
     )
+    return input, target, opts
 
 
 def _linear_checks(
@@ -122,14 +128,17 @@ def _linear_checks(
     soft_cap: Any,
     temperature: Any,
     chunk_size: Any,
-) -> None:
-    """:func:`linear_cross_entropy`'s argument and option checks before any shape, in
-    its order, on Python values (for ``_ops.refused_while_traced``)."""
-    tensor(linear_weight, name="linear_weight")
-    tensor(target, name="target")
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CallOptions, int | None]:
+    """:func:`linear_cross_entropy`'s argument and option checks before any shape, on
+    Python values: ``input``, ``linear_weight``, ``target``, the call's options and
+    ``chunk_size``. Run by the eager call and, while Dynamo traces, by
+    ``_ops.refused_while_traced`` (one sequence, as :func:`_cross_entropy_checks`)."""
+    input = tensor(input, name="input")
+    linear_weight = tensor(linear_weight, name="linear_weight")
+    target = tensor(target, name="target")
     floating_tensor(input, name="input")
     floating_tensor(linear_weight, name="linear_weight")
-    call_options(
+    opts = call_options(
         ignore_index=ignore_index,
         reduction=reduction,
         label_smoothing=label_smoothing,
@@ -137,7 +146,7 @@ def _linear_checks(
         soft_cap=soft_cap,
         temperature=temperature,
     )
-    check_chunk_size(chunk_size)
+    return input, linear_weight, target, opts, check_chunk_size(chunk_size)
 
 
 def cross_entropy(
@@ -281,36 +290,23 @@ def cross_entropy(
     >>> cross_entropy(z, torch.tensor([-100, -100]))  # every row ignored: 0, not NaN
     tensor(0., dtype=torch.float64)
     """
-    refused = _ops.refused_while_traced(
+    checks = functools.partial(
+        _cross_entropy_checks,
         input,
-        lambda: _cross_entropy_checks(
-            input,
-            target,
-            size_average,
-            reduce,
-            ignore_index,
-            reduction,
-            label_smoothing,
-            z_loss,
-            soft_cap,
-            temperature,
-        ),
+        target,
+        size_average,
+        reduce,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        soft_cap,
+        temperature,
     )
+    refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    _reject_legacy(size_average, reduce)
-    input = tensor(input, name="input")
-    target = tensor(target, name="target")
-    floating_tensor(input, name="input")
-    # The options' checks (InputError naming the option) run on Python values only.
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
+    input, target, opts = checks()
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -526,37 +522,23 @@ def linear_cross_entropy(
     >>> bool(torch.isclose(linear_cross_entropy(h, W, y, chunk_size=2), naive))
     True
     """
-    refused = _ops.refused_while_traced(
+    checks = functools.partial(
+        _linear_checks,
         input,
-        lambda: _linear_checks(
-            input,
-            linear_weight,
-            target,
-            ignore_index,
-            reduction,
-            label_smoothing,
-            z_loss,
-            soft_cap,
-            temperature,
-            chunk_size,
-        ),
+        linear_weight,
+        target,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        soft_cap,
+        temperature,
+        chunk_size,
     )
+    refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    input = tensor(input, name="input")
-    linear_weight = tensor(linear_weight, name="linear_weight")
-    target = tensor(target, name="target")
-    floating_tensor(input, name="input")
-    floating_tensor(linear_weight, name="linear_weight")
-    opts = call_options(
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        soft_cap=soft_cap,
-        temperature=temperature,
-    )
-    chunk_size = check_chunk_size(chunk_size)
+    input, linear_weight, target, opts, chunk_size = checks()
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
