@@ -35,30 +35,7 @@ from scipy import optimize, special
 import crossent
 from crossent.calibration import _separation
 
-
-def overlap_by_dual(scores: np.ndarray, labels: np.ndarray) -> bool:
-    """Some lambda >= 1 with M^T lambda = 0 (M: the dense margins' matrix)."""
-    n, classes = scores.shape
-    rows = []
-    for i in range(n):
-        for k in range(classes):
-            if k != labels[i]:
-                row = np.zeros(2 * classes)
-                row[labels[i]] += scores[i, labels[i]]
-                row[classes + labels[i]] += 1.0
-                row[k] -= scores[i, k]
-                row[classes + k] -= 1.0
-                rows.append(row)
-    matrix = np.array(rows)
-    result = optimize.linprog(
-        np.zeros(matrix.shape[0]),
-        A_eq=matrix.T,
-        b_eq=np.zeros(2 * classes),
-        bounds=(1.0, None),
-        method="highs",
-    )
-    assert result.status in (0, 2)
-    return bool(result.status == 0)
+from .test_vector_scaling_separation import overlap_by_dual
 
 
 def near_separated(n: int, classes: int, flips: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
