@@ -278,7 +278,11 @@ def softmax_focal_loss(
     .. math:: \mathrm{FL}_i = -w_{y_i}(1 - p_{iy_i})^\gamma\log p_{iy_i}
 
     ``gamma=0`` gives :func:`cross_entropy`. Targets of any integer dtype. The
-    generic path: see :func:`crossent.softmax_focal_loss`.
+    generic path: see :func:`crossent.softmax_focal_loss`. Its eager gradient is
+    autograd's of the formula; a compiled call's, the closed form's
+    (``_ops._focal_gradients``): not bit for bit the same (float32 logits, 4096 x 32000,
+    class weights: 200 and 36 ulps from the float64 truth), eager keeping autograd's
+    because the closed form took 1.5-2.5x its time (``benchmarks/RESULTS.md``, issue 13).
 
     Examples
     --------

@@ -102,7 +102,14 @@ is a graph break (issue 13: they were skipped while tracing, so a compiled call 
 label outside ``[0, V)`` without a target term, a negative class weight, or a NaN
 logit, and returned a wrong loss); so are the agreement and the exact
 re-evaluation of the rows whose logit gaps leave the work dtype's range
-(:func:`_far_gap_sums`).
+(:func:`_far_gap_sums`). The checks that read no value (options, types, shapes:
+:func:`_logit_checks`, :func:`_linear_checks`) also run while Dynamo traces, through
+``_ops.refused_while_traced``: a refused one puts the op
+``crossent::refused_on_every_rank_v1`` in the graph, which runs the agreement with this
+rank's failed record at run time, so ``torch.compile(fullgraph=True)`` raises eager's
+error on every rank (Dynamo's ``Unsupported`` before: the agreement is a graph break).
+A graph cannot name a group other than the default one: there the refusal raises on
+its rank alone.
 """
 
 from __future__ import annotations
@@ -1153,6 +1160,11 @@ def vocab_parallel_cross_entropy(
     (``None`` where the others pass a subgroup) or does not call leaves the others
     waiting until the group's timeout, after which they raise an ``InputError`` saying
     so (no exchange can detect it). Not checked: that the slices are in rank order.
+    Under ``torch.compile`` a refused option or argument type (a check that reads no
+    value) raises eager's error at run time, also with ``fullgraph=True``, on every rank
+    of the default group; with another ``group``, on its rank only (the others wait
+    until the timeout unless they refuse too). A valid call does not compile with
+    ``fullgraph=True``: the agreement and the value checks are graph breaks.
 
     References
     ----------
