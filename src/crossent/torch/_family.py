@@ -31,6 +31,7 @@ host (:func:`._far_distillation.distillation_rows_vmapped`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,8 @@ def _beside(x: torch.Tensor | None, lead: tuple[int, ...], like: torch.Tensor | 
 
 def _binary_checks(size_average: Any, reduce: Any, reduction: Any) -> None:
     """:func:`binary_cross_entropy_with_logits`'s option checks before its op (which
-    checks ``label_smoothing`` at run time), on Python values."""
+    checks ``label_smoothing`` at run time), on Python values: the one sequence of the
+    eager call and of ``_ops.refused_while_traced`` (as all four ``_*_checks``)."""
     _reject_legacy(size_average, reduce)
     check_reduction(reduction)
 
@@ -162,13 +164,11 @@ def binary_cross_entropy_with_logits(
     >>> bool(torch.isclose(ours, F.binary_cross_entropy_with_logits(x, t)))
     True
     """
-    refused = _ops.refused_while_traced(
-        input, lambda: _binary_checks(size_average, reduce, reduction)
-    )
+    checks = functools.partial(_binary_checks, size_average, reduce, reduction)
+    refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    _reject_legacy(size_average, reduce)
-    check_reduction(reduction)
+    checks()
     validate = not _on_meta(input, target, weight, pos_weight)
     if vmapped(input, target, weight, pos_weight):  # torch.func.vmap: check the examples
         lead, (x, t, w, pw) = example_stack(input, target, weight, pos_weight)
@@ -234,12 +234,11 @@ def sigmoid_focal_loss(
     >>> bool(torch.allclose(sigmoid_focal_loss(x, t, alpha=-1, gamma=0.0), bce))
     True
     """
-    refused = _ops.refused_while_traced(
-        inputs, lambda: _sigmoid_focal_checks(reduction, alpha, gamma)
-    )
+    checks = functools.partial(_sigmoid_focal_checks, reduction, alpha, gamma)
+    refused = _ops.refused_while_traced(inputs, checks)
     if refused is not None:
         return refused
-    check_reduction(reduction)
+    checks()
     options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
     validate = not _on_meta(inputs, targets)
     if vmapped(inputs, targets):  # torch.func.vmap: check the examples
@@ -279,7 +278,11 @@ def softmax_focal_loss(
     .. math:: \mathrm{FL}_i = -w_{y_i}(1 - p_{iy_i})^\gamma\log p_{iy_i}
 
     ``gamma=0`` gives :func:`cross_entropy`. Targets of any integer dtype. The
-    generic path: see :func:`crossent.softmax_focal_loss`.
+    generic path: see :func:`crossent.softmax_focal_loss`. Its eager gradient is
+    autograd's of the formula; a compiled call's, the closed form's
+    (``_ops._focal_gradients``): not bit for bit the same (float32 logits, 4096 x 32000,
+    class weights: 200 and 36 ulps from the float64 truth), eager keeping autograd's
+    because the closed form took 1.5-2.5x its time (``benchmarks/RESULTS.md``, issue 13).
 
     Examples
     --------
@@ -290,12 +293,11 @@ def softmax_focal_loss(
     >>> bool(torch.isclose(softmax_focal_loss(z, y, gamma=0.0), cross_entropy(z, y)))
     True
     """
-    refused = _ops.refused_while_traced(
-        input, lambda: _softmax_focal_checks(reduction, gamma, ignore_index)
-    )
+    checks = functools.partial(_softmax_focal_checks, reduction, gamma, ignore_index)
+    refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    check_reduction(reduction)
+    checks()
     labels, axis = as_class_ids(target), 1 if input.ndim > 1 else 0
     validate = not _on_meta(input, labels, weight)
     if vmapped(input, labels, weight):  # torch.func.vmap: check the examples
@@ -454,12 +456,13 @@ def distillation_loss(
     >>> bool(torch.isclose(loss, reverse))
     True
     """
-    refused = _ops.refused_while_traced(
-        input, lambda: _distillation_checks(temperature, reduction, teacher_form, direction)
+    checks = functools.partial(
+        _distillation_checks, temperature, reduction, teacher_form, direction
     )
+    refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    check_reduction(reduction, parts=True)
+    checks()
     if vmapped(input, teacher_logits):  # torch.func.vmap: the generic rows, examples checked
         return distillation_rows_vmapped(
             input,

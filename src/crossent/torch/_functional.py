@@ -630,6 +630,16 @@ def linear_head_cross_entropy(
     >>> bool(torch.isclose(fused, cross_entropy(head(h), y)))
     True
     """
+    checks = functools.partial(_check_head, head)
+    refused = _ops.refused_while_traced(input, checks)
+    if refused is not None:
+        return refused
+    checks()
+    return linear_cross_entropy(input, head.weight, target, linear_bias=head.bias, **options)
+
+
+def _check_head(head: object) -> None:
+    """:func:`linear_head_cross_entropy`'s own check (the options are
+    :func:`linear_cross_entropy`'s): ``head`` an ``nn.Linear``."""
     if not isinstance(head, torch.nn.Linear):
         raise InputTypeError(f"`head` must be a torch.nn.Linear; got {type(head).__name__}")
-    return linear_cross_entropy(input, head.weight, target, linear_bias=head.bias, **options)

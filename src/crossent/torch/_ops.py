@@ -52,10 +52,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from .._checks import check_logits_of_rows
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
+from ._agreement import exchange
 from ._arguments import examples, first_order_only
 from ._labels import check_class_ids
 from ._linear import (
@@ -75,6 +77,7 @@ __all__ = [
     "linear_cross_entropy_op",
     "plain_label_rows",
     "probability_targets_checked",
+    "refused_on_every_rank",
     "refused_while_traced",
     "sigmoid_ce",
     "sigmoid_ce_backward",
@@ -949,7 +952,9 @@ def _input_refused_fake(like: Tensor, type_error: bool, message: str) -> Tensor:
     return like.new_empty((), dtype=torch.promote_types(like.dtype, torch.float32))
 
 
-def refused_while_traced(like: object, check: Callable[[], object]) -> Tensor | None:
+def refused_while_traced(
+    like: object, check: Callable[[], object], agreement: tuple[str, Any] | None = None
+) -> Tensor | None:
     """While Dynamo traces: the op ``crossent::input_refused_v1`` (crossent's error at
     run time, eager's type and message) where ``check`` (a public loss's option checks,
     in eager's order, on Python values and shapes only) raises an :class:`InputError`;
@@ -957,15 +962,55 @@ def refused_while_traced(like: object, check: Callable[[], object]) -> Tensor | 
 
     Raised while tracing, the error came out of ``torch.compile(fullgraph=True)`` as
     Dynamo's ``Unsupported: Observed exception``; every public loss of crossent.torch
-    calls this first."""
+    calls this first.
+
+    ``agreement``: ``(function, group)`` of a distributed loss, whose eager call shares a
+    rank's failed checks with the group's other ranks
+    (:func:`crossent.torch._agreement.exchange`). On the default group (``None`` or
+    ``WORLD``) its refusal is the op ``crossent::refused_on_every_rank_v1``, which runs
+    that exchange at run time: eager's error on every rank, also on ranks that call
+    eagerly or whose own checks pass. A graph cannot name another group (it is resolved
+    from no argument at run time): there the refusal raises on this rank alone, and the
+    group's other ranks wait in their agreement until the group's timeout unless they
+    refuse too (the same bad option on every rank)."""
     if not torch.compiler.is_compiling() or not isinstance(like, Tensor):
         return None
     try:
         check()
     # InputTypeError by name: it is no InputError (CrossentError and TypeError).
     except (InputError, InputTypeError) as error:
-        return input_refused(like.detach(), isinstance(error, InputTypeError), str(error))
-    return None
+        problem: InputError | InputTypeError = error
+    else:
+        return None
+    type_error = isinstance(problem, InputTypeError)
+    if agreement is not None and dist.is_available() and dist.is_initialized():
+        function, group = agreement
+        if group is None or group is dist.group.WORLD:
+            refused: Tensor = refused_on_every_rank(
+                like.detach(), type_error, str(problem), function
+            )
+            return refused
+    return input_refused(like.detach(), type_error, str(problem))
+
+
+@torch.library.custom_op("crossent::refused_on_every_rank_v1", mutates_args=())
+def refused_on_every_rank(like: Tensor, type_error: bool, message: str, function: str) -> Tensor:
+    """Raise, at run time, what the eager call of the distributed loss ``function`` on the
+    default process group raises when this rank's own checks fail with ``message``: its
+    agreement (:func:`crossent.torch._agreement.exchange`) with a failed record, so every
+    rank raises the same error (on a group of one rank, the error itself). A compiled
+    refusal that raised on this rank alone left the other ranks waiting in their
+    agreement until the group's timeout."""
+    problem = (InputTypeError if type_error else InputError)(message)
+    exchange(function, dist.group.WORLD, [], problem)
+    raise problem  # (not reached: a failed record is never agreed)
+
+
+@refused_on_every_rank.register_fake
+def _refused_on_every_rank_fake(
+    like: Tensor, type_error: bool, message: str, function: str
+) -> Tensor:
+    return _input_refused_fake(like, type_error, message)
 
 
 @torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())

@@ -102,11 +102,19 @@ is a graph break (issue 13: they were skipped while tracing, so a compiled call 
 label outside ``[0, V)`` without a target term, a negative class weight, or a NaN
 logit, and returned a wrong loss); so are the agreement and the exact
 re-evaluation of the rows whose logit gaps leave the work dtype's range
-(:func:`_far_gap_sums`).
+(:func:`_far_gap_sums`). The checks that read no value (options, types, shapes:
+:func:`_logit_checks`, :func:`_linear_checks`) also run while Dynamo traces, through
+``_ops.refused_while_traced``: a refused one puts the op
+``crossent::refused_on_every_rank_v1`` in the graph, which runs the agreement with this
+rank's failed record at run time, so ``torch.compile(fullgraph=True)`` raises eager's
+error on every rank (Dynamo's ``Unsupported`` before: the agreement is a graph break).
+A graph cannot name a group other than the default one: there the refusal raises on
+its rank alone.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -126,6 +134,7 @@ from ..losses._terms import (
     smoothing_coefficients,
     weighted_class_sum,
 )
+from . import _ops
 from ._agreement import Field, exchange, fingerprint, group_and_rank
 from ._arguments import (
     CallOptions,
@@ -915,15 +924,20 @@ def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -
 
 
 def _class_weight(weight: object, *, name: str) -> Tensor | None:
-    """Class weights of the whole vocabulary, the same on every rank (length checked later)."""
+    """Class weights of the whole vocabulary, the same on every rank (length checked
+    later; their values by :func:`_check_class_weight_values`)."""
     if weight is None:
         return None
     w = floating_tensor(weight, name=name)
     if w.ndim != 1:
         raise InputError(f"`{name}` must be one weight per class, shape (V,); got {tuple(w.shape)}")
-    if not bool((torch.isfinite(w) & (w >= 0)).all()):
-        raise InputError(f"`{name}` must be finite and non-negative")
     return w
+
+
+def _check_class_weight_values(w: Tensor | None, *, name: str) -> None:
+    """Class weights finite and non-negative (a read of their values: eager only)."""
+    if w is not None and not bool((torch.isfinite(w) & (w >= 0)).all()):
+        raise InputError(f"`{name}` must be finite and non-negative")
 
 
 def _check_globally(
@@ -979,6 +993,81 @@ def _logit_rows(logits: Tensor, target: object) -> tuple[Tensor, Tensor, tuple[i
         z = z.reshape(math.prod(batch), logits.shape[1])  # -1 is ambiguous for empty slices
     y = _check_target(target, batch, what="`input` (the class axis 1 removed)")
     return z, y.reshape(-1), batch
+
+
+def _logit_checks(
+    input: object,
+    target: object,
+    weight: object,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    soft_cap: Any,
+    temperature: Any,
+) -> tuple[CallOptions, Tensor, Tensor, tuple[int, ...], Tensor | None]:
+    """:func:`vocab_parallel_cross_entropy`'s checks of this rank that read no value (the
+    options, the types, the shapes), in its order: the options, the logits as rows, the
+    labels, the batch shape and the class weights (their values unchecked). Run by the
+    eager call and, while Dynamo traces, by ``_ops.refused_while_traced``."""
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    z, y, batch = _logit_rows(floating_tensor(input, name="input"), target)
+    return opts, z, y, batch, _class_weight(weight, name="weight")
+
+
+def _linear_checks(
+    input: object,
+    weight: object,
+    target: object,
+    bias: object,
+    class_weight: object,
+    ignore_index: Any,
+    reduction: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    soft_cap: Any,
+    temperature: Any,
+    chunk_size: Any,
+) -> tuple[CallOptions, Tensor, Tensor, Tensor | None, Tensor, Tensor | None, int | None]:
+    """:func:`vocab_parallel_linear_cross_entropy`'s checks of this rank that read no
+    value, in its order: the options, ``input``, ``weight`` and ``bias`` (types, shapes,
+    device, one dtype), ``chunk_size``, the labels as rows and the class weights (their
+    values unchecked). Run by the eager call and, while Dynamo traces, by
+    ``_ops.refused_while_traced``."""
+    opts = call_options(
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        soft_cap=soft_cap,
+        temperature=temperature,
+    )
+    h = floating_tensor(input, name="input")
+    w = floating_tensor(weight, name="weight")
+    b = None if bias is None else floating_tensor(bias, name="bias")
+    if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
+        raise InputError(
+            f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` "
+            f"of shape {tuple(h.shape)}; got {tuple(w.shape)}"
+        )
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
+    _check_classifier_device(h, w, b)
+    # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
+    # inside torch.autocast mixed ones cast as F.linear's there.
+    h, w, b = autocast_like_linear(h, w, b)
+    check_one_dtype(input=h, weight=w, bias=b)
+    chunk = check_chunk_size(chunk_size)
+    batch = tuple(h.shape[:-1])
+    y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
+    return opts, h, w, b, y, _class_weight(class_weight, name="class_weight"), chunk
 
 
 # --------------------------------------------------------------------------- public
@@ -1071,6 +1160,11 @@ def vocab_parallel_cross_entropy(
     (``None`` where the others pass a subgroup) or does not call leaves the others
     waiting until the group's timeout, after which they raise an ``InputError`` saying
     so (no exchange can detect it). Not checked: that the slices are in rank order.
+    Under ``torch.compile`` a refused option or argument type (a check that reads no
+    value) raises eager's error at run time, also with ``fullgraph=True``, on every rank
+    of the default group; with another ``group``, on its rank only (the others wait
+    until the timeout unless they refuse too). A valid call does not compile with
+    ``fullgraph=True``: the agreement and the value checks are graph breaks.
 
     References
     ----------
@@ -1079,19 +1173,25 @@ def vocab_parallel_cross_entropy(
     """
     name = "vocab_parallel_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
+    checks = functools.partial(
+        _logit_checks,
+        input,
+        target,
+        weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        soft_cap,
+        temperature,
+    )
+    refused = _ops.refused_while_traced(input, checks, (name, group))
+    if refused is not None:
+        return refused
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
-        opts = call_options(
-            ignore_index=ignore_index,
-            reduction=reduction,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            soft_cap=soft_cap,
-            temperature=temperature,
-        )
-        logits = floating_tensor(input, name="input")
-        z, y, batch = _logit_rows(logits, target)
-        w = _class_weight(weight, name="weight")
+        opts, z, y, batch, w = checks()
+        _check_class_weight_values(w, name="weight")
         check_weight_not_differentiated(w)
         fields = _common_fields(z.shape[0], batch, z, opts, y, w, "weight")
         fields.append(Field("slice width", z.shape[1], same=False))
@@ -1182,36 +1282,30 @@ def vocab_parallel_linear_cross_entropy(
     """
     name = "vocab_parallel_linear_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
+    checks = functools.partial(
+        _linear_checks,
+        input,
+        weight,
+        target,
+        bias,
+        class_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        soft_cap,
+        temperature,
+        chunk_size,
+    )
+    refused = _ops.refused_while_traced(input, checks, (name, group))
+    if refused is not None:
+        return refused
     problem: Exception | None = None
     try:  # this rank's own checks: their outcome is shared by the agreement
-        opts = call_options(
-            ignore_index=ignore_index,
-            reduction=reduction,
-            label_smoothing=label_smoothing,
-            z_loss=z_loss,
-            soft_cap=soft_cap,
-            temperature=temperature,
-        )
-        h = floating_tensor(input, name="input")
-        w = floating_tensor(weight, name="weight")
-        b = None if bias is None else floating_tensor(bias, name="bias")
-        if h.ndim == 0 or w.ndim != 2 or w.shape[1] != h.shape[-1]:
-            raise InputError(
-                f"`weight` must have shape (V_r, {h.shape[-1] if h.ndim else 'D'}) for `input` "
-                f"of shape {tuple(h.shape)}; got {tuple(w.shape)}"
-            )
-        if b is not None and tuple(b.shape) != (w.shape[0],):
-            raise InputError(f"`bias` must have shape ({w.shape[0]},); got {tuple(b.shape)}")
-        _check_classifier_device(h, w, b)
-        # One dtype, as F.linear and linear_cross_entropy (issue 13: they were promoted);
-        # inside torch.autocast mixed ones cast as F.linear's there.
-        h, w, b = autocast_like_linear(h, w, b)
-        check_one_dtype(input=h, weight=w, bias=b)
-        chunk_size = check_chunk_size(chunk_size)
-        batch = tuple(h.shape[:-1])
-        y = _check_target(target, batch, what="`input` (the feature axis removed)").reshape(-1)
-        cw = _class_weight(class_weight, name="class_weight")
+        opts, h, w, b, y, cw, chunk_size = checks()
+        _check_class_weight_values(cw, name="class_weight")
         check_weight_not_differentiated(cw, name="class_weight")
+        batch = tuple(h.shape[:-1])
         rows_in = math.prod(batch)
         fields = _common_fields(rows_in, batch, h, opts, y, cw, "class_weight")
         # The backward all-reduces dL/dinput of N x D where `input` needs a gradient.
