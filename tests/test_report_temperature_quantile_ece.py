@@ -95,8 +95,7 @@ def test_class_wise_quantile_ece_at_temperature_follows_calibration_error(norm: 
     assert ece == pytest.approx(expected, rel=1e-9, abs=1e-13)
     if norm == "l1":  # the definition, class by class, by NumPy
         per_class = [
-            _quantile_error(scaled[:, k], (labels == k).astype(float), 8, "left")
-            for k in range(4)
+            _quantile_error(scaled[:, k], (labels == k).astype(float), 8, "left") for k in range(4)
         ]
         assert ece == pytest.approx(np.mean(per_class), rel=1e-9)
 
