@@ -5,7 +5,8 @@ note beside a recalibration gap that the largest temperature bound withholds.
 :class:`EvaluationState`, whose equal-mass bins join fine logit cells (masses equal to
 within a cell), while the report's own calibration error, and ``calibration_error`` of
 the scaled probabilities, put the edges at the exact quantiles: 0.0601 where the
-definition gives 0.0652 (500 binary rows, 15 bins).  Oracles: SciPy's softmax of
+definition gives 0.0652 (500 binary rows, 15 bins); ``Report.summary.calibration`` was
+that state's too (0.0955 beside the printed 0.1012).  Oracles: SciPy's softmax of
 ``z / T`` in float64, then NumPy's ``quantile`` edges and a direct per-bin sum.
 
 A model whose predictions tell nothing about the labels (295 misses in 400 rows) fits
@@ -114,3 +115,32 @@ def test_gap_note_of_uninformative_predictions_does_not_blame_too_few_errors() -
     assert "too few errors" not in note
     assert "tell next to nothing about the labels" in note
     assert "grows to the bound 20.0" in note
+
+
+@pytest.mark.parametrize(
+    ("scope", "classes"), [("top-label", 3), ("class-wise", 3), ("positive-class", 2)]
+)
+def test_report_summary_calibration_is_the_reports_quantile_error(scope: str, classes: int) -> None:
+    # Report.summary.calibration carried the streaming state's fine-cell bins under the
+    # same "equal-mass bins" definition: 0.0955 beside the report's printed 0.1012
+    logits, labels = _overconfident(500, classes, seed=30 + classes)
+    result = crossent.report(
+        logits, labels, form="logits", binning="quantile", scope=scope, resamples=10
+    )
+    direct = crossent.calibration_error(
+        logits, labels, form="logits", binning="quantile", scope=scope
+    )
+    calibration = result.summary.calibration
+    assert calibration.value == pytest.approx(direct.value, rel=1e-12, abs=1e-15)
+    assert calibration.value == pytest.approx(result.to_dict()["ece"]["value"], rel=1e-12)
+    np.testing.assert_array_equal(calibration.statistics.count, direct.statistics.count)
+    np.testing.assert_allclose(calibration.edges, direct.edges, rtol=0, atol=0)
+    if scope != "class-wise":  # the definition by NumPy: edges at numpy.quantile
+        scaled = softmax(logits, axis=1)
+        if scope == "top-label":
+            conf = scaled.max(axis=1)
+            hits = (scaled.argmax(axis=1) == labels).astype(float)
+        else:
+            conf, hits = scaled[:, 1], labels.astype(float)
+        expected = _quantile_error(conf, hits, 15, "left")
+        assert calibration.value == pytest.approx(expected, rel=1e-9)

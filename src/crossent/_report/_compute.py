@@ -104,7 +104,9 @@ class Report:
     payload : dict
         The JSON-ready numbers (:meth:`to_dict` returns a copy).
     summary : EvaluationSummary
-        The streamed metrics.
+        The streamed metrics; its ``calibration`` is the report's calibration error (with
+        equal-mass bins, edges at the exact quantiles, as ``to_dict()["ece"]``, not the
+        streaming state's fine cells).
     diagram : ReliabilityDiagram
         The binned reliability curve of the report's calibration definition.
     smooth : SmoothCalibrationError
@@ -486,6 +488,17 @@ def report(
         validate=not checked_in_bfloat16,
     )
     summary = state.compute(norm=spec.norm, debias=spec.estimator == "debiased")
+    if spec.binning == "quantile":
+        # the state's equal-mass bins join fine cells (another number under the same
+        # definition); the report's calibration error puts the edges at the quantiles
+        exact = (
+            _binned_curve(rows.confidence, rows.hits, spec)
+            if spec.scope == curve_scope
+            else calibration_error_of(
+                as_predictions(values, label_array, form=checked_form, validate=False), spec
+            )
+        )
+        summary = dataclasses.replace(summary, calibration=exact)
     correct_per_class = rows.correct_per_class
 
     advance = advance_to("bootstrap interval", 1)
@@ -629,12 +642,18 @@ def _diagram(
         debias=False,
         closed=spec.closed,
     )
-    edges = edges_for(confidence, curve)
-    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, curve), curve)
-    result = CalibrationError(
-        error_from_statistics(stats, curve), curve, int(confidence.shape[0]), edges, stats
+    return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL)
+
+
+def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> CalibrationError:
+    """The calibration error of ``spec`` of one curve's per-row confidences and hits, as
+    :func:`calibration_error` bins them (equal-mass edges at the exact quantiles; the
+    bins :func:`binned_calibration_interval` gives the report's value from)."""
+    edges = edges_for(confidence, spec)
+    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)
+    return CalibrationError(
+        error_from_statistics(stats, spec), spec, int(confidence.shape[0]), edges, stats
     )
-    return diagram_of(result, _LEVEL)
 
 
 def _describe(predictions: Any, n: int, classes: int) -> str:
@@ -726,7 +745,7 @@ def _ece_at_temperature(
     with :math:`s = z - \max_k z_k`: :math:`1 / \sum_k e^{s_k / T}` (top label) or
     :math:`e^{s_1 / T} / \sum_k e^{s_k / T}` (class 1), without the full softmax, and
     bins it as the report's calibration error before scaling is binned
-    (:func:`_curve_error`: equal-mass bins at the exact quantiles of the scaled
+    (:func:`_binned_curve`: equal-mass bins at the exact quantiles of the scaled
     confidences).  The class-wise scope rescales every column: streamed for equal-width
     bins (exact), all at once for equal-mass bins, whose edges are each class's exact
     quantiles as :func:`calibration_error` takes them (an :class:`EvaluationState`'s
@@ -773,15 +792,7 @@ def _ece_at_temperature(
     parts = list(predictions.map_raw(curve))
     confidence = np.concatenate([part[0] for part in parts])
     hits = np.concatenate([part[1] for part in parts]).astype(np.float64)
-    return _curve_error(confidence, hits, spec)
-
-
-def _curve_error(confidence: Any, hits: Any, spec: CalibrationSpec) -> float:
-    """The calibration error of ``spec`` of one curve's per-row confidences and hits:
-    the bins of the report's own calibration error (:func:`binned_calibration_interval`
-    bins its kept rows alike), equal-mass ones at the exact quantiles."""
-    index = bin_indices(confidence, edges_for(confidence, spec), spec)
-    return error_from_statistics(statistics_for(confidence, hits, index, spec), spec)
+    return _binned_curve(confidence, hits, spec).value
 
 
 def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
