@@ -102,8 +102,8 @@ def test_class_wise_quantile_ece_at_temperature_follows_calibration_error(norm: 
 
 
 def test_gap_note_of_uninformative_predictions_does_not_blame_too_few_errors() -> None:
-    # predictions drawn apart from the labels: most rows are misses, and every training
-    # fold's NLL keeps falling as T grows (fit at the bound 20)
+    # predictions drawn apart from the labels: most rows are misses, and a training
+    # fold's NLL keeps falling as T grows (the fit at the bound 20)
     rng = np.random.default_rng(2)
     logits = rng.normal(size=(400, 4)) * 2
     labels = rng.integers(0, 4, size=400)
