@@ -12,6 +12,26 @@ Bin membership
     gives scikit-learn's ``calibration_curve`` bins :math:`(e_b, e_{b+1}]` with the first
     bin closed.
 
+Confidences on an edge
+    Equal-width edges are the float64 numbers of ``numpy.linspace(0, 1, bins + 1)``
+    (:math:`e_j = j \cdot \mathrm{fl}(1/\text{bins})`, rounded), and every path (the
+    one-shot functions, the streaming state, the report, the diagram) compares the
+    confidence, widened exactly to float64, with them: ``numpy.histogram``'s bins,
+    number for number.  A float64 confidence within an ulp of an edge is placed by
+    that rounded edge, not by :math:`j / \text{bins}`: with 10 bins the edge
+    :math:`e_3` is 0.30000000000000004, so a float64 0.3 is in bin 2 (as in
+    ``numpy.histogram``), and a float32 0.3 (0.30000001192...) in bin 3; float32 and
+    float64 0.1 are both in bin 1 (:math:`e_1` is 0.1 itself), float32 and float64 0.7
+    both in bin 6 (0.69999999 and 0.69999999999999996 are below :math:`e_7 =`
+    0.70000000000000007).  No float32 number lies between :math:`j/\text{bins}` and
+    its rounded edge unless it is that fraction exactly, so a float32 confidence lands
+    as its exact value says wherever the edges that are binary fractions are formed
+    exactly: every bin count up to 97.  From 98 bins some are an ulp off (with 98 bins
+    :math:`e_{49}` is 0.49999999999999994, not 0.5), and a confidence exactly at such
+    an edge is placed by the rounded edge, as ``numpy.histogram`` places it (0.5 with
+    98 bins and ``closed="right"`` is in bin 49, where :math:`(e_{48}, 1/2]` would
+    hold it).
+
 Equal-mass bins
     One-shot: edges at the empirical quantiles of the confidences
     (``numpy.quantile``, linear interpolation), as scikit-learn's ``strategy="quantile"``.

@@ -441,7 +441,8 @@ CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
     (torchmetrics#3510), and for a confidence equal to an interior edge up to an ulp:
     torchmetrics' edges are ``torch.linspace`` in the confidences' dtype (float32 for
     ``multiclass_calibration_error``), these ``numpy.linspace`` in float64, which place
-    every float32 confidence as its exact value says.  For example float32(0.7) =
+    a float32 confidence as its exact value says for up to 97 bins (the edges and
+    their rounding: ``crossent.calibration._binning``).  For example float32(0.7) =
     0.69999999 with 10 bins is in bin 6 here and 7 there; float32(0.2) = 0.20000000298
     with 15 bins is in bin 3 here and 2 there (torch's float32 edge is 0.20000002).
 ``"sklearn"``

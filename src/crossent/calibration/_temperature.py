@@ -407,6 +407,10 @@ class CrossFit:
     """Some training folds' fit is at a bound (no finite maximum-likelihood temperature)."""
     separated: bool
     """Some training folds have no misses (every label top-ranked): too few errors."""
+    flattened: bool = False
+    """Some training folds' fit is at the largest temperature: their NLL keeps falling as
+    :math:`T` grows (predictions that tell next to nothing about the labels, or less
+    than nothing), however many misses there are."""
 
 
 def cross_fitted_nll(
@@ -422,15 +426,16 @@ def cross_fitted_nll(
     stratified by top-1 misses), and whether a training fold's fit was at a bound.
     ``memo``: the rows' numbers the fit on all of ``predictions`` kept (:class:`RowMemo`)."""
     misses = _misses(predictions)
-    total, at_bound, separated = 0.0, False, False
+    total, at_bound, separated, flattened = 0.0, False, False, False
     for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
         fit = _fit_beta(predictions.subset(train), bounds, xtol, memo)
         at_bound |= fit.bound
         separated |= not misses[train].any()
+        flattened |= fit.bound and fit.beta < 1.0  # (beta = 1 / T: below 1 is T_max)
         nll = _moments(predictions.subset(held_out), fit.beta, memo)[0]
         total += nll * held_out.size
-    return CrossFit(total / predictions.n, at_bound, separated)
+    return CrossFit(total / predictions.n, at_bound, separated, flattened)
 
 
 def _check_folds(folds: int, seed: int, n: int) -> None:
