@@ -1,7 +1,9 @@
 """The smoothed label gradient's own exponential and its float32 interval test.
 
 ``smoothed_gradient_kernel`` (Numba) forms every term :math:`e^{(z_j - top)/T - L}` by
-``smoothed_exp`` (a degree-11 polynomial, the degree-13 Taylor series' accuracy) and finds
+``exp_of_pair`` (``EXP_POLY``'s degree-11 polynomial, the degree-13 Taylor series'
+accuracy; since branch smoothperf the one exponential of the exact kernels, the soft
+targets' ``target_exp`` and the distillation kernels too) and finds
 the blocks to correct by comparing float32 logits with ``float32_bounds`` of the float64
 interval :math:`[low, high]`, which must contain it: a logit inside the interval but
 outside the bounds would leave its entry uncorrected (up to 38 float32 ulps, the blocks
@@ -28,10 +30,11 @@ def _kernels():  # type: ignore[no-untyped-def]
     return _cpu_kernels_numba
 
 
-def test_smoothed_exp_within_an_ulp_of_mpmath() -> None:
+def test_exp_of_pair_within_an_ulp_of_mpmath() -> None:
     """e^(q + lo - shift) for q in [shift - 708, 0], lo tiny, shift on the 2**-24 grid,
     and the reduction's edges (r near +-ln 2 / 2): within 1.4 units of 2**-53 (relative)
-    of mpmath; exp_of_pair's Taylor series, 1.33 at most on 4000 such points, as this."""
+    of mpmath; the degree-13 Taylor series exp_of_pair had before, 1.33 at most on 4000
+    such points, as this."""
     k = _kernels()
     rng = np.random.default_rng(13)
     shifts = np.round(rng.uniform(0.0, 20.0, 400) * 2.0**24) / 2.0**24
@@ -43,16 +46,40 @@ def test_smoothed_exp_within_an_ulp_of_mpmath() -> None:
     worst = 0.0
     with mpmath.workprec(200):
         for q, lo, shift in zip(qs.tolist(), los.tolist(), shifts.tolist(), strict=True):
-            got = k.smoothed_exp(q, lo, shift)
+            got = k.exp_of_pair(q, lo, shift)
             exact = mpmath.exp(mpmath.mpf(q) + mpmath.mpf(lo) - mpmath.mpf(shift))
             worst = max(worst, float(abs(mpmath.mpf(got) / exact - 1)) / 2.0**-53)
     assert worst <= 1.4, worst
 
 
-def test_smoothed_exp_coefficients_start_at_one_half() -> None:
+def test_exp_coefficients_start_at_one_half() -> None:
     """u(0) = 1/2 exactly (e^r = 1 + r + r^2 u): the largest coefficient carries no
     rounding."""
-    assert _kernels().SMOOTHED_EXP[0] == 0.5
+    assert _kernels().EXP_POLY[0] == 0.5
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1.7])
+def test_smoothed_and_target_gradients_share_one_exponential(temperature: float) -> None:
+    """The smoothed label gradient's term (``smoothed_term``) and the soft targets'
+    (``target_exp``) are one function: the same bits on 3000 float32 logits over the
+    unclamped range, tops and shifts on the 2**-24 grid (on main each kernel had its own
+    polynomial, and 46-56 of the 3000 terms differed in their last bit)."""
+    k = _kernels()
+    rng = np.random.default_rng(17)
+    xs = np.concatenate(
+        [-rng.uniform(0, 2, 1000), -rng.uniform(0, 60, 1000), -rng.uniform(0, 600, 1000)]
+    ).astype(np.float32)
+    tops = np.float32(rng.uniform(-30.0, 30.0, xs.size)).astype(np.float64)
+    shifts = np.round(rng.uniform(0.0, 12.0, xs.size) * 2.0**24) / 2.0**24
+    unit = temperature == 1.0
+    differ = 0
+    for x, top, shift in zip(xs, tops.tolist(), shifts.tolist(), strict=True):
+        x = np.float32(x + np.float32(top))  # x - top as drawn, to float32's rounding
+        floor = shift - 708.0
+        want = k.target_exp(x, top, 1 / temperature, temperature, floor, shift)
+        got = k.smoothed_term(x, top, 1 / temperature, temperature, (shift, 0.0), unit)
+        differ += got != want
+    assert differ == 0, differ
 
 
 @pytest.mark.parametrize("scale", [1e-40, 1e-30, 1e-3, 1.0, 17.0, 1e4, 1e30])

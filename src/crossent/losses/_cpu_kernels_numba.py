@@ -424,11 +424,10 @@ __all__ = [
     "EXP2_COEFFICIENTS",
     "EXP2_TABLE",
     "EXP_COEFFICIENTS",
-    "EXP_TAYLOR",
+    "EXP_POLY",
     "FIX_BLOCK",
     "HORNER",
     "POLY_LOOP",
-    "SMOOTHED_EXP",
     "SUM_BLOCK",
     "SUM_LANES",
     "TABLE_EXP",
@@ -459,7 +458,6 @@ __all__ = [
     "row_max_bits",
     "row_statistics_kernel",
     "row_statistics_kernel_serial",
-    "smoothed_exp",
     "smoothed_first_pass",
     "smoothed_fix_pass",
     "smoothed_gradient_kernel",
@@ -1257,7 +1255,8 @@ gradient_kernel, gradient_kernel_serial = _twins(gradient_kernel)
 # softmax, the entry c p - r t cancels to a float32 ulp of p or less (t = fl32(p)), so p
 # must carry every float64 digit: exp_nonpositive's polynomial (5.2e-11) and the fused
 # statistics' log-sum-exp (its table exp, 2.9e-12) left 22-30 float32 ulps at V = 2**15.
-# Here e^r is a degree-13 Taylor polynomial (truncation 4e-18 on |r| <= ln 2 / 2), the
+# Here e^r is EXP_POLY's degree-11 polynomial (5.8e-18 on |r| <= ln 2 / 2; until branch
+# smoothperf the degree-13 Taylor series, 4.2e-18: both about 0.05 float64 ulp), the
 # reduction exact (k ln2_hi and the shift on a 2**-32 grid), and the row's log-sum-exp is
 # corrected by a first pass over the row: S = sum_c e^(d_c - L) with L the statistics'
 # ell rounded to a multiple of 2**-24, so ell = L + log1p(S - 1) as an unevaluated pair.
@@ -1271,9 +1270,31 @@ gradient_kernel, gradient_kernel_serial = _twins(gradient_kernel)
 _LN2_HI = 0.6931471803691238  # 32 significant bits: k * _LN2_HI is exact for |k| < 2**21
 _LN2_LO = 1.9082149292705877e-10  # ln 2 - _LN2_HI
 _LOG2E = 1.4426950408889634
-#: 1/n! for n = 2, ..., 13: e^r = 1 + r + r^2 (1/2! + r/3! + ...), the truncation 4.2e-18
-#: relative on |r| <= ln 2 / 2 (0.02 float64 ulp).
-EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(2, 14))
+#: c0, ..., c9 of e^r = 1 + r + r^2 u(r), u(r) = c0 + c1 r + ... + c9 r^9 (degree 11 in
+#: all), c0 = 1/2 exactly: the one polynomial of exp_of_pair (every exact exponential of
+#: this module and of _distill_numba). Where it came from (issue 13, branch perfgrad,
+#: commit f6538c59): a weighted minimax fit (Lawson's iteration, mpmath at 40 digits) of
+#: the relative error of e^r on |r| <= 0.34658 (ln 2 / 2 and a margin), c0 held at 1/2,
+#: the fitted values rounded to float64. With these values 5.8e-18 relative (mpmath,
+#: 20001 points), against 4.2e-18 for the degree-13 Taylor series 1/n! (n = 2, ..., 13)
+#: that exp_of_pair had before (branch smoothperf): both about 0.05 float64 ulp.
+#: Evaluated in float64 as exp_of_pair does (the reduction's r exact), 1 + (r + r^2 u)
+#: errs by at most 1.08 float64 ulps (mean 0.378) on 20000 points against 1.05 (0.377)
+#: for the Taylor series': the rounding of the sum, not the polynomial; two FMAs fewer.
+#: Checked against mpmath by tests/losses/test_issue13_smoothed_exp_bounds.py and
+#: test_issue13_target_gradient_exact.py (target_exp within a float64 ulp).
+EXP_POLY = (
+    0.5,
+    0.16666666666666433,
+    0.041666666666603985,
+    0.008333333333499945,
+    0.001388888892678334,
+    0.00019841269466380697,
+    2.4801508700407673e-05,
+    2.7557640766361917e-06,
+    2.762517915142445e-07,
+    2.4978395382511308e-08,
+)
 #: Logits per block of the target gradient's row sums: each block's float64 sum (in the
 #: loop vectoriser's lanes) is added to the row's by an error-free TwoSum, so that the sum
 #: of V terms errs by a fraction of a float64 ulp (0.3 ulp x 1024 / (32 sqrt V)).
@@ -1309,57 +1330,13 @@ def target_exp_unit(x, top, floor, shift):
 @numba.njit(fastmath={"contract"}, inline="never")
 def exp_of_pair(q, lo, shift):
     # e^(q + lo - shift) for floor <= q <= 0, |lo| tiny (target_exp's reduction and
-    # degree-13 Taylor polynomial); lo = +0 rounds (lo - k ln2_lo) as -(k ln2_lo)
+    # EXP_POLY's degree-11 polynomial); lo = +0 rounds (lo - k ln2_lo) as -(k ln2_lo)
     shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
     k = shifted - _MAGIC
     # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
     # difference is |r| <= 0.35, exact or off by 2**-55
     r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
-    c = EXP_TAYLOR
-    u = c[10] + r * c[11]
-    u = c[9] + r * u
-    u = c[8] + r * u
-    u = c[7] + r * u
-    u = c[6] + r * u
-    u = c[5] + r * u
-    u = c[4] + r * u
-    u = c[3] + r * u
-    u = c[2] + r * u
-    u = c[1] + r * u
-    u = c[0] + r * u
-    return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
-
-
-#: c0, ..., c9 of smoothed_exp's u(r) = (e^r - 1 - r)/r^2, c0 = 1/2 exactly: a weighted
-#: minimax fit (Lawson's iteration, mpmath at 40 digits) of the relative error of e^r on
-#: |r| <= 0.34658 (ln 2 / 2 and a margin); with these float64 values 5.8e-18 relative
-#: (mpmath, 20001 points), against 4.2e-18 for EXP_TAYLOR's degree 13: both about 0.05
-#: float64 ulp. Evaluated in float64 as smoothed_exp does (the reduction's r exact),
-#: 1 + (r + r^2 u) errs by at most 1.08 float64 ulps (mean 0.378) on 20000 points
-#: against 1.05 (0.377) for EXP_TAYLOR's: the rounding of the sum, not the polynomial.
-SMOOTHED_EXP = (
-    0.5,
-    0.16666666666666433,
-    0.041666666666603985,
-    0.008333333333499945,
-    0.001388888892678334,
-    0.00019841269466380697,
-    2.4801508700407673e-05,
-    2.7557640766361917e-06,
-    2.762517915142445e-07,
-    2.4978395382511308e-08,
-)
-
-
-@numba.njit(fastmath={"contract"}, inline="never")
-def smoothed_exp(q, lo, shift):
-    # exp_of_pair (its exact reduction, e^(q + lo - shift)) with SMOOTHED_EXP's degree-11
-    # polynomial instead of the degree-13 Taylor series: two FMAs fewer an entry in the
-    # smoothed label gradient's passes, the same accuracy (SMOOTHED_EXP's notes)
-    shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
-    k = shifted - _MAGIC
-    r = (q - (k * _LN2_HI + shift)) + (lo - k * _LN2_LO)
-    c = SMOOTHED_EXP
+    c = EXP_POLY
     u = c[8] + r * c[9]
     u = c[7] + r * u
     u = c[6] + r * u
@@ -1673,7 +1650,7 @@ target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_k
 # and by the statistics' ell (their table exp's 2.9e-12 a term, about 5e-13 on random
 # rows; 5.3e-11 off AVX-512): 1.6e4-8.7e5 float32 ulps at such entries. Here each term
 # e_j = e^((z_j - top)/T - L) is exp_of_pair's (within about an ulp of float64: the pair
-# (z - top)/T, an exact reduction, a degree-13 polynomial), top the row's log-sum-exp
+# (z - top)/T, an exact reduction, EXP_POLY's polynomial), top the row's log-sum-exp
 # ``base`` in logits' units rounded to float32 and L = base - top/T (a multiple of
 # 2**-24 and the rest), so that S = sum_j e_j = e^(LSE - base) is 1 but for the
 # statistics' error and p_j = e_j / S exactly. One vectorised pass writes c e_j - r u_j
@@ -1694,10 +1671,10 @@ target_gradient_kernel, target_gradient_kernel_serial = _twins(target_gradient_k
 # found after the pass by a vectorised count per block of FIX_BLOCK logits, and only
 # the blocks holding one are written again (about a block in ten rows at V = 32000);
 # an entry outside the interval moves by under 2**-27 of itself, as before. Branch
-# perfgrad: the terms by smoothed_exp (a degree-11 polynomial of the Taylor series'
-# accuracy, two FMAs fewer) and the count in float32 lanes against float32_bounds of
-# the interval (16 logits a vector, not 8): 1.10-1.11x the pre-lsgrad kernel's CPU time
-# on one thread, was 1.22x (benchmarks/RESULTS.md).
+# perfgrad: the terms by a degree-11 polynomial of the Taylor series' accuracy, two FMAs
+# fewer (EXP_POLY, since branch smoothperf exp_of_pair's own), and the count in float32
+# lanes against float32_bounds of the interval (16 logits a vector, not 8): 1.10-1.11x
+# the pre-lsgrad kernel's CPU time on one thread, was 1.22x (benchmarks/RESULTS.md).
 _GRID = float(1 << 24)
 _CORRECTED = 2.0**-27  # the share of an entry a correction may leave out
 
@@ -1723,10 +1700,10 @@ def smoothed_term(x, top, inv_t, temperature, shift, unit):
     d = np.float64(x) - top  # exact
     if unit:
         d = d if d > floor else floor
-        return smoothed_exp(d, -rest, grid)
+        return exp_of_pair(d, -rest, grid)
     d = d if d > floor * temperature else floor * temperature
     q, lo = quotient_pair(d, inv_t, temperature)
-    return smoothed_exp(q, lo - rest, grid)
+    return exp_of_pair(q, lo - rest, grid)
 
 
 @numba.njit(fastmath=_FLAGS, inline="always")

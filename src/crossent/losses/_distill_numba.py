@@ -120,7 +120,9 @@ these changes: the same :math:`\ell` and :math:`D` (the same sums), a gradient u
 Speed
 -----
 Both kernels are bound by their vector arithmetic (some 100 ``zmm`` operations per
-8 classes: two degree-13 exponentials, a quotient pair each, the rest), not by memory.
+8 classes: two exponentials, a quotient pair each, the rest), not by memory. (The
+exponentials were degree-13 Taylor polynomials when this was measured; since branch
+smoothperf ``exp_of_pair`` is ``EXP_POLY``'s degree 11.)
 What they lost before, and what replaced it (measured on the Zen 4 below):
 
 * every read of a logit was a ``vgatherqpd``: the blocks indexed the row by ``start +
