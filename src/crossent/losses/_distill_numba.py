@@ -81,9 +81,10 @@ others every :math:`\sigma_c, \tau_c` is finite or ``-inf``, and :math:`\le 0`.
 
 Error analysis
 --------------
-Each exponential is ``_cpu_kernels_numba.exp_of_pair``'s (within 0.7 float64 ulp of
-:math:`e^{q + \mathrm{lo} - h}`; the softmax kernels' 5e-11 polynomial would show in
-:math:`s - t`), 0 below :math:`-708` (where :math:`e^x` has no float32 digit and a
+Each exponential is ``_cpu_kernels_numba.exp_of_pair``'s (within 1.4 units of
+:math:`2^{-53}`, relative, of :math:`e^{q + \mathrm{lo} - h}`, as
+``test_issue13_smoothed_exp_bounds.py`` checks; the softmax kernels' 5e-11 polynomial
+would show in :math:`s - t`), 0 below :math:`-708` (where :math:`e^x` has no float32 digit and a
 float64 one only past the subnormal range: a teacher's :math:`t_c` of
 :math:`10^{-308}` is 0 there, as in float32 logits' work). Its argument has no
 division (:func:`_quotient`, as ``_cpu_kernels_numba.target_exp``): with :math:`d = z -

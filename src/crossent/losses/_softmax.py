@@ -809,8 +809,8 @@ def _fused_target_gradient(problem: SoftmaxProblem, upstream: object) -> np.ndar
     :math:`s_i\,[(A_i + 2\lambda\omega_i\mathrm{LSE}_i)\,p_{ic} - w_c\tilde t_{ic}]/T`
     formed in float64 and rounded once (issue 13): the generic path's float32
     :math:`p - \tilde t` lost up to 3.7e-7 where the two cancel. :math:`p` is good to
-    about a float64 ulp (``write_target_gradient``: an exact reduction, a degree-13
-    ``exp``, the fused statistics' log-sum-exp corrected by a pass over the row), so an
+    about a float64 ulp (``write_target_gradient``: an exact reduction, ``EXP_POLY``'s
+    degree-11 ``exp``, the fused statistics' log-sum-exp corrected by a pass over the row), so an
     entry within an ulp of float32 where :math:`t = \mathrm{fl}(p)`; :math:`A` and
     :math:`\omega`: float64 sums of the targets and weights as given, by the kernel; the
     reduction's scale is the compute dtype's, as the label gradient's
