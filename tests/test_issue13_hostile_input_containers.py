@@ -147,3 +147,15 @@ def test_dense_strided_torch_tensors_still_give_the_value() -> None:
     torch = pytest.importorskip("torch")
     got = crossent.entropy(torch.tensor(_P, dtype=torch.float64).T.contiguous().T)
     np.testing.assert_allclose(got.numpy(), crossent.entropy(_P), rtol=0, atol=0)
+
+
+def test_byte_swapped_out_buffer_is_named_as_byte_swapped() -> None:
+    """``out`` of dtype ``'>f8'`` was refused with "must have dtype float64; got >f8",
+    which reads as a contradiction (both are float64)."""
+    out = np.empty(_LOGITS.shape, dtype=">f8")
+    with pytest.raises(crossent.InputTypeError, match=r"byte-swapped float64"):
+        crossent.softmax_cross_entropy_grad(_LOGITS, _LABELS, out=out)
+    native = np.empty(_LOGITS.shape)
+    got = crossent.softmax_cross_entropy_grad(_LOGITS, _LABELS, out=native)
+    assert got is native
+    np.testing.assert_array_equal(native, crossent.softmax_cross_entropy_grad(_LOGITS, _LABELS))
