@@ -159,3 +159,20 @@ def test_byte_swapped_out_buffer_is_named_as_byte_swapped() -> None:
     got = crossent.softmax_cross_entropy_grad(_LOGITS, _LABELS, out=native)
     assert got is native
     np.testing.assert_array_equal(native, crossent.softmax_cross_entropy_grad(_LOGITS, _LABELS))
+
+
+def test_numbers_held_as_python_objects_are_named_with_the_cast() -> None:
+    """An object array of numbers was "`p` must be real numbers; got dtype object" (they
+    are real numbers), and object labels were "numbers written as text" (they are not
+    text)."""
+    with pytest.raises(crossent.InputTypeError) as info:
+        crossent.entropy(np.array([0.5, 0.5], dtype=object))
+    assert str(info.value) == (
+        "`p` must be real numbers; got dtype object. They are numbers held as Python "
+        "objects: pass p.astype(np.float64)."
+    )
+    with pytest.raises(crossent.InputTypeError) as info:
+        crossent.softmax_cross_entropy(_LOGITS[:2], np.array([0, 1], dtype=object))
+    assert str(info.value).endswith(
+        "They are numbers held as Python objects: pass labels.astype(np.int64)."
+    )
