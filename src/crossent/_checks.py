@@ -863,7 +863,10 @@ def check_out(out: object, logits: object, *, dtype: Any) -> None:
     if out.shape != logits.shape:
         raise InputError(f"`out` must have the shape of `logits` {logits.shape}; got {out.shape}")
     if out.dtype != np.dtype(dtype):
-        raise InputTypeError(f"`out` must have dtype {np.dtype(dtype)}; got {out.dtype}")
+        got = str(out.dtype)
+        if out.dtype.newbyteorder("=") == np.dtype(dtype):  # ('>f8' printed as '>f8')
+            got += f", a byte-swapped {np.dtype(dtype)}: give it native byte order"
+        raise InputTypeError(f"`out` must have dtype {np.dtype(dtype)}; got {got}")
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise InputError("`out` must be a C-contiguous, writable array")
     if np.may_share_memory(out, logits):

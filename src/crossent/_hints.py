@@ -80,8 +80,11 @@ def non_numeric(values: np.ndarray, *, name: str, wanted: str, got: str) -> str:
     else:
         where = f" (index {found[0]} is {found[1]!r})"
     message = f"`{name}` must be {wanted}; got {got}{where}"
+    held = "held as Python objects" if values.dtype.kind == "O" else "written as text"
     if name != "labels":
+        if found is None:  # every entry is a number: say so, and how to make them one
+            return f"{message}. They are numbers {held}: pass {name}.astype(np.float64)."
         return message
     if found is None or _is_number_text(found[1]):  # every entry is a number, or reads as one
-        return f"{message}. They are numbers written as text: pass labels.astype(np.int64)."
+        return f"{message}. They are numbers {held}: pass labels.astype(np.int64)."
     return f"{message}. {NAMES_HINT}"

@@ -29,6 +29,7 @@ __all__ = [
     "Array",
     "accumulation_dtype",
     "astype",
+    "check_dense",
     "compute_dtype",
     "detached",
     "device",
@@ -88,6 +89,8 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
             a if type(a) is np.ndarray else _host_array(a, name=n)
             for a, n in zip(args, names, strict=True)
         ]
+    for a, n in zip(args, names, strict=True):
+        check_dense(a, name=n)
     args = tuple(_unmasked(a, name=n) for a, n in zip(args, names, strict=True))
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     try:
@@ -129,6 +132,49 @@ def _unmasked(arg: object, *, name: str) -> object:
             "not guess: fill them (x.filled(0)) or drop them (x.compressed()) first"
         )
     return np.asarray(arg.data)
+
+
+_SPARSE_FIXES = {"scipy": "toarray()", "jax": "todense()"}
+"""The densifying method of the sparse arrays of SciPy (``scipy.sparse``) and JAX
+(``jax.experimental.sparse``), by top-level package."""
+
+
+def check_dense(arg: object, *, name: str) -> None:
+    """Refuse an array whose entries are not all stored: a sparse SciPy matrix or array,
+    a sparse JAX array (BCOO, BCSR), a PyTorch tensor of a sparse layout, a nested or a
+    quantized tensor.
+
+    NumPy read the SciPy and JAX ones as a 0-d object array (reported as "must be real
+    numbers ... index (0, 0) is BCOO(float32[], nse=1)"), and PyTorch's operators stopped
+    with "Could not run 'aten::amin' with arguments from the 'SparseCPU' backend" or an
+    internal error (issue 13, hostile tests).
+
+    Raises
+    ------
+    InputTypeError
+        ``arg`` is one of those, with the call that makes it dense.
+    """
+    if array_api_compat.is_torch_array(arg):
+        import torch  # torch is imported already: arg is a tensor
+
+        if arg.layout != torch.strided:
+            fix, what = f"{name}.to_dense()", f"a sparse tensor (layout {arg.layout})"
+        elif arg.is_nested:
+            fix, what = "one tensor per row length, or a padded one", "a nested tensor"
+        elif arg.is_quantized:
+            fix, what = f"{name}.dequantize()", f"a quantized tensor ({arg.dtype})"
+        else:
+            return
+        raise InputTypeError(
+            f"`{name}` is {what}; crossent computes on dense arrays: pass {fix} instead"
+        )
+    module = type(arg).__module__
+    package = module.partition(".")[0]
+    if package in _SPARSE_FIXES and ".sparse" in module:
+        raise InputTypeError(
+            f"`{name}` is a sparse array ({type(arg).__name__}); crossent computes on "
+            f"dense arrays: pass {name}.{_SPARSE_FIXES[package]} instead"
+        )
 
 
 _HOST_TYPES = (list, tuple, float, int)

@@ -9,9 +9,9 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
   most ``SERIAL_ELEMENTS`` logits, Numba installed), the classes last and not empty
   (``_softmax.classes_last``);
 * the keywords are the family's (``axis``, ``reduction``, ``base``, ``validate``, its
-  own options, ``ignore_index`` an int, ``weight`` a float64 array of one finite,
-  non-negative weight per class, with float64 logits), ``validate`` a bool; a bad
-  option value is left to the full path, which names it in its order.
+  own options, ``ignore_index`` an int, ``weight`` a native-byte-order float64 array
+  of one finite, non-negative weight per class, with float64 logits), ``validate`` a
+  bool; a bad option value is left to the full path, which names it in its order.
 
 Focal and poly-1 compute float32 logits on a float64 copy (the few entries of a small
 call) and round the results to float32 (:func:`_in_float64`): the values of the full
@@ -189,6 +189,7 @@ def _labels(
     elif not (
         type(weight) is np.ndarray
         and weight.dtype.char == logits.dtype.char == _FLOAT64
+        and weight.dtype.isnative  # ('>f8' has the character 'd' too; Numba refuses it)
         and weight.shape == (classes,)
         and weight.flags.carray
     ):

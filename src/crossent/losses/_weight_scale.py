@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import Array
+from .._xp import Array, check_dense
 from ._reduction import LossParts
 
 __all__ = ["scale_result", "scaled_weight", "weight_scaled"]
@@ -79,6 +79,7 @@ def _float_extremes(weight: object) -> tuple[float, float] | None:
 
     if not array_api_compat.is_array_api_obj(w):
         return None
+    check_dense(w, name="weight")  # (a sparse tensor has no max to read)
     xp = array_api_compat.array_namespace(w)
     if array_api_compat.is_torch_array(w):
         w = w.detach()  # the values, not the graph (learnable weights: no autograd warning)
