@@ -746,9 +746,10 @@ def cannot_copy_to_host(x: object) -> bool:
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(x, torch.Tensor):
         return False
-    if x.device.type == "meta" or functorch_wrapped(x):
+    if x.device.type == "meta" or any(c.__name__ in _VALUELESS_TENSORS for c in type(x).__mro__):
         return True
-    return any(c.__name__ in _VALUELESS_TENSORS for c in type(x).__mro__)
+    # (Dynamo: no functorch query traced; a read there breaks the graph, as said above)
+    return not torch.compiler.is_compiling() and functorch_wrapped(x)
 
 
 def functorch_wrapped(x: object) -> bool:
