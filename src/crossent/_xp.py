@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "Array",
     "accumulation_dtype",
     "astype",
+    "cannot_copy_to_host",
     "check_dense",
     "compute_dtype",
     "detached",
@@ -38,6 +40,7 @@ __all__ = [
     "float64_twin",
     "foreign_dtype_note",
     "full_like",
+    "functorch_wrapped",
     "host_float64",
     "index_array",
     "is_jax_tracer",
@@ -750,19 +753,67 @@ def detached(x: Any, *, name: str) -> Any:
 def host_float64(x: Any, *, name: str) -> np.ndarray | None:
     """A float64 NumPy copy of ``x`` in host memory, for a rare-row pass done in NumPy:
     a PyTorch tensor is detached and copied from its device first (:func:`to_numpy`
-    reads only host arrays). ``None`` for an array traced by JAX (:func:`is_jax_tracer`),
-    which has no host copy: the caller keeps the values of its own namespace.
+    reads only host arrays). ``None`` for an array that has no host copy
+    (:func:`cannot_copy_to_host`: traced by JAX, wrapped by ``torch.func``, fake or
+    meta): the caller keeps the values of its own namespace.
 
     Raises
     ------
     InputError
         ``x`` cannot be read on the host.
     """
-    if is_jax_tracer(x):
+    if cannot_copy_to_host(x):
         return None
     if array_api_compat.is_torch_array(x):
         x = x.detach().cpu()
     return np.array(to_numpy(x, name=name), dtype=np.float64)
+
+
+#: Tensor subclasses that trace PyTorch programs (``torch.export``, AOTAutograd, the
+#: fake implementations of custom ops): shapes and dtypes, no values to copy.
+_VALUELESS_TENSORS = frozenset({"FakeTensor", "FunctionalTensor"})
+
+
+def cannot_copy_to_host(x: object) -> bool:
+    """Whether ``x`` is an array whose values cannot be copied to the host, so that a
+    rare-row pass in NumPy float64 (:func:`host_float64`, the far-row screens of the
+    losses and measures) must leave it to its own library: an array traced by JAX
+    (:func:`is_jax_tracer`: ``jax.jit``, ``jax.grad``, ``jax.vmap``), a tensor of a
+    ``torch.func`` transform (:func:`functorch_wrapped`: ``grad``, ``vmap``, ``jacrev``),
+    a fake or functional tensor (``torch.export``, AOTAutograd) or a meta tensor.
+
+    Code traced by ``torch.compile`` (Dynamo) is not among them: a read of a tensor's
+    values there breaks the graph, and the rest of the call runs on real tensors.
+    False for NumPy arrays and anything that is not an array."""
+    if type(x) is np.ndarray:
+        return False
+    if is_jax_tracer(x):
+        return True
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return False
+    if x.device.type == "meta" or any(c.__name__ in _VALUELESS_TENSORS for c in type(x).__mro__):
+        return True
+    # (Dynamo: no functorch query traced; a read there breaks the graph, as said above)
+    return not torch.compiler.is_compiling() and functorch_wrapped(x)
+
+
+def functorch_wrapped(x: object) -> bool:
+    """Whether ``x`` is a tensor of a ``torch.func`` transform: ``grad``'s (or ``jvp``'s)
+    wrapper or ``vmap``'s batched tensor. Neither has a host copy: NumPy reads the
+    wrapper's storage, which it has not.
+
+    PyTorch has no public query for it: ``torch._C._functorch.is_functorch_wrapped_tensor``
+    and ``is_batchedtensor`` are the functions ``torch.func`` itself asks (read-only
+    queries, no dispatch-key change), and this is the one place of :mod:`crossent` that
+    asks them of a tensor (``crossent.torch._arguments.examples`` unwraps by them)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
+        return False
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is None:  # pragma: no cover (PyTorch before torch.func)
+        return False
+    return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
 
 
 def is_jax_tracer(x: object) -> bool:

@@ -43,9 +43,11 @@ from .._numerics import (
     kl_terms_nonnegative_dd,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
+from .._traced_far_rows import poisoned
 from .._xp import (
     Array,
     accumulation_dtype,
+    cannot_copy_to_host,
     device,
     finalize,
     finite_row_max,
@@ -757,12 +759,16 @@ def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
     NumPy: one ``any(isinf)`` of the result (a synchronisation on an accelerator) in the
     common case; the ``inf`` rows formed again in NumPy float64 on host copies (rounded
     once to float32 for float32 sides: ``inf`` where the value passes its range), the
-    others kept as they are (with their gradient, through ``where``). Arrays traced by
-    JAX keep the result: under ``jax.jit`` it has no values to screen, under
-    ``jax.grad`` no host copy (:func:`host_float64`)."""
+    others kept as they are (with their gradient, through ``where``). Arrays without a
+    host copy (:func:`cannot_copy_to_host`: traced by JAX, ``torch.func``'s) keep the
+    result, whose rows that are not finite get a NaN gradient
+    (:func:`.._traced_far_rows.poisoned`): the common path's is 0 there, not the
+    truth."""
     xp = m.xp
     if m.dtype not in (xp.float32, xp.float64):
         return result
+    if cannot_copy_to_host(result):  # (the common path's gradient is 0 there: NaN instead)
+        return poisoned(result, [side.values for side in m.sides], -1)
     try:
         if not truth_of(xp.any(xp.isinf(result))):
             return result

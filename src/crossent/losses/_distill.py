@@ -34,8 +34,8 @@ from .._numerics import kl_terms_from_log
 from .._sides import prepare_pair
 from .._xp import (
     Array,
+    cannot_copy_to_host,
     device,
-    is_jax_tracer,
     is_strict,
     namespace,
     numpy_errstate,
@@ -191,7 +191,8 @@ def _host_call(
 
 
 @far_rows_guard(
-    distillation_far_rows, FarGradient("distillation_loss_grad", "student_logits", ("teacher",))
+    distillation_far_rows,
+    FarGradient("distillation_loss_grad", "student_logits", ("teacher",), exact_when_traced=False),
 )
 @prepared_by(
     prepare_distillation,
@@ -428,7 +429,7 @@ def _far_rows_of_namespace(d: _Distillation, kl: Array, grad: Array) -> Array:
     PyTorch and JAX, NumPy 0). One ``all(isfinite)`` of the per-row :math:`D` in the
     common case; traced arrays keep the common path's rows."""
     xp = d.batch.xp
-    if is_jax_tracer(kl):  # (jax.grad: no host copy; the common path's rows)
+    if cannot_copy_to_host(kl):  # (jax.grad, torch.func: no host copy; the common path's rows)
         return grad
     try:
         if truth_of(xp.all(xp.isfinite(kl))):

@@ -42,8 +42,10 @@ Rows of other libraries' losses (PyTorch, JAX, array-api-strict) are formed agai
 float64 host copies (:func:`_again_elsewhere`) and put back by ``where``; under PyTorch's
 autograd each carries its exact gradient in the logits, that of the loss's ``*_grad``
 twin (:func:`_attach_gradient`), NaN in the arguments whose gradient is not formed.
-JAX's transformations trace their arrays, which have no host copy: the pass does not
-run there, and the common path's value (``inf``) and gradient stand.
+JAX's transformations trace their arrays, and ``torch.func``'s wrap their tensors, which
+have no host copy (:func:`._xp.cannot_copy_to_host`): the pass does not run there, and
+the common path's value (``inf``) stands, with its gradient where that is exact (the
+softmax losses), NaN where it is not (distillation: :func:`_poisoned_far_rows`).
 
 These helpers are NumPy float64 and hold no autograd: ``crossent.torch``'s far rows
 (``_launch._weighted_gap_sum``, the same formula with torch operations) need gradients
@@ -66,7 +68,8 @@ from typing import Any
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
-from .._xp import device, host_float64, is_jax_tracer, namespace, reduce_sum
+from .._traced_far_rows import poisoned
+from .._xp import cannot_copy_to_host, device, host_float64, namespace, reduce_sum
 from ._reduction import LossParts, _safe_divide
 
 __all__ = [
@@ -324,12 +327,41 @@ class FarGradient:
     ``function``: the name of the loss's gradient twin in :mod:`crossent.losses` (NumPy
     float64 on host copies, ``reduction='none'``: each row's gradient in its logits);
     ``logits``: the argument it differentiates; ``others``: the differentiable arguments
-    whose gradient is not formed (NaN in the far rows, never a silent 0).
+    whose gradient is not formed (NaN in the far rows, never a silent 0);
+    ``exact_when_traced``: whether the common path's own gradient is exact in a far row,
+    for arrays without a host copy (traced by JAX, ``torch.func``'s): where it is not,
+    those rows' gradient is NaN (:func:`.._traced_far_rows.poisoned`).
     """
 
     function: str
     logits: str
     others: tuple[str, ...] = ()
+    exact_when_traced: bool = True
+
+
+def _traced(result: object) -> bool:
+    """Whether a loss (rows, a scalar, :class:`LossParts`) has no host copy
+    (:func:`._xp.cannot_copy_to_host`: traced by JAX, a tensor of ``torch.func``)."""
+    return cannot_copy_to_host(result.total if type(result) is LossParts else result)
+
+
+def _poisoned_far_rows(
+    result: Any,
+    signature: inspect.Signature,
+    gradient: FarGradient,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """A traced ``result`` whose rows that are not finite have a NaN gradient in the
+    logits and ``gradient.others`` (:func:`.._traced_far_rows.poisoned`)."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = bound.arguments
+    inputs = [arguments.get(n) for n in (gradient.logits, *gradient.others)]
+    if type(result) is LossParts:
+        total = poisoned(result.total, inputs, arguments["axis"])
+        return LossParts(total=total, normalizer=result.normalizer)
+    return poisoned(result, inputs, arguments["axis"])
 
 
 def far_rows_guard(
@@ -381,11 +413,11 @@ def _checked(
         result = path(*args, **kwargs)
         if overflowed(result):
             return _again(path, signature, recipe.far_rows, args, kwargs)
-        if (
-            type(result) is not np.ndarray
-            and not CALLER_FORMS_FAR_ROWS.get()
-            and _overflowed_elsewhere(result)
-        ):
+        if type(result) is np.ndarray or CALLER_FORMS_FAR_ROWS.get():
+            return result
+        if not recipe.gradient.exact_when_traced and _traced(result):
+            return _poisoned_far_rows(result, signature, recipe.gradient, args, kwargs)
+        if _overflowed_elsewhere(result):
             return _again_elsewhere(path, signature, recipe, args, kwargs)
         return result
 
@@ -433,8 +465,8 @@ def _overflowed_elsewhere(result: object) -> bool:
         result = result.total
     if isinstance(result, np.ndarray | np.generic | float) or not hasattr(result, "dtype"):
         return False
-    if is_jax_tracer(result) or _functorch_wrapped(result):  # (no host copy: the common
-        return False  # path's value; jax.grad, torch.func.vmap/grad)
+    if cannot_copy_to_host(result):  # (jax.grad, torch.func.vmap/grad: the common path's
+        return False  # value, :func:`_poisoned_far_rows`)
     xp = namespace(result, names=("loss",))[0]
     if result.dtype not in (xp.float32, xp.float64):
         return False
@@ -442,20 +474,6 @@ def _overflowed_elsewhere(result: object) -> bool:
         return not truth_of(xp.all(xp.isfinite(result)))
     except ValuelessArrayError:
         return False
-
-
-def _functorch_wrapped(x: object) -> bool:
-    """Whether ``x`` is a tensor of a ``torch.func`` transform (``vmap``'s batched tensor,
-    ``grad``'s wrapper): like a JAX tracer, it has no host copy, so the far-row pass
-    leaves it to the common path (``crossent.torch`` names vmap where a row needs the
-    pass)."""
-    torch = sys.modules.get("torch")
-    if torch is None or not isinstance(x, torch.Tensor):
-        return False
-    functorch = getattr(torch._C, "_functorch", None)
-    if functorch is None:  # pragma: no cover (PyTorch before torch.func)
-        return False
-    return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
 
 
 def _again_elsewhere(
@@ -757,8 +775,8 @@ def _rows_of(array: object, axis: int, far: np.ndarray) -> np.ndarray:
 
 
 def host64(x: object, *, name: str) -> np.ndarray:
-    """:func:`._xp.host_float64` of an argument that is not a JAX tracer (the far-row
-    passes run only on arrays with values)."""
+    """:func:`._xp.host_float64` of an argument that has a host copy (the far-row passes
+    run only on arrays with values: :func:`._xp.cannot_copy_to_host`)."""
     values = host_float64(x, name=name)
     assert values is not None
     return values

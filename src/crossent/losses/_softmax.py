@@ -120,9 +120,9 @@ from .._checks import (
 from .._sides import prepare
 from .._xp import (
     Array,
+    cannot_copy_to_host,
     compat_numpy,
     device,
-    is_jax_tracer,
     namespace,
     numpy_errstate,
     row_max,
@@ -887,7 +887,7 @@ def _lse_overflowed(lse: Array, *, xp: ModuleType) -> bool:
     tensors): there the plain products stay, NaN where the LSE overflows, as before."""
     if type(lse) is np.ndarray:
         return bool(np.isinf(lse).any())
-    if is_jax_tracer(lse):  # (no host copy for _scaled_lse: the plain products)
+    if cannot_copy_to_host(lse):  # (no host copy for _scaled_lse: the plain products)
         return False
     try:
         return truth_of(xp.any(xp.isinf(lse)))

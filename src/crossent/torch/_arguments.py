@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.autograd import forward_ad
 
+from .._xp import functorch_wrapped
 from ..errors import InputError, InputTypeError
 from . import _backend
 from ._labels import check_ignore_index
@@ -273,7 +274,7 @@ def examples(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
     of ``x`` itself. ``x`` as it is outside ``torch.func``."""
     functorch = torch._C._functorch
     batched = False
-    while functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x):
+    while functorch_wrapped(x):
         dim = functorch.maybe_get_bdim(x) if functorch.is_batchedtensor(x) else None
         x = functorch.get_unwrapped(x)
         if dim is not None and dim >= 0:

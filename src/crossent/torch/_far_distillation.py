@@ -87,7 +87,7 @@ from .. import losses
 from .._checks import Form, check_reduction
 from .._numerics import _subnormal_exp
 from .._sides import prepare_pair
-from .._xp import namespace, reduce_sum
+from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
@@ -603,8 +603,7 @@ class _HostRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         # (torch.func.vjp's function runs this after its transform, on its wrappers)
-        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-        if under_torch_func() or any(wrapped(x) for x in ctx.saved_tensors):
+        if under_torch_func() or any(cannot_copy_to_host(x) for x in ctx.saved_tensors):
             return _HostRows._transformed_gradients(ctx, upstream)
         grads = _HostRows._gradients(ctx, upstream)
         if torch.is_grad_enabled() and not upstream.requires_grad:
