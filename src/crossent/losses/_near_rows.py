@@ -190,12 +190,43 @@ def _parts(
     p = xp.exp(log_p)
     total = xp.sum(p, axis=-1, keepdims=True)
     p, log_p = p / total, log_p - xp.log(total)
-    with numpy_errstate(second, xp, all="ignore"):  # D_c = 0 at a class masked on both
-        u = second - first  # sides (-inf - -inf: formable)
-        u = xp.where(xp.isnan(u), xp.zeros_like(u), u)
-    for _ in range(2):
-        u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
+    # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
+    # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
+    # those masks kept (issue 13: T = 1e-100, logits [1, 2] against [-1e308, 1e308])
+    absent = log_p == -math.inf
+    zeros = xp.zeros_like(log_p)
+    with numpy_errstate(second, xp, all="ignore"):
+        u = second - first
+        u = xp.where(xp.isnan(u) | absent, zeros, u)
+        for _ in range(2):
+            u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    u = xp.where(absent, zeros, u)
     return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+
+
+def _lost_mass(log_p: Array, log_q: Array, xp: ModuleType) -> Array | None:
+    r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where :math:`p_c =
+    0` (``log_p`` ``-inf``: a gap of the first side past the range, e.g. teacher logits
+    :math:`\pm 10^{308}`) and ``log_q`` the second side's log-probabilities; None where
+    it is 0 on every row of NumPy rows (nothing to add). :func:`_parts` drops :math:`B`,
+    so :func:`_scaled_kl` is :math:`D(p\,\|\,q')`, :math:`q'` the second side
+    renormalised on the other classes, and
+
+    .. math:: D(p\,\|\,q) = D(p\,\|\,q') - \log(1 - Q_B),
+
+    two terms :math:`\ge 0` (issue 13: teacher logits :math:`[-10^{308}, 10^{308}]`, a
+    student's :math:`[0, 16]` at :math:`T = 1` had :math:`D = 0` here, and gradient 0,
+    against :math:`1.125\cdot 10^{-7}` and :math:`\pm 1.125\cdot 10^{-7}`). ``exp`` of
+    ``-inf`` off :math:`B`: no NaN for autograd."""
+    absent = log_p == -math.inf
+    if xp is np and not absent.any():
+        return None
+    inside = xp.where(absent, log_q, xp.full_like(log_q, -math.inf))
+    lost = xp.sum(xp.exp(inside), axis=-1, keepdims=True)
+    if xp is np and not lost.any():
+        return None
+    return lost
 
 
 def _times_t(kl_terms: Array, temperature: float, power: int, xp: ModuleType) -> Array:
@@ -300,11 +331,24 @@ class NearRows:
             return compiled(self.student, self.teacher, t, forward=forward)
         if self._all_equal():
             return np.zeros(self.student.shape[:-1])
+        xp = self.xp
         if forward:
-            parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
+            parts = _parts(self.teacher, self.student, t, xp, self.log_t)
+            log_q = self._softened(self.student, self.log_s)
         else:
-            parts = _parts(self.student, self.teacher, t, self.xp, self.log_s)
-        return _scaled_kl(parts, t, 2, self.xp)[..., 0]
+            parts = _parts(self.student, self.teacher, t, xp, self.log_s)
+            log_q = self._softened(self.teacher, self.log_t)
+        kl = _scaled_kl(parts, t, 2, xp)
+        lost = _lost_mass(parts.log_p, log_q, xp)
+        if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
+            with numpy_errstate(lost, xp, all="ignore"):
+                kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
+        return kl[..., 0]
+
+    def _softened(self, x: Array, given: Array | None) -> Array:
+        r""":math:`\log\operatorname{softmax}(x/T)` of one side: ``given`` where the caller
+        has it, else ``tempered_log_softmax64``'s (NumPy)."""
+        return given if given is not None else tempered_log_softmax64(x, self.temperature)[2]
 
     def gradient(self, *, forward: bool) -> Array:
         """The gradient of :meth:`loss` in the student's logits (before the reduction's
@@ -334,9 +378,8 @@ class NearRows:
         :math:`t` differ by a factor past 1.6) :math:`T(s - t)` itself."""
         xp, t = self.xp, self.temperature
         parts = _parts(self.teacher, self.student, t, xp, self.log_t)
-        log_s = self.log_s
-        if log_s is None:
-            log_s = tempered_log_softmax64(self.student, t)[2]
+        log_s = self._softened(self.student, self.log_s)
+        lost = _lost_mass(parts.log_p, log_s, xp)
         with numpy_errstate(parts.u, xp, all="ignore"):
             a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
             q = a / t
@@ -345,10 +388,14 @@ class NearRows:
             nonzero = small != 0.0
             ones = xp.ones_like(q)
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            series = parts.p * (a * ratio)  # T(s' - t), s' the student on the classes of t
+            if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
+                series = series - (lost * t) * xp.exp(log_s - xp.log1p(-lost))
             apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
-            formed = xp.where(near, parts.p * (a * ratio), apart)
-            # +0 at a class masked on both sides (p * a there: -0 where a < 0)
-            return xp.where(parts.log_p > -math.inf, formed, xp.zeros_like(formed))
+            formed = xp.where(near, series, apart)
+            # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
+            # for a < 0)
+            return xp.where(parts.log_p > -math.inf, formed, xp.exp(log_s) * t)
 
     def _reverse_gradient(self) -> Array:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
