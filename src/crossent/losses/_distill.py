@@ -136,12 +136,14 @@ def prepare_distillation(
             f"`student_logits` and `teacher` must have the same shape; got "
             f"{tuple(student.shape)} and {tuple(teacher_arr.shape)}"
         )
-    # Soften: softmax(z / T) for the student; softmax(log t / T) for the teacher, which is
-    # softmax(v / T) for teacher logits v and renormalised t^(1/T) for probabilities.
+    # Soften: softmax(z / T) for the student; softmax(v / T) for teacher logits v (of the
+    # logits themselves: log softmax(v) rounds away differences below an ulp of its
+    # log-partition, which a small T brings back, issue 13: v = [1e-100, 0] at
+    # T = 1e-100 gave t = [0.5, 0.5], not [0.731, 0.269]); softmax(log t / T) for
+    # probabilities (renormalised t^(1/T)) and log-probabilities.
     log_s = tempered_log_softmax(s_side.values, t, xp=xp)
-    log_t = t_side.log_probs()
-    scores = t_side.values if form == "logits" else log_t  # (the raw logits: no gap lost)
-    log_t = tempered_log_softmax(log_t, t, xp=xp) if t != 1.0 else log_t
+    scores = t_side.values if form == "logits" else t_side.log_probs()  # (no gap lost)
+    log_t = tempered_log_softmax(scores, t, xp=xp) if t != 1.0 else t_side.log_probs()
     batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
     return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores)
 

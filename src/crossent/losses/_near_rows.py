@@ -27,16 +27,19 @@ nonnegative terms: nothing cancels. Everything is formed in units of :math:`T`, 
 
 (:math:`h` by its series for :math:`|x| < 1/2`; for larger :math:`|x|`, or :math:`|y|
 \ge 2^{-7}`, the direct forms times :math:`T^2` by ``times_temperature_squared``, and
-:math:`p e^x` as :math:`e^{\log p + x}`: a weight that underflows beside a large
-:math:`x` is not 0 there). The shift is taken twice (the mean, then the mean of what is
-left), so that :math:`U` of a dominant class is not the rounding of the first. The
-forward gradient :math:`T(q - p) = T p \odot \operatorname{expm1}(u - \log\mathrm
-E_p[e^u])` is :math:`p \odot a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U
-- M - T D` (where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation
-there); the reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds
-neither a gap nor :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`).
-Float64 NumPy rows are formed by these formulas compiled (``_near_rows_numba``), where
-Numba is.
+:math:`p e^x` as :math:`e^{\log p + x}`). A class whose weight :math:`p_c` is 0 in
+float64 (it underflows, or its gap passes the range) is left out of these sums, and
+the second side's mass :math:`Q_B` on such classes enters as :math:`-\log(1 - Q_B)`
+(:func:`_lost_mass`; its :math:`e^{\log p + x}` was :math:`\infty - \infty` or the
+difference of two numbers past :math:`10^{292}`). The shift is taken twice (the mean,
+then the mean of what is left), so that :math:`U` of a dominant class is not the
+rounding of the first. The forward gradient :math:`T(q - p) = T p \odot
+\operatorname{expm1}(u - \log\mathrm E_p[e^u])` is :math:`p \odot
+a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U - M - T D` (where
+:math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation there); the reverse
+one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
+:math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
+rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
@@ -190,12 +193,46 @@ def _parts(
     p = xp.exp(log_p)
     total = xp.sum(p, axis=-1, keepdims=True)
     p, log_p = p / total, log_p - xp.log(total)
-    with numpy_errstate(second, xp, all="ignore"):  # D_c = 0 at a class masked on both
-        u = second - first  # sides (-inf - -inf: formable)
-        u = xp.where(xp.isnan(u), xp.zeros_like(u), u)
-    for _ in range(2):
-        u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
+    # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
+    # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
+    # those masks kept (issue 13: T = 1e-100, logits [1, 2] against [-1e308, 1e308])
+    absent = p == 0.0
+    zeros = xp.zeros_like(log_p)
+    with numpy_errstate(second, xp, all="ignore"):
+        u = second - first
+        u = xp.where(xp.isnan(u) | absent, zeros, u)
+        for _ in range(2):
+            u = u - xp.sum(p * u, axis=-1, keepdims=True)
+    u = xp.where(absent, zeros, u)
     return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+
+
+def _lost_mass(p: Array, log_q: Array, xp: ModuleType) -> Array | None:
+    r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where the
+    weights ``p`` are 0 in float64 (:math:`p_c` underflows, or a gap of the first side
+    passes the range: teacher logits :math:`\pm 10^{308}`) and ``log_q`` the second
+    side's log-probabilities; None where it is 0 on every row of NumPy rows (nothing
+    to add). :func:`_parts` drops :math:`B`, so :func:`_scaled_kl` is
+    :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
+    classes, and
+
+    .. math:: D(p\,\|\,q) = D(p\,\|\,q') - \log(1 - Q_B)
+              + \textstyle\sum_{c \in B} p_c \log(p_c/q_c),
+
+    the first two :math:`\ge 0` (no cancellation), the last of weights below the
+    smallest subnormal, left out (issue 13: teacher logits :math:`[-10^{308},
+    10^{308}]` and a student's :math:`[0, 16]` at :math:`T = 1` had :math:`D = 0` and
+    gradient 0 here, against :math:`1.125\cdot 10^{-7}` and :math:`\pm 1.125\cdot
+    10^{-7}`). ``exp`` of ``-inf`` off :math:`B`: no NaN for autograd."""
+    absent = p == 0.0
+    if xp is np and not absent.any():
+        return None
+    inside = xp.where(absent, log_q, xp.full_like(log_q, -math.inf))
+    lost = xp.sum(xp.exp(inside), axis=-1, keepdims=True)
+    if xp is np and not lost.any():
+        return None
+    return lost
 
 
 def _times_t(kl_terms: Array, temperature: float, power: int, xp: ModuleType) -> Array:
@@ -220,10 +257,10 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
         h = _horner(xp.where(near, x, zero), _H, xp)
         series = (p * u) * ((u if power == 2 else x) * h)
-        # p e^x as exp(log p + x): a p that underflows beside a large x is not 0 there
+        # p e^x as exp(log p + x) (p > 0 here: the classes of p = 0 are _lost_mass's)
         direct = xp.where(near, zero, xp.exp(parts.log_p + x) - p - p * x)
         direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
-        terms = xp.where(parts.log_p > -math.inf, xp.where(near, series, direct), zero)
+        terms = xp.where(p > 0.0, xp.where(near, series, direct), zero)
         f = xp.sum(terms, axis=-1, keepdims=True)
         ty = m + (f / t if power == 2 else f)
         y = ty / t
@@ -300,11 +337,24 @@ class NearRows:
             return compiled(self.student, self.teacher, t, forward=forward)
         if self._all_equal():
             return np.zeros(self.student.shape[:-1])
+        xp = self.xp
         if forward:
-            parts = _parts(self.teacher, self.student, t, self.xp, self.log_t)
+            parts = _parts(self.teacher, self.student, t, xp, self.log_t)
+            log_q = self._softened(self.student, self.log_s)
         else:
-            parts = _parts(self.student, self.teacher, t, self.xp, self.log_s)
-        return _scaled_kl(parts, t, 2, self.xp)[..., 0]
+            parts = _parts(self.student, self.teacher, t, xp, self.log_s)
+            log_q = self._softened(self.teacher, self.log_t)
+        kl = _scaled_kl(parts, t, 2, xp)
+        lost = _lost_mass(parts.p, log_q, xp)
+        if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
+            with numpy_errstate(lost, xp, all="ignore"):
+                kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
+        return kl[..., 0]
+
+    def _softened(self, x: Array, given: Array | None) -> Array:
+        r""":math:`\log\operatorname{softmax}(x/T)` of one side: ``given`` where the caller
+        has it, else ``tempered_log_softmax64``'s (NumPy)."""
+        return given if given is not None else tempered_log_softmax64(x, self.temperature)[2]
 
     def gradient(self, *, forward: bool) -> Array:
         """The gradient of :meth:`loss` in the student's logits (before the reduction's
@@ -334,9 +384,8 @@ class NearRows:
         :math:`t` differ by a factor past 1.6) :math:`T(s - t)` itself."""
         xp, t = self.xp, self.temperature
         parts = _parts(self.teacher, self.student, t, xp, self.log_t)
-        log_s = self.log_s
-        if log_s is None:
-            log_s = tempered_log_softmax64(self.student, t)[2]
+        log_s = self._softened(self.student, self.log_s)
+        lost = _lost_mass(parts.p, log_s, xp)
         with numpy_errstate(parts.u, xp, all="ignore"):
             a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
             q = a / t
@@ -345,10 +394,14 @@ class NearRows:
             nonzero = small != 0.0
             ones = xp.ones_like(q)
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            series = parts.p * (a * ratio)  # T(s' - t), s' the student on the classes of t
+            if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
+                series = series - (lost * t) * xp.exp(log_s - xp.log1p(-lost))
             apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
-            formed = xp.where(near, parts.p * (a * ratio), apart)
-            # +0 at a class masked on both sides (p * a there: -0 where a < 0)
-            return xp.where(parts.log_p > -math.inf, formed, xp.zeros_like(formed))
+            formed = xp.where(near, series, apart)
+            # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
+            # for a < 0)
+            return xp.where(parts.p > 0.0, formed, xp.exp(log_s) * t)
 
     def _reverse_gradient(self) -> Array:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
@@ -360,4 +413,4 @@ class NearRows:
         parts = _parts(self.student, self.teacher, self.temperature, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
-        return xp.where(parts.log_p > -math.inf, grad, xp.zeros_like(grad))
+        return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))

@@ -126,14 +126,15 @@ def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndar
     for c in range(classes):
         p[c] = p[c] / total
         log_p[c] = log_p[c] - log_total
-        difference = second[c] - first[c]  # 0 where both are -inf (``_parts``)
-        u[c] = difference if difference == difference else 0.0
+        difference = second[c] - first[c]  # 0 where both are -inf, or p_c = 0 (``_parts``)
+        kept = difference == difference and p[c] > 0.0
+        u[c] = difference if kept else 0.0
     for _ in range(2):
         for c in range(classes):
             terms[c] = p[c] * u[c]
         shift = row_sum(terms)
         for c in range(classes):
-            u[c] = u[c] - shift
+            u[c] = u[c] - shift if p[c] > 0.0 else 0.0
     for c in range(classes):
         terms[c] = p[c] * u[c]
     return row_sum(terms)
@@ -153,7 +154,7 @@ def _row_scaled_kl(scratch: np.ndarray, m: float, tempered: Tempered, power: int
         terms[c] = (p[c] * u[c]) * ((u[c] if power == 2 else x) * h)
     for c in range(classes):  # the direct form where |x| >= 1/2; 0 where p is
         x = u[c] / t
-        if not log_p[c] > -math.inf:
+        if not p[c] > 0.0:
             terms[c] = 0.0
         elif not abs(x) < _SERIES_X:
             direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
@@ -183,7 +184,25 @@ def _row_kl(
     if _equal(first, second):
         return 0.0
     m = _row_parts(first, second, tempered[0], scratch)
-    return _row_scaled_kl(scratch, m, tempered, 2)
+    kl = _row_scaled_kl(scratch, m, tempered, 2)
+    lost = _lost_mass(scratch[1], second, tempered[0], scratch[3])
+    if lost > 0.0:  # ``NearRows.loss``: D(p || q) = D(p || q') - log(1 - Q_B)
+        kl = kl + _times_t2(-math.log1p(-lost), tempered)
+    return kl
+
+
+@numba.njit(cache=True)
+def _lost_mass(p: np.ndarray, second: np.ndarray, t: float, log_q: np.ndarray) -> float:
+    r"""``_near_rows._lost_mass`` of one row: :math:`Q_B`, the mass of the softened
+    ``second`` (its log-probabilities left in ``log_q``) on the classes where ``p`` is
+    0; 0 without such a class (``log_q`` then not written)."""
+    if _all_positive(p):
+        return 0.0
+    _log_softmax(second, t, log_q)
+    terms = np.empty(p.shape[0])
+    for c in range(p.shape[0]):
+        terms[c] = math.exp(log_q[c]) if not p[c] > 0.0 else 0.0
+    return row_sum(terms)
 
 
 @numba.njit(cache=True)
@@ -203,20 +222,32 @@ def _row_gradient(
     m = _row_parts(first, second, t, scratch)
     kl = _row_scaled_kl(scratch, m, tempered, 1)
     log_p, p, u, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
-    softened = False
+    lost = _lost_mass(p, second, t, log_s)  # (log_s formed where a p_c is 0)
+    softened = not _all_positive(p)
     for c in range(first.shape[0]):
-        if not log_p[c] > -math.inf:  # a class masked on both sides: +0 (``_parts``)
-            out[c] = 0.0
+        if not p[c] > 0.0:  # T s_c where t_c = 0 (+0 masked on both sides)
+            out[c] = math.exp(log_s[c]) * t
             continue
         a = u[c] - m - kl
         q = a / t
         if abs(q) < _SERIES_X:
             out[c] = p[c] * (a * (math.expm1(q) / q if q != 0.0 else 1.0))
+            if lost > 0.0:  # T(s - t) = T(s' - t) - T Q_B s' (``NearRows``)
+                out[c] = out[c] - (lost * t) * math.exp(log_s[c] - math.log1p(-lost))
             continue
         if not softened:
             _log_softmax(second, t, log_s)
             softened = True
         out[c] = (math.exp(log_s[c]) - math.exp(log_p[c])) * t
+
+
+@numba.njit(cache=True)
+def _all_positive(p: np.ndarray) -> bool:
+    """Whether every entry of ``p`` is above 0 (a count, as :func:`_equal`)."""
+    absent = 0
+    for c in range(p.shape[0]):
+        absent += not p[c] > 0.0
+    return absent == 0
 
 
 @numba.njit(cache=True)

@@ -18,8 +18,9 @@ Each ``log_softmax`` round (``tempered_log_softmax``: shift, divide, np.exp, tie
 row sum, np.log1p, subtract) runs on the student's and the teacher's rows stacked in one
 buffer, so one np.exp and one np.log1p serve both:
 
-* teacher logits :math:`v`: a round of :math:`z` at :math:`T` with :math:`v` at 1, then,
-  for :math:`T \ne 1`, a round of :math:`\log\operatorname{softmax}(v)` at :math:`T`;
+* teacher logits :math:`v`: a round of :math:`z` and :math:`v` at :math:`T` (not of
+  :math:`\log\operatorname{softmax}(v)`, which loses the differences a small :math:`T`
+  brings back);
 * teacher probabilities :math:`t`: :math:`\log t` by np.log (``safe_log``), then a round
   of :math:`z` at :math:`T`, stacked with :math:`\log t` at :math:`T` when
   :math:`T \ne 1`.
@@ -325,15 +326,9 @@ def _log_probs(
     dtype)."""
     t = settings.temperature
     n = z.shape[0]
-    if settings.teacher_form == "logits":
-        both = _stacked_round(z, t, v, 1.0, steps)
-        if both is None:
-            return None
-        log_s, log_t = both[:n], both[n:]
-        if t == 1.0:
-            return log_s, log_t, both
-        tempered = _round(log_t, t, steps)
-        return None if tempered is None else (log_s, tempered, None)
+    if settings.teacher_form == "logits":  # (the logits at T: the full path's softening)
+        both = _stacked_round(z, t, v, t, steps)
+        return None if both is None else (both[:n], both[n:], both)
     if not steps.screen(v, tolerance(z.shape[1], given)):
         return None
     with np.errstate(divide="ignore"):
