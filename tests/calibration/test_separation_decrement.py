@@ -233,3 +233,26 @@ def test_vecscale2_thin_gaps_against_exact_oracles(
         assert exact_decrement(scores, labels, weights) < 1
     fitted = crossent.VectorScaling().fit(scores, labels)
     assert fitted.separated_ is expected
+
+
+@pytest.mark.parametrize("form", ["[-s, s]", "[s, 2 s + 1]"])
+def test_vecscale2_affinely_dependent_scores_settle_in_step_two(
+    monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    """Binary scores with an affine dependence (a direction in which :math:`M` is 0, so
+    :math:`G` is singular and the decrement has no bound): overlapping data (oracle: the
+    dual program) still settle in step 2, by the residual test of stop 52, without the
+    linear program. Mutant guarded (passes on main): dropping that test
+    (``_residual_small``) sent these fits to the program."""
+
+    def refuse(scores: np.ndarray, labels: np.ndarray) -> bool:
+        raise AssertionError("step 3 reached")
+
+    rng = np.random.default_rng(7)
+    s = 2.0 * rng.normal(size=400)
+    labels = (rng.random(400) < 1.0 / (1.0 + np.exp(-s))).astype(int)
+    scores = np.stack([-s, s] if form == "[-s, s]" else [s, 2.0 * s + 1.0], axis=1)
+    assert overlap_by_dual(scores, labels)
+    monkeypatch.setattr(_separation, "_separated_by_program", refuse)
+    fitted = crossent.VectorScaling().fit(scores, labels)
+    assert not fitted.separated_

@@ -38,10 +38,13 @@ never both.
    test is scale-free: fitted probabilities spread over hundreds of orders of magnitude
    (near-separated data: most labels confidently top-ranked, a few not) pass it
    directly.  Where it fails, up to :data:`_REFINE` corrections :math:`\lambda'` are
-   tested in turn, then the same from the probabilities raised to at least
-   :data:`_FLOORS` times their largest wrong-class entry (where some are 0, or the
-   first tries fail).  It costs :math:`O(n K)` and one :math:`2K \times 2K`
-   eigendecomposition per try, and only ever answers "not separated".
+   tested in turn (each also by the residual test of stop 52, :func:`_residual_small`,
+   for scores along whose affine dependences, e.g. binary :math:`[-s, s]`, :math:`M`
+   is 0 and :math:`G` singular: no bound on :math:`q` there), then the same from the
+   probabilities raised to at least :data:`_FLOORS` times their largest wrong-class
+   entry (where some are 0, or the first tries fail).  It costs :math:`O(n K)` and one
+   :math:`2K \times 2K` eigendecomposition per try, and only ever answers "not
+   separated".
 3. Otherwise the linear program's dual: :math:`\min \sum \lambda` subject to
    :math:`M^T \lambda = 0`, :math:`\lambda \ge 1` (the columns of :math:`z` scaled
    to a largest magnitude of 1), by HiGHS's dual simplex
@@ -74,6 +77,13 @@ import numpy as np
 from ._inputs import FloatArray, IntArray
 
 __all__ = ["separated"]
+
+_RESIDUAL = 1e-6
+""":func:`_residual_small` accepts :math:`\\lambda'` when :math:`|M^T \\lambda'| \\le`
+this times :math:`|M|^T \\lambda'` times :math:`\\min \\lambda' / \\max \\lambda'`
+(componentwise): were the data separated by :math:`d` (largest margin 1), :math:`d^T M^T
+\\lambda' \\ge \\min \\lambda'`, so a residual must be small against the smallest
+entry, not the sums."""
 
 _FLOORS = (1e-8, 1e-6, 1e-10, 1e-4)
 """Step 2's further starting points: the fitted probabilities raised to at least these
@@ -175,10 +185,12 @@ def _overlap_certified(scores: FloatArray, labels: IntArray, probs: FloatArray) 
     # a constant column's scale moves every margin as its bias does: left out of M
     free = np.concatenate([~constant, np.ones(classes, dtype=bool)])
     with np.errstate(over="ignore", invalid="ignore", under="ignore", divide="ignore"):
-        weights = np.where(wrong, probs, 0.0)
-        for _ in range(_REFINE + 1):
+        start = weights = np.where(wrong, probs, 0.0)
+        for step in range(_REFINE + 1):
             if not (np.all(np.isfinite(weights)) and np.all(weights[wrong] > 0.0)):
                 return False
+            if step > 0 and _residual_small(scores, onehot, weights, start, wrong):
+                return True
             bound, correction = _decrement(scores, onehot, free, weights)
             if bound <= _ACCEPT:
                 return True
@@ -187,6 +199,23 @@ def _overlap_certified(scores: FloatArray, labels: IntArray, probs: FloatArray) 
             # the Newton step towards M^T lambda = 0: lambda - Lambda^2 M x
             weights = weights * (1.0 - weights * _margins(scores, labels, correction))
     return False
+
+
+def _residual_small(
+    scores: FloatArray, onehot: FloatArray, weights: FloatArray, start: FloatArray, wrong: Any
+) -> bool:
+    """Step 2's test up to stop 52, kept for the directions in which :math:`M` is 0 or
+    nearly (e.g. binary scores :math:`[-s, s]`), where :func:`_decrement` has no
+    bound: every entry of the corrected :math:`\\lambda'` at least half the starting
+    one's, and :math:`|M^T \\lambda'| \\le` :data:`_RESIDUAL` times :math:`|M|^T
+    \\lambda'` times :math:`\\min \\lambda' / \\max \\lambda'` (componentwise)."""
+    if not np.all(weights[wrong] >= start[wrong] / 2):
+        return False
+    residual = np.abs(_transposed(scores, onehot, weights))
+    spread = onehot * weights.sum(axis=1, keepdims=True) + weights
+    size = np.concatenate([(spread * np.abs(scores)).sum(axis=0), spread.sum(axis=0)])
+    share = weights[wrong].min() / weights[wrong].max()
+    return bool(np.all(residual <= _RESIDUAL * share * size))
 
 
 def _decrement(
