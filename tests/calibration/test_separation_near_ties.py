@@ -2,8 +2,12 @@
 data whose fitted probabilities span many orders of magnitude (``tests/MUTATION.md``,
 mutation3's mutant 102).
 
-Step 2 accepts a null vector :math:`\\lambda'` of :math:`M^T` when the residual is small
-against :math:`|M|^T \\lambda'` times the share :math:`\\min \\lambda' / \\max \\lambda'`.
+(Stop 53, branch vecscale2: step 2 now accepts where a bound on the Newton decrement
+:math:`q = r^T G^{+} r` is below 1/4, which on separated data is at least 1 in exact
+arithmetic; these data must still be refused. What follows describes the test that
+stood before.) Step 2 accepted a null vector :math:`\\lambda'` of :math:`M^T` when the
+residual is small against :math:`|M|^T \\lambda'` times the share
+:math:`\\min \\lambda' / \\max \\lambda'`.
 Mutant 102 (``onehot / W`` for ``onehot * W`` in that bound's label terms) makes the
 bound about :math:`10^{-6} |z| / \\max \\lambda'` wherever a row is confidently right
 (:math:`W` tiny): the share cancels, and a fit that stopped far along a separating

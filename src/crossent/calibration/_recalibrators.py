@@ -264,8 +264,10 @@ class VectorScaling:
     :class:`PlattScaling`, ``separated_`` is then True, ``converged_`` False and the fit
     is kept as L-BFGS stopped.  Separation is decided exactly up to rounding
     (:mod:`crossent.calibration._separation`: the argmax direction, a certificate of
-    overlap from the fit, also from its probabilities floored, else the dual linear
-    program of :math:`2K` equality rows by HiGHS's dual simplex).
+    overlap from the fit's probabilities (a bound on a Newton decrement below 1 proves
+    a positive null vector of the margins' matrix exists), else the dual linear
+    program of :math:`2K` equality rows by HiGHS's dual simplex; overlaps thinner than
+    its tolerance, about 1e-8 of the scores' scale, are reported as separated).
 
     A score column that is the same on every row (:math:`z_{ik} = c_k`) makes
     :math:`w_k c_k + b_k` the only thing the data determine: its scale is pinned to
