@@ -315,3 +315,30 @@ def test_an_unnamed_middle_column_left_out_by_class_columns_is_ignored(
     payload = json.loads(capsys.readouterr().out)
     assert payload["columns"]["classes"] == ["a", "b"]
     assert payload["columns"]["ignored"] == [""]
+
+
+# --- labels written as floating-point numbers ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cells", "row", "shown"),
+    [
+        (["1.0", "0.0"], 0, "1.0"),
+        (["0", "1.5"], 1, "1.5"),
+        (["99999999999999999999999", "0"], 0, "1e+23"),
+        (["", "2.5"], 1, "2.5"),
+    ],
+    ids=["whole", "fraction", "beyond-int64", "after-an-empty-cell"],
+)
+def test_float_labels_are_refused_naming_the_row_and_value(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cells: list[str], row: int, shown: str
+) -> None:
+    """It said only "it holds double" (not where, nor what to write instead)."""
+    path = tmp_path / "p.csv"
+    path.write_text(f"label,a,b\n{cells[0]},0.9,0.1\n{cells[1]},0.2,0.8\n")
+    err = _one_line_error(capsys, ["report", str(path), "--json", *_FAST])
+    assert err == (
+        f"crossent: error: {path}: the 'label' column must hold integers (class ids), "
+        "booleans, or the names of the class columns; it holds floating-point numbers "
+        f"(row {row} is read as {shown}); write the class ids as integers (1, not 1.0)\n"
+    )
