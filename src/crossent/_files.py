@@ -10,8 +10,11 @@ output is not an input stays in ``crossent.cli._files``).
   renamed over the destination only when it is complete.  The new file gets the mode of the
   file it replaces, or the umask's mode (``0o666 & ~umask``) when there was none.
 * A symbolic link keeps its place: the file it points to is replaced.
-* Anything that is not a regular file (``/dev/null``, a terminal, a FIFO) is written to
-  directly: renaming over it would replace the device with a regular file.
+* A character device (``/dev/null``, a terminal) is written to directly: renaming over it
+  would replace the device with a regular file.  A FIFO is written to directly only while
+  a process reads it (it is opened without waiting: opened plainly, a FIFO nobody reads
+  blocked the write forever); one that nobody reads is refused.  A socket or a block
+  device (a disk, which the page would overwrite) is refused.
 * A name of one of this process's open descriptors (``/dev/stdout``, ``/dev/stderr``,
   ``/dev/fd/N``, ``/proc/self/fd/N``) is written through that descriptor, whatever it is
   open on: with standard output appended to a file (``>> log``), renaming over the
@@ -26,6 +29,7 @@ output is not an input stays in ``crossent.cli._files``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -35,7 +39,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["write_atomically"]
+__all__ = ["refuse_special", "write_atomically"]
 
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
@@ -51,6 +55,22 @@ page is written instead of failing with ``UnicodeEncodeError``."""
 
 def _error(path: Path, exc: OSError) -> InputError:
     return InputError(f"{path}: cannot write ({exc.strerror or exc})")
+
+
+_SPECIAL = (
+    (stat.S_ISDIR, "is a directory; the output needs a file name"),
+    (stat.S_ISSOCK, "is a socket, not a file; the output needs a file name"),
+    (stat.S_ISBLK, "is a block device (a disk), not a file; the output needs a file name"),
+)
+"""What an existing output path must not be, with why (a FIFO is said when opened)."""
+
+
+def refuse_special(path: Path, mode: int) -> None:
+    """Raise :class:`~crossent.InputError` when ``mode`` (of the existing ``path``, links
+    followed) is a directory, a socket or a block device: none can take a page."""
+    for test, why in _SPECIAL:
+        if test(mode):
+            raise InputError(f"{path}: {why}")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -70,8 +90,8 @@ def write_atomically(path: Path, text: str) -> None:
         existing = None
     except OSError as exc:
         raise _error(path, exc) from exc
-    if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise InputError(f"{path}: is a directory; the output needs a file name")
+    if existing is not None:
+        refuse_special(path, existing.st_mode)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         _write_directly(path, text)
         return
@@ -119,12 +139,37 @@ def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
 
 
 def _write_directly(path: Path, text: str) -> None:
-    """Write to a device or FIFO in place (there is nothing to replace atomically)."""
+    """Write to a device or FIFO in place (there is nothing to replace atomically).
+
+    The file is opened without waiting (``O_NONBLOCK``): a FIFO that no process reads
+    answers ``ENXIO`` at once, instead of blocking the open forever; the writes that
+    follow wait again, as on any pipe."""
+    flags = os.O_WRONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, "w", encoding="utf-8", errors=_ERRORS) as handle:
+        descriptor = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and _is_fifo(path):
+            raise InputError(
+                f"{path}: is a FIFO (named pipe) that no process reads; start its reader "
+                "first, or give a file name"
+            ) from exc
+        raise _error(path, exc) from exc
+    try:
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(descriptor, True)
+        with os.fdopen(descriptor, "w", encoding="utf-8", errors=_ERRORS, closefd=False) as handle:
             handle.write(text)
     except OSError as exc:
         raise _error(path, exc) from exc
+    finally:
+        os.close(descriptor)
+
+
+def _is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 _DESCRIPTOR_NAME = re.compile(r"/(?:proc/(self|\d+)|dev)/fd/(\d+)")

@@ -105,13 +105,15 @@ def test_compared_files_with_ids_in_another_order_are_refused(
     assert code == 2
     first = int(np.flatnonzero(shuffled["id"].to_numpy() != ordered["id"].to_numpy())[0])
     assert f"different ids (first at row {first}" in err
-    # the same file twice: a difference of exactly 0, the interval [0, 0]
+    # the same predictions twice (a copy: one file twice is refused): a difference of
+    # exactly 0, the interval [0, 0]
+    (tmp_path / "a2.csv").write_bytes((tmp_path / "a.csv").read_bytes())
     same = _json(
         capsys,
         [
             "report",
             str(tmp_path / "a.csv"),
-            str(tmp_path / "a.csv"),
+            str(tmp_path / "a2.csv"),
             "--logits",
             "--id-column",
             "id",

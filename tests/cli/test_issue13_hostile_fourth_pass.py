@@ -300,7 +300,8 @@ def test_flags_without_a_value_may_repeat(
 ) -> None:
     """A guard: ``--json --json`` says the same thing twice, and PATHs are many."""
     path = _table(tmp_path / "t.csv", ["a", "b"], ["0", "0", "0"])
-    payload = _json(capsys, ["report", str(path), str(path), "--json"])
+    other = _table(tmp_path / "u.csv", ["a", "b"], ["0", "0", "0"])  # one file twice is refused
+    payload = _json(capsys, ["report", str(path), str(other), "--json"])
     assert len(payload["models"]) == 2
 
 

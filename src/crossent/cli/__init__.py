@@ -39,7 +39,7 @@ from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
 from ._explain import run_explain
-from ._files import check_output, output_path, write_atomically
+from ._files import check_distinct, check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
 from ._numbers import decimal
 from ._pipe import StandardOutputError, closed_pipe_is_quiet, drop_unwritable
@@ -611,6 +611,7 @@ def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
 def _run_comparison(args: argparse.Namespace) -> int:
     """``crossent report A B [C ...]``: each model's report and paired differences."""
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
+    check_distinct(args.paths)
     if args.output is not None:
         check_output(args.output, inputs=[p for p in [*args.paths, args.labels] if p])
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")

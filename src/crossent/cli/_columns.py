@@ -102,7 +102,10 @@ def choose_columns(
     whether the column holds numbers), or ``(None, message)`` naming the problem.
 
     ``index`` names the columns that hold a pandas index (from the file's pandas
-    metadata); a column with an empty name (pandas' unnamed index in a CSV) is one too.
+    metadata); a first column with an empty name (pandas' unnamed index in a CSV) is one
+    too.  An unnamed column elsewhere (``label,,b``: a header cell lost) is refused as a
+    default class; it was taken as the id column, so that ``b`` alone was read as
+    P(label = 1), or with ``--logits`` as the log-odds of class 1.
     They are not default classes; one of them is the id column when ``--id-column``
     is not given."""
     if options.label not in names:
@@ -114,8 +117,11 @@ def choose_columns(
         return None, f"{where}: no {options.id!r} column for --id-column"
     if options.id is not None and options.id == options.label:
         return None, f"{where}: --id-column and --label-column name the same column"
+    unnamed_first = bool(names) and names[0] == ""  # where to_csv writes its index
     pandas_index = [
-        n for n in names if (n in index or n == "") and n not in (options.label, options.id)
+        n
+        for n in names
+        if (n in index or (n == "" and unnamed_first)) and n not in (options.label, options.id)
     ]
     chosen_id = options.id
     if chosen_id is None and len(pandas_index) == 1 and options.classes is None:
@@ -137,6 +143,11 @@ def choose_columns(
         classes = [n for n in others if n not in pandas_index]
     if not classes:
         return None, f"{where}: no class columns besides {options.label!r}"
+    if "" in classes:  # a class without a name: a header cell lost, never an index
+        return None, (
+            f"{where}: column {names.index('') + 1} has no name in the header; name it, or "
+            "list the class columns with --class-columns"
+        )
     for name in classes:
         if not numeric[name]:
             return None, (

@@ -391,13 +391,33 @@ def _labels(
     if not pa_types.is_integer(column.type):
         raise SourceError(
             f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
-            f"names of the class columns; it holds {column.type}"
+            f"names of the class columns; it holds {_label_type(column, first_row)}"
         )
     _refuse_missing(path, column, first_row, name)
     values = _to_numpy(column)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     values = values if values.dtype == np.uint64 else values.astype(np.int64)
     return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+def _label_type(column: Any, first_row: int) -> str:
+    """What a label column that is not integers holds; for floating-point numbers, the
+    first that is not whole (else the first number) and its row (``1.5``; ``1.0``; or
+    ``1e+23``, an integer too large for int64 that the CSV reader took as a float):
+    "it holds double" said neither where nor what to write instead."""
+    import pyarrow.types as pa_types
+
+    if not pa_types.is_floating(column.type):
+        return str(column.type)
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    finite = np.isfinite(values)
+    fraction = np.flatnonzero(finite & (values != np.floor(np.where(finite, values, 0))))
+    shown = fraction if fraction.size else np.flatnonzero(~np.isnan(values))
+    k = int(shown[0]) if shown.size else 0  # the first fraction, else the first number
+    return (
+        f"floating-point numbers (row {first_row + k} is read as {float(values[k])!r}); write "
+        "the class ids as integers (1, not 1.0)"
+    )
 
 
 _BOOLEAN_NAMES = {"false": 0, "0": 0, "true": 1, "1": 1}
