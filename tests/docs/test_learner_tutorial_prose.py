@@ -253,3 +253,35 @@ def test_learner3_binary_page_says_which_end_the_probability_gradient_explodes_a
     soft = [crossent.binary_cross_entropy_grad(0.3, p) for p in (1e-12, 1 - 1e-12)]
     assert soft[0] < -1e11  # a soft label: either end
     assert soft[1] > 1e11
+
+
+def test_learner3_kelly_bettor_grows_by_one_minus_the_cross_entropy() -> None:
+    """The seed's economics link, rebuilt: at even odds, proportional betting on belief q
+    grows log2 wealth by 1 - H(P, Q) bits per flip, (1 - H(P)) - D(P||Q)."""
+    text = _prose("cross-entropy-kl.md")
+    assert "(Kelly, 1956)" in text
+    sentence = (
+        "The honest guess 0.7 gains 0.1187 bits per flip, $1 - H(P)$: its wealth doubles about "
+        "every 8.4 flips. The guess 0.5 keeps its wealth exactly; 0.9 loses 0.1030 bits per "
+        "flip"
+    )
+    assert sentence in text
+    p = MP.mpf("0.7")
+    heads = np.random.default_rng(0).random(10_000) < 0.7  # the page's flips
+    written = {"0.7": "0.1187", "0.5": "0.0000", "0.9": "-0.1030", "0.2": "-0.7219"}
+    for guess, as_written in written.items():
+        q = MP.mpf(guess)
+        growth = p * MP.log(2 * q, 2) + (1 - p) * MP.log(2 * (1 - q), 2)
+        h_pq = -(p * MP.log(q, 2) + (1 - p) * MP.log(1 - q, 2))
+        h_p = -(p * MP.log(p, 2) + (1 - p) * MP.log(1 - p, 2))
+        d_pq = p * MP.log(p / q, 2) + (1 - p) * MP.log((1 - p) / (1 - q), 2)
+        assert abs(growth - (1 - h_pq)) < MP.mpf(10) ** -35
+        assert abs(growth - ((1 - h_p) - d_pq)) < MP.mpf(10) ** -35
+        assert f"{float(growth) + 0.0:.4f}" == as_written
+        ours = 1 - crossent.cross_entropy([0.7, 0.3], [float(q), 1 - float(q)], base=2)
+        assert abs(ours - float(growth)) < 1e-15
+        per_flip = np.where(heads, np.log2(2 * float(q)), np.log2(2 * (1 - float(q))))
+        assert abs(per_flip.mean() - float(growth)) < 0.002  # the simulation agrees
+    best = 1 - (-(p * MP.log(p, 2) + (1 - p) * MP.log(1 - p, 2)))
+    assert f"{float(1 / best):.1f}" == "8.4"
+    assert crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2) == np.inf  # broke: -inf growth
