@@ -69,3 +69,24 @@ def test_learner_demo_smoothing_note_places_the_minimum_along_the_scales(
     assert p0 < target[0]
     assert "grow past the confidence y' asks for" not in out
     assert f"smallest near x{float(best):.2f}, where p(class 0) = {float(p0):.3f}" in out
+
+
+def test_learner3_demo_binary_gradient_column_says_it_is_in_the_logit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Main headed the column beside "predicted p" "gradient p - y" with no word that it is
+    the gradient in the logit z (in p it is (p - y) / (p (1 - p)), -20 at p = 0.05)."""
+    from fractions import Fraction
+
+    assert main(["demo", "binary"]) == 0
+    out = capsys.readouterr().out
+    assert "gradient in z: p - y" in out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith("0.")]
+    for p, _bce, grad in lines:  # the column is p - 1, as crossent's sigmoid gradient gives it
+        assert float(grad) == pytest.approx(float(p) - 1, abs=1e-4)
+    in_p = Fraction(5, 100) - 1
+    in_p /= Fraction(5, 100) * (1 - Fraction(5, 100))
+    assert in_p == -20
+    assert f"(p - y) / (p (1 - p)) = -1/p here ({float(in_p):.1f} at p = 0.05)" in " ".join(
+        out.split()
+    )

@@ -174,3 +174,114 @@ def test_learner_smoothing_floor_is_reached_only_off_the_line() -> None:
     assert min(line) > floor + MP.mpf("0.03")  # 0.3283 against 0.2911
     ours = crossent.softmax_cross_entropy(np.array([float(gap), 0.0, 0.0]), 0, label_smoothing=0.1)
     assert abs(ours - float(floor)) < 1e-15
+
+
+# The third reading (branch docsreader3): the seeds' worked examples that no page rebuilt
+# (the cat/dog/bird logits [1.3, 4.1, 0.5], the error vector (0.1, -0.2, 0.1)), the
+# distillation page's "its gradient twin is exact" above a cell that computed only the
+# loss, and the binary page's "explodes near 0 and 1" (for a hard label only one end).
+
+
+def _mp_softmax(z: list[str]) -> list[mpmath.mpf]:
+    e = [MP.exp(MP.mpf(v)) for v in z]
+    total = MP.fsum(e)
+    return [v / total for v in e]
+
+
+def test_learner3_softmax_page_rebuilds_the_seed_animals() -> None:
+    """Seed: logits [1.3, 4.1, 0.5] (cat, dog, bird) give "a very high probability" to dog."""
+    text = _prose("softmax.md")
+    assert "outputs the logits $[1.3, 4.1, 0.5]$" in text
+    sentence = (
+        "The dog gets 0.9190, and the right answer costs 0.0845 nats; had the picture been a "
+        "cat, the same logits would cost 2.8845 nats, exactly 2.8 more"
+    )
+    assert sentence in text
+    assert "a factor $e^{2.8} \\approx 16$ between their probabilities" in text
+    z = ["1.3", "4.1", "0.5"]
+    p = _mp_softmax(z)
+    assert f"{float(p[1]):.4f}" == "0.9190"
+    assert f"{float(p[1] / p[0]):.0f}" == "16"
+    dog, cat = -MP.log(p[1]), -MP.log(p[0])
+    assert (f"{float(dog):.4f}", f"{float(cat):.4f}") == ("0.0845", "2.8845")
+    assert abs(cat - dog - MP.mpf("2.8")) < MP.mpf(10) ** -35  # log p_dog - log p_cat = z gap
+    logits = np.array([1.3, 4.1, 0.5])
+    assert abs(crossent.softmax_cross_entropy(logits, 1) - float(dog)) < 1e-15
+    assert abs(crossent.softmax_cross_entropy(logits, 0) - float(cat)) < 1e-15
+
+
+def test_learner3_gradient_page_rebuilds_the_seed_error_vector() -> None:
+    """Seed: predicting (0.1, 0.8, 0.1) for (0, 1, 0) gives the error vector (0.1, -0.2, 0.1)."""
+    text = _prose("gradient.md")
+    assert "gets the **error vector** $(0.1, -0.2, 0.1)$ as its gradient" in text
+    prediction = np.array([0.1, 0.8, 0.1])
+    grad = crossent.softmax_cross_entropy_grad(np.log(prediction)[None], np.array([1]))[0]
+    exact = [Fraction(1, 10), Fraction(-2, 10), Fraction(1, 10)]  # p - y, exactly
+    assert np.allclose(grad, [float(v) for v in exact], rtol=0, atol=1e-16)
+    loss = crossent.softmax_cross_entropy(np.log(prediction), 1)
+    assert abs(loss - float(-MP.log(MP.mpf("0.8")))) < 1e-15
+
+
+def test_learner3_distillation_page_shows_the_gradient_it_names() -> None:
+    """Main said "its gradient twin is exact:" above a cell that printed only the loss."""
+    text = _prose("distillation.md")
+    assert "its gradient twin is exact:" not in text
+    assert "crossent.distillation_loss_grad(student, teacher, temperature=T)" in text
+    assert "is the exact gradient of the mean, $T (s - t) / n$ over $n$ rows" in text
+    # the formula, at 40 digits, against crossent's gradient on a small batch
+    student = [[1.0, 0.0, -1.0], [0.5, 2.0, 0.25]]
+    teacher = [[3.0, 0.5, 0.0], [-1.0, 0.0, 1.5]]
+    t_ = 4
+    ours = crossent.distillation_loss_grad(np.array(student), np.array(teacher), temperature=t_)
+    for row, (zs, zt) in enumerate(zip(student, teacher, strict=True)):
+        s = _mp_softmax([str(v / t_) for v in zs])
+        t = _mp_softmax([str(v / t_) for v in zt])
+        for k in range(3):
+            oracle = t_ * (s[k] - t[k]) / len(student)
+            assert abs(ours[row, k] - float(oracle)) < 1e-16
+
+
+def test_learner3_binary_page_says_which_end_the_probability_gradient_explodes_at() -> None:
+    """(p - y) / (p (1 - p)) is -1/p for y = 1: bounded near 1, unbounded near 0."""
+    text = _prose("binary.md")
+    assert "which explodes near 0 and 1" not in text
+    assert "explodes as $p$ nears the wrong end (0 for the label 1, 1 for the label 0" in text
+    near_one = crossent.binary_cross_entropy_grad(1.0, 1 - 1e-12)
+    assert abs(near_one - -1.0) < 1e-11  # -1/p, bounded at the right end
+    assert crossent.binary_cross_entropy_grad(1.0, 1e-12) < -1e11
+    assert crossent.binary_cross_entropy_grad(0.0, 1 - 1e-12) > 1e11
+    soft = [crossent.binary_cross_entropy_grad(0.3, p) for p in (1e-12, 1 - 1e-12)]
+    assert soft[0] < -1e11  # a soft label: either end
+    assert soft[1] > 1e11
+
+
+def test_learner3_kelly_bettor_grows_by_one_minus_the_cross_entropy() -> None:
+    """The seed's economics link, rebuilt: at even odds, proportional betting on belief q
+    grows log2 wealth by 1 - H(P, Q) bits per flip, (1 - H(P)) - D(P||Q)."""
+    text = _prose("cross-entropy-kl.md")
+    assert "(Kelly, 1956)" in text
+    sentence = (
+        "The honest guess 0.7 gains 0.1187 bits per flip, $1 - H(P)$: its wealth doubles about "
+        "every 8.4 flips. The guess 0.5 keeps its wealth exactly; 0.9 loses 0.1030 bits per "
+        "flip"
+    )
+    assert sentence in text
+    p = MP.mpf("0.7")
+    heads = np.random.default_rng(0).random(10_000) < 0.7  # the page's flips
+    written = {"0.7": "0.1187", "0.5": "0.0000", "0.9": "-0.1030", "0.2": "-0.7219"}
+    for guess, as_written in written.items():
+        q = MP.mpf(guess)
+        growth = p * MP.log(2 * q, 2) + (1 - p) * MP.log(2 * (1 - q), 2)
+        h_pq = -(p * MP.log(q, 2) + (1 - p) * MP.log(1 - q, 2))
+        h_p = -(p * MP.log(p, 2) + (1 - p) * MP.log(1 - p, 2))
+        d_pq = p * MP.log(p / q, 2) + (1 - p) * MP.log((1 - p) / (1 - q), 2)
+        assert abs(growth - (1 - h_pq)) < MP.mpf(10) ** -35
+        assert abs(growth - ((1 - h_p) - d_pq)) < MP.mpf(10) ** -35
+        assert f"{float(growth) + 0.0:.4f}" == as_written
+        ours = 1 - crossent.cross_entropy([0.7, 0.3], [float(q), 1 - float(q)], base=2)
+        assert abs(ours - float(growth)) < 1e-15
+        per_flip = np.where(heads, np.log2(2 * float(q)), np.log2(2 * (1 - float(q))))
+        assert abs(per_flip.mean() - float(growth)) < 0.002  # the simulation agrees
+    best = 1 - (-(p * MP.log(p, 2) + (1 - p) * MP.log(1 - p, 2)))
+    assert f"{float(1 / best):.1f}" == "8.4"
+    assert crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2) == np.inf  # broke: -inf growth

@@ -170,13 +170,22 @@ def _binary(out: TextIO) -> None:
     _heading(out, "Binary cross-entropy, true label y = 1 (nats)")
     predictions = [0.95, 0.5, 0.05, 0.0]
     losses = crossent.binary_cross_entropy(1.0, predictions)
-    grads = [q - 1.0 for q in predictions]  # d BCE / d z for p = sigmoid(z)
+    # The logit z with sigmoid(z) = p (-inf for p = 0), and crossent's d BCE / d z there.
+    with np.errstate(divide="ignore"):
+        logits = np.log(predictions) - np.log1p(-np.asarray(predictions))
+    grads = crossent.sigmoid_cross_entropy_grad(logits, np.ones(len(logits)), reduction="none")
     _table(
         out,
-        ["predicted p", "BCE", "gradient p - y"],
+        ["predicted p", "BCE", "gradient in z: p - y"],
         [[q, v, g] for q, v, g in zip(predictions, losses, grads, strict=True)],
     )
-    _note(out, "With p = sigmoid(z), the gradient in the logit z is p - y, as for the softmax.")
+    in_p = crossent.binary_cross_entropy_grad(1.0, 0.05)  # (p - y) / (p (1 - p)) = -1/p
+    _note(
+        out,
+        "With p = sigmoid(z), the gradient in the logit z is p - y, as for the softmax. In p",
+        f"itself it is (p - y) / (p (1 - p)) = -1/p here ({in_p:.1f} at p = 0.05), unbounded",
+        "as p nears 0: one reason to train on logits.",
+    )
 
 
 def _softmax(out: TextIO) -> None:
@@ -187,16 +196,14 @@ def _softmax(out: TextIO) -> None:
     # softmax(z)_k = exp(-H(e_k, softmax(z))): the probabilities, via crossent's own loss.
     probs = np.exp(-crossent.cross_entropy(one_hot, logits, q_form="logits"))
     loss = crossent.cross_entropy(one_hot[0], logits, q_form="logits")
-    rows = [
-        [k, z, pk, pk - yk]
-        for k, (z, pk, yk) in enumerate(zip(logits, probs, one_hot[0], strict=True))
-    ]
-    _table(out, ["class", "logit z", "softmax p", "p - y"], rows)
+    grad = crossent.softmax_cross_entropy_grad(np.asarray(logits), 0)  # p - y
+    rows = [[k, z, pk, gk] for k, (z, pk, gk) in enumerate(zip(logits, probs, grad, strict=True))]
+    _table(out, ["class", "logit z", "softmax p", "gradient p - y"], rows)
     shifted = crossent.cross_entropy(one_hot[0], np.add(logits, 1000.0), q_form="logits")
     _note(
         out,
         f"true class 0: loss = -log p_0 = {loss:.4f} nats; the gradient p - y sums to "
-        f"{abs(float(np.sum(probs - one_hot[0]))):.0e} (zero, to rounding).",
+        f"{abs(float(np.sum(grad))):.0e} (zero, to rounding).",
         f"Adding a constant to every logit changes nothing: {shifted:.4f}.",
     )
 
