@@ -12,8 +12,9 @@ ranks: the compiled loss and gradients equal eager's bit for bit (Inductor too),
 equal the unsharded loss (the oracle, ``crossent.torch.cross_entropy`` of the gathered
 logits); the value checks raise eager's errors at run time; compiled ranks that
 disagree on the labels, the options or the class weights all raise the agreement's
-error; a compiled rank and an eager rank meet in the same agreement. Every test fails on
-main (the compile raises).
+error; a compiled rank and an eager rank meet in the same agreement; the ops pass
+``torch.library.opcheck``. Every test fails on main (the compile raises; the ops are
+absent).
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def _compiled_equals_eager(
     compiled_in = [x.clone().requires_grad_() for x in inputs]
     compiled = torch.compile(loss, fullgraph=True, backend=backend)(*compiled_in)
     compiled.sum().backward()
-    assert compiled.dtype == eager.dtype and compiled.shape == eager.shape
+    assert compiled.dtype == eager.dtype
+    assert compiled.shape == eager.shape
     assert torch.equal(compiled, eager), (compiled, eager)
     for e, c in zip(eager_in, compiled_in, strict=True):
-        assert c.grad is not None and torch.equal(c.grad, e.grad)
+        assert c.grad is not None
+        assert torch.equal(c.grad, e.grad)
     return eager.detach(), tuple(x.grad for x in eager_in)
 
 
@@ -215,3 +218,17 @@ def _two_ranks(rank: int, world: int) -> None:
 @_GLOO[1]
 def test_two_ranks_compile_as_eager_and_agree() -> None:
     run_spawned(_two_ranks, 2, timeout=400)
+
+
+@pytest.mark.distributed
+@pytest.mark.usefixtures("one_rank")
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_one_rank_ops_pass_opcheck(reduction: str) -> None:
+    """The ops' fake kernels, schemas and autograd registrations (``torch.library.opcheck``)."""
+    ops = pytest.importorskip("crossent.torch._vocab_parallel_ops")
+    d = _data(torch.float32, seed=3)
+    z, h, w, b = (d[k].clone().requires_grad_() for k in ("z", "h", "w", "b"))
+    options = (-100, reduction, 0.1, 1e-3, 8.0, 1.0)
+    torch.library.opcheck(ops.vocab_parallel_ce_op, (z, d["y3"], d["cw"], False, *options))
+    linear = (h, w, d["y"], b, d["cw"], False, True, *options, 2)
+    torch.library.opcheck(ops.vocab_parallel_linear_ce_op, linear)

@@ -1181,8 +1181,7 @@ def _softmax_focal_backward_fake(
     ignore_index: int | None,
     reduction: str,
 ) -> tuple[Tensor, Tensor]:
-    given = weight is not None and weight_grad
-    gw = torch.empty_like(weight) if given else logits.new_empty((0,))
+    gw = torch.empty_like(weight) if weight is not None and weight_grad else logits.new_empty((0,))
     return torch.empty_like(logits), gw
 
 

@@ -110,6 +110,15 @@ rank's failed record at run time, so ``torch.compile(fullgraph=True)`` raises ea
 error on every rank (Dynamo's ``Unsupported`` before: the agreement is a graph break).
 A graph cannot name a group other than the default one: there the refusal raises on
 its rank alone.
+
+On the default group a valid call under ``torch.compile`` is one custom op
+(``crossent::vocab_parallel_ce_v1``, ``crossent::vocab_parallel_linear_ce_v1``,
+``_vocab_parallel_ops``): the eager call at run time, its agreement and checks
+included, so it compiles with ``fullgraph=True`` and gives eager's loss and gradients
+bit for bit (Dynamo's ``Unsupported: ... _blake2.blake2b`` before). With another
+``group`` the call still runs eagerly under ``torch.compile``, each check and the
+agreement a graph break (no ``fullgraph=True``): no public API lets a graph hold a
+process group other than the default one.
 """
 
 from __future__ import annotations
@@ -865,7 +874,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias, *_ = ctx.saved_tensors
         needs = tuple(ctx.needs_input_grad[:3])
-        grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)  # type: ignore[arg-type]
+        grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
         return (*grads, None, None, None, None, None, None)
@@ -1300,8 +1309,10 @@ def vocab_parallel_cross_entropy(
     Under ``torch.compile`` a refused option or argument type (a check that reads no
     value) raises eager's error at run time, also with ``fullgraph=True``, on every rank
     of the default group; with another ``group``, on its rank only (the others wait
-    until the timeout unless they refuse too). A valid call does not compile with
-    ``fullgraph=True``: the agreement and the value checks are graph breaks.
+    until the timeout unless they refuse too). A valid call on the default group
+    compiles with ``fullgraph=True`` (one custom op, the eager call at run time: eager's
+    loss and gradients bit for bit, the same agreement); with another ``group`` it
+    does not (its agreement and value checks are graph breaks).
 
     References
     ----------
@@ -1328,7 +1339,9 @@ def vocab_parallel_cross_entropy(
     if _traced_on_default_group(group):  # torch.compile: the call in one custom op
         opts = checks()[0]
         wanted = isinstance(weight, Tensor) and weight.requires_grad and torch.is_grad_enabled()
-        loss: Tensor = vocab_parallel_ce_op(input, target, weight, wanted, *_option_args(opts))[0]
+        loss: Tensor = torch.ops.crossent.vocab_parallel_ce_v1(
+            input, target, weight, wanted, *_option_args(opts)
+        )[0]
         return loss
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, group, None)
     rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
@@ -1409,7 +1422,7 @@ def vocab_parallel_linear_cross_entropy(
     bfloat16/float16 with float32 results (no float32 copy of the slice), the backward's from
     the two-term split of the float32 gradient block, as
     :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No second
-    derivative, as :func:`vocab_parallel_cross_entropy`.
+    derivative, and ``torch.compile``, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
@@ -1435,7 +1448,7 @@ def vocab_parallel_linear_cross_entropy(
         opts, h = checks()[:2]
         grad = torch.is_grad_enabled()
         wanted = isinstance(class_weight, Tensor) and class_weight.requires_grad and grad
-        loss: Tensor = vocab_parallel_linear_ce_op(
+        loss: Tensor = torch.ops.crossent.vocab_parallel_linear_ce_v1(
             input,
             weight,
             target,
@@ -1456,14 +1469,8 @@ def vocab_parallel_linear_cross_entropy(
 
 
 # --------------------------------------------------------------------------- compiled
-# Under torch.compile, a call on the default group is one custom op (its backward
-# another): the eager call's checks, agreement, collectives and value checks at run time,
-# opaque to Dynamo, whose graph then holds the whole call (``fullgraph=True``). A graph
-# cannot name another group (no public API resolves one from an op's arguments at run
-# time): there the call runs eagerly, its agreement and value checks graph breaks.
-
-#: The dtypes of the coefficients packed in float64 (each back to its own, exactly).
-_CODES = (torch.float32, torch.float64)
+# Under torch.compile the call on the default group is one custom op
+# (``_vocab_parallel_ops``).
 
 
 def _traced_on_default_group(group: Any) -> bool:
@@ -1487,324 +1494,3 @@ def _option_args(opts: CallOptions) -> tuple[Any, ...]:
         opts.soft_cap,
         opts.temperature,
     )
-
-
-def _packed(state: _State, layout: _Layout) -> tuple[Tensor, Tensor]:
-    """The coefficients a backward op needs, as tensors: ``(m, ell, p_coef, target_coef,
-    gap)`` stacked in float64 (exact: each is float32 or float64), and this rank's
-    class offset, slice width, the vocabulary and the five dtypes' codes (int64)."""
-    c = state.coefs
-    parts = (c.m, c.ell, c.p_coef, c.target_coef, c.gap)
-    coefs = torch.stack([x.to(torch.float64) for x in parts])
-    codes = [_CODES.index(x.dtype) for x in parts]
-    meta = [layout.offset, layout.local, layout.classes, *codes]
-    return coefs, torch.tensor(meta, dtype=torch.int64)
-
-
-def _unpacked(
-    coefs: Tensor,
-    meta: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    opts: CallOptions,
-    blocks: Callable[[torch.dtype], list[slice]],
-) -> _State:
-    """The backward's state of :func:`_packed`'s tensors: the label quantities formed
-    again from the labels, the class weights and the layout, as the forward formed them."""
-    offset, width, classes, *codes = (int(v) for v in meta.tolist())
-    parts = [row.to(_CODES[code]) for row, code in zip(coefs.unbind(0), codes, strict=True)]
-    work = parts[1].dtype  # ell's: the work dtype
-    layout = _Layout((offset, width, classes - offset - width), 1)
-    labels = _labels(target, weight, layout, width, opts, work)
-    _, spread = smoothing_coefficients(opts.label_smoothing, classes)
-    uniform = spread if opts.label_smoothing else 0.0
-    return _State(labels, opts, _Coefficients(*parts, uniform), blocks(work))
-
-
-def _grad_rows(
-    grad_loss: Tensor, target: Tensor, weight: Tensor | None, opts: CallOptions, dtype: torch.dtype
-) -> Tensor:
-    """The gradient of the rows' losses (``dtype``) of :func:`_reduce` times
-    ``grad_loss``, as autograd forms it eagerly, operation for operation (the ``'mean'``:
-    :math:`[W > 0]\\,g / W` in float64, :math:`W = \\sum_i w_{y_i}`)."""
-    rows = target.shape[0]
-    if opts.reduction == "none":
-        return grad_loss.reshape(rows).to(dtype)
-    g = grad_loss.to(torch.float64)
-    if opts.reduction == "mean":
-        norm = label_weight_sum(target, weight, opts.ignore_index, torch.float64)
-        positive = norm > 0
-        g = torch.where(positive, g, 0.0) / torch.where(positive, norm, torch.ones_like(norm))
-    return g.expand(rows).to(dtype)
-
-
-def _fresh(x: Tensor) -> Tensor:
-    """``x``, copied where it is a view (a custom op's outputs alias nothing)."""
-    return x.clone() if x._base is not None else x
-
-
-def _fake_outputs(
-    like: Tensor, batch: tuple[Any, ...], dtype: torch.dtype, reduction: str
-) -> tuple[Tensor, Tensor, Tensor]:
-    rows = math.prod(batch)
-    loss = like.new_empty(batch if reduction == "none" else (), dtype=dtype)
-    coefs = like.new_empty((5, rows), dtype=torch.float64)
-    return loss, coefs, like.new_empty((3 + 5,), dtype=torch.int64, device="cpu")
-
-
-@torch.library.custom_op("crossent::vocab_parallel_ce_v1", mutates_args=())
-def vocab_parallel_ce_op(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    weight_grad: bool,
-    ignore_index: int | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`vocab_parallel_cross_entropy` on the default group as its eager call computes
-    it (its checks, its agreement, its collectives), for ``torch.compile``: the loss,
-    and the backward's coefficients and layout (:func:`_packed`). ``weight_grad``:
-    whether the class weights would need a gradient (an error, on every rank), read
-    while tracing (an op's inputs require none)."""
-    checks = functools.partial(
-        _logit_checks,
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        z_loss,
-        soft_cap,
-        temperature,
-    )
-    opts, z, y, batch, w, group, layout = _ce_prepare(checks, None, weight_grad)
-    rows, state = _ce_rows(z, y, w, opts, group, layout)
-    loss = _reduce(rows, y, w, opts, batch)
-    return (loss.clone() if loss._base is not None else loss, *_packed(state, layout))
-
-
-@vocab_parallel_ce_op.register_fake
-def _vocab_parallel_ce_fake(input: Tensor, *args: Any) -> tuple[Tensor, Tensor, Tensor]:
-    batch = () if input.ndim < 2 else (input.shape[0], *input.shape[2:])
-    return _fake_outputs(input, batch, _compute_dtype(input), args[4])
-
-
-@torch.library.custom_op("crossent::vocab_parallel_ce_v1_backward", mutates_args=())
-def vocab_parallel_ce_backward_op(
-    grad_loss: Tensor,
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    coefs: Tensor,
-    meta: Tensor,
-    ignore_index: int | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
-) -> Tensor:
-    """The gradient in ``input`` of :func:`vocab_parallel_ce_op`'s loss times
-    ``grad_loss``: the eager backward's (no collectives), in ``input``'s layout."""
-    opts, z, y, _, w = _logit_checks(
-        input,
-        target,
-        weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        z_loss,
-        soft_cap,
-        temperature,
-    )
-    state = _unpacked(
-        coefs, meta, y, w, opts, lambda work: _row_blocks(z.shape[0], z.shape[1], None, work)
-    )
-    grad = _ce_grad(z, _grad_rows(grad_loss, y, w, opts, _compute_dtype(z)), state)
-    if input.ndim == 1:
-        grad = grad[0]
-    elif input.ndim > 2:
-        grad = grad.reshape(input.shape[0], *input.shape[2:], input.shape[1]).movedim(-1, 1)
-    return torch.empty_like(input).copy_(grad)
-
-
-@vocab_parallel_ce_backward_op.register_fake
-def _vocab_parallel_ce_backward_fake(grad_loss: Tensor, input: Tensor, *_: Any) -> Tensor:
-    return torch.empty_like(input)
-
-
-def _ce_op_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    input, target, weight, _, *options = inputs
-    _, coefs, meta = output
-    ctx.mark_non_differentiable(coefs, meta)
-    ctx.save_for_backward(input, target, weight, coefs, meta)
-    ctx.options = options
-
-
-def _ce_op_grad(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
-    input, target, weight, coefs, meta = ctx.saved_tensors
-    grad = vocab_parallel_ce_backward_op(
-        grad_loss, input, target, weight, coefs, meta, *ctx.options
-    )
-    return (grad, *([None] * 9))
-
-
-vocab_parallel_ce_op.register_autograd(_ce_op_grad, setup_context=_ce_op_setup)
-
-
-@torch.library.custom_op("crossent::vocab_parallel_linear_ce_v1", mutates_args=())
-def vocab_parallel_linear_ce_op(
-    input: Tensor,
-    weight: Tensor,
-    target: Tensor,
-    bias: Tensor | None,
-    class_weight: Tensor | None,
-    class_weight_grad: bool,
-    input_grad: bool,
-    ignore_index: int | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
-    chunk_size: int | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`vocab_parallel_linear_cross_entropy` on the default group as its eager call
-    computes it, for ``torch.compile`` (as :func:`vocab_parallel_ce_op`); ``input_grad``:
-    whether ``input`` needs a gradient (a field of the agreement), read while tracing."""
-    checks = functools.partial(
-        _linear_checks,
-        input,
-        weight,
-        target,
-        bias,
-        class_weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        z_loss,
-        soft_cap,
-        temperature,
-        chunk_size,
-    )
-    prepared = _linear_prepare(checks, None, (class_weight_grad, input_grad))
-    opts, h, w, b, y, cw, chunk, batch, group, layout = prepared
-    with autocast_off(h.device.type):
-        rows, state = _linear_rows(
-            h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk, layout
-        )
-    loss = _reduce(rows, y, cw, opts, batch)
-    return (loss.clone() if loss._base is not None else loss, *_packed(state, layout))
-
-
-@vocab_parallel_linear_ce_op.register_fake
-def _vocab_parallel_linear_ce_fake(
-    input: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None, *args: Any
-) -> tuple[Tensor, Tensor, Tensor]:
-    dtype = _compute_dtype(input, weight, bias)
-    return _fake_outputs(input, tuple(input.shape[:-1]), dtype, args[4])
-
-
-@torch.library.custom_op("crossent::vocab_parallel_linear_ce_v1_backward", mutates_args=())
-def vocab_parallel_linear_ce_backward_op(
-    grad_loss: Tensor,
-    input: Tensor,
-    weight: Tensor,
-    target: Tensor,
-    bias: Tensor | None,
-    class_weight: Tensor | None,
-    coefs: Tensor,
-    meta: Tensor,
-    needs: list[bool],
-    ignore_index: int | None,
-    reduction: str,
-    label_smoothing: float,
-    z_loss: float,
-    soft_cap: float | None,
-    temperature: float,
-    chunk_size: int | None,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The gradients in ``input``, ``weight`` and ``bias`` (where ``needs``; else empty
-    tensors) of :func:`vocab_parallel_linear_ce_op`'s loss times ``grad_loss``: the eager
-    backward's, ``input``'s all-reduced over the default group."""
-    opts, h, w, b, y, cw, chunk = _linear_checks(
-        input,
-        weight,
-        target,
-        bias,
-        class_weight,
-        ignore_index,
-        reduction,
-        label_smoothing,
-        z_loss,
-        soft_cap,
-        temperature,
-        chunk_size,
-    )
-    h2 = h.reshape(y.shape[0], h.shape[-1])
-    state = _unpacked(
-        coefs, meta, y, cw, opts, lambda work: _row_blocks(h2.shape[0], w.shape[0], chunk, work)
-    )
-    state.group, state.products = dist.group.WORLD, Products.of(h2, w)
-    dtype = _compute_dtype(h2, w, b)
-    with autocast_off(h.device.type):
-        gh, gw, gb = _linear_grads(
-            h2,
-            w,
-            b,
-            _grad_rows(grad_loss, y, cw, opts, dtype),
-            state,
-            tuple(needs),  # type: ignore[arg-type]
-        )
-    empty = input.new_empty((0,))
-    return (
-        empty if gh is None else torch.empty_like(input).copy_(gh.reshape(input.shape)),
-        empty.clone() if gw is None else torch.empty_like(weight).copy_(gw),
-        empty.clone() if gb is None or bias is None else torch.empty_like(bias).copy_(gb),
-    )
-
-
-@vocab_parallel_linear_ce_backward_op.register_fake
-def _vocab_parallel_linear_ce_backward_fake(
-    grad_loss: Tensor,
-    input: Tensor,
-    weight: Tensor,
-    target: Tensor,
-    bias: Tensor | None,
-    class_weight: Tensor | None,
-    coefs: Tensor,
-    meta: Tensor,
-    needs: list[bool],
-    *_: Any,
-) -> tuple[Tensor, Tensor, Tensor]:
-    def like(x: Tensor | None, need: bool) -> Tensor:
-        return torch.empty_like(x) if need and x is not None else input.new_empty((0,))
-
-    return like(input, needs[0]), like(weight, needs[1]), like(bias, needs[2])
-
-
-def _linear_op_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    input, weight, target, bias, class_weight, _, _, *options = inputs
-    _, coefs, meta = output
-    ctx.mark_non_differentiable(coefs, meta)
-    ctx.save_for_backward(input, weight, target, bias, class_weight, coefs, meta)
-    ctx.options = options
-
-
-def _linear_op_grad(ctx: Any, grad_loss: Tensor, *_: Any) -> tuple[Any, ...]:
-    input, weight, target, bias, class_weight, coefs, meta = ctx.saved_tensors
-    asked = ctx.needs_input_grad
-    needs = [bool(asked[0]), bool(asked[1]), bool(asked[3])]  # input, weight, bias
-    gh, gw, gb = vocab_parallel_linear_ce_backward_op(
-        grad_loss, input, weight, target, bias, class_weight, coefs, meta, needs, *ctx.options
-    )
-    h, w, b = (g if need else None for g, need in zip((gh, gw, gb), needs, strict=True))
-    return (h, w, None, b, *([None] * 10))
-
-
-vocab_parallel_linear_ce_op.register_autograd(_linear_op_grad, setup_context=_linear_op_setup)
