@@ -152,7 +152,7 @@ def vocab_parallel_ce_op(
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, None, weight_grad)
     rows, state = _ce_rows(z, y, w, opts, group, layout)
     loss = _reduce(rows, y, w, opts, batch)
-    return (loss.clone() if loss._base is not None else loss, *_packed(state, layout))
+    return (_fresh(loss), *_packed(state, layout))
 
 
 @vocab_parallel_ce_op.register_fake
@@ -246,7 +246,7 @@ def vocab_parallel_linear_ce_op(
             h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk, layout
         )
     loss = _reduce(rows, y, cw, opts, batch)
-    return (loss.clone() if loss._base is not None else loss, *_packed(state, layout))
+    return (_fresh(loss), *_packed(state, layout))
 
 
 @vocab_parallel_linear_ce_op.register_fake
