@@ -1,12 +1,14 @@
 """crossent.torch.softmax_focal_loss eagerly: autograd's graph of the formula against the
-closed-form gradient of the compiled path (``crossent::softmax_focal_v1``), forward +
+closed-form gradient of the compiled path (``crossent::softmax_focal_v2``), forward +
 backward, interleaved in one process (issue 13, branch ``torchleft4``)::
 
     PYTHONPATH=../src python bench_torch_softmax_focal_eager.py 4096 32000 --repeats 5
 
 ``autograd``: ``crossent.losses.softmax_focal_loss`` on torch tensors, its gradient by
 autograd operation by operation (the eager path before); ``closed``: the custom op, its
-gradient by ``_ops._focal_gradients``; ``public``: ``crossent.torch.softmax_focal_loss``
+gradient by ``_ops._focal_gradients`` (``closed_wg``: the class weights requiring
+grad, their gradient formed too, as ``crossent::softmax_focal_v1``'s backward did on
+every call); ``public``: ``crossent.torch.softmax_focal_loss``
 as this tree has it. Prints the best time of each and the largest error of each logit
 gradient in float32 ulps of the float64 truth (float64 autograd), on a 256-row slice.
 """
@@ -30,6 +32,11 @@ def _variants(gamma: float, reduction: str) -> dict[str, Callable[..., torch.Ten
             z, y, gamma=gamma, axis=1, weight=w, reduction=reduction
         ),
         "closed": lambda z, y, w: _ops.softmax_focal(z, y, w, gamma, -100, reduction),
+        # The weights requiring grad: their gradient formed too, as crossent::softmax_focal_v1
+        # did on every call (branch vpcompile: v2 skips it where they require none).
+        "closed_wg": lambda z, y, w: _ops.softmax_focal(
+            z, y, None if w is None else w.detach().requires_grad_(), gamma, -100, reduction
+        ),
         "public": lambda z, y, w: ct.softmax_focal_loss(
             z, y, gamma=gamma, weight=w, reduction=reduction
         ),

@@ -5,7 +5,7 @@ On main:
 
 * ``softmax_focal_loss`` did not compile with ``fullgraph=True``: its checks read
   values while Dynamo traced ("Could not guard on data-dependent expression"). Now
-  the eager call runs in the custom op ``crossent::softmax_focal_v1`` (its checks at
+  the eager call runs in the custom op ``crossent::softmax_focal_v2`` (its checks at
   run time): eager's loss bit for bit, Inductor too; its gradients by their closed
   forms (``_ops._focal_gradients``), within float rounding of eager's autograd (and
   closer to the truth: ``test_torch_explicit_backward``).

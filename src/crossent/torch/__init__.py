@@ -133,7 +133,14 @@ except ModuleNotFoundError as _missing:  # pragma: no cover - torch hidden in a 
 
 # Each name is listed once, in its module's ``__all__``; the star imports re-export
 # exactly those (also for type checkers).
-from . import _distributed_state, _family, _functional, _modules, _vocab_parallel
+from . import (
+    _distributed_state,
+    _family,
+    _functional,
+    _modules,
+    _vocab_parallel,
+    _vocab_parallel_ops,  # noqa: F401 (registers its custom ops)
+)
 from ._distributed_state import *  # noqa: F403
 from ._family import *  # noqa: F403
 from ._functional import *  # noqa: F403

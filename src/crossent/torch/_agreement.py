@@ -191,7 +191,8 @@ def exchange(
     fingerprint) sends a failed record with that error as its problem: it used to raise
     alone, and the others waited in the all-gather until the group's timeout. Runs
     eagerly under ``torch.compile`` (a graph break): the collective and the decision
-    read the host.
+    read the host. (The vocab-parallel losses on the default group call it inside their
+    custom ops, ``_vocab_parallel_ops``, which Dynamo does not trace.)
     """
     device = message_device(group)
     world = dist.get_world_size(group)

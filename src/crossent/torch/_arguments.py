@@ -162,7 +162,9 @@ def floating_tensor(x: object, *, name: str) -> torch.Tensor:
     return t
 
 
-def check_weight_not_differentiated(weight: torch.Tensor | None, *, name: str = "weight") -> None:
+def check_weight_not_differentiated(
+    weight: torch.Tensor | None, *, name: str = "weight", requires_grad: bool | None = None
+) -> None:
     """Raise where the class weights of a class-id loss would need a gradient.
 
     The losses of class ids (``cross_entropy`` with class ids, ``linear_cross_entropy``
@@ -172,8 +174,12 @@ def check_weight_not_differentiated(weight: torch.Tensor | None, *, name: str = 
     gradient, or (``'mean'``) only that of the mean's denominator :math:`\\sum_i w_{y_i}`,
     silently wrong. Python attributes only (no data read): also while ``torch.compile``
     traces. Nothing is raised under ``torch.no_grad()`` or for a detached ``weight``.
+    ``requires_grad``: whether it would need one, where that was read before (inside a
+    custom op, whose inputs require none); None: read here.
     """
-    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+    if requires_grad is None:
+        requires_grad = weight is not None and weight.requires_grad and torch.is_grad_enabled()
+    if weight is not None and requires_grad:
         raise InputError(
             f"`{name}` requires grad; crossent does not differentiate the class weights of "
             f"class-id targets (nor does torch.nn.functional.cross_entropy): pass "

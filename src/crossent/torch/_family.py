@@ -12,7 +12,7 @@ therefore puts what reads values in a custom op:
   (first derivatives only);
 * ``sigmoid_focal_loss``: its checks in ``crossent::sigmoid_inputs_checked`` (CPU
   tensors), its formula traced;
-* ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v1`` (its checks,
+* ``softmax_focal_loss``: the eager call in ``crossent::softmax_focal_v2`` (its checks,
   its loss: eager's, bit for bit), its gradients in the logits and the class weights by
   their closed forms in the backward op (``_ops._focal_gradients``: within float
   rounding of eager's autograd; first derivatives only);
@@ -90,7 +90,7 @@ def _compiled_check(*tensors: torch.Tensor | None) -> bool:
 def _compiled_focal(
     input: torch.Tensor, weight: torch.Tensor | None, gamma: object, ignore_index: object
 ) -> bool:
-    """Whether ``softmax_focal_loss`` takes ``crossent::softmax_focal_v1``: while Dynamo
+    """Whether ``softmax_focal_loss`` takes ``crossent::softmax_focal_v2``: while Dynamo
     traces, with a real ``gamma`` and an ``ignore_index`` of a valid type (other values
     take the generic path, whose checks raise crossent's errors)."""
     numeric = isinstance(gamma, (int, float)) and not isinstance(gamma, bool)

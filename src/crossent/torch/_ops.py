@@ -1013,7 +1013,7 @@ def _refused_on_every_rank_fake(
     return _input_refused_fake(like, type_error, message)
 
 
-@torch.library.custom_op("crossent::softmax_focal_v1", mutates_args=())
+@torch.library.custom_op("crossent::softmax_focal_v2", mutates_args=())
 def softmax_focal(
     logits: Tensor,
     labels: Tensor,
@@ -1027,7 +1027,10 @@ def softmax_focal(
     ``'mean'``'s division by the summed label weights (``_family``). Int64 ``labels``;
     its autograd (:func:`softmax_focal_backward`) gives the gradients in ``logits`` and
     ``weight`` by their closed forms (within float rounding of eager's autograd; the
-    true derivative at a class weight 0, where eager's masked product gives 0)."""
+    true derivative at a class weight 0, where eager's masked product gives 0), the
+    weights' only where they require grad. (``_v1``'s backward formed the weights'
+    gradient on every call: at 1024 x 32000, float32, 'mean', 1.6x the time of one
+    that skips it; ``benchmarks/RESULTS.md``.)"""
     with torch.no_grad():
         loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
     return loss.clone() if loss._base is not None else loss
@@ -1073,20 +1076,23 @@ def _softmax_focal_fake(
     return logits.new_empty(shape, dtype=torch.promote_types(logits.dtype, torch.float32))
 
 
-@torch.library.custom_op("crossent::softmax_focal_v1_backward", mutates_args=())
+@torch.library.custom_op("crossent::softmax_focal_v2_backward", mutates_args=())
 def softmax_focal_backward(
     upstream: Tensor,
     logits: Tensor,
     labels: Tensor,
     weight: Tensor | None,
+    weight_grad: bool,
     gamma: float,
     ignore_index: int | None,
     reduction: str,
 ) -> tuple[Tensor, Tensor]:
-    """The gradients in ``logits`` and ``weight`` (an empty tensor for None) of
-    :func:`softmax_focal` times ``upstream``, by their closed forms
-    (:func:`_focal_gradients`), in the inputs' layouts (the fake kernel's)."""
-    gx, gw = _focal_gradients(upstream, logits, labels, weight, gamma, ignore_index, reduction)
+    """The gradients in ``logits`` and, where ``weight_grad``, ``weight`` (else an empty
+    tensor, also for no ``weight``) of :func:`softmax_focal` times ``upstream``, by their
+    closed forms (:func:`_focal_gradients`), in the inputs' layouts (the fake kernel's)."""
+    gx, gw = _focal_gradients(
+        upstream, logits, labels, weight, gamma, ignore_index, reduction, weight_grad=weight_grad
+    )
     grad_logits = torch.empty_like(logits).copy_(gx)
     if weight is None or gw is None:
         return grad_logits, logits.new_empty((0,))
@@ -1101,9 +1107,12 @@ def _focal_gradients(
     gamma: float,
     ignore_index: int | None,
     reduction: str,
+    *,
+    weight_grad: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    r"""The gradients of the softmax focal loss in the logits and the class weights
-    times ``upstream``, in plain torch operations (no autograd).
+    r"""The gradients of the softmax focal loss in the logits and (``weight_grad``) the
+    class weights times ``upstream``, in plain torch operations (no autograd); None for
+    the weights' where not ``weight_grad`` (it costs the loss twice more).
 
     The logits': :func:`crossent.softmax_focal_loss_grad` (the NumPy twin's formula
     :math:`w_y m (p - e_y)(1 - \gamma p_y r)`, :math:`m = (1-p_y)^\gamma`,
@@ -1137,7 +1146,7 @@ def _focal_gradients(
     if reduction == "none" and up.ndim > 0:
         up = up.unsqueeze(axis)
     grad_logits = grad * up
-    if weight is None:
+    if weight is None or not weight_grad:
         return grad_logits, None
     rows = losses.softmax_focal_loss(logits, labels, reduction="none", **common)  # f_i
     u = upstream.to(rows.dtype)  # (a number, or one per row for 'none')
@@ -1167,11 +1176,12 @@ def _softmax_focal_backward_fake(
     logits: Tensor,
     labels: Tensor,
     weight: Tensor | None,
+    weight_grad: bool,
     gamma: float,
     ignore_index: int | None,
     reduction: str,
 ) -> tuple[Tensor, Tensor]:
-    gw = logits.new_empty((0,)) if weight is None else torch.empty_like(weight)
+    gw = torch.empty_like(weight) if weight is not None and weight_grad else logits.new_empty((0,))
     return torch.empty_like(logits), gw
 
 
@@ -1183,8 +1193,9 @@ def _softmax_focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> N
 
 def _softmax_focal_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
     logits, labels, weight = ctx.saved_tensors
-    gx, gw = softmax_focal_backward(grad, logits, labels, weight, *ctx.options)
-    return gx, None, None if weight is None else gw, None, None, None
+    weight_grad = weight is not None and ctx.needs_input_grad[2]
+    gx, gw = softmax_focal_backward(grad, logits, labels, weight, weight_grad, *ctx.options)
+    return gx, None, gw if weight_grad else None, None, None, None
 
 
 softmax_focal.register_autograd(_softmax_focal_grad, setup_context=_softmax_focal_setup)

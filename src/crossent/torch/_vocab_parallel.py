@@ -110,6 +110,15 @@ rank's failed record at run time, so ``torch.compile(fullgraph=True)`` raises ea
 error on every rank (Dynamo's ``Unsupported`` before: the agreement is a graph break).
 A graph cannot name a group other than the default one: there the refusal raises on
 its rank alone.
+
+On the default group a valid call under ``torch.compile`` is one custom op
+(``crossent::vocab_parallel_ce_v1``, ``crossent::vocab_parallel_linear_ce_v1``,
+``_vocab_parallel_ops``): the eager call at run time, its agreement and checks
+included, so it compiles with ``fullgraph=True`` and gives eager's loss and gradients
+bit for bit (Dynamo's ``Unsupported: ... _blake2.blake2b`` before). With another
+``group`` the call still runs eagerly under ``torch.compile``, each check and the
+agreement a graph break (no ``fullgraph=True``): no public API lets a graph hold a
+process group other than the default one.
 """
 
 from __future__ import annotations
@@ -525,6 +534,20 @@ class _Coefficients:
     uniform: float  # eps / V
 
 
+@dataclass
+class _State:
+    """What a backward needs of its forward: the label quantities, the options, the
+    per-row coefficients and the row blocks (the linear loss's: also the group and the
+    products)."""
+
+    labels: _Labels
+    opts: CallOptions
+    coefs: _Coefficients
+    blocks: list[slice]
+    group: Any = None
+    products: Products | None = None
+
+
 def _loss_rows(
     rows: _Rows, labels: _Labels, opts: CallOptions, far_b: Callable[[Tensor], Tensor] | None
 ) -> tuple[Tensor, _Coefficients]:
@@ -663,6 +686,43 @@ def _work_dtype(like: Tensor, dtype: torch.dtype, opts: CallOptions) -> torch.dt
     return torch.float64 if dtype == torch.float64 else work_dtype(like, opts.soft_cap)
 
 
+def _ce_rows(
+    z: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    opts: CallOptions,
+    group: Any,
+    layout: _Layout,
+) -> tuple[Tensor, _State]:
+    """Per-row losses of sharded logits ``(rows, V_r)`` (the forward's collectives) and
+    what their backward (:func:`_ce_grad`) needs."""
+    dtype = _work_dtype(z, _compute_dtype(z), opts)
+    blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
+
+    def local_pass(labels: _Labels) -> _Local:
+        return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
+
+    labels, rows = _global_rows(local_pass, target, weight, layout, z.shape[1], opts, group, dtype)
+
+    def far_b(far: Tensor) -> Tensor:
+        capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
+        return _far_gap_sums(far, capped, labels, rows.m, opts, group)
+
+    loss, coefs = _loss_rows(rows, labels, opts, far_b)
+    return loss.to(_compute_dtype(z)), _State(labels, opts, coefs, blocks)
+
+
+def _ce_grad(z: Tensor, grad_rows: Tensor, state: _State) -> Tensor:
+    """``dL/dz`` of :func:`_ce_rows`'s losses times ``grad_rows`` (no collectives)."""
+    labels, opts, coefs = state.labels, state.opts, state.coefs
+    scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
+    grad = torch.empty_like(z)
+    for b in state.blocks:
+        zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
+        grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
+    return grad
+
+
 class _VocabParallelCE(torch.autograd.Function):
     """Per-row losses of sharded logits ``(rows, V_r)``; backward without collectives."""
 
@@ -676,42 +736,115 @@ class _VocabParallelCE(torch.autograd.Function):
         group: Any,
         layout: _Layout,
     ) -> Tensor:
-        dtype = _work_dtype(z, _compute_dtype(z), opts)
-        blocks = _row_blocks(z.shape[0], z.shape[1], None, dtype)
-
-        def local_pass(labels: _Labels) -> _Local:
-            return _cat([_local_rows(z[b].to(dtype), labels, b, opts) for b in blocks])
-
-        labels, rows = _global_rows(
-            local_pass, target, weight, layout, z.shape[1], opts, group, dtype
-        )
-
-        def far_b(far: Tensor) -> Tensor:
-            capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
-            return _far_gap_sums(far, capped, labels, rows.m, opts, group)
-
-        loss, coefs = _loss_rows(rows, labels, opts, far_b)
+        loss, ctx.state = _ce_rows(z, target, weight, opts, group, layout)
         # The labels and the class weights too, though the backward reads ``ctx.state``'s
         # (a view of the weights among them): autograd then refuses a backward after
         # either was changed in place, as F.cross_entropy's (the weights' change reached
         # the smoothing term's gradient, silently).
         ctx.save_for_backward(z, target, weight)
-        ctx.state = (labels, opts, coefs, blocks)
-        return loss.to(_compute_dtype(z))
+        return loss
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
         z, *_ = ctx.saved_tensors  # (the version checks of all three)
-        labels, opts, coefs, blocks = ctx.state
-        scale = torch.where(labels.active, grad_rows.to(coefs.ell.dtype), 0.0)
-        grad = torch.empty_like(z)
-        for b in blocks:
-            zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
-            grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
+        grad = _ce_grad(z, grad_rows, ctx.state)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             nothing = (None, None, None, None, None)
             return _first_order_only("vocab_parallel_cross_entropy", (grad, *nothing))
         return grad, None, None, None, None, None
+
+
+def _linear_rows(
+    h: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    target: Tensor,
+    class_weight: Tensor | None,
+    opts: CallOptions,
+    group: Any,
+    chunk_size: int | None,
+    layout: _Layout,
+) -> tuple[Tensor, _State]:
+    """Per-row losses of ``h W_r^T + b_r``, chunked over rows (the forward's collectives),
+    and what their backward (:func:`_linear_grads`) needs."""
+    dtype = _compute_dtype(h, weight, bias)
+    work = _work_dtype(h, dtype, opts)
+    products = Products.of(h, weight)  # one dtype (checked): native bf16/fp16 on CUDA
+    w = weight.to(products.operand)
+    b_ = None if bias is None else bias.to(products.output)
+    blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size, work)
+
+    def local_pass(labels: _Labels) -> _Local:
+        parts = [
+            _local_rows(
+                products.logits(_counted(h, k, labels, opts).to(products.operand), w, b_).to(work),
+                labels,
+                k,
+                opts,
+            )
+            for k in blocks
+        ]
+        return _cat(parts)
+
+    labels, rows = _global_rows(
+        local_pass, target, class_weight, layout, weight.shape[0], opts, group, work
+    )
+
+    def far_b(far: Tensor) -> Tensor:
+        hf = _counted(h, far, labels, opts).to(products.operand)
+        capped = _capped(products.logits(hf, w, b_).to(torch.float64), opts)
+        return _far_gap_sums(far, capped, labels, rows.m, opts, group)
+
+    loss, coefs = _loss_rows(rows, labels, opts, far_b)
+    return loss.to(dtype), _State(labels, opts, coefs, blocks, group, products)
+
+
+def _linear_grads(
+    h: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    grad_rows: Tensor,
+    state: _State,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients in ``h``, ``weight`` and ``bias`` (where ``needs``) of
+    :func:`_linear_rows`'s losses times ``grad_rows``; ``dh`` all-reduced over the group."""
+    labels, opts, coefs, products = state.labels, state.opts, state.coefs, state.products
+    assert products is not None
+    dtype, work = products.output, coefs.ell.dtype
+    need_h, need_w, need_b = needs
+    w = weight.to(products.operand)
+    b_ = None if bias is None else bias.to(dtype)
+    scale = torch.where(labels.active, grad_rows.to(work), 0.0)
+    grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
+    grad_w = torch.zeros(w.shape, dtype=dtype, device=w.device) if need_w else None
+    grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
+    for blk in state.blocks:
+        hb = _counted(h, blk, labels, opts).to(products.operand)
+        z = products.logits(hb, w, b_).to(work)
+        # Rounded once to the products' results' dtype (float32 for float64 work).
+        g = _chunk_gradient(z, scale, coefs, labels, blk, opts).to(dtype)
+        del z
+        if grad_b is not None:
+            grad_b += g.sum(dim=0)
+        # dh = G W (written), dW += G^T h (native: G split in two bf16 halves).
+        products.gradient_products(
+            g,
+            hb,
+            w,
+            None if grad_h is None else grad_h[blk],
+            grad_w,
+            first_h=True,
+            first_w=False,
+        )
+    if grad_h is not None:
+        # Each rank holds the part of dL/dh from its slice of the classes.
+        dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=state.group)
+    return (
+        None if grad_h is None else grad_h.to(h.dtype),
+        None if grad_w is None else grad_w.to(weight.dtype),
+        None if grad_b is None or bias is None else grad_b.to(bias.dtype),
+    )
 
 
 class _VocabParallelLinearCE(torch.autograd.Function):
@@ -730,80 +863,18 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         chunk_size: int | None,
         layout: _Layout,
     ) -> Tensor:
-        dtype = _compute_dtype(h, weight, bias)
-        work = _work_dtype(h, dtype, opts)
-        products = Products.of(h, weight)  # one dtype (checked): native bf16/fp16 on CUDA
-        w = weight.to(products.operand)
-        b_ = None if bias is None else bias.to(products.output)
-        blocks = _row_blocks(h.shape[0], weight.shape[0], chunk_size, work)
-
-        def local_pass(labels: _Labels) -> _Local:
-            parts = [
-                _local_rows(
-                    products.logits(_counted(h, k, labels, opts).to(products.operand), w, b_).to(
-                        work
-                    ),
-                    labels,
-                    k,
-                    opts,
-                )
-                for k in blocks
-            ]
-            return _cat(parts)
-
-        labels, rows = _global_rows(
-            local_pass, target, class_weight, layout, weight.shape[0], opts, group, work
+        loss, ctx.state = _linear_rows(
+            h, weight, bias, target, class_weight, opts, group, chunk_size, layout
         )
-
-        def far_b(far: Tensor) -> Tensor:
-            hf = _counted(h, far, labels, opts).to(products.operand)
-            capped = _capped(products.logits(hf, w, b_).to(torch.float64), opts)
-            return _far_gap_sums(far, capped, labels, rows.m, opts, group)
-
-        loss, coefs = _loss_rows(rows, labels, opts, far_b)
         # The labels and the class weights too, as _VocabParallelCE's.
         ctx.save_for_backward(h, weight, bias, target, class_weight)
-        ctx.state = (labels, opts, coefs, blocks, group, products)
-        return loss.to(dtype)
+        return loss
 
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias, *_ = ctx.saved_tensors
-        labels, opts, coefs, blocks, group, products = ctx.state
-        dtype, work = products.output, coefs.ell.dtype
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        w = weight.to(products.operand)
-        b_ = None if bias is None else bias.to(dtype)
-        scale = torch.where(labels.active, grad_rows.to(work), 0.0)
-        grad_h = torch.zeros(h.shape, dtype=dtype, device=h.device) if need_h else None
-        grad_w = torch.zeros(w.shape, dtype=dtype, device=w.device) if need_w else None
-        grad_b = torch.zeros_like(b_) if need_b and b_ is not None else None
-        for blk in blocks:
-            hb = _counted(h, blk, labels, opts).to(products.operand)
-            z = products.logits(hb, w, b_).to(work)
-            # Rounded once to the products' results' dtype (float32 for float64 work).
-            g = _chunk_gradient(z, scale, coefs, labels, blk, opts).to(dtype)
-            del z
-            if grad_b is not None:
-                grad_b += g.sum(dim=0)
-            # dh = G W (written), dW += G^T h (native: G split in two bf16 halves).
-            products.gradient_products(
-                g,
-                hb,
-                w,
-                None if grad_h is None else grad_h[blk],
-                grad_w,
-                first_h=True,
-                first_w=False,
-            )
-        if grad_h is not None:
-            # Each rank holds the part of dL/dh from its slice of the classes.
-            dist.all_reduce(grad_h, op=dist.ReduceOp.SUM, group=group)
-        grads = (
-            None if grad_h is None else grad_h.to(h.dtype),
-            None if grad_w is None else grad_w.to(weight.dtype),
-            None if grad_b is None or bias is None else grad_b.to(bias.dtype),
-        )
+        needs = tuple(ctx.needs_input_grad[:3])
+        grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
         return (*grads, None, None, None, None, None, None)
@@ -1070,6 +1141,81 @@ def _linear_checks(
     return opts, h, w, b, y, _class_weight(class_weight, name="class_weight"), chunk
 
 
+# --------------------------------------------------------------------------- agreement
+
+
+def _ce_prepare(
+    checks: Callable[[], tuple[CallOptions, Tensor, Tensor, tuple[int, ...], Tensor | None]],
+    group: Any,
+    weight_grad: bool | None,
+) -> tuple[CallOptions, Tensor, Tensor, tuple[int, ...], Tensor | None, Any, _Layout]:
+    """:func:`vocab_parallel_cross_entropy`'s checks and agreement before its collectives:
+    this rank's checks (``checks``, :func:`_logit_checks`, then the class weights'
+    values and gradient: ``weight_grad`` whether they would need one, None: read
+    here), their outcome and the fields shared by the agreement, then the checks
+    against the whole vocabulary; the options, the logits as rows, the labels, the
+    batch shape, the class weights, the group and the slices' layout."""
+    name = "vocab_parallel_cross_entropy"
+    problem: Exception | None = None
+    try:  # this rank's own checks: their outcome is shared by the agreement
+        opts, z, y, batch, w = checks()
+        _check_class_weight_values(w, name="weight")
+        check_weight_not_differentiated(w, requires_grad=weight_grad)
+        fields = _common_fields(z.shape[0], batch, z, opts, y, w, "weight")
+        fields.append(Field("slice width", z.shape[1], same=False))
+    except Exception as error:  # any failure: the agreement raises it on every rank
+        problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
+    layout = _agree(name, group, rank, problem, fields)
+    _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
+    return opts, z, y, batch, w, group, layout
+
+
+def _linear_prepare(
+    checks: Callable[
+        [], tuple[CallOptions, Tensor, Tensor, Tensor | None, Tensor, Tensor | None, int | None]
+    ],
+    group: Any,
+    grads: tuple[bool, bool] | None,
+) -> tuple[
+    CallOptions,
+    Tensor,
+    Tensor,
+    Tensor | None,
+    Tensor,
+    Tensor | None,
+    int | None,
+    tuple[int, ...],
+    Any,
+    _Layout,
+]:
+    """:func:`vocab_parallel_linear_cross_entropy`'s checks and agreement, as
+    :func:`_ce_prepare`'s (``checks``: :func:`_linear_checks`); ``grads``: whether the
+    class weights and ``input`` would need a gradient (None: read here)."""
+    name = "vocab_parallel_linear_cross_entropy"
+    problem: Exception | None = None
+    try:  # this rank's own checks: their outcome is shared by the agreement
+        opts, h, w, b, y, cw, chunk_size = checks()
+        _check_class_weight_values(cw, name="class_weight")
+        wanted = None if grads is None else grads[0]
+        check_weight_not_differentiated(cw, name="class_weight", requires_grad=wanted)
+        batch = tuple(h.shape[:-1])
+        fields = _common_fields(math.prod(batch), batch, h, opts, y, cw, "class_weight")
+        # The backward all-reduces dL/dinput of N x D where `input` needs a gradient.
+        grad = torch.is_grad_enabled() and h.requires_grad if grads is None else grads[1]
+        fields += [
+            Field("the features of `input`", h.shape[-1], str(h.shape[-1])),
+            Field("whether `input` requires grad", int(grad), str(grad)),
+            Field("slice width", w.shape[0], same=False),
+        ]
+    except Exception as error:  # any failure: the agreement raises it on every rank
+        problem, fields = error, []
+    group, rank = _resolve(group, name, problem)
+    layout = _agree(name, group, rank, problem, fields)
+    _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
+    return opts, h, w, b, y, cw, chunk_size, batch, group, layout
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -1163,8 +1309,10 @@ def vocab_parallel_cross_entropy(
     Under ``torch.compile`` a refused option or argument type (a check that reads no
     value) raises eager's error at run time, also with ``fullgraph=True``, on every rank
     of the default group; with another ``group``, on its rank only (the others wait
-    until the timeout unless they refuse too). A valid call does not compile with
-    ``fullgraph=True``: the agreement and the value checks are graph breaks.
+    until the timeout unless they refuse too). A valid call on the default group
+    compiles with ``fullgraph=True`` (one custom op, the eager call at run time: eager's
+    loss and gradients bit for bit, the same agreement); with another ``group`` it
+    does not (its agreement and value checks are graph breaks).
 
     References
     ----------
@@ -1188,18 +1336,14 @@ def vocab_parallel_cross_entropy(
     refused = _ops.refused_while_traced(input, checks, (name, group))
     if refused is not None:
         return refused
-    problem: Exception | None = None
-    try:  # this rank's own checks: their outcome is shared by the agreement
-        opts, z, y, batch, w = checks()
-        _check_class_weight_values(w, name="weight")
-        check_weight_not_differentiated(w)
-        fields = _common_fields(z.shape[0], batch, z, opts, y, w, "weight")
-        fields.append(Field("slice width", z.shape[1], same=False))
-    except Exception as error:  # any failure: the agreement raises it on every rank
-        problem, fields = error, []
-    group, rank = _resolve(group, name, problem)
-    layout = _agree(name, group, rank, problem, fields)
-    _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
+    if _traced_on_default_group(group):  # torch.compile: the call in one custom op
+        opts = checks()[0]
+        wanted = isinstance(weight, Tensor) and weight.requires_grad and torch.is_grad_enabled()
+        loss: Tensor = torch.ops.crossent.vocab_parallel_ce_v1(
+            input, target, weight, wanted, *_option_args(opts)
+        )[0]
+        return loss
+    opts, z, y, batch, w, group, layout = _ce_prepare(checks, group, None)
     rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
     return _reduce(rows, y, w, opts, batch)
 
@@ -1278,7 +1422,7 @@ def vocab_parallel_linear_cross_entropy(
     bfloat16/float16 with float32 results (no float32 copy of the slice), the backward's from
     the two-term split of the float32 gradient block, as
     :func:`crossent.torch.linear_cross_entropy` (``crossent/torch/_products.py``). No second
-    derivative, as :func:`vocab_parallel_cross_entropy`.
+    derivative, and ``torch.compile``, as :func:`vocab_parallel_cross_entropy`.
     """
     name = "vocab_parallel_linear_cross_entropy"
     check_not_transformed(name)  # (the same on every rank: no exchange under a transform)
@@ -1300,28 +1444,53 @@ def vocab_parallel_linear_cross_entropy(
     refused = _ops.refused_while_traced(input, checks, (name, group))
     if refused is not None:
         return refused
-    problem: Exception | None = None
-    try:  # this rank's own checks: their outcome is shared by the agreement
-        opts, h, w, b, y, cw, chunk_size = checks()
-        _check_class_weight_values(cw, name="class_weight")
-        check_weight_not_differentiated(cw, name="class_weight")
-        batch = tuple(h.shape[:-1])
-        rows_in = math.prod(batch)
-        fields = _common_fields(rows_in, batch, h, opts, y, cw, "class_weight")
-        # The backward all-reduces dL/dinput of N x D where `input` needs a gradient.
-        grad = torch.is_grad_enabled() and h.requires_grad
-        fields += [
-            Field("the features of `input`", h.shape[-1], str(h.shape[-1])),
-            Field("whether `input` requires grad", int(grad), str(grad)),
-            Field("slice width", w.shape[0], same=False),
-        ]
-    except Exception as error:  # any failure: the agreement raises it on every rank
-        problem, fields = error, []
-    group, rank = _resolve(group, name, problem)
-    layout = _agree(name, group, rank, problem, fields)
-    _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
+    if _traced_on_default_group(group):  # torch.compile: the call in one custom op
+        opts, h = checks()[:2]
+        grad = torch.is_grad_enabled()
+        wanted = isinstance(class_weight, Tensor) and class_weight.requires_grad and grad
+        loss: Tensor = torch.ops.crossent.vocab_parallel_linear_ce_v1(
+            input,
+            weight,
+            target,
+            bias,
+            class_weight,
+            wanted,
+            grad and h.requires_grad,
+            *_option_args(opts),
+            chunk_size,
+        )[0]
+        return loss
+    opts, h, w, b, y, cw, chunk_size, batch, group, layout = _linear_prepare(checks, group, None)
     with autocast_off(h.device.type):  # the products are the loss's (_arguments)
         rows = _VocabParallelLinearCE.apply(
-            h.reshape(rows_in, h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
+            h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
         )
     return _reduce(rows, y, cw, opts, batch)
+
+
+# --------------------------------------------------------------------------- compiled
+# Under torch.compile the call on the default group is one custom op
+# (``_vocab_parallel_ops``).
+
+
+def _traced_on_default_group(group: Any) -> bool:
+    """Whether the call is the custom op's: while Dynamo traces, on the default group of
+    an initialised process group."""
+    return (
+        torch.compiler.is_compiling()
+        and (group is None or group is dist.group.WORLD)
+        and dist.is_available()
+        and dist.is_initialized()
+    )
+
+
+def _option_args(opts: CallOptions) -> tuple[Any, ...]:
+    """The checked options as the ops take them."""
+    return (
+        opts.ignore_index,
+        opts.reduction,
+        opts.label_smoothing,
+        opts.z_loss,
+        opts.soft_cap,
+        opts.temperature,
+    )
