@@ -209,8 +209,12 @@ def _ragged(arg: object, at: tuple[int, ...] = ()) -> str:
 
 
 def _host_array(arg: object, *, name: str) -> np.ndarray:
-    """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array;
-    booleans become int8, so that they count as numbers.
+    """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array,
+    read exactly as ``numpy.asarray`` reads it: booleans stay booleans, so that a list
+    is taken as the NumPy array of it is (a hostile pass: booleans had become int8, so
+    ``softmax_cross_entropy(logits, [True, False])`` took the list as the classes 1 and
+    0, while the same labels as a NumPy, PyTorch or JAX bool array were refused, naming
+    ``labels.astype(np.int64)``; crossent never guesses the input form).
 
     Raises
     ------
@@ -237,8 +241,6 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
             if as_numpy.dtype.kind in "USO"
             else f"`{name}` must be real numbers; got an array of dtype {as_numpy.dtype}"
         )
-    if as_numpy.dtype.kind == "b":
-        as_numpy = as_numpy.astype(np.int8)
     return as_numpy
 
 

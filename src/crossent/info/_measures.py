@@ -25,7 +25,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._checks import ValuelessArrayError, check_base, check_eps, check_form, truth_of
+from .._checks import (
+    ValuelessArrayError,
+    check_base,
+    check_eps,
+    check_form,
+    log_base_in,
+    truth_of,
+)
 from .._numerics import (
     _two_sum,
     cross_terms,
@@ -222,7 +229,7 @@ def _prepare_one(
     side, dtype = prepare_one(
         arr, name="p", form=form, axis=axis, xp=xp, validate=validate, pending=pending
     )
-    return _Prepared(xp, (side,), dtype, log_base, pending)
+    return _Prepared(xp, (side,), dtype, log_base_in(base, log_base, dtype), pending)
 
 
 def _prepare_two(
@@ -249,6 +256,7 @@ def _prepare_two(
         validate=validate,
         pending=pending,
     )
+    log_base = log_base_in(base, log_base, dtype)
     return _Prepared(xp, (side_p, side_q), dtype, log_base, pending)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_base, check_eps, check_flag, check_probabilities
+from .._checks import check_base, check_eps, check_flag, check_probabilities, log_base_in
 from .._numerics import (
     binary_cross_grad_terms,
     binary_cross_terms,
@@ -91,7 +91,9 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     [ 0.  1. inf]
     """
     log_base = check_base(base)
-    return _evaluate(_fused.SURPRISAL, surprisal_terms, p, log_base=log_base, validate=validate)
+    return _evaluate(
+        _fused.SURPRISAL, surprisal_terms, p, base=base, log_base=log_base, validate=validate
+    )
 
 
 def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
@@ -135,7 +137,12 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
     """
     log_base = check_base(base)
     return _evaluate(
-        _fused.BINARY_ENTROPY, binary_entropy_terms, p, log_base=log_base, validate=validate
+        _fused.BINARY_ENTROPY,
+        binary_entropy_terms,
+        p,
+        base=base,
+        log_base=log_base,
+        validate=validate,
     )
 
 
@@ -208,11 +215,17 @@ def binary_cross_entropy(
 
         def clipped(p_arr: Array, q_arr: Array) -> Array:
             q_arr = xp.clip(q_arr, clip, 1.0 - clip)
-            return finalize(binary_cross_terms(p_arr, q_arr, xp=xp), xp=xp, log_base=log_base)
+            return _in_unit(binary_cross_terms(p_arr, q_arr, xp=xp), base, log_base, xp=xp)
 
         return _exact(clipped, arrays)
     return _evaluate(
-        _fused.BINARY_CROSS_ENTROPY, binary_cross_terms, p, q, log_base=log_base, validate=validate
+        _fused.BINARY_CROSS_ENTROPY,
+        binary_cross_terms,
+        p,
+        q,
+        base=base,
+        log_base=log_base,
+        validate=validate,
     )
 
 
@@ -261,6 +274,7 @@ def binary_cross_entropy_grad(
         binary_cross_grad_terms,
         p,
         q,
+        base=base,
         log_base=log_base,
         validate=validate,
     )
@@ -270,6 +284,7 @@ def _evaluate(
     which: int,
     terms: Callable[..., Array],
     *args: object,
+    base: float | None,
     log_base: float | None,
     validate: bool,
 ) -> Array:
@@ -283,7 +298,7 @@ def _evaluate(
     if flat is None:
         if validate:
             _check_all(tuple(arrays), names=names, xp=xp)
-        return _exact(lambda *a: finalize(terms(*a, xp=xp), xp=xp, log_base=log_base), arrays)
+        return _exact(lambda *a: _in_unit(terms(*a, xp=xp), base, log_base, xp=xp), arrays)
     p_flat, q_flat, shape = flat
     values, suspect = _fused.pointwise(
         p_flat, q_flat, which=which, log_base=log_base, screen=validate
@@ -291,6 +306,12 @@ def _evaluate(
     if suspect:
         _check_all(tuple(arrays), names=names, xp=xp)
     return values.reshape(shape) if shape else values[0]
+
+
+def _in_unit(nats: Array, base: float | None, log_base: float | None, *, xp: ModuleType) -> Array:
+    """``nats`` in the unit of ``base`` (``log_base`` its float64 log), a long double's
+    divided by the base's long double log (:func:`log_base_in`)."""
+    return finalize(nats, xp=xp, log_base=log_base_in(base, log_base, nats.dtype))
 
 
 def _exact(compute: Callable[..., Array], arrays: list[Array]) -> Array:

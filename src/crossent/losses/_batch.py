@@ -92,6 +92,7 @@ from .._checks import (
     check_logits_of_rows,
     check_reduction,
     check_scalar,
+    log_base_in,
     not_ignored,
 )
 from .._sides import prepare, ready
@@ -141,6 +142,12 @@ class LossOptions:
     soft_cap: float | None = None
     log_base: float | None = None  # the natural log of ``base``; None for nats
     reduction: str = "mean"
+    base: float | None = None  # ``base`` as given (checked), for :meth:`log_base_in`
+
+    def log_base_in(self, dtype: Any) -> Any:
+        """The divisor of results in the compute ``dtype``: ``log_base``, formed in that
+        dtype where it is wider than float64 (:func:`~crossent._checks.log_base_in`)."""
+        return log_base_in(self.base, self.log_base, dtype)
 
 
 def loss_options(
@@ -213,6 +220,7 @@ def _check_options(values: tuple[Any, ...]) -> LossOptions:
         else check_scalar(soft_cap, name="soft_cap", low=0.0, low_open=True),
         log_base=check_base(base),
         reduction=check_reduction(reduction),
+        base=base,
     )
 
 
@@ -510,7 +518,7 @@ def batch_for(
         example_weight,
         active,
         options.reduction,
-        options.log_base,
+        options.log_base_in(dtype),
         unweighted=unweighted,
     )
 

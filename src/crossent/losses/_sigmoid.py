@@ -169,7 +169,7 @@ def _binary(
     # label_smoothing, base and reduction checked in this order, once per distinct set
     options = options_of(label_smoothing, 1.0, 0.0, None, base, reduction)
     validate = check_flag(validate)
-    eps, log_base = options.label_smoothing, options.log_base
+    eps = options.label_smoothing
     given = {"logits": logits, "targets": targets}
     if weight is not None:
         given["weight"] = weight
@@ -211,7 +211,7 @@ def _binary(
         weight=cast.get("weight"),
         pos_weight=cast.get("pos_weight"),
         reduction=reduction,
-        log_base=log_base,
+        log_base=options.log_base_in(dtype),
         raw_t=raw_t,
         label_smoothing=eps,
     )

@@ -602,7 +602,9 @@ class _FusedTargetBatch(Batch):
         normalizer: Callable[[], Any],
     ) -> None:
         self._weights: Array | Callable[[], Array] = weights
-        super().__init__(xp, dtype, axis, weights, None, options.reduction, options.log_base)
+        super().__init__(
+            xp, dtype, axis, weights, None, options.reduction, options.log_base_in(dtype)
+        )
         self._normalizer: Callable[[], Any] | None = normalizer
         self._total: Any = None
 
