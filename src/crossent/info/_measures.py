@@ -33,6 +33,7 @@ from .._checks import (
     log_base_in,
     truth_of,
 )
+from .._far_row_gradients import gradient_term, wants_gradient
 from .._numerics import (
     _two_sum,
     cross_terms,
@@ -71,6 +72,7 @@ from .._xp import (
 from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
+from ._far_gap_gradients import far_gap_gradients64
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -757,8 +759,8 @@ def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
         return result
     rows = np.array(result, dtype=np.float64)  # (a copy)
     far = np.isinf(rows)
-    sides = (m.sides[0].values, side_q.values)
-    rows[far] = _far_gap_nats(m, rows, far, sides, kl=kl)
+    inputs = _far_inputs(m, rows, far, (m.sides[0].values, side_q.values))
+    rows[far] = _in_unit(m, _far_gap_nats(m, rows, far, inputs, kl=kl))
     return rows[()] if rows.ndim == 0 else rows
 
 
@@ -766,7 +768,8 @@ def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
     """:func:`_far_gap_rows` for float32 and float64 arrays of libraries other than
     NumPy: one ``any(isinf)`` of the result (a synchronisation on an accelerator) in the
     common case; the ``inf`` rows formed again in NumPy float64 on host copies (rounded
-    once to float32 for float32 sides: ``inf`` where the value passes its range), the
+    once to float32 for float32 sides: ``inf`` where the value passes its range), with
+    their exact gradient under PyTorch's autograd (:func:`_far_gap_gradient`), the
     others kept as they are (with their gradient, through ``where``). Arrays without a
     host copy (:func:`cannot_copy_to_host`: traced by JAX, ``torch.func``'s) keep the
     result, whose rows that are not finite get a NaN gradient
@@ -787,25 +790,68 @@ def _far_gap_rows_elsewhere(m: _Prepared, result: Any, *, kl: bool) -> Any:
     if rows is None or values[0] is None or values[1] is None:
         return result
     far = np.isinf(rows)
-    rows[far] = _far_gap_nats(m, rows, far, (values[0], values[1]), kl=kl)
+    inputs = _far_inputs(m, rows, far, (values[0], values[1]))
+    nats = _far_gap_nats(m, rows, far, inputs, kl=kl)
+    rows[far] = _in_unit(m, nats)
     if m.dtype == xp.float32:
         with np.errstate(over="ignore"):
             rows = rows.astype(np.float32)
     again = xp.asarray(rows, dtype=result.dtype, device=device(result))
+    formed = np.isfinite(nats)
+    if formed.any() and any(wants_gradient(side.values) for side in m.sides):
+        again = again + _far_gap_gradient(m, far, formed, inputs, nats, kl=kl)
     return xp.where(xp.isinf(result), again, result)
 
 
-def _far_gap_nats(
+def _far_gap_gradient(
     m: _Prepared,
-    rows: np.ndarray,
     far: np.ndarray,
-    values: tuple[np.ndarray, ...],
+    formed: np.ndarray,
+    inputs: _FarInputs,
+    nats: np.ndarray,
     *,
     kl: bool,
-) -> np.ndarray:
-    """The rows ``far`` of ``rows`` (the result, float64 NumPy, in the unit) formed
-    again from the sides' float64 NumPy ``values`` (class axis last); the rows whose
-    value comes out NaN (a row of NaN or +inf logits, no far gap) keep theirs."""
+) -> Any:
+    r"""Zeros of the batch shape whose gradient in each side (a PyTorch tensor that
+    wants one, :func:`.._far_row_gradients.wants_gradient`) is that of the measure's rows
+    ``far`` whose values ``nats`` (formed again from ``inputs``) are finite (``formed``,
+    of those rows), by :func:`._far_gap_gradients.far_gap_gradients64` in the unit,
+    carried by :func:`.._far_row_gradients.gradient_term`: the ``where`` that puts the
+    rows back gives them none (a silent 0 in the logits where the truth is
+    :math:`A q - p`). The other rows' gradients are the common path's."""
+    xp = m.xp
+    g_p, g_x = far_gap_gradients64(
+        inputs.p, inputs.x, inputs.log_p, p_form=m.sides[0].form, kl=kl, value=nats
+    )
+    rows = np.array(far)  # (a copy; 0-d for one row)
+    rows[far] = formed
+    mask = xp.asarray(rows, device=device(m.sides[-1].values))
+    extra: Any = 0.0
+    for side, g in zip(m.sides, (g_p, g_x), strict=True):
+        if not wants_gradient(side.values):
+            continue
+        full = np.zeros(far.shape + g.shape[-1:])
+        with np.errstate(over="ignore"):  # (past the range in bits: inf, as it is)
+            full[rows] = g[formed] if m.log_base is None else g[formed] / m.log_base
+        extra = extra + gradient_term(side.values, full, mask, -1, xp=xp)
+    return extra
+
+
+class _FarInputs(NamedTuple):
+    """The far rows' float64 inputs, broadcast, classes last: P's probabilities ``p``,
+    the logarithms they came from (``log_p``, None for ``probs``), Q's logits ``x`` and
+    P's support as given (``support``)."""
+
+    p: np.ndarray
+    log_p: np.ndarray | None
+    x: np.ndarray
+    support: np.ndarray
+
+
+def _far_inputs(
+    m: _Prepared, rows: np.ndarray, far: np.ndarray, values: tuple[np.ndarray, ...]
+) -> _FarInputs:
+    """The rows ``far`` of the sides' float64 NumPy ``values`` (:class:`_FarInputs`)."""
     side_p = Side(values[0], m.sides[0].form, np)
     # P's probabilities of every row, also those of NaN or all -inf logits, whose log-
     # softmax warns (CI: -W error); their rows' results are NaN or inf already
@@ -825,15 +871,29 @@ def _far_gap_nats(
     p, x, support = p[far], x[far], support[far]
     if log_p is not None:
         log_p = np.broadcast_to(log_p, rows.shape + p.shape[-1:])[far]
-    nats = far_gap_cross_entropy64(p, x, log_p)
-    nats[np.any(support & (x == -np.inf), axis=-1)] = np.inf
+    return _FarInputs(p, log_p, x, support)
+
+
+def _far_gap_nats(
+    m: _Prepared, rows: np.ndarray, far: np.ndarray, inputs: _FarInputs, *, kl: bool
+) -> np.ndarray:
+    """The rows ``far`` of ``rows`` (the result, float64 NumPy, in the unit) formed
+    again from their :func:`_far_inputs` in nats (the unit's: :func:`_in_unit`); the
+    rows whose value comes out NaN (a row of NaN or +inf logits, no far gap) keep theirs."""
+    p, x = inputs.p, inputs.x
+    nats = far_gap_cross_entropy64(p, x, inputs.log_p)
+    nats[np.any(inputs.support & (x == -np.inf), axis=-1)] = np.inf
     if kl:
         nats = nats - np.add.reduce(entropy_terms(p, xp=np), axis=-1)
-    with np.errstate(over="ignore"):  # bits past the range: inf, as the value is
-        nats = nats if m.log_base is None else nats / m.log_base
     # a row of NaN or +inf logits (no far gap) keeps its inf (CI: the KL of a row with a
     # +inf logit in P came back NaN, against inf for the same float32 row)
     return np.where(np.isnan(nats), rows[far], nats)
+
+
+def _in_unit(m: _Prepared, nats: np.ndarray) -> np.ndarray:
+    """Float64 ``nats`` in the requested unit."""
+    with np.errstate(over="ignore"):  # bits past the range: inf, as the value is
+        return nats if m.log_base is None else nats / m.log_base
 
 
 def _nan_rows_again(m: _Prepared, result: Any, nats: Callable[[_Prepared], Array]) -> Any:

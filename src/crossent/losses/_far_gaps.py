@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
+from .._far_row_gradients import gradient_term, unformed, wants_gradient
 from .._traced_far_rows import poisoned
 from .._xp import cannot_copy_to_host, device, host_float64, namespace, reduce_sum
 from ._reduction import LossParts, _safe_divide
@@ -553,9 +554,9 @@ def _harmless_value(name: str, arguments: dict[str, Any], classes: int) -> float
 
 def _gradient_asked(arguments: dict[str, Any], gradient: FarGradient) -> bool:
     """Whether an argument whose gradient the far rows carry (the logits, or one of
-    ``gradient.others``) wants a gradient (:func:`_wants_gradient`)."""
+    ``gradient.others``) wants a gradient (:func:`.._far_row_gradients.wants_gradient`)."""
     names = (gradient.logits, *gradient.others)
-    return any(_wants_gradient(arguments.get(n)) for n in names)
+    return any(wants_gradient(arguments.get(n)) for n in names)
 
 
 def _harmless_far_rows(
@@ -613,95 +614,32 @@ def _harmless_far_rows(
     return again if same.all() else rows
 
 
-def _wants_gradient(x: object) -> bool:
-    """Whether PyTorch's autograd records operations on ``x`` (a tensor that requires a
-    gradient, with gradients enabled). JAX's transformations trace their arrays, which
-    the far-row passes do not reach (:func:`_overflowed_elsewhere`); array-api-strict has
-    no autograd."""
-    if not getattr(x, "requires_grad", False):
-        return False
-    torch = sys.modules.get("torch")
-    return torch is not None and bool(torch.is_grad_enabled())
-
-
 def _attach_gradient(
     rows: Any, far: np.ndarray, arguments: dict[str, Any], gradient: FarGradient, *, xp: Any
 ) -> Any:
     r"""``rows`` (a PyTorch tensor of the batch shape) whose formed rows ``far`` carry
-    their exact gradient in the logits :math:`x` (a constant from ``where`` before):
-
-    .. math:: L_i \leftarrow L_i + \sum_c g_{ic}\,(x_{ic} - \operatorname{detach}(x_{ic}))
-
-    with :math:`g_i` the row's gradient by the loss's ``*_grad`` twin on float64 host
-    copies (rounded once to the logits' dtype). :math:`x - \operatorname{detach}(x)` is 0
-    exactly, so each value keeps its bits, and first-order autograd sees :math:`g`. An
-    entry :math:`g = \pm\infty` (a true gradient past the range) is carried as
-    :math:`((x - \operatorname{detach} x)\cdot\pm\text{max})\cdot 2` (0 forward,
-    :math:`\pm\infty` backward). A NaN entry, and the differentiable arguments in
-    ``gradient.others`` (targets, a teacher, class weights: not formed), get NaN where a
-    far row's upstream gradient is not 0 (:func:`_unformed`), not a silent 0. Nothing is
-    done where no argument wants a gradient (:func:`_wants_gradient`).
+    their exact gradient in the logits (a constant from ``where`` before) by
+    :func:`.._far_row_gradients.gradient_term`, :math:`g_i` the row's gradient by the
+    loss's ``*_grad`` twin on float64 host copies. The differentiable arguments in
+    ``gradient.others`` (targets, a teacher, class weights: not formed) get NaN where a
+    far row's upstream gradient is not 0 (:func:`.._far_row_gradients.unformed`), not a
+    silent 0. Nothing is done where no argument wants a gradient
+    (:func:`.._far_row_gradients.wants_gradient`).
     """
     logits = arguments[gradient.logits]
-    others = [n for n in gradient.others if _wants_gradient(arguments.get(n))]
-    if not (_wants_gradient(logits) or others):
+    others = [n for n in gradient.others if wants_gradient(arguments.get(n))]
+    if not (wants_gradient(logits) or others):
         return rows
     axis = arguments["axis"]
-    where = device(rows)
-    mask = xp.asarray(far, device=where)
+    mask = xp.asarray(far, device=device(rows))
     extra = xp.zeros_like(rows)
-    if _wants_gradient(logits):
+    if wants_gradient(logits):
         g = _host_gradient(arguments, gradient)
         g = np.where(np.expand_dims(far, axis), g, 0.0)  # (x's layout: classes at axis)
-        # rounded once to the logits' dtype (float16 too), finite or not there
-        g_x = xp.asarray(g, device=where).to(logits.dtype)
-        d = logits - logits.detach()
-        finite = xp.isfinite(g_x)
-        zero = xp.zeros_like(g_x)
-        term = d * xp.where(finite, g_x, zero)
-        if not truth_of(xp.all(finite)):
-            top = float(xp.finfo(logits.dtype).max)
-            big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
-            term = term + (d * big) * 2.0
-            extra = extra + _unformed()(logits, mask, xp.isnan(g_x), axis)
-        extra = extra + xp.sum(term, axis=axis)
+        extra = extra + gradient_term(logits, g, mask, axis, xp=xp)
     for name in others:
-        extra = extra + _unformed()(arguments[name], mask, None, axis)
+        extra = extra + unformed()(arguments[name], mask, None, axis)
     return xp.where(mask, rows + extra, rows)
-
-
-@functools.cache
-def _unformed() -> Callable[[Any, Any, Any, int], Any]:
-    r"""A PyTorch function of ``(x, far, entries, axis)``: zeros of the batch shape
-    (``far``'s) whose gradient in ``x`` is NaN where a far row's upstream gradient is not
-    0 (at the ``entries`` of that row, a mask of ``x``'s shape, or all of them; every
-    entry of an ``x`` without the rows' layout: class weights), else 0.
-    (:math:`0\cdot\sqrt{|x - \operatorname{detach} x|}` would be NaN at a zero
-    upstream too.)"""
-    torch = sys.modules["torch"]
-
-    class Unformed(torch.autograd.Function):  # type: ignore[name-defined]
-        @staticmethod
-        def forward(ctx: Any, x: Any, far: Any, entries: Any, axis: int) -> Any:
-            ctx.save_for_backward(far, entries)
-            ctx.shape, ctx.axis = x.shape, axis
-            ctx.per_row = x.ndim == far.ndim + 1
-            return torch.zeros(far.shape, dtype=x.dtype, device=x.device)
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:
-            far, entries = ctx.saved_tensors
-            hit = far & (grad != 0)
-            if ctx.per_row:
-                hit = hit.unsqueeze(ctx.axis).expand(ctx.shape)
-                if entries is not None:
-                    hit = hit & entries
-            else:
-                hit = hit.any().expand(ctx.shape)
-            nan = torch.full((), math.nan, dtype=grad.dtype, device=grad.device)
-            return torch.where(hit, nan, torch.zeros_like(nan)), None, None, None
-
-    return Unformed.apply
 
 
 def _host_gradient(arguments: dict[str, Any], gradient: FarGradient) -> np.ndarray:

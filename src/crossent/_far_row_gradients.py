@@ -1,0 +1,112 @@
+r"""The exact gradient of far rows formed again on host copies, under PyTorch's autograd.
+
+A far row (a finite loss or measure that the common path forms as ``inf``: a gap
+:math:`x_c - m` past the float64 range) is formed again in NumPy float64 on host copies
+(``losses._far_gaps``, ``info._measures``) and put back by ``where``, which gives it no
+gradient: its arguments would get a silent 0 where the truth is finite. Each such row
+carries instead its gradient :math:`g` (formed on the host too) by a term of value 0:
+
+.. math:: L_i \leftarrow L_i + \sum_c g_{ic}\,(x_{ic} - \operatorname{detach}(x_{ic}))
+
+(:func:`gradient_term`). :math:`x - \operatorname{detach}(x)` is 0 exactly, so each value
+keeps its bits, and first-order autograd sees :math:`g`. JAX has no autograd outside its
+transformations, whose traced arrays have no host copy (``_traced_far_rows``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._checks import truth_of
+from ._xp import device
+
+__all__ = ["gradient_term", "unformed", "wants_gradient"]
+
+
+def wants_gradient(x: object) -> bool:
+    """Whether PyTorch's autograd records operations on ``x`` (a tensor that requires a
+    gradient, with gradients enabled). JAX's transformations trace their arrays, which
+    the far-row passes do not reach; array-api-strict has no autograd."""
+    if not getattr(x, "requires_grad", False):
+        return False
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.is_grad_enabled())
+
+
+def gradient_term(x: Any, g: np.ndarray, far: Any, axis: int, *, xp: Any) -> Any:
+    r"""Zeros of the batch shape (``far``'s, a boolean tensor of the far rows) whose gradient in the
+    PyTorch tensor ``x`` (classes at ``axis``) is ``g``: float64 NumPy of the shape
+    ``x`` broadcasts to (0 outside the far rows), rounded once to ``x``'s dtype.
+
+    An entry :math:`g = \pm\infty` (a true gradient past the range) is carried as
+    :math:`((x - \operatorname{detach} x)\cdot\pm\text{max})\cdot 2` (0 forward,
+    :math:`\pm\infty` backward, 0 at a zero upstream); a NaN entry gets NaN where a far
+    row's upstream gradient is not 0 (:func:`unformed`), not a silent 0.
+
+    A zero of ``g`` (the other rows') is carried as -0.0 (:data:`_MINUS_ZERO`)."""
+    # rounded once to the dtype of x (float16 too), finite or not there; a zero as -0.0
+    # (:data:`_MINUS_ZERO`)
+    g_x = xp.asarray(np.where(g == 0, _MINUS_ZERO, g), device=device(x)).to(x.dtype)
+    d = x - x.detach()
+    finite = xp.isfinite(g_x)
+    zero = xp.full_like(g_x, _MINUS_ZERO)
+    term = d * xp.where(finite, g_x, zero)
+    if truth_of(xp.all(finite)):
+        return xp.sum(term, axis=axis)
+    top = float(xp.finfo(x.dtype).max)
+    big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
+    term = term + (d * big) * 2.0
+    nan = xp.isnan(g_x)
+    if truth_of(xp.any(nan)):
+        return unformed()(x, far, nan, axis) + xp.sum(term, axis=axis)
+    return xp.sum(term, axis=axis)
+
+
+_MINUS_ZERO = -0.0
+r"""The zeros of :func:`gradient_term`'s :math:`g`: autograd adds the term's gradient
+to the common path's, and where the upstream is :math:`+0` (``where``'s backward outside
+the far rows) the term's is :math:`+0\cdot(-0) = -0`, and :math:`y + (-0) = y` bit for
+bit (:math:`-0 + (+0)` would be :math:`+0`): the other rows' gradients keep the bits of
+the common path's, a :math:`-0` too."""
+
+
+@functools.cache
+def unformed() -> Callable[[Any, Any, Any, int], Any]:
+    r"""A PyTorch function of ``(x, far, entries, axis)``: zeros of the batch shape
+    (``far``'s) whose gradient in ``x`` is NaN where a far row's upstream gradient is not
+    0 (at the ``entries`` of that row, a mask of ``x``'s shape, or all of them; every
+    entry of an ``x`` without the rows' layout: class weights, a side broadcast against
+    the other), else 0.
+    (:math:`0\cdot\sqrt{|x - \operatorname{detach} x|}` would be NaN at a zero
+    upstream too.)"""
+    torch = sys.modules["torch"]
+
+    class Unformed(torch.autograd.Function):  # type: ignore[name-defined]
+        @staticmethod
+        def forward(ctx: Any, x: Any, far: Any, entries: Any, axis: int) -> Any:
+            ctx.save_for_backward(far, entries)
+            ctx.shape, ctx.axis = x.shape, axis
+            rows = tuple(x.shape[:axis]) + tuple(x.shape[axis:][1:]) if x.ndim else ()
+            ctx.per_row = rows == tuple(far.shape) and (entries is None or entries.shape == x.shape)
+            return torch.zeros(far.shape, dtype=x.dtype, device=x.device)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            far, entries = ctx.saved_tensors
+            hit = far & (grad != 0)
+            if ctx.per_row:
+                hit = hit.unsqueeze(ctx.axis).expand(ctx.shape)
+                if entries is not None:
+                    hit = hit & entries
+            else:
+                hit = hit.any().expand(ctx.shape)
+            nan = torch.full((), math.nan, dtype=grad.dtype, device=grad.device)
+            return torch.where(hit, nan, torch.zeros_like(nan)), None, None, None
+
+    return Unformed.apply
