@@ -195,3 +195,17 @@ def test_sklearn_integer_classes_say_how_to_map_them(classes: tuple[int, ...], s
     assert crossent.negative_log_likelihood(probs, positions) == pytest.approx(
         sklearn_metrics.log_loss(y, probs, labels=list(classes)), rel=1e-13
     )
+
+
+def test_class_names_ordering_a_frame_otherwise_are_refused_for_string_labels() -> None:
+    """A frame ['dog', 'cat'] with class_names ['cat', 'dog'] renamed each column as the
+    other: string labels would have been read against the wrong columns (a wrong NLL)."""
+    pandas = pytest.importorskip("pandas")
+    probs, y = _classifier(("cat", "dog"))
+    frame = pandas.DataFrame(probs[:, ::-1], columns=["dog", "cat"])
+    with pytest.raises(crossent.InputError, match=r"pass frame\[class_names\]"):
+        crossent.report(frame, y, class_names=["cat", "dog"], resamples=10)
+    result = crossent.report(frame[["cat", "dog"]], y, class_names=["cat", "dog"], resamples=10)
+    assert result.to_dict()["nll_nats"] == pytest.approx(
+        sklearn_metrics.log_loss(y, probs), rel=1e-13
+    )

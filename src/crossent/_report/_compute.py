@@ -462,7 +462,8 @@ def report(
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
-    label_array = labels_by_name(label_array, given_names)  # e.g. sklearn's y, classes_
+    # e.g. sklearn's y beside classes_; a frame's columns must be the names given
+    label_array = labels_by_name(label_array, given_names, None if binary else names_from_frame)
     spec = _calibration_options(
         binary=binary,
         preset=preset,

@@ -139,7 +139,7 @@ def host_labels(labels: Any) -> Any:
     return array
 
 
-def labels_by_name(labels: Any, names: list[str] | None) -> Any:
+def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | None = None) -> Any:
     """String labels as the positions of the classes they name; other labels unchanged
     (their dtype is checked by the evaluation functions).
 
@@ -148,7 +148,9 @@ def labels_by_name(labels: Any, names: list[str] | None) -> Any:
     labels are refused, saying to pass them, for the positions ``"0"``, ``"1"``, ... are
     not names (labels that all read as numbers are left to the label check, which says how
     to cast them).  A label naming no class is an error naming its row and the classes
-    (``crossent report``'s label column of strings is read the same way).
+    (``crossent report``'s label column of strings is read the same way).  ``columns``,
+    a DataFrame's column names, must then be ``names`` in order: ``class_names`` that
+    order the columns otherwise would read each label as another column.
     """
     if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "UO" or labels.size == 0:
         return labels
@@ -162,6 +164,13 @@ def labels_by_name(labels: Any, names: list[str] | None) -> Any:
             f"`labels` are strings (row 0 is {entries[0]!r}); pass the class names in the "
             "predictions' column order, class_names=clf.classes_ for scikit-learn, and "
             "each label is read as the class it names"
+        )
+    if columns and list(columns) != list(names):
+        raise InputError(
+            f"`class_names` {list(names)} are not the columns of `predictions` "
+            f"{list(columns)} in order, and string labels are read as names: leave "
+            "class_names out (the columns name the classes), or pass "
+            "frame[class_names] to put the columns in that order"
         )
     position = {name: k for k, name in enumerate(names)}
     ids = np.empty(len(entries), dtype=np.intp)
