@@ -177,7 +177,7 @@ def test_one_column_binary_probabilities_say_to_pass_the_column(call: str) -> No
     ("classes", "said"),
     [
         ((-1, 1), "If -1 marks positions to ignore, drop those rows first (keep = labels != -1"),
-        ((1, 2, 3), "Labels are positions 0..2; "),
+        ((1, 2, 3), "Labels are the columns' positions 0 to 2; "),
     ],
     ids=["minus-one-one", "one-two-three"],
 )

@@ -323,7 +323,7 @@ def _label_range_hint(labels: Any, classes: int, of: str) -> str:
             f"{low}, then {of}[keep], labels[keep]); {positions}"
         )
     if high >= classes:
-        return f". Labels are positions 0..{classes - 1}; {positions}"
+        return f". Labels are the columns' positions 0 to {classes - 1}; {positions}"
     return ""
 
 
