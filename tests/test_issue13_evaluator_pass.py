@@ -71,13 +71,15 @@ def test_class_wise_bins_a_block_in_one_call(monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     ("labels", "hint"),
     [
-        (np.array(["no", "yes", "yes"]), "index of its column"),
-        (np.array(["no", "yes", "yes"], dtype=object), "index of its column"),
+        (np.array(["no", "yes", "yes"]), "class_names="),
+        (np.array(["no", "yes", "yes"], dtype=object), "class_names="),
     ],
 )
 def test_labels_that_are_not_ids_get_the_fix_for_their_kind(labels: np.ndarray, hint: str) -> None:
     """Class names were told to "cast whole-number floats" (booleans of a binary problem
-    are classes 0 and 1: tests/calibration/test_evalinputs_bool_labels.py)."""
+    are classes 0 and 1: tests/calibration/test_evalinputs_bool_labels.py); the report
+    reads them by name given ``class_names`` (tests/test_real_model_outputs.py), which
+    its message says to pass."""
     with pytest.raises(crossent.InputTypeError, match=hint):
         crossent.report(np.array([0.3, 0.6, 0.9]), labels, resamples=10)
 

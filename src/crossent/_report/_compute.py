@@ -41,7 +41,14 @@ from ..calibration._summaries import summarize_block
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError, InputTypeError
 from . import _text
-from ._host import bfloat16_tensor, check_aligned, host_array, host_labels
+from ._host import (
+    bfloat16_tensor,
+    check_aligned,
+    host_array,
+    host_labels,
+    labels_by_name,
+    sequence_shape_hint,
+)
 
 __all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report", "text_sequence"]
 
@@ -313,10 +320,14 @@ def report(
         :func:`calibration_error` of the same 1-D array defaults to the top-label scope
         (:math:`\max(p, 1 - p)`, its default for every input); pass
         ``scope="top-label"`` here, or ``scope="positive-class"`` there, for one number.
-    labels : array_like of int, shape (n,)
+    labels : array_like of int or str, shape (n,)
         True classes (a pandas Series or a tensor is fine; a Series beside a pandas
         ``predictions`` must have the same row index, so rows are never paired by
-        position by mistake).
+        position by mistake).  Strings are the names of the classes, read against
+        ``class_names`` or a DataFrame's columns (scikit-learn's ``y`` beside
+        ``predict_proba(X)`` and ``class_names=clf.classes_``); a string naming no class
+        is an error.  Every row is an example: drop positions labelled ``-100`` (Hugging
+        Face's ignored tokens) first, ``keep = labels != -100``.
     form : {"probs", "log_probs", "logits"}, default "probs"
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
@@ -397,6 +408,12 @@ def report(
     if source is not None and not isinstance(source, str):
         raise InputTypeError(f"`source` must be a str or None; got {source!r}")
     check_aligned(predictions, labels)
+    sequence_hint = sequence_shape_hint(predictions, labels)
+    if sequence_hint:
+        raise InputError(
+            f"`predictions` has shape {tuple(predictions.shape)} and `labels` "
+            f"{tuple(labels.shape)}{sequence_hint}"
+        )
     values, names_from_frame = host_array(predictions, name="predictions")
     label_array = host_labels(labels)
     if getattr(values, "ndim", None) not in (1, 2):  # a scalar had no class axis to read
@@ -417,12 +434,10 @@ def report(
         names = (
             list(class_names) if class_names is not None and len(class_names) != 1 else ["0", "1"]
         )
+        given_names = class_names if class_names is not None and len(class_names) == 2 else None
     else:
-        names = (
-            list(class_names)
-            if class_names is not None
-            else names_from_frame or [str(k) for k in range(int(values.shape[1]))]
-        )
+        given_names = class_names if class_names is not None else names_from_frame
+        names = list(given_names or [str(k) for k in range(int(values.shape[1]))])
     correction: float | None = None
     if renormalize:
         if checked_form != "probs":
@@ -447,6 +462,8 @@ def report(
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
+    # e.g. sklearn's y beside classes_; a frame's columns must be the names given
+    label_array = labels_by_name(label_array, given_names, None if binary else names_from_frame)
     spec = _calibration_options(
         binary=binary,
         preset=preset,

@@ -21,6 +21,8 @@ __all__ = [
     "check_aligned",
     "host_array",
     "host_labels",
+    "labels_by_name",
+    "sequence_shape_hint",
 ]
 
 
@@ -135,3 +137,73 @@ def host_labels(labels: Any) -> Any:
     if array.ndim != 1:
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(array.shape)}")
     return array
+
+
+def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | None = None) -> Any:
+    """String labels as the positions of the classes they name; other labels unchanged
+    (their dtype is checked by the evaluation functions).
+
+    ``names`` are the class names the caller gave (``class_names=``, e.g. scikit-learn's
+    ``clf.classes_``, or a DataFrame's columns), None where it gave none: then string
+    labels are refused, saying to pass them, for the positions ``"0"``, ``"1"``, ... are
+    not names (labels that all read as numbers are left to the label check, which says how
+    to cast them).  A label naming no class is an error naming its row and the classes
+    (``crossent report``'s label column of strings is read the same way).  ``columns``,
+    a DataFrame's column names, must then be ``names`` in order: ``class_names`` that
+    order the columns otherwise would read each label as another column.
+    """
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "UO" or labels.size == 0:
+        return labels
+    entries = labels.tolist()
+    if not all(isinstance(entry, str) for entry in entries):
+        return labels  # numbers or missing values held as objects: the label check's message
+    if names is None:
+        if all(_reads_as_number(entry) for entry in entries):
+            return labels  # numbers written as text: the label check says how to cast them
+        raise InputTypeError(
+            f"`labels` are strings (row 0 is {entries[0]!r}); pass the class names in the "
+            "predictions' column order, class_names=clf.classes_ for scikit-learn, and "
+            "each label is read as the class it names"
+        )
+    if columns and list(columns) != list(names):
+        raise InputError(
+            f"`class_names` {list(names)} are not the columns of `predictions` "
+            f"{list(columns)} in order, and string labels are read as names: leave "
+            "class_names out (the columns name the classes), or pass "
+            "frame[class_names] to put the columns in that order"
+        )
+    position = {name: k for k, name in enumerate(names)}
+    ids = np.empty(len(entries), dtype=np.intp)
+    for row, entry in enumerate(entries):
+        k = position.get(entry)
+        if k is None:
+            shown = ", ".join(map(repr, names[:8])) + (", ..." if len(names) > 8 else "")
+            raise InputError(
+                f"`labels` row {row} is {entry!r}, which names no class (class_names: {shown})"
+            )
+        ids[row] = k
+    return ids
+
+
+def _reads_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sequence_shape_hint(predictions: Any, labels: Any) -> str:
+    """For predictions ``(batch, time, classes)`` beside labels ``(batch, time)`` (a
+    sequence model's outputs), how to pass them as rows; else an empty string."""
+    shape, label_shape = getattr(predictions, "shape", None), getattr(labels, "shape", None)
+    if shape is None or label_shape is None:  # (lists: their rows may be ragged)
+        return ""
+    shape, label_shape = tuple(shape), tuple(label_shape)
+    if len(shape) < 3 or shape[:-1] != label_shape:
+        return ""
+    return (
+        f": a sequence model's outputs are one row per token, predictions.reshape(-1, "
+        f"{shape[-1]}) and labels.reshape(-1) (a causal LM shifted first, logits[:, :-1] "
+        "beside labels[:, 1:], and positions labelled -100 dropped: keep = labels != -100)"
+    )

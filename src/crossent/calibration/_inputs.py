@@ -274,17 +274,57 @@ def labels_array(
         raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
     if labels.dtype == np.bool_:  # a binary problem's classes 0 and 1
         labels = _boolean_labels(labels, classes=classes)
-    check_labels(
-        labels,
-        xp=xp,
-        batch_shape=(n,),
-        classes=classes,
-        ignore_index=None,
-        check_range=check_range or not np.can_cast(labels.dtype, np.intp),
-        float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
-        values_name=of,
-    )
+    try:
+        check_labels(
+            labels,
+            xp=xp,
+            batch_shape=(n,),
+            classes=classes,
+            ignore_index=None,
+            check_range=check_range or not np.can_cast(labels.dtype, np.intp),
+            float_hint="Cast whole-number floats with labels.astype(int) after checking them.",
+            values_name=of,
+        )
+    except InputError as exc:
+        hint = _label_range_hint(labels, classes, of) if tuple(labels.shape) == (n,) else ""
+        if not hint:
+            raise
+        raise InputError(f"{exc}{hint}") from None
     return np.asarray(labels, dtype=np.intp)
+
+
+def _label_range_hint(labels: Any, classes: int, of: str) -> str:
+    """What to do about labels out of range that have a common reading: a negative label
+    (-100) marks a position to ignore, as PyTorch's and Hugging Face's ``ignore_index``,
+    which the evaluation functions do not take (every row is an example); labels that
+    are the classes' own values (scikit-learn's ``classes_`` of ``[-1, 1]`` or
+    ``[1, 2, 3]``) are not the columns' positions; the label 1 beside one column is a
+    binary classifier's ``P(y = 1)`` given as ``(n, 1)``.  Empty when none applies."""
+    if int(labels.size) == 0 or labels.dtype.kind not in "iu":
+        return ""
+    low, high = int(labels.min()), int(labels.max())
+    if classes == 1 and low >= 0 and high == 1:
+        return (
+            ". One column (n, 1) is a distribution over one class; a binary classifier's "
+            f"P(label = 1) is passed as shape (n,): {of}[:, 0]"
+        )
+    positions = (
+        "labels that are the classes' own values (scikit-learn's classes_) map to the "
+        "columns' positions with np.searchsorted(clf.classes_, labels)"
+    )
+    if low == -100:
+        return (
+            ". If -100 marks positions to ignore (ignore_index), drop those rows first: "
+            f"keep = labels != -100, then {of}[keep], labels[keep]"
+        )
+    if low < 0:
+        return (
+            f". If {low} marks positions to ignore, drop those rows first (keep = labels != "
+            f"{low}, then {of}[keep], labels[keep]); {positions}"
+        )
+    if high >= classes:
+        return f". Labels are the columns' positions 0 to {classes - 1}; {positions}"
+    return ""
 
 
 def _boolean_labels(labels: npt.NDArray[np.bool_], *, classes: int) -> IntArray:
