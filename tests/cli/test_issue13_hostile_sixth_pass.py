@@ -60,18 +60,23 @@ def test_the_same_file_twice_is_refused(
     )
 
 
+@pytest.mark.parametrize("stdin_first", [False, True], ids=["file-first", "stdin-first"])
 def test_standard_input_reading_the_other_file_is_refused(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    stdin_first: bool,
 ) -> None:
+    """In either order (branch mutation4: with ``-`` first, the mutant that answered
+    "different files" there passed every CLI test)."""
     table = tmp_path / "p.csv"
     table.write_text("label,a,b\n0,0.9,0.1\n1,0.6,0.4\n0,0.7,0.3\n")
+    names = ["-", str(table)] if stdin_first else [str(table), "-"]
     with table.open() as handle:
         monkeypatch.setattr(sys, "stdin", handle)
-        err = _one_line_error(capsys, ["report", str(table), "-", "--json", *_FAST])
-    assert err == (
-        f"crossent: error: {table} and '-' (standard input) are the same file; compare "
-        "different models' files\n"
-    )
+        err = _one_line_error(capsys, ["report", *names, "--json", *_FAST])
+    shown = " and ".join("'-' (standard input)" if n == "-" else n for n in names)
+    assert err == (f"crossent: error: {shown} are the same file; compare different models' files\n")
 
 
 def test_two_copies_are_still_compared(
