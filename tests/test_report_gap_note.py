@@ -12,7 +12,7 @@ from __future__ import annotations
 from crossent._report import _compute
 
 
-def test_mutation4_a_separated_fold_is_named_before_a_flattened_one() -> None:
+def test_a_separated_fold_is_named_before_a_flattened_one() -> None:
     note = _compute._gap_note(True, True)
     assert "every label top-ranked" in note
     assert "tell next to nothing" not in note

@@ -30,7 +30,7 @@ def _masked_objective(z, teacher):
     return torch.where(keep, rows, torch.zeros_like(rows)).sum()
 
 
-def test_mutation4_far_row_masked_out_has_zero_gradient_under_torch_func() -> None:
+def test_far_row_masked_out_has_zero_gradient_under_torch_func() -> None:
     """Row 0 (far) masked out: its gradient is exactly 0, not NaN; row 1's is the
     truth :math:`T(s - t)` with :math:`s = [0, 1]`, :math:`t = [1, 0]` at :math:`T =
     10^{-100}` (the other entries :math:`e^{-10^{99}}`): :math:`[-10^{-100},

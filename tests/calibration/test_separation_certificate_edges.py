@@ -35,7 +35,7 @@ def _nearly_collinear(spread: float) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 @pytest.mark.parametrize("spread", [1e-5, 3e-6, 1e-6])
-def test_mutation4_decrement_bound_holds_exact_q_when_gram_is_nearly_singular(
+def test_decrement_bound_holds_exact_q_when_gram_is_nearly_singular(
     spread: float,
 ) -> None:
     """As the column's spread falls from 1e-5 to 1e-6, :math:`\\rho` rises from about
@@ -54,7 +54,7 @@ def test_mutation4_decrement_bound_holds_exact_q_when_gram_is_nearly_singular(
     assert bound <= _separation._ACCEPT
 
 
-def test_mutation4_decrement_refuses_a_bound_past_the_conditioning_cut() -> None:
+def test_decrement_refuses_a_bound_past_the_conditioning_cut() -> None:
     """Spread 3e-7: :math:`\\rho` about 1.7 (the Gram's smallest eigenvalue is below its
     rounding), so no bound is claimed (infinity), though the exact :math:`q` is still
     0.1224: the bound must not lean on an eigenvalue it cannot resolve."""
@@ -64,7 +64,7 @@ def test_mutation4_decrement_refuses_a_bound_past_the_conditioning_cut() -> None
     assert bound == np.inf
 
 
-def test_mutation4_floors_certify_probabilities_with_zeros_without_the_program(
+def test_floors_certify_probabilities_with_zeros_without_the_program(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A fit's probabilities where some wrong-class entries are 0 (underflowed, as on
@@ -99,7 +99,7 @@ def test_mutation4_floors_certify_probabilities_with_zeros_without_the_program(
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_mutation4_constant_column_is_left_out_of_the_certificate(seed: int) -> None:
+def test_constant_column_is_left_out_of_the_certificate(seed: int) -> None:
     """Overlapping groups (``_groups``) whose third score column is constant (0.5), and
     weights spread over 300 orders of magnitude: that column's scale moves every margin
     as its bias does, so :math:`G` is singular unless the scale is left out, and the
@@ -128,7 +128,7 @@ def _quasi_separated_by_one_margin() -> tuple[np.ndarray, np.ndarray]:
     return scores, labels
 
 
-def test_mutation4_primal_program_answers_an_optimum_of_one_separated(
+def test_primal_program_answers_an_optimum_of_one_separated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The dual simplex stopped undecided (stubbed: status 1, an iteration limit; HiGHS's
