@@ -1,8 +1,15 @@
-"""Issue 13 (branch smallleft): one plain line for an empty standard input.
+"""Issue 13 (branch smallleft): one plain line for an empty standard input and for a
+truncated ``.pt`` file.
 
 Main: ``crossent report - < /dev/null`` said "-: cannot be parsed (Empty CSV file)",
 pyarrow's words, where an empty file says "<path>: the file is empty".  Now "standard
 input is empty" (exit 2).
+
+Main: a ``.pt`` cut short said "not a file torch.save wrote (RuntimeError:
+PytorchStreamReader failed reading zip archive: failed finding central directory. This is
+an internal miniz error. If you are seeing this error, ..." (four sentences of torch's).
+Now "<path>: not a complete PyTorch file (truncated or damaged): failed reading zip
+archive: failed finding central directory" (the legacy format's too, with its reason).
 """
 
 from __future__ import annotations
@@ -11,7 +18,10 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
+
+import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -59,3 +69,50 @@ def test_standard_input_reads_as_the_same_file(tmp_path: Path) -> None:
     assert json.dumps(got, sort_keys=True).replace("standard input (CSV)", str(path)) == (
         json.dumps(want, sort_keys=True)
     )
+
+
+def _saved(path: Path, *, legacy: bool) -> bytes:
+    torch = pytest.importorskip("torch")
+    generator = torch.Generator().manual_seed(0)
+    tensors = {"logits": torch.randn(30, 3, generator=generator), "labels": torch.arange(30) % 3}
+    torch.save(tensors, path, _use_new_zipfile_serialization=not legacy)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98, 0.02], ids=["half", "most", "start"])
+def test_truncated_zip_pt_says_so_in_one_short_line(tmp_path: Path, keep: float) -> None:
+    path = tmp_path / "preds.pt"
+    data = _saved(path, legacy=False)
+    path.write_bytes(data[: int(len(data) * keep)])
+    done = _crossent(["report", str(path)], stdin=None)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): "
+        "failed reading zip archive: failed finding central directory\n"
+    )
+
+
+def test_truncated_legacy_pt_says_so_in_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "preds.pt"
+    data = _saved(path, legacy=True)
+    path.write_bytes(data[:-5])  # inside the last storage's bytes
+    done = _crossent(["report", str(path)], stdin=None)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): "
+        "unexpected EOF, expected 5 more bytes\n"
+    )
+
+
+def test_a_whole_zip_that_torch_did_not_write_is_not_called_truncated(tmp_path: Path) -> None:
+    """Guards the test above from a rule that calls every unreadable file truncated
+    (passes on main): a complete zip of other files is still "not a file torch.save
+    wrote"."""
+    pytest.importorskip("torch")
+    path = tmp_path / "other.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+    done = _crossent(["report", str(path)], stdin=None)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"crossent: error: {path}: not a file torch.save wrote (")
+    assert done.stderr.count("\n") == 1
