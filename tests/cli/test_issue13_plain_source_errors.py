@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -79,28 +80,29 @@ def _saved(path: Path, *, legacy: bool) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("keep", [0.5, 0.98, 0.02], ids=["half", "most", "start"])
-def test_truncated_zip_pt_says_so_in_one_short_line(tmp_path: Path, keep: float) -> None:
+_ZIP_REASON = "failed reading zip archive: failed finding central directory"
+
+
+@pytest.mark.parametrize(
+    ("legacy", "kept", "reason"),
+    [
+        (False, lambda n: n // 2, _ZIP_REASON),
+        (False, lambda n: n - 40, _ZIP_REASON),
+        (False, lambda n: 60, _ZIP_REASON),
+        (True, lambda n: n - 5, "unexpected EOF, expected 5 more bytes"),  # in the last storage
+    ],
+    ids=["zip-half", "zip-most", "zip-start", "legacy-most"],
+)
+def test_truncated_pt_says_so_in_one_short_line(
+    tmp_path: Path, legacy: bool, kept: Callable[[int], int], reason: str
+) -> None:
     path = tmp_path / "preds.pt"
-    data = _saved(path, legacy=False)
-    path.write_bytes(data[: int(len(data) * keep)])
+    data = _saved(path, legacy=legacy)
+    path.write_bytes(data[: kept(len(data))])
     done = _crossent(["report", str(path)], stdin=None)
     assert done.returncode == 2
     assert done.stderr == (
-        f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): "
-        "failed reading zip archive: failed finding central directory\n"
-    )
-
-
-def test_truncated_legacy_pt_says_so_in_one_short_line(tmp_path: Path) -> None:
-    path = tmp_path / "preds.pt"
-    data = _saved(path, legacy=True)
-    path.write_bytes(data[:-5])  # inside the last storage's bytes
-    done = _crossent(["report", str(path)], stdin=None)
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): "
-        "unexpected EOF, expected 5 more bytes\n"
+        f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): {reason}\n"
     )
 
 
