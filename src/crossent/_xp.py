@@ -364,8 +364,8 @@ def foreign_dtype_note(name: str, dtype: Any) -> str | None:
 
     The rule, everywhere (losses, measures, evaluation): such arrays are refused with this
     note, since NumPy's own ufuncs would compute in that dtype or not at all; widened to
-    float32 by the caller they are exact.  PyTorch bfloat16 tensors are taken and
-    computed in float32 (issue 13).
+    float32 by the caller they are exact.  PyTorch bfloat16 tensors (and JAX bfloat16
+    arrays, whose dtype is this one) are taken and computed in float32 (issue 13).
     """
     if not isinstance(dtype, np.dtype) or dtype.kind != "V" or dtype.fields is not None:
         return None
@@ -829,8 +829,10 @@ def is_jax_tracer(x: object) -> bool:
 def to_numpy(x: Any, *, name: str) -> np.ndarray:
     """``x`` as a NumPy array, without a copy where the library allows.
 
-    bfloat16 tensors become float32 (exactly: NumPy has no bfloat16); arrays that
-    ``numpy.asarray`` cannot read are tried through DLPack.
+    bfloat16 tensors and JAX arrays become float32 (exactly: NumPy has no bfloat16, and
+    a JAX array would arrive as ``ml_dtypes``' bfloat16, which NumPy cannot compute in);
+    arrays that ``numpy.asarray`` cannot read are tried through DLPack.  A NumPy array
+    of ``ml_dtypes``' bfloat16 is returned as is (the callers refuse it).
 
     Raises
     ------
@@ -850,7 +852,7 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     try:
-        return np.asarray(x)
+        host = np.asarray(x)
     except Exception as first:
         if is_jax_tracer(x):
             raise InputTypeError(
@@ -866,3 +868,6 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
                 f"`{name}` ({type(x).__name__}) could not be read as a host array; move it "
                 "to the CPU first"
             ) from exc
+    if host.dtype.kind == "V" and host.dtype.name == "bfloat16":  # a JAX bfloat16 array
+        return host.astype(np.float32)  # exact: bfloat16 is float32's upper half
+    return host

@@ -1,10 +1,10 @@
 """Predictions and labels from NumPy, PyTorch, pandas (or anything NumPy can read) on the host.
 
 NumPy arrays and memory maps are used as they are (never copied); tensors are detached
-and copied to the host (float16 as float16, bfloat16, which NumPy lacks, as float32: its
-values are checked in bfloat16 first, see :func:`bfloat16_tensor`); a meta tensor is
-refused; a pandas DataFrame gives its columns as class names.  No optional library is
-imported here.
+and copied to the host (float16 as float16, bfloat16, which NumPy lacks, as float32, a
+JAX bfloat16 array too: its values are checked in bfloat16 first, see
+:func:`bfloat16_tensor`); a meta tensor is refused; a pandas DataFrame gives its
+columns as class names.  No optional library is imported here.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
             tensor = tensor.float()  # exact; NumPy has no bfloat16 (float16 it has)
         return tensor.cpu().numpy(), None
     try:
-        return np.asarray(x), None
+        host = np.asarray(x)
     except Exception:
         try:
             return np.from_dlpack(x), None
@@ -54,15 +54,22 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
                 f"`{name}` could not be read as a host array ({type(x).__name__}); move it to "
                 "the CPU first"
             ) from exc
+    if bfloat16_tensor(x) is not None:  # a JAX bfloat16 array: ml_dtypes' on the host
+        return host.astype(np.float32), None  # exact; NumPy cannot compute in bfloat16
+    return host, None
 
 
 def bfloat16_tensor(x: Any) -> Any:
-    """``x`` detached, where it is a PyTorch bfloat16 tensor; None otherwise.
+    """``x`` (detached), where it is a PyTorch or JAX bfloat16 array; None otherwise (a
+    NumPy array of ``ml_dtypes``' bfloat16 too: refused, as the evaluation functions do).
 
-    :func:`host_array` widens such a tensor to float32, whose tolerance is tighter than
+    :func:`host_array` widens such an array to float32, whose tolerance is tighter than
     bfloat16's: its values are checked in bfloat16 before the widening, as the evaluation
     functions check them (the caller's dtype sets the tolerance)."""
-    if type(x).__module__.split(".")[0] != "torch" or not hasattr(x, "detach"):
+    module = type(x).__module__.split(".")[0]
+    if module == "jax" or module == "jaxlib":
+        return x if getattr(x.dtype, "name", None) == "bfloat16" else None
+    if module != "torch" or not hasattr(x, "detach"):
         return None
     return x.detach() if str(x.dtype) == "torch.bfloat16" else None
 

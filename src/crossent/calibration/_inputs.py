@@ -352,12 +352,14 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
 
     A NumPy array's dtype is judged by its kind: NumPy's ``isdtype`` raises a bare
     ``TypeError`` for dtypes NumPy does not define (``ml_dtypes``' bfloat16, kind
-    ``"V"``), which must be this message instead (issue 13).  Raises
-    :class:`~crossent.errors.InputTypeError` (integer, boolean, complex, object, string
-    and datetime arrays too).
+    ``"V"``), which must be this message instead (issue 13).  Other libraries' arrays
+    are judged by their own ``isdtype``: JAX's bfloat16, whose dtype is ``ml_dtypes``'
+    NumPy dtype, is real floating there and computed in float32, as PyTorch's is.
+    Raises :class:`~crossent.errors.InputTypeError` (integer, boolean, complex, object,
+    string and datetime arrays too).
     """
     dtype = values.dtype
-    numpy_dtype = isinstance(dtype, np.dtype)
+    numpy_dtype = isinstance(values, np.ndarray) or xp is np
     real_floating = dtype.kind == "f" if numpy_dtype else xp.isdtype(dtype, "real floating")
     if real_floating:
         return

@@ -46,6 +46,13 @@ __all__ = ["load_pt", "open_pt", "pt_array"]
 _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 """The line of torch's restricted-unpickler message that says what it met."""
 
+_ZIP_HEADER = b"PK\x03\x04"
+"""The first bytes of ``torch.save``'s zip format (PyTorch 1.6 on)."""
+
+_LEGACY_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+"""The first bytes of the legacy format: pickle protocol 2, then torch's magic number
+(``torch.serialization.MAGIC_NUMBER``) pickled as a 10-byte integer."""
+
 
 def load_pt(path: Path) -> Any:
     """``torch.load(path, weights_only=True, map_location="cpu")`` (memory-mapped for the
@@ -70,7 +77,9 @@ def load_pt(path: Path) -> Any:
             ) from exc
         found = _UNPICKLER_ERROR.search(text)
         detail = found.group(1) if found else (text.splitlines() or ["unreadable"])[0]
-        raise SourceError(f"{path}: not a file torch.save wrote ({detail})") from exc
+        raise _incomplete(path, exc) or SourceError(
+            f"{path}: not a file torch.save wrote ({detail})"
+        ) from exc
     except OSError:
         raise  # an I/O error: "cannot be read", as for every format
     except Exception as exc:
@@ -78,10 +87,37 @@ def load_pt(path: Path) -> Any:
         # (RuntimeError from the zip reader, EOFError, ValueError, KeyError, ...): any of
         # them means the same thing here, and the CLI's rule is one line, never a traceback.
         lines = str(exc).strip().splitlines()
-        raise SourceError(
-            f"{path}: not a file torch.save wrote ({type(exc).__name__}: "
-            f"{lines[0] if lines else 'no message'})"
+        detail = f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
+        raise _incomplete(path, exc) or SourceError(
+            f"{path}: not a file torch.save wrote ({detail})"
         ) from exc
+
+
+def _incomplete(path: Path, exc: Exception) -> SourceError | None:
+    """The one-line error of a file that starts as ``torch.save`` writes but cannot be
+    read to its end (cut short by a copy or a full disk, or damaged); None for others.
+
+    A zip whose archive miniz cannot read (torch: "failed finding central directory",
+    then three sentences on corrupted checkpoints), or a file with the legacy format's
+    header (or the start of it) that fails to load.  The reason is the first sentence of
+    torch's message without its reader's class name (the restricted unpickler's line
+    for an unpickling error; the exception's type where the message is empty)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_LEGACY_HEADER))
+    except OSError:
+        return None
+    text = str(exc).strip()
+    zipped = head.startswith(_ZIP_HEADER) and "miniz" in text
+    if not (zipped or (len(head) >= 4 and _LEGACY_HEADER.startswith(head))):
+        return None
+    found = _UNPICKLER_ERROR.search(text)
+    first = found.group(1) if found else text.splitlines()[0] if text else ""
+    reason = first.split(". ")[0].removeprefix("PytorchStreamReader ").rstrip(".")
+    return SourceError(
+        f"{path}: not a complete PyTorch file (truncated or damaged): "
+        f"{reason or type(exc).__name__}"
+    )
 
 
 def pt_array(path: Path, name: str, tensor: Any) -> Any:

@@ -93,12 +93,15 @@ class _Replayable(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         kept = self._copy.seek(0, io.SEEK_END)
+        count = 0
         if self._position < kept:
             self._copy.seek(self._position)
             count = int(self._copy.readinto(view) or 0)
-        else:
-            count = int(self._source.readinto(view) or 0)
-            self._copy.write(view[:count])
+        if count < len(view) and self._position + count >= kept:  # the copy ran out:
+            fresh = int(self._source.readinto(view[count:]) or 0)  # fill from the source
+            self._copy.seek(0, io.SEEK_END)  # (a short read misled pyarrow's CSV reader)
+            self._copy.write(view[count : count + fresh])
+            count += fresh
         self._position += count
         return count
 
@@ -112,14 +115,20 @@ class _Replayable(io.RawIOBase):
 
 def _standard_input() -> _Replayable:
     """Standard input's bytes, replayable; refused when there is none (``<&-`` closes
-    it, and Python then has no ``sys.stdin``: it was exit 3, an internal error)."""
+    it, and Python then has no ``sys.stdin``: it was exit 3, an internal error) or it
+    holds no byte (as an empty file is; it was pyarrow's "Empty CSV file")."""
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:
         raise SourceError(
             "'-' reads a CSV from standard input, which is closed; redirect a file to it "
             "(< preds.csv) or give the file's path"
         )
-    return _Replayable(stream)
+    replayable = _Replayable(stream)
+    if replayable.readinto(bytearray(1)) == 0:
+        replayable.close()
+        raise SourceError("standard input is empty")
+    replayable.rewind()
+    return replayable
 
 
 @dataclass
