@@ -56,6 +56,7 @@ __all__ = [
     "check_scalar",
     "log_base_in",
     "not_ignored",
+    "outside_classes",
     "row_offset",
     "row_sum_tolerance",
     "truth_of",
@@ -746,7 +747,7 @@ def check_labels(
         ):
             return  # two reductions, no temporaries (issue 13: per-call overhead)
     try:
-        bad = _outside(labels, classes, xp=xp)
+        bad = outside_classes(labels, classes, xp=xp)
         if ignore_index is not None:
             kept = not_ignored(labels, ignore_index, xp=xp)
             bad = bad if kept is None else bad & kept
@@ -787,7 +788,7 @@ _NUMPY_BOUNDS: dict[np.dtype[Any], tuple[int, int]] = {}
 """``_label_bounds`` by NumPy dtype (a handful of integer dtypes)."""
 
 
-def _outside(labels: Array, classes: int, *, xp: ModuleType) -> Array:
+def outside_classes(labels: Array, classes: int, *, xp: ModuleType) -> Array:
     """``(labels < 0) | (labels >= classes)``, with no comparison against a number the
     labels' dtype cannot hold (issue 13: array-api-strict raised ``OverflowError`` for
     int8 labels of 300 classes; such a comparison is constant, so it is left out)."""

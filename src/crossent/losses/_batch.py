@@ -94,15 +94,18 @@ from .._checks import (
     check_scalar,
     log_base_in,
     not_ignored,
+    outside_classes,
 )
 from .._sides import prepare, ready
 from .._xp import (
     Array,
+    cannot_copy_to_host,
     compute_dtype,
     device,
     namespace,
     reduce_sum,
     reshape,
+    size,
     where_zero,
 )
 from ..errors import InputError
@@ -335,19 +338,45 @@ def prepare_labels(
     w = prepare_weight(weight, xp=xp, classes=classes, dtype=dtype, validate=validate, like=logits)
     active = None if ignore_index is None else not_ignored(labels, ignore_index, xp=xp)
     safe = labels if active is None else where_zero(active, labels, xp=xp)
+    bad = _unchecked_bad_labels(labels, classes, active, xp=xp)
+    if bad is not None:
+        safe = where_zero(~bad, safe, xp=xp)
     shape = (*labels.shape, 1)
     if w is None:
         row_weight = _ones(shape, dtype, like=values, xp=xp)
     else:
         row_weight = reshape(xp.take(w, reshape(safe, (-1,), xp=xp)), shape, xp=xp)
+    row_weight = zero_where_ignored(row_weight, active, xp=xp)
+    if bad is not None:
+        nan = xp.asarray(float("nan"), dtype=row_weight.dtype, device=device(row_weight))
+        row_weight = xp.where(reshape(bad, shape, xp=xp), nan, row_weight)
     return Labels(
         safe=safe,
         active=active,
         weight=w,
-        row_weight=zero_where_ignored(row_weight, active, xp=xp),
-        unweighted=w is None and active is None,
+        row_weight=row_weight,
+        unweighted=w is None and active is None and bad is None,
         given_weight=weight,
     )
+
+
+def _unchecked_bad_labels(
+    labels: Array, classes: int, active: Array | None, *, xp: ModuleType
+) -> Array | None:
+    """The rows whose label is no class nor ignored, for labels whose values cannot be
+    read (an array traced by ``jax.jit``, ``jax.grad``, ``jax.vmap``): None otherwise.
+
+    :func:`check_labels` refuses such labels on concrete arrays; traced ones pass it
+    unchecked, and the library's own indexing read them: JAX wrapped label -1 round to
+    the last class (a finite, wrong loss and gradient) and filled label ``C`` with NaN
+    in the loss but not in its gradient, nor in a weighted mean (0). Their example
+    weight is made NaN instead, so that the row's loss and gradient (and a reduction
+    over it) are NaN, as for any other NaN input under a transformation (issue 13).
+    """
+    if not cannot_copy_to_host(labels) or size(labels) == 0:
+        return None
+    bad = outside_classes(labels, classes, xp=xp)
+    return bad if active is None else bad & active
 
 
 def _ones(shape: tuple[int, ...], dtype: Any, *, like: Array, xp: ModuleType) -> Array:

@@ -31,6 +31,7 @@ from .._checks import check_choice, check_scalar
 from .._xp import (
     Array,
     astype,
+    cannot_copy_to_host,
     full_like,
     numpy_errstate,
     row_max,
@@ -87,6 +88,8 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     # and a zero gradient; a NaN row's gradient was finite)
     top = row_max(z, xp=xp)
     undefined = ~(top > -math.inf)
+    if cannot_copy_to_host(safe):  # a traced label that is no class: NaN row weight (_batch)
+        undefined = undefined | xp.isnan(given.labels.row_weight)
     return _Hinge(given.batch, z, margins, is_target, variant, undefined)
 
 

@@ -1,0 +1,75 @@
+"""Labels that are no class, under ``jax.jit`` / ``jax.grad`` (issue 13, hostile JAX pass).
+
+Concrete labels outside ``[0, C)`` are an ``InputError`` whatever ``validate`` says.
+Traced labels cannot be read, so the check cannot run; JAX's own indexing then read
+label -1 as the last class (a finite, wrong loss and gradient), and label ``C`` as NaN
+in the loss but a finite gradient, and a weighted mean of 0.0. Now such a row's loss,
+gradient and every reduction over it are NaN (oracle: the same call on the valid
+labels is finite, so the NaN is the bad row's).
+"""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = jax.numpy
+
+import crossent  # noqa: E402
+
+LOSSES = ["softmax_cross_entropy", "softmax_focal_loss", "poly1_cross_entropy"]
+LOGITS = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5], [-0.7, 0.1, 0.9], [2.2, -0.3, 0.4]])
+
+
+@pytest.mark.parametrize("bad", [-1, -3, 3, 7])
+@pytest.mark.parametrize("name", LOSSES)
+def test_traced_bad_label_is_nan_in_loss_and_gradient(name: str, bad: int) -> None:
+    loss = getattr(crossent, name)
+    logits = jnp.asarray(LOGITS, dtype=jnp.float32)
+    good = jnp.asarray([0, 1, 2, 1], dtype=jnp.int32)
+    labels = good.at[2].set(bad)
+    with pytest.raises(crossent.InputError, match="labels"):
+        loss(logits, labels, validate=False)  # concrete: refused
+
+    def rows(z, y):
+        return loss(z, y, reduction="none", validate=False)
+
+    value = np.asarray(jax.jit(rows)(logits, labels))
+    assert np.isnan(value[2])
+    assert np.isfinite(np.delete(value, 2)).all()
+    assert np.isfinite(np.asarray(jax.jit(rows)(logits, good))).all()
+
+    grad = jax.jit(jax.grad(lambda z, y: jnp.sum(rows(z, y))))
+    assert np.isnan(np.asarray(grad(logits, labels))[2]).all()
+    assert np.isfinite(np.asarray(grad(logits, good))).all()
+    explicit = getattr(crossent, name + "_grad")
+    g = jax.jit(lambda z, y: explicit(z, y, reduction="none", validate=False))(logits, labels)
+    assert np.isnan(np.asarray(g)[2]).all()
+
+    weight = jnp.asarray([1.0, 2.0, 0.5], dtype=jnp.float32)
+    mean = jax.jit(lambda z, y: loss(z, y, weight=weight, validate=False))
+    assert np.isnan(float(mean(logits, labels)))
+    assert np.isfinite(float(mean(logits, good)))
+
+
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_traced_bad_label_hinge_value_is_nan(bad: int) -> None:
+    logits = jnp.asarray(LOGITS, dtype=jnp.float32)
+    labels = jnp.asarray([0, 1, bad, 1], dtype=jnp.int32)
+    f = jax.jit(lambda z, y: crossent.multiclass_hinge_loss(z, y, reduction="none", validate=False))
+    value = np.asarray(f(logits, labels))
+    assert np.isnan(value[2])
+    assert np.isfinite(np.delete(value, 2)).all()
+    g = jax.jit(
+        lambda z, y: crossent.multiclass_hinge_loss_grad(z, y, reduction="none", validate=False)
+    )(logits, labels)
+    assert np.isnan(np.asarray(g)[2]).all()
+
+
+def test_traced_ignored_label_still_ignored() -> None:
+    logits = jnp.asarray(LOGITS, dtype=jnp.float32)
+    labels = jnp.asarray([0, -100, 2, 1], dtype=jnp.int32)
+    f = jax.jit(
+        lambda z, y: crossent.softmax_cross_entropy(z, y, ignore_index=-100, validate=False)
+    )
+    want = crossent.softmax_cross_entropy(LOGITS[[0, 2, 3]], np.array([0, 2, 1]))
+    np.testing.assert_allclose(float(f(logits, labels)), float(want), rtol=1e-6)
