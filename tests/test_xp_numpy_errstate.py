@@ -130,6 +130,9 @@ _NUMPY_ONLY_FUNCTIONS = frozenset(
         "_far_gap_nats",  # NumPy float64 rows
         "_nan_rows_again",  # returns first unless the namespace is NumPy's
         "_far_rows_of_namespace",  # the cast of its NumPy float64 rows (``rows``)
+        "_far_gap_gradient",  # the far rows' float64 NumPy gradient (``full``)
+        "_far_inputs",  # the sides' float64 NumPy host copies
+        "_in_unit",  # float64 NumPy nats
     }
 )
 

@@ -91,7 +91,9 @@ def test_issue13_comparison_renders_minus_inf_and_undefined(
     out = capsys.readouterr().out
     nll_row = next(line for line in out.splitlines() if "nll_nats" in line)
     assert "-inf" in nll_row  # main: "inf", the opposite sign
-    assert main(["report", zero, zero, "--resamples", "50", *style]) == 0
+    # a copy: the same file twice is refused (clihostile6); two copies are two models
+    twin = _save(tmp_path, "zero_again", _ZERO)
+    assert main(["report", zero, twin, "--resamples", "50", *style]) == 0
     out = capsys.readouterr().out
     nll_row = next(line for line in out.splitlines() if "nll_nats" in line)
     assert "undefined" in nll_row  # main: "inf"
