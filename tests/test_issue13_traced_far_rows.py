@@ -275,3 +275,95 @@ def test_torch_func_vmap_of_grad_far_rows() -> None:
     values = func.vmap(row)(p, x).numpy()
     assert np.isinf(values[0])
     assert values[1] == pytest.approx(float(row(P[1], X[1])), rel=1e-15)
+
+
+# ------------------------------------------------------------------ classes not last
+# (branch jaxleft) Every test above has the classes last; the mutation pass
+# (tests/MUTATION.md) left alive the mutants that put the class axis at -1 in JAX's
+# ``expand_dims(far, axis)`` and ``within = (axis,)`` and PyTorch's
+# ``unsqueeze(ctx.axis)`` (forward and backward rules). Oracle: the same call with the
+# classes last, transposed (the NaN entries are the far sample's, not a class's), and
+# NumPy's ``distillation_loss_grad`` for the finite samples.
+
+# Three samples, two classes: sample 1 is far (logits 1e210 apart at T = 1e-100).
+STUDENT3 = np.array([[0.1, 0.2], [1e210, 0.0], [0.5, -0.2]])
+TEACHER3 = np.array([[0.3, 0.1], [0.0, 1e210], [0.1, 0.4]])
+TINY = 1e-100
+
+
+def _total3(z: Any, v: Any, axis: int) -> Any:
+    rows = crossent.distillation_loss(
+        z, v, temperature=TINY, axis=axis, reduction="none", validate=False
+    )
+    return rows.sum()
+
+
+def _check3(g_last: np.ndarray, g_first: np.ndarray) -> None:
+    """``g_last`` (samples, classes) from axis=-1; ``g_first`` (classes, samples), axis=0."""
+    assert g_first.shape == (2, 3)
+    assert np.isnan(g_first[:, 1]).all()
+    assert np.isfinite(np.delete(g_first, 1, axis=1)).all()
+    twin = crossent.distillation_loss_grad(
+        STUDENT3[[0, 2]], TEACHER3[[0, 2]], temperature=TINY, reduction="sum"
+    )
+    np.testing.assert_allclose(np.delete(g_first, 1, axis=1).T, twin, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(g_first, g_last.T)
+
+
+@pytest.mark.parametrize("transform", ["jax.grad", "jax.jit(jax.grad)"])
+def test_jax_far_row_gradient_class_axis_first(transform: str) -> None:
+    def grad(axis: int, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+        g = jax.grad(lambda zz: _total3(zz, jnp.asarray(v), axis))
+        g = jax.jit(g) if "jit" in transform else g
+        return np.asarray(g(jnp.asarray(z)))
+
+    _check3(grad(-1, STUDENT3, TEACHER3), grad(0, STUDENT3.T.copy(), TEACHER3.T.copy()))
+
+
+def test_jax_far_row_tangent_class_axis_first() -> None:
+    """Forward mode: the tangent of each sample's loss, NaN for the far sample only."""
+
+    def tangent(axis: int, z: np.ndarray, v: np.ndarray, dz: np.ndarray) -> np.ndarray:
+        def rows(zz: Any) -> Any:
+            return crossent.distillation_loss(
+                zz, jnp.asarray(v), temperature=TINY, axis=axis, reduction="none", validate=False
+            )
+
+        return np.asarray(jax.jvp(rows, (jnp.asarray(z),), (jnp.asarray(dz),))[1])
+
+    dz = np.ones_like(STUDENT3)
+    last = tangent(-1, STUDENT3, TEACHER3, dz)
+    first = tangent(0, STUDENT3.T.copy(), TEACHER3.T.copy(), dz.T.copy())
+    assert first.shape == (3,)
+    assert np.isnan(first[1])
+    assert np.isfinite(first[[0, 2]]).all()
+    np.testing.assert_array_equal(first, last)
+
+
+def test_torch_func_far_row_gradient_class_axis_first() -> None:
+    def grad(axis: int, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+        teacher = torch.tensor(v)
+        return func.grad(lambda zz: _total3(zz, teacher, axis))(torch.tensor(z)).numpy()
+
+    _check3(grad(-1, STUDENT3, TEACHER3), grad(0, STUDENT3.T.copy(), TEACHER3.T.copy()))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch.func.jvp's import
+def test_torch_func_far_row_tangent_class_axis_first() -> None:
+    def tangent(axis: int, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+        teacher = torch.tensor(v)
+
+        def rows(zz: Any) -> Any:
+            return crossent.distillation_loss(
+                zz, teacher, temperature=TINY, axis=axis, reduction="none", validate=False
+            )
+
+        zt = torch.tensor(z)
+        return func.jvp(rows, (zt,), (torch.ones_like(zt),))[1].numpy()
+
+    last = tangent(-1, STUDENT3, TEACHER3)
+    first = tangent(0, STUDENT3.T.copy(), TEACHER3.T.copy())
+    assert first.shape == (3,)
+    assert np.isnan(first[1])
+    assert np.isfinite(first[[0, 2]]).all()
+    np.testing.assert_array_equal(first, last)

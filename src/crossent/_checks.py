@@ -25,7 +25,15 @@ from typing import Any, Literal
 import numpy as np
 
 from ._hints import non_numeric
-from ._xp import Array, accumulation_dtype, compat_numpy, device, numpy_sum_dtype, size
+from ._xp import (
+    Array,
+    accumulation_dtype,
+    cannot_copy_to_host,
+    compat_numpy,
+    device,
+    numpy_sum_dtype,
+    size,
+)
 from .errors import InputError, InputTypeError
 
 __all__ = [
@@ -633,6 +641,14 @@ def check_scalar(
     if type(value) is not float and (
         isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating)
     ):
+        # A traced option has no value to check or branch on (hasattr first: Dynamo
+        # traces this check, and cannot walk a str's __mro__)
+        if hasattr(value, "shape") and cannot_copy_to_host(value):
+            raise InputError(
+                f"`{name}` must be a concrete Python number; got a traced "
+                f"{type(value).__name__} (jax.jit, jax.grad, torch.func). Options are static: "
+                "under jax.jit name it in `static_argnames`, or close over it"
+            )
         raise InputError(f"`{name}` must be a real number; got {value!r}")
     number = float(value)
     too_low = number <= low if low_open else number < low

@@ -73,3 +73,29 @@ def test_traced_ignored_label_still_ignored() -> None:
     )
     want = crossent.softmax_cross_entropy(LOGITS[[0, 2, 3]], np.array([0, 2, 1]))
     np.testing.assert_allclose(float(f(logits, labels)), float(want), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+@pytest.mark.parametrize("variant", ["crammer_singer", "weston_watkins"])
+@pytest.mark.parametrize("bad", [-1, 3])
+def test_traced_bad_label_hinge_autodiff_gradient_is_nan(
+    bad: int, variant: str, reduction: str
+) -> None:
+    # jax.grad through the loss gave row 2 a gradient of 0 (the NaN loss came from a
+    # where, which passes no gradient); it is NaN, as the explicit gradient and the
+    # softmax losses give it. Oracle: the other rows are those of the same call on
+    # valid labels (row 2 relabelled 0).
+    logits = jnp.asarray(LOGITS, dtype=jnp.float32)
+    labels = jnp.asarray([0, 1, bad, 1], dtype=jnp.int32)
+
+    def total(z, y):
+        rows = crossent.multiclass_hinge_loss(
+            z, y, variant=variant, reduction=reduction, validate=False
+        )
+        return jnp.sum(rows)
+
+    g = np.asarray(jax.jit(jax.grad(total))(logits, labels))
+    assert np.isnan(g[2]).all()
+    good = np.asarray(jax.jit(jax.grad(total))(logits, labels.at[2].set(0)))
+    assert np.isfinite(good).all()
+    np.testing.assert_array_equal(np.delete(g, 2, axis=0), np.delete(good, 2, axis=0))

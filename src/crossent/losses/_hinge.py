@@ -59,6 +59,7 @@ class _Hinge:
     is_target: Array
     variant: str
     undefined: Array  # (keepdims) rows with a NaN or entirely -inf: NaN (validate=False)
+    poison: Array | None  # (keepdims) NaN on a traced label that is no class, else 0; None
 
 
 @extends(labelled_batch, hide=("weight", "base"))
@@ -88,9 +89,12 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     # and a zero gradient; a NaN row's gradient was finite)
     top = row_max(z, xp=xp)
     undefined = ~(top > -math.inf)
+    poison = None
     if cannot_copy_to_host(safe):  # a traced label that is no class: NaN row weight (_batch)
-        undefined = undefined | xp.isnan(given.labels.row_weight)
-    return _Hinge(given.batch, z, margins, is_target, variant, undefined)
+        bad = xp.isnan(given.labels.row_weight)
+        undefined = undefined | bad
+        poison = where_zero(bad, full_like(given.labels.row_weight, math.nan, xp=xp), xp=xp)
+    return _Hinge(given.batch, z, margins, is_target, variant, undefined, poison)
 
 
 def _own(margin: float, variant: str) -> tuple[float, bool]:
@@ -159,6 +163,11 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     hinge = xp.maximum(h.margins, zeros_like(h.margins, xp=xp))
     loss = row_max(hinge, xp=xp) if h.variant == "crammer_singer" else row_sum(hinge, xp=xp)
     loss = xp.where(h.undefined, full_like(loss, math.nan, xp=xp), loss)
+    if h.poison is not None:
+        # The where above passes no gradient to the scores (jax.grad of a bad row was 0):
+        # add sum_c 0 * z_c (NaN * z_c in a bad row), whose gradient is NaN there.
+        finite = where_zero(xp.isfinite(h.z), h.z, xp=xp)
+        loss = loss + row_sum(finite * h.poison, xp=xp)
     return h.batch.reduce(loss[..., 0])
 
 
