@@ -771,6 +771,10 @@ def host_float64(x: Any, *, name: str) -> np.ndarray | None:
     return np.array(to_numpy(x, name=name), dtype=np.float64)
 
 
+_NUMPY_VALUES = (np.ndarray, np.generic)
+"""NumPy arrays and scalars: host values, never traced (their MRO is not walked: the
+per-call overhead of a small loss, whose reduced value is a NumPy scalar)."""
+
 #: Tensor subclasses that trace PyTorch programs (``torch.export``, AOTAutograd, the
 #: fake implementations of custom ops): shapes and dtypes, no values to copy.
 _VALUELESS_TENSORS = frozenset({"FakeTensor", "FunctionalTensor"})
@@ -786,8 +790,8 @@ def cannot_copy_to_host(x: object) -> bool:
 
     Code traced by ``torch.compile`` (Dynamo) is not among them: a read of a tensor's
     values there breaks the graph, and the rest of the call runs on real tensors.
-    False for NumPy arrays and anything that is not an array."""
-    if type(x) is np.ndarray:
+    False for NumPy arrays and scalars and anything that is not an array."""
+    if isinstance(x, _NUMPY_VALUES):  # (first: a reduced loss is a NumPy scalar)
         return False
     if is_jax_tracer(x):
         return True
@@ -823,7 +827,7 @@ def is_jax_tracer(x: object) -> bool:
     its ``bool`` has a value, so code that branches on its values runs, but NumPy cannot
     copy it to the host (:func:`host_float64`), nor may a pass that reads its values
     exactly (``nextafter``, which JAX cannot differentiate) run on it."""
-    return type(x) is not np.ndarray and any(c.__name__ == "Tracer" for c in type(x).__mro__)
+    return not isinstance(x, _NUMPY_VALUES) and any(c.__name__ == "Tracer" for c in type(x).__mro__)
 
 
 def to_numpy(x: Any, *, name: str) -> np.ndarray:
