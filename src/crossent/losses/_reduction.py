@@ -66,16 +66,16 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
 
 
 def _safe_divide(total: Any, normalizer: Array, *, xp: ModuleType) -> Array:
-    """``total / normalizer``, and 0 where the normaliser is 0 (every example ignored);
-    NaN where it is NaN."""
+    """``total / normalizer``, and 0 where the normaliser is not above 0 (every example
+    ignored); NaN where it is NaN. One rule for both branches."""
     if _one_numpy_number(normalizer):
-        # A Python branch, not two ``where`` (issue 13: per-call overhead). The
-        # normaliser is finite, so ``normalizer * 0.0`` is a 0 of its dtype.
+        # A Python branch, not two ``where`` (issue 13: per-call overhead):
+        # ``normalizer * 0.0`` is a 0 of its dtype, or NaN for a NaN normaliser.
         return total / normalizer if normalizer > 0 else normalizer * 0.0
-    # ``== 0``, not ``> 0``: a NaN normaliser (a traced label that is no class, issue 13)
-    # gives NaN, as the NumPy branch does, not a silent 0
-    empty = normalizer == 0
-    return xp.where(empty, xp.zeros_like(total), total / xp.where(empty, 1.0, normalizer))
+    # ``not <= 0`` rather than ``> 0``: a NaN normaliser (a traced label that is no class,
+    # issue 13) is divided by, giving NaN as the NumPy branch does, not a silent 0
+    divided = ~(normalizer <= 0)
+    return xp.where(divided, total / xp.where(divided, normalizer, 1.0), xp.zeros_like(total))
 
 
 def _one_numpy_number(x: object) -> bool:
