@@ -223,7 +223,9 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
         or a DataFrame), named with its index: NumPy reads ``Int64`` with ``NA`` as
         float64 (then reported as float labels) and ``boolean``/``string`` as object.
     InputTypeError
-        ``arg`` is not an array of real numbers.
+        ``arg`` is not an array of real numbers, or is a sequence that NumPy cannot
+        read (a list of PyTorch tensors that require grad: a hostile pass had
+        PyTorch's ``RuntimeError`` escape).
     """
     _check_missing(arg, name=name)
     try:
@@ -231,6 +233,11 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise InputTypeError(
             f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
+        ) from exc
+    except RuntimeError as exc:  # PyTorch's, for a list of tensors that require grad
+        raise InputTypeError(
+            f"`{name}` is a {type(arg).__name__} that NumPy could not read ({exc}); a list "
+            f"is NumPy input: pass one tensor (torch.stack({name})) instead"
         ) from exc
     if as_numpy.dtype.kind not in "biuf":
         wanted = "integer class ids" if name == "labels" else "real numbers"
