@@ -23,13 +23,17 @@ checks still name the values as given), the call is made with :math:`w' = 2^{-k}
 other than a ``'mean'`` is multiplied by :math:`2^k` (``np.ldexp``: rounded once; an
 ``inf`` only where the true value overflows). The scalings are exact but for weights
 more than :math:`2^{1021}` below the largest, which become subnormal, as they would be
-beside a largest weight of 1. Weights of ordinary size, integer weights and calls
+beside a largest weight of 1. A ``'parts'`` whose total or normaliser is finite at
+:math:`w'` but past the range at :math:`w` is refused (an ``InputError``): such parts
+cannot be added to others or divided (``inf`` beside a finite total gave a mean of 0).
+Weights of ordinary size, integer weights and calls
 without weights go through untouched (one ``dict`` look-up and, with weights, one
 maximum over them).
 """
 
 from __future__ import annotations
 
+import decimal
 import functools
 import math
 from collections.abc import Callable
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._xp import Array, check_dense
+from ..errors import InputError
 from ._reduction import LossParts
 
 __all__ = ["scale_result", "scaled_weight", "weight_scaled"]
@@ -141,6 +146,30 @@ def scale_result(result: Any, shift: int, *, out: Array | None = None) -> Any:
     return _times_power_of_two(result, shift)
 
 
+def _check_parts_in_range(scaled: LossParts, parts: LossParts, shift: int) -> None:
+    r"""An InputError where a part of ``reduction='parts'`` is finite at the weights
+    :math:`2^{-k}w` but past the float range at :math:`w` (``shift`` :math:`= k`).
+
+    Such parts cannot be combined: weights of ``5.7e307`` on 4 rows gave a normaliser of
+    ``inf`` beside a finite total, whose quotient (``LossParts.mean``) is 0.0 where the
+    mean is 0.371, or ``inf / inf`` = NaN. The parts of any other batch would be
+    swamped too, so there is no number to return; the caller can divide the weights by
+    one common factor (the mean does not change), for every batch whose parts are added.
+    """
+    for field in LossParts._fields:
+        at_scale, value = _readable(getattr(scaled, field)), _readable(getattr(parts, field))
+        if at_scale is None or value is None or not math.isfinite(at_scale):
+            continue  # (a part that is inf or NaN at any scale is the loss's own)
+        if math.isinf(value):
+            true = decimal.Decimal(at_scale) * decimal.Decimal(2) ** shift
+            raise InputError(
+                f"`weight`: reduction='parts' overflows: the {field} is {true:.4e}, past "
+                "the largest finite value of its dtype; divide `weight` by a common "
+                "factor (e.g. its largest value) in every batch whose parts you add: "
+                "the mean does not change"
+            )
+
+
 def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     """``public`` (a weighted loss or gradient) called with its weights scaled by a power
     of two where they are far from 1, and its result scaled back (module docstring).
@@ -160,7 +189,10 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
         result = public(*args, **{**kwargs, "weight": scaled})
         if kwargs.get("reduction", "mean") == "mean":
             return result
-        return scale_result(result, shift, out=kwargs.get("out"))
+        scaled_back = scale_result(result, shift, out=kwargs.get("out"))
+        if isinstance(result, LossParts):
+            _check_parts_in_range(result, scaled_back, shift)
+        return scaled_back
 
     wrapped = getattr(public, "__wrapped__", None)
     if wrapped is not None:
