@@ -127,7 +127,7 @@ def test_sum_of_overflowing_weights_is_inf_not_an_error() -> None:
     )
     # 'parts' past the range cannot be combined (branch leftovers6): refused, see
     # tests/losses/test_parts_overflowing_weights.py
-    with pytest.raises(crossent.InputError, match="reduction='parts' overflows"):
+    with pytest.raises(crossent.InputError, match="reduction='parts' cannot hold"):
         crossent.softmax_cross_entropy(_X, _Y, weight=huge, reduction="parts")
 
 

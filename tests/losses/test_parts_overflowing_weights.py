@@ -1,10 +1,12 @@
-"""``reduction='parts'`` at weights whose sum (or weighted total) is past the float range.
+"""``reduction='parts'`` at weights whose sum (or weighted total) is past the float range,
+or among the subnormals.
 
 Weights of ``5.7e307`` are taken at a power of two of their size (``_weight_scale``), so
 the ``'mean'`` is right; the parts were scaled back to ``inf``: ``(8.47e307, inf)`` for
 4 rows of ``softmax_cross_entropy``, whose ``LossParts.mean()`` is 0.0 where the mean is
-0.3714, or ``(inf, inf)`` (NaN). No pair of float64 numbers holds them, so the call is
-refused, naming ``weight`` and the overflowing part, and saying how to scale.
+0.3714, or ``(inf, inf)`` (NaN); weights of ``5e-324`` gave subnormal parts whose
+quotient is 0.25. No pair of float64 numbers holds them, so the call is refused, naming
+``weight`` and the part, and saying how to scale.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _CALLS: dict[str, Callable[..., Any]] = {
     "sigmoid_cross_entropy": lambda w, **k: crossent.sigmoid_cross_entropy(_X, _T, weight=w, **k),
     "sigmoid_focal_loss": lambda w, **k: crossent.sigmoid_focal_loss(_X, _T, weight=w, **k),
 }
+"""Every loss with weights and ``reduction='parts'``."""
 
 
 def _quiet(call: Callable[[], Any]) -> Any:
@@ -47,7 +50,9 @@ def _quiet(call: Callable[[], Any]) -> Any:
 @pytest.mark.parametrize("name", list(_CALLS))
 def test_overflowing_parts_are_refused(name: str) -> None:
     """Main: ``(finite, inf)`` (``mean()`` 0.0) or ``(inf, inf)`` (NaN, a warning)."""
-    with pytest.raises(InputError, match=r"`weight`: reduction='parts' overflows: the "):
+    with pytest.raises(
+        InputError, match=r"`weight`: reduction='parts' cannot hold the .* past the "
+    ):
         _quiet(lambda: _CALLS[name](np.full(3, _HUGE), reduction="parts"))
 
 
@@ -62,8 +67,27 @@ def test_parts_below_the_overflow_are_the_scaled_parts(name: str) -> None:
     assert got.mean() == ones.mean()
 
 
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_subnormal_parts_are_refused(name: str) -> None:
+    """Main: weights of ``5e-324`` gave parts among the subnormals, ``(5e-324, 2e-323)``
+    for ``softmax_cross_entropy`` (``mean()`` 0.25 where the mean is 0.3714), a total of
+    0.0 for the focal losses (``mean()`` 0)."""
+    with pytest.raises(InputError, match=r"reduction='parts' cannot hold the .* below the "):
+        _quiet(lambda: _CALLS[name](np.full(3, 5e-324), reduction="parts"))
+
+
+@pytest.mark.parametrize("weight", [0.0, -0.0])
+@pytest.mark.parametrize("name", list(_CALLS))
+def test_weights_all_zero_give_empty_parts(name: str, weight: float) -> None:
+    """Every row of weight 0 (or -0.0): parts ``(0, 0)``, ``mean()`` 0, and ``'mean'`` 0
+    with a zero gradient, docs/differs.md's 'mean over nothing' (passes on main)."""
+    parts = _quiet(lambda: _CALLS[name](np.full(3, weight), reduction="parts"))
+    assert (parts.total, parts.normalizer, parts.mean()) == (0.0, 0.0, 0.0)
+    assert _quiet(lambda: _CALLS[name](np.full(3, weight))) == 0.0
+
+
 def test_refusal_names_the_true_part() -> None:
-    with pytest.raises(InputError, match=r"the normalizer is 2\.2800e\+308"):
+    with pytest.raises(InputError, match=r"cannot hold the normalizer 2\.2800e\+308, past"):
         crossent.softmax_cross_entropy(_X, _Y, weight=np.full(3, _HUGE), reduction="parts")
 
 
@@ -102,7 +126,7 @@ def test_mean_at_the_same_weights_against_mpmath(scale: float) -> None:
 def test_torch_parts_are_refused_too() -> None:
     torch = pytest.importorskip("torch")
     weight = torch.full((3,), _HUGE, dtype=torch.float64)
-    with pytest.raises(InputError, match="reduction='parts' overflows"):
+    with pytest.raises(InputError, match="reduction='parts' cannot hold"):
         crossent.softmax_cross_entropy(
             torch.tensor(_X), torch.tensor(_Y), weight=weight, reduction="parts"
         )

@@ -24,8 +24,9 @@ other than a ``'mean'`` is multiplied by :math:`2^k` (``np.ldexp``: rounded once
 ``inf`` only where the true value overflows). The scalings are exact but for weights
 more than :math:`2^{1021}` below the largest, which become subnormal, as they would be
 beside a largest weight of 1. A ``'parts'`` whose total or normaliser is finite at
-:math:`w'` but past the range at :math:`w` is refused (an ``InputError``): such parts
-cannot be added to others or divided (``inf`` beside a finite total gave a mean of 0).
+:math:`w'` but past the range at :math:`w`, or subnormal there (digits lost), is refused
+(an ``InputError``): such parts cannot be added to others or divided (``inf`` beside a
+finite total gave a mean of 0; weights of ``5e-324`` a mean of 0.25 where it is 0.371).
 Weights of ordinary size, integer weights and calls
 without weights go through untouched (one ``dict`` look-up and, with weights, one
 maximum over them).
@@ -147,27 +148,35 @@ def scale_result(result: Any, shift: int, *, out: Array | None = None) -> Any:
 
 
 def _check_parts_in_range(scaled: LossParts, parts: LossParts, shift: int) -> None:
-    r"""An InputError where a part of ``reduction='parts'`` is finite at the weights
-    :math:`2^{-k}w` but past the float range at :math:`w` (``shift`` :math:`= k`).
+    r"""An InputError where a part of ``reduction='parts'``, finite at the weights
+    :math:`2^{-k}w`, is not exactly :math:`2^k` times that at :math:`w` (``shift``
+    :math:`= k`): past the float range, or among the subnormals (digits lost).
 
     Such parts cannot be combined: weights of ``5.7e307`` on 4 rows gave a normaliser of
     ``inf`` beside a finite total, whose quotient (``LossParts.mean``) is 0.0 where the
-    mean is 0.371, or ``inf / inf`` = NaN. The parts of any other batch would be
-    swamped too, so there is no number to return; the caller can divide the weights by
-    one common factor (the mean does not change), for every batch whose parts are added.
+    mean is 0.371, or ``inf / inf`` = NaN; weights of ``5e-324`` gave ``(5e-324,
+    2e-323)``, a quotient of 0.25 (or a total of 0: the focal loss's). No pair of numbers
+    of the dtype holds them, so there is none to return; the caller can scale the weights
+    by one common factor (the mean does not change), for every batch whose parts are
+    added.
     """
     for field in LossParts._fields:
         at_scale, value = _readable(getattr(scaled, field)), _readable(getattr(parts, field))
         if at_scale is None or value is None or not math.isfinite(at_scale):
             continue  # (a part that is inf or NaN at any scale is the loss's own)
-        if math.isinf(value):
-            true = decimal.Decimal(at_scale) * decimal.Decimal(2) ** shift
-            raise InputError(
-                f"`weight`: reduction='parts' overflows: the {field} is {true:.4e}, past "
-                "the largest finite value of its dtype; divide `weight` by a common "
-                "factor (e.g. its largest value) in every batch whose parts you add: "
-                "the mean does not change"
-            )
+        if math.isfinite(value) and math.ldexp(value, -shift) == at_scale:
+            continue  # (the scaling was exact)
+        true = decimal.Decimal(at_scale) * decimal.Decimal(2) ** shift
+        where = (
+            "past the largest finite value"
+            if math.isinf(value)
+            else "below the smallest normal value (digits lost)"
+        )
+        raise InputError(
+            f"`weight`: reduction='parts' cannot hold the {field} {true:.4e}, {where} of "
+            "its dtype; scale `weight` by one common factor (e.g. divide it by its "
+            "largest value) in every batch whose parts you add: the mean does not change"
+        )
 
 
 def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
