@@ -34,7 +34,6 @@ maximum over them).
 
 from __future__ import annotations
 
-import decimal
 import functools
 import math
 from collections.abc import Callable
@@ -166,6 +165,8 @@ def _check_parts_in_range(scaled: LossParts, parts: LossParts, shift: int) -> No
             continue  # (a part that is inf or NaN at any scale is the loss's own)
         if math.isfinite(value) and math.ldexp(value, -shift) == at_scale:
             continue  # (the scaling was exact)
+        import decimal  # (only here: an error's message)
+
         true = decimal.Decimal(at_scale) * decimal.Decimal(2) ** shift
         where = (
             "past the largest finite value"
