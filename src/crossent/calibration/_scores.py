@@ -98,7 +98,14 @@ def negative_log_likelihood(
     Returns
     -------
     float or ndarray
-        ``+inf`` when a true label has probability 0: no clipping.
+        ``+inf`` when a true label has probability 0: no clipping; 0 (``+0.0``) when it
+        has probability 1. A Python float or a float64 array whatever the input's dtype,
+        as every evaluation function (:func:`brier_score`, :func:`calibration_error`,
+        :func:`report`, ...): they compute in float64 on the host. Long double
+        (``np.longdouble``) predictions are rounded to float64 first, so a label
+        probability within :math:`2^{-54}` of 1 scores 0 (:math:`1 - 2^{-60}`: 0, where
+        :func:`surprisal` of the long double gives 8.67e-19); the measures
+        (:func:`surprisal`, :func:`cross_entropy`) compute in long double.
 
     See Also
     --------

@@ -86,7 +86,9 @@ class ExampleSummaries:
 
     @property
     def surprisal(self) -> FloatArray:
-        return -self.log_p_label
+        # 0 - x, not -x: a label of probability 1 has surprisal +0.0, as
+        # ``crossent.surprisal`` gives it (-log 1 printed as -0.0)
+        return np.subtract(0.0, self.log_p_label)
 
     @property
     def brier(self) -> FloatArray:

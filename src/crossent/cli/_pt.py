@@ -70,6 +70,12 @@ def load_pt(path: Path) -> Any:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text:  # a class or function the restricted unpickler refused
+            # (or a class name cut short: "torch._utils _rebuild_te" is no class either)
+            if _legacy_pickles_cut(path):
+                raise SourceError(
+                    f"{path}: not a complete PyTorch file (truncated or damaged): "
+                    "pickle data was truncated"
+                ) from exc
             raise SourceError(
                 f"{path}: holds Python objects other than tensors, which crossent never "
                 "unpickles (torch.load with weights_only=True refused it); save a tensor or "
@@ -93,11 +99,42 @@ def load_pt(path: Path) -> Any:
         ) from exc
 
 
+_LEGACY_PICKLES = 5
+"""The pickles that start a legacy file: the magic number, the protocol version, the
+system's sizes, the object, and the keys of its storages (whose bytes follow)."""
+
+
+def _legacy_pickles_cut(path: Path) -> bool:
+    """Whether ``path`` starts with the legacy format's header and its pickles end
+    before their ``STOP`` (or hold a byte that is no pickle opcode).
+
+    The pickles are walked with :func:`pickletools.genops`, which reads each opcode
+    and its argument and builds nothing; a file cut inside a pickled class name reads
+    as a name the restricted unpickler refuses, so the refusal alone cannot tell a cut
+    file from a whole one holding other objects."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as file:
+            if file.read(len(_LEGACY_HEADER)) != _LEGACY_HEADER:
+                return False
+            file.seek(0)
+            for _ in range(_LEGACY_PICKLES):
+                for _ in pickletools.genops(file):
+                    pass
+    except OSError:
+        return False
+    except ValueError:  # "pickle exhausted before seeing STOP", an argument cut short
+        return True
+    return False
+
+
 def _incomplete(path: Path, exc: Exception) -> SourceError | None:
     """The one-line error of a file that starts as ``torch.save`` writes but cannot be
     read to its end (cut short by a copy or a full disk, or damaged); None for others.
 
-    A zip whose archive miniz cannot read (torch: "failed finding central directory",
+    A file of fewer bytes than the zip header that are the start of either header; a
+    zip whose archive miniz cannot read (torch: "failed finding central directory",
     then three sentences on corrupted checkpoints), or a file with the legacy format's
     header (or the start of it) that fails to load.  The reason is the first sentence of
     torch's message without its reader's class name (the restricted unpickler's line
@@ -107,6 +144,13 @@ def _incomplete(path: Path, exc: Exception) -> SourceError | None:
             head = file.read(len(_LEGACY_HEADER))
     except OSError:
         return None
+    if len(head) < len(_ZIP_HEADER) and (
+        _ZIP_HEADER.startswith(head) or _LEGACY_HEADER.startswith(head)
+    ):  # (an empty file is refused before torch is asked)
+        return SourceError(
+            f"{path}: not a complete PyTorch file (truncated or damaged): "
+            f"{len(head)} bytes, the start of torch.save's header"
+        )
     text = str(exc).strip()
     zipped = head.startswith(_ZIP_HEADER) and "miniz" in text
     if not (zipped or (len(head) >= 4 and _LEGACY_HEADER.startswith(head))):

@@ -11,7 +11,12 @@ margin :math:`\Delta`:
     \text{Weston-Watkins: } L = \sum_{c \ne y} \max(0,\ \Delta + z_c - z_y)
 
 The gradients are subgradients; at a kink (a term exactly 0) crossent takes 0, and
-among tied runners-up Crammer-Singer takes the first.
+among tied runners-up Crammer-Singer takes the first: :func:`multiclass_hinge_loss_grad`
+and the derivative of :func:`multiclass_hinge_loss` under ``jax.grad`` or
+``torch.autograd`` alike (the loss is formed as a sum of the counted margins, whose
+derivative is this subgradient; ``max(0, .)`` would take JAX's and PyTorch's half at
+ties). PyTorch's ``multi_margin_loss`` also takes 0 at a kink; Optax's
+``multiclass_hinge_loss`` (``max`` over the row) takes half under ``jax.grad``.
 
 Small calls (issue 13, "Small inputs"): float32 or float64 NumPy logits with int64
 labels and no ``ignore_index`` are answered by ``_small_label_families`` (two compiled
@@ -38,7 +43,6 @@ from .._xp import (
     row_sum,
     take_along_last,
     where_zero,
-    zeros_like,
 )
 from . import _small_label_families as _small
 from ._batch import Batch, LabelBatch, class_mask, extends, labelled_batch, prepared_by
@@ -160,8 +164,15 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     1.3
     """
     xp = h.batch.xp
-    hinge = xp.maximum(h.margins, zeros_like(h.margins, xp=xp))
-    loss = row_max(hinge, xp=xp) if h.variant == "crammer_singer" else row_sum(hinge, xp=xp)
+    # The sum of the margins that count, as a where, not max(0, .): its derivative is
+    # the documented subgradient under any autodiff (jax.grad, torch.autograd), which
+    # split a tie in half (a kink: 0.5 per term, 1/(2C) for Crammer-Singer's max over
+    # the row; tied rivals: half each) where multiclass_hinge_loss_grad takes 0 and the
+    # first rival. The same values: a NaN margin (+inf against +inf) counts, as in max.
+    counted = ~(h.margins <= 0)
+    if h.variant == "crammer_singer":
+        counted = counted & class_mask(xp.argmax(h.margins, axis=-1), h.z.shape[-1], xp=xp)
+    loss = row_sum(where_zero(counted, h.margins, xp=xp), xp=xp)
     loss = xp.where(h.undefined, full_like(loss, math.nan, xp=xp), loss)
     if h.poison is not None:
         # The where above passes no gradient to the scores (jax.grad of a bad row was 0):

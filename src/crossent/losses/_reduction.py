@@ -25,6 +25,13 @@ class LossParts(NamedTuple):
     ``normalizer`` the sum of the example weights (the count of non-ignored examples
     without class weights). ``mean()`` gives what ``reduction='mean'`` would.
 
+    Both are plain numbers of the loss's dtype, so a part past its range cannot be
+    held: where weights of ordinary range make one overflow (class weights of
+    ``5.7e307`` on 4 rows: a normaliser of 2.28e308), the loss raises an
+    :class:`~crossent.InputError` rather than return ``inf`` (whose quotient would be 0
+    or NaN); ``'mean'`` takes such weights exactly. Divide the weights by one common
+    factor in every batch whose parts are added: the mean does not change.
+
     Examples
     --------
     >>> import crossent

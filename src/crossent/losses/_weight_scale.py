@@ -23,7 +23,11 @@ checks still name the values as given), the call is made with :math:`w' = 2^{-k}
 other than a ``'mean'`` is multiplied by :math:`2^k` (``np.ldexp``: rounded once; an
 ``inf`` only where the true value overflows). The scalings are exact but for weights
 more than :math:`2^{1021}` below the largest, which become subnormal, as they would be
-beside a largest weight of 1. Weights of ordinary size, integer weights and calls
+beside a largest weight of 1. A ``'parts'`` whose total or normaliser is finite at
+:math:`w'` but past the range at :math:`w`, or subnormal there (digits lost), is refused
+(an ``InputError``): such parts cannot be added to others or divided (``inf`` beside a
+finite total gave a mean of 0; weights of ``5e-324`` a mean of 0.25 where it is 0.371).
+Weights of ordinary size, integer weights and calls
 without weights go through untouched (one ``dict`` look-up and, with weights, one
 maximum over them).
 """
@@ -38,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._xp import Array, check_dense
+from ..errors import InputError
 from ._reduction import LossParts
 
 __all__ = ["scale_result", "scaled_weight", "weight_scaled"]
@@ -141,6 +146,40 @@ def scale_result(result: Any, shift: int, *, out: Array | None = None) -> Any:
     return _times_power_of_two(result, shift)
 
 
+def _check_parts_in_range(scaled: LossParts, parts: LossParts, shift: int) -> None:
+    r"""An InputError where a part of ``reduction='parts'``, finite at the weights
+    :math:`2^{-k}w`, is not exactly :math:`2^k` times that at :math:`w` (``shift``
+    :math:`= k`): past the float range, or among the subnormals (digits lost).
+
+    Such parts cannot be combined: weights of ``5.7e307`` on 4 rows gave a normaliser of
+    ``inf`` beside a finite total, whose quotient (``LossParts.mean``) is 0.0 where the
+    mean is 0.371, or ``inf / inf`` = NaN; weights of ``5e-324`` gave ``(5e-324,
+    2e-323)``, a quotient of 0.25 (or a total of 0: the focal loss's). No pair of numbers
+    of the dtype holds them, so there is none to return; the caller can scale the weights
+    by one common factor (the mean does not change), for every batch whose parts are
+    added.
+    """
+    for field in LossParts._fields:
+        at_scale, value = _readable(getattr(scaled, field)), _readable(getattr(parts, field))
+        if at_scale is None or value is None or not math.isfinite(at_scale):
+            continue  # (a part that is inf or NaN at any scale is the loss's own)
+        if math.isfinite(value) and math.ldexp(value, -shift) == at_scale:
+            continue  # (the scaling was exact)
+        import decimal  # (only here: an error's message)
+
+        true = decimal.Decimal(at_scale) * decimal.Decimal(2) ** shift
+        where = (
+            "past the largest finite value"
+            if math.isinf(value)
+            else "below the smallest normal value (digits lost)"
+        )
+        raise InputError(
+            f"`weight`: reduction='parts' cannot hold the {field} {true:.4e}, {where} of "
+            "its dtype; scale `weight` by one common factor (e.g. divide it by its "
+            "largest value) in every batch whose parts you add: the mean does not change"
+        )
+
+
 def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     """``public`` (a weighted loss or gradient) called with its weights scaled by a power
     of two where they are far from 1, and its result scaled back (module docstring).
@@ -160,7 +199,10 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
         result = public(*args, **{**kwargs, "weight": scaled})
         if kwargs.get("reduction", "mean") == "mean":
             return result
-        return scale_result(result, shift, out=kwargs.get("out"))
+        scaled_back = scale_result(result, shift, out=kwargs.get("out"))
+        if isinstance(result, LossParts):
+            _check_parts_in_range(result, scaled_back, shift)
+        return scaled_back
 
     wrapped = getattr(public, "__wrapped__", None)
     if wrapped is not None:
