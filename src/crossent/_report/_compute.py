@@ -462,6 +462,7 @@ def report(
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
+    _check_distinct(names, "`class_names`" if class_names is not None else "`predictions`' columns")
     # e.g. sklearn's y beside classes_; a frame's columns must be the names given
     label_array = labels_by_name(label_array, given_names, None if binary else names_from_frame)
     spec = _calibration_options(
@@ -825,6 +826,21 @@ def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
         }
         for b in range(diagram.count.shape[0])
     ]
+
+
+def _check_distinct(names: list[str], what: str) -> None:
+    """Refuse a class name given twice: a string label naming it would be read as one of
+    the two classes by guess (the last: an NLL of 1.1473 where the first gives 0.7419),
+    and the per-class rows and a comparison could not tell the two apart (``crossent
+    report`` refuses a repeated CSV column the same way)."""
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in first:
+            raise InputError(
+                f"{what} name class {first[name]} and class {k} alike ({name!r}): each "
+                "class needs its own name, or a label naming it would be read as either"
+            )
+        first[name] = k
 
 
 def _threshold(value: float | None, name: str) -> float | None:

@@ -1,0 +1,44 @@
+"""Issue 13, a hostile evaluator's pass over the evaluation API (branch hostileeval5):
+inputs that gave a wrong number with no error.
+
+* ``crossent.report`` took class names given twice (``class_names=["b", "b"]``, or a
+  DataFrame with two columns named alike) and read a string label naming them as the
+  last such class, by guess: NLL 1.1473 where the first class gives 0.7419 (the CLI
+  already refused a repeated CSV column).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossent
+from crossent.errors import InputError
+
+_PROBS = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+
+
+@pytest.mark.parametrize(
+    "labels", [np.array(["b", "b", "b"]), np.array([0, 1, 0])], ids=["names", "positions"]
+)
+def test_report_refuses_class_names_given_twice(labels: np.ndarray) -> None:
+    # Which class "b" is cannot be told: the first gives -mean(log [0.9, 0.2, 0.6]) =
+    # 0.7419..., the last 1.1473...; there is no right number to give
+    with pytest.raises(InputError, match=r"class 0 and class 1 alike \('b'\)"):
+        crossent.report(_PROBS, labels, class_names=["b", "b"], resamples=5)
+
+
+def test_report_refuses_frame_columns_named_alike() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(_PROBS, columns=["b", "b"])
+    with pytest.raises(InputError, match=r"columns name class 0 and class 1 alike"):
+        crossent.report(frame, np.array(["b", "b", "b"]), resamples=5)
+
+
+def test_report_distinct_names_still_read_by_name() -> None:
+    # the guard must not refuse distinct names: "b" is column 0 here, "a" column 1
+    got = crossent.report(
+        _PROBS, np.array(["b", "a", "b"]), class_names=["b", "a"], resamples=5
+    ).to_dict()["nll_nats"]
+    want = -np.mean(np.log([0.9, 0.8, 0.6]))
+    assert got == pytest.approx(want, rel=1e-15)
