@@ -1,10 +1,13 @@
 """Issue 13, a hostile evaluator's pass over the evaluation API (branch hostileeval5):
-inputs that gave a wrong number with no error.
+inputs that gave a wrong number with no error, or an error not crossent's.
 
 * ``crossent.report`` took class names given twice (``class_names=["b", "b"]``, or a
   DataFrame with two columns named alike) and read a string label naming them as the
   last such class, by guess: NLL 1.1473 where the first class gives 0.7419 (the CLI
   already refused a repeated CSV column).
+* ``VectorScaling().fit`` on one class raised SciPy's ValueError ("Invalid input for
+  linprog") from its separation test; one class is a finite fit (the NLL is 0 at every
+  point), the identity.
 """
 
 from __future__ import annotations
@@ -42,3 +45,14 @@ def test_report_distinct_names_still_read_by_name() -> None:
     ).to_dict()["nll_nats"]
     want = -np.mean(np.log([0.9, 0.8, 0.6]))
     assert got == pytest.approx(want, rel=1e-15)
+
+
+def test_vector_scaling_one_class_is_the_identity_not_a_scipy_error() -> None:
+    # one class: softmax of one column is 1 whatever the scale and bias, so the NLL is 0
+    # at every point and a finite fit exists (the start, scale 1, bias 0), as
+    # TemperatureScaling keeps T = 1; main raised SciPy's "Invalid input for linprog"
+    scores = np.random.default_rng(0).normal(size=(5, 1))
+    fit = crossent.VectorScaling().fit(scores, np.zeros(5, dtype=np.int64))
+    assert (fit.separated_, fit.converged_) == (False, True)
+    assert fit.scale_.tolist() == [1.0] and fit.bias_.tolist() == [0.0]
+    assert fit.transform(np.array([[3.0], [-2.0]])).tolist() == [[1.0], [1.0]]
