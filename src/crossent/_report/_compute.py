@@ -332,8 +332,9 @@ def report(
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
         Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...),
-        one a class: two for a 1-D binary ``predictions`` (a single name, that of its
-        one column, is replaced by ``"0"``, ``"1"``).
+        one a class, no name twice (an error: a label naming it would be either class):
+        two for a 1-D binary ``predictions`` (a single name, that of its one column, is
+        replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
         Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
     bins, binning, scope, norm, debias, closed : optional
@@ -369,7 +370,8 @@ def report(
     Raises
     ------
     InputError
-        Invalid predictions, labels or options (naming the row and value).
+        Invalid predictions, labels or options (naming the row and value); a class name
+        given twice.
     InputTypeError
         ``progress`` not callable, ``columns`` not a mapping, ``class_names`` not a
         sequence of str (a bare str is not split into names), ``source`` not a str, or
