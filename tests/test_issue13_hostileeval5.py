@@ -56,3 +56,19 @@ def test_vector_scaling_one_class_is_the_identity_not_a_scipy_error() -> None:
     assert (fit.separated_, fit.converged_) == (False, True)
     assert fit.scale_.tolist() == [1.0] and fit.bias_.tolist() == [0.0]
     assert fit.transform(np.array([[3.0], [-2.0]])).tolist() == [[1.0], [1.0]]
+
+
+def test_equal_mass_edges_are_the_exact_quantiles() -> None:
+    # The documented difference from scikit-learn's calibration_curve (CALIBRATION_PRESETS,
+    # "sklearn"): the 1/3 quantile of 7 points is the third point, 0.3 itself (linear
+    # interpolation at position 6 / 3 = 2), so with (a, b] bins 0.3 is in the first bin.
+    # Passes on main; guards the mutant np.percentile(p, levels * 100), scikit-learn's
+    # edges, which put e_1 at 0.29999999999999993 and the counts at 2, 3, 2.
+    p1 = np.array([0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9])
+    labels = np.array([0, 0, 1, 0, 1, 1, 1])
+    diagram = crossent.reliability_diagram(
+        p1, labels, bins=3, binning="quantile", scope="positive-class", closed="right"
+    )
+    assert diagram.upper[0] == 0.3
+    assert diagram.count.tolist() == [3, 2, 2]
+    assert diagram.accuracy[0] == pytest.approx(1 / 3, rel=1e-15)

@@ -448,6 +448,12 @@ CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
 ``"sklearn"``
     The bins of ``sklearn.calibration.calibration_curve`` (5 bins ``(a, b]`` on the
     positive-class probability; ``binning="quantile"`` for ``strategy="quantile"``).
+    Equal-mass edges are the exact quantiles (``numpy.quantile`` at
+    ``numpy.linspace(0, 1, bins + 1)``); scikit-learn's (``numpy.percentile`` at those
+    levels times 100) can fall an ulp below a quantile that is a data point, which then
+    lands in the next bin: ``p = [0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9]`` with 3 bins
+    has its edge :math:`e_1` at 0.3 itself here (counts 3, 2, 2) and at
+    0.29999999999999993 there (2, 3, 2).
 ``"netcal"``
     ``netcal.metrics.ECE(bins=10)`` on multiclass confidences: top-label, 10 bins with
     ``numpy.histogram`` semantics.
