@@ -54,7 +54,8 @@ def test_vector_scaling_one_class_is_the_identity_not_a_scipy_error() -> None:
     scores = np.random.default_rng(0).normal(size=(5, 1))
     fit = crossent.VectorScaling().fit(scores, np.zeros(5, dtype=np.int64))
     assert (fit.separated_, fit.converged_) == (False, True)
-    assert fit.scale_.tolist() == [1.0] and fit.bias_.tolist() == [0.0]
+    assert fit.scale_.tolist() == [1.0]
+    assert fit.bias_.tolist() == [0.0]
     assert fit.transform(np.array([[3.0], [-2.0]])).tolist() == [[1.0], [1.0]]
 
 
