@@ -8,9 +8,15 @@ inputs that gave a wrong number with no error, or an error not crossent's.
 * ``VectorScaling().fit`` on one class raised SciPy's ValueError ("Invalid input for
   linprog") from its separation test; one class is a finite fit (the NLL is 0 at every
   point), the identity.
+* ``EvaluationState.compute().calibration.statistics`` (and ``calibration()``'s) were
+  the state's own sums, writable: a plot's counts normalised in place rewrote the state,
+  whose next calibration error was 145.17. They are read-only views now (a snapshot:
+  the state replaces its sums, never writes ones it handed out).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pytest
@@ -73,3 +79,26 @@ def test_equal_mass_edges_are_the_exact_quantiles() -> None:
     assert diagram.upper[0] == 0.3
     assert diagram.count.tolist() == [3, 2, 2]
     assert diagram.accuracy[0] == pytest.approx(1 / 3, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"scope": "class-wise"}, {"bins": 10, "closed": "right"}],
+    ids=["top-label", "class-wise", "right-closed"],
+)
+def test_state_results_do_not_share_writable_sums(options: dict) -> None:
+    # compute().calibration.statistics were the state's own sums: a plot's counts
+    # normalised in place (count /= count.sum()) rewrote them, and the state's next
+    # calibration error was 145.17 (top-label; 308.2 class-wise), far past its bound 1
+    rng = np.random.default_rng(48)
+    probs, labels = rng.dirichlet(np.ones(3), 500), rng.integers(0, 3, 500)
+    state = crossent.EvaluationState(3, **options).update(probs, labels)
+    result = state.compute().calibration
+    value, counts = result.value, result.statistics.count.copy()
+    with contextlib.suppress(ValueError):  # (read-only: NumPy refuses the write)
+        result.statistics.count[...] /= result.statistics.count.sum()
+    assert state.calibration().value == value
+    # and the result stays what it was when the state sees more (a snapshot)
+    state.update(probs[::-1], labels[::-1])
+    assert np.array_equal(result.statistics.count, counts)
+    assert state.calibration().statistics.count.sum() == 1000 * (3 if "scope" in options else 1)
