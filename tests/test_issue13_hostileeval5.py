@@ -12,6 +12,9 @@ inputs that gave a wrong number with no error, or an error not crossent's.
   the state's own sums, writable: a plot's counts normalised in place rewrote the state,
   whose next calibration error was 145.17. They are read-only views now (a snapshot:
   the state replaces its sums, never writes ones it handed out).
+* ``crossent.report(preset=...)`` read the public ``CALIBRATION_PRESETS`` dict, so a
+  caller's change to it (``kw = CALIBRATION_PRESETS["sklearn"]; kw.update(norm="max")``)
+  changed what ``preset="sklearn"`` computed, still labelled "sklearn".
 """
 
 from __future__ import annotations
@@ -102,3 +105,24 @@ def test_state_results_do_not_share_writable_sums(options: dict) -> None:
     state.update(probs[::-1], labels[::-1])
     assert np.array_equal(result.statistics.count, counts)
     assert state.calibration().statistics.count.sum() == 1000 * (3 if "scope" in options else 1)
+
+
+def test_report_preset_is_the_preset_whatever_became_of_the_public_dict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CALIBRATION_PRESETS is a plain dict, the caller's to use; the report read it, so a
+    # caller's variant (kw = CALIBRATION_PRESETS["sklearn"]; kw.update(...)) made
+    # preset="sklearn" compute 20 bins of the max norm, still labelled "sklearn"
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(size=300)
+    labels = (rng.uniform(size=300) < p1).astype(np.int64)
+    monkeypatch.setitem(crossent.CALIBRATION_PRESETS["sklearn"], "norm", "max")
+    monkeypatch.setitem(crossent.CALIBRATION_PRESETS["sklearn"], "bins", 20)
+    ece = crossent.report(p1, labels, preset="sklearn", resamples=5).to_dict()["ece"]
+    # scikit-learn's convention: 5 bins (a, b] on P(y = 1), L1
+    want = crossent.calibration_error(
+        p1, labels, bins=5, closed="right", scope="positive-class", norm="l1"
+    )
+    assert (ece["norm"], ece["preset"]) == ("l1", "sklearn")
+    assert ece["definition"] == want.spec.definition
+    assert ece["value"] == pytest.approx(want.value, rel=1e-12)

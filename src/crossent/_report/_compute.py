@@ -23,6 +23,7 @@ from .. import calibration as cal
 from .._checks import check_flag, check_form, check_integer
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
+from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: private here)
 from ..calibration._error import (
     CalibrationError,
     CalibrationSpec,
@@ -254,12 +255,11 @@ def _calibration_options(
         "closed": "left",
     }
     if preset is not None:
-        if preset not in cal.CALIBRATION_PRESETS:
+        if preset not in _PRESETS:  # (as defined, whatever became of the public dict)
             raise InputError(
-                f"`preset` must be one of {', '.join(sorted(cal.CALIBRATION_PRESETS))}; "
-                f"got {preset!r}"
+                f"`preset` must be one of {', '.join(sorted(_PRESETS))}; got {preset!r}"
             )
-        options.update(cal.CALIBRATION_PRESETS[preset])
+        options.update(_PRESETS[preset])
     options.update({k: v for k, v in explicit.items() if v is not None})
     return check_spec(**options)
 

@@ -7,7 +7,9 @@ Tools disagree silently on what "ECE" means.  Here every result carries its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +35,7 @@ from ._summaries import TotalsRequest, map_totals, summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
+    "PRESET_OPTIONS",
     "CalibrationError",
     "CalibrationSpec",
     "Scope",
@@ -460,3 +463,13 @@ CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
 
 Use as ``calibration_error(probs, labels, **CALIBRATION_PRESETS["sklearn"])``.
 """
+
+
+PRESET_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {name: MappingProxyType(dict(options)) for name, options in CALIBRATION_PRESETS.items()}
+)
+""":data:`CALIBRATION_PRESETS` as defined, read-only: what ``crossent.report(preset=...)``
+(and ``crossent report --preset``) applies.  The public dict is the caller's to use and
+change (``kw = CALIBRATION_PRESETS["sklearn"]; kw.update(norm="max")``); the report read
+it, so such a change made ``preset="sklearn"`` compute 20 bins of the maximum norm while
+saying "preset sklearn"."""
