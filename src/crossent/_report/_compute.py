@@ -581,8 +581,11 @@ def report(
         names,
         classwise_summary,
         brier_rows,
-        np.asarray(label_array, dtype=np.intp),
-        ids,
+        # copies: the caller's arrays (a buffer refilled for the next data set) would
+        # change under the report, and compare_reports' check of the same labels and ids
+        # then passed on other examples
+        np.array(label_array, dtype=np.intp),
+        None if ids is None else ids.copy(),
     )
 
 
