@@ -23,6 +23,7 @@ from .. import calibration as cal
 from .._checks import check_flag, check_form, check_integer
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
+from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: private here)
 from ..calibration._error import (
     CalibrationError,
     CalibrationSpec,
@@ -254,12 +255,11 @@ def _calibration_options(
         "closed": "left",
     }
     if preset is not None:
-        if preset not in cal.CALIBRATION_PRESETS:
+        if preset not in _PRESETS:  # (as defined, whatever became of the public dict)
             raise InputError(
-                f"`preset` must be one of {', '.join(sorted(cal.CALIBRATION_PRESETS))}; "
-                f"got {preset!r}"
+                f"`preset` must be one of {', '.join(sorted(_PRESETS))}; got {preset!r}"
             )
-        options.update(cal.CALIBRATION_PRESETS[preset])
+        options.update(_PRESETS[preset])
     options.update({k: v for k, v in explicit.items() if v is not None})
     return check_spec(**options)
 
@@ -332,8 +332,9 @@ def report(
         What ``predictions`` holds.  Never inferred from the values.
     class_names : sequence of str, optional
         Names of the classes (default: a DataFrame's columns, else ``"0"``, ``"1"``, ...),
-        one a class: two for a 1-D binary ``predictions`` (a single name, that of its
-        one column, is replaced by ``"0"``, ``"1"``).
+        one a class, no name twice (an error: a label naming it would be either class):
+        two for a 1-D binary ``predictions`` (a single name, that of its one column, is
+        replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
         Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
     bins, binning, scope, norm, debias, closed : optional
@@ -369,7 +370,8 @@ def report(
     Raises
     ------
     InputError
-        Invalid predictions, labels or options (naming the row and value).
+        Invalid predictions, labels or options (naming the row and value); a class name
+        given twice.
     InputTypeError
         ``progress`` not callable, ``columns`` not a mapping, ``class_names`` not a
         sequence of str (a bare str is not split into names), ``source`` not a str, or
@@ -462,6 +464,7 @@ def report(
     classes = int(values.shape[1])
     if len(names) != classes:
         raise InputError(f"`class_names` has {len(names)} names for {classes} classes")
+    _check_distinct(names, "`class_names`" if class_names is not None else "`predictions`' columns")
     # e.g. sklearn's y beside classes_; a frame's columns must be the names given
     label_array = labels_by_name(label_array, given_names, None if binary else names_from_frame)
     spec = _calibration_options(
@@ -578,8 +581,11 @@ def report(
         names,
         classwise_summary,
         brier_rows,
-        np.asarray(label_array, dtype=np.intp),
-        ids,
+        # copies: the caller's arrays (a buffer refilled for the next data set) would
+        # change under the report, and compare_reports' check of the same labels and ids
+        # then passed on other examples
+        np.array(label_array, dtype=np.intp),
+        None if ids is None else ids.copy(),
     )
 
 
@@ -825,6 +831,21 @@ def _bins_table(diagram: cal.ReliabilityDiagram) -> list[dict[str, Any]]:
         }
         for b in range(diagram.count.shape[0])
     ]
+
+
+def _check_distinct(names: list[str], what: str) -> None:
+    """Refuse a class name given twice: a string label naming it would be read as one of
+    the two classes by guess (the last: an NLL of 1.1473 where the first gives 0.7419),
+    and the per-class rows and a comparison could not tell the two apart (``crossent
+    report`` refuses a repeated CSV column the same way)."""
+    first: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name in first:
+            raise InputError(
+                f"{what} name class {first[name]} and class {k} alike ({name!r}): each "
+                "class needs its own name, or a label naming it would be read as either"
+            )
+        first[name] = k
 
 
 def _threshold(value: float | None, name: str) -> float | None:

@@ -7,7 +7,9 @@ Tools disagree silently on what "ECE" means.  Here every result carries its
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -33,6 +35,7 @@ from ._summaries import TotalsRequest, map_totals, summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
+    "PRESET_OPTIONS",
     "CalibrationError",
     "CalibrationSpec",
     "Scope",
@@ -448,9 +451,25 @@ CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {
 ``"sklearn"``
     The bins of ``sklearn.calibration.calibration_curve`` (5 bins ``(a, b]`` on the
     positive-class probability; ``binning="quantile"`` for ``strategy="quantile"``).
+    Equal-mass edges are the exact quantiles (``numpy.quantile`` at
+    ``numpy.linspace(0, 1, bins + 1)``); scikit-learn's (``numpy.percentile`` at those
+    levels times 100) can fall an ulp below a quantile that is a data point, which then
+    lands in the next bin: ``p = [0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9]`` with 3 bins
+    has its edge :math:`e_1` at 0.3 itself here (counts 3, 2, 2) and at
+    0.29999999999999993 there (2, 3, 2).
 ``"netcal"``
     ``netcal.metrics.ECE(bins=10)`` on multiclass confidences: top-label, 10 bins with
     ``numpy.histogram`` semantics.
 
 Use as ``calibration_error(probs, labels, **CALIBRATION_PRESETS["sklearn"])``.
 """
+
+
+PRESET_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {name: MappingProxyType(dict(options)) for name, options in CALIBRATION_PRESETS.items()}
+)
+""":data:`CALIBRATION_PRESETS` as defined, read-only: what ``crossent.report(preset=...)``
+(and ``crossent report --preset``) applies.  The public dict is the caller's to use and
+change (``kw = CALIBRATION_PRESETS["sklearn"]; kw.update(norm="max")``); the report read
+it, so such a change made ``preset="sklearn"`` compute 20 bins of the maximum norm while
+saying "preset sklearn"."""

@@ -107,6 +107,8 @@ def separated(scores: FloatArray, labels: IntArray, probs: FloatArray) -> bool:
     float64) and ``labels``; ``probs``: the fit's probabilities ``(n, K)`` (any point
     whose probabilities are all positive serves, the optimum best)."""
     n, classes = scores.shape
+    if classes == 1:  # every fit gives probability 1: the NLL is 0 everywhere, a finite fit
+        return False  # (a linear program with no other class to rank was a SciPy error)
     rows = np.arange(n)
     if np.bincount(labels, minlength=classes).min() == 0:
         return True  # a class never the label: the direction db_k = -1

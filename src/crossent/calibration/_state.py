@@ -23,6 +23,7 @@ import numpy as np
 
 from .._checks import check_integer
 from .._parallel import run_in_parts
+from .._read_only import read_only
 from .._reprs import one_line, options
 from ..errors import InputError, InputTypeError
 from . import _inputs, _row_kernels
@@ -461,7 +462,10 @@ class EvaluationState:
     # ------------------------------------------------------------------ results
 
     def calibration(self, *, norm: str = "l1", debias: bool = False) -> CalibrationError:
-        """The calibration error of the data seen, in the chosen norm."""
+        """The calibration error of the data seen, in the chosen norm.
+
+        Its ``statistics`` are read-only views of the state's sums for equal-width bins:
+        a snapshot, which later updates and merges leave as it is (copy them to write)."""
         self._require_examples()
         spec = check_spec(
             bins=self._spec.bins,
@@ -471,9 +475,13 @@ class EvaluationState:
             debias=debias,
             closed=self._spec.closed,
         )
-        stats, edges = self._bins, uniform_edges(spec.bins)
-        if spec.binning == "quantile":
-            stats, edges = _group(stats, spec.bins)
+        if spec.binning == "quantile":  # (new arrays, grouped from the fine cells)
+            stats, edges = _group(self._bins, spec.bins)
+        else:  # the state's sums, read-only: writing them (a plot's counts normalised in
+            # place) changed the state's, whose next ECE was 145; the state never
+            # writes arrays it has handed out (it replaces them), so this is a snapshot
+            stats = BinStatistics(*(read_only(a) for a in self._bins.arrays()))
+            edges = uniform_edges(spec.bins)
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
 
     def _require_examples(self) -> None:
