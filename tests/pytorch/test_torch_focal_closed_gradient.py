@@ -120,3 +120,20 @@ def test_weights_that_require_grad_keep_autograd() -> None:
     expected = torch.autograd.grad(_formula(xr, y, wr, 2.0, "mean"), (xr, wr))
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_label_at_minus_inf_gradient_is_the_numpy_twins() -> None:
+    """A label whose logit is ``-inf`` (:math:`p_y = 0`, loss ``inf``): the gradient's
+    limit :math:`w_y (p - e_y)`, as ``crossent.softmax_focal_loss_grad`` (NumPy) gives it
+    (main: NaN in that row, autograd's ``0 * inf``)."""
+    import numpy as np
+
+    import crossent
+
+    z = np.array([[-np.inf, 0.0, 1.0], [0.5, -np.inf, 2.0]])
+    y = np.array([0, 2])
+    x = torch.tensor(z).requires_grad_()
+    ct.softmax_focal_loss(x, torch.tensor(y), gamma=2.0).backward()
+    expected = crossent.softmax_focal_loss_grad(z, y, gamma=2.0, reduction="mean")
+    assert x.grad is not None
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-14, atol=0)
