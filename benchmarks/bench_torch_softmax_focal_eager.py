@@ -1,4 +1,4 @@
-"""crossent.torch.softmax_focal_loss eagerly: autograd's graph of the formula against the
+r"""crossent.torch.softmax_focal_loss eagerly: autograd's graph of the formula against the
 closed-form gradient of the compiled path (``crossent::softmax_focal_v2``), forward +
 backward, interleaved in one process (issue 13, branch ``torchleft4``)::
 
@@ -9,8 +9,15 @@ autograd operation by operation (the eager path before); ``closed``: the custom 
 gradient by ``_ops._focal_gradients`` (``closed_wg``: the class weights requiring
 grad, their gradient formed too, as ``crossent::softmax_focal_v1``'s backward did on
 every call); ``public``: ``crossent.torch.softmax_focal_loss``
-as this tree has it. Prints the best time of each and the largest error of each logit
-gradient in float32 ulps of the float64 truth (float64 autograd), on a 256-row slice.
+as this tree has it; ``native``: a prototype (branch ``torchleft5``, not in the library)
+of the same closed form in four torch passes over the logits (the rows' maxima,
+:math:`e = \exp(z - \max)` in place, its row sums in float64, and in the backward
+:math:`e` scaled in place by :math:`c_i / s_i`, the label entries set to
+:math:`c_i\,\mathrm{expm1}(\log p_{iy_i})`), its per-row coefficients :math:`c_i` in
+float64; no ignored rows, the weights' gradient not formed (``crossent.torch``'s eager
+path since torchleft5: ``_focal_eager``). Prints the best time of each and the
+largest error of each logit gradient in float32 ulps of the float64 truth (float64
+autograd), on a 256-row slice.
 """
 
 from __future__ import annotations
@@ -24,6 +31,44 @@ import torch
 import crossent.torch as ct
 from crossent import losses
 from crossent.torch import _ops
+
+
+class _Native(torch.autograd.Function):
+    """The prototype ``native``: loss and logit gradient of the softmax focal loss,
+    float32 logits (N, V), class weights ``w`` (or None), ``'mean'`` or ``'sum'``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: object,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        w: torch.Tensor | None,
+        gamma: float,
+        reduction: str,
+    ) -> torch.Tensor:
+        top = z.amax(1, keepdim=True)
+        e = torch.sub(z, top).exp_()  # exp(z - max): p = e / s, to a few ulps
+        s = e.sum(1, dtype=torch.float64)
+        lpy = (z.gather(1, y[:, None]) - top)[:, 0].double() - s.log()
+        m = (-torch.expm1(lpy)) ** gamma
+        wy = torch.ones_like(lpy) if w is None else w.double()[y]
+        total = wy.sum() if reduction == "mean" else torch.ones((), dtype=torch.float64)
+        ctx.save_for_backward(e, y, lpy, m, wy, total, s)  # type: ignore[attr-defined]
+        ctx.gamma = gamma  # type: ignore[attr-defined]
+        return ((-wy * m * lpy).sum() / total).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx: object, up: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        e, y, lpy, m, wy, total, s = ctx.saved_tensors  # type: ignore[attr-defined]
+        one_minus = -torch.expm1(lpy)
+        inside = one_minus > 0
+        ratio = torch.where(
+            inside, lpy.exp() * lpy / torch.where(inside, one_minus, 1.0), -torch.ones_like(lpy)
+        )
+        coef = wy * m * (1 - ctx.gamma * ratio) * (up.double() / total)  # type: ignore[attr-defined]
+        grad = e.mul_((coef / s).to(e.dtype)[:, None])  # (e is not used again)
+        grad.scatter_(1, y[:, None], (coef * torch.expm1(lpy)).to(grad.dtype)[:, None])
+        return grad, None, None, None, None
 
 
 def _variants(gamma: float, reduction: str) -> dict[str, Callable[..., torch.Tensor]]:
@@ -40,6 +85,7 @@ def _variants(gamma: float, reduction: str) -> dict[str, Callable[..., torch.Ten
         "public": lambda z, y, w: ct.softmax_focal_loss(
             z, y, gamma=gamma, weight=w, reduction=reduction
         ),
+        "native": lambda z, y, w: _Native.apply(z, y, w, gamma, reduction),
     }
 
 

@@ -261,7 +261,7 @@ def test_jit_trace(case: str) -> None:
     ``F``'s values and gradients (float64)."""
     ours, ref, make = _TRACED[case]
     g = torch.Generator().manual_seed(8)
-    traced = torch.jit.trace(ours, make(6, g), check_trace=False)
+    traced = torch.jit.trace(ours, make(6, g))
     for n in (6, 9):
         args = make(n, g)
         x = args[0].clone().requires_grad_()

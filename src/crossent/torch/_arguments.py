@@ -226,6 +226,17 @@ def op_sizes(shape: Sequence[int]) -> list[int]:
     return list(shape)
 
 
+def grad_recorded() -> bool:
+    """Whether a call's gradient may be asked for, for the choices that differ with it
+    (a gradient formed ahead in the forward, a path that differentiates a target):
+    grad mode on, or inside ``torch.jit.trace``. A traced graph holds the choice as a
+    constant and is run later in either mode; trace's own check re-traces under
+    ``torch.no_grad()`` and needs the same graph, so while tracing the choice follows
+    the inputs' ``requires_grad`` alone (a traced training step keeps its gradient
+    ahead; run under ``no_grad``, that gradient is formed and dropped)."""
+    return torch.is_grad_enabled() or torch.jit.is_tracing()
+
+
 def under_torch_func() -> bool:
     """Whether a ``torch.func`` transform (``grad``, ``vjp``, ``jacrev``, ``vmap``,
     ``jvp``, ``jacfwd``, ``functional_call`` inside one) is active: one interpreter on

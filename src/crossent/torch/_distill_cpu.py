@@ -117,7 +117,7 @@ from .._xp import namespace
 from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
-from ._arguments import functorch_reverse_mode, has_tangent
+from ._arguments import functorch_reverse_mode, grad_recorded, has_tangent
 from ._far_distillation import (
     _host_gradients,
     _host_loss,
@@ -159,7 +159,7 @@ def applies(
         return False
     if student.ndim != 2 or student.shape != teacher.shape or student.numel() == 0:
         return False
-    if teacher.requires_grad and torch.is_grad_enabled():
+    if teacher.requires_grad and grad_recorded():
         return False
     if has_tangent(student, teacher):  # forward-mode AD: the op would drop the tangent
         return False
@@ -227,7 +227,7 @@ def _upstream_ahead(student: torch.Tensor, reduction: str) -> float:
     which the forward op writes the gradient ahead: an eager call whose float32 or
     float64 student requires a gradient; 0 (none) otherwise, ``'none'`` and under
     ``torch.compile`` included."""
-    if reduction == "none" or not (student.requires_grad and torch.is_grad_enabled()):
+    if reduction == "none" or not (student.requires_grad and grad_recorded()):
         return 0.0
     if student.dtype not in _AHEAD_DTYPES or torch.compiler.is_compiling():
         return 0.0

@@ -41,7 +41,7 @@ from .. import losses
 from .._checks import check_scalar
 from ..errors import InputError
 from ..losses._distill_options import distillation_options
-from . import _binary, _distill_cpu, _ops
+from . import _binary, _distill_cpu, _focal_eager, _ops
 from ._arguments import (
     _by_value,
     check_reduction,
@@ -85,6 +85,12 @@ def _compiled_check(*tensors: torch.Tensor | None) -> bool:
     return torch.compiler.is_compiling() and all(
         x is None or x.device.type == "cpu" for x in tensors
     )
+
+
+def _focal_of_logits(labels: torch.Tensor, logits: torch.Tensor, **options: Any) -> Any:
+    """``losses.softmax_focal_loss(logits, labels, **options)``, the logits last (for
+    ``functools.partial``)."""
+    return losses.softmax_focal_loss(logits, labels, **options)
 
 
 def _compiled_focal(
@@ -278,11 +284,13 @@ def softmax_focal_loss(
     .. math:: \mathrm{FL}_i = -w_{y_i}(1 - p_{iy_i})^\gamma\log p_{iy_i}
 
     ``gamma=0`` gives :func:`cross_entropy`. Targets of any integer dtype. The
-    generic path: see :func:`crossent.softmax_focal_loss`. Its eager gradient is
-    autograd's of the formula; a compiled call's, the closed form's
-    (``_ops._focal_gradients``): not bit for bit the same (float32 logits, 4096 x 32000,
-    class weights: 200 and 36 ulps from the float64 truth), eager keeping autograd's
-    because the closed form took 1.5-2.5x its time (``benchmarks/RESULTS.md``, issue 13).
+    generic path: see :func:`crossent.softmax_focal_loss`. The logit gradient is the
+    closed form's: eagerly (CPU, float32/float64 logits (N, C) that require grad, class
+    weights that require none) in four passes over the logits (``_focal_eager``: 18
+    float32 ulps from the float64 truth at 1024 x 32000 where autograd's graph of the
+    formula gave 171, in about a quarter of its time; ``benchmarks/RESULTS.md``, issue
+    13); compiled, ``_ops._focal_gradients`` (36 ulps). Other eager calls, and a
+    ``create_graph`` backward, keep autograd's graph of the formula.
 
     Examples
     --------
@@ -318,8 +326,8 @@ def softmax_focal_loss(
         # loss bit for bit, the gradients by their closed forms (_ops._focal_gradients).
         ignore = check_ignore_index(ignore_index)
         return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
-    return losses.softmax_focal_loss(
-        input,
+    generic = functools.partial(
+        _focal_of_logits,
         labels,
         gamma=gamma,
         axis=axis,
@@ -328,6 +336,13 @@ def softmax_focal_loss(
         reduction=reduction,
         validate=validate,
     )
+    if validate and _focal_eager.applies(input, labels, weight):
+        # The generic loss; its logit gradient by the closed form (5x more exact).
+        ignore = check_ignore_index(ignore_index)
+        return _focal_eager.focal_with_closed_gradient(
+            generic, input, labels, weight, gamma, ignore, reduction
+        )
+    return generic(input)
 
 
 def _distillation_checks(

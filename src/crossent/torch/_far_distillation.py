@@ -92,7 +92,13 @@ from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
 from ..losses._near_rows import NearRows
-from ._arguments import example_stack, examples, first_order_only, under_torch_func
+from ._arguments import (
+    example_stack,
+    examples,
+    first_order_only,
+    grad_recorded,
+    under_torch_func,
+)
 
 __all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
@@ -207,7 +213,7 @@ def distillation_rows_vmapped(
 
 def _teacher_needs_gradient(teacher: Any) -> bool:
     """Whether autograd will form a gradient in ``teacher``."""
-    return isinstance(teacher, torch.Tensor) and teacher.requires_grad and torch.is_grad_enabled()
+    return isinstance(teacher, torch.Tensor) and teacher.requires_grad and grad_recorded()
 
 
 def _ordinary_call(
@@ -245,7 +251,7 @@ def _ordinary_call(
         return None
     if direction != "forward":
         return None  # (its terms s_c(log s_c - log t_c): the generic path's)
-    if teacher.requires_grad and torch.is_grad_enabled():
+    if teacher.requires_grad and grad_recorded():
         return None  # (its far gaps and reverse gradient: the generic path's)
     d = _distill.prepare_distillation(
         student,
@@ -308,7 +314,7 @@ def _teacher_far_gaps(
     :math:`T = 2`, ``reduction='none'``: the second softening of :math:`\log t`, which
     holds a ``-inf``). One pass over both sides, only where the teacher requires a
     gradient (distillation's teacher usually does not)."""
-    if not (torch.is_grad_enabled() and teacher.requires_grad):
+    if not (grad_recorded() and teacher.requires_grad):
         return None
     return _far_gap_rows(student, temperature, axis) | _far_gap_rows(teacher, temperature, axis)
 

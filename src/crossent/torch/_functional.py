@@ -23,6 +23,7 @@ from ._arguments import (
     examples,
     floating_tensor,
     functorch_reverse_mode,
+    grad_recorded,
     has_tangent,
     nested_forward_mode,
     op_sizes,
@@ -379,7 +380,7 @@ def _cross_entropy_probs(
     t = target.movedim(1, -1)
     numeric = _backend.unpack(opts.packed())
     # The op differentiates with respect to the logits only.
-    differentiated = torch.is_grad_enabled() and (
+    differentiated = grad_recorded() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
     )
     # Forward-mode AD: plain torch operations (the op would drop the tangent); so
@@ -589,7 +590,7 @@ def linear_cross_entropy(
     need_grad = (
         _FORM_GRADIENTS_IN_FORWARD
         and not transformed
-        and torch.is_grad_enabled()
+        and grad_recorded()
         and any(t is not None and t.requires_grad for t in tensors)
     )
     # Not autocast inside: the op's float32 products are the loss's, not F.linear's.

@@ -1312,7 +1312,11 @@ def vocab_parallel_cross_entropy(
     until the timeout unless they refuse too). A valid call on the default group
     compiles with ``fullgraph=True`` (one custom op, the eager call at run time: eager's
     loss and gradients bit for bit, the same agreement); with another ``group`` it
-    does not (its agreement and value checks are graph breaks).
+    does not (its agreement and value checks are graph breaks): PyTorch 2.13 has no
+    public way for a custom op to reach that group at run time (an op's schema takes
+    a ``GroupName`` string but not a ``ProcessGroup``; the lookup by name,
+    ``_resolve_process_group``, is private; the group Dynamo hands to traced code is a
+    ``FakeScriptObject`` whose real group is again only reachable privately).
 
     References
     ----------

@@ -13,9 +13,18 @@ as autograd forms it, :func:`_grad_rows`). The agreement is not weakened: it is 
 eager call's own exchange, on every rank, also where compiled ranks meet eager ones.
 
 Only the default group (``group=None`` or ``WORLD``): an op's arguments cannot carry a
-process group (no public API resolves another group inside a graph at run time), so
-with another ``group`` a compiled call runs eagerly, its agreement and value checks
-graph breaks (``fullgraph=True`` raises Dynamo's ``Unsupported``).
+process group, so with another ``group`` a compiled call runs eagerly, its agreement and
+value checks graph breaks (``fullgraph=True`` raises Dynamo's ``Unsupported``). Checked
+on PyTorch 2.13 (branch torchleft5): ``torch.library.custom_op`` refuses a
+``ProcessGroup`` parameter (not an opaque type; the schema's types include
+``torch.distributed.GroupName``, a string), a hand-written schema with
+``__torch__.torch.classes.c10d.ProcessGroup`` refuses the Python group at the call
+("missing attribute capsule"), and the name's lookup (``_resolve_process_group``) is
+private. Passing the name and remembering the group in a crossent registry filled at
+trace time (``torch.compiler.assume_constant_result`` of a function of the group, whose
+Dynamo guards follow the group) fails at run time: the traced code sees Dynamo's
+``FakeScriptObject``, not the group (``'FakeScriptObject' object has no attribute
+'allgather'``), and its real group is reachable only through a private attribute.
 """
 
 from __future__ import annotations
