@@ -15,12 +15,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import crossent
@@ -33,12 +33,9 @@ SRC = Path(crossent.__file__).resolve().parents[1]  # the crossent imported here
 _FAST = ["--resamples", "5", "--top", "3"]
 
 
-@pytest.fixture(scope="module")
-def npz(tmp_path_factory: pytest.TempPathFactory) -> str:
-    rng = np.random.default_rng(0)
-    path = tmp_path_factory.mktemp("seventh") / "a.npz"
-    np.savez(path, logits=rng.normal(size=(30, 3)), labels=np.arange(30) % 3)
-    return str(path)
+@pytest.fixture
+def npz(npz_logits: Path) -> str:
+    return str(npz_logits)
 
 
 def _run_with_closed(descriptor: int, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -217,3 +214,26 @@ def test_markdown_comparison_name_with_a_newline_forges_no_line(
     assert not any(line.startswith("# forged") for line in out.splitlines()), out
     table = [line for line in out.splitlines() if line.startswith("| ")]
     assert any("b\\x0a# forged.csv" in line for line in table), out
+
+
+# --- a standard output whose encoding cannot hold a name ------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+@pytest.mark.parametrize("mode", [[], ["--markdown"]], ids=["terminal", "markdown"])
+def test_a_name_the_output_encoding_cannot_hold_is_escaped(
+    encoding: str, mode: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Class names the standard output's encoding cannot write (a redirected Windows
+    console's cp1252, ``PYTHONIOENCODING=ascii``) ended the report in "internal error
+    (UnicodeEncodeError ...)", exit 3; they are now written as Python writes them on
+    standard error, ``\\u732b``."""
+    path = tmp_path / "cjk.csv"
+    path.write_text("label,\u732b,\u72d7\n\u732b,0.3,0.7\n\u72d7,0.6,0.4\n\u732b,0.5,0.5\n")
+    buffer = io.BytesIO()
+    stdout = io.TextIOWrapper(buffer, encoding=encoding)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["report", str(path), *mode, *_FAST])
+    stdout.flush()
+    assert code == 0
+    assert "\\u732b" in buffer.getvalue().decode(encoding)

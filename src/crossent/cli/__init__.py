@@ -693,6 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     if _standard_output_closed():
         return EXIT_USAGE
+    _escape_what_cannot_be_encoded()
     parser = _parser()
     try:
         args = parser.parse_args(_negative_values_attached(argv))
@@ -760,6 +761,17 @@ def _standard_output_closed() -> bool:
         file=sys.stderr,
     )
     return True
+
+
+def _escape_what_cannot_be_encoded() -> None:
+    """Write a character that standard output's encoding cannot hold as its backslash
+    escape (``\\u732b``), as Python writes standard error: a class name or a path in
+    Chinese on a stdout in ASCII or cp1252 (``PYTHONIOENCODING``, a redirected Windows
+    console) ended the report in "internal error (UnicodeEncodeError ...)", exit 3."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):  # a replaced stream is its owner's
+            with contextlib.suppress(ValueError, OSError):  # closed, or detached
+                stream.reconfigure(errors="backslashreplace")
 
 
 def _parser_text(argv: Sequence[str] | None) -> str:
