@@ -6,11 +6,11 @@ example), ``explain`` (step-by-step tables for learners) and ``demo`` (the tutor
 examples).
 
 Exit codes: 0 ok; 1 a gate failed (``--max-ece``, ``--max-nll``); 2 usage, input or
-file error (one or two lines on stderr, no traceback); 3 an internal error (a short
-message asking for a report; the traceback only with ``--debug``); 130 interrupted
-(Ctrl-C) and 143 terminated (SIGTERM), after removing every temporary file.  Output
-files are written atomically, so a failed run never leaves a partial file, and the
-output is never the input.
+file error, or a closed standard output (one or two lines on stderr, no traceback); 3
+an internal error (a short message asking for a report; the traceback only with
+``--debug``); 130 interrupted (Ctrl-C) and 143 terminated (SIGTERM), after removing
+every temporary file.  Output files are written atomically, so a failed run never
+leaves a partial file, and the output is never the input.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import io
 import json
 import math
 import signal
@@ -690,6 +691,9 @@ def _sigterm_raises() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    if _standard_output_closed():
+        return EXIT_USAGE
+    _escape_what_cannot_be_encoded()
     parser = _parser()
     try:
         args = parser.parse_args(_negative_values_attached(argv))
@@ -738,6 +742,36 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _standard_output_closed() -> bool:
+    """Whether standard output is closed (``>&-``: Python's ``sys.stdout`` is None), said
+    in one line before any work; every command ended in an internal error (exit 3) or,
+    for ``--help``, a traceback.  A closed standard error (``2>&-``) is replaced by a
+    stream that nobody reads: its messages are dropped, as asked, and the exit codes kept (a usage
+    error exited 1, a failed gate's code, and the errors were printed on standard output,
+    into the JSON a script reads)."""
+    if sys.stderr is None:
+        sys.stderr = io.StringIO()  # never read: what is printed there is dropped
+    if sys.stdout is not None:
+        return False
+    print(
+        "crossent: error: standard output is closed; redirect it to a file, or to "
+        "/dev/null to discard it",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _escape_what_cannot_be_encoded() -> None:
+    """Write a character that standard output's encoding cannot hold as its backslash
+    escape (``\\u732b``), as Python writes standard error: a class name or a path in
+    Chinese on a stdout in ASCII or cp1252 (``PYTHONIOENCODING``, a redirected Windows
+    console) ended the report in "internal error (UnicodeEncodeError ...)", exit 3."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):  # a replaced stream is its owner's
+            with contextlib.suppress(ValueError, OSError):  # closed, or detached
+                stream.reconfigure(errors="backslashreplace")
 
 
 def _parser_text(argv: Sequence[str] | None) -> str:

@@ -29,6 +29,11 @@ def decimal(text: str) -> float:
     decimal that float64 cannot hold: a non-zero value that underflows to 0, or a finite
     one that overflows to infinity."""
     value = float(text)  # ValueError for what is no number
+    if "_" in text:  # Python's digit separator: "0_05" (a typo for 0.05) is 5.0
+        raise ValueError(
+            f"{text!r} holds '_', which is not read as a digit separator (0_05 would be 5); "
+            "write the number without it"
+        )
     spelled = text.strip().lstrip("+-").lower()
     if math.isinf(value) and spelled not in ("inf", "infinity"):
         raise ValueError(f"{text!r} is beyond float64's range (about 1.8e308)")

@@ -146,7 +146,10 @@ def _code(text: str) -> str:
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(printable(cell).replace("|", "\\|") for cell in row) + " |"
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -163,7 +166,7 @@ def render_markdown(report: crossent.Report) -> str:
     payload = report.to_dict()
     rows = [[name, value] for name, value in report.metric_rows()]
     lines = [
-        f"### crossent report: {_code(payload['source'])}",
+        f"### crossent report: {_code(printable(payload['source']))}",
         "",
         f"{payload['n']} examples, {payload['classes']} classes ({payload['form']}).",
         "",
@@ -173,8 +176,8 @@ def render_markdown(report: crossent.Report) -> str:
     ]
     columns = report.columns_statement()
     if columns:
-        lines.append(columns)
-    lines += [f"Note: {note}." for note in payload["notes"]]
+        lines.append(printable(columns))
+    lines += [f"Note: {printable(note)}." for note in payload["notes"]]
     gates = _gate_lines(payload)
     if gates:
         lines += ["", *gates]
@@ -249,7 +252,7 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
         "",
         _md_table(header, rows),
         "",
-        f"Paired differences against {_code(payload['models'][0]['name'])} "
+        f"Paired differences against {_code(printable(payload['models'][0]['name']))} "
         f"({payload['comparisons'][0]['confidence']:.0%} bootstrap intervals; negative is "
         "better):",
         "",
@@ -258,7 +261,7 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
     for model in payload["models"]:
         gates = _gate_lines(model)
         if gates:
-            lines += ["", f"{_code(model['name'])}:", *gates]
+            lines += ["", f"{_code(printable(model['name']))}:", *gates]
     return "\n".join(lines)
 
 
