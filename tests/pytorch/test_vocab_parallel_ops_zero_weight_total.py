@@ -3,12 +3,13 @@
 ``_vocab_parallel_ops._grad_rows`` forms the 'mean''s gradient as
 :math:`[W > 0]\\,g / W`: with every label ``ignore_index``, or every label of a class
 of weight 0, the weights' total :math:`W` is 0 and the loss is 0 with gradient 0
-(eager's, PyTorch's). The mutation pass
-of branch mutation5 found the mutant ``norm > 0`` -> ``norm >= 0`` (:math:`g / 0`: a
-NaN gradient) surviving ``tests/pytorch/test_issue13_vocab_parallel_fullgraph.py``,
-whose batches each had a label that counts (with every label ignored the row
-coefficients mask the NaN; with labels of weight 0 they do not: float32 gives NaN). The ops are called directly (their autograd
-registration is the compiled call's backward) on one gloo rank.
+(eager's, PyTorch's). The mutation pass of branch mutation5 found the mutant
+``norm > 0`` -> ``norm >= 0`` (:math:`g / 0`) surviving
+``tests/pytorch/test_issue13_vocab_parallel_fullgraph.py``, whose batches each had a
+label that counts (with every label ignored the row coefficients mask the infinite
+:math:`g / 0`; with labels of weight 0 they do not: the float32 gradient is NaN). The
+ops are called directly (their autograd registration is the compiled call's backward)
+on one gloo rank.
 
 Oracle: 0 and a zero gradient (the definition), and the eager call's bits. Guards
 behaviour (passes on main); kills that mutant.
