@@ -9,6 +9,8 @@ the cases the mutation pass of branch mutation5 found unguarded.
   ``class_names``: they are names, so the message says to pass the class names; the
   mutant ``all(...)`` -> ``any(...)`` left them to the cast message ("pass
   labels.astype(np.int64)"), which cannot read "cat".
+* Numbers held as Python objects beside ``class_names``: the label check's cast message;
+  the early return for labels that are not all strings dropped, they were read as names.
 
 Oracle: the negative log-likelihood written out, :math:`-\\frac1n\\sum_i \\log p_{i,k(y_i)}`
 with :math:`k` the position of the name in the given order. Guards behaviour (passes on
@@ -56,3 +58,12 @@ def test_unsorted_frame_columns_read_each_label_as_its_own_column() -> None:
 def test_labels_partly_numbers_as_text_say_to_pass_class_names() -> None:
     with pytest.raises(crossent.InputTypeError, match=r"class_names=clf\.classes_"):
         crossent.report(np.full((3, 2), 0.5), np.array(["1", "cat", "0"]), resamples=10)
+
+
+def test_numbers_held_as_objects_keep_the_cast_message_beside_class_names() -> None:
+    """Labels that are not all strings (numbers held as Python objects, a pandas object
+    column) are left to the label check, names given or not; the mutant that read them
+    as names (the early return dropped) said "row 0 is 0, which names no class"."""
+    labels = np.array([0, 1, 1], dtype=object)
+    with pytest.raises(crossent.InputTypeError, match=r"pass labels\.astype\(np\.int64\)"):
+        crossent.report(np.full((3, 2), 0.5), labels, class_names=["cat", "dog"], resamples=10)
