@@ -1,0 +1,91 @@
+r"""``crossent.torch`` under a hostile tester's pass (branch hostiletorch7, issue 13).
+
+On main:
+
+* ``sigmoid_focal_loss`` and ``SigmoidFocalLoss`` did not compile with
+  ``torch.compile(..., fullgraph=True, dynamic=True)``: under ``dynamic=True`` a float
+  argument, a Module's float attribute and a function's float default are symbolic, and
+  the losses package's option checks call ``math.isfinite`` on ``gamma``, ``alpha`` and
+  its own ``label_smoothing=0.0`` default (Dynamo: "torch.* op returned non-Tensor").
+  ``cross_entropy``, ``binary_cross_entropy_with_logits``, ``softmax_focal_loss`` and
+  ``distillation_loss`` compiled there already (their options by value,
+  ``_arguments._by_value``). Now the focal loss passes its options by value too: one
+  graph for every batch size, eager's values and gradients, the checks still raising.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from crossent.errors import InputError
+
+torch = pytest.importorskip("torch")
+ct = pytest.importorskip("crossent.torch")
+counters = pytest.importorskip("torch._dynamo.utils").counters
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`"),
+]
+
+
+def _inputs(n: int) -> tuple[Any, Any]:
+    g = torch.Generator().manual_seed(n)
+    x = torch.randn(n, 5, dtype=torch.float64, generator=g)
+    t = torch.rand(n, 5, dtype=torch.float64, generator=g)
+    return x, t
+
+
+_OPTIONS = [{}, {"alpha": 0.3, "gamma": 1.5}, {"alpha": -1.0, "gamma": 0.5}]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("options", _OPTIONS, ids=["defaults", "alpha-gamma", "no-alpha"])
+@pytest.mark.parametrize("form", ["function", "module"])
+def test_sigmoid_focal_compiles_dynamic_fullgraph(
+    form: str, options: dict[str, float], reduction: str
+) -> None:
+    if form == "module":
+        module = ct.SigmoidFocalLoss(**options, reduction=reduction)
+
+        def f(x: Any, t: Any) -> Any:
+            return module(x, t)
+
+    else:
+
+        def f(x: Any, t: Any) -> Any:
+            return ct.sigmoid_focal_loss(x, t, **options, reduction=reduction)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, dynamic=True, backend="eager")
+    for n in (3, 3, 3, 6, 11):
+        if n == 6:  # (the first calls may recompile while the losses package's table
+            counters.clear()  # of checked options fills: a guard on its length)
+        x, t = _inputs(n)
+        xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
+        eager, ours = f(xe, t), compiled(xc, t)
+        torch.testing.assert_close(ours, eager, rtol=0, atol=0)
+        eager.sum().backward()
+        ours.sum().backward()
+        torch.testing.assert_close(xc.grad, xe.grad, rtol=0, atol=0)
+    assert counters["stats"]["unique_graphs"] == 0  # no new graph for a new batch size
+
+
+def test_sigmoid_focal_dynamic_still_checks() -> None:
+    """The option checks and the data checks still raise in the dynamic graph."""
+    options = {"gamma": -1.0}
+    torch._dynamo.reset()
+    compiled = torch.compile(
+        lambda x, t: ct.sigmoid_focal_loss(x, t, **options),
+        fullgraph=True,
+        dynamic=True,
+        backend="eager",
+    )
+    x, t = _inputs(4)
+    with pytest.raises(InputError, match="`gamma` must be"):
+        compiled(x, t)
+    options["gamma"] = 2.0
+    x[1, 2] = float("nan")
+    with pytest.raises(InputError, match=r"`logits`.*NaN"):
+        compiled(x, t)
