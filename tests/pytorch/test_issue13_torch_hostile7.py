@@ -89,3 +89,55 @@ def test_sigmoid_focal_dynamic_still_checks() -> None:
     x[1, 2] = float("nan")
     with pytest.raises(InputError, match=r"`logits`.*NaN"):
         compiled(x, t)
+
+
+# On main, the fused linear losses and the vocab-parallel losses, whose gradients taken
+# with ``create_graph=True`` have no second derivative, raised that error only for
+# ``penalty.backward()``: ``torch.autograd.grad(penalty, inputs)`` runs only the nodes on
+# a path to ``inputs``, and the error node hung from new leaves, off every such path. A
+# gradient penalty's gradient came out 0 (``linear_cross_entropy``: 0 and 0 for the input
+# and the classifier, where ``F.cross_entropy(F.linear(...))`` gives 0.21 and 0.54 in
+# norm), or, for ``vocab_parallel_cross_entropy`` of ``F.linear``'s logits, only the part
+# outside the loss (0 and 0.47), silently. Now the error names the loss there too.
+
+
+def _penalty_inputs() -> tuple[Any, Any, Any, Any]:
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(4, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(6, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(6, dtype=torch.float64, generator=g, requires_grad=True)
+    return h, w, b, torch.tensor([0, 5, 2, 3])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_linear_gradient_penalty_by_autograd_grad_raises(reduction: str) -> None:
+    h, w, b, y = _penalty_inputs()
+    loss = ct.linear_cross_entropy(h, w, y, linear_bias=b, reduction=reduction).sum()
+    grads = torch.autograd.grad(loss, (h, w), create_graph=True)
+    penalty = sum((g * g).sum() for g in grads)
+    for inputs in [(h, w), (h,), (w,)]:
+        with pytest.raises(RuntimeError, match="linear_cross_entropy has no second"):
+            torch.autograd.grad(penalty, inputs, allow_unused=True, retain_graph=True)
+
+
+def test_vocab_parallel_gradient_penalty_by_autograd_grad_raises(tmp_path: Any) -> None:
+    from spawned import one_rank_group
+
+    h, w, b, y = _penalty_inputs()
+    with one_rank_group(str(tmp_path)):
+        cases = [
+            (
+                "vocab_parallel_cross_entropy",
+                lambda: ct.vocab_parallel_cross_entropy(torch.nn.functional.linear(h, w, b), y),
+            ),
+            (
+                "vocab_parallel_linear_cross_entropy",
+                lambda: ct.vocab_parallel_linear_cross_entropy(h, w, y, bias=b),
+            ),
+        ]
+        for name, loss in cases:
+            grads = torch.autograd.grad(loss(), (h, w), create_graph=True)
+            penalty = sum((g * g).sum() for g in grads)
+            for inputs in [(h, w), (h,)]:
+                with pytest.raises(RuntimeError, match=rf"{name} has no second"):
+                    torch.autograd.grad(penalty, inputs, allow_unused=True, retain_graph=True)
