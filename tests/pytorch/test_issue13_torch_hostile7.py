@@ -141,3 +141,20 @@ def test_vocab_parallel_gradient_penalty_by_autograd_grad_raises(tmp_path: Any) 
             for inputs in [(h, w), (h,)]:
                 with pytest.raises(RuntimeError, match=rf"{name} has no second"):
                     torch.autograd.grad(penalty, inputs, allow_unused=True, retain_graph=True)
+
+
+@pytest.mark.parametrize("teacher_requires_grad", [False, True])
+@pytest.mark.parametrize("temperature", [1e-200, 1e200])
+def test_distillation_host_rows_penalty_by_autograd_grad_raises(
+    temperature: float, teacher_requires_grad: bool
+) -> None:
+    """The same for ``distillation_loss``' rows formed on the host (here: temperatures
+    whose square leaves float64): ``penalty.backward()`` raised, ``torch.autograd.grad``
+    of the student's logits gave a zero gradient (at T = 1e200 the loss is 0.0556 and its
+    second derivative is not 0)."""
+    z = torch.tensor([[0.0, 0.5, 1.0], [0.5, 0.1, 0.2]], dtype=torch.float64, requires_grad=True)
+    v = torch.tensor([[0.0, 1.0, 2.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    v.requires_grad_(teacher_requires_grad)
+    (gz,) = torch.autograd.grad(ct.distillation_loss(z, v, temperature), z, create_graph=True)
+    with pytest.raises(RuntimeError, match="have no second derivative"):
+        torch.autograd.grad((gz * gz).sum(), z, allow_unused=True)
