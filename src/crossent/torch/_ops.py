@@ -1474,7 +1474,7 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         gi, gw = grad_input.to(dtype_h), grad_weight.to(dtype_w)
         gb = grad_bias.to(dtype_b) if ctx.has_bias else None
         if torch.is_grad_enabled():  # a ``create_graph`` backward
-            gi, gw, gb = _first_order_only((gi, gw, gb))
+            gi, gw, gb = _first_order_only((gi, gw, gb), tuple(anchors[:2]))
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
@@ -1490,12 +1490,15 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         )
         gb = gb if ctx.has_bias else None
         if torch.is_grad_enabled():  # 'none', create_graph: name the loss, as above
-            gi, gw, gb = _first_order_only((gi, gw, gb))
+            gi, gw, gb = _first_order_only((gi, gw, gb), (input, linear_weight, linear_bias))
     return (gi, gw, gb) + (None,) * 9
 
 
-def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
-    """``grads`` whose own gradient raises. The gradients formed in the forward are
+def _first_order_only(
+    grads: tuple[Tensor | None, ...], anchors: tuple[Tensor | None, ...]
+) -> tuple[Any, ...]:
+    """``grads`` whose own gradient raises, also for ``torch.autograd.grad`` of the
+    ``anchors`` (the loss's inputs). The gradients formed in the forward are
     constants of the graph: with ``create_graph=True`` they held no graph, and a second
     derivative through them (a gradient penalty added to the loss) was a silent 0."""
     return first_order_only(
@@ -1503,6 +1506,7 @@ def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
         "crossent.torch.linear_cross_entropy has no second derivative (its gradients "
         "are formed in the forward): for a gradient penalty, use "
         "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        anchors,
     )
 
 
