@@ -308,7 +308,7 @@ def _kernel(
     weighted, positive = w.shape[0] != 0, pw.shape[0] != 0
     smooth = eps != 0.0
     size = x.shape[0]
-    block = min(BLOCK, size)
+    block = max(min(BLOCK, size), 1)  # (a step of 0 is an error: an empty input)
     ws = np.empty((12, block))  # (one allocation: small calls)
     xs, ts, ps, us, ns, where = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
     work_y, work_n, work_s, tab = ws[6], ws[7], ws[8], ws[9:]
