@@ -183,7 +183,7 @@ def _settings_of(
     flags = [reduction_code, eps != 0, log_base is not None, alpha_value is not None]
     flags += [gamma_value != 0.0]
     by_kind = tuple(np.array([*flags, kind], dtype=np.int64) for kind in _KINDS)
-    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 4)  # CE, its gradient, focal, its
+    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 2)  # CE, its gradient, focal, its
     return _Settings(constants, by_kind, reduction_code, exp_rows, eps, log_base)
 
 
@@ -331,6 +331,9 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     elif rows and not compiled.terms(c, flags, ws, False):
         return None  # (without a last np.exp, ``finish`` calls ``terms``)
     exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    if kind == FOCAL_GRAD:  # its sigma(x) - t as _sigmoid._plain_grad: the exact kernel's
+        none = np.empty(0, dtype=x.dtype), 1, 1
+        _exact_compiled().gradient(x, t, none, none, settings.eps, 1.0, ws[EXP + 2])
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
     ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
