@@ -76,8 +76,17 @@ __all__ = [
 
 
 def softplus(x: Array, *, xp: ModuleType) -> Array:
-    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
-    return xp.maximum(x, zeros_like(x, xp=xp)) + xp.log1p(xp.exp(-xp.abs(x)))
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``.
+
+    Other namespaces than NumPy form :math:`-|x|` as ``min(x, 0) - max(x, 0)`` (the same
+    bits): JAX differentiates :math:`|x|` at 0 as 1, which made the derivative of the
+    sum 0 at :math:`x = 0` (issue 13: ``jax.grad`` of ``sigmoid_cross_entropy`` at a
+    zero logit was 0, not :math:`1/2 - t`); a tie of ``min``/``max`` splits evenly."""
+    zero = zeros_like(x, xp=xp)
+    high = xp.maximum(x, zero)
+    if type(x) is np.ndarray:
+        return high + xp.log1p(xp.exp(-xp.abs(x)))
+    return high + xp.log1p(xp.exp(xp.minimum(x, zero) - high))
 
 
 @dataclass
