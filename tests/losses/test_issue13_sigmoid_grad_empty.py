@@ -32,9 +32,7 @@ OPTIONS: list[dict[str, Any]] = [
 
 def _options(options: dict[str, Any], shape: tuple[int, ...], dtype: Any) -> dict[str, Any]:
     """``options`` with a weight per class (the last axis) where it says ``'classes'``."""
-    return {
-        k: np.ones(shape[-1:], dtype) if v == "classes" else v for k, v in options.items()
-    }
+    return {k: np.ones(shape[-1:], dtype) if v == "classes" else v for k, v in options.items()}
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -71,4 +69,5 @@ def test_torch_sigmoid_backward_of_an_empty_input_is_empty() -> None:
             torch.nn.functional.binary_cross_entropy_with_logits(
                 y, t, reduction=reduction
             ).backward()
-            assert y.grad is not None and y.grad.shape == x.grad.shape
+            assert y.grad is not None
+            assert y.grad.shape == x.grad.shape

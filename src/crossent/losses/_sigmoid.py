@@ -531,7 +531,10 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
               + (\sigma(x) - t)\Big]
 
     The ratio :math:`\sigma(x)\sigma(-x)/(1-p_t)` is formed in log space, so the
-    gradient is finite for saturated logits and any :math:`\gamma \ge 0`.
+    gradient is finite for saturated logits and any :math:`\gamma \ge 0`;
+    :math:`\sigma(x) - t` as :func:`sigmoid_cross_entropy_grad` forms it (within an ulp
+    where :math:`\sigma(x)` meets :math:`t`): at :math:`\gamma = 0` the two gradients
+    agree.
 
     Returns
     -------
