@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._checks import check_scalar
-from . import _cpu_kernels
+from . import _cpu_kernels, _sigmoid_grad
 from ._batch import options_of
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
@@ -332,8 +332,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
         return None  # (without a last np.exp, ``finish`` calls ``terms``)
     exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
     if kind == FOCAL_GRAD:  # its sigma(x) - t as _sigmoid._plain_grad: the exact kernel's
-        none = np.empty(0, dtype=x.dtype), 1, 1
-        _exact_compiled().gradient(x, t, none, none, settings.eps, 1.0, ws[EXP + 2])
+        bound = _sigmoid_grad.CLOSE64 if x.dtype == np.float64 else _sigmoid_grad.CLOSE
+        _exact_compiled().difference(x, t, settings.eps, bound, ws[EXP + 2])
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
     ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
