@@ -9,7 +9,11 @@ torch's "DefaultCPUAllocator: can't allocate memory: you tried to allocate
 the most (every rank knows the counts from the first exchange), and no third collective
 when no rank kept a row.
 
-Also pinned (on main): a state whose rows were numbered from ``first_row >= 2**53`` in
+Also pinned (on main): ``keep`` past int64 (``10**30``, which ``update`` and ``merge``
+take) raised a bare ``ValueError: Overflow when unpacking long long`` forming the first
+record (on every rank of a larger world: "on rank r of the group, ValueError: ..."); now
+the record holds ``keep`` capped at ``2**63 - 1`` (its fingerprint tells larger values
+apart). And a state whose rows were numbered from ``first_row >= 2**53`` in
 ``update`` (with the default ``row_offset=None``) had its rows rounded to float64 on the
 way (2**53 + 1 arrived as 2**53), where ``row_offset=0`` refused the same rows; now every
 rank raises the same ``InputError``, naming the rank and the rows.
@@ -29,7 +33,7 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 import crossent  # noqa: E402
-from spawned import gloo_marks, run_spawned  # noqa: E402
+from spawned import gloo_marks, one_rank_group, run_spawned  # noqa: E402
 
 pytestmark = gloo_marks()
 
@@ -63,7 +67,7 @@ def _worker(rank: int, world: int) -> None:
 
     bounds = [sum(ROWS[:r]) for r in range(world + 1)]
     lo, hi = bounds[rank], bounds[rank + 1]
-    for keep in (10**12, 10**7, 50, 3):
+    for keep in (10**30, 10**12, 10**7, 50, 3):
         merged = _state(keep, 0, 0)
         for r in range(world):
             merged = merged.merge(_state(keep, bounds[r], bounds[r + 1], first_row=bounds[r]))
@@ -109,3 +113,15 @@ def _big_rows_worker(rank: int, world: int) -> None:
 
 def test_issue13_all_reduce_state_refuses_rows_past_float64() -> None:
     run_spawned(_big_rows_worker, 2, timeout=90)
+
+
+def test_issue13_all_reduce_state_keep_past_int64(tmp_path: Any) -> None:
+    from crossent.torch import all_reduce_state
+
+    state = _state(10**30, 0, 20)
+    with one_rank_group(str(tmp_path)):
+        got = all_reduce_state(state)
+    assert got.keep == 10**30
+    assert got.n == 20
+    assert got._surprising == state._surprising
+    assert len(got._surprising) == 20

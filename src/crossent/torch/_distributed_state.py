@@ -89,6 +89,9 @@ _FIELDS = frozenset(
 )
 
 
+#: The largest value of a record's int64 slot.
+_INT64_MAX = 2**63 - 1
+
 #: Row numbers travel as float64: exact below this.
 _EXACT_ROWS = 2**53
 
@@ -124,9 +127,10 @@ def _layout(state: EvaluationState) -> list[Field]:
     length = 5 + 2 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
     return [
         Field(words, fingerprint(key), described),
-        # Exactly the sizes of the next two collectives (also under a fingerprint collision).
+        # Exactly the size of the all-reduce, and `keep` (also under a fingerprint
+        # collision); `keep` held to an int64 slot ("keep them all" may pass 10**30).
         Field("the length of `state`'s sums", length, str(length)),
-        Field("`state.keep`", int(state.keep), str(state.keep)),
+        Field("`state.keep`", min(int(state.keep), _INT64_MAX), str(state.keep)),
         Field("n", int(state.n), same=False),
         Field("surprising rows", len(state._surprising), same=False),
     ]
