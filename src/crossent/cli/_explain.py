@@ -35,6 +35,7 @@ import crossent
 
 from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
+from ._width import fit_width
 
 __all__ = [
     "Output",
@@ -79,6 +80,7 @@ class Output:
             self._console.on_broken_pipe = _raise_broken_pipe
 
     def line(self, text: str = "") -> None:
+        text = fit_width(text)
         if self._console is not None:
             self._console.print(text)
         else:
