@@ -94,7 +94,10 @@ def _case(name: str) -> Case:
         "SigmoidFocalLoss": (ct.SigmoidFocalLoss(), logits_probs),
         "SoftmaxFocalLoss": (ct.SoftmaxFocalLoss(), logits_ids),
         "DistillationLoss": (ct.DistillationLoss(), logits_probs),
-        "LinearCrossEntropyLoss": (ct.LinearCrossEntropyLoss(D, C, dtype=torch.float64), hidden_ids),
+        "LinearCrossEntropyLoss": (
+            ct.LinearCrossEntropyLoss(D, C, dtype=torch.float64),
+            hidden_ids,
+        ),
     }
     return cases[name]
 

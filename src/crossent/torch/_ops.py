@@ -1271,9 +1271,9 @@ def _overflow(problem: LinearProblem, position: int) -> str | None:
     bad = ~torch.isfinite(z)
     c = int(torch.argmax(bad.to(torch.int8))) if bool(bad.any()) else int(exact.abs().argmax())
     dtype = str(z.dtype).removeprefix("torch.")
-    names = "`input` and `linear_weight`" if problem.b is None else (
-        "`input`, `linear_weight` and `linear_bias`"
-    )
+    names = "`input`, `linear_weight` and `linear_bias`"
+    if problem.b is None:
+        names = "`input` and `linear_weight`"
     return (
         f"{names} are finite there, but their products "
         f"overflow {dtype}, the dtype they are formed in (class {c}: {float(z[c])} in "
