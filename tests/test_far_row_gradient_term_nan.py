@@ -11,9 +11,9 @@ and no public call of 1144 far-row calls probed fed it a NaN (the twins' gradien
 far rows are finite there). The call is made directly here.
 
 Oracle: the contract written out per entry (finite entries: upstream times ``g``).
-The infinite entries are checked at upstreams of 0 and 1 only: at an upstream below 1/2
-the carried :math:`2\\cdot\\text{max}` times the upstream is finite (left alone, in
-the pass's record in ``tests/MUTATION.md``).
+The infinite entries are checked at upstreams of 0 and 1 here; other upstreams in
+``tests/losses/test_far_rows_scaled_upstream.py`` (branch torchleft6: main's carried
+:math:`2\\cdot\\text{max}` times an upstream below 1/2 was finite).
 Guards behaviour (passes on main); kills those two mutants.
 """
 

@@ -1233,20 +1233,52 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
-def _check_finite(stats: Tensor, batch_shape: list[int], temperature: float) -> None:
+def _check_finite(stats: Tensor, batch_shape: list[int], problem: LinearProblem) -> None:
     """An error where a row's maximum :math:`m` or log-partition :math:`\\ell` (the
     forward's ``stats``) is not finite: its logits are not (an ``inf`` LSE
-    :math:`m/T + \\ell` of finite logits is its true value, no error)."""
+    :math:`m/T + \\ell` of finite logits is its true value, no error), because an input
+    holds a NaN or an infinity, or because the products of finite inputs overflow their
+    dtype (:func:`_overflow`)."""
     bad = ~torch.isfinite(stats).all(-1)
     if not bool(bad.any()):
         return
-    lse = row_stats(stats, temperature)
+    lse = row_stats(stats, problem.options.temperature)
     position = int(torch.argmax(bad.to(torch.int8)))
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(position), tuple(batch_shape)))
     where = str(index[0]) if len(index) == 1 else str(index)
-    raise InputError(
-        f"the logits of row {where} are not finite (log-sum-exp {float(lse[position])}): "
+    cause = _overflow(problem, position) or (
         "`input`, `linear_weight` or `linear_bias` holds a NaN or an infinity there"
+    )
+    raise InputError(
+        f"the logits of row {where} are not finite (log-sum-exp {float(lse[position])}): {cause}"
+    )
+
+
+def _overflow(problem: LinearProblem, position: int) -> str | None:
+    r"""Why row ``position``'s logits :math:`z = hW^\top + b` are not finite when its
+    :math:`h`, :math:`W` and :math:`b` are all finite (else None): their products overflow
+    the dtype they are formed in (float32 for float32, bf16 and fp16 inputs), naming the
+    first class whose logit is not finite there (else the largest in magnitude) and its
+    value summed in float64. Formed at the error only (one row: V x D work)."""
+    h = problem.hidden(slice(position, position + 1))
+    inputs = (h, problem.w) if problem.b is None else (h, problem.w, problem.b)
+    if not all(bool(torch.isfinite(t).all()) for t in inputs):
+        return None
+    z = problem.products.logits(h, problem.w, problem.b)[0]
+    exact = h[0].double() @ problem.w.double().T
+    if problem.b is not None:
+        exact = exact + problem.b.double()
+    bad = ~torch.isfinite(z)
+    c = int(torch.argmax(bad.to(torch.int8))) if bool(bad.any()) else int(exact.abs().argmax())
+    dtype = str(z.dtype).removeprefix("torch.")
+    names = "`input`, `linear_weight` and `linear_bias`"
+    if problem.b is None:
+        names = "`input` and `linear_weight`"
+    return (
+        f"{names} are finite there, but their products "
+        f"overflow {dtype}, the dtype they are formed in (class {c}: {float(z[c])} in "
+        f"{dtype}, {float(exact[c]):.6g} summed in float64; {dtype}'s largest is "
+        f"{torch.finfo(z.dtype).max:.6g}): give float64 tensors, or scale them down"
     )
 
 
@@ -1303,7 +1335,7 @@ def linear_cross_entropy_op(
     row_scale = scale.expand(_rows_of(labels)) if form else None
     rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
-        _check_finite(lse, batch_shape, problem.options.temperature)
+        _check_finite(lse, batch_shape, problem)
     loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
     if grads is None:
         empty = input.new_empty((0,))
