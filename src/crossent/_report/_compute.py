@@ -143,7 +143,12 @@ class Report:
     ids: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
+        """The report as the JSON object ``crossent report --json`` prints (a deep copy).
+
+        Strict JSON: an infinite value is the string ``"inf"`` or ``"-inf"`` and an
+        undefined or not applicable one is None (null), never a float NaN or infinity, so
+        ``json.dumps(result.to_dict(), allow_nan=False)`` holds, and strict parsers read
+        it; :meth:`format_number` prints such a value as every rendering does."""
         return _json_copy(self.payload)
 
     @property
@@ -916,6 +921,12 @@ def _id_value(value: Any) -> Any:
     return str(value)
 
 
+_BIN_INTERVAL = (
+    "Jeffreys interval of each bin's accuracy: the Beta(h + 1/2, n - h + 1/2) quantiles "
+    "of a bin of n examples with h hits (the lower end 0 at h = 0, the upper 1 at h = n)"
+)
+"""What ``reliability_bins``' ``ci_low`` and ``ci_high`` are (:func:`reliability_diagram`)."""
+
 #: What a one-column binary input holds, by its form (the report's note; a column of
 #: log-probabilities is refused before).
 _BINARY_GIVEN = {"probs": "P(label = 1)", "logits": "the log-odds of class 1"}
@@ -1045,6 +1056,11 @@ def _payload(
         },
         "bins": spec.bins,
         "reliability_bins": _bins_table(diagram),
+        "reliability_interval": {
+            "method": "jeffreys",
+            "confidence": diagram.confidence_level,
+            "definition": _BIN_INTERVAL,
+        },
         "binary": binary,
         "renormalized": None if correction is None else {"max_deviation": correction},
         "columns": dict(columns) if columns is not None else None,
