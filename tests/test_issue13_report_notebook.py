@@ -85,7 +85,8 @@ def test_drawn_names_are_cut_and_escaped_and_say_so() -> None:
     assert drawn_name("cat") == "cat"
     assert drawn_name("a\nb\tc") == "a\\nb\\tc"  # one line, the break visible
     cut = drawn_name("x" * 100)
-    assert len(cut) == DRAWN_NAME and cut.endswith("\N{HORIZONTAL ELLIPSIS}")
+    assert len(cut) == DRAWN_NAME
+    assert cut.endswith("\N{HORIZONTAL ELLIPSIS}")
     assert _cut_note(["cat", "dog"]) == ""
     assert "cut to" in _cut_note(["cat", "x" * 100])
     assert _cut_note(["ends in an ellipsis\N{HORIZONTAL ELLIPSIS}"[:DRAWN_NAME]]) == ""
@@ -103,7 +104,8 @@ def test_bin_intervals_say_their_method_and_level() -> None:
 
     for row in data["reliability_bins"]:
         if row["count"] == 0:
-            assert row["ci_low"] is None and row["ci_high"] is None
+            assert row["ci_low"] is None
+            assert row["ci_high"] is None
             continue
         hits = round(row["accuracy"] * row["count"])
         beta = stats.beta(hits + 0.5, row["count"] - hits + 0.5)

@@ -190,12 +190,15 @@ class Report:
 
     def to_html(self, path: str | Path | None = None) -> str:
         """The report as one self-contained HTML page (figures as PNG data URIs, no
-        script); written atomically to ``path`` when given.  Needs matplotlib."""
+        script); written atomically to ``path`` when given.  The figures need matplotlib
+        (without it, the page says how to install it in their place)."""
         from ._html import delivered, render_html
 
         return delivered(render_html(self), path)
 
     def _repr_html_(self) -> str:
+        """The notebook rendering: :meth:`to_html`'s body in a ``<div>`` whose style
+        applies inside it only."""
         from ._html import render_html
 
         return render_html(self, standalone=False)

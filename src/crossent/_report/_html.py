@@ -32,15 +32,15 @@ from ._text import (
 )
 
 __all__ = [
+    "DRAWN_NAME",
+    "FRAGMENT_CLASS",
     "SMALL_MULTIPLES",
     "STYLE",
     "body_html",
     "comparison_html",
     "delivered",
-    "DRAWN_NAME",
     "drawn_name",
     "figure_html",
-    "FRAGMENT_CLASS",
     "figures",
     "fragment",
     "page",
@@ -323,7 +323,9 @@ def fragment(body: str) -> str:
             f".{FRAGMENT_CLASS} {selector.strip()}".strip() for selector in selectors.split(",")
         )
         rules.append(f"{scoped} {{{declarations}}}")
-    return f'<div class="{FRAGMENT_CLASS}">\n<style>\n{chr(10).join(rules)}\n</style>\n{body}\n</div>'
+    return (
+        f'<div class="{FRAGMENT_CLASS}">\n<style>\n{chr(10).join(rules)}\n</style>\n{body}\n</div>'
+    )
 
 
 def body_html(report: Report) -> str:
