@@ -154,3 +154,19 @@ def test_compare_reports_refuses_a_one_column_beside_a_two_column_binary_input()
     one = crossent.report(p1, labels, resamples=10)
     with pytest.raises(crossent.InputError, match="positive-class"):
         crossent.compare_reports([two, one], resamples=10)
+
+
+def test_figures_name_the_interval_of_their_bars() -> None:
+    # main: "95% interval" and "binned (ECE ...)", no method
+    pytest.importorskip("matplotlib")
+    from crossent._report._html import reliability_figure
+
+    probs, labels = _probs(200, 3)
+    diagram = crossent.reliability_diagram(probs, labels, confidence_level=0.9)
+    figure = crossent.plot_reliability_diagram(diagram)
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "90% Jeffreys interval" in texts
+    result = crossent.report(probs, labels, resamples=10)
+    figure = reliability_figure([("model", result)])
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert any(text.startswith("binned, 95% Jeffreys bars (ECE") for text in texts), texts

@@ -134,7 +134,9 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             color=colour,
             markersize=4,
             capsize=2,
-            label=f"{prefix}binned (ECE {report.payload['ece']['value']:.3f})",
+            # the bars: each bin's Jeffreys interval (to_dict()["reliability_interval"])
+            label=f"{prefix}binned, {d.confidence_level:.0%} Jeffreys bars "
+            f"(ECE {report.payload['ece']['value']:.3f})",
         )
         s = report.smooth
         # the smoothed curve only where there is data (it extrapolates elsewhere)
