@@ -170,3 +170,19 @@ def test_figures_name_the_interval_of_their_bars() -> None:
     figure = reliability_figure([("model", result)])
     texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert any(text.startswith("binned, 95% Jeffreys bars (ECE") for text in texts), texts
+
+
+def test_a_report_compares_with_its_copy_without_raising() -> None:
+    # main: `result == pickle.loads(pickle.dumps(result))` raised "The truth value of an
+    # array with more than one element is ambiguous" (the dataclass' generated __eq__),
+    # and hash(result) raised TypeError
+    import copy
+    import pickle
+
+    probs, labels = _probs(50, 3)
+    result = crossent.report(probs, labels, resamples=10)
+    for other in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        assert (result == other) is False  # identity; the numbers are to_dict()'s
+        assert other.to_dict() == result.to_dict()
+        assert repr(other) == repr(result)
+    assert {result: "a report"}[result] == "a report"  # hashable

@@ -103,9 +103,14 @@ def _no_progress(label: str, total: int) -> Callable[[int], None]:
     return lambda step: None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Report:
     """A model's calibration report: the numbers and the data behind its figures.
+
+    Reports compare by identity (``==`` is ``is``; a report is hashable): compare
+    :meth:`to_dict` for equal numbers.  (The generated field-by-field ``==`` compared
+    the per-row arrays by truth value and raised ``ValueError`` for a report and its
+    pickled copy.)
 
     Attributes
     ----------
