@@ -46,6 +46,7 @@ __all__ = [
     "first_order_only",
     "floating_tensor",
     "functorch_reverse_mode",
+    "grad_recorded",
     "has_tangent",
     "nested_forward_mode",
     "op_sizes",
