@@ -29,7 +29,7 @@ def test_add_of_a_non_state_returns_not_implemented_and_python_raises() -> None:
     state = _state()
     assert state.__add__(3) is NotImplemented
     with pytest.raises(TypeError, match="unsupported operand") as caught:
-        state + 3  # type: ignore[operator]  # noqa: B018
+        state + 3  # type: ignore[operator]
     assert not isinstance(caught.value, crossent.errors.CrossentError)
 
 

@@ -33,7 +33,8 @@ def _limit(derivative: Callable[[object], object]) -> float:
         near, nearer = (derivative(mpmath.mpf(10) ** -k) for k in (30, 60))
     if abs(nearer - near) < 1e-20:
         return float(nearer)
-    assert near * nearer > 0 and abs(nearer) > abs(near) + 10, (near, nearer)
+    assert near * nearer > 0, (near, nearer)
+    assert abs(nearer) > abs(near) + 10, (near, nearer)
     return math.copysign(math.inf, float(nearer))
 
 
@@ -55,14 +56,19 @@ PAIRS = [(p, q) for q in (0.0, 1.0) for p in (0.0, 0.25, 1.0)] + [
 def _oracles() -> dict[str, list[tuple[tuple[float, ...], tuple[float, ...]]]]:
     """Per measure: (point, expected derivative in each argument)."""
     cases: dict[str, list[tuple[tuple[float, ...], tuple[float, ...]]]] = {}
-    cases["surprisal"] = [((x,), (_inside_limit(lambda v: -mpmath.log(v), x, _side(x)),)) for x in EDGES]
-    cases["binary_entropy"] = [((x,), (_inside_limit(lambda v: _bce(v, v), x, _side(x)),)) for x in EDGES]
+    cases["surprisal"] = [
+        ((x,), (_inside_limit(lambda v: -mpmath.log(v), x, _side(x)),)) for x in EDGES
+    ]
+    cases["binary_entropy"] = [
+        ((x,), (_inside_limit(lambda v: _bce(v, v), x, _side(x)),)) for x in EDGES
+    ]
     bce = []
     for p, q in PAIRS:
         # d/dq: along q into the domain; d/dp: the same limit of the p-partial (p in the
         # loss is a weight: BCE is linear in it, so mpmath's central difference is exact)
         side_q = _side(q) if q in (0.0, 1.0) else 1
         d_q = _inside_limit(lambda v, p=p: _bce(p, v), q, side_q)
+
         def d_p_at(t: object, p: float = p, q: float = q, side_q: int = side_q) -> object:
             return mpmath.diff(lambda v: _bce(v, mpmath.mpf(q) + side_q * t), p)
 
@@ -109,7 +115,8 @@ def test_jax_grad_gives_the_one_sided_derivative(
 
 
 @pytest.mark.parametrize(
-    ("point", "expected"), [pytest.param(pt, ex, id=f"{pt[0]}-{pt[1]}") for pt, ex in ORACLES["binary_cross_entropy"]]
+    ("point", "expected"),
+    [pytest.param(pt, ex, id=f"{pt[0]}-{pt[1]}") for pt, ex in ORACLES["binary_cross_entropy"]],
 )
 def test_closed_form_q_gradient_agrees_with_the_oracle(
     point: tuple[float, float], expected: tuple[float, float]
@@ -122,7 +129,8 @@ def test_values_keep_the_conventions_and_the_interior_gradients() -> None:
     torch = pytest.importorskip("torch")
     p = torch.tensor([0.0, 1.0, 0.2, 0.7], dtype=torch.float64, requires_grad=True)
     h = crossent.binary_entropy(p)
-    assert h[:2].tolist() == [0.0, 0.0] and not torch.signbit(h[:2]).any()
+    assert h[:2].tolist() == [0.0, 0.0]
+    assert not torch.signbit(h[:2]).any()
     h.sum().backward()
     inner = p.detach()[2:]
     torch.testing.assert_close(p.grad[2:], torch.log((1 - inner) / inner), rtol=1e-14, atol=0)
