@@ -5,7 +5,8 @@ gradient (``_focal_eager.closed_gradient``) for float32/float64 logits (N, C).
 Its backward went through the generic ``softmax_focal_loss_grad``: about 34 float32
 ulps from the float64 truth where the closed form gives about 17 (256 x 4000, class
 weights), and slower (``benchmarks/RESULTS.md``, branch leftovers7). Oracle: float64
-autograd of the formula written here in plain torch (``log_softmax``).
+autograd of the formula in plain torch (``log_softmax``; test_torch_focal_closed_gradient)
+and mpmath.
 """
 
 from __future__ import annotations
@@ -14,30 +15,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
+from tests.pytorch.test_torch_focal_closed_gradient import (  # noqa: E402  (the oracle)
+    _formula,
+    _ulps,
+)
+
 from crossent.torch import _ops  # noqa: E402
-
-F = torch.nn.functional
-
-
-def _formula(
-    z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, gamma: float, reduction: str
-) -> torch.Tensor:
-    """The focal loss in plain torch (float64), ``-100`` ignored."""
-    active = y != -100
-    safe = torch.where(active, y, 0)
-    log_py = F.log_softmax(z, 1).gather(1, safe[:, None])[:, 0]
-    wy = torch.ones_like(log_py) if w is None else w[safe]
-    wy = torch.where(active, wy, 0.0)
-    rows = -wy * (-torch.expm1(log_py)) ** gamma * log_py
-    if reduction == "none":
-        return rows
-    return rows.sum() / wy.sum() if reduction == "mean" else rows.sum()
-
-
-def _ulps(got: torch.Tensor, truth: torch.Tensor) -> float:
-    t32 = truth.float().abs().clamp_min(torch.finfo(torch.float32).tiny)
-    ulp = (torch.nextafter(t32, torch.tensor(float("inf"))) - t32).double()
-    return float(((got.double() - truth).abs() / ulp).max())
 
 
 def _problem(scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
