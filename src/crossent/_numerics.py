@@ -236,8 +236,12 @@ def safe_log(x: Array, *, xp: ModuleType) -> Array:
 
 
 def surprisal_terms(p: Array, *, xp: ModuleType) -> Array:
-    """``-log p``, ``+inf`` at ``p = 0``."""
-    return -safe_log(p, xp=xp)
+    """``-log p``, ``+inf`` at ``p = 0``; under autodiff the derivative ``-1/p``, so
+    ``-inf`` at ``p = 0`` (:func:`safe_log`'s placeholder gave 0 there)."""
+    if is_numpy(xp):
+        return -safe_log(p, xp=xp)
+    with numpy_errstate(p, xp, divide="ignore"):  # (array-api-strict: NumPy underneath)
+        return -xp.log(p + 0.0)  # (+ 0.0: a -0.0 probability's slope is -inf too)
 
 
 def entropy_terms(p: Array, *, xp: ModuleType) -> Array:
@@ -661,8 +665,10 @@ def binary_entropy_terms(p: Array, *, xp: ModuleType) -> Array:
     one_minus = 1 - p
     if is_numpy(xp) and _scipy_takes(p):
         return special.entr(p) - special.xlog1py(one_minus, -p)
-    p_below_one = xp.where(one_minus > 0, p, zeros_like(p, xp=xp))
-    return entropy_terms(p, xp=xp) - one_minus * xp.log1p(-p_below_one)
+    # h(p) = BCE(p, p): the same operations, and autodiff's derivative is the sum of
+    # BCE's two partial derivatives, log((1 - p)/p), +inf at p = 0 and -inf at p = 1
+    # (the placeholders of the plain terms gave 1 and -1 there)
+    return binary_cross_terms(p, p, xp=xp)
 
 
 def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
@@ -674,7 +680,49 @@ def binary_cross_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     q_safe = xp.where(q_below_one, q, zeros_like(q, xp=xp))
     second = -(one_minus_p * xp.log1p(-q_safe))
     second = xp.where(~q_below_one & (one_minus_p > 0), full_like(second, math.inf, xp=xp), second)
-    return cross_terms_from_probs(p, q, xp=xp) + second
+    terms = cross_terms_from_probs(p, q, xp=xp) + second
+    return _binary_cross_edges(p, q, terms, xp=xp)
+
+
+def _binary_cross_edges(p: Array, q: Array, terms: Array, *, xp: ModuleType) -> Array:
+    r"""``terms`` (:func:`binary_cross_terms`' values) with, at ``q = 0`` and ``q = 1``,
+    the same values formed so that autodiff gives the one-sided derivatives
+
+    .. math:: \partial_q = -\frac{p}{q} + \frac{1 - p}{1 - q}, \qquad
+              \partial_p = \log\frac{1 - q}{q}
+
+    each term 0 where its weight is 0 (as :func:`binary_cross_grad_terms`): at ``q = 0``,
+    :math:`\partial_p = +\infty` and :math:`\partial_q = -\infty` (``p > 0``) or 1
+    (``p = 0``); at ``q = 1`` the mirror image. The plain terms' placeholders made these
+    finite (issue 13: ``d/dq`` of ``BCE(0.5, q)`` was 0.5 at ``q = 0``). An infinite term
+    is ``w\,(-\log x)`` of its weight ``w > 0`` and ``x = 0`` (slopes :math:`+\infty`
+    in ``w``, :math:`-\infty` in ``x``); a zero one is :math:`\sqrt{w}` at ``w = 0``
+    (value 0, slope :math:`+\infty`). Every input of an unused branch is a placeholder
+    of 1, so no 0 times infinity reaches a gradient."""
+    ones = _ones(terms, xp=xp)
+    one_minus_p = 1 - p
+    log_term = q == 0
+    first = _edge_term(p, q, log_term, ones, xp=xp)
+    second = _edge_term(one_minus_p, 1 - q, q == 1, ones, xp=xp)
+    edge = log_term | (q == 1)
+    # (at q = 0 the other weight's term is the plain one, -(1 - p) log1p(-q), whose
+    # slopes are right there; at q = 1 it is -p log q)
+    plain_second = -(one_minus_p * xp.log1p(-xp.where(log_term, q, zeros_like(q, xp=xp))))
+    plain_first = -(p * xp.log(xp.where(q == 1, q, ones)))
+    edge_terms = xp.where(log_term, first + plain_second, second + plain_first)
+    return xp.where(edge, edge_terms, terms)
+
+
+def _edge_term(w: Array, x: Array, at: Array, ones: Array, *, xp: ModuleType) -> Array:
+    """``-w log x`` where ``at`` (``x = 0`` there): ``+inf`` for ``w > 0``, 0 for
+    ``w = 0``, with the slopes of :func:`_binary_cross_edges`; 1 elsewhere (unused)."""
+    infinite = at & (w > 0)
+    zero = at & (w == 0)
+    w_inf = xp.where(infinite, w, ones)
+    with numpy_errstate(w, xp, divide="ignore"):
+        inf_term = -(w_inf * xp.log(xp.where(infinite, x, ones) + 0.0))
+    zero_term = xp.sqrt(xp.where(zero, w, ones) + 0.0)
+    return xp.where(infinite, inf_term, xp.where(zero, zero_term, ones))
 
 
 def binary_cross_grad_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import itertools
 import math
+import reprlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -436,9 +437,20 @@ class EvaluationState:
         return _bincount_classes(fine_cell(probs), probs, labels, FINE_CELLS + 2)
 
     def merge(self, other: EvaluationState) -> EvaluationState:
-        """A new state holding both states' data (neither input is changed)."""
+        """A new state holding both states' data (neither input is changed).
+
+        Raises
+        ------
+        InputTypeError
+            ``other`` is not an :class:`EvaluationState`.
+        InputError
+            The states differ in classes, binning, ``keep`` or ``entropy``.
+        """
         if not isinstance(other, EvaluationState):
-            raise InputError(f"can only merge another EvaluationState; got {type(other).__name__}")
+            raise InputTypeError(
+                "`other` must be an EvaluationState to merge; got "
+                f"{type(other).__name__} {reprlib.repr(other)}"
+            )
         mine = (self.classes, self._spec, self.keep, self.entropy)
         theirs = (other.classes, other._spec, other.keep, other.entropy)
         if mine != theirs:
@@ -457,7 +469,12 @@ class EvaluationState:
         merged._surprising = _top(self._surprising + other._surprising, self.keep)
         return merged
 
-    __add__ = merge
+    def __add__(self, other: object) -> EvaluationState:
+        """``self.merge(other)``; NotImplemented for anything but a state, so that Python
+        raises its ``TypeError`` for ``state + 3`` (or asks ``other.__radd__``)."""
+        if not isinstance(other, EvaluationState):
+            return NotImplemented
+        return self.merge(other)
 
     # ------------------------------------------------------------------ results
 

@@ -986,7 +986,9 @@ def entropy(
     Entropy is the expected surprisal, :math:`H(P) = E_P[-\log p(X)]`; it is at
     most :math:`\log K` for ``K`` classes, with equality for the uniform
     distribution. Terms with :math:`p_i = 0` contribute exactly 0 (their gradient is
-    finite, too). Sums accumulate in float64 where the device supports it.
+    finite, too: 0, a convention, where the one-sided derivative :math:`-\log p_i - 1`
+    is :math:`+\infty`; docs: "Gradients at 0 and 1"). Sums accumulate in float64
+    where the device supports it.
 
     References
     ----------

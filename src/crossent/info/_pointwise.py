@@ -84,6 +84,11 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     --------
     entropy : the expected surprisal.
 
+    Notes
+    -----
+    Under autodiff (torch, JAX) the derivative is :math:`-1/p`: :math:`-\infty` at
+    :math:`p = 0`, the one-sided derivative (docs: "Gradients at 0 and 1").
+
     References
     ----------
     .. [1] C. E. Shannon, "A Mathematical Theory of Communication", Bell System
@@ -134,7 +139,10 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
 
     Notes
     -----
-    :math:`\log(1-p)` is evaluated as ``log1p(-p)``, exact for small ``p``.
+    :math:`\log(1-p)` is evaluated as ``log1p(-p)``, exact for small ``p``. Under
+    autodiff (torch, JAX) the derivative is :math:`h'(p) = \log((1-p)/p)`, the one-sided
+    derivative at the ends: :math:`+\infty` at 0, :math:`-\infty` at 1 (docs:
+    "Gradients at 0 and 1").
 
     Examples
     --------
@@ -204,6 +212,10 @@ def binary_cross_entropy(
     -----
     :math:`\log(1-q)` is evaluated as ``log1p(-q)``, exact for small ``q``.
     ``0 \log 0 = 0``, so a confident correct prediction (``p = q = 1``) costs 0.
+    Under autodiff (torch, JAX) the gradients at ``q = 0`` and ``q = 1`` are the
+    one-sided derivatives: in ``q`` those of :func:`binary_cross_entropy_grad`, in ``p``
+    :math:`\log((1 - q)/q)`, :math:`+\infty` at ``q = 0`` and :math:`-\infty` at
+    ``q = 1`` (docs: "Gradients at 0 and 1").
 
     Examples
     --------

@@ -117,7 +117,10 @@ def closed_gradient(
     reduction: str,
 ) -> Tensor:
     r""":math:`\partial L / \partial z` times ``upstream`` (module docstring), in ``z``'s
-    dtype; ``labels`` checked (in :math:`[0, C)` or ``ignore_index``)."""
+    dtype; ``labels`` checked (in :math:`[0, C)` or ``ignore_index``). Weights far from 1
+    are taken at a power of two of their size, the ``'sum'``/``'none'`` gradient scaled
+    back (``losses._weight_scale``; the eager caller passes them scaled already, the
+    compiled op's backward as given)."""
     wide = torch.float64
     active = labels != ignore_index if ignore_index is not None else torch.ones_like(labels) > 0
     safe = torch.where(active, labels, torch.zeros_like(labels)).to(torch.int64)[:, None]
@@ -125,17 +128,22 @@ def closed_gradient(
     e = torch.sub(z.detach(), top).exp_()
     s = e.sum(1, dtype=wide)
     ell = (z.detach().gather(1, safe) - top)[:, 0].to(wide) - s.log()
+    ell = _near_one(ell, e, safe, wide)
     one_minus, p_y = -torch.expm1(ell), ell.exp()
     # p_y log p_y / (1 - p_y): -1 at p_y = 1 (the limit), 0 at p_y = 0 (not 0 * -inf)
     inside = (one_minus > 0) & (p_y > 0)
     ratio = torch.where(inside, p_y * ell / torch.where(inside, one_minus, 1.0), 0.0)
     ratio = torch.where(one_minus > 0, ratio, -1.0)
     coef = one_minus**gamma * (1.0 - gamma * ratio)
+    shift = 0
     if weight is not None:  # (scaled by a power of two: W cannot overflow; w_y / W is kept)
-        scaled = torch.as_tensor(scaled_weight(weight.detach())[0]).to(wide)
+        scaled_read, shift = scaled_weight(weight.detach())
+        scaled = torch.as_tensor(scaled_read).to(wide)
         coef = coef * scaled[safe[:, 0]]
     coef = torch.where(active, coef, 0.0)
     up = upstream.detach().to(wide)
+    if shift and reduction != "mean":  # (the scale back: 2**shift is a float64 for any weight)
+        up = up * 2.0**shift
     if reduction == "mean":
         total = torch.where(active, 1.0 if weight is None else scaled[safe[:, 0]], 0.0).sum()
         up = torch.where(total > 0, up / torch.where(total > 0, total, 1.0), 0.0)
@@ -143,3 +151,24 @@ def closed_gradient(
     e.mul_((coef / s).to(e.dtype)[:, None])
     e.scatter_(1, safe, (coef * torch.expm1(ell)).to(e.dtype)[:, None])
     return e
+
+
+_NEAR_ONE = -(2.0**-20)
+r"""Rows whose :math:`\ell_i = \log p_{iy_i}` is above it have :math:`\ell_i` formed again
+(:func:`_near_one`)."""
+
+
+def _near_one(ell: Tensor, e: Tensor, safe: Tensor, wide: torch.dtype) -> Tensor:
+    r""":math:`\ell_i` of the rows whose label probability is within :math:`2^{-20}` of 1
+    as :math:`-\operatorname{log1p}(r_i)`, :math:`r_i = \sum_{j \ne y_i} e_{ij}`: there the
+    label is the row's maximum (:math:`e_{iy_i} = 1`, :math:`s_i = 1 + r_i`), and
+    :math:`\log s_i` of the rounded sum lost :math:`r_i` below the float64 epsilon
+    (logits ``[40, 0, -1]``: :math:`\ell = 0` where it is :math:`-5.8\cdot 10^{-18}`, a
+    zero gradient where it is about :math:`10^{-18}`, :math:`10^{-52}` at
+    :math:`\gamma = 2`). Only those rows are read again (usually none)."""
+    near = ell > _NEAR_ONE
+    if not bool(near.any()):
+        return ell
+    rows = near.nonzero()[:, 0]
+    others = e[rows].scatter(1, safe[rows], 0.0)
+    return ell.index_put((rows,), -torch.log1p(others.sum(1, dtype=wide)))
