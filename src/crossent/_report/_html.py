@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import io
 from collections.abc import Iterator, Sequence
@@ -59,16 +60,91 @@ def delivered(page: str, path: str | Path | None) -> str:
     return page
 
 
+FALLBACK_FONTS = (
+    "DejaVu Sans",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "Microsoft YaHei",
+    "SimHei",
+    "Yu Gothic",
+    "MS Gothic",
+    "Hiragino Sans",
+    "PingFang SC",
+    "Apple SD Gothic Neo",
+    "Malgun Gothic",
+    "Arial Unicode MS",
+    "Noto Sans",
+)
+"""Fonts that the figures' text falls back to, after matplotlib's ``font.family``, for a
+character the fonts before lack (matplotlib 3.6 on draws each glyph with the first font
+of the list that has it); only those installed are named, since matplotlib logs "Font
+family not found" on standard error for each of the others."""
+
+
 @contextlib.contextmanager
 def _text_as_typed() -> Iterator[None]:
     """Matplotlib text drawn as typed: class names, file names and model names come from
     the user, and matplotlib reads text between two ``$`` as mathtext, so a class column
     ``$\\frac$`` (or ``a$b$``) ended the report with a parse error, or drew another text.
-    Figures must be built and saved inside this context (tick labels are made when drawn)."""
+    The font is ``font.family`` and then the installed :data:`FALLBACK_FONTS`, so that a
+    class named in Chinese is drawn where a font has its characters (:func:`_drawable`
+    escapes the others).  Figures must be built and saved inside this context (tick labels
+    are made when drawn)."""
     import matplotlib
 
-    with matplotlib.rc_context({"text.parse_math": False}):
+    families = _font_families()
+    with matplotlib.rc_context({"text.parse_math": False, "font.family": families}):
         yield
+
+
+def _font_families() -> list[str]:
+    """``font.family``, then the installed :data:`FALLBACK_FONTS` it does not name."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    families = list(matplotlib.rcParams["font.family"])
+    return families + [f for f in FALLBACK_FONTS if f in installed and f not in families]
+
+
+@functools.lru_cache(maxsize=8)
+def _characters(families: tuple[str, ...]) -> frozenset[int]:
+    """The code points that one of the fonts of ``families`` has a glyph for."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    found: set[int] = set()
+    for family in families:
+        try:
+            path = font_manager.findfont(
+                font_manager.FontProperties(family=family), fallback_to_default=False
+            )
+            found.update(FT2Font(path).get_charmap())
+        except (ValueError, OSError, RuntimeError):  # not installed, or not readable
+            continue
+    return frozenset(found)
+
+
+def _drawable(text: str) -> str:
+    """``text`` with each character that no font of the figures has written as its
+    backslash escape (``\\u732b``), as the terminal shows what it cannot print: a class
+    named 猫 was drawn as an empty box, with "UserWarning: Glyph 29483 missing from
+    font(s) DejaVu Sans" on standard error.  Call it inside :func:`_text_as_typed`."""
+    if text.isascii():
+        return text
+    import matplotlib
+
+    characters = _characters(tuple(matplotlib.rcParams["font.family"]))
+    return "".join(
+        c if c.isascii() or ord(c) in characters else c.encode("ascii", "backslashreplace").decode()
+        for c in text
+    )
 
 
 def _png(figure: Any) -> str:
@@ -90,6 +166,7 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
         colour = f"C{index}"
         d = report.diagram
         shown = d.count > 0
+        label = _drawable(label)
         prefix = f"{label}: " if len(reports) > 1 else ""
         top.errorbar(
             d.confidence[shown],
@@ -171,7 +248,8 @@ def _per_class_figure(report: Report) -> tuple[str, Any]:
     ]
     bars = axis.bar(positions, heights, color="C0")
     axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
-    axis.set_xticks(positions, [r["name"] for r in rows], rotation=90 if len(rows) > 10 else 0)
+    names = [_drawable(str(r["name"])) for r in rows]
+    axis.set_xticks(positions, names, rotation=90 if len(rows) > 10 else 0)
     axis.set_xlabel("true class (n = examples of the class)")
     axis.set_ylabel("mean NLL (nats)")
     axis.margins(y=0.15)
@@ -209,7 +287,8 @@ def _classwise_figure(report: Report) -> Any | None:
             markersize=3,
             color="C0",
         )
-        axis.set_title(f"{rows[k]['name']} (ECE {rows[k]['calibration_error']:.3f})", fontsize=8)
+        name = _drawable(str(rows[k]["name"]))
+        axis.set_title(f"{name} (ECE {rows[k]['calibration_error']:.3f})", fontsize=8)
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1)
         axis.tick_params(labelsize=7)
