@@ -281,3 +281,30 @@ def test_output_to_a_standard_error_python_lacks_is_refused(
         "lost; give a file name, or leave it open\n"
     )
     assert capsys.readouterr().out == ""
+
+
+# --- a sequence model's outputs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt"])
+def test_sequence_outputs_are_refused_with_how_to_flatten(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Hugging Face-like (batch, positions, vocabulary) logits array: refused (nothing
+    reshapes it on a guess), the line now says how to flatten it into rows."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 8, 30)).astype(np.float32)
+    labels = rng.integers(0, 30, (4, 8))
+    path = tmp_path / f"seq{suffix}"
+    if suffix == ".npz":
+        np.savez(path, logits=logits, labels=labels)
+    else:
+        torch = pytest.importorskip("torch")
+        torch.save({"logits": torch.tensor(logits), "labels": torch.tensor(labels)}, path)
+    assert main(["report", str(path), *_FAST]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "A sequence model's outputs (batch, positions, classes)? Flatten them into rows "
+        "first: logits.reshape(-1, 30) and labels.reshape(-1)"
+    )
