@@ -62,6 +62,7 @@ __all__ = [
     "check_reduction",
     "check_same_classes",
     "check_scalar",
+    "label_shape_hint",
     "log_base_in",
     "not_ignored",
     "outside_classes",
@@ -705,6 +706,41 @@ _LOSS_FLOAT_HINT = (
 )
 
 
+def label_shape_hint(
+    shape: tuple[int, ...], batch_shape: tuple[int, ...], classes: int, values_name: str
+) -> str:
+    """The fix for labels of ``shape`` where ``batch_shape`` belongs, for the two
+    mistakes with a common reading (else ``""``): one-hot labels, the predictions' own
+    shape (``labels.argmax`` along the class axis, or the probability-target variant);
+    and labels whose shape is the batch shape with one size replaced by the number of
+    classes (the classes lie along another axis than ``axis``: logits ``(C, N)`` or
+    PyTorch's ``(N, C, T)`` under the default ``axis=-1``).  A hint, never a reading:
+    nothing is guessed.
+    """
+    ndim = len(shape)
+    if ndim == len(batch_shape) + 1:
+        one_hot_axes = [
+            k - ndim
+            for k in range(ndim)
+            if shape[k] == classes and shape[:k] + shape[k + 1 :] == batch_shape
+        ]
+        if one_hot_axes:
+            return (
+                f". One-hot labels? Pass the class ids, labels.argmax(axis={one_hot_axes[-1]}), "
+                "or, for the softmax cross-entropy, pass the rows as probability targets "
+                "to softmax_cross_entropy_with_targets"
+            )
+    if ndim == len(batch_shape):
+        differ = [k for k in range(ndim) if shape[k] != batch_shape[k]]
+        if len(differ) == 1 and shape[differ[0]] == classes:
+            return (
+                f". The classes are read along `axis` (here of size {classes}); if "
+                f"`{values_name}` holds them along another axis, pass that one as axis= "
+                "(PyTorch's layout (N, C, ...) is axis=1)"
+            )
+    return ""
+
+
 def check_labels(
     labels: Array,
     *,
@@ -746,6 +782,7 @@ def check_labels(
         raise InputError(
             f"`labels` must have the batch shape of `{values_name}` {tuple(batch_shape)} (the "
             f"class axis removed); got {tuple(labels.shape)}"
+            + label_shape_hint(tuple(labels.shape), tuple(batch_shape), classes, values_name)
         )
     if ignore_index is not None and (
         isinstance(ignore_index, bool) or not isinstance(ignore_index, int | np.integer)

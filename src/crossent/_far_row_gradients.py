@@ -26,7 +26,7 @@ import numpy as np
 from ._checks import truth_of
 from ._xp import device
 
-__all__ = ["gradient_term", "unformed", "wants_gradient"]
+__all__ = ["gradient_term", "overflowing", "unformed", "wants_gradient"]
 
 
 def wants_gradient(x: object) -> bool:
@@ -44,10 +44,12 @@ def gradient_term(x: Any, g: np.ndarray, far: Any, axis: int, *, xp: Any) -> Any
     PyTorch tensor ``x`` (classes at ``axis``) is ``g``: float64 NumPy of the shape
     ``x`` broadcasts to (0 outside the far rows), rounded once to ``x``'s dtype.
 
-    An entry :math:`g = \pm\infty` (a true gradient past the range) is carried as
-    :math:`((x - \operatorname{detach} x)\cdot\pm\text{max})\cdot 2` (0 forward,
-    :math:`\pm\infty` backward, 0 at a zero upstream); a NaN entry gets NaN where a far
-    row's upstream gradient is not 0 (:func:`unformed`), not a silent 0.
+    An entry past ``x``'s range there (:math:`|g|` above its largest, or :math:`\pm\infty`)
+    is carried by :func:`overflowing`: the upstream :math:`u` times :math:`g` formed in
+    float64 and rounded once to ``x``'s dtype, so :math:`u g` is right for any
+    :math:`u` (finite where it fits, :math:`\pm\infty` where it does not; 0 at a zero
+    upstream); a NaN entry gets NaN where a far row's upstream gradient is not 0
+    (:func:`unformed`), not a silent 0.
 
     A zero of ``g`` (the other rows') is carried as -0.0 (:data:`_MINUS_ZERO`)."""
     # rounded once to the dtype of x (float16 too), finite or not there; a zero as -0.0
@@ -56,16 +58,49 @@ def gradient_term(x: Any, g: np.ndarray, far: Any, axis: int, *, xp: Any) -> Any
     d = x - x.detach()
     finite = xp.isfinite(g_x)
     zero = xp.full_like(g_x, _MINUS_ZERO)
-    term = d * xp.where(finite, g_x, zero)
+    term = xp.sum(d * xp.where(finite, g_x, zero), axis=axis)
     if truth_of(xp.all(finite)):
-        return xp.sum(term, axis=axis)
-    top = float(xp.finfo(x.dtype).max)
-    big = xp.where(xp.isinf(g_x), xp.sign(g_x) * top, zero)
-    term = term + (d * big) * 2.0
+        return term
+    past = np.where(np.isnan(g), 0.0, g) * ~finite.cpu().numpy()  # (NaN: unformed's)
+    if bool(past.any()):
+        term = term + overflowing()(x, xp.asarray(past), axis)
     nan = xp.isnan(g_x)
     if truth_of(xp.any(nan)):
-        return unformed()(x, far, nan, axis) + xp.sum(term, axis=axis)
-    return xp.sum(term, axis=axis)
+        return unformed()(x, far, nan, axis) + term
+    return term
+
+
+@functools.cache
+def overflowing() -> Callable[[Any, Any, int], Any]:
+    r"""A PyTorch function of ``(x, past, axis)``: zeros of ``past``'s shape less ``axis``
+    whose gradient in ``x`` (of a shape that broadcasts to ``past``'s, a float64 CPU
+    tensor) is :math:`u\,g` with :math:`g` = ``past``, for the upstream :math:`u`:
+    formed in float64 on the CPU (:math:`u = 0` gives 0, also where :math:`g = \pm\infty`),
+    summed over the entries ``x`` was broadcast to, and rounded once to ``x``'s dtype (an
+    overflow there is :math:`\pm\infty`); a zero as -0.0 (:data:`_MINUS_ZERO`).
+
+    (Carried as :math:`((x - \operatorname{detach} x)\cdot\text{max})\cdot 2`, the
+    gradient was :math:`2\,\text{max}\,u`: finite below :math:`u = 1/2`, 1.7014e38
+    of float32 at :math:`u = 1/4` where :math:`u g` is 2.5e38 or :math:`\infty`.)"""
+    torch = sys.modules["torch"]
+
+    class Overflowing(torch.autograd.Function):  # type: ignore[name-defined]
+        @staticmethod
+        def forward(ctx: Any, x: Any, past: Any, axis: int) -> Any:
+            ctx.save_for_backward(past)
+            ctx.shape, ctx.dtype, ctx.device, ctx.axis = x.shape, x.dtype, x.device, axis
+            rows = past.shape[:axis] + past.shape[axis:][1:]
+            return torch.zeros(rows, dtype=x.dtype, device=x.device)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            (past,) = ctx.saved_tensors
+            u = grad.to(device="cpu", dtype=torch.float64).unsqueeze(ctx.axis)
+            ug = torch.where((u == 0) | (past == 0), 0.0, u * past).sum_to_size(ctx.shape)
+            ug = torch.where(ug == 0, _MINUS_ZERO, ug)
+            return ug.to(dtype=ctx.dtype, device=ctx.device), None, None
+
+    return Overflowing.apply
 
 
 _MINUS_ZERO = -0.0

@@ -153,7 +153,9 @@ def compare_reports(
     InputError
         Fewer than two reports, different class counts, labels or ids, the same class
         names in another order, other class names (when both reports name their
-        classes: not the default ``"0", ..., "K-1"``), or bad options.
+        classes: not the default ``"0", ..., "K-1"``), calibration errors of different
+        definitions (``to_dict()["ece"]["definition"]``: other bins, binning, scope,
+        norm, estimator or closed side), or bad options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
@@ -208,6 +210,19 @@ def compare_reports(
                 f"model {name!r} names other classes than {chosen[0]!r} "
                 f"({_shown_names(order)} against {_shown_names(baseline_order)}): a paired "
                 "comparison needs the same classes in both; name the class columns alike"
+            )
+        definition, baseline_definition = (
+            r.payload["ece"]["definition"] for r in (report, baseline)
+        )
+        if definition != baseline_definition:
+            # the comparison's ECE and smECE columns and its overlaid reliability curves
+            # put the models side by side under one heading and one axis label
+            raise InputError(
+                f"model {name!r} and {chosen[0]!r} define their calibration error "
+                f"differently ({definition!r} against {baseline_definition!r}): their ECE "
+                "columns and reliability curves would be compared as one measure; make "
+                "both reports with the same bins, binning, scope, norm, debias and closed "
+                "(a 1-D binary input takes the positive-class scope)"
             )
         differ = np.flatnonzero(report.labels != baseline.labels)
         if differ.size:

@@ -103,9 +103,14 @@ def _no_progress(label: str, total: int) -> Callable[[int], None]:
     return lambda step: None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Report:
     """A model's calibration report: the numbers and the data behind its figures.
+
+    Reports compare by identity (``==`` is ``is``; a report is hashable): compare
+    :meth:`to_dict` for equal numbers.  (The generated field-by-field ``==`` compared
+    the per-row arrays by truth value and raised ``ValueError`` for a report and its
+    pickled copy.)
 
     Attributes
     ----------
@@ -143,7 +148,12 @@ class Report:
     ids: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as the JSON object ``crossent report --json`` prints (a deep copy)."""
+        """The report as the JSON object ``crossent report --json`` prints (a deep copy).
+
+        Strict JSON: an infinite value is the string ``"inf"`` or ``"-inf"`` and an
+        undefined or not applicable one is None (null), never a float NaN or infinity, so
+        ``json.dumps(result.to_dict(), allow_nan=False)`` holds, and strict parsers read
+        it; :meth:`format_number` prints such a value as every rendering does."""
         return _json_copy(self.payload)
 
     @property
@@ -185,12 +195,15 @@ class Report:
 
     def to_html(self, path: str | Path | None = None) -> str:
         """The report as one self-contained HTML page (figures as PNG data URIs, no
-        script); written atomically to ``path`` when given.  Needs matplotlib."""
+        script); written atomically to ``path`` when given.  The figures need matplotlib
+        (without it, the page says how to install it in their place)."""
         from ._html import delivered, render_html
 
         return delivered(render_html(self), path)
 
     def _repr_html_(self) -> str:
+        """The notebook rendering: :meth:`to_html`'s body in a ``<div>`` whose style
+        applies inside it only."""
         from ._html import render_html
 
         return render_html(self, standalone=False)
@@ -916,6 +929,12 @@ def _id_value(value: Any) -> Any:
     return str(value)
 
 
+_BIN_INTERVAL = (
+    "Jeffreys interval of each bin's accuracy: the Beta(h + 1/2, n - h + 1/2) quantiles "
+    "of a bin of n examples with h hits (the lower end 0 at h = 0, the upper 1 at h = n)"
+)
+"""What ``reliability_bins``' ``ci_low`` and ``ci_high`` are (:func:`reliability_diagram`)."""
+
 #: What a one-column binary input holds, by its form (the report's note; a column of
 #: log-probabilities is refused before).
 _BINARY_GIVEN = {"probs": "P(label = 1)", "logits": "the log-odds of class 1"}
@@ -1045,6 +1064,11 @@ def _payload(
         },
         "bins": spec.bins,
         "reliability_bins": _bins_table(diagram),
+        "reliability_interval": {
+            "method": "jeffreys",
+            "confidence": diagram.confidence_level,
+            "definition": _BIN_INTERVAL,
+        },
         "binary": binary,
         "renormalized": None if correction is None else {"max_deviation": correction},
         "columns": dict(columns) if columns is not None else None,

@@ -33,13 +33,17 @@ from ._text import (
 )
 
 __all__ = [
+    "DRAWN_NAME",
+    "FRAGMENT_CLASS",
     "SMALL_MULTIPLES",
     "STYLE",
     "body_html",
     "comparison_html",
     "delivered",
+    "drawn_name",
     "figure_html",
     "figures",
+    "fragment",
     "page",
     "reliability_figure",
     "render_html",
@@ -50,6 +54,31 @@ SMALL_MULTIPLES = 20
 """Class-wise reliability panels drawn at most (the worst-calibrated classes beyond)."""
 
 _DPI = 110
+
+DRAWN_NAME = 16
+"""Characters of a class or model name drawn in a figure (tables show names in full)."""
+
+
+def drawn_name(name: str) -> str:
+    """A class or model name as a figure draws it: a line break or other control
+    character as its escape (``\\n``), and a name longer than :data:`DRAWN_NAME` cut,
+    ending in an ellipsis.  A figure's size is fixed: three 100-character class names (or
+    one of many lines) left the bars no room, matplotlib warned that the layout collapsed,
+    and the figure showed no bars.  A character that no font of the figures has is its
+    escape too (:func:`_drawable`)."""
+    text = _shown(name)
+    return text if len(text) <= DRAWN_NAME else text[: DRAWN_NAME - 1] + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _shown(name: str) -> str:
+    printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return _drawable(printable)
+
+
+def _cut_note(names: Sequence[str]) -> str:
+    """What a figure says when it cut names (:func:`drawn_name`), else nothing."""
+    cut = any(len(_shown(name)) > DRAWN_NAME for name in names)
+    return f"; names cut to {DRAWN_NAME} characters, in full in the table" if cut else ""
 
 
 def delivered(page: str, path: str | Path | None) -> str:
@@ -166,8 +195,7 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
         colour = f"C{index}"
         d = report.diagram
         shown = d.count > 0
-        label = _drawable(label)
-        prefix = f"{label}: " if len(reports) > 1 else ""
+        prefix = f"{drawn_name(label)}: " if len(reports) > 1 else ""
         top.errorbar(
             d.confidence[shown],
             d.accuracy[shown],
@@ -184,7 +212,9 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             color=colour,
             markersize=4,
             capsize=2,
-            label=f"{prefix}binned (ECE {report.payload['ece']['value']:.3f})",
+            # the bars: each bin's Jeffreys interval (to_dict()["reliability_interval"])
+            label=f"{prefix}binned, {d.confidence_level:.0%} Jeffreys bars "
+            f"(ECE {report.payload['ece']['value']:.3f})",
         )
         s = report.smooth
         # the smoothed curve only where there is data (it extrapolates elsewhere)
@@ -203,7 +233,7 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             width=width * (d.upper - d.lower),
             color=colour,
             alpha=0.8,
-            label=label if len(reports) > 1 else None,
+            label=drawn_name(label) if len(reports) > 1 else None,
         )
     scope = reports[0][1].payload["ece"]["scope"]
     top.set_xlim(0, 1)
@@ -248,9 +278,11 @@ def _per_class_figure(report: Report) -> tuple[str, Any]:
     ]
     bars = axis.bar(positions, heights, color="C0")
     axis.bar_label(bars, labels=[f"n={r['count']}" for r in rows], fontsize=7, padding=2)
-    names = [_drawable(str(r["name"])) for r in rows]
-    axis.set_xticks(positions, names, rotation=90 if len(rows) > 10 else 0)
-    axis.set_xlabel("true class (n = examples of the class)")
+    names = [r["name"] for r in rows]
+    drawn = [drawn_name(name) for name in names]
+    upright = len(rows) > 10 or max(map(len, drawn), default=0) > 8  # side by side, they overlap
+    axis.set_xticks(positions, drawn, rotation=90 if upright else 0)
+    axis.set_xlabel(f"true class (n = examples of the class{_cut_note(names)})")
     axis.set_ylabel("mean NLL (nats)")
     axis.margins(y=0.15)
     return title, figure
@@ -287,12 +319,13 @@ def _classwise_figure(report: Report) -> Any | None:
             markersize=3,
             color="C0",
         )
-        name = _drawable(str(rows[k]["name"]))
-        axis.set_title(f"{name} (ECE {rows[k]['calibration_error']:.3f})", fontsize=8)
+        axis.set_title(
+            f"{drawn_name(rows[k]['name'])}\n(ECE {rows[k]['calibration_error']:.3f})", fontsize=8
+        )
         axis.set_xlim(0, 1)
         axis.set_ylim(0, 1)
         axis.tick_params(labelsize=7)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(title + _cut_note([rows[k]["name"] for k in order]), fontsize=10)
     figure.supxlabel("p_k", fontsize=8)
     figure.supylabel("fraction with label k", fontsize=8)
     return figure
@@ -348,6 +381,31 @@ figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 1
 figure img { max-width: 100%; height: auto; }
 .scroll { overflow-x: auto; }
 """
+"""The standalone page's style sheet."""
+
+FRAGMENT_CLASS = "crossent-report"
+"""The class of the notebook fragment's outer ``<div>``, which its style rules select."""
+
+
+def fragment(body: str) -> str:
+    """``body`` as a notebook cell's HTML: in a ``<div>`` whose style rules apply inside it
+    only.  A notebook puts every cell's HTML in one page, and :data:`STYLE`'s rules for
+    ``body``, ``table`` and ``figure`` restyled the whole notebook (a width of 1200 px, a
+    border on every table of every other cell)."""
+    rules = []
+    for rule in STYLE.split("}"):
+        if "{" not in rule:
+            continue
+        selectors, declarations = rule.split("{")
+        if selectors.strip() == "body":
+            selectors = ""  # the page's font, margins and width: the fragment's own
+        scoped = ", ".join(
+            f".{FRAGMENT_CLASS} {selector.strip()}".strip() for selector in selectors.split(",")
+        )
+        rules.append(f"{scoped} {{{declarations}}}")
+    return (
+        f'<div class="{FRAGMENT_CLASS}">\n<style>\n{chr(10).join(rules)}\n</style>\n{body}\n</div>'
+    )
 
 
 def body_html(report: Report) -> str:
@@ -406,6 +464,7 @@ def body_html(report: Report) -> str:
         ["class", "examples", "accuracy (recall)", "NLL (nats)", "one-vs-rest ECE"],
     )
     per_class_note = shown_classes(p["per_class"])[1]
+    interval = p["reliability_interval"]
     bins = table(
         [
             [
@@ -421,7 +480,7 @@ def body_html(report: Report) -> str:
                 strict=True,
             )
         ],
-        ["bin", "examples", "confidence", "accuracy", "interval"],
+        ["bin", "examples", "confidence", "accuracy", f"{interval['confidence']:.0%} interval"],
     )
     note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
     return f"""<h1>crossent report</h1>
@@ -435,6 +494,7 @@ def body_html(report: Report) -> str:
 {f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
 <div class="scroll">{per_class}</div>
 <h2>Reliability bins</h2>
+<p>Interval: {html.escape(interval["definition"])}, at {interval["confidence"]:.0%}.</p>
 <div class="scroll">{bins}</div>
 <h2>Most surprising examples</h2>
 {surprising}"""
@@ -459,9 +519,7 @@ def page(title: str, body: str) -> str:
 def render_html(report: Report, *, standalone: bool = True) -> str:
     """The report as one HTML page (``standalone``) or a fragment for a notebook."""
     body = body_html(report)
-    if not standalone:
-        return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
-    return page("crossent report", body)
+    return page("crossent report", body) if standalone else fragment(body)
 
 
 def comparison_html(comparison: ReportComparison, *, standalone: bool = True) -> str:
@@ -513,6 +571,4 @@ def comparison_html(comparison: ReportComparison, *, standalone: bool = True) ->
 {differences}
 {overlay}
 {sections}"""
-    if not standalone:
-        return f"<div>\n<style>{STYLE}</style>\n{body}\n</div>"
-    return page("crossent report", body)
+    return page("crossent report", body) if standalone else fragment(body)

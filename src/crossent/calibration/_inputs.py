@@ -271,7 +271,16 @@ def labels_array(
     """
     xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
     if labels.ndim != 1:
-        raise InputError(f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}")
+        one_hot = tuple(labels.shape) == (n, classes)
+        raise InputError(
+            f"`labels` must be one-dimensional; got shape {tuple(labels.shape)}"
+            + (
+                f". One-hot labels? Pass the class ids, labels.argmax(axis=1), one per row of "
+                f"`{of}`"
+                if one_hot
+                else ""
+            )
+        )
     if labels.dtype == np.bool_:  # a binary problem's classes 0 and 1
         labels = _boolean_labels(labels, classes=classes)
     try:

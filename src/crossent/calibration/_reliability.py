@@ -214,7 +214,12 @@ def plot_reliability_diagram(
     limits = (1e-4, 1 - 1e-4) if logit_axis else (0.0, 1.0)
     top.plot(limits, limits, color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
     top.fill_between(
-        conf, lo, hi, color="C0", alpha=0.2, label=f"{diagram.confidence_level:.0%} interval"
+        conf,
+        lo,
+        hi,
+        color="C0",
+        alpha=0.2,
+        label=f"{diagram.confidence_level:.0%} Jeffreys interval",
     )
     top.plot(conf, acc, marker="o", color="C0", label="accuracy per bin")
     for x, y, n in zip(conf, acc, diagram.count[shown], strict=True):

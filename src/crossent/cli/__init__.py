@@ -39,7 +39,7 @@ from ._columns import TableColumns
 from ._demo import TOPICS as _DEMO_TOPICS
 from ._demo import run_demo
 from ._deps import require
-from ._explain import run_explain
+from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
 from ._numbers import decimal
@@ -423,7 +423,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--q", help="predicted distribution Q")
     explain.add_argument("--logits", help="logits z (softmax gives the prediction)")
-    explain.add_argument("--label", type=int, help="the true class, with --logits")
+    explain.add_argument("--label", type=class_id, help="the true class, with --logits")
     explain.add_argument("--binary", action="store_true", help="binary cross-entropy of --y, --p")
     explain.add_argument("--y", help="the binary label (0 or 1, or a soft value)")
     explain.add_argument(

@@ -19,6 +19,7 @@ import numpy as np
 import crossent
 
 from ._pipe import closed_pipe_is_quiet
+from ._width import fill_paragraph
 
 __all__ = ["TOPICS", "run_demo"]
 
@@ -60,8 +61,9 @@ def _heading(out: TextIO, title: str) -> None:
 
 
 def _note(out: TextIO, *lines: str) -> None:
-    """The text under a table: each line indented like the table."""
-    out.write("".join(f"  {line}\n" for line in lines))
+    """The text under a table, one paragraph: indented like the table, filled to the
+    80 columns of a terminal."""
+    out.write(fill_paragraph(lines, indent="  ") + "\n")
 
 
 def _surprisal(out: TextIO) -> None:
@@ -351,7 +353,7 @@ def _distillation(out: TextIO) -> None:
         rows.append([f"T = {t:g}", float(kl), loss, size / t**2, size])
     _table(
         out,
-        ["student z = [6, 4, 4, 1, 0]", "KL", "loss = T^2 KL", "max|KL grad|", "max|loss grad|"],
+        ["student z = [6, 4, 4, 1, 0]", "KL", "T^2 KL", "max|KL grad|", "max|T^2 KL grad|"],
         rows,
     )
     _note(

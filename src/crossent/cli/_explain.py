@@ -35,9 +35,11 @@ import crossent
 
 from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
+from ._width import fit_width
 
 __all__ = [
     "Output",
+    "class_id",
     "explain_binary",
     "explain_distributions",
     "explain_hinge",
@@ -79,6 +81,7 @@ class Output:
             self._console.on_broken_pipe = _raise_broken_pipe
 
     def line(self, text: str = "") -> None:
+        text = fit_width(text)
         if self._console is not None:
             self._console.print(text)
         else:
@@ -135,6 +138,25 @@ def parse_vector(text: str, *, name: str) -> Any:
     return np.array(values)
 
 
+def class_id(text: str) -> int:
+    """``--label``: the true class's index.  A comma-separated one-hot vector (``0,1,0``)
+    is refused with the index it stands for (and ``--p`` for it as a distribution);
+    anything else that is not an integer gets argparse's own wording."""
+    try:
+        return int(text)
+    except ValueError:
+        parts = text.split(",")
+        if len(parts) > 1 and all(part.strip() in ("0", "1") for part in parts):
+            ones = [k for k, part in enumerate(parts) if part.strip() == "1"]
+            if len(ones) == 1:
+                raise argparse.ArgumentTypeError(
+                    f"takes the true class's index, one integer; got the one-hot {text!r}: "
+                    f"pass --label {ones[0]} (or the same target as a distribution, "
+                    f"--p {text})"
+                ) from None
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+
+
 def parse_number(text: str, *, name: str, mode: str) -> float:
     """One number: extra values are an error, not silently dropped."""
     values = parse_vector(text, name=name)
@@ -145,8 +167,23 @@ def parse_number(text: str, *, name: str, mode: str) -> float:
     return float(values[0])
 
 
+_FORM_HINT = re.compile(
+    r"If these are logits or log-probabilities, say so: (\w*)form='logits'[^.;]*"
+)
+"""The library's fix for logits given as probabilities, an argument explain has not."""
+
+
+def _form_flag(found: re.Match[str]) -> str:
+    """The fix in explain's flags: the prediction's logits go to ``--logits``; the
+    target ``--p`` is always probabilities."""
+    if found[1] == "p_":
+        return "--p, the target, takes probabilities; logits belong to the prediction: --logits"
+    return "If these are logits, pass them as --logits (with --label or --p, the target)"
+
+
 def _translate(message: str, flags: dict[str, str]) -> str:
     """A library message in the command line's words: flags, not argument names."""
+    message = _FORM_HINT.sub(_form_flag, message)
     message = re.sub(r" along `?axis`?(?: -?\d+)?", "", message)
     message = message.replace(" at index ()", "")
     message = re.sub(r" \(p / p\.sum\(axis, keepdims=True\)\)", "", message)

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -189,11 +190,20 @@ def options_of(
     plain Python types are kept: a NumPy scalar (``np.float32(0.1)``, ``np.str_('sum')``)
     is checked afresh each time, since a key holding one makes ``torch.compile`` fail to
     trace the lookup in this table ("failed to convert numpy.ndarray to Tensor").
+
+    While ``torch.compile`` traces (:func:`_tracing`) the table is not read: a traced
+    lookup or store guards on it (its length), so the compiled loss was built again on
+    each of its first calls, and after each call anywhere that added options, until
+    Dynamo's recompile limit sent it back to eager (issue 13). The checks run on Python
+    values only, so tracing them costs nothing at run time; a float there is read by its
+    value (:func:`_by_value`).
     """
     values = (label_smoothing, temperature, z_loss, soft_cap, base, reduction)
     types = tuple(map(type, values))
     if not _CACHED_TYPES.issuperset(types):
         return _check_options(values)
+    if _tracing():
+        return _check_options(tuple(map(_by_value, values)))
     key = (values, types)
     try:
         return _CHECKED_OPTIONS[key]
@@ -210,6 +220,22 @@ _CHECKED_OPTIONS: dict[tuple[tuple[object, ...], tuple[type, ...]], LossOptions]
 """The options :func:`options_of` has checked, by argument values and types."""
 _CACHED_TYPES = frozenset({float, int, bool, str, type(None)})
 """The argument types whose values :func:`options_of` keeps (plain Python values)."""
+
+
+def _tracing() -> bool:
+    """Whether Dynamo (``torch.compile``, ``torch.export``) traces this call (torch's
+    public ``torch.compiler.is_dynamo_compiling``, a constant there: a third of
+    ``is_compiling``'s cost in eager calls; False without torch imported)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and bool(torch.compiler.is_dynamo_compiling())
+
+
+def _by_value(option: object) -> object:
+    """A float option by its value: the float that ``torch.compile(dynamic=True)`` makes
+    symbolic (an argument's, a default's) becomes a constant (``float.hex`` reads the
+    value, a guard), for the checks' ``math.isfinite``, which cannot take a symbol;
+    anything else as is (the checks judge it)."""
+    return float.fromhex(option.hex()) if type(option) is float else option
 
 
 def _check_options(values: tuple[Any, ...]) -> LossOptions:

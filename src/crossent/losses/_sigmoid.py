@@ -76,8 +76,17 @@ __all__ = [
 
 
 def softplus(x: Array, *, xp: ModuleType) -> Array:
-    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``."""
-    return xp.maximum(x, zeros_like(x, xp=xp)) + xp.log1p(xp.exp(-xp.abs(x)))
+    """``log(1 + exp(x))`` without overflow: ``max(x, 0) + log1p(exp(-|x|))``.
+
+    Other namespaces than NumPy form :math:`-|x|` as ``min(x, 0) - max(x, 0)`` (the same
+    bits): JAX differentiates :math:`|x|` at 0 as 1, which made the derivative of the
+    sum 0 at :math:`x = 0` (issue 13: ``jax.grad`` of ``sigmoid_cross_entropy`` at a
+    zero logit was 0, not :math:`1/2 - t`); a tie of ``min``/``max`` splits evenly."""
+    zero = zeros_like(x, xp=xp)
+    high = xp.maximum(x, zero)
+    if type(x) is np.ndarray:
+        return high + xp.log1p(xp.exp(-xp.abs(x)))
+    return high + xp.log1p(xp.exp(xp.minimum(x, zero) - high))
 
 
 @dataclass
@@ -230,6 +239,15 @@ def _bce_grad(b: _Binary) -> Array:
     sigma = xp.exp(-b.softplus_neg)
     sigma_neg = xp.exp(-b.softplus_pos)
     return (1 - b.t) * sigma - b.positive * sigma_neg
+
+
+def _plain_grad(b: _Binary) -> Array:
+    r""":math:`\sigma(x) - t` per entry (no weights, reduction or base) as
+    :func:`sigmoid_cross_entropy_grad` forms it (:func:`_exact_grad`), within an ulp where
+    :math:`\sigma(x)` meets :math:`t`: the focal gradient's second term (issue 13: as
+    :func:`_bce_grad` it cancelled there, 3339 float64 ulps off at :math:`\gamma = 0`)."""
+    exact = _exact_grad(replace(b, weight=None, reduction="none", log_base=None))
+    return _bce_grad(b) if exact is None else exact
 
 
 def _exact_grad(b: _Binary) -> Array | None:
@@ -513,7 +531,10 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
               + (\sigma(x) - t)\Big]
 
     The ratio :math:`\sigma(x)\sigma(-x)/(1-p_t)` is formed in log space, so the
-    gradient is finite for saturated logits and any :math:`\gamma \ge 0`.
+    gradient is finite for saturated logits and any :math:`\gamma \ge 0`;
+    :math:`\sigma(x) - t` as :func:`sigmoid_cross_entropy_grad` forms it (within an ulp
+    where :math:`\sigma(x)` meets :math:`t`): at :math:`\gamma = 0` the two gradients
+    agree.
 
     Returns
     -------
@@ -538,5 +559,5 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
-    grad = modulation * (focus + _bce_grad(b))
+    grad = modulation * (focus + _plain_grad(b))
     return b.scale(focal.weighted(grad))

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._checks import check_scalar
-from . import _cpu_kernels
+from . import _cpu_kernels, _sigmoid_grad
 from ._batch import options_of
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
@@ -183,7 +183,7 @@ def _settings_of(
     flags = [reduction_code, eps != 0, log_base is not None, alpha_value is not None]
     flags += [gamma_value != 0.0]
     by_kind = tuple(np.array([*flags, kind], dtype=np.int64) for kind in _KINDS)
-    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 4)  # CE, its gradient, focal, its
+    exp_rows = (0, 2, 1 if gamma_value != 0.0 else 0, 2)  # CE, its gradient, focal, its
     return _Settings(constants, by_kind, reduction_code, exp_rows, eps, log_base)
 
 
@@ -331,6 +331,9 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     elif rows and not compiled.terms(c, flags, ws, False):
         return None  # (without a last np.exp, ``finish`` calls ``terms``)
     exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    if kind == FOCAL_GRAD:  # its sigma(x) - t as _sigmoid._plain_grad: the exact kernel's
+        bound = _sigmoid_grad.CLOSE64 if x.dtype == np.float64 else _sigmoid_grad.CLOSE
+        _exact_compiled().difference(x, t, settings.eps, bound, ws[EXP + 2])
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
     ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)

@@ -219,8 +219,9 @@ def _exp_arguments(c: np.ndarray, flags: np.ndarray, ws: np.ndarray) -> bool:
     :math:`-\operatorname{sp}(-x), -\operatorname{sp}(x)` (``_bce_grad``'s
     :math:`\sigma(x), \sigma(-x)`) for the cross-entropy's gradient;
     :math:`\gamma\log(1-p_t)` for the focal loss (none for :math:`\gamma = 0`); and
-    :math:`\gamma\log(1-p_t)`, the log-ratio :math:`-\operatorname{sp}(x) -
-    \operatorname{sp}(-x) - \log(1-p_t)` and the two of ``_bce_grad`` for its gradient."""
+    :math:`\gamma\log(1-p_t)` and the log-ratio :math:`-\operatorname{sp}(x) -
+    \operatorname{sp}(-x) - \log(1-p_t)` for its gradient (whose :math:`\sigma(x) - t`
+    the caller puts in ``ws[EXP + 2]``: ``_sigmoid._plain_grad``)."""
     gamma, kind = c[layout.C_GAMMA], flags[layout.O_KIND]
     for i in range(ws.shape[1]):
         sp_pos, sp_neg = ws[layout.SP_POS, i], ws[layout.SP_NEG, i]
@@ -240,8 +241,6 @@ def _exp_arguments(c: np.ndarray, flags: np.ndarray, ws: np.ndarray) -> bool:
                 return False
             ws[layout.EXP, i] = scaled
             ws[layout.EXP + 1, i] = ratio
-            ws[layout.EXP + 2, i] = -sp_neg
-            ws[layout.EXP + 3, i] = -sp_pos
     return True
 
 
@@ -291,8 +290,9 @@ def _gradient_entry(
 ) -> Any:
     r"""Entry ``i`` of the gradient before the weights and the scale, from NumPy's exp of
     :func:`_exp_arguments`. Cross-entropy: ``_bce_grad``, :math:`(1-t)\sigma(x) - \pi
-    t\,\sigma(-x)`. Focal: :math:`m\,[\gamma(1-2t)\,e^{r}\cdot\ell + (1-t)\sigma(x) -
-    t\,\sigma(-x)]`, the product by :math:`\ell` a ``weighted_term``, then times
+    t\,\sigma(-x)`. Focal: :math:`m\,[\gamma(1-2t)\,e^{r}\cdot\ell + (\sigma(x) -
+    t)]`, the product by :math:`\ell` a ``weighted_term``, :math:`\sigma(x) - t` the
+    exact kernel's (``ws[EXP + 2]``, ``_sigmoid._plain_grad``), then times
     :math:`\alpha_t` (a plain product). The first value that is not finite, if one is."""
     one, target = c[layout.C_ONE], ws[layout.TARGET, i]
     if flags[layout.O_KIND] == layout.CE_GRAD:
@@ -301,7 +301,7 @@ def _gradient_entry(
     if not math.isfinite(coefficient):
         return coefficient
     focus = _weighted(coefficient, ws[layout.BCE, i], c[layout.C_ZERO])
-    plain = (one - target) * exps[2, i] - ws[layout.POSITIVE, i] * exps[3, i]
+    plain = ws[layout.EXP + 2, i]
     grad = exps[0, i] * (focus + plain)
     if flags[layout.O_ALPHA] != 0 and math.isfinite(grad):
         grad = _alpha_t(target, c) * grad

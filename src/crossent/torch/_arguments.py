@@ -46,6 +46,7 @@ __all__ = [
     "first_order_only",
     "floating_tensor",
     "functorch_reverse_mode",
+    "grad_recorded",
     "has_tangent",
     "nested_forward_mode",
     "op_sizes",
@@ -346,17 +347,30 @@ def example_stack(
     return lead, out
 
 
-def first_order_only(grads: tuple[torch.Tensor | None, ...], message: str) -> tuple[Any, ...]:
+def first_order_only(
+    grads: tuple[torch.Tensor | None, ...],
+    message: str,
+    anchors: tuple[torch.Tensor | None, ...] = (),
+) -> tuple[Any, ...]:
     """``grads`` (a ``create_graph`` backward's) whose own gradient raises ``message``.
 
     For a backward written by hand that has no second derivative: with ``create_graph``
     its gradients otherwise either hold no graph (a second derivative through them, a
     gradient penalty, is a silent 0) or a graph of tensors it changed in place (an
     error about an in-place modification that names no loss). As
-    ``once_differentiable`` forms the error, but whatever requires a gradient."""
-    error = torch._C._functions.DelayedError(message.encode(), len(grads))
+    ``once_differentiable`` forms the error, but whatever requires a gradient.
+
+    ``anchors`` are the loss's inputs (the saved ones): the error node takes them as
+    inputs too, so that ``torch.autograd.grad(penalty, inputs)``, which runs only the
+    nodes on a path to ``inputs``, reaches it (without them the node hung from new
+    leaves, off every such path: that call gave 0, or the input gradient's part
+    outside the loss, silently; only ``penalty.backward()`` raised).
+    """
+    linked = [a for a in anchors if a is not None and a.requires_grad]
+    error = torch._C._functions.DelayedError(message.encode(), len(grads) + len(linked))
     aliases = [None if g is None else g.detach().requires_grad_() for g in grads]
-    return tuple(error(*aliases))  # type: ignore[arg-type]  # (None passes, as there)
+    # (None passes, as there)
+    return tuple(error(*aliases, *linked))[: len(grads)]  # type: ignore[arg-type]
 
 
 def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:

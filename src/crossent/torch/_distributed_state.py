@@ -2,25 +2,43 @@ r"""Merge every rank's :class:`~crossent.EvaluationState` across a ``torch.distr
 
 An :class:`~crossent.EvaluationState` is a fixed-size summary (sums, counts, calibration
 bins and the ``keep`` most surprising rows), and ``merge`` adds two of them. Across
-ranks the same merge takes three collectives whose sizes depend on the number of classes,
-bins and ``keep`` only, never on the number of examples (no prediction is gathered):
+ranks the same merge takes three collectives whose sizes are bounded by the number of
+classes, bins and ``keep``, never by the number of examples (no prediction is gathered):
 
 1. ``all_gather`` of one fixed-size record per rank (``_agreement.exchange``): whether
    this rank's own checks failed (``state`` not an ``EvaluationState``, ``row_offset``
-   not a non-negative integer), what must agree (a BLAKE2b fingerprint of the classes,
-   binning, ``keep`` and ``entropy``, and exactly the length of the sums' vector and
-   ``keep``, the sizes of the next two collectives), the rank's example count and how
-   many surprising rows it keeps. A failed check on any rank, or a layout that differs
-   from rank 0's, raises the same :class:`~crossent.errors.InputError` on every rank,
-   naming the argument, the rank(s) and the values, before any other collective (so no
-   rank is left waiting in one); the counts give each rank's first global row (the
-   ranks' data concatenated in rank order).
+   not a non-negative integer, a surprising row at or past :math:`2^{53}`), what must
+   agree (a BLAKE2b fingerprint of the classes, binning, ``keep`` and ``entropy``, and
+   exactly the length of the sums' vector and ``keep``), the rank's example count and
+   how many surprising rows it keeps. A failed check on any rank, or a layout that
+   differs from rank 0's, raises the same :class:`~crossent.errors.InputError` on
+   every rank, naming the argument, the rank(s) and the values, before any other
+   collective (so no rank is left waiting in one); the counts give each rank's first
+   global row (the ranks' data concatenated in rank order) and the size of the third
+   collective.
 2. ``all_reduce(SUM)`` of one float64 vector: the five score sums, the per-class counts
    and surprisal sums, and the bins' counts, confidence sums and hits (counts are
    integers below :math:`2^{53}`, so they add exactly).
-3. ``all_gather`` of each rank's ``keep`` most surprising rows as (surprisal, global
-   row) pairs, from which every rank takes the ``keep`` highest (ties to the lower row),
-   as ``merge`` does. Skipped when ``keep = 0``.
+3. ``all_gather`` of each rank's most surprising rows as (surprisal, global row) float64
+   pairs, padded to the most rows any rank kept, from which every rank takes the
+   ``keep`` highest (ties to the lower row), as ``merge`` does. Skipped when no rank
+   kept a row (``keep = 0``, or no examples).
+
+Message sizes a call (each rank's own message; an all-gather delivers ``world`` of
+them to every rank, and the backend's algorithm decides the bytes on the wire):
+
+- the record: 16 int64, 128 bytes;
+- the sums: :math:`8\,(5 + 2C + 3M)` bytes for :math:`C` classes, where :math:`M` is
+  the number of cells: ``bins`` for equal-width bins, ``FINE_CELLS + 2`` (4098) for
+  ``binning="quantile"`` (which merges fine cells), times :math:`C` for
+  ``scope="class-wise"``. The default (15 equal-width top-label bins) on 10 classes
+  is 560 bytes; class-wise quantile bins on 1000 classes are 98 MB;
+- the surprising rows: :math:`16\,m` bytes, :math:`m` the most rows a rank kept
+  (at most ``keep``, and at most the rank's examples).
+
+A disagreement is found in the first collective, before the data-sized ones, and raised
+after one more all-gather (the ranks' descriptions, for the message): milliseconds, not
+the group's timeout.
 
 Counts, bins' counts and the surprising rows are exact: the same as
 :meth:`~crossent.EvaluationState.merge` of the ranks' states. Sums of floats are exact up
@@ -71,6 +89,9 @@ _FIELDS = frozenset(
 )
 
 
+#: The largest value of a record's int64 slot.
+_INT64_MAX = 2**63 - 1
+
 #: Row numbers travel as float64: exact below this.
 _EXACT_ROWS = 2**53
 
@@ -81,14 +102,20 @@ def _local_problem(state: Any, row_offset: Any) -> InputError | None:
     """This rank's error for its own arguments (None when they pass)."""
     if not isinstance(state, EvaluationState):
         return InputError(f"`state` must be an EvaluationState; got {type(state).__name__}")
-    if row_offset is not None:
-        try:
-            offset = check_integer(row_offset, name="row_offset", low=0)
-        except InputError:
-            return InputError(f"{_ROW_OFFSET}; got {row_offset!r}")
-        last = max((row for _, row in state._surprising), default=0)
-        if offset + last >= _EXACT_ROWS:
-            return InputError(f"{_ROW_OFFSET}; got {offset}, with rows up to {last}")
+    last = max((row for _, row in state._surprising), default=0)
+    if row_offset is None:  # shifted by the lower ranks' rows: at least these
+        if last >= _EXACT_ROWS:
+            return InputError(
+                "`state`'s most surprising rows must be below 2**53 (they travel as "
+                f"float64); got rows up to {last} (from `first_row=` in update)"
+            )
+        return None
+    try:
+        offset = check_integer(row_offset, name="row_offset", low=0)
+    except InputError:
+        return InputError(f"{_ROW_OFFSET}; got {row_offset!r}")
+    if offset + last >= _EXACT_ROWS:
+        return InputError(f"{_ROW_OFFSET}; got {offset}, with rows up to {last}")
     return None
 
 
@@ -100,9 +127,10 @@ def _layout(state: EvaluationState) -> list[Field]:
     length = 5 + 2 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
     return [
         Field(words, fingerprint(key), described),
-        # Exactly the sizes of the next two collectives (also under a fingerprint collision).
+        # Exactly the size of the all-reduce, and `keep` (also under a fingerprint
+        # collision); `keep` held to an int64 slot ("keep them all" may pass 10**30).
         Field("the length of `state`'s sums", length, str(length)),
-        Field("`state.keep`", int(state.keep), str(state.keep)),
+        Field("`state.keep`", min(int(state.keep), _INT64_MAX), str(state.keep)),
         Field("n", int(state.n), same=False),
         Field("surprising rows", len(state._surprising), same=False),
     ]
@@ -170,10 +198,10 @@ def all_reduce_state(
     InputError
         The same on every rank of ``group``, naming the argument, the rank(s) and the
         values, when any rank's ``state`` is not an ``EvaluationState`` or its
-        ``row_offset`` is not ``None`` or a non-negative integer (with the shifted rows
-        below :math:`2^{53}`), or the ranks' states cannot be merged (different classes,
-        binning, ``keep`` or ``entropy``), or the ranks are in different distributed
-        calls of ``crossent.torch``.
+        ``row_offset`` is not ``None`` or a non-negative integer, or its surprising rows
+        (shifted by ``row_offset``) reach :math:`2^{53}`, or the ranks' states cannot be
+        merged (different classes, binning, ``keep`` or ``entropy``), or the ranks are in
+        different distributed calls of ``crossent.torch``.
         On this process only when no process group is initialised, or this process is
         not in ``group`` (or ``group`` is not a process group): then the other ranks
         wait until the group's timeout, and raise an ``InputError`` saying so.
@@ -184,8 +212,10 @@ def all_reduce_state(
 
     Notes
     -----
-    Three collectives (two without ``keep``), each of fixed size: see the module
-    docstring. With NCCL the messages go through the current GPU (tested on gloo only).
+    Three collectives (two when no rank kept a surprising row), whose sizes are bounded
+    by the classes, the bins and ``keep``, not by the examples: see the module docstring
+    for what each carries and its bytes. With NCCL the
+    messages go through the current GPU (tested on gloo only).
 
     Every rank of ``group`` must call this function with the same group (a rank that
     never calls, or passes another group, leaves the others waiting in the first
@@ -214,9 +244,12 @@ def all_reduce_state(
     dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=group)
 
     surprising: list[tuple[float, int]] = []
-    if state.keep:
+    # Each rank sends as many rows as the rank that kept the most (the exchange gave every
+    # rank's count): at most ``keep``, and never more than it has seen.
+    longest = max(row[1] for row in table)
+    if longest:
         offset = sum(counts[:rank]) if row_offset is None else int(row_offset)
-        mine = torch.zeros((state.keep, 2), dtype=torch.float64, device=device)
+        mine = torch.zeros((longest, 2), dtype=torch.float64, device=device)
         if state._surprising:
             mine[: len(state._surprising)] = torch.tensor(
                 [(value, row + offset) for value, row in state._surprising], dtype=torch.float64

@@ -245,7 +245,14 @@ def sigmoid_focal_loss(
     if refused is not None:
         return refused
     checks()
-    options = {"gamma": gamma, "alpha": None if alpha < 0 else alpha}
+    # By value, and label_smoothing given: under dynamic=True a float argument, a Module's
+    # float and a function's float default are symbolic, which the losses package's
+    # checks (math.isfinite) cannot take under fullgraph=True.
+    options = {
+        "gamma": _by_value(gamma),
+        "alpha": None if alpha < 0 else _by_value(alpha),
+        "label_smoothing": 0.0,
+    }
     validate = not _on_meta(inputs, targets)
     if vmapped(inputs, targets):  # torch.func.vmap: check the examples
         _, (x, t) = example_stack(inputs, targets)

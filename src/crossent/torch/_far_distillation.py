@@ -613,7 +613,7 @@ class _HostRows(torch.autograd.Function):
             return _HostRows._transformed_gradients(ctx, upstream)
         grads = _HostRows._gradients(ctx, upstream)
         if torch.is_grad_enabled() and not upstream.requires_grad:
-            return _no_second_derivative(grads)
+            return _no_second_derivative(grads, ctx.saved_tensors)
         return grads
 
     @staticmethod
@@ -681,12 +681,15 @@ class _HostConstant(torch.autograd.Function):
         raise InputError(_HOST_SECOND_DERIVATIVE)
 
 
-def _no_second_derivative(grads: tuple[torch.Tensor | None, ...]) -> tuple[Any, ...]:
+def _no_second_derivative(
+    grads: tuple[torch.Tensor | None, ...], rows: tuple[torch.Tensor, ...]
+) -> tuple[Any, ...]:
     r"""``grads`` whose own gradient raises (a ``create_graph`` backward: the host rows
-    have no second derivative). ``once_differentiable`` does so only where the upstream
-    requires a gradient; the gradients here also depend on the saved rows, so a second
-    derivative through them (a gradient penalty) would otherwise be a silent 0."""
-    return first_order_only(grads, _HOST_SECOND_DERIVATIVE)
+    have no second derivative), also for ``torch.autograd.grad`` of the saved ``rows``.
+    ``once_differentiable`` does so only where the upstream requires a gradient; the
+    gradients here also depend on the saved rows, so a second derivative through them
+    (a gradient penalty) would otherwise be a silent 0."""
+    return first_order_only(grads, _HOST_SECOND_DERIVATIVE, tuple(rows))
 
 
 _HOST_UNDER_TORCH_FUNC = (

@@ -36,7 +36,7 @@ import torch
 from ..losses._weight_scale import scaled_weight
 from ._arguments import has_tangent, under_torch_func
 
-__all__ = ["applies", "focal_with_closed_gradient"]
+__all__ = ["applies", "closed_gradient", "focal_with_closed_gradient"]
 
 Tensor = torch.Tensor
 

@@ -1233,20 +1233,52 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
-def _check_finite(stats: Tensor, batch_shape: list[int], temperature: float) -> None:
+def _check_finite(stats: Tensor, batch_shape: list[int], problem: LinearProblem) -> None:
     """An error where a row's maximum :math:`m` or log-partition :math:`\\ell` (the
     forward's ``stats``) is not finite: its logits are not (an ``inf`` LSE
-    :math:`m/T + \\ell` of finite logits is its true value, no error)."""
+    :math:`m/T + \\ell` of finite logits is its true value, no error), because an input
+    holds a NaN or an infinity, or because the products of finite inputs overflow their
+    dtype (:func:`_overflow`)."""
     bad = ~torch.isfinite(stats).all(-1)
     if not bool(bad.any()):
         return
-    lse = row_stats(stats, temperature)
+    lse = row_stats(stats, problem.options.temperature)
     position = int(torch.argmax(bad.to(torch.int8)))
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(position), tuple(batch_shape)))
     where = str(index[0]) if len(index) == 1 else str(index)
-    raise InputError(
-        f"the logits of row {where} are not finite (log-sum-exp {float(lse[position])}): "
+    cause = _overflow(problem, position) or (
         "`input`, `linear_weight` or `linear_bias` holds a NaN or an infinity there"
+    )
+    raise InputError(
+        f"the logits of row {where} are not finite (log-sum-exp {float(lse[position])}): {cause}"
+    )
+
+
+def _overflow(problem: LinearProblem, position: int) -> str | None:
+    r"""Why row ``position``'s logits :math:`z = hW^\top + b` are not finite when its
+    :math:`h`, :math:`W` and :math:`b` are all finite (else None): their products overflow
+    the dtype they are formed in (float32 for float32, bf16 and fp16 inputs), naming the
+    first class whose logit is not finite there (else the largest in magnitude) and its
+    value summed in float64. Formed at the error only (one row: V x D work)."""
+    h = problem.hidden(slice(position, position + 1))
+    inputs = (h, problem.w) if problem.b is None else (h, problem.w, problem.b)
+    if not all(bool(torch.isfinite(t).all()) for t in inputs):
+        return None
+    z = problem.products.logits(h, problem.w, problem.b)[0]
+    exact = h[0].double() @ problem.w.double().T
+    if problem.b is not None:
+        exact = exact + problem.b.double()
+    bad = ~torch.isfinite(z)
+    c = int(torch.argmax(bad.to(torch.int8))) if bool(bad.any()) else int(exact.abs().argmax())
+    dtype = str(z.dtype).removeprefix("torch.")
+    names = "`input`, `linear_weight` and `linear_bias`"
+    if problem.b is None:
+        names = "`input` and `linear_weight`"
+    return (
+        f"{names} are finite there, but their products "
+        f"overflow {dtype}, the dtype they are formed in (class {c}: {float(z[c])} in "
+        f"{dtype}, {float(exact[c]):.6g} summed in float64; {dtype}'s largest is "
+        f"{torch.finfo(z.dtype).max:.6g}): give float64 tensors, or scale them down"
     )
 
 
@@ -1303,7 +1335,7 @@ def linear_cross_entropy_op(
     row_scale = scale.expand(_rows_of(labels)) if form else None
     rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
-        _check_finite(lse, batch_shape, problem.options.temperature)
+        _check_finite(lse, batch_shape, problem)
     loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
     if grads is None:
         empty = input.new_empty((0,))
@@ -1474,7 +1506,7 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         gi, gw = grad_input.to(dtype_h), grad_weight.to(dtype_w)
         gb = grad_bias.to(dtype_b) if ctx.has_bias else None
         if torch.is_grad_enabled():  # a ``create_graph`` backward
-            gi, gw, gb = _first_order_only((gi, gw, gb))
+            gi, gw, gb = _first_order_only((gi, gw, gb), tuple(anchors[:2]))
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
@@ -1490,12 +1522,15 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         )
         gb = gb if ctx.has_bias else None
         if torch.is_grad_enabled():  # 'none', create_graph: name the loss, as above
-            gi, gw, gb = _first_order_only((gi, gw, gb))
+            gi, gw, gb = _first_order_only((gi, gw, gb), (input, linear_weight, linear_bias))
     return (gi, gw, gb) + (None,) * 9
 
 
-def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
-    """``grads`` whose own gradient raises. The gradients formed in the forward are
+def _first_order_only(
+    grads: tuple[Tensor | None, ...], anchors: tuple[Tensor | None, ...]
+) -> tuple[Any, ...]:
+    """``grads`` whose own gradient raises, also for ``torch.autograd.grad`` of the
+    ``anchors`` (the loss's inputs). The gradients formed in the forward are
     constants of the graph: with ``create_graph=True`` they held no graph, and a second
     derivative through them (a gradient penalty added to the loss) was a silent 0."""
     return first_order_only(
@@ -1503,6 +1538,7 @@ def _first_order_only(grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
         "crossent.torch.linear_cross_entropy has no second derivative (its gradients "
         "are formed in the forward): for a gradient penalty, use "
         "cross_entropy(F.linear(input, linear_weight, linear_bias), target)",
+        anchors,
     )
 
 

@@ -750,7 +750,7 @@ class _VocabParallelCE(torch.autograd.Function):
         grad = _ce_grad(z, grad_rows, ctx.state)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             nothing = (None, None, None, None, None)
-            return _first_order_only("vocab_parallel_cross_entropy", (grad, *nothing))
+            return _first_order_only("vocab_parallel_cross_entropy", (grad, *nothing), (z,))
         return grad, None, None, None, None, None
 
 
@@ -876,13 +876,18 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         needs = tuple(ctx.needs_input_grad[:3])
         grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
-            grads = _first_order_only("vocab_parallel_linear_cross_entropy", grads)
+            grads = _first_order_only(
+                "vocab_parallel_linear_cross_entropy", grads, (h, weight, bias)
+            )
         return (*grads, None, None, None, None, None, None)
 
 
-def _first_order_only(name: str, grads: tuple[Tensor | None, ...]) -> tuple[Any, ...]:
+def _first_order_only(
+    name: str, grads: tuple[Tensor | None, ...], anchors: tuple[Tensor | None, ...]
+) -> tuple[Any, ...]:
     """The gradients of a ``create_graph`` backward, whose own gradient raises naming
-    the loss ``name``: the backward forms them by hand, from blocks it writes in place
+    the loss ``name`` (also for ``torch.autograd.grad`` of the ``anchors``, the loss's
+    inputs): the backward forms them by hand, from blocks it writes in place
     (a second derivative through them raised an in-place modification error that named
     no loss) and the forward's collectives, which autograd did not record."""
     return first_order_only(
@@ -890,6 +895,7 @@ def _first_order_only(name: str, grads: tuple[Tensor | None, ...]) -> tuple[Any,
         f"crossent.torch.{name} has no second derivative (its backward is formed by hand "
         "from the forward's collectives): for a gradient penalty, gather the logits and "
         "use crossent.torch.cross_entropy",
+        anchors,
     )
 
 

@@ -1,0 +1,82 @@
+"""``sigmoid_focal_loss_grad``, tree against tree (branch hostilenumpy7: its
+``sigmoid(x) - t`` from the cross-entropy's exact kernel instead of two exponentials).
+
+    PYTHONPATH=src python benchmarks/bench_sigmoid_focal_grad_ab.py \\
+        [--rows 1024] [--classes 1000] [--repeats 5] [--clock cpu] \\
+        [--against PATH/TO/OTHER/src ...] [--rounds 3]
+
+Cases (the first call of each warms up, not counted): NumPy ``rows x classes`` logits
+(standard normal x 3) with uniform soft targets and with hard 0/1 targets, float32 and
+float64, ``gamma=2``, ``'mean'``; the same float32 soft call with ``alpha`` and class
+weights; a small call of 10 entries (the small path, 1000 calls per run). With
+``--against`` the script runs under each tree, alternating round by round
+(``_against.compare``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+import crossent
+from _against import add_options, clock, compare
+
+
+def _cases(rows: int, classes: int) -> dict[str, tuple[tuple, dict]]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((rows, classes)) * 3
+    soft = rng.random((rows, classes))
+    hard = (rng.random((rows, classes)) < 0.1).astype(np.float64)
+    w = rng.uniform(0.5, 2.0, classes)
+    cases: dict[str, tuple[tuple, dict]] = {}
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        cases[f"{name} soft"] = ((x.astype(dtype), soft.astype(dtype)), {})
+        cases[f"{name} hard"] = ((x.astype(dtype), hard.astype(dtype)), {})
+    f32 = (x.astype(np.float32), soft.astype(np.float32))
+    cases["float32 soft alpha+weight"] = (f32, {"alpha": 0.25, "weight": w.astype(np.float32)})
+    cases["small 10 (x1000)"] = ((x[0, :10].copy(), soft[0, :10].copy()), {})
+    return cases
+
+
+def _time(args: argparse.Namespace) -> dict[str, list[float]]:
+    timer = clock(args)
+    times: dict[str, list[float]] = {}
+    for name, (arrays, options) in _cases(args.rows, args.classes).items():
+        calls = 1000 if name.startswith("small") else 1
+        runs = []
+        for _ in range(args.repeats + 1):
+            start = timer()
+            for _ in range(calls):
+                crossent.sigmoid_focal_loss_grad(*arrays, gamma=2.0, **options)
+            runs.append(timer() - start)
+        label = name if name.startswith("small") else f"{args.rows} x {args.classes} {name}"
+        times[label] = runs[1:]
+    return times
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1024)
+    parser.add_argument("--classes", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    add_options(parser)
+    args = parser.parse_args(argv)
+    if args.against:
+        own = ["--rows", str(args.rows), "--classes", str(args.classes)]
+        own += ["--repeats", str(args.repeats), "--clock", args.clock]
+        compare(__file__, own, args.against, args.rounds)
+        return
+    times = _time(args)
+    if args.json:
+        print(json.dumps(times))
+        return
+    for name, runs in times.items():
+        print(f"{name:45s} {min(runs) * 1e3:9.2f} ms")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
