@@ -34,6 +34,7 @@ from ._text import (
 
 __all__ = [
     "DRAWN_NAME",
+    "FALLBACK_FONTS",
     "FRAGMENT_CLASS",
     "SMALL_MULTIPLES",
     "STYLE",

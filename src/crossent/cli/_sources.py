@@ -21,7 +21,8 @@ from ._columns import TableColumns
 from ._dataset import Dataset, SourceError
 from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
 from ._labels import attach_labels, check_file
-from ._magic import HEAD_BYTES, binary_format, not_csv
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 from ._npy import open_npy
 from ._npz import open_npz
 from ._pt import open_pt
@@ -138,7 +139,7 @@ def _refuse_binary(path: Path, *, csv: bool) -> None:
     bytes ("Expected 1 columns, got 3: PK\\x03\\x04...")."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(HEAD_BYTES)
+            head = handle.read(_HEAD_BYTES)
     except OSError:
         return  # said by the reader
     found = binary_format(head)

@@ -43,7 +43,8 @@ from ._columns import (
 )
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
-from ._magic import HEAD_BYTES, binary_format, not_csv
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 
 __all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet", "read_label_column"]
 
@@ -140,8 +141,8 @@ def _head(stream: _Replayable) -> bytes:
     """The first :data:`._magic.HEAD_BYTES` bytes of ``stream`` (fewer if it holds fewer),
     kept in its copy: a pipe may give them in several short reads."""
     head = bytearray()
-    while len(head) < HEAD_BYTES:
-        chunk = bytearray(HEAD_BYTES - len(head))
+    while len(head) < _HEAD_BYTES:
+        chunk = bytearray(_HEAD_BYTES - len(head))
         count = stream.readinto(chunk)
         if not count:
             break
