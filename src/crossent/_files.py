@@ -21,6 +21,10 @@ output is not an input stays in ``crossent.cli._files``).
   link's target replaced the whole file by the page (its earlier content lost, and the
   text printed after it went to the replaced file), and opening it afresh would
   truncate it.
+  When that descriptor is standard output or error and Python's stream for it is closed
+  (``2>&-``: ``sys.stderr`` is None, or the CLI's stream that drops what it is given),
+  the path is refused (:func:`refuse_closed_stream`): the page was lost, and the CLI
+  said "HTML report written to /dev/stderr", exit 0.
 * Every error is an :class:`~crossent.InputError` that names the caller's path, never the
   temporary file.  Text is written as UTF-8, a lone surrogate (a file name that is not
   UTF-8) as its backslash escape (:data:`_ERRORS`).
@@ -39,7 +43,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["refuse_special", "write_atomically"]
+__all__ = ["refuse_closed_stream", "refuse_special", "write_atomically"]
 
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
@@ -73,6 +77,29 @@ def refuse_special(path: Path, mode: int) -> None:
             raise InputError(f"{path}: {why}")
 
 
+_STANDARD_STREAMS = {
+    1: ("stdout", "standard output", ">&-"),
+    2: ("stderr", "standard error", "2>&-"),
+}
+
+
+def refuse_closed_stream(path: Path) -> None:
+    """Raise :class:`~crossent.InputError` when ``path`` names standard output or error
+    (``/dev/stderr``, ``/dev/fd/2``, ...) and Python's stream for it is closed: None, or a
+    stream whose ``dropped`` attribute is true (the CLI's for a closed ``2>&-``).  Its
+    descriptor is closed, or another file reuses its number: the page would be lost."""
+    descriptor = _descriptor(path)
+    if descriptor not in _STANDARD_STREAMS:
+        return
+    name, said, closing = _STANDARD_STREAMS[descriptor]
+    stream = getattr(sys, name)
+    if stream is None or getattr(stream, "dropped", False):
+        raise InputError(
+            f"{path}: {said} is closed ({closing}), so the page would be lost; give a file "
+            "name, or leave it open"
+        )
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that ``path`` is either untouched or complete.
 
@@ -82,6 +109,7 @@ def write_atomically(path: Path, text: str) -> None:
     """
     descriptor = _descriptor(path)
     if descriptor is not None:
+        refuse_closed_stream(path)
         _write_to_descriptor(path, descriptor, text)
         return
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import io
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from ._text import (
 
 __all__ = [
     "DRAWN_NAME",
+    "FALLBACK_FONTS",
     "FRAGMENT_CLASS",
     "SMALL_MULTIPLES",
     "STYLE",
@@ -63,18 +65,20 @@ def drawn_name(name: str) -> str:
     character as its escape (``\\n``), and a name longer than :data:`DRAWN_NAME` cut,
     ending in an ellipsis.  A figure's size is fixed: three 100-character class names (or
     one of many lines) left the bars no room, matplotlib warned that the layout collapsed,
-    and the figure showed no bars."""
-    text = _printable(name)
+    and the figure showed no bars.  A character that no font of the figures has is its
+    escape too (:func:`_drawable`)."""
+    text = _shown(name)
     return text if len(text) <= DRAWN_NAME else text[: DRAWN_NAME - 1] + "\N{HORIZONTAL ELLIPSIS}"
 
 
-def _printable(name: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+def _shown(name: str) -> str:
+    printable = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return _drawable(printable)
 
 
 def _cut_note(names: Sequence[str]) -> str:
     """What a figure says when it cut names (:func:`drawn_name`), else nothing."""
-    cut = any(len(_printable(name)) > DRAWN_NAME for name in names)
+    cut = any(len(_shown(name)) > DRAWN_NAME for name in names)
     return f"; names cut to {DRAWN_NAME} characters, in full in the table" if cut else ""
 
 
@@ -86,16 +90,91 @@ def delivered(page: str, path: str | Path | None) -> str:
     return page
 
 
+FALLBACK_FONTS = (
+    "DejaVu Sans",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "Source Han Sans",
+    "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei",
+    "Droid Sans Fallback",
+    "Microsoft YaHei",
+    "SimHei",
+    "Yu Gothic",
+    "MS Gothic",
+    "Hiragino Sans",
+    "PingFang SC",
+    "Apple SD Gothic Neo",
+    "Malgun Gothic",
+    "Arial Unicode MS",
+    "Noto Sans",
+)
+"""Fonts that the figures' text falls back to, after matplotlib's ``font.family``, for a
+character the fonts before lack (matplotlib 3.6 on draws each glyph with the first font
+of the list that has it); only those installed are named, since matplotlib logs "Font
+family not found" on standard error for each of the others."""
+
+
 @contextlib.contextmanager
 def _text_as_typed() -> Iterator[None]:
     """Matplotlib text drawn as typed: class names, file names and model names come from
     the user, and matplotlib reads text between two ``$`` as mathtext, so a class column
     ``$\\frac$`` (or ``a$b$``) ended the report with a parse error, or drew another text.
-    Figures must be built and saved inside this context (tick labels are made when drawn)."""
+    The font is ``font.family`` and then the installed :data:`FALLBACK_FONTS`, so that a
+    class named in Chinese is drawn where a font has its characters (:func:`_drawable`
+    escapes the others).  Figures must be built and saved inside this context (tick labels
+    are made when drawn)."""
     import matplotlib
 
-    with matplotlib.rc_context({"text.parse_math": False}):
+    families = _font_families()
+    with matplotlib.rc_context({"text.parse_math": False, "font.family": families}):
         yield
+
+
+def _font_families() -> list[str]:
+    """``font.family``, then the installed :data:`FALLBACK_FONTS` it does not name."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    families = list(matplotlib.rcParams["font.family"])
+    return families + [f for f in FALLBACK_FONTS if f in installed and f not in families]
+
+
+@functools.lru_cache(maxsize=8)
+def _characters(families: tuple[str, ...]) -> frozenset[int]:
+    """The code points that one of the fonts of ``families`` has a glyph for."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    found: set[int] = set()
+    for family in families:
+        try:
+            path = font_manager.findfont(
+                font_manager.FontProperties(family=family), fallback_to_default=False
+            )
+            found.update(FT2Font(path).get_charmap())
+        except (ValueError, OSError, RuntimeError):  # not installed, or not readable
+            continue
+    return frozenset(found)
+
+
+def _drawable(text: str) -> str:
+    """``text`` with each character that no font of the figures has written as its
+    backslash escape (``\\u732b``), as the terminal shows what it cannot print: a class
+    named 猫 was drawn as an empty box, with "UserWarning: Glyph 29483 missing from
+    font(s) DejaVu Sans" on standard error.  Call it inside :func:`_text_as_typed`."""
+    if text.isascii():
+        return text
+    import matplotlib
+
+    characters = _characters(tuple(matplotlib.rcParams["font.family"]))
+    return "".join(
+        c if c.isascii() or ord(c) in characters else c.encode("ascii", "backslashreplace").decode()
+        for c in text
+    )
 
 
 def _png(figure: Any) -> str:

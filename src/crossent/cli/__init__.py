@@ -43,7 +43,7 @@ from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
 from ._numbers import decimal
-from ._pipe import StandardOutputError, closed_pipe_is_quiet, drop_unwritable
+from ._pipe import DroppedStream, StandardOutputError, closed_pipe_is_quiet, drop_unwritable
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -752,7 +752,7 @@ def _standard_output_closed() -> bool:
     error exited 1, a failed gate's code, and the errors were printed on standard output,
     into the JSON a script reads)."""
     if sys.stderr is None:
-        sys.stderr = io.StringIO()  # never read: what is printed there is dropped
+        sys.stderr = DroppedStream()  # never read: what is printed there is dropped
     if sys.stdout is not None:
         return False
     print(

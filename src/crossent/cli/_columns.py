@@ -56,16 +56,23 @@ class TableColumns:
         classes: str | None,
         integer_labels: str | None = None,
     ) -> TableColumns:
-        """The options as typed; an empty name, or a class column named twice (one column
-        read as two classes), is a :class:`ValueError` naming the option."""
+        """The options as typed; an empty name (``--class-columns c0,,c1``: it was
+        skipped, so the classes were other than typed), or a class column named twice (one
+        column read as two classes), is a :class:`ValueError` naming the option."""
         for option, name in (("--label-column", label), ("--id-column", id)):
             if name is not None and not name.strip():
                 raise ValueError(f"{option} needs a column name; got {name!r}")
         chosen = None
         if classes is not None:
-            chosen = tuple(name.strip() for name in classes.split(",") if name.strip())
-            if not chosen:
+            chosen = tuple(name.strip() for name in classes.split(","))
+            if not any(chosen):
                 raise ValueError("--class-columns needs at least one column name")
+            empty = chosen.index("") if "" in chosen else None
+            if empty is not None:
+                raise ValueError(
+                    f"--class-columns: name {empty + 1} of {len(chosen)} is empty in "
+                    f"{classes!r}; separate the class columns' names by single commas"
+                )
             twice = next((name for k, name in enumerate(chosen) if name in chosen[:k]), None)
             if twice is not None:
                 raise ValueError(f"--class-columns names {twice!r} twice")

@@ -25,6 +25,7 @@ __all__ = [
     "labels_name",
     "prediction_arrays",
     "scratch_file",
+    "sequence_hint",
 ]
 
 PREDICTION_ARRAYS = ("probs", "logits", "log_probs")
@@ -95,6 +96,19 @@ def labels_name(path: Any, names: list[str], kind: str = "array") -> str:
     raise SourceError(
         f"{path}: holds {len(names)} {kind}s ({shown}) and none named 'labels'; --labels "
         f"reads the {kind} named 'labels', or a file's only {kind}"
+    )
+
+
+def sequence_hint(shape: tuple[int, ...], name: str) -> str:
+    """What to do with a sequence model's predictions of ``shape`` (batch, positions,
+    classes), said after a refusal of their shape ("" for any other shape): the rows are
+    the positions, so the user flattens them (and drops the ignored ones) first; nothing
+    here reshapes an array, which would guess what its axes are."""
+    if len(shape) < 3:
+        return ""
+    return (
+        f". A sequence model's outputs (batch, positions, classes)? Flatten them into rows "
+        f"first: {name}.reshape(-1, {shape[-1]}) and labels.reshape(-1)"
     )
 
 

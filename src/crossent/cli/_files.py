@@ -16,7 +16,7 @@ from pathlib import Path
 
 import crossent
 
-from .._files import refuse_special, write_atomically
+from .._files import refuse_closed_stream, refuse_special, write_atomically
 
 __all__ = ["check_distinct", "check_output", "output_path", "write_atomically"]
 
@@ -90,7 +90,10 @@ def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
     """Refuse an output that is one of ``inputs`` (also through links; ``-`` is the file
     standard input reads, when it is one) or a directory, or whose folder does not
     exist, or that names no file the system can open (a loop of links, a name too long);
-    checked before the work, so nothing is lost."""
+    checked before the work, so nothing is lost; nor standard output or error when it is
+    closed (``--output /dev/stderr 2>&-``: the page was lost, and "HTML report written to
+    /dev/stderr" printed, exit 0)."""
+    refuse_closed_stream(path)
     try:
         mode: int | None = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):  # said below, with the folder

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column, labels_name
+from ._dataset import Dataset, SourceError, binary_column, labels_name, sequence_hint
 from ._npy import read_npy
 from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
@@ -107,7 +107,7 @@ def attach_labels(
         raise SourceError(
             f"{path}: {dataset.what} must have shape (rows, classes), or (rows,) for the "
             "P(label = 1) or the log-odds of class 1 (--logits) of a binary problem; got "
-            f"shape {values.shape}"
+            f"shape {values.shape}" + sequence_hint(tuple(values.shape), dataset.form)
         )
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(

@@ -43,6 +43,7 @@ from ._dataset import (
     labels_name,
     prediction_arrays,
     scratch_file,
+    sequence_hint,
 )
 
 __all__ = ["npy_layout", "open_npz", "read_npz_labels", "read_small"]
@@ -224,7 +225,10 @@ def _check_declared_rows(
     declaring gigabytes) would otherwise be read whole into memory only to be refused."""
     shape = _declared_shape(path, archive, labels, "labels")
     if len(shape) != 1:
-        raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {shape}")
+        raise SourceError(
+            f"{path}: 'labels' must be one-dimensional; got shape {shape}"
+            + sequence_hint(tuple(values.shape), name)
+        )
     if values.ndim and values.shape[0] != shape[0]:
         raise SourceError(
             f"{path}: 'labels' has {shape[0]} rows but '{name}' has {values.shape[0]}"
@@ -294,6 +298,7 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
         raise SourceError(
             f"{path}: '{name}' must have shape (rows, classes), or (rows,) for the binary "
             f"P(label = 1) ('probs') or log-odds of class 1 ('logits'); got shape {values.shape}"
+            + sequence_hint(tuple(values.shape), name)
         )
     if labels.ndim != 1:
         raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {labels.shape}")

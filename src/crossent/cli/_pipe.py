@@ -4,11 +4,21 @@ second failure at exit after a failed write to standard output (``> /dev/full``)
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["StandardOutputError", "closed_pipe_is_quiet", "drop_unwritable"]
+__all__ = ["DroppedStream", "StandardOutputError", "closed_pipe_is_quiet", "drop_unwritable"]
+
+
+class DroppedStream(io.StringIO):
+    """Standard error when it was closed (``2>&-``): what is written to it is dropped.
+
+    ``dropped`` tells :func:`crossent._files.refuse_closed_stream` that ``--output
+    /dev/stderr`` would write the page nowhere."""
+
+    dropped = True
 
 
 class StandardOutputError(OSError):

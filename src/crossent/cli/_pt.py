@@ -40,18 +40,13 @@ import numpy as np
 
 from ._dataset import Dataset, SourceError, prediction_arrays
 from ._deps import require
+from ._magic import LEGACY_TORCH_HEADER as _LEGACY_HEADER
+from ._magic import ZIP_HEADER as _ZIP_HEADER
 
 __all__ = ["load_pt", "open_pt", "pt_array"]
 
 _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 """The line of torch's restricted-unpickler message that says what it met."""
-
-_ZIP_HEADER = b"PK\x03\x04"
-"""The first bytes of ``torch.save``'s zip format (PyTorch 1.6 on)."""
-
-_LEGACY_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-"""The first bytes of the legacy format: pickle protocol 2, then torch's magic number
-(``torch.serialization.MAGIC_NUMBER``) pickled as a 10-byte integer."""
 
 
 def load_pt(path: Path) -> Any:

@@ -29,6 +29,7 @@ from ._dataset import (
     check_shape,
     labels_name,
     prediction_arrays,
+    sequence_hint,
 )
 
 __all__ = ["open_safetensors", "read_safetensors_labels"]
@@ -212,6 +213,7 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
     if values.ndim not in (1, 2):
         raise SourceError(
             f"{path}: '{found[0]}' must have shape (rows, classes) or (rows,); got {values.shape}"
+            + sequence_hint(tuple(values.shape), found[0])
         )
     if labels.ndim != 1 or labels.shape[0] != values.shape[0]:
         raise SourceError(

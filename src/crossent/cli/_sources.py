@@ -13,7 +13,6 @@ by the file; nothing here looks at the values.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from ._columns import TableColumns
 from ._dataset import Dataset, SourceError
 from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
 from ._labels import attach_labels, check_file
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 from ._npy import open_npy
 from ._npz import open_npz
 from ._pt import open_pt
@@ -131,31 +132,19 @@ def _known() -> str:
     return ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
 
 
-_COMPRESSED = {
-    b"\x1f\x8b": ("gzip", "gunzip -c"),
-    b"BZh": ("bzip2", "bunzip2 -c"),
-    b"\xfd7zXZ\x00": ("xz", "xz -dc"),
-    b"\x28\xb5\x2f\xfd": ("zstd", "zstd -dc"),
-}
-"""The first bytes of a compressed file, its compression, and the command that writes it
-out decompressed."""
-
-
-def _refuse_compressed(path: Path) -> None:
-    """Refuse a compressed file (``preds.csv.gz``, or a ``.csv`` that holds gzip): it was
-    "unknown format '.gz'", or for a ``.csv`` a parse error about its binary bytes
-    ("Expected 1 columns, got 3")."""
+def _refuse_binary(path: Path, *, csv: bool) -> None:
+    """Refuse a compressed file (``preds.csv.gz``, or a ``.csv`` that holds gzip), and a
+    ``.csv`` (``csv``) that holds a binary format (an ``.npz`` saved as ``preds.csv``):
+    it was "unknown format '.gz'", or for a ``.csv`` a parse error quoting its binary
+    bytes ("Expected 1 columns, got 3: PK\\x03\\x04...")."""
     try:
         with open(path, "rb") as handle:
-            head = handle.read(6)
+            head = handle.read(_HEAD_BYTES)
     except OSError:
         return  # said by the reader
-    for magic, (name, command) in _COMPRESSED.items():
-        if head.startswith(magic):
-            raise SourceError(
-                f"{path}: is {name}-compressed, which is not read; decompress it, or pipe "
-                f"it as a CSV: {command} {shlex.quote(str(path))} | crossent report - ..."
-            )
+    found = binary_format(head)
+    if found is not None and (csv or found.command is not None):
+        raise SourceError(not_csv(str(path), found, str(path)))
 
 
 def open_dataset(
@@ -178,7 +167,7 @@ def open_dataset(
     suffix = path.suffix.lower()
     found = _format_of(suffix)
     if found is None or suffix == ".csv":
-        _refuse_compressed(path)
+        _refuse_binary(path, csv=suffix == ".csv")
     if found is None:
         raise SourceError(f"{path}: unknown format {suffix or '(no extension)'!r}; use {_known()}")
     if dtype is not None and not found.takes_dtype:

@@ -43,6 +43,8 @@ from ._columns import (
 )
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 
 __all__ = ["STDIN", "open_arrow", "open_csv", "open_parquet", "read_label_column"]
 
@@ -124,11 +126,28 @@ def _standard_input() -> _Replayable:
             "(< preds.csv) or give the file's path"
         )
     replayable = _Replayable(stream)
-    if replayable.readinto(bytearray(1)) == 0:
+    head = _head(replayable)
+    found = binary_format(head)
+    if not head or found is not None:
         replayable.close()
+        if found is not None:  # was pyarrow's "Expected 2 columns, got 1: \x1f\x8b..."
+            raise SourceError(not_csv("standard input", found))
         raise SourceError("standard input is empty")
     replayable.rewind()
     return replayable
+
+
+def _head(stream: _Replayable) -> bytes:
+    """The first :data:`._magic.HEAD_BYTES` bytes of ``stream`` (fewer if it holds fewer),
+    kept in its copy: a pipe may give them in several short reads."""
+    head = bytearray()
+    while len(head) < _HEAD_BYTES:
+        chunk = bytearray(_HEAD_BYTES - len(head))
+        count = stream.readinto(chunk)
+        if not count:
+            break
+        head += chunk[:count]
+    return bytes(head)
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""What an input's first bytes say it is: compressed, or a binary format, not CSV text.
+
+``crossent report`` reads a file by its suffix, and ``-`` (standard input) as a CSV; it
+never guesses the form.  But a CSV that is not text (``gzip -c preds.csv | crossent
+report -``, ``report - < preds.npz``, a ``preds.csv`` that is an ``.npz``) was refused
+with pyarrow's parse error quoting its binary bytes ("Expected 2 columns, got 1:
+\\x1f\\x8b...").  :func:`binary_format` names what the first :data:`HEAD_BYTES` bytes are,
+so that the refusal says what was found and what to do; nothing is read as that format.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+__all__ = [
+    "HEAD_BYTES",
+    "LEGACY_TORCH_HEADER",
+    "ZIP_HEADER",
+    "BinaryFormat",
+    "binary_format",
+    "not_csv",
+]
+
+ZIP_HEADER = b"PK\x03\x04"
+"""The first bytes of a zip archive: an ``.npz``, or ``torch.save``'s zip format (PyTorch
+1.6 on)."""
+
+LEGACY_TORCH_HEADER = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+"""The first bytes of ``torch.save``'s legacy format: pickle protocol 2, then torch's
+magic number (``torch.serialization.MAGIC_NUMBER``) pickled as a 10-byte integer."""
+
+HEAD_BYTES = 16
+"""How many first bytes :func:`binary_format` looks at (the longest signature, 14)."""
+
+
+@dataclass(frozen=True)
+class BinaryFormat:
+    """A format found by its first bytes: ``what`` it is (for a message), and either the
+    ``command`` that decompresses it or the ``suffixes`` its file is read by."""
+
+    what: str
+    command: str | None = None
+    suffixes: str | None = None
+
+
+_SIGNATURES = (
+    (b"\x1f\x8b", BinaryFormat("gzip-compressed", command="gunzip -c")),
+    (b"BZh", BinaryFormat("bzip2-compressed", command="bunzip2 -c")),
+    (b"\xfd7zXZ\x00", BinaryFormat("xz-compressed", command="xz -dc")),
+    (b"\x28\xb5\x2f\xfd", BinaryFormat("zstd-compressed", command="zstd -dc")),
+    (
+        ZIP_HEADER,
+        BinaryFormat(
+            "a zip archive (an .npz, or a .pt written by torch.save)", suffixes=".npz or .pt"
+        ),
+    ),
+    (b"\x93NUMPY", BinaryFormat("a .npy array", suffixes=".npy")),
+    (LEGACY_TORCH_HEADER, BinaryFormat("a .pt in torch's legacy format", suffixes=".pt")),
+    (b"PAR1", BinaryFormat("a Parquet file", suffixes=".parquet")),
+    (b"ARROW1", BinaryFormat("an Arrow IPC (Feather) file", suffixes=".arrow or .feather")),
+    (b"\xff\xff\xff\xff", BinaryFormat("an Arrow IPC stream", suffixes=".arrow")),
+)
+"""First bytes, and the format they start."""
+
+_SAFETENSORS = BinaryFormat("a .safetensors file", suffixes=".safetensors")
+_SAFETENSORS_HEADER_LIMIT = 100_000_000
+"""safetensors' own bound on its JSON header's size (bytes)."""
+
+
+def binary_format(head: bytes) -> BinaryFormat | None:
+    """The format whose signature ``head`` (an input's first bytes) starts with, or None.
+
+    A ``.safetensors`` file starts with its JSON header's size (8 bytes, little-endian,
+    at most 100 MB) and then ``{``; in text, those 8 bytes read as a number above 2**53."""
+    for magic, found in _SIGNATURES:
+        if head.startswith(magic):
+            return found
+    size = int.from_bytes(head[:8], "little")
+    if len(head) > 8 and head[8:9] == b"{" and size <= _SAFETENSORS_HEADER_LIMIT:
+        return _SAFETENSORS
+    return None
+
+
+def not_csv(where: str, found: BinaryFormat, path: str | None = None) -> str:
+    """The one-line refusal of a CSV input (``path``, or standard input when None) that
+    is ``found``, without the ``where: `` prefix's colon: what it is and what to do."""
+    if found.command is not None:
+        if path is None:
+            return (
+                f"{where} is {found.what}, which is not read; decompress it in the pipe "
+                f"(... | {found.command} | crossent report - ...)"
+            )
+        return (
+            f"{where}: is {found.what}, which is not read; decompress it, or pipe it as a "
+            f"CSV: {found.command} {shlex.quote(path)} | crossent report - ..."
+        )
+    if path is None:
+        return (
+            f"{where} holds {found.what}, not CSV text; '-' reads a CSV only: give the "
+            f"file's path, named {found.suffixes}"
+        )
+    return f"{where}: holds {found.what}, not CSV text; name the file {found.suffixes}"
