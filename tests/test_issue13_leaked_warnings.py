@@ -60,26 +60,15 @@ def _cases() -> list[tuple[str, Callable[[], Any]]]:
                         ),
                     )
                 )
-    for name in (
-        "poly1_cross_entropy",
-        "poly1_cross_entropy_grad",
-        "softmax_focal_loss",
-        "softmax_focal_loss_grad",
-        "multiclass_hinge_loss",
-        "multiclass_hinge_loss_grad",
-    ):
-        f = getattr(c, name)
-        cases.append((name, lambda f=f: f(LOGITS, LABELS)))
-        cases.append((f"{name}-empty", lambda f=f: f(EMPTY, EMPTY_LABELS)))
-    for name in (
-        "sigmoid_cross_entropy",
-        "sigmoid_cross_entropy_grad",
-        "sigmoid_focal_loss",
-        "sigmoid_focal_loss_grad",
-    ):
-        f = getattr(c, name)
-        cases.append((name, lambda f=f: f(BINARY_LOGITS, BINARY_TARGETS)))
-        cases.append((f"{name}-empty", lambda f=f: f(np.zeros(0), np.zeros(0))))
+    labelled = ("poly1_cross_entropy", "softmax_focal_loss", "multiclass_hinge_loss")
+    elementwise = ("sigmoid_cross_entropy", "sigmoid_focal_loss")
+    batches = [(labelled, (LOGITS, LABELS), (EMPTY, EMPTY_LABELS))]
+    batches.append((elementwise, (BINARY_LOGITS, BINARY_TARGETS), (np.zeros(0), np.zeros(0))))
+    for losses, full, empty in batches:
+        for name in (n + grad for n in losses for grad in ("", "_grad")):
+            f = getattr(c, name)
+            cases.append((name, lambda f=f, a=full: f(*a)))
+            cases.append((f"{name}-empty", lambda f=f, a=empty: f(*a)))
     for name in ("sigmoid_cross_entropy", "sigmoid_cross_entropy_grad"):
         f = getattr(c, name)
         cases.append(
