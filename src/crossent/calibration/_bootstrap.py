@@ -174,7 +174,8 @@ def resample_counts(n: int, resamples: int, seed: int) -> Iterator[FloatArray]:
 def weighted_mean(weights: FloatArray, values: FloatArray) -> float:
     """``sum(w * v) / sum(w)``, where an example drawn 0 times contributes 0 even if ``v = inf``."""
     drawn = weights > 0
-    products = np.multiply(weights, values, out=np.zeros_like(values), where=drawn)
+    with np.errstate(over="ignore"):  # a product past 1.8e308 is +inf, as the sums below
+        products = np.multiply(weights, values, out=np.zeros_like(values), where=drawn)
     return float(np.sum(products) / np.sum(weights))
 
 

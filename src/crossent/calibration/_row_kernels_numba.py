@@ -1430,6 +1430,8 @@ def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
             return kept
     for i in range(count):
         s = surprisal[i]
+        if s != s:  # NaN (unchecked NaN predictions) takes no place (EvaluationState's _top)
+            continue
         if kept < keep or s > found_s[kept - 1]:
             j = min(kept, keep - 1)  # insert row c0 + i, after rows of the same surprisal
             while j > 0 and s > found_s[j - 1]:

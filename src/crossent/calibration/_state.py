@@ -134,7 +134,10 @@ class EvaluationState:
         Bin membership at the edges (uniform bins only; see :func:`calibration_error`).
     scope : {"top-label", "class-wise", "positive-class"}, default "top-label"
     keep : int, default 10
-        How many of the most surprising examples to remember.
+        How many of the most surprising examples to remember. A NaN surprisal (NaN
+        predictions passed with ``validate=False``, which ``validate=True`` refuses)
+        takes no place, so one update, split updates and merged states keep the same
+        rows.
     entropy : bool, default True
         Whether to sum the entropy :math:`-\\sum_k p_k \\log p_k` of each prediction
         (``compute().mean_entropy``; None with False).  For stored probabilities it is
@@ -771,8 +774,10 @@ def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:
 
 
 def _top(items: list[tuple[float, int]], keep: int) -> list[tuple[float, int]]:
-    """The ``keep`` highest surprisals, ties broken by the lower row index."""
-    return sorted(items, key=lambda item: (-item[0], item[1]))[:keep]
+    """The ``keep`` highest surprisals, ties broken by the lower row index; a NaN
+    surprisal (unchecked NaN predictions) takes no place, as in the blocks' own."""
+    kept = [item for item in items if not math.isnan(item[0])]
+    return sorted(kept, key=lambda item: (-item[0], item[1]))[:keep]
 
 
 def _group(stats: BinStatistics, bins: int) -> tuple[BinStatistics, FloatArray]:

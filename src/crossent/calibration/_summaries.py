@@ -297,9 +297,17 @@ class BlockTotals:
 
 
 def candidates(surprisal: FloatArray, keep: int) -> IntArray:
-    """Indices of the ``keep`` largest values, ties to the lower index, in O(n)."""
+    """Indices of the ``keep`` largest values, ties to the lower index, in O(n).
+
+    A NaN surprisal (unchecked NaN predictions, which ``validate=True`` refuses) takes
+    no place: it is no amount of surprise, and a batch gives the rows that batches split
+    from it or merged states give (:func:`crossent.calibration._state._top`)."""
     if keep == 0:
         return np.zeros(0, dtype=np.intp)
+    valid = ~np.isnan(surprisal)
+    if not valid.all():
+        rows = np.flatnonzero(valid)
+        return rows[candidates(surprisal[rows], keep)]
     if surprisal.size > keep:
         threshold = np.partition(surprisal, surprisal.size - keep)[surprisal.size - keep]
         chosen = np.flatnonzero(surprisal >= threshold)

@@ -283,7 +283,8 @@ def _exact_grad(b: _Binary) -> Array | None:
     if isinstance(scale, np.generic):
         scale = float(scale)
     if type(x) is np.ndarray and _cpu_kernels.available():
-        return _sigmoid_grad.kernel_gradient(x, t, weight, pos_weight, b.label_smoothing, scale)
+        grad = _sigmoid_grad.kernel_gradient(x, t, weight, pos_weight, b.label_smoothing, scale)
+        return grad if grad.ndim else grad[()]  # 0-d: a NumPy scalar, as a ufunc returns
     return _sigmoid_grad.gradient(
         x,
         t,

@@ -162,7 +162,10 @@ def chain_rule(
         del square
         grad = grad * u
     if temperature != 1.0:
-        grad = grad / temperature
+        # T = 1e-320 makes 1/T past 1.8e308: the gradient is honestly +-inf there, no
+        # defect of the input for NumPy to warn about (the loss does not warn either).
+        with numpy_errstate(grad, xp, over="ignore"):
+            grad = grad / temperature
     return grad
 
 
