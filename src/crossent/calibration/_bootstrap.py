@@ -172,11 +172,22 @@ def resample_counts(n: int, resamples: int, seed: int) -> Iterator[FloatArray]:
 
 
 def weighted_mean(weights: FloatArray, values: FloatArray) -> float:
-    """``sum(w * v) / sum(w)``, where an example drawn 0 times contributes 0 even if ``v = inf``."""
+    """``sum(w * v) / sum(w)``, where an example drawn 0 times contributes 0 even if ``v = inf``.
+
+    Where a product ``w * v`` or the sum passes the float range while every drawn ``v``
+    is finite, the mean itself is finite (at most the largest ``|v|``): it is then taken
+    as ``sum((w / sum(w)) * v)``, whose terms and partial sums stay within that bound (a
+    loss of 1e308 drawn three times gave a replicate of -inf, so an interval end of -inf).
+    """
     drawn = weights > 0
-    with np.errstate(over="ignore"):  # a product past 1.8e308 is +inf, as the sums below
+    with np.errstate(over="ignore", invalid="ignore"):  # past 1.8e308: handled below
         products = np.multiply(weights, values, out=np.zeros_like(values), where=drawn)
-    return float(np.sum(products) / np.sum(weights))
+        total = np.sum(products)
+    if not np.isfinite(total) and np.isfinite(values[drawn]).all():
+        shares = weights / np.sum(weights)
+        products = np.multiply(shares, values, out=np.zeros_like(values), where=drawn)
+        return float(np.sum(products))
+    return float(total / np.sum(weights))
 
 
 def mean_replicates(values: Sequence[FloatArray], *, resamples: int, seed: int) -> list[FloatArray]:
