@@ -45,12 +45,13 @@ def _run_with_closed(descriptor: int, args: list[str]) -> subprocess.CompletedPr
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
+    # the shell closes the descriptor before Python starts; not preexec_fn, which forks
+    # this process, where JAX (imported by other tests on the worker) warns at fork
     return subprocess.run(
-        [sys.executable, "-m", "crossent", *args],
+        ["sh", "-c", f'exec "$0" -m crossent "$@" {descriptor}>&-', sys.executable, *args],
         env=env,
         text=True,
         timeout=120,
-        preexec_fn=lambda: os.close(descriptor),
         **{other: subprocess.PIPE},  # type: ignore[call-overload]
     )
 
