@@ -1,0 +1,70 @@
+"""Issue 13, sixth hostile pass over the evaluation API: numbers against oracles written
+here, independent of crossent's binning code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossent
+
+
+def _calibrated(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions whose labels are drawn from them: some classes' debiased squared
+    errors fall below 0."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(classes), size=rows)
+    labels = (rng.random((rows, 1)) > np.cumsum(probs, axis=1)).sum(axis=1)
+    return probs, np.minimum(labels, classes - 1)
+
+
+def _kumar_marginal_l2(probs: np.ndarray, labels: np.ndarray, bins: int) -> float:
+    """Kumar, Liang and Ma (2019)'s debiased marginal L2 error, as their reference code
+    computes it: each class's debiased error ``max(sum_b w_b (gap_b^2 - var_b), 0)^(1/2)``
+    (bins ``[a, b)``, the last closed; a bin of one example contributes 0), then the
+    root of the mean of their squares."""
+    rows, classes = probs.shape
+    errors = []
+    for k in range(classes):
+        p, hit = probs[:, k], (labels == k).astype(float)
+        index = np.minimum((p * bins).astype(int), bins - 1)  # no p on an edge here
+        total = 0.0
+        for b in range(bins):
+            chosen = index == b
+            n = int(chosen.sum())
+            if n < 2:
+                continue
+            rate = hit[chosen].mean()
+            gap2 = (rate - p[chosen].mean()) ** 2
+            total += n / rows * (gap2 - rate * (1 - rate) / (n - 1))
+        errors.append(max(total, 0.0) ** 0.5)
+    return float(np.mean(np.square(errors)) ** 0.5)
+
+
+def test_class_wise_debiased_l2_is_the_mean_of_each_class_clipped_square() -> None:
+    probs, labels = _calibrated(200, 4, seed=18)
+    edges = np.linspace(0, 1, 6)
+    assert not np.isin(probs, edges).any()
+    expected = _kumar_marginal_l2(probs, labels, bins=5)
+    options = {"bins": 5, "scope": "class-wise"}
+    one_shot = crossent.calibration_error(probs, labels, norm="l2", debias=True, **options)
+    # the case is one where the signed squares' mean differs (0.0293 against 0.0407)
+    from crossent.calibration._binning import squared_or_values
+
+    squares = squared_or_values(one_shot.statistics, norm="l2", debias=True)
+    assert (squares < 0).any() and (squares > 0).any()
+    state = crossent.EvaluationState(4, **options).update(probs, labels)
+    interval = crossent.bootstrap_interval(
+        "calibration_error", probs, labels, norm="l2", debias=True, resamples=2, **options
+    )
+    report = crossent.report(probs, labels, norm="l2", debias=True, resamples=2, **options)
+    payload = report.to_dict()
+    per_class = [row["calibration_error"] for row in payload["per_class"]]
+    for value in (
+        one_shot.value,
+        state.calibration(norm="l2", debias=True).value,
+        interval.value,
+        payload["ece"]["value"],
+        float(np.mean(np.square(per_class)) ** 0.5),  # the report's own column
+    ):
+        assert value == pytest.approx(expected, rel=1e-12)
