@@ -68,3 +68,30 @@ def test_class_wise_debiased_l2_is_the_mean_of_each_class_clipped_square() -> No
         float(np.mean(np.square(per_class)) ** 0.5),  # the report's own column
     ):
         assert value == pytest.approx(expected, rel=1e-12)
+
+
+def _declared_bins(confidence: np.ndarray, hits: np.ndarray, edges: np.ndarray, closed: str):
+    """Counts and the L1 error of the bins that ``edges`` and ``closed`` declare."""
+    side = "right" if closed == "left" else "left"
+    index = np.clip(np.searchsorted(edges, confidence, side=side) - 1, 0, edges.size - 2)
+    count = np.bincount(index, minlength=edges.size - 1)
+    gaps = np.bincount(index, hits - confidence, minlength=edges.size - 1)
+    return count, float(np.abs(gaps).sum() / confidence.size)
+
+
+@pytest.mark.parametrize("closed", ["left", "right"])
+def test_streaming_equal_mass_bins_hold_an_edge_confidence_as_declared(closed: str) -> None:
+    # 0.5 lies on the fine grid's edge at logit 0, which becomes the bins' edge
+    p1 = np.repeat([0.499, 0.5, 0.501], 2)
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    probs = np.stack([1 - p1, p1], axis=1)
+    options = {"bins": 2, "binning": "quantile", "closed": closed}
+    positive = crossent.EvaluationState(2, scope="positive-class", **options)
+    result = positive.update(probs, labels).calibration()
+    np.testing.assert_array_equal(result.edges, [0.0, 0.5, 1.0])
+    count, value = _declared_bins(p1, labels.astype(float), result.edges, closed)
+    np.testing.assert_array_equal(result.statistics.count, count)  # right: [4, 2], not [2, 4]
+    assert result.value == pytest.approx(value, rel=1e-12)  # right: 0.5007, not 0.1673
+    # the class-wise state's column of class 1 is the same curve
+    columns = crossent.EvaluationState(2, scope="class-wise", **options).update(probs, labels)
+    np.testing.assert_array_equal(columns.calibration().statistics.count[1], count)
