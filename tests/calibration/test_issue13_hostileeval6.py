@@ -52,7 +52,8 @@ def test_class_wise_debiased_l2_is_the_mean_of_each_class_clipped_square() -> No
     from crossent.calibration._binning import squared_or_values
 
     squares = squared_or_values(one_shot.statistics, norm="l2", debias=True)
-    assert (squares < 0).any() and (squares > 0).any()
+    assert (squares < 0).any()
+    assert (squares > 0).any()
     state = crossent.EvaluationState(4, **options).update(probs, labels)
     interval = crossent.bootstrap_interval(
         "calibration_error", probs, labels, norm="l2", debias=True, resamples=2, **options
@@ -95,3 +96,30 @@ def test_streaming_equal_mass_bins_hold_an_edge_confidence_as_declared(closed: s
     # the class-wise state's column of class 1 is the same curve
     columns = crossent.EvaluationState(2, scope="class-wise", **options).update(probs, labels)
     np.testing.assert_array_equal(columns.calibration().statistics.count[1], count)
+
+
+def test_class_wise_report_labels_its_top_label_curve_with_that_curves_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("matplotlib")
+    from crossent._report import _html
+
+    rng = np.random.default_rng(5)
+    logits, labels = rng.normal(size=(300, 3)) * 3, rng.integers(0, 3, size=300)
+    report = crossent.report(logits, labels, form="logits", scope="class-wise", resamples=2)
+    # the drawn bins are the top-label ones (the JSON's reliability_bins): their error
+    rows = [row for row in report.to_dict()["reliability_bins"] if row["count"]]
+    drawn = sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / 300
+    assert drawn == pytest.approx(
+        crossent.calibration_error(logits, labels, form="logits").value, rel=1e-12
+    )
+    class_wise = report.to_dict()["ece"]["value"]
+    assert abs(drawn - class_wise) > 0.1  # 0.506 against 0.357
+    figure = _html.reliability_figure([("model", report)])
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    binned = next(text for text in legend if "binned" in text)
+    assert f"top-label ECE {drawn:.3f}" in binned
+    assert f"{class_wise:.3f}" not in binned
+    assert "top-label" in figure.axes[0].get_title()
+    monkeypatch.setattr(_html, "figures", lambda report: [])  # the page's text only
+    assert "The bins of the top-label confidence" in _html.body_html(report)
