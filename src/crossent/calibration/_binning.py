@@ -41,7 +41,9 @@ Equal-mass bins
     consecutive cells into ``bins`` groups, each boundary at the cell edge nearest the
     exact quantile.  Masses are then equal to within one cell's count, and the cells are
     fine where modern networks put their mass: near :math:`c = 0.99`, one cell spans
-    :math:`\Delta c \approx 8.7 \times 10^{-5}`.
+    :math:`\Delta c \approx 8.7 \times 10^{-5}`.  The cells are :math:`[a, b)` or, with
+    ``closed="right"``, :math:`(a, b]` (:func:`fine_cell`: a confidence of 0.5, on the
+    edge at logit 0, is in the cell above or below it).
 """
 
 from __future__ import annotations
@@ -400,12 +402,23 @@ def fine_edges() -> FloatArray:
     return np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-logits)), [1.0]])
 
 
-def fine_cell(confidence: FloatArray) -> IntArray:
-    """The fine cell of each confidence: 0 below logit -16, ``FINE_CELLS + 1`` from +16."""
+def fine_cell(confidence: FloatArray, closed: Closed = "left") -> IntArray:
+    """The fine cell of each confidence: 0 below logit -16, ``FINE_CELLS + 1`` from +16.
+
+    A logit on a cell edge (a confidence of exactly 0.5 is on one, logit 0) is in the
+    cell above it with ``closed="left"`` (cells :math:`[a, b)`) and in the cell below with
+    ``closed="right"`` (:math:`(a, b]`), as the bins the cells are joined into declare.
+    The state ignored ``closed`` here: with ``closed="right"`` a confidence of 0.5 on a
+    grouped edge of 0.5 was counted in the bin above, whose interval excludes it
+    (positive-class probabilities 0.499, 0.5, 0.501 twice each, labels 1, 1, 1, 1, 0,
+    0, 2 bins: counts 2 and 4 under edges [0, 0.5, 1] declared ``(a, b]``, and an ECE
+    of 0.1673 where those bins hold 4 and 2 rows and give 0.5007).
+    """
     with np.errstate(divide="ignore"):
         logit = np.log(confidence) - np.log1p(-confidence)
     step = 2 * _LOGIT_LIMIT / FINE_CELLS
-    cell = np.floor((logit + _LOGIT_LIMIT) / step)
+    scaled = (logit + _LOGIT_LIMIT) / step
+    cell = np.floor(scaled) if closed == "left" else np.ceil(scaled) - 1.0
     return (np.clip(cell, -1, FINE_CELLS) + 1).astype(np.intp)
 
 

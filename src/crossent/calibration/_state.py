@@ -131,7 +131,8 @@ class EvaluationState:
         Equal-width bins (kept exactly), or equal-mass bins from a fine logit-spaced grid
         (see :mod:`crossent.calibration._binning`; masses equal to within one fine cell).
     closed : {"left", "right"}, default "left"
-        Bin membership at the edges (uniform bins only; see :func:`calibration_error`).
+        Bin membership at the edges (see :func:`calibration_error`); for equal-mass
+        bins, at the fine cells' edges that the bins' edges are.
     scope : {"top-label", "class-wise", "positive-class"}, default "top-label"
     keep : int, default 10
         How many of the most surprising examples to remember. A NaN surprisal (NaN
@@ -424,7 +425,8 @@ class EvaluationState:
         if self._spec.binning == "uniform":
             index = assign_uniform_bins(confidence, self._spec.bins, self._spec.closed)
             return bin_statistics(index, confidence, hits, self._spec.bins)
-        return bin_statistics(fine_cell(confidence), confidence, hits, FINE_CELLS + 2)
+        cell = fine_cell(confidence, self._spec.closed)
+        return bin_statistics(cell, confidence, hits, FINE_CELLS + 2)
 
     def _binned_classes(self, probs: FloatArray, labels: IntArray) -> BinStatistics | ClassBinsPart:
         """The class-wise bins of a block, ``(classes, cells)``: :meth:`_binned` of each
@@ -437,7 +439,8 @@ class EvaluationState:
         """
         if self._spec.binning == "uniform":
             return class_bins_part(probs, labels, self._spec.bins, self._spec.closed)
-        return _bincount_classes(fine_cell(probs), probs, labels, FINE_CELLS + 2)
+        cells = fine_cell(probs, self._spec.closed)
+        return _bincount_classes(cells, probs, labels, FINE_CELLS + 2)
 
     def merge(self, other: EvaluationState) -> EvaluationState:
         """A new state holding both states' data (neither input is changed).
