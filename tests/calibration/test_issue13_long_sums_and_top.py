@@ -6,8 +6,9 @@ the label's entry, the squares and the suspect count are the sums' loop's bit fo
 (the squares in the same order, so that a Brier score has the same bits whichever pass
 formed it) and NumPy's and ``math.fsum``'s; the top label is NumPy's first maximum on
 clean rows and ``top_labels``' order of the float32 bits off the simplex (NaN above
-every number, a negative entry below 0); through the public calls, ``EvaluationState``'s Brier score equals
-``brier_score``'s and its bins ``calibration_error``'s."""
+every number, a negative entry below 0); through the public calls,
+``EvaluationState``'s Brier score equals ``brier_score``'s and its bins
+``calibration_error``'s."""
 
 from __future__ import annotations
 
@@ -20,26 +21,17 @@ import crossent
 
 pytest.importorskip("numba")
 
-from crossent.calibration import _row_kernels  # noqa: E402
-from crossent.calibration import _row_kernels_numba as kernels  # noqa: E402
+from crossent.calibration import _row_kernels
+from crossent.calibration import _row_kernels_numba as kernels
+
+from .test_issue13_fused_squares import _hard_rows as fused_squares_rows
+
 
 def _hard_rows(rows: int, classes: int, seed: int) -> np.ndarray:
-    """float32 softmax rows of several temperatures, rows of few distinct values (ties
-    for the maximum), an all-tied row, a one-hot row among -0.0, a row whose first
-    entry is 0, rows whose sum is off the tolerance, and rows with a NaN, a negative
-    and an above-1 entry."""
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(rows, classes)) * rng.choice([0.3, 2.5, 8.0], size=(rows, 1))
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    tied = rng.integers(0, 3, size=(rows // 3, classes)).astype(np.float64) + 1e-3
-    probs[: rows // 3] = tied / tied.sum(axis=1, keepdims=True)
-    probs = probs.astype(np.float32)
-    probs[5] = np.float32(1.0 / classes)
-    probs[7] = -0.0
-    probs[7, classes // 2] = 1.0
-    probs[8, 0] = 0.0
-    probs[9] *= np.float32(1.0 + 2e-4)
+    """test_issue13_fused_squares' rows (softmax rows of several temperatures, ties for
+    the maximum, an all-tied row, a one-hot row among -0.0, a first entry 0, sums off
+    the tolerance and within it), with a NaN, a negative and an above-1 entry."""
+    probs = fused_squares_rows(rows, classes, seed)
     probs[0, classes - 1] = np.nan
     probs[1, 0] = -0.25
     probs[2, classes // 2] = 1.5
@@ -72,21 +64,24 @@ def test_issue13_long_sums_and_top_equal_the_sums_loop_and_numpy(
     np.testing.assert_array_equal(one[0], wide[np.arange(rows), y])
     bad = ((wide < 0) | (wide > 1) | np.isnan(wide)).any(axis=1)
     bad |= np.abs(np.nansum(wide, axis=1) - 1.0) > 1e-4
-    assert suspect == int(np.count_nonzero(bad)) and bad[[0, 1, 2, 9]].all()
+    assert suspect == int(np.count_nonzero(bad))
+    assert bad[[0, 1, 2, 9]].all()
     # off the simplex, the order of the float32 bits (top_labels'): NaN above every
     # number, a negative entry below 0; a one-hot row among -0.0 its 1
-    assert predicted[0] == classes - 1 and np.isnan(one[2][0])
-    assert predicted[1] == np.argmax(probs[1, 1:]) + 1 and one[2][1] == wide[1, 1:].max()
-    assert predicted[2] == classes // 2 and one[2][2] == 1.5
-    assert predicted[7] == classes // 2 and one[2][7] == 1.0
+    assert predicted[0] == classes - 1
+    assert np.isnan(one[2][0])
+    assert predicted[1] == np.argmax(probs[1, 1:]) + 1
+    assert one[2][1] == wide[1, 1:].max()
+    assert predicted[2] == classes // 2
+    assert one[2][2] == 1.5
+    assert predicted[7] == classes // 2
+    assert one[2][7] == 1.0
     clean = np.flatnonzero(~bad)
     np.testing.assert_array_equal(predicted[clean], np.argmax(probs[clean], axis=1))
     np.testing.assert_array_equal(one[2][clean], wide[clean].max(axis=1))
     for i in clean:
         truth = (
-            math.fsum(float(v) ** 2 for j, v in enumerate(wide[i]) if j != y[i])
-            if squares
-            else 0.0
+            math.fsum(float(v) ** 2 for j, v in enumerate(wide[i]) if j != y[i]) if squares else 0.0
         )
         assert abs(one[1][i] - truth) <= 2 * classes * np.finfo(float).eps * truth
 
