@@ -35,7 +35,10 @@ The issue 13 target: every crossent row within 3x of the floor and faster than
 torchmetrics.  Timings on a shared machine are noisy: state the load with them.  The
 "CPU s" column is the process's CPU time per call (all threads, ``time.process_time``):
 the work done, which other processes on the machine disturb much less than the wall
-clock; on an idle machine a call on 2 threads takes about half of it.
+clock; on an idle machine a call on 2 threads takes about half of it.  After
+torchmetrics (the last contender of a round) the script sleeps 50 ms untimed: torch's
+OpenMP worker spins some 3.5 ms of CPU after each call, which the floor's CPU time
+(the next round's first) took before (2026-12-05, branch ``evalspeed``).
 """
 
 from __future__ import annotations
@@ -164,6 +167,11 @@ def main() -> None:
             start = time.process_time()
             times[name].append(timed_seconds(fn))
             cpu[name].append(time.process_time() - start)
+            if name.startswith("torchmetrics"):
+                # torch's OpenMP worker spins a few ms after its call (libgomp's wait):
+                # let it stop before the next contender, the floor, whose CPU column
+                # took that spinning (quiet machine: 0.0064 s of CPU for a 0.0024 s read)
+                time.sleep(0.05)
     memory = {name: (0.0 if args.no_memory else peak_mib(fn)) for name, fn in cases.items()}
 
     print(

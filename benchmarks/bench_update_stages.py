@@ -467,6 +467,26 @@ stands between ``update`` and 3x, which would need them and their fold at about 
 of CPU (0.3 ns an entry; in L1 the loop takes 0.76 now, 0.66 with no division at all,
 0.10 with no logarithm at all), while every logarithm of the same accuracy tried
 (``bench_entropy_log``) takes at least as many vector operations as fdlibm's.
+
+Then (issue 13, 2026-12-05, branch ``evalspeed``, the same Zen 4; other engineers' runs,
+load 10-14, so CPU times only) long float32 rows.  At 10^5 x 1000 the entropy costs
+0.87-0.93 ns an entry beyond the checks, at 10, 100, 1000 and 5000 classes alike (no
+per-chunk cost of the 4-row chunks), and a 4 MB input in cache is only 0.08 ns an
+entry faster than 400 MB from memory.  Kept: the long rows' sums, entries' check,
+squares and packed top label in one loop (``long_sums_and_top``; before, ``row_sums``
+then ``top_labels``, two passes over each row): ``--rows 100000 --classes 1000
+--against`` main, min / median of 9 (load 13.5-13.9): checks and row sums 16.35 /
+16.52 against 16.36 / 16.66, + top label 24.19 / 24.34 against 27.17 / 27.40, + top,
+squares 31.37 / 31.55 against 33.45 / 33.54, + top, bins 24.48 / 24.57 against 27.44 /
+27.65, + entropy 116.52 / 117.04 against 116.33 / 117.25, everything 130.20 / 131.33
+against 134.42 / 135.12 ms (3 % less).  The same bits (the loop's squares in
+``row_sums``' order: tests/calibration/test_issue13_long_sums_and_top.py, also under
+``emulate_avx2.sh`` with znver3 and haswell tuning).  Tried and not kept: the key as
+the float64 bits of the entry with the index in their low bits (``sums_and_top``'s,
+no sign extension and shift, no second load stream): LLVM then vectorised the loop
+another way and the squares came out an ulp or so off ``row_sums``' (1.6e-16 to
+3.9e-16 relative), so that ``EvaluationState``'s Brier would no longer equal
+``brier_score``'s bit for bit; not timed.
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ __all__ = [
     "log_of_quotient",
     "log_positive",
     "log_reduced",
+    "long_rows_top",
+    "long_sums_and_top",
     "looped_rows",
     "packed",
     "pairwise_sum",
@@ -313,6 +315,14 @@ def looped_rows(rows, c0, c1, options, floats, predicted):
             floats[0],
             floats[1],
             floats[2],
+            predicted,
+        )
+    elif with_top and packed:
+        suspect = long_sums_and_top(
+            (values[c0:c1], bits[c0:c1], labels[c0:c1]),
+            with_squares,
+            limit,
+            (floats[0], floats[1], floats[2]),
             predicted,
         )
     else:
@@ -1018,6 +1028,51 @@ def short_rows(rows, with_squares, limit, p_label, others, confidence, predicted
         others[i] = squares
         predicted[i] = 65535 - (key & 65535)
         confidence[i] = bits_to_float64(key & ~np.int64(65535))
+    return suspect
+
+
+@numba.njit(fastmath=_FLAGS, inline="never", **_NO_REFCOUNTS)
+def long_sums_and_top(rows, with_squares, limit, outputs, predicted):
+    # row_sums (entries checked: long rows) and top_labels (packed) in one loop over
+    # each long float32 row (more than _SHORT_ROWS classes), which the two loops read
+    # twice (from L1, the second time): the same numbers, the squares in row_sums'
+    # loop's order (the same body: test_issue13_long_sums_and_top), the first maximum
+    # of top_labels' packed keys.  One loop per value of the flag (long_rows_top,
+    # inlined with a constant): no test inside it.
+    if with_squares:
+        return long_rows_top(rows, True, limit, outputs, predicted)
+    return long_rows_top(rows, False, limit, outputs, predicted)
+
+
+@numba.njit(fastmath=_FLAGS, inline="always")
+def long_rows_top(rows, with_squares, limit, outputs, predicted):
+    # long_sums_and_top's loop (with_squares a constant where it is inlined)
+    values, bits, labels = rows
+    p_label, others, confidence = outputs
+    n, k = values.shape
+    suspect = 0
+    for i in range(n):
+        row = values[i]
+        row_bits = bits[i]
+        y = labels[i]
+        y = y + k if y < 0 else y
+        total = 0.0
+        squares = 0.0
+        bad = 0
+        key = np.int64(-1) << 62
+        for j in range(k):
+            x = np.float64(row[j])
+            total += x
+            if with_squares:
+                squares += 0.0 if j == y else x * x
+            bad += (x < 0.0) | (x > 1.0) | (x != x)
+            key = max(key, (np.int64(row_bits[j]) << 16) | (65535 - j))
+        suspect += 1 if (bad > 0) | (abs(total - 1.0) > limit) else 0
+        p_label[i] = np.float64(row[y])
+        others[i] = squares
+        first = 65535 - (key & 65535)
+        confidence[i] = np.float64(row[first])
+        predicted[i] = first
     return suspect
 
 
