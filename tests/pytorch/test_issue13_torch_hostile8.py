@@ -4,7 +4,8 @@
   reads ``head.weight`` / ``head.bias`` and never calls ``head``: a subclass's own
   ``forward`` (a LoRA layer: 1.6649 where ``head(h)``'s loss is 3.8259), forward hooks
   (1.8635 vs 2.3369), pre-hooks, the old ``torch.nn.utils.weight_norm`` (1.7796 vs
-  2.4945) and ``spectral_norm`` were silently left out. Now refused; parametrizations
+  2.4945), ``spectral_norm`` and ``prune`` (1.5234 vs 1.5479 after a step of
+  ``weight_orig``) were silently left out. Now refused; parametrizations
   and subclasses without their own ``forward`` still work (guards).
 * ``cross_entropy`` of unbatched ``(C,)`` logits named the batched shape in its
   target-shape errors (expected ``(1,)``, got ``(1,)``); probability targets of 0 classes
@@ -18,6 +19,8 @@ import warnings
 import pytest
 
 torch = pytest.importorskip("torch")
+
+import torch.nn.utils.prune as prune  # noqa: E402
 
 import crossent.torch as ct  # noqa: E402
 from crossent.errors import InputError, InputTypeError  # noqa: E402
@@ -54,8 +57,12 @@ def _hooked(kind: str) -> torch.nn.Linear:
             head = torch.nn.utils.weight_norm(head)
             with torch.no_grad():
                 head.weight_g.mul_(3)  # the weight formed again only in head's pre-hook
-        else:
+        elif kind == "spectral_norm":
             head = torch.nn.utils.spectral_norm(head)
+        else:
+            prune.l1_unstructured(head, "weight", amount=0.5)
+            with torch.no_grad():
+                head.weight_orig.mul_(3)  # a step: head.weight formed again in the pre-hook
     return head
 
 
@@ -70,7 +77,9 @@ def test_head_with_its_own_forward_refused() -> None:
         ct.linear_head_cross_entropy(h, head, y)
 
 
-@pytest.mark.parametrize("kind", ["forward_hook", "pre_hook", "weight_norm", "spectral_norm"])
+@pytest.mark.parametrize(
+    "kind", ["forward_hook", "pre_hook", "weight_norm", "spectral_norm", "prune"]
+)
 def test_head_with_hooks_refused(kind: str) -> None:
     h, y = _data()
     head = _hooked(kind)

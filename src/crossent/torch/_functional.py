@@ -629,8 +629,8 @@ def linear_head_cross_entropy(
     :func:`linear_cross_entropy`), with gradients for the head's parameters.
     The loss reads ``head.weight`` and ``head.bias`` and does not call ``head``: a
     subclass with its own ``forward`` (``InputTypeError``) and a head with forward
-    hooks or pre-hooks (``InputError``; the old ``torch.nn.utils.weight_norm`` and
-    ``spectral_norm`` register one) are refused; parametrizations
+    hooks or pre-hooks (``InputError``; the old ``torch.nn.utils.weight_norm``,
+    ``spectral_norm`` and ``torch.nn.utils.prune`` register one) are refused; parametrizations
     (``torch.nn.utils.parametrizations``) form ``head.weight`` and work.
 
     Examples
@@ -658,8 +658,9 @@ def _check_head(head: object) -> None:
 
     The fused loss reads ``head.weight`` and ``head.bias`` and never calls ``head``: a
     subclass's own ``forward`` (a LoRA or fake-quantised layer) and the head's forward
-    hooks and pre-hooks (``torch.nn.utils.weight_norm`` and ``spectral_norm`` form the
-    weight in one) were silently left out of the loss and its gradients."""
+    hooks and pre-hooks (``torch.nn.utils.weight_norm``, ``spectral_norm`` and
+    ``prune`` form the weight in one) were silently left out of the loss and its
+    gradients."""
     if not isinstance(head, torch.nn.Linear):
         raise InputTypeError(f"`head` must be a torch.nn.Linear; got {type(head).__name__}")
     if type(head).forward is not torch.nn.Linear.forward:
@@ -670,8 +671,8 @@ def _check_head(head: object) -> None:
         )
     if head._forward_hooks or head._forward_pre_hooks:
         raise InputError(
-            "`head` has forward hooks or pre-hooks (torch.nn.utils.weight_norm and "
-            "spectral_norm form the weight in one), which the fused loss would not run "
+            "`head` has forward hooks or pre-hooks (torch.nn.utils.weight_norm, "
+            "spectral_norm and prune form the weight in one), which the fused loss would not run "
             "(it reads head.weight and head.bias only): use "
             "cross_entropy(head(input), target), or torch.nn.utils.parametrizations"
             ".weight_norm / spectral_norm, which the fused loss follows"
