@@ -313,8 +313,19 @@ def cross_entropy(
     unbatched = input.ndim == 1
     z = input[None] if unbatched else input
     classes = z.shape[1]
+    if classes == 0 and (target.is_floating_point() or z.ndim > 2):
+        # (Class ids of (N, 0) logits: an empty batch, or a class id out of range.)
+        raise InputError(
+            f"`input` has 0 classes along axis {0 if unbatched else 1}; a distribution "
+            "needs at least one class"
+        )
     w = _check_weight(weight, classes, z)
     if target.is_floating_point():
+        if tuple(target.shape) != tuple(input.shape):
+            raise InputError(
+                f"probability `target` must have the shape of `input` {tuple(input.shape)}; "
+                f"got {tuple(target.shape)}"
+            )
         if opts.ignore_index is not None and opts.ignore_index >= 0:
             # As F.cross_entropy: a class to ignore has no meaning for probabilities (it
             # was silently not applied); the default -100 (any negative) is no class.
@@ -330,8 +341,9 @@ def cross_entropy(
     batch_shape = (z.shape[0], *z.shape[2:])
     if tuple(labels.shape) != batch_shape:
         raise InputError(
-            f"`target` must have the shape of `input` without its class axis 1, "
-            f"{tuple(batch_shape)}; got {tuple(target.shape)}"
+            f"`target` must have the shape of `input` without its class axis "
+            f"{0 if unbatched else 1}, {tuple(batch_shape[1:] if unbatched else batch_shape)}; "
+            f"got {tuple(target.shape)}"
         )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
@@ -370,11 +382,6 @@ def _cross_entropy_probs(
     torch operations (the generic path), the targets checked eagerly first
     (:func:`_targets.check_targets_eagerly`), or while Dynamo traces by the op
     ``crossent::probability_targets_checked`` at run time (CPU targets)."""
-    if tuple(target.shape) != tuple(z.shape):
-        raise InputError(
-            f"probability `target` must have the shape of `input` {tuple(z.shape)}; "
-            f"got {tuple(target.shape)}"
-        )
     out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     classes = z.shape[1]
     t = target.movedim(1, -1)
@@ -620,6 +627,11 @@ def linear_head_cross_entropy(
     ``loss = linear_head_cross_entropy(h, model.lm_head, y)`` equals
     ``cross_entropy(model.lm_head(h), y)`` (keyword options as in
     :func:`linear_cross_entropy`), with gradients for the head's parameters.
+    The loss reads ``head.weight`` and ``head.bias`` and does not call ``head``: a
+    subclass with its own ``forward`` (``InputTypeError``) and a head with forward
+    hooks or pre-hooks (``InputError``; the old ``torch.nn.utils.weight_norm``,
+    ``spectral_norm`` and ``torch.nn.utils.prune`` register one) are refused; parametrizations
+    (``torch.nn.utils.parametrizations``) form ``head.weight`` and work.
 
     Examples
     --------
@@ -641,6 +653,27 @@ def linear_head_cross_entropy(
 
 def _check_head(head: object) -> None:
     """:func:`linear_head_cross_entropy`'s own check (the options are
-    :func:`linear_cross_entropy`'s): ``head`` an ``nn.Linear``."""
+    :func:`linear_cross_entropy`'s): ``head`` an ``nn.Linear`` whose call is
+    ``F.linear(input, head.weight, head.bias)``.
+
+    The fused loss reads ``head.weight`` and ``head.bias`` and never calls ``head``: a
+    subclass's own ``forward`` (a LoRA or fake-quantised layer) and the head's forward
+    hooks and pre-hooks (``torch.nn.utils.weight_norm``, ``spectral_norm`` and
+    ``prune`` form the weight in one) were silently left out of the loss and its
+    gradients."""
     if not isinstance(head, torch.nn.Linear):
         raise InputTypeError(f"`head` must be a torch.nn.Linear; got {type(head).__name__}")
+    if type(head).forward is not torch.nn.Linear.forward:
+        raise InputTypeError(
+            f"`head` is a {type(head).__name__}, whose own forward the fused loss would "
+            "not run (it reads head.weight and head.bias only): use "
+            "cross_entropy(head(input), target)"
+        )
+    if head._forward_hooks or head._forward_pre_hooks:
+        raise InputError(
+            "`head` has forward hooks or pre-hooks (torch.nn.utils.weight_norm, "
+            "spectral_norm and prune form the weight in one), which the fused loss would not run "
+            "(it reads head.weight and head.bias only): use "
+            "cross_entropy(head(input), target), or torch.nn.utils.parametrizations"
+            ".weight_norm / spectral_norm, which the fused loss follows"
+        )
