@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,21 @@ def _jax() -> Backend:
     import jax.numpy as jnp
 
     return Backend("jax", lambda a: jnp.asarray(a), lambda x: np.asarray(x), jax.Array)
+
+
+@pytest.fixture
+def jax_x64() -> Iterator[Any]:
+    """JAX with ``jax_enable_x64`` on for one test, and put back as it was after it (the
+    ``jax`` module, for tests that want it); the test is skipped where JAX is not
+    installed. Request it by name, or for a whole module with
+    ``pytestmark = pytest.mark.usefixtures("jax_x64")``."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield jax
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 _BACKENDS: dict[str, tuple[str | None, Callable[[], Backend]]] = {

@@ -114,3 +114,80 @@ def test_the_scalar_gradient_is_the_value_of_the_array_one() -> None:
     array = crossent.sigmoid_cross_entropy_grad(np.array([2.0]), np.array([1.0]))
     assert scalar == array[0]
     assert scalar == pytest.approx(1.0 / (1.0 + np.exp(2.0)) * -1.0, rel=1e-15)
+
+
+# A Python float is weak (NumPy 2's NEP 50): ``np.float32(2) * 1.0`` is float32. On main
+# the sigmoid losses and gradients made ``sigmoid_cross_entropy(np.float32(2), 1.0)``
+# float64 (the Python float, made a float64 array, took part in the promotion), where
+# ``binary_cross_entropy(np.float32(0.3), 1.0)`` was float32.
+HALVES: dict[str, Any] = {
+    kind: np.asarray(v.dtype.type(0.5)) if isinstance(v, np.ndarray) else type(v)(0.5)
+    for kind, v in SCALARS.items()
+}
+
+
+def _numpy_result_dtype(value: Any) -> np.dtype:
+    """The dtype NumPy gives ``value`` with a Python float, float16 computed in float32
+    (docs/index.md, "Result dtypes")."""
+    dtype = np.add(value, 1.0).dtype
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+@pytest.mark.parametrize(("name", "call"), CASES, ids=[name for name, _ in CASES])
+def test_a_python_float_partner_takes_the_other_dtype(
+    name: str, call: Callable[[Any, Any], Any]
+) -> None:
+    wrong = []
+    for kind in SCALARS:
+        sides = {"targets": (SCALARS[kind], 1.0), "logits": (0.5, HALVES[kind])}
+        if name in ("surprisal", "binary_entropy"):  # one argument: no partner
+            del sides["logits"]
+        for side, args in sides.items():
+            result = call(*args)
+            want = _numpy_result_dtype(SCALARS[kind])
+            if not isinstance(result, np.generic) or result.dtype != want:
+                wrong.append(f"{kind} with a Python float as {side}: {result!r}, want {want}")
+            # The value of the same call with the Python float in that dtype.
+            same = call(*(a if type(a) is not float else want.type(a) for a in args))
+            if result.dtype == want and result != same:
+                wrong.append(f"{kind} with a Python float as {side}: {result!r} != {same!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _float32_scalar(library: str) -> Any:
+    """A 0-d float32 array of ``library`` (0-d: the sigmoid losses' shapes must match)."""
+    if library == "array-api-strict":
+        xs = pytest.importorskip("array_api_strict")
+        return xs.asarray(0.25, dtype=xs.float32)
+    if library == "torch":
+        torch = pytest.importorskip("torch")
+        return torch.tensor(0.25, dtype=torch.float32)
+    jnp = pytest.importorskip("jax.numpy")
+    return jnp.asarray(0.25, dtype=jnp.float32)
+
+
+_WEAK_NAMES = (
+    "sigmoid_cross_entropy",
+    "sigmoid_cross_entropy_grad",
+    "sigmoid_focal_loss",
+    "sigmoid_focal_loss_grad",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+)
+# JAX compiles each new operation (seconds on CI): one sigmoid loss and one measure.
+_WEAK_CASES = [
+    (library, name)
+    for library in ("array-api-strict", "torch", "jax")
+    for name in _WEAK_NAMES
+    if library != "jax" or name in ("sigmoid_cross_entropy", "binary_cross_entropy")
+]
+
+
+@pytest.mark.parametrize(("library", "name"), _WEAK_CASES)
+def test_a_python_float_partner_of_a_float32_array_of_another_library(
+    library: str, name: str
+) -> None:
+    f = getattr(crossent, name)
+    value = _float32_scalar(library)
+    for args in ((value, 1.0), (0.5, value)):
+        assert f(*args).dtype == value.dtype, args

@@ -43,14 +43,10 @@ LOGITS = np.array([[1e308, -1e308], [1.0, 2.0]])
 LABELS = np.array([0, 1])
 
 
-@pytest.fixture(autouse=True)
-def _x64() -> Any:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the common path's overflow
-        yield
-    jax.config.update("jax_enable_x64", before)
+pytestmark = [
+    pytest.mark.usefixtures("jax_x64"),
+    pytest.mark.filterwarnings("ignore::RuntimeWarning"),  # the common path's overflow
+]
 
 
 def _softmax_mp(row: np.ndarray, temperature: float = 1.0) -> list[Any]:

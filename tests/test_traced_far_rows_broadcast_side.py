@@ -31,12 +31,7 @@ X = np.array([[1.7e308, -1.7e308], [0.0, 1.0], [0.5, 0.2]])  # row 0 is far
 P = np.array([0.6, 0.4])  # broadcast over the rows
 
 
-@pytest.fixture(autouse=True)
-def _x64() -> Any:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", before)
+pytestmark = pytest.mark.usefixtures("jax_x64")
 
 
 def _total(p: Any, x: Any) -> Any:

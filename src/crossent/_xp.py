@@ -33,6 +33,7 @@ __all__ = [
     "cannot_copy_to_host",
     "check_dense",
     "compute_dtype",
+    "compute_dtype_weak",
     "detached",
     "device",
     "finalize",
@@ -333,6 +334,22 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     if xp.finfo(promoted).bits < 32:
         return xp.float32
     return promoted
+
+
+def compute_dtype_weak(
+    given: tuple[object, ...], arrays: tuple[Array, ...], *, xp: ModuleType, names: tuple[str, ...]
+) -> Any:
+    """:func:`compute_dtype` of one call's ``arrays`` (the arguments ``given``, made
+    arrays), a Python float weak: where some arguments are Python floats and others
+    are not, the others decide, as NumPy 2 (NEP 50), PyTorch and the Array API standard
+    promote (``np.float32(2) * 1.0`` is float32). A Python float is float64 (NumPy,
+    array-api-strict, JAX with x64) or the default float once made an array, so taken
+    with the others it made a float32 call float64."""
+    strong = [i for i, arg in enumerate(given) if type(arg) is not float]
+    if 0 < len(strong) < len(given):
+        arrays = tuple(arrays[i] for i in strong)
+        names = tuple(names[i] for i in strong)
+    return compute_dtype(*arrays, xp=xp, names=names)
 
 
 def _numpy_compute_dtype(arrays: tuple[Array, ...], *, names: tuple[str, ...]) -> Any:

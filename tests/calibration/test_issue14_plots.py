@@ -53,3 +53,24 @@ def test_issue14_item_logit_axis_tick_labels_do_not_overlap() -> None:
         assert len(boxes) >= 5
         for a, b in itertools.pairwise(boxes):
             assert not a.overlaps(b), (a, b)
+
+
+def test_a_title_falls_back_to_a_font_that_has_its_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The report's figures fall back to an installed font with a character (a class in
+    Chinese); ``plot_reliability_diagram``'s title did not: a title in Chinese drew empty
+    boxes with "Glyph 29483 missing from font(s) DejaVu Sans". U+210A (script small g)
+    is in STIXGeneral, which matplotlib ships, not in DejaVu Sans: with STIXGeneral among
+    the fallbacks it is drawn without a warning (on main: "Glyph 8458 missing")."""
+    import warnings
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    monkeypatch.setattr("crossent._fonts.FALLBACK_FONTS", ("DejaVu Sans", "STIXGeneral"))
+    _, diagram = _figure(False)
+    figure = crossent.plot_reliability_diagram(diagram, title="\u210a calibration")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        FigureCanvasAgg(figure).draw()
+    assert figure.axes[0].get_title() == "\u210a calibration"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -38,9 +40,8 @@ def test_torch_gradients_are_finite_where_p_and_q_are_zero(measure: object) -> N
 
 
 @pytest.mark.parametrize("measure", FINITE_AT_ZERO)
-def test_jax_gradients_are_finite_where_p_and_q_are_zero(measure: object) -> None:
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jax_gradients_are_finite_where_p_and_q_are_zero(measure: object, jax_x64: Any) -> None:
+    jax = jax_x64
     import jax.numpy as jnp
 
     grads = jax.grad(lambda p, q: measure(p, q), argnums=(0, 1))(  # type: ignore[operator]

@@ -11,6 +11,7 @@ crossent's) shows.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -43,11 +44,10 @@ def test_numpy_and_torch_keep_subnormal_probabilities() -> None:
     assert float(got) == pytest.approx(_truth(), rel=1e-15)
 
 
-def test_jax_flushes_subnormal_probabilities_to_zero() -> None:
+def test_jax_flushes_subnormal_probabilities_to_zero(jax_x64: Any) -> None:
     """The documented behaviour: a subnormal q is 0 on JAX's CPU (inf, where NumPy is
     finite); a normal one is exact."""
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    jax = jax_x64
     jnp = pytest.importorskip("jax.numpy")
     if jax.default_backend() != "cpu":
         pytest.skip("the flush is XLA's CPU behaviour")

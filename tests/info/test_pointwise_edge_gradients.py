@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -102,10 +103,9 @@ def test_torch_autograd_gives_the_one_sided_derivative(
 
 @pytest.mark.parametrize(("name", "point", "expected"), CASES)
 def test_jax_grad_gives_the_one_sided_derivative(
-    name: str, point: tuple[float, ...], expected: tuple[float, ...]
+    name: str, point: tuple[float, ...], expected: tuple[float, ...], jax_x64: Any
 ) -> None:
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)  # as the suite's backend fixture has it
+    jax = jax_x64
     import jax.numpy as jnp
 
     args = [jnp.asarray([v], dtype=jnp.float64) for v in point]

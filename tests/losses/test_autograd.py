@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,9 +95,8 @@ def test_torch_autograd_equals_the_gradient_twin(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["softmax_ce", "sigmoid_focal", "distill_reverse"])
-def test_jax_grad_equals_the_gradient_twin(name: str) -> None:
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jax_grad_equals_the_gradient_twin(name: str, jax_x64: Any) -> None:
+    jax = jax_x64
     import jax.numpy as jnp
 
     forward, twin, logits, target, options = CASES[name]

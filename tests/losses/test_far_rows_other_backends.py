@@ -172,10 +172,9 @@ def test_autograd_keeps_the_finite_rows_graph() -> None:
     np.testing.assert_allclose(z.grad[1].numpy(), expected[0], rtol=1e-14)
 
 
-def test_jit_keeps_the_common_path() -> None:
+def test_jit_keeps_the_common_path(jax_x64: Any) -> None:
     """Traced arrays have no values to check: the common path's value, as before."""
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    jax = jax_x64
     jnp = pytest.importorskip("jax.numpy")
 
     def loss(z, y):

@@ -184,12 +184,9 @@ def test_the_oracle_is_crossents_float64_gradient() -> None:
     assert (np.abs(g64 - truth) <= FLOAT64_SLACK * size).all()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax")
-def test_jitted_float32_gradient_within_ulps() -> None:
+def test_jitted_float32_gradient_within_ulps(jax_x64: Any) -> None:
     """``jax.jit`` (x64 on) traces the float64 call: within the same bar as eager."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
+    jax = jax_x64
     import jax.numpy as jnp
 
     opts = OPTIONS["all"]

@@ -37,12 +37,7 @@ _KINKS = {
 _DTYPES = ["float32", "float64"]
 
 
-@pytest.fixture(autouse=True)
-def _x64() -> Any:
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", before)
+pytestmark = pytest.mark.usefixtures("jax_x64")
 
 
 @pytest.mark.parametrize("dtype", _DTYPES)

@@ -27,8 +27,8 @@ TEACHER = [[0.3, -0.4, 0.9], [0.1, 0.4, -1.0]]
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
+@pytest.mark.usefixtures("jax_x64")
 def test_jitted_distillation_is_the_eager_one(direction) -> None:
-    jax.config.update("jax_enable_x64", True)
     z, v = jnp.asarray(STUDENT, dtype=jnp.float64), jnp.asarray(TEACHER, dtype=jnp.float64)
     options = {"temperature": 1e8, "direction": direction, "validate": False}
 

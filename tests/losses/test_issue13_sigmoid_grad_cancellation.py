@@ -13,7 +13,6 @@ entry within one ulp, for targets at the zero and a few ulps either side, 0 and 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -190,12 +189,10 @@ def test_pytorch_float32_gradient_is_the_anchor_and_far_off() -> None:
     assert ours.max() <= ULPS < 1000 < theirs.max()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="needs jax")
-def test_jitted_float32_gradient_within_an_ulp() -> None:
+def test_jitted_float32_gradient_within_an_ulp(jax_x64: Any) -> None:
     """Under ``jax.jit`` (which entries cancel cannot be read there: every entry takes the
     double-double)."""
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    jax = jax_x64
     data = {k: _flushed(v) for k, v in hard_entries(300, pos_weight=True, eps=0.0, seed=9).items()}
     options = {"pos_weight": True, "reduction": "sum"}
     (x, t), kwargs = _call(data, options, jax.numpy.asarray)

@@ -8,9 +8,16 @@ are finite and their products overflow float32, naming the class, its float32 lo
 its value summed in float64 (oracle: the float64 product of the same row). The last test
 guards the old message where an input does hold a NaN (passes on main; a mutant that
 always blames the products fails it). 4 of 5 fail on main.
+
+``vocab_parallel_linear_cross_entropy`` (one rank) of the same inputs said "`input` has 8
+NaN or +inf logits (over all ranks)" of finite inputs; now as ``linear_cross_entropy``,
+with the count over all ranks and this rank's row and class (3 of 4 fail on main; the
+NaN input's guard passes there).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -18,6 +25,7 @@ torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 
 from crossent.errors import InputError  # noqa: E402
+from spawned import one_rank_group  # noqa: E402
 
 Y = torch.tensor([0, 1])
 
@@ -61,4 +69,37 @@ def test_a_nan_input_still_named() -> None:
     message = _message(h, torch.ones(4, 3))
     assert "row 1" in message
     assert "holds a NaN or an infinity there" in message
+    assert "overflow" not in message
+
+
+def _vocab_parallel_message(tmp_path: Any, *args: torch.Tensor, **kwargs: Any) -> str:
+    with one_rank_group(str(tmp_path)), pytest.raises(InputError) as raised:
+        ct.vocab_parallel_linear_cross_entropy(*args, **kwargs)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_vocab_parallel_overflowing_products_named(tmp_path: Any, dtype: torch.dtype) -> None:
+    h, w = torch.full((2, 3), 1e20, dtype=dtype), torch.full((4, 3), 1e20, dtype=dtype)
+    exact = float((h[0].double() @ w.double().T)[0])
+    message = _vocab_parallel_message(tmp_path, h, w, Y, bias=torch.zeros(4, dtype=dtype))
+    assert "8 logits (over all ranks) are NaN or +inf; on this rank, row 0" in message
+    assert "`input`, `weight` and `bias` are finite there" in message
+    assert f"slice: inf in float32, {exact:.6g} summed in float64" in message
+
+
+def test_vocab_parallel_cancelling_products_named(tmp_path: Any) -> None:
+    h = torch.full((2, 3), 1e20)
+    w = torch.tensor([[1.0, 1.0, 1.0], [1e20, -1e20, 0.0], [0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    message = _vocab_parallel_message(tmp_path, h, w, Y)
+    assert "class 1 of this rank's slice: nan in float32, 0 summed in float64" in message
+
+
+def test_vocab_parallel_nan_input_still_named(tmp_path: Any) -> None:
+    """Guard: a NaN in row 1's hidden state (passes on main, which says "`input` has 4 NaN
+    or +inf logits"); a mutant that always blames the products fails it."""
+    h = torch.ones(2, 3)
+    h[1, 0] = float("nan")
+    message = _vocab_parallel_message(tmp_path, h, torch.ones(4, 3), Y)
+    assert "NaN" in message
     assert "overflow" not in message

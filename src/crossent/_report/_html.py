@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._files import write_atomically
+from .._fonts import font_families
 from .._hints import install_command
 from ..calibration._error import error_from_statistics
 from ._compare import ReportComparison
@@ -36,7 +37,6 @@ from ._text import (
 
 __all__ = [
     "DRAWN_NAME",
-    "FALLBACK_FONTS",
     "FRAGMENT_CLASS",
     "SMALL_MULTIPLES",
     "STYLE",
@@ -92,57 +92,20 @@ def delivered(page: str, path: str | Path | None) -> str:
     return page
 
 
-FALLBACK_FONTS = (
-    "DejaVu Sans",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK SC",
-    "Noto Sans CJK TC",
-    "Noto Sans CJK KR",
-    "Source Han Sans",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "Droid Sans Fallback",
-    "Microsoft YaHei",
-    "SimHei",
-    "Yu Gothic",
-    "MS Gothic",
-    "Hiragino Sans",
-    "PingFang SC",
-    "Apple SD Gothic Neo",
-    "Malgun Gothic",
-    "Arial Unicode MS",
-    "Noto Sans",
-)
-"""Fonts that the figures' text falls back to, after matplotlib's ``font.family``, for a
-character the fonts before lack (matplotlib 3.6 on draws each glyph with the first font
-of the list that has it); only those installed are named, since matplotlib logs "Font
-family not found" on standard error for each of the others."""
-
-
 @contextlib.contextmanager
 def _text_as_typed() -> Iterator[None]:
     """Matplotlib text drawn as typed: class names, file names and model names come from
     the user, and matplotlib reads text between two ``$`` as mathtext, so a class column
     ``$\\frac$`` (or ``a$b$``) ended the report with a parse error, or drew another text.
-    The font is ``font.family`` and then the installed :data:`FALLBACK_FONTS`, so that a
+    The font is ``font.family`` and then the installed ``_fonts.FALLBACK_FONTS``, so that a
     class named in Chinese is drawn where a font has its characters (:func:`_drawable`
     escapes the others).  Figures must be built and saved inside this context (tick labels
     are made when drawn)."""
     import matplotlib
 
-    families = _font_families()
+    families = font_families()
     with matplotlib.rc_context({"text.parse_math": False, "font.family": families}):
         yield
-
-
-def _font_families() -> list[str]:
-    """``font.family``, then the installed :data:`FALLBACK_FONTS` it does not name."""
-    import matplotlib
-    from matplotlib import font_manager
-
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    families = list(matplotlib.rcParams["font.family"])
-    return families + [f for f in FALLBACK_FONTS if f in installed and f not in families]
 
 
 @functools.lru_cache(maxsize=8)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_flag, check_scalar
+from .._fonts import font_families
 from .._hints import install_command
 from ..errors import InputError, InputTypeError, MissingDependencyError
 from ._error import CalibrationError, calibration_error
@@ -166,7 +167,9 @@ def plot_reliability_diagram(
         A logit-scaled confidence axis, which spreads out the 0.99+ region where modern
         networks put much of their mass.
     title : str, optional
-        Defaults to the calibration error and its norm.
+        Defaults to the calibration error and its norm. Drawn in matplotlib's
+        ``font.family``, then in installed fonts with other scripts' characters (Noto
+        Sans CJK, WenQuanYi, Microsoft YaHei, ...), as the report's figures are.
 
     Returns
     -------
@@ -227,11 +230,15 @@ def plot_reliability_diagram(
             str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
         )
     top.set_ylabel("accuracy")
+    # The title may be in any script: the report's fonts, with their fallbacks (a title
+    # in Chinese drew empty boxes, "Glyph 29483 missing from font(s) DejaVu Sans", where
+    # the report's figures found an installed CJK font).
     top.set_title(
         title
         or diagram.calibration.spec.definition.split(",")[0]
         + f" = {diagram.calibration.value:.4f}",
         fontsize=9,
+        fontfamily=font_families(),
     )
     top.legend(loc="upper left", fontsize=8)
     # On a logit axis the edges 0 and 1 are at infinity: clip them to the plotted range,

@@ -22,7 +22,7 @@ from .._numerics import (
     binary_entropy_terms,
     surprisal_terms,
 )
-from .._xp import Array, compute_dtype, finalize, namespace, to_float32
+from .._xp import Array, compute_dtype_weak, finalize, namespace, to_float32
 from ..errors import InputError
 from . import _fused
 
@@ -41,14 +41,10 @@ def _probabilities(
         except ValueError:
             listed = " and ".join(f"`{n}` {s}" for n, s in zip(names, shapes, strict=True))
             raise InputError(f"shapes must broadcast; got {listed}") from None
-    # A Python float is weak (NumPy 2's NEP 50, PyTorch, the Array API standard): it
-    # takes the other argument's computing dtype, so ``binary_cross_entropy(x, 0.3)`` of
-    # a float32 ``x`` is float32, as with ``1`` (it was float64; hostile pass arrayapi2).
-    if len(args) == 2 and (type(args[0]) is float) is not (type(args[1]) is float):
-        held = 1 if type(args[0]) is float else 0
-        dtype = compute_dtype(arrays[held], xp=xp, names=(names[held],))
-    else:
-        dtype = compute_dtype(*arrays, xp=xp, names=names)
+    # A Python float is weak: it takes the other argument's computing dtype, so
+    # ``binary_cross_entropy(x, 0.3)`` of a float32 ``x`` is float32, as with ``1`` (it
+    # was float64; hostile pass arrayapi2).
+    dtype = compute_dtype_weak(args, tuple(arrays), xp=xp, names=names)
     arrays = [xp.astype(a, dtype) if a.dtype != dtype else a for a in arrays]
     if validate:
         _check_all(tuple(arrays), names=names, xp=xp)

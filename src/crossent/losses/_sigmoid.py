@@ -50,6 +50,7 @@ from .._xp import (
     accumulation_dtype,
     astype,
     compute_dtype,
+    compute_dtype_weak,
     device,
     full_like,
     namespace,
@@ -196,7 +197,10 @@ def _binary(
     # The weights are parameters of the loss, not data: like the softmax losses' class
     # weights they take the dtype of the logits and targets (issue 13: a float64 or
     # Python-float ``pos_weight`` made a float32 loss float64), after their own dtype check.
-    dtype = compute_dtype(x, t, xp=xp, names=("logits", "targets"))
+    # A Python float logit or target is weak (``_xp.compute_dtype_weak``): the other
+    # decides, as in ``binary_cross_entropy`` (issue 13: ``sigmoid_cross_entropy(
+    # np.float32(2), 1.0)`` was float64).
+    dtype = compute_dtype_weak((logits, targets), (x, t), xp=xp, names=("logits", "targets"))
     for name in names[2:]:
         compute_dtype(by_name[name], xp=xp, names=(name,))
     cast = {n: (astype(a, dtype, xp=xp) if a.dtype != dtype else a) for n, a in by_name.items()}

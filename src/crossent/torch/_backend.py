@@ -26,14 +26,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from .._checks import check_logits_of_rows
 from ..losses import _cpu_kernels, _numpy_kernels
 from ..losses._batch import (
     LossKeywords,
     LossOptions,
-    _check_options,
     label_batch,
     loss_options,
 )
@@ -79,15 +77,11 @@ def options(
 ) -> Options:
     """Validated options (an :class:`InputError` names a bad one), with per-row reduction.
 
-    While Dynamo traces, checked afresh rather than looked up in the losses package's
-    table of checked options: a traced lookup guards on that table (its length), so
-    every later call, eager or compiled, anywhere in the process, that added options
-    to it recompiled each compiled graph (issue 13: ``torch.compile``'d
-    ``cross_entropy`` recompiled at each eager call with new ``label_smoothing``, until
-    Dynamo's recompile limit sent it back to eager). The checks are the same.
+    The losses package's :func:`~crossent.losses._batch.options_of` does not read its
+    table of checked options while Dynamo traces (a traced lookup guarded on the table,
+    so each compiled loss was built again after any call that added options: issue 13),
+    so this is one call, eager or traced.
     """
-    if torch.compiler.is_compiling():
-        return _check_options((label_smoothing, temperature, z_loss, soft_cap, None, "none"))
     return loss_options(
         label_smoothing=label_smoothing,
         temperature=temperature,

@@ -463,8 +463,18 @@ def _max(local: _Local, group: Any) -> Tensor:
     return buffer.to(local.top.dtype)
 
 
-def _sum(local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: Any) -> _Rows:
-    """Collective 3: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums."""
+def _sum(
+    local: _Local,
+    labels: _Labels,
+    m: Tensor,
+    opts: CallOptions,
+    group: Any,
+    bad_logits: Callable[[int], str] | None = None,
+) -> _Rows:
+    """Collective 3: one ``all_reduce(SUM)`` of the exponentials, target and smoothing sums.
+
+    ``bad_logits(count)``: the error's message where ``count`` logits (over all ranks)
+    are NaN or ``+inf`` (the linear loss's names its inputs and their products)."""
     present = local.top > -math.inf
     ref = torch.where(present, local.top, torch.zeros_like(m))
     # (ref - m) / T <= 0 where present; elsewhere the slice adds nothing to the exponentials.
@@ -485,8 +495,11 @@ def _sum(local: _Local, labels: _Labels, m: Tensor, opts: CallOptions, group: An
     buffer = torch.cat([stacked, local.bad.to(torch.float64).reshape(1)])
     dist.all_reduce(buffer, op=dist.ReduceOp.SUM, group=group)
     if bool(buffer[-1] > 0):
+        count = int(buffer[-1].item())
+        if bad_logits is not None:
+            raise InputError(bad_logits(count))
         raise InputError(
-            f"`input` has {int(buffer[-1].item())} NaN or +inf logits (over all ranks); "
+            f"`input` has {count} NaN or +inf logits (over all ranks); "
             "logits must be finite or -inf"
         )
     empty = m == -math.inf
@@ -511,12 +524,15 @@ def _global_rows(
     opts: CallOptions,
     group: Any,
     dtype: torch.dtype,
+    bad_logits: Callable[[_Labels, int], str] | None = None,
 ) -> tuple[_Labels, _Rows]:
-    """The forward's collectives around the local pass; every rank gets the same rows."""
+    """The forward's collectives around the local pass; every rank gets the same rows.
+    ``bad_logits(labels, count)``: the message where logits are NaN or ``+inf``."""
     labels = _labels(target, weight, layout, width, opts, dtype)
     local = local_pass(labels)
     m = _max(local, group)
-    return labels, _sum(local, labels, m, opts, group)
+    explain = None if bad_logits is None else functools.partial(bad_logits, labels)
+    return labels, _sum(local, labels, m, opts, group, explain)
 
 
 # --------------------------------------------------------------------------- loss and gradient
@@ -786,8 +802,11 @@ def _linear_rows(
         ]
         return _cat(parts)
 
+    def bad_logits(labels: _Labels, count: int) -> str:
+        return _linear_bad_logits(h, weight, bias, products, blocks, labels, opts, count)
+
     labels, rows = _global_rows(
-        local_pass, target, class_weight, layout, weight.shape[0], opts, group, work
+        local_pass, target, class_weight, layout, weight.shape[0], opts, group, work, bad_logits
     )
 
     def far_b(far: Tensor) -> Tensor:
@@ -797,6 +816,54 @@ def _linear_rows(
 
     loss, coefs = _loss_rows(rows, labels, opts, far_b)
     return loss.to(dtype), _State(labels, opts, coefs, blocks, group, products)
+
+
+def _linear_bad_logits(
+    h: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    products: Products,
+    blocks: list[slice],
+    labels: _Labels,
+    opts: CallOptions,
+    count: int,
+) -> str:
+    r"""The error of :func:`_linear_rows` where ``count`` logits :math:`hW_r^\top + b_r`
+    (over all ranks) are NaN or ``+inf``: this rank's first such row and class, and why.
+    Where that row's ``input``, ``weight`` and ``bias`` are finite, their products
+    overflow the dtype they are formed in (float32 for float32, bf16 and fp16 inputs),
+    named with the logit summed in float64, as ``linear_cross_entropy`` says
+    (``_ops._overflow``); else an input holds a NaN or an infinity. Formed at the error
+    only (the local products again, row block by row block)."""
+    names = "`input` and `weight`" if bias is None else "`input`, `weight` and `bias`"
+    w = weight.to(products.operand)
+    b = None if bias is None else bias.to(products.output)
+    for k in blocks:
+        z = products.logits(_counted(h, k, labels, opts).to(products.operand), w, b)
+        bad = torch.isnan(z) | (z == math.inf)
+        if not bool(bad.any()):
+            continue
+        i, c = (int(v) for v in torch.nonzero(bad)[0])
+        row = (k.start or 0) + i
+        inputs = (h[row], weight) if bias is None else (h[row], weight, bias)
+        where = f"{count} logits (over all ranks) are NaN or +inf; on this rank, row {row}"
+        if not all(bool(torch.isfinite(t).all()) for t in inputs):
+            held = names.replace(" and ", " or ")
+            return f"{where}: {held} holds a NaN or an infinity there"
+        exact = h[row].double() @ weight[c].double()
+        if bias is not None:
+            exact = exact + bias[c].double()
+        dtype = str(z.dtype).removeprefix("torch.")
+        return (
+            f"{where}: {names} are finite there, but their products overflow {dtype}, the "
+            f"dtype they are formed in (class {c} of this rank's slice: {float(z[i, c])} in "
+            f"{dtype}, {float(exact):.6g} summed in float64; {dtype}'s largest is "
+            f"{torch.finfo(z.dtype).max:.6g}): give float64 tensors, or scale them down"
+        )
+    return (
+        f"{count} logits `input @ weight.T + bias` (over all ranks) are NaN or +inf, on "
+        "other ranks: an input holds a NaN or an infinity, or their products overflow"
+    )
 
 
 def _linear_grads(
