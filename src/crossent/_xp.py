@@ -703,7 +703,11 @@ def to_float32(result: Any) -> Any:
     cross-entropy decomposition) each so; float32 arrays and anything else (None) as
     they are."""
     if type(result) is np.float64:  # (the commonest first: a small call's mean or sum)
-        return np.float32(result) if -_FLOAT32_MAX <= result <= _FLOAT32_MAX else narrowed(result, np.float32)
+        return (
+            np.float32(result)
+            if -_FLOAT32_MAX <= result <= _FLOAT32_MAX
+            else narrowed(result, np.float32)
+        )
     if isinstance(result, tuple):
         return type(result)(*map(to_float32, result))
     if isinstance(result, np.ndarray):

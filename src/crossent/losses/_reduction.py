@@ -125,10 +125,14 @@ def reduce_loss(
             normalizer=finalize(normalizer, xp=xp, log_base=None),
         )
     mean = _safe_divide(total, normalizer, xp=xp)
-    return finalize(_mean_past_range(mean, total, flat, normalizer, xp=xp), xp=xp, log_base=log_base)
+    return finalize(
+        _mean_past_range(mean, total, flat, normalizer, xp=xp), xp=xp, log_base=log_base
+    )
 
 
-def _mean_past_range(mean: Any, total: Any, flat: Array, normalizer: Array, *, xp: ModuleType) -> Any:
+def _mean_past_range(
+    mean: Any, total: Any, flat: Array, normalizer: Array, *, xp: ModuleType
+) -> Any:
     """``mean``, or where the total rounded to the dtype overflowed while the float64
     (accumulation dtype) total did not, that total's quotient rounded once.
 
@@ -142,7 +146,9 @@ def _mean_past_range(mean: Any, total: Any, flat: Array, normalizer: Array, *, x
         wide = np.add.reduce(flat, dtype=numpy_sum_dtype(flat.dtype))
         if total.dtype == wide.dtype or not np.isfinite(wide):
             return mean
-        return narrowed(np.asarray(_safe_divide(wide, wide.dtype.type(normalizer), xp=xp)), total.dtype)[()]
+        return narrowed(
+            np.asarray(_safe_divide(wide, wide.dtype.type(normalizer), xp=xp)), total.dtype
+        )[()]
     acc = accumulation_dtype(total.dtype, xp=xp, device=device(flat))
     if acc == total.dtype:
         return mean
