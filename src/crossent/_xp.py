@@ -515,7 +515,10 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
         return narrowed(total, out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
-    return astype(total, out_dtype, xp=xp) if total.dtype != out_dtype else total
+    if total.dtype == out_dtype:
+        return total
+    with numpy_errstate(total, xp, over="ignore"):  # (array-api-strict: NumPy's cast)
+        return astype(total, out_dtype, xp=xp)
 
 
 def _quiet_log1p(x: np.ndarray) -> np.ndarray:

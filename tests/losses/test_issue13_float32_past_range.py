@@ -85,6 +85,25 @@ def test_float32_mean_on_pytorch() -> None:
         assert got.item() == np.float32(2e38)
 
 
+def test_float32_mean_and_sum_on_array_api_strict() -> None:
+    """NumPy underneath: the mean 2e38, the sum ``inf`` without NumPy's cast warning."""
+    xps = pytest.importorskip("array_api_strict")
+    z, y = xps.asarray(HINGE_LOGITS), xps.asarray(LABELS)
+    x, t = xps.asarray(SIGMOID_LOGITS), xps.asarray(ONES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        means = [
+            crossent.multiclass_hinge_loss(z, y, margin=0.0),
+            crossent.sigmoid_cross_entropy(x, t),
+        ]
+        sums = [
+            crossent.multiclass_hinge_loss(z, y, margin=0.0, reduction="sum"),
+            crossent.sigmoid_cross_entropy(x, t, reduction="sum"),
+        ]
+    assert [float(m) for m in means] == [float(np.float32(2e38))] * 2
+    assert [float(s) for s in sums] == [np.inf] * 2
+
+
 PAST: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = [
     # (labels as a list: int64 arrays take the small compiled call, which did not warn)
     ("sce", crossent.softmax_cross_entropy, (FAR, [1]), {}),
