@@ -94,7 +94,7 @@ def check_base(base: float | None) -> float | None:
         raise InputTypeError(
             f"`base` must be a positive number other than 1, or None; got {base!r}"
         )
-    value = float(base)
+    value = _float_of(base)
     if not (math.isfinite(value) and value > 0 and value != 1):
         raise InputError(
             f"`base` must be a finite positive number other than 1 (2 for bits, None for "
@@ -120,13 +120,23 @@ def log_base_in(base: object, log_base: float | None, dtype: Any) -> Any:
     return np.log(np.asarray(base, dtype=dtype))[()]
 
 
+def _float_of(value: Any) -> float:
+    """``float(value)`` of a real option, ``+-inf`` for a Python integer past float64's
+    range (``float(10**400)`` raises ``OverflowError``: a hostile pass, every float option
+    of the losses and measures let it escape), so the range checks name it."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def check_eps(eps: float | None, *, q_form: str = "probs") -> float | None:
     """Validate the opt-in clipping floor of the compatibility ``eps=`` option."""
     if eps is None:
         return None
     if isinstance(eps, bool) or not isinstance(eps, int | float | np.integer | np.floating):
         raise InputError(f"`eps` must be a number in (0, 1) or None; got {eps!r}")
-    value = float(eps)
+    value = _float_of(eps)
     if not (0 < value < 1):
         raise InputError(f"`eps` must be in (0, 1) or None; got {eps!r}")
     if q_form != "probs":
@@ -651,7 +661,7 @@ def check_scalar(
                 "under jax.jit name it in `static_argnames`, or close over it"
             )
         raise InputError(f"`{name}` must be a real number; got {value!r}")
-    number = float(value)
+    number = _float_of(value)
     too_low = number <= low if low_open else number < low
     if not math.isfinite(number) or too_low or number > high:
         bracket = "(" if low_open else "["

@@ -52,6 +52,7 @@ __all__ = [
     "logsumexp",
     "minus_row_max",
     "namespace",
+    "narrowed",
     "numpy_errstate",
     "numpy_sum_dtype",
     "one_entry",
@@ -528,10 +529,13 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
     if type(terms) is np.ndarray:
         # NumPy, without the namespace's dispatch (issue 13: per-call overhead).
         total = np.add.reduce(terms, axis=-1, dtype=numpy_sum_dtype(terms.dtype))
-        return total.astype(out_dtype) if total.dtype != out_dtype else total
+        return narrowed(total, out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
-    return astype(total, out_dtype, xp=xp) if total.dtype != out_dtype else total
+    if total.dtype == out_dtype:
+        return total
+    with numpy_errstate(total, xp, over="ignore"):  # (array-api-strict: NumPy's cast)
+        return astype(total, out_dtype, xp=xp)
 
 
 def _quiet_log1p(x: np.ndarray) -> np.ndarray:
@@ -696,6 +700,22 @@ def log_softmax(x: Array, *, xp: ModuleType) -> Array:
         return shifted - ell
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def narrowed(x: Any, dtype: Any) -> Any:
+    """NumPy ``x`` (an array or a scalar) cast to ``dtype``, a value past its range
+    ``+-inf`` without NumPy's "overflow encountered in cast" warning (a hostile pass:
+    float32 logits of 3e38 have a true loss of 6e38, whose float64 value the float32
+    result rounds to ``inf``; the warning was an error under ``-W error``). A 0-d
+    value within float32's range is cast as it is (no ``np.errstate``: per-call
+    overhead, issue 13)."""
+    if x.ndim == 0 and -_FLOAT32_MAX <= x <= _FLOAT32_MAX:
+        return x.astype(dtype)
+    with numpy_errstate(x, None, over="ignore"):
+        return x.astype(dtype)
+
+
 def to_float32(result: Any) -> Any:
     """A NumPy float64 ``result`` computed for float16/float32 inputs, rounded once to
     float32 (issue 13: the losses and the measures compute such inputs in float64):
@@ -703,13 +723,17 @@ def to_float32(result: Any) -> Any:
     cross-entropy decomposition) each so; float32 arrays and anything else (None) as
     they are."""
     if type(result) is np.float64:  # (the commonest first: a small call's mean or sum)
-        return np.float32(result)
+        return (
+            np.float32(result)
+            if -_FLOAT32_MAX <= result <= _FLOAT32_MAX
+            else narrowed(result, np.float32)
+        )
     if isinstance(result, tuple):
         return type(result)(*map(to_float32, result))
     if isinstance(result, np.ndarray):
-        return result if result.dtype == np.float32 else result.astype(np.float32)
+        return result if result.dtype == np.float32 else narrowed(result, np.float32)
     if isinstance(result, (np.floating, float)):
-        return np.float32(result)
+        return narrowed(np.asarray(result), np.float32)[()]
     return result
 
 
