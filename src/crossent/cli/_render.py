@@ -26,6 +26,20 @@ SHOWN_CLASSES = 30
 _fmt = crossent.Report.format_number
 
 
+_WHOLE = frozenset({"model", "class", "id", "label", "predicted"})
+"""The columns of names from the user's files (paths, class names, row ids): where the
+table is narrower than a name, it is folded onto more lines, never cut to "…".  At 80
+columns, the width of a report redirected to a file or read in CI, two models in
+``runs/<long name>/preds.npz`` both printed as ``/tmp/runs/experime…`` and every id of
+``data/imagenet/val/...`` as ``data/imagenet/…``."""
+
+
+def _add_columns(table: Any, names: list[str]) -> None:
+    """Right-justified columns ``names``; those of :data:`_WHOLE` fold, never clip."""
+    for name in names:
+        table.add_column(name, justify="right", overflow="fold" if name in _WHOLE else "ellipsis")
+
+
 def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The per-class rows to show, and a note when they are not all of them.
 
@@ -105,8 +119,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         title="cross-entropy per true class" + (f" ({note})" if note else ""),
         caption=Text("one-vs-rest ECE: " + p["per_class_calibration"]["definition"]),
     )
-    for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
-        classes.add_column(column, justify="right")
+    _add_columns(classes, ["class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"])
     for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
         accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
@@ -120,8 +133,9 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         console.print(f"gate {gate['name']} <= {limit}: {verdict}", markup=False)
     surprising = Table(title="most surprising examples (check these labels first)")
     has_id = any("id" in row for row in p["most_surprising"])
-    for column in (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]:
-        surprising.add_column(column, justify="right")
+    _add_columns(
+        surprising, (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]
+    )
     for row in p["most_surprising"]:
         surprising.add_row(
             *([_id_text(row.get("id", ""))] if has_id else []),
@@ -221,8 +235,7 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
     payload = comparison.to_dict()
     header, rows = _comparison_rows(payload)
     models = Table(title=f"{len(payload['models'])} models on the same examples")
-    for column in header:
-        models.add_column(column, justify="right")
+    _add_columns(models, header)
     for row in rows:
         models.add_row(*row)
     console.print(models)
@@ -233,8 +246,7 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
         title=f"paired differences against {baseline} ({level:.0%} bootstrap interval; "
         "negative is better)"
     )
-    for column in header:
-        differences.add_column(column, justify="right")
+    _add_columns(differences, header)
     for row in rows:
         differences.add_row(*row)
     console.print(differences)

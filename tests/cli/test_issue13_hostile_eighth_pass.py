@@ -1,0 +1,157 @@
+"""Issue 13, an eighth hostile pass over the command line (branch hostilecli8).
+
+* With ``PYTHONUNBUFFERED=1`` (``python -u``; a common line of Dockerfiles), a report
+  printed to a file on a device that filled up (``crossent report a.npz > out.txt``)
+  ended after the bytes that fitted, exit 0 and no message: Python's unbuffered text
+  stream drops the rest of a short write, and the terminal report is printed in one
+  write.  Now exit 2 with "standard output: cannot write the report (No space left on
+  device)", as with Python's default buffered stream.
+* At 80 columns (the width of a report redirected to a file, or read in CI) the tables
+  cut long names to "…": two models in ``runs/<long name>/preds.npz`` were both printed
+  as ``/tmp/.../experime…`` (which model had which accuracy was lost), and every id of
+  image paths as ``data/imagenet/…``.  Names are now folded onto more lines, whole.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crossent
+from crossent.cli import _console, main
+from crossent.cli._render import render_comparison_terminal, render_terminal
+
+pytest.importorskip("rich")
+
+_FAST = ["--resamples", "5", "--top", "3"]
+
+
+class _FillingDevice(io.RawIOBase):
+    """A file on a device with ``room`` bytes free: a write takes what fits (a short
+    write, as the kernel's), the next one fails with ENOSPC."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__()
+        self.room = room
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]
+        taken = min(len(view), self.room)
+        self.data += view[:taken]
+        self.room -= taken
+        return taken
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "{model}", *_FAST],
+        ["explain", "--logits", "1,2,3", "--label", "0"],
+        ["demo"],
+        ["--version"],
+    ],
+    ids=["report", "explain", "demo", "version"],
+)
+def test_a_device_that_fills_under_unbuffered_stdout_is_an_error(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    argv: list[str],
+) -> None:
+    if "{model}" in argv:
+        rng = np.random.default_rng(0)
+        model = tmp_path / "a.npz"
+        np.savez(model, probs=rng.dirichlet(np.ones(3), size=30), labels=rng.integers(0, 3, 30))
+        argv = [str(model) if arg == "{model}" else arg for arg in argv]
+    # what Python makes of standard output under PYTHONUNBUFFERED=1 (create_stdio)
+    device = _FillingDevice(room=10**6)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(device, "utf-8", write_through=True))
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    whole = bytes(device.data)
+    # the device fills 5 bytes before the end: the last write is a short one
+    device = _FillingDevice(room=len(whole) - 5)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(device, "utf-8", write_through=True))
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("crossent: error: standard output: cannot write the ")
+    assert err.endswith(" (No space left on device)\n")
+    assert err.count("\n") == 1
+    assert bytes(device.data) == whole[:-5]
+
+
+def _first_cells(out: str, title: str) -> list[str]:
+    """The first column of the table titled ``title``, each row's folded lines joined."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(title))
+    rows: list[str] = []
+    body = False
+    for line in lines[start + 1 :]:
+        if line.startswith("┡"):
+            body = True
+        elif line.startswith("└"):
+            break
+        elif body and line.startswith("│"):
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            if cells[1]:  # a row's first line: its second column has a value
+                rows.append(cells[0])
+            else:
+                rows[-1] += cells[0]
+    return rows
+
+
+_NAMES = ["golden_retriever_dog", "labrador_retriever_dog", "tabby_cat_domestic"]
+_IDS = [f"data/imagenet/val/n01440764/ILSVRC2012_val_{i:08d}.JPEG" for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def long_names() -> crossent.Report:
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(3), size=30)
+    labels = rng.integers(0, 3, 30)
+    return crossent.report(probs, labels, class_names=_NAMES, ids=_IDS, resamples=5, top=3)
+
+
+def test_long_ids_and_class_names_stay_whole_at_80_columns(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    long_names: crossent.Report,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # a report redirected to a file, or read in CI
+    render_terminal(long_names, _console())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    shown = _first_cells(out, "most surprising examples")
+    assert len(shown) == 3
+    assert set(shown) <= set(_IDS)
+    assert _first_cells(out, "cross-entropy per true class") == _NAMES
+
+
+def test_long_model_paths_stay_whole_at_80_columns(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    long_names: crossent.Report,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    paths = [
+        f"/tmp/pytest-of-ci/runs/experiment_2026_12_05_resnet50_baseline_lr_{rate}/preds.npz"
+        for rate in ("0.1", "0.01")
+    ]
+    comparison = crossent.compare_reports([long_names] * 2, names=paths, resamples=5)
+    render_comparison_terminal(comparison, _console())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert _first_cells(out, "2 models on the same examples") == paths
+    assert _first_cells(out, "paired differences against") == [paths[1], paths[1]]
