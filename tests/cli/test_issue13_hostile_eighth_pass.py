@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -155,3 +156,16 @@ def test_long_model_paths_stay_whole_at_80_columns(
     assert "…" not in out
     assert _first_cells(out, "2 models on the same examples") == paths
     assert _first_cells(out, "paired differences against") == [paths[1], paths[1]]
+
+
+def test_a_class_column_whose_name_holds_a_comma_can_be_listed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--class-columns`` split at every comma: the CSV column ``"a,b"`` could not be
+    named (needed to leave out an extra column); it is quoted as in the header."""
+    path = tmp_path / "comma.csv"
+    path.write_text('label,"a,b",c,extra\n0,0.7,0.3,x\n1,0.2,0.8,y\n0,0.6,0.4,z\n')
+    argv = ["report", str(path), "--class-columns", '"a,b", c', "--json", *_FAST]
+    assert main(argv) == 0, capsys.readouterr().err
+    columns = json.loads(capsys.readouterr().out)["columns"]
+    assert (columns["classes"], columns["ignored"]) == (["a,b", "c"], ["extra"])

@@ -334,7 +334,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--class-columns",
         metavar="A,B,...",
-        help="a table's class columns, in class order (default: every other column)",
+        help="a table's class columns, in class order (default: every other column); a "
+        "name holding a comma in double quotes, as in the CSV header: '\"a,b\",c'",
     )
     report.add_argument(
         "--integer-labels",

@@ -22,6 +22,7 @@ or ``--class-columns``), never read as a class or dropped on a guess.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ class TableColumns:
                 raise ValueError(f"{option} needs a column name; got {name!r}")
         chosen = None
         if classes is not None:
-            chosen = tuple(name.strip() for name in classes.split(","))
+            chosen = _names(classes)
             if not any(chosen):
                 raise ValueError("--class-columns needs at least one column name")
             empty = chosen.index("") if "" in chosen else None
@@ -77,6 +78,17 @@ class TableColumns:
             if twice is not None:
                 raise ValueError(f"--class-columns names {twice!r} twice")
         return cls(label or "label", id, chosen, integer_labels)
+
+
+def _names(classes: str) -> tuple[str, ...]:
+    """The names of ``--class-columns``, separated by commas as a CSV header's are: a name
+    that holds a comma is written in double quotes (``'"a,b",c'``), as the header holds
+    it; split at every comma, the column ``a,b`` could not be named at all."""
+    try:
+        cells = next(csv.reader([classes], skipinitialspace=True), [])
+    except csv.Error:  # a line break outside quotes: a name's own, as before
+        cells = classes.split(",")
+    return tuple(name.strip() for name in cells)
 
 
 @dataclass(frozen=True)
