@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -169,3 +170,36 @@ def test_a_class_column_whose_name_holds_a_comma_can_be_listed(
     assert main(argv) == 0, capsys.readouterr().err
     columns = json.loads(capsys.readouterr().out)["columns"]
     assert (columns["classes"], columns["ignored"]) == (["a,b", "c"], ["extra"])
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    return err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_pipe_as_path_names_standard_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``crossent report <(zcat preds.csv.gz)`` (a pipe, ``/dev/fd/63``): the error said
+    to save the data to a file, not that a CSV can be piped into ``crossent report -``."""
+    fifo = tmp_path / "preds.csv"
+    os.mkfifo(fifo)
+    err = _one_line_error(capsys, ["report", str(fifo), *_FAST])
+    assert err.endswith("(a CSV can also be piped: ... | crossent report -)\n")
+
+
+def test_labels_from_standard_input_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--labels -`` said "-: --labels reads ... got '(no extension)'"."""
+    predictions = tmp_path / "p.npy"
+    np.save(predictions, np.full((4, 2), 0.5))
+    err = _one_line_error(capsys, ["report", str(predictions), "--labels", "-", *_FAST])
+    assert err == (
+        "crossent: error: --labels -: standard input is read only as the predictions' CSV "
+        "(crossent report -); give the labels' file\n"
+    )
