@@ -203,3 +203,17 @@ def test_labels_from_standard_input_is_named(
         "crossent: error: --labels -: standard input is read only as the predictions' CSV "
         "(crossent report -); give the labels' file\n"
     )
+
+
+def test_numbers_stay_whole_at_40_columns(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    long_names: crossent.Report,
+) -> None:
+    """A split tmux pane: the per-class table printed ``0.2758`` as ``0.2…``."""
+    monkeypatch.setenv("COLUMNS", "40")
+    render_terminal(long_names, _console())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    for row in long_names.to_dict()["per_class"]:
+        assert f"{row['calibration_error']:.4f} │" in out

@@ -26,18 +26,35 @@ SHOWN_CLASSES = 30
 _fmt = crossent.Report.format_number
 
 
-_WHOLE = frozenset({"model", "class", "id", "label", "predicted"})
-"""The columns of names from the user's files (paths, class names, row ids): where the
-table is narrower than a name, it is folded onto more lines, never cut to "…".  At 80
-columns, the width of a report redirected to a file or read in CI, two models in
-``runs/<long name>/preds.npz`` both printed as ``/tmp/runs/experime…`` and every id of
-``data/imagenet/val/...`` as ``data/imagenet/…``."""
-
-
 def _add_columns(table: Any, names: list[str]) -> None:
-    """Right-justified columns ``names``; those of :data:`_WHOLE` fold, never clip."""
+    """Right-justified columns ``names``."""
     for name in names:
-        table.add_column(name, justify="right", overflow="fold" if name in _WHOLE else "ellipsis")
+        table.add_column(name, justify="right")
+
+
+def _print_whole(console: Any, table: Any) -> None:
+    """Print ``table`` with nothing cut to "…": where the terminal is narrower than the
+    table, a long name (a path, a class name, a row id, a header) folds onto more lines
+    and a column is never narrower than its widest number.  Cut, at 80 columns (the
+    width of a report redirected to a file, or read in CI), two models in
+    ``runs/<long name>/preds.npz`` both printed as ``/tmp/runs/experime…`` and every id of
+    ``data/imagenet/val/...`` as ``data/imagenet/…``; at 40, ``0.2758`` as ``0.2…``."""
+    for column in table.columns:
+        column.overflow = "fold"
+        column.min_width = max((_number_width(str(cell)) for cell in column.cells), default=1)
+    console.print(table)
+
+
+def _number_width(cell: str) -> int:
+    """The width of the widest number in ``cell`` (``0.4211``, ``[0.3909,``), 1 if none."""
+    widest = 1
+    for word in cell.split():
+        try:
+            float(word.strip("[](),"))
+        except ValueError:
+            continue
+        widest = max(widest, len(word))
+    return widest
 
 
 def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -88,7 +105,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
     overview.add_column("value", justify="right")
     for name, value in report.metric_rows():
         overview.add_row(name, value)
-    console.print(overview)
+    _print_whole(console, overview)
     console.print(f"calibration error: {report.calibration_definition()}.")
     t = p["temperature"]
     if t["value"] is None:
@@ -108,7 +125,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             f"{t['ece']:.4f}",
             _gap(p),
         )
-        console.print(scaled)
+        _print_whole(console, scaled)
         if t["at_bound"]:
             console.print(
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
@@ -126,7 +143,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         classes.add_row(
             row["name"], str(row["count"]), accuracy, nll, f"{row['calibration_error']:.4f}"
         )
-    console.print(classes)
+    _print_whole(console, classes)
     for gate in p["gates"]:
         verdict = "pass" if gate["pass"] else "FAIL"
         limit = crossent.Report.format_gate(gate["value"], gate["threshold"])[1]
@@ -144,7 +161,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             report.class_names[row["predicted"]],
             _fmt(row["surprisal_nats"]),
         )
-    console.print(surprising)
+    _print_whole(console, surprising)
 
 
 def _code(text: str) -> str:
@@ -238,7 +255,7 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
     _add_columns(models, header)
     for row in rows:
         models.add_row(*row)
-    console.print(models)
+    _print_whole(console, models)
     baseline = payload["models"][0]["name"]
     level = payload["comparisons"][0]["confidence"]
     header, rows = _difference_rows(payload)
@@ -249,7 +266,7 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
     _add_columns(differences, header)
     for row in rows:
         differences.add_row(*row)
-    console.print(differences)
+    _print_whole(console, differences)
     definition = comparison.reports[0].calibration_definition()
     console.print(f"calibration error: {definition}.", markup=False)
 
