@@ -217,3 +217,22 @@ def test_numbers_stay_whole_at_40_columns(
     assert "…" not in out
     for row in long_names.to_dict()["per_class"]:
         assert f"{row['calibration_error']:.4f} │" in out
+
+
+@pytest.mark.parametrize(
+    ("cell", "flags", "said"),
+    [
+        ("nan", ["--logits"], "the predictions (logits) contains NaN in row 1, column 'a'"),
+        ("-0.1", [], "got -0.1 in row 1, column 'a'"),
+    ],
+    ids=["nan", "negative"],
+)
+def test_a_tables_bad_value_is_named_by_row_and_column(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cell: str, flags: list[str], said: str
+) -> None:
+    """A CSV's bad value was placed "at index (1, 0)" (the matrix's terms); a table's
+    other messages name the row and the column, here ``a`` listed second."""
+    path = tmp_path / "p.csv"
+    path.write_text(f"label,b,a\n0,0.5,0.5\n1,1.1,{cell}\n")
+    err = _one_line_error(capsys, ["report", str(path), "--class-columns", "a,b", *flags])
+    assert said in err
