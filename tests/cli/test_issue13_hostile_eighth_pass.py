@@ -236,3 +236,14 @@ def test_a_tables_bad_value_is_named_by_row_and_column(
     path.write_text(f"label,b,a\n0,0.5,0.5\n1,1.1,{cell}\n")
     err = _one_line_error(capsys, ["report", str(path), "--class-columns", "a,b", *flags])
     assert said in err
+
+
+def test_a_class_column_of_text_names_its_first_text_cell(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``-1.#INF`` (Windows' C runtime) among logits: the error said the column must be
+    numeric and to make it the id column, not which cell is not a number."""
+    path = tmp_path / "p.csv"
+    path.write_text("label,a,b\n0,1.0,0.5\n1,0.5,-1.#INF\n")
+    err = _one_line_error(capsys, ["report", str(path), "--logits"])
+    assert "column 'b' must be numeric to be a class (row 1 holds '-1.#INF', not a number)" in err
