@@ -19,7 +19,9 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -126,19 +128,37 @@ def long_names() -> crossent.Report:
     return crossent.report(probs, labels, class_names=_NAMES, ids=_IDS, resamples=5, top=3)
 
 
-def test_long_ids_and_class_names_stay_whole_at_80_columns(
+def _printed(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: int,
+    render: Callable[[Any], None],
+) -> str:
+    """What ``render`` prints on the CLI's console ``columns`` wide; nothing cut to "…"."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    render(_console())
+    out = capsys.readouterr().out
+    assert "…" not in out
+    return out
+
+
+@pytest.mark.parametrize("columns", [80, 40], ids=["80", "40"])
+def test_ids_class_names_and_numbers_stay_whole(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     long_names: crossent.Report,
+    columns: int,
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "80")  # a report redirected to a file, or read in CI
-    render_terminal(long_names, _console())
-    out = capsys.readouterr().out
-    assert "…" not in out
+    """80 columns: a report redirected to a file, or read in CI; 40: a split pane, where
+    the per-class table printed ``0.2758`` as ``0.2…``."""
+    render = lambda console: render_terminal(long_names, console)  # noqa: E731
+    out = _printed(capsys, monkeypatch, columns, render)
     shown = _first_cells(out, "most surprising examples")
     assert len(shown) == 3
     assert set(shown) <= set(_IDS)
     assert _first_cells(out, "cross-entropy per true class") == _NAMES
+    for row in long_names.to_dict()["per_class"]:
+        assert f"{row['calibration_error']:.4f} │" in out
 
 
 def test_long_model_paths_stay_whole_at_80_columns(
@@ -146,15 +166,14 @@ def test_long_model_paths_stay_whole_at_80_columns(
     monkeypatch: pytest.MonkeyPatch,
     long_names: crossent.Report,
 ) -> None:
-    monkeypatch.setenv("COLUMNS", "80")
     paths = [
         f"/tmp/pytest-of-ci/runs/experiment_2026_12_05_resnet50_baseline_lr_{rate}/preds.npz"
         for rate in ("0.1", "0.01")
     ]
     comparison = crossent.compare_reports([long_names] * 2, names=paths, resamples=5)
-    render_comparison_terminal(comparison, _console())
-    out = capsys.readouterr().out
-    assert "…" not in out
+    out = _printed(
+        capsys, monkeypatch, 80, lambda console: render_comparison_terminal(comparison, console)
+    )
     assert _first_cells(out, "2 models on the same examples") == paths
     assert _first_cells(out, "paired differences against") == [paths[1], paths[1]]
 
@@ -203,20 +222,6 @@ def test_labels_from_standard_input_is_named(
         "crossent: error: --labels -: standard input is read only as the predictions' CSV "
         "(crossent report -); give the labels' file\n"
     )
-
-
-def test_numbers_stay_whole_at_40_columns(
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    long_names: crossent.Report,
-) -> None:
-    """A split tmux pane: the per-class table printed ``0.2758`` as ``0.2…``."""
-    monkeypatch.setenv("COLUMNS", "40")
-    render_terminal(long_names, _console())
-    out = capsys.readouterr().out
-    assert "…" not in out
-    for row in long_names.to_dict()["per_class"]:
-        assert f"{row['calibration_error']:.4f} │" in out
 
 
 @pytest.mark.parametrize(
