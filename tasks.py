@@ -42,9 +42,9 @@ PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 DOCS_BUILD = ROOT / "docs" / "_build"
 
 
-def _run(*command: str | Path) -> None:
+def _run(*command: str | Path, cwd: Path = ROOT) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
-    subprocess.run([str(c) for c in command], cwd=ROOT, check=True)
+    subprocess.run([str(c) for c in command], cwd=cwd, check=True)
 
 
 def _start(*command: str | Path) -> subprocess.Popen[bytes]:
@@ -86,13 +86,16 @@ def ensure_environment(task: str) -> None:
 
 
 def report(args: list[str]) -> None:
+    # in the caller's folder: `python3 ../tasks.py report preds.npz --output r.html` reads
+    # ./preds.npz and writes ./r.html (from the clone's folder, it said "no such file" or
+    # read and wrote the clone's own)
     ensure_environment("report")
-    _run(BIN / "crossent", "report", *args)
+    _run(BIN / "crossent", "report", *args, cwd=Path.cwd())
 
 
 def demo(args: list[str]) -> None:
     ensure_environment("demo")
-    _run(BIN / "crossent", "demo", *args)
+    _run(BIN / "crossent", "demo", *args, cwd=Path.cwd())
 
 
 def ensure_browser() -> None:
@@ -255,6 +258,9 @@ def main(argv: list[str]) -> int:
         TASKS[argv[0]](argv[1:])
     except subprocess.CalledProcessError as exc:
         return exc.returncode or 1
+    except KeyboardInterrupt:  # Ctrl-C: the command said "interrupted"; no traceback here
+        print("tasks.py: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -47,6 +47,44 @@ def test_tasks_unknown_task_is_one_line_naming_it_and_the_tasks(capsys) -> None:
     assert all(task in err for task in ("report", "demo", "test", "docs"))
 
 
+@pytest.mark.parametrize("task", ["report", "demo"])
+def test_tasks_report_runs_in_the_callers_folder(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cd runs && python3 ../tasks.py report preds.npz --output r.html`` reads and
+    writes in ``runs``: the command ran in the clone's folder (branch hostilecli8), where
+    ``preds.npz`` was "no such file" (or the clone's own) and ``r.html`` was written."""
+    tasks = _tasks()
+    ran: list[tuple[list[str], object]] = []
+    monkeypatch.setattr(tasks, "ensure_environment", lambda task: None)
+    monkeypatch.setattr(
+        tasks.subprocess, "run", lambda command, cwd, check: ran.append((command, cwd))
+    )
+    monkeypatch.chdir(tmp_path)
+    assert tasks.main([task, "preds.npz"]) == 0
+    assert ran == [([str(tasks.BIN / "crossent"), task, "preds.npz"], tmp_path)]
+
+
+def test_tasks_ctrl_c_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C reaches tasks.py as well as the command it runs: it printed a traceback
+    after the command's "crossent: interrupted" (branch hostilecli8)."""
+    tasks = _tasks()
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks, "ensure_environment", lambda task: None)
+    monkeypatch.setattr(tasks.subprocess, "run", interrupted)
+    try:
+        code = tasks.main(["report"])
+    except KeyboardInterrupt:  # on main: the traceback (and the end of this test run)
+        pytest.fail("KeyboardInterrupt escaped tasks.main")
+    assert code == 130
+    assert capsys.readouterr().err.endswith("tasks.py: interrupted\n")
+
+
 def _report() -> crossent.Report:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=40)

@@ -43,7 +43,13 @@ from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
 from ._messages import in_file_terms, printable
 from ._numbers import decimal
-from ._pipe import DroppedStream, StandardOutputError, closed_pipe_is_quiet, drop_unwritable
+from ._pipe import (
+    DroppedStream,
+    StandardOutputError,
+    closed_pipe_is_quiet,
+    complete_writes,
+    drop_unwritable,
+)
 from ._render import (
     render_comparison_markdown,
     render_comparison_terminal,
@@ -328,7 +334,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--class-columns",
         metavar="A,B,...",
-        help="a table's class columns, in class order (default: every other column)",
+        help="a table's class columns, in class order (default: every other column); a "
+        "name holding a comma in double quotes, as in the CSV header: '\"a,b\",c'",
     )
     report.add_argument(
         "--integer-labels",
@@ -694,6 +701,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if _standard_output_closed():
         return EXIT_USAGE
     _escape_what_cannot_be_encoded()
+    with complete_writes():
+        return _parse_and_run(argv)
+
+
+def _parse_and_run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(_negative_values_attached(argv))

@@ -22,6 +22,8 @@ or ``--class-columns``), never read as a class or dropped on a guess.
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +66,7 @@ class TableColumns:
                 raise ValueError(f"{option} needs a column name; got {name!r}")
         chosen = None
         if classes is not None:
-            chosen = tuple(name.strip() for name in classes.split(","))
+            chosen = _names(classes)
             if not any(chosen):
                 raise ValueError("--class-columns needs at least one column name")
             empty = chosen.index("") if "" in chosen else None
@@ -77,6 +79,17 @@ class TableColumns:
             if twice is not None:
                 raise ValueError(f"--class-columns names {twice!r} twice")
         return cls(label or "label", id, chosen, integer_labels)
+
+
+def _names(classes: str) -> tuple[str, ...]:
+    """The names of ``--class-columns``, separated by commas as a CSV header's are: a name
+    that holds a comma is written in double quotes (``'"a,b",c'``), as the header holds
+    it; split at every comma, the column ``a,b`` could not be named at all."""
+    try:
+        cells = next(csv.reader([classes], skipinitialspace=True), [])
+    except csv.Error:  # a line break outside quotes: a name's own, as before
+        cells = classes.split(",")
+    return tuple(name.strip() for name in cells)
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ def choose_columns(
     options: TableColumns,
     where: str,
     index: tuple[str, ...] = (),
+    text_cell: Callable[[str], str] = lambda name: "",
 ) -> tuple[ColumnChoice | None, str | None]:
     """The column choice for a table with these column ``names`` (``numeric[name]`` says
     whether the column holds numbers), or ``(None, message)`` naming the problem.
@@ -114,7 +128,8 @@ def choose_columns(
     default class; it was taken as the id column, so that ``b`` alone was read as
     P(label = 1), or with ``--logits`` as the log-odds of class 1.
     They are not default classes; one of them is the id column when ``--id-column``
-    is not given."""
+    is not given.  ``text_cell(name)`` says where a column that is not numeric holds
+    text (" (row 1 holds '-1.#INF')"), for the refusal of such a class column."""
     if options.label not in names:
         hint = "" if options.label != "label" else "; name it with --label-column"
         return None, (
@@ -158,7 +173,8 @@ def choose_columns(
     for name in classes:
         if not numeric[name]:
             return None, (
-                f"{where}: column {name!r} must be numeric to be a class; name it with "
+                f"{where}: column {name!r} must be numeric to be a class"
+                f"{text_cell(name)}; name it with "
                 "--id-column if it identifies rows, or list the class columns with "
                 "--class-columns"
             )

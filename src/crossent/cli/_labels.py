@@ -36,9 +36,9 @@ TABLE_SUFFIXES = (".csv", ".parquet", ".pq", ".arrow", ".feather", ".ipc")
 LABEL_SUFFIXES = (".npy", ".npz", ".safetensors", ".pt", ".pth", *TABLE_SUFFIXES)
 
 
-def check_file(path: Path) -> None:
+def check_file(path: Path, *, pipe_hint: str = "") -> None:
     """Refuse what no format can read: a missing file, a folder, a FIFO or device (the
-    readers need random access), an empty file."""
+    readers need random access; ``pipe_hint`` is added to that message), an empty file."""
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
@@ -50,7 +50,7 @@ def check_file(path: Path) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise SourceError(
             f"{path}: is not a regular file (a FIFO, socket or device); the formats need "
-            "random access, so save the data to a file first"
+            f"random access, so save the data to a file first{pipe_hint}"
         )
     if info.st_size == 0:
         raise SourceError(f"{path}: the file is empty")
@@ -59,6 +59,11 @@ def check_file(path: Path) -> None:
 def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
     """The labels in ``path``, by its suffix."""
     suffix = path.suffix.lower()
+    if str(path) == "-":  # it said "got '(no extension)'"
+        raise SourceError(
+            "--labels -: standard input is read only as the predictions' CSV (crossent "
+            "report -); give the labels' file"
+        )
     if suffix not in LABEL_SUFFIXES:
         raise SourceError(
             f"{path}: --labels reads a .npy, .npz, .safetensors, .pt/.pth or a table (.csv, "

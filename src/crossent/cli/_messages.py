@@ -61,6 +61,23 @@ _FORM_FLAGS = (
 )
 
 
+_AT_INDEX = re.compile(r"at index \((\d+), (\d+)\)")
+"""The library's place of a bad value in the prediction matrix, ``at index (row, class)``."""
+
+
+def _in_table_terms(message: str, class_names: list[str]) -> str:
+    """``at index (1, 1)`` as a table's row and column: ``in row 1, column 'b'`` (the
+    CSV's other messages count rows so, from 0)."""
+
+    def cell(found: re.Match[str]) -> str:
+        row, column = int(found.group(1)), int(found.group(2))
+        if column >= len(class_names):
+            return found.group(0)
+        return f"in row {row}, column {class_names[column]!r}"
+
+    return _AT_INDEX.sub(cell, message)
+
+
 def in_file_terms(message: str, dataset: Dataset) -> str:
     """``message`` with the prediction array named as in the file and no library-only advice."""
     message = _FORM_HINT.sub(_FORM_FLAGS, message)
@@ -73,6 +90,8 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
         message = message.replace(f"`{dataset.form}`", dataset.what)
+    if dataset.columns is not None and dataset.class_names:  # a table: its columns' names
+        message = _in_table_terms(message, dataset.class_names)
     if dataset.labels_source:  # --labels: the labels are another file's
         message = message.replace("`labels`", f"the labels in {dataset.labels_source}")
     if dataset.dtype_hint and "must sum to 1" in message:

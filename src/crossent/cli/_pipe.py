@@ -4,12 +4,20 @@ second failure at exit after a failed write to standard output (``> /dev/full``)
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["DroppedStream", "StandardOutputError", "closed_pipe_is_quiet", "drop_unwritable"]
+__all__ = [
+    "DroppedStream",
+    "StandardOutputError",
+    "closed_pipe_is_quiet",
+    "complete_writes",
+    "drop_unwritable",
+]
 
 
 class DroppedStream(io.StringIO):
@@ -37,6 +45,63 @@ class StandardOutputError(OSError):
     def message(self) -> str:
         """The one-line error, without the "crossent: error: " prefix."""
         return f"standard output: cannot write {self.what} ({self.strerror})"
+
+
+class _WholeWrites(io.RawIOBase):
+    """Standard output's unbuffered file, whose every write writes all its bytes or raises.
+
+    A file's ``write`` may write only part of its bytes: a device that fills up (or a
+    ``ulimit -f``) takes what fits and refuses the rest at the next write.  Python's
+    unbuffered text stream (``PYTHONUNBUFFERED=1``, or ``python -u``) drops the rest of
+    a short write without a word, so the report, printed in one write, ended at the
+    first 4096 bytes with exit 0.  Here the rest is written again, and the device's
+    error reaches the caller.  Closing it leaves the file open: it is not its owner's.
+    """
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def isatty(self) -> bool:
+        return self._raw.isatty()
+
+    def write(self, data: object) -> int:
+        view = memoryview(data).cast("B")  # type: ignore[arg-type]
+        done = 0
+        while done < len(view):
+            written = self._raw.write(view[done:])
+            if not written:  # None (would block) or 0: nothing more is taken
+                raise OSError(errno.EIO, "the output took no more bytes")
+            done += written
+        return done
+
+
+@contextlib.contextmanager
+def complete_writes() -> Iterator[None]:
+    """While the body runs, ``sys.stdout`` writes all it is given or raises (see
+    :class:`_WholeWrites`): swapped only when it is Python's unbuffered stream, a text
+    stream straight over its file, and put back after the body."""
+    stream = sys.stdout
+    if not (isinstance(stream, io.TextIOWrapper) and isinstance(stream.buffer, io.RawIOBase)):
+        yield
+        return
+    sys.stdout = io.TextIOWrapper(
+        _WholeWrites(stream.buffer),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+        write_through=True,
+    )
+    try:
+        yield
+    finally:
+        sys.stdout = stream
 
 
 @contextlib.contextmanager

@@ -26,6 +26,37 @@ SHOWN_CLASSES = 30
 _fmt = crossent.Report.format_number
 
 
+def _add_columns(table: Any, names: list[str]) -> None:
+    """Right-justified columns ``names``."""
+    for name in names:
+        table.add_column(name, justify="right")
+
+
+def _print_whole(console: Any, table: Any) -> None:
+    """Print ``table`` with nothing cut to "…": where the terminal is narrower than the
+    table, a long name (a path, a class name, a row id, a header) folds onto more lines
+    and a column is never narrower than its widest number.  Cut, at 80 columns (the
+    width of a report redirected to a file, or read in CI), two models in
+    ``runs/<long name>/preds.npz`` both printed as ``/tmp/runs/experime…`` and every id of
+    ``data/imagenet/val/...`` as ``data/imagenet/…``; at 40, ``0.2758`` as ``0.2…``."""
+    for column in table.columns:
+        column.overflow = "fold"
+        column.min_width = max((_number_width(str(cell)) for cell in column.cells), default=1)
+    console.print(table)
+
+
+def _number_width(cell: str) -> int:
+    """The width of the widest number in ``cell`` (``0.4211``, ``[0.3909,``), 1 if none."""
+    widest = 1
+    for word in cell.split():
+        try:
+            float(word.strip("[](),"))
+        except ValueError:
+            continue
+        widest = max(widest, len(word))
+    return widest
+
+
 def _shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
     """The per-class rows to show, and a note when they are not all of them.
 
@@ -74,7 +105,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
     overview.add_column("value", justify="right")
     for name, value in report.metric_rows():
         overview.add_row(name, value)
-    console.print(overview)
+    _print_whole(console, overview)
     console.print(f"calibration error: {report.calibration_definition()}.")
     t = p["temperature"]
     if t["value"] is None:
@@ -94,7 +125,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             f"{t['ece']:.4f}",
             _gap(p),
         )
-        console.print(scaled)
+        _print_whole(console, scaled)
         if t["at_bound"]:
             console.print(
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
@@ -105,23 +136,23 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         title="cross-entropy per true class" + (f" ({note})" if note else ""),
         caption=Text("one-vs-rest ECE: " + p["per_class_calibration"]["definition"]),
     )
-    for column in ("class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"):
-        classes.add_column(column, justify="right")
+    _add_columns(classes, ["class", "examples", "accuracy", "NLL (nats)", "one-vs-rest ECE"])
     for row in shown:
         nll = "-" if row["count"] == 0 else _fmt(row["nll_nats"])
         accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.4f}"
         classes.add_row(
             row["name"], str(row["count"]), accuracy, nll, f"{row['calibration_error']:.4f}"
         )
-    console.print(classes)
+    _print_whole(console, classes)
     for gate in p["gates"]:
         verdict = "pass" if gate["pass"] else "FAIL"
         limit = crossent.Report.format_gate(gate["value"], gate["threshold"])[1]
         console.print(f"gate {gate['name']} <= {limit}: {verdict}", markup=False)
     surprising = Table(title="most surprising examples (check these labels first)")
     has_id = any("id" in row for row in p["most_surprising"])
-    for column in (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]:
-        surprising.add_column(column, justify="right")
+    _add_columns(
+        surprising, (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"]
+    )
     for row in p["most_surprising"]:
         surprising.add_row(
             *([_id_text(row.get("id", ""))] if has_id else []),
@@ -130,7 +161,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             report.class_names[row["predicted"]],
             _fmt(row["surprisal_nats"]),
         )
-    console.print(surprising)
+    _print_whole(console, surprising)
 
 
 def _code(text: str) -> str:
@@ -221,11 +252,10 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
     payload = comparison.to_dict()
     header, rows = _comparison_rows(payload)
     models = Table(title=f"{len(payload['models'])} models on the same examples")
-    for column in header:
-        models.add_column(column, justify="right")
+    _add_columns(models, header)
     for row in rows:
         models.add_row(*row)
-    console.print(models)
+    _print_whole(console, models)
     baseline = payload["models"][0]["name"]
     level = payload["comparisons"][0]["confidence"]
     header, rows = _difference_rows(payload)
@@ -233,11 +263,10 @@ def render_comparison_terminal(comparison: crossent.ReportComparison, console: A
         title=f"paired differences against {baseline} ({level:.0%} bootstrap interval; "
         "negative is better)"
     )
-    for column in header:
-        differences.add_column(column, justify="right")
+    _add_columns(differences, header)
     for row in rows:
         differences.add_row(*row)
-    console.print(differences)
+    _print_whole(console, differences)
     definition = comparison.reports[0].calibration_definition()
     console.print(f"calibration error: {definition}.", markup=False)
 

@@ -163,7 +163,8 @@ def open_dataset(
         if labels is not None:
             raise SourceError(_NO_LABELS.format(path="standard input (CSV)", suffix=".csv"))
         return _with_rows(open_csv(path, form, dtype, columns), path)
-    check_file(path)
+    # `crossent report <(zcat preds.csv.gz)` names a pipe: a CSV can come on standard input
+    check_file(path, pipe_hint=" (a CSV can also be piped: ... | crossent report -)")
     suffix = path.suffix.lower()
     found = _format_of(suffix)
     if found is None or suffix == ".csv":

@@ -334,10 +334,35 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
     index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
     trailing = _trailing_empty(batch, names)
     kept = names[:-1] if trailing else names
-    choice, problem = choose_columns(kept, numeric, options, str(path), index=index)
+    choice, problem = choose_columns(
+        kept,
+        numeric,
+        options,
+        str(path),
+        index=index,
+        text_cell=functools.partial(_text_cell, batch),
+    )
     if choice is None:
         raise SourceError(problem)
     return replace(choice, ignored=[*choice.ignored, ""]) if trailing else choice
+
+
+def _text_cell(batch: Any, name: str) -> str:
+    """Where the batch's column ``name`` first holds a cell that is not a number:
+    " (row 1 holds '-1.#INF', not a number)", or "" (a column of other values)."""
+    import pyarrow.types as pa_types
+
+    column = batch.column(name)
+    if not (pa_types.is_string(column.type) or pa_types.is_large_string(column.type)):
+        return ""
+    for row, cell in enumerate(column.to_pylist()):
+        if cell is None:
+            continue
+        try:
+            float(cell)
+        except ValueError:
+            return f" (row {row} holds {cell!r}, not a number)"
+    return ""
 
 
 def _trailing_empty(batch: Any, names: list[str]) -> bool:
