@@ -109,11 +109,12 @@ def _oracle(z: np.ndarray, v: np.ndarray, temperature: float) -> dict:
 
 def _kernels(z: np.ndarray, v: np.ndarray, temperature: float) -> tuple:
     """The kernels' statistics, gradient and small-spread flags (the op's argument types:
-    read-only rows, as ``_distill_rows`` hands them)."""
+    read-only rows, as ``_distill_rows`` hands them, and its ``given`` and ``lse`` passed:
+    the one specialisation the op compiles, not another of the defaults left out)."""
     z, v = read_only(z), read_only(v)
     rows = z.shape[0]
     stats = np.empty((rows, 5))
-    _distill_numba.distillation_forward_kernel(z, v, temperature, stats)
+    _distill_numba.distillation_forward_kernel(z, v, temperature, stats, False, 0)
     grad = np.empty_like(z)
     small = np.zeros(rows, dtype=np.bool_)
     _distill_numba.distillation_backward_kernel(

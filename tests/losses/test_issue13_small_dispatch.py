@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent._read_only import read_only
 from crossent.errors import InputError
 from crossent.losses import _cpu_kernels, _softmax
 from crossent.losses._kernel_inputs import StatisticsOptions
@@ -245,14 +246,17 @@ def test_issue13_small_dispatch_serial_and_parallel_kernels_agree(dtype) -> None
     labels = rng.integers(0, 70, 300)
     options = StatisticsOptions(inv_temperature=0.7, need_sum=True, weight=rng.uniform(size=70))
     kernels = _cpu_kernels._kernels()
+    # read-only inputs, as ``_cpu_kernels.row_statistics`` hands them: the kernels' own
+    # specialisations (writable ones are others, compiled for this test alone)
+    stored = read_only(z if dtype == np.float32 else z.view(np.int16))
     results = []
     for name in ("row_statistics", "row_statistics_serial"):
         outs = [np.empty(300) for _ in range(4)] + [np.empty(300, dtype=np.bool_)]
         kernels[name](
-            z if dtype == np.float32 else z.view(np.int16),
-            z.view(np.int32) if dtype == np.float32 else z.view(np.int16),
-            labels,
-            options.weight,
+            stored,
+            stored.view(np.int32) if dtype == np.float32 else stored,
+            read_only(labels),
+            read_only(options.weight),
             options.inv_temperature,
             options.need_sum,
             32,
