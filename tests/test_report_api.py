@@ -203,3 +203,26 @@ def test_to_dict_is_a_deep_copy_equal_to_copy_deepcopy() -> None:
     copied["columns"]["classes"][1].append("c")
     copied["reliability_bins"].clear()
     assert result.payload == expected
+
+
+@pytest.mark.parametrize(
+    ("scope", "classes", "curve"),
+    [
+        ("top-label", 3, "top-label"),
+        ("class-wise", 3, "top-label"),
+        ("positive-class", 2, "positive-class"),
+    ],
+)
+def test_issue13_json_names_the_scope_of_its_reliability_bins(scope, classes, curve) -> None:
+    # Before: no field said whose curve `reliability_bins` is; a class-wise report's bins
+    # are the top-label curve (one curve, where the class-wise error has one a class).
+    logits, labels = _data(n=120, classes=classes, seed=3)
+    payload = crossent.report(logits, labels, form="logits", scope=scope, resamples=2).to_dict()
+    assert payload["reliability_scope"] == curve
+    assert payload["ece"]["scope"] == scope
+    # the oracle: the curve's confidences counted into the 15 equal-width bins by NumPy
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    confidence = probs[:, 1] if curve == "positive-class" else probs.max(axis=1)
+    counts = np.bincount(np.minimum((confidence * 15).astype(int), 14), minlength=15)
+    assert [row["count"] for row in payload["reliability_bins"]] == counts.tolist()

@@ -1064,6 +1064,8 @@ def _payload(
         },
         "bins": spec.bins,
         "reliability_bins": _bins_table(diagram),
+        # the bins' curve: top-label also for a class-wise error (one curve a class)
+        "reliability_scope": diagram.calibration.spec.scope,
         "reliability_interval": {
             "method": "jeffreys",
             "confidence": diagram.confidence_level,
