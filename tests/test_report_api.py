@@ -203,3 +203,51 @@ def test_to_dict_is_a_deep_copy_equal_to_copy_deepcopy() -> None:
     copied["columns"]["classes"][1].append("c")
     copied["reliability_bins"].clear()
     assert result.payload == expected
+
+
+@pytest.mark.parametrize(
+    ("scope", "classes", "curve"),
+    [
+        ("top-label", 3, "top-label"),
+        ("class-wise", 3, "top-label"),
+        ("positive-class", 2, "positive-class"),
+    ],
+)
+def test_issue13_json_names_the_scope_of_its_reliability_bins(scope, classes, curve) -> None:
+    # Before: no field said whose curve `reliability_bins` is; a class-wise report's bins
+    # are the top-label curve (one curve, where the class-wise error has one a class).
+    logits, labels = _data(n=120, classes=classes, seed=3)
+    payload = crossent.report(logits, labels, form="logits", scope=scope, resamples=2).to_dict()
+    assert payload["reliability_scope"] == curve
+    assert payload["ece"]["scope"] == scope
+    # the oracle: the curve's confidences counted into the 15 equal-width bins by NumPy
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    confidence = probs[:, 1] if curve == "positive-class" else probs.max(axis=1)
+    counts = np.bincount(np.minimum((confidence * 15).astype(int), 14), minlength=15)
+    assert [row["count"] for row in payload["reliability_bins"]] == counts.tolist()
+
+
+@pytest.mark.parametrize("form", ["probs", "log_probs"])
+def test_issue13_null_temperature_of_a_zero_probability_label_has_a_note(form) -> None:
+    # Before: the temperature fields were null and `notes` empty, with nothing saying why
+    # (recalibration_gap raises for the same rows, naming the row).
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(3), size=20)
+    labels = rng.integers(0, 3, size=20)
+    probs[7], labels[7] = [0.0, 0.5, 0.5], 0
+    values = (
+        probs
+        if form == "probs"
+        else np.log(probs, where=probs > 0, out=np.full_like(probs, -np.inf))
+    )
+    payload = crossent.report(values, labels, form=form, resamples=2).to_dict()
+    temperature = payload["temperature"]
+    assert temperature["value"] is None
+    assert temperature["nll_nats"] is None
+    assert payload["recalibration_gap_nats"] is None
+    assert payload["nll_nats"] == "inf"
+    with pytest.raises(crossent.InputError, match="row 7's label has probability 0") as error:
+        crossent.recalibration_gap(values, labels, form=form)
+    (note,) = [n for n in payload["notes"] if "temperature" in n]
+    assert note == f"temperature and recalibration gap not reported: {error.value}"

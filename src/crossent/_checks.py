@@ -689,13 +689,16 @@ def check_flag(value: object, *, name: str = "validate") -> bool:
 
 
 def check_integer(value: object, *, name: str, low: int | None = None) -> int:
-    """An integer option (Python or NumPy integer, not bool), at least ``low`` if given."""
+    """An integer option (Python or NumPy integer, not bool), at least ``low`` if given.
+
+    Also read while ``torch.compile`` traces (crossent.torch's ``chunk_size``), hence the
+    tuples in ``isinstance``."""
     wanted = {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
         low, f"an integer >= {low}"
     )
     if (
         isinstance(value, bool)
-        or not isinstance(value, int | np.integer)
+        or not isinstance(value, (int, np.integer))
         or (low is not None and value < low)
     ):
         raise InputError(f"`{name}` must be {wanted}; got {value!r}")

@@ -67,3 +67,36 @@ def test_issue11_vocab_parallel_chunk_size_is_checked_as_linear_cross_entropy_do
             calls[name]()
         messages.add(str(info.value))
     assert len(messages) == 1, messages
+
+
+@pytest.mark.parametrize("kind", ["int64", "int32", "uint8"])
+def test_issue13_numpy_integer_chunk_size_is_read_as_its_value_as_ignore_index_is(kind):
+    # Before: chunk_size=np.int64(2) was an InputError while ignore_index=np.int64(...)
+    # was accepted. Now both read a NumPy integer as its value (bool, floats still refused).
+    np = pytest.importorskip("numpy")
+    g = torch.Generator().manual_seed(0)
+    h, w = torch.randn(5, 3, generator=g), torch.randn(4, 3, generator=g)
+    y = torch.tensor([0, 3, 1, -100, 2])
+    chunk = np.dtype(kind).type(2)
+    want = ct.linear_cross_entropy(h, w, y, ignore_index=-100, chunk_size=2)
+    got = ct.linear_cross_entropy(h, w, y, ignore_index=np.int64(-100), chunk_size=chunk)
+    assert torch.equal(got, want)
+    # the oracle: torch's own cross-entropy of the logits
+    assert torch.allclose(want, torch.nn.functional.cross_entropy(h @ w.T, y), atol=1e-6)
+    module = ct.LinearCrossEntropyLoss(
+        np.int64(3), np.int32(4), ignore_index=-100, chunk_size=chunk
+    )
+    with torch.no_grad():
+        module.linear.weight.copy_(w)
+    assert type(module.num_classes) is int
+    assert type(module.linear.in_features) is int
+    assert torch.equal(module(h, y), want)
+
+
+@pytest.mark.parametrize("name", ["in_features", "num_classes"])
+@pytest.mark.parametrize("value", [True, 3.0, -1])
+def test_issue13_linear_loss_module_sizes_are_integers(name, value):
+    # Before: True was read as 1 and 3.0 failed inside torch.empty with a TypeError.
+    sizes = {"in_features": 3, "num_classes": 4, name: value}
+    with pytest.raises(InputError, match=f"`{name}` must be a non-negative integer"):
+        ct.LinearCrossEntropyLoss(**sizes)

@@ -282,6 +282,43 @@ def test_bce_weight_and_pos_weight_broadcasting(dtype) -> None:
         )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("x_dtype", "t_dtype", "out"),
+    [
+        (torch.float64, torch.float32, torch.float64),  # torch.nn: float32 (the target's)
+        (torch.float32, torch.float64, torch.float64),
+        (torch.float32, torch.bfloat16, torch.float32),  # torch.nn: bfloat16
+        (torch.bfloat16, torch.float32, torch.float32),
+        (torch.bfloat16, torch.bfloat16, torch.float32),  # torch.nn: bfloat16
+    ],
+    ids=str,
+)
+def test_bce_mixed_dtypes_promote_and_bfloat16_logits_are_exact(x_dtype, t_dtype, out) -> None:
+    """Logits and targets of two float dtypes: the promoted dtype, at least float32
+    (docs/index.md "Result dtypes"; docs/differs.md: torch.nn returns the target's
+    dtype). bfloat16 logits -3.09375 and 1.5: torch.nn gives 0.78125 for both (float32
+    or bfloat16 targets); the exact losses of the rounded inputs (mpmath, 80 digits)
+    are 0.781516812... and 0.781491403..., which crossent gives to float32 rounding.
+    Guards the mutants "compute in bfloat16" and "return the target's dtype"."""
+    mpmath = pytest.importorskip("mpmath")
+    x = torch.tensor([-3.09375, 1.5], dtype=x_dtype)
+    t = torch.tensor([0.23828125, 0.61328125], dtype=t_dtype)
+    with mpmath.workdps(80):
+        exact = [
+            float(mpmath.log1p(mpmath.exp(mpmath.mpf(a))) - mpmath.mpf(b) * mpmath.mpf(a))
+            for a, b in zip(x.double().tolist(), t.double().tolist(), strict=True)
+        ]
+    want = torch.tensor(exact, dtype=torch.float64)
+    tol = {"rtol": 1e-15, "atol": 0.0} if out == torch.float64 else {"rtol": 2**-23, "atol": 0.0}
+    rows = ct.binary_cross_entropy_with_logits(x, t, reduction="none")
+    assert rows.dtype == out
+    torch.testing.assert_close(rows.double(), want, **tol)
+    mean = ct.binary_cross_entropy_with_logits(x, t)
+    assert mean.dtype == out
+    torch.testing.assert_close(mean.double(), want.mean(), **tol)
+    assert ct.sigmoid_focal_loss(x, t, reduction="sum").dtype == out
+
+
 # --- errors --------------------------------------------------------------------------
 
 Z, Y = torch.randn(4, 3), torch.tensor([0, 1, 2, 1])

@@ -715,14 +715,15 @@ def _temperature(
         scaler = fit_scaler(
             cal.TemperatureScaling(bounds=_BOUNDS, guard=False), predictions, _BOUNDS, memo
         )
-    except InputError:  # a label with probability 0: NLL is inf at every T
+    except InputError as error:  # a label with probability 0: NLL is inf at every T
+        # the note says why the temperature fields are null (the error names the row)
         return {
             "value": None,
             "nll_nats": None,
             "ece": None,
             "gap": None,
             "at_bound": None,
-            "gap_note": None,
+            "note": f"temperature and recalibration gap not reported: {error}",
         }
     advance(1)
     ece = _ece_at_temperature(values, labels, form, spec, scaler)
@@ -743,7 +744,7 @@ def _temperature(
         "ece": ece,
         "gap": gap,
         "at_bound": scaler.at_bound_,
-        "gap_note": note,
+        "note": note,
     }
 
 
@@ -1006,8 +1007,8 @@ def _payload(
         notes.append(
             f"rows renormalised to sum to 1 (largest deviation corrected {correction:.3g})"
         )
-    if temperature.get("gap_note"):
-        notes.append(temperature["gap_note"])
+    if temperature.get("note"):  # why the temperature or its gap is null
+        notes.append(temperature["note"])
     return {
         "format": FORMAT,
         "crossent_version": __version__,
@@ -1064,6 +1065,8 @@ def _payload(
         },
         "bins": spec.bins,
         "reliability_bins": _bins_table(diagram),
+        # the bins' curve: top-label also for a class-wise error (one curve a class)
+        "reliability_scope": diagram.calibration.spec.scope,
         "reliability_interval": {
             "method": "jeffreys",
             "confidence": diagram.confidence_level,

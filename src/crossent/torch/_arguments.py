@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.autograd import forward_ad
 
+from .._checks import check_integer
 from .._xp import functorch_wrapped
 from ..errors import InputError, InputTypeError
 from . import _backend
@@ -140,12 +141,18 @@ def _by_value(option: Any) -> Any:
 
 
 def check_chunk_size(chunk_size: object) -> int | None:
-    """``chunk_size`` (rows per block) as a positive int, or None for the default."""
-    if chunk_size is not None and (
-        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
-    ):
-        raise InputError(f"`chunk_size` must be a positive integer or None; got {chunk_size!r}")
-    return chunk_size
+    """``chunk_size`` (rows per block) as a positive Python int, or None for the default.
+
+    A NumPy integer is read as its value, as ``ignore_index`` is; a bool, a float or
+    anything else is an :class:`InputError` (``crossent._checks.check_integer``)."""
+    if chunk_size is None:
+        return None
+    try:
+        return check_integer(chunk_size, name="chunk_size", low=1)
+    except InputError:
+        raise InputError(
+            f"`chunk_size` must be a positive integer or None; got {chunk_size!r}"
+        ) from None
 
 
 def tensor(x: object, *, name: str) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .._checks import check_integer
 from ..errors import InputTypeError
 from . import _family, _functional
 
@@ -162,8 +163,11 @@ class LinearCrossEntropyLoss(_Loss):
         chunk_size: int | None = None,
     ) -> None:
         super().__init__(locals())
-        self.num_classes = num_classes
-        self.linear = nn.Linear(in_features, num_classes, bias=bias, device=device, dtype=dtype)
+        in_features = check_integer(in_features, name="in_features", low=0)
+        self.num_classes = check_integer(num_classes, name="num_classes", low=0)
+        self.linear = nn.Linear(
+            in_features, self.num_classes, bias=bias, device=device, dtype=dtype
+        )
 
     def extra_repr(self) -> str:
         """The fields of ``torch.nn.LinearCrossEntropyLoss``'s repr (in its order, but
