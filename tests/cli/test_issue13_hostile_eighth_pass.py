@@ -252,3 +252,16 @@ def test_a_class_column_of_text_names_its_first_text_cell(
     path.write_text("label,a,b\n0,1.0,0.5\n1,0.5,-1.#INF\n")
     err = _one_line_error(capsys, ["report", str(path), "--logits"])
     assert "column 'b' must be numeric to be a class (row 1 holds '-1.#INF', not a number)" in err
+
+
+def test_null_temperature_is_explained_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A label of probability 0: the report's note names the row; the terminal printed it
+    and, a few lines below, a second, vaguer line saying the same (stop 55's lead)."""
+    probs = np.array([[0.0, 0.5, 0.5], [0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.1, 0.8, 0.1]] * 5)
+    labels = np.array([0, 2, 0, 1] * 5)
+    report = crossent.report(probs, labels, form="probs", resamples=5)
+    out = _printed(capsys, monkeypatch, 80, lambda console: render_terminal(report, console))
+    assert out.count("row 0's label has probability 0") == 1
+    assert "temperature: not fitted" not in out

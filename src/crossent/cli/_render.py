@@ -109,7 +109,9 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
     console.print(f"calibration error: {report.calibration_definition()}.")
     t = p["temperature"]
     if t["value"] is None:
-        console.print("temperature: not fitted (a label has probability 0, so NLL is inf)")
+        # the report's own note (printed above) says why, naming the row
+        if not any(note.startswith("temperature and recalibration gap") for note in p["notes"]):
+            console.print("temperature: not fitted (a label has probability 0, so NLL is inf)")
     else:
         scaled = Table(title="after temperature scaling (fitted on this input)")
         for column in (
