@@ -90,3 +90,34 @@ def test_learner3_demo_binary_gradient_column_says_it_is_in_the_logit(
     assert f"(p - y) / (p (1 - p)) = -1/p here ({float(in_p):.1f} at p = 0.05)" in " ".join(
         out.split()
     )
+
+
+@pytest.mark.parametrize(
+    ("topic", "joined", "separated"),
+    [
+        (
+            "cross-entropy",
+            "D(P||Q) = 0.3567 identity H(P,Q)",
+            "D(P||Q) = 0.3567. The identity H(P,Q) = H(P) + D(P||Q): 0.356675 =",
+        ),
+        (
+            "perplexity",
+            "perplexity 50.0 a [0.9, 0.1] coin",
+            "perplexity 50.0; a [0.9, 0.1] coin: perplexity 1.3841",
+        ),
+        ("weights", "(sum w_y = 7) Class 1", "(sum w_y = 7). Class 1 counts five times"),
+    ],
+    ids=["cross-entropy", "perplexity", "weights"],
+)
+def test_learner5_demo_note_sentences_stay_apart(
+    capsys: pytest.CaptureFixture[str], topic: str, joined: str, separated: str
+) -> None:
+    """Each note is filled into one paragraph; main's two-sentence notes ran together
+    with nothing between them ("perplexity 50.0 a [0.9, 0.1] coin")."""
+    assert main(["demo", topic]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert joined not in out
+    assert separated in out
+    # the numbers, from the definitions: H([0.9, 0.1]) in nats, -log 0.7
+    assert f"{float(MP.exp(-(MP.mpf('0.9') * MP.log('0.9') + MP.mpf('0.1') * MP.log('0.1')))):.4f}" == "1.3841"
+    assert f"{float(-MP.log('0.7')):.4f}" == "0.3567"

@@ -123,7 +123,28 @@ def test_learner_temperature_on_a_uniform_q_is_not_called_sharper(
     out = _ok(capsys, ["explain", "--p", "1,0", "--q", "0.8,0.2", "--temperature", "0.5"])
     assert "Here: sharper" in out
     out = _ok(capsys, ["explain", "--logits", "2,1,0.1", "--label", "0", "--temperature", "2"])
-    assert re.search(r"class\W+p\W+p at T", out)  # the logits' table says class, as above it
+    assert re.search(r"class\W+softmax\(z\)\W+p = softmax\(z/T\)", out)  # class, as above it
+
+
+def test_learner5_logits_temperature_tables_give_p_one_meaning(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Main's first table headed softmax(z/T) "softmax p" (0.8638 at T = 0.5), then its
+    temperature table headed softmax(z) "p" (0.6590) beside "p at T": one letter, two
+    columns of numbers. The loss and gradient lines use p = softmax(z/T)."""
+    out = _ok(capsys, ["explain", "--logits", "2,1,0.1", "--label", "0", "--temperature", "0.5"])
+    assert not re.search(r"class\W+p\W+p at T", out)
+    z = [MP.mpf(2), MP.mpf(1), MP.mpf("0.1")]
+
+    def softmax(t: mpmath.mpf) -> list[mpmath.mpf]:
+        e = [MP.exp(v / t) for v in z]
+        return [v / MP.fsum(e) for v in e]
+
+    at_t, at_1 = softmax(MP.mpf("0.5")), softmax(MP.mpf(1))
+    for k in range(3):  # each row of the temperature table: class, softmax(z), softmax(z/T)
+        assert re.search(rf"\b{k}\W+{float(at_1[k]):.4f}\W+{float(at_t[k]):.4f}\b", out)
+    grad = (at_t[0] - 1) / MP.mpf("0.5")
+    assert re.search(rf"\b0\W+2\W+{float(at_t[0]):.4f}\W+1\W+{float(grad):+.4f}", out)
 
 
 # Bits: the logarithm named is the one computed ----------------------------------------------

@@ -285,3 +285,61 @@ def test_learner3_kelly_bettor_grows_by_one_minus_the_cross_entropy() -> None:
     best = 1 - (-(p * MP.log(p, 2) + (1 - p) * MP.log(1 - p, 2)))
     assert f"{float(1 / best):.1f}" == "8.4"
     assert crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2) == np.inf  # broke: -inf growth
+
+
+def test_learner5_calibration_page_defines_ece_before_printing_it() -> None:
+    """Main printed "ECE" in its first cell and never said what the letters stand for."""
+    page = (TUTORIALS / "calibration.md").read_text()
+    assert "**expected calibration error** (ECE)" in page
+    assert page.index("expected calibration error") < page.index('f"ECE ')
+    # The formula as typed, against crossent's default on the page's over-confident model:
+    # the oracle bins the top-label confidences itself (15 equal-width bins [a, b), the last
+    # closed, as the printed definition says) and sums n_b / n |acc(b) - conf(b)|.
+    assert r"\sum_b \frac{n_b}{n} \,\big|\operatorname{acc}(b) - \operatorname{conf}(b)\big|" in page
+    logits, labels = _calibration_data()
+    z = 3 * logits
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    confidence, hit = p.max(1), p.argmax(1) == labels
+    bins = np.minimum((confidence * 15).astype(int), 14)
+    ece = sum(
+        abs(hit[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).sum()
+        for b in np.unique(bins)
+    ) / len(labels)
+    result = crossent.calibration_error(z, labels, form="logits")
+    assert "15 equal-width bins" in result.spec.definition
+    assert result.value == pytest.approx(ece, rel=1e-12)
+
+
+def test_learner5_cross_entropy_page_says_its_log_is_natural() -> None:
+    """Main's surprise page worked in bits (log2), the next page's formulas wrote log and
+    printed nats, with no word of the switch."""
+    text = _prose("cross-entropy-kl.md")
+    sentence = (
+        "1 nat $= 1/\\ln 2 = 1.4427$ bits, so 0.3567 nats below is 0.5146 bits."
+    )
+    assert "From this page on, $\\log$ is the natural logarithm and the unit is the **nat**" in text
+    assert sentence in text
+    assert f"{float(1 / MP.log(2)):.4f}" == "1.4427"
+    nats = -MP.log(MP.mpf("0.7"))
+    assert f"{float(nats):.4f}" == "0.3567"
+    assert f"{float(nats / MP.log(2)):.4f}" == "0.5146"
+    bits = crossent.cross_entropy([1.0, 0.0, 0.0], [0.7, 0.2, 0.1], base=2)
+    assert float(bits) == pytest.approx(float(nats / MP.log(2)), rel=1e-15)
+
+
+def test_learner5_perplexity_page_says_what_one_argument_means() -> None:
+    """Main defined PPL = e^{H(P, Q)} and then called ``perplexity(uniform)`` with one
+    distribution; it now says that is e^{H(P)}, and that PPL = 2^(bits per token)."""
+    text = _prose("perplexity.md")
+    assert "Perplexity is 2 to the power of the bits per token" in text
+    assert "`crossent.perplexity(p)` is $e^{H(P)}$" in text
+    assert "`crossent.perplexity(p, q)` is $e^{H(P, Q)}$" in text
+    p, q = ["0.9", "0.1"], ["0.6", "0.4"]
+    h = -MP.fsum(MP.mpf(a) * MP.log(MP.mpf(a)) for a in p)
+    h_bits = -MP.fsum(MP.mpf(a) * MP.log(MP.mpf(a), 2) for a in p)
+    h_pq = -MP.fsum(MP.mpf(a) * MP.log(MP.mpf(b)) for a, b in zip(p, q, strict=True))
+    assert MP.almosteq(MP.exp(h), MP.power(2, h_bits), 1e-35)
+    assert float(crossent.perplexity([0.9, 0.1])) == pytest.approx(float(MP.exp(h)), rel=1e-15)
+    got = crossent.perplexity([0.9, 0.1], [0.6, 0.4])
+    assert float(got) == pytest.approx(float(MP.exp(h_pq)), rel=1e-15)

@@ -137,8 +137,8 @@ def _step_by_step(out: TextIO) -> None:
     _note(
         out,
         f"H(P) = {d.entropy:.4f}   H(P,Q) = {d.cross_entropy:.4f}   "
-        f"D(P||Q) = {d.kl_divergence:.4f}",
-        f"identity H(P,Q) = H(P) + D(P||Q): {d.cross_entropy:.6f} = "
+        f"D(P||Q) = {d.kl_divergence:.4f}.",
+        f"The identity H(P,Q) = H(P) + D(P||Q): {d.cross_entropy:.6f} = "
         f"{d.entropy:.6f} + {d.kl_divergence:.6f}",
     )
 
@@ -215,7 +215,7 @@ def _perplexity(out: TextIO) -> None:
     uniform = np.full(50, 1 / 50)
     _note(
         out,
-        f"a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f}",
+        f"a uniform guess over 50 tokens: perplexity {crossent.perplexity(uniform):.1f};",
         f"a [0.9, 0.1] coin: perplexity {crossent.perplexity([0.9, 0.1]):.4f} "
         "(less than 2 choices' worth of confusion)",
     )
@@ -327,7 +327,7 @@ def _weights(out: TextIO) -> None:
     _note(
         out,
         f"unweighted mean {plain:.4f}; weighted sum(w_y loss) / sum(w_y) = {weighted:.4f} "
-        f"(sum w_y = {total:g})",
+        f"(sum w_y = {total:g}).",
         "Class 1 counts five times: its example's loss pulls the mean towards it.",
     )
 

@@ -295,11 +295,22 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
 
 
 def _temperature_table(
-    out: Output, before: Any, after: Any, temperature: float, name: str, *, index: str = "outcome"
+    out: Output,
+    before: Any,
+    after: Any,
+    temperature: float,
+    name: str,
+    *,
+    index: str = "outcome",
+    columns: tuple[str, str] | None = None,
 ) -> None:
+    """``before`` and ``after`` the temperature; ``columns`` names them (default: name, name at T)."""
+    title = f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)"
+    if columns is not None:
+        title = f"temperature T = {temperature:g}: the softmax at T = 1 and at T"
     out.table(
-        f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)",
-        (index, name, f"{name} at T"),
+        title,
+        (index, *(columns or (name, f"{name} at T"))),
         [
             [str(k), fmt(b, 4), fmt(a, 4)]
             for k, (b, a) in enumerate(zip(before, after, strict=True))
@@ -393,8 +404,15 @@ def explain_logits(
     if smoothing is not None:
         _smoothing_floor(out, target, smoothed, eps, base=base, unit=unit)
     if temperature is not None:
+        # p above is softmax(z/T); this table's columns say which softmax, not "p" for both
         _temperature_table(
-            out, special.softmax(_shift_and_scale(logits, 1.0)), probs, t, "p", index="class"
+            out,
+            special.softmax(_shift_and_scale(logits, 1.0)),
+            probs,
+            t,
+            "p",
+            index="class",
+            columns=("softmax(z)", "p = softmax(z/T)"),
         )
 
 
