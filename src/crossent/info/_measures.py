@@ -51,6 +51,7 @@ from .._numerics import (
     kl_terms_nonnegative_dd,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
+from .._torch_host import routed
 from .._traced_far_rows import poisoned
 from .._xp import (
     Array,
@@ -933,6 +934,7 @@ def _cross_entropy_nats(m: _Prepared, *, eps: float | None = None) -> Array:
 # ------------------------------------------------------------------------------- public
 
 
+@routed
 def entropy(
     p: object,
     /,
@@ -1012,6 +1014,7 @@ def entropy(
     return m.measure(_fused.ENTROPY, _entropy_nats)
 
 
+@routed
 def cross_entropy(
     p: object,
     q: object,
@@ -1102,6 +1105,7 @@ def cross_entropy(
     return _far_gap_rows(m, m.measure(_fused.CROSS_ENTROPY, _cross_entropy_nats), kl=False)
 
 
+@routed
 def kl_divergence(
     p: object,
     q: object,
@@ -1171,6 +1175,7 @@ def kl_divergence(
     return _far_gap_rows(m, kl, kl=True)
 
 
+@routed
 def js_divergence(
     p: object,
     q: object,
@@ -1223,6 +1228,7 @@ def js_divergence(
     return m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
 
 
+@routed
 def perplexity(
     p: object,
     q: object | None = None,
@@ -1304,6 +1310,7 @@ def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
         return xp.exp(nats)
 
 
+@routed
 def cross_entropy_decomposition(
     p: object,
     q: object,

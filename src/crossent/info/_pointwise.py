@@ -22,6 +22,7 @@ from .._numerics import (
     binary_entropy_terms,
     surprisal_terms,
 )
+from .._torch_host import routed
 from .._xp import Array, compute_dtype, finalize, namespace, to_float32
 from ..errors import InputError
 from . import _fused
@@ -55,6 +56,7 @@ def _probabilities(
     return xp, arrays, dtype
 
 
+@routed
 def surprisal(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
     r"""Surprisal (self-information) of events of probability ``p``, elementwise.
 
@@ -103,6 +105,7 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     )
 
 
+@routed
 def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = True) -> Array:
     r"""Entropy of Bernoulli variables with success probability ``p``, elementwise.
 
@@ -153,6 +156,7 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
     )
 
 
+@routed
 def binary_cross_entropy(
     p: object,
     q: object,
@@ -236,6 +240,7 @@ def binary_cross_entropy(
     )
 
 
+@routed
 def binary_cross_entropy_grad(
     p: object, q: object, /, *, base: float | None = None, validate: bool = True
 ) -> Array:

@@ -69,6 +69,7 @@ import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._far_row_gradients import gradient_term, unformed, wants_gradient
+from .._torch_host import host_first
 from .._traced_far_rows import poisoned
 from .._xp import cannot_copy_to_host, device, host_float64, namespace, reduce_sum
 from ._reduction import LossParts, _safe_divide
@@ -378,7 +379,10 @@ def far_rows_guard(
     recipe = _Recipe(far_rows, gradient)
 
     def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
-        checked = functools.wraps(public)(_checked(public, inspect.signature(public), recipe))
+        # (small CPU tensors: the NumPy call of it all, the far rows' check included)
+        checked = functools.wraps(public)(
+            host_first(_checked(public, inspect.signature(public), recipe))
+        )
         # ``__wrapped__`` stays the body, as ``_batch.prepared_by`` makes it (the tests
         # reach the full path through it); the common path without the check is
         # ``_common_path``, and :func:`guarded_like` checks another path of it.
