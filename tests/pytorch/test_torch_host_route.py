@@ -79,6 +79,21 @@ def _case_arrays(
     }
 
 
+@pytest.fixture(autouse=True)
+def _route_on(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The route is off by default (``_torch_host``'s docstring): these tests turn it on."""
+    if request.node.name != "test_route_is_off_by_default":
+        monkeypatch.setattr(_torch_host, "MAX_ELEMENTS", _torch_host.ROUTE_ON)
+
+
+def test_route_is_off_by_default() -> None:
+    """Guards the default (a mutant that turns the route on changes eager values)."""
+    assert _torch_host.MAX_ELEMENTS < 0
+    assert _torch_host.host_arguments((torch.ones(3),), {}) is None
+    p = torch.softmax(torch.randn(4, 6, dtype=torch.float64), -1)
+    assert type(crossent.entropy(p)) is torch.Tensor
+
+
 NAMES = list(_case_arrays(torch.float64, torch.int64))
 
 
@@ -270,5 +285,5 @@ def test_route_refuses() -> None:
     assert host((t, [1.0, 0.0, 0.0]), {}) is None
     assert host((t,), {"weight": np.ones(3)}) is None
     assert host((t,), {"base": 2, "p_form": "probs", "weight": None}) is not None
-    assert host((torch.ones(_torch_host.MAX_ELEMENTS + 1),), {}) is None
+    assert host((torch.ones(_torch_host.ROUTE_ON + 1),), {}) is None
     assert host((np.ones(3),), {}) is None
