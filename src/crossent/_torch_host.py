@@ -38,7 +38,6 @@ that for the speed is the maintainers' call: ``MAX_ELEMENTS = 1 << 16`` turns it
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -50,11 +49,11 @@ from ._xp import functorch_wrapped
 __all__ = [
     "MAX_ELEMENTS",
     "ROUTE_ON",
+    "call_on_host",
     "exported",
     "host_arguments",
     "host_first",
     "on_host",
-    "routed",
     "torch_results",
 ]
 
@@ -200,6 +199,13 @@ def host_first(function: Callable[..., _R]) -> Callable[..., _R]:
     return public
 
 
-def routed(function: Callable[..., _R]) -> Callable[..., _R]:
-    """:func:`host_first` of ``function``, with its name, docstring and signature."""
-    return functools.wraps(function)(host_first(function))
+def call_on_host(function: Callable[..., Any], arguments: dict[str, Any], positional: int) -> Any:
+    """``function``'s call of ``arguments`` (its ``locals()`` on entry: the parameters in
+    order, the first ``positional`` of them positional) on the host route (:func:`on_host`),
+    or None where it does not take the call. A measure asks it first when its first
+    argument is not a NumPy array (a wrapper would cost its NumPy calls a frame)."""
+    values = list(arguments.values())
+    names = list(arguments)
+    args = tuple(values[:positional])
+    kwargs = dict(zip(names[positional:], values[positional:], strict=True))
+    return on_host(function)(args, kwargs)
