@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +52,6 @@ __all__ = [
     "call_on_host",
     "exported",
     "host_arguments",
-    "host_first",
     "on_host",
     "torch_results",
 ]
@@ -63,8 +62,6 @@ MAX_ELEMENTS = -1
 
 ROUTE_ON = 1 << 16
 """The value of :data:`MAX_ELEMENTS` that turns the route on (tests, benchmarks)."""
-
-_R = TypeVar("_R")
 
 _SCALARS = (bool, int, float, str, type(None))
 _DTYPES = ("float16", "float32", "float64", "int32", "int64")
@@ -182,21 +179,6 @@ def exported(function: Callable[..., Any], fallback: Callable[..., Any]) -> Call
     """The function of ``function``'s name in its module (the public function with its
     outer wrappers, for a body that ``function`` wraps), else ``fallback``."""
     return getattr(sys.modules[function.__module__], function.__name__, fallback)
-
-
-def host_first(function: Callable[..., _R]) -> Callable[..., _R]:
-    """``function`` (taking its arrays first) with the host route: small CPU tensors go
-    through its NumPy call (:func:`on_host`), anything else as it was."""
-    hosted = on_host(function)
-
-    def public(*args: Any, **kwargs: Any) -> _R:
-        if args and type(args[0]) is not np.ndarray:
-            result = hosted(args, kwargs)
-            if result is not None:
-                return result
-        return function(*args, **kwargs)
-
-    return public
 
 
 def call_on_host(function: Callable[..., Any], arguments: dict[str, Any], positional: int) -> Any:
