@@ -98,6 +98,7 @@ from .._checks import (
     outside_classes,
 )
 from .._sides import prepare, ready
+from .._torch_host import exported, on_host
 from .._xp import (
     Array,
     cannot_copy_to_host,
@@ -918,8 +919,15 @@ def prepared_by(
 
         steps = (shortcut, fused, widened if widen else None)
         tries = tuple(t for t in steps if t is not None)
+        # Small CPU tensors: the NumPy call of the function as exported (its outer
+        # wrappers included), its results as tensors (``_torch_host``).
+        hosted = on_host(lambda *a, **k: exported(body, public)(*a, **k))
 
         def public(*args: Any, **kwargs: Any) -> _Result:
+            if args and type(args[0]) is not np.ndarray:
+                result = hosted(args, kwargs)
+                if result is not None:
+                    return result
             for attempt in tries:
                 result = attempt(args, kwargs)
                 if result is not None:
