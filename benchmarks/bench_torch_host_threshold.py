@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -67,7 +68,7 @@ def main() -> None:
                 for on in (True, False):
                     _torch_host.MAX_ELEMENTS = (1 << 40) if on else -1
                     fn(*given)  # warm-up (Numba, caches)
-                    best[on] = min(best[on], _cpu_us(lambda: fn(*given), args.number))
+                    best[on] = min(best[on], _cpu_us(partial(fn, *given), args.number))
             _torch_host.MAX_ELEMENTS = saved
             ratio = best[True] / best[False]
             elements = rows * args.classes

@@ -1,6 +1,7 @@
 """Per-call time of the NumPy-API functions on small PyTorch tensors against NumPy arrays.
 
-    PYTHONPATH=src python benchmarks/bench_xp_torch_small.py [--number 500] [--repeats 5] [--no-route]
+    PYTHONPATH=src python benchmarks/bench_xp_torch_small.py [--number 500] [--repeats 5]
+        [--no-route]
 
 Small CPU tensors take the host route (``crossent._torch_host``: the NumPy path, results
 as tensors) by default; ``--no-route`` turns it off (every tensor on the torch path).
