@@ -85,7 +85,9 @@ def test_numpy_errstate_traces_under_torch_compile_fullgraph() -> None:
 
 
 @_dynamo
-def test_js_divergence_of_torch_logits_traces_under_torch_compile_fullgraph() -> None:
+def test_js_divergence_of_torch_logits_traces_under_torch_compile_fullgraph(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``js_divergence`` of two sides of logits entered ``np.errstate`` for every
     namespace (``_log_ratios``): under ``torch.compile(fullgraph=True)`` Dynamo stopped
     with "attempted to trace numpy function unsupported by PyTorch". Value: eager's
@@ -101,6 +103,9 @@ def test_js_divergence_of_torch_logits_traces_under_torch_compile_fullgraph() ->
     def js(p: object, q: object) -> object:
         return crossent.js_divergence(p, q, p_form="logits", q_form="logits", validate=False)
 
+    from crossent import _torch_host
+
+    monkeypatch.setattr(_torch_host, "MAX_ELEMENTS", _torch_host.ROUTE_ON)  # (the default)
     torch._dynamo.reset()
     got = torch.compile(js, fullgraph=True, backend="aot_eager")(a, b)
     eager = js(a, b)

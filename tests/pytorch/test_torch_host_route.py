@@ -23,6 +23,10 @@ from crossent import _torch_host
 
 torch = pytest.importorskip("torch")
 
+#: The route stays on here (``tests/conftest.py`` turns it off for the other modules,
+#: whose tensors test the torch path).
+HOST_ROUTE = True
+
 DTYPES = {
     "float16": torch.float16,
     "bfloat16": torch.bfloat16,
