@@ -917,17 +917,20 @@ def prepared_by(
             call = widen(args, kwargs)
             return None if call is None else call.run(public)
 
-        steps = (shortcut, fused, widened if widen else None)
-        tries = tuple(t for t in steps if t is not None)
         # Small CPU tensors: the NumPy call of the function as exported (its outer
-        # wrappers included), its results as tensors (``_torch_host``).
+        # wrappers included), its results as tensors (``_torch_host``). After the
+        # shortcut (NumPy arrays only), so that the NumPy calls it takes pay nothing.
         hosted = on_host(lambda *a, **k: exported(body, public)(*a, **k))
 
-        def public(*args: Any, **kwargs: Any) -> _Result:
+        def on_host_route(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if args and type(args[0]) is not np.ndarray:
-                result = hosted(args, kwargs)
-                if result is not None:
-                    return result
+                return hosted(args, kwargs)
+            return None
+
+        steps = (shortcut, on_host_route, fused, widened if widen else None)
+        tries = tuple(t for t in steps if t is not None)
+
+        def public(*args: Any, **kwargs: Any) -> _Result:
             for attempt in tries:
                 result = attempt(args, kwargs)
                 if result is not None:
