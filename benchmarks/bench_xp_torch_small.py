@@ -1,6 +1,10 @@
 """Per-call time of the NumPy-API functions on small PyTorch tensors against NumPy arrays.
 
     PYTHONPATH=src python benchmarks/bench_xp_torch_small.py [--number 500] [--repeats 5]
+        [--no-route]
+
+Small CPU tensors take the host route (``crossent._torch_host``: the NumPy path, results
+as tensors) by default; ``--no-route`` turns it off (every tensor on the torch path).
 
 Issue 13 once had a 5x slowdown for torch tensors passed to the measures and losses
 (the Array-API path: namespace inference, per-dtype checks, host syncs of the
@@ -58,7 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--number", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-route", action="store_true", help="turn the host route off")
     args = parser.parse_args()
+    if args.no_route:
+        from crossent import _torch_host
+
+        _torch_host.MAX_ELEMENTS = -1
     torch.set_num_threads(1)
     calls: dict[tuple[str, str, bool], Callable[[], object]] = {}
     for name, (fn, arrays) in _cases().items():

@@ -195,6 +195,25 @@ def _mpmath_precision_default() -> Any:
     check_mpmath_default_prec("At the end of this test (which set it and left it)")
 
 
+@pytest.fixture(autouse=True)
+def _torch_path_for_tensors(request: pytest.FixtureRequest) -> Any:
+    """Tests of PyTorch tensors through the generic functions test the torch path: small
+    CPU tensors otherwise take the host route (``crossent._torch_host``: the NumPy path,
+    results as tensors; on by default), and the torch path's code would go untested on
+    the CPU (the ``backend`` fixture's "torch", the generic-path oracles). A module that
+    tests the route itself sets ``HOST_ROUTE = True`` (``tests/pytorch/
+    test_torch_host_route.py``: both routes against each other and against mpmath)."""
+    if getattr(request.module, "HOST_ROUTE", False):
+        yield
+        return
+    from crossent import _torch_host
+
+    saved = _torch_host.MAX_ELEMENTS
+    _torch_host.MAX_ELEMENTS = -1
+    yield
+    _torch_host.MAX_ELEMENTS = saved
+
+
 @pytest.fixture(scope="session")
 def numba_cache_runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The sections registered in ``numba_cache_harness``, run once in a cold and once in a

@@ -51,6 +51,7 @@ from .._numerics import (
     kl_terms_nonnegative_dd,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
+from .._torch_host import call_on_host
 from .._traced_far_rows import poisoned
 from .._xp import (
     Array,
@@ -1010,6 +1011,10 @@ def entropy(
     >>> math.isclose(crossent.entropy([0.0, 0.0, 0.0], p_form="logits"), math.log(3))
     True
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(entropy, locals(), 1)
+        if hosted is not None:
+            return hosted
     m = _prepare_one(p, axis=axis, base=base, p_form=p_form, validate=validate)
     return m.measure(_fused.ENTROPY, _entropy_nats)
 
@@ -1097,6 +1102,10 @@ def cross_entropy(
     >>> print(round(float(crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2, eps=1e-10)), 2))
     23.25
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(cross_entropy, locals(), 2)
+        if hosted is not None:
+            return hosted
     clip = check_eps(eps, q_form=q_form)
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     if clip is not None:  # the distortion has no fused twin
@@ -1168,6 +1177,10 @@ def kl_divergence(
     >>> print(round(float(d + h), 6))  # = H(P, Q) = 1 bit for a uniform Q over 2 classes
     1.0
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(kl_divergence, locals(), 2)
+        if hosted is not None:
+            return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     kl = _nan_rows_again(m, m.measure(_fused.KL_DIVERGENCE, _kl_nats), _kl_nats)
     return _far_gap_rows(m, kl, kl=True)
@@ -1221,6 +1234,10 @@ def js_divergence(
     >>> bool(a == b)
     True
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(js_divergence, locals(), 2)
+        if hosted is not None:
+            return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     return m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
 
@@ -1282,6 +1299,10 @@ def perplexity(
     >>> print(round(float(crossent.perplexity([1, 0, 0], [1/3, 1/3, 1/3])), 12))
     3.0
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(perplexity, locals(), 2)
+        if hosted is not None:
+            return hosted
     if q is None:
         m = _prepare_one(p, axis=axis, base=None, p_form=p_form, validate=validate)
         want, nats = _fused.ENTROPY, _entropy_nats
@@ -1348,6 +1369,10 @@ def cross_entropy_decomposition(
     >>> print(round(float(d.entropy), 4), round(float(d.kl_divergence), 4), d.cross_entropy)
     0.8813 0.1187 1.0
     """
+    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+        hosted = call_on_host(cross_entropy_decomposition, locals(), 2)
+        if hosted is not None:
+            return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
     fused = m.fused(_fused.ENTROPY | _fused.CROSS_ENTROPY | _fused.KL_DIVERGENCE)
     if fused is not None:

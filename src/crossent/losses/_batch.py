@@ -98,6 +98,7 @@ from .._checks import (
     outside_classes,
 )
 from .._sides import prepare, ready
+from .._torch_host import exported, on_host
 from .._xp import (
     Array,
     cannot_copy_to_host,
@@ -916,7 +917,17 @@ def prepared_by(
             call = widen(args, kwargs)
             return None if call is None else call.run(public)
 
-        steps = (shortcut, fused, widened if widen else None)
+        # Small CPU tensors: the NumPy call of the function as exported (its outer
+        # wrappers included), its results as tensors (``_torch_host``). After the
+        # shortcut (NumPy arrays only), so that the NumPy calls it takes pay nothing.
+        hosted = on_host(lambda *a, **k: exported(body, public)(*a, **k))
+
+        def on_host_route(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            if args and type(args[0]) is not np.ndarray:
+                return hosted(args, kwargs)
+            return None
+
+        steps = (shortcut, on_host_route, fused, widened if widen else None)
         tries = tuple(t for t in steps if t is not None)
 
         def public(*args: Any, **kwargs: Any) -> _Result:

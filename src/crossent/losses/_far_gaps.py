@@ -69,6 +69,7 @@ import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._far_row_gradients import gradient_term, unformed, wants_gradient
+from .._torch_host import on_host
 from .._traced_far_rows import poisoned
 from .._xp import cannot_copy_to_host, device, host_float64, namespace, reduce_sum
 from ._reduction import LossParts, _safe_divide
@@ -411,6 +412,11 @@ def _checked(
     """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`)."""
 
     def checked(*args: Any, **kwargs: Any) -> Any:
+        if args and type(args[0]) is not np.ndarray:
+            # small CPU tensors: the NumPy call of it all, this check included (when on)
+            hosted = on_host(checked)(args, kwargs)
+            if hosted is not None:
+                return hosted
         result = path(*args, **kwargs)
         if overflowed(result):
             return _again(path, signature, recipe.far_rows, args, kwargs)
