@@ -51,13 +51,12 @@ def exact_ids(column: Any, missing: Iterable[str]) -> Any:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    absent = pc.is_in(column, value_set=pa.array(list(missing), type=pa.string()))
-    absent = absent.to_numpy(zero_copy_only=False)
-    cells = column.to_pylist()
-    present = [cell for cell, gone in zip(cells, absent, strict=True) if not gone]
-    ints = _integers(pa.array(present, type=pa.string()))
+    markers = pc.is_in(column, value_set=pa.array(list(missing), type=pa.string()))
+    absent = markers.to_numpy(zero_copy_only=False)
+    ints = _integers(column.filter(pc.invert(markers)) if absent.any() else column)
     if ints is not None and not absent.any():
         return ints
+    cells = column.to_pylist()
     numbers: list[Any] = [None] * len(cells)
     if ints is not None:
         for row, value in zip(np.flatnonzero(~absent).tolist(), ints.tolist(), strict=True):
