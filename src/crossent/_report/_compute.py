@@ -349,7 +349,10 @@ def report(
         two for a 1-D binary ``predictions`` (a single name, that of its one column, is
         replaced by ``"0"``, ``"1"``).
     ids : array_like, shape (n,), optional
-        Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column).
+        Row identifiers shown in the most-surprising table (e.g. a table's ``id`` column),
+        as given: strings stay strings (``"007"``), integers integers; ``crossent report``
+        reads a CSV's ``--id-column`` as text and gives numbers only when every cell is
+        its number's text.
     bins, binning, scope, norm, debias, closed : optional
         The calibration definition (:func:`calibration_error`'s options); defaults: 15
         equal-width bins, L1, top-label (positive-class for a 1-D binary input).

@@ -316,7 +316,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--id-column",
         metavar="NAME",
-        help="a table column identifying rows (not a class; shown for the surprising rows). "
+        help="a table column identifying rows (not a class; shown for the surprising rows; "
+        "a CSV's ids are numbers only when every cell is its number's text, else all text "
+        "as written: 007 stays 007). "
         "A pandas index saved with the table is taken as the ids when it is unambiguous "
         "(to_csv's unnamed first column, Parquet's pandas metadata, or a first column "
         "'Unnamed: 0' holding the row numbers 0, 1, 2, ...); a named one (df.index.name = "

@@ -43,6 +43,7 @@ from ._columns import (
 )
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
+from ._ids import exact_ids
 from ._magic import HEAD_BYTES as _HEAD_BYTES
 from ._magic import binary_format, not_csv
 
@@ -249,11 +250,19 @@ def _csv_conversion(pa_csv: Any, types: dict[str, str]) -> Any:
     block holds."""
     import pyarrow as pa
 
-    markers = pa_csv.ConvertOptions().null_values
     return pa_csv.ConvertOptions(
-        null_values=[marker for marker in markers if marker.lstrip("-").lower() != "nan"],
+        null_values=_null_markers(),
         column_types={name: pa.type_for_alias(kind) for name, kind in types.items()},
     )
+
+
+def _null_markers() -> list[str]:
+    """pyarrow's CSV null markers (an empty cell, ``NA``, ``null``, ...) but ``nan``
+    (:func:`_csv_conversion`)."""
+    import pyarrow.csv as pa_csv
+
+    markers = pa_csv.ConvertOptions().null_values
+    return [marker for marker in markers if marker.lstrip("-").lower() != "nan"]
 
 
 def _arrow_batches(path: Path) -> Iterator[Any]:
@@ -284,6 +293,8 @@ def _open_table(
     form = form or "probs"
     source = "standard input (CSV)" if path == STDIN else str(path)
     reading = _Reading(path, kind, stdin=_standard_input() if path == STDIN else None)
+    if kind == "csv" and columns is not None and columns.id is not None:
+        reading.types[columns.id] = "string"  # its cells as written (:mod:`._ids`)
     try:
         while True:
             dataset = Dataset(None, None, form, [], source, what=f"the predictions ({form})")
@@ -658,6 +669,7 @@ def _convert(
     path = reading.path
     sink = dataset._cleanup.enter_context(scratch_file())
     rows, label_parts, id_parts, stored = 0, [], [], dtype
+    as_text = False  # whether the ids are a CSV's cells (:func:`._ids.exact_ids`)
     chosen: ColumnChoice | None = None
     distinct: dict[str, list[Any]] | None = None  # integer default classes, while distinct
     first_column = ""
@@ -678,8 +690,13 @@ def _convert(
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
         label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
+        # a CSV's --id-column, or to_csv's unnamed index, is read as text (the first from
+        # the start, :func:`_open_table`; the second again, after one block): ids as written
+        as_text = reading.kind == "csv" and choice.id is not None and choice.id in (options.id, "")
+        if as_text and choice.id is not None and choice.id not in reading.types:
+            raise _Retyped(choice.id, "string")
         if choice.id is not None:
-            id_parts.append(_ids(batch.column(choice.id)))
+            id_parts.append(batch.column(choice.id) if as_text else _ids(batch.column(choice.id)))
         whole = _whole_block(batch, columns) if uniform else None
         if whole is None:
             for name in columns:  # before the dtypes: an empty column's type is null
@@ -721,7 +738,11 @@ def _convert(
     if chosen is not None:
         dataset.class_names = list(chosen.classes)
         dataset.columns = chosen.record()
-        if chosen.id is not None:
+        if chosen.id is not None and as_text:
+            import pyarrow as pa
+
+            dataset.ids = exact_ids(pa.concat_arrays(id_parts), _null_markers())
+        elif chosen.id is not None:
             dataset.ids = np.concatenate(id_parts)
     dataset.labels = np.concatenate(label_parts) if label_parts else np.zeros(0, np.int64)
     classes = len(dataset.class_names)
