@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from crossent._read_only import read_only
 from crossent.calibration import _row_kernels, _temperature
 from crossent.calibration._inputs import as_predictions
 
@@ -48,7 +49,9 @@ def _moments(values: np.ndarray, labels: np.ndarray, beta: float, width: int) ->
     out = np.empty((4, values.shape[0]))
     lanes, weights = np.empty((5, width)), np.empty(values.shape[1])
     rows = np.arange(values.shape[0], dtype=np.intp)
-    _temperature._kernels().row_moments(values, rows, labels, beta, lanes, weights, out)
+    # values and labels read-only, as _temperature._fused_parts hands them
+    kernel = _temperature._kernels().row_moments
+    kernel(read_only(values), rows, read_only(labels), beta, lanes, weights, out)
     return out
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._checks import check_base, check_flag, check_integer, check_scalar
+from .._read_only import read_only
 from .._reprs import number, one_line, options
 from ..errors import InputError
 from . import _row_kernels
@@ -109,12 +110,17 @@ def _fused_parts(
     every = np.empty((4, predictions.n)) if keep else None
     classes = predictions.classes
     width = _lane_count(classes)
-    values = np.asarray(predictions.values)
+    # the values and labels read-only (views, no copy), as the kernel reads them, and
+    # the labels C-contiguous (a strided block's copy: a row's 8 bytes against its
+    # classes' 4 or 8 each): Numba types each flag and layout apart, and the arrays come
+    # either way (a memory-mapped file, a caller's array, a column of a table), so one
+    # CI run compiled 8 specialisations of the kernel for its 2 dtypes
+    values = read_only(np.asarray(predictions.values))
 
     def block(_: int, rows: IntArray, labels: IntArray) -> FloatArray:
         out = np.empty((4, rows.shape[0]))
         lanes, weights = np.empty((5, width)), np.empty(classes)
-        kernel(values, rows, labels, beta, lanes, weights, out)
+        kernel(values, rows, read_only(np.ascontiguousarray(labels)), beta, lanes, weights, out)
         if every is not None:
             every[:, rows] = out  # (rows: consecutive, disjoint between blocks)
         return _block_sums(out[0], out[1], out[2], out[3], beta)
