@@ -37,15 +37,12 @@ from numba import types
 from numba.extending import intrinsic
 
 from .._intrinsics_numba import call_intrinsic, numba_target_has
-from .._read_only import read_only
 from . import _sigmoid_grad as _constants
 
 __all__ = ["BLOCK", "HAS_FMA", "difference", "gradient", "numerator_dd", "numerators"]
 
 _TABLES = _constants.tables()
-_EXP2 = read_only(_TABLES.exp2)
-"""Read-only, as Numba sees the global in :func:`difference`: one type for the helpers
-that take it, whoever calls them."""
+_EXP2 = _TABLES.exp2
 _C0, _C1, _C2, _C3 = (float(v) for v in _TABLES.ln2)
 _EXP_FLOOR, _HUGE = _constants.EXP_FLOOR, _constants.HUGE
 _STEPS, _SCALE = _constants.STEPS, _constants.STEPS / math.log(2.0)
@@ -378,12 +375,6 @@ def gradient(
     smoothing, ``scale`` the reduction's float64 factor.
     """
     bound = _constants.CLOSE64 if x.dtype == np.float64 else _constants.CLOSE
-    if not (x.flags.writeable and t.flags.writeable):
-        # both read-only (views, no copy) where either is: Numba types a read-only array
-        # apart from a writable one, and a CI run compiled _kernel for float64 logits
-        # read-only with targets of either kind. (Not always read-only: a view costs
-        # 0.5 us, a tenth of a small call's; the callers' arrays are mostly writable.)
-        x, t = read_only(x), read_only(t)
     _kernel(x, t, *weight, *pos_weight, eps, scale, bound, out, _EXP2)
 
 
