@@ -393,7 +393,7 @@ def _bregman64_sums(
     :func:`_mass_difference` leaves them out of :math:`K`). Returns :math:`B` and
     :math:`U` as double-doubles (``hi, lo``; ``lo`` 0 unless ``fine``) and :math:`N`."""
     form_a, form_b = sides
-    m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
+    m_a, _, m_b, _, c_hi, c_lo = shifts
     inf = math.inf
     total = total_c = nu = nu_c = mass = mass_c = 0.0
     infinite = False
