@@ -45,7 +45,9 @@ def _logs(row: list[float], form: str) -> list[Any]:
 def _kl(p: list[float], q: list[float], forms: tuple[str, str]) -> Any:
     with mp.workdps(60):
         log_p, log_q = _logs(p, forms[0]), _logs(q, forms[1])
-        return mp.fsum(mp.exp(a) * (a - b) for a, b in zip(log_p, log_q, strict=True) if a is not None)
+        return mp.fsum(
+            mp.exp(a) * (a - b) for a, b in zip(log_p, log_q, strict=True) if a is not None
+        )
 
 
 CASES = [
