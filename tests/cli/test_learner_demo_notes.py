@@ -119,5 +119,8 @@ def test_learner5_demo_note_sentences_stay_apart(
     assert joined not in out
     assert separated in out
     # the numbers, from the definitions: H([0.9, 0.1]) in nats, -log 0.7
-    assert f"{float(MP.exp(-(MP.mpf('0.9') * MP.log('0.9') + MP.mpf('0.1') * MP.log('0.1')))):.4f}" == "1.3841"
+    assert (
+        f"{float(MP.exp(-(MP.mpf('0.9') * MP.log('0.9') + MP.mpf('0.1') * MP.log('0.1')))):.4f}"
+        == "1.3841"
+    )
     assert f"{float(-MP.log('0.7')):.4f}" == "0.3567"

@@ -295,7 +295,9 @@ def test_learner5_calibration_page_defines_ece_before_printing_it() -> None:
     # The formula as typed, against crossent's default on the page's over-confident model:
     # the oracle bins the top-label confidences itself (15 equal-width bins [a, b), the last
     # closed, as the printed definition says) and sums n_b / n |acc(b) - conf(b)|.
-    assert r"\sum_b \frac{n_b}{n} \,\big|\operatorname{acc}(b) - \operatorname{conf}(b)\big|" in page
+    assert (
+        r"\sum_b \frac{n_b}{n} \,\big|\operatorname{acc}(b) - \operatorname{conf}(b)\big|" in page
+    )
     logits, labels = _calibration_data()
     z = 3 * logits
     p = np.exp(z - z.max(1, keepdims=True))
@@ -315,9 +317,7 @@ def test_learner5_cross_entropy_page_says_its_log_is_natural() -> None:
     """Main's surprise page worked in bits (log2), the next page's formulas wrote log and
     printed nats, with no word of the switch."""
     text = _prose("cross-entropy-kl.md")
-    sentence = (
-        "1 nat $= 1/\\ln 2 = 1.4427$ bits, so 0.3567 nats below is 0.5146 bits."
-    )
+    sentence = "1 nat $= 1/\\ln 2 = 1.4427$ bits, so 0.3567 nats below is 0.5146 bits."
     assert "From this page on, $\\log$ is the natural logarithm and the unit is the **nat**" in text
     assert sentence in text
     assert f"{float(1 / MP.log(2)):.4f}" == "1.4427"
