@@ -4,7 +4,7 @@ As a CSV header's cells: a quoted name may follow a comma and a space, spaces ar
 name are not part of it, and a line break outside quotes (which the CSV reader refuses)
 stays in its name as before. Guards the mutants ``skipinitialspace`` dropped (``c,
 "a,b"`` read as ``c``, ``"a`` and ``b"``), ``strip`` dropped and the ``csv.Error``
-fallback emptied (the first seen surviving ``test_issue13_hostile_eighth_pass.py``).
+fallback emptied (each seen surviving ``test_issue13_hostile_eighth_pass.py``).
 """
 
 from __future__ import annotations
