@@ -18,11 +18,9 @@ PROBS = np.array([[0.2, 0.8], [np.nan, 0.5], [np.nan, 0.5], [0.6, 0.4], [0.3, 0.
 LABELS = np.array([1, 0, 1, 0, 1, 1])
 
 
-@pytest.mark.parametrize(
-    ("norm", "debias"), [("l1", False), ("l2", False), ("l2", True), ("max", False)]
-)
-def test_class_wise_error_of_an_unchecked_nan_is_nan(norm: str, debias: bool) -> None:
+@pytest.mark.parametrize("debias", [False, True])
+def test_class_wise_l2_of_an_unchecked_nan_is_nan(debias: bool) -> None:
     result = crossent.calibration_error(
-        PROBS, LABELS, scope="class-wise", norm=norm, debias=debias, bins=5, validate=False
+        PROBS, LABELS, scope="class-wise", norm="l2", debias=debias, bins=5, validate=False
     )
     assert np.isnan(result.value)
