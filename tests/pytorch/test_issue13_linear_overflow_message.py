@@ -103,3 +103,32 @@ def test_vocab_parallel_nan_input_still_named(tmp_path: Any) -> None:
     message = _vocab_parallel_message(tmp_path, h, torch.ones(4, 3), Y)
     assert "NaN" in message
     assert "overflow" not in message
+
+
+@pytest.mark.parametrize("where", ["weight", "later-block"])
+def test_vocab_parallel_nan_input_named_by_its_row(tmp_path: Any, where: str) -> None:
+    """Guard (mutation pass 7): a NaN in ``weight`` (``h`` finite) is an input's, not an
+    overflow (mutant: only ``h[row]`` checked); a NaN in row 3 of ``h``, in the fourth
+    row block of ``chunk_size=1``, is named as row 3 (mutant: the row within its block,
+    0, whose inputs are finite, blamed on the products)."""
+    h, w = torch.ones(4, 3), torch.ones(4, 3)
+    if where == "weight":
+        w[2, 1] = float("nan")
+    else:
+        h[3, 0] = float("nan")
+    y = torch.tensor([0, 1, 2, 3])
+    message = _vocab_parallel_message(tmp_path, h, w, y, chunk_size=1)
+    assert "holds a NaN or an infinity there" in message
+    assert "overflow" not in message
+    assert f"row {0 if where == 'weight' else 3}:" in message
+
+
+def test_vocab_parallel_overflow_names_the_logit_with_its_bias(tmp_path: Any) -> None:
+    """Guard (mutation pass 7): the float64 logit named is ``h @ w + b`` with the bias
+    (3 * 1.1e19**2 + 3e38 = 6.63e38; mutant without the bias: 3.63e38)."""
+    h, w = torch.full((2, 3), 1.1e19), torch.full((4, 3), 1.1e19)
+    bias = torch.full((4,), 3e38)
+    exact = float(h[0].double() @ w[0].double() + bias[0].double())
+    message = _vocab_parallel_message(tmp_path, h, w, Y, bias=bias)
+    assert f"slice: inf in float32, {exact:.6g} summed in float64" in message
+    assert exact == pytest.approx(6.63e38, rel=1e-6)
