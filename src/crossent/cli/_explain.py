@@ -304,7 +304,8 @@ def _temperature_table(
     index: str = "outcome",
     columns: tuple[str, str] | None = None,
 ) -> None:
-    """``before`` and ``after`` the temperature; ``columns`` names them (default: name, name at T)."""
+    """``before`` and ``after`` the temperature; ``columns`` names them (default: the
+    name, and the name at T)."""
     title = f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)"
     if columns is not None:
         title = f"temperature T = {temperature:g}: the softmax at T = 1 and at T"
