@@ -7,7 +7,7 @@ whose formula renormalises the teacher: a float32 teacher summing to
 :math:`1 + 2.2\cdot 10^{-8}` (within the validation's tolerance) against the student
 :math:`\log t` gave 1.8e-16, where the teacher as given has a KL of 2.2e-8
 (``kl_divergence``'s). Now those rows are corrected by the teacher's mass
-(``_distill._as_given``), and the lean path hands them to the full path.
+(``_distill._as_given``), on the lean path too (``near_kl_loss64``'s ``given``).
 
 Oracle: mpmath at 50 digits, the teacher's float32 values as given, the student's
 log-softmax; both directions, both forms. 4 of 4 fail on main.

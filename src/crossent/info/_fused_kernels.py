@@ -393,7 +393,7 @@ def _bregman64_sums(
     :func:`_mass_difference` leaves them out of :math:`K`). Returns :math:`B` and
     :math:`U` as double-doubles (``hi, lo``; ``lo`` 0 unless ``fine``) and :math:`N`."""
     form_a, form_b = sides
-    m_a, _, m_b, _, c_hi, c_lo = shifts
+    m_a, ell_a, m_b, ell_b, c_hi, c_lo = shifts
     inf = math.inf
     total = total_c = nu = nu_c = mass = mass_c = 0.0
     infinite = False
@@ -401,6 +401,9 @@ def _bregman64_sums(
     s_hi, s_lo = _two_diff(m_a, m_b)
     s_hi, s_lo = _dd_add(s_hi, s_lo, -c_hi)
     p_scale = math.exp(s_hi) * (1.0 + (s_lo - c_lo))
+    # past 2^1000 the shifts' double-doubles lose their low parts (a far gap, logits
+    # near 1e308: 9.3e307 for 1.23e308): u e^r as before, e^r or e^{ell_b - ell_a}
+    far = not (abs(m_a) < 2.0**1000 and abs(m_b) < 2.0**1000 and p_scale < inf)
     # The entries' logarithms (double-double for probabilities), then the series of
     # every r_i with |r_i| <= 1, each a row at a time (vectorised); the arrays unpacked
     # here (taken from a tuple in the loop, each entry cost a reference count's
@@ -455,6 +458,23 @@ def _bregman64_sums(
             er = math.exp(r)
             term = u * (1.0 + (r - 1.0) * er)
             change = u * (er - 1.0)
+        elif far:
+            pu = u * math.exp(r)
+            if not (u >= _SMALLEST_NORMAL and pu < inf):
+                if form_a == 0:
+                    pu = x * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
+            term = u + pu * (r - 1.0)
+            change = pu - u
+            if pu < _SMALLEST_NORMAL:  # (from P's side) rounded: the product scaled
+                if form_a == 0:
+                    term = u + (x * (r - 1.0)) * math.exp(ell_b)
+                else:
+                    sx, sx_lo = _two_diff(x, m_a)
+                    scaled = _exp_times(sx, (r - 1.0) * (1.0 + sx_lo))
+                    term = u + scaled * math.exp(ell_b - ell_a)
         else:  # u e^r from P's side (e^r had erred by u|r|: 340 ulps at r = 424)
             sx, sx_lo = (x, 0.0) if form_a == 0 else _two_diff(x, m_a)
             pu = (x if form_a == 0 else math.exp(sx) * (1.0 + sx_lo)) * p_scale

@@ -59,6 +59,7 @@ from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import (
     NearRows,
     formable,
+    given_mass,
     rows_to_form,
     spread_is_small,
 )
@@ -312,9 +313,8 @@ def _as_given(kl: Array, log_t: Array, forward: bool, xp: ModuleType) -> Array:
     + L)` forward and :math:`D(s\,\|\,t) = D(s\,\|\,t') - L` reverse, as
     ``kl_divergence`` gives them (issue 13: a float32 teacher summing to
     :math:`1 + 2.7\cdot 10^{-8}` gave 7e-16 for 2.7e-8)."""
-    with numpy_errstate(log_t, xp, all="ignore"):
-        ell = xp.log(xp.sum(xp.exp(log_t), axis=-1))
-        return xp.exp(ell) * (kl + ell) if forward else kl - ell
+    mass, ell = given_mass(log_t, xp)
+    return mass * (kl + ell) if forward else kl - ell
 
 
 def _times_temperature_squared(kl: Array, t: float, *, xp: ModuleType | None = None) -> Array:

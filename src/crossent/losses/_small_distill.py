@@ -156,34 +156,26 @@ def _near_loss(
     them on), as the full path forms it: :math:`T^2 D` per row, those rows by
     ``NearRows``' compiled formula, then ``reduce_rows``, in one compiled call
     (``_near_rows_numba.near_kl_loss64``); None where a value is not finite or there is
-    no such row (the call was handed on for another reason), and at :math:`T = 1` for a
-    teacher of probabilities, taken as it is, where a near row's teacher has a mass
-    other than 1 (:func:`_mass_matters`: the full path corrects the formula's
-    renormalised teacher by it, ``_distill._as_given``)."""
-    given = settings.temperature == 1.0 and settings.teacher_form != "logits"
-    if given and _mass_matters(arguments, settings.forward):
-        return None
+    no such row (the call was handed on for another reason). At :math:`T = 1` a teacher
+    of probabilities is taken as it is: the formula's renormalised teacher corrected by
+    its mass (``_distill.given_mass``), as the full path's ``_distill._as_given``."""
     z, v = _scores(args, settings)
     compiled = _near_functions()
     scores = (v, z) if settings.forward else (z, v)
-    near = (*arguments, settings.factor, scores, compiled.tempered(settings.temperature))
+    given = (_NO_MASS, _NO_MASS)
+    if settings.temperature == 1.0 and settings.teacher_form != "logits":
+        log_p, log_q, _ = arguments
+        from ._near_rows import given_mass
+
+        mass, ell = given_mass(log_p if settings.forward else log_q, np)
+        given = (mass, ell) if settings.forward else (np.ones_like(ell), -ell)
+    tempered = compiled.tempered(settings.temperature)
+    near = (*arguments, settings.factor, scores, tempered, given)
     return reduced(compiled.near_kl_loss64, near, shape[:-1], settings.scale, _WIDE)
 
 
-def _mass_matters(arguments: tuple[np.ndarray, np.ndarray, np.ndarray], forward: bool) -> bool:
-    r"""Whether a row of a teacher taken as it is (``arguments``: ``log_p``, ``log_q``
-    and ``p`` of :func:`_near_loss`) may be a near row (its KL below twice
-    ``_near_rows.KL_FLOOR``: the full path's flag, with room for rounding) and has a
-    log-mass :math:`L = \log\sum_c t_c` other than 0 (computed as
-    ``_distill._as_given`` computes it; where it is 0, that correction is the
-    identity)."""
-    from ._near_rows import KL_FLOOR
-
-    log_p, log_q, p = arguments
-    with np.errstate(all="ignore"):
-        kl = np.sum(np.where(p > 0.0, p * (log_p - log_q), 0.0), axis=-1)
-        ell = np.log(np.sum(np.exp(log_p if forward else log_q), axis=-1))
-    return bool(np.any(~(kl >= 2.0 * KL_FLOOR) & (ell != 0.0)))
+_NO_MASS = np.empty(0)
+"""``near_kl_loss64``'s ``given`` where the teacher is not taken as it is."""
 
 
 def _near_gradient(
