@@ -1143,6 +1143,10 @@ def kl_divergence(
 
     Notes
     -----
+    Both sides are taken as they are, not renormalised (probabilities sum to 1 within
+    the validation's dtype-aware tolerance): ``crossent.distillation_loss`` at
+    :math:`T = 1` takes a teacher of probabilities or log-probabilities the same way.
+
     From probabilities, each term keeps its relative accuracy: where
     :math:`q_i/2 \le p_i \le 2q_i` the logarithm is
     :math:`\operatorname{log1p}((p_i - q_i)/q_i)`, whose argument is exact up to one

@@ -59,6 +59,7 @@ from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import (
     NearRows,
     formable,
+    given_mass,
     rows_to_form,
     spread_is_small,
 )
@@ -91,6 +92,7 @@ class _Distillation:
     log_t: Array  # log softmax(log t / T), the teacher, classes last
     student: Array  # the student's logits z, classes last (for far rows)
     teacher_scores: Array  # the teacher's logits, log t or log-probabilities, classes last
+    given: bool = False  # T = 1, teacher not logits: taken as it is (log_t = log t)
 
     def row_kl(self) -> Array:
         """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
@@ -145,7 +147,8 @@ def prepare_distillation(
     scores = t_side.values if form == "logits" else t_side.log_probs()  # (no gap lost)
     log_t = tempered_log_softmax(scores, t, xp=xp) if t != 1.0 else t_side.log_probs()
     batch = batch_for(log_s, axis % student.ndim, dtype, opts, xp=xp)
-    return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores)
+    given = form != "logits" and t == 1.0
+    return _Distillation(batch, t, direction, log_s, log_t, s_side.values, scores, given)
 
 
 def _fused_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -214,7 +217,11 @@ def distillation_loss(d: _Distillation) -> Any:
         The student's logits :math:`z`.
     teacher : array, shape (*batch, C)
         The teacher, as logits :math:`v` (default), probabilities or log-probabilities
-        (``teacher_form``); softened as :math:`\operatorname{softmax}(\log t / T)`.
+        (``teacher_form``); softened as :math:`\operatorname{softmax}(\log t / T)`
+        for :math:`T \ne 1`. At :math:`T = 1` probabilities and log-probabilities are
+        taken as they are, not renormalised, as ``crossent.kl_divergence`` takes them
+        (their rows sum to 1 within the validation's tolerance; a row whose mass is
+        :math:`1 + \delta` moves the loss by about :math:`\delta`).
     axis : int, optional
         The class axis.
     temperature : float > 0, optional
@@ -260,7 +267,8 @@ def distillation_loss(d: _Distillation) -> Any:
     cannot form (near rows, ``-inf`` student logits beside a teacher probability above
     0, gaps past the range) are formed as above. At :math:`T = 1` a teacher of
     probabilities or log-probabilities is taken as it is, as above (not renormalised:
-    its rows sum to 1 within the validation's tolerance).
+    its rows sum to 1 within the validation's tolerance), the near rows too (their
+    formula's renormalised teacher corrected by its mass).
 
     The reverse loss is :math:`+\infty` where the teacher gives a class probability 0
     and the student does not (a logit above ``-inf``); its gradient there is NaN
@@ -287,10 +295,26 @@ def distillation_loss(d: _Distillation) -> Any:
     if near is not None:  # KL small against its terms: formed again, without them
         rows = np.array(rows)  # (a 0-d array of one row too)
         near_rows = NearRows(*_rows64(d, near), d.temperature)
-        rows[near] = near_rows.loss(forward=d.direction == "forward")
+        formed = near_rows.loss(forward=d.direction == "forward")
+        if d.given:
+            log_t = np.asarray(d.log_t[near], dtype=np.float64)
+            formed = _as_given(formed, log_t, d.direction == "forward", np)
+        rows[near] = formed
     elif type(d.log_s) is not np.ndarray:  # other namespaces: formed where it matters
         rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
     return d.batch.reduce(rows)
+
+
+def _as_given(kl: Array, log_t: Array, forward: bool, xp: ModuleType) -> Array:
+    r"""The KL ``kl`` of near rows (``_near_rows``, which renormalises the teacher) as
+    that of the teacher taken as it is (:math:`T = 1`, probabilities or
+    log-probabilities: ``log_t`` its logarithms, rows x classes): with its mass
+    :math:`e^L = \sum_c t_c` and :math:`t' = t e^{-L}`, :math:`D(t\,\|\,s) = e^L(D(t'\,\|\,s)
+    + L)` forward and :math:`D(s\,\|\,t) = D(s\,\|\,t') - L` reverse, as
+    ``kl_divergence`` gives them (issue 13: a float32 teacher summing to
+    :math:`1 + 2.7\cdot 10^{-8}` gave 7e-16 for 2.7e-8)."""
+    mass, ell = given_mass(log_t, xp)
+    return mass * (kl + ell) if forward else kl - ell
 
 
 def _times_temperature_squared(kl: Array, t: float, *, xp: ModuleType | None = None) -> Array:
@@ -559,7 +583,10 @@ def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = Tru
     z, scores, log_s, log_t = (_flagged_only(x, flagged, xp) for x in inputs)
     near_rows = NearRows(z, scores, t, xp, log_s, log_t)
     if loss:
-        return xp.where(flagged, near_rows.loss(forward=forward), values)
+        formed = near_rows.loss(forward=forward)
+        if d.given:
+            formed = _as_given(formed, log_t, forward, xp)
+        return xp.where(flagged, formed, values)
     near = near_rows.gradient(forward=forward)
     return xp.where(flagged[..., None], near, values)
 

@@ -414,3 +414,15 @@ class NearRows:
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
         return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))
+
+
+def given_mass(log_t: Array, xp: ModuleType) -> tuple[Array, Array]:
+    r"""The teacher's log-mass :math:`L = \log\sum_c t_c` per row (``log_t``: rows x
+    :math:`C` classes, float64) and :math:`e^L`, for ``_distill._as_given`` and the lean
+    path (``_small_distill``), in the same bits; :math:`L = 0` where :math:`|L| \le C\,2^{-52}`,
+    the rounding of a row normalised in float64 (its :math:`C` entries and their sum:
+    rows equal to the student's softmax stay 0, not :math:`-3.3\cdot 10^{-16}`)."""
+    with numpy_errstate(log_t, xp, all="ignore"):
+        ell = xp.log(xp.sum(xp.exp(log_t), axis=-1))
+        ell = xp.where(xp.abs(ell) <= log_t.shape[-1] * 2.0**-52, xp.zeros_like(ell), ell)
+        return xp.exp(ell), ell

@@ -397,6 +397,7 @@ def near_kl_loss64(
     factor: float,
     scores: tuple[np.ndarray, np.ndarray],
     tempered: Tempered,
+    given: tuple[np.ndarray, np.ndarray],
     reduce_with: Any,
 ) -> tuple[bool, float]:
     r"""The lean loss (``_small_distill``) where ``kl_loss64`` handed rows on: the common
@@ -404,8 +405,11 @@ def near_kl_loss64(
     whose KL is below ``KL_FLOOR`` and formable (finite ``second - first``, of
     ``scores``: the raw scores of the KL's first and second sides) by :func:`_row_kl`, then
     ``reduce_rows``; ``(False, 0.0)`` where no row is below the floor (the call was
-    handed on for another reason: the full path's)."""
+    handed on for another reason: the full path's). ``given``: empty, or per row
+    :math:`(a, b)` making a row below the floor :math:`a(D + b)` (a teacher taken as it
+    is, ``_distill._as_given``: :math:`(e^L, L)` forward, :math:`(1, -L)` reverse)."""
     first, second = scores
+    scale, shift = given
     rows = kl_rows64(log_p, log_q, p, 1.0)
     scratch = np.empty((4, first.shape[1]))
     found = False
@@ -415,6 +419,8 @@ def near_kl_loss64(
             found = True
             if _formable(first[i], second[i]):
                 rows[i] = _row_kl(first[i], second[i], tempered, scratch)
+                if scale.shape[0] > 0:
+                    rows[i] = scale[i] * (rows[i] + shift[i])
                 continue
         if factor != 1.0:
             rows[i] = factor * kl

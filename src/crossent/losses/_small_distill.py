@@ -156,12 +156,26 @@ def _near_loss(
     them on), as the full path forms it: :math:`T^2 D` per row, those rows by
     ``NearRows``' compiled formula, then ``reduce_rows``, in one compiled call
     (``_near_rows_numba.near_kl_loss64``); None where a value is not finite or there is
-    no such row (the call was handed on for another reason)."""
+    no such row (the call was handed on for another reason). At :math:`T = 1` a teacher
+    of probabilities is taken as it is: the formula's renormalised teacher corrected by
+    its mass (``_distill.given_mass``), as the full path's ``_distill._as_given``."""
     z, v = _scores(args, settings)
     compiled = _near_functions()
     scores = (v, z) if settings.forward else (z, v)
-    near = (*arguments, settings.factor, scores, compiled.tempered(settings.temperature))
+    given = (_NO_MASS, _NO_MASS)
+    if settings.temperature == 1.0 and settings.teacher_form != "logits":
+        log_p, log_q, _ = arguments
+        from ._near_rows import given_mass
+
+        mass, ell = given_mass(log_p if settings.forward else log_q, np)
+        given = (mass, ell) if settings.forward else (np.ones_like(ell), -ell)
+    tempered = compiled.tempered(settings.temperature)
+    near = (*arguments, settings.factor, scores, tempered, given)
     return reduced(compiled.near_kl_loss64, near, shape[:-1], settings.scale, _WIDE)
+
+
+_NO_MASS = np.empty(0)
+"""``near_kl_loss64``'s ``given`` where the teacher is not taken as it is."""
 
 
 def _near_gradient(
