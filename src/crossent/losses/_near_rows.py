@@ -77,6 +77,7 @@ __all__ = [
     "SPREAD_FLOOR",
     "NearRows",
     "formable",
+    "given_mass",
     "rows_to_form",
     "spread_is_small",
 ]
