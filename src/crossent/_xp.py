@@ -30,6 +30,7 @@ __all__ = [
     "Array",
     "accumulation_dtype",
     "astype",
+    "astype_narrowing",
     "cannot_copy_to_host",
     "check_dense",
     "compute_dtype",
@@ -532,10 +533,7 @@ def reduce_sum(terms: Array, *, xp: ModuleType, out_dtype: Any) -> Array:
         return narrowed(total, out_dtype) if total.dtype != out_dtype else total
     acc = accumulation_dtype(out_dtype, xp=xp, device=device(terms))
     total = xp.sum(terms, axis=-1, dtype=acc)
-    if total.dtype == out_dtype:
-        return total
-    with numpy_errstate(total, xp, over="ignore"):  # (array-api-strict: NumPy's cast)
-        return astype(total, out_dtype, xp=xp)
+    return total if total.dtype == out_dtype else astype_narrowing(total, out_dtype, xp=xp)
 
 
 def _quiet_log1p(x: np.ndarray) -> np.ndarray:
@@ -714,6 +712,17 @@ def narrowed(x: Any, dtype: Any) -> Any:
         return x.astype(dtype)
     with numpy_errstate(x, None, over="ignore"):
         return x.astype(dtype)
+
+
+def astype_narrowing(x: Array, dtype: Any, *, xp: ModuleType) -> Array:
+    """``x`` cast to a narrower ``dtype`` of any namespace, a value past its range
+    ``+-inf`` without NumPy's "overflow encountered in cast" warning: a NumPy array by
+    :func:`narrowed`, array-api-strict's (NumPy underneath) under :func:`numpy_errstate`,
+    any other as ``xp.astype`` casts it."""
+    if type(x) is np.ndarray:
+        return narrowed(x, dtype)
+    with numpy_errstate(x, xp, over="ignore"):
+        return astype(x, dtype, xp=xp)
 
 
 def to_float32(result: Any) -> Any:

@@ -17,10 +17,10 @@ import numpy as np
 from .._xp import (
     Array,
     accumulation_dtype,
+    astype_narrowing,
     device,
     finalize,
     narrowed,
-    numpy_errstate,
     numpy_sum_dtype,
     reduce_sum,
     reshape,
@@ -113,11 +113,8 @@ def reduce_loss(
 ) -> Any:
     """Apply ``reduction`` to per-example ``loss`` (nats) and convert to the unit."""
     if reduction == "none":
-        if type(loss) is np.ndarray and loss.dtype != dtype:
-            loss = narrowed(loss, dtype)
-        elif loss.dtype != dtype:
-            with numpy_errstate(loss, xp, over="ignore"):  # (array-api-strict's NumPy)
-                loss = xp.astype(loss, dtype)
+        if loss.dtype != dtype:
+            loss = astype_narrowing(loss, dtype, xp=xp)
         return finalize(loss, xp=xp, log_base=log_base)
     flat = reshape(loss, (-1,), xp=xp)
     total = reduce_sum(flat, xp=xp, out_dtype=dtype)
