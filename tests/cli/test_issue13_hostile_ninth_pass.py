@@ -14,11 +14,15 @@
   KeyboardInterrupt traceback, and so did Ctrl-C while the parser was built.  The
   entry point is now ``crossent_command:console_main``, a module outside the package
   that imports it inside the handler: "crossent: interrupted", exit 130, as later.
+* A CSV in UTF-16 (what Windows PowerShell 5's ``>`` writes) or UTF-32 was refused with
+  pyarrow's parse error quoting NUL bytes ("Expected 4 columns, got 1: \\x00"), for a
+  file and on standard input; it is now named, with the ``iconv`` command that converts it.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import re
 import struct
@@ -209,3 +213,39 @@ def test_ctrl_c_while_the_parser_is_built_is_one_line(
         pytest.fail("Ctrl-C while the parser was built reached Python (a traceback)")
     assert ended.value.code == 130
     assert capsys.readouterr().err == "crossent: interrupted\n"
+
+
+_TABLE = "label,a,b\n0,0.25,0.75\n1,0.5,0.5\n"
+
+
+@pytest.mark.parametrize(
+    ("codec", "named"),
+    [("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")],
+)
+@pytest.mark.parametrize("where", ["file", "stdin"])
+def test_a_csv_in_utf16_or_utf32_is_named(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    codec: str,
+    named: str,
+    where: str,
+) -> None:
+    """With its byte-order mark (``utf-16-be`` is written with one by hand): main said
+    "cannot be parsed (CSV parse error: Expected 3 columns, got 1: \\x00...)"."""
+    data = ("\ufeff" if codec.endswith("-be") else "").encode(codec) + _TABLE.encode(codec)
+    path = tmp_path / "preds.csv"
+    path.write_bytes(data)
+    if where == "stdin":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code = main(["report", str(path) if where == "file" else "-", "--resamples", "2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    convert = f"iconv -f {named} -t UTF-8"
+    assert err == (
+        f"crossent: error: {path}: is {named} text, not UTF-8; save it as UTF-8, or convert "
+        f"it in a pipe: {convert} {path} | crossent report - ...\n"
+        if where == "file"
+        else f"crossent: error: standard input is {named} text, not UTF-8; convert it in the "
+        f"pipe (... | {convert} | crossent report - ...)\n"
+    )
