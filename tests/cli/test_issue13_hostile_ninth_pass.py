@@ -17,6 +17,10 @@
 * A CSV in UTF-16 (what Windows PowerShell 5's ``>`` writes) or UTF-32 was refused with
   pyarrow's parse error quoting NUL bytes ("Expected 4 columns, got 1: \\x00"), for a
   file and on standard input; it is now named, with the ``iconv`` command that converts it.
+* A full TMPDIR (the scratch copy of a compressed ``.npz`` member, a table, standard
+  input, and now a ``.npy`` past 256 MiB) was "preds.csv: cannot be read (No space left
+  on device)", and on standard input "[Errno 28] No space left on device"; it now names
+  the scratch folder and TMPDIR.
 """
 
 from __future__ import annotations
@@ -248,4 +252,47 @@ def test_a_csv_in_utf16_or_utf32_is_named(
         if where == "file"
         else f"crossent: error: standard input is {named} text, not UTF-8; convert it in the "
         f"pipe (... | {convert} | crossent report - ...)\n"
+    )
+
+
+@pytest.mark.parametrize("source", ["npz", "npy", "csv", "stdin"])
+def test_a_full_scratch_folder_is_named(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    source: str,
+) -> None:
+    """Every scratch file on a full device (``/dev/full``: each write fails with
+    ENOSPC), with ``tempfile.tempdir`` pinned so that the folder named is known."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    probs, labels = _probs(0), _labels()
+    table = "label,a,b,c\n" + "".join(
+        f"{y},{p[0]!r},{p[1]!r},{p[2]!r}\n"
+        for y, p in zip(labels.tolist(), probs.tolist(), strict=True)
+    )
+    argv = {
+        "npz": [str(tmp_path / "model.npz")],
+        "npy": [str(tmp_path / "model.npy"), "--labels", str(tmp_path / "labels.npy")],
+        "csv": [str(tmp_path / "model.csv")],
+        "stdin": ["-"],
+    }[source]
+    np.savez_compressed(tmp_path / "model.npz", probs=probs, labels=labels)
+    np.save(tmp_path / "model.npy", probs)
+    np.save(tmp_path / "labels.npy", labels)
+    (tmp_path / "model.csv").write_text(table)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(table.encode())))
+    monkeypatch.setattr("crossent.cli._copied.IN_MEMORY_BYTES", 0)  # the .npy's copy too
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    monkeypatch.setattr(
+        "tempfile.TemporaryFile",
+        lambda **kwargs: open("/dev/full", "r+b", buffering=0),  # noqa: SIM115 (closed by the reader)
+    )
+    code = main(["report", *argv, "--resamples", "2"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    named = "standard input" if source == "stdin" else argv[0]
+    assert err == (
+        f"crossent: error: {named}: cannot be copied to a scratch file in {tmp_path} (No "
+        "space left on device); set TMPDIR to a folder with room\n"
     )
