@@ -87,12 +87,20 @@ def test_npy_logits_with_npy_labels_equal_the_npz(
     )
 
 
-def test_npy_is_memory_mapped(tmp_path: Path, arrays: Any) -> None:
+@pytest.mark.parametrize("bound", [None, 0], ids=["in-memory", "scratch-copy"])
+def test_npy_is_read_only_and_not_mapped_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arrays: Any, bound: int | None
+) -> None:
+    """Copied out of the file (a map of it ended in SIGBUS when the file was truncated
+    while read): into memory, or past the bound into a map of an unnamed scratch file."""
     from crossent.cli._npy import open_npy
 
+    if bound is not None:
+        monkeypatch.setattr("crossent.cli._copied.IN_MEMORY_BYTES", bound)
     np.save(tmp_path / "z.npy", arrays[0])
     dataset = open_npy(tmp_path / "z.npy", "logits")
-    assert isinstance(dataset.values, np.memmap)
+    assert isinstance(dataset.values, np.memmap) == (bound is not None)
+    assert getattr(dataset.values, "filename", None) is None
     assert not dataset.values.flags.writeable
     np.testing.assert_array_equal(dataset.values, arrays[0])
 

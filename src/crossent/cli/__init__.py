@@ -816,5 +816,14 @@ def _output_failed(error: OSError) -> int:
 
 
 def console_main() -> None:
-    """Entry point of the installed ``crossent`` script."""
-    sys.exit(main())
+    """Entry point of the installed ``crossent`` script (through ``crossent_command``,
+    which imports this module) and of ``python -m crossent``.  Ctrl-C before
+    :func:`main`'s own handler (while the parser is built or the arguments read) is
+    the same line and exit code, not Python's traceback."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        if sys.stderr is not None:
+            print("crossent: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

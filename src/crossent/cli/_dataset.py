@@ -8,6 +8,7 @@ never guessed from the values, and the labels are held in memory.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import sys
 import tempfile
@@ -19,11 +20,13 @@ import crossent
 __all__ = [
     "PREDICTION_ARRAYS",
     "Dataset",
+    "ScratchError",
     "SourceError",
     "binary_column",
     "check_shape",
     "labels_name",
     "prediction_arrays",
+    "scratch_failed",
     "scratch_file",
     "sequence_hint",
 ]
@@ -138,10 +141,40 @@ def check_shape(shape: tuple[int, ...], itemsize: int, where: str) -> None:
         )
 
 
+class ScratchError(OSError):
+    """A scratch file could not be written (its folder, TMPDIR, is full or read-only):
+    said as such, not as the input's "cannot be read (No space left on device)"."""
+
+
+class _Scratch(io.BufferedRandom):
+    """A scratch file whose failed writes are :class:`ScratchError`, naming its folder."""
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise ScratchError(exc.errno, exc.strerror, tempfile.gettempdir()) from exc
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            raise ScratchError(exc.errno, exc.strerror, tempfile.gettempdir()) from exc
+
+
 def scratch_file() -> Any:
-    """An anonymous temporary file in TMPDIR for unpacked or converted predictions.
+    """An anonymous temporary file in TMPDIR for unpacked, copied or converted predictions.
 
     It has no name (POSIX unlinks it at once), so nothing is left behind however the run
     ends, SIGKILL included; a memory map of it keeps the data alive until it is dropped.
+    A failed write is a :class:`ScratchError`.
     """
-    return tempfile.TemporaryFile(prefix="crossent-")
+    return _Scratch(tempfile.TemporaryFile(prefix="crossent-", buffering=0))
+
+
+def scratch_failed(source: object, exc: ScratchError) -> SourceError:
+    """The one-line error for ``source`` whose scratch copy could not be written."""
+    return SourceError(
+        f"{source}: cannot be copied to a scratch file in {exc.filename} ({exc.strerror}); "
+        "set TMPDIR to a folder with room"
+    )

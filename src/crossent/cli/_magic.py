@@ -1,4 +1,5 @@
-"""What an input's first bytes say it is: compressed, or a binary format, not CSV text.
+"""What an input's first bytes say it is: compressed, a binary format, or text that is
+not UTF-8 (UTF-16 or UTF-32 with a byte-order mark), not a CSV that can be read.
 
 ``crossent report`` reads a file by its suffix, and ``-`` (standard input) as a CSV; it
 never guesses the form.  But a CSV that is not text (``gzip -c preds.csv | crossent
@@ -37,11 +38,13 @@ HEAD_BYTES = 16
 @dataclass(frozen=True)
 class BinaryFormat:
     """A format found by its first bytes: ``what`` it is (for a message), and either the
-    ``command`` that decompresses it or the ``suffixes`` its file is read by."""
+    ``command`` that decompresses it, the ``suffixes`` its file is read by, or the
+    ``encoding`` (iconv's name) of text that is not UTF-8."""
 
     what: str
     command: str | None = None
     suffixes: str | None = None
+    encoding: str | None = None
 
 
 _SIGNATURES = (
@@ -60,6 +63,13 @@ _SIGNATURES = (
     (b"PAR1", BinaryFormat("a Parquet file", suffixes=".parquet")),
     (b"ARROW1", BinaryFormat("an Arrow IPC (Feather) file", suffixes=".arrow or .feather")),
     (b"\xff\xff\xff\xff", BinaryFormat("an Arrow IPC stream", suffixes=".arrow")),
+    # text with a byte-order mark other than UTF-8's (Windows PowerShell 5's `>` writes
+    # UTF-16): its NUL bytes were parsed as cells ("Expected 4 columns, got 1: \x00");
+    # UTF-32 LE starts with UTF-16 LE's mark, so it is looked for first
+    (b"\xff\xfe\x00\x00", BinaryFormat("UTF-32 text", encoding="UTF-32")),
+    (b"\x00\x00\xfe\xff", BinaryFormat("UTF-32 text", encoding="UTF-32")),
+    (b"\xff\xfe", BinaryFormat("UTF-16 text", encoding="UTF-16")),
+    (b"\xfe\xff", BinaryFormat("UTF-16 text", encoding="UTF-16")),
 )
 """First bytes, and the format they start."""
 
@@ -85,6 +95,17 @@ def binary_format(head: bytes) -> BinaryFormat | None:
 def not_csv(where: str, found: BinaryFormat, path: str | None = None) -> str:
     """The one-line refusal of a CSV input (``path``, or standard input when None) that
     is ``found``, without the ``where: `` prefix's colon: what it is and what to do."""
+    if found.encoding is not None:
+        convert = f"iconv -f {found.encoding} -t UTF-8"
+        if path is None:
+            return (
+                f"{where} is {found.what}, not UTF-8; convert it in the pipe (... | "
+                f"{convert} | crossent report - ...)"
+            )
+        return (
+            f"{where}: is {found.what}, not UTF-8; save it as UTF-8, or convert it in a "
+            f"pipe: {convert} {shlex.quote(path)} | crossent report - ..."
+        )
     if found.command is not None:
         if path is None:
             return (

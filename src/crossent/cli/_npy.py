@@ -7,18 +7,18 @@ mmap_mode="r", allow_pickle=False)`` would read it, with the checks of an ``.npz
 member (:func:`._npz.npy_layout`): the header must describe exactly the bytes that
 follow it (a truncated file would otherwise be refused only by the memory map, and a
 longer one read silently), and an array of Python objects is refused, never unpickled.
-The predictions are memory-mapped in place, so the file need not fit in memory.
+The array is copied out of the file, not mapped in place (a file truncated while it
+was mapped ended the process with SIGBUS): into memory, or for a large one into a
+mapped scratch file, so the file need not fit in memory.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ._copied import copied_array
 from ._dataset import Dataset, SourceError
 from ._npz import npy_layout
 
@@ -26,26 +26,21 @@ __all__ = ["map_npy", "open_npy", "read_npy"]
 
 
 def map_npy(path: Path, *, in_memory: bool = False) -> Any:
-    """The array of the ``.npy`` at ``path``: memory-mapped read-only, or read into
-    memory (``in_memory``, for labels)."""
+    """The read-only array of the ``.npy`` at ``path``, copied out of the file
+    (:func:`._copied.copied_array`: never mapped in place, so a file truncated while
+    it is read is an error, not SIGBUS); ``in_memory`` for labels."""
     with open(path, "rb") as raw:
         shape, dtype, fortran_order, header = npy_layout(
             raw, os.fstat(raw.fileno()).st_size, path, ""
         )
-        count = math.prod(shape)
-        if count == 0:
-            return np.zeros(shape, dtype=dtype)
-        if in_memory:
-            raw.seek(header)
-            flat = np.fromfile(raw, dtype=dtype, count=count)
-            return flat.reshape(shape, order="F" if fortran_order else "C")
-        return np.memmap(
+        return copied_array(
             raw,
-            dtype=dtype,
-            mode="r",
-            offset=header,
-            shape=shape,
-            order="F" if fortran_order else "C",
+            header,
+            dtype,
+            shape,
+            fortran_order=fortran_order,
+            where=str(path),
+            in_memory=in_memory,
         )
 
 

@@ -4,15 +4,18 @@ The predictions are ``(rows, classes)``, or ``(rows,)`` for a binary problem: ``
 then holds :math:`P(y = 1)` and ``logits`` the log-odds of class 1, as in
 :func:`crossent.report` (the report uses the positive-class scope and says so).
 
-The prediction member is memory-mapped in place when it is stored uncompressed, and
-unpacked to an anonymous temporary file first when it is compressed, so memory stays
-bounded whatever the file's size.  Nothing is trusted before it is checked, because a
-memory map reads whatever bytes lie where the header points:
+The prediction member is copied out of the file when it is stored uncompressed
+(:func:`._copied.copied_array`: into memory, or into a mapped scratch file when large;
+a map of the user's file ended the process with SIGBUS when the file was truncated
+while it was read), and unpacked to an anonymous temporary file first when it is
+compressed, so memory stays bounded whatever the file's size.  Nothing is trusted
+before it is checked, because the reader takes whatever bytes lie where the header
+points:
 
 * every ``.npy`` header must describe exactly the bytes its member holds (a truncated
   member would otherwise be read on into the next zip entry);
 * the CRC-32 of every member is verified: by :mod:`zipfile` for what it decompresses, and
-  here for a member that is mapped in place.  That costs one sequential read of the
+  here for a member that is stored.  That costs one sequential read of the
   member (about 0.5 GB/s with zlib), small beside the report's own passes over the data,
   and a flipped bit would otherwise give a silently wrong number;
 * arrays of Python objects are refused, never unpickled; only plain numeric dtypes pass.
@@ -35,6 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._copied import copied_array
 from ._dataset import (
     Dataset,
     SourceError,
@@ -238,7 +242,8 @@ def _check_declared_rows(
 def _map_member(
     path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, dataset: Dataset
 ) -> Any:
-    """A read-only memory map of one member (unpacked to a scratch file if compressed)."""
+    """One member, read-only: a memory map of its scratch file if compressed, else a
+    copy (:func:`._copied.copied_array`)."""
     if info.flag_bits & 0x1:
         raise SourceError(f"{path}: the array {name!r} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
@@ -256,15 +261,21 @@ def _map_member(
         start, size = 0, raw.tell()
     raw.seek(start)
     shape, dtype, fortran_order, header = npy_layout(raw, size, path, name)
-    if math.prod(shape) == 0:
-        return np.zeros(shape, dtype=dtype)
-    return np.memmap(
-        raw,
-        dtype=dtype,
-        mode="r",
-        offset=start + header,
-        shape=shape,
-        order="F" if fortran_order else "C",
+    if info.compress_type != zipfile.ZIP_STORED:  # our scratch file: mapped in place
+        if math.prod(shape) == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(
+            raw,
+            dtype=dtype,
+            mode="r",
+            offset=start + header,
+            shape=shape,
+            order="F" if fortran_order else "C",
+        )
+    # the user's file: copied out, as a map of it ends the process with SIGBUS if the
+    # file is truncated while it is read
+    return copied_array(
+        raw, start + header, dtype, shape, fortran_order=fortran_order, where=str(path)
     )
 
 

@@ -3,10 +3,12 @@
 The file is read with ``torch.load(path, weights_only=True, map_location="cpu")``:
 PyTorch's restricted unpickler, which builds tensors and plain containers and refuses
 any other object, so no code in the file is run.  A file in the zip format (the
-default of ``torch.save`` since PyTorch 1.6) is memory-mapped (``mmap=True``), so its
-tensors are read from the page cache as the report needs them; a file in the legacy
-format is read into memory.  torch is imported only here, when such a file is given
-(the ``torch`` extra).
+default of ``torch.save`` since PyTorch 1.6) and larger than
+:data:`._copied.IN_MEMORY_BYTES` (256 MiB) is memory-mapped (``mmap=True``), so its
+tensors are read from the page cache as the report needs them; a smaller one, or one in
+the legacy format, is read into memory (a map of a file truncated while it is read ends
+the process with SIGBUS, which Python cannot catch).  torch is imported only here, when
+such a file is given (the ``torch`` extra).
 
 What the file holds says what it is, as in an ``.npz``:
 
@@ -38,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _copied
 from ._dataset import Dataset, SourceError, prediction_arrays
 from ._deps import require
 from ._magic import LEGACY_TORCH_HEADER as _LEGACY_HEADER
@@ -50,17 +53,23 @@ _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 
 
 def load_pt(path: Path) -> Any:
-    """``torch.load(path, weights_only=True, map_location="cpu")`` (memory-mapped for the
-    zip format); a file it cannot read is a :class:`SourceError` of one line."""
+    """``torch.load(path, weights_only=True, map_location="cpu")`` (memory-mapped for a
+    large file in the zip format); a file it cannot read is a :class:`SourceError` of one line."""
     torch = require("torch", f"reading {path.suffix} files", extra="torch")
     try:
         with warnings.catch_warnings():
             # torch warns of what it then refuses (a pickle protocol it does not expect):
             # the refusal below says it in one line
             warnings.simplefilter("ignore")
-            # mmap needs the zip format; is_zipfile only reads the end of the file
+            # mmap needs the zip format; is_zipfile only reads the end of the file.  A
+            # map of a file truncated while it is read ends the process with SIGBUS, so
+            # only a file too large to read into memory is mapped
+            large = path.stat().st_size > _copied.IN_MEMORY_BYTES
             return torch.load(
-                path, weights_only=True, map_location="cpu", mmap=zipfile.is_zipfile(path)
+                path,
+                weights_only=True,
+                map_location="cpu",
+                mmap=large and zipfile.is_zipfile(path),
             )
     except pickle.UnpicklingError as exc:
         text = str(exc)

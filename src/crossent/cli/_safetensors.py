@@ -9,7 +9,8 @@ the reference implementation checks it (its ``validate``): every shape is a list
 non-negative integers, every tensor's ``[begin, end)`` holds exactly its shape's bytes
 (products in Python integers, which do not overflow), and the tensors' byte ranges,
 sorted, tile the data from its start to the end of the file with no gap and no overlap.
-The prediction matrix is memory-mapped in place.
+The prediction matrix is copied out of the file (:func:`._copied.copied_array`), not
+mapped in place: a map of a file truncated while it is read ends the process with SIGBUS.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._copied import copied_array
 from ._dataset import (
     Dataset,
     SourceError,
@@ -154,7 +156,7 @@ def _check_layout(path: Path, header: dict[str, Any], data: int) -> None:
 
 
 def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
-    """A read-only map of one tensor (bfloat16 widened to float32, booleans read into
+    """One tensor, read-only (bfloat16 widened to float32, booleans read into
     memory after checking that every byte is 0 or 1)."""
     kind, shape, begin, end = _entry(path, name, entry)
     dtype = _DTYPES[kind]
@@ -162,7 +164,8 @@ def _tensor(path: Path, name: str, entry: Any, start: int, size: int) -> Any:
         raise SourceError(f"{path}: tensor {name!r} runs past the end of the file (truncated?)")
     if math.prod(shape) == 0:
         return np.zeros(shape, dtype=_WIDENED.get(kind, dtype))
-    array = np.memmap(path, dtype=dtype, mode="r", offset=start + begin, shape=shape)
+    with open(path, "rb") as raw:  # copied, not mapped: a truncated map ends in SIGBUS
+        array = copied_array(raw, start + begin, dtype, tuple(shape), where=str(path))
     if kind == "BF16":
         return (np.asarray(array, dtype=np.uint32) << 16).view(np.float32)
     if kind == "BOOL":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._columns import TableColumns
-from ._dataset import Dataset, SourceError
+from ._dataset import Dataset, ScratchError, SourceError, scratch_failed
 from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
 from ._labels import attach_labels, check_file
 from ._magic import HEAD_BYTES as _HEAD_BYTES
@@ -162,7 +162,10 @@ def open_dataset(
     if path == STDIN:
         if labels is not None:
             raise SourceError(_NO_LABELS.format(path="standard input (CSV)", suffix=".csv"))
-        return _with_rows(open_csv(path, form, dtype, columns), path)
+        try:
+            return _with_rows(open_csv(path, form, dtype, columns), path)
+        except ScratchError as exc:
+            raise scratch_failed("standard input", exc) from exc
     # `crossent report <(zcat preds.csv.gz)` names a pipe: a CSV can come on standard input
     check_file(path, pipe_hint=" (a CSV can also be piped: ... | crossent report -)")
     suffix = path.suffix.lower()
@@ -187,6 +190,8 @@ def open_dataset(
                 except BaseException:
                     dataset.close()
                     raise
+    except ScratchError as exc:
+        raise scratch_failed(path, exc) from exc
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     return _with_rows(dataset, path)
