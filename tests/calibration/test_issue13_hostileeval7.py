@@ -55,3 +55,21 @@ def test_positive_class_diagram_names_its_axes() -> None:
     top_label = crossent.plot_reliability_diagram(crossent.reliability_diagram(p, y, bins=3))
     assert top_label.axes[0].get_ylabel() == "accuracy"
     assert top_label.axes[1].get_xlabel() == "confidence"
+
+
+def test_binary_report_html_names_its_bins_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 1-D input is reported in the positive-class scope: its bins hold the mean
+    # P(label = 1) and the fraction of label 1, which main's HTML table headed
+    # "confidence" and "accuracy" (its figure already said "P(label = 1)")
+    from crossent._report import _html
+
+    monkeypatch.setattr(_html, "figures", lambda report: [])  # the page's text only
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.65, 0.7, 0.8, 0.9, 1.0])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    binary = _html.body_html(crossent.report(p, y, bins=3, resamples=2))
+    bins = binary[binary.index("<h2>Reliability bins</h2>") :]
+    assert "<th>mean P(label = 1)</th><th>fraction of label 1</th>" in bins.replace("\n", "")
+    two = np.stack([1 - p, p], axis=1)
+    top = _html.body_html(crossent.report(two, y, bins=3, resamples=2))
+    bins = top[top.index("<h2>Reliability bins</h2>") :]
+    assert "<th>confidence</th><th>accuracy</th>" in bins.replace("\n", "")
