@@ -73,3 +73,34 @@ def test_binary_report_html_names_its_bins_columns(monkeypatch: pytest.MonkeyPat
     top = _html.body_html(crossent.report(two, y, bins=3, resamples=2))
     bins = top[top.index("<h2>Reliability bins</h2>") :]
     assert "<th>confidence</th><th>accuracy</th>" in bins.replace("\n", "")
+
+
+def test_a_batch_cut_into_chunks_numbers_its_rows_as_the_batch() -> None:
+    # update(x[300:400], first_row=300) then update(x[400:500]): main numbered the
+    # second chunk's rows from the rows seen (100 to 199, rows of another part of the
+    # data set) where one update(x[300:500], first_row=300) numbers them 400 to 499
+    rng = np.random.default_rng(0)
+    probs, labels = rng.dirichlet(np.full(3, 0.3), size=500), rng.integers(0, 3, size=500)
+    whole = crossent.EvaluationState(3, keep=200).update(
+        probs[300:], labels[300:], first_row=300
+    )
+    chunked = crossent.EvaluationState(3, keep=200).update(
+        probs[300:400], labels[300:400], first_row=300
+    )
+    # a bad row of a later chunk is named by its row in the data set, and the chunk
+    # that raised leaves the state (and where it goes on) as it was
+    bad = probs[400:].copy()
+    bad[5, 0] = -0.5
+    with pytest.raises(crossent.InputError, match=r"index \(405, 0\)"):
+        chunked.update(bad, labels[400:])
+    chunked.update(probs[400:], labels[400:])
+    assert chunked.compute().most_surprising == whole.compute().most_surprising
+    rows = sorted(row for row, _ in chunked.compute().most_surprising)
+    assert rows == list(range(300, 500))
+    # without first_row the rows seen, as before; a merged state goes on after its rows
+    plain = crossent.EvaluationState(3, keep=1).update(probs[:10], labels[:10])
+    plain.update(probs[10:20], labels[10:20])
+    tail = crossent.EvaluationState(3, keep=1).update(probs[20:30], labels[20:30], first_row=20)
+    merged = plain.merge(tail).update(probs[30:40], labels[30:40])
+    one = crossent.EvaluationState(3, keep=1).update(probs[:40], labels[:40])
+    assert merged.compute().most_surprising == one.compute().most_surprising
