@@ -33,7 +33,8 @@ def test_logit_axis_draws_a_bin_whose_accuracy_is_one() -> None:
     assert points.shape[0] == int(np.sum(diagram.count > 0))
     assert np.isfinite(points).all()
     box = figure.axes[0].bbox  # type: ignore[attr-defined]
-    assert (points[:, 1] <= box.y1 + 1e-6).all() and (points[:, 1] >= box.y0 - 1e-6).all()
+    assert (points[:, 1] <= box.y1 + 1e-6).all()
+    assert (points[:, 1] >= box.y0 - 1e-6).all()
     counts = [text.get_text() for text in figure.axes[0].texts]  # type: ignore[attr-defined]
     assert counts == [str(c) for c in diagram.count[diagram.count > 0]]
     for text in figure.axes[0].texts:  # type: ignore[attr-defined]
@@ -81,9 +82,7 @@ def test_a_batch_cut_into_chunks_numbers_its_rows_as_the_batch() -> None:
     # data set) where one update(x[300:500], first_row=300) numbers them 400 to 499
     rng = np.random.default_rng(0)
     probs, labels = rng.dirichlet(np.full(3, 0.3), size=500), rng.integers(0, 3, size=500)
-    whole = crossent.EvaluationState(3, keep=200).update(
-        probs[300:], labels[300:], first_row=300
-    )
+    whole = crossent.EvaluationState(3, keep=200).update(probs[300:], labels[300:], first_row=300)
     chunked = crossent.EvaluationState(3, keep=200).update(
         probs[300:400], labels[300:400], first_row=300
     )

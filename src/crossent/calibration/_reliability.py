@@ -157,8 +157,9 @@ def plot_reliability_diagram(
 
     and the count written above each point (for the positive-class scope, the fraction
     of label 1 against the mean :math:`P(\text{label} = 1)`, and the axes say so).
-    Bottom panel: how many examples fall in each bin.  Needs matplotlib (``pip install '.[plot]'`` from a clone); the figure is created without
-    pyplot, so no display is needed.
+    Bottom panel: how many examples fall in each bin.  Needs matplotlib (``pip install
+    '.[plot]'`` from a clone); the figure is created without pyplot, so no display is
+    needed.
 
     Parameters
     ----------
