@@ -239,8 +239,9 @@ class EvaluationState:
         in error messages and for the most surprising examples; by default, the row
         after the previous batch's last (the number of rows seen, while no batch gave
         ``first_row``; for a merged state, the rows it holds), so a batch cut into
-        chunks numbers its rows as the batch does.  Returns the state, so calls chain.  A batch that
-        raises (a bad entry or label in any block) leaves the state as it was.
+        chunks numbers its rows as the batch does.  Returns the state, so calls chain.
+        A batch that raises (a bad entry or label in any block) leaves the state as it
+        was.
         ``validate=False`` skips the values' check (as :func:`calibration_error`), never
         the labels' range (a label outside ``[0, classes)`` is an index out of bounds).
         """
