@@ -103,3 +103,21 @@ def test_a_batch_cut_into_chunks_numbers_its_rows_as_the_batch() -> None:
     merged = plain.merge(tail).update(probs[30:40], labels[30:40])
     one = crossent.EvaluationState(3, keep=1).update(probs[:40], labels[:40])
     assert merged.compute().most_surprising == one.compute().most_surprising
+
+
+@pytest.mark.parametrize("binning", ["uniform", "quantile"])
+def test_class_wise_state_gives_one_row_of_edges_a_class(binning: str) -> None:
+    # CalibrationError.edges is (classes, bins + 1) for the class-wise scope, as
+    # calibration_error gives it; main's state gave (bins + 1,) for equal-width bins,
+    # so edges[k] of class k was the k-th edge, one number
+    rng = np.random.default_rng(0)
+    probs, labels = rng.dirichlet(np.ones(3), size=20), rng.integers(0, 3, size=20)
+    one_shot = crossent.calibration_error(
+        probs, labels, scope="class-wise", binning=binning, bins=4
+    )
+    state = crossent.EvaluationState(3, scope="class-wise", binning=binning, bins=4)
+    streamed = state.update(probs, labels).calibration()
+    assert streamed.edges.shape == one_shot.edges.shape == (3, 5)
+    if binning == "uniform":
+        np.testing.assert_array_equal(streamed.edges, one_shot.edges)
+    assert state.compute().calibration.edges.shape == (3, 5)

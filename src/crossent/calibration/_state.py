@@ -519,6 +519,10 @@ class EvaluationState:
             # writes arrays it has handed out (it replaces them), so this is a snapshot
             stats = BinStatistics(*(read_only(a) for a in self._bins.arrays()))
             edges = uniform_edges(spec.bins)
+            if spec.scope == "class-wise":  # one row of edges a class, as calibration_error
+                # gives and CalibrationError.edges declares (was (bins + 1,): edges[k] of
+                # class k was one number, the k-th edge); a read-only view, no copy
+                edges = np.broadcast_to(edges, (self.classes, spec.bins + 1))
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
 
     def _require_examples(self) -> None:
