@@ -398,6 +398,15 @@ def fragment(body: str) -> str:
     )
 
 
+def _bin_columns(scope: str) -> tuple[str, str]:
+    """The reliability bins' mean and rate columns: a positive-class curve's are the mean
+    P(label = 1) and the fraction of label 1 (as its figure's axes), not a confidence
+    and an accuracy (the table said so for every binary report of a 1-D input)."""
+    if scope == "positive-class":
+        return "mean P(label = 1)", "fraction of label 1"
+    return "confidence", "accuracy"
+
+
 def body_html(report: Report) -> str:
     """Everything between ``<body>`` and ``</body>`` (also the notebook rendering)."""
     p = report.payload
@@ -470,7 +479,12 @@ def body_html(report: Report) -> str:
                 strict=True,
             )
         ],
-        ["bin", "examples", "confidence", "accuracy", f"{interval['confidence']:.0%} interval"],
+        [
+            "bin",
+            "examples",
+            *_bin_columns(p["reliability_scope"]),
+            f"{interval['confidence']:.0%} interval",
+        ],
     )
     note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
     return f"""<h1>crossent report</h1>

@@ -155,9 +155,11 @@ def plot_reliability_diagram(
 
     .. math:: \bar h_b = \bar c_b,
 
-    and the count written above each point.  Bottom panel: how many examples fall in each
-    bin.  Needs matplotlib (``pip install '.[plot]'`` from a clone); the figure is created without
-    pyplot, so no display is needed.
+    and the count written above each point (for the positive-class scope, the fraction
+    of label 1 against the mean :math:`P(\text{label} = 1)`, and the axes say so).
+    Bottom panel: how many examples fall in each bin.  Needs matplotlib (``pip install
+    '.[plot]'`` from a clone); the figure is created without pyplot, so no display is
+    needed.
 
     Parameters
     ----------
@@ -165,7 +167,8 @@ def plot_reliability_diagram(
         From :func:`reliability_diagram`.
     logit_axis : bool, default False
         A logit-scaled confidence axis, which spreads out the 0.99+ region where modern
-        networks put much of their mass.
+        networks put much of their mass.  A confidence, accuracy or interval end of 0 or
+        1 (at infinity there) is drawn on the axis' edge, 1e-4 or 1 - 1e-4.
     title : str, optional
         Defaults to the calibration error and its norm. Drawn in matplotlib's
         ``font.family``, then in installed fonts with other scripts' characters (Noto
@@ -215,6 +218,14 @@ def plot_reliability_diagram(
     conf, acc = diagram.confidence[shown], diagram.accuracy[shown]
     lo, hi = diagram.accuracy_low[shown], diagram.accuracy_high[shown]
     limits = (1e-4, 1 - 1e-4) if logit_axis else (0.0, 1.0)
+    if logit_axis:
+        # 0 and 1 are at infinity on a logit axis, where matplotlib masks them: a bin
+        # whose accuracy is 1 (every prediction right: common in a few-example bin) or 0
+        # vanished with its count, and the band with it. Drawn on the axis' edge instead.
+        conf, acc, lo, hi = (np.clip(values, *limits) for values in (conf, acc, lo, hi))
+    # the positive-class curve is P(label = 1) against the fraction of label 1
+    positive = diagram.calibration.spec.scope == "positive-class"
+    rate = "fraction of label 1" if positive else "accuracy"
     top.plot(limits, limits, color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
     top.fill_between(
         conf,
@@ -224,12 +235,12 @@ def plot_reliability_diagram(
         alpha=0.2,
         label=f"{diagram.confidence_level:.0%} Jeffreys interval",
     )
-    top.plot(conf, acc, marker="o", color="C0", label="accuracy per bin")
+    top.plot(conf, acc, marker="o", color="C0", label=f"{rate} per bin")
     for x, y, n in zip(conf, acc, diagram.count[shown], strict=True):
         top.annotate(
             str(n), (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7
         )
-    top.set_ylabel("accuracy")
+    top.set_ylabel(rate)
     # The title may be in any script: the report's fonts, with their fallbacks (a title
     # in Chinese drew empty boxes, "Glyph 29483 missing from font(s) DejaVu Sans", where
     # the report's figures found an installed CJK font).
@@ -248,7 +259,7 @@ def plot_reliability_diagram(
     bottom.bar(
         lower, diagram.count, width=upper - lower, align="edge", color="C1", edgecolor="white"
     )
-    bottom.set_xlabel("confidence")
+    bottom.set_xlabel("P(label = 1)" if positive else "confidence")
     bottom.set_ylabel("count")
     for axis in (top, bottom):
         if logit_axis:

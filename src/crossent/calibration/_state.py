@@ -191,6 +191,7 @@ class EvaluationState:
         self.keep = keep
         self.entropy = bool(entropy)
         self.n = 0
+        self._next_row = 0  # update's default first_row: the row after the last batch's
         self._sums = np.zeros(5)  # surprisal, brier, spherical, entropy, correct
         self._class_count = np.zeros(self.classes, dtype=np.int64)
         self._class_surprisal = np.zeros(self.classes)
@@ -235,13 +236,20 @@ class EvaluationState:
         """Add a batch of predictions ``(batch, classes)`` and labels ``(batch,)``.
 
         ``first_row`` is the index of the batch's first row in the whole data set, used
-        in error messages and for the most surprising examples; by default, the number
-        of rows this state has seen.  Returns the state, so calls chain.  A batch that
-        raises (a bad entry or label in any block) leaves the state as it was.
+        in error messages and for the most surprising examples; by default, the row
+        after the previous batch's last (the number of rows seen, while no batch gave
+        ``first_row``; for a merged state, the rows it holds), so a batch cut into
+        chunks numbers its rows as the batch does.  Returns the state, so calls chain.
+        A batch that raises (a bad entry or label in any block) leaves the state as it
+        was.
         ``validate=False`` skips the values' check (as :func:`calibration_error`), never
         the labels' range (a label outside ``[0, classes)`` is an index out of bounds).
         """
-        start = self.n if first_row is None else check_integer(first_row, name="first_row", low=0)
+        start = (
+            self._next_row
+            if first_row is None
+            else check_integer(first_row, name="first_row", low=0)
+        )
         predictions = as_predictions(
             probs, labels, form=form, validate=validate, first_row=start, defer=True
         )
@@ -259,6 +267,7 @@ class EvaluationState:
                 with self._all_or_nothing():  # (an interrupt in the adds' Python)
                     self._add_blocks(blocks, bounds, start)
                 self.n += predictions.n
+                self._next_row = start + predictions.n
                 return self
             # every number in the same pass as the validation (the Numba kernel's sums)
             parts: Iterator[BlockTotals] = (
@@ -286,6 +295,10 @@ class EvaluationState:
             for part in parts:
                 self._add(part)
         self.n += predictions.n
+        # the next batch goes on from here: update(x[300:400], first_row=300) and then
+        # update(x[400:500]) numbered the second batch's rows 100 to 199 (the rows seen),
+        # where one update(x[300:500], first_row=300) numbers them 400 to 499
+        self._next_row = start + predictions.n
         return self
 
     def _totals(
@@ -468,6 +481,7 @@ class EvaluationState:
         merged = EvaluationState.__new__(EvaluationState)
         merged.__dict__.update(self.__dict__)
         merged.n = self.n + other.n
+        merged._next_row = merged.n
         merged._sums = self._sums + other._sums
         merged._class_count = self._class_count + other._class_count
         merged._class_surprisal = self._class_surprisal + other._class_surprisal
@@ -505,6 +519,10 @@ class EvaluationState:
             # writes arrays it has handed out (it replaces them), so this is a snapshot
             stats = BinStatistics(*(read_only(a) for a in self._bins.arrays()))
             edges = uniform_edges(spec.bins)
+            if spec.scope == "class-wise":  # one row of edges a class, as calibration_error
+                # gives and CalibrationError.edges declares (was (bins + 1,): edges[k] of
+                # class k was one number, the k-th edge); a read-only view, no copy
+                edges = np.broadcast_to(edges, (self.classes, spec.bins + 1))
         return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
 
     def _require_examples(self) -> None:

@@ -80,6 +80,7 @@ _FIELDS = frozenset(
         "keep",
         "entropy",
         "n",
+        "_next_row",
         "_sums",
         "_class_count",
         "_class_surprisal",
@@ -158,6 +159,7 @@ def _unpack(state: EvaluationState, vector: np.ndarray, n: int, surprising: list
     merged = EvaluationState.__new__(EvaluationState)
     merged.__dict__.update(state.__dict__)
     merged.n = n
+    merged._next_row = n  # (as EvaluationState.merge)
     merged._sums = parts[0]
     merged._class_count = np.rint(parts[1]).astype(np.int64)
     merged._class_surprisal = parts[2]
