@@ -346,11 +346,23 @@ def compute_dtype_weak(
     are not, the others decide, as NumPy 2 (NEP 50), PyTorch and the Array API standard
     promote (``np.float32(2) * 1.0`` is float32). A Python float is float64 (NumPy,
     array-api-strict, JAX with x64) or the default float once made an array, so taken
-    with the others it made a float32 call float64."""
-    strong = [i for i, arg in enumerate(given) if type(arg) is not float]
-    if 0 < len(strong) < len(given):
-        arrays = tuple(arrays[i] for i in strong)
-        names = tuple(names[i] for i in strong)
+    with the others it made a float32 call float64.
+
+    One or two arguments (the binary measures, the sigmoid losses) are looked at
+    without building lists, and NumPy's dtype is looked up directly (issue 13:
+    per-call overhead)."""
+    if len(given) == 2:
+        first, second = type(given[0]) is float, type(given[1]) is float
+        if first is not second:
+            held = 1 if first else 0
+            arrays, names = (arrays[held],), (names[held],)
+    elif len(given) > 2:
+        strong = [i for i, arg in enumerate(given) if type(arg) is not float]
+        if 0 < len(strong) < len(given):
+            arrays = tuple(arrays[i] for i in strong)
+            names = tuple(names[i] for i in strong)
+    if xp is compat_numpy:
+        return _numpy_compute_dtype(arrays, names=names)
     return compute_dtype(*arrays, xp=xp, names=names)
 
 

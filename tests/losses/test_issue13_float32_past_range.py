@@ -145,3 +145,62 @@ def test_float32_result_past_the_range_is_inf_without_a_warning(
     assert got.dtype == np.float32
     assert np.isinf(expected).all()
     np.testing.assert_array_equal(got, expected)
+
+
+LEAN_Z = np.float32([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])
+LEAN_T = np.float32([[0.25, 0.25, 0.5], [1.0, 0.0, 0.0]])
+LEAN: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+    # a z-loss of 1e38 or more: float64 entries of 1e38 to 1e39, finite, so the lean
+    # path computes them (on its float64 copies) and rounds each to float32: some inf,
+    # some not (the rows' LSE squared are 2.2 and 9.4)
+    (
+        "targets-grad",
+        crossent.softmax_cross_entropy_with_targets_grad,
+        {"z_loss": 3e38, "reduction": "sum"},
+    ),
+    ("targets-grad-mean", crossent.softmax_cross_entropy_with_targets_grad, {"z_loss": 3e38}),
+    (
+        "targets-none",
+        crossent.softmax_cross_entropy_with_targets,
+        {"z_loss": 1e38, "reduction": "none"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "f", "kw"), LEAN, ids=[m[0] for m in LEAN])
+def test_lean_float32_result_partly_past_the_range(
+    name: str, f: Callable[..., Any], kw: dict[str, Any]
+) -> None:
+    """The small (lean) path's float64 result rounded to float32 without a warning, entry
+    by entry as NumPy's cast rounds it (issue 13, lean32: a compiled cast, not NumPy's
+    under ``np.errstate``). Guards the mutant that casts with ``astype`` unguarded."""
+    got, expected = _quiet_and_oracle(f, (LEAN_Z, LEAN_T), kw)
+    assert got.dtype == np.float32
+    assert np.isinf(expected).any()
+    assert np.isfinite(expected).any()
+    np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))
+
+
+def test_compiled_cast_rounds_as_numpys_cast() -> None:
+    """``_small_narrow.to_float32`` (a compiled loop for float64 vectors and matrices) is
+    NumPy's ``astype(float32)`` bit for bit, without its overflow warning: ties to even,
+    the last finite float32 and the first value that rounds to inf, subnormals, a value
+    below the smallest subnormal, signed zeros, NaN, infinities; any layout."""
+    pytest.importorskip("numba")
+    from crossent.losses._small_narrow import to_float32
+
+    top = float(np.finfo(np.float32).max)
+    edge = 2.0**128 - 2.0**103  # halfway between float32's max and 2**128: rounds to inf
+    large = [1.0 + 2.0**-24, 1.0 + 3 * 2.0**-24, top, np.nextafter(edge, 0.0), edge, 1e39]
+    small = [2.0**-149, 2.0**-150, 3 * 2.0**-150, 1e-46, 1e-39, 0.0, -0.0, np.nan, np.inf]
+    values = np.array([*large, *small], np.float64)
+    values = np.concatenate([values, -values])
+    matrix = values.reshape(2, -1)
+    for x in (values, values[::3], matrix, matrix.T, matrix[:, ::2]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = to_float32(x)
+        expected = _float32_of(x)
+        assert got.dtype == np.float32
+        assert got.shape == x.shape
+        np.testing.assert_array_equal(got.view(np.int32), expected.view(np.int32))

@@ -61,6 +61,7 @@ from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
+from ._small_narrow import narrow_for
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
@@ -68,7 +69,6 @@ from ._small_targets import (
     scale_arguments,
     tolerance,
 )
-from ._widen import narrow_for
 
 __all__ = ["distillation_gradient", "distillation_loss"]
 

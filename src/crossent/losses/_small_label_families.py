@@ -57,10 +57,10 @@ from typing import Any
 
 import numpy as np
 
-from .._xp import to_float32
 from ._batch import LossOptions, options_of
 from ._reduction import LossParts
 from ._small_loops import numpy_loops, numpys_on_probes
+from ._small_narrow import to_float32
 from ._softmax import classes_last
 from ._softmax_small import REDUCTIONS as _REDUCTIONS
 from ._softmax_small import compiled_calls as _softmax_compiled
@@ -516,10 +516,10 @@ def _by_route(one_call: _Compute, hybrid: _Compute) -> _Compute:
 
 def _in_float64(compute: _Compute) -> _Compute:
     """``compute`` (of float64 logits) that takes float32 logits as a float64 copy and
-    rounds its result to
-    float32 (``_xp.to_float32``): the float64 call's values correctly rounded, as the full
-    path gives float32 logits (``_widen.upcast``), not float32 arithmetic's (focal's
-    modulation and poly-1's :math:`1 - p_y` of a confident row lose tens of ulps)."""
+    rounds its result to float32 (``_small_narrow.to_float32``): the float64 call's
+    values correctly rounded, as the full path gives float32 logits
+    (``_widen.upcast``), not float32 arithmetic's (focal's modulation and poly-1's
+    :math:`1 - p_y` of a confident row lose tens of ulps)."""
 
     def compute64(logits: np.ndarray, labels: _Labels, own: Any, options: LossOptions) -> Any:
         if logits.dtype.char == _FLOAT64:

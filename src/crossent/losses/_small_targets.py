@@ -57,9 +57,9 @@ from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
 from ._entry_points import kept_table
 from ._reduction import LossParts
+from ._small_narrow import narrow_for
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
-from ._widen import narrow_for
 
 __all__ = [
     "compiled_functions",

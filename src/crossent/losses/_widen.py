@@ -61,7 +61,6 @@ __all__ = [
     "BLOCK_BYTES",
     "Widened",
     "blocked",
-    "narrow_for",
     "relayout",
     "upcast",
     "wide_float32",
@@ -131,12 +130,6 @@ class Widened:
         check_out(self.out, self.logits, dtype=_RESULT)
         self.out[...] = result
         return self.out
-
-
-def narrow_for(logits: np.ndarray, result: Any) -> Any:
-    """A small call's ``result`` (computed in float64) as the caller's ``logits`` get it:
-    as it is for float64 logits, else float32 (:func:`crossent._xp.to_float32`)."""
-    return result if logits.dtype.char == _FLOAT64 else to_float32(result)
 
 
 def _low_precision(args: tuple[Any, ...]) -> bool:
