@@ -40,18 +40,22 @@ def dominant_from_others(grad: Array, s: Array, log_s: Array, *, xp: ModuleType)
     r"""``grad`` (the reverse gradient, classes last, before the reduction's scale) with
     each row's entry at its first top class :math:`r` of ``log_s`` set to
     :math:`-\sum_{c \ne r} g_c` where :math:`s_r` (``s``, :math:`e^{\log s}`) is above
-    :data:`DOMINANT` (module docstring). NumPy: in place (the others summed by
-    ``np.add.reduce`` of the row with a 0 at :math:`r`, the lean path's order)."""
+    :data:`DOMINANT` (module docstring). NumPy: in place, on those rows only (the others
+    summed by ``np.add.reduce`` of the row with a 0 at :math:`r`, the lean path's
+    order)."""
     if type(grad) is np.ndarray:
         if not grad.size:
             return grad
-        top = np.argmax(log_s, axis=-1)[..., None]
-        own = np.take_along_axis(grad, top, axis=-1)
-        np.put_along_axis(grad, top, 0.0, axis=-1)
+        rows = np.maximum.reduce(s, axis=-1) > DOMINANT  # (s_r: the largest s)
+        if not rows.any():  # (the common case: one maximum a row, no fancy indexing)
+            return grad
+        picked = grad[rows]
+        top = np.argmax(log_s[rows], axis=-1)
+        at = np.arange(top.shape[0])
+        picked[at, top] = 0.0
         with np.errstate(invalid="ignore", over="ignore"):  # (rows formed again after)
-            rest = np.add.reduce(grad, axis=-1, keepdims=True)
-        formed = np.where(np.take_along_axis(s, top, axis=-1) > DOMINANT, -rest, own)
-        np.put_along_axis(grad, top, formed, axis=-1)
+            picked[at, top] = -np.add.reduce(picked, axis=-1)
+        grad[rows] = picked
         return grad
     top = xp.argmax(log_s, axis=-1, keepdims=True)
     at_top = xp.arange(grad.shape[-1], device=device(grad)) == top
