@@ -245,6 +245,13 @@ def _common_path(z, v, temperature, direction):
         grad = s - t if temperature == 1.0 else temperature * (s - t)
     else:
         grad = temperature * (s * (d.log_s - d.log_t - kl[..., None]))
+        # where s_r > 1/2, the top class's entry is minus the sum of the others
+        # (``_dominant_entry``: the formula's d_r - D cancels there)
+        for i in np.flatnonzero(s.max(axis=-1) > 0.5):
+            top = int(np.argmax(d.log_s[i]))
+            others = grad[i].copy()
+            others[top] = 0.0
+            grad[i, top] = -np.add.reduce(others)
     return rows, grad
 
 

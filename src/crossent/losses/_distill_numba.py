@@ -177,6 +177,7 @@ import numpy as np
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._cpu_kernels_numba import exp_of_pair, two_sum
+from ._dominant_entry import DOMINANT as _DOMINANT
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
 __all__ = [
@@ -537,10 +538,13 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
     # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
     # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once;
-    # rows whose D is not finite are left to the caller (0 here)
+    # rows whose D is not finite are left to the caller (0 here). Where the top class's
+    # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
+    # float64 sum of the others (_dominant_entry: its d_r - D cancels)
     prefer_wide_vectors()
     classes = z.shape[1]
     inv_t = 1.0 / temperature
+    wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
     for i in range(z.shape[0]):
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
@@ -548,6 +552,44 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
         scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
         a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
         c = (stats[i, 4] - stats[i, 2]) - stats[i, 0]
+        dominant = a > _DOMINANT
+        top = _first_top(z[i]) if dominant else -1
+        rest = 0.0
         for start in range(0, classes, BLOCK):
-            at = slice(start, min(classes, start + BLOCK))
-            _reverse_block(z[i, at], v[i, at], out[i, at], scalars, a, c, scale[i])
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
+            if dominant:
+                rest += _sum_without(wide, stop - start, top - start)
+            _round_into(wide, out[i, at])
+        if dominant:
+            out[i, top] = -rest
+
+
+@numba.njit(inline="always")
+def _first_top(row):
+    # the first index of the row's largest entry (the generic path's argmax of log s)
+    top = 0
+    for j in range(row.shape[0]):
+        if row[j] > row[top]:
+            top = j
+    return top
+
+
+@numba.njit(inline="always")
+def _sum_without(wide, n, skip):
+    # the sum of wide[:n] but its entry skip (where 0 <= skip < n)
+    if 0 <= skip < n:
+        own = wide[skip]
+        wide[skip] = 0.0
+        total = _sum_of(wide, n)
+        wide[skip] = own
+        return total
+    return _sum_of(wide, n)
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _round_into(wide, ob):
+    # the block's float64 entries into ob (its dtype: each rounded once)
+    for j in range(ob.shape[0]):
+        ob[j] = wide[j]

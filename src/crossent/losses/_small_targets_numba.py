@@ -33,6 +33,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._dominant_entry import DOMINANT as _DOMINANT
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -395,11 +396,25 @@ def reverse_gradient_row(
 ) -> None:
     r"""One row of :func:`reverse_gradient64`: :math:`T\,s \odot (\log s - \log t - D)`
     with the row's KL ``kl``, times ``scale``, into ``s`` (:math:`+\infty` difference
-    where :math:`t = 0`; a term of :math:`s = 0` a zero)."""
-    for c in range(s.shape[0]):
+    where :math:`t = 0`; a term of :math:`s = 0` a zero); the entry of the first top
+    class :math:`r` of ``log_s`` minus the sum of the others where :math:`s_r` is above
+    ``_dominant_entry.DOMINANT``, as ``dominant_from_others`` (NumPy's order: the row
+    with a 0 at :math:`r`, summed before the scale)."""
+    classes = s.shape[0]
+    top = 0
+    for c in range(classes):
+        if log_s[c] > log_s[top]:
+            top = c
+    dominant = s[top] > _DOMINANT
+    for c in range(classes):
         lt = log_t[c]
         difference = log_s[c] - lt if lt > -np.inf else np.inf
         weight = s[c]
         excess = difference - kl
-        value = temperature * (weight * (excess if weight != 0.0 else 0.0))
-        s[c] = value * scale
+        s[c] = temperature * (weight * (excess if weight != 0.0 else 0.0))
+    own = s[top]
+    s[top] = 0.0
+    rest = row_sum(s)
+    s[top] = -rest if dominant else own
+    for c in range(classes):
+        s[c] = s[c] * scale
