@@ -372,9 +372,9 @@ def first_order_only(
     nodes on a path to ``inputs``, reaches it (without them the node hung from new
     leaves, off every such path: that call gave 0, or the input gradient's part
     outside the loss, silently; only ``penalty.backward()`` raised). Callers add the
-    backward's upstream gradient: ``torch.autograd.functional.jvp`` (and ``hvp``,
-    ``vhp``) differentiate the gradient with respect to it, and found no path
-    (a silent 0 tangent) where the gradients are not formed from it in the graph.
+    backward's upstream gradient: ``torch.autograd.functional.jvp`` differentiates the
+    gradient with respect to it, and found no path (a silent 0 tangent) where the
+    gradients are not formed from it in the graph.
     """
     linked = [a for a in anchors if a is not None and a.requires_grad]
     error = torch._C._functions.DelayedError(message.encode(), len(grads) + len(linked))
