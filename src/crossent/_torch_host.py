@@ -161,7 +161,13 @@ def _dual_level_open(torch: Any) -> bool:
     zeros). ``unpack_dual(t).tangent`` would tell it per tensor but costs 1 us a tensor;
     the module's level (-1 where none is open, the value ``unpack_dual`` itself reads) is
     one attribute read, and within a level every call takes the torch path."""
-    return int(getattr(torch.autograd.forward_ad, "_current_level", -1)) >= 0
+    if not _FORWARD_AD:
+        _FORWARD_AD.append(torch.autograd.forward_ad)
+    level: int = getattr(_FORWARD_AD[0], "_current_level", -1)
+    return level >= 0
+
+
+_FORWARD_AD: list[Any] = []  # torch.autograd.forward_ad (found once)
 
 
 def _host(value: Any, torch: Any, tensors: dict[int, Any]) -> Any:
