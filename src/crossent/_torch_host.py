@@ -22,7 +22,9 @@ string or None, at least one tensor floating, each tensor:
   ``nn.Parameter``), nor meta;
 * of at most :data:`MAX_ELEMENTS` elements;
 
-and no call is being traced (``torch.compiler.is_compiling``, ``torch.jit.is_tracing``).
+and no call is being traced (``torch.compiler.is_compiling``, ``torch.jit.is_tracing``),
+nor a forward-mode AD level open (``torch.autograd.forward_ad.dual_level``: NumPy would
+drop its dual tensors' tangents).
 Integer tensors alone (no floating one) keep the torch path: they compute in the
 default float dtype, float64 in NumPy, ``torch.get_default_dtype()`` there. A
 ``bfloat16`` ``out=`` keeps it too (the copy is not the tensor's memory). Anything the
@@ -125,7 +127,7 @@ def host_arguments(
     torch = sys.modules.get("torch")
     if torch is None or not args or type(args[0]) is not torch.Tensor:
         return None
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or _dual_level_open(torch):
         return None
     tensors: dict[int, Any] = {}
     given = []
@@ -148,6 +150,24 @@ def host_arguments(
     # Integer tensors alone compute in the default float dtype: NumPy's float64, the
     # torch path's ``torch.get_default_dtype()``: no route.
     return (tuple(given), named, tensors) if floating else None
+
+
+def _dual_level_open(torch: Any) -> bool:
+    """Whether a forward-mode AD level (``torch.autograd.forward_ad.dual_level``) is open.
+
+    Its dual tensors are plain tensors that require no grad, and NumPy reads their
+    primal values only: on the route their tangents were dropped (``unpack_dual(loss)
+    .tangent`` None, ``torch.autograd.functional.jacobian(..., strategy="forward-mode")``
+    zeros). ``unpack_dual(t).tangent`` would tell it per tensor but costs 1 us a tensor;
+    the module's level (-1 where none is open, the value ``unpack_dual`` itself reads) is
+    one attribute read, and within a level every call takes the torch path."""
+    if not _FORWARD_AD:
+        _FORWARD_AD.append(torch.autograd.forward_ad)
+    level: int = getattr(_FORWARD_AD[0], "_current_level", -1)
+    return level >= 0
+
+
+_FORWARD_AD: list[Any] = []  # torch.autograd.forward_ad (found once)
 
 
 def _host(value: Any, torch: Any, tensors: dict[int, Any]) -> Any:

@@ -120,6 +120,23 @@ def test_linear_gradient_penalty_by_autograd_grad_raises(reduction: str) -> None
             torch.autograd.grad(penalty, inputs, allow_unused=True, retain_graph=True)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_autograd_functional_jvp_raises_not_zero(reduction: str) -> None:
+    """``torch.autograd.functional.jvp`` differentiates a ``create_graph`` gradient with
+    respect to the upstream gradient (the double-vjp trick): the formed gradients had
+    no path to it, and the tangent came out 0 (F.cross_entropy(F.linear(...)): -1.2479
+    along ``h = ones`` at 'mean'; [-0.6495, -0.3950, -2.1438, -1.8031] at 'none')."""
+    h, w, _, y = _penalty_inputs()
+    h, w = h.detach(), w.detach()
+    cases = [
+        (lambda x: ct.linear_cross_entropy(x, w, y, reduction=reduction), h),
+        (lambda x: ct.linear_cross_entropy(h, x, y, reduction=reduction), w),
+    ]
+    for loss_of, at in cases:
+        with pytest.raises(RuntimeError, match="linear_cross_entropy has no second"):
+            torch.autograd.functional.jvp(loss_of, at, torch.ones_like(at))
+
+
 def test_vocab_parallel_gradient_penalty_by_autograd_grad_raises(tmp_path: Any) -> None:
     from spawned import one_rank_group
 
@@ -141,6 +158,14 @@ def test_vocab_parallel_gradient_penalty_by_autograd_grad_raises(tmp_path: Any) 
             for inputs in [(h, w), (h,)]:
                 with pytest.raises(RuntimeError, match=rf"{name} has no second"):
                     torch.autograd.grad(penalty, inputs, allow_unused=True, retain_graph=True)
+        # torch.autograd.functional.jvp's double-vjp trick (its tangents were 0)
+        of_hidden = [
+            lambda x: ct.vocab_parallel_cross_entropy(torch.nn.functional.linear(x, w, b), y),
+            lambda x: ct.vocab_parallel_linear_cross_entropy(x, w, y, bias=b),
+        ]
+        for (name, _), loss_of in zip(cases, of_hidden, strict=True):
+            with pytest.raises(RuntimeError, match=rf"{name} has no second"):
+                torch.autograd.functional.jvp(loss_of, h.detach(), torch.ones_like(h))
 
 
 @pytest.mark.parametrize("teacher_requires_grad", [False, True])

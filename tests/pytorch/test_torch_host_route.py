@@ -441,3 +441,41 @@ def test_both_routes_are_within_ulps_of_the_exact_value(
         for route, got in (("routed", routed), ("torch path", before)):
             ulps = np.abs(got.double().numpy() - want) / ulp
             assert float(ulps.max()) <= bound, (name, route, float(ulps.max()))
+
+
+def _dual_cases() -> dict[str, tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]:
+    """One call of each routed entry point (``call_on_host`` of the measures and the
+    pointwise functions, the losses' ``on_host``) and crossent.torch's focal losses,
+    which reach the route through the generic losses."""
+    import crossent.torch as ct
+
+    cases = _case_arrays(torch.float64, torch.int64)
+    names = ["entropy", "kl_divergence", "surprisal", "binary_cross_entropy"]
+    names += ["softmax_cross_entropy", "with_targets", "sigmoid", "distillation"]
+    chosen = {name: cases[name] for name in names}
+    z, y = cases["softmax_cross_entropy"][1]
+    t = cases["sigmoid"][1][1]
+    chosen["torch_softmax_focal_loss"] = (ct.softmax_focal_loss, (z, y), {})
+    chosen["torch_sigmoid_focal_loss"] = (ct.sigmoid_focal_loss, (z, t), {"reduction": "sum"})
+    return chosen
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (make_dual's import)
+@pytest.mark.parametrize("name", list(_dual_cases()))
+def test_forward_mode_dual_tensors_keep_their_tangents(name: str) -> None:
+    """``torch.autograd.forward_ad``: a dual tensor requires no grad, so it took the
+    route, and NumPy read its primal only: ``unpack_dual(loss).tangent`` was None (and
+    ``torch.autograd.functional.jacobian(..., strategy="forward-mode")`` zeros). Within a
+    dual level every call takes the torch path. Oracle: central differences along the
+    tangent, in float64."""
+    fn, args, kwargs = _dual_cases()[name]
+    x, rest = args[0], args[1:]
+    tangent = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=x.dtype)
+    with torch.autograd.forward_ad.dual_level():
+        out = fn(torch.autograd.forward_ad.make_dual(x, tangent), *rest, **kwargs)
+        got = torch.autograd.forward_ad.unpack_dual(out).tangent
+    h = 1e-6
+    off_simplex = {} if name.startswith("torch_") else {"validate": False}
+    up, down = (fn(x + s * h * tangent, *rest, **kwargs, **off_simplex) for s in (1, -1))
+    assert got is not None
+    torch.testing.assert_close(got, (up - down) / (2 * h), rtol=1e-5, atol=1e-7)

@@ -371,7 +371,10 @@ def first_order_only(
     inputs too, so that ``torch.autograd.grad(penalty, inputs)``, which runs only the
     nodes on a path to ``inputs``, reaches it (without them the node hung from new
     leaves, off every such path: that call gave 0, or the input gradient's part
-    outside the loss, silently; only ``penalty.backward()`` raised).
+    outside the loss, silently; only ``penalty.backward()`` raised). Callers add the
+    backward's upstream gradient: ``torch.autograd.functional.jvp`` differentiates the
+    gradient with respect to it, and found no path (a silent 0 tangent) where the
+    gradients are not formed from it in the graph.
     """
     linked = [a for a in anchors if a is not None and a.requires_grad]
     error = torch._C._functions.DelayedError(message.encode(), len(grads) + len(linked))

@@ -631,7 +631,12 @@ def linear_head_cross_entropy(
     subclass with its own ``forward`` (``InputTypeError``) and a head with forward
     hooks or pre-hooks (``InputError``; the old ``torch.nn.utils.weight_norm``,
     ``spectral_norm`` and ``torch.nn.utils.prune`` register one) are refused; parametrizations
-    (``torch.nn.utils.parametrizations``) form ``head.weight`` and work.
+    (``torch.nn.utils.parametrizations``) form ``head.weight`` and work. Under
+    ``torch.compile``, a hook registered after a compiled call traced the head is not
+    seen: PyTorch's default ``torch._dynamo.config.skip_nnmodule_hook_guards = True``
+    guards on no module's hooks, so a compiled ``cross_entropy(head(input), target)``
+    keeps the graph without the hook too (set it False and the hook recompiles the
+    call, which then refuses the head as eagerly).
 
     Examples
     --------

@@ -1519,7 +1519,7 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         gi, gw = grad_input.to(dtype_h), grad_weight.to(dtype_w)
         gb = grad_bias.to(dtype_b) if ctx.has_bias else None
         if torch.is_grad_enabled():  # a ``create_graph`` backward
-            gi, gw, gb = _first_order_only((gi, gw, gb), tuple(anchors[:2]))
+            gi, gw, gb = _first_order_only((gi, gw, gb), (*anchors[:2], grad_loss))
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
         gi, gw, gb = linear_cross_entropy_backward(
@@ -1535,7 +1535,9 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
         )
         gb = gb if ctx.has_bias else None
         if torch.is_grad_enabled():  # 'none', create_graph: name the loss, as above
-            gi, gw, gb = _first_order_only((gi, gw, gb), (input, linear_weight, linear_bias))
+            gi, gw, gb = _first_order_only(
+                (gi, gw, gb), (input, linear_weight, linear_bias, grad_loss)
+            )
     return (gi, gw, gb) + (None,) * 9
 
 

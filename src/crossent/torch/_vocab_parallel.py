@@ -766,7 +766,9 @@ class _VocabParallelCE(torch.autograd.Function):
         grad = _ce_grad(z, grad_rows, ctx.state)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             nothing = (None, None, None, None, None)
-            return _first_order_only("vocab_parallel_cross_entropy", (grad, *nothing), (z,))
+            return _first_order_only(
+                "vocab_parallel_cross_entropy", (grad, *nothing), (z, grad_rows)
+            )
         return grad, None, None, None, None, None
 
 
@@ -944,7 +946,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             grads = _first_order_only(
-                "vocab_parallel_linear_cross_entropy", grads, (h, weight, bias)
+                "vocab_parallel_linear_cross_entropy", grads, (h, weight, bias, grad_rows)
             )
         return (*grads, None, None, None, None, None, None)
 
