@@ -163,7 +163,9 @@ def _dual_level_open(torch: Any) -> bool:
     one attribute read, and within a level every call takes the torch path."""
     if not _FORWARD_AD:
         _FORWARD_AD.append(torch.autograd.forward_ad)
-    level: int = getattr(_FORWARD_AD[0], "_current_level", -1)
+    # A PyTorch without the attribute (a later release may rename it) is taken as having
+    # a level open: the torch path is slower there, never wrong.
+    level: int = getattr(_FORWARD_AD[0], "_current_level", 0)
     return level >= 0
 
 
