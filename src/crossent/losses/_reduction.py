@@ -27,7 +27,13 @@ from .._xp import (
     where_zero,
 )
 
-__all__ = ["LossParts", "reduce_loss", "scale_for_reduction", "weighted_term"]
+__all__ = [
+    "LossParts",
+    "reduce_loss",
+    "scale_for_reduction",
+    "weighted_gradient",
+    "weighted_term",
+]
 
 
 class LossParts(NamedTuple):
@@ -82,6 +88,23 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
             return coefficient * np.where(coefficient != 0, value, 0)
     kept = (coefficient != 0) | xp.isfinite(value)
     return coefficient * where_zero(kept, value, xp=xp)
+
+
+def weighted_gradient(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
+    """:func:`weighted_term` of a gradient: a coefficient of 0 gives ``coefficient * 0``
+    (a zero of the coefficient's sign) on every namespace, as the NumPy branch and the
+    compiled kernels give it.
+
+    The generic branch's ``coefficient * value`` is a zero of the value's sign there: a
+    weight of 0 beside a negative gradient gave ``-0.0`` on array-api-strict and JAX
+    and ``+0.0`` on NumPy and torch (a hostile pass, issue 13). Equal numbers either
+    way; one sign, one set of bits. (Not for a loss whose derivative in the coefficient
+    is taken: that derivative is 0 here where the coefficient is 0.)
+    """
+    product = weighted_term(coefficient, value, xp=xp)
+    if type(product) is np.ndarray:
+        return product
+    return xp.where(coefficient != 0, product, coefficient * 0.0)
 
 
 def _safe_divide(total: Any, normalizer: Array, *, xp: ModuleType) -> Array:
