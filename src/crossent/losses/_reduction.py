@@ -165,7 +165,9 @@ def _mean_past_range(
 
     A hostile pass: three float32 rows of loss 2e38 (hinge, sigmoid, focal on PyTorch)
     had the mean ``inf``, their total of 6e38 having been rounded to float32 before the
-    division; the mean is 2e38. Elsewhere ``mean`` is returned as it is (the same bits).
+    division; the mean is 2e38. A float64 total past the range is the sum of the losses
+    scaled by :math:`2^{-k}` (:func:`_scaled_mean`). Elsewhere ``mean`` is returned as it
+    is (the same bits).
     """
     if type(flat) is np.ndarray:
         if not (math.isinf(total) and math.isfinite(normalizer)):
@@ -205,7 +207,7 @@ def _scaled_mean(mean: Any, flat: np.ndarray, normalizer: Any) -> Any:
     k = 1 + int(flat.size).bit_length()
     acc = np.dtype(numpy_sum_dtype(flat.dtype))
     scaled = np.add.reduce(np.ldexp(flat.astype(acc, copy=False), -k))
-    with np.errstate(over="ignore"):
+    with numpy_errstate(scaled, None, over="ignore"):  # (a mean past the range: inf)
         wide = np.ldexp(np.asarray(_safe_divide(scaled, acc.type(normalizer), xp=np)), k)
     return narrowed(wide, mean.dtype)[()]
 
