@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,74 @@ EMPTY_LABELS = np.zeros(0, dtype=np.int64)
 BINARY_LOGITS = np.array([1e308, -1e308, -np.inf, np.inf, 5e-324, 0.0, -5e-324, 40.0, -800.0])
 BINARY_TARGETS = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.0, 1.0, 1.0])
 BINARY_PROBS = np.array([0.0, 1.0, 5e-324, 1.0 - 1e-16, 0.5])
+FAR = np.array([[1e-300, 5e-324, 1.7e308, -0.0, 1e308]])
+PAST = np.array([[700.0, 1.7e308], [-1.7e308, 0.0], [1e16, -1.7e308]])  # losses 1.7e308, 0, 1.7e308
+PAST_LABELS = np.array([0, 1, 1])
+
+
+def _strict(a: Any) -> Any:
+    return pytest.importorskip("array_api_strict").asarray(np.asarray(a))
+
+
+def _past_range_cases() -> list[tuple[str, Callable[[], Any]]]:
+    """hostilenumpy9: a smoothing sum, a weighted product (array-api-strict), a total, a
+    Weston-Watkins row or a conversion to bits past the range, each of which warned."""
+    c = crossent
+    cases: list[tuple[str, Callable[[], Any]]] = []
+    for name in ("softmax_cross_entropy", "softmax_cross_entropy_grad"):
+        f = getattr(c, name)
+        cases.append((f"{name}-smoothing-far", lambda f=f: f(FAR, [3], label_smoothing=0.3)))
+    targets = [[0.1, 0.4, 0.0, 0.4, 0.1]]
+    cases.append(
+        (
+            "with_targets-weight-strict",
+            lambda: c.softmax_cross_entropy_with_targets(
+                _strict([[0.0, -1.7e308, -np.inf, 700.0, 700.0]]),
+                _strict(targets),
+                weight=_strict([2.0, 2.7, 1.0, 1.0, 1.2]),
+            ),
+        )
+    )
+    for name in ("multiclass_hinge_loss", "poly1_cross_entropy", "softmax_focal_loss"):
+        f = getattr(c, name)
+        cases.append((f"{name}-mean-past-range", lambda f=f: f(PAST, PAST_LABELS)))
+        cases.append((f"{name}-sum-past-range", lambda f=f: f(PAST, PAST_LABELS, reduction="sum")))
+    cases.append(
+        (
+            "weston_watkins-row-past-range",
+            lambda: c.multiclass_hinge_loss(
+                [[1e16, 1e16, -1.7e308, -np.inf, 0.0], [1.7e308, 1e308, 0.0, 0.5, -0.0]],
+                [2, 0],
+                variant="weston_watkins",
+                margin=1e300,
+                reduction="none",
+            ),
+        )
+    )
+    cases.append(
+        (
+            "sigmoid-bits-past-range",
+            lambda: c.sigmoid_cross_entropy(
+                [[-1.7e308], [1.7e308], [5e-324]],
+                [[0.5], [1.0], [0.5]],
+                weight=np.array([[1.6], [1.0], [1.0]]),
+                base=2.0,
+                reduction="none",
+            ),
+        )
+    )
+    cases.append(
+        (
+            "softmax_focal-bits-past-range",
+            lambda: c.softmax_focal_loss(
+                [[-np.inf, 3.0, 5e-324, 3.0, 3.0], [1.7e308, 0.0, -1e16, 0.0, -np.inf]],
+                [2, 3],
+                base=2.0,
+                reduction="none",
+            ),
+        )
+    )
+    return cases
 
 
 def _cases() -> list[tuple[str, Callable[[], Any]]]:
@@ -100,6 +169,7 @@ def _cases() -> list[tuple[str, Callable[[], Any]]]:
         )
         cases.append((f"{name}-empty", lambda f=f: f(EMPTY, EMPTY)))
     cases.append(("perplexity-pq", lambda: c.perplexity(PROBS, PROBS[::-1])))
+    cases.extend(_past_range_cases())
     for name in (
         "accuracy",
         "brier_score",
@@ -155,3 +225,24 @@ def test_the_silenced_overflow_is_still_infinite() -> None:
         )
     assert np.isposinf(grad[0, 0])
     assert np.isneginf(grad[0, 1])
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict", "torch"])
+@pytest.mark.parametrize(
+    "name", ["multiclass_hinge_loss", "poly1_cross_entropy", "softmax_focal_loss"]
+)
+def test_a_float64_mean_whose_total_is_past_the_range(name: str, namespace: str) -> None:
+    """Losses 1.7e308, 0, 1.7e308: the total is past float64's range, the mean is not.
+    On main the mean was ``inf`` (``softmax_cross_entropy`` gave the mean)."""
+    if namespace == "numpy":
+        convert: Callable[[Any], Any] = np.asarray
+    elif namespace == "torch":
+        convert = pytest.importorskip("torch").asarray
+    else:
+        convert = _strict
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = getattr(crossent, name)(convert(PAST), convert(PAST_LABELS))
+    exact = float(Fraction(1.7e308) * 2 / 3)  # the quotient of the exact total, rounded once
+    assert float(got) == exact
+    assert float(crossent.softmax_cross_entropy(PAST, PAST_LABELS)) == exact

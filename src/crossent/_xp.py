@@ -771,12 +771,14 @@ def finalize(x: Array, *, xp: ModuleType, log_base: float | None) -> Array:
     numpy = is_numpy(xp)
     if numpy or x.ndim:
         if log_base is not None:
-            x = x / log_base
+            with numpy_errstate(x, xp, over="ignore"):  # (nats past the range in bits: inf)
+                x = x / log_base
         x = x + 0.0
         return x[()] if numpy and x.ndim == 0 else x
     if log_base is not None:
         exact = x.dtype in (xp.float32, xp.float64)
-        x = x / (xp.asarray(log_base, dtype=x.dtype, device=device(x)) if exact else log_base)
+        with numpy_errstate(x, xp, over="ignore"):
+            x = x / (xp.asarray(log_base, dtype=x.dtype, device=device(x)) if exact else log_base)
     return x + xp.zeros_like(x)
 
 

@@ -172,7 +172,8 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     counted = ~(h.margins <= 0)
     if h.variant == "crammer_singer":
         counted = counted & class_mask(xp.argmax(h.margins, axis=-1), h.z.shape[-1], xp=xp)
-    loss = row_sum(where_zero(counted, h.margins, xp=xp), xp=xp)
+    with numpy_errstate(h.margins, xp, over="ignore"):  # (Weston-Watkins: a sum past the range)
+        loss = row_sum(where_zero(counted, h.margins, xp=xp), xp=xp)
     loss = xp.where(h.undefined, full_like(loss, math.nan, xp=xp), loss)
     if h.poison is not None:
         # The where above passes no gradient to the scores (jax.grad of a bad row was 0):

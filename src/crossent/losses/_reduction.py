@@ -21,13 +21,20 @@ from .._xp import (
     device,
     finalize,
     narrowed,
+    numpy_errstate,
     numpy_sum_dtype,
     reduce_sum,
     reshape,
     where_zero,
 )
 
-__all__ = ["LossParts", "reduce_loss", "scale_for_reduction", "weighted_term"]
+__all__ = [
+    "LossParts",
+    "reduce_loss",
+    "scale_for_reduction",
+    "weighted_gradient",
+    "weighted_term",
+]
 
 
 class LossParts(NamedTuple):
@@ -81,7 +88,25 @@ def weighted_term(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
                 return coefficient * value  # no coefficient is 0 (issue 13: no where)
             return coefficient * np.where(coefficient != 0, value, 0)
     kept = (coefficient != 0) | xp.isfinite(value)
-    return coefficient * where_zero(kept, value, xp=xp)
+    with numpy_errstate(value, xp, over="ignore"):  # (array-api-strict: NumPy's warning)
+        return coefficient * where_zero(kept, value, xp=xp)
+
+
+def weighted_gradient(coefficient: Array, value: Array, *, xp: ModuleType) -> Array:
+    """:func:`weighted_term` of a gradient: a coefficient of 0 gives ``coefficient * 0``
+    (a zero of the coefficient's sign) on every namespace, as the NumPy branch and the
+    compiled kernels give it.
+
+    The generic branch's ``coefficient * value`` is a zero of the value's sign there: a
+    weight of 0 beside a negative gradient gave ``-0.0`` on array-api-strict and JAX
+    and ``+0.0`` on NumPy and torch (a hostile pass, issue 13). Equal numbers either
+    way; one sign, one set of bits. (Not for a loss whose derivative in the coefficient
+    is taken: that derivative is 0 here where the coefficient is 0.)
+    """
+    product = weighted_term(coefficient, value, xp=xp)
+    if type(product) is np.ndarray:
+        return product
+    return xp.where(coefficient != 0, product, coefficient * 0.0)
 
 
 def _safe_divide(total: Any, normalizer: Array, *, xp: ModuleType) -> Array:
@@ -117,7 +142,8 @@ def reduce_loss(
             loss = astype_narrowing(loss, dtype, xp=xp)
         return finalize(loss, xp=xp, log_base=log_base)
     flat = reshape(loss, (-1,), xp=xp)
-    total = reduce_sum(flat, xp=xp, out_dtype=dtype)
+    with numpy_errstate(flat, xp, over="ignore"):  # (a total past the range is inf)
+        total = reduce_sum(flat, xp=xp, out_dtype=dtype)
     if reduction == "sum":
         return finalize(total, xp=xp, log_base=log_base)
     if reduction == "parts":
@@ -139,22 +165,51 @@ def _mean_past_range(
 
     A hostile pass: three float32 rows of loss 2e38 (hinge, sigmoid, focal on PyTorch)
     had the mean ``inf``, their total of 6e38 having been rounded to float32 before the
-    division; the mean is 2e38. Elsewhere ``mean`` is returned as it is (the same bits).
+    division; the mean is 2e38. A float64 total past the range is the sum of the losses
+    scaled by :math:`2^{-k}` (:func:`_scaled_mean`). Elsewhere ``mean`` is returned as it
+    is (the same bits).
     """
     if type(flat) is np.ndarray:
         if not (math.isinf(total) and math.isfinite(normalizer)):
             return mean  # (``math``'s tests of a NumPy scalar: per-call overhead, issue 13)
-        wide = np.add.reduce(flat, dtype=numpy_sum_dtype(flat.dtype))
+        with np.errstate(over="ignore"):
+            wide = np.add.reduce(flat, dtype=numpy_sum_dtype(flat.dtype))
         if total.dtype == wide.dtype or not np.isfinite(wide):
-            return mean
+            return _scaled_mean(mean, flat, normalizer)
         return narrowed(
             np.asarray(_safe_divide(wide, wide.dtype.type(normalizer), xp=xp)), total.dtype
         )[()]
     acc = accumulation_dtype(total.dtype, xp=xp, device=device(flat))
     if acc == total.dtype:
-        return mean
+        if total.dtype != xp.float64:
+            return mean
+        # as _scaled_mean: the sum of 2^-k times the losses, its quotient times 2^k
+        k = 1 + int(flat.shape[0]).bit_length()
+        scaled = _safe_divide(xp.sum(flat * 2.0**-k), normalizer, xp=xp)
+        with numpy_errstate(scaled, xp, over="ignore"):
+            return xp.where(xp.isinf(total), scaled * 2.0**k, mean)
     wide = _safe_divide(xp.sum(flat, dtype=acc), xp.astype(normalizer, acc), xp=xp)
     return xp.where(xp.isinf(total), xp.astype(wide, total.dtype), mean)
+
+
+def _scaled_mean(mean: Any, flat: np.ndarray, normalizer: Any) -> Any:
+    r"""``mean``, or where every loss is finite but their sum is past the range even in
+    the accumulation dtype, :math:`(2^{-k}\sum_i \ell_i / n)\,2^k` (:math:`2^k \ge`
+    twice the count of losses): the quotient of the unbounded sum, rounded once.
+
+    A hostile pass (issue 13): float64 ``multiclass_hinge_loss`` of rows of loss
+    ``[1.7e308, 0, 1.7e308]`` had the mean ``inf`` (and NumPy's overflow warning); the
+    mean is 1.1333e308, as ``softmax_cross_entropy`` gave. Scaling by a power of 2
+    changes no rounding of the sum (its terms below :math:`2^{-k}` of the smallest
+    normal only lose bits far below the total's ulp)."""
+    if not np.isfinite(flat).all():
+        return mean
+    k = 1 + int(flat.size).bit_length()
+    acc = np.dtype(numpy_sum_dtype(flat.dtype))
+    scaled = np.add.reduce(np.ldexp(flat.astype(acc, copy=False), -k))
+    with numpy_errstate(scaled, None, over="ignore"):  # (a mean past the range: inf)
+        wide = np.ldexp(np.asarray(_safe_divide(scaled, acc.type(normalizer), xp=np)), k)
+    return narrowed(wide, mean.dtype)[()]
 
 
 def scale_for_reduction(

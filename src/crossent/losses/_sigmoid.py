@@ -64,7 +64,7 @@ from .._xp import (
 from ..errors import InputError
 from . import _cpu_kernels, _sigmoid_grad, _small_sigmoid
 from ._batch import extends, options_of, prepared_by
-from ._reduction import reduce_loss, scale_for_reduction, weighted_term
+from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, weighted_term
 from ._weight_scale import weight_scaled
 
 __all__ = [
@@ -144,8 +144,11 @@ class _Binary:
         w = self.ones() if self.weight is None else self.xp.broadcast_to(self.weight, self.x.shape)
         return reduce_sum(self.xp.reshape(w, (-1,)), xp=self.xp, out_dtype=self.dtype)
 
-    def weighted(self, value: Array) -> Array:
-        return value if self.weight is None else weighted_term(self.weight, value, xp=self.xp)
+    def weighted(self, value: Array, *, gradient: bool = False) -> Array:
+        """``w value``; ``gradient``: with :func:`weighted_gradient`'s zeros."""
+        if self.weight is None:
+            return value
+        return (weighted_gradient if gradient else weighted_term)(self.weight, value, xp=self.xp)
 
     def reduce(self, loss: Array) -> Any:
         return reduce_loss(
@@ -344,9 +347,10 @@ class _FocalBinary:
     gamma: float
     alpha_t: Array | None  # alpha t + (1 - alpha)(1 - t); None without alpha
 
-    def weighted(self, value: Array) -> Array:
+    def weighted(self, value: Array, *, gradient: bool = False) -> Array:
         """``w alpha_t value``: the class balance and the weights applied."""
-        return self.b.weighted(value if self.alpha_t is None else self.alpha_t * value)
+        value = value if self.alpha_t is None else self.alpha_t * value
+        return self.b.weighted(value, gradient=gradient)
 
 
 @extends(_binary, hide=("pos_weight",))
@@ -449,7 +453,7 @@ def sigmoid_cross_entropy_grad(b: _Binary) -> Array:
     exact = _exact_grad(b)
     if exact is not None:
         return exact
-    return b.scale(b.weighted(_bce_grad(b)))
+    return b.scale(b.weighted(_bce_grad(b), gradient=True))
 
 
 @weight_scaled
@@ -565,4 +569,4 @@ def sigmoid_focal_loss_grad(focal: _FocalBinary) -> Array:
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
     grad = modulation * (focus + _plain_grad(b))
-    return b.scale(focal.weighted(grad))
+    return b.scale(focal.weighted(grad, gradient=True))

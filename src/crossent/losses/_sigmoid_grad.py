@@ -75,7 +75,7 @@ import numpy as np
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import _quick_two_sum, _two_product, _two_sum
 from .._xp import Array, astype, device
-from ._reduction import weighted_term
+from ._reduction import weighted_gradient
 
 __all__ = [
     "CLOSE",
@@ -363,7 +363,7 @@ def gradient(
                 n = _redone(n, close, x64, t64, pw_all, eps, xp=xp)
     d = n / (1.0 + u)
     if weight is not None:
-        d = weighted_term(astype(weight, wide, xp=xp), d, xp=xp)
+        d = weighted_gradient(astype(weight, wide, xp=xp), d, xp=xp)
     if upstream is not None:
         d = d * astype(upstream, wide, xp=xp)
     return astype(d * scale, x.dtype if out_dtype is None else out_dtype, xp=xp)
