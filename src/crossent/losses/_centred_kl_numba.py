@@ -50,9 +50,9 @@ import numpy as np
 
 from .._intrinsics_numba import float64_to_bits
 from ._cpu_kernels_numba import exp_of_pair, two_sum
-from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y, NEAR_CEILING
+from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 
-__all__ = ["NEAR_CEILING", "centred_kl", "centred_kl_row", "centred_kl_rows"]
+__all__ = ["block_sums", "centred_kl", "centred_kl_row", "centred_kl_rows"]
 
 _BLOCK = 512
 _FLOOR = -708.0  # below: e^x is 0 here (as _distill_numba's)
@@ -94,36 +94,49 @@ def _gap(x, m, inv_t, temperature, exact):
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _block_terms(xb, yb, maxima, shift, inv_t, temperature, exact, ew, eu, ef):
-    # the block's p-weights w = e^((x - m_x)/T), w u and w phi(u); where w is 0 (x below
-    # the floor, or -inf), the second side's e^(sigma - shift) in place of w phi(u)
-    # (sigma = (y - m_y)/T: p e^u there, the mass of q on a class p leaves out)
+    # the block's p-weights w = e^((x - m_x)/T), w u and w phi(u) by the series (the
+    # common case, vectorised), then the entries the series does not take (_rare_terms)
     m_x, m_y = maxima
     k = (m_y - m_x) + temperature * shift
+    rare = 0
     for j in range(xb.shape[0]):
         x = np.float64(xb[j])  # (float32 rows: y - x in float64, exact)
-        y = np.float64(yb[j])
         q, lo = _gap(x, m_x, inv_t, temperature, exact)
         w = exp_of_pair(q, lo, 0.0) if q > _FLOOR else 0.0
-        uq, ulo = _pair((y - x) - k, inv_t, temperature, exact)
+        uq, ulo = _pair((np.float64(yb[j]) - x) - k, inv_t, temperature, exact)
         u = uq + ulo
-        if abs(u) < _SERIES_X:
-            f = w * ((u * u) * _series(u, _H0, _H_REST))
-        else:
-            e = exp_of_pair(min(u, _TOP), 0.0, 0.0) if u > _FLOOR else 0.0
-            f = w * ((e - 1.0) - u)
+        ew[j] = w
+        eu[j] = w * u if w > 0.0 else 0.0
+        ef[j] = w * ((u * u) * _series(u, _H0, _H_REST)) if w > 0.0 else 0.0
+        rare += not (w > 0.0 and abs(u) < _SERIES_X)
+    if rare:
+        _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef)
+
+
+@numba.njit(inline="never")
+def _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef):
+    # w phi(u) = w (e^u - 1 - u) where |u| >= 1/2; where w is 0 (x below the floor, or
+    # -inf), the second side's e^(sigma - shift) in its place (sigma = (y - m_y)/T:
+    # p e^u there, the mass of q on a class p leaves out)
+    for j in range(xb.shape[0]):
+        x, y, w = np.float64(xb[j]), np.float64(yb[j]), ew[j]
+        if w > 0.0:
+            uq, ulo = _pair((y - x) - k, inv_t, temperature, exact)
+            u = uq + ulo
+            if not abs(u) < _SERIES_X:
+                e = exp_of_pair(min(u, _TOP), 0.0, 0.0) if u > _FLOOR else 0.0
+                ef[j] = w * ((e - 1.0) - u)
+            continue
         sq, slo = _gap(y, m_y, inv_t, temperature, exact)
         a = sq - shift  # (TwoSum: sigma - shift as a + a_lo + slo)
         back = a - sq
         a_lo = (sq - (a - back)) - (shift + back)
-        lost = exp_of_pair(a, slo + a_lo, 0.0) if a > _FLOOR else 0.0
-        ew[j] = w
-        eu[j] = w * u if w > 0.0 else 0.0
-        ef[j] = f if w > 0.0 else lost
+        ef[j] = exp_of_pair(a, slo + a_lo, 0.0) if a > _FLOOR else 0.0
 
 
 @numba.njit(fastmath=_SUMS, inline="never")
-def _block_sums(ew, eu, ef, n):
-    # the block's three sums, vectorised
+def block_sums(ew, eu, ef, n):
+    # the block's three sums, vectorised (also _distill_numba's)
     a = 0.0
     b = 0.0
     c = 0.0
@@ -155,7 +168,7 @@ def centred_kl(x, y, m_x, m_y, temperature, shift, scratch):
         n = min(_BLOCK, classes - start)
         at = slice(start, start + n)
         _block_terms(x[at], y[at], (m_x, m_y), shift, inv_t, temperature, exact, ew, eu, ef)
-        a, b, c = _block_sums(ew, eu, ef, n)
+        a, b, c = block_sums(ew, eu, ef, n)
         s, s_lo = two_sum(s, s_lo, a)
         m, m_lo = two_sum(m, m_lo, b)
         f, f_lo = two_sum(f, f_lo, c)
@@ -163,11 +176,8 @@ def centred_kl(x, y, m_x, m_y, temperature, shift, scratch):
     big_m = (m + m_lo) / total
     phi = (f + f_lo) / total
     z = big_m + phi
-    if abs(z) < _SERIES_Y:
-        psi = -(z * z) * _series(z, _PSI0, _PSI_REST)
-    else:
-        psi = np.log1p(z) - z
-    return phi + psi
+    series = abs(z) < _SERIES_Y
+    return phi + (-(z * z) * _series(z, _PSI0, _PSI_REST) if series else np.log1p(z) - z)
 
 
 @numba.njit(inline="never")
@@ -184,7 +194,7 @@ def centred_kl_row(x, y, temperature, scratch):
         n = min(_BLOCK, x.shape[0] - start)
         at = slice(start, start + n)
         _block_terms(x[at], y[at], (m_x, m_y), 0.0, inv_t, temperature, exact, ew, eu, ef)
-        a, b, _ = _block_sums(ew, eu, ef, n)
+        a, b, _ = block_sums(ew, eu, ef, n)
         s, s_lo = two_sum(s, s_lo, a)
         m, m_lo = two_sum(m, m_lo, b)
     return centred_kl(x, y, m_x, m_y, temperature, (m + m_lo) / (s + s_lo), scratch)

@@ -176,6 +176,7 @@ import numba
 import numpy as np
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
+from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
 from ._centred_kl_numba import centred_kl
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import KL_FLOOR as _KL_FLOOR
@@ -226,19 +227,6 @@ def _quotients(dz, dv, inv_t, temperature, exact):
 def _power_of_two(temperature):
     # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
     return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
-
-
-@numba.njit(fastmath=_SUMS, inline="never")
-def _sums(es, et, ew, n):
-    # the block's three sums, vectorised (terms of one sign for es and et)
-    a = 0.0
-    b = 0.0
-    w = 0.0
-    for j in range(n):
-        a += es[j]
-        b += et[j]
-        w += ew[j]
-    return a, b, w
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
