@@ -26,12 +26,18 @@ division (exact where the sides agree to a factor of 2, Sterbenz), so :math:`u_c
 within a few ulps of itself (the difference of the rounded :math:`\sigma_c` and
 :math:`\tau_c` would be :math:`\varepsilon|\sigma_c|` off: 1000 ulps of a
 :math:`u_c` of :math:`10^{-2}` beside :math:`|\sigma_c| = 10`). :math:`\varphi(u)
-= u^2 h(u)` by ``_near_rows._H``'s series where :math:`|u| < 1/2`, else :math:`p_c
-e^{u_c} - p_c(1 + u_c)` (the first an exponential of :math:`\log p_c + u_c`);
-:math:`\psi` by ``_PSI``'s series where :math:`|M + \Phi| < 2^{-7}`. The weights
-:math:`e^{(x_c - m_x)/T}` are ``exp_of_pair``'s of the quotient as a pair (as
-``_distill_numba``'s); a class of weight 0 has no term. Each block's terms are summed
-vectorised and the blocks by TwoSum, as ``_distill_numba``'s sums.
+= u^2 h(u)` by ``_near_rows._H``'s series where :math:`|u| < 1/2` (vectorised), else
+:math:`e^u - 1 - u` by ``exp_of_pair`` (a second loop over the block, only where a
+class needs it); :math:`\psi` by ``_PSI``'s series where :math:`|M + \Phi| < 2^{-7}`.
+The weights :math:`e^{(x_c - m_x)/T}` are ``exp_of_pair``'s of the quotient as a pair,
+:math:`x_c - m_x` exactly by TwoSum (its rounding was :math:`\varepsilon|\tau_c|` of
+a weight: 10 ulps of the KL of ``[0, log 3e-5, -30]`` against ``[0, log 1e-5,
+-30]``). Where a weight is 0 (:math:`x_c` below the exponential's floor, or
+``-inf``), :math:`p_c e^{u_c}` is the second side's :math:`e^{\sigma_c - c}`
+(:math:`\sigma = (y - m_y)/T`), its mass on a class the first leaves out (a teacher
+class of :math:`e^{-741}` beside a student's :math:`10^{-5}`: the KL itself). Each
+block's terms are summed vectorised and the blocks by TwoSum, as ``_distill_numba``'s
+sums.
 
 ``_distill_numba`` and ``_near_rows_numba`` (cached) compile these functions in: after
 changing this file, touch them.
