@@ -304,7 +304,7 @@ def distillation_loss(d: _Distillation) -> Any:
     if type(d.log_s) is np.ndarray:
         rows = _centred_rows(d, kl, rows)
     else:  # other namespaces: formed where it matters
-        rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
+        rows = _near_rows_of_namespace(d, kl < _NEAR_CEILING, rows, loss=True)
     return d.batch.reduce(rows)
 
 
@@ -606,7 +606,7 @@ def common_rows_and_near_flags(
     kl = d.row_kl()
     return (
         _times_temperature_squared(kl, d.temperature, xp=d.batch.xp),
-        _formable(d, kl < _KL_FLOOR),
+        _formable(d, kl < _NEAR_CEILING),
     )
 
 

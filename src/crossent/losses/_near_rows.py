@@ -98,7 +98,7 @@ module being many small operations.
 NEAR_CEILING = 2.0**-10
 r"""Below this common-path KL (nats, before :math:`T^2`), and at or above
 :data:`KL_FLOOR`, a row's loss is formed again over the centred log-ratio, one pass
-more (``_centred_kl_numba``, NumPy and ``crossent.torch``'s CPU op): there the common
+more (``_centred_kl_numba``; in other namespaces than NumPy, here): there the common
 path's absolute error, some :math:`2\varepsilon\log C`, is more than
 :math:`2^{11}\varepsilon\log C` of the KL (issue 13, branch distillnear2: rows of
 1e-5 were 1e4 to 1e6 ulps off). Compiled in as :data:`KL_FLOOR` (``_distill_numba``,
