@@ -15,14 +15,17 @@ from pathlib import Path
 import crossent
 
 
-def run_python(script: str, *, numba_cache: Path, debug_cache: bool = False) -> str:
+def run_python(
+    script: str, *, numba_cache: Path, debug_cache: bool = False, timeout: float = 600
+) -> str:
     """The standard output of ``python -c script`` in a fresh process; fails the test if
     the process fails.
 
     The process imports crossent from the source under test (first on ``PYTHONPATH``),
     keeps Numba's disk cache in ``numba_cache``, and compiles (``NUMBA_DISABLE_JIT`` is
     dropped); ``debug_cache`` sets ``NUMBA_DEBUG_CACHE`` (the cache's "data saved" and
-    "data loaded" lines, on standard output).
+    "data loaded" lines, on standard output). ``timeout``: seconds of wall time before
+    the process is killed and the test fails.
     """
     source = str(Path(crossent.__file__).parents[1])
     env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_cache))
@@ -35,7 +38,7 @@ def run_python(script: str, *, numba_cache: Path, debug_cache: bool = False) -> 
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

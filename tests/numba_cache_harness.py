@@ -99,6 +99,13 @@ _REGISTERED: dict[str, str] = {}
 
 _MARKER = "NUMBA-CACHE-HARNESS "
 
+_TIMEOUT = 1800
+"""Wall seconds each process may take (``run_python``'s default is 600): the cold process
+compiles every section's kernels, and beside the docs build on a loaded or slower
+2-core machine it ran past 600 s (2026-12-05, load average 12: killed, then a test
+worker ran both processes again, 76 s of CPU, with the cold process's work lost). The
+CI job's own limit (15 minutes) ends a hang first."""
+
 _DRIVER = """
 import contextlib
 import io
@@ -143,7 +150,7 @@ class CacheRuns:
 def _run_once(sections: list[tuple[str, str]], cache: Path) -> dict[str, dict[str, str | None]]:
     """``{section: {"stdout": ..., "error": traceback or None}}`` of one fresh process."""
     script = f"MARKER = {_MARKER!r}\nSCRIPTS_JSON = {json.dumps(sections)!r}\n" + _DRIVER
-    out = run_python(script, numba_cache=cache, debug_cache=True)
+    out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
     line = next(line for line in reversed(out.splitlines()) if line.startswith(_MARKER))
     return dict(json.loads(line.removeprefix(_MARKER)))
 

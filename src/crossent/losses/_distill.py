@@ -57,6 +57,7 @@ from ._far_gaps import (
     times_temperature_squared,
 )
 from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import (
     NearRows,
     formable,
@@ -301,9 +302,44 @@ def distillation_loss(d: _Distillation) -> Any:
             log_t = np.asarray(d.log_t[near], dtype=np.float64)
             formed = _as_given(formed, log_t, d.direction == "forward", np)
         rows[near] = formed
-    elif type(d.log_s) is not np.ndarray:  # other namespaces: formed where it matters
-        rows = _near_rows_of_namespace(d, kl < _KL_FLOOR, rows, loss=True)
+    if type(d.log_s) is np.ndarray:
+        rows = _centred_rows(d, kl, rows)
+    else:  # other namespaces: formed where it matters
+        rows = _near_rows_of_namespace(d, kl < _NEAR_CEILING, rows, loss=True)
     return d.batch.reduce(rows)
+
+
+def _centred_rows(d: _Distillation, kl: Array, rows: Array) -> Array:
+    r"""``rows`` (:math:`T^2 D` of a NumPy call) with those whose KL is at least
+    :data:`._near_rows.KL_FLOOR` and below ``_near_rows.NEAR_CEILING`` formed
+    again over the centred log-ratio (``centred_kl_rows``; ``NearRows`` where Numba is
+    not), where the common path's terms cancel: one minimum of the per-row KL on
+    others (issue 13: rows of a KL of 1e-5 were 1e4 to 1e6 ulps off)."""
+    values = np.asarray(kl)
+    if not values.size or not np.fmin.reduce(values, axis=None) < _NEAR_CEILING:
+        return rows
+    band = rows_to_form(
+        (values >= _KL_FLOOR) & (values < _NEAR_CEILING), d.student, d.teacher_scores
+    )
+    if band is None:
+        return rows
+    student, teacher = _rows64(d, band)
+    forward = d.direction == "forward"
+    try:
+        from ._centred_kl_numba import centred_kl_rows
+    except ImportError:  # pragma: no cover - Numba is optional
+        formed = NearRows(student, teacher, d.temperature).loss(forward=forward)
+    else:
+        first, second = (teacher, student) if forward else (student, teacher)
+        first, second = np.ascontiguousarray(first), np.ascontiguousarray(second)
+        formed = times_temperature_squared(
+            centred_kl_rows(first, second, d.temperature), d.temperature
+        )
+    if d.given:
+        formed = _as_given(formed, np.asarray(d.log_t[band], dtype=np.float64), forward, np)
+    rows = np.array(rows)  # (a 0-d array of one row too)
+    rows[band] = formed
+    return rows
 
 
 def _as_given(kl: Array, log_t: Array, forward: bool, xp: ModuleType) -> Array:
@@ -580,7 +616,7 @@ def common_rows_and_near_flags(
     kl = d.row_kl()
     return (
         _times_temperature_squared(kl, d.temperature, xp=d.batch.xp),
-        _formable(d, kl < _KL_FLOOR),
+        _formable(d, kl < _NEAR_CEILING),
     )
 
 

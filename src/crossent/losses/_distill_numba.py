@@ -176,8 +176,12 @@ import numba
 import numpy as np
 
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
+from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
+from ._centred_kl_numba import centred_kl
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._dominant_entry import DOMINANT as _DOMINANT
+from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 
 __all__ = [
@@ -224,19 +228,6 @@ def _quotients(dz, dv, inv_t, temperature, exact):
 def _power_of_two(temperature):
     # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
     return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
-
-
-@numba.njit(fastmath=_SUMS, inline="never")
-def _sums(es, et, ew, n):
-    # the block's three sums, vectorised (terms of one sign for es and et)
-    a = 0.0
-    b = 0.0
-    w = 0.0
-    for j in range(n):
-        a += es[j]
-        b += et[j]
-        w += ew[j]
-    return a, b, w
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -367,6 +358,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
     terms = np.empty((2, classes if keep else BLOCK))
     ew = np.empty(BLOCK)
     ex = np.empty(BLOCK)  # (lse: e^(x - m) of a block)
+    near = np.empty((3, BLOCK))  # (centred_kl's blocks)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
     own = np.empty((5, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
     for i in range(rows):
@@ -432,7 +424,10 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         # formed again (issue 13 review: both were dropped); one comparison on others
         if own[4].max() or bits_to_float64(_key(low_z)) <= mz - _FAR * temperature:
             w = np.inf
-        out[i, 0] = w / (1.0 + t_rest) + (ell_s - ell_t)
+        kl = w / (1.0 + t_rest) + (ell_s - ell_t)
+        if _KL_FLOOR <= kl < _NEAR_CEILING:  # (near rows: the sum cancels; one more pass)
+            kl = centred_kl(vr, zr, mv, mz, temperature, -w / (1.0 + t_rest), near)
+        out[i, 0] = kl
         out[i, 2] = ell_s
         out[i, 4] = ell_t
         if out.shape[1] > 5:

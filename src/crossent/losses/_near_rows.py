@@ -74,6 +74,7 @@ from ._far_gaps import (
 
 __all__ = [
     "KL_FLOOR",
+    "NEAR_CEILING",
     "SPREAD_FLOOR",
     "NearRows",
     "formable",
@@ -93,6 +94,15 @@ ordinary temperature here too, late in training say: a call of one such row of 1
 took 100 us instead of 6 (64 x 100: 257 against 39 us), the NumPy formulas of this
 module being many small operations.
 ``_small_targets_numba`` compiles it in: after changing it, touch that file."""
+
+NEAR_CEILING = 2.0**-10
+r"""Below this common-path KL (nats, before :math:`T^2`), and at or above
+:data:`KL_FLOOR`, a row's loss is formed again over the centred log-ratio, one pass
+more (``_centred_kl_numba``; in other namespaces than NumPy, here): there the common
+path's absolute error, some :math:`2\varepsilon\log C`, is more than
+:math:`2^{11}\varepsilon\log C` of the KL (issue 13, branch distillnear2: rows of
+1e-5 were 1e4 to 1e6 ulps off). Compiled in as :data:`KL_FLOOR` (``_distill_numba``,
+``_small_targets_numba``, ``_near_rows_numba``: touch them after changing it)."""
 
 SPREAD_FLOOR = 2.0**-15
 r"""Below this :math:`\max_c|s_c - t_c| / \max_c t_c` a row's forward gradient is

@@ -40,9 +40,11 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._centred_kl_numba import centred_kl_row
 from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import reduce_rows, row_sum
 from ._small_targets_numba import (
@@ -403,22 +405,29 @@ def near_kl_loss64(
     r"""The lean loss (``_small_distill``) where ``kl_loss64`` handed rows on: the common
     path's :math:`T^2 D` per row (``kl_rows64``, ``factor`` :math:`T^2` or 1.0), the rows
     whose KL is below ``KL_FLOOR`` and formable (finite ``second - first``, of
-    ``scores``: the raw scores of the KL's first and second sides) by :func:`_row_kl`, then
-    ``reduce_rows``; ``(False, 0.0)`` where no row is below the floor (the call was
+    ``scores``: the raw scores of the KL's first and second sides) by :func:`_row_kl`,
+    those below ``NEAR_CEILING`` by ``_centred_kl_numba.centred_kl_row``, then
+    ``reduce_rows``; ``(False, 0.0)`` where no row is below the ceiling (the call was
     handed on for another reason: the full path's). ``given``: empty, or per row
-    :math:`(a, b)` making a row below the floor :math:`a(D + b)` (a teacher taken as it
+    :math:`(a, b)` making a row so formed :math:`a(D + b)` (a teacher taken as it
     is, ``_distill._as_given``: :math:`(e^L, L)` forward, :math:`(1, -L)` reverse)."""
     first, second = scores
     scale, shift = given
     rows = kl_rows64(log_p, log_q, p, 1.0)
     scratch = np.empty((4, first.shape[1]))
+    blocks = np.empty((3, 512))  # (centred_kl_row's)
     found = False
     for i in range(rows.shape[0]):
         kl = rows[i]
-        if kl < _KL_FLOOR:
+        if kl < _NEAR_CEILING:
             found = True
             if _formable(first[i], second[i]):
-                rows[i] = _row_kl(first[i], second[i], tempered, scratch)
+                if kl < _KL_FLOOR:
+                    rows[i] = _row_kl(first[i], second[i], tempered, scratch)
+                else:
+                    rows[i] = _times_t2(
+                        centred_kl_row(first[i], second[i], tempered[0], blocks), tempered
+                    )
                 if scale.shape[0] > 0:
                     rows[i] = scale[i] * (rows[i] + shift[i])
                 continue

@@ -36,6 +36,7 @@ import numpy as np
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
+from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import REST as _REST
@@ -315,9 +316,10 @@ def kl_loss64(
     log_p: np.ndarray, log_q: np.ndarray, p: np.ndarray, factor: float, reduce_with: Any
 ) -> tuple[bool, float]:
     """:func:`kl_rows64`, then ``_small_numba.reduce_rows``; ``(False, 0.0)`` where a row's
-    KL is below ``_near_rows.KL_FLOOR`` (the full path forms it without cancellation)."""
+    KL is below ``_near_rows.NEAR_CEILING`` (``near_kl_loss64`` forms it without
+    cancellation)."""
     rows = kl_rows64(log_p, log_q, p, factor)
-    if _below(rows, factor * _KL_FLOOR):
+    if _below(rows, factor * _NEAR_CEILING):
         return False, 0.0
     return reduce_rows(rows, reduce_with)
 

@@ -90,7 +90,7 @@ from .._sides import prepare_pair
 from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
-from ..losses._near_rows import KL_FLOOR as _KL_FLOOR
+from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import NearRows
 from ._arguments import (
     example_stack,
@@ -239,7 +239,7 @@ def _ordinary_call(
     autograd, its :math:`\log t`) give the terms :math:`t_c(\log t_c - \log s_c)`
     without the branches that pick nothing on an ordinary call (:func:`_ordinary_terms`):
     the generic path's rows and gradient bit for bit. One host read: whether the
-    result is finite, a row's KL is below :data:`._near_rows.KL_FLOOR` (near rows) or a
+    result is finite, a row's KL is below :data:`._near_rows.NEAR_CEILING` (near rows) or a
     :math:`t_c` is subnormal; any of them, or a teacher that requires a gradient, and
     the call goes the generic way (its far and near rows formed as there). What is
     left (some 35 arrays of the call's size where the idiom makes 10: the generic
@@ -267,7 +267,7 @@ def _ordinary_call(
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
     loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
-    near = (kl.detach() < _KL_FLOOR).any().reshape(())
+    near = (kl.detach() < _NEAR_CEILING).any().reshape(())
     if any(torch.stack([_not_finite(loss), near, subnormal]).tolist()):
         return None
     return loss
