@@ -167,8 +167,9 @@ def plot_reliability_diagram(
         From :func:`reliability_diagram`.
     logit_axis : bool, default False
         A logit-scaled confidence axis, which spreads out the 0.99+ region where modern
-        networks put much of their mass.  A confidence, accuracy or interval end of 0 or
-        1 (at infinity there) is drawn on the axis' edge, 1e-4 or 1 - 1e-4.
+        networks put much of their mass.  The axis runs from 1e-4 to 1 - 1e-4: a
+        confidence, accuracy or interval end beyond it (0 and 1, at infinity on that
+        axis, included) is drawn on its edge, so no bin is dropped.
     title : str, optional
         Defaults to the calibration error and its norm. Drawn in matplotlib's
         ``font.family``, then in installed fonts with other scripts' characters (Noto

@@ -236,10 +236,11 @@ class EvaluationState:
         """Add a batch of predictions ``(batch, classes)`` and labels ``(batch,)``.
 
         ``first_row`` is the index of the batch's first row in the whole data set, used
-        in error messages and for the most surprising examples; by default, the row
-        after the previous batch's last (the number of rows seen, while no batch gave
-        ``first_row``; for a merged state, the rows it holds), so a batch cut into
-        chunks numbers its rows as the batch does.  Returns the state, so calls chain.
+        in error messages and for the most surprising examples.  By default a batch
+        starts at the row after the previous batch's last row (0 for the first batch;
+        after :meth:`merge`, the number of rows the merged state holds), so a batch cut
+        into chunks numbers its rows as the whole batch does, also after a chunk that
+        gave ``first_row``.  Returns the state, so calls chain.
         A batch that raises (a bad entry or label in any block) leaves the state as it
         was.
         ``validate=False`` skips the values' check (as :func:`calibration_error`), never
