@@ -12,8 +12,7 @@ the value when given something that is not a distribution.
 the report functions and the errors.
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _installed_version
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import calibration, info, losses
 from ._report import Report, ReportComparison, compare_reports, report
@@ -25,10 +24,8 @@ from .info._measures import *  # noqa: F403
 from .info._pointwise import *  # noqa: F403
 from .losses import *  # noqa: F403 -- losses.__all__
 
-try:
-    __version__ = _installed_version("crossent")
-except _PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+if _TYPE_CHECKING:
+    __version__: str
 
 __all__ = [
     "CrossentError",
@@ -45,3 +42,27 @@ __all__ = [
 __all__ += calibration.__all__
 __all__ += info.__all__
 __all__ += losses.__all__
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed package's metadata at its first use.
+
+    ``importlib.metadata`` (with ``email``, ``zipfile`` and ``csv``) cost about 20 ms of
+    every ``import crossent`` and every ``crossent`` command (issue 13); the version is
+    looked up once, then kept as a plain module global.
+    """
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("crossent")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    """The module's names, ``__version__`` included before its first use."""
+    return sorted({*globals(), "__version__"})

@@ -24,12 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _xp
 from ._hints import non_numeric
 from ._xp import (
     Array,
     accumulation_dtype,
     cannot_copy_to_host,
-    compat_numpy,
     device,
     numpy_sum_dtype,
     size,
@@ -267,7 +267,7 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
     reaches 6.7e-15); float32 rows of 100 classes 7.3e-5; float64 rows of 1000 classes
     3.4e-13; bfloat16 rows 3.9e-3 plus the float32 term.
     """
-    if xp is compat_numpy:
+    if xp is _xp.compat_numpy:
         return _numpy_row_sum_tolerance(np.dtype(dtype), classes)
     info = xp.finfo(dtype) if xp.isdtype(dtype, "real floating") else None
     return _tolerance(info, classes)

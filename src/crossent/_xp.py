@@ -20,7 +20,6 @@ from types import ModuleType
 from typing import Any
 
 import array_api_compat
-import array_api_compat.numpy as compat_numpy
 import numpy as np
 
 from ._hints import non_numeric
@@ -55,6 +54,7 @@ __all__ = [
     "namespace",
     "narrowed",
     "numpy_errstate",
+    "numpy_namespace",
     "numpy_sum_dtype",
     "one_entry",
     "ones_like",
@@ -73,6 +73,35 @@ __all__ = [
 Array = Any
 """Any Array-API array; the standard has no static type to name."""
 
+_compat_numpy: ModuleType | None = None
+"""``array_api_compat.numpy`` once :func:`numpy_namespace` has imported it."""
+
+
+def numpy_namespace() -> ModuleType:
+    """array-api-compat's NumPy namespace, ``compat_numpy``, imported at the first call.
+
+    Its import runs ``from numpy import *``, which imports every NumPy submodule that
+    NumPy itself loads lazily (``f2py``, ``testing`` with ``unittest``, ``ma``,
+    ``random``, ``polynomial``, ...): about as long as ``import numpy``, which
+    ``import crossent`` and a ``crossent --help`` need not pay (issue 13).  After the
+    first call the module is also the global ``compat_numpy`` of this module, so
+    ``_xp.compat_numpy`` reads a plain attribute; before it, the module's
+    ``__getattr__`` imports it.
+    """
+    global _compat_numpy
+    if _compat_numpy is None:
+        import array_api_compat.numpy as module
+
+        globals()["compat_numpy"] = _compat_numpy = module
+    return _compat_numpy
+
+
+def __getattr__(name: str) -> ModuleType:
+    """``compat_numpy`` before its first use (:func:`numpy_namespace`)."""
+    if name == "compat_numpy":
+        return numpy_namespace()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[Array]]:
     """Return the array namespace of ``args`` and the arguments as arrays of it.
@@ -87,11 +116,12 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         read as a numeric array, or a NumPy masked array with masked entries.
     """
     if 0 < len(args) <= 2 and type(args[0]) is np.ndarray and type(args[-1]) is np.ndarray:
-        return compat_numpy, list(args)  # one or two NumPy arrays: the commonest call
+        # one or two NumPy arrays: the commonest call
+        return _compat_numpy or numpy_namespace(), list(args)
     if all(type(a) is np.ndarray or type(a) in _HOST_TYPES for a in args):
         # The common case, without array-api-compat's dispatch (issue 13: per-call
         # overhead): NumPy arrays need no conversion, lists and numbers become NumPy's.
-        return compat_numpy, [
+        return _compat_numpy or numpy_namespace(), [
             a if type(a) is np.ndarray else _host_array(a, name=n)
             for a, n in zip(args, names, strict=True)
         ]
@@ -99,8 +129,9 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         check_dense(a, name=n)
     args = tuple(_unmasked(a, name=n) for a, n in zip(args, names, strict=True))
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
+    numpy_xp = numpy_namespace()  # before array-api-compat may import it: the same module
     try:
-        xp = array_api_compat.array_namespace(*arrays) if arrays else compat_numpy
+        xp = array_api_compat.array_namespace(*arrays) if arrays else numpy_xp
     except TypeError as exc:
         kinds = ", ".join(f"`{n}`: {type(a).__name__}" for n, a in zip(names, args, strict=True))
         raise InputTypeError(
@@ -304,7 +335,7 @@ def index_array(x: Array, *, xp: ModuleType) -> Array:
 
 def is_numpy(xp: ModuleType) -> bool:
     """Whether ``xp`` is NumPy (plain or through array-api-compat)."""
-    return xp is compat_numpy or bool(array_api_compat.is_numpy_namespace(xp))
+    return xp is _compat_numpy or bool(array_api_compat.is_numpy_namespace(xp))
 
 
 def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any:
@@ -318,7 +349,7 @@ def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any
     InputTypeError
         A complex or non-numeric argument.
     """
-    if xp is compat_numpy:
+    if xp is (_compat_numpy or numpy_namespace()):
         return _numpy_compute_dtype(arrays, names=names)
     floating = []
     for name, a in zip(names, arrays, strict=True):
@@ -361,7 +392,7 @@ def compute_dtype_weak(
         if 0 < len(strong) < len(given):
             arrays = tuple(arrays[i] for i in strong)
             names = tuple(names[i] for i in strong)
-    if xp is compat_numpy:
+    if xp is (_compat_numpy or numpy_namespace()):
         return _numpy_compute_dtype(arrays, names=names)
     return compute_dtype(*arrays, xp=xp, names=names)
 
@@ -419,7 +450,7 @@ _NUMPY_COMPUTE_DTYPES: dict[tuple[np.dtype, ...], Any] = {}
 
 def accumulation_dtype(dtype: Any, *, xp: ModuleType, device: Any) -> Any:
     """float64 where the device supports it, else ``dtype``."""
-    if xp is compat_numpy:
+    if xp is (_compat_numpy or numpy_namespace()):
         return np.float64
     supported = xp.__array_namespace_info__().dtypes(device=device, kind="real floating")
     return supported.get("float64", dtype)

@@ -78,8 +78,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import _xp
 from .._checks import row_sum_tolerance
-from .._xp import compat_numpy, to_float32
+from .._xp import to_float32
 from . import _cpu_kernels, _distill_rows
 from ._batch import Batch, LossOptions, batch_for
 from ._distill_options import KEYWORDS as _OPTION_DEFAULTS
@@ -160,7 +161,7 @@ class FusedCall:
         form = self.variant.teacher_form
         if not self.validate or form == "logits":
             return False
-        tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=compat_numpy)
+        tolerance = row_sum_tolerance(self.v.dtype, self.shape[-1], xp=_xp.compat_numpy)
         return not _distill_rows.teacher_passes(stats, form, tolerance)
 
     def invalid(self, rows: np.ndarray) -> bool:

@@ -51,8 +51,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import _xp
 from .._checks import row_sum_tolerance
-from .._xp import compat_numpy
 from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
 from ._entry_points import kept_table
@@ -310,7 +310,7 @@ def tolerance(classes: int, dtype: np.dtype) -> float:
     try:
         return _TOLERANCES[key]
     except KeyError:
-        found = row_sum_tolerance(dtype.type, classes, xp=compat_numpy)
+        found = row_sum_tolerance(dtype.type, classes, xp=_xp.compat_numpy)
     if len(_TOLERANCES) < 256:
         _TOLERANCES[key] = found
     return found

@@ -108,6 +108,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import _xp
 from .._checks import (
     ValuelessArrayError,
     check_flag,
@@ -121,7 +122,6 @@ from .._sides import prepare
 from .._xp import (
     Array,
     cannot_copy_to_host,
-    compat_numpy,
     device,
     namespace,
     numpy_errstate,
@@ -736,7 +736,7 @@ def _fused_target_loss(problem: SoftmaxProblem) -> Any:
         np.reshape(loss, rows.shape[:-1]),
         normalizer,
         reduction=batch.reduction,
-        xp=compat_numpy,
+        xp=_xp.compat_numpy,
         log_base=batch.log_base,
         dtype=np.float64,
     )
@@ -1264,19 +1264,19 @@ def _lean_statistics(
     """The statistics of a call :func:`lean_call` takes, or None (a suspect row)."""
     classes, generic = logits.shape[-1], logits.dtype.char == _FLOAT64
     if generic and validate:  # the generic path's checks, in its order
-        check_logits(logits, name="logits", xp=compat_numpy, axis=logits.ndim - 1)
+        check_logits(logits, name="logits", xp=_xp.compat_numpy, axis=logits.ndim - 1)
     if not (generic or logits.flags.c_contiguous):
         return None
     check_labels(
         labels,
-        xp=compat_numpy,
+        xp=_xp.compat_numpy,
         batch_shape=logits.shape[:-1],
         classes=classes,
         ignore_index=None,
         check_range=generic,  # (the kernel flags a label that is not a class)
     )
     if generic:  # the generic path's statistics
-        rows, shifted_y, _ = _generic_rows(logits, labels, None, opts, xp=compat_numpy)
+        rows, shifted_y, _ = _generic_rows(logits, labels, None, opts, xp=_xp.compat_numpy)
         return _Lean(logits, labels, opts, rows, shifted_y)
     rows, shifted_y, _, suspect = _kernel_rows(logits.reshape(-1, classes), labels, None, opts)
     if suspect:
@@ -1303,7 +1303,7 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # Every example weight is 1: A = 1 and B = z'_y - m (exactly the problem's ones
     # times ell, and the normaliser the number of rows).
     a, b = label_terms(
-        lean.shifted_y, None, 1.0, None, eps=0.0, classes=0, xp=compat_numpy, unweighted=True
+        lean.shifted_y, None, 1.0, None, eps=0.0, classes=0, xp=_xp.compat_numpy, unweighted=True
     )
     dtype = lean.logits.dtype  # the compute dtype: float32 or float64
     # omega: a 1 of the compute dtype, as the problem's (z_loss * omega is float32 for
@@ -1312,7 +1312,7 @@ def _lean_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         row_loss(lean.rows, a, b, dtype.type(1.0), z_loss=opts.z_loss),
         dtype.type(lean.labels.size),
         reduction=opts.reduction,
-        xp=compat_numpy,
+        xp=_xp.compat_numpy,
         log_base=opts.log_base,
         dtype=dtype,
     )
@@ -1340,7 +1340,7 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     scale = scale_for_reduction(
         dtype.type(labels.size),
         reduction=opts.reduction,
-        xp=compat_numpy,
+        xp=_xp.compat_numpy,
         log_base=opts.log_base,
     )
     if rows.shifted is None:  # the kernel's statistics: the kernel's gradient
@@ -1358,8 +1358,8 @@ def _lean_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             label_log_p=_label_log_p(lean.shifted_y, rows),
         )
     one = np.ones(1, dtype=dtype)  # every example weight
-    target = label_target_gradient(labels, one, None, eps=0.0, like=rows.z, xp=compat_numpy)
-    grad = _row_gradient(rows, 1.0, 1.0, target, opts, xp=compat_numpy, safe=labels) * scale
+    target = label_target_gradient(labels, one, None, eps=0.0, like=rows.z, xp=_xp.compat_numpy)
+    grad = _row_gradient(rows, 1.0, 1.0, target, opts, xp=_xp.compat_numpy, safe=labels) * scale
     if out is None:
         return grad
     out[...] = grad

@@ -1,0 +1,108 @@
+"""``import crossent``, ``crossent --help`` and the first call, per source tree (issue 13).
+
+    python benchmarks/bench_import_time.py [--src PATH ...] [--runs 10]
+
+Every ``crossent`` command and every subprocess pays for what ``import crossent``
+imports. Each run is a fresh Python process per tree (``--src``: a ``src`` folder
+holding ``crossent``; default this checkout's), the trees taken in turn so that they
+share the machine's load. Per process it measures:
+
+* ``import crossent``: seconds inside the process (``time.perf_counter`` around the
+  import; NumPy's own import included);
+* the first ``softmax_cross_entropy`` call on (4, 10) float32 logits after it (what a
+  module deferred to its first use adds to that call);
+* ``python -m crossent --help``: wall seconds of the whole process, interpreter start
+  included, against ``python -c pass``.
+
+Bytecode is written (to a temporary ``PYTHONPYCACHEPREFIX``, warmed by one run per
+tree): an installed package has its ``.pyc`` files, and with ``PYTHONDONTWRITEBYTECODE``
+set every import compiles crossent's sources again (about 0.3 s more). The Numba cache
+is ``NUMBA_CACHE_DIR`` when set. The table gives the median and the range of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _machine import cpu_name
+
+_IMPORT_AND_CALL = """
+import time
+start = time.perf_counter()
+import crossent
+imported = time.perf_counter()
+import numpy as np
+z = np.zeros((4, 10), np.float32); y = np.zeros(4, np.int64)
+begin = time.perf_counter()
+crossent.softmax_cross_entropy(z, y)
+print(imported - start, time.perf_counter() - begin)
+"""
+
+
+def _environment(src: Path, pycache: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(src), "PYTHONPYCACHEPREFIX": pycache}
+
+
+def _wall(command: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of ``command``, a fresh process."""
+    start = time.perf_counter()
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    return time.perf_counter() - start
+
+
+def one_run(src: Path, pycache: str) -> dict[str, float]:
+    """The four measures of one run on the tree ``src``."""
+    env = _environment(src, pycache)
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_AND_CALL], env=env, capture_output=True, check=True
+    )
+    imported, called = (float(x) for x in result.stdout.split())
+    return {
+        "import crossent": imported,
+        "first softmax_cross_entropy call": called,
+        "python -m crossent --help (wall)": _wall(
+            [sys.executable, "-m", "crossent", "--help"], env
+        ),
+        "python -c pass (wall)": _wall([sys.executable, "-c", "pass"], env),
+    }
+
+
+def _cell(values: list[float]) -> str:
+    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    here = Path(__file__).resolve().parent.parent / "src"
+    parser.add_argument("--src", type=Path, action="append", help="a src folder (repeatable)")
+    parser.add_argument("--runs", type=int, default=10, help="fresh processes per tree")
+    args = parser.parse_args()
+    trees = [p.resolve() for p in (args.src or [here])]
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"CPU: {cpu_name()}; Python {sys.version.split()[0]}; load average {load}")
+    with tempfile.TemporaryDirectory() as pycache:
+        for src in trees:
+            one_run(src, pycache)  # writes the bytecode, loads the Numba cache
+        runs: dict[Path, list[dict[str, float]]] = {src: [] for src in trees}
+        for _ in range(args.runs):
+            for src in trees:
+                runs[src].append(one_run(src, pycache))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"after: load average {load}; seconds, median (range) of {args.runs} runs\n")
+    print("| measure | " + " | ".join(str(src) for src in trees) + " |")
+    print("|---|" + "---|" * len(trees))
+    for measure in runs[trees[0]][0]:
+        cells = [_cell([run[measure] for run in runs[src]]) for src in trees]
+        print(f"| {measure} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
