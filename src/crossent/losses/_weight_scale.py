@@ -191,7 +191,8 @@ def _past_range(result: Any) -> bool:
         return result.ndim == 0 and bool(result == math.inf)
     if getattr(result, "ndim", None) != 0:
         return False
-    return _readable(result) == math.inf
+    detach = getattr(result, "detach", None)  # (torch: the value, without autograd's warning)
+    return _readable(result if detach is None else detach()) == math.inf
 
 
 def _finite_mean(
