@@ -61,6 +61,17 @@ def _error(path: Path, exc: OSError) -> InputError:
     return InputError(f"{path}: cannot write ({exc.strerror or exc})")
 
 
+def _no_new_files(path: Path, folder: Path) -> InputError:
+    """The error for a folder in which no file can be created although it exists (a
+    virtual file system: ``/proc``, ``/sys``), where creating one fails with ``ENOENT``:
+    ``--output /proc/version`` said "cannot write (No such file or directory)" of a file
+    that exists."""
+    return InputError(
+        f"{path}: cannot write: the folder {folder} takes no new files (the page is written "
+        "to a new file beside the output, then renamed over it); choose another --output"
+    )
+
+
 _SPECIAL = (
     (stat.S_ISDIR, "is a directory; the output needs a file name"),
     (stat.S_ISSOCK, "is a socket, not a file; the output needs a file name"),
@@ -131,6 +142,8 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         descriptor, temporary = _create_temporary(target.parent, mode)
     except OSError as exc:
+        if exc.errno == errno.ENOENT:  # the folder is there (above): it takes no new file
+            raise _no_new_files(path, target.parent) from exc
         raise _error(path, exc) from exc
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", errors=_ERRORS) as handle:

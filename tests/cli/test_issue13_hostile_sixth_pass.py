@@ -347,3 +347,60 @@ def test_float_labels_are_refused_naming_the_row_and_value(
         "booleans, or the names of the class columns; it holds floating-point numbers "
         f"(row {row} is read as {shown}); write the class ids as integers (1, not 1.0)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("cells", "labels"),
+    [(["1", "+0"], [1, 0]), (["+1", " +0 "], [1, 0]), (["+0", "1"], [0, 1])],
+    ids=["plus-zero-second", "plus-one", "plus-zero-first"],
+)
+def test_signed_integer_labels_are_integers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cells: list[str], labels: list[int]
+) -> None:
+    """leftovers9: pyarrow reads ``+0`` as 0.0, and the column was refused as holding
+    "floating-point numbers (row 0 is read as 1.0)", naming a row that held ``1``. The
+    labels are the integers written; the NLL is that of the probabilities they pick."""
+    import json
+
+    path = tmp_path / "pm.csv"
+    path.write_text(f"label,a,b\n{cells[0]},0.25,0.75\n{cells[1]},0.5,0.5\n")
+    assert main(["report", str(path), "--json", *_FAST]) == 0
+    nll = json.loads(capsys.readouterr().out)["nll_nats"]
+    picked = [[0.25, 0.75][labels[0]], [0.5, 0.5][labels[1]]]
+    assert nll == pytest.approx(-sum(np.log(picked)) / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("cells", "said"),
+    [
+        (["+1", "-1"], "(row 1 has -1)"),
+        (["1", "+0", "1.0"], "floating-point numbers (row 2 is read as 1.0)"),
+    ],
+    ids=["negative", "whole-float-after-plus"],
+)
+def test_signed_integer_labels_refused_name_their_row(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cells: list[str], said: str
+) -> None:
+    """A negative label is still refused, naming its row; a ``1.0`` beside ``+0`` is
+    named by its own row (it said row 0, which held ``1``)."""
+    path = tmp_path / "pm.csv"
+    path.write_text("label,a,b\n" + "".join(f"{cell},0.25,0.75\n" for cell in cells))
+    err = _one_line_error(capsys, ["report", str(path), "--json", *_FAST])
+    assert said in err, err
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/version"), reason="needs Linux's /proc")
+def test_output_in_a_folder_that_takes_no_new_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """leftovers9: ``--output /proc/version`` said "cannot write (No such file or
+    directory)" of a file that exists: the folder takes no new file (the temporary)."""
+    path = tmp_path / "p.csv"
+    path.write_text("label,a,b\n1,0.25,0.75\n0,0.5,0.5\n")
+    for target in ("/proc/version", "/proc/crossent-new.html"):
+        err = _one_line_error(capsys, ["report", str(path), "--output", target, *_FAST])
+        assert err == (
+            f"crossent: error: {target}: cannot write: the folder /proc takes no new files "
+            "(the page is written to a new file beside the output, then renamed over it); "
+            "choose another --output\n"
+        )

@@ -255,3 +255,69 @@ def test_jit_traced_weights_are_used_as_given() -> None:
 
     got = float(loss(jnp.asarray(_W, dtype=jnp.float32)))
     assert got == pytest.approx(crossent.softmax_cross_entropy(_X, _Y, weight=_W), rel=1e-6)
+
+
+_B = 1.7e308
+"""A row loss near the top of float64's range: ``-log softmax([0, -B])_1 = B``."""
+
+_PAST_RANGE: dict[str, tuple[Callable[..., Any], Any, Any]] = {
+    # name: (loss, (logits, labels or targets), weights: the second row's 1, the first 3)
+    "softmax_cross_entropy": (crossent.softmax_cross_entropy, [1, 0], [1.0, 3.0]),
+    "softmax_focal_loss": (crossent.softmax_focal_loss, [1, 0], [1.0, 3.0]),
+    "poly1_cross_entropy": (crossent.poly1_cross_entropy, [1, 0], [1.0, 3.0]),
+    "softmax_cross_entropy_with_targets": (
+        crossent.softmax_cross_entropy_with_targets,
+        [[0.0, 1.0], [1.0, 0.0]],
+        [1.0, 3.0],
+    ),
+    "sigmoid_cross_entropy": (crossent.sigmoid_cross_entropy, [1.0, 0.0], [3.0, 1.0]),
+    "sigmoid_focal_loss": (crossent.sigmoid_focal_loss, [1.0, 0.0], [3.0, 1.0]),
+}
+
+
+def _namespace(name: str) -> Any:
+    if name == "numpy":
+        return np
+    if name == "torch":
+        return pytest.importorskip("torch")
+    return pytest.importorskip(name)
+
+
+@pytest.mark.parametrize("library", ["numpy", "array_api_strict", "torch"])
+@pytest.mark.parametrize("name", list(_PAST_RANGE))
+def test_weighted_mean_of_a_product_past_the_range(name: str, library: str) -> None:
+    """leftovers9: weight 3 on a row of loss 1.7e308 gave a ``'mean'`` of ``inf`` (the
+    product overflowed before the division); the weighted mean is
+    :math:`(3 \\cdot 1.7\\times10^{308} + \\ell_2) / 4 = 1.275\\times10^{308}`. Oracle: the
+    unweighted row losses, weighted and divided in exact ``Fraction`` arithmetic."""
+    from fractions import Fraction
+
+    loss, target, weight = _PAST_RANGE[name]
+    xp = _namespace(library)
+    sigmoid = name.startswith("sigmoid")
+    logits = np.array([-_B, 0.0]) if sigmoid else np.array([[0.0, -_B], [0.0, 0.0]])
+    labels = np.array(target)
+    rows = loss(logits, labels, reduction="none")
+    row_weights = weight if sigmoid else [weight[c] for c in (1, 0)]
+    exact = sum(Fraction(w) * Fraction(float(r)) for w, r in zip(row_weights, rows, strict=True))
+    expected = float(exact / sum(map(Fraction, row_weights)))
+    got = _quiet(
+        lambda: loss(
+            xp.asarray(logits),
+            xp.asarray(labels),
+            weight=xp.asarray(np.array(weight, dtype=np.float64)),
+        )
+    )
+    assert float(got) == pytest.approx(expected, rel=4e-16)
+    assert 1.2e308 < expected < np.inf
+
+
+def test_weighted_mean_of_an_infinite_loss_stays_inf() -> None:
+    """The mean made again at smaller weights is ``inf`` where a row's loss is (a class
+    of probability 0 under the target): the retry changes no true ``inf``."""
+    got = crossent.softmax_cross_entropy_with_targets(
+        np.array([[0.0, -np.inf], [0.0, 0.0]]),
+        np.array([[0.5, 0.5], [1.0, 0.0]]),
+        weight=np.array([1.0, 3.0]),
+    )
+    assert got == np.inf

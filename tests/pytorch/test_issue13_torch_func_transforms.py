@@ -245,3 +245,22 @@ def test_sigmoid_and_focal_jacobian_dtype() -> None:
         assert got.dtype == torch.float32
         want = func.jacfwd(theirs)(z.double())
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_jacobian_vectorized(reduction: str) -> None:
+    """leftovers9: ``torch.autograd.functional.jacobian(..., vectorize=True)`` raised
+    "Batching rule not implemented for aten::detach" (the backward detached the batched
+    upstream gradient); against float64 PyTorch's Jacobian."""
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 4, generator=g, dtype=torch.float64) * 3
+    target = torch.rand(3, 4, generator=g, dtype=torch.float64)
+    got = torch.autograd.functional.jacobian(
+        lambda z: ct.binary_cross_entropy_with_logits(z, target, reduction=reduction),
+        x,
+        vectorize=True,
+    )
+    want = torch.autograd.functional.jacobian(
+        lambda z: F.binary_cross_entropy_with_logits(z, target, reduction=reduction), x
+    )
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)

@@ -431,15 +431,21 @@ def _pandas_index(schema: Any) -> tuple[str, ...]:
 
 
 def _labels(
-    path: Path, batch: Any, first_row: int, choice: ColumnChoice, integer_labels: str | None
+    reading: _Reading,
+    batch: Any,
+    first_row: int,
+    choice: ColumnChoice,
+    integer_labels: str | None,
 ) -> Any:
     """The label column as class ids: integers as the positions of the class columns, or
     as their names (:func:`_integer_labels`); booleans as 0 and 1 (False, True); strings
     (or a pandas categorical of strings) as the index of the class column each one
-    names."""
+    names. A CSV's whole numbers that pyarrow read as floats (it reads ``+0`` and ``+1``
+    so) are read again as text: signed integers are integers (:func:`_signed_integers`).
+    """
     import pyarrow.types as pa_types
 
-    name = choice.label
+    path, name = reading.path, choice.label
     column = batch.column(name)
     if pa_types.is_dictionary(column.type):  # a pandas categorical
         column = column.dictionary_decode()
@@ -451,7 +457,12 @@ def _labels(
         return column.to_numpy(zero_copy_only=False).astype(np.int64)
     if pa_types.is_string(column.type) or pa_types.is_large_string(column.type):
         _refuse_missing(path, column, first_row, name)
+        values = _signed_integers(path, column, first_row, name)
+        if values is not None:
+            return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
         return _labels_by_name(path, column, first_row, name, choice.classes)
+    if reading.kind == "csv" and reading.types.get(name) != "string" and _whole(column):
+        raise _Retyped(name, "string")  # ``+0`` was read as 0.0: its text is read again
     if not pa_types.is_integer(column.type):
         raise SourceError(
             f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
@@ -462,6 +473,52 @@ def _labels(
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     values = values if values.dtype == np.uint64 else values.astype(np.int64)
     return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+def _whole(column: Any) -> bool:
+    """Whether a column of floating-point numbers holds finite whole numbers only."""
+    import pyarrow.types as pa_types
+
+    if not pa_types.is_floating(column.type):
+        return False
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = values[~np.isnan(values)]  # (a null: refused with its row, as text)
+    return bool(np.isfinite(values).all() and (values == np.floor(values)).all())
+
+
+_SIGNED_INTEGER = r"^[+-]?[0-9]+$"
+"""A CSV label cell's text (trimmed) that is an integer: ``1``, ``+0``, ``-1``."""
+
+
+def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
+    """A CSV label column read as text, as int64 where each cell is a signed integer
+    (``+0`` is 0, ``-1`` is -1: refused later as a label, with its row); None where a
+    cell is not a number (the labels name class columns). Numbers that are not such
+    integers (``1.0``, or ``1e+23`` past int64) are refused with the first one's row.
+    pyarrow reads ``+0`` as the float 0.0, and the column was refused as "floating-point
+    numbers (row 0 is read as 1.0)", naming a row that held ``1``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim_whitespace(column)  # as the CSV reader does
+    integer = pc.match_substring_regex(texts, _SIGNED_INTEGER).to_numpy(zero_copy_only=False)
+    if integer.all():
+        try:
+            return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
+                zero_copy_only=False
+            )
+        except pa.ArrowInvalid:  # past int64: refused below, as the number it is
+            integer = np.zeros_like(integer)
+    try:
+        values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        return None  # a name
+    k = int(np.flatnonzero(~integer)[0])
+    raise SourceError(
+        f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
+        f"names of the class columns; it holds floating-point numbers (row {first_row + k} "
+        f"is read as {float(values[k])!r}); write the class ids as integers (1, not 1.0)"
+    )
 
 
 def _label_type(column: Any, first_row: int) -> str:
@@ -689,7 +746,7 @@ def _convert(
             first_column = str(batch.schema.field(0).name)
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
-        label_parts.append(_labels(path, batch, rows, choice, options.integer_labels))
+        label_parts.append(_labels(reading, batch, rows, choice, options.integer_labels))
         # a CSV's --id-column, or to_csv's unnamed index, is read as text (the first from
         # the start, :func:`_open_table`; the second again, after one block): ids as written
         as_text = reading.kind == "csv" and choice.id is not None and choice.id in (options.id, "")
@@ -949,7 +1006,7 @@ def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
                     raise SourceError(
                         f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}"
                     )
-                parts.append(_labels(path, batch, rows, choice, None))
+                parts.append(_labels(reading, batch, rows, choice, None))
                 rows += batch.num_rows
         except _Retyped as retyped:
             reading.again(retyped)

@@ -64,9 +64,11 @@ def _readable(value: Any) -> float | None:
         return None
 
 
-def _float_extremes(weight: object) -> tuple[float, float] | None:
+def _float_extremes(weight: object, *, ordinary: bool = False) -> tuple[float, float] | None:
     """The smallest and largest weight, where ``weight`` is a nonempty real floating
-    array (or a list of floats, or a float); None otherwise (the checks deal with it)."""
+    array (or a list of floats, or a float) whose largest is a finite positive float
+    outside ``[_LOW, _HIGH)`` (anywhere with ``ordinary``); None otherwise (the checks
+    deal with it)."""
     w: Any = weight
     if isinstance(weight, list | tuple | float):
         try:
@@ -77,7 +79,7 @@ def _float_extremes(weight: object) -> tuple[float, float] | None:
         if w.dtype.kind != "f" or w.size == 0:
             return None
         top = float(np.maximum.reduce(w, axis=None))
-        if _LOW <= top < _HIGH or not 0.0 < top < math.inf:
+        if (not ordinary and _LOW <= top < _HIGH) or not 0.0 < top < math.inf:
             return None  # (NaN fails the second test)
         return float(np.minimum.reduce(w, axis=None)), top
     import array_api_compat
@@ -91,7 +93,9 @@ def _float_extremes(weight: object) -> tuple[float, float] | None:
     if not xp.isdtype(w.dtype, "real floating") or array_api_compat.size(w) == 0:
         return None
     top_read = _readable(xp.max(w))
-    if top_read is None or _LOW <= top_read < _HIGH or not 0.0 < top_read < math.inf:
+    if top_read is None or not 0.0 < top_read < math.inf:
+        return None
+    if not ordinary and _LOW <= top_read < _HIGH:
         return None
     low = _readable(xp.min(w))
     return None if low is None else (low, top_read)
@@ -180,6 +184,43 @@ def _check_parts_in_range(scaled: LossParts, parts: LossParts, shift: int) -> No
         )
 
 
+def _past_range(result: Any) -> bool:
+    """Whether ``result`` is one number and ``+inf`` (a traced or meta one, which cannot
+    be read, is taken as not)."""
+    if isinstance(result, np.generic | np.ndarray):
+        return result.ndim == 0 and bool(result == math.inf)
+    if getattr(result, "ndim", None) != 0:
+        return False
+    detach = getattr(result, "detach", None)  # (torch: the value, without autograd's warning)
+    return _readable(result if detach is None else detach()) == math.inf
+
+
+def _finite_mean(
+    public: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+) -> Any:
+    r"""A ``'mean'`` of ``inf`` made again with the weights :math:`2^{-k}w`, :math:`k`
+    such that :math:`\max w' \in [\tfrac12, 1)`: the mean does not change, and no
+    product :math:`\omega'_i\ell_i` passes the range where :math:`\ell_i` does not.
+
+    A hostile pass (issue 13): class weight 2 on a row of loss ``1.7e308`` gave a mean of
+    ``inf`` (the product overflowed before the sum was divided), where the weighted mean
+    is ``1.13e308``; a sum past the range after that is the unweighted case
+    (``_reduction._mean_past_range``). Only an ``inf`` mean with a weight of at least 1
+    is made again (a loss that is ``inf`` is so twice)."""
+    if not _past_range(result):
+        return result
+    weight = kwargs["weight"]
+    extremes = _float_extremes(weight, ordinary=True)
+    if extremes is None or not extremes[0] >= 0.0 or extremes[1] < 1.0:
+        return result
+    shift = math.frexp(extremes[1])[1]
+    if isinstance(weight, list | tuple | float):
+        smaller: Any = _times_power_of_two(np.asarray(weight), -shift).tolist()
+    else:
+        smaller = _times_power_of_two(weight, -shift)
+    return public(*args, **{**kwargs, "weight": smaller})
+
+
 def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     """``public`` (a weighted loss or gradient) called with its weights scaled by a power
     of two where they are far from 1, and its result scaled back (module docstring).
@@ -194,10 +235,12 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
         if weight is None:
             return public(*args, **kwargs)
         scaled, shift = scaled_weight(weight)
-        if not shift:
-            return public(*args, **kwargs)
-        result = public(*args, **{**kwargs, "weight": scaled})
+        if shift:
+            kwargs = {**kwargs, "weight": scaled}
+        result = public(*args, **kwargs)
         if kwargs.get("reduction", "mean") == "mean":
+            return _finite_mean(public, args, kwargs, result)
+        if not shift:
             return result
         scaled_back = scale_result(result, shift, out=kwargs.get("out"))
         if isinstance(result, LossParts):

@@ -66,6 +66,17 @@ def _loss(
     return loss / max(x.numel(), 1) if reduction == "mean" else loss
 
 
+def _plain(grad: torch.Tensor) -> torch.Tensor:
+    """``grad.detach()`` (a forward-mode tangent dropped), or ``grad`` where the legacy
+    batching of ``torch.autograd.functional.jacobian(..., vectorize=True)`` has no rule
+    for ``detach`` ("Batching rule not implemented for aten::detach"): under
+    ``no_grad`` no graph is recorded either way, and that batching carries no tangent."""
+    try:
+        return grad.detach()
+    except RuntimeError:
+        return grad
+
+
 def _computed(a: Any, dtype: torch.dtype) -> Any:
     """A weight in the compute dtype, as the loss takes it (None stays None)."""
     return a if a is None or a.dtype == dtype else a.to(dtype)
@@ -250,7 +261,7 @@ class BinaryFunction(torch.autograd.Function):
             with torch.no_grad():  # (and no tangent: detached for forward mode too)
                 w_plain = None if w is None else w.detach()
                 pw_plain = None if pw is None else pw.detach()
-                upstream = grad.detach()
+                upstream = _plain(grad)
                 gx = logit_gradient(
                     x.detach(), t.detach(), w_plain, pw_plain, eps, reduction, upstream, x.dtype
                 )
