@@ -264,3 +264,20 @@ def test_a_float64_mean_of_losses_each_near_the_top_of_the_range(namespace: str)
         warnings.simplefilter("error")
         got = crossent.multiclass_hinge_loss(convert(logits), convert(labels))
     assert float(got) == top
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sigmoid_cross_entropy"])
+def test_a_weighted_loss_past_the_range_on_array_api_strict(name: str) -> None:
+    """Weight 1.5 on a loss of 1.7e308 (branch mutation8): ``weighted_term``'s product is
+    ``inf`` without NumPy's overflow warning on array-api-strict (NumPy underneath)."""
+    weight = _strict(np.array([1.5, 1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if name == "softmax_cross_entropy":
+            logits, labels = np.array([[0.0, 1.7e308], [0.0, 1.0]]), np.array([0, 1])
+        else:
+            logits, labels = np.array([-1.7e308, 1.0]), np.array([1.0, 0.0])
+        got = getattr(crossent, name)(
+            _strict(logits), _strict(labels), weight=weight, reduction="none"
+        )
+    assert np.isposinf(np.asarray(got)[0])
