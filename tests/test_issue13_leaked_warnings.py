@@ -227,6 +227,15 @@ def test_the_silenced_overflow_is_still_infinite() -> None:
     assert np.isneginf(grad[0, 1])
 
 
+def _converter(namespace: str) -> Callable[[Any], Any]:
+    """``asarray`` of NumPy, PyTorch (skipped without it) or array-api-strict."""
+    if namespace == "numpy":
+        return np.asarray
+    if namespace == "torch":
+        return pytest.importorskip("torch").asarray  # type: ignore[no-any-return]
+    return _strict
+
+
 @pytest.mark.parametrize("namespace", ["numpy", "array_api_strict", "torch"])
 @pytest.mark.parametrize(
     "name", ["multiclass_hinge_loss", "poly1_cross_entropy", "softmax_focal_loss"]
@@ -234,15 +243,41 @@ def test_the_silenced_overflow_is_still_infinite() -> None:
 def test_a_float64_mean_whose_total_is_past_the_range(name: str, namespace: str) -> None:
     """Losses 1.7e308, 0, 1.7e308: the total is past float64's range, the mean is not.
     On main the mean was ``inf`` (``softmax_cross_entropy`` gave the mean)."""
-    if namespace == "numpy":
-        convert: Callable[[Any], Any] = np.asarray
-    elif namespace == "torch":
-        convert = pytest.importorskip("torch").asarray
-    else:
-        convert = _strict
+    convert = _converter(namespace)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got = getattr(crossent, name)(convert(PAST), convert(PAST_LABELS))
     exact = float(Fraction(1.7e308) * 2 / 3)  # the quotient of the exact total, rounded once
     assert float(got) == exact
     assert float(crossent.softmax_cross_entropy(PAST, PAST_LABELS)) == exact
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "array_api_strict", "torch"])
+def test_a_float64_mean_of_losses_each_near_the_top_of_the_range(namespace: str) -> None:
+    r"""Three losses of :math:`1.5 \cdot 2^{1023}` (1.35e308; three times it is exact)
+    (branch mutation8): the sum must be scaled by :math:`2^{-k}` with :math:`2^k` above
+    the count (a scale of 1/2 overflowed it, and the mean was ``inf``)."""
+    convert = _converter(namespace)
+    top = 1.5 * 2.0**1023
+    logits, labels = np.array([[0.0, top]] * 3), np.zeros(3, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = crossent.multiclass_hinge_loss(convert(logits), convert(labels))
+    assert float(got) == top
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sigmoid_cross_entropy"])
+def test_a_weighted_loss_past_the_range_on_array_api_strict(name: str) -> None:
+    """Weight 1.5 on a loss of 1.7e308 (branch mutation8): ``weighted_term``'s product is
+    ``inf`` without NumPy's overflow warning on array-api-strict (NumPy underneath)."""
+    weight = _strict(np.array([1.5, 1.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if name == "softmax_cross_entropy":
+            logits, labels = np.array([[0.0, 1.7e308], [0.0, 1.0]]), np.array([0, 1])
+        else:
+            logits, labels = np.array([-1.7e308, 1.0]), np.array([1.0, 0.0])
+        got = getattr(crossent, name)(
+            _strict(logits), _strict(labels), weight=weight, reduction="none"
+        )
+    assert np.isposinf(np.asarray(got)[0])

@@ -39,6 +39,13 @@ def test_logit_axis_draws_a_bin_whose_accuracy_is_one() -> None:
     assert counts == [str(c) for c in diagram.count[diagram.count > 0]]
     for text in figure.axes[0].texts:  # type: ignore[attr-defined]
         assert np.isfinite(text.get_window_extent()).all()
+    # the interval's band too (its upper end is 1 there): on the axis' edge, not at
+    # infinity, where matplotlib masks it (branch mutation8: the band was not checked)
+    assert 1.0 in diagram.accuracy_high.tolist()
+    (band,) = figure.axes[0].collections  # type: ignore[attr-defined]
+    corners = np.concatenate([path.vertices for path in band.get_paths()])
+    assert corners.min() >= 1e-4
+    assert corners.max() <= 1 - 1e-4
 
 
 def test_positive_class_diagram_names_its_axes() -> None:
@@ -121,3 +128,33 @@ def test_class_wise_state_gives_one_row_of_edges_a_class(binning: str) -> None:
     if binning == "uniform":
         np.testing.assert_array_equal(streamed.edges, one_shot.edges)
     assert state.compute().calibration.edges.shape == (3, 5)
+
+
+def test_chunks_of_several_blocks_number_their_rows_as_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the stacked path (a batch of several blocks of stored probabilities) goes on after
+    # its batch too (branch mutation8: only the one-block path was tested)
+    from crossent.calibration import _inputs
+
+    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 30)
+    rng = np.random.default_rng(1)
+    probs, labels = rng.dirichlet(np.full(3, 0.3), size=60), rng.integers(0, 3, size=60)
+    whole = crossent.EvaluationState(3, keep=40).update(probs[20:], labels[20:], first_row=20)
+    chunked = crossent.EvaluationState(3, keep=40)
+    chunked.update(probs[20:40], labels[20:40], first_row=20).update(probs[40:], labels[40:])
+    rows = sorted(row for row, _ in chunked.compute().most_surprising)
+    assert rows == list(range(20, 60))
+    assert chunked.compute().most_surprising == whole.compute().most_surprising
+
+
+def test_a_merged_state_goes_on_after_the_rows_it_holds() -> None:
+    # "for a merged state, the rows it holds" (branch mutation8: a merge that kept the
+    # first operand's next row, 110 here, was let through)
+    rng = np.random.default_rng(2)
+    probs, labels = rng.dirichlet(np.full(3, 0.3), size=30), rng.integers(0, 3, size=30)
+    first = crossent.EvaluationState(3, keep=30).update(probs[:10], labels[:10], first_row=100)
+    second = crossent.EvaluationState(3, keep=30).update(probs[10:20], labels[10:20])
+    merged = first.merge(second).update(probs[20:], labels[20:])
+    rows = sorted(row for row, _ in merged.compute().most_surprising)
+    assert rows == [*range(10), *range(20, 30), *range(100, 110)]

@@ -269,15 +269,21 @@ def test_torch_generic_path_and_cpu_op(form: str) -> None:
     _assert_close(leaf.grad.numpy(), z, x, 1.0)
 
 
-def test_ordinary_rows_keep_the_formula() -> None:
+@pytest.mark.parametrize("namespace", ["numpy", "torch"])
+def test_ordinary_rows_keep_the_formula(namespace: str) -> None:
     """Rows whose top probability is at most 1/2 keep the formula's entries bit for bit
     (a mutant that forms every row's top entry from the others fails: its rows of
-    near-uniform students move by ulps)."""
+    near-uniform students move by ulps). PyTorch: the generic path's own test of
+    :math:`s_r` (branch mutation8: a mutant without it was let through)."""
     rng = np.random.default_rng(13)
     z, v = rng.standard_normal((6, 40)), rng.standard_normal((6, 40))
+    exp: Any = np.exp
+    if namespace == "torch":
+        torch = pytest.importorskip("torch")
+        z, v, exp = torch.asarray(z), torch.asarray(v), torch.exp
     d = _distill.prepare_distillation(z, v, direction="reverse", reduction="sum")
-    s = np.exp(d.log_s)
+    s = exp(d.log_s)
     assert float(s.max()) <= 0.5
-    kl = d.row_kl()[:, None]
-    formula = s * ((d.log_s - d.log_t) - kl)
-    np.testing.assert_array_equal(inspect.unwrap(crossent.distillation_loss_grad)(d), formula)
+    formula = np.asarray(s * ((d.log_s - d.log_t) - d.row_kl()[:, None]))
+    grad = inspect.unwrap(crossent.distillation_loss_grad)(d)
+    np.testing.assert_array_equal(np.asarray(grad), formula)
