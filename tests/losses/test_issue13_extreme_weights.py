@@ -321,3 +321,20 @@ def test_weighted_mean_of_an_infinite_loss_stays_inf() -> None:
         weight=np.array([1.0, 3.0]),
     )
     assert got == np.inf
+
+
+def test_array_api_strict_scaled_result_past_the_range_warns_of_nothing() -> None:
+    """A per-row loss scaled back by 2**k past the range is inf on array-api-strict as on
+    NumPy, without NumPy's overflow warning (an error under ``-W error``; the mutation
+    pass of stop 56 found the generic branch of the scaling multiply outside errstate)."""
+    xs = pytest.importorskip("array_api_strict")
+    logits = np.array([[0.0, 1e300], [0.0, 1.0]])
+    labels, weight = np.array([0, 1]), np.array([1e10, 1.0])
+    expected = crossent.softmax_cross_entropy(logits, labels, weight=weight, reduction="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = crossent.softmax_cross_entropy(
+            xs.asarray(logits), xs.asarray(labels), weight=xs.asarray(weight), reduction="none"
+        )
+    assert np.isposinf(expected[0])
+    np.testing.assert_array_equal(np.asarray(got), expected)

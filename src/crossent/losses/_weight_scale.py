@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._xp import Array, check_dense
+from .._xp import Array, check_dense, numpy_errstate
 from ..errors import InputError
 from ._reduction import LossParts
 
@@ -109,10 +110,12 @@ def _times_power_of_two(x: Any, shift: int) -> Any:
         with np.errstate(over="ignore", under="ignore"):
             return np.ldexp(x, shift)
     step = _STEP if shift > 0 else -_STEP
-    while shift:
-        part = step if abs(shift) > _STEP else shift
-        x = x * 2.0**part
-        shift -= part
+    xp = sys.modules.get(type(x).__module__.partition(".")[0])  # (array-api-strict warns)
+    with numpy_errstate(x, xp, over="ignore", under="ignore"):
+        while shift:
+            part = step if abs(shift) > _STEP else shift
+            x = x * 2.0**part
+            shift -= part
     return x
 
 
