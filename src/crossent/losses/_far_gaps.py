@@ -449,7 +449,8 @@ def _again(
     if rows.dtype == np.float64 and far.any():
         again = far_rows(arguments, far)
         base = arguments.get("base")
-        rows[far] = again if base is None else again / math.log(base)
+        with np.errstate(over="ignore"):  # (a loss past the range in this base: inf)
+            rows[far] = again if base is None else again / math.log(base)
     if reduction == "none":
         return rows if rows.ndim else rows[()]  # one row: a NumPy scalar, as given
     return _reduce(
