@@ -464,10 +464,7 @@ def _labels(
     if reading.kind == "csv" and reading.types.get(name) != "string" and _whole(column):
         raise _Retyped(name, "string")  # ``+0`` was read as 0.0: its text is read again
     if not pa_types.is_integer(column.type):
-        raise SourceError(
-            f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
-            f"names of the class columns; it holds {_label_type(column, first_row)}"
-        )
+        raise _not_class_ids(path, name, _label_type(column, first_row))
     _refuse_missing(path, column, first_row, name)
     values = _to_numpy(column)
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
@@ -514,10 +511,22 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
     except pa.ArrowInvalid:
         return None  # a name
     k = int(np.flatnonzero(~integer)[0])
-    raise SourceError(
+    raise _not_class_ids(path, name, _floats_at(first_row + k, float(values[k])))
+
+
+def _not_class_ids(path: Path, name: str, holds: str) -> SourceError:
+    """The refusal of a label column that ``holds`` something other than class ids."""
+    return SourceError(
         f"{path}: the {name!r} column must hold integers (class ids), booleans, or the "
-        f"names of the class columns; it holds floating-point numbers (row {first_row + k} "
-        f"is read as {float(values[k])!r}); write the class ids as integers (1, not 1.0)"
+        f"names of the class columns; it holds {holds}"
+    )
+
+
+def _floats_at(row: int, value: float) -> str:
+    """What a label column of floating-point numbers holds, shown by ``row``'s ``value``."""
+    return (
+        f"floating-point numbers (row {row} is read as {value!r}); write the class ids as "
+        "integers (1, not 1.0)"
     )
 
 
@@ -535,10 +544,7 @@ def _label_type(column: Any, first_row: int) -> str:
     fraction = np.flatnonzero(finite & (values != np.floor(np.where(finite, values, 0))))
     shown = fraction if fraction.size else np.flatnonzero(~np.isnan(values))
     k = int(shown[0]) if shown.size else 0  # the first fraction, else the first number
-    return (
-        f"floating-point numbers (row {first_row + k} is read as {float(values[k])!r}); write "
-        "the class ids as integers (1, not 1.0)"
-    )
+    return _floats_at(first_row + k, float(values[k]))
 
 
 _BOOLEAN_NAMES = {"false": 0, "0": 0, "true": 1, "1": 1}

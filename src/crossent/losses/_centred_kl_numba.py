@@ -58,7 +58,7 @@ from .._intrinsics_numba import float64_to_bits
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 
-__all__ = ["block_sums", "centred_kl", "centred_kl_row", "centred_kl_rows"]
+__all__ = ["block_sums", "centred_kl", "centred_kl_row", "centred_kl_rows", "power_of_two"]
 
 _BLOCK = 512
 _FLOOR = -708.0  # below: e^x is 0 here (as _distill_numba's)
@@ -89,11 +89,18 @@ def _pair(d, inv_t, temperature, exact):
 
 
 @numba.njit(inline="always")
+def _difference(a, b):
+    # a - b as the pair d + lo exactly (TwoSum; inlined, so that the blocks' loop
+    # vectorises: _cpu_kernels_numba.two_sum is a call)
+    d = a - b
+    back = d - a
+    return d, (a - (d - back)) - (b + back)
+
+
+@numba.njit(inline="always")
 def _gap(x, m, inv_t, temperature, exact):
     # (x - m)/T as a pair q + lo: x - m exactly by TwoSum (its low part into lo)
-    gap = x - m
-    back = gap - x
-    gap_lo = (x - (gap - back)) - (m + back)
+    gap, gap_lo = _difference(x, m)
     q, lo = _pair(gap, inv_t, temperature, exact)
     return q, lo + gap_lo * inv_t
 
@@ -134,9 +141,7 @@ def _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef):
                 ef[j] = w * ((e - 1.0) - u)
             continue
         sq, slo = _gap(y, m_y, inv_t, temperature, exact)
-        a = sq - shift  # (TwoSum: sigma - shift as a + a_lo + slo)
-        back = a - sq
-        a_lo = (sq - (a - back)) - (shift + back)
+        a, a_lo = _difference(sq, shift)  # (sigma - shift as a + a_lo + slo)
         ef[j] = exp_of_pair(a, slo + a_lo, 0.0) if a > _FLOOR else 0.0
 
 
@@ -154,7 +159,8 @@ def block_sums(ew, eu, ef, n):
 
 
 @numba.njit(inline="always")
-def _power_of_two(temperature):
+def power_of_two(temperature):
+    # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
     return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
 
 
@@ -166,7 +172,7 @@ def centred_kl(x, y, m_x, m_y, temperature, shift, scratch):
     ``scratch`` 3 x 512 float64. For rows of finite logits (``-inf`` on both sides
     of a class too) whose common-path KL is finite."""
     classes = x.shape[0]
-    exact = _power_of_two(temperature)
+    exact = power_of_two(temperature)
     inv_t = 1.0 / temperature
     ew, eu, ef = scratch[0], scratch[1], scratch[2]
     s, s_lo, m, m_lo, f, f_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -193,7 +199,7 @@ def centred_kl_row(x, y, temperature, scratch):
     m_x = x.max()
     m_y = y.max()
     inv_t = 1.0 / temperature
-    exact = _power_of_two(temperature)
+    exact = power_of_two(temperature)
     ew, eu, ef = scratch[0], scratch[1], scratch[2]
     s, s_lo, m, m_lo = 0.0, 0.0, 0.0, 0.0
     for start in range(0, x.shape[0], _BLOCK):

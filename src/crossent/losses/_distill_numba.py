@@ -178,6 +178,7 @@ import numpy as np
 from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
 from ._centred_kl_numba import centred_kl
+from ._centred_kl_numba import power_of_two as _power_of_two
 from ._cpu_kernels_numba import exp_of_pair, two_sum
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._near_rows import KL_FLOOR as _KL_FLOOR
@@ -222,12 +223,6 @@ def _quotients(dz, dv, inv_t, temperature, exact):
     qs, ls = _quotient(dz, inv_t, temperature)
     qt, lt = _quotient(dv, inv_t, temperature)
     return qs, ls, qt, lt
-
-
-@numba.njit(inline="always")
-def _power_of_two(temperature):
-    # whether T (> 0, normal) is a power of two: 1/T exact, so d (1/T) is, and lo = 0
-    return float64_to_bits(temperature) & 0xFFFFFFFFFFFFF == 0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")

@@ -158,7 +158,7 @@ def _near_loss(
     (``_near_rows_numba.near_kl_loss64``); None where a value is not finite or there is
     no such row (the call was handed on for another reason). At :math:`T = 1` a teacher
     of probabilities is taken as it is: the formula's renormalised teacher corrected by
-    its mass (``_distill.given_mass``), as the full path's ``_distill._as_given``."""
+    its mass (``_near_rows.given_mass``), as the full path's ``_distill._as_given``."""
     z, v = _scores(args, settings)
     compiled = _near_functions()
     scores = (v, z) if settings.forward else (z, v)

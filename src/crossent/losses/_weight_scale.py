@@ -133,9 +133,15 @@ def scaled_weight(weight: object) -> tuple[object, int]:
     if extremes is None or not extremes[0] >= 0.0:
         return weight, 0  # negative weights (or NaN): the checks name them as given
     shift = math.frexp(extremes[1])[1] - 1
-    if isinstance(weight, list | tuple | float):  # (a Python float: a sigmoid's one weight)
-        return _times_power_of_two(np.asarray(weight), -shift).tolist(), shift
-    return _times_power_of_two(weight, -shift), shift
+    return _weight_times_power_of_two(weight, -shift), shift
+
+
+def _weight_times_power_of_two(weight: Any, shift: int) -> Any:
+    r""":math:`2^{\text{shift}} w` of weights as the caller gave them: an array of its
+    library, or a list, tuple or Python float (a sigmoid's one weight) as a list."""
+    if isinstance(weight, list | tuple | float):
+        return _times_power_of_two(np.asarray(weight), shift).tolist()
+    return _times_power_of_two(weight, shift)
 
 
 def scale_result(result: Any, shift: int, *, out: Array | None = None) -> Any:
@@ -216,11 +222,7 @@ def _finite_mean(
     extremes = _float_extremes(weight, ordinary=True)
     if extremes is None or not extremes[0] >= 0.0 or extremes[1] < 1.0:
         return result
-    shift = math.frexp(extremes[1])[1]
-    if isinstance(weight, list | tuple | float):
-        smaller: Any = _times_power_of_two(np.asarray(weight), -shift).tolist()
-    else:
-        smaller = _times_power_of_two(weight, -shift)
+    smaller = _weight_times_power_of_two(weight, -math.frexp(extremes[1])[1])
     return public(*args, **{**kwargs, "weight": smaller})
 
 
