@@ -48,6 +48,7 @@ Equal-mass bins
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -397,29 +398,59 @@ def calibration_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> Flo
 
 
 def fine_edges() -> FloatArray:
-    """Confidence edges of the fine cells (``FINE_CELLS + 3`` values from 0 to 1)."""
+    """Confidence edges of the fine cells (``FINE_CELLS + 3`` values from 0 to 1),
+    read-only (computed once)."""
+    return _fine_edges()
+
+
+@functools.cache
+def _fine_edges() -> FloatArray:
     logits = np.linspace(-_LOGIT_LIMIT, _LOGIT_LIMIT, FINE_CELLS + 1)
-    return np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-logits)), [1.0]])
+    edges = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-logits)), [1.0]])
+    edges.flags.writeable = False
+    return edges
 
 
 def fine_cell(confidence: FloatArray, closed: Closed = "left") -> IntArray:
-    """The fine cell of each confidence: 0 below logit -16, ``FINE_CELLS + 1`` from +16.
+    r"""The fine cell of each confidence: :func:`assign_bins` with :func:`fine_edges`.
 
-    A logit on a cell edge (a confidence of exactly 0.5 is on one, logit 0) is in the
-    cell above it with ``closed="left"`` (cells :math:`[a, b)`) and in the cell below with
-    ``closed="right"`` (:math:`(a, b]`), as the bins the cells are joined into declare.
-    The state ignored ``closed`` here: with ``closed="right"`` a confidence of 0.5 on a
+    Cell :math:`j` is :math:`[E_j, E_{j+1})` of the edges :math:`E` (``closed="left"``)
+    or :math:`(E_j, E_{j+1}]` (``closed="right"``): 0 below logit -16, ``FINE_CELLS + 1``
+    from +16, 0 and 1 in the end cells, a confidence on an edge (0.5, at logit 0) in the
+    cell above it or below it as the bins the cells are joined into declare.  The
+    state ignored ``closed`` here: with ``closed="right"`` a confidence of 0.5 on a
     grouped edge of 0.5 was counted in the bin above, whose interval excludes it
     (positive-class probabilities 0.499, 0.5, 0.501 twice each, labels 1, 1, 1, 1, 0,
     0, 2 bins: counts 2 and 4 under edges [0, 0.5, 1] declared ``(a, b]``, and an ECE
     of 0.1673 where those bins hold 4 and 2 rows and give 0.5007).
+
+    The cell of the rounded logit :math:`\log c - \log(1 - c)` is off by at most one
+    cell, right next to an edge; one comparison with the edges on each side corrects
+    it, as :func:`assign_uniform_bins` does.  The logit's cell alone put 761 of the
+    4097 inner edges (``closed="left"``; 818 with ``"right"``) in the cell on their
+    other side, so a streaming equal-mass bin held rows outside the edges it declared
+    (issue 13, hostileeval8).  Unchecked input (``validate=False``) lands as in
+    :func:`assign_bins`: NaN and values above 1 in the last cell, negative values in
+    the first; their NaN logit raised NumPy's ``ValueError`` from ``bincount``.
     """
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         logit = np.log(confidence) - np.log1p(-confidence)
     step = 2 * _LOGIT_LIMIT / FINE_CELLS
     scaled = (logit + _LOGIT_LIMIT) / step
-    cell = np.floor(scaled) if closed == "left" else np.ceil(scaled) - 1.0
-    return (np.clip(cell, -1, FINE_CELLS) + 1).astype(np.intp)
+    guess = np.floor(scaled) if closed == "left" else np.ceil(scaled) - 1.0
+    undefined = np.isnan(guess)  # NaN, or outside [0, 1]: the end cells, as the search
+    if undefined.any():
+        guess[undefined] = np.where(confidence[undefined] < 0.0, -1.0, FINE_CELLS)
+    cell = (np.clip(guess, -1, FINE_CELLS, out=guess) + 1).astype(np.intp)
+    edges, last = _fine_edges(), FINE_CELLS + 1
+    low, high = edges[cell], edges[cell + 1]
+    if closed == "left":  # [E_j, E_j+1): below E_j is the cell before, from E_j+1 the next
+        down, up = confidence < low, confidence >= high
+    else:  # (E_j, E_j+1]
+        down, up = confidence <= low, confidence > high
+    cell -= down & (cell > 0)
+    cell += up & (cell < last)
+    return cell
 
 
 def group_fine_cells(count: FloatArray, bins: int) -> IntArray:
