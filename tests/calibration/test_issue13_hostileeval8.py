@@ -59,3 +59,24 @@ def test_streaming_equal_mass_bins_take_unchecked_nan_rows(scope: str) -> None:
     count = np.atleast_2d(result.statistics.count)  # (curves, bins)
     np.testing.assert_array_equal(count.sum(axis=1), 3.0)
     assert np.all(count[:, -1] >= 1)  # the NaN row: in the last bin
+
+
+@pytest.mark.parametrize("base", [2.0, 10.0])
+def test_intervals_in_a_base_give_the_functions_values(base: float) -> None:
+    # Interval.value is "the metric on the data as given": negative_log_likelihood's
+    # number in that base, as nll_a and nll_b of compare_log_loss.  Each row was divided
+    # by log(base) before the mean, where the function divides the mean: 1 ulp off
+    # (2.9374889609284933 bits for 2.9374889609284938 here).
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(100, 3)) * 2, rng.integers(0, 3, 100)
+    options = {"base": base, "resamples": 20}
+    nll_a = crossent.negative_log_likelihood(logits, labels, form="logits", base=base)
+    nll_b = crossent.negative_log_likelihood(logits / 2, labels, form="logits", base=base)
+    interval = crossent.bootstrap_interval("nll", logits, labels, form="logits", **options)
+    compared = crossent.compare_log_loss(
+        logits, logits / 2, labels, form_a="logits", form_b="logits", **options
+    )
+    assert (interval.value, compared.nll_a, compared.nll_b) == (nll_a, nll_a, nll_b)
+    in_nats = crossent.bootstrap_interval("nll", logits, labels, form="logits", resamples=20)
+    assert interval.low == pytest.approx(in_nats.low / np.log(base), rel=1e-15)
+    assert interval.high == pytest.approx(in_nats.high / np.log(base), rel=1e-15)
