@@ -55,7 +55,8 @@ def test_streaming_equal_mass_bins_take_unchecked_nan_rows(scope: str) -> None:
     one_shot = crossent.calibration_error(
         probs, labels, binning="quantile", bins=3, scope=scope, validate=False
     )
-    assert np.isnan(result.value) and np.isnan(one_shot.value)
+    assert np.isnan(result.value)
+    assert np.isnan(one_shot.value)
     count = np.atleast_2d(result.statistics.count)  # (curves, bins)
     np.testing.assert_array_equal(count.sum(axis=1), 3.0)
     assert np.all(count[:, -1] >= 1)  # the NaN row: in the last bin

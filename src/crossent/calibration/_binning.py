@@ -175,13 +175,22 @@ def assign_uniform_bins(confidence: FloatArray, bins: int, closed: Closed) -> In
     scaled = np.multiply(confidence, bins)
     np.nan_to_num(scaled, copy=False, nan=bins)
     guess = np.clip(scaled, 0, bins - 1, out=scaled).astype(np.intp)
+    return _corrected(guess, confidence, edges, closed)
+
+
+def _corrected(
+    guess: IntArray, confidence: FloatArray, edges: FloatArray, closed: Closed
+) -> IntArray:
+    """The bins of ``edges`` (``edges.size - 1`` of them) of each confidence from a
+    ``guess`` (in range) at most one bin off: one comparison with the edges on each
+    side, in place."""
     low, high = edges[guess], edges[guess + 1]
     if closed == "left":  # [e_b, e_b+1): below e_b is the bin before, from e_b+1 the next
         down, up = confidence < low, confidence >= high
     else:  # (e_b, e_b+1]
         down, up = confidence <= low, confidence > high
     guess -= down & (guess > 0)
-    guess += up & (guess < bins - 1)
+    guess += up & (guess < edges.size - 2)
     return guess
 
 
@@ -444,15 +453,7 @@ def fine_cell(confidence: FloatArray, closed: Closed = "left") -> IntArray:
     if undefined.any():
         guess[undefined] = np.where(confidence[undefined] < 0.0, -1.0, FINE_CELLS)
     cell = (np.clip(guess, -1, FINE_CELLS, out=guess) + 1).astype(np.intp)
-    edges, last = _fine_edges(), FINE_CELLS + 1
-    low, high = edges[cell], edges[cell + 1]
-    if closed == "left":  # [E_j, E_j+1): below E_j is the cell before, from E_j+1 the next
-        down, up = confidence < low, confidence >= high
-    else:  # (E_j, E_j+1]
-        down, up = confidence <= low, confidence > high
-    cell -= down & (cell > 0)
-    cell += up & (cell < last)
-    return cell
+    return _corrected(cell, confidence, _fine_edges(), closed)
 
 
 def group_fine_cells(count: FloatArray, bins: int) -> IntArray:
