@@ -42,12 +42,15 @@ Equal-mass bins
     exact quantile.  Masses are then equal to within one cell's count, and the cells are
     fine where modern networks put their mass: near :math:`c = 0.99`, one cell spans
     :math:`\Delta c \approx 8.7 \times 10^{-5}`.  The cells are :math:`[a, b)` or, with
-    ``closed="right"``, :math:`(a, b]` (:func:`fine_cell`: a confidence of 0.5, on the
-    edge at logit 0, is in the cell above or below it).
+    ``closed="right"``, :math:`(a, b]` of their float64 edges (:func:`fine_edges`), as
+    :func:`assign_bins` places a confidence among them (:func:`fine_cell`: a confidence
+    of 0.5, on the edge at logit 0, is in the cell above or below it; so is one on any
+    other edge).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -172,13 +175,22 @@ def assign_uniform_bins(confidence: FloatArray, bins: int, closed: Closed) -> In
     scaled = np.multiply(confidence, bins)
     np.nan_to_num(scaled, copy=False, nan=bins)
     guess = np.clip(scaled, 0, bins - 1, out=scaled).astype(np.intp)
+    return _corrected(guess, confidence, edges, closed)
+
+
+def _corrected(
+    guess: IntArray, confidence: FloatArray, edges: FloatArray, closed: Closed
+) -> IntArray:
+    """The bins of ``edges`` (``edges.size - 1`` of them) of each confidence from a
+    ``guess`` (in range) at most one bin off: one comparison with the edges on each
+    side, in place."""
     low, high = edges[guess], edges[guess + 1]
     if closed == "left":  # [e_b, e_b+1): below e_b is the bin before, from e_b+1 the next
         down, up = confidence < low, confidence >= high
     else:  # (e_b, e_b+1]
         down, up = confidence <= low, confidence > high
     guess -= down & (guess > 0)
-    guess += up & (guess < bins - 1)
+    guess += up & (guess < edges.size - 2)
     return guess
 
 
@@ -397,29 +409,51 @@ def calibration_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> Flo
 
 
 def fine_edges() -> FloatArray:
-    """Confidence edges of the fine cells (``FINE_CELLS + 3`` values from 0 to 1)."""
+    """Confidence edges of the fine cells (``FINE_CELLS + 3`` values from 0 to 1),
+    read-only (computed once)."""
+    return _fine_edges()
+
+
+@functools.cache
+def _fine_edges() -> FloatArray:
     logits = np.linspace(-_LOGIT_LIMIT, _LOGIT_LIMIT, FINE_CELLS + 1)
-    return np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-logits)), [1.0]])
+    edges = np.concatenate([[0.0], 1.0 / (1.0 + np.exp(-logits)), [1.0]])
+    edges.flags.writeable = False
+    return edges
 
 
 def fine_cell(confidence: FloatArray, closed: Closed = "left") -> IntArray:
-    """The fine cell of each confidence: 0 below logit -16, ``FINE_CELLS + 1`` from +16.
+    r"""The fine cell of each confidence: :func:`assign_bins` with :func:`fine_edges`.
 
-    A logit on a cell edge (a confidence of exactly 0.5 is on one, logit 0) is in the
-    cell above it with ``closed="left"`` (cells :math:`[a, b)`) and in the cell below with
-    ``closed="right"`` (:math:`(a, b]`), as the bins the cells are joined into declare.
-    The state ignored ``closed`` here: with ``closed="right"`` a confidence of 0.5 on a
+    Cell :math:`j` is :math:`[E_j, E_{j+1})` of the edges :math:`E` (``closed="left"``)
+    or :math:`(E_j, E_{j+1}]` (``closed="right"``): 0 below logit -16, ``FINE_CELLS + 1``
+    from +16, 0 and 1 in the end cells, a confidence on an edge (0.5, at logit 0) in the
+    cell above it or below it as the bins the cells are joined into declare.  The
+    state ignored ``closed`` here: with ``closed="right"`` a confidence of 0.5 on a
     grouped edge of 0.5 was counted in the bin above, whose interval excludes it
     (positive-class probabilities 0.499, 0.5, 0.501 twice each, labels 1, 1, 1, 1, 0,
     0, 2 bins: counts 2 and 4 under edges [0, 0.5, 1] declared ``(a, b]``, and an ECE
     of 0.1673 where those bins hold 4 and 2 rows and give 0.5007).
+
+    The cell of the rounded logit :math:`\log c - \log(1 - c)` is off by at most one
+    cell, right next to an edge; one comparison with the edges on each side corrects
+    it, as :func:`assign_uniform_bins` does.  The logit's cell alone put 761 of the
+    4097 inner edges (``closed="left"``; 818 with ``"right"``) in the cell on their
+    other side, so a streaming equal-mass bin held rows outside the edges it declared
+    (issue 13, hostileeval8).  Unchecked input (``validate=False``) lands as in
+    :func:`assign_bins`: NaN and values above 1 in the last cell, negative values in
+    the first; their NaN logit raised NumPy's ``ValueError`` from ``bincount``.
     """
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         logit = np.log(confidence) - np.log1p(-confidence)
     step = 2 * _LOGIT_LIMIT / FINE_CELLS
     scaled = (logit + _LOGIT_LIMIT) / step
-    cell = np.floor(scaled) if closed == "left" else np.ceil(scaled) - 1.0
-    return (np.clip(cell, -1, FINE_CELLS) + 1).astype(np.intp)
+    guess = np.floor(scaled) if closed == "left" else np.ceil(scaled) - 1.0
+    undefined = np.isnan(guess)  # NaN, or outside [0, 1]: the end cells, as the search
+    if undefined.any():
+        guess[undefined] = np.where(confidence[undefined] < 0.0, -1.0, FINE_CELLS)
+    cell = (np.clip(guess, -1, FINE_CELLS, out=guess) + 1).astype(np.intp)
+    return _corrected(cell, confidence, _fine_edges(), closed)
 
 
 def group_fine_cells(count: FloatArray, bins: int) -> IntArray:

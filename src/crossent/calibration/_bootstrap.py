@@ -383,13 +383,16 @@ def bootstrap_interval(
     else:
         summaries = summarize(predictions)
         values = {
-            "nll": summaries.surprisal / (log_base or 1.0),
+            "nll": summaries.surprisal,
             "brier": summaries.brier,
             "spherical": summaries.spherical,
             "accuracy": summaries.correct,
         }[metric]
         value = weighted_mean(np.ones(predictions.n), values)
         (replicates,) = mean_replicates([values], resamples=resamples, seed=seed)
+        if log_base is not None:  # the means in nats, then in the base's unit, as
+            # negative_log_likelihood gives them (each row divided first: 1 ulp off)
+            value, replicates = value / log_base, replicates / log_base
     low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, metric)
 
@@ -752,14 +755,15 @@ def compare_log_loss(
     a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
     b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
     require_examples(a, purpose="a comparison")
-    loss_a = summarize(a).surprisal / log_base
-    loss_b = summarize(b).surprisal / log_base
+    loss_a, loss_b = summarize(a).surprisal, summarize(b).surprisal
     _check_difference_defined(loss_a, loss_b)
     difference = loss_a - loss_b
     (replicates,) = mean_replicates([difference], resamples=resamples, seed=seed)
-    low, high = percentile_interval(replicates, confidence)
+    # in nats, then in the base's unit: nll_a and nll_b are negative_log_likelihood's
+    # numbers (each row divided by log(base) first put them 1 ulp off)
+    low, high = percentile_interval(replicates / log_base, confidence)
     with np.errstate(over="ignore"):  # a sum past 1.8e308 is +inf, as in the summaries
-        means = float(np.mean(difference)), float(np.mean(loss_a)), float(np.mean(loss_b))
+        means = [float(np.mean(x)) / log_base for x in (difference, loss_a, loss_b)]
     return LogLossComparison(means[0], low, high, means[1], means[2], confidence, resamples, seed)
 
 
